@@ -1,0 +1,27 @@
+/**
+ * Runtime wiring only: run the CLI on Node, print the final error once on stderr, map exit codes
+ * (0 ok, 1 failure, 2 usage error, 130 interrupted).
+ */
+import { ValidationError } from "@effect/cli"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Effect, Exit } from "effect"
+import { cli } from "./cli/main.js"
+import { describeCause, exitCodeOf } from "./cli/exit.js"
+
+cli(process.argv).pipe(
+  Effect.tapErrorCause((cause) =>
+    Effect.sync(() => {
+      if (Cause.isInterruptedOnly(cause)) return
+      const failure = Cause.failureOption(cause)
+      // @effect/cli has already printed usage errors with the help text.
+      if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) return
+      process.stderr.write(`skyrl: ${describeCause(cause, process.argv.includes("debug"))}\n`)
+    })
+  ),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : exitCodeOf(exit.cause))
+  })
+)

@@ -1,0 +1,21 @@
+/** `skyrl convert TASKS_FILE --out FILE`: task objects (JSON/JSONL) → SkyRL rows. */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect } from "effect"
+import { dataSourceOption, inventoryOption, outOption } from "./shared.js"
+
+export const convertCommand = Command.make(
+  "convert",
+  {
+    tasks: Args.file({ name: "TASKS_FILE", exists: "yes" }).pipe(
+      Args.withDescription("JSON array, JSON object or JSONL of task objects (the model's output shape)")
+    ),
+    out: outOption,
+    inventory: inventoryOption,
+    dataSource: dataSourceOption,
+    rejects: Options.file("rejects").pipe(
+      Options.withDescription("Where rejected tasks go (default: <out>.rejects.jsonl)"),
+      Options.optional
+    )
+  },
+  (options) => Effect.flatMap(Effect.promise(() => import("./convert.live.js")), (m) => m.runConvert(options))
+).pipe(Command.withDescription("Convert task objects (the model's output shape) into SkyRL rows"))

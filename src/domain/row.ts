@@ -1,0 +1,87 @@
+/**
+ * The SkyRL row contract.
+ *
+ * `SkyRLRow.Type` is the in-memory row (params and task metadata as objects);
+ * `SkyRLRow.Encoded` is the on-disk layout SkyRL/Arrow reads losslessly: every row has the same typed
+ * skeleton, and the parts whose shape varies per row (each step's `params`, `extra_info.task_metadata`)
+ * are JSON strings. See README "Row layout" and ../shared/docs/skyrl-format.md.
+ */
+import { Schema } from "effect"
+import { Complexity, JsonObject } from "./task.js"
+
+export const ENV_CLASS = "MCPToolEnv" as const
+export const DEFAULT_DATA_SOURCE = "synthetic/llm"
+export const REWARD_METHOD = "rule" as const
+
+export const Role = Schema.Literal("system", "user")
+export type Role = typeof Role.Type
+
+export class RowMessage extends Schema.Class<RowMessage>("RowMessage")({
+  role: Role,
+  content: Schema.String
+}) {}
+
+export class RowStep extends Schema.Class<RowStep>("RowStep")({
+  step: Schema.Int,
+  server: Schema.String,
+  tool: Schema.String,
+  params: Schema.parseJson(JsonObject)
+}) {}
+
+export class RowCriterion extends Schema.Class<RowCriterion>("RowCriterion")({
+  name: Schema.String,
+  description: Schema.String,
+  scoring: Schema.String
+}) {}
+
+export class RowRubric extends Schema.Class<RowRubric>("RowRubric")({
+  name: Schema.String,
+  criteria: Schema.Array(RowCriterion)
+}) {}
+
+export class GroundTruth extends Schema.Class<GroundTruth>("GroundTruth")({
+  task_id: Schema.String,
+  complexity: Complexity,
+  max_turns: Schema.Int,
+  success: Schema.Struct({ must_call_tool: Schema.String }),
+  tool_sequence: Schema.Array(RowStep),
+  limits: Schema.Struct({ max_tools: Schema.Int, max_servers: Schema.Int }),
+  rubric: RowRubric
+}) {}
+
+/** Free-form provenance. Known keys are typed; anything else is allowed (it is JSON-encoded on disk). */
+export const TaskMetadata = Schema.Struct(
+  {
+    source: Schema.optional(Schema.String),
+    model: Schema.optional(Schema.NullOr(Schema.String)),
+    backend: Schema.optional(Schema.NullOr(Schema.String)),
+    run_id: Schema.optional(Schema.NullOr(Schema.String)),
+    generated_at: Schema.optional(Schema.NullOr(Schema.String)),
+    seed: Schema.optional(Schema.NullOr(Schema.Number)),
+    reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+    raw_output_path: Schema.optional(Schema.NullOr(Schema.String)),
+    domain: Schema.optional(Schema.NullOr(Schema.String)),
+    assumptions: Schema.optional(Schema.Array(Schema.String)),
+    system_prompt_chars: Schema.optional(Schema.Number),
+    system_prompt_tokens_est: Schema.optional(Schema.Number),
+    prompt_tokens_est: Schema.optional(Schema.Number)
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+)
+export type TaskMetadata = typeof TaskMetadata.Type
+
+export class SkyRLRow extends Schema.Class<SkyRLRow>("SkyRLRow")({
+  data_source: Schema.String,
+  prompt: Schema.Array(RowMessage),
+  env_class: Schema.Literal(ENV_CLASS),
+  reward_spec: Schema.Struct({
+    method: Schema.Literal(REWARD_METHOD),
+    ground_truth: GroundTruth
+  }),
+  extra_info: Schema.Struct({
+    task_metadata: Schema.parseJson(TaskMetadata)
+  })
+}) {}
+
+/** The on-disk (JSON) form of a row. */
+export type EncodedRow = typeof SkyRLRow.Encoded
