@@ -66,3 +66,34 @@ export class Task extends Schema.Class<Task>("Task")({
   /** Extra tools to list in the prompt after the plan's tools (e.g. distractors). */
   tools_available: Schema.optional(Schema.Array(Schema.String))
 }) {}
+
+/**
+ * What the model is asked to return for one task. Every field is required (OpenAI strict output).
+ * The JSON Schema actually sent is built by the Inventory service: it replaces `tool_sequence.items`
+ * with one `anyOf` branch per inventory tool (params as that tool's strict schema, or as a JSON string
+ * for tools whose schema cannot be made strict) — hence `params` decodes from an object or a string.
+ * Step numbers are not asked for: they follow the array order.
+ */
+export const ModelStep = Schema.Struct({
+  server: Schema.String,
+  tool: Schema.String,
+  params: Schema.Union(JsonObject, Schema.String)
+})
+export type ModelStep = typeof ModelStep.Type
+
+export const ModelRubric = Schema.Struct({
+  name: Schema.String,
+  criteria: Schema.Array(Schema.Struct({ name: Schema.String, description: Schema.String, scoring: Schema.String }))
+})
+
+export const ModelTask = Schema.Struct({
+  task_id: Schema.String,
+  user_prompt: Schema.String,
+  complexity: Complexity,
+  domain: Schema.String,
+  assumptions: Schema.Array(Schema.String),
+  max_turns: Schema.Int,
+  tool_sequence: Schema.Array(ModelStep),
+  evaluation_rubric: ModelRubric
+})
+export type ModelTask = typeof ModelTask.Type
