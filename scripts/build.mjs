@@ -19,7 +19,8 @@ await build({
   packages: "bundle",
   external: ["@modelcontextprotocol/server-*"],
   banner: {
-    js: "import { createRequire as __skyrlCreateRequire } from 'node:module'; const require = __skyrlCreateRequire(import.meta.url);"
+    js:
+      "import { createRequire as __skyrlCreateRequire } from 'node:module'; const require = __skyrlCreateRequire(import.meta.url);"
   },
   logLevel: "warning"
 })

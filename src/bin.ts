@@ -6,8 +6,8 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
-import { cli } from "./cli/main.js"
 import { describeCause, exitCodeOf } from "./cli/exit.js"
+import { cli } from "./cli/main.js"
 
 cli(process.argv).pipe(
   Effect.tapErrorCause((cause) =>
@@ -22,6 +22,7 @@ cli(process.argv).pipe(
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain({
     disableErrorReporting: true,
+    disablePrettyLogger: true,
     teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : exitCodeOf(exit.cause))
   })
 )

@@ -7,12 +7,15 @@ import { logFormatOption } from "./shared.js"
 
 export const VERSION = "0.1.0"
 
-const root = Command.make("skyrl", { logFormat: logFormatOption }, () =>
-  Effect.logInfo("skyrl makes SkyRL datasets of MCP tool plans; run `skyrl --help` for the commands")).pipe(
-    Command.withDescription(
-      "Make reinforcement-learning datasets for SkyRL (MCPToolEnv): prompts plus ground-truth MCP tool plans"
-    )
+const root = Command.make(
+  "skyrl",
+  { logFormat: logFormatOption },
+  () => Effect.logInfo("skyrl makes SkyRL datasets of MCP tool plans; run `skyrl --help` for the commands")
+).pipe(
+  Command.withDescription(
+    "Make reinforcement-learning datasets for SkyRL (MCPToolEnv): prompts plus ground-truth MCP tool plans"
   )
+)
 
 export const skyrl = root.pipe(
   Command.withSubcommands([convertCommand]),

@@ -1,0 +1,42 @@
+/** Live wiring of `convert` (loaded lazily by src/cli/convert.ts). */
+import { Effect, Option, Schema } from "effect"
+import { InputError } from "../domain/errors.js"
+import { Inventory } from "../domain/inventory.js"
+import { convertProgram } from "../programs/convert.js"
+import { Storage, StorageLive } from "../services/Storage.js"
+import { parseIssues } from "../skyrl/parseIssues.js"
+import { DEFAULT_INVENTORY } from "./paths.js"
+
+export const loadInventoryFile = (file: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const text = yield* storage.readText(file).pipe(Effect.mapError((e) => new InputError({ file, reason: e.reason })))
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => new InputError({ file, reason: `not valid JSON: ${(e as Error).message}` })
+    })
+    return yield* Schema.decodeUnknown(Inventory)(json).pipe(
+      Effect.mapError((e) => {
+        const issue = parseIssues(e)[0]
+        return new InputError({ file, field: issue?.path ?? "", reason: issue?.message ?? "invalid inventory" })
+      })
+    )
+  })
+
+export const runConvert = (options: {
+  readonly tasks: string
+  readonly out: string
+  readonly inventory: Option.Option<string>
+  readonly dataSource: string
+  readonly rejects: Option.Option<string>
+}) =>
+  Effect.gen(function*() {
+    const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY))
+    yield* convertProgram({
+      tasksFile: options.tasks,
+      out: options.out,
+      rejectsFile: Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`),
+      dataSource: options.dataSource,
+      inventory
+    })
+  }).pipe(Effect.provide(StorageLive))

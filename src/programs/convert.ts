@@ -1,0 +1,79 @@
+/** `convert`: task objects → SkyRL rows; bad tasks go to the rejects file with their index and reason. */
+import { Effect, Either } from "effect"
+import { InputError } from "../domain/errors.js"
+import type { Inventory } from "../domain/inventory.js"
+import type { SkyRLRow } from "../domain/row.js"
+import { Storage } from "../services/Storage.js"
+import { convertTask } from "../skyrl/convert.js"
+import { toJsonText } from "../skyrl/layout.js"
+import { extractTaskObject, parseRecords } from "../skyrl/records.js"
+
+export interface ConvertOptions {
+  readonly tasksFile: string
+  readonly out: string
+  readonly rejectsFile: string
+  readonly dataSource: string
+  readonly inventory?: Inventory
+}
+
+export interface Reject {
+  readonly index: number
+  readonly line?: number
+  readonly field: string
+  readonly reason: string
+}
+
+export interface ConvertSummary {
+  readonly written: number
+  readonly rejected: ReadonlyArray<Reject>
+}
+
+export const convertProgram = (options: ConvertOptions) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const text = yield* storage.readText(options.tasksFile).pipe(
+      Effect.mapError((e) => new InputError({ file: options.tasksFile, reason: e.reason }))
+    )
+    const records = yield* Either.match(parseRecords(text, options.tasksFile), {
+      onLeft: Effect.fail,
+      onRight: Effect.succeed
+    })
+    const rows: Array<SkyRLRow> = []
+    const rejected: Array<Reject> = []
+    for (const record of records) {
+      const line = record.line === undefined ? {} : { line: record.line }
+      if (record._tag === "Unparsable") {
+        rejected.push({ index: record.index, ...line, field: "(record)", reason: record.reason })
+        continue
+      }
+      const converted = Either.flatMap(
+        Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
+        (task) =>
+          Either.mapLeft(
+            convertTask(task, {
+              dataSource: options.dataSource,
+              ...(options.inventory === undefined ? {} : { inventory: options.inventory }),
+              metadata: { source: `convert:${options.tasksFile}` }
+            }),
+            (e) => ({ field: e.field, reason: e.reason })
+          )
+      )
+      if (Either.isLeft(converted)) rejected.push({ index: record.index, ...line, ...converted.left })
+      else rows.push(converted.right)
+    }
+    for (const r of rejected) {
+      yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
+    }
+    const written = yield* storage.writeRows(options.out, rows)
+    if (rejected.length > 0) {
+      yield* storage.writeFileAtomic(
+        options.rejectsFile,
+        rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
+      )
+    }
+    yield* Effect.logInfo(
+      `converted ${written} of ${records.length} tasks into ${options.out}` +
+        (rejected.length > 0 ? `; ${rejected.length} rejected (see ${options.rejectsFile})` : "")
+    )
+    return { written, rejected } satisfies ConvertSummary
+  })

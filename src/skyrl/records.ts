@@ -1,0 +1,77 @@
+/**
+ * Reading records from JSON / JSONL text: a top-level array, a single object, or one JSON value per line.
+ * A line that is not JSON becomes a per-record error (the run goes on); text that is neither form is a
+ * file-level error. Pure: the caller reads the file.
+ */
+import { Either } from "effect"
+import { InputError } from "../domain/errors.js"
+
+export type RecordResult =
+  | { readonly _tag: "Record"; readonly index: number; readonly line?: number; readonly value: unknown }
+  | { readonly _tag: "Unparsable"; readonly index: number; readonly line: number; readonly reason: string }
+
+const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+export const parseRecords = (text: string, file: string): Either.Either<ReadonlyArray<RecordResult>, InputError> => {
+  const body = text.replace(/^\uFEFF/, "")
+  const trimmed = body.trimStart()
+  if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
+  if (trimmed.startsWith("[")) {
+    try {
+      const value: unknown = JSON.parse(body)
+      if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
+      return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
+    } catch (e) {
+      return Either.left(new InputError({ file, reason: `not valid JSON: ${describe(e)}` }))
+    }
+  }
+  if (trimmed.startsWith("{")) {
+    try {
+      return Either.right([{ _tag: "Record" as const, index: 0, value: JSON.parse(body) as unknown }])
+    } catch {
+      // Not one object: read it as JSON Lines below.
+    }
+  } else {
+    return Either.left(
+      new InputError({ file, reason: "not JSON or JSON Lines: the first character must be '[' or '{'" })
+    )
+  }
+  const out: Array<RecordResult> = []
+  const lines = body.split("\n")
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim()
+    if (line === "") continue
+    const index = out.length
+    try {
+      out.push({ _tag: "Record", index, line: i + 1, value: JSON.parse(line) as unknown })
+    } catch (e) {
+      out.push({ _tag: "Unparsable", index, line: i + 1, reason: `line ${i + 1} is not valid JSON: ${describe(e)}` })
+    }
+  }
+  return Either.right(out)
+}
+
+/**
+ * Accepts a task object, or a raw model answer that carries one: a Chat Completions body
+ * (`choices[0].message.content`), a Responses body (the `message` item's `output_text`), or an
+ * archive record (`{ response: ... }`). Returns the task object or a reason.
+ */
+export const extractTaskObject = (value: unknown): Either.Either<unknown, string> => {
+  if (typeof value !== "object" || value === null) return Either.right(value)
+  const v = value as Record<string, any>
+  if (v.response !== undefined && v.tool_sequence === undefined && v.user_prompt === undefined) {
+    return extractTaskObject(v.response)
+  }
+  let text: unknown = undefined
+  if (Array.isArray(v.choices)) text = v.choices[0]?.message?.content
+  else if (Array.isArray(v.output)) {
+    const message = v.output.find((o: any) => o?.type === "message")
+    text = message?.content?.find((c: any) => c?.type === "output_text")?.text
+  } else return Either.right(value)
+  if (typeof text !== "string") return Either.left("the model answer has no text content")
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (e) {
+    return Either.left(`the model answer is not valid JSON: ${describe(e)}`)
+  }
+}

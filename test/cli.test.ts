@@ -1,0 +1,78 @@
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { runCli } from "./support/cli.js"
+
+const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
+
+const task = (i: number) => ({
+  task_id: `t${i}`,
+  user_prompt: `Quote for ticker number ${i}`,
+  tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
+  evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+})
+
+describe("skyrl CLI", () => {
+  it("--help exits 0 without OPENAI_API_KEY and lists the subcommands", () => {
+    const r = runCli(["--help"])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("convert")
+    expect(r.stderr).toBe("")
+  })
+  it("--version prints the version", () => {
+    const r = runCli(["--version"])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toMatch(/\d+\.\d+\.\d+/)
+  })
+  it("exits 2 on a usage error, with the message on stderr", () => {
+    const r = runCli(["convert", "--no-such-flag"])
+    expect(r.status).toBe(2)
+    expect(r.stdout).toBe("")
+    expect(r.stderr).not.toBe("")
+  })
+  it("convert writes good rows, rejects bad ones with index and field, and leaves the input unchanged", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    const bad = { ...task(2), tool_sequence: [{ server: "fmp", params: {} }] }
+    const text = [task(0), task(1), bad].map((t) => JSON.stringify(t)).join("\n") + "\nnot json\n"
+    writeFileSync(input, text)
+    const before = statSync(input).mtimeMs
+    const out = join(dir, "rows.jsonl")
+    const r = runCli(["convert", input, "--out", out])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toBe("")
+    const rows = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(rows.map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["t0", "t1"])
+    const rejects = readFileSync(`${out}.rejects.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(rejects.map((x) => [x.index, x.field])).toEqual([[2, "tool_sequence[0].tool"], [3, "(record)"]])
+    expect(r.stderr).toContain("task 2 rejected: tool_sequence[0].tool")
+    expect(readFileSync(input, "utf8")).toBe(text)
+    expect(statSync(input).mtimeMs).toBe(before)
+  })
+  it("a missing input file is a usage error (exit 2) naming the path", () => {
+    const r = runCli(["convert", "/nonexistent/tasks.json", "--out", join(tmp(), "x.json")])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("/nonexistent/tasks.json")
+    expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
+  })
+  it("input that is not JSON names the file and exits 1", () => {
+    const dir = tmp()
+    const input = join(dir, "garbage.json")
+    writeFileSync(input, "\u0000\u0001binary")
+    const r = runCli(["convert", input, "--out", join(dir, "x.json")])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/garbage\.json: not JSON/)
+    expect(r.stderr.trim().split("\n")).toHaveLength(1)
+  })
+  it("--log-format json writes one JSON object per log line on stderr", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.json")
+    writeFileSync(input, JSON.stringify([task(0)]))
+    const r = runCli(["--log-format", "json", "convert", input, "--out", join(dir, "rows.json")])
+    expect(r.status).toBe(0)
+    const lines = r.stderr.trim().split("\n")
+    expect(lines.length).toBeGreaterThan(0)
+    for (const l of lines) expect(JSON.parse(l)).toHaveProperty("message")
+  })
+})

@@ -1,0 +1,253 @@
+import { Effect, Either, Exit, Schema } from "effect"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { Inventory } from "../src/domain/inventory.js"
+import { ENV_CLASS } from "../src/domain/row.js"
+import { convertTask, decodeTask, normalizePrompt, toSkyRLSampleEffect } from "../src/skyrl/convert.js"
+import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
+import { estimateTokens, TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
+
+const FIXTURES = join(import.meta.dirname, "fixtures")
+const inventory = Schema.decodeUnknownSync(Inventory)(
+  JSON.parse(readFileSync(join(FIXTURES, "inventory", "finance-mcp.json"), "utf8"))
+)
+
+const rubric = { name: "r", criteria: [{ name: "c", description: "d", scoring: "0-1" }] }
+const base = () => ({
+  task_id: "t1",
+  user_prompt: "  Get the AAPL quote, then news.  ",
+  tool_sequence: [
+    { step: 7, server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
+    { step: 3, server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL", limit: 3 } },
+    { step: 9, server: "fmp", tool: "fmp_get_quote", params: { symbol: "MSFT" } }
+  ],
+  evaluation_rubric: rubric
+})
+
+const fieldOf = (raw: unknown) => {
+  const r = convertTask(raw)
+  if (Either.isRight(r)) throw new Error("expected a conversion error")
+  return r.left
+}
+
+describe("toSkyRLSample: required fields name the field", () => {
+  it("rejects a missing user_prompt", () => {
+    const { user_prompt: _, ...task } = base()
+    expect(fieldOf(task).field).toBe("user_prompt")
+  })
+  it("rejects an empty user_prompt", () => {
+    const e = fieldOf({ ...base(), user_prompt: "   " })
+    expect([e.field, e.reason]).toEqual(["user_prompt", "is empty"])
+  })
+  it("rejects a missing tool_sequence", () => {
+    const { tool_sequence: _, ...task } = base()
+    expect(fieldOf(task).field).toBe("tool_sequence")
+  })
+  it("rejects an empty tool_sequence", () => {
+    expect(fieldOf({ ...base(), tool_sequence: [] }).field).toBe("tool_sequence")
+  })
+  it("rejects a step without server", () => {
+    const t = base()
+    const { server: _, ...step } = t.tool_sequence[1]
+    expect(fieldOf({ ...t, tool_sequence: [t.tool_sequence[0], step] }).field).toBe("tool_sequence[1].server")
+  })
+  it("rejects a step without tool", () => {
+    const t = base()
+    const { tool: _, ...step } = t.tool_sequence[0]
+    expect(fieldOf({ ...t, tool_sequence: [step] }).field).toBe("tool_sequence[0].tool")
+  })
+  it("rejects params that are not an object", () => {
+    for (const params of ["symbol=AAPL", ["AAPL"], 5]) {
+      const t = base()
+      const e = fieldOf({ ...t, tool_sequence: [{ ...t.tool_sequence[0], params }] })
+      expect(e.field).toBe("tool_sequence[0].params")
+      expect(e.reason).toMatch(/must be an object/)
+    }
+  })
+  it("rejects a task without a rubric", () => {
+    const { evaluation_rubric: _, ...task } = base()
+    expect(fieldOf(task).field).toBe("evaluation_rubric")
+  })
+  it("rejects a non-object task", () => {
+    expect(fieldOf([1, 2]).field).toBe("(task)")
+  })
+})
+
+describe("toSkyRLSample: prompt normalization", () => {
+  it("normalizes roles, trims content, and keeps the text otherwise unchanged", () => {
+    const r = normalizePrompt([
+      { role: " System ", content: "\n sys text \n" },
+      { role: "human", content: "  What is   AAPL?\n" }
+    ])
+    expect(Either.getOrThrow(r).map((m) => [m.role, m.content])).toEqual([
+      ["system", "sys text"],
+      ["user", "What is   AAPL?"]
+    ])
+  })
+  it("maps developer to system", () => {
+    const r = normalizePrompt([{ role: "developer", content: "d" }, { role: "user", content: "u" }])
+    expect(Either.getOrThrow(r)[0].role).toBe("system")
+  })
+  for (const role of ["assistant", "tool", "gpt", "function"]) {
+    it(`rejects a ${role} message instead of dropping it`, () => {
+      const r = normalizePrompt([{ role: "user", content: "u" }, { role, content: "x" }])
+      expect(Either.isLeft(r) && r.left.field).toBe("messages[1].role")
+    })
+  }
+  it("rejects empty content after trimming", () => {
+    const r = normalizePrompt([{ role: "system", content: " \n\t" }, { role: "user", content: "u" }])
+    expect(Either.isLeft(r) && r.left.field).toBe("messages[0].content")
+  })
+  it("rejects non-string content", () => {
+    const r = normalizePrompt([{ role: "user", content: [{ type: "text", text: "u" }] }])
+    expect(Either.isLeft(r) && r.left.field).toBe("messages[0].content")
+  })
+  it("requires exactly one user message", () => {
+    const two = normalizePrompt([{ role: "user", content: "a" }, { role: "user", content: "b" }])
+    const none = normalizePrompt([{ role: "system", content: "a" }])
+    expect(Either.isLeft(two) && two.left.reason).toMatch(/exactly one user message, found 2/)
+    expect(Either.isLeft(none) && none.left.reason).toMatch(/found 0/)
+  })
+  it("requires the user message to be last", () => {
+    const r = normalizePrompt([{ role: "user", content: "a" }, { role: "system", content: "b" }])
+    expect(Either.isLeft(r) && r.left.reason).toMatch(/last/)
+  })
+  it("keeps a given system message and generates one when absent", () => {
+    const withSystem = Either.getOrThrow(
+      convertTask({ ...base(), messages: [{ role: "system", content: "S" }, { role: "user", content: "U" }] })
+    )
+    expect(withSystem.prompt.map((m) => m.content)).toEqual(["S", "U"])
+    const without = Either.getOrThrow(convertTask({ ...base(), messages: [{ role: "user", content: " U " }] }))
+    expect(without.prompt.map((m) => m.role)).toEqual(["system", "user"])
+    expect(without.prompt[1].content).toBe("U")
+  })
+})
+
+describe("toSkyRLSample: plan, defaults and layout", () => {
+  it("renumbers steps 1..n in plan order and lists tools de-duplicated in first-use order", () => {
+    const row = Either.getOrThrow(convertTask(base(), { inventory }))
+    const gt = row.reward_spec.ground_truth
+    expect(gt.tool_sequence.map((s) => [s.step, s.tool, s.params])).toEqual([
+      [1, "fmp_get_quote", { symbol: "AAPL" }],
+      [2, "polygon_get_news", { ticker: "AAPL", limit: 3 }],
+      [3, "fmp_get_quote", { symbol: "MSFT" }]
+    ])
+    const system = row.prompt[0].content
+    const listed = system.split("\n").filter((l) => l.startsWith("- ")).map((l) => l.slice(2).split("(")[0])
+    expect(listed).toEqual(["fmp_get_quote", "polygon_get_news"])
+    expect(system).toContain(TOOL_CALL_SYNTAX)
+    // Signatures come from the inventory schema: required params plain, optional with "?".
+    expect(system).toContain("polygon_get_news(ticker: string, limit?: integer)")
+  })
+  it("applies defaults: complexity, max_turns, limits, must_call_tool", () => {
+    const gt = Either.getOrThrow(convertTask(base())).reward_spec.ground_truth
+    expect(gt.complexity).toBe("moderate")
+    expect(gt.max_turns).toBe(5) // 3 steps + 2
+    expect(gt.limits).toEqual({ max_tools: 2, max_servers: 2 })
+    expect(gt.success.must_call_tool).toBe("fmp_get_quote")
+    const one = { ...base(), tool_sequence: [base().tool_sequence[0]] }
+    expect(Either.getOrThrow(convertTask(one)).reward_spec.ground_truth.max_turns).toBe(4) // max(1 + 2, 4)
+  })
+  it("keeps given values and rejects ones that contradict the plan", () => {
+    const given = { ...base(), complexity: "complex", max_turns: 9, limits: { max_tools: 4, max_servers: 3 } }
+    const gt = Either.getOrThrow(convertTask(given)).reward_spec.ground_truth
+    expect([gt.complexity, gt.max_turns, gt.limits.max_tools]).toEqual(["complex", 9, 4])
+    expect(fieldOf({ ...base(), max_turns: 2 }).field).toBe("max_turns")
+    expect(fieldOf({ ...base(), limits: { max_tools: 1, max_servers: 5 } }).field).toBe("limits.max_tools")
+    expect(fieldOf({ ...base(), success: { must_call_tool: "tavily_search" } }).field).toBe("success.must_call_tool")
+    expect(fieldOf({ ...base(), complexity: "hard" }).field).toBe("complexity")
+  })
+  it("carries the rubric and the metadata, fixes env_class, and sets data_source", () => {
+    const row = Either.getOrThrow(
+      convertTask(
+        { ...base(), domain: "equities", assumptions: "market open" },
+        { dataSource: "mine/v1", metadata: { model: "gpt-5-mini", run_id: "r1", seed: 7, reasoning_tokens: 12 } }
+      )
+    )
+    expect(row.env_class).toBe(ENV_CLASS)
+    expect(row.data_source).toBe("mine/v1")
+    expect(row.reward_spec.ground_truth.rubric.criteria[0].name).toBe("c")
+    const md = row.extra_info.task_metadata
+    expect([md.model, md.run_id, md.seed, md.reasoning_tokens, md.domain]).toEqual([
+      "gpt-5-mini",
+      "r1",
+      7,
+      12,
+      "equities"
+    ])
+    expect(md.assumptions).toEqual(["market open"])
+    expect(md.system_prompt_chars).toBe(row.prompt[0].content.length)
+    expect(md.system_prompt_tokens_est).toBe(estimateTokens(row.prompt[0].content))
+  })
+  it("derives a stable task_id from the prompt when none is given", () => {
+    const { task_id: _, ...t } = base()
+    const a = Either.getOrThrow(convertTask(t)).reward_spec.ground_truth.task_id
+    const b = Either.getOrThrow(convertTask(t)).reward_spec.ground_truth.task_id
+    const c = Either.getOrThrow(convertTask({ ...t, user_prompt: "other" })).reward_spec.ground_truth.task_id
+    expect(a).toBe(b)
+    expect(a).not.toBe(c)
+  })
+  it("lists extra tools only within the prompt token budget", () => {
+    const extras = inventory.servers.flatMap((s) => s.tools.map((t) => t.name))
+    const row = Either.getOrThrow(convertTask({ ...base(), tools_available: extras }, { inventory }))
+    const md = row.extra_info.task_metadata
+    expect(md.prompt_tokens_est).toBeLessThanOrEqual(512)
+    const small = Either.getOrThrow(
+      convertTask({ ...base(), tools_available: extras }, { inventory, promptBudgetTokens: 100 })
+    )
+    expect(small.prompt[0].content.split("\n").filter((l) => l.startsWith("- "))).toHaveLength(2)
+  })
+  it("encodes params and task_metadata as JSON strings and decodes them back", () => {
+    const row = Either.getOrThrow(convertTask(base(), { metadata: { generated_at: "2025-09-06" } }))
+    const encoded = encodeRow(row)
+    const step = encoded.reward_spec.ground_truth.tool_sequence[1]
+    expect(typeof step.params).toBe("string")
+    expect(JSON.parse(step.params)).toEqual({ ticker: "AAPL", limit: 3 })
+    expect(typeof encoded.extra_info.task_metadata).toBe("string")
+    const back = Either.getOrThrow(decodeRow(JSON.parse(JSON.stringify(encoded))))
+    expect(back.reward_spec.ground_truth.tool_sequence[1].params).toEqual({ ticker: "AAPL", limit: 3 })
+    expect(back.extra_info.task_metadata.generated_at).toBe("2025-09-06")
+  })
+  it("has an Effect form that fails with a typed ConversionError", () => {
+    const task = Either.getOrThrow(decodeTask(base()))
+    const ok = Effect.runSyncExit(toSkyRLSampleEffect(task))
+    expect(Exit.isSuccess(ok)).toBe(true)
+    const bad = Effect.runSyncExit(toSkyRLSampleEffect(task, {}).pipe(Effect.flatMap(() => Effect.fail("x"))))
+    expect(Exit.isFailure(bad)).toBe(true)
+    const failing = Either.getOrThrow(decodeTask({ ...base(), max_turns: 1 }))
+    const exit = Effect.runSyncExit(Effect.flip(toSkyRLSampleEffect(failing)))
+    expect(Exit.isSuccess(exit) && exit.value._tag).toBe("ConversionError")
+  })
+})
+
+describe("the 7 recorded answers", () => {
+  const dir = join(FIXTURES, "openai", "chat")
+  const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort()
+  it("has all 7 recordings", () => expect(files).toHaveLength(7))
+  for (const f of files) {
+    it(`${f} converts or is rejected with the field named`, () => {
+      const body = JSON.parse(readFileSync(join(dir, f), "utf8"))
+      const task = JSON.parse(body.choices[0].message.content)
+      const result = convertTask(task, { inventory })
+      if (Either.isRight(result)) {
+        const gt = result.right.reward_spec.ground_truth
+        expect(gt.tool_sequence.map((s) => s.tool)).toEqual(task.tool_sequence.map((s: any) => s.tool))
+        expect(gt.tool_sequence.map((s) => s.params)).toEqual(task.tool_sequence.map((s: any) => s.params))
+        expect(result.right.prompt[1].content).toBe(task.user_prompt.trim())
+        expect(gt.task_id).toBe(task.task_id)
+      } else {
+        // The reason names a real field of the task.
+        const top = result.left.field.split(/[.[]/)[0]
+        expect(Object.keys(task)).toContain(top)
+      }
+    })
+  }
+  it("rejects the one whose limits contradict its plan (max_servers 1, two servers)", () => {
+    const body = JSON.parse(readFileSync(join(dir, "20250930T002439632892Z_task_0001.json"), "utf8"))
+    const task = JSON.parse(body.choices[0].message.content)
+    const servers = new Set(task.tool_sequence.map((s: any) => s.server)).size
+    expect(task.limits.max_servers).toBeLessThan(servers)
+    expect(fieldOf(task).field).toBe("limits.max_servers")
+  })
+})
