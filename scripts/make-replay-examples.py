@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Writes data/replay/: hand-written example answers in the Chat Completions shape, so that
+`skyrl generate` runs offline (no key, no network) through the same decoding and validation as live
+answers. They were written by the skyrl developers against data/inventory/finance-mcp.json, not by a
+model; each file says so in its `model` field. Run again after editing TASKS."""
+import json
+import os
+
+R = lambda name, crit: {"name": name, "criteria": [{"name": n, "description": d, "scoring": s} for n, d, s in crit]}
+STD = [
+    ("Grounding", "Every figure in the answer comes from a tool result of this run.", "0-2: 2 all grounded, 1 one unsupported figure, 0 more"),
+    ("Completeness", "All parts the user asked for are present.", "0-2: 2 complete, 1 one part missing, 0 more missing"),
+]
+
+TASKS = [
+    dict(task_id="nvda-quote-and-profile", domain="equity research", complexity="simple", max_turns=3,
+         user_prompt="Give me NVIDIA's current share price and a two-sentence description of what the company does.",
+         assumptions=["US market data is available for NVDA"],
+         plan=[("fmp", "fmp_get_quote", {"symbol": "NVDA"}), ("fmp", "fmp_get_company_profile", {"symbol": "NVDA"})]),
+    dict(task_id="msft-quarterly-revenue-trend", domain="equity research", complexity="moderate", max_turns=5,
+         user_prompt="How has Microsoft's quarterly revenue moved over the last four quarters, and how has the stock traded over the past three months? Summarize both in a short paragraph.",
+         assumptions=[],
+         plan=[("fmp", "fmp_get_income_statement", {"symbol": "MSFT", "period": "quarterly", "limit": 4}),
+               ("polygon", "polygon_get_aggs", {"ticker": "MSFT", "start_date": "2025-07-01", "end_date": "2025-09-30"}),
+               ("python_execution", "execute_python", {"code": "import statistics\nprint('compute quarter-over-quarter revenue growth and 3-month price return')"})]),
+    dict(task_id="market-movers-slack-digest", domain="team reporting on slack", complexity="moderate", max_turns=5,
+         user_prompt="Post today's top five gainers and top five losers to the #markets-daily Slack channel as a short digest.",
+         assumptions=["the #markets-daily channel exists and the bot can post to it"],
+         plan=[("fmp", "fmp_get_market_gainers", {"limit": 5}), ("fmp", "fmp_get_market_losers", {"limit": 5}),
+               ("slack", "send_slack_message", {"channel": "markets-daily", "message": "Daily movers digest: top 5 gainers and top 5 losers are in the thread."})]),
+    dict(task_id="market-open-check", domain="market monitoring", complexity="simple", max_turns=3,
+         user_prompt="Is the US stock market open right now? If it is, tell me SPY's previous close.",
+         assumptions=[],
+         plan=[("polygon", "polygon_get_market_status", {}), ("polygon", "polygon_get_previous_close", {"ticker": "SPY"})]),
+    dict(task_id="tsla-news-sentiment", domain="news and sentiment", complexity="moderate", max_turns=5,
+         user_prompt="What has the news said about Tesla this week, and is the tone mostly positive or negative? Include the stock's daily change.",
+         assumptions=["news from the last seven days is enough"],
+         plan=[("polygon", "polygon_get_news", {"ticker": "TSLA", "limit": 10}),
+               ("fmp", "fmp_get_change_percent", {"symbol": "TSLA"}),
+               ("tavily", "tavily_search", {"query": "Tesla stock news this week", "max_results": 5})]),
+    dict(task_id="find-ticker-palantir", domain="equity research", complexity="simple", max_turns=3,
+         user_prompt="I only know the company name Palantir. Find its ticker and tell me the latest quote.",
+         assumptions=[],
+         plan=[("fmp", "fmp_search_ticker", {"query": "Palantir", "limit": 3}), ("fmp", "fmp_get_quote", {"symbol": "PLTR"})]),
+    dict(task_id="jpm-hourly-volatility", domain="quantitative analysis with python", complexity="complex", max_turns=7,
+         user_prompt="Measure JPMorgan's intraday volatility over the first week of September 2025 from hourly bars, compare it with the daily-bar volatility of the same week, and store the result for later use.",
+         assumptions=["hourly bars are available for 2025-09-02 to 2025-09-05"],
+         plan=[("polygon", "polygon_get_aggs", {"ticker": "JPM", "start_date": "2025-09-02", "end_date": "2025-09-05", "frequency": "hourly"}),
+               ("polygon", "polygon_get_aggs", {"ticker": "JPM", "start_date": "2025-09-02", "end_date": "2025-09-05", "frequency": "daily"}),
+               ("python_execution", "execute_python", {"code": "import math\nprint('annualized stdev of hourly vs daily log returns')", "description": "volatility comparison"}),
+               ("python_execution", "store_execution_result", {"context_key": "jpm_vol_2025w36", "data": "{\"ticker\": \"JPM\", \"window\": \"2025-09-02/2025-09-05\"}"}),
+               ("slack", "send_slack_message", {"channel": "quant-research", "message": "JPM hourly vs daily volatility for 2025-09-02..05 is stored under jpm_vol_2025w36."})]),
+    dict(task_id="amd-vs-intc-snapshot", domain="equity research", complexity="moderate", max_turns=6,
+         user_prompt="Compare AMD and Intel today: price, daily percentage change, and one recent headline for each.",
+         assumptions=[],
+         plan=[("fmp", "fmp_get_quote", {"symbol": "AMD"}), ("fmp", "fmp_get_quote", {"symbol": "INTC"}),
+               ("fmp", "fmp_get_stock_news", {"tickers": "AMD,INTC", "limit": 4})]),
+    dict(task_id="slack-channel-catchup", domain="team reporting on slack", complexity="simple", max_turns=4,
+         user_prompt="Which Slack channels do we have, and what were the last 15 messages in channel C04TRADING?",
+         assumptions=["channel C04TRADING exists"],
+         plan=[("slack", "list_slack_channels", {}), ("slack", "get_slack_channel_history", {"channel_id": "C04TRADING", "limit": 15})]),
+    dict(task_id="fed-decision-impact-qna", domain="web research on companies", complexity="moderate", max_turns=5,
+         user_prompt="What did the Federal Reserve decide at its latest meeting, and how did bank stocks such as Bank of America react the next day?",
+         assumptions=[],
+         plan=[("tavily", "tavily_qna_search", {"query": "What did the Federal Reserve decide at its most recent FOMC meeting?"}),
+               ("polygon", "polygon_get_previous_close", {"ticker": "BAC"}),
+               ("tavily", "tavily_search", {"query": "Bank of America stock reaction Fed decision", "max_results": 5, "search_depth": "advanced"})]),
+    dict(task_id="costco-fundamentals-brief", domain="equity research", complexity="complex", max_turns=7,
+         user_prompt="Prepare a brief on Costco for the investment committee: business overview, annual revenue and net income for the last three years, the stock's move year to date, and two recent headlines. Post a one-line summary to #ic-prep.",
+         assumptions=["#ic-prep exists"],
+         plan=[("polygon", "polygon_get_ticker_details", {"ticker": "COST"}),
+               ("fmp", "fmp_get_income_statement", {"symbol": "COST", "period": "annual", "limit": 3}),
+               ("polygon", "polygon_get_aggs", {"ticker": "COST", "start_date": "2025-01-02", "end_date": "2025-09-30"}),
+               ("polygon", "polygon_get_news", {"ticker": "COST", "limit": 2}),
+               ("slack", "send_slack_message", {"channel": "ic-prep", "message": "Costco brief ready: overview, 3-year P&L, YTD move and two headlines."})]),
+    dict(task_id="ko-previous-close-change", domain="market monitoring", complexity="simple", max_turns=3,
+         user_prompt="What was Coca-Cola's previous close and how much has it moved today in percent?",
+         assumptions=[],
+         plan=[("fmp", "fmp_get_previous_close", {"symbol": "KO"}), ("fmp", "fmp_get_change_percent", {"symbol": "KO"})]),
+]
+
+def main():
+    out_dir = os.path.join(os.path.dirname(__file__), "..", "data", "replay")
+    os.makedirs(out_dir, exist_ok=True)
+    for i, t in enumerate(TASKS):
+        answer = {
+            "task_id": t["task_id"], "user_prompt": t["user_prompt"], "complexity": t["complexity"],
+            "domain": t["domain"], "assumptions": t["assumptions"], "max_turns": t["max_turns"],
+            "tool_sequence": [{"server": s, "tool": n, "params": p} for s, n, p in t["plan"]],
+            "evaluation_rubric": R(f"{t['task_id']} rubric", STD),
+        }
+        body = {
+            "id": f"example-{i + 1:04d}", "object": "chat.completion", "created": 0,
+            "model": "skyrl-example (hand-written, not model output)",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": json.dumps(answer), "refusal": None}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0,
+                      "prompt_tokens_details": {"cached_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0}},
+        }
+        with open(os.path.join(out_dir, f"example_{i + 1:04d}.json"), "w") as f:
+            json.dump(body, f, indent=2)
+            f.write("\n")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+/**
+ * The request text for `generate`. What every request of a run shares (instructions and the tool
+ * catalogue) comes first and is byte-identical across the run, so OpenAI's prompt cache applies; what
+ * varies per sample (index, domain, complexity) is the short user message at the end.
+ */
+import type { Inventory } from "../domain/inventory.js"
+import type { Complexity } from "../domain/task.js"
+
+export interface GenerationSettings {
+  readonly maxTools: number
+  readonly maxTurns: number
+}
+
+const COMPLEXITY_GUIDE: Record<Complexity, string> = {
+  simple: "1-2 tool calls, usually one server",
+  moderate: "3-4 tool calls across at least two servers, later calls depending on earlier results",
+  complex: "5 or more tool calls across several servers with real planning (gather, compute, then act)"
+}
+
+const describeParam = (name: string, schema: unknown, required: boolean): string => {
+  const s = (typeof schema === "object" && schema !== null ? schema : {}) as Record<string, unknown>
+  const type = Array.isArray(s.enum)
+    ? s.enum.map((v) => JSON.stringify(v)).join("|")
+    : typeof s.type === "string"
+    ? s.type
+    : "any"
+  const parts = [type, required ? "required" : "optional"]
+  if (s.default !== undefined) parts.push(`default ${JSON.stringify(s.default)}`)
+  const description = typeof s.description === "string" ? `: ${s.description.replace(/\s+/g, " ").trim()}` : ""
+  return `    ${name} (${parts.join(", ")})${description}`
+}
+
+/** The catalogue as text: servers, tools, descriptions and params (the strict schema constrains the rest). */
+export const renderCatalogue = (inventory: Inventory): string => {
+  const lines: Array<string> = []
+  for (const server of inventory.servers) {
+    lines.push(`Server "${server.name}":`)
+    for (const tool of server.tools) {
+      lines.push(`  ${tool.name}: ${tool.description.replace(/\s+/g, " ").trim()}`)
+      const schema = tool.inputSchema as { properties?: Record<string, unknown>; required?: ReadonlyArray<string> }
+      const required = new Set(schema.required ?? [])
+      for (const [name, p] of Object.entries(schema.properties ?? {})) {
+        lines.push(describeParam(name, p, required.has(name)))
+      }
+    }
+  }
+  return lines.join("\n")
+}
+
+/** The shared prefix (instructions + catalogue). Identical for every request of a run. */
+export const renderInstructions = (inventory: Inventory, settings: GenerationSettings): string =>
+  [
+    "You write training tasks for an AI agent that solves requests by calling tools on MCP servers.",
+    "Each task is a realistic request a user would send, plus the ground-truth plan: the exact, ordered",
+    "tool calls that solve it. The plan is used to score agents, so it must be correct and executable.",
+    "",
+    "Rules:",
+    "- Use only tools from the catalogue below, each on the server that lists it.",
+    "- Every param value is concrete and realistic: real tickers and company names, dates as YYYY-MM-DD,",
+    "  real-looking channel names and queries. No placeholders (\"<ticker>\", \"TBD\", \"${...}\", \"from step 1\").",
+    "- Give optional params only when the task needs them; send null for the others.",
+    "- The task needs planning across tools: later calls use what earlier calls return.",
+    `- At most ${settings.maxTools} tool calls; the agent has at most ${settings.maxTurns} turns.`,
+    "- The user prompt states the goal, the expected output and any constraints in plain language. It",
+    "  never names the tools or spells out the plan. 1-4 sentences.",
+    `- Complexity: simple = ${COMPLEXITY_GUIDE.simple}; moderate = ${COMPLEXITY_GUIDE.moderate};`,
+    `  complex = ${COMPLEXITY_GUIDE.complex}.`,
+    "- max_turns: the turns a competent agent needs (tool calls + 1 for the answer), within the limit.",
+    "- assumptions: facts the task takes for granted (e.g. market hours, a channel that exists); may be empty.",
+    "- evaluation_rubric: 2-4 criteria, each with a name, what it checks, and how it is scored.",
+    "- task_id: a short lowercase slug describing the task.",
+    "",
+    "Tool catalogue:",
+    renderCatalogue(inventory)
+  ].join("\n")
+
+export interface SampleSpec {
+  readonly index: number
+  readonly total: number
+  readonly domain: string
+  readonly complexity: Complexity
+  /** Attempt number for this sample (a replacement after a rejected attempt asks for a different task). */
+  readonly attempt: number
+}
+
+/** The varying suffix: one short user message per sample. */
+export const renderSampleRequest = (spec: SampleSpec): string =>
+  [
+    `Write task ${spec.index + 1} of ${spec.total}.`,
+    `Domain: ${spec.domain}.`,
+    `Complexity: ${spec.complexity} (${COMPLEXITY_GUIDE[spec.complexity]}).`,
+    spec.attempt > 1
+      ? `This is attempt ${spec.attempt}: an earlier task for this slot was rejected, so write a different one.`
+      : "Pick a subject (company, ticker, topic, channel) other tasks in this domain would not pick first.",
+    "Answer with the JSON object only."
+  ].join("\n")
