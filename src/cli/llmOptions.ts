@@ -1,0 +1,126 @@
+/**
+ * LLM flags shared by every command that calls the model (generate, enrich, ...): spread
+ * `llmOptions` into the command's options and turn the parsed values into the Llm layer with
+ * `llmLayer`. The openai SDK and the replay reader are imported lazily, only when the layer is built,
+ * so `skyrl --help` stays fast and works without a key.
+ *
+ * `--llm auto` (default): OpenAI when OPENAI_API_KEY is set, otherwise replay of recorded answers from
+ * `--replay-dir` with one warning saying the run is offline.
+ */
+import { Options } from "@effect/cli"
+import type { Layer } from "effect"
+import { Config, Effect, Layer as L, Option, Redacted } from "effect"
+import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain/llm.js"
+import { defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
+import type { Llm } from "../services/Llm.js"
+
+const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
+const nonNegative = (n: number) => (Number.isInteger(n) && n >= 0 ? Option.some(n) : Option.none<number>())
+
+export const llmOptions = {
+  llm: Options.choice("llm", ["auto", "openai", "replay"] as const).pipe(
+    Options.withDescription(
+      "Who answers: openai (needs OPENAI_API_KEY), replay (recorded answers from --replay-dir, offline), or auto: openai when OPENAI_API_KEY is set, else replay"
+    ),
+    Options.withFallbackConfig(Config.literal("auto", "openai", "replay")("SKYRL_LLM")),
+    Options.withDefault("auto" as const)
+  ),
+  replayDir: Options.text("replay-dir").pipe(
+    Options.withDescription(
+      "Recorded answers for --llm replay: a directory (searched recursively) or a file of Chat/Responses bodies or skyrl archive files"
+    ),
+    Options.withFallbackConfig(Config.string("SKYRL_REPLAY_DIR")),
+    Options.withDefault("data/replay")
+  ),
+  model: Options.text("model").pipe(
+    Options.withDescription(`Model name (default ${defaultLlmSettings.model})`),
+    Options.withFallbackConfig(Config.nonEmptyString("OPENAI_MODEL")),
+    Options.withDefault(defaultLlmSettings.model)
+  ),
+  backend: Options.choice("backend", ["responses", "chat"] as const).pipe(
+    Options.withDescription("OpenAI API: responses (default) or chat (Chat Completions)"),
+    Options.withFallbackConfig(Config.literal("responses", "chat")("OPENAI_BACKEND")),
+    Options.withDefault(defaultLlmSettings.backend)
+  ),
+  reasoningEffort: Options.choice("reasoning-effort", ["minimal", "low", "medium", "high"] as const).pipe(
+    Options.withDescription("Reasoning effort (dropped automatically for models that reject it)"),
+    Options.withFallbackConfig(Config.literal("minimal", "low", "medium", "high")("OPENAI_REASONING_EFFORT")),
+    Options.withDefault(defaultLlmSettings.reasoningEffort)
+  ),
+  maxOutputTokens: Options.integer("max-output-tokens").pipe(
+    Options.withDescription("Output token limit per call, reasoning included (default 32000)"),
+    Options.withFallbackConfig(Config.integer("OPENAI_MAX_OUTPUT_TOKENS")),
+    Options.withDefault(defaultLlmSettings.maxOutputTokens),
+    Options.filterMap(positive, "--max-output-tokens must be a positive integer")
+  ),
+  timeout: Options.float("timeout").pipe(
+    Options.withDescription("Seconds per HTTP attempt before it is aborted and retried (default 600)"),
+    Options.withFallbackConfig(Config.number("OPENAI_TIMEOUT")),
+    Options.withDefault(defaultLlmSettings.timeoutMs / 1000),
+    Options.filterMap(positive, "--timeout must be a positive number of seconds")
+  ),
+  retries: Options.integer("retries").pipe(
+    Options.withDescription("Retries after a rate limit, server error, connection error or timeout (default 4)"),
+    Options.withFallbackConfig(Config.integer("OPENAI_MAX_RETRIES")),
+    Options.withDefault(defaultLlmSettings.maxRetries),
+    Options.filterMap(nonNegative, "--retries must be a non-negative integer")
+  )
+}
+
+export interface LlmOptions {
+  readonly llm: LlmChoice
+  readonly replayDir: string
+  readonly model: string
+  readonly backend: Backend
+  readonly reasoningEffort: ReasoningEffort
+  readonly maxOutputTokens: number
+  /** Seconds. */
+  readonly timeout: number
+  readonly retries: number
+}
+
+export const llmSettingsFromOptions = (options: LlmOptions): LlmSettings =>
+  makeLlmSettings({
+    model: options.model,
+    backend: options.backend,
+    reasoningEffort: options.reasoningEffort,
+    maxOutputTokens: options.maxOutputTokens,
+    timeoutMs: Math.round(options.timeout * 1000),
+    maxRetries: options.retries
+  })
+
+/** True when OPENAI_API_KEY is set to something non-empty (the value is never read out). */
+export const hasApiKey: Effect.Effect<boolean> = Config.option(Config.redacted("OPENAI_API_KEY")).pipe(
+  Effect.map((key) => Option.isSome(key) && Redacted.value(key.value).trim() !== ""),
+  Effect.orElseSucceed(() => false)
+)
+
+/** The Llm layer the options select (see the module comment). Provide it per subcommand. */
+export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | ReplayUnavailable> =>
+  L.unwrapEffect(
+    Effect.gen(function*() {
+      const settings = llmSettingsFromOptions(options)
+      const useOpenAI = options.llm === "openai" || (options.llm === "auto" && (yield* hasApiKey))
+      if (useOpenAI) {
+        const { LlmLive } = yield* Effect.promise(() => import("../services/llm/live.js"))
+        return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable>
+      }
+      const { LlmReplay } = yield* Effect.promise(() => import("../services/llm/replay.js"))
+      if (options.llm === "auto") {
+        yield* Effect.logWarning(
+          `OPENAI_API_KEY is not set: running offline, answering from recorded answers in ${options.replayDir}`
+        )
+      }
+      return L.catchAll(LlmReplay([options.replayDir], settings), (e) =>
+        L.fail(
+          options.llm === "auto"
+            ? new ReplayUnavailable({
+              path: e.path,
+              reason: `${e.reason}; set OPENAI_API_KEY to call OpenAI, or pass --replay-dir`
+            })
+            : e
+        ))
+    })
+  )
+
+export { MissingApiKey }

@@ -1,0 +1,249 @@
+/**
+ * LLM contracts: settings, token usage, the per-attempt record and the typed errors of the `Llm`
+ * service (src/services/Llm.ts). Pure: no openai import here, so the CLI can load it cheaply.
+ *
+ * Every error has a readable `message` that never contains the API key. Errors about an answer the
+ * model did produce (`InvalidOutput`, `Truncated`, `Refusal`) carry the raw answer and its usage so a
+ * program can archive it, count its cost and ask for a repair.
+ */
+import { Schema } from "effect"
+
+export const Backend = Schema.Literal("responses", "chat")
+export type Backend = typeof Backend.Type
+
+export const ReasoningEffort = Schema.Literal("minimal", "low", "medium", "high")
+export type ReasoningEffort = typeof ReasoningEffort.Type
+
+export const LlmChoice = Schema.Literal("auto", "openai", "replay")
+export type LlmChoice = typeof LlmChoice.Type
+
+/** Token usage of one call. `cached` is part of `input`; `reasoning` is part of `output`. */
+export const Usage = Schema.Struct({
+  input: Schema.Number,
+  cached: Schema.Number,
+  output: Schema.Number,
+  reasoning: Schema.Number
+})
+export type Usage = typeof Usage.Type
+
+export const emptyUsage: Usage = { input: 0, cached: 0, output: 0, reasoning: 0 }
+
+export const addUsage = (a: Usage, b: Usage): Usage => ({
+  input: a.input + b.input,
+  cached: a.cached + b.cached,
+  output: a.output + b.output,
+  reasoning: a.reasoning + b.reasoning
+})
+
+/** Settings of the live layer. Retry delays are settings too, so tests can make them small. */
+export interface LlmSettings {
+  readonly model: string
+  readonly backend: Backend
+  readonly reasoningEffort: ReasoningEffort
+  readonly maxOutputTokens: number
+  /** Per HTTP attempt; the request is aborted when it passes. */
+  readonly timeoutMs: number
+  /** Retries after the first attempt, for rate limits, 5xx, connection errors and timeouts. */
+  readonly maxRetries: number
+  /** First backoff delay; doubles on each retry (jittered ±20%), capped at `maxDelayMs`. */
+  readonly baseDelayMs: number
+  readonly maxDelayMs: number
+  /** Upper bound on a server-requested wait (retry-after). */
+  readonly maxRetryAfterMs: number
+  /** OpenAI-compatible base URL (OPENAI_BASE_URL); the SDK default when absent. */
+  readonly baseUrl?: string | undefined
+}
+
+export const defaultLlmSettings: LlmSettings = {
+  model: "gpt-5-mini",
+  backend: "responses",
+  reasoningEffort: "high",
+  maxOutputTokens: 32_000,
+  timeoutMs: 600_000,
+  maxRetries: 4,
+  baseDelayMs: 1_000,
+  maxDelayMs: 60_000,
+  maxRetryAfterMs: 300_000
+}
+
+export const makeLlmSettings = (overrides: Partial<LlmSettings> = {}): LlmSettings => {
+  const out: Record<string, unknown> = { ...defaultLlmSettings }
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) out[k] = v
+  return out as unknown as LlmSettings
+}
+
+/** A readable problem in the model's answer (`path` like `tool_sequence[1].server`, "" for the root). */
+export const OutputIssue = Schema.Struct({ path: Schema.String, message: Schema.String })
+export type OutputIssue = typeof OutputIssue.Type
+
+/** One HTTP attempt (or one replayed answer), success or failure: what a program archives. */
+export interface AttemptRecord {
+  /** 1-based count of HTTP calls made for this request (fallback re-sends count too). */
+  readonly attempt: number
+  readonly backend: Backend | "replay"
+  readonly model: string
+  /** The JSON body sent (never the key). */
+  readonly request: unknown
+  /** "ok" or the error tag. */
+  readonly status: "ok" | LlmError["_tag"]
+  readonly httpStatus?: number | undefined
+  /** Raw JSON body answered (or the raw text when it was not JSON). */
+  readonly response?: unknown
+  readonly error?: string | undefined
+  readonly usage?: Usage | undefined
+  readonly requestId?: string | null | undefined
+  readonly durationMs: number
+  readonly startedAt: string
+}
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
+
+/** HTTP 429 (rate limit): retried after `retryAfterMs` when the server names one. */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  reason: Schema.String,
+  retryAfterMs: Schema.optional(Schema.Number),
+  httpStatus: Schema.optional(Schema.Number),
+  requestId: Schema.optional(Schema.NullOr(Schema.String))
+}) {
+  override get message(): string {
+    const wait = this.retryAfterMs === undefined ? "" : ` (retry after ${secs(this.retryAfterMs)})`
+    return `rate limited by the model API${wait}: ${this.reason}`
+  }
+}
+
+/** HTTP 429 with `insufficient_quota`: billing, not load; retrying does not help. */
+export class QuotaExceeded extends Schema.TaggedError<QuotaExceeded>()("QuotaExceeded", {
+  reason: Schema.String,
+  httpStatus: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    return `the API account has no quota left (check plan and billing): ${this.reason}`
+  }
+}
+
+/** 5xx, 408/409, connection reset or an unreadable HTTP body: may succeed on retry. */
+export class Transient extends Schema.TaggedError<Transient>()("Transient", {
+  reason: Schema.String,
+  httpStatus: Schema.optional(Schema.Number),
+  requestId: Schema.optional(Schema.NullOr(Schema.String))
+}) {
+  override get message(): string {
+    return `temporary failure of the model API${
+      this.httpStatus === undefined ? "" : ` (HTTP ${this.httpStatus})`
+    }: ${this.reason}`
+  }
+}
+
+/** An attempt ran past the per-attempt timeout and was aborted. */
+export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", {
+  timeoutMs: Schema.Number
+}) {
+  override get message(): string {
+    return `the model API did not answer within ${secs(this.timeoutMs)} (raise --timeout)`
+  }
+}
+
+/** HTTP 401/403. */
+export class Authentication extends Schema.TaggedError<Authentication>()("Authentication", {
+  reason: Schema.String,
+  httpStatus: Schema.Number
+}) {
+  override get message(): string {
+    return `the model API refused the credentials (HTTP ${this.httpStatus}): ${this.reason} — check OPENAI_API_KEY`
+  }
+}
+
+/** HTTP 400/422 (or a schema that cannot be sent): the request itself is wrong. */
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
+  reason: Schema.String,
+  param: Schema.NullOr(Schema.String),
+  code: Schema.NullOr(Schema.String),
+  httpStatus: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    const where = this.param === null ? "" : ` (param ${this.param})`
+    return `the model API rejected the request${where}: ${this.reason}`
+  }
+}
+
+/** HTTP 404: unknown model or endpoint. */
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
+  reason: Schema.String,
+  code: Schema.NullOr(Schema.String)
+}) {
+  override get message(): string {
+    return `not found at the model API (check --model and OPENAI_BASE_URL): ${this.reason}`
+  }
+}
+
+/** The model refused to answer. */
+export class Refusal extends Schema.TaggedError<Refusal>()("Refusal", {
+  refusal: Schema.String,
+  raw: Schema.Unknown,
+  usage: Schema.optional(Usage)
+}) {
+  override get message(): string {
+    return `the model refused: ${this.refusal}`
+  }
+}
+
+/** The answer stopped early (output token limit or content filter). `text` is the partial answer. */
+export class Truncated extends Schema.TaggedError<Truncated>()("Truncated", {
+  reason: Schema.String,
+  text: Schema.String,
+  raw: Schema.Unknown,
+  usage: Schema.optional(Usage)
+}) {
+  override get message(): string {
+    const hint = /max_output_tokens|length/.test(this.reason) ? " (raise --max-output-tokens)" : ""
+    return `the answer was cut off: ${this.reason}${hint}`
+  }
+}
+
+/** The answer is not valid JSON or does not match the output Schema. */
+export class InvalidOutput extends Schema.TaggedError<InvalidOutput>()("InvalidOutput", {
+  text: Schema.String,
+  issues: Schema.Array(OutputIssue),
+  raw: Schema.Unknown,
+  usage: Schema.optional(Usage)
+}) {
+  override get message(): string {
+    const shown = this.issues.slice(0, 5).map((i) => (i.path === "" ? i.message : `${i.path}: ${i.message}`))
+    const more = this.issues.length > 5 ? ` (+${this.issues.length - 5} more)` : ""
+    return `invalid model output: ${shown.join("; ")}${more}`
+  }
+}
+
+/** `--llm openai` (or a live call) without OPENAI_API_KEY. */
+export class MissingApiKey extends Schema.TaggedError<MissingApiKey>()("MissingApiKey", {}) {
+  override get message(): string {
+    return "OPENAI_API_KEY is not set: export OPENAI_API_KEY=... to call OpenAI, or use --llm replay to answer offline from recorded answers"
+  }
+}
+
+/** The replay layer found nothing usable to answer from. */
+export class ReplayUnavailable extends Schema.TaggedError<ReplayUnavailable>()("ReplayUnavailable", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot replay recorded answers from ${this.path}: ${this.reason}`
+  }
+}
+
+export type LlmError =
+  | RateLimited
+  | QuotaExceeded
+  | Transient
+  | Timeout
+  | Authentication
+  | BadRequest
+  | NotFound
+  | Refusal
+  | Truncated
+  | InvalidOutput
+  | MissingApiKey
+
+/** Errors that can succeed on a later attempt (the retry schedule retries only these). */
+export const isRetryable = (e: LlmError): e is RateLimited | Transient | Timeout =>
+  e._tag === "RateLimited" || e._tag === "Transient" || e._tag === "Timeout"

@@ -1,0 +1,58 @@
+/**
+ * The `Llm` port: the single door to the model. One operation, `complete`: instructions + messages +
+ * an output Schema → the decoded value with the raw answer, usage, request id, backend and timing,
+ * or a typed `LlmError` (src/domain/llm.ts).
+ *
+ * Layers (src/services/llm/): live OpenAI (Responses or Chat, retries, timeouts, fallbacks), replay of
+ * recorded answers (offline), and a scripted layer for tests. All of them decode and validate answers
+ * with the same code (src/services/llm/answer.ts).
+ */
+import type { Effect, Schema } from "effect"
+import { Context } from "effect"
+import type { AttemptRecord, Backend, LlmError, Usage } from "../domain/llm.js"
+
+export interface LlmMessage {
+  readonly role: "user" | "assistant"
+  readonly content: string
+}
+
+export interface LlmRequest<A, I> {
+  /** Name of the output schema (sent to the API; letters, digits, `_` and `-`). */
+  readonly name: string
+  /** System/developer text: put what every request shares here (prompt caching works on prefixes). */
+  readonly instructions: string
+  readonly input: ReadonlyArray<LlmMessage>
+  /** Decodes the parsed JSON answer. */
+  readonly schema: Schema.Schema<A, I>
+  /** The strict JSON Schema to send; derived from `schema` (src/skyrl/strictSchema.ts) when absent. */
+  readonly jsonSchema?: object | undefined
+  /** A stable sample key ("sample-0007"): used by replay and in logs. */
+  readonly key?: string | undefined
+  /** Called after every HTTP attempt (and every replayed answer), success or failure. */
+  readonly onAttempt?: ((record: AttemptRecord) => Effect.Effect<void>) | undefined
+}
+
+export interface LlmResult<A> {
+  readonly value: A
+  /** The answer text (JSON). */
+  readonly text: string
+  /** The raw response body. */
+  readonly raw: unknown
+  readonly usage: Usage
+  readonly requestId: string | null
+  readonly backend: Backend | "replay"
+  readonly model: string
+  readonly durationMs: number
+  /** HTTP calls made (1 when the first one succeeded). */
+  readonly attempts: number
+  /** The body sent (never the key). */
+  readonly request: unknown
+}
+
+export interface LlmApi {
+  readonly complete: <A, I>(request: LlmRequest<A, I>) => Effect.Effect<LlmResult<A>, LlmError>
+  /** What answers: "openai responses gpt-5-mini", "replay data/replay (12 answers)", ... */
+  readonly describe: string
+}
+
+export class Llm extends Context.Tag("skyrl/Llm")<Llm, LlmApi>() {}

@@ -1,0 +1,227 @@
+/**
+ * Request bodies and answer reading, shared by every Llm layer (live, replay, scripted): the same
+ * extraction, decoding and validation whatever produced the answer.
+ */
+import type { Schema } from "effect"
+import { Either, ParseResult } from "effect"
+import type { Backend, OutputIssue, ReasoningEffort, Usage } from "../../domain/llm.js"
+import { BadRequest, InvalidOutput, Refusal, Transient, Truncated } from "../../domain/llm.js"
+import { dropOptionalNulls, formatStrictProblem, strictJsonSchema } from "../../skyrl/strictSchema.js"
+import type { LlmRequest } from "../Llm.js"
+
+const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** OpenAI schema names: letters, digits, `_` and `-`, at most 64 characters. */
+export const schemaName = (name: string): string => name.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "output"
+
+/** The strict JSON Schema to send: the caller's, or derived from the Effect Schema. */
+export const resolveJsonSchema = <A, I>(request: LlmRequest<A, I>): Either.Either<object, BadRequest> =>
+  request.jsonSchema !== undefined
+    ? Either.right(request.jsonSchema)
+    : Either.mapLeft(strictJsonSchema(request.schema), (p) =>
+      new BadRequest({
+        reason: `output schema "${request.name}" cannot be made strict: ${formatStrictProblem(p)}`,
+        param: "schema",
+        code: "schema_not_strict"
+      }))
+
+export interface BodySettings {
+  readonly model: string
+  /** undefined: no reasoning parameter (models that reject it). */
+  readonly reasoningEffort: ReasoningEffort | undefined
+  readonly maxOutputTokens: number
+}
+
+/** The JSON body for one backend. Shared prefix first (instructions, then messages). */
+export const buildBody = <A, I>(
+  backend: Backend,
+  settings: BodySettings,
+  request: LlmRequest<A, I>,
+  jsonSchema: object
+): Record<string, unknown> => {
+  const name = schemaName(request.name)
+  const input = request.input.map((m) => ({ role: m.role, content: m.content }))
+  if (backend === "responses") {
+    return {
+      model: settings.model,
+      instructions: request.instructions,
+      input,
+      ...(settings.reasoningEffort === undefined ? {} : { reasoning: { effort: settings.reasoningEffort } }),
+      text: { format: { type: "json_schema", name, schema: jsonSchema, strict: true } },
+      max_output_tokens: settings.maxOutputTokens,
+      store: false
+    }
+  }
+  return {
+    model: settings.model,
+    messages: [{ role: "system", content: request.instructions }, ...input],
+    ...(settings.reasoningEffort === undefined ? {} : { reasoning_effort: settings.reasoningEffort }),
+    response_format: { type: "json_schema", json_schema: { name, schema: jsonSchema, strict: true } },
+    max_completion_tokens: settings.maxOutputTokens
+  }
+}
+
+const num = (u: unknown): number => (typeof u === "number" && Number.isFinite(u) ? u : 0)
+
+/** Usage from a raw body of either backend (missing fields count 0). */
+export const usageOf = (backend: Backend, body: unknown): Usage => {
+  const u = isObject(body) && isObject(body.usage) ? body.usage : {}
+  return backend === "responses"
+    ? {
+      input: num(u.input_tokens),
+      cached: num(u.input_tokens_details?.cached_tokens),
+      output: num(u.output_tokens),
+      reasoning: num(u.output_tokens_details?.reasoning_tokens)
+    }
+    : {
+      input: num(u.prompt_tokens),
+      cached: num(u.prompt_tokens_details?.cached_tokens),
+      output: num(u.completion_tokens),
+      reasoning: num(u.completion_tokens_details?.reasoning_tokens)
+    }
+}
+
+/** Which API produced a raw body (replay reads both kinds). */
+export const backendOfBody = (body: unknown): Backend | undefined => {
+  if (!isObject(body)) return undefined
+  if (Array.isArray(body.choices)) return "chat"
+  if (Array.isArray(body.output) || body.object === "response") return "responses"
+  return undefined
+}
+
+export type AnswerError = Truncated | Refusal | InvalidOutput | Transient
+
+/** The answer text of a raw body, or why there is none (truncated, refused, failed). */
+export const extractText = (backend: Backend, body: unknown): Either.Either<string, AnswerError> => {
+  const usage = usageOf(backend, body)
+  const none = (message: string) => new InvalidOutput({ text: "", issues: [{ path: "", message }], raw: body, usage })
+  if (!isObject(body)) return Either.left(none("the answer is not a JSON object"))
+  if (backend === "responses") {
+    const messages = Array.isArray(body.output)
+      ? body.output.filter((item: unknown) => isObject(item) && item.type === "message")
+      : []
+    const parts: Array<any> = messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content : []))
+    const text = parts.filter((p) => isObject(p) && p.type === "output_text").map((p) => String(p.text ?? "")).join("")
+    const refusal = parts.find((p) => isObject(p) && p.type === "refusal")
+    if (body.status === "incomplete") {
+      const reason = String(body.incomplete_details?.reason ?? "incomplete")
+      return Either.left(new Truncated({ reason, text, raw: body, usage }))
+    }
+    if (body.status === "failed") {
+      return Either.left(
+        new Transient({
+          reason: `the response failed: ${String(body.error?.message ?? body.error?.code ?? "no detail")}`
+        })
+      )
+    }
+    if (refusal !== undefined) {
+      return Either.left(new Refusal({ refusal: String(refusal.refusal ?? ""), raw: body, usage }))
+    }
+    if (messages.length === 0) return Either.left(none("the answer has no message item"))
+    return Either.right(text)
+  }
+  const choice = Array.isArray(body.choices) ? body.choices[0] : undefined
+  if (!isObject(choice)) return Either.left(none("the answer has no choices"))
+  const message = isObject(choice.message) ? choice.message : {}
+  const text = typeof message.content === "string" ? message.content : ""
+  if (choice.finish_reason === "length" || choice.finish_reason === "content_filter") {
+    return Either.left(new Truncated({ reason: String(choice.finish_reason), text, raw: body, usage }))
+  }
+  if (typeof message.refusal === "string" && message.refusal !== "") {
+    return Either.left(new Refusal({ refusal: message.refusal, raw: body, usage }))
+  }
+  if (typeof message.content !== "string") return Either.left(none("the answer has no message content"))
+  return Either.right(text)
+}
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`),
+    ""
+  )
+
+export const issuesOf = (issue: ParseResult.ParseIssue): ReadonlyArray<OutputIssue> =>
+  ParseResult.ArrayFormatter.formatIssueSync(issue).map((i) => ({ path: formatPath(i.path), message: i.message }))
+
+/** JSON text, tolerating a Markdown code fence around it (some local servers add one). */
+const parseJson = (text: string): Either.Either<unknown, string> => {
+  const attempt = (t: string) => Either.try({ try: () => JSON.parse(t) as unknown, catch: (e) => (e as Error).message })
+  const first = attempt(text)
+  if (Either.isRight(first)) return first
+  const fenced = /^\s*```(?:json)?\s*\n([\s\S]*?)\n\s*```\s*$/.exec(text)
+  return fenced === null ? first : Either.orElse(attempt(fenced[1]), () => first)
+}
+
+/** Parses and decodes the answer text with the request's Schema; issues carry field paths. */
+export const decodeText = <A, I>(
+  schema: Schema.Schema<A, I>,
+  text: string,
+  raw: unknown,
+  usage: Usage
+): Either.Either<A, InvalidOutput> => {
+  const json = parseJson(text)
+  if (Either.isLeft(json)) {
+    return Either.left(
+      new InvalidOutput({ text, issues: [{ path: "", message: `not valid JSON: ${json.left}` }], raw, usage })
+    )
+  }
+  const value = dropOptionalNulls(schema, json.right)
+  return Either.mapLeft(
+    ParseResult.decodeUnknownEither(schema)(value, { errors: "all", onExcessProperty: "ignore" }),
+    (issue) => new InvalidOutput({ text, issues: issuesOf(issue), raw, usage })
+  )
+}
+
+export interface Interpreted<A> {
+  readonly value: A
+  readonly text: string
+  readonly usage: Usage
+}
+
+/** Raw body → decoded value (or the typed reason why not). */
+export const interpret = <A, I>(
+  backend: Backend,
+  schema: Schema.Schema<A, I>,
+  body: unknown
+): Either.Either<Interpreted<A>, AnswerError> => {
+  const usage = usageOf(backend, body)
+  return Either.flatMap(
+    extractText(backend, body),
+    (text) => Either.map(decodeText(schema, text, body, usage), (value) => ({ value, text, usage }))
+  )
+}
+
+/**
+ * What a request asks, independent of backend, model and reasoning settings: instructions, messages,
+ * schema name and schema. Replay matches recorded requests on this.
+ */
+export const canonicalRequest = (body: unknown): unknown => {
+  if (!isObject(body)) return undefined
+  if (Array.isArray(body.messages)) {
+    const messages = body.messages as Array<any>
+    const system = messages.filter((m) => m?.role === "system" || m?.role === "developer")
+    const rest = messages.filter((m) => !(m?.role === "system" || m?.role === "developer"))
+    const format = body.response_format?.json_schema ?? {}
+    return {
+      instructions: system.map((m) => String(m.content)).join("\n\n"),
+      input: rest.map((m) => ({ role: m.role, content: m.content })),
+      name: format.name ?? null,
+      schema: format.schema ?? null
+    }
+  }
+  if (body.input !== undefined || body.instructions !== undefined) {
+    const input = typeof body.input === "string" ? [{ role: "user", content: body.input }] : (body.input ?? [])
+    const format = body.text?.format ?? {}
+    return {
+      instructions: String(body.instructions ?? ""),
+      input: (input as Array<any>).map((m) => ({ role: m.role, content: m.content })),
+      name: format.name ?? null,
+      schema: format.schema ?? null
+    }
+  }
+  return undefined
+}
+
+/** JSON with sorted object keys (stable hashing). */
+export const canonicalJson = (value: unknown): string =>
+  JSON.stringify(value, (_k, v) => isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v)

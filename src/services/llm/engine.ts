@@ -1,0 +1,206 @@
+/**
+ * The Llm engine: everything between "a request" and "a decoded answer" that does not depend on how
+ * the HTTP call is made. A `Transport` (the openai SDK in live.ts, a script in scripted.ts) sends one
+ * body; the engine builds bodies, applies the per-attempt timeout, reads and decodes answers
+ * (answer.ts), reports every attempt, falls back (reasoning parameter rejected → resend without it;
+ * 404 on /responses → Chat, both remembered per base URL and model) and retries with the schedule.
+ */
+import { Clock, Duration, Effect, Either } from "effect"
+import type { AttemptRecord, Backend, LlmError, LlmSettings, Usage } from "../../domain/llm.js"
+import { Timeout } from "../../domain/llm.js"
+import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
+import { buildBody, interpret, resolveJsonSchema } from "./answer.js"
+import { logRetry, withRetry } from "./retry.js"
+
+export interface TransportCall {
+  readonly backend: Backend
+  readonly body: Record<string, unknown>
+}
+
+export interface TransportReply {
+  /** The parsed JSON body of a 2xx answer. */
+  readonly body: unknown
+  readonly httpStatus: number
+  readonly requestId: string | null
+}
+
+export interface TransportFailure {
+  readonly error: LlmError
+  readonly httpStatus?: number | undefined
+  /** The error body (JSON) or raw text, when there was one. */
+  readonly response?: unknown
+  readonly requestId?: string | null | undefined
+}
+
+/** Sends one body; never retries. Interruption must abort the HTTP request. */
+export type Transport = (call: TransportCall) => Effect.Effect<TransportReply, TransportFailure>
+
+/** A 400 that rejects the reasoning parameter (Chat gives `param: null`, so the text is read too). */
+export const rejectsReasoning = (error: LlmError): boolean =>
+  error._tag === "BadRequest" &&
+  ((error.param !== null && /^reasoning/.test(error.param)) ||
+    /reasoning[._]effort|unsupported parameter:?\s*'?reasoning|unrecognized request argument supplied:?\s*reasoning|does not support (thinking|reasoning)|(thinking|reasoning) is not supported/i
+      .test(error.reason))
+
+/** A 404 meaning "no /responses endpoint here" (not "no such model"). */
+export const missingResponsesEndpoint = (error: LlmError): boolean =>
+  error._tag === "NotFound" && error.code !== "model_not_found" && !/model/i.test(error.code ?? "")
+
+interface Remembered {
+  chat: boolean
+  noReasoning: boolean
+}
+
+export interface EngineOptions {
+  /** Shown by `describe`. */
+  readonly describe?: string | undefined
+}
+
+export const makeEngine = (transport: Transport, settings: LlmSettings, options: EngineOptions = {}): LlmApi => {
+  const memory = new Map<string, Remembered>()
+  const memoryKey = `${settings.baseUrl ?? "https://api.openai.com/v1"}|${settings.model}`
+  const remembered = (): Remembered => {
+    let entry = memory.get(memoryKey)
+    if (entry === undefined) {
+      entry = { chat: false, noReasoning: false }
+      memory.set(memoryKey, entry)
+    }
+    return entry
+  }
+
+  const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
+    Effect.gen(function*() {
+      const jsonSchema = yield* resolveJsonSchema(request)
+      const t0 = yield* Clock.currentTimeMillis
+      let calls = 0
+
+      const call = (backend: Backend, reasoning: boolean) =>
+        Effect.gen(function*() {
+          calls++
+          const attempt = calls
+          const body = buildBody(
+            backend,
+            {
+              model: settings.model,
+              reasoningEffort: reasoning ? settings.reasoningEffort : undefined,
+              maxOutputTokens: settings.maxOutputTokens
+            },
+            request,
+            jsonSchema
+          )
+          const start = yield* Clock.currentTimeMillis
+          const sent = yield* transport({ backend, body }).pipe(
+            Effect.timeoutFail({
+              duration: Duration.millis(settings.timeoutMs),
+              onTimeout: (): TransportFailure => ({ error: new Timeout({ timeoutMs: settings.timeoutMs }) })
+            }),
+            Effect.either
+          )
+          const end = yield* Clock.currentTimeMillis
+          const outcome = Either.flatMap(
+            sent,
+            (reply) =>
+              Either.mapLeft(
+                interpret(backend, request.schema, reply.body),
+                (error): TransportFailure => ({
+                  error,
+                  httpStatus: reply.httpStatus,
+                  response: reply.body,
+                  requestId: reply.requestId
+                })
+              )
+          )
+          const usageOfError = (e: LlmError): Usage | undefined => "usage" in e ? e.usage : undefined
+          const record: AttemptRecord = Either.isRight(outcome) && Either.isRight(sent)
+            ? {
+              attempt,
+              backend,
+              model: settings.model,
+              request: body,
+              status: "ok",
+              httpStatus: sent.right.httpStatus,
+              response: sent.right.body,
+              usage: outcome.right.usage,
+              requestId: sent.right.requestId,
+              durationMs: end - start,
+              startedAt: new Date(start).toISOString()
+            }
+            : (() => {
+              const failure = Either.isLeft(outcome) ? outcome.left : (undefined as never)
+              return {
+                attempt,
+                backend,
+                model: settings.model,
+                request: body,
+                status: failure.error._tag,
+                httpStatus: failure.httpStatus,
+                response: failure.response,
+                error: failure.error.message,
+                usage: usageOfError(failure.error),
+                requestId: failure.requestId ?? null,
+                durationMs: end - start,
+                startedAt: new Date(start).toISOString()
+              }
+            })()
+          if (request.onAttempt !== undefined) yield* request.onAttempt(record)
+          if (Either.isLeft(outcome)) return yield* Effect.fail(outcome.left.error)
+          const reply = (sent as Either.Right<TransportFailure, TransportReply>).right
+          return { ...outcome.right, reply, body, backend }
+        })
+
+      // One try, with the fallbacks (each at most once): 404 on /responses → Chat; reasoning rejected → without.
+      const once = Effect.gen(function*() {
+        const memo = remembered()
+        let backend: Backend = memo.chat ? "chat" : settings.backend
+        let reasoning = !memo.noReasoning
+        for (;;) {
+          const result = yield* Effect.either(call(backend, reasoning))
+          if (Either.isRight(result)) return result.right
+          const error = result.left
+          if (backend === "responses" && missingResponsesEndpoint(error)) {
+            if (!memo.chat) {
+              memo.chat = true
+              yield* Effect.logWarning(
+                `${
+                  settings.baseUrl ?? "the API"
+                } has no /responses endpoint (404): using Chat Completions for ${settings.model}`
+              )
+            }
+            backend = "chat"
+            continue
+          }
+          if (reasoning && rejectsReasoning(error)) {
+            if (!memo.noReasoning) {
+              memo.noReasoning = true
+              yield* Effect.logWarning(
+                `${settings.model} rejects the reasoning effort parameter: sending requests without it (${error.message})`
+              )
+            }
+            reasoning = false
+            continue
+          }
+          return yield* Effect.fail(error)
+        }
+      })
+
+      const done = yield* withRetry(once, settings, logRetry(request.key, settings.maxRetries))
+      const t1 = yield* Clock.currentTimeMillis
+      return {
+        value: done.value,
+        text: done.text,
+        raw: done.reply.body,
+        usage: done.usage,
+        requestId: done.reply.requestId,
+        backend: done.backend,
+        model: settings.model,
+        durationMs: t1 - t0,
+        attempts: calls,
+        request: done.body
+      } satisfies LlmResult<A>
+    })
+
+  return {
+    complete,
+    describe: options.describe ?? `${settings.backend} ${settings.model}`
+  }
+}

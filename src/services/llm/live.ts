@@ -1,0 +1,167 @@
+/**
+ * The live Llm layer on the official `openai` SDK. Loaded lazily (src/cli/llmOptions.ts), so that
+ * `skyrl --help` never loads the SDK.
+ *
+ * The SDK is built with `maxRetries: 0` (the Effect schedule owns retries) and each attempt passes an
+ * AbortSignal, so the per-attempt timeout aborts the HTTP request. Bodies are read with
+ * `.asResponse()` (status, headers, request id and the raw text): an answer whose HTTP body is not JSON
+ * is then archived as the text it was instead of a bare SyntaxError.
+ *
+ * The API key is read with `Config.redacted("OPENAI_API_KEY")`, handed only to the SDK, and scrubbed
+ * from every body, error and record that comes back (some servers echo it).
+ */
+import { Config, Effect, Layer, Option, Redacted } from "effect"
+import OpenAI from "openai"
+import type { LlmSettings } from "../../domain/llm.js"
+import {
+  Authentication,
+  BadRequest,
+  MissingApiKey,
+  NotFound,
+  QuotaExceeded,
+  RateLimited,
+  Timeout,
+  Transient
+} from "../../domain/llm.js"
+import type { LlmApi } from "../Llm.js"
+import { Llm } from "../Llm.js"
+import type { Transport, TransportFailure } from "./engine.js"
+import { makeEngine } from "./engine.js"
+import { parseRetryAfter } from "./retry.js"
+
+/** Replaces every occurrence of `secret` in strings of a JSON value. */
+export const scrub = <T>(value: T, secret: string): T => {
+  if (secret === "") return value
+  if (typeof value === "string") return value.split(secret).join("[redacted]") as T
+  const text = JSON.stringify(value)
+  if (text === undefined || !text.includes(secret)) return value
+  return JSON.parse(text.split(secret).join("[redacted]")) as T
+}
+
+class NotJsonBody {
+  constructor(readonly text: string, readonly httpStatus: number, readonly requestId: string | null) {}
+}
+
+const causeMessage = (e: unknown): string => {
+  const cause = (e as { cause?: unknown }).cause as { code?: string; message?: string } | undefined
+  return cause === undefined ? "" : `: ${cause.code ?? cause.message ?? String(cause)}`
+}
+
+/** SDK error → typed error (with the HTTP details the attempt record keeps). */
+export const classifyError = (e: unknown, settings: LlmSettings): TransportFailure => {
+  if (e instanceof NotJsonBody) {
+    return {
+      error: new Transient({
+        reason: `HTTP ${e.httpStatus} answer is not JSON (${e.text.length} characters)`,
+        httpStatus: e.httpStatus,
+        requestId: e.requestId
+      }),
+      httpStatus: e.httpStatus,
+      response: e.text,
+      requestId: e.requestId
+    }
+  }
+  if (e instanceof OpenAI.APIConnectionTimeoutError) return { error: new Timeout({ timeoutMs: settings.timeoutMs }) }
+  if (e instanceof OpenAI.APIUserAbortError) return { error: new Transient({ reason: "the request was aborted" }) }
+  if (e instanceof OpenAI.APIConnectionError) {
+    return { error: new Transient({ reason: `connection error${causeMessage(e)}` }) }
+  }
+  if (e instanceof OpenAI.APIError && typeof e.status === "number") {
+    const status = e.status
+    const body = (e.error ?? undefined) as { message?: unknown; param?: unknown; code?: unknown } | undefined
+    const reason = typeof body?.message === "string" && body.message !== "" ? body.message : e.message
+    const code = typeof e.code === "string" ? e.code : typeof body?.code === "string" ? body.code : null
+    const param = typeof e.param === "string" ? e.param : typeof body?.param === "string" ? body.param : null
+    const requestId = e.requestID ?? null
+    const details = { httpStatus: status, response: body === undefined ? e.message : { error: body }, requestId }
+    if (status === 429) {
+      if (code === "insufficient_quota") return { ...details, error: new QuotaExceeded({ reason, httpStatus: status }) }
+      const retryAfterMs = parseRetryAfter((name) => e.headers?.get(name))
+      return {
+        ...details,
+        error: new RateLimited({
+          reason,
+          httpStatus: status,
+          requestId,
+          ...(retryAfterMs === undefined ? {} : { retryAfterMs })
+        })
+      }
+    }
+    if (status === 401 || status === 403) {
+      return { ...details, error: new Authentication({ reason, httpStatus: status }) }
+    }
+    if (status === 404) return { ...details, error: new NotFound({ reason, code }) }
+    if (status === 408 || status === 409 || status >= 500) {
+      return { ...details, error: new Transient({ reason, httpStatus: status, requestId }) }
+    }
+    return { ...details, error: new BadRequest({ reason, param, code, httpStatus: status }) }
+  }
+  return { error: new Transient({ reason: e instanceof Error ? e.message : String(e) }) }
+}
+
+/** One HTTP call through the SDK; interruption (timeout) aborts it. */
+export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: string): Transport => (call) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const options = { signal, timeout: settings.timeoutMs + 1_000 }
+      const promise = call.backend === "responses"
+        ? client.responses.create(call.body as never, options)
+        : client.chat.completions.create(call.body as never, options)
+      const response = await promise.asResponse()
+      const requestId = response.headers.get("x-request-id")
+      const text = await response.text()
+      let body: unknown
+      try {
+        body = JSON.parse(text)
+      } catch {
+        throw new NotJsonBody(scrub(text, secret), response.status, requestId)
+      }
+      return { body: scrub(body, secret), httpStatus: response.status, requestId }
+    },
+    catch: (e) => scrub(classifyError(e, settings), secret)
+  })
+
+export const makeLiveLlm = (settings: LlmSettings, apiKey: Redacted.Redacted<string>): LlmApi => {
+  const client = new OpenAI({
+    apiKey: Redacted.value(apiKey),
+    ...(settings.baseUrl === undefined ? {} : { baseURL: settings.baseUrl }),
+    maxRetries: 0,
+    timeout: settings.timeoutMs + 1_000
+  })
+  return makeEngine(openAITransport(client, settings, Redacted.value(apiKey)), settings, {
+    describe: `openai ${settings.backend} ${settings.model}${
+      settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`
+    }`
+  })
+}
+
+/** OPENAI_API_KEY (redacted), or MissingApiKey when absent or empty. */
+export const apiKeyConfig: Effect.Effect<Redacted.Redacted<string>, MissingApiKey> = Config.option(
+  Config.redacted("OPENAI_API_KEY")
+).pipe(
+  Effect.orElseSucceed(() => Option.none()),
+  Effect.flatMap((key) =>
+    Option.isSome(key) && Redacted.value(key.value).trim() !== ""
+      ? Effect.succeed(key.value)
+      : Effect.fail(new MissingApiKey())
+  )
+)
+
+/** Settings' base URL, else OPENAI_BASE_URL, else the SDK default. */
+export const resolveBaseUrl = (settings: LlmSettings): Effect.Effect<LlmSettings> =>
+  settings.baseUrl !== undefined
+    ? Effect.succeed(settings)
+    : Config.option(Config.nonEmptyString("OPENAI_BASE_URL")).pipe(
+      Effect.orElseSucceed(() => Option.none()),
+      Effect.map((url) => (Option.isSome(url) ? { ...settings, baseUrl: url.value } : settings))
+    )
+
+export const LlmLive = (settings: LlmSettings): Layer.Layer<Llm, MissingApiKey> =>
+  Layer.effect(
+    Llm,
+    Effect.gen(function*() {
+      const key = yield* apiKeyConfig
+      const resolved = yield* resolveBaseUrl(settings)
+      return makeLiveLlm(resolved, key)
+    })
+  )
