@@ -9,7 +9,18 @@ import { Cause, Effect, Exit } from "effect"
 import { describeCause, exitCodeOf } from "./cli/exit.js"
 import { cli } from "./cli/main.js"
 
-cli(process.argv).pipe(
+/** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
+const argv = process.argv.map((arg, i, all) =>
+  all.indexOf("--") !== -1 && i > all.indexOf("--")
+    ? arg
+    : arg === "--n"
+    ? "-n"
+    : arg.startsWith("--n=")
+    ? `-n=${arg.slice(4)}`
+    : arg
+)
+
+cli(argv).pipe(
   Effect.tapErrorCause((cause) =>
     Effect.sync(() => {
       if (Cause.isInterruptedOnly(cause)) return

@@ -3,7 +3,9 @@ import { Command } from "@effect/cli"
 import { Effect } from "effect"
 import { loggerLayer } from "../services/Logging.js"
 import { convertCommand } from "./convert.js"
+import { generateCommand } from "./generate.js"
 import { logFormatOption } from "./shared.js"
+import { toolsCommand } from "./tools.js"
 
 export const VERSION = "0.1.0"
 
@@ -18,7 +20,7 @@ const root = Command.make(
 )
 
 export const skyrl = root.pipe(
-  Command.withSubcommands([convertCommand]),
+  Command.withSubcommands([generateCommand, convertCommand, toolsCommand]),
   Command.provide((config) => loggerLayer(config.logFormat))
 )
 

@@ -249,7 +249,7 @@ export const generateProgram = (options: GenerateOptions) =>
         {
           task_id: task.task_id,
           user_prompt: task.user_prompt,
-          complexity: sample.complexity,
+          complexity: task.complexity,
           max_turns: Math.min(Math.max(task.max_turns, steps.right.length + 1), options.maxTurns),
           domain: task.domain,
           assumptions: task.assumptions,
