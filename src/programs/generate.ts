@@ -232,7 +232,7 @@ export const generateProgram = (options: GenerateOptions) =>
       })
 
     /** Checks a decoded task: plan validity, placeholders, duplicates; returns the row or the reasons. */
-    const judge = (sample: PlannedSample, task: ModelTask, meta: Record<string, unknown>): Verdict => {
+    const judge = (task: ModelTask, meta: Record<string, unknown>): Verdict => {
       const steps = inventory.decodeSteps(task.tool_sequence)
       if (Either.isLeft(steps)) {
         return Either.left({ reasons: steps.left.map(formatIssue), issues: steps.left, repairable: true })
@@ -322,7 +322,7 @@ export const generateProgram = (options: GenerateOptions) =>
             }
             const answer = result.right
             usage = addUsage(usage, answer.usage)
-            const verdict = judge(sample, answer.value, {
+            const verdict = judge(answer.value, {
               source: "generate",
               model: answer.model,
               backend: answer.backend,

@@ -1,0 +1,236 @@
+/**
+ * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
+ */
+import { spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
+import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
+import { answer, connectionReset, hang, malformedBody, rateLimited, serverError, start } from "./support/fakeOpenAI.js"
+import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
+
+const servers: Array<FakeServer> = []
+afterEach(async () => {
+  while (servers.length > 0) await servers.pop()!.close()
+})
+
+const fake = async (handler: (ctx: FakeContext) => FakeReply | Promise<FakeReply>, latencyMs = 0) => {
+  const s = await start(handler, { latencyMs })
+  servers.push(s)
+  return s
+}
+
+const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
+
+const env = (server: FakeServer, extra: Record<string, string> = {}) => ({
+  OPENAI_API_KEY: "sk-test-generate",
+  OPENAI_BASE_URL: server.baseUrl,
+  ...extra
+})
+
+const readJsonl = (file: string): Array<any> =>
+  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+
+const runDirOf = (out: string): string => {
+  const raw = join(out, "..", "raw_llm")
+  const runs = readdirSync(raw)
+  expect(runs).toHaveLength(1)
+  return join(raw, runs[0])
+}
+
+describe("generate against the fake OpenAI server", () => {
+  for (const backend of ["responses", "chat"] as const) {
+    it(
+      `--n 20 with the ${backend} backend writes 20 valid rows, 20 referenced archive files and exact token totals`,
+      async () => {
+        const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
+        const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+        const r = await runCliAsync(
+          ["generate", "--n", "20", "--out", out, "--llm", "openai", "--backend", backend, "--concurrency", "4"],
+          { env: env(server) }
+        )
+        expect(r.status, r.stderr).toBe(0)
+        const rows = readJsonl(out)
+        expect(rows).toHaveLength(20)
+        expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(20)
+        const runDir = runDirOf(out)
+        const archives = readdirSync(runDir).filter((f) => f.startsWith("task_"))
+        expect(archives).toHaveLength(20)
+        const referenced = rows.map((x) => JSON.parse(x.extra_info.task_metadata).raw_output_path)
+        for (const rel of referenced) expect(existsSync(join(out, "..", rel))).toBe(true)
+        expect(new Set(referenced).size).toBe(20)
+        // Every request went to the chosen endpoint with the configured model, effort and strict schema.
+        const calls = server.requests.filter((q) => q.endpoint !== "other")
+        expect(calls).toHaveLength(20)
+        for (const q of calls) {
+          expect(q.endpoint).toBe(backend)
+          expect(q.body.model).toBe("gpt-5-mini")
+          if (backend === "responses") {
+            expect(q.body.reasoning).toEqual({ effort: "high" })
+            expect(q.body.text.format.strict).toBe(true)
+          } else {
+            expect(q.body.reasoning_effort).toBe("high")
+            expect(q.body.response_format.json_schema.strict).toBe(true)
+          }
+        }
+        // The shared prefix (instructions / system message) is byte-identical across the run.
+        const prefixes = new Set(
+          calls.map((q) => (backend === "responses" ? q.body.instructions : q.body.messages[0].content))
+        )
+        expect(prefixes.size).toBe(1)
+        const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+        expect(manifest.status).toBe("completed")
+        expect(manifest.counts.valid).toBe(20)
+        expect(manifest.tokens).toEqual({
+          input: 20 * USAGE.input,
+          cached: 20 * USAGE.cached,
+          output: 20 * USAGE.output,
+          reasoning: 20 * USAGE.reasoning
+        })
+        // Cost from the price table: gpt-5-mini $0.25 / $0.025 cached / $2.00 output per 1M tokens.
+        const expected = (20 * ((USAGE.input - USAGE.cached) * 0.25 + USAGE.cached * 0.025 + USAGE.output * 2)) / 1e6
+        expect(manifest.cost_usd).toBeCloseTo(expected, 10)
+      },
+      60_000
+    )
+  }
+
+  it("repairs an invalid plan once and keeps the rejected answer in the archive", async () => {
+    const server = await fake((ctx) =>
+      answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE)
+    )
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out)).toHaveLength(3)
+    const repairs = server.requests.filter((q) => q.endpoint === "responses" && isRepairRequest(q.body))
+    expect(repairs).toHaveLength(3)
+    // The repair request tells the model what was wrong, by step, tool and param.
+    const text = JSON.stringify(repairs[0].body.input)
+    expect(text).toContain("fmp_get_quote")
+    expect(text).toMatch(/symbol/)
+    const rows = readJsonl(out)
+    for (const row of rows) expect(JSON.parse(row.extra_info.task_metadata).repaired).toBe(true)
+    expect(readdirSync(runDirOf(out)).filter((f) => f.startsWith("task_"))).toHaveLength(6)
+  }, 60_000)
+
+  it("a plan still invalid after repair goes to the rejects file and the slot is retried", async () => {
+    let invalidFor = new Set<number>([2])
+    const server = await fake((ctx) => {
+      const k = sampleNumberOf(ctx.body) ?? 1
+      const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+      return answer(invalidFor.has(k) && firstAttempt ? invalidTaskText(k) : validTaskFor(ctx), USAGE)
+    })
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
+    invalidFor = new Set()
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out)).toHaveLength(3)
+    const rejects = readJsonl(`${out}.rejects.jsonl`)
+    expect(rejects).toHaveLength(1)
+    expect(rejects[0].index).toBe(1)
+    expect(rejects[0].reasons.join(" ")).toMatch(/fmp_get_quote/)
+    expect(existsSync(join(out, "..", rejects[0].raw_output_path))).toBe(true)
+  }, 60_000)
+
+  it("ends with N valid rows when 30% of requests fail (429, 500, reset, timeout, malformed)", async () => {
+    let n = 0
+    const faults: Array<() => FakeReply> = [
+      () => rateLimited({ ms: 50 }),
+      () => serverError(500),
+      () => connectionReset(),
+      () => hang(),
+      () => answer("{\"task_id\": \"oops\", \"user_prompt\": ", USAGE),
+      () => malformedBody("<html>bad gateway</html>")
+    ]
+    const server = await fake((ctx) => {
+      n++
+      // Deterministic 30%: 3 of every 10 requests fail, cycling through the fault kinds.
+      if (n % 10 < 3) return faults[n % faults.length]()
+      return answer(validTaskFor(ctx), USAGE)
+    })
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const r = await runCliAsync(
+      ["generate", "-n", "12", "--out", out, "--llm", "openai", "--timeout", "0.5", "--concurrency", "4"],
+      { env: env(server) }
+    )
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(12)
+    const runDir = runDirOf(out)
+    const records = readdirSync(runDir).filter((f) => f.startsWith("task_")).map((f) =>
+      JSON.parse(readFileSync(join(runDir, f), "utf8"))
+    )
+    const failed = records.filter((x) => x.status !== "ok")
+    expect(failed.length).toBeGreaterThan(0)
+    for (const f of failed) expect(typeof f.error === "string" || f.status === "InvalidOutput").toBe(true)
+  }, 90_000)
+
+  it(
+    "survives SIGKILL mid-run: --resume makes exactly N unique rows and never re-requests a journaled sample",
+    async () => {
+      const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE), 120)
+      const dir = mkdtempSync(join(tmpdir(), "skyrl-gen-"))
+      const out = join(dir, "ds.jsonl")
+      const args = ["generate", "-n", "16", "--out", out, "--llm", "openai", "--concurrency", "2"]
+      const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "ignore" })
+      // Kill once a few samples are journaled.
+      let journal = ""
+      const journaled = await new Promise<Set<number>>((resolve, reject) => {
+        const timer = setInterval(() => {
+          const raw = join(dir, "raw_llm")
+          if (!existsSync(raw)) return
+          const runs = readdirSync(raw)
+          if (runs.length === 0) return
+          journal = join(raw, runs[0], "journal.jsonl")
+          if (!existsSync(journal)) return
+          const done = readJsonl(journal).filter((e) => e.status === "row")
+          if (done.length >= 5) {
+            child.kill("SIGKILL")
+            clearInterval(timer)
+            resolve(new Set(readJsonl(journal).filter((e) => e.status === "row").map((e) => e.index + 1)))
+          }
+        }, 20)
+        child.on("exit", () => {
+          clearInterval(timer)
+          reject(new Error("the run ended before it could be killed"))
+        })
+      })
+      await new Promise((resolve) => child.on("close", resolve))
+      expect(existsSync(out)).toBe(false)
+      const before = server.requests.length
+      const r = await runCliAsync([...args, "--resume"], { env: env(server) })
+      expect(r.status, r.stderr).toBe(0)
+      const rows = readJsonl(out)
+      expect(rows).toHaveLength(16)
+      expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(16)
+      const again = server.requests.slice(before).map((q) => sampleNumberOf(q.body))
+      for (const k of again) expect(journaled.has(k!)).toBe(false)
+      expect(again.length).toBe(16 - journaled.size)
+    },
+    90_000
+  )
+
+  it("--dry-run calls no model and prints the plan, a request and the estimate", async () => {
+    const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--dry-run"], { env: env(server) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(server.requests).toHaveLength(0)
+    expect(r.stdout).toContain("work plan (4 samples")
+    expect(r.stdout).toContain("\"strict\": true")
+    expect(r.stdout).toMatch(/cost for 4 samples: ~\$\d/)
+    expect(r.stdout).not.toContain("sk-test-generate")
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it("runs offline with no key from the bundled recorded answers (the README's main job)", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "5", "--out", out])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/OPENAI_API_KEY is not set/)
+    expect(readJsonl(out)).toHaveLength(5)
+  })
+})
