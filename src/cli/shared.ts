@@ -24,3 +24,11 @@ export const dataSourceOption = Options.text("data-source").pipe(
   Options.withFallbackConfig(Config.string("DATA_SOURCE")),
   Options.withDefault("synthetic/llm")
 )
+
+export const serversOption = Options.text("servers").pipe(
+  Options.withDescription(
+    "Comma-separated MCP server names: only their tools are offered/used (default: every server of the inventory)"
+  ),
+  Options.withFallbackConfig(Config.string("SKYRL_SERVERS")),
+  Options.optional
+)

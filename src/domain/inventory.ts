@@ -2,8 +2,12 @@
  * The tool inventory: MCP servers → tools → name, description, inputSchema (JSON Schema).
  * File format: `{ "servers": [{ "name": "fmp", "tools": [{ "name", "description", "inputSchema" }] }] }`
  * (the shape of data/inventory/finance-mcp.json).
+ *
+ * Real catalogues are messier than that: `decodeInventory` normalizes them first (see
+ * `normalizeJsonSchema` and `normalizeToolInput`) and then reports a malformed entry by its path,
+ * e.g. `servers[2].tools[4].inputSchema: must be an object`. Pure: no I/O, no JSON Schema validator.
  */
-import { Schema } from "effect"
+import { Either, ParseResult, Schema } from "effect"
 
 export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type JsonSchemaObject = typeof JsonSchemaObject.Type
@@ -36,3 +40,288 @@ export const findTool = (
   }
   return undefined
 }
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/**
+ * An inventory that cannot be used. `source` is the file path (or "inventory" for inline values),
+ * `entry` the offending entry such as `servers[2].tools[4].inputSchema` (empty for the whole file).
+ */
+export class InventoryError extends Schema.TaggedError<InventoryError>()("InventoryError", {
+  source: Schema.String,
+  entry: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return [this.source, this.entry, this.reason].filter((x) => x !== "").join(": ")
+  }
+}
+
+/** One problem with one plan step. `path` is e.g. `params/limit`, `params`, `tool` or `server`. */
+export interface StepIssue {
+  readonly step: number
+  readonly server: string
+  readonly tool: string
+  readonly path: string
+  readonly message: string
+}
+
+/** A plan that still fails validation (after repair, where the caller tried one). */
+export class PlanInvalidError extends Schema.TaggedError<PlanInvalidError>()("PlanInvalidError", {
+  issues: Schema.Array(Schema.Struct({
+    step: Schema.Number,
+    server: Schema.String,
+    tool: Schema.String,
+    path: Schema.String,
+    message: Schema.String
+  }))
+}) {
+  override get message(): string {
+    return `invalid plan: ${this.issues.map(formatIssue).join("; ")}`
+  }
+}
+
+/** `step 3 polygon/polygon_get_aggs params/ticker: missing required param`. */
+export const formatIssue = (issue: StepIssue): string => {
+  const where = issue.step > 0 ? `step ${issue.step}` : "plan"
+  const tool = issue.server === "" && issue.tool === "" ? "" : ` ${issue.server}/${issue.tool}`
+  return `${where}${tool} ${issue.path}: ${issue.message}`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalization of real catalogues
+
+type Json = Record<string, unknown>
+
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Type names used by Hermes/Glaive/BFCL-style catalogues, mapped to JSON Schema types. */
+const TYPE_ALIASES: Record<string, string> = {
+  dict: "object",
+  list: "array",
+  tuple: "array",
+  str: "string",
+  int: "integer",
+  float: "number",
+  double: "number",
+  bool: "boolean"
+}
+
+const SCHEMA_MAP_KEYWORDS = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
+const SCHEMA_KEYWORDS = [
+  "additionalProperties",
+  "items",
+  "additionalItems",
+  "contains",
+  "propertyNames",
+  "not",
+  "if",
+  "then",
+  "else",
+  "unevaluatedProperties",
+  "unevaluatedItems"
+]
+const SCHEMA_ARRAY_KEYWORDS = ["anyOf", "oneOf", "allOf", "prefixItems"]
+
+const normalizeType = (type: unknown): unknown => {
+  if (typeof type === "string") return TYPE_ALIASES[type.toLowerCase()] ?? type
+  if (Array.isArray(type)) {
+    const mapped = type.map(normalizeType)
+    return mapped.filter((t, i) => mapped.indexOf(t) === i)
+  }
+  return type
+}
+
+/**
+ * Makes a JSON Schema from a real catalogue usable by a standard validator, recursively:
+ * - Hermes-style type names (`dict`, `list`, `str`, `int`, `float`, `bool`) → JSON Schema names;
+ *   `"type": "any"` is dropped (any value);
+ * - a missing `type` becomes `object` when `properties` exist (`array` when `items` exist);
+ * - `$schema` keys are removed (they name drafts the validator may not load);
+ * - draft-3 style `"required": true` inside a property moves into the parent's `required` list.
+ * Values of `enum`, `const`, `default` and `examples` are data and are left alone.
+ */
+export const normalizeJsonSchema = (schema: unknown): unknown => {
+  if (Array.isArray(schema)) return schema.map(normalizeJsonSchema)
+  if (!isObject(schema)) return schema
+  const out: Json = {}
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === "$schema") continue
+    if (key === "type") {
+      if (value === "any") continue
+      out.type = normalizeType(value)
+    } else if (SCHEMA_MAP_KEYWORDS.includes(key) && isObject(value)) {
+      const map: Json = {}
+      for (const [name, sub] of Object.entries(value)) map[name] = normalizeJsonSchema(sub)
+      out[key] = map
+    } else if ((SCHEMA_KEYWORDS.includes(key) || SCHEMA_ARRAY_KEYWORDS.includes(key)) && typeof value === "object") {
+      out[key] = normalizeJsonSchema(value)
+    } else {
+      out[key] = value
+    }
+  }
+  if (isObject(out.properties)) {
+    const lifted: Array<string> = []
+    for (const [name, sub] of Object.entries(out.properties)) {
+      if (isObject(sub) && typeof sub.required === "boolean") {
+        if (sub.required) lifted.push(name)
+        const { required: _ignored, ...rest } = sub
+        ;(out.properties as Json)[name] = rest
+      }
+    }
+    if (lifted.length > 0) {
+      const existing = Array.isArray(out.required) ? out.required : []
+      out.required = [...existing, ...lifted.filter((n) => !existing.includes(n))]
+    }
+  }
+  if (out.type === undefined && out.anyOf === undefined && out.oneOf === undefined && out.$ref === undefined) {
+    if (isObject(out.properties)) out.type = "object"
+    else if (out.items !== undefined) out.type = "array"
+  }
+  return out
+}
+
+/**
+ * One tool entry as catalogues write it: MCP (`inputSchema`), Hermes/OpenAI function (`parameters`),
+ * Anthropic (`input_schema`), or an OpenAI tool wrapper `{ "type": "function", "function": {...} }`.
+ * Returns the MCP shape with a normalized schema; other keys (title, annotations...) are dropped.
+ * A value that is not a tool object is returned unchanged so that decoding reports it.
+ */
+export const normalizeToolInput = (tool: unknown): unknown => {
+  if (!isObject(tool)) return tool
+  const t = tool.type === "function" && isObject(tool.function) ? tool.function : tool
+  const schema = t.inputSchema ?? t.parameters ?? t.input_schema
+  const out: Json = { name: t.name }
+  if (t.description !== undefined && t.description !== null) out.description = t.description
+  if (schema !== undefined && schema !== null) {
+    const normalized = normalizeJsonSchema(schema)
+    // MCP input schemas are objects: a root without `type` (e.g. `{}`) means an object.
+    out.inputSchema = isObject(normalized) && normalized.type === undefined && normalized.$ref === undefined
+      ? { type: "object", ...normalized }
+      : normalized
+  }
+  return out
+}
+
+const normalizeInventoryInput = (raw: unknown): unknown => {
+  if (!isObject(raw) || !Array.isArray(raw.servers)) return raw
+  return {
+    servers: raw.servers.map((server) =>
+      isObject(server) && Array.isArray(server.tools)
+        ? { name: server.name, tools: server.tools.map(normalizeToolInput) }
+        : server
+    )
+  }
+}
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.reduce<string>(
+    (acc, key) => typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
+    ""
+  )
+
+const decodeRaw = Schema.decodeUnknownEither(Inventory, { errors: "all", onExcessProperty: "ignore" })
+
+/**
+ * Normalizes then decodes an inventory value (parsed JSON), and checks what the schema cannot:
+ * unique server names, unique tool names per server, object input schemas.
+ * `source` names the file in errors.
+ */
+export const decodeInventory = (raw: unknown, source = "inventory"): Either.Either<Inventory, InventoryError> => {
+  if (!isObject(raw)) {
+    return Either.left(
+      new InventoryError({ source, entry: "", reason: "must be a JSON object with a \"servers\" array" })
+    )
+  }
+  if (!Array.isArray(raw.servers)) {
+    return Either.left(new InventoryError({ source, entry: "servers", reason: "must be an array of servers" }))
+  }
+  const decoded = decodeRaw(normalizeInventoryInput(raw))
+  if (Either.isLeft(decoded)) {
+    const first = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+    return Either.left(
+      new InventoryError({
+        source,
+        entry: first === undefined ? "" : formatPath(first.path),
+        reason: first?.message ?? "invalid inventory"
+      })
+    )
+  }
+  const inventory = decoded.right
+  const serverNames = new Set<string>()
+  for (const [i, server] of inventory.servers.entries()) {
+    if (serverNames.has(server.name)) {
+      return Either.left(
+        new InventoryError({ source, entry: `servers[${i}].name`, reason: `duplicate server name "${server.name}"` })
+      )
+    }
+    serverNames.add(server.name)
+    const toolNames = new Set<string>()
+    for (const [j, tool] of server.tools.entries()) {
+      const entry = `servers[${i}].tools[${j}]`
+      if (toolNames.has(tool.name)) {
+        return Either.left(
+          new InventoryError({
+            source,
+            entry: `${entry}.name`,
+            reason: `duplicate tool name "${tool.name}" on server "${server.name}"`
+          })
+        )
+      }
+      toolNames.add(tool.name)
+      const type = tool.inputSchema.type
+      if (type !== undefined && type !== "object" && !(Array.isArray(type) && type.includes("object"))) {
+        return Either.left(
+          new InventoryError({
+            source,
+            entry: `${entry}.inputSchema.type`,
+            reason: `a tool's input schema must describe an object, got type ${JSON.stringify(type)}`
+          })
+        )
+      }
+    }
+  }
+  return Either.right(inventory)
+}
+
+/** Parses inventory file text (JSON) and decodes it; errors name `source`. */
+export const parseInventoryText = (text: string, source: string): Either.Either<Inventory, InventoryError> => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    return Either.left(new InventoryError({ source, entry: "", reason: `not valid JSON: ${(e as Error).message}` }))
+  }
+  return decodeInventory(raw, source)
+}
+
+/** Splits `a,b , c` into names (empty parts dropped). */
+export const parseServerList = (text: string): ReadonlyArray<string> =>
+  text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+
+/** Keeps only the named servers (in the inventory's order); an unknown name is an error listing the known ones. */
+export const selectServers = (
+  inventory: Inventory,
+  names: ReadonlyArray<string> | undefined,
+  source = "inventory"
+): Either.Either<Inventory, InventoryError> => {
+  if (names === undefined || names.length === 0) return Either.right(inventory)
+  const known = inventory.servers.map((s) => s.name)
+  const unknown = names.filter((n) => !known.includes(n))
+  if (unknown.length > 0) {
+    return Either.left(
+      new InventoryError({
+        source,
+        entry: "",
+        reason: `unknown server${unknown.length > 1 ? "s" : ""} ${
+          unknown.map((n) => `"${n}"`).join(", ")
+        } in --servers (known: ${known.join(", ")})`
+      })
+    )
+  }
+  return Either.right(new Inventory({ servers: inventory.servers.filter((s) => names.includes(s.name)) }))
+}
+
+/** Number of tools over all servers. */
+export const toolCount = (inventory: Inventory): number => inventory.servers.reduce((n, s) => n + s.tools.length, 0)

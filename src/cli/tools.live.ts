@@ -1,0 +1,152 @@
+/** Live wiring of `skyrl tools import` / `skyrl tools list` (loaded lazily by src/cli/tools.ts). */
+import { Console, Duration, Effect, Either, Layer, Option, Schema } from "effect"
+import type { InventoryTool } from "../domain/inventory.js"
+import { Inventory as InventoryData, parseServerList } from "../domain/inventory.js"
+import { importInventory } from "../programs/toolsImport.js"
+import { Inventory } from "../services/Inventory.js"
+import { McpClientLive } from "../services/McpClient.js"
+import { Storage, StorageLive } from "../services/Storage.js"
+import { pairServerArgs } from "../skyrl/serverSpecs.js"
+
+/** Bad arguments found after parsing (exit code 2, like other usage errors). */
+export class ToolsUsageError extends Schema.TaggedError<ToolsUsageError>()("ToolsUsageError", {
+  reason: Schema.String
+}) {
+  get exitCode(): number {
+    return 2
+  }
+  override get message(): string {
+    return `tools import: ${this.reason}`
+  }
+}
+
+/** Some servers could not be imported (the others were written, if any). */
+export class ToolsImportError extends Schema.TaggedError<ToolsImportError>()("ToolsImportError", {
+  out: Schema.String,
+  imported: Schema.Number,
+  total: Schema.Number,
+  failures: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    const head = this.imported === 0
+      ? `no MCP server could be imported; ${this.out} was not written`
+      : `imported ${this.imported} of ${this.total} MCP servers into ${this.out}; failed:`
+    return [head, ...this.failures].join("\n")
+  }
+}
+
+export const runToolsImport = (options: {
+  readonly stdio: ReadonlyArray<string>
+  readonly http: ReadonlyArray<string>
+  readonly name: ReadonlyArray<string>
+  readonly out: string
+  readonly timeout: number
+}) =>
+  Effect.gen(function*() {
+    const specs = yield* Either.mapLeft(
+      pairServerArgs(options.stdio, options.http, options.name),
+      (reason) => new ToolsUsageError({ reason })
+    )
+    if (options.timeout <= 0) return yield* new ToolsUsageError({ reason: "--timeout must be a positive number" })
+    yield* Effect.logInfo(`importing ${specs.length} MCP server${specs.length === 1 ? "" : "s"}`)
+    const result = yield* importInventory(specs, { timeout: Duration.seconds(options.timeout) })
+    for (const o of result.outcomes) {
+      if (o._tag === "imported") {
+        yield* Effect.logInfo(`MCP server "${o.server}": ${o.tools} tools`)
+        for (const s of o.skipped) {
+          yield* Effect.logWarning(`MCP server "${o.server}": tool "${s.tool}" left out: ${s.reason}`)
+        }
+      }
+    }
+    if (result.inventory !== undefined) {
+      const storage = yield* Storage
+      const encoded = Schema.encodeSync(InventoryData)(result.inventory)
+      yield* storage.writeFileAtomic(options.out, JSON.stringify(encoded, null, 2) + "\n")
+      yield* Effect.logInfo(`wrote ${options.out}`)
+    }
+    const failures = result.outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : [])
+    if (failures.length > 0) {
+      return yield* new ToolsImportError({
+        out: options.out,
+        imported: result.outcomes.length - failures.length,
+        total: result.outcomes.length,
+        failures
+      })
+    }
+  }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+
+// ---------------------------------------------------------------------------------------------
+// tools list
+
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const typeLabel = (schema: unknown, depth = 0): string => {
+  if (!isObject(schema)) return "any"
+  if (Array.isArray(schema.enum) && schema.enum.length > 0) {
+    return schema.enum.length <= 5 ? schema.enum.map((v) => JSON.stringify(v)).join("|") : "enum"
+  }
+  if (schema.const !== undefined) return JSON.stringify(schema.const)
+  const alternatives = Array.isArray(schema.anyOf)
+    ? schema.anyOf
+    : Array.isArray(schema.oneOf)
+    ? schema.oneOf
+    : undefined
+  if (alternatives !== undefined) return alternatives.map((a) => typeLabel(a, depth)).join("|")
+  if (typeof schema.$ref === "string") return schema.$ref.split("/").pop() ?? "ref"
+  const type = Array.isArray(schema.type)
+    ? schema.type.join("|")
+    : typeof schema.type === "string"
+    ? schema.type
+    : "any"
+  if (type === "array") return `${typeLabel(schema.items, depth)}[]`
+  if (type === "object" && isObject(schema.properties) && depth < 1) {
+    return `{${paramList(schema, depth + 1)}}`
+  }
+  return type
+}
+
+const paramList = (schema: Json, depth: number): string => {
+  const required = new Set(Array.isArray(schema.required) ? schema.required : [])
+  const properties = isObject(schema.properties) ? schema.properties : {}
+  return Object.entries(properties)
+    .map(([name, s]) => `${name}${required.has(name) ? "" : "?"}: ${typeLabel(s, depth)}`)
+    .join(", ")
+}
+
+/** `name(a: string, b?: "x"|"y", c?: integer)`; optional params carry `?`. */
+export const compactSignature = (tool: InventoryTool): string => `${tool.name}(${paramList(tool.inputSchema, 0)})`
+
+const shortDescription = (text: string, max = 80): string => {
+  const line = text.replace(/\s+/g, " ").trim()
+  const sentence = line.split(/(?<=\.)\s/)[0] ?? line
+  return sentence.length <= max ? sentence.replace(/\.$/, "") : `${sentence.slice(0, max - 1).trimEnd()}…`
+}
+
+/** One line per tool: `server  tool(signature)  description`. */
+export const inventoryLines = (inventory: InventoryData): ReadonlyArray<string> => {
+  const width = Math.max(0, ...inventory.servers.map((s) => s.name.length))
+  return inventory.servers.flatMap((server) =>
+    server.tools.map((tool) => {
+      const description = shortDescription(tool.description)
+      return `${server.name.padEnd(width)}  ${compactSignature(tool)}${description === "" ? "" : `  ${description}`}`
+    })
+  )
+}
+
+export const runToolsList = (options: {
+  readonly inventory: Option.Option<string>
+  readonly servers: Option.Option<string>
+}) =>
+  Effect.gen(function*() {
+    const service = yield* Inventory
+    for (const line of inventoryLines(service.inventory)) yield* Console.log(line)
+    const tools = service.toolModes.length
+    yield* Effect.logInfo(`${service.source}: ${service.inventory.servers.length} servers, ${tools} tools`)
+  }).pipe(
+    Effect.provide(
+      Inventory.fromFile(Option.getOrUndefined(options.inventory), {
+        servers: Option.getOrUndefined(Option.map(options.servers, parseServerList))
+      }).pipe(Layer.provide(StorageLive))
+    )
+  )

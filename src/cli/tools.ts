@@ -1,0 +1,58 @@
+/**
+ * `skyrl tools import` (inventory from live MCP servers) and `skyrl tools list` (print an inventory).
+ * Heavy modules (MCP SDK, ajv) load lazily from ./tools.live.js.
+ */
+import { Command, Options } from "@effect/cli"
+import { Effect } from "effect"
+import { inventoryOption, serversOption } from "./shared.js"
+
+const importCommand = Command.make(
+  "import",
+  {
+    stdio: Options.text("stdio").pipe(
+      Options.withDescription(
+        "A stdio MCP server to spawn: NAME=\"COMMAND ARGS...\" (or \"COMMAND ARGS...\" followed by --name NAME). " +
+          "Repeatable. Words are split like a shell would (quotes, backslashes), without running a shell"
+      ),
+      Options.repeated
+    ),
+    http: Options.text("http").pipe(
+      Options.withDescription("A streamable-HTTP MCP server: NAME=URL (or URL followed by --name NAME). Repeatable"),
+      Options.repeated
+    ),
+    name: Options.text("name").pipe(
+      Options.withDescription(
+        "Names the server given just before it without NAME=. Unnamed --stdio and --http servers cannot be mixed " +
+          "in one call (the parser does not keep the order across options): use NAME=... then"
+      ),
+      Options.repeated
+    ),
+    out: Options.file("out").pipe(
+      Options.withAlias("o"),
+      Options.withDescription("Inventory file to write (JSON); written atomically")
+    ),
+    timeout: Options.integer("timeout").pipe(
+      Options.withDescription("Seconds allowed per server (start, tools/list, close)"),
+      Options.withDefault(30)
+    )
+  },
+  (options) => Effect.flatMap(Effect.promise(() => import("./tools.live.js")), (m) => m.runToolsImport(options))
+).pipe(
+  Command.withDescription(
+    "Build an inventory file from live MCP servers (tools/list). Every server is tried; the ones that worked are " +
+      "written, and the command exits 1 if any failed. Example: skyrl tools import " +
+      "--stdio fs=\"npx -y @modelcontextprotocol/server-filesystem /tmp\" --http docs=http://127.0.0.1:3000/mcp " +
+      "--out inventory.json"
+  )
+)
+
+const listCommand = Command.make(
+  "list",
+  { inventory: inventoryOption, servers: serversOption },
+  (options) => Effect.flatMap(Effect.promise(() => import("./tools.live.js")), (m) => m.runToolsList(options))
+).pipe(Command.withDescription("Print an inventory on stdout, one line per tool: server, tool(signature), description"))
+
+export const toolsCommand = Command.make("tools").pipe(
+  Command.withDescription("MCP tool inventories: import them from live servers, list them"),
+  Command.withSubcommands([importCommand, listCommand])
+)

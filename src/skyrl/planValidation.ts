@@ -1,0 +1,326 @@
+/**
+ * Plan validation against the inventory (pure; ajv compiled per tool and cached per inventory).
+ *
+ * Every step's server must exist, the tool must belong to that server, and the params must validate
+ * against the tool's inputSchema (required, types, enums, formats...). Unknown params: by default a
+ * param that the tool's schema does not declare is an error whenever the schema lists `properties`
+ * and says nothing about other keys (`additionalProperties` absent) — a ground-truth plan must not
+ * carry params the tool never asked for. A schema that allows extra keys explicitly
+ * (`additionalProperties: true`/a schema, `patternProperties`) keeps allowing them. Pass
+ * `{ unknownParams: "allow" }` for plain JSON Schema semantics.
+ */
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv"
+import * as AjvFormats from "ajv-formats"
+import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
+import { formatIssue } from "../domain/inventory.js"
+
+export type { StepIssue } from "../domain/inventory.js"
+
+/** A plan step as validated: what ends up in the dataset's tool plan. */
+export interface PlanStep {
+  readonly step: number
+  readonly server: string
+  readonly tool: string
+  readonly params: unknown
+}
+
+export interface ValidateOptions {
+  /** "reject" (default): undeclared params are errors unless the schema allows extra keys. */
+  readonly unknownParams?: "reject" | "allow"
+}
+
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const addFormats: (ajv: Ajv) => Ajv = ((AjvFormats as unknown as { default?: unknown }).default ??
+  AjvFormats) as unknown as (ajv: Ajv) => Ajv
+
+const makeAjv = (): Ajv => {
+  // strict: false — real catalogues carry unknown keywords (x-*, examples in odd places);
+  // addUsedSchema: false — two tools may use the same $id; logger: false — no console noise;
+  // verbose: errors carry their schema (to list the declared params).
+  const ajv = new Ajv({ allErrors: true, strict: false, addUsedSchema: false, logger: false, verbose: true })
+  addFormats(ajv)
+  return ajv
+}
+
+const ajv = makeAjv()
+
+/**
+ * A copy of the schema where every object schema that lists `properties` and says nothing about
+ * other keys gets `additionalProperties: false`. Objects combined with allOf/$ref are left open (closing
+ * them would reject keys that the other part declares); allOf/not/if subtrees are not entered.
+ */
+export const closeObjects = (schema: unknown): unknown => {
+  if (Array.isArray(schema)) return schema.map(closeObjects)
+  if (!isObject(schema)) return schema
+  const out: Json = { ...schema }
+  for (const key of ["properties", "$defs", "definitions"]) {
+    const map = schema[key]
+    if (isObject(map)) out[key] = Object.fromEntries(Object.entries(map).map(([k, v]) => [k, closeObjects(v)]))
+  }
+  for (const key of ["items", "anyOf", "oneOf", "prefixItems"]) {
+    if (schema[key] !== undefined) out[key] = closeObjects(schema[key])
+  }
+  if (isObject(schema.additionalProperties)) out.additionalProperties = closeObjects(schema.additionalProperties)
+  if (
+    isObject(schema.properties) &&
+    schema.additionalProperties === undefined &&
+    schema.patternProperties === undefined &&
+    schema.unevaluatedProperties === undefined &&
+    schema.allOf === undefined &&
+    schema.$ref === undefined
+  ) {
+    out.additionalProperties = false
+  }
+  return out
+}
+
+type Compiled = { readonly validate: ValidateFunction } | { readonly error: string }
+
+const cache = new WeakMap<Inventory, Map<string, Compiled>>()
+
+const compileTool = (tool: InventoryTool, mode: "reject" | "allow"): Compiled => {
+  try {
+    return { validate: ajv.compile(mode === "reject" ? closeObjects(tool.inputSchema) as Json : tool.inputSchema) }
+  } catch (e) {
+    return { error: (e as Error).message }
+  }
+}
+
+const compiledFor = (inventory: Inventory, server: string, tool: InventoryTool, mode: "reject" | "allow") => {
+  let perInventory = cache.get(inventory)
+  if (perInventory === undefined) {
+    perInventory = new Map()
+    cache.set(inventory, perInventory)
+  }
+  const key = `${mode}\u0000${server}\u0000${tool.name}`
+  let compiled = perInventory.get(key)
+  if (compiled === undefined) {
+    compiled = compileTool(tool, mode)
+    perInventory.set(key, compiled)
+  }
+  return compiled
+}
+
+/**
+ * Entries whose inputSchema a JSON Schema validator cannot compile, as `servers[i].tools[j].inputSchema`
+ * with the reason. Used when an inventory is loaded, so a broken schema fails early with its path.
+ */
+export const schemaProblems = (
+  inventory: Inventory
+): ReadonlyArray<{ readonly entry: string; readonly reason: string }> => {
+  const problems: Array<{ entry: string; reason: string }> = []
+  inventory.servers.forEach((server, i) =>
+    server.tools.forEach((tool, j) => {
+      const compiled = compiledFor(inventory, server.name, tool, "reject")
+      if ("error" in compiled) {
+        problems.push({
+          entry: `servers[${i}].tools[${j}].inputSchema`,
+          reason: `invalid JSON Schema: ${compiled.error}`
+        })
+      }
+    })
+  )
+  return problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readable messages
+
+const show = (value: unknown): string => {
+  const text = JSON.stringify(value)
+  if (text === undefined) return String(value)
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
+
+const typeOf = (value: unknown): string =>
+  value === null
+    ? "null"
+    : Array.isArray(value)
+    ? "array"
+    : typeof value === "number" && Number.isInteger(value)
+    ? "integer"
+    : typeof value
+
+const decodePointer = (pointer: string): ReadonlyArray<string> =>
+  pointer === "" ? [] : pointer.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"))
+
+const valueAt = (root: unknown, segments: ReadonlyArray<string>): unknown => {
+  let current = root
+  for (const s of segments) {
+    if (Array.isArray(current)) current = current[Number(s)]
+    else if (isObject(current)) current = current[s]
+    else return undefined
+  }
+  return current
+}
+
+const declaredNames = (schema: unknown): ReadonlyArray<string> =>
+  isObject(schema) && isObject(schema.properties) ? Object.keys(schema.properties) : []
+
+const describeError = (
+  error: ErrorObject,
+  params: unknown
+): { readonly segments: ReadonlyArray<string>; readonly message: string } => {
+  const segments = decodePointer(error.instancePath)
+  const value = valueAt(params, segments)
+  const what = segments.length === 0 ? "param" : "field"
+  switch (error.keyword) {
+    case "required": {
+      const missing = String((error.params as { missingProperty: string }).missingProperty)
+      return { segments: [...segments, missing], message: `missing required ${what}` }
+    }
+    case "additionalProperties": {
+      const extra = String((error.params as { additionalProperty: string }).additionalProperty)
+      const declared = declaredNames(error.parentSchema)
+      return {
+        segments: [...segments, extra],
+        message: `unknown ${what} (${declared.length === 0 ? "none are declared" : `declared: ${declared.join(", ")}`})`
+      }
+    }
+    case "enum": {
+      const allowed = (error.params as { allowedValues: ReadonlyArray<unknown> }).allowedValues
+      return { segments, message: `must be one of ${allowed.map(show).join(", ")} (got ${show(value)})` }
+    }
+    case "const":
+      return {
+        segments,
+        message: `must be ${show((error.params as { allowedValue: unknown }).allowedValue)} (got ${show(value)})`
+      }
+    case "type":
+      return {
+        segments,
+        message: `must be ${String((error.params as { type: unknown }).type)} (got ${typeOf(value)} ${show(value)})`
+      }
+    case "format":
+      return {
+        segments,
+        message: `must be a valid ${String((error.params as { format: unknown }).format)} (got ${show(value)})`
+      }
+    default:
+      return { segments, message: `${error.message ?? error.keyword} (got ${show(value)})` }
+  }
+}
+
+const MAX_ISSUES_PER_STEP = 12
+
+const paramIssues = (
+  step: PlanStep,
+  validate: ValidateFunction
+): ReadonlyArray<StepIssue> => {
+  if (validate(step.params)) return []
+  const seen = new Set<string>()
+  const issues: Array<StepIssue> = []
+  const errors = validate.errors ?? []
+  // With anyOf/oneOf, ajv reports each branch's errors and then the combinator's own error: keep the
+  // combinator's error only when nothing more precise was said about that place.
+  for (const error of errors) {
+    const { message, segments } = describeError(error, step.params)
+    const path = ["params", ...segments].join("/")
+    const key = `${path}\u0000${message}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    issues.push({ step: step.step, server: step.server, tool: step.tool, path, message })
+    if (issues.length >= MAX_ISSUES_PER_STEP) break
+  }
+  return issues
+}
+
+/** Close names for "did you mean" hints (edit distance ≤ a third of the length, at most 3). */
+const similar = (name: string, candidates: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]!
+      row[0] = i
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j]!
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+        prev = current
+      }
+    }
+    return row[b.length]!
+  }
+  return candidates
+    .map((c) => ({ c, d: distance(name.toLowerCase(), c.toLowerCase()) }))
+    .filter(({ c, d }) => d <= Math.max(2, Math.floor(Math.max(name.length, c.length) / 3)))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, 3)
+    .map(({ c }) => c)
+}
+
+const hint = (names: ReadonlyArray<string>): string =>
+  names.length === 0 ? "" : `; did you mean ${names.map((n) => `"${n}"`).join(" or ")}?`
+
+/**
+ * Validates a plan. Returns one issue per problem (empty = valid). Steps must be numbered 1..n in
+ * order; a plan without steps is one issue.
+ */
+export const validatePlan = (
+  inventory: Inventory,
+  steps: ReadonlyArray<PlanStep>,
+  options?: ValidateOptions
+): ReadonlyArray<StepIssue> => {
+  const mode = options?.unknownParams ?? "reject"
+  if (steps.length === 0) {
+    return [{ step: 0, server: "", tool: "", path: "tool_sequence", message: "the plan has no steps" }]
+  }
+  const issues: Array<StepIssue> = []
+  steps.forEach((step, index) => {
+    const base = { step: step.step, server: step.server, tool: step.tool }
+    if (step.step !== index + 1) {
+      issues.push({ ...base, path: "step", message: `steps must be numbered 1..n in order: expected ${index + 1}` })
+    }
+    const server = inventory.servers.find((s) => s.name === step.server)
+    if (server === undefined) {
+      const owner = inventory.servers.find((s) => s.tools.some((t) => t.name === step.tool))
+      issues.push({
+        ...base,
+        path: "server",
+        message: `unknown server "${step.server}" (known: ${inventory.servers.map((s) => s.name).join(", ")})${
+          owner === undefined ? "" : `; tool "${step.tool}" belongs to server "${owner.name}"`
+        }`
+      })
+      return
+    }
+    const tool = server.tools.find((t) => t.name === step.tool)
+    if (tool === undefined) {
+      const owner = inventory.servers.find((s) => s.tools.some((t) => t.name === step.tool))
+      issues.push({
+        ...base,
+        path: "tool",
+        message: owner === undefined
+          ? `server "${server.name}" has no tool "${step.tool}"${
+            hint(similar(step.tool, inventory.servers.flatMap((s) => s.tools.map((t) => t.name))))
+          }`
+          : `tool "${step.tool}" belongs to server "${owner.name}", not "${server.name}"`
+      })
+      return
+    }
+    if (!isObject(step.params)) {
+      issues.push({ ...base, path: "params", message: `must be an object (got ${typeOf(step.params)})` })
+      return
+    }
+    const compiled = compiledFor(inventory, server.name, tool, mode)
+    if ("error" in compiled) {
+      issues.push({ ...base, path: "params", message: `the tool's input schema is invalid: ${compiled.error}` })
+      return
+    }
+    issues.push(...paramIssues(step, compiled.validate))
+  })
+  return issues
+}
+
+/**
+ * The message sent back to the model when its plan failed validation: every problem with its step,
+ * tool and param path, and what to do.
+ */
+export const repairMessage = (issues: ReadonlyArray<StepIssue>): string =>
+  [
+    "Your previous answer had an invalid tool plan (tool_sequence). Problems:",
+    ...issues.map((issue) => `- ${formatIssue(issue)}`),
+    "Return the whole task again in the same JSON format with these problems fixed. Use only servers and tools " +
+    "from the catalogue, pass only the params each tool declares, include every required param, and give each " +
+    "param a value of the declared type (one of the listed values where the tool lists them)."
+  ].join("\n")
