@@ -18,8 +18,8 @@ export interface RetryPolicy {
 /** The wait before the next attempt: the server's retry-after when given, else the capped backoff. */
 export const retryDelayMs = (error: LlmError, backoffMs: number, policy: RetryPolicy): number =>
   error._tag === "RateLimited" && error.retryAfterMs !== undefined
-    ? Math.min(Math.max(0, error.retryAfterMs), policy.maxRetryAfterMs)
-    : Math.min(backoffMs, policy.maxDelayMs)
+    ? Math.round(Math.min(Math.max(0, error.retryAfterMs), policy.maxRetryAfterMs))
+    : Math.round(Math.min(backoffMs, policy.maxDelayMs))
 
 export type OnRetry = (error: LlmError, delayMs: number, retry: number) => Effect.Effect<void>
 
