@@ -2,12 +2,19 @@
  * Storage: every file skyrl reads or writes goes through this service, so tests can swap it.
  * Outputs are written atomically (temp file in the same directory, fsync, rename): a reader sees the
  * old file or the new one, never half of one. Journals are append-only and flushed per line.
+ *
+ * Datasets: `writeRows` picks the format by extension — `.json` (one array, `indent` 2 by default),
+ * `.jsonl` (one row a line, streamed), `.parquet` (nested columns, see ./parquet.ts); `readRows`
+ * streams a dataset back as `{ index, value }` (JSON Lines line by line, Parquet row group by row
+ * group, `.json` parsed whole), failing with an `InputError` that names the file and row.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
+import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { StorageError } from "../domain/errors.js"
+import { createInterface } from "node:readline"
+import { InputError, StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { JsonTextOptions } from "../skyrl/layout.js"
 import { encodeRow, toJsonText } from "../skyrl/layout.js"
@@ -20,6 +27,14 @@ export const rowFormatOf = (file: string): RowFormat | undefined => {
 }
 
 export interface WriteRowsOptions extends JsonTextOptions {}
+
+/** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
+export interface RowRecord {
+  readonly index: number
+  /** 1-based line of the row (JSON Lines only). */
+  readonly line?: number
+  readonly value: unknown
+}
 
 export interface StorageApi {
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
@@ -36,6 +51,11 @@ export interface StorageApi {
     rows: Iterable<SkyRLRow>,
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError>
+  /**
+   * Streams the rows of a .json, .jsonl or .parquet dataset (memory bounded for .jsonl and .parquet).
+   * Fails with an InputError naming the file (and the row, or line, where one is at fault).
+   */
+  readonly readRows: (file: string) => Stream.Stream<RowRecord, InputError>
 }
 
 export class Storage extends Context.Tag("skyrl/Storage")<Storage, StorageApi>() {}
@@ -120,6 +140,92 @@ export const writeJsonRows = async (
   return n
 }
 
+/** A parse failure inside a dataset file, before it becomes an InputError. */
+class RowReadFailure extends Error {
+  constructor(readonly row: number | undefined, reason: string) {
+    super(reason)
+  }
+}
+
+const parseLine = (text: string, row: number, line: number): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new RowReadFailure(row, `line ${line} is not valid JSON: ${(e as Error).message}`)
+  }
+}
+
+async function* jsonLinesRows(file: string): AsyncGenerator<RowRecord> {
+  const input = createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })
+  const lines = createInterface({ input, crlfDelay: Infinity })
+  let index = 0
+  let line = 0
+  try {
+    for await (const text of lines) {
+      line++
+      if (text.trim() === "") continue
+      yield { index, line, value: parseLine(text, index, line) }
+      index++
+    }
+  } finally {
+    lines.close()
+    input.destroy()
+  }
+}
+
+async function* jsonRows(file: string): AsyncGenerator<RowRecord> {
+  const text = await fs.readFile(file, "utf8")
+  if (!text.trimStart().startsWith("[")) {
+    // Like `datasets`, a .json file may also hold JSON Lines.
+    let index = 0
+    let line = 0
+    for (const l of text.split("\n")) {
+      line++
+      if (l.trim() === "") continue
+      yield { index, line, value: parseLine(l, index, line) }
+      index++
+    }
+    return
+  }
+  let rows: unknown
+  try {
+    rows = JSON.parse(text)
+  } catch (e) {
+    throw new RowReadFailure(undefined, `not valid JSON: ${(e as Error).message}`)
+  }
+  if (!Array.isArray(rows)) throw new RowReadFailure(undefined, "expected a JSON array of rows")
+  for (const [index, value] of rows.entries()) yield { index, value }
+}
+
+async function* parquetRows(file: string): AsyncGenerator<RowRecord> {
+  const { readParquetRows } = await import("./parquet.js")
+  let index = 0
+  try {
+    for await (const value of readParquetRows(file)) yield { index: index++, value }
+  } catch (e) {
+    if (e instanceof RowReadFailure || (e as NodeJS.ErrnoException)?.code !== undefined) throw e
+    throw new RowReadFailure(index === 0 ? undefined : index, `not a readable Parquet file: ${(e as Error).message}`)
+  }
+}
+
+export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputError> => {
+  const format = rowFormatOf(file)
+  if (format === undefined) {
+    return Stream.fail(
+      new InputError({ file, reason: "unknown dataset format: use a .json, .jsonl or .parquet extension" })
+    )
+  }
+  const source =
+    () => (format === "jsonl" ? jsonLinesRows(file) : format === "json" ? jsonRows(file) : parquetRows(file))
+  return Stream.fromAsyncIterable(
+    { [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() },
+    (e) =>
+      e instanceof RowReadFailure
+        ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
+        : new InputError({ file, reason: reason(e) })
+  )
+}
+
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
@@ -140,23 +246,32 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
     }),
   writeRows: (file, rows, options = {}) => {
     const format = rowFormatOf(file)
-    if (format === undefined || format === "parquet") {
+    if (format === undefined) {
       return Effect.fail(
         new StorageError({
           path: file,
           operation: "write",
-          reason: format === undefined
-            ? "unknown dataset format: use a .json, .jsonl or .parquet extension"
-            : "parquet output is not available yet"
+          reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
         })
       )
     }
     return attempt(file, "write", async () => {
       let n = 0
-      await atomically(file, async (h) => {
-        n = await writeJsonRows(h, rows, format, options)
-      })
+      if (format === "parquet") {
+        const { writeParquetRows } = await import("./parquet.js")
+        const encoded = function*() {
+          for (const row of rows) yield encodeRow(row)
+        }
+        await atomically(file, async (h) => {
+          n = await writeParquetRows(h, encoded())
+        })
+      } else {
+        await atomically(file, async (h) => {
+          n = await writeJsonRows(h, rows, format, options)
+        })
+      }
       return n
     })
-  }
+  },
+  readRows: readDatasetRows
 })

@@ -1,0 +1,160 @@
+/**
+ * Parquet for skyrl's row layout (loaded lazily by Storage: only `.parquet` paths pay for it).
+ *
+ * The on-disk row (`SkyRLRow.Encoded`) has the same typed skeleton in every row — the parts whose
+ * shape varies (`params`, `task_metadata`) are JSON strings — so the Parquet schema is fixed and
+ * written explicitly: nested structs and standard 3-level `LIST`s of structs, the layout pyarrow
+ * writes (every field optional, as pyarrow's defaults), integers as INT64 (what Arrow infers from
+ * JSON, so a .parquet and a .json file concatenate). The skeleton has no empty struct by
+ * construction. Writing goes through hyparquet-writer row group by row group; reading through
+ * hyparquet one row group at a time, so memory stays bounded by the row-group size.
+ */
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet"
+import type { SchemaElement } from "hyparquet"
+import { ByteWriter, parquetWriteRows } from "hyparquet-writer"
+import type * as fs from "node:fs/promises"
+import type { EncodedRow } from "../domain/row.js"
+
+/** Rows per row group: bounds the memory of writer and reader. */
+export const ROW_GROUP_SIZE = 5_000
+
+type Field =
+  | { readonly name: string; readonly kind: "string" | "int" }
+  | { readonly name: string; readonly kind: "struct"; readonly fields: ReadonlyArray<Field> }
+  | { readonly name: string; readonly kind: "list"; readonly element: ReadonlyArray<Field> }
+
+const str = (name: string): Field => ({ name, kind: "string" })
+const int = (name: string): Field => ({ name, kind: "int" })
+const struct = (name: string, fields: ReadonlyArray<Field>): Field => ({ name, kind: "struct", fields })
+const list = (name: string, element: ReadonlyArray<Field>): Field => ({ name, kind: "list", element })
+
+/** The row skeleton (keep in step with `SkyRLRow` in src/domain/row.ts; test/parquet.test.ts checks it). */
+export const ROW_FIELDS: ReadonlyArray<Field> = [
+  str("data_source"),
+  list("prompt", [str("role"), str("content")]),
+  str("env_class"),
+  struct("reward_spec", [
+    str("method"),
+    struct("ground_truth", [
+      str("task_id"),
+      str("complexity"),
+      int("max_turns"),
+      struct("success", [str("must_call_tool")]),
+      list("tool_sequence", [int("step"), str("server"), str("tool"), str("params")]),
+      struct("limits", [int("max_tools"), int("max_servers")]),
+      struct("rubric", [str("name"), list("criteria", [str("name"), str("description"), str("scoring")])])
+    ])
+  ]),
+  struct("extra_info", [str("task_metadata")])
+]
+
+const toElements = (field: Field): Array<SchemaElement> => {
+  switch (field.kind) {
+    case "string":
+      return [{ name: field.name, type: "BYTE_ARRAY", converted_type: "UTF8", repetition_type: "OPTIONAL" }]
+    case "int":
+      return [{ name: field.name, type: "INT64", repetition_type: "OPTIONAL" }]
+    case "struct":
+      return [
+        { name: field.name, repetition_type: "OPTIONAL", num_children: field.fields.length },
+        ...field.fields.flatMap(toElements)
+      ]
+    case "list":
+      return [
+        { name: field.name, repetition_type: "OPTIONAL", converted_type: "LIST", num_children: 1 },
+        { name: "list", repetition_type: "REPEATED", num_children: 1 },
+        { name: "element", repetition_type: "OPTIONAL", num_children: field.element.length },
+        ...field.element.flatMap(toElements)
+      ]
+  }
+}
+
+export const ROW_PARQUET_SCHEMA: ReadonlyArray<SchemaElement> = [
+  { name: "root", num_children: ROW_FIELDS.length },
+  ...ROW_FIELDS.flatMap(toElements)
+]
+
+/** A hyparquet-writer sink that appends each finished row group to an open file. */
+class FileSink extends ByteWriter {
+  private pending: Promise<void> = Promise.resolve()
+  constructor(private readonly handle: fs.FileHandle) {
+    super(1 << 20)
+  }
+  private drain(): Promise<void> {
+    const bytes = new Uint8Array(this.buffer.slice(0, this.index))
+    this.index = 0
+    this.pending = this.pending.then(() => this.handle.write(bytes).then(() => undefined))
+    return this.pending
+  }
+  flush(): Promise<void> {
+    return this.drain()
+  }
+  override finish(): Promise<void> {
+    return this.drain()
+  }
+}
+
+/** A row shaped for the writer: exactly the skeleton's fields, INT64 values as bigint. */
+const shape = (fields: ReadonlyArray<Field>, value: unknown): Record<string, unknown> | null => {
+  if (typeof value !== "object" || value === null) return null
+  const source = value as Record<string, unknown>
+  const out: Record<string, unknown> = {}
+  for (const field of fields) {
+    const v = source[field.name]
+    if (v === undefined || v === null) out[field.name] = null
+    else if (field.kind === "int") out[field.name] = typeof v === "number" ? BigInt(v) : v
+    else if (field.kind === "struct") out[field.name] = shape(field.fields, v)
+    else if (field.kind === "list") out[field.name] = Array.isArray(v) ? v.map((e) => shape(field.element, e)) : null
+    else out[field.name] = v
+  }
+  return out
+}
+
+/** Writes encoded rows as Parquet into an open (temp) file. Returns the row count. */
+export const writeParquetRows = async (handle: fs.FileHandle, rows: Iterable<EncodedRow>): Promise<number> => {
+  let n = 0
+  const counted = function*() {
+    for (const row of rows) {
+      n++
+      yield shape(ROW_FIELDS, row)!
+    }
+  }
+  await parquetWriteRows({
+    writer: new FileSink(handle),
+    rows: counted(),
+    columns: ROW_FIELDS.map((f) => ({ name: f.name })),
+    schema: [...ROW_PARQUET_SCHEMA],
+    rowGroupSize: ROW_GROUP_SIZE,
+    createdBy: "skyrl"
+  })
+  return n
+}
+
+/** INT64 columns come back as bigint: plain numbers again (row values are small integers). */
+const plain = (value: unknown): unknown => {
+  if (typeof value === "bigint") {
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value.toString()
+  }
+  if (Array.isArray(value)) return value.map(plain)
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = plain(v)
+    return out
+  }
+  return value
+}
+
+/** Reads any Parquet file's rows as plain JSON values, one row group at a time. */
+export async function* readParquetRows(file: string): AsyncGenerator<unknown> {
+  const buffer = await asyncBufferFromFile(file)
+  const metadata = await parquetMetadataAsync(buffer)
+  let start = 0
+  for (const group of metadata.row_groups) {
+    const end = start + Number(group.num_rows)
+    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end })
+    for (const row of rows) yield plain(row)
+    start = end
+  }
+}
