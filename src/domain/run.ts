@@ -15,7 +15,7 @@ export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({
   started_at: Schema.String,
   finished_at: Schema.NullOr(Schema.String),
   settings: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  seed: Schema.Number,
+  seed: Schema.NullOr(Schema.Number),
   model: Schema.String,
   backend: Schema.String,
   llm: Schema.String,

@@ -1,484 +1,58 @@
 /**
- * `generate`: ask the model for tasks across domains and complexities, validate each plan against the
- * inventory (repairing once), convert them to SkyRL rows, archive every call, and write the dataset.
- *
- * Durability: every model call is archived as it happens; every finished sample is journaled (append +
- * fsync) before the next is counted; the dataset is written atomically from the journal at the end.
- * `--resume` reads the journal and continues with the samples that are not finished, so no answered
- * sample is requested again and no row is duplicated.
+ * `generate`: ask the model for tasks across domains and complexities (the work plan from the seed),
+ * through the shared sampling engine (src/programs/sampling.ts).
  */
-import { Clock, Effect, Either, Option, Ref, Schema } from "effect"
-import * as path from "node:path"
-import type { StepIssue } from "../domain/inventory.js"
-import { formatIssue } from "../domain/inventory.js"
-import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
-import { addUsage, emptyUsage, InvalidOutput } from "../domain/llm.js"
-import { costOf } from "../domain/pricing.js"
-import type { SkyRLRow } from "../domain/row.js"
-import type { RejectRecord } from "../domain/run.js"
-import { IncompleteRun, JournalEntry, RunManifest } from "../domain/run.js"
+import { Effect } from "effect"
 import type { ModelTask } from "../domain/task.js"
-import { ModelTask as ModelTaskSchema } from "../domain/task.js"
 import { Inventory } from "../services/Inventory.js"
-import { Llm } from "../services/Llm.js"
-import type { LlmMessage } from "../services/Llm.js"
-import { Progress } from "../services/Progress.js"
-import { RateLimiter } from "../services/RateLimiter.js"
-import { Storage } from "../services/Storage.js"
-import { convertTask } from "../skyrl/convert.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
-import { decodeRow, encodeRow, toJsonText } from "../skyrl/layout.js"
-import { estimateTokens } from "../skyrl/prompt.js"
+import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
-import { archiveFileName, encodeArchive, planIssues, runPaths } from "./runFiles.js"
+import type { SamplingOptions } from "./sampling.js"
+import { runSampling } from "./sampling.js"
 
-export interface GenerateOptions {
-  readonly out: string
+export interface GenerateOptions extends
+  Omit<
+    SamplingOptions<PlannedSample>,
+    "command" | "jobs" | "instructions" | "requestText" | "taskInput" | "jobMetadata" | "dedupePrompts" | "seed"
+  >
+{
   readonly plan: ReadonlyArray<PlannedSample>
   readonly seed: number
-  readonly maxTools: number
-  readonly maxTurns: number
-  readonly concurrency: number
-  readonly maxCostUsd: number | undefined
-  readonly maxAttemptsPerSample: number
-  readonly rawDir: string
-  readonly runId: string
-  readonly resume: boolean
-  readonly rawGzip: boolean
-  readonly indent: number | undefined
-  readonly ascii: boolean
-  readonly dataSource: string
-  readonly rejectsFile: string
-  /** Model, backend and effort as configured (for the manifest and row metadata). */
-  readonly model: string
-  readonly backend: string
-  readonly settings: Readonly<Record<string, unknown>>
-  /** Expected output tokens per call, for the TPM limiter before real figures exist. */
-  readonly expectedOutputTokens: number
 }
 
-export interface GenerateSummary {
-  readonly runId: string
-  readonly runDir: string
-  readonly valid: number
-  readonly requested: number
-  readonly rejectedAttempts: number
-  readonly failedSamples: number
-  readonly calls: number
-  readonly usage: Usage
-  readonly costUsd: number | undefined
-}
-
-const FATAL: ReadonlySet<string> = new Set([
-  "Authentication",
-  "QuotaExceeded",
-  "BadRequest",
-  "NotFound",
-  "MissingApiKey"
-])
-
-interface RunState {
-  readonly valid: number
-  readonly rejected: number
-  readonly failed: number
-  readonly calls: number
-  readonly repairs: number
-  readonly done: number
-  readonly usage: Usage
-  readonly stop: string | undefined
-}
-
-const describeLlmError = (e: LlmError): string => e.message
-
-const usageOfError = (e: LlmError): Usage | undefined =>
-  "usage" in e && e.usage !== undefined ? e.usage as Usage : undefined
+/** The task handed to conversion: the model's fields, turns clamped to what the plan and the run allow. */
+export const generatedTaskInput =
+  (maxTurns: number) => (_job: PlannedSample, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
+    task_id: task.task_id,
+    user_prompt: task.user_prompt,
+    complexity: task.complexity,
+    max_turns: Math.min(Math.max(task.max_turns, steps.length + 1), maxTurns),
+    domain: task.domain,
+    assumptions: task.assumptions,
+    tool_sequence: steps,
+    evaluation_rubric: task.evaluation_rubric
+  })
 
 export const generateProgram = (options: GenerateOptions) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
-    const llm = yield* Llm
     const inventory = yield* Inventory
-    const limiter = yield* RateLimiter
-    const progress = yield* Progress
     const catalogue = yield* inventory.get
-
-    const outDir = path.dirname(path.resolve(options.out))
-    const paths = runPaths(options.rawDir, options.runId)
-    const relativeToOut = (file: string) => path.relative(outDir, file).split(path.sep).join("/")
-    yield* storage.makeDirectory(paths.runDir)
-
-    // Resume: finished samples from the journal (a torn last line from a crash is ignored).
-    const previous = new Map<number, JournalEntry>()
-    if (options.resume && (yield* storage.exists(paths.journal))) {
-      const text = yield* storage.readText(paths.journal)
-      for (const line of text.split("\n")) {
-        if (line.trim() === "") continue
-        const parsed = Either.try(() => JSON.parse(line) as unknown)
-        if (Either.isLeft(parsed)) continue
-        const entry = Schema.decodeUnknownEither(JournalEntry)(parsed.right)
-        if (Either.isRight(entry)) previous.set(entry.right.index, entry.right)
-      }
-      if (!text.endsWith("\n") && text !== "") yield* storage.appendDurable(paths.journal, "\n")
-    }
-    const finished = (i: number) => previous.get(i)?.status === "row"
-    const todo = options.plan.filter((s) => !finished(s.index))
-    const attemptsBefore = (i: number) => previous.get(i)?.attempts ?? 0
-    const callsBefore = (i: number) => previous.get(i)?.calls ?? 0
-
-    const instructions = renderInstructions(catalogue, { maxTools: options.maxTools, maxTurns: options.maxTurns })
-    const jsonSchema = inventory.outputJsonSchema({ maxSteps: options.maxTools })
-    const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
-    const t0 = yield* Clock.currentTimeMillis
-
-    const prior = [...previous.values()]
-    const state = yield* Ref.make<RunState>({
-      valid: prior.filter((e) => e.status === "row").length,
-      rejected: prior.reduce((n, e) => n + e.rejects.length, 0),
-      failed: 0,
-      calls: prior.reduce((n, e) => n + e.calls, 0),
-      repairs: 0,
-      done: prior.filter((e) => e.status === "row").length,
-      usage: prior.reduce((u, e) => addUsage(u, e.usage), emptyUsage),
-      stop: undefined
+    return yield* runSampling({
+      ...options,
+      command: "generate",
+      jobs: options.plan,
+      instructions: renderInstructions(catalogue, { maxTools: options.maxTools, maxTurns: options.maxTurns }),
+      requestText: (job, attempt) =>
+        renderSampleRequest({
+          index: job.index,
+          total: options.plan.length,
+          domain: job.domain,
+          complexity: job.complexity,
+          attempt
+        }),
+      taskInput: generatedTaskInput(options.maxTurns),
+      jobMetadata: (job) => ({ requested_complexity: job.complexity, requested_domain: job.domain }),
+      dedupePrompts: true
     })
-    const costNow = (s: RunState) => costOf(options.model, s.usage)
-    const seenPrompts = new Set<string>(
-      prior.flatMap((e) => {
-        if (e.status !== "row") return []
-        const row = decodeRow(e.row)
-        return Either.isRight(row) ? [normalizePrompt(row.right.prompt[row.right.prompt.length - 1].content)] : []
-      })
-    )
-
-    const manifest = (status: RunManifest["status"], s: RunState, finishedAt: string | null, now: number) =>
-      new RunManifest({
-        run_id: options.runId,
-        command: "generate",
-        status,
-        output: path.resolve(options.out),
-        started_at: startedAt,
-        finished_at: finishedAt,
-        settings: options.settings,
-        seed: options.seed,
-        model: options.model,
-        backend: options.backend,
-        llm: llm.describe,
-        counts: {
-          requested: options.plan.length,
-          valid: s.valid,
-          rejected_attempts: s.rejected,
-          failed_samples: s.failed,
-          calls: s.calls,
-          repairs: s.repairs
-        },
-        tokens: s.usage,
-        cost_usd: costNow(s) ?? null,
-        elapsed_ms: now - t0
-      })
-    const writeManifest = (status: RunManifest["status"], finishedAt: string | null) =>
-      Effect.gen(function*() {
-        const s = yield* Ref.get(state)
-        const now = yield* Clock.currentTimeMillis
-        const encoded = Schema.encodeSync(RunManifest)(manifest(status, s, finishedAt, now))
-        yield* storage.writeFileAtomic(paths.manifest, toJsonText(encoded, { indent: 2 }) + "\n")
-      })
-    yield* writeManifest("running", null)
-    yield* Effect.logInfo(
-      `run ${options.runId}: ${todo.length} of ${options.plan.length} samples to make with ${llm.describe}` +
-        (previous.size > 0 ? ` (resumed: ${options.plan.length - todo.length} already done)` : "")
-    )
-
-    /** One model call for a sample, archived whatever happens. */
-    const call = (
-      sample: PlannedSample,
-      attempt: number,
-      callNo: Ref.Ref<number>,
-      purpose: "task" | "repair",
-      input: ReadonlyArray<LlmMessage>
-    ) =>
-      Effect.gen(function*() {
-        const archived = yield* Ref.make<Option.Option<string>>(Option.none())
-        const onAttempt = (record: AttemptRecord) =>
-          Effect.gen(function*() {
-            const n = yield* Ref.updateAndGet(callNo, (x) => x + 1)
-            const file = path.join(paths.runDir, archiveFileName(sample.index, n, options.plan.length, options.rawGzip))
-            yield* Ref.update(state, (s) => ({
-              ...s,
-              calls: s.calls + 1,
-              usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
-            }))
-            yield* storage.writeFileAtomic(
-              file,
-              encodeArchive(
-                { ...record, sample: sample.index, sample_attempt: attempt, call: n, purpose },
-                options.rawGzip
-              )
-            ).pipe(Effect.catchAll((e) => Effect.logWarning(`could not archive ${file}: ${e.message}`)))
-            yield* Ref.set(archived, Option.some(file))
-          })
-        yield* limiter.acquire(estimateTokens(instructions) + options.expectedOutputTokens)
-        const result = yield* llm.complete({
-          name: "skyrl_task",
-          instructions,
-          input,
-          schema: ModelTaskSchema,
-          jsonSchema,
-          key: `sample-${String(sample.index).padStart(6, "0")}${attempt > 1 ? `-a${attempt}` : ""}${
-            purpose === "repair" ? "-repair" : ""
-          }`,
-          onAttempt
-        }).pipe(Effect.either)
-        return { result, file: yield* Ref.get(archived) }
-      })
-
-    /** Checks a decoded task: plan validity, placeholders, duplicates; returns the row or the reasons. */
-    const judge = (task: ModelTask, meta: Record<string, unknown>): Verdict => {
-      const steps = inventory.decodeSteps(task.tool_sequence)
-      if (Either.isLeft(steps)) {
-        return Either.left({ reasons: steps.left.map(formatIssue), issues: steps.left, repairable: true })
-      }
-      const problems = planIssues(catalogue, steps.right, { maxTools: options.maxTools }, inventory.validatePlan)
-      if (problems.length > 0) {
-        return Either.left({
-          reasons: problems.map((p) => p.text),
-          issues: problems.map((p) => p.issue),
-          repairable: true
-        })
-      }
-      const converted = convertTask(
-        {
-          task_id: task.task_id,
-          user_prompt: task.user_prompt,
-          complexity: task.complexity,
-          max_turns: Math.min(Math.max(task.max_turns, steps.right.length + 1), options.maxTurns),
-          domain: task.domain,
-          assumptions: task.assumptions,
-          tool_sequence: steps.right,
-          evaluation_rubric: task.evaluation_rubric
-        },
-        { dataSource: options.dataSource, inventory: catalogue, metadata: meta }
-      )
-      if (Either.isLeft(converted)) {
-        return Either.left({ reasons: [converted.left.message], issues: [], repairable: true })
-      }
-      const key = normalizePrompt(task.user_prompt)
-      if (seenPrompts.has(key)) {
-        return Either.left({ reasons: ["duplicate of an earlier task's prompt"], issues: [], repairable: false })
-      }
-      return Either.right({ row: converted.right, key })
-    }
-
-    const processSample = (sample: PlannedSample) =>
-      Effect.gen(function*() {
-        const callNo = yield* Ref.make(callsBefore(sample.index))
-        const rejects: Array<RejectRecord> = []
-        let usage: Usage = emptyUsage
-        let attempt = attemptsBefore(sample.index)
-        const firstAttempt = attempt
-        while (attempt - firstAttempt < options.maxAttemptsPerSample) {
-          const s = yield* Ref.get(state)
-          if (s.stop !== undefined) break
-          const spent = costNow(s)
-          if (options.maxCostUsd !== undefined && spent !== undefined && spent >= options.maxCostUsd) {
-            yield* Ref.update(
-              state,
-              (x) => ({ ...x, stop: `--max-cost $${options.maxCostUsd} reached ($${spent.toFixed(4)} spent)` })
-            )
-            break
-          }
-          attempt++
-          const request = renderSampleRequest({
-            index: sample.index,
-            total: options.plan.length,
-            domain: sample.domain,
-            complexity: sample.complexity,
-            attempt
-          })
-          let input: ReadonlyArray<LlmMessage> = [{ role: "user", content: request }]
-          let repaired = false
-          for (let round = 0; round < 2; round++) {
-            const { file, result } = yield* call(sample, attempt, callNo, round === 0 ? "task" : "repair", input)
-            const rel = Option.getOrNull(Option.map(file, relativeToOut))
-            if (Either.isLeft(result)) {
-              const e = result.left
-              const u = usageOfError(e)
-              if (u !== undefined) usage = addUsage(usage, u)
-              if (FATAL.has(e._tag)) {
-                yield* Ref.update(state, (x) => ({ ...x, stop: describeLlmError(e) }))
-                rejects.push({ index: sample.index, attempt, reasons: [describeLlmError(e)], raw_output_path: rel })
-                break
-              }
-              if (e._tag === "InvalidOutput" && round === 0) {
-                input = [...input, { role: "assistant", content: e.text }, {
-                  role: "user",
-                  content: invalidOutputRepair(e)
-                }]
-                yield* Ref.update(state, (x) => ({ ...x, repairs: x.repairs + 1 }))
-                repaired = true
-                continue
-              }
-              rejects.push({ index: sample.index, attempt, reasons: [describeLlmError(e)], raw_output_path: rel })
-              break
-            }
-            const answer = result.right
-            usage = addUsage(usage, answer.usage)
-            const verdict = judge(answer.value, {
-              source: "generate",
-              model: answer.model,
-              backend: answer.backend,
-              run_id: options.runId,
-              generated_at: new Date((yield* Clock.currentTimeMillis) - answer.durationMs).toISOString(),
-              seed: options.seed,
-              sample_index: sample.index,
-              attempt,
-              repaired,
-              requested_complexity: sample.complexity,
-              reasoning_tokens: answer.usage.reasoning,
-              raw_output_path: rel
-            })
-            if (Either.isRight(verdict)) {
-              seenPrompts.add(verdict.right.key)
-              const entry: JournalEntry = {
-                index: sample.index,
-                status: "row",
-                row: encodeRow(verdict.right.row),
-                attempts: attempt,
-                calls: yield* Ref.get(callNo),
-                usage,
-                rejects
-              }
-              yield* storage.appendDurable(paths.journal, JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
-              yield* Ref.update(
-                state,
-                (x) => ({ ...x, valid: x.valid + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
-              )
-              return
-            }
-            if (round === 0 && verdict.left.repairable) {
-              input = [...input, { role: "assistant", content: answer.text }, {
-                role: "user",
-                content: verdict.left.issues.length > 0
-                  ? inventory.repairMessage(verdict.left.issues)
-                  : `Your previous answer had problems:\n${verdict.left.reasons.map((r) => `- ${r}`).join("\n")}\n` +
-                    "Return the whole task again in the same JSON format with these problems fixed."
-              }]
-              yield* Ref.update(state, (x) => ({ ...x, repairs: x.repairs + 1 }))
-              repaired = true
-              continue
-            }
-            rejects.push({ index: sample.index, attempt, reasons: [...verdict.left.reasons], raw_output_path: rel })
-            break
-          }
-          for (const r of rejects.slice(-1)) {
-            yield* Effect.logWarning(
-              `sample ${sample.index + 1} attempt ${r.attempt} rejected: ${r.reasons.join("; ")}`
-            )
-          }
-        }
-        const entry: JournalEntry = {
-          index: sample.index,
-          status: "failed",
-          attempts: attempt,
-          calls: yield* Ref.get(callNo),
-          usage,
-          rejects
-        }
-        yield* storage.appendDurable(paths.journal, JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
-        yield* Ref.update(
-          state,
-          (x) => ({ ...x, failed: x.failed + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
-        )
-      })
-
-    const snapshot = Effect.gen(function*() {
-      const s = yield* Ref.get(state)
-      const now = yield* Clock.currentTimeMillis
-      return {
-        done: s.done,
-        total: options.plan.length,
-        valid: s.valid,
-        rejected: s.rejected,
-        failed: s.failed,
-        tokens: s.usage.input + s.usage.output,
-        costUsd: costNow(s),
-        elapsedMs: now - t0
-      }
-    })
-    yield* progress.track(
-      snapshot,
-      Effect.forEach(todo, processSample, { concurrency: options.concurrency, discard: true })
-    )
-
-    // The dataset: every journaled row, in sample order, written atomically.
-    const journalText = yield* storage.readText(paths.journal).pipe(Effect.orElseSucceed(() => ""))
-    const rows = new Map<number, unknown>()
-    const allRejects: Array<RejectRecord> = []
-    for (const line of journalText.split("\n")) {
-      if (line.trim() === "") continue
-      const parsed = Either.try(() => JSON.parse(line) as unknown)
-      if (Either.isLeft(parsed)) continue
-      const entry = Schema.decodeUnknownEither(JournalEntry)(parsed.right)
-      if (Either.isLeft(entry)) continue
-      allRejects.push(...entry.right.rejects)
-      if (entry.right.status === "row") rows.set(entry.right.index, entry.right.row)
-    }
-    const ordered = [...rows.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, r]) => {
-      const row = decodeRow(r)
-      return Either.isRight(row) ? [row.right] : []
-    })
-    const written = yield* storage.writeRows(options.out, ordered, {
-      ...(options.indent === undefined ? {} : { indent: options.indent }),
-      ascii: options.ascii
-    })
-    if (allRejects.length > 0) {
-      yield* storage.writeFileAtomic(
-        options.rejectsFile,
-        allRejects.map((r) => JSON.stringify({ run_id: options.runId, ...r }) + "\n").join("")
-      )
-    }
-    const final = yield* Ref.get(state)
-    const complete = written >= options.plan.length
-    yield* writeManifest(complete ? "completed" : "incomplete", new Date(yield* Clock.currentTimeMillis).toISOString())
-    const cost = costNow(final)
-    yield* Effect.logInfo(
-      `wrote ${written} rows to ${options.out}; ${final.rejected} rejected attempts, ${final.failed} failed samples; ` +
-        `${final.calls} calls, tokens in ${final.usage.input} (cached ${final.usage.cached}) out ${final.usage.output} ` +
-        `(reasoning ${final.usage.reasoning})${
-          cost === undefined ? "" : `, cost $${cost.toFixed(4)}`
-        }; archive ${paths.runDir}`
-    )
-    if (!complete) {
-      return yield* new IncompleteRun({
-        made: written,
-        requested: options.plan.length,
-        output: options.out,
-        reason: final.stop ??
-          `${final.failed} samples failed after ${options.maxAttemptsPerSample} attempts each; rerun with --resume to retry them`
-      })
-    }
-    return {
-      runId: options.runId,
-      runDir: paths.runDir,
-      valid: written,
-      requested: options.plan.length,
-      rejectedAttempts: final.rejected,
-      failedSamples: final.failed,
-      calls: final.calls,
-      usage: final.usage,
-      costUsd: cost
-    } satisfies GenerateSummary
   })
-
-type Verdict = Either.Either<
-  { readonly row: SkyRLRow; readonly key: string },
-  { readonly reasons: ReadonlyArray<string>; readonly issues: ReadonlyArray<StepIssue>; readonly repairable: boolean }
->
-
-const normalizePrompt = (text: string): string => text.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()
-
-const invalidOutputRepair = (e: InvalidOutput): string =>
-  [
-    "Your previous answer did not match the required JSON format. Problems:",
-    ...e.issues.slice(0, 20).map((i) => `- ${i.path === "" ? "" : `${i.path}: `}${i.message}`),
-    "Return the whole task again as one JSON object in the required format."
-  ].join("\n")
