@@ -76,6 +76,9 @@ const errorText = (e: unknown): string => {
     const code = (e as NodeJS.ErrnoException).code
     if (code === "ENOENT") return `cannot start: command not found (${e.message})`
     if (code === "EACCES") return `cannot start: permission denied (${e.message})`
+    if (/Connection closed/i.test(e.message)) {
+      return `the server closed the connection before answering; it probably exited (${e.message})`
+    }
     return e.message
   }
   return String(e)

@@ -1,0 +1,189 @@
+/**
+ * `skyrl tools import` / `skyrl tools list` run in-process through @effect/cli (the documented
+ * argument forms), against real MCP servers from node_modules.
+ */
+import { Command } from "@effect/cli"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { Effect, Either, Exit, Logger } from "effect"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it, vi } from "vitest"
+import { describeCause, exitCodeOf } from "../src/cli/exit.js"
+import { toolsCommand } from "../src/cli/tools.js"
+import { parseInventoryText } from "../src/domain/inventory.js"
+import { pairServerArgs, splitCommandLine } from "../src/skyrl/serverSpecs.js"
+
+const ROOT = join(__dirname, "..")
+const serverBin = (pkg: string) => join(ROOT, "node_modules", "@modelcontextprotocol", pkg, "dist", "index.js")
+const FINANCE_FILE = join(ROOT, "test", "fixtures", "inventory", "finance-mcp.json")
+/** A command line for --stdio (quoted so that paths with spaces survive the word splitting). */
+const cmd = (...words: Array<string>) => words.map((w) => `'${w}'`).join(" ")
+
+const cli = Command.run(Command.make("skyrl").pipe(Command.withSubcommands([toolsCommand])), {
+  name: "skyrl",
+  version: "0.0.0"
+})
+
+const runTools = async (args: ReadonlyArray<string>) => {
+  const stdout: Array<string> = []
+  const spy = vi.spyOn(console, "log").mockImplementation((...parts: Array<unknown>) => {
+    stdout.push(parts.map(String).join(" "))
+  })
+  const logs: Array<string> = []
+  const logger = Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ message }) => logs.push(Array.isArray(message) ? message.join(" ") : String(message)))
+  )
+  try {
+    const exit = await Effect.runPromiseExit(
+      cli(["node", "skyrl", "tools", ...args]).pipe(Effect.provide(NodeContext.layer), Effect.provide(logger))
+    )
+    return {
+      exit,
+      code: Exit.isSuccess(exit) ? 0 : exitCodeOf(exit.cause),
+      error: Exit.isFailure(exit) ? describeCause(exit.cause, false) : "",
+      stdout,
+      logs
+    }
+  } finally {
+    spy.mockRestore()
+  }
+}
+
+afterEach(() => vi.restoreAllMocks())
+
+describe("tools import arguments", () => {
+  it("splits command lines like a shell, without a shell", () => {
+    expect(Either.getOrThrow(splitCommandLine(`node "/a b/server.js" '$HOME' x\\ y --flag="1 2"`))).toEqual([
+      "node",
+      "/a b/server.js",
+      "$HOME",
+      "x y",
+      "--flag=1 2"
+    ])
+    expect(Either.isLeft(splitCommandLine("node 'unterminated"))).toBe(true)
+  })
+
+  it("pairs NAME= forms and --name values; rejects ambiguity and mismatches", () => {
+    expect(Either.getOrThrow(pairServerArgs(["fs=node a.js /tmp", "node b.js"], ["web=http://h:1/mcp"], ["mem"])))
+      .toEqual([
+        { _tag: "stdio", name: "fs", command: "node", args: ["a.js", "/tmp"] },
+        { _tag: "stdio", name: "mem", command: "node", args: ["b.js"] },
+        { _tag: "http", name: "web", url: "http://h:1/mcp" }
+      ])
+    expect(Either.getOrThrow(pairServerArgs([], ["http://h:1/a", "http://h:2/b"], ["one", "two"])).map((s) => s.name))
+      .toEqual(["one", "two"])
+    const errors = [
+      pairServerArgs(["node a.js"], ["http://h/mcp"], ["a", "b"]),
+      pairServerArgs(["node a.js", "node b.js"], [], ["a"]),
+      pairServerArgs(["a=node a.js", "a=node b.js"], [], []),
+      pairServerArgs([], [], []),
+      pairServerArgs([], ["x=ftp://h/"], ["y"])
+    ].map((e) => Either.isLeft(e) ? e.left : "accepted")
+    expect(errors[0]).toContain("pairing form")
+    expect(errors[1]).toContain("2 servers given without NAME= but 1 --name value")
+    expect(errors[2]).toContain("\"a\" is given twice")
+    expect(errors[3]).toContain("at least one server")
+    expect(errors[4]).toContain("not a URL")
+  })
+})
+
+describe("skyrl tools import / list (in-process CLI)", () => {
+  it("imports with the pairing form and --name, writes the file, and lists it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const out = join(dir, "inventory.json")
+    const r = await runTools([
+      "import",
+      "--stdio",
+      `fs=${cmd(process.execPath, serverBin("server-filesystem"), dir)}`,
+      "--stdio",
+      cmd(process.execPath, serverBin("server-memory")),
+      "--name",
+      "memory",
+      "--out",
+      out
+    ])
+    expect(r.error).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toEqual([])
+    expect(r.logs).toContain("MCP server \"fs\": 14 tools")
+    expect(r.logs).toContain("MCP server \"memory\": 9 tools")
+    const written = Either.getOrThrow(parseInventoryText(readFileSync(out, "utf8"), out))
+    expect(written.servers.map((s) => [s.name, s.tools.length])).toEqual([["fs", 14], ["memory", 9]])
+
+    const list = await runTools(["list", "--inventory", out])
+    expect(list.code).toBe(0)
+    expect(list.stdout).toHaveLength(23)
+    const writeFile = list.stdout.find((l) => /^fs\s+write_file\(/.test(l))
+    expect(writeFile).toMatch(/^fs {6}write_file\(path: string, content: string\) {2}\S/)
+    expect(list.stdout).toContainEqual(
+      expect.stringMatching(
+        /^memory\s+create_entities\(entities: \{name: string, entityType: string, observations: string\[\]\}\[\]\)/
+      )
+    )
+  })
+
+  it("writes the servers that worked and exits 1 naming the failed one with its stderr", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const out = join(dir, "inventory.json")
+    const r = await runTools([
+      "import",
+      "--stdio",
+      `memory=${cmd(process.execPath, serverBin("server-memory"))}`,
+      "--stdio",
+      `bad=${cmd(process.execPath, "-e", "console.error('cannot connect to upstream'); process.exit(1)")}`,
+      "--out",
+      out
+    ])
+    expect(r.code).toBe(1)
+    expect(r.error).toContain(`imported 1 of 2 MCP servers into ${out}; failed:`)
+    expect(r.error).toContain("MCP server \"bad\"")
+    expect(r.error).toContain("cannot connect to upstream")
+    const written = Either.getOrThrow(parseInventoryText(readFileSync(out, "utf8"), out))
+    expect(written.servers.map((s) => s.name)).toEqual(["memory"])
+  })
+
+  it("writes nothing when every server fails, and exits 2 on ambiguous arguments", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const out = join(dir, "inventory.json")
+    writeFileSync(join(dir, "keep.json"), "{}")
+    const failed = await runTools(["import", "--stdio", "bad=/nonexistent/server", "--out", out])
+    expect(failed.code).toBe(1)
+    expect(failed.error).toContain("no MCP server could be imported")
+    expect(existsSync(out)).toBe(false)
+
+    const ambiguous = await runTools([
+      "import",
+      "--stdio",
+      "node a.js",
+      "--name",
+      "a",
+      "--http",
+      "http://127.0.0.1:9/mcp",
+      "--name",
+      "b",
+      "--out",
+      out
+    ])
+    expect(ambiguous.code).toBe(2)
+    expect(ambiguous.error).toContain("pairing form")
+  })
+
+  it("list --servers filters, and a malformed inventory names the file and the entry", async () => {
+    const r = await runTools(["list", "--inventory", FINANCE_FILE, "--servers", "tavily"])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toEqual([
+      expect.stringMatching(
+        /^tavily {2}tavily_search\(query: string, max_results\?: integer, search_depth\?: "basic"\|"advanced"\) {2}Perform/
+      ),
+      expect.stringMatching(/^tavily {2}tavily_qna_search\(query: string\) {2}Get direct answers/)
+    ])
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const bad = join(dir, "bad.json")
+    writeFileSync(bad, JSON.stringify({ servers: [{ name: "a", tools: [{ name: "t", inputSchema: 7 }] }] }))
+    const broken = await runTools(["list", "--inventory", bad])
+    expect(broken.code).toBe(1)
+    expect(broken.error).toContain(`${bad}: servers[0].tools[0].inputSchema:`)
+  })
+})
