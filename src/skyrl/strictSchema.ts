@@ -95,13 +95,16 @@ const isNullable = (s: Record<string, unknown>): boolean =>
   s.const === null ||
   (Array.isArray(s.anyOf) && s.anyOf.some((b) => isObject(b) && isNullable(b)))
 
-/** `s` or null. Simple typed schemas get `type: [t, "null"]`; the rest an anyOf with a null branch. */
+const PRIMITIVE_TYPES = new Set(["string", "number", "integer", "boolean"])
+
+/** `s` or null. Primitive schemas get `type: [t, "null"]`; objects, arrays and refs an anyOf with a null branch. */
 export const makeNullable = (s: JsonSchemaObject): JsonSchemaObject => {
   const schema = s as Record<string, unknown>
   if (isNullable(schema)) return s
   if (Array.isArray(schema.anyOf)) return { ...schema, anyOf: [...schema.anyOf, { type: "null" }] }
   const types = typesOf(schema)
-  if (types.length > 0 && schema.$ref === undefined) {
+  const primitive = types.length > 0 && types.every((t) => PRIMITIVE_TYPES.has(t))
+  if (primitive && schema.$ref === undefined) {
     const out: Record<string, unknown> = { ...schema, type: [...types, "null"] }
     if (Array.isArray(schema.enum)) out.enum = [...schema.enum, null]
     if ("const" in schema) {
