@@ -234,3 +234,28 @@ describe("generate against the fake OpenAI server", () => {
     expect(readJsonl(out)).toHaveLength(5)
   })
 })
+
+describe("rebuild", () => {
+  it("re-derives a run's dataset from its archive alone, equal to what generate wrote", async () => {
+    const server = await fake((ctx) =>
+      answer(
+        isRepairRequest(ctx.body) || (sampleNumberOf(ctx.body) ?? 0) % 2 === 0
+          ? validTaskFor(ctx)
+          : invalidTaskText(sampleNumberOf(ctx.body) ?? 1),
+        USAGE
+      )
+    )
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-rebuild-"))
+    const out = join(dir, "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "6", "--out", out, "--llm", "openai", "--raw-gzip"], {
+      env: env(server)
+    })
+    expect(r.status, r.stderr).toBe(0)
+    const requests = server.requests.length
+    const again = join(dir, "rebuilt.jsonl")
+    const b = await runCliAsync(["rebuild", runDirOf(out), "--out", again])
+    expect(b.status, b.stderr).toBe(0)
+    expect(server.requests.length).toBe(requests) // no model call
+    expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
+  }, 60_000)
+})

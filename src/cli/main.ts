@@ -4,8 +4,11 @@ import { Effect } from "effect"
 import { loggerLayer } from "../services/Logging.js"
 import { convertCommand } from "./convert.js"
 import { generateCommand } from "./generate.js"
+import { rebuildCommand } from "./rebuild.js"
+import { schemaCommand } from "./schema.js"
 import { logFormatOption } from "./shared.js"
 import { toolsCommand } from "./tools.js"
+import { validateCommand } from "./validate.js"
 
 export const VERSION = "0.1.0"
 
@@ -20,7 +23,7 @@ const root = Command.make(
 )
 
 export const skyrl = root.pipe(
-  Command.withSubcommands([generateCommand, convertCommand, toolsCommand]),
+  Command.withSubcommands([generateCommand, rebuildCommand, convertCommand, validateCommand, schemaCommand, toolsCommand]),
   Command.provide((config) => loggerLayer(config.logFormat))
 )
 

@@ -216,6 +216,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
     ) =>
       Effect.gen(function*() {
         const archived = yield* Ref.make<Option.Option<string>>(Option.none())
+        const startedAt = yield* Ref.make("")
         const onAttempt = (record: AttemptRecord) =>
           Effect.gen(function*() {
             const n = yield* Ref.updateAndGet(callNo, (x) => x + 1)
@@ -233,6 +234,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
               )
             ).pipe(Effect.catchAll((e) => Effect.logWarning(`could not archive ${file}: ${e.message}`)))
             yield* Ref.set(archived, Option.some(file))
+            yield* Ref.set(startedAt, record.startedAt)
           })
         yield* limiter.acquire(estimateTokens(instructions) + options.expectedOutputTokens)
         const result = yield* llm.complete({
@@ -246,7 +248,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
           }`,
           onAttempt
         }).pipe(Effect.either)
-        return { result, file: yield* Ref.get(archived) }
+        return { result, file: yield* Ref.get(archived), startedAt: yield* Ref.get(startedAt) }
       })
 
     /** Checks a decoded task: plan validity, placeholders, duplicates; returns the row or the reasons. */
@@ -300,7 +302,13 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
           let input: ReadonlyArray<LlmMessage> = [{ role: "user", content: request }]
           let repaired = false
           for (let round = 0; round < 2; round++) {
-            const { file, result } = yield* call(sample, attempt, callNo, round === 0 ? "task" : "repair", input)
+            const { file, result, startedAt } = yield* call(
+              sample,
+              attempt,
+              callNo,
+              round === 0 ? "task" : "repair",
+              input
+            )
             const rel = Option.getOrNull(Option.map(file, relativeToOut))
             if (Either.isLeft(result)) {
               const e = result.left
@@ -330,7 +338,8 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
               model: answer.model,
               backend: answer.backend,
               run_id: options.runId,
-              generated_at: new Date((yield* Clock.currentTimeMillis) - answer.durationMs).toISOString(),
+              // The accepted call's start (from its archive record), so `rebuild` derives the same value.
+              generated_at: startedAt,
               seed: options.seed,
               sample_index: sample.index,
               attempt,

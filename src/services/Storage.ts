@@ -38,6 +38,7 @@ export interface RowRecord {
 
 export interface StorageApi {
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
+  readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>
   readonly exists: (file: string) => Effect.Effect<boolean>
   readonly makeDirectory: (dir: string) => Effect.Effect<void, StorageError>
   readonly readDirectory: (dir: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
@@ -228,6 +229,7 @@ export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputErr
 
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
+  readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
   makeDirectory: (dir) =>
     attempt(dir, "create directory", () => fs.mkdir(dir, { recursive: true }).then(() => undefined)),

@@ -1,0 +1,18 @@
+/** `skyrl rebuild RUN_DIR --out FILE`: the dataset of a generate run, re-derived from its archive. */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect } from "effect"
+import { inventoryOption, outOption } from "./shared.js"
+
+export const rebuildCommand = Command.make(
+  "rebuild",
+  {
+    runDir: Args.directory({ name: "RUN_DIR", exists: "yes" }).pipe(
+      Args.withDescription("A run directory: raw_llm/<run_id>/ with manifest.json and the archived answers")
+    ),
+    out: outOption,
+    inventory: inventoryOption,
+    indent: Options.integer("indent").pipe(Options.withDescription("Indentation of .json output"), Options.optional),
+    ascii: Options.boolean("ascii").pipe(Options.withDescription("Escape non-ASCII characters in JSON output"))
+  },
+  (options) => Effect.flatMap(Effect.promise(() => import("./rebuild.live.js")), (m) => m.runRebuild(options))
+).pipe(Command.withDescription("Re-derive a generate run's dataset from its raw archive, calling no model"))
