@@ -425,6 +425,44 @@ describe("strict output schema", () => {
     expect(conforms(tamper({ server: "fmp", tool: "fmp_get_quote", params: { symbol: "A" } }))).toBe(true)
   })
 
+  it("stays within the size limits on a large catalogue by turning the biggest tools into JSON strings", () => {
+    // 300 tools × 20 params = 6000 params (> 5000 properties), plus one tool with a 1200-value enum.
+    const props = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`param_${i}`, { type: "string" }]))
+    const big = {
+      servers: [{
+        name: "big",
+        tools: [
+          {
+            name: "pick",
+            inputSchema: {
+              type: "object",
+              properties: { code: { type: "string", enum: Array.from({ length: 1200 }, (_, i) => `c${i}`) } }
+            }
+          },
+          ...Array.from(
+            { length: 300 },
+            (_, i) => ({ name: `tool_${i}`, inputSchema: { type: "object", properties: props(20) } })
+          )
+        ]
+      }]
+    }
+    const inventory = Either.getOrThrow(decodeInventory(big))
+    const { choices, schema, violations } = buildOutputSchema(inventory)
+    expect(violations).toEqual([])
+    const report = checkStrict(schema)
+    expect(report.violations).toEqual([])
+    expect(report.properties).toBeLessThanOrEqual(5000)
+    const demoted = choices.filter((c) => c.mode === "json-string")
+    expect(demoted[0]).toMatchObject({ tool: "pick", reason: expect.stringContaining("strict limits") })
+    // Only as many as needed. Properties: 13 of the task itself (8 fields, rubric 2, criterion 3),
+    // 3 per branch × 301, params 6001 → 6917; "pick" saves 1, each tool_i saves 20, so 96 of them
+    // (1921 saved) bring it to 4996 ≤ 5000: 97 demoted.
+    expect(demoted.length).toBe(97)
+    expect(report.properties).toBe(4996)
+    expect(choices).toHaveLength(301)
+  })
+
   it("hoists $defs, and falls back to a JSON string for schemas that cannot be strict", () => {
     const strictOk = toStrictParams({
       type: "object",

@@ -463,22 +463,30 @@ export const buildOutputSchema = (inventory: Inventory, options?: OutputSchemaOp
     })
   )
   let schema = assemble(base, candidates, options)
-  let violations = limitViolations(measureSchema(schema))
-  if (violations.length > 0) {
-    const byCost = candidates
-      .filter((c) => c.strict !== undefined)
-      .sort((a, b) =>
-        (b.strict!.size.properties + b.strict!.size.enumValues + b.strict!.size.nameChars / 100) -
-        (a.strict!.size.properties + a.strict!.size.enumValues + a.strict!.size.nameChars / 100)
-      )
+  let size = measureSchema(schema)
+  if (limitViolations(size).length > 0) {
+    const cost = (c: Candidate) =>
+      c.strict === undefined ? 0 : c.strict.size.properties + c.strict.size.enumValues + c.strict.size.nameChars / 100
+    const byCost = candidates.filter((c) => c.strict !== undefined).sort((a, b) => cost(b) - cost(a))
+    // Demote the costliest tools, tracking the totals incrementally (a JSON-string params schema
+    // counts as the one "p" property its strict size was measured under), then rebuild once.
+    let estimate = size
     for (const c of byCost) {
+      const s = c.strict!.size
+      estimate = {
+        properties: estimate.properties - (s.properties - 1),
+        enumValues: estimate.enumValues - s.enumValues,
+        nameChars: estimate.nameChars - (s.nameChars - 1),
+        depth: 0
+      }
       c.strict = undefined
       c.reason = "the whole output schema would exceed OpenAI's strict limits"
-      schema = assemble(base, candidates, options)
-      violations = limitViolations(measureSchema(schema))
-      if (violations.length === 0) break
+      if (limitViolations(estimate).length === 0) break
     }
+    schema = assemble(base, candidates, options)
+    size = measureSchema(schema)
   }
+  const violations = limitViolations(size)
   return {
     schema,
     violations,
