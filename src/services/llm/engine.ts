@@ -46,6 +46,11 @@ export const rejectsReasoning = (error: LlmError): boolean =>
 export const missingResponsesEndpoint = (error: LlmError): boolean =>
   error._tag === "NotFound" && error.code !== "model_not_found" && !/model/i.test(error.code ?? "")
 
+const usageOfError = (e: LlmError): Usage | undefined => ("usage" in e ? e.usage : undefined)
+
+const report = <A, I>(request: LlmRequest<A, I>, record: AttemptRecord): Effect.Effect<void> =>
+  request.onAttempt === undefined ? Effect.void : request.onAttempt(record)
+
 interface Remembered {
   chat: boolean
   noReasoning: boolean
@@ -97,55 +102,44 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
             Effect.either
           )
           const end = yield* Clock.currentTimeMillis
-          const outcome = Either.flatMap(
-            sent,
-            (reply) =>
-              Either.mapLeft(
-                interpret(backend, request.schema, reply.body),
-                (error): TransportFailure => ({
-                  error,
-                  httpStatus: reply.httpStatus,
-                  response: reply.body,
-                  requestId: reply.requestId
-                })
-              )
-          )
-          const usageOfError = (e: LlmError): Usage | undefined => "usage" in e ? e.usage : undefined
-          const record: AttemptRecord = Either.isRight(outcome) && Either.isRight(sent)
-            ? {
-              attempt,
-              backend,
-              model: settings.model,
-              request: body,
-              status: "ok",
-              httpStatus: sent.right.httpStatus,
-              response: sent.right.body,
-              usage: outcome.right.usage,
-              requestId: sent.right.requestId,
-              durationMs: end - start,
-              startedAt: new Date(start).toISOString()
-            }
-            : (() => {
-              const failure = Either.isLeft(outcome) ? outcome.left : (undefined as never)
-              return {
-                attempt,
-                backend,
-                model: settings.model,
-                request: body,
-                status: failure.error._tag,
-                httpStatus: failure.httpStatus,
-                response: failure.response,
-                error: failure.error.message,
-                usage: usageOfError(failure.error),
-                requestId: failure.requestId ?? null,
-                durationMs: end - start,
-                startedAt: new Date(start).toISOString()
-              }
-            })()
-          if (request.onAttempt !== undefined) yield* request.onAttempt(record)
-          if (Either.isLeft(outcome)) return yield* Effect.fail(outcome.left.error)
-          const reply = (sent as Either.Right<TransportFailure, TransportReply>).right
-          return { ...outcome.right, reply, body, backend }
+          const common = {
+            attempt,
+            backend,
+            model: settings.model,
+            request: body,
+            durationMs: end - start,
+            startedAt: new Date(start).toISOString()
+          }
+          if (Either.isLeft(sent)) {
+            yield* report(request, {
+              ...common,
+              status: sent.left.error._tag,
+              httpStatus: sent.left.httpStatus,
+              response: sent.left.response,
+              error: sent.left.error.message,
+              requestId: sent.left.requestId ?? null
+            })
+            return yield* Effect.fail(sent.left.error)
+          }
+          const reply = sent.right
+          const answer = interpret(backend, request.schema, reply.body)
+          const fromReply = {
+            ...common,
+            httpStatus: reply.httpStatus,
+            response: reply.body,
+            requestId: reply.requestId
+          }
+          if (Either.isLeft(answer)) {
+            yield* report(request, {
+              ...fromReply,
+              status: answer.left._tag,
+              error: answer.left.message,
+              usage: usageOfError(answer.left)
+            })
+            return yield* Effect.fail(answer.left)
+          }
+          yield* report(request, { ...fromReply, status: "ok", usage: answer.right.usage })
+          return { ...answer.right, reply, body, backend }
         })
 
       // One try, with the fallbacks (each at most once): 404 on /responses → Chat; reasoning rejected → without.
