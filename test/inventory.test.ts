@@ -493,7 +493,11 @@ describe("strict output schema", () => {
       [{ type: "object", properties: { v: {} } }, "accepts any value"],
       [{ type: "object", properties: { v: { allOf: [{ type: "string" }, { minLength: 1 }] } } }, "allOf"],
       [{ type: "object", properties: { v: { type: "string", not: { enum: ["x"] } } } }, "not"],
-      [{ type: "object", additionalProperties: true }, "open object"]
+      [{ type: "object", additionalProperties: true }, "open object"],
+      [
+        { type: "object", properties: { a: { type: "string" } }, required: ["a", "b"] },
+        "requires undeclared properties (b)"
+      ]
     ]
     for (const [input, reason] of notStrict) {
       const result = toStrictParams(input as Record<string, unknown>)

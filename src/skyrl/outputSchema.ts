@@ -209,6 +209,8 @@ const strictify = (node: unknown, path: string, defs: DefContext): Json => {
     }
     const properties = isObject(schema.properties) ? schema.properties : {}
     const required = new Set(Array.isArray(schema.required) ? schema.required : [])
+    const undeclared = [...required].filter((name) => !(String(name) in properties))
+    if (undeclared.length > 0) fail(path, `requires undeclared properties (${undeclared.join(", ")})`)
     const strictProps: Json = {}
     for (const [name, sub] of Object.entries(properties)) {
       const converted = strictify(sub, `${path}/${name}`, defs)
