@@ -23,7 +23,14 @@ const root = Command.make(
 )
 
 export const skyrl = root.pipe(
-  Command.withSubcommands([generateCommand, rebuildCommand, convertCommand, validateCommand, schemaCommand, toolsCommand]),
+  Command.withSubcommands([
+    generateCommand,
+    rebuildCommand,
+    convertCommand,
+    validateCommand,
+    schemaCommand,
+    toolsCommand
+  ]),
   Command.provide((config) => loggerLayer(config.logFormat))
 )
 

@@ -7,6 +7,7 @@ import { Storage } from "../services/Storage.js"
 import { convertTask } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { extractTaskObject, parseRecords } from "../skyrl/records.js"
+import { checkWrittenDataset } from "./validate.js"
 
 export interface ConvertOptions {
   readonly tasksFile: string
@@ -75,5 +76,7 @@ export const convertProgram = (options: ConvertOptions) =>
       `converted ${written} of ${records.length} tasks into ${options.out}` +
         (rejected.length > 0 ? `; ${rejected.length} rejected (see ${options.rejectsFile})` : "")
     )
+    // The same checks as `skyrl validate`: violations are logged and fail the run (the file is kept).
+    yield* checkWrittenDataset(options.out, options.inventory)
     return { written, rejected } satisfies ConvertSummary
   })

@@ -1,0 +1,108 @@
+/**
+ * `validate`: streams dataset files through the checks of src/skyrl/checks.ts, and
+ * `checkWrittenDataset`: the same checks on a file a command has just written (convert, generate,
+ * enrich), which then refuses to finish silently: every violation is logged as an error and the
+ * command fails with exit 1, keeping the written file.
+ */
+import { Effect, Schema, Stream } from "effect"
+import type { Inventory } from "../domain/inventory.js"
+import { Storage } from "../services/Storage.js"
+import type { CheckOptions, Report } from "../skyrl/checks.js"
+import { DatasetChecker } from "../skyrl/checks.js"
+
+/** A dataset file that cannot be read or parsed (exit 2). */
+export class UnreadableDatasetError extends Schema.TaggedError<UnreadableDatasetError>()("UnreadableDatasetError", {
+  file: Schema.String,
+  row: Schema.optional(Schema.Number),
+  reason: Schema.String
+}) {
+  get exitCode(): number {
+    return 2
+  }
+  override get message(): string {
+    return `${this.file}${this.row === undefined ? "" : `, row ${this.row}`}: ${this.reason}`
+  }
+}
+
+/** A dataset with violations (exit 1). The file is kept. */
+export class DatasetViolationsError extends Schema.TaggedError<DatasetViolationsError>()("DatasetViolationsError", {
+  files: Schema.Array(Schema.String),
+  violations: Schema.Number,
+  rules: Schema.Array(Schema.String),
+  written: Schema.Boolean
+}) {
+  get exitCode(): number {
+    return 1
+  }
+  override get message(): string {
+    const files = this.files.join(", ")
+    const what = `${this.violations} violation${this.violations === 1 ? "" : "s"} (${this.rules.join(", ")})`
+    return this.written
+      ? `${files} was written but has ${what}; the file is kept — see \`skyrl validate ${files}\``
+      : `${files}: ${what}`
+  }
+}
+
+export interface ValidateOptions extends Omit<CheckOptions, "inventory"> {
+  readonly files: ReadonlyArray<string>
+  readonly inventory?: Inventory | undefined
+}
+
+/** Streams every file through one checker (so Arrow hazards are found across files too). */
+export const validateFiles = (options: ValidateOptions): Effect.Effect<Report, UnreadableDatasetError, Storage> =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const checker = new DatasetChecker(options)
+    for (const file of options.files) {
+      checker.beginFile(file)
+      yield* storage.readRows(file).pipe(
+        Stream.runForEachChunk((chunk) =>
+          Effect.sync(() => {
+            for (const record of chunk) checker.add(record.index, record.value)
+          })
+        ),
+        Effect.mapError((e) =>
+          new UnreadableDatasetError({ file: e.file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.reason })
+        )
+      )
+    }
+    return checker.report()
+  })
+
+/** Logs each failing rule and its first offending rows as errors. */
+export const logViolations = (report: Report) =>
+  Effect.forEach(
+    report.rules.filter((r) => r.count > 0),
+    (rule) =>
+      Effect.logError(
+        `${rule.id}: ${rule.count} — ${rule.title}` +
+          rule.examples.map((e) => `\n  ${e.file} row ${e.row} ${e.field}: ${e.message}`).join("") +
+          (rule.count > rule.examples.length ? `\n  ... and ${rule.count - rule.examples.length} more` : "")
+      ),
+    { discard: true }
+  )
+
+/**
+ * The check `convert`, `generate` and `enrich` run on what they wrote: reads the file back as SkyRL
+ * would see it and runs every rule (plans against `inventory` when given). With violations it logs
+ * them as errors and fails with `DatasetViolationsError` (exit 1); the file stays where it is.
+ */
+export const checkWrittenDataset = (
+  file: string,
+  inventory?: Inventory,
+  options: Omit<CheckOptions, "inventory"> = {}
+): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError, Storage> =>
+  Effect.gen(function*() {
+    const report = yield* validateFiles({ ...options, files: [file], inventory })
+    if (report.ok) {
+      yield* Effect.logDebug(`${file}: ${report.rows} rows pass every check`)
+      return report
+    }
+    yield* logViolations(report)
+    return yield* new DatasetViolationsError({
+      files: [file],
+      violations: report.violations,
+      rules: report.rules.filter((r) => r.count > 0).map((r) => r.id),
+      written: true
+    })
+  })

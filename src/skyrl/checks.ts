@@ -1,0 +1,660 @@
+/**
+ * Dataset checks (`skyrl validate`, and what convert/generate/enrich run on what they write). Pure
+ * and streaming: feed rows one at a time to a `DatasetChecker` (`add`), then read its `report()`.
+ * Memory grows only with the number of distinct paths, one short hash per row (duplicates), and the
+ * first offending rows kept per rule.
+ *
+ * Rules (ids are stable; the report lists every rule with its count and first offending rows):
+ * - contract/*: the SkyRL row contract — prompt roles system/user only, at most one system message,
+ *   exactly one user message and it is last, content trimmed and non-empty; env_class MCPToolEnv;
+ *   reward_spec.method "rule"; tool_sequence steps numbered 1..n with server, tool and params (an
+ *   object, or skyrl's JSON-encoded object); success.must_call_tool called by the plan; max_turns an
+ *   integer ≥ 1 and ≥ the number of steps; anything else the row schema requires (contract/schema).
+ * - plan/*: each step against the inventory (tool exists on that server; params valid against its
+ *   input schema), through `validatePlan`.
+ * - arrow/*: what Arrow (HuggingFace `datasets`, which SkyRL loads with) would pad, retype or refuse,
+ *   computed on the on-disk values across all rows of all files given: a type change at one path, objects
+ *   whose key sets differ at one path, ISO-date-looking strings, empty objects, ints and floats mixed
+ *   at one path. skyrl's own JSON-string fields (params, task_metadata) are opaque strings to Arrow.
+ * - prompt/too-long: the chat-templated prompt over the token budget (SkyRL drops such rows silently).
+ * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
+ *   duplicate task ids.
+ * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
+ */
+import { Either, Schema } from "effect"
+import { createHash } from "node:crypto"
+import type { Inventory } from "../domain/inventory.js"
+import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
+import { parseIssues } from "./parseIssues.js"
+import type { PlanStep, StepIssue } from "./planValidation.js"
+import { validatePlan } from "./planValidation.js"
+import { chatPromptTokens } from "./promptTokens.js"
+
+export const DEFAULT_MAX_PROMPT_TOKENS = 512
+export const DEFAULT_MAX_EXAMPLES = 5
+
+export const RULES = [
+  { id: "contract/prompt", title: "prompt: system/user roles only, one user message last, trimmed non-empty content" },
+  { id: "contract/env_class", title: `env_class is ${ENV_CLASS}` },
+  { id: "contract/reward_method", title: `reward_spec.method is "${REWARD_METHOD}"` },
+  { id: "contract/tool_sequence", title: "tool_sequence: steps 1..n, each with server, tool and object params" },
+  { id: "contract/must_call_tool", title: "success.must_call_tool is a tool the plan calls" },
+  { id: "contract/max_turns", title: "max_turns is an integer >= 1 and >= the number of steps" },
+  { id: "contract/schema", title: "other fields of the row contract (`skyrl schema row`)" },
+  { id: "plan/tool", title: "each step's tool exists on that server of the inventory" },
+  { id: "plan/params", title: "each step's params are valid against the tool's input schema" },
+  { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
+  { id: "arrow/key-sets", title: "Arrow: objects at one path have the same keys (else padded with nulls)" },
+  { id: "arrow/date-string", title: "Arrow: ISO-date-looking strings in typed fields (may load as datetime)" },
+  { id: "arrow/empty-object", title: "Arrow: empty objects (an empty struct; Parquet cannot store it)" },
+  { id: "arrow/int-float", title: "Arrow: ints and floats mixed at one path (ints come back as floats)" },
+  { id: "prompt/too-long", title: "prompt within the token budget (SkyRL drops longer prompts silently)" },
+  { id: "duplicate/prompt", title: "no identical prompts" },
+  { id: "duplicate/near-prompt", title: "no near-duplicate user messages (same text after normalization)" },
+  { id: "duplicate/task-id", title: "no duplicate task ids" }
+] as const
+
+export type RuleId = typeof RULES[number]["id"]
+
+/** One offending place: file, 0-based row index, field path, what is wrong. */
+export interface Finding {
+  readonly rule: RuleId
+  readonly file: string
+  readonly row: number
+  readonly field: string
+  readonly message: string
+}
+
+export interface RuleReport {
+  readonly id: RuleId
+  readonly title: string
+  readonly count: number
+  readonly examples: ReadonlyArray<Finding>
+}
+
+export interface Coverage {
+  readonly domain: Readonly<Record<string, number>>
+  readonly complexity: Readonly<Record<string, number>>
+  readonly tool: Readonly<Record<string, number>>
+  readonly server: Readonly<Record<string, number>>
+  readonly steps: Readonly<Record<string, number>>
+}
+
+export interface Report {
+  readonly files: ReadonlyArray<{ readonly file: string; readonly rows: number }>
+  readonly rows: number
+  /** Total findings over all rules. */
+  readonly violations: number
+  readonly ok: boolean
+  readonly inventory: boolean
+  readonly rules: ReadonlyArray<RuleReport>
+  readonly promptTokens: {
+    readonly tokenizer: string
+    readonly budget: number
+    readonly max: number
+    readonly mean: number
+    readonly overBudget: number
+  }
+  readonly coverage: Coverage
+}
+
+export interface CheckOptions {
+  /** Plan checks run only with an inventory. */
+  readonly inventory?: Inventory | undefined
+  readonly maxPromptTokens?: number
+  /** Offending rows kept per rule (default 5). */
+  readonly maxExamples?: number
+  /** Token counter of a prompt (default: o200k_base over a ChatML-like template). */
+  readonly countPromptTokens?: (messages: ReadonlyArray<{ readonly role: string; readonly content: string }>) => number
+}
+
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
+
+type Kind = "string" | "number" | "boolean" | "object" | "array"
+const kindOf = (value: unknown): Kind | undefined =>
+  typeof value === "string"
+    ? "string"
+    : typeof value === "number"
+    ? "number"
+    : typeof value === "boolean"
+    ? "boolean"
+    : Array.isArray(value)
+    ? "array"
+    : isObject(value)
+    ? "object"
+    : undefined
+
+/** A row location packed into one number: file index × 2^32 + row. */
+type Loc = number
+const LOC_BASE = 2 ** 32
+
+interface PathStat {
+  kind?: Kind
+  kindAt?: string
+  numeric?: "int" | "float"
+  numericAt?: string
+  keys?: string
+  keysAt?: string
+}
+
+const GT = "reward_spec.ground_truth"
+
+const hash = (text: string): string => createHash("sha1").update(text).digest("base64").slice(0, 20)
+
+/** Lower case, letters and digits only, single spaces: the text two near-duplicates share. */
+export const normalizeForDuplicates = (text: string): string =>
+  text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
+
+const encodeForSchema = (row: Json): Json => {
+  // Accept params/task_metadata as objects (an older layout) for the schema check; Arrow hazards of that
+  // layout are reported by the arrow/* rules.
+  const rs = row.reward_spec
+  const gt = isObject(rs) ? rs.ground_truth : undefined
+  const steps = isObject(gt) ? gt.tool_sequence : undefined
+  const extra = row.extra_info
+  return {
+    ...row,
+    ...(isObject(rs) && isObject(gt) && Array.isArray(steps)
+      ? {
+        reward_spec: {
+          ...rs,
+          ground_truth: {
+            ...gt,
+            tool_sequence: steps.map((s) =>
+              isObject(s) && isObject(s.params) ? { ...s, params: JSON.stringify(s.params) } : s
+            )
+          }
+        }
+      }
+      : {}),
+    ...(isObject(extra) && isObject(extra.task_metadata)
+      ? { extra_info: { ...extra, task_metadata: JSON.stringify(extra.task_metadata) } }
+      : {})
+  }
+}
+
+const decodeRowSchema = Schema.decodeUnknownEither(SkyRLRow)
+
+/** Fields the contract/* rules already judge: schema issues under them are not repeated. */
+const COVERED = [
+  "prompt",
+  "env_class",
+  "reward_spec.method",
+  `${GT}.tool_sequence`,
+  `${GT}.success`,
+  `${GT}.max_turns`
+]
+
+/** `a, b: unknown param (...)`: issues with the same message share one entry. */
+const groupByMessage = (issues: ReadonlyArray<StepIssue>): ReadonlyArray<string> => {
+  const groups = new Map<string, Array<string>>()
+  for (const i of issues) {
+    const paths = groups.get(i.message) ?? []
+    paths.push(i.path.split("/").join("."))
+    groups.set(i.message, paths)
+  }
+  return [...groups].map(([message, paths]) => `${paths.join(", ")}: ${message}`)
+}
+
+const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
+const sortedRecord = (map: Map<string, number>): Record<string, number> =>
+  Object.fromEntries([...map.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
+
+export class DatasetChecker {
+  private readonly files: Array<{ file: string; rows: number }> = []
+  private readonly counts = new Map<RuleId, number>()
+  private readonly examples = new Map<RuleId, Array<Finding>>()
+  private readonly paths = new Map<string, PathStat>()
+  private readonly prompts = new Map<string, Loc>()
+  private readonly nearPrompts = new Map<string, Loc>()
+  private readonly taskIds = new Map<string, Loc>()
+  private readonly coverage = {
+    domain: new Map<string, number>(),
+    complexity: new Map<string, number>(),
+    tool: new Map<string, number>(),
+    server: new Map<string, number>(),
+    steps: new Map<string, number>()
+  }
+  private readonly maxExamples: number
+  private readonly budget: number
+  private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
+  private tokensMax = 0
+  private tokensSum = 0
+  private tokensRows = 0
+  private rows = 0
+  private fileIndex = -1
+  private row = 0
+
+  constructor(private readonly options: CheckOptions = {}) {
+    this.maxExamples = options.maxExamples ?? DEFAULT_MAX_EXAMPLES
+    this.budget = options.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS
+    this.countTokens = options.countPromptTokens ?? chatPromptTokens
+  }
+
+  /** Starts a file: rows added next belong to it. */
+  beginFile(file: string): void {
+    this.files.push({ file, rows: 0 })
+    this.fileIndex = this.files.length - 1
+  }
+
+  private loc(): Loc {
+    return this.fileIndex * LOC_BASE + this.row
+  }
+
+  /** The current file, row and field, for messages that point back to it. */
+  private here(field: string): string {
+    return `${this.files[this.fileIndex]!.file} row ${this.row} ${field}`
+  }
+
+  private where(loc: Loc): string {
+    const file = this.files[Math.floor(loc / LOC_BASE)]?.file ?? "?"
+    return `${file} row ${loc % LOC_BASE}`
+  }
+
+  private find(rule: RuleId, field: string, message: string): void {
+    this.counts.set(rule, (this.counts.get(rule) ?? 0) + 1)
+    let list = this.examples.get(rule)
+    if (list === undefined) {
+      list = []
+      this.examples.set(rule, list)
+    }
+    if (list.length < this.maxExamples) {
+      list.push({ rule, file: this.files[this.fileIndex]!.file, row: this.row, field, message })
+    }
+  }
+
+  /** Checks one on-disk row (`index` is its 0-based position in the current file). */
+  add(index: number, value: unknown): void {
+    if (this.fileIndex < 0) this.beginFile("(rows)")
+    this.row = index
+    this.rows++
+    this.files[this.fileIndex]!.rows++
+    this.walk(value, "", "")
+    if (!isObject(value)) {
+      this.find("contract/schema", "(row)", `must be an object, got ${kindOf(value) ?? String(value)}`)
+      return
+    }
+    this.checkPrompt(value.prompt)
+    if (value.env_class !== ENV_CLASS) {
+      this.find("contract/env_class", "env_class", `must be "${ENV_CLASS}" (got ${JSON.stringify(value.env_class)})`)
+    }
+    const rs = value.reward_spec
+    if (isObject(rs) && rs.method !== REWARD_METHOD) {
+      this.find(
+        "contract/reward_method",
+        "reward_spec.method",
+        `must be "${REWARD_METHOD}" (got ${JSON.stringify(rs.method)})`
+      )
+    }
+    const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
+    const steps = gt === undefined ? undefined : this.checkSteps(gt)
+    if (gt !== undefined) this.checkGroundTruth(gt, steps)
+    this.checkSchema(value)
+    this.collectCoverage(value, gt, steps)
+  }
+
+  private checkPrompt(prompt: unknown): void {
+    const rule = "contract/prompt"
+    if (!Array.isArray(prompt)) {
+      this.find(rule, "prompt", "must be a list of messages")
+      return
+    }
+    let users = 0
+    let systems = 0
+    let wellFormed = true
+    prompt.forEach((m, i) => {
+      if (!isObject(m)) {
+        this.find(rule, `prompt[${i}]`, "must be an object with role and content")
+        wellFormed = false
+        return
+      }
+      if (m.role === "user") users++
+      else if (m.role === "system") systems++
+      else {
+        this.find(rule, `prompt[${i}].role`, `${JSON.stringify(m.role)} is not allowed: only system and user messages`)
+      }
+      if (typeof m.content !== "string") {
+        this.find(rule, `prompt[${i}].content`, "must be a string")
+        wellFormed = false
+      } else if (m.content.trim() === "") this.find(rule, `prompt[${i}].content`, "is empty")
+      else if (m.content.trim() !== m.content) {
+        this.find(rule, `prompt[${i}].content`, "has leading or trailing whitespace")
+      }
+    })
+    if (users !== 1) this.find(rule, "prompt", `needs exactly one user message, found ${users}`)
+    else if (!isObject(prompt[prompt.length - 1]) || (prompt[prompt.length - 1] as Json).role !== "user") {
+      this.find(rule, "prompt", "the user message must be the last message")
+    }
+    if (systems > 1) this.find(rule, "prompt", `at most one system message, found ${systems}`)
+    if (!wellFormed) return
+
+    const messages = prompt as ReadonlyArray<{ role: string; content: string }>
+    const tokens = this.countTokens(messages)
+    this.tokensRows++
+    this.tokensSum += tokens
+    if (tokens > this.tokensMax) this.tokensMax = tokens
+    if (tokens > this.budget) {
+      this.find(
+        "prompt/too-long",
+        "prompt",
+        `${tokens} tokens (o200k_base, chat template) over the budget of ${this.budget}: SkyRL drops it silently`
+      )
+    }
+    const exact = hash(JSON.stringify(messages.map((m) => [m.role, m.content])))
+    const first = this.prompts.get(exact)
+    if (first !== undefined) {
+      this.find("duplicate/prompt", "prompt", `identical to ${this.where(first)}`)
+      return
+    }
+    this.prompts.set(exact, this.loc())
+    const user = messages[messages.length - 1]
+    if (user?.role !== "user") return
+    const near = hash(normalizeForDuplicates(user.content))
+    const similar = this.nearPrompts.get(near)
+    if (similar !== undefined) {
+      this.find(
+        "duplicate/near-prompt",
+        `prompt[${messages.length - 1}].content`,
+        `same text as ${this.where(similar)} after normalization`
+      )
+    } else this.nearPrompts.set(near, this.loc())
+  }
+
+  /** Checks the plan's shape; returns the steps with decoded params when they are usable. */
+  private checkSteps(gt: Json): ReadonlyArray<PlanStep> | undefined {
+    const rule = "contract/tool_sequence"
+    const at = `${GT}.tool_sequence`
+    const seq = gt.tool_sequence
+    if (!Array.isArray(seq)) {
+      this.find(rule, at, "must be a list of steps")
+      return undefined
+    }
+    if (seq.length === 0) {
+      this.find(rule, at, "is empty: a task needs at least one tool call")
+      return undefined
+    }
+    const steps: Array<PlanStep> = []
+    let usable = true
+    seq.forEach((s, i) => {
+      const here = `${at}[${i}]`
+      if (!isObject(s)) {
+        this.find(rule, here, "must be an object with step, server, tool and params")
+        usable = false
+        return
+      }
+      if (s.step !== i + 1) {
+        this.find(rule, `${here}.step`, `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`)
+      }
+      for (const key of ["server", "tool"] as const) {
+        if (typeof s[key] !== "string" || s[key].trim() === "") {
+          this.find(rule, `${here}.${key}`, "must be a non-empty string")
+          usable = false
+        }
+      }
+      let params: unknown = s.params
+      if (typeof params === "string") {
+        try {
+          params = JSON.parse(params)
+        } catch {
+          this.find(rule, `${here}.params`, "is a string but not JSON")
+          usable = false
+          return
+        }
+      }
+      if (!isObject(params)) {
+        this.find(rule, `${here}.params`, "must be an object (or the JSON text of one)")
+        usable = false
+        return
+      }
+      steps.push({ step: i + 1, server: String(s.server), tool: String(s.tool), params })
+    })
+    return usable ? steps : undefined
+  }
+
+  private checkGroundTruth(gt: Json, steps: ReadonlyArray<PlanStep> | undefined): void {
+    const turns = gt.max_turns
+    if (typeof turns !== "number" || !Number.isInteger(turns) || turns < 1) {
+      this.find("contract/max_turns", `${GT}.max_turns`, `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
+    } else if (steps !== undefined && turns < steps.length) {
+      this.find("contract/max_turns", `${GT}.max_turns`, `${turns} is less than the plan's ${steps.length} steps`)
+    }
+    const must = isObject(gt.success) ? gt.success.must_call_tool : undefined
+    if (typeof must !== "string" || must.trim() === "") {
+      this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, "must be a tool name")
+    } else if (steps !== undefined && !steps.some((s) => s.tool === must)) {
+      this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, `"${must}" is not called by the plan`)
+    }
+    if (steps !== undefined && this.options.inventory !== undefined) {
+      // One finding per invalid step, listing every problem of that step.
+      const byStep = new Map<number, Array<StepIssue>>()
+      for (const issue of validatePlan(this.options.inventory, steps)) {
+        if (issue.path === "step") continue // contract/tool_sequence says it
+        const list = byStep.get(issue.step) ?? []
+        list.push(issue)
+        byStep.set(issue.step, list)
+      }
+      for (const [step, issues] of byStep) {
+        const first = issues[0]!
+        const paramsOnly = issues.every((i) => i.path.startsWith("params"))
+        this.find(
+          paramsOnly ? "plan/params" : "plan/tool",
+          `${GT}.tool_sequence[${step - 1}]${paramsOnly ? ".params" : `.${first.path}`}`,
+          `step ${step} ${first.server}/${first.tool}: ` +
+            groupByMessage(issues).join("; ")
+        )
+      }
+    }
+  }
+
+  private checkSchema(row: Json): void {
+    const decoded = decodeRowSchema(encodeForSchema(row), { errors: "all" })
+    if (Either.isRight(decoded)) return
+    for (const issue of parseIssues(decoded.left)) {
+      if (COVERED.some((c) => issue.path === c || issue.path.startsWith(`${c}.`) || issue.path.startsWith(`${c}[`))) {
+        continue
+      }
+      this.find("contract/schema", issue.path === "" ? "(row)" : issue.path, issue.message)
+    }
+  }
+
+  private collectCoverage(row: Json, gt: Json | undefined, steps: ReadonlyArray<PlanStep> | undefined): void {
+    const extra = row.extra_info
+    let metadata: unknown = isObject(extra) ? extra.task_metadata : undefined
+    if (typeof metadata === "string") {
+      try {
+        metadata = JSON.parse(metadata)
+      } catch {
+        metadata = undefined
+      }
+    }
+    const domain = isObject(metadata) && typeof metadata.domain === "string" && metadata.domain !== ""
+      ? metadata.domain
+      : "(none)"
+    bump(this.coverage.domain, domain)
+    bump(this.coverage.complexity, typeof gt?.complexity === "string" ? gt.complexity : "(none)")
+    if (steps !== undefined) {
+      for (const tool of new Set(steps.map((s) => s.tool))) bump(this.coverage.tool, tool)
+      for (const server of new Set(steps.map((s) => s.server))) bump(this.coverage.server, server)
+      bump(this.coverage.steps, String(steps.length))
+    }
+    const id = gt?.task_id
+    if (typeof id === "string") {
+      const first = this.taskIds.get(id)
+      if (first !== undefined) {
+        this.find("duplicate/task-id", `${GT}.task_id`, `"${id}" is also the id of ${this.where(first)}`)
+      } else this.taskIds.set(id, this.loc())
+    }
+  }
+
+  /** Arrow hazards: one pass over the on-disk value. `key` is the abstract path, `field` the concrete one. */
+  private walk(value: unknown, key: string, field: string): void {
+    const kind = kindOf(value)
+    if (kind === undefined) return // null: Arrow columns are nullable
+    const stat = this.statOf(key)
+    const at = field === "" ? "(row)" : field
+    if (stat.kind === undefined) {
+      stat.kind = kind
+      stat.kindAt = this.here(at)
+    } else if (stat.kind !== kind) {
+      this.find("arrow/type-change", at, `${kind} here, ${stat.kind} at ${stat.kindAt}: the load fails`)
+    }
+    switch (kind) {
+      case "string":
+        if (ISO_DATE.test(value as string) && key !== "") {
+          this.find("arrow/date-string", at, `${JSON.stringify(value)} looks like an ISO date`)
+        }
+        return
+      case "number": {
+        const numeric = Number.isInteger(value) ? "int" : "float"
+        if (stat.numeric === undefined) {
+          stat.numeric = numeric
+          stat.numericAt = this.here(at)
+        } else if (stat.numeric !== numeric) {
+          this.find(
+            "arrow/int-float",
+            at,
+            `${numeric} ${String(value)} here, ${stat.numeric} at ${stat.numericAt}: ints come back as floats`
+          )
+        }
+        return
+      }
+      case "array": {
+        const items = value as ReadonlyArray<unknown>
+        for (let i = 0; i < items.length; i++) this.walk(items[i], `${key}[]`, `${field}[${i}]`)
+        return
+      }
+      case "object": {
+        const obj = value as Json
+        const names = Object.keys(obj)
+        if (names.length === 0) {
+          this.find("arrow/empty-object", at, "an empty object becomes an empty struct")
+          return
+        }
+        const signature = [...names].sort().join("\u0000")
+        if (stat.keys === undefined) {
+          stat.keys = signature
+          stat.keysAt = this.here(at)
+        } else if (stat.keys !== signature) {
+          this.find(
+            "arrow/key-sets",
+            at,
+            `keys {${names.join(", ")}} here, {${stat.keys.split("\u0000").join(", ")}} at ${stat.keysAt}: ` +
+              "Arrow merges them and pads the missing keys with null"
+          )
+        }
+        for (const name of names) {
+          this.walk(obj[name], key === "" ? name : `${key}.${name}`, field === "" ? name : `${field}.${name}`)
+        }
+        return
+      }
+      default:
+        return
+    }
+  }
+
+  private statOf(key: string): PathStat {
+    let stat = this.paths.get(key)
+    if (stat === undefined) {
+      stat = {}
+      this.paths.set(key, stat)
+    }
+    return stat
+  }
+
+  report(): Report {
+    const rules = RULES.map((r) => ({
+      id: r.id,
+      title: r.title,
+      count: this.counts.get(r.id) ?? 0,
+      examples: this.examples.get(r.id) ?? []
+    }))
+    const violations = rules.reduce((n, r) => n + r.count, 0)
+    return {
+      files: this.files.map((f) => ({ ...f })),
+      rows: this.rows,
+      violations,
+      ok: violations === 0,
+      inventory: this.options.inventory !== undefined,
+      rules,
+      promptTokens: {
+        tokenizer: "o200k_base (gpt-tokenizer), ChatML-like template",
+        budget: this.budget,
+        max: this.tokensMax,
+        mean: this.tokensRows === 0 ? 0 : Math.round(this.tokensSum / this.tokensRows),
+        overBudget: this.counts.get("prompt/too-long") ?? 0
+      },
+      coverage: {
+        domain: sortedRecord(this.coverage.domain),
+        complexity: sortedRecord(this.coverage.complexity),
+        tool: sortedRecord(this.coverage.tool),
+        server: sortedRecord(this.coverage.server),
+        steps: Object.fromEntries([...this.coverage.steps.entries()].sort((a, b) => Number(a[0]) - Number(b[0])))
+      }
+    }
+  }
+}
+
+/** Checks rows held in memory (one "file"). */
+export const checkRows = (
+  rows: Iterable<unknown>,
+  options: CheckOptions = {},
+  file = "(rows)"
+): Report => {
+  const checker = new DatasetChecker(options)
+  checker.beginFile(file)
+  let i = 0
+  for (const row of rows) checker.add(i++, row)
+  return checker.report()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The readable report
+
+const pad = (text: string, width: number) => text.length >= width ? text : text + " ".repeat(width - text.length)
+
+const table = (title: string, counts: Readonly<Record<string, number>>, total: number): Array<string> => {
+  const entries = Object.entries(counts)
+  if (entries.length === 0) return [`  ${title}: (none)`]
+  const width = Math.max(...entries.map(([k]) => k.length), 8)
+  return [
+    `  ${title}:`,
+    ...entries.map(([k, n]) =>
+      `    ${pad(k, width)}  ${String(n).padStart(6)}  ${total === 0 ? "" : `${((100 * n) / total).toFixed(1)}%`}`
+    )
+  ]
+}
+
+/** The report as text (what `skyrl validate` prints without --json). */
+export const formatReport = (report: Report): string => {
+  const lines: Array<string> = []
+  const files = report.files.map((f) => `${f.file} (${f.rows} rows)`).join(", ")
+  lines.push(`skyrl validate: ${report.rows} rows in ${report.files.length} file(s): ${files}`)
+  if (!report.inventory) lines.push("  (no inventory: plan checks skipped)")
+  lines.push("")
+  const failing = report.rules.filter((r) => r.count > 0)
+  if (failing.length === 0) lines.push("OK: no violations")
+  else {
+    lines.push(`VIOLATIONS: ${report.violations} in ${failing.length} rule(s)`)
+    for (const r of failing) {
+      lines.push("", `${r.id}  ${r.count}  — ${r.title}`)
+      for (const e of r.examples) lines.push(`  ${e.file} row ${e.row} ${e.field}: ${e.message}`)
+      if (r.count > r.examples.length) lines.push(`  ... and ${r.count - r.examples.length} more`)
+    }
+  }
+  const t = report.promptTokens
+  lines.push(
+    "",
+    `prompt tokens (${t.tokenizer}): max ${t.max}, mean ${t.mean}, budget ${t.budget}, over budget ${t.overBudget}`,
+    "",
+    "coverage (rows):"
+  )
+  lines.push(...table("domain", report.coverage.domain, report.rows))
+  lines.push(...table("complexity", report.coverage.complexity, report.rows))
+  lines.push(...table("server", report.coverage.server, report.rows))
+  lines.push(...table("tool", report.coverage.tool, report.rows))
+  lines.push(...table("steps per plan", report.coverage.steps, report.rows))
+  return lines.join("\n") + "\n"
+}
