@@ -184,6 +184,23 @@ describe("tools import: other transports and failures", () => {
     expect(Date.now() - start).toBeLessThan(10_000)
   })
 
+  it("spawned servers inherit the environment, except OPENAI_API_KEY", async () => {
+    const saved = { key: process.env.OPENAI_API_KEY, other: process.env.SKYRL_TEST_SERVER_KEY }
+    process.env.OPENAI_API_KEY = "sk-test-not-for-servers"
+    process.env.SKYRL_TEST_SERVER_KEY = "server-key"
+    try {
+      const script = "console.error('openai=' + (process.env.OPENAI_API_KEY ?? 'absent') + " +
+        "' server=' + (process.env.SKYRL_TEST_SERVER_KEY ?? 'absent')); process.exit(1)"
+      const result = await run([node("env", "-e", script)], 5)
+      expect(result.outcomes[0]).toMatchObject({ message: expect.stringContaining("openai=absent server=server-key") })
+    } finally {
+      if (saved.key === undefined) delete process.env.OPENAI_API_KEY
+      else process.env.OPENAI_API_KEY = saved.key
+      if (saved.other === undefined) delete process.env.SKYRL_TEST_SERVER_KEY
+      else process.env.SKYRL_TEST_SERVER_KEY = saved.other
+    }
+  })
+
   describe("streamable HTTP", () => {
     const http = createServer(async (req, res) => {
       const server = new Server({ name: "web", version: "1.0.0" }, { capabilities: { tools: {} } })

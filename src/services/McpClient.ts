@@ -1,7 +1,7 @@
 /**
  * McpClient: asks a live MCP server for its tools with the official @modelcontextprotocol/sdk client.
- * stdio servers are spawned (no shell; the child inherits this process's environment so API keys
- * reach it), asked `tools/list` (following pagination cursors) and closed; HTTP servers are reached
+ * stdio servers are spawned (no shell; the child inherits this process's environment so the servers'
+ * API keys reach it — all but OPENAI_API_KEY), asked `tools/list` (following pagination cursors) and closed; HTTP servers are reached
  * over streamable HTTP. A server that fails gives a McpImportError with the tail of its stderr.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
@@ -84,6 +84,13 @@ const errorText = (e: unknown): string => {
   return String(e)
 }
 
+/** This process's environment for a spawned server, less skyrl's own OpenAI key (servers have their own). */
+const childEnvironment = (): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && k !== "OPENAI_API_KEY") env[k] = v
+  return env
+}
+
 const tailOf = (text: string): string => text.trimEnd().split("\n").slice(-STDERR_TAIL_LINES).join("\n")
 
 const listAllPages = async (client: Client, maxPages: number): Promise<Array<ListedTool>> => {
@@ -124,7 +131,7 @@ const listTools = (
     const transport = new StdioClientTransport({
       command: spec.command,
       args: [...spec.args],
-      env: { ...(process.env as Record<string, string>), ...spec.env },
+      env: { ...childEnvironment(), ...spec.env },
       stderr: "pipe",
       ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
     })
