@@ -259,3 +259,24 @@ describe("rebuild", () => {
     expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
   }, 60_000)
 })
+
+describe("Ctrl-C", () => {
+  it("exits 130 on SIGINT and a --resume run finishes the dataset", async () => {
+    let hangFrom = 2
+    const server = await fake((ctx) => (ctx.index >= hangFrom ? hang() : answer(validTaskFor(ctx), USAGE)))
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-int-"))
+    const out = join(dir, "ds.jsonl")
+    const args = ["generate", "-n", "4", "--out", out, "--llm", "openai", "--concurrency", "1"]
+    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "pipe" })
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    while (server.requests.length < 3) await new Promise((resolve) => setTimeout(resolve, 20))
+    child.kill("SIGINT")
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+    expect(code, stderr).toBe(130)
+    hangFrom = Number.POSITIVE_INFINITY
+    const r = await runCliAsync([...args, "--resume"], { env: env(server) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out)).toHaveLength(4)
+  }, 60_000)
+})
