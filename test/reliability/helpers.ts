@@ -1,0 +1,158 @@
+/**
+ * Shared helpers of the reliability suite: fake-server bookkeeping, reading run directories (archive
+ * files, gzipped or not; journal; manifest), an independent row check (row contract + plan against the
+ * inventory), a seeded PRNG, and a file snapshot (bytes + mtime) to prove inputs stay untouched.
+ */
+import { Either } from "effect"
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { gunzipSync } from "node:zlib"
+import { expect } from "vitest"
+import { parseInventoryText } from "../../src/domain/inventory.js"
+import { decodeRow } from "../../src/skyrl/layout.js"
+import { validatePlan } from "../../src/skyrl/planValidation.js"
+import { BIN, cleanEnv } from "../support/cli.js"
+import type { FakeHandler, FakeServer } from "../support/fakeOpenAI.js"
+import { start } from "../support/fakeOpenAI.js"
+import { ROOT } from "../support/python.js"
+
+export const INVENTORY = join(ROOT, "data", "inventory", "finance-mcp.json")
+
+export const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
+
+/** Starts fakes and closes them all in `afterEach(closeAll)`. */
+export const fakes = () => {
+  const servers: Array<FakeServer> = []
+  return {
+    start: async (handler: FakeHandler, latencyMs = 0) => {
+      const s = await start(handler, { latencyMs })
+      servers.push(s)
+      return s
+    },
+    closeAll: async () => {
+      while (servers.length > 0) await servers.pop()!.close()
+    }
+  }
+}
+
+export const tempDir = (prefix = "skyrl-rel-") => mkdtempSync(join(tmpdir(), prefix))
+
+export const llmEnv = (server: FakeServer, key = "sk-test-reliability", extra: Record<string, string> = {}) => ({
+  OPENAI_API_KEY: key,
+  OPENAI_BASE_URL: server.baseUrl,
+  ...extra
+})
+
+export const readJsonl = (file: string): Array<any> =>
+  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+
+/** The only run directory under `<dir>/raw_llm`. */
+export const runDirIn = (dir: string): string => {
+  const raw = join(dir, "raw_llm")
+  const runs = readdirSync(raw)
+  expect(runs).toHaveLength(1)
+  return join(raw, runs[0])
+}
+
+/** The text of a file, gunzipped when it ends in .gz. */
+export const readMaybeGz = (file: string): string => {
+  const bytes = readFileSync(file)
+  return file.endsWith(".gz") ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8")
+}
+
+export interface ArchiveRecord {
+  readonly file: string
+  readonly record: any
+}
+
+/** Every archived call of a run (`task_*.json` / `task_*.json.gz`), in name order. */
+export const archiveRecords = (runDir: string): Array<ArchiveRecord> =>
+  readdirSync(runDir).filter((f) => f.startsWith("task_")).sort().map((f) => ({
+    file: f,
+    record: JSON.parse(readMaybeGz(join(runDir, f)))
+  }))
+
+const inventory = Either.getOrThrow(parseInventoryText(readFileSync(INVENTORY, "utf8"), INVENTORY))
+
+/**
+ * Checks rows independently of the command that wrote them: the row contract (decode), a system and a
+ * user message, and a plan valid against the finance inventory. Returns one string per problem.
+ */
+export const rowProblems = (rows: ReadonlyArray<unknown>): Array<string> => {
+  const problems: Array<string> = []
+  rows.forEach((raw, i) => {
+    const decoded = decodeRow(raw)
+    if (Either.isLeft(decoded)) {
+      problems.push(`row ${i}: ${decoded.left.path}: ${decoded.left.message}`)
+      return
+    }
+    const row = decoded.right
+    if (row.prompt.length !== 2 || row.prompt[0].role !== "system" || row.prompt[1].role !== "user") {
+      problems.push(`row ${i}: prompt is not [system, user]`)
+    }
+    const onDisk = (raw as any).reward_spec.ground_truth.tool_sequence as Array<any>
+    if (!onDisk.every((s) => typeof s.params === "string")) problems.push(`row ${i}: params are not JSON strings`)
+    const steps = row.reward_spec.ground_truth.tool_sequence.map((s) => ({
+      step: s.step,
+      server: s.server,
+      tool: s.tool,
+      params: s.params as unknown
+    }))
+    for (const issue of validatePlan(inventory, steps)) {
+      problems.push(`row ${i}: step ${issue.step} ${issue.tool} ${issue.path}: ${issue.message}`)
+    }
+  })
+  return problems
+}
+
+/** mulberry32: a small seeded PRNG so "random" kill points reproduce. */
+export const prng = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** Bytes and mtime of a file or directory entry, to show an input was not modified. */
+export const snapshot = (file: string) => {
+  const st = statSync(file)
+  return {
+    mtimeMs: st.mtimeMs,
+    size: st.size,
+    bytes: st.isFile() ? readFileSync(file) : undefined
+  }
+}
+
+export const expectUnchanged = (file: string, before: ReturnType<typeof snapshot>) => {
+  const after = snapshot(file)
+  expect(after.mtimeMs, `${file} mtime`).toBe(before.mtimeMs)
+  expect(after.size, `${file} size`).toBe(before.size)
+  if (before.bytes !== undefined) expect(after.bytes!.equals(before.bytes), `${file} bytes`).toBe(true)
+}
+
+/** Spawns the built CLI; resolves `done` with status/signal and the collected output. */
+export const spawnCli = (args: ReadonlyArray<string>, env: Record<string, string>) => {
+  const child: ChildProcess = spawn(process.execPath, [BIN, ...args], {
+    env: cleanEnv(env),
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.on("data", (d) => (stdout += d))
+  child.stderr!.on("data", (d) => (stderr += d))
+  const done = new Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (resolve) => child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }))
+  )
+  return { child, done }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export const exists = existsSync
