@@ -194,8 +194,7 @@ async function* jsonRows(file: string): AsyncGenerator<RowRecord> {
   } catch (e) {
     throw new RowReadFailure(undefined, `not valid JSON: ${(e as Error).message}`)
   }
-  if (!Array.isArray(rows)) throw new RowReadFailure(undefined, "expected a JSON array of rows")
-  for (const [index, value] of rows.entries()) yield { index, value }
+  for (const [index, value] of (rows as ReadonlyArray<unknown>).entries()) yield { index, value }
 }
 
 async function* parquetRows(file: string): AsyncGenerator<RowRecord> {

@@ -1,0 +1,141 @@
+/** Storage: dataset writers by extension (atomic) and the streaming dataset readers with their errors. */
+import { Chunk, Effect, Either, Exit, Stream } from "effect"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import type { InputError } from "../src/domain/errors.js"
+import type { SkyRLRow } from "../src/domain/row.js"
+import { Storage, StorageLive } from "../src/services/Storage.js"
+import { convertTask } from "../src/skyrl/convert.js"
+import { encodeRow } from "../src/skyrl/layout.js"
+
+const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
+const run = <A, E>(effect: Effect.Effect<A, E, Storage>) => Effect.runPromise(Effect.provide(effect, StorageLive))
+const runExit = <A, E>(effect: Effect.Effect<A, E, Storage>) =>
+  Effect.runPromiseExit(Effect.provide(effect, StorageLive))
+
+const rows: ReadonlyArray<SkyRLRow> = [0, 1, 2].map((i) =>
+  Either.getOrThrow(convertTask({
+    task_id: `t${i}`,
+    user_prompt: `Quote ${i} for Zürich — “café”`,
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
+    evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+  }))
+)
+
+const readAll = (file: string) =>
+  Effect.flatMap(Storage, (s) => Stream.runCollect(s.readRows(file)).pipe(Effect.map(Chunk.toArray)))
+
+const failureOf = async (file: string): Promise<InputError> => {
+  const exit = await runExit(readAll(file))
+  if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error("expected a failure")
+  return exit.cause.error
+}
+
+describe("writeRows", () => {
+  it(".json is an indented array by default; indent 0 is compact; ascii escapes every non-ASCII character", async () => {
+    const dir = tmp()
+    await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, "a.json"), rows)))
+    await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, "b.json"), rows, { indent: 0, ascii: true })))
+    const pretty = readFileSync(join(dir, "a.json"), "utf8")
+    const compact = readFileSync(join(dir, "b.json"), "utf8")
+    expect(pretty.startsWith("[\n  {\n    \"data_source\"")).toBe(true)
+    expect(pretty).toContain("Zürich — “café”")
+    expect(compact.split("\n").filter((l) => l !== "")).toHaveLength(1)
+    expect(compact).not.toMatch(/[^\x00-\x7f]/)
+    expect(compact).toContain("Z\\u00fcrich \\u2014 \\u201ccaf\\u00e9\\u201d")
+    expect(JSON.parse(pretty)).toEqual(rows.map(encodeRow))
+    expect(JSON.parse(compact)).toEqual(rows.map(encodeRow))
+  })
+
+  it(".jsonl has one encoded row per line", async () => {
+    const file = join(tmp(), "a.jsonl")
+    expect(await run(Effect.flatMap(Storage, (s) => s.writeRows(file, rows)))).toBe(3)
+    const lines = readFileSync(file, "utf8").split("\n")
+    expect(lines.at(-1)).toBe("")
+    expect(lines.slice(0, -1).map((l) => JSON.parse(l))).toEqual(rows.map(encodeRow))
+  })
+
+  it("a write that fails midway leaves the previous file intact and no temp file behind", async () => {
+    const dir = tmp()
+    for (const name of ["a.jsonl", "a.parquet"]) {
+      const file = join(dir, name)
+      await run(Effect.flatMap(Storage, (s) => s.writeRows(file, rows)))
+      const before = readFileSync(file)
+      const failing = function*() {
+        yield rows[0]
+        throw new Error("generator broke")
+      }
+      const exit = await runExit(Effect.flatMap(Storage, (s) => s.writeRows(file, failing())))
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(readFileSync(file)).toEqual(before)
+    }
+    expect(readdirSync(dir).sort()).toEqual(["a.jsonl", "a.parquet"])
+  })
+
+  it("an unknown extension is an error naming the supported formats", async () => {
+    const exit = await runExit(Effect.flatMap(Storage, (s) => s.writeRows(join(tmp(), "rows.csv"), rows)))
+    expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/\.json, \.jsonl or \.parquet/)
+  })
+})
+
+describe("readRows", () => {
+  it("reads back what was written, in every format, with 0-based indexes (and lines for JSON Lines)", async () => {
+    const dir = tmp()
+    for (const name of ["a.json", "a.jsonl", "a.parquet"]) {
+      const file = join(dir, name)
+      await run(Effect.flatMap(Storage, (s) => s.writeRows(file, rows)))
+      const back = await run(readAll(file))
+      expect(back.map((r) => r.value)).toEqual(rows.map(encodeRow))
+      expect(back.map((r) => r.index)).toEqual([0, 1, 2])
+      if (name.endsWith(".jsonl")) expect(back.map((r) => r.line)).toEqual([1, 2, 3])
+    }
+  })
+
+  it("skips blank lines in JSON Lines; a .json file holding JSON Lines is read as lines (as datasets does)", async () => {
+    const dir = tmp()
+    writeFileSync(join(dir, "a.jsonl"), "{\"a\":1}\n\n  \n{\"a\":2}\r\n")
+    writeFileSync(join(dir, "b.json"), "{\"a\":1}\n{\"a\":2}\n")
+    for (const f of ["a.jsonl", "b.json"]) {
+      const back = await run(readAll(join(dir, f)))
+      expect(back.map((r) => [r.index, r.value])).toEqual([[0, { a: 1 }], [1, { a: 2 }]])
+    }
+  })
+
+  it("a bad JSON line names the file, the row and the line", async () => {
+    const file = join(tmp(), "bad.jsonl")
+    writeFileSync(file, "{\"a\":1}\n\n{\"a\":\n")
+    const e = await failureOf(file)
+    expect([e.file, e.row]).toEqual([file, 1])
+    expect(e.message).toMatch(/bad\.jsonl, row 1: line 3 is not valid JSON/)
+  })
+
+  it("missing files, non-arrays, broken JSON and non-Parquet bytes are InputErrors naming the file", async () => {
+    const dir = tmp()
+    writeFileSync(join(dir, "object.json"), "[1,")
+    writeFileSync(join(dir, "garbage.parquet"), "this is not parquet at all")
+    const cases: Array<[string, RegExp]> = [
+      [join(dir, "missing.jsonl"), /no such file/],
+      [join(dir, "missing.parquet"), /no such file/],
+      [join(dir, "object.json"), /not valid JSON/],
+      [join(dir, "garbage.parquet"), /not a readable Parquet file/],
+      [join(dir, "rows.csv"), /unknown dataset format/]
+    ]
+    for (const [file, pattern] of cases) {
+      const e = await failureOf(file)
+      expect(e._tag).toBe("InputError")
+      expect(e.file).toBe(file)
+      expect(e.message).toMatch(pattern)
+    }
+  })
+
+  it("a .json file that is not an array is read as JSON Lines, like datasets: a pretty-printed object fails", async () => {
+    const file = join(tmp(), "one.json")
+    writeFileSync(file, "{\"a\": 1}\n")
+    expect((await run(readAll(file))).map((r) => r.value)).toEqual([{ a: 1 }])
+    writeFileSync(file, "{\n  \"a\": 1\n}\n")
+    const e = await failureOf(file)
+    expect([e.row, e.message]).toEqual([0, expect.stringMatching(/row 0: line 1 is not valid JSON/)])
+  })
+})

@@ -1,0 +1,456 @@
+/**
+ * `skyrl validate`: each rule on crafted rows, the prototype row against the finance inventory, skyrl's
+ * own output (clean), exit codes and the JSON report, the checks `convert` runs on what it writes, and
+ * `skyrl schema`.
+ */
+import { Ajv } from "ajv"
+import { Effect, Either, Exit, Logger, Schema } from "effect"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { Inventory } from "../src/domain/inventory.js"
+import type { EncodedRow } from "../src/domain/row.js"
+import { checkWrittenDataset, DatasetViolationsError, validateFiles } from "../src/programs/validate.js"
+import { Storage, StorageLive } from "../src/services/Storage.js"
+import type { Report, RuleId } from "../src/skyrl/checks.js"
+import { checkRows, DatasetChecker, normalizeForDuplicates } from "../src/skyrl/checks.js"
+import { convertTask } from "../src/skyrl/convert.js"
+import { encodeRow } from "../src/skyrl/layout.js"
+import { validatePlan } from "../src/skyrl/planValidation.js"
+import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
+import { parseRecords } from "../src/skyrl/records.js"
+import { runCli } from "./support/cli.js"
+
+const FIXTURES = join(import.meta.dirname, "fixtures")
+const INVENTORY_FILE = join(FIXTURES, "inventory", "finance-mcp.json")
+const PROTOTYPE = join(FIXTURES, "prototype", "train_llm.json")
+const inventory = Schema.decodeUnknownSync(Inventory)(JSON.parse(readFileSync(INVENTORY_FILE, "utf8")))
+const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-validate-"))
+const run = <A, E>(effect: Effect.Effect<A, E, Storage>) =>
+  Effect.runPromiseExit(effect.pipe(Effect.provide(StorageLive), Effect.provide(Logger.remove(Logger.defaultLogger))))
+
+const rowFor = (i: number, overrides: Record<string, unknown> = {}): EncodedRow =>
+  encodeRow(Either.getOrThrow(convertTask(
+    {
+      task_id: `t${i}`,
+      user_prompt: `Get the quote for ticker number ${i}, then the latest news.`,
+      domain: i % 2 === 0 ? "equities" : "macro",
+      tool_sequence: [
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
+        { server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL", limit: 3 } }
+      ],
+      evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "0-1" }] },
+      ...overrides
+    },
+    { inventory }
+  )))
+
+/** A deep copy of a row with `edit` applied (rows are plain JSON). */
+const edited = (row: EncodedRow, edit: (r: any) => void): unknown => {
+  const copy = JSON.parse(JSON.stringify(row))
+  edit(copy)
+  return copy
+}
+
+const ruleOf = (report: Report, id: RuleId) => report.rules.find((r) => r.id === id)!
+const failing = (report: Report) => report.rules.filter((r) => r.count > 0).map((r) => r.id)
+
+describe("the SkyRL contract", () => {
+  const base = rowFor(0)
+  const cases: Array<[string, (r: any) => void, RuleId, string]> = [
+    [
+      "an assistant message",
+      (r) => r.prompt.splice(1, 0, { role: "assistant", content: "hi" }),
+      "contract/prompt",
+      "prompt[1].role"
+    ],
+    [
+      "content with surrounding whitespace",
+      (r) => (r.prompt[1].content += "\n"),
+      "contract/prompt",
+      "prompt[1].content"
+    ],
+    ["empty content", (r) => (r.prompt[0].content = "  "), "contract/prompt", "prompt[0].content"],
+    ["the user message not last", (r) => r.prompt.reverse(), "contract/prompt", "prompt"],
+    ["two user messages", (r) => r.prompt.push({ role: "user", content: "again" }), "contract/prompt", "prompt"],
+    ["another env_class", (r) => (r.env_class = "SQLEnv"), "contract/env_class", "env_class"],
+    [
+      "another reward method",
+      (r) => (r.reward_spec.method = "llm_judge"),
+      "contract/reward_method",
+      "reward_spec.method"
+    ],
+    [
+      "steps not numbered 1..n",
+      (r) => (r.reward_spec.ground_truth.tool_sequence[1].step = 3),
+      "contract/tool_sequence",
+      "reward_spec.ground_truth.tool_sequence[1].step"
+    ],
+    [
+      "a step without a server",
+      (r) => delete r.reward_spec.ground_truth.tool_sequence[0].server,
+      "contract/tool_sequence",
+      "reward_spec.ground_truth.tool_sequence[0].server"
+    ],
+    [
+      "params that are not a JSON object",
+      (r) => (r.reward_spec.ground_truth.tool_sequence[0].params = "[1,2]"),
+      "contract/tool_sequence",
+      "reward_spec.ground_truth.tool_sequence[0].params"
+    ],
+    [
+      "an empty plan",
+      (r) => (r.reward_spec.ground_truth.tool_sequence = []),
+      "contract/tool_sequence",
+      "reward_spec.ground_truth.tool_sequence"
+    ],
+    [
+      "must_call_tool not in the plan",
+      (r) => (r.reward_spec.ground_truth.success.must_call_tool = "tavily_search"),
+      "contract/must_call_tool",
+      "reward_spec.ground_truth.success.must_call_tool"
+    ],
+    [
+      "a fractional max_turns",
+      (r) => (r.reward_spec.ground_truth.max_turns = 4.5),
+      "contract/max_turns",
+      "reward_spec.ground_truth.max_turns"
+    ],
+    [
+      "fewer turns than steps",
+      (r) => (r.reward_spec.ground_truth.max_turns = 1),
+      "contract/max_turns",
+      "reward_spec.ground_truth.max_turns"
+    ],
+    [
+      "a missing rubric",
+      (r) => delete r.reward_spec.ground_truth.rubric,
+      "contract/schema",
+      "reward_spec.ground_truth.rubric"
+    ]
+  ]
+  it("a row skyrl wrote passes every rule", () => {
+    const report = checkRows([base], { inventory })
+    expect(failing(report)).toEqual([])
+    expect(report.ok).toBe(true)
+  })
+  for (const [name, edit, rule, field] of cases) {
+    it(`reports ${name} under ${rule} at ${field}`, () => {
+      const report = checkRows([edited(base, edit)], { inventory }, "f.jsonl")
+      expect(failing(report)).toContain(rule)
+      expect(ruleOf(report, rule).examples[0]).toMatchObject({ file: "f.jsonl", row: 0, field })
+      // The schema check does not repeat what a specific rule already said.
+      if (rule !== "contract/schema") expect(failing(report)).not.toContain("contract/schema")
+    })
+  }
+  it("a row that is not an object is a contract violation, not a crash", () => {
+    expect(failing(checkRows([[1, 2]]))).toEqual(["contract/schema"])
+  })
+})
+
+describe("plans against the inventory", () => {
+  it("an unknown tool and invalid params are reported per step with the param paths", () => {
+    const row = edited(rowFor(0), (r) => {
+      const steps = r.reward_spec.ground_truth.tool_sequence
+      steps[0].tool = "fmp_get_quotes"
+      steps[1].params = JSON.stringify({ ticker: "AAPL", limit: "three" })
+      r.reward_spec.ground_truth.success.must_call_tool = "fmp_get_quotes"
+    })
+    const report = checkRows([row], { inventory })
+    expect(ruleOf(report, "plan/tool").examples[0].field).toBe("reward_spec.ground_truth.tool_sequence[0].tool")
+    expect(ruleOf(report, "plan/tool").examples[0].message).toContain("fmp_get_quote")
+    expect(ruleOf(report, "plan/params").examples[0]).toMatchObject({
+      field: "reward_spec.ground_truth.tool_sequence[1].params",
+      message: expect.stringContaining("params.limit: must be integer")
+    })
+  })
+  it("without an inventory the plan rules are skipped and the report says so", () => {
+    const report = checkRows([edited(rowFor(0), (r) => (r.reward_spec.ground_truth.tool_sequence[0].tool = "nope"))])
+    expect(report.inventory).toBe(false)
+    expect(ruleOf(report, "plan/tool").count).toBe(0)
+  })
+})
+
+describe("Arrow hazards, across rows and files", () => {
+  it("params as objects with different keys, a date-like typed field, an empty object, ints and floats mixed", () => {
+    const a = edited(rowFor(0), (r) => {
+      r.reward_spec.ground_truth.tool_sequence[0].params = { symbol: "AAPL" }
+      r.reward_spec.ground_truth.tool_sequence[1].params = { ticker: "AAPL", limit: 3 }
+    })
+    const b = edited(rowFor(1), (r) => {
+      r.reward_spec.ground_truth.task_id = "2025-09-06"
+      r.reward_spec.ground_truth.tool_sequence[0].params = {}
+      r.reward_spec.ground_truth.tool_sequence[1].params = { ticker: "MSFT", limit: 2.5 }
+    })
+    const report = checkRows([a, b], {}, "f.json")
+    const fields = (id: RuleId) => ruleOf(report, id).examples.map((e) => `${e.row} ${e.field}`)
+    // One abstract path (tool_sequence[].params): both {ticker, limit} objects differ from row 0's {symbol}.
+    expect(fields("arrow/key-sets")).toEqual([
+      "0 reward_spec.ground_truth.tool_sequence[1].params",
+      "1 reward_spec.ground_truth.tool_sequence[1].params"
+    ])
+    expect(fields("arrow/date-string")).toEqual(["1 reward_spec.ground_truth.task_id"])
+    expect(fields("arrow/empty-object")).toEqual(["1 reward_spec.ground_truth.tool_sequence[0].params"])
+    expect(fields("arrow/int-float")).toEqual(["1 reward_spec.ground_truth.tool_sequence[1].params.limit"])
+    // The two params strings/objects are one path: the first row's object keys are {symbol}.
+    expect(ruleOf(report, "arrow/key-sets").examples[0].message).toContain("{symbol} at f.json row 0")
+  })
+  it("a type change between two files at one path (JSON-encoded params in one, objects in the other)", async () => {
+    const dir = tmp()
+    const encoded = join(dir, "a.jsonl")
+    const objects = join(dir, "b.jsonl")
+    writeFileSync(encoded, JSON.stringify(rowFor(0)) + "\n")
+    writeFileSync(
+      objects,
+      JSON.stringify(edited(rowFor(1), (r) => {
+        for (const s of r.reward_spec.ground_truth.tool_sequence) s.params = JSON.parse(s.params)
+      })) + "\n"
+    )
+    const exit = await run(validateFiles({ files: [encoded, objects], inventory }))
+    const report = Exit.isSuccess(exit) ? exit.value : undefined
+    expect(ruleOf(report!, "arrow/type-change").examples[0]).toMatchObject({
+      file: objects,
+      row: 0,
+      field: "reward_spec.ground_truth.tool_sequence[0].params",
+      message: expect.stringContaining(`string at ${encoded} row 0`)
+    })
+    // Alone, each file is consistent.
+    for (const f of [encoded, objects]) {
+      const alone = await run(validateFiles({ files: [f], inventory }))
+      expect(Exit.isSuccess(alone) && ruleOf(alone.value, "arrow/type-change").count).toBe(0)
+    }
+  })
+  it("JSON-encoded params and metadata are opaque: dates and differing keys inside them are no hazard", () => {
+    const rows = [
+      rowFor(0, {
+        tool_sequence: [{
+          server: "polygon",
+          tool: "polygon_get_aggs",
+          params: { ticker: "A", start_date: "2025-01-02", end_date: "2025-02-03" }
+        }]
+      }),
+      rowFor(1, { tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "B" } }] })
+    ]
+    expect(failing(checkRows(rows, { inventory }))).toEqual([])
+  })
+})
+
+describe("prompt size", () => {
+  it("counts the chat-templated prompt with o200k_base and reports rows over the budget", () => {
+    const messages = [{ role: "system", content: "You are helpful." }, { role: "user", content: "Hello world" }]
+    // "You are helpful." = 4 tokens, "Hello world" = 2, role lines 2 each, 3 markers per message, 3 for the generation prompt
+    expect(chatPromptTokens(messages)).toBe(4 + 2 + 2 * (2 + 3) + 3)
+    const long = rowFor(0, { user_prompt: "Get the quote. ".repeat(200).trim() })
+    const report = checkRows([rowFor(1), long], { inventory, maxPromptTokens: 512 })
+    expect(ruleOf(report, "prompt/too-long").examples.map((e) => e.row)).toEqual([1])
+    expect(report.promptTokens.max).toBeGreaterThan(600)
+    expect(failing(checkRows([rowFor(1), long], { inventory, maxPromptTokens: 5000 }))).toEqual([])
+  })
+})
+
+describe("duplicates", () => {
+  it("identical prompts, near-duplicates after normalization, and duplicate task ids", () => {
+    const a = rowFor(0)
+    const sameText = rowFor(1, { user_prompt: "get the QUOTE for ticker number 0 -- then the latest news!!" })
+    const exact = edited(rowFor(2), (r) => (r.prompt = a.prompt))
+    const sameId = rowFor(3, { task_id: "t0" })
+    const report = checkRows([a, sameText, exact, sameId], { inventory }, "f.jsonl")
+    expect(ruleOf(report, "duplicate/near-prompt").examples.map((e) => [e.row, e.message])).toEqual([
+      [1, "same text as f.jsonl row 0 after normalization"]
+    ])
+    expect(ruleOf(report, "duplicate/prompt").examples.map((e) => [e.row, e.message])).toEqual([
+      [2, "identical to f.jsonl row 0"]
+    ])
+    expect(ruleOf(report, "duplicate/task-id").examples.map((e) => e.row)).toEqual([3])
+    expect(normalizeForDuplicates("  Hello,   WORLD! 42 ")).toBe("hello world 42")
+  })
+})
+
+describe("coverage", () => {
+  it("counts rows per domain, complexity, server, tool and plan length", () => {
+    const rows = [
+      rowFor(0),
+      rowFor(1, { complexity: "complex" }),
+      rowFor(2, { tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "X" } }] })
+    ]
+    const { coverage } = checkRows(rows, { inventory })
+    expect(coverage.domain).toEqual({ equities: 2, macro: 1 })
+    expect(coverage.complexity).toEqual({ moderate: 2, complex: 1 })
+    expect(coverage.server).toEqual({ fmp: 3, polygon: 2 })
+    expect(coverage.tool).toEqual({ fmp_get_quote: 3, polygon_get_news: 2 })
+    expect(coverage.steps).toEqual({ "1": 1, "2": 2 })
+  })
+})
+
+describe("the prototype row (test/fixtures/prototype/train_llm.json) against the finance inventory", () => {
+  // Read from the fixture and the inventory by hand: step 3 polygon_get_aggs passes symbol/multiplier/
+  // timespan/from/to/adjusted where the tool wants ticker/start_date/end_date(/frequency); step 5
+  // polygon_get_news passes published_after, which the tool does not declare (ticker, limit). Step 4
+  // fmp_get_income_statement passes period "quarter" where the enum is annual|quarterly.
+  it("reports its two invalid polygon steps (and the fmp enum), a missing rubric, and its Arrow hazards", async () => {
+    const exit = await run(validateFiles({ files: [PROTOTYPE], inventory }))
+    if (Exit.isFailure(exit)) throw new Error("expected a report")
+    const report = exit.value
+    const params = ruleOf(report, "plan/params").examples
+    const at = (i: number) => params.find((e) => e.field === `reward_spec.ground_truth.tool_sequence[${i}].params`)!
+    expect(at(2).message).toMatch(/^step 3 polygon\/polygon_get_aggs: /)
+    for (const p of ["ticker", "start_date", "end_date"]) expect(at(2).message).toContain(`params.${p}`)
+    expect(at(2).message).toMatch(/missing required param/)
+    for (const p of ["symbol", "from", "to"]) expect(at(2).message).toContain(`params.${p}`)
+    expect(at(4).message).toMatch(/^step 5 polygon\/polygon_get_news: params\.published_after: unknown param/)
+    expect(at(3).message).toContain("params.period: must be one of \"annual\", \"quarterly\" (got \"quarter\")")
+    expect(params.map((e) => e.field)).toHaveLength(3)
+    expect(ruleOf(report, "contract/schema").examples.map((e) => e.field)).toEqual(["reward_spec.ground_truth.rubric"])
+    // Arrow: params objects whose keys differ per tool, ISO dates inside them.
+    const keySets = ruleOf(report, "arrow/key-sets").examples.map((e) => e.field)
+    expect(keySets).toContain("reward_spec.ground_truth.tool_sequence[2].params")
+    expect(keySets).toContain("reward_spec.ground_truth.tool_sequence[4].params")
+    const dates = ruleOf(report, "arrow/date-string").examples.map((e) => e.field)
+    expect(dates).toContain("reward_spec.ground_truth.tool_sequence[2].params.from")
+    expect(dates).toContain("reward_spec.ground_truth.tool_sequence[4].params.published_after")
+    expect(report.ok).toBe(false)
+  })
+
+  it("`skyrl validate` prints the readable report on stdout and exits 1", () => {
+    const r = runCli(["validate", PROTOTYPE, "--inventory", INVENTORY_FILE])
+    expect(r.status).toBe(1)
+    expect(r.stdout).toContain("plan/params  3")
+    expect(r.stdout).toContain("tool_sequence[2].params: step 3 polygon/polygon_get_aggs")
+    expect(r.stdout).toContain("arrow/key-sets")
+    expect(r.stdout).toContain("coverage (rows):")
+    expect(r.stderr).toMatch(/violations/)
+    expect(r.stderr).not.toContain("coverage")
+  })
+})
+
+describe("skyrl's own output", () => {
+  it("convert of the recorded tasks, filtered to valid plans, validates clean in .jsonl and .parquet (exit 0)", async () => {
+    const text = readFileSync(join(import.meta.dirname, "..", "data", "examples", "recorded-tasks.jsonl"), "utf8")
+    const records = Either.getOrThrow(parseRecords(text, "recorded-tasks.jsonl"))
+    const valid = records.flatMap((r) => {
+      if (r._tag === "Unparsable") return []
+      const row = convertTask(r.value, { inventory })
+      if (Either.isLeft(row)) return []
+      return validatePlan(inventory, row.right.reward_spec.ground_truth.tool_sequence).length === 0 ? [r.value] : []
+    })
+    expect(valid.length).toBeGreaterThanOrEqual(3)
+    const dir = tmp()
+    const input = join(dir, "valid.jsonl")
+    writeFileSync(input, valid.map((t) => JSON.stringify(t)).join("\n"))
+    const outs = [join(dir, "rows.jsonl"), join(dir, "rows.parquet")]
+    for (const out of outs) {
+      const c = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE])
+      expect(c.stderr).not.toContain("ERROR")
+      expect(c.status).toBe(0)
+    }
+    for (const out of outs) {
+      const r = runCli(["validate", out, "--inventory", INVENTORY_FILE, "--json"])
+      expect(r.status).toBe(0)
+      const report = JSON.parse(r.stdout) as Report
+      expect(report.violations).toBe(0)
+      expect(report.rows).toBe(valid.length)
+      expect(report.rules.length).toBeGreaterThan(10) // every rule listed, with count 0
+      expect(report.rules.every((x) => x.count === 0)).toBe(true)
+    }
+    // Together (as SkyRL concatenates them) the .jsonl and the .parquet agree on every Arrow type;
+    // only the duplicates (the same rows twice) are reported.
+    const both = runCli(["validate", ...outs, "--inventory", INVENTORY_FILE, "--json"])
+    expect(both.status).toBe(1)
+    const report = JSON.parse(both.stdout) as Report
+    expect(failing(report)).toEqual(["duplicate/prompt", "duplicate/task-id"])
+  })
+
+  it("convert refuses to finish silently when what it wrote has violations: errors logged, exit 1, file kept", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.json")
+    const task = {
+      task_id: "same",
+      user_prompt: "Get the AAPL quote",
+      tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
+      evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+    }
+    writeFileSync(input, JSON.stringify([task, task])) // each task is valid; together they are duplicates
+    const out = join(dir, "rows.jsonl")
+    const r = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/ERROR.*duplicate\/prompt: 1/)
+    expect(r.stderr).toMatch(/ERROR.*duplicate\/task-id: 1/)
+    expect(r.stderr).toContain(`${out} row 1 prompt: identical to ${out} row 0`)
+    expect(r.stderr).toContain(`${out} was written but has 2 violations`)
+    expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(2)
+  })
+})
+
+describe("checkWrittenDataset", () => {
+  it("returns the report when clean and fails with DatasetViolationsError (exit code 1) otherwise", async () => {
+    const dir = tmp()
+    const good = join(dir, "good.jsonl")
+    const bad = join(dir, "bad.jsonl")
+    writeFileSync(good, JSON.stringify(rowFor(0)) + "\n")
+    writeFileSync(bad, JSON.stringify(rowFor(0)) + "\n" + JSON.stringify(rowFor(0)) + "\n")
+    const ok = await run(checkWrittenDataset(good, inventory))
+    expect(Exit.isSuccess(ok) && ok.value.rows).toBe(1)
+    const failed = await run(checkWrittenDataset(bad, inventory))
+    if (Exit.isSuccess(failed) || failed.cause._tag !== "Fail") throw new Error("expected a failure")
+    const e = failed.cause.error
+    expect(e).toBeInstanceOf(DatasetViolationsError)
+    expect((e as DatasetViolationsError).exitCode).toBe(1)
+    expect((e as DatasetViolationsError).rules).toEqual(["duplicate/prompt", "duplicate/task-id"])
+  })
+  it("an unreadable file fails with exit code 2", async () => {
+    const file = join(tmp(), "bad.jsonl")
+    writeFileSync(file, "{not json\n")
+    const exit = await run(checkWrittenDataset(file, inventory))
+    if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error("expected a failure")
+    expect((exit.cause.error as { exitCode: number }).exitCode).toBe(2)
+    expect(exit.cause.error.message).toMatch(/bad\.jsonl, row 0: line 1 is not valid JSON/)
+  })
+})
+
+describe("CLI exit codes", () => {
+  it("2 for an unreadable file, naming it", () => {
+    const file = join(tmp(), "broken.jsonl")
+    writeFileSync(file, "{\"a\": 1}\n{oops\n")
+    const r = runCli(["validate", file])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("broken.jsonl, row 1: line 2 is not valid JSON")
+    expect(r.stdout).toBe("")
+  })
+  it("2 for a missing file (usage error)", () => {
+    expect(runCli(["validate", "/nonexistent/rows.jsonl"]).status).toBe(2)
+  })
+})
+
+describe("skyrl schema", () => {
+  it("row: the printed JSON Schema accepts rows skyrl writes and rejects the prototype's object params", () => {
+    const r = runCli(["schema", "row"])
+    expect(r.status).toBe(0)
+    const schema = JSON.parse(r.stdout)
+    const validate = new Ajv({ strict: false }).compile(schema)
+    expect(validate(rowFor(0))).toBe(true)
+    const prototype = JSON.parse(readFileSync(PROTOTYPE, "utf8"))[0]
+    expect(validate(prototype)).toBe(false)
+    expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.max_turns = 2.5)))).toBe(false)
+  })
+  it("task and inventory: the schemas accept the bundled examples", () => {
+    const inv = JSON.parse(runCli(["schema", "inventory"]).stdout)
+    expect(new Ajv({ strict: false }).validate(inv, JSON.parse(readFileSync(INVENTORY_FILE, "utf8")))).toBe(true)
+    const task = JSON.parse(runCli(["schema", "task"]).stdout)
+    expect(task.title).toBe("skyrl task")
+    expect(Object.keys(task.$defs.Task.properties)).toContain("tool_sequence")
+    expect(runCli(["schema", "nope"]).status).toBe(2)
+  })
+})
+
+describe("streaming", () => {
+  it("the checker keeps no rows: only paths, hashes and the first examples per rule", () => {
+    const checker = new DatasetChecker({ inventory, maxExamples: 2 })
+    checker.beginFile("many.jsonl")
+    const row = rowFor(0)
+    for (let i = 0; i < 50; i++) checker.add(i, row)
+    const report = checker.report()
+    expect(ruleOf(report, "duplicate/prompt").count).toBe(49)
+    expect(ruleOf(report, "duplicate/prompt").examples).toHaveLength(2)
+  })
+})
