@@ -76,3 +76,22 @@ describe("skyrl CLI", () => {
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("message")
   })
 })
+
+describe("convert keeps invalid plans out of the dataset", () => {
+  it("rejects the recorded answers whose plans the finance inventory refuses, naming step, tool and param", () => {
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = runCli(["convert", "data/examples/recorded-tasks.jsonl", "--out", out])
+    expect(r.status, r.stderr).toBe(0)
+    const rejects = readFileSync(`${out}.rejects.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    // task 0: polygon_get_aggs called with symbol/from/to instead of ticker/start_date/end_date (step 3).
+    const aggs = rejects.find((x) => x.index === 0)
+    expect(aggs.field).toBe("tool_sequence[2].params.ticker")
+    expect(aggs.reason).toContain("polygon_get_aggs")
+    expect(aggs.reason).toContain("params/symbol: unknown param")
+    // task 3: fmp_get_quote given a param it does not declare.
+    expect(rejects.find((x) => x.index === 3).field).toBe("tool_sequence[1].params.profile_description")
+    const rows = readFileSync(out, "utf8").trim().split("\n")
+    expect(rows.length + rejects.length).toBe(7)
+  })
+})

@@ -18,7 +18,6 @@ import type { PlannedSample } from "../skyrl/workPlan.js"
 import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../skyrl/workPlan.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
-import { DEFAULT_REPLAY_DIR } from "./paths.js"
 
 export interface GenerateCliOptions extends LlmOptions {
   readonly out: string
@@ -69,9 +68,6 @@ const latestRunFor = (rawDir: string, out: string): string | undefined => {
   return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
 }
 
-/** The bundled replay answers when the default relative path does not exist here (any working directory). */
-const resolveReplayDir = (dir: string): string => dir === "data/replay" && !existsSync(dir) ? DEFAULT_REPLAY_DIR : dir
-
 export const runGenerate = (options: GenerateCliOptions) =>
   Effect.gen(function*() {
     const n = yield* positiveInt(options.n, "--n (N_SAMPLES)")
@@ -91,7 +87,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const out = path.resolve(options.out)
     const plan = workPlan(options.seed, n, domains, complexities)
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
-    const llmOpts: LlmOptions = { ...options, replayDir: resolveReplayDir(options.replayDir) }
+    const llmOpts: LlmOptions = options
     const settings = llmSettingsFromOptions(llmOpts)
     const servers = Option.map(options.servers, parseDomains)
     const inventoryLayer = Inventory.fromFile(

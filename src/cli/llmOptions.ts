@@ -10,9 +10,11 @@
 import { Options } from "@effect/cli"
 import type { Layer } from "effect"
 import { Config, Effect, Layer as L, Option, Redacted } from "effect"
+import { existsSync } from "node:fs"
 import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain/llm.js"
 import { defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
 import type { Llm } from "../services/Llm.js"
+import { DEFAULT_REPLAY_DIR } from "./paths.js"
 
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
 const nonNegative = (n: number) => (Number.isInteger(n) && n >= 0 ? Option.some(n) : Option.none<number>())
@@ -106,12 +108,16 @@ export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | 
         return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable>
       }
       const { LlmReplay } = yield* Effect.promise(() => import("../services/llm/replay.js"))
+      // The default relative path means the bundled answers, from any working directory.
+      const replayDir = options.replayDir === "data/replay" && !existsSync(options.replayDir)
+        ? DEFAULT_REPLAY_DIR
+        : options.replayDir
       if (options.llm === "auto") {
         yield* Effect.logWarning(
-          `OPENAI_API_KEY is not set: running offline, answering from recorded answers in ${options.replayDir}`
+          `OPENAI_API_KEY is not set: running offline, answering from recorded answers in ${replayDir}`
         )
       }
-      return L.catchAll(LlmReplay([options.replayDir], settings), (e) =>
+      return L.catchAll(LlmReplay([replayDir], settings), (e) =>
         L.fail(
           options.llm === "auto"
             ? new ReplayUnavailable({

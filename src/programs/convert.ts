@@ -2,10 +2,12 @@
 import { Effect, Either } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
+import { formatIssue } from "../domain/inventory.js"
 import type { SkyRLRow } from "../domain/row.js"
 import { Storage } from "../services/Storage.js"
 import { convertTask } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
+import { validatePlan } from "../skyrl/planValidation.js"
 import { extractTaskObject, parseRecords } from "../skyrl/records.js"
 import { checkWrittenDataset } from "./validate.js"
 
@@ -59,8 +61,25 @@ export const convertProgram = (options: ConvertOptions) =>
             (e) => ({ field: e.field, reason: e.reason })
           )
       )
-      if (Either.isLeft(converted)) rejected.push({ index: record.index, ...line, ...converted.left })
-      else rows.push(converted.right)
+      if (Either.isLeft(converted)) {
+        rejected.push({ index: record.index, ...line, ...converted.left })
+        continue
+      }
+      // Plan validity is the product's promise: a plan the inventory rejects never reaches the dataset.
+      const issues = options.inventory === undefined
+        ? []
+        : validatePlan(options.inventory, converted.right.reward_spec.ground_truth.tool_sequence)
+      if (issues.length > 0) {
+        const first = issues[0]
+        rejected.push({
+          index: record.index,
+          ...line,
+          field: `tool_sequence[${first.step - 1}].${first.path.replace(/\//g, ".")}`,
+          reason: issues.map(formatIssue).join("; ")
+        })
+        continue
+      }
+      rows.push(converted.right)
     }
     for (const r of rejected) {
       yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
