@@ -280,3 +280,20 @@ describe("Ctrl-C", () => {
     expect(readJsonl(out)).toHaveLength(4)
   }, 60_000)
 })
+
+describe("settings are checked before any call", () => {
+  it("an output extension it cannot write is a usage error (exit 2) and the model is never called", async () => {
+    const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.txt")
+    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--llm", "openai"], { env: env(server) })
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain(".json, .jsonl or .parquet")
+    expect(server.requests).toHaveLength(0)
+  })
+  it("bad complexities name the setting", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--complexities", "hard:1"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/--complexities \(COMPLEXITIES\): unknown complexity "hard"/)
+  })
+})

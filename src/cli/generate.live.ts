@@ -11,7 +11,7 @@ import { Inventory } from "../services/Inventory.js"
 import { buildBody } from "../services/llm/answer.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { StorageLive } from "../services/Storage.js"
+import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
@@ -85,6 +85,13 @@ export const runGenerate = (options: GenerateCliOptions) =>
       return yield* new SettingsError({ setting: "--domains (DOMAINS)", reason: "needs at least one domain" })
     }
     const out = path.resolve(options.out)
+    // Checked before any call is paid for.
+    if (rowFormatOf(out) === undefined) {
+      return yield* new SettingsError({
+        setting: "--out",
+        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
+      })
+    }
     const plan = workPlan(options.seed, n, domains, complexities)
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
     const llmOpts: LlmOptions = options

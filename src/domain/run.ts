@@ -69,11 +69,14 @@ export class IncompleteRun extends Schema.TaggedError<IncompleteRun>()("Incomple
   }
 }
 
-/** A setting is unusable (bad flag combination, unreadable inventory...). */
+/** A setting is unusable (bad value or flag combination): a usage error, exit 2. */
 export class SettingsError extends Schema.TaggedError<SettingsError>()("SettingsError", {
   setting: Schema.String,
   reason: Schema.String
 }) {
+  get exitCode(): number {
+    return 2
+  }
   override get message(): string {
     return `${this.setting}: ${this.reason}`
   }
