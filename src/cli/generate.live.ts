@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { priceOf } from "../domain/pricing.js"
 import { RunManifest, SettingsError } from "../domain/run.js"
+import type { GenerateOptions } from "../programs/generate.js"
 import { generateProgram } from "../programs/generate.js"
 import { makeRunId } from "../programs/runFiles.js"
 import { Inventory } from "../services/Inventory.js"
@@ -16,10 +17,11 @@ import { renderInstructions, renderSampleRequest } from "../skyrl/generationProm
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../skyrl/workPlan.js"
+import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 
-export interface GenerateCliOptions extends LlmOptions {
+export interface GenerateCliOptions extends LlmOptions, BatchFlags {
   readonly out: string
   readonly n: number
   readonly domains: Option.Option<string>
@@ -113,7 +115,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
         yield* Effect.logWarning(`--resume: no earlier run for ${out} in ${rawDir}; starting a new run`)
       } else runId = previous
     }
-    const summary = yield* generateProgram({
+    const program: GenerateOptions = {
       out,
       plan,
       seed: options.seed,
@@ -155,7 +157,20 @@ export const runGenerate = (options: GenerateCliOptions) =>
         data_source: options.dataSource
       },
       expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
-    }).pipe(
+    }
+    if (options.backend === "batch") {
+      const { submitGenerateBatch } = yield* Effect.promise(() => import("./batch.live.js"))
+      return yield* submitGenerateBatch({
+        program,
+        settings,
+        inventory: { path: Option.getOrNull(options.inventory), servers: Option.getOrNull(servers) },
+        flags: options,
+        concurrency,
+        llm: options.llm,
+        resume: options.resume
+      })
+    }
+    const summary = yield* generateProgram(program).pipe(
       Effect.provide(
         Layer.mergeAll(
           StorageLive,

@@ -1,6 +1,7 @@
 /** `skyrl generate`: synthesize tasks with a model and write SkyRL rows (options; wiring is lazy). */
 import { Command, Options } from "@effect/cli"
 import { Config, Effect } from "effect"
+import { batchFlags } from "./batch.js"
 import { llmOptions } from "./llmOptions.js"
 import { dataSourceOption, inventoryOption, outOption } from "./shared.js"
 
@@ -78,7 +79,8 @@ export const generateCommand = Command.make(
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     ...runOptions,
-    ...llmOptions
+    ...llmOptions,
+    ...batchFlags
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./generate.live.js")), (m) => m.runGenerate(options))
 ).pipe(Command.withDescription("Ask a model for tasks with tool plans, validate them, and write SkyRL rows"))

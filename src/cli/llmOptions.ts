@@ -13,6 +13,7 @@ import { Config, Effect, Layer as L, Option, Redacted } from "effect"
 import { existsSync } from "node:fs"
 import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain/llm.js"
 import { defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
+import { SettingsError } from "../domain/run.js"
 import type { Llm } from "../services/Llm.js"
 import { DEFAULT_REPLAY_DIR } from "./paths.js"
 
@@ -39,9 +40,11 @@ export const llmOptions = {
     Options.withFallbackConfig(Config.nonEmptyString("OPENAI_MODEL")),
     Options.withDefault(defaultLlmSettings.model)
   ),
-  backend: Options.choice("backend", ["responses", "chat"] as const).pipe(
-    Options.withDescription("OpenAI API: responses (default) or chat (Chat Completions)"),
-    Options.withFallbackConfig(Config.literal("responses", "chat")("OPENAI_BACKEND")),
+  backend: Options.choice("backend", ["responses", "chat", "batch"] as const).pipe(
+    Options.withDescription(
+      "OpenAI API: responses (default), chat (Chat Completions), or batch (generate: the Batch API at half price; bodies for --batch-endpoint)"
+    ),
+    Options.withFallbackConfig(Config.literal("responses", "chat", "batch")("OPENAI_BACKEND")),
     Options.withDefault(defaultLlmSettings.backend)
   ),
   reasoningEffort: Options.choice("reasoning-effort", ["minimal", "low", "medium", "high"] as const).pipe(
@@ -73,7 +76,8 @@ export interface LlmOptions {
   readonly llm: LlmChoice
   readonly replayDir: string
   readonly model: string
-  readonly backend: Backend
+  /** "batch": the Batch API (generate only); the request bodies are Responses bodies unless the command says otherwise. */
+  readonly backend: Backend | "batch"
   readonly reasoningEffort: ReasoningEffort
   readonly maxOutputTokens: number
   /** Seconds. */
@@ -84,7 +88,7 @@ export interface LlmOptions {
 export const llmSettingsFromOptions = (options: LlmOptions): LlmSettings =>
   makeLlmSettings({
     model: options.model,
-    backend: options.backend,
+    backend: options.backend === "batch" ? "responses" : options.backend,
     reasoningEffort: options.reasoningEffort,
     maxOutputTokens: options.maxOutputTokens,
     timeoutMs: Math.round(options.timeout * 1000),
@@ -98,14 +102,22 @@ export const hasApiKey: Effect.Effect<boolean> = Config.option(Config.redacted("
 )
 
 /** The Llm layer the options select (see the module comment). Provide it per subcommand. */
-export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | ReplayUnavailable> =>
+export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError> =>
   L.unwrapEffect(
     Effect.gen(function*() {
+      if (options.backend === "batch") {
+        return L.fail(
+          new SettingsError({
+            setting: "--backend batch",
+            reason: "this command cannot use the Batch API (only generate can); use --backend responses or chat"
+          })
+        )
+      }
       const settings = llmSettingsFromOptions(options)
       const useOpenAI = options.llm === "openai" || (options.llm === "auto" && (yield* hasApiKey))
       if (useOpenAI) {
         const { LlmLive } = yield* Effect.promise(() => import("../services/llm/live.js"))
-        return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable>
+        return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError>
       }
       const { LlmReplay } = yield* Effect.promise(() => import("../services/llm/replay.js"))
       // The default relative path means the bundled answers, from any working directory.

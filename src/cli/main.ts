@@ -2,6 +2,7 @@
 import { Command } from "@effect/cli"
 import { Effect } from "effect"
 import { loggerLayer } from "../services/Logging.js"
+import { batchCommand } from "./batch.js"
 import { convertCommand } from "./convert.js"
 import { generateCommand } from "./generate.js"
 import { rebuildCommand } from "./rebuild.js"
@@ -29,7 +30,8 @@ export const skyrl = root.pipe(
     convertCommand,
     validateCommand,
     schemaCommand,
-    toolsCommand
+    toolsCommand,
+    batchCommand
   ]),
   Command.provide((config) => loggerLayer(config.logFormat))
 )

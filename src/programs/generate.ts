@@ -3,6 +3,7 @@
  * through the shared sampling engine (src/programs/sampling.ts).
  */
 import { Effect } from "effect"
+import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { ModelTask } from "../domain/task.js"
 import { Inventory } from "../services/Inventory.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
@@ -34,25 +35,28 @@ export const generatedTaskInput =
     evaluation_rubric: task.evaluation_rubric
   })
 
+/** The sampling-engine options of a generate run (shared by the online run and `--backend batch`). */
+export const generateSampling = (options: GenerateOptions, catalogue: Catalogue): SamplingOptions<PlannedSample> => ({
+  ...options,
+  command: "generate",
+  jobs: options.plan,
+  instructions: renderInstructions(catalogue, { maxTools: options.maxTools, maxTurns: options.maxTurns }),
+  requestText: (job, attempt) =>
+    renderSampleRequest({
+      index: job.index,
+      total: options.plan.length,
+      domain: job.domain,
+      complexity: job.complexity,
+      attempt
+    }),
+  taskInput: generatedTaskInput(options.maxTurns),
+  jobMetadata: (job) => ({ requested_complexity: job.complexity, requested_domain: job.domain }),
+  dedupePrompts: true
+})
+
 export const generateProgram = (options: GenerateOptions) =>
   Effect.gen(function*() {
     const inventory = yield* Inventory
     const catalogue = yield* inventory.get
-    return yield* runSampling({
-      ...options,
-      command: "generate",
-      jobs: options.plan,
-      instructions: renderInstructions(catalogue, { maxTools: options.maxTools, maxTurns: options.maxTurns }),
-      requestText: (job, attempt) =>
-        renderSampleRequest({
-          index: job.index,
-          total: options.plan.length,
-          domain: job.domain,
-          complexity: job.complexity,
-          attempt
-        }),
-      taskInput: generatedTaskInput(options.maxTurns),
-      jobMetadata: (job) => ({ requested_complexity: job.complexity, requested_domain: job.domain }),
-      dedupePrompts: true
-    })
+    return yield* runSampling(generateSampling(options, catalogue))
   })

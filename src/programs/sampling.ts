@@ -73,7 +73,16 @@ export interface SamplingOptions<J extends Job> {
   readonly settings: Readonly<Record<string, unknown>>
   /** Expected output tokens per call, for the TPM limiter before real figures exist. */
   readonly expectedOutputTokens: number
+  /** Cost of the run's tokens (default: the model's online price; batch runs pass batch prices). */
+  readonly costOf?: ((usage: Usage) => number | undefined) | undefined
 }
+
+/** Name of the task output schema sent with every request. */
+export const TASK_SCHEMA_NAME = "skyrl_task"
+
+/** The request key of a sample's call (replay and batch answers join on it): `sample-000007[-a2][-repair]`. */
+export const sampleKey = (index: number, attempt: number, purpose: "task" | "repair"): string =>
+  `sample-${String(index).padStart(6, "0")}${attempt > 1 ? `-a${attempt}` : ""}${purpose === "repair" ? "-repair" : ""}`
 
 export interface SamplingSummary {
   readonly runId: string
@@ -159,7 +168,8 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       usage: prior.reduce((u, e) => addUsage(u, e.usage), emptyUsage),
       stop: undefined
     })
-    const costNow = (s: RunState) => costOf(options.model, s.usage)
+    const costNow = (s: RunState) =>
+      options.costOf !== undefined ? options.costOf(s.usage) : costOf(options.model, s.usage)
     const seenPrompts = new Set<string>(
       prior.flatMap((e) => {
         if (e.status !== "row") return []
@@ -238,14 +248,12 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
           })
         yield* limiter.acquire(estimateTokens(instructions) + options.expectedOutputTokens)
         const result = yield* llm.complete({
-          name: "skyrl_task",
+          name: TASK_SCHEMA_NAME,
           instructions,
           input,
           schema: ModelTaskSchema,
           jsonSchema,
-          key: `sample-${String(sample.index).padStart(6, "0")}${attempt > 1 ? `-a${attempt}` : ""}${
-            purpose === "repair" ? "-repair" : ""
-          }`,
+          key: sampleKey(sample.index, attempt, purpose),
           onAttempt
         }).pipe(Effect.either)
         return { result, file: yield* Ref.get(archived), startedAt: yield* Ref.get(startedAt) }

@@ -1,0 +1,142 @@
+/**
+ * Batch runs (`--backend batch`): the state a run keeps in `raw_llm/<run_id>/batch.json`, the Batch
+ * API's objects as skyrl reads them, and the errors of the batch commands. Pure: no openai import.
+ *
+ * A run is one or more *parts*: one uploaded JSONL file and one batch each (a run larger than one
+ * batch's limits is split; repairs and resubmissions go out as follow-up parts). Every request line's
+ * `custom_id` is `<run_id>:<sample key>` (the key the sampling engine passes to `Llm.complete`,
+ * e.g. `sample-000007` or `sample-000007-repair`), so answers join back on it whatever their order.
+ */
+import { Schema } from "effect"
+import { Backend, ReasoningEffort, Usage } from "./llm.js"
+
+/** OpenAI's limits for one batch input file. */
+export const BATCH_MAX_REQUESTS = 50_000
+export const BATCH_MAX_BYTES = 200 * 1024 * 1024
+
+export const endpointUrl = (backend: Backend): "/v1/responses" | "/v1/chat/completions" =>
+  backend === "responses" ? "/v1/responses" : "/v1/chat/completions"
+
+export const BatchStatus = Schema.Literal(
+  "validating",
+  "failed",
+  "in_progress",
+  "finalizing",
+  "completed",
+  "expired",
+  "cancelling",
+  "cancelled"
+)
+export type BatchStatus = typeof BatchStatus.Type
+
+/** States after which a batch changes no more (its output and error files are final). */
+export const isTerminal = (status: BatchStatus | null): boolean =>
+  status === "completed" || status === "expired" || status === "failed" || status === "cancelled"
+
+export const RequestCounts = Schema.Struct({ total: Schema.Number, completed: Schema.Number, failed: Schema.Number })
+export type RequestCounts = typeof RequestCounts.Type
+
+/** A batch as the API reports it (the fields skyrl uses). */
+export interface BatchInfo {
+  readonly id: string
+  readonly status: BatchStatus
+  readonly inputFileId: string
+  readonly outputFileId: string | null
+  readonly errorFileId: string | null
+  readonly requestCounts: RequestCounts | null
+  /** Validation errors of the input file (status `failed`), readable. */
+  readonly errors: ReadonlyArray<string>
+  /** Unix seconds. */
+  readonly createdAt: number | null
+  readonly completedAt: number | null
+}
+
+/** One uploaded file + its batch. */
+export const BatchPart = Schema.Struct({
+  /** 1-based, in submission order. */
+  part: Schema.Number,
+  /** `initial`: first attempts; `follow-up`: repairs, retries and resubmitted samples. */
+  purpose: Schema.Literal("initial", "follow-up"),
+  /** The input JSONL as uploaded, relative to the run directory. */
+  input: Schema.String,
+  requests: Schema.Number,
+  bytes: Schema.Number,
+  submitted_at: Schema.String,
+  input_file_id: Schema.NullOr(Schema.String),
+  batch_id: Schema.NullOr(Schema.String),
+  status: Schema.NullOr(BatchStatus),
+  request_counts: Schema.NullOr(RequestCounts),
+  output_file_id: Schema.NullOr(Schema.String),
+  error_file_id: Schema.NullOr(Schema.String),
+  errors: Schema.Array(Schema.String),
+  /** Downloaded output / error files, relative to the run directory (null until downloaded). */
+  output: Schema.NullOr(Schema.String),
+  error_output: Schema.NullOr(Schema.String),
+  updated_at: Schema.String
+})
+export type BatchPart = typeof BatchPart.Type
+
+/** What builds the request bodies again at collect time (never the key). */
+export const BatchLlmSettings = Schema.Struct({
+  model: Schema.String,
+  reasoningEffort: ReasoningEffort,
+  maxOutputTokens: Schema.Number,
+  timeoutMs: Schema.Number,
+  maxRetries: Schema.Number
+})
+
+/** `raw_llm/<run_id>/batch.json`. */
+export const BatchRun = Schema.Struct({
+  format: Schema.Literal("skyrl-batch/1"),
+  run_id: Schema.String,
+  command: Schema.Literal("generate"),
+  created_at: Schema.String,
+  /** Which API the request bodies are for. */
+  endpoint: Backend,
+  llm: BatchLlmSettings,
+  inventory: Schema.Struct({ path: Schema.NullOr(Schema.String), servers: Schema.NullOr(Schema.Array(Schema.String)) }),
+  /** The command's program options (JSON), as given at submit time. */
+  options: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  parts: Schema.Array(BatchPart),
+  /** Tokens of calls made online by collects (repairs), billed at the normal price. */
+  online_usage: Usage
+})
+export type BatchRun = typeof BatchRun.Type
+
+/** batch.json is missing, unreadable or not a skyrl batch run. */
+export class BatchStateError extends Schema.TaggedError<BatchStateError>()("BatchStateError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.path}: ${this.reason}`
+  }
+}
+
+/** Batches are still running (or a follow-up batch was just submitted): collect again later. Exit 75. */
+export class BatchPending extends Schema.TaggedError<BatchPending>()("BatchPending", {
+  runDir: Schema.String,
+  reason: Schema.String
+}) {
+  get exitCode(): number {
+    return 75
+  }
+  override get message(): string {
+    return `${this.reason}; run \`skyrl batch collect ${this.runDir}\` again when it is done (or add --wait)`
+  }
+}
+
+/** Collected, but some samples have no row (the batch did not answer them, or they failed). Exit 1. */
+export class BatchIncomplete extends Schema.TaggedError<BatchIncomplete>()("BatchIncomplete", {
+  made: Schema.Number,
+  requested: Schema.Number,
+  output: Schema.String,
+  reason: Schema.String
+}) {
+  get exitCode(): number {
+    return 1
+  }
+  override get message(): string {
+    return `made ${this.made} of ${this.requested} valid rows (kept in ${this.output}): ${this.reason}`
+  }
+}

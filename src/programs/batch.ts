@@ -1,0 +1,699 @@
+/**
+ * Batch runs through OpenAI's Batch API: submit, status, collect. The sampling engine
+ * (./sampling.ts) is reused unchanged: collect runs it with an Llm that answers from the collected
+ * output (src/services/llm/batchReplay.ts), so rows, archive, journal, repairs, rejects and resume
+ * behave exactly as in an online run.
+ *
+ * - submit: one request line per sample (`custom_id` = `<run_id>:sample-000007`, body built by the same
+ *   `buildBody` as the online backend), split into parts of at most 50,000 requests / 200 MB, each
+ *   uploaded and turned into a batch (24h window). `batch.json` in the run directory records every
+ *   step as it happens (a part whose upload or creation was interrupted is finished by the next
+ *   status/collect); `requests.jsonl` records each line's body hash.
+ * - status: retrieves the batches (polling with a growing interval until all are done with `wait`).
+ * - collect: downloads output and error files (kept in the run directory), joins lines on custom_id,
+ *   and runs the sampling engine over the samples that have an answer (or a journal entry: collecting
+ *   again never redoes a finished sample). Repairs and retries go online or, with `repairs: "batch"`,
+ *   into a follow-up batch (see batchReplay.ts for how the run is paused). Samples the batches did
+ *   not answer (expired, failed lines, failed batch) are reported; `resubmit` sends them again as a
+ *   follow-up batch. Costs use batch prices for batch answers and normal prices for online calls.
+ */
+import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema } from "effect"
+import * as path from "node:path"
+import type { BatchPart, BatchRun } from "../domain/batch.js"
+import {
+  BATCH_MAX_BYTES,
+  BATCH_MAX_REQUESTS,
+  BatchIncomplete,
+  BatchPending,
+  BatchRun as BatchRunSchema,
+  BatchStateError,
+  endpointUrl,
+  isTerminal
+} from "../domain/batch.js"
+import type { Inventory as Catalogue } from "../domain/inventory.js"
+import type { Usage } from "../domain/llm.js"
+import { addUsage, emptyUsage } from "../domain/llm.js"
+import { costOf } from "../domain/pricing.js"
+import { IncompleteRun, JournalEntry, RunManifest } from "../domain/run.js"
+import { ModelTask } from "../domain/task.js"
+import { BatchClient } from "../services/Batch.js"
+import { Inventory } from "../services/Inventory.js"
+import { Llm } from "../services/Llm.js"
+import type { LlmApi } from "../services/Llm.js"
+import type { BodySettings } from "../services/llm/answer.js"
+import { buildBody } from "../services/llm/answer.js"
+import type { DeferredRequest } from "../services/llm/batchReplay.js"
+import { BatchAnswers, bodyHash, lineError, makeBatchLlm, parseBatchLines } from "../services/llm/batchReplay.js"
+import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
+import { Progress } from "../services/Progress.js"
+import { RateLimiter } from "../services/RateLimiter.js"
+import { Storage } from "../services/Storage.js"
+import { toJsonText } from "../skyrl/layout.js"
+import { runPaths } from "./runFiles.js"
+import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
+import { runSampling, sampleKey, TASK_SCHEMA_NAME } from "./sampling.js"
+
+export const BATCH_FILE = "batch.json"
+export const REQUESTS_FILE = "requests.jsonl"
+
+export interface BatchLimits {
+  readonly maxRequests: number
+  readonly maxBytes: number
+}
+
+export const defaultLimits: BatchLimits = { maxRequests: BATCH_MAX_REQUESTS, maxBytes: BATCH_MAX_BYTES }
+
+export interface PollOptions {
+  /** First wait between two polls; grows ×1.5 up to `maxIntervalMs`. */
+  readonly intervalMs: number
+  readonly maxIntervalMs: number
+}
+
+/** One request line of a batch input file. */
+export interface RequestLine {
+  readonly custom_id: string
+  readonly method: "POST"
+  readonly url: "/v1/responses" | "/v1/chat/completions"
+  readonly body: Record<string, unknown>
+}
+
+/** Splits lines (JSON text each) into chunks of at most `maxRequests` lines and `maxBytes` bytes (newlines included). */
+export const splitLines = (lines: ReadonlyArray<string>, limits: BatchLimits): Array<Array<string>> => {
+  const chunks: Array<Array<string>> = []
+  let current: Array<string> = []
+  let bytes = 0
+  for (const line of lines) {
+    const size = Buffer.byteLength(line, "utf8") + 1
+    if (size > limits.maxBytes) {
+      throw new Error(`one request line is ${size} bytes, more than the ${limits.maxBytes}-byte limit of a batch file`)
+    }
+    if (current.length > 0 && (current.length >= limits.maxRequests || bytes + size > limits.maxBytes)) {
+      chunks.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(line)
+    bytes += size
+  }
+  if (current.length > 0) chunks.push(current)
+  return chunks
+}
+
+const stateError = (file: string) => (reason: string) => new BatchStateError({ path: file, reason })
+
+const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
+
+/** Reads and checks `batch.json` of a run directory. */
+export const readRun = (runDir: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const file = path.join(runDir, BATCH_FILE)
+    if (!(yield* storage.exists(file))) {
+      return yield* stateError(file)(
+        "no such file: not the run directory of a `--backend batch` run (expected raw_llm/<run_id>/)"
+      )
+    }
+    const text = yield* storage.readText(file).pipe(Effect.mapError((e) => stateError(file)(e.message)))
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => stateError(file)(`not valid JSON: ${(e as Error).message}`)
+    })
+    return yield* Schema.decodeUnknown(BatchRunSchema)(json).pipe(
+      Effect.mapError((e) => stateError(file)(`not a skyrl batch run: ${e.message}`))
+    )
+  })
+
+const writeRun = (runDir: string, run: BatchRun) =>
+  Effect.flatMap(Storage, (storage) =>
+    storage.writeFileAtomic(
+      path.join(runDir, BATCH_FILE),
+      toJsonText(Schema.encodeSync(BatchRunSchema)(run), { indent: 2 }) + "\n"
+    ))
+
+const bodySettingsOf = (run: BatchRun): BodySettings => ({
+  model: run.llm.model,
+  reasoningEffort: run.llm.reasoningEffort,
+  maxOutputTokens: run.llm.maxOutputTokens
+})
+
+/** The body of a sample's first attempt, exactly as the sampling engine asks it. */
+const firstRequestBody = <J extends Job>(run: BatchRun, sampling: SamplingOptions<J>, jsonSchema: object, job: J) =>
+  buildBody(run.endpoint, bodySettingsOf(run), {
+    name: TASK_SCHEMA_NAME,
+    instructions: sampling.instructions,
+    input: [{ role: "user", content: sampling.requestText(job, 1) }],
+    schema: ModelTask,
+    jsonSchema
+  }, jsonSchema)
+
+const partName = (part: number, kind: "input" | "output" | "errors") =>
+  `batch_${String(part).padStart(3, "0")}_${kind}.jsonl`
+
+/** Uploads and creates the batch of every part that does not have one yet (after a crash too). */
+const finishSubmission = (runDir: string, start: BatchRun) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const client = yield* BatchClient
+    let run = start
+    const update = (part: number, patch: Partial<BatchPart>) =>
+      Effect.gen(function*() {
+        const updated_at = yield* nowIso
+        run = { ...run, parts: run.parts.map((p) => (p.part === part ? { ...p, ...patch, updated_at } : p)) }
+        yield* writeRun(runDir, run)
+      })
+    for (const part of start.parts) {
+      if (part.batch_id !== null) continue
+      let fileId = part.input_file_id
+      if (fileId === null) {
+        const content = yield* storage.readText(path.join(runDir, part.input))
+        const uploaded = yield* client.uploadFile(`${run.run_id}_${part.input}`, content)
+        fileId = uploaded.id
+        yield* update(part.part, { input_file_id: fileId })
+      }
+      const batch = yield* client.createBatch({
+        inputFileId: fileId,
+        endpoint: endpointUrl(run.endpoint),
+        metadata: { skyrl_run_id: run.run_id, skyrl_part: String(part.part), skyrl_purpose: part.purpose }
+      })
+      yield* update(part.part, {
+        batch_id: batch.id,
+        status: batch.status,
+        request_counts: batch.requestCounts,
+        errors: batch.errors
+      })
+      yield* Effect.logInfo(
+        `submitted part ${part.part}: batch ${batch.id} with ${part.requests} requests (${
+          (part.bytes / 1e6).toFixed(1)
+        } MB)`
+      )
+    }
+    return run
+  })
+
+/** Writes the input files of new parts, records them, and submits them. */
+const submitParts = (
+  runDir: string,
+  start: BatchRun,
+  lines: ReadonlyArray<RequestLine>,
+  purpose: BatchPart["purpose"],
+  limits: BatchLimits
+) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const texts = lines.map((l) => JSON.stringify(l))
+    const hashes = new Map(lines.map((l) => [l.custom_id, bodyHash(l.body)]))
+    const chunks = yield* Effect.try({
+      try: () => splitLines(texts, limits),
+      catch: (e) => stateError(path.join(runDir, BATCH_FILE))((e as Error).message)
+    })
+    let run = start
+    for (const chunk of chunks) {
+      const part = run.parts.reduce((n, p) => Math.max(n, p.part), 0) + 1
+      const input = partName(part, "input")
+      const content = chunk.join("\n") + "\n"
+      yield* storage.writeFileAtomic(path.join(runDir, input), content)
+      const ids = chunk.map((t) => (JSON.parse(t) as RequestLine).custom_id)
+      yield* storage.appendDurable(
+        path.join(runDir, REQUESTS_FILE),
+        ids.map((id) => JSON.stringify({ custom_id: id, part, sha256: hashes.get(id) }) + "\n").join("")
+      )
+      const now = yield* nowIso
+      run = {
+        ...run,
+        parts: [...run.parts, {
+          part,
+          purpose,
+          input,
+          requests: chunk.length,
+          bytes: Buffer.byteLength(content, "utf8"),
+          submitted_at: now,
+          input_file_id: null,
+          batch_id: null,
+          status: null,
+          request_counts: null,
+          output_file_id: null,
+          error_file_id: null,
+          errors: [],
+          output: null,
+          error_output: null,
+          updated_at: now
+        }]
+      }
+      yield* writeRun(runDir, run)
+    }
+    return yield* finishSubmission(runDir, run)
+  })
+
+/** `--backend batch`: builds one request line per sample and submits them. Returns the run state. */
+export const submitRun = <J extends Job>(
+  initial: BatchRun,
+  makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
+  limits: BatchLimits = defaultLimits
+) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const inventory = yield* Inventory
+    const sampling = makeSampling(yield* inventory.get)
+    const { runDir } = runPaths(sampling.rawDir, sampling.runId)
+    yield* storage.makeDirectory(runDir)
+    if (yield* storage.exists(path.join(runDir, BATCH_FILE))) {
+      return yield* stateError(path.join(runDir, BATCH_FILE))("this run was already submitted")
+    }
+    const jsonSchema = inventory.outputJsonSchema({ maxSteps: sampling.maxTools })
+    const lines: Array<RequestLine> = sampling.jobs.map((job) => ({
+      custom_id: `${sampling.runId}:${sampleKey(job.index, 1, "task")}`,
+      method: "POST",
+      url: endpointUrl(initial.endpoint),
+      body: firstRequestBody(initial, sampling, jsonSchema, job)
+    }))
+    yield* writeRun(runDir, initial)
+    const run = yield* submitParts(runDir, initial, lines, "initial", limits)
+    yield* Effect.logInfo(
+      `run ${run.run_id}: ${lines.length} requests in ${run.parts.length} batch${run.parts.length === 1 ? "" : "es"} (${
+        endpointUrl(run.endpoint)
+      }, ${run.llm.model}); check with \`skyrl batch status ${runDir}\`, ` +
+        `collect with \`skyrl batch collect ${runDir}\``
+    )
+    return { run, runDir }
+  })
+
+export interface StatusTotals {
+  readonly parts: number
+  readonly running: number
+  readonly requests: number
+  readonly completed: number
+  readonly failed: number
+}
+
+export const totalsOf = (run: BatchRun): StatusTotals => ({
+  parts: run.parts.length,
+  running: run.parts.filter((p) => !isTerminal(p.status)).length,
+  requests: run.parts.reduce((n, p) => n + p.requests, 0),
+  completed: run.parts.reduce((n, p) => n + (p.request_counts?.completed ?? 0), 0),
+  failed: run.parts.reduce((n, p) => n + (p.request_counts?.failed ?? 0), 0)
+})
+
+/** One readable line about the whole run (the progress line while waiting). */
+export const statusLine = (run: BatchRun, elapsedMs?: number): string => {
+  const t = totalsOf(run)
+  const states = new Map<string, number>()
+  for (const p of run.parts) states.set(p.status ?? "submitting", (states.get(p.status ?? "submitting") ?? 0) + 1)
+  const stateText = [...states.entries()].map(([s, n]) => `${n} ${s}`).join(", ")
+  const elapsed = elapsedMs === undefined ? "" : `; waited ${formatDuration(elapsedMs)}`
+  return `batch run ${run.run_id}: ${t.completed + t.failed}/${t.requests} requests done (${t.failed} failed); ` +
+    `${t.parts} batch${t.parts === 1 ? "" : "es"}: ${stateText}${elapsed}`
+}
+
+const formatDuration = (ms: number): string => {
+  const s = Math.round(ms / 1000)
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : s >= 60
+    ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+    : `${s}s`
+}
+
+/** Retrieves every batch that is not finished; records what changed. */
+export const refreshRun = (runDir: string, start: BatchRun) =>
+  Effect.gen(function*() {
+    const client = yield* BatchClient
+    let run = yield* finishSubmission(runDir, start)
+    let changed = false
+    for (const part of run.parts) {
+      if (part.batch_id === null || isTerminal(part.status)) continue
+      const info = yield* client.retrieveBatch(part.batch_id)
+      const next: BatchPart = {
+        ...part,
+        status: info.status,
+        request_counts: info.requestCounts,
+        output_file_id: info.outputFileId,
+        error_file_id: info.errorFileId,
+        errors: info.errors,
+        updated_at: yield* nowIso
+      }
+      if (JSON.stringify({ ...next, updated_at: "" }) !== JSON.stringify({ ...part, updated_at: "" })) {
+        changed = true
+        run = { ...run, parts: run.parts.map((p) => (p.part === part.part ? next : p)) }
+        if (isTerminal(info.status) && info.status !== "completed") {
+          yield* Effect.logWarning(
+            `batch ${info.id} (part ${part.part}) ended ${info.status}: ${
+              info.requestCounts?.completed ?? 0
+            } of ${part.requests} requests completed` +
+              (info.errors.length > 0 ? `; ${info.errors.slice(0, 3).join("; ")}` : "")
+          )
+        }
+      }
+    }
+    if (changed) yield* writeRun(runDir, run)
+    return run
+  })
+
+export const allTerminal = (run: BatchRun): boolean => run.parts.every((p) => isTerminal(p.status))
+
+/** The polling schedule: `intervalMs`, then ×1.5 each poll, never more than `maxIntervalMs`. */
+export const pollSchedule = (poll: PollOptions) =>
+  Schedule.exponential(Duration.millis(poll.intervalMs), 1.5).pipe(
+    Schedule.union(Schedule.spaced(Duration.millis(Math.max(poll.intervalMs, poll.maxIntervalMs))))
+  )
+
+/** Polls until every batch is finished, logging the progress line whenever it changes. */
+export const waitForRun = (runDir: string, start: BatchRun, poll: PollOptions) =>
+  Effect.gen(function*() {
+    const state = yield* Ref.make(start)
+    const t0 = yield* Clock.currentTimeMillis
+    let last = ""
+    const once = Effect.gen(function*() {
+      const run = yield* refreshRun(runDir, yield* Ref.get(state))
+      yield* Ref.set(state, run)
+      const line = statusLine(run)
+      if (line !== last) {
+        last = line
+        yield* Effect.logInfo(statusLine(run, (yield* Clock.currentTimeMillis) - t0))
+      }
+      return run
+    })
+    yield* Effect.repeat(once, { schedule: pollSchedule(poll), until: allTerminal })
+    return yield* Ref.get(state)
+  })
+
+/** Downloads the output and error files of finished batches (once; kept in the run directory). */
+const download = (runDir: string, start: BatchRun) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const client = yield* BatchClient
+    let run = start
+    for (const part of start.parts) {
+      if (!isTerminal(part.status)) continue
+      const patch: { output?: string; error_output?: string } = {}
+      if (part.output_file_id !== null && part.output === null) {
+        const text = yield* client.fileContent(part.output_file_id)
+        yield* storage.writeFileAtomic(path.join(runDir, partName(part.part, "output")), text)
+        patch.output = partName(part.part, "output")
+      }
+      if (part.error_file_id !== null && part.error_output === null) {
+        const text = yield* client.fileContent(part.error_file_id)
+        yield* storage.writeFileAtomic(path.join(runDir, partName(part.part, "errors")), text)
+        patch.error_output = partName(part.part, "errors")
+      }
+      if (Object.keys(patch).length > 0) {
+        const updated_at = yield* nowIso
+        run = { ...run, parts: run.parts.map((p) => (p.part === part.part ? { ...p, ...patch, updated_at } : p)) }
+        yield* writeRun(runDir, run)
+      }
+    }
+    return run
+  })
+
+/** Every collected line and submitted hash of the run. */
+const loadAnswers = (runDir: string, run: BatchRun) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const answers = new BatchAnswers()
+    const requestsFile = path.join(runDir, REQUESTS_FILE)
+    const text = (yield* storage.exists(requestsFile)) ? yield* storage.readText(requestsFile) : ""
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue
+      const parsed = Either.try(() => JSON.parse(line) as { custom_id?: unknown; part?: unknown; sha256?: unknown })
+      if (Either.isLeft(parsed)) continue
+      const r = parsed.right
+      if (typeof r.custom_id === "string" && typeof r.part === "number" && typeof r.sha256 === "string") {
+        answers.addSubmitted(r.custom_id, r.part, r.sha256)
+      }
+    }
+    let unreadable = 0
+    for (const part of run.parts) {
+      for (const file of [part.output, part.error_output]) {
+        if (file === null || part.batch_id === null) continue
+        const content = yield* storage.readText(path.join(runDir, file))
+        const parsed = parseBatchLines(content, part.part, part.batch_id, part.updated_at)
+        unreadable += parsed.unreadable
+        for (const l of parsed.lines) answers.addLine(l)
+      }
+    }
+    if (unreadable > 0) {
+      yield* Effect.logWarning(`${unreadable} lines of the batch output files are not readable; ignored`)
+    }
+    return answers
+  })
+
+/** Indices with a journal line (finished as a row, or failed after its attempts). */
+const journaledIndices = (journal: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const out = new Set<number>()
+    if (!(yield* storage.exists(journal))) return out
+    for (const line of (yield* storage.readText(journal)).split("\n")) {
+      if (line.trim() === "") continue
+      const parsed = Either.try(() => JSON.parse(line) as unknown)
+      if (Either.isLeft(parsed)) continue
+      const entry = Schema.decodeUnknownEither(JournalEntry)(parsed.right)
+      if (Either.isRight(entry)) out.add(entry.right.index)
+    }
+    return out
+  })
+
+const subtractUsage = (a: Usage, b: Usage): Usage => ({
+  input: Math.max(0, a.input - b.input),
+  cached: Math.max(0, a.cached - b.cached),
+  output: Math.max(0, a.output - b.output),
+  reasoning: Math.max(0, a.reasoning - b.reasoning)
+})
+
+/** Batch price for what the batches answered, normal price for what went online. */
+export const batchRunCost = (model: string, total: Usage, online: Usage): number | undefined => {
+  const batch = costOf(model, subtractUsage(total, online), { batch: true })
+  const live = costOf(model, online)
+  return batch === undefined || live === undefined ? undefined : batch + live
+}
+
+export interface CollectOptions {
+  readonly repairs: "online" | "batch"
+  /** Send samples the batches did not answer again, as a follow-up batch. */
+  readonly resubmit: boolean
+  /** Poll until the batches (and follow-up batches) are done, then collect. */
+  readonly wait: boolean
+  readonly poll: PollOptions
+  readonly limits: BatchLimits
+  /** Online calls at once (repairs with `repairs: "online"`). */
+  readonly concurrency: number
+}
+
+export interface CollectSummary {
+  readonly run: BatchRun
+  readonly sampling: SamplingSummary | undefined
+  readonly unanswered: number
+  readonly pending: number
+}
+
+/**
+ * Collects a batch run: see the module comment. Needs the online `Llm` (used only for requests that
+ * go online), `BatchClient`, `Storage`, `Inventory` and `Progress`.
+ */
+export const collectRun = <J extends Job>(
+  runDir: string,
+  start: BatchRun,
+  makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
+  options: CollectOptions
+) =>
+  Effect.gen(function*() {
+    const inventory = yield* Inventory
+    const online = yield* Effect.serviceOption(Llm)
+    const outerProgress = yield* Progress
+    const base = makeSampling(yield* inventory.get)
+    const paths = runPaths(base.rawDir, base.runId)
+    const jsonSchema = inventory.outputJsonSchema({ maxSteps: base.maxTools })
+    let run = start
+
+    for (;;) {
+      run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
+      if (!options.wait) yield* Effect.logInfo(statusLine(run))
+      run = yield* download(runDir, run)
+      const answers = yield* loadAnswers(runDir, run)
+      const journaled = yield* journaledIndices(paths.journal)
+      const runningParts = new Set(run.parts.filter((p) => !isTerminal(p.status)).map((p) => p.part))
+
+      // Which samples this round can make: answered ones, journaled ones, and (resubmit) the rest.
+      const jobs: Array<J> = []
+      const unanswered = new Map<string, number>()
+      let pending = 0
+      for (const job of base.jobs) {
+        if (journaled.has(job.index)) {
+          jobs.push(job)
+          continue
+        }
+        const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
+        const found = answers.lookup(customId, bodyHash(firstRequestBody(run, base, jsonSchema, job)))
+        if (found.kind === "answer") {
+          jobs.push(job)
+          continue
+        }
+        if ([...answers.submittedHashes(customId).keys()].some((p) => runningParts.has(p))) {
+          pending++
+          continue
+        }
+        const reason = found.kind === "error"
+          ? (found.line.error?.code === "batch_expired" ? "expired" : `failed: ${lineError(found.line).message}`)
+          : found.kind === "mismatch"
+          ? "the submitted request differs from the one asked now (inventory or settings changed)"
+          : `no answer (batch ${
+            run.parts.find((p) => answers.submittedHashes(customId).has(p.part))?.status ?? "not submitted"
+          })`
+        unanswered.set(reason.slice(0, 300), (unanswered.get(reason.slice(0, 300)) ?? 0) + 1)
+        if (options.resubmit) jobs.push(job)
+      }
+      const unansweredCount = [...unanswered.values()].reduce((a, b) => a + b, 0)
+      const unansweredText = [...unanswered.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .map(([r, n]) => `${n} ${r}`).join("; ")
+      if (unansweredCount > 0) {
+        yield* Effect.logWarning(
+          `${unansweredCount} samples have no batch answer: ${unansweredText}${
+            options.resubmit ? " (resubmitting them as a follow-up batch)" : ""
+          }`
+        )
+      }
+
+      if (jobs.length === 0) {
+        if (pending > 0) {
+          return yield* new BatchPending({ runDir, reason: `${pending} requests are in batches still running` })
+        }
+        return yield* new BatchIncomplete({
+          made: 0,
+          requested: base.jobs.length,
+          output: base.out,
+          reason:
+            `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${runDir} --resubmit\` to send them again`
+        })
+      }
+
+      // The Llm for this round, and the watch that pauses the run when every open sample waits for a follow-up batch.
+      const deferred = new Map<string, DeferredRequest>()
+      const onlineUsage = { current: emptyUsage }
+      const priorOnline = run.online_usage
+      const batchLlm: LlmApi = yield* makeBatchLlm({
+        runId: base.runId,
+        endpoint: run.endpoint,
+        body: bodySettingsOf(run),
+        answers,
+        repairs: options.repairs,
+        online: Option.getOrUndefined(online),
+        onlineConcurrency: options.concurrency,
+        onlineUsage,
+        deferred,
+        describe:
+          `openai batch ${endpointUrl(run.endpoint)} ${run.llm.model} (${run.parts.length} batch${
+            run.parts.length === 1 ? "" : "es"
+          }; ` +
+          `repairs ${options.repairs})`
+      })
+      const snapshotRef = yield* Ref.make<Option.Option<Effect.Effect<ProgressSnapshot>>>(Option.none())
+      const progress: ProgressApi = {
+        track: (snapshot, work) =>
+          Effect.zipRight(Ref.set(snapshotRef, Option.some(snapshot)), outerProgress.track(snapshot, work))
+      }
+      const watch = Effect.gen(function*() {
+        for (;;) {
+          yield* Effect.sleep(Duration.millis(25))
+          if (deferred.size === 0) continue
+          const snapshot = yield* Ref.get(snapshotRef)
+          if (Option.isNone(snapshot)) continue
+          const s = yield* snapshot.value
+          if (s.done + deferred.size >= s.total) return { _tag: "deferred" } as const
+        }
+      })
+      const sampling = runSampling({
+        ...base,
+        jobs,
+        resume: true,
+        // Batch answers are local: every sample may run at once (online calls are bounded in the Llm).
+        concurrency: Math.max(1, jobs.length),
+        backend: `batch ${run.endpoint}`,
+        settings: {
+          ...base.settings,
+          backend: "batch",
+          batch_endpoint: endpointUrl(run.endpoint),
+          batch_ids: run.parts.map((p) => p.batch_id),
+          repairs: options.repairs
+        },
+        costOf: (usage) => batchRunCost(run.llm.model, usage, addUsage(priorOnline, onlineUsage.current))
+      }).pipe(
+        Effect.provideService(Llm, batchLlm),
+        Effect.provideService(Progress, progress),
+        Effect.provideService(RateLimiter, { acquire: () => Effect.void }),
+        Effect.either,
+        Effect.map((result) => ({ _tag: "done", result }) as const)
+      )
+      const round = yield* Effect.raceFirst(sampling, watch).pipe(
+        Effect.ensuring(
+          Effect.suspend(() => {
+            if (onlineUsage.current === emptyUsage) return Effect.void
+            run = { ...run, online_usage: addUsage(run.online_usage, onlineUsage.current) }
+            return writeRun(runDir, run).pipe(Effect.orDie)
+          })
+        )
+      )
+
+      if (round._tag === "deferred") {
+        const lines: Array<RequestLine> = [...deferred.values()].map((d) => ({
+          custom_id: d.customId,
+          method: "POST",
+          url: endpointUrl(run.endpoint),
+          body: d.body
+        }))
+        run = yield* submitParts(runDir, run, lines, "follow-up", options.limits)
+        const resubmitted = lines.filter((l) => /sample-\d+$/.test(l.custom_id)).length
+        const reason =
+          `follow-up batch submitted: ${lines.length} requests (${lines.length - resubmitted} repairs/retries, ` +
+          `${resubmitted} resubmitted samples)`
+        yield* Effect.logInfo(reason)
+        if (options.wait) continue
+        return yield* new BatchPending({ runDir, reason })
+      }
+
+      // The run's manifest counts every sample of the run, not only this round's.
+      const incomplete = unansweredCount > 0 && !options.resubmit || pending > 0
+      yield* patchManifest(paths.manifest, base.jobs.length, incomplete)
+      const result = round.result
+      if (Either.isLeft(result) && !(result.left instanceof IncompleteRun)) return yield* Effect.fail(result.left)
+      const made = Either.isRight(result) ? result.right.valid : (result.left as IncompleteRun).made
+      if (pending > 0) {
+        return yield* new BatchPending({
+          runDir,
+          reason: `collected ${made} rows into ${base.out}; ${pending} requests are in batches still running`
+        })
+      }
+      if (Either.isLeft(result) || (unansweredCount > 0 && !options.resubmit)) {
+        const reasons = [
+          ...(unansweredCount > 0
+            ? [
+              `${unansweredCount} samples have no batch answer (${unansweredText}); run \`skyrl batch collect ${runDir} --resubmit\` to send them again as a batch`
+            ]
+            : []),
+          ...(Either.isLeft(result) ? [(result.left as IncompleteRun).reason] : [])
+        ]
+        return yield* new BatchIncomplete({
+          made,
+          requested: base.jobs.length,
+          output: base.out,
+          reason: reasons.join("; ")
+        })
+      }
+      return { run, sampling: result.right, unanswered: unansweredCount, pending } satisfies CollectSummary
+    }
+  })
+
+/** Makes the manifest describe the whole run (the sampling engine only saw this round's samples). */
+const patchManifest = (file: string, requested: number, incomplete: boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    if (!(yield* storage.exists(file))) return
+    const text = yield* storage.readText(file)
+    const json = Either.try(() => JSON.parse(text) as unknown)
+    if (Either.isLeft(json)) return
+    const decoded = Schema.decodeUnknownEither(RunManifest)(json.right)
+    if (Either.isLeft(decoded)) return
+    const m = decoded.right
+    const patched = new RunManifest({
+      ...m,
+      status: incomplete && m.status === "completed" ? "incomplete" : m.status,
+      counts: { ...m.counts, requested }
+    })
+    yield* storage.writeFileAtomic(file, toJsonText(Schema.encodeSync(RunManifest)(patched), { indent: 2 }) + "\n")
+  })

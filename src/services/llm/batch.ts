@@ -1,0 +1,113 @@
+/**
+ * The live `BatchClient` on the official `openai` SDK: files upload/content, batches create/retrieve.
+ * Loaded lazily (src/cli/batch.live.ts), so `skyrl --help` never loads the SDK.
+ *
+ * As in the live Llm layer (./live.ts): the SDK is built with `maxRetries: 0`, each attempt gets a
+ * timeout whose AbortSignal aborts the HTTP request, errors are classified into the typed `LlmError`s,
+ * and the Effect schedule of ./retry.ts retries what can succeed later (429 honoring retry-after, 5xx,
+ * connection errors, timeouts). The key is never logged; bodies coming back are scrubbed of it.
+ */
+import { Duration, Effect, Layer, Redacted } from "effect"
+import OpenAI, { toFile } from "openai"
+import type { BatchInfo, BatchStatus } from "../../domain/batch.js"
+import type { LlmError, LlmSettings } from "../../domain/llm.js"
+import { Timeout } from "../../domain/llm.js"
+import type { BatchClientApi } from "../Batch.js"
+import { BatchClient } from "../Batch.js"
+import { apiKeyConfig, classifyError, resolveBaseUrl, scrub } from "./live.js"
+import { logRetry, withRetry } from "./retry.js"
+
+const num = (u: unknown): number | null => (typeof u === "number" && Number.isFinite(u) ? u : null)
+const str = (u: unknown): string | null => (typeof u === "string" && u !== "" ? u : null)
+
+/** The SDK's Batch object → BatchInfo. */
+export const batchInfoOf = (b: any): BatchInfo => ({
+  id: String(b.id),
+  status: b.status as BatchStatus,
+  inputFileId: String(b.input_file_id ?? ""),
+  outputFileId: str(b.output_file_id),
+  errorFileId: str(b.error_file_id),
+  requestCounts: b.request_counts === undefined || b.request_counts === null
+    ? null
+    : {
+      total: num(b.request_counts.total) ?? 0,
+      completed: num(b.request_counts.completed) ?? 0,
+      failed: num(b.request_counts.failed) ?? 0
+    },
+  errors: Array.isArray(b.errors?.data)
+    ? b.errors.data.map((e: any) =>
+      `${e.line === undefined || e.line === null ? "" : `line ${e.line}: `}${String(e.message ?? e.code ?? "error")}${
+        e.param === undefined || e.param === null ? "" : ` (param ${e.param})`
+      }`
+    )
+    : [],
+  createdAt: num(b.created_at),
+  completedAt: num(b.completed_at) ?? num(b.expired_at) ?? num(b.failed_at) ?? num(b.cancelled_at)
+})
+
+export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted<string>): BatchClientApi => {
+  const secret = Redacted.value(apiKey)
+  const client = new OpenAI({
+    apiKey: secret,
+    ...(settings.baseUrl === undefined ? {} : { baseURL: settings.baseUrl }),
+    maxRetries: 0,
+    timeout: settings.timeoutMs + 1_000
+  })
+  /** One SDK call with the per-attempt timeout and the retry schedule. */
+  const call = <A>(what: string, f: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
+    withRetry(
+      Effect.tryPromise({
+        try: f,
+        catch: (e) => scrub(classifyError(e, settings), secret).error
+      }).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(settings.timeoutMs),
+          onTimeout: (): LlmError => new Timeout({ timeoutMs: settings.timeoutMs })
+        })
+      ),
+      settings,
+      logRetry(what, settings.maxRetries)
+    )
+  const options = (signal: AbortSignal) => ({ signal, timeout: settings.timeoutMs + 1_000 })
+  return {
+    uploadFile: (name, content) =>
+      call(`upload ${name}`, async (signal) => {
+        const file = await client.files.create(
+          { file: await toFile(Buffer.from(content, "utf8"), name), purpose: "batch" },
+          options(signal)
+        )
+        return { id: file.id, bytes: file.bytes }
+      }),
+    createBatch: ({ endpoint, inputFileId, metadata }) =>
+      call(`create batch for ${inputFileId}`, async (signal) =>
+        batchInfoOf(
+          scrub(
+            await client.batches.create(
+              { input_file_id: inputFileId, endpoint, completion_window: "24h", metadata: { ...metadata } },
+              options(signal)
+            ),
+            secret
+          )
+        )),
+    retrieveBatch: (id) =>
+      call(
+        `batch ${id}`,
+        async (signal) => batchInfoOf(scrub(await client.batches.retrieve(id, options(signal)), secret))
+      ),
+    fileContent: (id) =>
+      call(`file ${id}`, async (signal) => {
+        const response = await client.files.content(id, options(signal))
+        return scrub(await response.text(), secret)
+      })
+  }
+}
+
+export const BatchClientLive = (settings: LlmSettings) =>
+  Layer.effect(
+    BatchClient,
+    Effect.gen(function*() {
+      const key = yield* apiKeyConfig
+      const resolved = yield* resolveBaseUrl(settings)
+      return makeBatchClient(resolved, key)
+    })
+  )

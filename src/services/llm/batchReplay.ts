@@ -1,0 +1,284 @@
+/**
+ * The batch-replay Llm: answers the sampling engine from collected Batch API output, by request key.
+ *
+ * For each `complete` it builds the body exactly as the online backend would (answer.ts `buildBody`),
+ * looks up the output line whose `custom_id` is `<run_id>:<key>` and whose submitted body is this same
+ * body (a hash from the run's requests.jsonl: an inventory or setting changed since submit never
+ * matches a stale answer), and decodes it with the same code as the live and replay layers
+ * (`interpret`). The attempt record it reports (and the engine archives) is the batch line: request
+ * body, raw answer, usage, request id, plus `batch_id` / `custom_id` / `batch_part`.
+ *
+ * A request the batches did not answer (a repair, a retry, a failed or expired line) goes:
+ * - online (`repairs: "online"`): to the fallback Llm (the live layer), at most `onlineConcurrency` at
+ *   once; its usage is added to `onlineUsage` (billed at the normal price, not the batch price);
+ * - or into `deferred` (`repairs: "batch"`, and first attempts being resubmitted): the call then waits
+ *   forever; the collect program notices when every unfinished sample is waiting, interrupts the run
+ *   and submits the deferred bodies as a follow-up batch. Collecting again replays the same answers,
+ *   so each deferred request is asked again with the same body and finds its follow-up answer.
+ */
+import { Effect } from "effect"
+import { createHash } from "node:crypto"
+import type { AttemptRecord, Backend, LlmError, Usage } from "../../domain/llm.js"
+import {
+  addUsage,
+  Authentication,
+  BadRequest,
+  MissingApiKey,
+  NotFound,
+  RateLimited,
+  Transient
+} from "../../domain/llm.js"
+import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
+import type { BodySettings } from "./answer.js"
+import { buildBody, canonicalJson, interpret, resolveJsonSchema } from "./answer.js"
+
+const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** One line of a batch output or error file. */
+export interface BatchLine {
+  readonly customId: string
+  readonly part: number
+  readonly batchId: string
+  /** The response's HTTP status; undefined when the line has no response (expired, cancelled...). */
+  readonly statusCode: number | undefined
+  /** The response body (the answer, or an `{ error }` body). */
+  readonly body: unknown
+  /** The line-level error (`batch_expired`, `batch_cancelled`, `request_timeout`, ...). */
+  readonly error: { readonly code: string | null; readonly message: string } | undefined
+  readonly requestId: string | null
+  /** When the answer was made (the body's creation time), ISO. */
+  readonly answeredAt: string
+}
+
+export const isAnswer = (line: BatchLine): boolean =>
+  line.error === undefined && line.statusCode !== undefined && line.statusCode >= 200 && line.statusCode < 300
+
+/** Parses a downloaded output or error file; lines that are not JSON or have no custom_id are counted. */
+export const parseBatchLines = (
+  text: string,
+  part: number,
+  batchId: string,
+  fallbackTime: string
+): { readonly lines: ReadonlyArray<BatchLine>; readonly unreadable: number } => {
+  const lines: Array<BatchLine> = []
+  let unreadable = 0
+  for (const raw of text.split("\n")) {
+    if (raw.trim() === "") continue
+    let value: unknown
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      unreadable++
+      continue
+    }
+    if (!isObject(value) || typeof value.custom_id !== "string") {
+      unreadable++
+      continue
+    }
+    const response = isObject(value.response) ? value.response : undefined
+    const body = response?.body
+    const created = isObject(body) ? (body.created_at ?? body.created) : undefined
+    const error = isObject(value.error)
+      ? {
+        code: typeof value.error.code === "string" ? value.error.code : null,
+        message: String(value.error.message ?? value.error.code ?? "error")
+      }
+      : undefined
+    lines.push({
+      customId: value.custom_id,
+      part,
+      batchId,
+      statusCode: typeof response?.status_code === "number" ? response.status_code : undefined,
+      body,
+      error,
+      requestId: typeof response?.request_id === "string" ? response.request_id : null,
+      answeredAt: typeof created === "number" && Number.isFinite(created)
+        ? new Date(created * 1000).toISOString()
+        : fallbackTime
+    })
+  }
+  return { lines, unreadable }
+}
+
+/** The typed error of a line that is not an answer (what the same HTTP answer would be online). */
+export const lineError = (line: BatchLine): LlmError => {
+  if (line.error !== undefined) {
+    return new Transient({ reason: `${line.error.code ?? "batch error"}: ${line.error.message}` })
+  }
+  const status = line.statusCode ?? 0
+  const e = isObject(line.body) && isObject(line.body.error) ? line.body.error : {}
+  const reason = typeof e.message === "string" && e.message !== "" ? e.message : `HTTP ${status}`
+  const code = typeof e.code === "string" ? e.code : null
+  const param = typeof e.param === "string" ? e.param : null
+  if (status === 429) return new RateLimited({ reason, httpStatus: status, requestId: line.requestId })
+  if (status === 401 || status === 403) return new Authentication({ reason, httpStatus: status })
+  if (status === 404) return new NotFound({ reason, code })
+  if (status === 408 || status === 409 || status >= 500) {
+    return new Transient({ reason, httpStatus: status, requestId: line.requestId })
+  }
+  return new BadRequest({ reason, param, code, httpStatus: status })
+}
+
+/** The hash that ties an answer to the exact body submitted (sorted keys, sha256). */
+export const bodyHash = (body: unknown): string => createHash("sha256").update(canonicalJson(body)).digest("hex")
+
+/** Keys of first attempts (`sample-000007`), as opposed to repairs and retries (`-repair`, `-a2`). */
+export const isFirstAttemptKey = (key: string): boolean => !/-a\d+(-repair)?$|-repair$/.test(key)
+
+export type Lookup =
+  | { readonly kind: "answer"; readonly line: BatchLine }
+  | { readonly kind: "error"; readonly line: BatchLine }
+  | { readonly kind: "mismatch" }
+  | { readonly kind: "none" }
+
+/** Collected lines by custom_id, with the hash of the body each part submitted for it. */
+export class BatchAnswers {
+  private readonly lines = new Map<string, Array<BatchLine>>()
+  private readonly submitted = new Map<string, Map<number, string>>()
+
+  addSubmitted(customId: string, part: number, hash: string): void {
+    let m = this.submitted.get(customId)
+    if (m === undefined) this.submitted.set(customId, m = new Map())
+    m.set(part, hash)
+  }
+
+  addLine(line: BatchLine): void {
+    const list = this.lines.get(line.customId)
+    if (list === undefined) this.lines.set(line.customId, [line])
+    else list.push(line)
+  }
+
+  submittedHashes(customId: string): ReadonlyMap<number, string> {
+    return this.submitted.get(customId) ?? new Map()
+  }
+
+  linesOf(customId: string): ReadonlyArray<BatchLine> {
+    return this.lines.get(customId) ?? []
+  }
+
+  /** The newest answer to this exact body; else its newest error line; else whether a stale body was answered. */
+  lookup(customId: string, hash: string): Lookup {
+    const hashes = this.submitted.get(customId)
+    const lines = [...(this.lines.get(customId) ?? [])].sort((a, b) => b.part - a.part)
+    const same = lines.filter((l) => hashes?.get(l.part) === hash)
+    const answer = same.find(isAnswer)
+    if (answer !== undefined) return { kind: "answer", line: answer }
+    if (same.length > 0) return { kind: "error", line: same[0] }
+    if (hashes !== undefined && [...hashes.values()].some((h) => h !== hash)) return { kind: "mismatch" }
+    return { kind: "none" }
+  }
+}
+
+export interface DeferredRequest {
+  readonly customId: string
+  readonly key: string
+  readonly body: Record<string, unknown>
+}
+
+export interface BatchLlmOptions {
+  readonly runId: string
+  readonly endpoint: Backend
+  readonly body: BodySettings
+  readonly answers: BatchAnswers
+  readonly repairs: "online" | "batch"
+  /** The live layer for requests going online (undefined: they fail with MissingApiKey). */
+  readonly online: LlmApi | undefined
+  readonly onlineConcurrency: number
+  /** Running total of tokens spent online (mutated). */
+  readonly onlineUsage: { current: Usage }
+  /** Requests held for a follow-up batch (mutated). */
+  readonly deferred: Map<string, DeferredRequest>
+  readonly describe: string
+}
+
+export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
+  Effect.gen(function*() {
+    const permits = yield* Effect.makeSemaphore(Math.max(1, options.onlineConcurrency))
+    const warned = new Set<string>()
+
+    const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
+      Effect.gen(function*() {
+        const jsonSchema = yield* resolveJsonSchema(request)
+        const body = buildBody(options.endpoint, options.body, request, jsonSchema)
+        const key = request.key ?? "request"
+        const customId = `${options.runId}:${key}`
+        const found = options.answers.lookup(customId, bodyHash(body))
+
+        const record = (line: BatchLine, status: AttemptRecord["status"], usage: Usage | undefined, error?: string) => {
+          const model = isObject(line.body) && typeof line.body.model === "string"
+            ? line.body.model
+            : options.body.model
+          const r = {
+            attempt: 1,
+            backend: options.endpoint,
+            model,
+            request: body,
+            status,
+            httpStatus: line.statusCode,
+            response: line.body ?? (line.error === undefined ? undefined : { error: line.error }),
+            ...(error === undefined ? {} : { error }),
+            usage,
+            requestId: line.requestId,
+            durationMs: 0,
+            startedAt: line.answeredAt,
+            batch_id: line.batchId,
+            batch_part: line.part,
+            custom_id: line.customId
+          }
+          return r as AttemptRecord
+        }
+
+        if (found.kind === "answer") {
+          const line = found.line
+          const result = interpret(options.endpoint, request.schema, line.body)
+          const rec = result._tag === "Right"
+            ? record(line, "ok", result.right.usage)
+            : record(
+              line,
+              result.left._tag,
+              "usage" in result.left ? result.left.usage : undefined,
+              result.left.message
+            )
+          if (request.onAttempt !== undefined) yield* request.onAttempt(rec)
+          if (result._tag === "Left") return yield* Effect.fail(result.left)
+          return {
+            value: result.right.value,
+            text: result.right.text,
+            raw: line.body,
+            usage: result.right.usage,
+            requestId: line.requestId,
+            backend: options.endpoint,
+            model: rec.model,
+            durationMs: 0,
+            attempts: 1,
+            request: body
+          } satisfies LlmResult<A>
+        }
+        if (found.kind === "error" && request.onAttempt !== undefined) {
+          const e = lineError(found.line)
+          yield* request.onAttempt(record(found.line, e._tag, undefined, e.message))
+        }
+        if (found.kind === "mismatch" && !warned.has(customId)) {
+          warned.add(customId)
+          yield* Effect.logWarning(
+            `${key}: the batch answered a different request body than the one asked now (inventory or settings changed since submit?); not using that answer`
+          )
+        }
+        if (options.repairs === "online" && !isFirstAttemptKey(key)) {
+          const online = options.online
+          if (online === undefined) return yield* Effect.fail(new MissingApiKey())
+          const onAttempt = (r: AttemptRecord) =>
+            Effect.zipRight(
+              Effect.sync(() => {
+                if (r.usage !== undefined) options.onlineUsage.current = addUsage(options.onlineUsage.current, r.usage)
+              }),
+              request.onAttempt === undefined ? Effect.void : request.onAttempt(r)
+            )
+          return yield* permits.withPermits(1)(online.complete({ ...request, onAttempt }))
+        }
+        options.deferred.set(customId, { customId, key, body })
+        return yield* Effect.never
+      })
+
+    return { complete, describe: options.describe } satisfies LlmApi
+  })

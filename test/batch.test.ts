@@ -1,0 +1,349 @@
+/**
+ * `generate --backend batch`, `skyrl batch status` and `skyrl batch collect` end to end: the built CLI
+ * against the fake Files/Batches server (test/support/fakeBatch.ts) on 127.0.0.1.
+ */
+import { spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
+import type { BatchFake, BatchFakeOptions } from "./support/fakeBatch.js"
+import { lineAnswer, lineServerError, lineSkip, startBatchFake } from "./support/fakeBatch.js"
+import type { FakeServer } from "./support/fakeOpenAI.js"
+import { answer, start } from "./support/fakeOpenAI.js"
+import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
+
+const fakes: Array<BatchFake | FakeServer> = []
+afterEach(async () => {
+  while (fakes.length > 0) await fakes.pop()!.close()
+})
+
+const fake = async (options: BatchFakeOptions) => {
+  const f = await startBatchFake(options)
+  fakes.push(f)
+  return f
+}
+
+const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
+/** gpt-5-mini per token: $0.25 / $0.025 cached / $2.00 output per 1M. */
+const onlineCost = (u: typeof USAGE, n: number) =>
+  (n * ((u.input - u.cached) * 0.25 + u.cached * 0.025 + u.output * 2)) / 1e6
+
+const env = (server: { baseUrl: string }) => ({ OPENAI_API_KEY: "sk-test-batch", OPENAI_BASE_URL: server.baseUrl })
+
+const readJsonl = (file: string): Array<any> =>
+  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+
+const tmpOut = () => join(mkdtempSync(join(tmpdir(), "skyrl-batch-")), "ds.jsonl")
+
+const FAST = ["--poll-interval", "0.02"]
+
+/** The 1-based sample number a row was made for (the fake writes it into the prompt). */
+const sampleOfRow = (row: any): number => Number(/Sample (\d+) /.exec(row.prompt[1].content)![1])
+
+const lineBodies = (f: BatchFake, batchNo: number) => f.batches[batchNo - 1].lines
+
+describe("generate --backend batch against the fake Batch API", () => {
+  for (const endpoint of ["responses", "chat"] as const) {
+    it(
+      `--wait with --batch-endpoint ${endpoint}: one batch, shuffled output joined on custom_id, rows, archive, batch prices`,
+      async () => {
+        const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+        const out = tmpOut()
+        const r = await runCliAsync(
+          ["generate", "-n", "12", "--out", out, "--backend", "batch", "--batch-endpoint", endpoint, "--wait", ...FAST],
+          { env: env(f) }
+        )
+        expect(r.status, r.stderr).toBe(0)
+        const runDir = r.stdout.trim()
+        expect(existsSync(join(runDir, "batch.json"))).toBe(true)
+        expect(f.batches).toHaveLength(1)
+        const b = f.batches[0]
+        expect(b.endpoint).toBe(endpoint === "responses" ? "/v1/responses" : "/v1/chat/completions")
+        expect(b.completionWindow).toBe("24h")
+        expect(f.files.get(b.inputFileId)!.purpose).toBe("batch")
+        expect(b.status).toBe("completed")
+        const runId = runDir.split("/").at(-1)!
+        expect(b.lines.map((l) => l.custom_id)).toEqual(
+          Array.from({ length: 12 }, (_, i) => `${runId}:sample-${String(i).padStart(6, "0")}`)
+        )
+        // The output file really is in another order than the input.
+        const outputIds = f.files.get(b.outputFileId!)!.content.trim().split("\n").map((l) => JSON.parse(l).custom_id)
+        expect(outputIds).not.toEqual(b.lines.map((l) => l.custom_id))
+        // Rows are joined to the right samples whatever the output order.
+        const rows = readJsonl(out)
+        expect(rows.map(sampleOfRow)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
+        // No online call at all.
+        expect(f.online.requests).toHaveLength(0)
+        // Archive: one file per sample, the batch line's answer with its batch id and custom id.
+        const archives = readdirSync(runDir).filter((x) => x.startsWith("task_")).sort()
+        expect(archives).toHaveLength(12)
+        const first = JSON.parse(readFileSync(join(runDir, archives[0]), "utf8"))
+        expect(first.batch_id).toBe(b.id)
+        expect(first.custom_id).toBe(`${runId}:sample-000000`)
+        expect(first.request).toEqual(b.lines[0].body)
+        for (const row of rows) {
+          const meta = JSON.parse(row.extra_info.task_metadata)
+          expect(existsSync(join(out, "..", meta.raw_output_path))).toBe(true)
+          expect(meta.backend).toBe(endpoint)
+        }
+        const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+        expect(manifest.status).toBe("completed")
+        expect(manifest.counts.requested).toBe(12)
+        expect(manifest.counts.valid).toBe(12)
+        expect(manifest.tokens.input).toBe(12 * USAGE.input)
+        expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 12) / 2, 10)
+        expect(r.stderr).toMatch(/requests done/)
+      },
+      60_000
+    )
+  }
+
+  it("puts in each line exactly the body the online backend sends", async () => {
+    const online = await start((ctx) => answer(validTaskFor(ctx), USAGE))
+    fakes.push(online)
+    const onlineOut = tmpOut()
+    const a = await runCliAsync(["generate", "-n", "4", "--out", onlineOut, "--llm", "openai", "--seed", "3"], {
+      env: env(online)
+    })
+    expect(a.status, a.stderr).toBe(0)
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+    const r = await runCliAsync(["generate", "-n", "4", "--out", tmpOut(), "--seed", "3", "--backend", "batch"], {
+      env: env(f)
+    })
+    expect(r.status, r.stderr).toBe(0)
+    const sent = new Map(online.requests.map((q) => [sampleNumberOf(q.body), q.body]))
+    const lines = lineBodies(f, 1)
+    expect(lines).toHaveLength(4)
+    for (const line of lines) {
+      expect(line.method).toBe("POST")
+      expect(line.url).toBe("/v1/responses")
+      expect(line.body).toEqual(sent.get(sampleNumberOf(line.body)))
+    }
+    // Without --wait: submitted only (validating), nothing collected yet.
+    expect(f.batches[0].status).toBe("validating")
+    const runDir = r.stdout.trim()
+    expect(existsSync(join(runDir, "journal.jsonl"))).toBe(false)
+  }, 60_000)
+
+  it("splits a run over --batch-max-requests into several batches and collects them all", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), maxRequests: 4 })
+    const out = tmpOut()
+    const r = await runCliAsync(
+      ["generate", "-n", "10", "--out", out, "--backend", "batch", "--batch-max-requests", "4", "--wait", ...FAST],
+      { env: env(f) }
+    )
+    expect(r.status, r.stderr).toBe(0)
+    expect(f.batches.map((b) => b.lines.length)).toEqual([4, 4, 2])
+    expect(f.batches.every((b) => b.status === "completed")).toBe(true)
+    const rows = readJsonl(out)
+    expect(rows.map(sampleOfRow)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1))
+    const state = JSON.parse(readFileSync(join(r.stdout.trim(), "batch.json"), "utf8"))
+    expect(state.parts.map((p: any) => p.batch_id)).toEqual(f.batches.map((b) => b.id))
+  }, 60_000)
+
+  it(
+    "status shows validating → in_progress → completed; collect before the end exits 75 and keeps nothing half-done",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 1 })
+      const out = tmpOut()
+      const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts[0].status).toBe("validating")
+      const seen: Array<string> = []
+      const s1 = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+      expect(s1.status, s1.stderr).toBe(0)
+      seen.push(/part 1 {2}\S+ {2}(\S+)/.exec(s1.stdout)![1])
+      const c = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      expect(c.status, c.stderr).toBe(75)
+      expect(c.stderr).toMatch(/still running/)
+      expect(existsSync(out)).toBe(false)
+      // Each retrieve moves the fake one step (the collect above polled once too).
+      for (let i = 0; i < 3; i++) {
+        const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+        expect(s.status, s.stderr).toBe(0)
+        seen.push(/part 1 {2}\S+ {2}(\S+)/.exec(s.stdout)![1])
+      }
+      expect(seen).toEqual(["in_progress", "finalizing", "completed", "completed"])
+      const last = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+      expect(last.stdout).toMatch(/3\/3 requests done \(0 failed\)/)
+      expect(last.stdout).toMatch(/all done: collect with/)
+      const done = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      expect(done.status, done.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(3)
+    },
+    60_000
+  )
+
+  it(
+    "an expired batch with failed lines keeps what completed, reports the rest, and --resubmit finishes it",
+    async () => {
+      const failing = new Set([3])
+      const expiring = new Set([5, 6])
+      const f = await fake({
+        lines: (ctx) => {
+          const k = sampleNumberOf(ctx.body)!
+          if (ctx.batchNo === 1 && failing.has(k)) return lineServerError()
+          if (ctx.batchNo === 1 && expiring.has(k)) return lineSkip()
+          return lineAnswer(validTaskFor(ctx), USAGE)
+        },
+        finalStatus: (no) => (no === 1 ? "expired" : "completed")
+      })
+      const out = tmpOut()
+      const r = await runCliAsync(["generate", "-n", "8", "--out", out, "--backend", "batch", "--wait", ...FAST], {
+        env: env(f)
+      })
+      expect(r.status).toBe(1)
+      expect(r.stderr).toMatch(/made 5 of 8 valid rows/)
+      expect(r.stderr).toMatch(/3 samples have no batch answer \(2 expired; 1 failed: .*HTTP 500.*server had an error/)
+      expect(r.stderr).toMatch(/--resubmit/)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 4, 7, 8])
+      const runDir = r.stdout.trim()
+      expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).status).toBe("incomplete")
+      // The raw output and error files are kept in the run directory.
+      expect(readJsonl(join(runDir, "batch_001_errors.jsonl"))).toHaveLength(3)
+      expect(f.online.requests).toHaveLength(0)
+
+      const again = await runCliAsync(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
+      expect(again.status, again.stderr).toBe(0)
+      expect(f.batches).toHaveLength(2)
+      expect(f.batches[1].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([3, 5, 6])
+      // The resubmitted lines are the very same requests (same custom_id and body).
+      for (const line of f.batches[1].lines) {
+        expect(line).toEqual(f.batches[0].lines.find((l) => l.custom_id === line.custom_id))
+      }
+      const rows = readJsonl(out)
+      expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).status).toBe("completed")
+      expect(f.online.requests).toHaveLength(0)
+    },
+    90_000
+  )
+
+  it("a batch that fails validation is reported with its errors and no rows", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx)), finalStatus: () => "failed" })
+    const out = tmpOut()
+    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--backend", "batch", "--wait", ...FAST], {
+      env: env(f)
+    })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/ended failed/)
+    expect(r.stderr).toMatch(/the fake was told to fail this batch/)
+    expect(r.stderr).toMatch(/none of the 2 samples has a batch answer/)
+    expect(existsSync(out)).toBe(false)
+  }, 60_000)
+
+  it("--repairs online: an invalid plan from the batch is repaired through the live API at normal price", async () => {
+    const f = await fake({
+      lines: (ctx) => lineAnswer(sampleNumberOf(ctx.body) === 2 ? invalidTaskText(2) : validTaskFor(ctx), USAGE),
+      online: (ctx) => answer(validTaskFor(ctx), USAGE)
+    })
+    const out = tmpOut()
+    const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch", "--wait", ...FAST], {
+      env: env(f)
+    })
+    expect(r.status, r.stderr).toBe(0)
+    expect(f.online.requests).toHaveLength(1)
+    expect(isRepairRequest(f.online.requests[0].body)).toBe(true)
+    expect(JSON.stringify(f.online.requests[0].body.input)).toContain("fmp_get_quote")
+    const rows = readJsonl(out)
+    expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4])
+    expect(JSON.parse(rows[1].extra_info.task_metadata).repaired).toBe(true)
+    const runDir = r.stdout.trim()
+    const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+    // 4 answers at batch price + 1 repair at the normal price.
+    expect(manifest.tokens.input).toBe(5 * USAGE.input)
+    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 4) / 2 + onlineCost(USAGE, 1), 10)
+    // Both calls of sample 2 are archived: the batch answer, then the online repair.
+    const archives = readdirSync(runDir).filter((x) => x.startsWith("task_0002_"))
+    expect(archives.sort()).toEqual(["task_0002_c01.json", "task_0002_c02.json"])
+  }, 60_000)
+
+  it("--repairs batch: repairs go out as a follow-up batch, collected in the same --wait", async () => {
+    const f = await fake({
+      lines: (ctx) =>
+        lineAnswer(
+          sampleNumberOf(ctx.body) === 2 && !isRepairRequest(ctx.body) ? invalidTaskText(2) : validTaskFor(ctx),
+          USAGE
+        )
+    })
+    const out = tmpOut()
+    const r = await runCliAsync(
+      ["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch", "--wait", ...FAST],
+      { env: env(f) }
+    )
+    expect(r.status, r.stderr).toBe(0)
+    expect(f.online.requests).toHaveLength(0)
+    expect(f.batches).toHaveLength(2)
+    expect(f.batches[1].lines).toHaveLength(1)
+    expect(f.batches[1].lines[0].custom_id).toMatch(/:sample-000001-repair$/)
+    expect(isRepairRequest(f.batches[1].lines[0].body)).toBe(true)
+    const rows = readJsonl(out)
+    expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4])
+    const manifest = JSON.parse(readFileSync(join(r.stdout.trim(), "manifest.json"), "utf8"))
+    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2, 10)
+  }, 60_000)
+
+  it("survives a crash between submit and collect; collecting twice adds nothing", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 50 })
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-batch-"))
+    const out = join(dir, "ds.jsonl")
+    const child = spawn(
+      process.execPath,
+      [BIN, "generate", "-n", "6", "--out", out, "--backend", "batch", "--wait", "--poll-interval", "0.05"],
+      { env: cleanEnv(env(f)), stdio: ["ignore", "pipe", "ignore"] }
+    )
+    let stdout = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    // Kill it once the batch is in progress (submitted and polled).
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (f.batches.length === 1 && f.batches[0].polls >= 2) {
+          clearInterval(timer)
+          child.kill("SIGKILL")
+          resolve()
+        }
+      }, 10)
+      child.on("exit", () => {
+        clearInterval(timer)
+        reject(new Error("generate ended before it could be killed"))
+      })
+    })
+    await new Promise((resolve) => child.on("close", resolve))
+    const runDir = stdout.trim()
+    expect(existsSync(join(runDir, "batch.json"))).toBe(true)
+    expect(existsSync(out)).toBe(false)
+    // Let the batch finish, then collect in a new process.
+    f.batches[0].polls = 100
+    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    expect(c.status, c.stderr).toBe(0)
+    expect(f.batches).toHaveLength(1)
+    const rows = readJsonl(out)
+    expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4, 5, 6])
+    const downloads = f.requests.filter((q) => q.path.endsWith("/content")).length
+    const before = readFileSync(out, "utf8")
+    const mtime = statSync(join(runDir, "journal.jsonl")).mtimeMs
+    const twice = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+    expect(twice.status, twice.stderr).toBe(0)
+    expect(readFileSync(out, "utf8")).toBe(before)
+    expect(statSync(join(runDir, "journal.jsonl")).mtimeMs).toBe(mtime)
+    expect(f.requests.filter((q) => q.path.endsWith("/content")).length).toBe(downloads)
+    expect(f.online.requests).toHaveLength(0)
+  }, 90_000)
+
+  it(
+    "refuses --backend batch with --llm replay, and `batch collect` on a directory that is not a batch run",
+    async () => {
+      const out = tmpOut()
+      const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--backend", "batch", "--llm", "replay"])
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toMatch(/cannot replay/)
+      const c = await runCliAsync(["batch", "collect", join(out, "..")], { env: { OPENAI_API_KEY: "sk-x" } })
+      expect(c.status).toBe(1)
+      expect(c.stderr).toMatch(/batch\.json: no such file/)
+    },
+    30_000
+  )
+})
