@@ -16,7 +16,7 @@ import type * as fs from "node:fs/promises"
 import type { EncodedRow } from "../domain/row.js"
 
 /** Rows per row group: bounds the memory of writer and reader. */
-export const ROW_GROUP_SIZE = 5_000
+export const ROW_GROUP_SIZE = 1_000
 
 type Field =
   | { readonly name: string; readonly kind: "string" | "int" }
@@ -130,20 +130,25 @@ export const writeParquetRows = async (handle: fs.FileHandle, rows: Iterable<Enc
   return n
 }
 
-/** INT64 columns come back as bigint: plain numbers again (row values are small integers). */
+const toNumber = (value: bigint): number | string =>
+  value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value.toString()
+
+/**
+ * INT64 columns come back as bigint: plain numbers again (row values are small integers). The rows are
+ * fresh objects from the reader, so they are fixed in place.
+ */
 const plain = (value: unknown): unknown => {
-  if (typeof value === "bigint") {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value.toString()
+  if (typeof value === "bigint") return toNumber(value)
+  if (typeof value !== "object" || value === null) return value
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = plain(value[i])
+    return value
   }
-  if (Array.isArray(value)) return value.map(plain)
-  if (typeof value === "object" && value !== null) {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = plain(v)
-    return out
-  }
-  return value
+  const obj = value as Record<string, unknown>
+  for (const k in obj) obj[k] = plain(obj[k])
+  return obj
 }
 
 /** Reads any Parquet file's rows as plain JSON values, one row group at a time. */
