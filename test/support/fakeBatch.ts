@@ -64,6 +64,13 @@ export interface BatchFakeOptions {
   readonly maxRequests?: number
   /** Seed of the output shuffle. */
   readonly seed?: number
+  /**
+   * Faults on the Files/Batches routes: return an HTTP error to send instead of handling the request
+   * (`index` counts Files/Batches requests from 0).
+   */
+  readonly fault?: (request: { readonly method: string; readonly path: string; readonly index: number }) =>
+    | { readonly status: number; readonly body: unknown; readonly headers?: Readonly<Record<string, string>> }
+    | undefined
 }
 
 export interface FakeFile {
@@ -319,6 +326,12 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
         return
       }
       requests.push({ method, path: url, time: Date.now() })
+      const fault = options.fault?.({ method, path: url, index: requests.length - 1 })
+      if (fault !== undefined) {
+        res.writeHead(fault.status, { "content-type": "application/json", "x-request-id": id("req"), ...fault.headers })
+        res.end(JSON.stringify(fault.body))
+        return
+      }
       if (!/^Bearer \S+/.test(req.headers.authorization ?? "")) {
         return send(401, {
           error: { message: "Missing bearer", type: "invalid_request_error", param: null, code: null }

@@ -1,0 +1,307 @@
+/**
+ * The pieces of the batch backend without the CLI: splitting into parts, reading output/error lines,
+ * joining on custom_id + body hash, the batch-replay Llm (answer, online repair, deferral), the
+ * polling schedule, batch pricing, and the live BatchClient (openai SDK, maxRetries 0) against the
+ * fake Files/Batches server with faults retried by the Effect schedule.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Exit, Fiber, Redacted, Schedule, Schema } from "effect"
+import { afterEach } from "vitest"
+import type { AttemptRecord } from "../src/domain/llm.js"
+import { emptyUsage, makeLlmSettings } from "../src/domain/llm.js"
+import { batchRunCost, pollSchedule, splitLines } from "../src/programs/batch.js"
+import { sampleKey } from "../src/programs/sampling.js"
+import type { LlmApi, LlmRequest } from "../src/services/Llm.js"
+import { buildBody } from "../src/services/llm/answer.js"
+import { makeBatchClient } from "../src/services/llm/batch.js"
+import type { DeferredRequest } from "../src/services/llm/batchReplay.js"
+import {
+  BatchAnswers,
+  bodyHash,
+  isFirstAttemptKey,
+  lineError,
+  makeBatchLlm,
+  parseBatchLines
+} from "../src/services/llm/batchReplay.js"
+import { answerBody } from "../src/services/llm/scripted.js"
+import type { BatchFake } from "./support/fakeBatch.js"
+import { lineAnswer, startBatchFake } from "./support/fakeBatch.js"
+
+const Answer = Schema.Struct({ ok: Schema.Boolean })
+const bodySettings = { model: "gpt-5-mini", reasoningEffort: "high" as const, maxOutputTokens: 1000 }
+const request = (key: string, onAttempt?: (r: AttemptRecord) => Effect.Effect<void>): LlmRequest<any, any> => ({
+  name: "answer",
+  instructions: "Answer with ok.",
+  input: [{ role: "user", content: `go ${key}` }],
+  schema: Answer,
+  jsonSchema: {
+    type: "object",
+    properties: { ok: { type: "boolean" } },
+    required: ["ok"],
+    additionalProperties: false
+  },
+  key,
+  onAttempt
+})
+const bodyOf = (key: string) => buildBody("responses", bodySettings, request(key), request(key).jsonSchema!)
+
+const outputLine = (customId: string, text: string, status = 200) =>
+  JSON.stringify({
+    id: "batch_req_1",
+    custom_id: customId,
+    response: {
+      status_code: status,
+      request_id: "req_1",
+      body: status === 200 ? answerBody("responses", text) : {
+        error: { message: text, type: "invalid_request_error", param: "input", code: null }
+      }
+    },
+    error: null
+  })
+
+describe("splitLines", () => {
+  it("cuts at the request limit", () => {
+    const lines = Array.from({ length: 10 }, (_, i) => `{"n":${i}}`)
+    expect(splitLines(lines, { maxRequests: 4, maxBytes: 1e9 }).map((c) => c.length)).toEqual([4, 4, 2])
+  })
+  it("cuts at the byte limit (newlines counted) and refuses a line larger than a file may be", () => {
+    const line = "x".repeat(99) // 100 bytes with its newline
+    expect(splitLines([line, line, line, line, line], { maxRequests: 100, maxBytes: 250 }).map((c) => c.length))
+      .toEqual([2, 2, 1])
+    expect(splitLines([line, line], { maxRequests: 100, maxBytes: 200 }).map((c) => c.length)).toEqual([2])
+    expect(() => splitLines(["y".repeat(300)], { maxRequests: 100, maxBytes: 250 })).toThrow(/more than the 250-byte/)
+  })
+})
+
+describe("batch output lines", () => {
+  it("reads answers, error responses, line errors; counts unreadable lines", () => {
+    const text = [
+      outputLine("r:sample-000000", "{\"ok\":true}"),
+      outputLine("r:sample-000001", "bad param", 400),
+      JSON.stringify({
+        id: "b3",
+        custom_id: "r:sample-000002",
+        response: null,
+        error: { code: "batch_expired", message: "not run in time" }
+      }),
+      "{not json",
+      JSON.stringify({ id: "no custom id" }),
+      ""
+    ].join("\n")
+    const { lines, unreadable } = parseBatchLines(text, 1, "batch_a", "2025-01-01T00:00:00.000Z")
+    expect(unreadable).toBe(2)
+    expect(lines.map((l) => l.customId)).toEqual(["r:sample-000000", "r:sample-000001", "r:sample-000002"])
+    // The answer's own creation time (responsesBody: created_at 1_760_000_000), else the fallback.
+    expect(lines[0].answeredAt).toBe(new Date(1_760_000_000_000).toISOString())
+    expect(lines[2].answeredAt).toBe("2025-01-01T00:00:00.000Z")
+    const bad = lineError(lines[1])
+    expect(bad._tag).toBe("BadRequest")
+    expect(bad.message).toMatch(/param input.*bad param/)
+    expect(lineError(lines[2])._tag).toBe("Transient")
+    expect(lineError(lines[2]).message).toMatch(/batch_expired: not run in time/)
+    expect(lineError({ ...lines[1], statusCode: 429 })._tag).toBe("RateLimited")
+    expect(lineError({ ...lines[1], statusCode: 503 })._tag).toBe("Transient")
+  })
+
+  it("joins on custom_id and the submitted body: newest answer wins, errors next, stale bodies never", () => {
+    const answers = new BatchAnswers()
+    const h = bodyHash(bodyOf("sample-000000"))
+    answers.addSubmitted("r:sample-000000", 1, h)
+    answers.addSubmitted("r:sample-000000", 3, h)
+    for (const l of parseBatchLines(outputLine("r:sample-000000", "{\"ok\":false}"), 1, "b1", "t").lines) {
+      answers.addLine(l)
+    }
+    for (const l of parseBatchLines(outputLine("r:sample-000000", "{\"ok\":true}"), 3, "b3", "t").lines) {
+      answers.addLine(l)
+    }
+    const found = answers.lookup("r:sample-000000", h)
+    expect(found.kind).toBe("answer")
+    expect(found.kind === "answer" && found.line.batchId).toBe("b3")
+    expect(answers.lookup("r:sample-000000", "another-hash").kind).toBe("mismatch")
+    expect(answers.lookup("r:sample-000009", h).kind).toBe("none")
+    answers.addSubmitted("r:sample-000001", 1, bodyHash(bodyOf("sample-000001")))
+    for (const l of parseBatchLines(outputLine("r:sample-000001", "nope", 500), 1, "b1", "t").lines) answers.addLine(l)
+    expect(answers.lookup("r:sample-000001", bodyHash(bodyOf("sample-000001"))).kind).toBe("error")
+  })
+
+  it("tells first attempts from repairs and retries, on the keys the sampling engine makes", () => {
+    expect(isFirstAttemptKey(sampleKey(7, 1, "task"))).toBe(true)
+    expect(isFirstAttemptKey(sampleKey(7, 1, "repair"))).toBe(false)
+    expect(isFirstAttemptKey(sampleKey(7, 2, "task"))).toBe(false)
+    expect(isFirstAttemptKey(sampleKey(7, 3, "repair"))).toBe(false)
+    expect(isFirstAttemptKey(sampleKey(123456, 1, "task"))).toBe(true)
+  })
+})
+
+describe("the batch-replay Llm", () => {
+  const setup = (repairs: "online" | "batch", online?: LlmApi) => {
+    const answers = new BatchAnswers()
+    const key = sampleKey(0, 1, "task")
+    answers.addSubmitted(`run1:${key}`, 1, bodyHash(bodyOf(key)))
+    for (const l of parseBatchLines(outputLine(`run1:${key}`, "{\"ok\":true}"), 1, "batch_x", "t").lines) {
+      answers.addLine(l)
+    }
+    const deferred = new Map<string, DeferredRequest>()
+    const onlineUsage = { current: emptyUsage }
+    return {
+      deferred,
+      onlineUsage,
+      llm: makeBatchLlm({
+        runId: "run1",
+        endpoint: "responses",
+        body: bodySettings,
+        answers,
+        repairs,
+        online,
+        onlineConcurrency: 2,
+        onlineUsage,
+        deferred,
+        describe: "test"
+      })
+    }
+  }
+
+  it.effect("answers from the batch line, decoded like a live answer, and reports the line as the attempt", () =>
+    Effect.gen(function*() {
+      const { llm } = setup("online")
+      const records: Array<any> = []
+      const api = yield* llm
+      const result = yield* api.complete(request(sampleKey(0, 1, "task"), (r) => Effect.sync(() => records.push(r))))
+      expect(result.value).toEqual({ ok: true })
+      expect(result.backend).toBe("responses")
+      expect(records).toHaveLength(1)
+      expect(records[0]).toMatchObject({ status: "ok", batch_id: "batch_x", custom_id: "run1:sample-000000" })
+      expect(records[0].request).toEqual(bodyOf("sample-000000"))
+    }))
+
+  it.effect("sends a repair online when repairs are online, counting its tokens as online", () =>
+    Effect.gen(function*() {
+      const asked: Array<string | undefined> = []
+      const online: LlmApi = {
+        describe: "fake online",
+        complete: (req) =>
+          Effect.gen(function*() {
+            asked.push(req.key)
+            yield* req.onAttempt!({
+              attempt: 1,
+              backend: "responses",
+              model: "m",
+              request: {},
+              status: "ok",
+              usage: { input: 10, cached: 0, output: 5, reasoning: 0 },
+              durationMs: 1,
+              startedAt: "t"
+            })
+            return { value: { ok: true } } as any
+          })
+      }
+      const { llm, onlineUsage } = setup("online", online)
+      const api = yield* llm
+      yield* api.complete(request(sampleKey(0, 1, "repair")))
+      expect(asked).toEqual(["sample-000000-repair"])
+      expect(onlineUsage.current).toEqual({ input: 10, cached: 0, output: 5, reasoning: 0 })
+    }))
+
+  it.live(
+    "holds a repair for a follow-up batch when repairs go by batch (the call waits)",
+    () =>
+      Effect.gen(function*() {
+        const { deferred, llm } = setup("batch")
+        const api = yield* llm
+        const fiber = yield* Effect.fork(api.complete(request(sampleKey(0, 1, "repair"))))
+        yield* Effect.sleep(Duration.millis(20))
+        expect(fiber.unsafePoll()).toBeNull()
+        expect([...deferred.keys()]).toEqual(["run1:sample-000000-repair"])
+        expect(deferred.get("run1:sample-000000-repair")!.body).toEqual(bodyOf("sample-000000-repair"))
+        const exit = yield* Fiber.interrupt(fiber)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+      }),
+    { timeout: 5_000 }
+  )
+})
+
+describe("polling and prices", () => {
+  it.effect("the poll interval grows ×1.5 from --poll-interval and stops growing at the cap", () =>
+    Effect.gen(function*() {
+      const delays = yield* Schedule.run(
+        Schedule.delays(pollSchedule({ intervalMs: 1000, maxIntervalMs: 4000 })),
+        0,
+        [1, 2, 3, 4, 5, 6]
+      )
+      expect(Chunk.toReadonlyArray(delays).map(Duration.toMillis)).toEqual([1000, 1500, 2250, 3375, 4000, 4000])
+    }))
+
+  it("prices batch answers at half and online calls in full", () => {
+    const total = { input: 3_000_000, cached: 1_000_000, output: 1_000_000, reasoning: 500_000 }
+    const online = { input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 }
+    // gpt-5-mini: batch part 2M in (1M cached) 0.5M out = (0.25 + 0.025 + 1.0) / 2; online 1M in, 0.5M out = 0.25 + 1.0
+    expect(batchRunCost("gpt-5-mini", total, online)).toBeCloseTo(1.275 / 2 + 1.25, 10)
+    expect(batchRunCost("unknown-model", total, online)).toBeUndefined()
+  })
+})
+
+describe("the live BatchClient (openai SDK) against the fake Files/Batches API", () => {
+  let fake: BatchFake | undefined
+  afterEach(async () => {
+    await fake?.close()
+    fake = undefined
+  })
+  const settings = (baseUrl: string) =>
+    makeLlmSettings({ baseUrl, baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 50, maxRetries: 3, timeoutMs: 10_000 })
+
+  it("uploads, creates, retrieves and downloads; 429 and 500 are retried by the schedule, one HTTP call per attempt", async () => {
+    const faults = new Map<number, { status: number; body: unknown; headers?: Record<string, string> }>([
+      [2, {
+        status: 429,
+        body: { error: { message: "slow down", code: "rate_limit_exceeded" } },
+        headers: { "retry-after-ms": "20" }
+      }],
+      [3, { status: 500, body: { error: { message: "oops" } } }]
+    ])
+    fake = await startBatchFake({ lines: () => lineAnswer("{\"ok\":true}"), fault: ({ index }) => faults.get(index) })
+    const client = makeBatchClient(settings(fake.baseUrl), Redacted.make("sk-unit"))
+    const line = JSON.stringify({
+      custom_id: "r:sample-000000",
+      method: "POST",
+      url: "/v1/responses",
+      body: bodyOf("sample-000000")
+    })
+    const program = Effect.gen(function*() {
+      const file = yield* client.uploadFile("in.jsonl", line + "\n")
+      const created = yield* client.createBatch({
+        inputFileId: file.id,
+        endpoint: "/v1/responses",
+        metadata: { a: "b" }
+      })
+      let info = yield* client.retrieveBatch(created.id) // 429, 500, then in_progress
+      while (info.status !== "completed") info = yield* client.retrieveBatch(created.id)
+      return { file, created, info, output: yield* client.fileContent(info.outputFileId!) }
+    })
+    const { created, file, info, output } = await Effect.runPromise(program)
+    expect(fake.files.get(file.id)!.content).toBe(line + "\n")
+    expect(fake.files.get(file.id)!.purpose).toBe("batch")
+    expect(created.status).toBe("validating")
+    expect(fake.batches[0].metadata).toEqual({ a: "b" })
+    expect(info.requestCounts).toEqual({ total: 1, completed: 1, failed: 0 })
+    expect(JSON.parse(output.trim()).custom_id).toBe("r:sample-000000")
+    const retrieves = fake.requests.filter((q) => q.method === "GET" && /\/batches\//.test(q.path))
+    // 2 failed attempts + 4 successful steps (validating → in_progress → in_progress → finalizing → completed).
+    expect(retrieves).toHaveLength(2 + 4)
+    expect(retrieves[1].time - retrieves[0].time).toBeGreaterThanOrEqual(18)
+  })
+
+  it("a 400 fails at once with the API's message", async () => {
+    fake = await startBatchFake({
+      lines: () => lineAnswer("{}"),
+      fault: ({ method }) =>
+        method === "POST"
+          ? { status: 400, body: { error: { message: "purpose must be batch", param: "purpose", code: null } } }
+          : undefined
+    })
+    const client = makeBatchClient(settings(fake.baseUrl), Redacted.make("sk-unit"))
+    const exit = await Effect.runPromiseExit(client.uploadFile("in.jsonl", "{}\n"))
+    expect(Exit.isFailure(exit)).toBe(true)
+    expect(JSON.stringify(exit)).toMatch(/purpose must be batch/)
+    expect(fake.requests).toHaveLength(1)
+  })
+})
