@@ -5,6 +5,7 @@ import { Inventory } from "../domain/inventory.js"
 import { convertProgram } from "../programs/convert.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
+import { schemaProblems } from "../skyrl/planValidation.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
 
 export const loadInventoryFile = (file: string) =>
@@ -15,12 +16,16 @@ export const loadInventoryFile = (file: string) =>
       try: () => JSON.parse(text) as unknown,
       catch: (e) => new InputError({ file, reason: `not valid JSON: ${(e as Error).message}` })
     })
-    return yield* Schema.decodeUnknown(Inventory)(json).pipe(
+    const inventory = yield* Schema.decodeUnknown(Inventory)(json).pipe(
       Effect.mapError((e) => {
         const issue = parseIssues(e)[0]
         return new InputError({ file, field: issue?.path ?? "", reason: issue?.message ?? "invalid inventory" })
       })
     )
+    // A tool whose input schema does not compile would make every plan using it unverifiable.
+    const problem = schemaProblems(inventory)[0]
+    if (problem !== undefined) return yield* new InputError({ file, field: problem.entry, reason: problem.reason })
+    return inventory
   })
 
 export const runConvert = (options: {

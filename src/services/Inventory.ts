@@ -125,14 +125,22 @@ export const makeInventory = (
     } satisfies InventoryApi
   })
 
-/** Reads, normalizes and decodes an inventory file (errors name the path and the entry). */
+/**
+ * Reads, normalizes and decodes an inventory file, and checks every tool's input schema compiles (errors
+ * name the path and the entry).
+ */
 export const loadInventoryFile = (path: string): Effect.Effect<Inv.Inventory, Inv.InventoryError, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const text = yield* storage.readText(path).pipe(
       Effect.mapError((e) => new Inv.InventoryError({ source: path, entry: "", reason: `cannot read: ${e.reason}` }))
     )
-    return yield* Inv.parseInventoryText(text, path)
+    const inventory = yield* Inv.parseInventoryText(text, path)
+    const problem = schemaProblems(inventory)[0]
+    if (problem !== undefined) {
+      return yield* new Inv.InventoryError({ source: path, entry: problem.entry, reason: problem.reason })
+    }
+    return inventory
   })
 
 export class Inventory extends Context.Tag("skyrl/Inventory")<Inventory, InventoryApi>() {

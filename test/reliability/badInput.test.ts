@@ -1,0 +1,271 @@
+/**
+ * The bad-input corpus (test/reliability/badInput/, plus large and binary cases generated here) through
+ * every command that reads such input: `convert`, `validate`, `generate --inventory` (and `enrich` in
+ * enrichBadInput.test.ts). Each case must give a clear error naming the file, and the row and field where
+ * there is one; a non-zero exit where the problem is fatal (row-level problems in `convert` go to the
+ * rejects file and the good rows are still written); the input unchanged (bytes and mtime); and no
+ * model call for a bad inventory.
+ *
+ * Row-level cases put one good row first, so the bad one is row 1: the index in the error must be 1.
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterEach, beforeAll, describe, expect, it } from "vitest"
+import { runCliAsync } from "../support/cli.js"
+import { answer } from "../support/fakeOpenAI.js"
+import { validTaskFor } from "../support/fakeTasks.js"
+import { expectUnchanged, fakes, llmEnv, prng, readJsonl, snapshot, tempDir, USAGE } from "./helpers.js"
+
+const CORPUS = join(import.meta.dirname, "badInput")
+const corpus = (name: string) => join(CORPUS, name)
+
+const servers = fakes()
+afterEach(servers.closeAll)
+
+// Generated at test time (too big or too odd to commit).
+let generated = ""
+const gen = (name: string) => join(generated, name)
+beforeAll(() => {
+  generated = tempDir("skyrl-badinput-")
+  const random = prng(4242)
+  const garbage = Buffer.alloc(64 * 1024)
+  for (let i = 0; i < garbage.length; i++) garbage[i] = Math.floor(random() * 256)
+  garbage[0] = 0x89 // never '[' or '{': binary from the first byte
+  writeFileSync(gen("garbage.jsonl"), garbage)
+  writeFileSync(gen("garbage.json"), garbage)
+  writeFileSync(gen("empty.jsonl"), "")
+  mkdirSync(gen("a-directory.jsonl"))
+  // A 20 MB line: one good row/task, then one whose user message is 20 MB of prose.
+  const huge = "Get the AAPL quote. " + "lorem ipsum dolor sit amet ".repeat(Math.ceil(20e6 / 27)).slice(0, 20e6)
+  const [goodRow] = readJsonl(corpus("good.rows.jsonl"))
+  const bigRow = structuredClone(goodRow)
+  bigRow.prompt[1].content = huge
+  bigRow.reward_spec.ground_truth.task_id = "huge-1"
+  writeFileSync(gen("huge-line.rows.jsonl"), JSON.stringify(goodRow) + "\n" + JSON.stringify(bigRow) + "\n")
+  const [goodTask] = readJsonl(corpus("good.tasks.jsonl"))
+  writeFileSync(
+    gen("huge-line.tasks.jsonl"),
+    JSON.stringify(goodTask) + "\n" + JSON.stringify({ ...goodTask, task_id: "huge-1", user_prompt: huge }) + "\n"
+  )
+}, 30_000)
+
+/** Runs a command on `input` and checks it is left as it was. */
+const runOn = async (input: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
+  const before = snapshot(input)
+  const r = await runCliAsync(args, { env })
+  expectUnchanged(input, before)
+  return r
+}
+
+interface FileCase {
+  readonly name: string
+  readonly file: () => string
+  /** What the message must say besides the file name. */
+  readonly reason: RegExp
+}
+
+/** Whole-file problems: fatal for every command that reads the file. */
+const FILE_CASES: ReadonlyArray<FileCase> = [
+  { name: "not JSON", file: () => corpus("not-json.jsonl"), reason: /not (valid )?JSON/ },
+  { name: "truncated JSON", file: () => corpus("truncated.json"), reason: /not valid JSON|Unterminated|end of JSON/ },
+  {
+    name: "wrong top-level type (a JSON string)",
+    file: () => corpus("wrong-top-level.json"),
+    reason: /object|array|first character/
+  },
+  { name: "binary garbage", file: () => gen("garbage.jsonl"), reason: /not (valid )?JSON/ },
+  { name: "a directory instead of a file", file: () => gen("a-directory.jsonl"), reason: /regular file|directory/ }
+]
+
+interface RowCase {
+  readonly name: string
+  readonly tasks: () => string
+  readonly rows: () => string
+  /** The field convert names (task objects) and the field validate names (rows). */
+  readonly taskField: string
+  readonly rowField: string
+  readonly reason: RegExp
+}
+
+/** Row-level problems: row 1 of a file whose row 0 is good. */
+const ROW_CASES: ReadonlyArray<RowCase> = [
+  {
+    name: "a row missing its user message",
+    tasks: () => corpus("missing-user.tasks.jsonl"),
+    rows: () => corpus("missing-user.rows.jsonl"),
+    taskField: "messages",
+    rowField: "prompt",
+    reason: /user message/
+  },
+  {
+    name: "an assistant-only prompt",
+    tasks: () => corpus("assistant-only.tasks.jsonl"),
+    rows: () => corpus("assistant-only.rows.jsonl"),
+    taskField: "messages[0].role",
+    rowField: "prompt[0].role",
+    reason: /assistant/
+  },
+  {
+    name: "an empty (whitespace-only) string",
+    tasks: () => corpus("empty-strings.tasks.jsonl"),
+    rows: () => corpus("empty-strings.rows.jsonl"),
+    taskField: "user_prompt",
+    rowField: "prompt[1].content",
+    reason: /empty/
+  },
+  {
+    name: "non-string content",
+    tasks: () => corpus("non-string-content.tasks.jsonl"),
+    rows: () => corpus("non-string-content.rows.jsonl"),
+    taskField: "user_prompt",
+    rowField: "prompt[1].content",
+    reason: /string/
+  },
+  {
+    name: "an unknown tool in an existing plan",
+    tasks: () => corpus("unknown-tool.tasks.jsonl"),
+    rows: () => corpus("unknown-tool.rows.jsonl"),
+    taskField: "tool_sequence[0].tool",
+    rowField: "tool_sequence[0].tool",
+    reason: /fmp_get_quote_v9/
+  }
+]
+
+describe("convert: the bad-input corpus", () => {
+  for (const c of FILE_CASES) {
+    it(`${c.name}: non-zero exit, names the file, writes nothing, input unchanged`, async () => {
+      const input = c.file()
+      const out = join(tempDir(), "out.jsonl")
+      const r = await runOn(input, ["convert", input, "--out", out])
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toContain(input)
+      expect(r.stderr).toMatch(c.reason)
+      expect(existsSync(out)).toBe(false)
+    })
+  }
+
+  it("an empty file: non-zero exit, names the file", async () => {
+    const input = gen("empty.jsonl")
+    const out = join(tempDir(), "out.jsonl")
+    const r = await runOn(input, ["convert", input, "--out", out])
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain(input)
+    expect(r.stderr).toMatch(/empty/)
+  })
+
+  for (const c of ROW_CASES) {
+    it(`${c.name}: row 1 rejected with its field, row 0 still written, input unchanged`, async () => {
+      const input = c.tasks()
+      const out = join(tempDir(), "out.jsonl")
+      const r = await runOn(input, ["convert", input, "--out", out])
+      expect(r.status, r.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(1)
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects).toHaveLength(1)
+      expect(rejects[0].file).toBe(input)
+      expect(rejects[0].index).toBe(1)
+      expect(rejects[0].field).toBe(c.taskField)
+      expect(rejects[0].reason).toMatch(c.reason)
+      // The log line says the same, with the file, the task index and the field.
+      expect(r.stderr).toContain(`${input}: task 1 rejected: ${c.taskField}`)
+    })
+  }
+
+  it("a 20 MB line: no crash; the over-long prompt is named by row and field and fails the run", async () => {
+    const input = gen("huge-line.tasks.jsonl")
+    const out = join(tempDir(), "out.jsonl")
+    const r = await runOn(input, ["convert", input, "--out", out])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/row 1 prompt: \d+ tokens .*over the budget of 512/)
+  }, 60_000)
+})
+
+describe("validate: the bad-input corpus", () => {
+  for (const c of FILE_CASES) {
+    it(`${c.name}: non-zero exit, names the file, input unchanged`, async () => {
+      const input = c.file()
+      const r = await runOn(input, ["validate", input])
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toContain(input)
+      expect(`${r.stderr}\n${r.stdout}`).toMatch(c.reason)
+    })
+  }
+
+  for (const c of ROW_CASES) {
+    it(`${c.name}: exit 1, the report names the file, row 1 and the field, input unchanged`, async () => {
+      const input = c.rows()
+      const r = await runOn(input, ["validate", input])
+      expect(r.status).toBe(1)
+      expect(r.stderr).toContain(input)
+      const lines = r.stdout.split("\n").filter((l) => l.includes(`${input} row 1 `))
+      const named = lines.filter((l) => l.includes(c.rowField) && c.reason.test(l))
+      expect(named.length, r.stdout).toBeGreaterThanOrEqual(1)
+      // The good row 0 is never the one blamed (it may be cited as the other side of a conflict).
+      expect(r.stdout.split("\n").filter((l) => l.trimStart().startsWith(`${input} row 0 `))).toEqual([])
+    })
+  }
+
+  it("a 20 MB line: exit 1, row 1's prompt named as over the token budget, in bounded time", async () => {
+    const input = gen("huge-line.rows.jsonl")
+    const t0 = Date.now()
+    const r = await runOn(input, ["validate", input])
+    expect(r.status).toBe(1)
+    expect(r.stdout).toMatch(/row 1 prompt: \d+ tokens .*over the budget of 512/)
+    expect(Date.now() - t0).toBeLessThan(45_000)
+  }, 60_000)
+})
+
+describe("an inventory with problems, for every command that takes --inventory", () => {
+  const INVENTORY_CASES: ReadonlyArray<{ name: string; file: () => string; field: string; reason: RegExp }> = [
+    {
+      name: "a tool whose input schema is not a valid JSON Schema",
+      file: () => corpus("bad-schema.inventory.json"),
+      field: "servers[0].tools[1].inputSchema",
+      reason: /JSON Schema/
+    },
+    { name: "not JSON", file: () => corpus("not-json.jsonl"), field: "", reason: /not valid JSON/ },
+    { name: "truncated JSON", file: () => corpus("truncated.json"), field: "", reason: /not valid JSON/ },
+    { name: "binary garbage", file: () => gen("garbage.json"), field: "", reason: /not valid JSON/ },
+    { name: "a directory", file: () => gen("a-directory.jsonl"), field: "", reason: /regular file|directory/ }
+  ]
+  for (const c of INVENTORY_CASES) {
+    it(`${c.name}: generate fails before any model call, naming the file${c.field === "" ? "" : " and entry"}`, async () => {
+      const inventory = c.file()
+      const server = await servers.start((ctx) => answer(validTaskFor(ctx), USAGE))
+      const out = join(tempDir(), "out.jsonl")
+      const r = await runOn(
+        inventory,
+        ["generate", "-n", "2", "--out", out, "--llm", "openai", "--inventory", inventory],
+        llmEnv(server)
+      )
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toContain(inventory)
+      expect(r.stderr).toContain(c.field)
+      expect(r.stderr).toMatch(c.reason)
+      expect(server.requests).toHaveLength(0)
+      expect(existsSync(out)).toBe(false)
+    })
+
+    it(`${c.name}: convert and validate fail, naming the file${c.field === "" ? "" : " and entry"}`, async () => {
+      const inventory = c.file()
+      const out = join(tempDir(), "out.jsonl")
+      const tasks = corpus("good.tasks.jsonl")
+      const rows = corpus("good.rows.jsonl")
+      for (
+        const [input, args] of [
+          [tasks, ["convert", tasks, "--out", out, "--inventory", inventory]],
+          [rows, ["validate", rows, "--inventory", inventory]]
+        ] as const
+      ) {
+        const before = snapshot(input)
+        const r = await runOn(inventory, args)
+        expectUnchanged(input, before)
+        expect(r.status, `${args[0]}: ${r.stderr}`).not.toBe(0)
+        expect(r.stderr).toContain(inventory)
+        expect(r.stderr).toContain(c.field)
+        expect(r.stderr).toMatch(c.reason)
+      }
+      expect(existsSync(out)).toBe(false)
+    })
+  }
+})
