@@ -4,6 +4,7 @@ import { Effect } from "effect"
 import { loggerLayer } from "../services/Logging.js"
 import { batchCommand } from "./batch.js"
 import { convertCommand } from "./convert.js"
+import { enrichCommand } from "./enrich.js"
 import { generateCommand } from "./generate.js"
 import { rebuildCommand } from "./rebuild.js"
 import { schemaCommand } from "./schema.js"
@@ -26,6 +27,7 @@ const root = Command.make(
 export const skyrl = root.pipe(
   Command.withSubcommands([
     generateCommand,
+    enrichCommand,
     rebuildCommand,
     convertCommand,
     validateCommand,

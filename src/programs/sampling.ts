@@ -21,6 +21,7 @@ import { IncompleteRun, JournalEntry, RunManifest } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
 import { ModelTask as ModelTaskSchema } from "../domain/task.js"
 import { Inventory } from "../services/Inventory.js"
+import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import type { LlmMessage } from "../services/Llm.js"
 import { Progress } from "../services/Progress.js"
@@ -52,6 +53,12 @@ export interface SamplingOptions<J extends Job> {
   readonly dedupePrompts: boolean
   /** Rows that need no model call (enrich: rows that already have a plan), written in index order. */
   readonly passthrough?: ReadonlyArray<{ readonly index: number; readonly row: SkyRLRow }>
+  /** A job's own inventory (enrich: the tools its prompt offers); default: the Inventory service's. */
+  readonly jobInventory?: (job: J) => InventoryApi | undefined
+  /** Rejects found before any call (enrich: unusable input rows), written to the rejects file too. */
+  readonly inputRejects?: ReadonlyArray<RejectRecord>
+  /** Called once per job the run finishes (enrich logs one line per task). */
+  readonly onSampleDone?: (job: J, outcome: SampleOutcome) => Effect.Effect<void>
   readonly out: string
   readonly seed: number | null
   readonly maxTools: number
@@ -83,6 +90,15 @@ export const TASK_SCHEMA_NAME = "skyrl_task"
 /** The request key of a sample's call (replay and batch answers join on it): `sample-000007[-a2][-repair]`. */
 export const sampleKey = (index: number, attempt: number, purpose: "task" | "repair"): string =>
   `sample-${String(index).padStart(6, "0")}${attempt > 1 ? `-a${attempt}` : ""}${purpose === "repair" ? "-repair" : ""}`
+
+export type SampleOutcome =
+  | { readonly status: "row"; readonly row: SkyRLRow; readonly attempts: number; readonly calls: number }
+  | {
+    readonly status: "failed"
+    readonly reasons: ReadonlyArray<string>
+    readonly attempts: number
+    readonly calls: number
+  }
 
 export interface SamplingSummary {
   readonly runId: string
@@ -153,7 +169,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
     const callsBefore = (i: number) => previous.get(i)?.calls ?? 0
 
     const instructions = options.instructions
-    const jsonSchema = inventory.outputJsonSchema({ maxSteps: options.maxTools })
+    const inventoryOf = (job: J): InventoryApi => options.jobInventory?.(job) ?? inventory
     const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const t0 = yield* Clock.currentTimeMillis
 
@@ -252,7 +268,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
           instructions,
           input,
           schema: ModelTaskSchema,
-          jsonSchema,
+          jsonSchema: inventoryOf(sample).outputJsonSchema({ maxSteps: options.maxTools }),
           key: sampleKey(sample.index, attempt, purpose),
           onAttempt
         }).pipe(Effect.either)
@@ -261,11 +277,13 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
 
     /** Checks a decoded task: plan validity, placeholders, duplicates; returns the row or the reasons. */
     const judge = (job: J, task: ModelTask, meta: Record<string, unknown>): Verdict => {
-      const steps = inventory.decodeSteps(task.tool_sequence)
+      const jobInventory = inventoryOf(job)
+      const jobCatalogue = jobInventory === inventory ? catalogue : jobInventory.inventory
+      const steps = jobInventory.decodeSteps(task.tool_sequence)
       if (Either.isLeft(steps)) {
         return Either.left({ reasons: steps.left.map(formatIssue), issues: steps.left, repairable: true })
       }
-      const problems = planIssues(catalogue, steps.right, { maxTools: options.maxTools }, inventory.validatePlan)
+      const problems = planIssues(jobCatalogue, steps.right, { maxTools: options.maxTools }, jobInventory.validatePlan)
       if (problems.length > 0) {
         return Either.left({
           reasons: problems.map((p) => p.text),
@@ -275,7 +293,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       }
       const converted = convertTask(
         options.taskInput(job, task, steps.right),
-        { dataSource: options.dataSource, inventory: catalogue, metadata: meta }
+        { dataSource: options.dataSource, inventory: jobCatalogue, metadata: meta }
       )
       if (Either.isLeft(converted)) {
         return Either.left({ reasons: [converted.left.message], issues: [], repairable: true })
@@ -372,13 +390,21 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
                 state,
                 (x) => ({ ...x, valid: x.valid + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
               )
+              if (options.onSampleDone !== undefined) {
+                yield* options.onSampleDone(sample, {
+                  status: "row",
+                  row: verdict.right.row,
+                  attempts: attempt,
+                  calls: entry.calls
+                })
+              }
               return
             }
             if (round === 0 && verdict.left.repairable) {
               input = [...input, { role: "assistant", content: answer.text }, {
                 role: "user",
                 content: verdict.left.issues.length > 0
-                  ? inventory.repairMessage(verdict.left.issues)
+                  ? inventoryOf(sample).repairMessage(verdict.left.issues)
                   : `Your previous answer had problems:\n${verdict.left.reasons.map((r) => `- ${r}`).join("\n")}\n` +
                     "Return the whole task again in the same JSON format with these problems fixed."
               }]
@@ -408,6 +434,14 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
           state,
           (x) => ({ ...x, failed: x.failed + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
         )
+        if (options.onSampleDone !== undefined) {
+          yield* options.onSampleDone(sample, {
+            status: "failed",
+            reasons: rejects.flatMap((r) => r.reasons),
+            attempts: attempt,
+            calls: entry.calls
+          })
+        }
       })
 
     const snapshot = Effect.gen(function*() {
@@ -432,7 +466,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
     // The dataset: every journaled row, in sample order, written atomically.
     const journalText = yield* storage.readText(paths.journal).pipe(Effect.orElseSucceed(() => ""))
     const rows = new Map<number, unknown>()
-    const allRejects: Array<RejectRecord> = []
+    const allRejects: Array<RejectRecord> = [...(options.inputRejects ?? [])]
     for (const line of journalText.split("\n")) {
       if (line.trim() === "") continue
       const parsed = Either.try(() => JSON.parse(line) as unknown)

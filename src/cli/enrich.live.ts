@@ -1,0 +1,300 @@
+/** Live wiring of `enrich` (loaded lazily by src/cli/enrich.ts). */
+import { Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import { randomBytes } from "node:crypto"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import * as path from "node:path"
+import { InputError } from "../domain/errors.js"
+import { toolCount } from "../domain/inventory.js"
+import { parseServerList } from "../domain/inventory.js"
+import { priceOf } from "../domain/pricing.js"
+import { RunManifest, SettingsError } from "../domain/run.js"
+import type { EnrichPlan } from "../programs/enrich.js"
+import {
+  enrichInstructions,
+  enrichProgram,
+  enrichRequest,
+  planEnrichment,
+  PROMPT_SERVER,
+  rowLabel
+} from "../programs/enrich.js"
+import { makeRunId } from "../programs/runFiles.js"
+import type { InventoryApi } from "../services/Inventory.js"
+import { Inventory } from "../services/Inventory.js"
+import { progressLayer } from "../services/Progress.js"
+import { rateLimiterLayer } from "../services/RateLimiter.js"
+import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { estimateTokens } from "../skyrl/prompt.js"
+import type { LlmOptions } from "./llmOptions.js"
+import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+
+export interface EnrichCliOptions extends LlmOptions {
+  readonly input: string
+  readonly out: string
+  readonly inputFormat: "auto" | "skyrl" | "sharegpt" | "openai"
+  readonly limit: Option.Option<number>
+  readonly overwrite: boolean
+  readonly inventoryFromPrompt: boolean
+  readonly debug: boolean
+  readonly maxTools: number
+  readonly maxTurns: number
+  readonly inventory: Option.Option<string>
+  readonly dataSource: string
+  readonly concurrency: number
+  readonly rawDir: Option.Option<string>
+  readonly rawGzip: boolean
+  readonly resume: boolean
+  readonly dryRun: boolean
+  readonly indent: Option.Option<number>
+  readonly ascii: boolean
+  readonly servers: Option.Option<string>
+  readonly maxAttempts: number
+  readonly rpm: Option.Option<number>
+  readonly tpm: Option.Option<number>
+  readonly maxCost: Option.Option<number>
+}
+
+/** Expected output tokens per call by effort (as in generate). */
+const EXPECTED_OUTPUT: Record<string, number> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
+
+const positiveInt = (value: number, setting: string) =>
+  Number.isInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
+
+/** The most recent enrich run in rawDir for this output (for --resume). */
+const latestRunFor = (rawDir: string, out: string): string | undefined => {
+  if (!existsSync(rawDir)) return undefined
+  const candidates: Array<{ id: string; started: string }> = []
+  for (const id of readdirSync(rawDir)) {
+    const file = path.join(rawDir, id, "manifest.json")
+    if (!existsSync(file)) continue
+    try {
+      const m = Schema.decodeUnknownSync(RunManifest)(JSON.parse(readFileSync(file, "utf8")))
+      if (m.output === out && m.command === "enrich") candidates.push({ id, started: m.started_at })
+    } catch {
+      // An unreadable manifest is not a run to resume.
+    }
+  }
+  return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
+}
+
+export const runEnrich = (options: EnrichCliOptions) => {
+  const program = Effect.gen(function*() {
+    const maxTools = yield* positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
+    const maxTurns = yield* positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
+    const concurrency = yield* positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
+    const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
+    const limit = Option.isSome(options.limit) ? yield* positiveInt(options.limit.value, "--limit") : undefined
+    if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
+    const input = options.input
+    const out = path.resolve(options.out)
+    if (path.resolve(input) === out) {
+      return yield* new SettingsError({
+        setting: "--out",
+        reason: "is the input file; enrich never modifies its input, write to another file"
+      })
+    }
+    // Checked before any call is paid for.
+    if (rowFormatOf(out) === undefined) {
+      return yield* new SettingsError({
+        setting: "--out",
+        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
+      })
+    }
+    const servers = Option.map(options.servers, parseServerList)
+    if (options.inventoryFromPrompt && Option.isSome(servers)) {
+      return yield* new SettingsError({
+        setting: "--servers",
+        reason: `cannot be combined with --inventory-from-prompt (prompt tools are all on server "${PROMPT_SERVER}")`
+      })
+    }
+    if (options.inventoryFromPrompt && Option.isSome(options.inventory)) {
+      yield* Effect.logWarning(
+        `--inventory ${options.inventory.value} is not used: --inventory-from-prompt takes each prompt's <tools> block`
+      )
+    }
+    const baseInventory: InventoryApi | undefined = options.inventoryFromPrompt
+      ? undefined
+      : yield* Inventory.pipe(
+        Effect.provide(
+          Inventory.fromFile(
+            Option.getOrUndefined(options.inventory),
+            Option.isSome(servers) ? { servers: servers.value } : undefined
+          ).pipe(Layer.provide(StorageLive))
+        )
+      )
+    const plan = yield* planEnrichment({
+      input,
+      inputFormat: options.inputFormat === "auto" ? undefined : options.inputFormat,
+      limit,
+      overwrite: options.overwrite,
+      baseInventory
+    }).pipe(Effect.provide(StorageLive))
+
+    const llmOpts: LlmOptions = options
+    const settings = llmSettingsFromOptions(llmOpts)
+    if (options.dryRun) return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns }, settings)
+
+    if (plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0) {
+      const first = plan.rejected[0]
+      return yield* new InputError({
+        file: input,
+        row: first.index,
+        field: first.field,
+        reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected)`
+      })
+    }
+
+    const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
+    let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
+    if (options.resume) {
+      const previous = latestRunFor(rawDir, out)
+      if (previous === undefined) {
+        yield* Effect.logWarning(`--resume: no earlier enrich run for ${out} in ${rawDir}; starting a new run`)
+      } else runId = previous
+    }
+    const summary = yield* enrichProgram({
+      plan,
+      baseInventory,
+      debug: options.debug,
+      out,
+      maxTools,
+      maxTurns,
+      concurrency,
+      maxCostUsd: Option.getOrUndefined(options.maxCost),
+      maxAttemptsPerSample: maxAttempts,
+      rawDir,
+      runId,
+      resume: options.resume,
+      rawGzip: options.rawGzip,
+      indent: Option.getOrUndefined(options.indent),
+      ascii: options.ascii,
+      dataSource: options.dataSource,
+      rejectsFile: `${out}.rejects.jsonl`,
+      model: settings.model,
+      backend: settings.backend,
+      settings: {
+        input: path.resolve(input),
+        input_format: options.inputFormat,
+        limit: limit ?? null,
+        overwrite: options.overwrite,
+        inventory_from_prompt: options.inventoryFromPrompt,
+        debug: options.debug,
+        max_tools: maxTools,
+        max_turns: maxTurns,
+        concurrency,
+        rpm: Option.getOrNull(options.rpm),
+        tpm: Option.getOrNull(options.tpm),
+        max_cost_usd: Option.getOrNull(options.maxCost),
+        max_attempts: maxAttempts,
+        llm: options.llm,
+        model: settings.model,
+        backend: settings.backend,
+        reasoning_effort: settings.reasoningEffort,
+        max_output_tokens: settings.maxOutputTokens,
+        timeout_ms: settings.timeoutMs,
+        retries: settings.maxRetries,
+        inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
+        servers: Option.getOrNull(servers),
+        data_source: options.dataSource,
+        rows: { planned: plan.jobs.length, skipped: plan.skipped.length, rejected: plan.rejected.length }
+      },
+      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(
+          StorageLive,
+          llmLayer(llmOpts),
+          rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) }),
+          progressLayer()
+        )
+      )
+    )
+    yield* Effect.logInfo(
+      `enrich: ${summary.valid} rows written (${plan.jobs.length} planned, ${plan.skipped.length} skipped, ` +
+        `${plan.rejected.length} rejected input rows${plan.rejected.length > 0 ? `, see ${out}.rejects.jsonl` : ""})`
+    )
+    return summary
+  })
+  return options.debug ? Logger.withMinimumLogLevel(program, LogLevel.Debug) : program
+}
+
+const dryRun = (
+  options: EnrichCliOptions,
+  plan: EnrichPlan,
+  baseInventory: InventoryApi | undefined,
+  limits: { readonly maxTools: number; readonly maxTurns: number },
+  settings: ReturnType<typeof llmSettingsFromOptions>
+) =>
+  Effect.gen(function*() {
+    const keySet = yield* hasApiKey
+    const instructions = enrichInstructions(baseInventory, limits)
+    const lines: Array<string> = []
+    lines.push("# skyrl enrich --dry-run (no model is called)")
+    lines.push(`model ${settings.model}, backend ${settings.backend}, reasoning effort ${settings.reasoningEffort}`)
+    lines.push(`llm: ${options.llm}; OPENAI_API_KEY ${keySet ? "is set (not shown)" : "is not set"}`)
+    lines.push(
+      `inventory: ${
+        baseInventory === undefined
+          ? `each prompt's <tools> block (server "${PROMPT_SERVER}")`
+          : `${baseInventory.source} (${
+            toolCount(baseInventory.inventory)
+          } tools; narrowed to the tools a prompt lists)`
+      }`
+    )
+    lines.push(
+      `input ${options.input}: ${plan.rowsRead} rows read${
+        plan.limited ? ` (stopped at --limit ${options.limit.pipe(Option.getOrElse(() => 0))})` : ""
+      }`
+    )
+    lines.push("", "## rows")
+    type Line = { index: number; text: string }
+    const rows: Array<Line> = [
+      ...plan.jobs.map((j) => {
+        const offered = j.offered._tag === "all"
+          ? "all inventory tools"
+          : j.offered._tag === "names"
+          ? `${j.offered.tools.length} tools the prompt lists`
+          : `${toolCount(j.offered.inventory)} tools from its <tools> block`
+        return {
+          index: j.index,
+          text: `${
+            rowLabel(j.index, j.source.id)
+          }: plan (${j.source.format}; ${offered}; ${j.source.observedToolCalls.length} observed tool calls)`
+        }
+      }),
+      ...plan.skipped.map((s) => ({ index: s.index, text: `${rowLabel(s.index, s.id)}: skip, ${s.reason}` })),
+      ...plan.rejected.map((r) => ({
+        index: r.index,
+        text: `${rowLabel(r.index, r.id)}: reject, ${
+          new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message
+        }`
+      }))
+    ].sort((a, b) => a.index - b.index)
+    for (const r of rows) lines.push(r.text)
+    lines.push(
+      "",
+      `planned ${plan.jobs.length}, skipped ${plan.skipped.length}, rejected ${plan.rejected.length}`
+    )
+    const first = plan.jobs[0]
+    if (first !== undefined) {
+      const request = enrichRequest(first, 1)
+      lines.push("", "## shared instructions", instructions, "", "## first request", request)
+      const shared = estimateTokens(instructions)
+      const perCall = plan.jobs.reduce((n, j) => n + estimateTokens(enrichRequest(j, 1)), 0) / plan.jobs.length +
+        shared
+      const output = EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+      const price = priceOf(settings.model)
+      lines.push("", "## estimate")
+      lines.push(`input per call ~${Math.round(perCall)} tokens (shared prefix ~${shared}), output per call ~${output}`)
+      if (price === undefined) lines.push(`no price known for ${settings.model}`)
+      else {
+        const cold = (plan.jobs.length * (perCall * price.input + output * price.output)) / 1e6
+        lines.push(
+          `cost for ${plan.jobs.length} rows: ~$${cold.toFixed(4)} without the prompt cache (repairs add to it)`
+        )
+      }
+    }
+    process.stdout.write(lines.join("\n") + "\n")
+    return undefined
+  })

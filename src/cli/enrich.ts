@@ -1,0 +1,57 @@
+/** `skyrl enrich INPUT --out FILE`: plan tool calls for existing prompts (options; wiring is lazy). */
+import { Args, Command, Options } from "@effect/cli"
+import { Config, Effect } from "effect"
+import { runOptions } from "./generate.js"
+import { llmOptions } from "./llmOptions.js"
+import { dataSourceOption, inventoryOption, outOption } from "./shared.js"
+
+const int = (name: string, env: string, fallback: number, description: string) =>
+  Options.integer(name).pipe(
+    Options.withDescription(description),
+    Options.withFallbackConfig(Config.integer(env)),
+    Options.withDefault(fallback)
+  )
+
+export const enrichCommand = Command.make(
+  "enrich",
+  {
+    input: Args.file({ name: "INPUT" }).pipe(
+      Args.withDescription(
+        "Prompts to plan: SkyRL rows (.json/.jsonl/.parquet), ShareGPT conversations or OpenAI message lists (JSON or JSONL)"
+      )
+    ),
+    out: outOption,
+    inputFormat: Options.choice("input-format", ["auto", "skyrl", "sharegpt", "openai"] as const).pipe(
+      Options.withDescription("Input format (default auto: detected per row)"),
+      Options.withDefault("auto" as const)
+    ),
+    limit: Options.integer("limit").pipe(
+      Options.withDescription("Stop after this many rows planned (skipped and rejected rows do not count)"),
+      Options.optional
+    ),
+    overwrite: Options.boolean("overwrite").pipe(
+      Options.withDescription("Plan again SkyRL rows that already have a plan (default: copy them unchanged)")
+    ),
+    inventoryFromPrompt: Options.boolean("inventory-from-prompt").pipe(
+      Options.withDescription(
+        "Use each prompt's own <tools> block (in its system message) as its inventory, all tools on server \"prompt\""
+      )
+    ),
+    debug: Options.boolean("debug").pipe(
+      Options.withDescription(
+        "Debug logs for this run (per-row inventory and request size); the archive always keeps each full request and answer"
+      )
+    ),
+    maxTools: int("max-tools", "MAX_TOOLS", 5, "Most tool calls a plan may have"),
+    maxTurns: int("max-turns", "MAX_TURNS", 8, "Most agent turns a task may take"),
+    inventory: inventoryOption,
+    dataSource: dataSourceOption,
+    ...runOptions,
+    ...llmOptions
+  },
+  (options) => Effect.flatMap(Effect.promise(() => import("./enrich.live.js")), (m) => m.runEnrich(options))
+).pipe(
+  Command.withDescription(
+    "Add ground-truth tool plans to existing prompts (SkyRL rows, ShareGPT or OpenAI chat logs) without changing their text"
+  )
+)

@@ -1,0 +1,423 @@
+/**
+ * `enrich`: plan tool calls for prompts that already exist (SkyRL rows without a plan, ShareGPT or OpenAI
+ * chat logs), through the shared sampling engine (src/programs/sampling.ts). The prompt text of each row
+ * comes from the source, never from the model.
+ *
+ * Two steps: `planEnrichment` reads the input and sorts every row into a job (needs a plan), a skip (a
+ * SkyRL row that already has one: copied to the output as it is) or a reject (unusable row: field and
+ * reason); `enrichProgram` runs the jobs. `--dry-run` stops after the first step.
+ *
+ * Inventories. With an inventory file, a prompt whose system message lists its tools (`<tools>` block) is
+ * planned with the inventory's tools that the prompt lists (a plan must not use a tool the agent was never
+ * told about); a prompt without a list gets the whole inventory. With `--inventory-from-prompt`, each
+ * prompt's `<tools>` block is its inventory, all tools on one server named "prompt".
+ */
+import { Chunk, Effect, Either, Logger, LogLevel, Stream } from "effect"
+import { InputError } from "../domain/errors.js"
+import * as Inv from "../domain/inventory.js"
+import type { SkyRLRow } from "../domain/row.js"
+import type { RejectRecord } from "../domain/run.js"
+import type { ModelTask } from "../domain/task.js"
+import type { InventoryApi } from "../services/Inventory.js"
+import { Inventory, makeInventory } from "../services/Inventory.js"
+import { rowFormatOf, Storage } from "../services/Storage.js"
+import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
+import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
+import { decodeRow } from "../skyrl/layout.js"
+import type { PlanStep } from "../skyrl/planValidation.js"
+import { parseRecords } from "../skyrl/records.js"
+import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
+import { extractSource, findToolsBlock, toolNamesOf } from "../skyrl/sources.js"
+import type { SampleOutcome, SamplingOptions } from "./sampling.js"
+import { runSampling } from "./sampling.js"
+
+/** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
+export const PROMPT_SERVER = "prompt"
+
+/** SkyRL's default `max_prompt_length`: longer prompts are dropped by the trainer (logged as a warning). */
+const SKYRL_MAX_PROMPT_TOKENS = 512
+
+export interface EnrichJob {
+  /** The 0-based row index in the source file (also the sample index of the run). */
+  readonly index: number
+  readonly source: SourcePrompt
+  /** The job's own inventory (narrowed to the prompt's tools, or taken from the prompt); undefined: the run's. */
+  readonly inventory: InventoryApi | undefined
+  readonly offered: EnrichRequestSpec["offered"]
+}
+
+export interface InputReject {
+  readonly index: number
+  readonly id: string | undefined
+  readonly field: string
+  readonly reason: string
+}
+
+export interface Skip {
+  readonly index: number
+  readonly id: string | undefined
+  readonly row: SkyRLRow
+  readonly reason: string
+}
+
+export interface EnrichPlan {
+  readonly input: string
+  readonly jobs: ReadonlyArray<EnrichJob>
+  readonly skipped: ReadonlyArray<Skip>
+  readonly rejected: ReadonlyArray<InputReject>
+  /** Rows looked at (reading stops once --limit rows are planned). */
+  readonly rowsRead: number
+  /** True when --limit stopped the reading before the end of the file. */
+  readonly limited: boolean
+}
+
+export interface PlanOptions {
+  readonly input: string
+  /** Forced format; undefined = detect per row. */
+  readonly inputFormat: InputFormat | undefined
+  /** Stop after this many rows to plan (skips and rejects do not count). */
+  readonly limit: number | undefined
+  readonly overwrite: boolean
+  /** The inventory file's service; undefined = --inventory-from-prompt. */
+  readonly baseInventory: InventoryApi | undefined
+}
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** A SkyRL row as other tools write it (params / task_metadata as objects) → the on-disk layout. */
+const toEncodedLayout = (row: unknown): unknown => {
+  if (!isObject(row)) return row
+  const out: Record<string, unknown> = { ...row }
+  if (isObject(row.reward_spec) && isObject(row.reward_spec.ground_truth)) {
+    const gt = row.reward_spec.ground_truth
+    out.reward_spec = {
+      ...row.reward_spec,
+      ground_truth: {
+        ...gt,
+        tool_sequence: Array.isArray(gt.tool_sequence)
+          ? gt.tool_sequence.map((s) =>
+            isObject(s) && isObject(s.params) ? { ...s, params: JSON.stringify(s.params) } : s
+          )
+          : gt.tool_sequence
+      }
+    }
+  }
+  const info = isObject(row.extra_info) ? row.extra_info : {}
+  const meta = info.task_metadata
+  out.extra_info = { ...info, task_metadata: typeof meta === "string" ? meta : JSON.stringify(meta ?? {}) }
+  return out
+}
+
+/** Every record of the input with its 0-based index (a line that is not JSON becomes a reject). */
+const readInput = (file: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    if (rowFormatOf(file) === "parquet") {
+      const rows = yield* Stream.runCollect(storage.readRows(file))
+      return Chunk.toReadonlyArray(rows).map((r) => ({ _tag: "Record" as const, index: r.index, value: r.value }))
+    }
+    const text = yield* storage.readText(file).pipe(
+      Effect.mapError((e) => new InputError({ file, reason: `cannot read: ${e.reason}` }))
+    )
+    return yield* Either.match(parseRecords(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
+  })
+
+const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Warning)
+
+/** Reads the input and sorts its rows into jobs, skips and rejects. Calls no model. */
+export const planEnrichment = (options: PlanOptions) =>
+  Effect.gen(function*() {
+    const records = yield* readInput(options.input)
+    const jobs: Array<EnrichJob> = []
+    const skipped: Array<Skip> = []
+    const rejected: Array<InputReject> = []
+    const cache = new Map<string, Either.Either<InventoryApi, Inv.InventoryError>>()
+    const cached = (key: string, build: () => Effect.Effect<InventoryApi, Inv.InventoryError>) =>
+      Effect.gen(function*() {
+        const hit = cache.get(key)
+        if (hit !== undefined) return hit
+        const built = yield* Effect.either(quiet(build()))
+        cache.set(key, built)
+        return built
+      })
+    let rowsRead = 0
+    let limited = false
+    for (const record of records) {
+      if (options.limit !== undefined && jobs.length >= options.limit) {
+        limited = true
+        break
+      }
+      rowsRead++
+      const index = record.index
+      if (record._tag === "Unparsable") {
+        rejected.push({ index, id: undefined, field: "", reason: record.reason })
+        continue
+      }
+      const source = extractSource(record.value, options.inputFormat)
+      if (source._tag === "Invalid") {
+        rejected.push({ index, id: source.id, field: source.field, reason: source.reason })
+        continue
+      }
+      if (source.hasPlan && !options.overwrite) {
+        const row = decodeRow(toEncodedLayout(record.value))
+        if (Either.isLeft(row)) {
+          rejected.push({
+            index,
+            id: source.id,
+            field: row.left.path,
+            reason: `the row has a plan but is not a valid SkyRL row: ${row.left.message}`
+          })
+        } else {
+          skipped.push({
+            index,
+            id: source.id,
+            row: row.right,
+            reason: "already has a plan (use --overwrite to plan it again)"
+          })
+        }
+        continue
+      }
+      const block = source.system === undefined ? undefined : findToolsBlock(source.system)
+      const base = options.baseInventory
+      if (base === undefined) {
+        if (block === undefined) {
+          rejected.push({
+            index,
+            id: source.id,
+            field: source.systemField ?? "",
+            reason: source.system === undefined
+              ? "has no system message, so no <tools> block for --inventory-from-prompt"
+              : "the system message has no <tools> block (a JSON list of tools) for --inventory-from-prompt"
+          })
+          continue
+        }
+        const raw = { servers: [{ name: PROMPT_SERVER, tools: block.tools }] }
+        const built = yield* cached(
+          JSON.stringify(block.tools),
+          () =>
+            Effect.flatMap(
+              Inv.decodeInventory(raw, "<tools> block"),
+              (inventory) => makeInventory(inventory, "<tools> block")
+            )
+        )
+        if (Either.isLeft(built)) {
+          rejected.push({
+            index,
+            id: source.id,
+            field: source.systemField ?? "",
+            reason: `unusable <tools> block: ${built.left.message}`
+          })
+          continue
+        }
+        jobs.push({
+          index,
+          source,
+          inventory: built.right,
+          offered: { _tag: "catalogue", inventory: built.right.inventory }
+        })
+        continue
+      }
+      if (block === undefined) {
+        jobs.push({ index, source, inventory: undefined, offered: { _tag: "all" } })
+        continue
+      }
+      // The prompt lists its tools: plan with the inventory's tools that it lists.
+      const names = new Set(toolNamesOf(block))
+      const servers = base.inventory.servers
+        .map((s) => new Inv.InventoryServer({ name: s.name, tools: s.tools.filter((t) => names.has(t.name)) }))
+        .filter((s) => s.tools.length > 0)
+      const offered = servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
+      if (offered.length === 0) {
+        rejected.push({
+          index,
+          id: source.id,
+          field: source.systemField ?? "",
+          reason: `the system message offers none of the inventory's tools (it lists ${
+            [...names].slice(0, 8).join(", ")
+          }${names.size > 8 ? ", ..." : ""}); use --inventory-from-prompt to plan with the prompt's own tools`
+        })
+        continue
+      }
+      const all = Inv.toolCount(base.inventory) === offered.length
+      const narrowed = all ? Either.right(base) : yield* cached(
+        offered.map((t) => `${t.server}/${t.tool}`).join(","),
+        () => makeInventory(new Inv.Inventory({ servers }), base.source)
+      )
+      if (Either.isLeft(narrowed)) {
+        rejected.push({ index, id: source.id, field: "", reason: narrowed.left.message })
+        continue
+      }
+      jobs.push({
+        index,
+        source,
+        inventory: all ? undefined : narrowed.right,
+        offered: { _tag: "names", tools: offered }
+      })
+    }
+    return { input: options.input, jobs, skipped, rejected, rowsRead, limited } satisfies EnrichPlan
+  })
+
+export interface EnrichOptions extends
+  Omit<
+    SamplingOptions<EnrichJob>,
+    | "command"
+    | "jobs"
+    | "instructions"
+    | "requestText"
+    | "taskInput"
+    | "jobMetadata"
+    | "dedupePrompts"
+    | "passthrough"
+    | "jobInventory"
+    | "inputRejects"
+    | "onSampleDone"
+    | "seed"
+  >
+{
+  readonly plan: EnrichPlan
+  /** The inventory file's service; undefined = --inventory-from-prompt. */
+  readonly baseInventory: InventoryApi | undefined
+  /** Log each job's request size and inventory at debug level (--debug). */
+  readonly debug: boolean
+}
+
+/** `row 3 (id abc)`: how log lines and reports name a source row. */
+export const rowLabel = (index: number, id: string | undefined): string =>
+  `row ${index}${id === undefined ? "" : ` (id ${id})`}`
+
+/** The shared prefix of an enrich run. */
+export const enrichInstructions = (
+  baseInventory: InventoryApi | undefined,
+  settings: { readonly maxTools: number; readonly maxTurns: number }
+): string => renderEnrichInstructions(baseInventory?.inventory, settings)
+
+export const enrichRequest = (job: EnrichJob, attempt: number): string =>
+  renderEnrichRequest({
+    row: job.index,
+    id: job.source.id,
+    system: job.source.system,
+    user: job.source.user,
+    offered: job.offered,
+    attempt
+  })
+
+/** The task handed to conversion: the source prompt (never the model's user_prompt) and the model's plan. */
+export const enrichTaskInput =
+  (maxTurns: number) => (job: EnrichJob, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
+    task_id: job.source.id ?? task.task_id,
+    messages: [
+      ...(job.source.system === undefined ? [] : [{ role: "system", content: job.source.system }]),
+      { role: "user", content: job.source.user }
+    ],
+    complexity: task.complexity,
+    max_turns: Math.min(Math.max(task.max_turns, steps.length + 1), maxTurns),
+    domain: task.domain,
+    assumptions: task.assumptions,
+    tool_sequence: steps,
+    evaluation_rubric: task.evaluation_rubric
+  })
+
+/** Provenance of an enriched row (merged into task_metadata). */
+export const enrichMetadata = (input: string, inventorySource: string) => (job: EnrichJob) => ({
+  source_file: input,
+  source_row: job.index,
+  source_id: job.source.id ?? null,
+  source_format: job.source.format,
+  inventory: inventorySource,
+  ...(job.source.format === "skyrl"
+    ? {}
+    : {
+      observed_tool_calls: job.source.observedToolCalls.map((c) => ({
+        name: c.name,
+        arguments: c.arguments,
+        message: c.message
+      }))
+    }),
+  ...(job.source.unreadableToolCalls.length === 0 ? {} : { unreadable_tool_calls: job.source.unreadableToolCalls })
+})
+
+const outcomeLine = (job: EnrichJob, outcome: SampleOutcome): string => {
+  // The engine's own lines and archive names count samples from 1 (task_0004 is row 3).
+  const label = `${rowLabel(job.index, job.source.id)} [sample ${job.index + 1}]`
+  if (outcome.status === "failed") {
+    return outcome.reasons.length === 0
+      ? `${label}: not planned (the run stopped)`
+      : `${label}: failed after ${outcome.attempts} attempts: ${[...new Set(outcome.reasons)].join("; ")}`
+  }
+  const steps = outcome.row.reward_spec.ground_truth.tool_sequence
+  const tokens = outcome.row.extra_info.task_metadata.prompt_tokens_est ?? 0
+  return `${label}: planned, ${steps.length} steps (${steps.map((s) => s.tool).join(", ")}); ` +
+    `${outcome.calls} calls; prompt ~${tokens} tokens` +
+    (tokens > SKYRL_MAX_PROMPT_TOKENS ? ` (over SkyRL's default max_prompt_length ${SKYRL_MAX_PROMPT_TOKENS})` : "")
+}
+
+/** Runs the planned jobs through the sampling engine; skips are written as they are, rejects reported. */
+export const enrichProgram = (options: EnrichOptions) =>
+  Effect.gen(function*() {
+    const { plan } = options
+    for (const s of plan.skipped) yield* Effect.logInfo(`${rowLabel(s.index, s.id)}: skipped, ${s.reason}`)
+    for (const r of plan.rejected) {
+      yield* Effect.logWarning(
+        `${rowLabel(r.index, r.id)}: rejected: ${
+          new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message
+        }`
+      )
+    }
+    if (options.debug) {
+      for (const job of plan.jobs) {
+        const tools = job.inventory?.inventory ?? options.baseInventory?.inventory
+        yield* Effect.logDebug(
+          `${rowLabel(job.index, job.source.id)}: ${
+            tools === undefined ? "?" : Inv.toolCount(tools)
+          } tools offered; request ${
+            enrichRequest(job, 1).length
+          } chars; ${job.source.observedToolCalls.length} observed tool calls`
+        )
+      }
+    }
+    const inputRejects: ReadonlyArray<RejectRecord> = plan.rejected.map((r) => ({
+      index: r.index,
+      attempt: 0,
+      reasons: [new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message],
+      raw_output_path: null,
+      // Extra columns of the rejects file for input rows.
+      stage: "input",
+      file: plan.input,
+      row: r.index,
+      field: r.field,
+      reason: r.reason,
+      ...(r.id === undefined ? {} : { source_id: r.id })
+    } as RejectRecord))
+    const runInventory = options.baseInventory ?? plan.jobs[0]?.inventory ?? (yield* placeholderInventory)
+    return yield* runSampling<EnrichJob>({
+      ...options,
+      command: "enrich",
+      seed: null,
+      jobs: plan.jobs,
+      instructions: enrichInstructions(options.baseInventory, options),
+      requestText: enrichRequest,
+      taskInput: enrichTaskInput(options.maxTurns),
+      jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
+      dedupePrompts: false,
+      passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
+      jobInventory: (job) => job.inventory,
+      inputRejects,
+      onSampleDone: (job, outcome) =>
+        outcome.status === "row"
+          ? Effect.logInfo(outcomeLine(job, outcome))
+          : Effect.logWarning(outcomeLine(job, outcome))
+    }).pipe(Effect.provideService(Inventory, runInventory))
+  })
+
+/**
+ * With --inventory-from-prompt and no row to plan, the engine still needs an Inventory service (it writes
+ * the skipped rows and the rejects); this one is never offered to a model.
+ */
+const placeholderInventory = Effect.orDie(
+  quiet(makeInventory(
+    new Inv.Inventory({
+      servers: [new Inv.InventoryServer({ name: PROMPT_SERVER, tools: [new Inv.InventoryTool({ name: "none" })] })]
+    }),
+    "(no rows to plan)"
+  ))
+)

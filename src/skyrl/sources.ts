@@ -1,0 +1,485 @@
+/**
+ * Input formats of `skyrl enrich`: detection and extraction of the prompt (pure, no I/O).
+ *
+ * Formats (detected per row, or forced with `--input-format`):
+ * - `skyrl`: a SkyRL row, `{ prompt: [{ role, content }...], reward_spec?: { ground_truth?: { tool_sequence } } }`.
+ *   A row whose `tool_sequence` is a non-empty array already has a plan.
+ * - `sharegpt`: a conversation, either a bare array of `{ from, value }` messages (the shape of
+ *   test/fixtures/sharegpt/sample_data.json) or `{ id?, conversations: [...] }`. Roles: system, human/user,
+ *   gpt/assistant, tool/function_call/observation/function_response/tool_response.
+ * - `openai`: an OpenAI message list, a bare array of `{ role, content }` or `{ id?, messages: [...] }`. Roles:
+ *   system/developer, user, assistant, tool/function.
+ *
+ * The prompt is the optional leading system message and the first user message, returned exactly as
+ * written in the file (conversion trims them later; nothing else changes). Before the first user message
+ * only one system message may come; an assistant or tool message there, a missing user message, empty or
+ * non-string content are errors naming the field (a path inside the row such as `[1].from`,
+ * `messages[0].content`, `prompt[1].role`).
+ *
+ * The tool calls the logged agent made after the prompt are extracted in order: `<tool_call>{"name", "arguments"}
+ * </tool_call>` blocks in assistant text (Hermes), OpenAI `tool_calls` / `function_call` fields, and
+ * ShareGPT `function_call` messages. A Hermes `<tools>[...]</tools>` block in the system message is the
+ * prompt's own tool catalogue.
+ */
+import { Either } from "effect"
+
+export const INPUT_FORMATS = ["skyrl", "sharegpt", "openai"] as const
+export type InputFormat = (typeof INPUT_FORMATS)[number]
+
+const FORMAT_ARTICLE: Record<InputFormat, string> = { skyrl: "a", sharegpt: "a", openai: "an" }
+
+export const FORMAT_LABEL: Record<InputFormat, string> = {
+  skyrl: "SkyRL row",
+  sharegpt: "ShareGPT conversation",
+  openai: "OpenAI message list"
+}
+
+/** One tool call the logged agent made. `message` is the index of the message it was found in. */
+export interface ObservedToolCall {
+  readonly message: number
+  readonly name: string
+  readonly arguments: unknown
+}
+
+/** A `<tool_call>` block (or call field) that could not be read; kept so nothing is lost silently. */
+export interface UnreadableToolCall {
+  readonly message: number
+  readonly raw: string
+  readonly error: string
+}
+
+/** A row problem: `field` is a path inside the row (empty for the row as a whole). */
+export interface SourceProblem {
+  readonly field: string
+  readonly reason: string
+}
+
+/** A row that needs a plan. */
+export interface SourcePrompt {
+  readonly _tag: "Prompt"
+  readonly format: InputFormat
+  /** The row's own id, when it has one (`id`, or a SkyRL row's `task_id`). */
+  readonly id: string | undefined
+  /** The system message's content exactly as in the file (undefined: the row has none). */
+  readonly system: string | undefined
+  /** Path of the system message's content in the row, e.g. `[0].value` (for errors about it). */
+  readonly systemField: string | undefined
+  /** The first user message's content exactly as in the file. */
+  readonly user: string
+  readonly observedToolCalls: ReadonlyArray<ObservedToolCall>
+  readonly unreadableToolCalls: ReadonlyArray<UnreadableToolCall>
+  /** True for a SkyRL row that already has a plan (planned again only with --overwrite). */
+  readonly hasPlan: boolean
+}
+
+export type SourceRow = SourcePrompt | { readonly _tag: "Invalid"; readonly id: string | undefined } & SourceProblem
+
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const describeType = (u: unknown): string =>
+  u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : typeof u
+
+// ---------------------------------------------------------------------------------------------
+// Detection
+
+const everyHas = (list: ReadonlyArray<unknown>, key: string) =>
+  list.length > 0 && list.every((m) => isObject(m) && key in m)
+
+/** The format of one row, or undefined when it is none of them. */
+export const detectFormat = (value: unknown): InputFormat | undefined => {
+  if (Array.isArray(value)) {
+    if (everyHas(value, "from")) return "sharegpt"
+    if (everyHas(value, "role")) return "openai"
+    return undefined
+  }
+  if (!isObject(value)) return undefined
+  if (Array.isArray(value.prompt)) return "skyrl"
+  if (Array.isArray(value.conversations)) return "sharegpt"
+  if (Array.isArray(value.messages)) return "openai"
+  return undefined
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+type Role = "system" | "user" | "assistant" | "tool"
+
+const ROLES: Record<InputFormat, Record<string, Role>> = {
+  sharegpt: {
+    system: "system",
+    human: "user",
+    user: "user",
+    gpt: "assistant",
+    assistant: "assistant",
+    function_call: "assistant",
+    tool: "tool",
+    observation: "tool",
+    function_response: "tool",
+    tool_response: "tool",
+    function: "tool",
+    ipython: "tool"
+  },
+  openai: {
+    system: "system",
+    developer: "system",
+    user: "user",
+    human: "user",
+    assistant: "assistant",
+    tool: "tool",
+    function: "tool",
+    ipython: "tool"
+  },
+  skyrl: {
+    system: "system",
+    developer: "system",
+    user: "user",
+    human: "user",
+    assistant: "assistant",
+    tool: "tool",
+    function: "tool"
+  }
+}
+
+interface Message {
+  readonly role: Role
+  readonly roleName: string
+  readonly content: unknown
+  readonly raw: Json
+  /** Paths of this message's role and content fields (for errors). */
+  readonly roleField: string
+  readonly contentField: string
+}
+
+const messageList = (
+  format: InputFormat,
+  list: ReadonlyArray<unknown>,
+  base: string
+): Either.Either<ReadonlyArray<Message>, SourceProblem> => {
+  const [roleKey, contentKey] = format === "sharegpt" ? ["from", "value"] : ["role", "content"]
+  const out: Array<Message> = []
+  for (const [i, m] of list.entries()) {
+    const at = `${base}[${i}]`
+    if (!isObject(m)) return Either.left({ field: at, reason: `must be a message object, got ${describeType(m)}` })
+    const name = m[roleKey]
+    if (typeof name !== "string") {
+      return Either.left({ field: `${at}.${roleKey}`, reason: name === undefined ? "is missing" : "must be a string" })
+    }
+    const role = ROLES[format][name.trim().toLowerCase()]
+    if (role === undefined) {
+      return Either.left({ field: `${at}.${roleKey}`, reason: `unknown role "${name}"` })
+    }
+    out.push({
+      role,
+      roleName: name,
+      content: m[contentKey],
+      raw: m,
+      roleField: `${at}.${roleKey}`,
+      contentField: `${at}.${contentKey}`
+    })
+  }
+  return Either.right(out)
+}
+
+const textContent = (m: Message): Either.Either<string, SourceProblem> => {
+  if (m.content === undefined || m.content === null) return Either.left({ field: m.contentField, reason: "is missing" })
+  if (typeof m.content !== "string") {
+    return Either.left({
+      field: m.contentField,
+      reason: `must be a string, got ${describeType(m.content)} (multi-part content is not supported)`
+    })
+  }
+  if (m.content.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
+  return Either.right(m.content)
+}
+
+interface Prompt {
+  readonly system: string | undefined
+  readonly systemField: string | undefined
+  readonly user: string
+  /** Index of the first message after the prompt. */
+  readonly next: number
+}
+
+/** The leading system message (optional) and the first user message, as written. */
+const extractPrompt = (messages: ReadonlyArray<Message>, base: string): Either.Either<Prompt, SourceProblem> => {
+  let system: string | undefined = undefined
+  let systemField: string | undefined = undefined
+  for (const [i, m] of messages.entries()) {
+    if (m.role === "system") {
+      if (system !== undefined) {
+        return Either.left({
+          field: m.roleField,
+          reason: "a second system message before the user message: a prompt has at most one"
+        })
+      }
+      const text = textContent(m)
+      if (Either.isLeft(text)) return Either.left(text.left)
+      system = text.right
+      systemField = m.contentField
+      continue
+    }
+    if (m.role === "user") {
+      const text = textContent(m)
+      if (Either.isLeft(text)) return Either.left(text.left)
+      return Either.right({ system, systemField, user: text.right, next: i + 1 })
+    }
+    return Either.left({
+      field: m.roleField,
+      reason: `${m.role} message ("${m.roleName}") where the prompt should be: ` +
+        "a prompt is an optional system message followed by the first user message"
+    })
+  }
+  return Either.left({
+    field: base,
+    reason: messages.length === 0 ? "has no messages" : "has no user message"
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool calls
+
+const TOOL_CALL_BLOCK = /<tool_call>([\s\S]*?)(?:<\/tool_call>|$)/g
+
+const decodeArguments = (args: unknown): unknown => {
+  if (typeof args !== "string") return args ?? {}
+  try {
+    return JSON.parse(args) as unknown
+  } catch {
+    return args
+  }
+}
+
+/** A call object `{ name, arguments }` (or `parameters`), as found in Hermes blocks and ShareGPT function calls. */
+const readCall = (value: unknown): Either.Either<{ name: string; arguments: unknown }, string> => {
+  if (!isObject(value)) return Either.left(`expected an object with "name" and "arguments", got ${describeType(value)}`)
+  const fn = isObject(value.function) ? value.function : value
+  if (typeof fn.name !== "string" || fn.name.trim() === "") return Either.left("has no \"name\"")
+  return Either.right({ name: fn.name, arguments: decodeArguments(fn.arguments ?? fn.parameters ?? fn.args) })
+}
+
+/** The `<tool_call>` blocks of one text, in order (an unclosed last block is read to the end). */
+export const parseToolCallBlocks = (
+  text: string
+): ReadonlyArray<Either.Either<{ name: string; arguments: unknown }, { raw: string; error: string }>> => {
+  const out: Array<Either.Either<{ name: string; arguments: unknown }, { raw: string; error: string }>> = []
+  for (const match of text.matchAll(TOOL_CALL_BLOCK)) {
+    const raw = match[1].trim()
+    if (raw === "") continue
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(raw)
+    } catch (e) {
+      out.push(Either.left({ raw, error: `not valid JSON: ${(e as Error).message}` }))
+      continue
+    }
+    const calls = Array.isArray(parsed) ? parsed : [parsed]
+    for (const c of calls) {
+      out.push(Either.mapLeft(readCall(c), (error) => ({ raw, error })))
+    }
+  }
+  return out
+}
+
+/** Every tool call the agent made after the prompt, in order. */
+const observedCalls = (messages: ReadonlyArray<Message>, from: number) => {
+  const calls: Array<ObservedToolCall> = []
+  const unreadable: Array<UnreadableToolCall> = []
+  const add = (
+    message: number,
+    r: Either.Either<{ name: string; arguments: unknown }, { raw: string; error: string }>
+  ) =>
+    Either.match(r, {
+      onLeft: (u) => unreadable.push({ message, ...u }),
+      onRight: (c) => calls.push({ message, ...c })
+    })
+  for (let i = from; i < messages.length; i++) {
+    const m = messages[i]
+    if (m.role !== "assistant") continue
+    const isFunctionCallMessage = m.roleName.trim().toLowerCase() === "function_call"
+    if (isFunctionCallMessage) {
+      if (typeof m.content === "string" && !m.content.includes("<tool_call>")) {
+        let parsed: unknown
+        try {
+          parsed = JSON.parse(m.content)
+        } catch (e) {
+          unreadable.push({ message: i, raw: m.content, error: `not valid JSON: ${(e as Error).message}` })
+          continue
+        }
+        add(i, Either.mapLeft(readCall(parsed), (error) => ({ raw: m.content as string, error })))
+        continue
+      }
+      if (isObject(m.content)) {
+        add(i, Either.mapLeft(readCall(m.content), (error) => ({ raw: JSON.stringify(m.content), error })))
+        continue
+      }
+    }
+    if (typeof m.content === "string") { for (const r of parseToolCallBlocks(m.content)) add(i, r) }
+    if (Array.isArray(m.raw.tool_calls)) {
+      for (const c of m.raw.tool_calls) {
+        add(i, Either.mapLeft(readCall(c), (error) => ({ raw: JSON.stringify(c), error })))
+      }
+    }
+    if (isObject(m.raw.function_call)) {
+      const c = m.raw.function_call
+      add(i, Either.mapLeft(readCall(c), (error) => ({ raw: JSON.stringify(c), error })))
+    }
+  }
+  return { calls, unreadable }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The <tools> block
+
+const TOOLS_BLOCK = /<tools>([\s\S]*?)<\/tools>/g
+
+/** Reads a block's text as a JSON array, one object, or one JSON object per line. */
+const readToolList = (text: string): ReadonlyArray<unknown> | undefined => {
+  const trimmed = text.trim()
+  if (trimmed === "") return undefined
+  try {
+    const value = JSON.parse(trimmed) as unknown
+    if (Array.isArray(value)) return value
+    if (isObject(value)) return Array.isArray(value.tools) ? value.tools : [value]
+    return undefined
+  } catch {
+    // One tool per line (some Hermes templates write them so).
+  }
+  const lines = trimmed.split("\n").map((l) => l.trim()).filter((l) => l !== "")
+  const out: Array<unknown> = []
+  for (const line of lines) {
+    try {
+      out.push(JSON.parse(line))
+    } catch {
+      return undefined
+    }
+  }
+  return out
+}
+
+export interface ToolsBlock {
+  /** The tool entries as written (Hermes/OpenAI function shapes; normalized by the inventory decoder). */
+  readonly tools: ReadonlyArray<unknown>
+  /** Character range of the block in the text, `<tools>` to `</tools>` inclusive. */
+  readonly start: number
+  readonly end: number
+}
+
+/**
+ * The tool catalogue of a system message: the first `<tools>...</tools>` block whose content is a JSON list
+ * of tools (prose such as "within <tools> </tools> XML tags" is passed over). Undefined when there is none.
+ */
+export const findToolsBlock = (system: string): ToolsBlock | undefined => {
+  for (const match of system.matchAll(TOOLS_BLOCK)) {
+    const tools = readToolList(match[1])
+    if (tools !== undefined && tools.length > 0) {
+      return { tools, start: match.index, end: match.index + match[0].length }
+    }
+  }
+  return undefined
+}
+
+/** Tool names listed in a `<tools>` block (entries without a name are ignored). */
+export const toolNamesOf = (block: ToolsBlock): ReadonlyArray<string> =>
+  block.tools.flatMap((t) => {
+    if (!isObject(t)) return []
+    const fn = t.type === "function" && isObject(t.function) ? t.function : t
+    return typeof fn.name === "string" && fn.name.trim() !== "" ? [fn.name.trim()] : []
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+const idOf = (value: unknown): string | undefined => {
+  if (!isObject(value)) return undefined
+  for (const key of ["id", "conversation_id", "task_id"]) {
+    const v = value[key]
+    if (typeof v === "string" && v.trim() !== "") return v.trim()
+    if (typeof v === "number") return String(v)
+  }
+  return undefined
+}
+
+const parseMaybeJson = (u: unknown): unknown => {
+  if (typeof u !== "string") return u
+  try {
+    return JSON.parse(u) as unknown
+  } catch {
+    return u
+  }
+}
+
+const skyrlId = (row: Json): string | undefined => {
+  const gt = isObject(row.reward_spec) && isObject(row.reward_spec.ground_truth) ? row.reward_spec.ground_truth : {}
+  if (typeof gt.task_id === "string" && gt.task_id.trim() !== "") return gt.task_id.trim()
+  const meta = isObject(row.extra_info) ? parseMaybeJson(row.extra_info.task_metadata) : undefined
+  return idOf(meta) ?? idOf(row)
+}
+
+/** True when a SkyRL row carries a non-empty `reward_spec.ground_truth.tool_sequence`. */
+export const hasPlan = (row: unknown): boolean => {
+  if (!isObject(row) || !isObject(row.reward_spec)) return false
+  const gt = row.reward_spec.ground_truth
+  return isObject(gt) && Array.isArray(gt.tool_sequence) && gt.tool_sequence.length > 0
+}
+
+const invalid = (id: string | undefined, problem: SourceProblem): SourceRow => ({ _tag: "Invalid", id, ...problem })
+
+/**
+ * Extracts the prompt (and the observed tool calls) of one row. `format` forces a format; by default it
+ * is detected from the row. Never throws: a bad row comes back as `Invalid` with the field and reason.
+ */
+export const extractSource = (value: unknown, format?: InputFormat): SourceRow => {
+  const detected = detectFormat(value)
+  const id = isObject(value) ? (detected === "skyrl" ? skyrlId(value) : idOf(value)) : undefined
+  const chosen = format ?? detected
+  if (chosen === undefined) {
+    return invalid(id, {
+      field: "",
+      reason: `not a SkyRL row, ShareGPT conversation or OpenAI message list (got ${describeType(value)}${
+        isObject(value) ? ` with keys ${Object.keys(value).slice(0, 6).join(", ") || "none"}` : ""
+      })`
+    })
+  }
+  if (format !== undefined && detected !== format) {
+    return invalid(id, {
+      field: "",
+      reason: `not a ${FORMAT_LABEL[format]} (--input-format ${format})${
+        detected === undefined ? "" : `; it looks like ${FORMAT_ARTICLE[detected]} ${FORMAT_LABEL[detected]}`
+      }`
+    })
+  }
+  let list: ReadonlyArray<unknown>
+  let base: string
+  if (Array.isArray(value)) {
+    list = value
+    base = ""
+  } else {
+    const v = value as Json
+    base = chosen === "skyrl" ? "prompt" : chosen === "sharegpt" ? "conversations" : "messages"
+    list = v[base] as ReadonlyArray<unknown>
+  }
+  const messages = messageList(chosen, list, base)
+  if (Either.isLeft(messages)) return invalid(id, messages.left)
+  const prompt = extractPrompt(messages.right, base === "" ? "(conversation)" : base)
+  if (Either.isLeft(prompt)) return invalid(id, prompt.left)
+  if (chosen === "skyrl" && prompt.right.next < messages.right.length) {
+    const extra = messages.right[prompt.right.next]
+    return invalid(id, {
+      field: extra.roleField,
+      reason: `a SkyRL prompt ends with its user message; found a "${extra.roleName}" message after it`
+    })
+  }
+  const { calls, unreadable } = observedCalls(messages.right, prompt.right.next)
+  return {
+    _tag: "Prompt",
+    format: chosen,
+    id,
+    system: prompt.right.system,
+    systemField: prompt.right.systemField,
+    user: prompt.right.user,
+    observedToolCalls: calls,
+    unreadableToolCalls: unreadable,
+    hasPlan: chosen === "skyrl" && hasPlan(value)
+  }
+}

@@ -1,0 +1,488 @@
+/**
+ * `skyrl enrich` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1, with a fake
+ * model that plans with the tools each request offers (test/support/fakeEnrich.ts).
+ */
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { runCliAsync } from "./support/cli.js"
+import type { PlanChoice } from "./support/fakeEnrich.js"
+import { isRepair, offeredTools, planAnswer, quotedUserRequest, sourceRowOf } from "./support/fakeEnrich.js"
+import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
+import { answer, start } from "./support/fakeOpenAI.js"
+
+const FIXTURES = join(__dirname, "fixtures")
+const SHAREGPT = join(FIXTURES, "sharegpt", "sample_data.json")
+const KEY = "sk-test-enrich-0123456789"
+const USAGE = { input: 2000, cached: 1024, output: 600, reasoning: 300 }
+
+const servers: Array<FakeServer> = []
+afterEach(async () => {
+  while (servers.length > 0) await servers.pop()!.close()
+})
+
+const fake = async (choice: (ctx: FakeContext) => PlanChoice = () => ({})) => {
+  const s = await start((ctx) => answer(planAnswer(ctx, choice(ctx)), USAGE))
+  servers.push(s)
+  return s
+}
+const calls = (server: FakeServer) => server.requests.filter((q) => q.endpoint !== "other")
+
+const env = (server: FakeServer) => ({ OPENAI_API_KEY: KEY, OPENAI_BASE_URL: server.baseUrl })
+
+const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-enrich-"))
+
+const readJsonl = (file: string): Array<any> =>
+  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+
+const enrich = (args: ReadonlyArray<string>, server: FakeServer, cwd?: string) =>
+  runCliAsync(["enrich", ...args, "--llm", "openai", "--concurrency", "2"], {
+    env: env(server),
+    ...(cwd === undefined ? {} : { cwd })
+  })
+
+const meta = (row: any) => JSON.parse(row.extra_info.task_metadata)
+const plan = (row: any) =>
+  row.reward_spec.ground_truth.tool_sequence.map((s: any) => ({ ...s, params: JSON.parse(s.params) }))
+
+/** Bytes and mtime of a file, to show it was not modified. */
+const fingerprint = (file: string) => ({ bytes: readFileSync(file).toString("base64"), mtime: statSync(file).mtimeMs })
+
+// Independent reading of the fixture (not through src/skyrl/sources.ts): the prompt's tools and the logged calls.
+const sharegpt: Array<Array<{ from: string; value: string }>> = JSON.parse(readFileSync(SHAREGPT, "utf8"))
+const promptTools = (system: string): Map<string, any> => {
+  const start = system.lastIndexOf("<tools>")
+  const tools: Array<any> = JSON.parse(system.slice(start + 7, system.indexOf("</tools>", start)))
+  return new Map(tools.map((t) => [t.name, t.parameters]))
+}
+const loggedCalls = (conversation: Array<{ from: string; value: string }>) =>
+  conversation.filter((m) => m.from === "gpt").flatMap((m) =>
+    [...m.value.matchAll(/<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g)].map((x) => {
+      const call = JSON.parse(x[1])
+      return { name: call.name, arguments: call.arguments }
+    })
+  )
+
+describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () => {
+  it(
+    "--limit 5 --inventory-from-prompt: 5 rows with the source prompt verbatim, a valid plan on the prompt's tools, and the logged calls",
+    async () => {
+      const server = await fake()
+      const dir = tmp()
+      const input = join(dir, "sample_data.json")
+      copyFileSync(SHAREGPT, input)
+      const before = fingerprint(input)
+      const out = join(dir, "enriched.jsonl")
+      const r = await enrich([input, "--out", out, "--limit", "5", "--inventory-from-prompt"], server)
+      expect(r.status, r.stderr).toBe(0)
+      expect(calls(server)).toHaveLength(5)
+      const rows = readJsonl(out)
+      expect(rows).toHaveLength(5)
+      for (const [i, row] of rows.entries()) {
+        const source = sharegpt[i]
+        expect(row.prompt).toEqual([
+          { role: "system", content: source[0].value.trim() },
+          { role: "user", content: source[1].value.trim() }
+        ])
+        // The plan uses only tools the prompt's <tools> block lists, with their required params.
+        const tools = promptTools(source[0].value)
+        const steps = plan(row)
+        expect(steps.length).toBeGreaterThan(0)
+        for (const step of steps) {
+          expect(step.server).toBe("prompt")
+          expect(tools.has(step.tool), step.tool).toBe(true)
+          for (const required of tools.get(step.tool).required ?? []) expect(step.params).toHaveProperty(required)
+          for (const key of Object.keys(step.params)) {
+            expect(Object.keys(tools.get(step.tool).properties)).toContain(key)
+          }
+        }
+        const m = meta(row)
+        expect(m.observed_tool_calls.map((c: any) => ({ name: c.name, arguments: c.arguments }))).toEqual(
+          loggedCalls(source)
+        )
+        expect(m.source_row).toBe(i)
+        expect(m.source_format).toBe("sharegpt")
+        expect(m.source_file).toBe(input)
+        expect(m.source).toBe("enrich")
+        expect(m.inventory).toBe("prompt")
+      }
+      // The logged calls are metadata, never the ground truth: row 0's agent called send_slack_message with a
+      // param its schema lacks; the plan comes from the model.
+      expect(meta(rows[0]).observed_tool_calls[0].arguments.user).toBe("@requestor")
+      // Each request quoted the source user text exactly and offered only that prompt's tools.
+      for (const q of calls(server)) {
+        const row = sourceRowOf(q.body)!
+        expect(quotedUserRequest(q.body)).toBe(sharegpt[row][1].value.trim())
+        expect(offeredTools(q.body).map((t) => t.tool).sort()).toEqual(
+          [...promptTools(sharegpt[row][0].value).keys()].sort()
+        )
+      }
+      // One log line per task: index, steps, outcome.
+      const lines = r.stderr.split("\n").filter((l) => / row \d+ \[sample \d+\]: planned, \d+ steps/.test(l))
+      expect(lines).toHaveLength(5)
+      expect(lines.map((l) => Number(/ row (\d+) /.exec(l)![1])).sort()).toEqual([0, 1, 2, 3, 4])
+      for (const l of lines) expect(l).toMatch(/steps \(\w+(, \w+)*\); 1 calls; prompt ~\d+ tokens/)
+      expect(fingerprint(input)).toEqual(before)
+    },
+    60_000
+  )
+
+  it("the default inventory file: each prompt is planned with the inventory tools it lists", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "enriched.json")
+    const r = await enrich([SHAREGPT, "--out", out, "--limit", "5"], server)
+    expect(r.status, r.stderr).toBe(0)
+    const rows: Array<any> = JSON.parse(readFileSync(out, "utf8"))
+    expect(rows).toHaveLength(5)
+    const inventory = JSON.parse(readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8"))
+    const serverOf = new Map<string, string>()
+    for (const s of inventory.servers) for (const t of s.tools) serverOf.set(t.name, s.name)
+    for (const q of calls(server)) {
+      const row = sourceRowOf(q.body)!
+      const listed = promptTools(sharegpt[row][0].value)
+      const expected = [...listed.keys()].filter((name) => serverOf.has(name)).sort()
+      expect(offeredTools(q.body).map((t) => t.tool).sort()).toEqual(expected)
+      expect(expected.length).toBeLessThan(listed.size)
+    }
+    for (const [i, row] of rows.entries()) {
+      expect(row.prompt).toEqual([
+        { role: "system", content: sharegpt[i][0].value.trim() },
+        { role: "user", content: sharegpt[i][1].value.trim() }
+      ])
+      expect(meta(row).observed_tool_calls.map((c: any) => ({ name: c.name, arguments: c.arguments }))).toEqual(
+        loggedCalls(sharegpt[i])
+      )
+      for (const step of plan(row)) {
+        expect(step.server).toBe(serverOf.get(step.tool))
+        expect(promptTools(sharegpt[i][0].value).has(step.tool)).toBe(true)
+      }
+    }
+  }, 60_000)
+
+  it("a second run calls the model 0 times: with --resume, and on its own output", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "enriched.jsonl")
+    const first = await enrich([SHAREGPT, "--out", out, "--limit", "5", "--inventory-from-prompt"], server)
+    expect(first.status, first.stderr).toBe(0)
+    expect(calls(server)).toHaveLength(5)
+    const firstRows = readFileSync(out, "utf8")
+
+    const resumed = await enrich(
+      [SHAREGPT, "--out", out, "--limit", "5", "--inventory-from-prompt", "--resume"],
+      server
+    )
+    expect(resumed.status, resumed.stderr).toBe(0)
+    expect(calls(server)).toHaveLength(5)
+    expect(readFileSync(out, "utf8")).toBe(firstRows)
+    expect(resumed.stderr).toMatch(/0 of 5 samples to make/)
+
+    // Its own output as input: every row has a plan, so every row is skipped and copied unchanged.
+    const again = join(dir, "again.jsonl")
+    const second = await enrich([out, "--out", again], server)
+    expect(second.status, second.stderr).toBe(0)
+    expect(calls(server)).toHaveLength(5)
+    expect(readJsonl(again)).toEqual(readJsonl(out))
+    expect(second.stderr.split("\n").filter((l) => /: skipped, already has a plan/.test(l))).toHaveLength(5)
+
+    // The same through Parquet (SkyRL rows read from .parquet).
+    const parquet = join(dir, "enriched.parquet")
+    expect((await enrich([out, "--out", parquet], server)).status).toBe(0)
+    const fromParquet = join(dir, "from-parquet.jsonl")
+    const third = await enrich([parquet, "--out", fromParquet], server)
+    expect(third.status, third.stderr).toBe(0)
+    expect(calls(server)).toHaveLength(5)
+    expect(readJsonl(fromParquet)).toEqual(readJsonl(out))
+  }, 90_000)
+})
+
+describe("enrich: SkyRL rows and OpenAI message lists", () => {
+  const SKYRL = join(FIXTURES, "enrich", "skyrl_rows.jsonl")
+  const source = readJsonl(SKYRL)
+
+  it("SkyRL rows without a plan are planned; rows with one are copied unchanged unless --overwrite", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([SKYRL, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 2])
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(4)
+    // Row 0: system + user exactly as written (trimmed); row 2 has no system message, so the default one is made.
+    expect(rows[0].prompt).toEqual([
+      { role: "system", content: source[0].prompt[0].content },
+      { role: "user", content: "What is NVDA trading at right now?" }
+    ])
+    expect(rows[2].prompt[1]).toEqual({ role: "user", content: source[2].prompt[0].content })
+    expect(rows[2].prompt[0].role).toBe("system")
+    expect(rows[2].prompt[0].content).toContain("<tool_call>")
+    for (const step of plan(rows[2])) expect(rows[2].prompt[0].content).toContain(step.tool)
+    expect(rows[2].reward_spec.ground_truth.task_id).toBe("no-plan-2")
+    expect(meta(rows[0]).observed_tool_calls).toBeUndefined()
+    // Rows with a plan: unchanged (row 3 was written with object params by another tool: re-encoded, same values).
+    expect(rows[1]).toEqual(source[1])
+    expect(plan(rows[3])).toEqual(source[3].reward_spec.ground_truth.tool_sequence)
+    expect(meta(rows[3])).toEqual(source[3].extra_info.task_metadata)
+    expect(r.stderr).toMatch(/row 1 \(id has-plan-1\): skipped, already has a plan \(use --overwrite/)
+
+    const server2 = await fake()
+    const out2 = join(dir, "overwritten.jsonl")
+    const o = await enrich([SKYRL, "--out", out2, "--overwrite"], server2)
+    expect(o.status, o.stderr).toBe(0)
+    expect(calls(server2).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 1, 2, 3])
+    const rows2 = readJsonl(out2)
+    expect(rows2.map((x) => meta(x).source)).toEqual(["enrich", "enrich", "enrich", "enrich"])
+    expect(rows2[1].prompt).toEqual(source[1].prompt)
+  }, 60_000)
+
+  it("OpenAI message lists: prompt verbatim, tool_calls and <tool_call> blocks as observed calls", async () => {
+    const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([join(FIXTURES, "enrich", "openai_messages.jsonl"), "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(2)
+    expect(rows[0].prompt).toEqual([
+      { role: "system", content: "You are a helpful research agent." },
+      { role: "user", content: "Compare the current quotes of AMD and INTC." }
+    ])
+    expect(rows[0].reward_spec.ground_truth.task_id).toBe("oa-1")
+    expect(meta(rows[0]).observed_tool_calls).toEqual([
+      { name: "fmp_get_quote", arguments: { symbol: "AMD" }, message: 2 },
+      { name: "fmp_get_quote", arguments: { symbol: "INTC" }, message: 2 }
+    ])
+    expect(rows[1].prompt[1].content).toBe("Search the web for news about the Federal Reserve meeting.")
+    expect(meta(rows[1]).observed_tool_calls).toEqual([
+      { name: "tavily_search", arguments: { query: "Federal Reserve meeting" }, message: 1 }
+    ])
+    expect(meta(rows[1]).source_format).toBe("openai")
+    // No <tools> block: the whole inventory is offered.
+    expect(offeredTools(calls(server)[0].body).length).toBeGreaterThan(20)
+  }, 60_000)
+})
+
+describe("enrich: bad input", () => {
+  const BAD = join(FIXTURES, "enrich", "bad_rows.jsonl")
+
+  it(
+    "row-level problems go to the rejects file (file, row, field) and the run continues; the input is untouched",
+    async () => {
+      const server = await fake()
+      const dir = tmp()
+      const input = join(dir, "bad_rows.jsonl")
+      copyFileSync(BAD, input)
+      const before = fingerprint(input)
+      const out = join(dir, "rows.jsonl")
+      const r = await enrich([input, "--out", out], server)
+      expect(r.status, r.stderr).toBe(0)
+      const rows = readJsonl(out)
+      expect(rows.map((x) => meta(x).source_id)).toEqual(["good-0", "good-5"])
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.row, x.field])).toEqual([
+        [1, "conversations"],
+        [2, "messages[0].role"],
+        [3, "messages[1].content"],
+        [4, ""],
+        [6, ""]
+      ])
+      for (const x of rejects) {
+        expect(x.file).toBe(input)
+        expect(x.stage).toBe("input")
+        expect(x.reasons[0]).toContain(`${input}, row ${x.row}`)
+      }
+      expect(rejects[0].reason).toBe("has no user message")
+      expect(rejects[1].reason).toMatch(/^assistant message \("assistant"\) where the prompt should be/)
+      expect(rejects[2].reason).toBe("is empty")
+      expect(rejects[3].reason).toMatch(/^line 5 is not valid JSON/)
+      expect(r.stderr).toContain(`row 3 (id empty-3): rejected: ${input}, row 3, messages[1].content: is empty`)
+      expect(r.stderr).toMatch(/row 0 \(id good-0\) \[sample 1\]: planned, \d+ steps/)
+      expect(calls(server)).toHaveLength(2)
+      expect(fingerprint(input)).toEqual(before)
+    },
+    60_000
+  )
+
+  it(
+    "an unreadable input fails with the file named; a file of only bad rows names the first row and field",
+    async () => {
+      const server = await fake()
+      const dir = tmp()
+      const out = join(dir, "rows.jsonl")
+      const missing = await enrich([join(dir, "missing.jsonl"), "--out", out], server)
+      expect(missing.status).toBe(1)
+      expect(missing.stderr).toContain(`${join(dir, "missing.jsonl")}: cannot read: no such file or directory`)
+      mkdirSync(join(dir, "folder.json"))
+      const folder = await enrich([join(dir, "folder.json"), "--out", out], server)
+      // @effect/cli checks the argument's path type: a usage error (exit 2) naming the path.
+      expect(folder.status).toBe(2)
+      expect(folder.stderr).toContain(`Expected path '${join(dir, "folder.json")}' to be a regular file`)
+      writeFileSync(join(dir, "broken.json"), "[{\"messages\": ")
+      const broken = await enrich([join(dir, "broken.json"), "--out", out], server)
+      expect(broken.status).toBe(1)
+      expect(broken.stderr).toMatch(/broken\.json: not valid JSON/)
+      writeFileSync(join(dir, "all-bad.json"), JSON.stringify([[{ from: "gpt", value: "hello" }]]))
+      const allBad = await enrich([join(dir, "all-bad.json"), "--out", out], server)
+      expect(allBad.status).toBe(1)
+      expect(allBad.stderr).toMatch(
+        /all-bad\.json, row 0, \[0\]\.from: assistant message \("gpt"\) where the prompt should be/
+      )
+      expect(calls(server)).toHaveLength(0)
+      expect(existsSync(out)).toBe(false)
+    },
+    60_000
+  )
+
+  it(
+    "--out equal to the input, or with an unwritable extension, is a usage error (exit 2) before any call",
+    async () => {
+      const server = await fake()
+      const dir = tmp()
+      const input = join(dir, "in.jsonl")
+      copyFileSync(join(FIXTURES, "enrich", "openai_messages.jsonl"), input)
+      const before = fingerprint(input)
+      const r = await enrich([input, "--out", input], server)
+      expect(r.status).toBe(2)
+      expect(r.stderr).toMatch(/--out: is the input file/)
+      expect(fingerprint(input)).toEqual(before)
+      const csv = await enrich([input, "--out", join(dir, "rows.csv")], server)
+      expect(csv.status).toBe(2)
+      expect(csv.stderr).toMatch(/--out: ".*rows\.csv" must end in \.json, \.jsonl or \.parquet/)
+      expect(calls(server)).toHaveLength(0)
+    },
+    30_000
+  )
+})
+
+describe("enrich: --dry-run, --limit, --debug and repair", () => {
+  /** Rows: 0 planned, 1 skipped (has a plan), 2 rejected, 3 planned, 4 planned, 5 planned. */
+  const mixed = (dir: string): string => {
+    const skyrl = readJsonl(join(FIXTURES, "enrich", "skyrl_rows.jsonl"))
+    const file = join(dir, "mixed.jsonl")
+    const rows = [
+      { id: "a", messages: [{ role: "user", content: "Get the AAPL quote." }] },
+      skyrl[1],
+      { id: "bad", messages: [{ role: "user", content: "" }] },
+      { id: "b", messages: [{ role: "user", content: "Get the MSFT quote." }] },
+      { id: "c", messages: [{ role: "user", content: "Get the AMZN quote." }] },
+      { id: "d", messages: [{ role: "user", content: "Get the META quote." }] }
+    ]
+    writeFileSync(file, rows.map((x) => JSON.stringify(x)).join("\n") + "\n")
+    return file
+  }
+
+  it("--dry-run calls no model and reports planned, skipped and rejected rows with reasons", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([mixed(dir), "--out", out, "--dry-run"], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(calls(server)).toHaveLength(0)
+    expect(existsSync(out)).toBe(false)
+    expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+    expect(r.stdout).toMatch(/^row 0 \(id a\): plan \(openai; all inventory tools; 0 observed tool calls\)$/m)
+    expect(r.stdout).toMatch(
+      /^row 1 \(id has-plan-1\): skip, already has a plan \(use --overwrite to plan it again\)$/m
+    )
+    expect(r.stdout).toMatch(/^row 2 \(id bad\): reject, .*mixed\.jsonl, row 2, messages\[0\]\.content: is empty$/m)
+    expect(r.stdout).toContain("planned 4, skipped 1, rejected 1")
+    expect(r.stdout).toContain("<<<USER_REQUEST\nGet the AAPL quote.\nUSER_REQUEST>>>")
+  }, 30_000)
+
+  it("--limit N counts planned rows only (skips and rejects before them do not count)", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([mixed(dir), "--out", out, "--limit", "2"], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 3])
+    const rows = readJsonl(out)
+    expect(rows.map((x) => meta(x).source_id ?? x.reward_spec.ground_truth.task_id)).toEqual(["a", "has-plan-1", "b"])
+    expect(readJsonl(`${out}.rejects.jsonl`).map((x) => x.row)).toEqual([2])
+    const dry = await enrich([mixed(dir), "--out", out, "--limit", "3", "--dry-run"], server)
+    expect(dry.stdout).toContain("planned 3, skipped 1, rejected 1")
+    expect(dry.stdout).toContain("5 rows read (stopped at --limit 3)")
+  }, 60_000)
+
+  it("archives keep each full request and answer, with or without --debug, and never the key", async () => {
+    const server = await fake()
+    for (const debug of [false, true]) {
+      const dir = tmp()
+      const out = join(dir, "rows.jsonl")
+      const r = await enrich(
+        [join(FIXTURES, "enrich", "openai_messages.jsonl"), "--out", out, ...(debug ? ["--debug"] : [])],
+        server
+      )
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = join(dir, "raw_llm", readdirSync(join(dir, "raw_llm"))[0])
+      const archives = readdirSync(runDir).filter((f) => f.startsWith("task_"))
+      expect(archives).toHaveLength(2)
+      for (const f of archives) {
+        const record = JSON.parse(readFileSync(join(runDir, f), "utf8"))
+        expect(record.request.input[0].content).toMatch(/^Plan the request of source row \d/)
+        expect(typeof record.request.instructions).toBe("string")
+        expect(record.response.output).toBeDefined()
+        expect(record.status).toBe("ok")
+      }
+      for (const f of readdirSync(runDir)) expect(readFileSync(join(runDir, f), "utf8")).not.toContain(KEY)
+      expect(r.stderr).not.toContain(KEY)
+      const debugLines = r.stderr.split("\n").filter((l) => /DEBUG .*tools offered; request \d+ chars/.test(l))
+      expect(debugLines).toHaveLength(debug ? 2 : 0)
+      expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).settings.debug).toBe(debug)
+    }
+  }, 60_000)
+
+  it("a plan naming a tool the prompt does not offer is repaired once with the validation message", async () => {
+    // The first answer for each row calls fmp_get_quote, which the tavily prompt (row 1) does not offer.
+    const server = await fake((ctx) =>
+      isRepair(ctx.body) ? {} : { force: { server: "prompt", tool: "fmp_get_quote", params: { symbol: "MSFT" } } }
+    )
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([SHAREGPT, "--out", out, "--limit", "2", "--inventory-from-prompt"], server)
+    expect(r.status, r.stderr).toBe(0)
+    const byRow = new Map<number, number>()
+    for (const q of calls(server)) byRow.set(sourceRowOf(q.body)!, (byRow.get(sourceRowOf(q.body)!) ?? 0) + 1)
+    expect(byRow.get(0)).toBe(1)
+    expect(byRow.get(1)).toBe(2)
+    const repair = calls(server).find((q) => isRepair(q.body))!
+    expect(JSON.stringify(repair.body.input)).toContain("fmp_get_quote")
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(2)
+    expect(plan(rows[1]).map((s: any) => s.tool)).not.toContain("fmp_get_quote")
+    expect(meta(rows[1]).repaired).toBe(true)
+  }, 60_000)
+
+  it("a row whose plan stays invalid fails with its reasons logged and rejected; the others are kept", async () => {
+    const server = await fake((ctx) =>
+      sourceRowOf(ctx.body) === 1
+        ? { force: { server: "prompt", tool: "fmp_get_quote", params: { symbol: "MSFT" } } }
+        : {}
+    )
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich(
+      [SHAREGPT, "--out", out, "--limit", "2", "--inventory-from-prompt", "--max-attempts", "1"],
+      server
+    )
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/made 1 of 2 valid rows/)
+    expect(r.stderr).toMatch(/row 1 \[sample 2\]: failed after 1 attempts: .*fmp_get_quote/)
+    expect(readJsonl(out).map((x) => meta(x).source_row)).toEqual([0])
+    const rejects = readJsonl(`${out}.rejects.jsonl`)
+    expect(rejects.map((x) => x.index)).toEqual([1])
+    expect(existsSync(join(dir, rejects[0].raw_output_path))).toBe(true)
+  }, 60_000)
+})
