@@ -286,6 +286,47 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2, 10)
   }, 60_000)
 
+  it(
+    "--repairs batch without --wait: exit 75 after submitting the follow-up; a collect meanwhile neither resubmits nor goes online",
+    async () => {
+      const f = await fake({
+        lines: (ctx) =>
+          lineAnswer(
+            sampleNumberOf(ctx.body) === 3 && !isRepairRequest(ctx.body) ? invalidTaskText(3) : validTaskFor(ctx),
+            USAGE
+          ),
+        online: (ctx) => answer(validTaskFor(ctx), USAGE)
+      })
+      const out = tmpOut()
+      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch"], { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      f.batches[0].status = "finalizing" // done at the next retrieve
+      const first = await runCliAsync(["batch", "collect", runDir, "--repairs", "batch"], { env: env(f) })
+      expect(first.status, first.stderr).toBe(75)
+      expect(first.stderr).toMatch(
+        /follow-up batch submitted: 1 requests \(1 repairs\/retries, 0 resubmitted samples\)/
+      )
+      expect(f.batches).toHaveLength(2)
+      // Three samples are journaled already; sample 3 waits for its repair.
+      expect(readJsonl(join(runDir, "journal.jsonl")).map((e) => e.index).sort()).toEqual([0, 1, 3])
+      // Collecting while the follow-up runs: sample 3 is pending, with either repair mode.
+      for (const repairs of ["batch", "online"]) {
+        const meanwhile = await runCliAsync(["batch", "collect", runDir, "--repairs", repairs], { env: env(f) })
+        expect(meanwhile.status, meanwhile.stderr).toBe(75)
+        expect(meanwhile.stderr).toMatch(/1 requests are in batches still running/)
+      }
+      expect(f.batches).toHaveLength(2)
+      expect(f.online.requests).toHaveLength(0)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 4])
+      const done = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+      expect(done.status, done.stderr).toBe(0)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
+      expect(f.online.requests).toHaveLength(0)
+    },
+    90_000
+  )
+
   it("survives a crash between submit and collect; collecting twice adds nothing", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 50 })
     const dir = mkdtempSync(join(tmpdir(), "skyrl-batch-"))

@@ -21,6 +21,7 @@ import {
   isFirstAttemptKey,
   lineError,
   makeBatchLlm,
+  makeGate,
   parseBatchLines
 } from "../src/services/llm/batchReplay.js"
 import { answerBody } from "../src/services/llm/scripted.js"
@@ -217,6 +218,46 @@ describe("the batch-replay Llm", () => {
         expect(Exit.isInterrupted(exit)).toBe(true)
       }),
     { timeout: 5_000 }
+  )
+})
+
+describe("makeGate", () => {
+  it.live(
+    "lets at most n through, in arrival order, with thousands waiting; an interrupted waiter leaves",
+    () =>
+      Effect.gen(function*() {
+        const gate = makeGate(3)
+        let running = 0
+        let most = 0
+        const order: Array<number> = []
+        const work = (i: number) =>
+          gate(Effect.gen(function*() {
+            running++
+            most = Math.max(most, running)
+            order.push(i)
+            yield* Effect.yieldNow()
+            running--
+          }))
+        const started = Date.now()
+        yield* Effect.forEach(Array.from({ length: 5000 }, (_, i) => i), work, {
+          concurrency: "unbounded",
+          discard: true
+        })
+        expect(most).toBe(3)
+        expect(order).toEqual(Array.from({ length: 5000 }, (_, i) => i))
+        expect(Date.now() - started).toBeLessThan(5_000)
+        // A waiter interrupted before its turn does not take a permit.
+        const blocker = yield* Effect.fork(gate(Effect.never))
+        const blockers = yield* Effect.forEach([1, 2], () => Effect.fork(gate(Effect.never)))
+        const waiter = yield* Effect.fork(gate(Effect.succeed("ran")))
+        yield* Effect.sleep(Duration.millis(5))
+        yield* Fiber.interrupt(waiter)
+        yield* Fiber.interrupt(blocker)
+        const after = yield* gate(Effect.succeed("next"))
+        expect(after).toBe("next")
+        yield* Effect.forEach(blockers, Fiber.interrupt)
+      }),
+    { timeout: 20_000 }
   )
 })
 

@@ -43,7 +43,14 @@ import type { LlmApi } from "../services/Llm.js"
 import type { BodySettings } from "../services/llm/answer.js"
 import { buildBody } from "../services/llm/answer.js"
 import type { DeferredRequest } from "../services/llm/batchReplay.js"
-import { BatchAnswers, bodyHash, lineError, makeBatchLlm, parseBatchLines } from "../services/llm/batchReplay.js"
+import {
+  BatchAnswers,
+  bodyHash,
+  lineError,
+  makeBatchLlm,
+  parseBatchLines,
+  sampleCustomId
+} from "../services/llm/batchReplay.js"
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
 import { RateLimiter } from "../services/RateLimiter.js"
@@ -77,27 +84,37 @@ export interface RequestLine {
   readonly body: Record<string, unknown>
 }
 
-/** Splits lines (JSON text each) into chunks of at most `maxRequests` lines and `maxBytes` bytes (newlines included). */
-export const splitLines = (lines: ReadonlyArray<string>, limits: BatchLimits): Array<Array<string>> => {
-  const chunks: Array<Array<string>> = []
-  let current: Array<string> = []
+/**
+ * Groups items into chunks of at most `maxRequests` items and `maxBytes` bytes, lazily: only the chunk
+ * being filled is held (a 50,000-request run never has all its request texts in memory at once).
+ */
+export function* chunkLines<T>(
+  items: Iterable<T>,
+  size: (item: T) => number,
+  limits: BatchLimits
+): Generator<Array<T>, void, undefined> {
+  let current: Array<T> = []
   let bytes = 0
-  for (const line of lines) {
-    const size = Buffer.byteLength(line, "utf8") + 1
-    if (size > limits.maxBytes) {
-      throw new Error(`one request line is ${size} bytes, more than the ${limits.maxBytes}-byte limit of a batch file`)
+  for (const item of items) {
+    const n = size(item)
+    if (n > limits.maxBytes) {
+      throw new Error(`one request line is ${n} bytes, more than the ${limits.maxBytes}-byte limit of a batch file`)
     }
-    if (current.length > 0 && (current.length >= limits.maxRequests || bytes + size > limits.maxBytes)) {
-      chunks.push(current)
+    if (current.length > 0 && (current.length >= limits.maxRequests || bytes + n > limits.maxBytes)) {
+      yield current
       current = []
       bytes = 0
     }
-    current.push(line)
-    bytes += size
+    current.push(item)
+    bytes += n
   }
-  if (current.length > 0) chunks.push(current)
-  return chunks
+  if (current.length > 0) yield current
 }
+
+/** Splits JSON lines into chunks within the limits (a line's size counts its newline). */
+export const splitLines = (lines: ReadonlyArray<string>, limits: BatchLimits): Array<Array<string>> => [
+  ...chunkLines(lines, (l) => Buffer.byteLength(l, "utf8") + 1, limits)
+]
 
 const stateError = (file: string) => (reason: string) => new BatchStateError({ path: file, reason })
 
@@ -190,32 +207,35 @@ const finishSubmission = (runDir: string, start: BatchRun) =>
     return run
   })
 
-/** Writes the input files of new parts, records them, and submits them. */
+/** Writes the input files of new parts (one chunk in memory at a time), records them, and submits them. */
 const submitParts = (
   runDir: string,
   start: BatchRun,
-  lines: ReadonlyArray<RequestLine>,
+  lines: Iterable<RequestLine>,
   purpose: BatchPart["purpose"],
   limits: BatchLimits
 ) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const texts = lines.map((l) => JSON.stringify(l))
-    const hashes = new Map(lines.map((l) => [l.custom_id, bodyHash(l.body)]))
-    const chunks = yield* Effect.try({
-      try: () => splitLines(texts, limits),
-      catch: (e) => stateError(path.join(runDir, BATCH_FILE))((e as Error).message)
-    })
+    const entries = (function*() {
+      for (const l of lines) yield { id: l.custom_id, text: JSON.stringify(l), hash: bodyHash(l.body) }
+    })()
+    const chunks = chunkLines(entries, (e) => Buffer.byteLength(e.text, "utf8") + 1, limits)
     let run = start
-    for (const chunk of chunks) {
+    for (;;) {
+      const next = yield* Effect.try({
+        try: () => chunks.next(),
+        catch: (e) => stateError(path.join(runDir, BATCH_FILE))((e as Error).message)
+      })
+      if (next.done === true) break
+      const chunk = next.value
       const part = run.parts.reduce((n, p) => Math.max(n, p.part), 0) + 1
       const input = partName(part, "input")
-      const content = chunk.join("\n") + "\n"
+      const content = chunk.map((e) => e.text).join("\n") + "\n"
       yield* storage.writeFileAtomic(path.join(runDir, input), content)
-      const ids = chunk.map((t) => (JSON.parse(t) as RequestLine).custom_id)
       yield* storage.appendDurable(
         path.join(runDir, REQUESTS_FILE),
-        ids.map((id) => JSON.stringify({ custom_id: id, part, sha256: hashes.get(id) }) + "\n").join("")
+        chunk.map((e) => JSON.stringify({ custom_id: e.id, part, sha256: e.hash }) + "\n").join("")
       )
       const now = yield* nowIso
       run = {
@@ -260,18 +280,29 @@ export const submitRun = <J extends Job>(
       return yield* stateError(path.join(runDir, BATCH_FILE))("this run was already submitted")
     }
     const jsonSchema = inventory.outputJsonSchema({ maxSteps: sampling.maxTools })
-    const lines: Array<RequestLine> = sampling.jobs.map((job) => ({
-      custom_id: `${sampling.runId}:${sampleKey(job.index, 1, "task")}`,
-      method: "POST",
-      url: endpointUrl(initial.endpoint),
-      body: firstRequestBody(initial, sampling, jsonSchema, job)
-    }))
+    // Built lazily, part by part: a request body holds the whole shared prefix (instructions, schema).
+    const lines = (function*(): Generator<RequestLine> {
+      for (const job of sampling.jobs) {
+        yield {
+          custom_id: `${sampling.runId}:${sampleKey(job.index, 1, "task")}`,
+          method: "POST",
+          url: endpointUrl(initial.endpoint),
+          body: firstRequestBody(initial, sampling, jsonSchema, job)
+        }
+      }
+    })()
     yield* writeRun(runDir, initial)
-    const run = yield* submitParts(runDir, initial, lines, "initial", limits)
+    const run = yield* submitParts(runDir, initial, lines, "initial", limits).pipe(
+      Effect.tapError(() =>
+        Effect.logWarning(
+          `the submission of ${runDir} stopped; what was prepared is kept: \`skyrl batch status ${runDir}\` finishes it`
+        )
+      )
+    )
     yield* Effect.logInfo(
-      `run ${run.run_id}: ${lines.length} requests in ${run.parts.length} batch${run.parts.length === 1 ? "" : "es"} (${
-        endpointUrl(run.endpoint)
-      }, ${run.llm.model}); check with \`skyrl batch status ${runDir}\`, ` +
+      `run ${run.run_id}: ${sampling.jobs.length} requests in ${run.parts.length} batch${
+        run.parts.length === 1 ? "" : "es"
+      } (${endpointUrl(run.endpoint)}, ${run.llm.model}); check with \`skyrl batch status ${runDir}\`, ` +
         `collect with \`skyrl batch collect ${runDir}\``
     )
     return { run, runDir }
@@ -509,6 +540,8 @@ export const collectRun = <J extends Job>(
       const answers = yield* loadAnswers(runDir, run)
       const journaled = yield* journaledIndices(paths.journal)
       const runningParts = new Set(run.parts.filter((p) => !isTerminal(p.status)).map((p) => p.part))
+      // Samples with any request (first attempt, repair, retry) in a batch still running wait for it.
+      const runningSamples = new Set(answers.customIdsInParts(runningParts).map(sampleCustomId))
 
       // Which samples this round can make: answered ones, journaled ones, and (resubmit) the rest.
       const jobs: Array<J> = []
@@ -520,13 +553,13 @@ export const collectRun = <J extends Job>(
           continue
         }
         const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
+        if (runningSamples.has(customId)) {
+          pending++
+          continue
+        }
         const found = answers.lookup(customId, bodyHash(firstRequestBody(run, base, jsonSchema, job)))
         if (found.kind === "answer") {
           jobs.push(job)
-          continue
-        }
-        if ([...answers.submittedHashes(customId).keys()].some((p) => runningParts.has(p))) {
-          pending++
           continue
         }
         const reason = found.kind === "error"

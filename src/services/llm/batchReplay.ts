@@ -16,7 +16,7 @@
  *   and submits the deferred bodies as a follow-up batch. Collecting again replays the same answers,
  *   so each deferred request is asked again with the same body and finds its follow-up answer.
  */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import type { AttemptRecord, Backend, LlmError, Usage } from "../../domain/llm.js"
 import {
@@ -122,6 +122,9 @@ export const lineError = (line: BatchLine): LlmError => {
 /** The hash that ties an answer to the exact body submitted (sorted keys, sha256). */
 export const bodyHash = (body: unknown): string => createHash("sha256").update(canonicalJson(body)).digest("hex")
 
+/** `<run_id>:sample-000007-repair` → `<run_id>:sample-000007` (the first attempt's custom_id). */
+export const sampleCustomId = (customId: string): string => /^(.*:sample-\d+)/.exec(customId)?.[1] ?? customId
+
 /** Keys of first attempts (`sample-000007`), as opposed to repairs and retries (`-repair`, `-a2`). */
 export const isFirstAttemptKey = (key: string): boolean => !/-a\d+(-repair)?$|-repair$/.test(key)
 
@@ -152,6 +155,13 @@ export class BatchAnswers {
     return this.submitted.get(customId) ?? new Map()
   }
 
+  /** custom_ids submitted in any of these parts. */
+  customIdsInParts(parts: ReadonlySet<number>): Array<string> {
+    const out: Array<string> = []
+    for (const [id, m] of this.submitted) if ([...m.keys()].some((p) => parts.has(p))) out.push(id)
+    return out
+  }
+
   linesOf(customId: string): ReadonlyArray<BatchLine> {
     return this.lines.get(customId) ?? []
   }
@@ -168,6 +178,38 @@ export class BatchAnswers {
     return { kind: "none" }
   }
 }
+
+/**
+ * A FIFO gate of `n` permits: O(1) per take and release however many fibers wait. (Effect's semaphore
+ * rescans every waiter on each release; with thousands of waiting fibers that cost minutes and GBs.)
+ */
+export const makeGate = (n: number) => {
+  let free = n
+  const queue: Array<() => void> = []
+  const take = Effect.async<void>((resume) => {
+    if (free > 0) {
+      free--
+      resume(Effect.void)
+      return
+    }
+    const entry = () => resume(Effect.void)
+    queue.push(entry)
+    return Effect.sync(() => {
+      const i = queue.indexOf(entry)
+      if (i >= 0) queue.splice(i, 1)
+    })
+  })
+  const release = Effect.sync(() => {
+    const next = queue.shift()
+    if (next === undefined) free++
+    else next()
+  })
+  return <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.uninterruptibleMask((restore) => Effect.zipRight(restore(take), Effect.ensuring(restore(self), release)))
+}
+
+/** Batch answers decoded and archived at once. */
+const LOCAL_CONCURRENCY = 64
 
 export interface DeferredRequest {
   readonly customId: string
@@ -193,10 +235,13 @@ export interface BatchLlmOptions {
 
 export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
   Effect.gen(function*() {
-    const permits = yield* Effect.makeSemaphore(Math.max(1, options.onlineConcurrency))
+    const online = makeGate(Math.max(1, options.onlineConcurrency))
+    // Answers read from the batch at once (each holds its request body until archived): bounds memory.
+    const local = makeGate(LOCAL_CONCURRENCY)
     const warned = new Set<string>()
 
-    const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
+    /** The batch's answer to this request, or the body to send elsewhere. */
+    const fromBatch = <A, I>(request: LlmRequest<A, I>) =>
       Effect.gen(function*() {
         const jsonSchema = yield* resolveJsonSchema(request)
         const body = buildBody(options.endpoint, options.body, request, jsonSchema)
@@ -240,19 +285,21 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
               result.left.message
             )
           if (request.onAttempt !== undefined) yield* request.onAttempt(rec)
-          if (result._tag === "Left") return yield* Effect.fail(result.left)
           return {
-            value: result.right.value,
-            text: result.right.text,
-            raw: line.body,
-            usage: result.right.usage,
-            requestId: line.requestId,
-            backend: options.endpoint,
-            model: rec.model,
-            durationMs: 0,
-            attempts: 1,
-            request: body
-          } satisfies LlmResult<A>
+            _tag: "answered" as const,
+            result: Either.map(result, (ok): LlmResult<A> => ({
+              value: ok.value,
+              text: ok.text,
+              raw: line.body,
+              usage: ok.usage,
+              requestId: line.requestId,
+              backend: options.endpoint,
+              model: rec.model,
+              durationMs: 0,
+              attempts: 1,
+              request: body
+            }))
+          }
         }
         if (found.kind === "error" && request.onAttempt !== undefined) {
           const e = lineError(found.line)
@@ -264,9 +311,17 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
             `${key}: the batch answered a different request body than the one asked now (inventory or settings changed since submit?); not using that answer`
           )
         }
+        return { _tag: "unanswered" as const, key, customId, body }
+      })
+
+    const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
+      Effect.gen(function*() {
+        const step = yield* local(fromBatch(request))
+        if (step._tag === "answered") return yield* step.result
+        const { body, customId, key } = step
         if (options.repairs === "online" && !isFirstAttemptKey(key)) {
-          const online = options.online
-          if (online === undefined) return yield* Effect.fail(new MissingApiKey())
+          const live = options.online
+          if (live === undefined) return yield* Effect.fail(new MissingApiKey())
           const onAttempt = (r: AttemptRecord) =>
             Effect.zipRight(
               Effect.sync(() => {
@@ -274,7 +329,7 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
               }),
               request.onAttempt === undefined ? Effect.void : request.onAttempt(r)
             )
-          return yield* permits.withPermits(1)(online.complete({ ...request, onAttempt }))
+          return yield* online(live.complete({ ...request, onAttempt }))
         }
         options.deferred.set(customId, { customId, key, body })
         return yield* Effect.never
