@@ -97,7 +97,10 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const plan = workPlan(options.seed, n, domains, complexities)
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
     const llmOpts: LlmOptions = options
-    const settings = llmSettingsFromOptions(llmOpts)
+    // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
+    const settings = options.backend === "batch"
+      ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
+      : llmSettingsFromOptions(llmOpts)
     const servers = Option.map(options.servers, parseDomains)
     const inventoryLayer = Inventory.fromFile(
       Option.getOrUndefined(options.inventory),

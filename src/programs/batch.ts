@@ -38,6 +38,7 @@ import { IncompleteRun, JournalEntry, RunManifest } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
 import { BatchClient } from "../services/Batch.js"
 import { Inventory } from "../services/Inventory.js"
+import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import type { LlmApi } from "../services/Llm.js"
 import type { BodySettings } from "../services/llm/answer.js"
@@ -153,15 +154,26 @@ const bodySettingsOf = (run: BatchRun): BodySettings => ({
   maxOutputTokens: run.llm.maxOutputTokens
 })
 
-/** The body of a sample's first attempt, exactly as the sampling engine asks it. */
-const firstRequestBody = <J extends Job>(run: BatchRun, sampling: SamplingOptions<J>, jsonSchema: object, job: J) =>
-  buildBody(run.endpoint, bodySettingsOf(run), {
+/**
+ * The body of a sample's first attempt, exactly as the sampling engine asks it: the schema of the
+ * job's own inventory when the command gives jobs one (enrich), else the run's.
+ */
+const firstRequestBody = <J extends Job>(
+  run: BatchRun,
+  sampling: SamplingOptions<J>,
+  inventory: InventoryApi,
+  job: J
+) => {
+  const own = (sampling as { readonly jobInventory?: (job: J) => InventoryApi | undefined }).jobInventory?.(job)
+  const jsonSchema = (own ?? inventory).outputJsonSchema({ maxSteps: sampling.maxTools })
+  return buildBody(run.endpoint, bodySettingsOf(run), {
     name: TASK_SCHEMA_NAME,
     instructions: sampling.instructions,
     input: [{ role: "user", content: sampling.requestText(job, 1) }],
     schema: ModelTask,
     jsonSchema
   }, jsonSchema)
+}
 
 const partName = (part: number, kind: "input" | "output" | "errors") =>
   `batch_${String(part).padStart(3, "0")}_${kind}.jsonl`
@@ -279,7 +291,6 @@ export const submitRun = <J extends Job>(
     if (yield* storage.exists(path.join(runDir, BATCH_FILE))) {
       return yield* stateError(path.join(runDir, BATCH_FILE))("this run was already submitted")
     }
-    const jsonSchema = inventory.outputJsonSchema({ maxSteps: sampling.maxTools })
     // Built lazily, part by part: a request body holds the whole shared prefix (instructions, schema).
     const lines = (function*(): Generator<RequestLine> {
       for (const job of sampling.jobs) {
@@ -287,7 +298,7 @@ export const submitRun = <J extends Job>(
           custom_id: `${sampling.runId}:${sampleKey(job.index, 1, "task")}`,
           method: "POST",
           url: endpointUrl(initial.endpoint),
-          body: firstRequestBody(initial, sampling, jsonSchema, job)
+          body: firstRequestBody(initial, sampling, inventory, job)
         }
       }
     })()
@@ -530,7 +541,6 @@ export const collectRun = <J extends Job>(
     const outerProgress = yield* Progress
     const base = makeSampling(yield* inventory.get)
     const paths = runPaths(base.rawDir, base.runId)
-    const jsonSchema = inventory.outputJsonSchema({ maxSteps: base.maxTools })
     let run = start
 
     for (;;) {
@@ -557,7 +567,7 @@ export const collectRun = <J extends Job>(
           pending++
           continue
         }
-        const found = answers.lookup(customId, bodyHash(firstRequestBody(run, base, jsonSchema, job)))
+        const found = answers.lookup(customId, bodyHash(firstRequestBody(run, base, inventory, job)))
         if (found.kind === "answer") {
           jobs.push(job)
           continue
