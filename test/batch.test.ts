@@ -374,6 +374,36 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(f.online.requests).toHaveLength(0)
   }, 90_000)
 
+  it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
+    let refuse = true
+    const f = await fake({
+      lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
+      fault: ({ method, path }) =>
+        refuse && method === "POST" && path.endsWith("/files")
+          ? { status: 400, body: { error: { message: "upload refused for the test", param: null, code: null } } }
+          : undefined
+    })
+    const out = tmpOut()
+    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/upload refused for the test/)
+    expect(r.stderr).toMatch(/what was prepared is kept/)
+    const raw = join(out, "..", "raw_llm")
+    const runDir = join(raw, readdirSync(raw)[0])
+    const state = JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8"))
+    expect(state.parts).toHaveLength(1)
+    expect(state.parts[0].batch_id).toBeNull()
+    expect(f.batches).toHaveLength(0)
+    refuse = false
+    const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    expect(s.status, s.stderr).toBe(0)
+    expect(f.batches).toHaveLength(1)
+    expect(f.batches[0].lines).toHaveLength(3)
+    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    expect(c.status, c.stderr).toBe(0)
+    expect(readJsonl(out)).toHaveLength(3)
+  }, 60_000)
+
   it(
     "refuses --backend batch with --llm replay, and `batch collect` on a directory that is not a batch run",
     async () => {
