@@ -6,10 +6,14 @@
  * Durability: every model call is archived as it happens; every finished sample is journaled (append +
  * fsync) before the next is counted; the dataset is written atomically from the journal at the end.
  * `--resume` reads the journal and continues with the samples that are not finished, so no answered
- * sample is requested again and no row is duplicated.
+ * sample is requested again and no row is duplicated. A crash between archiving an answer and journaling
+ * it leaves the answer on disk only: a resumed sample first tries its last archived answer (judged as if
+ * it had just arrived) before calling the model, and numbers new calls after the archived ones, so a paid
+ * answer is neither requested again nor overwritten.
  */
 import { Clock, Effect, Either, Option, Ref, Schema } from "effect"
 import * as path from "node:path"
+import { gunzipSync } from "node:zlib"
 import type { StepIssue } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
@@ -24,6 +28,7 @@ import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import type { LlmMessage } from "../services/Llm.js"
+import { backendOfBody, decodeText, extractText, usageOf } from "../services/llm/answer.js"
 import { Progress } from "../services/Progress.js"
 import { RateLimiter } from "../services/RateLimiter.js"
 import { Storage } from "../services/Storage.js"
@@ -163,10 +168,24 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       }
       if (!text.endsWith("\n") && text !== "") yield* storage.appendDurable(paths.journal, "\n")
     }
+    // Resume: the archive files already there, by sample (see the module comment).
+    const archived = new Map<number, Array<{ readonly call: number; readonly file: string }>>()
+    if (options.resume) {
+      for (const name of yield* storage.readDirectory(paths.runDir).pipe(Effect.orElseSucceed(() => []))) {
+        const m = ARCHIVE_NAME.exec(name)
+        if (m === null) continue
+        const index = Number(m[1]) - 1
+        archived.set(index, [...(archived.get(index) ?? []), {
+          call: Number(m[2]),
+          file: path.join(paths.runDir, name)
+        }])
+      }
+    }
     const finished = (i: number) => previous.get(i)?.status === "row"
     const todo = options.jobs.filter((s) => !finished(s.index))
     const attemptsBefore = (i: number) => previous.get(i)?.attempts ?? 0
-    const callsBefore = (i: number) => previous.get(i)?.calls ?? 0
+    const callsBefore = (i: number) =>
+      Math.max(previous.get(i)?.calls ?? 0, ...(archived.get(i) ?? []).map((a) => a.call))
 
     const instructions = options.instructions
     const inventoryOf = (job: J): InventoryApi => options.jobInventory?.(job) ?? inventory
@@ -305,8 +324,88 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       return Either.right({ row: converted.right, key })
     }
 
+    /** Journals a finished sample's row and counts it. */
+    const accept = (
+      sample: J,
+      verdict: { readonly row: SkyRLRow; readonly key: string },
+      done: { readonly attempts: number; readonly calls: number; readonly usage: Usage },
+      rejects: ReadonlyArray<RejectRecord>
+    ) =>
+      Effect.gen(function*() {
+        seenPrompts.add(verdict.key)
+        const entry: JournalEntry = {
+          index: sample.index,
+          status: "row",
+          row: encodeRow(verdict.row),
+          attempts: done.attempts,
+          calls: done.calls,
+          usage: done.usage,
+          rejects
+        }
+        yield* storage.appendDurable(paths.journal, JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
+        yield* Ref.update(
+          state,
+          (x) => ({ ...x, valid: x.valid + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
+        )
+        if (options.onSampleDone !== undefined) {
+          yield* options.onSampleDone(sample, {
+            status: "row",
+            row: verdict.row,
+            attempts: done.attempts,
+            calls: done.calls
+          })
+        }
+      })
+
+    /**
+     * Resume: the sample's last archived answer, when it was archived but never journaled (a crash in
+     * between) and makes a valid row; true when it was used.
+     */
+    const adoptArchived = (sample: J) =>
+      Effect.gen(function*() {
+        const last = [...(archived.get(sample.index) ?? [])].sort((a, b) => b.call - a.call)[0]
+        if (last === undefined) return false
+        const bytes = yield* storage.readBytes(last.file).pipe(Effect.option)
+        if (Option.isNone(bytes)) return false
+        const record = Either.try(() =>
+          JSON.parse(
+            last.file.endsWith(".gz")
+              ? gunzipSync(bytes.value).toString("utf8")
+              : Buffer.from(bytes.value).toString("utf8")
+          ) as Record<string, any>
+        )
+        if (Either.isLeft(record) || record.right.status !== "ok") return false
+        const r = record.right
+        const backend = backendOfBody(r.response) ?? (r.backend === "chat" ? "chat" : "responses")
+        const text = extractText(backend, r.response)
+        if (Either.isLeft(text)) return false
+        const usage = usageOf(backend, r.response)
+        const task = decodeText(ModelTaskSchema, text.right, r.response, usage)
+        if (Either.isLeft(task)) return false
+        const attempt = typeof r.sample_attempt === "number" ? r.sample_attempt : attemptsBefore(sample.index) + 1
+        const verdict = judge(sample, task.right, {
+          source: options.command,
+          model: r.model,
+          backend: r.backend,
+          run_id: options.runId,
+          generated_at: r.startedAt,
+          seed: options.seed,
+          sample_index: sample.index,
+          attempt,
+          repaired: r.purpose === "repair",
+          ...options.jobMetadata(sample),
+          reasoning_tokens: usage.reasoning,
+          raw_output_path: relativeToOut(last.file)
+        })
+        if (Either.isLeft(verdict)) return false
+        yield* Effect.logInfo(`sample ${sample.index + 1}: using its archived answer (${path.basename(last.file)})`)
+        yield* accept(sample, verdict.right, { attempts: attempt, calls: callsBefore(sample.index), usage }, [])
+        return true
+      })
+
     const processSample = (sample: J) =>
       Effect.gen(function*() {
+        if (archived.has(sample.index) && (yield* adoptArchived(sample))) return
         const callNo = yield* Ref.make(callsBefore(sample.index))
         const rejects: Array<RejectRecord> = []
         let usage: Usage = emptyUsage
@@ -375,29 +474,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
               raw_output_path: rel
             })
             if (Either.isRight(verdict)) {
-              seenPrompts.add(verdict.right.key)
-              const entry: JournalEntry = {
-                index: sample.index,
-                status: "row",
-                row: encodeRow(verdict.right.row),
-                attempts: attempt,
-                calls: yield* Ref.get(callNo),
-                usage,
-                rejects
-              }
-              yield* storage.appendDurable(paths.journal, JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
-              yield* Ref.update(
-                state,
-                (x) => ({ ...x, valid: x.valid + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
-              )
-              if (options.onSampleDone !== undefined) {
-                yield* options.onSampleDone(sample, {
-                  status: "row",
-                  row: verdict.right.row,
-                  attempts: attempt,
-                  calls: entry.calls
-                })
-              }
+              yield* accept(sample, verdict.right, { attempts: attempt, calls: yield* Ref.get(callNo), usage }, rejects)
               return
             }
             if (round === 0 && verdict.left.repairable) {
@@ -523,6 +600,9 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       costUsd: cost
     } satisfies SamplingSummary
   })
+
+/** `task_0007_c02.json(.gz)`: sample 7 (1-based), call 2 (see `archiveFileName`). */
+const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
 
 type Verdict = Either.Either<
   { readonly row: SkyRLRow; readonly key: string },
