@@ -1,7 +1,7 @@
 /**
  * The bad-input corpus (test/reliability/badInput/, plus large and binary cases generated here) through
- * every command that reads such input: `convert`, `validate`, `generate --inventory` (and `enrich` in
- * enrichBadInput.test.ts). Each case must give a clear error naming the file, and the row and field where
+ * every command that reads such input: `convert`, `validate`, `enrich`, and `--inventory` of generate,
+ * enrich, convert and validate. Each case must give a clear error naming the file, and the row and field where
  * there is one; a non-zero exit where the problem is fatal (row-level problems in `convert` go to the
  * rejects file and the good rows are still written); the input unchanged (bytes and mtime); and no
  * model call for a bad inventory.
@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import { runCliAsync } from "../support/cli.js"
+import { planAnswer } from "../support/fakeEnrich.js"
 import { answer } from "../support/fakeOpenAI.js"
 import { validTaskFor } from "../support/fakeTasks.js"
 import { expectUnchanged, fakes, llmEnv, prng, readJsonl, snapshot, tempDir, USAGE } from "./helpers.js"
@@ -215,6 +216,59 @@ describe("validate: the bad-input corpus", () => {
   }, 60_000)
 })
 
+describe("enrich: the bad-input corpus", () => {
+  const enrich = async (input: string, out: string, extra: ReadonlyArray<string> = []) => {
+    const server = await servers.start((ctx) => answer(planAnswer(ctx), USAGE))
+    const r = await runOn(input, ["enrich", input, "--out", out, "--llm", "openai", ...extra], llmEnv(server))
+    return { ...r, calls: server.requests.length }
+  }
+
+  for (const c of FILE_CASES) {
+    it(`${c.name}: non-zero exit, names the file, no model call, writes nothing, input unchanged`, async () => {
+      const input = c.file()
+      const out = join(tempDir(), "out.jsonl")
+      const r = await enrich(input, out)
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toContain(input)
+      expect(r.stderr).toMatch(c.reason)
+      expect(r.calls).toBe(0)
+      expect(existsSync(out)).toBe(false)
+    })
+  }
+
+  // (An unknown tool in a row's existing plan is not among them: enrich copies rows that already have a
+  // plan unchanged unless --overwrite, and with --overwrite plans them again.)
+  for (const c of ROW_CASES.filter((x) => x.rowField !== "tool_sequence[0].tool")) {
+    it(`${c.name}: row 1 rejected with file, row and field, the run goes on, no call for it`, async () => {
+      const input = c.rows()
+      const out = join(tempDir(), "out.jsonl")
+      const r = await enrich(input, out)
+      expect(r.status, r.stderr).toBe(0)
+      // Row 0 already has a plan: copied as is; row 1 is rejected before any model call.
+      expect(readJsonl(out)).toHaveLength(1)
+      expect(r.calls).toBe(0)
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects).toHaveLength(1)
+      expect(rejects[0].file).toBe(input)
+      expect(rejects[0].row).toBe(1)
+      expect(rejects[0].field).toBe(c.rowField)
+      expect(rejects[0].reason).toMatch(c.reason)
+      expect(r.stderr).toContain(`${input}, row 1, ${c.rowField}`)
+    })
+  }
+
+  it("an unknown tool in an existing plan, with --overwrite: planned again, and the new plan is valid", async () => {
+    const input = corpus("unknown-tool.rows.jsonl")
+    const out = join(tempDir(), "out.jsonl")
+    const r = await enrich(input, out, ["--overwrite"])
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(2)
+    expect(r.calls).toBe(2)
+    expect(JSON.stringify(rows)).not.toContain("fmp_get_quote_v9")
+  })
+})
+
 describe("an inventory with problems, for every command that takes --inventory", () => {
   const INVENTORY_CASES: ReadonlyArray<{ name: string; file: () => string; field: string; reason: RegExp }> = [
     {
@@ -229,21 +283,30 @@ describe("an inventory with problems, for every command that takes --inventory",
     { name: "a directory", file: () => gen("a-directory.jsonl"), field: "", reason: /regular file|directory/ }
   ]
   for (const c of INVENTORY_CASES) {
-    it(`${c.name}: generate fails before any model call, naming the file${c.field === "" ? "" : " and entry"}`, async () => {
+    it(`${c.name}: generate and enrich fail before any model call, naming the file${c.field === "" ? "" : " and entry"}`, async () => {
       const inventory = c.file()
       const server = await servers.start((ctx) => answer(validTaskFor(ctx), USAGE))
-      const out = join(tempDir(), "out.jsonl")
-      const r = await runOn(
-        inventory,
-        ["generate", "-n", "2", "--out", out, "--llm", "openai", "--inventory", inventory],
-        llmEnv(server)
-      )
-      expect(r.status).not.toBe(0)
-      expect(r.stderr).toContain(inventory)
-      expect(r.stderr).toContain(c.field)
-      expect(r.stderr).toMatch(c.reason)
+      const prompts = join(tempDir(), "prompts.jsonl")
+      writeFileSync(prompts, JSON.stringify({ messages: [{ role: "user", content: "Get the AAPL quote." }] }) + "\n")
+      for (
+        const args of [
+          ["generate", "-n", "2"],
+          ["enrich", prompts]
+        ]
+      ) {
+        const out = join(tempDir(), "out.jsonl")
+        const r = await runOn(
+          inventory,
+          [...args, "--out", out, "--llm", "openai", "--inventory", inventory],
+          llmEnv(server)
+        )
+        expect(r.status, `${args[0]}: ${r.stderr}`).not.toBe(0)
+        expect(r.stderr).toContain(inventory)
+        expect(r.stderr).toContain(c.field)
+        expect(r.stderr).toMatch(c.reason)
+        expect(existsSync(out)).toBe(false)
+      }
       expect(server.requests).toHaveLength(0)
-      expect(existsSync(out)).toBe(false)
     })
 
     it(`${c.name}: convert and validate fail, naming the file${c.field === "" ? "" : " and entry"}`, async () => {

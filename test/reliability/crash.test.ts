@@ -15,6 +15,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFi
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCliAsync } from "../support/cli.js"
+import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext } from "../support/fakeOpenAI.js"
 import { answer } from "../support/fakeOpenAI.js"
 import { isRepairRequest, sampleNumberOf, validTaskFor } from "../support/fakeTasks.js"
@@ -83,146 +84,192 @@ const runDirs = (dir: string) => {
   return existsSync(raw) ? readdirSync(raw).map((r) => join(raw, r)) : []
 }
 
+/** A front end of the sampling engine, as the fake sees it. */
+interface Command {
+  readonly name: "generate" | "enrich"
+  /** The command line for n samples into `out` (enrich writes its prompts into `dir`). */
+  readonly args: (dir: string, out: string, n: number) => Array<string>
+  /** 1-based sample number of a request. */
+  readonly sampleOf: (body: any) => number | undefined
+  readonly valid: (ctx: FakeContext) => string
+}
+
+const GENERATE: Command = {
+  name: "generate",
+  args: (_dir, out, n) => ["generate", "-n", String(n), "--out", out, "--llm", "openai", "--concurrency", "3"],
+  sampleOf: sampleNumberOf,
+  valid: validTaskFor
+}
+
+const ENRICH: Command = {
+  name: "enrich",
+  args: (dir, out, n) => {
+    const input = join(dir, "prompts.jsonl")
+    if (!existsSync(input)) {
+      const tickers = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL"]
+      const prompts = Array.from({ length: n }, (_, i) => ({
+        id: `p${i}`,
+        messages: [{ role: "user", content: `Get the ${tickers[i % 5]} quote and its news (request ${i + 1}).` }]
+      }))
+      writeFileSync(input, prompts.map((x) => JSON.stringify(x)).join("\n") + "\n")
+    }
+    return ["enrich", input, "--out", out, "--llm", "openai", "--concurrency", "3"]
+  },
+  sampleOf: (body) => {
+    const row = sourceRowOf(body)
+    return row === undefined ? undefined : row + 1
+  },
+  valid: (ctx) => planAnswer(ctx)
+}
+
 interface Scenario {
+  readonly command: Command
   readonly seed: number
   readonly out: string
   readonly points: ReadonlyArray<KillPoint>
 }
 
 const SCENARIOS: ReadonlyArray<Scenario> = [
-  { seed: 11, out: "ds.json", points: ["request", "journal", "final-write"] },
-  { seed: 23, out: "ds.jsonl", points: ["journal", "request", "final-write"] },
-  { seed: 37, out: "ds.json", points: ["journal", "journal", "request"] }
+  { command: GENERATE, seed: 11, out: "ds.json", points: ["request", "journal", "final-write"] },
+  { command: GENERATE, seed: 23, out: "ds.jsonl", points: ["journal", "request", "final-write"] },
+  { command: GENERATE, seed: 37, out: "ds.json", points: ["journal", "journal", "request"] },
+  { command: ENRICH, seed: 51, out: "ds.jsonl", points: ["journal", "request", "final-write"] }
 ]
 
-describe("generate survives SIGKILL at random points", () => {
+describe("generate and enrich survive SIGKILL at random points", () => {
   for (const scenario of SCENARIOS) {
-    it(`seed ${scenario.seed}: kills ${scenario.points.join(", ")} into ${scenario.out}, then --resume`, async () => {
-      const N = 10
-      const LATENCY = 40
-      const random = prng(scenario.seed)
-      const dir = tempDir("skyrl-crash-")
-      const out = join(dir, scenario.out)
-      const tmpName = new RegExp(`^\\.${scenario.out.replace(".", "\\.")}\\..*\\.tmp$`)
+    const { command } = scenario
+    it(
+      `${command.name}, seed ${scenario.seed}: kills ${scenario.points.join(", ")} into ${scenario.out}, then --resume`,
+      async () => {
+        const N = 10
+        const LATENCY = 40
+        const random = prng(scenario.seed)
+        const dir = tempDir("skyrl-crash-")
+        const out = join(dir, scenario.out)
+        const tmpName = new RegExp(`^\\.${scenario.out.replace(".", "\\.")}\\..*\\.tmp$`)
 
-      // The current process and what should kill it.
-      let current: ReturnType<typeof spawnCli> | undefined
-      let point: KillPoint | undefined
-      let countdown = 0
-      let run = 0
-      let armed: number | undefined
-      const kill = () => {
-        if (current !== undefined && current.child.exitCode === null && current.child.signalCode === null) {
-          current.child.kill("SIGKILL")
+        // The current process and what should kill it.
+        let current: ReturnType<typeof spawnCli> | undefined
+        let point: KillPoint | undefined
+        let countdown = 0
+        let run = 0
+        let armed: number | undefined
+        const kill = () => {
+          if (current !== undefined && current.child.exitCode === null && current.child.signalCode === null) {
+            current.child.kill("SIGKILL")
+          }
         }
-      }
-      const answered: Array<{ run: number; k: number; repair: boolean }> = []
-      const server = await servers.start((ctx: FakeContext) => {
-        const k = sampleNumberOf(ctx.body) ?? 0
-        if (point === "request" && --countdown === 0) {
-          // Killed while this request is in flight: it is never answered.
-          kill()
-          return answer(validTaskFor(ctx), USAGE)
-        }
-        if (point === "journal" && --countdown === 0) {
-          // Killed just after this answer is archived: plan check, journal append (see the watcher).
-          armed = k
-        }
-        answered.push({ run, k, repair: isRepairRequest(ctx.body) })
-        return answer(validTaskFor(ctx), USAGE)
-      }, LATENCY)
+        const answered: Array<{ run: number; k: number; repair: boolean }> = []
+        const server = await servers.start((ctx: FakeContext) => {
+          const k = command.sampleOf(ctx.body) ?? 0
+          if (point === "request" && --countdown === 0) {
+            // Killed while this request is in flight: it is never answered.
+            kill()
+            return answer(command.valid(ctx), USAGE)
+          }
+          if (point === "journal" && --countdown === 0) {
+            // Killed just after this answer is archived: plan check, journal append (see the watcher).
+            armed = k
+          }
+          answered.push({ run, k, repair: isRepairRequest(ctx.body) })
+          return answer(command.valid(ctx), USAGE)
+        }, LATENCY)
 
-      // The reader: polls the output path the whole time.
-      const problems: Array<string> = []
-      let polls = 0
-      const poller = setInterval(() => {
-        polls++
-        const p = readableProblem(out, N)
-        if (p !== undefined) problems.push(p)
-      }, 3)
-      let watcher: FSWatcher | undefined
-      try {
-        watcher = watch(dir, { recursive: true }, (_event, name) => {
-          if (name === null) return
-          const base = name.split("/").pop()!
-          if (point === "final-write" && tmpName.test(base)) kill()
-          const archived = /^task_(\d+)_c\d+\.json$/.exec(base)
-          if (point === "journal" && armed !== undefined && archived !== null && Number(archived[1]) === armed) {
+        // The reader: polls the output path the whole time.
+        const problems: Array<string> = []
+        let polls = 0
+        const poller = setInterval(() => {
+          polls++
+          const p = readableProblem(out, N)
+          if (p !== undefined) problems.push(p)
+        }, 3)
+        let watcher: FSWatcher | undefined
+        try {
+          watcher = watch(dir, { recursive: true }, (_event, name) => {
+            if (name === null) return
+            const base = name.split("/").pop()!
+            if (point === "final-write" && tmpName.test(base)) kill()
+            const archived = /^task_(\d+)_c\d+\.json$/.exec(base)
+            if (point === "journal" && armed !== undefined && archived !== null && Number(archived[1]) === armed) {
+              armed = undefined
+              const delay = Math.floor(random() * 4)
+              if (delay === 0) kill()
+              else setTimeout(kill, delay)
+            }
+          })
+          const args = command.args(dir, out, N)
+          const kills: Array<
+            { point: KillPoint; signal: string | null; journaled: Set<number>; archived: Set<number> }
+          > = []
+          // Every archive file seen after a kill, with the start time of the call it records.
+          const seenFiles = new Map<string, string>()
+          for (const p of scenario.points) {
+            run++
+            point = p
+            countdown = 2 + Math.floor(random() * 7)
             armed = undefined
-            const delay = Math.floor(random() * 4)
-            if (delay === 0) kill()
-            else setTimeout(kill, delay)
+            current = spawnCli(run === 1 ? args : [...args, "--resume"], llmEnv(server))
+            const result = await current.done
+            point = undefined
+            // What was safely kept at the moment of the kill.
+            const journaled = new Set(journalOf(dir).filter((e) => e.status === "row").map((e) => e.index + 1))
+            const archived = new Set(
+              runDirs(dir).flatMap((d) => archiveRecords(d)).filter((a) => a.record.status === "ok").map((a) =>
+                a.record.sample + 1
+              )
+            )
+            kills.push({ point: p, signal: result.signal, journaled, archived })
+            for (const d of runDirs(dir)) for (const a of archiveRecords(d)) seenFiles.set(a.file, a.record.startedAt)
+            const between = readableProblem(out, N)
+            if (between !== undefined) problems.push(`after kill ${run}: ${between}`)
+            await sleep(20)
           }
-        })
-        const args = ["generate", "-n", String(N), "--out", out, "--llm", "openai", "--concurrency", "3"]
-        const kills: Array<{ point: KillPoint; signal: string | null; journaled: Set<number>; archived: Set<number> }> =
-          []
-        // Every archive file seen after a kill, with the start time of the call it records.
-        const seenFiles = new Map<string, string>()
-        for (const p of scenario.points) {
+          // At least one of the kills landed (a kill after the last rename only means the run had finished).
+          expect(kills.filter((k) => k.signal === "SIGKILL").length).toBeGreaterThanOrEqual(2)
+
           run++
-          point = p
-          countdown = 2 + Math.floor(random() * 7)
-          armed = undefined
-          current = spawnCli(run === 1 ? args : [...args, "--resume"], llmEnv(server))
-          const result = await current.done
-          point = undefined
-          // What was safely kept at the moment of the kill.
-          const journaled = new Set(journalOf(dir).filter((e) => e.status === "row").map((e) => e.index + 1))
-          const archived = new Set(
-            runDirs(dir).flatMap((d) => archiveRecords(d)).filter((a) => a.record.status === "ok").map((a) =>
-              a.record.sample + 1
-            )
-          )
-          kills.push({ point: p, signal: result.signal, journaled, archived })
-          for (const d of runDirs(dir)) for (const a of archiveRecords(d)) seenFiles.set(a.file, a.record.startedAt)
-          const between = readableProblem(out, N)
-          if (between !== undefined) problems.push(`after kill ${run}: ${between}`)
-          await sleep(20)
-        }
-        // At least one of the kills landed (a kill after the last rename only means the run had finished).
-        expect(kills.filter((k) => k.signal === "SIGKILL").length).toBeGreaterThanOrEqual(2)
+          current = spawnCli([...args, "--resume"], llmEnv(server))
+          const last = await current.done
+          expect(last.status, last.stderr).toBe(0)
 
-        run++
-        current = spawnCli([...args, "--resume"], llmEnv(server))
-        const last = await current.done
-        expect(last.status, last.stderr).toBe(0)
+          expect(problems, `the output was never half-written (${polls} polls)`).toEqual([])
+          const rows = out.endsWith(".json") ? JSON.parse(readFileSync(out, "utf8")) : readJsonl(out)
+          expect(rows).toHaveLength(N)
+          expect(rowProblems(rows)).toEqual([])
+          expect(new Set(rows.map((r: any) => r.prompt[1].content)).size).toBe(N)
+          expect(new Set(rows.map((r: any) => JSON.parse(r.extra_info.task_metadata).sample_index)).size).toBe(N)
 
-        expect(problems, `the output was never half-written (${polls} polls)`).toEqual([])
-        const rows = out.endsWith(".json") ? JSON.parse(readFileSync(out, "utf8")) : readJsonl(out)
-        expect(rows).toHaveLength(N)
-        expect(rowProblems(rows)).toEqual([])
-        expect(new Set(rows.map((r: any) => r.prompt[1].content)).size).toBe(N)
-        expect(new Set(rows.map((r: any) => JSON.parse(r.extra_info.task_metadata).sample_index)).size).toBe(N)
-
-        // No paid call repeated: after kill i, no later run asked again for a sample journaled or
-        // answered-and-archived by then.
-        kills.forEach((k, i) => {
-          const later = answered.filter((a) => a.run > i + 1).map((a) => a.k)
-          for (const s of later) {
-            expect(k.journaled.has(s), `sample ${s} was journaled before kill ${i + 1} and requested again`).toBe(
-              false
-            )
+          // No paid call repeated: after kill i, no later run asked again for a sample journaled or
+          // answered-and-archived by then.
+          kills.forEach((k, i) => {
+            const later = answered.filter((a) => a.run > i + 1).map((a) => a.k)
+            for (const s of later) {
+              expect(k.journaled.has(s), `sample ${s} was journaled before kill ${i + 1} and requested again`).toBe(
+                false
+              )
+            }
+            for (const s of later) {
+              expect(
+                k.archived.has(s),
+                `sample ${s}'s answer was archived before kill ${i + 1} (${k.point}) and requested again`
+              ).toBe(false)
+            }
+          })
+          // Every answered call is still in the archive: nothing was overwritten by a resumed run.
+          expect(runDirs(dir)).toHaveLength(1)
+          const final = new Map(archiveRecords(runDirs(dir)[0]).map((a) => [a.file, a.record.startedAt]))
+          for (const [file, startedAt] of seenFiles) {
+            expect(final.get(file), `${file} (a call made before a kill) is kept as it was`).toBe(startedAt)
           }
-          for (const s of later) {
-            expect(
-              k.archived.has(s),
-              `sample ${s}'s answer was archived before kill ${i + 1} (${k.point}) and requested again`
-            ).toBe(false)
-          }
-        })
-        // Every answered call is still in the archive: nothing was overwritten by a resumed run.
-        expect(runDirs(dir)).toHaveLength(1)
-        const final = new Map(archiveRecords(runDirs(dir)[0]).map((a) => [a.file, a.record.startedAt]))
-        for (const [file, startedAt] of seenFiles) {
-          expect(final.get(file), `${file} (a call made before a kill) is kept as it was`).toBe(startedAt)
+        } finally {
+          clearInterval(poller)
+          watcher?.close()
+          kill()
         }
-      } finally {
-        clearInterval(poller)
-        watcher?.close()
-        kill()
-      }
-    }, 60_000)
+      },
+      60_000
+    )
   }
 })
 

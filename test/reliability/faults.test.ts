@@ -1,15 +1,16 @@
 /**
- * Fault injection through the OpenAI-compatible fake: each kind of failure alone, then all of them mixed
- * at 30%. Every run must end with N valid rows (checked independently: row contract + plan against the
+ * Fault injection through the OpenAI-compatible fake, for `generate` and `enrich` (one sampling engine,
+ * two front ends): each kind of failure alone, then all of them mixed at 30%. Every run must end with N valid rows (checked independently: row contract + plan against the
  * inventory) or a clear budget error, and every failed attempt must be in the archive with its reason:
  * each injected fault is matched to one archive record of the same request body with the expected
  * status and an `error` text, and the archive holds exactly one record per request the fake received.
  */
-import { readFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { canonicalJson } from "../../src/services/llm/answer.js"
 import { runCliAsync } from "../support/cli.js"
+import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext, FakeReply, FakeServer } from "../support/fakeOpenAI.js"
 import {
   answer,
@@ -141,12 +142,7 @@ const expectArchived = (server: FakeServer, runDir: string, injected: ReadonlyAr
   return records
 }
 
-const generateArgs = (out: string, n: number, backend: Backend, extra: ReadonlyArray<string> = []) => [
-  "generate",
-  "-n",
-  String(n),
-  "--out",
-  out,
+const llmArgs = (backend: Backend, extra: ReadonlyArray<string>) => [
   "--llm",
   "openai",
   "--backend",
@@ -158,6 +154,57 @@ const generateArgs = (out: string, n: number, backend: Backend, extra: ReadonlyA
   ...extra
 ]
 
+const generateArgs = (out: string, n: number, backend: Backend, extra: ReadonlyArray<string> = []) => [
+  "generate",
+  "-n",
+  String(n),
+  "--out",
+  out,
+  ...llmArgs(backend, extra)
+]
+
+const TICKERS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM"]
+
+/** A front end of the sampling engine, as the fake sees it. */
+interface Command {
+  readonly name: "generate" | "enrich"
+  /** The command line for n samples into `out` (enrich: writes its n prompts into `dir` first). */
+  readonly args: (dir: string, out: string, n: number, backend: Backend, extra?: ReadonlyArray<string>) => Array<string>
+  /** 1-based sample number of a request. */
+  readonly sampleOf: (body: any) => number | undefined
+  /** A valid answer to a request. */
+  readonly valid: (ctx: FakeContext) => string
+}
+
+const COMMANDS: ReadonlyArray<Command> = [
+  {
+    name: "generate",
+    args: (_dir, out, n, backend, extra = []) => generateArgs(out, n, backend, extra),
+    sampleOf: sampleNumberOf,
+    valid: validTaskFor
+  },
+  {
+    name: "enrich",
+    args: (dir, out, n, backend, extra = []) => {
+      const input = join(dir, "prompts.jsonl")
+      const prompts = Array.from({ length: n }, (_, i) => ({
+        id: `p${i}`,
+        messages: [{
+          role: "user",
+          content: `Get the ${TICKERS[i % TICKERS.length]} quote and its latest headlines (request ${i + 1}).`
+        }]
+      }))
+      writeFileSync(input, prompts.map((x) => JSON.stringify(x)).join("\n") + "\n")
+      return ["enrich", input, "--out", out, ...llmArgs(backend, extra)]
+    },
+    sampleOf: (body) => {
+      const row = sourceRowOf(body)
+      return row === undefined ? undefined : row + 1
+    },
+    valid: (ctx) => planAnswer(ctx)
+  }
+]
+
 const expectRows = (out: string, n: number) => {
   const rows = readJsonl(out)
   expect(rows).toHaveLength(n)
@@ -166,109 +213,115 @@ const expectRows = (out: string, n: number) => {
   return rows
 }
 
-describe("generate: each fault alone (first request of every sample fails)", () => {
-  const N = 3
-  for (const fault of FAULTS) {
-    const backends: ReadonlyArray<Backend> = fault.status === "Truncated" || fault.status === "BadRequest"
-      ? ["responses", "chat"]
-      : ["responses"]
-    for (const backend of backends) {
-      it(`${fault.name} (${backend}): ${N} valid rows, every failed attempt archived with its reason`, async () => {
-        const injected: Array<Injected> = []
-        const faulted = new Set<number>()
-        const server = await servers.start((ctx) => {
-          const k = sampleNumberOf(ctx.body) ?? 0
-          if (!faulted.has(k) && (fault.applies?.(ctx.body) ?? true)) {
-            faulted.add(k)
-            injected.push({ fault, body: ctx.body })
-            return fault.reply(ctx)
-          }
-          return answer(validTaskFor(ctx), USAGE)
-        })
-        const dir = tempDir()
-        const out = join(dir, "ds.jsonl")
-        const r = await runCliAsync(generateArgs(out, N, backend), { env: llmEnv(server) })
-        expect(r.status, r.stderr).toBe(0)
-        expectRows(out, N)
-        expect(injected.length).toBeGreaterThan(0)
-        const runDir = runDirIn(dir)
-        const records = expectArchived(server, runDir, injected)
-        const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
-        expect(manifest.status).toBe("completed")
-        expect(manifest.counts.calls).toBe(records.length)
+for (const command of COMMANDS) {
+  describe(`${command.name}: each fault alone (first request of every sample fails)`, () => {
+    const N = 3
+    const sampleNumberOf = command.sampleOf
+    for (const fault of FAULTS) {
+      // The backend-specific shapes (truncation, the reasoning parameter) on both backends for generate.
+      const backends: ReadonlyArray<Backend> =
+        command.name === "generate" && (fault.status === "Truncated" || fault.status === "BadRequest")
+          ? ["responses", "chat"]
+          : ["responses"]
+      for (const backend of backends) {
+        it(`${fault.name} (${backend}): ${N} valid rows, every failed attempt archived with its reason`, async () => {
+          const injected: Array<Injected> = []
+          const faulted = new Set<number>()
+          const server = await servers.start((ctx) => {
+            const k = sampleNumberOf(ctx.body) ?? 0
+            if (!faulted.has(k) && (fault.applies?.(ctx.body) ?? true)) {
+              faulted.add(k)
+              injected.push({ fault, body: ctx.body })
+              return fault.reply(ctx)
+            }
+            return answer(command.valid(ctx), USAGE)
+          })
+          const dir = tempDir()
+          const out = join(dir, "ds.jsonl")
+          const r = await runCliAsync(command.args(dir, out, N, backend), { env: llmEnv(server) })
+          expect(r.status, r.stderr).toBe(0)
+          expectRows(out, N)
+          expect(injected.length).toBeGreaterThan(0)
+          const runDir = runDirIn(dir)
+          const records = expectArchived(server, runDir, injected)
+          const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+          expect(manifest.status).toBe("completed")
+          expect(manifest.counts.calls).toBe(records.length)
 
-        if (fault.status === "RateLimited") {
-          // The retry waited what the server asked (1 s) before asking again for the same sample.
-          for (const { body } of injected) {
-            const k = sampleNumberOf(body)
-            const times = server.requests.filter((q) => sampleNumberOf(q.body) === k).map((q) => q.time)
-            expect(times.length).toBeGreaterThanOrEqual(2)
-            expect(times[1] - times[0]).toBeGreaterThanOrEqual(950)
+          if (fault.status === "RateLimited") {
+            // The retry waited what the server asked (1 s) before asking again for the same sample.
+            for (const { body } of injected) {
+              const k = sampleNumberOf(body)
+              const times = server.requests.filter((q) => sampleNumberOf(q.body) === k).map((q) => q.time)
+              expect(times.length).toBeGreaterThanOrEqual(2)
+              expect(times[1] - times[0]).toBeGreaterThanOrEqual(950)
+            }
           }
-        }
-        if (fault.status === "BadRequest") {
-          // Resent without the reasoning parameter, and the rest of the run no longer sends it.
-          const last = server.requests[server.requests.length - 1]
-          expect(hasReasoning(last.body)).toBe(false)
-          expect(r.stderr).toMatch(/rejects the reasoning effort parameter/)
-        }
-        if (fault.status === "Truncated" || fault.status === "Refusal") {
-          // The sample was tried again; the rejected attempt is in the rejects file with its reason and archive path.
-          const rejects = readJsonl(`${out}.rejects.jsonl`)
-          expect(rejects).toHaveLength(N)
-          for (const x of rejects) {
-            expect(x.reasons.join(" ")).toMatch(fault.error)
-            expect(typeof x.raw_output_path).toBe("string")
+          if (fault.status === "BadRequest") {
+            // Resent without the reasoning parameter, and the rest of the run no longer sends it.
+            const last = server.requests[server.requests.length - 1]
+            expect(hasReasoning(last.body)).toBe(false)
+            expect(r.stderr).toMatch(/rejects the reasoning effort parameter/)
           }
-        }
-        if (fault.status === "InvalidOutput") {
-          // Repaired once: the repair request carries the invalid answer and what was wrong.
-          const repairs = server.requests.filter((q) => isRepairRequest(q.body))
-          expect(repairs).toHaveLength(N)
-          for (const row of readJsonl(out)) expect(JSON.parse(row.extra_info.task_metadata).repaired).toBe(true)
-        }
-      }, 30_000)
-    }
-  }
-})
-
-describe("generate: all faults mixed at 30%", () => {
-  it("ends with N valid rows and every injected fault archived with its reason", async () => {
-    const N = 16
-    // Decided per (sample, request number) from a seeded PRNG, so the pattern does not depend on how
-    // concurrent requests interleave: 30% of requests fail, with a kind drawn from all the faults.
-    const decide = (k: number, nth: number): Fault | undefined => {
-      const random = prng(8 * 100003 + 1000 * k + nth)
-      return random() < 0.3 ? FAULTS[Math.floor(random() * FAULTS.length)] : undefined
-    }
-    const seen = new Map<number, number>()
-    const injected: Array<Injected> = []
-    const server = await servers.start((ctx) => {
-      const k = sampleNumberOf(ctx.body) ?? 0
-      const nth = (seen.get(k) ?? 0) + 1
-      seen.set(k, nth)
-      const fault = decide(k, nth)
-      if (fault !== undefined && (fault.applies?.(ctx.body) ?? true)) {
-        injected.push({ fault, body: ctx.body })
-        return fault.reply(ctx)
+          if (fault.status === "Truncated" || fault.status === "Refusal") {
+            // The sample was tried again; the rejected attempt is in the rejects file with its reason and archive path.
+            const rejects = readJsonl(`${out}.rejects.jsonl`)
+            expect(rejects).toHaveLength(N)
+            for (const x of rejects) {
+              expect(x.reasons.join(" ")).toMatch(fault.error)
+              expect(typeof x.raw_output_path).toBe("string")
+            }
+          }
+          if (fault.status === "InvalidOutput") {
+            // Repaired once: the repair request carries the invalid answer and what was wrong.
+            const repairs = server.requests.filter((q) => isRepairRequest(q.body))
+            expect(repairs).toHaveLength(N)
+            for (const row of readJsonl(out)) expect(JSON.parse(row.extra_info.task_metadata).repaired).toBe(true)
+          }
+        }, 30_000)
       }
-      return answer(validTaskFor(ctx), USAGE)
-    })
-    const dir = tempDir()
-    const out = join(dir, "ds.jsonl")
-    const r = await runCliAsync(
-      generateArgs(out, N, "responses", ["--max-attempts", "5"]),
-      { env: llmEnv(server) }
-    )
-    expect(r.status, r.stderr).toBe(0)
-    expectRows(out, N)
-    const share = injected.length / server.requests.length
-    expect(share).toBeGreaterThan(0.15)
-    expect(share).toBeLessThan(0.45)
-    expect(new Set(injected.map((x) => x.fault.status)).size).toBeGreaterThanOrEqual(6)
-    expectArchived(server, runDirIn(dir), injected)
-  }, 60_000)
-})
+    }
+  })
+
+  describe(`${command.name}: all faults mixed at 30%`, () => {
+    const sampleNumberOf = command.sampleOf
+    it("ends with N valid rows and every injected fault archived with its reason", async () => {
+      const N = 16
+      // Decided per (sample, request number) from a seeded PRNG, so the pattern does not depend on how
+      // concurrent requests interleave: 30% of requests fail, with a kind drawn from all the faults.
+      const decide = (k: number, nth: number): Fault | undefined => {
+        const random = prng(8 * 100003 + 1000 * k + nth)
+        return random() < 0.3 ? FAULTS[Math.floor(random() * FAULTS.length)] : undefined
+      }
+      const seen = new Map<number, number>()
+      const injected: Array<Injected> = []
+      const server = await servers.start((ctx) => {
+        const k = sampleNumberOf(ctx.body) ?? 0
+        const nth = (seen.get(k) ?? 0) + 1
+        seen.set(k, nth)
+        const fault = decide(k, nth)
+        if (fault !== undefined && (fault.applies?.(ctx.body) ?? true)) {
+          injected.push({ fault, body: ctx.body })
+          return fault.reply(ctx)
+        }
+        return answer(command.valid(ctx), USAGE)
+      })
+      const dir = tempDir()
+      const out = join(dir, "ds.jsonl")
+      const r = await runCliAsync(
+        command.args(dir, out, N, "responses", ["--max-attempts", "5"]),
+        { env: llmEnv(server) }
+      )
+      expect(r.status, r.stderr).toBe(0)
+      expectRows(out, N)
+      const share = injected.length / server.requests.length
+      expect(share).toBeGreaterThan(0.15)
+      expect(share).toBeLessThan(0.45)
+      expect(new Set(injected.map((x) => x.fault.status)).size).toBeGreaterThanOrEqual(6)
+      expectArchived(server, runDirIn(dir), injected)
+    }, 60_000)
+  })
+}
 
 describe("generate: a budget that runs out ends with a clear error and keeps what was made", () => {
   it(

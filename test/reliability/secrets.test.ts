@@ -1,14 +1,15 @@
 /**
- * Secrets: `generate` runs with a distinctive API key against the fake server (with faults, repairs and
+ * Secrets: `generate` and `enrich` run with a distinctive API key against the fake server (with faults, repairs and
  * rejects so every kind of file is written), with --log-level debug in both log formats, gzipped and
  * plain archives, a resumed run and a dry run. Every file written (dataset, rejects, manifest, journal,
  * archive files, gzipped ones decompressed) and every line on stdout and stderr is searched for the key:
  * it must never appear. The fake checks that the key was really sent, so the test cannot pass vacuously.
  */
-import { readdirSync, statSync } from "node:fs"
+import { readdirSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCliAsync } from "../support/cli.js"
+import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext } from "../support/fakeOpenAI.js"
 import { answer, rateLimited, refusal, serverError } from "../support/fakeOpenAI.js"
 import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "../support/fakeTasks.js"
@@ -115,4 +116,66 @@ describe("the API key never reaches a file or a log line", () => {
       60_000
     )
   }
+
+  it(
+    "enrich (--debug archives, --raw-gzip, --log-level debug, json logs): no file or log line has the key",
+    async () => {
+      let wrongKey = 0
+      const server = await servers.start((ctx: FakeContext) => {
+        if (ctx.authorization !== `Bearer ${KEY}`) wrongKey++
+        const row = sourceRowOf(ctx.body) ?? 0
+        if (!isRepairRequest(ctx.body) && row === 1 && ctx.index < 3) return serverError(500)
+        if (!isRepairRequest(ctx.body) && row === 2) {
+          return answer(planAnswer(ctx, { force: { server: "fmp", tool: "no_such_tool", params: {} } }), USAGE)
+        }
+        return answer(planAnswer(ctx), USAGE)
+      })
+      const dir = tempDir("skyrl-secrets-")
+      const input = join(dir, "prompts.jsonl")
+      writeFileSync(
+        input,
+        ["AAPL", "MSFT", "NVDA"].map((t, i) =>
+          JSON.stringify({ id: `p${i}`, messages: [{ role: "user", content: `Get the ${t} quote.` }] })
+        ).join("\n") + "\n" + JSON.stringify({ id: "bad", messages: [{ role: "user", content: "" }] }) + "\n"
+      )
+      const out = join(dir, "rows.jsonl")
+      const outputs: Array<{ where: string; text: string }> = []
+      for (const extra of [["--debug", "--raw-gzip"], ["--resume"], ["--dry-run"]]) {
+        const r = await runCliAsync(
+          [
+            "--log-level",
+            "debug",
+            "--log-format",
+            "json",
+            "enrich",
+            input,
+            "--out",
+            out,
+            "--llm",
+            "openai",
+            "--concurrency",
+            "2",
+            ...extra
+          ],
+          { env: llmEnv(server, KEY) }
+        )
+        expect(r.status, r.stderr).toBe(0)
+        outputs.push({ where: `stdout of enrich ${extra.join(" ")}`, text: r.stdout }, {
+          where: `stderr of enrich ${extra.join(" ")}`,
+          text: r.stderr
+        })
+      }
+      expect(server.requests.length).toBeGreaterThanOrEqual(4)
+      expect(wrongKey).toBe(0)
+      const files = allFiles(dir)
+      const names = files.map((f) => f.file.slice(dir.length + 1))
+      expect(names).toContain("rows.jsonl")
+      expect(names).toContain("rows.jsonl.rejects.jsonl")
+      expect(names.some((n) => n.endsWith(".json.gz"))).toBe(true)
+      expect(names.some((n) => n.endsWith("journal.jsonl"))).toBe(true)
+      for (const f of files) expectNoKey(f.file, f.text)
+      for (const o of outputs) expectNoKey(o.where, o.text)
+    },
+    60_000
+  )
 })
