@@ -8,7 +8,7 @@ import { Storage } from "../services/Storage.js"
 import { convertTask } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
-import { extractTaskObject, parseRecords } from "../skyrl/records.js"
+import { extractTaskObject, recordsOf } from "../skyrl/records.js"
 import { checkWrittenDataset } from "./validate.js"
 
 export interface ConvertOptions {
@@ -37,54 +37,59 @@ export const convertProgram = (options: ConvertOptions) =>
     const text = yield* storage.readText(options.tasksFile).pipe(
       Effect.mapError((e) => new InputError({ file: options.tasksFile, reason: e.reason }))
     )
-    const records = yield* Either.match(parseRecords(text, options.tasksFile), {
+    const records = yield* Either.match(recordsOf(text, options.tasksFile), {
       onLeft: Effect.fail,
       onRight: Effect.succeed
     })
-    const rows: Array<SkyRLRow> = []
     const rejected: Array<Reject> = []
-    for (const record of records) {
-      const line = record.line === undefined ? {} : { line: record.line }
-      if (record._tag === "Unparsable") {
-        rejected.push({ index: record.index, ...line, field: "(record)", reason: record.reason })
-        continue
+    let read = 0
+    // Rows are made as the writer asks for them (JSON Lines are parsed line by line): the dataset is
+    // never held in memory whole.
+    const rows = function*(): Generator<SkyRLRow> {
+      for (const record of records) {
+        read++
+        const line = record.line === undefined ? {} : { line: record.line }
+        if (record._tag === "Unparsable") {
+          rejected.push({ index: record.index, ...line, field: "(record)", reason: record.reason })
+          continue
+        }
+        const converted = Either.flatMap(
+          Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
+          (task) =>
+            Either.mapLeft(
+              convertTask(task, {
+                dataSource: options.dataSource,
+                ...(options.inventory === undefined ? {} : { inventory: options.inventory }),
+                metadata: { source: `convert:${options.tasksFile}` }
+              }),
+              (e) => ({ field: e.field, reason: e.reason })
+            )
+        )
+        if (Either.isLeft(converted)) {
+          rejected.push({ index: record.index, ...line, ...converted.left })
+          continue
+        }
+        // Plan validity is the product's promise: a plan the inventory rejects never reaches the dataset.
+        const issues = options.inventory === undefined
+          ? []
+          : validatePlan(options.inventory, converted.right.reward_spec.ground_truth.tool_sequence)
+        if (issues.length > 0) {
+          const first = issues[0]
+          rejected.push({
+            index: record.index,
+            ...line,
+            field: `tool_sequence[${first.step - 1}].${first.path.replace(/\//g, ".")}`,
+            reason: issues.map(formatIssue).join("; ")
+          })
+          continue
+        }
+        yield converted.right
       }
-      const converted = Either.flatMap(
-        Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
-        (task) =>
-          Either.mapLeft(
-            convertTask(task, {
-              dataSource: options.dataSource,
-              ...(options.inventory === undefined ? {} : { inventory: options.inventory }),
-              metadata: { source: `convert:${options.tasksFile}` }
-            }),
-            (e) => ({ field: e.field, reason: e.reason })
-          )
-      )
-      if (Either.isLeft(converted)) {
-        rejected.push({ index: record.index, ...line, ...converted.left })
-        continue
-      }
-      // Plan validity is the product's promise: a plan the inventory rejects never reaches the dataset.
-      const issues = options.inventory === undefined
-        ? []
-        : validatePlan(options.inventory, converted.right.reward_spec.ground_truth.tool_sequence)
-      if (issues.length > 0) {
-        const first = issues[0]
-        rejected.push({
-          index: record.index,
-          ...line,
-          field: `tool_sequence[${first.step - 1}].${first.path.replace(/\//g, ".")}`,
-          reason: issues.map(formatIssue).join("; ")
-        })
-        continue
-      }
-      rows.push(converted.right)
     }
+    const written = yield* storage.writeRows(options.out, rows())
     for (const r of rejected) {
       yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
     }
-    const written = yield* storage.writeRows(options.out, rows)
     if (rejected.length > 0) {
       yield* storage.writeFileAtomic(
         options.rejectsFile,
@@ -92,7 +97,7 @@ export const convertProgram = (options: ConvertOptions) =>
       )
     }
     yield* Effect.logInfo(
-      `converted ${written} of ${records.length} tasks into ${options.out}` +
+      `converted ${written} of ${read} tasks into ${options.out}` +
         (rejected.length > 0 ? `; ${rejected.length} rejected (see ${options.rejectsFile})` : "")
     )
     // The same checks as `skyrl validate`: violations are logged and fail the run (the file is kept).

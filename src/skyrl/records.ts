@@ -12,7 +12,14 @@ export type RecordResult =
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
-export const parseRecords = (text: string, file: string): Either.Either<ReadonlyArray<RecordResult>, InputError> => {
+export const parseRecords = (text: string, file: string): Either.Either<ReadonlyArray<RecordResult>, InputError> =>
+  Either.map(recordsOf(text, file), (records) => [...records])
+
+/**
+ * The records of `text`, like `parseRecords`, but JSON Lines are parsed one line at a time as the result
+ * is iterated, so a large file never has all its records in memory at once.
+ */
+export const recordsOf = (text: string, file: string): Either.Either<Iterable<RecordResult>, InputError> => {
   const body = text.replace(/^\uFEFF/, "")
   const trimmed = body.trimStart()
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
@@ -36,19 +43,26 @@ export const parseRecords = (text: string, file: string): Either.Either<Readonly
       new InputError({ file, reason: "not JSON or JSON Lines: the first character must be '[' or '{'" })
     )
   }
-  const out: Array<RecordResult> = []
-  const lines = body.split("\n")
-  for (const [i, raw] of lines.entries()) {
+  return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
+}
+
+function* jsonLines(body: string): Generator<RecordResult> {
+  let index = 0
+  let lineNo = 0
+  for (let start = 0; start < body.length;) {
+    const end = body.indexOf("\n", start)
+    const raw = body.slice(start, end === -1 ? body.length : end)
+    start = end === -1 ? body.length : end + 1
+    lineNo++
     const line = raw.trim()
     if (line === "") continue
-    const index = out.length
     try {
-      out.push({ _tag: "Record", index, line: i + 1, value: JSON.parse(line) as unknown })
+      yield { _tag: "Record", index, line: lineNo, value: JSON.parse(line) as unknown }
     } catch (e) {
-      out.push({ _tag: "Unparsable", index, line: i + 1, reason: `line ${i + 1} is not valid JSON: ${describe(e)}` })
+      yield { _tag: "Unparsable", index, line: lineNo, reason: `line ${lineNo} is not valid JSON: ${describe(e)}` }
     }
+    index++
   }
-  return Either.right(out)
 }
 
 /**
