@@ -2,7 +2,18 @@ import effectPlugin from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "dist/**", "data/**", "test/fixtures/**", "**/*.d.ts"] },
+  {
+    ignores: [
+      "node_modules/**",
+      "dist/**",
+      ".venv/**",
+      ".scratch*/**",
+      "coverage/**",
+      "data/**",
+      "test/fixtures/**",
+      "**/*.d.ts"
+    ]
+  },
   ...tseslint.configs.recommended,
   ...effectPlugin.configs.dprint,
   {
