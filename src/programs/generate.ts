@@ -11,6 +11,7 @@ import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
+import { checkWrittenDataset } from "./validate.js"
 
 export interface GenerateOptions extends
   Omit<
@@ -22,10 +23,13 @@ export interface GenerateOptions extends
   readonly seed: number
 }
 
-/** The task handed to conversion: the model's fields, turns clamped to what the plan and the run allow. */
+/**
+ * The task handed to conversion: the model's fields, turns clamped to what the plan and the run allow,
+ * and the task id made unique within the run by the sample number (models reuse slugs).
+ */
 export const generatedTaskInput =
-  (maxTurns: number) => (_job: PlannedSample, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
-    task_id: task.task_id,
+  (maxTurns: number) => (job: PlannedSample, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
+    task_id: `${task.task_id.trim() || "task"}-${String(job.index + 1).padStart(4, "0")}`,
     user_prompt: task.user_prompt,
     complexity: task.complexity,
     max_turns: Math.min(Math.max(task.max_turns, steps.length + 1), maxTurns),
@@ -58,5 +62,8 @@ export const generateProgram = (options: GenerateOptions) =>
   Effect.gen(function*() {
     const inventory = yield* Inventory
     const catalogue = yield* inventory.get
-    return yield* runSampling(generateSampling(options, catalogue))
+    const summary = yield* runSampling(generateSampling(options, catalogue))
+    // The same checks as `skyrl validate` on what was written: violations fail the run (the file is kept).
+    yield* checkWrittenDataset(options.out, catalogue)
+    return summary
   })
