@@ -95,3 +95,16 @@ describe("convert keeps invalid plans out of the dataset", () => {
     expect(rows.length + rejects.length).toBe(7)
   })
 })
+
+describe("convert with nothing convertible", () => {
+  it("exits 1 naming the file when every task is rejected, and keeps the rejects", () => {
+    const dir = tmp()
+    const input = join(dir, "bad.jsonl")
+    writeFileSync(input, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
+    const out = join(dir, "rows.jsonl")
+    const r = runCli(["convert", input, "--out", out])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain("bad.jsonl: all 1 tasks were rejected")
+    expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
+  })
+})

@@ -100,6 +100,12 @@ export const convertProgram = (options: ConvertOptions) =>
       `converted ${written} of ${read} tasks into ${options.out}` +
         (rejected.length > 0 ? `; ${rejected.length} rejected (see ${options.rejectsFile})` : "")
     )
+    if (written === 0 && rejected.length > 0) {
+      return yield* new InputError({
+        file: options.tasksFile,
+        reason: `all ${rejected.length} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert`
+      })
+    }
     // The same checks as `skyrl validate`: violations are logged and fail the run (the file is kept).
     yield* checkWrittenDataset(options.out, options.inventory)
     return { written, rejected } satisfies ConvertSummary
