@@ -188,9 +188,10 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(readFileSync(out, "utf8")).toBe(firstRows)
     expect(resumed.stderr).toMatch(/0 of 5 samples to make/)
 
-    // Its own output as input: every row has a plan, so every row is skipped and copied unchanged.
+    // Its own output as input: every row has a plan (valid against its prompt's tools), so every row is
+    // skipped and copied unchanged.
     const again = join(dir, "again.jsonl")
-    const second = await enrich([out, "--out", again], server)
+    const second = await enrich([out, "--out", again, "--inventory-from-prompt"], server)
     expect(second.status, second.stderr).toBe(0)
     expect(calls(server)).toHaveLength(5)
     expect(readJsonl(again)).toEqual(readJsonl(out))
@@ -198,9 +199,9 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
 
     // The same through Parquet (SkyRL rows read from .parquet).
     const parquet = join(dir, "enriched.parquet")
-    expect((await enrich([out, "--out", parquet], server)).status).toBe(0)
+    expect((await enrich([out, "--out", parquet, "--inventory-from-prompt"], server)).status).toBe(0)
     const fromParquet = join(dir, "from-parquet.jsonl")
-    const third = await enrich([parquet, "--out", fromParquet], server)
+    const third = await enrich([parquet, "--out", fromParquet, "--inventory-from-prompt"], server)
     expect(third.status, third.stderr).toBe(0)
     expect(calls(server)).toHaveLength(5)
     expect(readJsonl(fromParquet)).toEqual(readJsonl(out))
@@ -485,4 +486,24 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(rejects.map((x) => x.index)).toEqual([1])
     expect(existsSync(join(dir, rejects[0].raw_output_path))).toBe(true)
   }, 60_000)
+})
+
+describe("enrich: existing plans are checked before they are copied", () => {
+  it("a row whose plan the inventory refuses goes to the rejects file, not the output", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const input = join(dir, "rows.jsonl")
+    const rows = readJsonl(join(FIXTURES, "enrich", "skyrl_rows.jsonl"))
+    const bad = JSON.parse(JSON.stringify(rows[1]))
+    bad.reward_spec.ground_truth.tool_sequence[0].tool = "fmp_get_quote_v9"
+    writeFileSync(input, [rows[1], bad].map((r) => JSON.stringify(r)).join("\n") + "\n")
+    const out = join(dir, "out.jsonl")
+    const r = await enrich([input, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out)).toEqual([rows[1]])
+    const rejects = readJsonl(`${out}.rejects.jsonl`)
+    expect(rejects).toHaveLength(1)
+    expect(JSON.stringify(rejects[0])).toContain("fmp_get_quote_v9")
+    expect(calls(server)).toHaveLength(0)
+  })
 })

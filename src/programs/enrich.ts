@@ -168,6 +168,23 @@ export const planEnrichment = (options: PlanOptions) =>
             reason: `the row has a plan but is not a valid SkyRL row: ${row.left.message}`
           })
         } else {
+          // A plan copied into the output must be as valid as one skyrl makes.
+          const issues = options.baseInventory === undefined
+            ? []
+            : options.baseInventory.validatePlan(row.right.reward_spec.ground_truth.tool_sequence)
+          if (issues.length > 0) {
+            rejected.push({
+              index,
+              id: source.id,
+              field: `reward_spec.ground_truth.tool_sequence[${issues[0].step - 1}].${
+                issues[0].path.replace(/\//g, ".")
+              }`,
+              reason: `the existing plan is invalid against the inventory (use --overwrite to plan it again): ${
+                issues.map(Inv.formatIssue).join("; ")
+              }`
+            })
+            continue
+          }
           skipped.push({
             index,
             id: source.id,
