@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import { ENV_CLASS } from "../src/domain/row.js"
 import { convertTask, decodeTask, normalizePrompt, toSkyRLSampleEffect } from "../src/skyrl/convert.js"
-import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
+import { decodeRow, encodeRow, encodeRowWithSchema } from "../src/skyrl/layout.js"
 import { estimateTokens, TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
 
 const FIXTURES = join(import.meta.dirname, "fixtures")
@@ -249,5 +249,21 @@ describe("the 7 recorded answers", () => {
     const servers = new Set(task.tool_sequence.map((s: any) => s.server)).size
     expect(task.limits.max_servers).toBeLessThan(servers)
     expect(fieldOf(task).field).toBe("limits.max_servers")
+  })
+})
+
+describe("encodeRow", () => {
+  it("writes exactly what the Schema encoder writes (keys and order), for every recorded answer", () => {
+    const dir = join(FIXTURES, "openai", "chat")
+    const rows = readdirSync(dir).sort().flatMap((f) => {
+      const task = JSON.parse(JSON.parse(readFileSync(join(dir, f), "utf8")).choices[0].message.content)
+      const r = convertTask(task, {
+        inventory,
+        metadata: { model: "m", run_id: "r", seed: 1, extra_key: { nested: [1, 2] }, generated_at: "2025-01-01" }
+      })
+      return Either.isRight(r) ? [r.right] : []
+    })
+    expect(rows.length).toBeGreaterThan(3)
+    for (const row of rows) expect(JSON.stringify(encodeRow(row))).toBe(JSON.stringify(encodeRowWithSchema(row)))
   })
 })

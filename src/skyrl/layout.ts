@@ -4,11 +4,58 @@
  * (HuggingFace `datasets`) pads, retypes or refuses objects whose shape varies between rows.
  */
 import { Either, Schema } from "effect"
-import { SkyRLRow } from "../domain/row.js"
+import { SkyRLRow, TaskMetadata } from "../domain/row.js"
 import type { EncodedRow } from "../domain/row.js"
 import { parseIssues } from "./parseIssues.js"
 
-export const encodeRow: (row: SkyRLRow) => EncodedRow = Schema.encodeSync(SkyRLRow)
+/** The Schema-derived encoder (the reference `encodeRow` is tested against). */
+export const encodeRowWithSchema: (row: SkyRLRow) => EncodedRow = Schema.encodeSync(SkyRLRow)
+
+/**
+ * Encodes a row for disk: the same output as `encodeRowWithSchema` (a test holds them equal, key order
+ * included), written out by hand because it runs once per row on the hot path of every writer. Values
+ * are not re-checked here: rows come from `toSkyRLSample` or `decodeRow`, and every command re-validates
+ * the file it wrote.
+ */
+export const encodeRow = (row: SkyRLRow): EncodedRow => {
+  const gt = row.reward_spec.ground_truth
+  return {
+    data_source: row.data_source,
+    prompt: row.prompt.map((m) => ({ role: m.role, content: m.content })),
+    env_class: row.env_class,
+    reward_spec: {
+      method: row.reward_spec.method,
+      ground_truth: {
+        task_id: gt.task_id,
+        complexity: gt.complexity,
+        max_turns: gt.max_turns,
+        success: { must_call_tool: gt.success.must_call_tool },
+        tool_sequence: gt.tool_sequence.map((s) => ({
+          step: s.step,
+          server: s.server,
+          tool: s.tool,
+          params: JSON.stringify(s.params)
+        })),
+        limits: { max_tools: gt.limits.max_tools, max_servers: gt.limits.max_servers },
+        rubric: {
+          name: gt.rubric.name,
+          criteria: gt.rubric.criteria.map((c) => ({ name: c.name, description: c.description, scoring: c.scoring }))
+        }
+      }
+    },
+    extra_info: { task_metadata: JSON.stringify(orderMetadata(row.extra_info.task_metadata)) }
+  }
+}
+
+const DECLARED_METADATA = Object.keys(TaskMetadata.fields)
+
+/** The Schema's key order: declared metadata keys first (in declaration order), then the others. */
+const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const k of DECLARED_METADATA) if (k in metadata) out[k] = metadata[k]
+  for (const k of Object.keys(metadata)) if (!(k in out)) out[k] = metadata[k]
+  return out
+}
 
 /** Decodes one on-disk row; the error names the first offending field. */
 export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> =>

@@ -68,7 +68,21 @@ export const renderSystemPrompt = (tools: ReadonlyArray<PromptTool>, inventory?:
  * A token estimate without a tokenizer: words, numbers and single punctuation marks each count as one
  * token, which tracks BPE counts of English prose and JSON closely (validate uses a real BPE tokenizer).
  */
-export const estimateTokens = (text: string): number => (text.match(/[A-Za-z]+|\d{1,3}|[^\sA-Za-z\d]/g) ?? []).length
+const countTokens = (text: string): number => (text.match(/[A-Za-z]+|\d{1,3}|[^\sA-Za-z\d]/g) ?? []).length
+
+/** System messages repeat across rows (same tool sets): their estimates are remembered (bounded). */
+const estimates = new Map<string, number>()
+
+export const estimateTokens = (text: string): number => {
+  if (text.length < 256) return countTokens(text)
+  let n = estimates.get(text)
+  if (n === undefined) {
+    if (estimates.size >= 4096) estimates.clear()
+    n = countTokens(text)
+    estimates.set(text, n)
+  }
+  return n
+}
 
 /** Chat-template overhead per message (role markers), as in common templates. */
 export const MESSAGE_OVERHEAD_TOKENS = 4
