@@ -1,13 +1,12 @@
 /** Live wiring of `enrich` (loaded lazily by src/cli/enrich.ts). */
-import { Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import { Effect, Layer, Logger, LogLevel, Option } from "effect"
 import { randomBytes } from "node:crypto"
-import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
-import { RunManifest, SettingsError } from "../domain/run.js"
+import { SettingsError } from "../domain/run.js"
 import type { EnrichPlan } from "../programs/enrich.js"
 import {
   enrichInstructions,
@@ -26,6 +25,7 @@ import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
 
 export interface EnrichCliOptions extends LlmOptions {
   readonly input: string
@@ -51,31 +51,6 @@ export interface EnrichCliOptions extends LlmOptions {
   readonly rpm: Option.Option<number>
   readonly tpm: Option.Option<number>
   readonly maxCost: Option.Option<number>
-}
-
-/** Expected output tokens per call by effort (as in generate). */
-const EXPECTED_OUTPUT: Record<string, number> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
-
-const positiveInt = (value: number, setting: string) =>
-  Number.isInteger(value) && value > 0
-    ? Effect.succeed(value)
-    : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
-
-/** The most recent enrich run in rawDir for this output (for --resume). */
-const latestRunFor = (rawDir: string, out: string): string | undefined => {
-  if (!existsSync(rawDir)) return undefined
-  const candidates: Array<{ id: string; started: string }> = []
-  for (const id of readdirSync(rawDir)) {
-    const file = path.join(rawDir, id, "manifest.json")
-    if (!existsSync(file)) continue
-    try {
-      const m = Schema.decodeUnknownSync(RunManifest)(JSON.parse(readFileSync(file, "utf8")))
-      if (m.output === out && m.command === "enrich") candidates.push({ id, started: m.started_at })
-    } catch {
-      // An unreadable manifest is not a run to resume.
-    }
-  }
-  return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
 }
 
 export const runEnrich = (options: EnrichCliOptions) => {
@@ -148,7 +123,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
     let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
     if (options.resume) {
-      const previous = latestRunFor(rawDir, out)
+      const previous = latestRunFor(rawDir, out, "enrich")
       if (previous === undefined) {
         yield* Effect.logWarning(`--resume: no earlier enrich run for ${out} in ${rawDir}; starting a new run`)
       } else runId = previous

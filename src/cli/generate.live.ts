@@ -1,10 +1,9 @@
 /** Live wiring of `generate` (loaded lazily by src/cli/generate.ts). */
 import { Effect, Layer, Option, Schema } from "effect"
 import { randomBytes } from "node:crypto"
-import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { priceOf } from "../domain/pricing.js"
-import { RunManifest, SettingsError } from "../domain/run.js"
+import { SettingsError } from "../domain/run.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generateProgram } from "../programs/generate.js"
 import { makeRunId } from "../programs/runFiles.js"
@@ -20,6 +19,7 @@ import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../s
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
 
 export interface GenerateCliOptions extends LlmOptions, BatchFlags {
   readonly out: string
@@ -43,31 +43,6 @@ export interface GenerateCliOptions extends LlmOptions, BatchFlags {
   readonly rpm: Option.Option<number>
   readonly tpm: Option.Option<number>
   readonly maxCost: Option.Option<number>
-}
-
-/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106). */
-const EXPECTED_OUTPUT: Record<string, number> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
-
-const positiveInt = (value: number, setting: string) =>
-  Number.isInteger(value) && value > 0
-    ? Effect.succeed(value)
-    : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
-
-/** The most recent run in rawDir for this output (for --resume). */
-const latestRunFor = (rawDir: string, out: string): string | undefined => {
-  if (!existsSync(rawDir)) return undefined
-  const candidates: Array<{ id: string; started: string }> = []
-  for (const id of readdirSync(rawDir)) {
-    const file = path.join(rawDir, id, "manifest.json")
-    if (!existsSync(file)) continue
-    try {
-      const m = Schema.decodeUnknownSync(RunManifest)(JSON.parse(readFileSync(file, "utf8")))
-      if (m.output === out && m.command === "generate") candidates.push({ id, started: m.started_at })
-    } catch {
-      // An unreadable manifest is not a run to resume.
-    }
-  }
-  return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
 }
 
 export const runGenerate = (options: GenerateCliOptions) =>
@@ -113,7 +88,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
 
     let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
     if (options.resume) {
-      const previous = latestRunFor(rawDir, out)
+      const previous = latestRunFor(rawDir, out, "generate")
       if (previous === undefined) {
         yield* Effect.logWarning(`--resume: no earlier run for ${out} in ${rawDir}; starting a new run`)
       } else runId = previous

@@ -1,0 +1,30 @@
+/** Pieces of the live wiring that `generate` and `enrich` share (loaded lazily with them). */
+import { Effect, Schema } from "effect"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import * as path from "node:path"
+import { RunManifest, SettingsError } from "../domain/run.js"
+
+/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106). */
+export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
+
+export const positiveInt = (value: number, setting: string) =>
+  Number.isInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
+
+/** The most recent run of `command` in rawDir for this output (for --resume). */
+export const latestRunFor = (rawDir: string, out: string, command: string): string | undefined => {
+  if (!existsSync(rawDir)) return undefined
+  const candidates: Array<{ id: string; started: string }> = []
+  for (const id of readdirSync(rawDir)) {
+    const file = path.join(rawDir, id, "manifest.json")
+    if (!existsSync(file)) continue
+    try {
+      const m = Schema.decodeUnknownSync(RunManifest)(JSON.parse(readFileSync(file, "utf8")))
+      if (m.output === out && m.command === command) candidates.push({ id, started: m.started_at })
+    } catch {
+      // An unreadable manifest is not a run to resume.
+    }
+  }
+  return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
+}
