@@ -88,6 +88,9 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
       expect(calls(server)).toHaveLength(5)
       const rows = readJsonl(out)
       expect(rows).toHaveLength(5)
+      // The written file is checked like `skyrl validate`; the source prompts (kept verbatim) are over
+      // SkyRL's 512-token default, which is reported as a warning rather than failing the run.
+      expect(r.stderr).toMatch(/WARN .*prompt\/too-long: 5/)
       for (const [i, row] of rows.entries()) {
         const source = sharegpt[i]
         expect(row.prompt).toEqual([

@@ -30,6 +30,7 @@ import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
 import { extractSource, findToolsBlock, toolNamesOf } from "../skyrl/sources.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
+import { checkWrittenDataset } from "./validate.js"
 
 /** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
 export const PROMPT_SERVER = "prompt"
@@ -406,7 +407,7 @@ export const enrichProgram = (options: EnrichOptions) =>
       ...(r.id === undefined ? {} : { source_id: r.id })
     } as RejectRecord))
     const runInventory = options.baseInventory ?? plan.jobs[0]?.inventory ?? (yield* placeholderInventory)
-    return yield* runSampling<EnrichJob>({
+    const summary = yield* runSampling<EnrichJob>({
       ...options,
       command: "enrich",
       seed: null,
@@ -424,6 +425,11 @@ export const enrichProgram = (options: EnrichOptions) =>
           ? Effect.logInfo(outcomeLine(job, outcome))
           : Effect.logWarning(outcomeLine(job, outcome))
     }).pipe(Effect.provideService(Inventory, runInventory))
+    // The same checks as `skyrl validate` on what was written (plans against the inventory file when there
+    // is one). Prompt size and duplicate prompts come from the source text, which enrich must not change:
+    // they are warned about, not failed on.
+    yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, { warnOnly: ["prompt/", "duplicate/"] })
+    return summary
   })
 
 /**

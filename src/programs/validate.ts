@@ -90,19 +90,35 @@ export const logViolations = (report: Report) =>
 export const checkWrittenDataset = (
   file: string,
   inventory?: Inventory,
-  options: Omit<CheckOptions, "inventory"> = {}
+  options: Omit<CheckOptions, "inventory"> & {
+    /**
+     * Rule-id prefixes reported as warnings instead of failing the run: for `enrich`, whose prompts
+     * must stay as the source wrote them, prompt size and duplicate prompts are properties of the input.
+     */
+    readonly warnOnly?: ReadonlyArray<string>
+  } = {}
 ): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError, Storage> =>
   Effect.gen(function*() {
-    const report = yield* validateFiles({ ...options, files: [file], inventory })
+    const { warnOnly = [], ...checkOptions } = options
+    const report = yield* validateFiles({ ...checkOptions, files: [file], inventory })
     if (report.ok) {
       yield* Effect.logDebug(`${file}: ${report.rows} rows pass every check`)
       return report
     }
-    yield* logViolations(report)
+    const warned = (id: string) => warnOnly.some((prefix) => id.startsWith(prefix))
+    const failing = report.rules.filter((r) => r.count > 0 && !warned(r.id))
+    for (const rule of report.rules.filter((r) => r.count > 0 && warned(r.id))) {
+      yield* Effect.logWarning(
+        `${rule.id}: ${rule.count} — ${rule.title}` +
+          rule.examples.map((e) => `\n  ${e.file} row ${e.row} ${e.field}: ${e.message}`).join("")
+      )
+    }
+    if (failing.length === 0) return report
+    yield* logViolations({ ...report, rules: failing })
     return yield* new DatasetViolationsError({
       files: [file],
-      violations: report.violations,
-      rules: report.rules.filter((r) => r.count > 0).map((r) => r.id),
+      violations: failing.reduce((n, r) => n + r.count, 0),
+      rules: failing.map((r) => r.id),
       written: true
     })
   })
