@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { BatchFake, BatchFakeOptions } from "./support/fakeBatch.js"
 import { lineAnswer, lineServerError, lineSkip, startBatchFake } from "./support/fakeBatch.js"
+import { planAnswer } from "./support/fakeEnrich.js"
 import type { FakeServer } from "./support/fakeOpenAI.js"
 import { answer, start } from "./support/fakeOpenAI.js"
 import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
@@ -416,5 +417,70 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(c.stderr).toMatch(/batch\.json: no such file/)
     },
     30_000
+  )
+})
+
+describe("enrich --backend batch against the fake Batch API", () => {
+  const SHAREGPT = join(__dirname, "fixtures", "sharegpt", "sample_data.json")
+  // Read independently of src/skyrl/sources.ts: the source prompts and each prompt's <tools> names.
+  const sharegpt: Array<Array<{ from: string; value: string }>> = JSON.parse(readFileSync(SHAREGPT, "utf8"))
+  const toolNames = (system: string): Array<string> => {
+    const at = system.lastIndexOf("<tools>")
+    return JSON.parse(system.slice(at + 7, system.indexOf("</tools>", at))).map((t: any) => t.name)
+  }
+
+  it(
+    "--limit 3 --inventory-from-prompt --wait: 3 rows with the source prompts, no online call; status and a second collect work",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
+      const out = tmpOut()
+      const r = await runCliAsync(
+        [
+          "enrich",
+          SHAREGPT,
+          "--out",
+          out,
+          "--limit",
+          "3",
+          "--inventory-from-prompt",
+          "--backend",
+          "batch",
+          "--wait",
+          ...FAST
+        ],
+        { env: env(f) }
+      )
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).command).toBe("enrich")
+      expect(f.batches).toHaveLength(1)
+      expect(f.batches[0].lines).toHaveLength(3)
+      expect(f.online.requests).toHaveLength(0)
+      const rows = readJsonl(out)
+      expect(rows).toHaveLength(3)
+      for (const [i, row] of rows.entries()) {
+        expect(row.prompt).toEqual([
+          { role: "system", content: sharegpt[i][0].value.trim() },
+          { role: "user", content: sharegpt[i][1].value.trim() }
+        ])
+        const names = toolNames(sharegpt[i][0].value)
+        const steps = row.reward_spec.ground_truth.tool_sequence
+        expect(steps.length).toBeGreaterThan(0)
+        for (const step of steps) {
+          expect(step.server).toBe("prompt")
+          expect(names).toContain(step.tool)
+        }
+        expect(JSON.parse(row.extra_info.task_metadata).source_row).toBe(i)
+      }
+      const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+      expect(s.status, s.stderr).toBe(0)
+      expect(s.stdout).toMatch(/run .*: enrich, 3 requests/)
+      const c = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      expect(c.status, c.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(3)
+      expect(f.batches).toHaveLength(1)
+      expect(f.online.requests).toHaveLength(0)
+    },
+    60_000
   )
 })

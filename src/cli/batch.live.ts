@@ -1,21 +1,26 @@
-/** Live wiring of the batch commands and of `generate --backend batch` (loaded lazily). */
+/** Live wiring of the batch commands and of `generate`/`enrich --backend batch` (loaded lazily). */
 import { Effect, Layer, Option } from "effect"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
 import { BATCH_MAX_BYTES, BatchStateError, endpointUrl, isTerminal } from "../domain/batch.js"
+import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
 import { emptyUsage, makeLlmSettings } from "../domain/llm.js"
 import { SettingsError } from "../domain/run.js"
 import type { CollectOptions, PollOptions } from "../programs/batch.js"
 import { collectRun, readRun, refreshRun, statusLine, submitRun, totalsOf, waitForRun } from "../programs/batch.js"
+import type { EnrichOptions } from "../programs/enrich.js"
+import { enrichRunInventory, enrichSampling, planEnrichment } from "../programs/enrich.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generateSampling } from "../programs/generate.js"
+import type { Job, SamplingOptions } from "../programs/sampling.js"
 import { Inventory } from "../services/Inventory.js"
 import { BatchClientLive } from "../services/llm/batch.js"
 import { LlmLive } from "../services/llm/live.js"
 import { progressLayer } from "../services/Progress.js"
 import { StorageLive } from "../services/Storage.js"
+import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 
 const MAX_POLL_MS = 600_000
@@ -51,15 +56,44 @@ const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateO
     : Effect.fail(new BatchStateError({ path: file, reason: "options: not the options of a generate run" }))
 }
 
-const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
+/** The enrich options stored in batch.json, with the plan made again from the input (as at submit time). */
+const enrichOptionsOf = (run: BatchRun, file: string) =>
   Effect.gen(function*() {
-    const generate = yield* generateOptionsOf(run, path.join(runDir, "batch.json"))
+    const o = run.options as Record<string, unknown>
+    const st = (typeof o.settings === "object" && o.settings !== null ? o.settings : {}) as Record<string, unknown>
+    const ok = typeof o.out === "string" && typeof o.rawDir === "string" && typeof o.runId === "string" &&
+      typeof o.maxTools === "number" && typeof o.maxTurns === "number" && typeof st.input === "string" &&
+      typeof st.input_format === "string" && typeof st.overwrite === "boolean" &&
+      typeof st.inventory_from_prompt === "boolean" && (st.limit === null || typeof st.limit === "number")
+    if (!ok) return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
+    const baseInventory = st.inventory_from_prompt
+      ? undefined
+      : yield* Inventory.pipe(Effect.provide(inventoryLayerOf(run)))
+    const plan = yield* planEnrichment({
+      input: st.input as string,
+      inputFormat: st.input_format === "auto" ? undefined : (st.input_format as InputFormat),
+      limit: (st.limit as number | null) ?? undefined,
+      overwrite: st.overwrite as boolean,
+      baseInventory
+    }).pipe(Effect.provide(StorageLive))
+    return { ...(o as unknown as EnrichOptions), plan, baseInventory, debug: false } satisfies EnrichOptions
+  })
+
+const collectFor = <J extends Job>(
+  runDir: string,
+  run: BatchRun,
+  makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
+  inventoryLayer: Layer.Layer<Inventory, unknown>,
+  out: string,
+  options: CollectOptions
+) =>
+  Effect.gen(function*() {
     const settings = settingsOf(run)
-    const summary = yield* collectRun(runDir, run, (catalogue) => generateSampling(generate, catalogue), options).pipe(
+    const summary = yield* collectRun(runDir, run, makeSampling, options).pipe(
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
-          inventoryLayerOf(run),
+          inventoryLayer,
           BatchClientLive(settings),
           LlmLive(settings),
           progressLayer()
@@ -69,7 +103,7 @@ const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
     if (summary.sampling !== undefined) {
       const online = summary.run.online_usage
       yield* Effect.logInfo(
-        `batch run ${run.run_id} collected: ${summary.sampling.valid} rows in ${generate.out}; ` +
+        `batch run ${run.run_id} collected: ${summary.sampling.valid} rows in ${out}; ` +
           `cost ${
             summary.sampling.costUsd === undefined
               ? "unknown (model not in the price table)"
@@ -83,16 +117,44 @@ const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
     return summary
   })
 
-/** `generate --backend batch`: submit (and with --wait, poll and collect). Prints the run directory on stdout. */
-export const submitGenerateBatch = (input: {
-  readonly program: GenerateOptions
+const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
+  Effect.gen(function*() {
+    const file = path.join(runDir, "batch.json")
+    if (run.command === "enrich") {
+      const enrich = yield* enrichOptionsOf(run, file)
+      const inventory = yield* enrichRunInventory(enrich)
+      return yield* collectFor(
+        runDir,
+        run,
+        () => enrichSampling(enrich),
+        Layer.succeed(Inventory, inventory),
+        enrich.out,
+        options
+      )
+    }
+    const generate = yield* generateOptionsOf(run, file)
+    return yield* collectFor(
+      runDir,
+      run,
+      (catalogue) => generateSampling(generate, catalogue),
+      inventoryLayerOf(run),
+      generate.out,
+      options
+    )
+  })
+
+interface SubmitInput<P> {
+  readonly program: P
   readonly settings: LlmSettings
   readonly inventory: { readonly path: string | null; readonly servers: ReadonlyArray<string> | null }
   readonly flags: BatchFlags
   readonly concurrency: number
   readonly llm: LlmChoice
   readonly resume: boolean
-}) =>
+}
+
+/** Checks shared by the submitting commands. */
+const checkSubmit = (input: SubmitInput<unknown>) =>
   Effect.gen(function*() {
     if (input.llm === "replay") {
       return yield* new SettingsError({
@@ -106,37 +168,47 @@ export const submitGenerateBatch = (input: {
         reason: "a batch run continues with `skyrl batch collect RUN_DIR` (collecting again never duplicates rows)"
       })
     }
-    const endpoint = input.flags.batchEndpoint
-    const program: GenerateOptions = {
-      ...input.program,
-      backend: `batch ${endpoint}`,
-      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
-    }
-    const run: BatchRun = {
-      format: "skyrl-batch/1",
-      run_id: program.runId,
-      command: "generate",
-      created_at: new Date().toISOString(),
-      endpoint,
-      llm: {
-        model: input.settings.model,
-        reasoningEffort: input.settings.reasoningEffort,
-        maxOutputTokens: input.settings.maxOutputTokens,
-        timeoutMs: input.settings.timeoutMs,
-        maxRetries: input.settings.maxRetries
-      },
-      inventory: {
-        path: input.inventory.path === null ? null : path.resolve(input.inventory.path),
-        servers: input.inventory.servers === null ? null : [...input.inventory.servers]
-      },
-      options: JSON.parse(JSON.stringify(program)) as Record<string, unknown>,
-      parts: [],
-      online_usage: emptyUsage
-    }
+  })
+
+const batchRunOf = (
+  command: BatchRun["command"],
+  input: SubmitInput<unknown>,
+  runId: string,
+  options: unknown
+): BatchRun => ({
+  format: "skyrl-batch/1",
+  run_id: runId,
+  command,
+  created_at: new Date().toISOString(),
+  endpoint: input.flags.batchEndpoint,
+  llm: {
+    model: input.settings.model,
+    reasoningEffort: input.settings.reasoningEffort,
+    maxOutputTokens: input.settings.maxOutputTokens,
+    timeoutMs: input.settings.timeoutMs,
+    maxRetries: input.settings.maxRetries
+  },
+  inventory: {
+    path: input.inventory.path === null ? null : path.resolve(input.inventory.path),
+    servers: input.inventory.servers === null ? null : [...input.inventory.servers]
+  },
+  options: JSON.parse(JSON.stringify(options)) as Record<string, unknown>,
+  parts: [],
+  online_usage: emptyUsage
+})
+
+/** Submits, prints the run directory on stdout, and with --wait polls and collects. */
+const submitAndMaybeCollect = <J extends Job>(
+  input: SubmitInput<unknown>,
+  run: BatchRun,
+  makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
+  inventoryLayer: Layer.Layer<Inventory, unknown>
+) =>
+  Effect.gen(function*() {
     const limits = { maxRequests: input.flags.batchMaxRequests, maxBytes: BATCH_MAX_BYTES }
-    const submitted = yield* submitRun(run, (catalogue) => generateSampling(program, catalogue), limits).pipe(
+    const submitted = yield* submitRun(run, makeSampling, limits).pipe(
       Effect.provide(
-        Layer.mergeAll(StorageLive, inventoryLayerOf(run), BatchClientLive({ ...input.settings, backend: endpoint }))
+        Layer.mergeAll(StorageLive, inventoryLayer, BatchClientLive({ ...input.settings, backend: run.endpoint }))
       )
     )
     process.stdout.write(`${submitted.runDir}\n`)
@@ -149,6 +221,44 @@ export const submitGenerateBatch = (input: {
       limits,
       concurrency: input.concurrency
     })
+  })
+
+/** `generate --backend batch`: submit (and with --wait, poll and collect). Prints the run directory on stdout. */
+export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
+  Effect.gen(function*() {
+    yield* checkSubmit(input)
+    const endpoint = input.flags.batchEndpoint
+    const program: GenerateOptions = {
+      ...input.program,
+      backend: `batch ${endpoint}`,
+      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
+    }
+    const run = batchRunOf("generate", input, program.runId, program)
+    yield* submitAndMaybeCollect(
+      input,
+      run,
+      (catalogue) => generateSampling(program, catalogue),
+      inventoryLayerOf(run)
+    )
+  })
+
+/**
+ * `enrich --backend batch`: the same as generate's. batch.json keeps the options without the plan; collect
+ * reads the input again (`planEnrichment` with the stored settings) to rebuild it.
+ */
+export const submitEnrichBatch = (input: SubmitInput<EnrichOptions>) =>
+  Effect.gen(function*() {
+    yield* checkSubmit(input)
+    const endpoint = input.flags.batchEndpoint
+    const program: EnrichOptions = {
+      ...input.program,
+      backend: `batch ${endpoint}`,
+      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
+    }
+    const { baseInventory: _base, plan: _plan, ...stored } = program
+    const run = batchRunOf("enrich", input, program.runId, stored)
+    const inventory = yield* enrichRunInventory(program)
+    yield* submitAndMaybeCollect(input, run, () => enrichSampling(program), Layer.succeed(Inventory, inventory))
   })
 
 export const runBatchStatus = (options: {

@@ -1,6 +1,6 @@
 /**
  * `skyrl batch status RUN_DIR` and `skyrl batch collect RUN_DIR` (runs submitted with
- * `generate --backend batch`), plus the batch flags `generate` takes. The openai SDK loads lazily from
+ * `generate --backend batch` or `enrich --backend batch`), plus the batch flags both take. The openai SDK loads lazily from
  * ./batch.live.js.
  */
 import { Args, Command, Options } from "@effect/cli"
@@ -36,7 +36,7 @@ const batchMaxRequests = Options.integer("batch-max-requests").pipe(
   Options.filterMap(positive, "--batch-max-requests must be a positive integer")
 )
 
-/** Flags `generate` takes for `--backend batch`. */
+/** Flags `generate` and `enrich` take for `--backend batch`. */
 export const batchFlags = {
   batchEndpoint: Options.choice("batch-endpoint", ["responses", "chat"] as const).pipe(
     Options.withDescription(

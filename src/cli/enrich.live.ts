@@ -7,7 +7,7 @@ import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
 import { SettingsError } from "../domain/run.js"
-import type { EnrichPlan } from "../programs/enrich.js"
+import type { EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
   enrichInstructions,
   enrichProgram,
@@ -23,11 +23,12 @@ import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
+import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
 
-export interface EnrichCliOptions extends LlmOptions {
+export interface EnrichCliOptions extends LlmOptions, BatchFlags {
   readonly input: string
   readonly out: string
   readonly inputFormat: "auto" | "skyrl" | "sharegpt" | "openai"
@@ -107,7 +108,10 @@ export const runEnrich = (options: EnrichCliOptions) => {
     }).pipe(Effect.provide(StorageLive))
 
     const llmOpts: LlmOptions = options
-    const settings = llmSettingsFromOptions(llmOpts)
+    // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
+    const settings = options.backend === "batch"
+      ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
+      : llmSettingsFromOptions(llmOpts)
     if (options.dryRun) return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns }, settings)
 
     if (plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0) {
@@ -128,7 +132,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         yield* Effect.logWarning(`--resume: no earlier enrich run for ${out} in ${rawDir}; starting a new run`)
       } else runId = previous
     }
-    const summary = yield* enrichProgram({
+    const program: EnrichOptions = {
       plan,
       baseInventory,
       debug: options.debug,
@@ -175,7 +179,23 @@ export const runEnrich = (options: EnrichCliOptions) => {
         rows: { planned: plan.jobs.length, skipped: plan.skipped.length, rejected: plan.rejected.length }
       },
       expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
-    }).pipe(
+    }
+    if (options.backend === "batch") {
+      const { submitEnrichBatch } = yield* Effect.promise(() => import("./batch.live.js"))
+      return yield* submitEnrichBatch({
+        program,
+        settings,
+        inventory: {
+          path: options.inventoryFromPrompt ? null : Option.getOrNull(options.inventory),
+          servers: Option.getOrNull(servers)
+        },
+        flags: options,
+        concurrency,
+        llm: options.llm,
+        resume: options.resume
+      })
+    }
+    const summary = yield* enrichProgram(program).pipe(
       Effect.provide(
         Layer.mergeAll(
           StorageLive,

@@ -1,6 +1,7 @@
 /** `skyrl enrich INPUT --out FILE`: plan tool calls for existing prompts (options; wiring is lazy). */
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Effect } from "effect"
+import { batchFlags } from "./batch.js"
 import { runOptions } from "./generate.js"
 import { llmOptions } from "./llmOptions.js"
 import { dataSourceOption, inventoryOption, outOption } from "./shared.js"
@@ -47,7 +48,8 @@ export const enrichCommand = Command.make(
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     ...runOptions,
-    ...llmOptions
+    ...llmOptions,
+    ...batchFlags
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./enrich.live.js")), (m) => m.runEnrich(options))
 ).pipe(

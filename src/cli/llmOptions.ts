@@ -42,7 +42,7 @@ export const llmOptions = {
   ),
   backend: Options.choice("backend", ["responses", "chat", "batch"] as const).pipe(
     Options.withDescription(
-      "OpenAI API: responses (default), chat (Chat Completions), or batch (generate: the Batch API at half price; bodies for --batch-endpoint)"
+      "OpenAI API: responses (default), chat (Chat Completions), or batch (generate, enrich: the Batch API at half price; bodies for --batch-endpoint)"
     ),
     Options.withFallbackConfig(Config.literal("responses", "chat", "batch")("OPENAI_BACKEND")),
     Options.withDefault(defaultLlmSettings.backend)
@@ -76,7 +76,7 @@ export interface LlmOptions {
   readonly llm: LlmChoice
   readonly replayDir: string
   readonly model: string
-  /** "batch": the Batch API (generate only); the request bodies are Responses bodies unless the command says otherwise. */
+  /** "batch": the Batch API (generate and enrich); the request bodies are Responses bodies unless the command says otherwise. */
   readonly backend: Backend | "batch"
   readonly reasoningEffort: ReasoningEffort
   readonly maxOutputTokens: number
@@ -109,7 +109,8 @@ export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | 
         return L.fail(
           new SettingsError({
             setting: "--backend batch",
-            reason: "this command cannot use the Batch API (only generate can); use --backend responses or chat"
+            reason:
+              "this command cannot use the Batch API (only generate and enrich can); use --backend responses or chat"
           })
         )
       }

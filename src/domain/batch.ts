@@ -89,7 +89,7 @@ export const BatchLlmSettings = Schema.Struct({
 export const BatchRun = Schema.Struct({
   format: Schema.Literal("skyrl-batch/1"),
   run_id: Schema.String,
-  command: Schema.Literal("generate"),
+  command: Schema.Literal("generate", "enrich"),
   created_at: Schema.String,
   /** Which API the request bodies are for. */
   endpoint: Backend,

@@ -393,44 +393,58 @@ export const enrichProgram = (options: EnrichOptions) =>
         )
       }
     }
-    const inputRejects: ReadonlyArray<RejectRecord> = plan.rejected.map((r) => ({
-      index: r.index,
-      attempt: 0,
-      reasons: [new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message],
-      raw_output_path: null,
-      // Extra columns of the rejects file for input rows.
-      stage: "input",
-      file: plan.input,
-      row: r.index,
-      field: r.field,
-      reason: r.reason,
-      ...(r.id === undefined ? {} : { source_id: r.id })
-    } as RejectRecord))
-    const runInventory = options.baseInventory ?? plan.jobs[0]?.inventory ?? (yield* placeholderInventory)
-    const summary = yield* runSampling<EnrichJob>({
-      ...options,
-      command: "enrich",
-      seed: null,
-      jobs: plan.jobs,
-      instructions: enrichInstructions(options.baseInventory, options),
-      requestText: enrichRequest,
-      taskInput: enrichTaskInput(options.maxTurns),
-      jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
-      dedupePrompts: false,
-      passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
-      jobInventory: (job) => job.inventory,
-      inputRejects,
-      onSampleDone: (job, outcome) =>
-        outcome.status === "row"
-          ? Effect.logInfo(outcomeLine(job, outcome))
-          : Effect.logWarning(outcomeLine(job, outcome))
-    }).pipe(Effect.provideService(Inventory, runInventory))
+    const summary = yield* runSampling<EnrichJob>(enrichSampling(options)).pipe(
+      Effect.provideService(Inventory, yield* enrichRunInventory(options))
+    )
     // The same checks as `skyrl validate` on what was written (plans against the inventory file when there
     // is one). Prompt size and duplicate prompts come from the source text, which enrich must not change:
     // they are warned about, not failed on.
     yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, { warnOnly: ["prompt/", "duplicate/"] })
     return summary
   })
+
+/** The Inventory service of an enrich run: the inventory file's, else the first job's own (never offered as such). */
+export const enrichRunInventory = (options: Pick<EnrichOptions, "plan" | "baseInventory">) =>
+  Effect.suspend(() => {
+    const own = options.baseInventory ?? options.plan.jobs[0]?.inventory
+    return own === undefined ? placeholderInventory : Effect.succeed(own)
+  })
+
+/** The sampling-engine options of an enrich run (also what a `--backend batch` run submits and collects). */
+export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJob> => {
+  const { plan } = options
+  const inputRejects: ReadonlyArray<RejectRecord> = plan.rejected.map((r) => ({
+    index: r.index,
+    attempt: 0,
+    reasons: [new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message],
+    raw_output_path: null,
+    // Extra columns of the rejects file for input rows.
+    stage: "input",
+    file: plan.input,
+    row: r.index,
+    field: r.field,
+    reason: r.reason,
+    ...(r.id === undefined ? {} : { source_id: r.id })
+  } as RejectRecord))
+  return {
+    ...options,
+    command: "enrich",
+    seed: null,
+    jobs: plan.jobs,
+    instructions: enrichInstructions(options.baseInventory, options),
+    requestText: enrichRequest,
+    taskInput: enrichTaskInput(options.maxTurns),
+    jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
+    dedupePrompts: false,
+    passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
+    jobInventory: (job) => job.inventory,
+    inputRejects,
+    onSampleDone: (job, outcome) =>
+      outcome.status === "row"
+        ? Effect.logInfo(outcomeLine(job, outcome))
+        : Effect.logWarning(outcomeLine(job, outcome))
+  }
+}
 
 /**
  * With --inventory-from-prompt and no row to plan, the engine still needs an Inventory service (it writes
