@@ -60,6 +60,7 @@ import { toJsonText } from "../skyrl/layout.js"
 import { runPaths } from "./runFiles.js"
 import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runSampling, sampleKey, TASK_SCHEMA_NAME } from "./sampling.js"
+import { checkWrittenDataset } from "./validate.js"
 
 export const BATCH_FILE = "batch.json"
 export const REQUESTS_FILE = "requests.jsonl"
@@ -717,6 +718,14 @@ export const collectRun = <J extends Job>(
           output: base.out,
           reason: reasons.join("; ")
         })
+      }
+      // The same checks as `skyrl validate` on what was written, as the online commands run them. Enrich keeps
+      // the source prompts verbatim (their size and duplicates are warnings) and its plans were validated
+      // against each row's own inventory.
+      if (base.command === "enrich") {
+        yield* checkWrittenDataset(base.out, undefined, { warnOnly: ["prompt/", "duplicate/"] })
+      } else {
+        yield* checkWrittenDataset(base.out, yield* (yield* Inventory).get)
       }
       return { run, sampling: result.right, unanswered: unansweredCount, pending } satisfies CollectSummary
     }
