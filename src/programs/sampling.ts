@@ -32,6 +32,7 @@ import { backendOfBody, decodeText, extractText, usageOf } from "../services/llm
 import { Progress } from "../services/Progress.js"
 import { RateLimiter } from "../services/RateLimiter.js"
 import { Storage } from "../services/Storage.js"
+import { normalizeForDuplicates } from "../skyrl/checks.js"
 import { convertTask } from "../skyrl/convert.js"
 import { decodeRow, encodeRow, toJsonText } from "../skyrl/layout.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
@@ -209,7 +210,9 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       prior.flatMap((e) => {
         if (e.status !== "row") return []
         const row = decodeRow(e.row)
-        return Either.isRight(row) ? [normalizePrompt(row.right.prompt[row.right.prompt.length - 1].content)] : []
+        return Either.isRight(row)
+          ? [normalizeForDuplicates(row.right.prompt[row.right.prompt.length - 1].content)]
+          : []
       })
     )
 
@@ -317,7 +320,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       if (Either.isLeft(converted)) {
         return Either.left({ reasons: [converted.left.message], issues: [], repairable: true })
       }
-      const key = normalizePrompt(converted.right.prompt[converted.right.prompt.length - 1].content)
+      const key = normalizeForDuplicates(converted.right.prompt[converted.right.prompt.length - 1].content)
       if (options.dedupePrompts && seenPrompts.has(key)) {
         return Either.left({ reasons: ["duplicate of an earlier task's prompt"], issues: [], repairable: false })
       }
@@ -608,8 +611,6 @@ type Verdict = Either.Either<
   { readonly row: SkyRLRow; readonly key: string },
   { readonly reasons: ReadonlyArray<string>; readonly issues: ReadonlyArray<StepIssue>; readonly repairable: boolean }
 >
-
-const normalizePrompt = (text: string): string => text.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim()
 
 const invalidOutputRepair = (e: InvalidOutput): string =>
   [
