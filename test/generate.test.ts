@@ -117,7 +117,7 @@ describe("generate against the fake OpenAI server", () => {
   }, 60_000)
 
   it("a plan still invalid after repair goes to the rejects file and the slot is retried", async () => {
-    let invalidFor = new Set<number>([2])
+    const invalidFor = new Set<number>([2])
     const server = await fake((ctx) => {
       const k = sampleNumberOf(ctx.body) ?? 1
       const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
@@ -125,7 +125,6 @@ describe("generate against the fake OpenAI server", () => {
     })
     const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
-    invalidFor = new Set()
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
     const rejects = readJsonl(`${out}.rejects.jsonl`)

@@ -23,35 +23,18 @@ import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
-import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+import type { RunCliOptions } from "./runShared.js"
 import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
 
-export interface EnrichCliOptions extends LlmOptions, BatchFlags {
+export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
-  readonly out: string
   readonly inputFormat: "auto" | "skyrl" | "sharegpt" | "openai"
   readonly limit: Option.Option<number>
   readonly overwrite: boolean
   readonly inventoryFromPrompt: boolean
   readonly debug: boolean
-  readonly maxTools: number
-  readonly maxTurns: number
-  readonly inventory: Option.Option<string>
-  readonly dataSource: string
-  readonly concurrency: number
-  readonly rawDir: Option.Option<string>
-  readonly rawGzip: boolean
-  readonly resume: boolean
-  readonly dryRun: boolean
-  readonly indent: Option.Option<number>
-  readonly ascii: boolean
-  readonly servers: Option.Option<string>
-  readonly maxAttempts: number
-  readonly rpm: Option.Option<number>
-  readonly tpm: Option.Option<number>
-  readonly maxCost: Option.Option<number>
 }
 
 export const runEnrich = (options: EnrichCliOptions) => {

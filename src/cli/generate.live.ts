@@ -16,33 +16,16 @@ import { renderInstructions, renderSampleRequest } from "../skyrl/generationProm
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../skyrl/workPlan.js"
-import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+import type { RunCliOptions } from "./runShared.js"
 import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
 
-export interface GenerateCliOptions extends LlmOptions, BatchFlags {
-  readonly out: string
+export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
   readonly domains: Option.Option<string>
   readonly complexities: string
-  readonly maxTools: number
-  readonly maxTurns: number
   readonly seed: number
-  readonly inventory: Option.Option<string>
-  readonly dataSource: string
-  readonly concurrency: number
-  readonly rawDir: Option.Option<string>
-  readonly rawGzip: boolean
-  readonly resume: boolean
-  readonly dryRun: boolean
-  readonly indent: Option.Option<number>
-  readonly ascii: boolean
-  readonly servers: Option.Option<string>
-  readonly maxAttempts: number
-  readonly rpm: Option.Option<number>
-  readonly tpm: Option.Option<number>
-  readonly maxCost: Option.Option<number>
 }
 
 export const runGenerate = (options: GenerateCliOptions) =>

@@ -1,8 +1,32 @@
 /** Pieces of the live wiring that `generate` and `enrich` share (loaded lazily with them). */
+import type { Option } from "effect"
 import { Effect, Schema } from "effect"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { RunManifest, SettingsError } from "../domain/run.js"
+import type { BatchFlags } from "./batch.js"
+import type { LlmOptions } from "./llmOptions.js"
+
+/** The parsed options every model-calling command shares (`runOptions`, shared.ts and the LLM/batch flags). */
+export interface RunCliOptions extends LlmOptions, BatchFlags {
+  readonly out: string
+  readonly maxTools: number
+  readonly maxTurns: number
+  readonly inventory: Option.Option<string>
+  readonly dataSource: string
+  readonly concurrency: number
+  readonly rawDir: Option.Option<string>
+  readonly rawGzip: boolean
+  readonly resume: boolean
+  readonly dryRun: boolean
+  readonly indent: Option.Option<number>
+  readonly ascii: boolean
+  readonly servers: Option.Option<string>
+  readonly maxAttempts: number
+  readonly rpm: Option.Option<number>
+  readonly tpm: Option.Option<number>
+  readonly maxCost: Option.Option<number>
+}
 
 /** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106). */
 export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }

@@ -28,6 +28,7 @@ import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
 import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
 import { extractSource, findToolsBlock, toolNamesOf } from "../skyrl/sources.js"
+import { clampTurns } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
@@ -328,7 +329,7 @@ export const enrichTaskInput =
       { role: "user", content: job.source.user }
     ],
     complexity: task.complexity,
-    max_turns: Math.min(Math.max(task.max_turns, steps.length + 1), maxTurns),
+    max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
     domain: task.domain,
     assumptions: task.assumptions,
     tool_sequence: steps,

@@ -9,6 +9,7 @@ import { Inventory } from "../services/Inventory.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
+import { clampTurns } from "./runFiles.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
@@ -32,7 +33,7 @@ export const generatedTaskInput =
     task_id: `${task.task_id.trim() || "task"}-${String(job.index + 1).padStart(4, "0")}`,
     user_prompt: task.user_prompt,
     complexity: task.complexity,
-    max_turns: Math.min(Math.max(task.max_turns, steps.length + 1), maxTurns),
+    max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
     domain: task.domain,
     assumptions: task.assumptions,
     tool_sequence: steps,

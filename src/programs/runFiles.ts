@@ -81,3 +81,7 @@ export const planIssues = (
     text: `step ${issue.step}${issue.tool === "" ? "" : ` (${issue.tool})`} ${issue.path}: ${issue.message}`
   }))
 }
+
+/** A task's turns: at least one more than its plan has calls, at most what the run allows. */
+export const clampTurns = (modelTurns: number, steps: number, maxTurns: number): number =>
+  Math.min(Math.max(modelTurns, steps + 1), maxTurns)

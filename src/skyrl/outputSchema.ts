@@ -16,33 +16,13 @@ import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js
 import type { ModelStep } from "../domain/task.js"
 import { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "./planValidation.js"
+import { STRICT_FORMATS, STRICT_LIMITS } from "./strictSchema.js"
 
 type Json = Record<string, unknown>
 const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
-/** OpenAI's documented limits for strict schemas. */
-export const STRICT_LIMITS = {
-  maxNesting: 10,
-  maxProperties: 5000,
-  maxEnumValues: 1000,
-  maxNameChars: 120_000,
-  /** An enum with more than 250 values may use at most 15,000 characters of values. */
-  largeEnumThreshold: 250,
-  largeEnumChars: 15_000
-} as const
-
-/** String formats OpenAI accepts in strict mode; others are dropped from the strict copy. */
-export const STRICT_FORMATS: ReadonlySet<string> = new Set([
-  "date-time",
-  "time",
-  "date",
-  "duration",
-  "email",
-  "hostname",
-  "ipv4",
-  "ipv6",
-  "uuid"
-])
+/** OpenAI's strict-mode rules live with the generic strict derivation; the output schema applies them too. */
+export { STRICT_FORMATS, STRICT_LIMITS } from "./strictSchema.js"
 
 /** Levels taken by the output schema above a tool's params: root → tool_sequence → step. */
 const LEVELS_ABOVE_PARAMS = 3

@@ -30,7 +30,15 @@ export const formatStrictProblem = (p: StrictSchemaProblem): string =>
   p.path === "" ? p.reason : `${p.path}: ${p.reason}`
 
 /** OpenAI's documented limits for strict schemas. */
-export const STRICT_LIMITS = { maxDepth: 10, maxProperties: 5000, maxEnumValues: 1000 } as const
+export const STRICT_LIMITS = {
+  maxNesting: 10,
+  maxProperties: 5000,
+  maxEnumValues: 1000,
+  maxNameChars: 120_000,
+  /** An enum with more than 250 values may use at most 15,000 characters of values. */
+  largeEnumThreshold: 250,
+  largeEnumChars: 15_000
+} as const
 
 const ANNOTATIONS = new Set(["$schema", "$id", "$comment", "title", "default", "examples", "readOnly", "writeOnly"])
 const UNSUPPORTED_VALIDATION = new Set([
@@ -44,7 +52,8 @@ const UNSUPPORTED_VALIDATION = new Set([
   "deprecated",
   "nullable"
 ])
-const SUPPORTED_FORMATS = new Set([
+/** String formats OpenAI accepts in strict mode; others are dropped from the strict copy. */
+export const STRICT_FORMATS: ReadonlySet<string> = new Set([
   "date-time",
   "time",
   "date",
@@ -134,7 +143,7 @@ const strictNode = (node: unknown, path: string, depth: number, walk: Walk): Rec
     if (!KEPT.has(key)) {
       throw new NotStrict({ path, reason: `keyword "${key}" is not supported by OpenAI strict mode` })
     }
-    if (key === "format" && !SUPPORTED_FORMATS.has(String(value))) continue
+    if (key === "format" && !STRICT_FORMATS.has(String(value))) continue
     out[key] = value
   }
   if (node.nullable === true && out.type !== undefined) out.type = [...typesOf(out), "null"]
@@ -173,8 +182,8 @@ const strictNode = (node: unknown, path: string, depth: number, walk: Walk): Rec
   const isObjectType = types.includes("object") || out.properties !== undefined
   const isArrayType = types.includes("array") || out.items !== undefined
   if (isObjectType) {
-    if (depth + 1 > STRICT_LIMITS.maxDepth) {
-      throw new NotStrict({ path, reason: `nested deeper than ${STRICT_LIMITS.maxDepth} object levels` })
+    if (depth + 1 > STRICT_LIMITS.maxNesting) {
+      throw new NotStrict({ path, reason: `nested deeper than ${STRICT_LIMITS.maxNesting} object levels` })
     }
     const props = isObject(out.properties) ? out.properties : {}
     const keys = Object.keys(props)

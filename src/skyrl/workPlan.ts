@@ -40,8 +40,8 @@ export const parseDomains = (
   text: string
 ): ReadonlyArray<string> => [...new Set(text.split(",").map((d) => d.trim()).filter((d) => d !== ""))]
 
-/** mulberry32: a small, fast, seedable PRNG. */
-const mulberry32 = (seed: number) => {
+/** mulberry32: a small, fast, seedable PRNG (also what the tests use for reproducible "random" choices). */
+export const mulberry32 = (seed: number) => {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

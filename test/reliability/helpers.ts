@@ -108,17 +108,7 @@ export const rowProblems = (rows: ReadonlyArray<unknown>): Array<string> => {
   return problems
 }
 
-/** mulberry32: a small seeded PRNG so "random" kill points reproduce. */
-export const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { mulberry32 as prng } from "../../src/skyrl/workPlan.js"
 
 /** Bytes and mtime of a file or directory entry, to show an input was not modified. */
 export const snapshot = (file: string) => {
