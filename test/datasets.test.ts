@@ -8,7 +8,7 @@ import { Effect, Either, Schema } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import type { SkyRLRow } from "../src/domain/row.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
@@ -85,60 +85,71 @@ const writeAll = (dir: string) =>
 const paramsOf = (loaded: ReadonlyArray<unknown>) =>
   loaded.map((r) => Either.getOrThrow(decodeRow(r)).reward_spec.ground_truth.tool_sequence.map((s) => s.params))
 
-describe.skipIf(python === undefined)("rows load losslessly with HuggingFace datasets", () => {
-  it(
-    "json, compact ASCII json, jsonl and parquet, alone and all concatenated, decode to the written rows",
-    async () => {
-      expect(tasks.length).toBeGreaterThanOrEqual(allTasks.length - 1)
-      expect(tasks.slice(-2).map((t) => t.task_id)).toEqual(["2025-09-06", "ints-and-floats"])
-      const files = await writeAll(mkdtempSync(join(tmpdir(), "skyrl-ds-")))
-      expect(readFileSync(files.compact, "utf8")).not.toMatch(/[^\x00-\x7f]/) // --ascii really escaped
-      const expectedParams = tasks.map((t) => t.tool_sequence.map((s: { params: unknown }) => s.params))
-
-      for (const file of Object.values(files)) {
-        const loaded = loadWithDatasets(python!, [file])
-        expect(loaded).toEqual(written) // the on-disk rows, exactly (no nulls padded, no dates converted)
-        // What the env sees after json.loads of the encoded parts equals the tasks' params.
-        expect(paramsOf(loaded)).toEqual(expectedParams)
+// In CI (CI=true) a missing `datasets` fails the test instead of skipping it.
+describe.skipIf(python === undefined && process.env.CI !== "true")(
+  "rows load losslessly with HuggingFace datasets",
+  () => {
+    beforeAll(() => {
+      if (python === undefined) {
+        throw new Error("HuggingFace datasets is missing (scripts/setup-python.sh failed); CI=true requires it")
       }
-      const all = Object.values(files)
-      const merged = loadWithDatasets(python!, all)
-      expect(merged).toEqual(all.flatMap(() => written))
-
-      // The values Arrow would otherwise change survive: the date-like id, empty params, floats vs ints.
-      const params = paramsOf(merged)
-      const last = params.length - 1
-      expect(Either.getOrThrow(decodeRow(merged[tasks.length - 2])).reward_spec.ground_truth.task_id).toBe("2025-09-06")
-      expect(params[tasks.length - 2][0]).toEqual({})
-      expect(params[tasks.length - 2][3]).toEqual({ code: "print(1.5 * 2)", ratio: 0.1 })
-      expect(params[last][0]).toEqual({ code: "print(2)", ratio: 2 })
-      expect(Number.isInteger(params[last][0].ratio)).toBe(true)
-      expect(params[last][1]).toEqual({ limit: 2.5, since: "2025-10-01T09:30:00Z" })
-    },
-    120_000
-  )
-
-  it("`skyrl convert --out x.parquet` (valid plans) loads with datasets, concatenated with its .jsonl twin", () => {
-    const dir = mkdtempSync(join(tmpdir(), "skyrl-ds-cli-"))
-    const valid = tasks.filter((t) => {
-      const r = convertTask(t, { inventory })
-      return Either.isRight(r) &&
-        validatePlan(
-            inventory,
-            r.right.reward_spec.ground_truth.tool_sequence.map((s) => ({ ...s, params: s.params }))
-          ).length === 0
     })
-    expect(valid.length).toBeGreaterThan(1)
-    const input = join(dir, "tasks.json")
-    writeFileSync(input, JSON.stringify(valid))
-    const outs = [join(dir, "rows.parquet"), join(dir, "rows.jsonl")]
-    for (const out of outs) {
-      const r = runCli(["convert", input, "--out", out])
-      expect(r.stderr).not.toContain("ERROR")
-      expect(r.status).toBe(0)
-    }
-    const jsonl = readFileSync(outs[1], "utf8").trim().split("\n").map((l) => JSON.parse(l))
-    expect(jsonl).toHaveLength(valid.length)
-    expect(loadWithDatasets(python!, outs)).toEqual([...jsonl, ...jsonl])
-  }, 120_000)
-})
+    it(
+      "json, compact ASCII json, jsonl and parquet, alone and all concatenated, decode to the written rows",
+      async () => {
+        expect(tasks.length).toBeGreaterThanOrEqual(allTasks.length - 1)
+        expect(tasks.slice(-2).map((t) => t.task_id)).toEqual(["2025-09-06", "ints-and-floats"])
+        const files = await writeAll(mkdtempSync(join(tmpdir(), "skyrl-ds-")))
+        expect(readFileSync(files.compact, "utf8")).not.toMatch(/[^\x00-\x7f]/) // --ascii really escaped
+        const expectedParams = tasks.map((t) => t.tool_sequence.map((s: { params: unknown }) => s.params))
+
+        for (const file of Object.values(files)) {
+          const loaded = loadWithDatasets(python!, [file])
+          expect(loaded).toEqual(written) // the on-disk rows, exactly (no nulls padded, no dates converted)
+          // What the env sees after json.loads of the encoded parts equals the tasks' params.
+          expect(paramsOf(loaded)).toEqual(expectedParams)
+        }
+        const all = Object.values(files)
+        const merged = loadWithDatasets(python!, all)
+        expect(merged).toEqual(all.flatMap(() => written))
+
+        // The values Arrow would otherwise change survive: the date-like id, empty params, floats vs ints.
+        const params = paramsOf(merged)
+        const last = params.length - 1
+        expect(Either.getOrThrow(decodeRow(merged[tasks.length - 2])).reward_spec.ground_truth.task_id).toBe(
+          "2025-09-06"
+        )
+        expect(params[tasks.length - 2][0]).toEqual({})
+        expect(params[tasks.length - 2][3]).toEqual({ code: "print(1.5 * 2)", ratio: 0.1 })
+        expect(params[last][0]).toEqual({ code: "print(2)", ratio: 2 })
+        expect(Number.isInteger(params[last][0].ratio)).toBe(true)
+        expect(params[last][1]).toEqual({ limit: 2.5, since: "2025-10-01T09:30:00Z" })
+      },
+      120_000
+    )
+
+    it("`skyrl convert --out x.parquet` (valid plans) loads with datasets, concatenated with its .jsonl twin", () => {
+      const dir = mkdtempSync(join(tmpdir(), "skyrl-ds-cli-"))
+      const valid = tasks.filter((t) => {
+        const r = convertTask(t, { inventory })
+        return Either.isRight(r) &&
+          validatePlan(
+              inventory,
+              r.right.reward_spec.ground_truth.tool_sequence.map((s) => ({ ...s, params: s.params }))
+            ).length === 0
+      })
+      expect(valid.length).toBeGreaterThan(1)
+      const input = join(dir, "tasks.json")
+      writeFileSync(input, JSON.stringify(valid))
+      const outs = [join(dir, "rows.parquet"), join(dir, "rows.jsonl")]
+      for (const out of outs) {
+        const r = runCli(["convert", input, "--out", out])
+        expect(r.stderr).not.toContain("ERROR")
+        expect(r.status).toBe(0)
+      }
+      const jsonl = readFileSync(outs[1], "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      expect(jsonl).toHaveLength(valid.length)
+      expect(loadWithDatasets(python!, outs)).toEqual([...jsonl, ...jsonl])
+    }, 120_000)
+  }
+)

@@ -222,6 +222,5 @@ export const canonicalRequest = (body: unknown): unknown => {
   return undefined
 }
 
-/** JSON with sorted object keys (stable hashing). */
-export const canonicalJson = (value: unknown): string =>
-  JSON.stringify(value, (_k, v) => isObject(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v)
+/** JSON with sorted object keys (stable hashing): the one definition in src/skyrl/canonical.ts. */
+export { canonicalJson } from "../../skyrl/canonical.js"

@@ -1,0 +1,43 @@
+/**
+ * Canonical JSON and the hashes built on it: the one definition shared by every file format skyrl
+ * writes for other programs (tool-result cassettes, inventory schema hashes, batch body hashes) and by
+ * the Python `MCPToolEnv` package, which implements the same rules (test/fixtures/canonical/vectors.json
+ * holds cases both sides check).
+ *
+ * Canonical JSON (RFC 8785, JCS): object keys sorted by UTF-16 code units, no whitespace, strings and
+ * numbers as ECMAScript `JSON.stringify` writes them (so 1.0 is `1`, 1e21 is `1e+21`). Pure.
+ */
+import { createHash } from "node:crypto"
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * JSON with object keys sorted by UTF-16 code units (RFC 8785 for JSON values). Written by hand because
+ * `JSON.stringify` puts integer-like keys ("9", "10") first whatever order they are given in. Values
+ * JSON cannot hold are dropped as `JSON.stringify` drops them (`undefined` in objects, `null` in arrays).
+ */
+export const canonicalJson = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map((v) => v === undefined ? "null" : canonicalJson(v)).join(",")}]`
+  if (isObject(value)) {
+    if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
+      return canonicalJson(JSON.parse(JSON.stringify(value)))
+    }
+    const parts: Array<string> = []
+    for (const key of Object.keys(value).sort()) {
+      const v = value[key]
+      if (v === undefined || typeof v === "function") continue
+      parts.push(`${JSON.stringify(key)}:${canonicalJson(v)}`)
+    }
+    return `{${parts.join(",")}}`
+  }
+  return JSON.stringify(value) ?? "null"
+}
+
+export const sha256Hex = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex")
+
+/** The cassette key of one tool call: sha256 of `server \n tool \n canonical(params)`. */
+export const callKey = (server: string, tool: string, params: unknown): string =>
+  sha256Hex(`${server}\n${tool}\n${canonicalJson(params)}`)
+
+/** The hash of a tool's input schema (drift detection): sha256 of its canonical JSON. */
+export const schemaHash = (inputSchema: unknown): string => sha256Hex(canonicalJson(inputSchema))
