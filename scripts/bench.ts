@@ -12,8 +12,13 @@
  *    the request bodies the fake received, in the order the model reads them (output schema,
  *    instructions, messages). Goal ≥ 80% for every request.
  * 4. `skyrl --help` cold start: the median of 10 runs. Goal ≤ 0.8 s.
+ * 5. Near-duplicate detection (src/skyrl/nearDup.ts, as `validate` runs it) on 100,000 generated
+ *    prompts, short (~40 words) and long (~400 words), each in its own process
+ *    (scripts/bench-nearDup.ts): time (goal < 30 s) and peak RSS, which must not grow with the prompts'
+ *    length (goal: long / short < 1.25 while the text is 10× longer); plus the recall of injected
+ *    near-duplicates.
  *
- *     npm run bench                       # all four
+ *     npm run bench                       # all five
  *     npm run bench -- 1 3                # only some of them
  *     npm run bench -- --latency 500      # another fake latency (default 1000 ms)
  *
@@ -36,7 +41,7 @@ const latencyAt = args.indexOf("--latency")
 const LATENCY_MS = latencyAt === -1 ? 1000 : Number(args[latencyAt + 1])
 const only = new Set(
   args.filter((_, i) => latencyAt === -1 || (i !== latencyAt && i !== latencyAt + 1)).map(Number).filter((n) =>
-    n >= 1 && n <= 4
+    n >= 1 && n <= 5
   )
 )
 const wanted = (n: number) => only.size === 0 || only.has(n)
@@ -56,19 +61,22 @@ const cleanEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => {
 
 interface Finished {
   readonly status: number | null
+  readonly stdout: string
   readonly stderr: string
   readonly wallMs: number
   /** Peak resident set size in bytes (VmHWM), when /proc is there. */
   readonly peakRss: number | undefined
 }
 
-/** Runs the CLI, sampling its peak RSS from /proc while it runs. */
-const runCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Finished> =>
+/** Runs node with `argv`, sampling its peak RSS from /proc while it runs. */
+const runNode = (argv: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Finished> =>
   new Promise((resolve) => {
     const t0 = performance.now()
-    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), stdio: ["ignore", "ignore", "pipe"] })
+    const child = spawn(process.execPath, argv, { env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] })
     let stderr = ""
+    let stdout = ""
     child.stderr.on("data", (d) => (stderr += d))
+    child.stdout.on("data", (d) => (stdout += d))
     let peak: number | undefined
     const sample = () => {
       try {
@@ -81,9 +89,13 @@ const runCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): 
     const timer = setInterval(sample, 20)
     child.on("close", (status) => {
       clearInterval(timer)
-      resolve({ status, stderr, wallMs: performance.now() - t0, peakRss: peak })
+      resolve({ status, stdout, stderr, wallMs: performance.now() - t0, peakRss: peak })
     })
   })
+
+/** Runs the CLI (bin/skyrl.js). */
+const runCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Finished> =>
+  runNode([BIN, ...args], env)
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`
 const verdict = (ok: boolean) => (ok ? "ok" : "BELOW GOAL")
@@ -264,4 +276,41 @@ if (wanted(4)) {
       (times[9] / 1000).toFixed(3)
     })  ${verdict(median <= 800)}`
   )
+}
+
+if (wanted(5)) {
+  const N = 100_000
+  console.log(
+    `## 5. near-duplicate detection on ${
+      N.toLocaleString("en-US")
+    } prompts (goal < 30 s; peak RSS independent of prompt length)`
+  )
+  const mb = (
+    bytes: number | undefined
+  ) => (bytes === undefined ? "unknown (no /proc)" : `${(bytes / 2 ** 20).toFixed(0)} MB`)
+  const peaks: Array<number | undefined> = []
+  for (const words of [40, 400]) {
+    // The worker runs under tsx like this script (process.execArgv carries its loader).
+    const r = await runNode([...process.execArgv, join(ROOT, "scripts", "bench-nearDup.ts"), String(N), String(words)])
+    if (r.status !== 0) fail(`near-duplicate worker (${words} words)`, r)
+    const m = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}")
+    peaks.push(r.peakRss)
+    console.log(
+      `~${words} words (${Math.round(m.meanPromptBytes)} B/prompt): ${m.seconds.toFixed(2)} s (process ${
+        (r.wallMs / 1000).toFixed(2)
+      } s), peak RSS ${mb(r.peakRss)}, index ${
+        mb(m.indexBytes)
+      }; injected near-duplicates found ${m.found}/${m.injected}, ` +
+        `other matches ${m.otherMatches}  ${verdict(m.seconds < 30)}`
+    )
+  }
+  const [short, long] = peaks
+  if (short !== undefined && long !== undefined) {
+    console.log(
+      `peak RSS long / short: ${(long / short).toFixed(2)} for 10x the text (goal < 1.25)  ${
+        verdict(long / short < 1.25)
+      }`
+    )
+  }
+  console.log()
 }
