@@ -24,9 +24,9 @@
  */
 import type { Inventory } from "../domain/inventory.js"
 import { COMPLEXITIES } from "../domain/task.js"
-import { combine32, fnv1a32 } from "./hash32.js"
+import { combine32, IntSet } from "./hash32.js"
 import type { DuplicateKind, NearDupOptions, SignatureStep } from "./nearDup.js"
-import { DuplicateIndex, explainPair, promptWords } from "./nearDup.js"
+import { DuplicateIndex, explainPair, wordHashes } from "./nearDup.js"
 
 export interface RowRef {
   readonly file: string
@@ -221,7 +221,7 @@ export class DiversityAccumulator {
   private readonly perTool = new Map<string, number>()
   private readonly sequences = new Map<string, number>()
   private readonly subjects = new Map<string, { value: string; rows: number }>()
-  private readonly bigramSet = new Set<number>()
+  private readonly bigramSet = new IntSet()
   private bigrams = 0
   private readonly requested = new Map<string, number>()
   private readonly produced = new Map<string, number>()
@@ -246,9 +246,10 @@ export class DiversityAccumulator {
     }
     this.countTools(read.steps)
     this.countSubjects(read.steps)
-    this.countBigrams(read.prompt)
+    const hashes = wordHashes(read.prompt)
+    this.countBigrams(hashes)
     this.countComplexity(read, ref)
-    const { id } = this.index.insert({ prompt: read.prompt, plan: read.steps })
+    const { id } = this.index.insert({ prompt: read.prompt, wordHashes: hashes, plan: read.steps })
     let fileIndex = this.files.lastIndexOf(ref.file)
     if (fileIndex === -1) fileIndex = this.files.push(ref.file) - 1
     this.refFile[id] = fileIndex
@@ -299,11 +300,9 @@ export class DiversityAccumulator {
     }
   }
 
-  private countBigrams(prompt: string): void {
-    const hashes = promptWords(prompt).map(fnv1a32)
+  private countBigrams(hashes: ReadonlyArray<number>): void {
     for (let i = 0; i + 1 < hashes.length; i++) {
-      // 31 bits: small integers keep the set compact in V8.
-      this.bigramSet.add(combine32(combine32(BIGRAM_SEED, hashes[i]), hashes[i + 1]) >>> 1)
+      this.bigramSet.add(combine32(combine32(BIGRAM_SEED, hashes[i]), hashes[i + 1]))
       this.bigrams++
     }
   }

@@ -30,3 +30,42 @@ export const fmix32 = (x: number): number => {
  * (`combine32(combine32(SEED, a), b)`): on two raw values alone it is symmetric (it mixes `h ^ x`).
  */
 export const combine32 = (h: number, x: number): number => fmix32(Math.imul(h ^ x, 0x9e3779b1) + 0x7f4a7c15)
+
+/** A set of 32-bit integers in one typed array (open addressing): far lighter and faster than a Set. */
+export class IntSet {
+  private table = new Uint32Array(1 << 12)
+  /** 0 marks an empty slot, so the value 0 is tracked apart. */
+  private hasZero = false
+  private count = 0
+
+  get size(): number {
+    return this.count + (this.hasZero ? 1 : 0)
+  }
+
+  add(value: number): void {
+    const v = value >>> 0
+    if (v === 0) {
+      this.hasZero = true
+      return
+    }
+    if ((this.count + 1) * 2 > this.table.length) this.grow()
+    if (this.place(this.table, v)) this.count++
+  }
+
+  private place(table: Uint32Array, v: number): boolean {
+    const mask = table.length - 1
+    let i = fmix32(v) & mask
+    while (table[i] !== 0) {
+      if (table[i] === v) return false
+      i = (i + 1) & mask
+    }
+    table[i] = v
+    return true
+  }
+
+  private grow(): void {
+    const bigger = new Uint32Array(this.table.length * 2)
+    for (const v of this.table) if (v !== 0) this.place(bigger, v)
+    this.table = bigger
+  }
+}

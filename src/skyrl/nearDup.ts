@@ -67,8 +67,18 @@ export const signatureLength = (bins: number): number => bins + bins / 32
  * fixed probe sequence (the same for every prompt): LSH bands need every value. A prompt without words
  * has no filled bin.
  */
-export const signatureOf = (text: string, bins = DEFAULT_BINS, words = DEFAULT_SHINGLE_WORDS): Uint32Array => {
-  const w = promptWords(text).map(fnv1a32)
+export const signatureOf = (text: string, bins = DEFAULT_BINS, words = DEFAULT_SHINGLE_WORDS): Uint32Array =>
+  signatureOfWords(wordHashes(text), bins, words)
+
+/** The words of a prompt hashed (fnv1a32 of each of `promptWords`). */
+export const wordHashes = (text: string): ReadonlyArray<number> => promptWords(text).map(fnv1a32)
+
+/** `signatureOf` from the prompt's word hashes (for callers that already have them). */
+export const signatureOfWords = (
+  w: ReadonlyArray<number>,
+  bins = DEFAULT_BINS,
+  words = DEFAULT_SHINGLE_WORDS
+): Uint32Array => {
   const sig = new Uint32Array(signatureLength(bins)).fill(EMPTY, 0, bins)
   const mask = bins - 1
   const isFilled = (b: number) => (sig[bins + (b >>> 5)] & (1 << (b & 31))) !== 0
@@ -355,6 +365,8 @@ export const planSignature = (steps: ReadonlyArray<SignatureStep>): string =>
 
 export interface DuplicateCandidate {
   readonly prompt: string
+  /** `wordHashes(prompt)` when the caller has them already (saves normalizing the prompt twice). */
+  readonly wordHashes?: ReadonlyArray<number> | undefined
   /** Omit to check the prompt only. */
   readonly plan?: ReadonlyArray<SignatureStep> | undefined
 }
@@ -406,12 +418,12 @@ export class DuplicateIndex {
 
   /** Earlier entries the candidate duplicates: near-prompt matches first, then a same-plan match. */
   test(candidate: DuplicateCandidate): ReadonlyArray<DuplicateMatch> {
-    return this.matches(this.prompts.signature(candidate.prompt), this.planKey(candidate))
+    return this.matches(this.signature(candidate), this.planKey(candidate))
   }
 
   /** Inserts whatever it matches; the matches become cluster links. */
   insert(candidate: DuplicateCandidate): { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> } {
-    const sig = this.prompts.signature(candidate.prompt)
+    const sig = this.signature(candidate)
     const key = this.planKey(candidate)
     const matches = this.matches(sig, key)
     const { id } = this.prompts.insert(sig)
@@ -439,6 +451,12 @@ export class DuplicateIndex {
   /** Bytes held by the prompt index (plus about 80 bytes per distinct plan in the plan map). */
   get bytes(): number {
     return this.prompts.bytes
+  }
+
+  private signature(candidate: DuplicateCandidate): Uint32Array {
+    return candidate.wordHashes === undefined
+      ? this.prompts.signature(candidate.prompt)
+      : signatureOfWords(candidate.wordHashes, this.prompts.bins, this.prompts.shingleWords)
   }
 
   private planKey(candidate: DuplicateCandidate): string | undefined {
