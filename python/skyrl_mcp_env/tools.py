@@ -216,7 +216,7 @@ class _Sessions:
             return conn
 
     def call(self, conn: _Conn, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
-        coro = conn.session.call_tool(tool, arguments, read_timeout_seconds=timeout)
+        coro = conn.session.call_tool(tool, arguments)
         future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, timeout), self.loop)
         try:
             result = future.result(timeout + 10)
