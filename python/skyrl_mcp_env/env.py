@@ -9,6 +9,8 @@ step that ends the episode (0 before), and every step's metadata carries the sco
 from __future__ import annotations
 
 import importlib
+import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
@@ -51,6 +53,7 @@ except ImportError:  # a stand-in with the same attributes and method signatures
 
 
 ENV_ID = "MCPToolEnv"
+CONFIG_VARIABLE = "SKYRL_MCP_ENV_CONFIG"
 ENTRY_POINT = "skyrl_mcp_env.env:MCPToolEnv"
 
 
@@ -70,14 +73,13 @@ class Settings:
 
     @staticmethod
     def read(env_config: Any) -> "Settings":
-        """From a dict, an omegaconf DictConfig, a dataclass or any object with attributes."""
-        known = Settings.__dataclass_fields__
-        if env_config is not None and hasattr(env_config, "keys"):
-            unknown = sorted(str(k) for k in env_config.keys() if k not in known)
-            if unknown:
-                raise ConfigError(f"MCPToolEnv config: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
-        values = {k: _setting(env_config, k) for k in known}
-        values = {k: v for k, v in values.items() if v is not None}
+        """From a dict, an omegaconf DictConfig, a dataclass or any object with attributes, over the
+        JSON object in the environment variable SKYRL_MCP_ENV_CONFIG (for SkyRL's typed config, which
+        refuses keys it does not declare under ``environment.skyrl_gym``)."""
+        values = {}
+        for source, config in ((CONFIG_VARIABLE, _config_from_environment()), ("MCPToolEnv config", env_config)):
+            _check_keys(source, config)
+            values.update({k: v for k in Settings.__dataclass_fields__ if (v := _setting(config, k)) is not None})
         if "allow_side_effects" in values:
             values["allow_side_effects"] = _allowed_tools(values["allow_side_effects"])
         return Settings(**values)
@@ -90,6 +92,27 @@ def _allowed_tools(value: Any) -> Any:
     if isinstance(value, str):
         return True if value.strip() == "all" else [t.strip() for t in value.split(",") if t.strip()]
     return [str(t) for t in value]
+
+
+def _config_from_environment() -> Optional[dict]:
+    text = os.environ.get(CONFIG_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{CONFIG_VARIABLE}: not JSON ({e.msg} at char {e.pos})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONFIG_VARIABLE}: expected a JSON object of MCPToolEnv settings")
+    return value
+
+
+def _check_keys(source: str, config: Any) -> None:
+    known = Settings.__dataclass_fields__
+    if config is not None and hasattr(config, "keys"):
+        unknown = sorted(str(k) for k in config.keys() if k not in known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
 
 
 def _setting(config: Any, key: str) -> Any:

@@ -188,6 +188,7 @@ class _Conn:
     tools: dict[str, dict[str, Any]]  # tool name -> annotations
     stop: asyncio.Event
     task: asyncio.Task
+    broken: bool = False  # a call failed at the protocol level: start a new session next time
 
 
 class _Sessions:
@@ -208,7 +209,7 @@ class _Sessions:
             lock = self.locks.setdefault(key, threading.Lock())
         with lock:
             conn = self.conns.get(key)
-            if conn is None or conn.task.done():
+            if conn is None or conn.broken or conn.task.done():
                 self.conns.pop(key, None)
                 self.starts += 1
                 future = asyncio.run_coroutine_threadsafe(_open(launch, startup_timeout), self.loop)
@@ -224,6 +225,7 @@ class _Sessions:
             future.cancel()
             return ToolResult(f"Error: {tool} did not answer within {timeout:g} s", "timeout")
         except Exception as e:  # noqa: BLE001 - a broken session is restarted on the next call
+            conn.broken = True
             self.loop.call_soon_threadsafe(conn.stop.set)
             return ToolResult(f"Error: {tool} failed: {_describe(e)}", "tool_error")
         data = result.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -83,3 +83,18 @@ def test_a_corrupt_line_inside_the_file_is_a_clear_error(tmp_path):
 def test_a_missing_cassette_directory_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cassettes: cannot read .*nowhere"):
         MCPToolEnv({"cassettes": str(tmp_path / "nowhere")}, {**ROW, "max_turns": 5})
+
+
+def test_server_qualified_call_names_resolve_to_their_server(cassettes):
+    # two servers expose "tool": the prompt shows "srv.tool" and "other.tool" (formats.md: call_name)
+    row = make_row([{"server": "srv", "tool": "tool", "call_name": "srv.tool", "params": CASE["value"]}],
+                   available_tools=[{"call_name": "other.tool", "server": "other", "tool": "tool"},
+                                    {"call_name": "srv.tool", "server": "srv", "tool": "tool"}],
+                   limits={"max_tools": 3, "max_servers": 3}, max_turns=6)
+    env = MCPToolEnv({"cassettes": str(cassettes)}, {**row, "max_turns": 5})
+    outs = play(env, [call("other.tool", CASE["value"]), call("srv.tool", CASE["value"]), call("tool", CASE["value"])])
+    texts = [o["observations"][0]["content"] for o in outs]
+    assert "no recorded result for other/tool" in texts[0]
+    assert "AAPL 230.10 USD" in texts[1]
+    assert "unknown tool 'tool'" in texts[2]
+    assert outs[-1]["metadata"]["matched_steps"] == [1]

@@ -1,7 +1,9 @@
 """Live mode against real MCP servers from npm over stdio (node_modules of the repository)."""
 
 import json
+import os
 import shutil
+import signal
 import time
 
 import pytest
@@ -67,6 +69,29 @@ def test_one_session_per_server_reused_across_episodes(inventory):
         env.close()
         assert texts == [f"<tool_response>\nEcho: episode {i}\n</tool_response>"]
     assert sessions().starts == starts
+
+
+def server_children(marker):
+    """PIDs of this process's child processes whose command line contains marker."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == os.getpid() and marker in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def test_a_server_that_died_is_started_again(inventory):
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "up"})])
+    [pid] = server_children("server-everything")
+    os.kill(pid, signal.SIGKILL)
+    texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": "after kill"})] * 2)
+    assert texts[0].startswith("<tool_response>\nError: echo failed")
+    assert texts[1] == "<tool_response>\nEcho: after kill\n</tool_response>"
 
 
 def test_call_timeout_answers_instead_of_hanging(inventory):

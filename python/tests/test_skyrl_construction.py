@@ -112,10 +112,24 @@ def test_env_config_as_dictconfig_dict_and_dataclass(generated_rows):
 
 def test_an_unknown_config_key_is_a_clear_error(generated_rows):
     extras = {k: v for k, v in generated_rows[0].items() if k not in ("prompt", "env_class")}
-    with pytest.raises(ConfigError, match="unknown key.*cassete"):
+    with pytest.raises(ConfigError, match="MCPToolEnv config: unknown key.*cassete"):
         MCPToolEnv(AttrDict({"cassete": "/tmp/x"}), extras)
     with pytest.raises(ConfigError, match="expected 'cassette' or 'live'"):
         MCPToolEnv({"tools": "replay"}, extras)
+
+
+def test_settings_from_the_environment_variable_under_the_config_section(generated_rows, monkeypatch):
+    extras = {k: v for k, v in generated_rows[0].items() if k not in ("prompt", "env_class")}
+    monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", '{"strict": true, "call_timeout": 5}')
+    settings = MCPToolEnv({}, extras).settings
+    assert (settings.strict, settings.call_timeout) == (True, 5)
+    assert MCPToolEnv({"strict": False}, extras).settings.strict is False  # the config section wins
+    monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", '{"strikt": true}')
+    with pytest.raises(ConfigError, match="SKYRL_MCP_ENV_CONFIG: unknown key.*strikt"):
+        MCPToolEnv({}, extras)
+    monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", "strict")
+    with pytest.raises(ConfigError, match="SKYRL_MCP_ENV_CONFIG: not JSON"):
+        MCPToolEnv({}, extras)
 
 
 def test_register_needs_skyrl_gym():
