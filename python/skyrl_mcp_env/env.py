@@ -9,14 +9,13 @@ step that ends the episode (0 before), and every step's metadata carries the sco
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from .calls import Malformed, Parsed, parse_calls, strip_thinking, tool_response
-from .plan import Plan, plan_from_extras
+from .plan import Plan, json_object, plan_from_extras
 from .reward import CallRecord, Trajectory, limit_breach, score
 from .tools import ConfigError, ToolBackend, make_backend
 
@@ -96,15 +95,7 @@ def _allowed_tools(value: Any) -> Any:
 
 def _config_from_environment() -> Optional[dict]:
     text = os.environ.get(CONFIG_VARIABLE, "").strip()
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{CONFIG_VARIABLE}: not JSON ({e.msg} at char {e.pos})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{CONFIG_VARIABLE}: expected a JSON object of MCPToolEnv settings")
-    return value
+    return json_object(text, CONFIG_VARIABLE, ConfigError) if text else None
 
 
 def _check_keys(source: str, config: Any) -> None:

@@ -98,15 +98,18 @@ def _step(raw: Any, index: int, where: str) -> Step:
 
 
 def _params(raw: Any, at: str) -> dict[str, Any]:
-    if raw is None:
-        return {}
+    return {} if raw is None else json_object(raw, f"{at}.params")
+
+
+def json_object(raw: Any, where: str, error: type[ValueError] = RowError) -> dict[str, Any]:
+    """An object given as such or as JSON text (skyrl's Arrow-safe layout); ``error`` naming ``where`` otherwise."""
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as e:
-            raise RowError(f"{at}.params: is not JSON ({e.msg} at char {e.pos})") from None
+            raise error(f"{where}: is not JSON ({e.msg} at char {e.pos})") from None
     if not isinstance(raw, Mapping):
-        raise RowError(f"{at}.params: expected a JSON object, got {type(raw).__name__}")
+        raise error(f"{where}: expected a JSON object, got {type(raw).__name__}")
     return dict(raw)
 
 
@@ -122,16 +125,8 @@ def _available_tools(raw: Any, where: str) -> Optional[dict[str, tuple[str, str]
 
 
 def _schemas(raw: Any, where: str) -> dict[str, Any]:
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise RowError(f"{where}: tool_schemas: is not JSON ({e.msg} at char {e.pos})") from None
-    if not isinstance(raw, Mapping):
-        raise RowError(f"{where}: tool_schemas: expected an object of call_name -> inputSchema")
-    return {k: v for k, v in raw.items() if isinstance(v, Mapping)}
+    schemas = json_object(raw, f"{where}: tool_schemas") if raw else {}
+    return {k: v for k, v in schemas.items() if isinstance(v, Mapping)}
 
 
 def _int_or_none(v: Any) -> Optional[int]:

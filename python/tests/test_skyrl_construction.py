@@ -128,7 +128,7 @@ def test_settings_from_the_environment_variable_under_the_config_section(generat
     with pytest.raises(ConfigError, match="SKYRL_MCP_ENV_CONFIG: unknown key.*strikt"):
         MCPToolEnv({}, extras)
     monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", "strict")
-    with pytest.raises(ConfigError, match="SKYRL_MCP_ENV_CONFIG: not JSON"):
+    with pytest.raises(ConfigError, match="SKYRL_MCP_ENV_CONFIG: is not JSON"):
         MCPToolEnv({}, extras)
 
 
