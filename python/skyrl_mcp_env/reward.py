@@ -3,7 +3,8 @@
 A call matches a plan step when its name is the step's call name, its literal params equal the plan's
 after canonical JSON (a param one side omits may be absent or equal to the schema default), its
 derived params are present (and the arguments valid against the tool's input schema when the row
-carries it), and every step in ``depends_on`` matched before it. A call matches at most one step.
+carries it), and every step in ``depends_on`` matched in an earlier turn (a call cannot use a result
+it has not seen: calls of one turn are sent together). A call matches at most one step.
 
     recall     = steps matched / plan steps
     precision  = steps matched / calls made (malformed, unknown, repeated and unmatched calls included)
@@ -95,22 +96,28 @@ def _match_calls(plan: Plan, calls: tuple[CallRecord, ...]) -> dict[str, Any]:
             counts["invalid_calls"] += 1
             continue
         text = canonical_json([call.name, call.arguments])
-        step = _first_match(plan, call, matched, respect_order=True)
+        step = _first_match(plan, call, _matched_before(matched, calls, call.turn), matched)
         if step is not None:
             matched[step.step] = i
         else:
             counts["unmatched_calls"] += 1
             counts["repeated_calls"] += text in seen
-            counts["order_violations"] += _first_match(plan, call, matched, respect_order=False) is not None
+            counts["order_violations"] += _first_match(plan, call, None, matched) is not None
         seen.add(text)
     return {**counts, "steps_matched": len(matched), "matched_steps": sorted(matched)}
 
 
-def _first_match(plan: Plan, call: CallRecord, matched: dict[int, int], respect_order: bool) -> Optional[Step]:
+def _matched_before(matched: dict[int, int], calls: tuple[CallRecord, ...], turn: int) -> set[int]:
+    """Steps matched in an earlier turn: only their results can have informed a call of this turn."""
+    return {step for step, i in matched.items() if calls[i].turn < turn}
+
+
+def _first_match(plan: Plan, call: CallRecord, ready: Optional[set[int]], matched: dict[int, int]) -> Optional[Step]:
+    """The first unmatched step this call matches; with ``ready``, only steps whose depends_on are all in it."""
     for step in plan.steps:
         if step.step in matched or step.call_name != call.name:
             continue
-        if respect_order and any(d not in matched for d in step.depends_on):
+        if ready is not None and any(d not in ready for d in step.depends_on):
             continue
         if step_matches(plan, step, call.arguments or {}):
             return step

@@ -144,19 +144,18 @@ def run_policy(extras: dict[str, Any], turns: list[Turn], env_config: dict[str, 
 
 
 def is_valid_solution(plan: Plan, turns: list[Turn]) -> bool:
-    """The turns make exactly the plan's calls, in an order its depends_on allows."""
-    calls = [c for t in turns for c in t]
-    if any(isinstance(c, str) for c in calls):
-        return False
+    """The turns make exactly the plan's calls, each after the turns of the steps it depends on."""
     todo = {s.step: canonical_json([s.call_name, s.params]) for s in plan.steps}
     deps = {s.step: set(s.depends_on) for s in plan.steps}
     done: set[int] = set()
-    for name, args in calls:
-        key = canonical_json([name, args])
-        step = next((n for n, k in todo.items() if k == key and n not in done), None)
-        if step is None or not deps[step] <= done:
-            return False
-        done.add(step)
+    for turn in turns:
+        before = set(done)
+        for c in turn:
+            key = None if isinstance(c, str) else canonical_json([c[0], c[1]])
+            step = next((n for n, k in todo.items() if k == key and n not in done), None)
+            if step is None or not deps[step] <= before:
+                return False
+            done.add(step)
     return len(done) == len(todo)
 
 

@@ -165,6 +165,14 @@ def test_5_breaking_depends_on_scores_below_a_valid_order(movers):
     assert broken["metadata"]["order_violations"] == 1
 
 
+def test_5_a_dependent_call_in_the_same_turn_as_its_dependency_does_not_match(movers):
+    gainers, losers, post = plan_calls(movers)
+    together = episode(movers, [gainers + losers + post, FINAL])  # the post cannot have seen the movers
+    apart = episode(movers, [gainers + losers, post, FINAL])
+    assert together["metadata"]["matched_steps"] == [1, 2] and together["metadata"]["order_violations"] == 1
+    assert apart["reward"] == 1.0
+
+
 # 6. malformed calls -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [
@@ -207,7 +215,7 @@ def test_7_same_trajectory_same_reward(movers, tmp_path):
 
 def test_7_the_scorer_is_a_function_of_the_calls(movers):
     plan = plan_from_extras(extras_of(movers))
-    calls = tuple(CallRecord(1, s.call_name, s.params, s.server) for s in plan.steps)
+    calls = tuple(CallRecord(turn, s.call_name, s.params, s.server) for turn, s in enumerate(plan.steps, start=1))
     trajectory = Trajectory(calls, "answer", "final_answer")
     assert score(plan, trajectory) == score(plan, trajectory)
     assert score(plan, trajectory)["reward"] == 1.0
