@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+SYNTAX = '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>'  # as the system message shows it
 _BLOCK = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.DOTALL)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
@@ -45,9 +46,9 @@ def parse_calls(action: str) -> list[Parsed]:
     """Every ``<tool_call>`` block of one assistant turn, in order. An empty list is a final answer."""
     text = strip_thinking(action)
     out: list[Parsed] = [_parse_block(m.group(1)) for m in _BLOCK.finditer(text)]
-    tail = text[text.rfind(CLOSE) + len(CLOSE):] if CLOSE in text else text
+    tail = text[text.rfind(CLOSE) + len(CLOSE) :] if CLOSE in text else text
     if OPEN in tail:
-        out.append(Malformed(tail[tail.find(OPEN):], f"{OPEN} is never closed with {CLOSE}"))
+        out.append(Malformed(tail[tail.find(OPEN) :], f"{OPEN} is never closed with {CLOSE}"))
     return out
 
 

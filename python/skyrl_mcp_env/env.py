@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from .calls import Malformed, Parsed, parse_calls, strip_thinking, tool_response
+from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
 from .plan import Plan, json_object, plan_from_extras
 from .reward import CallRecord, Trajectory, limit_breach, score
 from .tools import ConfigError, ToolBackend, make_backend
@@ -123,7 +123,9 @@ class MCPToolEnv(BaseTextEnv):
         self.max_turns = _max_turns(self.plan, self.extras)
         self.judge = _load_judge(self.settings.judge)
         s = self.settings
-        self.backend: ToolBackend = make_backend(s.tools, s.cassettes, s.inventory, s.allow_side_effects, s.call_timeout, s.startup_timeout)
+        self.backend: ToolBackend = make_backend(
+            s.tools, s.cassettes, s.inventory, s.allow_side_effects, s.call_timeout, s.startup_timeout
+        )
         self.calls: list[CallRecord] = []
         self.statuses: Counter = Counter()
         self.final_answer: Optional[str] = None
@@ -157,7 +159,9 @@ class MCPToolEnv(BaseTextEnv):
         """Nothing to release: live MCP sessions belong to the worker process and serve later episodes."""
 
     def get_metrics(self) -> dict:
-        numbers = {k: float(v) for k, v in self.parts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = {
+            k: float(v) for k, v in self.parts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         return {**numbers, "cassette_misses": float(self.statuses["miss"])}
 
     # -----------------------------------------------------------------------------------------
@@ -166,7 +170,7 @@ class MCPToolEnv(BaseTextEnv):
         """Record one call, run it, and return the text the policy sees."""
         if isinstance(item, Malformed):
             self.calls.append(CallRecord(self.turns, error="malformed"))
-            return f"Error: malformed tool call: {item.error}. Write <tool_call>{{\"name\": \"TOOL\", \"arguments\": {{...}}}}</tool_call>"
+            return f"Error: malformed tool call: {item.error}. Write {SYNTAX}"
         target = self.plan.tools.get(item.name)
         if target is None:
             self.calls.append(CallRecord(self.turns, item.name, item.arguments, error="unknown_tool"))
@@ -192,8 +196,14 @@ class MCPToolEnv(BaseTextEnv):
     def _score(self) -> dict[str, Any]:
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
         parts = score(self.plan, trajectory, strict=self.settings.strict)
-        return {**parts, "ended_by": self.ended_by, "turns": self.turns, "max_turns": self.max_turns,
-                "tool_results": dict(self.statuses), "cassette_misses": self.statuses["miss"]}
+        return {
+            **parts,
+            "ended_by": self.ended_by,
+            "turns": self.turns,
+            "max_turns": self.max_turns,
+            "tool_results": dict(self.statuses),
+            "cassette_misses": self.statuses["miss"],
+        }
 
     def _judged(self, reward: float) -> float:
         try:
@@ -205,8 +215,13 @@ class MCPToolEnv(BaseTextEnv):
         return reward * self.parts["judge"]
 
     def _output(self, observations: list, reward: float, done: bool) -> BaseTextEnvStepOutput:
-        return BaseTextEnvStepOutput(observations=observations if not done else [], reward=reward, done=done,
-                                     metadata=dict(self.parts), postprocessed_action=None)
+        return BaseTextEnvStepOutput(
+            observations=observations if not done else [],
+            reward=reward,
+            done=done,
+            metadata=dict(self.parts),
+            postprocessed_action=None,
+        )
 
     def _offered(self) -> str:
         if self.plan.tools_listed:

@@ -63,12 +63,16 @@ def score(plan: Plan, trajectory: Trajectory, strict: bool = False) -> dict[str,
     """The reward and its parts (all JSON-friendly), for the step metadata."""
     parts = _match_calls(plan, trajectory.calls)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
-    breach = limit_breach(plan, trajectory.calls) or (trajectory.ended_by if trajectory.ended_by == "max_turns" else None)
+    breach = limit_breach(plan, trajectory.calls) or (
+        trajectory.ended_by if trajectory.ended_by == "max_turns" else None
+    )
     final = bool(trajectory.final_answer and trajectory.final_answer.strip())
     recall = n_matched / len(plan.steps)
     precision = n_matched / n_calls if n_calls else 0.0
     completion = 1.0 if final and breach is None else INCOMPLETE_FACTOR
-    must = plan.must_call_tool is None or any(c.error is None and c.name == plan.must_call_tool for c in trajectory.calls)
+    must = plan.must_call_tool is None or any(
+        c.error is None and c.name == plan.must_call_tool for c in trajectory.calls
+    )
     reward = recall * precision * completion if must else 0.0
     if strict and n_matched < len(plan.steps):
         reward = 0.0

@@ -7,9 +7,9 @@ tools, ``{}`` for the others); the plan reversed; the plan with one literal para
 calls each repeated; malformed calls. A policy is not applicable where it cannot be built (every tool
 on a row without ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed
 literal on a plan without literal params). A degenerate policy whose calls are a valid solution (the
-plan's calls, in an order ``depends_on`` allows) may tie the plan; any other tie or win is a leak, and
-so is a repeated-calls run that beats the plan. Exit 0: plan 1.0 everywhere and no leak; 1: otherwise;
-2: unreadable input.
+plan's calls, each in a later turn than the steps it ``depends_on``) may tie the plan; any other tie
+or win is a leak, and so is a repeated-calls run that beats the plan. Exit 0: plan 1.0 everywhere and
+no leak; 1: otherwise; 2: unreadable input.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -80,8 +79,11 @@ def policy_malformed(plan: Plan) -> Optional[list[Turn]]:
     bodies = []
     for i, step in enumerate(plan.steps):
         valid = json.dumps({"name": step.call_name, "arguments": step.params})
-        kinds = [valid[:-2], json.dumps({"name": "no_such_tool", "arguments": step.params}),
-                 json.dumps({"name": step.call_name, "arguments": json.dumps(step.params)})]
+        kinds = [
+            valid[:-2],
+            json.dumps({"name": "no_such_tool", "arguments": step.params}),
+            json.dumps({"name": step.call_name, "arguments": json.dumps(step.params)}),
+        ]
         bodies.append([kinds[i % 3]])
     return bodies
 
@@ -120,7 +122,7 @@ def schedule(turns: list[Turn], max_turns: int) -> list[Turn]:
     room = max(max_turns - 1, 1)
     if len(turns) <= room:
         return turns
-    return turns[: room - 1] + [[c for t in turns[room - 1:] for c in t]]
+    return turns[: room - 1] + [[c for t in turns[room - 1 :] for c in t]]
 
 
 def action_text(turn: Turn) -> str:
@@ -227,8 +229,13 @@ def summary(report: Report) -> dict[str, Any]:
     return {
         "rows": report.rows,
         "policies": {
-            name: {"rows": len(s.rewards), "mean_reward": _mean(s.rewards), "mean_reward_not_valid": _mean(s.invalid_rewards),
-                   "below_plan": s.below, "valid_solutions": s.valid}
+            name: {
+                "rows": len(s.rewards),
+                "mean_reward": _mean(s.rewards),
+                "mean_reward_not_valid": _mean(s.invalid_rewards),
+                "below_plan": s.below,
+                "valid_solutions": s.valid,
+            }
             for name, s in report.stats.items()
         },
         "leaks": report.leaks,
@@ -239,14 +246,22 @@ def summary(report: Report) -> dict[str, Any]:
 
 def format_report(report: Report, sources: list[str]) -> str:
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    lines = [f"gameability report: {report.rows} rows from {', '.join(sources)}", "",
-             f"{'policy':<16}{'rows':>5}{'mean':>8}{'mean (not valid)':>18}{'below plan':>16}{'valid':>7}"]
+    lines = [
+        f"gameability report: {report.rows} rows from {', '.join(sources)}",
+        "",
+        f"{'policy':<16}{'rows':>5}{'mean':>8}{'mean (not valid)':>18}{'below plan':>16}{'valid':>7}",
+    ]
     for name, s in report.stats.items():
         n = len(s.rewards)
-        below = "-" if name == "plan" else f"{s.below}/{n} ({100 * s.below / n:.0f}%)" if n else "-"
-        lines.append(f"{name:<16}{n:>5}{fmt(_mean(s.rewards)):>8}{fmt(_mean(s.invalid_rewards)):>18}{below:>16}{s.valid if name != 'plan' else '-':>7}")
-    for title, items in (("plan below 1.0", report.plan_failures), ("leaks (a degenerate policy ties or beats the plan)", report.leaks),
-                         ("rows that cannot be scored", report.unscorable)):
+        below = "-" if name == "plan" or not n else f"{s.below}/{n} ({100 * s.below / n:.0f}%)"
+        valid = "-" if name == "plan" else s.valid
+        means = f"{fmt(_mean(s.rewards)):>8}{fmt(_mean(s.invalid_rewards)):>18}"
+        lines.append(f"{name:<16}{n:>5}{means}{below:>16}{valid:>7}")
+    for title, items in (
+        ("plan below 1.0", report.plan_failures),
+        ("leaks (a degenerate policy ties or beats the plan)", report.leaks),
+        ("rows that cannot be scored", report.unscorable),
+    ):
         lines += ["", f"{title}: {len(items) or 'none'}"] + [f"  {x}" for x in items]
     return "\n".join(lines)
 
@@ -261,7 +276,9 @@ def read_rows(path: str) -> list[tuple[str, dict[str, Any]]]:
     if p.suffix == ".parquet":
         rows = _read_parquet(p)
     elif p.suffix == ".jsonl":
-        rows = [_json_line(p, i, line) for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()) if line.strip()]
+        rows = [
+            _json_line(p, i, line) for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()) if line.strip()
+        ]
     else:
         data = json.loads(p.read_text(encoding="utf-8"))
         rows = data if isinstance(data, list) else [data]

@@ -111,7 +111,11 @@ def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
             if all(rest.strip() == "" for rest in lines[number:]):
                 break  # a torn last line (a writer died mid-append)
             raise ConfigError(f"{file}:{number}: not JSON ({e.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("key"), str) or not isinstance(record.get("result"), dict):
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("key"), str)
+            or not isinstance(record.get("result"), dict)
+        ):
             raise ConfigError(f'{file}:{number}: a cassette line needs "key" (string) and "result" (object)')
         records.setdefault(record["key"], record)
     return records
@@ -139,7 +143,7 @@ class LiveBackend:
             return ToolResult(f"Error: MCP server {server!r} could not be started: {_describe(e)}", "unavailable")
         if tool not in conn.tools:
             return ToolResult(f"Error: MCP server {server!r} has no tool {tool!r}", "tool_error")
-        if not conn.tools[tool].get("readOnlyHint") is True and not self._allowed(server, tool):
+        if conn.tools[tool].get("readOnlyHint") is not True and not self._allowed(server, tool):
             return ToolResult(
                 f"Error: {server}/{tool} may have side effects (not annotated readOnlyHint) and the env "
                 "config does not allow side effects (allow_side_effects)",
@@ -167,8 +171,13 @@ def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:
         if launch is None:
             continue
         transport = launch.get("transport")
-        if (transport, bool(launch.get("command")), bool(launch.get("url"))) not in (("stdio", True, False), ("http", False, True)):
-            raise ConfigError(f"inventory: {path}: servers[{i}].launch: needs transport stdio with command, or http with url")
+        if (transport, bool(launch.get("command")), bool(launch.get("url"))) not in (
+            ("stdio", True, False),
+            ("http", False, True),
+        ):
+            raise ConfigError(
+                f"inventory: {path}: servers[{i}].launch: needs transport stdio with command, or http with url"
+            )
         specs[server["name"]] = launch
     return specs
 
@@ -291,7 +300,9 @@ def _transport(launch: dict[str, Any]) -> Any:
         from mcp import StdioServerParameters, stdio_client
 
         env = {n: os.environ[n] for n in launch.get("env") or [] if n in os.environ}
-        params = StdioServerParameters(command=launch["command"], args=list(launch.get("args") or []), env=env, cwd=launch.get("cwd"))
+        params = StdioServerParameters(
+            command=launch["command"], args=list(launch.get("args") or []), env=env, cwd=launch.get("cwd")
+        )
         return stdio_client(params)
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
@@ -324,8 +335,14 @@ def close_sessions() -> None:
 atexit.register(close_sessions)
 
 
-def make_backend(mode: str, cassettes: Optional[str], inventory: Optional[str], allow_side_effects: Any,
-                 call_timeout: float, startup_timeout: float) -> ToolBackend:
+def make_backend(
+    mode: str,
+    cassettes: Optional[str],
+    inventory: Optional[str],
+    allow_side_effects: Any,
+    call_timeout: float,
+    startup_timeout: float,
+) -> ToolBackend:
     if mode == "cassette":
         return CassetteBackend(cassettes)
     if mode == "live":
@@ -333,4 +350,3 @@ def make_backend(mode: str, cassettes: Optional[str], inventory: Optional[str], 
             raise ConfigError("tools: live needs inventory (an inventory file with launch specs)")
         return LiveBackend(inventory, allow_side_effects, call_timeout, startup_timeout)
     raise ConfigError(f"tools: expected 'cassette' or 'live', got {mode!r}")
-

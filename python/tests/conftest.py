@@ -54,7 +54,12 @@ def generated_rows(cli_dir) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def converted_rows(cli_dir) -> list[dict[str, Any]]:
-    rows = [r for p in sorted(cli_dir.glob("converted_*.jsonl")) if not p.name.endswith(".rejects.jsonl") for r in read_jsonl(p)]
+    rows = [
+        r
+        for p in sorted(cli_dir.glob("converted_*.jsonl"))
+        if not p.name.endswith(".rejects.jsonl")
+        for r in read_jsonl(p)
+    ]
     assert len(rows) >= 3, "convert made fewer rows from test/fixtures/openai/chat than expected"
     return rows
 
@@ -97,7 +102,9 @@ def play(env: MCPToolEnv, actions: list[str]) -> list[dict[str, Any]]:
     return outs
 
 
-def episode(row: dict[str, Any], actions: list[str], config: Any = None, max_turns: int | None = None) -> dict[str, Any]:
+def episode(
+    row: dict[str, Any], actions: list[str], config: Any = None, max_turns: int | None = None
+) -> dict[str, Any]:
     """The last step output of an episode."""
     return play(MCPToolEnv(config or {}, extras_of(row, max_turns)), actions)[-1]
 
@@ -111,10 +118,20 @@ def _stop_servers():
 def make_row(steps: list[dict[str, Any]], **ground_truth: Any) -> dict[str, Any]:
     """A small row in skyrl's layout (params as JSON strings); ``steps`` are {server, tool, params, ...}."""
     seq = [{"step": i, **s, "params": json.dumps(s.get("params", {}))} for i, s in enumerate(steps, start=1)]
-    gt = {"task_id": "t", "complexity": "simple", "max_turns": len(seq) + 2,
-          "success": {"must_call_tool": seq[0].get("call_name", seq[0]["tool"])}, "tool_sequence": seq,
-          "limits": {"max_tools": len({s["tool"] for s in seq}), "max_servers": len({s["server"] for s in seq})},
-          "rubric": {"name": "r", "criteria": []}, **ground_truth}
-    return {"data_source": "test", "prompt": [{"role": "system", "content": SYNTAX}, {"role": "user", "content": "task"}],
-            "env_class": "MCPToolEnv", "reward_spec": {"method": "rule", "ground_truth": gt},
-            "extra_info": {"task_metadata": "{}"}}
+    gt = {
+        "task_id": "t",
+        "complexity": "simple",
+        "max_turns": len(seq) + 2,
+        "success": {"must_call_tool": seq[0].get("call_name", seq[0]["tool"])},
+        "tool_sequence": seq,
+        "limits": {"max_tools": len({s["tool"] for s in seq}), "max_servers": len({s["server"] for s in seq})},
+        "rubric": {"name": "r", "criteria": []},
+        **ground_truth,
+    }
+    return {
+        "data_source": "test",
+        "prompt": [{"role": "system", "content": SYNTAX}, {"role": "user", "content": "task"}],
+        "env_class": "MCPToolEnv",
+        "reward_spec": {"method": "rule", "ground_truth": gt},
+        "extra_info": {"task_metadata": "{}"},
+    }

@@ -43,14 +43,17 @@ def test_thinking_is_ignored():
     assert parse_calls(text) == []
 
 
-@pytest.mark.parametrize("body,reason", [
-    ('{"name": "a", "arguments": {"x": 1}', "not valid JSON"),
-    ('["a", {}]', "expected an object"),
-    ('{"arguments": {}}', 'has no "name"'),
-    ('{"name": "", "arguments": {}}', 'has no "name"'),
-    ('{"name": "a", "arguments": "{\\"x\\": 1}"}', '"arguments" must be an object'),
-    ('{"name": "a", "arguments": [1]}', '"arguments" must be an object'),
-])
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ('{"name": "a", "arguments": {"x": 1}', "not valid JSON"),
+        ('["a", {}]', "expected an object"),
+        ('{"arguments": {}}', 'has no "name"'),
+        ('{"name": "", "arguments": {}}', 'has no "name"'),
+        ('{"name": "a", "arguments": "{\\"x\\": 1}"}', '"arguments" must be an object'),
+        ('{"name": "a", "arguments": [1]}', '"arguments" must be an object'),
+    ],
+)
 def test_malformed_blocks_say_why(body, reason):
     [parsed] = parse_calls(f"<tool_call>{body}</tool_call>")
     assert isinstance(parsed, Malformed) and reason in parsed.error

@@ -16,11 +16,24 @@ def test_shared_vectors(case):
 
 
 # Expected strings are what node's JSON.stringify prints for the same numbers.
-@pytest.mark.parametrize("value,text", [
-    (1.0, "1"), (-0.0, "0"), (1e21, "1e+21"), (10**21, "1e+21"), (1e20, "100000000000000000000"),
-    (1e-7, "1e-7"), (1e-6, "0.000001"), (0.000123, "0.000123"), (5e-324, "5e-324"), (-1.5, "-1.5"),
-    (2**53 + 1, "9007199254740992"), (12345678901234567890.0, "12345678901234567000"), (float("nan"), "null"),
-])
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (1.0, "1"),
+        (-0.0, "0"),
+        (1e21, "1e+21"),
+        (10**21, "1e+21"),
+        (1e20, "100000000000000000000"),
+        (1e-7, "1e-7"),
+        (1e-6, "0.000001"),
+        (0.000123, "0.000123"),
+        (5e-324, "5e-324"),
+        (-1.5, "-1.5"),
+        (2**53 + 1, "9007199254740992"),
+        (12345678901234567890.0, "12345678901234567000"),
+        (float("nan"), "null"),
+    ],
+)
 def test_numbers_as_ecmascript_writes_them(value, text):
     assert canonical_json(value) == text
 

@@ -15,10 +15,20 @@ ROW = make_row([{"server": "srv", "tool": "tool", "params": {"symbol": "AAPL", "
 
 
 def line(key, text, is_error=False, **extra):
-    return json.dumps({"key": key, "server": "srv", "tool": "tool", "params": CASE["value"],
-                       "result": {"content": [{"type": "text", "text": text}], "structuredContent": None, "isError": is_error},
-                       "duration_ms": 3, "server_version": "srv@1.0.0", "recorded_at": "2026-11-30T05:00:00.000Z",
-                       "illustrative": False, **extra})
+    return json.dumps(
+        {
+            "key": key,
+            "server": "srv",
+            "tool": "tool",
+            "params": CASE["value"],
+            "result": {"content": [{"type": "text", "text": text}], "structuredContent": None, "isError": is_error},
+            "duration_ms": 3,
+            "server_version": "srv@1.0.0",
+            "recorded_at": "2026-11-30T05:00:00.000Z",
+            "illustrative": False,
+            **extra,
+        }
+    )
 
 
 @pytest.fixture
@@ -63,7 +73,8 @@ def test_no_cassettes_configured_every_call_is_a_miss():
 def test_first_line_per_key_wins_and_a_torn_last_line_is_ignored(tmp_path):
     torn = line(CASE["call_key"], "third")[:40]
     (tmp_path / "cassettes.jsonl").write_text(
-        "\n".join([line(CASE["call_key"], "first"), line(CASE["call_key"], "second"), torn]), encoding="utf-8")
+        "\n".join([line(CASE["call_key"], "first"), line(CASE["call_key"], "second"), torn]), encoding="utf-8"
+    )
     text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
     assert "first" in text
 
@@ -87,10 +98,15 @@ def test_a_missing_cassette_directory_is_a_clear_error(tmp_path):
 
 def test_server_qualified_call_names_resolve_to_their_server(cassettes):
     # two servers expose "tool": the prompt shows "srv.tool" and "other.tool" (formats.md: call_name)
-    row = make_row([{"server": "srv", "tool": "tool", "call_name": "srv.tool", "params": CASE["value"]}],
-                   available_tools=[{"call_name": "other.tool", "server": "other", "tool": "tool"},
-                                    {"call_name": "srv.tool", "server": "srv", "tool": "tool"}],
-                   limits={"max_tools": 3, "max_servers": 3}, max_turns=6)
+    row = make_row(
+        [{"server": "srv", "tool": "tool", "call_name": "srv.tool", "params": CASE["value"]}],
+        available_tools=[
+            {"call_name": "other.tool", "server": "other", "tool": "tool"},
+            {"call_name": "srv.tool", "server": "srv", "tool": "tool"},
+        ],
+        limits={"max_tools": 3, "max_servers": 3},
+        max_turns=6,
+    )
     env = MCPToolEnv({"cassettes": str(cassettes)}, {**row, "max_turns": 5})
     outs = play(env, [call("other.tool", CASE["value"]), call("srv.tool", CASE["value"]), call("tool", CASE["value"])])
     texts = [o["observations"][0]["content"] for o in outs]

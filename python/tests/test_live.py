@@ -31,10 +31,25 @@ def fs_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory, fs_root):
     servers = [
-        {"name": "everything", "launch": {"transport": "stdio", "command": NODE, "args": [server_bin("server-everything"), "stdio"], "env": [], "cwd": None}},
-        {"name": "fs", "launch": {"transport": "stdio", "command": NODE, "args": [server_bin("server-filesystem"), str(fs_root)]}},
+        {
+            "name": "everything",
+            "launch": {
+                "transport": "stdio",
+                "command": NODE,
+                "args": [server_bin("server-everything"), "stdio"],
+                "env": [],
+                "cwd": None,
+            },
+        },
+        {
+            "name": "fs",
+            "launch": {"transport": "stdio", "command": NODE, "args": [server_bin("server-filesystem"), str(fs_root)]},
+        },
         {"name": "missing", "launch": {"transport": "stdio", "command": "/nonexistent/mcp-server", "args": []}},
-        {"name": "hangs", "launch": {"transport": "stdio", "command": NODE, "args": ["-e", "setInterval(() => {}, 1000)"]}},
+        {
+            "name": "hangs",
+            "launch": {"transport": "stdio", "command": NODE, "args": ["-e", "setInterval(() => {}, 1000)"]},
+        },
         {"name": "nolaunch", "tools": [{"name": "x", "inputSchema": {"type": "object"}}]},
     ]
     path = tmp_path_factory.mktemp("inv") / "inventory.json"
@@ -95,25 +110,35 @@ def test_a_server_that_died_is_started_again(inventory):
 
 
 def test_call_timeout_answers_instead_of_hanging(inventory):
-    row = make_row([{"server": "everything", "tool": "trigger-long-running-operation", "params": {"duration": 10, "steps": 2}}])
+    row = make_row(
+        [{"server": "everything", "tool": "trigger-long-running-operation", "params": {"duration": 10, "steps": 2}}]
+    )
     started = time.monotonic()
-    texts, out = observations(row, live(inventory, call_timeout=1), [call("trigger-long-running-operation", {"duration": 10, "steps": 2})])
+    texts, out = observations(
+        row, live(inventory, call_timeout=1), [call("trigger-long-running-operation", {"duration": 10, "steps": 2})]
+    )
     assert time.monotonic() - started < 8
     assert "did not answer within 1 s" in texts[0] and out["metadata"]["tool_results"] == {"timeout": 1}
 
 
-FS = make_row([
-    {"server": "fs", "tool": "read_text_file", "params": {"path": "PLACEHOLDER"}},
-    {"server": "fs", "tool": "write_file", "params": {"path": "PLACEHOLDER", "content": "x"}},
-])
+FS = make_row(
+    [
+        {"server": "fs", "tool": "read_text_file", "params": {"path": "PLACEHOLDER"}},
+        {"server": "fs", "tool": "write_file", "params": {"path": "PLACEHOLDER", "content": "x"}},
+    ]
+)
 
 
 def test_filesystem_read_runs_and_a_side_effect_tool_is_refused(inventory, fs_root):
     target = fs_root / "written.txt"
-    texts, out = observations(FS, live(inventory), [
-        call("read_text_file", {"path": str(fs_root / "notes.txt")}),
-        call("write_file", {"path": str(target), "content": "should not exist"}),
-    ])
+    texts, out = observations(
+        FS,
+        live(inventory),
+        [
+            call("read_text_file", {"path": str(fs_root / "notes.txt")}),
+            call("write_file", {"path": str(target), "content": "should not exist"}),
+        ],
+    )
     assert texts[0] == "<tool_response>\nquarterly revenue: 42\n</tool_response>"
     assert "may have side effects" in texts[1] and "allow_side_effects" in texts[1]
     assert not target.exists()
@@ -122,9 +147,13 @@ def test_filesystem_read_runs_and_a_side_effect_tool_is_refused(inventory, fs_ro
 
 def test_side_effect_tool_runs_when_the_config_allows_it(inventory, fs_root):
     target = fs_root / "allowed.txt"
-    texts, _ = observations(FS, live(inventory, allow_side_effects=["fs.write_file"]), [
-        call("write_file", {"path": str(target), "content": "written by the env"}),
-    ])
+    texts, _ = observations(
+        FS,
+        live(inventory, allow_side_effects=["fs.write_file"]),
+        [
+            call("write_file", {"path": str(target), "content": "written by the env"}),
+        ],
+    )
     assert "Error" not in texts[0]
     assert target.read_text(encoding="utf-8") == "written by the env"
 
@@ -134,10 +163,13 @@ def test_tool_error_from_the_server_is_an_error_observation(inventory, fs_root):
     assert texts[0].startswith("<tool_response>\nError: ") and out["metadata"]["tool_results"] == {"tool_error": 1}
 
 
-@pytest.mark.parametrize("server,message", [
-    ("missing", "could not be started"),
-    ("nolaunch", "has no launch spec"),
-])
+@pytest.mark.parametrize(
+    "server,message",
+    [
+        ("missing", "could not be started"),
+        ("nolaunch", "has no launch spec"),
+    ],
+)
 def test_server_that_cannot_start_is_an_error_observation(inventory, server, message):
     row = make_row([{"server": server, "tool": "x", "params": {}}])
     started = time.monotonic()

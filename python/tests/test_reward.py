@@ -12,9 +12,28 @@ from skyrl_mcp_env.reward import CallRecord, Trajectory, score
 from skyrl_mcp_env.reward_check import schedule
 
 FINAL = "Here is the answer."
-PARTS = {"steps_matched", "steps_total", "matched_steps", "calls", "recall", "precision", "invalid_calls",
-         "unmatched_calls", "repeated_calls", "order_violations", "must_call_tool_called", "final_answer",
-         "limit_exceeded", "completion", "strict", "reward", "ended_by", "turns", "max_turns", "cassette_misses"}
+PARTS = {
+    "steps_matched",
+    "steps_total",
+    "matched_steps",
+    "calls",
+    "recall",
+    "precision",
+    "invalid_calls",
+    "unmatched_calls",
+    "repeated_calls",
+    "order_violations",
+    "must_call_tool_called",
+    "final_answer",
+    "limit_exceeded",
+    "completion",
+    "strict",
+    "reward",
+    "ended_by",
+    "turns",
+    "max_turns",
+    "cassette_misses",
+}
 
 
 @pytest.fixture
@@ -29,6 +48,7 @@ def palantir(v2_rows):  # search_ticker, then get_quote with the derived param "
 
 # 1. the plan itself -------------------------------------------------------------------------
 
+
 def test_1_plan_in_order_then_final_answer_scores_1(generated_rows, converted_rows, v2_rows):
     for row in generated_rows + converted_rows + v2_rows:
         max_turns = row["reward_spec"]["ground_truth"]["max_turns"]
@@ -39,7 +59,9 @@ def test_1_plan_in_order_then_final_answer_scores_1(generated_rows, converted_ro
 
 
 def test_1_a_row_with_max_turns_equal_to_its_steps_has_no_turn_left_for_the_answer(converted_rows):
-    row = next(r for r in converted_rows if r["reward_spec"]["ground_truth"]["task_id"] == "tsla_daily_headline_update_001")
+    row = next(
+        r for r in converted_rows if r["reward_spec"]["ground_truth"]["task_id"] == "tsla_daily_headline_update_001"
+    )
     assert row["reward_spec"]["ground_truth"]["max_turns"] == len(row["reward_spec"]["ground_truth"]["tool_sequence"])
     out = episode(row, plan_calls(row) + [FINAL])
     assert out["metadata"]["ended_by"] == "max_turns" and out["reward"] == 0.5
@@ -52,6 +74,7 @@ def test_1_reward_comes_with_the_last_step_only(movers):
 
 
 # 2. no tool call ----------------------------------------------------------------------------
+
 
 def test_2_no_tool_call_scores_0(movers):
     out = episode(movers, ["Gainers: NVDA, losers: INTC. Posted."])
@@ -67,8 +90,11 @@ def test_2_final_answer_without_must_call_tool_scores_0(movers):
 
 # 3. spraying calls, limits ------------------------------------------------------------------
 
+
 def test_3_every_tool_of_the_prompt_scores_at_most_half(movers):
-    first = {s["tool"]: json.loads(s["params"]) for s in reversed(movers["reward_spec"]["ground_truth"]["tool_sequence"])}
+    first = {
+        s["tool"]: json.loads(s["params"]) for s in reversed(movers["reward_spec"]["ground_truth"]["tool_sequence"])
+    }
     tools = [t["call_name"] for t in movers["reward_spec"]["ground_truth"]["available_tools"]]
     out = episode(movers, [call(t, first.get(t, {})) for t in tools] + [FINAL], max_turns=100)
     assert out["reward"] <= 0.5
@@ -111,6 +137,7 @@ def test_3_max_turns_is_the_smaller_of_row_and_trainer(movers):
 
 # 4. literal params --------------------------------------------------------------------------
 
+
 def test_4_wrong_literal_param_loses_that_step(v2_rows):
     row = v2_row(v2_rows, "amd-vs-intc-v2")  # quote AMD, quote INTC, news
     calls = plan_calls(row)
@@ -123,7 +150,9 @@ def test_4_wrong_literal_param_loses_that_step(v2_rows):
 def test_4_literal_params_compare_as_canonical_json(v2_rows):
     row = v2_row(v2_rows, "amd-vs-intc-v2")
     calls = plan_calls(row)
-    calls[2] = '<tool_call>{"name": "fmp_get_stock_news", "arguments": {"limit": 4.0, "tickers": "AMD,INTC"}}</tool_call>'
+    calls[2] = (
+        '<tool_call>{"name": "fmp_get_stock_news", "arguments": {"limit": 4.0, "tickers": "AMD,INTC"}}</tool_call>'
+    )
     assert episode(row, calls + [FINAL])["reward"] == 1.0
 
 
@@ -156,6 +185,7 @@ def test_4_without_tool_schemas_derived_params_need_presence_only(palantir):
 
 # 5. depends_on order ------------------------------------------------------------------------
 
+
 def test_5_breaking_depends_on_scores_below_a_valid_order(movers):
     gainers, losers, post = plan_calls(movers)
     valid = episode(movers, [losers, gainers, post, FINAL])  # no dependency between the first two
@@ -175,12 +205,16 @@ def test_5_a_dependent_call_in_the_same_turn_as_its_dependency_does_not_match(mo
 
 # 6. malformed calls -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", [
-    '<tool_call>{"name": "fmp_get_market_gainers", "arguments": {"limit": 5}</tool_call>',
-    call("no_such_tool", {"limit": 5}),
-    '<tool_call>{"name": "fmp_get_market_gainers", "arguments": "limit=5"}</tool_call>',
-    '<tool_call>{"name": "fmp_get_market_gainers", "arguments": {"limit": 5}}',
-])
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '<tool_call>{"name": "fmp_get_market_gainers", "arguments": {"limit": 5}</tool_call>',
+        call("no_such_tool", {"limit": 5}),
+        '<tool_call>{"name": "fmp_get_market_gainers", "arguments": "limit=5"}</tool_call>',
+        '<tool_call>{"name": "fmp_get_market_gainers", "arguments": {"limit": 5}}',
+    ],
+)
 def test_6_malformed_call_gets_an_error_observation_and_costs_credit(movers, bad):
     env = MCPToolEnv({}, extras_of(movers))
     env.init([])
@@ -201,6 +235,7 @@ def test_6_unknown_tool_lists_the_offered_tools(movers):
 
 
 # 7. determinism -----------------------------------------------------------------------------
+
 
 def test_7_same_trajectory_same_reward(movers, tmp_path):
     gainers, losers, post = plan_calls(movers)
@@ -223,6 +258,7 @@ def test_7_the_scorer_is_a_function_of_the_calls(movers):
 
 # 8. parts in metadata -----------------------------------------------------------------------
 
+
 def test_8_every_step_returns_the_parts(movers):
     outs = play(MCPToolEnv({}, extras_of(movers)), plan_calls(movers)[:2] + [call("x", {}), FINAL])
     for out in outs:
@@ -233,6 +269,7 @@ def test_8_every_step_returns_the_parts(movers):
 
 
 # repeats, strict mode, judge ----------------------------------------------------------------
+
 
 def test_repeating_a_call_earns_nothing_twice(movers):
     gainers, losers, post = plan_calls(movers)

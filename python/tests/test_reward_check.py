@@ -19,7 +19,9 @@ def rows_of(*named_lists):
 
 
 def test_acceptance_on_generated_converted_and_new_format_rows(generated_rows, converted_rows, v2_rows):
-    report = check_rows(rows_of(("generated", generated_rows), ("converted", converted_rows), ("v2", v2_rows)), CONFIG, None)
+    report = check_rows(
+        rows_of(("generated", generated_rows), ("converted", converted_rows), ("v2", v2_rows)), CONFIG, None
+    )
     s = summary(report)
     assert report.rows == len(generated_rows) + len(converted_rows) + len(v2_rows)
     assert report.plan_failures == [] and report.unscorable == []
@@ -56,21 +58,46 @@ def test_reversed_plan_is_valid_only_without_depends_on(v2_rows):
 def test_cli_reads_jsonl_json_and_parquet(cli_dir, tmp_path):
     as_json = tmp_path / "rows.json"
     as_json.write_text(json.dumps([json.loads(line) for line in (FIXTURES / "rows_v2.jsonl").read_text().splitlines()]))
-    done = subprocess.run([sys.executable, "-m", "skyrl_mcp_env.reward_check", str(cli_dir / "generated.parquet"),
-                           str(FIXTURES / "rows_v2.jsonl"), str(as_json), "--json"],
-                          capture_output=True, text=True, cwd=REPO / "python", timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skyrl_mcp_env.reward_check",
+            str(cli_dir / "generated.parquet"),
+            str(FIXTURES / "rows_v2.jsonl"),
+            str(as_json),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = json.loads(done.stdout)
     assert out["rows"] == 12 + 5 + 5 and out["leaks"] == []
 
 
 def test_cli_text_report_and_bad_input(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "skyrl_mcp_env.reward_check", str(FIXTURES / "rows_v2.jsonl")],
-                          capture_output=True, text=True, cwd=REPO / "python", timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(FIXTURES / "rows_v2.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
     assert done.returncode == 0
-    assert "gameability report: 5 rows" in done.stdout and "leaks (a degenerate policy ties or beats the plan): none" in done.stdout
+    assert (
+        "gameability report: 5 rows" in done.stdout
+        and "leaks (a degenerate policy ties or beats the plan): none" in done.stdout
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"reward_spec": {}}\n{not json\n')
-    done = subprocess.run([sys.executable, "-m", "skyrl_mcp_env.reward_check", str(bad)], capture_output=True, text=True,
-                          cwd=REPO / "python", timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
     assert done.returncode == 2 and "bad.jsonl: row 1: not JSON" in done.stderr

@@ -2,8 +2,9 @@
 output, ``extras`` = the row minus prompt and env_class plus max_turns, ``env_config`` a dict-like
 section with attribute access, as omegaconf's DictConfig reads (omegaconf is not installable here:
 its antlr4 dependency is missing from the index), or SkyRL's fallback ``dict()``, through
-``skyrl_gym.make`` after importing the package registered the env. skyrl-gym itself is not installable here, so tests/skyrl_gym_double stands
-in for it in a subprocess (this process keeps the package's own stand-in base class)."""
+``skyrl_gym.make`` after importing the package registered the env. skyrl-gym itself is not
+installable here, so tests/skyrl_gym_double stands in for it in a subprocess (this process keeps the
+package's own stand-in base class)."""
 
 import json
 import os
@@ -49,19 +50,22 @@ for item in range(len(ds)):
     prompt, _ = env.init(prompt)
     out = None
     for step in extras["reward_spec"]["ground_truth"]["tool_sequence"]:
-        args = json.loads(step["params"])
-        out = env.step('<tool_call>' + json.dumps({"name": step.get("call_name") or step["tool"], "arguments": args}) + '</tool_call>')
+        body = {"name": step.get("call_name") or step["tool"], "arguments": json.loads(step["params"])}
+        out = env.step("<tool_call>" + json.dumps(body) + "</tool_call>")
     out = env.step("final answer")
     env.close()
-    results.append({"task_id": extras["reward_spec"]["ground_truth"]["task_id"], "reward": out["reward"], "done": out["done"],
-                    "steps": out["metadata"]["steps_matched"], "metrics": env.get_metrics()["reward"]})
+    results.append({"task_id": extras["reward_spec"]["ground_truth"]["task_id"], "reward": out["reward"],
+                    "done": out["done"], "steps": out["metadata"]["steps_matched"],
+                    "metrics": env.get_metrics()["reward"]})
 print(json.dumps({"registered": "MCPToolEnv" in skyrl_gym.registry, "results": results}))
 """
 
 
 def run_as_skyrl(kind, path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE / "skyrl_gym_double"), str(HERE.parent)])}
-    done = subprocess.run([sys.executable, "-c", SCRIPT, kind, str(path)], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, kind, str(path)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -70,7 +74,9 @@ def run_as_skyrl(kind, path):
 def test_skyrl_builds_the_env_from_datasets_rows(cli_dir, generated_rows, kind, name):
     out = run_as_skyrl(kind, cli_dir / name)
     assert out["registered"] is True
-    assert [r["task_id"] for r in out["results"]] == [r["reward_spec"]["ground_truth"]["task_id"] for r in generated_rows]
+    assert [r["task_id"] for r in out["results"]] == [
+        r["reward_spec"]["ground_truth"]["task_id"] for r in generated_rows
+    ]
     assert all(r["reward"] == 1.0 and r["done"] and r["metrics"] == 1.0 for r in out["results"])
 
 
@@ -80,13 +86,14 @@ def test_new_row_fields_survive_the_arrow_round_trip(tmp_path, v2_rows):
     for kind, path in (("json", FIXTURES / "rows_v2.jsonl"), ("parquet", parquet)):
         out = run_as_skyrl(kind, path)
         assert [(r["reward"], r["steps"]) for r in out["results"]] == [
-            (1.0, len(r["reward_spec"]["ground_truth"]["tool_sequence"])) for r in v2_rows]
+            (1.0, len(r["reward_spec"]["ground_truth"]["tool_sequence"])) for r in v2_rows
+        ]
 
 
 def test_datasets_row_and_json_row_score_alike(cli_dir, generated_rows):
     """The Arrow round-trip and the raw row agree, trajectory by trajectory (a wrong-param one included)."""
     loaded = datasets.load_dataset("json", data_files=str(cli_dir / "generated.jsonl"))["train"]
-    for raw, arrow in zip(generated_rows, loaded):
+    for raw, arrow in zip(generated_rows, loaded, strict=True):
         calls = plan_calls(raw)
         wrong = calls[:-1] + [call("fmp_get_quote", {"symbol": "ZZZZ"}), "done"]
         for actions in (calls + ["done"], wrong):
