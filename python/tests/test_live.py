@@ -1,9 +1,12 @@
 """Live mode against real MCP servers from npm over stdio (node_modules of the repository)."""
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
@@ -57,6 +60,27 @@ def inventory(tmp_path_factory, fs_root):
     return str(path)
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    port = free_port()
+    cmd = [NODE, server_bin("server-everything"), "streamableHttp"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PORT": str(port)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.terminate()
+    proc.wait(10)
+
+
 def live(inventory, **extra):
     return {"tools": "live", "inventory": inventory, "startup_timeout": 20, "call_timeout": 20, **extra}
 
@@ -73,6 +97,15 @@ def test_everything_echo_runs_and_scores(inventory):
     texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": "hello"})])
     assert texts == ["<tool_response>\nEcho: hello\n</tool_response>"]
     assert episode(ECHO, [call("echo", {"message": "hello"}), "done"], live(inventory))["reward"] == 1.0
+
+
+def test_everything_over_streamable_http(http_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MCP_TEST_TOKEN", "Bearer test")
+    launch = {"transport": "http", "url": http_server, "headers_env": {"Authorization": "MCP_TEST_TOKEN"}}
+    inventory = tmp_path / "http.json"
+    inventory.write_text(json.dumps({"servers": [{"name": "everything", "launch": launch}]}))
+    texts, _ = observations(ECHO, live(str(inventory)), [call("echo", {"message": "over http"})])
+    assert texts == ["<tool_response>\nEcho: over http\n</tool_response>"]
 
 
 def test_one_session_per_server_reused_across_episodes(inventory):
@@ -102,7 +135,7 @@ def server_children(marker):
 
 def test_a_server_that_died_is_started_again(inventory):
     play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "up"})])
-    [pid] = server_children("server-everything")
+    [pid] = server_children("server-everything/dist/index.js\x00stdio")
     os.kill(pid, signal.SIGKILL)
     texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": "after kill"})] * 2)
     assert texts[0].startswith("<tool_response>\nError: echo failed")
