@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import REPO, call, episode, make_row, play
@@ -140,6 +141,18 @@ def test_a_server_that_died_is_started_again(inventory):
     texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": "after kill"})] * 2)
     assert texts[0].startswith("<tool_response>\nError: echo failed")
     assert texts[1] == "<tool_response>\nEcho: after kill\n</tool_response>"
+
+
+def test_envs_stepping_from_a_thread_pool_share_one_session(inventory):
+    def episode_text(i):
+        return observations(ECHO, live(inventory), [call("echo", {"message": f"thread {i}"})])[0][0]
+
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "warm up"})])
+    starts = sessions().starts
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        texts = list(pool.map(episode_text, range(16)))
+    assert texts == [f"<tool_response>\nEcho: thread {i}\n</tool_response>" for i in range(16)]
+    assert sessions().starts == starts
 
 
 def test_call_timeout_answers_instead_of_hanging(inventory):
