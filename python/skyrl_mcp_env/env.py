@@ -67,6 +67,7 @@ class Settings:
     call_timeout: float = 30.0  # live: seconds per call
     startup_timeout: float = 30.0  # live: seconds for a server to start and answer initialize
     strict: bool = False  # reward 0 unless every plan step matched
+    dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     judge: Optional[Any] = None  # callable(final_answer, rubric, extras) -> [0, 1], or "module:function"
     max_response_chars: int = 8000  # longer tool results are cut
 
@@ -195,7 +196,7 @@ class MCPToolEnv(BaseTextEnv):
 
     def _score(self) -> dict[str, Any]:
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
-        parts = score(self.plan, trajectory, strict=self.settings.strict)
+        parts = score(self.plan, trajectory, self.settings.strict, self.settings.dependencies_across_turns)
         return {
             **parts,
             "ended_by": self.ended_by,

@@ -4,7 +4,8 @@ A call matches a plan step when its name is the step's call name, its literal pa
 after canonical JSON (a param one side omits may be absent or equal to the schema default), its
 derived params are present (and the arguments valid against the tool's input schema when the row
 carries it), and every step in ``depends_on`` matched in an earlier turn (a call cannot use a result
-it has not seen: calls of one turn are sent together). A call matches at most one step.
+it has not seen: calls of one turn are sent together; ``dependencies_across_turns=False`` accepts an
+earlier call of the same turn). A call matches at most one step.
 
     recall     = steps matched / plan steps
     precision  = steps matched / calls made (malformed, unknown, repeated and unmatched calls included)
@@ -59,9 +60,11 @@ def limit_breach(plan: Plan, calls: tuple[CallRecord, ...] | list[CallRecord]) -
     return None
 
 
-def score(plan: Plan, trajectory: Trajectory, strict: bool = False) -> dict[str, Any]:
+def score(
+    plan: Plan, trajectory: Trajectory, strict: bool = False, dependencies_across_turns: bool = True
+) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata."""
-    parts = _match_calls(plan, trajectory.calls)
+    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
     breach = limit_breach(plan, trajectory.calls) or (
         trajectory.ended_by if trajectory.ended_by == "max_turns" else None
@@ -91,7 +94,7 @@ def score(plan: Plan, trajectory: Trajectory, strict: bool = False) -> dict[str,
     }
 
 
-def _match_calls(plan: Plan, calls: tuple[CallRecord, ...]) -> dict[str, Any]:
+def _match_calls(plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool) -> dict[str, Any]:
     matched: dict[int, int] = {}  # step number -> index of the call that matched it
     seen: set[str] = set()
     counts = {"invalid_calls": 0, "unmatched_calls": 0, "repeated_calls": 0, "order_violations": 0}
@@ -100,7 +103,8 @@ def _match_calls(plan: Plan, calls: tuple[CallRecord, ...]) -> dict[str, Any]:
             counts["invalid_calls"] += 1
             continue
         text = canonical_json([call.name, call.arguments])
-        step = _first_match(plan, call, _matched_before(matched, calls, call.turn), matched)
+        ready = _matched_before(matched, calls, call.turn) if across_turns else set(matched)
+        step = _first_match(plan, call, ready, matched)
         if step is not None:
             matched[step.step] = i
         else:

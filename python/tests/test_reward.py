@@ -201,6 +201,8 @@ def test_5_a_dependent_call_in_the_same_turn_as_its_dependency_does_not_match(mo
     apart = episode(movers, [gainers + losers, post, FINAL])
     assert together["metadata"]["matched_steps"] == [1, 2] and together["metadata"]["order_violations"] == 1
     assert apart["reward"] == 1.0
+    lenient = episode(movers, [gainers + losers + post, FINAL], {"dependencies_across_turns": False})
+    assert lenient["reward"] == 1.0
 
 
 # 6. malformed calls -------------------------------------------------------------------------
