@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Creates .venv with HuggingFace `datasets` (what SkyRL loads rows with), for the round-trip tests.
-# The machine's pip index may be local; --retries 0 skips unreachable indexes quickly.
+# Creates .venv for the Python side: HuggingFace `datasets` (what SkyRL loads rows with) for the
+# round-trip tests, and the MCPToolEnv package (./python, with its runtime dependency `mcp`) plus
+# pytest for its tests. The machine's pip index may be local; --retries 0 skips unreachable indexes quickly.
 set -eu
 cd "$(dirname "$0")/.."
-if [ -x .venv/bin/python ] && .venv/bin/python -c "import datasets" 2>/dev/null; then
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import datasets, mcp, pytest, skyrl_mcp_env" 2>/dev/null; then
   exit 0
 fi
-python3 -m venv .venv
-.venv/bin/pip install --quiet --retries 0 --disable-pip-version-check datasets
-.venv/bin/python -c "import datasets; print('datasets', datasets.__version__)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -c "import sys; assert sys.version_info >= (3, 10), 'MCPToolEnv needs Python >= 3.10'"
+.venv/bin/python -m pip install --quiet --retries 0 --disable-pip-version-check datasets pytest ./python
+.venv/bin/python -c "import datasets, mcp, pytest, skyrl_mcp_env; print('datasets', datasets.__version__, '· mcp, pytest, skyrl_mcp_env installed')"

@@ -1,0 +1,73 @@
+"""The tool-call grammar skyrl's system prompt teaches, and the answer format.
+
+The prompt says, on one line: ``To call a tool, reply with exactly: <tool_call>{"name": "TOOL",
+"arguments": {...}}</tool_call>``. A turn may hold several such blocks; each becomes one call. The env
+answers each call with a user message ``<tool_response>\\n...\\n</tool_response>``. Text inside
+``<think>...</think>`` is ignored (reasoning models mention the syntax while thinking).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+SYNTAX = '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>'  # as the system message shows it
+_BLOCK = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.DOTALL)
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A well-formed call: a tool name and an arguments object."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A ``<tool_call>`` block that is not a call; ``error`` says why."""
+
+    raw: str
+    error: str
+
+
+Parsed = Union[Call, Malformed]
+
+
+def strip_thinking(action: str) -> str:
+    return _THINK.sub("", action)
+
+
+def parse_calls(action: str) -> list[Parsed]:
+    """Every ``<tool_call>`` block of one assistant turn, in order. An empty list is a final answer."""
+    text = strip_thinking(action)
+    out: list[Parsed] = [_parse_block(m.group(1)) for m in _BLOCK.finditer(text)]
+    tail = text[text.rfind(CLOSE) + len(CLOSE) :] if CLOSE in text else text
+    if OPEN in tail:
+        out.append(Malformed(tail[tail.find(OPEN) :], f"{OPEN} is never closed with {CLOSE}"))
+    return out
+
+
+def _parse_block(raw: str) -> Parsed:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return Malformed(raw, f"not valid JSON ({e.msg} at char {e.pos})")
+    if not isinstance(value, dict):
+        return Malformed(raw, f'expected an object {{"name": ..., "arguments": {{...}}}}, got {type(value).__name__}')
+    name = value.get("name")
+    if not isinstance(name, str) or name.strip() == "":
+        return Malformed(raw, 'has no "name" (a non-empty string)')
+    arguments = value.get("arguments", {})
+    if not isinstance(arguments, dict):
+        return Malformed(raw, f'"arguments" must be an object, got {type(arguments).__name__}')
+    return Call(name.strip(), arguments)
+
+
+def tool_response(text: str) -> dict[str, str]:
+    """The user message that answers one call."""
+    return {"role": "user", "content": f"<tool_response>\n{text}\n</tool_response>"}

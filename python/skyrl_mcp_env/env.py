@@ -1,0 +1,263 @@
+"""``MCPToolEnv``: a SkyRL text environment that scores tool calls against a skyrl row's plan.
+
+SkyRL builds it as ``skyrl_gym.make("MCPToolEnv", env_config=..., extras=row_minus_prompt_and_env_class)``
+and calls ``init(prompt)``, ``step(assistant_text)`` until ``done``, then ``close()``. ``step`` answers
+with the new messages only (one ``<tool_response>`` user message per call); the reward comes with the
+step that ends the episode (0 before), and every step's metadata carries the score's parts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
+from .plan import Plan, json_object, plan_from_extras
+from .reward import CallRecord, Trajectory, limit_breach, score
+from .tools import ConfigError, ToolBackend, make_backend
+
+try:  # the real base class when SkyRL is installed
+    from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
+except ImportError:  # a stand-in with the same attributes and method signatures (skyrl-gym is not on PyPI)
+    from typing import TypedDict
+
+    class BaseTextEnvStepOutput(TypedDict):  # type: ignore[no-redef]
+        observations: list
+        reward: float
+        done: bool
+        metadata: dict
+        postprocessed_action: Optional[str]
+
+    class BaseTextEnv:  # type: ignore[no-redef]
+        def __init__(self) -> None:
+            self.turns = 0
+            self.max_turns = 1
+            self.tool_groups: list = []
+            self.tool_to_toolgroup: dict = {}
+
+        def init(self, prompt: list) -> tuple[list, dict]:
+            return prompt, {}
+
+        def step(self, action: str) -> BaseTextEnvStepOutput:
+            raise NotImplementedError
+
+        def close(self) -> None:
+            pass
+
+        def get_metrics(self) -> dict:
+            return {}
+
+
+ENV_ID = "MCPToolEnv"
+CONFIG_VARIABLE = "SKYRL_MCP_ENV_CONFIG"
+ENTRY_POINT = "skyrl_mcp_env.env:MCPToolEnv"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The env's section of the SkyRL config (``skyrl_gym.MCPToolEnv``); every key optional."""
+
+    tools: str = "cassette"  # "cassette" | "live"
+    cassettes: Optional[str] = None  # directory holding cassettes.jsonl, or the file
+    inventory: Optional[str] = None  # live: inventory file with launch specs
+    allow_side_effects: Any = False  # live: False | True | list of tool names ("tool" or "server.tool")
+    call_timeout: float = 30.0  # live: seconds per call
+    startup_timeout: float = 30.0  # live: seconds for a server to start and answer initialize
+    strict: bool = False  # reward 0 unless every plan step matched
+    dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
+    judge: Optional[Any] = None  # callable(final_answer, rubric, extras) -> [0, 1], or "module:function"
+    max_response_chars: int = 8000  # longer tool results are cut
+
+    @staticmethod
+    def read(env_config: Any) -> "Settings":
+        """From a dict, an omegaconf DictConfig, a dataclass or any object with attributes, over the
+        JSON object in the environment variable SKYRL_MCP_ENV_CONFIG (for SkyRL's typed config, which
+        refuses keys it does not declare under ``environment.skyrl_gym``)."""
+        values = {}
+        for source, config in ((CONFIG_VARIABLE, _config_from_environment()), ("MCPToolEnv config", env_config)):
+            _check_keys(source, config)
+            values.update({k: v for k in Settings.__dataclass_fields__ if (v := _setting(config, k)) is not None})
+        if "allow_side_effects" in values:
+            values["allow_side_effects"] = _allowed_tools(values["allow_side_effects"])
+        return Settings(**values)
+
+
+def _allowed_tools(value: Any) -> Any:
+    """True, False, or a list of tool names; "all" and "a,b" strings as on skyrl's command line."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return True if value.strip() == "all" else [t.strip() for t in value.split(",") if t.strip()]
+    return [str(t) for t in value]
+
+
+def _config_from_environment() -> Optional[dict]:
+    text = os.environ.get(CONFIG_VARIABLE, "").strip()
+    return json_object(text, CONFIG_VARIABLE, ConfigError) if text else None
+
+
+def _check_keys(source: str, config: Any) -> None:
+    known = Settings.__dataclass_fields__
+    if config is not None and hasattr(config, "keys"):
+        unknown = sorted(str(k) for k in config.keys() if k not in known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+
+
+def _setting(config: Any, key: str) -> Any:
+    if config is None:
+        return None
+    if hasattr(config, "get"):
+        return config.get(key, None)
+    return getattr(config, key, None)
+
+
+class MCPToolEnv(BaseTextEnv):
+    def __init__(self, env_config: Any = None, extras: Optional[Mapping[str, Any]] = None):
+        super().__init__()
+        self.extras = extras or {}
+        self.settings = Settings.read(env_config)
+        self.plan: Plan = plan_from_extras(self.extras)
+        self.max_turns = _max_turns(self.plan, self.extras)
+        self.judge = _load_judge(self.settings.judge)
+        s = self.settings
+        self.backend: ToolBackend = make_backend(
+            s.tools, s.cassettes, s.inventory, s.allow_side_effects, s.call_timeout, s.startup_timeout
+        )
+        self.calls: list[CallRecord] = []
+        self.statuses: Counter = Counter()
+        self.final_answer: Optional[str] = None
+        self.ended_by: Optional[str] = None
+        self.parts: dict[str, Any] = {}
+
+    def init(self, prompt: list) -> tuple[list, dict]:
+        return prompt, {"task_id": self.plan.task_id, "max_turns": self.max_turns, "tools": self.settings.tools}
+
+    def step(self, action: str) -> BaseTextEnvStepOutput:
+        if self.ended_by is not None:
+            return self._output([], 0.0, done=True)
+        self.turns += 1
+        parsed = parse_calls(action)
+        if not parsed:
+            self.final_answer, self.ended_by = strip_thinking(action).strip(), "final_answer"
+            return self._finish([])
+        observations = []
+        for item in parsed:
+            observations.append(tool_response(self._run(item)))
+            if self.ended_by is not None:
+                break
+        if self.ended_by is None and self.turns >= self.max_turns:
+            self.ended_by = "max_turns"
+        if self.ended_by is not None:
+            return self._finish(observations)
+        self.parts = self._score()
+        return self._output(observations, 0.0, done=False)
+
+    def close(self) -> None:
+        """Nothing to release: live MCP sessions belong to the worker process and serve later episodes."""
+
+    def get_metrics(self) -> dict:
+        numbers = {
+            k: float(v) for k, v in self.parts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        return {**numbers, "cassette_misses": float(self.statuses["miss"])}
+
+    # -----------------------------------------------------------------------------------------
+
+    def _run(self, item: Parsed) -> str:
+        """Record one call, run it, and return the text the policy sees."""
+        if isinstance(item, Malformed):
+            self.calls.append(CallRecord(self.turns, error="malformed"))
+            return f"Error: malformed tool call: {item.error}. Write {SYNTAX}"
+        target = self.plan.tools.get(item.name)
+        if target is None:
+            self.calls.append(CallRecord(self.turns, item.name, item.arguments, error="unknown_tool"))
+            return f"Error: unknown tool {item.name!r}: {self._offered()}"
+        server, tool = target
+        self.calls.append(CallRecord(self.turns, item.name, item.arguments, server))
+        breach = limit_breach(self.plan, self.calls)
+        if breach is not None:
+            self.ended_by = breach
+            return f"Error: {breach.split(':')[1]} exceeded ({self._limit_text()}); the episode ends"
+        result = self.backend.call(server, tool, item.arguments)
+        self.statuses[result.status] += 1
+        return _cut(result.text, self.settings.max_response_chars)
+
+    def _finish(self, observations: list) -> BaseTextEnvStepOutput:
+        self.parts = self._score()
+        reward = self.parts["reward"]
+        if self.judge is not None and reward > 0 and self.final_answer:
+            reward = self._judged(reward)
+        self.parts["reward"] = reward
+        return self._output(observations, reward, done=True)
+
+    def _score(self) -> dict[str, Any]:
+        trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
+        parts = score(self.plan, trajectory, self.settings.strict, self.settings.dependencies_across_turns)
+        return {
+            **parts,
+            "ended_by": self.ended_by,
+            "turns": self.turns,
+            "max_turns": self.max_turns,
+            "tool_results": dict(self.statuses),
+            "cassette_misses": self.statuses["miss"],
+        }
+
+    def _judged(self, reward: float) -> float:
+        try:
+            verdict = float(self.judge(final_answer=self.final_answer, rubric=self.plan.rubric, extras=self.extras))
+        except Exception as e:  # noqa: BLE001 - a failing judge leaves the rule reward, and says so
+            self.parts["judge_error"] = f"{type(e).__name__}: {e}"
+            return reward
+        self.parts["judge"] = min(1.0, max(0.0, verdict))
+        return reward * self.parts["judge"]
+
+    def _output(self, observations: list, reward: float, done: bool) -> BaseTextEnvStepOutput:
+        return BaseTextEnvStepOutput(
+            observations=observations if not done else [],
+            reward=reward,
+            done=done,
+            metadata=dict(self.parts),
+            postprocessed_action=None,
+        )
+
+    def _offered(self) -> str:
+        if self.plan.tools_listed:
+            return "the tools are " + ", ".join(sorted(self.plan.tools))
+        return "use a tool listed in the system message"
+
+    def _limit_text(self) -> str:
+        return f"at most {self.plan.max_tools} distinct tools and {self.plan.max_servers} servers per episode"
+
+
+def _max_turns(plan: Plan, extras: Mapping[str, Any]) -> int:
+    """The smaller of the row's ``ground_truth.max_turns`` and the trainer's ``extras["max_turns"]``."""
+    limits = [v for v in (plan.max_turns, extras.get("max_turns")) if v is not None]
+    return min(int(v) for v in limits) if limits else max(len(plan.steps) + 2, 4)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
+
+
+def _load_judge(judge: Any) -> Optional[Callable[..., float]]:
+    if judge is None or callable(judge):
+        return judge
+    module, _, name = str(judge).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"MCPToolEnv config: judge {judge!r} is not an importable 'module:function' ({e})") from None
+
+
+def register() -> bool:
+    """Register ``MCPToolEnv`` with skyrl_gym (once; False when it was already registered)."""
+    from skyrl_gym.envs import registration
+
+    if ENV_ID in registration.registry:
+        return False
+    registration.register(id=ENV_ID, entry_point=ENTRY_POINT)
+    return True

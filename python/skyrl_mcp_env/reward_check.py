@@ -1,0 +1,326 @@
+"""Gameability report: scripted policies through MCPToolEnv over skyrl datasets.
+
+    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR] [--strict] [--max-turns N] [--json]
+
+Policies: the plan itself; no tools; every tool the prompt offers (the plan's arguments for the plan's
+tools, ``{}`` for the others); the plan reversed; the plan with one literal param changed; the plan's
+calls each repeated; malformed calls. A policy is not applicable where it cannot be built (every tool
+on a row without ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed
+literal on a plan without literal params). A degenerate policy whose calls are a valid solution (the
+plan's calls, each in a later turn than the steps it ``depends_on``) may tie the plan; any other tie
+or win is a leak, and so is a repeated-calls run that beats the plan. Exit 0: plan 1.0 everywhere and
+no leak; 1: otherwise; 2: unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from .canonical import canonical_json
+from .env import MCPToolEnv
+from .plan import Plan, RowError, plan_from_extras
+
+CallSpec = tuple[str, Any]  # (name, arguments)
+Turn = Union[list[CallSpec], list[str]]  # calls, or raw <tool_call> block bodies
+FINAL = "Final answer: here is what the tools returned."
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies: plan -> the calls of each turn (a final answer follows), or None when not applicable
+
+
+def _plan_calls(plan: Plan) -> list[CallSpec]:
+    return [(s.call_name, s.params) for s in plan.steps]
+
+
+def policy_plan(plan: Plan) -> Optional[list[Turn]]:
+    return [[c] for c in _plan_calls(plan)]
+
+
+def policy_no_tools(plan: Plan) -> Optional[list[Turn]]:
+    return []
+
+
+def policy_every_tool(plan: Plan) -> Optional[list[Turn]]:
+    if not plan.tools_listed:
+        return None
+    first: dict[str, Any] = {}
+    for name, args in _plan_calls(plan):
+        first.setdefault(name, args)
+    return [[(name, first.get(name, {}))] for name in plan.tools]
+
+
+def policy_reversed(plan: Plan) -> Optional[list[Turn]]:
+    if not any(s.depends_on for s in plan.steps):
+        return None
+    return [[c] for c in reversed(_plan_calls(plan))]
+
+
+def policy_literal_changed(plan: Plan) -> Optional[list[Turn]]:
+    for i, step in enumerate(plan.steps):
+        if step.literal_params:
+            key = sorted(step.literal_params)[0]
+            calls = _plan_calls(plan)
+            calls[i] = (step.call_name, {**step.params, key: _changed(step.params[key])})
+            return [[c] for c in calls]
+    return None
+
+
+def policy_repeated(plan: Plan) -> Optional[list[Turn]]:
+    return [[c, c] for c in _plan_calls(plan)]
+
+
+def policy_malformed(plan: Plan) -> Optional[list[Turn]]:
+    bodies = []
+    for i, step in enumerate(plan.steps):
+        valid = json.dumps({"name": step.call_name, "arguments": step.params})
+        kinds = [
+            valid[:-2],
+            json.dumps({"name": "no_such_tool", "arguments": step.params}),
+            json.dumps({"name": step.call_name, "arguments": json.dumps(step.params)}),
+        ]
+        bodies.append([kinds[i % 3]])
+    return bodies
+
+
+def _changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "_X" if value else "X"
+    if isinstance(value, list):
+        return value + (value[:1] or ["X"])
+    if isinstance(value, dict):
+        return {**value, "_changed": True}
+    return "X"
+
+
+POLICIES: dict[str, Callable[[Plan], Optional[list[Turn]]]] = {
+    "plan": policy_plan,
+    "no_tools": policy_no_tools,
+    "every_tool": policy_every_tool,
+    "reversed": policy_reversed,
+    "literal_changed": policy_literal_changed,
+    "repeated": policy_repeated,
+    "malformed": policy_malformed,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a policy
+
+
+def schedule(turns: list[Turn], max_turns: int) -> list[Turn]:
+    """One turn per entry, packing the last ones together so the final answer still fits."""
+    room = max(max_turns - 1, 1)
+    if len(turns) <= room:
+        return turns
+    return turns[: room - 1] + [[c for t in turns[room - 1 :] for c in t]]
+
+
+def action_text(turn: Turn) -> str:
+    blocks = [c if isinstance(c, str) else json.dumps({"name": c[0], "arguments": c[1]}) for c in turn]
+    return "\n".join(f"<tool_call>{b}</tool_call>" for b in blocks)
+
+
+def run_policy(extras: dict[str, Any], turns: list[Turn], env_config: dict[str, Any]) -> dict[str, Any]:
+    """Play the turns, then a final answer, through a fresh env; returns the last step's metadata."""
+    env = MCPToolEnv(env_config, extras)
+    env.init([])
+    out = None
+    for turn in schedule(turns, env.max_turns):
+        out = env.step(action_text(turn))
+        if out["done"]:
+            break
+    if out is None or not out["done"]:
+        out = env.step(FINAL)
+    env.close()
+    return out["metadata"]
+
+
+def is_valid_solution(plan: Plan, turns: list[Turn]) -> bool:
+    """The turns make exactly the plan's calls, each after the turns of the steps it depends on."""
+    todo = {s.step: canonical_json([s.call_name, s.params]) for s in plan.steps}
+    deps = {s.step: set(s.depends_on) for s in plan.steps}
+    done: set[int] = set()
+    for turn in turns:
+        before = set(done)
+        for c in turn:
+            key = None if isinstance(c, str) else canonical_json([c[0], c[1]])
+            step = next((n for n, k in todo.items() if k == key and n not in done), None)
+            if step is None or not deps[step] <= before:
+                return False
+            done.add(step)
+    return len(done) == len(todo)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass
+class PolicyStats:
+    rewards: list[float] = field(default_factory=list)
+    invalid_rewards: list[float] = field(default_factory=list)  # rows where the policy is not a valid solution
+    below: int = 0
+    valid: int = 0
+
+
+@dataclass
+class Report:
+    rows: int = 0
+    stats: dict[str, PolicyStats] = field(default_factory=lambda: {p: PolicyStats() for p in POLICIES})
+    leaks: list[str] = field(default_factory=list)
+    plan_failures: list[str] = field(default_factory=list)
+    unscorable: list[str] = field(default_factory=list)
+
+
+def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any], max_turns: Optional[int]) -> Report:
+    report = Report()
+    for where, row in rows:
+        extras = {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
+        try:
+            plan = plan_from_extras(extras)
+        except RowError as e:
+            report.unscorable.append(f"{where}: {e}")
+            continue
+        extras["max_turns"] = max_turns or plan.max_turns or len(plan.steps) + 2
+        report.rows += 1
+        _check_row(report, f"{where} ({plan.task_id})", plan, extras, env_config)
+    return report
+
+
+def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], env_config: dict[str, Any]) -> None:
+    plan_reward = None
+    for name, policy in POLICIES.items():
+        turns = policy(plan)
+        if turns is None:
+            continue
+        reward = run_policy(extras, turns, env_config)["reward"]
+        stats = report.stats[name]
+        stats.rewards.append(reward)
+        if name == "plan":
+            plan_reward = reward
+            if reward < 1.0:
+                report.plan_failures.append(f"{where}: plan scores {reward:.3f}")
+            continue
+        valid = is_valid_solution(plan, turns)
+        stats.valid += valid
+        stats.below += reward < plan_reward
+        if not valid:
+            stats.invalid_rewards.append(reward)
+        leak = reward > plan_reward if name == "repeated" else (not valid and reward >= plan_reward)
+        if leak:
+            report.leaks.append(f"{where}: {name} {reward:.3f} vs plan {plan_reward:.3f}")
+
+
+def _mean(xs: list[float]) -> Optional[float]:
+    return sum(xs) / len(xs) if xs else None
+
+
+def summary(report: Report) -> dict[str, Any]:
+    return {
+        "rows": report.rows,
+        "policies": {
+            name: {
+                "rows": len(s.rewards),
+                "mean_reward": _mean(s.rewards),
+                "mean_reward_not_valid": _mean(s.invalid_rewards),
+                "below_plan": s.below,
+                "valid_solutions": s.valid,
+            }
+            for name, s in report.stats.items()
+        },
+        "leaks": report.leaks,
+        "plan_failures": report.plan_failures,
+        "unscorable": report.unscorable,
+    }
+
+
+def format_report(report: Report, sources: list[str]) -> str:
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [
+        f"gameability report: {report.rows} rows from {', '.join(sources)}",
+        "",
+        f"{'policy':<16}{'rows':>5}{'mean':>8}{'mean (not valid)':>18}{'below plan':>16}{'valid':>7}",
+    ]
+    for name, s in report.stats.items():
+        n = len(s.rewards)
+        below = "-" if name == "plan" or not n else f"{s.below}/{n} ({100 * s.below / n:.0f}%)"
+        valid = "-" if name == "plan" else s.valid
+        means = f"{fmt(_mean(s.rewards)):>8}{fmt(_mean(s.invalid_rewards)):>18}"
+        lines.append(f"{name:<16}{n:>5}{means}{below:>16}{valid:>7}")
+    for title, items in (
+        ("plan below 1.0", report.plan_failures),
+        ("leaks (a degenerate policy ties or beats the plan)", report.leaks),
+        ("rows that cannot be scored", report.unscorable),
+    ):
+        lines += ["", f"{title}: {len(items) or 'none'}"] + [f"  {x}" for x in items]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading datasets
+
+
+def read_rows(path: str) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) for every row of a .jsonl, .json or .parquet file."""
+    p = Path(path)
+    if p.suffix == ".parquet":
+        rows = _read_parquet(p)
+    elif p.suffix == ".jsonl":
+        rows = [
+            _json_line(p, i, line) for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()) if line.strip()
+        ]
+    else:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        rows = data if isinstance(data, list) else [data]
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
+    return [(f"{p.name} row {i}", row) for i, row in enumerate(rows)]
+
+
+def _json_line(p: Path, i: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: row {i}: not JSON ({e.msg})") from None
+
+
+def _read_parquet(p: Path) -> list[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError(f"{p}: reading .parquet needs pyarrow (pip install pyarrow)") from None
+    return pq.read_table(p).to_pylist()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m skyrl_mcp_env.reward_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("datasets", nargs="+", help=".jsonl, .json or .parquet files of skyrl rows")
+    parser.add_argument("--cassettes", help="cassette directory (results do not change the reward; default none)")
+    parser.add_argument("--strict", action="store_true", help="score in strict mode (0 unless the whole plan matched)")
+    parser.add_argument("--max-turns", type=int, help="the trainer's max_turns (default: each row's own)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = parser.parse_args(argv)
+    try:
+        rows = [r for path in args.datasets for r in read_rows(path)]
+    except (OSError, ValueError) as e:
+        print(f"reward_check: {e}", file=sys.stderr)
+        return 2
+    env_config = {"tools": "cassette", "cassettes": args.cassettes, "strict": args.strict}
+    report = check_rows(rows, env_config, args.max_turns)
+    print(json.dumps(summary(report), indent=2) if args.json else format_report(report, args.datasets))
+    return 0 if not (report.leaks or report.plan_failures or report.unscorable) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

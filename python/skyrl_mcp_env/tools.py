@@ -1,0 +1,352 @@
+"""Tool execution behind one small interface, with two backends.
+
+``CassetteBackend`` (default) replays the tool results ``skyrl verify`` recorded (cassettes.jsonl, keyed
+by ``call_key(server, tool, params)``): deterministic and offline; a call with no recording gets an
+error text and the status ``miss``. ``LiveBackend`` runs the call on the row inventory's MCP servers
+(launch specs), through the MCP Python SDK, with one session per server per worker process reused
+across episodes, a timeout per call, and tools without ``readOnlyHint: true`` refused unless the config
+allows side effects. Neither backend raises for a call: every failure is a result with a status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from .canonical import call_key, canonical_json
+
+
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
+
+
+class ConfigError(ValueError):
+    """A setting or a file the env config names is unusable; the message names it."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    text: str
+    status: str  # "ok" | "tool_error" | "miss" | "refused" | "unavailable" | "timeout"
+
+
+class ToolBackend(Protocol):
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult: ...
+
+
+def result_text(result: dict[str, Any]) -> str:
+    """The text a policy sees for an MCP CallToolResult (as stored in cassettes)."""
+    parts = [_block_text(b) for b in result.get("content") or []]
+    if not parts and result.get("structuredContent") is not None:
+        parts.append(json.dumps(result["structuredContent"], ensure_ascii=False))
+    text = "\n".join(parts)
+    return f"Error: {text}" if result.get("isError") else text
+
+
+def _block_text(block: Any) -> str:
+    if not isinstance(block, dict):
+        return str(block)
+    if block.get("type") == "text":
+        return str(block.get("text", ""))
+    if block.get("type") in ("image", "audio"):
+        return f"[{block['type']} {block.get('mimeType', '')}, {len(block.get('data') or '')} base64 chars]"
+    return json.dumps(block, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cassettes
+
+
+class CassetteBackend:
+    def __init__(self, path: Optional[str]):
+        self.path = path
+        self.records = load_cassettes(path) if path else {}
+
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        key = call_key(server, tool, arguments)
+        record = self.records.get(key)
+        if record is None:
+            where = f"in {self.path}" if self.path else "(no cassettes configured)"
+            return ToolResult(
+                f"Error: no recorded result for {server}/{tool} with these arguments {where}; "
+                f"cassette mode answers only calls that skyrl verify recorded (key {key})",
+                "miss",
+            )
+        result = record["result"]
+        return ToolResult(result_text(result), "tool_error" if result.get("isError") else "ok")
+
+
+_CASSETTE_CACHE: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+
+
+def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
+    """key -> cassette line; the first line per key wins, a torn last line is ignored."""
+    file = Path(path) / "cassettes.jsonl" if Path(path).is_dir() else Path(path)
+    try:
+        stat = file.stat()
+    except OSError as e:
+        raise ConfigError(f"cassettes: cannot read {file}: {e.strerror}") from None
+    cache_key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    if cache_key not in _CASSETTE_CACHE:
+        _CASSETTE_CACHE[cache_key] = _read_cassettes(file)
+    return _CASSETTE_CACHE[cache_key]
+
+
+def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
+    lines = file.read_text(encoding="utf-8").split("\n")
+    records: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(lines, start=1):
+        if line.strip() == "":
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if all(rest.strip() == "" for rest in lines[number:]):
+                break  # a torn last line (a writer died mid-append)
+            raise ConfigError(f"{file}:{number}: not JSON ({e.msg})") from None
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("key"), str)
+            or not isinstance(record.get("result"), dict)
+        ):
+            raise ConfigError(f'{file}:{number}: a cassette line needs "key" (string) and "result" (object)')
+        records.setdefault(record["key"], record)
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# Live MCP servers
+
+
+class LiveBackend:
+    def __init__(self, inventory: str, allow_side_effects: Any, call_timeout: float, startup_timeout: float):
+        self.inventory = inventory
+        self.launch = load_launch_specs(inventory)
+        self.allow = allow_side_effects
+        self.call_timeout = call_timeout
+        self.startup_timeout = startup_timeout
+
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        launch = self.launch.get(server)
+        if launch is None:
+            return ToolResult(f"Error: server {server!r} has no launch spec in {self.inventory}", "unavailable")
+        try:
+            conn = sessions().connection(server, launch, self.startup_timeout)
+        except Exception as e:  # noqa: BLE001 - any start failure is an answer, never a crash
+            return ToolResult(f"Error: MCP server {server!r} could not be started: {_describe(e)}", "unavailable")
+        if tool not in conn.tools:
+            return ToolResult(f"Error: MCP server {server!r} has no tool {tool!r}", "tool_error")
+        if conn.tools[tool].get("readOnlyHint") is not True and not self._allowed(server, tool):
+            return ToolResult(
+                f"Error: {server}/{tool} may have side effects (not annotated readOnlyHint) and the env "
+                "config does not allow side effects (allow_side_effects)",
+                "refused",
+            )
+        return sessions().call(conn, tool, arguments, self.call_timeout)
+
+    def _allowed(self, server: str, tool: str) -> bool:
+        if self.allow is True:
+            return True
+        return isinstance(self.allow, (list, tuple)) and (tool in self.allow or f"{server}.{tool}" in self.allow)
+
+
+def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:
+    """server name -> launch spec, from an inventory file (servers without one are left out)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"inventory: cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"inventory: {path} is not JSON ({e.msg} at line {e.lineno})") from None
+    specs: dict[str, dict[str, Any]] = {}
+    for i, server in enumerate(data.get("servers") or [] if isinstance(data, dict) else []):
+        launch = server.get("launch") if isinstance(server, dict) else None
+        if launch is None:
+            continue
+        transport = launch.get("transport")
+        if (transport, bool(launch.get("command")), bool(launch.get("url"))) not in (
+            ("stdio", True, False),
+            ("http", False, True),
+        ):
+            raise ConfigError(
+                f"inventory: {path}: servers[{i}].launch: needs transport stdio with command, or http with url"
+            )
+        specs[server["name"]] = launch
+    return specs
+
+
+def _describe(e: BaseException) -> str:
+    """One line for an exception, looking inside exception groups (anyio task groups)."""
+    inner = getattr(e, "exceptions", None)  # an exception group (anyio task groups)
+    if isinstance(inner, tuple) and inner:
+        return "; ".join(_describe(x) for x in inner)
+    text = str(e) or type(e).__name__
+    return text if type(e).__name__ in text else f"{type(e).__name__}: {text}"
+
+
+@dataclass
+class _Conn:
+    session: Any
+    tools: dict[str, dict[str, Any]]  # tool name -> annotations
+    stop: asyncio.Event
+    task: asyncio.Task
+    broken: bool = False  # a call failed at the protocol level: start a new session next time
+
+
+class _Sessions:
+    """MCP sessions of this process, one per server, on one background event loop thread."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="skyrl-mcp-sessions", daemon=True).start()
+        self.conns: dict[str, _Conn] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        self.guard = threading.Lock()
+        self.starts = 0  # how many servers this process started (tests check the reuse)
+
+    def connection(self, name: str, launch: dict[str, Any], startup_timeout: float) -> _Conn:
+        key = name + "\n" + canonical_json(launch)
+        with self.guard:
+            lock = self.locks.setdefault(key, threading.Lock())
+        with lock:
+            conn = self.conns.get(key)
+            if conn is None or conn.broken or conn.task.done():
+                self.conns.pop(key, None)
+                self.starts += 1
+                future = asyncio.run_coroutine_threadsafe(_open(launch, startup_timeout), self.loop)
+                conn = self.conns[key] = future.result(startup_timeout + 10)
+            return conn
+
+    def call(self, conn: _Conn, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
+        coro = conn.session.call_tool(tool, arguments)
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, timeout), self.loop)
+        try:
+            result = future.result(timeout + 10)
+        except _TIMEOUTS:
+            future.cancel()
+            return ToolResult(f"Error: {tool} did not answer within {timeout:g} s", "timeout")
+        except Exception as e:  # noqa: BLE001 - a broken session is restarted on the next call
+            conn.broken = True
+            self.loop.call_soon_threadsafe(conn.stop.set)
+            return ToolResult(f"Error: {tool} failed: {_describe(e)}", "tool_error")
+        data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return ToolResult(result_text(data), "tool_error" if data.get("isError") else "ok")
+
+    def close(self) -> None:
+        for conn in list(self.conns.values()):
+            self.loop.call_soon_threadsafe(conn.stop.set)
+        tasks = [c.task for c in self.conns.values()]
+        if tasks:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(asyncio.wait(tasks, timeout=10), self.loop).result(15)
+        self.conns.clear()
+
+
+async def _open(launch: dict[str, Any], startup_timeout: float) -> _Conn:
+    ready: asyncio.Future = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(_serve(launch, ready, stop))
+    try:
+        session, tools = await asyncio.wait_for(asyncio.shield(ready), startup_timeout)
+    except _TIMEOUTS:
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+        task.cancel()
+        raise TimeoutError(f"no answer to initialize within {startup_timeout:g} s") from None
+    return _Conn(session, tools, stop, task)
+
+
+async def _serve(launch: dict[str, Any], ready: asyncio.Future, stop: asyncio.Event) -> None:
+    from mcp import ClientSession
+
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            read, write = await stack.enter_async_context(_transport(launch))
+            session = await stack.enter_async_context(ClientSession(read, write))
+            await session.initialize()
+            tools = await _list_tools(session)
+            ready.set_result((session, tools))
+            await stop.wait()
+    except BaseException as e:
+        if not ready.done():
+            ready.set_exception(RuntimeError(_describe(e)))
+        if not isinstance(e, Exception):
+            raise
+
+
+async def _list_tools(session: Any) -> dict[str, dict[str, Any]]:
+    from mcp import types
+
+    tools: dict[str, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+        for t in page.tools:
+            tools[t.name] = t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else {}
+        cursor = page.next_cursor
+        if not cursor:
+            return tools
+
+
+def _transport(launch: dict[str, Any]) -> Any:
+    if launch["transport"] == "stdio":
+        from mcp import StdioServerParameters, stdio_client
+
+        env = {n: os.environ[n] for n in launch.get("env") or [] if n in os.environ}
+        params = StdioServerParameters(
+            command=launch["command"], args=list(launch.get("args") or []), env=env, cwd=launch.get("cwd")
+        )
+        return stdio_client(params)
+    from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+    headers = {h: os.environ.get(var, "") for h, var in (launch.get("headers_env") or {}).items()}
+    return streamable_http_client(launch["url"], http_client=create_mcp_http_client(headers=headers))
+
+
+_SESSIONS: Optional[_Sessions] = None
+_SESSIONS_GUARD = threading.Lock()
+
+
+def sessions() -> _Sessions:
+    """This process's sessions (a forked worker gets its own)."""
+    global _SESSIONS
+    with _SESSIONS_GUARD:
+        if _SESSIONS is None or _SESSIONS.pid != os.getpid():
+            _SESSIONS = _Sessions()
+        return _SESSIONS
+
+
+def close_sessions() -> None:
+    """Stop every MCP server this process started (also run at exit)."""
+    global _SESSIONS
+    with _SESSIONS_GUARD:
+        current, _SESSIONS = _SESSIONS, None
+    if current is not None and current.pid == os.getpid():
+        current.close()
+
+
+atexit.register(close_sessions)
+
+
+def make_backend(
+    mode: str,
+    cassettes: Optional[str],
+    inventory: Optional[str],
+    allow_side_effects: Any,
+    call_timeout: float,
+    startup_timeout: float,
+) -> ToolBackend:
+    if mode == "cassette":
+        return CassetteBackend(cassettes)
+    if mode == "live":
+        if not inventory:
+            raise ConfigError("tools: live needs inventory (an inventory file with launch specs)")
+        return LiveBackend(inventory, allow_side_effects, call_timeout, startup_timeout)
+    raise ConfigError(f"tools: expected 'cassette' or 'live', got {mode!r}")

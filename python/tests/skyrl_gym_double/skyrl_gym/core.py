@@ -1,0 +1,9 @@
+class Env:
+    def step(self, action):
+        raise NotImplementedError
+
+    def init(self, *kwargs):
+        raise NotImplementedError
+
+    def close(self):
+        pass

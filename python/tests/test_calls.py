@@ -1,0 +1,69 @@
+import json
+
+import pytest
+from conftest import SYNTAX
+
+from skyrl_mcp_env.calls import Call, Malformed, parse_calls, tool_response
+
+
+def syntax_line(row):
+    system = row["prompt"][0]
+    assert system["role"] == "system"
+    lines = [line for line in system["content"].split("\n") if "<tool_call>" in line]
+    assert lines == [SYNTAX], "the system message teaches the call syntax on exactly one line"
+    return lines[0]
+
+
+def test_parser_reads_the_syntax_skyrl_prompts_teach(generated_rows, converted_rows, v2_rows):
+    for row in generated_rows + converted_rows + v2_rows:
+        template = syntax_line(row).split("reply with exactly: ", 1)[1]
+        for step in row["reward_spec"]["ground_truth"]["tool_sequence"]:
+            name, params = step.get("call_name") or step["tool"], json.loads(step["params"])
+            action = template.replace('"TOOL"', json.dumps(name)).replace("{...}", json.dumps(params))
+            assert parse_calls("Let me look that up.\n" + action) == [Call(name, params)]
+
+
+def test_the_template_itself_is_not_a_call():
+    template = SYNTAX.split("reply with exactly: ", 1)[1]
+    [parsed] = parse_calls(template)
+    assert isinstance(parsed, Malformed) and "not valid JSON" in parsed.error
+
+
+def test_no_block_is_a_final_answer():
+    assert parse_calls("AAPL trades at 230.1 USD.") == []
+
+
+def test_several_calls_in_one_turn_in_order():
+    text = '<tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call> then <tool_call>{"name": "b"}</tool_call>'
+    assert parse_calls(text) == [Call("a", {"x": 1}), Call("b", {})]
+
+
+def test_thinking_is_ignored():
+    text = '<think>I could write <tool_call>{"name": "x", "arguments": {}}</tool_call></think>Done.'
+    assert parse_calls(text) == []
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ('{"name": "a", "arguments": {"x": 1}', "not valid JSON"),
+        ('["a", {}]', "expected an object"),
+        ('{"arguments": {}}', 'has no "name"'),
+        ('{"name": "", "arguments": {}}', 'has no "name"'),
+        ('{"name": "a", "arguments": "{\\"x\\": 1}"}', '"arguments" must be an object'),
+        ('{"name": "a", "arguments": [1]}', '"arguments" must be an object'),
+    ],
+)
+def test_malformed_blocks_say_why(body, reason):
+    [parsed] = parse_calls(f"<tool_call>{body}</tool_call>")
+    assert isinstance(parsed, Malformed) and reason in parsed.error
+
+
+def test_unclosed_block_is_malformed():
+    parsed = parse_calls('<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b"')
+    assert parsed[0] == Call("a", {})
+    assert isinstance(parsed[1], Malformed) and "never closed" in parsed[1].error
+
+
+def test_tool_response_format():
+    assert tool_response("42") == {"role": "user", "content": "<tool_response>\n42\n</tool_response>"}

@@ -1,0 +1,116 @@
+"""Cassette mode: replays the tool results skyrl verify records (one JSON line per call key)."""
+
+import json
+
+import pytest
+from conftest import REPO, call, episode, make_row, play
+
+from skyrl_mcp_env import MCPToolEnv
+from skyrl_mcp_env.tools import ConfigError
+
+# The shared vector {"symbol": "AAPL", "limit": 5} for server "srv", tool "tool": its key is given there.
+VECTORS = json.loads((REPO / "test" / "fixtures" / "canonical" / "vectors.json").read_text(encoding="utf-8"))["cases"]
+CASE = next(c for c in VECTORS if c["value"] == {"symbol": "AAPL", "limit": 5})
+ROW = make_row([{"server": "srv", "tool": "tool", "params": {"symbol": "AAPL", "limit": 5}}])
+
+
+def line(key, text, is_error=False, **extra):
+    return json.dumps(
+        {
+            "key": key,
+            "server": "srv",
+            "tool": "tool",
+            "params": CASE["value"],
+            "result": {"content": [{"type": "text", "text": text}], "structuredContent": None, "isError": is_error},
+            "duration_ms": 3,
+            "server_version": "srv@1.0.0",
+            "recorded_at": "2026-11-30T05:00:00.000Z",
+            "illustrative": False,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def cassettes(tmp_path):
+    (tmp_path / "cassettes.jsonl").write_text(line(CASE["call_key"], "AAPL 230.10 USD") + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def first_observation(config, action):
+    out = play(MCPToolEnv(config, {**ROW, "max_turns": 5}), [action])[-1]
+    return out["observations"][0]["content"], out["metadata"]
+
+
+def test_hit_answers_with_the_recorded_result(cassettes):
+    # the arguments in another key order: the key is over canonical JSON
+    text, meta = first_observation({"cassettes": str(cassettes)}, call("tool", {"limit": 5, "symbol": "AAPL"}))
+    assert text == "<tool_response>\nAAPL 230.10 USD\n</tool_response>"
+    assert meta["cassette_misses"] == 0 and meta["tool_results"] == {"ok": 1}
+
+
+def test_cassette_file_path_works_as_well_as_its_directory(cassettes):
+    text, _ = first_observation({"cassettes": str(cassettes / "cassettes.jsonl")}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text
+
+
+def test_miss_is_a_clear_error_observation_and_flagged(cassettes):
+    text, meta = first_observation({"cassettes": str(cassettes)}, call("tool", {"symbol": "MSFT", "limit": 5}))
+    assert text.startswith("<tool_response>\nError: no recorded result for srv/tool with these arguments")
+    assert meta["cassette_misses"] == 1 and meta["tool_results"] == {"miss": 1}
+
+
+def test_miss_does_not_change_the_reward(cassettes):
+    actions = [call("tool", CASE["value"]), "done"]
+    assert episode(ROW, actions, {"cassettes": str(cassettes)})["reward"] == episode(ROW, actions)["reward"] == 1.0
+
+
+def test_no_cassettes_configured_every_call_is_a_miss():
+    text, meta = first_observation({}, call("tool", CASE["value"]))
+    assert "(no cassettes configured)" in text and meta["cassette_misses"] == 1
+
+
+def test_first_line_per_key_wins_and_a_torn_last_line_is_ignored(tmp_path):
+    torn = line(CASE["call_key"], "third")[:40]
+    (tmp_path / "cassettes.jsonl").write_text(
+        "\n".join([line(CASE["call_key"], "first"), line(CASE["call_key"], "second"), torn]), encoding="utf-8"
+    )
+    text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "first" in text
+
+
+def test_recorded_tool_error_is_shown_as_an_error(tmp_path):
+    (tmp_path / "cassettes.jsonl").write_text(line(CASE["call_key"], "unknown symbol", is_error=True) + "\n")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "Error: unknown symbol" in text and meta["tool_results"] == {"tool_error": 1}
+
+
+def test_a_corrupt_line_inside_the_file_is_a_clear_error(tmp_path):
+    (tmp_path / "cassettes.jsonl").write_text("{oops\n" + line(CASE["call_key"], "x") + "\n")
+    with pytest.raises(ConfigError, match=r"cassettes.jsonl:1: not JSON"):
+        MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
+
+
+def test_a_missing_cassette_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cassettes: cannot read .*nowhere"):
+        MCPToolEnv({"cassettes": str(tmp_path / "nowhere")}, {**ROW, "max_turns": 5})
+
+
+def test_server_qualified_call_names_resolve_to_their_server(cassettes):
+    # two servers expose "tool": the prompt shows "srv.tool" and "other.tool" (formats.md: call_name)
+    row = make_row(
+        [{"server": "srv", "tool": "tool", "call_name": "srv.tool", "params": CASE["value"]}],
+        available_tools=[
+            {"call_name": "other.tool", "server": "other", "tool": "tool"},
+            {"call_name": "srv.tool", "server": "srv", "tool": "tool"},
+        ],
+        limits={"max_tools": 3, "max_servers": 3},
+        max_turns=6,
+    )
+    env = MCPToolEnv({"cassettes": str(cassettes)}, {**row, "max_turns": 5})
+    outs = play(env, [call("other.tool", CASE["value"]), call("srv.tool", CASE["value"]), call("tool", CASE["value"])])
+    texts = [o["observations"][0]["content"] for o in outs]
+    assert "no recorded result for other/tool" in texts[0]
+    assert "AAPL 230.10 USD" in texts[1]
+    assert "unknown tool 'tool'" in texts[2]
+    assert outs[-1]["metadata"]["matched_steps"] == [1]

@@ -1,0 +1,244 @@
+"""Live mode against real MCP servers from npm over stdio (node_modules of the repository)."""
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import REPO, call, episode, make_row, play
+
+from skyrl_mcp_env import MCPToolEnv
+from skyrl_mcp_env.tools import ConfigError, sessions
+
+NODE = shutil.which("node")
+
+
+def server_bin(name):
+    path = REPO / "node_modules" / "@modelcontextprotocol" / name / "dist" / "index.js"
+    assert path.exists(), f"{path} is missing: run npm ci"
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def fs_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fsroot").resolve()
+    (root / "notes.txt").write_text("quarterly revenue: 42", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory, fs_root):
+    servers = [
+        {
+            "name": "everything",
+            "launch": {
+                "transport": "stdio",
+                "command": NODE,
+                "args": [server_bin("server-everything"), "stdio"],
+                "env": [],
+                "cwd": None,
+            },
+        },
+        {
+            "name": "fs",
+            "launch": {"transport": "stdio", "command": NODE, "args": [server_bin("server-filesystem"), str(fs_root)]},
+        },
+        {"name": "missing", "launch": {"transport": "stdio", "command": "/nonexistent/mcp-server", "args": []}},
+        {
+            "name": "hangs",
+            "launch": {"transport": "stdio", "command": NODE, "args": ["-e", "setInterval(() => {}, 1000)"]},
+        },
+        {"name": "nolaunch", "tools": [{"name": "x", "inputSchema": {"type": "object"}}]},
+    ]
+    path = tmp_path_factory.mktemp("inv") / "inventory.json"
+    path.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    return str(path)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    port = free_port()
+    cmd = [NODE, server_bin("server-everything"), "streamableHttp"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PORT": str(port)}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/mcp"
+    proc.terminate()
+    proc.wait(10)
+
+
+def live(inventory, **extra):
+    return {"tools": "live", "inventory": inventory, "startup_timeout": 20, "call_timeout": 20, **extra}
+
+
+def observations(row, config, actions):
+    outs = play(MCPToolEnv(config, {**row, "max_turns": 10}), actions)
+    return [o["observations"][0]["content"] for o in outs if o["observations"]], outs[-1]
+
+
+ECHO = make_row([{"server": "everything", "tool": "echo", "params": {"message": "hello"}}])
+
+
+def test_everything_echo_runs_and_scores(inventory):
+    texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": "hello"})])
+    assert texts == ["<tool_response>\nEcho: hello\n</tool_response>"]
+    assert episode(ECHO, [call("echo", {"message": "hello"}), "done"], live(inventory))["reward"] == 1.0
+
+
+def test_everything_over_streamable_http(http_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MCP_TEST_TOKEN", "Bearer test")
+    launch = {"transport": "http", "url": http_server, "headers_env": {"Authorization": "MCP_TEST_TOKEN"}}
+    inventory = tmp_path / "http.json"
+    inventory.write_text(json.dumps({"servers": [{"name": "everything", "launch": launch}]}))
+    texts, _ = observations(ECHO, live(str(inventory)), [call("echo", {"message": "over http"})])
+    assert texts == ["<tool_response>\nEcho: over http\n</tool_response>"]
+
+
+def test_one_session_per_server_reused_across_episodes(inventory):
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "warm up"})])
+    starts = sessions().starts
+    for i in range(3):
+        env = MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5})
+        texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": f"episode {i}"})])
+        env.close()
+        assert texts == [f"<tool_response>\nEcho: episode {i}\n</tool_response>"]
+    assert sessions().starts == starts
+
+
+def server_children(marker):
+    """PIDs of this process's child processes whose command line contains marker."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
+        except (OSError, IndexError):
+            continue
+        if int(stat[1]) == os.getpid() and marker in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def test_a_server_that_died_is_started_again(inventory):
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "up"})])
+    [pid] = server_children("server-everything/dist/index.js\x00stdio")
+    os.kill(pid, signal.SIGKILL)
+    texts, _ = observations(ECHO, live(inventory), [call("echo", {"message": "after kill"})] * 2)
+    assert texts[0].startswith("<tool_response>\nError: echo failed")
+    assert texts[1] == "<tool_response>\nEcho: after kill\n</tool_response>"
+
+
+def test_envs_stepping_from_a_thread_pool_share_one_session(inventory):
+    def episode_text(i):
+        return observations(ECHO, live(inventory), [call("echo", {"message": f"thread {i}"})])[0][0]
+
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "warm up"})])
+    starts = sessions().starts
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        texts = list(pool.map(episode_text, range(16)))
+    assert texts == [f"<tool_response>\nEcho: thread {i}\n</tool_response>" for i in range(16)]
+    assert sessions().starts == starts
+
+
+def test_call_timeout_answers_instead_of_hanging(inventory):
+    row = make_row(
+        [{"server": "everything", "tool": "trigger-long-running-operation", "params": {"duration": 10, "steps": 2}}]
+    )
+    started = time.monotonic()
+    texts, out = observations(
+        row, live(inventory, call_timeout=1), [call("trigger-long-running-operation", {"duration": 10, "steps": 2})]
+    )
+    assert time.monotonic() - started < 8
+    assert "did not answer within 1 s" in texts[0] and out["metadata"]["tool_results"] == {"timeout": 1}
+
+
+FS = make_row(
+    [
+        {"server": "fs", "tool": "read_text_file", "params": {"path": "PLACEHOLDER"}},
+        {"server": "fs", "tool": "write_file", "params": {"path": "PLACEHOLDER", "content": "x"}},
+    ]
+)
+
+
+def test_filesystem_read_runs_and_a_side_effect_tool_is_refused(inventory, fs_root):
+    target = fs_root / "written.txt"
+    texts, out = observations(
+        FS,
+        live(inventory),
+        [
+            call("read_text_file", {"path": str(fs_root / "notes.txt")}),
+            call("write_file", {"path": str(target), "content": "should not exist"}),
+        ],
+    )
+    assert texts[0] == "<tool_response>\nquarterly revenue: 42\n</tool_response>"
+    assert "may have side effects" in texts[1] and "allow_side_effects" in texts[1]
+    assert not target.exists()
+    assert out["metadata"]["tool_results"] == {"ok": 1, "refused": 1}
+
+
+def test_side_effect_tool_runs_when_the_config_allows_it(inventory, fs_root):
+    target = fs_root / "allowed.txt"
+    texts, _ = observations(
+        FS,
+        live(inventory, allow_side_effects=["fs.write_file"]),
+        [
+            call("write_file", {"path": str(target), "content": "written by the env"}),
+        ],
+    )
+    assert "Error" not in texts[0]
+    assert target.read_text(encoding="utf-8") == "written by the env"
+
+
+def test_tool_error_from_the_server_is_an_error_observation(inventory, fs_root):
+    texts, out = observations(FS, live(inventory), [call("read_text_file", {"path": str(fs_root / "absent.txt")})])
+    assert texts[0].startswith("<tool_response>\nError: ") and out["metadata"]["tool_results"] == {"tool_error": 1}
+
+
+@pytest.mark.parametrize(
+    "server,message",
+    [
+        ("missing", "could not be started"),
+        ("nolaunch", "has no launch spec"),
+    ],
+)
+def test_server_that_cannot_start_is_an_error_observation(inventory, server, message):
+    row = make_row([{"server": server, "tool": "x", "params": {}}])
+    started = time.monotonic()
+    texts, out = observations(row, live(inventory), [call("x", {})])
+    assert message in texts[0] and out["metadata"]["tool_results"] == {"unavailable": 1}
+    assert time.monotonic() - started < 10
+
+
+def test_server_that_hangs_on_initialize_times_out(inventory):
+    row = make_row([{"server": "hangs", "tool": "x", "params": {}}])
+    started = time.monotonic()
+    texts, _ = observations(row, live(inventory, startup_timeout=2), [call("x", {})])
+    assert "no answer to initialize within 2 s" in texts[0]
+    assert time.monotonic() - started < 15
+
+
+def test_live_mode_needs_an_inventory():
+    with pytest.raises(ConfigError, match="live needs inventory"):
+        MCPToolEnv({"tools": "live"}, {**ECHO, "max_turns": 5})
+
+
+def test_an_unreadable_inventory_is_a_clear_error(tmp_path):
+    bad = tmp_path / "inv.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="inv.json is not JSON"):
+        MCPToolEnv({"tools": "live", "inventory": str(bad)}, {**ECHO, "max_turns": 5})

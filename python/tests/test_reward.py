@@ -1,0 +1,311 @@
+"""Each property of ../shared/docs/reward.md, with its own trajectory, played through the env."""
+
+import copy
+import json
+
+import pytest
+from conftest import call, episode, extras_of, plan_calls, play, v2_row
+
+from skyrl_mcp_env import MCPToolEnv
+from skyrl_mcp_env.plan import plan_from_extras
+from skyrl_mcp_env.reward import CallRecord, Trajectory, score
+from skyrl_mcp_env.reward_check import schedule
+
+FINAL = "Here is the answer."
+PARTS = {
+    "steps_matched",
+    "steps_total",
+    "matched_steps",
+    "calls",
+    "recall",
+    "precision",
+    "invalid_calls",
+    "unmatched_calls",
+    "repeated_calls",
+    "order_violations",
+    "must_call_tool_called",
+    "final_answer",
+    "limit_exceeded",
+    "completion",
+    "strict",
+    "reward",
+    "ended_by",
+    "turns",
+    "max_turns",
+    "cassette_misses",
+}
+
+
+@pytest.fixture
+def movers(v2_rows):  # gainers(limit 5), losers(limit 5), then send_slack_message depending on both
+    return v2_row(v2_rows, "movers-digest-v2")
+
+
+@pytest.fixture
+def palantir(v2_rows):  # search_ticker, then get_quote with the derived param "symbol"
+    return v2_row(v2_rows, "palantir-lookup-v2")
+
+
+# 1. the plan itself -------------------------------------------------------------------------
+
+
+def test_1_plan_in_order_then_final_answer_scores_1(generated_rows, converted_rows, v2_rows):
+    for row in generated_rows + converted_rows + v2_rows:
+        max_turns = row["reward_spec"]["ground_truth"]["max_turns"]
+        # one call per turn; a row whose max_turns leaves no turn for the answer gets its last calls together
+        turns = schedule([[c] for c in plan_calls(row)], max_turns)
+        out = episode(row, ["".join(t) for t in turns] + [FINAL])
+        assert (out["done"], out["reward"]) == (True, 1.0), row["reward_spec"]["ground_truth"]["task_id"]
+
+
+def test_1_a_row_with_max_turns_equal_to_its_steps_has_no_turn_left_for_the_answer(converted_rows):
+    row = next(
+        r for r in converted_rows if r["reward_spec"]["ground_truth"]["task_id"] == "tsla_daily_headline_update_001"
+    )
+    assert row["reward_spec"]["ground_truth"]["max_turns"] == len(row["reward_spec"]["ground_truth"]["tool_sequence"])
+    out = episode(row, plan_calls(row) + [FINAL])
+    assert out["metadata"]["ended_by"] == "max_turns" and out["reward"] == 0.5
+
+
+def test_1_reward_comes_with_the_last_step_only(movers):
+    outs = play(MCPToolEnv({}, extras_of(movers)), plan_calls(movers) + [FINAL])
+    assert [o["reward"] for o in outs] == [0.0, 0.0, 0.0, 1.0]
+    assert [o["done"] for o in outs] == [False, False, False, True]
+
+
+# 2. no tool call ----------------------------------------------------------------------------
+
+
+def test_2_no_tool_call_scores_0(movers):
+    out = episode(movers, ["Gainers: NVDA, losers: INTC. Posted."])
+    assert (out["done"], out["reward"]) == (True, 0.0)
+
+
+def test_2_final_answer_without_must_call_tool_scores_0(movers):
+    # the losers and the Slack post are right, but must_call_tool (fmp_get_market_gainers) is never called
+    out = episode(movers, plan_calls(movers)[1:] + [FINAL])
+    assert out["metadata"]["must_call_tool_called"] is False
+    assert out["reward"] == 0.0
+
+
+# 3. spraying calls, limits ------------------------------------------------------------------
+
+
+def test_3_every_tool_of_the_prompt_scores_at_most_half(movers):
+    first = {
+        s["tool"]: json.loads(s["params"]) for s in reversed(movers["reward_spec"]["ground_truth"]["tool_sequence"])
+    }
+    tools = [t["call_name"] for t in movers["reward_spec"]["ground_truth"]["available_tools"]]
+    out = episode(movers, [call(t, first.get(t, {})) for t in tools] + [FINAL], max_turns=100)
+    assert out["reward"] <= 0.5
+    assert out["metadata"]["limit_exceeded"] == "limit:max_tools"
+
+
+def test_3_every_tool_in_one_turn_scores_at_most_half(movers):
+    first = {s["tool"]: json.loads(s["params"]) for s in movers["reward_spec"]["ground_truth"]["tool_sequence"]}
+    tools = [t["call_name"] for t in movers["reward_spec"]["ground_truth"]["available_tools"]]
+    out = episode(movers, ["".join(call(t, first.get(t, {})) for t in tools)])
+    assert out["done"] and out["reward"] <= 0.5
+
+
+def test_3_same_tool_many_times_scores_at_most_half(movers):
+    sprays = [call("fmp_get_market_gainers", {"limit": n}) for n in range(1, 9)]
+    out = episode(movers, ["".join(sprays)] + plan_calls(movers)[1:] + [FINAL])
+    assert 0 < out["reward"] <= 0.5
+
+
+def test_3_exceeding_max_servers_ends_the_episode(movers):
+    # max_servers is 2 (fmp, slack): a third server ends the episode at once
+    third = call("polygon_get_market_status", {})
+    out = episode(movers, [plan_calls(movers)[0], call("tavily_search", {"query": "movers"}), third, FINAL])
+    assert out["done"] and out["metadata"]["limit_exceeded"] == "limit:max_servers"
+    assert out["metadata"]["turns"] == 3 and out["reward"] < 0.5
+
+
+def test_3_exceeding_max_turns_ends_without_full_credit(movers):
+    # all three plan calls, but the trainer allows 3 turns: no turn is left for the final answer
+    out = episode(movers, plan_calls(movers) + [FINAL], max_turns=3)
+    assert out["done"] and out["metadata"]["ended_by"] == "max_turns"
+    assert out["metadata"]["steps_matched"] == 3 and out["reward"] == 0.5
+
+
+def test_3_max_turns_is_the_smaller_of_row_and_trainer(movers):
+    assert MCPToolEnv({}, extras_of(movers, max_turns=2)).max_turns == 2
+    assert MCPToolEnv({}, extras_of(movers, max_turns=50)).max_turns == 5  # the row's
+    assert MCPToolEnv({}, {k: v for k, v in extras_of(movers).items() if k != "max_turns"}).max_turns == 5
+
+
+# 4. literal params --------------------------------------------------------------------------
+
+
+def test_4_wrong_literal_param_loses_that_step(v2_rows):
+    row = v2_row(v2_rows, "amd-vs-intc-v2")  # quote AMD, quote INTC, news
+    calls = plan_calls(row)
+    calls[1] = call("fmp_get_quote", {"symbol": "NVDA"})
+    out = episode(row, calls + [FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 3]
+    assert out["reward"] < 1.0
+
+
+def test_4_literal_params_compare_as_canonical_json(v2_rows):
+    row = v2_row(v2_rows, "amd-vs-intc-v2")
+    calls = plan_calls(row)
+    calls[2] = (
+        '<tool_call>{"name": "fmp_get_stock_news", "arguments": {"limit": 4.0, "tickers": "AMD,INTC"}}</tool_call>'
+    )
+    assert episode(row, calls + [FINAL])["reward"] == 1.0
+
+
+def test_4_omitted_param_may_be_absent_or_its_schema_default(v2_rows):
+    row = copy.deepcopy(v2_row(v2_rows, "slack-catchup-v2"))  # get_slack_channel_history: limit default 10
+    step = row["reward_spec"]["ground_truth"]["tool_sequence"][1]
+    step["params"] = json.dumps({"channel_id": "C04TRADING"})  # the plan omits limit
+    first = plan_calls(row)[0]
+    for limit, reward in ((None, 1.0), (10, 1.0), (15, 0.25)):
+        args = {"channel_id": "C0OTHER"} if limit is None else {"channel_id": "C0OTHER", "limit": limit}
+        assert episode(row, [first, call("get_slack_channel_history", args), FINAL])["reward"] == reward
+
+
+def test_4_derived_param_any_valid_value_matches(palantir):
+    out = episode(palantir, [plan_calls(palantir)[0], call("fmp_get_quote", {"symbol": "PLTR.US"}), FINAL])
+    assert out["reward"] == 1.0
+
+
+def test_4_derived_param_missing_or_invalid_loses_the_step(palantir):
+    search = plan_calls(palantir)[0]
+    assert episode(palantir, [search, call("fmp_get_quote", {}), FINAL])["metadata"]["matched_steps"] == [1]
+    assert episode(palantir, [search, call("fmp_get_quote", {"symbol": 42}), FINAL])["metadata"]["matched_steps"] == [1]
+
+
+def test_4_without_tool_schemas_derived_params_need_presence_only(palantir):
+    row = copy.deepcopy(palantir)
+    del row["reward_spec"]["ground_truth"]["tool_schemas"]
+    assert episode(row, [plan_calls(row)[0], call("fmp_get_quote", {"symbol": 42}), FINAL])["reward"] == 1.0
+
+
+# 5. depends_on order ------------------------------------------------------------------------
+
+
+def test_5_breaking_depends_on_scores_below_a_valid_order(movers):
+    gainers, losers, post = plan_calls(movers)
+    valid = episode(movers, [losers, gainers, post, FINAL])  # no dependency between the first two
+    broken = episode(movers, [gainers, post, losers, FINAL])  # the post before the losers it depends on
+    assert valid["reward"] == 1.0
+    assert broken["reward"] < valid["reward"]
+    assert broken["metadata"]["order_violations"] == 1
+
+
+def test_5_a_dependent_call_in_the_same_turn_as_its_dependency_does_not_match(movers):
+    gainers, losers, post = plan_calls(movers)
+    together = episode(movers, [gainers + losers + post, FINAL])  # the post cannot have seen the movers
+    apart = episode(movers, [gainers + losers, post, FINAL])
+    assert together["metadata"]["matched_steps"] == [1, 2] and together["metadata"]["order_violations"] == 1
+    assert apart["reward"] == 1.0
+    lenient = episode(movers, [gainers + losers + post, FINAL], {"dependencies_across_turns": False})
+    assert lenient["reward"] == 1.0
+
+
+# 6. malformed calls -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '<tool_call>{"name": "fmp_get_market_gainers", "arguments": {"limit": 5}</tool_call>',
+        call("no_such_tool", {"limit": 5}),
+        '<tool_call>{"name": "fmp_get_market_gainers", "arguments": "limit=5"}</tool_call>',
+        '<tool_call>{"name": "fmp_get_market_gainers", "arguments": {"limit": 5}}',
+    ],
+)
+def test_6_malformed_call_gets_an_error_observation_and_costs_credit(movers, bad):
+    env = MCPToolEnv({}, extras_of(movers))
+    env.init([])
+    out = env.step(bad)
+    assert out["done"] is False
+    [obs] = out["observations"]
+    assert obs["role"] == "user" and obs["content"].startswith("<tool_response>\nError: ")
+    assert out["metadata"]["invalid_calls"] == 1
+    for action in plan_calls(movers) + [FINAL]:
+        out = env.step(action)
+    assert 0 < out["reward"] < 1.0
+
+
+def test_6_unknown_tool_lists_the_offered_tools(movers):
+    out = play(MCPToolEnv({}, extras_of(movers)), [call("get_weather", {})])[-1]
+    assert "unknown tool 'get_weather'" in out["observations"][0]["content"]
+    assert "fmp_get_market_gainers" in out["observations"][0]["content"]
+
+
+# 7. determinism -----------------------------------------------------------------------------
+
+
+def test_7_same_trajectory_same_reward(movers, tmp_path):
+    gainers, losers, post = plan_calls(movers)
+    actions = [gainers, call("no_such_tool", {}), post, losers, FINAL]
+    runs = [episode(movers, actions) for _ in range(3)]
+    assert all(r == runs[0] for r in runs)
+    # tool results do not enter the score: a cassette that answers every call changes nothing
+    cassette = tmp_path / "cassettes.jsonl"
+    cassette.write_text("")
+    assert episode(movers, actions, {"cassettes": str(tmp_path)})["reward"] == runs[0]["reward"]
+
+
+def test_7_the_scorer_is_a_function_of_the_calls(movers):
+    plan = plan_from_extras(extras_of(movers))
+    calls = tuple(CallRecord(turn, s.call_name, s.params, s.server) for turn, s in enumerate(plan.steps, start=1))
+    trajectory = Trajectory(calls, "answer", "final_answer")
+    assert score(plan, trajectory) == score(plan, trajectory)
+    assert score(plan, trajectory)["reward"] == 1.0
+
+
+# 8. parts in metadata -----------------------------------------------------------------------
+
+
+def test_8_every_step_returns_the_parts(movers):
+    outs = play(MCPToolEnv({}, extras_of(movers)), plan_calls(movers)[:2] + [call("x", {}), FINAL])
+    for out in outs:
+        assert PARTS <= set(out["metadata"])
+    last = outs[-1]["metadata"]
+    assert (last["steps_matched"], last["steps_total"], last["invalid_calls"], last["final_answer"]) == (2, 3, 1, True)
+    assert MCPToolEnv({}, extras_of(movers)).get_metrics() == {"cassette_misses": 0.0}
+
+
+# repeats, strict mode, judge ----------------------------------------------------------------
+
+
+def test_repeating_a_call_earns_nothing_twice(movers):
+    gainers, losers, post = plan_calls(movers)
+    out = episode(movers, [gainers + gainers, losers, post, FINAL])
+    assert out["metadata"]["repeated_calls"] == 1 and out["metadata"]["steps_matched"] == 3
+    assert out["reward"] == 0.75
+
+
+def test_strict_mode_is_zero_unless_the_whole_plan_matched(movers):
+    gainers, losers, post = plan_calls(movers)
+    assert episode(movers, [gainers, losers, FINAL], {"strict": True})["reward"] == 0.0
+    assert episode(movers, [gainers, losers, FINAL])["reward"] > 0.0
+    assert episode(movers, [gainers, losers, post, FINAL], {"strict": True})["reward"] == 1.0
+
+
+def test_judge_is_off_by_default_and_scales_the_reward_when_given(movers):
+    seen = {}
+
+    def judge(final_answer, rubric, extras):
+        seen.update(answer=final_answer, rubric=rubric["name"])
+        return 0.5
+
+    actions = plan_calls(movers) + [FINAL]
+    assert MCPToolEnv({}, extras_of(movers)).judge is None
+    out = episode(movers, actions, {"judge": judge})
+    assert (out["reward"], out["metadata"]["judge"]) == (0.5, 0.5)
+    assert seen == {"answer": FINAL, "rubric": "movers-digest-v2 rubric"}
+
+
+def test_judge_by_import_path_and_a_failing_judge(movers):
+    actions = plan_calls(movers) + [FINAL]
+    out = episode(movers, actions, {"judge": "test_reward:_failing_judge"})
+    assert out["reward"] == 1.0 and "RuntimeError: judge down" in out["metadata"]["judge_error"]
+
+
+def _failing_judge(final_answer, rubric, extras):
+    raise RuntimeError("judge down")

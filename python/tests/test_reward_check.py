@@ -1,0 +1,103 @@
+"""The gameability report, and the acceptance figures on rows skyrl writes."""
+
+import json
+import subprocess
+import sys
+
+from conftest import FIXTURES, REPO, extras_of
+
+from skyrl_mcp_env import reward_check
+from skyrl_mcp_env.plan import plan_from_extras
+from skyrl_mcp_env.reward_check import check_rows, is_valid_solution, policy_reversed, summary
+
+CONFIG = {"tools": "cassette"}
+DEGENERATE = [p for p in reward_check.POLICIES if p != "plan"]
+
+
+def rows_of(*named_lists):
+    return [(f"{name} row {i}", row) for name, rows in named_lists for i, row in enumerate(rows)]
+
+
+def test_acceptance_on_generated_converted_and_new_format_rows(generated_rows, converted_rows, v2_rows):
+    report = check_rows(
+        rows_of(("generated", generated_rows), ("converted", converted_rows), ("v2", v2_rows)), CONFIG, None
+    )
+    s = summary(report)
+    assert report.rows == len(generated_rows) + len(converted_rows) + len(v2_rows)
+    assert report.plan_failures == [] and report.unscorable == []
+    assert s["policies"]["plan"]["mean_reward"] == 1.0
+    assert report.leaks == []  # strictly below the plan wherever the policy is not itself a valid solution
+    for name in DEGENERATE:
+        p = s["policies"][name]
+        assert p["rows"] > 0, name
+        assert p["below_plan"] == p["rows"] - p["valid_solutions"], name
+        assert p["mean_reward_not_valid"] <= 0.5, (name, p)
+    # every tool and the reversed plan apply only where the row says enough (available_tools, depends_on)
+    assert s["policies"]["every_tool"]["rows"] >= len(v2_rows)
+    assert s["policies"]["reversed"]["rows"] >= 4
+
+
+def test_a_leak_is_listed_with_its_row(monkeypatch, v2_rows):
+    monkeypatch.setattr(reward_check, "run_policy", lambda extras, turns, config: {"reward": 1.0})
+    report = check_rows(rows_of(("v2", v2_rows[:1])), CONFIG, None)
+    assert "v2 row 0 (amd-vs-intc-v2): no_tools 1.000 vs plan 1.000" in report.leaks
+    assert not any("repeated" in leak for leak in report.leaks)  # repeating may tie the plan
+
+
+def test_reversed_plan_is_valid_only_without_depends_on(v2_rows):
+    for row in v2_rows:
+        plan = plan_from_extras(extras_of(row))
+        turns = policy_reversed(plan)
+        if turns is not None:
+            assert not is_valid_solution(plan, turns)
+    independent = plan_from_extras(extras_of(v2_rows[0]))  # amd-vs-intc: no depends_on
+    assert policy_reversed(independent) is None
+    assert is_valid_solution(independent, [[c] for c in reversed([(s.call_name, s.params) for s in independent.steps])])
+
+
+def test_cli_reads_jsonl_json_and_parquet(cli_dir, tmp_path):
+    as_json = tmp_path / "rows.json"
+    as_json.write_text(json.dumps([json.loads(line) for line in (FIXTURES / "rows_v2.jsonl").read_text().splitlines()]))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skyrl_mcp_env.reward_check",
+            str(cli_dir / "generated.parquet"),
+            str(FIXTURES / "rows_v2.jsonl"),
+            str(as_json),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout)
+    assert out["rows"] == 12 + 5 + 5 and out["leaks"] == []
+
+
+def test_cli_text_report_and_bad_input(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(FIXTURES / "rows_v2.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
+    assert done.returncode == 0
+    assert (
+        "gameability report: 5 rows" in done.stdout
+        and "leaks (a degenerate policy ties or beats the plan): none" in done.stdout
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"reward_spec": {}}\n{not json\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
+    assert done.returncode == 2 and "bad.jsonl: row 1: not JSON" in done.stderr
