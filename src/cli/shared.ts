@@ -32,3 +32,11 @@ export const serversOption = Options.text("servers").pipe(
   Options.withFallbackConfig(Config.string("SKYRL_SERVERS")),
   Options.optional
 )
+
+export const serversConfigOption = Options.file("servers-config").pipe(
+  Options.withDescription(
+    "MCP servers config (the `mcpServers` JSON of MCP clients: {\"mcpServers\": {\"name\": {\"command\", \"args\", " +
+      "\"env\", \"cwd\"} | {\"url\", \"headers\"}}}): how to start servers; wins over an inventory's launch specs"
+  ),
+  Options.optional
+)

@@ -2,11 +2,13 @@
 import { Console, Duration, Effect, Either, Layer, Option, Schema } from "effect"
 import type { InventoryTool } from "../domain/inventory.js"
 import { Inventory as InventoryData, parseServerList } from "../domain/inventory.js"
-import { importInventory } from "../programs/toolsImport.js"
-import { Inventory } from "../services/Inventory.js"
+import { checkInventory, importInventory, readServersConfig } from "../programs/toolsImport.js"
+import { Inventory, loadInventoryFile } from "../services/Inventory.js"
+import type { McpServerSpec } from "../services/McpClient.js"
 import { McpClientLive } from "../services/McpClient.js"
 import { Storage, StorageLive } from "../services/Storage.js"
-import { pairServerArgs } from "../skyrl/serverSpecs.js"
+import { formatChange } from "../skyrl/drift.js"
+import { pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
 
 /** Bad arguments found after parsing (exit code 2, like other usage errors). */
 export class ToolsUsageError extends Schema.TaggedError<ToolsUsageError>()("ToolsUsageError", {
@@ -35,45 +37,114 @@ export class ToolsImportError extends Schema.TaggedError<ToolsImportError>()("To
   }
 }
 
-export const runToolsImport = (options: {
+/** Tools changed since the inventory was made (`tools import --check`), or servers that could not be listed. */
+export class ToolsCheckError extends Schema.TaggedError<ToolsCheckError>()("ToolsCheckError", {
+  inventory: Schema.String,
+  changes: Schema.Number,
+  problems: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    const head = this.changes > 0
+      ? `${this.inventory}: ${this.changes} tool${this.changes === 1 ? "" : "s"} changed (listed on stdout)`
+      : `${this.inventory}: could not check every server`
+    return [head, ...this.problems].join("\n")
+  }
+}
+
+interface ImportOptions {
   readonly stdio: ReadonlyArray<string>
   readonly http: ReadonlyArray<string>
   readonly name: ReadonlyArray<string>
-  readonly out: string
+  readonly serversConfig: Option.Option<string>
+  readonly out: Option.Option<string>
+  readonly check: Option.Option<string>
   readonly timeout: number
-}) =>
+}
+
+/** The servers given on the command line: --stdio/--http pairs, then the --servers-config entries. */
+const givenSpecs = (options: ImportOptions) =>
   Effect.gen(function*() {
-    const specs = yield* Either.mapLeft(
-      pairServerArgs(options.stdio, options.http, options.name),
-      (reason) => new ToolsUsageError({ reason })
-    )
+    const fromArgs = options.stdio.length + options.http.length + options.name.length === 0
+      ? []
+      : yield* Either.mapLeft(
+        pairServerArgs(options.stdio, options.http, options.name),
+        (reason) => new ToolsUsageError({ reason })
+      )
+    const fromConfig = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []
+    const twice = fromConfig.find((c) => fromArgs.some((a) => a.name === c.name))
+    if (twice !== undefined) {
+      return yield* new ToolsUsageError({ reason: `server name "${twice.name}" is given twice` })
+    }
+    return [...fromArgs, ...fromConfig]
+  })
+
+export const runToolsImport = (options: ImportOptions) =>
+  Effect.gen(function*() {
     if (options.timeout <= 0) return yield* new ToolsUsageError({ reason: "--timeout must be a positive number" })
+    const given = yield* givenSpecs(options)
+    const timeout = Duration.seconds(options.timeout)
+    if (Option.isSome(options.check)) return yield* runCheck(options.check.value, given, timeout)
+    if (Option.isNone(options.out)) {
+      return yield* new ToolsUsageError({ reason: "--out FILE is required (or --check INV)" })
+    }
+    if (given.length === 0) {
+      return yield* new ToolsUsageError({ reason: "give at least one server with --stdio, --http or --servers-config" })
+    }
+    yield* writeImport(given, options.out.value, timeout)
+  }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+
+const writeImport = (specs: ReadonlyArray<McpServerSpec>, out: string, timeout: Duration.Duration) =>
+  Effect.gen(function*() {
     yield* Effect.logInfo(`importing ${specs.length} MCP server${specs.length === 1 ? "" : "s"}`)
-    const result = yield* importInventory(specs, { timeout: Duration.seconds(options.timeout) })
+    const result = yield* importInventory(specs, { timeout })
     for (const o of result.outcomes) {
       if (o._tag === "imported") {
         yield* Effect.logInfo(`MCP server "${o.server}": ${o.tools} tools`)
         for (const s of o.skipped) {
           yield* Effect.logWarning(`MCP server "${o.server}": tool "${s.tool}" left out: ${s.reason}`)
         }
+        for (const h of o.unrecordedHeaders) {
+          yield* Effect.logWarning(
+            `MCP server "${o.server}": header ${h} is not recorded in the inventory (only "\${VAR}" values are); ` +
+              "give it with --servers-config when the server is used"
+          )
+        }
       }
     }
     if (result.inventory !== undefined) {
       const storage = yield* Storage
       const encoded = Schema.encodeSync(InventoryData)(result.inventory)
-      yield* storage.writeFileAtomic(options.out, JSON.stringify(encoded, null, 2) + "\n")
-      yield* Effect.logInfo(`wrote ${options.out}`)
+      yield* storage.writeFileAtomic(out, JSON.stringify(encoded, null, 2) + "\n")
+      yield* Effect.logInfo(`wrote ${out}`)
     }
     const failures = result.outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : [])
     if (failures.length > 0) {
       return yield* new ToolsImportError({
-        out: options.out,
+        out,
         imported: result.outcomes.length - failures.length,
         total: result.outcomes.length,
         failures
       })
     }
-  }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+  })
+
+const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Duration.Duration) =>
+  Effect.gen(function*() {
+    const inventory = yield* loadInventoryFile(file)
+    const { missing, specs } = specsForInventory(inventory.servers, given)
+    yield* Effect.logInfo(`checking ${specs.length} MCP server${specs.length === 1 ? "" : "s"} of ${file}`)
+    const result = yield* checkInventory(inventory, specs, { timeout })
+    for (const change of result.changes) yield* Console.log(formatChange(change))
+    const problems = [
+      ...missing.map((n) => `MCP server "${n}": no launch spec in ${file} and none given (--servers-config)`),
+      ...result.failures
+    ]
+    if (result.changes.length === 0 && problems.length === 0) {
+      yield* Effect.logInfo(`${file}: no tool changed on ${specs.length} servers`)
+      return
+    }
+    return yield* new ToolsCheckError({ inventory: file, changes: result.changes.length, problems })
+  })
 
 // ---------------------------------------------------------------------------------------------
 // tools list

@@ -4,7 +4,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { inventoryOption, serversOption } from "./shared.js"
+import { inventoryOption, serversConfigOption, serversOption } from "./shared.js"
 
 const importCommand = Command.make(
   "import",
@@ -27,9 +27,18 @@ const importCommand = Command.make(
       ),
       Options.repeated
     ),
+    serversConfig: serversConfigOption,
     out: Options.file("out").pipe(
       Options.withAlias("o"),
-      Options.withDescription("Inventory file to write (JSON); written atomically")
+      Options.withDescription("Inventory file to write (JSON); written atomically. Required unless --check"),
+      Options.optional
+    ),
+    check: Options.file("check", { exists: "yes" }).pipe(
+      Options.withDescription(
+        "Inventory to check: list its servers again (its launch specs, or the servers given) and print added (+), " +
+          "removed (-) and changed (~) tools; writes nothing; exit 1 when anything changed or a server failed"
+      ),
+      Options.optional
     ),
     timeout: Options.integer("timeout").pipe(
       Options.withDescription("Seconds allowed per server (start, tools/list, close)"),
@@ -39,10 +48,10 @@ const importCommand = Command.make(
   (options) => Effect.flatMap(Effect.promise(() => import("./tools.live.js")), (m) => m.runToolsImport(options))
 ).pipe(
   Command.withDescription(
-    "Build an inventory file from live MCP servers (tools/list). Every server is tried; the ones that worked are " +
-      "written, and the command exits 1 if any failed. Example: skyrl tools import " +
-      "--stdio fs=\"npx -y @modelcontextprotocol/server-filesystem /tmp\" --http docs=http://127.0.0.1:3000/mcp " +
-      "--out inventory.json"
+    "Build an inventory file from live MCP servers (initialize, tools/list), recording how each is started. Every " +
+      "server is tried; the ones that worked are written, and the command exits 1 if any failed. Example: skyrl tools " +
+      "import --stdio fs=\"npx -y @modelcontextprotocol/server-filesystem /tmp\" --http docs=http://127.0.0.1:3000/mcp " +
+      "--out inventory.json (or --servers-config mcp.json). With --check INV: report tools that changed since INV"
   )
 )
 

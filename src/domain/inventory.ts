@@ -1,25 +1,80 @@
 /**
  * The tool inventory: MCP servers → tools → name, description, inputSchema (JSON Schema).
  * File format: `{ "servers": [{ "name": "fmp", "tools": [{ "name", "description", "inputSchema" }] }] }`
- * (the shape of data/inventory/finance-mcp.json).
+ * (the shape of data/inventory/finance-mcp.json). What `tools import` records besides (all optional,
+ * /work/spec/formats.md "Inventory file"): per server how to start it (`launch`: a stdio command with the
+ * NAMES of the environment variables it needs, or an HTTP URL) and its `initialize` `server_info`; per
+ * tool `title`, `outputSchema`, `annotations` (`readOnlyHint`...) and `schema_hash`, the hash of its
+ * normalized input schema (computed on load; a stored value that disagrees is an error).
  *
  * Real catalogues are messier than that: `decodeInventory` normalizes them first (see
  * `normalizeJsonSchema` and `normalizeToolInput`) and then reports a malformed entry by its path,
  * e.g. `servers[2].tools[4].inputSchema: must be an object`. Pure: no I/O, no JSON Schema validator.
  */
 import { Either, ParseResult, Schema } from "effect"
+import { schemaHash } from "../skyrl/canonical.js"
 
 export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type JsonSchemaObject = typeof JsonSchemaObject.Type
 
+/** MCP tool annotations (hints from the server; `readOnlyHint: true` is what lets `verify` run a tool). */
+export const ToolAnnotations = Schema.Struct(
+  {
+    title: Schema.optional(Schema.String),
+    readOnlyHint: Schema.optional(Schema.Boolean),
+    destructiveHint: Schema.optional(Schema.Boolean),
+    idempotentHint: Schema.optional(Schema.Boolean),
+    openWorldHint: Schema.optional(Schema.Boolean)
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+)
+export type ToolAnnotations = typeof ToolAnnotations.Type
+
 export class InventoryTool extends Schema.Class<InventoryTool>("InventoryTool")({
   name: Schema.NonEmptyTrimmedString,
+  title: Schema.optional(Schema.String),
   description: Schema.optionalWith(Schema.String, { default: () => "" }),
-  inputSchema: Schema.optionalWith(JsonSchemaObject, { default: () => ({ type: "object", properties: {} }) })
+  inputSchema: Schema.optionalWith(JsonSchemaObject, { default: () => ({ type: "object", properties: {} }) }),
+  outputSchema: Schema.optional(JsonSchemaObject),
+  annotations: Schema.optional(ToolAnnotations),
+  /** schemaHash(inputSchema) (src/skyrl/canonical.ts); always set after `decodeInventory`. */
+  schema_hash: Schema.optional(Schema.String)
 }) {}
+
+/** How to start a stdio server: the command, its args, the NAMES of the environment variables it needs. */
+export const StdioLaunch = Schema.Struct({
+  transport: Schema.Literal("stdio"),
+  command: Schema.NonEmptyTrimmedString,
+  args: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  env: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  cwd: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
+})
+export type StdioLaunch = typeof StdioLaunch.Type
+
+/** How to reach a streamable-HTTP server; `headers_env` maps a header name to the NAME of the variable holding its value. */
+export const HttpLaunch = Schema.Struct({
+  transport: Schema.Literal("http"),
+  url: Schema.NonEmptyTrimmedString,
+  headers_env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), {
+    default: () => ({})
+  })
+})
+export type HttpLaunch = typeof HttpLaunch.Type
+
+export const LaunchSpec = Schema.Union(StdioLaunch, HttpLaunch)
+export type LaunchSpec = typeof LaunchSpec.Type
+
+/** The server's `initialize` answer (serverInfo). */
+export const ServerInfo = Schema.Struct(
+  { name: Schema.String, version: Schema.String },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+)
+export type ServerInfo = typeof ServerInfo.Type
 
 export class InventoryServer extends Schema.Class<InventoryServer>("InventoryServer")({
   name: Schema.NonEmptyTrimmedString,
+  launch: Schema.optional(LaunchSpec),
+  server_info: Schema.optional(ServerInfo),
   tools: Schema.Array(InventoryTool)
 }) {}
 
@@ -40,6 +95,13 @@ export const findTool = (
   }
   return undefined
 }
+
+/** A tool runs without `--allow-side-effects` only when its server annotates it `readOnlyHint: true`. */
+export const isReadOnly = (tool: InventoryTool): boolean => tool.annotations?.readOnlyHint === true
+
+/** `name@version` of a server's `initialize` info, as cassettes record it. */
+export const serverVersionLabel = (info: ServerInfo | undefined): string | undefined =>
+  info === undefined ? undefined : `${info.name}@${info.version}`
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -185,7 +247,8 @@ export const normalizeJsonSchema = (schema: unknown): unknown => {
 /**
  * One tool entry as catalogues write it: MCP (`inputSchema`), Hermes/OpenAI function (`parameters`),
  * Anthropic (`input_schema`), or an OpenAI tool wrapper `{ "type": "function", "function": {...} }`.
- * Returns the MCP shape with a normalized schema; other keys (title, annotations...) are dropped.
+ * Returns the MCP shape with a normalized schema, keeping what `tools/list` gives besides (title,
+ * outputSchema, annotations) and a stored schema_hash; other keys are dropped.
  * A value that is not a tool object is returned unchanged so that decoding reports it.
  */
 export const normalizeToolInput = (tool: unknown): unknown => {
@@ -193,6 +256,7 @@ export const normalizeToolInput = (tool: unknown): unknown => {
   const t = tool.type === "function" && isObject(tool.function) ? tool.function : tool
   const schema = t.inputSchema ?? t.parameters ?? t.input_schema
   const out: Json = { name: t.name }
+  if (t.title !== undefined && t.title !== null) out.title = t.title
   if (t.description !== undefined && t.description !== null) out.description = t.description
   if (schema !== undefined && schema !== null) {
     const normalized = normalizeJsonSchema(schema)
@@ -200,6 +264,9 @@ export const normalizeToolInput = (tool: unknown): unknown => {
     out.inputSchema = isObject(normalized) && normalized.type === undefined && normalized.$ref === undefined
       ? { type: "object", ...normalized }
       : normalized
+  }
+  for (const key of ["outputSchema", "annotations", "schema_hash"] as const) {
+    if (t[key] !== undefined && t[key] !== null) out[key] = t[key]
   }
   return out
 }
@@ -209,10 +276,30 @@ const normalizeInventoryInput = (raw: unknown): unknown => {
   return {
     servers: raw.servers.map((server) =>
       isObject(server) && Array.isArray(server.tools)
-        ? { name: server.name, tools: server.tools.map(normalizeToolInput) }
+        ? {
+          name: server.name,
+          ...(server.launch === undefined || server.launch === null ? {} : { launch: server.launch }),
+          ...(server.server_info === undefined || server.server_info === null
+            ? {}
+            : { server_info: server.server_info }),
+          tools: server.tools.map(normalizeToolInput)
+        }
         : server
     )
   }
+}
+
+/** The tool with its schema_hash set, or the reason a stored one is wrong. */
+const withSchemaHash = (tool: InventoryTool): Either.Either<InventoryTool, string> => {
+  const hash = schemaHash(tool.inputSchema)
+  if (tool.schema_hash === hash) return Either.right(tool)
+  if (tool.schema_hash !== undefined) {
+    return Either.left(
+      `is ${tool.schema_hash} but the input schema hashes to ${hash}: the schema was edited after import; ` +
+        "re-import the server, or remove schema_hash to have it computed"
+    )
+  }
+  return Either.right(new InventoryTool({ ...tool, schema_hash: hash }, { disableValidation: true }))
 }
 
 const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
@@ -248,8 +335,13 @@ export const decodeInventory = (raw: unknown, source = "inventory"): Either.Eith
       })
     )
   }
-  const inventory = decoded.right
+  return checkInventory(decoded.right, source)
+}
+
+/** Unique names, object input schemas, schema hashes (set where absent, checked where stored). */
+const checkInventory = (inventory: Inventory, source: string): Either.Either<Inventory, InventoryError> => {
   const serverNames = new Set<string>()
+  const servers: Array<InventoryServer> = []
   for (const [i, server] of inventory.servers.entries()) {
     if (serverNames.has(server.name)) {
       return Either.left(
@@ -281,8 +373,19 @@ export const decodeInventory = (raw: unknown, source = "inventory"): Either.Eith
         )
       }
     }
+    const tools: Array<InventoryTool> = []
+    for (const [j, tool] of server.tools.entries()) {
+      const hashed = withSchemaHash(tool)
+      if (Either.isLeft(hashed)) {
+        return Either.left(
+          new InventoryError({ source, entry: `servers[${i}].tools[${j}].schema_hash`, reason: hashed.left })
+        )
+      }
+      tools.push(hashed.right)
+    }
+    servers.push(new InventoryServer({ ...server, tools }, { disableValidation: true }))
   }
-  return Either.right(inventory)
+  return Either.right(new Inventory({ servers }, { disableValidation: true }))
 }
 
 /** Parses inventory file text (JSON) and decodes it; errors name `source`. */

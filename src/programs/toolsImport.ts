@@ -1,16 +1,25 @@
 /**
- * Builds an inventory from live MCP servers: each server is asked for its tools (McpClient), its
- * catalogue normalized and checked like an inventory file. One server failing does not stop the
- * others: the result lists every server's outcome, and the inventory holds the ones that worked.
- * Tools whose input schema no validator can compile are left out (and reported), since a file
+ * Builds an inventory from live MCP servers: each server is asked for its `initialize` info and its
+ * tools (McpClient), its catalogue normalized and checked like an inventory file, and how it was
+ * reached recorded as its launch spec (environment variable names only). One server failing does not
+ * stop the others: the result lists every server's outcome, and the inventory holds the ones that
+ * worked. Tools whose input schema no validator can compile are left out (and reported), since a file
  * containing them could not be loaded.
+ *
+ * `checkInventory` lists the servers of an existing inventory again and reports added, removed and
+ * changed tools (`tools import --check`).
  */
 import { Effect, Either } from "effect"
+import { InputError } from "../domain/errors.js"
 import type { InventoryTool } from "../domain/inventory.js"
 import { decodeInventory, Inventory, InventoryServer } from "../domain/inventory.js"
 import type { ListToolsOptions, McpServerSpec } from "../services/McpClient.js"
 import { describeTarget, McpClient } from "../services/McpClient.js"
+import { Storage } from "../services/Storage.js"
+import type { ToolChange } from "../skyrl/drift.js"
+import { diffInventories } from "../skyrl/drift.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
+import { launchOfSpec, parseServersConfig, unrecordedHeaders } from "../skyrl/serverSpecs.js"
 
 export type ImportOutcome =
   | {
@@ -20,6 +29,8 @@ export type ImportOutcome =
     readonly tools: number
     /** Tools left out, with the reason. */
     readonly skipped: ReadonlyArray<{ readonly tool: string; readonly reason: string }>
+    /** HTTP headers whose value the inventory cannot record (only `${VAR}` references are kept). */
+    readonly unrecordedHeaders: ReadonlyArray<string>
   }
   | { readonly _tag: "failed"; readonly server: string; readonly target: string; readonly message: string }
 
@@ -40,17 +51,25 @@ const importOne = (
       server: undefined,
       outcome: { _tag: "failed" as const, server: spec.name, target, message }
     })
-    const listed = yield* Effect.either(client.listTools(spec, options))
+    const listed = yield* Effect.either(client.listServer(spec, options))
     if (Either.isLeft(listed)) return failed(listed.left.message)
+    const { serverInfo, tools: listedTools } = listed.right
     const decoded = decodeInventory(
-      { servers: [{ name: spec.name, tools: listed.right }] },
+      {
+        servers: [{
+          name: spec.name,
+          launch: launchOfSpec(spec),
+          ...(serverInfo === undefined ? {} : { server_info: serverInfo }),
+          tools: listedTools
+        }]
+      },
       `MCP server "${spec.name}"`
     )
     if (Either.isLeft(decoded)) {
       const e = decoded.left
       const entry = e.entry.replace(/^servers\[0\]\.?/, "")
       const tool = /^tools\[(\d+)\]/.exec(entry)
-      const toolName = tool === null ? undefined : listed.right[Number(tool[1])]?.name
+      const toolName = tool === null ? undefined : listedTools[Number(tool[1])]?.name
       return failed(
         `${e.source}: ${entry}${toolName === undefined ? "" : ` (tool "${toolName}")`}: ${e.reason}`
       )
@@ -63,13 +82,14 @@ const importOne = (
     })
     const tools: ReadonlyArray<InventoryTool> = server.tools.filter((_, i) => !skipped.some((s) => s.index === i))
     return {
-      server: new InventoryServer({ name: server.name, tools }),
+      server: new InventoryServer({ ...server, tools }),
       outcome: {
         _tag: "imported" as const,
         server: spec.name,
         target,
         tools: tools.length,
-        skipped: skipped.map(({ reason, tool }) => ({ tool, reason }))
+        skipped: skipped.map(({ reason, tool }) => ({ tool, reason })),
+        unrecordedHeaders: unrecordedHeaders(spec)
       }
     }
   })
@@ -88,4 +108,41 @@ export const importInventory = (
       inventory: servers.length === 0 ? undefined : new Inventory({ servers }),
       outcomes: results.map((r) => r.outcome)
     }
+  })
+
+export interface CheckResult {
+  readonly changes: ReadonlyArray<ToolChange>
+  /** Servers that could not be listed (their tools are not compared). */
+  readonly failures: ReadonlyArray<string>
+  /** Servers of the inventory that have no launch spec and were not given one. */
+  readonly unlaunchable: ReadonlyArray<string>
+}
+
+/**
+ * Lists the servers of `inventory` again (`specs`: one per server that can be started) and compares
+ * their tools with the inventory's.
+ */
+export const checkInventory = (
+  inventory: Inventory,
+  specs: ReadonlyArray<McpServerSpec>,
+  options?: ListToolsOptions
+): Effect.Effect<CheckResult, never, McpClient> =>
+  Effect.gen(function*() {
+    const result = yield* importInventory(specs, options)
+    const listed = result.inventory ?? new Inventory({ servers: [] })
+    return {
+      changes: diffInventories(inventory, listed),
+      failures: result.outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : []),
+      unlaunchable: inventory.servers.map((s) => s.name).filter((n) => !specs.some((s) => s.name === n))
+    }
+  })
+
+/** The server specs of an `mcpServers` config file (errors name the file and the entry). */
+export const readServersConfig = (file: string): Effect.Effect<ReadonlyArray<McpServerSpec>, InputError, Storage> =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const text = yield* storage.readText(file).pipe(
+      Effect.mapError((e) => new InputError({ file, reason: `cannot read the servers config: ${e.reason}` }))
+    )
+    return yield* Either.mapLeft(parseServersConfig(text), (reason) => new InputError({ file, reason }))
   })

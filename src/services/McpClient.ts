@@ -1,13 +1,27 @@
 /**
- * McpClient: asks a live MCP server for its tools with the official @modelcontextprotocol/sdk client.
- * stdio servers are spawned (no shell; the child inherits this process's environment so the servers'
- * API keys reach it — all but OPENAI_API_KEY), asked `tools/list` (following pagination cursors) and closed; HTTP servers are reached
- * over streamable HTTP. A server that fails gives a McpImportError with the tail of its stderr.
+ * McpClient: talks to live MCP servers with the official @modelcontextprotocol/sdk client.
+ *
+ * - `connect(spec)` opens a session (scoped: the server is closed, or the child process ended, when
+ *   the scope closes): stdio servers are spawned (no shell; the child inherits this process's
+ *   environment so the servers' API keys reach it — all but OPENAI_API_KEY — plus the spec's `env`),
+ *   HTTP servers are reached over streamable HTTP. The session lists tools (following pagination
+ *   cursors) and calls them.
+ * - `listServer(spec)` = connect, `initialize` info, every page of `tools/list`, close (`tools import`).
+ *
+ * `${VAR}` / `${env:VAR}` in a spec's env values and header values are read from this process's
+ * environment when the server starts (a variable that is not set fails the start, naming it).
+ * A server that fails gives a McpServerError with the tail of its stderr; a call that fails gives a
+ * McpCallError saying whether the server answered with a protocol error, took too long, or went away.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
-import { Context, Duration, Effect, Layer, Schema } from "effect"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
+import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
+import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
+import type * as Scope from "effect/Scope"
+import type { ServerInfo } from "../domain/inventory.js"
+import { resolveReferences } from "../skyrl/serverSpecs.js"
 
 export interface StdioServerSpec {
   readonly _tag: "stdio"
@@ -15,6 +29,7 @@ export interface StdioServerSpec {
   readonly command: string
   readonly args: ReadonlyArray<string>
   readonly cwd?: string
+  /** Variables set for the child on top of the inherited environment; values may hold `${VAR}`. */
   readonly env?: Readonly<Record<string, string>>
 }
 
@@ -22,6 +37,7 @@ export interface HttpServerSpec {
   readonly _tag: "http"
   readonly name: string
   readonly url: string
+  /** Request headers; values may hold `${VAR}`. */
   readonly headers?: Readonly<Record<string, string>>
 }
 
@@ -30,40 +46,96 @@ export type McpServerSpec = StdioServerSpec | HttpServerSpec
 /** A tool as the server lists it (the inventory normalizes it). */
 export interface ListedTool {
   readonly name: string
+  readonly title?: string | undefined
   readonly description?: string | undefined
   readonly inputSchema: unknown
+  readonly outputSchema?: unknown
+  readonly annotations?: unknown
+}
+
+export interface ListedServer {
+  readonly serverInfo: ServerInfo | undefined
+  readonly tools: ReadonlyArray<ListedTool>
+}
+
+/** What a tool answered (a tool result, `isError` included; protocol errors are McpCallErrors). */
+export interface ToolCallResult {
+  readonly content: ReadonlyArray<unknown>
+  readonly structuredContent: Readonly<Record<string, unknown>> | null
+  readonly isError: boolean
 }
 
 /** How a server is shown in messages: the command line or the URL. */
 export const describeTarget = (spec: McpServerSpec): string =>
   spec._tag === "http" ? spec.url : [spec.command, ...spec.args].join(" ")
 
-export class McpImportError extends Schema.TaggedError<McpImportError>()("McpImportError", {
+/** A server that could not be started, initialized or listed. */
+export class McpServerError extends Schema.TaggedError<McpServerError>()("McpServerError", {
   server: Schema.String,
   target: Schema.String,
   reason: Schema.String,
   stderrTail: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    const tail = this.stderrTail === undefined || this.stderrTail.trim() === ""
-      ? ""
-      : `\n  stderr (last lines):\n${this.stderrTail.trimEnd().split("\n").map((l) => `    ${l}`).join("\n")}`
-    return `MCP server "${this.server}" (${this.target}): ${this.reason}${tail}`
+    return `MCP server "${this.server}" (${this.target}): ${this.reason}${formatTail(this.stderrTail)}`
   }
 }
 
-export interface ListToolsOptions {
-  /** Time allowed for starting, listing every page and closing (default 30 s). */
+/**
+ * A tools/call that gave no tool result: `protocol` (the server answered with a JSON-RPC error),
+ * `timeout` (no answer in time; the request is cancelled), `connection` (the server went away).
+ */
+export class McpCallError extends Schema.TaggedError<McpCallError>()("McpCallError", {
+  server: Schema.String,
+  tool: Schema.String,
+  kind: Schema.Literal("protocol", "timeout", "connection"),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `MCP server "${this.server}", tool "${this.tool}": ${this.reason}`
+  }
+}
+
+const formatTail = (tail: string | undefined): string =>
+  tail === undefined || tail.trim() === ""
+    ? ""
+    : `\n  stderr (last lines):\n${tail.trimEnd().split("\n").map((l) => `    ${l}`).join("\n")}`
+
+export interface ConnectOptions {
+  /** Time allowed for starting and `initialize` (default 30 s). */
   readonly timeout?: Duration.DurationInput
+}
+
+export interface ListToolsOptions extends ConnectOptions {
   /** Safety bound on tools/list pages (default 1000). */
   readonly maxPages?: number
 }
 
+/** One open connection to a server. */
+export interface McpSession {
+  readonly server: string
+  readonly serverInfo: ServerInfo | undefined
+  /** Every page of tools/list. */
+  readonly listTools: (maxPages?: number) => Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
+  /** One tools/call; `timeout` bounds the wait (the request is then cancelled). */
+  readonly callTool: (
+    tool: string,
+    params: Readonly<Record<string, unknown>>,
+    timeout: Duration.DurationInput
+  ) => Effect.Effect<ToolCallResult, McpCallError>
+  /** False once the connection has closed (the server exited or was killed). */
+  readonly isOpen: Effect.Effect<boolean>
+  /** The last lines the server wrote on stderr (stdio servers). */
+  readonly stderrTail: Effect.Effect<string>
+}
+
 export interface McpClientApi {
-  readonly listTools: (
-    spec: McpServerSpec,
-    options?: ListToolsOptions
-  ) => Effect.Effect<ReadonlyArray<ListedTool>, McpImportError>
+  readonly connect: (spec: McpServerSpec, options?: ConnectOptions) => Effect.Effect<
+    McpSession,
+    McpServerError,
+    Scope.Scope
+  >
+  readonly listServer: (spec: McpServerSpec, options?: ListToolsOptions) => Effect.Effect<ListedServer, McpServerError>
 }
 
 export class McpClient extends Context.Tag("skyrl/McpClient")<McpClient, McpClientApi>() {}
@@ -93,13 +165,22 @@ const childEnvironment = (): Record<string, string> => {
 
 const tailOf = (text: string): string => text.trimEnd().split("\n").slice(-STDERR_TAIL_LINES).join("\n")
 
+const toListedTool = (t: Record<string, unknown>): ListedTool => ({
+  name: String(t.name),
+  ...(typeof t.title === "string" ? { title: t.title } : {}),
+  ...(typeof t.description === "string" ? { description: t.description } : {}),
+  inputSchema: t.inputSchema,
+  ...(t.outputSchema === undefined ? {} : { outputSchema: t.outputSchema }),
+  ...(t.annotations === undefined ? {} : { annotations: t.annotations })
+})
+
 const listAllPages = async (client: Client, maxPages: number): Promise<Array<ListedTool>> => {
   const tools: Array<ListedTool> = []
   const cursors = new Set<string>()
   let cursor: string | undefined
   for (let page = 0; page < maxPages; page++) {
     const result = await client.listTools(cursor === undefined ? {} : { cursor })
-    for (const t of result.tools) tools.push({ name: t.name, description: t.description, inputSchema: t.inputSchema })
+    for (const t of result.tools) tools.push(toListedTool(t as Record<string, unknown>))
     cursor = result.nextCursor
     if (cursor === undefined || cursor === "") return tools
     if (cursors.has(cursor)) throw new Error(`tools/list returned the cursor ${JSON.stringify(cursor)} twice`)
@@ -112,80 +193,172 @@ class Failure {
   constructor(readonly reason: string) {}
 }
 
-const listTools = (
-  spec: McpServerSpec,
-  options?: ListToolsOptions
-): Effect.Effect<ReadonlyArray<ListedTool>, McpImportError> => {
-  const timeout = Duration.decode(options?.timeout ?? "30 seconds")
-  const maxPages = options?.maxPages ?? 1000
-  let stderr = ""
-  let stderrEnded: Promise<void> = Promise.resolve()
-  const open = Effect.sync(() => {
-    const client = new Client({ name: "skyrl", version: "0.1.0" })
-    if (spec._tag === "http") {
-      const transport = new StreamableHTTPClientTransport(new URL(spec.url), {
-        requestInit: { headers: { ...spec.headers } }
-      })
-      return { client, transport }
-    }
-    const transport = new StdioClientTransport({
-      command: spec.command,
-      args: [...spec.args],
-      env: { ...childEnvironment(), ...spec.env },
-      stderr: "pipe",
-      ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
-    })
-    const stream = transport.stderr
-    if (stream !== null) {
-      stream.on("data", (chunk: Buffer | string) => {
-        stderr = (stderr + chunk.toString()).slice(-STDERR_BUFFER)
-      })
-      stderrEnded = new Promise((resolve) => {
-        stream.once("end", () => resolve())
-        stream.once("close", () => resolve())
-      })
-    }
-    return { client, transport }
+interface Wire {
+  readonly client: Client
+  readonly transport: Transport
+  stderr: string
+  stderrEnded: Promise<void>
+  open: boolean
+}
+
+/** Builds the client and its transport (nothing is started yet). */
+const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
+  const client = new Client({ name: "skyrl", version: "0.1.0" })
+  if (spec._tag === "http") {
+    const headers = resolveReferences(spec.headers ?? {}, process.env)
+    if (Either.isLeft(headers)) return Either.left(headers.left)
+    const transport = new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers: headers.right } })
+    return Either.right({ client, transport, stderr: "", stderrEnded: Promise.resolve(), open: true })
+  }
+  const env = resolveReferences(spec.env ?? {}, process.env)
+  if (Either.isLeft(env)) return Either.left(env.left)
+  const transport = new StdioClientTransport({
+    command: spec.command,
+    args: [...spec.args],
+    env: { ...childEnvironment(), ...env.right },
+    stderr: "pipe",
+    ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
   })
-  const close = ({ client, transport }: Effect.Effect.Success<typeof open>) =>
-    Effect.promise(() => Promise.allSettled([client.close(), transport.close()]))
-  const session = Effect.scoped(
-    Effect.gen(function*() {
-      const { client, transport } = yield* Effect.acquireRelease(open, close)
-      yield* Effect.tryPromise({
-        try: () => client.connect(transport),
-        catch: (e) => new Failure(errorText(e))
-      })
-      return yield* Effect.tryPromise({
-        try: () => listAllPages(client, maxPages),
-        catch: (e) => new Failure(`tools/list failed: ${errorText(e)}`)
-      })
+  const wire: Wire = { client, transport, stderr: "", stderrEnded: Promise.resolve(), open: true }
+  const stream = transport.stderr
+  if (stream !== null) {
+    stream.on("data", (chunk: Buffer | string) => {
+      wire.stderr = (wire.stderr + chunk.toString()).slice(-STDERR_BUFFER)
     })
+    wire.stderrEnded = new Promise((resolve) => {
+      stream.once("end", () => resolve())
+      stream.once("close", () => resolve())
+    })
+  }
+  return Either.right(wire)
+}
+
+const closeWire = (wire: Wire) =>
+  Effect.promise(() => Promise.allSettled([wire.client.close(), wire.transport.close()]))
+
+/** Waits a moment for the child's stderr (the most useful part of a failure message), then fails. */
+const failWithStderr = (spec: McpServerSpec, wire: Wire | undefined, reason: string) =>
+  Effect.promise(() =>
+    Promise.race([wire?.stderrEnded ?? Promise.resolve(), new Promise<void>((r) => setTimeout(r, 300).unref())])
   ).pipe(
+    Effect.zipRight(
+      Effect.fail(
+        new McpServerError({
+          server: spec.name,
+          target: describeTarget(spec),
+          reason,
+          ...(wire === undefined || wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
+        })
+      )
+    )
+  )
+
+const callError = (server: string, tool: string, e: unknown, timeout: Duration.Duration, wire: Wire): McpCallError => {
+  const make = (kind: "protocol" | "timeout" | "connection", reason: string) =>
+    new McpCallError({ server, tool, kind, reason })
+  if (e instanceof McpError) {
+    if (e.code === ErrorCode.RequestTimeout) return make("timeout", `no answer within ${Duration.format(timeout)}`)
+    if (e.code === ErrorCode.ConnectionClosed) {
+      return make("connection", `the server went away during the call (${e.message})${formatTail(tailOf(wire.stderr))}`)
+    }
+    return make("protocol", e.message)
+  }
+  if (!wire.open) return make("connection", `the server went away during the call (${errorText(e)})`)
+  return make("connection", errorText(e))
+}
+
+const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
+  server: spec.name,
+  serverInfo: wire.client.getServerVersion() as ServerInfo | undefined,
+  listTools: (maxPages = 1000) =>
+    Effect.tryPromise({
+      try: () => listAllPages(wire.client, maxPages),
+      catch: (e) =>
+        new McpServerError({
+          server: spec.name,
+          target: describeTarget(spec),
+          reason: `tools/list failed: ${errorText(e)}`,
+          ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
+        })
+    }),
+  callTool: (tool, params, timeoutInput) => {
+    const timeout = Duration.decode(timeoutInput)
+    const ms = Duration.toMillis(timeout)
+    return Effect.tryPromise({
+      try: (signal) =>
+        wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { signal, timeout: ms }),
+      catch: (e) => callError(spec.name, tool, e, timeout, wire)
+    }).pipe(
+      // A guard in case the SDK's own timer does not fire (the request is cancelled through the signal).
+      Effect.timeoutFail({
+        duration: Duration.sum(timeout, Duration.seconds(1)),
+        onTimeout: () =>
+          new McpCallError({
+            server: spec.name,
+            tool,
+            kind: "timeout",
+            reason: `no answer within ${Duration.format(timeout)}`
+          })
+      }),
+      Effect.map((r) => ({
+        content: Array.isArray(r.content) ? r.content : [],
+        structuredContent: typeof r.structuredContent === "object" && r.structuredContent !== null
+          ? r.structuredContent as Record<string, unknown>
+          : null,
+        isError: r.isError === true
+      }))
+    )
+  },
+  isOpen: Effect.sync(() => wire.open),
+  stderrTail: Effect.sync(() => tailOf(wire.stderr))
+})
+
+const connect = (
+  spec: McpServerSpec,
+  options?: ConnectOptions
+): Effect.Effect<McpSession, McpServerError, Scope.Scope> => {
+  const timeout = Duration.decode(options?.timeout ?? "30 seconds")
+  const made = makeWire(spec)
+  if (Either.isLeft(made)) return failWithStderr(spec, undefined, `cannot start: ${made.left}`)
+  const wire = made.right
+  const start = Effect.tryPromise({
+    try: async () => {
+      await wire.client.connect(wire.transport)
+      wire.client.onclose = () => {
+        wire.open = false
+      }
+    },
+    catch: (e) => new Failure(errorText(e))
+  }).pipe(
     Effect.timeoutFail({
       duration: timeout,
-      onTimeout: () => new Failure(`no answer within ${Duration.format(timeout)}`)
-    })
+      onTimeout: () => new Failure(`no answer within ${Duration.format(timeout)} (initialize)`)
+    }),
+    // A server that did not start is ended now, not when the caller's scope closes.
+    Effect.catchAll((failure) => Effect.ensuring(failWithStderr(spec, wire, failure.reason), closeWire(wire)))
   )
-  // On failure, give the child's stderr a moment to arrive (it is the most useful part of the message).
-  return Effect.catchAll(
-    session,
-    (failure) =>
-      Effect.promise(() =>
-        Promise.race([stderrEnded, new Promise<void>((resolve) => setTimeout(resolve, 300).unref())])
-      ).pipe(
-        Effect.zipRight(
-          Effect.fail(
-            new McpImportError({
+  return Effect.addFinalizer(() => closeWire(wire)).pipe(Effect.zipRight(start), Effect.as(session(spec, wire)))
+}
+
+const listServer = (spec: McpServerSpec, options?: ListToolsOptions): Effect.Effect<ListedServer, McpServerError> => {
+  const timeout = Duration.decode(options?.timeout ?? "30 seconds")
+  return Effect.scoped(
+    Effect.gen(function*() {
+      const s = yield* connect(spec, { timeout })
+      const tools = yield* s.listTools(options?.maxPages).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new McpServerError({
               server: spec.name,
               target: describeTarget(spec),
-              reason: failure.reason,
-              ...(stderr.trim() === "" ? {} : { stderrTail: tailOf(stderr) })
+              reason: `no answer within ${Duration.format(timeout)} (tools/list)`
             })
-          )
-        )
+        })
       )
+      return { serverInfo: s.serverInfo, tools }
+    })
   )
 }
 
-export const McpClientLive: Layer.Layer<McpClient> = Layer.succeed(McpClient, { listTools })
+export const McpClientLive: Layer.Layer<McpClient> = Layer.succeed(McpClient, { connect, listServer })

@@ -1,5 +1,6 @@
 /**
- * `skyrl tools import` arguments → MCP server specs (pure).
+ * MCP server specs (pure): `skyrl tools import` arguments, inventory launch specs and `mcpServers`
+ * config files → specs, and specs → the launch spec an inventory records.
  *
  * Two ways to name a server:
  * - the pairing form, one option per server: `--stdio NAME=COMMAND ARGS...`, `--http NAME=URL`;
@@ -12,6 +13,7 @@
  * a shell: no variables, globs or pipes.
  */
 import { Either } from "effect"
+import type { LaunchSpec } from "../domain/inventory.js"
 import type { McpServerSpec } from "../services/McpClient.js"
 
 /** Splits a command line into words: whitespace separates, '...' is literal, "..." and \ escape. */
@@ -117,4 +119,162 @@ export const pairServerArgs = (
     }
   }
   return Either.right(specs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment references, launch specs, `mcpServers` config files
+
+const REFERENCE = /\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}/g
+
+/**
+ * Replaces `${VAR}` and `${env:VAR}` in each value with the variable's value from `env`. Fails naming
+ * every variable that is not set (the values themselves never appear in a message).
+ */
+export const resolveReferences = (
+  values: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string | undefined>>
+): Either.Either<Record<string, string>, string> => {
+  const missing = new Set<string>()
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(values)) {
+    out[key] = value.replace(REFERENCE, (_, name: string) => {
+      const v = env[name]
+      if (v === undefined || v === "") missing.add(name)
+      return v ?? ""
+    })
+  }
+  if (missing.size === 0) return Either.right(out)
+  const names = [...missing].map((n) => `$${n}`).join(", ")
+  return Either.left(`environment variable${missing.size === 1 ? "" : "s"} ${names} not set (needed by the server)`)
+}
+
+/** The launch spec an inventory records for a server spec: env variable NAMES only, never values. */
+export const launchOfSpec = (spec: McpServerSpec): LaunchSpec => {
+  if (spec._tag === "http") {
+    const headersEnv: Record<string, string> = {}
+    for (const [header, value] of Object.entries(spec.headers ?? {})) {
+      const m = /^\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value)
+      if (m !== null) headersEnv[header] = m[1]!
+    }
+    return { transport: "http", url: spec.url, headers_env: headersEnv }
+  }
+  return {
+    transport: "stdio",
+    command: spec.command,
+    args: [...spec.args],
+    env: Object.keys(spec.env ?? {}),
+    cwd: spec.cwd ?? null
+  }
+}
+
+/** Headers of an HTTP spec whose values the inventory cannot record (not a plain `${VAR}`). */
+export const unrecordedHeaders = (spec: McpServerSpec): ReadonlyArray<string> =>
+  spec._tag === "http"
+    ? Object.entries(spec.headers ?? {}).filter(([, v]) => !/^\$\{(?:env:)?[A-Za-z_][A-Za-z0-9_]*\}$/.test(v))
+      .map(([h]) => h)
+    : []
+
+/** The server spec of an inventory's launch spec: the named variables are read from the environment at start. */
+export const specOfLaunch = (name: string, launch: LaunchSpec): McpServerSpec =>
+  launch.transport === "http"
+    ? {
+      _tag: "http",
+      name,
+      url: launch.url,
+      headers: Object.fromEntries(Object.entries(launch.headers_env).map(([h, v]) => [h, `\${${v}}`]))
+    }
+    : {
+      _tag: "stdio",
+      name,
+      command: launch.command,
+      args: launch.args,
+      ...(launch.cwd === null ? {} : { cwd: launch.cwd }),
+      ...(launch.env.length === 0 ? {} : { env: Object.fromEntries(launch.env.map((v) => [v, `\${${v}}`])) })
+    }
+
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+const isStringRecord = (u: unknown): u is Record<string, string> =>
+  isObject(u) && Object.values(u).every((v) => typeof v === "string")
+
+const configEntry = (name: string, entry: unknown): Either.Either<McpServerSpec | undefined, string> => {
+  if (!isObject(entry)) return Either.left("must be an object with \"command\" or \"url\"")
+  if (entry.disabled === true) return Either.right(undefined)
+  if (!NAME.test(name)) return Either.left("invalid server name (use letters, digits, _ . -)")
+  const type = entry.type ?? entry.transport
+  if (type === "sse") {
+    return Either.left("the SSE transport is not supported (deprecated in MCP): use the server's streamable HTTP URL")
+  }
+  if (entry.env !== undefined && !isStringRecord(entry.env)) return Either.left("env: must map names to strings")
+  if (entry.headers !== undefined && !isStringRecord(entry.headers)) {
+    return Either.left("headers: must map names to strings")
+  }
+  if (typeof entry.url === "string") {
+    try {
+      const url = new URL(entry.url)
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error()
+    } catch {
+      return Either.left(`url: not an http(s) URL: ${JSON.stringify(entry.url)}`)
+    }
+    return Either.right({ _tag: "http", name, url: entry.url, ...(entry.headers ? { headers: entry.headers } : {}) })
+  }
+  if (typeof entry.command !== "string" || entry.command.trim() === "") {
+    return Either.left("needs \"command\" (a stdio server) or \"url\" (a streamable-HTTP server)")
+  }
+  if (entry.args !== undefined && !(Array.isArray(entry.args) && entry.args.every((a) => typeof a === "string"))) {
+    return Either.left("args: must be a list of strings")
+  }
+  if (entry.cwd !== undefined && typeof entry.cwd !== "string") return Either.left("cwd: must be a string")
+  return Either.right({
+    _tag: "stdio",
+    name,
+    command: entry.command,
+    args: (entry.args ?? []) as ReadonlyArray<string>,
+    ...(entry.cwd === undefined ? {} : { cwd: entry.cwd }),
+    ...(entry.env === undefined ? {} : { env: entry.env })
+  })
+}
+
+/**
+ * Server specs from the `mcpServers` JSON that MCP clients use (Claude Desktop, Cursor; VS Code's
+ * `servers` key too): `{"mcpServers": {"fs": {"command", "args", "env", "cwd"}, "docs": {"url",
+ * "headers"}}}`. Entries with `"disabled": true` are left out. Errors name the entry.
+ */
+export const parseServersConfig = (text: string): Either.Either<ReadonlyArray<McpServerSpec>, string> => {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (e) {
+    return Either.left(`not valid JSON: ${(e as Error).message}`)
+  }
+  const servers = isObject(raw) ? raw.mcpServers ?? raw.servers : undefined
+  if (!isObject(servers)) {
+    return Either.left(`must be a JSON object with an "mcpServers" object (server name -> launch)`)
+  }
+  const specs: Array<McpServerSpec> = []
+  for (const [name, entry] of Object.entries(servers)) {
+    const spec = configEntry(name, entry)
+    if (Either.isLeft(spec)) return Either.left(`mcpServers.${name}: ${spec.left}`)
+    if (spec.right !== undefined) specs.push(spec.right)
+  }
+  return Either.right(specs)
+}
+
+/**
+ * How to start each server of an inventory: a spec from the servers config (given on the command line,
+ * so it wins), else the inventory's own launch spec. `missing` names the servers with neither.
+ */
+export const specsForInventory = (
+  servers: ReadonlyArray<{ readonly name: string; readonly launch?: LaunchSpec | undefined }>,
+  configured: ReadonlyArray<McpServerSpec>
+): { readonly specs: ReadonlyArray<McpServerSpec>; readonly missing: ReadonlyArray<string> } => {
+  const specs: Array<McpServerSpec> = []
+  const missing: Array<string> = []
+  for (const server of servers) {
+    const spec = configured.find((s) => s.name === server.name) ??
+      (server.launch === undefined ? undefined : specOfLaunch(server.name, server.launch))
+    if (spec === undefined) missing.push(server.name)
+    else specs.push(spec)
+  }
+  return { specs, missing }
 }
