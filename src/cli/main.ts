@@ -3,6 +3,7 @@ import { Command } from "@effect/cli"
 import { Effect } from "effect"
 import { loggerLayer } from "../services/Logging.js"
 import { batchCommand } from "./batch.js"
+import { cassettesCommand } from "./cassettes.js"
 import { convertCommand } from "./convert.js"
 import { enrichCommand } from "./enrich.js"
 import { generateCommand } from "./generate.js"
@@ -11,6 +12,7 @@ import { schemaCommand } from "./schema.js"
 import { logFormatOption } from "./shared.js"
 import { toolsCommand } from "./tools.js"
 import { validateCommand } from "./validate.js"
+import { verifyCommand } from "./verify.js"
 
 export const VERSION = "0.1.0"
 
@@ -33,6 +35,8 @@ export const skyrl = root.pipe(
     validateCommand,
     schemaCommand,
     toolsCommand,
+    verifyCommand,
+    cassettesCommand,
     batchCommand
   ]),
   Command.provide((config) => loggerLayer(config.logFormat))

@@ -337,7 +337,10 @@ const connect = (
     // A server that did not start is ended now, not when the caller's scope closes.
     Effect.catchAll((failure) => Effect.ensuring(failWithStderr(spec, wire, failure.reason), closeWire(wire)))
   )
-  return Effect.addFinalizer(() => closeWire(wire)).pipe(Effect.zipRight(start), Effect.as(session(spec, wire)))
+  return Effect.addFinalizer(() => closeWire(wire)).pipe(
+    Effect.zipRight(start),
+    Effect.zipRight(Effect.sync(() => session(spec, wire)))
+  )
 }
 
 const listServer = (spec: McpServerSpec, options?: ListToolsOptions): Effect.Effect<ListedServer, McpServerError> => {

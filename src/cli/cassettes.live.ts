@@ -1,0 +1,13 @@
+/** Live wiring of `skyrl cassettes stats` (loaded lazily by src/cli/cassettes.ts). */
+import { Console, Effect } from "effect"
+import * as path from "node:path"
+import { Storage, StorageLive } from "../services/Storage.js"
+import { CASSETTE_FILE, cassetteStats, formatCassetteStats } from "../skyrl/cassettes.js"
+
+export const runCassetteStats = (options: { readonly dir: string; readonly json: boolean }) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const file = path.join(options.dir, CASSETTE_FILE)
+    const stats = cassetteStats(file, yield* storage.readText(file))
+    yield* Console.log(options.json ? JSON.stringify(stats, null, 2) : formatCassetteStats(stats))
+  }).pipe(Effect.provide(StorageLive))

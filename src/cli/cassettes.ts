@@ -1,0 +1,24 @@
+/** `skyrl cassettes stats DIR`: summarises a tool-result cassette store (what `skyrl verify` recorded). */
+import { Args, Command, Options } from "@effect/cli"
+import { Effect } from "effect"
+
+const statsCommand = Command.make(
+  "stats",
+  {
+    dir: Args.directory({ name: "DIR", exists: "yes" }).pipe(
+      Args.withDescription("Cassette directory (holding cassettes.jsonl)")
+    ),
+    json: Options.boolean("json").pipe(Options.withDescription("Print the stats as one JSON object"))
+  },
+  (options) => Effect.flatMap(Effect.promise(() => import("./cassettes.live.js")), (m) => m.runCassetteStats(options))
+).pipe(
+  Command.withDescription(
+    "Summarise a cassette store: entries (distinct calls) per server and tool, tool errors, illustrative results, " +
+      "server versions, time range; duplicate keys and a torn last line are counted, not fatal"
+  )
+)
+
+export const cassettesCommand = Command.make("cassettes").pipe(
+  Command.withDescription("Tool-result cassettes recorded by `skyrl verify` (replayed by MCPToolEnv)"),
+  Command.withSubcommands([statsCommand])
+)

@@ -1,0 +1,141 @@
+/** Live wiring of `skyrl verify` (loaded lazily by src/cli/verify.ts). */
+import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
+import * as path from "node:path"
+import type { Inventory } from "../domain/inventory.js"
+import { serverVersionLabel } from "../domain/inventory.js"
+import { readServersConfig } from "../programs/toolsImport.js"
+import type { VerifyResult } from "../programs/verify.js"
+import { dryRunDatasets, verifyDatasets } from "../programs/verify.js"
+import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
+import { describeTarget, McpClientLive } from "../services/McpClient.js"
+import type { McpServerSpec } from "../services/McpClient.js"
+import { StorageLive } from "../services/Storage.js"
+import type { VerifierReport } from "../services/Verifier.js"
+import { Verifier } from "../services/Verifier.js"
+import { specsForInventory } from "../skyrl/serverSpecs.js"
+import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
+
+/** Bad arguments found after parsing (exit 2). */
+export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("VerifyUsageError", {
+  reason: Schema.String
+}) {
+  get exitCode(): number {
+    return 2
+  }
+  override get message(): string {
+    return `verify: ${this.reason}`
+  }
+}
+
+/** Every row was rejected (exit 1); the rejects file says why. */
+export class NothingVerifiedError extends Schema.TaggedError<NothingVerifiedError>()("NothingVerifiedError", {
+  rows: Schema.Number,
+  rejectsFile: Schema.String
+}) {
+  override get message(): string {
+    return `none of the ${this.rows} rows verified; the reasons are in ${this.rejectsFile}`
+  }
+}
+
+export interface VerifyCliOptions {
+  readonly files: ReadonlyArray<string>
+  readonly out: string
+  readonly inventory: Option.Option<string>
+  readonly serversConfig: Option.Option<string>
+  readonly cassettes: Option.Option<string>
+  readonly concurrency: number
+  readonly timeout: number
+  readonly allowSideEffects: Option.Option<string>
+  readonly limit: Option.Option<number>
+  readonly resume: boolean
+  readonly dryRun: boolean
+}
+
+const checkUsage = (options: VerifyCliOptions) => {
+  const out = path.resolve(options.out)
+  if (options.files.some((f) => path.resolve(f) === out)) return "--out must not be one of the input datasets"
+  if (options.concurrency < 1) return "--concurrency must be at least 1"
+  if (options.timeout <= 0) return "--timeout must be a positive number of seconds"
+  if (Option.isSome(options.limit) && options.limit.value < 1) return "--limit must be at least 1"
+  return undefined
+}
+
+/** How to start each server: --servers-config entries first, then the inventory's launch specs. */
+const launchPlan = (inventory: Inventory, configured: ReadonlyArray<McpServerSpec>) => {
+  const { missing, specs } = specsForInventory(inventory.servers, configured)
+  const unavailable = Object.fromEntries(missing.map((name) => [
+    name,
+    "no launch spec: the inventory has none for this server (record one with `skyrl tools import`) and " +
+    "--servers-config gives none"
+  ]))
+  return { specs, unavailable }
+}
+
+export const runVerify = (options: VerifyCliOptions) =>
+  Effect.gen(function*() {
+    const usage = checkUsage(options)
+    if (usage !== undefined) return yield* new VerifyUsageError({ reason: usage })
+    const inventoryFile = Option.getOrElse(options.inventory, defaultInventoryPath)
+    const inventory = yield* loadInventoryFile(inventoryFile)
+    const configured = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []
+    const { specs, unavailable } = launchPlan(inventory, configured)
+    const allow = parseAllowList(Option.getOrUndefined(options.allowSideEffects))
+    const common = {
+      files: options.files,
+      out: options.out,
+      inventory,
+      concurrency: options.concurrency,
+      limit: Option.getOrUndefined(options.limit),
+      resume: options.resume
+    }
+    if (options.dryRun) {
+      const plan = yield* dryRunDatasets({ ...common, blocked: (steps) => blockedSteps(inventory, steps, allow) })
+      for (const l of plan.lines) yield* Console.log(`${l.file} row ${l.row}: ${l.action}: ${l.text}`)
+      for (const name of plan.servers) {
+        const spec = specs.find((s) => s.name === name)
+        yield* Console.log(
+          `server ${name}: ${
+            spec === undefined ? unavailable[name] ?? "unknown" : `would start ${describeTarget(spec)}`
+          }`
+        )
+      }
+      yield* Console.log(formatSummary(plan.summary))
+      return
+    }
+    const cassettesDir = Option.getOrElse(options.cassettes, () => path.join(path.dirname(options.out), "cassettes"))
+    const verifier = Verifier.live({
+      inventory,
+      allowSideEffects: allow,
+      specs,
+      unavailable,
+      cassettesDir,
+      timeout: Duration.seconds(options.timeout),
+      maxInFlight: options.concurrency
+    })
+    const { report, result } = yield* Effect.gen(function*() {
+      const result = yield* verifyDatasets(common)
+      return { result, report: yield* (yield* Verifier).report }
+    }).pipe(Effect.provide(verifier))
+    yield* Console.log(formatResult(options.out, result, report))
+    if (result.written === 0 && result.summary.stages.rows > 0) {
+      return yield* new NothingVerifiedError({ rows: result.summary.stages.rows, rejectsFile: result.rejectsFile })
+    }
+  }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+
+const formatResult = (out: string, result: VerifyResult, report: VerifierReport): string => {
+  const servers = report.servers.map((s) =>
+    `  ${s.server}: ${
+      s.unavailable !== undefined
+        ? `unavailable (${s.unavailable.split("\n")[0]})`
+        : serverVersionLabel(s.serverInfo) ?? "no server info"
+    }` +
+    (s.starts > 1 ? `, started ${s.starts} times` : "")
+  )
+  const c = report.cassettes
+  return [
+    formatSummary(result.summary),
+    ...(servers.length === 0 ? [] : ["servers:", ...servers]),
+    `wrote ${result.written} verified rows to ${out}; ${result.rejects} rejects in ${result.rejectsFile}`,
+    `cassettes: ${c.file}: ${c.added} new, ${c.existing + c.added} in all`
+  ].join("\n")
+}

@@ -1,0 +1,398 @@
+/**
+ * `skyrl verify`: runs every row's plan on the live MCP servers (Verifier) and keeps the rows that
+ * verify, with their verification record in `task_metadata.verification`; the others go to the rejects
+ * file with their stage and reason. Stages, in order: read (the row parses) → contract (a SkyRL row
+ * with a plan) → schema (the plan is valid against the inventory) → execution (the plan runs).
+ *
+ * Rows are streamed through `concurrency` at a time; the outputs are written at the end (atomically), in
+ * input order. A journal next to the output (`<out>.verify-journal.jsonl`) keeps each executed row's
+ * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
+ * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
+ */
+import { Chunk, Effect, Either, Stream } from "effect"
+import type { InputError, StorageError } from "../domain/errors.js"
+import type { Inventory } from "../domain/inventory.js"
+import { findTool, formatIssue, isReadOnly } from "../domain/inventory.js"
+import { SkyRLRow } from "../domain/row.js"
+import type { DurableLog } from "../services/durableLog.js"
+import { makeDurableLog } from "../services/durableLog.js"
+import { rowFormatOf, Storage } from "../services/Storage.js"
+import { Verifier } from "../services/Verifier.js"
+import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
+import { decodeRow, toJsonText } from "../skyrl/layout.js"
+import { validatePlan } from "../skyrl/planValidation.js"
+import type { RecordResult } from "../skyrl/records.js"
+import { recordsOf } from "../skyrl/records.js"
+import type { Stage, VerificationRecord, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
+import { SummaryCounter, VerificationFailed } from "../skyrl/verification.js"
+
+export interface VerifyDatasetsOptions {
+  readonly files: ReadonlyArray<string>
+  readonly out: string
+  readonly inventory: Inventory
+  readonly concurrency: number
+  readonly limit?: number | undefined
+  readonly resume: boolean
+}
+
+/** One row that did not verify, as written to `<out>.rejects.jsonl`. */
+export interface VerifyReject {
+  readonly file: string
+  readonly row: number
+  readonly line?: number
+  readonly stage: Stage
+  readonly status?: VerifyStatus
+  readonly step?: number
+  readonly server?: string
+  readonly tool?: string
+  readonly field?: string
+  readonly reason: string
+}
+
+export interface VerifyResult {
+  readonly summary: VerifySummary
+  readonly written: number
+  readonly rejects: number
+  readonly rejectsFile: string
+}
+
+export const rejectsFileOf = (out: string) => `${out}.rejects.jsonl`
+export const journalFileOf = (out: string) => `${out}.verify-journal.jsonl`
+
+interface Located {
+  readonly file: string
+  readonly order: number
+  readonly record: RecordResult
+}
+
+/** What one row came to. */
+type Outcome =
+  | { readonly _tag: "verified"; readonly order: number; readonly row: SkyRLRow; readonly resumed: boolean }
+  | { readonly _tag: "rejected"; readonly order: number; readonly reject: VerifyReject; readonly resumed: boolean }
+
+/** A journal line: the final outcome of an executed row, under the hash of the row. */
+interface JournalEntry {
+  readonly hash: string
+  readonly record?: VerificationRecord
+  readonly failure?: {
+    readonly status: VerifyStatus
+    readonly step?: number
+    readonly server?: string
+    readonly tool?: string
+    readonly reason: string
+  }
+}
+
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/** The records of one file: JSON / JSON Lines parsed line by line (a bad line is a record of its own), or Parquet. */
+const recordsOfFile = (file: string): Stream.Stream<RecordResult, InputError | StorageError, Storage> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const storage = yield* Storage
+    if (rowFormatOf(file) === "parquet") {
+      return Stream.map(
+        storage.readRows(file),
+        (r): RecordResult => ({ _tag: "Record", index: r.index, value: r.value })
+      )
+    }
+    const text = yield* storage.readText(file)
+    return Stream.fromIterable(
+      yield* Either.match(recordsOf(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
+    )
+  }))
+
+/** Every record of every file, numbered in input order, the first `limit` only. */
+const allRecords = (files: ReadonlyArray<string>, limit: number | undefined) => {
+  let order = 0
+  const all = Stream.flatMap(
+    Stream.fromIterable(files),
+    (file) => Stream.map(recordsOfFile(file), (record): Located => ({ file, order: order++, record })),
+    { concurrency: 1 }
+  )
+  return limit === undefined ? all : Stream.take(all, limit)
+}
+
+/** `derived_params` of each on-disk step (a field newer rows carry; missing = none). */
+const derivedParamsOf = (value: unknown): ReadonlyArray<ReadonlyArray<string>> => {
+  const seq = isObject(value) && isObject(value.reward_spec) && isObject(value.reward_spec.ground_truth)
+    ? value.reward_spec.ground_truth.tool_sequence
+    : undefined
+  if (!Array.isArray(seq)) return []
+  return seq.map((s) =>
+    isObject(s) && Array.isArray(s.derived_params)
+      ? s.derived_params.filter((p): p is string => typeof p === "string")
+      : []
+  )
+}
+
+/** The plan of a decoded row as it runs. */
+export const stepsOfRow = (row: SkyRLRow, value: unknown): ReadonlyArray<VerifyStep> => {
+  const derived = derivedParamsOf(value)
+  return row.reward_spec.ground_truth.tool_sequence.map((s, i) => ({
+    step: s.step,
+    server: s.server,
+    tool: s.tool,
+    params: s.params,
+    derivedParams: derived[i] ?? []
+  }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages before execution
+
+export type Checked =
+  | { readonly _tag: "reject"; readonly reject: VerifyReject; readonly passed: Stage | "none" }
+  | { readonly _tag: "plan"; readonly row: SkyRLRow; readonly steps: ReadonlyArray<VerifyStep>; readonly hash: string }
+
+/** read → contract → schema: the row's plan, or the stage it failed with the reason. */
+export const checkRecord = (located: Located, inventory: Inventory): Checked => {
+  const { file, record } = located
+  const at = { file, row: record.index, ...(record.line === undefined ? {} : { line: record.line }) }
+  if (record._tag === "Unparsable") {
+    return { _tag: "reject", passed: "none", reject: { ...at, stage: "read", reason: record.reason } }
+  }
+  const decoded = decodeRow(record.value)
+  if (Either.isLeft(decoded)) {
+    const missingPlan = /tool_sequence/.test(decoded.left.path) ? "no usable plan: " : ""
+    return {
+      _tag: "reject",
+      passed: "read",
+      reject: { ...at, stage: "contract", field: decoded.left.path, reason: `${missingPlan}${decoded.left.message}` }
+    }
+  }
+  const row = decoded.right
+  const field = "reward_spec.ground_truth.tool_sequence"
+  if (row.reward_spec.ground_truth.tool_sequence.length === 0) {
+    return {
+      _tag: "reject",
+      passed: "read",
+      reject: { ...at, stage: "contract", field, reason: "no plan: the row has no steps" }
+    }
+  }
+  const issues = validatePlan(inventory, row.reward_spec.ground_truth.tool_sequence)
+  if (issues.length > 0) {
+    const first = issues[0]!
+    return {
+      _tag: "reject",
+      passed: "contract",
+      reject: {
+        ...at,
+        stage: "schema",
+        step: first.step,
+        server: first.server,
+        tool: first.tool,
+        field: `${field}[${first.step - 1}]`,
+        reason: issues.map(formatIssue).join("; ")
+      }
+    }
+  }
+  return { _tag: "plan", row, steps: stepsOfRow(row, record.value), hash: sha256Hex(canonicalJson(record.value)) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal
+
+const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const entries = new Map<string, JournalEntry>()
+    if (!(yield* storage.exists(file))) return entries
+    for (const line of (yield* storage.readText(file)).split("\n")) {
+      let entry: unknown
+      try {
+        entry = JSON.parse(line)
+      } catch {
+        continue // a torn last line
+      }
+      if (!isObject(entry) || typeof entry.hash !== "string") continue
+      const e = entry as unknown as JournalEntry
+      // A verified row whose results did not all reach the cassettes runs again.
+      if (e.record !== undefined && !e.record.steps.every((s) => cassetteHas(s.key))) continue
+      entries.set(e.hash, e)
+    }
+    return entries
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Execution
+
+const withVerification = (row: SkyRLRow, record: VerificationRecord): SkyRLRow =>
+  new SkyRLRow(
+    { ...row, extra_info: { task_metadata: { ...row.extra_info.task_metadata, verification: record } } },
+    { disableValidation: true }
+  )
+
+const rejectOf = (
+  located: Located,
+  failure: VerificationFailed | NonNullable<JournalEntry["failure"]>
+): VerifyReject => ({
+  file: located.file,
+  row: located.record.index,
+  ...(located.record.line === undefined ? {} : { line: located.record.line }),
+  stage: "execution",
+  status: failure.status,
+  ...(failure.step === undefined ? {} : { step: failure.step }),
+  ...(failure.server === undefined ? {} : { server: failure.server }),
+  ...(failure.tool === undefined ? {} : { tool: failure.tool }),
+  reason: failure.reason
+})
+
+interface RunContext {
+  readonly inventory: Inventory
+  readonly journal: DurableLog
+  readonly done: ReadonlyMap<string, JournalEntry>
+  readonly counter: SummaryCounter
+}
+
+/** Runs one row through every stage; records its outcome in the summary (and the journal when final). */
+const verifyRecord = (located: Located, ctx: RunContext) =>
+  Effect.gen(function*() {
+    const checked = checkRecord(located, ctx.inventory)
+    if (checked._tag === "reject") {
+      ctx.counter.add({ passed: checked.passed })
+      return { _tag: "rejected", order: located.order, reject: checked.reject, resumed: false } satisfies Outcome
+    }
+    const previous = ctx.done.get(checked.hash)
+    if (previous !== undefined) return fromJournal(located, checked.row, previous, ctx)
+    const verifier = yield* Verifier
+    // A plan with side effects waits until its results and journal line are on disk, so a crash after
+    // it never makes `--resume` run it twice; read-only plans are written in the background.
+    const sideEffects = checked.steps.some((s) => {
+      const found = findTool(ctx.inventory, s.tool, s.server)
+      return found === undefined || !isReadOnly(found.tool)
+    })
+    const result = yield* Effect.either(verifier.verify(checked.steps, { durable: sideEffects }))
+    if (Either.isLeft(result) && result.left._tag === "StorageError") return yield* result.left
+    const outcome = Either.mapLeft(result, (e) => e as VerificationFailed)
+    const final = Either.isRight(outcome) || outcome.left.status === "tool-error"
+    if (final) {
+      const entry: JournalEntry = Either.isRight(outcome)
+        ? { hash: checked.hash, record: outcome.right }
+        : { hash: checked.hash, failure: failureFields(outcome.left) }
+      yield* ctx.journal.append(JSON.stringify(entry) + "\n", { wait: sideEffects })
+    }
+    return settle(located, checked.row, outcome, ctx, false)
+  })
+
+const failureFields = (f: VerificationFailed): NonNullable<JournalEntry["failure"]> => ({
+  status: f.status,
+  ...(f.step === undefined ? {} : { step: f.step }),
+  ...(f.server === undefined ? {} : { server: f.server }),
+  ...(f.tool === undefined ? {} : { tool: f.tool }),
+  reason: f.reason
+})
+
+const fromJournal = (located: Located, row: SkyRLRow, entry: JournalEntry, ctx: RunContext): Outcome => {
+  const outcome = entry.record !== undefined
+    ? Either.right(entry.record)
+    : Either.left(
+      new VerificationFailed(entry.failure as NonNullable<JournalEntry["failure"]> & { status: "tool-error" })
+    )
+  return settle(located, row, outcome, ctx, true)
+}
+
+const settle = (
+  located: Located,
+  row: SkyRLRow,
+  outcome: Either.Either<VerificationRecord, VerificationFailed>,
+  ctx: RunContext,
+  resumed: boolean
+): Outcome => {
+  if (Either.isRight(outcome)) {
+    ctx.counter.add({ passed: "execution", status: "verified" }, resumed)
+    return { _tag: "verified", order: located.order, row: withVerification(row, outcome.right), resumed }
+  }
+  ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, resumed)
+  return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
+}
+
+/**
+ * Verifies the rows of `files` and writes the verified ones to `out` and the others to
+ * `<out>.rejects.jsonl`. Needs a Verifier (servers and cassettes) and Storage.
+ */
+export const verifyDatasets = (options: VerifyDatasetsOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const storage = yield* Storage
+    const verifier = yield* Verifier
+    const journalFile = journalFileOf(options.out)
+    const done = options.resume ? yield* readJournal(journalFile, verifier.hasResult) : new Map<string, JournalEntry>()
+    if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
+    else yield* storage.writeFileAtomic(journalFile, "")
+    const ctx: RunContext = {
+      inventory: options.inventory,
+      journal: yield* makeDurableLog(journalFile),
+      done,
+      counter: new SummaryCounter()
+    }
+    const outcomes = yield* allRecords(options.files, options.limit).pipe(
+      Stream.mapEffect((located) => verifyRecord(located, ctx), { concurrency: options.concurrency }),
+      Stream.runCollect
+    )
+    yield* verifier.flush
+    yield* ctx.journal.flush
+    return yield* writeOutputs(options.out, Chunk.toReadonlyArray(outcomes), ctx.counter.summary())
+  }))
+
+const writeOutputs = (out: string, outcomes: ReadonlyArray<Outcome>, summary: VerifySummary) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const sorted = [...outcomes].sort((a, b) => a.order - b.order)
+    const rows = sorted.flatMap((o) => o._tag === "verified" ? [o.row] : [])
+    const rejects = sorted.flatMap((o) => o._tag === "rejected" ? [o.reject] : [])
+    const written = yield* storage.writeRows(out, rows)
+    const rejectsFile = rejectsFileOf(out)
+    yield* storage.writeFileAtomic(rejectsFile, rejects.map((r) => toJsonText(r) + "\n").join(""))
+    return { summary, written, rejects: rejects.length, rejectsFile } satisfies VerifyResult
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Dry run
+
+export interface DryRunLine {
+  readonly file: string
+  readonly row: number
+  readonly action: "run" | "skip-side-effect" | "reject"
+  readonly text: string
+}
+
+/** What `verify` would do with each row, without starting a server. */
+export const dryRunDatasets = (
+  options: VerifyDatasetsOptions & { readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep> }
+) =>
+  Effect.gen(function*() {
+    const counter = new SummaryCounter()
+    const servers = new Set<string>()
+    const lines = yield* allRecords(options.files, options.limit).pipe(
+      Stream.map((located): DryRunLine => {
+        const checked = checkRecord(located, options.inventory)
+        const at = { file: located.file, row: located.record.index }
+        if (checked._tag === "reject") {
+          counter.add({ passed: checked.passed })
+          const r = checked.reject
+          return {
+            ...at,
+            action: "reject",
+            text: `${r.stage}${r.field === undefined ? "" : ` ${r.field}`}: ${r.reason}`
+          }
+        }
+        counter.add({ passed: "schema" })
+        const calls = checked.steps.map((s) => `${s.server}/${s.tool}`).join(", ")
+        const blocked = options.blocked(checked.steps)
+        if (blocked.length > 0) {
+          return {
+            ...at,
+            action: "skip-side-effect",
+            text: blocked.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
+          }
+        }
+        for (const s of checked.steps) servers.add(s.server)
+        return { ...at, action: "run", text: `${checked.steps.length} steps: ${calls}` }
+      }),
+      Stream.runCollect
+    )
+    return { lines: Chunk.toReadonlyArray(lines), servers: [...servers].sort(), summary: counter.summary() }
+  })

@@ -1,0 +1,66 @@
+/**
+ * Cassettes: the tool-result store `skyrl verify` writes (format in src/skyrl/cassettes.ts). One
+ * `cassettes.jsonl` per directory, appended with group commit (./durableLog.ts), one line per distinct
+ * key: a call whose key is already stored (this run or an earlier one) is not written again.
+ *
+ * Opening reads the keys already there; a torn last line (a crash in mid-write) is cut off first, so the
+ * next line starts on a line of its own.
+ */
+import { Context, Effect, Layer } from "effect"
+import * as path from "node:path"
+import type { StorageError } from "../domain/errors.js"
+import type { CassetteEntry } from "../skyrl/cassettes.js"
+import { CASSETTE_FILE, cassetteLine, parseCassettes } from "../skyrl/cassettes.js"
+import { makeDurableLog } from "./durableLog.js"
+import { Storage } from "./Storage.js"
+
+export interface CassettesApi {
+  /** The cassette file (`DIR/cassettes.jsonl`). */
+  readonly file: string
+  /**
+   * Stores a result unless its key is already stored; true when it was new. With `wait`, returns once
+   * the line is on disk; otherwise it is written within one fsync's time (see `flush`).
+   */
+  readonly record: (entry: CassetteEntry, options?: { readonly wait?: boolean }) => Effect.Effect<boolean, StorageError>
+  readonly has: (key: string) => boolean
+  /** Waits until every recorded line is on disk. */
+  readonly flush: Effect.Effect<void, StorageError>
+  /** Entries found when the store was opened, and entries added since. */
+  readonly counts: Effect.Effect<{ readonly existing: number; readonly added: number }>
+}
+
+export class Cassettes extends Context.Tag("skyrl/Cassettes")<Cassettes, CassettesApi>() {
+  /** The store in `dir` (created when missing); flushed when the layer's scope closes. */
+  static layer = (dir: string): Layer.Layer<Cassettes, StorageError, Storage> => Layer.scoped(Cassettes, open(dir))
+}
+
+const open = (dir: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const file = path.join(dir, CASSETTE_FILE)
+    yield* storage.makeDirectory(dir)
+    const text = (yield* storage.exists(file)) ? yield* storage.readText(file) : ""
+    const parsed = parseCassettes(text)
+    if (parsed.torn) {
+      yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
+      yield* storage.writeFileAtomic(file, text.slice(0, parsed.sound))
+    } else if (text !== "" && !text.endsWith("\n")) {
+      yield* storage.appendDurable(file, "\n")
+    }
+    const keys = new Set(parsed.entries.map((e) => e.key))
+    const existing = keys.size
+    const log = yield* makeDurableLog(file)
+    return {
+      file,
+      record: (entry, options) =>
+        Effect.suspend(() => {
+          // Already stored: with `wait`, make sure the earlier line (maybe still in flight) is on disk.
+          if (keys.has(entry.key)) return Effect.as(options?.wait === true ? log.flush : Effect.void, false)
+          keys.add(entry.key)
+          return Effect.as(log.append(cassetteLine(entry), options), true)
+        }),
+      has: (key) => keys.has(key),
+      flush: log.flush,
+      counts: Effect.sync(() => ({ existing, added: keys.size - existing }))
+    } satisfies CassettesApi
+  })

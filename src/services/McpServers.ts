@@ -1,0 +1,189 @@
+/**
+ * McpServers: the live servers of a run, one connection per server reused by every call.
+ *
+ * - A server is started on its first call (so a dataset that never uses it never starts it), and its
+ *   connection lives until the layer's scope closes.
+ * - A connection that dies (the server exited or was killed) is restarted on the next call; after
+ *   `maxRestarts` deaths in a row without a successful call in between, the server is given up.
+ * - A server that cannot start (no launch spec, command not found, no answer to `initialize`,
+ *   an environment variable not set) is unavailable for the rest of the run: it is tried once, and every
+ *   later call fails at once with the same reason.
+ * - At most `maxInFlight` calls are in flight per server.
+ */
+import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
+import type { ServerInfo } from "../domain/inventory.js"
+import { serverVersionLabel } from "../domain/inventory.js"
+import type { McpCallError, McpServerSpec, McpSession, ToolCallResult } from "./McpClient.js"
+import { McpClient } from "./McpClient.js"
+
+/** The server cannot be used (it could not start, or died too often). */
+export class ServerUnavailableError extends Schema.TaggedError<ServerUnavailableError>()("ServerUnavailableError", {
+  server: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `MCP server "${this.server}" is unavailable: ${this.reason}`
+  }
+}
+
+export interface CallAnswer {
+  readonly result: ToolCallResult
+  readonly durationMs: number
+  /** `name@version` of the server that answered (null when its initialize gave none). */
+  readonly serverVersion: string | null
+}
+
+export interface ServerState {
+  readonly server: string
+  readonly serverInfo: ServerInfo | undefined
+  /** Connections opened (1 = never restarted). */
+  readonly starts: number
+  readonly unavailable: string | undefined
+}
+
+export interface McpServersApi {
+  readonly call: (
+    server: string,
+    tool: string,
+    params: Readonly<Record<string, unknown>>
+  ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
+  /** Each server that was used: its version, how often it was started, why it is unavailable. */
+  readonly states: Effect.Effect<ReadonlyArray<ServerState>>
+}
+
+export interface McpServersOptions {
+  /** How to start each server, by name. */
+  readonly specs: ReadonlyArray<McpServerSpec>
+  /** Servers known to be unusable before anything starts (e.g. no launch spec), with the reason. */
+  readonly unavailable?: Readonly<Record<string, string>>
+  /** Time for one tools/call, and for starting a server (initialize). */
+  readonly timeout: Duration.DurationInput
+  readonly maxInFlight: number
+  /** Deaths in a row after which a server is given up (default 3). */
+  readonly maxRestarts?: number
+}
+
+export class McpServers extends Context.Tag("skyrl/McpServers")<McpServers, McpServersApi>() {
+  static layer = (options: McpServersOptions): Layer.Layer<McpServers, never, McpClient> =>
+    Layer.scoped(McpServers, make(options))
+}
+
+interface Slot {
+  readonly spec: McpServerSpec | undefined
+  readonly lock: Effect.Semaphore
+  readonly inFlight: Effect.Semaphore
+  current: { readonly session: McpSession; readonly scope: Scope.CloseableScope } | undefined
+  info: ServerInfo | undefined
+  unavailable: string | undefined
+  starts: number
+  deaths: number
+  used: boolean
+}
+
+const make = (options: McpServersOptions) =>
+  Effect.gen(function*() {
+    const client = yield* McpClient
+    const scope = yield* Effect.scope
+    const timeout = Duration.decode(options.timeout)
+    const maxRestarts = options.maxRestarts ?? 3
+    const slots = new Map<string, Slot>()
+    const slotOf = (server: string): Effect.Effect<Slot> =>
+      Effect.gen(function*() {
+        const existing = slots.get(server)
+        if (existing !== undefined) return existing
+        const slot: Slot = {
+          spec: options.specs.find((s) => s.name === server),
+          lock: yield* Effect.makeSemaphore(1),
+          inFlight: yield* Effect.makeSemaphore(Math.max(1, options.maxInFlight)),
+          current: undefined,
+          info: undefined,
+          unavailable: options.unavailable?.[server],
+          starts: 0,
+          deaths: 0,
+          used: false
+        }
+        // Another fiber may have made it meanwhile (makeSemaphore yields).
+        const raced = slots.get(server)
+        if (raced !== undefined) return raced
+        slots.set(server, slot)
+        return slot
+      })
+
+    const unavailable = (server: string, reason: string) => new ServerUnavailableError({ server, reason })
+
+    /** The slot's open session: starts or restarts the server when needed. */
+    const sessionOf = (server: string, slot: Slot) =>
+      slot.lock.withPermits(1)(Effect.gen(function*() {
+        slot.used = true
+        if (slot.unavailable !== undefined) return yield* unavailable(server, slot.unavailable)
+        if (slot.current !== undefined) {
+          if (yield* slot.current.session.isOpen) return slot.current.session
+          yield* retire(slot)
+        }
+        if (slot.spec === undefined) {
+          slot.unavailable = "not in the inventory nor the servers config"
+          return yield* unavailable(server, slot.unavailable)
+        }
+        if (slot.deaths > maxRestarts) {
+          slot.unavailable = `the server exited ${slot.deaths} times in a row; given up`
+          return yield* unavailable(server, slot.unavailable)
+        }
+        const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
+        const opened = yield* Effect.exit(Scope.extend(client.connect(slot.spec, { timeout }), child))
+        if (Exit.isFailure(opened)) {
+          yield* Scope.close(child, Exit.void)
+          const error = opened.cause._tag === "Fail" ? opened.cause.error : undefined
+          slot.unavailable = error === undefined ? "could not start" : error.message
+          return yield* unavailable(server, slot.unavailable)
+        }
+        slot.current = { session: opened.value, scope: child }
+        slot.info = opened.value.serverInfo
+        slot.starts++
+        const info = serverVersionLabel(opened.value.serverInfo) ?? "no server info"
+        yield* (slot.starts === 1
+          ? Effect.logInfo(`MCP server "${server}" started (${info})`)
+          : Effect.logWarning(`MCP server "${server}" restarted after it went away (start ${slot.starts}, ${info})`))
+        return opened.value
+      }))
+
+    /** Ends a dead connection (counted as a death). */
+    const retire = (slot: Slot) =>
+      Effect.gen(function*() {
+        const current = slot.current
+        if (current === undefined) return
+        slot.current = undefined
+        slot.deaths++
+        yield* Scope.close(current.scope, Exit.void)
+      })
+
+    const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) =>
+      Effect.gen(function*() {
+        const slot = yield* slotOf(server)
+        return yield* slot.inFlight.withPermits(1)(Effect.gen(function*() {
+          const session = yield* sessionOf(server, slot)
+          const [elapsed, result] = yield* Effect.timed(session.callTool(tool, params, timeout)).pipe(
+            Effect.tapError((e) =>
+              e.kind === "connection"
+                ? slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void)
+                : Effect.void
+            )
+          )
+          slot.deaths = 0
+          return {
+            result,
+            durationMs: Math.round(Duration.toMillis(elapsed)),
+            serverVersion: serverVersionLabel(session.serverInfo) ?? null
+          } satisfies CallAnswer
+        }))
+      })
+
+    const states = Effect.sync(() =>
+      [...slots.entries()].filter(([, s]) => s.used).map(([server, s]) => ({
+        server,
+        serverInfo: s.info,
+        starts: s.starts,
+        unavailable: s.unavailable
+      }))
+    )
+    return { call, states } satisfies McpServersApi
+  })

@@ -1,0 +1,197 @@
+/**
+ * Verifier: runs one plan's steps in order on the live servers (McpServers), records every tool result
+ * in the cassettes (Cassettes), and returns the verification record, or a VerificationFailed saying
+ * why the plan did not verify (with the tool's own error text for `tool-error`; see
+ * `verificationRepairMessage` for the text a model gets to repair it).
+ *
+ * This is the piece the run engine calls for `generate --verify` / `enrich --verify`, and what
+ * `skyrl verify` calls per row:
+ *
+ *     const verifier = yield* Verifier
+ *     const outcome = yield* Effect.either(verifier.verify(steps))
+ *
+ * with `Verifier.live({ inventory, specs, cassettesDir, ... })` provided (it needs McpClient and Storage).
+ *
+ * - Side effects are opt-in: a step whose tool is not annotated `readOnlyHint: true` runs only when
+ *   allowed (`--allow-side-effects`); otherwise nothing of the plan runs (`skipped-side-effect`).
+ * - Derived params run with their illustrative values; their results are recorded `illustrative: true`.
+ * - A server that goes away during a call is restarted (McpServers) and the plan runs again from its
+ *   first step, once; a second loss makes it `server-unavailable`.
+ */
+import { Clock, Context, Duration, Effect, Layer } from "effect"
+import type { StorageError } from "../domain/errors.js"
+import type { Inventory } from "../domain/inventory.js"
+import { makeEntry } from "../skyrl/cassettes.js"
+import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
+import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
+import { Cassettes } from "./Cassettes.js"
+import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
+import type { ServerState, ServerUnavailableError } from "./McpServers.js"
+import { McpServers } from "./McpServers.js"
+import type { Storage } from "./Storage.js"
+
+export interface VerifyOptions {
+  /**
+   * Return only once the plan's cassette lines are on disk (default true). `skyrl verify` turns it off
+   * for read-only plans, which it can re-run safely after a crash.
+   */
+  readonly durable?: boolean
+}
+
+export interface VerifierApi {
+  readonly verify: (
+    steps: ReadonlyArray<VerifyStep>,
+    options?: VerifyOptions
+  ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
+  /** The steps that would be skipped for their side effects (nothing runs). */
+  readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep>
+  /** Whether the cassettes hold a result under this key. */
+  readonly hasResult: (key: string) => boolean
+  /** Waits until every recorded result is on disk. */
+  readonly flush: Effect.Effect<void, StorageError>
+  /** The servers used so far (version, starts, why unavailable) and the cassette store's counts. */
+  readonly report: Effect.Effect<VerifierReport>
+}
+
+export interface VerifierReport {
+  readonly servers: ReadonlyArray<ServerState>
+  readonly cassettes: { readonly file: string; readonly existing: number; readonly added: number }
+}
+
+export interface VerifierSettings {
+  /** The catalogue the plans were made with (annotations decide what may run). */
+  readonly inventory: Inventory
+  readonly allowSideEffects: AllowList
+}
+
+export interface VerifierLiveSettings extends VerifierSettings {
+  /** How to start each server (see `specsForInventory`). */
+  readonly specs: ReadonlyArray<McpServerSpec>
+  /** Servers that cannot be started, with the reason (e.g. no launch spec). */
+  readonly unavailable?: Readonly<Record<string, string>>
+  readonly cassettesDir: string
+  /** Time for one call and for a server's start (default 30 s). */
+  readonly timeout?: Duration.DurationInput
+  /** Calls in flight per server (default 8). */
+  readonly maxInFlight?: number
+}
+
+export class Verifier extends Context.Tag("skyrl/Verifier")<Verifier, VerifierApi>() {
+  /** Over the McpServers and Cassettes of the context. */
+  static layer = (settings: VerifierSettings): Layer.Layer<Verifier, never, McpServers | Cassettes> =>
+    Layer.effect(Verifier, make(settings))
+
+  /** With its own servers and cassette store (scoped: servers are closed, cassettes flushed, at the end). */
+  static live = (settings: VerifierLiveSettings): Layer.Layer<Verifier, StorageError, McpClient | Storage> =>
+    Verifier.layer(settings).pipe(
+      Layer.provide(
+        Layer.merge(
+          McpServers.layer({
+            specs: settings.specs,
+            ...(settings.unavailable === undefined ? {} : { unavailable: settings.unavailable }),
+            timeout: settings.timeout ?? Duration.seconds(30),
+            maxInFlight: settings.maxInFlight ?? 8
+          }),
+          Cassettes.layer(settings.cassettesDir)
+        )
+      )
+    )
+}
+
+/** The server went away during a call: the plan runs again once on the restarted server. */
+class ConnectionLost {
+  readonly _tag = "ConnectionLost"
+  constructor(readonly error: McpCallError) {}
+}
+
+const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): VerificationFailed | ConnectionLost => {
+  const at = { step: step.step, server: step.server, tool: step.tool }
+  if (e._tag === "ServerUnavailableError") {
+    return new VerificationFailed({ status: "server-unavailable", ...at, reason: e.reason })
+  }
+  if (e.kind === "connection") return new ConnectionLost(e)
+  return new VerificationFailed({
+    status: e.kind === "timeout" ? "timeout" : "tool-error",
+    ...at,
+    reason: e.kind === "timeout" ? e.reason : `protocol error: ${e.reason}`
+  })
+}
+
+const make = (settings: VerifierSettings) =>
+  Effect.gen(function*() {
+    const servers = yield* McpServers
+    const cassettes = yield* Cassettes
+    const blocked = (steps: ReadonlyArray<VerifyStep>) =>
+      blockedSteps(settings.inventory, steps, settings.allowSideEffects)
+
+    const runOnce = (steps: ReadonlyArray<VerifyStep>) =>
+      Effect.gen(function*() {
+        const versions: Record<string, string | null> = {}
+        const done: Array<VerificationRecord["steps"][number]> = []
+        for (const step of steps) {
+          const answer = yield* servers.call(step.server, step.tool, step.params).pipe(
+            Effect.mapError((e) => failureOf(step, e))
+          )
+          const illustrative = step.derivedParams.length > 0
+          const entry = makeEntry({
+            server: step.server,
+            tool: step.tool,
+            params: step.params,
+            result: answer.result,
+            duration_ms: answer.durationMs,
+            server_version: answer.serverVersion,
+            recorded_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+            illustrative
+          })
+          yield* cassettes.record(entry)
+          versions[step.server] = answer.serverVersion
+          if (answer.result.isError) {
+            return yield* new VerificationFailed({
+              status: "tool-error",
+              step: step.step,
+              server: step.server,
+              tool: step.tool,
+              reason: resultText(answer.result.content)
+            })
+          }
+          done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
+        }
+        return {
+          status: "verified" as const,
+          verified_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+          servers: versions,
+          steps: done
+        } satisfies VerificationRecord
+      })
+
+    const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
+      const stopped = blocked(steps)
+      if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
+      const lost = (e: ConnectionLost) =>
+        Effect.fail(
+          new VerificationFailed({
+            status: "server-unavailable",
+            step: steps.find((s) => s.server === e.error.server && s.tool === e.error.tool)?.step ?? 0,
+            server: e.error.server,
+            tool: e.error.tool,
+            reason: `the server went away during the call twice: ${e.error.reason}`
+          })
+        )
+      return runOnce(steps).pipe(
+        Effect.catchIf((e): e is ConnectionLost => e instanceof ConnectionLost, (e) =>
+          Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
+            Effect.zipRight(runOnce(steps)),
+            Effect.catchIf((e2): e2 is ConnectionLost =>
+              e2 instanceof ConnectionLost, lost)
+          )),
+        Effect.tap(() =>
+          options?.durable === false ? Effect.void : cassettes.flush
+        )
+      ) as Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
+    }
+    const report = Effect.gen(function*() {
+      const counts = yield* cassettes.counts
+      return { servers: yield* servers.states, cassettes: { file: cassettes.file, ...counts } }
+    })
+    return { verify, blocked, hasResult: cassettes.has, flush: cassettes.flush, report } satisfies VerifierApi
+  })

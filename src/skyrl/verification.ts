@@ -1,0 +1,202 @@
+/**
+ * Plan verification (pure parts): which steps may run (side effects are opt-in), how a run of a plan is
+ * classified and recorded, the text a model gets back to repair a plan that failed, and the summary of
+ * a `skyrl verify` run.
+ *
+ * Statuses: `verified` (every step answered without `isError` or a protocol error), `tool-error` (a step
+ * answered with `isError`, or the server answered the call with a protocol error), `timeout`,
+ * `server-unavailable`, `skipped-side-effect` (a step's tool is not annotated `readOnlyHint: true` and was
+ * not allowed: nothing of the plan ran).
+ */
+import { Schema } from "effect"
+import type { Inventory } from "../domain/inventory.js"
+import { findTool, isReadOnly } from "../domain/inventory.js"
+
+export const STATUSES = ["verified", "tool-error", "timeout", "server-unavailable", "skipped-side-effect"] as const
+export type VerifyStatus = typeof STATUSES[number]
+export type FailureStatus = Exclude<VerifyStatus, "verified">
+
+/** One plan step as it runs: params as in the plan (derived params hold their illustrative values). */
+export interface VerifyStep {
+  readonly step: number
+  readonly server: string
+  readonly tool: string
+  readonly params: Readonly<Record<string, unknown>>
+  /** Names of params whose values come from earlier results (row field `derived_params`). */
+  readonly derivedParams: ReadonlyArray<string>
+}
+
+/** What a verified plan keeps (in a row: `task_metadata.verification`). */
+export interface VerificationRecord {
+  readonly status: "verified"
+  readonly verified_at: string
+  /** Server name → `name@version` from its initialize answer (null when it gave none). */
+  readonly servers: Readonly<Record<string, string | null>>
+  readonly steps: ReadonlyArray<{
+    readonly step: number
+    readonly server: string
+    readonly tool: string
+    /** The cassette key of the call (callKey(server, tool, params)). */
+    readonly key: string
+    /** The call ran with derived params' illustrative values. */
+    readonly illustrative: boolean
+  }>
+}
+
+/** A plan that did not verify: the status, the step at fault (when one is), and the reason. */
+export class VerificationFailed extends Schema.TaggedError<VerificationFailed>()("VerificationFailed", {
+  status: Schema.Literal("tool-error", "timeout", "server-unavailable", "skipped-side-effect"),
+  step: Schema.optional(Schema.Number),
+  server: Schema.optional(Schema.String),
+  tool: Schema.optional(Schema.String),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    const where = this.step === undefined ? "" : `step ${this.step} ${this.server}/${this.tool}: `
+    return `${this.status}: ${where}${this.reason}`
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side effects
+
+/** `--allow-side-effects`: `all`, or tool names (`tool` or `server.tool`). */
+export type AllowList = { readonly all: true } | { readonly all: false; readonly names: ReadonlySet<string> }
+
+export const parseAllowList = (text: string | undefined): AllowList => {
+  const names = (text ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+  return names.includes("all") ? { all: true } : { all: false, names: new Set(names) }
+}
+
+const allowed = (allow: AllowList, server: string, tool: string) =>
+  allow.all || allow.names.has(tool) || allow.names.has(`${server}.${tool}`)
+
+/** Steps that may not run: their tool is not annotated read-only (or is unknown) and was not allowed. */
+export const blockedSteps = (
+  inventory: Inventory,
+  steps: ReadonlyArray<VerifyStep>,
+  allow: AllowList
+): ReadonlyArray<VerifyStep> =>
+  steps.filter((s) => {
+    const found = findTool(inventory, s.tool, s.server)
+    return !(found !== undefined && isReadOnly(found.tool)) && !allowed(allow, s.server, s.tool)
+  })
+
+export const sideEffectFailure = (blocked: ReadonlyArray<VerifyStep>): VerificationFailed => {
+  const first = blocked[0]!
+  const list = blocked.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
+  const names = [...new Set(blocked.map((s) => s.tool))].join(",")
+  return new VerificationFailed({
+    status: "skipped-side-effect",
+    step: first.step,
+    server: first.server,
+    tool: first.tool,
+    reason: `${list}: not annotated readOnlyHint: true, so it may change something; nothing of this plan ran ` +
+      `(allow it with --allow-side-effects ${names})`
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+const MAX_ERROR_TEXT = 2000
+
+/** The text of a result's content blocks (what a tool says when it fails), shortened. */
+export const resultText = (content: ReadonlyArray<unknown>): string => {
+  const text = content
+    .map((b) =>
+      typeof b === "object" && b !== null && (b as { type?: unknown }).type === "text"
+        ? String((b as { text?: unknown }).text ?? "")
+        : `[${String((b as { type?: unknown } | null)?.type ?? "content")}]`
+    )
+    .join("\n")
+    .trim()
+  return text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}…` : text === "" ? "(no text)" : text
+}
+
+/**
+ * The message sent back to a model whose plan failed when it ran: the step, the tool's own error text,
+ * and what to change. Only `tool-error` is the model's to fix; the other statuses are not repairable.
+ */
+export const verificationRepairMessage = (failure: VerificationFailed): string =>
+  [
+    `Your plan is valid against the tools' schemas, but step ${
+      failure.step ?? "?"
+    } (${failure.server}/${failure.tool}) ` +
+    "failed when it ran on the live server. The tool answered:",
+    failure.reason,
+    "Fix the plan so that every step runs: use values that exist (identifiers, paths, names, dates the tool " +
+    "accepts), or create what a step reads in an earlier step. Reply with the whole corrected task."
+  ].join("\n\n")
+
+export const isRepairable = (failure: VerificationFailed): boolean => failure.status === "tool-error"
+
+// ---------------------------------------------------------------------------------------------
+// Summary of a `skyrl verify` run
+
+export type Stage = "read" | "contract" | "schema" | "execution"
+
+export interface VerifySummary {
+  /** Rows that passed each stage: read (parsed) → contract (a row with a plan) → schema (plan valid) → execution. */
+  readonly stages: Readonly<Record<"rows" | Stage, number>>
+  readonly statuses: Readonly<Record<VerifyStatus, number>>
+  /** `server/tool` → failure status → count. */
+  readonly toolErrors: Readonly<Record<string, Readonly<Partial<Record<FailureStatus, number>>>>>
+  /** Rows whose outcome came from the journal of an earlier run (--resume). */
+  readonly resumed: number
+}
+
+export class SummaryCounter {
+  private readonly stages = { rows: 0, read: 0, contract: 0, schema: 0, execution: 0 }
+  private readonly statuses = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<VerifyStatus, number>
+  private readonly toolErrors = new Map<string, Partial<Record<FailureStatus, number>>>()
+  private resumed = 0
+
+  /** A row that stopped at `stage` (failed it), or passed every stage with a status. */
+  add(
+    outcome: { readonly passed: Stage | "none"; readonly status?: VerifyStatus; readonly failure?: VerificationFailed },
+    resumed = false
+  ): void {
+    this.stages.rows++
+    const order: ReadonlyArray<Stage> = ["read", "contract", "schema", "execution"]
+    const upTo = outcome.passed === "none" ? -1 : order.indexOf(outcome.passed)
+    for (let i = 0; i <= upTo; i++) this.stages[order[i]!]++
+    if (outcome.status !== undefined) this.statuses[outcome.status]++
+    const f = outcome.failure
+    if (f !== undefined && f.server !== undefined && f.tool !== undefined) {
+      const id = `${f.server}/${f.tool}`
+      const counts = this.toolErrors.get(id) ?? {}
+      counts[f.status] = (counts[f.status] ?? 0) + 1
+      this.toolErrors.set(id, counts)
+    }
+    if (resumed) this.resumed++
+  }
+
+  summary(): VerifySummary {
+    return {
+      stages: { ...this.stages },
+      statuses: { ...this.statuses },
+      toolErrors: Object.fromEntries([...this.toolErrors].sort((a, b) => a[0].localeCompare(b[0]))),
+      resumed: this.resumed
+    }
+  }
+}
+
+/** The summary as text: the stage funnel, the statuses, the errors per tool. */
+export const formatSummary = (s: VerifySummary): string => {
+  const st = s.stages
+  const lines = [
+    `rows: ${st.rows} → read ${st.read} → contract ${st.contract} → schema ${st.schema} → execution (verified) ${st.execution}`,
+    `statuses: ${STATUSES.map((k) => `${k} ${s.statuses[k]}`).join(", ")}` +
+    (s.resumed > 0 ? ` (${s.resumed} from the journal of an earlier run)` : "")
+  ]
+  const tools = Object.entries(s.toolErrors)
+  if (tools.length > 0) {
+    lines.push("errors by tool:")
+    const width = Math.max(...tools.map(([t]) => t.length))
+    for (const [tool, counts] of tools) {
+      lines.push(`  ${tool.padEnd(width)}  ${Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(", ")}`)
+    }
+  }
+  return lines.join("\n")
+}

@@ -1,0 +1,54 @@
+/**
+ * Rows and servers for `skyrl verify` tests: on-disk SkyRL rows made by the product's converter from
+ * plain plans, and stdio specs of the MCP servers in node_modules.
+ */
+import { Either } from "effect"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import type { McpServerSpec } from "../../src/services/McpClient.js"
+import { convertTask } from "../../src/skyrl/convert.js"
+import { encodeRow } from "../../src/skyrl/layout.js"
+
+export const ROOT = join(import.meta.dirname, "..", "..")
+export const serverBin = (pkg: string) => join(ROOT, "node_modules", "@modelcontextprotocol", pkg, "dist", "index.js")
+
+export const nodeServer = (name: string, args: ReadonlyArray<string>, env?: Record<string, string>): McpServerSpec => ({
+  _tag: "stdio",
+  name,
+  command: process.execPath,
+  args,
+  ...(env === undefined ? {} : { env })
+})
+
+export interface PlanStepInput {
+  readonly server: string
+  readonly tool: string
+  readonly params: Record<string, unknown>
+  readonly derived_params?: ReadonlyArray<string>
+}
+
+/** The on-disk row (as `skyrl convert` writes it) for a plan; `derived_params` are added to its steps. */
+export const rowFor = (id: string, steps: ReadonlyArray<PlanStepInput>): Record<string, any> => {
+  const row = Either.getOrThrowWith(
+    convertTask({
+      task_id: id,
+      user_prompt: `Task ${id}: use ${steps.map((s) => s.tool).join(" then ")}.`,
+      tool_sequence: steps.map((s) => ({ server: s.server, tool: s.tool, params: s.params })),
+      evaluation_rubric: {
+        name: "Runs the plan",
+        criteria: [{ name: "calls", description: "Calls the plan's tools in order", scoring: "1 if all, else 0" }]
+      }
+    }),
+    (e) => new Error(`rowFor ${id}: ${e.message}`)
+  )
+  const encoded = encodeRow(row) as any
+  encoded.reward_spec.ground_truth.tool_sequence.forEach((s: any, i: number) => {
+    if (steps[i]?.derived_params !== undefined) s.derived_params = steps[i].derived_params
+  })
+  return encoded
+}
+
+export const writeJsonl = (file: string, rows: ReadonlyArray<unknown>): string => {
+  writeFileSync(file, rows.map((r) => typeof r === "string" ? r : JSON.stringify(r)).join("\n") + "\n")
+  return file
+}
