@@ -25,6 +25,7 @@ import { Either, Schema } from "effect"
 import { createHash } from "node:crypto"
 import type { Inventory } from "../domain/inventory.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
+import { schemaDrift } from "./drift.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { validatePlan } from "./planValidation.js"
@@ -43,6 +44,7 @@ export const RULES = [
   { id: "contract/schema", title: "other fields of the row contract (`skyrl schema row`)" },
   { id: "plan/tool", title: "each step's tool exists on that server of the inventory" },
   { id: "plan/params", title: "each step's params are valid against the tool's input schema" },
+  { id: "plan/schema-drift", title: "each step's schema_hash is its tool's schema hash in the inventory" },
   { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
   { id: "arrow/key-sets", title: "Arrow: objects at one path have the same keys (else padded with nulls)" },
   { id: "arrow/date-string", title: "Arrow: ISO-date-looking strings in typed fields (may load as datetime)" },
@@ -292,6 +294,11 @@ export class DatasetChecker {
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
     const steps = gt === undefined ? undefined : this.checkSteps(gt)
     if (gt !== undefined) this.checkGroundTruth(gt, steps)
+    if (gt !== undefined && this.options.inventory !== undefined) {
+      for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
+        this.find("plan/schema-drift", d.field, d.message)
+      }
+    }
     this.checkSchema(value)
     this.collectCoverage(value, gt, steps)
   }
