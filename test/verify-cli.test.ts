@@ -1,0 +1,181 @@
+/**
+ * The built CLI: `tools import --servers-config` (launch specs with variable names only), `verify`
+ * from an inventory's launch specs or a servers config, `--dry-run`, exit codes, `cassettes stats`,
+ * `validate` schema drift and `tools import --check`.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { runCli } from "./support/cli.js"
+import { rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
+
+const dir = mkdtempSync(join(tmpdir(), "skyrl-verify-cli-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const at = (name: string) => join(dir, name)
+const json = (file: string) => JSON.parse(readFileSync(file, "utf8"))
+const jsonl = (file: string) => readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+
+const memoryFile = at("memory.jsonl")
+const config = {
+  mcpServers: {
+    everything: { command: process.execPath, args: [serverBin("server-everything"), "stdio"] },
+    memory: { command: process.execPath, args: [serverBin("server-memory")], env: { MEMORY_FILE_PATH: memoryFile } },
+    off: { command: "/nonexistent", disabled: true }
+  }
+}
+
+const rows = [
+  rowFor("sum", [{ server: "everything", tool: "get-sum", params: { a: 1, b: 2 } }]),
+  rowFor("graph", [{ server: "memory", tool: "read_graph", params: {} }])
+]
+
+describe("skyrl tools import / verify / cassettes (built CLI)", () => {
+  beforeAll(() => {
+    writeFileSync(at("mcp.json"), JSON.stringify(config))
+    writeJsonl(at("rows.jsonl"), rows)
+  })
+
+  it("tools import --servers-config records launch specs with variable names, never values", () => {
+    const r = runCli(["tools", "import", "--servers-config", at("mcp.json"), "--out", at("inv.json")])
+    expect(r.stderr).not.toMatch(/ERROR/)
+    expect(r.status).toBe(0)
+    const inv = json(at("inv.json"))
+    expect(inv.servers.map((s: any) => s.name)).toEqual(["everything", "memory"])
+    const memory = inv.servers[1]
+    expect(memory.launch).toEqual({
+      transport: "stdio",
+      command: process.execPath,
+      args: [serverBin("server-memory")],
+      env: ["MEMORY_FILE_PATH"],
+      cwd: null
+    })
+    expect(memory.server_info).toMatchObject({ name: "memory-server" })
+    expect(readFileSync(at("inv.json"), "utf8")).not.toContain(memoryFile)
+    const open = memory.tools.find((t: any) => t.name === "open_nodes")
+    expect(open).toMatchObject({
+      title: "Open Nodes",
+      annotations: { readOnlyHint: true },
+      outputSchema: { type: "object" }
+    })
+    expect(open.schema_hash).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it("verify starts servers from the inventory; a variable it needs that is not set is a clear reason", () => {
+    const r = runCli(["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("a.jsonl")])
+    expect(r.status).toBe(0)
+    expect(jsonl(at("a.jsonl")).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["sum"])
+    expect(jsonl(at("a.jsonl.rejects.jsonl"))).toEqual([
+      expect.objectContaining({
+        status: "server-unavailable",
+        server: "memory",
+        reason: expect.stringContaining("environment variable $MEMORY_FILE_PATH not set")
+      })
+    ])
+    expect(r.stdout).toContain("rows: 2 → read 2 → contract 2 → schema 2 → execution (verified) 1")
+    expect(r.stdout).toContain("everything: mcp-servers/everything@2.0.0")
+    expect(existsSync(join(dir, "cassettes", "cassettes.jsonl"))).toBe(true) // default: next to --out
+  })
+
+  it("verify with --servers-config (the inventory has no launch specs) verifies both; cassettes stats summarises", () => {
+    const inv = json(at("inv.json"))
+    for (const s of inv.servers) delete s.launch
+    writeFileSync(at("bare.json"), JSON.stringify(inv))
+    const without = runCli(["verify", at("rows.jsonl"), "--inventory", at("bare.json"), "--out", at("b.jsonl")])
+    expect(without.status).toBe(1)
+    expect(without.stderr).toContain("none of the 2 rows verified")
+    expect(jsonl(at("b.jsonl.rejects.jsonl"))[0].reason).toContain("no launch spec")
+
+    const r = runCli([
+      "verify",
+      at("rows.jsonl"),
+      "--inventory",
+      at("bare.json"),
+      "--servers-config",
+      at("mcp.json"),
+      "--out",
+      at("c.parquet"),
+      "--cassettes",
+      at("tapes")
+    ])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("statuses: verified 2")
+    const stats = runCli(["cassettes", "stats", at("tapes")])
+    expect(stats.status).toBe(0)
+    expect(stats.stdout).toContain("2 entries (distinct calls) in 2 lines")
+    expect(stats.stdout).toMatch(/everything\/get-sum\s+1\s+0\s+0/)
+    expect(stats.stdout).toContain("memory-server@0.6.3")
+    const asJson = JSON.parse(runCli(["cassettes", "stats", at("tapes"), "--json"]).stdout)
+    expect(asJson).toMatchObject({ entries: 2, errors: 0, torn: false })
+  })
+
+  it("--dry-run lists what would run and starts nothing; bad usage exits 2", () => {
+    const r = runCli([
+      "verify",
+      at("rows.jsonl"),
+      "--inventory",
+      at("inv.json"),
+      "--out",
+      at("d.jsonl"),
+      "--dry-run",
+      "--cassettes",
+      at("dry-tapes")
+    ])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("row 0: run: 1 steps: everything/get-sum")
+    expect(r.stdout).toContain(`server everything: would start ${process.execPath}`)
+    expect(existsSync(at("d.jsonl"))).toBe(false)
+    expect(existsSync(at("dry-tapes"))).toBe(false)
+    const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
+    expect(same.status).toBe(2)
+    expect(same.stderr).toContain("--out must not be one of the input datasets")
+  })
+
+  it("validate --inventory reports plan/schema-drift for a step whose schema_hash is not the inventory's", () => {
+    const inv = json(at("inv.json"))
+    const hash = inv.servers[0].tools.find((t: any) => t.name === "get-sum").schema_hash
+    const fresh = rowFor("fresh", [{ server: "everything", tool: "get-sum", params: { a: 1, b: 2 } }])
+    const stale = rowFor("stale", [{ server: "everything", tool: "get-sum", params: { a: 3, b: 4 } }])
+    fresh.reward_spec.ground_truth.tool_sequence[0].schema_hash = hash
+    stale.reward_spec.ground_truth.tool_sequence[0].schema_hash = "0".repeat(64)
+    writeJsonl(at("drift.jsonl"), [fresh, stale])
+    const r = runCli(["validate", at("drift.jsonl"), "--inventory", at("inv.json"), "--json"])
+    expect(r.status).toBe(1)
+    const rule = JSON.parse(r.stdout).rules.find((x: any) => x.id === "plan/schema-drift")
+    expect(rule.count).toBe(1)
+    expect(rule.examples[0]).toMatchObject({
+      row: 1,
+      field: "reward_spec.ground_truth.tool_sequence[0].schema_hash",
+      message: expect.stringContaining("step 1 everything/get-sum: the tool's input schema changed")
+    })
+  })
+
+  it("tools import --check INV prints added, removed and changed tools (exit 1); unchanged exits 0", () => {
+    // memory's launch spec names MEMORY_FILE_PATH, which is not set here: that server cannot be checked.
+    const unset = runCli(["tools", "import", "--check", at("inv.json")])
+    expect(unset.status).toBe(1)
+    expect(unset.stderr).toContain("could not check every server")
+    expect(unset.stderr).toContain("$MEMORY_FILE_PATH not set")
+    const same = runCli(["tools", "import", "--check", at("inv.json"), "--servers-config", at("mcp.json")])
+    expect(same.status).toBe(0)
+    expect(same.stdout).toBe("")
+    const inv = json(at("inv.json"))
+    const everything = inv.servers[0]
+    everything.tools = everything.tools.filter((t: any) => t.name !== "echo")
+    const sum = everything.tools.find((t: any) => t.name === "get-sum")
+    sum.inputSchema.properties.c = { type: "number" }
+    delete sum.schema_hash
+    everything.tools.find((t: any) => t.name === "get-env").annotations.readOnlyHint = false
+    everything.tools.push({ name: "retired", inputSchema: { type: "object" } })
+    writeFileSync(at("old.json"), JSON.stringify(inv))
+    const r = runCli(["tools", "import", "--check", at("old.json"), "--servers-config", at("mcp.json")])
+    expect(r.status).toBe(1)
+    expect(r.stdout.split("\n").filter((l) => l !== "").sort()).toEqual([
+      "+ everything/echo added",
+      "- everything/retired removed",
+      "~ everything/get-env: annotations changed",
+      "~ everything/get-sum: input schema changed"
+    ])
+    expect(r.stderr).toContain("4 tools changed")
+  })
+})

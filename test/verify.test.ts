@@ -1,0 +1,453 @@
+/**
+ * `skyrl verify` in-process against real MCP servers from node_modules over stdio: everything
+ * (stateless: every plan step runs), memory (stateful), filesystem over a temporary directory, a server
+ * killed between rows, and bad input (no plan, unknown server, missing command, a server that never
+ * answers initialize). Inventories are imported from the live servers (launch specs, annotations).
+ */
+import { Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import type { Inventory } from "../src/domain/inventory.js"
+import { importInventory } from "../src/programs/toolsImport.js"
+import { journalFileOf, rejectsFileOf, verifyDatasets } from "../src/programs/verify.js"
+import type { McpServerSpec } from "../src/services/McpClient.js"
+import { McpClientLive } from "../src/services/McpClient.js"
+import { StorageLive } from "../src/services/Storage.js"
+import type { VerifierLiveSettings } from "../src/services/Verifier.js"
+import { Verifier } from "../src/services/Verifier.js"
+import { parseAllowList } from "../src/skyrl/verification.js"
+import type { PlanStepInput } from "./support/verifyRows.js"
+import { nodeServer, rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
+
+const live = Layer.merge(McpClientLive, StorageLive)
+
+const importLive = async (specs: ReadonlyArray<McpServerSpec>): Promise<Inventory> => {
+  const result = await Effect.runPromise(importInventory(specs, { timeout: "20 seconds" }).pipe(Effect.provide(live)))
+  expect(result.outcomes.filter((o) => o._tag === "failed")).toEqual([])
+  return result.inventory!
+}
+
+interface RunOptions {
+  readonly inventory: Inventory
+  readonly specs: ReadonlyArray<McpServerSpec>
+  readonly rows: ReadonlyArray<unknown>
+  readonly allow?: string
+  readonly unavailable?: Record<string, string>
+  readonly timeout?: number
+  readonly concurrency?: number
+  readonly resume?: boolean
+  readonly dir?: string
+}
+
+/** Verifies `rows` (written to a temp .jsonl) and returns what the run wrote. */
+const verify = async (o: RunOptions) => {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), "skyrl-verify-"))
+  const input = writeJsonl(join(dir, "in.jsonl"), o.rows)
+  const out = join(dir, "out.jsonl")
+  const settings: VerifierLiveSettings = {
+    inventory: o.inventory,
+    allowSideEffects: parseAllowList(o.allow),
+    specs: o.specs,
+    ...(o.unavailable === undefined ? {} : { unavailable: o.unavailable }),
+    cassettesDir: join(dir, "cassettes"),
+    timeout: `${o.timeout ?? 20} seconds`,
+    maxInFlight: o.concurrency ?? 4
+  }
+  const { report, result } = await Effect.runPromise(
+    Effect.gen(function*() {
+      const result = yield* verifyDatasets({
+        files: [input],
+        out,
+        inventory: o.inventory,
+        concurrency: o.concurrency ?? 4,
+        resume: o.resume ?? false
+      })
+      return { result, report: yield* (yield* Verifier).report }
+    }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(live))
+  )
+  const lines = (file: string) =>
+    existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : []
+  const rows = lines(out)
+  return {
+    dir,
+    result,
+    report,
+    rows,
+    verification: rows.map((r) => JSON.parse(r.extra_info.task_metadata).verification),
+    rejects: lines(rejectsFileOf(out)),
+    cassettes: lines(join(dir, "cassettes", "cassettes.jsonl")),
+    journal: lines(journalFileOf(out))
+  }
+}
+
+/** The documented cassette key, computed here from its definition (flat params: sorted keys suffice). */
+const expectedKey = (server: string, tool: string, params: Record<string, unknown>) => {
+  const sorted = Object.fromEntries(Object.keys(params).sort().map((k) => [k, params[k]]))
+  return createHash("sha256").update(`${server}\n${tool}\n${JSON.stringify(sorted)}`, "utf8").digest("hex")
+}
+
+const row = (id: string, ...steps: Array<PlanStepInput>) => rowFor(id, steps)
+const textOf = (entry: any) =>
+  entry.result.content.filter((b: any) => b.type === "text").map((b: any) => b.text).join("\n")
+
+const temps: Array<string> = []
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix))
+  temps.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+describe("verify against server-everything (stateless)", () => {
+  const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
+  let inventory: Inventory
+  beforeAll(async () => {
+    inventory = await importLive([everything])
+  }, 30_000)
+
+  const plans: Array<[string, Array<PlanStepInput>]> = [
+    ["echo+sum", [
+      { server: "everything", tool: "echo", params: { message: "hello" } },
+      { server: "everything", tool: "get-sum", params: { a: 2, b: 3 } }
+    ]],
+    ["image", [{ server: "everything", tool: "get-tiny-image", params: {} }]],
+    ["annotated", [{ server: "everything", tool: "get-annotated-message", params: { messageType: "success" } }]],
+    ["structured", [{ server: "everything", tool: "get-structured-content", params: { location: "Chicago" } }]],
+    ["links", [{ server: "everything", tool: "get-resource-links", params: { count: 2 } }]],
+    ["reference", [{
+      server: "everything",
+      tool: "get-resource-reference",
+      params: { resourceType: "Text", resourceId: 1 }
+    }]],
+    ["long", [{ server: "everything", tool: "trigger-long-running-operation", params: { duration: 0.2, steps: 2 } }]],
+    ["sum-again", [{ server: "everything", tool: "get-sum", params: { b: 3, a: 2 } }]],
+    ["derived", [
+      { server: "everything", tool: "get-sum", params: { a: 40, b: 2 } },
+      { server: "everything", tool: "echo", params: { message: "42" }, derived_params: ["message"] }
+    ]]
+  ]
+
+  it("runs every step of every plan; one cassette entry per distinct call; records keys and versions", async () => {
+    const run = await verify({ inventory, specs: [everything], rows: plans.map(([id, steps]) => row(id, ...steps)) })
+    expect(run.rejects).toEqual([])
+    expect(run.result.summary.statuses.verified).toBe(plans.length)
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(plans.map(([id]) => id))
+    const calls = plans.flatMap(([, steps]) => steps.map((s) => expectedKey(s.server, s.tool, s.params)))
+    const distinct = [...new Set(calls)]
+    expect(distinct.length).toBe(calls.length - 1) // get-sum {a:2,b:3} twice, key order aside
+    expect(run.cassettes.map((c) => c.key).sort()).toEqual([...distinct].sort())
+    // Each row's record names the cassette key of each step and the server's version.
+    run.verification.forEach((v, i) => {
+      expect(v).toMatchObject({ status: "verified", servers: { everything: "mcp-servers/everything@2.0.0" } })
+      expect(v.steps.map((s: any) => s.key)).toEqual(
+        plans[i]![1].map((s) => expectedKey(s.server, s.tool, s.params))
+      )
+      expect(Date.parse(v.verified_at)).not.toBeNaN()
+    })
+    const byTool = (tool: string) => run.cassettes.find((c) => c.tool === tool)!
+    expect(textOf(byTool("get-sum"))).toBe("The sum of 2 and 3 is 5.")
+    expect(byTool("get-structured-content").result.structuredContent).toMatchObject({ humidity: expect.any(Number) })
+    expect(byTool("get-tiny-image").result.content.map((b: any) => b.type)).toContain("image")
+    for (const c of run.cassettes) {
+      expect(c).toMatchObject({ server: "everything", server_version: "mcp-servers/everything@2.0.0" })
+      expect(c.result.isError).toBe(false)
+      expect(c.duration_ms).toBeGreaterThanOrEqual(0)
+    }
+    // The derived param ran with its illustrative value, and its result says so.
+    expect(run.cassettes.find((c) => c.tool === "echo" && c.params.message === "42")!.illustrative).toBe(true)
+    expect(run.cassettes.find((c) => c.tool === "echo" && c.params.message === "hello")!.illustrative).toBe(false)
+    expect(run.verification[8].steps.map((s: any) => s.illustrative)).toEqual([false, true])
+    expect(run.report.servers).toEqual([expect.objectContaining({ server: "everything", starts: 1 })])
+  }, 60_000)
+
+  it("side effects are opt-in: a tool not annotated read-only is skipped unless allowed", async () => {
+    const toggle = row("toggle", { server: "everything", tool: "toggle-simulated-logging", params: {} })
+    const skipped = await verify({ inventory, specs: [everything], rows: [toggle] })
+    expect(skipped.rows).toEqual([])
+    expect(skipped.rejects).toEqual([
+      expect.objectContaining({
+        stage: "execution",
+        status: "skipped-side-effect",
+        step: 1,
+        tool: "toggle-simulated-logging",
+        reason: expect.stringContaining("--allow-side-effects toggle-simulated-logging")
+      })
+    ])
+    expect(skipped.cassettes).toEqual([])
+    expect(skipped.report.servers).toEqual([]) // nothing started
+    const allowed = await verify({
+      inventory,
+      specs: [everything],
+      rows: [toggle],
+      allow: "everything.toggle-simulated-logging"
+    })
+    expect(allowed.result.summary.statuses.verified).toBe(1)
+    expect(textOf(allowed.cassettes[0])).toMatch(/logging/i)
+  }, 60_000)
+
+  it("a call over --timeout is `timeout`; the server keeps serving the next rows", async () => {
+    const slow = row("slow", {
+      server: "everything",
+      tool: "trigger-long-running-operation",
+      params: { duration: 4, steps: 1 }
+    })
+    const after = row("after", { server: "everything", tool: "echo", params: { message: "still here" } })
+    const run = await verify({ inventory, specs: [everything], rows: [slow, after], timeout: 1, concurrency: 1 })
+    expect(run.rejects).toEqual([
+      expect.objectContaining({
+        status: "timeout",
+        tool: "trigger-long-running-operation",
+        reason: "no answer within 1s"
+      })
+    ])
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["after"])
+    expect(run.cassettes.map((c) => c.tool)).toEqual(["echo"]) // no result, nothing recorded
+  }, 60_000)
+
+  it("a server killed between rows is restarted and the run completes", async () => {
+    const dir = tempDir("skyrl-verify-kill-")
+    const pidFile = join(dir, "pid")
+    const preload = join(dir, "pid.cjs")
+    writeFileSync(preload, `require("fs").writeFileSync(${JSON.stringify(pidFile)}, String(process.pid))\n`)
+    const spec = nodeServer("everything", ["-r", preload, serverBin("server-everything"), "stdio"])
+    const steps = (
+      n: number
+    ) => [{ step: 1, server: "everything", tool: "get-sum", params: { a: n, b: 1 }, derivedParams: [] }]
+    const settings: VerifierLiveSettings = {
+      inventory,
+      allowSideEffects: parseAllowList(undefined),
+      specs: [spec],
+      cassettesDir: join(dir, "cassettes"),
+      timeout: "20 seconds"
+    }
+    const outcome = await Effect.runPromise(
+      Effect.gen(function*() {
+        const verifier = yield* Verifier
+        const first = yield* verifier.verify(steps(1))
+        const pid = Number(readFileSync(pidFile, "utf8"))
+        process.kill(pid, "SIGKILL")
+        while (yield* Effect.sync(() => isAlive(pid))) yield* Effect.sleep("20 millis")
+        const second = yield* verifier.verify(steps(2))
+        const third = yield* verifier.verify(steps(3))
+        return {
+          first,
+          second,
+          third,
+          pids: [pid, Number(readFileSync(pidFile, "utf8"))],
+          report: yield* verifier.report
+        }
+      }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(live))
+    )
+    expect([outcome.first, outcome.second, outcome.third].map((r) => r.status)).toEqual([
+      "verified",
+      "verified",
+      "verified"
+    ])
+    expect(outcome.pids[1]).not.toBe(outcome.pids[0])
+    expect(outcome.report.servers).toEqual([expect.objectContaining({ server: "everything", starts: 2 })])
+  }, 60_000)
+})
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe("verify against server-memory (stateful)", () => {
+  const dir = tempDir("skyrl-verify-memory-")
+  const memory = nodeServer("memory", [serverBin("server-memory")], { MEMORY_FILE_PATH: join(dir, "memory.jsonl") })
+  let inventory: Inventory
+  beforeAll(async () => {
+    inventory = await importLive([memory])
+  }, 30_000)
+
+  it("create-then-read verifies; reading an entity never created verifies with an empty result", async () => {
+    const created = row(
+      "create-read",
+      {
+        server: "memory",
+        tool: "create_entities",
+        params: { entities: [{ name: "Ada", entityType: "person", observations: ["wrote the first program"] }] }
+      },
+      { server: "memory", tool: "open_nodes", params: { names: ["Ada"] } }
+    )
+    const never = row("never", { server: "memory", tool: "open_nodes", params: { names: ["Nobody"] } })
+    const observe = row("observe-missing", {
+      server: "memory",
+      tool: "add_observations",
+      params: { observations: [{ entityName: "Nobody", contents: ["x"] }] }
+    })
+    const run = await verify({
+      inventory,
+      specs: [memory],
+      rows: [created, never, observe],
+      allow: "create_entities,add_observations",
+      concurrency: 1
+    })
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["create-read", "never"])
+    const read = (names: Array<string>) =>
+      run.cassettes.find((c) => c.tool === "open_nodes" && c.params.names[0] === names[0])!
+    expect(read(["Ada"]).result.structuredContent.entities).toEqual([
+      expect.objectContaining({ name: "Ada", observations: ["wrote the first program"] })
+    ])
+    // What server-memory does (recorded in the README): an unknown name is not an error, just no entity.
+    expect(read(["Nobody"]).result).toMatchObject({
+      isError: false,
+      structuredContent: { entities: [], relations: [] }
+    })
+    // Writing to an entity that does not exist is a tool error, with the tool's own text.
+    expect(run.rejects).toEqual([
+      expect.objectContaining({
+        status: "tool-error",
+        step: 1,
+        server: "memory",
+        tool: "add_observations",
+        reason: "Entity with name Nobody not found"
+      })
+    ])
+    expect(run.result.summary.toolErrors).toEqual({ "memory/add_observations": { "tool-error": 1 } })
+  }, 60_000)
+})
+
+describe("verify against server-filesystem over a temporary directory", () => {
+  const root = tempDir("skyrl-verify-fs-")
+  const fs = nodeServer("fs", [serverBin("server-filesystem"), root])
+  let inventory: Inventory
+  beforeAll(async () => {
+    writeFileSync(join(root, "notes.txt"), "alpha\nbeta\n")
+    inventory = await importLive([fs])
+  }, 30_000)
+
+  const rows = () => [
+    row("read", { server: "fs", tool: "read_text_file", params: { path: join(root, "notes.txt") } }),
+    row("missing", { server: "fs", tool: "read_text_file", params: { path: join(root, "missing.txt") } }),
+    row(
+      "write",
+      { server: "fs", tool: "write_file", params: { path: join(root, "out.txt"), content: "written by verify" } },
+      { server: "fs", tool: "read_text_file", params: { path: join(root, "out.txt") } }
+    )
+  ]
+
+  it("reading a missing file is tool-error; write_file is skipped without the flag", async () => {
+    const run = await verify({ inventory, specs: [fs], rows: rows() })
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["read"])
+    expect(textOf(run.cassettes.find((c) => c.params.path.endsWith("notes.txt")))).toBe("alpha\nbeta\n")
+    expect(run.rejects).toEqual([
+      expect.objectContaining({
+        row: 1,
+        status: "tool-error",
+        tool: "read_text_file",
+        reason: expect.stringMatching(/ENOENT|no such file/i)
+      }),
+      expect.objectContaining({ row: 2, status: "skipped-side-effect", step: 1, tool: "write_file" })
+    ])
+    expect(existsSync(join(root, "out.txt"))).toBe(false)
+    expect(run.cassettes.some((c) => c.tool === "write_file")).toBe(false)
+  }, 60_000)
+
+  it(
+    "with --allow-side-effects write_file, it writes inside the temporary directory and the plan verifies",
+    async () => {
+      const run = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", concurrency: 1 })
+      expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["read", "write"])
+      expect(readFileSync(join(root, "out.txt"), "utf8")).toBe("written by verify")
+      expect(textOf(run.cassettes.find((c) => c.tool === "read_text_file" && c.params.path.endsWith("out.txt")))).toBe(
+        "written by verify"
+      )
+      expect(run.journal.map((j) => j.record?.status ?? j.failure.status).sort()).toEqual([
+        "tool-error",
+        "verified",
+        "verified"
+      ])
+    },
+    60_000
+  )
+
+  it("--resume never runs a finished row again", async () => {
+    const dir = tempDir("skyrl-verify-resume-")
+    const first = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir })
+    expect(first.result.summary.statuses.verified).toBe(2)
+    rmSync(join(root, "out.txt"))
+    const again = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true })
+    expect(existsSync(join(root, "out.txt"))).toBe(false) // write_file did not run again
+    expect(again.result.summary.resumed).toBe(3)
+    expect(again.rows).toEqual(first.rows)
+    expect(again.rejects).toEqual(first.rejects)
+    expect(again.report.servers).toEqual([])
+  }, 60_000)
+})
+
+describe("verify: bad input gives a clear reason and the run goes on", () => {
+  const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
+
+  it("no plan, unknown server, a missing command, a server that hangs on initialize, no launch spec", async () => {
+    const base = await importLive([everything])
+    const tool = base.servers[0]!.tools.find((t) => t.name === "echo")!
+    const server = (name: string) => ({ ...base.servers[0]!, name, tools: [tool] })
+    const inventory = {
+      servers: [base.servers[0]!, server("ghost"), server("hang"), server("nolaunch")]
+    } as unknown as Inventory
+    const good = row("good", { server: "everything", tool: "echo", params: { message: "ok" } })
+    const noPlan = row("no-plan", { server: "everything", tool: "echo", params: { message: "x" } })
+    noPlan.reward_spec.ground_truth.tool_sequence = []
+    const planless = row("planless", { server: "everything", tool: "echo", params: { message: "y" } })
+    delete planless.reward_spec.ground_truth.tool_sequence
+    const echoOn = (name: string) => row(name, { server: name, tool: "echo", params: { message: name } })
+    const start = Date.now()
+    const run = await verify({
+      inventory,
+      specs: [
+        everything,
+        { _tag: "stdio", name: "ghost", command: "/nonexistent/mcp-server", args: [] },
+        nodeServer("hang", ["-e", "console.error('listening on nothing'); setInterval(() => {}, 1000)"])
+      ],
+      unavailable: { nolaunch: "no launch spec (test)" },
+      rows: [
+        good,
+        noPlan,
+        planless,
+        echoOn("unknown"),
+        echoOn("ghost"),
+        echoOn("ghost"),
+        echoOn("hang"),
+        echoOn("nolaunch"),
+        good
+      ],
+      timeout: 1
+    })
+    expect(Date.now() - start).toBeLessThan(15_000)
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["good", "good"])
+    const reason = (i: number) => run.rejects.find((r) => r.row === i)
+    expect(reason(1)).toMatchObject({ stage: "contract", reason: "no plan: the row has no steps" })
+    expect(reason(2)).toMatchObject({
+      stage: "contract",
+      field: expect.stringContaining("tool_sequence"),
+      reason: expect.stringContaining("no usable plan")
+    })
+    expect(reason(3)).toMatchObject({ stage: "schema", reason: expect.stringContaining("unknown server \"unknown\"") })
+    expect(reason(4)).toMatchObject({
+      status: "server-unavailable",
+      server: "ghost",
+      reason: expect.stringContaining("command not found")
+    })
+    expect(reason(5)).toMatchObject({ status: "server-unavailable", reason: reason(4)!.reason })
+    expect(reason(6)).toMatchObject({
+      status: "server-unavailable",
+      reason: expect.stringContaining("no answer within 1s (initialize)")
+    })
+    expect(reason(6)!.reason).toContain("listening on nothing")
+    expect(reason(7)).toMatchObject({ status: "server-unavailable", reason: "no launch spec (test)" })
+    expect(run.result.summary.stages).toEqual({ rows: 9, read: 9, contract: 7, schema: 6, execution: 2 })
+    const ghost = run.report.servers.find((s) => s.server === "ghost")!
+    expect(ghost.starts).toBe(0)
+  }, 60_000)
+})

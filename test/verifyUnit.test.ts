@@ -1,0 +1,288 @@
+/**
+ * The pure parts behind `skyrl verify` and inventories that know their servers: inventory fields and
+ * schema hashes, servers configs and environment references, launch specs, cassette files (and the
+ * Cassettes store's repair of a torn line), drift, side-effect policy and the repair text.
+ */
+import { Effect, Either, Layer } from "effect"
+import { createHash } from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
+import { Cassettes } from "../src/services/Cassettes.js"
+import { StorageLive } from "../src/services/Storage.js"
+import { makeEntry, parseCassettes } from "../src/skyrl/cassettes.js"
+import { schemaDrift } from "../src/skyrl/drift.js"
+import {
+  launchOfSpec,
+  parseServersConfig,
+  resolveReferences,
+  specOfLaunch,
+  specsForInventory,
+  unrecordedHeaders
+} from "../src/skyrl/serverSpecs.js"
+import {
+  blockedSteps,
+  parseAllowList,
+  VerificationFailed,
+  verificationRepairMessage
+} from "../src/skyrl/verification.js"
+
+const FINANCE = join(__dirname, "..", "data", "inventory", "finance-mcp.json")
+const temps: Array<string> = []
+afterAll(() => temps.forEach((d) => rmSync(d, { recursive: true, force: true })))
+const sha = (text: string) => createHash("sha256").update(text, "utf8").digest("hex")
+
+describe("inventories that know their servers", () => {
+  const server = {
+    name: "fs",
+    launch: { transport: "stdio", command: "npx", args: ["-y", "srv", "/tmp"], env: ["API_KEY"], cwd: null },
+    server_info: { name: "secure-filesystem-server", version: "0.2.0" },
+    tools: [{
+      name: "read_file",
+      title: "Read File",
+      description: "Reads a file",
+      inputSchema: { type: "object", properties: { path: { type: "string" } }, required: ["path"] },
+      outputSchema: { type: "object", properties: { content: { type: "string" } } },
+      annotations: { readOnlyHint: true, openWorldHint: false, vendorHint: "x" }
+    }]
+  }
+
+  it("keeps launch, server_info, title, outputSchema, annotations; computes schema_hash of the stored schema", () => {
+    const inv = Either.getOrThrow(decodeInventory({ servers: [server] }))
+    const s = inv.servers[0]!
+    expect(s.launch).toEqual(server.launch)
+    expect(s.server_info).toEqual(server.server_info)
+    const t = s.tools[0]!
+    expect(t).toMatchObject({
+      title: "Read File",
+      outputSchema: server.tools[0]!.outputSchema,
+      annotations: server.tools[0]!.annotations
+    })
+    // canonical JSON of {type, properties:{path:{type}}, required} with keys sorted, no whitespace
+    expect(t.schema_hash).toBe(
+      sha("{\"properties\":{\"path\":{\"type\":\"string\"}},\"required\":[\"path\"],\"type\":\"object\"}")
+    )
+  })
+
+  it("a stored schema_hash is kept when right and an error naming the entry when the schema was edited", () => {
+    const right = sha("{\"properties\":{\"path\":{\"type\":\"string\"}},\"required\":[\"path\"],\"type\":\"object\"}")
+    const ok = decodeInventory({ servers: [{ ...server, tools: [{ ...server.tools[0], schema_hash: right }] }] })
+    expect(Either.isRight(ok)).toBe(true)
+    const stale = decodeInventory({
+      servers: [{ ...server, tools: [{ ...server.tools[0], schema_hash: "ab".repeat(32) }] }]
+    }, "inv.json")
+    expect(Either.isLeft(stale) && stale.left.message).toMatch(
+      /^inv\.json: servers\[0\]\.tools\[0\]\.schema_hash: is abab.* but the input schema hashes to [0-9a-f]{64}/
+    )
+  })
+
+  it("hand-written inventories (no launch, no annotations) still load; a bad launch spec names its entry", () => {
+    const finance = Either.getOrThrow(parseInventoryText(readFileSync(FINANCE, "utf8"), FINANCE))
+    expect(finance.servers.every((s) => s.launch === undefined && s.tools.every((t) => t.schema_hash?.length === 64)))
+      .toBe(true)
+    const bad = decodeInventory({ servers: [{ ...server, launch: { transport: "ftp", url: "x" } }] }, "inv.json")
+    expect(Either.isLeft(bad) && bad.left.message).toMatch(/^inv\.json: servers\[0\]\.launch/)
+  })
+})
+
+describe("servers configs, environment references, launch specs", () => {
+  it("reads the mcpServers JSON of MCP clients (and VS Code's servers key); disabled entries are left out", () => {
+    const text = JSON.stringify({
+      mcpServers: {
+        fs: { command: "npx", args: ["-y", "srv", "/tmp"], env: { KEY: "${KEY}", MODE: "ro" }, cwd: "/srv" },
+        docs: {
+          type: "http",
+          url: "https://docs.example/mcp",
+          headers: { Authorization: "${DOCS_TOKEN}", "X-Team": "a" }
+        },
+        old: { command: "gone", disabled: true }
+      }
+    })
+    expect(Either.getOrThrow(parseServersConfig(text))).toEqual([
+      {
+        _tag: "stdio",
+        name: "fs",
+        command: "npx",
+        args: ["-y", "srv", "/tmp"],
+        cwd: "/srv",
+        env: { KEY: "${KEY}", MODE: "ro" }
+      },
+      {
+        _tag: "http",
+        name: "docs",
+        url: "https://docs.example/mcp",
+        headers: { Authorization: "${DOCS_TOKEN}", "X-Team": "a" }
+      }
+    ])
+    expect(Either.getOrThrow(parseServersConfig(JSON.stringify({ servers: { a: { command: "x" } } })))).toHaveLength(1)
+  })
+
+  it("a bad config names the entry and the field", () => {
+    const reason = (config: unknown) => Either.flip(parseServersConfig(JSON.stringify(config))).pipe(Either.getOrThrow)
+    expect(reason({ mcpServers: { a: { args: [] } } })).toBe(
+      "mcpServers.a: needs \"command\" (a stdio server) or \"url\" (a streamable-HTTP server)"
+    )
+    expect(reason({ mcpServers: { a: { command: "x", args: "y" } } })).toBe(
+      "mcpServers.a: args: must be a list of strings"
+    )
+    expect(reason({ mcpServers: { a: { type: "sse", url: "http://h/sse" } } })).toMatch(
+      /^mcpServers\.a: the SSE transport is not supported/
+    )
+    expect(reason({ mcpServers: { a: { command: "x", env: { K: 1 } } } })).toBe(
+      "mcpServers.a: env: must map names to strings"
+    )
+    expect(reason({ other: {} })).toMatch(/must be a JSON object with an "mcpServers" object/)
+    expect(Either.flip(parseServersConfig("{nope")).pipe(Either.getOrThrow)).toMatch(/^not valid JSON/)
+  })
+
+  it("${VAR} and ${env:VAR} come from the environment; unset variables are named, values never shown", () => {
+    const env = { TOKEN: "s3cret", EMPTY: "" }
+    expect(Either.getOrThrow(resolveReferences({ a: "Bearer ${TOKEN}", b: "${env:TOKEN}", c: "plain" }, env))).toEqual({
+      a: "Bearer s3cret",
+      b: "s3cret",
+      c: "plain"
+    })
+    const missing = Either.flip(resolveReferences({ a: "${NOPE}", b: "${EMPTY}", c: "${TOKEN}" }, env)).pipe(
+      Either.getOrThrow
+    )
+    expect(missing).toBe("environment variables $NOPE, $EMPTY not set (needed by the server)")
+    expect(missing).not.toContain("s3cret")
+  })
+
+  it("an inventory records variable names only; its launch spec starts the same server", () => {
+    const stdio = { _tag: "stdio" as const, name: "fs", command: "npx", args: ["srv"], env: { KEY: "literal-value" } }
+    expect(launchOfSpec(stdio)).toEqual({ transport: "stdio", command: "npx", args: ["srv"], env: ["KEY"], cwd: null })
+    expect(specOfLaunch("fs", launchOfSpec(stdio))).toEqual({ ...stdio, env: { KEY: "${KEY}" } })
+    const http = { _tag: "http" as const, name: "d", url: "http://h/mcp", headers: { A: "${TOKEN}", B: "Bearer ${T}" } }
+    expect(launchOfSpec(http)).toEqual({ transport: "http", url: "http://h/mcp", headers_env: { A: "TOKEN" } })
+    expect(unrecordedHeaders(http)).toEqual(["B"])
+    expect(specOfLaunch("d", launchOfSpec(http))).toEqual({
+      _tag: "http",
+      name: "d",
+      url: "http://h/mcp",
+      headers: { A: "${TOKEN}" }
+    })
+  })
+
+  it("a servers config wins over the inventory's launch spec; servers with neither are named", () => {
+    const launch = { transport: "stdio" as const, command: "old", args: [], env: [], cwd: null }
+    const given = { _tag: "stdio" as const, name: "a", command: "new", args: [] }
+    const plan = specsForInventory([{ name: "a", launch }, { name: "b", launch }, { name: "c" }], [given])
+    expect(plan.specs.map((s) => [s.name, (s as { command: string }).command])).toEqual([["a", "new"], ["b", "old"]])
+    expect(plan.missing).toEqual(["c"])
+  })
+})
+
+describe("cassette files", () => {
+  const entry = (tool: string, text: string) =>
+    makeEntry({
+      server: "srv",
+      tool,
+      params: { q: tool },
+      result: { content: [{ type: "text", text }], structuredContent: null, isError: false },
+      duration_ms: 3,
+      server_version: "srv@1",
+      recorded_at: "2026-11-30T00:00:00.000Z",
+      illustrative: false
+    })
+
+  it("a reader keeps the first line per key, counts a bad line, ignores a torn last line", () => {
+    const a = entry("a", "first")
+    const text = [
+      JSON.stringify(a),
+      JSON.stringify({ ...a, result: { ...a.result, content: [] } }),
+      "garbage",
+      JSON.stringify(entry("b", "x")),
+      "{\"key\":\"tor"
+    ].join("\n")
+    const parsed = parseCassettes(text)
+    expect(parsed.entries.map((e) => e.tool)).toEqual(["a", "b"])
+    expect(parsed.entries[0]!.result.content).toEqual([{ type: "text", text: "first" }])
+    expect(parsed).toMatchObject({ lines: 3, duplicates: 1, invalid: [3], torn: true })
+    expect(text.slice(0, parsed.sound).endsWith("\n")).toBe(true)
+    expect(a.key).toBe(sha("srv\na\n{\"q\":\"a\"}"))
+  })
+
+  it("the store cuts a torn last line off, keeps earlier keys, and appends one line per new key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const file = join(dir, "cassettes.jsonl")
+    writeFileSync(file, JSON.stringify(entry("a", "kept")) + "\n{\"key\":\"torn")
+    const added = await Effect.runPromise(
+      Effect.gen(function*() {
+        const store = yield* Cassettes
+        const results = [
+          yield* store.record(entry("a", "again")),
+          yield* store.record(entry("b", "new")),
+          yield* store.record(entry("b", "twice"), { wait: true })
+        ]
+        return { results, counts: yield* store.counts }
+      }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
+    )
+    expect(added).toEqual({ results: [false, true, false], counts: { existing: 1, added: 1 } })
+    const lines = readFileSync(file, "utf8").split("\n")
+    expect(lines.filter((l) => l !== "").map((l) => JSON.parse(l).result.content[0].text)).toEqual(["kept", "new"])
+    expect(lines.at(-1)).toBe("")
+  })
+})
+
+describe("drift, side effects, repair text", () => {
+  const inventory = Either.getOrThrow(parseInventoryText(readFileSync(FINANCE, "utf8"), FINANCE))
+  const quote = inventory.servers[0]!.tools[0]!
+
+  it("schemaDrift flags only steps whose recorded hash differs; no hash or an unknown tool is skipped", () => {
+    const seq = [
+      { step: 1, server: "fmp", tool: quote.name, params: "{}", schema_hash: quote.schema_hash },
+      { step: 2, server: "fmp", tool: quote.name, params: "{}", schema_hash: "f".repeat(64) },
+      { step: 3, server: "fmp", tool: quote.name, params: "{}" },
+      { step: 4, server: "fmp", tool: quote.name, params: "{}", schema_hash: "" },
+      { step: 5, server: "fmp", tool: "no_such_tool", params: "{}", schema_hash: "f".repeat(64) }
+    ]
+    expect(schemaDrift(inventory, seq)).toEqual([{
+      field: "reward_spec.ground_truth.tool_sequence[1].schema_hash",
+      message: `step 2 fmp/${quote.name}: the tool's input schema changed since the row was made (row ffffffffffff, ` +
+        `inventory ${quote.schema_hash!.slice(0, 12)})`
+    }])
+  })
+
+  it("only readOnlyHint: true runs by default; TOOL, SERVER.TOOL and all allow the others", () => {
+    const inv = Either.getOrThrow(decodeInventory({
+      servers: [{
+        name: "fs",
+        tools: [
+          { name: "read", annotations: { readOnlyHint: true } },
+          { name: "write", annotations: { readOnlyHint: false } },
+          { name: "unannotated" }
+        ]
+      }]
+    }))
+    const steps = ["read", "write", "unannotated", "missing"].map((tool, i) => ({
+      step: i + 1,
+      server: "fs",
+      tool,
+      params: {},
+      derivedParams: []
+    }))
+    const blocked = (allow?: string) => blockedSteps(inv, steps, parseAllowList(allow)).map((s) => s.tool)
+    expect(blocked()).toEqual(["write", "unannotated", "missing"])
+    expect(blocked("write,fs.unannotated")).toEqual(["missing"])
+    expect(blocked("other.write")).toEqual(["write", "unannotated", "missing"])
+    expect(blocked("all")).toEqual([])
+  })
+
+  it("the repair message carries the tool's own error text", () => {
+    const text = verificationRepairMessage(
+      new VerificationFailed({
+        status: "tool-error",
+        step: 2,
+        server: "fs",
+        tool: "read_file",
+        reason: "ENOENT: no such file '/x'"
+      })
+    )
+    expect(text).toContain("step 2 (fs/read_file)")
+    expect(text).toContain("ENOENT: no such file '/x'")
+  })
+})
