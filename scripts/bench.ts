@@ -17,8 +17,12 @@
  *    (scripts/bench-nearDup.ts): time (goal < 30 s) and peak RSS, which must not grow with the prompts'
  *    length (goal: long / short < 1.25 while the text is 10× longer); plus the recall of injected
  *    near-duplicates.
+ * 6. `skyrl verify` against server-everything (stdio, from node_modules), in-process: rows verified
+ *    per second at concurrency 1 and 8 (two calls per row, distinct params, cassettes and journal written,
+ *    output written), as a ratio to the server's own call rate measured in the same run with a bare SDK
+ *    client at the same concurrency. Goal ≥ 0.8.
  *
- *     npm run bench                       # all five
+ *     npm run bench                       # all six
  *     npm run bench -- 1 3                # only some of them
  *     npm run bench -- --latency 500      # another fake latency (default 1000 ms)
  *
@@ -41,7 +45,7 @@ const latencyAt = args.indexOf("--latency")
 const LATENCY_MS = latencyAt === -1 ? 1000 : Number(args[latencyAt + 1])
 const only = new Set(
   args.filter((_, i) => latencyAt === -1 || (i !== latencyAt && i !== latencyAt + 1)).map(Number).filter((n) =>
-    n >= 1 && n <= 5
+    n >= 1 && n <= 6
   )
 )
 const wanted = (n: number) => only.size === 0 || only.has(n)
@@ -313,4 +317,9 @@ if (wanted(5)) {
     )
   }
   console.log()
+}
+
+if (wanted(6)) {
+  const { benchVerify } = await import("./bench-verify.js")
+  await benchVerify(verdict)
 }

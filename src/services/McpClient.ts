@@ -124,7 +124,7 @@ export interface McpSession {
     timeout: Duration.DurationInput
   ) => Effect.Effect<ToolCallResult, McpCallError>
   /** False once the connection has closed (the server exited or was killed). */
-  readonly isOpen: Effect.Effect<boolean>
+  readonly isOpenNow: () => boolean
   /** The last lines the server wrote on stderr (stdio servers). */
   readonly stderrTail: Effect.Effect<string>
 }
@@ -284,22 +284,13 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   callTool: (tool, params, timeoutInput) => {
     const timeout = Duration.decode(timeoutInput)
     const ms = Duration.toMillis(timeout)
+    // The SDK's own timer ends the wait (RequestTimeout) and cancels the request; interrupting the
+    // effect aborts it through the signal.
     return Effect.tryPromise({
       try: (signal) =>
         wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { signal, timeout: ms }),
       catch: (e) => callError(spec.name, tool, e, timeout, wire)
     }).pipe(
-      // A guard in case the SDK's own timer does not fire (the request is cancelled through the signal).
-      Effect.timeoutFail({
-        duration: Duration.sum(timeout, Duration.seconds(1)),
-        onTimeout: () =>
-          new McpCallError({
-            server: spec.name,
-            tool,
-            kind: "timeout",
-            reason: `no answer within ${Duration.format(timeout)}`
-          })
-      }),
       Effect.map((r) => ({
         content: Array.isArray(r.content) ? r.content : [],
         structuredContent: typeof r.structuredContent === "object" && r.structuredContent !== null
@@ -309,7 +300,7 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
       }))
     )
   },
-  isOpen: Effect.sync(() => wire.open),
+  isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))
 })
 

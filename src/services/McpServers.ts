@@ -88,9 +88,12 @@ const make = (options: McpServersOptions) =>
     const maxRestarts = options.maxRestarts ?? 3
     const slots = new Map<string, Slot>()
     const slotOf = (server: string): Effect.Effect<Slot> =>
-      Effect.gen(function*() {
+      Effect.suspend(() => {
         const existing = slots.get(server)
-        if (existing !== undefined) return existing
+        return existing !== undefined ? Effect.succeed(existing) : newSlot(server)
+      })
+    const newSlot = (server: string): Effect.Effect<Slot> =>
+      Effect.gen(function*() {
         const slot: Slot = {
           spec: options.specs.find((s) => s.name === server),
           lock: yield* Effect.makeSemaphore(1),
@@ -112,12 +115,21 @@ const make = (options: McpServersOptions) =>
     const unavailable = (server: string, reason: string) => new ServerUnavailableError({ server, reason })
 
     /** The slot's open session: starts or restarts the server when needed. */
-    const sessionOf = (server: string, slot: Slot) =>
+    const sessionOf = (server: string, slot: Slot): Effect.Effect<McpSession, ServerUnavailableError> =>
+      Effect.suspend(() => {
+        // The common case, without taking the lock: a connection that is up.
+        const current = slot.current
+        return current !== undefined && current.session.isOpenNow()
+          ? Effect.succeed(current.session)
+          : openSession(server, slot)
+      })
+
+    const openSession = (server: string, slot: Slot) =>
       slot.lock.withPermits(1)(Effect.gen(function*() {
         slot.used = true
         if (slot.unavailable !== undefined) return yield* unavailable(server, slot.unavailable)
         if (slot.current !== undefined) {
-          if (yield* slot.current.session.isOpen) return slot.current.session
+          if (slot.current.session.isOpenNow()) return slot.current.session
           yield* retire(slot)
         }
         if (slot.spec === undefined) {

@@ -187,7 +187,7 @@ const make = (settings: VerifierSettings) =>
         Effect.tap(() =>
           options?.durable === false ? Effect.void : cassettes.flush
         )
-      ) as Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
+      )
     }
     const report = Effect.gen(function*() {
       const counts = yield* cassettes.counts

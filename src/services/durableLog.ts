@@ -3,8 +3,8 @@
  * while a write is in flight go out together in the next write (one fsync for many lines).
  *
  * `append(text, { wait: true })` returns once the text is on disk (fsynced). Without `wait` it returns
- * at once and a background writer (in the caller's scope) writes it within one fsync's time; `flush`
- * waits for everything appended so far. A write failure is kept and reported by the next `append`
+ * at once and a background writer (in the caller's scope) writes it after a short window (`windowMs`,
+ * default 10 ms, so that one fsync carries many lines); `flush` waits for everything appended so far. A write failure is kept and reported by the next `append`
  * with `wait` or by `flush`. The scope's finalizer flushes what is left.
  */
 import { Effect } from "effect"
@@ -18,7 +18,10 @@ export interface DurableLog {
   readonly flush: Effect.Effect<void, StorageError>
 }
 
-export const makeDurableLog = (file: string): Effect.Effect<DurableLog, never, Storage | Scope.Scope> =>
+export const makeDurableLog = (
+  file: string,
+  windowMs = 10
+): Effect.Effect<DurableLog, never, Storage | Scope.Scope> =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const scope = yield* Effect.scope
@@ -48,7 +51,7 @@ export const makeDurableLog = (file: string): Effect.Effect<DurableLog, never, S
     const kick = Effect.suspend(() => {
       if (scheduled) return Effect.void
       scheduled = true
-      return Effect.asVoid(Effect.forkIn(drain, scope))
+      return Effect.asVoid(Effect.forkIn(Effect.zipRight(Effect.sleep(windowMs), drain), scope))
     })
     const flush = writeBatch
     yield* Effect.addFinalizer(() =>
