@@ -109,8 +109,7 @@ export const runVerify = (options: VerifyCliOptions) =>
       specs,
       unavailable,
       cassettesDir,
-      timeout: Duration.seconds(options.timeout),
-      maxInFlight: options.concurrency
+      timeout: Duration.seconds(options.timeout)
     })
     const { report, result } = yield* Effect.gen(function*() {
       const result = yield* verifyDatasets(common)

@@ -276,10 +276,9 @@ interface RunContext {
   readonly counter: SummaryCounter
 }
 
-/** Runs one row through every stage; records its outcome in the summary (and the journal when final). */
-const verifyRecord = (located: Located, ctx: RunContext) =>
+/** Executes a checked row; records its outcome in the summary (and the journal when final). */
+const verifyRecord = (located: Located, checked: Checked, ctx: RunContext) =>
   Effect.gen(function*() {
-    const checked = checkRecord(located, ctx.inventory)
     if (checked._tag === "reject") {
       ctx.counter.add({ passed: checked.passed })
       return { _tag: "rejected", order: located.order, reject: checked.reject, resumed: false } satisfies Outcome
@@ -357,10 +356,16 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       counter: new SummaryCounter()
     }
     const outcomes: Array<Outcome> = []
+    // The stages before execution run in the reading fiber, ahead of the workers (while they wait for
+    // the servers), so their CPU time is off the calls' path.
+    const checked = Stream.map(allRecords(options.files, options.limit), (located) => ({
+      located,
+      checked: checkRecord(located, options.inventory)
+    }))
     yield* forEachConcurrently(
-      allRecords(options.files, options.limit),
+      checked,
       options.concurrency,
-      (located) => Effect.map(verifyRecord(located, ctx), (o) => void outcomes.push(o))
+      (r) => Effect.map(verifyRecord(r.located, r.checked, ctx), (o) => void outcomes.push(o))
     )
     yield* verifier.flush
     yield* ctx.journal.flush

@@ -284,11 +284,11 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   callTool: (tool, params, timeoutInput) => {
     const timeout = Duration.decode(timeoutInput)
     const ms = Duration.toMillis(timeout)
-    // The SDK's own timer ends the wait (RequestTimeout) and cancels the request; interrupting the
-    // effect aborts it through the signal.
+    // The SDK's own timer ends the wait (RequestTimeout) and cancels the request on the server. No
+    // AbortSignal per call (it costs more than the rest of the call's bookkeeping): an interrupted
+    // call's answer is dropped, and the connection closes with the scope.
     return Effect.tryPromise({
-      try: (signal) =>
-        wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { signal, timeout: ms }),
+      try: () => wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: ms }),
       catch: (e) => callError(spec.name, tool, e, timeout, wire)
     }).pipe(
       Effect.map((r) => ({

@@ -8,7 +8,8 @@
  * - A server that cannot start (no launch spec, command not found, no answer to `initialize`,
  *   an environment variable not set) is unavailable for the rest of the run: it is tried once, and every
  *   later call fails at once with the same reason.
- * - At most `maxInFlight` calls are in flight per server.
+ * - At most `maxInFlight` calls are in flight per server when it is given (without it, the callers
+ *   bound them: `verify` runs each row's steps one after another, so at most `--concurrency` calls).
  */
 import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
 import type { ServerInfo } from "../domain/inventory.js"
@@ -58,7 +59,8 @@ export interface McpServersOptions {
   readonly unavailable?: Readonly<Record<string, string>>
   /** Time for one tools/call, and for starting a server (initialize). */
   readonly timeout: Duration.DurationInput
-  readonly maxInFlight: number
+  /** Calls in flight per server (default: not bounded here). */
+  readonly maxInFlight?: number | undefined
   /** Deaths in a row after which a server is given up (default 3). */
   readonly maxRestarts?: number
 }
@@ -71,7 +73,7 @@ export class McpServers extends Context.Tag("skyrl/McpServers")<McpServers, McpS
 interface Slot {
   readonly spec: McpServerSpec | undefined
   readonly lock: Effect.Semaphore
-  readonly inFlight: Effect.Semaphore
+  readonly inFlight: Effect.Semaphore | undefined
   current: { readonly session: McpSession; readonly scope: Scope.CloseableScope } | undefined
   info: ServerInfo | undefined
   unavailable: string | undefined
@@ -97,7 +99,9 @@ const make = (options: McpServersOptions) =>
         const slot: Slot = {
           spec: options.specs.find((s) => s.name === server),
           lock: yield* Effect.makeSemaphore(1),
-          inFlight: yield* Effect.makeSemaphore(Math.max(1, options.maxInFlight)),
+          inFlight: options.maxInFlight === undefined
+            ? undefined
+            : yield* Effect.makeSemaphore(Math.max(1, options.maxInFlight)),
           current: undefined,
           info: undefined,
           unavailable: options.unavailable?.[server],
@@ -168,26 +172,29 @@ const make = (options: McpServersOptions) =>
         yield* Scope.close(current.scope, Exit.void)
       })
 
+    const callOn = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) =>
+      Effect.flatMap(sessionOf(server, slot), (session) =>
+        Effect.timed(session.callTool(tool, params, timeout)).pipe(
+          Effect.tapError((e) =>
+            e.kind === "connection"
+              ? slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void)
+              : Effect.void
+          ),
+          Effect.map(([elapsed, result]): CallAnswer => {
+            slot.deaths = 0
+            return {
+              result,
+              durationMs: Math.round(Duration.toMillis(elapsed)),
+              serverVersion: serverVersionLabel(session.serverInfo) ?? null
+            }
+          })
+        ))
+
     const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) =>
-      Effect.gen(function*() {
-        const slot = yield* slotOf(server)
-        return yield* slot.inFlight.withPermits(1)(Effect.gen(function*() {
-          const session = yield* sessionOf(server, slot)
-          const [elapsed, result] = yield* Effect.timed(session.callTool(tool, params, timeout)).pipe(
-            Effect.tapError((e) =>
-              e.kind === "connection"
-                ? slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void)
-                : Effect.void
-            )
-          )
-          slot.deaths = 0
-          return {
-            result,
-            durationMs: Math.round(Duration.toMillis(elapsed)),
-            serverVersion: serverVersionLabel(session.serverInfo) ?? null
-          } satisfies CallAnswer
-        }))
-      })
+      Effect.flatMap(slotOf(server), (slot) =>
+        slot.inFlight === undefined
+          ? callOn(server, slot, tool, params)
+          : slot.inFlight.withPermits(1)(callOn(server, slot, tool, params)))
 
     const states = Effect.sync(() =>
       [...slots.entries()].filter(([, s]) => s.used).map(([server, s]) => ({

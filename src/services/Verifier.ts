@@ -72,7 +72,7 @@ export interface VerifierLiveSettings extends VerifierSettings {
   readonly cassettesDir: string
   /** Time for one call and for a server's start (default 30 s). */
   readonly timeout?: Duration.DurationInput
-  /** Calls in flight per server (default 8). */
+  /** Calls in flight per server (default: bounded by the callers, e.g. verify's row concurrency). */
   readonly maxInFlight?: number
 }
 
@@ -90,7 +90,7 @@ export class Verifier extends Context.Tag("skyrl/Verifier")<Verifier, VerifierAp
             specs: settings.specs,
             ...(settings.unavailable === undefined ? {} : { unavailable: settings.unavailable }),
             timeout: settings.timeout ?? Duration.seconds(30),
-            maxInFlight: settings.maxInFlight ?? 8
+            maxInFlight: settings.maxInFlight
           }),
           Cassettes.layer(settings.cassettesDir)
         )

@@ -4,8 +4,9 @@
  *
  * `append(text, { wait: true })` returns once the text is on disk (fsynced). Without `wait` it returns
  * at once and a background writer (in the caller's scope) writes it after a short window (`windowMs`,
- * default 10 ms, so that one fsync carries many lines); `flush` waits for everything appended so far. A write failure is kept and reported by the next `append`
- * with `wait` or by `flush`. The scope's finalizer flushes what is left.
+ * default 50 ms, so that one fsync carries many lines); `flush` waits for everything appended so far.
+ * A write failure is kept and reported by the next `append` with `wait` or by `flush`. The scope's
+ * finalizer flushes what is left.
  */
 import { Effect } from "effect"
 import type * as Scope from "effect/Scope"
@@ -20,7 +21,7 @@ export interface DurableLog {
 
 export const makeDurableLog = (
   file: string,
-  windowMs = 10
+  windowMs = 50
 ): Effect.Effect<DurableLog, never, Storage | Scope.Scope> =>
   Effect.gen(function*() {
     const storage = yield* Storage
