@@ -24,7 +24,7 @@ import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
 import type { Stage, VerificationRecord, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
-import { SummaryCounter, VerificationFailed } from "../skyrl/verification.js"
+import { SummaryCounter, toVerifySteps, VerificationFailed } from "../skyrl/verification.js"
 
 export interface VerifyDatasetsOptions {
   readonly files: ReadonlyArray<string>
@@ -156,16 +156,12 @@ const derivedParamsOf = (value: unknown): ReadonlyArray<ReadonlyArray<string>> =
   )
 }
 
-/** The plan of a decoded row as it runs. */
+/** The plan of a decoded row as it runs (`derived_params` read from the on-disk value, where newer rows have it). */
 export const stepsOfRow = (row: SkyRLRow, value: unknown): ReadonlyArray<VerifyStep> => {
   const derived = derivedParamsOf(value)
-  return row.reward_spec.ground_truth.tool_sequence.map((s, i) => ({
-    step: s.step,
-    server: s.server,
-    tool: s.tool,
-    params: s.params,
-    derivedParams: derived[i] ?? []
-  }))
+  return toVerifySteps(
+    row.reward_spec.ground_truth.tool_sequence.map((s, i) => ({ ...s, derived_params: derived[i] ?? [] }))
+  )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,9 +8,13 @@
  * `skyrl verify` calls per row:
  *
  *     const verifier = yield* Verifier
- *     const outcome = yield* Effect.either(verifier.verify(steps))
+ *     const outcome = yield* Effect.either(verifier.verify(toVerifySteps(planSteps)))
+ *     // Right(record): keep it (e.g. task_metadata.verification); Left(failure): when
+ *     // isRepairable(failure), send verificationRepairMessage(failure) to the model once
+ *     // (src/skyrl/verification.ts); otherwise reject the sample with failure.message.
  *
- * with `Verifier.live({ inventory, specs, cassettesDir, ... })` provided (it needs McpClient and Storage).
+ * with `Verifier.live({ inventory, allowSideEffects, specs, unavailable, cassettesDir, timeout })` provided
+ * (it needs McpClient and Storage; `specsForInventory` in src/skyrl/serverSpecs.ts gives specs/unavailable).
  *
  * - Side effects are opt-in: a step whose tool is not annotated `readOnlyHint: true` runs only when
  *   allowed (`--allow-side-effects`); otherwise nothing of the plan runs (`skipped-side-effect`).

@@ -26,6 +26,27 @@ export interface VerifyStep {
   readonly derivedParams: ReadonlyArray<string>
 }
 
+/**
+ * Plan steps as they run: decoded row steps, or a validated plan (`PlanStep`s) from the engine.
+ * `derived_params` may be missing (rows made before the field existed): none then.
+ */
+export const toVerifySteps = (
+  steps: ReadonlyArray<{
+    readonly step: number
+    readonly server: string
+    readonly tool: string
+    readonly params: unknown
+    readonly derived_params?: ReadonlyArray<string> | undefined
+  }>
+): ReadonlyArray<VerifyStep> =>
+  steps.map((s) => ({
+    step: s.step,
+    server: s.server,
+    tool: s.tool,
+    params: typeof s.params === "object" && s.params !== null ? s.params as Record<string, unknown> : {},
+    derivedParams: s.derived_params ?? []
+  }))
+
 /** What a verified plan keeps (in a row: `task_metadata.verification`). */
 export interface VerificationRecord {
   readonly status: "verified"
