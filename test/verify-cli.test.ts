@@ -126,6 +126,20 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(r.stdout).toContain(`server everything: would start ${process.execPath}`)
     expect(existsSync(at("d.jsonl"))).toBe(false)
     expect(existsSync(at("dry-tapes"))).toBe(false)
+    const limited = runCli([
+      "verify",
+      at("rows.jsonl"),
+      "--inventory",
+      at("inv.json"),
+      "--out",
+      at("d.jsonl"),
+      "--dry-run",
+      "--limit",
+      "1"
+    ])
+    expect(limited.stdout).toContain("row 0: run")
+    expect(limited.stdout).not.toContain("row 1:")
+    expect(limited.stdout).toContain("rows: 1 → read 1")
     const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out must not be one of the input datasets")
