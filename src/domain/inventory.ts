@@ -14,7 +14,10 @@
 import { Either, ParseResult, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
 
-export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+/** Any JSON value; one named definition in the JSON Schema (inline copies would repeat one `$id`). */
+const AnyValue = Schema.Unknown.annotations({ identifier: "JsonValue" })
+
+export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: AnyValue })
 export type JsonSchemaObject = typeof JsonSchemaObject.Type
 
 /** MCP tool annotations (hints from the server; `readOnlyHint: true` is what lets `verify` run a tool). */
@@ -26,7 +29,7 @@ export const ToolAnnotations = Schema.Struct(
     idempotentHint: Schema.optional(Schema.Boolean),
     openWorldHint: Schema.optional(Schema.Boolean)
   },
-  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+  Schema.Record({ key: Schema.String, value: AnyValue })
 )
 export type ToolAnnotations = typeof ToolAnnotations.Type
 
@@ -67,7 +70,7 @@ export type LaunchSpec = typeof LaunchSpec.Type
 /** The server's `initialize` answer (serverInfo). */
 export const ServerInfo = Schema.Struct(
   { name: Schema.String, version: Schema.String },
-  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+  Schema.Record({ key: Schema.String, value: AnyValue })
 )
 export type ServerInfo = typeof ServerInfo.Type
 

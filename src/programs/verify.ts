@@ -235,8 +235,10 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
       if (!isObject(entry) || typeof entry.hash !== "string") continue
       const e = entry as unknown as JournalEntry
       // A verified row whose results did not all reach the cassettes runs again.
-      if (e.record !== undefined && !e.record.steps.every((s) => cassetteHas(s.key))) continue
-      entries.set(e.hash, e)
+      const usable = e.record !== undefined
+        ? Array.isArray(e.record.steps) && e.record.steps.every((s) => cassetteHas(s.key))
+        : e.failure?.status === "tool-error" && typeof e.failure.reason === "string"
+      if (usable) entries.set(e.hash, e)
     }
     return entries
   })
@@ -288,9 +290,10 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext) =>
       const found = findTool(ctx.inventory, s.tool, s.server)
       return found === undefined || !isReadOnly(found.tool)
     })
-    const result = yield* Effect.either(verifier.verify(checked.steps, { durable: sideEffects }))
-    if (Either.isLeft(result) && result.left._tag === "StorageError") return yield* result.left
-    const outcome = Either.mapLeft(result, (e) => e as VerificationFailed)
+    const outcome = yield* verifier.verify(checked.steps, { durable: sideEffects }).pipe(
+      Effect.map((record) => Either.right(record)),
+      Effect.catchTag("VerificationFailed", (failure) => Effect.succeed(Either.left(failure)))
+    )
     const final = Either.isRight(outcome) || outcome.left.status === "tool-error"
     if (final) {
       const entry: JournalEntry = Either.isRight(outcome)
