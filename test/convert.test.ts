@@ -194,7 +194,7 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     const md = row.extra_info.task_metadata
     expect(md.prompt_tokens_est).toBeLessThanOrEqual(512)
     const small = Either.getOrThrow(
-      convertTask({ ...base(), tools_available: extras }, { inventory, promptBudgetTokens: 100 })
+      convertTask({ ...base(), tools_available: extras }, { inventory, maxPromptTokens: 100 })
     )
     expect(small.prompt[0].content.split("\n").filter((l) => l.startsWith("- "))).toHaveLength(2)
   })
