@@ -16,7 +16,7 @@ import { Storage, StorageLive } from "../src/services/Storage.js"
 import type { Report, RuleId } from "../src/skyrl/checks.js"
 import { checkRows, DatasetChecker, normalizeForDuplicates } from "../src/skyrl/checks.js"
 import { convertTask } from "../src/skyrl/convert.js"
-import { encodeRow } from "../src/skyrl/layout.js"
+import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
 import { validatePlan } from "../src/skyrl/planValidation.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { parseRecords } from "../src/skyrl/records.js"
@@ -38,7 +38,14 @@ const rowFor = (i: number, overrides: Record<string, unknown> = {}, maxPromptTok
       domain: i % 2 === 0 ? "equities" : "macro",
       tool_sequence: [
         { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
-        { server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL", limit: 3 } }
+        // The news of the ticker the quote returned: typed lists in every file these rows make.
+        {
+          server: "polygon",
+          tool: "polygon_get_news",
+          params: { ticker: "AAPL", limit: 3 },
+          depends_on: [1],
+          derived_params: ["ticker"]
+        }
       ],
       evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "0-1" }] },
       ...overrides
@@ -323,6 +330,129 @@ describe("the prototype row (test/fixtures/prototype/train_llm.json) against the
     expect(r.stdout).toContain("coverage (rows):")
     expect(r.stderr).toMatch(/violations/)
     expect(r.stderr).not.toContain("coverage")
+  })
+})
+
+describe("rows made the old way (test/fixtures/old-way: skyrl before param provenance, generate --llm replay)", () => {
+  const OLD = join(FIXTURES, "old-way", "generate-replay.jsonl")
+  const oldRows = readFileSync(OLD, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+
+  it("`skyrl validate` flags prompt/plan-leak (only the plan's tools, in plan order) and what the rows lack", () => {
+    const r = runCli(["validate", OLD, "--inventory", INVENTORY_FILE, "--json"])
+    expect(r.status).toBe(1)
+    const report = JSON.parse(r.stdout) as Report
+    expect(failing(report)).toEqual(["contract/provenance", "prompt/plan-leak"])
+    const leak = ruleOf(report, "prompt/plan-leak")
+    expect(leak.count).toBe(oldRows.length)
+    expect(leak.examples[0]).toMatchObject({
+      row: 0,
+      field: "prompt[0].content",
+      message: "only the plan's 2 tools are offered (the inventory has 23 more) " +
+        "(tools read from the system message: the row has no available_tools)"
+    })
+    // Row 4 plans polygon_get_news, fmp_get_change_percent, tavily_search and listed them in that order.
+    expect(leak.examples[4]!.message).toMatch(
+      /^the tools are not in the inventory's order \(the plan's tools come in plan order\)/
+    )
+    expect(ruleOf(report, "contract/provenance").examples[0]!.message).toMatch(
+      /^lacks call_name \(steps 1, 2\), depends_on \(steps 1, 2\), derived_params \(steps 1, 2\), schema_hash \(steps 1, 2\), available_tools, tool_schemas: a row made before param provenance/
+    )
+    // Nothing else: the missing fields are not repeated as schema errors.
+    expect(ruleOf(report, "contract/schema").count).toBe(0)
+  })
+
+  it("the old rows still decode, with the documented defaults, and are written back with the new fields", () => {
+    for (const raw of oldRows) {
+      const row = Either.getOrThrow(decodeRow(raw))
+      const gt = row.reward_spec.ground_truth
+      expect(gt.tool_sequence.map((s) => [s.call_name, s.depends_on, s.derived_params, s.schema_hash])).toEqual(
+        raw.reward_spec.ground_truth.tool_sequence.map((s: { tool: string }) => [s.tool, [], [], ""])
+      )
+      expect([gt.available_tools, gt.tool_schemas]).toEqual([[], {}])
+      expect(checkRows([encodeRow(row)], { inventory }).rules.find((x) => x.id === "contract/provenance")!.count)
+        .toBe(0)
+    }
+  })
+
+  it("a current row whose offered tools were cut to the plan's or put in plan order is a plan leak", () => {
+    const row = rowFor(0, {
+      tool_sequence: [
+        { server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL" } },
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }
+      ]
+    })
+    expect(failing(checkRows([row], { inventory }))).toEqual([])
+    const plan = row.reward_spec.ground_truth.tool_sequence.map((s) => ({
+      call_name: s.call_name,
+      server: s.server,
+      tool: s.tool
+    }))
+    const cut = edited(row, (r) => (r.reward_spec.ground_truth.available_tools = plan))
+    expect(ruleOf(checkRows([cut], { inventory }), "prompt/plan-leak").examples[0]!.message).toBe(
+      "the tools are not in the inventory's order (the plan's tools come in plan order); " +
+        "only the plan's 2 tools are offered (the inventory has 23 more)"
+    )
+    const few = edited(
+      row,
+      (r) => (r.reward_spec.ground_truth.available_tools = r.reward_spec.ground_truth.available_tools
+        .filter((t: { tool: string }) =>
+          ["fmp_get_quote", "fmp_get_company_profile", "polygon_get_news"].includes(t.tool)
+        ))
+    )
+    expect(ruleOf(checkRows([few], { inventory }), "prompt/plan-leak").examples[0]!.message).toBe(
+      "1 distractor offered, at least 3 needed"
+    )
+  })
+})
+
+describe("warnings", () => {
+  it("a complexity label that does not fit the plan is a warning: reported, not a violation (exit 0)", () => {
+    const row = rowFor(0, { complexity: "complex" })
+    const report = checkRows([row], { inventory })
+    expect(ruleOf(report, "plan/complexity")).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        field: "reward_spec.ground_truth.complexity",
+        message: "labelled complex (5 or more calls) but the plan has 2 calls (simple)"
+      }]
+    })
+    expect([report.ok, report.violations, report.warnings]).toEqual([true, 0, 1])
+    // generate/enrich can make it a problem the model repairs.
+    expect(checkRows([row], { inventory, severity: { "plan/complexity": "error" } }).violations).toBe(1)
+    const file = join(tmp(), "warn.jsonl")
+    writeFileSync(file, JSON.stringify(row) + "\n")
+    const r = runCli(["validate", file, "--inventory", INVENTORY_FILE])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("WARNINGS: ")
+    expect(r.stdout).toContain("plan/complexity  1")
+  })
+})
+
+describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {
+  const plain = rowFor(0, {
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }]
+  })
+  it("is a warning for one file, and a type change beside a file (or a Parquet file) that types the list", () => {
+    const alone = checkRows([plain], { inventory }, "a.jsonl")
+    expect(ruleOf(alone, "arrow/empty-list").examples.map((e) => [e.file, e.field])).toEqual([
+      ["a.jsonl", "reward_spec.ground_truth.tool_sequence[0].depends_on"],
+      ["a.jsonl", "reward_spec.ground_truth.tool_sequence[0].derived_params"]
+    ])
+    expect(alone.ok).toBe(true)
+    for (const typed of ["b.jsonl", "b.parquet"]) {
+      const checker = new DatasetChecker({ inventory })
+      checker.beginFile("a.jsonl")
+      checker.add(0, plain)
+      checker.beginFile(typed)
+      checker.add(0, typed.endsWith(".parquet") ? plain : rowFor(1))
+      const report = checker.report()
+      expect(ruleOf(report, "arrow/type-change").examples.map((e) => [e.file, e.row, e.field])).toEqual([
+        ["a.jsonl", 0, "reward_spec.ground_truth.tool_sequence[0].depends_on"],
+        ["a.jsonl", 0, "reward_spec.ground_truth.tool_sequence[0].derived_params"]
+      ])
+      expect(ruleOf(report, "arrow/empty-list").count).toBe(0)
+    }
   })
 })
 

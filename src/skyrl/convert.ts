@@ -281,7 +281,7 @@ export const toSkyRLSample = (
 ): Either.Either<SkyRLRow, ConversionError> => {
   const steps = task.tool_sequence
   if (steps.length === 0) return fail("tool_sequence", "is empty: a task needs at least one tool call")
-  const provenance = provenanceIssues(steps.map((s, i) => ({ ...s, step: i + 1 })))[0]
+  const provenance = provenanceIssues(steps.map((s, i) => ({ ...s, step: i + 1 })), context.inventory)[0]
   if (provenance !== undefined) {
     return fail(`tool_sequence[${provenance.step - 1}].${provenance.path.replace(/\//g, ".")}`, provenance.message)
   }
