@@ -46,12 +46,13 @@ export class RowStep extends Schema.Class<RowStep>("RowStep")({
   schema_hash: Schema.String
 }) {}
 
-/** One tool the prompt offers. */
-export class AvailableTool extends Schema.Class<AvailableTool>("AvailableTool")({
+/** One tool the prompt offers (a plain struct: a row offers many, and rows share them). */
+export const AvailableTool = Schema.Struct({
   call_name: Schema.String,
   server: Schema.String,
   tool: Schema.String
-}) {}
+}).annotations({ identifier: "AvailableTool" })
+export type AvailableTool = typeof AvailableTool.Type
 
 export class RowCriterion extends Schema.Class<RowCriterion>("RowCriterion")({
   name: Schema.String,

@@ -20,11 +20,11 @@
  */
 import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
-import type { Inventory } from "../domain/inventory.js"
+import type { Inventory, InventoryTool } from "../domain/inventory.js"
 import { findTool } from "../domain/inventory.js"
 import type { TaskMetadata } from "../domain/row.js"
+import type { AvailableTool } from "../domain/row.js"
 import {
-  AvailableTool,
   DEFAULT_DATA_SOURCE,
   ENV_CLASS,
   GroundTruth,
@@ -227,6 +227,30 @@ export const derivedRubric = (taskId: string, steps: ReadonlyArray<RowStep>): Ro
     ]
   }, TRUSTED)
 
+/** Schema hashes by tool entry (every row of a run hashes the same schemas). */
+const hashes = new WeakMap<InventoryTool, string>()
+const hashOf = (tool: InventoryTool): string => {
+  let hash = hashes.get(tool)
+  if (hash === undefined) {
+    hash = schemaHash(tool.inputSchema)
+    hashes.set(tool, hash)
+  }
+  return hash
+}
+
+/** `available_tools` of a prompt's tools; rows offering the same tools share one (immutable) list. */
+const availableLists = new WeakMap<ReadonlyArray<unknown>, ReadonlyArray<AvailableTool>>()
+const availableTools = (
+  tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>
+): ReadonlyArray<AvailableTool> => {
+  let list = availableLists.get(tools)
+  if (list === undefined) {
+    list = tools.map((t) => ({ call_name: t.callName, server: t.server, tool: t.tool }))
+    availableLists.set(tools, list)
+  }
+  return list
+}
+
 /** The step numbers and names of a plan step's provenance, normalized (sorted, no repeats). */
 const provenanceOf = (s: ToolStep) => ({
   depends_on: [...new Set(s.depends_on ?? [])].sort((a, b) => a - b),
@@ -324,7 +348,7 @@ export const toSkyRLSample = (
       call_name: callName(s),
       params: s.params,
       ...provenanceOf(s),
-      schema_hash: def === undefined ? "" : schemaHash(def.inputSchema)
+      schema_hash: def === undefined ? "" : hashOf(def)
     }, TRUSTED)
   })
   const must = task.success?.must_call_tool
@@ -374,9 +398,7 @@ export const toSkyRLSample = (
           tool_sequence: rowSteps,
           limits: { max_tools: limits.max_tools, max_servers: limits.max_servers },
           rubric,
-          available_tools: tools.map((t) =>
-            new AvailableTool({ call_name: t.callName, server: t.server, tool: t.tool }, TRUSTED)
-          ),
+          available_tools: availableTools(tools),
           tool_schemas: toolSchemas
         }, TRUSTED)
       },

@@ -104,11 +104,24 @@ export interface PromptTool {
   readonly paramNames: ReadonlyArray<string>
 }
 
+/** Signature lines by tool entry and call name: every row of a run lists the same tools. */
+const cachedLines = new WeakMap<InventoryTool, Map<string, string>>()
+
 /** The line listing one tool. */
-export const toolLine = (t: PromptTool): string =>
-  `- ${
-    t.definition === undefined ? `${t.callName}(${t.paramNames.join(", ")})` : toolSignature(t.definition, t.callName)
-  }`
+export const toolLine = (t: PromptTool): string => {
+  if (t.definition === undefined) return `- ${t.callName}(${t.paramNames.join(", ")})`
+  let byName = cachedLines.get(t.definition)
+  if (byName === undefined) {
+    byName = new Map()
+    cachedLines.set(t.definition, byName)
+  }
+  let line = byName.get(t.callName)
+  if (line === undefined) {
+    line = `- ${toolSignature(t.definition, t.callName)}`
+    byName.set(t.callName, line)
+  }
+  return line
+}
 
 /** The line heading a server's tools. */
 export const serverLine = (server: string): string => `${server}:`

@@ -83,28 +83,59 @@ export interface PromptTools {
   readonly distractorsAvailable: number
 }
 
-/** The candidates in canonical order: inventory tools, then plan tools the inventory does not know. */
-const candidatesOf = (input: PromptToolsInput): ReadonlyArray<Candidate> => {
-  const paramNames = new Map<string, Set<string>>()
-  for (const s of input.plan) {
-    const names = paramNames.get(keyOf(s)) ?? new Set<string>()
-    for (const k of Object.keys(s.params)) names.add(k)
-    paramNames.set(keyOf(s), names)
+interface Rendered {
+  readonly tools: ReadonlyArray<PromptTool>
+  readonly system: string
+  readonly systemTokens: number
+}
+
+/** The candidates in canonical order, their ranks, and the prompt offering all of them (by date). */
+interface Offer {
+  readonly candidates: ReadonlyArray<Candidate>
+  readonly rank: ReadonlyMap<string, number>
+  readonly full: Map<string, { readonly count: (text: string) => number; readonly rendered: Rendered }>
+}
+
+const offerOf = (candidates: ReadonlyArray<Candidate>): Offer => ({
+  candidates,
+  rank: new Map(candidates.map((c, i) => [keyOf(c), i])),
+  full: new Map()
+})
+
+/** The inventory's own offer, made once per inventory: every row of a run offers from it. */
+const inventoryOffers = new WeakMap<Inventory, Offer>()
+
+const inventoryOffer = (inventory: Inventory): Offer => {
+  let offer = inventoryOffers.get(inventory)
+  if (offer === undefined) {
+    offer = offerOf(
+      inventory.servers.flatMap((server) =>
+        server.tools.map((t) => ({ server: server.name, tool: t.name, definition: t, paramNames: [] }))
+      )
+    )
+    inventoryOffers.set(inventory, offer)
   }
-  const known = (input.inventory?.servers ?? []).flatMap((server) =>
-    server.tools.map((t) => ({
-      server: server.name,
-      tool: t.name,
-      definition: t,
-      paramNames: [] as ReadonlyArray<string>
-    }))
-  )
-  const knownKeys = new Set(known.map(keyOf))
-  const unknown = [...paramNames.keys()].filter((k) => !knownKeys.has(k)).sort().map((k) => {
-    const [server, tool] = k.split("\u0000") as [string, string]
-    return { server, tool, definition: undefined, paramNames: [...paramNames.get(k)!] }
-  })
-  return [...known, ...unknown]
+  return offer
+}
+
+/** The offer of a task: the inventory's, plus the plan tools it does not know (sorted by server and name). */
+const offerFor = (input: PromptToolsInput): Offer => {
+  const known = input.inventory === undefined ? offerOf([]) : inventoryOffer(input.inventory)
+  const unknown = new Map<string, Set<string>>()
+  for (const s of input.plan) {
+    if (known.rank.has(keyOf(s))) continue
+    const names = unknown.get(keyOf(s)) ?? new Set<string>()
+    for (const k of Object.keys(s.params)) names.add(k)
+    unknown.set(keyOf(s), names)
+  }
+  if (unknown.size === 0) return known
+  return offerOf([
+    ...known.candidates,
+    ...[...unknown.keys()].sort().map((k) => {
+      const [server, tool] = k.split("\u0000") as [string, string]
+      return { server, tool, definition: undefined, paramNames: [...unknown.get(k)!] }
+    })
+  ])
 }
 
 /** The prompt tools of a subset, in canonical order (`rank`), with call names of that subset. */
@@ -130,18 +161,25 @@ const shuffled = <A>(items: ReadonlyArray<A>, taskId: string): ReadonlyArray<A> 
 
 /** The tools the prompt offers and its system message, or why no prompt within the rules exists. */
 export const selectPromptTools = (input: PromptToolsInput): Either.Either<PromptTools, string> => {
-  const candidates = candidatesOf(input)
-  const rank = new Map(candidates.map((c, i) => [keyOf(c), i]))
+  const offer = offerFor(input)
+  const { candidates, rank } = offer
   const planKeys = new Set(input.plan.map(keyOf))
   const budget = input.maxTokens - input.otherTokens
-  const render = (chosen: ReadonlyArray<Candidate>) => {
+  const render = (chosen: ReadonlyArray<Candidate>): Rendered => {
     const tools = asPromptTools(chosen, rank)
     const system = renderSystemPrompt(tools, { asOf: input.asOf })
     return { tools, system, systemTokens: input.count(system) }
   }
+  const renderAll = (): Rendered => {
+    const cached = offer.full.get(input.asOf ?? "")
+    if (cached !== undefined && cached.count === input.count) return cached.rendered
+    const rendered = render(candidates)
+    offer.full.set(input.asOf ?? "", { count: input.count, rendered })
+    return rendered
+  }
   const distractorsAvailable = candidates.length - planKeys.size
   const needed = Math.min(MIN_DISTRACTORS, distractorsAvailable)
-  const done = (r: ReturnType<typeof render>): Either.Either<PromptTools, string> => {
+  const done = (r: Rendered): Either.Either<PromptTools, string> => {
     const distractors = r.tools.length - planKeys.size
     return distractors >= needed
       ? Either.right({ ...r, distractorsAvailable })
@@ -152,7 +190,7 @@ export const selectPromptTools = (input: PromptToolsInput): Either.Either<Prompt
       )
   }
 
-  const all = render(candidates)
+  const all = renderAll()
   if (all.systemTokens <= budget) return done(all)
   const required = candidates.filter((c) => planKeys.has(keyOf(c)))
   const base = render(required)

@@ -172,16 +172,20 @@ describe("convert: the bad-input corpus", () => {
     })
   }
 
-  it("a 20 MB line: no crash; the task whose prompt cannot fit is rejected with its reason, row 0 written", async () => {
-    const input = gen("huge-line.tasks.jsonl")
-    const out = join(tempDir(), "out.jsonl")
-    const r = await runOn(input, ["convert", input, "--out", out])
-    expect(r.status, r.stderr).toBe(0)
-    expect(readJsonl(out)).toHaveLength(1)
-    const rejects = readJsonl(`${out}.rejects.jsonl`)
-    expect(rejects.map((x) => [x.index, x.field])).toEqual([[1, "prompt"]])
-    expect(rejects[0].reason).toMatch(/with the user message \(\d+\) that is over the budget of 1024 prompt tokens/)
-  }, 60_000)
+  it(
+    "a 20 MB line: no crash; the task whose prompt cannot fit is rejected with its reason, row 0 written",
+    async () => {
+      const input = gen("huge-line.tasks.jsonl")
+      const out = join(tempDir(), "out.jsonl")
+      const r = await runOn(input, ["convert", input, "--out", out])
+      expect(r.status, r.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(1)
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.index, x.field])).toEqual([[1, "prompt"]])
+      expect(rejects[0].reason).toMatch(/with the user message \(\d+\) that is over the budget of 1024 prompt tokens/)
+    },
+    60_000
+  )
 })
 
 describe("validate: the bad-input corpus", () => {
