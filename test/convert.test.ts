@@ -4,6 +4,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import { ENV_CLASS } from "../src/domain/row.js"
+import { complexityMismatch, complexityOf } from "../src/domain/task.js"
 import { convertTask, decodeTask, normalizePrompt, toSkyRLSampleEffect } from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow, encodeRowWithSchema } from "../src/skyrl/layout.js"
 import { TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
@@ -176,6 +177,18 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     const one = { ...base(), tool_sequence: [base().tool_sequence[0]] }
     expect(Either.getOrThrow(convertTask(one)).reward_spec.ground_truth.max_turns).toBe(4) // max(1 + 2, 4)
     expect(Either.getOrThrow(convertTask(one)).reward_spec.ground_truth.complexity).toBe("simple")
+  })
+  it("complexity follows the number of calls: simple 1-2, moderate 3-4, complex 5+", () => {
+    expect([1, 2, 3, 4, 5, 9].map(complexityOf)).toEqual([
+      "simple",
+      "simple",
+      "moderate",
+      "moderate",
+      "complex",
+      "complex"
+    ])
+    expect(complexityMismatch("moderate", 4)).toBeUndefined()
+    expect(complexityMismatch("complex", 1)).toBe("labelled complex (5 or more calls) but the plan has 1 call (simple)")
   })
   it("keeps given values and rejects ones that contradict the plan", () => {
     const given = { ...base(), complexity: "complex", max_turns: 9, limits: { max_tools: 4, max_servers: 3 } }

@@ -3,7 +3,8 @@
  * depend on the plan, colliding names are unambiguous, signatures carry what a policy needs.
  */
 import { Either, Schema } from "effect"
-import { readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { Inventory, InventoryTool } from "../src/domain/inventory.js"
@@ -11,6 +12,7 @@ import { convertTask } from "../src/skyrl/convert.js"
 import { shortenDescription, toolSignature, typeLabel } from "../src/skyrl/prompt.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { callNames, MIN_DISTRACTORS } from "../src/skyrl/promptTools.js"
+import { runCli } from "./support/cli.js"
 
 const tool = (name: string, description = `Does ${name}.`) => ({
   name,
@@ -203,5 +205,52 @@ describe("signatures a policy can act on", () => {
       "tavily:"
     ])
     expect(row.extra_info.task_metadata.as_of).toBe("2026-11-30")
+  })
+})
+
+describe("--as-of and --max-prompt-tokens (convert; generate and enrich share the options)", () => {
+  const INVENTORY_FILE = join(import.meta.dirname, "fixtures", "inventory", "finance-mcp.json")
+  const write = () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-asof-"))
+    const input = join(dir, "tasks.json")
+    const quote = {
+      ...task([], "q1", "Quote AAPL as of today."),
+      tool_sequence: [
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }
+      ]
+    }
+    writeFileSync(input, JSON.stringify([quote]))
+    return { input, out: join(dir, "rows.jsonl") }
+  }
+  const rowsOf = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+
+  it("dates every row with --as-of and keeps the prompt within --max-prompt-tokens (or MAX_PROMPT_TOKENS)", () => {
+    const { input, out } = write()
+    const r = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE, "--as-of", "2025-06-30"])
+    expect(r.status, r.stderr).toBe(0)
+    const [row] = rowsOf(out)
+    expect(row.prompt[0].content).toContain("Today is 2025-06-30.")
+    expect(JSON.parse(row.extra_info.task_metadata).as_of).toBe("2025-06-30")
+    // A budget the whole inventory does not fit: fewer tools, still within it.
+    const small = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE], {
+      env: { MAX_PROMPT_TOKENS: "400" }
+    })
+    expect(small.status, small.stderr).toBe(0)
+    const [tight] = rowsOf(out)
+    expect(tight.reward_spec.ground_truth.available_tools.length).toBeLessThan(25)
+    expect(JSON.parse(tight.extra_info.task_metadata).prompt_tokens_est).toBeLessThanOrEqual(400)
+  })
+
+  it("a date that is not YYYY-MM-DD, or a budget that is not positive, is a usage error naming the setting", () => {
+    const { input, out } = write()
+    const bad = runCli(["convert", input, "--out", out, "--as-of", "2025-02-30"])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toContain("--as-of (AS_OF): must be a date YYYY-MM-DD, got \"2025-02-30\"")
+    const zero = runCli(["convert", input, "--out", out, "--max-prompt-tokens", "0"])
+    expect(zero.status).toBe(2)
+    expect(zero.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer")
+    const gen = runCli(["generate", "-n", "1", "--out", out, "--llm", "replay", "--as-of", "soon"])
+    expect(gen.status).toBe(2)
+    expect(gen.stderr).toContain("--as-of (AS_OF)")
   })
 })

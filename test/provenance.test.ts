@@ -3,7 +3,7 @@
  * `validate` accept and reject, and that a derived param's value is never compared anywhere.
  */
 import { Either, Schema } from "effect"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -190,4 +190,55 @@ describe("conversion and the model's answer", () => {
       })
     ])
   })
+})
+
+describe("the bundled replay answers (data/replay, scripts/make-replay-examples.py)", () => {
+  const dir = join(import.meta.dirname, "..", "data", "replay")
+  const answers = readdirSync(dir).filter((f) => f.endsWith(".json")).sort().map((f) =>
+    JSON.parse(JSON.parse(readFileSync(join(dir, f), "utf8")).choices[0].message.content)
+  )
+
+  it("every answer converts with a valid plan, a fitting complexity, and its dependent params marked", () => {
+    expect(answers).toHaveLength(12)
+    for (const answer of answers) {
+      const row = Either.getOrThrow(convertTask(answer, { inventory }))
+      const report = checkRows([encodeRow(row)], { inventory })
+      expect(report.rules.filter((r) => r.count > 0 && r.id !== "arrow/empty-list").map((r) => r.id)).toEqual([])
+    }
+    const derived = answers.flatMap((a) =>
+      a.tool_sequence.filter((s: any) => s.derived_params.length > 0).map((s: any) => `${a.task_id}:${s.tool}`)
+    )
+    expect(derived).toEqual(expect.arrayContaining([
+      "find-ticker-palantir:fmp_get_quote",
+      "market-movers-slack-digest:send_slack_message",
+      "jpm-hourly-volatility:store_execution_result"
+    ]))
+  })
+
+  it(
+    "`generate -n 5 --llm replay` makes 5 valid rows offline, dated the run's start, the whole inventory offered",
+    () => {
+      const out = join(mkdtempSync(join(tmpdir(), "skyrl-replay-")), "x.jsonl")
+      const r = runCli(["generate", "-n", "5", "--out", out, "--llm", "replay"])
+      expect(r.status, r.stderr).toBe(0)
+      const rows = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      expect(rows).toHaveLength(5)
+      const v = runCli(["validate", out, "--json"])
+      expect(v.status, v.stdout).toBe(0)
+      expect(JSON.parse(v.stdout).violations).toBe(0)
+      for (const row of rows) {
+        // The run's start date (its id starts with it: 20261130T054052Z-...).
+        const md = JSON.parse(row.extra_info.task_metadata)
+        const started = `${md.run_id.slice(0, 4)}-${md.run_id.slice(4, 6)}-${md.run_id.slice(6, 8)}`
+        expect(md.as_of).toBe(started)
+        expect(row.prompt[0].content).toContain(`Today is ${started}.`)
+        expect(row.reward_spec.ground_truth.available_tools).toHaveLength(25)
+      }
+      expect(
+        rows.some((row) => row.reward_spec.ground_truth.tool_sequence.some((s: any) => s.derived_params.length > 0))
+      )
+        .toBe(true)
+    },
+    120_000
+  )
 })

@@ -576,6 +576,16 @@ describe("skyrl schema", () => {
     const prototype = JSON.parse(readFileSync(PROTOTYPE, "utf8"))[0]
     expect(validate(prototype)).toBe(false)
     expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.max_turns = 2.5)))).toBe(false)
+    // Param provenance is part of the contract: typed lists on every step, the prompt's tools on every row.
+    expect(schema.$defs.RowStep.required).toEqual(
+      ["step", "server", "tool", "call_name", "params", "depends_on", "derived_params", "schema_hash"]
+    )
+    expect(schema.$defs.RowStep.properties.depends_on).toEqual({ type: "array", items: { $ref: "#/$defs/Int" } })
+    expect(schema.$defs.GroundTruth.required).toEqual(expect.arrayContaining(["available_tools", "tool_schemas"]))
+    expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.tool_sequence[1].depends_on = ["1"]))))
+      .toBe(false)
+    expect(validate(edited(rowFor(0), (r) => delete r.reward_spec.ground_truth.tool_sequence[0].derived_params)))
+      .toBe(false)
   })
   it("task and inventory: the schemas accept the bundled examples", () => {
     const inv = JSON.parse(runCli(["schema", "inventory"]).stdout)
