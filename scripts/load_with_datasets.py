@@ -4,13 +4,37 @@
 SkyRL (skyrl/train/dataset/dataset.py) picks the loader by extension (.parquet -> "parquet",
 .json/.jsonl -> "json") and merges all files with concatenate_datasets. Values that Arrow changed
 (datetime objects, padded keys) are printed as they came back, so a caller can compare them with
-what was written. Usage: load_with_datasets.py FILE [FILE ...]
+what was written. With --decode, each row is printed as an environment sees it after
+`plan_from_extras` (the decoding the README documents; the test suite checks the README holds this
+very function). Usage: load_with_datasets.py [--decode] FILE [FILE ...]
 """
 import datetime
 import json
 import sys
 
 import datasets
+
+
+# --- plan_from_extras (README "Row layout") ---
+def plan_from_extras(extras):
+    """A row's plan as an environment needs it: the JSON-encoded parts decoded."""
+    gt = extras["reward_spec"]["ground_truth"]
+    steps = [
+        {
+            **s,
+            "params": json.loads(s["params"]),
+            # Rows written before param provenance lack these: every param literal, the tool name as call name.
+            "call_name": s.get("call_name") or s["tool"],
+            "depends_on": list(s.get("depends_on") or []),
+            "derived_params": list(s.get("derived_params") or []),
+        }
+        for s in gt["tool_sequence"]
+    ]
+    tool_schemas = json.loads(gt.get("tool_schemas") or "{}")
+    available_tools = gt.get("available_tools") or []  # empty: unknown (only the plan's tools are known)
+    metadata = json.loads(extras["extra_info"]["task_metadata"])
+    return steps, gt["success"]["must_call_tool"], gt["max_turns"], tool_schemas, available_tools, metadata
+# --- end plan_from_extras ---
 
 
 def load(path):
@@ -28,11 +52,20 @@ def plain(value):
     return value
 
 
-def main(paths):
+def decoded(row):
+    steps, must_call_tool, max_turns, tool_schemas, available_tools, metadata = plan_from_extras(row)
+    return {"steps": steps, "must_call_tool": must_call_tool, "max_turns": max_turns,
+            "tool_schemas": tool_schemas, "available_tools": available_tools, "metadata": metadata}
+
+
+def main(args):
+    decode = "--decode" in args
+    paths = [a for a in args if a != "--decode"]
     datasets.disable_progress_bars()
     merged = datasets.concatenate_datasets([load(p) for p in paths])
     for row in merged:
-        sys.stdout.write(json.dumps(plain(row), ensure_ascii=False) + "\n")
+        value = decoded(row) if decode else row
+        sys.stdout.write(json.dumps(plain(value), ensure_ascii=False) + "\n")
     sys.stderr.write(f"datasets {datasets.__version__}: {len(merged)} rows\n")
 
 

@@ -2,7 +2,11 @@
 """Writes data/replay/: hand-written example answers in the Chat Completions shape, so that
 `skyrl generate` runs offline (no key, no network) through the same decoding and validation as live
 answers. They were written by the skyrl developers against data/inventory/finance-mcp.json, not by a
-model; each file says so in its `model` field. Run again after editing TASKS."""
+model; each file says so in its `model` field. Run again after editing TASKS.
+
+A plan step is (server, tool, params) or (server, tool, params, depends_on, derived_params): the steps
+(1-based) whose results it uses, and the params whose values come from those results (their values here are
+illustrative). Every other param is literal: stated in the user prompt or fixed by the task."""
 import json
 import os
 
@@ -18,20 +22,22 @@ TASKS = [
          assumptions=["US market data is available for NVDA"],
          plan=[("fmp", "fmp_get_quote", {"symbol": "NVDA"}), ("fmp", "fmp_get_company_profile", {"symbol": "NVDA"})]),
     dict(task_id="msft-quarterly-revenue-trend", domain="equity research", complexity="moderate", max_turns=5,
-         user_prompt="How has Microsoft's quarterly revenue moved over the last four quarters, and how has the stock traded over the past three months? Summarize both in a short paragraph.",
+         user_prompt="How has Microsoft's quarterly revenue moved over the last four quarters, and how did the stock trade from 2025-07-01 to 2025-09-30? Compute the quarter-over-quarter growth and the price return, and summarize both in a short paragraph.",
          assumptions=[],
          plan=[("fmp", "fmp_get_income_statement", {"symbol": "MSFT", "period": "quarterly", "limit": 4}),
                ("polygon", "polygon_get_aggs", {"ticker": "MSFT", "start_date": "2025-07-01", "end_date": "2025-09-30"}),
-               ("python_execution", "execute_python", {"code": "import statistics\nprint('compute quarter-over-quarter revenue growth and 3-month price return')"})]),
+               ("python_execution", "execute_python", {"code": "revenue = [61.9, 64.7, 70.1, 76.4]\nclose = [498.8, 517.9]\ngrowth = [round(100 * (b / a - 1), 1) for a, b in zip(revenue, revenue[1:])]\nprint(growth, round(100 * (close[1] / close[0] - 1), 1))"},
+                [1, 2], ["code"])]),
     dict(task_id="market-movers-slack-digest", domain="team reporting on slack", complexity="moderate", max_turns=5,
          user_prompt="Post today's top five gainers and top five losers to the #markets-daily Slack channel as a short digest.",
          assumptions=["the #markets-daily channel exists and the bot can post to it"],
          plan=[("fmp", "fmp_get_market_gainers", {"limit": 5}), ("fmp", "fmp_get_market_losers", {"limit": 5}),
-               ("slack", "send_slack_message", {"channel": "markets-daily", "message": "Daily movers digest: top 5 gainers and top 5 losers are in the thread."})]),
+               ("slack", "send_slack_message", {"channel": "markets-daily", "message": "Daily movers. Gainers: SMCI +12.4%, PLTR +8.1%, AMD +6.3%, TSLA +5.2%, UBER +4.8%. Losers: NKE -7.9%, PFE -5.5%, INTC -4.6%, BA -3.9%, DIS -3.1%."},
+                [1, 2], ["message"])]),
     dict(task_id="market-open-check", domain="market monitoring", complexity="simple", max_turns=3,
          user_prompt="Is the US stock market open right now? If it is, tell me SPY's previous close.",
          assumptions=[],
-         plan=[("polygon", "polygon_get_market_status", {}), ("polygon", "polygon_get_previous_close", {"ticker": "SPY"})]),
+         plan=[("polygon", "polygon_get_market_status", {}), ("polygon", "polygon_get_previous_close", {"ticker": "SPY"}, [1], [])]),
     dict(task_id="tsla-news-sentiment", domain="news and sentiment", complexity="moderate", max_turns=5,
          user_prompt="What has the news said about Tesla this week, and is the tone mostly positive or negative? Include the stock's daily change.",
          assumptions=["news from the last seven days is enough"],
@@ -41,15 +47,18 @@ TASKS = [
     dict(task_id="find-ticker-palantir", domain="equity research", complexity="simple", max_turns=3,
          user_prompt="I only know the company name Palantir. Find its ticker and tell me the latest quote.",
          assumptions=[],
-         plan=[("fmp", "fmp_search_ticker", {"query": "Palantir", "limit": 3}), ("fmp", "fmp_get_quote", {"symbol": "PLTR"})]),
+         plan=[("fmp", "fmp_search_ticker", {"query": "Palantir", "limit": 3}), ("fmp", "fmp_get_quote", {"symbol": "PLTR"}, [1], ["symbol"])]),
     dict(task_id="jpm-hourly-volatility", domain="quantitative analysis with python", complexity="complex", max_turns=7,
-         user_prompt="Measure JPMorgan's intraday volatility over the first week of September 2025 from hourly bars, compare it with the daily-bar volatility of the same week, and store the result for later use.",
+         user_prompt="Measure JPMorgan's intraday volatility from 2025-09-02 to 2025-09-05 from hourly bars, compare it with the daily-bar volatility of the same days, store the result under the key jpm_vol_2025w36, and tell #quant-research where it is.",
          assumptions=["hourly bars are available for 2025-09-02 to 2025-09-05"],
          plan=[("polygon", "polygon_get_aggs", {"ticker": "JPM", "start_date": "2025-09-02", "end_date": "2025-09-05", "frequency": "hourly"}),
                ("polygon", "polygon_get_aggs", {"ticker": "JPM", "start_date": "2025-09-02", "end_date": "2025-09-05", "frequency": "daily"}),
-               ("python_execution", "execute_python", {"code": "import math\nprint('annualized stdev of hourly vs daily log returns')", "description": "volatility comparison"}),
-               ("python_execution", "store_execution_result", {"context_key": "jpm_vol_2025w36", "data": "{\"ticker\": \"JPM\", \"window\": \"2025-09-02/2025-09-05\"}"}),
-               ("slack", "send_slack_message", {"channel": "quant-research", "message": "JPM hourly vs daily volatility for 2025-09-02..05 is stored under jpm_vol_2025w36."})]),
+               ("python_execution", "execute_python", {"code": "import math, statistics\nhourly = [301.2, 302.0, 300.8, 301.9, 303.1]\ndaily = [300.5, 302.4, 301.1, 303.0]\nvol = lambda p, k: statistics.stdev(math.log(b / a) for a, b in zip(p, p[1:])) * math.sqrt(k)\nprint(vol(hourly, 252 * 7), vol(daily, 252))", "description": "volatility comparison"},
+                [1, 2], ["code"]),
+               ("python_execution", "store_execution_result", {"context_key": "jpm_vol_2025w36", "data": "{\"ticker\": \"JPM\", \"window\": \"2025-09-02/2025-09-05\", \"hourly_vol\": 0.187, \"daily_vol\": 0.162}"},
+                [3], ["data"]),
+               ("slack", "send_slack_message", {"channel": "quant-research", "message": "JPM volatility 2025-09-02..05: hourly 18.7% vs daily 16.2% annualized, stored under jpm_vol_2025w36."},
+                [3, 4], ["message"])]),
     dict(task_id="amd-vs-intc-snapshot", domain="equity research", complexity="moderate", max_turns=6,
          user_prompt="Compare AMD and Intel today: price, daily percentage change, and one recent headline for each.",
          assumptions=[],
@@ -66,18 +75,24 @@ TASKS = [
                ("polygon", "polygon_get_previous_close", {"ticker": "BAC"}),
                ("tavily", "tavily_search", {"query": "Bank of America stock reaction Fed decision", "max_results": 5, "search_depth": "advanced"})]),
     dict(task_id="costco-fundamentals-brief", domain="equity research", complexity="complex", max_turns=7,
-         user_prompt="Prepare a brief on Costco for the investment committee: business overview, annual revenue and net income for the last three years, the stock's move year to date, and two recent headlines. Post a one-line summary to #ic-prep.",
+         user_prompt="Prepare a brief on Costco for the investment committee: business overview, annual revenue and net income for the last three years, the stock's move from 2025-01-02 to 2025-09-30, and two recent headlines. Post a one-line summary to #ic-prep.",
          assumptions=["#ic-prep exists"],
          plan=[("polygon", "polygon_get_ticker_details", {"ticker": "COST"}),
                ("fmp", "fmp_get_income_statement", {"symbol": "COST", "period": "annual", "limit": 3}),
                ("polygon", "polygon_get_aggs", {"ticker": "COST", "start_date": "2025-01-02", "end_date": "2025-09-30"}),
                ("polygon", "polygon_get_news", {"ticker": "COST", "limit": 2}),
-               ("slack", "send_slack_message", {"channel": "ic-prep", "message": "Costco brief ready: overview, 3-year P&L, YTD move and two headlines."})]),
+               ("slack", "send_slack_message", {"channel": "ic-prep", "message": "Costco: revenue $254.5B (+5%), net income $7.4B; stock +4.1% from 2025-01-02 to 2025-09-30; news: membership fee hike, gold bar sales."},
+                [1, 2, 3, 4], ["message"])]),
     dict(task_id="ko-previous-close-change", domain="market monitoring", complexity="simple", max_turns=3,
          user_prompt="What was Coca-Cola's previous close and how much has it moved today in percent?",
          assumptions=[],
          plan=[("fmp", "fmp_get_previous_close", {"symbol": "KO"}), ("fmp", "fmp_get_change_percent", {"symbol": "KO"})]),
 ]
+
+def step(server, tool, params, depends_on=(), derived_params=()):
+    return {"server": server, "tool": tool, "params": params,
+            "depends_on": list(depends_on), "derived_params": list(derived_params)}
+
 
 def main():
     out_dir = os.path.join(os.path.dirname(__file__), "..", "data", "replay")
@@ -86,7 +101,7 @@ def main():
         answer = {
             "task_id": t["task_id"], "user_prompt": t["user_prompt"], "complexity": t["complexity"],
             "domain": t["domain"], "assumptions": t["assumptions"], "max_turns": t["max_turns"],
-            "tool_sequence": [{"server": s, "tool": n, "params": p} for s, n, p in t["plan"]],
+            "tool_sequence": [step(*s) for s in t["plan"]],
             "evaluation_rubric": R(f"{t['task_id']} rubric", STD),
         }
         body = {

@@ -4,9 +4,11 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import { ENV_CLASS } from "../src/domain/row.js"
+import { complexityMismatch, complexityOf } from "../src/domain/task.js"
 import { convertTask, decodeTask, normalizePrompt, toSkyRLSampleEffect } from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow, encodeRowWithSchema } from "../src/skyrl/layout.js"
-import { estimateTokens, TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
+import { TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
+import { chatPromptTokens, textTokens } from "../src/skyrl/promptTokens.js"
 
 const FIXTURES = join(import.meta.dirname, "fixtures")
 const inventory = Schema.decodeUnknownSync(Inventory)(
@@ -65,9 +67,28 @@ describe("toSkyRLSample: required fields name the field", () => {
       expect(e.reason).toMatch(/must be an object/)
     }
   })
-  it("rejects a task without a rubric", () => {
+  it("converts a task without a rubric: a rubric derived from the plan, rubric_source derived", () => {
     const { evaluation_rubric: _, ...task } = base()
-    expect(fieldOf(task).field).toBe("evaluation_rubric")
+    const withDeps = {
+      ...task,
+      tool_sequence: [task.tool_sequence[0], { ...task.tool_sequence[1], depends_on: [1], derived_params: ["ticker"] }]
+    }
+    const row = Either.getOrThrow(convertTask(withDeps, { inventory }))
+    const rubric = row.reward_spec.ground_truth.rubric
+    expect(row.extra_info.task_metadata.rubric_source).toBe("derived")
+    expect(rubric.name).toBe("t1 (derived from the plan)")
+    // One criterion per planned call (its literal params; where its derived params come from), then the answer.
+    expect(rubric.criteria.map((c) => [c.name, c.description])).toEqual([
+      ["step 1: fmp_get_quote", "Calls fmp_get_quote with {\"symbol\":\"AAPL\"}."],
+      ["step 2: polygon_get_news", "Calls polygon_get_news with {\"limit\":3}; ticker from the result of step 1."],
+      [
+        "grounded answer",
+        "The final answer covers every part of the request and uses only values the tool calls returned."
+      ]
+    ])
+    // Deterministic: the same task gives the same rubric.
+    expect(Either.getOrThrow(convertTask(withDeps, { inventory })).reward_spec.ground_truth.rubric).toEqual(rubric)
+    expect(Either.getOrThrow(convertTask(base())).extra_info.task_metadata.rubric_source).toBe("model")
   })
   it("rejects a non-object task", () => {
     expect(fieldOf([1, 2]).field).toBe("(task)")
@@ -125,29 +146,49 @@ describe("toSkyRLSample: prompt normalization", () => {
 })
 
 describe("toSkyRLSample: plan, defaults and layout", () => {
-  it("renumbers steps 1..n in plan order and lists tools de-duplicated in first-use order", () => {
+  it("renumbers steps 1..n in plan order and offers every inventory tool in the inventory's order", () => {
     const row = Either.getOrThrow(convertTask(base(), { inventory }))
     const gt = row.reward_spec.ground_truth
-    expect(gt.tool_sequence.map((s) => [s.step, s.tool, s.params])).toEqual([
-      [1, "fmp_get_quote", { symbol: "AAPL" }],
-      [2, "polygon_get_news", { ticker: "AAPL", limit: 3 }],
-      [3, "fmp_get_quote", { symbol: "MSFT" }]
+    expect(gt.tool_sequence.map((s) => [s.step, s.tool, s.call_name, s.params])).toEqual([
+      [1, "fmp_get_quote", "fmp_get_quote", { symbol: "AAPL" }],
+      [2, "polygon_get_news", "polygon_get_news", { ticker: "AAPL", limit: 3 }],
+      [3, "fmp_get_quote", "fmp_get_quote", { symbol: "MSFT" }]
     ])
     const system = row.prompt[0].content
     const listed = system.split("\n").filter((l) => l.startsWith("- ")).map((l) => l.slice(2).split("(")[0])
-    expect(listed).toEqual(["fmp_get_quote", "polygon_get_news"])
+    const inventoryOrder = inventory.servers.flatMap((s) => s.tools.map((t) => t.name))
+    expect(listed).toEqual(inventoryOrder)
+    expect(gt.available_tools.map((t) => t.tool)).toEqual(inventoryOrder)
+    expect(row.extra_info.task_metadata.prompt_tools).toBe(25)
     expect(system).toContain(TOOL_CALL_SYNTAX)
     // Signatures come from the inventory schema: required params plain, optional with "?".
     expect(system).toContain("polygon_get_news(ticker: string, limit?: integer)")
+    // The plan tools' schemas (by call name) and schema hashes travel with the row.
+    expect(Object.keys(gt.tool_schemas)).toEqual(["fmp_get_quote", "polygon_get_news"])
+    expect(gt.tool_sequence[0].schema_hash).toMatch(/^[0-9a-f]{64}$/)
+    expect(Either.getOrThrow(convertTask(base())).reward_spec.ground_truth.tool_sequence[0].schema_hash).toBe("")
   })
-  it("applies defaults: complexity, max_turns, limits, must_call_tool", () => {
+  it("applies defaults: complexity from the calls, max_turns, limits, must_call_tool", () => {
     const gt = Either.getOrThrow(convertTask(base())).reward_spec.ground_truth
-    expect(gt.complexity).toBe("moderate")
+    expect(gt.complexity).toBe("moderate") // 3 calls
     expect(gt.max_turns).toBe(5) // 3 steps + 2
     expect(gt.limits).toEqual({ max_tools: 2, max_servers: 2 })
     expect(gt.success.must_call_tool).toBe("fmp_get_quote")
     const one = { ...base(), tool_sequence: [base().tool_sequence[0]] }
     expect(Either.getOrThrow(convertTask(one)).reward_spec.ground_truth.max_turns).toBe(4) // max(1 + 2, 4)
+    expect(Either.getOrThrow(convertTask(one)).reward_spec.ground_truth.complexity).toBe("simple")
+  })
+  it("complexity follows the number of calls: simple 1-2, moderate 3-4, complex 5+", () => {
+    expect([1, 2, 3, 4, 5, 9].map(complexityOf)).toEqual([
+      "simple",
+      "simple",
+      "moderate",
+      "moderate",
+      "complex",
+      "complex"
+    ])
+    expect(complexityMismatch("moderate", 4)).toBeUndefined()
+    expect(complexityMismatch("complex", 1)).toBe("labelled complex (5 or more calls) but the plan has 1 call (simple)")
   })
   it("keeps given values and rejects ones that contradict the plan", () => {
     const given = { ...base(), complexity: "complex", max_turns: 9, limits: { max_tools: 4, max_servers: 3 } }
@@ -178,7 +219,8 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     ])
     expect(md.assumptions).toEqual(["market open"])
     expect(md.system_prompt_chars).toBe(row.prompt[0].content.length)
-    expect(md.system_prompt_tokens_est).toBe(estimateTokens(row.prompt[0].content))
+    expect(md.system_prompt_tokens_est).toBe(textTokens(row.prompt[0].content))
+    expect(md.prompt_tokens_est).toBe(chatPromptTokens(row.prompt))
   })
   it("derives a stable task_id from the prompt when none is given", () => {
     const { task_id: _, ...t } = base()
@@ -188,15 +230,20 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     expect(a).toBe(b)
     expect(a).not.toBe(c)
   })
-  it("lists extra tools only within the prompt token budget", () => {
-    const extras = inventory.servers.flatMap((s) => s.tools.map((t) => t.name))
-    const row = Either.getOrThrow(convertTask({ ...base(), tools_available: extras }, { inventory }))
-    const md = row.extra_info.task_metadata
-    expect(md.prompt_tokens_est).toBeLessThanOrEqual(512)
-    const small = Either.getOrThrow(
-      convertTask({ ...base(), tools_available: extras }, { inventory, promptBudgetTokens: 100 })
+  it("takes as_of from the context, else the task's as_of, else its generated_at date, else today", () => {
+    const asOf = (task: object, context: object) => {
+      const row = Either.getOrThrow(convertTask({ ...base(), ...task }, context))
+      const line = row.prompt[0].content.split("\n").find((l) => l.startsWith("Today is"))
+      expect(line).toBe(`Today is ${row.extra_info.task_metadata.as_of}.`)
+      return row.extra_info.task_metadata.as_of
+    }
+    expect(asOf({ as_of: "2025-01-02" }, { asOf: "2026-11-30", today: "2027-01-01" })).toBe("2026-11-30")
+    expect(asOf({ as_of: "2025-01-02", generated_at: "2025-03-04T05:06:07Z" }, { today: "2027-01-01" })).toBe(
+      "2025-01-02"
     )
-    expect(small.prompt[0].content.split("\n").filter((l) => l.startsWith("- "))).toHaveLength(2)
+    expect(asOf({ generated_at: "2025-03-04T05:06:07Z" }, { today: "2027-01-01" })).toBe("2025-03-04")
+    expect(asOf({}, { today: "2027-01-01" })).toBe("2027-01-01")
+    expect(fieldOf({ ...base(), as_of: "next week" }).field).toBe("as_of")
   })
   it("encodes params and task_metadata as JSON strings and decodes them back", () => {
     const row = Either.getOrThrow(convertTask(base(), { metadata: { generated_at: "2025-09-06" } }))

@@ -16,6 +16,7 @@ import { convertTask } from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
 import { validatePlan } from "../src/skyrl/planValidation.js"
 import { runCli } from "./support/cli.js"
+import { ROOT } from "./support/python.js"
 import { datasetsPython, loadWithDatasets } from "./support/python.js"
 
 const python = datasetsPython()
@@ -44,7 +45,13 @@ const allTasks = [
         params: { ticker: "AAPL", start_date: "2025-09-06", end_date: "2025-10-06" }
       },
       { server: "fmp", tool: "fmp_get_market_gainers", params: { limit: 5 } },
-      { server: "python_execution", tool: "execute_python", params: { code: "print(1.5 * 2)", ratio: 0.1 } }
+      {
+        server: "python_execution",
+        tool: "execute_python",
+        params: { code: "print(1.5 * 2)", ratio: 0.1 },
+        depends_on: [2],
+        derived_params: ["code"]
+      }
     ],
     evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "0.5" }] }
   },
@@ -56,6 +63,16 @@ const allTasks = [
       { server: "fmp", tool: "fmp_get_market_gainers", params: { limit: 2.5, since: "2025-10-01T09:30:00Z" } }
     ],
     evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "1" }] }
+  },
+  {
+    // A valid plan with provenance and no rubric (derived), dated by generated_at.
+    task_id: "find-and-quote",
+    user_prompt: "Find Palantir's ticker and give me its latest quote.",
+    generated_at: "2025-10-01T08:00:00Z",
+    tool_sequence: [
+      { server: "fmp", tool: "fmp_search_ticker", params: { query: "Palantir", limit: 3 } },
+      { server: "fmp", tool: "fmp_get_quote", params: { symbol: "PLTR" }, depends_on: [1], derived_params: ["symbol"] }
+    ]
   }
 ]
 
@@ -98,7 +115,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
       "json, compact ASCII json, jsonl and parquet, alone and all concatenated, decode to the written rows",
       async () => {
         expect(tasks.length).toBeGreaterThanOrEqual(allTasks.length - 1)
-        expect(tasks.slice(-2).map((t) => t.task_id)).toEqual(["2025-09-06", "ints-and-floats"])
+        expect(tasks.slice(-3).map((t) => t.task_id)).toEqual(["2025-09-06", "ints-and-floats", "find-and-quote"])
         const files = await writeAll(mkdtempSync(join(tmpdir(), "skyrl-ds-")))
         expect(readFileSync(files.compact, "utf8")).not.toMatch(/[^\x00-\x7f]/) // --ascii really escaped
         const expectedParams = tasks.map((t) => t.tool_sequence.map((s: { params: unknown }) => s.params))
@@ -115,15 +132,39 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
 
         // The values Arrow would otherwise change survive: the date-like id, empty params, floats vs ints.
         const params = paramsOf(merged)
-        const last = params.length - 1
-        expect(Either.getOrThrow(decodeRow(merged[tasks.length - 2])).reward_spec.ground_truth.task_id).toBe(
+        const at = (id: string) => tasks.findIndex((t) => t.task_id === id)
+        expect(Either.getOrThrow(decodeRow(merged[at("2025-09-06")])).reward_spec.ground_truth.task_id).toBe(
           "2025-09-06"
         )
-        expect(params[tasks.length - 2][0]).toEqual({})
-        expect(params[tasks.length - 2][3]).toEqual({ code: "print(1.5 * 2)", ratio: 0.1 })
-        expect(params[last][0]).toEqual({ code: "print(2)", ratio: 2 })
-        expect(Number.isInteger(params[last][0].ratio)).toBe(true)
-        expect(params[last][1]).toEqual({ limit: 2.5, since: "2025-10-01T09:30:00Z" })
+        expect(params[at("2025-09-06")][0]).toEqual({})
+        expect(params[at("2025-09-06")][3]).toEqual({ code: "print(1.5 * 2)", ratio: 0.1 })
+        expect(params[at("ints-and-floats")][0]).toEqual({ code: "print(2)", ratio: 2 })
+        expect(Number.isInteger(params[at("ints-and-floats")][0].ratio)).toBe(true)
+        expect(params[at("ints-and-floats")][1]).toEqual({ limit: 2.5, since: "2025-10-01T09:30:00Z" })
+
+        // What the environment decodes (the README's plan_from_extras) equals the rows' provenance fields.
+        for (const file of Object.values(files)) {
+          const seen = loadWithDatasets(python!, [file], true)
+          expect(seen).toEqual(rows.map((row) => {
+            const gt = row.reward_spec.ground_truth
+            return {
+              steps: encodeRow(row).reward_spec.ground_truth.tool_sequence.map((s, i) => ({
+                ...s,
+                params: gt.tool_sequence[i].params
+              })),
+              must_call_tool: gt.success.must_call_tool,
+              max_turns: gt.max_turns,
+              tool_schemas: gt.tool_schemas,
+              available_tools: gt.available_tools.map((t) => ({ ...t })),
+              metadata: JSON.parse(JSON.stringify(row.extra_info.task_metadata))
+            }
+          }))
+        }
+        const decodedSteps = loadWithDatasets(python!, [files.parquet], true)[at("find-and-quote")].steps
+        expect(decodedSteps.map((s: any) => [s.call_name, s.depends_on, s.derived_params])).toEqual([
+          ["fmp_search_ticker", [], []],
+          ["fmp_get_quote", [1], ["symbol"]]
+        ])
       },
       120_000
     )
@@ -151,5 +192,46 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
       expect(jsonl).toHaveLength(valid.length)
       expect(loadWithDatasets(python!, outs)).toEqual([...jsonl, ...jsonl])
     }, 120_000)
+
+    it(
+      "a JSON file whose lists are empty in every row does not concatenate with typed files; validate says so",
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "skyrl-ds-empty-"))
+        const plain = rows.filter((r) =>
+          r.reward_spec.ground_truth.tool_sequence.every((s) => s.depends_on.length === 0)
+        )
+        const typed = rows.filter((r) =>
+          r.reward_spec.ground_truth.tool_sequence.some((s) => s.derived_params.length > 0)
+        )
+        expect(plain.length).toBeGreaterThan(0)
+        const files = [join(dir, "plain.jsonl"), join(dir, "typed.jsonl"), join(dir, "plain.parquet")]
+        await Effect.runPromise(
+          Effect.gen(function*() {
+            const storage = yield* Storage
+            yield* storage.writeRows(files[0], plain)
+            yield* storage.writeRows(files[1], typed)
+            yield* storage.writeRows(files[2], plain)
+          }).pipe(Effect.provide(StorageLive))
+        )
+        expect(loadWithDatasets(python!, [files[0]])).toEqual(plain.map(encodeRow)) // alone it loads
+        for (const other of [files[1], files[2]]) {
+          expect(() => loadWithDatasets(python!, [files[0], other])).toThrow(/can't be aligned/)
+          const r = runCli(["validate", files[0], other, "--json"])
+          expect(JSON.parse(r.stdout).rules.find((x: any) => x.id === "arrow/type-change").examples[0].field).toBe(
+            "reward_spec.ground_truth.tool_sequence[0].depends_on"
+          )
+        }
+      },
+      120_000
+    )
   }
 )
+
+describe("the README's Python decoding", () => {
+  it("is scripts/load_with_datasets.py's plan_from_extras, verbatim (the function the round trip runs)", () => {
+    const script = readFileSync(join(ROOT, "scripts", "load_with_datasets.py"), "utf8")
+    const fn = /# --- plan_from_extras .*\n([\s\S]*?)# --- end plan_from_extras ---/.exec(script)![1]!.trim()
+    expect(fn).toMatch(/^def plan_from_extras\(extras\):/)
+    expect(readFileSync(join(ROOT, "README.md"), "utf8")).toContain(fn)
+  })
+})

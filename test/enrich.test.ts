@@ -52,6 +52,30 @@ const enrich = (args: ReadonlyArray<string>, server: FakeServer, cwd?: string) =
   })
 
 const meta = (row: any) => JSON.parse(row.extra_info.task_metadata)
+
+/**
+ * A row written before param provenance as enrich copies it: unchanged, plus the fields every row of a file
+ * needs (Arrow), filled as /work/spec/formats.md reads them (call name = tool, empty lists, unknown hash,
+ * no schemas).
+ */
+const withProvenanceDefaults = (row: any) => ({
+  ...row,
+  reward_spec: {
+    ...row.reward_spec,
+    ground_truth: {
+      ...row.reward_spec.ground_truth,
+      tool_sequence: row.reward_spec.ground_truth.tool_sequence.map((s: any) => ({
+        ...s,
+        call_name: s.tool,
+        depends_on: [],
+        derived_params: [],
+        schema_hash: ""
+      })),
+      available_tools: [],
+      tool_schemas: "{}"
+    }
+  }
+})
 const plan = (row: any) =>
   row.reward_spec.ground_truth.tool_sequence.map((s: any) => ({ ...s, params: JSON.parse(s.params) }))
 
@@ -236,8 +260,8 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(rows[2].reward_spec.ground_truth.task_id).toBe("no-plan-2")
     expect(meta(rows[0]).observed_tool_calls).toBeUndefined()
     // Rows with a plan: unchanged (row 3 was written with object params by another tool: re-encoded, same values).
-    expect(rows[1]).toEqual(source[1])
-    expect(plan(rows[3])).toEqual(source[3].reward_spec.ground_truth.tool_sequence)
+    expect(rows[1]).toEqual(withProvenanceDefaults(source[1]))
+    expect(plan(rows[3])).toEqual(withProvenanceDefaults(source[3]).reward_spec.ground_truth.tool_sequence)
     expect(meta(rows[3])).toEqual(source[3].extra_info.task_metadata)
     expect(r.stderr).toMatch(/row 1 \(id has-plan-1\): skipped, already has a plan \(use --overwrite/)
 
@@ -503,7 +527,7 @@ describe("enrich: existing plans are checked before they are copied", () => {
     const out = join(dir, "out.jsonl")
     const r = await enrich([input, "--out", out], server)
     expect(r.status, r.stderr).toBe(0)
-    expect(readJsonl(out)).toEqual([rows[1]])
+    expect(readJsonl(out)).toEqual([withProvenanceDefaults(rows[1])])
     const rejects = readJsonl(`${out}.rejects.jsonl`)
     expect(rejects).toHaveLength(1)
     expect(JSON.stringify(rejects[0])).toContain("fmp_get_quote_v9")

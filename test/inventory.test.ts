@@ -6,6 +6,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import {
   decodeInventory,
+  findTool,
   normalizeJsonSchema,
   normalizeToolInput,
   parseInventoryText
@@ -386,12 +387,24 @@ describe("strict output schema", () => {
   it("every branch pins server and tool to one inventory pair, and the pairs are exactly the inventory's", () => {
     const { schema } = buildOutputSchema(finance)
     const items = ((schema.properties as any).tool_sequence.items as { anyOf: Array<any> }).anyOf
+    const fields = ["server", "tool", "params", "depends_on", "derived_params"]
     const pairs = items.map((b) => {
       expect(b.additionalProperties).toBe(false)
-      expect(b.required).toEqual(["server", "tool", "params"])
-      expect(Object.keys(b.properties)).toEqual(["server", "tool", "params"])
+      expect(b.required).toEqual(fields)
+      expect(Object.keys(b.properties)).toEqual(fields)
       expect(b.properties.server).toEqual({ type: "string", const: expect.any(String) })
       expect(b.properties.tool).toEqual({ type: "string", const: expect.any(String) })
+      expect(b.properties.depends_on).toEqual({ type: "array", items: { type: "integer" } })
+      // derived_params names only that tool's params (none for a tool without params).
+      const declared = Object.keys(
+        (findTool(finance, b.properties.tool.const, b.properties.server.const)!.tool.inputSchema as any).properties ??
+          {}
+      )
+      expect(b.properties.derived_params).toEqual(
+        declared.length === 0
+          ? { type: "array", items: { type: "string" }, maxItems: 0 }
+          : { type: "array", items: { type: "string", enum: declared } }
+      )
       return `${b.properties.server.const}/${b.properties.tool.const}`
     })
     const inventoryPairs = finance.servers.flatMap((s) => s.tools.map((t) => `${s.name}/${t.name}`))
@@ -411,18 +424,38 @@ describe("strict output schema", () => {
       const task = decodeTask(answer)
       const steps = Either.getOrThrow(decodeSteps(finance, task.tool_sequence))
       for (const s of steps) used.add(`${s.server}/${s.tool}`)
-      expect(validatePlan(finance, steps)).toEqual([])
+      // What a JSON Schema cannot say (depends_on naming earlier steps, derived params with a value) is
+      // checked after decoding; everything else the schema guarantees.
+      const provenance = (path: string) => path === "depends_on" || path.startsWith("derived_params/")
+      expect(validatePlan(finance, steps).filter((i) => !provenance(i.path))).toEqual([])
     }
     expect(used.size).toBe(25)
     // What a model might try outside the schema is rejected by it.
     const good = sampleSchema(schema, seededRandom(1)) as { tool_sequence: Array<Record<string, unknown>> }
-    const tamper = (stepValue: Record<string, unknown>) => ({ ...good, tool_sequence: [stepValue] })
+    const tamper = (stepValue: Record<string, unknown>) => ({
+      ...good,
+      tool_sequence: [{ depends_on: [], derived_params: [], ...stepValue }]
+    })
     expect(conforms(tamper({ server: "fmp", tool: "fmp_get_stock_quote", params: { symbol: "A" } }))).toBe(false)
     expect(conforms(tamper({ server: "fmp", tool: "polygon_get_news", params: { ticker: "A", limit: null } }))).toBe(
       false
     )
     expect(conforms(tamper({ server: "fmp", tool: "fmp_get_quote", params: { symbol: "A", extra: 1 } }))).toBe(false)
     expect(conforms(tamper({ server: "fmp", tool: "fmp_get_quote", params: { symbol: "A" } }))).toBe(true)
+    // derived_params may name only the tool's own params.
+    expect(conforms(tamper({ server: "fmp", tool: "fmp_get_quote", params: { symbol: "A" }, derived_params: ["x"] })))
+      .toBe(false)
+    expect(
+      conforms(
+        tamper({
+          server: "fmp",
+          tool: "fmp_get_quote",
+          params: { symbol: "A" },
+          depends_on: [1],
+          derived_params: ["symbol"]
+        })
+      )
+    ).toBe(true)
   })
 
   it("stays within the size limits on a large catalogue by turning the biggest tools into JSON strings", () => {
@@ -455,11 +488,14 @@ describe("strict output schema", () => {
     expect(report.properties).toBeLessThanOrEqual(5000)
     const demoted = choices.filter((c) => c.mode === "json-string")
     expect(demoted[0]).toMatchObject({ tool: "pick", reason: expect.stringContaining("strict limits") })
-    // Only as many as needed. Properties: 13 of the task itself (8 fields, rubric 2, criterion 3),
-    // 3 per branch × 301, params 6001 → 6917; "pick" saves 1, each tool_i saves 20, so 96 of them
-    // (1921 saved) bring it to 4996 ≤ 5000: 97 demoted.
-    expect(demoted.length).toBe(97)
-    expect(report.properties).toBe(4996)
+    // The derived_params enums (6001 names) go first: plain strings. Then only as many tools as needed.
+    // Properties: 13 of the task itself (8 fields, rubric 2, criterion 3), 5 per branch × 301, params
+    // 6001 → 7519; "pick" saves 1, each tool_i saves 20, so 126 of them (2521 saved) bring it to
+    // 4998 ≤ 5000: 127 demoted.
+    expect(demoted.length).toBe(127)
+    expect(report.properties).toBe(4998)
+    const branches = ((schema.properties as any).tool_sequence.items as { anyOf: Array<any> }).anyOf
+    expect(branches[1].properties.derived_params).toEqual({ type: "array", items: { type: "string" } })
     expect(choices).toHaveLength(301)
   })
 

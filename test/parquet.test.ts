@@ -26,7 +26,8 @@ const task = (i: number, params: Record<string, unknown>) => ({
   complexity: (["simple", "moderate", "complex"] as const)[i % 3],
   tool_sequence: [
     { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
-    { server: "polygon", tool: "polygon_get_news", params }
+    // Half the rows carry provenance (typed lists with values), half have empty lists.
+    { server: "polygon", tool: "polygon_get_news", params, ...(i % 2 === 0 ? {} : { depends_on: [1] }) }
   ],
   evaluation_rubric: {
     name: "r",
@@ -106,6 +107,8 @@ describe("parquet output", () => {
             ? fromFields(f.fields)
             : f.kind === "list"
             ? [fromFields(f.element)]
+            : f.kind === "values"
+            ? [f.element === "int" ? "int" : "string"]
             : f.kind === "int"
             ? "int"
             : "string"

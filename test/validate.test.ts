@@ -16,7 +16,7 @@ import { Storage, StorageLive } from "../src/services/Storage.js"
 import type { Report, RuleId } from "../src/skyrl/checks.js"
 import { checkRows, DatasetChecker, normalizeForDuplicates } from "../src/skyrl/checks.js"
 import { convertTask } from "../src/skyrl/convert.js"
-import { encodeRow } from "../src/skyrl/layout.js"
+import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
 import { validatePlan } from "../src/skyrl/planValidation.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { parseRecords } from "../src/skyrl/records.js"
@@ -30,7 +30,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-validate-"))
 const run = <A, E>(effect: Effect.Effect<A, E, Storage>) =>
   Effect.runPromiseExit(effect.pipe(Effect.provide(StorageLive), Effect.provide(Logger.remove(Logger.defaultLogger))))
 
-const rowFor = (i: number, overrides: Record<string, unknown> = {}): EncodedRow =>
+const rowFor = (i: number, overrides: Record<string, unknown> = {}, maxPromptTokens?: number): EncodedRow =>
   encodeRow(Either.getOrThrow(convertTask(
     {
       task_id: `t${i}`,
@@ -38,12 +38,19 @@ const rowFor = (i: number, overrides: Record<string, unknown> = {}): EncodedRow 
       domain: i % 2 === 0 ? "equities" : "macro",
       tool_sequence: [
         { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
-        { server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL", limit: 3 } }
+        // The news of the ticker the quote returned: typed lists in every file these rows make.
+        {
+          server: "polygon",
+          tool: "polygon_get_news",
+          params: { ticker: "AAPL", limit: 3 },
+          depends_on: [1],
+          derived_params: ["ticker"]
+        }
       ],
       evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "0-1" }] },
       ...overrides
     },
-    { inventory }
+    { inventory, maxPromptTokens }
   )))
 
 /** A deep copy of a row with `edit` applied (rows are plain JSON). */
@@ -54,7 +61,8 @@ const edited = (row: EncodedRow, edit: (r: any) => void): unknown => {
 }
 
 const ruleOf = (report: Report, id: RuleId) => report.rules.find((r) => r.id === id)!
-const failing = (report: Report) => report.rules.filter((r) => r.count > 0).map((r) => r.id)
+/** The rules with findings that count as violations (warnings aside). */
+const failing = (report: Report) => report.rules.filter((r) => r.count > 0 && r.severity === "error").map((r) => r.id)
 
 describe("the SkyRL contract", () => {
   const base = rowFor(0)
@@ -241,10 +249,10 @@ describe("prompt size", () => {
     const messages = [{ role: "system", content: "You are helpful." }, { role: "user", content: "Hello world" }]
     // "You are helpful." = 4 tokens, "Hello world" = 2, role lines 2 each, 3 markers per message, 3 for the generation prompt
     expect(chatPromptTokens(messages)).toBe(4 + 2 + 2 * (2 + 3) + 3)
-    const long = rowFor(0, { user_prompt: "Get the quote. ".repeat(200).trim() })
-    const report = checkRows([rowFor(1), long], { inventory, maxPromptTokens: 512 })
+    const long = rowFor(0, { user_prompt: "Get the quote. ".repeat(200).trim() }, 5000)
+    const report = checkRows([rowFor(1), long], { inventory, maxPromptTokens: 1024 })
     expect(ruleOf(report, "prompt/too-long").examples.map((e) => e.row)).toEqual([1])
-    expect(report.promptTokens.max).toBeGreaterThan(600)
+    expect(report.promptTokens.max).toBeGreaterThan(1024)
     expect(failing(checkRows([rowFor(1), long], { inventory, maxPromptTokens: 5000 }))).toEqual([])
   })
 })
@@ -276,7 +284,8 @@ describe("coverage", () => {
     ]
     const { coverage } = checkRows(rows, { inventory })
     expect(coverage.domain).toEqual({ equities: 2, macro: 1 })
-    expect(coverage.complexity).toEqual({ moderate: 2, complex: 1 })
+    // Without a label the complexity follows the calls (2 calls and 1 call: simple).
+    expect(coverage.complexity).toEqual({ simple: 2, complex: 1 })
     expect(coverage.server).toEqual({ fmp: 3, polygon: 2 })
     expect(coverage.tool).toEqual({ fmp_get_quote: 3, polygon_get_news: 2 })
     expect(coverage.steps).toEqual({ "1": 1, "2": 2 })
@@ -324,6 +333,129 @@ describe("the prototype row (test/fixtures/prototype/train_llm.json) against the
   })
 })
 
+describe("rows made the old way (test/fixtures/old-way: skyrl before param provenance, generate --llm replay)", () => {
+  const OLD = join(FIXTURES, "old-way", "generate-replay.jsonl")
+  const oldRows = readFileSync(OLD, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+
+  it("`skyrl validate` flags prompt/plan-leak (only the plan's tools, in plan order) and what the rows lack", () => {
+    const r = runCli(["validate", OLD, "--inventory", INVENTORY_FILE, "--json"])
+    expect(r.status).toBe(1)
+    const report = JSON.parse(r.stdout) as Report
+    expect(failing(report)).toEqual(["contract/provenance", "prompt/plan-leak"])
+    const leak = ruleOf(report, "prompt/plan-leak")
+    expect(leak.count).toBe(oldRows.length)
+    expect(leak.examples[0]).toMatchObject({
+      row: 0,
+      field: "prompt[0].content",
+      message: "only the plan's 2 tools are offered (the inventory has 23 more) " +
+        "(tools read from the system message: the row has no available_tools)"
+    })
+    // Row 4 plans polygon_get_news, fmp_get_change_percent, tavily_search and listed them in that order.
+    expect(leak.examples[4]!.message).toMatch(
+      /^the tools are not in the inventory's order \(the plan's tools come in plan order\)/
+    )
+    expect(ruleOf(report, "contract/provenance").examples[0]!.message).toMatch(
+      /^lacks call_name \(steps 1, 2\), depends_on \(steps 1, 2\), derived_params \(steps 1, 2\), schema_hash \(steps 1, 2\), available_tools, tool_schemas: a row made before param provenance/
+    )
+    // Nothing else: the missing fields are not repeated as schema errors.
+    expect(ruleOf(report, "contract/schema").count).toBe(0)
+  })
+
+  it("the old rows still decode, with the documented defaults, and are written back with the new fields", () => {
+    for (const raw of oldRows) {
+      const row = Either.getOrThrow(decodeRow(raw))
+      const gt = row.reward_spec.ground_truth
+      expect(gt.tool_sequence.map((s) => [s.call_name, s.depends_on, s.derived_params, s.schema_hash])).toEqual(
+        raw.reward_spec.ground_truth.tool_sequence.map((s: { tool: string }) => [s.tool, [], [], ""])
+      )
+      expect([gt.available_tools, gt.tool_schemas]).toEqual([[], {}])
+      expect(checkRows([encodeRow(row)], { inventory }).rules.find((x) => x.id === "contract/provenance")!.count)
+        .toBe(0)
+    }
+  })
+
+  it("a current row whose offered tools were cut to the plan's or put in plan order is a plan leak", () => {
+    const row = rowFor(0, {
+      tool_sequence: [
+        { server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL" } },
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }
+      ]
+    })
+    expect(failing(checkRows([row], { inventory }))).toEqual([])
+    const plan = row.reward_spec.ground_truth.tool_sequence.map((s) => ({
+      call_name: s.call_name,
+      server: s.server,
+      tool: s.tool
+    }))
+    const cut = edited(row, (r) => (r.reward_spec.ground_truth.available_tools = plan))
+    expect(ruleOf(checkRows([cut], { inventory }), "prompt/plan-leak").examples[0]!.message).toBe(
+      "the tools are not in the inventory's order (the plan's tools come in plan order); " +
+        "only the plan's 2 tools are offered (the inventory has 23 more)"
+    )
+    const few = edited(
+      row,
+      (r) => (r.reward_spec.ground_truth.available_tools = r.reward_spec.ground_truth.available_tools
+        .filter((t: { tool: string }) =>
+          ["fmp_get_quote", "fmp_get_company_profile", "polygon_get_news"].includes(t.tool)
+        ))
+    )
+    expect(ruleOf(checkRows([few], { inventory }), "prompt/plan-leak").examples[0]!.message).toBe(
+      "1 distractor offered, at least 3 needed"
+    )
+  })
+})
+
+describe("warnings", () => {
+  it("a complexity label that does not fit the plan is a warning: reported, not a violation (exit 0)", () => {
+    const row = rowFor(0, { complexity: "complex" })
+    const report = checkRows([row], { inventory })
+    expect(ruleOf(report, "plan/complexity")).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        field: "reward_spec.ground_truth.complexity",
+        message: "labelled complex (5 or more calls) but the plan has 2 calls (simple)"
+      }]
+    })
+    expect([report.ok, report.violations, report.warnings]).toEqual([true, 0, 1])
+    // generate/enrich can make it a problem the model repairs.
+    expect(checkRows([row], { inventory, severity: { "plan/complexity": "error" } }).violations).toBe(1)
+    const file = join(tmp(), "warn.jsonl")
+    writeFileSync(file, JSON.stringify(row) + "\n")
+    const r = runCli(["validate", file, "--inventory", INVENTORY_FILE])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("WARNINGS: ")
+    expect(r.stdout).toContain("plan/complexity  1")
+  })
+})
+
+describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {
+  const plain = rowFor(0, {
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }]
+  })
+  it("is a warning for one file, and a type change beside a file (or a Parquet file) that types the list", () => {
+    const alone = checkRows([plain], { inventory }, "a.jsonl")
+    expect(ruleOf(alone, "arrow/empty-list").examples.map((e) => [e.file, e.field])).toEqual([
+      ["a.jsonl", "reward_spec.ground_truth.tool_sequence[0].depends_on"],
+      ["a.jsonl", "reward_spec.ground_truth.tool_sequence[0].derived_params"]
+    ])
+    expect(alone.ok).toBe(true)
+    for (const typed of ["b.jsonl", "b.parquet"]) {
+      const checker = new DatasetChecker({ inventory })
+      checker.beginFile("a.jsonl")
+      checker.add(0, plain)
+      checker.beginFile(typed)
+      checker.add(0, typed.endsWith(".parquet") ? plain : rowFor(1))
+      const report = checker.report()
+      expect(ruleOf(report, "arrow/type-change").examples.map((e) => [e.file, e.row, e.field])).toEqual([
+        ["a.jsonl", 0, "reward_spec.ground_truth.tool_sequence[0].depends_on"],
+        ["a.jsonl", 0, "reward_spec.ground_truth.tool_sequence[0].derived_params"]
+      ])
+      expect(ruleOf(report, "arrow/empty-list").count).toBe(0)
+    }
+  })
+})
+
 describe("skyrl's own output", () => {
   it("convert of the recorded tasks, filtered to valid plans, validates clean in .jsonl and .parquet (exit 0)", async () => {
     const text = readFileSync(join(import.meta.dirname, "..", "data", "examples", "recorded-tasks.jsonl"), "utf8")
@@ -350,15 +482,27 @@ describe("skyrl's own output", () => {
       const report = JSON.parse(r.stdout) as Report
       expect(report.violations).toBe(0)
       expect(report.rows).toBe(valid.length)
-      expect(report.rules.length).toBeGreaterThan(10) // every rule listed, with count 0
-      expect(report.rules.every((x) => x.count === 0)).toBe(true)
+      expect(report.rules.length).toBeGreaterThan(10) // every rule listed
+      // These recorded answers predate param provenance: every step's lists are empty (Arrow: list<null>
+      // in JSON) and one label says simple for 3 calls. Both are warnings; nothing else is found.
+      const warned = report.rules.filter((x) => x.count > 0).map((x) => [x.id, x.severity])
+      expect(warned).toEqual(
+        out.endsWith(".parquet")
+          ? [["plan/complexity", "warning"]]
+          : [["plan/complexity", "warning"], ["arrow/empty-list", "warning"]]
+      )
     }
-    // Together (as SkyRL concatenates them) the .jsonl and the .parquet agree on every Arrow type;
-    // only the duplicates (the same rows twice) are reported.
+    // Together (as SkyRL concatenates them) the .jsonl's untyped empty lists meet the .parquet's typed
+    // ones: HuggingFace datasets refuses that concatenation (test/datasets.test.ts), so it is a type change.
+    // Otherwise only the duplicates (the same rows twice) are reported.
     const both = runCli(["validate", ...outs, "--inventory", INVENTORY_FILE, "--json"])
     expect(both.status).toBe(1)
     const report = JSON.parse(both.stdout) as Report
-    expect(failing(report)).toEqual(["duplicate/prompt", "duplicate/task-id"])
+    expect(failing(report)).toEqual(["arrow/type-change", "duplicate/prompt", "duplicate/task-id"])
+    expect(ruleOf(report, "arrow/type-change").examples.map((e) => e.field)).toEqual([
+      "reward_spec.ground_truth.tool_sequence[0].depends_on",
+      "reward_spec.ground_truth.tool_sequence[0].derived_params"
+    ])
   })
 
   it("convert refuses to finish silently when what it wrote has violations: errors logged, exit 1, file kept", () => {
@@ -432,6 +576,16 @@ describe("skyrl schema", () => {
     const prototype = JSON.parse(readFileSync(PROTOTYPE, "utf8"))[0]
     expect(validate(prototype)).toBe(false)
     expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.max_turns = 2.5)))).toBe(false)
+    // Param provenance is part of the contract: typed lists on every step, the prompt's tools on every row.
+    expect(schema.$defs.RowStep.required).toEqual(
+      ["step", "server", "tool", "call_name", "params", "depends_on", "derived_params", "schema_hash"]
+    )
+    expect(schema.$defs.RowStep.properties.depends_on).toEqual({ type: "array", items: { $ref: "#/$defs/Int" } })
+    expect(schema.$defs.GroundTruth.required).toEqual(expect.arrayContaining(["available_tools", "tool_schemas"]))
+    expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.tool_sequence[1].depends_on = ["1"]))))
+      .toBe(false)
+    expect(validate(edited(rowFor(0), (r) => delete r.reward_spec.ground_truth.tool_sequence[0].derived_params)))
+      .toBe(false)
   })
   it("task and inventory: the schemas accept the bundled examples", () => {
     const inv = JSON.parse(runCli(["schema", "inventory"]).stdout)

@@ -1,5 +1,5 @@
 /** Live wiring of `convert` (loaded lazily by src/cli/convert.ts). */
-import { Effect, Option, Schema } from "effect"
+import { Clock, Effect, Option, Schema } from "effect"
 import { InputError } from "../domain/errors.js"
 import { Inventory } from "../domain/inventory.js"
 import { convertProgram } from "../programs/convert.js"
@@ -7,6 +7,8 @@ import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
+import { positiveInt } from "./runShared.js"
+import { resolveAsOf } from "./shared.js"
 
 export const loadInventoryFile = (file: string) =>
   Effect.gen(function*() {
@@ -34,14 +36,21 @@ export const runConvert = (options: {
   readonly inventory: Option.Option<string>
   readonly dataSource: string
   readonly rejects: Option.Option<string>
+  readonly maxPromptTokens: number
+  readonly asOf: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY))
+    const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
+    const now = new Date(yield* Clock.currentTimeMillis)
     yield* convertProgram({
       tasksFile: options.tasks,
       out: options.out,
       rejectsFile: Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`),
       dataSource: options.dataSource,
-      inventory
+      inventory,
+      maxPromptTokens,
+      today: now.toISOString().slice(0, 10),
+      ...(Option.isSome(options.asOf) ? { asOf: yield* resolveAsOf(options.asOf, now) } : {})
     })
   }).pipe(Effect.provide(StorageLive))

@@ -26,7 +26,7 @@ import { estimateTokens } from "../skyrl/prompt.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
+import { EXPECTED_OUTPUT, latestRunFor, positiveInt, rowSettingsOf } from "./runShared.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -95,7 +95,10 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const settings = options.backend === "batch"
       ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
       : llmSettingsFromOptions(llmOpts)
-    if (options.dryRun) return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns }, settings)
+    if (options.dryRun) {
+      const { asOf } = yield* rowSettingsOf(options, makeRunId(new Date(), ""))
+      return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns, asOf }, settings)
+    }
 
     if (plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0) {
       const first = plan.rejected[0]
@@ -115,6 +118,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         yield* Effect.logWarning(`--resume: no earlier enrich run for ${out} in ${rawDir}; starting a new run`)
       } else runId = previous
     }
+    const rowSettings = yield* rowSettingsOf(options, runId)
     const program: EnrichOptions = {
       plan,
       baseInventory,
@@ -159,9 +163,12 @@ export const runEnrich = (options: EnrichCliOptions) => {
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),
         data_source: options.dataSource,
+        max_prompt_tokens: rowSettings.maxPromptTokens,
+        as_of: rowSettings.asOf,
         rows: { planned: plan.jobs.length, skipped: plan.skipped.length, rejected: plan.rejected.length }
       },
-      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000,
+      rowSettings
     }
     if (options.backend === "batch") {
       const { submitEnrichBatch } = yield* Effect.promise(() => import("./batch.live.js"))
@@ -201,7 +208,7 @@ const dryRun = (
   options: EnrichCliOptions,
   plan: EnrichPlan,
   baseInventory: InventoryApi | undefined,
-  limits: { readonly maxTools: number; readonly maxTurns: number },
+  limits: { readonly maxTools: number; readonly maxTurns: number; readonly asOf: string },
   settings: ReturnType<typeof llmSettingsFromOptions>
 ) =>
   Effect.gen(function*() {

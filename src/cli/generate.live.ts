@@ -19,7 +19,7 @@ import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../s
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
+import { EXPECTED_OUTPUT, latestRunFor, positiveInt, rowSettingsOf } from "./runShared.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -66,7 +66,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
     ).pipe(Layer.provide(StorageLive))
 
     if (options.dryRun) {
-      return yield* dryRun(options, plan, maxTools, maxTurns, settings).pipe(Effect.provide(inventoryLayer))
+      const { asOf } = yield* rowSettingsOf(options, makeRunId(new Date(), ""))
+      return yield* dryRun(options, plan, maxTools, maxTurns, settings, asOf).pipe(Effect.provide(inventoryLayer))
     }
 
     let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
@@ -76,6 +77,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
         yield* Effect.logWarning(`--resume: no earlier run for ${out} in ${rawDir}; starting a new run`)
       } else runId = previous
     }
+    const rowSettings = yield* rowSettingsOf(options, runId)
     const program: GenerateOptions = {
       out,
       plan,
@@ -115,9 +117,12 @@ export const runGenerate = (options: GenerateCliOptions) =>
         retries: settings.maxRetries,
         inventory: Option.getOrNull(options.inventory),
         servers: Option.getOrNull(servers),
-        data_source: options.dataSource
+        data_source: options.dataSource,
+        max_prompt_tokens: rowSettings.maxPromptTokens,
+        as_of: rowSettings.asOf
       },
-      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000,
+      rowSettings
     }
     if (options.backend === "batch") {
       const { submitGenerateBatch } = yield* Effect.promise(() => import("./batch.live.js"))
@@ -150,12 +155,13 @@ const dryRun = (
   plan: ReadonlyArray<PlannedSample>,
   maxTools: number,
   maxTurns: number,
-  settings: ReturnType<typeof llmSettingsFromOptions>
+  settings: ReturnType<typeof llmSettingsFromOptions>,
+  asOf: string
 ) =>
   Effect.gen(function*() {
     const inventory = yield* Inventory
     const catalogue = yield* inventory.get
-    const instructions = renderInstructions(catalogue, { maxTools, maxTurns })
+    const instructions = renderInstructions(catalogue, { maxTools, maxTurns, asOf })
     const jsonSchema = inventory.outputJsonSchema({ maxSteps: maxTools })
     const first = plan[0]
     const request = renderSampleRequest({ ...first, total: plan.length, attempt: 1 })

@@ -3,7 +3,7 @@ import { Command, Options } from "@effect/cli"
 import { Config, Effect } from "effect"
 import { batchFlags } from "./batch.js"
 import { llmOptions } from "./llmOptions.js"
-import { dataSourceOption, inventoryOption, outOption } from "./shared.js"
+import { asOfOption, dataSourceOption, inventoryOption, maxPromptTokensOption, outOption } from "./shared.js"
 
 const int = (name: string, env: string, fallback: number, description: string) =>
   Options.integer(name).pipe(
@@ -55,7 +55,9 @@ export const runOptions = {
     Options.withDescription("Stop starting new calls once this many USD are spent (what was made is kept)"),
     Options.withFallbackConfig(Config.number("MAX_COST_USD")),
     Options.optional
-  )
+  ),
+  maxPromptTokens: maxPromptTokensOption,
+  asOf: asOfOption
 }
 
 export const generateCommand = Command.make(

@@ -6,6 +6,7 @@ import * as path from "node:path"
 import { RunManifest, SettingsError } from "../domain/run.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
+import { resolveAsOf } from "./shared.js"
 
 /** The parsed options every model-calling command shares (`runOptions`, shared.ts and the LLM/batch flags). */
 export interface RunCliOptions extends LlmOptions, BatchFlags {
@@ -26,10 +27,25 @@ export interface RunCliOptions extends LlmOptions, BatchFlags {
   readonly rpm: Option.Option<number>
   readonly tpm: Option.Option<number>
   readonly maxCost: Option.Option<number>
+  readonly maxPromptTokens: number
+  readonly asOf: Option.Option<string>
 }
 
 /** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106). */
 export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
+
+/**
+ * The prompt settings of a run (`--max-prompt-tokens`, `--as-of`), checked. `--as-of` defaults to the run's
+ * start date, read from its id (`makeRunId`), so a resumed run keeps the date it started with.
+ */
+export const rowSettingsOf = (options: Pick<RunCliOptions, "maxPromptTokens" | "asOf">, runId: string) => {
+  const m = /^(\d{4})(\d{2})(\d{2})T/.exec(runId)
+  const started = m === null ? new Date() : new Date(`${m[1]}-${m[2]}-${m[3]}T00:00:00Z`)
+  return Effect.all({
+    maxPromptTokens: positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)"),
+    asOf: resolveAsOf(options.asOf, started)
+  })
+}
 
 export const positiveInt = (value: number, setting: string) =>
   Number.isInteger(value) && value > 0

@@ -1,6 +1,8 @@
 /** Options shared by several commands, so the same flag means the same thing everywhere. */
 import { Options } from "@effect/cli"
-import { Config } from "effect"
+import { Config, Effect, Option } from "effect"
+import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
+import { SettingsError } from "../domain/run.js"
 
 export const logFormatOption = Options.choice("log-format", ["pretty", "json"]).pipe(
   Options.withDescription("Log format on stderr: readable lines (default) or one JSON object per line"),
@@ -24,6 +26,39 @@ export const dataSourceOption = Options.text("data-source").pipe(
   Options.withFallbackConfig(Config.string("DATA_SOURCE")),
   Options.withDefault("synthetic/llm")
 )
+
+export const maxPromptTokensOption = Options.integer("max-prompt-tokens").pipe(
+  Options.withDescription(
+    "Prompt budget in BPE tokens, chat template included; SkyRL's trainer.max_prompt_length must be at least this " +
+      "(longer prompts are dropped silently)"
+  ),
+  Options.withFallbackConfig(Config.integer("MAX_PROMPT_TOKENS")),
+  Options.withDefault(DEFAULT_MAX_PROMPT_TOKENS)
+)
+
+export const asOfOption = Options.text("as-of").pipe(
+  Options.withDescription(
+    "The date of the prompts' `Today is YYYY-MM-DD.` line, recorded as metadata as_of (default: the run's start date)"
+  ),
+  Options.withFallbackConfig(Config.string("AS_OF")),
+  Options.optional
+)
+
+/** A real calendar day written YYYY-MM-DD. */
+export const isIsoDay = (text: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}$/.test(text) && new Date(`${text}T00:00:00Z`).toISOString().startsWith(text)
+
+/** The `--as-of` date: the one given (checked), else the UTC date of `now`. */
+export const resolveAsOf = (given: Option.Option<string>, now: Date): Effect.Effect<string, SettingsError> =>
+  Option.match(given, {
+    onNone: () => Effect.succeed(now.toISOString().slice(0, 10)),
+    onSome: (text) =>
+      isIsoDay(text.trim())
+        ? Effect.succeed(text.trim())
+        : Effect.fail(
+          new SettingsError({ setting: "--as-of (AS_OF)", reason: `must be a date YYYY-MM-DD, got "${text}"` })
+        )
+  })
 
 export const serversOption = Options.text("servers").pipe(
   Options.withDescription(

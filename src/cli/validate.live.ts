@@ -19,7 +19,7 @@ export const runValidate = (options: {
       return yield* new DatasetViolationsError({
         files: options.files,
         violations: report.violations,
-        rules: report.rules.filter((r) => r.count > 0).map((r) => r.id),
+        rules: report.rules.filter((r) => r.count > 0 && r.severity === "error").map((r) => r.id),
         written: false
       })
     }

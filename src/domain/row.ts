@@ -5,13 +5,25 @@
  * `SkyRLRow.Encoded` is the on-disk layout SkyRL/Arrow reads losslessly: every row has the same typed
  * skeleton, and the parts whose shape varies per row (each step's `params`, `extra_info.task_metadata`)
  * are JSON strings. See README "Row layout" and ../shared/docs/skyrl-format.md.
+ *
+ * Param provenance (README "Param provenance"): each step's `depends_on` (earlier step numbers) and
+ * `derived_params` (params whose plan values are illustrative) are typed lists; `call_name` is the name the
+ * prompt shows; `available_tools` every tool the prompt offers in its canonical order; `tool_schemas` the
+ * plan tools' input schemas as a JSON string.
  */
 import { Schema } from "effect"
-import { Complexity, JsonObject } from "./task.js"
+import { Complexity, DependsOn, DerivedParams, JsonObject } from "./task.js"
 
 export const ENV_CLASS = "MCPToolEnv" as const
 export const DEFAULT_DATA_SOURCE = "synthetic/llm"
 export const REWARD_METHOD = "rule" as const
+
+/**
+ * The prompt budget in BPE tokens shared by generate, enrich, convert and validate (`--max-prompt-tokens`,
+ * env MAX_PROMPT_TOKENS). SkyRL's `trainer.max_prompt_length` (default 512) must be at least this, or
+ * SkyRL drops the longer rows silently.
+ */
+export const DEFAULT_MAX_PROMPT_TOKENS = 1024
 
 export const Role = Schema.Literal("system", "user")
 export type Role = typeof Role.Type
@@ -25,8 +37,22 @@ export class RowStep extends Schema.Class<RowStep>("RowStep")({
   step: Schema.Int,
   server: Schema.String,
   tool: Schema.String,
-  params: Schema.parseJson(JsonObject)
+  /** The name the policy writes in `<tool_call>`: `tool`, or `server.tool` when two offered servers share the name. */
+  call_name: Schema.String,
+  params: Schema.parseJson(JsonObject),
+  depends_on: DependsOn,
+  derived_params: DerivedParams,
+  /** `schemaHash` of the tool's inputSchema in the inventory the row was made with ("" when unknown). */
+  schema_hash: Schema.String
 }) {}
+
+/** One tool the prompt offers (a plain struct: a row offers many, and rows share them). */
+export const AvailableTool = Schema.Struct({
+  call_name: Schema.String,
+  server: Schema.String,
+  tool: Schema.String
+}).annotations({ identifier: "AvailableTool" })
+export type AvailableTool = typeof AvailableTool.Type
 
 export class RowCriterion extends Schema.Class<RowCriterion>("RowCriterion")({
   name: Schema.String,
@@ -46,7 +72,11 @@ export class GroundTruth extends Schema.Class<GroundTruth>("GroundTruth")({
   success: Schema.Struct({ must_call_tool: Schema.String }),
   tool_sequence: Schema.Array(RowStep),
   limits: Schema.Struct({ max_tools: Schema.Int, max_servers: Schema.Int }),
-  rubric: RowRubric
+  rubric: RowRubric,
+  /** Every tool the prompt offers, in the prompt's canonical (plan-independent) order; empty = unknown. */
+  available_tools: Schema.Array(AvailableTool),
+  /** Input schemas of the plan's tools by call name (a JSON string on disk). */
+  tool_schemas: Schema.parseJson(JsonObject)
 }) {}
 
 /** Free-form provenance. Known keys are typed; anything else is allowed (it is JSON-encoded on disk). */
@@ -62,7 +92,14 @@ export const TaskMetadata = Schema.Struct(
     raw_output_path: Schema.optional(Schema.NullOr(Schema.String)),
     domain: Schema.optional(Schema.NullOr(Schema.String)),
     assumptions: Schema.optional(Schema.Array(Schema.String)),
+    /** The date the prompt's `Today is` line gives (YYYY-MM-DD). */
+    as_of: Schema.optional(Schema.String),
+    /** "model": the rubric came with the task; "derived": made from the plan by `convert`. */
+    rubric_source: Schema.optional(Schema.Literal("model", "derived")),
+    /** Tools the prompt offers (plan tools plus distractors). */
+    prompt_tools: Schema.optional(Schema.Number),
     system_prompt_chars: Schema.optional(Schema.Number),
+    /** BPE tokens (o200k_base) of the system message, and of the whole chat-templated prompt. */
     system_prompt_tokens_est: Schema.optional(Schema.Number),
     prompt_tokens_est: Schema.optional(Schema.Number)
   },

@@ -11,15 +11,48 @@ export const Complexity = Schema.Literal("simple", "moderate", "complex")
 export type Complexity = typeof Complexity.Type
 export const COMPLEXITIES: ReadonlyArray<Complexity> = Complexity.literals
 
+/** The complexity a plan of `calls` tool calls has: simple 1-2 calls, moderate 3-4, complex 5 or more. */
+export const complexityOf = (calls: number): Complexity => calls <= 2 ? "simple" : calls <= 4 ? "moderate" : "complex"
+
+/** The range of calls a complexity label stands for, as text ("3-4 calls"). */
+export const COMPLEXITY_CALLS: Readonly<Record<Complexity, string>> = {
+  simple: "1-2 calls",
+  moderate: "3-4 calls",
+  complex: "5 or more calls"
+}
+
+/**
+ * Why a complexity label does not fit a plan of `calls` calls, or undefined when it fits. Labels from
+ * elsewhere (convert, validate) only warn; generate and enrich repair it like any other problem.
+ */
+export const complexityMismatch = (label: Complexity, calls: number): string | undefined => {
+  const actual = complexityOf(calls)
+  return actual === label
+    ? undefined
+    : `labelled ${label} (${COMPLEXITY_CALLS[label]}) but the plan has ${calls} call${
+      calls === 1 ? "" : "s"
+    } (${actual})`
+}
+
 /** A JSON object (params of a tool call). */
 export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type JsonObject = typeof JsonObject.Type
+
+/**
+ * Param provenance of a step (README "Param provenance"): `depends_on` lists the earlier steps whose results
+ * this step uses; `derived_params` names the params whose values come from those results (their values in
+ * the plan are illustrative). Every other param is literal: it comes from the user prompt or the task.
+ */
+export const DependsOn = Schema.Array(Schema.Int)
+export const DerivedParams = Schema.Array(Schema.String)
 
 export class ToolStep extends Schema.Class<ToolStep>("ToolStep")({
   step: Schema.Int.pipe(Schema.positive()),
   server: Schema.NonEmptyTrimmedString,
   tool: Schema.NonEmptyTrimmedString,
-  params: JsonObject
+  params: JsonObject,
+  depends_on: Schema.optional(DependsOn),
+  derived_params: Schema.optional(DerivedParams)
 }) {}
 
 export class RubricCriterion extends Schema.Class<RubricCriterion>("RubricCriterion")({
@@ -63,8 +96,15 @@ export class Task extends Schema.Class<Task>("Task")({
   tool_sequence: Schema.Array(ToolStep),
   success: Schema.optional(Success),
   evaluation_rubric: Schema.optional(Rubric),
-  /** Extra tools to list in the prompt after the plan's tools (e.g. distractors). */
-  tools_available: Schema.optional(Schema.Array(Schema.String))
+  /**
+   * Tool names the task asks its prompt to offer besides the plan's: listed first among the distractors when
+   * the prompt budget cannot hold the whole inventory (the offer itself is always the inventory's).
+   */
+  tools_available: Schema.optional(Schema.Array(Schema.String)),
+  /** The date relative dates in the task resolve against (`Today is ...` in the prompt), YYYY-MM-DD. */
+  as_of: Schema.optional(Schema.String),
+  /** When the task was made (ISO timestamp); `convert` takes its date as the default `as_of`. */
+  generated_at: Schema.optional(Schema.String)
 }) {}
 
 /**
@@ -72,12 +112,16 @@ export class Task extends Schema.Class<Task>("Task")({
  * The JSON Schema actually sent is built by the Inventory service: it replaces `tool_sequence.items`
  * with one `anyOf` branch per inventory tool (params as that tool's strict schema, or as a JSON string
  * for tools whose schema cannot be made strict) — hence `params` decodes from an object or a string.
- * Step numbers are not asked for: they follow the array order.
+ * Step numbers are not asked for: they follow the array order; `depends_on` refers to them (1-based).
  */
 export const ModelStep = Schema.Struct({
   server: Schema.String,
   tool: Schema.String,
-  params: Schema.Union(JsonObject, Schema.String)
+  params: Schema.Union(JsonObject, Schema.String),
+  // Required in the strict output schema (one branch per tool, outputSchema.ts); answers recorded before
+  // provenance existed decode with none.
+  depends_on: Schema.optionalWith(DependsOn, { default: () => [] }),
+  derived_params: Schema.optionalWith(DerivedParams, { default: () => [] })
 })
 export type ModelStep = typeof ModelStep.Type
 

@@ -17,6 +17,11 @@ export interface ConvertOptions {
   readonly rejectsFile: string
   readonly dataSource: string
   readonly inventory?: Inventory
+  /** Prompt budget (default DEFAULT_MAX_PROMPT_TOKENS). */
+  readonly maxPromptTokens?: number
+  /** `--as-of`: the date of every row; without it each task's as_of, generated_at date, else `today`. */
+  readonly asOf?: string
+  readonly today?: string
 }
 
 export interface Reject {
@@ -59,7 +64,10 @@ export const convertProgram = (options: ConvertOptions) =>
             Either.mapLeft(
               convertTask(task, {
                 dataSource: options.dataSource,
-                ...(options.inventory === undefined ? {} : { inventory: options.inventory }),
+                inventory: options.inventory,
+                maxPromptTokens: options.maxPromptTokens,
+                asOf: options.asOf,
+                today: options.today,
                 metadata: { source: `convert:${options.tasksFile}` }
               }),
               (e) => ({ field: e.field, reason: e.reason })
@@ -107,6 +115,6 @@ export const convertProgram = (options: ConvertOptions) =>
       })
     }
     // The same checks as `skyrl validate`: violations are logged and fail the run (the file is kept).
-    yield* checkWrittenDataset(options.out, options.inventory)
+    yield* checkWrittenDataset(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
     return { written, rejected } satisfies ConvertSummary
   })

@@ -307,7 +307,7 @@ export const rowLabel = (index: number, id: string | undefined): string =>
 /** The shared prefix of an enrich run. */
 export const enrichInstructions = (
   baseInventory: InventoryApi | undefined,
-  settings: { readonly maxTools: number; readonly maxTurns: number }
+  settings: { readonly maxTools: number; readonly maxTurns: number; readonly asOf?: string | undefined }
 ): string => renderEnrichInstructions(baseInventory?.inventory, settings)
 
 export const enrichRequest = (job: EnrichJob, attempt: number): string =>
@@ -400,7 +400,10 @@ export const enrichProgram = (options: EnrichOptions) =>
     // The same checks as `skyrl validate` on what was written (plans against the inventory file when there
     // is one). Prompt size and duplicate prompts come from the source text, which enrich must not change:
     // they are warned about, not failed on.
-    yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, { warnOnly: ["prompt/", "duplicate/"] })
+    yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, {
+      warnOnly: ["prompt/", "duplicate/"],
+      maxPromptTokens: options.rowSettings?.maxPromptTokens
+    })
     return summary
   })
 
@@ -432,7 +435,7 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     command: "enrich",
     seed: null,
     jobs: plan.jobs,
-    instructions: enrichInstructions(options.baseInventory, options),
+    instructions: enrichInstructions(options.baseInventory, { ...options, asOf: options.rowSettings?.asOf }),
     requestText: enrichRequest,
     taskInput: enrichTaskInput(options.maxTurns),
     jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),

@@ -45,7 +45,11 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
   ...options,
   command: "generate",
   jobs: options.plan,
-  instructions: renderInstructions(catalogue, { maxTools: options.maxTools, maxTurns: options.maxTurns }),
+  instructions: renderInstructions(catalogue, {
+    maxTools: options.maxTools,
+    maxTurns: options.maxTurns,
+    asOf: options.rowSettings?.asOf
+  }),
   requestText: (job, attempt) =>
     renderSampleRequest({
       index: job.index,
@@ -65,6 +69,6 @@ export const generateProgram = (options: GenerateOptions) =>
     const catalogue = yield* inventory.get
     const summary = yield* runSampling(generateSampling(options, catalogue))
     // The same checks as `skyrl validate` on what was written: violations fail the run (the file is kept).
-    yield* checkWrittenDataset(options.out, catalogue)
+    yield* checkWrittenDataset(options.out, catalogue, { maxPromptTokens: options.rowSettings?.maxPromptTokens })
     return summary
   })

@@ -67,6 +67,11 @@ export const rebuildProgram = (options: RebuildOptions) =>
     const plan = workPlan(manifest.seed ?? 0, settings.n, settings.domains, complexities)
     const taskInput = generatedTaskInput(settings.max_turns)
     const outDir = path.dirname(path.resolve(options.out))
+    // Runs made before these settings were recorded: the defaults of that time's successor (no date line).
+    const rowSettings = {
+      ...(typeof settings.max_prompt_tokens === "number" ? { maxPromptTokens: settings.max_prompt_tokens } : {}),
+      ...(typeof settings.as_of === "string" ? { asOf: settings.as_of } : {})
+    }
 
     // Archive files by sample, in call order.
     const names = (yield* storage.readDirectory(options.runDir)).flatMap((name) => {
@@ -98,6 +103,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
       const row = convertTask(taskInput(job, task.right, steps.right), {
         dataSource: settings.data_source,
         inventory: catalogue,
+        ...rowSettings,
         metadata: {
           source: "generate",
           model: r.model,

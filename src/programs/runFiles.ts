@@ -3,6 +3,7 @@ import * as path from "node:path"
 import { gzipSync } from "node:zlib"
 import type { Inventory, StepIssue } from "../domain/inventory.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
+import { literalParams } from "../skyrl/planValidation.js"
 
 export interface RunPaths {
   readonly runDir: string
@@ -47,7 +48,10 @@ export interface PlanProblem {
   readonly issue: StepIssue
 }
 
-/** Plan checks beyond the schema: the inventory validation, the call budget, placeholder values. */
+/**
+ * Plan checks beyond the schema: the inventory validation, the call budget, placeholder values (in literal
+ * params only: a derived param's value is illustrative).
+ */
 export const planIssues = (
   inventory: Inventory,
   steps: ReadonlyArray<PlanStep>,
@@ -65,7 +69,7 @@ export const planIssues = (
     })
   }
   for (const step of steps) {
-    for (const at of placeholders(step.params, "params")) {
+    for (const at of placeholders(literalParams(step), "params")) {
       issues.push({
         step: step.step,
         server: step.server,

@@ -33,6 +33,7 @@ import { Progress } from "../services/Progress.js"
 import { RateLimiter } from "../services/RateLimiter.js"
 import { Storage } from "../services/Storage.js"
 import { normalizeForDuplicates } from "../skyrl/checks.js"
+import type { RowSettings } from "../skyrl/convert.js"
 import { convertTask } from "../skyrl/convert.js"
 import { decodeRow, encodeRow, toJsonText } from "../skyrl/layout.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
@@ -88,6 +89,8 @@ export interface SamplingOptions<J extends Job> {
   readonly expectedOutputTokens: number
   /** Cost of the run's tokens (default: the model's online price; batch runs pass batch prices). */
   readonly costOf?: ((usage: Usage) => number | undefined) | undefined
+  /** The prompt budget and `as_of` date of every row (default: DEFAULT_MAX_PROMPT_TOKENS, no date line). */
+  readonly rowSettings?: RowSettings | undefined
 }
 
 /** Name of the task output schema sent with every request. */
@@ -315,7 +318,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
       }
       const converted = convertTask(
         options.taskInput(job, task, steps.right),
-        { dataSource: options.dataSource, inventory: jobCatalogue, metadata: meta }
+        { dataSource: options.dataSource, inventory: jobCatalogue, metadata: meta, ...options.rowSettings }
       )
       if (Either.isLeft(converted)) {
         return Either.left({ reasons: [converted.left.message], issues: [], repairable: true })

@@ -7,7 +7,7 @@
 import { Effect, Schema, Stream } from "effect"
 import type { Inventory } from "../domain/inventory.js"
 import { Storage } from "../services/Storage.js"
-import type { CheckOptions, Report } from "../skyrl/checks.js"
+import type { CheckOptions, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
@@ -69,16 +69,16 @@ export const validateFiles = (options: ValidateOptions): Effect.Effect<Report, U
     return checker.report()
   })
 
+const describeRule = (rule: RuleReport): string =>
+  `${rule.id}: ${rule.count} — ${rule.title}` +
+  rule.examples.map((e) => `\n  ${e.file} row ${e.row} ${e.field}: ${e.message}`).join("") +
+  (rule.count > rule.examples.length ? `\n  ... and ${rule.count - rule.examples.length} more` : "")
+
 /** Logs each failing rule and its first offending rows as errors. */
 export const logViolations = (report: Report) =>
   Effect.forEach(
-    report.rules.filter((r) => r.count > 0),
-    (rule) =>
-      Effect.logError(
-        `${rule.id}: ${rule.count} — ${rule.title}` +
-          rule.examples.map((e) => `\n  ${e.file} row ${e.row} ${e.field}: ${e.message}`).join("") +
-          (rule.count > rule.examples.length ? `\n  ... and ${rule.count - rule.examples.length} more` : "")
-      ),
+    report.rules.filter((r) => r.count > 0 && r.severity === "error"),
+    (rule) => Effect.logError(describeRule(rule)),
     { discard: true }
   )
 
@@ -101,17 +101,14 @@ export const checkWrittenDataset = (
   Effect.gen(function*() {
     const { warnOnly = [], ...checkOptions } = options
     const report = yield* validateFiles({ ...checkOptions, files: [file], inventory })
-    if (report.ok) {
+    if (report.ok && report.warnings === 0) {
       yield* Effect.logDebug(`${file}: ${report.rows} rows pass every check`)
       return report
     }
-    const warned = (id: string) => warnOnly.some((prefix) => id.startsWith(prefix))
-    const failing = report.rules.filter((r) => r.count > 0 && !warned(r.id))
-    for (const rule of report.rules.filter((r) => r.count > 0 && warned(r.id))) {
-      yield* Effect.logWarning(
-        `${rule.id}: ${rule.count} — ${rule.title}` +
-          rule.examples.map((e) => `\n  ${e.file} row ${e.row} ${e.field}: ${e.message}`).join("")
-      )
+    const warned = (r: RuleReport) => r.severity === "warning" || warnOnly.some((prefix) => r.id.startsWith(prefix))
+    const failing = report.rules.filter((r) => r.count > 0 && !warned(r))
+    for (const rule of report.rules.filter((r) => r.count > 0 && warned(r))) {
+      yield* Effect.logWarning(describeRule(rule))
     }
     if (failing.length === 0) return report
     yield* logViolations({ ...report, rules: failing })

@@ -13,8 +13,7 @@ import { existsSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Inv from "../domain/inventory.js"
-import type { ModelStep } from "../domain/task.js"
-import type { OutputSchemaOptions, ToolChoice } from "../skyrl/outputSchema.js"
+import type { ModelStepInput, OutputSchemaOptions, ToolChoice } from "../skyrl/outputSchema.js"
 import { buildOutputSchema, decodeSteps } from "../skyrl/outputSchema.js"
 import type { PlanStep, ValidateOptions } from "../skyrl/planValidation.js"
 import { repairMessage, schemaProblems, validatePlan } from "../skyrl/planValidation.js"
@@ -40,11 +39,11 @@ export interface InventoryApi {
   readonly toolModes: ReadonlyArray<ToolChoice>
   /** Model steps → plain steps numbered 1..n (JSON-string params parsed, optional nulls dropped). */
   readonly decodeSteps: (
-    modelSteps: ReadonlyArray<ModelStep>
+    modelSteps: ReadonlyArray<ModelStepInput>
   ) => Either.Either<ReadonlyArray<PlanStep>, ReadonlyArray<Inv.StepIssue>>
   /** decodeSteps, then validatePlan: the plan if it is valid, else every issue. */
   readonly checkModelSteps: (
-    modelSteps: ReadonlyArray<ModelStep>
+    modelSteps: ReadonlyArray<ModelStepInput>
   ) => Either.Either<ReadonlyArray<PlanStep>, ReadonlyArray<Inv.StepIssue>>
   /** The text sent back to the model to repair an invalid plan. */
   readonly repairMessage: (issues: ReadonlyArray<Inv.StepIssue>) => string
@@ -99,7 +98,7 @@ export const makeInventory = (
     }
     const schemas = new Map<string, Record<string, unknown>>([["", built.schema]])
     const validate = (steps: ReadonlyArray<PlanStep>) => validatePlan(inventory, steps, options?.validation)
-    const decode = (modelSteps: ReadonlyArray<ModelStep>) => decodeSteps(inventory, modelSteps)
+    const decode = (modelSteps: ReadonlyArray<ModelStepInput>) => decodeSteps(inventory, modelSteps)
     return {
       get: Effect.succeed(inventory),
       inventory,

@@ -22,11 +22,14 @@ type Field =
   | { readonly name: string; readonly kind: "string" | "int" }
   | { readonly name: string; readonly kind: "struct"; readonly fields: ReadonlyArray<Field> }
   | { readonly name: string; readonly kind: "list"; readonly element: ReadonlyArray<Field> }
+  | { readonly name: string; readonly kind: "values"; readonly element: "string" | "int" }
 
 const str = (name: string): Field => ({ name, kind: "string" })
 const int = (name: string): Field => ({ name, kind: "int" })
 const struct = (name: string, fields: ReadonlyArray<Field>): Field => ({ name, kind: "struct", fields })
 const list = (name: string, element: ReadonlyArray<Field>): Field => ({ name, kind: "list", element })
+/** A list of strings or int64s (typed even when every row's list is empty). */
+const values = (name: string, element: "string" | "int"): Field => ({ name, kind: "values", element })
 
 /** The row skeleton (keep in step with `SkyRLRow` in src/domain/row.ts; test/parquet.test.ts checks it). */
 export const ROW_FIELDS: ReadonlyArray<Field> = [
@@ -40,9 +43,20 @@ export const ROW_FIELDS: ReadonlyArray<Field> = [
       str("complexity"),
       int("max_turns"),
       struct("success", [str("must_call_tool")]),
-      list("tool_sequence", [int("step"), str("server"), str("tool"), str("params")]),
+      list("tool_sequence", [
+        int("step"),
+        str("server"),
+        str("tool"),
+        str("call_name"),
+        str("params"),
+        values("depends_on", "int"),
+        values("derived_params", "string"),
+        str("schema_hash")
+      ]),
       struct("limits", [int("max_tools"), int("max_servers")]),
-      struct("rubric", [str("name"), list("criteria", [str("name"), str("description"), str("scoring")])])
+      struct("rubric", [str("name"), list("criteria", [str("name"), str("description"), str("scoring")])]),
+      list("available_tools", [str("call_name"), str("server"), str("tool")]),
+      str("tool_schemas")
     ])
   ]),
   struct("extra_info", [str("task_metadata")])
@@ -65,6 +79,12 @@ const toElements = (field: Field): Array<SchemaElement> => {
         { name: "list", repetition_type: "REPEATED", num_children: 1 },
         { name: "element", repetition_type: "OPTIONAL", num_children: field.element.length },
         ...field.element.flatMap(toElements)
+      ]
+    case "values":
+      return [
+        { name: field.name, repetition_type: "OPTIONAL", converted_type: "LIST", num_children: 1 },
+        { name: "list", repetition_type: "REPEATED", num_children: 1 },
+        ...toElements({ name: "element", kind: field.element })
       ]
   }
 }
@@ -105,7 +125,11 @@ const shape = (fields: ReadonlyArray<Field>, value: unknown): Record<string, unk
     else if (field.kind === "int") out[field.name] = typeof v === "number" ? BigInt(v) : v
     else if (field.kind === "struct") out[field.name] = shape(field.fields, v)
     else if (field.kind === "list") out[field.name] = Array.isArray(v) ? v.map((e) => shape(field.element, e)) : null
-    else out[field.name] = v
+    else if (field.kind === "values") {
+      out[field.name] = Array.isArray(v)
+        ? v.map((e) => field.element === "int" && typeof e === "number" ? BigInt(e) : e)
+        : null
+    } else out[field.name] = v
   }
   return out
 }

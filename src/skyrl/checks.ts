@@ -10,53 +10,99 @@
  *   reward_spec.method "rule"; tool_sequence steps numbered 1..n with server, tool and params (an
  *   object, or skyrl's JSON-encoded object); success.must_call_tool called by the plan; max_turns an
  *   integer ≥ 1 and ≥ the number of steps; anything else the row schema requires (contract/schema).
+ * - contract/provenance: each step's call_name, depends_on (earlier steps only), derived_params (params
+ *   with a value; a step with derived params depends on something; with an inventory, params of the tool),
+ *   schema_hash, and the row's available_tools and tool_schemas. A row written before these fields existed
+ *   gets one finding naming what it lacks (it is still read, with the defaults of `upgradeLegacyRow`).
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
- *   input schema), through `validatePlan`.
+ *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls.
+ * - prompt/plan-leak: the prompt's tools do not give the plan away: every plan tool offered, in the
+ *   inventory's order, with at least min(3, available) distractors (needs an inventory; read from
+ *   available_tools, or from the system message for rows that lack it).
  * - arrow/*: what Arrow (HuggingFace `datasets`, which SkyRL loads with) would pad, retype or refuse,
  *   computed on the on-disk values across all rows of all files given: a type change at one path, objects
  *   whose key sets differ at one path, ISO-date-looking strings, empty objects, ints and floats mixed
  *   at one path. skyrl's own JSON-string fields (params, task_metadata) are opaque strings to Arrow.
+ *   arrow/empty-list (a warning): a list field empty in every row of a JSON file is typed list<null>, and
+ *   such a file cannot be concatenated with one where the list has values (that case, across the files
+ *   given, is an arrow/type-change).
  * - prompt/too-long: the chat-templated prompt over the token budget (SkyRL drops such rows silently).
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
  *   duplicate task ids.
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
+ *
+ * Severity: rules are errors (they count as violations and fail a run) except the warnings
+ * (plan/complexity, arrow/empty-list); `CheckOptions.severity` changes a rule's severity (generate and
+ * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
 import { createHash } from "node:crypto"
 import type { Inventory } from "../domain/inventory.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
+import type { Complexity } from "../domain/task.js"
+import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
 import { schemaDrift } from "./drift.js"
+import { upgradeLegacyRow } from "./layout.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
-import { validatePlan } from "./planValidation.js"
-import { chatPromptTokens } from "./promptTokens.js"
+import { provenanceIssues, validatePlan } from "./planValidation.js"
+import { planLeak } from "./promptLeak.js"
+import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 
-export const DEFAULT_MAX_PROMPT_TOKENS = 512
+export { DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 export const DEFAULT_MAX_EXAMPLES = 5
+
+export type Severity = "error" | "warning"
 
 export const RULES = [
   { id: "contract/prompt", title: "prompt: system/user roles only, one user message last, trimmed non-empty content" },
   { id: "contract/env_class", title: `env_class is ${ENV_CLASS}` },
   { id: "contract/reward_method", title: `reward_spec.method is "${REWARD_METHOD}"` },
   { id: "contract/tool_sequence", title: "tool_sequence: steps 1..n, each with server, tool and object params" },
-  { id: "contract/must_call_tool", title: "success.must_call_tool is a tool the plan calls" },
+  { id: "contract/must_call_tool", title: "success.must_call_tool is a call name the plan calls" },
   { id: "contract/max_turns", title: "max_turns is an integer >= 1 and >= the number of steps" },
+  {
+    id: "contract/provenance",
+    title:
+      "call_name, depends_on (earlier steps), derived_params (params of the step), schema_hash, available_tools, " +
+      "tool_schemas"
+  },
   { id: "contract/schema", title: "other fields of the row contract (`skyrl schema row`)" },
   { id: "plan/tool", title: "each step's tool exists on that server of the inventory" },
   { id: "plan/params", title: "each step's params are valid against the tool's input schema" },
   { id: "plan/schema-drift", title: "each step's schema_hash is its tool's schema hash in the inventory" },
+  {
+    id: "plan/complexity",
+    title: "complexity fits the plan: simple 1-2 calls, moderate 3-4, complex 5+",
+    severity: "warning"
+  },
   { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
   { id: "arrow/key-sets", title: "Arrow: objects at one path have the same keys (else padded with nulls)" },
   { id: "arrow/date-string", title: "Arrow: ISO-date-looking strings in typed fields (may load as datetime)" },
   { id: "arrow/empty-object", title: "Arrow: empty objects (an empty struct; Parquet cannot store it)" },
   { id: "arrow/int-float", title: "Arrow: ints and floats mixed at one path (ints come back as floats)" },
+  {
+    id: "arrow/empty-list",
+    title: "Arrow: a list empty in every row of a JSON file is list<null> (no concatenation with typed files)",
+    severity: "warning"
+  },
   { id: "prompt/too-long", title: "prompt within the token budget (SkyRL drops longer prompts silently)" },
+  {
+    id: "prompt/plan-leak",
+    title: "the prompt offers every plan tool in the inventory's order with min(3, available) distractors"
+  },
   { id: "duplicate/prompt", title: "no identical prompts" },
   { id: "duplicate/near-prompt", title: "no near-duplicate user messages (same text after normalization)" },
   { id: "duplicate/task-id", title: "no duplicate task ids" }
-] as const
+] as const satisfies ReadonlyArray<{ readonly id: string; readonly title: string; readonly severity?: Severity }>
 
 export type RuleId = typeof RULES[number]["id"]
+
+/** A rule's default severity (errors unless the rule says otherwise). */
+export const defaultSeverity = (id: RuleId): Severity => {
+  const rule = RULES.find((r) => r.id === id) as { readonly severity?: Severity } | undefined
+  return rule?.severity ?? "error"
+}
 
 /** One offending place: file, 0-based row index, field path, what is wrong. */
 export interface Finding {
@@ -70,6 +116,7 @@ export interface Finding {
 export interface RuleReport {
   readonly id: RuleId
   readonly title: string
+  readonly severity: Severity
   readonly count: number
   readonly examples: ReadonlyArray<Finding>
 }
@@ -85,8 +132,10 @@ export interface Coverage {
 export interface Report {
   readonly files: ReadonlyArray<{ readonly file: string; readonly rows: number }>
   readonly rows: number
-  /** Total findings over all rules. */
+  /** Findings of the rules whose severity is "error". */
   readonly violations: number
+  /** Findings of the rules whose severity is "warning" (they do not fail a run). */
+  readonly warnings: number
   readonly ok: boolean
   readonly inventory: boolean
   readonly rules: ReadonlyArray<RuleReport>
@@ -103,11 +152,13 @@ export interface Report {
 export interface CheckOptions {
   /** Plan checks run only with an inventory. */
   readonly inventory?: Inventory | undefined
-  readonly maxPromptTokens?: number
+  readonly maxPromptTokens?: number | undefined
   /** Offending rows kept per rule (default 5). */
   readonly maxExamples?: number
   /** Token counter of a prompt (default: o200k_base over a ChatML-like template). */
   readonly countPromptTokens?: (messages: ReadonlyArray<{ readonly role: string; readonly content: string }>) => number
+  /** Severity per rule where it differs from the default (e.g. plan/complexity as an error in generate). */
+  readonly severity?: Partial<Readonly<Record<RuleId, Severity>>>
 }
 
 type Json = Record<string, unknown>
@@ -201,6 +252,24 @@ const groupByMessage = (issues: ReadonlyArray<StepIssue>): ReadonlyArray<string>
   return [...groups].map(([message, paths]) => `${paths.join(", ")}: ${message}`)
 }
 
+/** A step as the checks read it: the plan step and its call name when the row has one. */
+type CheckedStep = PlanStep & { readonly call_name?: string }
+
+const isProvenancePath = (path: string) => path === "depends_on" || path.startsWith("derived_params")
+
+/** `call_name, depends_on on steps 1-3; available_tools, tool_schemas`: what a legacy row lacks. */
+const describeMissing = (missing: ReadonlyArray<string>): string => {
+  const stepFields = new Map<string, Array<number>>()
+  const rowFields: Array<string> = []
+  for (const path of missing) {
+    const m = /tool_sequence\[(\d+)\]\.(\w+)$/.exec(path)
+    if (m === null) rowFields.push(path.split(".").at(-1)!)
+    else stepFields.set(m[2]!, [...(stepFields.get(m[2]!) ?? []), Number(m[1]) + 1])
+  }
+  const steps = [...stepFields].map(([field, at]) => `${field} (step${at.length === 1 ? "" : "s"} ${at.join(", ")})`)
+  return `lacks ${[...steps, ...rowFields].join(", ")}`
+}
+
 const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
 const sortedRecord = (map: Map<string, number>): Record<string, number> =>
   Object.fromEntries([...map.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
@@ -220,6 +289,11 @@ export class DatasetChecker {
     server: new Map<string, number>(),
     steps: new Map<string, number>()
   }
+  /** List paths of the current file: whether any row had an element there, and the first row with the list. */
+  private fileLists = new Map<string, { hasElements: boolean; row: number; field: string }>()
+  /** Lists empty in every row of a (JSON) file, and the list paths some file types (elements, or Parquet). */
+  private readonly emptyLists: Array<{ file: string; row: number; field: string; key: string }> = []
+  private readonly typedLists = new Set<string>()
   private readonly maxExamples: number
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
@@ -238,8 +312,21 @@ export class DatasetChecker {
 
   /** Starts a file: rows added next belong to it. */
   beginFile(file: string): void {
+    this.endFile()
     this.files.push({ file, rows: 0 })
     this.fileIndex = this.files.length - 1
+  }
+
+  /** Settles the list paths of the file just read (see arrow/empty-list). */
+  private endFile(): void {
+    const file = this.files[this.fileIndex]?.file
+    if (file === undefined) return
+    const parquet = file.endsWith(".parquet") // skyrl's Parquet lists are typed whatever their values
+    for (const [key, list] of this.fileLists) {
+      if (list.hasElements || parquet) this.typedLists.add(key)
+      else this.emptyLists.push({ file, row: list.row, field: list.field, key })
+    }
+    this.fileLists = new Map()
   }
 
   private loc(): Loc {
@@ -257,15 +344,17 @@ export class DatasetChecker {
   }
 
   private find(rule: RuleId, field: string, message: string): void {
+    this.findAt(rule, this.files[this.fileIndex]!.file, this.row, field, message)
+  }
+
+  private findAt(rule: RuleId, file: string, row: number, field: string, message: string): void {
     this.counts.set(rule, (this.counts.get(rule) ?? 0) + 1)
     let list = this.examples.get(rule)
     if (list === undefined) {
       list = []
       this.examples.set(rule, list)
     }
-    if (list.length < this.maxExamples) {
-      list.push({ rule, file: this.files[this.fileIndex]!.file, row: this.row, field, message })
-    }
+    if (list.length < this.maxExamples) list.push({ rule, file, row, field, message })
   }
 
   /** Checks one on-disk row (`index` is its 0-based position in the current file). */
@@ -293,13 +382,19 @@ export class DatasetChecker {
     }
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
     const steps = gt === undefined ? undefined : this.checkSteps(gt)
-    if (gt !== undefined) this.checkGroundTruth(gt, steps)
+    const upgraded = upgradeLegacyRow(value)
+    if (gt !== undefined) {
+      this.checkGroundTruth(gt, steps)
+      this.checkProvenance(gt, steps, upgraded.missing)
+      this.checkComplexity(gt, steps)
+      if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps)
+    }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
         this.find("plan/schema-drift", d.field, d.message)
       }
     }
-    this.checkSchema(value)
+    this.checkSchema(upgraded.value as Json)
     this.collectCoverage(value, gt, steps)
   }
 
@@ -371,7 +466,7 @@ export class DatasetChecker {
   }
 
   /** Checks the plan's shape; returns the steps with decoded params when they are usable. */
-  private checkSteps(gt: Json): ReadonlyArray<PlanStep> | undefined {
+  private checkSteps(gt: Json): ReadonlyArray<CheckedStep> | undefined {
     const rule = "contract/tool_sequence"
     const at = `${GT}.tool_sequence`
     const seq = gt.tool_sequence
@@ -383,7 +478,7 @@ export class DatasetChecker {
       this.find(rule, at, "is empty: a task needs at least one tool call")
       return undefined
     }
-    const steps: Array<PlanStep> = []
+    const steps: Array<CheckedStep> = []
     let usable = true
     seq.forEach((s, i) => {
       const here = `${at}[${i}]`
@@ -416,12 +511,22 @@ export class DatasetChecker {
         usable = false
         return
       }
-      steps.push({ step: i + 1, server: String(s.server), tool: String(s.tool), params })
+      const ints = Array.isArray(s.depends_on) && s.depends_on.every((d) => typeof d === "number")
+      const names = Array.isArray(s.derived_params) && s.derived_params.every((d) => typeof d === "string")
+      steps.push({
+        step: i + 1,
+        server: String(s.server),
+        tool: String(s.tool),
+        params,
+        ...(typeof s.call_name === "string" && s.call_name !== "" ? { call_name: s.call_name } : {}),
+        ...(ints ? { depends_on: s.depends_on as Array<number> } : {}),
+        ...(names ? { derived_params: s.derived_params as Array<string> } : {})
+      })
     })
     return usable ? steps : undefined
   }
 
-  private checkGroundTruth(gt: Json, steps: ReadonlyArray<PlanStep> | undefined): void {
+  private checkGroundTruth(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined): void {
     const turns = gt.max_turns
     if (typeof turns !== "number" || !Number.isInteger(turns) || turns < 1) {
       this.find("contract/max_turns", `${GT}.max_turns`, `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
@@ -431,14 +536,19 @@ export class DatasetChecker {
     const must = isObject(gt.success) ? gt.success.must_call_tool : undefined
     if (typeof must !== "string" || must.trim() === "") {
       this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, "must be a tool name")
-    } else if (steps !== undefined && !steps.some((s) => s.tool === must)) {
-      this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, `"${must}" is not called by the plan`)
+    } else if (steps !== undefined && !steps.some((s) => (s.call_name ?? s.tool) === must)) {
+      this.find(
+        "contract/must_call_tool",
+        `${GT}.success.must_call_tool`,
+        `"${must}" is not the call name of a step of the plan`
+      )
     }
     if (steps !== undefined && this.options.inventory !== undefined) {
       // One finding per invalid step, listing every problem of that step.
       const byStep = new Map<number, Array<StepIssue>>()
       for (const issue of validatePlan(this.options.inventory, steps)) {
         if (issue.path === "step") continue // contract/tool_sequence says it
+        if (isProvenancePath(issue.path)) continue // contract/provenance says it
         const list = byStep.get(issue.step) ?? []
         list.push(issue)
         byStep.set(issue.step, list)
@@ -453,6 +563,72 @@ export class DatasetChecker {
             groupByMessage(issues).join("; ")
         )
       }
+    }
+  }
+
+  /** Provenance fields: a legacy row gets one finding naming what it lacks; a current one, their meaning. */
+  private checkProvenance(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined, missing: ReadonlyArray<string>) {
+    const rule = "contract/provenance"
+    if (missing.length > 0) {
+      this.find(
+        rule,
+        missing[0]!,
+        `${describeMissing(missing)}: a row made before param provenance (read with every ` +
+          "param literal and the offered tools unknown); convert its tasks again to get them"
+      )
+      return
+    }
+    if (steps === undefined) return
+    for (const issue of provenanceIssues(steps, this.options.inventory)) {
+      this.find(
+        rule,
+        `${GT}.tool_sequence[${issue.step - 1}].${issue.path.split("/").join(".")}`,
+        `step ${issue.step} ${issue.tool}: ${issue.message}`
+      )
+    }
+    const available = Array.isArray(gt.available_tools) ? gt.available_tools.filter(isObject) : []
+    for (const s of steps) {
+      const expected = s.call_name === s.tool || s.call_name === `${s.server}.${s.tool}`
+      const offered = available.length === 0 ||
+        available.some((t) => t.call_name === s.call_name && t.server === s.server && t.tool === s.tool)
+      if (s.call_name !== undefined && (!expected || !offered)) {
+        this.find(
+          rule,
+          `${GT}.tool_sequence[${s.step - 1}].call_name`,
+          `"${s.call_name}" ${
+            expected
+              ? "is not in available_tools with this server and tool"
+              : `must be "${s.tool}" or "${s.server}.${s.tool}"`
+          }`
+        )
+      }
+    }
+  }
+
+  private checkComplexity(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined): void {
+    if (steps === undefined || !COMPLEXITIES.includes(gt.complexity as Complexity)) return
+    const mismatch = complexityMismatch(gt.complexity as Complexity, steps.length)
+    if (mismatch !== undefined) this.find("plan/complexity", `${GT}.complexity`, mismatch)
+  }
+
+  private checkPlanLeak(prompt: unknown, gt: Json, steps: ReadonlyArray<CheckedStep>): void {
+    if (this.options.inventory === undefined) return
+    const first = Array.isArray(prompt) ? prompt[0] : undefined
+    const system = isObject(first) && first.role === "system" && typeof first.content === "string"
+      ? first.content
+      : undefined
+    const availableTools = Array.isArray(gt.available_tools)
+      ? gt.available_tools.filter((t): t is { server: string; tool: string } =>
+        isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
+      )
+      : undefined
+    const leak = planLeak(this.options.inventory, { system, availableTools, plan: steps })
+    if (leak !== undefined) {
+      this.find(
+        "prompt/plan-leak",
+        availableTools !== undefined && availableTools.length > 0 ? `${GT}.available_tools` : "prompt[0].content",
+        leak
+      )
     }
   }
 
@@ -530,6 +706,9 @@ export class DatasetChecker {
       }
       case "array": {
         const items = value as ReadonlyArray<unknown>
+        const list = this.fileLists.get(key)
+        if (list === undefined) this.fileLists.set(key, { hasElements: items.length > 0, row: this.row, field: at })
+        else if (items.length > 0) list.hasElements = true
         for (let i = 0; i < items.length; i++) this.walk(items[i], `${key}[]`, `${field}[${i}]`)
         return
       }
@@ -571,18 +750,48 @@ export class DatasetChecker {
     return stat
   }
 
+  /** Lists empty in every row of a JSON file: a load failure beside a file that types them, else a warning. */
+  private settleLists(): void {
+    this.endFile()
+    for (const e of this.emptyLists.splice(0)) {
+      if (this.typedLists.has(e.key)) {
+        this.findAt(
+          "arrow/type-change",
+          e.file,
+          e.row,
+          e.field,
+          `empty in every row of ${e.file} (list<null>) but typed in another file given: the concatenation fails`
+        )
+      } else {
+        this.findAt(
+          "arrow/empty-list",
+          e.file,
+          e.row,
+          e.field,
+          `empty in every row of the file: Arrow types it list<null>, so this file cannot be concatenated with ` +
+            "one (or a Parquet file) where it has values"
+        )
+      }
+    }
+  }
+
   report(): Report {
+    this.settleLists()
+    const severityOf = (id: RuleId) => this.options.severity?.[id] ?? defaultSeverity(id)
     const rules = RULES.map((r) => ({
       id: r.id,
       title: r.title,
+      severity: severityOf(r.id),
       count: this.counts.get(r.id) ?? 0,
       examples: this.examples.get(r.id) ?? []
     }))
-    const violations = rules.reduce((n, r) => n + r.count, 0)
+    const violations = rules.reduce((n, r) => n + (r.severity === "error" ? r.count : 0), 0)
+    const warnings = rules.reduce((n, r) => n + (r.severity === "warning" ? r.count : 0), 0)
     return {
       files: this.files.map((f) => ({ ...f })),
       rows: this.rows,
       violations,
+      warnings,
       ok: violations === 0,
       inventory: this.options.inventory !== undefined,
       rules,
@@ -641,15 +850,21 @@ export const formatReport = (report: Report): string => {
   lines.push(`skyrl validate: ${report.rows} rows in ${report.files.length} file(s): ${files}`)
   if (!report.inventory) lines.push("  (no inventory: plan checks skipped)")
   lines.push("")
-  const failing = report.rules.filter((r) => r.count > 0)
+  const failing = report.rules.filter((r) => r.count > 0 && r.severity === "error")
+  const warned = report.rules.filter((r) => r.count > 0 && r.severity === "warning")
+  const describe = (r: RuleReport) => {
+    lines.push("", `${r.id}  ${r.count}  — ${r.title}`)
+    for (const e of r.examples) lines.push(`  ${e.file} row ${e.row} ${e.field}: ${e.message}`)
+    if (r.count > r.examples.length) lines.push(`  ... and ${r.count - r.examples.length} more`)
+  }
   if (failing.length === 0) lines.push("OK: no violations")
   else {
     lines.push(`VIOLATIONS: ${report.violations} in ${failing.length} rule(s)`)
-    for (const r of failing) {
-      lines.push("", `${r.id}  ${r.count}  — ${r.title}`)
-      for (const e of r.examples) lines.push(`  ${e.file} row ${e.row} ${e.field}: ${e.message}`)
-      if (r.count > r.examples.length) lines.push(`  ... and ${r.count - r.examples.length} more`)
-    }
+    failing.forEach(describe)
+  }
+  if (warned.length > 0) {
+    lines.push("", `WARNINGS: ${report.warnings} in ${warned.length} rule(s)`)
+    warned.forEach(describe)
   }
   const t = report.promptTokens
   lines.push(

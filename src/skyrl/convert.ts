@@ -7,17 +7,23 @@
  * - Prompt roles are normalized to `system` and `user` (`human` → user, `developer` → system, case and
  *   surrounding whitespace ignored); assistant/tool/other roles are an error, never dropped silently.
  *   Content is trimmed, empty content is rejected, exactly one user message, and it comes last.
- * - The generated system message lists the plan's tools de-duplicated in first-use order (then any
- *   `tools_available` extras); steps are renumbered 1..n in plan order.
- * - Defaults: complexity `moderate`, `max_turns = max(steps + 2, 4)`, limits from the plan (distinct
- *   tools / servers), `success.must_call_tool` = the first step's tool.
- * - The rubric goes to `reward_spec.ground_truth.rubric`; metadata to `extra_info.task_metadata`.
+ * - The generated system message offers the tools `selectPromptTools` picks (promptTools.ts: canonical
+ *   inventory order, plan tools plus distractors within `maxPromptTokens`) under their call names, and a
+ *   `Today is` line from `as_of`; steps are renumbered 1..n in plan order.
+ * - Provenance: `depends_on` names earlier steps only, a step with derived params depends on something,
+ *   derived params have a value in params (`provenanceIssues`).
+ * - Defaults: complexity from the number of calls (`complexityOf`), `max_turns = max(steps + 2, 4)`,
+ *   limits from the plan (distinct tools / servers), `success.must_call_tool` = the first step's call name.
+ * - The rubric goes to `reward_spec.ground_truth.rubric` (a task without one gets `derivedRubric`, metadata
+ *   `rubric_source: "derived"`); metadata to `extra_info.task_metadata`.
  * - `env_class` is always MCPToolEnv; `data_source` is a setting (default synthetic/llm).
  */
 import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
-import type { Inventory } from "../domain/inventory.js"
+import type { Inventory, InventoryTool } from "../domain/inventory.js"
+import { findTool } from "../domain/inventory.js"
 import type { TaskMetadata } from "../domain/row.js"
+import type { AvailableTool } from "../domain/row.js"
 import {
   DEFAULT_DATA_SOURCE,
   ENV_CLASS,
@@ -29,25 +35,37 @@ import {
   RowStep,
   SkyRLRow
 } from "../domain/row.js"
-import { Task } from "../domain/task.js"
+import type { ToolStep } from "../domain/task.js"
+import { complexityOf, Task } from "../domain/task.js"
+import { canonicalJson, schemaHash } from "./canonical.js"
 import { parseIssues } from "./parseIssues.js"
-import { estimateTokens, MESSAGE_OVERHEAD_TOKENS, renderSystemPrompt } from "./prompt.js"
+import { literalParams, provenanceIssues } from "./planValidation.js"
+import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
+import { fnv1a32, selectPromptTools } from "./promptTools.js"
 
 export interface ConversionContext {
   /** `data_source` of the row (default synthetic/llm). */
   readonly dataSource?: string
-  /** Used for tool signatures in the generated system message. */
-  readonly inventory?: Inventory
+  /**
+   * The job's inventory: the tools a prompt may offer, in its canonical order, with their signatures and
+   * schema hashes.
+   */
+  readonly inventory?: Inventory | undefined
   /** Provenance merged into `extra_info.task_metadata` (model, backend, run_id, seed, ...). */
   readonly metadata?: Partial<TaskMetadata> & Readonly<Record<string, unknown>>
-  /**
-   * Token budget of the prompt (SkyRL's `max_prompt_length`, default 512). Extra tools beyond the plan's
-   * (`tools_available`) are listed only while the estimated prompt stays within it.
-   */
-  readonly promptBudgetTokens?: number
+  /** Token budget of the whole prompt (BPE, chat template; default DEFAULT_MAX_PROMPT_TOKENS). */
+  readonly maxPromptTokens?: number | undefined
+  /** The `as_of` date of every row (generate/enrich `--as-of`, convert `--as-of`), YYYY-MM-DD. */
+  readonly asOf?: string | undefined
+  /** The date of a task without `as_of` or `generated_at` (convert: the run's start date). */
+  readonly today?: string | undefined
 }
 
-export const DEFAULT_PROMPT_BUDGET_TOKENS = 512
+/** The settings of a run that shape its rows' prompts (shared by generate, enrich, rebuild, batch). */
+export interface RowSettings {
+  readonly maxPromptTokens: number
+  readonly asOf: string
+}
 
 /**
  * Row classes are built from values `decodeTask` already validated, so their constructors skip
@@ -163,17 +181,123 @@ export const normalizePrompt = (
 }
 
 /** A deterministic id from the prompt text when the task has none (FNV-1a, 32 bit). */
-const fallbackTaskId = (text: string): string => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193) >>> 0
-  }
-  return `task-${h.toString(16).padStart(8, "0")}`
-}
+const fallbackTaskId = (text: string): string => `task-${fnv1a32(text).toString(16).padStart(8, "0")}`
 
 /** Distinct values in first-use order. */
 const distinct = <A>(values: ReadonlyArray<A>): ReadonlyArray<A> => [...new Set(values)]
+
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/
+
+/** The `as_of` date of a task: the context's, the task's own, the day it was made, else the context's today. */
+const asOfFor = (task: Task, context: ConversionContext): Either.Either<string | undefined, ConversionError> => {
+  if (context.asOf !== undefined) return Either.right(context.asOf)
+  if (task.as_of !== undefined) {
+    return ISO_DAY.test(task.as_of)
+      ? Either.right(task.as_of)
+      : fail("as_of", `must be a date YYYY-MM-DD, got "${task.as_of}"`)
+  }
+  const made = task.generated_at === undefined ? undefined : /^(\d{4}-\d{2}-\d{2})/.exec(task.generated_at)?.[1]
+  return Either.right(made ?? context.today)
+}
+
+/**
+ * A rubric made from the plan for tasks that come without one: one criterion per planned call (its literal
+ * params, and where its derived params come from) plus a grounded-answer criterion. Deterministic.
+ */
+export const derivedRubric = (taskId: string, steps: ReadonlyArray<RowStep>): RowRubric =>
+  new RowRubric({
+    name: `${taskId} (derived from the plan)`,
+    criteria: [
+      ...steps.map((s) => {
+        const literal = canonicalJson(literalParams(s))
+        const derived = s.derived_params.length === 0
+          ? ""
+          : `; ${s.derived_params.join(", ")} from the result of step ${s.depends_on.join(", ")}`
+        return new RowCriterion({
+          name: `step ${s.step}: ${s.call_name}`,
+          description: `Calls ${s.call_name} with ${literal === "{}" ? "no fixed params" : literal}${derived}.`,
+          scoring: "1 if the call was made with these params, else 0"
+        }, TRUSTED)
+      }),
+      new RowCriterion({
+        name: "grounded answer",
+        description: "The final answer covers every part of the request and uses only values the tool calls returned.",
+        scoring: "1 complete and grounded, 0.5 partly, 0 otherwise"
+      }, TRUSTED)
+    ]
+  }, TRUSTED)
+
+/** Schema hashes by tool entry (every row of a run hashes the same schemas). */
+const hashes = new WeakMap<InventoryTool, string>()
+const hashOf = (tool: InventoryTool): string => {
+  let hash = hashes.get(tool)
+  if (hash === undefined) {
+    hash = schemaHash(tool.inputSchema)
+    hashes.set(tool, hash)
+  }
+  return hash
+}
+
+/** `available_tools` of a prompt's tools; rows offering the same tools share one (immutable) list. */
+const availableLists = new WeakMap<ReadonlyArray<unknown>, ReadonlyArray<AvailableTool>>()
+const availableTools = (
+  tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>
+): ReadonlyArray<AvailableTool> => {
+  let list = availableLists.get(tools)
+  if (list === undefined) {
+    list = tools.map((t) => ({ call_name: t.callName, server: t.server, tool: t.tool }))
+    availableLists.set(tools, list)
+  }
+  return list
+}
+
+/** The step numbers and names of a plan step's provenance, normalized (sorted, no repeats). */
+const provenanceOf = (s: ToolStep) => ({
+  depends_on: [...new Set(s.depends_on ?? [])].sort((a, b) => a - b),
+  derived_params: distinct(s.derived_params ?? [])
+})
+
+interface PromptParts {
+  readonly prompt: ReadonlyArray<RowMessage>
+  readonly tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>
+}
+
+/** The prompt: an existing one kept (enrich), else a generated system message with the offered tools. */
+const promptFor = (
+  task: Task,
+  taskId: (user: string) => string,
+  asOf: string | undefined,
+  context: ConversionContext
+): Either.Either<PromptParts, ConversionError> => {
+  let user: string
+  let given: ReadonlyArray<RowMessage> | undefined
+  if (task.messages !== undefined) {
+    const normalized = normalizePrompt(task.messages)
+    if (Either.isLeft(normalized)) return Either.left(normalized.left)
+    given = normalized.right
+    user = given[given.length - 1].content
+  } else {
+    user = (task.user_prompt ?? "").trim()
+    if (user === "") return fail("user_prompt", task.user_prompt === undefined ? "is missing" : "is empty")
+  }
+  const userMessage = new RowMessage({ role: "user", content: user }, TRUSTED)
+  const maxTokens = context.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS
+  const selected = selectPromptTools({
+    inventory: context.inventory,
+    plan: task.tool_sequence,
+    preferred: task.tools_available,
+    taskId: taskId(user),
+    asOf,
+    // A kept system message is not re-rendered: every offered tool counts as listed.
+    maxTokens: given?.[0]?.role === "system" ? Number.POSITIVE_INFINITY : maxTokens,
+    otherTokens: chatPromptTokens([{ role: "system", content: "" }, userMessage]),
+    count: textTokens
+  })
+  if (Either.isLeft(selected)) return fail("prompt", selected.left)
+  const { system, tools } = selected.right
+  if (given?.[0]?.role === "system") return Either.right({ prompt: given, tools })
+  return Either.right({ prompt: [new RowMessage({ role: "system", content: system }, TRUSTED), userMessage], tools })
+}
 
 export const toSkyRLSample = (
   task: Task,
@@ -181,47 +305,18 @@ export const toSkyRLSample = (
 ): Either.Either<SkyRLRow, ConversionError> => {
   const steps = task.tool_sequence
   if (steps.length === 0) return fail("tool_sequence", "is empty: a task needs at least one tool call")
-
-  // Tools named in the prompt: the plan's tools in first-use order, then any extras.
-  const paramNames = new Map<string, Set<string>>()
-  for (const s of steps) {
-    const names = paramNames.get(s.tool) ?? new Set<string>()
-    for (const k of Object.keys(s.params)) names.add(k)
-    paramNames.set(s.tool, names)
+  const provenance = provenanceIssues(steps.map((s, i) => ({ ...s, step: i + 1 })), context.inventory)[0]
+  if (provenance !== undefined) {
+    return fail(`tool_sequence[${provenance.step - 1}].${provenance.path.replace(/\//g, ".")}`, provenance.message)
   }
-  const planTools = distinct(steps.map((s) => s.tool))
-  const extras = distinct(task.tools_available ?? []).filter((name) =>
-    !paramNames.has(name) && (context.inventory === undefined || hasTool(context.inventory, name))
-  )
-  const asPromptTools = (names: ReadonlyArray<string>) =>
-    names.map((name) => ({ name, paramNames: [...(paramNames.get(name) ?? [])] }))
-  const budget = context.promptBudgetTokens ?? DEFAULT_PROMPT_BUDGET_TOKENS
-  const userTokens = estimateTokens(task.user_prompt ?? "") + 2 * MESSAGE_OVERHEAD_TOKENS
-  let listed = planTools
-  for (const extra of extras) {
-    const candidate = [...listed, extra]
-    if (estimateTokens(renderSystemPrompt(asPromptTools(candidate), context.inventory)) + userTokens > budget) break
-    listed = candidate
-  }
-  const generatedSystem = renderSystemPrompt(asPromptTools(listed), context.inventory)
+  const asOf = asOfFor(task, context)
+  if (Either.isLeft(asOf)) return Either.left(asOf.left)
+  const taskId = (user: string) => task.task_id?.trim() || fallbackTaskId(user)
+  const parts = promptFor(task, taskId, asOf.right, context)
+  if (Either.isLeft(parts)) return Either.left(parts.left)
+  const { prompt, tools } = parts.right
 
-  let prompt: ReadonlyArray<RowMessage>
-  if (task.messages !== undefined) {
-    const normalized = normalizePrompt(task.messages)
-    if (Either.isLeft(normalized)) return Either.left(normalized.left)
-    prompt = normalized.right[0]?.role === "system"
-      ? normalized.right
-      : [new RowMessage({ role: "system", content: generatedSystem }, TRUSTED), ...normalized.right]
-  } else {
-    const user = (task.user_prompt ?? "").trim()
-    if (user === "") return fail("user_prompt", task.user_prompt === undefined ? "is missing" : "is empty")
-    prompt = [
-      new RowMessage({ role: "system", content: generatedSystem }, TRUSTED),
-      new RowMessage({ role: "user", content: user }, TRUSTED)
-    ]
-  }
-
-  const distinctTools = distinct(steps.map((s) => s.tool)).length
+  const distinctTools = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`)).length
   const distinctServers = distinct(steps.map((s) => s.server)).length
   const maxTurns = task.max_turns ?? Math.max(steps.length + 2, 4)
   if (maxTurns < steps.length) {
@@ -240,23 +335,52 @@ export const toSkyRLSample = (
       `${limits.max_servers} is less than the ${distinctServers} servers the plan uses`
     )
   }
-  const mustCall = task.success?.must_call_tool ?? steps[0].tool
-  if (!steps.some((s) => s.tool === mustCall)) {
-    return fail("success.must_call_tool", `"${mustCall}" is not called by the plan`)
-  }
-  const rubric = task.evaluation_rubric
-  if (rubric === undefined) return fail("evaluation_rubric", "is missing: a row needs a rubric with criteria")
+  const callName = (s: { readonly server: string; readonly tool: string }) =>
+    tools.find((t) => t.server === s.server && t.tool === s.tool)?.callName ?? s.tool
+  const definition = (s: { readonly server: string; readonly tool: string }) =>
+    context.inventory === undefined ? undefined : findTool(context.inventory, s.tool, s.server)?.tool
+  const rowSteps = steps.map((s, i) => {
+    const def = definition(s)
+    return new RowStep({
+      step: i + 1,
+      server: s.server.trim(),
+      tool: s.tool.trim(),
+      call_name: callName(s),
+      params: s.params,
+      ...provenanceOf(s),
+      schema_hash: def === undefined ? "" : hashOf(def)
+    }, TRUSTED)
+  })
+  const must = task.success?.must_call_tool
+  const mustStep = must === undefined ? rowSteps[0] : rowSteps.find((s) => s.call_name === must || s.tool === must)
+  if (mustStep === undefined) return fail("success.must_call_tool", `"${must}" is not called by the plan`)
 
   const userText = prompt[prompt.length - 1].content
+  const id = taskId(userText)
+  const rubric = task.evaluation_rubric === undefined
+    ? derivedRubric(id, rowSteps)
+    : new RowRubric({
+      name: task.evaluation_rubric.name,
+      criteria: task.evaluation_rubric.criteria.map((c) => new RowCriterion({ ...c }, TRUSTED))
+    }, TRUSTED)
+  const planTools = new Set(rowSteps.map((s) => `${s.server}\u0000${s.tool}`))
+  const toolSchemas: Record<string, unknown> = {}
+  for (const t of tools) {
+    const def = planTools.has(`${t.server}\u0000${t.tool}`) ? definition(t) : undefined
+    if (def !== undefined) toolSchemas[t.callName] = def.inputSchema
+  }
   const systemText = prompt[0].role === "system" ? prompt[0].content : ""
   const metadata: TaskMetadata = {
     source: "llm",
     ...context.metadata,
     ...(task.domain === undefined ? {} : { domain: task.domain }),
     ...(task.assumptions === undefined ? {} : { assumptions: task.assumptions }),
+    ...(asOf.right === undefined ? {} : { as_of: asOf.right }),
+    rubric_source: task.evaluation_rubric === undefined ? "derived" : "model",
+    prompt_tools: tools.length,
     system_prompt_chars: systemText.length,
-    system_prompt_tokens_est: estimateTokens(systemText),
-    prompt_tokens_est: prompt.reduce((n, m) => n + estimateTokens(m.content) + MESSAGE_OVERHEAD_TOKENS, 0)
+    system_prompt_tokens_est: textTokens(systemText),
+    prompt_tokens_est: chatPromptTokens(prompt)
   }
 
   return Either.right(
@@ -267,27 +391,21 @@ export const toSkyRLSample = (
       reward_spec: {
         method: REWARD_METHOD,
         ground_truth: new GroundTruth({
-          task_id: task.task_id?.trim() || fallbackTaskId(userText),
-          complexity: task.complexity ?? "moderate",
+          task_id: id,
+          complexity: task.complexity ?? complexityOf(steps.length),
           max_turns: maxTurns,
-          success: { must_call_tool: mustCall },
-          tool_sequence: steps.map((s, i) =>
-            new RowStep({ step: i + 1, server: s.server.trim(), tool: s.tool.trim(), params: s.params }, TRUSTED)
-          ),
+          success: { must_call_tool: mustStep.call_name },
+          tool_sequence: rowSteps,
           limits: { max_tools: limits.max_tools, max_servers: limits.max_servers },
-          rubric: new RowRubric({
-            name: rubric.name,
-            criteria: rubric.criteria.map((c) => new RowCriterion({ ...c }, TRUSTED))
-          }, TRUSTED)
+          rubric,
+          available_tools: availableTools(tools),
+          tool_schemas: toolSchemas
         }, TRUSTED)
       },
       extra_info: { task_metadata: metadata }
     }, TRUSTED)
   )
 }
-
-const hasTool = (inventory: Inventory, name: string): boolean =>
-  inventory.servers.some((s) => s.tools.some((t) => t.name === name))
 
 /** Decode + convert in one step (what `convert`, `generate` and `enrich` use). */
 export const convertTask = (raw: unknown, context: ConversionContext = {}): Either.Either<SkyRLRow, ConversionError> =>

@@ -11,7 +11,7 @@
  */
 import type { Inventory } from "../domain/inventory.js"
 import type { GenerationSettings } from "./generationPrompt.js"
-import { renderCatalogue } from "./generationPrompt.js"
+import { dateRule, PROVENANCE_RULES, renderCatalogue } from "./generationPrompt.js"
 import { findToolsBlock } from "./sources.js"
 
 export const USER_BEGIN = "<<<USER_REQUEST"
@@ -31,13 +31,15 @@ export const renderEnrichInstructions = (catalogue: Inventory | undefined, setti
     "Rules:",
     "- user_prompt: copy the user request verbatim (it is kept from the source; do not rewrite it).",
     "- Use only the tools this request offers (listed with the request), each on the server that lists it.",
-    "- Take param values from the request. Where it leaves a value open, choose a concrete, realistic one and",
-    "  say so in assumptions. No placeholders (\"<ticker>\", \"TBD\", \"${...}\", \"from step 1\").",
+    "- Take literal param values from the request. Where it leaves a value open, choose a concrete, realistic",
+    "  one and say so in assumptions.",
     "- Give optional params only when the request needs them; send null for the others.",
+    ...PROVENANCE_RULES,
+    ...dateRule(settings.asOf),
     `- At most ${settings.maxTools} tool calls; the agent has at most ${settings.maxTurns} turns.`,
     "- If the request cannot be fully served by the offered tools, plan the calls that serve the part they can",
     "  and name what is left out in assumptions.",
-    "- complexity: simple = 1-2 calls, moderate = 3-4 calls, complex = 5 or more.",
+    "- complexity follows the number of calls: simple = 1-2 calls, moderate = 3-4 calls, complex = 5 or more.",
     "- max_turns: the turns a competent agent needs (tool calls + 1 for the answer), within the limit.",
     "- domain: a short label of the request's subject area.",
     "- evaluation_rubric: 2-4 criteria, each with a name, what it checks, and how it is scored.",

@@ -9,13 +9,33 @@ import type { Complexity } from "../domain/task.js"
 export interface GenerationSettings {
   readonly maxTools: number
   readonly maxTurns: number
+  /** The run's `as_of` date: relative dates in tasks resolve against it (the rows' `Today is` line). */
+  readonly asOf?: string | undefined
 }
 
 const COMPLEXITY_GUIDE: Record<Complexity, string> = {
   simple: "1-2 tool calls, usually one server",
-  moderate: "3-4 tool calls across at least two servers, later calls depending on earlier results",
+  moderate: "3-4 tool calls across at least two servers, some using what earlier calls return",
   complex: "5 or more tool calls across several servers with real planning (gather, compute, then act)"
 }
+
+/** What every instruction text says about param provenance (generate and enrich). */
+export const PROVENANCE_RULES: ReadonlyArray<string> = [
+  "- Param provenance. A step that uses what earlier calls return lists those steps' numbers (1 = the first",
+  "  call) in depends_on, and the names of the params whose values come from those results in derived_params.",
+  "  Give a derived param an illustrative, schema-valid value: what the earlier result would plausibly contain",
+  "  (e.g. the ticker a search returns, a summary of the quotes fetched). Agents are not scored on it.",
+  "- Every other param is literal: its value comes from the user prompt or is fixed by the task, and a correct",
+  "  agent sends exactly that value. A step that uses no earlier result has empty depends_on and derived_params.",
+  "- No placeholders in any param (\"<ticker>\", \"TBD\", \"${...}\", \"from step 1\"): a derived param gets a",
+  "  plausible value and is marked derived instead."
+]
+
+/** `Today is YYYY-MM-DD ...`: the date tasks are written for (when the run has one). */
+export const dateRule = (asOf: string | undefined): ReadonlyArray<string> =>
+  asOf === undefined
+    ? []
+    : [`- Today is ${asOf}: relative dates ("today", "last week") resolve against it; agents see the same date.`]
 
 const describeParam = (name: string, schema: unknown, required: boolean): string => {
   const s = (typeof schema === "object" && schema !== null ? schema : {}) as Record<string, unknown>
@@ -57,13 +77,16 @@ export const renderInstructions = (inventory: Inventory, settings: GenerationSet
     "Rules:",
     "- Use only tools from the catalogue below, each on the server that lists it.",
     "- Every param value is concrete and realistic: real tickers and company names, dates as YYYY-MM-DD,",
-    "  real-looking channel names and queries. No placeholders (\"<ticker>\", \"TBD\", \"${...}\", \"from step 1\").",
+    "  real-looking channel names and queries.",
     "- Give optional params only when the task needs them; send null for the others.",
-    "- The task needs planning across tools: later calls use what earlier calls return.",
+    ...PROVENANCE_RULES,
+    ...dateRule(settings.asOf),
     `- At most ${settings.maxTools} tool calls; the agent has at most ${settings.maxTurns} turns.`,
-    "- The user prompt states the goal, the expected output and any constraints in plain language. It",
-    "  never names the tools or spells out the plan. 1-4 sentences.",
-    `- Complexity: simple = ${COMPLEXITY_GUIDE.simple}; moderate = ${COMPLEXITY_GUIDE.moderate};`,
+    "- The user prompt states the goal, the expected output and any constraints in plain language, including",
+    "  every literal value the plan uses (tickers, dates, channels, counts). It never names the tools or",
+    "  spells out the plan. 1-4 sentences.",
+    `- Complexity follows the number of calls: simple = ${COMPLEXITY_GUIDE.simple};`,
+    `  moderate = ${COMPLEXITY_GUIDE.moderate};`,
     `  complex = ${COMPLEXITY_GUIDE.complex}.`,
     "- max_turns: the turns a competent agent needs (tool calls + 1 for the answer), within the limit.",
     "- assumptions: facts the task takes for granted (e.g. market hours, a channel that exists); may be empty.",

@@ -34,13 +34,19 @@ export const encodeRow = (row: SkyRLRow): EncodedRow => {
           step: s.step,
           server: s.server,
           tool: s.tool,
-          params: JSON.stringify(s.params)
+          call_name: s.call_name,
+          params: JSON.stringify(s.params),
+          depends_on: [...s.depends_on],
+          derived_params: [...s.derived_params],
+          schema_hash: s.schema_hash
         })),
         limits: { max_tools: gt.limits.max_tools, max_servers: gt.limits.max_servers },
         rubric: {
           name: gt.rubric.name,
           criteria: gt.rubric.criteria.map((c) => ({ name: c.name, description: c.description, scoring: c.scoring }))
-        }
+        },
+        available_tools: gt.available_tools.map((t) => ({ call_name: t.call_name, server: t.server, tool: t.tool })),
+        tool_schemas: JSON.stringify(gt.tool_schemas)
       }
     },
     extra_info: { task_metadata: JSON.stringify(orderMetadata(row.extra_info.task_metadata)) }
@@ -57,10 +63,66 @@ const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<stri
   return out
 }
 
-/** Decodes one on-disk row; the error names the first offending field. */
+type Json = Record<string, unknown>
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** Step fields added with param provenance, and the value a row written before them is read with. */
+const LEGACY_STEP_DEFAULTS: ReadonlyArray<readonly [string, (step: Json) => unknown]> = [
+  ["call_name", (step) => step.tool],
+  ["depends_on", () => []],
+  ["derived_params", () => []],
+  ["schema_hash", () => ""]
+]
+const LEGACY_GROUND_TRUTH_DEFAULTS: ReadonlyArray<readonly [string, () => unknown]> = [
+  ["available_tools", () => []],
+  ["tool_schemas", () => "{}"]
+]
+
+/**
+ * A row written before param provenance, read as /work/spec/formats.md says: a missing call_name is the
+ * tool name, missing lists are empty (`available_tools` empty = unknown), a missing schema hash is "",
+ * missing tool schemas are none. Returns the row with those fields filled and the paths that were missing
+ * (empty for a current row; the input is not modified).
+ */
+export const upgradeLegacyRow = (u: unknown): { readonly value: unknown; readonly missing: ReadonlyArray<string> } => {
+  const gtPath = "reward_spec.ground_truth"
+  const rs = isObject(u) ? u.reward_spec : undefined
+  const gt = isObject(rs) ? rs.ground_truth : undefined
+  if (!isObject(u) || !isObject(rs) || !isObject(gt)) return { value: u, missing: [] }
+  const missing: Array<string> = []
+  const upgraded: Json = { ...gt }
+  for (const [key, make] of LEGACY_GROUND_TRUTH_DEFAULTS) {
+    if (gt[key] === undefined) {
+      missing.push(`${gtPath}.${key}`)
+      upgraded[key] = make()
+    }
+  }
+  if (Array.isArray(gt.tool_sequence)) {
+    upgraded.tool_sequence = gt.tool_sequence.map((step, i) => {
+      if (!isObject(step)) return step
+      const out: Json = { ...step }
+      for (const [key, make] of LEGACY_STEP_DEFAULTS) {
+        if (step[key] === undefined) {
+          missing.push(`${gtPath}.tool_sequence[${i}].${key}`)
+          out[key] = make(step)
+        }
+      }
+      return out
+    })
+  }
+  return missing.length === 0 ? { value: u, missing } : {
+    value: { ...u, reward_spec: { ...rs, ground_truth: upgraded } },
+    missing
+  }
+}
+
+/**
+ * Decodes one on-disk row; the error names the first offending field. Rows written before param
+ * provenance decode with the documented defaults (`upgradeLegacyRow`); `skyrl validate` reports them.
+ */
 export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> =>
   Either.mapLeft(
-    Schema.decodeUnknownEither(SkyRLRow)(u, { errors: "first" }),
+    Schema.decodeUnknownEither(SkyRLRow)(upgradeLegacyRow(u).value, { errors: "first" }),
     (e) => parseIssues(e)[0] ?? { path: "", message: "invalid row" }
   )
 

@@ -379,14 +379,31 @@ const jsonStringParams = (tool: InventoryTool): Json => ({
     "tool's input schema in the catalogue."
 })
 
-const branch = (server: string, tool: string, params: Json): Json => ({
+/**
+ * `derived_params` of one tool's branch: a list of that tool's param names (none for a tool without params;
+ * any string for a tool whose schema declares none but takes any key). Without `names` (a catalogue whose
+ * schema would exceed OpenAI's limits with them) the items are plain strings, checked after decoding.
+ */
+const derivedParamsSchema = (tool: InventoryTool, names: boolean): Json => {
+  const schema = tool.inputSchema
+  const declared = isObject(schema.properties) ? Object.keys(schema.properties) : []
+  if (declared.length > 0) {
+    return { type: "array", items: names ? { type: "string", enum: declared } : { type: "string" } }
+  }
+  const open = schema.additionalProperties !== undefined && schema.additionalProperties !== false
+  return open ? { type: "array", items: { type: "string" } } : { type: "array", items: { type: "string" }, maxItems: 0 }
+}
+
+const branch = (server: string, tool: InventoryTool, params: Json, derivedNames: boolean): Json => ({
   type: "object",
   properties: {
     server: { type: "string", const: server },
-    tool: { type: "string", const: tool },
-    params
+    tool: { type: "string", const: tool.name },
+    params,
+    depends_on: { type: "array", items: { type: "integer" } },
+    derived_params: derivedParamsSchema(tool, derivedNames)
   },
-  required: ["server", "tool", "params"],
+  required: ["server", "tool", "params", "depends_on", "derived_params"],
   additionalProperties: false
 })
 
@@ -397,12 +414,17 @@ interface Candidate {
   reason: string | undefined
 }
 
-const assemble = (base: Json, candidates: ReadonlyArray<Candidate>, options?: OutputSchemaOptions): Json => {
+const assemble = (
+  base: Json,
+  candidates: ReadonlyArray<Candidate>,
+  options: OutputSchemaOptions | undefined,
+  derivedNames: boolean
+): Json => {
   const defs: Json = {}
   const branches = candidates.map((c) => {
-    if (c.strict === undefined) return branch(c.server, c.tool.name, jsonStringParams(c.tool))
+    if (c.strict === undefined) return branch(c.server, c.tool, jsonStringParams(c.tool), derivedNames)
     Object.assign(defs, c.strict.defs)
-    return branch(c.server, c.tool.name, c.strict.schema)
+    return branch(c.server, c.tool, c.strict.schema, derivedNames)
   })
   const properties = isObject(base.properties) ? base.properties : {}
   const sequence = isObject(properties.tool_sequence) ? properties.tool_sequence : {}
@@ -444,8 +466,16 @@ export const buildOutputSchema = (inventory: Inventory, options?: OutputSchemaOp
         : { server: server.name, tool, strict: undefined, reason: result.reason }
     })
   )
-  let schema = assemble(base, candidates, options)
+  // Over the limits: first the derived_params enums go (plain strings, checked after decoding), then the
+  // costliest tools' params become JSON strings.
+  let derivedNames = true
+  let schema = assemble(base, candidates, options, derivedNames)
   let size = measureSchema(schema)
+  if (limitViolations(size).length > 0) {
+    derivedNames = false
+    schema = assemble(base, candidates, options, derivedNames)
+    size = measureSchema(schema)
+  }
   if (limitViolations(size).length > 0) {
     const cost = (c: Candidate) =>
       c.strict === undefined ? 0 : c.strict.size.properties + c.strict.size.enumValues + c.strict.size.nameChars / 100
@@ -465,7 +495,7 @@ export const buildOutputSchema = (inventory: Inventory, options?: OutputSchemaOp
       c.reason = "the whole output schema would exceed OpenAI's strict limits"
       if (limitViolations(estimate).length === 0) break
     }
-    schema = assemble(base, candidates, options)
+    schema = assemble(base, candidates, options, derivedNames)
     size = measureSchema(schema)
   }
   const violations = limitViolations(size)
@@ -526,29 +556,41 @@ export const dropOptionalNulls = (value: unknown, schema: unknown, root: Json): 
   return out
 }
 
+/** A model step; provenance may be absent (answers recorded before it existed). */
+export type ModelStepInput =
+  & Omit<ModelStep, "depends_on" | "derived_params">
+  & Partial<
+    Pick<ModelStep, "depends_on" | "derived_params">
+  >
+
 /**
- * Turns the model's steps into plain plan steps numbered 1..n: params given as a JSON string are
+ * Turns the model's steps into plain plan steps numbered 1..n (with their provenance): params given as a JSON string are
  * parsed (a string that is not a JSON object is an issue at `params`), params given as an object lose
  * the nulls of optional params. Unknown tools are kept as they are (validation reports them).
  */
 export const decodeSteps = (
   inventory: Inventory,
-  modelSteps: ReadonlyArray<ModelStep>
+  modelSteps: ReadonlyArray<ModelStepInput>
 ): Either.Either<ReadonlyArray<PlanStep>, ReadonlyArray<StepIssue>> => {
   const issues: Array<StepIssue> = []
   const steps = modelSteps.map((m, i): PlanStep => {
-    const base = { step: i + 1, server: m.server, tool: m.tool }
+    const at = { step: i + 1, server: m.server, tool: m.tool }
+    const base = {
+      ...at,
+      ...(m.depends_on === undefined ? {} : { depends_on: m.depends_on }),
+      ...(m.derived_params === undefined ? {} : { derived_params: m.derived_params })
+    }
     const tool = inventory.servers.find((s) => s.name === m.server)?.tools.find((t) => t.name === m.tool)
     if (typeof m.params === "string") {
       let parsed: unknown
       try {
         parsed = JSON.parse(m.params)
       } catch (e) {
-        issues.push({ ...base, path: "params", message: `is not valid JSON: ${(e as Error).message}` })
+        issues.push({ ...at, path: "params", message: `is not valid JSON: ${(e as Error).message}` })
         return { ...base, params: m.params }
       }
       if (!isObject(parsed)) {
-        issues.push({ ...base, path: "params", message: "must be a JSON object encoded in a string" })
+        issues.push({ ...at, path: "params", message: "must be a JSON object encoded in a string" })
       }
       return { ...base, params: parsed }
     }

@@ -8,6 +8,11 @@
  * carry params the tool never asked for. A schema that allows extra keys explicitly
  * (`additionalProperties: true`/a schema, `patternProperties`) keeps allowing them. Pass
  * `{ unknownParams: "allow" }` for plain JSON Schema semantics.
+ *
+ * Param provenance (`provenanceIssues`, part of `validatePlan`): `depends_on` names earlier steps only, a
+ * step with derived params depends on something, and each derived param is a param of the tool with an
+ * illustrative value in the step's params. Derived values are never compared with anything: any
+ * schema-valid value is right.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv"
 import * as AjvFormats from "ajv-formats"
@@ -22,6 +27,10 @@ export interface PlanStep {
   readonly server: string
   readonly tool: string
   readonly params: unknown
+  /** Earlier steps whose results this step uses (empty when absent). */
+  readonly depends_on?: ReadonlyArray<number> | undefined
+  /** Params whose values come from those results; their plan values are illustrative. */
+  readonly derived_params?: ReadonlyArray<string> | undefined
 }
 
 export interface ValidateOptions {
@@ -253,9 +262,70 @@ const similar = (name: string, candidates: ReadonlyArray<string>): ReadonlyArray
 const hint = (names: ReadonlyArray<string>): string =>
   names.length === 0 ? "" : `; did you mean ${names.map((n) => `"${n}"`).join(" or ")}?`
 
+/** The params of a step an environment may match exactly: every param not marked derived. */
+export const literalParams = (step: PlanStep): Record<string, unknown> => {
+  if (!isObject(step.params)) return {}
+  const derived = new Set(step.derived_params ?? [])
+  return Object.fromEntries(Object.entries(step.params).filter(([k]) => !derived.has(k)))
+}
+
+/**
+ * Provenance problems of a plan (empty = none). Without an inventory only the plan's own consistency is
+ * checked; with one, derived params must also be params the tool declares (unless its schema takes any key).
+ */
+export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inventory): ReadonlyArray<StepIssue> => {
+  const issues: Array<StepIssue> = []
+  for (const step of steps) {
+    const base = { step: step.step, server: step.server, tool: step.tool }
+    const dependsOn = step.depends_on ?? []
+    for (const d of dependsOn) {
+      if (!Number.isInteger(d) || d < 1 || d >= step.step) {
+        issues.push({
+          ...base,
+          path: "depends_on",
+          message: d === step.step
+            ? "a step cannot depend on itself"
+            : `${JSON.stringify(d)} is not an earlier step: depends_on names earlier steps (1..${step.step - 1}) only`
+        })
+      }
+    }
+    const derived = step.derived_params ?? []
+    if (derived.length > 0 && dependsOn.length === 0) {
+      issues.push({
+        ...base,
+        path: "depends_on",
+        message: `is empty, but ${derived.join(", ")} ${derived.length === 1 ? "is" : "are"} marked derived: ` +
+          "name the earlier steps whose results they come from"
+      })
+    }
+    const tool = inventory?.servers.find((s) => s.name === step.server)?.tools.find((t) => t.name === step.tool)
+    const declared = tool === undefined ? undefined : declaredNames(tool.inputSchema)
+    const open = tool !== undefined && isObject(tool.inputSchema) &&
+      tool.inputSchema.additionalProperties !== undefined &&
+      tool.inputSchema.additionalProperties !== false
+    for (const name of derived) {
+      const isParam = declared === undefined || open || declared.includes(name)
+      if (!isParam) {
+        issues.push({
+          ...base,
+          path: `derived_params/${name}`,
+          message: `is not a param of ${step.tool} (params: ${declared!.length === 0 ? "none" : declared!.join(", ")})`
+        })
+      } else if (!isObject(step.params) || !(name in step.params)) {
+        issues.push({
+          ...base,
+          path: `derived_params/${name}`,
+          message: "is marked derived but params has no illustrative value for it"
+        })
+      }
+    }
+  }
+  return issues
+}
+
 /**
  * Validates a plan. Returns one issue per problem (empty = valid). Steps must be numbered 1..n in
- * order; a plan without steps is one issue.
+ * order; a plan without steps is one issue. Provenance is checked too (`provenanceIssues`).
  */
 export const validatePlan = (
   inventory: Inventory,
@@ -309,6 +379,7 @@ export const validatePlan = (
     }
     issues.push(...paramIssues(step, compiled.validate))
   })
+  issues.push(...provenanceIssues(steps, inventory))
   return issues
 }
 
@@ -322,5 +393,7 @@ export const repairMessage = (issues: ReadonlyArray<StepIssue>): string =>
     ...issues.map((issue) => `- ${formatIssue(issue)}`),
     "Return the whole task again in the same JSON format with these problems fixed. Use only servers and tools " +
     "from the catalogue, pass only the params each tool declares, include every required param, and give each " +
-    "param a value of the declared type (one of the listed values where the tool lists them)."
+    "param a value of the declared type (one of the listed values where the tool lists them). depends_on lists " +
+    "earlier step numbers only; each derived param is a param of its tool, has an illustrative value, and its " +
+    "step depends on the step it comes from."
   ].join("\n")

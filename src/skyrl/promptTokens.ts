@@ -10,6 +10,8 @@
  */
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base"
 
+export { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
+
 /** `<|im_start|>`, `<|im_end|>` and the newline after it. */
 const MESSAGE_MARKERS = 3
 const CACHE_LIMIT = 20_000

@@ -172,13 +172,20 @@ describe("convert: the bad-input corpus", () => {
     })
   }
 
-  it("a 20 MB line: no crash; the over-long prompt is named by row and field and fails the run", async () => {
-    const input = gen("huge-line.tasks.jsonl")
-    const out = join(tempDir(), "out.jsonl")
-    const r = await runOn(input, ["convert", input, "--out", out])
-    expect(r.status).toBe(1)
-    expect(r.stderr).toMatch(/row 1 prompt: \d+ tokens .*over the budget of 512/)
-  }, 60_000)
+  it(
+    "a 20 MB line: no crash; the task whose prompt cannot fit is rejected with its reason, row 0 written",
+    async () => {
+      const input = gen("huge-line.tasks.jsonl")
+      const out = join(tempDir(), "out.jsonl")
+      const r = await runOn(input, ["convert", input, "--out", out])
+      expect(r.status, r.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(1)
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.index, x.field])).toEqual([[1, "prompt"]])
+      expect(rejects[0].reason).toMatch(/with the user message \(\d+\) that is over the budget of 1024 prompt tokens/)
+    },
+    60_000
+  )
 })
 
 describe("validate: the bad-input corpus", () => {
@@ -211,7 +218,7 @@ describe("validate: the bad-input corpus", () => {
     const t0 = Date.now()
     const r = await runOn(input, ["validate", input])
     expect(r.status).toBe(1)
-    expect(r.stdout).toMatch(/row 1 prompt: \d+ tokens .*over the budget of 512/)
+    expect(r.stdout).toMatch(/row 1 prompt: \d+ tokens .*over the budget of 1024/)
     expect(Date.now() - t0).toBeLessThan(45_000)
   }, 60_000)
 })

@@ -12,9 +12,16 @@ export const datasetsPython = (): string | undefined => {
   return candidates.find((p) => spawnSync(p, ["-c", "import datasets"], { stdio: "ignore" }).status === 0)
 }
 
-/** Loads files as SkyRL does (scripts/load_with_datasets.py) and returns the decoded rows. */
-export const loadWithDatasets = (python: string, files: ReadonlyArray<string>): Array<any> => {
-  const r = spawnSync(python, [join(ROOT, "scripts", "load_with_datasets.py"), ...files], {
+/**
+ * Loads files as SkyRL does (scripts/load_with_datasets.py) and returns the rows as loaded, or with
+ * `decode` as the README's `plan_from_extras` decodes them.
+ */
+export const loadWithDatasets = (python: string, files: ReadonlyArray<string>, decode = false): Array<any> => {
+  const r = spawnSync(python, [
+    join(ROOT, "scripts", "load_with_datasets.py"),
+    ...(decode ? ["--decode"] : []),
+    ...files
+  ], {
     encoding: "utf8",
     maxBuffer: 1 << 28
   })

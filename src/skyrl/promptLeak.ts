@@ -1,0 +1,92 @@
+/**
+ * Does a row's prompt give its plan away? (`prompt/plan-leak` in checks.ts.) Pure.
+ *
+ * The tools a prompt offers are read from the row's `available_tools`, or, for rows written before that
+ * field existed, from the system message (the inventory tools it names, in the order it first names
+ * them). A prompt leaks its plan when it lacks a plan tool, lists tools out of the inventory's order (the
+ * old rows listed them in plan order), or offers fewer than min(3, available) distractors.
+ */
+import type { Inventory } from "../domain/inventory.js"
+import { MIN_DISTRACTORS } from "./promptTools.js"
+
+interface ToolRef {
+  readonly server: string
+  readonly tool: string
+}
+
+const keyOf = (t: ToolRef) => `${t.server}\u0000${t.tool}`
+
+const IDENTIFIER = /[A-Za-z0-9_]/
+
+/** Index of the first whole-word occurrence of `name` in `text`, or -1. */
+const wordIndex = (text: string, name: string): number => {
+  for (let i = text.indexOf(name); i >= 0; i = text.indexOf(name, i + 1)) {
+    const before = text[i - 1]
+    const after = text[i + name.length]
+    if ((before === undefined || !IDENTIFIER.test(before)) && (after === undefined || !IDENTIFIER.test(after))) {
+      return i
+    }
+  }
+  return -1
+}
+
+/** The inventory tools a system message names, in the order it first names them. */
+export const toolsNamedIn = (system: string, inventory: Inventory): ReadonlyArray<ToolRef> =>
+  inventory.servers
+    .flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name, at: wordIndex(system, t.name) })))
+    .filter((t) => t.at >= 0)
+    .sort((a, b) => a.at - b.at)
+    .map(({ server, tool }) => ({ server, tool }))
+
+export interface LeakInput {
+  /** The row's system message (undefined when it has none). */
+  readonly system: string | undefined
+  /** The row's `available_tools` (undefined or empty when unknown). */
+  readonly availableTools: ReadonlyArray<ToolRef> | undefined
+  /** The plan's steps, in plan order. */
+  readonly plan: ReadonlyArray<ToolRef>
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/** What gives the plan away, or undefined when nothing does. */
+export const planLeak = (inventory: Inventory, input: LeakInput): string | undefined => {
+  const known = input.availableTools !== undefined && input.availableTools.length > 0
+  if (!known && input.system === undefined) return undefined
+  const offered = known ? input.availableTools! : toolsNamedIn(input.system!, inventory)
+  const rank = new Map(
+    inventory.servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
+      .map((t, i) => [keyOf(t), i])
+  )
+  const planKeys = [...new Set(input.plan.map(keyOf))]
+  const offeredKeys = new Set(offered.map(keyOf))
+  const problems: Array<string> = []
+  const missing = input.plan.filter((t, i) => !offeredKeys.has(keyOf(t)) && planKeys.indexOf(keyOf(t)) === i)
+  if (missing.length > 0) {
+    problems.push(
+      `the plan's ${missing.map((t) => t.tool).join(", ")} ${missing.length === 1 ? "is" : "are"} not offered`
+    )
+  }
+  const ranks = offered.map((t) => rank.get(keyOf(t))).filter((r): r is number => r !== undefined)
+  if (ranks.some((r, i) => i > 0 && r < ranks[i - 1]!)) {
+    const inPlanOrder = offered.filter((t) => planKeys.includes(keyOf(t))).map(keyOf).join("\n") === planKeys.join("\n")
+    problems.push(
+      `the tools are not in the inventory's order${inPlanOrder ? " (the plan's tools come in plan order)" : ""}`
+    )
+  }
+  const inInventory = planKeys.filter((k) => rank.has(k)).length
+  const available = rank.size - inInventory
+  const distractors = offered.filter((t) => rank.has(keyOf(t)) && !planKeys.includes(keyOf(t))).length
+  const needed = Math.min(MIN_DISTRACTORS, available)
+  if (distractors < needed) {
+    problems.push(
+      distractors === 0
+        ? `only the plan's ${plural(planKeys.length, "tool")} ${planKeys.length === 1 ? "is" : "are"} offered ` +
+          `(the inventory has ${available} more)`
+        : `${plural(distractors, "distractor")} offered, at least ${needed} needed`
+    )
+  }
+  return problems.length === 0
+    ? undefined
+    : `${problems.join("; ")}${known ? "" : " (tools read from the system message: the row has no available_tools)"}`
+}
