@@ -128,7 +128,7 @@ describe("verify against server-everything (stateless)", () => {
     ["sum-again", [{ server: "everything", tool: "get-sum", params: { b: 3, a: 2 } }]],
     ["derived", [
       { server: "everything", tool: "get-sum", params: { a: 40, b: 2 } },
-      { server: "everything", tool: "echo", params: { message: "42" }, derived_params: ["message"] }
+      { server: "everything", tool: "echo", params: { message: "42" }, depends_on: [1], derived_params: ["message"] }
     ]]
   ]
 

@@ -24,16 +24,23 @@ export interface PlanStepInput {
   readonly server: string
   readonly tool: string
   readonly params: Record<string, unknown>
+  readonly depends_on?: ReadonlyArray<number>
   readonly derived_params?: ReadonlyArray<string>
 }
 
-/** The on-disk row (as `skyrl convert` writes it) for a plan; `derived_params` are added to its steps. */
+/** The on-disk row (as `skyrl convert` writes it) for a plan, provenance (`depends_on`, `derived_params`) included. */
 export const rowFor = (id: string, steps: ReadonlyArray<PlanStepInput>): Record<string, any> => {
   const row = Either.getOrThrowWith(
     convertTask({
       task_id: id,
       user_prompt: `Task ${id}: use ${steps.map((s) => s.tool).join(" then ")}.`,
-      tool_sequence: steps.map((s) => ({ server: s.server, tool: s.tool, params: s.params })),
+      tool_sequence: steps.map((s) => ({
+        server: s.server,
+        tool: s.tool,
+        params: s.params,
+        depends_on: s.depends_on ?? [],
+        derived_params: s.derived_params ?? []
+      })),
       evaluation_rubric: {
         name: "Runs the plan",
         criteria: [{ name: "calls", description: "Calls the plan's tools in order", scoring: "1 if all, else 0" }]
@@ -41,11 +48,7 @@ export const rowFor = (id: string, steps: ReadonlyArray<PlanStepInput>): Record<
     }),
     (e) => new Error(`rowFor ${id}: ${e.message}`)
   )
-  const encoded = encodeRow(row) as any
-  encoded.reward_spec.ground_truth.tool_sequence.forEach((s: any, i: number) => {
-    if (steps[i]?.derived_params !== undefined) s.derived_params = steps[i].derived_params
-  })
-  return encoded
+  return encodeRow(row) as Record<string, any>
 }
 
 export const writeJsonl = (file: string, rows: ReadonlyArray<unknown>): string => {
