@@ -19,6 +19,7 @@ import { Inventory } from "../services/Inventory.js"
 import { BatchClientLive } from "../services/llm/batch.js"
 import { LlmLive } from "../services/llm/live.js"
 import { progressLayer } from "../services/Progress.js"
+import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { StorageLive } from "../services/Storage.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
@@ -95,7 +96,8 @@ const collectFor = <J extends Job>(
           StorageLive,
           inventoryLayer,
           BatchClientLive(settings),
-          LlmLive(settings),
+          // Online repairs of a collect are not paced (the collect has no --rpm/--tpm).
+          LlmLive(settings).pipe(Layer.provide(rateLimiterLayer({}))),
           progressLayer()
         )
       )

@@ -182,8 +182,11 @@ export const runEnrich = (options: EnrichCliOptions) => {
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
-          llmLayer(llmOpts),
-          rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) }),
+          llmLayer(llmOpts).pipe(
+            Layer.provide(
+              rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
+            )
+          ),
           progressLayer()
         )
       )

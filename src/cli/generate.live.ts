@@ -136,8 +136,11 @@ export const runGenerate = (options: GenerateCliOptions) =>
         Layer.mergeAll(
           StorageLive,
           inventoryLayer,
-          llmLayer(llmOpts),
-          rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) }),
+          llmLayer(llmOpts).pipe(
+            Layer.provide(
+              rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
+            )
+          ),
           progressLayer()
         )
       )

@@ -54,7 +54,6 @@ import {
 } from "../services/llm/batchReplay.js"
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
-import { RateLimiter } from "../services/RateLimiter.js"
 import { Storage } from "../services/Storage.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { runPaths } from "./runFiles.js"
@@ -660,7 +659,6 @@ export const collectRun = <J extends Job>(
       }).pipe(
         Effect.provideService(Llm, batchLlm),
         Effect.provideService(Progress, progress),
-        Effect.provideService(RateLimiter, { acquire: () => Effect.void }),
         Effect.either,
         Effect.map((result) => ({ _tag: "done", result }) as const)
       )

@@ -30,13 +30,11 @@ import { Llm } from "../services/Llm.js"
 import type { LlmMessage } from "../services/Llm.js"
 import { backendOfBody, decodeText, extractText, usageOf } from "../services/llm/answer.js"
 import { Progress } from "../services/Progress.js"
-import { RateLimiter } from "../services/RateLimiter.js"
 import { Storage } from "../services/Storage.js"
 import { normalizeForDuplicates } from "../skyrl/checks.js"
 import { convertTask } from "../skyrl/convert.js"
 import { decodeRow, encodeRow, toJsonText } from "../skyrl/layout.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
-import { estimateTokens } from "../skyrl/prompt.js"
 import { archiveFileName, encodeArchive, planIssues, runPaths } from "./runFiles.js"
 
 export interface Job {
@@ -147,7 +145,6 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
     const storage = yield* Storage
     const llm = yield* Llm
     const inventory = yield* Inventory
-    const limiter = yield* RateLimiter
     const progress = yield* Progress
     const catalogue = yield* inventory.get
 
@@ -284,7 +281,6 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
             yield* Ref.set(archived, Option.some(file))
             yield* Ref.set(startedAt, record.startedAt)
           })
-        yield* limiter.acquire(estimateTokens(instructions) + options.expectedOutputTokens)
         const result = yield* llm.complete({
           name: TASK_SCHEMA_NAME,
           instructions,

@@ -108,9 +108,11 @@ export const extractText = (backend: Backend, body: unknown): Either.Either<stri
       return Either.left(new Truncated({ reason, text, raw: body, usage }))
     }
     if (body.status === "failed") {
+      // A failed response may still have billed tokens: they travel with the error.
       return Either.left(
         new Transient({
-          reason: `the response failed: ${String(body.error?.message ?? body.error?.code ?? "no detail")}`
+          reason: `the response failed: ${String(body.error?.message ?? body.error?.code ?? "no detail")}`,
+          usage
         })
       )
     }
