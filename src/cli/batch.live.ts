@@ -1,5 +1,5 @@
 /** Live wiring of the batch commands and of `generate`/`enrich --backend batch` (loaded lazily). */
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
 import { BATCH_MAX_BYTES, BatchStateError, endpointUrl, isTerminal } from "../domain/batch.js"
@@ -7,7 +7,7 @@ import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
 import { emptyUsage, makeLlmSettings } from "../domain/llm.js"
-import { SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import type { CollectOptions, PollOptions } from "../programs/batch.js"
 import { collectRun, readRun, refreshRun, statusLine, submitRun, totalsOf, waitForRun } from "../programs/batch.js"
 import type { EnrichOptions } from "../programs/enrich.js"
@@ -52,8 +52,9 @@ const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateO
   const o = run.options as Record<string, unknown>
   const ok = Array.isArray(o.plan) && typeof o.out === "string" && typeof o.rawDir === "string" &&
     typeof o.runId === "string" && typeof o.maxTools === "number" && typeof o.maxTurns === "number"
-  return ok
-    ? Effect.succeed(o as unknown as GenerateOptions)
+  const runSettings = Schema.decodeUnknownOption(RunSettings)(o.runSettings)
+  return ok && Option.isSome(runSettings)
+    ? Effect.succeed({ ...(o as unknown as GenerateOptions), runSettings: runSettings.value })
     : Effect.fail(new BatchStateError({ path: file, reason: "options: not the options of a generate run" }))
 }
 
@@ -66,7 +67,10 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       typeof o.maxTools === "number" && typeof o.maxTurns === "number" && typeof st.input === "string" &&
       typeof st.input_format === "string" && typeof st.overwrite === "boolean" &&
       typeof st.inventory_from_prompt === "boolean" && (st.limit === null || typeof st.limit === "number")
-    if (!ok) return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
+    const runSettings = Schema.decodeUnknownOption(RunSettings)(o.runSettings)
+    if (!ok || Option.isNone(runSettings)) {
+      return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
+    }
     const baseInventory = st.inventory_from_prompt
       ? undefined
       : yield* Inventory.pipe(Effect.provide(inventoryLayerOf(run)))
@@ -77,7 +81,13 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       overwrite: st.overwrite as boolean,
       baseInventory
     }).pipe(Effect.provide(StorageLive))
-    return { ...(o as unknown as EnrichOptions), plan, baseInventory, debug: false } satisfies EnrichOptions
+    return {
+      ...(o as unknown as EnrichOptions),
+      runSettings: runSettings.value,
+      plan,
+      baseInventory,
+      debug: false
+    } satisfies EnrichOptions
   })
 
 const collectFor = <J extends Job>(

@@ -1,12 +1,12 @@
 /** Live wiring of `enrich` (loaded lazily by src/cli/enrich.ts). */
 import { Effect, Layer, Logger, LogLevel, Option } from "effect"
-import { randomBytes } from "node:crypto"
+import { createHash } from "node:crypto"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
-import { SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import type { EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
   enrichInstructions,
@@ -16,17 +16,18 @@ import {
   PROMPT_SERVER,
   rowLabel
 } from "../programs/enrich.js"
-import { makeRunId } from "../programs/runFiles.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { inventoryFingerprint } from "../services/RunJournal.js"
+import { rowFormatOf, Storage, StorageLive } from "../services/Storage.js"
+import { DEFAULT_MAX_PROMPT_TOKENS } from "../skyrl/checks.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
+import { EXPECTED_OUTPUT, positiveInt, resolveRun } from "./runShared.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -108,66 +109,122 @@ export const runEnrich = (options: EnrichCliOptions) => {
     }
 
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
-    let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
-    if (options.resume) {
-      const previous = latestRunFor(rawDir, out, "enrich")
-      if (previous === undefined) {
-        yield* Effect.logWarning(`--resume: no earlier enrich run for ${out} in ${rawDir}; starting a new run`)
-      } else runId = previous
+    const inputBytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
+    const fresh = new RunSettings({
+      command: "enrich",
+      model: settings.model,
+      backend: options.backend === "batch" ? `batch ${options.batchEndpoint}` : settings.backend,
+      reasoning_effort: settings.reasoningEffort,
+      max_output_tokens: settings.maxOutputTokens,
+      seed: null,
+      n: plan.jobs.length,
+      domains: [],
+      complexities: [],
+      inventory_sha256: baseInventory === undefined ? null : inventoryFingerprint(baseInventory.inventory),
+      max_tools: maxTools,
+      max_turns: maxTurns,
+      max_prompt_tokens: DEFAULT_MAX_PROMPT_TOKENS,
+      data_source: options.dataSource,
+      input: {
+        path: path.resolve(input),
+        sha256: createHash("sha256").update(inputBytes).digest("hex"),
+        format: options.inputFormat,
+        limit: limit ?? null,
+        overwrite: options.overwrite,
+        inventory_from_prompt: options.inventoryFromPrompt
+      }
+    })
+    const run = yield* resolveRun({
+      rawDir,
+      out,
+      command: "enrich",
+      fresh,
+      resume: options.resume,
+      force: options.force
+    })
+      .pipe(Effect.provide(StorageLive))
+    const s = run.settings
+    // --force continues with the run's settings; its plan needs the same input and inventory.
+    if (
+      s.inventory_sha256 !== fresh.inventory_sha256 || s.input?.sha256 !== fresh.input?.sha256 ||
+      s.input?.path !== fresh.input?.path || s.input?.inventory_from_prompt !== fresh.input?.inventory_from_prompt
+    ) {
+      return yield* new SettingsError({
+        setting: "--resume --force",
+        reason:
+          `run ${run.runId} planned another input file or inventory; it can only go on with those (start a new run)`
+      })
     }
+    const runPlan = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
+        s.input?.format === fresh.input?.format
+      ? plan
+      : yield* planEnrichment({
+        input,
+        inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as never),
+        limit: s.input?.limit ?? undefined,
+        overwrite: s.input?.overwrite ?? false,
+        baseInventory
+      }).pipe(Effect.provide(StorageLive))
+    const runLlm: LlmOptions = {
+      ...llmOpts,
+      model: s.model,
+      backend: s.backend.startsWith("batch") ? "batch" : (s.backend as LlmOptions["backend"]),
+      reasoningEffort: s.reasoning_effort as LlmOptions["reasoningEffort"],
+      maxOutputTokens: s.max_output_tokens
+    }
+    const runSettings = llmSettingsFromOptions(runLlm)
     const program: EnrichOptions = {
-      plan,
+      plan: runPlan,
       baseInventory,
       debug: options.debug,
       out,
-      maxTools,
-      maxTurns,
+      maxTools: s.max_tools,
+      maxTurns: s.max_turns,
       concurrency,
       maxCostUsd: Option.getOrUndefined(options.maxCost),
       maxAttemptsPerSample: maxAttempts,
       rawDir,
-      runId,
-      resume: options.resume,
+      runId: run.runId,
       rawGzip: options.rawGzip,
       indent: Option.getOrUndefined(options.indent),
       ascii: options.ascii,
-      dataSource: options.dataSource,
+      dataSource: s.data_source,
       rejectsFile: `${out}.rejects.jsonl`,
-      model: settings.model,
-      backend: settings.backend,
+      model: s.model,
+      backend: s.backend,
+      runSettings: s,
       settings: {
         input: path.resolve(input),
-        input_format: options.inputFormat,
-        limit: limit ?? null,
-        overwrite: options.overwrite,
+        input_format: s.input?.format ?? options.inputFormat,
+        limit: s.input?.limit ?? null,
+        overwrite: s.input?.overwrite ?? options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
         debug: options.debug,
-        max_tools: maxTools,
-        max_turns: maxTurns,
+        max_tools: s.max_tools,
+        max_turns: s.max_turns,
         concurrency,
         rpm: Option.getOrNull(options.rpm),
         tpm: Option.getOrNull(options.tpm),
         max_cost_usd: Option.getOrNull(options.maxCost),
         max_attempts: maxAttempts,
         llm: options.llm,
-        model: settings.model,
-        backend: settings.backend,
-        reasoning_effort: settings.reasoningEffort,
-        max_output_tokens: settings.maxOutputTokens,
-        timeout_ms: settings.timeoutMs,
-        retries: settings.maxRetries,
+        model: s.model,
+        backend: s.backend,
+        reasoning_effort: s.reasoning_effort,
+        max_output_tokens: s.max_output_tokens,
+        timeout_ms: runSettings.timeoutMs,
+        retries: runSettings.maxRetries,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),
-        data_source: options.dataSource,
-        rows: { planned: plan.jobs.length, skipped: plan.skipped.length, rejected: plan.rejected.length }
-      },
-      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+        data_source: s.data_source,
+        rows: { planned: runPlan.jobs.length, skipped: runPlan.skipped.length, rejected: runPlan.rejected.length }
+      }
     }
     if (options.backend === "batch") {
       const { submitEnrichBatch } = yield* Effect.promise(() => import("./batch.live.js"))
       return yield* submitEnrichBatch({
         program,
-        settings,
+        settings: { ...runSettings, backend: options.batchEndpoint },
         inventory: {
           path: options.inventoryFromPrompt ? null : Option.getOrNull(options.inventory),
           servers: Option.getOrNull(servers)
@@ -182,7 +239,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
-          llmLayer(llmOpts).pipe(
+          llmLayer(runLlm).pipe(
             Layer.provide(
               rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
             )
@@ -192,8 +249,10 @@ export const runEnrich = (options: EnrichCliOptions) => {
       )
     )
     yield* Effect.logInfo(
-      `enrich: ${summary.valid} rows written (${plan.jobs.length} planned, ${plan.skipped.length} skipped, ` +
-        `${plan.rejected.length} rejected input rows${plan.rejected.length > 0 ? `, see ${out}.rejects.jsonl` : ""})`
+      `enrich: ${summary.valid} rows written (${runPlan.jobs.length} planned, ${runPlan.skipped.length} skipped, ` +
+        `${runPlan.rejected.length} rejected input rows${
+          runPlan.rejected.length > 0 ? `, see ${out}.rejects.jsonl` : ""
+        })`
     )
     return summary
   })

@@ -1,17 +1,17 @@
 /** Live wiring of `generate` (loaded lazily by src/cli/generate.ts). */
 import { Effect, Layer, Option, Schema } from "effect"
-import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { priceOf } from "../domain/pricing.js"
-import { SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import type { GenerateOptions } from "../programs/generate.js"
-import { generateProgram } from "../programs/generate.js"
-import { makeRunId } from "../programs/runFiles.js"
+import { generatePlan, generateProgram } from "../programs/generate.js"
 import { Inventory } from "../services/Inventory.js"
 import { buildBody } from "../services/llm/answer.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
+import { inventoryFingerprint } from "../services/RunJournal.js"
 import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { DEFAULT_MAX_PROMPT_TOKENS } from "../skyrl/checks.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
@@ -19,7 +19,7 @@ import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../s
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, latestRunFor, positiveInt } from "./runShared.js"
+import { EXPECTED_OUTPUT, positiveInt, resolveRun } from "./runShared.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -52,13 +52,10 @@ export const runGenerate = (options: GenerateCliOptions) =>
         reason: `"${options.out}" must end in .json, .jsonl or .parquet`
       })
     }
-    const plan = workPlan(options.seed, n, domains, complexities)
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
-    const llmOpts: LlmOptions = options
+    const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
-    const settings = options.backend === "batch"
-      ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
-      : llmSettingsFromOptions(llmOpts)
+    const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm
     const servers = Option.map(options.servers, parseDomains)
     const inventoryLayer = Inventory.fromFile(
       Option.getOrUndefined(options.inventory),
@@ -66,64 +63,97 @@ export const runGenerate = (options: GenerateCliOptions) =>
     ).pipe(Layer.provide(StorageLive))
 
     if (options.dryRun) {
-      return yield* dryRun(options, plan, maxTools, maxTurns, settings).pipe(Effect.provide(inventoryLayer))
+      const plan = workPlan(options.seed, n, domains, complexities)
+      return yield* dryRun(options, plan, maxTools, maxTurns, bodySettings).pipe(Effect.provide(inventoryLayer))
     }
 
-    let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
-    if (options.resume) {
-      const previous = latestRunFor(rawDir, out, "generate")
-      if (previous === undefined) {
-        yield* Effect.logWarning(`--resume: no earlier run for ${out} in ${rawDir}; starting a new run`)
-      } else runId = previous
+    const inventory = yield* Inventory.pipe(Effect.provide(inventoryLayer))
+    const catalogue = inventory.inventory
+    const fresh = new RunSettings({
+      command: "generate",
+      model: flagLlm.model,
+      backend: options.backend === "batch" ? `batch ${options.batchEndpoint}` : flagLlm.backend,
+      reasoning_effort: flagLlm.reasoningEffort,
+      max_output_tokens: flagLlm.maxOutputTokens,
+      seed: options.seed,
+      n,
+      domains,
+      complexities,
+      inventory_sha256: inventoryFingerprint(catalogue),
+      max_tools: maxTools,
+      max_turns: maxTurns,
+      max_prompt_tokens: DEFAULT_MAX_PROMPT_TOKENS,
+      data_source: options.dataSource,
+      input: null
+    })
+    const run = yield* resolveRun({
+      rawDir,
+      out,
+      command: "generate",
+      fresh,
+      resume: options.resume,
+      force: options.force
+    }).pipe(Effect.provide(StorageLive))
+    const s = run.settings
+    // --resume --force with another inventory: the run's own copy (inventory.json in its directory).
+    const runInventory = s.inventory_sha256 === fresh.inventory_sha256
+      ? Layer.succeed(Inventory, inventory)
+      : Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
+    const llmOpts: LlmOptions = {
+      ...options,
+      model: s.model,
+      backend: s.backend.startsWith("batch") ? "batch" : (s.backend as LlmOptions["backend"]),
+      reasoningEffort: s.reasoning_effort as LlmOptions["reasoningEffort"],
+      maxOutputTokens: s.max_output_tokens
     }
+    const settings = llmSettingsFromOptions(llmOpts)
     const program: GenerateOptions = {
       out,
-      plan,
-      seed: options.seed,
-      maxTools,
-      maxTurns,
+      plan: generatePlan(s),
+      seed: s.seed ?? options.seed,
+      maxTools: s.max_tools,
+      maxTurns: s.max_turns,
       concurrency,
       maxCostUsd: Option.getOrUndefined(options.maxCost),
       maxAttemptsPerSample: maxAttempts,
       rawDir,
-      runId,
-      resume: options.resume,
+      runId: run.runId,
       rawGzip: options.rawGzip,
       indent: Option.getOrUndefined(options.indent),
       ascii: options.ascii,
-      dataSource: options.dataSource,
+      dataSource: s.data_source,
       rejectsFile: `${out}.rejects.jsonl`,
-      model: settings.model,
-      backend: settings.backend,
+      model: s.model,
+      backend: s.backend,
+      runSettings: s,
       settings: {
-        n,
-        domains,
-        complexities,
-        max_tools: maxTools,
-        max_turns: maxTurns,
+        n: s.n,
+        domains: s.domains,
+        complexities: s.complexities,
+        max_tools: s.max_tools,
+        max_turns: s.max_turns,
         concurrency,
         rpm: Option.getOrNull(options.rpm),
         tpm: Option.getOrNull(options.tpm),
         max_cost_usd: Option.getOrNull(options.maxCost),
         max_attempts: maxAttempts,
         llm: options.llm,
-        model: settings.model,
-        backend: settings.backend,
-        reasoning_effort: settings.reasoningEffort,
-        max_output_tokens: settings.maxOutputTokens,
+        model: s.model,
+        backend: s.backend,
+        reasoning_effort: s.reasoning_effort,
+        max_output_tokens: s.max_output_tokens,
         timeout_ms: settings.timeoutMs,
         retries: settings.maxRetries,
         inventory: Option.getOrNull(options.inventory),
         servers: Option.getOrNull(servers),
-        data_source: options.dataSource
-      },
-      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+        data_source: s.data_source
+      }
     }
     if (options.backend === "batch") {
       const { submitGenerateBatch } = yield* Effect.promise(() => import("./batch.live.js"))
       return yield* submitGenerateBatch({
         program,
-        settings,
+        settings: { ...settings, backend: options.batchEndpoint },
         inventory: { path: Option.getOrNull(options.inventory), servers: Option.getOrNull(servers) },
         flags: options,
         concurrency,
@@ -131,11 +161,11 @@ export const runGenerate = (options: GenerateCliOptions) =>
         resume: options.resume
       })
     }
-    const summary = yield* generateProgram(program).pipe(
+    return yield* generateProgram(program).pipe(
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
-          inventoryLayer,
+          runInventory,
           llmLayer(llmOpts).pipe(
             Layer.provide(
               rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
@@ -145,7 +175,6 @@ export const runGenerate = (options: GenerateCliOptions) =>
         )
       )
     )
-    return summary
   })
 
 const dryRun = (

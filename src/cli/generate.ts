@@ -22,7 +22,12 @@ export const runOptions = {
   rawGzip: Options.boolean("raw-gzip").pipe(Options.withDescription("Gzip the archived model answers")),
   resume: Options.boolean("resume").pipe(
     Options.withDescription(
-      "Continue the last unfinished run for this output; finished samples are not requested again"
+      "Continue the last run for this output; finished samples are not requested again. Refused when the settings that make the rows differ from the run's (see --force)"
+    )
+  ),
+  force: Options.boolean("force").pipe(
+    Options.withDescription(
+      "With --resume: continue the run with the settings it was made with, even where the flags now differ"
     )
   ),
   dryRun: Options.boolean("dry-run").pipe(

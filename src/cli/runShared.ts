@@ -1,9 +1,11 @@
 /** Pieces of the live wiring that `generate` and `enrich` share (loaded lazily with them). */
 import type { Option } from "effect"
-import { Effect, Schema } from "effect"
-import { existsSync, readdirSync, readFileSync } from "node:fs"
-import * as path from "node:path"
-import { RunManifest, SettingsError } from "../domain/run.js"
+import { Effect, Option as O } from "effect"
+import { randomBytes } from "node:crypto"
+import type { RunSettings } from "../domain/run.js"
+import { SettingsError } from "../domain/run.js"
+import { makeRunId } from "../programs/runFiles.js"
+import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 
@@ -18,6 +20,7 @@ export interface RunCliOptions extends LlmOptions, BatchFlags {
   readonly rawDir: Option.Option<string>
   readonly rawGzip: boolean
   readonly resume: boolean
+  readonly force: boolean
   readonly dryRun: boolean
   readonly indent: Option.Option<number>
   readonly ascii: boolean
@@ -28,7 +31,7 @@ export interface RunCliOptions extends LlmOptions, BatchFlags {
   readonly maxCost: Option.Option<number>
 }
 
-/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106). */
+/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106): the dry-run estimate. */
 export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
 
 export const positiveInt = (value: number, setting: string) =>
@@ -36,19 +39,61 @@ export const positiveInt = (value: number, setting: string) =>
     ? Effect.succeed(value)
     : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
 
-/** The most recent run of `command` in rawDir for this output (for --resume). */
-export const latestRunFor = (rawDir: string, out: string, command: string): string | undefined => {
-  if (!existsSync(rawDir)) return undefined
-  const candidates: Array<{ id: string; started: string }> = []
-  for (const id of readdirSync(rawDir)) {
-    const file = path.join(rawDir, id, "manifest.json")
-    if (!existsSync(file)) continue
-    try {
-      const m = Schema.decodeUnknownSync(RunManifest)(JSON.parse(readFileSync(file, "utf8")))
-      if (m.output === out && m.command === command) candidates.push({ id, started: m.started_at })
-    } catch {
-      // An unreadable manifest is not a run to resume.
-    }
-  }
-  return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
+export interface ResolvedRun {
+  readonly runId: string
+  /** The settings the run is made with: the flags', or with --resume --force the run's own. */
+  readonly settings: RunSettings
+  readonly resumed: boolean
 }
+
+/**
+ * Which run this command works on, and with which settings. Without --resume: a new run. With it: the
+ * latest run of this command for this output, refused (a usage error naming each differing setting) when
+ * the settings that make the rows differ — unless --force, which continues with the run's own settings
+ * (never a mix of both).
+ */
+export const resolveRun = (input: {
+  readonly rawDir: string
+  readonly out: string
+  readonly command: "generate" | "enrich"
+  readonly fresh: RunSettings
+  readonly resume: boolean
+  readonly force: boolean
+}) =>
+  Effect.gen(function*() {
+    const fresh: ResolvedRun = {
+      runId: makeRunId(new Date(), randomBytes(3).toString("hex")),
+      settings: input.fresh,
+      resumed: false
+    }
+    if (!input.resume) return fresh
+    const found = yield* findLatestRun(input.rawDir, input.out, input.command)
+    if (O.isNone(found)) {
+      yield* Effect.logWarning(
+        `--resume: no earlier ${input.command} run for ${input.out} in ${input.rawDir}; starting a new run`
+      )
+      return fresh
+    }
+    const run = found.value
+    if (run.run_settings === undefined) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason:
+          `run ${run.run_id} was made by an earlier skyrl that did not record its settings; start a new run without --resume`
+      })
+    }
+    const differences = settingsDifferences(run.run_settings, input.fresh)
+    if (differences.length > 0 && !input.force) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `run ${run.run_id} was made with other settings: ${differences.join("; ")}. ` +
+          "Run without --resume to start a new run, or add --force to continue it with its own settings"
+      })
+    }
+    if (differences.length > 0) {
+      yield* Effect.logWarning(
+        `--resume --force: continuing run ${run.run_id} with its own settings (${differences.join("; ")})`
+      )
+    }
+    return { runId: run.run_id, settings: run.run_settings, resumed: true } satisfies ResolvedRun
+  })

@@ -36,6 +36,9 @@ import { checkWrittenDataset } from "./validate.js"
 /** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
 export const PROMPT_SERVER = "prompt"
 
+/** Row checks that only warn for enrich: the prompts are the source's (their size, duplicates among them). */
+export const ENRICH_WARN_ONLY: ReadonlyArray<string> = ["prompt/", "duplicate/"]
+
 /** SkyRL's default `max_prompt_length`: longer prompts are dropped by the trainer (logged as a warning). */
 const SKYRL_MAX_PROMPT_TOKENS = 512
 
@@ -285,7 +288,6 @@ export interface EnrichOptions extends
     | "requestText"
     | "taskInput"
     | "jobMetadata"
-    | "dedupePrompts"
     | "passthrough"
     | "jobInventory"
     | "inputRejects"
@@ -400,7 +402,10 @@ export const enrichProgram = (options: EnrichOptions) =>
     // The same checks as `skyrl validate` on what was written (plans against the inventory file when there
     // is one). Prompt size and duplicate prompts come from the source text, which enrich must not change:
     // they are warned about, not failed on.
-    yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, { warnOnly: ["prompt/", "duplicate/"] })
+    yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, {
+      warnOnly: ENRICH_WARN_ONLY,
+      maxPromptTokens: options.runSettings.max_prompt_tokens
+    })
     return summary
   })
 
@@ -436,7 +441,9 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     requestText: enrichRequest,
     taskInput: enrichTaskInput(options.maxTurns),
     jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
-    dedupePrompts: false,
+    // The prompts are the source's, which enrich must not change: their size and duplicates only warn.
+    warnOnly: ENRICH_WARN_ONLY,
+    maxPromptTokens: options.runSettings.max_prompt_tokens,
     passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
     jobInventory: (job) => job.inventory,
     inputRejects,

@@ -1,14 +1,16 @@
 /**
  * `generate`: ask the model for tasks across domains and complexities (the work plan from the seed),
- * through the shared sampling engine (src/programs/sampling.ts).
+ * through the run engine (src/programs/sampling.ts).
  */
 import { Effect } from "effect"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
-import type { ModelTask } from "../domain/task.js"
+import type { RunSettings } from "../domain/run.js"
+import type { Complexity, ModelTask } from "../domain/task.js"
 import { Inventory } from "../services/Inventory.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
+import { workPlan } from "../skyrl/workPlan.js"
 import { clampTurns } from "./runFiles.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
@@ -17,12 +19,21 @@ import { checkWrittenDataset } from "./validate.js"
 export interface GenerateOptions extends
   Omit<
     SamplingOptions<PlannedSample>,
-    "command" | "jobs" | "instructions" | "requestText" | "taskInput" | "jobMetadata" | "dedupePrompts" | "seed"
+    "command" | "jobs" | "instructions" | "requestText" | "taskInput" | "jobMetadata" | "seed"
   >
 {
   readonly plan: ReadonlyArray<PlannedSample>
   readonly seed: number
 }
+
+/** The work plan a generate run's settings describe (same settings, same samples). */
+export const generatePlan = (settings: RunSettings): ReadonlyArray<PlannedSample> =>
+  workPlan(
+    settings.seed ?? 0,
+    settings.n,
+    settings.domains,
+    settings.complexities.map((c) => ({ complexity: c.complexity as Complexity, weight: c.weight }))
+  )
 
 /**
  * The task handed to conversion: the model's fields, turns clamped to what the plan and the run allow,
@@ -40,7 +51,7 @@ export const generatedTaskInput =
     evaluation_rubric: task.evaluation_rubric
   })
 
-/** The sampling-engine options of a generate run (shared by the online run and `--backend batch`). */
+/** The engine options of a generate run (shared by the online run, `--backend batch` and rebuild). */
 export const generateSampling = (options: GenerateOptions, catalogue: Catalogue): SamplingOptions<PlannedSample> => ({
   ...options,
   command: "generate",
@@ -56,7 +67,7 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
     }),
   taskInput: generatedTaskInput(options.maxTurns),
   jobMetadata: (job) => ({ requested_complexity: job.complexity, requested_domain: job.domain }),
-  dedupePrompts: true
+  maxPromptTokens: options.runSettings.max_prompt_tokens
 })
 
 export const generateProgram = (options: GenerateOptions) =>
@@ -65,6 +76,6 @@ export const generateProgram = (options: GenerateOptions) =>
     const catalogue = yield* inventory.get
     const summary = yield* runSampling(generateSampling(options, catalogue))
     // The same checks as `skyrl validate` on what was written: violations fail the run (the file is kept).
-    yield* checkWrittenDataset(options.out, catalogue)
+    yield* checkWrittenDataset(options.out, catalogue, { maxPromptTokens: options.runSettings.max_prompt_tokens })
     return summary
   })

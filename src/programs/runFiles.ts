@@ -1,30 +1,9 @@
-/** Names and small pure helpers of a run directory (shared by generate, enrich and rebuild). */
-import * as path from "node:path"
-import { gzipSync } from "node:zlib"
-import type { Inventory, StepIssue } from "../domain/inventory.js"
+/**
+ * Small pure helpers of runs (shared by generate, enrich, rebuild and batch): run ids, the plan checks
+ * beyond the schema, turn clamping. Run-directory names live with the run journal (services/RunJournal.ts).
+ */
+import type { StepIssue } from "../domain/inventory.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
-
-export interface RunPaths {
-  readonly runDir: string
-  readonly manifest: string
-  readonly journal: string
-}
-
-export const runPaths = (rawDir: string, runId: string): RunPaths => {
-  const runDir = path.join(rawDir, runId)
-  return { runDir, manifest: path.join(runDir, "manifest.json"), journal: path.join(runDir, "journal.jsonl") }
-}
-
-/** `task_0007_c02.json`: sample 7 (1-based), its second model call. */
-export const archiveFileName = (index: number, call: number, total: number, gzip: boolean): string => {
-  const width = Math.max(4, String(total).length)
-  return `task_${String(index + 1).padStart(width, "0")}_c${String(call).padStart(2, "0")}.json${gzip ? ".gz" : ""}`
-}
-
-export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: boolean): string | Uint8Array => {
-  const text = JSON.stringify(record, null, 2) + "\n"
-  return gzip ? gzipSync(text) : text
-}
 
 /** A run id from the start time: sortable, unique enough with a random suffix. */
 export const makeRunId = (now: Date, random: string): string =>
@@ -49,7 +28,6 @@ export interface PlanProblem {
 
 /** Plan checks beyond the schema: the inventory validation, the call budget, placeholder values. */
 export const planIssues = (
-  inventory: Inventory,
   steps: ReadonlyArray<PlanStep>,
   limits: { readonly maxTools: number },
   validate: (steps: ReadonlyArray<PlanStep>) => ReadonlyArray<StepIssue>
@@ -75,7 +53,6 @@ export const planIssues = (
       })
     }
   }
-  void inventory
   return issues.map((issue) => ({
     issue,
     text: `step ${issue.step}${issue.tool === "" ? "" : ` (${issue.tool})`} ${issue.path}: ${issue.message}`

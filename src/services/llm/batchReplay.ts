@@ -19,15 +19,7 @@
 import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import type { AttemptRecord, Backend, LlmError, Usage } from "../../domain/llm.js"
-import {
-  addUsage,
-  Authentication,
-  BadRequest,
-  MissingApiKey,
-  NotFound,
-  RateLimited,
-  Transient
-} from "../../domain/llm.js"
+import { Authentication, BadRequest, MissingApiKey, NotFound, RateLimited, Transient } from "../../domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import type { BodySettings } from "./answer.js"
 import { buildBody, canonicalJson, interpret, resolveJsonSchema } from "./answer.js"
@@ -226,8 +218,6 @@ export interface BatchLlmOptions {
   /** The live layer for requests going online (undefined: they fail with MissingApiKey). */
   readonly online: LlmApi | undefined
   readonly onlineConcurrency: number
-  /** Running total of tokens spent online (mutated). */
-  readonly onlineUsage: { current: Usage }
   /** Requests held for a follow-up batch (mutated). */
   readonly deferred: Map<string, DeferredRequest>
   readonly describe: string
@@ -322,14 +312,8 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
         if (options.repairs === "online" && !isFirstAttemptKey(key)) {
           const live = options.online
           if (live === undefined) return yield* Effect.fail(new MissingApiKey())
-          const onAttempt = (r: AttemptRecord) =>
-            Effect.zipRight(
-              Effect.sync(() => {
-                if (r.usage !== undefined) options.onlineUsage.current = addUsage(options.onlineUsage.current, r.usage)
-              }),
-              request.onAttempt === undefined ? Effect.void : request.onAttempt(r)
-            )
-          return yield* online(live.complete({ ...request, onAttempt }))
+          // Priced at the normal rate in the run's cost ledger (its records have no batch_id).
+          return yield* online(live.complete(request))
         }
         options.deferred.set(customId, { customId, key, body })
         return yield* Effect.never
