@@ -205,6 +205,11 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
     }
     const ledger = readJsonLines(LedgerEntry, yield* read(paths.ledger))
     if (ledger.torn) yield* storage.appendDurable(paths.ledger, "\n")
+    // A call whose archive write failed still used its number (its ledger line has it): never reuse one.
+    for (const entry of ledger.entries) {
+      const m = ARCHIVE_NAME.exec(entry.key)
+      if (m !== null) state.lastCall.set(entry.sample, Math.max(state.lastCall.get(entry.sample) ?? 0, Number(m[2])))
+    }
     return { state, ledger: ledger.entries }
   })
 
