@@ -235,16 +235,21 @@ const submitAndMaybeCollect = <J extends Job>(
     })
   })
 
+/** A run's engine options as a batch run records them (backend and endpoint). */
+const forBatch = <P extends { readonly backend: string; readonly settings: Readonly<Record<string, unknown>> }>(
+  program: P,
+  endpoint: BatchRun["endpoint"]
+): P => ({
+  ...program,
+  backend: `batch ${endpoint}`,
+  settings: { ...program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
+})
+
 /** `generate --backend batch`: submit (and with --wait, poll and collect). Prints the run directory on stdout. */
 export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
   Effect.gen(function*() {
     yield* checkSubmit(input)
-    const endpoint = input.flags.batchEndpoint
-    const program: GenerateOptions = {
-      ...input.program,
-      backend: `batch ${endpoint}`,
-      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
-    }
+    const program = forBatch(input.program, input.flags.batchEndpoint)
     const run = batchRunOf("generate", input, program.runId, program)
     yield* submitAndMaybeCollect(
       input,
@@ -261,12 +266,7 @@ export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
 export const submitEnrichBatch = (input: SubmitInput<EnrichOptions>) =>
   Effect.gen(function*() {
     yield* checkSubmit(input)
-    const endpoint = input.flags.batchEndpoint
-    const program: EnrichOptions = {
-      ...input.program,
-      backend: `batch ${endpoint}`,
-      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
-    }
+    const program = forBatch(input.program, input.flags.batchEndpoint)
     const { baseInventory: _base, plan: _plan, ...stored } = program
     const run = batchRunOf("enrich", input, program.runId, stored)
     const inventory = yield* enrichRunInventory(program)

@@ -24,10 +24,18 @@ import { inventoryFingerprint } from "../services/RunJournal.js"
 import { rowFormatOf, Storage, StorageLive } from "../services/Storage.js"
 import { DEFAULT_MAX_PROMPT_TOKENS } from "../skyrl/checks.js"
 import { estimateTokens } from "../skyrl/prompt.js"
+import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, positiveInt, resolveRun } from "./runShared.js"
+import {
+  engineOptionsOf,
+  EXPECTED_OUTPUT,
+  llmOptionsOf,
+  modelSettingsOf,
+  positiveInt,
+  resolveRun
+} from "./runShared.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -112,10 +120,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const inputBytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
     const fresh = new RunSettings({
       command: "enrich",
-      model: settings.model,
-      backend: options.backend === "batch" ? `batch ${options.batchEndpoint}` : settings.backend,
-      reasoning_effort: settings.reasoningEffort,
-      max_output_tokens: settings.maxOutputTokens,
+      ...modelSettingsOf(options, settings),
       seed: null,
       n: plan.jobs.length,
       domains: [],
@@ -160,65 +165,28 @@ export const runEnrich = (options: EnrichCliOptions) => {
       ? plan
       : yield* planEnrichment({
         input,
-        inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as never),
+        inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as InputFormat),
         limit: s.input?.limit ?? undefined,
         overwrite: s.input?.overwrite ?? false,
         baseInventory
       }).pipe(Effect.provide(StorageLive))
-    const runLlm: LlmOptions = {
-      ...llmOpts,
-      model: s.model,
-      backend: s.backend.startsWith("batch") ? "batch" : (s.backend as LlmOptions["backend"]),
-      reasoningEffort: s.reasoning_effort as LlmOptions["reasoningEffort"],
-      maxOutputTokens: s.max_output_tokens
-    }
+    const runLlm = llmOptionsOf(llmOpts, s)
     const runSettings = llmSettingsFromOptions(runLlm)
     const program: EnrichOptions = {
-      plan: runPlan,
-      baseInventory,
-      debug: options.debug,
-      out,
-      maxTools: s.max_tools,
-      maxTurns: s.max_turns,
-      concurrency,
-      maxCostUsd: Option.getOrUndefined(options.maxCost),
-      maxAttemptsPerSample: maxAttempts,
-      rawDir,
-      runId: run.runId,
-      rawGzip: options.rawGzip,
-      indent: Option.getOrUndefined(options.indent),
-      ascii: options.ascii,
-      dataSource: s.data_source,
-      rejectsFile: `${out}.rejects.jsonl`,
-      model: s.model,
-      backend: s.backend,
-      runSettings: s,
-      settings: {
+      ...engineOptionsOf(options, run, { out, rawDir, concurrency, maxAttempts }, runSettings, {
         input: path.resolve(input),
         input_format: s.input?.format ?? options.inputFormat,
         limit: s.input?.limit ?? null,
         overwrite: s.input?.overwrite ?? options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
         debug: options.debug,
-        max_tools: s.max_tools,
-        max_turns: s.max_turns,
-        concurrency,
-        rpm: Option.getOrNull(options.rpm),
-        tpm: Option.getOrNull(options.tpm),
-        max_cost_usd: Option.getOrNull(options.maxCost),
-        max_attempts: maxAttempts,
-        llm: options.llm,
-        model: s.model,
-        backend: s.backend,
-        reasoning_effort: s.reasoning_effort,
-        max_output_tokens: s.max_output_tokens,
-        timeout_ms: runSettings.timeoutMs,
-        retries: runSettings.maxRetries,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),
-        data_source: s.data_source,
         rows: { planned: runPlan.jobs.length, skipped: runPlan.skipped.length, rejected: runPlan.rejected.length }
-      }
+      }),
+      plan: runPlan,
+      baseInventory,
+      debug: options.debug
     }
     if (options.backend === "batch") {
       const { submitEnrichBatch } = yield* Effect.promise(() => import("./batch.live.js"))

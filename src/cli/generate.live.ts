@@ -16,10 +16,9 @@ import { renderInstructions, renderSampleRequest } from "../skyrl/generationProm
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../skyrl/workPlan.js"
-import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, positiveInt, resolveRun } from "./runShared.js"
+import * as Run from "./runShared.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -30,11 +29,11 @@ export interface GenerateCliOptions extends RunCliOptions {
 
 export const runGenerate = (options: GenerateCliOptions) =>
   Effect.gen(function*() {
-    const n = yield* positiveInt(options.n, "--n (N_SAMPLES)")
-    const maxTools = yield* positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
-    const maxTurns = yield* positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
-    const concurrency = yield* positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
-    const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
+    const n = yield* Run.positiveInt(options.n, "--n (N_SAMPLES)")
+    const maxTools = yield* Run.positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
+    const maxTurns = yield* Run.positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
+    const concurrency = yield* Run.positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
+    const maxAttempts = yield* Run.positiveInt(options.maxAttempts, "--max-attempts")
     if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
     const complexities = parseComplexities(options.complexities)
     if (typeof complexities === "string") {
@@ -71,10 +70,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const catalogue = inventory.inventory
     const fresh = new RunSettings({
       command: "generate",
-      model: flagLlm.model,
-      backend: options.backend === "batch" ? `batch ${options.batchEndpoint}` : flagLlm.backend,
-      reasoning_effort: flagLlm.reasoningEffort,
-      max_output_tokens: flagLlm.maxOutputTokens,
+      ...Run.modelSettingsOf(options, flagLlm),
       seed: options.seed,
       n,
       domains,
@@ -86,7 +82,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       data_source: options.dataSource,
       input: null
     })
-    const run = yield* resolveRun({
+    const run = yield* Run.resolveRun({
       rawDir,
       out,
       command: "generate",
@@ -99,55 +95,18 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const runInventory = s.inventory_sha256 === fresh.inventory_sha256
       ? Layer.succeed(Inventory, inventory)
       : Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
-    const llmOpts: LlmOptions = {
-      ...options,
-      model: s.model,
-      backend: s.backend.startsWith("batch") ? "batch" : (s.backend as LlmOptions["backend"]),
-      reasoningEffort: s.reasoning_effort as LlmOptions["reasoningEffort"],
-      maxOutputTokens: s.max_output_tokens
-    }
+    const llmOpts = Run.llmOptionsOf(options, s)
     const settings = llmSettingsFromOptions(llmOpts)
     const program: GenerateOptions = {
-      out,
-      plan: generatePlan(s),
-      seed: s.seed ?? options.seed,
-      maxTools: s.max_tools,
-      maxTurns: s.max_turns,
-      concurrency,
-      maxCostUsd: Option.getOrUndefined(options.maxCost),
-      maxAttemptsPerSample: maxAttempts,
-      rawDir,
-      runId: run.runId,
-      rawGzip: options.rawGzip,
-      indent: Option.getOrUndefined(options.indent),
-      ascii: options.ascii,
-      dataSource: s.data_source,
-      rejectsFile: `${out}.rejects.jsonl`,
-      model: s.model,
-      backend: s.backend,
-      runSettings: s,
-      settings: {
+      ...Run.engineOptionsOf(options, run, { out, rawDir, concurrency, maxAttempts }, settings, {
         n: s.n,
         domains: s.domains,
         complexities: s.complexities,
-        max_tools: s.max_tools,
-        max_turns: s.max_turns,
-        concurrency,
-        rpm: Option.getOrNull(options.rpm),
-        tpm: Option.getOrNull(options.tpm),
-        max_cost_usd: Option.getOrNull(options.maxCost),
-        max_attempts: maxAttempts,
-        llm: options.llm,
-        model: s.model,
-        backend: s.backend,
-        reasoning_effort: s.reasoning_effort,
-        max_output_tokens: s.max_output_tokens,
-        timeout_ms: settings.timeoutMs,
-        retries: settings.maxRetries,
         inventory: Option.getOrNull(options.inventory),
-        servers: Option.getOrNull(servers),
-        data_source: s.data_source
-      }
+        servers: Option.getOrNull(servers)
+      }),
+      plan: generatePlan(s),
+      seed: s.seed ?? options.seed
     }
     if (options.backend === "batch") {
       const { submitGenerateBatch } = yield* Effect.promise(() => import("./batch.live.js"))
@@ -202,7 +161,7 @@ const dryRun = (
     const baseUrlProblem = baseUrl !== undefined && baseUrl !== "" && !/^https?:\/\/[^\s]+$/.test(baseUrl)
     const shared = estimateTokens(instructions) + estimateTokens(JSON.stringify(jsonSchema))
     const perCall = shared + estimateTokens(request)
-    const output = EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+    const output = Run.EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
     const price = priceOf(settings.model)
     const lines: Array<string> = []
     lines.push(`# skyrl generate --dry-run (no model is called)`)

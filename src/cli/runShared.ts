@@ -2,6 +2,7 @@
 import type { Option } from "effect"
 import { Effect, Option as O } from "effect"
 import { randomBytes } from "node:crypto"
+import type { LlmSettings } from "../domain/llm.js"
 import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
 import { makeRunId } from "../programs/runFiles.js"
@@ -38,6 +39,78 @@ export const positiveInt = (value: number, setting: string) =>
   Number.isInteger(value) && value > 0
     ? Effect.succeed(value)
     : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
+
+/** The model part of a run's settings, from the flags (`--backend batch` names its endpoint). */
+export const modelSettingsOf = (flags: RunCliOptions, llm: LlmSettings) => ({
+  model: llm.model,
+  backend: flags.backend === "batch" ? `batch ${flags.batchEndpoint}` : llm.backend,
+  reasoning_effort: llm.reasoningEffort,
+  max_output_tokens: llm.maxOutputTokens
+})
+
+/** The LLM flags with the model settings a run is made with (its own, with --resume --force). */
+export const llmOptionsOf = (flags: LlmOptions, settings: RunSettings): LlmOptions => ({
+  ...flags,
+  model: settings.model,
+  backend: settings.backend.startsWith("batch") ? "batch" : (settings.backend as LlmOptions["backend"]),
+  reasoningEffort: settings.reasoning_effort as LlmOptions["reasoningEffort"],
+  maxOutputTokens: settings.max_output_tokens
+})
+
+/**
+ * The engine options every run command derives alike from its flags and the run's settings, with the
+ * session's settings for the manifest (`details`: the command adds its own).
+ */
+export const engineOptionsOf = (
+  flags: RunCliOptions,
+  run: ResolvedRun,
+  session: {
+    readonly out: string
+    readonly rawDir: string
+    readonly concurrency: number
+    readonly maxAttempts: number
+  },
+  llm: LlmSettings,
+  details: Readonly<Record<string, unknown>>
+) => {
+  const s = run.settings
+  return {
+    out: session.out,
+    maxTools: s.max_tools,
+    maxTurns: s.max_turns,
+    concurrency: session.concurrency,
+    maxCostUsd: O.getOrUndefined(flags.maxCost),
+    maxAttemptsPerSample: session.maxAttempts,
+    rawDir: session.rawDir,
+    runId: run.runId,
+    rawGzip: flags.rawGzip,
+    indent: O.getOrUndefined(flags.indent),
+    ascii: flags.ascii,
+    dataSource: s.data_source,
+    rejectsFile: `${session.out}.rejects.jsonl`,
+    model: s.model,
+    backend: s.backend,
+    runSettings: s,
+    settings: {
+      ...details,
+      max_tools: s.max_tools,
+      max_turns: s.max_turns,
+      concurrency: session.concurrency,
+      rpm: O.getOrNull(flags.rpm),
+      tpm: O.getOrNull(flags.tpm),
+      max_cost_usd: O.getOrNull(flags.maxCost),
+      max_attempts: session.maxAttempts,
+      llm: flags.llm,
+      model: s.model,
+      backend: s.backend,
+      reasoning_effort: s.reasoning_effort,
+      max_output_tokens: s.max_output_tokens,
+      timeout_ms: llm.timeoutMs,
+      retries: llm.maxRetries,
+      data_source: s.data_source
+    }
+  }
+}
 
 export interface ResolvedRun {
   readonly runId: string

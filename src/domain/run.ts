@@ -137,14 +137,11 @@ export const parseSampleKey = (
     }
 }
 
-/** Another process holds the run directory's lock: nothing was spent. */
+/** Another process holds the run directory's lock: nothing was spent (exit 1). */
 export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
   runDir: Schema.String,
   holder: Schema.String
 }) {
-  get exitCode(): number {
-    return 1
-  }
   override get message(): string {
     return `${this.runDir} is in use by another skyrl process (${this.holder}); ` +
       `wait for it to finish (if no such process runs, delete ${this.runDir}/lock)`

@@ -39,16 +39,15 @@ import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import type { LlmApi } from "../services/Llm.js"
-import type { BodySettings } from "../services/llm/answer.js"
-import { buildBody } from "../services/llm/answer.js"
 import { makeArchiveLlm } from "../services/llm/archive.js"
-import type { DeferredRequest } from "../services/llm/batchReplay.js"
+import type { BodySettings, DeferredRequest } from "../services/llm/batchReplay.js"
 import {
   BatchAnswers,
   bodyHash,
   lineError,
   makeBatchLlm,
   parseBatchLines,
+  requestBody,
   sampleCustomId
 } from "../services/llm/batchReplay.js"
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
@@ -166,7 +165,7 @@ const firstRequestBody = <J extends Job>(
 ) => {
   const own = (sampling as { readonly jobInventory?: (job: J) => InventoryApi | undefined }).jobInventory?.(job)
   const jsonSchema = (own ?? inventory).outputJsonSchema({ maxSteps: sampling.maxTools })
-  return buildBody(run.endpoint, bodySettingsOf(run), {
+  return requestBody(run.endpoint, bodySettingsOf(run), {
     name: TASK_SCHEMA_NAME,
     instructions: sampling.instructions,
     input: [{ role: "user", content: sampling.requestText(job, 1) }],

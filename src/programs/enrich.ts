@@ -28,7 +28,7 @@ import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
 import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
 import { extractSource, findToolsBlock, toolNamesOf } from "../skyrl/sources.js"
-import { clampTurns } from "./runFiles.js"
+import { modelTaskFields } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
@@ -330,12 +330,7 @@ export const enrichTaskInput =
       ...(job.source.system === undefined ? [] : [{ role: "system", content: job.source.system }]),
       { role: "user", content: job.source.user }
     ],
-    complexity: task.complexity,
-    max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
-    domain: task.domain,
-    assumptions: task.assumptions,
-    tool_sequence: steps,
-    evaluation_rubric: task.evaluation_rubric
+    ...modelTaskFields(task, steps, maxTurns)
   })
 
 /** Provenance of an enriched row (merged into task_metadata). */

@@ -11,7 +11,7 @@ import { renderInstructions, renderSampleRequest } from "../skyrl/generationProm
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import { workPlan } from "../skyrl/workPlan.js"
-import { clampTurns } from "./runFiles.js"
+import { modelTaskFields } from "./runFiles.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
@@ -43,12 +43,7 @@ export const generatedTaskInput =
   (maxTurns: number) => (job: PlannedSample, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
     task_id: `${task.task_id.trim() || "task"}-${String(job.index + 1).padStart(4, "0")}`,
     user_prompt: task.user_prompt,
-    complexity: task.complexity,
-    max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
-    domain: task.domain,
-    assumptions: task.assumptions,
-    tool_sequence: steps,
-    evaluation_rubric: task.evaluation_rubric
+    ...modelTaskFields(task, steps, maxTurns)
   })
 
 /** The engine options of a generate run (shared by the online run, `--backend batch` and rebuild). */

@@ -3,6 +3,7 @@
  * beyond the schema, turn clamping. Run-directory names live with the run journal (services/RunJournal.ts).
  */
 import type { StepIssue } from "../domain/inventory.js"
+import type { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 
 /** A run id from the start time: sortable, unique enough with a random suffix. */
@@ -62,3 +63,17 @@ export const planIssues = (
 /** A task's turns: at least one more than its plan has calls, at most what the run allows. */
 export const clampTurns = (modelTurns: number, steps: number, maxTurns: number): number =>
   Math.min(Math.max(modelTurns, steps + 1), maxTurns)
+
+/** The fields of a model's task that conversion takes as they are (turns clamped to the plan and the run). */
+export const modelTaskFields = (
+  task: ModelTask,
+  steps: ReadonlyArray<PlanStep>,
+  maxTurns: number
+) => ({
+  complexity: task.complexity,
+  max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
+  domain: task.domain,
+  assumptions: task.assumptions,
+  tool_sequence: steps,
+  evaluation_rubric: task.evaluation_rubric
+})

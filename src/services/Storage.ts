@@ -276,15 +276,20 @@ const lockHolder = async (file: string): Promise<{ readonly text: string; readon
   }
 }
 
+/** Opens `file` with `flags`, writes `text` and flushes it to disk. */
+const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promise<void> => {
+  const handle = await fs.open(file, flags)
+  try {
+    await handle.write(text)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
 const createExclusive = async (file: string, text: string): Promise<boolean> => {
   try {
-    const handle = await fs.open(file, "wx")
-    try {
-      await handle.writeFile(text)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
+    await writeSynced(file, "wx", text)
     await syncDirectory(path.dirname(path.resolve(file)))
     return true
   } catch (e) {
@@ -327,13 +332,7 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
     attempt(file, "append to", async () => {
       await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
       const created = await fs.access(file).then(() => false, () => true)
-      const handle = await fs.open(file, "a")
-      try {
-        await handle.write(text)
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
+      await writeSynced(file, "a", text)
       if (created) await syncDirectory(path.dirname(path.resolve(file)))
     }),
   acquireLock: acquireLockFile,

@@ -111,6 +111,10 @@ export const lineError = (line: BatchLine): LlmError => {
   return new BadRequest({ reason, param, code, httpStatus: status })
 }
 
+/** The body a batch line carries for a request: exactly what the online backend sends (answer.ts). */
+export { buildBody as requestBody } from "./answer.js"
+export type { BodySettings } from "./answer.js"
+
 /** The hash that ties an answer to the exact body submitted (sorted keys, sha256). */
 export const bodyHash = (body: unknown): string => createHash("sha256").update(canonicalJson(body)).digest("hex")
 
