@@ -79,10 +79,15 @@ export interface Acceptance<J> {
   /** Plan, conversion, row checks (without keeping the row) and verification: a candidate row or why not. */
   readonly judge: (job: J, index: number, task: ModelTask, metadata: Record<string, unknown>) => Effect.Effect<Verdict>
   /**
-   * Checks the row against every row accepted so far and, when it passes, keeps it and runs `commit` (the
-   * journal line) in the same atomic step. Fails only when `commit` fails.
+   * Checks the row against every row accepted so far and, when it passes, keeps it and runs `commit` in
+   * the same atomic step (the journal line takes its place in the file there); the effect `commit`
+   * returns (the wait for that line to be on disk) runs after the step. Fails only when that fails.
    */
-  readonly claim: <E>(index: number, row: SkyRLRow, commit: Effect.Effect<void, E>) => Effect.Effect<Verdict, E>
+  readonly claim: <E>(
+    index: number,
+    row: SkyRLRow,
+    commit: Effect.Effect<Effect.Effect<void, E>>
+  ) => Effect.Effect<Verdict, E>
   /** Rows accepted before this session (or written without a model call): kept without judging. */
   readonly seed: (index: number, encoded: unknown) => void
 }
@@ -146,16 +151,20 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
           : { _tag: "Repair", reasons: [verified.reason], message: verified.repair } satisfies Verdict
       })
 
-    const claim = <E>(index: number, row: SkyRLRow, commit: Effect.Effect<void, E>) =>
-      mutex.withPermits(1)(Effect.gen(function*() {
-        const findings = checker.check(index, encodeRow(row), { keep: (found) => blocking(found).length === 0 })
-        const verdict = onFindings(findings)
-        if (verdict !== undefined) return verdict
-        // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file.
-        for (const f of findings) yield* Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)
-        yield* commit
-        return { _tag: "Accepted", row } satisfies Verdict
-      }))
+    const claim = <E>(index: number, row: SkyRLRow, commit: Effect.Effect<Effect.Effect<void, E>>) =>
+      Effect.gen(function*() {
+        const claimed = yield* mutex.withPermits(1)(Effect.gen(function*() {
+          const findings = checker.check(index, encodeRow(row), { keep: (found) => blocking(found).length === 0 })
+          const verdict = onFindings(findings)
+          if (verdict !== undefined) return { verdict, durable: Effect.void as Effect.Effect<void, E> }
+          // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file.
+          for (const f of findings) yield* Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)
+          const accepted: Verdict = { _tag: "Accepted", row }
+          return { verdict: accepted, durable: yield* commit }
+        }))
+        yield* claimed.durable
+        return claimed.verdict
+      })
 
     return {
       judge,

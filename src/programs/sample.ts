@@ -241,7 +241,7 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
   return yield* Effect.dieMessage("unreachable: an attempt ends within two rounds")
 })
 
-/** The journal line of an accepted row (written inside the claim, so journal order is claim order). */
+/** The journal line of an accepted row (queued inside the claim, so journal order is claim order). */
 const journalRow = <J extends Job>(
   ctx: RunContext<J>,
   job: J,
@@ -250,7 +250,7 @@ const journalRow = <J extends Job>(
   tally: Ref.Ref<SampleTally>
 ) =>
   Effect.flatMap(Ref.get(tally), (t) =>
-    ctx.journal.append({
+    ctx.journal.enqueue({
       index: job.index,
       status: "row",
       row: encodeRow(row),

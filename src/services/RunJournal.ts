@@ -11,7 +11,7 @@
  *
  * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
  */
-import { Cause, Clock, Context, Effect, Either, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Deferred, Effect, Either, Layer, Option, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { hostname } from "node:os"
 import * as path from "node:path"
@@ -124,6 +124,11 @@ export interface RunJournalApi {
   readonly rowOrder: Effect.Effect<ReadonlyArray<number>>
   /** Appends a journal line (flushed before it returns). */
   readonly append: (entry: JournalEntry) => Effect.Effect<void, StorageError>
+  /**
+   * Puts a journal line in the file's order now and returns the wait for it to be on disk: so a caller
+   * can order lines inside its own critical section (the claim of a prompt) and wait outside it.
+   */
+  readonly enqueue: (entry: JournalEntry) => Effect.Effect<Effect.Effect<void, StorageError>>
   /** The archive files of a sample, any session, by call number. */
   readonly archived: (index: number) => Effect.Effect<ReadonlyArray<ArchivedCall>>
   /** The sample's next call number and its archive file (a number is never used twice, even if unwritten). */
@@ -289,6 +294,36 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
     return Option.fromNullable(found.sort((a, b) => a.started_at.localeCompare(b.started_at)).at(-1))
   })
 
+/**
+ * Appends to a JSON Lines file with group commit: lines are queued in call order (synchronously, so a
+ * caller's critical section fixes their order), and whoever flushes writes every queued line with one
+ * append + fsync. Many samples finishing together cost one fsync, not one each. `torn`: the file ends
+ * mid-line (a crash), so the first write starts a new line. No file: lines are only counted as written.
+ */
+const groupAppender = (file: string | undefined, torn: boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const flushLock = yield* Effect.makeSemaphore(1)
+    let pending: Array<{ readonly line: string; readonly done: Deferred.Deferred<void, StorageError> }> = []
+    let startNewLine = torn
+    const flush = flushLock.withPermits(1)(Effect.gen(function*() {
+      const batch = pending
+      pending = []
+      if (batch.length === 0) return
+      const text = (startNewLine ? "\n" : "") + batch.map((p) => p.line).join("")
+      const written = yield* Effect.either(file === undefined ? Effect.void : storage.appendDurable(file, text))
+      if (written._tag === "Right") startNewLine = false
+      for (const p of batch) {
+        yield* Deferred.complete(p.done, written._tag === "Right" ? Effect.void : Effect.fail(written.left))
+      }
+    }))
+    return (line: string): Effect.Effect<Effect.Effect<void, StorageError>> =>
+      Effect.map(Deferred.make<void, StorageError>(), (done) => {
+        pending.push({ line, done })
+        return Effect.zipRight(flush, Deferred.await(done))
+      })
+  })
+
 const openRun = (spec: RunSpec, onDisk: boolean) =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -304,10 +339,11 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     }
     const previous = onDisk ? yield* checkSettings(spec, paths) : undefined
     const { ledger: priorLedger, state } = yield* readRunDirectory(spec, paths, onDisk)
+    const ledgerFile = yield* groupAppender(onDisk ? paths.ledger : undefined, false)
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
-      (entry) => (onDisk ? storage.appendDurable(paths.ledger, JSON.stringify(entry) + "\n") : Effect.void)
+      (entry) => Effect.flatten(ledgerFile(JSON.stringify(entry) + "\n"))
     )
     if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
       yield* storage.writeFileAtomic(paths.inventory, toJsonText(spec.inventory, { indent: 2 }) + "\n")
@@ -329,19 +365,20 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
         )
       ).pipe(Effect.catchAllDefect((d) => Effect.logError(`could not write ${paths.manifest}: ${String(d)}`)))
     )
-    const lock = yield* Effect.makeSemaphore(1)
+    const journalFile = yield* groupAppender(onDisk ? paths.journal : undefined, state.torn)
+    // Recorded when queued, so the in-memory order is the file's order.
+    const enqueue = (entry: JournalEntry) =>
+      Effect.tap(
+        journalFile(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
+        () => Effect.sync(() => record(state, spec.planned, entry))
+      )
     const journal: RunJournalApi = {
       spec,
       paths,
       latest: Effect.sync(() => new Map(state.latest)),
       rowOrder: Effect.sync(() => [...state.rowOrder]),
-      append: (entry) =>
-        lock.withPermits(1)(Effect.gen(function*() {
-          const line = JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"
-          if (onDisk) yield* storage.appendDurable(paths.journal, (state.torn ? "\n" : "") + line)
-          state.torn = false
-          record(state, spec.planned, entry)
-        })),
+      append: (entry) => Effect.flatten(enqueue(entry)),
+      enqueue,
       archived: (index) => Effect.sync(() => [...(state.archive.get(index) ?? [])]),
       nextArchiveFile: (index) =>
         Effect.sync(() => {

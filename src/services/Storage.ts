@@ -103,6 +103,27 @@ export const syncDirectory = async (dir: string): Promise<void> => {
   }
 }
 
+/**
+ * `syncDirectory`, shared by concurrent callers: while one sync of a directory runs, the callers that
+ * arrive wait for the one sync after it (which covers their renames); so 64 archive writes finishing
+ * together cost two directory syncs, not 64.
+ */
+const directorySyncs = new Map<string, { running?: Promise<void> | undefined; next?: Promise<void> | undefined }>()
+const syncDirectoryShared = (dir: string): Promise<void> => {
+  let state = directorySyncs.get(dir)
+  if (state === undefined) directorySyncs.set(dir, state = {})
+  const s = state
+  if (s.running === undefined) {
+    s.running = syncDirectory(dir).finally(() => (s.running = undefined))
+    return s.running
+  }
+  s.next ??= s.running.catch(() => undefined).then(() => {
+    s.next = undefined
+    return syncDirectoryShared(dir)
+  })
+  return s.next
+}
+
 /** Writes through a temp file and renames it over `file`; the temp file is removed on failure. */
 const atomically = async (file: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> => {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
@@ -113,7 +134,7 @@ const atomically = async (file: string, write: (handle: fs.FileHandle) => Promis
     await handle.sync()
     await handle.close()
     await fs.rename(tmp, file)
-    await syncDirectory(path.dirname(path.resolve(file)))
+    await syncDirectoryShared(path.dirname(path.resolve(file)))
   } catch (e) {
     await handle.close().catch(() => undefined)
     await fs.rm(tmp, { force: true }).catch(() => undefined)
