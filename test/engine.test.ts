@@ -240,6 +240,30 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       }))
   }
 
+  it.effect("a 400 of no known kind: once answers came, it rejects its sample; on every first request, it stops the run", () =>
+    Effect.gen(function*() {
+      const odd = new BadRequest({
+        reason: "Something about this request is off.",
+        code: null,
+        param: null,
+        httpStatus: 400
+      })
+      const storage = makeMemoryStorage()
+      const some = scripted((call) => {
+        const { attempt, k } = requestOf(call)
+        return (k === 4 || k === 6) && attempt === 1 ? odd : reply(task(k, attempt))
+      })
+      yield* runGenerate(storage, some.llm, generateOptions(settingsFor(6)))
+      expect(readJsonl(storage.text(OUT))).toHaveLength(6)
+      expect(readJsonl(storage.text(`${OUT}.rejects.jsonl`)).map((r) => r.index)).toEqual([3, 5])
+
+      const again = makeMemoryStorage()
+      const all = scripted(() => odd)
+      const exit = yield* Effect.exit(runGenerate(again, all.llm, generateOptions(settingsFor(6), { concurrency: 1 })))
+      expect(failureOf(exit).message).toMatch(/the first 3 requests were all refused.*Something about this request/)
+      expect(all.calls).toHaveLength(3)
+    }))
+
   it.effect("a run directory locked by another process: RunLocked naming the holder, nothing spent or written", () =>
     Effect.gen(function*() {
       const holder = JSON.stringify({ pid: 4242, host: "other-host", command: "generate" })

@@ -54,6 +54,7 @@ import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
 import { RunJournal, runPaths } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
+import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { ENRICH_WARN_ONLY } from "./enrich.js"
 import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
@@ -443,6 +444,9 @@ const download = (runDir: string, start: BatchRun) =>
     return run
   })
 
+/** A line of requests.jsonl: which part submitted a request, and the hash of its body. */
+const RequestHash = Schema.Struct({ custom_id: Schema.String, part: Schema.Number, sha256: Schema.String })
+
 /** Every collected line and submitted hash of the run. */
 const loadAnswers = (runDir: string, run: BatchRun) =>
   Effect.gen(function*() {
@@ -450,15 +454,7 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     const answers = new BatchAnswers()
     const requestsFile = path.join(runDir, REQUESTS_FILE)
     const text = (yield* storage.exists(requestsFile)) ? yield* storage.readText(requestsFile) : ""
-    for (const line of text.split("\n")) {
-      if (line.trim() === "") continue
-      const parsed = Either.try(() => JSON.parse(line) as { custom_id?: unknown; part?: unknown; sha256?: unknown })
-      if (Either.isLeft(parsed)) continue
-      const r = parsed.right
-      if (typeof r.custom_id === "string" && typeof r.part === "number" && typeof r.sha256 === "string") {
-        answers.addSubmitted(r.custom_id, r.part, r.sha256)
-      }
-    }
+    for (const r of readJsonLines(RequestHash, text).entries) answers.addSubmitted(r.custom_id, r.part, r.sha256)
     let unreadable = 0
     for (const part of run.parts) {
       for (const file of [part.output, part.error_output]) {

@@ -12,7 +12,7 @@ import { Effect, Either, Ref } from "effect"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
-import { addUsage, emptyUsage, failureScope, InvalidOutput } from "../domain/llm.js"
+import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord } from "../domain/run.js"
 import { sampleKey } from "../domain/run.js"
@@ -38,6 +38,8 @@ export interface RunContext<J extends Job> {
   readonly inventoryOf: (job: J) => InventoryApi
   /** Why the run stopped starting calls (budget, a run-level error); undefined while it goes on. */
   readonly stop: Ref.Ref<string | undefined>
+  /** Whether any answer came back yet, and how many 400s of no known kind came before it. */
+  readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
   /** Paths in row metadata and rejects are relative to the output file's directory. */
   readonly relativeToOut: (file: string) => string
 }
@@ -127,6 +129,31 @@ export const call = Effect.fn("Run.call")(function*<J extends Job>(
   return { ...(yield* Ref.get(state)), result } satisfies Called
 })
 
+/** 400s of no known kind before any answer: that many, and the request every sample sends is at fault. */
+export const UNEXPLAINED_400_LIMIT = 3
+
+/**
+ * A 400 that names neither a per-request nor a run-level cause counts for its sample; but when the first
+ * requests of a run all get one and nothing was answered yet, the request every sample sends is at fault:
+ * the run stops instead of spending every sample's attempts on it.
+ */
+const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<unknown, LlmError>) =>
+  Effect.gen(function*() {
+    const answered = Either.isRight(result) || isAnswerError(result.left)
+    const unexplained = Either.isLeft(result) && result.left._tag === "BadRequest" &&
+      failureScope(result.left) === "sample" && !isRequestSpecific(result.left)
+    const next = yield* Ref.updateAndGet(ctx.refusals, (r) => ({
+      answered: r.answered || answered,
+      unexplained: r.unexplained + (unexplained ? 1 : 0)
+    }))
+    if (!next.answered && unexplained && next.unexplained >= UNEXPLAINED_400_LIMIT && Either.isLeft(result)) {
+      yield* stopRun(
+        ctx,
+        `the first ${next.unexplained} requests were all refused, so the request itself is at fault: ${result.left.message}`
+      )
+    }
+  })
+
 export type AttemptOutcome =
   | { readonly _tag: "Accepted"; readonly row: SkyRLRow; readonly calls: number }
   | { readonly _tag: "Rejected"; readonly reject: RejectRecord }
@@ -207,6 +234,7 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
       const reason = `could not archive the answer: ${called.storageError.message}`
       return { _tag: "Stopped", reason, reject: reject([reason], called.file), called: true } as const
     }
+    yield* noteRefusal(ctx, called.result)
     if (Either.isLeft(called.result)) {
       const e = called.result.left
       const scope = failureScope(e)

@@ -167,6 +167,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       acceptance,
       inventoryOf,
       stop: yield* Ref.make<string | undefined>(undefined),
+      refusals: yield* Ref.make({ answered: false, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/")
     } satisfies RunContext<J>
   })
