@@ -8,6 +8,7 @@
  * e.g. `servers[2].tools[4].inputSchema: must be an object`. Pure: no I/O, no JSON Schema validator.
  */
 import { Either, ParseResult, Schema } from "effect"
+import { isObject } from "./json.js"
 
 export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 export type JsonSchemaObject = typeof JsonSchemaObject.Type
@@ -93,8 +94,6 @@ export const formatIssue = (issue: StepIssue): string => {
 // Normalization of real catalogues
 
 type Json = Record<string, unknown>
-
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** Type names used by Hermes/Glaive/BFCL-style catalogues, mapped to JSON Schema types. */
 const TYPE_ALIASES: Record<string, string> = {

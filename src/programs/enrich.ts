@@ -15,6 +15,7 @@
 import { Chunk, Effect, Either, Logger, LogLevel, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { RejectRecord } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -86,8 +87,6 @@ export interface PlanOptions {
   /** The inventory file's service; undefined = --inventory-from-prompt. */
   readonly baseInventory: InventoryApi | undefined
 }
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** A SkyRL row as other tools write it (params / task_metadata as objects) → the on-disk layout. */
 const toEncodedLayout = (row: unknown): unknown => {

@@ -17,6 +17,7 @@
 import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
 import {
   DEFAULT_DATA_SOURCE,
@@ -57,8 +58,6 @@ export const DEFAULT_PROMPT_BUDGET_TOKENS = 512
 const TRUSTED = { disableValidation: true } as const
 
 const fail = (field: string, reason: string) => Either.left(new ConversionError({ field, reason }))
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * Maps the historical answer shapes onto `Task` fields: `evaluation_rubric.rubric_name` → `name`,

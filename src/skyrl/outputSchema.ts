@@ -13,13 +13,13 @@
  */
 import { Either, JSONSchema } from "effect"
 import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { ModelStep } from "../domain/task.js"
 import { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "./planValidation.js"
 import { STRICT_FORMATS, STRICT_LIMITS } from "./strictSchema.js"
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** OpenAI's strict-mode rules live with the generic strict derivation; the output schema applies them too. */
 export { STRICT_FORMATS, STRICT_LIMITS } from "./strictSchema.js"

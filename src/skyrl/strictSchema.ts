@@ -17,6 +17,7 @@
  */
 import type { SchemaAST } from "effect"
 import { Either, JSONSchema, Schema } from "effect"
+import { isObject } from "../domain/json.js"
 
 export type JsonSchemaObject = { readonly [key: string]: unknown }
 
@@ -92,8 +93,6 @@ const KEPT = new Set([
 class NotStrict {
   constructor(readonly problem: StrictSchemaProblem) {}
 }
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const typesOf = (s: Record<string, unknown>): ReadonlyArray<string> =>
   typeof s.type === "string" ? [s.type] : Array.isArray(s.type) ? (s.type as Array<string>) : []

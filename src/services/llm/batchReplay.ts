@@ -18,13 +18,12 @@
  */
 import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
+import { isObject } from "../../domain/json.js"
 import type { AttemptRecord, Backend, LlmError, Usage } from "../../domain/llm.js"
 import { Authentication, BadRequest, MissingApiKey, NotFound, RateLimited, Transient } from "../../domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import type { BodySettings } from "./answer.js"
 import { buildBody, canonicalJson, interpret, resolveJsonSchema } from "./answer.js"
-
-const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** One line of a batch output or error file. */
 export interface BatchLine {
@@ -63,14 +62,14 @@ export const parseBatchLines = (
       unreadable++
       continue
     }
-    if (!isObject(value) || typeof value.custom_id !== "string") {
+    if (!isObject<any>(value) || typeof value.custom_id !== "string") {
       unreadable++
       continue
     }
-    const response = isObject(value.response) ? value.response : undefined
+    const response = isObject<any>(value.response) ? value.response : undefined
     const body = response?.body
-    const created = isObject(body) ? (body.created_at ?? body.created) : undefined
-    const error = isObject(value.error)
+    const created = isObject<any>(body) ? (body.created_at ?? body.created) : undefined
+    const error = isObject<any>(value.error)
       ? {
         code: typeof value.error.code === "string" ? value.error.code : null,
         message: String(value.error.message ?? value.error.code ?? "error")
@@ -98,7 +97,7 @@ export const lineError = (line: BatchLine): LlmError => {
     return new Transient({ reason: `${line.error.code ?? "batch error"}: ${line.error.message}` })
   }
   const status = line.statusCode ?? 0
-  const e = isObject(line.body) && isObject(line.body.error) ? line.body.error : {}
+  const e = isObject<any>(line.body) && isObject<any>(line.body.error) ? line.body.error : {}
   const reason = typeof e.message === "string" && e.message !== "" ? e.message : `HTTP ${status}`
   const code = typeof e.code === "string" ? e.code : null
   const param = typeof e.param === "string" ? e.param : null
@@ -244,7 +243,7 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
         const found = options.answers.lookup(customId, bodyHash(body))
 
         const record = (line: BatchLine, status: AttemptRecord["status"], usage: Usage | undefined, error?: string) => {
-          const model = isObject(line.body) && typeof line.body.model === "string"
+          const model = isObject<any>(line.body) && typeof line.body.model === "string"
             ? line.body.model
             : options.body.model
           const r = {
