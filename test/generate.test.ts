@@ -134,6 +134,37 @@ describe("generate against the fake OpenAI server", () => {
     expect(existsSync(join(out, "..", rejects[0].raw_output_path))).toBe(true)
   }, 60_000)
 
+  it(
+    "every row check at acceptance: an over-long prompt and a duplicate are rejected with their reasons; exit 0 with N rows",
+    async () => {
+      const long = `Sample 2: ${"compare every quote with every headline of the week in detail, ".repeat(120)}`
+      const server = await fake((ctx) => {
+        const k = sampleNumberOf(ctx.body) ?? 0
+        const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+        if (k === 2 && firstAttempt) {
+          return answer(JSON.stringify({ ...JSON.parse(validTaskText(2)), user_prompt: long }), USAGE)
+        }
+        if (k === 4 && firstAttempt) return answer(validTaskText(1), USAGE)
+        return answer(validTaskFor(ctx), USAGE)
+      })
+      const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+      const r = await runCliAsync(["generate", "-n", "5", "--out", out, "--llm", "openai", "--concurrency", "1"], {
+        env: env(server)
+      })
+      expect(r.status, r.stderr).toBe(0)
+      const rows = readJsonl(out)
+      expect(rows).toHaveLength(5)
+      expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(5)
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.index, x.attempt])).toEqual([[1, 1], [3, 1]])
+      expect(rejects[0].reasons.join(" ")).toMatch(/prompt\/too-long/)
+      expect(rejects[1].reasons.join(" ")).toMatch(/duplicate\/prompt/)
+      // The final check of the written file found nothing.
+      expect(r.stderr).not.toMatch(/violation/)
+    },
+    60_000
+  )
+
   it("ends with N valid rows when 30% of requests fail (429, 500, reset, timeout, malformed)", async () => {
     let n = 0
     const faults: Array<() => FakeReply> = [
