@@ -4,9 +4,9 @@
  * sample, judged by acceptance.ts), write the dataset.
  *
  * Durability: every model call is archived as it happens and put in the cost ledger; every finished
- * sample is journaled (append + fsync; a row's line is written in the same atomic step that claims its
- * prompt); the dataset is written atomically from the journal at the end, filtered to the run's work
- * plan. The run directory belongs to one process at a time (RunJournal's lock). Answers come through
+ * sample is journaled (append + fsync, group-committed; a row's line takes its place in the journal in
+ * the same atomic step that claims its prompt, so the journal's order is the claim order); the dataset
+ * is written atomically from the journal at the end, filtered to the run's work plan. The run directory belongs to one process at a time (RunJournal's lock). Answers come through
  * `archiveFirst`: a sample asks for what it needs by request key, and whatever the archive already holds
  * (a crash between archiving and journaling, an earlier batch round) is replayed instead of asked again,
  * so a paid answer is neither requested twice nor counted twice.
