@@ -8,9 +8,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Exit, Fiber, Redacted, Schedule, Schema } from "effect"
 import { afterEach } from "vitest"
 import type { AttemptRecord } from "../src/domain/llm.js"
-import { emptyUsage, makeLlmSettings } from "../src/domain/llm.js"
-import { batchRunCost, pollSchedule, splitLines } from "../src/programs/batch.js"
+import { makeLlmSettings } from "../src/domain/llm.js"
+import type { Usage } from "../src/domain/llm.js"
+import type { LedgerEntry } from "../src/domain/run.js"
+import { pollSchedule, splitLines } from "../src/programs/batch.js"
 import { sampleKey } from "../src/programs/sampling.js"
+import { makeCostLedger } from "../src/services/CostLedger.js"
 import type { LlmApi, LlmRequest } from "../src/services/Llm.js"
 import { buildBody } from "../src/services/llm/answer.js"
 import { makeBatchClient } from "../src/services/llm/batch.js"
@@ -143,10 +146,8 @@ describe("the batch-replay Llm", () => {
       answers.addLine(l)
     }
     const deferred = new Map<string, DeferredRequest>()
-    const onlineUsage = { current: emptyUsage }
     return {
       deferred,
-      onlineUsage,
       llm: makeBatchLlm({
         runId: "run1",
         endpoint: "responses",
@@ -155,7 +156,6 @@ describe("the batch-replay Llm", () => {
         repairs,
         online,
         onlineConcurrency: 2,
-        onlineUsage,
         deferred,
         describe: "test"
       })
@@ -175,9 +175,10 @@ describe("the batch-replay Llm", () => {
       expect(records[0].request).toEqual(bodyOf("sample-000000"))
     }))
 
-  it.effect("sends a repair online when repairs are online, counting its tokens as online", () =>
+  it.effect("sends a repair online when repairs are online; its attempts carry no batch_id (full price)", () =>
     Effect.gen(function*() {
       const asked: Array<string | undefined> = []
+      const records: Array<any> = []
       const online: LlmApi = {
         describe: "fake online",
         complete: (req) =>
@@ -196,11 +197,12 @@ describe("the batch-replay Llm", () => {
             return { value: { ok: true } } as any
           })
       }
-      const { llm, onlineUsage } = setup("online", online)
+      const { llm } = setup("online", online)
       const api = yield* llm
-      yield* api.complete(request(sampleKey(0, 1, "repair")))
+      yield* api.complete(request(sampleKey(0, 1, "repair"), (r) => Effect.sync(() => records.push(r))))
       expect(asked).toEqual(["sample-000000-repair"])
-      expect(onlineUsage.current).toEqual({ input: 10, cached: 0, output: 5, reasoning: 0 })
+      expect(records).toHaveLength(1)
+      expect("batch_id" in records[0]).toBe(false)
     }))
 
   it.live(
@@ -272,13 +274,41 @@ describe("polling and prices", () => {
       expect(Chunk.toReadonlyArray(delays).map(Duration.toMillis)).toEqual([1000, 1500, 2250, 3375, 4000, 4000])
     }))
 
-  it("prices batch answers at half and online calls in full", () => {
-    const total = { input: 3_000_000, cached: 1_000_000, output: 1_000_000, reasoning: 500_000 }
-    const online = { input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 }
-    // gpt-5-mini: batch part 2M in (1M cached) 0.5M out = (0.25 + 0.025 + 1.0) / 2; online 1M in, 0.5M out = 0.25 + 1.0
-    expect(batchRunCost("gpt-5-mini", total, online)).toBeCloseTo(1.275 / 2 + 1.25, 10)
-    expect(batchRunCost("unknown-model", total, online)).toBeUndefined()
-  })
+  it.effect("the cost ledger prices batch answers at half and online calls in full, each counted once", () =>
+    Effect.gen(function*() {
+      const lines: Array<LedgerEntry> = []
+      const call = (key: string, batch: boolean, usage: Usage) => ({
+        key,
+        sample: 0,
+        attempt: 1,
+        purpose: "task",
+        status: "ok",
+        model: "gpt-5-mini",
+        batch,
+        usage,
+        at: "t"
+      })
+      const ledger = yield* makeCostLedger("gpt-5-mini", [], (e) => Effect.sync(() => void lines.push(e)))
+      yield* ledger.record(
+        call("task_0001_c01.json", true, { input: 2_000_000, cached: 1_000_000, output: 500_000, reasoning: 500_000 })
+      )
+      yield* ledger.record(
+        call("task_0001_c02.json", false, { input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 })
+      )
+      // The same call again (replayed from the archive): not counted twice.
+      yield* ledger.record(
+        call("task_0001_c02.json", false, { input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 })
+      )
+      const totals = yield* ledger.totals
+      // gpt-5-mini: batch 2M in (1M cached) 0.5M out = (0.25 + 0.025 + 1.0) / 2; online 1M in, 0.5M out = 0.25 + 1.0
+      expect(totals.costUsd).toBeCloseTo(1.275 / 2 + 1.25, 10)
+      expect(totals.calls).toBe(2)
+      expect(lines).toHaveLength(2)
+      expect(totals.onlineUsage).toEqual({ input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 })
+      const unpriced = yield* makeCostLedger("unknown-model", [], () => Effect.void)
+      yield* unpriced.record(call("task_0001_c01.json", true, { input: 10, cached: 0, output: 5, reasoning: 0 }))
+      expect((yield* unpriced.totals).costUsd).toBeUndefined()
+    }))
 })
 
 describe("the live BatchClient (openai SDK) against the fake Files/Batches API", () => {

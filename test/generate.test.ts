@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, connectionReset, hang, malformedBody, rateLimited, serverError, start } from "./support/fakeOpenAI.js"
-import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
+import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor, validTaskText } from "./support/fakeTasks.js"
 
 const servers: Array<FakeServer> = []
 afterEach(async () => {
@@ -134,6 +134,38 @@ describe("generate against the fake OpenAI server", () => {
     expect(existsSync(join(out, "..", rejects[0].raw_output_path))).toBe(true)
   }, 60_000)
 
+  it(
+    "every row check at acceptance: an over-long prompt and a duplicate are rejected with their reasons; exit 0 with N rows",
+    async () => {
+      const long = `Sample 2: ${"compare every quote with every headline of the week in detail, ".repeat(120)}`
+      const server = await fake((ctx) => {
+        const k = sampleNumberOf(ctx.body) ?? 0
+        const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+        if (k === 2 && firstAttempt) {
+          return answer(JSON.stringify({ ...JSON.parse(validTaskText(2)), user_prompt: long }), USAGE)
+        }
+        if (k === 4 && firstAttempt) return answer(validTaskText(1), USAGE)
+        return answer(validTaskFor(ctx), USAGE)
+      })
+      const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+      const r = await runCliAsync(
+        ["generate", "-n", "5", "--out", out, "--llm", "openai", "--concurrency", "1", "--complexities", "simple"],
+        { env: env(server) }
+      )
+      expect(r.status, r.stderr).toBe(0)
+      const rows = readJsonl(out)
+      expect(rows).toHaveLength(5)
+      expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(5)
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.index, x.attempt])).toEqual([[1, 1], [3, 1]])
+      expect(rejects[0].reasons.join(" ")).toMatch(/prompt.* over the budget of 1024 prompt tokens/)
+      expect(rejects[1].reasons.join(" ")).toMatch(/duplicate\/prompt/)
+      // The final check of the written file found nothing.
+      expect(r.stderr).not.toMatch(/violation/)
+    },
+    60_000
+  )
+
   it("ends with N valid rows when 30% of requests fail (429, 500, reset, timeout, malformed)", async () => {
     let n = 0
     const faults: Array<() => FakeReply> = [
@@ -199,6 +231,13 @@ describe("generate against the fake OpenAI server", () => {
       })
       await new Promise((resolve) => child.on("close", resolve))
       expect(existsSync(out)).toBe(false)
+      // Answers archived but not journaled when it was killed are replayed from the archive, not asked again.
+      const runDir = runDirOf(out)
+      const archived = new Set(
+        readdirSync(runDir).filter((f) => f.startsWith("task_"))
+          .filter((f) => JSON.parse(readFileSync(join(runDir, f), "utf8")).status === "ok")
+          .map((f) => Number(/^task_(\d+)_/.exec(f)![1]))
+      )
       const before = server.requests.length
       const r = await runCliAsync([...args, "--resume"], { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
@@ -206,8 +245,8 @@ describe("generate against the fake OpenAI server", () => {
       expect(rows).toHaveLength(16)
       expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(16)
       const again = server.requests.slice(before).map((q) => sampleNumberOf(q.body))
-      for (const k of again) expect(journaled.has(k!)).toBe(false)
-      expect(again.length).toBe(16 - journaled.size)
+      for (const k of again) expect(journaled.has(k!) || archived.has(k!)).toBe(false)
+      expect(again.length).toBe(16 - new Set([...journaled, ...archived]).size)
     },
     90_000
   )
@@ -235,28 +274,122 @@ describe("generate against the fake OpenAI server", () => {
 })
 
 describe("rebuild", () => {
-  it("re-derives a run's dataset from its archive alone, equal to what generate wrote", async () => {
-    const server = await fake((ctx) =>
-      answer(
-        isRepairRequest(ctx.body) || (sampleNumberOf(ctx.body) ?? 0) % 2 === 0
-          ? validTaskFor(ctx)
-          : invalidTaskText(sampleNumberOf(ctx.body) ?? 1),
-        USAGE
+  it(
+    "re-derives a run's dataset from its run directory, equal to what generate wrote (repairs, duplicates)",
+    async () => {
+      const server = await fake((ctx) => {
+        const k = sampleNumberOf(ctx.body) ?? 0
+        const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+        // Sample 6's first answer repeats sample 2's prompt: the run rejects it, and so must rebuild.
+        if (k === 6 && firstAttempt && !isRepairRequest(ctx.body)) return answer(validTaskText(2), USAGE)
+        return answer(isRepairRequest(ctx.body) || k % 2 === 0 ? validTaskFor(ctx) : invalidTaskText(k), USAGE)
+      }, 30)
+      const dir = mkdtempSync(join(tmpdir(), "skyrl-rebuild-"))
+      const out = join(dir, "ds.jsonl")
+      const r = await runCliAsync(
+        // Simple tasks only: the repeated prompt is then judged as a duplicate, not first as off-request.
+        [
+          "generate",
+          "-n",
+          "8",
+          "--out",
+          out,
+          "--llm",
+          "openai",
+          "--raw-gzip",
+          "--concurrency",
+          "3",
+          "--complexities",
+          "simple"
+        ],
+        { env: env(server) }
       )
-    )
-    const dir = mkdtempSync(join(tmpdir(), "skyrl-rebuild-"))
-    const out = join(dir, "ds.jsonl")
-    const r = await runCliAsync(["generate", "-n", "6", "--out", out, "--llm", "openai", "--raw-gzip"], {
-      env: env(server)
+      expect(r.status, r.stderr).toBe(0)
+      expect(readJsonl(`${out}.rejects.jsonl`).map((x) => x.reasons.join(" "))).toEqual([
+        expect.stringMatching(/duplicate\/prompt/)
+      ])
+      const requests = server.requests.length
+      const again = join(dir, "rebuilt.jsonl")
+      const b = await runCliAsync(["rebuild", runDirOf(out), "--out", again])
+      expect(b.status, b.stderr).toBe(0)
+      expect(server.requests.length).toBe(requests) // no model call
+      expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
+    },
+    60_000
+  )
+})
+
+/** Starts `generate` and kills it (SIGKILL) once `samples` samples are journaled; resolves the journaled sample numbers. */
+const killAfter = async (args: ReadonlyArray<string>, server: FakeServer, dir: string, samples: number) => {
+  const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "ignore" })
+  const journaled = await new Promise<Set<number>>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const raw = join(dir, "raw_llm")
+      if (!existsSync(raw) || readdirSync(raw).length === 0) return
+      const journal = join(raw, readdirSync(raw)[0], "journal.jsonl")
+      if (!existsSync(journal)) return
+      const done = readJsonl(journal).filter((e) => e.status === "row")
+      if (done.length >= samples) {
+        child.kill("SIGKILL")
+        clearInterval(timer)
+        resolve(new Set(done.map((e) => e.index + 1)))
+      }
+    }, 20)
+    child.on("exit", () => {
+      clearInterval(timer)
+      reject(new Error("the run ended before it could be killed"))
     })
-    expect(r.status, r.stderr).toBe(0)
-    const requests = server.requests.length
-    const again = join(dir, "rebuilt.jsonl")
-    const b = await runCliAsync(["rebuild", runDirOf(out), "--out", again])
-    expect(b.status, b.stderr).toBe(0)
-    expect(server.requests.length).toBe(requests) // no model call
-    expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
-  }, 60_000)
+  })
+  await new Promise((resolve) => child.on("close", resolve))
+  return journaled
+}
+
+describe("--resume checks what it resumes", () => {
+  it("-n 20 killed, then --resume -n 10 is refused naming the setting; with --force it writes 20", async () => {
+    const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE), 100)
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-resume-"))
+    const out = join(dir, "ds.jsonl")
+    const base = ["generate", "--out", out, "--llm", "openai", "--concurrency", "2"]
+    const journaled = await killAfter([...base, "-n", "20"], server, dir, 4)
+    const before = server.requests.length
+    const refused = await runCliAsync([...base, "-n", "10", "--resume"], { env: env(server) })
+    expect(refused.status).toBe(2)
+    expect(refused.stderr).toMatch(/--resume: run \S+ was made with other settings: n: 20 in the run, 10 now/)
+    expect(server.requests.length).toBe(before)
+    expect(existsSync(out)).toBe(false)
+    const forced = await runCliAsync([...base, "-n", "10", "--resume", "--force"], { env: env(server) })
+    expect(forced.status, forced.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(20)
+    expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(20)
+    const again = server.requests.slice(before).map((q) => sampleNumberOf(q.body)!)
+    for (const k of again) expect(journaled.has(k)).toBe(false)
+  }, 90_000)
+
+  it(
+    "two processes on one run: the second fails with a lock error and spends nothing; the lock of a killed run is taken over",
+    async () => {
+      let hangFrom = 2
+      const server = await fake((ctx) => (ctx.index >= hangFrom ? hang() : answer(validTaskFor(ctx), USAGE)))
+      const dir = mkdtempSync(join(tmpdir(), "skyrl-lock-"))
+      const out = join(dir, "ds.jsonl")
+      const args = ["generate", "-n", "4", "--out", out, "--llm", "openai", "--concurrency", "1"]
+      const first = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "ignore" })
+      while (server.requests.length < 3) await new Promise((resolve) => setTimeout(resolve, 20))
+      const before = server.requests.length
+      const second = await runCliAsync([...args, "--resume"], { env: env(server) })
+      expect(second.status).toBe(1)
+      expect(second.stderr).toMatch(/is in use by another skyrl process \(\{"pid":\d+/)
+      expect(server.requests.length).toBe(before)
+      first.kill("SIGKILL")
+      await new Promise((resolve) => first.on("close", resolve))
+      hangFrom = Number.POSITIVE_INFINITY
+      const third = await runCliAsync([...args, "--resume"], { env: env(server) })
+      expect(third.status, third.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(4)
+    },
+    60_000
+  )
 })
 
 describe("Ctrl-C", () => {

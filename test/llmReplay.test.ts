@@ -3,7 +3,7 @@
  */
 import { Command } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { ConfigProvider, Effect, Either, Logger, LogLevel, Schema } from "effect"
+import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Schema } from "effect"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -16,6 +16,7 @@ import type { LlmApi, LlmRequest } from "../src/services/Llm.js"
 import { Llm } from "../src/services/Llm.js"
 import { indexForKey, LlmReplay } from "../src/services/llm/replay.js"
 import { chatCompletionBody, makeScriptedLlm, responsesBody } from "../src/services/llm/scripted.js"
+import { rateLimiterLayer } from "../src/services/RateLimiter.js"
 
 const CHAT_FIXTURES = join(import.meta.dirname, "fixtures", "openai", "chat")
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-replay-"))
@@ -181,7 +182,7 @@ describe("--llm selection (src/cli/llmOptions.ts)", () => {
     const logs: Array<string> = []
     const logger = Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label} ${String(message)}`))
     return Effect.runPromise(
-      Effect.either(Effect.provide(Llm, llmLayer(options(o)))).pipe(
+      Effect.either(Effect.provide(Llm, llmLayer(options(o)).pipe(Layer.provide(rateLimiterLayer({}))))).pipe(
         Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
         Logger.withMinimumLogLevel(LogLevel.All),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))

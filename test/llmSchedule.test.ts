@@ -6,9 +6,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Exit, Fiber, Schema, TestClock } from "effect"
 import type { AttemptRecord, LlmError } from "../src/domain/llm.js"
-import { Authentication, BadRequest, QuotaExceeded, RateLimited, Transient } from "../src/domain/llm.js"
+import {
+  Authentication,
+  BadRequest,
+  failureScope,
+  NotFound,
+  QuotaExceeded,
+  RateLimited,
+  Refusal,
+  Transient
+} from "../src/domain/llm.js"
 import type { LlmRequest } from "../src/services/Llm.js"
-import { parseRetryAfter, retryDelayMs } from "../src/services/llm/retry.js"
+import { paceTokens } from "../src/services/llm/engine.js"
+import { parseRateLimitReset, parseResetDuration, parseRetryAfter, retryDelayMs } from "../src/services/llm/retry.js"
 import type { ScriptedReply } from "../src/services/llm/scripted.js"
 import { makeScriptedLlm } from "../src/services/llm/scripted.js"
 
@@ -188,5 +198,77 @@ describe("retry-after parsing and delay choice", () => {
     expect(retryDelayMs(new RateLimited({ reason: "", retryAfterMs: 90_000 }), 1_000, policy)).toBe(60_000)
     expect(retryDelayMs(new RateLimited({ reason: "" }), 3_000, policy)).toBe(3_000)
     expect(retryDelayMs(new Transient({ reason: "" }), 50_000, policy)).toBe(8_000)
+    // A 503 (any retried status) with a server-named wait follows it too.
+    expect(retryDelayMs(new Transient({ reason: "", httpStatus: 503, retryAfterMs: 12_000 }), 1_000, policy)).toBe(
+      12_000
+    )
+  })
+
+  it("reads x-ratelimit-reset-* durations and picks the limit that ran out", () => {
+    expect(parseResetDuration("1s")).toBe(1_000)
+    expect(parseResetDuration("6m0s")).toBe(360_000)
+    expect(parseResetDuration("20ms")).toBe(20)
+    expect(parseResetDuration("1h2m3.5s")).toBe(3_723_500)
+    expect(parseResetDuration("soon")).toBeUndefined()
+    const headers = (h: Record<string, string>) => (name: string) => h[name]
+    const reset = { "x-ratelimit-reset-requests": "2s", "x-ratelimit-reset-tokens": "30s" }
+    expect(parseRateLimitReset(headers({ ...reset, "x-ratelimit-remaining-requests": "0" }))).toBe(2_000)
+    expect(parseRateLimitReset(headers({ ...reset, "x-ratelimit-remaining-tokens": "0" }))).toBe(30_000)
+    expect(parseRateLimitReset(headers(reset))).toBe(30_000)
+    expect(parseRateLimitReset(headers({}))).toBeUndefined()
+  })
+})
+
+describe("pacing inside the Llm layer", () => {
+  it.live("every HTTP attempt waits for the limiter, retries included, counting schema and max_output_tokens", () =>
+    Effect.gen(function*() {
+      const acquired: Array<number> = []
+      const limiter = { acquire: (tokens: number) => Effect.sync(() => void acquired.push(tokens)) }
+      const { llm } = makeScriptedLlm(
+        [new Transient({ reason: "HTTP 500", httpStatus: 500 }), new RateLimited({ reason: "slow" }), {
+          json: { ok: true }
+        }],
+        { maxOutputTokens: 4_000 },
+        limiter
+      )
+      yield* Effect.either(llm.complete(request()))
+      expect(acquired).toHaveLength(3)
+      const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"] }
+      const expected = paceTokens(request(), schema, 4_000)
+      expect(acquired[0]).toBeGreaterThan(4_000)
+      expect(new Set(acquired).size).toBe(1)
+      // The schema's own tokens are in the count: a larger schema counts more.
+      const big = { ...schema, description: "x ".repeat(2_000) }
+      expect(paceTokens(request(), big, 4_000)).toBeGreaterThan(expected)
+    }))
+})
+
+describe("what a failed call means for the run (failureScope)", () => {
+  const bad = (reason: string, code: string | null = null, param: string | null = null) =>
+    new BadRequest({ reason, code, param, httpStatus: 400 })
+  it("per-request 400s (context length, content policy, flagged prompt) concern one sample", () => {
+    expect(failureScope(bad("This model's maximum context length is 128000 tokens.", "context_length_exceeded")))
+      .toBe("sample")
+    expect(
+      failureScope(
+        bad("Invalid prompt: your prompt was flagged as potentially violating our usage policy.", "invalid_prompt")
+      )
+    ).toBe("sample")
+    expect(failureScope(bad("Your request was rejected as a result of our safety system."))).toBe("sample")
+    expect(failureScope(new Refusal({ refusal: "no", raw: {} }))).toBe("sample")
+    expect(failureScope(new Transient({ reason: "HTTP 500" }))).toBe("sample")
+  })
+  it("credentials, quota, unknown model and a refused output schema stop the run", () => {
+    expect(failureScope(new Authentication({ reason: "Incorrect API key", httpStatus: 401 }))).toBe("run")
+    expect(failureScope(new QuotaExceeded({ reason: "quota" }))).toBe("run")
+    expect(failureScope(new NotFound({ reason: "The model `gpt-9` does not exist", code: "model_not_found" })))
+      .toBe("run")
+    expect(
+      failureScope(
+        bad("Invalid schema for response_format 'skyrl_task': ...", "invalid_json_schema", "text.format.schema")
+      )
+    ).toBe("run")
+    expect(failureScope(bad("Unsupported parameter: 'temperature'", "unsupported_parameter", "temperature")))
+      .toBe("run")
   })
 })

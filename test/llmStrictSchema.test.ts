@@ -246,8 +246,18 @@ describe("makeStrict on plain JSON Schema (e.g. an MCP tool's input schema)", ()
     }))
   })
 
-  it("rejects allOf, open objects and nesting deeper than 10 levels", () => {
-    expect(Either.isLeft(makeStrict({ type: "object", properties: { a: { allOf: [{ type: "string" }] } } }))).toBe(true)
+  it("merges a single-branch allOf; rejects several, open objects and nesting deeper than 10 levels", () => {
+    expect(makeStrict({ type: "object", properties: { a: { allOf: [{ type: "string" }], description: "A" } } }))
+      .toEqual(Either.right({
+        type: "object",
+        properties: { a: { type: ["string", "null"], description: "A" } },
+        required: ["a"],
+        additionalProperties: false
+      }))
+    expect(Either.getLeft(makeStrict({
+      type: "object",
+      properties: { a: { allOf: [{ type: "string" }, { minLength: 1 }] } }
+    }))).toMatchObject({ _tag: "Some", value: { path: "a", reason: "uses allOf" } })
     const open = makeStrict({ type: "object", properties: { filter: { type: "object" } } })
     expect(Either.getLeft(open)).toMatchObject({ _tag: "Some", value: { path: "filter" } })
     let deep: any = { type: "string" }

@@ -3,13 +3,15 @@
  * server on 127.0.0.1. Both backends, each error class, truncation, refusal, malformed JSON, a hung
  * request hitting the timeout, the reasoning and 404 fallbacks, and the API key never leaking.
  */
-import { ConfigProvider, Effect, Either, Logger, LogLevel, Redacted, Schema } from "effect"
+import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Redacted, Schema } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import type { AttemptRecord, LlmError, LlmSettings } from "../src/domain/llm.js"
 import { makeLlmSettings } from "../src/domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../src/services/Llm.js"
 import { Llm } from "../src/services/Llm.js"
 import { LlmLive, makeLiveLlm } from "../src/services/llm/live.js"
+import { responsesBody } from "../src/services/llm/scripted.js"
+import { rateLimiterLayer } from "../src/services/RateLimiter.js"
 import type { FakeHandler, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import {
   answer,
@@ -293,6 +295,48 @@ describe("live Llm: HTTP errors → typed errors, retried only when they can suc
     expect(captured.records[1].httpStatus).toBe(503)
   })
 
+  it("503 with retry-after: the retry waits what the server asked (any retried status, not only 429)", async () => {
+    const server = await serve([
+      httpError(503, "overloaded", { headers: { "retry-after-ms": "400" } }),
+      answer(PLAN_TEXT)
+    ])
+    const captured = capture()
+    ok(await complete(liveFor(server, { baseDelayMs: 1, maxDelayMs: 5 }), captured))
+    expect(server.requests[1].time - server.requests[0].time).toBeGreaterThanOrEqual(380)
+    expect(captured.records[0].errorDetail).toMatchObject({ _tag: "Transient", httpStatus: 503, retryAfterMs: 400 })
+  })
+
+  it("429 without retry-after: waits the x-ratelimit-reset of the limit that ran out", async () => {
+    const server = await serve([
+      httpError(429, "Rate limit reached for tokens per min", {
+        code: "rate_limit_exceeded",
+        headers: {
+          "x-ratelimit-remaining-requests": "99",
+          "x-ratelimit-reset-requests": "20ms",
+          "x-ratelimit-remaining-tokens": "0",
+          "x-ratelimit-reset-tokens": "0.45s"
+        }
+      }),
+      answer(PLAN_TEXT)
+    ])
+    ok(await complete(liveFor(server, { baseDelayMs: 1, maxDelayMs: 5 })))
+    expect(server.requests[1].time - server.requests[0].time).toBeGreaterThanOrEqual(430)
+  })
+
+  it("a Responses answer with status failed keeps its usage (error and attempt record) and is retried", async () => {
+    const failed = {
+      ...responsesBody("", { usage: { input: 900, cached: 0, output: 50, reasoning: 40 } }),
+      status: "failed",
+      error: { code: "server_error", message: "The model failed to generate a response." }
+    }
+    const server = await serve([{ kind: "json", body: failed }, { kind: "json", body: failed }])
+    const captured = capture()
+    const e = err(await complete(liveFor(server, { maxRetries: 1 }), captured))
+    expect(e._tag).toBe("Transient")
+    if (e._tag === "Transient") expect(e.usage).toEqual({ input: 900, cached: 0, output: 50, reasoning: 40 })
+    expect(captured.records.map((r) => r.usage?.input)).toEqual([900, 900])
+  })
+
   it("5xx until retries run out → Transient with the status", async () => {
     const server = await serve([serverError(502), serverError(502), serverError(502)])
     const e = err(await complete(liveFor(server)))
@@ -489,9 +533,10 @@ describe("LlmLive layer", () => {
   it("fails with MissingApiKey naming OPENAI_API_KEY when the key is absent or empty", async () => {
     for (const env of [new Map<string, string>(), new Map([["OPENAI_API_KEY", "  "]])]) {
       const exit = await Effect.runPromise(
-        Effect.either(plan.pipe(Effect.provide(LlmLive(makeLlmSettings())))).pipe(
-          Effect.withConfigProvider(ConfigProvider.fromMap(env))
-        )
+        Effect.either(plan.pipe(Effect.provide(LlmLive(makeLlmSettings()).pipe(Layer.provide(rateLimiterLayer({}))))))
+          .pipe(
+            Effect.withConfigProvider(ConfigProvider.fromMap(env))
+          )
       )
       const e = err(exit)
       expect(e._tag).toBe("MissingApiKey")
@@ -504,7 +549,7 @@ describe("LlmLive layer", () => {
     const server = await serve([answer(PLAN_TEXT)])
     const result = await Effect.runPromise(
       plan.pipe(
-        Effect.provide(LlmLive(makeLlmSettings({ timeoutMs: 5_000 }))),
+        Effect.provide(LlmLive(makeLlmSettings({ timeoutMs: 5_000 })).pipe(Layer.provide(rateLimiterLayer({})))),
         Effect.withConfigProvider(
           ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", KEY], ["OPENAI_BASE_URL", server.baseUrl]]))
         )

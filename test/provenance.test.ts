@@ -76,7 +76,7 @@ describe("plan validation", () => {
     for (const steps of [plan("MSFT", "anything at all"), plan("ZZZZ", "the quote from step 2")]) {
       expect(issuesOf(steps)).toEqual([])
       // The run's own checks (placeholders are looked for in literal params only).
-      expect(planIssues(inventory, steps, { maxTools: 5 }, (s) => validatePlan(inventory, s))).toEqual([])
+      expect(planIssues(steps, { maxTools: 5 }, (s) => validatePlan(inventory, s))).toEqual([])
       // And `validate` on rows made from them.
       const rows = steps === undefined ? [] : [
         encodeRow(Either.getOrThrow(convertTask({
@@ -91,7 +91,7 @@ describe("plan validation", () => {
     }
     // The same placeholder in a literal param is a problem.
     const literal = withStep(2, { derived_params: [], params: { channel: "from step 1", message: "m" } })
-    expect(planIssues(inventory, literal, { maxTools: 5 }, (s) => validatePlan(inventory, s)).map((p) => p.text))
+    expect(planIssues(literal, { maxTools: 5 }, (s) => validatePlan(inventory, s)).map((p) => p.text))
       .toEqual(["step 3 (send_slack_message) params/channel: is a placeholder; use a concrete, realistic value"])
     expect(literalParams(plan()[2])).toEqual({ channel: "markets" })
   })

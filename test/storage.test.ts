@@ -1,13 +1,15 @@
 /** Storage: dataset writers by extension (atomic) and the streaming dataset readers with their errors. */
-import { Chunk, Effect, Either, Exit, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Schema, Stream } from "effect"
+import { spawnSync } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import type { InputError } from "../src/domain/errors.js"
 import type { SkyRLRow } from "../src/domain/row.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
+import { readJsonLines } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
@@ -137,5 +139,62 @@ describe("readRows", () => {
     writeFileSync(file, "{\n  \"a\": 1\n}\n")
     const e = await failureOf(file)
     expect([e.row, e.message]).toEqual([0, expect.stringMatching(/row 0: line 1 is not valid JSON/)])
+  })
+})
+
+describe("locks", () => {
+  const owner = { pid: process.pid, host: hostname(), command: "test" }
+  it("a second taker gets LockHeld naming the holder; released, it can be taken again", async () => {
+    const file = join(tmp(), "run", "lock")
+    await run(Effect.flatMap(Storage, (s) => s.acquireLock(file, owner)))
+    const second = await runExit(Effect.flatMap(Storage, (s) => s.acquireLock(file, { ...owner, command: "other" })))
+    expect(Exit.isFailure(second)).toBe(true)
+    if (Exit.isFailure(second) && second.cause._tag === "Fail") {
+      expect(second.cause.error._tag).toBe("LockHeld")
+      expect(second.cause.error.message).toContain(`"pid":${process.pid}`)
+    }
+    await run(Effect.flatMap(Storage, (s) => s.releaseLock(file)))
+    await run(Effect.flatMap(Storage, (s) => s.acquireLock(file, owner)))
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(owner)
+  })
+
+  it("a lock left by a process that is gone (kill -9) is taken over", async () => {
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" })
+    const file = join(tmp(), "lock")
+    writeFileSync(file, JSON.stringify({ pid: Number(dead.stdout), host: hostname() }) + "\n")
+    await run(Effect.flatMap(Storage, (s) => s.acquireLock(file, owner)))
+    expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(owner)
+  })
+})
+
+describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
+  const Entry = Schema.Struct({ i: Schema.Number, text: Schema.String })
+  const entries = [0, 1, 2, 3].map((i) => ({ i, text: `entry ${i} — “ünïcode” ${"x".repeat(i * 7)}` }))
+  const full = entries.map((e) => JSON.stringify(e) + "\n").join("")
+
+  it("cut at any byte: exactly the lines written whole are read, and a torn tail is reported", () => {
+    const bytes = Buffer.from(full, "utf8")
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const text = bytes.subarray(0, cut).toString("utf8")
+      const read = readJsonLines(Entry, text)
+      // Entries whose JSON is entirely within the first `cut` bytes (the newline may be missing).
+      let end = 0
+      const expected = entries.filter((e) => {
+        end += Buffer.byteLength(JSON.stringify(e), "utf8")
+        const ok = end <= cut
+        end += 1
+        return ok
+      })
+      expect(read.entries, `cut at byte ${cut}`).toEqual(expected)
+      expect(read.skipped).toBe(0)
+      expect(read.torn).toBe(text !== "" && !text.endsWith("\n"))
+    }
+  })
+
+  it("a damaged line in the middle is skipped and counted; the lines after it are kept", () => {
+    const text = JSON.stringify(entries[0]) + "\n{\"i\": 1, \"te\n" + JSON.stringify(entries[2]) + "\n{\"i\":\"x\"}\n"
+    const read = readJsonLines(Entry, text)
+    expect(read.entries).toEqual([entries[0], entries[2]])
+    expect(read.skipped).toBe(2)
   })
 })

@@ -1,5 +1,5 @@
 /** Live wiring of the batch commands and of `generate`/`enrich --backend batch` (loaded lazily). */
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
 import { BATCH_MAX_BYTES, BatchStateError, endpointUrl, isTerminal } from "../domain/batch.js"
@@ -7,7 +7,7 @@ import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
 import { emptyUsage, makeLlmSettings } from "../domain/llm.js"
-import { SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import type { CollectOptions, PollOptions } from "../programs/batch.js"
 import { collectRun, readRun, refreshRun, statusLine, submitRun, totalsOf, waitForRun } from "../programs/batch.js"
 import type { EnrichOptions } from "../programs/enrich.js"
@@ -19,6 +19,7 @@ import { Inventory } from "../services/Inventory.js"
 import { BatchClientLive } from "../services/llm/batch.js"
 import { LlmLive } from "../services/llm/live.js"
 import { progressLayer } from "../services/Progress.js"
+import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { StorageLive } from "../services/Storage.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
@@ -51,8 +52,9 @@ const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateO
   const o = run.options as Record<string, unknown>
   const ok = Array.isArray(o.plan) && typeof o.out === "string" && typeof o.rawDir === "string" &&
     typeof o.runId === "string" && typeof o.maxTools === "number" && typeof o.maxTurns === "number"
-  return ok
-    ? Effect.succeed(o as unknown as GenerateOptions)
+  const runSettings = Schema.decodeUnknownOption(RunSettings)(o.runSettings)
+  return ok && Option.isSome(runSettings)
+    ? Effect.succeed({ ...(o as unknown as GenerateOptions), runSettings: runSettings.value })
     : Effect.fail(new BatchStateError({ path: file, reason: "options: not the options of a generate run" }))
 }
 
@@ -65,7 +67,10 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       typeof o.maxTools === "number" && typeof o.maxTurns === "number" && typeof st.input === "string" &&
       typeof st.input_format === "string" && typeof st.overwrite === "boolean" &&
       typeof st.inventory_from_prompt === "boolean" && (st.limit === null || typeof st.limit === "number")
-    if (!ok) return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
+    const runSettings = Schema.decodeUnknownOption(RunSettings)(o.runSettings)
+    if (!ok || Option.isNone(runSettings)) {
+      return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
+    }
     const baseInventory = st.inventory_from_prompt
       ? undefined
       : yield* Inventory.pipe(Effect.provide(inventoryLayerOf(run)))
@@ -76,7 +81,13 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       overwrite: st.overwrite as boolean,
       baseInventory
     }).pipe(Effect.provide(StorageLive))
-    return { ...(o as unknown as EnrichOptions), plan, baseInventory, debug: false } satisfies EnrichOptions
+    return {
+      ...(o as unknown as EnrichOptions),
+      runSettings: runSettings.value,
+      plan,
+      baseInventory,
+      debug: false
+    } satisfies EnrichOptions
   })
 
 const collectFor = <J extends Job>(
@@ -95,7 +106,8 @@ const collectFor = <J extends Job>(
           StorageLive,
           inventoryLayer,
           BatchClientLive(settings),
-          LlmLive(settings),
+          // Online repairs of a collect are not paced (the collect has no --rpm/--tpm).
+          LlmLive(settings).pipe(Layer.provide(rateLimiterLayer({}))),
           progressLayer()
         )
       )
@@ -223,16 +235,21 @@ const submitAndMaybeCollect = <J extends Job>(
     })
   })
 
+/** A run's engine options as a batch run records them (backend and endpoint). */
+const forBatch = <P extends { readonly backend: string; readonly settings: Readonly<Record<string, unknown>> }>(
+  program: P,
+  endpoint: BatchRun["endpoint"]
+): P => ({
+  ...program,
+  backend: `batch ${endpoint}`,
+  settings: { ...program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
+})
+
 /** `generate --backend batch`: submit (and with --wait, poll and collect). Prints the run directory on stdout. */
 export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
   Effect.gen(function*() {
     yield* checkSubmit(input)
-    const endpoint = input.flags.batchEndpoint
-    const program: GenerateOptions = {
-      ...input.program,
-      backend: `batch ${endpoint}`,
-      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
-    }
+    const program = forBatch(input.program, input.flags.batchEndpoint)
     const run = batchRunOf("generate", input, program.runId, program)
     yield* submitAndMaybeCollect(
       input,
@@ -249,12 +266,7 @@ export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
 export const submitEnrichBatch = (input: SubmitInput<EnrichOptions>) =>
   Effect.gen(function*() {
     yield* checkSubmit(input)
-    const endpoint = input.flags.batchEndpoint
-    const program: EnrichOptions = {
-      ...input.program,
-      backend: `batch ${endpoint}`,
-      settings: { ...input.program.settings, backend: "batch", batch_endpoint: endpointUrl(endpoint) }
-    }
+    const program = forBatch(input.program, input.flags.batchEndpoint)
     const { baseInventory: _base, plan: _plan, ...stored } = program
     const run = batchRunOf("enrich", input, program.runId, stored)
     const inventory = yield* enrichRunInventory(program)

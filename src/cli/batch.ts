@@ -5,45 +5,41 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Effect, Option } from "effect"
+import { flagWithDefault, switchFlag } from "./shared.js"
 
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
 
-const wait = Options.boolean("wait").pipe(
-  Options.withDescription("Poll the batches until they are done (interval growing from --poll-interval), then go on")
+const wait = switchFlag(
+  "wait",
+  "Poll the batches until they are done (interval growing from --poll-interval), then go on"
 )
-const pollInterval = Options.float("poll-interval").pipe(
-  Options.withDescription(
-    "Seconds before the first poll of a batch; grows ×1.5 per poll up to 10 minutes (default 30)"
-  ),
-  Options.withFallbackConfig(Config.number("SKYRL_BATCH_POLL_INTERVAL")),
-  Options.withDefault(30),
-  Options.filterMap(positive, "--poll-interval must be a positive number of seconds")
+const pollInterval = flagWithDefault(
+  Options.float("poll-interval"),
+  "Seconds before the first poll of a batch; grows ×1.5 per poll up to 10 minutes (default 30)",
+  Config.number("SKYRL_BATCH_POLL_INTERVAL"),
+  30
+).pipe(Options.filterMap(positive, "--poll-interval must be a positive number of seconds"))
+const repairs = flagWithDefault(
+  Options.choice("repairs", ["online", "batch"] as const),
+  "Where repairs and retries of batch answers go: online (default: the live API now, normal price) or batch " +
+    "(a follow-up batch at batch price; collect again when it is done, or use --wait)",
+  Config.literal("online", "batch")("SKYRL_BATCH_REPAIRS"),
+  "online" as const
 )
-const repairs = Options.choice("repairs", ["online", "batch"] as const).pipe(
-  Options.withDescription(
-    "Where repairs and retries of batch answers go: online (default: the live API now, normal price) or batch " +
-      "(a follow-up batch at batch price; collect again when it is done, or use --wait)"
-  ),
-  Options.withFallbackConfig(Config.literal("online", "batch")("SKYRL_BATCH_REPAIRS")),
-  Options.withDefault("online" as const)
-)
-const batchMaxRequests = Options.integer("batch-max-requests").pipe(
-  Options.withDescription(
-    "Most requests in one batch (default and API maximum 50000); a run with more is split into several batches"
-  ),
-  Options.withFallbackConfig(Config.integer("SKYRL_BATCH_MAX_REQUESTS")),
-  Options.withDefault(50_000),
-  Options.filterMap(positive, "--batch-max-requests must be a positive integer")
-)
+const batchMaxRequests = flagWithDefault(
+  Options.integer("batch-max-requests"),
+  "Most requests in one batch (default and API maximum 50000); a run with more is split into several batches",
+  Config.integer("SKYRL_BATCH_MAX_REQUESTS"),
+  50_000
+).pipe(Options.filterMap(positive, "--batch-max-requests must be a positive integer"))
 
 /** Flags `generate` and `enrich` take for `--backend batch`. */
 export const batchFlags = {
-  batchEndpoint: Options.choice("batch-endpoint", ["responses", "chat"] as const).pipe(
-    Options.withDescription(
-      "With --backend batch: the API the request bodies are for, responses (default, /v1/responses) or chat (/v1/chat/completions)"
-    ),
-    Options.withFallbackConfig(Config.literal("responses", "chat")("SKYRL_BATCH_ENDPOINT")),
-    Options.withDefault("responses" as const)
+  batchEndpoint: flagWithDefault(
+    Options.choice("batch-endpoint", ["responses", "chat"] as const),
+    "With --backend batch: the API the request bodies are for, responses (default, /v1/responses) or chat (/v1/chat/completions)",
+    Config.literal("responses", "chat")("SKYRL_BATCH_ENDPOINT"),
+    "responses" as const
   ),
   wait,
   pollInterval,
@@ -82,10 +78,9 @@ const collectCommand = Command.make(
     wait,
     pollInterval,
     repairs,
-    resubmit: Options.boolean("resubmit").pipe(
-      Options.withDescription(
-        "Send the samples the batches did not answer (expired, failed lines) again, as a follow-up batch"
-      )
+    resubmit: switchFlag(
+      "resubmit",
+      "Send the samples the batches did not answer (expired, failed lines) again, as a follow-up batch"
     ),
     concurrency: Options.integer("concurrency").pipe(
       Options.withDescription("Online calls at once for repairs (default: the run's --concurrency)"),

@@ -1,12 +1,12 @@
 /** Live wiring of `enrich` (loaded lazily by src/cli/enrich.ts). */
 import { Effect, Layer, Logger, LogLevel, Option } from "effect"
-import { randomBytes } from "node:crypto"
+import { createHash } from "node:crypto"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
-import { SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import type { EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
   enrichInstructions,
@@ -16,17 +16,26 @@ import {
   PROMPT_SERVER,
   rowLabel
 } from "../programs/enrich.js"
-import { makeRunId } from "../programs/runFiles.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { inventoryFingerprint } from "../services/RunJournal.js"
+import { rowFormatOf, Storage, StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
+import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
-import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+import { hasApiKey, llmLayer, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, latestRunFor, positiveInt, rowSettingsOf } from "./runShared.js"
+import {
+  engineOptionsOf,
+  EXPECTED_OUTPUT,
+  llmOptionsOf,
+  modelSettingsOf,
+  positiveInt,
+  resolveRun,
+  rowSettingsOf
+} from "./runShared.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -95,9 +104,9 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const settings = options.backend === "batch"
       ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
       : llmSettingsFromOptions(llmOpts)
+    const rowSettings = yield* rowSettingsOf(options)
     if (options.dryRun) {
-      const { asOf } = yield* rowSettingsOf(options, makeRunId(new Date(), ""))
-      return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns, asOf }, settings)
+      return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns, asOf: rowSettings.asOf }, settings)
     }
 
     if (plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0) {
@@ -111,70 +120,83 @@ export const runEnrich = (options: EnrichCliOptions) => {
     }
 
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
-    let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
-    if (options.resume) {
-      const previous = latestRunFor(rawDir, out, "enrich")
-      if (previous === undefined) {
-        yield* Effect.logWarning(`--resume: no earlier enrich run for ${out} in ${rawDir}; starting a new run`)
-      } else runId = previous
-    }
-    const rowSettings = yield* rowSettingsOf(options, runId)
-    const program: EnrichOptions = {
-      plan,
-      baseInventory,
-      debug: options.debug,
-      out,
-      maxTools,
-      maxTurns,
-      concurrency,
-      maxCostUsd: Option.getOrUndefined(options.maxCost),
-      maxAttemptsPerSample: maxAttempts,
-      rawDir,
-      runId,
-      resume: options.resume,
-      rawGzip: options.rawGzip,
-      indent: Option.getOrUndefined(options.indent),
-      ascii: options.ascii,
-      dataSource: options.dataSource,
-      rejectsFile: `${out}.rejects.jsonl`,
-      model: settings.model,
-      backend: settings.backend,
-      settings: {
-        input: path.resolve(input),
-        input_format: options.inputFormat,
+    const inputBytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
+    const fresh = new RunSettings({
+      command: "enrich",
+      ...modelSettingsOf(options, settings, yield* usesOpenAI(options)),
+      seed: null,
+      n: plan.jobs.length,
+      domains: [],
+      complexities: [],
+      inventory_sha256: baseInventory === undefined ? null : inventoryFingerprint(baseInventory.inventory),
+      max_tools: maxTools,
+      max_turns: maxTurns,
+      max_prompt_tokens: rowSettings.maxPromptTokens,
+      as_of: rowSettings.asOf,
+      data_source: options.dataSource,
+      input: {
+        path: path.resolve(input),
+        sha256: createHash("sha256").update(inputBytes).digest("hex"),
+        format: options.inputFormat,
         limit: limit ?? null,
         overwrite: options.overwrite,
+        inventory_from_prompt: options.inventoryFromPrompt
+      }
+    })
+    const run = yield* resolveRun({
+      rawDir,
+      out,
+      command: "enrich",
+      fresh,
+      resume: options.resume,
+      force: options.force,
+      keepAsOf: Option.isNone(options.asOf)
+    }).pipe(Effect.provide(StorageLive))
+    const s = run.settings
+    // --force continues with the run's settings; its plan needs the same input and inventory.
+    if (
+      s.inventory_sha256 !== fresh.inventory_sha256 || s.input?.sha256 !== fresh.input?.sha256 ||
+      s.input?.path !== fresh.input?.path || s.input?.inventory_from_prompt !== fresh.input?.inventory_from_prompt
+    ) {
+      return yield* new SettingsError({
+        setting: "--resume --force",
+        reason:
+          `run ${run.runId} planned another input file or inventory; it can only go on with those (start a new run)`
+      })
+    }
+    const runPlan = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
+        s.input?.format === fresh.input?.format
+      ? plan
+      : yield* planEnrichment({
+        input,
+        inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as InputFormat),
+        limit: s.input?.limit ?? undefined,
+        overwrite: s.input?.overwrite ?? false,
+        baseInventory
+      }).pipe(Effect.provide(StorageLive))
+    const runLlm = llmOptionsOf(llmOpts, s)
+    const runSettings = llmSettingsFromOptions(runLlm)
+    const program: EnrichOptions = {
+      ...engineOptionsOf(options, run, { out, rawDir, concurrency, maxAttempts }, runSettings, {
+        input: path.resolve(input),
+        input_format: s.input?.format ?? options.inputFormat,
+        limit: s.input?.limit ?? null,
+        overwrite: s.input?.overwrite ?? options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
         debug: options.debug,
-        max_tools: maxTools,
-        max_turns: maxTurns,
-        concurrency,
-        rpm: Option.getOrNull(options.rpm),
-        tpm: Option.getOrNull(options.tpm),
-        max_cost_usd: Option.getOrNull(options.maxCost),
-        max_attempts: maxAttempts,
-        llm: options.llm,
-        model: settings.model,
-        backend: settings.backend,
-        reasoning_effort: settings.reasoningEffort,
-        max_output_tokens: settings.maxOutputTokens,
-        timeout_ms: settings.timeoutMs,
-        retries: settings.maxRetries,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),
-        data_source: options.dataSource,
-        max_prompt_tokens: rowSettings.maxPromptTokens,
-        as_of: rowSettings.asOf,
-        rows: { planned: plan.jobs.length, skipped: plan.skipped.length, rejected: plan.rejected.length }
-      },
-      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000,
-      rowSettings
+        rows: { planned: runPlan.jobs.length, skipped: runPlan.skipped.length, rejected: runPlan.rejected.length }
+      }),
+      plan: runPlan,
+      baseInventory,
+      debug: options.debug
     }
     if (options.backend === "batch") {
       const { submitEnrichBatch } = yield* Effect.promise(() => import("./batch.live.js"))
       return yield* submitEnrichBatch({
         program,
-        settings,
+        settings: { ...runSettings, backend: options.batchEndpoint },
         inventory: {
           path: options.inventoryFromPrompt ? null : Option.getOrNull(options.inventory),
           servers: Option.getOrNull(servers)
@@ -189,15 +211,20 @@ export const runEnrich = (options: EnrichCliOptions) => {
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
-          llmLayer(llmOpts),
-          rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) }),
+          llmLayer(runLlm).pipe(
+            Layer.provide(
+              rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
+            )
+          ),
           progressLayer()
         )
       )
     )
     yield* Effect.logInfo(
-      `enrich: ${summary.valid} rows written (${plan.jobs.length} planned, ${plan.skipped.length} skipped, ` +
-        `${plan.rejected.length} rejected input rows${plan.rejected.length > 0 ? `, see ${out}.rejects.jsonl` : ""})`
+      `enrich: ${summary.valid} rows written (${runPlan.jobs.length} planned, ${runPlan.skipped.length} skipped, ` +
+        `${runPlan.rejected.length} rejected input rows${
+          runPlan.rejected.length > 0 ? `, see ${out}.rejects.jsonl` : ""
+        })`
     )
     return summary
   })

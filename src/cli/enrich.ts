@@ -1,17 +1,10 @@
 /** `skyrl enrich INPUT --out FILE`: plan tool calls for existing prompts (options; wiring is lazy). */
 import { Args, Command, Options } from "@effect/cli"
-import { Config, Effect } from "effect"
+import { Effect } from "effect"
 import { batchFlags } from "./batch.js"
 import { runOptions } from "./generate.js"
 import { llmOptions } from "./llmOptions.js"
-import { dataSourceOption, inventoryOption, outOption } from "./shared.js"
-
-const int = (name: string, env: string, fallback: number, description: string) =>
-  Options.integer(name).pipe(
-    Options.withDescription(description),
-    Options.withFallbackConfig(Config.integer(env)),
-    Options.withDefault(fallback)
-  )
+import { dataSourceOption, inventoryOption, outOption, planLimitOptions, switchFlag } from "./shared.js"
 
 export const enrichCommand = Command.make(
   "enrich",
@@ -30,21 +23,16 @@ export const enrichCommand = Command.make(
       Options.withDescription("Stop after this many rows planned (skipped and rejected rows do not count)"),
       Options.optional
     ),
-    overwrite: Options.boolean("overwrite").pipe(
-      Options.withDescription("Plan again SkyRL rows that already have a plan (default: copy them unchanged)")
+    overwrite: switchFlag("overwrite", "Plan again SkyRL rows that already have a plan (default: copy them unchanged)"),
+    inventoryFromPrompt: switchFlag(
+      "inventory-from-prompt",
+      "Use each prompt's own <tools> block (in its system message) as its inventory, all tools on server \"prompt\""
     ),
-    inventoryFromPrompt: Options.boolean("inventory-from-prompt").pipe(
-      Options.withDescription(
-        "Use each prompt's own <tools> block (in its system message) as its inventory, all tools on server \"prompt\""
-      )
+    debug: switchFlag(
+      "debug",
+      "Debug logs for this run (per-row inventory and request size); the archive always keeps each full request and answer"
     ),
-    debug: Options.boolean("debug").pipe(
-      Options.withDescription(
-        "Debug logs for this run (per-row inventory and request size); the archive always keeps each full request and answer"
-      )
-    ),
-    maxTools: int("max-tools", "MAX_TOOLS", 5, "Most tool calls a plan may have"),
-    maxTurns: int("max-turns", "MAX_TURNS", 8, "Most agent turns a task may take"),
+    ...planLimitOptions,
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     ...runOptions,

@@ -1,25 +1,23 @@
 /** Live wiring of `generate` (loaded lazily by src/cli/generate.ts). */
 import { Effect, Layer, Option, Schema } from "effect"
-import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import { priceOf } from "../domain/pricing.js"
-import { SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import type { GenerateOptions } from "../programs/generate.js"
-import { generateProgram } from "../programs/generate.js"
-import { makeRunId } from "../programs/runFiles.js"
+import { generatePlan, generateProgram } from "../programs/generate.js"
 import { Inventory } from "../services/Inventory.js"
 import { buildBody } from "../services/llm/answer.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
+import { inventoryFingerprint } from "../services/RunJournal.js"
 import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../skyrl/workPlan.js"
-import type { LlmOptions } from "./llmOptions.js"
-import { hasApiKey, llmLayer, llmSettingsFromOptions } from "./llmOptions.js"
+import { hasApiKey, llmLayer, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
-import { EXPECTED_OUTPUT, latestRunFor, positiveInt, rowSettingsOf } from "./runShared.js"
+import * as Run from "./runShared.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -30,11 +28,11 @@ export interface GenerateCliOptions extends RunCliOptions {
 
 export const runGenerate = (options: GenerateCliOptions) =>
   Effect.gen(function*() {
-    const n = yield* positiveInt(options.n, "--n (N_SAMPLES)")
-    const maxTools = yield* positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
-    const maxTurns = yield* positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
-    const concurrency = yield* positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
-    const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
+    const n = yield* Run.positiveInt(options.n, "--n (N_SAMPLES)")
+    const maxTools = yield* Run.positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
+    const maxTurns = yield* Run.positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
+    const concurrency = yield* Run.positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
+    const maxAttempts = yield* Run.positiveInt(options.maxAttempts, "--max-attempts")
     if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
     const complexities = parseComplexities(options.complexities)
     if (typeof complexities === "string") {
@@ -52,83 +50,73 @@ export const runGenerate = (options: GenerateCliOptions) =>
         reason: `"${options.out}" must end in .json, .jsonl or .parquet`
       })
     }
-    const plan = workPlan(options.seed, n, domains, complexities)
     const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
-    const llmOpts: LlmOptions = options
+    const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
-    const settings = options.backend === "batch"
-      ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
-      : llmSettingsFromOptions(llmOpts)
+    const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm
     const servers = Option.map(options.servers, parseDomains)
     const inventoryLayer = Inventory.fromFile(
       Option.getOrUndefined(options.inventory),
       Option.isSome(servers) ? { servers: servers.value } : undefined
     ).pipe(Layer.provide(StorageLive))
 
+    const rowSettings = yield* Run.rowSettingsOf(options)
     if (options.dryRun) {
-      const { asOf } = yield* rowSettingsOf(options, makeRunId(new Date(), ""))
-      return yield* dryRun(options, plan, maxTools, maxTurns, settings, asOf).pipe(Effect.provide(inventoryLayer))
+      const plan = workPlan(options.seed, n, domains, complexities)
+      return yield* dryRun(options, plan, maxTools, maxTurns, bodySettings, rowSettings.asOf).pipe(
+        Effect.provide(inventoryLayer)
+      )
     }
 
-    let runId = makeRunId(new Date(), randomBytes(3).toString("hex"))
-    if (options.resume) {
-      const previous = latestRunFor(rawDir, out, "generate")
-      if (previous === undefined) {
-        yield* Effect.logWarning(`--resume: no earlier run for ${out} in ${rawDir}; starting a new run`)
-      } else runId = previous
-    }
-    const rowSettings = yield* rowSettingsOf(options, runId)
-    const program: GenerateOptions = {
-      out,
-      plan,
+    const inventory = yield* Inventory.pipe(Effect.provide(inventoryLayer))
+    const catalogue = inventory.inventory
+    const fresh = new RunSettings({
+      command: "generate",
+      ...Run.modelSettingsOf(options, flagLlm, yield* usesOpenAI(options)),
       seed: options.seed,
-      maxTools,
-      maxTurns,
-      concurrency,
-      maxCostUsd: Option.getOrUndefined(options.maxCost),
-      maxAttemptsPerSample: maxAttempts,
+      n,
+      domains,
+      complexities,
+      inventory_sha256: inventoryFingerprint(catalogue),
+      max_tools: maxTools,
+      max_turns: maxTurns,
+      max_prompt_tokens: rowSettings.maxPromptTokens,
+      as_of: rowSettings.asOf,
+      data_source: options.dataSource,
+      input: null
+    })
+    const run = yield* Run.resolveRun({
       rawDir,
-      runId,
+      out,
+      command: "generate",
+      fresh,
       resume: options.resume,
-      rawGzip: options.rawGzip,
-      indent: Option.getOrUndefined(options.indent),
-      ascii: options.ascii,
-      dataSource: options.dataSource,
-      rejectsFile: `${out}.rejects.jsonl`,
-      model: settings.model,
-      backend: settings.backend,
-      settings: {
-        n,
-        domains,
-        complexities,
-        max_tools: maxTools,
-        max_turns: maxTurns,
-        concurrency,
-        rpm: Option.getOrNull(options.rpm),
-        tpm: Option.getOrNull(options.tpm),
-        max_cost_usd: Option.getOrNull(options.maxCost),
-        max_attempts: maxAttempts,
-        llm: options.llm,
-        model: settings.model,
-        backend: settings.backend,
-        reasoning_effort: settings.reasoningEffort,
-        max_output_tokens: settings.maxOutputTokens,
-        timeout_ms: settings.timeoutMs,
-        retries: settings.maxRetries,
+      force: options.force,
+      keepAsOf: Option.isNone(options.asOf)
+    }).pipe(Effect.provide(StorageLive))
+    const s = run.settings
+    // --resume --force with another inventory: the run's own copy (inventory.json in its directory).
+    const runInventory = s.inventory_sha256 === fresh.inventory_sha256
+      ? Layer.succeed(Inventory, inventory)
+      : Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
+    const llmOpts = Run.llmOptionsOf(options, s)
+    const settings = llmSettingsFromOptions(llmOpts)
+    const program: GenerateOptions = {
+      ...Run.engineOptionsOf(options, run, { out, rawDir, concurrency, maxAttempts }, settings, {
+        n: s.n,
+        domains: s.domains,
+        complexities: s.complexities,
         inventory: Option.getOrNull(options.inventory),
-        servers: Option.getOrNull(servers),
-        data_source: options.dataSource,
-        max_prompt_tokens: rowSettings.maxPromptTokens,
-        as_of: rowSettings.asOf
-      },
-      expectedOutputTokens: EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000,
-      rowSettings
+        servers: Option.getOrNull(servers)
+      }),
+      plan: generatePlan(s),
+      seed: s.seed ?? options.seed
     }
     if (options.backend === "batch") {
       const { submitGenerateBatch } = yield* Effect.promise(() => import("./batch.live.js"))
       return yield* submitGenerateBatch({
         program,
-        settings,
+        settings: { ...settings, backend: options.batchEndpoint },
         inventory: { path: Option.getOrNull(options.inventory), servers: Option.getOrNull(servers) },
         flags: options,
         concurrency,
@@ -136,18 +124,20 @@ export const runGenerate = (options: GenerateCliOptions) =>
         resume: options.resume
       })
     }
-    const summary = yield* generateProgram(program).pipe(
+    return yield* generateProgram(program).pipe(
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
-          inventoryLayer,
-          llmLayer(llmOpts),
-          rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) }),
+          runInventory,
+          llmLayer(llmOpts).pipe(
+            Layer.provide(
+              rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
+            )
+          ),
           progressLayer()
         )
       )
     )
-    return summary
   })
 
 const dryRun = (
@@ -176,7 +166,7 @@ const dryRun = (
     const baseUrlProblem = baseUrl !== undefined && baseUrl !== "" && !/^https?:\/\/[^\s]+$/.test(baseUrl)
     const shared = estimateTokens(instructions) + estimateTokens(JSON.stringify(jsonSchema))
     const perCall = shared + estimateTokens(request)
-    const output = EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+    const output = Run.EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
     const price = priceOf(settings.model)
     const lines: Array<string> = []
     lines.push(`# skyrl generate --dry-run (no model is called)`)

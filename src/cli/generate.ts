@@ -3,58 +3,64 @@ import { Command, Options } from "@effect/cli"
 import { Config, Effect } from "effect"
 import { batchFlags } from "./batch.js"
 import { llmOptions } from "./llmOptions.js"
-import { asOfOption, dataSourceOption, inventoryOption, maxPromptTokensOption, outOption } from "./shared.js"
-
-const int = (name: string, env: string, fallback: number, description: string) =>
-  Options.integer(name).pipe(
-    Options.withDescription(description),
-    Options.withFallbackConfig(Config.integer(env)),
-    Options.withDefault(fallback)
-  )
+import {
+  asOfOption,
+  dataSourceOption,
+  flagWithDefault,
+  intFlag as int,
+  inventoryOption,
+  maxPromptTokensOption,
+  optionalFlag,
+  outOption,
+  planLimitOptions,
+  switchFlag
+} from "./shared.js"
 
 export const runOptions = {
   concurrency: int("concurrency", "CONCURRENCY", 4, "Samples in flight at once"),
-  rawDir: Options.directory("raw-dir").pipe(
-    Options.withDescription("Archive root (default: raw_llm/ next to the output); one directory per run"),
-    Options.withFallbackConfig(Config.string("RAW_DIR")),
-    Options.optional
+  rawDir: optionalFlag(
+    Options.directory("raw-dir"),
+    "Archive root (default: raw_llm/ next to the output); one directory per run",
+    Config.string("RAW_DIR")
   ),
-  rawGzip: Options.boolean("raw-gzip").pipe(Options.withDescription("Gzip the archived model answers")),
-  resume: Options.boolean("resume").pipe(
-    Options.withDescription(
-      "Continue the last unfinished run for this output; finished samples are not requested again"
-    )
+  rawGzip: switchFlag("raw-gzip", "Gzip the archived model answers"),
+  resume: switchFlag(
+    "resume",
+    "Continue the last run for this output; finished samples are not requested again. Refused when the settings that make the rows differ from the run's (see --force)"
   ),
-  dryRun: Options.boolean("dry-run").pipe(
-    Options.withDescription(
-      "Call no model: print the work plan, one full request, the output schema and the cost estimate"
-    )
+  force: switchFlag(
+    "force",
+    "With --resume: continue the run with the settings it was made with, even where the flags now differ"
+  ),
+  dryRun: switchFlag(
+    "dry-run",
+    "Call no model: print the work plan, one full request, the output schema and the cost estimate"
   ),
   indent: Options.integer("indent").pipe(
     Options.withDescription("Indentation of .json output (default 2)"),
     Options.optional
   ),
-  ascii: Options.boolean("ascii").pipe(Options.withDescription("Escape non-ASCII characters in JSON output")),
-  servers: Options.text("servers").pipe(
-    Options.withDescription("Comma list of inventory servers to offer the model (default: all)"),
-    Options.withFallbackConfig(Config.string("SERVERS")),
-    Options.optional
+  ascii: switchFlag("ascii", "Escape non-ASCII characters in JSON output"),
+  servers: optionalFlag(
+    Options.text("servers"),
+    "Comma list of inventory servers to offer the model (default: all)",
+    Config.string("SERVERS")
   ),
   maxAttempts: int("max-attempts", "MAX_ATTEMPTS", 3, "Attempts per sample before it counts as failed"),
-  rpm: Options.integer("rpm").pipe(
-    Options.withDescription("Requests per minute allowed (client-side pacing)"),
-    Options.withFallbackConfig(Config.integer("OPENAI_RPM")),
-    Options.optional
+  rpm: optionalFlag(
+    Options.integer("rpm"),
+    "Requests per minute allowed (client-side pacing)",
+    Config.integer("OPENAI_RPM")
   ),
-  tpm: Options.integer("tpm").pipe(
-    Options.withDescription("Tokens per minute allowed (client-side pacing)"),
-    Options.withFallbackConfig(Config.integer("OPENAI_TPM")),
-    Options.optional
+  tpm: optionalFlag(
+    Options.integer("tpm"),
+    "Tokens per minute allowed (client-side pacing; a request counts its input, output schema and --max-output-tokens)",
+    Config.integer("OPENAI_TPM")
   ),
-  maxCost: Options.float("max-cost").pipe(
-    Options.withDescription("Stop starting new calls once this many USD are spent (what was made is kept)"),
-    Options.withFallbackConfig(Config.number("MAX_COST_USD")),
-    Options.optional
+  maxCost: optionalFlag(
+    Options.float("max-cost"),
+    "Stop starting calls (repairs included) once this many USD are spent; what was made is kept",
+    Config.number("MAX_COST_USD")
   ),
   maxPromptTokens: maxPromptTokensOption,
   asOf: asOfOption
@@ -65,18 +71,18 @@ export const generateCommand = Command.make(
   {
     out: outOption,
     n: int("n", "N_SAMPLES", 10, "Number of valid rows to make"),
-    domains: Options.text("domains").pipe(
-      Options.withDescription("Comma list of task domains (default: six domains fitting the finance catalogue)"),
-      Options.withFallbackConfig(Config.string("DOMAINS")),
-      Options.optional
+    domains: optionalFlag(
+      Options.text("domains"),
+      "Comma list of task domains (default: six domains fitting the finance catalogue)",
+      Config.string("DOMAINS")
     ),
-    complexities: Options.text("complexities").pipe(
-      Options.withDescription("Comma list with optional weights, e.g. simple:2,moderate:1,complex:1"),
-      Options.withFallbackConfig(Config.string("COMPLEXITIES")),
-      Options.withDefault("simple:1,moderate:2,complex:1")
+    complexities: flagWithDefault(
+      Options.text("complexities"),
+      "Comma list with optional weights, e.g. simple:2,moderate:1,complex:1",
+      Config.string("COMPLEXITIES"),
+      "simple:1,moderate:2,complex:1"
     ),
-    maxTools: int("max-tools", "MAX_TOOLS", 5, "Most tool calls a plan may have"),
-    maxTurns: int("max-turns", "MAX_TURNS", 8, "Most agent turns a task may take"),
+    ...planLimitOptions,
     seed: int("seed", "SEED", 7, "Seed of the work plan (domain and complexity per sample)"),
     inventory: inventoryOption,
     dataSource: dataSourceOption,

@@ -15,6 +15,7 @@ import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain
 import { defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
 import { SettingsError } from "../domain/run.js"
 import type { Llm } from "../services/Llm.js"
+import type { RateLimiter } from "../services/RateLimiter.js"
 import { DEFAULT_REPLAY_DIR } from "./paths.js"
 
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
@@ -101,8 +102,17 @@ export const hasApiKey: Effect.Effect<boolean> = Config.option(Config.redacted("
   Effect.orElseSucceed(() => false)
 )
 
-/** The Llm layer the options select (see the module comment). Provide it per subcommand. */
-export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError> =>
+/** Whether the options select the OpenAI API (`--llm openai`, or `auto` with a key) rather than replay. */
+export const usesOpenAI = (options: Pick<LlmOptions, "llm">): Effect.Effect<boolean> =>
+  options.llm === "openai" ? Effect.succeed(true) : options.llm === "auto" ? hasApiKey : Effect.succeed(false)
+
+/**
+ * The Llm layer the options select (see the module comment). Provide it per subcommand, with the
+ * `RateLimiter` that paces the live layer's HTTP attempts.
+ */
+export const llmLayer = (
+  options: LlmOptions
+): Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError, RateLimiter> =>
   L.unwrapEffect(
     Effect.gen(function*() {
       if (options.backend === "batch") {
@@ -115,10 +125,10 @@ export const llmLayer = (options: LlmOptions): Layer.Layer<Llm, MissingApiKey | 
         )
       }
       const settings = llmSettingsFromOptions(options)
-      const useOpenAI = options.llm === "openai" || (options.llm === "auto" && (yield* hasApiKey))
+      const useOpenAI = yield* usesOpenAI(options)
       if (useOpenAI) {
         const { LlmLive } = yield* Effect.promise(() => import("../services/llm/live.js"))
-        return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError>
+        return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError, RateLimiter>
       }
       const { LlmReplay } = yield* Effect.promise(() => import("../services/llm/replay.js"))
       // The default relative path means the bundled answers, from any working directory.

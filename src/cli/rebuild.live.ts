@@ -1,10 +1,10 @@
 /** Live wiring of `rebuild` (loaded lazily by src/cli/rebuild.ts). */
 import { Effect, Layer, Option } from "effect"
-import { readFileSync } from "node:fs"
 import * as path from "node:path"
 import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
-import { StorageLive } from "../services/Storage.js"
+import { readManifest } from "../services/RunJournal.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 
 export const runRebuild = (options: {
   readonly runDir: string
@@ -14,19 +14,27 @@ export const runRebuild = (options: {
   readonly ascii: boolean
 }) =>
   Effect.gen(function*() {
-    // The run's own inventory settings unless --inventory overrides them.
-    let settings: { inventory?: string | null; servers?: Array<string> | null } = {}
-    try {
-      settings = JSON.parse(readFileSync(path.join(options.runDir, "manifest.json"), "utf8")).settings ?? {}
-    } catch {
-      // rebuildProgram reports an unreadable manifest with its path.
-    }
-    const file = Option.getOrElse(options.inventory, () => settings.inventory ?? undefined)
-    const inventory = Inventory.fromFile(file, settings.servers ? { servers: settings.servers } : undefined)
+    const storage = yield* Storage
+    // The inventory the run kept (inventory.json in its directory), unless --inventory overrides it; runs of
+    // older versions: the inventory settings of their manifest.
+    const kept = path.join(options.runDir, "inventory.json")
+    const manifest = yield* readManifest(path.join(options.runDir, "manifest.json"))
+    const settings = Option.match(manifest, {
+      onNone: () => ({}) as { inventory?: string | null; servers?: Array<string> | null },
+      onSome: (m) => m.settings as { inventory?: string | null; servers?: Array<string> | null }
+    })
+    const inventory = Option.isSome(options.inventory)
+      ? Inventory.fromFile(options.inventory.value)
+      : (yield* storage.exists(kept))
+      ? Inventory.fromFile(kept)
+      : Inventory.fromFile(
+        settings.inventory ?? undefined,
+        settings.servers ? { servers: settings.servers } : undefined
+      )
     return yield* rebuildProgram({
       runDir: options.runDir,
       out: options.out,
       indent: Option.getOrUndefined(options.indent),
       ascii: options.ascii
-    }).pipe(Effect.provide(Layer.merge(StorageLive, inventory.pipe(Layer.provide(StorageLive)))))
-  })
+    }).pipe(Effect.provide(inventory.pipe(Layer.provide(StorageLive))))
+  }).pipe(Effect.provide(StorageLive))

@@ -1,4 +1,4 @@
-/** `skyrl rebuild RUN_DIR --out FILE`: the dataset of a generate run, re-derived from its archive. */
+/** `skyrl rebuild RUN_DIR --out FILE`: the dataset of a generate run, re-derived from its run directory. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { inventoryOption, outOption } from "./shared.js"
@@ -15,4 +15,6 @@ export const rebuildCommand = Command.make(
     ascii: Options.boolean("ascii").pipe(Options.withDescription("Escape non-ASCII characters in JSON output"))
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./rebuild.live.js")), (m) => m.runRebuild(options))
-).pipe(Command.withDescription("Re-derive a generate run's dataset from its raw archive, calling no model"))
+).pipe(Command.withDescription(
+  "Re-derive a generate run's dataset from its run directory (its archived answers, judged again in the order the run accepted them), calling no model"
+))

@@ -1,9 +1,11 @@
 /** Pieces of the live wiring that `generate` and `enrich` share (loaded lazily with them). */
 import type { Option } from "effect"
-import { Effect, Schema } from "effect"
-import { existsSync, readdirSync, readFileSync } from "node:fs"
-import * as path from "node:path"
-import { RunManifest, SettingsError } from "../domain/run.js"
+import { Effect, Option as O } from "effect"
+import { randomBytes } from "node:crypto"
+import type { LlmSettings } from "../domain/llm.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
+import { makeRunId } from "../programs/runFiles.js"
+import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { resolveAsOf } from "./shared.js"
@@ -19,6 +21,7 @@ export interface RunCliOptions extends LlmOptions, BatchFlags {
   readonly rawDir: Option.Option<string>
   readonly rawGzip: boolean
   readonly resume: boolean
+  readonly force: boolean
   readonly dryRun: boolean
   readonly indent: Option.Option<number>
   readonly ascii: boolean
@@ -31,40 +34,156 @@ export interface RunCliOptions extends LlmOptions, BatchFlags {
   readonly asOf: Option.Option<string>
 }
 
-/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106). */
+/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106): the dry-run estimate. */
 export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
 
 /**
- * The prompt settings of a run (`--max-prompt-tokens`, `--as-of`), checked. `--as-of` defaults to the run's
- * start date, read from its id (`makeRunId`), so a resumed run keeps the date it started with.
+ * The prompt settings of a new run (`--max-prompt-tokens`, `--as-of`), checked; `--as-of` defaults to
+ * today (the run's start date). A resumed run keeps its own date unless `--as-of` is given
+ * (`resolveRun`'s `keepAsOf`).
  */
-export const rowSettingsOf = (options: Pick<RunCliOptions, "maxPromptTokens" | "asOf">, runId: string) => {
-  const m = /^(\d{4})(\d{2})(\d{2})T/.exec(runId)
-  const started = m === null ? new Date() : new Date(`${m[1]}-${m[2]}-${m[3]}T00:00:00Z`)
-  return Effect.all({
+export const rowSettingsOf = (options: Pick<RunCliOptions, "maxPromptTokens" | "asOf">) =>
+  Effect.all({
     maxPromptTokens: positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)"),
-    asOf: resolveAsOf(options.asOf, started)
+    asOf: resolveAsOf(options.asOf, new Date())
   })
-}
 
 export const positiveInt = (value: number, setting: string) =>
   Number.isInteger(value) && value > 0
     ? Effect.succeed(value)
     : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
 
-/** The most recent run of `command` in rawDir for this output (for --resume). */
-export const latestRunFor = (rawDir: string, out: string, command: string): string | undefined => {
-  if (!existsSync(rawDir)) return undefined
-  const candidates: Array<{ id: string; started: string }> = []
-  for (const id of readdirSync(rawDir)) {
-    const file = path.join(rawDir, id, "manifest.json")
-    if (!existsSync(file)) continue
-    try {
-      const m = Schema.decodeUnknownSync(RunManifest)(JSON.parse(readFileSync(file, "utf8")))
-      if (m.output === out && m.command === command) candidates.push({ id, started: m.started_at })
-    } catch {
-      // An unreadable manifest is not a run to resume.
+/** The model part of a run's settings, from the flags (`--backend batch` names its endpoint). */
+export const modelSettingsOf = (flags: RunCliOptions, llm: LlmSettings, openai: boolean) => ({
+  model: llm.model,
+  answers: flags.backend === "batch" || openai ? "model" as const : "recorded" as const,
+  backend: flags.backend === "batch" ? `batch ${flags.batchEndpoint}` : llm.backend,
+  reasoning_effort: llm.reasoningEffort,
+  max_output_tokens: llm.maxOutputTokens
+})
+
+/** The LLM flags with the model settings a run is made with (its own, with --resume --force). */
+export const llmOptionsOf = (flags: LlmOptions, settings: RunSettings): LlmOptions => ({
+  ...flags,
+  model: settings.model,
+  backend: settings.backend.startsWith("batch") ? "batch" : (settings.backend as LlmOptions["backend"]),
+  reasoningEffort: settings.reasoning_effort as LlmOptions["reasoningEffort"],
+  maxOutputTokens: settings.max_output_tokens
+})
+
+/**
+ * The engine options every run command derives alike from its flags and the run's settings, with the
+ * session's settings for the manifest (`details`: the command adds its own).
+ */
+export const engineOptionsOf = (
+  flags: RunCliOptions,
+  run: ResolvedRun,
+  session: {
+    readonly out: string
+    readonly rawDir: string
+    readonly concurrency: number
+    readonly maxAttempts: number
+  },
+  llm: LlmSettings,
+  details: Readonly<Record<string, unknown>>
+) => {
+  const s = run.settings
+  return {
+    out: session.out,
+    maxTools: s.max_tools,
+    maxTurns: s.max_turns,
+    concurrency: session.concurrency,
+    maxCostUsd: O.getOrUndefined(flags.maxCost),
+    maxAttemptsPerSample: session.maxAttempts,
+    rawDir: session.rawDir,
+    runId: run.runId,
+    rawGzip: flags.rawGzip,
+    indent: O.getOrUndefined(flags.indent),
+    ascii: flags.ascii,
+    dataSource: s.data_source,
+    rejectsFile: `${session.out}.rejects.jsonl`,
+    model: s.model,
+    backend: s.backend,
+    runSettings: s,
+    settings: {
+      ...details,
+      max_tools: s.max_tools,
+      max_turns: s.max_turns,
+      concurrency: session.concurrency,
+      rpm: O.getOrNull(flags.rpm),
+      tpm: O.getOrNull(flags.tpm),
+      max_cost_usd: O.getOrNull(flags.maxCost),
+      max_attempts: session.maxAttempts,
+      llm: flags.llm,
+      model: s.model,
+      backend: s.backend,
+      reasoning_effort: s.reasoning_effort,
+      max_output_tokens: s.max_output_tokens,
+      timeout_ms: llm.timeoutMs,
+      retries: llm.maxRetries,
+      data_source: s.data_source
     }
   }
-  return candidates.sort((a, b) => a.started.localeCompare(b.started)).at(-1)?.id
 }
+
+export interface ResolvedRun {
+  readonly runId: string
+  /** The settings the run is made with: the flags', or with --resume --force the run's own. */
+  readonly settings: RunSettings
+  readonly resumed: boolean
+}
+
+/**
+ * Which run this command works on, and with which settings. Without --resume: a new run. With it: the
+ * latest run of this command for this output, refused (a usage error naming each differing setting) when
+ * the settings that make the rows differ — unless --force, which continues with the run's own settings
+ * (never a mix of both).
+ */
+export const resolveRun = (input: {
+  readonly rawDir: string
+  readonly out: string
+  readonly command: "generate" | "enrich"
+  readonly fresh: RunSettings
+  readonly resume: boolean
+  readonly force: boolean
+  /** `--as-of` not given: a resumed run keeps the date it started with (not a difference). */
+  readonly keepAsOf: boolean
+}) =>
+  Effect.gen(function*() {
+    const fresh: ResolvedRun = {
+      runId: makeRunId(new Date(), randomBytes(3).toString("hex")),
+      settings: input.fresh,
+      resumed: false
+    }
+    if (!input.resume) return fresh
+    const found = yield* findLatestRun(input.rawDir, input.out, input.command)
+    if (O.isNone(found)) {
+      yield* Effect.logWarning(
+        `--resume: no earlier ${input.command} run for ${input.out} in ${input.rawDir}; starting a new run`
+      )
+      return fresh
+    }
+    const run = found.value
+    if (run.run_settings === undefined) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason:
+          `run ${run.run_id} was made by an earlier skyrl that did not record its settings; start a new run without --resume`
+      })
+    }
+    const wanted = input.keepAsOf ? new RunSettings({ ...input.fresh, as_of: run.run_settings.as_of }) : input.fresh
+    const differences = settingsDifferences(run.run_settings, wanted)
+    if (differences.length > 0 && !input.force) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `run ${run.run_id} was made with other settings: ${differences.join("; ")}. ` +
+          "Run without --resume to start a new run, or add --force to continue it with its own settings"
+      })
+    }
+    if (differences.length > 0) {
+      yield* Effect.logWarning(
+        `--resume --force: continuing run ${run.run_id} with its own settings (${differences.join("; ")})`
+      )
+    }
+    return { runId: run.run_id, settings: run.run_settings, resumed: true } satisfies ResolvedRun
+  })

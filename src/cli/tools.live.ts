@@ -2,6 +2,7 @@
 import { Console, Duration, Effect, Either, Layer, Option, Schema } from "effect"
 import type { InventoryTool } from "../domain/inventory.js"
 import { Inventory as InventoryData, parseServerList } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import { checkInventory, importInventory, readServersConfig } from "../programs/toolsImport.js"
 import { Inventory, loadInventoryFile } from "../services/Inventory.js"
 import type { McpServerSpec } from "../services/McpClient.js"
@@ -150,7 +151,6 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
 // tools list
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const typeLabel = (schema: unknown, depth = 0): string => {
   if (!isObject(schema)) return "any"

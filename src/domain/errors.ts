@@ -39,3 +39,13 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
     return `cannot ${this.operation} ${this.path}: ${this.reason}`
   }
 }
+
+/** An exclusive lock file is held by another process (`holder` says who, as the lock file records it). */
+export class LockHeld extends Schema.TaggedError<LockHeld>()("LockHeld", {
+  path: Schema.String,
+  holder: Schema.String
+}) {
+  override get message(): string {
+    return `${this.path} is held by ${this.holder}`
+  }
+}

@@ -13,6 +13,7 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
+import { isObject } from "./json.js"
 
 /** Any JSON value; one named definition in the JSON Schema (inline copies would repeat one `$id`). */
 const AnyValue = Schema.Unknown.annotations({ identifier: "JsonValue" })
@@ -158,8 +159,6 @@ export const formatIssue = (issue: StepIssue): string => {
 // Normalization of real catalogues
 
 type Json = Record<string, unknown>
-
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** Type names used by Hermes/Glaive/BFCL-style catalogues, mapped to JSON Schema types. */
 const TYPE_ALIASES: Record<string, string> = {

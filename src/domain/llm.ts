@@ -94,6 +94,13 @@ export interface AttemptRecord {
   readonly requestId?: string | null | undefined
   readonly durationMs: number
   readonly startedAt: string
+  /**
+   * Set when the answer was not asked now but replayed from an existing archive file of the run (resume,
+   * `rebuild`): the path of that file. Nothing new was spent; nothing new is archived.
+   */
+  readonly archived?: string | undefined
+  /** The failure's own fields (`Schema.encode` of the error), so a replay reproduces it exactly. */
+  readonly errorDetail?: unknown
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
@@ -121,11 +128,16 @@ export class QuotaExceeded extends Schema.TaggedError<QuotaExceeded>()("QuotaExc
   }
 }
 
-/** 5xx, 408/409, connection reset or an unreadable HTTP body: may succeed on retry. */
+/**
+ * 5xx, 408/409, connection reset, an unreadable HTTP body or a Responses answer with `status: "failed"`:
+ * may succeed on retry. `retryAfterMs` when the server named a wait; `usage` when a failed answer billed tokens.
+ */
 export class Transient extends Schema.TaggedError<Transient>()("Transient", {
   reason: Schema.String,
   httpStatus: Schema.optional(Schema.Number),
-  requestId: Schema.optional(Schema.NullOr(Schema.String))
+  requestId: Schema.optional(Schema.NullOr(Schema.String)),
+  retryAfterMs: Schema.optional(Schema.Number),
+  usage: Schema.optional(Usage)
 }) {
   override get message(): string {
     return `temporary failure of the model API${
@@ -221,6 +233,19 @@ export class MissingApiKey extends Schema.TaggedError<MissingApiKey>()("MissingA
   }
 }
 
+/**
+ * An answer source that replays recorded answers (a run's own archive, for `rebuild`) has nothing for
+ * this request: the sample ends here, unfinished, with nothing spent.
+ */
+export class NoRecordedAnswer extends Schema.TaggedError<NoRecordedAnswer>()("NoRecordedAnswer", {
+  key: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `no recorded answer for ${this.key}: ${this.reason}`
+  }
+}
+
 /** The replay layer found nothing usable to answer from. */
 export class ReplayUnavailable extends Schema.TaggedError<ReplayUnavailable>()("ReplayUnavailable", {
   path: Schema.String,
@@ -243,7 +268,78 @@ export type LlmError =
   | Truncated
   | InvalidOutput
   | MissingApiKey
+  | NoRecordedAnswer
 
 /** Errors that can succeed on a later attempt (the retry schedule retries only these). */
 export const isRetryable = (e: LlmError): e is RateLimited | Transient | Timeout =>
   e._tag === "RateLimited" || e._tag === "Transient" || e._tag === "Timeout"
+
+/** Errors that are an answer the model produced (archived with its body; a run may repair or reject it). */
+export const isAnswerError = (e: LlmError): e is Refusal | Truncated | InvalidOutput =>
+  e._tag === "Refusal" || e._tag === "Truncated" || e._tag === "InvalidOutput"
+
+/** The usage an error carries (answers that were billed although they failed). */
+export const usageOfError = (e: LlmError): Usage | undefined => ("usage" in e ? e.usage : undefined)
+
+/**
+ * What a failed call means once the Llm layer has given up on it (retries done, fallbacks tried):
+ * - `sample`: about this request only (context length, a flagged prompt, a refusal, a cut-off answer,
+ *   retries exhausted): that attempt of the sample is rejected with the API's message and made again;
+ * - `run`: about every request (credentials, quota, an unknown model, an output schema or parameter the
+ *   API refuses): the run stops starting calls and says why;
+ * - `unanswered`: nothing answered and nothing was spent (a replay source without this request): the
+ *   sample ends unfinished.
+ * A 400 that names neither kind counts for the sample (see `isRequestSpecific`).
+ */
+export type FailureScope = "sample" | "run" | "unanswered"
+
+const RUN_CODES = new Set([
+  "invalid_api_key",
+  "model_not_found",
+  "invalid_json_schema",
+  "schema_not_strict",
+  "unsupported_parameter",
+  "unknown_parameter",
+  "unsupported_value",
+  "insufficient_quota"
+])
+const RUN_PARAMS =
+  /^(model|text|text\.format.*|response_format.*|reasoning.*|max_output_tokens|max_completion_tokens|store)$/
+const RUN_TEXT =
+  /schema|does not exist|do not have access|unsupported (parameter|value)|unknown parameter|unrecognized request argument/i
+
+/** A 400 the API gives for this request's content (context length, content policy, a flagged prompt). */
+const SAMPLE_CODES = new Set([
+  "context_length_exceeded",
+  "string_above_max_length",
+  "content_policy_violation",
+  "content_filter",
+  "invalid_prompt",
+  "flagged"
+])
+const SAMPLE_TEXT =
+  /context (length|window)|maximum context|too many tokens|content (management )?polic|flagged|usage polic|safety/i
+
+/** True when a 400 is about this request's content, not about the request every sample sends. */
+export const isRequestSpecific = (e: BadRequest): boolean =>
+  (e.code !== null && SAMPLE_CODES.has(e.code)) || SAMPLE_TEXT.test(e.reason)
+
+export const failureScope = (e: LlmError): FailureScope => {
+  switch (e._tag) {
+    case "Authentication":
+    case "QuotaExceeded":
+    case "NotFound":
+    case "MissingApiKey":
+      return "run"
+    case "NoRecordedAnswer":
+      return "unanswered"
+    case "BadRequest":
+      if (isRequestSpecific(e)) return "sample"
+      return (e.code !== null && RUN_CODES.has(e.code)) || (e.param !== null && RUN_PARAMS.test(e.param)) ||
+          RUN_TEXT.test(e.reason)
+        ? "run"
+        : "sample"
+    default:
+      return "sample"
+  }
+}

@@ -1,11 +1,55 @@
 /**
- * Run contracts: the manifest of a generation run, its journal entries, and the run-level errors.
- * Run directory: raw_llm/<run_id>/{manifest.json, journal.jsonl, task_0001_c01.json, ...}.
+ * Run contracts: the settings a run is made with (fingerprinted, checked on `--resume`), the manifest,
+ * journal and cost-ledger lines, the request keys of a run's calls, and the run-level errors.
+ * Run directory: raw_llm/<run_id>/{manifest.json, journal.jsonl, ledger.jsonl, lock, inventory.json,
+ * task_0001_c01.json, ...}.
  */
 import { Schema } from "effect"
 import { Usage } from "./llm.js"
 
-export const RunStatus = Schema.Literal("running", "completed", "incomplete", "failed")
+export const RunStatus = Schema.Literal("running", "completed", "incomplete", "interrupted", "failed")
+
+/**
+ * What makes a run's rows what they are: the settings `--resume` must find unchanged (a mismatch is a
+ * usage error naming each differing setting; `--resume --force` continues with these, never a mix).
+ * Settings that only change how fast or how far a session goes (concurrency, rate limits, budget,
+ * attempts, timeouts) are not part of it.
+ */
+export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
+  command: Schema.Literal("generate", "enrich"),
+  model: Schema.String,
+  /** responses | chat | batch (the Batch API, with its endpoint). */
+  backend: Schema.String,
+  reasoning_effort: Schema.String,
+  /**
+   * Where answers come from: "model" reads this run's requests (live or Batch API), "recorded" replays
+   * answers recorded elsewhere (`--llm replay`), which cannot follow a request's asks (e.g. complexity).
+   */
+  answers: Schema.Literal("model", "recorded"),
+  max_output_tokens: Schema.Number,
+  seed: Schema.NullOr(Schema.Number),
+  /** Samples planned: generate's N; enrich's rows to plan. */
+  n: Schema.Number,
+  domains: Schema.Array(Schema.String),
+  complexities: Schema.Array(Schema.Struct({ complexity: Schema.String, weight: Schema.Number })),
+  /** sha256 of the canonical JSON of the inventory the run plans with (after --servers); null: per-prompt tools. */
+  inventory_sha256: Schema.NullOr(Schema.String),
+  max_tools: Schema.Number,
+  max_turns: Schema.Number,
+  max_prompt_tokens: Schema.Number,
+  /** The date of the prompts' `Today is` line (`--as-of`, default the run's start date). */
+  as_of: Schema.String,
+  data_source: Schema.String,
+  /** enrich: the input file and how it is read. */
+  input: Schema.NullOr(Schema.Struct({
+    path: Schema.String,
+    sha256: Schema.String,
+    format: Schema.String,
+    limit: Schema.NullOr(Schema.Number),
+    overwrite: Schema.Boolean,
+    inventory_from_prompt: Schema.Boolean
+  }))
+}) {}
 
 export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({
   run_id: Schema.String,
@@ -29,7 +73,10 @@ export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({
   }),
   tokens: Usage,
   cost_usd: Schema.NullOr(Schema.Number),
-  elapsed_ms: Schema.Number
+  elapsed_ms: Schema.Number,
+  /** The settings that make the rows, and their hash (absent in manifests of older versions). */
+  run_settings: Schema.optional(RunSettings),
+  fingerprint: Schema.optional(Schema.String)
 }) {}
 
 /** One rejected attempt of a sample (also written to the rejects file). */
@@ -41,10 +88,15 @@ export const RejectRecord = Schema.Struct({
 })
 export type RejectRecord = typeof RejectRecord.Type
 
-/** A journal line: written (append + fsync) as soon as a sample is finished. */
+/**
+ * A journal line: written (append + fsync) as soon as a sample is finished — `row` (accepted), `failed`
+ * (its attempts used up) or `stopped` (the run stopped before it was done: budget, a run-level error, an
+ * archive write that failed). The latest line of a sample is what counts; a row line is never followed by
+ * another line of the same sample.
+ */
 export const JournalEntry = Schema.Struct({
   index: Schema.Number,
-  status: Schema.Literal("row", "failed"),
+  status: Schema.Literal("row", "failed", "stopped"),
   /** The encoded (on-disk) row when status is "row". */
   row: Schema.optional(Schema.Unknown),
   attempts: Schema.Number,
@@ -53,6 +105,55 @@ export const JournalEntry = Schema.Struct({
   rejects: Schema.Array(RejectRecord)
 })
 export type JournalEntry = typeof JournalEntry.Type
+
+/**
+ * A cost-ledger line: one per HTTP attempt (or batch answer) with its usage and price, appended as it
+ * happens, across sessions and batch rounds; every summary and the manifest are computed from these.
+ * `key` identifies the attempt (its archive file name), so a replayed answer is never counted twice.
+ */
+export const LedgerEntry = Schema.Struct({
+  key: Schema.String,
+  sample: Schema.Number,
+  attempt: Schema.Number,
+  purpose: Schema.String,
+  status: Schema.String,
+  model: Schema.String,
+  /** Answered by the Batch API (half price). */
+  batch: Schema.Boolean,
+  usage: Usage,
+  cost_usd: Schema.NullOr(Schema.Number),
+  at: Schema.String
+})
+export type LedgerEntry = typeof LedgerEntry.Type
+
+/** The request key of a sample's call (replay, archive and batch answers join on it): `sample-000007[-a2][-repair]`. */
+export const sampleKey = (index: number, attempt: number, purpose: "task" | "repair"): string =>
+  `sample-${String(index).padStart(6, "0")}${attempt > 1 ? `-a${attempt}` : ""}${purpose === "repair" ? "-repair" : ""}`
+
+/** The parts of a `sampleKey` (undefined for other keys). */
+export const parseSampleKey = (
+  key: string
+): { readonly index: number; readonly attempt: number; readonly purpose: "task" | "repair" } | undefined => {
+  const m = /^sample-(\d+)(?:-a(\d+))?(-repair)?$/.exec(key)
+  return m === null
+    ? undefined
+    : {
+      index: Number(m[1]),
+      attempt: m[2] === undefined ? 1 : Number(m[2]),
+      purpose: m[3] === undefined ? "task" : "repair"
+    }
+}
+
+/** Another process holds the run directory's lock: nothing was spent (exit 1). */
+export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
+  runDir: Schema.String,
+  holder: Schema.String
+}) {
+  override get message(): string {
+    return `${this.runDir} is in use by another skyrl process (${this.holder}); ` +
+      `wait for it to finish (if no such process runs, delete ${this.runDir}/lock)`
+  }
+}
 
 /** The run stopped before N valid rows: what was made is kept. */
 export class IncompleteRun extends Schema.TaggedError<IncompleteRun>()("IncompleteRun", {

@@ -31,35 +31,34 @@ import {
   isTerminal
 } from "../domain/batch.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
-import type { Usage } from "../domain/llm.js"
-import { addUsage, emptyUsage } from "../domain/llm.js"
-import { costOf } from "../domain/pricing.js"
-import { IncompleteRun, JournalEntry, RunManifest } from "../domain/run.js"
+import type { IncompleteRun } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
 import { BatchClient } from "../services/Batch.js"
+import { CostLedger } from "../services/CostLedger.js"
 import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import type { LlmApi } from "../services/Llm.js"
-import type { BodySettings } from "../services/llm/answer.js"
-import { buildBody } from "../services/llm/answer.js"
-import type { DeferredRequest } from "../services/llm/batchReplay.js"
+import { makeArchiveLlm } from "../services/llm/archive.js"
+import type { BodySettings, DeferredRequest } from "../services/llm/batchReplay.js"
 import {
   BatchAnswers,
   bodyHash,
   lineError,
   makeBatchLlm,
   parseBatchLines,
+  requestBody,
   sampleCustomId
 } from "../services/llm/batchReplay.js"
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
-import { RateLimiter } from "../services/RateLimiter.js"
+import { RunJournal, runPaths } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
+import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
-import { runPaths } from "./runFiles.js"
+import { ENRICH_WARN_ONLY } from "./enrich.js"
 import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
-import { runSampling, sampleKey, TASK_SCHEMA_NAME } from "./sampling.js"
+import { runEngine, runSpecOf, sampleKey, TASK_SCHEMA_NAME } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
 export const BATCH_FILE = "batch.json"
@@ -167,7 +166,7 @@ const firstRequestBody = <J extends Job>(
 ) => {
   const own = (sampling as { readonly jobInventory?: (job: J) => InventoryApi | undefined }).jobInventory?.(job)
   const jsonSchema = (own ?? inventory).outputJsonSchema({ maxSteps: sampling.maxTools })
-  return buildBody(run.endpoint, bodySettingsOf(run), {
+  return requestBody(run.endpoint, bodySettingsOf(run), {
     name: TASK_SCHEMA_NAME,
     instructions: sampling.instructions,
     input: [{ role: "user", content: sampling.requestText(job, 1) }],
@@ -445,6 +444,9 @@ const download = (runDir: string, start: BatchRun) =>
     return run
   })
 
+/** A line of requests.jsonl: which part submitted a request, and the hash of its body. */
+const RequestHash = Schema.Struct({ custom_id: Schema.String, part: Schema.Number, sha256: Schema.String })
+
 /** Every collected line and submitted hash of the run. */
 const loadAnswers = (runDir: string, run: BatchRun) =>
   Effect.gen(function*() {
@@ -452,15 +454,7 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     const answers = new BatchAnswers()
     const requestsFile = path.join(runDir, REQUESTS_FILE)
     const text = (yield* storage.exists(requestsFile)) ? yield* storage.readText(requestsFile) : ""
-    for (const line of text.split("\n")) {
-      if (line.trim() === "") continue
-      const parsed = Either.try(() => JSON.parse(line) as { custom_id?: unknown; part?: unknown; sha256?: unknown })
-      if (Either.isLeft(parsed)) continue
-      const r = parsed.right
-      if (typeof r.custom_id === "string" && typeof r.part === "number" && typeof r.sha256 === "string") {
-        answers.addSubmitted(r.custom_id, r.part, r.sha256)
-      }
-    }
+    for (const r of readJsonLines(RequestHash, text).entries) answers.addSubmitted(r.custom_id, r.part, r.sha256)
     let unreadable = 0
     for (const part of run.parts) {
       for (const file of [part.output, part.error_output]) {
@@ -476,36 +470,6 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     }
     return answers
   })
-
-/** Indices with a journal line (finished as a row, or failed after its attempts). */
-const journaledIndices = (journal: string) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const out = new Set<number>()
-    if (!(yield* storage.exists(journal))) return out
-    for (const line of (yield* storage.readText(journal)).split("\n")) {
-      if (line.trim() === "") continue
-      const parsed = Either.try(() => JSON.parse(line) as unknown)
-      if (Either.isLeft(parsed)) continue
-      const entry = Schema.decodeUnknownEither(JournalEntry)(parsed.right)
-      if (Either.isRight(entry)) out.add(entry.right.index)
-    }
-    return out
-  })
-
-const subtractUsage = (a: Usage, b: Usage): Usage => ({
-  input: Math.max(0, a.input - b.input),
-  cached: Math.max(0, a.cached - b.cached),
-  output: Math.max(0, a.output - b.output),
-  reasoning: Math.max(0, a.reasoning - b.reasoning)
-})
-
-/** Batch price for what the batches answered, normal price for what went online. */
-export const batchRunCost = (model: string, total: Usage, online: Usage): number | undefined => {
-  const batch = costOf(model, subtractUsage(total, online), { batch: true })
-  const live = costOf(model, online)
-  return batch === undefined || live === undefined ? undefined : batch + live
-}
 
 export interface CollectOptions {
   readonly repairs: "online" | "batch"
@@ -526,9 +490,159 @@ export interface CollectSummary {
   readonly pending: number
 }
 
+/** Which samples a collect round can make: answered or journaled ones, and (resubmit) the rest. */
+interface RoundJobs<J> {
+  readonly jobs: ReadonlyArray<J>
+  readonly pending: number
+  readonly unanswered: number
+  /** `3 expired; 1 failed: ...` */
+  readonly unansweredText: string
+}
+
+const sortJobs = <J extends Job>(
+  run: BatchRun,
+  base: SamplingOptions<J>,
+  inventory: InventoryApi,
+  answers: BatchAnswers,
+  journaled: ReadonlyMap<number, unknown>,
+  resubmit: boolean
+): RoundJobs<J> => {
+  const runningParts = new Set(run.parts.filter((p) => !isTerminal(p.status)).map((p) => p.part))
+  // Samples with any request (first attempt, repair, retry) in a batch still running wait for it.
+  const runningSamples = new Set(answers.customIdsInParts(runningParts).map(sampleCustomId))
+  const jobs: Array<J> = []
+  const reasons = new Map<string, number>()
+  let pending = 0
+  for (const job of base.jobs) {
+    const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
+    if (!journaled.has(job.index) && runningSamples.has(customId)) {
+      pending++
+      continue
+    }
+    const found = journaled.has(job.index)
+      ? undefined
+      : answers.lookup(customId, bodyHash(firstRequestBody(run, base, inventory, job)))
+    if (found === undefined || found.kind === "answer") {
+      jobs.push(job)
+      continue
+    }
+    const reason = found.kind === "error"
+      ? (found.line.error?.code === "batch_expired" ? "expired" : `failed: ${lineError(found.line).message}`)
+      : found.kind === "mismatch"
+      ? "the submitted request differs from the one asked now (inventory or settings changed)"
+      : `no answer (batch ${
+        run.parts.find((p) => answers.submittedHashes(customId).has(p.part))?.status ?? "not submitted"
+      })`
+    reasons.set(reason.slice(0, 300), (reasons.get(reason.slice(0, 300)) ?? 0) + 1)
+    if (resubmit) jobs.push(job)
+  }
+  return {
+    jobs,
+    pending,
+    unanswered: [...reasons.values()].reduce((a, b) => a + b, 0),
+    unansweredText: [...reasons.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([r, n]) => `${n} ${r}`).join("; ")
+  }
+}
+
 /**
- * Collects a batch run: see the module comment. Needs the online `Llm` (used only for requests that
- * go online), `BatchClient`, `Storage`, `Inventory` and `Progress`.
+ * One round: the run engine over this round's samples, answered by the run's archive first, then by
+ * the batch output (repairs online, or deferred to a follow-up batch). Ends `done`, or `deferred` when
+ * every open sample waits for a follow-up batch (the engine is then interrupted).
+ */
+const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
+  run: BatchRun,
+  base: SamplingOptions<J>,
+  answers: BatchAnswers,
+  jobs: ReadonlyArray<J>,
+  options: CollectOptions
+) {
+  const online = yield* Effect.serviceOption(Llm)
+  const outerProgress = yield* Progress
+  const journal = yield* RunJournal
+  const deferred = new Map<string, DeferredRequest>()
+  const batchLlm: LlmApi = yield* makeBatchLlm({
+    runId: base.runId,
+    endpoint: run.endpoint,
+    body: bodySettingsOf(run),
+    answers,
+    repairs: options.repairs,
+    online: Option.getOrUndefined(online),
+    onlineConcurrency: options.concurrency,
+    deferred,
+    describe: `openai batch ${endpointUrl(run.endpoint)} ${run.llm.model} (${run.parts.length} batch${
+      run.parts.length === 1 ? "" : "es"
+    }; repairs ${options.repairs})`
+  })
+  const llm = makeArchiveLlm(journal.archived, yield* Storage, batchLlm)
+  const snapshotRef = yield* Ref.make<Option.Option<Effect.Effect<ProgressSnapshot>>>(Option.none())
+  const progress: ProgressApi = {
+    track: (snapshot, work) =>
+      Effect.zipRight(Ref.set(snapshotRef, Option.some(snapshot)), outerProgress.track(snapshot, work))
+  }
+  const watch = Effect.gen(function*() {
+    for (;;) {
+      yield* Effect.sleep(Duration.millis(25))
+      if (deferred.size === 0) continue
+      const snapshot = yield* Ref.get(snapshotRef)
+      if (Option.isNone(snapshot)) continue
+      const s = yield* snapshot.value
+      if (s.done + deferred.size >= s.total) return { _tag: "deferred", deferred } as const
+    }
+  })
+  const engine = runEngine({
+    ...base,
+    jobs,
+    // Batch answers are local: every sample may run at once (online calls are bounded in the Llm).
+    concurrency: Math.max(1, jobs.length)
+  }).pipe(
+    Effect.provideService(Llm, llm),
+    Effect.provideService(Progress, progress),
+    Effect.either,
+    Effect.map((result) => ({ _tag: "done", result }) as const)
+  )
+  return yield* Effect.raceFirst(engine, watch)
+})
+
+/** Sends the requests held back by a round as a follow-up batch. */
+const submitDeferred = (
+  runDir: string,
+  run: BatchRun,
+  deferred: ReadonlyMap<string, DeferredRequest>,
+  limits: BatchLimits
+) =>
+  Effect.gen(function*() {
+    const lines: Array<RequestLine> = [...deferred.values()].map((d) => ({
+      custom_id: d.customId,
+      method: "POST",
+      url: endpointUrl(run.endpoint),
+      body: d.body
+    }))
+    const next = yield* submitParts(runDir, run, lines, "follow-up", limits)
+    const resubmitted = lines.filter((l) => /sample-\d+$/.test(l.custom_id)).length
+    const reason =
+      `follow-up batch submitted: ${lines.length} requests (${lines.length - resubmitted} repairs/retries, ` +
+      `${resubmitted} resubmitted samples)`
+    yield* Effect.logInfo(reason)
+    return { run: next, reason }
+  })
+
+/** The same checks as `skyrl validate` on what was written, as the online commands run them. */
+const checkCollected = <J extends Job>(base: SamplingOptions<J>) =>
+  Effect.gen(function*() {
+    const maxPromptTokens = base.runSettings.max_prompt_tokens
+    // Enrich keeps the source prompts verbatim (their size and duplicates are warnings); its plans were
+    // validated against each row's own inventory.
+    if (base.command === "enrich") {
+      return yield* checkWrittenDataset(base.out, undefined, { warnOnly: ENRICH_WARN_ONLY, maxPromptTokens })
+    }
+    return yield* checkWrittenDataset(base.out, yield* (yield* Inventory).get, { maxPromptTokens })
+  })
+
+/**
+ * Collects a batch run: see the module comment. The collect holds the run directory (its journal, lock and
+ * cost ledger) for all its rounds. Needs the online `Llm` (used only for requests that go online),
+ * `BatchClient`, `Storage`, `Inventory` and `Progress`.
  */
 export const collectRun = <J extends Job>(
   runDir: string,
@@ -537,66 +651,39 @@ export const collectRun = <J extends Job>(
   options: CollectOptions
 ) =>
   Effect.gen(function*() {
-    const inventory = yield* Inventory
-    const online = yield* Effect.serviceOption(Llm)
-    const outerProgress = yield* Progress
-    const base = makeSampling(yield* inventory.get)
-    const paths = runPaths(base.rawDir, base.runId)
-    let run = start
+    const catalogue = yield* (yield* Inventory).get
+    const base = makeSampling(catalogue)
+    const spec = runSpecOf(base, base.command === "generate" ? catalogue : undefined)
+    return yield* collectRounds(runDir, start, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
+  })
 
+const collectRounds = <J extends Job>(
+  runDir: string,
+  start: BatchRun,
+  base: SamplingOptions<J>,
+  options: CollectOptions
+) =>
+  Effect.gen(function*() {
+    const inventory = yield* Inventory
+    const journal = yield* RunJournal
+    const ledger = yield* CostLedger
+    let run = start
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
       run = yield* download(runDir, run)
       const answers = yield* loadAnswers(runDir, run)
-      const journaled = yield* journaledIndices(paths.journal)
-      const runningParts = new Set(run.parts.filter((p) => !isTerminal(p.status)).map((p) => p.part))
-      // Samples with any request (first attempt, repair, retry) in a batch still running wait for it.
-      const runningSamples = new Set(answers.customIdsInParts(runningParts).map(sampleCustomId))
-
-      // Which samples this round can make: answered ones, journaled ones, and (resubmit) the rest.
-      const jobs: Array<J> = []
-      const unanswered = new Map<string, number>()
-      let pending = 0
-      for (const job of base.jobs) {
-        if (journaled.has(job.index)) {
-          jobs.push(job)
-          continue
-        }
-        const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
-        if (runningSamples.has(customId)) {
-          pending++
-          continue
-        }
-        const found = answers.lookup(customId, bodyHash(firstRequestBody(run, base, inventory, job)))
-        if (found.kind === "answer") {
-          jobs.push(job)
-          continue
-        }
-        const reason = found.kind === "error"
-          ? (found.line.error?.code === "batch_expired" ? "expired" : `failed: ${lineError(found.line).message}`)
-          : found.kind === "mismatch"
-          ? "the submitted request differs from the one asked now (inventory or settings changed)"
-          : `no answer (batch ${
-            run.parts.find((p) => answers.submittedHashes(customId).has(p.part))?.status ?? "not submitted"
-          })`
-        unanswered.set(reason.slice(0, 300), (unanswered.get(reason.slice(0, 300)) ?? 0) + 1)
-        if (options.resubmit) jobs.push(job)
-      }
-      const unansweredCount = [...unanswered.values()].reduce((a, b) => a + b, 0)
-      const unansweredText = [...unanswered.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-        .map(([r, n]) => `${n} ${r}`).join("; ")
-      if (unansweredCount > 0) {
+      const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit)
+      if (round.unanswered > 0) {
         yield* Effect.logWarning(
-          `${unansweredCount} samples have no batch answer: ${unansweredText}${
+          `${round.unanswered} samples have no batch answer: ${round.unansweredText}${
             options.resubmit ? " (resubmitting them as a follow-up batch)" : ""
           }`
         )
       }
-
-      if (jobs.length === 0) {
-        if (pending > 0) {
-          return yield* new BatchPending({ runDir, reason: `${pending} requests are in batches still running` })
+      if (round.jobs.length === 0) {
+        if (round.pending > 0) {
+          return yield* new BatchPending({ runDir, reason: `${round.pending} requests are in batches still running` })
         }
         return yield* new BatchIncomplete({
           made: 0,
@@ -606,108 +693,41 @@ export const collectRun = <J extends Job>(
             `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${runDir} --resubmit\` to send them again`
         })
       }
-
-      // The Llm for this round, and the watch that pauses the run when every open sample waits for a follow-up batch.
-      const deferred = new Map<string, DeferredRequest>()
-      const onlineUsage = { current: emptyUsage }
-      const priorOnline = run.online_usage
-      const batchLlm: LlmApi = yield* makeBatchLlm({
-        runId: base.runId,
-        endpoint: run.endpoint,
-        body: bodySettingsOf(run),
-        answers,
-        repairs: options.repairs,
-        online: Option.getOrUndefined(online),
-        onlineConcurrency: options.concurrency,
-        onlineUsage,
-        deferred,
-        describe:
-          `openai batch ${endpointUrl(run.endpoint)} ${run.llm.model} (${run.parts.length} batch${
-            run.parts.length === 1 ? "" : "es"
-          }; ` +
-          `repairs ${options.repairs})`
-      })
-      const snapshotRef = yield* Ref.make<Option.Option<Effect.Effect<ProgressSnapshot>>>(Option.none())
-      const progress: ProgressApi = {
-        track: (snapshot, work) =>
-          Effect.zipRight(Ref.set(snapshotRef, Option.some(snapshot)), outerProgress.track(snapshot, work))
-      }
-      const watch = Effect.gen(function*() {
-        for (;;) {
-          yield* Effect.sleep(Duration.millis(25))
-          if (deferred.size === 0) continue
-          const snapshot = yield* Ref.get(snapshotRef)
-          if (Option.isNone(snapshot)) continue
-          const s = yield* snapshot.value
-          if (s.done + deferred.size >= s.total) return { _tag: "deferred" } as const
-        }
-      })
-      const sampling = runSampling({
-        ...base,
-        jobs,
-        resume: true,
-        // Batch answers are local: every sample may run at once (online calls are bounded in the Llm).
-        concurrency: Math.max(1, jobs.length),
-        backend: `batch ${run.endpoint}`,
-        settings: {
-          ...base.settings,
-          backend: "batch",
-          batch_endpoint: endpointUrl(run.endpoint),
-          batch_ids: run.parts.map((p) => p.batch_id),
-          repairs: options.repairs
-        },
-        costOf: (usage) => batchRunCost(run.llm.model, usage, addUsage(priorOnline, onlineUsage.current))
-      }).pipe(
-        Effect.provideService(Llm, batchLlm),
-        Effect.provideService(Progress, progress),
-        Effect.provideService(RateLimiter, { acquire: () => Effect.void }),
-        Effect.either,
-        Effect.map((result) => ({ _tag: "done", result }) as const)
-      )
-      const round = yield* Effect.raceFirst(sampling, watch).pipe(
-        Effect.ensuring(
-          Effect.suspend(() => {
-            if (onlineUsage.current === emptyUsage) return Effect.void
-            run = { ...run, online_usage: addUsage(run.online_usage, onlineUsage.current) }
-            return writeRun(runDir, run).pipe(Effect.orDie)
-          })
-        )
-      )
-
-      if (round._tag === "deferred") {
-        const lines: Array<RequestLine> = [...deferred.values()].map((d) => ({
-          custom_id: d.customId,
-          method: "POST",
-          url: endpointUrl(run.endpoint),
-          body: d.body
+      const outcome = yield* collectRound(run, base, answers, round.jobs, options).pipe(
+        // batch.json keeps what went online at full price (the ledger has every call).
+        Effect.ensuring(Effect.gen(function*() {
+          const online = (yield* ledger.totals).onlineUsage
+          if (online.input + online.output === run.online_usage.input + run.online_usage.output) return
+          run = { ...run, online_usage: online }
+          yield* writeRun(runDir, run).pipe(Effect.orDie)
         }))
-        run = yield* submitParts(runDir, run, lines, "follow-up", options.limits)
-        const resubmitted = lines.filter((l) => /sample-\d+$/.test(l.custom_id)).length
-        const reason =
-          `follow-up batch submitted: ${lines.length} requests (${lines.length - resubmitted} repairs/retries, ` +
-          `${resubmitted} resubmitted samples)`
-        yield* Effect.logInfo(reason)
+      )
+      if (outcome._tag === "deferred") {
+        const submitted = yield* submitDeferred(runDir, run, outcome.deferred, options.limits)
+        run = submitted.run
         if (options.wait) continue
-        return yield* new BatchPending({ runDir, reason })
+        return yield* new BatchPending({ runDir, reason: submitted.reason })
       }
-
-      // The run's manifest counts every sample of the run, not only this round's.
-      const incomplete = unansweredCount > 0 && !options.resubmit || pending > 0
-      yield* patchManifest(paths.manifest, base.jobs.length, incomplete)
-      const result = round.result
-      if (Either.isLeft(result) && !(result.left instanceof IncompleteRun)) return yield* Effect.fail(result.left)
+      // The manifest describes the whole run, not only this round's samples.
+      const incomplete = (round.unanswered > 0 && !options.resubmit) || round.pending > 0
+      const result = outcome.result
+      yield* journal.settle(
+        incomplete || Either.isLeft(result) ? "incomplete" : "completed",
+        `openai batch ${run.llm.model}`
+      )
+      if (Either.isLeft(result) && result.left._tag !== "IncompleteRun") return yield* Effect.fail(result.left)
       const made = Either.isRight(result) ? result.right.valid : (result.left as IncompleteRun).made
-      if (pending > 0) {
+      if (round.pending > 0) {
         return yield* new BatchPending({
           runDir,
-          reason: `collected ${made} rows into ${base.out}; ${pending} requests are in batches still running`
+          reason: `collected ${made} rows into ${base.out}; ${round.pending} requests are in batches still running`
         })
       }
-      if (Either.isLeft(result) || (unansweredCount > 0 && !options.resubmit)) {
+      if (Either.isLeft(result) || (round.unanswered > 0 && !options.resubmit)) {
         const reasons = [
-          ...(unansweredCount > 0
+          ...(round.unanswered > 0
             ? [
-              `${unansweredCount} samples have no batch answer (${unansweredText}); run \`skyrl batch collect ${runDir} --resubmit\` to send them again as a batch`
+              `${round.unanswered} samples have no batch answer (${round.unansweredText}); run \`skyrl batch collect ${runDir} --resubmit\` to send them again as a batch`
             ]
             : []),
           ...(Either.isLeft(result) ? [(result.left as IncompleteRun).reason] : [])
@@ -719,33 +739,12 @@ export const collectRun = <J extends Job>(
           reason: reasons.join("; ")
         })
       }
-      // The same checks as `skyrl validate` on what was written, as the online commands run them. Enrich keeps
-      // the source prompts verbatim (their size and duplicates are warnings) and its plans were validated
-      // against each row's own inventory.
-      if (base.command === "enrich") {
-        yield* checkWrittenDataset(base.out, undefined, { warnOnly: ["prompt/", "duplicate/"] })
-      } else {
-        yield* checkWrittenDataset(base.out, yield* (yield* Inventory).get)
-      }
-      return { run, sampling: result.right, unanswered: unansweredCount, pending } satisfies CollectSummary
+      yield* checkCollected(base)
+      return {
+        run,
+        sampling: result.right,
+        unanswered: round.unanswered,
+        pending: round.pending
+      } satisfies CollectSummary
     }
-  })
-
-/** Makes the manifest describe the whole run (the sampling engine only saw this round's samples). */
-const patchManifest = (file: string, requested: number, incomplete: boolean) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    if (!(yield* storage.exists(file))) return
-    const text = yield* storage.readText(file)
-    const json = Either.try(() => JSON.parse(text) as unknown)
-    if (Either.isLeft(json)) return
-    const decoded = Schema.decodeUnknownEither(RunManifest)(json.right)
-    if (Either.isLeft(decoded)) return
-    const m = decoded.right
-    const patched = new RunManifest({
-      ...m,
-      status: incomplete && m.status === "completed" ? "incomplete" : m.status,
-      counts: { ...m.counts, requested }
-    })
-    yield* storage.writeFileAtomic(file, toJsonText(Schema.encodeSync(RunManifest)(patched), { indent: 2 }) + "\n")
   })

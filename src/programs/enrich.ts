@@ -15,6 +15,7 @@
 import { Chunk, Effect, Either, Logger, LogLevel, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { RejectRecord } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -28,13 +29,16 @@ import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
 import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
 import { extractSource, findToolsBlock, toolNamesOf } from "../skyrl/sources.js"
-import { clampTurns } from "./runFiles.js"
+import { modelTaskFields } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
 /** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
 export const PROMPT_SERVER = "prompt"
+
+/** Row checks that only warn for enrich: the prompts are the source's (their size, duplicates among them). */
+export const ENRICH_WARN_ONLY: ReadonlyArray<string> = ["prompt/", "duplicate/"]
 
 /** SkyRL's default `max_prompt_length`: longer prompts are dropped by the trainer (logged as a warning). */
 const SKYRL_MAX_PROMPT_TOKENS = 512
@@ -83,8 +87,6 @@ export interface PlanOptions {
   /** The inventory file's service; undefined = --inventory-from-prompt. */
   readonly baseInventory: InventoryApi | undefined
 }
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** A SkyRL row as other tools write it (params / task_metadata as objects) → the on-disk layout. */
 const toEncodedLayout = (row: unknown): unknown => {
@@ -285,7 +287,6 @@ export interface EnrichOptions extends
     | "requestText"
     | "taskInput"
     | "jobMetadata"
-    | "dedupePrompts"
     | "passthrough"
     | "jobInventory"
     | "inputRejects"
@@ -328,12 +329,7 @@ export const enrichTaskInput =
       ...(job.source.system === undefined ? [] : [{ role: "system", content: job.source.system }]),
       { role: "user", content: job.source.user }
     ],
-    complexity: task.complexity,
-    max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
-    domain: task.domain,
-    assumptions: task.assumptions,
-    tool_sequence: steps,
-    evaluation_rubric: task.evaluation_rubric
+    ...modelTaskFields(task, steps, maxTurns)
   })
 
 /** Provenance of an enriched row (merged into task_metadata). */
@@ -401,8 +397,8 @@ export const enrichProgram = (options: EnrichOptions) =>
     // is one). Prompt size and duplicate prompts come from the source text, which enrich must not change:
     // they are warned about, not failed on.
     yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, {
-      warnOnly: ["prompt/", "duplicate/"],
-      maxPromptTokens: options.rowSettings?.maxPromptTokens
+      warnOnly: ENRICH_WARN_ONLY,
+      maxPromptTokens: options.runSettings.max_prompt_tokens
     })
     return summary
   })
@@ -435,11 +431,13 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     command: "enrich",
     seed: null,
     jobs: plan.jobs,
-    instructions: enrichInstructions(options.baseInventory, { ...options, asOf: options.rowSettings?.asOf }),
+    instructions: enrichInstructions(options.baseInventory, { ...options, asOf: options.runSettings.as_of }),
     requestText: enrichRequest,
     taskInput: enrichTaskInput(options.maxTurns),
     jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
-    dedupePrompts: false,
+    // The prompts are the source's, which enrich must not change: their size and duplicates only warn.
+    warnOnly: ENRICH_WARN_ONLY,
+    maxPromptTokens: options.runSettings.max_prompt_tokens,
     passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
     jobInventory: (job) => job.inventory,
     inputRejects,

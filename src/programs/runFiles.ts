@@ -1,31 +1,11 @@
-/** Names and small pure helpers of a run directory (shared by generate, enrich and rebuild). */
-import * as path from "node:path"
-import { gzipSync } from "node:zlib"
-import type { Inventory, StepIssue } from "../domain/inventory.js"
+/**
+ * Small pure helpers of runs (shared by generate, enrich, rebuild and batch): run ids, the plan checks
+ * beyond the schema, turn clamping. Run-directory names live with the run journal (services/RunJournal.ts).
+ */
+import type { StepIssue } from "../domain/inventory.js"
+import type { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { literalParams } from "../skyrl/planValidation.js"
-
-export interface RunPaths {
-  readonly runDir: string
-  readonly manifest: string
-  readonly journal: string
-}
-
-export const runPaths = (rawDir: string, runId: string): RunPaths => {
-  const runDir = path.join(rawDir, runId)
-  return { runDir, manifest: path.join(runDir, "manifest.json"), journal: path.join(runDir, "journal.jsonl") }
-}
-
-/** `task_0007_c02.json`: sample 7 (1-based), its second model call. */
-export const archiveFileName = (index: number, call: number, total: number, gzip: boolean): string => {
-  const width = Math.max(4, String(total).length)
-  return `task_${String(index + 1).padStart(width, "0")}_c${String(call).padStart(2, "0")}.json${gzip ? ".gz" : ""}`
-}
-
-export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: boolean): string | Uint8Array => {
-  const text = JSON.stringify(record, null, 2) + "\n"
-  return gzip ? gzipSync(text) : text
-}
 
 /** A run id from the start time: sortable, unique enough with a random suffix. */
 export const makeRunId = (now: Date, random: string): string =>
@@ -53,7 +33,6 @@ export interface PlanProblem {
  * params only: a derived param's value is illustrative).
  */
 export const planIssues = (
-  inventory: Inventory,
   steps: ReadonlyArray<PlanStep>,
   limits: { readonly maxTools: number },
   validate: (steps: ReadonlyArray<PlanStep>) => ReadonlyArray<StepIssue>
@@ -79,7 +58,6 @@ export const planIssues = (
       })
     }
   }
-  void inventory
   return issues.map((issue) => ({
     issue,
     text: `step ${issue.step}${issue.tool === "" ? "" : ` (${issue.tool})`} ${issue.path}: ${issue.message}`
@@ -89,3 +67,17 @@ export const planIssues = (
 /** A task's turns: at least one more than its plan has calls, at most what the run allows. */
 export const clampTurns = (modelTurns: number, steps: number, maxTurns: number): number =>
   Math.min(Math.max(modelTurns, steps + 1), maxTurns)
+
+/** The fields of a model's task that conversion takes as they are (turns clamped to the plan and the run). */
+export const modelTaskFields = (
+  task: ModelTask,
+  steps: ReadonlyArray<PlanStep>,
+  maxTurns: number
+) => ({
+  complexity: task.complexity,
+  max_turns: clampTurns(task.max_turns, steps.length, maxTurns),
+  domain: task.domain,
+  assumptions: task.assumptions,
+  tool_sequence: steps,
+  evaluation_rubric: task.evaluation_rubric
+})

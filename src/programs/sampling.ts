@@ -1,44 +1,42 @@
 /**
- * The sampling engine shared by `generate` and `enrich`: for each job, ask the model for a task, validate
- * its plan against the inventory (repairing once), convert it to a SkyRL row, archive every call, and
- * write the dataset.
+ * The run engine shared by `generate` and `enrich`, and run over a run's archive by `rebuild` and over
+ * batch answers by `batch collect`: plan the work, make each sample (sample.ts: call → attempt →
+ * sample, judged by acceptance.ts), write the dataset.
  *
- * Durability: every model call is archived as it happens; every finished sample is journaled (append +
- * fsync) before the next is counted; the dataset is written atomically from the journal at the end.
- * `--resume` reads the journal and continues with the samples that are not finished, so no answered
- * sample is requested again and no row is duplicated. A crash between archiving an answer and journaling
- * it leaves the answer on disk only: a resumed sample first tries its last archived answer (judged as if
- * it had just arrived) before calling the model, and numbers new calls after the archived ones, so a paid
- * answer is neither requested again nor overwritten.
+ * Durability: every model call is archived as it happens and put in the cost ledger; every finished
+ * sample is journaled (append + fsync, group-committed; a row's line takes its place in the journal in
+ * the same atomic step that claims its prompt, so the journal's order is the claim order); the dataset
+ * is written atomically from the journal at the end, filtered to the run's work plan. The run directory belongs to one process at a time (RunJournal's lock). Answers come through
+ * `archiveFirst`: a sample asks for what it needs by request key, and whatever the archive already holds
+ * (a crash between archiving and journaling, an earlier batch round) is replayed instead of asked again,
+ * so a paid answer is neither requested twice nor counted twice.
  */
-import { Clock, Effect, Either, Option, Ref, Schema } from "effect"
+import { Clock, Effect, Layer, Ref, Schema } from "effect"
 import * as path from "node:path"
-import { gunzipSync } from "node:zlib"
-import type { StepIssue } from "../domain/inventory.js"
-import { formatIssue } from "../domain/inventory.js"
-import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
-import { addUsage, emptyUsage, InvalidOutput } from "../domain/llm.js"
-import { costOf } from "../domain/pricing.js"
+import * as Inv from "../domain/inventory.js"
+import type { Usage } from "../domain/llm.js"
 import type { SkyRLRow } from "../domain/row.js"
-import type { RejectRecord } from "../domain/run.js"
-import { IncompleteRun, JournalEntry, RunManifest } from "../domain/run.js"
+import type { JournalEntry, RejectRecord, RunSettings } from "../domain/run.js"
+import { IncompleteRun } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
-import { ModelTask as ModelTaskSchema } from "../domain/task.js"
-import { Inventory } from "../services/Inventory.js"
+import { CostLedger } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
+import { Inventory } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
-import type { LlmMessage } from "../services/Llm.js"
-import { backendOfBody, decodeText, extractText, usageOf } from "../services/llm/answer.js"
+import { archiveFirst } from "../services/llm/archive.js"
 import { Progress } from "../services/Progress.js"
-import { RateLimiter } from "../services/RateLimiter.js"
+import type { RunSpec } from "../services/RunJournal.js"
+import { RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
-import { normalizeForDuplicates } from "../skyrl/checks.js"
-import type { RowSettings } from "../skyrl/convert.js"
-import { convertTask } from "../skyrl/convert.js"
-import { decodeRow, encodeRow, toJsonText } from "../skyrl/layout.js"
+import { decodeRow, encodeRow } from "../skyrl/layout.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
-import { estimateTokens } from "../skyrl/prompt.js"
-import { archiveFileName, encodeArchive, planIssues, runPaths } from "./runFiles.js"
+import type { VerifyHook } from "./acceptance.js"
+import { makeAcceptance } from "./acceptance.js"
+import type { RunContext } from "./sample.js"
+import { sample } from "./sample.js"
+
+export { sampleKey } from "../domain/run.js"
+export { TASK_SCHEMA_NAME } from "./sample.js"
 
 export interface Job {
   /** 0-based position in the run; also the sample number in archive names and journal lines. */
@@ -54,10 +52,10 @@ export interface SamplingOptions<J extends Job> {
   readonly requestText: (job: J, attempt: number) => string
   /** The raw task handed to `convertTask` once the plan is valid. */
   readonly taskInput: (job: J, task: ModelTask, steps: ReadonlyArray<PlanStep>) => unknown
+  /** What a job's request asked of its plan (generate: the requested complexity); repaired like plan problems. */
+  readonly jobPlanIssues?: ((job: J, steps: ReadonlyArray<PlanStep>) => ReadonlyArray<string>) | undefined
   /** Extra metadata for the job's row. */
   readonly jobMetadata: (job: J) => Readonly<Record<string, unknown>>
-  /** Reject a task whose user prompt repeats an earlier one (generate). */
-  readonly dedupePrompts: boolean
   /** Rows that need no model call (enrich: rows that already have a plan), written in index order. */
   readonly passthrough?: ReadonlyArray<{ readonly index: number; readonly row: SkyRLRow }>
   /** A job's own inventory (enrich: the tools its prompt offers); default: the Inventory service's. */
@@ -66,6 +64,14 @@ export interface SamplingOptions<J extends Job> {
   readonly inputRejects?: ReadonlyArray<RejectRecord>
   /** Called once per job the run finishes (enrich logs one line per task). */
   readonly onSampleDone?: (job: J, outcome: SampleOutcome) => Effect.Effect<void>
+  /** Row-check rule prefixes that only warn (enrich: the source's prompt size and duplicates). */
+  readonly warnOnly?: ReadonlyArray<string>
+  /** Prompt token budget of the row checks (default: checks.ts's). */
+  readonly maxPromptTokens?: number | undefined
+  /** Execution verification before a row is accepted (`generate --verify`, issue 14). */
+  readonly verify?: VerifyHook<J> | undefined
+  /** Samples to make first, in this order (rebuild: the order the run claimed them). */
+  readonly order?: ReadonlyArray<number> | undefined
   readonly out: string
   readonly seed: number | null
   readonly maxTools: number
@@ -75,30 +81,20 @@ export interface SamplingOptions<J extends Job> {
   readonly maxAttemptsPerSample: number
   readonly rawDir: string
   readonly runId: string
-  readonly resume: boolean
   readonly rawGzip: boolean
   readonly indent: number | undefined
   readonly ascii: boolean
   readonly dataSource: string
-  readonly rejectsFile: string
+  /** Where rejected attempts go (undefined: nowhere; rebuild). */
+  readonly rejectsFile: string | undefined
   /** Model, backend and effort as configured (for the manifest and row metadata). */
   readonly model: string
   readonly backend: string
+  /** Every setting of the session (the manifest's `settings`, for people). */
   readonly settings: Readonly<Record<string, unknown>>
-  /** Expected output tokens per call, for the TPM limiter before real figures exist. */
-  readonly expectedOutputTokens: number
-  /** Cost of the run's tokens (default: the model's online price; batch runs pass batch prices). */
-  readonly costOf?: ((usage: Usage) => number | undefined) | undefined
-  /** The prompt budget and `as_of` date of every row (default: DEFAULT_MAX_PROMPT_TOKENS, no date line). */
-  readonly rowSettings?: RowSettings | undefined
+  /** The settings that make the rows (fingerprinted; checked on --resume). */
+  readonly runSettings: RunSettings
 }
-
-/** Name of the task output schema sent with every request. */
-export const TASK_SCHEMA_NAME = "skyrl_task"
-
-/** The request key of a sample's call (replay and batch answers join on it): `sample-000007[-a2][-repair]`. */
-export const sampleKey = (index: number, attempt: number, purpose: "task" | "repair"): string =>
-  `sample-${String(index).padStart(6, "0")}${attempt > 1 ? `-a${attempt}` : ""}${purpose === "repair" ? "-repair" : ""}`
 
 export type SampleOutcome =
   | { readonly status: "row"; readonly row: SkyRLRow; readonly attempts: number; readonly calls: number }
@@ -121,503 +117,192 @@ export interface SamplingSummary {
   readonly costUsd: number | undefined
 }
 
-const FATAL: ReadonlySet<string> = new Set([
-  "Authentication",
-  "QuotaExceeded",
-  "BadRequest",
-  "NotFound",
-  "MissingApiKey"
-])
+/** The run directory a run's options describe (generate keeps its inventory there, for rebuild and --force). */
+export const runSpecOf = <J extends Job>(options: SamplingOptions<J>, inventory?: Inv.Inventory): RunSpec => ({
+  runDir: path.join(options.rawDir, options.runId),
+  runId: options.runId,
+  command: options.command,
+  output: path.resolve(options.out),
+  settings: options.runSettings,
+  details: options.settings,
+  model: options.model,
+  backend: options.backend,
+  planned: new Set(options.jobs.map((j) => j.index)),
+  passthrough: options.passthrough?.length ?? 0,
+  gzip: options.rawGzip,
+  ...(inventory === undefined ? {} : { inventory: Schema.encodeSync(Inv.Inventory)(inventory) })
+})
 
-interface RunState {
-  readonly valid: number
-  readonly rejected: number
-  readonly failed: number
-  readonly calls: number
-  readonly repairs: number
-  readonly done: number
-  readonly usage: Usage
-  readonly stop: string | undefined
-}
+/** The run's journal (lock, fingerprint, ledger) and the archive-first answer source over the Llm in context. */
+export const runLayer = (spec: RunSpec) => archiveFirst.pipe(Layer.provideMerge(RunJournal.layer(spec)))
 
-const describeLlmError = (e: LlmError): string => e.message
-
-const usageOfError = (e: LlmError): Usage | undefined =>
-  "usage" in e && e.usage !== undefined ? e.usage as Usage : undefined
-
+/** A run of the engine in its own run directory: what generate and enrich run. */
 export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
-    const llm = yield* Llm
-    const inventory = yield* Inventory
-    const limiter = yield* RateLimiter
-    const progress = yield* Progress
-    const catalogue = yield* inventory.get
-
-    const outDir = path.dirname(path.resolve(options.out))
-    const paths = runPaths(options.rawDir, options.runId)
-    const relativeToOut = (file: string) => path.relative(outDir, file).split(path.sep).join("/")
-    yield* storage.makeDirectory(paths.runDir)
-
-    // Resume: finished samples from the journal (a torn last line from a crash is ignored).
-    const previous = new Map<number, JournalEntry>()
-    if (options.resume && (yield* storage.exists(paths.journal))) {
-      const text = yield* storage.readText(paths.journal)
-      for (const line of text.split("\n")) {
-        if (line.trim() === "") continue
-        const parsed = Either.try(() => JSON.parse(line) as unknown)
-        if (Either.isLeft(parsed)) continue
-        const entry = Schema.decodeUnknownEither(JournalEntry)(parsed.right)
-        if (Either.isRight(entry)) previous.set(entry.right.index, entry.right)
-      }
-      if (!text.endsWith("\n") && text !== "") yield* storage.appendDurable(paths.journal, "\n")
-    }
-    // Resume: the archive files already there, by sample (see the module comment).
-    const archived = new Map<number, Array<{ readonly call: number; readonly file: string }>>()
-    if (options.resume) {
-      for (const name of yield* storage.readDirectory(paths.runDir).pipe(Effect.orElseSucceed(() => []))) {
-        const m = ARCHIVE_NAME.exec(name)
-        if (m === null) continue
-        const index = Number(m[1]) - 1
-        archived.set(index, [...(archived.get(index) ?? []), {
-          call: Number(m[2]),
-          file: path.join(paths.runDir, name)
-        }])
-      }
-    }
-    const finished = (i: number) => previous.get(i)?.status === "row"
-    const todo = options.jobs.filter((s) => !finished(s.index))
-    const attemptsBefore = (i: number) => previous.get(i)?.attempts ?? 0
-    const callsBefore = (i: number) =>
-      Math.max(previous.get(i)?.calls ?? 0, ...(archived.get(i) ?? []).map((a) => a.call))
-
-    const instructions = options.instructions
-    const inventoryOf = (job: J): InventoryApi => options.jobInventory?.(job) ?? inventory
-    const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
-    const t0 = yield* Clock.currentTimeMillis
-
-    const prior = [...previous.values()]
-    const state = yield* Ref.make<RunState>({
-      valid: prior.filter((e) => e.status === "row").length,
-      rejected: prior.reduce((n, e) => n + e.rejects.length, 0),
-      failed: 0,
-      calls: prior.reduce((n, e) => n + e.calls, 0),
-      repairs: 0,
-      done: prior.filter((e) => e.status === "row").length,
-      usage: prior.reduce((u, e) => addUsage(u, e.usage), emptyUsage),
-      stop: undefined
-    })
-    const costNow = (s: RunState) =>
-      options.costOf !== undefined ? options.costOf(s.usage) : costOf(options.model, s.usage)
-    const seenPrompts = new Set<string>(
-      prior.flatMap((e) => {
-        if (e.status !== "row") return []
-        const row = decodeRow(e.row)
-        return Either.isRight(row)
-          ? [normalizeForDuplicates(row.right.prompt[row.right.prompt.length - 1].content)]
-          : []
-      })
-    )
-
-    const manifest = (status: RunManifest["status"], s: RunState, finishedAt: string | null, now: number) =>
-      new RunManifest({
-        run_id: options.runId,
-        command: options.command,
-        status,
-        output: path.resolve(options.out),
-        started_at: startedAt,
-        finished_at: finishedAt,
-        settings: options.settings,
-        seed: options.seed,
-        model: options.model,
-        backend: options.backend,
-        llm: llm.describe,
-        counts: {
-          requested: options.jobs.length,
-          valid: s.valid,
-          rejected_attempts: s.rejected,
-          failed_samples: s.failed,
-          calls: s.calls,
-          repairs: s.repairs
-        },
-        tokens: s.usage,
-        cost_usd: costNow(s) ?? null,
-        elapsed_ms: now - t0
-      })
-    const writeManifest = (status: RunManifest["status"], finishedAt: string | null) =>
-      Effect.gen(function*() {
-        const s = yield* Ref.get(state)
-        const now = yield* Clock.currentTimeMillis
-        const encoded = Schema.encodeSync(RunManifest)(manifest(status, s, finishedAt, now))
-        yield* storage.writeFileAtomic(paths.manifest, toJsonText(encoded, { indent: 2 }) + "\n")
-      })
-    yield* writeManifest("running", null)
-    yield* Effect.logInfo(
-      `run ${options.runId}: ${todo.length} of ${options.jobs.length} samples to make with ${llm.describe}` +
-        (previous.size > 0 ? ` (resumed: ${options.jobs.length - todo.length} already done)` : "")
-    )
-
-    /** One model call for a sample, archived whatever happens. */
-    const call = (
-      sample: J,
-      attempt: number,
-      callNo: Ref.Ref<number>,
-      purpose: "task" | "repair",
-      input: ReadonlyArray<LlmMessage>
-    ) =>
-      Effect.gen(function*() {
-        const archived = yield* Ref.make<Option.Option<string>>(Option.none())
-        const startedAt = yield* Ref.make("")
-        const onAttempt = (record: AttemptRecord) =>
-          Effect.gen(function*() {
-            const n = yield* Ref.updateAndGet(callNo, (x) => x + 1)
-            const file = path.join(paths.runDir, archiveFileName(sample.index, n, options.jobs.length, options.rawGzip))
-            yield* Ref.update(state, (s) => ({
-              ...s,
-              calls: s.calls + 1,
-              usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
-            }))
-            yield* storage.writeFileAtomic(
-              file,
-              encodeArchive(
-                { ...record, sample: sample.index, sample_attempt: attempt, call: n, purpose },
-                options.rawGzip
-              )
-            ).pipe(Effect.catchAll((e) => Effect.logWarning(`could not archive ${file}: ${e.message}`)))
-            yield* Ref.set(archived, Option.some(file))
-            yield* Ref.set(startedAt, record.startedAt)
-          })
-        yield* limiter.acquire(estimateTokens(instructions) + options.expectedOutputTokens)
-        const result = yield* llm.complete({
-          name: TASK_SCHEMA_NAME,
-          instructions,
-          input,
-          schema: ModelTaskSchema,
-          jsonSchema: inventoryOf(sample).outputJsonSchema({ maxSteps: options.maxTools }),
-          key: sampleKey(sample.index, attempt, purpose),
-          onAttempt
-        }).pipe(Effect.either)
-        return { result, file: yield* Ref.get(archived), startedAt: yield* Ref.get(startedAt) }
-      })
-
-    /** Checks a decoded task: plan validity, placeholders, duplicates; returns the row or the reasons. */
-    const judge = (job: J, task: ModelTask, meta: Record<string, unknown>): Verdict => {
-      const jobInventory = inventoryOf(job)
-      const jobCatalogue = jobInventory === inventory ? catalogue : jobInventory.inventory
-      const steps = jobInventory.decodeSteps(task.tool_sequence)
-      if (Either.isLeft(steps)) {
-        return Either.left({ reasons: steps.left.map(formatIssue), issues: steps.left, repairable: true })
-      }
-      const problems = planIssues(jobCatalogue, steps.right, { maxTools: options.maxTools }, jobInventory.validatePlan)
-      if (problems.length > 0) {
-        return Either.left({
-          reasons: problems.map((p) => p.text),
-          issues: problems.map((p) => p.issue),
-          repairable: true
-        })
-      }
-      const converted = convertTask(
-        options.taskInput(job, task, steps.right),
-        { dataSource: options.dataSource, inventory: jobCatalogue, metadata: meta, ...options.rowSettings }
-      )
-      if (Either.isLeft(converted)) {
-        return Either.left({ reasons: [converted.left.message], issues: [], repairable: true })
-      }
-      const key = normalizeForDuplicates(converted.right.prompt[converted.right.prompt.length - 1].content)
-      if (options.dedupePrompts && seenPrompts.has(key)) {
-        return Either.left({ reasons: ["duplicate of an earlier task's prompt"], issues: [], repairable: false })
-      }
-      return Either.right({ row: converted.right, key })
-    }
-
-    /** Journals a finished sample's row and counts it. */
-    const accept = (
-      sample: J,
-      verdict: { readonly row: SkyRLRow; readonly key: string },
-      done: { readonly attempts: number; readonly calls: number; readonly usage: Usage },
-      rejects: ReadonlyArray<RejectRecord>
-    ) =>
-      Effect.gen(function*() {
-        seenPrompts.add(verdict.key)
-        const entry: JournalEntry = {
-          index: sample.index,
-          status: "row",
-          row: encodeRow(verdict.row),
-          attempts: done.attempts,
-          calls: done.calls,
-          usage: done.usage,
-          rejects
-        }
-        yield* storage.appendDurable(paths.journal, JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
-        yield* Ref.update(
-          state,
-          (x) => ({ ...x, valid: x.valid + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
-        )
-        if (options.onSampleDone !== undefined) {
-          yield* options.onSampleDone(sample, {
-            status: "row",
-            row: verdict.row,
-            attempts: done.attempts,
-            calls: done.calls
-          })
-        }
-      })
-
-    /**
-     * Resume: the sample's last archived answer, when it was archived but never journaled (a crash in
-     * between) and makes a valid row; true when it was used.
-     */
-    const adoptArchived = (sample: J) =>
-      Effect.gen(function*() {
-        const last = [...(archived.get(sample.index) ?? [])].sort((a, b) => b.call - a.call)[0]
-        if (last === undefined) return false
-        const bytes = yield* storage.readBytes(last.file).pipe(Effect.option)
-        if (Option.isNone(bytes)) return false
-        const record = Either.try(() =>
-          JSON.parse(
-            last.file.endsWith(".gz")
-              ? gunzipSync(bytes.value).toString("utf8")
-              : Buffer.from(bytes.value).toString("utf8")
-          ) as Record<string, any>
-        )
-        if (Either.isLeft(record) || record.right.status !== "ok") return false
-        const r = record.right
-        const backend = backendOfBody(r.response) ?? (r.backend === "chat" ? "chat" : "responses")
-        const text = extractText(backend, r.response)
-        if (Either.isLeft(text)) return false
-        const usage = usageOf(backend, r.response)
-        const task = decodeText(ModelTaskSchema, text.right, r.response, usage)
-        if (Either.isLeft(task)) return false
-        const attempt = typeof r.sample_attempt === "number" ? r.sample_attempt : attemptsBefore(sample.index) + 1
-        const verdict = judge(sample, task.right, {
-          source: options.command,
-          model: r.model,
-          backend: r.backend,
-          run_id: options.runId,
-          generated_at: r.startedAt,
-          seed: options.seed,
-          sample_index: sample.index,
-          attempt,
-          repaired: r.purpose === "repair",
-          ...options.jobMetadata(sample),
-          reasoning_tokens: usage.reasoning,
-          raw_output_path: relativeToOut(last.file)
-        })
-        if (Either.isLeft(verdict)) return false
-        yield* Effect.logInfo(`sample ${sample.index + 1}: using its archived answer (${path.basename(last.file)})`)
-        yield* accept(sample, verdict.right, { attempts: attempt, calls: callsBefore(sample.index), usage }, [])
-        return true
-      })
-
-    const processSample = (sample: J) =>
-      Effect.gen(function*() {
-        if (archived.has(sample.index) && (yield* adoptArchived(sample))) return
-        const callNo = yield* Ref.make(callsBefore(sample.index))
-        const rejects: Array<RejectRecord> = []
-        let usage: Usage = emptyUsage
-        let attempt = attemptsBefore(sample.index)
-        const firstAttempt = attempt
-        while (attempt - firstAttempt < options.maxAttemptsPerSample) {
-          const s = yield* Ref.get(state)
-          if (s.stop !== undefined) break
-          const spent = costNow(s)
-          if (options.maxCostUsd !== undefined && spent !== undefined && spent >= options.maxCostUsd) {
-            yield* Ref.update(
-              state,
-              (x) => ({ ...x, stop: `--max-cost $${options.maxCostUsd} reached ($${spent.toFixed(4)} spent)` })
-            )
-            break
-          }
-          attempt++
-          const request = options.requestText(sample, attempt)
-          let input: ReadonlyArray<LlmMessage> = [{ role: "user", content: request }]
-          let repaired = false
-          for (let round = 0; round < 2; round++) {
-            const { file, result, startedAt } = yield* call(
-              sample,
-              attempt,
-              callNo,
-              round === 0 ? "task" : "repair",
-              input
-            )
-            const rel = Option.getOrNull(Option.map(file, relativeToOut))
-            if (Either.isLeft(result)) {
-              const e = result.left
-              const u = usageOfError(e)
-              if (u !== undefined) usage = addUsage(usage, u)
-              if (FATAL.has(e._tag)) {
-                yield* Ref.update(state, (x) => ({ ...x, stop: describeLlmError(e) }))
-                rejects.push({ index: sample.index, attempt, reasons: [describeLlmError(e)], raw_output_path: rel })
-                break
-              }
-              if (e._tag === "InvalidOutput" && round === 0) {
-                input = [...input, { role: "assistant", content: e.text }, {
-                  role: "user",
-                  content: invalidOutputRepair(e)
-                }]
-                yield* Ref.update(state, (x) => ({ ...x, repairs: x.repairs + 1 }))
-                repaired = true
-                continue
-              }
-              rejects.push({ index: sample.index, attempt, reasons: [describeLlmError(e)], raw_output_path: rel })
-              break
-            }
-            const answer = result.right
-            usage = addUsage(usage, answer.usage)
-            const verdict = judge(sample, answer.value, {
-              source: options.command,
-              model: answer.model,
-              backend: answer.backend,
-              run_id: options.runId,
-              // The accepted call's start (from its archive record), so `rebuild` derives the same value.
-              generated_at: startedAt,
-              seed: options.seed,
-              sample_index: sample.index,
-              attempt,
-              repaired,
-              ...options.jobMetadata(sample),
-              reasoning_tokens: answer.usage.reasoning,
-              raw_output_path: rel
-            })
-            if (Either.isRight(verdict)) {
-              yield* accept(sample, verdict.right, { attempts: attempt, calls: yield* Ref.get(callNo), usage }, rejects)
-              return
-            }
-            if (round === 0 && verdict.left.repairable) {
-              input = [...input, { role: "assistant", content: answer.text }, {
-                role: "user",
-                content: verdict.left.issues.length > 0
-                  ? inventoryOf(sample).repairMessage(verdict.left.issues)
-                  : `Your previous answer had problems:\n${verdict.left.reasons.map((r) => `- ${r}`).join("\n")}\n` +
-                    "Return the whole task again in the same JSON format with these problems fixed."
-              }]
-              yield* Ref.update(state, (x) => ({ ...x, repairs: x.repairs + 1 }))
-              repaired = true
-              continue
-            }
-            rejects.push({ index: sample.index, attempt, reasons: [...verdict.left.reasons], raw_output_path: rel })
-            break
-          }
-          for (const r of rejects.slice(-1)) {
-            yield* Effect.logWarning(
-              `sample ${sample.index + 1} attempt ${r.attempt} rejected: ${r.reasons.join("; ")}`
-            )
-          }
-        }
-        const entry: JournalEntry = {
-          index: sample.index,
-          status: "failed",
-          attempts: attempt,
-          calls: yield* Ref.get(callNo),
-          usage,
-          rejects
-        }
-        yield* storage.appendDurable(paths.journal, JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
-        yield* Ref.update(
-          state,
-          (x) => ({ ...x, failed: x.failed + 1, done: x.done + 1, rejected: x.rejected + rejects.length })
-        )
-        if (options.onSampleDone !== undefined) {
-          yield* options.onSampleDone(sample, {
-            status: "failed",
-            reasons: rejects.flatMap((r) => r.reasons),
-            attempts: attempt,
-            calls: entry.calls
-          })
-        }
-      })
-
-    const snapshot = Effect.gen(function*() {
-      const s = yield* Ref.get(state)
-      const now = yield* Clock.currentTimeMillis
-      return {
-        done: s.done,
-        total: options.jobs.length,
-        valid: s.valid,
-        rejected: s.rejected,
-        failed: s.failed,
-        tokens: s.usage.input + s.usage.output,
-        costUsd: costNow(s),
-        elapsedMs: now - t0
-      }
-    })
-    yield* progress.track(
-      snapshot,
-      Effect.forEach(todo, processSample, { concurrency: options.concurrency, discard: true })
-    )
-
-    // The dataset: every journaled row, in sample order, written atomically.
-    const journalText = yield* storage.readText(paths.journal).pipe(Effect.orElseSucceed(() => ""))
-    const rows = new Map<number, unknown>()
-    const allRejects: Array<RejectRecord> = [...(options.inputRejects ?? [])]
-    for (const line of journalText.split("\n")) {
-      if (line.trim() === "") continue
-      const parsed = Either.try(() => JSON.parse(line) as unknown)
-      if (Either.isLeft(parsed)) continue
-      const entry = Schema.decodeUnknownEither(JournalEntry)(parsed.right)
-      if (Either.isLeft(entry)) continue
-      allRejects.push(...entry.right.rejects)
-      if (entry.right.status === "row") rows.set(entry.right.index, entry.right.row)
-    }
-    for (const p of options.passthrough ?? []) rows.set(p.index, encodeRow(p.row))
-    const ordered = [...rows.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, r]) => {
-      const row = decodeRow(r)
-      return Either.isRight(row) ? [row.right] : []
-    })
-    const written = yield* storage.writeRows(options.out, ordered, {
-      ...(options.indent === undefined ? {} : { indent: options.indent }),
-      ascii: options.ascii
-    })
-    if (allRejects.length > 0) {
-      yield* storage.writeFileAtomic(
-        options.rejectsFile,
-        allRejects.map((r) => JSON.stringify({ run_id: options.runId, ...r }) + "\n").join("")
-      )
-    }
-    const final = yield* Ref.get(state)
-    const complete = rows.size >= options.jobs.length + (options.passthrough?.length ?? 0)
-    yield* writeManifest(complete ? "completed" : "incomplete", new Date(yield* Clock.currentTimeMillis).toISOString())
-    const cost = costNow(final)
-    yield* Effect.logInfo(
-      `wrote ${written} rows to ${options.out}; ${final.rejected} rejected attempts, ${final.failed} failed samples; ` +
-        `${final.calls} calls, tokens in ${final.usage.input} (cached ${final.usage.cached}) out ${final.usage.output} ` +
-        `(reasoning ${final.usage.reasoning})${
-          cost === undefined ? "" : `, cost $${cost.toFixed(4)}`
-        }; archive ${paths.runDir}`
-    )
-    if (!complete) {
-      return yield* new IncompleteRun({
-        made: written,
-        requested: options.jobs.length + (options.passthrough?.length ?? 0),
-        output: options.out,
-        reason: final.stop ??
-          `${final.failed} samples failed after ${options.maxAttemptsPerSample} attempts each; rerun with --resume to retry them`
-      })
-    }
-    return {
-      runId: options.runId,
-      runDir: paths.runDir,
-      valid: written,
-      requested: options.jobs.length,
-      rejectedAttempts: final.rejected,
-      failedSamples: final.failed,
-      calls: final.calls,
-      usage: final.usage,
-      costUsd: cost
-    } satisfies SamplingSummary
+    const catalogue = yield* (yield* Inventory).get
+    const spec = runSpecOf(options, options.command === "generate" ? catalogue : undefined)
+    return yield* runEngine(options).pipe(Effect.provide(runLayer(spec)))
   })
 
-/** `task_0007_c02.json(.gz)`: sample 7 (1-based), call 2 (see `archiveFileName`). */
-const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
+const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
+  Effect.gen(function*() {
+    const inventory = yield* Inventory
+    const inventoryOf = (job: J): InventoryApi => options.jobInventory?.(job) ?? inventory
+    const outDir = path.dirname(path.resolve(options.out))
+    const acceptance = yield* makeAcceptance<J>({
+      taskInput: options.taskInput,
+      jobPlanIssues: options.jobPlanIssues,
+      inventoryOf,
+      dataSource: options.dataSource,
+      rowSettings: { maxPromptTokens: options.runSettings.max_prompt_tokens, asOf: options.runSettings.as_of },
+      maxTools: options.maxTools,
+      checks: {
+        inventory: options.command === "generate" ? inventory.inventory : undefined,
+        ...(options.maxPromptTokens === undefined ? {} : { maxPromptTokens: options.maxPromptTokens }),
+        // A model that labels its task's complexity is asked to make the label fit the plan (files only warn).
+        severity: { "plan/complexity": "error" }
+      },
+      warnOnly: options.warnOnly ?? [],
+      verify: options.verify
+    })
+    return {
+      options,
+      llm: yield* Llm,
+      journal: yield* RunJournal,
+      ledger: yield* CostLedger,
+      acceptance,
+      inventoryOf,
+      stop: yield* Ref.make<string | undefined>(undefined),
+      refusals: yield* Ref.make({ answered: false, unexplained: 0 }),
+      relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/")
+    } satisfies RunContext<J>
+  })
 
-type Verdict = Either.Either<
-  { readonly row: SkyRLRow; readonly key: string },
-  { readonly reasons: ReadonlyArray<string>; readonly issues: ReadonlyArray<StepIssue>; readonly repairable: boolean }
->
+/**
+ * Plan the work: the samples not finished yet, in the order to make them; the rows accepted before
+ * (earlier sessions, in the order they were claimed, and rows written without a call) are kept by the
+ * checks, so duplicates and Arrow changes are judged against them.
+ */
+const planWork = Effect.fn("Run.plan")(function*<J extends Job>(ctx: RunContext<J>) {
+  const latest = yield* ctx.journal.latest
+  for (const index of yield* ctx.journal.rowOrder) ctx.acceptance.seed(index, latest.get(index)?.row)
+  for (const p of ctx.options.passthrough ?? []) ctx.acceptance.seed(p.index, encodeRow(p.row))
+  const rank = new Map((ctx.options.order ?? []).map((index, i) => [index, i]))
+  const todo = ctx.options.jobs
+    .filter((job) => latest.get(job.index)?.status !== "row")
+    .map((job) => ({ job, before: latest.get(job.index) }))
+    .sort((a, b) =>
+      (rank.get(a.job.index) ?? Infinity) - (rank.get(b.job.index) ?? Infinity) || a.job.index - b.job.index
+    )
+  yield* Effect.logInfo(
+    `run ${ctx.journal.spec.runId}: ${todo.length} of ${ctx.options.jobs.length} samples to make with ${ctx.llm.describe}` +
+      (todo.length < ctx.options.jobs.length ? ` (${ctx.options.jobs.length - todo.length} already done)` : "")
+  )
+  return todo
+})
 
-const invalidOutputRepair = (e: InvalidOutput): string =>
-  [
-    "Your previous answer did not match the required JSON format. Problems:",
-    ...e.issues.slice(0, 20).map((i) => `- ${i.path === "" ? "" : `${i.path}: `}${i.message}`),
-    "Return the whole task again as one JSON object in the required format."
-  ].join("\n")
+const progressOf = <J extends Job>(ctx: RunContext<J>, t0: number) =>
+  Effect.gen(function*() {
+    const counts = yield* ctx.journal.counts
+    const totals = yield* ctx.ledger.totals
+    return {
+      done: counts.done,
+      total: ctx.options.jobs.length,
+      valid: counts.valid,
+      rejected: counts.rejected,
+      failed: counts.failed,
+      tokens: totals.usage.input + totals.usage.output,
+      costUsd: totals.costUsd,
+      elapsedMs: (yield* Clock.currentTimeMillis) - t0
+    }
+  })
+
+/** The engine inside an opened run (RunJournal, CostLedger and the answering Llm in context). */
+export const runEngine = Effect.fn("Run.engine")(function*<J extends Job>(options: SamplingOptions<J>) {
+  const ctx = yield* makeContext(options)
+  const todo = yield* planWork(ctx)
+  const t0 = yield* Clock.currentTimeMillis
+  yield* (yield* Progress).track(
+    progressOf(ctx, t0),
+    Effect.forEach(todo, ({ before, job }) => sample(ctx, job, before), {
+      concurrency: options.concurrency,
+      discard: true
+    })
+  )
+  return yield* writeDataset(ctx)
+})
+
+const rejectsOf = (inputRejects: ReadonlyArray<RejectRecord>, latest: ReadonlyMap<number, JournalEntry>) => [
+  ...inputRejects,
+  ...[...latest.values()].sort((a, b) => a.index - b.index).flatMap((e) => e.rejects)
+]
+
+/** Write the dataset (every journaled row of the plan, in sample order) and the rejects; settle the run. */
+const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunContext<J>) {
+  const storage = yield* Storage
+  const { journal, options } = ctx
+  const latest = yield* journal.latest
+  const rows = new Map<number, SkyRLRow>()
+  for (const e of latest.values()) {
+    if (e.status !== "row") continue
+    const row = decodeRow(e.row)
+    if (row._tag === "Right") rows.set(e.index, row.right)
+  }
+  for (const p of options.passthrough ?? []) rows.set(p.index, p.row)
+  const ordered = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, row]) => row)
+  const written = yield* storage.writeRows(options.out, ordered, {
+    ...(options.indent === undefined ? {} : { indent: options.indent }),
+    ascii: options.ascii
+  })
+  const rejects = rejectsOf(options.inputRejects ?? [], latest)
+  if (options.rejectsFile !== undefined && rejects.length > 0) {
+    yield* storage.writeFileAtomic(
+      options.rejectsFile,
+      rejects.map((r) => JSON.stringify({ run_id: options.runId, ...r }) + "\n").join("")
+    )
+  }
+  const requested = options.jobs.length + (options.passthrough?.length ?? 0)
+  const complete = rows.size >= requested
+  yield* journal.settle(complete ? "completed" : "incomplete", ctx.llm.describe)
+  const counts = yield* journal.counts
+  const totals = yield* ctx.ledger.totals
+  yield* Effect.logInfo(
+    `wrote ${written} rows to ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
+      `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
+      `(reasoning ${totals.usage.reasoning})${
+        totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`
+      }; archive ${journal.paths.runDir}`
+  )
+  if (!complete) {
+    return yield* new IncompleteRun({
+      made: written,
+      requested,
+      output: options.out,
+      reason: (yield* Ref.get(ctx.stop)) ?? whyIncomplete(latest, options.maxAttemptsPerSample)
+    })
+  }
+  return {
+    runId: options.runId,
+    runDir: journal.paths.runDir,
+    valid: written,
+    requested: options.jobs.length,
+    rejectedAttempts: counts.rejected,
+    failedSamples: counts.failed,
+    calls: totals.calls,
+    usage: totals.usage,
+    costUsd: totals.costUsd
+  } satisfies SamplingSummary
+})
+
+const whyIncomplete = (latest: ReadonlyMap<number, JournalEntry>, maxAttempts: number): string => {
+  const entries = [...latest.values()]
+  const failed = entries.filter((e) => e.status === "failed").length
+  const stopped = entries.filter((e) => e.status === "stopped")
+  const parts = [
+    ...(failed > 0 ? [`${failed} samples failed after ${maxAttempts} attempts each`] : []),
+    ...(stopped.length > 0
+      ? [`${stopped.length} samples stopped (${stopped[0].rejects.at(-1)?.reasons.join("; ") ?? "unfinished"})`]
+      : [])
+  ]
+  return `${parts.length === 0 ? "some samples are unfinished" : parts.join("; ")}; rerun with --resume to retry them`
+}

@@ -1,7 +1,10 @@
 /**
  * Storage: every file skyrl reads or writes goes through this service, so tests can swap it.
- * Outputs are written atomically (temp file in the same directory, fsync, rename): a reader sees the
- * old file or the new one, never half of one. Journals are append-only and flushed per line.
+ * Outputs are written atomically (temp file in the same directory, fsync, rename, fsync of the
+ * directory): a reader sees the old file or the new one, never half of one, and a rename survives a power
+ * loss. Journals are append-only and flushed per line (a new journal's directory entry too).
+ * `acquireLock` takes an exclusive lock file (a run directory's `lock`); a lock left by a process that no
+ * longer runs on this host is taken over.
  *
  * Datasets: `writeRows` picks the format by extension — `.json` (one array, `indent` 2 by default),
  * `.jsonl` (one row a line, streamed), `.parquet` (nested columns, see ./parquet.ts); `readRows`
@@ -12,9 +15,10 @@ import { Context, Effect, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
+import { hostname } from "node:os"
 import * as path from "node:path"
 import { createInterface } from "node:readline"
-import { InputError, StorageError } from "../domain/errors.js"
+import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { JsonTextOptions } from "../skyrl/layout.js"
 import { encodeRow, toJsonText } from "../skyrl/layout.js"
@@ -46,6 +50,16 @@ export interface StorageApi {
   readonly writeFileAtomic: (file: string, data: string | Uint8Array) => Effect.Effect<void, StorageError>
   /** Appends text and flushes it to disk before succeeding (journals). */
   readonly appendDurable: (file: string, text: string) => Effect.Effect<void, StorageError>
+  /**
+   * Creates `file` exclusively, holding `owner` (JSON: pid, host, ...), or fails with `LockHeld` naming the
+   * holder. A lock whose process is gone (same host, pid not running) is taken over.
+   */
+  readonly acquireLock: (
+    file: string,
+    owner: { readonly pid: number; readonly host: string } & Readonly<Record<string, unknown>>
+  ) => Effect.Effect<void, LockHeld | StorageError>
+  /** Removes a lock file this process holds. */
+  readonly releaseLock: (file: string) => Effect.Effect<void>
   /** Writes a dataset in the format its extension names, atomically. Returns the row count. */
   readonly writeRows: (
     file: string,
@@ -75,6 +89,41 @@ const attempt = <A>(file: string, operation: string, f: () => Promise<A>): Effec
 const tempName = (file: string): string =>
   path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`)
 
+/** Flushes a directory's entries (a rename or a new file) to disk; a no-op where directories cannot be synced. */
+export const syncDirectory = async (dir: string): Promise<void> => {
+  let handle: fs.FileHandle | undefined
+  try {
+    handle = await fs.open(dir, "r")
+    await handle.sync()
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== "EISDIR" && code !== "EINVAL" && code !== "EPERM" && code !== "EBADF") throw e
+  } finally {
+    await handle?.close().catch(() => undefined)
+  }
+}
+
+/**
+ * `syncDirectory`, shared by concurrent callers: while one sync of a directory runs, the callers that
+ * arrive wait for the one sync after it (which covers their renames); so 64 archive writes finishing
+ * together cost two directory syncs, not 64.
+ */
+const directorySyncs = new Map<string, { running?: Promise<void> | undefined; next?: Promise<void> | undefined }>()
+const syncDirectoryShared = (dir: string): Promise<void> => {
+  let state = directorySyncs.get(dir)
+  if (state === undefined) directorySyncs.set(dir, state = {})
+  const s = state
+  if (s.running === undefined) {
+    s.running = syncDirectory(dir).finally(() => (s.running = undefined))
+    return s.running
+  }
+  s.next ??= s.running.catch(() => undefined).then(() => {
+    s.next = undefined
+    return syncDirectoryShared(dir)
+  })
+  return s.next
+}
+
 /** Writes through a temp file and renames it over `file`; the temp file is removed on failure. */
 const atomically = async (file: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> => {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
@@ -85,6 +134,7 @@ const atomically = async (file: string, write: (handle: fs.FileHandle) => Promis
     await handle.sync()
     await handle.close()
     await fs.rename(tmp, file)
+    await syncDirectoryShared(path.dirname(path.resolve(file)))
   } catch (e) {
     await handle.close().catch(() => undefined)
     await fs.rm(tmp, { force: true }).catch(() => undefined)
@@ -226,6 +276,71 @@ export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputErr
   )
 }
 
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** Who holds a lock file, and whether that process is gone (same host, pid not running). */
+const lockHolder = async (file: string): Promise<{ readonly text: string; readonly stale: boolean }> => {
+  const text = await fs.readFile(file, "utf8").catch(() => "")
+  try {
+    const owner = JSON.parse(text) as { pid?: unknown; host?: unknown }
+    const stale = owner.host === hostname() && typeof owner.pid === "number" && !isRunning(owner.pid)
+    return { text: text.trim(), stale }
+  } catch {
+    return { text: text.trim() === "" ? "(an unreadable lock file)" : text.trim(), stale: false }
+  }
+}
+
+/** Opens `file` with `flags`, writes `text` and flushes it to disk. */
+const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promise<void> => {
+  const handle = await fs.open(file, flags)
+  try {
+    await handle.write(text)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+const createExclusive = async (file: string, text: string): Promise<boolean> => {
+  try {
+    await writeSynced(file, "wx", text)
+    await syncDirectory(path.dirname(path.resolve(file)))
+    return true
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false
+    throw e
+  }
+}
+
+const acquireLockFile = (
+  file: string,
+  owner: Readonly<Record<string, unknown>>
+): Effect.Effect<void, LockHeld | StorageError> =>
+  Effect.gen(function*() {
+    const text = JSON.stringify(owner) + "\n"
+    yield* attempt(file, "create directory for", () => fs.mkdir(path.dirname(path.resolve(file)), { recursive: true }))
+    for (let round = 0; round < 3; round++) {
+      if (yield* attempt(file, "create lock", () => createExclusive(file, text))) return
+      const holder = yield* attempt(file, "read lock", () => lockHolder(file))
+      if (!holder.stale) return yield* new LockHeld({ path: file, holder: holder.text })
+      // Left by a process that is gone (kill -9): move it aside (one taker wins the rename), then retry.
+      yield* attempt(file, "take over stale lock", () =>
+        fs.rename(file, `${file}.stale-${process.pid}-${randomBytes(3).toString("hex")}`).catch((e) => {
+          if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+            throw e
+          }
+        }))
+    }
+    return yield* new LockHeld({ path: file, holder: "another process (the lock kept changing hands)" })
+  })
+
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
@@ -237,14 +352,12 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   appendDurable: (file, text) =>
     attempt(file, "append to", async () => {
       await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
-      const handle = await fs.open(file, "a")
-      try {
-        await handle.write(text)
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
+      const created = await fs.access(file).then(() => false, () => true)
+      await writeSynced(file, "a", text)
+      if (created) await syncDirectory(path.dirname(path.resolve(file)))
     }),
+  acquireLock: acquireLockFile,
+  releaseLock: (file) => Effect.promise(() => fs.rm(file, { force: true })),
   writeRows: (file, rows, options = {}) => {
     const format = rowFormatOf(file)
     if (format === undefined) {

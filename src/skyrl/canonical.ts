@@ -8,8 +8,7 @@
  * numbers as ECMAScript `JSON.stringify` writes them (so 1.0 is `1`, 1e21 is `1e+21`). Pure.
  */
 import { createHash } from "node:crypto"
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+import { isObject } from "../domain/json.js"
 
 /**
  * JSON with object keys sorted by UTF-16 code units (RFC 8785 for JSON values). Written by hand because

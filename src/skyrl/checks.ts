@@ -4,6 +4,12 @@
  * Memory grows only with the number of distinct paths, one short hash per row (duplicates), and the
  * first offending rows kept per rule.
  *
+ * The same checker judges a run's candidates one at a time before they are accepted (src/programs/
+ * acceptance.ts): `check(index, row, { keep: false })` returns every finding of that row against the rows
+ * kept before it and leaves no trace, so a rejected candidate never counts; with `keep: true` (what `add`
+ * does) the row is kept. Every rule, including cross-row ones (duplicates, Arrow type and key-set
+ * changes), therefore applies at acceptance time as soon as it is added here.
+ *
  * Rules (ids are stable; the report lists every rule with its count and first offending rows):
  * - contract/*: the SkyRL row contract — prompt roles system/user only, at most one system message,
  *   exactly one user message and it is last, content trimmed and non-empty; env_class MCPToolEnv;
@@ -38,6 +44,7 @@
 import { Either, Schema } from "effect"
 import { createHash } from "node:crypto"
 import type { Inventory } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
@@ -162,7 +169,6 @@ export interface CheckOptions {
 }
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
 
@@ -270,7 +276,6 @@ const describeMissing = (missing: ReadonlyArray<string>): string => {
   return `lacks ${[...steps, ...rowFields].join(", ")}`
 }
 
-const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1)
 const sortedRecord = (map: Map<string, number>): Record<string, number> =>
   Object.fromEntries([...map.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
 
@@ -303,6 +308,10 @@ export class DatasetChecker {
   private rows = 0
   private fileIndex = -1
   private row = 0
+  /** Findings of the row being checked. */
+  private current: Array<Finding> | undefined
+  /** While a row is checked without keeping it: how to undo each change it made. */
+  private undo: Array<() => void> | undefined
 
   constructor(private readonly options: CheckOptions = {}) {
     this.maxExamples = options.maxExamples ?? DEFAULT_MAX_EXAMPLES
@@ -348,18 +357,77 @@ export class DatasetChecker {
   }
 
   private findAt(rule: RuleId, file: string, row: number, field: string, message: string): void {
-    this.counts.set(rule, (this.counts.get(rule) ?? 0) + 1)
+    const finding: Finding = { rule, file, row, field, message }
+    this.current?.push(finding)
+    this.setIn(this.counts, rule, (this.counts.get(rule) ?? 0) + 1)
     let list = this.examples.get(rule)
     if (list === undefined) {
       list = []
-      this.examples.set(rule, list)
+      this.setIn(this.examples, rule, list)
     }
-    if (list.length < this.maxExamples) list.push({ rule, file, row, field, message })
+    if (list.length < this.maxExamples) {
+      list.push(finding)
+      const kept = list
+      this.undo?.push(() => void kept.pop())
+    }
   }
 
-  /** Checks one on-disk row (`index` is its 0-based position in the current file). */
-  add(index: number, value: unknown): void {
+  /** `map.set`, undone when the row is not kept. */
+  private setIn<K, V>(map: Map<K, V>, key: K, value: V): void {
+    if (this.undo !== undefined) {
+      const had = map.has(key)
+      const before = map.get(key)
+      this.undo.push(() => (had ? void map.set(key, before as V) : void map.delete(key)))
+    }
+    map.set(key, value)
+  }
+
+  /** A field of a path's statistics, undone when the row is not kept. */
+  private setStat<K extends keyof PathStat>(stat: PathStat, field: K, value: PathStat[K]): void {
+    if (this.undo !== undefined) {
+      const before = stat[field]
+      this.undo.push(() => void (stat[field] = before))
+    }
+    stat[field] = value
+  }
+
+  /** Checks one on-disk row (`index` is its 0-based position in the current file) and keeps it. */
+  add(index: number, value: unknown): ReadonlyArray<Finding> {
+    return this.check(index, value, { keep: true })
+  }
+
+  /**
+   * Checks one row against the rows kept so far and returns its findings. A row not kept (`keep: false`,
+   * or a `keep` predicate that says no to its findings) leaves no trace: counts, duplicates, Arrow paths,
+   * coverage and token statistics are as before the call.
+   */
+  check(
+    index: number,
+    value: unknown,
+    options: { readonly keep: boolean | ((findings: ReadonlyArray<Finding>) => boolean) }
+  ): ReadonlyArray<Finding> {
     if (this.fileIndex < 0) this.beginFile("(rows)")
+    const found: Array<Finding> = []
+    const file = this.files[this.fileIndex]!
+    const scalars = [this.tokensMax, this.tokensSum, this.tokensRows, this.rows, file.rows] as const
+    this.current = found
+    this.undo = options.keep === true ? undefined : []
+    let keep = options.keep === true
+    try {
+      this.addRow(index, value)
+      if (typeof options.keep === "function") keep = options.keep(found)
+    } finally {
+      if (this.undo !== undefined && !keep) {
+        for (const step of this.undo.reverse()) step()
+        ;[this.tokensMax, this.tokensSum, this.tokensRows, this.rows, file.rows] = scalars
+      }
+      this.current = undefined
+      this.undo = undefined
+    }
+    return found
+  }
+
+  private addRow(index: number, value: unknown): void {
     this.row = index
     this.rows++
     this.files[this.fileIndex]!.rows++
@@ -451,7 +519,7 @@ export class DatasetChecker {
       this.find("duplicate/prompt", "prompt", `identical to ${this.where(first)}`)
       return
     }
-    this.prompts.set(exact, this.loc())
+    this.setIn(this.prompts, exact, this.loc())
     const user = messages[messages.length - 1]
     if (user?.role !== "user") return
     const near = hash(normalizeForDuplicates(user.content))
@@ -462,7 +530,7 @@ export class DatasetChecker {
         `prompt[${messages.length - 1}].content`,
         `same text as ${this.where(similar)} after normalization`
       )
-    } else this.nearPrompts.set(near, this.loc())
+    } else this.setIn(this.nearPrompts, near, this.loc())
   }
 
   /** Checks the plan's shape; returns the steps with decoded params when they are usable. */
@@ -656,6 +724,7 @@ export class DatasetChecker {
     const domain = isObject(metadata) && typeof metadata.domain === "string" && metadata.domain !== ""
       ? metadata.domain
       : "(none)"
+    const bump = (map: Map<string, number>, key: string) => this.setIn(map, key, (map.get(key) ?? 0) + 1)
     bump(this.coverage.domain, domain)
     bump(this.coverage.complexity, typeof gt?.complexity === "string" ? gt.complexity : "(none)")
     if (steps !== undefined) {
@@ -668,7 +737,7 @@ export class DatasetChecker {
       const first = this.taskIds.get(id)
       if (first !== undefined) {
         this.find("duplicate/task-id", `${GT}.task_id`, `"${id}" is also the id of ${this.where(first)}`)
-      } else this.taskIds.set(id, this.loc())
+      } else this.setIn(this.taskIds, id, this.loc())
     }
   }
 
@@ -679,8 +748,8 @@ export class DatasetChecker {
     const stat = this.statOf(key)
     const at = field === "" ? "(row)" : field
     if (stat.kind === undefined) {
-      stat.kind = kind
-      stat.kindAt = this.here(at)
+      this.setStat(stat, "kind", kind)
+      this.setStat(stat, "kindAt", this.here(at))
     } else if (stat.kind !== kind) {
       this.find("arrow/type-change", at, `${kind} here, ${stat.kind} at ${stat.kindAt}: the load fails`)
     }
@@ -693,8 +762,8 @@ export class DatasetChecker {
       case "number": {
         const numeric = Number.isInteger(value) ? "int" : "float"
         if (stat.numeric === undefined) {
-          stat.numeric = numeric
-          stat.numericAt = this.here(at)
+          this.setStat(stat, "numeric", numeric)
+          this.setStat(stat, "numericAt", this.here(at))
         } else if (stat.numeric !== numeric) {
           this.find(
             "arrow/int-float",
@@ -707,8 +776,11 @@ export class DatasetChecker {
       case "array": {
         const items = value as ReadonlyArray<unknown>
         const list = this.fileLists.get(key)
-        if (list === undefined) this.fileLists.set(key, { hasElements: items.length > 0, row: this.row, field: at })
-        else if (items.length > 0) list.hasElements = true
+        if (list === undefined) {
+          this.setIn(this.fileLists, key, { hasElements: items.length > 0, row: this.row, field: at })
+        } else if (items.length > 0 && !list.hasElements) {
+          this.setIn(this.fileLists, key, { ...list, hasElements: true })
+        }
         for (let i = 0; i < items.length; i++) this.walk(items[i], `${key}[]`, `${field}[${i}]`)
         return
       }
@@ -721,8 +793,8 @@ export class DatasetChecker {
         }
         const signature = [...names].sort().join("\u0000")
         if (stat.keys === undefined) {
-          stat.keys = signature
-          stat.keysAt = this.here(at)
+          this.setStat(stat, "keys", signature)
+          this.setStat(stat, "keysAt", this.here(at))
         } else if (stat.keys !== signature) {
           this.find(
             "arrow/key-sets",
@@ -745,7 +817,7 @@ export class DatasetChecker {
     let stat = this.paths.get(key)
     if (stat === undefined) {
       stat = {}
-      this.paths.set(key, stat)
+      this.setIn(this.paths, key, stat)
     }
     return stat
   }

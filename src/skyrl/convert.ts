@@ -22,6 +22,7 @@ import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
 import type { Inventory, InventoryTool } from "../domain/inventory.js"
 import { findTool } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
 import type { AvailableTool } from "../domain/row.js"
 import {
@@ -75,8 +76,6 @@ export interface RowSettings {
 const TRUSTED = { disableValidation: true } as const
 
 const fail = (field: string, reason: string) => Either.left(new ConversionError({ field, reason }))
-
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * Maps the historical answer shapes onto `Task` fields: `evaluation_rubric.rubric_name` → `name`,

@@ -13,13 +13,13 @@
  */
 import { Either, JSONSchema } from "effect"
 import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { ModelStep } from "../domain/task.js"
 import { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "./planValidation.js"
-import { STRICT_FORMATS, STRICT_LIMITS } from "./strictSchema.js"
+import { makeStrict, STRICT_LIMITS } from "./strictSchema.js"
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** OpenAI's strict-mode rules live with the generic strict derivation; the output schema applies them too. */
 export { STRICT_FORMATS, STRICT_LIMITS } from "./strictSchema.js"
@@ -50,173 +50,12 @@ export interface OutputSchema {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Making one tool's input schema strict
-
-class NotStrict extends Error {}
-
-const fail = (path: string, reason: string): never => {
-  throw new NotStrict(`${path === "" ? "params" : `params${path}`}: ${reason}`)
-}
-
-const UNSUPPORTED = [
-  "not",
-  "if",
-  "then",
-  "else",
-  "dependentRequired",
-  "dependentSchemas",
-  "dependencies",
-  "patternProperties",
-  "propertyNames",
-  "contains",
-  "prefixItems",
-  "unevaluatedItems"
-]
-
-interface DefContext {
-  readonly localDefs: Json
-  readonly prefix: string
-  readonly out: Json
-  readonly mapped: Map<string, string>
-}
+// Making one tool's input schema strict (the converter is strictSchema.ts's `makeStrict`)
 
 const safeName = (text: string): string => text.replace(/[^A-Za-z0-9_-]/g, "_")
 
-const inferType = (values: ReadonlyArray<unknown>): unknown => {
-  const types = new Set(values.map((v) =>
-    v === null
-      ? "null"
-      : typeof v === "number"
-      ? (Number.isInteger(v) ? "integer" : "number")
-      : typeof v === "string"
-      ? "string"
-      : typeof v === "boolean"
-      ? "boolean"
-      : "other"
-  ))
-  if (types.has("other")) return undefined
-  if (types.has("number")) types.delete("integer")
-  const list = [...types]
-  return list.length === 1 ? list[0] : list
-}
-
-const makeNullable = (schema: Json): Json => {
-  if (schema.$ref !== undefined) return { anyOf: [schema, { type: "null" }] }
-  if (Array.isArray(schema.anyOf)) {
-    const hasNull = schema.anyOf.some((b) => isObject(b) && (b.type === "null"))
-    return hasNull ? schema : { ...schema, anyOf: [...schema.anyOf, { type: "null" }] }
-  }
-  const out: Json = { ...schema }
-  if (typeof out.type === "string") out.type = out.type === "null" ? "null" : [out.type, "null"]
-  else if (Array.isArray(out.type) && !out.type.includes("null")) out.type = [...out.type, "null"]
-  if (out.const !== undefined) {
-    out.enum = [out.const, null]
-    delete out.const
-  } else if (Array.isArray(out.enum) && !out.enum.includes(null)) {
-    out.enum = [...out.enum, null]
-  }
-  return out
-}
-
-const strictify = (node: unknown, path: string, defs: DefContext): Json => {
-  if (!isObject(node)) return fail(path, "is not a schema object (accepts any value)")
-  let schema = node
-  if (Array.isArray(schema.allOf)) {
-    if (schema.allOf.length !== 1 || !isObject(schema.allOf[0])) return fail(path, "uses allOf")
-    const { allOf: _allOf, ...rest } = schema
-    schema = { ...(schema.allOf[0] as Json), ...rest }
-  }
-  for (const key of UNSUPPORTED) {
-    if (schema[key] !== undefined) fail(path, `uses ${key}`)
-  }
-  if (schema.unevaluatedProperties !== undefined && schema.unevaluatedProperties !== false) {
-    fail(path, "allows unevaluated properties")
-  }
-  const description = typeof schema.description === "string" ? { description: schema.description } : {}
-
-  if (typeof schema.$ref === "string") {
-    const match = /^#\/(\$defs|definitions)\/(.+)$/.exec(schema.$ref)
-    if (match === null) return fail(path, `has a $ref that is not a local definition (${schema.$ref})`)
-    const name = match[2]!.replace(/~1/g, "/").replace(/~0/g, "~")
-    if (!(name in defs.localDefs)) return fail(path, `refers to a missing definition ${schema.$ref}`)
-    let hoisted = defs.mapped.get(name)
-    if (hoisted === undefined) {
-      hoisted = `${defs.prefix}${safeName(name)}`
-      while (hoisted in defs.out) hoisted += "_"
-      defs.mapped.set(name, hoisted)
-      defs.out[hoisted] = {} // reserve the name before recursing (recursive definitions)
-      defs.out[hoisted] = strictify(defs.localDefs[name], `/$defs/${name}`, defs)
-    }
-    return { $ref: `#/$defs/${hoisted}`, ...description }
-  }
-
-  const combinator = Array.isArray(schema.anyOf) ? schema.anyOf : Array.isArray(schema.oneOf) ? schema.oneOf : undefined
-  if (combinator !== undefined) {
-    if (
-      ["type", "properties", "items", "enum", "const"].some((k) => schema[k] !== undefined) ||
-      (schema.anyOf !== undefined && schema.oneOf !== undefined)
-    ) {
-      fail(path, "combines anyOf/oneOf with other constraints")
-    }
-    if (combinator.length === 0) fail(path, "has an empty anyOf/oneOf")
-    return { anyOf: combinator.map((b, i) => strictify(b, `${path}/anyOf/${i}`, defs)), ...description }
-  }
-
-  let type = schema.type
-  if (type === undefined && Array.isArray(schema.enum)) type = inferType(schema.enum)
-  if (type === undefined && schema.const !== undefined) type = inferType([schema.const])
-  if (type === undefined) return fail(path, "has no type (accepts any value)")
-  if (schema.nullable === true) {
-    type = typeof type === "string" ? [type, "null"] : Array.isArray(type) ? [...type, "null"] : type
-  }
-  const types: ReadonlyArray<unknown> = Array.isArray(type) ? type : [type]
-  const out: Json = { type, ...description }
-  if (Array.isArray(schema.enum)) {
-    if (schema.enum.some((v) => typeof v === "object" && v !== null)) fail(path, "has an enum of objects or arrays")
-    out.enum = schema.enum
-  }
-  if (schema.const !== undefined) {
-    if (typeof schema.const === "object" && schema.const !== null) fail(path, "has a const object or array")
-    out.const = schema.const
-  }
-
-  if (types.includes("object")) {
-    if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) {
-      fail(path, "allows additional properties (an open object)")
-    }
-    if (!isObject(schema.properties) && schema.additionalProperties !== false) {
-      fail(path, "is an object without declared properties (an open object)")
-    }
-    const properties = isObject(schema.properties) ? schema.properties : {}
-    const required = new Set(Array.isArray(schema.required) ? schema.required : [])
-    const undeclared = [...required].filter((name) => !(String(name) in properties))
-    if (undeclared.length > 0) fail(path, `requires undeclared properties (${undeclared.join(", ")})`)
-    const strictProps: Json = {}
-    for (const [name, sub] of Object.entries(properties)) {
-      const converted = strictify(sub, `${path}/${name}`, defs)
-      strictProps[name] = required.has(name) ? converted : makeNullable(converted)
-    }
-    out.properties = strictProps
-    out.required = Object.keys(strictProps)
-    out.additionalProperties = false
-  }
-  if (types.includes("array")) {
-    if (Array.isArray(schema.items)) fail(path, "uses tuple items")
-    if (schema.items === undefined || schema.items === true) fail(path, "is an array whose items are not described")
-    out.items = strictify(schema.items, `${path}/items`, defs)
-    for (const k of ["minItems", "maxItems"]) if (typeof schema[k] === "number") out[k] = schema[k]
-  }
-  if (types.includes("string")) {
-    if (typeof schema.pattern === "string") out.pattern = schema.pattern
-    if (typeof schema.format === "string" && STRICT_FORMATS.has(schema.format)) out.format = schema.format
-  }
-  if (types.includes("number") || types.includes("integer")) {
-    for (const k of ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"]) {
-      if (typeof schema[k] === "number") out[k] = schema[k]
-    }
-  }
-  return out
-}
+/** `params/a/b[]`: where in a tool's params a problem is (the converter's dotted path). */
+const paramsPath = (path: string): string => (path === "" ? "params" : `params/${path.split(".").join("/")}`)
 
 /**
  * The strict copy of a tool's input schema, with its definitions hoisted under `$defs` names that
@@ -229,29 +68,27 @@ export const toStrictParams = (
   readonly ok: false
   readonly reason: string
 } => {
-  const localDefs = {
-    ...(isObject(inputSchema.definitions) ? inputSchema.definitions : {}),
-    ...(isObject(inputSchema.$defs) ? inputSchema.$defs : {})
-  }
-  const defs: DefContext = { localDefs, prefix: defPrefix, out: {}, mapped: new Map() }
-  try {
-    const schema = strictify(inputSchema, "", defs)
-    const types = Array.isArray(schema.type) ? schema.type : [schema.type]
-    if (!types.includes("object") || types.length !== 1) return { ok: false, reason: "params: root is not an object" }
-    const depth = LEVELS_ABOVE_PARAMS + nestingDepth(schema, defs.out)
-    if (depth > STRICT_LIMITS.maxNesting) {
-      return { ok: false, reason: `nesting depth ${depth} exceeds ${STRICT_LIMITS.maxNesting}` }
+  const defs: Json = {}
+  const strict = makeStrict(inputSchema, { hoist: { prefix: defPrefix, into: defs }, levelsAbove: LEVELS_ABOVE_PARAMS })
+  if (Either.isLeft(strict)) {
+    return {
+      ok: false,
+      reason: strict.left.path === "" && /root/.test(strict.left.reason)
+        ? "params: root is not an object"
+        : `${paramsPath(strict.left.path)}: ${strict.left.reason}`
     }
-    for (const e of enumsOf({ schema, defs: defs.out })) {
-      if (e.length > STRICT_LIMITS.largeEnumThreshold && enumChars(e) > STRICT_LIMITS.largeEnumChars) {
-        return { ok: false, reason: `an enum of ${e.length} values exceeds ${STRICT_LIMITS.largeEnumChars} characters` }
-      }
-    }
-    return { ok: true, schema, defs: defs.out }
-  } catch (e) {
-    if (e instanceof NotStrict) return { ok: false, reason: e.message }
-    throw e
   }
+  const schema = strict.right as Json
+  const depth = LEVELS_ABOVE_PARAMS + nestingDepth(schema, defs)
+  if (depth > STRICT_LIMITS.maxNesting) {
+    return { ok: false, reason: `nesting depth ${depth} exceeds ${STRICT_LIMITS.maxNesting}` }
+  }
+  for (const e of enumsOf({ schema, defs })) {
+    if (e.length > STRICT_LIMITS.largeEnumThreshold && enumChars(e) > STRICT_LIMITS.largeEnumChars) {
+      return { ok: false, reason: `an enum of ${e.length} values exceeds ${STRICT_LIMITS.largeEnumChars} characters` }
+    }
+  }
+  return { ok: true, schema, defs }
 }
 
 // ---------------------------------------------------------------------------------------------

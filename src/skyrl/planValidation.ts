@@ -18,6 +18,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv"
 import * as AjvFormats from "ajv-formats"
 import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 
 export type { StepIssue } from "../domain/inventory.js"
 
@@ -39,7 +40,6 @@ export interface ValidateOptions {
 }
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const addFormats: (ajv: Ajv) => Ajv = ((AjvFormats as unknown as { default?: unknown }).default ??
   AjvFormats) as unknown as (ajv: Ajv) => Ajv

@@ -22,6 +22,7 @@
  * prompt's own tool catalogue.
  */
 import { Either } from "effect"
+import { isObject } from "../domain/json.js"
 
 export const INPUT_FORMATS = ["skyrl", "sharegpt", "openai"] as const
 export type InputFormat = (typeof INPUT_FORMATS)[number]
@@ -75,7 +76,6 @@ export interface SourcePrompt {
 export type SourceRow = SourcePrompt | { readonly _tag: "Invalid"; readonly id: string | undefined } & SourceProblem
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const describeType = (u: unknown): string =>
   u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : typeof u

@@ -363,7 +363,22 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
     const dir = tempDir()
     const out = join(dir, "ds.jsonl")
     const r = await runCliAsync(
-      ["generate", "-n", "8", "--out", out, "--llm", "openai", "--concurrency", "1", "--max-cost", "0.004"],
+      // Simple tasks only, as the fake answers: each sample is one call.
+      [
+        "generate",
+        "-n",
+        "8",
+        "--out",
+        out,
+        "--llm",
+        "openai",
+        "--concurrency",
+        "1",
+        "--max-cost",
+        "0.004",
+        "--complexities",
+        "simple"
+      ],
       { env: llmEnv(server) }
     )
     expect(r.status).toBe(1)

@@ -28,25 +28,49 @@ export const sampleNumberOf = (body: any): number | undefined => {
 export const isRepairRequest = (body: any): boolean =>
   (body?.input ?? body?.messages ?? []).some((m: any) => m.role === "assistant")
 
-/** A valid task (as the model's JSON text) for sample number k. */
-export const validTaskText = (k: number, variant = 0): string => {
+type Complexity = "simple" | "moderate" | "complex"
+
+/** Independent calls that follow the quote and the news, for longer plans (none uses an earlier result). */
+const extraSteps = (ticker: string) => [
+  { server: "fmp", tool: "fmp_get_company_profile", params: { symbol: ticker } },
+  { server: "polygon", tool: "polygon_get_previous_close", params: { ticker } },
+  { server: "fmp", tool: "fmp_get_change_percent", params: { symbol: ticker } }
+]
+
+/** Calls a plan of each complexity has (simple 1-2, moderate 3-4, complex 5+). */
+const CALLS: Record<Complexity, number> = { simple: 2, moderate: 3, complex: 5 }
+
+/** A valid task (as the model's JSON text) for sample number k, with as many calls as `complexity` asks. */
+export const validTaskText = (k: number, variant = 0, complexity: Complexity = "simple"): string => {
   const ticker = TICKERS[(k + variant) % TICKERS.length]
+  const steps = [
+    { server: "fmp", tool: "fmp_get_quote", params: { symbol: ticker } },
+    { server: "polygon", tool: "polygon_get_news", params: { ticker, limit: k % 3 === 0 ? null : (k % 5) + 1 } },
+    ...extraSteps(ticker)
+  ].slice(0, CALLS[complexity])
   return JSON.stringify({
     task_id: `fake-${k}-${variant}`,
     user_prompt: `Sample ${k} variant ${variant}: get ${ticker}'s quote and its latest ${(k % 5) + 1} headlines.`,
-    complexity: k % 2 === 0 ? "moderate" : "simple",
+    complexity,
     domain: "equity research",
     assumptions: [],
-    max_turns: 4,
-    tool_sequence: [
-      { server: "fmp", tool: "fmp_get_quote", params: { symbol: ticker } },
-      { server: "polygon", tool: "polygon_get_news", params: { ticker, limit: k % 3 === 0 ? null : (k % 5) + 1 } }
-    ],
+    max_turns: steps.length + 2,
+    tool_sequence: steps,
     evaluation_rubric: {
       name: "quote and news",
       criteria: [{ name: "grounded", description: "figures come from tool results", scoring: "0-1" }]
     }
   })
+}
+
+/** The complexity a generate request asks for ("Complexity: moderate (...)"), when it names one. */
+export const requestedComplexityOf = (body: any): Complexity | undefined => {
+  const messages: Array<any> = body?.input ?? body?.messages ?? []
+  for (const m of messages) {
+    const match = typeof m.content === "string" ? /Complexity: (simple|moderate|complex)\b/.exec(m.content) : null
+    if (match !== null) return match[1] as Complexity
+  }
+  return undefined
 }
 
 /** The same task with a param the tool does not take (for repair tests). */
@@ -60,5 +84,5 @@ export const invalidTaskText = (k: number): string => {
 export const validTaskFor = (ctx: FakeContext): string => {
   const k = sampleNumberOf(ctx.body) ?? ctx.index + 1
   const attempt = /attempt (\d+)/.exec(lastUserText(ctx.body))
-  return validTaskText(k, attempt === null ? 0 : Number(attempt[1]))
+  return validTaskText(k, attempt === null ? 0 : Number(attempt[1]), requestedComplexityOf(ctx.body))
 }

@@ -4,12 +4,11 @@
  */
 import type { Schema } from "effect"
 import { Either, ParseResult } from "effect"
+import { isObject } from "../../domain/json.js"
 import type { Backend, OutputIssue, ReasoningEffort, Usage } from "../../domain/llm.js"
 import { BadRequest, InvalidOutput, Refusal, Transient, Truncated } from "../../domain/llm.js"
 import { dropOptionalNulls, formatStrictProblem, strictJsonSchema } from "../../skyrl/strictSchema.js"
 import type { LlmRequest } from "../Llm.js"
-
-const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** OpenAI schema names: letters, digits, `_` and `-`, at most 64 characters. */
 export const schemaName = (name: string): string => name.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "output"
@@ -65,7 +64,7 @@ const num = (u: unknown): number => (typeof u === "number" && Number.isFinite(u)
 
 /** Usage from a raw body of either backend (missing fields count 0). */
 export const usageOf = (backend: Backend, body: unknown): Usage => {
-  const u = isObject(body) && isObject(body.usage) ? body.usage : {}
+  const u = isObject<any>(body) && isObject<any>(body.usage) ? body.usage : {}
   return backend === "responses"
     ? {
       input: num(u.input_tokens),
@@ -83,7 +82,7 @@ export const usageOf = (backend: Backend, body: unknown): Usage => {
 
 /** Which API produced a raw body (replay reads both kinds). */
 export const backendOfBody = (body: unknown): Backend | undefined => {
-  if (!isObject(body)) return undefined
+  if (!isObject<any>(body)) return undefined
   if (Array.isArray(body.choices)) return "chat"
   if (Array.isArray(body.output) || body.object === "response") return "responses"
   return undefined
@@ -95,22 +94,25 @@ export type AnswerError = Truncated | Refusal | InvalidOutput | Transient
 export const extractText = (backend: Backend, body: unknown): Either.Either<string, AnswerError> => {
   const usage = usageOf(backend, body)
   const none = (message: string) => new InvalidOutput({ text: "", issues: [{ path: "", message }], raw: body, usage })
-  if (!isObject(body)) return Either.left(none("the answer is not a JSON object"))
+  if (!isObject<any>(body)) return Either.left(none("the answer is not a JSON object"))
   if (backend === "responses") {
     const messages = Array.isArray(body.output)
-      ? body.output.filter((item: unknown) => isObject(item) && item.type === "message")
+      ? body.output.filter((item: unknown) => isObject<any>(item) && item.type === "message")
       : []
     const parts: Array<any> = messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content : []))
-    const text = parts.filter((p) => isObject(p) && p.type === "output_text").map((p) => String(p.text ?? "")).join("")
-    const refusal = parts.find((p) => isObject(p) && p.type === "refusal")
+    const text = parts.filter((p) => isObject<any>(p) && p.type === "output_text").map((p) => String(p.text ?? ""))
+      .join("")
+    const refusal = parts.find((p) => isObject<any>(p) && p.type === "refusal")
     if (body.status === "incomplete") {
       const reason = String(body.incomplete_details?.reason ?? "incomplete")
       return Either.left(new Truncated({ reason, text, raw: body, usage }))
     }
     if (body.status === "failed") {
+      // A failed response may still have billed tokens: they travel with the error.
       return Either.left(
         new Transient({
-          reason: `the response failed: ${String(body.error?.message ?? body.error?.code ?? "no detail")}`
+          reason: `the response failed: ${String(body.error?.message ?? body.error?.code ?? "no detail")}`,
+          usage
         })
       )
     }
@@ -121,8 +123,8 @@ export const extractText = (backend: Backend, body: unknown): Either.Either<stri
     return Either.right(text)
   }
   const choice = Array.isArray(body.choices) ? body.choices[0] : undefined
-  if (!isObject(choice)) return Either.left(none("the answer has no choices"))
-  const message = isObject(choice.message) ? choice.message : {}
+  if (!isObject<any>(choice)) return Either.left(none("the answer has no choices"))
+  const message = isObject<any>(choice.message) ? choice.message : {}
   const text = typeof message.content === "string" ? message.content : ""
   if (choice.finish_reason === "length" || choice.finish_reason === "content_filter") {
     return Either.left(new Truncated({ reason: String(choice.finish_reason), text, raw: body, usage }))
@@ -196,7 +198,7 @@ export const interpret = <A, I>(
  * schema name and schema. Replay matches recorded requests on this.
  */
 export const canonicalRequest = (body: unknown): unknown => {
-  if (!isObject(body)) return undefined
+  if (!isObject<any>(body)) return undefined
   if (Array.isArray(body.messages)) {
     const messages = body.messages as Array<any>
     const system = messages.filter((m) => m?.role === "system" || m?.role === "developer")

@@ -18,21 +18,12 @@
  */
 import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
+import { isObject } from "../../domain/json.js"
 import type { AttemptRecord, Backend, LlmError, Usage } from "../../domain/llm.js"
-import {
-  addUsage,
-  Authentication,
-  BadRequest,
-  MissingApiKey,
-  NotFound,
-  RateLimited,
-  Transient
-} from "../../domain/llm.js"
+import { Authentication, BadRequest, MissingApiKey, NotFound, RateLimited, Transient } from "../../domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import type { BodySettings } from "./answer.js"
 import { buildBody, canonicalJson, interpret, resolveJsonSchema } from "./answer.js"
-
-const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** One line of a batch output or error file. */
 export interface BatchLine {
@@ -71,14 +62,14 @@ export const parseBatchLines = (
       unreadable++
       continue
     }
-    if (!isObject(value) || typeof value.custom_id !== "string") {
+    if (!isObject<any>(value) || typeof value.custom_id !== "string") {
       unreadable++
       continue
     }
-    const response = isObject(value.response) ? value.response : undefined
+    const response = isObject<any>(value.response) ? value.response : undefined
     const body = response?.body
-    const created = isObject(body) ? (body.created_at ?? body.created) : undefined
-    const error = isObject(value.error)
+    const created = isObject<any>(body) ? (body.created_at ?? body.created) : undefined
+    const error = isObject<any>(value.error)
       ? {
         code: typeof value.error.code === "string" ? value.error.code : null,
         message: String(value.error.message ?? value.error.code ?? "error")
@@ -106,7 +97,7 @@ export const lineError = (line: BatchLine): LlmError => {
     return new Transient({ reason: `${line.error.code ?? "batch error"}: ${line.error.message}` })
   }
   const status = line.statusCode ?? 0
-  const e = isObject(line.body) && isObject(line.body.error) ? line.body.error : {}
+  const e = isObject<any>(line.body) && isObject<any>(line.body.error) ? line.body.error : {}
   const reason = typeof e.message === "string" && e.message !== "" ? e.message : `HTTP ${status}`
   const code = typeof e.code === "string" ? e.code : null
   const param = typeof e.param === "string" ? e.param : null
@@ -118,6 +109,10 @@ export const lineError = (line: BatchLine): LlmError => {
   }
   return new BadRequest({ reason, param, code, httpStatus: status })
 }
+
+/** The body a batch line carries for a request: exactly what the online backend sends (answer.ts). */
+export { buildBody as requestBody } from "./answer.js"
+export type { BodySettings } from "./answer.js"
 
 /** The hash that ties an answer to the exact body submitted (sorted keys, sha256). */
 export const bodyHash = (body: unknown): string => createHash("sha256").update(canonicalJson(body)).digest("hex")
@@ -226,8 +221,6 @@ export interface BatchLlmOptions {
   /** The live layer for requests going online (undefined: they fail with MissingApiKey). */
   readonly online: LlmApi | undefined
   readonly onlineConcurrency: number
-  /** Running total of tokens spent online (mutated). */
-  readonly onlineUsage: { current: Usage }
   /** Requests held for a follow-up batch (mutated). */
   readonly deferred: Map<string, DeferredRequest>
   readonly describe: string
@@ -250,7 +243,7 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
         const found = options.answers.lookup(customId, bodyHash(body))
 
         const record = (line: BatchLine, status: AttemptRecord["status"], usage: Usage | undefined, error?: string) => {
-          const model = isObject(line.body) && typeof line.body.model === "string"
+          const model = isObject<any>(line.body) && typeof line.body.model === "string"
             ? line.body.model
             : options.body.model
           const r = {
@@ -322,14 +315,8 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
         if (options.repairs === "online" && !isFirstAttemptKey(key)) {
           const live = options.online
           if (live === undefined) return yield* Effect.fail(new MissingApiKey())
-          const onAttempt = (r: AttemptRecord) =>
-            Effect.zipRight(
-              Effect.sync(() => {
-                if (r.usage !== undefined) options.onlineUsage.current = addUsage(options.onlineUsage.current, r.usage)
-              }),
-              request.onAttempt === undefined ? Effect.void : request.onAttempt(r)
-            )
-          return yield* online(live.complete({ ...request, onAttempt }))
+          // Priced at the normal rate in the run's cost ledger (its records have no batch_id).
+          return yield* online(live.complete(request))
         }
         options.deferred.set(customId, { customId, key, body })
         return yield* Effect.never

@@ -4,11 +4,28 @@
  * body; the engine builds bodies, applies the per-attempt timeout, reads and decodes answers
  * (answer.ts), reports every attempt, falls back (reasoning parameter rejected → resend without it;
  * 404 on /responses → Chat, both remembered per base URL and model) and retries with the schedule.
+ *
+ * Pacing: every HTTP attempt (first try, fallback re-send, retry) waits for the rate limiter, counted as
+ * OpenAI counts it up front: the input (instructions, messages and the output schema) plus
+ * `max_output_tokens`.
  */
-import { Clock, Duration, Effect, Either } from "effect"
-import type { AttemptRecord, Backend, LlmError, LlmSettings, Usage } from "../../domain/llm.js"
-import { Timeout } from "../../domain/llm.js"
+import { Clock, Duration, Effect, Either, Schema } from "effect"
+import type { AttemptRecord, Backend, LlmError, LlmSettings } from "../../domain/llm.js"
+import {
+  Authentication,
+  BadRequest,
+  isAnswerError,
+  MissingApiKey,
+  NotFound,
+  QuotaExceeded,
+  RateLimited,
+  Timeout,
+  Transient,
+  usageOfError
+} from "../../domain/llm.js"
+import { estimateTokens } from "../../skyrl/prompt.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
+import type { RateLimiterApi } from "../RateLimiter.js"
 import { buildBody, interpret, resolveJsonSchema } from "./answer.js"
 import { logRetry, withRetry } from "./retry.js"
 
@@ -46,7 +63,40 @@ export const rejectsReasoning = (error: LlmError): boolean =>
 export const missingResponsesEndpoint = (error: LlmError): boolean =>
   error._tag === "NotFound" && error.code !== "model_not_found" && !/model/i.test(error.code ?? "")
 
-const usageOfError = (e: LlmError): Usage | undefined => ("usage" in e ? e.usage : undefined)
+/** The HTTP failures whose fields an attempt record keeps (`errorDetail`), so a replay can rebuild them. */
+const HttpFailure = Schema.Union(
+  RateLimited,
+  QuotaExceeded,
+  Transient,
+  Timeout,
+  Authentication,
+  BadRequest,
+  NotFound,
+  MissingApiKey
+)
+
+/** The error's own fields, for the attempt record (answer errors are rebuilt from their body instead). */
+export const errorDetailOf = (error: LlmError): unknown =>
+  isAnswerError(error) || error._tag === "NoRecordedAnswer"
+    ? undefined
+    : Either.getOrUndefined(Schema.encodeEither(HttpFailure)(error))
+
+/** The error an attempt record describes (undefined when the record has no usable detail). */
+export const errorFromDetail = (detail: unknown): LlmError | undefined =>
+  Either.getOrUndefined(Schema.decodeUnknownEither(HttpFailure)(detail))
+
+const schemaTokens = new WeakMap<object, number>()
+
+/** Tokens a request counts against a TPM limit: its input, the output schema and `max_output_tokens`. */
+export const paceTokens = <A, I>(request: LlmRequest<A, I>, jsonSchema: object, maxOutputTokens: number): number => {
+  let schema = schemaTokens.get(jsonSchema)
+  if (schema === undefined) {
+    schema = estimateTokens(JSON.stringify(jsonSchema))
+    schemaTokens.set(jsonSchema, schema)
+  }
+  const input = request.input.reduce((n, m) => n + estimateTokens(m.content), estimateTokens(request.instructions))
+  return input + schema + maxOutputTokens
+}
 
 const report = <A, I>(request: LlmRequest<A, I>, record: AttemptRecord): Effect.Effect<void> =>
   request.onAttempt === undefined ? Effect.void : request.onAttempt(record)
@@ -59,6 +109,8 @@ interface Remembered {
 export interface EngineOptions {
   /** Shown by `describe`. */
   readonly describe?: string | undefined
+  /** Paces every HTTP attempt, retries and fallback re-sends included (none: no pacing). */
+  readonly limiter?: RateLimiterApi | undefined
 }
 
 export const makeEngine = (transport: Transport, settings: LlmSettings, options: EngineOptions = {}): LlmApi => {
@@ -76,6 +128,7 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
   const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
     Effect.gen(function*() {
       const jsonSchema = yield* resolveJsonSchema(request)
+      const tokens = options.limiter === undefined ? 0 : paceTokens(request, jsonSchema, settings.maxOutputTokens)
       const t0 = yield* Clock.currentTimeMillis
       let calls = 0
 
@@ -93,6 +146,7 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
             request,
             jsonSchema
           )
+          if (options.limiter !== undefined) yield* options.limiter.acquire(tokens)
           const start = yield* Clock.currentTimeMillis
           const sent = yield* transport({ backend, body }).pipe(
             Effect.timeoutFail({
@@ -117,6 +171,8 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
               httpStatus: sent.left.httpStatus,
               response: sent.left.response,
               error: sent.left.error.message,
+              errorDetail: errorDetailOf(sent.left.error),
+              usage: usageOfError(sent.left.error),
               requestId: sent.left.requestId ?? null
             })
             return yield* Effect.fail(sent.left.error)
@@ -134,6 +190,7 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
               ...fromReply,
               status: answer.left._tag,
               error: answer.left.message,
+              errorDetail: errorDetailOf(answer.left),
               usage: usageOfError(answer.left)
             })
             return yield* Effect.fail(answer.left)

@@ -25,9 +25,11 @@ import {
 } from "../../domain/llm.js"
 import type { LlmApi } from "../Llm.js"
 import { Llm } from "../Llm.js"
+import type { RateLimiterApi } from "../RateLimiter.js"
+import { RateLimiter } from "../RateLimiter.js"
 import type { Transport, TransportFailure } from "./engine.js"
 import { makeEngine } from "./engine.js"
-import { parseRetryAfter } from "./retry.js"
+import { parseRateLimitReset, parseRetryAfter } from "./retry.js"
 
 /** Replaces every occurrence of `secret` in strings of a JSON value. */
 export const scrub = <T>(value: T, secret: string): T => {
@@ -74,25 +76,20 @@ export const classifyError = (e: unknown, settings: LlmSettings): TransportFailu
     const param = typeof e.param === "string" ? e.param : typeof body?.param === "string" ? body.param : null
     const requestId = e.requestID ?? null
     const details = { httpStatus: status, response: body === undefined ? e.message : { error: body }, requestId }
+    const header = (name: string) => e.headers?.get(name)
+    // A server-named wait on any status that is retried; on a 429 also the rate-limit reset headers.
+    const asked = parseRetryAfter(header) ?? (status === 429 ? parseRateLimitReset(header) : undefined)
+    const wait = asked === undefined ? {} : { retryAfterMs: asked }
     if (status === 429) {
       if (code === "insufficient_quota") return { ...details, error: new QuotaExceeded({ reason, httpStatus: status }) }
-      const retryAfterMs = parseRetryAfter((name) => e.headers?.get(name))
-      return {
-        ...details,
-        error: new RateLimited({
-          reason,
-          httpStatus: status,
-          requestId,
-          ...(retryAfterMs === undefined ? {} : { retryAfterMs })
-        })
-      }
+      return { ...details, error: new RateLimited({ reason, httpStatus: status, requestId, ...wait }) }
     }
     if (status === 401 || status === 403) {
       return { ...details, error: new Authentication({ reason, httpStatus: status }) }
     }
     if (status === 404) return { ...details, error: new NotFound({ reason, code }) }
     if (status === 408 || status === 409 || status >= 500) {
-      return { ...details, error: new Transient({ reason, httpStatus: status, requestId }) }
+      return { ...details, error: new Transient({ reason, httpStatus: status, requestId, ...wait }) }
     }
     return { ...details, error: new BadRequest({ reason, param, code, httpStatus: status }) }
   }
@@ -121,7 +118,11 @@ export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: s
     catch: (e) => scrub(classifyError(e, settings), secret)
   })
 
-export const makeLiveLlm = (settings: LlmSettings, apiKey: Redacted.Redacted<string>): LlmApi => {
+export const makeLiveLlm = (
+  settings: LlmSettings,
+  apiKey: Redacted.Redacted<string>,
+  limiter?: RateLimiterApi
+): LlmApi => {
   const client = new OpenAI({
     apiKey: Redacted.value(apiKey),
     ...(settings.baseUrl === undefined ? {} : { baseURL: settings.baseUrl }),
@@ -129,6 +130,7 @@ export const makeLiveLlm = (settings: LlmSettings, apiKey: Redacted.Redacted<str
     timeout: settings.timeoutMs + 1_000
   })
   return makeEngine(openAITransport(client, settings, Redacted.value(apiKey)), settings, {
+    limiter,
     describe: `openai ${settings.backend} ${settings.model}${
       settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`
     }`
@@ -156,12 +158,14 @@ export const resolveBaseUrl = (settings: LlmSettings): Effect.Effect<LlmSettings
       Effect.map((url) => (Option.isSome(url) ? { ...settings, baseUrl: url.value } : settings))
     )
 
-export const LlmLive = (settings: LlmSettings): Layer.Layer<Llm, MissingApiKey> =>
+/** The live layer; every HTTP attempt waits for the `RateLimiter` (provide `rateLimiterLayer({})` for none). */
+export const LlmLive = (settings: LlmSettings): Layer.Layer<Llm, MissingApiKey, RateLimiter> =>
   Layer.effect(
     Llm,
     Effect.gen(function*() {
+      const limiter = yield* RateLimiter
       const key = yield* apiKeyConfig
       const resolved = yield* resolveBaseUrl(settings)
-      return makeLiveLlm(resolved, key)
+      return makeLiveLlm(resolved, key, limiter)
     })
   )

@@ -18,6 +18,7 @@ import { Clock, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { isObject } from "../../domain/json.js"
 import type { AttemptRecord, Backend, LlmError, LlmSettings } from "../../domain/llm.js"
 import { ReplayUnavailable } from "../../domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
@@ -34,8 +35,6 @@ export interface Recording {
   readonly requestId: string | null
 }
 
-const isObject = (u: unknown): u is Record<string, any> => typeof u === "object" && u !== null && !Array.isArray(u)
-
 export const requestHash = (body: unknown): string | undefined => {
   const canonical = canonicalRequest(body)
   return canonical === undefined ? undefined : createHash("sha256").update(canonicalJson(canonical)).digest("hex")
@@ -47,9 +46,9 @@ export const recordingOf = (value: unknown, source: string): Recording | undefin
   if (direct !== undefined) {
     return { source, backend: direct, body: value, requestHash: undefined, requestId: null }
   }
-  if (!isObject(value) || !isObject(value.response)) return undefined
+  if (!isObject<any>(value) || !isObject<any>(value.response)) return undefined
   const response = value.response
-  const body = isObject(response.body) && typeof response.status_code === "number" ? response.body : response
+  const body = isObject<any>(response.body) && typeof response.status_code === "number" ? response.body : response
   const backend = backendOfBody(body)
   if (backend === undefined) return undefined
   const requestId = typeof value.requestId === "string"
@@ -180,7 +179,9 @@ export const makeReplayLlm = (
       yield* Effect.logDebug(`replaying ${chosen.source}${exact === undefined ? "" : " (same request)"}`)
       const start = yield* Clock.currentTimeMillis
       const result = interpret(chosen.backend, request.schema, chosen.body)
-      const model = isObject(chosen.body) && typeof chosen.body.model === "string" ? chosen.body.model : settings.model
+      const model = isObject<any>(chosen.body) && typeof chosen.body.model === "string"
+        ? chosen.body.model
+        : settings.model
       const base = {
         attempt: 1,
         backend: "replay" as const,

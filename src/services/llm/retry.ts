@@ -1,8 +1,9 @@
 /**
  * The retry schedule of the Llm layers: only errors that can succeed on retry (rate limit, 5xx,
- * connection errors, timeouts), at most `maxRetries` times, waiting what the server asked
- * (`retry-after-ms` / `retry-after`, capped at `maxRetryAfterMs`) or else an exponential backoff
- * (base × 2^n, jittered ±20%, capped at `maxDelayMs`).
+ * connection errors, timeouts), at most `maxRetries` times, waiting what the server asked on any retried
+ * status (`retry-after-ms` / `retry-after`, else on a 429 the `x-ratelimit-reset-*` of the exhausted
+ * limit; capped at `maxRetryAfterMs`) or else an exponential backoff (base × 2^n, jittered ±20%, capped
+ * at `maxDelayMs`).
  */
 import { Duration, Effect, Schedule } from "effect"
 import type { LlmError } from "../../domain/llm.js"
@@ -15,11 +16,16 @@ export interface RetryPolicy {
   readonly maxRetryAfterMs: number
 }
 
-/** The wait before the next attempt: the server's retry-after when given, else the capped backoff. */
-export const retryDelayMs = (error: LlmError, backoffMs: number, policy: RetryPolicy): number =>
-  error._tag === "RateLimited" && error.retryAfterMs !== undefined
-    ? Math.round(Math.min(Math.max(0, error.retryAfterMs), policy.maxRetryAfterMs))
+const serverWait = (error: LlmError): number | undefined =>
+  error._tag === "RateLimited" || error._tag === "Transient" ? error.retryAfterMs : undefined
+
+/** The wait before the next attempt: the server's wait when it named one, else the capped backoff. */
+export const retryDelayMs = (error: LlmError, backoffMs: number, policy: RetryPolicy): number => {
+  const asked = serverWait(error)
+  return asked !== undefined
+    ? Math.round(Math.min(Math.max(0, asked), policy.maxRetryAfterMs))
     : Math.round(Math.min(backoffMs, policy.maxDelayMs))
+}
 
 export type OnRetry = (error: LlmError, delayMs: number, retry: number) => Effect.Effect<void>
 
@@ -45,6 +51,37 @@ export const withRetry = <A, R>(
   policy: RetryPolicy,
   onRetry?: OnRetry
 ): Effect.Effect<A, LlmError, R> => Effect.retry(attempt, retrySchedule(policy, onRetry))
+
+/** `x-ratelimit-reset-*` durations as OpenAI writes them: `1s`, `6m0s`, `20ms`, `1h2m3.5s`. */
+export const parseResetDuration = (text: string): number | undefined => {
+  const trimmed = text.trim()
+  if (trimmed === "") return undefined
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed) * 1000
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 }
+  let total = 0
+  let rest = trimmed
+  while (rest !== "") {
+    const m = /^(\d+(?:\.\d+)?)(ms|h|m|s)/.exec(rest)
+    if (m === null) return undefined
+    total += Number(m[1]) * units[m[2]]
+    rest = rest.slice(m[0].length)
+  }
+  return total
+}
+
+/**
+ * On a 429 without retry-after: when the limit that ran out is known (`x-ratelimit-remaining-*` is 0),
+ * its reset; otherwise the later of the two resets.
+ */
+export const parseRateLimitReset = (get: (name: string) => string | null | undefined): number | undefined => {
+  const limits = ["requests", "tokens"].map((kind) => ({
+    reset: parseResetDuration(get(`x-ratelimit-reset-${kind}`) ?? ""),
+    exhausted: (get(`x-ratelimit-remaining-${kind}`) ?? "").trim() === "0"
+  })).filter((l) => l.reset !== undefined)
+  const exhausted = limits.filter((l) => l.exhausted)
+  const relevant = exhausted.length > 0 ? exhausted : limits
+  return relevant.length === 0 ? undefined : Math.max(...relevant.map((l) => l.reset!))
+}
 
 /** Milliseconds to wait from `retry-after-ms` (ms) or `retry-after` (seconds or an HTTP date). */
 export const parseRetryAfter = (

@@ -11,6 +11,7 @@ import type { Backend, LlmError, LlmSettings, Usage } from "../../domain/llm.js"
 import { makeLlmSettings } from "../../domain/llm.js"
 import type { LlmApi } from "../Llm.js"
 import { Llm } from "../Llm.js"
+import type { RateLimiterApi } from "../RateLimiter.js"
 import type { Transport, TransportCall, TransportFailure } from "./engine.js"
 import { makeEngine } from "./engine.js"
 
@@ -138,7 +139,10 @@ export const scriptedTransport = (
       const scripted: ScriptedCall = { ...call, index: calls.length }
       calls.push(scripted)
       const out = handler(scripted)
-      const reply: ScriptedReply = Effect.isEffect(out) ? yield* out : out
+      // A scripted error is itself an Effect (a yieldable error): it is a reply, not something to run.
+      const reply: ScriptedReply = Effect.isEffect(out) && !isLlmError(out as unknown as ScriptedReply)
+        ? yield* (out as Effect.Effect<ScriptedReply>)
+        : out as ScriptedReply
       if (isLlmError(reply)) return yield* Effect.fail<TransportFailure>({ error: reply })
       if ("hang" in reply) return yield* Effect.never
       const body = "body" in reply
@@ -156,14 +160,18 @@ export const scriptedTransport = (
 export const scriptedSettings = (overrides: Partial<LlmSettings> = {}): LlmSettings =>
   makeLlmSettings({ baseDelayMs: 1, maxDelayMs: 5, maxRetryAfterMs: 5, ...overrides })
 
-/** An Llm answering from a script, plus the log of calls made. */
+/** An Llm answering from a script, plus the log of calls made (`limiter`: paces every HTTP attempt). */
 export const makeScriptedLlm = (
   script: ScriptedHandler | ReadonlyArray<ScriptedReply>,
-  settings: Partial<LlmSettings> = {}
+  settings: Partial<LlmSettings> = {},
+  limiter?: RateLimiterApi
 ): { readonly llm: LlmApi; readonly calls: Array<ScriptedCall> } => {
   const { calls, transport } = scriptedTransport(script)
   const resolved = scriptedSettings(settings)
-  return { llm: makeEngine(transport, resolved, { describe: `scripted ${resolved.backend} ${resolved.model}` }), calls }
+  return {
+    llm: makeEngine(transport, resolved, { describe: `scripted ${resolved.backend} ${resolved.model}`, limiter }),
+    calls
+  }
 }
 
 /** Layer form of `makeScriptedLlm` (the calls log is lost; use makeScriptedLlm to inspect it). */

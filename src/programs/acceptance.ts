@@ -1,0 +1,184 @@
+/**
+ * Acceptance: the one place that judges a model's task for a run — online runs, answers replayed from
+ * the archive on resume, `rebuild` and batch collect all come through here, so they cannot disagree.
+ *
+ *   decode (the Llm layer, with the output Schema)
+ *   → plan: steps decoded against the job's inventory, validated (tools, params, call budget, placeholders)
+ *   → convert: toSkyRLSample with the run's metadata
+ *   → every row check `skyrl validate` runs (src/skyrl/checks.ts: contract, plan, prompt tokens, Arrow
+ *     hazards, duplicates, ... — a rule added there applies here with no change), against the rows
+ *     accepted before it
+ *   → verify (optional hook: execution on live servers, `generate --verify`)
+ *   → claim: the row checks run again and the row is kept, together with its journal line, in one atomic
+ *     step, so two samples racing with the same prompt cannot both be accepted.
+ * A failure the model can fix (a plan problem, a prompt over the token budget, a verification failure
+ * with a repair message) is a `Repair`; one it cannot (a duplicate) is a `Reject`.
+ */
+import { Effect, Either } from "effect"
+import { formatIssue } from "../domain/inventory.js"
+import type { StepIssue } from "../domain/inventory.js"
+import type { SkyRLRow } from "../domain/row.js"
+import type { ModelTask } from "../domain/task.js"
+import type { InventoryApi } from "../services/Inventory.js"
+import type { CheckOptions, Finding } from "../skyrl/checks.js"
+import { DatasetChecker, defaultSeverity } from "../skyrl/checks.js"
+import type { RowSettings } from "../skyrl/convert.js"
+import { convertTask } from "../skyrl/convert.js"
+import { encodeRow } from "../skyrl/layout.js"
+import type { PlanStep } from "../skyrl/planValidation.js"
+import { planIssues } from "./runFiles.js"
+
+/** What execution verification says about a row (issue 14 fills the hook). */
+export type VerifyOutcome =
+  | { readonly ok: true }
+  | {
+    readonly ok: false
+    readonly reason: string
+    /** Sent back to the model when it can fix the problem; absent, the attempt is rejected. */
+    readonly repair?: string | undefined
+  }
+
+/** Runs a row's plan (e.g. against live MCP servers) before the row is accepted. */
+export type VerifyHook<J> = (row: SkyRLRow, job: J) => Effect.Effect<VerifyOutcome>
+
+export type Verdict =
+  | { readonly _tag: "Accepted"; readonly row: SkyRLRow }
+  /** Ask the model again with `message` (once per attempt). */
+  | { readonly _tag: "Repair"; readonly reasons: ReadonlyArray<string>; readonly message: string }
+  | { readonly _tag: "Reject"; readonly reasons: ReadonlyArray<string> }
+
+export interface AcceptanceOptions<J> {
+  readonly taskInput: (job: J, task: ModelTask, steps: ReadonlyArray<PlanStep>) => unknown
+  /** What this job's request asked of the plan (e.g. its complexity): each problem is repaired like a plan's. */
+  readonly jobPlanIssues?: ((job: J, steps: ReadonlyArray<PlanStep>) => ReadonlyArray<string>) | undefined
+  readonly inventoryOf: (job: J) => InventoryApi
+  readonly dataSource: string
+  /** The prompt budget and `Today is` date every row is made with. */
+  readonly rowSettings: RowSettings
+  readonly maxTools: number
+  /** The row checks (`inventory`: plans are checked against it too; `maxPromptTokens`: the budget). */
+  readonly checks: CheckOptions
+  /** Rule-id prefixes that only warn (enrich keeps the source's prompts: their size and duplicates). */
+  readonly warnOnly: ReadonlyArray<string>
+  readonly verify?: VerifyHook<J> | undefined
+}
+
+/** Rules whose failure the model cannot fix by repairing this answer: the attempt is rejected. */
+const NOT_REPAIRABLE = ["duplicate/"]
+
+const describeFinding = (f: Finding): string => `${f.rule} ${f.field}: ${f.message}`
+
+const checksRepair = (findings: ReadonlyArray<Finding>): string =>
+  [
+    "The row made from your previous answer fails these checks:",
+    ...findings.map((f) => `- ${describeFinding(f)}`),
+    "Return the whole task again in the same JSON format with these problems fixed (for a prompt over the " +
+    "token budget, write a shorter user_prompt)."
+  ].join("\n")
+
+const genericRepair = (reasons: ReadonlyArray<string>): string =>
+  `Your previous answer had problems:\n${reasons.map((r) => `- ${r}`).join("\n")}\n` +
+  "Return the whole task again in the same JSON format with these problems fixed."
+
+export interface Acceptance<J> {
+  /** Plan, conversion, row checks (without keeping the row) and verification: a candidate row or why not. */
+  readonly judge: (job: J, index: number, task: ModelTask, metadata: Record<string, unknown>) => Effect.Effect<Verdict>
+  /**
+   * Checks the row against every row accepted so far and, when it passes, keeps it and runs `commit` in
+   * the same atomic step (the journal line takes its place in the file there); the effect `commit`
+   * returns (the wait for that line to be on disk) runs after the step. Fails only when that fails.
+   */
+  readonly claim: <E>(
+    index: number,
+    row: SkyRLRow,
+    commit: Effect.Effect<Effect.Effect<void, E>>
+  ) => Effect.Effect<Verdict, E>
+  /** Rows accepted before this session (or written without a model call): kept without judging. */
+  readonly seed: (index: number, encoded: unknown) => void
+}
+
+export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<Acceptance<J>> =>
+  Effect.gen(function*() {
+    const checker = new DatasetChecker(options.checks)
+    checker.beginFile("accepted")
+    const mutex = yield* Effect.makeSemaphore(1)
+    // A finding blocks when its rule is an error here (checks.severity, else the rule's own) and not warn-only.
+    const severityOf = (f: Finding) => options.checks.severity?.[f.rule] ?? defaultSeverity(f.rule)
+    const warned = (f: Finding) => severityOf(f) === "warning" || options.warnOnly.some((p) => f.rule.startsWith(p))
+    const blocking = (findings: ReadonlyArray<Finding>) => findings.filter((f) => !warned(f))
+
+    /** The verdict on a row's findings (undefined: it passes). */
+    const onFindings = (findings: ReadonlyArray<Finding>): Verdict | undefined => {
+      const failing = blocking(findings)
+      if (failing.length === 0) return undefined
+      const reasons = failing.map(describeFinding)
+      return failing.some((f) => NOT_REPAIRABLE.some((p) => f.rule.startsWith(p)))
+        ? { _tag: "Reject", reasons }
+        : { _tag: "Repair", reasons, message: checksRepair(failing) }
+    }
+
+    const planVerdict = (job: J, task: ModelTask): Either.Either<ReadonlyArray<PlanStep>, Verdict> => {
+      const inventory = options.inventoryOf(job)
+      const repair = (issues: ReadonlyArray<StepIssue>, reasons: ReadonlyArray<string>): Verdict => ({
+        _tag: "Repair",
+        reasons,
+        message: inventory.repairMessage(issues)
+      })
+      const steps = inventory.decodeSteps(task.tool_sequence)
+      if (Either.isLeft(steps)) return Either.left(repair(steps.left, steps.left.map(formatIssue)))
+      const problems = planIssues(steps.right, { maxTools: options.maxTools }, inventory.validatePlan)
+      if (problems.length > 0) {
+        return Either.left(repair(problems.map((p) => p.issue), problems.map((p) => p.text)))
+      }
+      const asked = options.jobPlanIssues?.(job, steps.right) ?? []
+      if (asked.length > 0) return Either.left({ _tag: "Repair", reasons: asked, message: genericRepair(asked) })
+      return Either.right(steps.right)
+    }
+
+    const judge = (job: J, index: number, task: ModelTask, metadata: Record<string, unknown>) =>
+      Effect.gen(function*() {
+        const steps = planVerdict(job, task)
+        if (Either.isLeft(steps)) return steps.left
+        const converted = convertTask(options.taskInput(job, task, steps.right), {
+          dataSource: options.dataSource,
+          inventory: options.inventoryOf(job).inventory,
+          ...options.rowSettings,
+          metadata
+        })
+        if (Either.isLeft(converted)) {
+          const reasons = [converted.left.message]
+          return { _tag: "Repair", reasons, message: genericRepair(reasons) } satisfies Verdict
+        }
+        const row = converted.right
+        if (options.verify === undefined) return { _tag: "Accepted", row } satisfies Verdict
+        // With verification, the cheap checks first (nothing kept), so a row that fails them is not executed.
+        const early = onFindings(checker.check(index, encodeRow(row), { keep: false }))
+        if (early !== undefined) return early
+        const verified = yield* options.verify(row, job)
+        if (verified.ok) return { _tag: "Accepted", row } satisfies Verdict
+        return verified.repair === undefined
+          ? { _tag: "Reject", reasons: [verified.reason] } satisfies Verdict
+          : { _tag: "Repair", reasons: [verified.reason], message: verified.repair } satisfies Verdict
+      })
+
+    const claim = <E>(index: number, row: SkyRLRow, commit: Effect.Effect<Effect.Effect<void, E>>) =>
+      Effect.gen(function*() {
+        const claimed = yield* mutex.withPermits(1)(Effect.gen(function*() {
+          const findings = checker.check(index, encodeRow(row), { keep: (found) => blocking(found).length === 0 })
+          const verdict = onFindings(findings)
+          if (verdict !== undefined) return { verdict, durable: Effect.void as Effect.Effect<void, E> }
+          // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file.
+          for (const f of findings) yield* Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)
+          const accepted: Verdict = { _tag: "Accepted", row }
+          return { verdict: accepted, durable: yield* commit }
+        }))
+        yield* claimed.durable
+        return claimed.verdict
+      })
+
+    return {
+      judge,
+      claim,
+      seed: (index, encoded) => void checker.check(index, encoded, { keep: true })
+    } satisfies Acceptance<J>
+  })

@@ -1,0 +1,352 @@
+/**
+ * The steps of one sample (see sampling.ts for the run around them), each a named Effect.fn taking the
+ * run's context:
+ *
+ *   sample   the attempt loop: attempts until one is accepted, the attempts run out, or the run stops;
+ *            then the sample's journal line (a row is journaled by the claim itself)
+ *   attempt  one answer and, when the model can fix it, one repair of it
+ *   call     one model call: the budget checked first, then every HTTP attempt archived (a fresh
+ *            archive file, or the archived one it was replayed from) and put in the cost ledger
+ */
+import { Effect, Either, Ref } from "effect"
+import * as path from "node:path"
+import type { StorageError } from "../domain/errors.js"
+import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
+import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
+import type { SkyRLRow } from "../domain/row.js"
+import type { JournalEntry, RejectRecord } from "../domain/run.js"
+import { sampleKey } from "../domain/run.js"
+import type { ModelTask } from "../domain/task.js"
+import { ModelTask as ModelTaskSchema } from "../domain/task.js"
+import type { CostLedgerApi } from "../services/CostLedger.js"
+import type { InventoryApi } from "../services/Inventory.js"
+import type { LlmApi, LlmMessage, LlmResult } from "../services/Llm.js"
+import type { RunJournalApi } from "../services/RunJournal.js"
+import { encodeRow } from "../skyrl/layout.js"
+import type { Acceptance } from "./acceptance.js"
+import type { Job, SamplingOptions } from "./sampling.js"
+
+/** Name of the task output schema sent with every request. */
+export const TASK_SCHEMA_NAME = "skyrl_task"
+
+export interface RunContext<J extends Job> {
+  readonly options: SamplingOptions<J>
+  readonly llm: LlmApi
+  readonly journal: RunJournalApi
+  readonly ledger: CostLedgerApi
+  readonly acceptance: Acceptance<J>
+  readonly inventoryOf: (job: J) => InventoryApi
+  /** Why the run stopped starting calls (budget, a run-level error); undefined while it goes on. */
+  readonly stop: Ref.Ref<string | undefined>
+  /** Whether any answer came back yet, and how many 400s of no known kind came before it. */
+  readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
+  /** Paths in row metadata and rejects are relative to the output file's directory. */
+  readonly relativeToOut: (file: string) => string
+}
+
+/** How one call ended, with the archive file of its last HTTP attempt. */
+interface Called {
+  readonly result: Either.Either<LlmResult<ModelTask>, LlmError> | undefined
+  readonly file: string | undefined
+  readonly startedAt: string
+  readonly usage: Usage
+  /** An archive or ledger write that failed: the answer is not counted as made. */
+  readonly storageError: StorageError | undefined
+}
+
+/** Sets the run's stop reason (the first one wins). */
+const stopRun = <J extends Job>(ctx: RunContext<J>, reason: string) => Ref.update(ctx.stop, (s) => s ?? reason)
+
+/** The budget, checked before every call (repairs included): at most the calls in flight overshoot it. */
+const budgetLeft = <J extends Job>(ctx: RunContext<J>) =>
+  Effect.gen(function*() {
+    if ((yield* Ref.get(ctx.stop)) !== undefined) return false
+    const max = ctx.options.maxCostUsd
+    if (max === undefined) return true
+    const spent = (yield* ctx.ledger.totals).costUsd
+    if (spent === undefined || spent < max) return true
+    yield* stopRun(ctx, `--max-cost $${max} reached ($${spent.toFixed(4)} spent)`)
+    return false
+  })
+
+export const call = Effect.fn("Run.call")(function*<J extends Job>(
+  ctx: RunContext<J>,
+  job: J,
+  attempt: number,
+  purpose: "task" | "repair",
+  input: ReadonlyArray<LlmMessage>
+) {
+  const state = yield* Ref.make<Omit<Called, "result">>({
+    file: undefined,
+    startedAt: "",
+    usage: emptyUsage,
+    storageError: undefined
+  })
+  if (!(yield* budgetLeft(ctx))) return { ...(yield* Ref.get(state)), result: undefined } satisfies Called
+  const key = sampleKey(job.index, attempt, purpose)
+  const onAttempt = (record: AttemptRecord) =>
+    Effect.gen(function*() {
+      const target = record.archived === undefined ? yield* ctx.journal.nextArchiveFile(job.index) : undefined
+      const file = record.archived ?? target!.file
+      const ledgerLine = {
+        key: path.basename(file),
+        sample: job.index,
+        attempt,
+        purpose,
+        status: record.status,
+        model: record.model,
+        batch: "batch_id" in record,
+        usage: record.usage ?? emptyUsage,
+        at: record.startedAt
+      }
+      // The cost is real whatever happens to the archive: the ledger line first.
+      yield* ctx.ledger.record(ledgerLine)
+      if (target !== undefined) {
+        yield* ctx.journal.writeArchive(job.index, target, {
+          ...record,
+          key,
+          sample: job.index,
+          sample_attempt: attempt,
+          purpose
+        })
+      }
+      yield* Ref.update(state, (s) => ({
+        ...s,
+        file,
+        startedAt: record.startedAt,
+        usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
+      }))
+    }).pipe(Effect.catchAll((e) => Ref.update(state, (s) => ({ ...s, storageError: s.storageError ?? e }))))
+  const result = yield* ctx.llm.complete({
+    name: TASK_SCHEMA_NAME,
+    instructions: ctx.options.instructions,
+    input,
+    schema: ModelTaskSchema,
+    jsonSchema: ctx.inventoryOf(job).outputJsonSchema({ maxSteps: ctx.options.maxTools }),
+    key,
+    onAttempt
+  }).pipe(Effect.either)
+  return { ...(yield* Ref.get(state)), result } satisfies Called
+})
+
+/** 400s of no known kind before any answer: that many, and the request every sample sends is at fault. */
+export const UNEXPLAINED_400_LIMIT = 3
+
+/**
+ * A 400 that names neither a per-request nor a run-level cause counts for its sample; but when the first
+ * requests of a run all get one and nothing was answered yet, the request every sample sends is at fault:
+ * the run stops instead of spending every sample's attempts on it.
+ */
+const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<unknown, LlmError>) =>
+  Effect.gen(function*() {
+    const answered = Either.isRight(result) || isAnswerError(result.left)
+    const unexplained = Either.isLeft(result) && result.left._tag === "BadRequest" &&
+      failureScope(result.left) === "sample" && !isRequestSpecific(result.left)
+    const next = yield* Ref.updateAndGet(ctx.refusals, (r) => ({
+      answered: r.answered || answered,
+      unexplained: r.unexplained + (unexplained ? 1 : 0)
+    }))
+    if (!next.answered && unexplained && next.unexplained >= UNEXPLAINED_400_LIMIT && Either.isLeft(result)) {
+      yield* stopRun(
+        ctx,
+        `the first ${next.unexplained} requests were all refused, so the request itself is at fault: ${result.left.message}`
+      )
+    }
+  })
+
+export type AttemptOutcome =
+  | { readonly _tag: "Accepted"; readonly row: SkyRLRow; readonly calls: number }
+  | { readonly _tag: "Rejected"; readonly reject: RejectRecord }
+  /**
+   * The run stopped, or the sample cannot go on: `reject` when this attempt ended with a reason worth
+   * keeping; `called` when the attempt made a call before it stopped.
+   */
+  | {
+    readonly _tag: "Stopped"
+    readonly reason: string
+    readonly reject: RejectRecord | undefined
+    readonly called: boolean
+  }
+
+const invalidOutputRepair = (e: InvalidOutput): string =>
+  [
+    "Your previous answer did not match the required JSON format. Problems:",
+    ...e.issues.slice(0, 20).map((i) => `- ${i.path === "" ? "" : `${i.path}: `}${i.message}`),
+    "Return the whole task again as one JSON object in the required format."
+  ].join("\n")
+
+/** Row metadata of an answer (the accepted call's start time comes from its archive record, as rebuild reads it). */
+const metadataOf = <J extends Job>(
+  ctx: RunContext<J>,
+  job: J,
+  attempt: number,
+  repaired: boolean,
+  answer: LlmResult<ModelTask>,
+  called: Called
+): Record<string, unknown> => ({
+  source: ctx.options.command,
+  model: answer.model,
+  backend: answer.backend,
+  run_id: ctx.journal.spec.runId,
+  generated_at: called.startedAt,
+  seed: ctx.options.seed,
+  sample_index: job.index,
+  attempt,
+  repaired,
+  ...ctx.options.jobMetadata(job),
+  reasoning_tokens: answer.usage.reasoning,
+  raw_output_path: called.file === undefined ? null : ctx.relativeToOut(called.file)
+})
+
+/** Everything a sample has done so far in this session (for its journal line). */
+export interface SampleTally {
+  readonly calls: number
+  readonly usage: Usage
+  readonly rejects: ReadonlyArray<RejectRecord>
+}
+
+export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
+  ctx: RunContext<J>,
+  job: J,
+  attemptNo: number,
+  tally: Ref.Ref<SampleTally>
+) {
+  let input: ReadonlyArray<LlmMessage> = [{ role: "user", content: ctx.options.requestText(job, attemptNo) }]
+  const reject = (reasons: ReadonlyArray<string>, file: string | undefined): RejectRecord => ({
+    index: job.index,
+    attempt: attemptNo,
+    reasons: [...reasons],
+    raw_output_path: file === undefined ? null : ctx.relativeToOut(file)
+  })
+  for (let round = 0; round < 2; round++) {
+    const called = yield* call(ctx, job, attemptNo, round === 0 ? "task" : "repair", input)
+    yield* Ref.update(tally, (t) => ({
+      ...t,
+      calls: t.calls + (called.result === undefined ? 0 : 1),
+      usage: addUsage(t.usage, called.usage)
+    }))
+    if (called.result === undefined) {
+      const reason = (yield* Ref.get(ctx.stop)) ?? "stopped"
+      return { _tag: "Stopped", reason, reject: undefined, called: round > 0 } as const
+    }
+    if (called.storageError !== undefined) {
+      // A paid answer that could not be archived is not used: no row without its archive.
+      const reason = `could not archive the answer: ${called.storageError.message}`
+      return { _tag: "Stopped", reason, reject: reject([reason], called.file), called: true } as const
+    }
+    yield* noteRefusal(ctx, called.result)
+    if (Either.isLeft(called.result)) {
+      const e = called.result.left
+      const scope = failureScope(e)
+      if (scope === "unanswered") {
+        return { _tag: "Stopped", reason: e.message, reject: undefined, called: round > 0 } as const
+      }
+      if (scope === "run") {
+        yield* stopRun(ctx, e.message)
+        return { _tag: "Stopped", reason: e.message, reject: reject([e.message], called.file), called: true } as const
+      }
+      if (e._tag === "InvalidOutput" && round === 0) {
+        input = [...input, { role: "assistant", content: e.text }, { role: "user", content: invalidOutputRepair(e) }]
+        continue
+      }
+      return { _tag: "Rejected", reject: reject([e.message], called.file) } as const
+    }
+    const answer = called.result.right
+    const metadata = metadataOf(ctx, job, attemptNo, round === 1, answer, called)
+    const judged = yield* ctx.acceptance.judge(job, job.index, answer.value, metadata)
+    const verdict = judged._tag === "Accepted"
+      ? yield* ctx.acceptance.claim(job.index, judged.row, journalRow(ctx, job, attemptNo, judged.row, tally))
+      : judged
+    if (verdict._tag === "Accepted") {
+      return { _tag: "Accepted", row: verdict.row, calls: (yield* Ref.get(tally)).calls } as const
+    }
+    if (verdict._tag === "Repair" && round === 0) {
+      input = [...input, { role: "assistant", content: answer.text }, { role: "user", content: verdict.message }]
+      continue
+    }
+    return { _tag: "Rejected", reject: reject(verdict.reasons, called.file) } as const
+  }
+  return yield* Effect.dieMessage("unreachable: an attempt ends within two rounds")
+})
+
+/** The journal line of an accepted row (queued inside the claim, so journal order is claim order). */
+const journalRow = <J extends Job>(
+  ctx: RunContext<J>,
+  job: J,
+  attemptNo: number,
+  row: SkyRLRow,
+  tally: Ref.Ref<SampleTally>
+) =>
+  Effect.flatMap(Ref.get(tally), (t) =>
+    ctx.journal.enqueue({
+      index: job.index,
+      status: "row",
+      row: encodeRow(row),
+      attempts: attemptNo,
+      calls: t.calls,
+      usage: t.usage,
+      rejects: t.rejects
+    }))
+
+/**
+ * Attempts per session: `--max-attempts` new ones on top of those an earlier session already made (an
+ * attempt replayed from the archive is free and counted among those).
+ */
+const attemptLimit = <J extends Job>(ctx: RunContext<J>, before: JournalEntry | undefined) =>
+  (before?.attempts ?? 0) + ctx.options.maxAttemptsPerSample
+
+export const sample = Effect.fn("Run.sample")(function*<J extends Job>(
+  ctx: RunContext<J>,
+  job: J,
+  before: JournalEntry | undefined
+) {
+  if ((yield* Ref.get(ctx.stop)) !== undefined) return
+  const tally = yield* Ref.make<SampleTally>({ calls: 0, usage: emptyUsage, rejects: [] })
+  const limit = attemptLimit(ctx, before)
+  let attemptNo = 0
+  let stopped: string | undefined
+  while (attemptNo < limit) {
+    attemptNo++
+    const outcome = yield* attempt(ctx, job, attemptNo, tally)
+    if (outcome._tag === "Accepted") {
+      if (ctx.options.onSampleDone !== undefined) {
+        yield* ctx.options.onSampleDone(job, {
+          status: "row",
+          row: outcome.row,
+          attempts: attemptNo,
+          calls: outcome.calls
+        })
+      }
+      return
+    }
+    if (outcome.reject !== undefined) {
+      const r = outcome.reject
+      yield* Ref.update(tally, (t) => ({ ...t, rejects: [...t.rejects, r] }))
+      yield* Effect.logWarning(`sample ${job.index + 1} attempt ${r.attempt} rejected: ${r.reasons.join("; ")}`)
+    }
+    if (outcome._tag === "Stopped") {
+      stopped = outcome.reason
+      if (!outcome.called) attemptNo--
+      break
+    }
+  }
+  const t = yield* Ref.get(tally)
+  if (stopped !== undefined && t.calls === 0 && t.rejects.length === 0) return
+  const entry: JournalEntry = {
+    index: job.index,
+    status: stopped === undefined ? "failed" : "stopped",
+    attempts: attemptNo,
+    calls: t.calls,
+    usage: t.usage,
+    rejects: t.rejects
+  }
+  yield* ctx.journal.append(entry)
+  if (ctx.options.onSampleDone !== undefined) {
+    yield* ctx.options.onSampleDone(job, {
+      status: "failed",
+      reasons: t.rejects.flatMap((r) => r.reasons),
+      attempts: attemptNo,
+      calls: t.calls
+    })
+  }
+})

@@ -1,0 +1,78 @@
+/**
+ * The cost ledger of a run: one entry per HTTP attempt (or batch answer), with its usage and price, kept
+ * across sessions and batch rounds (`ledger.jsonl` in the run directory, appended and flushed as each
+ * call ends). Every summary — the progress line, the final log line, the manifest, the `--max-cost`
+ * check — reads its totals. An entry's key is its archive file, so an answer replayed from the archive
+ * (resume, rebuild, another collect round) is never counted twice.
+ */
+import { Context, Effect, Ref } from "effect"
+import type { StorageError } from "../domain/errors.js"
+import type { Usage } from "../domain/llm.js"
+import { addUsage, emptyUsage } from "../domain/llm.js"
+import { costOf } from "../domain/pricing.js"
+import type { LedgerEntry } from "../domain/run.js"
+
+export interface LedgerTotals {
+  readonly calls: number
+  readonly repairs: number
+  readonly usage: Usage
+  /** undefined when the model has no price. */
+  readonly costUsd: number | undefined
+  /** Usage of calls made online (not answered by the Batch API). */
+  readonly onlineUsage: Usage
+}
+
+/** An attempt as the engine reports it; the ledger prices it. */
+export type LedgerCall = Omit<LedgerEntry, "cost_usd">
+
+export interface CostLedgerApi {
+  /** Records a call once (by key): appends its line and adds it to the totals. */
+  readonly record: (call: LedgerCall) => Effect.Effect<void, StorageError>
+  readonly totals: Effect.Effect<LedgerTotals>
+}
+
+export class CostLedger extends Context.Tag("skyrl/CostLedger")<CostLedger, CostLedgerApi>() {}
+
+const emptyTotals: LedgerTotals = { calls: 0, repairs: 0, usage: emptyUsage, costUsd: 0, onlineUsage: emptyUsage }
+
+const addEntry = (t: LedgerTotals, e: LedgerEntry): LedgerTotals => ({
+  calls: t.calls + 1,
+  repairs: t.repairs + (e.purpose === "repair" ? 1 : 0),
+  usage: addUsage(t.usage, e.usage),
+  costUsd: t.costUsd === undefined || e.cost_usd === null ? undefined : t.costUsd + e.cost_usd,
+  onlineUsage: e.batch ? t.onlineUsage : addUsage(t.onlineUsage, e.usage)
+})
+
+/**
+ * A ledger holding `prior` entries (read from the run directory) that prices new calls at `priceModel`'s
+ * rates (batch answers at half) and hands each new line to `append`.
+ */
+export const makeCostLedger = (
+  priceModel: string,
+  prior: ReadonlyArray<LedgerEntry>,
+  append: (entry: LedgerEntry) => Effect.Effect<void, StorageError>
+): Effect.Effect<CostLedgerApi> =>
+  Effect.gen(function*() {
+    const keys = new Set<string>()
+    let start = emptyTotals
+    for (const e of prior) {
+      if (keys.has(e.key)) continue
+      keys.add(e.key)
+      start = addEntry(start, e)
+    }
+    const totals = yield* Ref.make(start)
+    const lock = yield* Effect.makeSemaphore(1)
+    return {
+      record: (call) =>
+        lock.withPermits(1)(Effect.suspend(() => {
+          if (keys.has(call.key)) return Effect.void
+          keys.add(call.key)
+          const entry: LedgerEntry = {
+            ...call,
+            cost_usd: costOf(priceModel, call.usage, { batch: call.batch }) ?? null
+          }
+          return Effect.zipRight(Ref.update(totals, (t) => addEntry(t, entry)), append(entry))
+        })),
+      totals: Ref.get(totals)
+    }
+  })

@@ -1,0 +1,446 @@
+/**
+ * The run journal: the one owner of a run directory (raw_llm/<run_id>/) while a run works on it.
+ *
+ * Opening it (a scoped layer) takes the directory's `lock` (a second process fails at once with
+ * `RunLocked`, having spent nothing), checks the settings fingerprint of a run being resumed, reads the
+ * journal and the cost ledger (a line cut by a crash is not an entry), lists the archive, and writes a
+ * `running` manifest. While the run works it appends journal lines (one per finished sample) and ledger
+ * lines (one per call, see CostLedger.ts), writes archive files under fresh call numbers, and keeps the
+ * counts every summary reads. Closing it writes the manifest — status, counts, tokens and cost from the
+ * journal and the ledger — and releases the lock, whatever ended the run (done, failed, interrupted).
+ *
+ * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
+ */
+import { Cause, Clock, Context, Deferred, Effect, Either, Layer, Option, Schema } from "effect"
+import { createHash } from "node:crypto"
+import { hostname } from "node:os"
+import * as path from "node:path"
+import { gzipSync } from "node:zlib"
+import type { StorageError } from "../domain/errors.js"
+import * as Inv from "../domain/inventory.js"
+import { emptyUsage } from "../domain/llm.js"
+import type { RunStatus } from "../domain/run.js"
+import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
+import { canonicalJson } from "../skyrl/canonical.js"
+import { readJsonLines } from "../skyrl/jsonLines.js"
+import { toJsonText } from "../skyrl/layout.js"
+import type { CostLedgerApi } from "./CostLedger.js"
+import { CostLedger, makeCostLedger } from "./CostLedger.js"
+import { Storage } from "./Storage.js"
+
+export interface RunPaths {
+  readonly runDir: string
+  readonly manifest: string
+  readonly journal: string
+  readonly ledger: string
+  readonly lock: string
+  readonly inventory: string
+}
+
+export const runPaths = (rawDir: string, runId: string): RunPaths => {
+  const runDir = path.join(rawDir, runId)
+  const at = (name: string) => path.join(runDir, name)
+  return {
+    runDir,
+    manifest: at("manifest.json"),
+    journal: at("journal.jsonl"),
+    ledger: at("ledger.jsonl"),
+    lock: at("lock"),
+    inventory: at("inventory.json")
+  }
+}
+
+/** `task_0007_c02.json`: sample 7 (1-based), its second model call. */
+export const archiveFileName = (index: number, call: number, total: number, gzip: boolean): string => {
+  const width = Math.max(4, String(total).length)
+  return `task_${String(index + 1).padStart(width, "0")}_c${String(call).padStart(2, "0")}.json${gzip ? ".gz" : ""}`
+}
+
+/** `task_0007_c02.json(.gz)`: sample 7 (1-based), call 2. */
+export const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
+
+export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: boolean): string | Uint8Array => {
+  const text = JSON.stringify(record, null, 2) + "\n"
+  return gzip ? gzipSync(text) : text
+}
+
+/** The hash `--resume` compares: sha256 of the canonical JSON of the encoded settings. */
+export const fingerprintOf = (settings: RunSettings): string =>
+  createHash("sha256").update(canonicalJson(Schema.encodeSync(RunSettings)(settings))).digest("hex")
+
+/** The `inventory_sha256` of run settings: sha256 of the canonical JSON of the encoded inventory. */
+export const inventoryFingerprint = (inventory: Inv.Inventory): string =>
+  createHash("sha256").update(canonicalJson(Schema.encodeSync(Inv.Inventory)(inventory))).digest("hex")
+
+/** Each setting that differs, as `name: <run's value> in the run, <value> now`. */
+export const settingsDifferences = (run: RunSettings, now: RunSettings): ReadonlyArray<string> => {
+  const a = Schema.encodeSync(RunSettings)(run) as Record<string, unknown>
+  const b = Schema.encodeSync(RunSettings)(now) as Record<string, unknown>
+  const show = (v: unknown) => (typeof v === "string" ? v : canonicalJson(v))
+  return Object.keys(a).filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).map((k) =>
+    `${k}: ${show(a[k])} in the run, ${show(b[k])} now`
+  )
+}
+
+/** What a run is and how its manifest describes it. */
+export interface RunSpec {
+  readonly runDir: string
+  readonly runId: string
+  readonly command: "generate" | "enrich"
+  /** The dataset file the run writes. */
+  readonly output: string
+  readonly settings: RunSettings
+  /** Every setting of the session, for people reading the manifest (not compared). */
+  readonly details: Readonly<Record<string, unknown>>
+  readonly model: string
+  readonly backend: string
+  /** Samples of the work plan (a journal line of another sample is ignored). */
+  readonly planned: ReadonlySet<number>
+  /** Rows written without a model call (enrich: rows that already have a plan). */
+  readonly passthrough: number
+  readonly gzip: boolean
+  /** The inventory the run plans with, kept in the run directory (`inventory.json`) for rebuild and --force. */
+  readonly inventory?: unknown
+}
+
+export interface ArchivedCall {
+  readonly call: number
+  readonly file: string
+}
+
+export interface JournalCounts {
+  readonly done: number
+  readonly valid: number
+  readonly failed: number
+  readonly rejected: number
+}
+
+export interface RunJournalApi {
+  readonly spec: RunSpec
+  readonly paths: RunPaths
+  /** The latest journal entry of each planned sample, earlier sessions included. */
+  readonly latest: Effect.Effect<ReadonlyMap<number, JournalEntry>>
+  /** Planned samples with a row, in journal order (the order their prompts were claimed). */
+  readonly rowOrder: Effect.Effect<ReadonlyArray<number>>
+  /** Appends a journal line (flushed before it returns). */
+  readonly append: (entry: JournalEntry) => Effect.Effect<void, StorageError>
+  /**
+   * Puts a journal line in the file's order now and returns the wait for it to be on disk: so a caller
+   * can order lines inside its own critical section (the claim of a prompt) and wait outside it.
+   */
+  readonly enqueue: (entry: JournalEntry) => Effect.Effect<Effect.Effect<void, StorageError>>
+  /** The archive files of a sample, any session, by call number. */
+  readonly archived: (index: number) => Effect.Effect<ReadonlyArray<ArchivedCall>>
+  /** The sample's next call number and its archive file (a number is never used twice, even if unwritten). */
+  readonly nextArchiveFile: (index: number) => Effect.Effect<ArchivedCall>
+  /** Writes a call's archive record (atomically) and lists it among the sample's archived calls. */
+  readonly writeArchive: (
+    index: number,
+    target: ArchivedCall,
+    record: Readonly<Record<string, unknown>>
+  ) => Effect.Effect<void, StorageError>
+  readonly counts: Effect.Effect<JournalCounts>
+  /** Records how the run ended (its manifest status); absent, the status comes from how the scope closed. */
+  readonly settle: (status: "completed" | "incomplete", llm: string) => Effect.Effect<void>
+}
+
+export class RunJournal extends Context.Tag("skyrl/RunJournal")<RunJournal, RunJournalApi>() {
+  /** Opens the run directory (lock, fingerprint, journal, ledger); provides the journal and its cost ledger. */
+  static layer = (
+    spec: RunSpec
+  ): Layer.Layer<RunJournal | CostLedger, RunLocked | SettingsError | StorageError, Storage> =>
+    Layer.scopedContext(Effect.map(openRun(spec, true), (s) =>
+      Context.make(RunJournal, s.journal).pipe(
+        Context.add(CostLedger, s.ledger)
+      )))
+
+  /** The same service in memory: reads nothing, writes nothing, takes no lock (rebuild). */
+  static memory = (spec: RunSpec): Layer.Layer<RunJournal | CostLedger, never, Storage> =>
+    Layer.scopedContext(
+      Effect.map(Effect.orDie(openRun(spec, false)), (s) =>
+        Context.make(RunJournal, s.journal).pipe(Context.add(CostLedger, s.ledger)))
+    )
+}
+
+interface State {
+  readonly latest: Map<number, JournalEntry>
+  readonly rowOrder: Array<number>
+  readonly archive: Map<number, Array<ArchivedCall>>
+  /** The highest call number used per sample (written or not). */
+  readonly lastCall: Map<number, number>
+  torn: boolean
+  settled: { readonly status: "completed" | "incomplete"; readonly llm: string } | undefined
+}
+
+const emptyState = (): State => ({
+  latest: new Map(),
+  rowOrder: [],
+  archive: new Map(),
+  lastCall: new Map(),
+  torn: false,
+  settled: undefined
+})
+
+const countsOf = (state: State): JournalCounts => {
+  let valid = 0
+  let failed = 0
+  let rejected = 0
+  for (const e of state.latest.values()) {
+    if (e.status === "row") valid++
+    else if (e.status === "failed") failed++
+    rejected += e.rejects.length
+  }
+  return { done: valid + failed, valid, failed, rejected }
+}
+
+/** Reads the journal, the ledger and the archive listing of a run directory (nothing when `onDisk` is false). */
+const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const state = emptyState()
+    if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry> }
+    const read = (file: string) =>
+      Effect.flatMap(storage.exists(file), (there) => (there ? storage.readText(file) : Effect.succeed("")))
+    const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
+    state.torn = journal.torn
+    for (const entry of journal.entries) record(state, spec.planned, entry)
+    for (const name of yield* storage.readDirectory(paths.runDir)) {
+      const m = ARCHIVE_NAME.exec(name)
+      if (m !== null) addArchived(state, Number(m[1]) - 1, { call: Number(m[2]), file: path.join(paths.runDir, name) })
+    }
+    const ledger = readJsonLines(LedgerEntry, yield* read(paths.ledger))
+    if (ledger.torn) yield* storage.appendDurable(paths.ledger, "\n")
+    // A call whose archive write failed still used its number (its ledger line has it): never reuse one.
+    for (const entry of ledger.entries) {
+      const m = ARCHIVE_NAME.exec(entry.key)
+      if (m !== null) state.lastCall.set(entry.sample, Math.max(state.lastCall.get(entry.sample) ?? 0, Number(m[2])))
+    }
+    return { state, ledger: ledger.entries }
+  })
+
+/** Keeps a journal line: the latest per sample, except that nothing follows a sample's row line. */
+const record = (state: State, planned: ReadonlySet<number>, entry: JournalEntry) => {
+  if (!planned.has(entry.index) || state.latest.get(entry.index)?.status === "row") return
+  state.latest.set(entry.index, entry)
+  if (entry.status === "row") state.rowOrder.push(entry.index)
+}
+
+const addArchived = (state: State, index: number, call: ArchivedCall) => {
+  const list = state.archive.get(index) ?? []
+  list.push(call)
+  list.sort((a, b) => a.call - b.call)
+  state.archive.set(index, list)
+  state.lastCall.set(index, Math.max(state.lastCall.get(index) ?? 0, call.call))
+}
+
+/** The journal of a run directory as the engine reads it: latest entry per sample, rows in claim order. */
+export const readJournal = (runDir: string, planned: ReadonlySet<number>) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const file = path.join(runDir, "journal.jsonl")
+    const text = (yield* storage.exists(file)) ? yield* storage.readText(file) : ""
+    const state = emptyState()
+    for (const entry of readJsonLines(JournalEntry, text).entries) record(state, planned, entry)
+    return {
+      latest: state.latest as ReadonlyMap<number, JournalEntry>,
+      rowOrder: state.rowOrder as ReadonlyArray<number>
+    }
+  })
+
+/** A resumed run must have been made with the same settings (the CLI resolves `--force` before this). */
+const checkSettings = (spec: RunSpec, paths: RunPaths) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    if (!(yield* storage.exists(paths.manifest))) return undefined
+    const manifest = yield* readManifest(paths.manifest)
+    if (manifest._tag === "None") return undefined
+    const m = manifest.value
+    if (m.fingerprint === undefined || m.run_settings === undefined) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `${paths.runDir} was made by an earlier skyrl that did not record its settings; start a new run`
+      })
+    }
+    if (m.fingerprint !== fingerprintOf(spec.settings)) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `${paths.runDir} was made with other settings (${
+          settingsDifferences(m.run_settings, spec.settings).join("; ")
+        })`
+      })
+    }
+    return m
+  })
+
+/** The manifest of a run directory, when it is one. */
+export const readManifest = (file: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const text = yield* storage.readText(file).pipe(Effect.option)
+    if (Option.isNone(text)) return Option.none<RunManifest>()
+    return Either.getRight(Schema.decodeUnknownEither(Schema.parseJson(RunManifest))(text.value))
+  })
+
+/** The most recent run of `command` in rawDir that wrote `output` (for --resume). */
+export const findLatestRun = (rawDir: string, output: string, command: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    if (!(yield* storage.exists(rawDir))) return Option.none<RunManifest>()
+    const found: Array<RunManifest> = []
+    for (const id of yield* storage.readDirectory(rawDir).pipe(Effect.orElseSucceed(() => []))) {
+      const m = yield* readManifest(path.join(rawDir, id, "manifest.json"))
+      if (Option.isSome(m) && m.value.output === output && m.value.command === command) found.push(m.value)
+    }
+    return Option.fromNullable(found.sort((a, b) => a.started_at.localeCompare(b.started_at)).at(-1))
+  })
+
+/**
+ * Appends to a JSON Lines file with group commit: lines are queued in call order (synchronously, so a
+ * caller's critical section fixes their order), and whoever flushes writes every queued line with one
+ * append + fsync. Many samples finishing together cost one fsync, not one each. `torn`: the file ends
+ * mid-line (a crash), so the first write starts a new line. No file: lines are only counted as written.
+ */
+const groupAppender = (file: string | undefined, torn: boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const flushLock = yield* Effect.makeSemaphore(1)
+    let pending: Array<{ readonly line: string; readonly done: Deferred.Deferred<void, StorageError> }> = []
+    let startNewLine = torn
+    const flush = flushLock.withPermits(1)(Effect.gen(function*() {
+      const batch = pending
+      pending = []
+      if (batch.length === 0) return
+      const text = (startNewLine ? "\n" : "") + batch.map((p) => p.line).join("")
+      const written = yield* Effect.either(file === undefined ? Effect.void : storage.appendDurable(file, text))
+      if (written._tag === "Right") startNewLine = false
+      for (const p of batch) {
+        yield* Deferred.complete(p.done, written._tag === "Right" ? Effect.void : Effect.fail(written.left))
+      }
+    }))
+    return (line: string): Effect.Effect<Effect.Effect<void, StorageError>> =>
+      Effect.map(Deferred.make<void, StorageError>(), (done) => {
+        pending.push({ line, done })
+        return Effect.zipRight(flush, Deferred.await(done))
+      })
+  })
+
+const openRun = (spec: RunSpec, onDisk: boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const paths = runPaths(path.dirname(spec.runDir), path.basename(spec.runDir))
+    if (onDisk) {
+      yield* storage.makeDirectory(paths.runDir)
+      const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+      yield* Effect.acquireRelease(
+        storage.acquireLock(paths.lock, { pid: process.pid, host: hostname(), command: spec.command, since: startedAt })
+          .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir: paths.runDir, holder: e.holder }))),
+        () => storage.releaseLock(paths.lock)
+      )
+    }
+    const previous = onDisk ? yield* checkSettings(spec, paths) : undefined
+    const { ledger: priorLedger, state } = yield* readRunDirectory(spec, paths, onDisk)
+    const ledgerFile = yield* groupAppender(onDisk ? paths.ledger : undefined, false)
+    const ledger = yield* makeCostLedger(
+      spec.model,
+      priorLedger,
+      (entry) => Effect.flatten(ledgerFile(JSON.stringify(entry) + "\n"))
+    )
+    if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
+      yield* storage.writeFileAtomic(paths.inventory, toJsonText(spec.inventory, { indent: 2 }) + "\n")
+    }
+    const started = previous?.started_at ?? new Date(yield* Clock.currentTimeMillis).toISOString()
+    const t0 = yield* Clock.currentTimeMillis
+    const writeManifest = (status: typeof RunStatus.Type, llm: string) =>
+      onDisk ? manifestWriter(spec, paths, state, ledger, started, t0)(status, llm) : Effect.void
+    yield* writeManifest("running", previous?.llm ?? "")
+    yield* Effect.addFinalizer((exit) =>
+      Effect.orDie(
+        writeManifest(
+          state.settled?.status ?? (exit._tag === "Success"
+            ? "incomplete"
+            : Cause.isInterruptedOnly(exit.cause)
+            ? "interrupted"
+            : "failed"),
+          state.settled?.llm ?? previous?.llm ?? ""
+        )
+      ).pipe(Effect.catchAllDefect((d) => Effect.logError(`could not write ${paths.manifest}: ${String(d)}`)))
+    )
+    const journalFile = yield* groupAppender(onDisk ? paths.journal : undefined, state.torn)
+    // Recorded when queued, so the in-memory order is the file's order.
+    const enqueue = (entry: JournalEntry) =>
+      Effect.tap(
+        journalFile(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
+        () => Effect.sync(() => record(state, spec.planned, entry))
+      )
+    const journal: RunJournalApi = {
+      spec,
+      paths,
+      latest: Effect.sync(() => new Map(state.latest)),
+      rowOrder: Effect.sync(() => [...state.rowOrder]),
+      append: (entry) => Effect.flatten(enqueue(entry)),
+      enqueue,
+      archived: (index) => Effect.sync(() => [...(state.archive.get(index) ?? [])]),
+      nextArchiveFile: (index) =>
+        Effect.sync(() => {
+          const call = (state.lastCall.get(index) ?? 0) + 1
+          state.lastCall.set(index, call)
+          return { call, file: path.join(paths.runDir, archiveFileName(index, call, spec.planned.size, spec.gzip)) }
+        }),
+      writeArchive: (index, target, record) =>
+        Effect.gen(function*() {
+          if (onDisk) {
+            yield* storage.writeFileAtomic(target.file, encodeArchive({ ...record, call: target.call }, spec.gzip))
+          }
+          addArchived(state, index, target)
+        }),
+      counts: Effect.sync(() => countsOf(state)),
+      settle: (status, llm) => Effect.sync(() => void (state.settled = { status, llm }))
+    }
+    return { journal, ledger }
+  })
+
+const manifestWriter = (
+  spec: RunSpec,
+  paths: RunPaths,
+  state: State,
+  ledger: CostLedgerApi,
+  startedAt: string,
+  t0: number
+) =>
+(status: typeof RunStatus.Type, llm: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const now = yield* Clock.currentTimeMillis
+    const counts = countsOf(state)
+    const totals = yield* ledger.totals
+    const manifest = new RunManifest({
+      run_id: spec.runId,
+      command: spec.command,
+      status,
+      output: spec.output,
+      started_at: startedAt,
+      finished_at: status === "running" ? null : new Date(now).toISOString(),
+      settings: spec.details,
+      seed: spec.settings.seed,
+      model: spec.model,
+      backend: spec.backend,
+      llm,
+      counts: {
+        requested: spec.planned.size + spec.passthrough,
+        valid: counts.valid + spec.passthrough,
+        rejected_attempts: counts.rejected,
+        failed_samples: counts.failed,
+        calls: totals.calls,
+        repairs: totals.repairs
+      },
+      tokens: totals.usage ?? emptyUsage,
+      cost_usd: totals.costUsd ?? null,
+      elapsed_ms: now - t0,
+      run_settings: spec.settings,
+      fingerprint: fingerprintOf(spec.settings)
+    })
+    yield* storage.writeFileAtomic(
+      paths.manifest,
+      toJsonText(Schema.encodeSync(RunManifest)(manifest), { indent: 2 }) + "\n"
+    )
+  })

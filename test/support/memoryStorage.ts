@@ -1,0 +1,119 @@
+/**
+ * An in-memory Storage for in-process engine tests: files in a Map, the same dataset bytes as the live
+ * layer (`writeJsonRows`), locks, and hooks to count or fail writes (an archive write that fails, a crash
+ * after N journal appends). Parquet is not supported here (use StorageLive for it).
+ */
+import { Effect, Layer, Stream } from "effect"
+import type { FileHandle } from "node:fs/promises"
+import * as path from "node:path"
+import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
+import type { StorageApi } from "../../src/services/Storage.js"
+import { rowFormatOf, Storage, writeJsonRows } from "../../src/services/Storage.js"
+
+export type WriteKind = "atomic" | "append" | "rows"
+
+export interface MemoryStorage {
+  readonly api: StorageApi
+  readonly layer: Layer.Layer<Storage>
+  readonly files: Map<string, string | Uint8Array>
+  /** Text of a file (throws when absent). */
+  readonly text: (file: string) => string
+  /** Every write, in order. */
+  readonly writes: Array<{ readonly file: string; readonly kind: WriteKind }>
+  /** Runs before each write; a failure fails the write (nothing is written). */
+  onWrite: (file: string, kind: WriteKind) => Effect.Effect<void, StorageError>
+}
+
+const decoder = new TextDecoder()
+
+export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryStorage => {
+  const files = new Map<string, string | Uint8Array>()
+  for (const [k, v] of Object.entries(initial)) files.set(path.resolve(k), v)
+  const dirs = new Set<string>()
+  const writes: Array<{ file: string; kind: WriteKind }> = []
+  const textOf = (v: string | Uint8Array) => (typeof v === "string" ? v : decoder.decode(v))
+  const missing = (file: string, operation: string) =>
+    new StorageError({ path: file, operation, reason: "no such file or directory" })
+  const get = (file: string, operation: string) => {
+    const v = files.get(path.resolve(file))
+    return v === undefined ? Effect.fail(missing(file, operation)) : Effect.succeed(v)
+  }
+  const write = (file: string, kind: WriteKind, apply: () => void) =>
+    Effect.zipRight(
+      storage.onWrite(path.resolve(file), kind),
+      Effect.sync(() => {
+        writes.push({ file: path.resolve(file), kind })
+        apply()
+      })
+    )
+  const isDir = (dir: string) => dirs.has(dir) || [...files.keys()].some((f) => f.startsWith(dir + path.sep))
+
+  const api: StorageApi = {
+    readText: (file) => Effect.map(get(file, "read"), textOf),
+    readBytes: (file) =>
+      Effect.map(get(file, "read"), (v) => (typeof v === "string" ? new TextEncoder().encode(v) : v)),
+    exists: (file) => Effect.sync(() => files.has(path.resolve(file)) || isDir(path.resolve(file))),
+    makeDirectory: (dir) => Effect.sync(() => void dirs.add(path.resolve(dir))),
+    readDirectory: (dir) =>
+      Effect.sync(() => {
+        const base = path.resolve(dir)
+        const names = new Set<string>()
+        for (const f of [...files.keys(), ...dirs]) {
+          if (f.startsWith(base + path.sep)) names.add(f.slice(base.length + 1).split(path.sep)[0])
+        }
+        return [...names].sort()
+      }),
+    writeFileAtomic: (file, data) => write(file, "atomic", () => files.set(path.resolve(file), data)),
+    appendDurable: (file, text) =>
+      write(file, "append", () => {
+        const before = files.get(path.resolve(file))
+        files.set(path.resolve(file), (before === undefined ? "" : textOf(before)) + text)
+      }),
+    acquireLock: (file, owner) =>
+      Effect.suspend(() => {
+        const held = files.get(path.resolve(file))
+        if (held !== undefined) return Effect.fail(new LockHeld({ path: file, holder: textOf(held).trim() }))
+        files.set(path.resolve(file), JSON.stringify(owner) + "\n")
+        return Effect.void
+      }),
+    releaseLock: (file) => Effect.sync(() => void files.delete(path.resolve(file))),
+    writeRows: (file, rows, options = {}) => {
+      const format = rowFormatOf(file)
+      if (format === undefined || format === "parquet") {
+        return Effect.fail(
+          new StorageError({ path: file, operation: "write", reason: "memory storage: json/jsonl only" })
+        )
+      }
+      return Effect.flatMap(
+        Effect.promise(async () => {
+          const chunks: Array<string> = []
+          const handle = { write: async (t: string) => void chunks.push(t) } as unknown as FileHandle
+          const n = await writeJsonRows(handle, rows, format, options)
+          return { n, text: chunks.join("") }
+        }),
+        ({ n, text }) => Effect.as(write(file, "rows", () => files.set(path.resolve(file), text)), n)
+      )
+    },
+    readRows: (file) =>
+      Stream.unwrap(Effect.gen(function*() {
+        const text = yield* Effect.mapError(api.readText(file), (e) => new InputError({ file, reason: e.reason }))
+        const values: Array<unknown> = text.trimStart().startsWith("[")
+          ? JSON.parse(text) as Array<unknown>
+          : text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown)
+        return Stream.fromIterable(values.map((value, index) => ({ index, value })))
+      }))
+  }
+  const storage: MemoryStorage = {
+    api,
+    layer: Layer.succeed(Storage, api),
+    files,
+    text: (file) => {
+      const v = files.get(path.resolve(file))
+      if (v === undefined) throw new Error(`memory storage: no file ${file}`)
+      return textOf(v)
+    },
+    writes,
+    onWrite: () => Effect.void
+  }
+  return storage
+}
