@@ -15,6 +15,7 @@
 import { Chunk, Effect, Either, Logger, LogLevel, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
+import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { RejectRecord } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -35,9 +36,6 @@ import { checkWrittenDataset } from "./validate.js"
 
 /** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
 export const PROMPT_SERVER = "prompt"
-
-/** SkyRL's default `max_prompt_length`: longer prompts are dropped by the trainer (logged as a warning). */
-const SKYRL_MAX_PROMPT_TOKENS = 512
 
 export interface EnrichJob {
   /** The 0-based row index in the source file (also the sample index of the run). */
@@ -355,7 +353,8 @@ export const enrichMetadata = (input: string, inventorySource: string) => (job: 
   ...(job.source.unreadableToolCalls.length === 0 ? {} : { unreadable_tool_calls: job.source.unreadableToolCalls })
 })
 
-const outcomeLine = (job: EnrichJob, outcome: SampleOutcome): string => {
+/** The row's log line; prompts over the run's `--max-prompt-tokens` budget are flagged. */
+const outcomeLine = (job: EnrichJob, outcome: SampleOutcome, budget: number): string => {
   // The engine's own lines and archive names count samples from 1 (task_0004 is row 3).
   const label = `${rowLabel(job.index, job.source.id)} [sample ${job.index + 1}]`
   if (outcome.status === "failed") {
@@ -367,7 +366,7 @@ const outcomeLine = (job: EnrichJob, outcome: SampleOutcome): string => {
   const tokens = outcome.row.extra_info.task_metadata.prompt_tokens_est ?? 0
   return `${label}: planned, ${steps.length} steps (${steps.map((s) => s.tool).join(", ")}); ` +
     `${outcome.calls} calls; prompt ~${tokens} tokens` +
-    (tokens > SKYRL_MAX_PROMPT_TOKENS ? ` (over SkyRL's default max_prompt_length ${SKYRL_MAX_PROMPT_TOKENS})` : "")
+    (tokens > budget ? ` (over the --max-prompt-tokens budget of ${budget})` : "")
 }
 
 /** Runs the planned jobs through the sampling engine; skips are written as they are, rejects reported. */
@@ -443,10 +442,10 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
     jobInventory: (job) => job.inventory,
     inputRejects,
-    onSampleDone: (job, outcome) =>
-      outcome.status === "row"
-        ? Effect.logInfo(outcomeLine(job, outcome))
-        : Effect.logWarning(outcomeLine(job, outcome))
+    onSampleDone: (job, outcome) => {
+      const line = outcomeLine(job, outcome, options.rowSettings?.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS)
+      return outcome.status === "row" ? Effect.logInfo(line) : Effect.logWarning(line)
+    }
   }
 }
 
