@@ -8,6 +8,7 @@ from conftest import call, extras_of, make_row, play
 
 from skyrl_mcp_env import MCPToolEnv
 from skyrl_mcp_env.plan import RowError, plan_from_extras
+from skyrl_mcp_env.reward_check import policy_every_tool
 
 ROW = make_row([{"server": "fmp", "tool": "fmp_get_quote", "params": {"symbol": "AAPL"}}], task_id="q1")
 
@@ -113,6 +114,7 @@ def test_available_tools_filled_from_the_plan_count_as_unknown():
     row["extra_info"]["task_metadata"] = json.dumps({"available_tools_source": "plan"})
     plan = plan_from_extras(extras_of(row, 5))
     assert plan.tools_listed is False and plan.tools == {"fmp_get_quote": ("fmp", "fmp_get_quote")}
+    assert policy_every_tool(plan) is None  # the gameability report does not play "every tool" on an unknown offer
 
 
 def test_unknown_tool_name_in_a_call_is_an_error_observation():
