@@ -18,6 +18,10 @@ import datasets
 # --- plan_from_extras (README "Row layout") ---
 def plan_from_extras(extras):
     """A row's plan as an environment needs it: the JSON-encoded parts decoded."""
+    def json_list(value):
+        # depends_on / derived_params: JSON text ("[1,2]"); rows written before that have a list, older ones nothing.
+        return json.loads(value) if isinstance(value, str) else list(value or [])
+
     gt = extras["reward_spec"]["ground_truth"]
     steps = [
         {
@@ -25,14 +29,16 @@ def plan_from_extras(extras):
             "params": json.loads(s["params"]),
             # Rows written before param provenance lack these: every param literal, the tool name as call name.
             "call_name": s.get("call_name") or s["tool"],
-            "depends_on": list(s.get("depends_on") or []),
-            "derived_params": list(s.get("derived_params") or []),
+            "depends_on": json_list(s.get("depends_on")),
+            "derived_params": json_list(s.get("derived_params")),
         }
         for s in gt["tool_sequence"]
     ]
     tool_schemas = json.loads(gt.get("tool_schemas") or "{}")
-    available_tools = gt.get("available_tools") or []  # empty: unknown (only the plan's tools are known)
     metadata = json.loads(extras["extra_info"]["task_metadata"])
+    # None: the prompt's tools are unknown (no list, or the plan's tools filled in for a row that had none).
+    unknown = not gt.get("available_tools") or metadata.get("available_tools_source") == "plan"
+    available_tools = None if unknown else gt["available_tools"]
     return steps, gt["success"]["must_call_tool"], gt["max_turns"], tool_schemas, available_tools, metadata
 # --- end plan_from_extras ---
 

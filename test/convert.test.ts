@@ -1,5 +1,6 @@
 import { Effect, Either, Exit, Schema } from "effect"
-import { readdirSync, readFileSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
@@ -9,6 +10,7 @@ import { convertTask, decodeTask, normalizePrompt, toSkyRLSampleEffect } from ".
 import { decodeRow, encodeRow, encodeRowWithSchema } from "../src/skyrl/layout.js"
 import { TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
 import { chatPromptTokens, textTokens } from "../src/skyrl/promptTokens.js"
+import { runCli } from "./support/cli.js"
 
 const FIXTURES = join(import.meta.dirname, "fixtures")
 const inventory = Schema.decodeUnknownSync(Inventory)(
@@ -194,10 +196,37 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     const given = { ...base(), complexity: "complex", max_turns: 9, limits: { max_tools: 4, max_servers: 3 } }
     const gt = Either.getOrThrow(convertTask(given)).reward_spec.ground_truth
     expect([gt.complexity, gt.max_turns, gt.limits.max_tools]).toEqual(["complex", 9, 4])
-    expect(fieldOf({ ...base(), max_turns: 2 }).field).toBe("max_turns")
     expect(fieldOf({ ...base(), limits: { max_tools: 1, max_servers: 5 } }).field).toBe("limits.max_tools")
     expect(fieldOf({ ...base(), success: { must_call_tool: "tavily_search" } }).field).toBe("success.must_call_tool")
     expect(fieldOf({ ...base(), complexity: "hard" }).field).toBe("complexity")
+  })
+  it("raises a given max_turns below steps + 1 to steps + 1 (one call per turn, then the answer), keeping the given", () => {
+    // base() has 3 steps: the plan needs 4 turns.
+    for (const given of [1, 2, 3]) {
+      const row = Either.getOrThrow(convertTask({ ...base(), max_turns: given }))
+      expect(row.reward_spec.ground_truth.max_turns).toBe(4)
+      expect(row.extra_info.task_metadata.max_turns_given).toBe(given)
+    }
+    for (const given of [4, 7]) {
+      const row = Either.getOrThrow(convertTask({ ...base(), max_turns: given }))
+      expect(row.reward_spec.ground_truth.max_turns).toBe(given)
+      expect(row.extra_info.task_metadata).not.toHaveProperty("max_turns_given")
+    }
+    expect(Either.getOrThrow(convertTask(base())).extra_info.task_metadata).not.toHaveProperty("max_turns_given")
+  })
+  it("`skyrl convert` of tsla_daily_headline_update_001 (max_turns 3 for 3 calls) writes 4 turns and warns", () => {
+    const file = join(FIXTURES, "openai", "chat", "20251006T010959218268Z_task_0006.json")
+    const task = JSON.parse(JSON.parse(readFileSync(file, "utf8")).choices[0].message.content)
+    expect([task.task_id, task.max_turns, task.tool_sequence.length]).toEqual(["tsla_daily_headline_update_001", 3, 3])
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-convert-")), "rows.jsonl")
+    const r = runCli(["convert", file, "--out", out])
+    expect(r.status, r.stderr).toBe(0)
+    const [row] = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(row.reward_spec.ground_truth.max_turns).toBe(4)
+    expect(JSON.parse(row.extra_info.task_metadata).max_turns_given).toBe(3)
+    expect(r.stderr).toMatch(
+      /WARN .*task 0 \(tsla_daily_headline_update_001\): max_turns 3 raised to 4: its 3 steps, one call per turn, and the final answer need 4/
+    )
   })
   it("carries the rubric and the metadata, fixes env_class, and sets data_source", () => {
     const row = Either.getOrThrow(
@@ -260,7 +289,7 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     const task = Either.getOrThrow(decodeTask(base()))
     const ok = Effect.runSyncExit(toSkyRLSampleEffect(task))
     expect(Exit.isSuccess(ok)).toBe(true)
-    const failing = Either.getOrThrow(decodeTask({ ...base(), max_turns: 1 }))
+    const failing = Either.getOrThrow(decodeTask({ ...base(), limits: { max_tools: 1, max_servers: 5 } }))
     const exit = Effect.runSyncExit(Effect.flip(toSkyRLSampleEffect(failing)))
     expect(Exit.isSuccess(exit) && exit.value._tag).toBe("ConversionError")
   })

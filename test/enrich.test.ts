@@ -55,27 +55,37 @@ const meta = (row: any) => JSON.parse(row.extra_info.task_metadata)
 
 /**
  * A row written before param provenance as enrich copies it: unchanged, plus the fields every row of a file
- * needs (Arrow), filled as /work/spec/formats.md reads them (call name = tool, empty lists, unknown hash,
- * no schemas).
+ * needs (Arrow), filled as /work/spec/formats.md reads them (call name = tool, empty lists as JSON text,
+ * unknown hash, no schemas), and, since the tools its prompt offered are unknown, the plan's tools as
+ * available_tools (sorted by server and tool: never empty on disk) marked `available_tools_source: "plan"`.
  */
-const withProvenanceDefaults = (row: any) => ({
-  ...row,
-  reward_spec: {
-    ...row.reward_spec,
-    ground_truth: {
-      ...row.reward_spec.ground_truth,
-      tool_sequence: row.reward_spec.ground_truth.tool_sequence.map((s: any) => ({
-        ...s,
-        call_name: s.tool,
-        depends_on: [],
-        derived_params: [],
-        schema_hash: ""
-      })),
-      available_tools: [],
-      tool_schemas: "{}"
-    }
+const withProvenanceDefaults = (row: any) => {
+  const steps = row.reward_spec.ground_truth.tool_sequence
+  const planTools = [...new Map(steps.map((s: any) => [`${s.server}/${s.tool}`, s])).values()]
+    .sort((a: any, b: any) => a.server < b.server || (a.server === b.server && a.tool < b.tool) ? -1 : 1)
+    .map((s: any) => ({ call_name: s.tool, server: s.server, tool: s.tool }))
+  const metadata = row.extra_info.task_metadata
+  const marked = { ...(typeof metadata === "string" ? JSON.parse(metadata) : metadata), available_tools_source: "plan" }
+  return {
+    ...row,
+    reward_spec: {
+      ...row.reward_spec,
+      ground_truth: {
+        ...row.reward_spec.ground_truth,
+        tool_sequence: steps.map((s: any) => ({
+          ...s,
+          call_name: s.tool,
+          depends_on: "[]",
+          derived_params: "[]",
+          schema_hash: ""
+        })),
+        available_tools: planTools,
+        tool_schemas: "{}"
+      }
+    },
+    extra_info: { ...row.extra_info, task_metadata: JSON.stringify(marked) }
   }
-})
+}
 const plan = (row: any) =>
   row.reward_spec.ground_truth.tool_sequence.map((s: any) => ({ ...s, params: JSON.parse(s.params) }))
 
@@ -159,6 +169,8 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
       expect(lines).toHaveLength(5)
       expect(lines.map((l) => Number(/ row (\d+) /.exec(l)![1])).sort()).toEqual([0, 1, 2, 3, 4])
       for (const l of lines) expect(l).toMatch(/steps \(\w+(, \w+)*\); 1 calls; prompt ~\d+ tokens/)
+      // These prompts are over the run's budget (--max-prompt-tokens, default 1024): the line says so.
+      for (const l of lines) expect(l).toMatch(/prompt ~\d+ tokens \(over the --max-prompt-tokens budget of 1024\)/)
       expect(fingerprint(input)).toEqual(before)
     },
     60_000
@@ -262,8 +274,14 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     // Rows with a plan: unchanged (row 3 was written with object params by another tool: re-encoded, same values).
     expect(rows[1]).toEqual(withProvenanceDefaults(source[1]))
     expect(plan(rows[3])).toEqual(withProvenanceDefaults(source[3]).reward_spec.ground_truth.tool_sequence)
-    expect(meta(rows[3])).toEqual(source[3].extra_info.task_metadata)
+    expect(meta(rows[3])).toEqual({ ...source[3].extra_info.task_metadata, available_tools_source: "plan" })
+    expect(rows[3].reward_spec.ground_truth.available_tools.length).toBeGreaterThan(0)
     expect(r.stderr).toMatch(/row 1 \(id has-plan-1\): skipped, already has a plan \(use --overwrite/)
+    // Row 2's made system message offers all 25 tools: over SkyRL's 512 default, within the run's budget of 1024,
+    // so its line flags nothing.
+    const row2 = r.stderr.split("\n").find((l) => /row 2 \(id no-plan-2\) \[sample 3\]: planned/.test(l))!
+    expect(Number(/prompt ~(\d+) tokens/.exec(row2)![1])).toBeGreaterThan(512)
+    expect(row2).not.toMatch(/over/)
 
     const server2 = await fake()
     const out2 = join(dir, "overwritten.jsonl")

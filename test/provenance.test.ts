@@ -124,10 +124,18 @@ describe("conversion and the model's answer", () => {
       tool_sequence: withStep(2, { depends_on: [2, 1, 2], derived_params: ["message", "message"] }),
       evaluation_rubric: rubric
     }, { inventory }))
+    expect(row.reward_spec.ground_truth.tool_sequence.map((s) => [s.depends_on, s.derived_params])).toEqual([
+      [[], []],
+      [[1], ["symbol"]],
+      [[1, 2], ["message"]]
+    ])
+    // On disk: canonical compact JSON text (an all-empty typed list would be Arrow's list<null>).
     const steps = encodeRow(row).reward_spec.ground_truth.tool_sequence
-    expect(steps.map((s) => [s.depends_on, s.derived_params])).toEqual([[[], []], [[1], ["symbol"]], [[1, 2], [
-      "message"
-    ]]])
+    expect(steps.map((s) => [s.depends_on, s.derived_params])).toEqual([
+      ["[]", "[]"],
+      ["[1]", "[\"symbol\"]"],
+      ["[1,2]", "[\"message\"]"]
+    ])
   })
 
   it("a model answer carries provenance per step; one recorded before it existed decodes with none", () => {

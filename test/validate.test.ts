@@ -122,14 +122,32 @@ describe("the SkyRL contract", () => {
     [
       "a fractional max_turns",
       (r) => (r.reward_spec.ground_truth.max_turns = 4.5),
-      "contract/max_turns",
+      "contract/schema",
       "reward_spec.ground_truth.max_turns"
     ],
     [
-      "fewer turns than steps",
-      (r) => (r.reward_spec.ground_truth.max_turns = 1),
-      "contract/max_turns",
+      "a max_turns of 0",
+      (r) => (r.reward_spec.ground_truth.max_turns = 0),
+      "contract/schema",
       "reward_spec.ground_truth.max_turns"
+    ],
+    [
+      "depends_on that is not the JSON text of a list of step numbers",
+      (r) => (r.reward_spec.ground_truth.tool_sequence[1].depends_on = "[\"1\"]"),
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_sequence[1].depends_on"
+    ],
+    [
+      "derived_params that is not JSON",
+      (r) => (r.reward_spec.ground_truth.tool_sequence[1].derived_params = "ticker"),
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_sequence[1].derived_params"
+    ],
+    [
+      "an empty available_tools",
+      (r) => (r.reward_spec.ground_truth.available_tools = []),
+      "contract/provenance",
+      "reward_spec.ground_truth.available_tools"
     ],
     [
       "a missing rubric",
@@ -152,6 +170,36 @@ describe("the SkyRL contract", () => {
       if (rule !== "contract/schema") expect(failing(report)).not.toContain("contract/schema")
     })
   }
+  it("fewer turns than steps + 1 is a warning under contract/max_turns (the plan cannot finish one call per turn)", () => {
+    for (const turns of [1, 2]) {
+      const report = checkRows([edited(base, (r) => (r.reward_spec.ground_truth.max_turns = turns))], { inventory })
+      expect(failing(report)).toEqual([])
+      expect(ruleOf(report, "contract/max_turns")).toMatchObject({
+        severity: "warning",
+        count: 1,
+        examples: [{
+          field: "reward_spec.ground_truth.max_turns",
+          message: `${turns} turns for 2 steps: one call per turn (as the prompt asks) and the final answer need 3, ` +
+            "so the plan itself cannot finish"
+        }]
+      })
+    }
+    const three = checkRows([edited(base, (r) => (r.reward_spec.ground_truth.max_turns = 3))], { inventory })
+    expect(ruleOf(three, "contract/max_turns").count).toBe(0)
+  })
+  it("depends_on and derived_params as typed lists (rows written before they were JSON text) still read", () => {
+    const lists = edited(base, (r) => {
+      for (const s of r.reward_spec.ground_truth.tool_sequence) {
+        s.depends_on = JSON.parse(s.depends_on)
+        s.derived_params = JSON.parse(s.derived_params)
+      }
+    })
+    expect(failing(checkRows([lists], { inventory }))).toEqual([])
+    const forward = edited(lists as EncodedRow, (r) => (r.reward_spec.ground_truth.tool_sequence[0].depends_on = [2]))
+    expect(ruleOf(checkRows([forward], { inventory }), "contract/provenance").examples[0]!.field).toBe(
+      "reward_spec.ground_truth.tool_sequence[0].depends_on"
+    )
+  })
   it("a row that is not an object is a contract violation, not a crash", () => {
     expect(failing(checkRows([[1, 2]]))).toEqual(["contract/schema"])
   })
@@ -368,10 +416,39 @@ describe("rows made the old way (test/fixtures/old-way: skyrl before param prove
       expect(gt.tool_sequence.map((s) => [s.call_name, s.depends_on, s.derived_params, s.schema_hash])).toEqual(
         raw.reward_spec.ground_truth.tool_sequence.map((s: { tool: string }) => [s.tool, [], [], ""])
       )
-      expect([gt.available_tools, gt.tool_schemas]).toEqual([[], {}])
-      expect(checkRows([encodeRow(row)], { inventory }).rules.find((x) => x.id === "contract/provenance")!.count)
-        .toBe(0)
+      // The offer is unknown: the plan's tools (by server and tool, not in plan order), marked as such.
+      const planTools = [
+        ...new Map(
+          raw.reward_spec.ground_truth.tool_sequence.map((s: { server: string; tool: string }) => [
+            `${s.server} ${s.tool}`,
+            { call_name: s.tool, server: s.server, tool: s.tool }
+          ])
+        ).entries()
+      ].sort(([a], [b]) => String(a) < String(b) ? -1 : 1).map(([, t]) => t)
+      expect([gt.available_tools, gt.tool_schemas]).toEqual([planTools, {}])
+      expect(row.extra_info.task_metadata.available_tools_source).toBe("plan")
+      const again = checkRows([encodeRow(row)], { inventory })
+      expect(ruleOf(again, "contract/provenance").count).toBe(0)
+      // Rewritten, the row still reads as one whose offer is unknown: the leak check reads the system message.
+      expect(ruleOf(again, "prompt/plan-leak").examples[0]!.field).toBe("prompt[0].content")
     }
+  })
+
+  it("a row whose available_tools is empty gets the plan's tools, and the leak check reads its system message", () => {
+    const row = rowFor(0)
+    const empty = edited(row, (r) => (r.reward_spec.ground_truth.available_tools = []))
+    const decoded = Either.getOrThrow(decodeRow(empty))
+    expect(decoded.reward_spec.ground_truth.available_tools).toEqual([
+      { call_name: "fmp_get_quote", server: "fmp", tool: "fmp_get_quote" },
+      { call_name: "polygon_get_news", server: "polygon", tool: "polygon_get_news" }
+    ])
+    expect(decoded.extra_info.task_metadata.available_tools_source).toBe("plan")
+    // The prompt offers every tool: no leak, although available_tools now lists only the plan's two.
+    const rewritten = checkRows([encodeRow(decoded)], { inventory })
+    expect(failing(rewritten)).toEqual([])
+    // The same list without the marker is a leak (the row says its prompt offered only the plan's tools).
+    const unmarked = edited(encodeRow(decoded), (r) => (r.extra_info.task_metadata = "{}"))
+    expect(failing(checkRows([unmarked], { inventory }))).toEqual(["prompt/plan-leak"])
   })
 
   it("a current row whose offered tools were cut to the plan's or put in plan order is a plan leak", () => {
@@ -433,8 +510,26 @@ describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {
   const plain = rowFor(0, {
     tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }]
   })
-  it("is a warning for one file, and a type change beside a file (or a Parquet file) that types the list", () => {
-    const alone = checkRows([plain], { inventory }, "a.jsonl")
+  /** A foreign row (or one skyrl wrote before they were JSON text): depends_on/derived_params as typed lists. */
+  const withLists = (row: EncodedRow) =>
+    edited(row, (r) => {
+      for (const s of r.reward_spec.ground_truth.tool_sequence) {
+        s.depends_on = JSON.parse(s.depends_on)
+        s.derived_params = JSON.parse(s.derived_params)
+      }
+    })
+  it("skyrl's rows have none: provenance is JSON text, available_tools never empty", () => {
+    expect(plain.reward_spec.ground_truth.tool_sequence[0]).toMatchObject({ depends_on: "[]", derived_params: "[]" })
+    const checker = new DatasetChecker({ inventory })
+    checker.beginFile("a.jsonl")
+    checker.add(0, plain)
+    checker.beginFile("b.jsonl")
+    checker.add(0, rowFor(1))
+    const report = checker.report()
+    expect(report.rules.filter((r) => r.count > 0).map((r) => r.id)).toEqual([])
+  })
+  it("in foreign rows: a warning for one file, and a type change beside a file (or a Parquet file) that types the list", () => {
+    const alone = checkRows([withLists(plain)], { inventory }, "a.jsonl")
     expect(ruleOf(alone, "arrow/empty-list").examples.map((e) => [e.file, e.field])).toEqual([
       ["a.jsonl", "reward_spec.ground_truth.tool_sequence[0].depends_on"],
       ["a.jsonl", "reward_spec.ground_truth.tool_sequence[0].derived_params"]
@@ -443,9 +538,9 @@ describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {
     for (const typed of ["b.jsonl", "b.parquet"]) {
       const checker = new DatasetChecker({ inventory })
       checker.beginFile("a.jsonl")
-      checker.add(0, plain)
+      checker.add(0, withLists(plain))
       checker.beginFile(typed)
-      checker.add(0, typed.endsWith(".parquet") ? plain : rowFor(1))
+      checker.add(0, typed.endsWith(".parquet") ? withLists(plain) : withLists(rowFor(1)))
       const report = checker.report()
       expect(ruleOf(report, "arrow/type-change").examples.map((e) => [e.file, e.row, e.field])).toEqual([
         ["a.jsonl", 0, "reward_spec.ground_truth.tool_sequence[0].depends_on"],
@@ -453,6 +548,17 @@ describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {
       ])
       expect(ruleOf(report, "arrow/empty-list").count).toBe(0)
     }
+  })
+  it("a file with typed lists beside one skyrl writes now is a type change (list vs JSON text)", () => {
+    const checker = new DatasetChecker({ inventory })
+    checker.beginFile("old.jsonl")
+    checker.add(0, withLists(rowFor(0)))
+    checker.beginFile("new.jsonl")
+    checker.add(0, rowFor(1))
+    expect(ruleOf(checker.report(), "arrow/type-change").examples[0]).toMatchObject({
+      file: "new.jsonl",
+      field: "reward_spec.ground_truth.tool_sequence[0].depends_on"
+    })
   })
 })
 
@@ -483,26 +589,18 @@ describe("skyrl's own output", () => {
       expect(report.violations).toBe(0)
       expect(report.rows).toBe(valid.length)
       expect(report.rules.length).toBeGreaterThan(10) // every rule listed
-      // These recorded answers predate param provenance: every step's lists are empty (Arrow: list<null>
-      // in JSON) and one label says simple for 3 calls. Both are warnings; nothing else is found.
+      // These recorded answers predate param provenance (every step's lists are empty, JSON text "[]" on
+      // disk) and one label says simple for 3 calls: a warning; nothing else is found.
       const warned = report.rules.filter((x) => x.count > 0).map((x) => [x.id, x.severity])
-      expect(warned).toEqual(
-        out.endsWith(".parquet")
-          ? [["plan/complexity", "warning"]]
-          : [["plan/complexity", "warning"], ["arrow/empty-list", "warning"]]
-      )
+      expect(warned).toEqual([["plan/complexity", "warning"]])
     }
-    // Together (as SkyRL concatenates them) the .jsonl's untyped empty lists meet the .parquet's typed
-    // ones: HuggingFace datasets refuses that concatenation (test/datasets.test.ts), so it is a type change.
-    // Otherwise only the duplicates (the same rows twice) are reported.
+    // Together (as SkyRL concatenates them) only the duplicates (the same rows twice) are reported: the empty
+    // lists are JSON text in both files, so no list<null> meets a typed list (test/datasets.test.ts).
     const both = runCli(["validate", ...outs, "--inventory", INVENTORY_FILE, "--json"])
     expect(both.status).toBe(1)
     const report = JSON.parse(both.stdout) as Report
-    expect(failing(report)).toEqual(["arrow/type-change", "duplicate/prompt", "duplicate/task-id"])
-    expect(ruleOf(report, "arrow/type-change").examples.map((e) => e.field)).toEqual([
-      "reward_spec.ground_truth.tool_sequence[0].depends_on",
-      "reward_spec.ground_truth.tool_sequence[0].derived_params"
-    ])
+    expect(failing(report)).toEqual(["duplicate/prompt", "duplicate/task-id"])
+    expect(ruleOf(report, "arrow/type-change").count).toBe(0)
   })
 
   it("convert refuses to finish silently when what it wrote has violations: errors logged, exit 1, file kept", () => {
@@ -576,14 +674,21 @@ describe("skyrl schema", () => {
     const prototype = JSON.parse(readFileSync(PROTOTYPE, "utf8"))[0]
     expect(validate(prototype)).toBe(false)
     expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.max_turns = 2.5)))).toBe(false)
-    // Param provenance is part of the contract: typed lists on every step, the prompt's tools on every row.
+    // Param provenance is part of the contract: JSON-text lists on every step (Arrow: an all-empty typed list
+    // is list<null>), the prompt's tools (at least one) on every row.
     expect(schema.$defs.RowStep.required).toEqual(
       ["step", "server", "tool", "call_name", "params", "depends_on", "derived_params", "schema_hash"]
     )
-    expect(schema.$defs.RowStep.properties.depends_on).toEqual({ type: "array", items: { $ref: "#/$defs/Int" } })
+    expect(schema.$defs.RowStep.properties.depends_on).toEqual({ type: "string", contentMediaType: "application/json" })
+    expect(schema.$defs.RowStep.properties.derived_params).toEqual({
+      type: "string",
+      contentMediaType: "application/json"
+    })
     expect(schema.$defs.GroundTruth.required).toEqual(expect.arrayContaining(["available_tools", "tool_schemas"]))
-    expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.tool_sequence[1].depends_on = ["1"]))))
+    expect(schema.$defs.GroundTruth.properties.available_tools.minItems).toBe(1)
+    expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.tool_sequence[1].depends_on = [1]))))
       .toBe(false)
+    expect(validate(edited(rowFor(0), (r) => (r.reward_spec.ground_truth.available_tools = [])))).toBe(false)
     expect(validate(edited(rowFor(0), (r) => delete r.reward_spec.ground_truth.tool_sequence[0].derived_params)))
       .toBe(false)
   })

@@ -3,7 +3,10 @@
 Rows written before ``call_name``/``depends_on``/``derived_params``/``available_tools``/``tool_schemas``
 existed still load: a missing list is empty, a missing call_name is the tool name, missing
 available_tools means only the plan's tools are known, missing tool_schemas means derived params are
-checked for presence only. ``params`` may be a JSON string (skyrl's layout) or an object.
+checked for presence only. ``params`` may be a JSON string (skyrl's layout) or an object;
+``depends_on`` and ``derived_params`` JSON text (skyrl's layout: ``"[1,2]"``, Arrow-safe) or a list (rows
+written before). ``available_tools`` that skyrl filled with the plan's tools because the prompt's offer
+was unknown (``task_metadata.available_tools_source == "plan"``) count as not listed.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         raise RowError(f"{where}: reward_spec.ground_truth.tool_sequence is missing or empty (a row needs a plan)")
     steps = tuple(_step(s, i, where) for i, s in enumerate(raw_steps))
     tools = {s.call_name: (s.server, s.tool) for s in steps}
-    listed = _available_tools(gt.get("available_tools"), where)
+    listed = None if _offer_unknown(extras) else _available_tools(gt.get("available_tools"), where)
     limits = gt.get("limits") or {}
     return Plan(
         task_id=str(gt.get("task_id") or ""),
@@ -92,9 +95,38 @@ def _step(raw: Any, index: int, where: str) -> Step:
         tool=raw["tool"],
         call_name=raw.get("call_name") or raw["tool"],
         params=_params(raw.get("params"), at),
-        depends_on=tuple(int(d) for d in raw.get("depends_on") or ()),
-        derived_params=tuple(str(p) for p in raw.get("derived_params") or ()),
+        depends_on=tuple(_list(raw.get("depends_on"), f"{at}.depends_on", int)),
+        derived_params=tuple(_list(raw.get("derived_params"), f"{at}.derived_params", str)),
     )
+
+
+def _list(raw: Any, where: str, kind: type) -> list:
+    """A list given as JSON text (skyrl's layout), as a list (older rows), or missing (empty)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise RowError(f"{where}: is not JSON ({e.msg} at char {e.pos})") from None
+    if raw is None:
+        return []
+    try:
+        if not isinstance(raw, (list, tuple)):
+            raise TypeError
+        return [kind(x) for x in raw]
+    except (TypeError, ValueError):
+        raise RowError(f"{where}: expected a list of {kind.__name__} (or its JSON text), got {raw!r}") from None
+
+
+def _offer_unknown(extras: Mapping[str, Any]) -> bool:
+    """The row's available_tools are the plan's, filled in because its prompt's offer was unknown."""
+    info = extras.get("extra_info") if isinstance(extras, Mapping) else None
+    metadata = info.get("task_metadata") if isinstance(info, Mapping) else None
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except json.JSONDecodeError:
+            return False
+    return isinstance(metadata, Mapping) and metadata.get("available_tools_source") == "plan"
 
 
 def _params(raw: Any, at: str) -> dict[str, Any]:

@@ -116,8 +116,18 @@ def _stop_servers():
 
 
 def make_row(steps: list[dict[str, Any]], **ground_truth: Any) -> dict[str, Any]:
-    """A small row in skyrl's layout (params as JSON strings); ``steps`` are {server, tool, params, ...}."""
-    seq = [{"step": i, **s, "params": json.dumps(s.get("params", {}))} for i, s in enumerate(steps, start=1)]
+    """A small row in skyrl's layout (params, depends_on and derived_params as JSON text); ``steps`` are
+    {server, tool, params, depends_on?, derived_params?, ...} with plain values."""
+    seq = [
+        {
+            "step": i,
+            **s,
+            "params": json.dumps(s.get("params", {})),
+            "depends_on": json.dumps(s.get("depends_on", []), separators=(",", ":")),
+            "derived_params": json.dumps(s.get("derived_params", []), separators=(",", ":")),
+        }
+        for i, s in enumerate(steps, start=1)
+    ]
     gt = {
         "task_id": "t",
         "complexity": "simple",

@@ -51,20 +51,31 @@ def palantir(v2_rows):  # search_ticker, then get_quote with the derived param "
 
 def test_1_plan_in_order_then_final_answer_scores_1(generated_rows, converted_rows, v2_rows):
     for row in generated_rows + converted_rows + v2_rows:
-        max_turns = row["reward_spec"]["ground_truth"]["max_turns"]
-        # one call per turn; a row whose max_turns leaves no turn for the answer gets its last calls together
-        turns = schedule([[c] for c in plan_calls(row)], max_turns)
-        out = episode(row, ["".join(t) for t in turns] + [FINAL])
-        assert (out["done"], out["reward"]) == (True, 1.0), row["reward_spec"]["ground_truth"]["task_id"]
+        # one call per turn, as the prompt asks, then the answer: every row leaves the turn for it
+        gt = row["reward_spec"]["ground_truth"]
+        assert gt["max_turns"] >= len(gt["tool_sequence"]) + 1, gt["task_id"]
+        out = episode(row, plan_calls(row) + [FINAL])
+        assert (out["done"], out["reward"], out["metadata"]["ended_by"]) == (True, 1.0, "final_answer"), gt["task_id"]
 
 
-def test_1_a_row_with_max_turns_equal_to_its_steps_has_no_turn_left_for_the_answer(converted_rows):
+def test_1_a_row_with_too_few_turns_for_the_answer_gets_its_last_calls_together(v2_rows):
+    row = copy.deepcopy(v2_row(v2_rows, "amd-vs-intc-v2"))  # 3 independent calls
+    row["reward_spec"]["ground_truth"]["max_turns"] = 3
+    one_per_turn = episode(row, plan_calls(row) + [FINAL])
+    assert one_per_turn["metadata"]["ended_by"] == "max_turns" and one_per_turn["reward"] == 0.5
+    turns = schedule([[c] for c in plan_calls(row)], 3)
+    assert episode(row, ["".join(t) for t in turns] + [FINAL])["reward"] == 1.0
+
+
+def test_1_convert_leaves_a_turn_for_the_answer_where_the_task_gave_max_turns_equal_to_its_steps(converted_rows):
     row = next(
         r for r in converted_rows if r["reward_spec"]["ground_truth"]["task_id"] == "tsla_daily_headline_update_001"
     )
-    assert row["reward_spec"]["ground_truth"]["max_turns"] == len(row["reward_spec"]["ground_truth"]["tool_sequence"])
+    gt = row["reward_spec"]["ground_truth"]
+    assert (gt["max_turns"], len(gt["tool_sequence"])) == (4, 3)
+    assert json.loads(row["extra_info"]["task_metadata"])["max_turns_given"] == 3
     out = episode(row, plan_calls(row) + [FINAL])
-    assert out["metadata"]["ended_by"] == "max_turns" and out["reward"] == 0.5
+    assert (out["metadata"]["ended_by"], out["reward"]) == ("final_answer", 1.0)
 
 
 def test_1_reward_comes_with_the_last_step_only(movers):

@@ -18,23 +18,42 @@ def rows_of(*named_lists):
     return [(f"{name} row {i}", row) for name, rows in named_lists for i, row in enumerate(rows)]
 
 
-def test_acceptance_on_generated_converted_and_new_format_rows(generated_rows, converted_rows, v2_rows):
-    report = check_rows(
-        rows_of(("generated", generated_rows), ("converted", converted_rows), ("v2", v2_rows)), CONFIG, None
-    )
+def test_acceptance_on_rows_skyrl_generates_and_converts(generated_rows, converted_rows):
+    """Issue 15's acceptance on the rows `skyrl generate --llm replay` (data/replay) and `skyrl convert` (the
+    recorded answers) write: they carry available_tools (25 tools), provenance and max_turns >= steps + 1."""
+    real = generated_rows + converted_rows
+    report = check_rows(rows_of(("generated", generated_rows), ("converted", converted_rows)), CONFIG, None)
     s = summary(report)
-    assert report.rows == len(generated_rows) + len(converted_rows) + len(v2_rows)
+    assert report.rows == len(real) == 12 + 3
     assert report.plan_failures == [] and report.unscorable == []
-    assert s["policies"]["plan"]["mean_reward"] == 1.0
+    assert s["policies"]["plan"]["mean_reward"] == 1.0  # 1.0 on every row (plan_failures is empty)
     assert report.leaks == []  # strictly below the plan wherever the policy is not itself a valid solution
     for name in DEGENERATE:
         p = s["policies"][name]
-        assert p["rows"] > 0, name
         assert p["below_plan"] == p["rows"] - p["valid_solutions"], name
+        assert p["mean_reward"] <= 0.5 and p["mean_reward_not_valid"] <= 0.5, (name, p)
+    plans = [plan_from_extras(extras_of(r)) for r in real]
+    # Every policy applies wherever the row says enough: every row lists its prompt's tools, the reversed plan
+    # applies exactly where depends_on orders the steps, a changed literal wherever a step has one.
+    assert all(p.tools_listed and len(p.tools) == 25 for p in plans)
+    with_deps = sum(any(st.depends_on for st in p.steps) for p in plans)
+    with_literals = sum(any(st.literal_params for st in p.steps) for p in plans)
+    assert with_deps >= 6
+    expected_rows = {"every_tool": len(real), "reversed": with_deps, "literal_changed": with_literals}
+    for name in DEGENERATE:
+        assert s["policies"][name]["rows"] == expected_rows.get(name, len(real)), name
+    # None of them is a valid solution here (the reversed plan never is where depends_on orders the steps).
+    assert all(s["policies"][name]["valid_solutions"] == 0 for name in DEGENERATE)
+
+
+def test_acceptance_on_the_hand_written_new_format_rows(v2_rows):
+    report = check_rows(rows_of(("v2", v2_rows)), CONFIG, None)
+    s = summary(report)
+    assert report.plan_failures == [] and report.unscorable == [] and report.leaks == []
+    for name in DEGENERATE:
+        p = s["policies"][name]
+        assert p["rows"] > 0 and p["below_plan"] == p["rows"] - p["valid_solutions"], name
         assert p["mean_reward_not_valid"] <= 0.5, (name, p)
-    # every tool and the reversed plan apply only where the row says enough (available_tools, depends_on)
-    assert s["policies"]["every_tool"]["rows"] >= len(v2_rows)
-    assert s["policies"]["reversed"]["rows"] >= 4
 
 
 def test_a_leak_is_listed_with_its_row(monkeypatch, v2_rows):

@@ -1,7 +1,7 @@
 /**
  * `skyrl schema [row|task|model-task|inventory]`: prints the JSON Schema of a contract, derived from
- * its Effect Schema (src/domain/*). `row` is the on-disk form (params and task_metadata are JSON
- * strings); `task` is what `convert` reads; `model-task` what a model returns for one task;
+ * its Effect Schema (src/domain/*). `row` is the on-disk form (params, depends_on, derived_params,
+ * tool_schemas and task_metadata are JSON strings); `task` is what `convert` reads; `model-task` what a model returns for one task;
  * `inventory` the tool catalogue file.
  */
 import { Args, Command } from "@effect/cli"
@@ -11,7 +11,8 @@ const CONTRACTS = ["row", "task", "model-task", "inventory"] as const
 type Contract = typeof CONTRACTS[number]
 
 const DESCRIPTIONS: Record<Contract, string> = {
-  row: "A SkyRL row as skyrl writes it (.json/.jsonl/.parquet): params and task_metadata are JSON-encoded strings",
+  row: "A SkyRL row as skyrl writes it (.json/.jsonl/.parquet): params, depends_on, derived_params, tool_schemas " +
+    "and task_metadata are JSON-encoded strings; available_tools is never empty",
   task: "A task object as `skyrl convert` reads it (the model's output shape, after normalization)",
   "model-task": "What a model returns for one task (before the inventory constrains tool_sequence)",
   inventory: "A tool inventory: MCP servers, their tools and each tool's inputSchema"

@@ -7,9 +7,12 @@
  * are JSON strings. See README "Row layout" and ../shared/docs/skyrl-format.md.
  *
  * Param provenance (README "Param provenance"): each step's `depends_on` (earlier step numbers) and
- * `derived_params` (params whose plan values are illustrative) are typed lists; `call_name` is the name the
- * prompt shows; `available_tools` every tool the prompt offers in its canonical order; `tool_schemas` the
- * plan tools' input schemas as a JSON string.
+ * `derived_params` (params whose plan values are illustrative) are lists in memory and JSON strings on disk
+ * (`"[1,2]"`, `"[]"`): a typed list that is empty in every row of a JSON file becomes Arrow's `list<null>`,
+ * and HF `datasets` cannot concatenate that with a file where the list has values (a list nested in the
+ * list of steps; measured with datasets 5.0.1). `call_name` is the name the prompt shows; `available_tools`
+ * every tool the prompt offers in its canonical order (never empty); `tool_schemas` the plan tools' input
+ * schemas as a JSON string.
  */
 import { Schema } from "effect"
 import { Complexity, DependsOn, DerivedParams, JsonObject } from "./task.js"
@@ -40,8 +43,10 @@ export class RowStep extends Schema.Class<RowStep>("RowStep")({
   /** The name the policy writes in `<tool_call>`: `tool`, or `server.tool` when two offered servers share the name. */
   call_name: Schema.String,
   params: Schema.parseJson(JsonObject),
-  depends_on: DependsOn,
-  derived_params: DerivedParams,
+  /** A JSON string on disk (`"[1,2]"`); `upgradeLegacyRow` reads the typed list older rows have. */
+  depends_on: Schema.parseJson(DependsOn),
+  /** A JSON string on disk (`"[\"symbol\"]"`); `upgradeLegacyRow` reads the typed list older rows have. */
+  derived_params: Schema.parseJson(DerivedParams),
   /** `schemaHash` of the tool's inputSchema in the inventory the row was made with ("" when unknown). */
   schema_hash: Schema.String
 }) {}
@@ -73,8 +78,11 @@ export class GroundTruth extends Schema.Class<GroundTruth>("GroundTruth")({
   tool_sequence: Schema.Array(RowStep),
   limits: Schema.Struct({ max_tools: Schema.Int, max_servers: Schema.Int }),
   rubric: RowRubric,
-  /** Every tool the prompt offers, in the prompt's canonical (plan-independent) order; empty = unknown. */
-  available_tools: Schema.Array(AvailableTool),
+  /**
+   * Every tool the prompt offers, in the prompt's canonical (plan-independent) order. Never empty: a row
+   * whose offer is unknown lists the plan's tools and says so in `task_metadata.available_tools_source`.
+   */
+  available_tools: Schema.Array(AvailableTool).pipe(Schema.minItems(1)),
   /** Input schemas of the plan's tools by call name (a JSON string on disk). */
   tool_schemas: Schema.parseJson(JsonObject)
 }) {}
@@ -98,6 +106,13 @@ export const TaskMetadata = Schema.Struct(
     rubric_source: Schema.optional(Schema.Literal("model", "derived")),
     /** Tools the prompt offers (plan tools plus distractors). */
     prompt_tools: Schema.optional(Schema.Number),
+    /**
+     * "plan": the tools the prompt offered were unknown (a row written before `available_tools`), so
+     * `available_tools` lists the plan's tools only; readers treat the offer as unknown. Absent: the prompt's.
+     */
+    available_tools_source: Schema.optional(Schema.Literal("plan")),
+    /** The task's own max_turns when convert raised it to the plan's steps + 1 (one call per turn, then the answer). */
+    max_turns_given: Schema.optional(Schema.Number),
     system_prompt_chars: Schema.optional(Schema.Number),
     /** BPE tokens (o200k_base) of the system message, and of the whole chat-templated prompt. */
     system_prompt_tokens_est: Schema.optional(Schema.Number),

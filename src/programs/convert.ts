@@ -47,6 +47,7 @@ export const convertProgram = (options: ConvertOptions) =>
       onRight: Effect.succeed
     })
     const rejected: Array<Reject> = []
+    const raised: Array<string> = []
     let read = 0
     // Rows are made as the writer asks for them (JSON Lines are parsed line by line): the dataset is
     // never held in memory whole.
@@ -91,10 +92,20 @@ export const convertProgram = (options: ConvertOptions) =>
           })
           continue
         }
+        const gt = converted.right.reward_spec.ground_truth
+        const given = converted.right.extra_info.task_metadata.max_turns_given
+        if (given !== undefined) {
+          raised.push(
+            `${options.tasksFile}: task ${record.index} (${gt.task_id}): max_turns ${given} raised to ${gt.max_turns}: ` +
+              `its ${gt.tool_sequence.length} steps, one call per turn, and the final answer need ${gt.max_turns} ` +
+              "(the given value is kept as task_metadata.max_turns_given)"
+          )
+        }
         yield converted.right
       }
     }
     const written = yield* storage.writeRows(options.out, rows())
+    for (const line of raised) yield* Effect.logWarning(line)
     for (const r of rejected) {
       yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
     }

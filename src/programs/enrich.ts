@@ -40,9 +40,6 @@ export const PROMPT_SERVER = "prompt"
 /** Row checks that only warn for enrich: the prompts are the source's (their size, duplicates among them). */
 export const ENRICH_WARN_ONLY: ReadonlyArray<string> = ["prompt/", "duplicate/"]
 
-/** SkyRL's default `max_prompt_length`: longer prompts are dropped by the trainer (logged as a warning). */
-const SKYRL_MAX_PROMPT_TOKENS = 512
-
 export interface EnrichJob {
   /** The 0-based row index in the source file (also the sample index of the run). */
   readonly index: number
@@ -351,7 +348,8 @@ export const enrichMetadata = (input: string, inventorySource: string) => (job: 
   ...(job.source.unreadableToolCalls.length === 0 ? {} : { unreadable_tool_calls: job.source.unreadableToolCalls })
 })
 
-const outcomeLine = (job: EnrichJob, outcome: SampleOutcome): string => {
+/** The row's log line; prompts over the run's `--max-prompt-tokens` budget are flagged. */
+const outcomeLine = (job: EnrichJob, outcome: SampleOutcome, budget: number): string => {
   // The engine's own lines and archive names count samples from 1 (task_0004 is row 3).
   const label = `${rowLabel(job.index, job.source.id)} [sample ${job.index + 1}]`
   if (outcome.status === "failed") {
@@ -363,7 +361,7 @@ const outcomeLine = (job: EnrichJob, outcome: SampleOutcome): string => {
   const tokens = outcome.row.extra_info.task_metadata.prompt_tokens_est ?? 0
   return `${label}: planned, ${steps.length} steps (${steps.map((s) => s.tool).join(", ")}); ` +
     `${outcome.calls} calls; prompt ~${tokens} tokens` +
-    (tokens > SKYRL_MAX_PROMPT_TOKENS ? ` (over SkyRL's default max_prompt_length ${SKYRL_MAX_PROMPT_TOKENS})` : "")
+    (tokens > budget ? ` (over the --max-prompt-tokens budget of ${budget})` : "")
 }
 
 /** Runs the planned jobs through the sampling engine; skips are written as they are, rejects reported. */
@@ -441,10 +439,10 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
     jobInventory: (job) => job.inventory,
     inputRejects,
-    onSampleDone: (job, outcome) =>
-      outcome.status === "row"
-        ? Effect.logInfo(outcomeLine(job, outcome))
-        : Effect.logWarning(outcomeLine(job, outcome))
+    onSampleDone: (job, outcome) => {
+      const line = outcomeLine(job, outcome, options.runSettings.max_prompt_tokens)
+      return outcome.status === "row" ? Effect.logInfo(line) : Effect.logWarning(line)
+    }
   }
 }
 

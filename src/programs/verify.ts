@@ -143,26 +143,9 @@ const forEachConcurrently = <A, E, R, E2, R2>(
     })
   })
 
-/** `derived_params` of each on-disk step (a field newer rows carry; missing = none). */
-const derivedParamsOf = (value: unknown): ReadonlyArray<ReadonlyArray<string>> => {
-  const seq = isObject(value) && isObject(value.reward_spec) && isObject(value.reward_spec.ground_truth)
-    ? value.reward_spec.ground_truth.tool_sequence
-    : undefined
-  if (!Array.isArray(seq)) return []
-  return seq.map((s) =>
-    isObject(s) && Array.isArray(s.derived_params)
-      ? s.derived_params.filter((p): p is string => typeof p === "string")
-      : []
-  )
-}
-
-/** The plan of a decoded row as it runs (`derived_params` read from the on-disk value, where newer rows have it). */
-export const stepsOfRow = (row: SkyRLRow, value: unknown): ReadonlyArray<VerifyStep> => {
-  const derived = derivedParamsOf(value)
-  return toVerifySteps(
-    row.reward_spec.ground_truth.tool_sequence.map((s, i) => ({ ...s, derived_params: derived[i] ?? [] }))
-  )
-}
+/** The plan of a decoded row as it runs (`derived_params` as decoded: JSON text or an older row's list). */
+export const stepsOfRow = (row: SkyRLRow): ReadonlyArray<VerifyStep> =>
+  toVerifySteps(row.reward_spec.ground_truth.tool_sequence)
 
 // ---------------------------------------------------------------------------------------------
 // Stages before execution
@@ -214,7 +197,7 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
     }
   }
   // The journal's key: the row as read (the same file text parses to the same key order).
-  return { _tag: "plan", row, steps: stepsOfRow(row, record.value), hash: sha256Hex(JSON.stringify(record.value)) }
+  return { _tag: "plan", row, steps: stepsOfRow(row), hash: sha256Hex(JSON.stringify(record.value)) }
 }
 
 // ---------------------------------------------------------------------------------------------

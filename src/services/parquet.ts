@@ -2,7 +2,8 @@
  * Parquet for skyrl's row layout (loaded lazily by Storage: only `.parquet` paths pay for it).
  *
  * The on-disk row (`SkyRLRow.Encoded`) has the same typed skeleton in every row — the parts whose
- * shape varies (`params`, `task_metadata`) are JSON strings — so the Parquet schema is fixed and
+ * shape varies (`params`, `depends_on`, `derived_params`, `tool_schemas`, `task_metadata`) are JSON
+ * strings — so the Parquet schema is fixed and
  * written explicitly: nested structs and standard 3-level `LIST`s of structs, the layout pyarrow
  * writes (every field optional, as pyarrow's defaults), integers as INT64 (what Arrow infers from
  * JSON, so a .parquet and a .json file concatenate). The skeleton has no empty struct by
@@ -22,14 +23,11 @@ type Field =
   | { readonly name: string; readonly kind: "string" | "int" }
   | { readonly name: string; readonly kind: "struct"; readonly fields: ReadonlyArray<Field> }
   | { readonly name: string; readonly kind: "list"; readonly element: ReadonlyArray<Field> }
-  | { readonly name: string; readonly kind: "values"; readonly element: "string" | "int" }
 
 const str = (name: string): Field => ({ name, kind: "string" })
 const int = (name: string): Field => ({ name, kind: "int" })
 const struct = (name: string, fields: ReadonlyArray<Field>): Field => ({ name, kind: "struct", fields })
 const list = (name: string, element: ReadonlyArray<Field>): Field => ({ name, kind: "list", element })
-/** A list of strings or int64s (typed even when every row's list is empty). */
-const values = (name: string, element: "string" | "int"): Field => ({ name, kind: "values", element })
 
 /** The row skeleton (keep in step with `SkyRLRow` in src/domain/row.ts; test/parquet.test.ts checks it). */
 export const ROW_FIELDS: ReadonlyArray<Field> = [
@@ -49,8 +47,8 @@ export const ROW_FIELDS: ReadonlyArray<Field> = [
         str("tool"),
         str("call_name"),
         str("params"),
-        values("depends_on", "int"),
-        values("derived_params", "string"),
+        str("depends_on"),
+        str("derived_params"),
         str("schema_hash")
       ]),
       struct("limits", [int("max_tools"), int("max_servers")]),
@@ -79,12 +77,6 @@ const toElements = (field: Field): Array<SchemaElement> => {
         { name: "list", repetition_type: "REPEATED", num_children: 1 },
         { name: "element", repetition_type: "OPTIONAL", num_children: field.element.length },
         ...field.element.flatMap(toElements)
-      ]
-    case "values":
-      return [
-        { name: field.name, repetition_type: "OPTIONAL", converted_type: "LIST", num_children: 1 },
-        { name: "list", repetition_type: "REPEATED", num_children: 1 },
-        ...toElements({ name: "element", kind: field.element })
       ]
   }
 }
@@ -125,11 +117,7 @@ const shape = (fields: ReadonlyArray<Field>, value: unknown): Record<string, unk
     else if (field.kind === "int") out[field.name] = typeof v === "number" ? BigInt(v) : v
     else if (field.kind === "struct") out[field.name] = shape(field.fields, v)
     else if (field.kind === "list") out[field.name] = Array.isArray(v) ? v.map((e) => shape(field.element, e)) : null
-    else if (field.kind === "values") {
-      out[field.name] = Array.isArray(v)
-        ? v.map((e) => field.element === "int" && typeof e === "number" ? BigInt(e) : e)
-        : null
-    } else out[field.name] = v
+    else out[field.name] = v
   }
   return out
 }

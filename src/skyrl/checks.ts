@@ -14,17 +14,20 @@
  * - contract/*: the SkyRL row contract — prompt roles system/user only, at most one system message,
  *   exactly one user message and it is last, content trimmed and non-empty; env_class MCPToolEnv;
  *   reward_spec.method "rule"; tool_sequence steps numbered 1..n with server, tool and params (an
- *   object, or skyrl's JSON-encoded object); success.must_call_tool called by the plan; max_turns an
- *   integer ≥ 1 and ≥ the number of steps; anything else the row schema requires (contract/schema).
+ *   object, or skyrl's JSON-encoded object); success.must_call_tool called by the plan; max_turns (a
+ *   warning) at least the number of steps + 1 (the prompt asks for one call per turn, and the answer takes
+ *   a turn); max_turns an integer ≥ 1 and anything else the row schema requires (contract/schema).
  * - contract/provenance: each step's call_name, depends_on (earlier steps only), derived_params (params
  *   with a value; a step with derived params depends on something; with an inventory, params of the tool),
- *   schema_hash, and the row's available_tools and tool_schemas. A row written before these fields existed
- *   gets one finding naming what it lacks (it is still read, with the defaults of `upgradeLegacyRow`).
+ *   both as JSON text or typed lists, schema_hash, and the row's available_tools (non-empty) and
+ *   tool_schemas. A row written before these fields existed gets one finding naming what it lacks (it is
+ *   still read, with the defaults of `upgradeLegacyRow`).
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
  *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls.
  * - prompt/plan-leak: the prompt's tools do not give the plan away: every plan tool offered, in the
  *   inventory's order, with at least min(3, available) distractors (needs an inventory; read from
- *   available_tools, or from the system message for rows that lack it).
+ *   available_tools, or from the system message for rows whose offer is unknown: no available_tools, or
+ *   the plan's tools filled in with `task_metadata.available_tools_source: "plan"`).
  * - arrow/*: what Arrow (HuggingFace `datasets`, which SkyRL loads with) would pad, retype or refuse,
  *   computed on the on-disk values across all rows of all files given: a type change at one path, objects
  *   whose key sets differ at one path, ISO-date-looking strings, empty objects, ints and floats mixed
@@ -38,7 +41,7 @@
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
- * (plan/complexity, arrow/empty-list); `CheckOptions.severity` changes a rule's severity (generate and
+ * (contract/max_turns, plan/complexity, arrow/empty-list); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
@@ -49,7 +52,7 @@ import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
 import { schemaDrift } from "./drift.js"
-import { upgradeLegacyRow } from "./layout.js"
+import { stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
@@ -67,7 +70,11 @@ export const RULES = [
   { id: "contract/reward_method", title: `reward_spec.method is "${REWARD_METHOD}"` },
   { id: "contract/tool_sequence", title: "tool_sequence: steps 1..n, each with server, tool and object params" },
   { id: "contract/must_call_tool", title: "success.must_call_tool is a call name the plan calls" },
-  { id: "contract/max_turns", title: "max_turns is an integer >= 1 and >= the number of steps" },
+  {
+    id: "contract/max_turns",
+    title: "max_turns >= steps + 1 (one call per turn, then the answer; `convert` raises it)",
+    severity: "warning"
+  },
   {
     id: "contract/provenance",
     title:
@@ -236,6 +243,18 @@ const encodeForSchema = (row: Json): Json => {
 }
 
 const decodeRowSchema = Schema.decodeUnknownEither(SkyRLRow)
+
+/** `extra_info.task_metadata` decoded (JSON text, or an object in an older layout); undefined when unreadable. */
+const metadataOf = (row: Json): unknown => {
+  const extra = row.extra_info
+  const metadata = isObject(extra) ? extra.task_metadata : undefined
+  if (typeof metadata !== "string") return metadata
+  try {
+    return JSON.parse(metadata)
+  } catch {
+    return undefined
+  }
+}
 
 /** Fields the contract/* rules already judge: schema issues under them are not repeated. */
 const COVERED = [
@@ -451,11 +470,12 @@ export class DatasetChecker {
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
     const steps = gt === undefined ? undefined : this.checkSteps(gt)
     const upgraded = upgradeLegacyRow(value)
+    const metadata = metadataOf(value)
     if (gt !== undefined) {
       this.checkGroundTruth(gt, steps)
       this.checkProvenance(gt, steps, upgraded.missing)
       this.checkComplexity(gt, steps)
-      if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps)
+      if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
     }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
@@ -463,7 +483,7 @@ export class DatasetChecker {
       }
     }
     this.checkSchema(upgraded.value as Json)
-    this.collectCoverage(value, gt, steps)
+    this.collectCoverage(metadata, gt, steps)
   }
 
   private checkPrompt(prompt: unknown): void {
@@ -579,27 +599,56 @@ export class DatasetChecker {
         usable = false
         return
       }
-      const ints = Array.isArray(s.depends_on) && s.depends_on.every((d) => typeof d === "number")
-      const names = Array.isArray(s.derived_params) && s.derived_params.every((d) => typeof d === "string")
+      const dependsOn = this.provenanceList(s, "depends_on", here, (d) => Number.isInteger(d), "step numbers")
+      const derived = this.provenanceList(s, "derived_params", here, (d) => typeof d === "string", "param names")
       steps.push({
         step: i + 1,
         server: String(s.server),
         tool: String(s.tool),
         params,
         ...(typeof s.call_name === "string" && s.call_name !== "" ? { call_name: s.call_name } : {}),
-        ...(ints ? { depends_on: s.depends_on as Array<number> } : {}),
-        ...(names ? { derived_params: s.derived_params as Array<string> } : {})
+        ...(dependsOn === undefined ? {} : { depends_on: dependsOn as Array<number> }),
+        ...(derived === undefined ? {} : { derived_params: derived as Array<string> })
       })
     })
     return usable ? steps : undefined
   }
 
+  /**
+   * A step's depends_on / derived_params (JSON text, or the typed list of older rows); undefined when it is
+   * missing (the legacy finding names it) or unreadable (a contract/provenance finding here).
+   */
+  private provenanceList(
+    step: Json,
+    key: "depends_on" | "derived_params",
+    here: string,
+    valid: (item: unknown) => boolean,
+    what: string
+  ): ReadonlyArray<unknown> | undefined {
+    if (step[key] === undefined) return undefined
+    const list = stepListOnDisk(step[key])
+    if (list !== undefined && list.every(valid)) return list
+    const example = key === "depends_on" ? [1, 2] : ["symbol"]
+    this.find(
+      "contract/provenance",
+      `${here}.${key}`,
+      `must be the JSON text of a list of ${what} (e.g. ${JSON.stringify(JSON.stringify(example))}), ` +
+        `got ${JSON.stringify(step[key])}`
+    )
+    return undefined
+  }
+
   private checkGroundTruth(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined): void {
     const turns = gt.max_turns
     if (typeof turns !== "number" || !Number.isInteger(turns) || turns < 1) {
-      this.find("contract/max_turns", `${GT}.max_turns`, `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
-    } else if (steps !== undefined && turns < steps.length) {
-      this.find("contract/max_turns", `${GT}.max_turns`, `${turns} is less than the plan's ${steps.length} steps`)
+      this.find("contract/schema", `${GT}.max_turns`, `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
+    } else if (steps !== undefined && turns < steps.length + 1) {
+      this.find(
+        "contract/max_turns",
+        `${GT}.max_turns`,
+        `${turns} turns for ${steps.length} steps: one call per turn (as the prompt asks) and the final answer ` +
+          `need ${steps.length + 1}, so the plan itself cannot finish`
+      )
     }
     const must = isObject(gt.success) ? gt.success.must_call_tool : undefined
     if (typeof must !== "string" || must.trim() === "") {
@@ -637,6 +686,17 @@ export class DatasetChecker {
   /** Provenance fields: a legacy row gets one finding naming what it lacks; a current one, their meaning. */
   private checkProvenance(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined, missing: ReadonlyArray<string>) {
     const rule = "contract/provenance"
+    const offerOnly = missing.length === 1 && missing[0] === `${GT}.available_tools`
+    if (offerOnly && Array.isArray(gt.available_tools)) {
+      this.find(
+        rule,
+        missing[0]!,
+        "is empty: the tools the prompt offers are unknown (read as the plan's tools only), and a list empty in " +
+          "every row is list<null> to Arrow; skyrl writes the plan's tools with task_metadata.available_tools_source " +
+          "\"plan\" (enrich or verify this file again)"
+      )
+      return
+    }
     if (missing.length > 0) {
       this.find(
         rule,
@@ -679,13 +739,15 @@ export class DatasetChecker {
     if (mismatch !== undefined) this.find("plan/complexity", `${GT}.complexity`, mismatch)
   }
 
-  private checkPlanLeak(prompt: unknown, gt: Json, steps: ReadonlyArray<CheckedStep>): void {
+  private checkPlanLeak(prompt: unknown, gt: Json, steps: ReadonlyArray<CheckedStep>, metadata: unknown): void {
     if (this.options.inventory === undefined) return
     const first = Array.isArray(prompt) ? prompt[0] : undefined
     const system = isObject(first) && first.role === "system" && typeof first.content === "string"
       ? first.content
       : undefined
-    const availableTools = Array.isArray(gt.available_tools)
+    // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
+    const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
+    const availableTools = offerKnown && Array.isArray(gt.available_tools)
       ? gt.available_tools.filter((t): t is { server: string; tool: string } =>
         isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
       )
@@ -711,16 +773,7 @@ export class DatasetChecker {
     }
   }
 
-  private collectCoverage(row: Json, gt: Json | undefined, steps: ReadonlyArray<PlanStep> | undefined): void {
-    const extra = row.extra_info
-    let metadata: unknown = isObject(extra) ? extra.task_metadata : undefined
-    if (typeof metadata === "string") {
-      try {
-        metadata = JSON.parse(metadata)
-      } catch {
-        metadata = undefined
-      }
-    }
+  private collectCoverage(metadata: unknown, gt: Json | undefined, steps: ReadonlyArray<PlanStep> | undefined): void {
     const domain = isObject(metadata) && typeof metadata.domain === "string" && metadata.domain !== ""
       ? metadata.domain
       : "(none)"

@@ -14,6 +14,8 @@
  *   derived params have a value in params (`provenanceIssues`).
  * - Defaults: complexity from the number of calls (`complexityOf`), `max_turns = max(steps + 2, 4)`,
  *   limits from the plan (distinct tools / servers), `success.must_call_tool` = the first step's call name.
+ *   A given max_turns below steps + 1 (the prompt asks for one call per turn, and the answer takes a turn)
+ *   is raised to steps + 1, the given value kept as metadata `max_turns_given`.
  * - The rubric goes to `reward_spec.ground_truth.rubric` (a task without one gets `derivedRubric`, metadata
  *   `rubric_source: "derived"`); metadata to `extra_info.task_metadata`.
  * - `env_class` is always MCPToolEnv; `data_source` is a setting (default synthetic/llm).
@@ -298,6 +300,13 @@ const promptFor = (
   return Either.right({ prompt: [new RowMessage({ role: "system", content: system }, TRUSTED), userMessage], tools })
 }
 
+/**
+ * A row's max_turns: the task's, raised to `steps + 1` when lower (one call per turn as the prompt asks,
+ * then the answer: with fewer turns the plan itself cannot finish), else `max(steps + 2, 4)`.
+ */
+export const turnsFor = (given: number | undefined, steps: number): number =>
+  given === undefined ? Math.max(steps + 2, 4) : Math.max(given, steps + 1)
+
 export const toSkyRLSample = (
   task: Task,
   context: ConversionContext = {}
@@ -317,10 +326,7 @@ export const toSkyRLSample = (
 
   const distinctTools = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`)).length
   const distinctServers = distinct(steps.map((s) => s.server)).length
-  const maxTurns = task.max_turns ?? Math.max(steps.length + 2, 4)
-  if (maxTurns < steps.length) {
-    return fail("max_turns", `${maxTurns} is less than the plan's ${steps.length} steps`)
-  }
+  const maxTurns = turnsFor(task.max_turns, steps.length)
   const limits = task.limits ?? { max_tools: distinctTools, max_servers: distinctServers }
   if (limits.max_tools < distinctTools) {
     return fail(
@@ -377,6 +383,7 @@ export const toSkyRLSample = (
     ...(asOf.right === undefined ? {} : { as_of: asOf.right }),
     rubric_source: task.evaluation_rubric === undefined ? "derived" : "model",
     prompt_tools: tools.length,
+    ...(maxTurns === task.max_turns || task.max_turns === undefined ? {} : { max_turns_given: task.max_turns }),
     system_prompt_chars: systemText.length,
     system_prompt_tokens_est: textTokens(systemText),
     prompt_tokens_est: chatPromptTokens(prompt)

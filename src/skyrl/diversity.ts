@@ -25,6 +25,7 @@
 import type { Inventory } from "../domain/inventory.js"
 import { COMPLEXITIES } from "../domain/task.js"
 import { combine32, IntSet } from "./hash32.js"
+import { stepListOnDisk } from "./layout.js"
 import type { DuplicateKind, NearDupOptions, SignatureStep } from "./nearDup.js"
 import { DuplicateIndex, explainPair, wordHashes } from "./nearDup.js"
 
@@ -185,7 +186,7 @@ const readRow = (row: unknown): ReadRow | undefined => {
   const steps: Array<SignatureStep> = []
   for (const s of seq) {
     if (!isObject(s) || typeof s.server !== "string" || typeof s.tool !== "string") return undefined
-    const derived = Array.isArray(s.derived_params) ? s.derived_params.filter((d) => typeof d === "string") : []
+    const derived = (stepListOnDisk(s.derived_params) ?? []).filter((d): d is string => typeof d === "string")
     steps.push({ server: s.server, tool: s.tool, params: parseJson(s.params), derived_params: derived })
   }
   const extra = isObject(row.extra_info) ? row.extra_info : {}

@@ -1,7 +1,9 @@
 /**
  * The on-disk row layout (decided in issue 2, documented in README "Row layout"): every row has the same
- * typed skeleton; each step's `params` and `extra_info.task_metadata` are JSON strings, because Arrow
- * (HuggingFace `datasets`) pads, retypes or refuses objects whose shape varies between rows.
+ * typed skeleton; each step's `params`, `depends_on` and `derived_params` and `extra_info.task_metadata`
+ * are JSON strings, because Arrow (HuggingFace `datasets`) pads, retypes or refuses values whose shape
+ * varies between rows or files (an all-empty list is `list<null>`, which does not concatenate with a typed
+ * one).
  */
 import { Either, Schema } from "effect"
 import { SkyRLRow, TaskMetadata } from "../domain/row.js"
@@ -36,8 +38,8 @@ export const encodeRow = (row: SkyRLRow): EncodedRow => {
           tool: s.tool,
           call_name: s.call_name,
           params: JSON.stringify(s.params),
-          depends_on: [...s.depends_on],
-          derived_params: [...s.derived_params],
+          depends_on: JSON.stringify(s.depends_on),
+          derived_params: JSON.stringify(s.derived_params),
           schema_hash: s.schema_hash
         })),
         limits: { max_tools: gt.limits.max_tools, max_servers: gt.limits.max_servers },
@@ -66,52 +68,113 @@ const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<stri
 type Json = Record<string, unknown>
 const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
+/**
+ * A step's `depends_on` or `derived_params` as found on disk: the JSON text skyrl writes (`"[1,2]"`), or the
+ * typed list rows written before had. Undefined when it is neither (missing, not JSON, not a list).
+ */
+export const stepListOnDisk = (u: unknown): ReadonlyArray<unknown> | undefined => {
+  if (Array.isArray(u)) return u
+  if (typeof u !== "string") return undefined
+  try {
+    const parsed: unknown = JSON.parse(u)
+    return Array.isArray(parsed) ? parsed : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Step fields added with param provenance, and the value a row written before them is read with. */
 const LEGACY_STEP_DEFAULTS: ReadonlyArray<readonly [string, (step: Json) => unknown]> = [
   ["call_name", (step) => step.tool],
-  ["depends_on", () => []],
-  ["derived_params", () => []],
+  ["depends_on", () => "[]"],
+  ["derived_params", () => "[]"],
   ["schema_hash", () => ""]
 ]
-const LEGACY_GROUND_TRUTH_DEFAULTS: ReadonlyArray<readonly [string, () => unknown]> = [
-  ["available_tools", () => []],
-  ["tool_schemas", () => "{}"]
-]
+/** Step fields that rows written before they became JSON strings have as typed lists. */
+const LIST_STEP_FIELDS = ["depends_on", "derived_params"] as const
 
 /**
- * A row written before param provenance, read as /work/spec/formats.md says: a missing call_name is the
- * tool name, missing lists are empty (`available_tools` empty = unknown), a missing schema hash is "",
- * missing tool schemas are none. Returns the row with those fields filled and the paths that were missing
- * (empty for a current row; the input is not modified).
+ * The plan's tools as `available_tools` (distinct, sorted by server and tool: no plan order), for a row
+ * whose prompt's offer is unknown.
+ */
+const planTools = (steps: ReadonlyArray<unknown>): ReadonlyArray<Json> => {
+  const tools = new Map<string, Json>()
+  for (const s of steps) {
+    if (!isObject(s) || typeof s.server !== "string" || typeof s.tool !== "string") continue
+    const callName = typeof s.call_name === "string" && s.call_name !== "" ? s.call_name : s.tool
+    tools.set(`${s.server}\u0000${s.tool}`, { call_name: callName, server: s.server, tool: s.tool })
+  }
+  return [...tools.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([, t]) => t)
+}
+
+/** `task_metadata` (JSON text, or an object in an older layout) with `available_tools_source: "plan"`. */
+const markOfferUnknown = (metadata: unknown): unknown => {
+  if (isObject(metadata)) return { ...metadata, available_tools_source: "plan" }
+  if (typeof metadata !== "string") return metadata
+  try {
+    const parsed: unknown = JSON.parse(metadata)
+    return isObject(parsed) ? JSON.stringify({ ...parsed, available_tools_source: "plan" }) : metadata
+  } catch {
+    return metadata // the schema check says what is wrong with it
+  }
+}
+
+const upgradeStep = (step: unknown, i: number, missing: Array<string>): unknown => {
+  if (!isObject(step)) return step
+  let out: Json | undefined
+  for (const [key, make] of LEGACY_STEP_DEFAULTS) {
+    if (step[key] === undefined) {
+      missing.push(`reward_spec.ground_truth.tool_sequence[${i}].${key}`)
+      out = { ...(out ?? step), [key]: make(step) }
+    }
+  }
+  for (const key of LIST_STEP_FIELDS) {
+    const list = step[key]
+    if (Array.isArray(list)) out = { ...(out ?? step), [key]: JSON.stringify(list) }
+  }
+  return out ?? step
+}
+
+/**
+ * A row written before the current layout, read as /work/spec/formats.md says: a missing call_name is the
+ * tool name, missing `depends_on`/`derived_params` are empty and typed lists become their JSON text, a
+ * missing schema hash is "", missing tool schemas are none. Missing or empty `available_tools` (the offer is
+ * unknown) become the plan's tools, and `task_metadata.available_tools_source` says "plan". Returns the row
+ * with those fields filled and the paths that were missing (empty for a current row; typed lists are not
+ * "missing"); the input is not modified.
  */
 export const upgradeLegacyRow = (u: unknown): { readonly value: unknown; readonly missing: ReadonlyArray<string> } => {
-  const gtPath = "reward_spec.ground_truth"
   const rs = isObject(u) ? u.reward_spec : undefined
   const gt = isObject(rs) ? rs.ground_truth : undefined
   if (!isObject(u) || !isObject(rs) || !isObject(gt)) return { value: u, missing: [] }
   const missing: Array<string> = []
-  const upgraded: Json = { ...gt }
-  for (const [key, make] of LEGACY_GROUND_TRUTH_DEFAULTS) {
-    if (gt[key] === undefined) {
-      missing.push(`${gtPath}.${key}`)
-      upgraded[key] = make()
-    }
+  const changed: Json = {}
+  const seq = gt.tool_sequence
+  if (Array.isArray(seq)) {
+    const steps = seq.map((s, i) => upgradeStep(s, i, missing))
+    if (steps.some((s, i) => s !== seq[i])) changed.tool_sequence = steps
   }
-  if (Array.isArray(gt.tool_sequence)) {
-    upgraded.tool_sequence = gt.tool_sequence.map((step, i) => {
-      if (!isObject(step)) return step
-      const out: Json = { ...step }
-      for (const [key, make] of LEGACY_STEP_DEFAULTS) {
-        if (step[key] === undefined) {
-          missing.push(`${gtPath}.tool_sequence[${i}].${key}`)
-          out[key] = make(step)
-        }
-      }
-      return out
-    })
+  let extra = u.extra_info
+  const offered = gt.available_tools
+  if (offered === undefined || (Array.isArray(offered) && offered.length === 0)) {
+    missing.push("reward_spec.ground_truth.available_tools")
+    const tools = Array.isArray(seq) ? planTools(seq) : []
+    if (tools.length > 0) {
+      changed.available_tools = tools
+      if (isObject(extra)) extra = { ...extra, task_metadata: markOfferUnknown(extra.task_metadata) }
+    } else if (offered === undefined) changed.available_tools = []
   }
-  return missing.length === 0 ? { value: u, missing } : {
-    value: { ...u, reward_spec: { ...rs, ground_truth: upgraded } },
+  if (gt.tool_schemas === undefined) {
+    missing.push("reward_spec.ground_truth.tool_schemas")
+    changed.tool_schemas = "{}"
+  }
+  if (Object.keys(changed).length === 0) return { value: u, missing }
+  return {
+    value: {
+      ...u,
+      reward_spec: { ...rs, ground_truth: { ...gt, ...changed } },
+      ...(extra === u.extra_info ? {} : { extra_info: extra })
+    },
     missing
   }
 }
