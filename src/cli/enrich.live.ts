@@ -7,6 +7,7 @@ import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
+import type { VerifyHook } from "../programs/acceptance.js"
 import type { EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
   enrichInstructions,
@@ -36,6 +37,7 @@ import {
   resolveRun,
   rowSettingsOf
 } from "./runShared.js"
+import { checkVerifyFlags, verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -54,6 +56,14 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
     const limit = Option.isSome(options.limit) ? yield* positiveInt(options.limit.value, "--limit") : undefined
     if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
+    yield* checkVerifyFlags(options)
+    if (options.verify && options.inventoryFromPrompt) {
+      return yield* new SettingsError({
+        setting: "--verify",
+        reason: "needs MCP servers to run the plans on; with --inventory-from-prompt the tools come from each " +
+          "prompt's <tools> block, which names no server to start"
+      })
+    }
     const input = options.input
     const out = path.resolve(options.out)
     if (path.resolve(input) === out) {
@@ -141,7 +151,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: limit ?? null,
         overwrite: options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt
-      }
+      },
+      ...verifySettingOf(options)
     })
     const run = yield* resolveRun({
       rawDir,
@@ -186,7 +197,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
         debug: options.debug,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),
-        rows: { planned: runPlan.jobs.length, skipped: runPlan.skipped.length, rejected: runPlan.rejected.length }
+        rows: { planned: runPlan.jobs.length, skipped: runPlan.skipped.length, rejected: runPlan.rejected.length },
+        ...verifyDetailsOf(options, s.verify, out)
       }),
       plan: runPlan,
       baseInventory,
@@ -207,19 +219,31 @@ export const runEnrich = (options: EnrichCliOptions) => {
         resume: options.resume
       })
     }
-    const summary = yield* enrichProgram(program).pipe(
-      Effect.provide(
-        Layer.mergeAll(
-          StorageLive,
-          llmLayer(runLlm).pipe(
-            Layer.provide(
-              rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
-            )
-          ),
-          progressLayer()
+    const engine = (verify: VerifyHook<unknown> | undefined) =>
+      enrichProgram({ ...program, verify }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            StorageLive,
+            llmLayer(runLlm).pipe(
+              Layer.provide(
+                rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
+              )
+            ),
+            progressLayer()
+          )
         )
       )
-    )
+    const verifySetting = s.verify
+    const summary = verifySetting === undefined || baseInventory === undefined
+      ? yield* engine(undefined)
+      : yield* Effect.flatMap(Effect.promise(() => import("./verifyRun.live.js")), (m) =>
+        m.withVerification({
+          flags: options,
+          setting: verifySetting,
+          inventory: baseInventory.inventory,
+          runDir: path.join(rawDir, run.runId),
+          out
+        }, engine))
     yield* Effect.logInfo(
       `enrich: ${summary.valid} rows written (${runPlan.jobs.length} planned, ${runPlan.skipped.length} skipped, ` +
         `${runPlan.rejected.length} rejected input rows${

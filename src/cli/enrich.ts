@@ -5,6 +5,7 @@ import { batchFlags } from "./batch.js"
 import { runOptions } from "./generate.js"
 import { llmOptions } from "./llmOptions.js"
 import { dataSourceOption, inventoryOption, outOption, planLimitOptions, switchFlag } from "./shared.js"
+import { runVerifyFlags } from "./verifyFlags.js"
 
 export const enrichCommand = Command.make(
   "enrich",
@@ -37,7 +38,8 @@ export const enrichCommand = Command.make(
     dataSource: dataSourceOption,
     ...runOptions,
     ...llmOptions,
-    ...batchFlags
+    ...batchFlags,
+    ...runVerifyFlags
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./enrich.live.js")), (m) => m.runEnrich(options))
 ).pipe(

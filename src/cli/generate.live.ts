@@ -3,6 +3,7 @@ import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
+import type { VerifyHook } from "../programs/acceptance.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generatePlan, generateProgram } from "../programs/generate.js"
 import { Inventory } from "../services/Inventory.js"
@@ -18,6 +19,7 @@ import { DEFAULT_DOMAINS, parseComplexities, parseDomains, workPlan } from "../s
 import { hasApiKey, llmLayer, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
+import { checkVerifyFlags, verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -34,6 +36,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const concurrency = yield* Run.positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
     const maxAttempts = yield* Run.positiveInt(options.maxAttempts, "--max-attempts")
     if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
+    yield* checkVerifyFlags(options)
     const complexities = parseComplexities(options.complexities)
     if (typeof complexities === "string") {
       return yield* new SettingsError({ setting: "--complexities (COMPLEXITIES)", reason: complexities })
@@ -83,7 +86,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
       max_prompt_tokens: rowSettings.maxPromptTokens,
       as_of: rowSettings.asOf,
       data_source: options.dataSource,
-      input: null
+      input: null,
+      ...verifySettingOf(options)
     })
     const run = yield* Run.resolveRun({
       rawDir,
@@ -97,8 +101,12 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const s = run.settings
     // --resume --force with another inventory: the run's own copy (inventory.json in its directory).
     const runInventory = s.inventory_sha256 === fresh.inventory_sha256
-      ? Layer.succeed(Inventory, inventory)
-      : Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
+      ? inventory
+      : yield* Inventory.pipe(
+        Effect.provide(
+          Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
+        )
+      )
     const llmOpts = Run.llmOptionsOf(options, s)
     const settings = llmSettingsFromOptions(llmOpts)
     const program: GenerateOptions = {
@@ -107,7 +115,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
         domains: s.domains,
         complexities: s.complexities,
         inventory: Option.getOrNull(options.inventory),
-        servers: Option.getOrNull(servers)
+        servers: Option.getOrNull(servers),
+        ...verifyDetailsOf(options, s.verify, out)
       }),
       plan: generatePlan(s),
       seed: s.seed ?? options.seed
@@ -124,19 +133,27 @@ export const runGenerate = (options: GenerateCliOptions) =>
         resume: options.resume
       })
     }
-    return yield* generateProgram(program).pipe(
-      Effect.provide(
-        Layer.mergeAll(
-          StorageLive,
-          runInventory,
-          llmLayer(llmOpts).pipe(
-            Layer.provide(
-              rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
-            )
-          ),
-          progressLayer()
+    const engine = (verify: VerifyHook<unknown> | undefined) =>
+      generateProgram({ ...program, verify }).pipe(
+        Effect.provide(
+          Layer.mergeAll(
+            StorageLive,
+            Layer.succeed(Inventory, runInventory),
+            llmLayer(llmOpts).pipe(
+              Layer.provide(
+                rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
+              )
+            ),
+            progressLayer()
+          )
         )
       )
+    if (s.verify === undefined) return yield* engine(undefined)
+    const { withVerification } = yield* Effect.promise(() => import("./verifyRun.live.js"))
+    const runDir = path.join(rawDir, run.runId)
+    return yield* withVerification(
+      { flags: options, setting: s.verify, inventory: runInventory.inventory, runDir, out },
+      engine
     )
   })
 

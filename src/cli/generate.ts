@@ -15,6 +15,7 @@ import {
   planLimitOptions,
   switchFlag
 } from "./shared.js"
+import { runVerifyFlags } from "./verifyFlags.js"
 
 export const runOptions = {
   concurrency: int("concurrency", "CONCURRENCY", 4, "Samples in flight at once"),
@@ -88,7 +89,8 @@ export const generateCommand = Command.make(
     dataSource: dataSourceOption,
     ...runOptions,
     ...llmOptions,
-    ...batchFlags
+    ...batchFlags,
+    ...runVerifyFlags
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./generate.live.js")), (m) => m.runGenerate(options))
 ).pipe(Command.withDescription("Ask a model for tasks with tool plans, validate them, and write SkyRL rows"))

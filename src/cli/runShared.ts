@@ -9,9 +9,10 @@ import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { resolveAsOf } from "./shared.js"
+import type { RunVerifyFlags } from "./verifyFlags.js"
 
 /** The parsed options every model-calling command shares (`runOptions`, shared.ts and the LLM/batch flags). */
-export interface RunCliOptions extends LlmOptions, BatchFlags {
+export interface RunCliOptions extends LlmOptions, BatchFlags, RunVerifyFlags {
   readonly out: string
   readonly maxTools: number
   readonly maxTurns: number

@@ -61,7 +61,7 @@ const checkUsage = (options: VerifyCliOptions) => {
 }
 
 /** How to start each server: --servers-config entries first, then the inventory's launch specs. */
-const launchPlan = (inventory: Inventory, configured: ReadonlyArray<McpServerSpec>) => {
+export const launchPlan = (inventory: Inventory, configured: ReadonlyArray<McpServerSpec>) => {
   const { missing, specs } = specsForInventory(inventory.servers, configured)
   const unavailable = Object.fromEntries(missing.map((name) => [
     name,

@@ -6,6 +6,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { inventoryOption, outOption, serversConfigOption } from "./shared.js"
+import { allowSideEffectsOption, cassettesOption } from "./verifyFlags.js"
 
 export const verifyOptions = {
   files: Args.file({ name: "DATASET", exists: "yes" }).pipe(
@@ -19,12 +20,7 @@ export const verifyOptions = {
   ),
   inventory: inventoryOption,
   serversConfig: serversConfigOption,
-  cassettes: Options.directory("cassettes").pipe(
-    Options.withDescription(
-      "Directory of the tool-result cassettes (cassettes.jsonl); default: cassettes/ next to --out"
-    ),
-    Options.optional
-  ),
+  cassettes: cassettesOption,
   concurrency: Options.integer("concurrency").pipe(
     Options.withDescription("Rows in flight at once (also the bound on calls in flight per server)"),
     Options.withDefault(4)
@@ -33,13 +29,7 @@ export const verifyOptions = {
     Options.withDescription("Seconds allowed for one tool call, and for a server to start (initialize)"),
     Options.withDefault(30)
   ),
-  allowSideEffects: Options.text("allow-side-effects").pipe(
-    Options.withDescription(
-      "Tools that may run although they are not annotated readOnlyHint: true: TOOL or SERVER.TOOL, comma-separated, " +
-        "or `all`. Without it a row using such a tool is skipped-side-effect and nothing of it runs"
-    ),
-    Options.optional
-  ),
+  allowSideEffects: allowSideEffectsOption,
   limit: Options.integer("limit").pipe(Options.withDescription("Verify only the first N rows"), Options.optional),
   resume: Options.boolean("resume").pipe(
     Options.withDescription(

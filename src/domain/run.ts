@@ -48,7 +48,13 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
     limit: Schema.NullOr(Schema.Number),
     overwrite: Schema.Boolean,
     inventory_from_prompt: Schema.Boolean
-  }))
+  })),
+  /**
+   * `--verify`: each accepted task's plan runs on the live MCP servers before it counts, and the tools
+   * allowed to run although not annotated read-only (`--allow-side-effects`: names sorted, or ["all"]).
+   * Absent: no verification (and the fingerprint of such runs is what it was before the field existed).
+   */
+  verify: Schema.optional(Schema.Struct({ allow_side_effects: Schema.Array(Schema.String) }))
 }) {}
 
 export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({

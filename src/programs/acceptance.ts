@@ -28,14 +28,17 @@ import { encodeRow } from "../skyrl/layout.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { planIssues } from "./runFiles.js"
 
-/** What execution verification says about a row (issue 14 fills the hook). */
+/** What execution verification says about a row (`generate --verify`: src/programs/verifyHook.ts). */
 export type VerifyOutcome =
-  | { readonly ok: true }
+  /** `row`: the row to keep (e.g. with its verification record); absent, the row as judged. */
+  | { readonly ok: true; readonly row?: SkyRLRow | undefined }
   | {
     readonly ok: false
     readonly reason: string
     /** Sent back to the model when it can fix the problem; absent, the attempt is rejected. */
     readonly repair?: string | undefined
+    /** The failure concerns every sample (a server that cannot be reached): the run stops. */
+    readonly stop?: boolean | undefined
   }
 
 /** Runs a row's plan (e.g. against live MCP servers) before the row is accepted. */
@@ -45,7 +48,8 @@ export type Verdict =
   | { readonly _tag: "Accepted"; readonly row: SkyRLRow }
   /** Ask the model again with `message` (once per attempt). */
   | { readonly _tag: "Repair"; readonly reasons: ReadonlyArray<string>; readonly message: string }
-  | { readonly _tag: "Reject"; readonly reasons: ReadonlyArray<string> }
+  /** `stop`: the reason concerns every sample (the run stops). */
+  | { readonly _tag: "Reject"; readonly reasons: ReadonlyArray<string>; readonly stop?: boolean | undefined }
 
 export interface AcceptanceOptions<J> {
   readonly taskInput: (job: J, task: ModelTask, steps: ReadonlyArray<PlanStep>) => unknown
@@ -155,9 +159,9 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
         const early = onFindings(checker.check(index, encodeRow(row), { keep: false }))
         if (early !== undefined) return early
         const verified = yield* options.verify(row, job)
-        if (verified.ok) return { _tag: "Accepted", row } satisfies Verdict
+        if (verified.ok) return { _tag: "Accepted", row: verified.row ?? row } satisfies Verdict
         return verified.repair === undefined
-          ? { _tag: "Reject", reasons: [verified.reason] } satisfies Verdict
+          ? { _tag: "Reject", reasons: [verified.reason], stop: verified.stop } satisfies Verdict
           : { _tag: "Repair", reasons: [verified.reason], message: verified.repair } satisfies Verdict
       })
 

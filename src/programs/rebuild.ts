@@ -16,6 +16,7 @@ import { progressSilent } from "../services/Progress.js"
 import { readJournal, readManifest, RunJournal } from "../services/RunJournal.js"
 import { generatePlan, generateSampling } from "./generate.js"
 import { runEngine, runSpecOf } from "./sampling.js"
+import { recordedVerifyHook } from "./verifyHook.js"
 
 export interface RebuildOptions {
   readonly runDir: string
@@ -70,7 +71,9 @@ export const rebuildProgram = (options: RebuildOptions) =>
       backend: m.backend,
       settings: m.settings,
       runSettings: settings,
-      order: rowOrder
+      order: rowOrder,
+      // A run made with --verify: the outcomes it recorded (rebuild runs no plan).
+      verify: settings.verify === undefined ? undefined : yield* recordedVerifyHook(runDir)
     }, catalogue)
     const made = yield* runEngine(sampling).pipe(
       Effect.map((summary) => summary.valid),

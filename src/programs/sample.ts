@@ -260,6 +260,11 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
     if (verdict._tag === "Accepted") {
       return { _tag: "Accepted", row: verdict.row, calls: (yield* Ref.get(tally)).calls } as const
     }
+    if (verdict._tag === "Reject" && verdict.stop === true) {
+      const reason = verdict.reasons.join("; ")
+      yield* stopRun(ctx, reason)
+      return { _tag: "Stopped", reason, reject: reject(verdict.reasons, called.file), called: true } as const
+    }
     if (verdict._tag === "Repair" && round === 0) {
       input = [...input, { role: "assistant", content: answer.text }, { role: "user", content: verdict.message }]
       continue

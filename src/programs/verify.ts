@@ -23,8 +23,15 @@ import { decodeRow, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
-import type { Stage, VerificationRecord, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
-import { SummaryCounter, toVerifySteps, VerificationFailed } from "../skyrl/verification.js"
+import type {
+  FailureFields,
+  Stage,
+  VerificationRecord,
+  VerifyStatus,
+  VerifyStep,
+  VerifySummary
+} from "../skyrl/verification.js"
+import { failureFields, SummaryCounter, toVerifySteps, VerificationFailed } from "../skyrl/verification.js"
 
 export interface VerifyDatasetsOptions {
   readonly files: ReadonlyArray<string>
@@ -74,13 +81,7 @@ type Outcome =
 interface JournalEntry {
   readonly hash: string
   readonly record?: VerificationRecord
-  readonly failure?: {
-    readonly status: VerifyStatus
-    readonly step?: number
-    readonly server?: string
-    readonly tool?: string
-    readonly reason: string
-  }
+  readonly failure?: FailureFields
 }
 
 type Json = Record<string, unknown>
@@ -229,7 +230,8 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
 // ---------------------------------------------------------------------------------------------
 // Execution
 
-const withVerification = (row: SkyRLRow, record: VerificationRecord): SkyRLRow =>
+/** The row with its verification record (`task_metadata.verification`). */
+export const withVerification = (row: SkyRLRow, record: VerificationRecord): SkyRLRow =>
   new SkyRLRow(
     { ...row, extra_info: { task_metadata: { ...row.extra_info.task_metadata, verification: record } } },
     { disableValidation: true }
@@ -286,14 +288,6 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext) =>
     }
     return settle(located, checked.row, outcome, ctx, false)
   })
-
-const failureFields = (f: VerificationFailed): NonNullable<JournalEntry["failure"]> => ({
-  status: f.status,
-  ...(f.step === undefined ? {} : { step: f.step }),
-  ...(f.server === undefined ? {} : { server: f.server }),
-  ...(f.tool === undefined ? {} : { tool: f.tool }),
-  reason: f.reason
-})
 
 const fromJournal = (located: Located, row: SkyRLRow, entry: JournalEntry, ctx: RunContext): Outcome => {
   const outcome = entry.record !== undefined

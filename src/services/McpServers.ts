@@ -48,6 +48,8 @@ export interface McpServersApi {
     tool: string,
     params: Readonly<Record<string, unknown>>
   ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
+  /** Starts the server now unless it is up (a later call finds it running). */
+  readonly start: (server: string) => Effect.Effect<void, ServerUnavailableError>
   /** Each server that was used: its version, how often it was started, why it is unavailable. */
   readonly states: Effect.Effect<ReadonlyArray<ServerState>>
 }
@@ -204,5 +206,6 @@ const make = (options: McpServersOptions) =>
         unavailable: s.unavailable
       }))
     )
-    return { call, states } satisfies McpServersApi
+    const start = (server: string) => Effect.flatMap(slotOf(server), (slot) => Effect.asVoid(sessionOf(server, slot)))
+    return { call, start, states } satisfies McpServersApi
   })

@@ -76,10 +76,10 @@ export const inventoryFingerprint = (inventory: Inv.Inventory): string =>
 export const settingsDifferences = (run: RunSettings, now: RunSettings): ReadonlyArray<string> => {
   const a = Schema.encodeSync(RunSettings)(run) as Record<string, unknown>
   const b = Schema.encodeSync(RunSettings)(now) as Record<string, unknown>
-  const show = (v: unknown) => (typeof v === "string" ? v : canonicalJson(v))
-  return Object.keys(a).filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).map((k) =>
-    `${k}: ${show(a[k])} in the run, ${show(b[k])} now`
-  )
+  const show = (v: unknown) => (v === undefined ? "(none)" : typeof v === "string" ? v : canonicalJson(v))
+  // Both sides' keys: an optional setting (verify) may be in one only.
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]))
+    .map((k) => `${k}: ${show(a[k])} in the run, ${show(b[k])} now`)
 }
 
 /** What a run is and how its manifest describes it. */

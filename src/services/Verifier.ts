@@ -49,6 +49,11 @@ export interface VerifierApi {
   ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
   /** The steps that would be skipped for their side effects (nothing runs). */
   readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep>
+  /**
+   * Starts these servers now (before anything is paid for, e.g. `generate --verify`): the ones that
+   * cannot start, each with its reason (empty: all up).
+   */
+  readonly start: (servers: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<ServerUnavailableError>>
   /** Whether the cassettes hold a result under this key. */
   readonly hasResult: (key: string) => boolean
   /** Waits until every recorded result is on disk. */
@@ -197,5 +202,17 @@ const make = (settings: VerifierSettings) =>
       const counts = yield* cassettes.counts
       return { servers: yield* servers.states, cassettes: { file: cassettes.file, ...counts } }
     })
-    return { verify, blocked, hasResult: cassettes.has, flush: cassettes.flush, report } satisfies VerifierApi
+    const start = (names: ReadonlyArray<string>) =>
+      Effect.map(
+        Effect.forEach(names, (name) => Effect.flip(servers.start(name)).pipe(Effect.option), { concurrency: 4 }),
+        (failed) => failed.flatMap((f) => f._tag === "Some" ? [f.value] : [])
+      )
+    return {
+      verify,
+      blocked,
+      start,
+      hasResult: cassettes.has,
+      flush: cassettes.flush,
+      report
+    } satisfies VerifierApi
   })

@@ -48,30 +48,38 @@ export const toVerifySteps = (
   }))
 
 /** What a verified plan keeps (in a row: `task_metadata.verification`). */
-export interface VerificationRecord {
-  readonly status: "verified"
-  readonly verified_at: string
+export const VerificationRecord = Schema.Struct({
+  status: Schema.Literal("verified"),
+  verified_at: Schema.String,
   /** Server name → `name@version` from its initialize answer (null when it gave none). */
-  readonly servers: Readonly<Record<string, string | null>>
-  readonly steps: ReadonlyArray<{
-    readonly step: number
-    readonly server: string
-    readonly tool: string
+  servers: Schema.Record({ key: Schema.String, value: Schema.NullOr(Schema.String) }),
+  steps: Schema.Array(Schema.Struct({
+    step: Schema.Number,
+    server: Schema.String,
+    tool: Schema.String,
     /** The cassette key of the call (callKey(server, tool, params)). */
-    readonly key: string
+    key: Schema.String,
     /** The call ran with derived params' illustrative values. */
-    readonly illustrative: boolean
-  }>
-}
+    illustrative: Schema.Boolean
+  }))
+})
+export type VerificationRecord = typeof VerificationRecord.Type
 
-/** A plan that did not verify: the status, the step at fault (when one is), and the reason. */
-export class VerificationFailed extends Schema.TaggedError<VerificationFailed>()("VerificationFailed", {
+/** Why a plan did not verify: the status, the step at fault (when one is), and the reason. */
+export const FailureFields = Schema.Struct({
   status: Schema.Literal("tool-error", "timeout", "server-unavailable", "skipped-side-effect"),
   step: Schema.optional(Schema.Number),
   server: Schema.optional(Schema.String),
   tool: Schema.optional(Schema.String),
   reason: Schema.String
-}) {
+})
+export type FailureFields = typeof FailureFields.Type
+
+/** A plan that did not verify: the status, the step at fault (when one is), and the reason. */
+export class VerificationFailed extends Schema.TaggedError<VerificationFailed>()(
+  "VerificationFailed",
+  FailureFields.fields
+) {
   override get message(): string {
     const where = this.step === undefined ? "" : `step ${this.step} ${this.server}/${this.tool}: `
     return `${this.status}: ${where}${this.reason}`
@@ -151,6 +159,15 @@ export const verificationRepairMessage = (failure: VerificationFailed): string =
   ].join("\n\n")
 
 export const isRepairable = (failure: VerificationFailed): boolean => failure.status === "tool-error"
+
+/** The fields of a failure, as journals keep them. */
+export const failureFields = (f: VerificationFailed): FailureFields => ({
+  status: f.status,
+  ...(f.step === undefined ? {} : { step: f.step }),
+  ...(f.server === undefined ? {} : { server: f.server }),
+  ...(f.tool === undefined ? {} : { tool: f.tool }),
+  reason: f.reason
+})
 
 // ---------------------------------------------------------------------------------------------
 // Summary of a `skyrl verify` run

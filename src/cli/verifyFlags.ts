@@ -1,0 +1,100 @@
+/**
+ * Flags of execution verification: `skyrl verify`'s, and `--verify` with the same meaning for the commands
+ * that make rows with a model (`generate`, `enrich`).
+ */
+import { Options } from "@effect/cli"
+import { Effect, Option } from "effect"
+import * as path from "node:path"
+import type { RunSettings } from "../domain/run.js"
+import { SettingsError } from "../domain/run.js"
+import { parseAllowList } from "../skyrl/verification.js"
+import { serversConfigOption, switchFlag } from "./shared.js"
+
+export const cassettesOption = Options.directory("cassettes").pipe(
+  Options.withDescription(
+    "Directory of the tool-result cassettes (cassettes.jsonl); default: cassettes/ next to --out"
+  ),
+  Options.optional
+)
+
+export const allowSideEffectsOption = Options.text("allow-side-effects").pipe(
+  Options.withDescription(
+    "Tools that may run although they are not annotated readOnlyHint: true: TOOL or SERVER.TOOL, comma-separated, " +
+      "or `all`. Without it a plan using such a tool is skipped-side-effect and nothing of it runs"
+  ),
+  Options.optional
+)
+
+/** `generate` / `enrich`: verify each accepted task on the live servers. */
+export const runVerifyFlags = {
+  verify: switchFlag(
+    "verify",
+    "Run each accepted task's plan on the live MCP servers before it counts (as `skyrl verify`): a tool error goes " +
+      "back to the model once as a repair, then the sample is made again; rows keep task_metadata.verification, " +
+      "tool results go to the cassettes. The servers come from the inventory's launch specs or --servers-config"
+  ),
+  serversConfig: serversConfigOption,
+  cassettes: cassettesOption,
+  allowSideEffects: allowSideEffectsOption,
+  verifyTimeout: Options.integer("verify-timeout").pipe(
+    Options.withDescription("With --verify: seconds allowed for one tool call, and for a server to start (default 30)"),
+    Options.withDefault(30)
+  )
+}
+
+export interface RunVerifyFlags {
+  readonly verify: boolean
+  readonly serversConfig: Option.Option<string>
+  readonly cassettes: Option.Option<string>
+  readonly allowSideEffects: Option.Option<string>
+  readonly verifyTimeout: number
+}
+
+/** The `verify` run setting from the flags (absent without --verify): what changes which rows are accepted. */
+export const verifySettingOf = (flags: RunVerifyFlags): Pick<RunSettings, "verify"> => {
+  if (!flags.verify) return {}
+  const allow = parseAllowList(Option.getOrUndefined(flags.allowSideEffects))
+  return { verify: { allow_side_effects: allow.all ? ["all"] : [...allow.names].sort() } }
+}
+
+/** Where the cassettes go: --cassettes, else cassettes/ next to the output (as `skyrl verify`). */
+export const cassettesDirOf = (flags: RunVerifyFlags, out: string): string =>
+  Option.getOrElse(flags.cassettes, () => path.join(path.dirname(out), "cassettes"))
+
+/** The session's verification flags for the manifest (not compared on --resume). */
+export const verifyDetailsOf = (flags: RunVerifyFlags, setting: RunSettings["verify"], out: string) =>
+  setting === undefined ? {} : {
+    verify: {
+      ...setting,
+      servers_config: Option.getOrNull(flags.serversConfig),
+      cassettes: path.resolve(cassettesDirOf(flags, out)),
+      timeout_s: flags.verifyTimeout
+    }
+  }
+
+/** The flags checked before anything starts: a usage error for what cannot work, a warning for what does nothing. */
+export const checkVerifyFlags = (flags: RunVerifyFlags & { readonly backend: string }) =>
+  Effect.gen(function*() {
+    if (!flags.verify) {
+      const unused = [
+        ["--servers-config", flags.serversConfig],
+        ["--cassettes", flags.cassettes],
+        ["--allow-side-effects", flags.allowSideEffects]
+      ].flatMap(([name, value]) => Option.isSome(value as Option.Option<string>) ? [name as string] : [])
+      if (unused.length > 0) yield* Effect.logWarning(`${unused.join(", ")}: no effect without --verify`)
+      return
+    }
+    if (flags.backend === "batch") {
+      return yield* new SettingsError({
+        setting: "--verify",
+        reason: "cannot be combined with --backend batch (`skyrl batch collect` starts no MCP servers): collect the " +
+          "batch, then run `skyrl verify` on the dataset"
+      })
+    }
+    if (!Number.isInteger(flags.verifyTimeout) || flags.verifyTimeout <= 0) {
+      return yield* new SettingsError({
+        setting: "--verify-timeout",
+        reason: `must be a positive number of seconds, got ${flags.verifyTimeout}`
+      })
+    }
+  })

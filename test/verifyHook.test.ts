@@ -1,0 +1,176 @@
+/**
+ * The engine's verify hook (src/programs/verifyHook.ts) over a scripted Verifier and memory storage: what
+ * each outcome becomes for the engine, outcomes recorded in the run directory and reused (never run
+ * twice), and a run that stops when verification concerns every sample (a server that cannot be reached).
+ */
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import { StorageError } from "../src/domain/errors.js"
+import type { SkyRLRow } from "../src/domain/row.js"
+import type { VerifyOutcome } from "../src/programs/acceptance.js"
+import { makeVerifyHook, recordedVerifyHook, verificationLogOf } from "../src/programs/verifyHook.js"
+import type { VerifierApi } from "../src/services/Verifier.js"
+import { Verifier } from "../src/services/Verifier.js"
+import { convertTask } from "../src/skyrl/convert.js"
+import type { VerificationRecord, VerifyStep } from "../src/skyrl/verification.js"
+import { VerificationFailed } from "../src/skyrl/verification.js"
+import {
+  catalogue,
+  EngineTest,
+  generateOptions,
+  OUT,
+  reply,
+  requestOf,
+  runGenerate,
+  scripted,
+  settingsFor
+} from "./support/engine.js"
+import { validTaskText } from "./support/fakeTasks.js"
+import { makeMemoryStorage } from "./support/memoryStorage.js"
+
+const RUN_DIR = "/mem/raw_llm/run-1"
+
+/** A row of sample `sample`, attempt 1, whose quote step asks for `symbol`. */
+const rowOf = (symbol: string, sample = 0, repaired = false): SkyRLRow =>
+  Either.getOrThrow(convertTask({
+    task_id: `t-${symbol}`,
+    user_prompt: `Get the quote for ${symbol}.`,
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol } }],
+    evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+  }, { inventory: catalogue, metadata: { sample_index: sample, attempt: 1, repaired } }))
+
+const record = (steps: ReadonlyArray<VerifyStep>): VerificationRecord => ({
+  status: "verified",
+  verified_at: "2026-11-30T00:00:00.000Z",
+  servers: { fmp: "fmp@1.0.0" },
+  steps: steps.map((s) => ({
+    step: s.step,
+    server: s.server,
+    tool: s.tool,
+    key: `key-${String(s.params.symbol)}`,
+    illustrative: false
+  }))
+})
+
+/** A Verifier whose outcome depends on the symbol: BAD a tool error, SLOW a timeout, DOWN an unreachable server. */
+const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])) => {
+  const runs: Array<string> = []
+  const failure = (status: VerificationFailed["status"], reason: string) =>
+    new VerificationFailed({ status, step: 1, server: "fmp", tool: "fmp_get_quote", reason })
+  const api: VerifierApi = {
+    verify: (steps) =>
+      Effect.suspend(() => {
+        const symbol = String(steps[0]!.params.symbol)
+        runs.push(symbol)
+        if (symbol === "BAD") return Effect.fail(failure("tool-error", "Unknown symbol BAD"))
+        if (symbol === "SLOW") return Effect.fail(failure("timeout", "no answer within 30s"))
+        if (symbol === "DOWN") return Effect.fail(failure("server-unavailable", "cannot start: command not found"))
+        return Effect.succeed(record(steps))
+      }),
+    blocked: () => [],
+    start: () => Effect.succeed([]),
+    hasResult: (key) => known.has(key),
+    flush: Effect.void,
+    report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0 } })
+  }
+  return { runs, layer: Layer.succeed(Verifier, api) }
+}
+
+const judgeAll = (rows: ReadonlyArray<SkyRLRow>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const hook = yield* makeVerifyHook(RUN_DIR)
+    return yield* Effect.forEach(rows, (row) => hook(row, undefined))
+  }))
+
+describe("the verify hook", () => {
+  it.effect("maps each outcome: verified keeps the record, a tool error is a repair, a timeout a reject, an unreachable server stops the run", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const verifier = scriptedVerifier()
+      const [ok, bad, slow, down] = yield* judgeAll([rowOf("AAPL"), rowOf("BAD"), rowOf("SLOW"), rowOf("DOWN")]).pipe(
+        Effect.provide(Layer.merge(storage.layer, verifier.layer))
+      )
+      expect(ok).toMatchObject({ ok: true })
+      const kept = (ok as Extract<VerifyOutcome, { ok: true }>).row!
+      expect(kept.extra_info.task_metadata.verification).toEqual(record([{
+        step: 1,
+        server: "fmp",
+        tool: "fmp_get_quote",
+        params: { symbol: "AAPL" },
+        derivedParams: []
+      }]))
+      expect(bad).toMatchObject({
+        ok: false,
+        reason: expect.stringContaining("tool-error: step 1 fmp/fmp_get_quote: Unknown symbol BAD")
+      })
+      expect((bad as { repair: string }).repair).toContain("Unknown symbol BAD")
+      expect(slow).toEqual({ ok: false, reason: expect.stringContaining("timeout"), stop: false })
+      expect(down).toEqual({ ok: false, reason: expect.stringContaining("command not found"), stop: true })
+      // The finished ones (verified, tool error) are in the run directory's log.
+      const log = storage.text(verificationLogOf(RUN_DIR)).trim().split("\n").map((l) => JSON.parse(l))
+      expect(log.map((e) => [e.sample, e.attempt, e.purpose, e.record?.status ?? e.failure.status])).toEqual([
+        [0, 1, "task", "verified"],
+        [0, 1, "task", "tool-error"]
+      ])
+    }))
+
+  it.effect("an answer judged again (resume, rebuild) takes its recorded outcome; unfinished or unrecorded ones run", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const rows = [rowOf("AAPL"), rowOf("BAD"), rowOf("SLOW"), rowOf("MSFT", 1), rowOf("MSFT", 1, true)]
+      const first = scriptedVerifier()
+      yield* judgeAll(rows.slice(0, 4)).pipe(Effect.provide(Layer.merge(storage.layer, first.layer)))
+      expect(first.runs).toEqual(["AAPL", "BAD", "SLOW", "MSFT"])
+      // A new session on the same run directory: MSFT's cassette line is gone (another --cassettes).
+      const second = scriptedVerifier(new Set(["key-AAPL"]))
+      const again = yield* judgeAll(rows).pipe(Effect.provide(Layer.merge(storage.layer, second.layer)))
+      // SLOW timed out (not final); MSFT's results are missing; the repair of sample 1 is another answer.
+      expect(second.runs).toEqual(["SLOW", "MSFT", "MSFT"])
+      expect(again[1]).toMatchObject({ ok: false, repair: expect.stringContaining("Unknown symbol BAD") })
+      // rebuild: recorded outcomes only, never a call.
+      const recorded = yield* Effect.flatMap(
+        recordedVerifyHook(RUN_DIR),
+        (hook) => Effect.forEach([rows[0]!, rows[2]!], (row) => hook(row, undefined))
+      ).pipe(Effect.provide(storage.layer))
+      expect(recorded[0]).toMatchObject({ ok: true })
+      expect(recorded[1]).toEqual({
+        ok: false,
+        reason: expect.stringContaining("no verification of this answer recorded")
+      })
+    }))
+
+  it.effect("a verification that cannot be recorded stops the run", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      storage.onWrite = (file) =>
+        file.endsWith("verifications.jsonl")
+          ? Effect.fail(new StorageError({ path: file, operation: "append to", reason: "no space left on device" }))
+          : Effect.void
+      const [outcome] = yield* judgeAll([rowOf("AAPL")]).pipe(
+        Effect.provide(Layer.merge(storage.layer, scriptedVerifier().layer))
+      )
+      expect(outcome).toEqual({ ok: false, reason: expect.stringContaining("no space left on device"), stop: true })
+    }))
+})
+
+layer(EngineTest, { excludeTestServices: true })("a verification failure that concerns every sample", (it) => {
+  it.effect("stops the run: no new call starts, what was made is kept, the reason is the run's", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { calls, llm } = scripted((call) => reply(JSON.parse(validTaskText(requestOf(call).k))))
+      const verify = (row: SkyRLRow) =>
+        Effect.succeed<VerifyOutcome>(
+          row.extra_info.task_metadata.sample_index === 0
+            ? { ok: true }
+            : { ok: false, reason: "verification server-unavailable: fmp is down", stop: true }
+        )
+      const failed = yield* Effect.flip(runGenerate(storage, llm, { ...generateOptions(settingsFor(4)), verify }))
+      expect(failed).toMatchObject({
+        _tag: "IncompleteRun",
+        made: 1,
+        reason: "verification server-unavailable: fmp is down"
+      })
+      expect(calls).toHaveLength(2) // sample 1, then sample 2 stopped the run
+      expect(storage.text(OUT).trim().split("\n")).toHaveLength(1)
+    }))
+})
