@@ -7,7 +7,7 @@
  * Canonical JSON (RFC 8785, JCS): object keys sorted by UTF-16 code units, no whitespace, strings and
  * numbers as ECMAScript `JSON.stringify` writes them (so 1.0 is `1`, 1e21 is `1e+21`). Pure.
  */
-import { createHash } from "node:crypto"
+import { hash } from "node:crypto"
 import { isObject } from "../domain/json.js"
 
 /**
@@ -32,7 +32,8 @@ export const canonicalJson = (value: unknown): string => {
   return JSON.stringify(value) ?? "null"
 }
 
-export const sha256Hex = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex")
+/** sha256 hex of the UTF-8 text (one-shot `crypto.hash`: several times cheaper than a Hash object on short text). */
+export const sha256Hex = (text: string): string => hash("sha256", text, "hex")
 
 /** The cassette key of one tool call: sha256 of `server \n tool \n canonical(params)`. */
 export const callKey = (server: string, tool: string, params: unknown): string =>
