@@ -12,6 +12,7 @@
  * group, `.json` parsed whole), failing with an `InputError` that names the file and row.
  */
 import { Context, Effect, Layer, Stream } from "effect"
+import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
 import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
@@ -19,7 +20,7 @@ import { hostname } from "node:os"
 import * as path from "node:path"
 import { createInterface } from "node:readline"
 import { InputError, LockHeld, StorageError } from "../domain/errors.js"
-import type { SkyRLRow } from "../domain/row.js"
+import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JsonTextOptions } from "../skyrl/layout.js"
 import { encodeRow, toJsonText } from "../skyrl/layout.js"
 
@@ -51,6 +52,11 @@ export interface StorageApi {
   /** Appends text and flushes it to disk before succeeding (journals). */
   readonly appendDurable: (file: string, text: string) => Effect.Effect<void, StorageError>
   /**
+   * `appendDurable` on a file kept open until the scope closes (created with its directory when missing):
+   * for logs appended to many times, without a mkdir, open and close per append.
+   */
+  readonly openAppend: (file: string) => Effect.Effect<AppendHandle, StorageError, Scope.Scope>
+  /**
    * Creates `file` exclusively, holding `owner` (JSON: pid, host, ...), or fails with `LockHeld` naming the
    * holder. A lock whose process is gone (same host, pid not running) is taken over.
    */
@@ -67,10 +73,25 @@ export interface StorageApi {
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError>
   /**
+   * `writeRows` of rows made as a stream is consumed (memory bounded by a chunk of rows). A stream that
+   * fails, or an interruption, fails the write with a StorageError and leaves `file` as it was.
+   */
+  readonly writeRowStream: <E>(
+    file: string,
+    rows: Stream.Stream<SkyRLRow, E>,
+    options?: WriteRowsOptions
+  ) => Effect.Effect<number, StorageError>
+  /**
    * Streams the rows of a .json, .jsonl or .parquet dataset (memory bounded for .jsonl and .parquet).
    * Fails with an InputError naming the file (and the row, or line, where one is at fault).
    */
   readonly readRows: (file: string) => Stream.Stream<RowRecord, InputError>
+}
+
+/** An open append-only file (`openAppend`). */
+export interface AppendHandle {
+  /** Appends text and flushes it to disk (fdatasync) before succeeding. */
+  readonly append: (text: string) => Effect.Effect<void, StorageError>
 }
 
 export class Storage extends Context.Tag("skyrl/Storage")<Storage, StorageApi>() {}
@@ -163,6 +184,24 @@ const bufferedWriter = (handle: fs.FileHandle) => {
   }
 }
 
+/** The text of a .json / .jsonl dataset piece by piece: `start`, then each `row`, then `end()`. */
+const jsonDatasetText = (format: "json" | "jsonl", options: WriteRowsOptions) => {
+  const indent = format === "jsonl" ? 0 : options.indent ?? 2
+  const pad = " ".repeat(indent)
+  const textOptions = { ...options, indent }
+  let n = 0
+  return {
+    start: format === "json" ? "[" : "",
+    row: (row: EncodedRow): string => {
+      const text = toJsonText(row, textOptions)
+      if (format === "jsonl") return (n++, text + "\n")
+      return (n++ === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text)
+    },
+    end: (): string => (format === "jsonl" ? "" : n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n"),
+    count: () => n
+  }
+}
+
 export const writeJsonRows = async (
   handle: fs.FileHandle,
   rows: Iterable<SkyRLRow>,
@@ -170,25 +209,12 @@ export const writeJsonRows = async (
   options: WriteRowsOptions
 ): Promise<number> => {
   const out = bufferedWriter(handle)
-  let n = 0
-  if (format === "jsonl") {
-    for (const row of rows) {
-      await out.write(toJsonText(encodeRow(row), { ...options, indent: 0 }) + "\n")
-      n++
-    }
-  } else {
-    const indent = options.indent ?? 2
-    const pad = " ".repeat(indent)
-    await out.write("[")
-    for (const row of rows) {
-      const text = toJsonText(encodeRow(row), { ...options, indent })
-      await out.write((n === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text))
-      n++
-    }
-    await out.write(n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n")
-  }
+  const text = jsonDatasetText(format, options)
+  await out.write(text.start)
+  for (const row of rows) await out.write(text.row(encodeRow(row)))
+  await out.write(text.end())
   await out.flush()
-  return n
+  return text.count()
 }
 
 /** A parse failure inside a dataset file, before it becomes an InputError. */
@@ -276,6 +302,13 @@ export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputErr
   )
 }
 
+const unknownFormat = (file: string) =>
+  new StorageError({
+    path: file,
+    operation: "write",
+    reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
+  })
+
 const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
@@ -306,6 +339,87 @@ const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promi
   } finally {
     await handle.close()
   }
+}
+
+/** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
+const openForAppend = async (file: string): Promise<fs.FileHandle> => {
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+  const created = await fs.access(file).then(() => false, () => true)
+  const handle = await fs.open(file, "a")
+  if (created) await syncDirectory(path.dirname(path.resolve(file)))
+  return handle
+}
+
+const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      attempt(file, "open for appending", () => openForAppend(file)),
+      (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+    ),
+    (handle) => ({
+      append: (text) =>
+        attempt(file, "append to", async () => {
+          await handle.write(text)
+          await handle.datasync()
+        })
+    })
+  )
+
+/**
+ * The rows of `iterable`, encoded, until `signal` aborts (then the iteration throws: a `next` that waits
+ * for a row the interrupted producer will never make does not hold the write open).
+ */
+async function* encodedUntilAborted(iterable: AsyncIterable<SkyRLRow>, signal: AbortSignal) {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(new Error("interrupted"))
+    signal.addEventListener("abort", () => reject(new Error("interrupted")), { once: true })
+  })
+  aborted.catch(() => undefined)
+  const rows = iterable[Symbol.asyncIterator]()
+  for (;;) {
+    const next = await Promise.race([rows.next(), aborted])
+    if (next.done === true) return
+    yield encodeRow(next.value)
+  }
+}
+
+/**
+ * `writeRowStream`: the stream consumed as an async iterable by the format's writer, inside the atomic
+ * write. A failure of the stream fails the write (as a StorageError naming the file), and so does an
+ * interruption; either way the temp file is removed and `file` is left as it was.
+ */
+const writeRowStream = <E>(
+  file: string,
+  rows: Stream.Stream<SkyRLRow, E>,
+  options: WriteRowsOptions = {}
+): Effect.Effect<number, StorageError> => {
+  const format = rowFormatOf(file)
+  if (format === undefined) return Effect.fail(unknownFormat(file))
+  return Effect.scoped(
+    Effect.flatMap(Stream.toAsyncIterableEffect(rows), (iterable) =>
+      Effect.tryPromise({
+        try: async (signal) => {
+          let n = 0
+          await atomically(file, async (h) => {
+            const encoded = encodedUntilAborted(iterable, signal)
+            if (format === "parquet") {
+              const { writeParquetRows } = await import("./parquet.js")
+              n = await writeParquetRows(h, encoded)
+              return
+            }
+            const out = bufferedWriter(h)
+            const text = jsonDatasetText(format, options)
+            await out.write(text.start)
+            for await (const row of encoded) await out.write(text.row(row))
+            await out.write(text.end())
+            await out.flush()
+            n = text.count()
+          })
+          return n
+        },
+        catch: (e) => new StorageError({ path: file, operation: "write", reason: reason(e) })
+      }))
+  )
 }
 
 const createExclusive = async (file: string, text: string): Promise<boolean> => {
@@ -358,17 +472,11 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
     }),
   acquireLock: acquireLockFile,
   releaseLock: (file) => Effect.promise(() => fs.rm(file, { force: true })),
+  openAppend,
+  writeRowStream,
   writeRows: (file, rows, options = {}) => {
     const format = rowFormatOf(file)
-    if (format === undefined) {
-      return Effect.fail(
-        new StorageError({
-          path: file,
-          operation: "write",
-          reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
-        })
-      )
-    }
+    if (format === undefined) return Effect.fail(unknownFormat(file))
     return attempt(file, "write", async () => {
       let n = 0
       if (format === "parquet") {

@@ -3,7 +3,7 @@
  * layer (`writeJsonRows`), locks, and hooks to count or fail writes (an archive write that fails, a crash
  * after N journal appends). Parquet is not supported here (use StorageLive for it).
  */
-import { Effect, Layer, Stream } from "effect"
+import { Chunk, Effect, Layer, Stream } from "effect"
 import type { FileHandle } from "node:fs/promises"
 import * as path from "node:path"
 import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
@@ -69,6 +69,12 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         const before = files.get(path.resolve(file))
         files.set(path.resolve(file), (before === undefined ? "" : textOf(before)) + text)
       }),
+    openAppend: (file) => Effect.succeed({ append: (text) => api.appendDurable(file, text) }),
+    writeRowStream: (file, rows, options) =>
+      Stream.runCollect(rows).pipe(
+        Effect.mapError((e) => new StorageError({ path: file, operation: "write", reason: String(e) })),
+        Effect.flatMap((chunk) => api.writeRows(file, Chunk.toReadonlyArray(chunk), options))
+      ),
     acquireLock: (file, owner) =>
       Effect.suspend(() => {
         const held = files.get(path.resolve(file))

@@ -1,0 +1,141 @@
+/**
+ * What `verify` writes with: Storage.writeRowStream (a dataset written as rows are made, the same bytes
+ * as writeRows), Storage.openAppend (a log kept open), and the group-commit log over it
+ * (services/durableLog.ts): lines that keep coming go out in batches, `wait` and `flush` return once the
+ * lines are on disk, a failure is reported, the scope's end writes what is left.
+ */
+import { Chunk, Effect, Either, Exit, Fiber, Stream, TestClock, TestContext } from "effect"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { StorageError } from "../src/domain/errors.js"
+import type { SkyRLRow } from "../src/domain/row.js"
+import { makeDurableLog } from "../src/services/durableLog.js"
+import { Storage, StorageLive } from "../src/services/Storage.js"
+import { convertTask } from "../src/skyrl/convert.js"
+import { encodeRow } from "../src/skyrl/layout.js"
+import { makeMemoryStorage } from "./support/memoryStorage.js"
+
+const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-logs-"))
+const run = <A, E>(effect: Effect.Effect<A, E, Storage>) => Effect.runPromise(Effect.provide(effect, StorageLive))
+
+const rows: ReadonlyArray<SkyRLRow> = [0, 1, 2, 3].map((i) =>
+  Either.getOrThrow(convertTask({
+    task_id: `t${i}`,
+    user_prompt: `Quote ${i} for Zürich — “café”`,
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
+    evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+  }))
+)
+
+describe("Storage.writeRowStream", () => {
+  it("writes the bytes writeRows writes, for each format and option", async () => {
+    const dir = tmp()
+    for (const [name, options] of [["a.json", {}], ["b.json", { indent: 0, ascii: true }], ["c.jsonl", {}]] as const) {
+      await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, `rows-${name}`), rows, options)))
+      const n = await run(
+        Effect.flatMap(Storage, (s) => s.writeRowStream(join(dir, name), Stream.fromIterable(rows), options))
+      )
+      expect(n).toBe(rows.length)
+      expect(readFileSync(join(dir, name), "utf8")).toBe(readFileSync(join(dir, `rows-${name}`), "utf8"))
+    }
+    const parquet = join(dir, "d.parquet")
+    expect(await run(Effect.flatMap(Storage, (s) => s.writeRowStream(parquet, Stream.fromIterable(rows))))).toBe(4)
+    const back = await run(Effect.flatMap(Storage, (s) => Stream.runCollect(s.readRows(parquet))))
+    expect(Chunk.toArray(back).map((r) => r.value)).toEqual(rows.map(encodeRow))
+  })
+
+  it("a stream that fails leaves the old file as it was and no temp file", async () => {
+    const dir = tmp()
+    const file = join(dir, "out.jsonl")
+    writeFileSync(file, "old\n")
+    const failing = Stream.concat(Stream.fromIterable(rows.slice(0, 2)), Stream.fail("the producer failed"))
+    const exit = await Effect.runPromiseExit(
+      Effect.provide(Effect.flatMap(Storage, (s) => s.writeRowStream(file, failing)), StorageLive)
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    expect(readFileSync(file, "utf8")).toBe("old\n")
+    expect(readdirSync(dir)).toEqual(["out.jsonl"])
+  })
+
+  it("an interruption while the stream waits for rows leaves the old file as it was and no temp file", async () => {
+    const dir = tmp()
+    const file = join(dir, "out.jsonl")
+    writeFileSync(file, "old\n")
+    // Two rows, then a producer that never ends (a verify run stopped while rows are in flight).
+    const stalled = Stream.concat(Stream.fromIterable(rows.slice(0, 2)), Stream.never)
+    await run(Effect.gen(function*() {
+      const writer = yield* Effect.fork(Effect.flatMap(Storage, (s) => s.writeRowStream(file, stalled)))
+      yield* Effect.sleep("100 millis")
+      yield* Fiber.interrupt(writer)
+    }))
+    for (let i = 0; i < 50 && readdirSync(dir).length > 1; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(readFileSync(file, "utf8")).toBe("old\n")
+    expect(readdirSync(dir)).toEqual(["out.jsonl"])
+  })
+})
+
+describe("Storage.openAppend", () => {
+  it("creates the file and its directory, appends in order, and keeps the handle until the scope ends", async () => {
+    const file = join(tmp(), "deep", "log.jsonl")
+    await run(Effect.scoped(Effect.gen(function*() {
+      const log = yield* (yield* Storage).openAppend(file)
+      yield* log.append("one\n")
+      expect(readFileSync(file, "utf8")).toBe("one\n")
+      yield* log.append("two\nthree\n")
+    })))
+    expect(readFileSync(file, "utf8")).toBe("one\ntwo\nthree\n")
+    await run(
+      Effect.scoped(Effect.flatMap(Effect.flatMap(Storage, (s) => s.openAppend(file)), (l) => l.append("four\n")))
+    )
+    expect(readFileSync(file, "utf8")).toBe("one\ntwo\nthree\nfour\n")
+  })
+})
+
+describe("the group-commit log (durableLog)", () => {
+  it("lines that keep coming are written in batches, a window before each write; flush and the scope's end write the rest", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const file = "/mem/log.jsonl"
+      // Each write takes 30 ms (an fsync): lines keep arriving meanwhile.
+      storage.onWrite = () => Effect.sleep("30 millis")
+      const appends = () => storage.writes.filter((w) => w.file === file && w.kind === "append").length
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog(file, 50)
+        for (let i = 0; i < 40; i++) {
+          yield* log.append(`line ${i}\n`)
+          yield* TestClock.adjust("10 millis") // 40 lines over 400 ms
+        }
+        // A write every 80 ms (window + write), not one right after the other (that would be 12 or more).
+        expect(appends()).toBeGreaterThanOrEqual(4)
+        expect(appends()).toBeLessThanOrEqual(5)
+        yield* log.append("last\n")
+        yield* Effect.fork(log.flush).pipe(
+          Effect.tap(() => TestClock.adjust("100 millis")),
+          Effect.flatMap((f) => f.await)
+        )
+        expect(storage.text(file).endsWith("line 39\nlast\n")).toBe(true)
+        yield* log.append("after the flush\n")
+        storage.onWrite = () => Effect.void
+      })).pipe(Effect.provide(storage.layer))
+      const lines = storage.text(file).split("\n").filter((l) => l !== "")
+      expect(lines).toEqual([...Array.from({ length: 40 }, (_, i) => `line ${i}`), "last", "after the flush"])
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+
+  it("append with wait returns once the line is on disk; a write failure is reported by the next wait and by flush", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const file = "/mem/log.jsonl"
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog(file, 50)
+        yield* log.append("durable\n", { wait: true })
+        expect(storage.text(file)).toBe("durable\n")
+        storage.onWrite = () =>
+          Effect.fail(new StorageError({ path: file, operation: "append to", reason: "disk full" }))
+        const failed = yield* Effect.flip(log.append("lost\n", { wait: true }))
+        expect(failed.reason).toBe("disk full")
+        expect((yield* Effect.flip(log.flush)).reason).toBe("disk full")
+      })).pipe(Effect.provide(storage.layer))
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+})
