@@ -117,12 +117,12 @@ export interface McpSession {
   readonly serverInfo: ServerInfo | undefined
   /** Every page of tools/list. */
   readonly listTools: (maxPages?: number) => Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
-  /** One tools/call; `timeout` bounds the wait (the request is then cancelled). */
+  /** One tools/call and how long it took (ms); `timeout` bounds the wait (the request is then cancelled). */
   readonly callTool: (
     tool: string,
     params: Readonly<Record<string, unknown>>,
     timeout: Duration.DurationInput
-  ) => Effect.Effect<ToolCallResult, McpCallError>
+  ) => Effect.Effect<{ readonly result: ToolCallResult; readonly durationMs: number }, McpCallError>
   /** False once the connection has closed (the server exited or was killed). */
   readonly isOpenNow: () => boolean
   /** The last lines the server wrote on stderr (stdio servers). */
@@ -267,6 +267,14 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
   return make("connection", errorText(e))
 }
 
+const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({
+  content: Array.isArray(r.content) ? r.content : [],
+  structuredContent: typeof r.structuredContent === "object" && r.structuredContent !== null
+    ? r.structuredContent as Record<string, unknown>
+    : null,
+  isError: r.isError === true
+})
+
 const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   server: spec.name,
   serverInfo: wire.client.getServerVersion() as ServerInfo | undefined,
@@ -283,22 +291,21 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
     }),
   callTool: (tool, params, timeoutInput) => {
     const timeout = Duration.decode(timeoutInput)
-    const ms = Duration.toMillis(timeout)
+    const options = { timeout: Duration.toMillis(timeout) }
     // The SDK's own timer ends the wait (RequestTimeout) and cancels the request on the server. No
     // AbortSignal per call (it costs more than the rest of the call's bookkeeping): an interrupted
-    // call's answer is dropped, and the connection closes with the scope.
+    // call's answer is dropped, and the connection closes with the scope. One Effect per call: the
+    // result is shaped and timed inside the promise.
     return Effect.tryPromise({
-      try: () => wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: ms }),
+      try: () => {
+        const t0 = performance.now()
+        return wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, options).then((r) => ({
+          result: toCallResult(r),
+          durationMs: Math.round(performance.now() - t0)
+        }))
+      },
       catch: (e) => callError(spec.name, tool, e, timeout, wire)
-    }).pipe(
-      Effect.map((r) => ({
-        content: Array.isArray(r.content) ? r.content : [],
-        structuredContent: typeof r.structuredContent === "object" && r.structuredContent !== null
-          ? r.structuredContent as Record<string, unknown>
-          : null,
-        isError: r.isError === true
-      }))
-    )
+    })
   },
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))

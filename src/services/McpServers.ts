@@ -174,29 +174,41 @@ const make = (options: McpServersOptions) =>
         yield* Scope.close(current.scope, Exit.void)
       })
 
-    const callOn = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) =>
-      Effect.flatMap(sessionOf(server, slot), (session) =>
-        Effect.timed(session.callTool(tool, params, timeout)).pipe(
-          Effect.tapError((e) =>
-            e.kind === "connection"
-              ? slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void)
-              : Effect.void
-          ),
-          Effect.map(([elapsed, result]): CallAnswer => {
-            slot.deaths = 0
-            return {
-              result,
-              durationMs: Math.round(Duration.toMillis(elapsed)),
-              serverVersion: serverVersionLabel(session.serverInfo) ?? null
-            }
+    /** One call on an open session; a lost connection retires it (the next call restarts the server). */
+    const callOn = (slot: Slot, session: McpSession, tool: string, params: Readonly<Record<string, unknown>>) =>
+      Effect.matchEffect(session.callTool(tool, params, timeout), {
+        onFailure: (e) =>
+          e.kind === "connection"
+            ? Effect.zipRight(
+              slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void),
+              Effect.fail(e)
+            )
+            : Effect.fail(e),
+        onSuccess: (answer): Effect.Effect<CallAnswer> => {
+          slot.deaths = 0
+          return Effect.succeed({
+            result: answer.result,
+            durationMs: answer.durationMs,
+            serverVersion: serverVersionLabel(session.serverInfo) ?? null
           })
-        ))
+        }
+      })
 
-    const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) =>
-      Effect.flatMap(slotOf(server), (slot) =>
+    const callVia = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) =>
+      Effect.flatMap(sessionOf(server, slot), (session) => callOn(slot, session, tool, params))
+
+    const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) => {
+      // The common case in one step: a server that is up, calls in flight not bounded here.
+      const known = slots.get(server)
+      const session = known?.current?.session
+      if (known !== undefined && known.inFlight === undefined && session !== undefined && session.isOpenNow()) {
+        return callOn(known, session, tool, params)
+      }
+      return Effect.flatMap(slotOf(server), (slot) =>
         slot.inFlight === undefined
-          ? callOn(server, slot, tool, params)
-          : slot.inFlight.withPermits(1)(callOn(server, slot, tool, params)))
+          ? callVia(server, slot, tool, params)
+          : slot.inFlight.withPermits(1)(callVia(server, slot, tool, params)))
+    }
 
     const states = Effect.sync(() =>
       [...slots.entries()].filter(([, s]) => s.used).map(([server, s]) => ({
