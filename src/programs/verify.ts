@@ -9,14 +9,15 @@
  * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
  * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
  */
-import { Chunk, Effect, Either, Option, Queue, Stream } from "effect"
+import { Effect, Either, Option, Queue, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { findTool, formatIssue, isReadOnly } from "../domain/inventory.js"
+import { formatIssue, isReadOnly } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
+import type { VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
 import { decodeRow, toJsonText } from "../skyrl/layout.js"
@@ -90,55 +91,63 @@ const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null 
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/** The records of one file: JSON / JSON Lines parsed line by line (a bad line is a record of its own), or Parquet. */
-const recordsOfFile = (file: string): Stream.Stream<RecordResult, InputError | StorageError, Storage> =>
-  Stream.unwrap(Effect.gen(function*() {
+/**
+ * Calls `f` on every record of every file, numbered in input order, the first `limit` only: JSON / JSON
+ * Lines parsed one record at a time as `f` asks for the next (so, with `f` offering to a bounded queue,
+ * parsing and checking interleave with the calls instead of running in bursts), Parquet row group by row
+ * group. A bad line is a record of its own.
+ */
+const eachRecord = <E, R>(
+  files: ReadonlyArray<string>,
+  limit: number | undefined,
+  f: (located: Located) => Effect.Effect<void, E, R>
+): Effect.Effect<void, E | InputError | StorageError, R | Storage> =>
+  Effect.gen(function*() {
     const storage = yield* Storage
-    if (rowFormatOf(file) === "parquet") {
-      return Stream.map(
-        storage.readRows(file),
-        (r): RecordResult => ({ _tag: "Record", index: r.index, value: r.value })
-      )
+    const max = limit ?? Infinity
+    let order = 0
+    for (const file of files) {
+      if (order >= max) return
+      if (rowFormatOf(file) === "parquet") {
+        yield* Stream.runForEach(
+          Stream.take(storage.readRows(file), max - order),
+          (r) => f({ file, order: order++, record: { _tag: "Record", index: r.index, value: r.value } })
+        )
+        continue
+      }
+      const text = yield* storage.readText(file)
+      const records = yield* Either.match(recordsOf(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
+      for (const record of records) {
+        if (order >= max) return
+        yield* f({ file, order: order++, record })
+      }
     }
-    const text = yield* storage.readText(file)
-    return Stream.fromIterable(
-      yield* Either.match(recordsOf(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
-    )
-  }))
-
-/** Every record of every file, numbered in input order, the first `limit` only. */
-const allRecords = (files: ReadonlyArray<string>, limit: number | undefined) => {
-  let order = 0
-  const all = Stream.flatMap(
-    Stream.fromIterable(files),
-    (file) => Stream.map(recordsOfFile(file), (record): Located => ({ file, order: order++, record })),
-    { concurrency: 1 }
-  )
-  return limit === undefined ? all : Stream.take(all, limit)
-}
+  })
 
 /**
- * Runs `f` on every element of `stream`, `concurrency` at a time, as soon as a worker is free (no
+ * Runs `f` on every element `feed` offers, `concurrency` at a time, as soon as a worker is free (no
  * barrier between elements; finishing order is not input order). Elements are handed over a bounded
- * queue a chunk at a time: `Stream.mapEffect` with concurrency costs far more per element than a
- * short tool call (measured with `npm run bench -- 5`). The first failure stops everything.
+ * queue: the feed runs ahead of the workers by at most the queue's size. The first failure stops
+ * everything.
  */
 const forEachConcurrently = <A, E, R, E2, R2>(
-  stream: Stream.Stream<A, E, R>,
+  feed: (offer: (a: A) => Effect.Effect<void>) => Effect.Effect<void, E, R>,
   concurrency: number,
   f: (a: A) => Effect.Effect<void, E2, R2>
 ): Effect.Effect<void, E | E2, R | R2> =>
   Effect.gen(function*() {
     const queue = yield* Queue.bounded<Option.Option<A>>(Math.max(256, 8 * concurrency))
-    const feed = Stream.runForEachChunk(stream, (chunk) => Queue.offerAll(queue, Chunk.map(chunk, Option.some))).pipe(
-      Effect.zipRight(Queue.offerAll(queue, Array.from({ length: concurrency }, () => Option.none<A>())))
+    const offer = (a: A) => Effect.asVoid(Queue.offer(queue, Option.some(a)))
+    const feeding = Effect.zipRight(
+      feed(offer),
+      Queue.offerAll(queue, Array.from({ length: concurrency }, () => Option.none<A>()))
     )
     const worker = Effect.gen(function*() {
       for (let next = yield* Queue.take(queue); Option.isSome(next); next = yield* Queue.take(queue)) {
         yield* f(next.value)
       }
     })
-    yield* Effect.all([feed, ...Array.from({ length: concurrency }, () => worker)], {
+    yield* Effect.all([feeding, ...Array.from({ length: concurrency }, () => worker)], {
       concurrency: "unbounded",
       discard: true
     })
@@ -154,6 +163,11 @@ export const stepsOfRow = (row: SkyRLRow): ReadonlyArray<VerifyStep> =>
 export type Checked =
   | { readonly _tag: "reject"; readonly reject: VerifyReject; readonly passed: Stage | "none" }
   | { readonly _tag: "plan"; readonly row: SkyRLRow; readonly steps: ReadonlyArray<VerifyStep>; readonly hash: string }
+
+interface CheckedRecord {
+  readonly located: Located
+  readonly checked: Checked
+}
 
 /** read → contract → schema: the row's plan, or the stage it failed with the reason. */
 export const checkRecord = (located: Located, inventory: Inventory): Checked => {
@@ -253,41 +267,38 @@ const rejectOf = (
 })
 
 interface RunContext {
-  readonly inventory: Inventory
+  readonly verifier: VerifierApi
   readonly journal: DurableLog
   readonly done: ReadonlyMap<string, JournalEntry>
   readonly counter: SummaryCounter
+  /** Whether a plan has a step whose tool is not annotated read-only. */
+  readonly hasSideEffects: (steps: ReadonlyArray<VerifyStep>) => boolean
 }
 
 /** Executes a checked row; records its outcome in the summary (and the journal when final). */
-const verifyRecord = (located: Located, checked: Checked, ctx: RunContext) =>
-  Effect.gen(function*() {
-    if (checked._tag === "reject") {
-      ctx.counter.add({ passed: checked.passed })
-      return { _tag: "rejected", order: located.order, reject: checked.reject, resumed: false } satisfies Outcome
-    }
-    const previous = ctx.done.get(checked.hash)
-    if (previous !== undefined) return fromJournal(located, checked.row, previous, ctx)
-    const verifier = yield* Verifier
-    // A plan with side effects waits until its results and journal line are on disk, so a crash after
-    // it never makes `--resume` run it twice; read-only plans are written in the background.
-    const sideEffects = checked.steps.some((s) => {
-      const found = findTool(ctx.inventory, s.tool, s.server)
-      return found === undefined || !isReadOnly(found.tool)
-    })
-    const outcome = yield* verifier.verify(checked.steps, { durable: sideEffects }).pipe(
-      Effect.map((record) => Either.right(record)),
-      Effect.catchTag("VerificationFailed", (failure) => Effect.succeed(Either.left(failure)))
-    )
-    const final = Either.isRight(outcome) || outcome.left.status === "tool-error"
-    if (final) {
-      const entry: JournalEntry = Either.isRight(outcome)
-        ? { hash: checked.hash, record: outcome.right }
-        : { hash: checked.hash, failure: failureFields(outcome.left) }
-      yield* ctx.journal.append(JSON.stringify(entry) + "\n", { wait: sideEffects })
-    }
-    return settle(located, checked.row, outcome, ctx, false)
+const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effect.Effect<Outcome, StorageError> => {
+  if (checked._tag === "reject") {
+    ctx.counter.add({ passed: checked.passed })
+    return Effect.succeed({ _tag: "rejected", order: located.order, reject: checked.reject, resumed: false })
+  }
+  const previous = ctx.done.get(checked.hash)
+  if (previous !== undefined) return Effect.succeed(fromJournal(located, checked.row, previous, ctx))
+  // A plan with side effects waits until its results and journal line are on disk, so a crash after
+  // it never makes `--resume` run it twice; read-only plans are written in the background.
+  const sideEffects = ctx.hasSideEffects(checked.steps)
+  const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
+    const settled = settle(located, checked.row, outcome, ctx, false)
+    if (Either.isLeft(outcome) && outcome.left.status !== "tool-error") return Effect.succeed(settled)
+    const entry: JournalEntry = Either.isRight(outcome)
+      ? { hash: checked.hash, record: outcome.right }
+      : { hash: checked.hash, failure: failureFields(outcome.left) }
+    return Effect.as(ctx.journal.append(JSON.stringify(entry) + "\n", { wait: sideEffects }), settled)
+  }
+  return Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: sideEffects }), {
+    onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
+    onSuccess: (record) => finish(Either.right(record))
   })
+}
 
 const fromJournal = (located: Located, row: SkyRLRow, entry: JournalEntry, ctx: RunContext): Outcome => {
   const outcome = entry.record !== undefined
@@ -314,6 +325,47 @@ const settle = (
 }
 
 /**
+ * The outputs, as outcomes come in: verified rows go to `out` in input order while the run goes on (an
+ * outcome waits only for those before it, as rows finish out of order; memory holds the rows in flight,
+ * not the dataset); rejects are kept (small) and written at the end. `write` is the dataset's writer, to
+ * run beside the workers; `end` (after the last `push`) lets it finish.
+ */
+const orderedOutputs = (out: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const rows = yield* Queue.bounded<Option.Option<SkyRLRow>>(1024)
+    const write = storage.writeRowStream(
+      out,
+      Stream.fromQueue(rows).pipe(Stream.takeWhile(Option.isSome), Stream.map((o) => o.value))
+    )
+    const lock = yield* Effect.makeSemaphore(1)
+    const waiting = new Map<number, Outcome>()
+    const rejects: Array<string> = []
+    let next = 0
+    const drain = Effect.suspend(() => {
+      const verified: Array<Option.Option<SkyRLRow>> = []
+      for (let o = waiting.get(next); o !== undefined; o = waiting.get(next)) {
+        waiting.delete(next++)
+        if (o._tag === "verified") verified.push(Option.some(o.row))
+        else rejects.push(toJsonText(o.reject) + "\n")
+      }
+      return Queue.offerAll(rows, verified)
+    })
+    return {
+      push: (o: Outcome) =>
+        Effect.suspend(() => {
+          waiting.set(o.order, o)
+          return o.order === next ? lock.withPermits(1)(drain) : Effect.void
+        }),
+      write,
+      end: Queue.offer(rows, Option.none()),
+      writeRejects: Effect.suspend(() =>
+        Effect.as(storage.writeFileAtomic(rejectsFileOf(out), rejects.join("")), rejects.length)
+      )
+    }
+  })
+
+/**
  * Verifies the rows of `files` and writes the verified ones to `out` and the others to
  * `<out>.rejects.jsonl`. Needs a Verifier (servers and cassettes) and Storage.
  */
@@ -325,40 +377,49 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     const done = options.resume ? yield* readJournal(journalFile, verifier.hasResult) : new Map<string, JournalEntry>()
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
     else yield* storage.writeFileAtomic(journalFile, "")
+    const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
-      inventory: options.inventory,
+      verifier,
       journal: yield* makeDurableLog(journalFile),
       done,
-      counter: new SummaryCounter()
+      counter: new SummaryCounter(),
+      hasSideEffects: (steps) => steps.some((s) => !readOnly.has(`${s.server}\u0000${s.tool}`))
     }
-    const outcomes: Array<Outcome> = []
+    const outputs = yield* orderedOutputs(options.out)
     // The stages before execution run in the reading fiber, ahead of the workers (while they wait for
     // the servers), so their CPU time is off the calls' path.
-    const checked = Stream.map(allRecords(options.files, options.limit), (located) => ({
-      located,
-      checked: checkRecord(located, options.inventory)
-    }))
-    yield* forEachConcurrently(
-      checked,
+    const verifying = forEachConcurrently(
+      (offer: (r: CheckedRecord) => Effect.Effect<void>) =>
+        eachRecord(
+          options.files,
+          options.limit,
+          (located) => offer({ located, checked: checkRecord(located, options.inventory) })
+        ),
       options.concurrency,
-      (r) => Effect.map(verifyRecord(r.located, r.checked, ctx), (o) => void outcomes.push(o))
+      (r) => Effect.flatMap(verifyRecord(r.located, r.checked, ctx), outputs.push)
     )
+    // The dataset is written beside the workers; a failure of either stops both.
+    const [, written] = yield* Effect.all([Effect.zipRight(verifying, outputs.end), outputs.write], {
+      concurrency: 2
+    })
     yield* verifier.flush
     yield* ctx.journal.flush
-    return yield* writeOutputs(options.out, outcomes, ctx.counter.summary())
+    const rejects = yield* outputs.writeRejects
+    return {
+      summary: ctx.counter.summary(),
+      written,
+      rejects,
+      rejectsFile: rejectsFileOf(options.out)
+    } satisfies VerifyResult
   }))
 
-const writeOutputs = (out: string, outcomes: ReadonlyArray<Outcome>, summary: VerifySummary) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const sorted = [...outcomes].sort((a, b) => a.order - b.order)
-    const rows = sorted.flatMap((o) => o._tag === "verified" ? [o.row] : [])
-    const rejects = sorted.flatMap((o) => o._tag === "rejected" ? [o.reject] : [])
-    const written = yield* storage.writeRows(out, rows)
-    const rejectsFile = rejectsFileOf(out)
-    yield* storage.writeFileAtomic(rejectsFile, rejects.map((r) => toJsonText(r) + "\n").join(""))
-    return { summary, written, rejects: rejects.length, rejectsFile } satisfies VerifyResult
-  })
+/** `server \0 tool` of every tool annotated `readOnlyHint: true`. */
+const readOnlyTools = (inventory: Inventory): ReadonlySet<string> =>
+  new Set(
+    inventory.servers.flatMap((server) =>
+      server.tools.filter((t) => isReadOnly(t)).map((t) => `${server.name}\u0000${t.name}`)
+    )
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Dry run
@@ -377,33 +438,32 @@ export const dryRunDatasets = (
   Effect.gen(function*() {
     const counter = new SummaryCounter()
     const servers = new Set<string>()
-    const lines = yield* allRecords(options.files, options.limit).pipe(
-      Stream.map((located): DryRunLine => {
-        const checked = checkRecord(located, options.inventory)
-        const at = { file: located.file, row: located.record.index }
-        if (checked._tag === "reject") {
-          counter.add({ passed: checked.passed })
-          const r = checked.reject
-          return {
-            ...at,
-            action: "reject",
-            text: `${r.stage}${r.field === undefined ? "" : ` ${r.field}`}: ${r.reason}`
-          }
+    const lines: Array<DryRunLine> = []
+    const lineOf = (located: Located): DryRunLine => {
+      const checked = checkRecord(located, options.inventory)
+      const at = { file: located.file, row: located.record.index }
+      if (checked._tag === "reject") {
+        counter.add({ passed: checked.passed })
+        const r = checked.reject
+        return {
+          ...at,
+          action: "reject",
+          text: `${r.stage}${r.field === undefined ? "" : ` ${r.field}`}: ${r.reason}`
         }
-        counter.add({ passed: "schema" })
-        const calls = checked.steps.map((s) => `${s.server}/${s.tool}`).join(", ")
-        const blocked = options.blocked(checked.steps)
-        if (blocked.length > 0) {
-          return {
-            ...at,
-            action: "skip-side-effect",
-            text: blocked.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
-          }
+      }
+      counter.add({ passed: "schema" })
+      const calls = checked.steps.map((s) => `${s.server}/${s.tool}`).join(", ")
+      const blocked = options.blocked(checked.steps)
+      if (blocked.length > 0) {
+        return {
+          ...at,
+          action: "skip-side-effect",
+          text: blocked.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
         }
-        for (const s of checked.steps) servers.add(s.server)
-        return { ...at, action: "run", text: `${checked.steps.length} steps: ${calls}` }
-      }),
-      Stream.runCollect
-    )
-    return { lines: Chunk.toReadonlyArray(lines), servers: [...servers].sort(), summary: counter.summary() }
+      }
+      for (const s of checked.steps) servers.add(s.server)
+      return { ...at, action: "run", text: `${checked.steps.length} steps: ${calls}` }
+    }
+    yield* eachRecord(options.files, options.limit, (located) => Effect.sync(() => void lines.push(lineOf(located))))
+    return { lines, servers: [...servers].sort(), summary: counter.summary() }
   })
