@@ -2,14 +2,24 @@
  * Bench section 6 (`npm run bench -- 6`): `skyrl verify` throughput against server-everything over
  * stdio, in-process (the verify program with its live layers: McpServers, Cassettes, Storage), at
  * concurrency 1 and 8, next to the server's own call rate measured in the same run by a bare SDK client
- * issuing the same calls at the same concurrency. Each row has two steps (echo, get-sum) with params
- * distinct per row, so every call is a new cassette line; the journal and the output are written too.
- * Both measurements first run WARM_UP_ROWS rows (other params) on the same server, untimed: a fresh
- * server-everything is several times slower until its JIT has warmed up.
+ * issuing the same calls at the same concurrency.
+ *
+ * - Same work on both sides: each row has two steps (echo, get-sum) with params distinct per row, run one
+ *   after the other; `concurrency` rows at once. verify also reads and checks the rows, writes every call
+ *   to the cassettes (each is a new line), the journal and the output.
+ * - Start-up excluded on both sides: each side has its own server, started and warmed up (WARM_UP_ROWS
+ *   rows, untimed: a fresh server-everything is several times slower until its JIT has warmed up) before
+ *   anything is timed.
+ * - Measured in slices, alternating: ROUNDS rounds of one verify run over SLICE rows and the bare client
+ *   on the same number of rows (which side goes first alternates), summed per side. On a shared machine
+ *   the load from other processes changes from second to second; back-to-back single runs gave ratios
+ *   from 0.3 to 0.9 for the same code, slices spread both sides over the same moments.
+ * Each verify slice is a whole `verifyDatasets` run (its journal, output and rejects files are committed
+ * with their fsyncs), so its fixed cost per run is counted too.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Effect, Layer, Logger, LogLevel, Runtime } from "effect"
+import { Effect, Exit, Layer, Logger, LogLevel, Runtime, Scope } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -23,17 +33,66 @@ import { parseAllowList } from "../src/skyrl/verification.js"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "../test/support/verifyRows.js"
 
 const GOAL = 0.8
-/** Rows run before timing, on the same server, in both measurements (both processes' JIT warms up). */
 const WARM_UP_ROWS = 500
 const WARM_UP_OFFSET = 1_000_000
+const ROUNDS = 6
 const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
 const calls = (k: number) => [
   { tool: "echo", params: { message: `row ${k}` } },
   { tool: "get-sum", params: { a: k, b: 1 } }
 ]
 
-/** A bare SDK client doing `rows` × the two calls, `concurrency` rows at once. */
-const rawRate = async (rows: number, concurrency: number): Promise<Measure> => {
+/** CPU time (ms) a process has used so far, from /proc (0 where there is none). */
+const cpuMsOf = (pid: number | undefined): number => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return 0
+  }
+}
+
+/** This process's children running `script` (the servers verify started), from /proc. */
+const childrenRunning = (script: string): ReadonlyArray<number> => {
+  try {
+    return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid &&
+        readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(script)
+    })
+  } catch {
+    return []
+  }
+}
+
+interface Totals {
+  rows: number
+  wallMs: number
+  clientCpuMs: number
+  serverCpuMs: number
+}
+
+const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, serverCpuMs: 0 })
+
+/** Runs `f` (on `rows` rows) and adds its wall time and the CPU time of this process and of its server. */
+const timed = async (totals: Totals, server: number | undefined, rows: number, f: () => Promise<void>) => {
+  const cpu0 = process.cpuUsage()
+  const server0 = cpuMsOf(server)
+  const t0 = performance.now()
+  await f()
+  totals.wallMs += performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  totals.clientCpuMs += (cpu.user + cpu.system) / 1000
+  totals.serverCpuMs += cpuMsOf(server) - server0
+  totals.rows += rows
+  if (process.env.SKYRL_BENCH_SLICES !== undefined) {
+    console.log(`    slice: ${(rows * 1000 / (performance.now() - t0)).toFixed(0)} rows/s`)
+  }
+}
+
+/** A bare SDK client on its own server: `drive(from, to)` makes the calls of rows from..to-1. */
+const bareClient = async (concurrency: number) => {
   const transport = new StdioClientTransport({
     command: everything._tag === "stdio" ? everything.command : "",
     args: everything._tag === "stdio" ? [...everything.args] : [],
@@ -50,135 +109,97 @@ const rawRate = async (rows: number, concurrency: number): Promise<Measure> => {
       }
     }))
   }
-  await drive(WARM_UP_OFFSET, WARM_UP_OFFSET + WARM_UP_ROWS)
-  const m = await measured(() => drive(0, rows))
-  await client.close()
-  return perRow(rows, m)
+  return { drive, pid: transport.pid ?? undefined, close: () => client.close() }
 }
 
 const live = Layer.merge(McpClientLive, StorageLive)
 
-/** CPU time (ms) used so far by this process's children (the servers), from /proc; 0 where there is none. */
-const childrenCpuMs = (): number => {
-  try {
-    let ticks = 0
-    for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      if (Number(fields[1]) === process.pid) ticks += Number(fields[11]) + Number(fields[12])
-    }
-    return ticks * 10
-  } catch {
-    return 0
-  }
+/** verify on its own server (Verifier layer kept open): `run(file)` verifies one dataset. */
+const verifier = async (dir: string) => {
+  const imported = await Effect.runPromise(importInventory([everything]).pipe(Effect.provide(live)))
+  const inventory = imported.inventory!
+  const scope = Effect.runSync(Scope.make())
+  const layer = Verifier.live({
+    inventory,
+    allowSideEffects: parseAllowList(undefined),
+    specs: [everything],
+    cassettesDir: join(dir, "cassettes")
+  }).pipe(Layer.provideMerge(live))
+  const runtime = await Effect.runPromise(
+    Layer.toRuntime(layer).pipe(Scope.extend(scope), Logger.withMinimumLogLevel(LogLevel.Warning))
+  )
+  let runs = 0
+  const run = (file: string, concurrency: number, rows: number) =>
+    Runtime.runPromise(runtime as Runtime.Runtime<Verifier | Storage>)(
+      verifyDatasets({ files: [file], out: join(dir, `out-${runs++}.jsonl`), inventory, concurrency, resume: false })
+        .pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
+    ).then((result) => {
+      if (result.written !== rows) throw new Error(`expected ${rows} verified rows, got ${result.written}`)
+    })
+  return { run, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 
-let hook: { before: () => Promise<void>; after: () => Promise<void> } | undefined
-/** For profiling: called around each measured run. */
-export const setMeasureHook = (h: typeof hook) => {
-  hook = h
-}
-
-/** Runs `f` and returns its wall time and the CPU time of this process and of its children (ms). */
-const measured = async (f: () => Promise<void>) => {
-  if (hook !== undefined) await hook.before()
-  const cpu0 = process.cpuUsage()
-  const children0 = childrenCpuMs()
-  const t0 = performance.now()
-  await f()
-  const wall = performance.now() - t0
-  const cpu = process.cpuUsage(cpu0)
-  if (hook !== undefined) await hook.after()
-  return { wall, clientCpu: (cpu.user + cpu.system) / 1000, serverCpu: childrenCpuMs() - children0 }
-}
-
-export interface Measure {
+export interface Figure {
   /** Rows per second. */
-  readonly rate: number
-  /** CPU per row, µs: this process (the client), and the server. */
-  readonly clientCpu: number
-  readonly serverCpu: number
+  readonly verify: number
+  readonly raw: number
+  readonly ratio: number
+  /** CPU per row, µs: this process (the client) and the server, per side. */
+  readonly cpu: { readonly verify: [number, number]; readonly raw: [number, number] }
 }
 
-const perRow = (rows: number, m: { wall: number; clientCpu: number; serverCpu: number }): Measure => ({
-  rate: (rows * 1000) / m.wall,
-  clientCpu: (m.clientCpu * 1000) / rows,
-  serverCpu: (m.serverCpu * 1000) / rows
-})
-
-/** `verifyDatasets` on `rows` rows (servers warm). */
-const verifyRate = async (rows: number, concurrency: number): Promise<Measure> => {
+/** verify and the bare client at `concurrency`, in ROUNDS alternating slices of `slice` rows. */
+export const measureVerify = async (concurrency: number, slice: number): Promise<Figure> => {
   const dir = mkdtempSync(join(tmpdir(), "skyrl-bench-verify-"))
-  try {
-    const imported = await Effect.runPromise(importInventory([everything]).pipe(Effect.provide(live)))
-    const inventory = imported.inventory!
-    const dataset = (name: string, n: number, offset: number) =>
-      writeJsonl(
-        join(dir, name),
-        Array.from({ length: n }, (_, i) =>
-          rowFor(`r${offset + i}`, calls(offset + i).map((c) => ({ server: "everything", ...c }))))
-      )
-    const warm = dataset("warm.jsonl", WARM_UP_ROWS, WARM_UP_OFFSET)
-    const input = dataset("rows.jsonl", rows, 0)
-    const run = (file: string, out: string) =>
-      verifyDatasets({ files: [file], out: join(dir, out), inventory, concurrency, resume: false })
-    const m = await Effect.runPromise(
-      Effect.gen(function*() {
-        yield* run(warm, "warm-out.jsonl")
-        const runtime = yield* Effect.runtime<Verifier | Storage>()
-        return yield* Effect.promise(() =>
-          measured(async () => {
-            const result = await Runtime.runPromise(runtime)(run(input, "out.jsonl"))
-            if (result.written !== rows) throw new Error(`expected ${rows} verified rows, got ${result.written}`)
-          })
-        )
-      }).pipe(
-        Effect.provide(
-          Verifier.live({
-            inventory,
-            allowSideEffects: parseAllowList(undefined),
-            specs: [everything],
-            cassettesDir: join(dir, "cassettes")
-          })
-        ),
-        Effect.provide(live),
-        Logger.withMinimumLogLevel(LogLevel.Warning)
-      )
+  const dataset = (name: string, n: number, offset: number) =>
+    writeJsonl(
+      join(dir, name),
+      Array.from({ length: n }, (_, i) =>
+        rowFor(`r${offset + i}`, calls(offset + i).map((c) => ({ server: "everything", ...c }))))
     )
-    return perRow(rows, m)
+  const v = await verifier(dir)
+  const raw = await bareClient(concurrency)
+  try {
+    const files = Array.from({ length: ROUNDS }, (_, r) => dataset(`rows-${r}.jsonl`, slice, r * slice))
+    await v.run(dataset("warm.jsonl", WARM_UP_ROWS, WARM_UP_OFFSET), concurrency, WARM_UP_ROWS)
+    await raw.drive(WARM_UP_OFFSET, WARM_UP_OFFSET + WARM_UP_ROWS)
+    const verifyServer = childrenRunning("server-everything").find((pid) => pid !== raw.pid)
+    const totals = { verify: zero(), raw: zero() }
+    for (let r = 0; r < ROUNDS; r++) {
+      const sides = [
+        () => timed(totals.verify, verifyServer, slice, () => v.run(files[r]!, concurrency, slice)),
+        () => timed(totals.raw, raw.pid, slice, () => raw.drive(r * slice, (r + 1) * slice))
+      ]
+      for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await side()
+    }
+    const rate = (t: Totals) => (t.rows * 1000) / t.wallMs
+    const perRow = (t: Totals): [number, number] => [(t.clientCpuMs * 1000) / t.rows, (t.serverCpuMs * 1000) / t.rows]
+    return {
+      verify: rate(totals.verify),
+      raw: rate(totals.raw),
+      ratio: rate(totals.verify) / rate(totals.raw),
+      cpu: { verify: perRow(totals.verify), raw: perRow(totals.raw) }
+    }
   } finally {
+    await raw.close()
+    await v.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-/** One pair of measurements: verify, then the bare client. */
-export const benchVerifyOnce = async (rows: number, concurrency: number) => ({
-  verify: await verifyRate(rows, concurrency),
-  raw: await rawRate(rows, concurrency)
-})
-
-const REPEATS = 3
-
 export const benchVerify = async (verdict: (ok: boolean) => string) => {
   console.log(`## 6. skyrl verify against server-everything (stdio; 2 calls per row; goal ratio >= ${GOAL})`)
-  console.log(`(each line: the median of ${REPEATS} pairs, verify and the server's own rate measured back to back)`)
-  for (const [concurrency, rows] of [[1, 1000], [8, 3000]] as const) {
-    const pairs: Array<{ verify: Measure; raw: Measure; ratio: number }> = []
-    for (let i = 0; i < REPEATS; i++) {
-      const { raw, verify } = await benchVerifyOnce(rows, concurrency)
-      pairs.push({ verify, raw, ratio: verify.rate / raw.rate })
-    }
-    const m = [...pairs].sort((a, b) => a.ratio - b.ratio)[Math.floor(REPEATS / 2)]!
+  console.log(`(each line: ${ROUNDS} alternating slices per side, verify runs and the bare client on the same calls)`)
+  for (const [concurrency, slice] of [[1, 500], [8, 1500]] as const) {
+    const m = await measureVerify(concurrency, slice)
     console.log(
-      `concurrency ${concurrency}: ${rows} rows, ${m.verify.rate.toFixed(0)} rows/s verified ` +
-        `(${(m.verify.rate * 2).toFixed(0)} calls/s); server's own rate ${(m.raw.rate * 2).toFixed(0)} calls/s; ` +
-        `ratio ${m.ratio.toFixed(3)} (all: ${pairs.map((p) => p.ratio.toFixed(2)).join(", ")})  ${
-          verdict(m.ratio >= GOAL)
-        }`
+      `concurrency ${concurrency}: ${ROUNDS * slice} rows, ${m.verify.toFixed(0)} rows/s verified ` +
+        `(${(m.verify * 2).toFixed(0)} calls/s); server's own rate ${(m.raw * 2).toFixed(0)} calls/s; ` +
+        `ratio ${m.ratio.toFixed(3)}  ${verdict(m.ratio >= GOAL)}`
     )
     console.log(
-      `  CPU per row: verify ${m.verify.clientCpu.toFixed(0)} µs + server ${m.verify.serverCpu.toFixed(0)} µs; ` +
-        `bare client ${m.raw.clientCpu.toFixed(0)} µs + server ${m.raw.serverCpu.toFixed(0)} µs`
+      `  CPU per row: verify ${m.cpu.verify[0].toFixed(0)} µs + server ${m.cpu.verify[1].toFixed(0)} µs; ` +
+        `bare client ${m.cpu.raw[0].toFixed(0)} µs + server ${m.cpu.raw[1].toFixed(0)} µs`
     )
   }
   console.log()
