@@ -156,6 +156,7 @@ describe("the batch-replay Llm", () => {
         repairs,
         online,
         onlineConcurrency: 2,
+        maxRetries: 2,
         deferred,
         describe: "test"
       })

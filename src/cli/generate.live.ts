@@ -198,6 +198,18 @@ const dryRun = (
         } without (repairs and retries add to it)`
       )
     }
+    if (options.backend === "batch") {
+      const { batchDryRun } = yield* Effect.promise(() => import("./batch.live.js"))
+      const user = (s: PlannedSample) => renderSampleRequest({ ...s, total: plan.length, attempt: 1 })
+      lines.push(
+        ...yield* batchDryRun({
+          settings,
+          flags: options,
+          expectedOutput: output,
+          requests: plan.map((s) => ({ index: s.index, instructions, jsonSchema, user: user(s) }))
+        })
+      )
+    }
     process.stdout.write(lines.join("\n") + "\n")
     if (baseUrlProblem) {
       return yield* new SettingsError({

@@ -70,6 +70,11 @@ export interface SamplingOptions<J extends Job> {
   readonly maxPromptTokens?: number | undefined
   /** Execution verification before a row is accepted (`generate --verify`, issue 14). */
   readonly verify?: VerifyHook<J> | undefined
+  /**
+   * Answers came back for this run already (batch collect: the batch answered some lines), so a refused
+   * request is about itself from the start, never taken for a fault of the request every sample sends.
+   */
+  readonly answered?: boolean | undefined
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
   readonly out: string
@@ -173,7 +178,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       acceptance,
       inventoryOf,
       stop: yield* Ref.make<string | undefined>(undefined),
-      refusals: yield* Ref.make({ answered: false, unexplained: 0 }),
+      refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/")
     } satisfies RunContext<J>
   })
