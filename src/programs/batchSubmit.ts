@@ -256,7 +256,9 @@ export const firstRequest = <J extends Job>(
 export const partName = (part: number, kind: "input" | "output" | "errors") =>
   `batch_${String(part).padStart(3, "0")}_${kind}.jsonl`
 
-const millionTokens = (n: number): string => n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${Math.round(n / 1e3)}k`
+/** `2.15M`, `340k`, `60`. */
+const tokenCount = (n: number): string =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${Math.round(n / 1e3)}k` : String(Math.round(n))
 
 /** Tokens of the run's batches that are in the queue now (created, not ended), other than `except`. */
 const enqueuedTokens = (run: BatchRun, except: number): number =>
@@ -273,8 +275,8 @@ export const queueWait = (run: BatchRun, part: BatchPart, nowMs: number): BatchP
   if (run.max_tokens !== null && own > 0 && own + part.tokens > run.max_tokens) {
     return {
       since: part.waiting?.since ?? new Date(nowMs).toISOString(),
-      reason: `this run's running batches hold ~${millionTokens(own)} of the ${
-        millionTokens(run.max_tokens)
+      reason: `this run's running batches hold ~${tokenCount(own)} of the ${
+        tokenCount(run.max_tokens)
       } enqueued tokens --batch-max-tokens allows`
     }
   }
@@ -408,7 +410,7 @@ const batchPatch = (info: BatchInfo): Partial<BatchPart> => ({
 /** The progress line of a part waiting for the queue. */
 export const waitingLine = (run: BatchRun, part: BatchPart): string =>
   `part ${part.part} (~${
-    millionTokens(part.tokens)
+    tokenCount(part.tokens)
   } tokens) waits for room in the enqueued-token queue of ${run.llm.model}: ${
     part.waiting?.reason ?? "no room"
   }; it is submitted when one of this run's batches ends${
@@ -467,7 +469,7 @@ const ensureCreated = (w: PartWriter, n: number, fileId: string) =>
     yield* Effect.logInfo(
       `submitted part ${n}: batch ${created.right.id} with ${part.requests} requests (${
         (part.bytes / 1e6).toFixed(1)
-      } MB, ~${millionTokens(part.tokens)} tokens)`
+      } MB, ~${tokenCount(part.tokens)} tokens)`
     )
     return true
   })
