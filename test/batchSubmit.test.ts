@@ -15,6 +15,7 @@ import { emptyUsage, makeLlmSettings } from "../src/domain/llm.js"
 import { refreshRun } from "../src/programs/batch.js"
 import {
   defaultLimits,
+  newPart,
   onQueueRefusal,
   prepareLine,
   QUEUE_RETRY_MS,
@@ -194,27 +195,11 @@ describe("a crash at each remote step of a submission", () => {
 
 describe("the queue", () => {
   const part = (n: number, patch: Partial<BatchPart>): BatchPart => ({
-    part: n,
-    purpose: "initial",
-    input: `batch_00${n}_input.jsonl`,
-    requests: 10,
-    bytes: 100,
-    tokens: 50,
-    submitted_at: "2026-01-01T00:00:00.000Z",
+    ...newPart(
+      { part: n, purpose: "initial", input: `batch_00${n}_input.jsonl`, requests: 10, bytes: 100, tokens: 50 },
+      "2026-01-01T00:00:00.000Z"
+    ),
     input_file_id: `file-${n}`,
-    batch_id: null,
-    status: null,
-    request_counts: null,
-    output_file_id: null,
-    error_file_id: null,
-    errors: [],
-    output: null,
-    error_output: null,
-    updated_at: "2026-01-01T00:00:00.000Z",
-    upload_started_at: null,
-    create_started_at: null,
-    refused: [],
-    waiting: null,
     ...patch
   })
   const t0 = Date.parse("2026-01-01T01:00:00.000Z")

@@ -137,31 +137,31 @@ describe("batch output lines", () => {
   })
 })
 
+/** A batch-replay Llm over one line for the first attempt of sample 0 (and its body's hash). */
+const over = (line: string, repairs: "online" | "batch", online?: LlmApi, maxRetries = 2) => {
+  const answers = new BatchAnswers()
+  const key = sampleKey(0, 1, "task")
+  answers.addSubmitted(`run1:${key}`, 1, bodyHash(bodyOf(key)))
+  for (const l of parseBatchLines(line, 1, "batch_x", "t").lines) answers.addLine(l)
+  const deferred = new Map<string, DeferredRequest>()
+  const llm = makeBatchLlm({
+    runId: "run1",
+    endpoint: "responses",
+    body: bodySettings,
+    answers,
+    repairs,
+    online,
+    onlineConcurrency: 1,
+    maxRetries,
+    deferred,
+    describe: "test"
+  })
+  return { answers, deferred, llm }
+}
+
 describe("the batch-replay Llm", () => {
-  const setup = (repairs: "online" | "batch", online?: LlmApi) => {
-    const answers = new BatchAnswers()
-    const key = sampleKey(0, 1, "task")
-    answers.addSubmitted(`run1:${key}`, 1, bodyHash(bodyOf(key)))
-    for (const l of parseBatchLines(outputLine(`run1:${key}`, "{\"ok\":true}"), 1, "batch_x", "t").lines) {
-      answers.addLine(l)
-    }
-    const deferred = new Map<string, DeferredRequest>()
-    return {
-      deferred,
-      llm: makeBatchLlm({
-        runId: "run1",
-        endpoint: "responses",
-        body: bodySettings,
-        answers,
-        repairs,
-        online,
-        onlineConcurrency: 2,
-        maxRetries: 2,
-        deferred,
-        describe: "test"
-      })
-    }
-  }
+  const setup = (repairs: "online" | "batch", online?: LlmApi) =>
+    over(outputLine(`run1:${sampleKey(0, 1, "task")}`, "{\"ok\":true}"), repairs, online)
 
   it.effect("answers from the batch line, decoded like a live answer, and reports the line as the attempt", () =>
     Effect.gen(function*() {
@@ -266,27 +266,6 @@ describe("lines that failed", () => {
     expect(answers.anyAnswered).toBe(true)
   })
 
-  /** A batch-replay Llm over one line for the first attempt of sample 0 (and its body's hash). */
-  const over = (line: string, repairs: "online" | "batch", online?: LlmApi, maxRetries = 2) => {
-    const answers = new BatchAnswers()
-    const key = sampleKey(0, 1, "task")
-    answers.addSubmitted(`run1:${key}`, 1, bodyHash(bodyOf(key)))
-    for (const l of parseBatchLines(line, 1, "batch_x", "t").lines) answers.addLine(l)
-    const deferred = new Map<string, DeferredRequest>()
-    const llm = makeBatchLlm({
-      runId: "run1",
-      endpoint: "responses",
-      body: bodySettings,
-      answers,
-      repairs,
-      online,
-      onlineConcurrency: 1,
-      maxRetries,
-      deferred,
-      describe: "test"
-    })
-    return { answers, deferred, llm }
-  }
   const onlineOk = (asked: Array<string | undefined>): LlmApi => ({
     describe: "fake online",
     complete: (req) => Effect.sync(() => void asked.push(req.key)).pipe(Effect.as({ value: { ok: true } } as any))
@@ -484,6 +463,34 @@ describe("the live BatchClient (openai SDK) against the fake Files/Batches API",
     // 2 failed attempts + 4 successful steps (validating → in_progress → in_progress → finalizing → completed).
     expect(retrieves).toHaveLength(2 + 4)
     expect(retrieves[1].time - retrieves[0].time).toBeGreaterThanOrEqual(18)
+  })
+
+  it("lists files (purpose batch) and batches newest first, with each batch's metadata", async () => {
+    fake = await startBatchFake({ lines: () => lineAnswer("{\"ok\":true}") })
+    const client = makeBatchClient(settings(fake.baseUrl), Redacted.make("sk-unit"))
+    const program = Effect.gen(function*() {
+      const a = yield* client.uploadFile("run_batch_001_input.jsonl", "{}\n")
+      const b = yield* client.uploadFile("run_batch_002_input.jsonl", "{}\n{}\n")
+      const first = yield* client.createBatch({
+        inputFileId: a.id,
+        endpoint: "/v1/responses",
+        metadata: { skyrl_run_id: "run", skyrl_part: "1" }
+      })
+      const second = yield* client.createBatch({
+        inputFileId: b.id,
+        endpoint: "/v1/responses",
+        metadata: { skyrl_run_id: "run", skyrl_part: "2" }
+      })
+      return { files: yield* client.listFiles(undefined), batches: yield* client.listBatches(undefined), first, second }
+    })
+    const { batches, files, first, second } = await Effect.runPromise(program)
+    expect(files.items.map((f) => [f.filename, f.bytes])).toEqual([
+      ["run_batch_002_input.jsonl", 6],
+      ["run_batch_001_input.jsonl", 3]
+    ])
+    expect(files.after).toBeUndefined()
+    expect(batches.items.map((x) => [x.id, x.metadata.skyrl_part])).toEqual([[second.id, "2"], [first.id, "1"]])
+    expect(fake.requests.find((q) => q.method === "GET" && q.path.endsWith("/files"))).toBeDefined()
   })
 
   it("a 400 fails at once with the API's message", async () => {

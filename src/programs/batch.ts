@@ -469,6 +469,12 @@ const collectRounds = <J extends Job>(
     const journal = yield* RunJournal
     const ledger = yield* CostLedger
     let run = start
+    // `--batch-max-tokens` given to collect replaces the run's (its queue rule and its follow-up parts).
+    const maxTokens = Number.isFinite(options.limits.maxTokens) ? options.limits.maxTokens : null
+    if (maxTokens !== null && maxTokens !== run.max_tokens) {
+      run = { ...run, max_tokens: maxTokens }
+      yield* writeRun(runDir, run)
+    }
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))

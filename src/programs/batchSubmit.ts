@@ -523,6 +523,29 @@ export const onQueueRefusal = (part: BatchPart, info: BatchInfo, now: string): B
   }
 }
 
+/** A part whose input file is written and nothing is done remotely yet. */
+export const newPart = (
+  fields: Pick<BatchPart, "part" | "purpose" | "input" | "requests" | "bytes" | "tokens">,
+  now: string
+): BatchPart => ({
+  ...fields,
+  submitted_at: now,
+  input_file_id: null,
+  batch_id: null,
+  status: null,
+  request_counts: null,
+  output_file_id: null,
+  error_file_id: null,
+  errors: [],
+  output: null,
+  error_output: null,
+  upload_started_at: null,
+  create_started_at: null,
+  refused: [],
+  waiting: null,
+  updated_at: now
+})
+
 /** Writes the input files of new parts (one chunk in memory at a time), records them, and submits them. */
 export const submitParts = (
   runDir: string,
@@ -556,33 +579,15 @@ export const submitParts = (
         path.join(runDir, REQUESTS_FILE),
         chunk.map((e) => JSON.stringify({ custom_id: e.id, part, sha256: e.hash }) + "\n").join("")
       )
-      const now = yield* nowIso
-      run = {
-        ...run,
-        parts: [...run.parts, {
-          part,
-          purpose,
-          input,
-          requests: chunk.length,
-          bytes: Buffer.byteLength(content, "utf8"),
-          tokens: chunk.reduce((n, e) => n + e.size.tokens, 0),
-          submitted_at: now,
-          input_file_id: null,
-          batch_id: null,
-          status: null,
-          request_counts: null,
-          output_file_id: null,
-          error_file_id: null,
-          errors: [],
-          output: null,
-          error_output: null,
-          upload_started_at: null,
-          create_started_at: null,
-          refused: [],
-          waiting: null,
-          updated_at: now
-        }]
-      }
+      const recorded = newPart({
+        part,
+        purpose,
+        input,
+        requests: chunk.length,
+        bytes: Buffer.byteLength(content, "utf8"),
+        tokens: chunk.reduce((n, e) => n + e.size.tokens, 0)
+      }, yield* nowIso)
+      run = { ...run, parts: [...run.parts, recorded] }
       yield* writeRun(runDir, run)
     }
     return yield* finishSubmission(runDir, run)
