@@ -387,7 +387,10 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
       const snapshot = yield* Ref.get(snapshotRef)
       if (Option.isNone(snapshot)) continue
       const s = yield* snapshot.value
-      if (s.done + deferred.size >= s.total) return { _tag: "deferred", deferred } as const
+      // Ended only once every done sample's journal line is on disk: interrupting sooner would drop it.
+      if (s.done + deferred.size >= s.total && (yield* journal.unwritten) === 0) {
+        return { _tag: "deferred", deferred } as const
+      }
     }
   })
   const engine = runEngine({
