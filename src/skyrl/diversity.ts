@@ -161,7 +161,8 @@ export const planSubjects = (
   return [...seen.values()]
 }
 
-interface ReadRow {
+/** What the report (and the duplicate gate) reads of a row: its user prompt, plan and requested complexity. */
+export interface ReadRow {
   readonly prompt: string
   readonly steps: ReadonlyArray<SignatureStep & { readonly params: unknown }>
   readonly requested: string | undefined
@@ -177,7 +178,7 @@ const parseJson = (u: unknown): unknown => {
 }
 
 /** What the report needs from an on-disk row, or undefined when the row has no usable prompt or plan. */
-const readRow = (row: unknown): ReadRow | undefined => {
+export const readRow = (row: unknown): ReadRow | undefined => {
   if (!isObject(row) || !Array.isArray(row.prompt)) return undefined
   const user = [...row.prompt].reverse().find((m) => isObject(m) && m.role === "user")
   const gt = isObject(row.reward_spec) ? row.reward_spec.ground_truth : undefined
@@ -459,4 +460,18 @@ export const renderDiversityText = (report: DiversityReport): string => {
         : "")
   )
   return lines.join("\n")
+}
+
+/**
+ * The report of rows held in memory (a run's written dataset, as `file`), with its near-duplicate pairs
+ * explained from the rows' own prompts.
+ */
+export const diversityOfRows = (
+  rows: ReadonlyArray<unknown>,
+  file: string,
+  options: DiversityOptions = {}
+): DiversityReport => {
+  const accumulator = new DiversityAccumulator(options)
+  rows.forEach((row, i) => accumulator.add(row, { file, row: i }))
+  return explainClusters(accumulator.report(), (ref) => readRow(rows[ref.row])?.prompt)
 }
