@@ -110,7 +110,8 @@ describe("generate against the fake OpenAI server", () => {
 
   it("repairs an invalid plan once and keeps the rejected answer in the archive", async () => {
     const server = await fake(withStages(
-      (ctx) => answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE),
+      (ctx) =>
+        answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE),
       (text) => answer(text, USAGE)
     ))
     const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
@@ -292,18 +293,21 @@ describe("rebuild", () => {
     "re-derives a run's dataset from its run directory, equal to what generate wrote (repairs, duplicates)",
     async () => {
       const prompts = new Map<number, string>()
-      const server = await fake(withStages((ctx) => {
-        const k = sampleNumberOf(ctx.body) ?? 0
-        const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
-        const task = JSON.parse(validTaskFor(ctx))
-        if (k === 2) prompts.set(2, task.user_prompt)
-        // Sample 6's first answer repeats sample 2's prompt (with its own plan): the run rejects it, and so
-        // must rebuild. Sample 2 is answered before sample 6 is asked (concurrency 3, odd samples repaired).
-        if (k === 6 && firstAttempt && !isRepairRequest(ctx.body)) {
-          return answer(JSON.stringify({ ...task, user_prompt: prompts.get(2) }), USAGE)
-        }
-        return answer(isRepairRequest(ctx.body) || k % 2 === 0 ? JSON.stringify(task) : invalidTaskText(k), USAGE)
-      }, (text) => answer(text, USAGE)), 30)
+      const server = await fake(
+        withStages((ctx) => {
+          const k = sampleNumberOf(ctx.body) ?? 0
+          const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+          const task = JSON.parse(validTaskFor(ctx))
+          if (k === 2) prompts.set(2, task.user_prompt)
+          // Sample 6's first answer repeats sample 2's prompt (with its own plan): the run rejects it, and so
+          // must rebuild. Sample 2 is answered before sample 6 is asked (concurrency 3, odd samples repaired).
+          if (k === 6 && firstAttempt && !isRepairRequest(ctx.body)) {
+            return answer(JSON.stringify({ ...task, user_prompt: prompts.get(2) }), USAGE)
+          }
+          return answer(isRepairRequest(ctx.body) || k % 2 === 0 ? JSON.stringify(task) : invalidTaskText(k), USAGE)
+        }, (text) => answer(text, USAGE)),
+        30
+      )
       const dir = mkdtempSync(join(tmpdir(), "skyrl-rebuild-"))
       const out = join(dir, "ds.jsonl")
       const r = await runCliAsync(

@@ -81,6 +81,10 @@ export const runGenerate = (options: GenerateCliOptions) =>
         Effect.provide(Layer.mergeAll(Layer.succeed(Inventory, inventory), StorageLive))
       )
     }
+    // A batch submission's own checks come before anything is paid for (the stages go online).
+    if (options.backend === "batch") {
+      yield* (yield* Effect.promise(() => import("./batch.live.js"))).checkSubmit(options)
+    }
     const run = yield* Run.resolveRun({
       rawDir,
       out,
@@ -95,7 +99,9 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const runInventory = s.inventory_sha256 === fresh.inventory_sha256
       ? inventory
       : yield* Inventory.pipe(
-        Effect.provide(Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive)))
+        Effect.provide(
+          Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
+        )
       )
     const llmOpts = Run.llmOptionsOf(options, s)
     const settings = llmSettingsFromOptions(llmOpts)
@@ -139,7 +145,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
       })
     }
     return yield* generateProgram(program).pipe(
-      Effect.provide(Layer.mergeAll(StorageLive, Layer.succeed(Inventory, runInventory), paced(llmOpts), progressLayer()))
+      Effect.provide(
+        Layer.mergeAll(StorageLive, Layer.succeed(Inventory, runInventory), paced(llmOpts), progressLayer())
+      )
     )
   })
-

@@ -13,7 +13,13 @@ import { RunSettings, SettingsError } from "../domain/run.js"
 import type { GenerateJob, GenerateOptions } from "../programs/generate.js"
 import { generatePlan, generateRequest, planDomains } from "../programs/generate.js"
 import type { ListFile } from "../programs/planStages.js"
-import { completePlanInputs, keptPlanInputs, missingPlanInputs, readPlanInputs, stageRequest } from "../programs/planStages.js"
+import {
+  completePlanInputs,
+  keptPlanInputs,
+  missingPlanInputs,
+  readPlanInputs,
+  stageRequest
+} from "../programs/planStages.js"
 import { runLayer, runSpecOf } from "../programs/sampling.js"
 import { defaultInventoryPath, Inventory } from "../services/Inventory.js"
 import type { Llm } from "../services/Llm.js"
@@ -37,8 +43,8 @@ import {
 import { estimateTokens } from "../skyrl/prompt.js"
 import { subjectDemand } from "../skyrl/subjects.js"
 import { DEFAULT_DOMAINS, parseDomains } from "../skyrl/workPlan.js"
-import { hasApiKey } from "./llmOptions.js"
 import type { GenerateCliOptions } from "./generate.live.js"
+import { hasApiKey } from "./llmOptions.js"
 import * as Run from "./runShared.js"
 
 export interface PlanFlags {
@@ -134,7 +140,14 @@ export const planInputsOf = (input: {
     if (missingPlanInputs(settings, kept).length === 0) return kept
     const jobs = Array.from({ length: settings.n }, (_, index) => ({ index }))
     const spec = runSpecOf({ ...input.base, command: "generate", jobs }, input.catalogue)
-    return yield* completePlanInputs({ runDir, settings, catalogue: input.catalogue, files: input.files }, kept).pipe(
+    const run = {
+      runDir,
+      settings,
+      catalogue: input.catalogue,
+      files: input.files,
+      maxCostUsd: input.base.maxCostUsd
+    }
+    return yield* completePlanInputs(run, kept).pipe(
       Effect.provide(runLayer(spec).pipe(Layer.provide(input.llm)))
     )
   }).pipe(Effect.provide(StorageLive))
@@ -182,7 +195,9 @@ const stageSections = (
     } else if (d.domains_from === "model" && kept.domains === undefined) {
       lines.push("asked after the domains stage: one request naming each domain and how many subjects it needs")
     } else {
-      lines.push(request(SUBJECTS_KEY, SUBJECTS_SCHEMA_NAME, SubjectsAnswer, renderSubjectsRequest(subjectDemand(plan))))
+      lines.push(
+        request(SUBJECTS_KEY, SUBJECTS_SCHEMA_NAME, SubjectsAnswer, renderSubjectsRequest(subjectDemand(plan)))
+      )
     }
   }
   return lines
@@ -263,7 +278,8 @@ export const dryRun = (input: {
     if (price === undefined) lines.push(`no price known for ${b.model}`)
     else {
       const cold = (plan.length * (perCall * price.input + output * price.output)) / 1e6
-      const warm = (plan.length * ((perCall - shared) * price.input + shared * price.cachedInput + output * price.output)) /
+      const warm =
+        (plan.length * ((perCall - shared) * price.input + shared * price.cachedInput + output * price.output)) /
         1e6
       lines.push(
         `cost for ${plan.length} samples: ~$${warm.toFixed(4)} with the prompt cache, ~$${
@@ -273,6 +289,9 @@ export const dryRun = (input: {
     }
     process.stdout.write(lines.join("\n") + "\n")
     if (baseUrlProblem) {
-      return yield* new SettingsError({ setting: "OPENAI_BASE_URL", reason: `must be an http(s) URL, got "${baseUrl}"` })
+      return yield* new SettingsError({
+        setting: "OPENAI_BASE_URL",
+        reason: `must be an http(s) URL, got "${baseUrl}"`
+      })
     }
   })

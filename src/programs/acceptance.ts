@@ -119,7 +119,9 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
     const warned = (f: Finding) => severityOf(f) === "warning" || options.warnOnly.some((p) => f.rule.startsWith(p))
     const blocking = (findings: ReadonlyArray<Finding>) => findings.filter((f) => !warned(f))
     const schemas = new Map(
-      (options.checks.inventory?.servers ?? []).flatMap((s) => s.tools.map((t) => [`${s.name}/${t.name}`, t.inputSchema]))
+      (options.checks.inventory?.servers ?? []).flatMap((s) =>
+        s.tools.map((t) => [`${s.name}/${t.name}`, t.inputSchema])
+      )
     )
     const gate = options.nearDuplicates === undefined
       ? undefined

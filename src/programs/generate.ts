@@ -94,22 +94,22 @@ export const subjectOf = (job: GenerateJob, attempt: number): string | undefined
  * that duplicated accepted tasks, what to avoid (from the sample's own rejects in this session, which
  * the engine rebuilds the same way when it replays a run).
  */
-export const generateRequest = (total: number) =>
-(job: GenerateJob, attempt: number, history: ReadonlyArray<RejectRecord> = []): string =>
-  renderSampleRequest({
-    index: job.index,
-    total,
-    domain: job.domain,
-    complexity: job.complexity,
-    attempt,
-    brief: {
-      focus: job.focus,
-      style: job.style,
-      persona: job.persona,
-      subject: subjectOf(job, attempt),
-      avoid: history.flatMap((r) => (r.avoid === undefined ? [] : [r.avoid]))
-    }
-  })
+export const generateRequest =
+  (total: number) => (job: GenerateJob, attempt: number, history: ReadonlyArray<RejectRecord> = []): string =>
+    renderSampleRequest({
+      index: job.index,
+      total,
+      domain: job.domain,
+      complexity: job.complexity,
+      attempt,
+      brief: {
+        focus: job.focus,
+        style: job.style,
+        persona: job.persona,
+        subject: subjectOf(job, attempt),
+        avoid: history.flatMap((r) => (r.avoid === undefined ? [] : [r.avoid]))
+      }
+    })
 
 /**
  * The task handed to conversion: the model's fields, turns clamped to what the plan and the run allow,

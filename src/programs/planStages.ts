@@ -10,7 +10,7 @@ import { Effect, Either, Option, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
-import { emptyUsage } from "../domain/llm.js"
+import { emptyUsage, isAnswerError } from "../domain/llm.js"
 import type { AttemptRecord } from "../domain/llm.js"
 import type { ListFileSettings, RunSettings } from "../domain/run.js"
 import { PlanInputs, SettingsError } from "../domain/run.js"
@@ -65,7 +65,10 @@ export const readPlanInputs = (runDir: string) =>
     const file = path.join(runDir, PLAN_INPUTS_FILE)
     if (!(yield* storage.exists(file))) return {} as PlanInputs
     const decoded = Schema.decodeUnknownEither(Schema.parseJson(PlanInputs))(yield* storage.readText(file))
-    return yield* Either.mapLeft(decoded, (e) => new InputError({ file, reason: `not a plan inputs file: ${e.message}` }))
+    return yield* Either.mapLeft(
+      decoded,
+      (e) => new InputError({ file, reason: `not a plan inputs file: ${e.message}` })
+    )
   })
 
 /** What a run's settings need that its plan inputs do not hold yet. */
@@ -96,6 +99,8 @@ const fileEntries = (want: ListFileSettings, given: ListFile | undefined, flag: 
 
 export interface StageRun {
   readonly runDir: string
+  /** `--max-cost`, checked before each stage call. */
+  readonly maxCostUsd?: number | undefined
   readonly settings: RunSettings
   readonly catalogue: Catalogue
   readonly files: { readonly personas?: ListFile | undefined; readonly subjects?: ListFile | undefined }
@@ -127,27 +132,27 @@ export const completePlanInputs = (run: StageRun, start: PlanInputs) =>
     }
     if (inputs !== start) inputs = yield* save(inputs)
     if (d.domains_from === "model" && inputs.domains === undefined) {
-      const { archive, value } = yield* stageCall(run, "domains", DOMAINS_KEY, DOMAINS_SCHEMA_NAME, DomainsAnswer, [
-        renderDomainsRequest()
-      ])
-      const domains = cleanDomains(value)
-      if (typeof domains === "string") return yield* new PlanStageError({ stage: "domains", reason: domains })
+      const { archive, value: domains } = yield* askStage(
+        run,
+        { stage: "domains", key: DOMAINS_KEY, name: DOMAINS_SCHEMA_NAME, schema: DomainsAnswer },
+        renderDomainsRequest(),
+        (answer) => cleanDomains(answer)
+      )
       yield* Effect.logInfo(`domains stage: ${domains.join("; ")}`)
       inputs = yield* save({ ...inputs, domains, stages: { ...inputs.stages, domains: archive } })
     }
     if (d.subjects === "model" && inputs.subjects === undefined) {
       const demand = subjectDemand(generatePlan(run.settings, run.catalogue, inputs))
-      const { archive, value } = yield* stageCall(
+      const { archive, value: subjects } = yield* askStage(
         run,
-        "subjects",
-        SUBJECTS_KEY,
-        SUBJECTS_SCHEMA_NAME,
-        SubjectsAnswer,
-        [renderSubjectsRequest(demand)]
+        { stage: "subjects", key: SUBJECTS_KEY, name: SUBJECTS_SCHEMA_NAME, schema: SubjectsAnswer },
+        renderSubjectsRequest(demand),
+        (answer) => {
+          const pools = cleanSubjects(answer, demand)
+          return Object.keys(pools).length === 0 ? "the answer lists no usable subject" : pools
+        }
       )
-      const subjects = cleanSubjects(value, demand)
       const count = Object.values(subjects).reduce((n, l) => n + l.length, 0)
-      if (count === 0) return yield* new PlanStageError({ stage: "subjects", reason: "the answer lists no usable subject" })
       yield* Effect.logInfo(
         `subjects stage: ${count} subjects for ${Object.keys(subjects).length} of ${Object.keys(demand).length} domains`
       )
@@ -163,26 +168,67 @@ export const stageRequest = <A, I>(
   name: string,
   schema: Schema.Schema<A, I>,
   text: string
-) => ({ name, key, instructions: renderStageInstructions(catalogue), input: [{ role: "user" as const, content: text }], schema })
+) => ({
+  name,
+  key,
+  instructions: renderStageInstructions(catalogue),
+  input: [{ role: "user" as const, content: text }],
+  schema
+})
+
+/** Attempts of a stage: an answer the model can get wrong (cut off, refused, unusable) is asked again. */
+export const STAGE_ATTEMPTS = 3
+
+interface StageSpec<A, I> {
+  readonly stage: "domains" | "subjects"
+  readonly key: string
+  readonly name: string
+  readonly schema: Schema.Schema<A, I>
+}
 
 /**
- * One stage call: every HTTP attempt archived as `stage_<stage>_cNN.json` and put in the ledger (a
- * paid answer whose archive cannot be written is not used). Fails the run on any error.
+ * A stage: up to STAGE_ATTEMPTS calls until one answer is usable (`clean` returns the value, or why
+ * not). Every HTTP attempt is archived as `stage_<stage>_cNN.json` and put in the cost ledger, and
+ * `--max-cost` is checked before each call. A failure stops the run.
  */
-const stageCall = <A, I>(
+const askStage = <A, I, B>(
   run: StageRun,
-  stage: "domains" | "subjects",
-  key: string,
-  name: string,
-  schema: Schema.Schema<A, I>,
-  [text]: ReadonlyArray<string>
+  spec: StageSpec<A, I>,
+  text: string,
+  clean: (answer: A) => B | string
 ) =>
+  Effect.gen(function*() {
+    let why = ""
+    for (let attempt = 1; attempt <= STAGE_ATTEMPTS; attempt++) {
+      const spent = (yield* (yield* CostLedger).totals).costUsd
+      if (run.maxCostUsd !== undefined && spent !== undefined && spent >= run.maxCostUsd) {
+        why = `--max-cost $${run.maxCostUsd} reached ($${spent.toFixed(4)} spent)`
+        break
+      }
+      const key = attempt === 1 ? spec.key : `${spec.key}-a${attempt}`
+      const called = yield* stageCall(run, spec, key, text).pipe(Effect.either)
+      if (Either.isLeft(called)) {
+        why = called.left.message
+        const e = called.left
+        if (e._tag !== "StorageError" && e._tag !== "PlanStageError" && isAnswerError(e) && attempt < STAGE_ATTEMPTS) {
+          continue
+        }
+        break
+      }
+      const value = clean(called.right.value)
+      if (typeof value !== "string") return { value, archive: called.right.archive }
+      why = value
+    }
+    return yield* new PlanStageError({ stage: spec.stage, reason: why })
+  })
+
+/** One stage call, its HTTP attempts archived and in the ledger (an answer that cannot be archived is not used). */
+const stageCall = <A, I>(run: StageRun, spec: StageSpec<A, I>, key: string, text: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const ledger = yield* CostLedger
-    const journal = yield* RunJournal
-    const gzip = journal.spec.gzip
-    const prefix = `stage_${stage}_c`
+    const gzip = (yield* RunJournal).spec.gzip
+    const prefix = `stage_${spec.stage}_c`
     let call = (yield* storage.readDirectory(run.runDir)).filter((f) => f.startsWith(prefix)).length
     let archive: string | undefined
     let failure: string | undefined
@@ -193,22 +239,27 @@ const stageCall = <A, I>(
           key: file,
           sample: -1,
           attempt: 1,
-          purpose: stage,
+          purpose: spec.stage,
           status: record.status,
           model: record.model,
           batch: false,
           usage: record.usage ?? emptyUsage,
           at: record.startedAt
         })
-        yield* storage.writeFileAtomic(path.join(run.runDir, file), encodeArchive({ ...record, key, purpose: stage }, gzip))
+        yield* storage.writeFileAtomic(
+          path.join(run.runDir, file),
+          encodeArchive({ ...record, key, purpose: spec.stage }, gzip)
+        )
         archive = file
-      }).pipe(Effect.catchAll((e) => Effect.sync(() => void (failure ??= `could not archive the answer: ${e.message}`))))
+      }).pipe(
+        Effect.catchAll((e) => Effect.sync(() => void (failure ??= `could not archive the answer: ${e.message}`)))
+      )
     const result = yield* (yield* Llm).complete({
-      ...stageRequest(run.catalogue, key, name, schema, text),
+      ...stageRequest(run.catalogue, key, spec.name, spec.schema, text),
       onAttempt
-    }).pipe(Effect.mapError((e) => new PlanStageError({ stage, reason: e.message })))
+    })
     if (failure !== undefined || archive === undefined) {
-      return yield* new PlanStageError({ stage, reason: failure ?? "the answer was not archived" })
+      return yield* new PlanStageError({ stage: spec.stage, reason: failure ?? "the answer was not archived" })
     }
     return { value: result.value, archive }
   })

@@ -52,7 +52,9 @@ export class DuplicateGate {
     const found = this.index.test(candidate)
     const earliest = (kind: DuplicateMatch["kind"]) =>
       found.filter((m) => m.kind === kind).sort((a, b) => a.id - b.id)[0]
-    const matches = [earliest("near-prompt"), earliest("plan")].flatMap((m) => (m === undefined ? [] : [this.describe(m)]))
+    const matches = [earliest("near-prompt"), earliest("plan")].flatMap((
+      m
+    ) => (m === undefined ? [] : [this.describe(m)]))
     return {
       matches,
       keep: (sample) => {

@@ -128,8 +128,9 @@ export const stageAnswerText = (body: any): string => {
 export const focusOf = (
   text: string
 ): { readonly server: string; readonly tool: string; readonly needs: ReadonlyArray<string> } | undefined => {
-  const m = /Focus tool: the plan must call (\S+) \(server "([^"]+)"\)(?: as a later step, after a call whose result provides its (.+)\.)?/
-    .exec(text)
+  const m =
+    /Focus tool: the plan must call (\S+) \(server "([^"]+)"\)(?: as a later step, after a call whose result provides its (.+)\.)?/
+      .exec(text)
   return m === null ? undefined : { server: m[2], tool: m[1], needs: m[3] === undefined ? [] : m[3].split(", ") }
 }
 
@@ -219,7 +220,11 @@ export const focusTaskText = (
   const steps: Array<FakeStep> = []
   if (focus.needs.length > 0) {
     const first = starters[0]
-    steps.push({ server: first.server, tool: first.tool, params: paramsOf(schemaOf(first.server, first.tool), seed, about) })
+    steps.push({
+      server: first.server,
+      tool: first.tool,
+      params: paramsOf(schemaOf(first.server, first.tool), seed, about)
+    })
     steps.push({
       ...focus,
       params: paramsOf(schemaOf(focus.server, focus.tool), seed, about, focus.needs),
@@ -227,12 +232,20 @@ export const focusTaskText = (
       derived_params: focus.needs
     })
   } else {
-    steps.push({ server: focus.server, tool: focus.tool, params: paramsOf(schemaOf(focus.server, focus.tool), seed, about) })
+    steps.push({
+      server: focus.server,
+      tool: focus.tool,
+      params: paramsOf(schemaOf(focus.server, focus.tool), seed, about)
+    })
   }
   for (const t of starters) {
     if (steps.length >= CALLS[complexity]) break
     if (steps.some((s) => s.tool === t.tool)) continue
-    steps.push({ server: t.server, tool: t.tool, params: paramsOf(schemaOf(t.server, t.tool), seed + steps.length, about) })
+    steps.push({
+      server: t.server,
+      tool: t.tool,
+      params: paramsOf(schemaOf(t.server, t.tool), seed + steps.length, about)
+    })
   }
   return JSON.stringify({
     task_id: `fake-${k}-${variant}`,
