@@ -14,6 +14,7 @@ import { convertTask } from "../src/skyrl/convert.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 import { DEFAULT_PERSONAS, TASK_STYLES } from "../src/skyrl/personas.js"
 import { runCliAsync } from "./support/cli.js"
+import { planAnswer } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, refusal, start } from "./support/fakeOpenAI.js"
 import {
@@ -312,6 +313,60 @@ describe("near-duplicates at generation", () => {
     writeFileSync(moved, readFileSync(personas))
     const same = await runCliAsync([...args.map((a) => (a === personas ? moved : a)), "--resume"], { env: env(server) })
     expect(same.status, same.stderr).toBe(0)
+  }, 60_000)
+})
+
+describe("the stages", () => {
+  it("a stage the model keeps answering badly stops the run before any task; --resume asks it again", async () => {
+    let bad = 0
+    const server = await fake((ctx) => {
+      if (schemaNameOf(ctx.body) !== "skyrl_subjects") return answer(validTaskFor(ctx), USAGE)
+      bad++
+      // An unusable list, then refusals: three attempts, all bad.
+      return bad === 1 ? answer(JSON.stringify({ domains: [] }), USAGE) : refusal("No.")
+    })
+    const dir = tmp()
+    const out = join(dir, "ds.jsonl")
+    const args = ["generate", "-n", "3", "--out", out, "--llm", "openai"]
+    const r = await runCliAsync(args, { env: env(server) })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/the subjects stage failed: .*refus.*; run again with --resume, or give --subjects FILE/)
+    expect(server.requests.map((q) => schemaNameOf(q.body))).toEqual(Array(3).fill("skyrl_subjects"))
+    const runDir = runDirOf(out)
+    expect(readdirSync(runDir).filter((f) => f.startsWith("stage_")).sort()).toEqual([
+      "stage_subjects_c01.json",
+      "stage_subjects_c02.json",
+      "stage_subjects_c03.json"
+    ])
+    expect(readJsonl(join(runDir, "ledger.jsonl"))).toHaveLength(3)
+    expect(existsSync(join(runDir, "plan_inputs.json"))).toBe(false)
+    const good = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
+    const again = await runCliAsync([...args, "--resume"], { env: env(good) })
+    expect(again.status, again.stderr).toBe(0)
+    expect(good.requests.map((q) => schemaNameOf(q.body))).toEqual(["skyrl_subjects", ...Array(3).fill("skyrl_task")])
+    expect(readdirSync(runDir).filter((f) => f.startsWith("stage_subjects"))).toHaveLength(4)
+    const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+    expect(manifest.counts.calls).toBe(3 + 1 + 3)
+  }, 60_000)
+})
+
+describe("enrich keeps its prompts", () => {
+  it("a near-duplicate prompt is planned and kept as given, with a warning", async () => {
+    const server = await fake((ctx) => answer(planAnswer(ctx), USAGE))
+    const dir = tmp()
+    const input = join(dir, "chats.jsonl")
+    const base = "Please get the AAPL quote and its latest five headlines for the weekly review I send to my team " +
+      "every Monday morning before the stand-up meeting"
+    const prompts = [base, `${base} starts`, "What is the weather like in Lisbon today and tomorrow?"]
+    writeFileSync(
+      input,
+      prompts.map((p, i) => JSON.stringify({ id: `c${i}`, messages: [{ role: "user", content: p }] })).join("\n") + "\n"
+    )
+    const out = join(dir, "enriched.jsonl")
+    const r = await runCliAsync(["enrich", input, "--out", out, "--llm", "openai"], { env: env(server) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out).map((row) => row.prompt.at(-1).content)).toEqual(prompts)
+    expect(r.stderr).toMatch(/sample 2: duplicate\/similar-prompt prompt: 0\.\d\d similar to the prompt of sample 1/)
   }, 60_000)
 })
 

@@ -157,7 +157,7 @@ const llmArgs = (backend: Backend, extra: ReadonlyArray<string>) => [
   ...extra
 ]
 
-// Faults of the task requests: no subjects stage before them (its failure stops the run: test/stages.test.ts).
+// Faults of the task requests: no subjects stage before them (its failure stops the run: test/diversityRun.test.ts).
 const generateArgs = (out: string, n: number, backend: Backend, extra: ReadonlyArray<string> = []) => [
   "generate",
   "-n",
