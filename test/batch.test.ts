@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { BatchFake } from "./support/fakeBatch.js"
-import { lineAnswer, lineServerError, lineSkip } from "./support/fakeBatch.js"
+import { lineAnswer, lineServerError, lineSkip, STAGE_USAGE } from "./support/fakeBatch.js"
 import { planAnswer } from "./support/fakeEnrich.js"
 import { answer, start } from "./support/fakeOpenAI.js"
 import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
@@ -49,8 +49,9 @@ describe("generate --backend batch against the fake Batch API", () => {
         // Rows are joined to the right samples whatever the output order.
         const rows = readJsonl(out)
         expect(rows.map(sampleOfRow)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
-        // No online call at all.
+        // No task went online; the subjects stage did, before the submission (its answers shape every line).
         expect(f.online.requests).toHaveLength(0)
+        expect(f.stages.requests).toHaveLength(1)
         // Archive: one file per sample, the batch line's answer with its batch id and custom id.
         const archives = readdirSync(runDir).filter((x) => x.startsWith("task_")).sort()
         expect(archives).toHaveLength(12)
@@ -67,8 +68,8 @@ describe("generate --backend batch against the fake Batch API", () => {
         expect(manifest.status).toBe("completed")
         expect(manifest.counts.requested).toBe(12)
         expect(manifest.counts.valid).toBe(12)
-        expect(manifest.tokens.input).toBe(12 * USAGE.input)
-        expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 12) / 2, 10)
+        expect(manifest.tokens.input).toBe(12 * USAGE.input + STAGE_USAGE.input)
+        expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 12) / 2 + onlineCost(STAGE_USAGE, 1), 10)
         expect(r.stderr).toMatch(/requests done/)
       },
       60_000
@@ -185,8 +186,11 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(readJsonl(join(runDir, "batch_001_errors.jsonl"))).toHaveLength(3)
       const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
       expect(manifest.status).toBe("completed")
-      // 5 answers at batch price, 3 online at the normal price (the failed lines cost nothing).
-      expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2 + onlineCost(USAGE, 3), 10)
+      // 5 answers at batch price, 3 online and the subjects stage at the normal price (failed lines are free).
+      expect(manifest.cost_usd).toBeCloseTo(
+        onlineCost(USAGE, 5) / 2 + onlineCost(USAGE, 3) + onlineCost(STAGE_USAGE, 1),
+        10
+      )
     },
     90_000
   )
@@ -259,9 +263,12 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(JSON.parse(rows[1].extra_info.task_metadata).repaired).toBe(true)
     const runDir = r.stdout.trim()
     const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
-    // 4 answers at batch price + 1 repair at the normal price.
-    expect(manifest.tokens.input).toBe(5 * USAGE.input)
-    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 4) / 2 + onlineCost(USAGE, 1), 10)
+    // 4 answers at batch price + 1 repair and the subjects stage at the normal price.
+    expect(manifest.tokens.input).toBe(5 * USAGE.input + STAGE_USAGE.input)
+    expect(manifest.cost_usd).toBeCloseTo(
+      onlineCost(USAGE, 4) / 2 + onlineCost(USAGE, 1) + onlineCost(STAGE_USAGE, 1),
+      10
+    )
     // Both calls of sample 2 are archived: the batch answer, then the online repair.
     const archives = readdirSync(runDir).filter((x) => x.startsWith("task_0002_"))
     expect(archives.sort()).toEqual(["task_0002_c01.json", "task_0002_c02.json"])
@@ -289,7 +296,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const rows = readJsonl(out)
     expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4])
     const manifest = JSON.parse(readFileSync(join(r.stdout.trim(), "manifest.json"), "utf8"))
-    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2, 10)
+    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2 + onlineCost(STAGE_USAGE, 1), 10)
   }, 60_000)
 
   it(

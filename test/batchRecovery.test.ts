@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { AcceptedEvent, BatchFake } from "./support/fakeBatch.js"
-import { failingLines, lineAnswer, lineFate } from "./support/fakeBatch.js"
+import { failingLines, lineAnswer, lineFate, STAGE_USAGE } from "./support/fakeBatch.js"
 import { answer } from "./support/fakeOpenAI.js"
 import { sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
 
@@ -63,11 +63,20 @@ describe("lines that fail", () => {
       const manifest = manifestOf(runDir)
       expect(manifest.status).toBe("completed")
       expect(manifest.counts.valid).toBe(N)
-      // From the cost ledger: N - 3 answers at batch price, 3 online at the normal price; failed lines are free.
-      expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, N - 3) / 2 + onlineCost(USAGE, 3), 10)
+      // From the cost ledger: N - 3 answers at batch price, 3 online and the subjects stage at the normal
+      // price; failed lines are free.
+      expect(manifest.cost_usd).toBeCloseTo(
+        onlineCost(USAGE, N - 3) / 2 + onlineCost(USAGE, 3) + onlineCost(STAGE_USAGE, 1),
+        10
+      )
       const ledger = readJsonl(join(runDir, "ledger.jsonl"))
       expect(ledger.filter((e) => e.batch && e.status === "ok")).toHaveLength(N - 3)
-      expect(ledger.filter((e) => !e.batch && e.status === "ok")).toHaveLength(3)
+      expect(ledger.filter((e) => !e.batch && e.status === "ok").map((e) => e.purpose).sort()).toEqual([
+        "subjects",
+        "task",
+        "task",
+        "task"
+      ])
       expect(ledger.filter((e) => e.batch && e.status !== "ok").map((e) => e.cost_usd)).toEqual([0, 0, 0])
     },
     90_000
@@ -96,7 +105,10 @@ describe("lines that fail", () => {
         expect(line).toEqual(f.batches[0].lines.find((l) => l.custom_id === line.custom_id))
       }
       expect(r.stderr).toMatch(/follow-up batch submitted: 3 requests \(0 repairs and new attempts, 3 first attempts/)
-      expect(manifestOf(r.stdout.trim()).cost_usd).toBeCloseTo(onlineCost(USAGE, N) / 2, 10)
+      expect(manifestOf(r.stdout.trim()).cost_usd).toBeCloseTo(
+        onlineCost(USAGE, N) / 2 + onlineCost(STAGE_USAGE, 1),
+        10
+      )
     },
     90_000
   )

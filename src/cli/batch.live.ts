@@ -193,7 +193,7 @@ interface SubmitInput<P> {
 }
 
 /** Checks shared by the submitting commands. */
-const checkSubmit = (input: SubmitInput<unknown>) =>
+export const checkSubmit = (input: Pick<SubmitInput<unknown>, "llm" | "resume">) =>
   Effect.gen(function*() {
     if (input.llm === "replay") {
       return yield* new SettingsError({

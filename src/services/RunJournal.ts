@@ -142,8 +142,11 @@ export interface RunJournalApi {
   /** Counted in `counts` and `latest` but not yet on disk (queued, or being written). */
   readonly unwritten: Effect.Effect<number>
   readonly counts: Effect.Effect<JournalCounts>
-  /** Records how the run ended (its manifest status); absent, the status comes from how the scope closed. */
-  readonly settle: (status: "completed" | "incomplete", llm: string) => Effect.Effect<void>
+  /**
+   * Records how the run ended (its manifest status, and the diversity report of what it wrote); absent,
+   * the status comes from how the scope closed.
+   */
+  readonly settle: (status: "completed" | "incomplete", llm: string, diversity?: unknown) => Effect.Effect<void>
 }
 
 export class RunJournal extends Context.Tag("skyrl/RunJournal")<RunJournal, RunJournalApi>() {
@@ -171,7 +174,9 @@ interface State {
   /** The highest call number used per sample (written or not). */
   readonly lastCall: Map<number, number>
   torn: boolean
-  settled: { readonly status: "completed" | "incomplete"; readonly llm: string } | undefined
+  settled:
+    | { readonly status: "completed" | "incomplete"; readonly llm: string; readonly diversity?: unknown }
+    | undefined
 }
 
 const emptyState = (): State => ({
@@ -401,7 +406,8 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
         }),
       counts: Effect.sync(() => countsOf(state)),
       unwritten: journalFile.unwritten,
-      settle: (status, llm) => Effect.sync(() => void (state.settled = { status, llm }))
+      settle: (status, llm, diversity) =>
+        Effect.sync(() => void (state.settled = { status, llm, ...(diversity === undefined ? {} : { diversity }) }))
     }
     return { journal, ledger }
   })
@@ -444,7 +450,8 @@ const manifestWriter = (
       cost_usd: totals.costUsd ?? null,
       elapsed_ms: now - t0,
       run_settings: spec.settings,
-      fingerprint: fingerprintOf(spec.settings)
+      fingerprint: fingerprintOf(spec.settings),
+      ...(state.settled?.diversity === undefined ? {} : { diversity: state.settled.diversity })
     })
     yield* storage.writeFileAtomic(
       paths.manifest,

@@ -31,7 +31,8 @@ import type { AddressInfo } from "node:net"
 import type { Usage } from "../../src/domain/llm.js"
 import { answerBody } from "../../src/services/llm/scripted.js"
 import type { Endpoint, FakeContext, FakeHandler, FakeServer } from "./fakeOpenAI.js"
-import { httpError, start } from "./fakeOpenAI.js"
+import { answer, httpError, start } from "./fakeOpenAI.js"
+import { isStageRequest, stageAnswerText } from "./fakeTasks.js"
 
 export interface LineContext extends FakeContext {
   readonly customId: string
@@ -194,6 +195,8 @@ export interface BatchFake {
   batchesPerPart(): Map<string, number>
   /** Uploads per file content (sha256). */
   uploadsPerContent(): Map<string, number>
+  /** The fake that answers the stages before the tasks (domains, subjects), always online. */
+  readonly stages: FakeServer
   close(): Promise<void>
 }
 
@@ -239,12 +242,18 @@ const parseMultipart = (body: Buffer, contentType: string): Map<string, { filena
   return out
 }
 
+/** Usage of each stage answer (online, full price). */
+export const STAGE_USAGE = { input: 1200, cached: 0, output: 300, reasoning: 100 }
+
 const endpointOfUrl = (url: string): Endpoint => (url === "/v1/chat/completions" ? "chat" : "responses")
 
 export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFake> => {
   const online = await start(
     options.online ?? (() => httpError(500, "fake batch server: no online answer scripted", { type: "fake_exhausted" }))
   )
+  // The stages before the tasks (domains, subjects) go online too; they reach their own fake, so `online`
+  // logs only the task requests.
+  const stages = await start((ctx) => answer(stageAnswerText(ctx.body), STAGE_USAGE))
   const files = new Map<string, FakeFile>()
   const batches: Array<FakeBatch> = []
   const requests: Array<{ method: string; path: string; time: number }> = []
@@ -449,8 +458,15 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
       const notFound = (what: string) =>
         send(404, { error: { message: `No such ${what}`, type: "invalid_request_error", param: null, code: null } })
       if (url.endsWith("/responses") || url.endsWith("/chat/completions")) {
-        // Forward to the single-request fake.
-        const target = new URL(online.baseUrl)
+        // Forward to the single-request fake (the stages' to theirs).
+        const stage = (() => {
+          try {
+            return isStageRequest(JSON.parse(body.toString("utf8")))
+          } catch {
+            return false
+          }
+        })()
+        const target = new URL(stage ? stages.baseUrl : online.baseUrl)
         const headers = { ...req.headers, host: target.host }
         const forward = http.request({
           host: target.hostname,
@@ -641,12 +657,14 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
       }
       return counts
     },
+    stages,
     close: async () => {
       await new Promise<void>((done) => {
         server.closeAllConnections()
         server.close(() => done())
       })
       await online.close()
+      await stages.close()
     }
   }
 }
