@@ -3,9 +3,10 @@
  * server-everything over stdio, with an inventory `tools import` made from it (launch spec, annotations).
  * The fake answers plans valid on that inventory; some of them fail when they run (get-resource-reference
  * with resourceId 0 is the tool's own error), so the repair path and the rejection after it are exercised.
+ * No domains or subjects stage (--domains, --subjects none): every model call is a sample's.
  */
 import { createHash } from "node:crypto"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
@@ -103,6 +104,10 @@ const generateArgs = (out: string, n: number, ...extra: Array<string>) => [
   String(n),
   "--complexities",
   "simple",
+  "--domains",
+  "testing",
+  "--subjects",
+  "none",
   "--concurrency",
   "1",
   "--llm",
@@ -125,6 +130,13 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
       at("inv.json")
     ])
     expect(r.status, r.stderr).toBe(0)
+    // Only the two tools the fake's plans call, so each sample's focus tool (one per sample, from the
+    // inventory) is one its plan calls; the server still has all its tools.
+    const inv = JSON.parse(readFileSync(at("inv.json"), "utf8"))
+    for (const server of inv.servers) {
+      server.tools = server.tools.filter((t: any) => ["echo", "get-resource-reference"].includes(t.name))
+    }
+    writeFileSync(at("inv.json"), JSON.stringify(inv, null, 2))
   }, 60_000)
 
   it(
