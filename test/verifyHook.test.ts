@@ -6,8 +6,11 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import { StorageError } from "../src/domain/errors.js"
+import type { Inventory } from "../src/domain/inventory.js"
 import type { SkyRLRow } from "../src/domain/row.js"
+import type { RunSettings } from "../src/domain/run.js"
 import type { VerifyOutcome } from "../src/programs/acceptance.js"
+import { generatePlan } from "../src/programs/generate.js"
 import { makeVerifyHook, recordedVerifyHook, verificationLogOf } from "../src/programs/verifyHook.js"
 import type { VerifierApi } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
@@ -173,4 +176,28 @@ layer(EngineTest, { excludeTestServices: true })("a verification failure that co
       expect(calls).toHaveLength(2) // sample 1, then sample 2 stopped the run
       expect(storage.text(OUT).trim().split("\n")).toHaveLength(1)
     }))
+})
+
+describe("the plan of a run with --verify", () => {
+  // The catalogue with read-only annotations on fmp's tools only: the others are side effects.
+  const annotated: Inventory = {
+    ...catalogue,
+    servers: catalogue.servers.map((s) =>
+      s.name !== "fmp" ? s : { ...s, tools: s.tools.map((t) => ({ ...t, annotations: { readOnlyHint: true } })) }
+    )
+  }
+  const diversity = { domains_from: "flag", personas: null, subjects: "none", near_dup: 0.8 } as const
+  const focusServers = (verify: RunSettings["verify"], inventory: Inventory = annotated) =>
+    new Set(generatePlan(settingsFor(40, { diversity, verify }), inventory).map((j) => j.focus?.server))
+
+  it("hands out only focus tools verification may run (read-only, or allowed); every tool when none may", () => {
+    expect(focusServers(undefined).size).toBeGreaterThan(1)
+    expect(focusServers({ allow_side_effects: [] })).toEqual(new Set(["fmp"]))
+    const other = annotated.servers.find((s) => s.name !== "fmp")!
+    const allowed = focusServers({ allow_side_effects: [`${other.name}.${other.tools[0]!.name}`] })
+    expect(allowed).toEqual(new Set(["fmp", other.name]))
+    expect(focusServers({ allow_side_effects: ["all"] })).toEqual(focusServers(undefined))
+    // Nothing annotated read-only: the plan is not narrowed (each verification names the side effect).
+    expect(focusServers({ allow_side_effects: [] }, catalogue)).toEqual(focusServers(undefined, catalogue))
+  })
 })

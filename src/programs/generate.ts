@@ -16,6 +16,7 @@ import { DEFAULT_PERSONAS, TASK_STYLES } from "../skyrl/personas.js"
 import type { TaskStyle } from "../skyrl/personas.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { allocateSubjects } from "../skyrl/subjects.js"
+import { mayRun, parseAllowList } from "../skyrl/verification.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
 import { diverseWorkPlan, workPlan } from "../skyrl/workPlan.js"
 import { modelTaskFields } from "./runFiles.js"
@@ -71,7 +72,7 @@ export const generatePlan = (
   const domains = planDomains(settings, inputs)
   if (domains === undefined || domains.length === 0) throw new Error("generatePlan: the domains stage has not answered")
   const plan = diverseWorkPlan(seed, settings.n, domains, complexities, {
-    tools: focusTools(catalogue),
+    tools: focusToolsOf(settings, catalogue),
     styles: TASK_STYLES,
     personas: inputs.personas ?? DEFAULT_PERSONAS
   })
@@ -81,6 +82,20 @@ export const generatePlan = (
     subjects: Array.from({ length: SUBJECT_ATTEMPTS }, (_, a) => subjects.subjectFor(s.index, a + 1))
       .filter((x): x is string => x !== undefined)
   }))
+}
+
+/**
+ * The tools the plan hands out as focus tools: every tool of the catalogue; with --verify only those
+ * verification may run (annotated read-only, or allowed by --allow-side-effects), since a plan built
+ * around any other is never executed and so never accepted. Every tool when none may run (the
+ * verification then names the reason).
+ */
+export const focusToolsOf = (settings: RunSettings, catalogue: Catalogue): ReadonlyArray<FocusTool> => {
+  const all = focusTools(catalogue)
+  if (settings.verify === undefined) return all
+  const allow = parseAllowList(settings.verify.allow_side_effects.join(","))
+  const runnable = all.filter((t) => mayRun(catalogue, t.server, t.tool, allow))
+  return runnable.length > 0 ? runnable : all
 }
 
 /** The subject a job's attempt is about (none without subjects). */

@@ -100,16 +100,18 @@ export const parseAllowList = (text: string | undefined): AllowList => {
 const allowed = (allow: AllowList, server: string, tool: string) =>
   allow.all || allow.names.has(tool) || allow.names.has(`${server}.${tool}`)
 
+/** Whether verification may run a tool: it is annotated read-only, or it was allowed. */
+export const mayRun = (inventory: Inventory, server: string, tool: string, allow: AllowList): boolean => {
+  const found = findTool(inventory, tool, server)
+  return (found !== undefined && isReadOnly(found.tool)) || allowed(allow, server, tool)
+}
+
 /** Steps that may not run: their tool is not annotated read-only (or is unknown) and was not allowed. */
 export const blockedSteps = (
   inventory: Inventory,
   steps: ReadonlyArray<VerifyStep>,
   allow: AllowList
-): ReadonlyArray<VerifyStep> =>
-  steps.filter((s) => {
-    const found = findTool(inventory, s.tool, s.server)
-    return !(found !== undefined && isReadOnly(found.tool)) && !allowed(allow, s.server, s.tool)
-  })
+): ReadonlyArray<VerifyStep> => steps.filter((s) => !mayRun(inventory, s.server, s.tool, allow))
 
 export const sideEffectFailure = (blocked: ReadonlyArray<VerifyStep>): VerificationFailed => {
   const first = blocked[0]!
