@@ -124,11 +124,14 @@ const eachRecord = <E, R>(
     }
   })
 
+/** Elements handed from the feed to the workers in one queue operation (one suspension, not one each). */
+const HANDOFF_BATCH = 16
+
 /**
  * Runs `f` on every element `feed` offers, `concurrency` at a time, as soon as a worker is free (no
  * barrier between elements; finishing order is not input order). Elements are handed over a bounded
- * queue: the feed runs ahead of the workers by at most the queue's size. The first failure stops
- * everything.
+ * queue, HANDOFF_BATCH at a time: the feed runs ahead of the workers by at most the queue's size. The
+ * first failure stops everything.
  */
 const forEachConcurrently = <A, E, R, E2, R2>(
   feed: (offer: (a: A) => Effect.Effect<void>) => Effect.Effect<void, E, R>,
@@ -137,10 +140,20 @@ const forEachConcurrently = <A, E, R, E2, R2>(
 ): Effect.Effect<void, E | E2, R | R2> =>
   Effect.gen(function*() {
     const queue = yield* Queue.bounded<Option.Option<A>>(Math.max(256, 8 * concurrency))
-    const offer = (a: A) => Effect.asVoid(Queue.offer(queue, Option.some(a)))
+    let batch: Array<Option.Option<A>> = []
+    const handOver = Effect.suspend(() => {
+      const out = batch
+      batch = []
+      return Queue.offerAll(queue, out)
+    })
+    const offer = (a: A) =>
+      Effect.suspend(() => batch.push(Option.some(a)) < HANDOFF_BATCH ? Effect.void : Effect.asVoid(handOver))
     const feeding = Effect.zipRight(
       feed(offer),
-      Queue.offerAll(queue, Array.from({ length: concurrency }, () => Option.none<A>()))
+      Effect.suspend(() => {
+        for (let i = 0; i < concurrency; i++) batch.push(Option.none<A>())
+        return handOver
+      })
     )
     const worker = Effect.gen(function*() {
       for (let next = yield* Queue.take(queue); Option.isSome(next); next = yield* Queue.take(queue)) {
@@ -324,6 +337,9 @@ const settle = (
   return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
 }
 
+/** Verified rows handed to the dataset's writer at once. */
+const OUTPUT_BATCH = 64
+
 /**
  * The outputs, as outcomes come in: verified rows go to `out` in input order while the run goes on (an
  * outcome waits only for those before it, as rows finish out of order; memory holds the rows in flight,
@@ -342,14 +358,20 @@ const orderedOutputs = (out: string) =>
     const waiting = new Map<number, Outcome>()
     const rejects: Array<string> = []
     let next = 0
+    // Verified rows go to the writer OUTPUT_BATCH at a time: one wake-up of the writer per batch.
+    let verified: Array<Option.Option<SkyRLRow>> = []
+    const handOver = Effect.suspend(() => {
+      const batch = verified
+      verified = []
+      return Queue.offerAll(rows, batch)
+    })
     const drain = Effect.suspend(() => {
-      const verified: Array<Option.Option<SkyRLRow>> = []
       for (let o = waiting.get(next); o !== undefined; o = waiting.get(next)) {
         waiting.delete(next++)
         if (o._tag === "verified") verified.push(Option.some(o.row))
         else rejects.push(toJsonText(o.reject) + "\n")
       }
-      return Queue.offerAll(rows, verified)
+      return verified.length >= OUTPUT_BATCH ? handOver : Effect.void
     })
     return {
       push: (o: Outcome) =>
@@ -358,7 +380,7 @@ const orderedOutputs = (out: string) =>
           return o.order === next ? lock.withPermits(1)(drain) : Effect.void
         }),
       write,
-      end: Queue.offer(rows, Option.none()),
+      end: lock.withPermits(1)(Effect.zipRight(handOver, Queue.offer(rows, Option.none()))),
       writeRejects: Effect.suspend(() =>
         Effect.as(storage.writeFileAtomic(rejectsFileOf(out), rejects.join("")), rejects.length)
       )
