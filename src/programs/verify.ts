@@ -358,29 +358,30 @@ const orderedOutputs = (out: string) =>
     const waiting = new Map<number, Outcome>()
     const rejects: Array<string> = []
     let next = 0
-    // Verified rows go to the writer OUTPUT_BATCH at a time: one wake-up of the writer per batch.
+    // Verified rows go to the writer OUTPUT_BATCH at a time (one wake-up of the writer per batch), in
+    // input order: they are put in `verified` synchronously, and batches are offered under the lock.
     let verified: Array<Option.Option<SkyRLRow>> = []
-    const handOver = Effect.suspend(() => {
+    const handOver = lock.withPermits(1)(Effect.suspend(() => {
       const batch = verified
       verified = []
       return Queue.offerAll(rows, batch)
-    })
-    const drain = Effect.suspend(() => {
+    }))
+    const drain = () => {
       for (let o = waiting.get(next); o !== undefined; o = waiting.get(next)) {
         waiting.delete(next++)
         if (o._tag === "verified") verified.push(Option.some(o.row))
         else rejects.push(toJsonText(o.reject) + "\n")
       }
-      return verified.length >= OUTPUT_BATCH ? handOver : Effect.void
-    })
+    }
     return {
       push: (o: Outcome) =>
         Effect.suspend(() => {
           waiting.set(o.order, o)
-          return o.order === next ? lock.withPermits(1)(drain) : Effect.void
+          if (o.order === next) drain()
+          return verified.length >= OUTPUT_BATCH ? Effect.asVoid(handOver) : Effect.void
         }),
       write,
-      end: lock.withPermits(1)(Effect.zipRight(handOver, Queue.offer(rows, Option.none()))),
+      end: Effect.zipRight(handOver, Queue.offer(rows, Option.none())),
       writeRejects: Effect.suspend(() =>
         Effect.as(storage.writeFileAtomic(rejectsFileOf(out), rejects.join("")), rejects.length)
       )
