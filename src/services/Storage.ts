@@ -9,19 +9,21 @@
  * Datasets: `writeRows` picks the format by extension — `.json` (one array, `indent` 2 by default),
  * `.jsonl` (one row a line, streamed), `.parquet` (nested columns, see ./parquet.ts); `readRows`
  * streams a dataset back as `{ index, value }` (JSON Lines line by line, Parquet row group by row
- * group, `.json` parsed whole), failing with an `InputError` that names the file and row.
+ * group, `.json` parsed whole), failing with an `InputError` that names the file and row. A .json or
+ * .jsonl file is read back before it replaces the target: its length and CRC-32 must be the bytes the
+ * writer produced. `readLines` streams any text file's lines (memory bounded by one read buffer).
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
-import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import { hostname } from "node:os"
 import * as path from "node:path"
-import { createInterface } from "node:readline"
+import { StringDecoder } from "node:string_decoder"
+import { crc32 } from "node:zlib"
 import { InputError, LockHeld, StorageError } from "../domain/errors.js"
-import type { SkyRLRow } from "../domain/row.js"
+import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JsonTextOptions } from "../skyrl/layout.js"
-import { encodeRow, toJsonText } from "../skyrl/layout.js"
+import { encodedRowJson, encodeRow, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
 
@@ -30,7 +32,13 @@ export const rowFormatOf = (file: string): RowFormat | undefined => {
   return ext === ".json" ? "json" : ext === ".jsonl" ? "jsonl" : ext === ".parquet" ? "parquet" : undefined
 }
 
-export interface WriteRowsOptions extends JsonTextOptions {}
+export interface WriteRowsOptions extends JsonTextOptions {
+  /**
+   * Sees each row as it is encoded for disk, before it is serialized (the checks of what a command
+   * writes, made as it writes; a .json or .jsonl file holds exactly these values, as JSON).
+   */
+  readonly inspect?: ((row: EncodedRow) => void) | undefined
+}
 
 /** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
 export interface RowRecord {
@@ -66,6 +74,17 @@ export interface StorageApi {
     rows: Iterable<SkyRLRow>,
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError>
+  /** `writeRows` of rows made as a stream is consumed (memory bounded by a chunk of rows). */
+  readonly writeRowStream: <E>(
+    file: string,
+    rows: Stream.Stream<SkyRLRow, E>,
+    options?: WriteRowsOptions
+  ) => Effect.Effect<number, StorageError | E>
+  /**
+   * The lines of a text file, without their line ends (`\n`, `\r\n` or `\r`; a BOM at the start is
+   * dropped), in chunks of many lines (consume with `Stream.runForEachChunk` or the like).
+   */
+  readonly readLines: (file: string) => Stream.Stream<string, StorageError>
   /**
    * Streams the rows of a .json, .jsonl or .parquet dataset (memory bounded for .jsonl and .parquet).
    * Fails with an InputError naming the file (and the row, or line, where one is at fault).
@@ -142,52 +161,163 @@ const atomically = async (file: string, write: (handle: fs.FileHandle) => Promis
   }
 }
 
-/** Buffered writer over a file handle (rows are streamed, never joined into one string). */
-const bufferedWriter = (handle: fs.FileHandle) => {
-  let chunks: Array<string> = []
-  let size = 0
-  const flush = async () => {
-    if (chunks.length === 0) return
-    const text = chunks.join("")
-    chunks = []
-    size = 0
-    await handle.write(text)
+/** Bytes written to a file so far: their count and CRC-32 (compared with the file read back). */
+export interface Written {
+  readonly bytes: number
+  readonly crc: number
+}
+
+const SINK_BUFFER = 1 << 20
+
+/**
+ * Text written through two alternating byte buffers: one fills while the other is written to the file (on
+ * libuv's threads), so encoding and the disk overlap. `write` never waits; `drained` waits until at most
+ * one buffer is in flight (call it between batches), `finish` until everything is written.
+ */
+class ByteSink {
+  private buffer: Buffer = Buffer.allocUnsafe(SINK_BUFFER)
+  private used = 0
+  private inFlight: Promise<void> | undefined
+  private failure: unknown
+  private readonly encoded = new Map<string, Buffer>()
+  /** Buffers whose write is done, ready to fill again. */
+  private readonly spare: Array<Buffer> = []
+  private crc = 0
+  private bytes = 0
+  constructor(private readonly out: { readonly write: (bytes: Uint8Array) => Promise<unknown> }) {}
+
+  /** Writes a text that repeats (the same string again and again): from its encoded bytes, kept. */
+  writeShared(text: string): void {
+    let bytes = this.encoded.get(text)
+    if (bytes === undefined) {
+      bytes = Buffer.from(text, "utf8")
+      if (this.encoded.size >= 64) this.encoded.clear()
+      this.encoded.set(text, bytes)
+    }
+    if (this.used + bytes.length > SINK_BUFFER) {
+      this.flush()
+      if (bytes.length > SINK_BUFFER) return this.send(bytes, undefined)
+    }
+    this.used += bytes.copy(this.buffer, this.used)
   }
-  return {
-    write: async (text: string) => {
-      chunks.push(text)
-      size += text.length
-      if (size >= 1 << 20) await flush()
-    },
-    flush
+
+  write(text: string): void {
+    if (this.used + text.length * 3 > SINK_BUFFER) {
+      this.flush()
+      if (text.length * 3 > SINK_BUFFER) return this.send(Buffer.from(text, "utf8"), undefined)
+    }
+    this.used += this.buffer.write(text, this.used, "utf8")
+  }
+
+  private flush(): void {
+    if (this.used === 0) return
+    const full = this.buffer
+    const bytes = full.subarray(0, this.used)
+    this.buffer = this.spare.pop() ?? Buffer.allocUnsafe(SINK_BUFFER)
+    this.used = 0
+    this.send(bytes, full)
+  }
+
+  /** Queues `bytes` after the writes before it; `owner` (the buffer they are in) is reused once written. */
+  private send(bytes: Buffer, owner: Buffer | undefined): void {
+    this.crc = crc32(bytes, this.crc)
+    this.bytes += bytes.length
+    this.inFlight = (this.inFlight ?? Promise.resolve()).then(() => this.out.write(bytes)).then(
+      () => void (owner !== undefined && this.spare.length < 2 && this.spare.push(owner)),
+      (e) => void (this.failure ??= e)
+    )
+  }
+
+  /** Waits while no spare buffer is free (the writes lag behind): the caller's backpressure. */
+  async drained(): Promise<void> {
+    if (this.spare.length === 0 && this.inFlight !== undefined) await this.inFlight
+    if (this.failure !== undefined) throw this.failure
+  }
+
+  async finish(): Promise<Written> {
+    this.flush()
+    await this.inFlight
+    if (this.failure !== undefined) throw this.failure
+    return { bytes: this.bytes, crc: this.crc }
   }
 }
 
+/** The length and CRC-32 of a file as it is on disk now. */
+const fileChecksum = async (handle: fs.FileHandle): Promise<Written> => {
+  const buffer = Buffer.allocUnsafe(SINK_BUFFER)
+  let crc = 0
+  let bytes = 0
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes)
+    if (bytesRead === 0) return { bytes, crc }
+    crc = crc32(buffer.subarray(0, bytesRead), crc)
+    bytes += bytesRead
+  }
+}
+
+/**
+ * Writes rows as .json or .jsonl through `sink` and returns the row count. `inspect` sees each encoded
+ * row before it is serialized.
+ */
+export const writeJsonRowStream = <E>(
+  sink: {
+    readonly write: (text: string) => void
+    readonly writeShared: (text: string) => void
+    readonly drained: () => Promise<void>
+  },
+  rows: Stream.Stream<SkyRLRow, E>,
+  format: "json" | "jsonl",
+  options: WriteRowsOptions
+): Effect.Effect<number, E | StorageError> =>
+  Effect.suspend(() => {
+    let n = 0
+    const indent = options.indent ?? 2
+    const pad = " ".repeat(indent)
+    const pieces = { text: (json: string) => sink.write(json), shared: (json: string) => sink.writeShared(json) }
+    const write = (row: SkyRLRow): void => {
+      const encoded = encodeRow(row)
+      options.inspect?.(encoded)
+      if (format === "jsonl" && options.ascii !== true) {
+        writeEncodedRowJson(encoded, pieces)
+        return sink.write("\n")
+      }
+      if (format === "jsonl") return sink.write(encodedRowJson(encoded, options) + "\n")
+      const text = toJsonText(encoded, { ...options, indent })
+      sink.write((n === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text))
+    }
+    if (format === "json") sink.write("[")
+    return rows.pipe(
+      Stream.runForEachChunk((chunk) =>
+        Effect.flatMap(
+          Effect.sync(() => {
+            for (const row of chunk) {
+              write(row)
+              n++
+            }
+          }),
+          () => Effect.promise(() => sink.drained())
+        )
+      ),
+      Effect.zipRight(Effect.sync(() => {
+        if (format === "json") sink.write(n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n")
+        return n
+      }))
+    )
+  })
+
+/**
+ * Writes rows as .json or .jsonl into an open (temp) file; returns the row count and the bytes written.
+ * A write error rejects.
+ */
 export const writeJsonRows = async (
-  handle: fs.FileHandle,
+  handle: { readonly write: (bytes: Uint8Array) => Promise<unknown> },
   rows: Iterable<SkyRLRow>,
   format: "json" | "jsonl",
   options: WriteRowsOptions
 ): Promise<number> => {
-  const out = bufferedWriter(handle)
-  let n = 0
-  if (format === "jsonl") {
-    for (const row of rows) {
-      await out.write(toJsonText(encodeRow(row), { ...options, indent: 0 }) + "\n")
-      n++
-    }
-  } else {
-    const indent = options.indent ?? 2
-    const pad = " ".repeat(indent)
-    await out.write("[")
-    for (const row of rows) {
-      const text = toJsonText(encodeRow(row), { ...options, indent })
-      await out.write((n === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text))
-      n++
-    }
-    await out.write(n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n")
-  }
-  await out.flush()
+  const sink = new ByteSink(handle)
+  const n = await Effect.runPromise(writeJsonRowStream(sink, Stream.fromIterable(rows), format, options))
+  await sink.finish()
   return n
 }
 
@@ -206,21 +336,79 @@ const parseLine = (text: string, row: number, line: number): unknown => {
   }
 }
 
-async function* jsonLinesRows(file: string): AsyncGenerator<RowRecord> {
-  const input = createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })
-  const lines = createInterface({ input, crlfDelay: Infinity })
-  let index = 0
-  let line = 0
+/**
+ * Bytes read at a time when lines are streamed: small enough that the rows made from one read are
+ * written and dropped while young (they die in the young generation instead of being copied out of it).
+ */
+const READ_BUFFER = 16 * 1024
+
+/** The lines of a text that ends with a line end. */
+const splitLines = (text: string): Array<string> => {
+  const lines = text.includes("\r") ? text.split(/\r\n|\n|\r/) : text.split("\n")
+  lines.pop()
+  return lines
+}
+
+/**
+ * The lines of a text file, a read buffer at a time (each yield is the complete lines of one or more
+ * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped.
+ */
+export async function* lineChunks(file: string, bufferSize = READ_BUFFER): AsyncGenerator<Array<string>> {
+  const handle = await fs.open(file, "r")
   try {
-    for await (const text of lines) {
-      line++
-      if (text.trim() === "") continue
-      yield { index, line, value: parseLine(text, index, line) }
-      index++
+    const buffer = Buffer.allocUnsafe(bufferSize)
+    const decoder = new StringDecoder("utf8")
+    let rest = ""
+    let first = true
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null)
+      let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(buffer.subarray(0, bytesRead)))
+      if (first && text.length > 0) {
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+        first = false
+      }
+      if (bytesRead === 0) {
+        if (text !== "") yield splitLines(text + "\n")
+        return
+      }
+      // A \r at the very end may be the first half of a \r\n: keep it for the next read.
+      const end = text.endsWith("\r") ? text.length - 1 : text.length
+      const cut = Math.max(text.lastIndexOf("\n", end - 1), text.lastIndexOf("\r", end - 1))
+      if (cut < 0) {
+        rest = text
+        continue
+      }
+      rest = text.slice(cut + 1)
+      yield splitLines(text.slice(0, cut + 1))
     }
   } finally {
-    lines.close()
-    input.destroy()
+    await handle.close()
+  }
+}
+
+export const readTextLines = (file: string): Stream.Stream<string, StorageError> =>
+  Stream.fromAsyncIterable(
+    { [Symbol.asyncIterator]: () => lineChunks(file)[Symbol.asyncIterator]() },
+    (e) => new StorageError({ path: file, operation: "read", reason: reason(e) })
+  ).pipe(Stream.mapChunks((chunks) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(chunks).flat())))
+
+async function* jsonLinesRows(file: string): AsyncGenerator<ReadonlyArray<RowRecord>> {
+  let index = 0
+  let line = 0
+  for await (const lines of lineChunks(file)) {
+    const records: Array<RowRecord> = []
+    try {
+      for (const text of lines) {
+        line++
+        if (text.trim() === "") continue
+        records.push({ index, line, value: parseLine(text, index, line) })
+        index++
+      }
+    } catch (e) {
+      yield records // the rows before the bad line
+      throw e
+    }
+    yield records
   }
 }
 
@@ -265,15 +453,19 @@ export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputErr
       new InputError({ file, reason: "unknown dataset format: use a .json, .jsonl or .parquet extension" })
     )
   }
-  const source =
-    () => (format === "jsonl" ? jsonLinesRows(file) : format === "json" ? jsonRows(file) : parquetRows(file))
-  return Stream.fromAsyncIterable(
-    { [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() },
-    (e) =>
-      e instanceof RowReadFailure
-        ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
-        : new InputError({ file, reason: reason(e) })
-  )
+  const toInputError = (e: unknown) =>
+    e instanceof RowReadFailure
+      ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
+      : new InputError({ file, reason: reason(e) })
+  if (format === "jsonl") {
+    // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
+    return Stream.fromAsyncIterable(
+      { [Symbol.asyncIterator]: () => jsonLinesRows(file)[Symbol.asyncIterator]() },
+      toInputError
+    ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
+  }
+  const source = () => (format === "json" ? jsonRows(file) : parquetRows(file))
+  return Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() }, toInputError)
 }
 
 const isRunning = (pid: number): boolean => {
@@ -341,6 +533,85 @@ const acquireLockFile = (
     return yield* new LockHeld({ path: file, holder: "another process (the lock kept changing hands)" })
   })
 
+/** A temp file beside `file`, removed when the scope closes unless it was renamed over `file`. */
+const tempFileFor = (file: string) =>
+  Effect.acquireRelease(
+    attempt(file, "write", async () => {
+      await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+      const tmp = tempName(path.resolve(file))
+      return { tmp, handle: await fs.open(tmp, "w+"), renamed: false }
+    }),
+    (t) =>
+      Effect.promise(async () => {
+        await t.handle.close().catch(() => undefined)
+        if (!t.renamed) await fs.rm(t.tmp, { force: true }).catch(() => undefined)
+      })
+  )
+
+/** fsync, the read-back check (when the bytes are known), rename over `file`, directory sync. */
+const commitTemp = (
+  file: string,
+  t: { readonly tmp: string; readonly handle: fs.FileHandle; renamed: boolean },
+  written: Written | undefined
+) =>
+  attempt(file, "write", async () => {
+    await t.handle.sync()
+    if (written !== undefined) {
+      const onDisk = await fileChecksum(t.handle)
+      if (onDisk.bytes !== written.bytes || onDisk.crc !== written.crc) {
+        throw new Error(
+          `the file read back (${onDisk.bytes} bytes, CRC-32 ${onDisk.crc}) is not what was written ` +
+            `(${written.bytes} bytes, CRC-32 ${written.crc})`
+        )
+      }
+    }
+    await t.handle.close()
+    await fs.rename(t.tmp, file)
+    t.renamed = true
+    await syncDirectoryShared(path.dirname(path.resolve(file)))
+  })
+
+const writeRowStreamLive = <E>(
+  file: string,
+  rows: Stream.Stream<SkyRLRow, E>,
+  options: WriteRowsOptions = {}
+): Effect.Effect<number, StorageError | E> => {
+  const format = rowFormatOf(file)
+  if (format === undefined) {
+    return Effect.fail(
+      new StorageError({
+        path: file,
+        operation: "write",
+        reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
+      })
+    )
+  }
+  return Effect.scoped(Effect.gen(function*() {
+    const t = yield* tempFileFor(file)
+    if (format === "parquet") {
+      const { writeParquetRows } = yield* Effect.promise(() => import("./parquet.js"))
+      const encoded = rows.pipe(Stream.map((row) => {
+        const e = encodeRow(row)
+        options.inspect?.(e)
+        return e
+      }))
+      const n = yield* Effect.flatMap(
+        Stream.toAsyncIterableEffect(encoded),
+        (iterable) => attempt(file, "write", () => writeParquetRows(t.handle, iterable))
+      )
+      yield* commitTemp(file, t, undefined)
+      return n
+    }
+    const sink = new ByteSink(t.handle)
+    const n = yield* writeJsonRowStream(sink, rows, format, options).pipe(
+      Effect.catchAllDefect((e) => new StorageError({ path: file, operation: "write", reason: reason(e) }))
+    )
+    const written = yield* attempt(file, "write", () => sink.finish())
+    yield* commitTemp(file, t, written)
+    return n
+  }))
+}
+
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
@@ -359,33 +630,9 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   acquireLock: acquireLockFile,
   releaseLock: (file) => Effect.promise(() => fs.rm(file, { force: true })),
   writeRows: (file, rows, options = {}) => {
-    const format = rowFormatOf(file)
-    if (format === undefined) {
-      return Effect.fail(
-        new StorageError({
-          path: file,
-          operation: "write",
-          reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
-        })
-      )
-    }
-    return attempt(file, "write", async () => {
-      let n = 0
-      if (format === "parquet") {
-        const { writeParquetRows } = await import("./parquet.js")
-        const encoded = function*() {
-          for (const row of rows) yield encodeRow(row)
-        }
-        await atomically(file, async (h) => {
-          n = await writeParquetRows(h, encoded())
-        })
-      } else {
-        await atomically(file, async (h) => {
-          n = await writeJsonRows(h, rows, format, options)
-        })
-      }
-      return n
-    })
+    return writeRowStreamLive(file, Stream.fromIterable(rows), options)
   },
+  writeRowStream: (file, rows, options) => writeRowStreamLive(file, rows, options),
+  readLines: readTextLines,
   readRows: readDatasetRows
 })

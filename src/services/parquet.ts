@@ -122,18 +122,28 @@ const shape = (fields: ReadonlyArray<Field>, value: unknown): Record<string, unk
   return out
 }
 
-/** Writes encoded rows as Parquet into an open (temp) file. Returns the row count. */
-export const writeParquetRows = async (handle: fs.FileHandle, rows: Iterable<EncodedRow>): Promise<number> => {
+/** Writes encoded rows as Parquet into an open (temp) file, a row group at a time. Returns the row count. */
+export const writeParquetRows = async (
+  handle: fs.FileHandle,
+  rows: Iterable<EncodedRow> | AsyncIterable<EncodedRow>
+): Promise<number> => {
   let n = 0
-  const counted = function*() {
-    for (const row of rows) {
-      n++
-      yield shape(ROW_FIELDS, row)!
-    }
-  }
+  const counted = Symbol.asyncIterator in rows
+    ? (async function*() {
+      for await (const row of rows) {
+        n++
+        yield shape(ROW_FIELDS, row)!
+      }
+    })()
+    : (function*() {
+      for (const row of rows) {
+        n++
+        yield shape(ROW_FIELDS, row)!
+      }
+    })()
   await parquetWriteRows({
     writer: new FileSink(handle),
-    rows: counted(),
+    rows: counted,
     columns: ROW_FIELDS.map((f) => ({ name: f.name })),
     schema: [...ROW_PARQUET_SCHEMA],
     rowGroupSize: ROW_GROUP_SIZE,

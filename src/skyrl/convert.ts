@@ -38,8 +38,7 @@ import {
   RowStep,
   SkyRLRow
 } from "../domain/row.js"
-import type { ToolStep } from "../domain/task.js"
-import { complexityOf, Task } from "../domain/task.js"
+import { complexityOf, Limits, Rubric, RubricCriterion, Success, Task, ToolStep } from "../domain/task.js"
 import { canonicalJson, schemaHash } from "./canonical.js"
 import { parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
@@ -106,6 +105,88 @@ export const normalizeTaskInput = (raw: Record<string, unknown>): Record<string,
   return out
 }
 
+const decodeTaskSchema = Schema.decodeUnknownEither(Task)
+
+const isString = (u: unknown): u is string => typeof u === "string"
+const isTrimmedName = (u: unknown): u is string => typeof u === "string" && u !== "" && u.trim() === u
+const isPositiveInt = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u > 0
+const optional = (u: unknown, ok: (u: unknown) => boolean) => u === undefined || ok(u)
+const strings = (u: unknown): u is ReadonlyArray<string> => Array.isArray(u) && u.every(isString)
+const COMPLEXITY_LABELS: ReadonlyArray<unknown> = ["simple", "moderate", "complex"]
+const TASK_FIELDS = [
+  "task_id",
+  "user_prompt",
+  "complexity",
+  "max_turns",
+  "limits",
+  "domain",
+  "assumptions",
+  "tool_sequence",
+  "success",
+  "evaluation_rubric",
+  "tools_available",
+  "as_of",
+  "generated_at"
+] as const
+
+const isStepInput = (s: unknown): s is Record<string, unknown> =>
+  isObject(s) && isPositiveInt(s.step) && isTrimmedName(s.server) && isTrimmedName(s.tool) && isObject(s.params) &&
+  optional(s.depends_on, (d) => Array.isArray(d) && d.every((n) => typeof n === "number" && Number.isSafeInteger(n))) &&
+  optional(s.derived_params, strings)
+
+const isRubricInput = (r: unknown): r is { name: string; criteria: ReadonlyArray<Record<string, string>> } =>
+  isObject(r) && isTrimmedName(r.name) && Array.isArray(r.criteria) && r.criteria.length > 0 &&
+  r.criteria.every((c) => isObject(c) && isTrimmedName(c.name) && isString(c.description) && isString(c.scoring))
+
+/**
+ * The `Task` Schema's decoding, by hand, for tasks of the usual shape (no `messages`, no undefined values):
+ * the same instances with the same values (test/convert.test.ts holds the two equal); undefined when the
+ * task is of another shape or invalid, so the Schema decodes it and names the problem.
+ */
+const decodeTaskByHand = (input: Record<string, unknown>): Task | undefined => {
+  const t = input
+  if (t.messages !== undefined || TASK_FIELDS.some((k) => k in t && t[k] === undefined)) return undefined
+  const valid = optional(t.task_id, isString) && optional(t.user_prompt, isString) &&
+    optional(t.complexity, (c) => COMPLEXITY_LABELS.includes(c)) && optional(t.max_turns, isPositiveInt) &&
+    optional(t.limits, (l) => isObject(l) && isPositiveInt(l.max_tools) && isPositiveInt(l.max_servers)) &&
+    optional(t.domain, isString) && optional(t.assumptions, strings) &&
+    Array.isArray(t.tool_sequence) && t.tool_sequence.every(isStepInput) &&
+    optional(t.success, (x) => isObject(x) && isTrimmedName(x.must_call_tool)) &&
+    optional(t.evaluation_rubric, isRubricInput) && optional(t.tools_available, strings) &&
+    optional(t.as_of, isString) && optional(t.generated_at, isString)
+  if (!valid) return undefined
+  const fields: Record<string, unknown> = {}
+  for (const k of TASK_FIELDS) if (k in t) fields[k] = t[k]
+  const limits = t.limits as Record<string, number> | undefined
+  const success = t.success as Record<string, string> | undefined
+  const rubric = t.evaluation_rubric as { name: string; criteria: ReadonlyArray<Record<string, string>> } | undefined
+  if (limits !== undefined) {
+    fields.limits = new Limits({ max_tools: limits.max_tools!, max_servers: limits.max_servers! }, TRUSTED)
+  }
+  if (success !== undefined) fields.success = new Success({ must_call_tool: success.must_call_tool! }, TRUSTED)
+  if (rubric !== undefined) {
+    fields.evaluation_rubric = new Rubric({
+      name: rubric.name,
+      criteria: rubric.criteria.map((c) =>
+        new RubricCriterion({ name: c.name!, description: c.description!, scoring: c.scoring! }, TRUSTED)
+      ) as unknown as readonly [RubricCriterion, ...Array<RubricCriterion>]
+    }, TRUSTED)
+  }
+  if (t.assumptions !== undefined) fields.assumptions = [...(t.assumptions as ReadonlyArray<string>)]
+  if (t.tools_available !== undefined) fields.tools_available = [...(t.tools_available as ReadonlyArray<string>)]
+  fields.tool_sequence = (t.tool_sequence as ReadonlyArray<Record<string, unknown>>).map((s) =>
+    new ToolStep({
+      step: s.step as number,
+      server: s.server as string,
+      tool: s.tool as string,
+      params: { ...(s.params as Record<string, unknown>) },
+      ...(s.depends_on === undefined ? {} : { depends_on: [...(s.depends_on as ReadonlyArray<number>)] }),
+      ...(s.derived_params === undefined ? {} : { derived_params: [...(s.derived_params as ReadonlyArray<string>)] })
+    }, TRUSTED)
+  )
+  return new Task(fields as ConstructorParameters<typeof Task>[0], TRUSTED)
+}
+
 /** Decodes an unknown value (one element of a tasks file, or a model answer) into a `Task`. */
 export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> => {
   if (!isObject(raw)) return fail("(task)", `expected an object, got ${Array.isArray(raw) ? "an array" : typeof raw}`)
@@ -140,7 +221,9 @@ export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> =
     ...input,
     tool_sequence: input.tool_sequence.map((s, i) => ({ ...(s as object), step: i + 1 }))
   }
-  const decoded = Schema.decodeUnknownEither(Task)(withSteps, { errors: "first" })
+  const fast = decodeTaskByHand(withSteps)
+  if (fast !== undefined) return Either.right(fast)
+  const decoded = decodeTaskSchema(withSteps, { errors: "first" })
   if (Either.isLeft(decoded)) {
     const issue = parseIssues(decoded.left)[0]
     return fail(issue?.path || "(task)", issue?.message ?? "invalid task")
@@ -250,6 +333,33 @@ const availableTools = (
     availableLists.set(tools, list)
   }
   return list
+}
+
+/** `tool_schemas` by offer and plan tools: rows offering the same tools with the same plan tools share one. */
+const schemasByOffer = new WeakMap<ReadonlyArray<unknown>, Map<string, Readonly<Record<string, unknown>>>>()
+
+/** The input schemas of the plan's tools by call name, in the offer's order (a shared, frozen object). */
+const toolSchemasOf = (
+  tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>,
+  steps: ReadonlyArray<{ readonly server: string; readonly tool: string }>,
+  definition: (t: { readonly server: string; readonly tool: string }) => InventoryTool | undefined
+): Readonly<Record<string, unknown>> => {
+  const planKeys = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`))
+  const key = [...planKeys].sort().join("\u0001")
+  let byPlan = schemasByOffer.get(tools)
+  if (byPlan === undefined) schemasByOffer.set(tools, byPlan = new Map())
+  let schemas = byPlan.get(key)
+  if (schemas === undefined) {
+    const planTools = new Set(planKeys)
+    const out: Record<string, unknown> = {}
+    for (const t of tools) {
+      const def = planTools.has(`${t.server}\u0000${t.tool}`) ? definition(t) : undefined
+      if (def !== undefined) out[t.callName] = def.inputSchema
+    }
+    schemas = Object.freeze(out)
+    byPlan.set(key, schemas)
+  }
+  return schemas
 }
 
 /** The step numbers and names of a plan step's provenance, normalized (sorted, no repeats). */
@@ -368,12 +478,7 @@ export const toSkyRLSample = (
       name: task.evaluation_rubric.name,
       criteria: task.evaluation_rubric.criteria.map((c) => new RowCriterion({ ...c }, TRUSTED))
     }, TRUSTED)
-  const planTools = new Set(rowSteps.map((s) => `${s.server}\u0000${s.tool}`))
-  const toolSchemas: Record<string, unknown> = {}
-  for (const t of tools) {
-    const def = planTools.has(`${t.server}\u0000${t.tool}`) ? definition(t) : undefined
-    if (def !== undefined) toolSchemas[t.callName] = def.inputSchema
-  }
+  const toolSchemas = toolSchemasOf(tools, rowSteps, definition)
   const systemText = prompt[0].role === "system" ? prompt[0].content : ""
   const metadata: TaskMetadata = {
     source: "llm",

@@ -3,8 +3,7 @@
  * layer (`writeJsonRows`), locks, and hooks to count or fail writes (an archive write that fails, a crash
  * after N journal appends). Parquet is not supported here (use StorageLive for it).
  */
-import { Effect, Layer, Stream } from "effect"
-import type { FileHandle } from "node:fs/promises"
+import { Chunk, Effect, Layer, Stream } from "effect"
 import * as path from "node:path"
 import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
 import type { StorageApi } from "../../src/services/Storage.js"
@@ -86,14 +85,24 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
       }
       return Effect.flatMap(
         Effect.promise(async () => {
-          const chunks: Array<string> = []
-          const handle = { write: async (t: string) => void chunks.push(t) } as unknown as FileHandle
+          const chunks: Array<Uint8Array> = []
+          const handle = { write: async (bytes: Uint8Array) => void chunks.push(Uint8Array.from(bytes)) }
           const n = await writeJsonRows(handle, rows, format, options)
-          return { n, text: chunks.join("") }
+          return { n, text: Buffer.concat(chunks).toString("utf8") }
         }),
         ({ n, text }) => Effect.as(write(file, "rows", () => files.set(path.resolve(file), text)), n)
       )
     },
+    writeRowStream: (file, rows, options) =>
+      Effect.flatMap(Stream.runCollect(rows), (chunk) => api.writeRows(file, Chunk.toReadonlyArray(chunk), options)),
+    readLines: (file) =>
+      Stream.unwrap(
+        Effect.map(api.readText(file), (text) => {
+          const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\n|\r/)
+          if (lines.at(-1) === "") lines.pop()
+          return Stream.fromIterable(lines)
+        })
+      ),
     readRows: (file) =>
       Stream.unwrap(Effect.gen(function*() {
         const text = yield* Effect.mapError(api.readText(file), (e) => new InputError({ file, reason: e.reason }))
