@@ -168,6 +168,7 @@ export interface Written {
 }
 
 const SINK_BUFFER = 1 << 20
+const SYNC_EVERY = 64 << 20
 
 /**
  * Text written through two alternating byte buffers: one fills while the other is written to the file (on
@@ -184,7 +185,14 @@ class ByteSink {
   private readonly spare: Array<Buffer> = []
   private crc = 0
   private bytes = 0
-  constructor(private readonly out: { readonly write: (bytes: Uint8Array) => Promise<unknown> }) {}
+  private unsynced = 0
+  private syncing: Promise<unknown> = Promise.resolve()
+  constructor(
+    private readonly out: {
+      readonly write: (bytes: Uint8Array) => Promise<unknown>
+      readonly datasync?: () => Promise<unknown>
+    }
+  ) {}
 
   /** Writes a text that repeats (the same string again and again): from its encoded bytes, kept. */
   writeShared(text: string): void {
@@ -222,7 +230,18 @@ class ByteSink {
   private send(bytes: Buffer, owner: Buffer | undefined): void {
     this.crc = crc32(bytes, this.crc)
     this.bytes += bytes.length
-    this.inFlight = (this.inFlight ?? Promise.resolve()).then(() => this.out.write(bytes)).then(
+    this.unsynced += bytes.length
+    // Flushed to disk as it goes (on libuv's threads, while rows are made), so the final fsync is short.
+    // (beside the writes, not between them: a write never waits for a sync).
+    const sync = this.unsynced >= SYNC_EVERY ? this.out.datasync : undefined
+    if (sync !== undefined) this.unsynced = 0
+    this.inFlight = (this.inFlight ?? Promise.resolve()).then(async () => {
+      await this.out.write(bytes)
+      if (sync !== undefined) {
+        const synced = sync.call(this.out).catch((e: unknown) => void (this.failure ??= e))
+        this.syncing = Promise.all([this.syncing, synced])
+      }
+    }).then(
       () => void (owner !== undefined && this.spare.length < 2 && this.spare.push(owner)),
       (e) => void (this.failure ??= e)
     )
@@ -237,6 +256,7 @@ class ByteSink {
   async finish(): Promise<Written> {
     this.flush()
     await this.inFlight
+    await this.syncing
     if (this.failure !== undefined) throw this.failure
     return { bytes: this.bytes, crc: this.crc }
   }
@@ -336,11 +356,13 @@ const parseLine = (text: string, row: number, line: number): unknown => {
   }
 }
 
+/** Bytes read at a time when lines are streamed (the next read runs while these lines are used). */
+const READ_BUFFER = 64 * 1024
 /**
- * Bytes read at a time when lines are streamed: small enough that the rows made from one read are
- * written and dropped while young (they die in the young generation instead of being copied out of it).
+ * Lines handed on at a time: few enough that the rows made from them are written and dropped while young
+ * (they die in the young generation instead of being copied out of it).
  */
-const READ_BUFFER = 16 * 1024
+const LINE_BATCH = 16
 
 /** The lines of a text that ends with a line end. */
 const splitLines = (text: string): Array<string> => {
@@ -353,16 +375,22 @@ const splitLines = (text: string): Array<string> => {
  * The lines of a text file, a read buffer at a time (each yield is the complete lines of one or more
  * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped.
  */
-export async function* lineChunks(file: string, bufferSize = READ_BUFFER): AsyncGenerator<Array<string>> {
+export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
   const handle = await fs.open(file, "r")
   try {
-    const buffer = Buffer.allocUnsafe(bufferSize)
+    const buffers = [Buffer.allocUnsafe(READ_BUFFER), Buffer.allocUnsafe(READ_BUFFER)] as const
     const decoder = new StringDecoder("utf8")
+    let which = 0
+    let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, READ_BUFFER, null)
     let rest = ""
     let first = true
     for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null)
-      let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(buffer.subarray(0, bytesRead)))
+      const { bytesRead } = await next
+      const current = buffers[which]
+      which = 1 - which
+      // Read ahead into the other buffer while this one is decoded and its lines are used.
+      if (bytesRead > 0) next = handle.read(buffers[which], 0, READ_BUFFER, null)
+      let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(current.subarray(0, bytesRead)))
       if (first && text.length > 0) {
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
         first = false
@@ -379,7 +407,8 @@ export async function* lineChunks(file: string, bufferSize = READ_BUFFER): Async
         continue
       }
       rest = text.slice(cut + 1)
-      yield splitLines(text.slice(0, cut + 1))
+      const lines = splitLines(text.slice(0, cut + 1))
+      for (let i = 0; i < lines.length; i += LINE_BATCH) yield lines.slice(i, i + LINE_BATCH)
     }
   } finally {
     await handle.close()
