@@ -180,6 +180,13 @@ type Json = Record<string, unknown>
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
 
+/** ISO_DATE, with a cheap look at the first and fifth characters first (most strings are not dates). */
+const looksLikeDate = (text: string): boolean => {
+  if (text.length < 10 || text.length > 35 || text.charCodeAt(4) !== 45) return false
+  const c = text.charCodeAt(0)
+  return c >= 48 && c <= 57 && ISO_DATE.test(text)
+}
+
 type Kind = "string" | "number" | "boolean" | "object" | "array"
 const kindOf = (value: unknown): Kind | undefined =>
   typeof value === "string"
@@ -297,6 +304,10 @@ const groupByMessage = (issues: ReadonlyArray<StepIssue>): ReadonlyArray<string>
   return [...groups].map(([message, paths]) => `${paths.join(", ")}: ${message}`)
 }
 
+const STEP_NAMES = ["server", "tool"] as const
+const isInteger = (d: unknown) => Number.isInteger(d)
+const isString = (d: unknown) => typeof d === "string"
+
 /** A step as the checks read it: the plan step and its call name when the row has one. */
 type CheckedStep = PlanStep & { readonly call_name?: string }
 
@@ -357,6 +368,9 @@ export class DatasetChecker {
   private readonly maxExamples: number
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
+  private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
+  /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
+  private provenance: ReadonlyArray<StepIssue> | undefined
   /** Findings so far (kept rows or not): tells whether a walk found anything. */
   private findings = 0
   private tokensMax = 0
@@ -521,6 +535,7 @@ export class DatasetChecker {
       )
     }
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
+    this.provenance = undefined
     const steps = gt === undefined ? undefined : this.checkSteps(gt)
     const upgraded = upgradeLegacyRow(value)
     const metadata = metadataOf(value)
@@ -610,7 +625,11 @@ export class DatasetChecker {
     let e1 = 0x2545f491
     let e2 = 0x6a09e667
     for (const m of messages) {
-      const role = this.hashText(typeof m.role === "string" ? `s${m.role}` : `j${JSON.stringify(m.role)}`)
+      const role = this.hashText(
+        m.role === "user" ? "suser" : m.role === "system" ? "ssystem" : typeof m.role === "string"
+          ? `s${m.role}`
+          : `j${JSON.stringify(m.role)}`
+      )
       e1 = combine32(e1, role[0]!)
       e2 = combine32(e2, role[1]!)
       const content = this.hashText(m.content)
@@ -670,19 +689,20 @@ export class DatasetChecker {
     }
     const steps: Array<CheckedStep> = []
     let usable = true
-    seq.forEach((s, i) => {
-      const here = `${at}[${i}]`
+    for (let i = 0; i < seq.length; i++) {
+      const s: unknown = seq[i]
+      const here = () => `${at}[${i}]`
       if (!isObject(s)) {
-        this.find(rule, here, "must be an object with step, server, tool and params")
+        this.find(rule, here(), "must be an object with step, server, tool and params")
         usable = false
-        return
+        continue
       }
       if (s.step !== i + 1) {
-        this.find(rule, `${here}.step`, `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`)
+        this.find(rule, `${here()}.step`, `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`)
       }
-      for (const key of ["server", "tool"] as const) {
+      for (const key of STEP_NAMES) {
         if (typeof s[key] !== "string" || s[key].trim() === "") {
-          this.find(rule, `${here}.${key}`, "must be a non-empty string")
+          this.find(rule, `${here()}.${key}`, "must be a non-empty string")
           usable = false
         }
       }
@@ -691,28 +711,29 @@ export class DatasetChecker {
         try {
           params = JSON.parse(params)
         } catch {
-          this.find(rule, `${here}.params`, "is a string but not JSON")
+          this.find(rule, `${here()}.params`, "is a string but not JSON")
           usable = false
-          return
+          continue
         }
       }
       if (!isObject(params)) {
-        this.find(rule, `${here}.params`, "must be an object (or the JSON text of one)")
+        this.find(rule, `${here()}.params`, "must be an object (or the JSON text of one)")
         usable = false
-        return
+        continue
       }
-      const dependsOn = this.provenanceList(s, "depends_on", here, (d) => Number.isInteger(d), "step numbers")
-      const derived = this.provenanceList(s, "derived_params", here, (d) => typeof d === "string", "param names")
-      steps.push({
+      const dependsOn = this.provenanceList(s, "depends_on", here, isInteger, "step numbers")
+      const derived = this.provenanceList(s, "derived_params", here, isString, "param names")
+      const step: { -readonly [K in keyof CheckedStep]: CheckedStep[K] } = {
         step: i + 1,
         server: String(s.server),
         tool: String(s.tool),
-        params,
-        ...(typeof s.call_name === "string" && s.call_name !== "" ? { call_name: s.call_name } : {}),
-        ...(dependsOn === undefined ? {} : { depends_on: dependsOn as Array<number> }),
-        ...(derived === undefined ? {} : { derived_params: derived as Array<string> })
-      })
-    })
+        params
+      }
+      if (typeof s.call_name === "string" && s.call_name !== "") step.call_name = s.call_name
+      if (dependsOn !== undefined) step.depends_on = dependsOn as ReadonlyArray<number>
+      if (derived !== undefined) step.derived_params = derived as ReadonlyArray<string>
+      steps.push(step)
+    }
     return usable ? steps : undefined
   }
 
@@ -723,7 +744,7 @@ export class DatasetChecker {
   private provenanceList(
     step: Json,
     key: "depends_on" | "derived_params",
-    here: string,
+    here: () => string,
     valid: (item: unknown) => boolean,
     what: string
   ): ReadonlyArray<unknown> | undefined {
@@ -733,7 +754,7 @@ export class DatasetChecker {
     const example = key === "depends_on" ? [1, 2] : ["symbol"]
     this.find(
       "contract/provenance",
-      `${here}.${key}`,
+      `${here()}.${key}`,
       `must be the JSON text of a list of ${what} (e.g. ${JSON.stringify(JSON.stringify(example))}), ` +
         `got ${JSON.stringify(step[key])}`
     )
@@ -765,9 +786,14 @@ export class DatasetChecker {
     if (steps !== undefined && this.options.inventory !== undefined) {
       // One finding per invalid step, listing every problem of that step.
       const byStep = new Map<number, Array<StepIssue>>()
+      const provenance: Array<StepIssue> = []
+      this.provenance = provenance
       for (const issue of validatePlan(this.options.inventory, steps)) {
         if (issue.path === "step") continue // contract/tool_sequence says it
-        if (isProvenancePath(issue.path)) continue // contract/provenance says it
+        if (isProvenancePath(issue.path)) {
+          provenance.push(issue) // contract/provenance says it
+          continue
+        }
         const list = byStep.get(issue.step) ?? []
         list.push(issue)
         byStep.set(issue.step, list)
@@ -809,19 +835,24 @@ export class DatasetChecker {
       return
     }
     if (steps === undefined) return
-    for (const issue of provenanceIssues(steps, this.options.inventory)) {
+    // validatePlan (in checkGroundTruth, with an inventory) has listed them already.
+    for (const issue of this.provenance ?? provenanceIssues(steps, this.options.inventory)) {
       this.find(
         rule,
         `${GT}.tool_sequence[${issue.step - 1}].${issue.path.split("/").join(".")}`,
         `step ${issue.step} ${issue.tool}: ${issue.message}`
       )
     }
-    const available = Array.isArray(gt.available_tools) ? gt.available_tools.filter(isObject) : []
+    const available: ReadonlyArray<unknown> = Array.isArray(gt.available_tools) ? gt.available_tools : []
+    const offers = (s: CheckedStep) =>
+      available.some((t) => isObject(t) && t.call_name === s.call_name && t.server === s.server && t.tool === s.tool)
+    const noneOffered = !available.some(isObject)
     for (const s of steps) {
-      const expected = s.call_name === s.tool || s.call_name === `${s.server}.${s.tool}`
-      const offered = available.length === 0 ||
-        available.some((t) => t.call_name === s.call_name && t.server === s.server && t.tool === s.tool)
-      if (s.call_name !== undefined && (!expected || !offered)) {
+      if (s.call_name === undefined) continue
+      const expected = s.call_name === s.tool ||
+        (s.call_name.length === s.server.length + 1 + s.tool.length && s.call_name === `${s.server}.${s.tool}`)
+      const offered = noneOffered || offers(s)
+      if (!expected || !offered) {
         this.find(
           rule,
           `${GT}.tool_sequence[${s.step - 1}].call_name`,
@@ -849,12 +880,13 @@ export class DatasetChecker {
       : undefined
     // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
     const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
-    const availableTools = offerKnown && Array.isArray(gt.available_tools)
-      ? gt.available_tools.filter((t): t is { server: string; tool: string } =>
-        isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
-      )
+    const isTool = (t: unknown): t is { server: string; tool: string } =>
+      isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
+    const listed: unknown = gt.available_tools
+    const availableTools = offerKnown && Array.isArray(listed)
+      ? listed.every(isTool) ? listed as ReadonlyArray<{ server: string; tool: string }> : listed.filter(isTool)
       : undefined
-    const leak = planLeak(this.options.inventory, { system, availableTools, plan: steps })
+    const leak = this.leakOf(this.options.inventory, system, availableTools, steps)
     if (leak !== undefined) {
       this.find(
         "prompt/plan-leak",
@@ -862,6 +894,29 @@ export class DatasetChecker {
         leak
       )
     }
+  }
+
+  /**
+   * `planLeak`, remembered for a shared (frozen) list of offered tools: rows that offer the same list with the
+   * same plan tools get the same answer (the system message only counts when no list is offered).
+   */
+  private leakOf(
+    inventory: Inventory,
+    system: string | undefined,
+    availableTools: ReadonlyArray<{ server: string; tool: string }> | undefined,
+    steps: ReadonlyArray<CheckedStep>
+  ): string | undefined {
+    if (availableTools === undefined || availableTools.length === 0 || !Object.isFrozen(availableTools)) {
+      return planLeak(inventory, { system, availableTools, plan: steps })
+    }
+    let byPlan = this.leaks.get(availableTools)
+    if (byPlan === undefined) this.leaks.set(availableTools, byPlan = new Map())
+    let key = ""
+    for (const s of steps) key += `${s.server}\u0000${s.tool}\u0001`
+    if (byPlan.has(key)) return byPlan.get(key)
+    const leak = planLeak(inventory, { system, availableTools, plan: steps })
+    if (byPlan.size < 1024) byPlan.set(key, leak)
+    return leak
   }
 
   private checkSchema(row: Json, metadata: unknown): void {
@@ -884,14 +939,17 @@ export class DatasetChecker {
     bump(this.coverage.domain, domain)
     bump(this.coverage.complexity, typeof gt?.complexity === "string" ? gt.complexity : "(none)")
     if (steps !== undefined) {
-      for (const tool of new Set(steps.map((s) => s.tool))) bump(this.coverage.tool, tool)
-      for (const server of new Set(steps.map((s) => s.server))) bump(this.coverage.server, server)
+      steps.forEach((s, i) => {
+        if (!steps.some((t, j) => j < i && t.tool === s.tool)) bump(this.coverage.tool, s.tool)
+        if (!steps.some((t, j) => j < i && t.server === s.server)) bump(this.coverage.server, s.server)
+      })
       bump(this.coverage.steps, String(steps.length))
     }
     const id = gt?.task_id
     if (typeof id === "string") {
       const key = hash64(id, this.textHash)
-      const [h1, h2] = [key[0]!, key[1]!]
+      const h1 = key[0]!
+      const h2 = key[1]!
       if (this.taskIds.get(h1, h2, this.found2)) {
         this.find("duplicate/task-id", `${GT}.task_id`, `"${id}" is also the id of ${this.where(this.found2[0]!)}`)
       } else {
@@ -933,7 +991,7 @@ export class DatasetChecker {
     }
     switch (kind) {
       case "string":
-        if (node !== this.root && ISO_DATE.test(value as string)) {
+        if (node !== this.root && looksLikeDate(value as string)) {
           this.find("arrow/date-string", this.field(), `${JSON.stringify(value)} looks like an ISO date`)
         }
         return

@@ -104,6 +104,7 @@ const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null 
  */
 export const stepListOnDisk = (u: unknown): ReadonlyArray<unknown> | undefined => {
   if (Array.isArray(u)) return u
+  if (u === "[]") return NO_ITEMS
   if (typeof u !== "string") return undefined
   try {
     const parsed: unknown = JSON.parse(u)
@@ -112,6 +113,14 @@ export const stepListOnDisk = (u: unknown): ReadonlyArray<unknown> | undefined =
     return undefined
   }
 }
+
+const NO_ITEMS: ReadonlyArray<never> = Object.freeze([])
+const NOTHING_MISSING: ReadonlyArray<string> = Object.freeze([])
+
+/** A step with every field of the current layout, its lists as JSON text (nothing to upgrade). */
+const isCurrentStep = (s: unknown): boolean =>
+  isObject(s) && s.call_name !== undefined && s.schema_hash !== undefined && typeof s.depends_on === "string" &&
+  typeof s.derived_params === "string"
 
 /** Step fields added with param provenance, and the value a row written before them is read with. */
 const LEGACY_STEP_DEFAULTS: ReadonlyArray<readonly [string, (step: Json) => unknown]> = [
@@ -177,6 +186,10 @@ export const upgradeLegacyRow = (u: unknown): { readonly value: unknown; readonl
   const rs = isObject(u) ? u.reward_spec : undefined
   const gt = isObject(rs) ? rs.ground_truth : undefined
   if (!isObject(u) || !isObject(rs) || !isObject(gt)) return { value: u, missing: [] }
+  if (
+    Array.isArray(gt.tool_sequence) && gt.tool_sequence.every(isCurrentStep) && Array.isArray(gt.available_tools) &&
+    gt.available_tools.length > 0 && gt.tool_schemas !== undefined
+  ) return { value: u, missing: NOTHING_MISSING }
   const missing: Array<string> = []
   const changed: Json = {}
   const seq = gt.tool_sequence
@@ -321,6 +334,18 @@ export const toJsonText = (value: unknown, options: JsonTextOptions = {}): strin
 const str = (text: string): string => JSON.stringify(text)
 const num = (n: number): string => JSON.stringify(n)
 
+/** JSON text of the short strings many rows repeat (names, labels, hashes): a bounded memo. */
+const names = new Map<string, string>()
+const name = (text: string): string => {
+  let json = names.get(text)
+  if (json === undefined) {
+    json = JSON.stringify(text)
+    if (names.size >= 4096) names.clear()
+    names.set(text, json)
+  }
+  return json
+}
+
 /**
  * JSON text of the long strings rows share (a run's system message, one offer's `tool_schemas`), made once:
  * the last few hundred. Only for fields that repeat across rows (per-row texts would just churn it).
@@ -352,23 +377,23 @@ export interface JsonPieces {
  */
 export const writeEncodedRowJson = (row: EncodedRow, out: JsonPieces): void => {
   const gt = row.reward_spec.ground_truth
-  let text = `{"data_source":${str(row.data_source)},"prompt":[`
+  let text = `{"data_source":${name(row.data_source)},"prompt":[`
   row.prompt.forEach((m, i) => {
-    text += `${i === 0 ? "" : ","}{"role":${str(m.role)},"content":`
+    text += `${i === 0 ? "" : ","}{"role":${name(m.role)},"content":`
     if (m.role === "system" && m.content.length >= 256) {
       out.text(text)
       out.shared(strShared(m.content))
       text = "}"
     } else text += `${str(m.content)}}`
   })
-  text += `],"env_class":${str(row.env_class)},"reward_spec":{"method":${str(row.reward_spec.method)},` +
-    `"ground_truth":{"task_id":${str(gt.task_id)},"complexity":${str(gt.complexity)},"max_turns":${
+  text += `],"env_class":${name(row.env_class)},"reward_spec":{"method":${name(row.reward_spec.method)},` +
+    `"ground_truth":{"task_id":${str(gt.task_id)},"complexity":${name(gt.complexity)},"max_turns":${
       num(gt.max_turns)
-    },"success":{"must_call_tool":${str(gt.success.must_call_tool)}},"tool_sequence":[`
+    },"success":{"must_call_tool":${name(gt.success.must_call_tool)}},"tool_sequence":[`
   gt.tool_sequence.forEach((s, i) => {
-    text += `${i === 0 ? "" : ","}{"step":${num(s.step)},"server":${str(s.server)},"tool":${str(s.tool)},` +
-      `"call_name":${str(s.call_name)},"params":${str(s.params)},"depends_on":${str(s.depends_on)},` +
-      `"derived_params":${str(s.derived_params)},"schema_hash":${str(s.schema_hash)}}`
+    text += `${i === 0 ? "" : ","}{"step":${num(s.step)},"server":${name(s.server)},"tool":${name(s.tool)},` +
+      `"call_name":${name(s.call_name)},"params":${str(s.params)},"depends_on":${name(s.depends_on)},` +
+      `"derived_params":${name(s.derived_params)},"schema_hash":${name(s.schema_hash)}}`
   })
   text += `],"limits":{"max_tools":${num(gt.limits.max_tools)},"max_servers":${num(gt.limits.max_servers)}},` +
     `"rubric":${JSON.stringify(gt.rubric)},"available_tools":`
