@@ -6,7 +6,7 @@
  * ~100 bytes plus the strings. Pure; not for anything an adversary controls.
  *
  * The table is a list of tiers, each a bucketized cuckoo hash table (2 candidate buckets of 4 slots),
- * filled to 90% before the next tier is added; tiers grow to 2^15 buckets, then stay that size. A tier is
+ * filled to 90% before the next tier is added; tiers grow to 2^16 buckets, then stay that size. A tier is
  * never rehashed, so memory grows by at most one tier at a time (no doubling spike), at the price of
  * looking a key up in every tier (a few cache lines each).
  */
@@ -29,8 +29,8 @@ export const hash64 = (text: string, out: Uint32Array, seed = 0): Uint32Array =>
 }
 
 const SLOTS_PER_BUCKET = 4
-const FIRST_BUCKETS = 1 << 10
-const MAX_BUCKETS = 1 << 15
+const FIRST_BUCKETS = 1 << 12
+const MAX_BUCKETS = 1 << 16
 const MAX_LOAD = 0.9
 const MAX_KICKS = 128
 

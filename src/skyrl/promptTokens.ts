@@ -18,7 +18,8 @@ const MESSAGE_MARKERS = 3
 /**
  * Two bounded caches: long texts (system messages, which repeat across a run's rows and cost the most to
  * count) kept long, short ones (user messages, counted when a row is made and again when it is checked)
- * only for the last few thousand rows, so that a million distinct prompts do not churn the long ones out.
+ * only for the last few hundred rows (a row's user message is counted when the row is made and again when it
+ * is checked, right after), so that distinct prompts neither churn the long ones out nor pile up.
  */
 const LONG_TEXT = 512
 const longCache = new Map<string, number>()
@@ -30,7 +31,7 @@ export const textTokens = (text: string): number => {
   const hit = cache.get(text)
   if (hit !== undefined) return hit
   const n = countTokens(text)
-  if (cache.size >= (cache === longCache ? 2_000 : 4_096)) cache.clear()
+  if (cache.size >= (cache === longCache ? 2_000 : 512)) cache.clear()
   cache.set(text, n)
   return n
 }
