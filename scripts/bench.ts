@@ -34,7 +34,7 @@ import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import type { FakeServer } from "../test/support/fakeOpenAI.js"
 import { answer, start } from "../test/support/fakeOpenAI.js"
-import { validTaskFor, validTaskText } from "../test/support/fakeTasks.js"
+import { isTaskRequest, validTaskFor, validTaskText } from "../test/support/fakeTasks.js"
 
 const ROOT = join(import.meta.dirname, "..")
 const BIN = join(ROOT, "bin", "skyrl.js")
@@ -143,11 +143,13 @@ const generateRun = async (n: number, concurrency: number, extra: ReadonlyArray<
       { OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: server.baseUrl }
     )
     if (r.status !== 0) fail(`generate -n ${n} --concurrency ${concurrency}`, r)
-    if (server.requests.length !== n) {
-      console.error(`expected ${n} requests, the fake received ${server.requests.length}`)
+    // The task requests (the subjects stage, one call before them, is not part of the figures).
+    const tasks = server.requests.filter((q) => isTaskRequest(q.body))
+    if (tasks.length !== n) {
+      console.error(`expected ${n} task requests, the fake received ${tasks.length}`)
       process.exit(1)
     }
-    return server.requests
+    return tasks
   } finally {
     await server.close()
     rmSync(dir, { recursive: true, force: true })

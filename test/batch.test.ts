@@ -6,42 +6,16 @@ import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
+import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
-import type { BatchFake, BatchFakeOptions } from "./support/fakeBatch.js"
-import { lineAnswer, lineServerError, lineSkip, startBatchFake } from "./support/fakeBatch.js"
+import type { BatchFake } from "./support/fakeBatch.js"
+import { lineAnswer, lineServerError, lineSkip, STAGE_USAGE } from "./support/fakeBatch.js"
 import { planAnswer } from "./support/fakeEnrich.js"
-import type { FakeServer } from "./support/fakeOpenAI.js"
 import { answer, start } from "./support/fakeOpenAI.js"
 import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
 
-const fakes: Array<BatchFake | FakeServer> = []
-afterEach(async () => {
-  while (fakes.length > 0) await fakes.pop()!.close()
-})
-
-const fake = async (options: BatchFakeOptions) => {
-  const f = await startBatchFake(options)
-  fakes.push(f)
-  return f
-}
-
-const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
-/** gpt-5-mini per token: $0.25 / $0.025 cached / $2.00 output per 1M. */
-const onlineCost = (u: typeof USAGE, n: number) =>
-  (n * ((u.input - u.cached) * 0.25 + u.cached * 0.025 + u.output * 2)) / 1e6
-
-const env = (server: { baseUrl: string }) => ({ OPENAI_API_KEY: "sk-test-batch", OPENAI_BASE_URL: server.baseUrl })
-
-const readJsonl = (file: string): Array<any> =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
-
-const tmpOut = () => join(mkdtempSync(join(tmpdir(), "skyrl-batch-")), "ds.jsonl")
-
-const FAST = ["--poll-interval", "0.02"]
-
-/** The 1-based sample number a row was made for (the fake writes it into the prompt). */
-const sampleOfRow = (row: any): number => Number(/Sample (\d+) /.exec(row.prompt[1].content)![1])
+const { fake, keep } = batchFakes()
 
 const lineBodies = (f: BatchFake, batchNo: number) => f.batches[batchNo - 1].lines
 
@@ -75,8 +49,9 @@ describe("generate --backend batch against the fake Batch API", () => {
         // Rows are joined to the right samples whatever the output order.
         const rows = readJsonl(out)
         expect(rows.map(sampleOfRow)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1))
-        // No online call at all.
+        // No task went online; the subjects stage did, before the submission (its answers shape every line).
         expect(f.online.requests).toHaveLength(0)
+        expect(f.stages.requests).toHaveLength(1)
         // Archive: one file per sample, the batch line's answer with its batch id and custom id.
         const archives = readdirSync(runDir).filter((x) => x.startsWith("task_")).sort()
         expect(archives).toHaveLength(12)
@@ -93,8 +68,8 @@ describe("generate --backend batch against the fake Batch API", () => {
         expect(manifest.status).toBe("completed")
         expect(manifest.counts.requested).toBe(12)
         expect(manifest.counts.valid).toBe(12)
-        expect(manifest.tokens.input).toBe(12 * USAGE.input)
-        expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 12) / 2, 10)
+        expect(manifest.tokens.input).toBe(12 * USAGE.input + STAGE_USAGE.input)
+        expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 12) / 2 + onlineCost(STAGE_USAGE, 1), 10)
         expect(r.stderr).toMatch(/requests done/)
       },
       60_000
@@ -102,8 +77,7 @@ describe("generate --backend batch against the fake Batch API", () => {
   }
 
   it("puts in each line exactly the body the online backend sends", async () => {
-    const online = await start((ctx) => answer(validTaskFor(ctx), USAGE))
-    fakes.push(online)
+    const online = keep(await start((ctx) => answer(validTaskFor(ctx), USAGE)))
     const onlineOut = tmpOut()
     const a = await runCliAsync(["generate", "-n", "4", "--out", onlineOut, "--llm", "openai", "--seed", "3"], {
       env: env(online)
@@ -179,44 +153,79 @@ describe("generate --backend batch against the fake Batch API", () => {
   )
 
   it(
-    "an expired batch with failed lines keeps what completed, reports the rest, and --resubmit finishes it",
+    "an expired batch keeps what completed; its expired and failed lines are retried online at normal price",
     async () => {
       const failing = new Set([3])
       const expiring = new Set([5, 6])
       const f = await fake({
         lines: (ctx) => {
           const k = sampleNumberOf(ctx.body)!
-          if (ctx.batchNo === 1 && failing.has(k)) return lineServerError()
-          if (ctx.batchNo === 1 && expiring.has(k)) return lineSkip()
+          if (failing.has(k)) return lineServerError()
+          if (expiring.has(k)) return lineSkip()
           return lineAnswer(validTaskFor(ctx), USAGE)
         },
-        finalStatus: (no) => (no === 1 ? "expired" : "completed")
+        finalStatus: () => "expired",
+        online: (ctx) => answer(validTaskFor(ctx), USAGE)
       })
       const out = tmpOut()
       const r = await runCliAsync(["generate", "-n", "8", "--out", out, "--backend", "batch", "--wait", ...FAST], {
         env: env(f)
       })
-      expect(r.status).toBe(1)
-      expect(r.stderr).toMatch(/made 5 of 8 valid rows/)
-      expect(r.stderr).toMatch(/3 samples have no batch answer \(2 expired; 1 failed: .*HTTP 500.*server had an error/)
-      expect(r.stderr).toMatch(/--resubmit/)
-      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 4, 7, 8])
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stderr).toMatch(/batch lines failed: 2 transient \(.*batch_expired.*\); 1 transient \(.*HTTP 500/)
+      expect(r.stderr).toMatch(/retried online \(normal price\)/)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      // The three requests went online, unchanged: first attempts, the very bodies of the batch lines.
+      expect(f.online.requests.map((q) => sampleNumberOf(q.body)).sort()).toEqual([3, 5, 6])
+      for (const q of f.online.requests) {
+        expect(q.body).toEqual(f.batches[0].lines.find((l) => sampleNumberOf(l.body) === sampleNumberOf(q.body)).body)
+      }
+      expect(f.batches).toHaveLength(1)
       const runDir = r.stdout.trim()
-      expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).status).toBe("incomplete")
       // The raw output and error files are kept in the run directory.
       expect(readJsonl(join(runDir, "batch_001_errors.jsonl"))).toHaveLength(3)
+      const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+      expect(manifest.status).toBe("completed")
+      // 5 answers at batch price, 3 online and the subjects stage at the normal price (failed lines are free).
+      expect(manifest.cost_usd).toBeCloseTo(
+        onlineCost(USAGE, 5) / 2 + onlineCost(USAGE, 3) + onlineCost(STAGE_USAGE, 1),
+        10
+      )
+    },
+    90_000
+  )
+
+  it(
+    "a batch that expired without answering anything is reported; --resubmit sends its samples again as a batch",
+    async () => {
+      const f = await fake({
+        // Batch 2 (samples 3 and 4) expires before running any line.
+        lines: (ctx) => (ctx.batchNo === 2 ? lineSkip() : lineAnswer(validTaskFor(ctx), USAGE)),
+        finalStatus: (no) => (no === 2 ? "expired" : "completed")
+      })
+      const out = tmpOut()
+      const r = await runCliAsync(
+        ["generate", "-n", "4", "--out", out, "--backend", "batch", "--batch-max-requests", "2", "--wait", ...FAST],
+        { env: env(f) }
+      )
+      expect(r.status).toBe(1)
+      expect(r.stderr).toMatch(/made 2 of 4 valid rows/)
+      expect(r.stderr).toMatch(/2 samples have no batch answer \(2 expired \(their batch expired without answering/)
+      expect(r.stderr).toMatch(/--resubmit/)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2])
+      const runDir = r.stdout.trim()
+      expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).status).toBe("incomplete")
       expect(f.online.requests).toHaveLength(0)
 
       const again = await runCliAsync(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
       expect(again.status, again.stderr).toBe(0)
-      expect(f.batches).toHaveLength(2)
-      expect(f.batches[1].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([3, 5, 6])
+      expect(f.batches).toHaveLength(3)
+      expect(f.batches[2].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([3, 4])
       // The resubmitted lines are the very same requests (same custom_id and body).
-      for (const line of f.batches[1].lines) {
-        expect(line).toEqual(f.batches[0].lines.find((l) => l.custom_id === line.custom_id))
+      for (const line of f.batches[2].lines) {
+        expect(line).toEqual(f.batches[1].lines.find((l) => l.custom_id === line.custom_id))
       }
-      const rows = readJsonl(out)
-      expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
       expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).status).toBe("completed")
       expect(f.online.requests).toHaveLength(0)
     },
@@ -254,9 +263,12 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(JSON.parse(rows[1].extra_info.task_metadata).repaired).toBe(true)
     const runDir = r.stdout.trim()
     const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
-    // 4 answers at batch price + 1 repair at the normal price.
-    expect(manifest.tokens.input).toBe(5 * USAGE.input)
-    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 4) / 2 + onlineCost(USAGE, 1), 10)
+    // 4 answers at batch price + 1 repair and the subjects stage at the normal price.
+    expect(manifest.tokens.input).toBe(5 * USAGE.input + STAGE_USAGE.input)
+    expect(manifest.cost_usd).toBeCloseTo(
+      onlineCost(USAGE, 4) / 2 + onlineCost(USAGE, 1) + onlineCost(STAGE_USAGE, 1),
+      10
+    )
     // Both calls of sample 2 are archived: the batch answer, then the online repair.
     const archives = readdirSync(runDir).filter((x) => x.startsWith("task_0002_"))
     expect(archives.sort()).toEqual(["task_0002_c01.json", "task_0002_c02.json"])
@@ -284,7 +296,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const rows = readJsonl(out)
     expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4])
     const manifest = JSON.parse(readFileSync(join(r.stdout.trim(), "manifest.json"), "utf8"))
-    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2, 10)
+    expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2 + onlineCost(STAGE_USAGE, 1), 10)
   }, 60_000)
 
   it(
@@ -306,7 +318,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       const first = await runCliAsync(["batch", "collect", runDir, "--repairs", "batch"], { env: env(f) })
       expect(first.status, first.stderr).toBe(75)
       expect(first.stderr).toMatch(
-        /follow-up batch submitted: 1 requests \(1 repairs\/retries, 0 resubmitted samples\)/
+        /follow-up batch submitted: 1 requests \(1 repairs and new attempts, 0 first attempts sent again\)/
       )
       expect(f.batches).toHaveLength(2)
       // Three samples are journaled already; sample 3 waits for its repair.

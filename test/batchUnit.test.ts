@@ -137,30 +137,31 @@ describe("batch output lines", () => {
   })
 })
 
+/** A batch-replay Llm over one line for the first attempt of sample 0 (and its body's hash). */
+const over = (line: string, repairs: "online" | "batch", online?: LlmApi, maxRetries = 2) => {
+  const answers = new BatchAnswers()
+  const key = sampleKey(0, 1, "task")
+  answers.addSubmitted(`run1:${key}`, 1, bodyHash(bodyOf(key)))
+  for (const l of parseBatchLines(line, 1, "batch_x", "t").lines) answers.addLine(l)
+  const deferred = new Map<string, DeferredRequest>()
+  const llm = makeBatchLlm({
+    runId: "run1",
+    endpoint: "responses",
+    body: bodySettings,
+    answers,
+    repairs,
+    online,
+    onlineConcurrency: 1,
+    maxRetries,
+    deferred,
+    describe: "test"
+  })
+  return { answers, deferred, llm }
+}
+
 describe("the batch-replay Llm", () => {
-  const setup = (repairs: "online" | "batch", online?: LlmApi) => {
-    const answers = new BatchAnswers()
-    const key = sampleKey(0, 1, "task")
-    answers.addSubmitted(`run1:${key}`, 1, bodyHash(bodyOf(key)))
-    for (const l of parseBatchLines(outputLine(`run1:${key}`, "{\"ok\":true}"), 1, "batch_x", "t").lines) {
-      answers.addLine(l)
-    }
-    const deferred = new Map<string, DeferredRequest>()
-    return {
-      deferred,
-      llm: makeBatchLlm({
-        runId: "run1",
-        endpoint: "responses",
-        body: bodySettings,
-        answers,
-        repairs,
-        online,
-        onlineConcurrency: 2,
-        deferred,
-        describe: "test"
-      })
-    }
-  }
+  const setup = (repairs: "online" | "batch", online?: LlmApi) =>
+    over(outputLine(`run1:${sampleKey(0, 1, "task")}`, "{\"ok\":true}"), repairs, online)
 
   it.effect("answers from the batch line, decoded like a live answer, and reports the line as the attempt", () =>
     Effect.gen(function*() {
@@ -221,6 +222,109 @@ describe("the batch-replay Llm", () => {
       }),
     { timeout: 5_000 }
   )
+})
+
+describe("lines that failed", () => {
+  const errorLine = (customId: string, code: string) =>
+    JSON.stringify({ id: "b", custom_id: customId, response: null, error: { code, message: `${code} happened` } })
+  const answersOf = (texts: ReadonlyArray<readonly [part: number, text: string]>) => {
+    const answers = new BatchAnswers()
+    for (const [part, text] of texts) {
+      for (const l of parseBatchLines(text, part, `b${part}`, "t").lines) {
+        answers.addSubmitted(l.customId, part, "h")
+        answers.addLine(l)
+      }
+    }
+    return answers
+  }
+
+  it("are classified as the same answer online would be: transient, refused for the request, or lost", () => {
+    const answers = answersOf([
+      [1, outputLine("r:sample-000000", "{\"ok\":true}")],
+      [1, outputLine("r:sample-000001", "boom", 500)],
+      [1, outputLine("r:sample-000002", "slow down", 429)],
+      [1, outputLine("r:sample-000003", "bad input", 400)],
+      [1, errorLine("r:sample-000004", "batch_expired")],
+      [1, errorLine("r:sample-000005", "request_timeout")],
+      [2, errorLine("r:sample-000006", "batch_expired")],
+      [1, errorLine("r:sample-000007", "batch_cancelled")]
+    ])
+    const failureOf = (id: string) => {
+      const found = answers.lookup(id, "h")
+      return found.kind === "error" ? answers.failureOf(found.line) : found.kind
+    }
+    expect(failureOf("r:sample-000000")).toBe("answer")
+    expect(failureOf("r:sample-000001")).toBe("retry")
+    expect(failureOf("r:sample-000002")).toBe("retry")
+    expect(failureOf("r:sample-000003")).toBe("fail")
+    // Expired beside answers of its batch: transient; in a batch that answered nothing: lost (--resubmit).
+    expect(failureOf("r:sample-000004")).toBe("retry")
+    expect(failureOf("r:sample-000005")).toBe("retry")
+    expect(failureOf("r:sample-000006")).toBe("lost")
+    expect(failureOf("r:sample-000007")).toBe("lost")
+    expect(answers.failures("r:sample-000001", "h")).toBe(1)
+    expect(answers.anyAnswered).toBe(true)
+  })
+
+  const onlineOk = (asked: Array<string | undefined>): LlmApi => ({
+    describe: "fake online",
+    complete: (req) => Effect.sync(() => void asked.push(req.key)).pipe(Effect.as({ value: { ok: true } } as any))
+  })
+
+  it.effect("a transient line goes online (repairs online), reported first as the failed attempt it was", () =>
+    Effect.gen(function*() {
+      const asked: Array<string | undefined> = []
+      const records: Array<any> = []
+      const api = yield* over(outputLine("run1:sample-000000", "boom", 500), "online", onlineOk(asked)).llm
+      const result = yield* api.complete(request(sampleKey(0, 1, "task"), (r) => Effect.sync(() => records.push(r))))
+      expect(result.value).toEqual({ ok: true })
+      expect(asked).toEqual(["sample-000000"])
+      expect(records).toHaveLength(1)
+      expect(records[0]).toMatchObject({ status: "Transient", batch_id: "batch_x", httpStatus: 500 })
+      // The error's own fields, so a replay from the archive fails the same way.
+      expect(records[0].errorDetail).toMatchObject({ _tag: "Transient", httpStatus: 500 })
+    }))
+
+  it.live(
+    "a transient line is held for a follow-up batch (repairs batch) until it failed more than maxRetries times",
+    () =>
+      Effect.gen(function*() {
+        const line = outputLine("run1:sample-000000", "boom", 503)
+        const once = over(line, "batch", undefined, 1)
+        const fiber = yield* Effect.fork(
+          once.llm.pipe(Effect.flatMap((api) => api.complete(request(sampleKey(0, 1, "task")))))
+        )
+        yield* Effect.sleep(Duration.millis(20))
+        expect(fiber.unsafePoll()).toBeNull()
+        expect(once.deferred.get("run1:sample-000000")!.body).toEqual(bodyOf("sample-000000"))
+        yield* Fiber.interrupt(fiber)
+        // The same request failed in a second batch too: with maxRetries 1, the attempt fails with the line's error.
+        const twice = over(line, "batch", undefined, 1)
+        for (const l of parseBatchLines(line, 2, "batch_y", "t").lines) {
+          twice.answers.addSubmitted("run1:sample-000000", 2, bodyHash(bodyOf("sample-000000")))
+          twice.answers.addLine(l)
+        }
+        const exit = yield* twice.llm.pipe(
+          Effect.flatMap((api) => api.complete(request(sampleKey(0, 1, "task")))),
+          Effect.exit
+        )
+        expect(JSON.stringify(exit)).toMatch(/Transient/)
+        expect(twice.deferred.size).toBe(0)
+      }),
+    { timeout: 5_000 }
+  )
+
+  it.effect("a line refused for its request fails the call with the API's message: nothing online, nothing held", () =>
+    Effect.gen(function*() {
+      const asked: Array<string | undefined> = []
+      const { deferred, llm } = over(outputLine("run1:sample-000000", "input too odd", 400), "online", onlineOk(asked))
+      const api = yield* llm
+      const error = yield* api.complete(request(sampleKey(0, 1, "task"))).pipe(Effect.flip)
+      expect(error._tag).toBe("BadRequest")
+      expect(error.message).toMatch(/the model API rejected the request \(param input\): input too odd/)
+      expect(asked).toEqual([])
+      expect(deferred.size).toBe(0)
+    }))
 })
 
 describe("makeGate", () => {
@@ -359,6 +463,34 @@ describe("the live BatchClient (openai SDK) against the fake Files/Batches API",
     // 2 failed attempts + 4 successful steps (validating → in_progress → in_progress → finalizing → completed).
     expect(retrieves).toHaveLength(2 + 4)
     expect(retrieves[1].time - retrieves[0].time).toBeGreaterThanOrEqual(18)
+  })
+
+  it("lists files (purpose batch) and batches newest first, with each batch's metadata", async () => {
+    fake = await startBatchFake({ lines: () => lineAnswer("{\"ok\":true}") })
+    const client = makeBatchClient(settings(fake.baseUrl), Redacted.make("sk-unit"))
+    const program = Effect.gen(function*() {
+      const a = yield* client.uploadFile("run_batch_001_input.jsonl", "{}\n")
+      const b = yield* client.uploadFile("run_batch_002_input.jsonl", "{}\n{}\n")
+      const first = yield* client.createBatch({
+        inputFileId: a.id,
+        endpoint: "/v1/responses",
+        metadata: { skyrl_run_id: "run", skyrl_part: "1" }
+      })
+      const second = yield* client.createBatch({
+        inputFileId: b.id,
+        endpoint: "/v1/responses",
+        metadata: { skyrl_run_id: "run", skyrl_part: "2" }
+      })
+      return { files: yield* client.listFiles(undefined), batches: yield* client.listBatches(undefined), first, second }
+    })
+    const { batches, files, first, second } = await Effect.runPromise(program)
+    expect(files.items.map((f) => [f.filename, f.bytes])).toEqual([
+      ["run_batch_002_input.jsonl", 6],
+      ["run_batch_001_input.jsonl", 3]
+    ])
+    expect(files.after).toBeUndefined()
+    expect(batches.items.map((x) => [x.id, x.metadata.skyrl_part])).toEqual([[second.id, "2"], [first.id, "1"]])
+    expect(fake.requests.find((q) => q.method === "GET" && q.path.endsWith("/files"))).toBeDefined()
   })
 
   it("a 400 fails at once with the API's message", async () => {

@@ -9,7 +9,14 @@ import { afterEach, describe, expect, it } from "vitest"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, connectionReset, hang, malformedBody, rateLimited, serverError, start } from "./support/fakeOpenAI.js"
-import { invalidTaskText, isRepairRequest, sampleNumberOf, validTaskFor, validTaskText } from "./support/fakeTasks.js"
+import {
+  invalidTaskText,
+  isRepairRequest,
+  isTaskRequest,
+  sampleNumberOf,
+  validTaskFor,
+  withStages
+} from "./support/fakeTasks.js"
 
 const servers: Array<FakeServer> = []
 afterEach(async () => {
@@ -58,11 +65,15 @@ describe("generate against the fake OpenAI server", () => {
         const runDir = runDirOf(out)
         const archives = readdirSync(runDir).filter((f) => f.startsWith("task_"))
         expect(archives).toHaveLength(20)
+        // Before the tasks, the subjects stage: one more call, archived and counted like the others.
+        expect(readdirSync(runDir).filter((f) => f.startsWith("stage_"))).toEqual(["stage_subjects_c01.json"])
         const referenced = rows.map((x) => JSON.parse(x.extra_info.task_metadata).raw_output_path)
         for (const rel of referenced) expect(existsSync(join(out, "..", rel))).toBe(true)
         expect(new Set(referenced).size).toBe(20)
         // Every request went to the chosen endpoint with the configured model, effort and strict schema.
-        const calls = server.requests.filter((q) => q.endpoint !== "other")
+        const all = server.requests.filter((q) => q.endpoint !== "other")
+        expect(all).toHaveLength(21)
+        const calls = all.filter((q) => isTaskRequest(q.body))
         expect(calls).toHaveLength(20)
         for (const q of calls) {
           expect(q.endpoint).toBe(backend)
@@ -84,13 +95,13 @@ describe("generate against the fake OpenAI server", () => {
         expect(manifest.status).toBe("completed")
         expect(manifest.counts.valid).toBe(20)
         expect(manifest.tokens).toEqual({
-          input: 20 * USAGE.input,
-          cached: 20 * USAGE.cached,
-          output: 20 * USAGE.output,
-          reasoning: 20 * USAGE.reasoning
+          input: 21 * USAGE.input,
+          cached: 21 * USAGE.cached,
+          output: 21 * USAGE.output,
+          reasoning: 21 * USAGE.reasoning
         })
         // Cost from the price table: gpt-5-mini $0.25 / $0.025 cached / $2.00 output per 1M tokens.
-        const expected = (20 * ((USAGE.input - USAGE.cached) * 0.25 + USAGE.cached * 0.025 + USAGE.output * 2)) / 1e6
+        const expected = (21 * ((USAGE.input - USAGE.cached) * 0.25 + USAGE.cached * 0.025 + USAGE.output * 2)) / 1e6
         expect(manifest.cost_usd).toBeCloseTo(expected, 10)
       },
       60_000
@@ -98,9 +109,11 @@ describe("generate against the fake OpenAI server", () => {
   }
 
   it("repairs an invalid plan once and keeps the rejected answer in the archive", async () => {
-    const server = await fake((ctx) =>
-      answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE)
-    )
+    const server = await fake(withStages(
+      (ctx) =>
+        answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE),
+      (text) => answer(text, USAGE)
+    ))
     const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
@@ -118,11 +131,11 @@ describe("generate against the fake OpenAI server", () => {
 
   it("a plan still invalid after repair goes to the rejects file and the slot is retried", async () => {
     const invalidFor = new Set<number>([2])
-    const server = await fake((ctx) => {
+    const server = await fake(withStages((ctx) => {
       const k = sampleNumberOf(ctx.body) ?? 1
       const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
       return answer(invalidFor.has(k) && firstAttempt ? invalidTaskText(k) : validTaskFor(ctx), USAGE)
-    })
+    }, (text) => answer(text, USAGE)))
     const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
@@ -138,14 +151,16 @@ describe("generate against the fake OpenAI server", () => {
     "every row check at acceptance: an over-long prompt and a duplicate are rejected with their reasons; exit 0 with N rows",
     async () => {
       const long = `Sample 2: ${"compare every quote with every headline of the week in detail, ".repeat(120)}`
+      const prompts = new Map<number, string>()
       const server = await fake((ctx) => {
         const k = sampleNumberOf(ctx.body) ?? 0
         const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
-        if (k === 2 && firstAttempt) {
-          return answer(JSON.stringify({ ...JSON.parse(validTaskText(2)), user_prompt: long }), USAGE)
-        }
-        if (k === 4 && firstAttempt) return answer(validTaskText(1), USAGE)
-        return answer(validTaskFor(ctx), USAGE)
+        // Answers that follow the request (focus tool, complexity), with the prompt replaced.
+        const task = JSON.parse(validTaskFor(ctx))
+        if (k === 1) prompts.set(1, task.user_prompt)
+        if (k === 2 && firstAttempt) return answer(JSON.stringify({ ...task, user_prompt: long }), USAGE)
+        if (k === 4 && firstAttempt) return answer(JSON.stringify({ ...task, user_prompt: prompts.get(1) }), USAGE)
+        return answer(JSON.stringify(task), USAGE)
       })
       const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
       const r = await runCliAsync(
@@ -277,13 +292,22 @@ describe("rebuild", () => {
   it(
     "re-derives a run's dataset from its run directory, equal to what generate wrote (repairs, duplicates)",
     async () => {
-      const server = await fake((ctx) => {
-        const k = sampleNumberOf(ctx.body) ?? 0
-        const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
-        // Sample 6's first answer repeats sample 2's prompt: the run rejects it, and so must rebuild.
-        if (k === 6 && firstAttempt && !isRepairRequest(ctx.body)) return answer(validTaskText(2), USAGE)
-        return answer(isRepairRequest(ctx.body) || k % 2 === 0 ? validTaskFor(ctx) : invalidTaskText(k), USAGE)
-      }, 30)
+      const prompts = new Map<number, string>()
+      const server = await fake(
+        withStages((ctx) => {
+          const k = sampleNumberOf(ctx.body) ?? 0
+          const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+          const task = JSON.parse(validTaskFor(ctx))
+          if (k === 2) prompts.set(2, task.user_prompt)
+          // Sample 6's first answer repeats sample 2's prompt (with its own plan): the run rejects it, and so
+          // must rebuild. Sample 2 is answered before sample 6 is asked (concurrency 3, odd samples repaired).
+          if (k === 6 && firstAttempt && !isRepairRequest(ctx.body)) {
+            return answer(JSON.stringify({ ...task, user_prompt: prompts.get(2) }), USAGE)
+          }
+          return answer(isRepairRequest(ctx.body) || k % 2 === 0 ? JSON.stringify(task) : invalidTaskText(k), USAGE)
+        }, (text) => answer(text, USAGE)),
+        30
+      )
       const dir = mkdtempSync(join(tmpdir(), "skyrl-rebuild-"))
       const out = join(dir, "ds.jsonl")
       const r = await runCliAsync(

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest"
 import { BIN, cleanEnv } from "./support/cli.js"
 import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, httpError, start } from "./support/fakeOpenAI.js"
-import { validTaskFor } from "./support/fakeTasks.js"
+import { isTaskRequest, validTaskFor } from "./support/fakeTasks.js"
 import { ROOT } from "./support/python.js"
 
 const SCRIPT = join(ROOT, "scripts", "generate_llm_dataset.sh")
@@ -296,8 +296,10 @@ describe("generate_llm_dataset.sh: runs", () => {
         expect(row.reward_spec.ground_truth.tool_sequence.length).toBeLessThanOrEqual(4)
         expect(JSON.parse(row.extra_info.task_metadata).model).toBe("gpt-5-nano")
       }
+      // The two tasks, after the subjects stage (same model and backend).
       const calls = server.requests.filter((q) => q.endpoint !== "other")
-      expect(calls).toHaveLength(2)
+      expect(calls.filter((q) => isTaskRequest(q.body))).toHaveLength(2)
+      expect(calls).toHaveLength(3)
       for (const q of calls) {
         expect(q.endpoint).toBe("chat")
         expect(q.body.model).toBe("gpt-5-nano")
@@ -353,7 +355,7 @@ describe("generate_llm_dataset.sh: runs", () => {
     const rows = readJsonl(join(cwd, "out dir", "my data.jsonl"))
     expect(rows).toHaveLength(2)
     expect(existsSync(join(cwd, "out dir", "raw_llm"))).toBe(true)
-    expect(server.requests.filter((q) => q.endpoint !== "other")).toHaveLength(2)
+    expect(server.requests.filter((q) => isTaskRequest(q.body))).toHaveLength(2)
 
     // A symlink to the script itself, in a directory with spaces elsewhere, still finds the project.
     const binDir = join(base, "my bin")

@@ -7,9 +7,20 @@ import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
 import { emptyUsage, makeLlmSettings } from "../domain/llm.js"
-import { RunSettings, SettingsError } from "../domain/run.js"
-import type { CollectOptions, PollOptions } from "../programs/batch.js"
-import { collectRun, readRun, refreshRun, statusLine, submitRun, totalsOf, waitForRun } from "../programs/batch.js"
+import { costOf } from "../domain/pricing.js"
+import { RunSettings, sampleKey, SettingsError } from "../domain/run.js"
+import type { BatchLimits, CollectOptions, PollOptions } from "../programs/batch.js"
+import {
+  collectRun,
+  planParts,
+  prepareLine,
+  readRun,
+  refreshRun,
+  statusLine,
+  submitRun,
+  totalsOf,
+  waitForRun
+} from "../programs/batch.js"
 import type { EnrichOptions } from "../programs/enrich.js"
 import { enrichRunInventory, enrichSampling, planEnrichment } from "../programs/enrich.js"
 import type { GenerateOptions } from "../programs/generate.js"
@@ -25,6 +36,22 @@ import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 
 const MAX_POLL_MS = 600_000
+
+/** The part limits of a submission or collect: the flags, else (collect) what the run was submitted with. */
+const limitsOf = (
+  maxRequests: number,
+  maxTokens: Option.Option<number>,
+  stored: number | null = null
+): Effect.Effect<BatchLimits, SettingsError> =>
+  Option.match(maxTokens, {
+    onNone: (): Effect.Effect<number, SettingsError> => Effect.succeed(stored ?? Number.POSITIVE_INFINITY),
+    onSome: (n): Effect.Effect<number, SettingsError> =>
+      Number.isInteger(n) && n > 0
+        ? Effect.succeed(n)
+        : Effect.fail(
+          new SettingsError({ setting: "--batch-max-tokens", reason: `must be a positive integer, got ${n}` })
+        )
+  }).pipe(Effect.map((tokens) => ({ maxRequests, maxBytes: BATCH_MAX_BYTES, maxTokens: tokens })))
 
 const pollOf = (seconds: number): PollOptions => ({
   intervalMs: Math.max(1, Math.round(seconds * 1000)),
@@ -113,17 +140,17 @@ const collectFor = <J extends Job>(
       )
     )
     if (summary.sampling !== undefined) {
-      const online = summary.run.online_usage
+      // Every figure from the run's cost ledger (batch answers at batch prices, online calls at normal prices).
+      const { costUsd, onlineUsage: online } = summary.totals
+      const onlineCost = costOf(run.llm.model, online)
       yield* Effect.logInfo(
         `batch run ${run.run_id} collected: ${summary.sampling.valid} rows in ${out}; ` +
-          `cost ${
-            summary.sampling.costUsd === undefined
-              ? "unknown (model not in the price table)"
-              : `$${summary.sampling.costUsd.toFixed(4)}`
-          } at batch prices` +
+          `cost ${costUsd === undefined ? "unknown (model not in the price table)" : `$${costUsd.toFixed(4)}`}` +
           (online.input + online.output > 0
-            ? ` (online repairs at normal prices: ${online.input} tokens in, ${online.output} out)`
-            : "")
+            ? ` (of which online calls at normal prices: ${online.input} tokens in, ${online.output} out${
+              onlineCost === undefined ? "" : `, $${onlineCost.toFixed(4)}`
+            }; the rest batch answers at batch prices)`
+            : " at batch prices")
       )
     }
     return summary
@@ -166,7 +193,7 @@ interface SubmitInput<P> {
 }
 
 /** Checks shared by the submitting commands. */
-const checkSubmit = (input: SubmitInput<unknown>) =>
+export const checkSubmit = (input: Pick<SubmitInput<unknown>, "llm" | "resume">) =>
   Effect.gen(function*() {
     if (input.llm === "replay") {
       return yield* new SettingsError({
@@ -206,6 +233,7 @@ const batchRunOf = (
   },
   options: JSON.parse(JSON.stringify(options)) as Record<string, unknown>,
   parts: [],
+  max_tokens: null,
   online_usage: emptyUsage
 })
 
@@ -217,7 +245,7 @@ const submitAndMaybeCollect = <J extends Job>(
   inventoryLayer: Layer.Layer<Inventory, unknown>
 ) =>
   Effect.gen(function*() {
-    const limits = { maxRequests: input.flags.batchMaxRequests, maxBytes: BATCH_MAX_BYTES }
+    const limits = yield* limitsOf(input.flags.batchMaxRequests, input.flags.batchMaxTokens)
     const submitted = yield* submitRun(run, makeSampling, limits).pipe(
       Effect.provide(
         Layer.mergeAll(StorageLive, inventoryLayer, BatchClientLive({ ...input.settings, backend: run.endpoint }))
@@ -294,9 +322,13 @@ export const runBatchStatus = (options: {
     for (const p of run.parts) {
       const c = p.request_counts
       lines.push(
-        `part ${p.part}  ${p.batch_id ?? "(not created)"}  ${(p.status ?? "submitting").padEnd(11)}  ` +
+        `part ${p.part}  ${p.batch_id ?? "(not created)"}  ${
+          (p.status ?? (p.waiting !== null ? "waiting" : "submitting")).padEnd(11)
+        }  ` +
           `${c === null ? "?" : c.completed + c.failed}/${p.requests} done, ${c?.failed ?? 0} failed  ${p.purpose}` +
-          (p.errors.length > 0 ? `  errors: ${p.errors.slice(0, 3).join("; ")}` : "")
+          (p.tokens > 0 ? `  ~${p.tokens} tokens` : "") +
+          (p.errors.length > 0 ? `  errors: ${p.errors.slice(0, 3).join("; ")}` : "") +
+          (p.batch_id === null && p.waiting !== null ? `  waiting for the queue: ${p.waiting.reason}` : "")
       )
     }
     lines.push(
@@ -316,6 +348,7 @@ export const runBatchCollect = (options: {
   readonly resubmit: boolean
   readonly concurrency: Option.Option<number>
   readonly batchMaxRequests: number
+  readonly batchMaxTokens: Option.Option<number>
 }) =>
   Effect.gen(function*() {
     const runDir = path.resolve(options.runDir)
@@ -326,7 +359,69 @@ export const runBatchCollect = (options: {
       resubmit: options.resubmit,
       wait: options.wait,
       poll: pollOf(options.pollInterval),
-      limits: { maxRequests: options.batchMaxRequests, maxBytes: BATCH_MAX_BYTES },
+      limits: yield* limitsOf(options.batchMaxRequests, options.batchMaxTokens, run.max_tokens),
       concurrency: Option.getOrElse(options.concurrency, () => (typeof stored === "number" ? stored : 4))
     })
+  })
+
+/** A request of a dry run: what the sample's first attempt would send. */
+export interface DryRunRequest {
+  readonly index: number
+  readonly instructions: string
+  readonly user: string
+  readonly jsonSchema: object
+}
+
+const DRY_RUN_ID = "20260101T000000Z-000000"
+
+/**
+ * `--dry-run --backend batch`: the parts the run would be split into (requests, MB, estimated tokens as
+ * the enqueued-token limit counts them) and the cost at batch prices (pricing.ts), without a call.
+ */
+export const batchDryRun = (input: {
+  readonly settings: LlmSettings
+  readonly flags: BatchFlags
+  readonly requests: Iterable<DryRunRequest>
+  /** Expected output tokens per request (the dry run's estimate by effort). */
+  readonly expectedOutput: number
+}) =>
+  Effect.gen(function*() {
+    const { flags, settings } = input
+    const limits = yield* limitsOf(flags.batchMaxRequests, flags.batchMaxTokens)
+    const lines = (function*() {
+      for (const r of input.requests) {
+        yield prepareLine(flags.batchEndpoint, settings, `${DRY_RUN_ID}:${sampleKey(r.index, 1, "task")}`, {
+          name: "skyrl_task",
+          instructions: r.instructions,
+          input: [{ role: "user", content: r.user }],
+          schema: Schema.Unknown
+        }, r.jsonSchema)
+      }
+    })()
+    const parts = planParts(lines, limits)
+    const requests = parts.reduce((n, p) => n + p.requests, 0)
+    const inputTokens = parts.reduce((n, p) => n + p.inputTokens, 0)
+    const out = [
+      "",
+      `## batches (--backend batch: ${endpointUrl(flags.batchEndpoint)}; at most ${limits.maxRequests} requests, ${
+        BATCH_MAX_BYTES / 1024 / 1024
+      } MB${Number.isFinite(limits.maxTokens) ? `, ${limits.maxTokens} tokens` : ""} per batch)`
+    ]
+    for (const [i, p] of parts.entries()) {
+      out.push(
+        `part ${i + 1}: ${p.requests} requests, ${(p.bytes / 1e6).toFixed(2)} MB, ~${p.tokens} tokens enqueued ` +
+          `(input ~${p.inputTokens} + max output ${settings.maxOutputTokens} per request)`
+      )
+    }
+    const usage = { input: inputTokens, cached: 0, output: requests * input.expectedOutput, reasoning: 0 }
+    const cost = costOf(settings.model, usage, { batch: true })
+    out.push(
+      cost === undefined
+        ? `no price known for ${settings.model}`
+        : `cost at batch prices for ${requests} requests: ~$${cost.toFixed(4)} (input ~${inputTokens} tokens, ` +
+          `output ~${usage.output}; online: ~$${
+            costOf(settings.model, usage)!.toFixed(4)
+          }; repairs and retries add to it)`
+    )
+    return out
   })

@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Config, Effect, Option } from "effect"
-import { flagWithDefault, switchFlag } from "./shared.js"
+import { flagWithDefault, optionalFlag, switchFlag } from "./shared.js"
 
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
 
@@ -21,8 +21,8 @@ const pollInterval = flagWithDefault(
 ).pipe(Options.filterMap(positive, "--poll-interval must be a positive number of seconds"))
 const repairs = flagWithDefault(
   Options.choice("repairs", ["online", "batch"] as const),
-  "Where repairs and retries of batch answers go: online (default: the live API now, normal price) or batch " +
-    "(a follow-up batch at batch price; collect again when it is done, or use --wait)",
+  "Where repairs, new attempts and retries of lines that failed transiently go: online (default: the live API " +
+    "now, normal price) or batch (a follow-up batch at batch price; collect again when it is done, or use --wait)",
   Config.literal("online", "batch")("SKYRL_BATCH_REPAIRS"),
   "online" as const
 )
@@ -32,6 +32,14 @@ const batchMaxRequests = flagWithDefault(
   Config.integer("SKYRL_BATCH_MAX_REQUESTS"),
   50_000
 ).pipe(Options.filterMap(positive, "--batch-max-requests must be a positive integer"))
+
+const batchMaxTokens = optionalFlag(
+  Options.integer("batch-max-tokens"),
+  "Most tokens one batch may enqueue (input with the output schema, plus --max-output-tokens per request, " +
+    "estimated): set it to your account's enqueued-token limit for the model; larger runs are split and " +
+    "their batches submitted as room in the queue frees up (default: no limit; collect: the run's)",
+  Config.integer("SKYRL_BATCH_MAX_TOKENS")
+)
 
 /** Flags `generate` and `enrich` take for `--backend batch`. */
 export const batchFlags = {
@@ -44,7 +52,8 @@ export const batchFlags = {
   wait,
   pollInterval,
   repairs,
-  batchMaxRequests
+  batchMaxRequests,
+  batchMaxTokens
 }
 
 export interface BatchFlags {
@@ -54,6 +63,7 @@ export interface BatchFlags {
   readonly pollInterval: number
   readonly repairs: "online" | "batch"
   readonly batchMaxRequests: number
+  readonly batchMaxTokens: Option.Option<number>
 }
 
 const runDir = Args.directory({ name: "RUN_DIR", exists: "yes" }).pipe(
@@ -80,13 +90,15 @@ const collectCommand = Command.make(
     repairs,
     resubmit: switchFlag(
       "resubmit",
-      "Send the samples the batches did not answer (expired, failed lines) again, as a follow-up batch"
+      "Send the samples that have no line at all (a failed or cancelled batch, one that expired without " +
+        "answering anything) again, as a follow-up batch (lines that failed are retried without it)"
     ),
     concurrency: Options.integer("concurrency").pipe(
       Options.withDescription("Online calls at once for repairs (default: the run's --concurrency)"),
       Options.optional
     ),
-    batchMaxRequests
+    batchMaxRequests,
+    batchMaxTokens
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./batch.live.js")), (m) => m.runBatchCollect(options))
 ).pipe(

@@ -7,7 +7,7 @@ import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
-import type { EnrichOptions, EnrichPlan } from "../programs/enrich.js"
+import type { EnrichJob, EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
   enrichInstructions,
   enrichProgram,
@@ -304,6 +304,24 @@ const dryRun = (
         const cold = (plan.jobs.length * (perCall * price.input + output * price.output)) / 1e6
         lines.push(
           `cost for ${plan.jobs.length} rows: ~$${cold.toFixed(4)} without the prompt cache (repairs add to it)`
+        )
+      }
+      if (options.backend === "batch") {
+        const { batchDryRun } = yield* Effect.promise(() => import("./batch.live.js"))
+        const schemaOf = (j: EnrichJob) =>
+          (j.inventory ?? baseInventory ?? first.inventory)?.outputJsonSchema({ maxSteps: limits.maxTools }) ?? {}
+        lines.push(
+          ...yield* batchDryRun({
+            settings,
+            flags: options,
+            expectedOutput: output,
+            requests: plan.jobs.map((j) => ({
+              index: j.index,
+              instructions,
+              user: enrichRequest(j, 1),
+              jsonSchema: schemaOf(j)
+            }))
+          })
         )
       }
     }

@@ -73,8 +73,27 @@ export const generateCommand = Command.make(
     n: int("n", "N_SAMPLES", 10, "Number of valid rows to make"),
     domains: optionalFlag(
       Options.text("domains"),
-      "Comma list of task domains (default: six domains fitting the finance catalogue)",
+      "Comma list of task domains (default: for the bundled inventory six domains fitting its finance catalogue; " +
+        "for any other, a first stage asks the model for domains that fit the catalogue)",
       Config.string("DOMAINS")
+    ),
+    personas: optionalFlag(
+      Options.file("personas"),
+      "File of personas, one per line (who writes each request; default: a built-in list of 24)",
+      Config.string("PERSONAS")
+    ),
+    subjects: optionalFlag(
+      Options.text("subjects"),
+      "File of subjects, one per line (companies, topics, places, files...), handed out without repetition; " +
+        "`none` for no subjects (default: a first stage asks the model for subjects per domain)",
+      Config.string("SUBJECTS")
+    ),
+    nearDup: flagWithDefault(
+      Options.text("near-dup"),
+      "Reject a task whose user prompt is at least this similar (MinHash over 3-word shingles, 0-1) to an accepted " +
+        "one, or whose plan repeats one (same calls, same literal params); `off` to allow both",
+      Config.string("NEAR_DUP"),
+      "0.8"
     ),
     complexities: flagWithDefault(
       Options.text("complexities"),
@@ -83,7 +102,12 @@ export const generateCommand = Command.make(
       "simple:1,moderate:2,complex:1"
     ),
     ...planLimitOptions,
-    seed: int("seed", "SEED", 7, "Seed of the work plan (domain and complexity per sample)"),
+    seed: int(
+      "seed",
+      "SEED",
+      7,
+      "Seed of the work plan (domain, complexity, focus tool, style, persona and subject per sample)"
+    ),
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     ...runOptions,

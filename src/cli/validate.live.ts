@@ -1,20 +1,36 @@
 /** Live wiring of `skyrl validate` (loaded lazily by src/cli/validate.ts). */
 import { Console, Effect, Option } from "effect"
-import { DatasetViolationsError, validateFiles } from "../programs/validate.js"
+import { SettingsError } from "../domain/run.js"
+import { DatasetViolationsError, validateDatasets } from "../programs/validate.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { StorageLive } from "../services/Storage.js"
 import { formatReport } from "../skyrl/checks.js"
+import { renderDiversityText } from "../skyrl/diversity.js"
+import { parseNearDupThreshold } from "../skyrl/nearDup.js"
 
 export const runValidate = (options: {
   readonly files: ReadonlyArray<string>
   readonly inventory: Option.Option<string>
   readonly maxPromptTokens: number
+  readonly nearDup: string
   readonly json: boolean
 }) =>
   Effect.gen(function*() {
+    const nearDup = parseNearDupThreshold(options.nearDup)
+    if (typeof nearDup === "string") return yield* new SettingsError({ setting: "--near-dup", reason: nearDup })
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, defaultInventoryPath))
-    const report = yield* validateFiles({ files: options.files, inventory, maxPromptTokens: options.maxPromptTokens })
-    yield* Console.log(options.json ? JSON.stringify(report, null, 2) : formatReport(report).trimEnd())
+    const report = yield* validateDatasets({
+      files: options.files,
+      inventory,
+      maxPromptTokens: options.maxPromptTokens,
+      nearDup
+    })
+    const { diversity, ...checks } = report
+    yield* Console.log(
+      options.json
+        ? JSON.stringify(report, null, 2)
+        : `${formatReport(checks).trimEnd()}\n\n${renderDiversityText(diversity)}`
+    )
     if (!report.ok) {
       return yield* new DatasetViolationsError({
         files: options.files,

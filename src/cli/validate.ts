@@ -17,6 +17,13 @@ export const validateCommand = Command.make(
     ),
     inventory: inventoryOption,
     maxPromptTokens: maxPromptTokensOption,
+    nearDup: Options.text("near-dup").pipe(
+      Options.withDescription(
+        "MinHash similarity (0-1) at which two user prompts count as near-duplicates in the report " +
+          "(duplicate/similar-prompt, a warning)"
+      ),
+      Options.withDefault("0.8")
+    ),
     json: Options.boolean("json").pipe(Options.withDescription("Print the report as one JSON object"))
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./validate.live.js")), (m) => m.runValidate(options))
@@ -24,6 +31,6 @@ export const validateCommand = Command.make(
   Command.withDescription(
     "Check datasets: SkyRL row contract, param provenance, plans against the inventory, Arrow hazards, prompt tokens " +
       "and plan leaks, duplicates; " +
-      "prints a report and a coverage table"
+      "prints a report, a coverage table and a diversity report (tools, subjects, near-duplicate clusters)"
   )
 )

@@ -49,6 +49,46 @@ export interface BatchInfo {
   /** Unix seconds. */
   readonly createdAt: number | null
   readonly completedAt: number | null
+  /** The metadata skyrl gave the batch (`skyrl_run_id`, `skyrl_part`): how a lost batch is found again. */
+  readonly metadata: Readonly<Record<string, string>>
+}
+
+/** An uploaded file as the Files API lists it. */
+export interface FileInfo {
+  readonly id: string
+  readonly filename: string
+  readonly bytes: number
+  /** Unix seconds. */
+  readonly createdAt: number | null
+}
+
+/** One page of a listing, newest first; `after` fetches the next page (undefined: no more). */
+export interface Page<A> {
+  readonly items: ReadonlyArray<A>
+  readonly after: string | undefined
+}
+
+/** The metadata every batch of a run carries (and what adopting a lost batch matches on). */
+export const batchMetadata = (runId: string, part: number, purpose: string): Record<string, string> => ({
+  skyrl_run_id: runId,
+  skyrl_part: String(part),
+  skyrl_purpose: purpose
+})
+
+/** The name a part's input file is uploaded under (a file's only metadata: how a lost upload is found again). */
+export const uploadName = (runId: string, input: string): string => `${runId}_${input}`
+
+/**
+ * A refusal for the per-model enqueued-token limit: the batch fails with `token_limit_exceeded`
+ * ("Enqueued token limit reached for gpt-5-mini in organization ... Limit: 2,000,000 enqueued tokens.
+ * Please try again once some in_progress batches have been completed."), or a create is refused so.
+ */
+export const isQueueRefusal = (text: string): boolean => /token_limit_exceeded|enqueued token limit/i.test(text)
+
+/** The limit a queue refusal names (`Limit: 2,000,000 enqueued tokens`), when it names one. */
+export const queueLimitOf = (text: string): number | undefined => {
+  const m = /limit:\s*([\d,]+)\s*enqueued tokens/i.exec(text)
+  return m === null ? undefined : Number(m[1].replace(/,/g, ""))
 }
 
 /** One uploaded file + its batch. */
@@ -72,7 +112,21 @@ export const BatchPart = Schema.Struct({
   /** Downloaded output / error files, relative to the run directory (null until downloaded). */
   output: Schema.NullOr(Schema.String),
   error_output: Schema.NullOr(Schema.String),
-  updated_at: Schema.String
+  updated_at: Schema.String,
+  /** Estimated tokens of its requests as the enqueued-token limit counts them (input, schema, max output). */
+  tokens: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  /**
+   * When an upload / a create of this part was started (written before the call): a part with a start
+   * and no id looks the file / batch up (by name / metadata) before it uploads or creates again.
+   */
+  upload_started_at: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  create_started_at: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** Batches of this part the API refused for the enqueued-token limit (never adopted again). */
+  refused: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  /** Waiting for room in the enqueued-token queue: since when, and why. */
+  waiting: Schema.optionalWith(Schema.NullOr(Schema.Struct({ since: Schema.String, reason: Schema.String })), {
+    default: () => null
+  })
 })
 export type BatchPart = typeof BatchPart.Type
 
@@ -98,6 +152,8 @@ export const BatchRun = Schema.Struct({
   /** The command's program options (JSON), as given at submit time. */
   options: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   parts: Schema.Array(BatchPart),
+  /** `--batch-max-tokens`: the enqueued-token limit parts are split by and kept under (null: none). */
+  max_tokens: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
   /** Tokens of calls made online by collects (repairs), billed at the normal price. */
   online_usage: Usage
 })

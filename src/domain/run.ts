@@ -9,6 +9,31 @@ import { Usage } from "./llm.js"
 
 export const RunStatus = Schema.Literal("running", "completed", "incomplete", "interrupted", "failed")
 
+/** A one-entry-per-line file given as a plan input (`--personas`, `--subjects`): its content's hash, not its path. */
+export const ListFileSettings = Schema.Struct({
+  /** sha256 hex of the file's bytes. */
+  sha256: Schema.String,
+  entries: Schema.Number
+})
+export type ListFileSettings = typeof ListFileSettings.Type
+
+/**
+ * The diverse work plan of a generate run (issue 18): focus tool, task style, persona and subject per
+ * sample, and near-duplicate control. Absent in runs made before it (their plan is domain and
+ * complexity only, and `rebuild` still makes it).
+ */
+export const DiversitySettings = Schema.Struct({
+  /** Where the domains come from: `--domains`, the bundled inventory's defaults, or the model's domains stage. */
+  domains_from: Schema.Literal("flag", "bundled", "model"),
+  /** `--personas FILE`; null: the built-in personas. */
+  personas: Schema.NullOr(ListFileSettings),
+  /** Subject seeds: the model's subjects stage, none, or `--subjects FILE`. */
+  subjects: Schema.Union(Schema.Literal("model", "none"), ListFileSettings),
+  /** `--near-dup`: the MinHash similarity at which a prompt counts as a near-duplicate (and identical plans); null: off. */
+  near_dup: Schema.NullOr(Schema.Number)
+})
+export type DiversitySettings = typeof DiversitySettings.Type
+
 /**
  * What makes a run's rows what they are: the settings `--resume` must find unchanged (a mismatch is a
  * usage error naming each differing setting; `--resume --force` continues with these, never a mix).
@@ -40,6 +65,8 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
   /** The date of the prompts' `Today is` line (`--as-of`, default the run's start date). */
   as_of: Schema.String,
   data_source: Schema.String,
+  /** generate: the diverse work plan's inputs (absent in runs made before issue 18, and for enrich). */
+  diversity: Schema.optional(DiversitySettings),
   /** enrich: the input file and how it is read. */
   input: Schema.NullOr(Schema.Struct({
     path: Schema.String,
@@ -50,6 +77,23 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
     inventory_from_prompt: Schema.Boolean
   }))
 }) {}
+
+/**
+ * `plan_inputs.json` in a generate run's directory: the plan inputs that are not settings themselves —
+ * the entries of `--personas` / `--subjects` files (the settings keep their hashes) and the answers of
+ * the domains and subjects stages (cached: a resumed run, `rebuild` and `batch collect` reuse them).
+ */
+export const PlanInputs = Schema.Struct({
+  personas: Schema.optional(Schema.Array(Schema.String)),
+  subjects_file: Schema.optional(Schema.Array(Schema.String)),
+  /** The domains stage's answer. */
+  domains: Schema.optional(Schema.Array(Schema.String)),
+  /** The subjects stage's answer, by domain. */
+  subjects: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) })),
+  /** Archive file of each stage's answer (relative to the run directory). */
+  stages: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+})
+export type PlanInputs = typeof PlanInputs.Type
 
 export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({
   run_id: Schema.String,
@@ -76,15 +120,31 @@ export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({
   elapsed_ms: Schema.Number,
   /** The settings that make the rows, and their hash (absent in manifests of older versions). */
   run_settings: Schema.optional(RunSettings),
-  fingerprint: Schema.optional(Schema.String)
+  fingerprint: Schema.optional(Schema.String),
+  /** The diversity report of the rows written (src/skyrl/diversity.ts), once the dataset is written. */
+  diversity: Schema.optional(Schema.Unknown)
 }) {}
+
+/**
+ * What a sample's next request steers off after its answer duplicated an accepted task (src/skyrl/
+ * sampleBrief.ts renders it): the accepted task's prompt (an excerpt), tools and subjects.
+ */
+export const AvoidNote = Schema.Struct({
+  prompt: Schema.String,
+  tools: Schema.Array(Schema.String),
+  subjects: Schema.optional(Schema.Array(Schema.String)),
+  kind: Schema.Literal("near-prompt", "plan")
+})
+export type AvoidNote = typeof AvoidNote.Type
 
 /** One rejected attempt of a sample (also written to the rejects file). */
 export const RejectRecord = Schema.Struct({
   index: Schema.Number,
   attempt: Schema.Number,
   reasons: Schema.Array(Schema.String),
-  raw_output_path: Schema.NullOr(Schema.String)
+  raw_output_path: Schema.NullOr(Schema.String),
+  /** Rejected as a duplicate of an accepted task: what the sample's next request names to avoid. */
+  avoid: Schema.optional(AvoidNote)
 })
 export type RejectRecord = typeof RejectRecord.Type
 

@@ -9,21 +9,26 @@
  *     hazards, duplicates, ... — a rule added there applies here with no change), against the rows
  *     accepted before it
  *   → verify (optional hook: execution on live servers, `generate --verify`)
- *   → claim: the row checks run again and the row is kept, together with its journal line, in one atomic
- *     step, so two samples racing with the same prompt cannot both be accepted.
+ *   → claim: the row checks run again, then the near-duplicate gate (duplicateGate.ts: MinHash over user
+ *     prompts and identical plans, when the run has one), and the row is kept, together with its journal
+ *     line, in one atomic step, so two samples racing with the same prompt cannot both be accepted.
  * A failure the model can fix (a plan problem, a prompt over the token budget, a verification failure
- * with a repair message) is a `Repair`; one it cannot (a duplicate) is a `Reject`.
+ * with a repair message) is a `Repair`; one it cannot (a duplicate) is a `Reject`, which for a duplicate
+ * carries what the sample's next request should avoid (the earliest accepted task it duplicates).
  */
 import { Effect, Either } from "effect"
 import { formatIssue } from "../domain/inventory.js"
 import type { StepIssue } from "../domain/inventory.js"
 import type { SkyRLRow } from "../domain/row.js"
+import type { AvoidNote } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import type { CheckOptions, Finding } from "../skyrl/checks.js"
 import { DatasetChecker, defaultSeverity } from "../skyrl/checks.js"
 import type { RowSettings } from "../skyrl/convert.js"
 import { convertTask } from "../skyrl/convert.js"
+import type { GateMatch } from "../skyrl/duplicateGate.js"
+import { DuplicateGate } from "../skyrl/duplicateGate.js"
 import { encodeRow } from "../skyrl/layout.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { planIssues } from "./runFiles.js"
@@ -45,7 +50,12 @@ export type Verdict =
   | { readonly _tag: "Accepted"; readonly row: SkyRLRow }
   /** Ask the model again with `message` (once per attempt). */
   | { readonly _tag: "Repair"; readonly reasons: ReadonlyArray<string>; readonly message: string }
-  | { readonly _tag: "Reject"; readonly reasons: ReadonlyArray<string> }
+  | {
+    readonly _tag: "Reject"
+    readonly reasons: ReadonlyArray<string>
+    /** A duplicate: the accepted task the sample's next request should steer off. */
+    readonly avoid?: AvoidNote | undefined
+  }
 
 export interface AcceptanceOptions<J> {
   readonly taskInput: (job: J, task: ModelTask, steps: ReadonlyArray<PlanStep>) => unknown
@@ -61,6 +71,8 @@ export interface AcceptanceOptions<J> {
   /** Rule-id prefixes that only warn (enrich keeps the source's prompts: their size and duplicates). */
   readonly warnOnly: ReadonlyArray<string>
   readonly verify?: VerifyHook<J> | undefined
+  /** The near-duplicate gate's threshold (undefined: no gate). */
+  readonly nearDuplicates?: { readonly threshold: number } | undefined
 }
 
 /** Rules whose failure the model cannot fix by repairing this answer: the attempt is rejected. */
@@ -106,6 +118,29 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
     const severityOf = (f: Finding) => options.checks.severity?.[f.rule] ?? defaultSeverity(f.rule)
     const warned = (f: Finding) => severityOf(f) === "warning" || options.warnOnly.some((p) => f.rule.startsWith(p))
     const blocking = (findings: ReadonlyArray<Finding>) => findings.filter((f) => !warned(f))
+    const schemas = new Map(
+      (options.checks.inventory?.servers ?? []).flatMap((s) =>
+        s.tools.map((t) => [`${s.name}/${t.name}`, t.inputSchema])
+      )
+    )
+    const gate = options.nearDuplicates === undefined
+      ? undefined
+      : new DuplicateGate(options.nearDuplicates.threshold, (server, tool) => schemas.get(`${server}/${tool}`))
+
+    /** The verdict on a row's near-duplicate matches (undefined: it passes, or they only warn). */
+    const onDuplicates = (matches: ReadonlyArray<GateMatch>): Verdict | undefined => {
+      const failing = matches.filter((m) => !options.warnOnly.some((p) => m.rule.startsWith(p)))
+      return failing.length === 0
+        ? undefined
+        : { _tag: "Reject", reasons: failing.map((m) => m.reason), avoid: failing[0].avoid }
+    }
+
+    /** A duplicate rejected by the row checks (identical prompts) names what to avoid too, when the gate knows. */
+    const withAvoid = (verdict: Verdict, encoded: unknown): Verdict =>
+      verdict._tag !== "Reject" || verdict.avoid !== undefined || gate === undefined ||
+        !verdict.reasons.some((r) => r.startsWith("duplicate/"))
+        ? verdict
+        : { ...verdict, avoid: gate.test(encoded).matches[0]?.avoid }
 
     /** The verdict on a row's findings (undefined: it passes). */
     const onFindings = (findings: ReadonlyArray<Finding>): Verdict | undefined => {
@@ -152,7 +187,9 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
         const row = converted.right
         if (options.verify === undefined) return { _tag: "Accepted", row } satisfies Verdict
         // With verification, the cheap checks first (nothing kept), so a row that fails them is not executed.
-        const early = onFindings(checker.check(index, encodeRow(row), { keep: false }))
+        const encoded = encodeRow(row)
+        const early = onFindings(checker.check(index, encoded, { keep: false })) ??
+          onDuplicates(gate?.test(encoded).matches ?? [])
         if (early !== undefined) return early
         const verified = yield* options.verify(row, job)
         if (verified.ok) return { _tag: "Accepted", row } satisfies Verdict
@@ -164,11 +201,26 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
     const claim = <E>(index: number, row: SkyRLRow, commit: Effect.Effect<Effect.Effect<void, E>>) =>
       Effect.gen(function*() {
         const claimed = yield* mutex.withPermits(1)(Effect.gen(function*() {
-          const findings = checker.check(index, encodeRow(row), { keep: (found) => blocking(found).length === 0 })
-          const verdict = onFindings(findings)
-          if (verdict !== undefined) return { verdict, durable: Effect.void as Effect.Effect<void, E> }
-          // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file.
+          const encoded = encodeRow(row)
+          // The gate runs only when the row checks pass (inside `keep`, so the checker keeps the row only
+          // when the gate lets it through too).
+          let dup: ReturnType<DuplicateGate["test"]> | undefined
+          const findings = checker.check(index, encoded, {
+            keep: (found) => {
+              if (blocking(found).length > 0) return false
+              dup = gate?.test(encoded)
+              return onDuplicates(dup?.matches ?? []) === undefined
+            }
+          })
+          const verdict = onFindings(findings) ?? onDuplicates(dup?.matches ?? [])
+          if (verdict !== undefined) {
+            return { verdict: withAvoid(verdict, encoded), durable: Effect.void as Effect.Effect<void, E> }
+          }
+          dup?.keep(index)
+          // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file;
+          // near-duplicates are not among its checks, so they are warned about here.
           for (const f of findings) yield* Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)
+          for (const m of dup?.matches ?? []) yield* Effect.logWarning(`sample ${index + 1}: ${m.reason}`)
           const accepted: Verdict = { _tag: "Accepted", row }
           return { verdict: accepted, durable: yield* commit }
         }))
@@ -179,6 +231,9 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
     return {
       judge,
       claim,
-      seed: (index, encoded) => void checker.check(index, encoded, { keep: true })
+      seed: (index, encoded) => {
+        checker.check(index, encoded, { keep: true })
+        gate?.test(encoded).keep(index)
+      }
     } satisfies Acceptance<J>
   })

@@ -1,323 +1,86 @@
 /**
- * Batch runs through OpenAI's Batch API: submit, status, collect. The sampling engine
- * (./sampling.ts) is reused unchanged: collect runs it with an Llm that answers from the collected
- * output (src/services/llm/batchReplay.ts), so rows, archive, journal, repairs, rejects and resume
- * behave exactly as in an online run.
+ * Batch runs through OpenAI's Batch API: status and collect (submission: ./batchSubmit.ts). The sampling
+ * engine (./sampling.ts) is reused unchanged: collect runs it with an Llm that answers from the
+ * collected output (src/services/llm/batchReplay.ts), so rows, archive, journal, cost ledger, repairs,
+ * rejects and resume behave exactly as in an online run.
  *
- * - submit: one request line per sample (`custom_id` = `<run_id>:sample-000007`, body built by the same
- *   `buildBody` as the online backend), split into parts of at most 50,000 requests / 200 MB, each
- *   uploaded and turned into a batch (24h window). `batch.json` in the run directory records every
- *   step as it happens (a part whose upload or creation was interrupted is finished by the next
- *   status/collect); `requests.jsonl` records each line's body hash.
- * - status: retrieves the batches (polling with a growing interval until all are done with `wait`).
+ * - status: retrieves the batches (polling with a growing interval until all are done with `wait`),
+ *   finishing first any submission that was interrupted (adopting a batch created before a crash) and
+ *   submitting parts that waited for room in the enqueued-token queue.
  * - collect: downloads output and error files (kept in the run directory), joins lines on custom_id,
- *   and runs the sampling engine over the samples that have an answer (or a journal entry: collecting
- *   again never redoes a finished sample). Repairs and retries go online or, with `repairs: "batch"`,
- *   into a follow-up batch (see batchReplay.ts for how the run is paused). Samples the batches did
- *   not answer (expired, failed lines, failed batch) are reported; `resubmit` sends them again as a
- *   follow-up batch. Costs use batch prices for batch answers and normal prices for online calls.
+ *   and runs the sampling engine over the samples that have a line (or a journal entry: collecting
+ *   again never redoes a finished sample). Repairs, new attempts and retries of lines that failed
+ *   transiently go online or, with `repairs: "batch"`, into a follow-up batch (see batchReplay.ts for
+ *   how the run is paused); a line refused for its request rejects that attempt and the sample is made
+ *   again. Samples with no line at all (a failed batch, a cancelled one, one that expired without
+ *   answering anything) are reported; `resubmit` sends them again as a follow-up batch. Every answer's
+ *   usage is in the run's cost ledger (batch answers at batch prices, online calls at normal prices).
  */
 import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchPart, BatchRun } from "../domain/batch.js"
-import {
-  BATCH_MAX_BYTES,
-  BATCH_MAX_REQUESTS,
-  BatchIncomplete,
-  BatchPending,
-  BatchRun as BatchRunSchema,
-  BatchStateError,
-  endpointUrl,
-  isTerminal
-} from "../domain/batch.js"
+import { BatchIncomplete, BatchPending, endpointUrl, isTerminal } from "../domain/batch.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { IncompleteRun } from "../domain/run.js"
-import { ModelTask } from "../domain/task.js"
 import { BatchClient } from "../services/Batch.js"
 import { CostLedger } from "../services/CostLedger.js"
+import type { LedgerTotals } from "../services/CostLedger.js"
 import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import type { LlmApi } from "../services/Llm.js"
 import { makeArchiveLlm } from "../services/llm/archive.js"
-import type { BodySettings, DeferredRequest } from "../services/llm/batchReplay.js"
+import type { DeferredRequest } from "../services/llm/batchReplay.js"
 import {
   BatchAnswers,
   bodyHash,
+  isFirstAttemptKey,
   lineError,
   makeBatchLlm,
   parseBatchLines,
-  requestBody,
   sampleCustomId
 } from "../services/llm/batchReplay.js"
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
-import { RunJournal, runPaths } from "../services/RunJournal.js"
+import { RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
-import { toJsonText } from "../skyrl/layout.js"
+import type { BatchLimits, PreparedLine } from "./batchSubmit.js"
+import {
+  bodySettingsOf,
+  finishSubmission,
+  firstRequest,
+  nowIso,
+  onQueueRefusal,
+  partName,
+  REQUESTS_FILE,
+  submitParts,
+  waitingLine,
+  writeRun
+} from "./batchSubmit.js"
 import { ENRICH_WARN_ONLY } from "./enrich.js"
 import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
-import { runEngine, runSpecOf, sampleKey, TASK_SCHEMA_NAME } from "./sampling.js"
+import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
-export const BATCH_FILE = "batch.json"
-export const REQUESTS_FILE = "requests.jsonl"
-
-export interface BatchLimits {
-  readonly maxRequests: number
-  readonly maxBytes: number
-}
-
-export const defaultLimits: BatchLimits = { maxRequests: BATCH_MAX_REQUESTS, maxBytes: BATCH_MAX_BYTES }
+export {
+  BATCH_FILE,
+  chunkLines,
+  defaultLimits,
+  planParts,
+  prepareLine,
+  readRun,
+  REQUESTS_FILE,
+  splitLines,
+  submitRun
+} from "./batchSubmit.js"
+export type { BatchLimits, PartPlan, PreparedLine, RequestLine } from "./batchSubmit.js"
 
 export interface PollOptions {
   /** First wait between two polls; grows ×1.5 up to `maxIntervalMs`. */
   readonly intervalMs: number
   readonly maxIntervalMs: number
 }
-
-/** One request line of a batch input file. */
-export interface RequestLine {
-  readonly custom_id: string
-  readonly method: "POST"
-  readonly url: "/v1/responses" | "/v1/chat/completions"
-  readonly body: Record<string, unknown>
-}
-
-/**
- * Groups items into chunks of at most `maxRequests` items and `maxBytes` bytes, lazily: only the chunk
- * being filled is held (a 50,000-request run never has all its request texts in memory at once).
- */
-export function* chunkLines<T>(
-  items: Iterable<T>,
-  size: (item: T) => number,
-  limits: BatchLimits
-): Generator<Array<T>, void, undefined> {
-  let current: Array<T> = []
-  let bytes = 0
-  for (const item of items) {
-    const n = size(item)
-    if (n > limits.maxBytes) {
-      throw new Error(`one request line is ${n} bytes, more than the ${limits.maxBytes}-byte limit of a batch file`)
-    }
-    if (current.length > 0 && (current.length >= limits.maxRequests || bytes + n > limits.maxBytes)) {
-      yield current
-      current = []
-      bytes = 0
-    }
-    current.push(item)
-    bytes += n
-  }
-  if (current.length > 0) yield current
-}
-
-/** Splits JSON lines into chunks within the limits (a line's size counts its newline). */
-export const splitLines = (lines: ReadonlyArray<string>, limits: BatchLimits): Array<Array<string>> => [
-  ...chunkLines(lines, (l) => Buffer.byteLength(l, "utf8") + 1, limits)
-]
-
-const stateError = (file: string) => (reason: string) => new BatchStateError({ path: file, reason })
-
-const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
-
-/** Reads and checks `batch.json` of a run directory. */
-export const readRun = (runDir: string) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const file = path.join(runDir, BATCH_FILE)
-    if (!(yield* storage.exists(file))) {
-      return yield* stateError(file)(
-        "no such file: not the run directory of a `--backend batch` run (expected raw_llm/<run_id>/)"
-      )
-    }
-    const text = yield* storage.readText(file).pipe(Effect.mapError((e) => stateError(file)(e.message)))
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => stateError(file)(`not valid JSON: ${(e as Error).message}`)
-    })
-    return yield* Schema.decodeUnknown(BatchRunSchema)(json).pipe(
-      Effect.mapError((e) => stateError(file)(`not a skyrl batch run: ${e.message}`))
-    )
-  })
-
-const writeRun = (runDir: string, run: BatchRun) =>
-  Effect.flatMap(Storage, (storage) =>
-    storage.writeFileAtomic(
-      path.join(runDir, BATCH_FILE),
-      toJsonText(Schema.encodeSync(BatchRunSchema)(run), { indent: 2 }) + "\n"
-    ))
-
-const bodySettingsOf = (run: BatchRun): BodySettings => ({
-  model: run.llm.model,
-  reasoningEffort: run.llm.reasoningEffort,
-  maxOutputTokens: run.llm.maxOutputTokens
-})
-
-/**
- * The body of a sample's first attempt, exactly as the sampling engine asks it: the schema of the
- * job's own inventory when the command gives jobs one (enrich), else the run's.
- */
-const firstRequestBody = <J extends Job>(
-  run: BatchRun,
-  sampling: SamplingOptions<J>,
-  inventory: InventoryApi,
-  job: J
-) => {
-  const own = (sampling as { readonly jobInventory?: (job: J) => InventoryApi | undefined }).jobInventory?.(job)
-  const jsonSchema = (own ?? inventory).outputJsonSchema({ maxSteps: sampling.maxTools })
-  return requestBody(run.endpoint, bodySettingsOf(run), {
-    name: TASK_SCHEMA_NAME,
-    instructions: sampling.instructions,
-    input: [{ role: "user", content: sampling.requestText(job, 1) }],
-    schema: ModelTask,
-    jsonSchema
-  }, jsonSchema)
-}
-
-const partName = (part: number, kind: "input" | "output" | "errors") =>
-  `batch_${String(part).padStart(3, "0")}_${kind}.jsonl`
-
-/** Uploads and creates the batch of every part that does not have one yet (after a crash too). */
-const finishSubmission = (runDir: string, start: BatchRun) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const client = yield* BatchClient
-    let run = start
-    const update = (part: number, patch: Partial<BatchPart>) =>
-      Effect.gen(function*() {
-        const updated_at = yield* nowIso
-        run = { ...run, parts: run.parts.map((p) => (p.part === part ? { ...p, ...patch, updated_at } : p)) }
-        yield* writeRun(runDir, run)
-      })
-    for (const part of start.parts) {
-      if (part.batch_id !== null) continue
-      let fileId = part.input_file_id
-      if (fileId === null) {
-        const content = yield* storage.readText(path.join(runDir, part.input))
-        const uploaded = yield* client.uploadFile(`${run.run_id}_${part.input}`, content)
-        fileId = uploaded.id
-        yield* update(part.part, { input_file_id: fileId })
-      }
-      const batch = yield* client.createBatch({
-        inputFileId: fileId,
-        endpoint: endpointUrl(run.endpoint),
-        metadata: { skyrl_run_id: run.run_id, skyrl_part: String(part.part), skyrl_purpose: part.purpose }
-      })
-      yield* update(part.part, {
-        batch_id: batch.id,
-        status: batch.status,
-        request_counts: batch.requestCounts,
-        errors: batch.errors
-      })
-      yield* Effect.logInfo(
-        `submitted part ${part.part}: batch ${batch.id} with ${part.requests} requests (${
-          (part.bytes / 1e6).toFixed(1)
-        } MB)`
-      )
-    }
-    return run
-  })
-
-/** Writes the input files of new parts (one chunk in memory at a time), records them, and submits them. */
-const submitParts = (
-  runDir: string,
-  start: BatchRun,
-  lines: Iterable<RequestLine>,
-  purpose: BatchPart["purpose"],
-  limits: BatchLimits
-) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const entries = (function*() {
-      for (const l of lines) yield { id: l.custom_id, text: JSON.stringify(l), hash: bodyHash(l.body) }
-    })()
-    const chunks = chunkLines(entries, (e) => Buffer.byteLength(e.text, "utf8") + 1, limits)
-    let run = start
-    for (;;) {
-      const next = yield* Effect.try({
-        try: () => chunks.next(),
-        catch: (e) => stateError(path.join(runDir, BATCH_FILE))((e as Error).message)
-      })
-      if (next.done === true) break
-      const chunk = next.value
-      const part = run.parts.reduce((n, p) => Math.max(n, p.part), 0) + 1
-      const input = partName(part, "input")
-      const content = chunk.map((e) => e.text).join("\n") + "\n"
-      yield* storage.writeFileAtomic(path.join(runDir, input), content)
-      yield* storage.appendDurable(
-        path.join(runDir, REQUESTS_FILE),
-        chunk.map((e) => JSON.stringify({ custom_id: e.id, part, sha256: e.hash }) + "\n").join("")
-      )
-      const now = yield* nowIso
-      run = {
-        ...run,
-        parts: [...run.parts, {
-          part,
-          purpose,
-          input,
-          requests: chunk.length,
-          bytes: Buffer.byteLength(content, "utf8"),
-          submitted_at: now,
-          input_file_id: null,
-          batch_id: null,
-          status: null,
-          request_counts: null,
-          output_file_id: null,
-          error_file_id: null,
-          errors: [],
-          output: null,
-          error_output: null,
-          updated_at: now
-        }]
-      }
-      yield* writeRun(runDir, run)
-    }
-    return yield* finishSubmission(runDir, run)
-  })
-
-/** `--backend batch`: builds one request line per sample and submits them. Returns the run state. */
-export const submitRun = <J extends Job>(
-  initial: BatchRun,
-  makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
-  limits: BatchLimits = defaultLimits
-) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const inventory = yield* Inventory
-    const sampling = makeSampling(yield* inventory.get)
-    const { runDir } = runPaths(sampling.rawDir, sampling.runId)
-    yield* storage.makeDirectory(runDir)
-    if (yield* storage.exists(path.join(runDir, BATCH_FILE))) {
-      return yield* stateError(path.join(runDir, BATCH_FILE))("this run was already submitted")
-    }
-    // Built lazily, part by part: a request body holds the whole shared prefix (instructions, schema).
-    const lines = (function*(): Generator<RequestLine> {
-      for (const job of sampling.jobs) {
-        yield {
-          custom_id: `${sampling.runId}:${sampleKey(job.index, 1, "task")}`,
-          method: "POST",
-          url: endpointUrl(initial.endpoint),
-          body: firstRequestBody(initial, sampling, inventory, job)
-        }
-      }
-    })()
-    yield* writeRun(runDir, initial)
-    const run = yield* submitParts(runDir, initial, lines, "initial", limits).pipe(
-      Effect.tapError(() =>
-        Effect.logWarning(
-          `the submission of ${runDir} stopped; what was prepared is kept: \`skyrl batch status ${runDir}\` finishes it`
-        )
-      )
-    )
-    yield* Effect.logInfo(
-      `run ${run.run_id}: ${sampling.jobs.length} requests in ${run.parts.length} batch${
-        run.parts.length === 1 ? "" : "es"
-      } (${endpointUrl(run.endpoint)}, ${run.llm.model}); check with \`skyrl batch status ${runDir}\`, ` +
-        `collect with \`skyrl batch collect ${runDir}\``
-    )
-    return { run, runDir }
-  })
 
 export interface StatusTotals {
   readonly parts: number
@@ -339,7 +102,10 @@ export const totalsOf = (run: BatchRun): StatusTotals => ({
 export const statusLine = (run: BatchRun, elapsedMs?: number): string => {
   const t = totalsOf(run)
   const states = new Map<string, number>()
-  for (const p of run.parts) states.set(p.status ?? "submitting", (states.get(p.status ?? "submitting") ?? 0) + 1)
+  for (const p of run.parts) {
+    const state = p.status ?? (p.waiting !== null ? "waiting for the queue" : "submitting")
+    states.set(state, (states.get(state) ?? 0) + 1)
+  }
   const stateText = [...states.entries()].map(([s, n]) => `${n} ${s}`).join(", ")
   const elapsed = elapsedMs === undefined ? "" : `; waited ${formatDuration(elapsedMs)}`
   return `batch run ${run.run_id}: ${t.completed + t.failed}/${t.requests} requests done (${t.failed} failed); ` +
@@ -362,6 +128,17 @@ export const refreshRun = (runDir: string, start: BatchRun) =>
     for (const part of run.parts) {
       if (part.batch_id === null || isTerminal(part.status)) continue
       const info = yield* client.retrieveBatch(part.batch_id)
+      const refused = onQueueRefusal(part, info, yield* nowIso)
+      if (refused !== undefined) {
+        changed = true
+        run = { ...run, parts: run.parts.map((p) => (p.part === part.part ? refused : p)) }
+        yield* Effect.logWarning(
+          refused.waiting === null
+            ? `batch ${info.id} (part ${part.part}) was refused: ${refused.errors.join("; ")}`
+            : waitingLine(run, refused)
+        )
+        continue
+      }
       const next: BatchPart = {
         ...part,
         status: info.status,
@@ -485,18 +262,32 @@ export interface CollectOptions {
 
 export interface CollectSummary {
   readonly run: BatchRun
+  /** The run's cost ledger, every session and round. */
+  readonly totals: LedgerTotals
   readonly sampling: SamplingSummary | undefined
   readonly unanswered: number
   readonly pending: number
 }
 
-/** Which samples a collect round can make: answered or journaled ones, and (resubmit) the rest. */
+/** Which samples a collect round can make: those with a line or a journal entry, and (resubmit) the rest. */
 interface RoundJobs<J> {
   readonly jobs: ReadonlyArray<J>
   readonly pending: number
   readonly unanswered: number
-  /** `3 expired; 1 failed: ...` */
+  /** `3 expired (every line of its batch); 1 no answer (batch failed)` */
   readonly unansweredText: string
+  /** First attempts whose line failed: retried (transient) or made again (refused for the request). */
+  readonly failedText: string
+}
+
+/** `3 a; 1 b` from counts by reason, most frequent first. */
+const countText = (counts: ReadonlyMap<string, number>): string =>
+  [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([r, n]) => `${n} ${r}`)
+    .join("; ")
+
+const bump = (counts: Map<string, number>, reason: string) => {
+  const key = reason.slice(0, 300)
+  counts.set(key, (counts.get(key) ?? 0) + 1)
 }
 
 const sortJobs = <J extends Job>(
@@ -512,6 +303,7 @@ const sortJobs = <J extends Job>(
   const runningSamples = new Set(answers.customIdsInParts(runningParts).map(sampleCustomId))
   const jobs: Array<J> = []
   const reasons = new Map<string, number>()
+  const failed = new Map<string, number>()
   let pending = 0
   for (const job of base.jobs) {
     const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
@@ -521,27 +313,34 @@ const sortJobs = <J extends Job>(
     }
     const found = journaled.has(job.index)
       ? undefined
-      : answers.lookup(customId, bodyHash(firstRequestBody(run, base, inventory, job)))
-    if (found === undefined || found.kind === "answer") {
+      : answers.lookup(customId, bodyHash(firstRequest(run, base, inventory, job).line.body))
+    const failure = found?.kind === "error" ? answers.failureOf(found.line) : undefined
+    if (found?.kind === "error" && failure !== "lost") {
+      const e = lineError(found.line)
+      bump(failed, failure === "retry" ? `transient (${e.message})` : `refused for their request (${e.message})`)
+    }
+    if (found === undefined || found.kind === "answer" || (failure !== undefined && failure !== "lost")) {
       jobs.push(job)
       continue
     }
     const reason = found.kind === "error"
-      ? (found.line.error?.code === "batch_expired" ? "expired" : `failed: ${lineError(found.line).message}`)
+      ? (found.line.error?.code === "batch_expired"
+        ? "expired (their batch expired without answering any request)"
+        : `lost: ${lineError(found.line).message}`)
       : found.kind === "mismatch"
       ? "the submitted request differs from the one asked now (inventory or settings changed)"
       : `no answer (batch ${
         run.parts.find((p) => answers.submittedHashes(customId).has(p.part))?.status ?? "not submitted"
       })`
-    reasons.set(reason.slice(0, 300), (reasons.get(reason.slice(0, 300)) ?? 0) + 1)
+    bump(reasons, reason)
     if (resubmit) jobs.push(job)
   }
   return {
     jobs,
     pending,
     unanswered: [...reasons.values()].reduce((a, b) => a + b, 0),
-    unansweredText: [...reasons.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-      .map(([r, n]) => `${n} ${r}`).join("; ")
+    unansweredText: countText(reasons),
+    failedText: countText(failed)
   }
 }
 
@@ -569,6 +368,7 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     repairs: options.repairs,
     online: Option.getOrUndefined(online),
     onlineConcurrency: options.concurrency,
+    maxRetries: run.llm.maxRetries,
     deferred,
     describe: `openai batch ${endpointUrl(run.endpoint)} ${run.llm.model} (${run.parts.length} batch${
       run.parts.length === 1 ? "" : "es"
@@ -587,14 +387,19 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
       const snapshot = yield* Ref.get(snapshotRef)
       if (Option.isNone(snapshot)) continue
       const s = yield* snapshot.value
-      if (s.done + deferred.size >= s.total) return { _tag: "deferred", deferred } as const
+      // Ended only once every done sample's journal line is on disk: interrupting sooner would drop it.
+      if (s.done + deferred.size >= s.total && (yield* journal.unwritten) === 0) {
+        return { _tag: "deferred", deferred } as const
+      }
     }
   })
   const engine = runEngine({
     ...base,
     jobs,
     // Batch answers are local: every sample may run at once (online calls are bounded in the Llm).
-    concurrency: Math.max(1, jobs.length)
+    concurrency: Math.max(1, jobs.length),
+    // The batch answered lines already: a refused line is about its request, not the request every sample sends.
+    answered: answers.anyAnswered
   }).pipe(
     Effect.provideService(Llm, llm),
     Effect.provideService(Progress, progress),
@@ -612,17 +417,16 @@ const submitDeferred = (
   limits: BatchLimits
 ) =>
   Effect.gen(function*() {
-    const lines: Array<RequestLine> = [...deferred.values()].map((d) => ({
-      custom_id: d.customId,
-      method: "POST",
-      url: endpointUrl(run.endpoint),
-      body: d.body
+    const lines: Array<PreparedLine> = [...deferred.values()].map((d) => ({
+      line: { custom_id: d.customId, method: "POST", url: endpointUrl(run.endpoint), body: d.body },
+      inputTokens: d.inputTokens,
+      tokens: d.inputTokens + run.llm.maxOutputTokens
     }))
     const next = yield* submitParts(runDir, run, lines, "follow-up", limits)
-    const resubmitted = lines.filter((l) => /sample-\d+$/.test(l.custom_id)).length
-    const reason =
-      `follow-up batch submitted: ${lines.length} requests (${lines.length - resubmitted} repairs/retries, ` +
-      `${resubmitted} resubmitted samples)`
+    const first = lines.filter((l) => isFirstAttemptKey(l.line.custom_id.slice(run.run_id.length + 1))).length
+    const reason = `follow-up batch submitted: ${lines.length} requests (${
+      lines.length - first
+    } repairs and new attempts, ${first} first attempts sent again)`
     yield* Effect.logInfo(reason)
     return { run: next, reason }
   })
@@ -668,12 +472,25 @@ const collectRounds = <J extends Job>(
     const journal = yield* RunJournal
     const ledger = yield* CostLedger
     let run = start
+    // `--batch-max-tokens` given to collect replaces the run's (its queue rule and its follow-up parts).
+    const maxTokens = Number.isFinite(options.limits.maxTokens) ? options.limits.maxTokens : null
+    if (maxTokens !== null && maxTokens !== run.max_tokens) {
+      run = { ...run, max_tokens: maxTokens }
+      yield* writeRun(runDir, run)
+    }
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
       run = yield* download(runDir, run)
       const answers = yield* loadAnswers(runDir, run)
       const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit)
+      if (round.failedText !== "") {
+        yield* Effect.logWarning(
+          `batch lines failed: ${round.failedText}; transient failures are retried ${
+            options.repairs === "online" ? "online (normal price)" : "in a follow-up batch"
+          }, samples whose request was refused are made again (up to --max-attempts)`
+        )
+      }
       if (round.unanswered > 0) {
         yield* Effect.logWarning(
           `${round.unanswered} samples have no batch answer: ${round.unansweredText}${
@@ -742,6 +559,7 @@ const collectRounds = <J extends Job>(
       yield* checkCollected(base)
       return {
         run,
+        totals: yield* ledger.totals,
         sampling: result.right,
         unanswered: round.unanswered,
         pending: round.pending

@@ -25,6 +25,7 @@ import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
 import { decodeRow } from "../skyrl/layout.js"
+import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
 import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
@@ -433,8 +434,10 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     requestText: enrichRequest,
     taskInput: enrichTaskInput(options.maxTurns),
     jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
-    // The prompts are the source's, which enrich must not change: their size and duplicates only warn.
+    // The prompts are the source's, which enrich must not change: their size and duplicates only warn
+    // (near-duplicates too: the gate logs them, the prompt stays as given).
     warnOnly: ENRICH_WARN_ONLY,
+    nearDuplicates: { threshold: DEFAULT_NEAR_DUP_THRESHOLD },
     maxPromptTokens: options.runSettings.max_prompt_tokens,
     passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
     jobInventory: (job) => job.inventory,

@@ -1,47 +1,122 @@
 /**
- * `generate`: ask the model for tasks across domains and complexities (the work plan from the seed),
- * through the run engine (src/programs/sampling.ts).
+ * `generate`: ask the model for tasks across domains and complexities, each sample with its own focus
+ * tool, task style, persona and subject (the work plan from the seed), through the run engine
+ * (src/programs/sampling.ts).
  */
 import { Effect } from "effect"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
-import type { RunSettings } from "../domain/run.js"
+import type { PlanInputs, RejectRecord, RunSettings } from "../domain/run.js"
 import type { Complexity, ModelTask } from "../domain/task.js"
 import { COMPLEXITY_CALLS, complexityOf } from "../domain/task.js"
 import { Inventory } from "../services/Inventory.js"
+import type { FocusTool } from "../skyrl/focusTools.js"
+import { focusToolMissing, focusTools } from "../skyrl/focusTools.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
+import { DEFAULT_PERSONAS, TASK_STYLES } from "../skyrl/personas.js"
+import type { TaskStyle } from "../skyrl/personas.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
+import { allocateSubjects } from "../skyrl/subjects.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
-import { workPlan } from "../skyrl/workPlan.js"
+import { diverseWorkPlan, workPlan } from "../skyrl/workPlan.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
+/**
+ * One sample of a generate run. Runs made before issue 18 plan domain and complexity only; a diverse
+ * plan adds the focus tool, style, persona and the subjects of its first attempts.
+ */
+export interface GenerateJob extends PlannedSample {
+  readonly focus?: FocusTool
+  readonly style?: TaskStyle
+  readonly persona?: string
+  /** Attempt a's subject is `subjects[(a - 1) % subjects.length]` (no subject when empty). */
+  readonly subjects?: ReadonlyArray<string>
+}
+
+/** Subjects kept per sample: its first attempts get distinct ones (spares of the pool), later ones cycle. */
+export const SUBJECT_ATTEMPTS = 4
+
 export interface GenerateOptions extends
   Omit<
-    SamplingOptions<PlannedSample>,
+    SamplingOptions<GenerateJob>,
     "command" | "jobs" | "instructions" | "requestText" | "taskInput" | "jobMetadata" | "seed"
   >
 {
-  readonly plan: ReadonlyArray<PlannedSample>
+  readonly plan: ReadonlyArray<GenerateJob>
   readonly seed: number
 }
 
-/** The work plan a generate run's settings describe (same settings, same samples). */
-export const generatePlan = (settings: RunSettings): ReadonlyArray<PlannedSample> =>
-  workPlan(
-    settings.seed ?? 0,
-    settings.n,
-    settings.domains,
-    settings.complexities.map((c) => ({ complexity: c.complexity as Complexity, weight: c.weight }))
-  )
+/** The domains a run plans with: its settings', or the domains stage's answer (undefined: not answered yet). */
+export const planDomains = (settings: RunSettings, inputs: PlanInputs): ReadonlyArray<string> | undefined =>
+  settings.diversity?.domains_from === "model" ? inputs.domains : settings.domains
+
+/**
+ * The work plan a generate run's settings describe, over the catalogue it plans with and its plan
+ * inputs (plan_inputs.json: file entries, stage answers): same inputs, same samples. Throws when the
+ * domains stage has not answered yet (callers run the stages first).
+ */
+export const generatePlan = (
+  settings: RunSettings,
+  catalogue: Catalogue,
+  inputs: PlanInputs = {}
+): ReadonlyArray<GenerateJob> => {
+  const seed = settings.seed ?? 0
+  const complexities = settings.complexities.map((c) => ({
+    complexity: c.complexity as Complexity,
+    weight: c.weight
+  }))
+  if (settings.diversity === undefined) return workPlan(seed, settings.n, settings.domains, complexities)
+  const domains = planDomains(settings, inputs)
+  if (domains === undefined || domains.length === 0) throw new Error("generatePlan: the domains stage has not answered")
+  const plan = diverseWorkPlan(seed, settings.n, domains, complexities, {
+    tools: focusTools(catalogue),
+    styles: TASK_STYLES,
+    personas: inputs.personas ?? DEFAULT_PERSONAS
+  })
+  const subjects = allocateSubjects(seed, plan, { byDomain: inputs.subjects, shared: inputs.subjects_file })
+  return plan.map((s) => ({
+    ...s,
+    subjects: Array.from({ length: SUBJECT_ATTEMPTS }, (_, a) => subjects.subjectFor(s.index, a + 1))
+      .filter((x): x is string => x !== undefined)
+  }))
+}
+
+/** The subject a job's attempt is about (none without subjects). */
+export const subjectOf = (job: GenerateJob, attempt: number): string | undefined =>
+  job.subjects === undefined || job.subjects.length === 0
+    ? undefined
+    : job.subjects[(attempt - 1) % job.subjects.length]
+
+/**
+ * The user message of a job's attempt: domain, complexity and the job's brief, and after rejections
+ * that duplicated accepted tasks, what to avoid (from the sample's own rejects in this session, which
+ * the engine rebuilds the same way when it replays a run).
+ */
+export const generateRequest =
+  (total: number) => (job: GenerateJob, attempt: number, history: ReadonlyArray<RejectRecord> = []): string =>
+    renderSampleRequest({
+      index: job.index,
+      total,
+      domain: job.domain,
+      complexity: job.complexity,
+      attempt,
+      brief: {
+        focus: job.focus,
+        style: job.style,
+        persona: job.persona,
+        subject: subjectOf(job, attempt),
+        avoid: history.flatMap((r) => (r.avoid === undefined ? [] : [r.avoid]))
+      }
+    })
 
 /**
  * The task handed to conversion: the model's fields, turns clamped to what the plan and the run allow,
  * and the task id made unique within the run by the sample number (models reuse slugs).
  */
 export const generatedTaskInput =
-  (maxTurns: number) => (job: PlannedSample, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
+  (maxTurns: number) => (job: GenerateJob, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
     task_id: `${task.task_id.trim() || "task"}-${String(job.index + 1).padStart(4, "0")}`,
     user_prompt: task.user_prompt,
     ...modelTaskFields(task, steps, maxTurns)
@@ -54,8 +129,27 @@ export const requestedComplexityIssues = (job: PlannedSample, steps: ReadonlyArr
     `${steps.length} call${steps.length === 1 ? "" : "s"}: write a ${job.complexity} task and label it so`
   ]
 
+/** What a job's request asks of its plan: the requested complexity, and a call of its focus tool. */
+export const requestedPlanIssues = (job: GenerateJob, steps: ReadonlyArray<PlanStep>): ReadonlyArray<string> => {
+  const focus = job.focus === undefined ? undefined : focusToolMissing(steps, job.focus)
+  return [...requestedComplexityIssues(job, steps), ...(focus === undefined ? [] : [focus])]
+}
+
+/** What a row records of its request (besides the sample index and attempt). */
+export const generateMetadata = (job: GenerateJob, attempt: number): Readonly<Record<string, unknown>> => {
+  const subject = subjectOf(job, attempt)
+  return {
+    requested_complexity: job.complexity,
+    requested_domain: job.domain,
+    ...(job.focus === undefined ? {} : { requested_focus_tool: `${job.focus.server}/${job.focus.tool}` }),
+    ...(job.style === undefined ? {} : { requested_style: job.style.name }),
+    ...(job.persona === undefined ? {} : { requested_persona: job.persona }),
+    ...(subject === undefined ? {} : { requested_subject: subject })
+  }
+}
+
 /** The engine options of a generate run (shared by the online run, `--backend batch` and rebuild). */
-export const generateSampling = (options: GenerateOptions, catalogue: Catalogue): SamplingOptions<PlannedSample> => ({
+export const generateSampling = (options: GenerateOptions, catalogue: Catalogue): SamplingOptions<GenerateJob> => ({
   ...options,
   command: "generate",
   jobs: options.plan,
@@ -64,19 +158,23 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
     maxTurns: options.maxTurns,
     asOf: options.runSettings.as_of
   }),
-  requestText: (job, attempt) =>
-    renderSampleRequest({
-      index: job.index,
-      total: options.plan.length,
-      domain: job.domain,
-      complexity: job.complexity,
-      attempt
-    }),
+  requestText: generateRequest(options.plan.length),
   taskInput: generatedTaskInput(options.maxTurns),
-  jobPlanIssues: options.runSettings.answers === "model" ? requestedComplexityIssues : undefined,
-  jobMetadata: (job) => ({ requested_complexity: job.complexity, requested_domain: job.domain }),
-  maxPromptTokens: options.runSettings.max_prompt_tokens
+  // A model reads the request; recorded answers (--llm replay) cannot follow it.
+  jobPlanIssues: options.runSettings.answers === "model" ? requestedPlanIssues : undefined,
+  jobMetadata: generateMetadata,
+  maxPromptTokens: options.runSettings.max_prompt_tokens,
+  nearDuplicates: nearDuplicatesOf(options.runSettings)
 })
+
+/**
+ * Near-duplicate control of a run: `--near-dup` of a diverse run (null: off); runs made before it had
+ * none (so `rebuild` makes their rows as they were).
+ */
+export const nearDuplicatesOf = (settings: RunSettings): { readonly threshold: number } | undefined => {
+  const t = settings.diversity?.near_dup
+  return t === undefined || t === null ? undefined : { threshold: t }
+}
 
 export const generateProgram = (options: GenerateOptions) =>
   Effect.gen(function*() {

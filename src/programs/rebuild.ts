@@ -15,6 +15,7 @@ import { archiveOnly } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
 import { readJournal, readManifest, RunJournal } from "../services/RunJournal.js"
 import { generatePlan, generateSampling } from "./generate.js"
+import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
 import { runEngine, runSpecOf } from "./sampling.js"
 
 export interface RebuildOptions {
@@ -46,9 +47,18 @@ export const rebuildProgram = (options: RebuildOptions) =>
       })
     }
     const settings = m.run_settings
-    const plan = generatePlan(settings)
-    const { rowOrder } = yield* readJournal(runDir, new Set(plan.map((p) => p.index)))
     const catalogue = yield* (yield* Inventory).get
+    // The plan inputs the run kept (list files, the answers of its domains and subjects stages).
+    const inputs = yield* readPlanInputs(runDir)
+    const missing = missingPlanInputs(settings, inputs)
+    if (missing.length > 0) {
+      return yield* new InputError({
+        file: path.join(runDir, PLAN_INPUTS_FILE),
+        reason: `lacks the run's ${missing.join(", ")}: the run never got past its first stages`
+      })
+    }
+    const plan = generatePlan(settings, catalogue, inputs)
+    const { rowOrder } = yield* readJournal(runDir, new Set(plan.map((p) => p.index)))
     const sampling = generateSampling({
       out: options.out,
       plan,

@@ -193,7 +193,7 @@ const metadataOf = <J extends Job>(
   sample_index: job.index,
   attempt,
   repaired,
-  ...ctx.options.jobMetadata(job),
+  ...ctx.options.jobMetadata(job, attempt),
   reasoning_tokens: answer.usage.reasoning,
   raw_output_path: called.file === undefined ? null : ctx.relativeToOut(called.file)
 })
@@ -211,12 +211,22 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
   attemptNo: number,
   tally: Ref.Ref<SampleTally>
 ) {
-  let input: ReadonlyArray<LlmMessage> = [{ role: "user", content: ctx.options.requestText(job, attemptNo) }]
-  const reject = (reasons: ReadonlyArray<string>, file: string | undefined): RejectRecord => ({
+  // The sample's rejects so far in this session: re-judged the same way when answers are replayed.
+  const history = (yield* Ref.get(tally)).rejects
+  let input: ReadonlyArray<LlmMessage> = [{
+    role: "user",
+    content: ctx.options.requestText(job, attemptNo, history)
+  }]
+  const reject = (
+    reasons: ReadonlyArray<string>,
+    file: string | undefined,
+    avoid?: RejectRecord["avoid"]
+  ): RejectRecord => ({
     index: job.index,
     attempt: attemptNo,
     reasons: [...reasons],
-    raw_output_path: file === undefined ? null : ctx.relativeToOut(file)
+    raw_output_path: file === undefined ? null : ctx.relativeToOut(file),
+    ...(avoid === undefined ? {} : { avoid })
   })
   for (let round = 0; round < 2; round++) {
     const called = yield* call(ctx, job, attemptNo, round === 0 ? "task" : "repair", input)
@@ -264,7 +274,10 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
       input = [...input, { role: "assistant", content: answer.text }, { role: "user", content: verdict.message }]
       continue
     }
-    return { _tag: "Rejected", reject: reject(verdict.reasons, called.file) } as const
+    return {
+      _tag: "Rejected",
+      reject: reject(verdict.reasons, called.file, verdict._tag === "Reject" ? verdict.avoid : undefined)
+    } as const
   }
   return yield* Effect.dieMessage("unreachable: an attempt ends within two rounds")
 })

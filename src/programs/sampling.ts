@@ -28,7 +28,10 @@ import { Progress } from "../services/Progress.js"
 import type { RunSpec } from "../services/RunJournal.js"
 import { RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
+import type { DiversityReport } from "../skyrl/diversity.js"
+import { diversityOfRows, renderDiversityText } from "../skyrl/diversity.js"
 import { decodeRow, encodeRow } from "../skyrl/layout.js"
+import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { VerifyHook } from "./acceptance.js"
 import { makeAcceptance } from "./acceptance.js"
@@ -48,14 +51,17 @@ export interface SamplingOptions<J extends Job> {
   readonly jobs: ReadonlyArray<J>
   /** The shared prefix (identical for every request of the run). */
   readonly instructions: string
-  /** The varying user message for a job's attempt (attempt ≥ 1). */
-  readonly requestText: (job: J, attempt: number) => string
+  /**
+   * The varying user message for a job's attempt (attempt ≥ 1); `history` is the sample's rejected
+   * attempts so far in this session (a duplicate's reject names what to avoid; absent: none).
+   */
+  readonly requestText: (job: J, attempt: number, history?: ReadonlyArray<RejectRecord>) => string
   /** The raw task handed to `convertTask` once the plan is valid. */
   readonly taskInput: (job: J, task: ModelTask, steps: ReadonlyArray<PlanStep>) => unknown
   /** What a job's request asked of its plan (generate: the requested complexity); repaired like plan problems. */
   readonly jobPlanIssues?: ((job: J, steps: ReadonlyArray<PlanStep>) => ReadonlyArray<string>) | undefined
-  /** Extra metadata for the job's row. */
-  readonly jobMetadata: (job: J) => Readonly<Record<string, unknown>>
+  /** Extra metadata for the row of a job's attempt. */
+  readonly jobMetadata: (job: J, attempt: number) => Readonly<Record<string, unknown>>
   /** Rows that need no model call (enrich: rows that already have a plan), written in index order. */
   readonly passthrough?: ReadonlyArray<{ readonly index: number; readonly row: SkyRLRow }>
   /** A job's own inventory (enrich: the tools its prompt offers); default: the Inventory service's. */
@@ -68,8 +74,18 @@ export interface SamplingOptions<J extends Job> {
   readonly warnOnly?: ReadonlyArray<string>
   /** Prompt token budget of the row checks (default: checks.ts's). */
   readonly maxPromptTokens?: number | undefined
+  /**
+   * Near-duplicates at acceptance (`nearDup.ts`: MinHash over user prompts at `threshold`, and identical
+   * plans): rejected, unless their rules are warn-only (enrich). Undefined: not checked.
+   */
+  readonly nearDuplicates?: { readonly threshold: number } | undefined
   /** Execution verification before a row is accepted (`generate --verify`, issue 14). */
   readonly verify?: VerifyHook<J> | undefined
+  /**
+   * Answers came back for this run already (batch collect: the batch answered some lines), so a refused
+   * request is about itself from the start, never taken for a fault of the request every sample sends.
+   */
+  readonly answered?: boolean | undefined
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
   readonly out: string
@@ -115,10 +131,28 @@ export interface SamplingSummary {
   readonly calls: number
   readonly usage: Usage
   readonly costUsd: number | undefined
+  /** The diversity report of the rows written (also in the manifest). */
+  readonly diversity: DiversityReport
 }
 
 /** The run directory a run's options describe (generate keeps its inventory there, for rebuild and --force). */
-export const runSpecOf = <J extends Job>(options: SamplingOptions<J>, inventory?: Inv.Inventory): RunSpec => ({
+export const runSpecOf = <J extends Job>(
+  options: Pick<
+    SamplingOptions<J>,
+    | "rawDir"
+    | "runId"
+    | "command"
+    | "out"
+    | "runSettings"
+    | "settings"
+    | "model"
+    | "backend"
+    | "jobs"
+    | "passthrough"
+    | "rawGzip"
+  >,
+  inventory?: Inv.Inventory
+): RunSpec => ({
   runDir: path.join(options.rawDir, options.runId),
   runId: options.runId,
   command: options.command,
@@ -163,7 +197,8 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
         severity: { "plan/complexity": "error" }
       },
       warnOnly: options.warnOnly ?? [],
-      verify: options.verify
+      verify: options.verify,
+      nearDuplicates: options.nearDuplicates
     })
     return {
       options,
@@ -173,7 +208,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       acceptance,
       inventoryOf,
       stop: yield* Ref.make<string | undefined>(undefined),
-      refusals: yield* Ref.make({ answered: false, unexplained: 0 }),
+      refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/")
     } satisfies RunContext<J>
   })
@@ -242,14 +277,15 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const storage = yield* Storage
   const { journal, options } = ctx
   const latest = yield* journal.latest
-  const rows = new Map<number, SkyRLRow>()
+  const rows = new Map<number, { readonly row: SkyRLRow; readonly encoded: unknown }>()
   for (const e of latest.values()) {
     if (e.status !== "row") continue
     const row = decodeRow(e.row)
-    if (row._tag === "Right") rows.set(e.index, row.right)
+    if (row._tag === "Right") rows.set(e.index, { row: row.right, encoded: e.row })
   }
-  for (const p of options.passthrough ?? []) rows.set(p.index, p.row)
-  const ordered = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, row]) => row)
+  for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.row, encoded: encodeRow(p.row) })
+  const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
+  const ordered = sorted.map((r) => r.row)
   const written = yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
     ascii: options.ascii
@@ -263,7 +299,11 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   }
   const requested = options.jobs.length + (options.passthrough?.length ?? 0)
   const complete = rows.size >= requested
-  yield* journal.settle(complete ? "completed" : "incomplete", ctx.llm.describe)
+  const diversity = diversityOfRows(sorted.map((r) => r.encoded), options.out, {
+    inventory: options.command === "generate" ? (yield* Inventory).inventory : undefined,
+    threshold: options.nearDuplicates?.threshold ?? DEFAULT_NEAR_DUP_THRESHOLD
+  })
+  yield* journal.settle(complete ? "completed" : "incomplete", ctx.llm.describe, diversity)
   const counts = yield* journal.counts
   const totals = yield* ctx.ledger.totals
   yield* Effect.logInfo(
@@ -273,6 +313,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
         totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`
       }; archive ${journal.paths.runDir}`
   )
+  yield* Effect.logInfo(renderDiversityText(diversity))
   if (!complete) {
     return yield* new IncompleteRun({
       made: written,
@@ -290,7 +331,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
     failedSamples: counts.failed,
     calls: totals.calls,
     usage: totals.usage,
-    costUsd: totals.costUsd
+    costUsd: totals.costUsd,
+    diversity
   } satisfies SamplingSummary
 })
 

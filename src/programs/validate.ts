@@ -1,15 +1,19 @@
 /**
- * `validate`: streams dataset files through the checks of src/skyrl/checks.ts, and
- * `checkWrittenDataset`: the same checks on a file a command has just written (convert, generate,
- * enrich), which then refuses to finish silently: every violation is logged as an error and the
- * command fails with exit 1, keeping the written file.
+ * `validate`: streams dataset files through the checks of src/skyrl/checks.ts and, for `skyrl validate`
+ * itself (`validateDatasets`), the diversity report of src/skyrl/diversity.ts with its near-duplicate
+ * rules; and `checkWrittenDataset`: the checks (not the diversity pass) on a file a command has just
+ * written (convert, generate, enrich), which then refuses to finish silently: every violation is logged
+ * as an error and the command fails with exit 1, keeping the written file.
  */
 import { Effect, Schema, Stream } from "effect"
 import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
-import type { CheckOptions, Report, RuleReport } from "../skyrl/checks.js"
+import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
+import type { DiversityReport, DuplicateFindings, RowRef } from "../skyrl/diversity.js"
+import { DiversityAccumulator, explainClusters, readRow, refsToExplain } from "../skyrl/diversity.js"
+import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
 export class UnreadableDatasetError extends Schema.TaggedError<UnreadableDatasetError>()("UnreadableDatasetError", {
@@ -49,17 +53,25 @@ export interface ValidateOptions extends Omit<CheckOptions, "inventory"> {
   readonly inventory?: Inventory | undefined
 }
 
-/** Streams every file through one checker (so Arrow hazards are found across files too). */
-export const validateFiles = (options: ValidateOptions): Effect.Effect<Report, UnreadableDatasetError, Storage> =>
+/** Something fed every row alongside the checks (the diversity report's accumulator). */
+export interface RowSink {
+  readonly add: (row: unknown, ref: RowRef) => void
+}
+
+/** Streams every row of every file to `each` (0-based row index per file), after `begin` of its file. */
+const forEachRow = (
+  files: ReadonlyArray<string>,
+  each: (file: string, index: number, value: unknown) => void,
+  begin: (file: string) => void = () => undefined
+) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const checker = new DatasetChecker(options)
-    for (const file of options.files) {
-      checker.beginFile(file)
+    for (const file of files) {
+      begin(file)
       yield* storage.readRows(file).pipe(
         Stream.runForEachChunk((chunk) =>
           Effect.sync(() => {
-            for (const record of chunk) checker.add(record.index, record.value)
+            for (const record of chunk) each(file, record.index, record.value)
           })
         ),
         Effect.mapError((e) =>
@@ -67,7 +79,88 @@ export const validateFiles = (options: ValidateOptions): Effect.Effect<Report, U
         )
       )
     }
+  })
+
+/** Streams every file through one checker (so Arrow hazards are found across files too), and `sink`. */
+export const validateFiles = (
+  options: ValidateOptions,
+  sink?: RowSink
+): Effect.Effect<Report, UnreadableDatasetError, Storage> =>
+  Effect.gen(function*() {
+    const checker = new DatasetChecker(options)
+    yield* forEachRow(options.files, (file, index, value) => {
+      checker.add(index, value)
+      sink?.add(value, { file, row: index })
+    }, (file) => checker.beginFile(file))
     return checker.report()
+  })
+
+/** What `skyrl validate` prints: the checks' report, its near-duplicate rules, and the diversity report. */
+export interface DatasetReport extends Report {
+  readonly diversity: DiversityReport
+}
+
+const DUPLICATE_RULES = { "duplicate/similar-prompt": "near-prompt", "duplicate/same-plan": "plan" } as const
+
+/** The checks' report with validate's near-duplicate rules counted from the diversity pass. */
+const withDuplicateRules = (
+  report: Report,
+  found: Readonly<Record<"near-prompt" | "plan", DuplicateFindings>>,
+  threshold: number
+): Report => {
+  const findingOf = (rule: keyof typeof DUPLICATE_RULES) => (d: DuplicateFindings["examples"][number]): Finding => ({
+    rule,
+    file: d.row.file,
+    row: d.row.row,
+    field: rule === "duplicate/same-plan" ? "reward_spec.ground_truth.tool_sequence" : "prompt",
+    message: rule === "duplicate/same-plan"
+      ? `the same calls with the same literal params as ${d.earlier.file} row ${d.earlier.row}`
+      : `${d.similarity.toFixed(2)} similar (threshold ${threshold}) to ${d.earlier.file} row ${d.earlier.row}`
+  })
+  let added = 0
+  const rules = report.rules.map((r) => {
+    if (!(r.id in DUPLICATE_RULES)) return r
+    const id = r.id as keyof typeof DUPLICATE_RULES
+    const f = found[DUPLICATE_RULES[id]]
+    added += f.count
+    return { ...r, count: f.count, examples: f.examples.map(findingOf(id)) }
+  })
+  return { ...report, rules, warnings: report.warnings + added }
+}
+
+/** The user prompts of some rows (a second read: the report keeps no text). */
+const promptsOf = (files: ReadonlyArray<string>, refs: ReadonlyArray<RowRef>) =>
+  Effect.gen(function*() {
+    const wanted = new Set(refs.map((r) => `${r.file}\n${r.row}`))
+    const texts = new Map<string, string>()
+    if (wanted.size === 0) return texts
+    yield* forEachRow(files.filter((f) => refs.some((r) => r.file === f)), (file, index, value) => {
+      const key = `${file}\n${index}`
+      const prompt = wanted.has(key) ? readRow(value)?.prompt : undefined
+      if (prompt !== undefined) texts.set(key, prompt)
+    })
+    return texts
+  })
+
+/**
+ * `skyrl validate`: the checks, the diversity report (tools, sequences, subjects, distinct-2,
+ * near-duplicate clusters with their shared shingles, complexity mix) and its near-duplicate rules
+ * (warnings). Memory: the checker's and the accumulator's, both fixed per row; texts of the clustered
+ * rows only are read again.
+ */
+export const validateDatasets = (
+  options: ValidateOptions & { readonly nearDup?: number | undefined }
+): Effect.Effect<DatasetReport, UnreadableDatasetError, Storage> =>
+  Effect.gen(function*() {
+    const threshold = options.nearDup ?? DEFAULT_NEAR_DUP_THRESHOLD
+    const accumulator = new DiversityAccumulator({ inventory: options.inventory, threshold })
+    const report = yield* validateFiles(options, accumulator)
+    const diversity = accumulator.report()
+    const texts = yield* promptsOf(options.files, refsToExplain(diversity))
+    return {
+      ...withDuplicateRules(report, accumulator.duplicateFindings(), threshold),
+      diversity: explainClusters(diversity, (r) => texts.get(`${r.file}\n${r.row}`))
+    }
   })
 
 const describeRule = (rule: RuleReport): string =>

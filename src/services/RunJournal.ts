@@ -139,9 +139,14 @@ export interface RunJournalApi {
     target: ArchivedCall,
     record: Readonly<Record<string, unknown>>
   ) => Effect.Effect<void, StorageError>
+  /** Counted in `counts` and `latest` but not yet on disk (queued, or being written). */
+  readonly unwritten: Effect.Effect<number>
   readonly counts: Effect.Effect<JournalCounts>
-  /** Records how the run ended (its manifest status); absent, the status comes from how the scope closed. */
-  readonly settle: (status: "completed" | "incomplete", llm: string) => Effect.Effect<void>
+  /**
+   * Records how the run ended (its manifest status, and the diversity report of what it wrote); absent,
+   * the status comes from how the scope closed.
+   */
+  readonly settle: (status: "completed" | "incomplete", llm: string, diversity?: unknown) => Effect.Effect<void>
 }
 
 export class RunJournal extends Context.Tag("skyrl/RunJournal")<RunJournal, RunJournalApi>() {
@@ -169,7 +174,9 @@ interface State {
   /** The highest call number used per sample (written or not). */
   readonly lastCall: Map<number, number>
   torn: boolean
-  settled: { readonly status: "completed" | "incomplete"; readonly llm: string } | undefined
+  settled:
+    | { readonly status: "completed" | "incomplete"; readonly llm: string; readonly diversity?: unknown }
+    | undefined
 }
 
 const emptyState = (): State => ({
@@ -306,22 +313,26 @@ const groupAppender = (file: string | undefined, torn: boolean) =>
     const flushLock = yield* Effect.makeSemaphore(1)
     let pending: Array<{ readonly line: string; readonly done: Deferred.Deferred<void, StorageError> }> = []
     let startNewLine = torn
+    let unwritten = 0
     const flush = flushLock.withPermits(1)(Effect.gen(function*() {
       const batch = pending
       pending = []
       if (batch.length === 0) return
       const text = (startNewLine ? "\n" : "") + batch.map((p) => p.line).join("")
       const written = yield* Effect.either(file === undefined ? Effect.void : storage.appendDurable(file, text))
+      unwritten -= batch.length
       if (written._tag === "Right") startNewLine = false
       for (const p of batch) {
         yield* Deferred.complete(p.done, written._tag === "Right" ? Effect.void : Effect.fail(written.left))
       }
     }))
-    return (line: string): Effect.Effect<Effect.Effect<void, StorageError>> =>
+    const append = (line: string): Effect.Effect<Effect.Effect<void, StorageError>> =>
       Effect.map(Deferred.make<void, StorageError>(), (done) => {
         pending.push({ line, done })
+        unwritten++
         return Effect.zipRight(flush, Deferred.await(done))
       })
+    return { append, unwritten: Effect.sync(() => unwritten) }
   })
 
 const openRun = (spec: RunSpec, onDisk: boolean) =>
@@ -343,7 +354,7 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
-      (entry) => Effect.flatten(ledgerFile(JSON.stringify(entry) + "\n"))
+      (entry) => Effect.flatten(ledgerFile.append(JSON.stringify(entry) + "\n"))
     )
     if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
       yield* storage.writeFileAtomic(paths.inventory, toJsonText(spec.inventory, { indent: 2 }) + "\n")
@@ -369,7 +380,7 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     // Recorded when queued, so the in-memory order is the file's order.
     const enqueue = (entry: JournalEntry) =>
       Effect.tap(
-        journalFile(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
+        journalFile.append(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
         () => Effect.sync(() => record(state, spec.planned, entry))
       )
     const journal: RunJournalApi = {
@@ -394,7 +405,9 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
           addArchived(state, index, target)
         }),
       counts: Effect.sync(() => countsOf(state)),
-      settle: (status, llm) => Effect.sync(() => void (state.settled = { status, llm }))
+      unwritten: journalFile.unwritten,
+      settle: (status, llm, diversity) =>
+        Effect.sync(() => void (state.settled = { status, llm, ...(diversity === undefined ? {} : { diversity }) }))
     }
     return { journal, ledger }
   })
@@ -437,7 +450,8 @@ const manifestWriter = (
       cost_usd: totals.costUsd ?? null,
       elapsed_ms: now - t0,
       run_settings: spec.settings,
-      fingerprint: fingerprintOf(spec.settings)
+      fingerprint: fingerprintOf(spec.settings),
+      ...(state.settled?.diversity === undefined ? {} : { diversity: state.settled.diversity })
     })
     yield* storage.writeFileAtomic(
       paths.manifest,

@@ -37,7 +37,8 @@
  *   given, is an arrow/type-change).
  * - prompt/too-long: the chat-templated prompt over the token budget (SkyRL drops such rows silently).
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
- *   duplicate task ids.
+ *   duplicate task ids. duplicate/similar-prompt and duplicate/same-plan (warnings) are listed here but
+ *   found by `skyrl validate`'s diversity pass (MinHash, plan signatures), not by this checker.
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
@@ -108,7 +109,19 @@ export const RULES = [
   },
   { id: "duplicate/prompt", title: "no identical prompts" },
   { id: "duplicate/near-prompt", title: "no near-duplicate user messages (same text after normalization)" },
-  { id: "duplicate/task-id", title: "no duplicate task ids" }
+  { id: "duplicate/task-id", title: "no duplicate task ids" },
+  // Computed by `skyrl validate` from its diversity pass (src/programs/validate.ts), never by this checker:
+  // MinHash over every prompt is not among the checks a command runs on the file it wrote.
+  {
+    id: "duplicate/similar-prompt",
+    title: "no user prompt at least --near-dup similar to an earlier one (MinHash, 3-word shingles)",
+    severity: "warning"
+  },
+  {
+    id: "duplicate/same-plan",
+    title: "no plan with the same calls and literal params as an earlier one",
+    severity: "warning"
+  }
 ] as const satisfies ReadonlyArray<{ readonly id: string; readonly title: string; readonly severity?: Severity }>
 
 export type RuleId = typeof RULES[number]["id"]

@@ -61,6 +61,19 @@ export interface DuplicateSummary {
   readonly redundant: number
 }
 
+/** A row that duplicates an earlier one (the earliest it matches), as validate's duplicate rules report it. */
+export interface DuplicateFinding {
+  readonly row: RowRef
+  readonly earlier: RowRef
+  readonly similarity: number
+}
+
+/** Per kind: rows that match an earlier row, and the first of them. */
+export interface DuplicateFindings {
+  readonly count: number
+  readonly examples: ReadonlyArray<DuplicateFinding>
+}
+
 export interface DiversityReport {
   readonly rows: number
   /** Rows without a user prompt or a plan this report can read (the contract checks say why). */
@@ -161,7 +174,8 @@ export const planSubjects = (
   return [...seen.values()]
 }
 
-interface ReadRow {
+/** What the report (and the duplicate gate) reads of a row: its user prompt, plan and requested complexity. */
+export interface ReadRow {
   readonly prompt: string
   readonly steps: ReadonlyArray<SignatureStep & { readonly params: unknown }>
   readonly requested: string | undefined
@@ -177,7 +191,7 @@ const parseJson = (u: unknown): unknown => {
 }
 
 /** What the report needs from an on-disk row, or undefined when the row has no usable prompt or plan. */
-const readRow = (row: unknown): ReadRow | undefined => {
+export const readRow = (row: unknown): ReadRow | undefined => {
   if (!isObject(row) || !Array.isArray(row.prompt)) return undefined
   const user = [...row.prompt].reverse().find((m) => isObject(m) && m.role === "user")
   const gt = isObject(row.reward_spec) ? row.reward_spec.ground_truth : undefined
@@ -229,6 +243,10 @@ export class DiversityAccumulator {
   private readonly matrix = new Map<string, Map<string, number>>()
   private mismatches = 0
   private readonly mismatchExamples: Array<RowRef & { requested: string; produced: string }> = []
+  private readonly matched: Record<DuplicateKind, { count: number; examples: Array<DuplicateFinding> }> = {
+    "near-prompt": { count: 0, examples: [] },
+    plan: { count: 0, examples: [] }
+  }
 
   constructor(options: DiversityOptions = {}) {
     this.options = options
@@ -250,11 +268,29 @@ export class DiversityAccumulator {
     const hashes = wordHashes(read.prompt)
     this.countBigrams(hashes)
     this.countComplexity(read, ref)
-    const { id } = this.index.insert({ prompt: read.prompt, wordHashes: hashes, plan: read.steps })
+    const { id, matches } = this.index.insert({ prompt: read.prompt, wordHashes: hashes, plan: read.steps })
     let fileIndex = this.files.lastIndexOf(ref.file)
     if (fileIndex === -1) fileIndex = this.files.push(ref.file) - 1
     this.refFile[id] = fileIndex
     this.refRow[id] = ref.row
+    this.countMatches(ref, matches)
+  }
+
+  /** Rows of each kind that match an earlier row (validate's `duplicate/similar-prompt`, `duplicate/same-plan`). */
+  duplicateFindings(): Readonly<Record<DuplicateKind, DuplicateFindings>> {
+    return this.matched
+  }
+
+  private countMatches(ref: RowRef, matches: ReadonlyArray<{ id: number; kind: DuplicateKind; similarity: number }>) {
+    for (const kind of ["near-prompt", "plan"] as const) {
+      const earliest = matches.filter((m) => m.kind === kind).sort((a, b) => a.id - b.id)[0]
+      if (earliest === undefined) continue
+      const m = this.matched[kind]
+      m.count++
+      if (m.examples.length < (this.options.maxExamples ?? 5)) {
+        m.examples.push({ row: ref, earlier: this.refOf(earliest.id), similarity: earliest.similarity })
+      }
+    }
   }
 
   report(): DiversityReport {
@@ -459,4 +495,18 @@ export const renderDiversityText = (report: DiversityReport): string => {
         : "")
   )
   return lines.join("\n")
+}
+
+/**
+ * The report of rows held in memory (a run's written dataset, as `file`), with its near-duplicate pairs
+ * explained from the rows' own prompts.
+ */
+export const diversityOfRows = (
+  rows: ReadonlyArray<unknown>,
+  file: string,
+  options: DiversityOptions = {}
+): DiversityReport => {
+  const accumulator = new DiversityAccumulator(options)
+  rows.forEach((row, i) => accumulator.add(row, { file, row: i }))
+  return explainClusters(accumulator.report(), (ref) => readRow(rows[ref.row])?.prompt)
 }

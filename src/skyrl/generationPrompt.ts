@@ -1,10 +1,15 @@
 /**
  * The request text for `generate`. What every request of a run shares (instructions and the tool
  * catalogue) comes first and is byte-identical across the run, so OpenAI's prompt cache applies; what
- * varies per sample (index, domain, complexity) is the short user message at the end.
+ * varies per sample (index, domain, complexity, and the sample's brief: focus tool, style, persona,
+ * subject, what to avoid) is the short user message at the end. No domain is assumed: examples of
+ * realistic values come from the inventory's own schemas (valueHints.ts).
  */
 import type { Inventory } from "../domain/inventory.js"
 import type { Complexity } from "../domain/task.js"
+import type { SampleBrief } from "./sampleBrief.js"
+import { renderSampleBrief } from "./sampleBrief.js"
+import { renderValueRule } from "./valueHints.js"
 
 export interface GenerationSettings {
   readonly maxTools: number
@@ -24,10 +29,10 @@ export const PROVENANCE_RULES: ReadonlyArray<string> = [
   "- Param provenance. A step that uses what earlier calls return lists those steps' numbers (1 = the first",
   "  call) in depends_on, and the names of the params whose values come from those results in derived_params.",
   "  Give a derived param an illustrative, schema-valid value: what the earlier result would plausibly contain",
-  "  (e.g. the ticker a search returns, a summary of the quotes fetched). Agents are not scored on it.",
+  "  (e.g. the id a search returns, a summary of what earlier calls fetched). Agents are not scored on it.",
   "- Every other param is literal: its value comes from the user prompt or is fixed by the task, and a correct",
   "  agent sends exactly that value. A step that uses no earlier result has empty depends_on and derived_params.",
-  "- No placeholders in any param (\"<ticker>\", \"TBD\", \"${...}\", \"from step 1\"): a derived param gets a",
+  "- No placeholders in any param (\"<id>\", \"TBD\", \"${...}\", \"from step 1\"): a derived param gets a",
   "  plausible value and is marked derived instead."
 ]
 
@@ -76,20 +81,19 @@ export const renderInstructions = (inventory: Inventory, settings: GenerationSet
     "",
     "Rules:",
     "- Use only tools from the catalogue below, each on the server that lists it.",
-    "- Every param value is concrete and realistic: real tickers and company names, dates as YYYY-MM-DD,",
-    "  real-looking channel names and queries.",
+    renderValueRule(inventory),
     "- Give optional params only when the task needs them; send null for the others.",
     ...PROVENANCE_RULES,
     ...dateRule(settings.asOf),
     `- At most ${settings.maxTools} tool calls; the agent has at most ${settings.maxTurns} turns.`,
     "- The user prompt states the goal, the expected output and any constraints in plain language, including",
-    "  every literal value the plan uses (tickers, dates, channels, counts). It never names the tools or",
+    "  every literal value the plan uses (names, dates, identifiers, counts). It never names the tools or",
     "  spells out the plan. 1-4 sentences.",
     `- Complexity follows the number of calls: simple = ${COMPLEXITY_GUIDE.simple};`,
     `  moderate = ${COMPLEXITY_GUIDE.moderate};`,
     `  complex = ${COMPLEXITY_GUIDE.complex}.`,
     "- max_turns: the turns a competent agent needs (tool calls + 1 for the answer), within the limit.",
-    "- assumptions: facts the task takes for granted (e.g. market hours, a channel that exists); may be empty.",
+    "- assumptions: facts the task takes for granted (e.g. that a record it reads exists); may be empty.",
     "- evaluation_rubric: 2-4 criteria, each with a name, what it checks, and how it is scored.",
     "- task_id: a short lowercase slug describing the task.",
     "",
@@ -104,6 +108,8 @@ export interface SampleSpec {
   readonly complexity: Complexity
   /** Attempt number for this sample (a replacement after a rejected attempt asks for a different task). */
   readonly attempt: number
+  /** What makes this sample differ from the others (focus tool, style, persona, subject, what to avoid). */
+  readonly brief?: SampleBrief | undefined
 }
 
 /** The varying suffix: one short user message per sample. */
@@ -112,8 +118,11 @@ export const renderSampleRequest = (spec: SampleSpec): string =>
     `Write task ${spec.index + 1} of ${spec.total}.`,
     `Domain: ${spec.domain}.`,
     `Complexity: ${spec.complexity} (${COMPLEXITY_GUIDE[spec.complexity]}).`,
-    spec.attempt > 1
-      ? `This is attempt ${spec.attempt}: an earlier task for this slot was rejected, so write a different one.`
-      : "Pick a subject (company, ticker, topic, channel) other tasks in this domain would not pick first.",
+    ...renderSampleBrief(spec.brief ?? {}),
+    ...(spec.attempt > 1
+      ? [`This is attempt ${spec.attempt}: an earlier task for this slot was rejected, so write a different one.`]
+      : spec.brief?.subject === undefined
+      ? ["Pick a subject other tasks in this domain would not pick first."]
+      : []),
     "Answer with the JSON object only."
   ].join("\n")

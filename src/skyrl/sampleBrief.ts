@@ -4,28 +4,25 @@
  * user message (after domain and complexity, before the closing "Answer with the JSON object only."),
  * so the shared prefix of the run stays byte-identical. Domain-free. Pure.
  */
+import type { AvoidNote } from "../domain/run.js"
 import type { FocusTool } from "./focusTools.js"
 import type { TaskStyle } from "./personas.js"
 
-/** An accepted task too close to a rejected answer of this sample: what the next request steers off. */
-export interface AvoidNote {
-  /** The accepted task's user prompt (shortened here). */
-  readonly prompt: string
-  /** Its plan's tools, in order. */
-  readonly tools: ReadonlyArray<string>
-  /** Its literal values that name what it is about (tickers, paths, queries...), if known. */
-  readonly subjects?: ReadonlyArray<string>
-  /** Why it counts as a duplicate: "near-prompt" (similar text) or "plan" (same calls, same values). */
-  readonly kind: "near-prompt" | "plan"
-}
+/**
+ * An accepted task too close to a rejected answer of this sample: what the next request steers off (the
+ * accepted task's prompt, shortened here; its plan's tools in order; the literal values that name what
+ * it is about; "near-prompt" for similar text, "plan" for the same calls with the same values). Its
+ * schema lives with the reject records that carry it (src/domain/run.ts).
+ */
+export type { AvoidNote }
 
 export interface SampleBrief {
-  readonly focus?: FocusTool
-  readonly style?: TaskStyle
-  readonly persona?: string
-  readonly subject?: string
+  readonly focus?: FocusTool | undefined
+  readonly style?: TaskStyle | undefined
+  readonly persona?: string | undefined
+  readonly subject?: string | undefined
   /** Most recent last; only the last `MAX_AVOID` are shown. */
-  readonly avoid?: ReadonlyArray<AvoidNote>
+  readonly avoid?: ReadonlyArray<AvoidNote> | undefined
 }
 
 export const MAX_AVOID = 3

@@ -15,8 +15,8 @@ import { fnv1a32 } from "./hash32.js"
 import { seededShuffle } from "./workPlan.js"
 
 export interface SubjectPools {
-  readonly byDomain?: Readonly<Record<string, ReadonlyArray<string>>>
-  readonly shared?: ReadonlyArray<string>
+  readonly byDomain?: Readonly<Record<string, ReadonlyArray<string>>> | undefined
+  readonly shared?: ReadonlyArray<string> | undefined
 }
 
 export interface SubjectAllocation {

@@ -18,7 +18,7 @@ import { runCliAsync } from "../support/cli.js"
 import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext } from "../support/fakeOpenAI.js"
 import { answer } from "../support/fakeOpenAI.js"
-import { isRepairRequest, sampleNumberOf, validTaskFor } from "../support/fakeTasks.js"
+import { isRepairRequest, isTaskRequest, sampleNumberOf, validTaskFor } from "../support/fakeTasks.js"
 import {
   archiveRecords,
   fakes,
@@ -283,7 +283,9 @@ describe("the window between archiving an answer and journaling it", () => {
       const args = ["generate", "-n", "6", "--out", out, "--llm", "openai", "--concurrency", "2"]
       const first = await runCliAsync(args, { env: llmEnv(server) })
       expect(first.status, first.stderr).toBe(0)
-      expect(server.requests).toHaveLength(6)
+      // The tasks (the subjects stage before them is cached in the run directory and not asked again).
+      const tasks = () => server.requests.filter((q) => isTaskRequest(q.body))
+      expect(tasks()).toHaveLength(6)
 
       // The state a crash leaves: samples 4-6 answered and archived, but only samples 1-3 journaled (and
       // half a line of sample 4's entry); sample 5's archived call failed; no dataset yet.
@@ -304,8 +306,9 @@ describe("the window between archiving an answer and journaling it", () => {
       const resumed = await runCliAsync([...args, "--resume"], { env: llmEnv(server) })
       expect(resumed.status, resumed.stderr).toBe(0)
       // Only sample 5 (whose archived call had failed) is asked again; 4 and 6 come from the archive.
-      const again = server.requests.slice(6).map((q) => sampleNumberOf(q.body))
+      const again = server.requests.slice(7).map((q) => sampleNumberOf(q.body))
       expect(again).toEqual([5])
+      expect(tasks()).toHaveLength(7)
       const rows = readJsonl(out)
       expect(rows).toHaveLength(6)
       expect(rowProblems(rows)).toEqual([])

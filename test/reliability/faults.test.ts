@@ -23,7 +23,7 @@ import {
   serverError,
   truncated
 } from "../support/fakeOpenAI.js"
-import { isRepairRequest, sampleNumberOf, validTaskFor, validTaskText } from "../support/fakeTasks.js"
+import { isRepairRequest, sampleNumberOf, validTaskFor } from "../support/fakeTasks.js"
 import { archiveRecords, fakes, llmEnv, prng, readJsonl, rowProblems, runDirIn, tempDir, USAGE } from "./helpers.js"
 
 const servers = fakes()
@@ -157,12 +157,15 @@ const llmArgs = (backend: Backend, extra: ReadonlyArray<string>) => [
   ...extra
 ]
 
+// Faults of the task requests: no subjects stage before them (its failure stops the run: test/diversityRun.test.ts).
 const generateArgs = (out: string, n: number, backend: Backend, extra: ReadonlyArray<string> = []) => [
   "generate",
   "-n",
   String(n),
   "--out",
   out,
+  "--subjects",
+  "none",
   ...llmArgs(backend, extra)
 ]
 
@@ -359,7 +362,7 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
 
   it("--max-cost: stops starting calls once spent, keeps the rows made, says why", async () => {
     // Each call costs (1500-1024)*0.25 + 1024*0.025 + 700*2 per 1M = $0.0015446; the cap allows a few.
-    const server = await servers.start((ctx) => answer(validTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE), 30)
+    const server = await servers.start((ctx) => answer(validTaskFor(ctx), USAGE), 30)
     const dir = tempDir()
     const out = join(dir, "ds.jsonl")
     const r = await runCliAsync(
@@ -377,7 +380,9 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
         "--max-cost",
         "0.004",
         "--complexities",
-        "simple"
+        "simple",
+        "--subjects",
+        "none"
       ],
       { env: llmEnv(server) }
     )

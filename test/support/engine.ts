@@ -68,7 +68,7 @@ export const generateOptions = (
   overrides: Partial<GenerateOptions> = {}
 ): GenerateOptions => ({
   out: OUT,
-  plan: generatePlan(settings),
+  plan: generatePlan(settings, catalogue),
   seed: settings.seed ?? 7,
   maxTools: settings.max_tools,
   maxTurns: settings.max_turns,

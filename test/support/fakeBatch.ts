@@ -3,12 +3,19 @@
  * single-request fake (./fakeOpenAI.ts), to which it forwards /v1/responses and /v1/chat/completions
  * (online repairs during a collect).
  *
- * - `POST /v1/files` (multipart, purpose `batch`), `GET /v1/files/:id`, `GET /v1/files/:id/content`.
+ * - `POST /v1/files` (multipart, purpose `batch`), `GET /v1/files/:id`, `GET /v1/files/:id/content`,
+ *   `GET /v1/files?purpose=&order=desc&limit=&after=` (newest first, cursor pages).
  * - `POST /v1/batches` checks the input file as OpenAI does (JSONL, unique custom_id, method POST,
  *   url = the batch's endpoint, one model, at most `maxRequests` lines) and starts `validating`;
  *   each `GET /v1/batches/:id` moves it one step: validating → in_progress → finalizing → its final
  *   status (`completed`, or what `finalStatus(batchNo)` says: `expired`, `failed`, `cancelled`).
- *   An input file that breaks the rules makes the batch `failed` with `errors.data`.
+ *   An input file that breaks the rules makes the batch `failed` with `errors.data`; with `queueLimit`,
+ *   a batch whose tokens do not fit beside the batches in progress fails with `token_limit_exceeded`
+ *   as OpenAI's does. `GET /v1/batches?limit=&after=` lists batches newest first, with their metadata.
+ * - `accepted(event)`: called once an upload or a create is stored, before the answer: a test can kill
+ *   the client there (a crash after the remote step, before the client recorded it), or answer `hang`
+ *   (never answer: the client times out after the API accepted the call) or `drop` (reset the connection).
+ * - Counts: `batchesPerPart()` (by the run id and part in the metadata), `uploadsPerContent()`.
  * - When a batch finishes, every line is answered by `lines(ctx)`: an answer built from text, any
  *   response (status + body, e.g. a 500: goes to the error file), a line error (response null), or
  *   `skip` (never run: `batch_expired` in an expired batch). Output and error files are written in a
@@ -18,16 +25,19 @@
  *     // OPENAI_BASE_URL=fake.baseUrl ...
  *     await fake.close()
  */
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Usage } from "../../src/domain/llm.js"
 import { answerBody } from "../../src/services/llm/scripted.js"
 import type { Endpoint, FakeContext, FakeHandler, FakeServer } from "./fakeOpenAI.js"
-import { httpError, start } from "./fakeOpenAI.js"
+import { answer, httpError, start } from "./fakeOpenAI.js"
+import { isStageRequest, stageAnswerText } from "./fakeTasks.js"
 
 export interface LineContext extends FakeContext {
   readonly customId: string
+  /** The custom_ids of every line of the batch, in input order. */
+  readonly batchCustomIds: ReadonlyArray<string>
   readonly batchId: string
   /** 1-based number of the batch in creation order. */
   readonly batchNo: number
@@ -51,6 +61,67 @@ export const lineServerError = (): LineOutcome =>
     }
   })
 export const lineSkip = (): LineOutcome => ({ kind: "skip" })
+export const lineRateLimited = (): LineOutcome =>
+  lineResponse(429, {
+    error: { message: "Rate limit reached for requests", type: "requests", param: null, code: "rate_limit_exceeded" }
+  })
+export const lineUnavailable = (): LineOutcome =>
+  lineResponse(503, {
+    error: { message: "The engine is currently overloaded", type: "server_error", param: null, code: null }
+  })
+/** A 400 for this request (permanent: the same body fails again). */
+export const lineRefused = (): LineOutcome =>
+  lineResponse(400, {
+    error: {
+      message: "Invalid 'input[1].content': the fake refuses this request",
+      type: "invalid_request_error",
+      param: "input",
+      code: null
+    }
+  })
+
+/** A deterministic fraction in [0, 1) of a text (sha256). */
+export const fractionOf = (text: string): number => createHash("sha256").update(text).digest().readUInt32BE(0) / 2 ** 32
+
+/** `<run_id>:sample-000007-a2` → `sample-000007-a2` (the same in every run). */
+const keyOf = (customId: string): string => customId.slice(customId.lastIndexOf(":") + 1)
+
+/**
+ * What `failingLines` does to a line of a batch: of its n lines, ordered by a hash of their request key
+ * and the batch number (so the same lines in every run), the first round(transient × n) fail
+ * transiently, the next round(permanent × n) are refused for their request; the rest are answered.
+ */
+export const lineFate = (
+  customId: string,
+  batchCustomIds: ReadonlyArray<string>,
+  batchNo: number,
+  rates: { readonly transient?: number; readonly permanent?: number }
+): "transient" | "permanent" | "answer" => {
+  const order = (id: string) => fractionOf(`${keyOf(id)}:${batchNo}`)
+  const rank = [...batchCustomIds].sort((a, b) => order(a) - order(b)).indexOf(customId)
+  const transient = Math.round((rates.transient ?? 0) * batchCustomIds.length)
+  const permanent = Math.round((rates.permanent ?? 0) * batchCustomIds.length)
+  return rank < transient ? "transient" : rank < transient + permanent ? "permanent" : "answer"
+}
+
+/**
+ * Lines that fail at a rate (see `lineFate`): transient ones answer a 500, 429 or 503 (by request key),
+ * permanent ones a 400 for the request. A transient line sent again in another batch is most often
+ * answered; a refused request is only ever made again under a new key (a new attempt).
+ */
+export const failingLines = (options: {
+  readonly transient?: number
+  readonly permanent?: number
+  readonly answer: (ctx: LineContext) => LineOutcome
+}) =>
+(ctx: LineContext): LineOutcome => {
+  const fate = lineFate(ctx.customId, ctx.batchCustomIds, ctx.batchNo, options)
+  if (fate === "transient") {
+    const kinds = [lineServerError, lineRateLimited, lineUnavailable]
+    return kinds[Math.floor(fractionOf(`kind:${keyOf(ctx.customId)}`) * kinds.length)]()
+  }
+  return fate === "permanent" ? lineRefused() : options.answer(ctx)
+}
 
 export type FinalStatus = "completed" | "expired" | "failed" | "cancelled"
 
@@ -71,13 +142,27 @@ export interface BatchFakeOptions {
   readonly fault?: (request: { readonly method: string; readonly path: string; readonly index: number }) =>
     | { readonly status: number; readonly body: unknown; readonly headers?: Readonly<Record<string, string>> }
     | undefined
+  /** Called when an upload or a create was stored, before the answer (see the module comment). */
+  readonly accepted?: (event: AcceptedEvent) => "hang" | "drop" | void
+  /** The enqueued-token limit: a batch that does not fit beside those in progress fails at validation. */
+  readonly queueLimit?: {
+    readonly limit: number
+    /** Tokens a request line counts (default: its body's JSON length / 4 + max_output_tokens). */
+    readonly tokens?: (line: any) => number
+  }
 }
+
+export type AcceptedEvent =
+  | { readonly kind: "upload"; readonly file: FakeFile; readonly uploads: number }
+  | { readonly kind: "create"; readonly batch: FakeBatch }
 
 export interface FakeFile {
   readonly id: string
   readonly filename: string
   readonly purpose: string
   readonly content: string
+  /** Unix seconds. */
+  readonly createdAt: number
 }
 
 export interface FakeBatch {
@@ -88,6 +173,8 @@ export interface FakeBatch {
   readonly completionWindow: string
   readonly metadata: Record<string, string>
   readonly lines: Array<any>
+  /** Unix seconds. */
+  readonly createdAt: number
   status: string
   polls: number
   outputFileId: string | null
@@ -104,6 +191,12 @@ export interface BatchFake {
   readonly batches: Array<FakeBatch>
   /** The single-request fake that online calls reach. */
   readonly online: FakeServer
+  /** Batches created per `<skyrl_run_id>:<skyrl_part>` of their metadata. */
+  batchesPerPart(): Map<string, number>
+  /** Uploads per file content (sha256). */
+  uploadsPerContent(): Map<string, number>
+  /** The fake that answers the stages before the tasks (domains, subjects), always online. */
+  readonly stages: FakeServer
   close(): Promise<void>
 }
 
@@ -149,23 +242,30 @@ const parseMultipart = (body: Buffer, contentType: string): Map<string, { filena
   return out
 }
 
+/** Usage of each stage answer (online, full price). */
+export const STAGE_USAGE = { input: 1200, cached: 0, output: 300, reasoning: 100 }
+
 const endpointOfUrl = (url: string): Endpoint => (url === "/v1/chat/completions" ? "chat" : "responses")
 
 export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFake> => {
   const online = await start(
     options.online ?? (() => httpError(500, "fake batch server: no online answer scripted", { type: "fake_exhausted" }))
   )
+  // The stages before the tasks (domains, subjects) go online too; they reach their own fake, so `online`
+  // logs only the task requests.
+  const stages = await start((ctx) => answer(stageAnswerText(ctx.body), STAGE_USAGE))
   const files = new Map<string, FakeFile>()
   const batches: Array<FakeBatch> = []
   const requests: Array<{ method: string; path: string; time: number }> = []
   let lineCounter = 0
   const id = (prefix: string) => `${prefix}-${randomBytes(6).toString("hex")}`
 
+  const nowSeconds = () => Math.floor(Date.now() / 1000)
   const fileObject = (f: FakeFile) => ({
     id: f.id,
     object: "file",
     bytes: Buffer.byteLength(f.content, "utf8"),
-    created_at: 1_760_000_000,
+    created_at: f.createdAt,
     filename: f.filename,
     purpose: f.purpose,
     status: "processed"
@@ -181,7 +281,7 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
     status: b.status,
     output_file_id: b.outputFileId,
     error_file_id: b.errorFileId,
-    created_at: 1_760_000_000,
+    created_at: b.createdAt,
     in_progress_at: null,
     expires_at: 1_760_086_400,
     completed_at: b.status === "completed" ? 1_760_000_600 : null,
@@ -204,6 +304,7 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
         headers: {},
         authorization: undefined,
         customId: line.custom_id,
+        batchCustomIds: b.lines.map((l) => l.custom_id),
         batchId: b.id,
         batchNo: b.no
       })
@@ -251,7 +352,8 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
         id: id("file"),
         filename: `${b.id}_${purpose}.jsonl`,
         purpose: "batch_output",
-        content: shuffle(lines, (options.seed ?? 7) + b.no).join("\n") + "\n"
+        content: shuffle(lines, (options.seed ?? 7) + b.no).join("\n") + "\n",
+        createdAt: nowSeconds()
       }
       files.set(f.id, f)
       return f.id
@@ -262,9 +364,35 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
     b.status = final
   }
 
+  const tokensOf = (b: FakeBatch) =>
+    b.lines.reduce(
+      (n, line) =>
+        n + (options.queueLimit?.tokens?.(line) ??
+          Math.ceil(JSON.stringify(line.body ?? {}).length / 4) + Number(line.body?.max_output_tokens ?? 0)),
+      0
+    )
+  /** The queue-limit refusal of a batch that does not fit beside those in progress (OpenAI's wording). */
+  const queueRefusal = (b: FakeBatch) => {
+    const queue = options.queueLimit
+    if (queue === undefined) return undefined
+    const active = batches.filter((x) => x !== b && (x.status === "in_progress" || x.status === "finalizing"))
+    if (active.reduce((n, x) => n + tokensOf(x), 0) + tokensOf(b) <= queue.limit) return undefined
+    return {
+      code: "token_limit_exceeded",
+      message: `Enqueued token limit reached for ${b.lines[0]?.body?.model ?? "the model"} in organization org-fake. ` +
+        `Limit: ${
+          queue.limit.toLocaleString("en-US")
+        } enqueued tokens. Please try again once some in_progress batches have been completed.`,
+      line: null,
+      param: null
+    }
+  }
+
   const advance = (b: FakeBatch) => {
     b.polls++
     if (b.status === "validating") {
+      const refused = b.errors.length > 0 ? undefined : queueRefusal(b)
+      if (refused !== undefined) b.errors.push(refused)
       b.status = b.errors.length > 0 ? "failed" : "in_progress"
       b.counts = { total: b.lines.length, completed: 0, failed: 0 }
       return
@@ -299,16 +427,46 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
     req.on("end", () => {
       const body = Buffer.concat(chunks)
       const url = (req.url ?? "").split("?")[0]
+      const query = new URLSearchParams((req.url ?? "").split("?")[1] ?? "")
       const method = req.method ?? ""
       const send = (status: number, payload: unknown, type = "application/json") => {
         res.writeHead(status, { "content-type": type, "x-request-id": id("req") })
         res.end(typeof payload === "string" ? payload : JSON.stringify(payload))
       }
+      /** Answers an upload or a create once stored, as `accepted` says. */
+      const sendAccepted = (event: AcceptedEvent, payload: unknown) => {
+        const how = options.accepted?.(event)
+        if (how === "hang") return
+        if (how === "drop") return void req.socket.destroy()
+        send(200, payload)
+      }
+      /** A cursor page, newest first (`after`: the id the previous page ended with). */
+      const page = <T extends { id: string }>(items: Array<T>, render: (t: T) => unknown) => {
+        const newestFirst = [...items].reverse()
+        const after = query.get("after")
+        const from = after === null ? 0 : newestFirst.findIndex((x) => x.id === after) + 1
+        const limit = Number(query.get("limit") ?? 20)
+        const data = newestFirst.slice(from, from + limit)
+        return send(200, {
+          object: "list",
+          data: data.map(render),
+          first_id: data[0]?.id ?? null,
+          last_id: data.at(-1)?.id ?? null,
+          has_more: from + limit < newestFirst.length
+        })
+      }
       const notFound = (what: string) =>
         send(404, { error: { message: `No such ${what}`, type: "invalid_request_error", param: null, code: null } })
       if (url.endsWith("/responses") || url.endsWith("/chat/completions")) {
-        // Forward to the single-request fake.
-        const target = new URL(online.baseUrl)
+        // Forward to the single-request fake (the stages' to theirs).
+        const stage = (() => {
+          try {
+            return isStageRequest(JSON.parse(body.toString("utf8")))
+          } catch {
+            return false
+          }
+        })()
+        const target = new URL(stage ? stages.baseUrl : online.baseUrl)
         const headers = { ...req.headers, host: target.host }
         const forward = http.request({
           host: target.hostname,
@@ -351,11 +509,18 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
           id: id("file"),
           filename: file.filename ?? "upload",
           purpose,
-          content: file.data.toString("utf8")
+          content: file.data.toString("utf8"),
+          createdAt: nowSeconds()
         }
         files.set(f.id, f)
-        return send(200, fileObject(f))
+        const uploads = [...files.values()].filter((x) => x.content === f.content && x.purpose === "batch").length
+        return sendAccepted({ kind: "upload", file: f, uploads }, fileObject(f))
       }
+      if (method === "GET" && /\/v1\/files$/.test(url)) {
+        const purpose = query.get("purpose")
+        return page([...files.values()].filter((f) => purpose === null || f.purpose === purpose), fileObject)
+      }
+      if (method === "GET" && /\/v1\/batches$/.test(url)) return page(batches, batchObject)
       if (method === "GET" && (m = /\/v1\/files\/([^/]+)\/content$/.exec(url)) !== null) {
         const f = files.get(m[1])
         return f === undefined ? notFound("file") : send(200, f.content, "application/octet-stream")
@@ -443,6 +608,7 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
           completionWindow: params.completion_window,
           metadata: params.metadata ?? {},
           lines,
+          createdAt: nowSeconds(),
           status: "validating",
           polls: 0,
           outputFileId: null,
@@ -451,7 +617,7 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
           errors
         }
         batches.push(b)
-        return send(200, batchObject(b))
+        return sendAccepted({ kind: "create", batch: b }, batchObject(b))
       }
       if (method === "GET" && (m = /\/v1\/batches\/([^/]+)$/.exec(url)) !== null) {
         const b = batches.find((x) => x.id === m![1])
@@ -474,12 +640,31 @@ export const startBatchFake = async (options: BatchFakeOptions): Promise<BatchFa
     files,
     batches,
     online,
+    batchesPerPart: () => {
+      const counts = new Map<string, number>()
+      for (const b of batches) {
+        const key = `${b.metadata.skyrl_run_id}:${b.metadata.skyrl_part}`
+        counts.set(key, (counts.get(key) ?? 0) + 1)
+      }
+      return counts
+    },
+    uploadsPerContent: () => {
+      const counts = new Map<string, number>()
+      for (const f of files.values()) {
+        if (f.purpose !== "batch") continue
+        const key = createHash("sha256").update(f.content).digest("hex")
+        counts.set(key, (counts.get(key) ?? 0) + 1)
+      }
+      return counts
+    },
+    stages,
     close: async () => {
       await new Promise<void>((done) => {
         server.closeAllConnections()
         server.close(() => done())
       })
       await online.close()
+      await stages.close()
     }
   }
 }

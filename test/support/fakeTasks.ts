@@ -1,9 +1,14 @@
 /**
  * A fake model for generate/enrich tests: it answers each request with a task that obeys the output
- * schema and the finance inventory, derived from the request text (so answers differ per sample), the
- * way a strict-mode model would (optional params sent as null).
+ * schema and the inventory (the finance one unless told), derived from the request text (so answers
+ * differ per sample), the way a strict-mode model would (optional params sent as null). A request that
+ * names a focus tool gets a plan that calls it (after a call that provides its inputs, when it needs
+ * one), with the requested number of calls; the domains and subjects stages get lists.
  */
+import type { Inventory } from "../../src/domain/inventory.js"
+import { focusTools } from "../../src/skyrl/focusTools.js"
 import type { FakeContext } from "./fakeOpenAI.js"
+import { loadInventory } from "./inventories.js"
 
 const TICKERS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "V", "XOM", "KO", "AMD", "INTC"]
 
@@ -12,6 +17,13 @@ export const lastUserText = (body: any): string => {
   const messages: Array<any> = body?.input ?? body?.messages ?? []
   const users = messages.filter((m) => m.role === "user")
   const content = users[users.length - 1]?.content
+  return typeof content === "string" ? content : JSON.stringify(content ?? "")
+}
+
+/** The first user message of a request body (the request; later ones are repairs). */
+export const firstUserText = (body: any): string => {
+  const messages: Array<any> = body?.input ?? body?.messages ?? []
+  const content = messages.find((m) => m.role === "user")?.content
   return typeof content === "string" ? content : JSON.stringify(content ?? "")
 }
 
@@ -80,9 +92,199 @@ export const invalidTaskText = (k: number): string => {
   return JSON.stringify(task)
 }
 
-/** Answers every request with a valid task for its sample. */
-export const validTaskFor = (ctx: FakeContext): string => {
-  const k = sampleNumberOf(ctx.body) ?? ctx.index + 1
-  const attempt = /attempt (\d+)/.exec(lastUserText(ctx.body))
-  return validTaskText(k, attempt === null ? 0 : Number(attempt[1]), requestedComplexityOf(ctx.body))
+const finance = loadInventory("finance-mcp")
+
+/** The output schema's name of a request body (`skyrl_task`, `skyrl_domains`, `skyrl_subjects`). */
+export const schemaNameOf = (body: any): string | undefined =>
+  body?.text?.format?.name ?? body?.response_format?.json_schema?.name
+
+/** Whether a request is one of the stages before the tasks (domains, subjects). */
+export const isStageRequest = (body: any): boolean =>
+  schemaNameOf(body) === "skyrl_domains" || schemaNameOf(body) === "skyrl_subjects"
+
+/** Domain-free domains (no word of the finance list in test/support/financeWords.ts). */
+export const FAKE_DOMAINS = [
+  "testing tool integrations",
+  "demo sessions for new users",
+  "quality checks of sample data",
+  "support troubleshooting",
+  "research assistance",
+  "workflow automation"
+]
+
+/** The domains stage's answer, or the subjects stage's: `K` subjects per `- DOMAIN: K subjects` line. */
+export const stageAnswerText = (body: any): string => {
+  if (schemaNameOf(body) === "skyrl_domains") return JSON.stringify({ domains: FAKE_DOMAINS })
+  const wanted = [...lastUserText(body).matchAll(/^- (.+): (\d+) subjects$/gm)]
+  return JSON.stringify({
+    domains: wanted.map(([, domain, n], d) => ({
+      domain,
+      subjects: Array.from({ length: Number(n) }, (_, i) => `topic ${d + 1}-${i + 1}`)
+    }))
+  })
 }
+
+/** The focus tool a request names (and the params it needs from an earlier call), when it names one. */
+export const focusOf = (
+  text: string
+): { readonly server: string; readonly tool: string; readonly needs: ReadonlyArray<string> } | undefined => {
+  const m =
+    /Focus tool: the plan must call (\S+) \(server "([^"]+)"\)(?: as a later step, after a call whose result provides its (.+)\.)?/
+      .exec(text)
+  return m === null ? undefined : { server: m[2], tool: m[1], needs: m[3] === undefined ? [] : m[3].split(", ") }
+}
+
+/** The subject a request names ("Subject: build the task around \"...\"."). */
+export const subjectOf = (text: string): string | undefined => {
+  const m = /Subject: build the task around (".*")\.$/m.exec(text)
+  return m === null ? undefined : JSON.parse(m[1])
+}
+
+type Schema = Record<string, any>
+
+/** A schema-valid literal value that differs with `seed` wherever the schema leaves room. */
+const valueFor = (schema: Schema | undefined, seed: number, label: string): unknown => {
+  const s = schema ?? {}
+  if (Array.isArray(s.enum)) return s.enum[seed % s.enum.length]
+  const type = Array.isArray(s.type) ? s.type[0] : s.type
+  if (type === "integer" || type === "number") {
+    const min = typeof s.minimum === "number" ? s.minimum : 1
+    const max = typeof s.maximum === "number" ? s.maximum : min + 10_000
+    return min + (seed % (max - min + 1))
+  }
+  if (type === "boolean") return seed % 2 === 0
+  if (type === "array") return [valueFor(s.items, seed, label)]
+  if (type === "object") {
+    const props = s.properties ?? {}
+    return Object.fromEntries((s.required ?? []).map((k: string) => [k, valueFor(props[k], seed, `${label} ${k}`)]))
+  }
+  if (s.format === "date" || /YYYY-MM-DD/.test(s.description ?? "")) {
+    return `2026-${String((seed % 12) + 1).padStart(2, "0")}-${String((seed % 28) + 1).padStart(2, "0")}`
+  }
+  if (s.format === "uri") return `https://example.org/${label.replace(/\W+/g, "-")}-${seed}`
+  return `${label} ${seed}`
+}
+
+interface FakeStep {
+  readonly server: string
+  readonly tool: string
+  readonly params: Record<string, unknown>
+  readonly depends_on?: ReadonlyArray<number>
+  readonly derived_params?: ReadonlyArray<string>
+}
+
+/** Params of a tool: required ones with values, optional ones null (strict mode), `derived` illustrative. */
+const paramsOf = (inputSchema: Schema, seed: number, label: string, derived: ReadonlyArray<string> = []) => {
+  const props: Record<string, Schema> = inputSchema.properties ?? {}
+  const required = new Set<string>(inputSchema.required ?? [])
+  return Object.fromEntries(
+    Object.entries(props).map(([name, p]) => [
+      name,
+      derived.includes(name)
+        ? valueFor(p, seed + 7, `${name} found`)
+        : required.has(name)
+        ? valueFor(p, seed, label)
+        : null
+    ])
+  )
+}
+
+/** Whether a tool has a required param whose value can vary freely (so plans with it differ per sample). */
+const varies = (inputSchema: Schema): boolean =>
+  (inputSchema.required ?? []).some((name: string) => {
+    const p = inputSchema.properties?.[name] ?? {}
+    return !Array.isArray(p.enum) && (p.type === "string" || (p.type === "number" && p.maximum === undefined) ||
+      (p.type === "integer" && p.maximum === undefined))
+  })
+
+/**
+ * A valid task (the model's JSON text) around a focus tool: a starting call first when the focus tool
+ * needs an earlier result, then calls of other tools (those whose params vary first, so two samples'
+ * plans never coincide) up to the requested complexity.
+ */
+export const focusTaskText = (
+  inventory: Inventory,
+  k: number,
+  variant: number,
+  complexity: Complexity,
+  focus: { readonly server: string; readonly tool: string; readonly needs: ReadonlyArray<string> },
+  subject?: string
+): string => {
+  const tools = focusTools(inventory)
+  const schemaOf = (server: string, tool: string): Schema =>
+    inventory.servers.find((s) => s.name === server)!.tools.find((t) => t.name === tool)!.inputSchema as Schema
+  const seed = k * 31 + variant
+  const about = subject ?? `item ${k}`
+  const starters = tools.filter((t) => t.needs.length === 0 && t.tool !== focus.tool)
+    .sort((a, b) => Number(varies(schemaOf(b.server, b.tool))) - Number(varies(schemaOf(a.server, a.tool))))
+  const steps: Array<FakeStep> = []
+  if (focus.needs.length > 0) {
+    const first = starters[0]
+    steps.push({
+      server: first.server,
+      tool: first.tool,
+      params: paramsOf(schemaOf(first.server, first.tool), seed, about)
+    })
+    steps.push({
+      ...focus,
+      params: paramsOf(schemaOf(focus.server, focus.tool), seed, about, focus.needs),
+      depends_on: [1],
+      derived_params: focus.needs
+    })
+  } else {
+    steps.push({
+      server: focus.server,
+      tool: focus.tool,
+      params: paramsOf(schemaOf(focus.server, focus.tool), seed, about)
+    })
+  }
+  for (const t of starters) {
+    if (steps.length >= CALLS[complexity]) break
+    if (steps.some((s) => s.tool === t.tool)) continue
+    steps.push({
+      server: t.server,
+      tool: t.tool,
+      params: paramsOf(schemaOf(t.server, t.tool), seed + steps.length, about)
+    })
+  }
+  return JSON.stringify({
+    task_id: `fake-${k}-${variant}`,
+    user_prompt: `Sample ${k} variant ${variant}: about ${about}, use ${steps.map((s) => s.tool).join(" then ")} and ` +
+      `report what comes back.`,
+    complexity,
+    domain: "testing",
+    assumptions: [],
+    max_turns: steps.length + 2,
+    tool_sequence: steps,
+    evaluation_rubric: {
+      name: "focus task",
+      criteria: [{ name: "grounded", description: "figures come from tool results", scoring: "0-1" }]
+    }
+  })
+}
+
+/**
+ * Answers every request: a stage's list, a task around the requested focus tool on `inventory` (the
+ * finance one by default), or, for a request without one, the quote-and-news task of its sample.
+ */
+export const validTaskFor = (ctx: FakeContext, inventory: Inventory = finance): string => {
+  if (isStageRequest(ctx.body)) return stageAnswerText(ctx.body)
+  const k = sampleNumberOf(ctx.body) ?? ctx.index + 1
+  // The request itself (a repair's last message is the list of problems).
+  const text = firstUserText(ctx.body)
+  const attempt = /attempt (\d+)/.exec(text)
+  const variant = attempt === null ? 0 : Number(attempt[1])
+  const focus = focusOf(text)
+  const complexity = requestedComplexityOf(ctx.body) ?? "simple"
+  return focus === undefined
+    ? validTaskText(k, variant, requestedComplexityOf(ctx.body))
+    : focusTaskText(inventory, k, variant, complexity, focus, subjectOf(text))
+}
+
+/** A handler that answers the stages (domains, subjects) itself and hands every task request to `handler`. */
+export const withStages =
+  <R>(handler: (ctx: FakeContext) => R, stageReply: (text: string) => R) => (ctx: FakeContext): R =>
+    isStageRequest(ctx.body) ? stageReply(stageAnswerText(ctx.body)) : handler(ctx)
+
+/** A task request (not a stage's). */
+export const isTaskRequest = (body: any): boolean => schemaNameOf(body) === "skyrl_task"

@@ -1,15 +1,17 @@
 /**
- * The live `BatchClient` on the official `openai` SDK: files upload/content, batches create/retrieve.
- * Loaded lazily (src/cli/batch.live.ts), so `skyrl --help` never loads the SDK.
+ * The live `BatchClient` on the official `openai` SDK: files upload/content/list, batches
+ * create/retrieve/list. Loaded lazily (src/cli/batch.live.ts), so `skyrl --help` never loads the SDK.
  *
  * As in the live Llm layer (./live.ts): the SDK is built with `maxRetries: 0`, each attempt gets a
  * timeout whose AbortSignal aborts the HTTP request, errors are classified into the typed `LlmError`s,
- * and the Effect schedule of ./retry.ts retries what can succeed later (429 honoring retry-after, 5xx,
- * connection errors, timeouts). The key is never logged; bodies coming back are scrubbed of it.
+ * and the Effect schedule of ./retry.ts retries reads that can succeed later (429 honoring retry-after,
+ * 5xx, connection errors, timeouts). Upload and create are one attempt each: the program looks the file
+ * or batch up before it tries again (see src/services/Batch.ts). The key is never logged; bodies coming
+ * back are scrubbed of it.
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
 import OpenAI, { toFile } from "openai"
-import type { BatchInfo, BatchStatus } from "../../domain/batch.js"
+import type { BatchInfo, BatchStatus, FileInfo, Page } from "../../domain/batch.js"
 import type { LlmError, LlmSettings } from "../../domain/llm.js"
 import { Timeout } from "../../domain/llm.js"
 import type { BatchClientApi } from "../Batch.js"
@@ -42,8 +44,32 @@ export const batchInfoOf = (b: any): BatchInfo => ({
     )
     : [],
   createdAt: num(b.created_at),
-  completedAt: num(b.completed_at) ?? num(b.expired_at) ?? num(b.failed_at) ?? num(b.cancelled_at)
+  completedAt: num(b.completed_at) ?? num(b.expired_at) ?? num(b.failed_at) ?? num(b.cancelled_at),
+  metadata: typeof b.metadata === "object" && b.metadata !== null
+    ? Object.fromEntries(
+      Object.entries(b.metadata as Record<string, unknown>).filter((e): e is [string, string] =>
+        typeof e[1] === "string"
+      )
+    )
+    : {}
 })
+
+/** The SDK's FileObject → FileInfo. */
+export const fileInfoOf = (f: any): FileInfo => ({
+  id: String(f.id),
+  filename: String(f.filename ?? ""),
+  bytes: num(f.bytes) ?? 0,
+  createdAt: num(f.created_at)
+})
+
+/** A cursor page of the SDK → Page (the next cursor is the last id when the API says there is more). */
+const pageOf = <A extends { readonly id: string }>(page: any, item: (x: any) => A): Page<A> => {
+  const items: Array<A> = Array.isArray(page?.data) ? page.data.map(item) : []
+  return { items, after: page?.has_more === true && items.length > 0 ? items[items.length - 1].id : undefined }
+}
+
+/** Listing page size. */
+const PAGE = 100
 
 export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted<string>): BatchClientApi => {
   const secret = Redacted.value(apiKey)
@@ -53,25 +79,24 @@ export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted
     maxRetries: 0,
     timeout: settings.timeoutMs + 1_000
   })
-  /** One SDK call with the per-attempt timeout and the retry schedule. */
-  const call = <A>(what: string, f: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
-    withRetry(
-      Effect.tryPromise({
-        try: f,
-        catch: (e) => scrub(classifyError(e, settings), secret).error
-      }).pipe(
-        Effect.timeoutFail({
-          duration: Duration.millis(settings.timeoutMs),
-          onTimeout: (): LlmError => new Timeout({ timeoutMs: settings.timeoutMs })
-        })
-      ),
-      settings,
-      logRetry(what, settings.maxRetries)
+  /** One SDK call with the per-attempt timeout. */
+  const once = <A>(f: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
+    Effect.tryPromise({
+      try: f,
+      catch: (e) => scrub(classifyError(e, settings), secret).error
+    }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(settings.timeoutMs),
+        onTimeout: (): LlmError => new Timeout({ timeoutMs: settings.timeoutMs })
+      })
     )
+  /** A read: one SDK call with the per-attempt timeout and the retry schedule. */
+  const call = <A>(what: string, f: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
+    withRetry(once(f), settings, logRetry(what, settings.maxRetries))
   const options = (signal: AbortSignal) => ({ signal, timeout: settings.timeoutMs + 1_000 })
   return {
     uploadFile: (name, content) =>
-      call(`upload ${name}`, async (signal) => {
+      once(async (signal) => {
         const file = await client.files.create(
           { file: await toFile(Buffer.from(content, "utf8"), name), purpose: "batch" },
           options(signal)
@@ -79,7 +104,7 @@ export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted
         return { id: file.id, bytes: file.bytes }
       }),
     createBatch: ({ endpoint, inputFileId, metadata }) =>
-      call(`create batch for ${inputFileId}`, async (signal) =>
+      once(async (signal) =>
         batchInfoOf(
           scrub(
             await client.batches.create(
@@ -88,7 +113,8 @@ export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted
             ),
             secret
           )
-        )),
+        )
+      ),
     retrieveBatch: (id) =>
       call(
         `batch ${id}`,
@@ -98,7 +124,26 @@ export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted
       call(`file ${id}`, async (signal) => {
         const response = await client.files.content(id, options(signal))
         return scrub(await response.text(), secret)
-      })
+      }),
+    listBatches: (after) =>
+      call("list batches", async (signal) =>
+        pageOf(
+          scrub(
+            await client.batches.list({ limit: PAGE, ...(after === undefined ? {} : { after }) }, options(signal)),
+            secret
+          ),
+          batchInfoOf
+        )),
+    listFiles: (after) =>
+      call("list files", async (signal) =>
+        pageOf(
+          await client.files.list(
+            { purpose: "batch", order: "desc", limit: PAGE, ...(after === undefined ? {} : { after }) },
+            options(signal)
+          ),
+          fileInfoOf
+        )),
+    retryPolicy: settings
   }
 }
 

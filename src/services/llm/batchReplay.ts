@@ -8,9 +8,19 @@
  * (`interpret`). The attempt record it reports (and the engine archives) is the batch line: request
  * body, raw answer, usage, request id, plus `batch_id` / `custom_id` / `batch_part`.
  *
- * A request the batches did not answer (a repair, a retry, a failed or expired line) goes:
+ * A line that failed is classified as the same HTTP answer would be online (`lineError`, then the
+ * engine's `isRetryable` / `failureScope`):
+ * - transient (5xx, 429, a timeout, `batch_expired` for a line of a batch that answered others): the
+ *   request is retried like any other retry, following `repairs` (below); in a follow-up batch at most
+ *   `maxRetries` times, then the attempt fails with the line's error;
+ * - permanent (a 400 for this request, ...): the call fails with the API's message; the engine rejects
+ *   that attempt and makes the sample again (a new attempt, a new key) up to its `--max-attempts`;
+ * - lost (`batch_cancelled`, or every line of an expired batch): like a request the batches never
+ *   answered: only `resubmit` sends it again.
+ *
+ * A request the batches did not answer (a repair, a retry, a new attempt, a transient failure) goes:
  * - online (`repairs: "online"`): to the fallback Llm (the live layer), at most `onlineConcurrency` at
- *   once; its usage is added to `onlineUsage` (billed at the normal price, not the batch price);
+ *   once; priced at the normal rate in the run's cost ledger (its records have no batch_id);
  * - or into `deferred` (`repairs: "batch"`, and first attempts being resubmitted): the call then waits
  *   forever; the collect program notices when every unfinished sample is waiting, interrupts the run
  *   and submits the deferred bodies as a follow-up batch. Collecting again replays the same answers,
@@ -20,10 +30,19 @@ import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import { isObject } from "../../domain/json.js"
 import type { AttemptRecord, Backend, LlmError, Usage } from "../../domain/llm.js"
-import { Authentication, BadRequest, MissingApiKey, NotFound, RateLimited, Transient } from "../../domain/llm.js"
+import {
+  Authentication,
+  BadRequest,
+  isRetryable,
+  MissingApiKey,
+  NotFound,
+  RateLimited,
+  Transient
+} from "../../domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import type { BodySettings } from "./answer.js"
 import { buildBody, canonicalJson, interpret, resolveJsonSchema } from "./answer.js"
+import { errorDetailOf, paceTokens } from "./engine.js"
 
 /** One line of a batch output or error file. */
 export interface BatchLine {
@@ -123,6 +142,12 @@ export const sampleCustomId = (customId: string): string => /^(.*:sample-\d+)/.e
 /** Keys of first attempts (`sample-000007`), as opposed to repairs and retries (`-repair`, `-a2`). */
 export const isFirstAttemptKey = (key: string): boolean => !/-a\d+(-repair)?$|-repair$/.test(key)
 
+/**
+ * What a failed line means for its request: `retry` (transient), `fail` (permanent for this request),
+ * `lost` (the batch was cancelled, or expired without answering any line: only a resubmit sends it).
+ */
+export type LineFailure = "retry" | "fail" | "lost"
+
 export type Lookup =
   | { readonly kind: "answer"; readonly line: BatchLine }
   | { readonly kind: "error"; readonly line: BatchLine }
@@ -133,6 +158,8 @@ export type Lookup =
 export class BatchAnswers {
   private readonly lines = new Map<string, Array<BatchLine>>()
   private readonly submitted = new Map<string, Map<number, string>>()
+  /** Parts with at least one answered line. */
+  private readonly answeredParts = new Set<number>()
 
   addSubmitted(customId: string, part: number, hash: string): void {
     let m = this.submitted.get(customId)
@@ -141,9 +168,15 @@ export class BatchAnswers {
   }
 
   addLine(line: BatchLine): void {
+    if (isAnswer(line)) this.answeredParts.add(line.part)
     const list = this.lines.get(line.customId)
     if (list === undefined) this.lines.set(line.customId, [line])
     else list.push(line)
+  }
+
+  /** Whether any line of the run was answered. */
+  get anyAnswered(): boolean {
+    return this.answeredParts.size > 0
   }
 
   submittedHashes(customId: string): ReadonlyMap<number, string> {
@@ -159,6 +192,19 @@ export class BatchAnswers {
 
   linesOf(customId: string): ReadonlyArray<BatchLine> {
     return this.lines.get(customId) ?? []
+  }
+
+  /** How a line that is not an answer is handled (see the module comment). */
+  failureOf(line: BatchLine): LineFailure {
+    const code = line.error?.code
+    if (code === "batch_cancelled" || (code === "batch_expired" && !this.answeredParts.has(line.part))) return "lost"
+    return isRetryable(lineError(line)) ? "retry" : "fail"
+  }
+
+  /** Lines that failed for this exact body (the batch tries of a request). */
+  failures(customId: string, hash: string): number {
+    const hashes = this.submitted.get(customId)
+    return (this.lines.get(customId) ?? []).filter((l) => !isAnswer(l) && hashes?.get(l.part) === hash).length
   }
 
   /** The newest answer to this exact body; else its newest error line; else whether a stale body was answered. */
@@ -210,6 +256,8 @@ export interface DeferredRequest {
   readonly customId: string
   readonly key: string
   readonly body: Record<string, unknown>
+  /** Estimated input tokens (instructions, messages, schema), as the online pacer counts them. */
+  readonly inputTokens: number
 }
 
 export interface BatchLlmOptions {
@@ -221,6 +269,8 @@ export interface BatchLlmOptions {
   /** The live layer for requests going online (undefined: they fail with MissingApiKey). */
   readonly online: LlmApi | undefined
   readonly onlineConcurrency: number
+  /** Follow-up batch tries of a request whose lines failed transiently (`repairs: "batch"`). */
+  readonly maxRetries: number
   /** Requests held for a follow-up batch (mutated). */
   readonly deferred: Map<string, DeferredRequest>
   readonly describe: string
@@ -242,7 +292,12 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
         const customId = `${options.runId}:${key}`
         const found = options.answers.lookup(customId, bodyHash(body))
 
-        const record = (line: BatchLine, status: AttemptRecord["status"], usage: Usage | undefined, error?: string) => {
+        const record = (
+          line: BatchLine,
+          status: AttemptRecord["status"],
+          usage: Usage | undefined,
+          error?: LlmError
+        ) => {
           const model = isObject<any>(line.body) && typeof line.body.model === "string"
             ? line.body.model
             : options.body.model
@@ -254,7 +309,8 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
             status,
             httpStatus: line.statusCode,
             response: line.body ?? (line.error === undefined ? undefined : { error: line.error }),
-            ...(error === undefined ? {} : { error }),
+            // The error's own fields: a replay from the archive (a later round, rebuild) fails the same way.
+            ...(error === undefined ? {} : { error: error.message, errorDetail: errorDetailOf(error) }),
             usage,
             requestId: line.requestId,
             durationMs: 0,
@@ -271,12 +327,7 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
           const result = interpret(options.endpoint, request.schema, line.body)
           const rec = result._tag === "Right"
             ? record(line, "ok", result.right.usage)
-            : record(
-              line,
-              result.left._tag,
-              "usage" in result.left ? result.left.usage : undefined,
-              result.left.message
-            )
+            : record(line, result.left._tag, "usage" in result.left ? result.left.usage : undefined, result.left)
           if (request.onAttempt !== undefined) yield* request.onAttempt(rec)
           return {
             _tag: "answered" as const,
@@ -294,9 +345,17 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
             }))
           }
         }
-        if (found.kind === "error" && request.onAttempt !== undefined) {
-          const e = lineError(found.line)
-          yield* request.onAttempt(record(found.line, e._tag, undefined, e.message))
+        const inputTokens = paceTokens(request, jsonSchema, 0)
+        if (found.kind === "error") {
+          const error = lineError(found.line)
+          if (request.onAttempt !== undefined) {
+            yield* request.onAttempt(record(found.line, error._tag, undefined, error))
+          }
+          const failure = options.answers.failureOf(found.line)
+          if (failure !== "lost") {
+            const tries = options.answers.failures(customId, bodyHash(body))
+            return { _tag: "failed" as const, key, customId, body, inputTokens, error, failure, tries }
+          }
         }
         if (found.kind === "mismatch" && !warned.has(customId)) {
           warned.add(customId)
@@ -304,22 +363,42 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
             `${key}: the batch answered a different request body than the one asked now (inventory or settings changed since submit?); not using that answer`
           )
         }
-        return { _tag: "unanswered" as const, key, customId, body }
+        return { _tag: "unanswered" as const, key, customId, body, inputTokens }
       })
+
+    /** A request the batches do not answer: online, or held for a follow-up batch. */
+    const elsewhere = <A, I>(
+      request: LlmRequest<A, I>,
+      held: DeferredRequest,
+      mode: "online" | "batch"
+    ): Effect.Effect<LlmResult<A>, LlmError> => {
+      if (mode === "batch") {
+        options.deferred.set(held.customId, held)
+        return Effect.never
+      }
+      const live = options.online
+      // Priced at the normal rate in the run's cost ledger (its records have no batch_id).
+      return live === undefined ? Effect.fail(new MissingApiKey()) : online(live.complete(request))
+    }
 
     const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
       Effect.gen(function*() {
         const step = yield* local(fromBatch(request))
         if (step._tag === "answered") return yield* step.result
-        const { body, customId, key } = step
-        if (options.repairs === "online" && !isFirstAttemptKey(key)) {
-          const live = options.online
-          if (live === undefined) return yield* Effect.fail(new MissingApiKey())
-          // Priced at the normal rate in the run's cost ledger (its records have no batch_id).
-          return yield* online(live.complete(request))
+        const held: DeferredRequest = {
+          customId: step.customId,
+          key: step.key,
+          body: step.body,
+          inputTokens: step.inputTokens
         }
-        options.deferred.set(customId, { customId, key, body })
-        return yield* Effect.never
+        if (step._tag === "failed") {
+          if (step.failure === "fail") return yield* Effect.fail(step.error)
+          // A transient failure: retried like any other retry (a follow-up batch at most maxRetries times).
+          if (options.repairs === "batch" && step.tries > options.maxRetries) return yield* Effect.fail(step.error)
+          return yield* elsewhere(request, held, options.repairs)
+        }
+        // Never answered: a first attempt is being resubmitted (as a batch); the rest follow `repairs`.
+        return yield* elsewhere(request, held, isFirstAttemptKey(step.key) ? "batch" : options.repairs)
       })
 
     return { complete, describe: options.describe } satisfies LlmApi

@@ -1,0 +1,48 @@
+/** What the end-to-end batch tests share: fakes closed after each test, the CLI's environment, readers. */
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach } from "vitest"
+import type { BatchFake, BatchFakeOptions } from "./fakeBatch.js"
+import { startBatchFake } from "./fakeBatch.js"
+import type { FakeServer } from "./fakeOpenAI.js"
+
+/** Starts fakes that are closed after each test of the file that calls this at its top. */
+export const batchFakes = () => {
+  const fakes: Array<BatchFake | FakeServer> = []
+  afterEach(async () => {
+    while (fakes.length > 0) await fakes.pop()!.close()
+  })
+  return {
+    fake: async (options: BatchFakeOptions) => {
+      const f = await startBatchFake(options)
+      fakes.push(f)
+      return f
+    },
+    keep: <F extends BatchFake | FakeServer>(f: F): F => {
+      fakes.push(f)
+      return f
+    }
+  }
+}
+
+export const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
+
+/** gpt-5-mini per token: $0.25 / $0.025 cached / $2.00 output per 1M (the online price of `n` such calls). */
+export const onlineCost = (u: typeof USAGE, n: number) =>
+  (n * ((u.input - u.cached) * 0.25 + u.cached * 0.025 + u.output * 2)) / 1e6
+
+export const env = (server: { baseUrl: string }) => ({
+  OPENAI_API_KEY: "sk-test-batch",
+  OPENAI_BASE_URL: server.baseUrl
+})
+
+export const readJsonl = (file: string): Array<any> =>
+  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+
+export const tmpOut = () => join(mkdtempSync(join(tmpdir(), "skyrl-batch-")), "ds.jsonl")
+
+export const FAST = ["--poll-interval", "0.02"]
+
+/** The 1-based sample number a row was made for (the fake writes it into the prompt). */
+export const sampleOfRow = (row: any): number => Number(/Sample (\d+) /.exec(row.prompt[1].content)![1])
