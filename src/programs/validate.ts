@@ -13,7 +13,7 @@ import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.
 import { DatasetChecker } from "../skyrl/checks.js"
 import type { DiversityReport, DuplicateFindings, RowRef } from "../skyrl/diversity.js"
 import { DiversityAccumulator, explainClusters, readRow, refsToExplain } from "../skyrl/diversity.js"
-import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
+import { DEFAULT_NEAR_DUP_THRESHOLD, VALIDATE_MAX_WALK } from "../skyrl/nearDup.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
 export class UnreadableDatasetError extends Schema.TaggedError<UnreadableDatasetError>()("UnreadableDatasetError", {
@@ -153,7 +153,11 @@ export const validateDatasets = (
 ): Effect.Effect<DatasetReport, UnreadableDatasetError, Storage> =>
   Effect.gen(function*() {
     const threshold = options.nearDup ?? DEFAULT_NEAR_DUP_THRESHOLD
-    const accumulator = new DiversityAccumulator({ inventory: options.inventory, threshold })
+    const accumulator = new DiversityAccumulator({
+      inventory: options.inventory,
+      threshold,
+      maxWalk: VALIDATE_MAX_WALK
+    })
     const report = yield* validateFiles(options, accumulator)
     const diversity = accumulator.report()
     const texts = yield* promptsOf(options.files, refsToExplain(diversity))
