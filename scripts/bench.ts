@@ -178,6 +178,7 @@ const generateProcess = async (
   const dir = mkdtempSync(join(tmpdir(), "skyrl-bench-"))
   const cpuFile = join(dir, "cpu.json")
   try {
+    const spawnedAt = Date.now()
     const r = await runNode(
       [
         "--import",
@@ -205,7 +206,14 @@ const generateProcess = async (
       process.exit(1)
     }
     const cpu = JSON.parse(readFileSync(cpuFile, "utf8")) as { user: number; system: number }
-    return { tasks, requests: server.requests.length, process: r, cpuMs: (cpu.user + cpu.system) / 1000 }
+    const times = server.requests.map((q) => q.time)
+    // Spawn to first request, first request to last request sent, last request sent to exit.
+    const phases = {
+      startMs: Math.min(...times) - spawnedAt,
+      requestsMs: Math.max(...times) - Math.min(...times),
+      endMs: spawnedAt + r.wallMs - Math.max(...times)
+    }
+    return { tasks, requests: server.requests.length, process: r, cpuMs: (cpu.user + cpu.system) / 1000, phases }
   } finally {
     await server.close()
     rmSync(dir, { recursive: true, force: true })
@@ -439,6 +447,15 @@ if (wanted(8)) {
       `(process, spawn to exit), ceiling ${(ceilingMs / 1000).toFixed(2)} s: ratio ${ratio.toFixed(3)}  ${
         verdict(ratio >= 0.85)
       }`
+  )
+  const { endMs, requestsMs, startMs } = run.phases
+  console.log(
+    `spawn to first request ${(startMs / 1000).toFixed(2)} s, first to last request ${
+      (requestsMs / 1000).toFixed(2)
+    } s, ` +
+      `last request to exit ${(endMs / 1000).toFixed(2)} s; process CPU ${
+        (run.cpuMs / 1000).toFixed(2)
+      } s (load ${loadAverage()})`
   )
   console.log()
 }
