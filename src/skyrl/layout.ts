@@ -334,32 +334,28 @@ export const toJsonText = (value: unknown, options: JsonTextOptions = {}): strin
 const str = (text: string): string => JSON.stringify(text)
 const num = (n: number): string => JSON.stringify(n)
 
-/** JSON text of the short strings many rows repeat (names, labels, hashes): a bounded memo. */
-const names = new Map<string, string>()
-const name = (text: string): string => {
-  let json = names.get(text)
-  if (json === undefined) {
-    json = JSON.stringify(text)
-    if (names.size >= 4096) names.clear()
-    names.set(text, json)
+/** JSON.stringify of strings, remembered for the last `limit` distinct ones (the memo is emptied when full). */
+const jsonMemo = (limit: number) => {
+  const memo = new Map<string, string>()
+  return (text: string): string => {
+    let json = memo.get(text)
+    if (json === undefined) {
+      json = JSON.stringify(text)
+      if (memo.size >= limit) memo.clear()
+      memo.set(text, json)
+    }
+    return json
   }
-  return json
 }
+
+/** JSON text of the short strings many rows repeat (names, labels, hashes). */
+const name = jsonMemo(4096)
 
 /**
  * JSON text of the long strings rows share (a run's system message, one offer's `tool_schemas`), made once:
  * the last few hundred. Only for fields that repeat across rows (per-row texts would just churn it).
  */
-const repeated = new Map<string, string>()
-const strShared = (text: string): string => {
-  let json = repeated.get(text)
-  if (json === undefined) {
-    json = JSON.stringify(text)
-    if (repeated.size >= 256) repeated.clear()
-    repeated.set(text, json)
-  }
-  return json
-}
+const strShared = jsonMemo(256)
 
 /**
  * Where a row's JSON text goes, in pieces: `text` for what is made per row, `shared` for pieces that repeat
