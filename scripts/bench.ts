@@ -5,9 +5,11 @@
  *    concurrency 1, 4, 16 and 64, as a ratio to the ceiling concurrency / latency; and under an RPM cap,
  *    as a ratio to RPM / 60. Rates come from the fake's own clock: first request in to last answer out
  *    (RPM: request starts). Goal ≥ 0.9.
- * 2. Local conversion + validation + write of 100,000 tasks (`skyrl convert`, which validates every
- *    plan against the inventory, writes the rows and checks the written file): rows/s over the whole
- *    process (start-up included) and its peak RSS (VmHWM, Linux). Goal ≥ 12,700 rows/s, RSS < 512 MB.
+ * 2. `skyrl convert` of 100,000 tasks (validates every plan against the inventory, writes the rows and
+ *    checks them as written): rows/s over the whole process (start-up included), goal ≥ 25,000. Then the
+ *    peak RSS (VmHWM, Linux) of `convert` and of `validate --json` (checks and the diversity report with
+ *    near-duplicates) at 100,000 and at 1,000,000 rows (`--large N` to change): goal within 10% of each
+ *    other and under 300 MB.
  * 3. The byte-identical prefix every request of a run shares, as a share of each request's input, on
  *    the request bodies the fake received, in the order the model reads them (output schema,
  *    instructions, messages). Goal ≥ 80% for every request.
@@ -21,17 +23,26 @@
  *    per second at concurrency 1 and 8 (two calls per row, distinct params, cassettes and journal written,
  *    output written), as a ratio to the server's own call rate measured in the same run with a bare SDK
  *    client at the same concurrency. Goal ≥ 0.8.
+ * 7. Client CPU per answer of `generate -n 1000 --concurrency 16` against a zero-latency fake: the
+ *    process's user + system CPU time (scripts/cpu-on-exit.mjs, preloaded) over the answers it received,
+ *    start-up and final checks included. Goal ≤ 2 ms.
+ * 8. Whole-process `generate -n 1024 --concurrency 32` against a 500 ms fake: the ceiling (every model
+ *    call taking exactly 500 ms: the stage calls one at a time, then the task calls 32 at a time) over
+ *    the process's wall time from spawn to exit. Goal ≥ 0.85.
  *
- *     npm run bench                       # all six
+ *     npm run bench                       # all eight
  *     npm run bench -- 1 3                # only some of them
- *     npm run bench -- --latency 500      # another fake latency (default 1000 ms)
+ *     npm run bench -- --latency 500      # another fake latency for section 1 (default 1000 ms)
+ *     npm run bench -- 2 --large 300000   # section 2's large run at another size
  *
  * Runs the built CLI (bin/skyrl.js → dist/); builds it first when dist/ is missing.
  */
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
-import { availableParallelism, tmpdir } from "node:os"
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { open } from "node:fs/promises"
+import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import type { FakeServer } from "../test/support/fakeOpenAI.js"
 import { answer, start } from "../test/support/fakeOpenAI.js"
 import { isTaskRequest, validTaskFor, validTaskText } from "../test/support/fakeTasks.js"
@@ -43,10 +54,12 @@ const latencyAt = args.indexOf("--latency")
 /** The fake's fixed latency. Real calls take 10-60 s; 1 s keeps the run short while the client's own
  * per-answer work (a few ms, done one answer at a time) stays a small part of each cycle. */
 const LATENCY_MS = latencyAt === -1 ? 1000 : Number(args[latencyAt + 1])
+const largeAt = args.indexOf("--large")
+/** Rows of section 2's large run (default 1,000,000). */
+const largeRows = largeAt === -1 ? 1_000_000 : Number(args[largeAt + 1])
+const optionAt = new Set([latencyAt, largeAt].filter((i) => i !== -1).flatMap((i) => [i, i + 1]))
 const only = new Set(
-  args.filter((_, i) => latencyAt === -1 || (i !== latencyAt && i !== latencyAt + 1)).map(Number).filter((n) =>
-    n >= 1 && n <= 6
-  )
+  args.filter((_, i) => !optionAt.has(i)).map(Number).filter((n) => n >= 1 && n <= 8)
 )
 const wanted = (n: number) => only.size === 0 || only.has(n)
 const USAGE = { input: 3000, cached: 2816, output: 700, reasoning: 400 }
@@ -101,6 +114,31 @@ const runNode = (argv: ReadonlyArray<string>, env: Record<string, string> = {}):
 const runCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Finished> =>
   runNode([BIN, ...args], env)
 
+/** Writes `n` tasks as a model writes them (unique prompts; no null params: convert takes tasks). */
+const writeTasks = async (file: string, n: number) => {
+  const handle = await open(file, "w")
+  let lines: Array<string> = []
+  for (let k = 1; k <= n; k++) {
+    lines.push(validTaskText(k, k % 7).replace("\"limit\":null", "\"limit\":3"))
+    if (lines.length === 10_000 || k === n) {
+      await handle.write(lines.join("\n") + "\n")
+      lines = []
+    }
+  }
+  await handle.close()
+}
+
+/** Lines of a file, read a buffer at a time (the file may be larger than a string can be). */
+const countLines = async (file: string) => {
+  let n = 0
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++
+  }
+  return n
+}
+
+const loadAverage = () => loadavg().map((x) => x.toFixed(1)).join(" ")
+
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`
 const verdict = (ok: boolean) => (ok ? "ok" : "BELOW GOAL")
 const fail = (what: string, r: Finished): never => {
@@ -122,13 +160,30 @@ console.log(
 )
 console.log()
 
-/** Runs `generate` against a fake at LATENCY_MS; returns the fake (with its request log). */
-const generateRun = async (n: number, concurrency: number, extra: ReadonlyArray<string> = []) => {
-  const server: FakeServer = await start((ctx) => answer(validTaskFor(ctx), USAGE), { latencyMs: LATENCY_MS })
+/** Runs `generate` against a fake at LATENCY_MS (or `latencyMs`); returns its task requests. */
+const generateRun = async (n: number, concurrency: number, extra: ReadonlyArray<string> = []) =>
+  (await generateProcess(n, concurrency, extra)).tasks
+
+/**
+ * Runs `generate` against a fake; returns the fake's task requests, every request it received, the
+ * process (wall time from spawn to exit) and its CPU time (user + system, from scripts/cpu-on-exit.mjs).
+ */
+const generateProcess = async (
+  n: number,
+  concurrency: number,
+  extra: ReadonlyArray<string> = [],
+  latencyMs = LATENCY_MS
+) => {
+  const server: FakeServer = await start((ctx) => answer(validTaskFor(ctx), USAGE), { latencyMs })
   const dir = mkdtempSync(join(tmpdir(), "skyrl-bench-"))
+  const cpuFile = join(dir, "cpu.json")
   try {
-    const r = await runCli(
+    const spawnedAt = Date.now()
+    const r = await runNode(
       [
+        "--import",
+        pathToFileURL(join(ROOT, "scripts", "cpu-on-exit.mjs")).href,
+        BIN,
         "generate",
         "-n",
         String(n),
@@ -140,16 +195,25 @@ const generateRun = async (n: number, concurrency: number, extra: ReadonlyArray<
         String(concurrency),
         ...extra
       ],
-      { OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: server.baseUrl }
+      { OPENAI_API_KEY: "sk-bench", OPENAI_BASE_URL: server.baseUrl, SKYRL_BENCH_CPU_FILE: cpuFile }
     )
     if (r.status !== 0) fail(`generate -n ${n} --concurrency ${concurrency}`, r)
     // The task requests (the subjects stage, one call before them, is not part of the figures).
     const tasks = server.requests.filter((q) => isTaskRequest(q.body))
-    if (tasks.length !== n) {
-      console.error(`expected ${n} task requests, the fake received ${tasks.length}`)
+    // More when some answers were asked for again (a near-duplicate rejected at acceptance).
+    if (tasks.length < n) {
+      console.error(`expected at least ${n} task requests, the fake received ${tasks.length}`)
       process.exit(1)
     }
-    return tasks
+    const cpu = JSON.parse(readFileSync(cpuFile, "utf8")) as { user: number; system: number }
+    const times = server.requests.map((q) => q.time)
+    // Spawn to first request, first request to last request sent, last request sent to exit.
+    const phases = {
+      startMs: Math.min(...times) - spawnedAt,
+      requestsMs: Math.max(...times) - Math.min(...times),
+      endMs: spawnedAt + r.wallMs - Math.max(...times)
+    }
+    return { tasks, requests: server.requests.length, process: r, cpuMs: (cpu.user + cpu.system) / 1000, phases }
   } finally {
     await server.close()
     rmSync(dir, { recursive: true, force: true })
@@ -195,34 +259,56 @@ if (wanted(1) || wanted(3)) {
 }
 
 if (wanted(2)) {
-  const N = 100_000
-  console.log(`## 2. local conversion + validation + write of ${N.toLocaleString("en-US")} tasks (skyrl convert)`)
+  const [N, LARGE] = [100_000, largeRows]
+  console.log(
+    `## 2. \`convert\` of ${N.toLocaleString("en-US")} tasks (goal >= 25,000 rows/s, whole process), and peak RSS of ` +
+      `\`convert\` and \`validate\` at ${N.toLocaleString("en-US")} and ${LARGE.toLocaleString("en-US")} rows ` +
+      "(goal: within 10% of each other, < 300 MB)"
+  )
   const dir = mkdtempSync(join(tmpdir(), "skyrl-bench-"))
+  const mb = (
+    bytes: number | undefined
+  ) => (bytes === undefined ? "unknown (no /proc)" : `${(bytes / 2 ** 20).toFixed(0)} MB`)
+  const peaks: Record<"convert" | "validate", Array<number | undefined>> = { convert: [], validate: [] }
   try {
-    const tasks = join(dir, "tasks.jsonl")
-    const lines: Array<string> = []
-    // Task objects as a model writes them (no null params: convert takes tasks, not strict-mode output).
-    for (let k = 1; k <= N; k++) lines.push(validTaskText(k, k % 7).replace("\"limit\":null", "\"limit\":3"))
-    writeFileSync(tasks, lines.join("\n") + "\n")
-    lines.length = 0
-    const out = join(dir, "rows.jsonl")
-    const r = await runCli(["convert", tasks, "--out", out])
-    if (r.status !== 0) fail("convert", r)
-    const rows = readFileSync(out, "utf8").split("\n").filter((l) => l !== "").length
-    const rate = (rows * 1000) / r.wallMs
-    const rss = r.peakRss === undefined ? "unknown (no /proc)" : `${(r.peakRss / 2 ** 20).toFixed(0)} MB`
-    console.log(
-      `input ${(statSync(tasks).size / 2 ** 20).toFixed(1)} MB, ${rows} rows written in ${
-        (r.wallMs / 1000).toFixed(2)
-      } s`
-    )
-    console.log(
-      `throughput: ${Math.round(rate).toLocaleString("en-US")} rows/s (goal >= 12,700)  ${verdict(rate >= 12_700)}`
-    )
-    console.log(
-      `peak RSS: ${rss} (goal < 512 MB)  ${r.peakRss === undefined ? "" : verdict(r.peakRss < 512 * 2 ** 20)}`
-    )
-    if (rows !== N) console.log(`note: ${N - rows} tasks were rejected`)
+    for (const n of [N, LARGE]) {
+      const tasks = join(dir, "tasks.jsonl")
+      await writeTasks(tasks, n)
+      const out = join(dir, "rows.jsonl")
+      const load = loadAverage()
+      const r = await runCli(["convert", tasks, "--out", out])
+      if (r.status !== 0) fail("convert", r)
+      const rows = await countLines(out)
+      const rate = (rows * 1000) / r.wallMs
+      peaks.convert.push(r.peakRss)
+      console.log(
+        `convert ${n.toLocaleString("en-US")} tasks (input ${(statSync(tasks).size / 2 ** 20).toFixed(0)} MB, output ${
+          (statSync(out).size / 2 ** 20).toFixed(0)
+        } MB): ${rows} rows in ${(r.wallMs / 1000).toFixed(2)} s, ${Math.round(rate).toLocaleString("en-US")} rows/s` +
+          `${n === N ? `  ${verdict(rate >= 25_000)}` : ""}; peak RSS ${mb(r.peakRss)} (load ${load})`
+      )
+      if (rows !== n) console.log(`note: ${n - rows} tasks were rejected`)
+      rmSync(tasks)
+      const v = await runCli(["validate", out, "--json"])
+      if (v.status !== 0 && v.status !== 1) fail("validate", v)
+      peaks.validate.push(v.peakRss)
+      console.log(
+        `validate ${rows.toLocaleString("en-US")} rows: ${(v.wallMs / 1000).toFixed(2)} s, ${
+          Math.round((rows * 1000) / v.wallMs).toLocaleString("en-US")
+        } rows/s; peak RSS ${mb(v.peakRss)} (load ${loadAverage()})`
+      )
+      rmSync(out)
+    }
+    for (const command of ["convert", "validate"] as const) {
+      const [small, large] = peaks[command]
+      if (small === undefined || large === undefined) continue
+      const ratio = large / small
+      console.log(
+        `${command} peak RSS ${LARGE.toLocaleString("en-US")} / ${N.toLocaleString("en-US")} rows: ${mb(large)} / ${
+          mb(small)
+        } = ${ratio.toFixed(2)}  ${verdict(ratio <= 1.1 && large < 300 * 2 ** 20 && small < 300 * 2 ** 20)}`
+      )
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -324,4 +410,52 @@ if (wanted(5)) {
 if (wanted(6)) {
   const { benchVerify } = await import("./bench-verify.js")
   await benchVerify(verdict)
+}
+
+if (wanted(7)) {
+  const n = 1000
+  console.log(`## 7. client CPU per answer: \`generate -n ${n}\` against a zero-latency fake (goal <= 2 ms)`)
+  const run = await generateProcess(n, 16, [], 0)
+  const answers = run.requests
+  const perAnswer = run.cpuMs / answers
+  console.log(
+    `${n} samples from ${answers} answers (task and stage calls) in ${
+      (run.process.wallMs / 1000).toFixed(2)
+    } s; process CPU ${(run.cpuMs / 1000).toFixed(2)} s ` +
+      `(user + system, start-up and final checks included): ${perAnswer.toFixed(2)} ms per answer, ` +
+      `${Math.round(1000 / perAnswer)} answers/s on one core  ${verdict(perAnswer <= 2)}`
+  )
+  console.log()
+}
+
+if (wanted(8)) {
+  const [c, latency, n] = [32, 500, 1024]
+  console.log(
+    `## 8. whole-process \`generate -n ${n} --concurrency ${c}\` against a ${latency} ms fake vs the ceiling ` +
+      "(goal >= 0.85)"
+  )
+  const run = await generateProcess(n, c, [], latency)
+  // The ceiling: every model call the run makes (the stage calls before the tasks, one at a time, then
+  // the task calls `c` at a time) taking exactly the fake's latency, and nothing else.
+  const stages = run.requests - run.tasks.length
+  const ceilingMs = (stages + Math.ceil(run.tasks.length / c)) * latency
+  const ratio = ceilingMs / run.process.wallMs
+  console.log(
+    `${n} samples from ${run.tasks.length} task calls (+${stages} stage call${stages === 1 ? "" : "s"}) in ${
+      (run.process.wallMs / 1000).toFixed(2)
+    } s ` +
+      `(process, spawn to exit), ceiling ${(ceilingMs / 1000).toFixed(2)} s: ratio ${ratio.toFixed(3)}  ${
+        verdict(ratio >= 0.85)
+      }`
+  )
+  const { endMs, requestsMs, startMs } = run.phases
+  console.log(
+    `spawn to first request ${(startMs / 1000).toFixed(2)} s, first to last request ${
+      (requestsMs / 1000).toFixed(2)
+    } s, ` +
+      `last request to exit ${(endMs / 1000).toFixed(2)} s; process CPU ${
+        (run.cpuMs / 1000).toFixed(2)
+      } s (load ${loadAverage()})`
+  )
+  console.log()
 }

@@ -6,7 +6,13 @@ import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import { ENV_CLASS } from "../src/domain/row.js"
 import { complexityMismatch, complexityOf } from "../src/domain/task.js"
-import { convertTask, decodeTask, normalizePrompt, toSkyRLSampleEffect } from "../src/skyrl/convert.js"
+import {
+  convertTask,
+  decodeTask,
+  normalizePrompt,
+  normalizeTaskInput,
+  toSkyRLSampleEffect
+} from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow, encodeRowWithSchema } from "../src/skyrl/layout.js"
 import { TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
 import { chatPromptTokens, textTokens } from "../src/skyrl/promptTokens.js"
@@ -339,5 +345,60 @@ describe("encodeRow", () => {
     })
     expect(rows.length).toBeGreaterThan(3)
     for (const row of rows) expect(JSON.stringify(encodeRow(row))).toBe(JSON.stringify(encodeRowWithSchema(row)))
+  })
+})
+
+describe("objects made without the Schema constructors (decodeTask by hand, trusted rows)", () => {
+  const dir = join(FIXTURES, "openai", "chat")
+  const tasks = [
+    base(),
+    { ...base(), limits: { max_tools: 3, max_servers: 2 }, success: { must_call_tool: "fmp_get_quote" } },
+    {
+      ...base(),
+      assumptions: ["a"],
+      tool_sequence: [
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
+        {
+          server: "polygon",
+          tool: "polygon_get_news",
+          params: { ticker: "AAPL", limit: 3 },
+          depends_on: [1],
+          derived_params: ["ticker"]
+        }
+      ]
+    },
+    ...readdirSync(dir).sort().map((f) =>
+      JSON.parse(JSON.parse(readFileSync(join(dir, f), "utf8")).choices[0].message.content)
+    )
+  ]
+
+  it("decodeTask gives the instances the Task Schema decodes (steps numbered in plan order)", async () => {
+    const { Task } = await import("../src/domain/task.js")
+    let compared = 0
+    for (const raw of tasks) {
+      const input = normalizeTaskInput(raw) as { tool_sequence: Array<object> }
+      const renumbered = { ...input, tool_sequence: input.tool_sequence.map((s, i) => ({ ...s, step: i + 1 })) }
+      const bySchema = Schema.decodeUnknownEither(Task)(renumbered)
+      const decoded = decodeTask(raw)
+      expect(Either.isRight(decoded)).toBe(Either.isRight(bySchema))
+      if (Either.isRight(decoded) && Either.isRight(bySchema)) {
+        expect(decoded.right).toStrictEqual(bySchema.right)
+        compared++
+      }
+    }
+    expect(compared).toBeGreaterThan(5)
+  })
+
+  it("a converted row equals the same row made again by the row Schema (same classes, same fields)", async () => {
+    const { SkyRLRow } = await import("../src/domain/row.js")
+    let compared = 0
+    for (const raw of tasks) {
+      const row = convertTask(raw, { inventory, metadata: { model: "m", run_id: "r" } })
+      if (Either.isLeft(row)) continue
+      const again = Schema.decodeUnknownSync(SkyRLRow)(Schema.encodeSync(SkyRLRow)(row.right))
+      expect(row.right).toStrictEqual(again)
+      compared++
+    }
+    expect(compared).toBeGreaterThan(5)
   })
 })

@@ -363,7 +363,11 @@ describe("enrich keeps its prompts", () => {
       prompts.map((p, i) => JSON.stringify({ id: `c${i}`, messages: [{ role: "user", content: p }] })).join("\n") + "\n"
     )
     const out = join(dir, "enriched.jsonl")
-    const r = await runCliAsync(["enrich", input, "--out", out, "--llm", "openai"], { env: env(server) })
+    // One sample at a time: accepted in plan order, so sample 2 is the one compared with sample 1 (with
+    // several in flight, whichever answer comes back first is accepted first).
+    const r = await runCliAsync(["enrich", input, "--out", out, "--llm", "openai", "--concurrency", "1"], {
+      env: env(server)
+    })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out).map((row) => row.prompt.at(-1).content)).toEqual(prompts)
     expect(r.stderr).toMatch(/sample 2: duplicate\/similar-prompt prompt: 0\.\d\d similar to the prompt of sample 1/)

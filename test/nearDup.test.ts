@@ -202,3 +202,26 @@ describe("explainPair", () => {
     expect(why.sharedCount).toBe(4)
   })
 })
+
+describe("MinHashIndex maxWalk (validate's bound on a bucket flooded by one template)", () => {
+  const base = "the quick brown fox jumps over the lazy dog near the river bank on a sunny day"
+  const variants = Array.from({ length: 30 }, (_, i) => `${base} number${i}`)
+
+  it("looks at every bucket entry by default, and at most maxWalk per band when given", () => {
+    const all = new MinHashIndex({ maxMatches: 100, threshold: 0.5 })
+    const shallow = new MinHashIndex({ maxMatches: 100, threshold: 0.5, maxWalk: 2 })
+    for (const v of variants) {
+      all.insert(v)
+      shallow.insert(v)
+    }
+    const probe = `${base} another`
+    const everyMatch = all.query(probe)
+    // Every variant differs from the probe in its last shingle only (Jaccard 15/17): LSH finds nearly all.
+    expect(everyMatch.length).toBeGreaterThanOrEqual(27)
+    const found = shallow.query(probe)
+    expect(found.length).toBeGreaterThan(0)
+    expect(found.length).toBeLessThan(everyMatch.length)
+    // Newest first: the latest variants are the ones found.
+    expect(Math.min(...found.map((m) => m.id))).toBeGreaterThan(0)
+  })
+})

@@ -1,15 +1,25 @@
-/** `convert`: task objects → SkyRL rows; bad tasks go to the rejects file with their index and reason. */
-import { Effect, Either } from "effect"
+/**
+ * `convert`: task objects → SkyRL rows; bad tasks go to the rejects file with their index and reason.
+ *
+ * One pass, memory independent of the file's size: JSON Lines are read a buffer of lines at a time, each
+ * task converted and its plan validated, the rows written as they are made and checked as they are
+ * written (`checksAsWritten`: the rules of `skyrl validate`, on exactly the values the file holds). A JSON
+ * array (or a pretty-printed object) is parsed whole. Only the rejects are kept until the end (their lines).
+ */
+import { Chunk, Effect, Either, Option, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
 import type { SkyRLRow } from "../domain/row.js"
+import type { StorageApi } from "../services/Storage.js"
 import { Storage } from "../services/Storage.js"
+import type { ConversionContext } from "../skyrl/convert.js"
 import { convertTask } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
-import { extractTaskObject, recordsOf } from "../skyrl/records.js"
-import { checkWrittenDataset } from "./validate.js"
+import type { RecordResult } from "../skyrl/records.js"
+import { extractTaskObject, jsonLinesReader, recordsFormatOf, recordsOf } from "../skyrl/records.js"
+import { checksAsWritten } from "./validate.js"
 
 export interface ConvertOptions {
   readonly tasksFile: string
@@ -36,79 +46,124 @@ export interface ConvertSummary {
   readonly rejected: ReadonlyArray<Reject>
 }
 
+/** The records of a tasks file, JSON Lines streamed (see `recordsFormatOf`). */
+const taskRecords = (storage: StorageApi, file: string): Stream.Stream<RecordResult, InputError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const asInput = (e: { readonly reason: string }) => new InputError({ file, reason: e.reason })
+    const lines = storage.readLines(file).pipe(Stream.mapError(asInput))
+    const first = yield* lines.pipe(Stream.filter((l) => l.trim() !== ""), Stream.runHead)
+    const format = yield* recordsFormatOf(Option.getOrUndefined(first), file)
+    if (format === "whole") {
+      const text = yield* Effect.mapError(storage.readText(file), asInput)
+      return Stream.fromIterable(yield* recordsOf(text, file))
+    }
+    // A file of one JSON object is one record without a line (as recordsOf reads it): the first record
+    // waits until a second one shows the file has several.
+    const read = jsonLinesReader()
+    let held: RecordResult | undefined
+    let count = 0
+    return lines.pipe(
+      Stream.mapChunks((chunk) => {
+        const out: Array<RecordResult> = []
+        for (const line of chunk) {
+          const record = read(line)
+          if (record === undefined) continue
+          if (++count === 1) held = record
+          else {
+            if (held !== undefined) out.push(held)
+            held = undefined
+            out.push(record)
+          }
+        }
+        return Chunk.unsafeFromArray(out)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        if (held === undefined) return Stream.empty
+        const { line: _line, ...whole } = held as Extract<RecordResult, { _tag: "Record" }>
+        return Stream.make(whole as RecordResult)
+      }))
+    )
+  }))
+
+type Converted =
+  | { readonly _tag: "Row"; readonly row: SkyRLRow; readonly raised?: string | undefined }
+  | { readonly _tag: "Reject"; readonly reject: Reject }
+
+/** One record: its row (and the warning when its max_turns was raised), or why it is rejected. */
+const convertRecord = (record: RecordResult, options: ConvertOptions, context: ConversionContext): Converted => {
+  const line = record.line === undefined ? {} : { line: record.line }
+  if (record._tag === "Unparsable") {
+    return { _tag: "Reject", reject: { index: record.index, ...line, field: "(record)", reason: record.reason } }
+  }
+  const converted = Either.flatMap(
+    Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
+    (task) => Either.mapLeft(convertTask(task, context), (e) => ({ field: e.field, reason: e.reason }))
+  )
+  if (Either.isLeft(converted)) return { _tag: "Reject", reject: { index: record.index, ...line, ...converted.left } }
+  // Plan validity is the product's promise: a plan the inventory rejects never reaches the dataset.
+  const issues = options.inventory === undefined
+    ? []
+    : validatePlan(options.inventory, converted.right.reward_spec.ground_truth.tool_sequence)
+  if (issues.length > 0) {
+    const first = issues[0]
+    return {
+      _tag: "Reject",
+      reject: {
+        index: record.index,
+        ...line,
+        field: `tool_sequence[${first.step - 1}].${first.path.replace(/\//g, ".")}`,
+        reason: issues.map(formatIssue).join("; ")
+      }
+    }
+  }
+  const gt = converted.right.reward_spec.ground_truth
+  const given = converted.right.extra_info.task_metadata.max_turns_given
+  return {
+    _tag: "Row",
+    row: converted.right,
+    raised: given === undefined ? undefined : `${options.tasksFile}: task ${record.index} (${gt.task_id}): max_turns ` +
+      `${given} raised to ${gt.max_turns}: its ${gt.tool_sequence.length} steps, one call per turn, and the final ` +
+      `answer need ${gt.max_turns} (the given value is kept as task_metadata.max_turns_given)`
+  }
+}
+
 export const convertProgram = (options: ConvertOptions) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const text = yield* storage.readText(options.tasksFile).pipe(
-      Effect.mapError((e) => new InputError({ file: options.tasksFile, reason: e.reason }))
-    )
-    const records = yield* Either.match(recordsOf(text, options.tasksFile), {
-      onLeft: Effect.fail,
-      onRight: Effect.succeed
-    })
+    const context: ConversionContext = {
+      dataSource: options.dataSource,
+      inventory: options.inventory,
+      maxPromptTokens: options.maxPromptTokens,
+      asOf: options.asOf,
+      today: options.today,
+      metadata: { source: `convert:${options.tasksFile}` }
+    }
     const rejected: Array<Reject> = []
-    const raised: Array<string> = []
     let read = 0
-    // Rows are made as the writer asks for them (JSON Lines are parsed line by line): the dataset is
-    // never held in memory whole.
-    const rows = function*(): Generator<SkyRLRow> {
-      for (const record of records) {
-        read++
-        const line = record.line === undefined ? {} : { line: record.line }
-        if (record._tag === "Unparsable") {
-          rejected.push({ index: record.index, ...line, field: "(record)", reason: record.reason })
-          continue
-        }
-        const converted = Either.flatMap(
-          Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
-          (task) =>
-            Either.mapLeft(
-              convertTask(task, {
-                dataSource: options.dataSource,
-                inventory: options.inventory,
-                maxPromptTokens: options.maxPromptTokens,
-                asOf: options.asOf,
-                today: options.today,
-                metadata: { source: `convert:${options.tasksFile}` }
-              }),
-              (e) => ({ field: e.field, reason: e.reason })
-            )
-        )
-        if (Either.isLeft(converted)) {
-          rejected.push({ index: record.index, ...line, ...converted.left })
-          continue
-        }
-        // Plan validity is the product's promise: a plan the inventory rejects never reaches the dataset.
-        const issues = options.inventory === undefined
-          ? []
-          : validatePlan(options.inventory, converted.right.reward_spec.ground_truth.tool_sequence)
-        if (issues.length > 0) {
-          const first = issues[0]
-          rejected.push({
-            index: record.index,
-            ...line,
-            field: `tool_sequence[${first.step - 1}].${first.path.replace(/\//g, ".")}`,
-            reason: issues.map(formatIssue).join("; ")
-          })
-          continue
-        }
-        const gt = converted.right.reward_spec.ground_truth
-        const given = converted.right.extra_info.task_metadata.max_turns_given
-        if (given !== undefined) {
-          raised.push(
-            `${options.tasksFile}: task ${record.index} (${gt.task_id}): max_turns ${given} raised to ${gt.max_turns}: ` +
-              `its ${gt.tool_sequence.length} steps, one call per turn, and the final answer need ${gt.max_turns} ` +
-              "(the given value is kept as task_metadata.max_turns_given)"
-          )
-        }
-        yield converted.right
-      }
-    }
-    const written = yield* storage.writeRows(options.out, rows())
-    for (const line of raised) yield* Effect.logWarning(line)
-    for (const r of rejected) {
-      yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
-    }
+    const rows = taskRecords(storage, options.tasksFile).pipe(
+      Stream.mapChunksEffect((records) =>
+        Effect.gen(function*() {
+          const made: Array<SkyRLRow> = []
+          for (const record of records) {
+            read++
+            const converted = convertRecord(record, options, context)
+            if (converted._tag === "Reject") {
+              const r = converted.reject
+              rejected.push(r)
+              yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
+              continue
+            }
+            if (converted.raised !== undefined) yield* Effect.logWarning(converted.raised)
+            made.push(converted.row)
+          }
+          return Chunk.unsafeFromArray(made)
+        })
+      )
+    )
+    // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
+    // the run (the file is kept).
+    const checks = checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
+    const written = yield* storage.writeRowStream(options.out, rows, { inspect: checks.inspect })
     if (rejected.length > 0) {
       yield* storage.writeFileAtomic(
         options.rejectsFile,
@@ -125,7 +180,6 @@ export const convertProgram = (options: ConvertOptions) =>
         reason: `all ${rejected.length} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert`
       })
     }
-    // The same checks as `skyrl validate`: violations are logged and fail the run (the file is kept).
-    yield* checkWrittenDataset(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
+    yield* checks.settle
     return { written, rejected } satisfies ConvertSummary
   })

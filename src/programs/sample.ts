@@ -42,6 +42,12 @@ export interface RunContext<J extends Job> {
   readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
   /** Paths in row metadata and rejects are relative to the output file's directory. */
   readonly relativeToOut: (file: string) => string
+  /**
+   * `--concurrency` permits, one held by each model call (with its archive and ledger writes): what the
+   * run sends at once. Handling an answer (checks, row, journal) runs after the permit is given back, so
+   * the next request goes out while the answers of a wave that came back together are handled.
+   */
+  readonly calls: Effect.Semaphore
 }
 
 /** How one call ended, with the archive file of its last HTTP attempt. */
@@ -69,7 +75,16 @@ const budgetLeft = <J extends Job>(ctx: RunContext<J>) =>
     return false
   })
 
-export const call = Effect.fn("Run.call")(function*<J extends Job>(
+/** One model call (`callUnbounded`) under one of the run's call permits. */
+export const call = <J extends Job>(
+  ctx: RunContext<J>,
+  job: J,
+  attempt: number,
+  purpose: "task" | "repair",
+  input: ReadonlyArray<LlmMessage>
+) => ctx.calls.withPermits(1)(callUnbounded(ctx, job, attempt, purpose, input))
+
+const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attempt: number,

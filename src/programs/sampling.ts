@@ -209,7 +209,8 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       inventoryOf,
       stop: yield* Ref.make<string | undefined>(undefined),
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
-      relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/")
+      relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
+      calls: yield* Effect.makeSemaphore(options.concurrency)
     } satisfies RunContext<J>
   })
 
@@ -259,8 +260,11 @@ export const runEngine = Effect.fn("Run.engine")(function*<J extends Job>(option
   const t0 = yield* Clock.currentTimeMillis
   yield* (yield* Progress).track(
     progressOf(ctx, t0),
+    // Twice as many samples as calls: while `concurrency` of them wait for answers, the others are handled
+    // (the call permits bound what is sent). One at a time stays one at a time: samples are then accepted
+    // in plan order, which rebuild relies on.
     Effect.forEach(todo, ({ before, job }) => sample(ctx, job, before), {
-      concurrency: options.concurrency,
+      concurrency: options.concurrency === 1 ? 1 : 2 * options.concurrency,
       discard: true
     })
   )

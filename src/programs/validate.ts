@@ -7,12 +7,13 @@
  */
 import { Effect, Schema, Stream } from "effect"
 import type { Inventory } from "../domain/inventory.js"
-import { Storage } from "../services/Storage.js"
+import type { EncodedRow } from "../domain/row.js"
+import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
 import type { DiversityReport, DuplicateFindings, RowRef } from "../skyrl/diversity.js"
 import { DiversityAccumulator, explainClusters, readRow, refsToExplain } from "../skyrl/diversity.js"
-import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
+import { DEFAULT_NEAR_DUP_THRESHOLD, VALIDATE_MAX_WALK } from "../skyrl/nearDup.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
 export class UnreadableDatasetError extends Schema.TaggedError<UnreadableDatasetError>()("UnreadableDatasetError", {
@@ -152,7 +153,11 @@ export const validateDatasets = (
 ): Effect.Effect<DatasetReport, UnreadableDatasetError, Storage> =>
   Effect.gen(function*() {
     const threshold = options.nearDup ?? DEFAULT_NEAR_DUP_THRESHOLD
-    const accumulator = new DiversityAccumulator({ inventory: options.inventory, threshold })
+    const accumulator = new DiversityAccumulator({
+      inventory: options.inventory,
+      threshold,
+      maxWalk: VALIDATE_MAX_WALK
+    })
     const report = yield* validateFiles(options, accumulator)
     const diversity = accumulator.report()
     const texts = yield* promptsOf(options.files, refsToExplain(diversity))
@@ -175,25 +180,20 @@ export const logViolations = (report: Report) =>
     { discard: true }
   )
 
+interface WrittenCheckOptions extends Omit<CheckOptions, "inventory"> {
+  /**
+   * Rule-id prefixes reported as warnings instead of failing the run: for `enrich`, whose prompts
+   * must stay as the source wrote them, prompt size and duplicate prompts are properties of the input.
+   */
+  readonly warnOnly?: ReadonlyArray<string>
+}
+
 /**
- * The check `convert`, `generate` and `enrich` run on what they wrote: reads the file back as SkyRL
- * would see it and runs every rule (plans against `inventory` when given). With violations it logs
- * them as errors and fails with `DatasetViolationsError` (exit 1); the file stays where it is.
+ * What the check of a written file does with its report: warnings logged, and with violations the errors
+ * logged and `DatasetViolationsError` (exit 1); the file stays where it is.
  */
-export const checkWrittenDataset = (
-  file: string,
-  inventory?: Inventory,
-  options: Omit<CheckOptions, "inventory"> & {
-    /**
-     * Rule-id prefixes reported as warnings instead of failing the run: for `enrich`, whose prompts
-     * must stay as the source wrote them, prompt size and duplicate prompts are properties of the input.
-     */
-    readonly warnOnly?: ReadonlyArray<string>
-  } = {}
-): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError, Storage> =>
+const settleWrittenReport = (file: string, report: Report, warnOnly: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const { warnOnly = [], ...checkOptions } = options
-    const report = yield* validateFiles({ ...checkOptions, files: [file], inventory })
     if (report.ok && report.warnings === 0) {
       yield* Effect.logDebug(`${file}: ${report.rows} rows pass every check`)
       return report
@@ -212,3 +212,40 @@ export const checkWrittenDataset = (
       written: true
     })
   })
+
+/**
+ * The check `convert`, `generate` and `enrich` run on what they wrote: reads the file back as SkyRL
+ * would see it and runs every rule (plans against `inventory` when given). With violations it logs
+ * them as errors and fails with `DatasetViolationsError` (exit 1); the file stays where it is.
+ */
+export const checkWrittenDataset = (
+  file: string,
+  inventory?: Inventory,
+  options: WrittenCheckOptions = {}
+): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError, Storage> =>
+  Effect.gen(function*() {
+    const { warnOnly = [], ...checkOptions } = options
+    const report = yield* validateFiles({ ...checkOptions, files: [file], inventory })
+    return yield* settleWrittenReport(file, report, warnOnly)
+  })
+
+/**
+ * `checkWrittenDataset` made while the file is written, in one pass: give `inspect` to the Storage writer
+ * (`WriteRowsOptions.inspect`), which hands it each row as encoded for disk, then run `settle`. A .json or
+ * .jsonl file holds exactly those values as JSON, and Storage reads the file back and compares its bytes
+ * before it replaces the target, so this checks what is on disk without parsing it again. Parquet turns
+ * values into columns: for a .parquet file `inspect` is undefined and `settle` reads the file back.
+ */
+export const checksAsWritten = (file: string, inventory?: Inventory, options: WrittenCheckOptions = {}) => {
+  const { warnOnly = [], ...checkOptions } = options
+  if (rowFormatOf(file) === "parquet") {
+    return { inspect: undefined, settle: checkWrittenDataset(file, inventory, options) }
+  }
+  const checker = new DatasetChecker({ ...checkOptions, inventory })
+  checker.beginFile(file)
+  let index = 0
+  return {
+    inspect: (row: EncodedRow) => void checker.add(index++, row),
+    settle: Effect.suspend(() => settleWrittenReport(file, checker.report(), warnOnly))
+  }
+}

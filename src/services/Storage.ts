@@ -9,20 +9,22 @@
  * Datasets: `writeRows` picks the format by extension — `.json` (one array, `indent` 2 by default),
  * `.jsonl` (one row a line, streamed), `.parquet` (nested columns, see ./parquet.ts); `readRows`
  * streams a dataset back as `{ index, value }` (JSON Lines line by line, Parquet row group by row
- * group, `.json` parsed whole), failing with an `InputError` that names the file and row.
+ * group, `.json` parsed whole), failing with an `InputError` that names the file and row. A .json or
+ * .jsonl file is read back before it replaces the target: its length and CRC-32 must be the bytes the
+ * writer produced. `readLines` streams any text file's lines (memory bounded by one read buffer).
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
-import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import { hostname } from "node:os"
 import * as path from "node:path"
-import { createInterface } from "node:readline"
+import { StringDecoder } from "node:string_decoder"
+import { crc32 } from "node:zlib"
 import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JsonTextOptions } from "../skyrl/layout.js"
-import { encodeRow, toJsonText } from "../skyrl/layout.js"
+import { encodedRowJson, encodeRow, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
 
@@ -31,7 +33,13 @@ export const rowFormatOf = (file: string): RowFormat | undefined => {
   return ext === ".json" ? "json" : ext === ".jsonl" ? "jsonl" : ext === ".parquet" ? "parquet" : undefined
 }
 
-export interface WriteRowsOptions extends JsonTextOptions {}
+export interface WriteRowsOptions extends JsonTextOptions {
+  /**
+   * Sees each row as it is encoded for disk, before it is serialized (the checks of what a command
+   * writes, made as it writes; a .json or .jsonl file holds exactly these values, as JSON).
+   */
+  readonly inspect?: ((row: EncodedRow) => void) | undefined
+}
 
 /** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
 export interface RowRecord {
@@ -52,11 +60,6 @@ export interface StorageApi {
   /** Appends text and flushes it to disk before succeeding (journals). */
   readonly appendDurable: (file: string, text: string) => Effect.Effect<void, StorageError>
   /**
-   * `appendDurable` on a file kept open until the scope closes (created with its directory when missing):
-   * for logs appended to many times, without a mkdir, open and close per append.
-   */
-  readonly openAppend: (file: string) => Effect.Effect<AppendHandle, StorageError, Scope.Scope>
-  /**
    * Creates `file` exclusively, holding `owner` (JSON: pid, host, ...), or fails with `LockHeld` naming the
    * holder. A lock whose process is gone (same host, pid not running) is taken over.
    */
@@ -73,14 +76,23 @@ export interface StorageApi {
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError>
   /**
-   * `writeRows` of rows made as a stream is consumed (memory bounded by a chunk of rows). A stream that
-   * fails, or an interruption, fails the write with a StorageError and leaves `file` as it was.
+   * `appendDurable` on a file kept open until the scope closes (created with its directory when missing):
+   * for logs appended to many times, without a mkdir, open and close per append.
    */
+  readonly openAppend: (file: string) => Effect.Effect<AppendHandle, StorageError, Scope.Scope>
+  /** `writeRows` of rows made as a stream is consumed (memory bounded by a chunk of rows). A
+   * stream that fails fails the write with its error, and an interruption stops it; either way `file` is
+   * left as it was (the temp file is removed). */
   readonly writeRowStream: <E>(
     file: string,
     rows: Stream.Stream<SkyRLRow, E>,
     options?: WriteRowsOptions
-  ) => Effect.Effect<number, StorageError>
+  ) => Effect.Effect<number, StorageError | E>
+  /**
+   * The lines of a text file, without their line ends (`\n`, `\r\n` or `\r`; a BOM at the start is
+   * dropped), in chunks of many lines (consume with `Stream.runForEachChunk` or the like).
+   */
+  readonly readLines: (file: string) => Stream.Stream<string, StorageError>
   /**
    * Streams the rows of a .json, .jsonl or .parquet dataset (memory bounded for .jsonl and .parquet).
    * Fails with an InputError naming the file (and the row, or line, where one is at fault).
@@ -163,58 +175,184 @@ const atomically = async (file: string, write: (handle: fs.FileHandle) => Promis
   }
 }
 
-/** Buffered writer over a file handle (rows are streamed, never joined into one string). */
-const bufferedWriter = (handle: fs.FileHandle) => {
-  let chunks: Array<string> = []
-  let size = 0
-  const flush = async () => {
-    if (chunks.length === 0) return
-    const text = chunks.join("")
-    chunks = []
-    size = 0
-    await handle.write(text)
+/** Bytes written to a file so far: their count and CRC-32 (compared with the file read back). */
+export interface Written {
+  readonly bytes: number
+  readonly crc: number
+}
+
+const SINK_BUFFER = 1 << 20
+const SYNC_EVERY = 64 << 20
+
+/**
+ * Text written through two alternating byte buffers: one fills while the other is written to the file (on
+ * libuv's threads), so encoding and the disk overlap. `write` never waits; `drained` waits until at most
+ * one buffer is in flight (call it between batches), `finish` until everything is written.
+ */
+class ByteSink {
+  private buffer: Buffer = Buffer.allocUnsafe(SINK_BUFFER)
+  private used = 0
+  private inFlight: Promise<void> | undefined
+  private failure: unknown
+  private readonly encoded = new Map<string, Buffer>()
+  /** Buffers whose write is done, ready to fill again. */
+  private readonly spare: Array<Buffer> = []
+  private crc = 0
+  private bytes = 0
+  private unsynced = 0
+  private syncing: Promise<unknown> = Promise.resolve()
+  constructor(
+    private readonly out: {
+      readonly write: (bytes: Uint8Array) => Promise<unknown>
+      readonly datasync?: () => Promise<unknown>
+    }
+  ) {}
+
+  /** Writes a text that repeats (the same string again and again): from its encoded bytes, kept. */
+  writeShared(text: string): void {
+    let bytes = this.encoded.get(text)
+    if (bytes === undefined) {
+      bytes = Buffer.from(text, "utf8")
+      if (this.encoded.size >= 64) this.encoded.clear()
+      this.encoded.set(text, bytes)
+    }
+    if (this.used + bytes.length > SINK_BUFFER) {
+      this.flush()
+      if (bytes.length > SINK_BUFFER) return this.send(bytes, undefined)
+    }
+    this.used += bytes.copy(this.buffer, this.used)
   }
-  return {
-    write: async (text: string) => {
-      chunks.push(text)
-      size += text.length
-      if (size >= 1 << 20) await flush()
-    },
-    flush
+
+  write(text: string): void {
+    if (this.used + text.length * 3 > SINK_BUFFER) {
+      this.flush()
+      if (text.length * 3 > SINK_BUFFER) return this.send(Buffer.from(text, "utf8"), undefined)
+    }
+    this.used += this.buffer.write(text, this.used, "utf8")
+  }
+
+  private flush(): void {
+    if (this.used === 0) return
+    const full = this.buffer
+    const bytes = full.subarray(0, this.used)
+    this.buffer = this.spare.pop() ?? Buffer.allocUnsafe(SINK_BUFFER)
+    this.used = 0
+    this.send(bytes, full)
+  }
+
+  /** Queues `bytes` after the writes before it; `owner` (the buffer they are in) is reused once written. */
+  private send(bytes: Buffer, owner: Buffer | undefined): void {
+    this.crc = crc32(bytes, this.crc)
+    this.bytes += bytes.length
+    this.unsynced += bytes.length
+    // Flushed to disk as it goes (on libuv's threads, while rows are made), so the final fsync is short.
+    // (beside the writes, not between them: a write never waits for a sync).
+    const sync = this.unsynced >= SYNC_EVERY ? this.out.datasync : undefined
+    if (sync !== undefined) this.unsynced = 0
+    this.inFlight = (this.inFlight ?? Promise.resolve()).then(async () => {
+      await this.out.write(bytes)
+      if (sync !== undefined) {
+        const synced = sync.call(this.out).catch((e: unknown) => void (this.failure ??= e))
+        this.syncing = Promise.all([this.syncing, synced])
+      }
+    }).then(
+      () => void (owner !== undefined && this.spare.length < 2 && this.spare.push(owner)),
+      (e) => void (this.failure ??= e)
+    )
+  }
+
+  /** Waits while no spare buffer is free (the writes lag behind): the caller's backpressure. */
+  async drained(): Promise<void> {
+    if (this.spare.length === 0 && this.inFlight !== undefined) await this.inFlight
+    if (this.failure !== undefined) throw this.failure
+  }
+
+  async finish(): Promise<Written> {
+    this.flush()
+    await this.inFlight
+    await this.syncing
+    if (this.failure !== undefined) throw this.failure
+    return { bytes: this.bytes, crc: this.crc }
   }
 }
 
-/** The text of a .json / .jsonl dataset piece by piece: `start`, then each `row`, then `end()`. */
-const jsonDatasetText = (format: "json" | "jsonl", options: WriteRowsOptions) => {
-  const indent = format === "jsonl" ? 0 : options.indent ?? 2
-  const pad = " ".repeat(indent)
-  const textOptions = { ...options, indent }
-  let n = 0
-  return {
-    start: format === "json" ? "[" : "",
-    row: (row: EncodedRow): string => {
-      const text = toJsonText(row, textOptions)
-      if (format === "jsonl") return (n++, text + "\n")
-      return (n++ === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text)
-    },
-    end: (): string => (format === "jsonl" ? "" : n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n"),
-    count: () => n
+/** The length and CRC-32 of a file as it is on disk now. */
+const fileChecksum = async (handle: fs.FileHandle): Promise<Written> => {
+  const buffer = Buffer.allocUnsafe(SINK_BUFFER)
+  let crc = 0
+  let bytes = 0
+  for (;;) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes)
+    if (bytesRead === 0) return { bytes, crc }
+    crc = crc32(buffer.subarray(0, bytesRead), crc)
+    bytes += bytesRead
   }
 }
 
+/**
+ * Writes rows as .json or .jsonl through `sink` and returns the row count. `inspect` sees each encoded
+ * row before it is serialized.
+ */
+export const writeJsonRowStream = <E>(
+  sink: {
+    readonly write: (text: string) => void
+    readonly writeShared: (text: string) => void
+    readonly drained: () => Promise<void>
+  },
+  rows: Stream.Stream<SkyRLRow, E>,
+  format: "json" | "jsonl",
+  options: WriteRowsOptions
+): Effect.Effect<number, E | StorageError> =>
+  Effect.suspend(() => {
+    let n = 0
+    const indent = options.indent ?? 2
+    const pad = " ".repeat(indent)
+    const pieces = { text: (json: string) => sink.write(json), shared: (json: string) => sink.writeShared(json) }
+    const write = (row: SkyRLRow): void => {
+      const encoded = encodeRow(row)
+      options.inspect?.(encoded)
+      if (format === "jsonl" && options.ascii !== true) {
+        writeEncodedRowJson(encoded, pieces)
+        return sink.write("\n")
+      }
+      if (format === "jsonl") return sink.write(encodedRowJson(encoded, options) + "\n")
+      const text = toJsonText(encoded, { ...options, indent })
+      sink.write((n === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text))
+    }
+    if (format === "json") sink.write("[")
+    return rows.pipe(
+      Stream.runForEachChunk((chunk) =>
+        Effect.flatMap(
+          Effect.sync(() => {
+            for (const row of chunk) {
+              write(row)
+              n++
+            }
+          }),
+          () => Effect.promise(() => sink.drained())
+        )
+      ),
+      Effect.zipRight(Effect.sync(() => {
+        if (format === "json") sink.write(n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n")
+        return n
+      }))
+    )
+  })
+
+/**
+ * Writes rows as .json or .jsonl into an open (temp) file; returns the row count and the bytes written.
+ * A write error rejects.
+ */
 export const writeJsonRows = async (
-  handle: fs.FileHandle,
+  handle: { readonly write: (bytes: Uint8Array) => Promise<unknown> },
   rows: Iterable<SkyRLRow>,
   format: "json" | "jsonl",
   options: WriteRowsOptions
 ): Promise<number> => {
-  const out = bufferedWriter(handle)
-  const text = jsonDatasetText(format, options)
-  await out.write(text.start)
-  for (const row of rows) await out.write(text.row(encodeRow(row)))
-  await out.write(text.end())
-  await out.flush()
-  return text.count()
+  const sink = new ByteSink(handle)
+  const n = await Effect.runPromise(writeJsonRowStream(sink, Stream.fromIterable(rows), format, options))
+  await sink.finish()
+  return n
 }
 
 /** A parse failure inside a dataset file, before it becomes an InputError. */
@@ -232,21 +370,88 @@ const parseLine = (text: string, row: number, line: number): unknown => {
   }
 }
 
-async function* jsonLinesRows(file: string): AsyncGenerator<RowRecord> {
-  const input = createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })
-  const lines = createInterface({ input, crlfDelay: Infinity })
-  let index = 0
-  let line = 0
+/** Bytes read at a time when lines are streamed (the next read runs while these lines are used). */
+const READ_BUFFER = 64 * 1024
+/**
+ * Lines handed on at a time: few enough that the rows made from them are written and dropped while young
+ * (they die in the young generation instead of being copied out of it).
+ */
+const LINE_BATCH = 16
+
+/** The lines of a text that ends with a line end. */
+const splitLines = (text: string): Array<string> => {
+  const lines = text.includes("\r") ? text.split(/\r\n|\n|\r/) : text.split("\n")
+  lines.pop()
+  return lines
+}
+
+/**
+ * The lines of a text file, a read buffer at a time (each yield is the complete lines of one or more
+ * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped.
+ */
+export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
+  const handle = await fs.open(file, "r")
   try {
-    for await (const text of lines) {
-      line++
-      if (text.trim() === "") continue
-      yield { index, line, value: parseLine(text, index, line) }
-      index++
+    const buffers = [Buffer.allocUnsafe(READ_BUFFER), Buffer.allocUnsafe(READ_BUFFER)] as const
+    const decoder = new StringDecoder("utf8")
+    let which = 0
+    let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, READ_BUFFER, null)
+    let rest = ""
+    let first = true
+    for (;;) {
+      const { bytesRead } = await next
+      const current = buffers[which]
+      which = 1 - which
+      // Read ahead into the other buffer while this one is decoded and its lines are used.
+      if (bytesRead > 0) next = handle.read(buffers[which], 0, READ_BUFFER, null)
+      let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(current.subarray(0, bytesRead)))
+      if (first && text.length > 0) {
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+        first = false
+      }
+      if (bytesRead === 0) {
+        if (text !== "") yield splitLines(text + "\n")
+        return
+      }
+      // A \r at the very end may be the first half of a \r\n: keep it for the next read.
+      const end = text.endsWith("\r") ? text.length - 1 : text.length
+      const cut = Math.max(text.lastIndexOf("\n", end - 1), text.lastIndexOf("\r", end - 1))
+      if (cut < 0) {
+        rest = text
+        continue
+      }
+      rest = text.slice(cut + 1)
+      const lines = splitLines(text.slice(0, cut + 1))
+      for (let i = 0; i < lines.length; i += LINE_BATCH) yield lines.slice(i, i + LINE_BATCH)
     }
   } finally {
-    lines.close()
-    input.destroy()
+    await handle.close()
+  }
+}
+
+export const readTextLines = (file: string): Stream.Stream<string, StorageError> =>
+  Stream.fromAsyncIterable(
+    { [Symbol.asyncIterator]: () => lineChunks(file)[Symbol.asyncIterator]() },
+    (e) => new StorageError({ path: file, operation: "read", reason: reason(e) })
+  ).pipe(Stream.mapChunks((chunks) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(chunks).flat())))
+
+async function* jsonLinesRows(file: string): AsyncGenerator<ReadonlyArray<RowRecord>> {
+  let index = 0
+  let line = 0
+  for await (const lines of lineChunks(file)) {
+    const records: Array<RowRecord> = []
+    try {
+      for (const text of lines) {
+        line++
+        if (text.trim() === "") continue
+        records.push({ index, line, value: parseLine(text, index, line) })
+        index++
+      }
+    } catch (e) {
+      yield records // the rows before the bad line
+      throw e
+    }
+    yield records
   }
 }
 
@@ -291,23 +496,20 @@ export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputErr
       new InputError({ file, reason: "unknown dataset format: use a .json, .jsonl or .parquet extension" })
     )
   }
-  const source =
-    () => (format === "jsonl" ? jsonLinesRows(file) : format === "json" ? jsonRows(file) : parquetRows(file))
-  return Stream.fromAsyncIterable(
-    { [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() },
-    (e) =>
-      e instanceof RowReadFailure
-        ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
-        : new InputError({ file, reason: reason(e) })
-  )
+  const toInputError = (e: unknown) =>
+    e instanceof RowReadFailure
+      ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
+      : new InputError({ file, reason: reason(e) })
+  if (format === "jsonl") {
+    // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
+    return Stream.fromAsyncIterable(
+      { [Symbol.asyncIterator]: () => jsonLinesRows(file)[Symbol.asyncIterator]() },
+      toInputError
+    ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
+  }
+  const source = () => (format === "json" ? jsonRows(file) : parquetRows(file))
+  return Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() }, toInputError)
 }
-
-const unknownFormat = (file: string) =>
-  new StorageError({
-    path: file,
-    operation: "write",
-    reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
-  })
 
 const isRunning = (pid: number): boolean => {
   try {
@@ -339,87 +541,6 @@ const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promi
   } finally {
     await handle.close()
   }
-}
-
-/** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
-const openForAppend = async (file: string): Promise<fs.FileHandle> => {
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
-  const created = await fs.access(file).then(() => false, () => true)
-  const handle = await fs.open(file, "a")
-  if (created) await syncDirectory(path.dirname(path.resolve(file)))
-  return handle
-}
-
-const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Scope.Scope> =>
-  Effect.map(
-    Effect.acquireRelease(
-      attempt(file, "open for appending", () => openForAppend(file)),
-      (handle) => Effect.promise(() => handle.close().catch(() => undefined))
-    ),
-    (handle) => ({
-      append: (text) =>
-        attempt(file, "append to", async () => {
-          await handle.write(text)
-          await handle.datasync()
-        })
-    })
-  )
-
-/**
- * The rows of `iterable`, encoded, until `signal` aborts (then the iteration throws: a `next` that waits
- * for a row the interrupted producer will never make does not hold the write open).
- */
-async function* encodedUntilAborted(iterable: AsyncIterable<SkyRLRow>, signal: AbortSignal) {
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(new Error("interrupted"))
-    signal.addEventListener("abort", () => reject(new Error("interrupted")), { once: true })
-  })
-  aborted.catch(() => undefined)
-  const rows = iterable[Symbol.asyncIterator]()
-  for (;;) {
-    const next = await Promise.race([rows.next(), aborted])
-    if (next.done === true) return
-    yield encodeRow(next.value)
-  }
-}
-
-/**
- * `writeRowStream`: the stream consumed as an async iterable by the format's writer, inside the atomic
- * write. A failure of the stream fails the write (as a StorageError naming the file), and so does an
- * interruption; either way the temp file is removed and `file` is left as it was.
- */
-const writeRowStream = <E>(
-  file: string,
-  rows: Stream.Stream<SkyRLRow, E>,
-  options: WriteRowsOptions = {}
-): Effect.Effect<number, StorageError> => {
-  const format = rowFormatOf(file)
-  if (format === undefined) return Effect.fail(unknownFormat(file))
-  return Effect.scoped(
-    Effect.flatMap(Stream.toAsyncIterableEffect(rows), (iterable) =>
-      Effect.tryPromise({
-        try: async (signal) => {
-          let n = 0
-          await atomically(file, async (h) => {
-            const encoded = encodedUntilAborted(iterable, signal)
-            if (format === "parquet") {
-              const { writeParquetRows } = await import("./parquet.js")
-              n = await writeParquetRows(h, encoded)
-              return
-            }
-            const out = bufferedWriter(h)
-            const text = jsonDatasetText(format, options)
-            await out.write(text.start)
-            for await (const row of encoded) await out.write(text.row(row))
-            await out.write(text.end())
-            await out.flush()
-            n = text.count()
-          })
-          return n
-        },
-        catch: (e) => new StorageError({ path: file, operation: "write", reason: reason(e) })
-      }))
-  )
 }
 
 const createExclusive = async (file: string, text: string): Promise<boolean> => {
@@ -455,6 +576,127 @@ const acquireLockFile = (
     return yield* new LockHeld({ path: file, holder: "another process (the lock kept changing hands)" })
   })
 
+/** A temp file beside `file`, removed when the scope closes unless it was renamed over `file`. */
+const tempFileFor = (file: string) =>
+  Effect.acquireRelease(
+    attempt(file, "write", async () => {
+      await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+      const tmp = tempName(path.resolve(file))
+      return { tmp, handle: await fs.open(tmp, "w+"), renamed: false }
+    }),
+    (t) =>
+      Effect.promise(async () => {
+        await t.handle.close().catch(() => undefined)
+        if (!t.renamed) await fs.rm(t.tmp, { force: true }).catch(() => undefined)
+      })
+  )
+
+/** fsync, the read-back check (when the bytes are known), rename over `file`, directory sync. */
+const commitTemp = (
+  file: string,
+  t: { readonly tmp: string; readonly handle: fs.FileHandle; renamed: boolean },
+  written: Written | undefined
+) =>
+  attempt(file, "write", async () => {
+    await t.handle.sync()
+    if (written !== undefined) {
+      const onDisk = await fileChecksum(t.handle)
+      if (onDisk.bytes !== written.bytes || onDisk.crc !== written.crc) {
+        throw new Error(
+          `the file read back (${onDisk.bytes} bytes, CRC-32 ${onDisk.crc}) is not what was written ` +
+            `(${written.bytes} bytes, CRC-32 ${written.crc})`
+        )
+      }
+    }
+    await t.handle.close()
+    await fs.rename(t.tmp, file)
+    t.renamed = true
+    await syncDirectoryShared(path.dirname(path.resolve(file)))
+  })
+
+/** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
+const openForAppend = async (file: string): Promise<fs.FileHandle> => {
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+  const created = await fs.access(file).then(() => false, () => true)
+  const handle = await fs.open(file, "a")
+  if (created) await syncDirectory(path.dirname(path.resolve(file)))
+  return handle
+}
+
+const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      attempt(file, "open for appending", () => openForAppend(file)),
+      (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+    ),
+    (handle) => ({
+      append: (text) =>
+        attempt(file, "append to", async () => {
+          await handle.write(text)
+          await handle.datasync()
+        })
+    })
+  )
+
+/** The items of `iterable` until `signal` aborts (then the iteration throws). */
+async function* untilAborted<A>(iterable: AsyncIterable<A>, signal: AbortSignal): AsyncGenerator<A> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(new Error("interrupted"))
+    signal.addEventListener("abort", () => reject(new Error("interrupted")), { once: true })
+  })
+  aborted.catch(() => undefined)
+  const items = iterable[Symbol.asyncIterator]()
+  for (;;) {
+    const next = await Promise.race([items.next(), aborted])
+    if (next.done === true) return
+    yield next.value
+  }
+}
+
+const writeRowStreamLive = <E>(
+  file: string,
+  rows: Stream.Stream<SkyRLRow, E>,
+  options: WriteRowsOptions = {}
+): Effect.Effect<number, StorageError | E> => {
+  const format = rowFormatOf(file)
+  if (format === undefined) {
+    return Effect.fail(
+      new StorageError({
+        path: file,
+        operation: "write",
+        reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
+      })
+    )
+  }
+  return Effect.scoped(Effect.gen(function*() {
+    const t = yield* tempFileFor(file)
+    if (format === "parquet") {
+      const { writeParquetRows } = yield* Effect.promise(() => import("./parquet.js"))
+      const encoded = rows.pipe(Stream.map((row) => {
+        const e = encodeRow(row)
+        options.inspect?.(e)
+        return e
+      }))
+      // The signal ends the iteration when the write is interrupted: a `next` waiting for a row the
+      // interrupted producer will never make must not hold the write (and its temp file) open.
+      const n = yield* Effect.flatMap(Stream.toAsyncIterableEffect(encoded), (iterable) =>
+        Effect.tryPromise({
+          try: (signal) => writeParquetRows(t.handle, untilAborted(iterable, signal)),
+          catch: (e) => new StorageError({ path: file, operation: "write", reason: reason(e) })
+        }))
+      yield* commitTemp(file, t, undefined)
+      return n
+    }
+    const sink = new ByteSink(t.handle)
+    const n = yield* writeJsonRowStream(sink, rows, format, options).pipe(
+      Effect.catchAllDefect((e) => new StorageError({ path: file, operation: "write", reason: reason(e) }))
+    )
+    const written = yield* attempt(file, "write", () => sink.finish())
+    yield* commitTemp(file, t, written)
+    return n
+  }))
+}
+
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
@@ -473,27 +715,10 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   acquireLock: acquireLockFile,
   releaseLock: (file) => Effect.promise(() => fs.rm(file, { force: true })),
   openAppend,
-  writeRowStream,
   writeRows: (file, rows, options = {}) => {
-    const format = rowFormatOf(file)
-    if (format === undefined) return Effect.fail(unknownFormat(file))
-    return attempt(file, "write", async () => {
-      let n = 0
-      if (format === "parquet") {
-        const { writeParquetRows } = await import("./parquet.js")
-        const encoded = function*() {
-          for (const row of rows) yield encodeRow(row)
-        }
-        await atomically(file, async (h) => {
-          n = await writeParquetRows(h, encoded())
-        })
-      } else {
-        await atomically(file, async (h) => {
-          n = await writeJsonRows(h, rows, format, options)
-        })
-      }
-      return n
-    })
+    return writeRowStreamLive(file, Stream.fromIterable(rows), options)
   },
+  writeRowStream: (file, rows, options) => writeRowStreamLive(file, rows, options),
+  readLines: readTextLines,
   readRows: readDatasetRows
 })

@@ -1,8 +1,8 @@
 /**
  * Dataset checks (`skyrl validate`, and what convert/generate/enrich run on what they write). Pure
  * and streaming: feed rows one at a time to a `DatasetChecker` (`add`), then read its `report()`.
- * Memory grows only with the number of distinct paths, one short hash per row (duplicates), and the
- * first offending rows kept per rule.
+ * Memory grows only with the number of distinct paths and the first offending rows kept per rule, plus
+ * fixed-size hashes for the duplicate rules (keyTable.ts: about 35 bytes a row in all; no text is kept).
  *
  * The same checker judges a run's candidates one at a time before they are accepted (src/programs/
  * acceptance.ts): `check(index, row, { keep: false })` returns every finding of that row against the rows
@@ -46,14 +46,15 @@
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
-import { createHash } from "node:crypto"
 import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
 import { schemaDrift } from "./drift.js"
-import { stepListOnDisk, upgradeLegacyRow } from "./layout.js"
+import { combine32 } from "./hash32.js"
+import { hash64, KeyTable } from "./keyTable.js"
+import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
@@ -192,6 +193,13 @@ type Json = Record<string, unknown>
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
 
+/** ISO_DATE, with a cheap look at the first and fifth characters first (most strings are not dates). */
+const looksLikeDate = (text: string): boolean => {
+  if (text.length < 10 || text.length > 35 || text.charCodeAt(4) !== 45) return false
+  const c = text.charCodeAt(0)
+  return c >= 48 && c <= 57 && ISO_DATE.test(text)
+}
+
 type Kind = "string" | "number" | "boolean" | "object" | "array"
 const kindOf = (value: unknown): Kind | undefined =>
   typeof value === "string"
@@ -206,22 +214,41 @@ const kindOf = (value: unknown): Kind | undefined =>
     ? "object"
     : undefined
 
-/** A row location packed into one number: file index × 2^32 + row. */
+/** A kept row: its ordinal among the rows kept so far (`where` turns it back into a file and row). */
 type Loc = number
-const LOC_BASE = 2 ** 32
 
-interface PathStat {
+/** A path of the on-disk values (abstract: `reward_spec.ground_truth.tool_sequence[]`), for the Arrow rules. */
+interface PathNode {
   kind?: Kind
   kindAt?: string
   numeric?: "int" | "float"
   numericAt?: string
+  /** The sorted key names of the objects here (joined by NUL), and the last key order seen with that set. */
   keys?: string
   keysAt?: string
+  lastNames?: ReadonlyArray<string> | undefined
+  children?: Map<string, PathNode>
+  item?: PathNode
+  /**
+   * The last list or object walked here without a finding, and the file it was in: the same (shared,
+   * frozen) value again in that file changes nothing, so it is not walked again.
+   */
+  clean?: unknown
+  cleanFile?: number
 }
 
 const GT = "reward_spec.ground_truth"
 
-const hash = (text: string): string => createHash("sha1").update(text).digest("base64").slice(0, 20)
+/** Same names in the same order (property names are interned strings: mostly pointer compares). */
+const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Texts at least this long have their hash remembered (system messages repeat across rows). */
+const MEMO_MIN_LENGTH = 256
+const MEMO_LIMIT = 4096
 
 /** Lower case, letters and digits only, single spaces: the text two near-duplicates share. */
 export const normalizeForDuplicates = (text: string): string =>
@@ -290,6 +317,10 @@ const groupByMessage = (issues: ReadonlyArray<StepIssue>): ReadonlyArray<string>
   return [...groups].map(([message, paths]) => `${paths.join(", ")}: ${message}`)
 }
 
+const STEP_NAMES = ["server", "tool"] as const
+const isInteger = (d: unknown) => Number.isInteger(d)
+const isString = (d: unknown) => typeof d === "string"
+
 /** A step as the checks read it: the plan step and its call name when the row has one. */
 type CheckedStep = PlanStep & { readonly call_name?: string }
 
@@ -315,10 +346,26 @@ export class DatasetChecker {
   private readonly files: Array<{ file: string; rows: number }> = []
   private readonly counts = new Map<RuleId, number>()
   private readonly examples = new Map<RuleId, Array<Finding>>()
-  private readonly paths = new Map<string, PathStat>()
-  private readonly prompts = new Map<string, Loc>()
-  private readonly nearPrompts = new Map<string, Loc>()
-  private readonly taskIds = new Map<string, Loc>()
+  private readonly root: PathNode = {}
+  /**
+   * Prompts, as fixed-size hashes: the first row of each user message after normalization (its hash →
+   * the first 32 bits of the whole prompt's hash, and the row), and the whole-prompt hashes that entry
+   * cannot stand for (a near-duplicate's prompt, a prompt whose last message is not the user's).
+   */
+  private readonly nearPrompts = new KeyTable(2)
+  private readonly otherPrompts = new KeyTable(1)
+  private readonly taskIds = new KeyTable(1)
+  private readonly found2 = new Uint32Array(2)
+  private readonly textHash = new Uint32Array(2)
+  private readonly textHashes = new Map<string, readonly [number, number]>()
+  /** Rows kept so far (the next row's Loc); where each file's rows start; rows not at their place in the file. */
+  private kept = 0
+  private readonly fileStarts: Array<number> = []
+  private readonly rowIndexes = new Map<Loc, number>()
+  /** Duplicate-table inserts of the row being checked, made once it is kept. */
+  private pending: Array<() => void> = []
+  /** The concrete path of the value being walked (field names and list indexes). */
+  private readonly path: Array<string | number> = []
   private readonly coverage = {
     domain: new Map<string, number>(),
     complexity: new Map<string, number>(),
@@ -327,13 +374,18 @@ export class DatasetChecker {
     steps: new Map<string, number>()
   }
   /** List paths of the current file: whether any row had an element there, and the first row with the list. */
-  private fileLists = new Map<string, { hasElements: boolean; row: number; field: string }>()
+  private fileLists = new Map<PathNode, { hasElements: boolean; row: number; field: string }>()
   /** Lists empty in every row of a (JSON) file, and the list paths some file types (elements, or Parquet). */
-  private readonly emptyLists: Array<{ file: string; row: number; field: string; key: string }> = []
-  private readonly typedLists = new Set<string>()
+  private readonly emptyLists: Array<{ file: string; row: number; field: string; key: PathNode }> = []
+  private readonly typedLists = new Set<PathNode>()
   private readonly maxExamples: number
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
+  private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
+  /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
+  private provenance: ReadonlyArray<StepIssue> | undefined
+  /** Findings so far (kept rows or not): tells whether a walk found anything. */
+  private findings = 0
   private tokensMax = 0
   private tokensSum = 0
   private tokensRows = 0
@@ -355,6 +407,7 @@ export class DatasetChecker {
   beginFile(file: string): void {
     this.endFile()
     this.files.push({ file, rows: 0 })
+    this.fileStarts.push(this.kept)
     this.fileIndex = this.files.length - 1
   }
 
@@ -370,8 +423,9 @@ export class DatasetChecker {
     this.fileLists = new Map()
   }
 
+  /** The Loc the row being checked gets if it is kept. */
   private loc(): Loc {
-    return this.fileIndex * LOC_BASE + this.row
+    return this.kept
   }
 
   /** The current file, row and field, for messages that point back to it. */
@@ -380,8 +434,10 @@ export class DatasetChecker {
   }
 
   private where(loc: Loc): string {
-    const file = this.files[Math.floor(loc / LOC_BASE)]?.file ?? "?"
-    return `${file} row ${loc % LOC_BASE}`
+    let f = this.fileStarts.length - 1
+    while (f > 0 && this.fileStarts[f]! > loc) f--
+    const row = this.rowIndexes.get(loc) ?? loc - (this.fileStarts[f] ?? 0)
+    return `${this.files[f]?.file ?? "?"} row ${row}`
   }
 
   private find(rule: RuleId, field: string, message: string): void {
@@ -390,6 +446,7 @@ export class DatasetChecker {
 
   private findAt(rule: RuleId, file: string, row: number, field: string, message: string): void {
     const finding: Finding = { rule, file, row, field, message }
+    this.findings++
     this.current?.push(finding)
     this.setIn(this.counts, rule, (this.counts.get(rule) ?? 0) + 1)
     let list = this.examples.get(rule)
@@ -415,7 +472,7 @@ export class DatasetChecker {
   }
 
   /** A field of a path's statistics, undone when the row is not kept. */
-  private setStat<K extends keyof PathStat>(stat: PathStat, field: K, value: PathStat[K]): void {
+  private setStat<K extends keyof PathNode>(stat: PathNode, field: K, value: PathNode[K]): void {
     if (this.undo !== undefined) {
       const before = stat[field]
       this.undo.push(() => void (stat[field] = before))
@@ -444,10 +501,12 @@ export class DatasetChecker {
     const scalars = [this.tokensMax, this.tokensSum, this.tokensRows, this.rows, file.rows] as const
     this.current = found
     this.undo = options.keep === true ? undefined : []
+    this.pending = []
     let keep = options.keep === true
     try {
       this.addRow(index, value)
       if (typeof options.keep === "function") keep = options.keep(found)
+      if (keep) this.keepRow(index)
     } finally {
       if (this.undo !== undefined && !keep) {
         for (const step of this.undo.reverse()) step()
@@ -459,11 +518,19 @@ export class DatasetChecker {
     return found
   }
 
+  /** The row checked last is kept: its duplicate keys go in, and it takes its Loc. */
+  private keepRow(index: number): void {
+    for (const insert of this.pending) insert()
+    this.pending = []
+    const loc = this.kept++
+    if (index !== loc - this.fileStarts[this.fileIndex]!) this.rowIndexes.set(loc, index)
+  }
+
   private addRow(index: number, value: unknown): void {
     this.row = index
     this.rows++
     this.files[this.fileIndex]!.rows++
-    this.walk(value, "", "")
+    this.walk(value, this.root)
     if (!isObject(value)) {
       this.find("contract/schema", "(row)", `must be an object, got ${kindOf(value) ?? String(value)}`)
       return
@@ -481,6 +548,7 @@ export class DatasetChecker {
       )
     }
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
+    this.provenance = undefined
     const steps = gt === undefined ? undefined : this.checkSteps(gt)
     const upgraded = upgradeLegacyRow(value)
     const metadata = metadataOf(value)
@@ -495,7 +563,7 @@ export class DatasetChecker {
         this.find("plan/schema-drift", d.field, d.message)
       }
     }
-    this.checkSchema(upgraded.value as Json)
+    this.checkSchema(upgraded.value as Json, upgraded.value === value ? metadata : undefined)
     this.collectCoverage(metadata, gt, steps)
   }
 
@@ -546,24 +614,77 @@ export class DatasetChecker {
         `${tokens} tokens (o200k_base, chat template) over the budget of ${this.budget}: SkyRL drops it silently`
       )
     }
-    const exact = hash(JSON.stringify(messages.map((m) => [m.role, m.content])))
-    const first = this.prompts.get(exact)
-    if (first !== undefined) {
-      this.find("duplicate/prompt", "prompt", `identical to ${this.where(first)}`)
+    this.checkDuplicatePrompt(messages)
+  }
+
+  /** A text's 64-bit hash in `this.textHash` (remembered for long texts). */
+  private hashText(text: string): Uint32Array {
+    if (text.length < MEMO_MIN_LENGTH) return hash64(text, this.textHash)
+    const known = this.textHashes.get(text)
+    if (known !== undefined) {
+      this.textHash[0] = known[0]
+      this.textHash[1] = known[1]
+      return this.textHash
+    }
+    hash64(text, this.textHash)
+    if (this.textHashes.size >= MEMO_LIMIT) this.textHashes.clear()
+    this.textHashes.set(text, [this.textHash[0]!, this.textHash[1]!])
+    return this.textHash
+  }
+
+  /** duplicate/prompt (the same messages) and duplicate/near-prompt (the same user text after normalization). */
+  private checkDuplicatePrompt(messages: ReadonlyArray<{ role: string; content: string }>): void {
+    // The prompt's hash: every message's role and content, in order.
+    let e1 = 0x2545f491
+    let e2 = 0x6a09e667
+    for (const m of messages) {
+      const role = this.hashText(
+        m.role === "user" ? "suser" : m.role === "system" ? "ssystem" : typeof m.role === "string"
+          ? `s${m.role}`
+          : `j${JSON.stringify(m.role)}`
+      )
+      e1 = combine32(e1, role[0]!)
+      e2 = combine32(e2, role[1]!)
+      const content = this.hashText(m.content)
+      e1 = combine32(e1, content[0]!)
+      e2 = combine32(e2, content[1]!)
+    }
+    e1 = combine32(e1, messages.length)
+    e2 = combine32(e2, messages.length)
+    const user = messages[messages.length - 1]
+    const userLast = user?.role === "user"
+    let n1 = 0
+    let n2 = 0
+    let nearFirst = -1
+    if (userLast) {
+      const near = this.hashText(normalizeForDuplicates(user.content))
+      n1 = near[0]!
+      n2 = near[1]!
+      if (this.nearPrompts.get(n1, n2, this.found2)) nearFirst = this.found2[1]!
+    }
+    // An identical prompt has the same user text: it is the near entry's row (same prompt hash) or an other.
+    const identical = nearFirst >= 0 && this.found2[0] === e1
+      ? nearFirst
+      : this.otherPrompts.get(e1, e2, this.found2)
+      ? this.found2[0]!
+      : -1
+    if (identical >= 0) {
+      this.find("duplicate/prompt", "prompt", `identical to ${this.where(identical)}`)
       return
     }
-    this.setIn(this.prompts, exact, this.loc())
-    const user = messages[messages.length - 1]
-    if (user?.role !== "user") return
-    const near = hash(normalizeForDuplicates(user.content))
-    const similar = this.nearPrompts.get(near)
-    if (similar !== undefined) {
+    const loc = this.loc()
+    if (nearFirst >= 0) {
       this.find(
         "duplicate/near-prompt",
         `prompt[${messages.length - 1}].content`,
-        `same text as ${this.where(similar)} after normalization`
+        `same text as ${this.where(nearFirst)} after normalization`
       )
-    } else this.setIn(this.nearPrompts, near, this.loc())
+    }
+    this.pending.push(
+      userLast && nearFirst < 0
+        ? () => this.nearPrompts.set(n1, n2, e1, loc)
+        : () => this.otherPrompts.set(e1, e2, loc)
+    )
   }
 
   /** Checks the plan's shape; returns the steps with decoded params when they are usable. */
@@ -581,19 +702,20 @@ export class DatasetChecker {
     }
     const steps: Array<CheckedStep> = []
     let usable = true
-    seq.forEach((s, i) => {
-      const here = `${at}[${i}]`
+    for (let i = 0; i < seq.length; i++) {
+      const s: unknown = seq[i]
+      const here = () => `${at}[${i}]`
       if (!isObject(s)) {
-        this.find(rule, here, "must be an object with step, server, tool and params")
+        this.find(rule, here(), "must be an object with step, server, tool and params")
         usable = false
-        return
+        continue
       }
       if (s.step !== i + 1) {
-        this.find(rule, `${here}.step`, `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`)
+        this.find(rule, `${here()}.step`, `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`)
       }
-      for (const key of ["server", "tool"] as const) {
+      for (const key of STEP_NAMES) {
         if (typeof s[key] !== "string" || s[key].trim() === "") {
-          this.find(rule, `${here}.${key}`, "must be a non-empty string")
+          this.find(rule, `${here()}.${key}`, "must be a non-empty string")
           usable = false
         }
       }
@@ -602,28 +724,29 @@ export class DatasetChecker {
         try {
           params = JSON.parse(params)
         } catch {
-          this.find(rule, `${here}.params`, "is a string but not JSON")
+          this.find(rule, `${here()}.params`, "is a string but not JSON")
           usable = false
-          return
+          continue
         }
       }
       if (!isObject(params)) {
-        this.find(rule, `${here}.params`, "must be an object (or the JSON text of one)")
+        this.find(rule, `${here()}.params`, "must be an object (or the JSON text of one)")
         usable = false
-        return
+        continue
       }
-      const dependsOn = this.provenanceList(s, "depends_on", here, (d) => Number.isInteger(d), "step numbers")
-      const derived = this.provenanceList(s, "derived_params", here, (d) => typeof d === "string", "param names")
-      steps.push({
+      const dependsOn = this.provenanceList(s, "depends_on", here, isInteger, "step numbers")
+      const derived = this.provenanceList(s, "derived_params", here, isString, "param names")
+      const step: { -readonly [K in keyof CheckedStep]: CheckedStep[K] } = {
         step: i + 1,
         server: String(s.server),
         tool: String(s.tool),
-        params,
-        ...(typeof s.call_name === "string" && s.call_name !== "" ? { call_name: s.call_name } : {}),
-        ...(dependsOn === undefined ? {} : { depends_on: dependsOn as Array<number> }),
-        ...(derived === undefined ? {} : { derived_params: derived as Array<string> })
-      })
-    })
+        params
+      }
+      if (typeof s.call_name === "string" && s.call_name !== "") step.call_name = s.call_name
+      if (dependsOn !== undefined) step.depends_on = dependsOn as ReadonlyArray<number>
+      if (derived !== undefined) step.derived_params = derived as ReadonlyArray<string>
+      steps.push(step)
+    }
     return usable ? steps : undefined
   }
 
@@ -634,7 +757,7 @@ export class DatasetChecker {
   private provenanceList(
     step: Json,
     key: "depends_on" | "derived_params",
-    here: string,
+    here: () => string,
     valid: (item: unknown) => boolean,
     what: string
   ): ReadonlyArray<unknown> | undefined {
@@ -644,7 +767,7 @@ export class DatasetChecker {
     const example = key === "depends_on" ? [1, 2] : ["symbol"]
     this.find(
       "contract/provenance",
-      `${here}.${key}`,
+      `${here()}.${key}`,
       `must be the JSON text of a list of ${what} (e.g. ${JSON.stringify(JSON.stringify(example))}), ` +
         `got ${JSON.stringify(step[key])}`
     )
@@ -676,9 +799,14 @@ export class DatasetChecker {
     if (steps !== undefined && this.options.inventory !== undefined) {
       // One finding per invalid step, listing every problem of that step.
       const byStep = new Map<number, Array<StepIssue>>()
+      const provenance: Array<StepIssue> = []
+      this.provenance = provenance
       for (const issue of validatePlan(this.options.inventory, steps)) {
         if (issue.path === "step") continue // contract/tool_sequence says it
-        if (isProvenancePath(issue.path)) continue // contract/provenance says it
+        if (isProvenancePath(issue.path)) {
+          provenance.push(issue) // contract/provenance says it
+          continue
+        }
         const list = byStep.get(issue.step) ?? []
         list.push(issue)
         byStep.set(issue.step, list)
@@ -720,19 +848,24 @@ export class DatasetChecker {
       return
     }
     if (steps === undefined) return
-    for (const issue of provenanceIssues(steps, this.options.inventory)) {
+    // validatePlan (in checkGroundTruth, with an inventory) has listed them already.
+    for (const issue of this.provenance ?? provenanceIssues(steps, this.options.inventory)) {
       this.find(
         rule,
         `${GT}.tool_sequence[${issue.step - 1}].${issue.path.split("/").join(".")}`,
         `step ${issue.step} ${issue.tool}: ${issue.message}`
       )
     }
-    const available = Array.isArray(gt.available_tools) ? gt.available_tools.filter(isObject) : []
+    const available: ReadonlyArray<unknown> = Array.isArray(gt.available_tools) ? gt.available_tools : []
+    const offers = (s: CheckedStep) =>
+      available.some((t) => isObject(t) && t.call_name === s.call_name && t.server === s.server && t.tool === s.tool)
+    const noneOffered = !available.some(isObject)
     for (const s of steps) {
-      const expected = s.call_name === s.tool || s.call_name === `${s.server}.${s.tool}`
-      const offered = available.length === 0 ||
-        available.some((t) => t.call_name === s.call_name && t.server === s.server && t.tool === s.tool)
-      if (s.call_name !== undefined && (!expected || !offered)) {
+      if (s.call_name === undefined) continue
+      const expected = s.call_name === s.tool ||
+        (s.call_name.length === s.server.length + 1 + s.tool.length && s.call_name === `${s.server}.${s.tool}`)
+      const offered = noneOffered || offers(s)
+      if (!expected || !offered) {
         this.find(
           rule,
           `${GT}.tool_sequence[${s.step - 1}].call_name`,
@@ -760,12 +893,13 @@ export class DatasetChecker {
       : undefined
     // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
     const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
-    const availableTools = offerKnown && Array.isArray(gt.available_tools)
-      ? gt.available_tools.filter((t): t is { server: string; tool: string } =>
-        isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
-      )
+    const isTool = (t: unknown): t is { server: string; tool: string } =>
+      isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
+    const listed: unknown = gt.available_tools
+    const availableTools = offerKnown && Array.isArray(listed)
+      ? listed.every(isTool) ? listed as ReadonlyArray<{ server: string; tool: string }> : listed.filter(isTool)
       : undefined
-    const leak = planLeak(this.options.inventory, { system, availableTools, plan: steps })
+    const leak = this.leakOf(this.options.inventory, system, availableTools, steps)
     if (leak !== undefined) {
       this.find(
         "prompt/plan-leak",
@@ -775,7 +909,31 @@ export class DatasetChecker {
     }
   }
 
-  private checkSchema(row: Json): void {
+  /**
+   * `planLeak`, remembered for a shared (frozen) list of offered tools: rows that offer the same list with the
+   * same plan tools get the same answer (the system message only counts when no list is offered).
+   */
+  private leakOf(
+    inventory: Inventory,
+    system: string | undefined,
+    availableTools: ReadonlyArray<{ server: string; tool: string }> | undefined,
+    steps: ReadonlyArray<CheckedStep>
+  ): string | undefined {
+    if (availableTools === undefined || availableTools.length === 0 || !Object.isFrozen(availableTools)) {
+      return planLeak(inventory, { system, availableTools, plan: steps })
+    }
+    let byPlan = this.leaks.get(availableTools)
+    if (byPlan === undefined) this.leaks.set(availableTools, byPlan = new Map())
+    let key = ""
+    for (const s of steps) key += `${s.server}\u0000${s.tool}\u0001`
+    if (byPlan.has(key)) return byPlan.get(key)
+    const leak = planLeak(inventory, { system, availableTools, plan: steps })
+    if (byPlan.size < 1024) byPlan.set(key, leak)
+    return leak
+  }
+
+  private checkSchema(row: Json, metadata: unknown): void {
+    if (matchesRowSchema(row, metadata)) return
     const decoded = decodeRowSchema(encodeForSchema(row), { errors: "all" })
     if (Either.isRight(decoded)) return
     for (const issue of parseIssues(decoded.left)) {
@@ -794,84 +952,112 @@ export class DatasetChecker {
     bump(this.coverage.domain, domain)
     bump(this.coverage.complexity, typeof gt?.complexity === "string" ? gt.complexity : "(none)")
     if (steps !== undefined) {
-      for (const tool of new Set(steps.map((s) => s.tool))) bump(this.coverage.tool, tool)
-      for (const server of new Set(steps.map((s) => s.server))) bump(this.coverage.server, server)
+      steps.forEach((s, i) => {
+        if (!steps.some((t, j) => j < i && t.tool === s.tool)) bump(this.coverage.tool, s.tool)
+        if (!steps.some((t, j) => j < i && t.server === s.server)) bump(this.coverage.server, s.server)
+      })
       bump(this.coverage.steps, String(steps.length))
     }
     const id = gt?.task_id
     if (typeof id === "string") {
-      const first = this.taskIds.get(id)
-      if (first !== undefined) {
-        this.find("duplicate/task-id", `${GT}.task_id`, `"${id}" is also the id of ${this.where(first)}`)
-      } else this.setIn(this.taskIds, id, this.loc())
+      const key = hash64(id, this.textHash)
+      const h1 = key[0]!
+      const h2 = key[1]!
+      if (this.taskIds.get(h1, h2, this.found2)) {
+        this.find("duplicate/task-id", `${GT}.task_id`, `"${id}" is also the id of ${this.where(this.found2[0]!)}`)
+      } else {
+        const loc = this.loc()
+        this.pending.push(() => this.taskIds.set(h1, h2, loc))
+      }
     }
   }
 
-  /** Arrow hazards: one pass over the on-disk value. `key` is the abstract path, `field` the concrete one. */
-  private walk(value: unknown, key: string, field: string): void {
+  /** The concrete field of the value being walked (`reward_spec.ground_truth.tool_sequence[0].params`). */
+  private field(): string {
+    let out = ""
+    for (const p of this.path) out = typeof p === "number" ? `${out}[${p}]` : out === "" ? p : `${out}.${p}`
+    return out === "" ? "(row)" : out
+  }
+
+  /** Whether `value` is the frozen list or object last walked at `node` in this file without a finding. */
+  private walkedClean(value: unknown, node: PathNode): boolean {
+    return node.clean === value && node.cleanFile === this.fileIndex
+  }
+
+  /** Remembers a frozen value walked without a finding (only for rows kept as they are checked). */
+  private noteClean(value: unknown, node: PathNode, findingsBefore: number): void {
+    if (this.undo !== undefined || !Object.isFrozen(value) || this.findings !== findingsBefore) return
+    node.clean = value
+    node.cleanFile = this.fileIndex
+  }
+
+  /** Arrow hazards: one pass over the on-disk value, along the abstract paths of `node`. */
+  private walk(value: unknown, node: PathNode): void {
     const kind = kindOf(value)
     if (kind === undefined) return // null: Arrow columns are nullable
-    const stat = this.statOf(key)
-    const at = field === "" ? "(row)" : field
-    if (stat.kind === undefined) {
-      this.setStat(stat, "kind", kind)
-      this.setStat(stat, "kindAt", this.here(at))
-    } else if (stat.kind !== kind) {
-      this.find("arrow/type-change", at, `${kind} here, ${stat.kind} at ${stat.kindAt}: the load fails`)
+    const findings = this.findings
+    if (node.kind === undefined) {
+      this.setStat(node, "kind", kind)
+      this.setStat(node, "kindAt", this.here(this.field()))
+    } else if (node.kind !== kind) {
+      this.find("arrow/type-change", this.field(), `${kind} here, ${node.kind} at ${node.kindAt}: the load fails`)
     }
     switch (kind) {
       case "string":
-        if (ISO_DATE.test(value as string) && key !== "") {
-          this.find("arrow/date-string", at, `${JSON.stringify(value)} looks like an ISO date`)
+        if (node !== this.root && looksLikeDate(value as string)) {
+          this.find("arrow/date-string", this.field(), `${JSON.stringify(value)} looks like an ISO date`)
         }
         return
       case "number": {
         const numeric = Number.isInteger(value) ? "int" : "float"
-        if (stat.numeric === undefined) {
-          this.setStat(stat, "numeric", numeric)
-          this.setStat(stat, "numericAt", this.here(at))
-        } else if (stat.numeric !== numeric) {
+        if (node.numeric === undefined) {
+          this.setStat(node, "numeric", numeric)
+          this.setStat(node, "numericAt", this.here(this.field()))
+        } else if (node.numeric !== numeric) {
           this.find(
             "arrow/int-float",
-            at,
-            `${numeric} ${String(value)} here, ${stat.numeric} at ${stat.numericAt}: ints come back as floats`
+            this.field(),
+            `${numeric} ${String(value)} here, ${node.numeric} at ${node.numericAt}: ints come back as floats`
           )
         }
         return
       }
       case "array": {
+        if (this.walkedClean(value, node)) return
         const items = value as ReadonlyArray<unknown>
-        const list = this.fileLists.get(key)
+        const list = this.fileLists.get(node)
         if (list === undefined) {
-          this.setIn(this.fileLists, key, { hasElements: items.length > 0, row: this.row, field: at })
+          this.setIn(this.fileLists, node, { hasElements: items.length > 0, row: this.row, field: this.field() })
         } else if (items.length > 0 && !list.hasElements) {
-          this.setIn(this.fileLists, key, { ...list, hasElements: true })
+          this.setIn(this.fileLists, node, { ...list, hasElements: true })
         }
-        for (let i = 0; i < items.length; i++) this.walk(items[i], `${key}[]`, `${field}[${i}]`)
+        if (items.length === 0) return
+        const item = node.item ?? this.newChild(node, undefined)
+        const depth = this.path.length
+        for (let i = 0; i < items.length; i++) {
+          this.path[depth] = i
+          this.walk(items[i], item)
+        }
+        this.path.length = depth
+        this.noteClean(value, node, findings)
         return
       }
       case "object": {
+        if (this.walkedClean(value, node)) return
         const obj = value as Json
         const names = Object.keys(obj)
         if (names.length === 0) {
-          this.find("arrow/empty-object", at, "an empty object becomes an empty struct")
+          this.find("arrow/empty-object", this.field(), "an empty object becomes an empty struct")
           return
         }
-        const signature = [...names].sort().join("\u0000")
-        if (stat.keys === undefined) {
-          this.setStat(stat, "keys", signature)
-          this.setStat(stat, "keysAt", this.here(at))
-        } else if (stat.keys !== signature) {
-          this.find(
-            "arrow/key-sets",
-            at,
-            `keys {${names.join(", ")}} here, {${stat.keys.split("\u0000").join(", ")}} at ${stat.keysAt}: ` +
-              "Arrow merges them and pads the missing keys with null"
-          )
-        }
+        this.checkKeySet(node, names)
+        const depth = this.path.length
         for (const name of names) {
-          this.walk(obj[name], key === "" ? name : `${key}.${name}`, field === "" ? name : `${field}.${name}`)
+          this.path[depth] = name
+          this.walk(obj[name], node.children?.get(name) ?? this.newChild(node, name))
         }
+        this.path.length = depth
+        this.noteClean(value, node, findings)
         return
       }
       default:
@@ -879,13 +1065,33 @@ export class DatasetChecker {
     }
   }
 
-  private statOf(key: string): PathStat {
-    let stat = this.paths.get(key)
-    if (stat === undefined) {
-      stat = {}
-      this.setIn(this.paths, key, stat)
+  /** arrow/key-sets: the objects at one path have one key set (the same order as last time needs no sort). */
+  private checkKeySet(node: PathNode, names: ReadonlyArray<string>): void {
+    if (node.keys !== undefined && node.lastNames !== undefined && sameNames(names, node.lastNames)) return
+    const signature = [...names].sort().join("\u0000")
+    if (node.keys === undefined) {
+      this.setStat(node, "keys", signature)
+      this.setStat(node, "keysAt", this.here(this.field()))
+      node.lastNames = names
+    } else if (node.keys !== signature) {
+      this.find(
+        "arrow/key-sets",
+        this.field(),
+        `keys {${names.join(", ")}} here, {${node.keys.split("\u0000").join(", ")}} at ${node.keysAt}: ` +
+          "Arrow merges them and pads the missing keys with null"
+      )
+    } else node.lastNames = names
+  }
+
+  /** A new path under `node`: the field `name`, or the list's items (`name` undefined); undone with the row. */
+  private newChild(node: PathNode, name: string | undefined): PathNode {
+    const child: PathNode = {}
+    if (name === undefined) this.setStat(node, "item", child)
+    else {
+      if (node.children === undefined) this.setStat(node, "children", new Map())
+      this.setIn(node.children!, name, child)
     }
-    return stat
+    return child
   }
 
   /** Lists empty in every row of a JSON file: a load failure beside a file that types them, else a warning. */

@@ -38,8 +38,7 @@ import {
   RowStep,
   SkyRLRow
 } from "../domain/row.js"
-import type { ToolStep } from "../domain/task.js"
-import { complexityOf, Task } from "../domain/task.js"
+import { complexityOf, Limits, Rubric, RubricCriterion, Success, Task, ToolStep } from "../domain/task.js"
 import { canonicalJson, schemaHash } from "./canonical.js"
 import { parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
@@ -71,11 +70,17 @@ export interface RowSettings {
 }
 
 /**
- * Row classes are built from values `decodeTask` already validated, so their constructors skip
- * re-validation: it rebuilt the type side of every JSON-string field per call (~250 µs a row, most of a
- * 100k-task conversion). `encodeRow` still type-checks every field when the row is written.
+ * Row and task objects are built from values `decodeTask` already validated, so they skip re-validation
+ * (it rebuilt the type side of every JSON-string field per call, ~250 µs a row). `trusted` makes the
+ * instance `new C(props, { disableValidation: true })` makes — the class's prototype with the props as
+ * its own fields — without the constructor's copy of the props and pass over the fields for defaults
+ * (none of these classes declares one; test/convert.test.ts holds the two equal): ~0.1 µs instead of
+ * ~0.5 µs an object, about 15 objects a row. Every command checks the rows it writes.
  */
-const TRUSTED = { disableValidation: true } as const
+const trusted = <C extends new(props: never, options?: never) => object>(
+  Class: C,
+  props: ConstructorParameters<C>[0]
+): InstanceType<C> => Object.assign(Object.create(Class.prototype as object) as object, props) as InstanceType<C>
 
 const fail = (field: string, reason: string) => Either.left(new ConversionError({ field, reason }))
 
@@ -104,6 +109,90 @@ export const normalizeTaskInput = (raw: Record<string, unknown>): Record<string,
   }
   if (typeof out.assumptions === "string") out.assumptions = out.assumptions.trim() === "" ? [] : [out.assumptions]
   return out
+}
+
+const decodeTaskSchema = Schema.decodeUnknownEither(Task)
+
+const isString = (u: unknown): u is string => typeof u === "string"
+const isTrimmedName = (u: unknown): u is string => typeof u === "string" && u !== "" && u.trim() === u
+const isPositiveInt = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u > 0
+const optional = (u: unknown, ok: (u: unknown) => boolean) => u === undefined || ok(u)
+const strings = (u: unknown): u is ReadonlyArray<string> => Array.isArray(u) && u.every(isString)
+const COMPLEXITY_LABELS: ReadonlyArray<unknown> = ["simple", "moderate", "complex"]
+const TASK_FIELDS = [
+  "task_id",
+  "user_prompt",
+  "complexity",
+  "max_turns",
+  "limits",
+  "domain",
+  "assumptions",
+  "tool_sequence",
+  "success",
+  "evaluation_rubric",
+  "tools_available",
+  "as_of",
+  "generated_at"
+] as const
+
+const isStepInput = (s: unknown): s is Record<string, unknown> =>
+  isObject(s) && isTrimmedName(s.server) && isTrimmedName(s.tool) && isObject(s.params) &&
+  optional(s.depends_on, (d) => Array.isArray(d) && d.every((n) => typeof n === "number" && Number.isSafeInteger(n))) &&
+  optional(s.derived_params, strings)
+
+const isRubricInput = (r: unknown): r is { name: string; criteria: ReadonlyArray<Record<string, string>> } =>
+  isObject(r) && isTrimmedName(r.name) && Array.isArray(r.criteria) && r.criteria.length > 0 &&
+  r.criteria.every((c) => isObject(c) && isTrimmedName(c.name) && isString(c.description) && isString(c.scoring))
+
+/**
+ * The `Task` Schema's decoding (steps numbered in plan order), by hand, for tasks of the usual shape (no
+ * `messages`, no undefined values): the same instances with the same values (test/convert.test.ts holds the
+ * two equal); undefined when the task is of another shape or invalid, so the Schema decodes it and names
+ * the problem. It copies no object it does not make (object spread here made V8 tenure a row's garbage).
+ */
+const decodeTaskByHand = (input: Record<string, unknown>): Task | undefined => {
+  const t = input
+  if (t.messages !== undefined || TASK_FIELDS.some((k) => k in t && t[k] === undefined)) return undefined
+  const valid = optional(t.task_id, isString) && optional(t.user_prompt, isString) &&
+    optional(t.complexity, (c) => COMPLEXITY_LABELS.includes(c)) && optional(t.max_turns, isPositiveInt) &&
+    optional(t.limits, (l) => isObject(l) && isPositiveInt(l.max_tools) && isPositiveInt(l.max_servers)) &&
+    optional(t.domain, isString) && optional(t.assumptions, strings) &&
+    Array.isArray(t.tool_sequence) && t.tool_sequence.every(isStepInput) &&
+    optional(t.success, (x) => isObject(x) && isTrimmedName(x.must_call_tool)) &&
+    optional(t.evaluation_rubric, isRubricInput) && optional(t.tools_available, strings) &&
+    optional(t.as_of, isString) && optional(t.generated_at, isString)
+  if (!valid) return undefined
+  const fields: Record<string, unknown> = {}
+  for (const k of TASK_FIELDS) if (k in t) fields[k] = t[k]
+  const limits = t.limits as Record<string, number> | undefined
+  const success = t.success as Record<string, string> | undefined
+  const rubric = t.evaluation_rubric as { name: string; criteria: ReadonlyArray<Record<string, string>> } | undefined
+  if (limits !== undefined) {
+    fields.limits = trusted(Limits, { max_tools: limits.max_tools!, max_servers: limits.max_servers! })
+  }
+  if (success !== undefined) fields.success = trusted(Success, { must_call_tool: success.must_call_tool! })
+  if (rubric !== undefined) {
+    fields.evaluation_rubric = trusted(Rubric, {
+      name: rubric.name,
+      criteria: rubric.criteria.map((c) =>
+        trusted(RubricCriterion, { name: c.name!, description: c.description!, scoring: c.scoring! })
+      ) as unknown as readonly [RubricCriterion, ...Array<RubricCriterion>]
+    })
+  }
+  if (t.assumptions !== undefined) fields.assumptions = (t.assumptions as ReadonlyArray<string>).slice()
+  if (t.tools_available !== undefined) fields.tools_available = (t.tools_available as ReadonlyArray<string>).slice()
+  fields.tool_sequence = (t.tool_sequence as ReadonlyArray<Record<string, unknown>>).map((s, i) => {
+    const step: { -readonly [K in keyof ToolStep]?: ToolStep[K] } = {
+      step: i + 1,
+      server: s.server as string,
+      tool: s.tool as string,
+      params: s.params as Record<string, unknown> // not copied: nothing changes a task's params
+    }
+    if (s.depends_on !== undefined) step.depends_on = (s.depends_on as ReadonlyArray<number>).slice()
+    if (s.derived_params !== undefined) step.derived_params = (s.derived_params as ReadonlyArray<string>).slice()
+    return trusted(ToolStep, step as ConstructorParameters<typeof ToolStep>[0])
+  })
+  return trusted(Task, fields as ConstructorParameters<typeof Task>[0])
 }
 
 /** Decodes an unknown value (one element of a tasks file, or a model answer) into a `Task`. */
@@ -136,11 +225,13 @@ export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> =
     }
   }
   // Step numbers follow plan (array) order; numbers the model wrote are not trusted.
+  const fast = decodeTaskByHand(input)
+  if (fast !== undefined) return Either.right(fast)
   const withSteps = {
     ...input,
     tool_sequence: input.tool_sequence.map((s, i) => ({ ...(s as object), step: i + 1 }))
   }
-  const decoded = Schema.decodeUnknownEither(Task)(withSteps, { errors: "first" })
+  const decoded = decodeTaskSchema(withSteps, { errors: "first" })
   if (Either.isLeft(decoded)) {
     const issue = parseIssues(decoded.left)[0]
     return fail(issue?.path || "(task)", issue?.message ?? "invalid task")
@@ -171,7 +262,7 @@ export const normalizePrompt = (
     if (typeof m.content !== "string") return fail(`messages[${i}].content`, "must be a string")
     const content = m.content.trim()
     if (content === "") return fail(`messages[${i}].content`, "is empty")
-    out.push(new RowMessage({ role, content }, TRUSTED))
+    out.push(trusted(RowMessage, { role, content }))
   }
   const users = out.filter((m) => m.role === "user").length
   if (users !== 1) return fail("messages", `needs exactly one user message, found ${users}`)
@@ -206,7 +297,7 @@ const asOfFor = (task: Task, context: ConversionContext): Either.Either<string |
  * params, and where its derived params come from) plus a grounded-answer criterion. Deterministic.
  */
 export const derivedRubric = (taskId: string, steps: ReadonlyArray<RowStep>): RowRubric =>
-  new RowRubric({
+  trusted(RowRubric, {
     name: `${taskId} (derived from the plan)`,
     criteria: [
       ...steps.map((s) => {
@@ -214,19 +305,19 @@ export const derivedRubric = (taskId: string, steps: ReadonlyArray<RowStep>): Ro
         const derived = s.derived_params.length === 0
           ? ""
           : `; ${s.derived_params.join(", ")} from the result of step ${s.depends_on.join(", ")}`
-        return new RowCriterion({
+        return trusted(RowCriterion, {
           name: `step ${s.step}: ${s.call_name}`,
           description: `Calls ${s.call_name} with ${literal === "{}" ? "no fixed params" : literal}${derived}.`,
           scoring: "1 if the call was made with these params, else 0"
-        }, TRUSTED)
+        })
       }),
-      new RowCriterion({
+      trusted(RowCriterion, {
         name: "grounded answer",
         description: "The final answer covers every part of the request and uses only values the tool calls returned.",
         scoring: "1 complete and grounded, 0.5 partly, 0 otherwise"
-      }, TRUSTED)
+      })
     ]
-  }, TRUSTED)
+  })
 
 /** Schema hashes by tool entry (every row of a run hashes the same schemas). */
 const hashes = new WeakMap<InventoryTool, string>()
@@ -252,11 +343,38 @@ const availableTools = (
   return list
 }
 
+/** `tool_schemas` by offer and plan tools: rows offering the same tools with the same plan tools share one. */
+const schemasByOffer = new WeakMap<ReadonlyArray<unknown>, Map<string, Readonly<Record<string, unknown>>>>()
+
+/** The input schemas of the plan's tools by call name, in the offer's order (a shared, frozen object). */
+const toolSchemasOf = (
+  tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>,
+  steps: ReadonlyArray<{ readonly server: string; readonly tool: string }>,
+  definition: (t: { readonly server: string; readonly tool: string }) => InventoryTool | undefined
+): Readonly<Record<string, unknown>> => {
+  const planKeys = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`))
+  const key = [...planKeys].sort().join("\u0001")
+  let byPlan = schemasByOffer.get(tools)
+  if (byPlan === undefined) schemasByOffer.set(tools, byPlan = new Map())
+  let schemas = byPlan.get(key)
+  if (schemas === undefined) {
+    const planTools = new Set(planKeys)
+    const out: Record<string, unknown> = {}
+    for (const t of tools) {
+      const def = planTools.has(`${t.server}\u0000${t.tool}`) ? definition(t) : undefined
+      if (def !== undefined) out[t.callName] = def.inputSchema
+    }
+    schemas = Object.freeze(out)
+    byPlan.set(key, schemas)
+  }
+  return schemas
+}
+
 /** The step numbers and names of a plan step's provenance, normalized (sorted, no repeats). */
-const provenanceOf = (s: ToolStep) => ({
-  depends_on: [...new Set(s.depends_on ?? [])].sort((a, b) => a - b),
-  derived_params: distinct(s.derived_params ?? [])
-})
+const dependsOnOf = (s: ToolStep): Array<number> =>
+  s.depends_on === undefined || s.depends_on.length === 0 ? [] : [...new Set(s.depends_on)].sort((a, b) => a - b)
+const derivedOf = (s: ToolStep): ReadonlyArray<string> =>
+  s.derived_params === undefined || s.derived_params.length === 0 ? [] : distinct(s.derived_params)
 
 interface PromptParts {
   readonly prompt: ReadonlyArray<RowMessage>
@@ -281,7 +399,7 @@ const promptFor = (
     user = (task.user_prompt ?? "").trim()
     if (user === "") return fail("user_prompt", task.user_prompt === undefined ? "is missing" : "is empty")
   }
-  const userMessage = new RowMessage({ role: "user", content: user }, TRUSTED)
+  const userMessage = trusted(RowMessage, { role: "user", content: user })
   const maxTokens = context.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS
   const selected = selectPromptTools({
     inventory: context.inventory,
@@ -297,7 +415,7 @@ const promptFor = (
   if (Either.isLeft(selected)) return fail("prompt", selected.left)
   const { system, tools } = selected.right
   if (given?.[0]?.role === "system") return Either.right({ prompt: given, tools })
-  return Either.right({ prompt: [new RowMessage({ role: "system", content: system }, TRUSTED), userMessage], tools })
+  return Either.right({ prompt: [trusted(RowMessage, { role: "system", content: system }), userMessage], tools })
 }
 
 /**
@@ -313,7 +431,8 @@ export const toSkyRLSample = (
 ): Either.Either<SkyRLRow, ConversionError> => {
   const steps = task.tool_sequence
   if (steps.length === 0) return fail("tool_sequence", "is empty: a task needs at least one tool call")
-  const provenance = provenanceIssues(steps.map((s, i) => ({ ...s, step: i + 1 })), context.inventory)[0]
+  const numbered = steps.every((s, i) => s.step === i + 1) ? steps : steps.map((s, i) => ({ ...s, step: i + 1 }))
+  const provenance = provenanceIssues(numbered, context.inventory)[0]
   if (provenance !== undefined) {
     return fail(`tool_sequence[${provenance.step - 1}].${provenance.path.replace(/\//g, ".")}`, provenance.message)
   }
@@ -346,15 +465,16 @@ export const toSkyRLSample = (
     context.inventory === undefined ? undefined : findTool(context.inventory, s.tool, s.server)?.tool
   const rowSteps = steps.map((s, i) => {
     const def = definition(s)
-    return new RowStep({
+    return trusted(RowStep, {
       step: i + 1,
       server: s.server.trim(),
       tool: s.tool.trim(),
       call_name: callName(s),
       params: s.params,
-      ...provenanceOf(s),
+      depends_on: dependsOnOf(s),
+      derived_params: derivedOf(s),
       schema_hash: def === undefined ? "" : hashOf(def)
-    }, TRUSTED)
+    })
   })
   const must = task.success?.must_call_tool
   const mustStep = must === undefined ? rowSteps[0] : rowSteps.find((s) => s.call_name === must || s.tool === must)
@@ -364,39 +484,37 @@ export const toSkyRLSample = (
   const id = taskId(userText)
   const rubric = task.evaluation_rubric === undefined
     ? derivedRubric(id, rowSteps)
-    : new RowRubric({
+    : trusted(RowRubric, {
       name: task.evaluation_rubric.name,
-      criteria: task.evaluation_rubric.criteria.map((c) => new RowCriterion({ ...c }, TRUSTED))
-    }, TRUSTED)
-  const planTools = new Set(rowSteps.map((s) => `${s.server}\u0000${s.tool}`))
-  const toolSchemas: Record<string, unknown> = {}
-  for (const t of tools) {
-    const def = planTools.has(`${t.server}\u0000${t.tool}`) ? definition(t) : undefined
-    if (def !== undefined) toolSchemas[t.callName] = def.inputSchema
-  }
+      criteria: task.evaluation_rubric.criteria.map((c) =>
+        trusted(RowCriterion, { name: c.name, description: c.description, scoring: c.scoring })
+      )
+    })
+  const toolSchemas = toolSchemasOf(tools, rowSteps, definition)
   const systemText = prompt[0].role === "system" ? prompt[0].content : ""
-  const metadata: TaskMetadata = {
-    source: "llm",
-    ...context.metadata,
-    ...(task.domain === undefined ? {} : { domain: task.domain }),
-    ...(task.assumptions === undefined ? {} : { assumptions: task.assumptions }),
-    ...(asOf.right === undefined ? {} : { as_of: asOf.right }),
-    rubric_source: task.evaluation_rubric === undefined ? "derived" : "model",
-    prompt_tools: tools.length,
-    ...(maxTurns === task.max_turns || task.max_turns === undefined ? {} : { max_turns_given: task.max_turns }),
-    system_prompt_chars: systemText.length,
-    system_prompt_tokens_est: textTokens(systemText),
-    prompt_tokens_est: chatPromptTokens(prompt)
-  }
+  // Assigned in this order (a key of context.metadata keeps its place): the on-disk key order.
+  const metadata: { -readonly [K in keyof TaskMetadata]: TaskMetadata[K] } = Object.assign(
+    { source: "llm" },
+    context.metadata
+  )
+  if (task.domain !== undefined) metadata.domain = task.domain
+  if (task.assumptions !== undefined) metadata.assumptions = task.assumptions
+  if (asOf.right !== undefined) metadata.as_of = asOf.right
+  metadata.rubric_source = task.evaluation_rubric === undefined ? "derived" : "model"
+  metadata.prompt_tools = tools.length
+  if (maxTurns !== task.max_turns && task.max_turns !== undefined) metadata.max_turns_given = task.max_turns
+  metadata.system_prompt_chars = systemText.length
+  metadata.system_prompt_tokens_est = textTokens(systemText)
+  metadata.prompt_tokens_est = chatPromptTokens(prompt)
 
   return Either.right(
-    new SkyRLRow({
+    trusted(SkyRLRow, {
       data_source: context.dataSource ?? DEFAULT_DATA_SOURCE,
       prompt,
       env_class: ENV_CLASS,
       reward_spec: {
         method: REWARD_METHOD,
-        ground_truth: new GroundTruth({
+        ground_truth: trusted(GroundTruth, {
           task_id: id,
           complexity: task.complexity ?? complexityOf(steps.length),
           max_turns: maxTurns,
@@ -406,10 +524,10 @@ export const toSkyRLSample = (
           rubric,
           available_tools: availableTools(tools),
           tool_schemas: toolSchemas
-        }, TRUSTED)
+        })
       },
       extra_info: { task_metadata: metadata }
-    }, TRUSTED)
+    })
   )
 }
 

@@ -6,8 +6,8 @@
  * one).
  */
 import { Either, Schema } from "effect"
-import { SkyRLRow, TaskMetadata } from "../domain/row.js"
-import type { EncodedRow } from "../domain/row.js"
+import { ENV_CLASS, REWARD_METHOD, SkyRLRow, TaskMetadata } from "../domain/row.js"
+import type { AvailableTool, EncodedRow } from "../domain/row.js"
 import { parseIssues } from "./parseIssues.js"
 
 /** The Schema-derived encoder (the reference `encodeRow` is tested against). */
@@ -38,8 +38,8 @@ export const encodeRow = (row: SkyRLRow): EncodedRow => {
           tool: s.tool,
           call_name: s.call_name,
           params: JSON.stringify(s.params),
-          depends_on: JSON.stringify(s.depends_on),
-          derived_params: JSON.stringify(s.derived_params),
+          depends_on: listJson(s.depends_on),
+          derived_params: listJson(s.derived_params),
           schema_hash: s.schema_hash
         })),
         limits: { max_tools: gt.limits.max_tools, max_servers: gt.limits.max_servers },
@@ -47,12 +47,42 @@ export const encodeRow = (row: SkyRLRow): EncodedRow => {
           name: gt.rubric.name,
           criteria: gt.rubric.criteria.map((c) => ({ name: c.name, description: c.description, scoring: c.scoring }))
         },
-        available_tools: gt.available_tools.map((t) => ({ call_name: t.call_name, server: t.server, tool: t.tool })),
-        tool_schemas: JSON.stringify(gt.tool_schemas)
+        available_tools: encodeAvailableTools(gt.available_tools),
+        tool_schemas: sharedJson(gt.tool_schemas)
       }
     },
     extra_info: { task_metadata: JSON.stringify(orderMetadata(row.extra_info.task_metadata)) }
   }
+}
+
+const listJson = (list: ReadonlyArray<unknown>): string => (list.length === 0 ? "[]" : JSON.stringify(list))
+
+/** JSON text of values rows share (frozen: `tool_schemas` of one offer and plan), made once. */
+const jsonOfShared = new WeakMap<object, string>()
+const sharedJson = (value: object): string => {
+  if (!Object.isFrozen(value)) return JSON.stringify(value)
+  let json = jsonOfShared.get(value)
+  if (json === undefined) {
+    json = JSON.stringify(value)
+    jsonOfShared.set(value, json)
+  }
+  return json
+}
+
+/**
+ * `available_tools` as written: rows that offer the same tools share one list (convert and generate make
+ * them so), and so do their encoded rows: one frozen list, which the checks walk once per file.
+ */
+const encodedLists = new WeakMap<ReadonlyArray<AvailableTool>, ReadonlyArray<AvailableTool>>()
+const encodeAvailableTools = (tools: ReadonlyArray<AvailableTool>): ReadonlyArray<AvailableTool> => {
+  let encoded = encodedLists.get(tools)
+  if (encoded === undefined) {
+    encoded = Object.freeze(
+      tools.map((t) => Object.freeze({ call_name: t.call_name, server: t.server, tool: t.tool }))
+    )
+    encodedLists.set(tools, encoded)
+  }
+  return encoded
 }
 
 const DECLARED_METADATA = Object.keys(TaskMetadata.fields)
@@ -74,6 +104,7 @@ const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null 
  */
 export const stepListOnDisk = (u: unknown): ReadonlyArray<unknown> | undefined => {
   if (Array.isArray(u)) return u
+  if (u === "[]") return NO_ITEMS
   if (typeof u !== "string") return undefined
   try {
     const parsed: unknown = JSON.parse(u)
@@ -82,6 +113,14 @@ export const stepListOnDisk = (u: unknown): ReadonlyArray<unknown> | undefined =
     return undefined
   }
 }
+
+const NO_ITEMS: ReadonlyArray<never> = Object.freeze([])
+const NOTHING_MISSING: ReadonlyArray<string> = Object.freeze([])
+
+/** A step with every field of the current layout, its lists as JSON text (nothing to upgrade). */
+const isCurrentStep = (s: unknown): boolean =>
+  isObject(s) && s.call_name !== undefined && s.schema_hash !== undefined && typeof s.depends_on === "string" &&
+  typeof s.derived_params === "string"
 
 /** Step fields added with param provenance, and the value a row written before them is read with. */
 const LEGACY_STEP_DEFAULTS: ReadonlyArray<readonly [string, (step: Json) => unknown]> = [
@@ -147,6 +186,10 @@ export const upgradeLegacyRow = (u: unknown): { readonly value: unknown; readonl
   const rs = isObject(u) ? u.reward_spec : undefined
   const gt = isObject(rs) ? rs.ground_truth : undefined
   if (!isObject(u) || !isObject(rs) || !isObject(gt)) return { value: u, missing: [] }
+  if (
+    Array.isArray(gt.tool_sequence) && gt.tool_sequence.every(isCurrentStep) && Array.isArray(gt.available_tools) &&
+    gt.available_tools.length > 0 && gt.tool_schemas !== undefined
+  ) return { value: u, missing: NOTHING_MISSING }
   const missing: Array<string> = []
   const changed: Json = {}
   const seq = gt.tool_sequence
@@ -179,6 +222,89 @@ export const upgradeLegacyRow = (u: unknown): { readonly value: unknown; readonl
   }
 }
 
+const isString = (u: unknown): u is string => typeof u === "string"
+const isInt = (u: unknown): boolean => typeof u === "number" && Number.isSafeInteger(u)
+const allStrings = (u: unknown): boolean => Array.isArray(u) && u.every(isString)
+const allInts = (u: unknown): boolean => Array.isArray(u) && u.every(isInt)
+const stringFields = (u: unknown, keys: ReadonlyArray<string>): boolean =>
+  isObject(u) && keys.every((k) => typeof u[k] === "string")
+const NOT_JSON = Symbol("not JSON")
+const parsed = (text: unknown): unknown => {
+  if (typeof text !== "string") return NOT_JSON
+  if (text === "[]") return []
+  try {
+    return JSON.parse(text)
+  } catch {
+    return NOT_JSON
+  }
+}
+
+/** Long texts known to be the JSON of an object (rows share their `tool_schemas`): the last few hundred. */
+const objectTexts = new Set<string>()
+const isObjectText = (text: unknown): boolean => {
+  if (typeof text === "string" && text.length >= 256 && objectTexts.has(text)) return true
+  const ok = isObject(parsed(text))
+  if (ok && (text as string).length >= 256) {
+    if (objectTexts.size >= 512) objectTexts.clear()
+    objectTexts.add(text as string)
+  }
+  return ok
+}
+const COMPLEXITY_LABELS: ReadonlyArray<unknown> = ["simple", "moderate", "complex"]
+
+const METADATA_FIELDS: ReadonlyArray<readonly [string, (u: unknown) => boolean]> = [
+  ["source", isString],
+  ...["model", "backend", "run_id", "generated_at", "raw_output_path", "domain"].map((k) =>
+    [k, (u: unknown) => u === null || isString(u)] as const
+  ),
+  ...["seed", "reasoning_tokens"].map((k) => [k, (u: unknown) => u === null || typeof u === "number"] as const),
+  ["assumptions", allStrings],
+  ["as_of", isString],
+  ["rubric_source", (u) => u === "model" || u === "derived"],
+  ["available_tools_source", (u) => u === "plan"],
+  ...["prompt_tools", "max_turns_given", "system_prompt_chars", "system_prompt_tokens_est", "prompt_tokens_est"].map(
+    (k) => [k, (u: unknown) => typeof u === "number"] as const
+  )
+]
+
+const isMetadata = (m: unknown): boolean =>
+  isObject(m) && METADATA_FIELDS.every(([k, ok]) => m[k] === undefined || ok(m[k]))
+
+const isStepOnDisk = (s: unknown): boolean =>
+  isObject(s) && isInt(s.step) && stringFields(s, ["server", "tool", "call_name", "schema_hash"]) &&
+  isObject(parsed(s.params)) && allInts(parsed(s.depends_on)) &&
+  allStrings(parsed(s.derived_params))
+
+const isGroundTruthOnDisk = (gt: unknown): boolean =>
+  isObject(gt) && isString(gt.task_id) && COMPLEXITY_LABELS.includes(gt.complexity) && isInt(gt.max_turns) &&
+  stringFields(gt.success, ["must_call_tool"]) &&
+  Array.isArray(gt.tool_sequence) && gt.tool_sequence.every(isStepOnDisk) &&
+  isObject(gt.limits) && isInt(gt.limits.max_tools) && isInt(gt.limits.max_servers) &&
+  isObject(gt.rubric) && isString(gt.rubric.name) && Array.isArray(gt.rubric.criteria) &&
+  gt.rubric.criteria.every((c) => stringFields(c, ["name", "description", "scoring"])) &&
+  Array.isArray(gt.available_tools) && gt.available_tools.length > 0 &&
+  gt.available_tools.every((t) => stringFields(t, ["call_name", "server", "tool"])) &&
+  isObjectText(gt.tool_schemas)
+
+/**
+ * Whether an on-disk row decodes with the row Schema (`SkyRLRow`), answered by hand: the checks run it on
+ * every row and decode with the Schema only when it says no (to get the Schema's messages). It never says
+ * yes to a row the Schema rejects (test/layout.test.ts holds it to the Schema); it may say no to rows the
+ * Schema accepts in a form skyrl does not write (those take the Schema's path).
+ */
+export const matchesRowSchema = (
+  u: unknown,
+  /** `JSON.parse` of the row's `extra_info.task_metadata` when the caller has it. */
+  metadata?: unknown
+): boolean =>
+  isObject(u) && isString(u.data_source) && u.env_class === ENV_CLASS &&
+  Array.isArray(u.prompt) &&
+  u.prompt.every((m) => isObject(m) && (m.role === "system" || m.role === "user") && isString(m.content)) &&
+  isObject(u.reward_spec) && u.reward_spec.method === REWARD_METHOD &&
+  isGroundTruthOnDisk(u.reward_spec.ground_truth) &&
+  isObject(u.extra_info) && isString(u.extra_info.task_metadata) &&
+  isMetadata(metadata !== undefined ? metadata : parsed(u.extra_info.task_metadata))
+
 /**
  * Decodes one on-disk row; the error names the first offending field. Rows written before param
  * provenance decode with the documented defaults (`upgradeLegacyRow`); `skyrl validate` reports them.
@@ -198,13 +324,97 @@ export interface JsonTextOptions {
 
 const NON_ASCII = /[\u0080-\uffff]/g
 
+const asciiEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+
 export const toJsonText = (value: unknown, options: JsonTextOptions = {}): string => {
   const text = JSON.stringify(value, null, options.indent ?? 0)
-  return options.ascii === true
-    ? text.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
-    : text
+  return options.ascii === true ? text.replace(NON_ASCII, asciiEscape) : text
+}
+
+const str = (text: string): string => JSON.stringify(text)
+const num = (n: number): string => JSON.stringify(n)
+
+/** JSON.stringify of strings, remembered for the last `limit` distinct ones (the memo is emptied when full). */
+const jsonMemo = (limit: number) => {
+  const memo = new Map<string, string>()
+  return (text: string): string => {
+    let json = memo.get(text)
+    if (json === undefined) {
+      json = JSON.stringify(text)
+      if (memo.size >= limit) memo.clear()
+      memo.set(text, json)
+    }
+    return json
+  }
+}
+
+/** JSON text of the short strings many rows repeat (names, labels, hashes). */
+const name = jsonMemo(4096)
+
+/**
+ * JSON text of the long strings rows share (a run's system message, one offer's `tool_schemas`), made once:
+ * the last few hundred. Only for fields that repeat across rows (per-row texts would just churn it).
+ */
+const strShared = jsonMemo(256)
+
+/**
+ * Where a row's JSON text goes, in pieces: `text` for what is made per row, `shared` for pieces that repeat
+ * across rows (the same string each time: a writer may keep their encoded bytes).
+ */
+export interface JsonPieces {
+  readonly text: (json: string) => void
+  readonly shared: (json: string) => void
+}
+
+/**
+ * `toJsonText(row, { indent: 0 })` of an encoded row (what `encodeRow` makes) in pieces, written out by hand
+ * in `encodeRow`'s key order so that what rows share (the system message, `available_tools`, `tool_schemas`)
+ * is serialized once (a test holds the result equal to `JSON.stringify`).
+ */
+export const writeEncodedRowJson = (row: EncodedRow, out: JsonPieces): void => {
+  const gt = row.reward_spec.ground_truth
+  let text = `{"data_source":${name(row.data_source)},"prompt":[`
+  row.prompt.forEach((m, i) => {
+    text += `${i === 0 ? "" : ","}{"role":${name(m.role)},"content":`
+    if (m.role === "system" && m.content.length >= 256) {
+      out.text(text)
+      out.shared(strShared(m.content))
+      text = "}"
+    } else text += `${str(m.content)}}`
+  })
+  text += `],"env_class":${name(row.env_class)},"reward_spec":{"method":${name(row.reward_spec.method)},` +
+    `"ground_truth":{"task_id":${str(gt.task_id)},"complexity":${name(gt.complexity)},"max_turns":${
+      num(gt.max_turns)
+    },"success":{"must_call_tool":${name(gt.success.must_call_tool)}},"tool_sequence":[`
+  gt.tool_sequence.forEach((s, i) => {
+    text += `${i === 0 ? "" : ","}{"step":${num(s.step)},"server":${name(s.server)},"tool":${name(s.tool)},` +
+      `"call_name":${name(s.call_name)},"params":${str(s.params)},"depends_on":${name(s.depends_on)},` +
+      `"derived_params":${name(s.derived_params)},"schema_hash":${name(s.schema_hash)}}`
+  })
+  text += `],"limits":{"max_tools":${num(gt.limits.max_tools)},"max_servers":${num(gt.limits.max_servers)}},` +
+    `"rubric":${JSON.stringify(gt.rubric)},"available_tools":`
+  if (Object.isFrozen(gt.available_tools)) {
+    out.text(text)
+    out.shared(sharedJson(gt.available_tools))
+    text = ""
+  } else text += JSON.stringify(gt.available_tools)
+  text += `,"tool_schemas":`
+  if (gt.tool_schemas.length >= 256) {
+    out.text(text)
+    out.shared(strShared(gt.tool_schemas))
+    text = ""
+  } else text += str(gt.tool_schemas)
+  out.text(`${text}}},"extra_info":{"task_metadata":${str(row.extra_info.task_metadata)}}}`)
+}
+
+/** The row's JSON text in one string (`writeEncodedRowJson`), `--ascii` applied. */
+export const encodedRowJson = (row: EncodedRow, options: JsonTextOptions = {}): string => {
+  let text = ""
+  const add = (json: string) => void (text += json)
+  writeEncodedRowJson(row, { text: add, shared: add })
+  return options.ascii === true ? text.replace(NON_ASCII, asciiEscape) : text
 }
 
 /** One JSONL line (no trailing newline) for a row. */
 export const rowToJsonLine = (row: SkyRLRow, options: JsonTextOptions = {}): string =>
-  toJsonText(encodeRow(row), { ...options, indent: 0 })
+  encodedRowJson(encodeRow(row), options)

@@ -25,6 +25,16 @@ export const DEFAULT_BINS = 128
 export const DEFAULT_SHINGLE_WORDS = 3
 /** Verified matches kept per query (enough to link clusters; bounds the work on floods of copies). */
 export const DEFAULT_MAX_MATCHES = 8
+/**
+ * Entries of one band's bucket `skyrl validate` looks at per query, newest first (the index's default is
+ * every entry, as the acceptance gate uses it). A bucket holds the prompts that share one band of 6 values;
+ * prompts cut from one template (similar, yet below the threshold) fill the same buckets by the thousand,
+ * and verifying every entry makes a query linear in the rows seen (validate quadratic: 100k templated
+ * prompts took 80 s, 200k 310 s). A pair at the threshold shares about 5.5 of the 21 bands, so it is
+ * missed only when it is beyond this depth in every bucket it shares: in a flood of one template, a
+ * near-duplicate of a row many rows earlier.
+ */
+export const VALIDATE_MAX_WALK = 32
 
 export interface NearDupOptions {
   /** Estimated Jaccard similarity at or above which two prompts are near-duplicates (0 < t ≤ 1). */
@@ -33,6 +43,8 @@ export interface NearDupOptions {
   readonly bins?: number
   readonly shingleWords?: number
   readonly maxMatches?: number
+  /** Bucket entries a query looks at per band, newest first (default: all; see `VALIDATE_MAX_WALK`). */
+  readonly maxWalk?: number
 }
 
 /** Parses `--near-dup T`: a number in (0, 1]; an error message otherwise. */
@@ -217,6 +229,7 @@ export class MinHashIndex {
   readonly bands: number
   readonly rows: number
   private readonly maxMatches: number
+  private readonly maxWalk: number
   /** Signature length (values and filled-bin mask). */
   private readonly stride: number
   private sigs: Uint32Array
@@ -233,6 +246,7 @@ export class MinHashIndex {
     this.bins = options.bins ?? DEFAULT_BINS
     this.shingleWords = options.shingleWords ?? DEFAULT_SHINGLE_WORDS
     this.maxMatches = options.maxMatches ?? DEFAULT_MAX_MATCHES
+    this.maxWalk = options.maxWalk ?? Infinity
     if (!(this.threshold > 0 && this.threshold <= 1)) throw new RangeError("threshold must be in (0, 1]")
     if (this.bins < 16 || this.bins > 1024 || (this.bins & (this.bins - 1)) !== 0) {
       throw new RangeError("bins must be a power of two from 16 to 1024")
@@ -273,7 +287,9 @@ export class MinHashIndex {
     const stamp = ++this.stamp
     if (copy !== undefined) this.stamps[copy] = stamp
     for (let band = 0; band < this.bands && found.length < this.maxMatches; band++) {
-      for (let e = this.table.head(this.bandKey(sig, band)); e !== -1; e = this.next[e]) {
+      let walked = 0
+      for (let e = this.table.head(this.bandKey(sig, band)); e !== -1 && walked < this.maxWalk; e = this.next[e]) {
+        walked++
         const id = (e / this.bands) | 0
         if (this.stamps[id] === stamp) continue
         this.stamps[id] = stamp

@@ -14,8 +14,6 @@ interface ToolRef {
   readonly tool: string
 }
 
-const keyOf = (t: ToolRef) => `${t.server}\u0000${t.tool}`
-
 const IDENTIFIER = /[A-Za-z0-9_]/
 
 /** Index of the first whole-word occurrence of `name` in `text`, or -1. */
@@ -49,39 +47,67 @@ export interface LeakInput {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
+/** Each inventory tool's place in the inventory's order, by server and tool (made once per inventory). */
+const ranks = new WeakMap<Inventory, { readonly of: Map<string, Map<string, number>>; readonly size: number }>()
+const ranksOf = (inventory: Inventory) => {
+  let r = ranks.get(inventory)
+  if (r === undefined) {
+    const of = new Map<string, Map<string, number>>()
+    let size = 0
+    for (const s of inventory.servers) {
+      const tools = of.get(s.name) ?? new Map<string, number>()
+      for (const t of s.tools) if (!tools.has(t.name)) tools.set(t.name, size++)
+      of.set(s.name, tools)
+    }
+    r = { of, size }
+    ranks.set(inventory, r)
+  }
+  return r
+}
+
+const same = (a: ToolRef, b: ToolRef) => a.server === b.server && a.tool === b.tool
+
 /** What gives the plan away, or undefined when nothing does. */
 export const planLeak = (inventory: Inventory, input: LeakInput): string | undefined => {
   const known = input.availableTools !== undefined && input.availableTools.length > 0
   if (!known && input.system === undefined) return undefined
   const offered = known ? input.availableTools! : toolsNamedIn(input.system!, inventory)
-  const rank = new Map(
-    inventory.servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
-      .map((t, i) => [keyOf(t), i])
-  )
-  const planKeys = [...new Set(input.plan.map(keyOf))]
-  const offeredKeys = new Set(offered.map(keyOf))
+  const rank = ranksOf(inventory)
+  const rankOf = (t: ToolRef) => rank.of.get(t.server)?.get(t.tool)
+  // The plan's tools, each once, in plan order.
+  const planTools: Array<ToolRef> = []
+  for (const t of input.plan) if (!planTools.some((p) => same(p, t))) planTools.push(t)
+  const inPlan = (t: ToolRef) => planTools.some((p) => same(p, t))
   const problems: Array<string> = []
-  const missing = input.plan.filter((t, i) => !offeredKeys.has(keyOf(t)) && planKeys.indexOf(keyOf(t)) === i)
+  const missing = planTools.filter((p) => !offered.some((o) => same(o, p)))
   if (missing.length > 0) {
     problems.push(
       `the plan's ${missing.map((t) => t.tool).join(", ")} ${missing.length === 1 ? "is" : "are"} not offered`
     )
   }
-  const ranks = offered.map((t) => rank.get(keyOf(t))).filter((r): r is number => r !== undefined)
-  if (ranks.some((r, i) => i > 0 && r < ranks[i - 1]!)) {
-    const inPlanOrder = offered.filter((t) => planKeys.includes(keyOf(t))).map(keyOf).join("\n") === planKeys.join("\n")
+  let previous = -1
+  let ordered = true
+  for (const t of offered) {
+    const r = rankOf(t)
+    if (r === undefined) continue
+    if (r < previous) ordered = false
+    previous = r
+  }
+  if (!ordered) {
+    const offeredPlan = offered.filter(inPlan)
+    const inPlanOrder = offeredPlan.length === planTools.length && offeredPlan.every((t, i) => same(t, planTools[i]!))
     problems.push(
       `the tools are not in the inventory's order${inPlanOrder ? " (the plan's tools come in plan order)" : ""}`
     )
   }
-  const inInventory = planKeys.filter((k) => rank.has(k)).length
+  const inInventory = planTools.filter((t) => rankOf(t) !== undefined).length
   const available = rank.size - inInventory
-  const distractors = offered.filter((t) => rank.has(keyOf(t)) && !planKeys.includes(keyOf(t))).length
+  const distractors = offered.filter((t) => rankOf(t) !== undefined && !inPlan(t)).length
   const needed = Math.min(MIN_DISTRACTORS, available)
   if (distractors < needed) {
     problems.push(
       distractors === 0
-        ? `only the plan's ${plural(planKeys.length, "tool")} ${planKeys.length === 1 ? "is" : "are"} offered ` +
+        ? `only the plan's ${plural(planTools.length, "tool")} ${planTools.length === 1 ? "is" : "are"} offered ` +
           `(the inventory has ${available} more)`
         : `${plural(distractors, "distractor")} offered, at least ${needed} needed`
     )

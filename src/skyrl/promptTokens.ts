@@ -6,7 +6,7 @@
  *     <|im_start|>{role}\n{content}<|im_end|>\n   per message, then   <|im_start|>assistant\n
  *
  * where each `<|...|>` marker is one special token. Message contents repeat a lot (every row of a run
- * shares its system message), so counts are cached per content string (bounded cache).
+ * shares its system message), so counts are cached per content string (bounded caches).
  */
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base"
 
@@ -14,16 +14,24 @@ export { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 
 /** `<|im_start|>`, `<|im_end|>` and the newline after it. */
 const MESSAGE_MARKERS = 3
-const CACHE_LIMIT = 20_000
 
-const cache = new Map<string, number>()
+/**
+ * Two bounded caches: long texts (system messages, which repeat across a run's rows and cost the most to
+ * count) kept long, short ones (user messages, counted when a row is made and again when it is checked)
+ * only for the last few hundred rows (a row's user message is counted when the row is made and again when it
+ * is checked, right after), so that distinct prompts neither churn the long ones out nor pile up.
+ */
+const LONG_TEXT = 512
+const longCache = new Map<string, number>()
+const shortCache = new Map<string, number>()
 
 /** BPE tokens of a text (cached). */
 export const textTokens = (text: string): number => {
+  const cache = text.length >= LONG_TEXT ? longCache : shortCache
   const hit = cache.get(text)
   if (hit !== undefined) return hit
   const n = countTokens(text)
-  if (cache.size >= CACHE_LIMIT) cache.clear()
+  if (cache.size >= (cache === longCache ? 2_000 : 512)) cache.clear()
   cache.set(text, n)
   return n
 }
@@ -33,6 +41,9 @@ export const chatPromptTokens = (
   messages: ReadonlyArray<{ readonly role: string; readonly content: string }>
 ): number => {
   let n = 1 + textTokens("assistant\n")
-  for (const m of messages) n += MESSAGE_MARKERS + textTokens(`${m.role}\n`) + textTokens(m.content)
+  for (const m of messages) n += MESSAGE_MARKERS + roleTokens(m.role) + textTokens(m.content)
   return n
 }
+
+const ROLE_LINES = new Map([["system", textTokens("system\n")], ["user", textTokens("user\n")]])
+const roleTokens = (role: string): number => ROLE_LINES.get(role) ?? textTokens(`${role}\n`)

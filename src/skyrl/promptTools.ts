@@ -182,7 +182,7 @@ export const selectPromptTools = (input: PromptToolsInput): Either.Either<Prompt
   const done = (r: Rendered): Either.Either<PromptTools, string> => {
     const distractors = r.tools.length - planKeys.size
     return distractors >= needed
-      ? Either.right({ ...r, distractorsAvailable })
+      ? Either.right({ tools: r.tools, system: r.system, systemTokens: r.systemTokens, distractorsAvailable })
       : Either.left(
         `the prompt can offer only ${distractors} tool${distractors === 1 ? "" : "s"} besides the plan's ` +
           `${planKeys.size} within ${input.maxTokens} prompt tokens; at least ${needed} distractors are needed ` +

@@ -47,21 +47,57 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
 }
 
 function* jsonLines(body: string): Generator<RecordResult> {
-  let index = 0
-  let lineNo = 0
+  const read = jsonLinesReader()
   for (let start = 0; start < body.length;) {
     const end = body.indexOf("\n", start)
     const raw = body.slice(start, end === -1 ? body.length : end)
     start = end === -1 ? body.length : end + 1
+    const record = read(raw)
+    if (record !== undefined) yield record
+  }
+}
+
+/**
+ * Reads JSON Lines one line at a time (the lines of a file in order, without their line ends): the record
+ * of a line, or undefined for a blank one. Records are numbered 0.. and lines 1.., as `recordsOf` does.
+ */
+export const jsonLinesReader = () => {
+  let index = 0
+  let lineNo = 0
+  return (raw: string): RecordResult | undefined => {
     lineNo++
     const line = raw.trim()
-    if (line === "") continue
+    if (line === "") return undefined
+    const at = index++
     try {
-      yield { _tag: "Record", index, line: lineNo, value: JSON.parse(line) as unknown }
+      return { _tag: "Record", index: at, line: lineNo, value: JSON.parse(line) as unknown }
     } catch (e) {
-      yield { _tag: "Unparsable", index, line: lineNo, reason: `line ${lineNo} is not valid JSON: ${describe(e)}` }
+      return { _tag: "Unparsable", index: at, line: lineNo, reason: `line ${lineNo} is not valid JSON: ${describe(e)}` }
     }
-    index++
+  }
+}
+
+/**
+ * How `recordsOf` reads a file, decided from its first non-blank line (BOM removed): JSON Lines that can
+ * be streamed line by line, or a text it must parse whole (a JSON array, a pretty-printed object).
+ */
+export const recordsFormatOf = (
+  firstLine: string | undefined,
+  file: string
+): Either.Either<"lines" | "whole", InputError> => {
+  const head = firstLine?.trim() ?? ""
+  if (head === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
+  if (head.startsWith("[")) return Either.right("whole")
+  if (!head.startsWith("{")) {
+    return Either.left(
+      new InputError({ file, reason: "not JSON or JSON Lines: the first character must be '[' or '{'" })
+    )
+  }
+  try {
+    JSON.parse(head)
+    return Either.right("lines")
+  } catch {
+    return Either.right("whole")
   }
 }
 

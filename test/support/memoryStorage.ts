@@ -4,7 +4,6 @@
  * after N journal appends). Parquet is not supported here (use StorageLive for it).
  */
 import { Chunk, Effect, Layer, Stream } from "effect"
-import type { FileHandle } from "node:fs/promises"
 import * as path from "node:path"
 import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
 import type { StorageApi } from "../../src/services/Storage.js"
@@ -70,11 +69,6 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         files.set(path.resolve(file), (before === undefined ? "" : textOf(before)) + text)
       }),
     openAppend: (file) => Effect.succeed({ append: (text) => api.appendDurable(file, text) }),
-    writeRowStream: (file, rows, options) =>
-      Stream.runCollect(rows).pipe(
-        Effect.mapError((e) => new StorageError({ path: file, operation: "write", reason: String(e) })),
-        Effect.flatMap((chunk) => api.writeRows(file, Chunk.toReadonlyArray(chunk), options))
-      ),
     acquireLock: (file, owner) =>
       Effect.suspend(() => {
         const held = files.get(path.resolve(file))
@@ -92,14 +86,24 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
       }
       return Effect.flatMap(
         Effect.promise(async () => {
-          const chunks: Array<string> = []
-          const handle = { write: async (t: string) => void chunks.push(t) } as unknown as FileHandle
+          const chunks: Array<Uint8Array> = []
+          const handle = { write: async (bytes: Uint8Array) => void chunks.push(Uint8Array.from(bytes)) }
           const n = await writeJsonRows(handle, rows, format, options)
-          return { n, text: chunks.join("") }
+          return { n, text: Buffer.concat(chunks).toString("utf8") }
         }),
         ({ n, text }) => Effect.as(write(file, "rows", () => files.set(path.resolve(file), text)), n)
       )
     },
+    writeRowStream: (file, rows, options) =>
+      Effect.flatMap(Stream.runCollect(rows), (chunk) => api.writeRows(file, Chunk.toReadonlyArray(chunk), options)),
+    readLines: (file) =>
+      Stream.unwrap(
+        Effect.map(api.readText(file), (text) => {
+          const lines = text.replace(/^\uFEFF/, "").split(/\r\n|\n|\r/)
+          if (lines.at(-1) === "") lines.pop()
+          return Stream.fromIterable(lines)
+        })
+      ),
     readRows: (file) =>
       Stream.unwrap(Effect.gen(function*() {
         const text = yield* Effect.mapError(api.readText(file), (e) => new InputError({ file, reason: e.reason }))
