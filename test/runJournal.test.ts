@@ -1,0 +1,61 @@
+/**
+ * RunJournal's group commit, on memory storage: what it counts as done and what is on disk. A batch
+ * collect round ends early only when `unwritten` is 0 (src/programs/batch.ts), so a journal line counted
+ * in `counts` must stay in `unwritten` until the flush that writes it has finished.
+ */
+import { Deferred, Effect, Fiber, Layer } from "effect"
+import { describe, expect, it } from "vitest"
+import { RunJournal } from "../src/services/RunJournal.js"
+import { settingsFor } from "./support/engine.js"
+import { makeMemoryStorage } from "./support/memoryStorage.js"
+
+const spec = {
+  runDir: "/runs/raw_llm/run-1",
+  runId: "run-1",
+  command: "generate" as const,
+  output: "/runs/out.jsonl",
+  settings: settingsFor(2),
+  details: {},
+  model: "gpt-5-mini",
+  backend: "responses",
+  planned: new Set([0, 1]),
+  passthrough: 0,
+  gzip: false
+}
+const entry = (index: number) => ({
+  index,
+  status: "failed" as const,
+  attempts: 1,
+  calls: 1,
+  usage: { input: 0, cached: 0, output: 0, reasoning: 0 },
+  rejects: []
+})
+
+describe("RunJournal group commit", () => {
+  it("a queued line counts as done at once, and as unwritten until its write has finished", async () => {
+    const storage = makeMemoryStorage()
+    const released = Effect.runSync(Deferred.make<void>())
+    const reached = Effect.runSync(Deferred.make<void>())
+    storage.onWrite = (file, kind) =>
+      file.endsWith("journal.jsonl") && kind === "append"
+        ? Effect.zipRight(Deferred.succeed(reached, undefined), Deferred.await(released))
+        : Effect.void
+    const program = Effect.gen(function*() {
+      const journal = yield* RunJournal
+      expect(yield* journal.unwritten).toBe(0)
+      const wait = yield* journal.enqueue(entry(0))
+      expect((yield* journal.counts).done).toBe(1)
+      expect(yield* journal.unwritten).toBe(1)
+      const writing = yield* Effect.fork(wait)
+      yield* Deferred.await(reached) // the flush holds the line, the write has not finished
+      expect(yield* journal.unwritten).toBe(1)
+      yield* Deferred.succeed(released, undefined)
+      yield* Fiber.join(writing)
+      expect(yield* journal.unwritten).toBe(0)
+      expect(storage.text(`${spec.runDir}/journal.jsonl`).trim().split("\n")).toHaveLength(1)
+    })
+    await Effect.runPromise(
+      program.pipe(Effect.provide(RunJournal.layer(spec).pipe(Layer.provide(storage.layer))), Effect.scoped)
+    )
+  })
+})
