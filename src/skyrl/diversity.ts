@@ -23,6 +23,7 @@
  * are filled in afterwards by `explainClusters` from texts the caller reads again (`refsToExplain`).
  */
 import type { Inventory } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import { COMPLEXITIES, complexityOf } from "../domain/task.js"
 import { combine32, IntSet } from "./hash32.js"
 import { stepListOnDisk } from "./layout.js"
@@ -125,7 +126,6 @@ export interface DiversityOptions extends NearDupOptions {
 }
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const NOT_A_SUBJECT = /^(?:-?\d+(?:\.\d+)?|true|false|null|none|yes|no|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+Z?)?)$/i
 const FREE_TEXT_NAME =
