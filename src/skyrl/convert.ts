@@ -40,10 +40,11 @@ import {
 } from "../domain/row.js"
 import { complexityOf, Limits, Rubric, RubricCriterion, Success, Task, ToolStep } from "../domain/task.js"
 import { canonicalJson, schemaHash } from "./canonical.js"
+import { fnv1a32 } from "./hash32.js"
 import { parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
-import { fnv1a32, selectPromptTools } from "./promptTools.js"
+import { selectPromptTools } from "./promptTools.js"
 
 export interface ConversionContext {
   /** `data_source` of the row (default synthetic/llm). */

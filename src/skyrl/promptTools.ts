@@ -13,22 +13,13 @@
  */
 import { Either } from "effect"
 import type { Inventory, InventoryTool } from "../domain/inventory.js"
+import { fnv1a32 } from "./hash32.js"
 import type { PromptTool } from "./prompt.js"
 import { renderSystemPrompt, serverLine, toolLine } from "./prompt.js"
 import { mulberry32 } from "./workPlan.js"
 
 /** Distractors a prompt must offer: min(MIN_DISTRACTORS, tools the plan does not use). */
 export const MIN_DISTRACTORS = 3
-
-/** FNV-1a (32 bit) of a text: a stable small hash for seeds and fallback ids. */
-export const fnv1a32 = (text: string): number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193) >>> 0
-  }
-  return h
-}
 
 interface Candidate {
   readonly server: string
