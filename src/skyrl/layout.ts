@@ -414,7 +414,3 @@ export const encodedRowJson = (row: EncodedRow, options: JsonTextOptions = {}): 
   writeEncodedRowJson(row, { text: add, shared: add })
   return options.ascii === true ? text.replace(NON_ASCII, asciiEscape) : text
 }
-
-/** One JSONL line (no trailing newline) for a row. */
-export const rowToJsonLine = (row: SkyRLRow, options: JsonTextOptions = {}): string =>
-  encodedRowJson(encodeRow(row), options)
