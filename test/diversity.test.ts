@@ -4,7 +4,6 @@ import {
   DiversityAccumulator,
   explainClusters,
   planSubjects,
-  producedComplexity,
   refsToExplain,
   renderDiversityText,
   stepSubjects
@@ -233,17 +232,6 @@ describe("diversity report on a dataset with known duplicates, holes and mismatc
 })
 
 describe("diversity pieces", () => {
-  it("maps plan length to produced complexity: simple 1-2, moderate 3-4, complex 5+", () => {
-    expect([1, 2, 3, 4, 5, 9].map(producedComplexity)).toEqual([
-      "simple",
-      "simple",
-      "moderate",
-      "moderate",
-      "complex",
-      "complex"
-    ])
-  })
-
   it("takes subjects from literal string params only", () => {
     const schema = { properties: { kind: { enum: ["a", "b"] }, sql: {}, q: { description: "a SQL query" } } }
     expect(

@@ -38,12 +38,13 @@ import {
   RowStep,
   SkyRLRow
 } from "../domain/row.js"
-import { complexityOf, Limits, Rubric, RubricCriterion, Success, Task, ToolStep } from "../domain/task.js"
+import { COMPLEXITIES, complexityOf, Limits, Rubric, RubricCriterion, Success, Task, ToolStep } from "../domain/task.js"
 import { canonicalJson, schemaHash } from "./canonical.js"
+import { fnv1a32 } from "./hash32.js"
 import { parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
-import { fnv1a32, selectPromptTools } from "./promptTools.js"
+import { selectPromptTools } from "./promptTools.js"
 
 export interface ConversionContext {
   /** `data_source` of the row (default synthetic/llm). */
@@ -118,7 +119,7 @@ const isTrimmedName = (u: unknown): u is string => typeof u === "string" && u !=
 const isPositiveInt = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u > 0
 const optional = (u: unknown, ok: (u: unknown) => boolean) => u === undefined || ok(u)
 const strings = (u: unknown): u is ReadonlyArray<string> => Array.isArray(u) && u.every(isString)
-const COMPLEXITY_LABELS: ReadonlyArray<unknown> = ["simple", "moderate", "complex"]
+const COMPLEXITY_LABELS: ReadonlyArray<unknown> = COMPLEXITIES
 const TASK_FIELDS = [
   "task_id",
   "user_prompt",

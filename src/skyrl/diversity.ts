@@ -23,7 +23,8 @@
  * are filled in afterwards by `explainClusters` from texts the caller reads again (`refsToExplain`).
  */
 import type { Inventory } from "../domain/inventory.js"
-import { COMPLEXITIES } from "../domain/task.js"
+import { isObject } from "../domain/json.js"
+import { COMPLEXITIES, complexityOf } from "../domain/task.js"
 import { combine32, IntSet } from "./hash32.js"
 import { stepListOnDisk } from "./layout.js"
 import type { DuplicateKind, NearDupOptions, SignatureStep } from "./nearDup.js"
@@ -125,11 +126,6 @@ export interface DiversityOptions extends NearDupOptions {
 }
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
-
-/** Produced complexity from the number of calls: simple 1-2, moderate 3-4, complex 5 or more. */
-export const producedComplexity = (calls: number): "simple" | "moderate" | "complex" =>
-  calls <= 2 ? "simple" : calls <= 4 ? "moderate" : "complex"
 
 const NOT_A_SUBJECT = /^(?:-?\d+(?:\.\d+)?|true|false|null|none|yes|no|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+Z?)?)$/i
 const FREE_TEXT_NAME =
@@ -345,7 +341,7 @@ export class DiversityAccumulator {
   }
 
   private countComplexity(read: ReadRow, ref: RowRef): void {
-    const produced = producedComplexity(read.steps.length)
+    const produced = complexityOf(read.steps.length)
     const requested = read.requested ?? "unknown"
     increment(this.produced, produced)
     increment(this.requested, requested)

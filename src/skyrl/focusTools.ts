@@ -17,6 +17,7 @@
  * Optional params never block a start.
  */
 import type { Inventory } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 
 export interface FocusTool {
   readonly server: string
@@ -24,9 +25,6 @@ export interface FocusTool {
   /** Required params whose value must come from an earlier call (empty: the tool can start a plan). */
   readonly needs: ReadonlyArray<string>
 }
-
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** The annotation a user may put on a param schema to decide rule 1. */
 export const DERIVED_ANNOTATION = "x-skyrl-derived"

@@ -6,6 +6,7 @@
  * one).
  */
 import { Either, Schema } from "effect"
+import { isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow, TaskMetadata } from "../domain/row.js"
 import type { AvailableTool, EncodedRow } from "../domain/row.js"
 import { parseIssues } from "./parseIssues.js"
@@ -96,7 +97,6 @@ const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<stri
 }
 
 type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * A step's `depends_on` or `derived_params` as found on disk: the JSON text skyrl writes (`"[1,2]"`), or the
@@ -414,7 +414,3 @@ export const encodedRowJson = (row: EncodedRow, options: JsonTextOptions = {}): 
   writeEncodedRowJson(row, { text: add, shared: add })
   return options.ascii === true ? text.replace(NON_ASCII, asciiEscape) : text
 }
-
-/** One JSONL line (no trailing newline) for a row. */
-export const rowToJsonLine = (row: SkyRLRow, options: JsonTextOptions = {}): string =>
-  encodedRowJson(encodeRow(row), options)

@@ -13,22 +13,13 @@
  */
 import { Either } from "effect"
 import type { Inventory, InventoryTool } from "../domain/inventory.js"
+import { fnv1a32 } from "./hash32.js"
 import type { PromptTool } from "./prompt.js"
 import { renderSystemPrompt, serverLine, toolLine } from "./prompt.js"
-import { mulberry32 } from "./workPlan.js"
+import { seededShuffle } from "./workPlan.js"
 
 /** Distractors a prompt must offer: min(MIN_DISTRACTORS, tools the plan does not use). */
 export const MIN_DISTRACTORS = 3
-
-/** FNV-1a (32 bit) of a text: a stable small hash for seeds and fallback ids. */
-export const fnv1a32 = (text: string): number => {
-  let h = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193) >>> 0
-  }
-  return h
-}
 
 interface Candidate {
   readonly server: string
@@ -148,17 +139,6 @@ const asPromptTools = (
   return ordered.map((c) => ({ ...c, callName: names.get(keyOf(c))! }))
 }
 
-/** Fisher-Yates with a PRNG seeded by the task id. */
-const shuffled = <A>(items: ReadonlyArray<A>, taskId: string): ReadonlyArray<A> => {
-  const out = [...items]
-  const random = mulberry32(fnv1a32(taskId))
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
-
 /** The tools the prompt offers and its system message, or why no prompt within the rules exists. */
 export const selectPromptTools = (input: PromptToolsInput): Either.Either<PromptTools, string> => {
   const offer = offerFor(input)
@@ -206,7 +186,8 @@ export const selectPromptTools = (input: PromptToolsInput): Either.Either<Prompt
   const priority = [
     ...others.filter((c) => preferred.has(c.tool)),
     ...others.filter((c) => !preferred.has(c.tool) && planServers.has(c.server)),
-    ...shuffled(others.filter((c) => !preferred.has(c.tool) && !planServers.has(c.server)), input.taskId)
+    // Fisher-Yates seeded by the task id.
+    ...seededShuffle(others.filter((c) => !preferred.has(c.tool) && !planServers.has(c.server)), fnv1a32(input.taskId))
   ]
   // Greedy on each line's own count (BPE counts add up across lines; lines repeat across rows, so their
   // counts are cached), with the call names of the whole candidate set (never shorter than the final ones).

@@ -4,6 +4,7 @@
  * defaults, ranges), never from a fixed domain. Pure.
  */
 import type { Inventory } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 
 export type HintSource = "example" | "enum" | "format" | "default" | "range"
 
@@ -15,9 +16,6 @@ export interface ValueHint {
   /** Text for the instructions, e.g. `"AAPL"`, `a date as YYYY-MM-DD`, `one of "annual", "quarterly"`. */
   readonly text: string
 }
-
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const FORMAT_TEXT: Readonly<Record<string, string>> = {
   date: "a date as YYYY-MM-DD",
