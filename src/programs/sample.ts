@@ -169,20 +169,6 @@ const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<un
     }
   })
 
-export type AttemptOutcome =
-  | { readonly _tag: "Accepted"; readonly row: SkyRLRow; readonly calls: number }
-  | { readonly _tag: "Rejected"; readonly reject: RejectRecord }
-  /**
-   * The run stopped, or the sample cannot go on: `reject` when this attempt ended with a reason worth
-   * keeping; `called` when the attempt made a call before it stopped.
-   */
-  | {
-    readonly _tag: "Stopped"
-    readonly reason: string
-    readonly reject: RejectRecord | undefined
-    readonly called: boolean
-  }
-
 const invalidOutputRepair = (e: InvalidOutput): string =>
   [
     "Your previous answer did not match the required JSON format. Problems:",
