@@ -12,7 +12,6 @@
  * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
  */
 import { Cause, Clock, Context, Deferred, Effect, Either, Layer, Option, Schema } from "effect"
-import { createHash } from "node:crypto"
 import { hostname } from "node:os"
 import * as path from "node:path"
 import { gzipSync } from "node:zlib"
@@ -21,7 +20,7 @@ import * as Inv from "../domain/inventory.js"
 import { emptyUsage } from "../domain/llm.js"
 import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
-import { canonicalJson } from "../skyrl/canonical.js"
+import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { CostLedgerApi } from "./CostLedger.js"
@@ -66,11 +65,11 @@ export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: b
 
 /** The hash `--resume` compares: sha256 of the canonical JSON of the encoded settings. */
 export const fingerprintOf = (settings: RunSettings): string =>
-  createHash("sha256").update(canonicalJson(Schema.encodeSync(RunSettings)(settings))).digest("hex")
+  sha256Hex(canonicalJson(Schema.encodeSync(RunSettings)(settings)))
 
 /** The `inventory_sha256` of run settings: sha256 of the canonical JSON of the encoded inventory. */
 export const inventoryFingerprint = (inventory: Inv.Inventory): string =>
-  createHash("sha256").update(canonicalJson(Schema.encodeSync(Inv.Inventory)(inventory))).digest("hex")
+  sha256Hex(canonicalJson(Schema.encodeSync(Inv.Inventory)(inventory)))
 
 /** Each setting that differs, as `name: <run's value> in the run, <value> now`. */
 export const settingsDifferences = (run: RunSettings, now: RunSettings): ReadonlyArray<string> => {
