@@ -58,6 +58,21 @@ export const archiveFileName = (index: number, call: number, total: number, gzip
 /** `task_0007_c02.json(.gz)`: sample 7 (1-based), call 2. */
 export const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
 
+/** The archive files among the entries of `runDir` (`names`), by sample, each sample's in call order. */
+export const archiveListing = (runDir: string, names: ReadonlyArray<string>): Map<number, Array<ArchivedCall>> => {
+  const bySample = new Map<number, Array<ArchivedCall>>()
+  for (const name of names) {
+    const m = ARCHIVE_NAME.exec(name)
+    if (m === null) continue
+    const index = Number(m[1]) - 1
+    const calls = bySample.get(index) ?? []
+    calls.push({ call: Number(m[2]), file: path.join(runDir, name) })
+    bySample.set(index, calls)
+  }
+  for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
+  return bySample
+}
+
 export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: boolean): string | Uint8Array => {
   const text = JSON.stringify(record, null, 2) + "\n"
   return gzip ? gzipSync(text) : text
@@ -210,9 +225,9 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
     const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
     state.torn = journal.torn
     for (const entry of journal.entries) record(state, spec.planned, entry)
-    for (const name of yield* storage.readDirectory(paths.runDir)) {
-      const m = ARCHIVE_NAME.exec(name)
-      if (m !== null) addArchived(state, Number(m[1]) - 1, { call: Number(m[2]), file: path.join(paths.runDir, name) })
+    for (const [index, calls] of archiveListing(paths.runDir, yield* storage.readDirectory(paths.runDir))) {
+      state.archive.set(index, calls)
+      state.lastCall.set(index, calls.at(-1)!.call)
     }
     const ledger = readJsonLines(LedgerEntry, yield* read(paths.ledger))
     if (ledger.torn) yield* storage.appendDurable(paths.ledger, "\n")
