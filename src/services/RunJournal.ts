@@ -17,7 +17,6 @@ import * as path from "node:path"
 import { gzipSync } from "node:zlib"
 import type { StorageError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
-import { emptyUsage } from "../domain/llm.js"
 import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
@@ -460,7 +459,7 @@ const manifestWriter = (
         calls: totals.calls,
         repairs: totals.repairs
       },
-      tokens: totals.usage ?? emptyUsage,
+      tokens: totals.usage,
       cost_usd: totals.costUsd ?? null,
       elapsed_ms: now - t0,
       run_settings: spec.settings,
