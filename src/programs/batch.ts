@@ -63,18 +63,8 @@ import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
-export {
-  BATCH_FILE,
-  chunkLines,
-  defaultLimits,
-  planParts,
-  prepareLine,
-  readRun,
-  REQUESTS_FILE,
-  splitLines,
-  submitRun
-} from "./batchSubmit.js"
-export type { BatchLimits, PartPlan, PreparedLine, RequestLine } from "./batchSubmit.js"
+export { planParts, prepareLine, readRun, splitLines, submitRun } from "./batchSubmit.js"
+export type { BatchLimits } from "./batchSubmit.js"
 
 export interface PollOptions {
   /** First wait between two polls; grows ×1.5 up to `maxIntervalMs`. */

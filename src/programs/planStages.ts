@@ -14,7 +14,7 @@ import { emptyUsage, isAnswerError } from "../domain/llm.js"
 import type { AttemptRecord } from "../domain/llm.js"
 import type { ListFileSettings, RunSettings } from "../domain/run.js"
 import { PlanInputs, SettingsError } from "../domain/run.js"
-import { CostLedger } from "../services/CostLedger.js"
+import { budgetReached, CostLedger } from "../services/CostLedger.js"
 import { Llm } from "../services/Llm.js"
 import { encodeArchive, RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
@@ -200,9 +200,9 @@ const askStage = <A, I, B>(
   Effect.gen(function*() {
     let why = ""
     for (let attempt = 1; attempt <= STAGE_ATTEMPTS; attempt++) {
-      const spent = (yield* (yield* CostLedger).totals).costUsd
-      if (run.maxCostUsd !== undefined && spent !== undefined && spent >= run.maxCostUsd) {
-        why = `--max-cost $${run.maxCostUsd} reached ($${spent.toFixed(4)} spent)`
+      const reached = budgetReached(run.maxCostUsd, yield* (yield* CostLedger).totals)
+      if (reached !== undefined) {
+        why = reached
         break
       }
       const key = attempt === 1 ? spec.key : `${spec.key}-a${attempt}`

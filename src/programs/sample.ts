@@ -19,6 +19,7 @@ import { sampleKey } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
 import { ModelTask as ModelTaskSchema } from "../domain/task.js"
 import type { CostLedgerApi } from "../services/CostLedger.js"
+import { budgetReached } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import type { LlmApi, LlmMessage, LlmResult } from "../services/Llm.js"
 import type { RunJournalApi } from "../services/RunJournal.js"
@@ -67,11 +68,9 @@ const stopRun = <J extends Job>(ctx: RunContext<J>, reason: string) => Ref.updat
 const budgetLeft = <J extends Job>(ctx: RunContext<J>) =>
   Effect.gen(function*() {
     if ((yield* Ref.get(ctx.stop)) !== undefined) return false
-    const max = ctx.options.maxCostUsd
-    if (max === undefined) return true
-    const spent = (yield* ctx.ledger.totals).costUsd
-    if (spent === undefined || spent < max) return true
-    yield* stopRun(ctx, `--max-cost $${max} reached ($${spent.toFixed(4)} spent)`)
+    const reached = budgetReached(ctx.options.maxCostUsd, yield* ctx.ledger.totals)
+    if (reached === undefined) return true
+    yield* stopRun(ctx, reached)
     return false
   })
 
@@ -168,20 +167,6 @@ const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<un
       )
     }
   })
-
-export type AttemptOutcome =
-  | { readonly _tag: "Accepted"; readonly row: SkyRLRow; readonly calls: number }
-  | { readonly _tag: "Rejected"; readonly reject: RejectRecord }
-  /**
-   * The run stopped, or the sample cannot go on: `reject` when this attempt ended with a reason worth
-   * keeping; `called` when the attempt made a call before it stopped.
-   */
-  | {
-    readonly _tag: "Stopped"
-    readonly reason: string
-    readonly reject: RejectRecord | undefined
-    readonly called: boolean
-  }
 
 const invalidOutputRepair = (e: InvalidOutput): string =>
   [

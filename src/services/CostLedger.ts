@@ -22,6 +22,12 @@ export interface LedgerTotals {
   readonly onlineUsage: Usage
 }
 
+/** Why `--max-cost` stops new calls once `totals` are spent (undefined: under it, no budget, or no price). */
+export const budgetReached = (maxCostUsd: number | undefined, totals: LedgerTotals): string | undefined =>
+  maxCostUsd === undefined || totals.costUsd === undefined || totals.costUsd < maxCostUsd
+    ? undefined
+    : `--max-cost $${maxCostUsd} reached ($${totals.costUsd.toFixed(4)} spent)`
+
 /** An attempt as the engine reports it; the ledger prices it. */
 export type LedgerCall = Omit<LedgerEntry, "cost_usd">
 

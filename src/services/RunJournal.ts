@@ -12,16 +12,14 @@
  * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
  */
 import { Cause, Clock, Context, Deferred, Effect, Either, Layer, Option, Schema } from "effect"
-import { createHash } from "node:crypto"
 import { hostname } from "node:os"
 import * as path from "node:path"
 import { gzipSync } from "node:zlib"
 import type { StorageError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
-import { emptyUsage } from "../domain/llm.js"
 import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
-import { canonicalJson } from "../skyrl/canonical.js"
+import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { CostLedgerApi } from "./CostLedger.js"
@@ -59,6 +57,21 @@ export const archiveFileName = (index: number, call: number, total: number, gzip
 /** `task_0007_c02.json(.gz)`: sample 7 (1-based), call 2. */
 export const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
 
+/** The archive files among the entries of `runDir` (`names`), by sample, each sample's in call order. */
+export const archiveListing = (runDir: string, names: ReadonlyArray<string>): Map<number, Array<ArchivedCall>> => {
+  const bySample = new Map<number, Array<ArchivedCall>>()
+  for (const name of names) {
+    const m = ARCHIVE_NAME.exec(name)
+    if (m === null) continue
+    const index = Number(m[1]) - 1
+    const calls = bySample.get(index) ?? []
+    calls.push({ call: Number(m[2]), file: path.join(runDir, name) })
+    bySample.set(index, calls)
+  }
+  for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
+  return bySample
+}
+
 export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: boolean): string | Uint8Array => {
   const text = JSON.stringify(record, null, 2) + "\n"
   return gzip ? gzipSync(text) : text
@@ -66,11 +79,11 @@ export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: b
 
 /** The hash `--resume` compares: sha256 of the canonical JSON of the encoded settings. */
 export const fingerprintOf = (settings: RunSettings): string =>
-  createHash("sha256").update(canonicalJson(Schema.encodeSync(RunSettings)(settings))).digest("hex")
+  sha256Hex(canonicalJson(Schema.encodeSync(RunSettings)(settings)))
 
 /** The `inventory_sha256` of run settings: sha256 of the canonical JSON of the encoded inventory. */
 export const inventoryFingerprint = (inventory: Inv.Inventory): string =>
-  createHash("sha256").update(canonicalJson(Schema.encodeSync(Inv.Inventory)(inventory))).digest("hex")
+  sha256Hex(canonicalJson(Schema.encodeSync(Inv.Inventory)(inventory)))
 
 /** Each setting that differs, as `name: <run's value> in the run, <value> now`. */
 export const settingsDifferences = (run: RunSettings, now: RunSettings): ReadonlyArray<string> => {
@@ -211,9 +224,9 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
     const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
     state.torn = journal.torn
     for (const entry of journal.entries) record(state, spec.planned, entry)
-    for (const name of yield* storage.readDirectory(paths.runDir)) {
-      const m = ARCHIVE_NAME.exec(name)
-      if (m !== null) addArchived(state, Number(m[1]) - 1, { call: Number(m[2]), file: path.join(paths.runDir, name) })
+    for (const [index, calls] of archiveListing(paths.runDir, yield* storage.readDirectory(paths.runDir))) {
+      state.archive.set(index, calls)
+      state.lastCall.set(index, calls.at(-1)!.call)
     }
     const ledger = readJsonLines(LedgerEntry, yield* read(paths.ledger))
     if (ledger.torn) yield* storage.appendDurable(paths.ledger, "\n")
@@ -446,7 +459,7 @@ const manifestWriter = (
         calls: totals.calls,
         repairs: totals.repairs
       },
-      tokens: totals.usage ?? emptyUsage,
+      tokens: totals.usage,
       cost_usd: totals.costUsd ?? null,
       elapsed_ms: now - t0,
       run_settings: spec.settings,

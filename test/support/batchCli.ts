@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach } from "vitest"
+import { costOfCalls, USAGE } from "./engine.js"
 import type { BatchFake, BatchFakeOptions } from "./fakeBatch.js"
 import { startBatchFake } from "./fakeBatch.js"
 import type { FakeServer } from "./fakeOpenAI.js"
@@ -26,11 +27,10 @@ export const batchFakes = () => {
   }
 }
 
-export const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
+export { USAGE }
 
-/** gpt-5-mini per token: $0.25 / $0.025 cached / $2.00 output per 1M (the online price of `n` such calls). */
-export const onlineCost = (u: typeof USAGE, n: number) =>
-  (n * ((u.input - u.cached) * 0.25 + u.cached * 0.025 + u.output * 2)) / 1e6
+/** The online price of `n` calls of usage `u` (gpt-5-mini, as support/engine.ts prices it). */
+export const onlineCost = (u: typeof USAGE, n: number) => costOfCalls(n, u)
 
 export const env = (server: { baseUrl: string }) => ({
   OPENAI_API_KEY: "sk-test-batch",

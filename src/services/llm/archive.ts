@@ -11,7 +11,6 @@
  * none (`rebuild`), fails with `NoRecordedAnswer`.
  */
 import { Effect, Either, Layer, Option, Schema } from "effect"
-import * as path from "node:path"
 import { gunzipSync } from "node:zlib"
 import type { StorageError } from "../../domain/errors.js"
 import type { AttemptRecord, Backend, LlmError } from "../../domain/llm.js"
@@ -19,7 +18,7 @@ import { NoRecordedAnswer, Usage } from "../../domain/llm.js"
 import { parseSampleKey, sampleKey } from "../../domain/run.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import { Llm } from "../Llm.js"
-import { ARCHIVE_NAME, RunJournal } from "../RunJournal.js"
+import { archiveListing, RunJournal } from "../RunJournal.js"
 import type { ArchivedCall } from "../RunJournal.js"
 import type { StorageApi } from "../Storage.js"
 import { Storage } from "../Storage.js"
@@ -190,18 +189,10 @@ export const archiveFirst: Layer.Layer<Llm, never, Llm | RunJournal | Storage> =
 
 /** The archive files of a run directory, by sample (listed once). */
 export const listArchive = (runDir: string) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const bySample = new Map<number, Array<ArchivedCall>>()
-    for (const name of yield* storage.readDirectory(runDir)) {
-      const m = ARCHIVE_NAME.exec(name)
-      if (m === null) continue
-      const index = Number(m[1]) - 1
-      bySample.set(index, [...(bySample.get(index) ?? []), { call: Number(m[2]), file: path.join(runDir, name) }])
-    }
-    for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
-    return bySample
-  })
+  Effect.map(
+    Effect.flatMap(Storage, (storage) => storage.readDirectory(runDir)),
+    (names) => archiveListing(runDir, names)
+  )
 
 /** Rebuild: the archive of `runDir` only; a request it does not hold fails with NoRecordedAnswer. */
 export const archiveOnly = (runDir: string): Layer.Layer<Llm, StorageError, Storage> =>
