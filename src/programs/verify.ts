@@ -13,6 +13,7 @@ import { Effect, Either, Option, Queue, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue, isReadOnly } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog } from "../services/durableLog.js"
@@ -84,9 +85,6 @@ interface JournalEntry {
   readonly record?: VerificationRecord
   readonly failure?: FailureFields
 }
-
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 // ---------------------------------------------------------------------------------------------
 // Reading
