@@ -9,11 +9,10 @@
  * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
  * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
  */
-import { Effect, Either, Option, Queue, Stream } from "effect"
+import { Effect, Either, Option, Queue, Schema, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue, isReadOnly } from "../domain/inventory.js"
-import { isObject } from "../domain/json.js"
 import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog } from "../services/durableLog.js"
@@ -21,19 +20,20 @@ import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
+import { readJsonLines } from "../skyrl/jsonLines.js"
 import { decodeRow, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
-import type {
+import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
+import {
   FailureFields,
-  Stage,
-  VerificationRecord,
-  VerifyStatus,
-  VerifyStep,
-  VerifySummary
+  failureFields,
+  SummaryCounter,
+  toVerifySteps,
+  VerificationFailed,
+  VerificationRecord
 } from "../skyrl/verification.js"
-import { failureFields, SummaryCounter, toVerifySteps, VerificationFailed } from "../skyrl/verification.js"
 
 export interface VerifyDatasetsOptions {
   readonly files: ReadonlyArray<string>
@@ -80,11 +80,12 @@ type Outcome =
   | { readonly _tag: "rejected"; readonly order: number; readonly reject: VerifyReject; readonly resumed: boolean }
 
 /** A journal line: the final outcome of an executed row, under the hash of the row. */
-interface JournalEntry {
-  readonly hash: string
-  readonly record?: VerificationRecord
-  readonly failure?: FailureFields
-}
+const JournalEntry = Schema.Struct({
+  hash: Schema.String,
+  record: Schema.optional(VerificationRecord),
+  failure: Schema.optional(FailureFields)
+})
+type JournalEntry = typeof JournalEntry.Type
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -234,19 +235,11 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
     const storage = yield* Storage
     const entries = new Map<string, JournalEntry>()
     if (!(yield* storage.exists(file))) return entries
-    for (const line of (yield* storage.readText(file)).split("\n")) {
-      let entry: unknown
-      try {
-        entry = JSON.parse(line)
-      } catch {
-        continue // a torn last line
-      }
-      if (!isObject(entry) || typeof entry.hash !== "string") continue
-      const e = entry as unknown as JournalEntry
+    for (const e of readJsonLines(JournalEntry, yield* storage.readText(file)).entries) {
       // A verified row whose results did not all reach the cassettes runs again.
       const usable = e.record !== undefined
-        ? Array.isArray(e.record.steps) && e.record.steps.every((s) => cassetteHas(s.key))
-        : e.failure?.status === "tool-error" && typeof e.failure.reason === "string"
+        ? e.record.steps.every((s) => cassetteHas(s.key))
+        : e.failure?.status === "tool-error"
       if (usable) entries.set(e.hash, e)
     }
     return entries
@@ -314,9 +307,7 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effe
 const fromJournal = (located: Located, row: SkyRLRow, entry: JournalEntry, ctx: RunContext): Outcome => {
   const outcome = entry.record !== undefined
     ? Either.right(entry.record)
-    : Either.left(
-      new VerificationFailed(entry.failure as NonNullable<JournalEntry["failure"]> & { status: "tool-error" })
-    )
+    : Either.left(new VerificationFailed(entry.failure!))
   return settle(located, row, outcome, ctx, true)
 }
 
