@@ -235,7 +235,10 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
     const storage = yield* Storage
     const entries = new Map<string, JournalEntry>()
     if (!(yield* storage.exists(file))) return entries
-    for (const e of readJsonLines(JournalEntry, yield* storage.readText(file)).entries) {
+    const lines = readJsonLines(JournalEntry, yield* storage.readText(file))
+    // A last line cut short by a crash: the next line starts on a line of its own.
+    if (lines.torn) yield* storage.appendDurable(file, "\n")
+    for (const e of lines.entries) {
       // A verified row whose results did not all reach the cassettes runs again.
       const usable = e.record !== undefined
         ? e.record.steps.every((s) => cassetteHas(s.key))
