@@ -29,6 +29,8 @@ import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/ve
 import {
   FailureFields,
   failureFields,
+  isFinal,
+  outcomeStands,
   SummaryCounter,
   toVerifySteps,
   VerificationFailed,
@@ -238,13 +240,7 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
     const lines = readJsonLines(JournalEntry, yield* storage.readText(file))
     // A last line cut short by a crash: the next line starts on a line of its own.
     if (lines.torn) yield* storage.appendDurable(file, "\n")
-    for (const e of lines.entries) {
-      // A verified row whose results did not all reach the cassettes runs again.
-      const usable = e.record !== undefined
-        ? e.record.steps.every((s) => cassetteHas(s.key))
-        : e.failure?.status === "tool-error"
-      if (usable) entries.set(e.hash, e)
-    }
+    for (const e of lines.entries) if (outcomeStands(e, cassetteHas)) entries.set(e.hash, e)
     return entries
   })
 
@@ -295,7 +291,7 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effe
   const sideEffects = ctx.hasSideEffects(checked.steps)
   const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
     const settled = settle(located, checked.row, outcome, ctx, false)
-    if (Either.isLeft(outcome) && outcome.left.status !== "tool-error") return Effect.succeed(settled)
+    if (!isFinal(outcome)) return Effect.succeed(settled)
     const entry: JournalEntry = Either.isRight(outcome)
       ? { hash: checked.hash, record: outcome.right }
       : { hash: checked.hash, failure: failureFields(outcome.left) }
