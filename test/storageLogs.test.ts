@@ -30,14 +30,24 @@ const rows: ReadonlyArray<SkyRLRow> = [0, 1, 2, 3].map((i) =>
 )
 
 describe("Storage.writeRowStream", () => {
-  it("writes the bytes writeRows writes, for each format and option", async () => {
+  it("writes the bytes writeRows writes, for each format and option: JSON.stringify's (ascii: \\u escapes)", async () => {
     const dir = tmp()
+    const encoded = rows.map(encodeRow)
+    const ascii = (t: string) =>
+      t.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+    // Written out here from JSON.stringify (writeRows shares writeRowStream's code, so it is not a reference).
+    const expected = {
+      "a.json": JSON.stringify(encoded, null, 2) + "\n",
+      "b.json": ascii(JSON.stringify(encoded)) + "\n",
+      "c.jsonl": encoded.map((r) => JSON.stringify(r) + "\n").join("")
+    }
     for (const [name, options] of [["a.json", {}], ["b.json", { indent: 0, ascii: true }], ["c.jsonl", {}]] as const) {
       await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, `rows-${name}`), rows, options)))
       const n = await run(
         Effect.flatMap(Storage, (s) => s.writeRowStream(join(dir, name), Stream.fromIterable(rows), options))
       )
       expect(n).toBe(rows.length)
+      expect(readFileSync(join(dir, name), "utf8")).toBe(expected[name])
       expect(readFileSync(join(dir, name), "utf8")).toBe(readFileSync(join(dir, `rows-${name}`), "utf8"))
     }
     const parquet = join(dir, "d.parquet")

@@ -79,7 +79,10 @@ const verify = async (o: RunOptions) => {
     verification: rows.map((r) => JSON.parse(r.extra_info.task_metadata).verification),
     rejects: lines(rejectsFileOf(out)),
     cassettes: lines(join(dir, "cassettes", "cassettes.jsonl")),
-    journal: lines(journalFileOf(out))
+    /** Read when asked (a test may leave a damaged line in it on purpose). */
+    get journal() {
+      return lines(journalFileOf(out))
+    }
   }
 }
 
@@ -384,6 +387,27 @@ describe("verify against server-filesystem over a temporary directory", () => {
     expect(again.rejects).toEqual(first.rejects)
     expect(again.report.servers).toEqual([])
   }, 60_000)
+
+  it(
+    "--resume after a crash cut the journal's last line: that row runs again, and the next --resume reads its new line",
+    async () => {
+      const dir = tempDir("skyrl-verify-torn-")
+      await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, concurrency: 1 })
+      const journal = journalFileOf(join(dir, "out.jsonl"))
+      const text = readFileSync(journal, "utf8")
+      writeFileSync(journal, text.slice(0, text.length - 20)) // the write row's line, cut short
+      const second = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true })
+      expect(second.result.summary.resumed).toBe(2)
+      const after = readFileSync(journal, "utf8").split("\n")
+      expect(after[2]).toBe(text.split("\n")[2]!.slice(0, -19)) // the cut line stays, on a line of its own
+      expect(JSON.parse(after[3]!)).toMatchObject({ record: { status: "verified" } })
+      rmSync(join(root, "out.txt"))
+      const third = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true })
+      expect(existsSync(join(root, "out.txt"))).toBe(false) // write_file did not run a third time
+      expect(third.result.summary.resumed).toBe(3)
+    },
+    60_000
+  )
 })
 
 describe("verify: bad input gives a clear reason and the run goes on", () => {

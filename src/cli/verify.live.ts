@@ -14,6 +14,7 @@ import type { VerifierReport } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
 import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
+import { cassettesDirOf } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
 export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("VerifyUsageError", {
@@ -102,7 +103,7 @@ export const runVerify = (options: VerifyCliOptions) =>
       yield* Console.log(formatSummary(plan.summary))
       return
     }
-    const cassettesDir = Option.getOrElse(options.cassettes, () => path.join(path.dirname(options.out), "cassettes"))
+    const cassettesDir = cassettesDirOf(options, options.out)
     const verifier = Verifier.live({
       inventory,
       allowSideEffects: allow,

@@ -58,7 +58,7 @@ export const verifySettingOf = (flags: RunVerifyFlags): Pick<RunSettings, "verif
 }
 
 /** Where the cassettes go: --cassettes, else cassettes/ next to the output (as `skyrl verify`). */
-export const cassettesDirOf = (flags: RunVerifyFlags, out: string): string =>
+export const cassettesDirOf = (flags: { readonly cassettes: Option.Option<string> }, out: string): string =>
   Option.getOrElse(flags.cassettes, () => path.join(path.dirname(out), "cassettes"))
 
 /** The session's verification flags for the manifest (not compared on --resume). */

@@ -9,7 +9,7 @@
  * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
  * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
  */
-import { Effect, Either, Option, Queue, Stream } from "effect"
+import { Effect, Either, Option, Queue, Schema, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue, isReadOnly } from "../domain/inventory.js"
@@ -20,19 +20,22 @@ import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
+import { readJsonLines } from "../skyrl/jsonLines.js"
 import { decodeRow, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
-import type {
+import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
+import {
   FailureFields,
-  Stage,
-  VerificationRecord,
-  VerifyStatus,
-  VerifyStep,
-  VerifySummary
+  failureFields,
+  isFinal,
+  outcomeStands,
+  SummaryCounter,
+  toVerifySteps,
+  VerificationFailed,
+  VerificationRecord
 } from "../skyrl/verification.js"
-import { failureFields, SummaryCounter, toVerifySteps, VerificationFailed } from "../skyrl/verification.js"
 
 export interface VerifyDatasetsOptions {
   readonly files: ReadonlyArray<string>
@@ -79,14 +82,12 @@ type Outcome =
   | { readonly _tag: "rejected"; readonly order: number; readonly reject: VerifyReject; readonly resumed: boolean }
 
 /** A journal line: the final outcome of an executed row, under the hash of the row. */
-interface JournalEntry {
-  readonly hash: string
-  readonly record?: VerificationRecord
-  readonly failure?: FailureFields
-}
-
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+const JournalEntry = Schema.Struct({
+  hash: Schema.String,
+  record: Schema.optional(VerificationRecord),
+  failure: Schema.optional(FailureFields)
+})
+type JournalEntry = typeof JournalEntry.Type
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -236,21 +237,10 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
     const storage = yield* Storage
     const entries = new Map<string, JournalEntry>()
     if (!(yield* storage.exists(file))) return entries
-    for (const line of (yield* storage.readText(file)).split("\n")) {
-      let entry: unknown
-      try {
-        entry = JSON.parse(line)
-      } catch {
-        continue // a torn last line
-      }
-      if (!isObject(entry) || typeof entry.hash !== "string") continue
-      const e = entry as unknown as JournalEntry
-      // A verified row whose results did not all reach the cassettes runs again.
-      const usable = e.record !== undefined
-        ? Array.isArray(e.record.steps) && e.record.steps.every((s) => cassetteHas(s.key))
-        : e.failure?.status === "tool-error" && typeof e.failure.reason === "string"
-      if (usable) entries.set(e.hash, e)
-    }
+    const lines = readJsonLines(JournalEntry, yield* storage.readText(file))
+    // A last line cut short by a crash: the next line starts on a line of its own.
+    if (lines.torn) yield* storage.appendDurable(file, "\n")
+    for (const e of lines.entries) if (outcomeStands(e, cassetteHas)) entries.set(e.hash, e)
     return entries
   })
 
@@ -301,7 +291,7 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effe
   const sideEffects = ctx.hasSideEffects(checked.steps)
   const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
     const settled = settle(located, checked.row, outcome, ctx, false)
-    if (Either.isLeft(outcome) && outcome.left.status !== "tool-error") return Effect.succeed(settled)
+    if (!isFinal(outcome)) return Effect.succeed(settled)
     const entry: JournalEntry = Either.isRight(outcome)
       ? { hash: checked.hash, record: outcome.right }
       : { hash: checked.hash, failure: failureFields(outcome.left) }
@@ -316,9 +306,7 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effe
 const fromJournal = (located: Located, row: SkyRLRow, entry: JournalEntry, ctx: RunContext): Outcome => {
   const outcome = entry.record !== undefined
     ? Either.right(entry.record)
-    : Either.left(
-      new VerificationFailed(entry.failure as NonNullable<JournalEntry["failure"]> & { status: "tool-error" })
-    )
+    : Either.left(new VerificationFailed(entry.failure!))
   return settle(located, row, outcome, ctx, true)
 }
 

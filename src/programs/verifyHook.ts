@@ -31,7 +31,9 @@ import type { VerifyStep } from "../skyrl/verification.js"
 import {
   FailureFields,
   failureFields,
+  isFinal,
   isRepairable,
+  outcomeStands,
   VerificationFailed,
   VerificationRecord,
   verificationRepairMessage
@@ -111,10 +113,7 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
     const log = yield* makeDurableLog(file)
     const recorded = (key: string): Outcome | undefined => {
       const e = entries.get(key)
-      if (e === undefined) return undefined
-      // A verified outcome whose results are not in this cassette store runs again.
-      if (e.record !== undefined && !e.record.steps.every((s) => verifier.hasResult(s.key))) return undefined
-      return outcomeOfEntry(e)
+      return e !== undefined && outcomeStands(e, verifier.hasResult) ? outcomeOfEntry(e) : undefined
     }
     const run = (steps: ReadonlyArray<VerifyStep>, answer: ReturnType<typeof answerOf>) =>
       Effect.gen(function*() {
@@ -122,8 +121,7 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
           Effect.map(Either.right),
           Effect.catchTag("VerificationFailed", (f) => Effect.succeed(Either.left(f)))
         )
-        const final = Either.isRight(outcome) || outcome.left.status === "tool-error"
-        if (answer !== undefined && final) {
+        if (answer !== undefined && isFinal(outcome)) {
           const entry: VerificationLogEntry = Either.isRight(outcome)
             ? { ...answer, record: outcome.right }
             : { ...answer, failure: failureFields(outcome.left) }

@@ -157,24 +157,6 @@ const syncDirectoryShared = (dir: string): Promise<void> => {
   return s.next
 }
 
-/** Writes through a temp file and renames it over `file`; the temp file is removed on failure. */
-const atomically = async (file: string, write: (handle: fs.FileHandle) => Promise<void>): Promise<void> => {
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
-  const tmp = tempName(path.resolve(file))
-  const handle = await fs.open(tmp, "w")
-  try {
-    await write(handle)
-    await handle.sync()
-    await handle.close()
-    await fs.rename(tmp, file)
-    await syncDirectoryShared(path.dirname(path.resolve(file)))
-  } catch (e) {
-    await handle.close().catch(() => undefined)
-    await fs.rm(tmp, { force: true }).catch(() => undefined)
-    throw e
-  }
-}
-
 /** Bytes written to a file so far: their count and CRC-32 (compared with the file read back). */
 export interface Written {
   readonly bytes: number
@@ -704,7 +686,14 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   makeDirectory: (dir) =>
     attempt(dir, "create directory", () => fs.mkdir(dir, { recursive: true }).then(() => undefined)),
   readDirectory: (dir) => attempt(dir, "list", () => fs.readdir(dir).then((names) => names.sort())),
-  writeFileAtomic: (file, data) => attempt(file, "write", () => atomically(file, (h) => h.writeFile(data))),
+  writeFileAtomic: (file, data) =>
+    Effect.scoped(
+      Effect.flatMap(tempFileFor(file), (t) =>
+        Effect.zipRight(
+          attempt(file, "write", () => t.handle.writeFile(data)),
+          commitTemp(file, t, undefined)
+        ))
+    ),
   appendDurable: (file, text) =>
     attempt(file, "append to", async () => {
       await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })

@@ -128,19 +128,13 @@ export const writeParquetRows = async (
   rows: Iterable<EncodedRow> | AsyncIterable<EncodedRow>
 ): Promise<number> => {
   let n = 0
-  const counted = Symbol.asyncIterator in rows
-    ? (async function*() {
-      for await (const row of rows) {
-        n++
-        yield shape(ROW_FIELDS, row)!
-      }
-    })()
-    : (function*() {
-      for (const row of rows) {
-        n++
-        yield shape(ROW_FIELDS, row)!
-      }
-    })()
+  // `for await` takes a plain iterable as well.
+  const counted = (async function*() {
+    for await (const row of rows) {
+      n++
+      yield shape(ROW_FIELDS, row)!
+    }
+  })()
   await parquetWriteRows({
     writer: new FileSink(handle),
     rows: counted,

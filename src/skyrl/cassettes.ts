@@ -4,6 +4,7 @@
  * one tool call's result under `callKey(server, tool, params)` (src/skyrl/canonical.ts). A reader keeps
  * the first line of each key and ignores a torn last line (a write cut short by a crash).
  */
+import { isObject } from "../domain/json.js"
 import { callKey } from "./canonical.js"
 
 export const CASSETTE_FILE = "cassettes.jsonl"
@@ -47,9 +48,6 @@ export const cassetteLine = (e: CassetteEntry): string =>
     recorded_at: e.recorded_at,
     illustrative: e.illustrative
   }) + "\n"
-
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const asEntry = (u: unknown): CassetteEntry | undefined =>
   isObject(u) && typeof u.key === "string" && typeof u.server === "string" && typeof u.tool === "string" &&

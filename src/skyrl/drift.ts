@@ -10,10 +10,8 @@
  */
 import type { Inventory, InventoryTool } from "../domain/inventory.js"
 import { findTool } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import { canonicalJson } from "./canonical.js"
-
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 
 export interface DriftFinding {
   /** Path in the row, e.g. `reward_spec.ground_truth.tool_sequence[1].schema_hash`. */

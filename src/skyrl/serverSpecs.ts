@@ -14,6 +14,7 @@
  */
 import { Either } from "effect"
 import type { LaunchSpec } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { McpServerSpec } from "../services/McpClient.js"
 
 /** Splits a command line into words: whitespace separates, '...' is literal, "..." and \ escape. */
@@ -192,8 +193,6 @@ export const specOfLaunch = (name: string, launch: LaunchSpec): McpServerSpec =>
       ...(launch.env.length === 0 ? {} : { env: Object.fromEntries(launch.env.map((v) => [v, `\${${v}}`])) })
     }
 
-type Json = Record<string, unknown>
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
 const isStringRecord = (u: unknown): u is Record<string, string> =>
   isObject(u) && Object.values(u).every((v) => typeof v === "string")
 

@@ -8,7 +8,7 @@
  * `server-unavailable`, `skipped-side-effect` (a step's tool is not annotated `readOnlyHint: true` and was
  * not allowed: nothing of the plan ran).
  */
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import type { Inventory } from "../domain/inventory.js"
 import { findTool, isReadOnly } from "../domain/inventory.js"
 
@@ -170,6 +170,26 @@ export const failureFields = (f: VerificationFailed): FailureFields => ({
   ...(f.tool === undefined ? {} : { tool: f.tool }),
   reason: f.reason
 })
+
+/**
+ * Whether a run's outcome is final, so journals keep it and never run its plan again: verified, or a
+ * tool error (timeouts, unavailable servers and skipped plans are tried again).
+ */
+export const isFinal = (outcome: Either.Either<VerificationRecord, VerificationFailed>): boolean =>
+  Either.isRight(outcome) || outcome.left.status === "tool-error"
+
+/**
+ * Whether a journal's outcome stands without a new run: a tool error, or a verified record whose results
+ * are all in the cassettes (`hasResult`); one whose results are missing (another cassette store, lines
+ * lost in a crash) runs again.
+ */
+export const outcomeStands = (
+  entry: { readonly record?: VerificationRecord | undefined; readonly failure?: FailureFields | undefined },
+  hasResult: (key: string) => boolean
+): boolean =>
+  entry.record !== undefined
+    ? entry.record.steps.every((s) => hasResult(s.key))
+    : entry.failure?.status === "tool-error"
 
 // ---------------------------------------------------------------------------------------------
 // Summary of a `skyrl verify` run
