@@ -4,8 +4,7 @@
  * rejected at generation with what to avoid, and the diversity report of `validate`.
  */
 import { Either } from "effect"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import type { Inventory } from "../src/domain/inventory.js"
@@ -15,8 +14,9 @@ import { encodeRow } from "../src/skyrl/layout.js"
 import { DEFAULT_PERSONAS, TASK_STYLES } from "../src/skyrl/personas.js"
 import { runCliAsync } from "./support/cli.js"
 import { planAnswer } from "./support/fakeEnrich.js"
-import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
-import { answer, refusal, start } from "./support/fakeOpenAI.js"
+import type { FakeHandler, FakeServer } from "./support/fakeOpenAI.js"
+import { answer, refusal } from "./support/fakeOpenAI.js"
+import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
 import {
   FAKE_DOMAINS,
   firstUserText,
@@ -31,26 +31,11 @@ import { expectNoFinanceWords } from "./support/financeWords.js"
 import { loadInventory } from "./support/inventories.js"
 import { ROOT } from "./support/python.js"
 
-const servers: Array<FakeServer> = []
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()!.close()
-})
-const fake = async (handler: (ctx: FakeContext) => FakeReply) => {
-  const s = await start(handler)
-  servers.push(s)
-  return s
-}
-const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
-const env = (server: FakeServer) => ({ OPENAI_API_KEY: "sk-test-diversity", OPENAI_BASE_URL: server.baseUrl })
-const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-div-"))
-const readJsonl = (file: string): Array<any> =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
-const runDirOf = (out: string): string => {
-  const raw = join(out, "..", "raw_llm")
-  const runs = readdirSync(raw)
-  expect(runs).toHaveLength(1)
-  return join(raw, runs[0])
-}
+const servers = fakes()
+afterEach(servers.closeAll)
+const fake = (handler: FakeHandler) => servers.start(handler)
+const env = (server: FakeServer) => llmEnv(server, "sk-test-diversity")
+const tmp = () => tempDir("skyrl-div-")
 /** First-attempt task requests by sample number: the request text. */
 const firstRequests = (server: FakeServer): Map<number, string> => {
   const out = new Map<number, string>()

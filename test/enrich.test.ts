@@ -2,48 +2,31 @@
  * `skyrl enrich` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1, with a fake
  * model that plans with the tools each request offers (test/support/fakeEnrich.ts).
  */
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync
-} from "node:fs"
-import { tmpdir } from "node:os"
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCliAsync } from "./support/cli.js"
 import type { PlanChoice } from "./support/fakeEnrich.js"
 import { isRepair, offeredTools, planAnswer, quotedUserRequest, sourceRowOf } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
-import { answer, start } from "./support/fakeOpenAI.js"
+import { answer } from "./support/fakeOpenAI.js"
+import { fakes, llmEnv, readJsonl, tempDir } from "./support/fakeRun.js"
 
 const FIXTURES = join(__dirname, "fixtures")
 const SHAREGPT = join(FIXTURES, "sharegpt", "sample_data.json")
 const KEY = "sk-test-enrich-0123456789"
 const USAGE = { input: 2000, cached: 1024, output: 600, reasoning: 300 }
 
-const servers: Array<FakeServer> = []
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()!.close()
-})
+const servers = fakes()
+afterEach(servers.closeAll)
 
-const fake = async (choice: (ctx: FakeContext) => PlanChoice = () => ({})) => {
-  const s = await start((ctx) => answer(planAnswer(ctx, choice(ctx)), USAGE))
-  servers.push(s)
-  return s
-}
+const fake = (choice: (ctx: FakeContext) => PlanChoice = () => ({})) =>
+  servers.start((ctx) => answer(planAnswer(ctx, choice(ctx)), USAGE))
 const calls = (server: FakeServer) => server.requests.filter((q) => q.endpoint !== "other")
 
-const env = (server: FakeServer) => ({ OPENAI_API_KEY: KEY, OPENAI_BASE_URL: server.baseUrl })
+const env = (server: FakeServer) => llmEnv(server, KEY)
 
-const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-enrich-"))
-
-const readJsonl = (file: string): Array<any> =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+const tmp = () => tempDir("skyrl-enrich-")
 
 const enrich = (args: ReadonlyArray<string>, server: FakeServer, cwd?: string) =>
   runCliAsync(["enrich", ...args, "--llm", "openai", "--concurrency", "2"], {

@@ -2,13 +2,13 @@
  * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
-import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
-import { answer, connectionReset, hang, malformedBody, rateLimited, serverError, start } from "./support/fakeOpenAI.js"
+import type { FakeReply, FakeServer } from "./support/fakeOpenAI.js"
+import { answer, connectionReset, hang, malformedBody, rateLimited, serverError } from "./support/fakeOpenAI.js"
+import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
 import {
   invalidTaskText,
   isRepairRequest,
@@ -18,34 +18,11 @@ import {
   withStages
 } from "./support/fakeTasks.js"
 
-const servers: Array<FakeServer> = []
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()!.close()
-})
+const servers = fakes()
+afterEach(servers.closeAll)
+const fake = servers.start
 
-const fake = async (handler: (ctx: FakeContext) => FakeReply | Promise<FakeReply>, latencyMs = 0) => {
-  const s = await start(handler, { latencyMs })
-  servers.push(s)
-  return s
-}
-
-const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
-
-const env = (server: FakeServer, extra: Record<string, string> = {}) => ({
-  OPENAI_API_KEY: "sk-test-generate",
-  OPENAI_BASE_URL: server.baseUrl,
-  ...extra
-})
-
-const readJsonl = (file: string): Array<any> =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
-
-const runDirOf = (out: string): string => {
-  const raw = join(out, "..", "raw_llm")
-  const runs = readdirSync(raw)
-  expect(runs).toHaveLength(1)
-  return join(raw, runs[0])
-}
+const env = (server: FakeServer, extra: Record<string, string> = {}) => llmEnv(server, "sk-test-generate", extra)
 
 describe("generate against the fake OpenAI server", () => {
   for (const backend of ["responses", "chat"] as const) {
@@ -53,7 +30,7 @@ describe("generate against the fake OpenAI server", () => {
       `--n 20 with the ${backend} backend writes 20 valid rows, 20 referenced archive files and exact token totals`,
       async () => {
         const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
-        const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+        const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
         const r = await runCliAsync(
           ["generate", "--n", "20", "--out", out, "--llm", "openai", "--backend", backend, "--concurrency", "4"],
           { env: env(server) }
@@ -114,7 +91,7 @@ describe("generate against the fake OpenAI server", () => {
         answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE),
       (text) => answer(text, USAGE)
     ))
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
@@ -136,7 +113,7 @@ describe("generate against the fake OpenAI server", () => {
       const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
       return answer(invalidFor.has(k) && firstAttempt ? invalidTaskText(k) : validTaskFor(ctx), USAGE)
     }, (text) => answer(text, USAGE)))
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
@@ -162,7 +139,7 @@ describe("generate against the fake OpenAI server", () => {
         if (k === 4 && firstAttempt) return answer(JSON.stringify({ ...task, user_prompt: prompts.get(1) }), USAGE)
         return answer(JSON.stringify(task), USAGE)
       })
-      const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+      const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
       const r = await runCliAsync(
         ["generate", "-n", "5", "--out", out, "--llm", "openai", "--concurrency", "1", "--complexities", "simple"],
         { env: env(server) }
@@ -197,7 +174,7 @@ describe("generate against the fake OpenAI server", () => {
       if (n % 10 < 3) return faults[n % faults.length]()
       return answer(validTaskFor(ctx), USAGE)
     })
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(
       ["generate", "-n", "12", "--out", out, "--llm", "openai", "--timeout", "0.5", "--concurrency", "4"],
       { env: env(server) }
@@ -218,7 +195,7 @@ describe("generate against the fake OpenAI server", () => {
     "survives SIGKILL mid-run: --resume makes exactly N unique rows and never re-requests a journaled sample",
     async () => {
       const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE), 120)
-      const dir = mkdtempSync(join(tmpdir(), "skyrl-gen-"))
+      const dir = tempDir("skyrl-gen-")
       const out = join(dir, "ds.jsonl")
       const args = ["generate", "-n", "16", "--out", out, "--llm", "openai", "--concurrency", "2"]
       const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "ignore" })
@@ -268,7 +245,7 @@ describe("generate against the fake OpenAI server", () => {
 
   it("--dry-run calls no model and prints the plan, a request and the estimate", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--dry-run"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(server.requests).toHaveLength(0)
@@ -280,7 +257,7 @@ describe("generate against the fake OpenAI server", () => {
   })
 
   it("runs offline with no key from the bundled recorded answers (the README's main job)", async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "5", "--out", out])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/OPENAI_API_KEY is not set/)
@@ -308,7 +285,7 @@ describe("rebuild", () => {
         }, (text) => answer(text, USAGE)),
         30
       )
-      const dir = mkdtempSync(join(tmpdir(), "skyrl-rebuild-"))
+      const dir = tempDir("skyrl-rebuild-")
       const out = join(dir, "ds.jsonl")
       const r = await runCliAsync(
         // Simple tasks only: the repeated prompt is then judged as a duplicate, not first as off-request.
@@ -371,7 +348,7 @@ const killAfter = async (args: ReadonlyArray<string>, server: FakeServer, dir: s
 describe("--resume checks what it resumes", () => {
   it("-n 20 killed, then --resume -n 10 is refused naming the setting; with --force it writes 20", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE), 100)
-    const dir = mkdtempSync(join(tmpdir(), "skyrl-resume-"))
+    const dir = tempDir("skyrl-resume-")
     const out = join(dir, "ds.jsonl")
     const base = ["generate", "--out", out, "--llm", "openai", "--concurrency", "2"]
     const journaled = await killAfter([...base, "-n", "20"], server, dir, 4)
@@ -395,7 +372,7 @@ describe("--resume checks what it resumes", () => {
     async () => {
       let hangFrom = 2
       const server = await fake((ctx) => (ctx.index >= hangFrom ? hang() : answer(validTaskFor(ctx), USAGE)))
-      const dir = mkdtempSync(join(tmpdir(), "skyrl-lock-"))
+      const dir = tempDir("skyrl-lock-")
       const out = join(dir, "ds.jsonl")
       const args = ["generate", "-n", "4", "--out", out, "--llm", "openai", "--concurrency", "1"]
       const first = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "ignore" })
@@ -420,7 +397,7 @@ describe("Ctrl-C", () => {
   it("exits 130 on SIGINT and a --resume run finishes the dataset", async () => {
     let hangFrom = 2
     const server = await fake((ctx) => (ctx.index >= hangFrom ? hang() : answer(validTaskFor(ctx), USAGE)))
-    const dir = mkdtempSync(join(tmpdir(), "skyrl-int-"))
+    const dir = tempDir("skyrl-int-")
     const out = join(dir, "ds.jsonl")
     const args = ["generate", "-n", "4", "--out", out, "--llm", "openai", "--concurrency", "1"]
     const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "pipe" })
@@ -440,14 +417,14 @@ describe("Ctrl-C", () => {
 describe("settings are checked before any call", () => {
   it("an output extension it cannot write is a usage error (exit 2) and the model is never called", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.txt")
+    const out = join(tempDir("skyrl-gen-"), "ds.txt")
     const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(".json, .jsonl or .parquet")
     expect(server.requests).toHaveLength(0)
   })
   it("bad complexities name the setting", async () => {
-    const out = join(mkdtempSync(join(tmpdir(), "skyrl-gen-")), "ds.jsonl")
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--complexities", "hard:1"])
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(/--complexities \(COMPLEXITIES\): unknown complexity "hard"/)

@@ -8,8 +8,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { BIN, cleanEnv } from "./support/cli.js"
-import type { FakeContext, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
-import { answer, httpError, start } from "./support/fakeOpenAI.js"
+import type { FakeHandler } from "./support/fakeOpenAI.js"
+import { answer, httpError } from "./support/fakeOpenAI.js"
+import { fakes, readJsonl } from "./support/fakeRun.js"
 import { isTaskRequest, validTaskFor } from "./support/fakeTasks.js"
 import { ROOT } from "./support/python.js"
 
@@ -86,19 +87,10 @@ const runGenerate = (args: ReadonlyArray<string>, options: { env?: Record<string
 
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), `skyrl-wrap-${prefix}`))
 
-const servers: Array<FakeServer> = []
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()!.close()
-})
-const fake = async (handler: (ctx: FakeContext) => FakeReply | Promise<FakeReply>) => {
-  const s = await start(handler)
-  servers.push(s)
-  return s
-}
+const servers = fakes()
+afterEach(servers.closeAll)
+const fake = (handler: FakeHandler) => servers.start(handler)
 const validFake = () => fake((ctx) => answer(validTaskFor(ctx), { input: 1000, output: 500 }))
-
-const readJsonl = (file: string): Array<any> =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
 
 describe("generate_llm_dataset.sh: usage (exit 0 / 64)", () => {
   it("--help prints usage with every variable and its default, the fixed env class and the exit codes", async () => {

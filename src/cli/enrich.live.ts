@@ -20,24 +20,26 @@ import {
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
-import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { inventoryFingerprint } from "../services/RunJournal.js"
-import { rowFormatOf, Storage, StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
-import { hasApiKey, llmLayer, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
+import { hasApiKey, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
   engineOptionsOf,
   EXPECTED_OUTPUT,
   llmOptionsOf,
   modelSettingsOf,
+  outputPathsOf,
+  pacedLlmLayer,
   positiveInt,
   resolveRun,
-  rowSettingsOf
+  rowSettingsOf,
+  runLimitsOf
 } from "./runShared.js"
-import { checkVerifyFlags, verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
+import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -50,13 +52,8 @@ export interface EnrichCliOptions extends RunCliOptions {
 
 export const runEnrich = (options: EnrichCliOptions) => {
   const program = Effect.gen(function*() {
-    const maxTools = yield* positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
-    const maxTurns = yield* positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
-    const concurrency = yield* positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
-    const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
+    const { concurrency, maxAttempts, maxTools, maxTurns } = yield* runLimitsOf(options)
     const limit = Option.isSome(options.limit) ? yield* positiveInt(options.limit.value, "--limit") : undefined
-    if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
-    yield* checkVerifyFlags(options)
     if (options.verify && options.inventoryFromPrompt) {
       return yield* new SettingsError({
         setting: "--verify",
@@ -65,20 +62,13 @@ export const runEnrich = (options: EnrichCliOptions) => {
       })
     }
     const input = options.input
-    const out = path.resolve(options.out)
-    if (path.resolve(input) === out) {
+    if (path.resolve(input) === path.resolve(options.out)) {
       return yield* new SettingsError({
         setting: "--out",
         reason: "is the input file; enrich never modifies its input, write to another file"
       })
     }
-    // Checked before any call is paid for.
-    if (rowFormatOf(out) === undefined) {
-      return yield* new SettingsError({
-        setting: "--out",
-        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
-      })
-    }
+    const { out, rawDir } = yield* outputPathsOf(options)
     const servers = Option.map(options.servers, parseServerList)
     if (options.inventoryFromPrompt && Option.isSome(servers)) {
       return yield* new SettingsError({
@@ -129,7 +119,6 @@ export const runEnrich = (options: EnrichCliOptions) => {
       })
     }
 
-    const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
     const inputBytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
     const fresh = new RunSettings({
       command: "enrich",
@@ -224,11 +213,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         Effect.provide(
           Layer.mergeAll(
             StorageLive,
-            llmLayer(runLlm).pipe(
-              Layer.provide(
-                rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
-              )
-            ),
+            pacedLlmLayer(options, runLlm),
             progressLayer()
           )
         )

@@ -7,15 +7,14 @@ import type { GenerateOptions } from "../programs/generate.js"
 import { generatePlan, generateProgram } from "../programs/generate.js"
 import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
-import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { inventoryFingerprint } from "../services/RunJournal.js"
-import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { StorageLive } from "../services/Storage.js"
 import { parseComplexities, parseDomains } from "../skyrl/workPlan.js"
 import * as Plan from "./generatePlan.live.js"
-import { llmLayer, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
+import { llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
-import { checkVerifyFlags, verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
+import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -30,25 +29,12 @@ export interface GenerateCliOptions extends RunCliOptions {
 export const runGenerate = (options: GenerateCliOptions) =>
   Effect.gen(function*() {
     const n = yield* Run.positiveInt(options.n, "--n (N_SAMPLES)")
-    const maxTools = yield* Run.positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
-    const maxTurns = yield* Run.positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
-    const concurrency = yield* Run.positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
-    const maxAttempts = yield* Run.positiveInt(options.maxAttempts, "--max-attempts")
-    if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
-    yield* checkVerifyFlags(options)
+    const { concurrency, maxAttempts, maxTools, maxTurns } = yield* Run.runLimitsOf(options)
     const complexities = parseComplexities(options.complexities)
     if (typeof complexities === "string") {
       return yield* new SettingsError({ setting: "--complexities (COMPLEXITIES)", reason: complexities })
     }
-    const out = path.resolve(options.out)
-    // Checked before any call is paid for.
-    if (rowFormatOf(out) === undefined) {
-      return yield* new SettingsError({
-        setting: "--out",
-        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
-      })
-    }
-    const rawDir = path.resolve(Option.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
+    const { out, rawDir } = yield* Run.outputPathsOf(options)
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
     const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm
@@ -57,15 +43,15 @@ export const runGenerate = (options: GenerateCliOptions) =>
       Option.getOrUndefined(options.inventory),
       Option.isSome(servers) ? { servers: servers.value } : undefined
     ).pipe(Layer.provide(StorageLive))
-    const answers = Run.modelSettingsOf(options, flagLlm, yield* usesOpenAI(options)).answers
-    const plan = yield* Plan.planFlags(options, answers).pipe(Effect.provide(StorageLive))
+    const modelSettings = Run.modelSettingsOf(options, flagLlm, yield* usesOpenAI(options))
+    const plan = yield* Plan.planFlags(options, modelSettings.answers).pipe(Effect.provide(StorageLive))
 
     const rowSettings = yield* Run.rowSettingsOf(options)
     const inventory = yield* Inventory.pipe(Effect.provide(inventoryLayer))
     const catalogue = inventory.inventory
     const fresh = new RunSettings({
       command: "generate",
-      ...Run.modelSettingsOf(options, flagLlm, yield* usesOpenAI(options)),
+      ...modelSettings,
       seed: options.seed,
       n,
       domains: plan.domains,
@@ -109,12 +95,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       )
     const llmOpts = Run.llmOptionsOf(options, s)
     const settings = llmSettingsFromOptions(llmOpts)
-    const paced = (o: typeof llmOpts) =>
-      llmLayer(o).pipe(
-        Layer.provide(
-          rateLimiterLayer({ rpm: Option.getOrUndefined(options.rpm), tpm: Option.getOrUndefined(options.tpm) })
-        )
-      )
+    const paced = (o: typeof llmOpts) => Run.pacedLlmLayer(options, o)
     const base = {
       ...Run.engineOptionsOf(options, run, { out, rawDir, concurrency, maxAttempts }, settings, {
         n: s.n,

@@ -1,15 +1,20 @@
 /** Pieces of the live wiring that `generate` and `enrich` share (loaded lazily with them). */
 import type { Option } from "effect"
-import { Effect, Option as O } from "effect"
+import { Effect, Layer, Option as O } from "effect"
 import { randomBytes } from "node:crypto"
+import * as path from "node:path"
 import type { LlmSettings } from "../domain/llm.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import { makeRunId } from "../programs/runFiles.js"
+import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
+import { rowFormatOf } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
+import { llmLayer } from "./llmOptions.js"
 import { resolveAsOf } from "./shared.js"
 import type { RunVerifyFlags } from "./verifyFlags.js"
+import { checkVerifyFlags } from "./verifyFlags.js"
 
 /** The parsed options every model-calling command shares (`runOptions`, shared.ts and the LLM/batch flags). */
 export interface RunCliOptions extends LlmOptions, BatchFlags, RunVerifyFlags {
@@ -53,6 +58,38 @@ export const positiveInt = (value: number, setting: string) =>
   Number.isInteger(value) && value > 0
     ? Effect.succeed(value)
     : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
+
+/** The session limits every run command checks first (positive integers, two turns at least), and the --verify flags. */
+export const runLimitsOf = (options: RunCliOptions) =>
+  Effect.gen(function*() {
+    const maxTools = yield* positiveInt(options.maxTools, "--max-tools (MAX_TOOLS)")
+    const maxTurns = yield* positiveInt(options.maxTurns, "--max-turns (MAX_TURNS)")
+    const concurrency = yield* positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
+    const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
+    if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
+    yield* checkVerifyFlags(options)
+    return { maxTools, maxTurns, concurrency, maxAttempts }
+  })
+
+/** The output file, its format checked before any call is paid for, and the archive root (`--raw-dir`). */
+export const outputPathsOf = (options: Pick<RunCliOptions, "out" | "rawDir">) =>
+  Effect.gen(function*() {
+    const out = path.resolve(options.out)
+    if (rowFormatOf(out) === undefined) {
+      return yield* new SettingsError({
+        setting: "--out",
+        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
+      })
+    }
+    const rawDir = path.resolve(O.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
+    return { out, rawDir }
+  })
+
+/** The model layer of a run, paced by `--rpm` / `--tpm`. */
+export const pacedLlmLayer = (flags: Pick<RunCliOptions, "rpm" | "tpm">, llm: LlmOptions) =>
+  llmLayer(llm).pipe(
+    Layer.provide(rateLimiterLayer({ rpm: O.getOrUndefined(flags.rpm), tpm: O.getOrUndefined(flags.tpm) }))
+  )
 
 /** The model part of a run's settings, from the flags (`--backend batch` names its endpoint). */
 export const modelSettingsOf = (flags: RunCliOptions, llm: LlmSettings, openai: boolean) => ({

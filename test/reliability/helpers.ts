@@ -1,13 +1,12 @@
 /**
- * Shared helpers of the reliability suite: fake-server bookkeeping, reading run directories (archive
- * files, gzipped or not; journal; manifest), an independent row check (row contract + plan against the
+ * Shared helpers of the reliability suite (fake-server set-up re-exported from test/support/fakeRun.ts):
+ * reading archive files (gzipped or not), an independent row check (row contract + plan against the
  * inventory), a seeded PRNG, and a file snapshot (bytes + mtime) to prove inputs stay untouched.
  */
 import { Either } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import { expect } from "vitest"
@@ -15,47 +14,11 @@ import { parseInventoryText } from "../../src/domain/inventory.js"
 import { decodeRow } from "../../src/skyrl/layout.js"
 import { validatePlan } from "../../src/skyrl/planValidation.js"
 import { BIN, cleanEnv } from "../support/cli.js"
-import type { FakeHandler, FakeServer } from "../support/fakeOpenAI.js"
-import { start } from "../support/fakeOpenAI.js"
 import { ROOT } from "../support/python.js"
 
 export const INVENTORY = join(ROOT, "data", "inventory", "finance-mcp.json")
 
-export const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
-
-/** Starts fakes and closes them all in `afterEach(closeAll)`. */
-export const fakes = () => {
-  const servers: Array<FakeServer> = []
-  return {
-    start: async (handler: FakeHandler, latencyMs = 0) => {
-      const s = await start(handler, { latencyMs })
-      servers.push(s)
-      return s
-    },
-    closeAll: async () => {
-      while (servers.length > 0) await servers.pop()!.close()
-    }
-  }
-}
-
-export const tempDir = (prefix = "skyrl-rel-") => mkdtempSync(join(tmpdir(), prefix))
-
-export const llmEnv = (server: FakeServer, key = "sk-test-reliability", extra: Record<string, string> = {}) => ({
-  OPENAI_API_KEY: key,
-  OPENAI_BASE_URL: server.baseUrl,
-  ...extra
-})
-
-export const readJsonl = (file: string): Array<any> =>
-  readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
-
-/** The only run directory under `<dir>/raw_llm`. */
-export const runDirIn = (dir: string): string => {
-  const raw = join(dir, "raw_llm")
-  const runs = readdirSync(raw)
-  expect(runs).toHaveLength(1)
-  return join(raw, runs[0])
-}
+export { fakes, llmEnv, readJsonl, runDirIn, tempDir, USAGE } from "../support/fakeRun.js"
 
 /** The text of a file, gunzipped when it ends in .gz. */
 export const readMaybeGz = (file: string): string => {
