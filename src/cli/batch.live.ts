@@ -192,7 +192,7 @@ interface SubmitInput<P> {
   readonly resume: boolean
 }
 
-/** Checks shared by the submitting commands. */
+/** Checks shared by the submitting commands: generate and enrich run them before resolving the run. */
 export const checkSubmit = (input: Pick<SubmitInput<unknown>, "llm" | "resume">) =>
   Effect.gen(function*() {
     if (input.llm === "replay") {
@@ -276,7 +276,6 @@ const forBatch = <P extends { readonly backend: string; readonly settings: Reado
 /** `generate --backend batch`: submit (and with --wait, poll and collect). Prints the run directory on stdout. */
 export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
   Effect.gen(function*() {
-    yield* checkSubmit(input)
     const program = forBatch(input.program, input.flags.batchEndpoint)
     const run = batchRunOf("generate", input, program.runId, program)
     yield* submitAndMaybeCollect(
@@ -293,7 +292,6 @@ export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
  */
 export const submitEnrichBatch = (input: SubmitInput<EnrichOptions>) =>
   Effect.gen(function*() {
-    yield* checkSubmit(input)
     const program = forBatch(input.program, input.flags.batchEndpoint)
     const { baseInventory: _base, plan: _plan, ...stored } = program
     const run = batchRunOf("enrich", input, program.runId, stored)

@@ -143,6 +143,10 @@ export const runEnrich = (options: EnrichCliOptions) => {
       },
       ...verifySettingOf(options)
     })
+    // A batch submission's own checks come before the run is resolved or anything is paid for.
+    if (options.backend === "batch") {
+      yield* (yield* Effect.promise(() => import("./batch.live.js"))).checkSubmit(options)
+    }
     const run = yield* resolveRun({
       rawDir,
       out,

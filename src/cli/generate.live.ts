@@ -1,6 +1,7 @@
 /** Live wiring of `generate` (loaded lazily by src/cli/generate.ts). */
 import { Effect, Layer, Option } from "effect"
 import * as path from "node:path"
+import { parseServerList } from "../domain/inventory.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import type { VerifyHook } from "../programs/acceptance.js"
 import type { GenerateOptions } from "../programs/generate.js"
@@ -9,7 +10,7 @@ import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
 import { inventoryFingerprint } from "../services/RunJournal.js"
 import { StorageLive } from "../services/Storage.js"
-import { parseComplexities, parseDomains } from "../skyrl/workPlan.js"
+import { parseComplexities } from "../skyrl/workPlan.js"
 import * as Plan from "./generatePlan.live.js"
 import { llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
 import type { RunCliOptions } from "./runShared.js"
@@ -38,7 +39,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
     const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm
-    const servers = Option.map(options.servers, parseDomains)
+    const servers = Option.map(options.servers, parseServerList)
     const inventoryLayer = Inventory.fromFile(
       Option.getOrUndefined(options.inventory),
       Option.isSome(servers) ? { servers: servers.value } : undefined

@@ -133,22 +133,6 @@ export interface StepIssue {
   readonly message: string
 }
 
-/** A plan that still fails validation (after repair, where the caller tried one). */
-export class PlanInvalidError extends Schema.TaggedError<PlanInvalidError>()("PlanInvalidError", {
-  issues: Schema.Array(Schema.Struct({
-    step: Schema.Number,
-    server: Schema.String,
-    tool: Schema.String,
-    path: Schema.String,
-    message: Schema.String
-  }))
-}) {
-  override get message(): string {
-    return `invalid plan: ${this.issues.map(formatIssue).join("; ")}`
-  }
-}
-
-/** `step 3 polygon/polygon_get_aggs params/ticker: missing required param`. */
 export const formatIssue = (issue: StepIssue): string => {
   const where = issue.step > 0 ? `step ${issue.step}` : "plan"
   const tool = issue.server === "" && issue.tool === "" ? "" : ` ${issue.server}/${issue.tool}`
