@@ -21,7 +21,8 @@ import type { VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
-import { decodeRow, toJsonText } from "../skyrl/layout.js"
+import type { WritableRow } from "../skyrl/layout.js"
+import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
@@ -78,7 +79,7 @@ interface Located {
 
 /** What one row came to. */
 type Outcome =
-  | { readonly _tag: "verified"; readonly order: number; readonly row: SkyRLRow; readonly resumed: boolean }
+  | { readonly _tag: "verified"; readonly order: number; readonly row: WritableRow; readonly resumed: boolean }
   | { readonly _tag: "rejected"; readonly order: number; readonly reject: VerifyReject; readonly resumed: boolean }
 
 /** A journal line: the final outcome of an executed row, under the hash of the row. */
@@ -174,9 +175,19 @@ export const stepsOfRow = (row: SkyRLRow): ReadonlyArray<VerifyStep> =>
 // ---------------------------------------------------------------------------------------------
 // Stages before execution
 
+/** A row whose plan may run: the decoded row, the row as read and its JSON text, the steps, the journal key. */
+export interface Plan {
+  readonly _tag: "plan"
+  readonly row: SkyRLRow
+  readonly value: unknown
+  readonly text: string
+  readonly steps: ReadonlyArray<VerifyStep>
+  readonly hash: string
+}
+
 export type Checked =
   | { readonly _tag: "reject"; readonly reject: VerifyReject; readonly passed: Stage | "none" }
-  | { readonly _tag: "plan"; readonly row: SkyRLRow; readonly steps: ReadonlyArray<VerifyStep>; readonly hash: string }
+  | Plan
 
 interface CheckedRecord {
   readonly located: Located
@@ -226,7 +237,8 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
     }
   }
   // The journal's key: the row as read (the same file text parses to the same key order).
-  return { _tag: "plan", row, steps: stepsOfRow(row), hash: sha256Hex(JSON.stringify(record.value)) }
+  const text = JSON.stringify(record.value)
+  return { _tag: "plan", row, value: record.value, text, steps: stepsOfRow(row), hash: sha256Hex(text) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,6 +265,15 @@ export const withVerification = (row: SkyRLRow, record: VerificationRecord): Sky
     { ...row, extra_info: { task_metadata: { ...row.extra_info.task_metadata, verification: record } } },
     { disableValidation: true }
   )
+
+/**
+ * `withVerification` of a row to write: its JSON text made from the text read when the row is in the form
+ * skyrl writes (the same bytes, nothing encoded again), the row itself otherwise.
+ */
+const verifiedRow = (plan: Plan, record: VerificationRecord): WritableRow => {
+  const text = rowJsonWithMetadata(plan.value, plan.text, plan.row, "verification", record)
+  return text === undefined ? withVerification(plan.row, record) : new RowJson(text)
+}
 
 const rejectOf = (
   located: Located,
@@ -285,12 +306,12 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effe
     return Effect.succeed({ _tag: "rejected", order: located.order, reject: checked.reject, resumed: false })
   }
   const previous = ctx.done.get(checked.hash)
-  if (previous !== undefined) return Effect.succeed(fromJournal(located, checked.row, previous, ctx))
+  if (previous !== undefined) return Effect.succeed(fromJournal(located, checked, previous, ctx))
   // A plan with side effects waits until its results and journal line are on disk, so a crash after
   // it never makes `--resume` run it twice; read-only plans are written in the background.
   const sideEffects = ctx.hasSideEffects(checked.steps)
   const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
-    const settled = settle(located, checked.row, outcome, ctx, false)
+    const settled = settle(located, checked, outcome, ctx, false)
     if (!isFinal(outcome)) return Effect.succeed(settled)
     const entry: JournalEntry = Either.isRight(outcome)
       ? { hash: checked.hash, record: outcome.right }
@@ -303,23 +324,23 @@ const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effe
   })
 }
 
-const fromJournal = (located: Located, row: SkyRLRow, entry: JournalEntry, ctx: RunContext): Outcome => {
+const fromJournal = (located: Located, plan: Plan, entry: JournalEntry, ctx: RunContext): Outcome => {
   const outcome = entry.record !== undefined
     ? Either.right(entry.record)
     : Either.left(new VerificationFailed(entry.failure!))
-  return settle(located, row, outcome, ctx, true)
+  return settle(located, plan, outcome, ctx, true)
 }
 
 const settle = (
   located: Located,
-  row: SkyRLRow,
+  plan: Plan,
   outcome: Either.Either<VerificationRecord, VerificationFailed>,
   ctx: RunContext,
   resumed: boolean
 ): Outcome => {
   if (Either.isRight(outcome)) {
     ctx.counter.add({ passed: "execution", status: "verified" }, resumed)
-    return { _tag: "verified", order: located.order, row: withVerification(row, outcome.right), resumed }
+    return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right), resumed }
   }
   ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, resumed)
   return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
@@ -337,7 +358,7 @@ const OUTPUT_BATCH = 64
 const orderedOutputs = (out: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const rows = yield* Queue.bounded<Option.Option<SkyRLRow>>(1024)
+    const rows = yield* Queue.bounded<Option.Option<WritableRow>>(1024)
     const write = storage.writeRowStream(
       out,
       Stream.fromQueue(rows).pipe(Stream.takeWhile(Option.isSome), Stream.map((o) => o.value))
@@ -348,7 +369,7 @@ const orderedOutputs = (out: string) =>
     let next = 0
     // Verified rows go to the writer OUTPUT_BATCH at a time (one wake-up of the writer per batch), in
     // input order: they are put in `verified` synchronously, and batches are offered under the lock.
-    let verified: Array<Option.Option<SkyRLRow>> = []
+    let verified: Array<Option.Option<WritableRow>> = []
     const handOver = lock.withPermits(1)(Effect.suspend(() => {
       const batch = verified
       verified = []

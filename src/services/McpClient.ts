@@ -294,17 +294,19 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
     const options = { timeout: Duration.toMillis(timeout) }
     // The SDK's own timer ends the wait (RequestTimeout) and cancels the request on the server. No
     // AbortSignal per call (it costs more than the rest of the call's bookkeeping): an interrupted
-    // call's answer is dropped, and the connection closes with the scope. One Effect per call: the
-    // result is shaped and timed inside the promise.
-    return Effect.tryPromise({
-      try: () => {
-        const t0 = performance.now()
-        return wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, options).then((r) => ({
-          result: toCallResult(r),
-          durationMs: Math.round(performance.now() - t0)
-        }))
-      },
-      catch: (e) => callError(spec.name, tool, e, timeout, wire)
+    // call's answer is dropped, and the connection closes with the scope. One Effect per call, resumed
+    // with the result shaped and timed (Effect.async: about half the runtime work of Effect.tryPromise).
+    return Effect.async<{ readonly result: ToolCallResult; readonly durationMs: number }, McpCallError>((resume) => {
+      const failed = (e: unknown) => resume(Effect.fail(callError(spec.name, tool, e, timeout, wire)))
+      const t0 = performance.now()
+      try {
+        wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, options).then(
+          (r) => resume(Effect.succeed({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) })),
+          failed
+        )
+      } catch (e) {
+        failed(e)
+      }
     })
   },
   isOpenNow: () => wire.open,

@@ -22,9 +22,9 @@ import * as path from "node:path"
 import { StringDecoder } from "node:string_decoder"
 import { crc32 } from "node:zlib"
 import { InputError, LockHeld, StorageError } from "../domain/errors.js"
-import type { EncodedRow, SkyRLRow } from "../domain/row.js"
-import type { JsonTextOptions } from "../skyrl/layout.js"
-import { encodedRowJson, encodeRow, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
+import type { EncodedRow } from "../domain/row.js"
+import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
+import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
 
@@ -72,7 +72,7 @@ export interface StorageApi {
   /** Writes a dataset in the format its extension names, atomically. Returns the row count. */
   readonly writeRows: (
     file: string,
-    rows: Iterable<SkyRLRow>,
+    rows: Iterable<WritableRow>,
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError>
   /**
@@ -85,7 +85,7 @@ export interface StorageApi {
    * left as it was (the temp file is removed). */
   readonly writeRowStream: <E>(
     file: string,
-    rows: Stream.Stream<SkyRLRow, E>,
+    rows: Stream.Stream<WritableRow, E>,
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError | E>
   /**
@@ -281,7 +281,7 @@ export const writeJsonRowStream = <E>(
     readonly writeShared: (text: string) => void
     readonly drained: () => Promise<void>
   },
-  rows: Stream.Stream<SkyRLRow, E>,
+  rows: Stream.Stream<WritableRow, E>,
   format: "json" | "jsonl",
   options: WriteRowsOptions
 ): Effect.Effect<number, E | StorageError> =>
@@ -290,8 +290,14 @@ export const writeJsonRowStream = <E>(
     const indent = options.indent ?? 2
     const pad = " ".repeat(indent)
     const pieces = { text: (json: string) => sink.write(json), shared: (json: string) => sink.writeShared(json) }
-    const write = (row: SkyRLRow): void => {
-      const encoded = encodeRow(row)
+    // A row already in its JSON text goes out as it is where nothing else is asked for it.
+    const asText = format === "jsonl" && options.ascii !== true && options.inspect === undefined
+    const write = (row: WritableRow): void => {
+      if (asText && row instanceof RowJson) {
+        sink.write(row.text)
+        return sink.write("\n")
+      }
+      const encoded = encodedOf(row)
       options.inspect?.(encoded)
       if (format === "jsonl" && options.ascii !== true) {
         writeEncodedRowJson(encoded, pieces)
@@ -327,7 +333,7 @@ export const writeJsonRowStream = <E>(
  */
 export const writeJsonRows = async (
   handle: { readonly write: (bytes: Uint8Array) => Promise<unknown> },
-  rows: Iterable<SkyRLRow>,
+  rows: Iterable<WritableRow>,
   format: "json" | "jsonl",
   options: WriteRowsOptions
 ): Promise<number> => {
@@ -637,7 +643,7 @@ async function* untilAborted<A>(iterable: AsyncIterable<A>, signal: AbortSignal)
 
 const writeRowStreamLive = <E>(
   file: string,
-  rows: Stream.Stream<SkyRLRow, E>,
+  rows: Stream.Stream<WritableRow, E>,
   options: WriteRowsOptions = {}
 ): Effect.Effect<number, StorageError | E> => {
   const format = rowFormatOf(file)
@@ -655,7 +661,7 @@ const writeRowStreamLive = <E>(
     if (format === "parquet") {
       const { writeParquetRows } = yield* Effect.promise(() => import("./parquet.js"))
       const encoded = rows.pipe(Stream.map((row) => {
-        const e = encodeRow(row)
+        const e = encodedOf(row)
         options.inspect?.(e)
         return e
       }))

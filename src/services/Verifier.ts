@@ -22,7 +22,7 @@
  * - A server that goes away during a call is restarted (McpServers) and the plan runs again from its
  *   first step, once; a second loss makes it `server-unavailable`.
  */
-import { Clock, Context, Duration, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
@@ -144,18 +144,21 @@ const make = (settings: VerifierSettings) =>
       done: Array<VerificationRecord["steps"][number]>
     ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> => {
       if (i === steps.length) {
-        return Effect.map(Clock.currentTimeMillis, (now) => ({
-          status: "verified" as const,
-          verified_at: new Date(now).toISOString(),
-          servers: versions,
-          steps: done
-        }))
+        return Effect.clockWith((clock) =>
+          Effect.succeed({
+            status: "verified" as const,
+            verified_at: new Date(clock.unsafeCurrentTimeMillis()).toISOString(),
+            servers: versions,
+            steps: done
+          })
+        )
       }
       const step = steps[i]!
       return Effect.matchEffect(servers.call(step.server, step.tool, step.params), {
         onFailure: (e) => Effect.fail(failureOf(step, e)),
         onSuccess: (answer) =>
-          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          Effect.clockWith((clock) => {
+            const now = clock.unsafeCurrentTimeMillis()
             const illustrative = step.derivedParams.length > 0
             const entry = makeEntry({
               server: step.server,

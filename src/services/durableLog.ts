@@ -80,7 +80,7 @@ export const makeDurableLog = (
       append: (text, options) =>
         Effect.suspend(() => {
           pending.push(text)
-          return options?.wait === true ? writeBatch : kick
+          return options?.wait === true ? writeBatch : scheduled ? Effect.void : kick
         }),
       flush
     }

@@ -7,7 +7,17 @@
  */
 import { Either, Schema } from "effect"
 import { isObject } from "../domain/json.js"
-import { ENV_CLASS, REWARD_METHOD, SkyRLRow, TaskMetadata } from "../domain/row.js"
+import {
+  ENV_CLASS,
+  GroundTruth,
+  REWARD_METHOD,
+  RowCriterion,
+  RowMessage,
+  RowRubric,
+  RowStep,
+  SkyRLRow,
+  TaskMetadata
+} from "../domain/row.js"
 import type { AvailableTool, EncodedRow } from "../domain/row.js"
 import { parseIssues } from "./parseIssues.js"
 
@@ -92,7 +102,7 @@ const DECLARED_METADATA = Object.keys(TaskMetadata.fields)
 const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
   for (const k of DECLARED_METADATA) if (k in metadata) out[k] = metadata[k]
-  for (const k of Object.keys(metadata)) if (!(k in out)) out[k] = metadata[k]
+  for (const k of Object.keys(metadata)) if (!Object.hasOwn(out, k)) out[k] = metadata[k]
   return out
 }
 
@@ -239,16 +249,26 @@ const parsed = (text: unknown): unknown => {
   }
 }
 
-/** Long texts known to be the JSON of an object (rows share their `tool_schemas`): the last few hundred. */
-const objectTexts = new Set<string>()
-const isObjectText = (text: unknown): boolean => {
-  if (typeof text === "string" && text.length >= 256 && objectTexts.has(text)) return true
-  const ok = isObject(parsed(text))
-  if (ok && (text as string).length >= 256) {
-    if (objectTexts.size >= 512) objectTexts.clear()
-    objectTexts.add(text as string)
+/**
+ * Long texts known to be the JSON of an object (rows share their `tool_schemas`), with that object (frozen:
+ * rows decoded from the same text share it, as the rows `convert` makes share theirs): the last few hundred.
+ */
+const objectTexts = new Map<string, Readonly<Json>>()
+const isObjectText = (text: unknown): boolean => objectOfText(text) !== undefined
+/** The object a JSON text holds (shared and frozen when the text is long), or undefined when it holds none. */
+const objectOfText = (text: unknown): Readonly<Json> | undefined => {
+  const long = typeof text === "string" && text.length >= 256
+  if (long) {
+    const known = objectTexts.get(text)
+    if (known !== undefined) return known
   }
-  return ok
+  const value = parsed(text)
+  if (!isObject(value)) return undefined
+  if (long) {
+    if (objectTexts.size >= 512) objectTexts.clear()
+    objectTexts.set(text, Object.freeze(value))
+  }
+  return value
 }
 const COMPLEXITY_LABELS: ReadonlyArray<unknown> = ["simple", "moderate", "complex"]
 
@@ -305,15 +325,202 @@ export const matchesRowSchema = (
   isObject(u.extra_info) && isString(u.extra_info.task_metadata) &&
   isMetadata(metadata !== undefined ? metadata : parsed(u.extra_info.task_metadata))
 
-/**
- * Decodes one on-disk row; the error names the first offending field. Rows written before param
- * provenance decode with the documented defaults (`upgradeLegacyRow`); `skyrl validate` reports them.
- */
-export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> =>
+/** The row Schema's own decoding (the reference `decodeRow` is tested against). */
+export const decodeRowWithSchema = (
+  u: unknown
+): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> =>
   Either.mapLeft(
     Schema.decodeUnknownEither(SkyRLRow)(upgradeLegacyRow(u).value, { errors: "first" }),
     (e) => parseIssues(e)[0] ?? { path: "", message: "invalid row" }
   )
+
+/**
+ * Decodes one on-disk row; the error names the first offending field. Rows written before param
+ * provenance decode with the documented defaults (`upgradeLegacyRow`); `skyrl validate` reports them.
+ * A row `matchesRowSchema` accepts is decoded by hand (`decodeByHand`: several times cheaper, it runs
+ * per row in `verify`); anything else, and what the hand decoder declines, takes the Schema's path.
+ */
+export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> => {
+  if (isObject(u) && isObject(u.extra_info)) {
+    const metadata = parsed(u.extra_info.task_metadata)
+    if (isObject(metadata) && matchesRowSchema(u, metadata)) {
+      const row = decodeByHand(u, metadata)
+      if (row !== undefined) return Either.right(row)
+    }
+  }
+  return decodeRowWithSchema(u)
+}
+
+/**
+ * The instance the Schema's decoding makes of a Schema.Class: its prototype with the props as own fields
+ * (what `new C(props, { disableValidation: true })` makes, without the constructor's copy).
+ */
+const instance = <C extends new(props: never, options?: never) => object>(
+  Class: C,
+  props: ConstructorParameters<C>[0]
+): InstanceType<C> => Object.assign(Object.create(Class.prototype as object) as object, props) as InstanceType<C>
+
+/** A parsed JSON object the Schema's Record decoding reads differently (an own `__proto__` key it cannot set). */
+const hasProtoKey = (o: object): boolean => Object.hasOwn(o, "__proto__")
+
+/**
+ * What `decodeRowWithSchema` makes of a row `matchesRowSchema` accepted (test/layout.test.ts holds them
+ * equal), built directly; undefined for a JSON-string field with a `__proto__` key (the Schema's path
+ * then). Long `tool_schemas` texts decode to one shared frozen object per text.
+ */
+const decodeByHand = (u: Json, metadata: Json): SkyRLRow | undefined => {
+  const rs = u.reward_spec as Json
+  const gt = rs.ground_truth as Json
+  const toolSchemas = objectOfText(gt.tool_schemas)
+  if (toolSchemas === undefined || hasProtoKey(toolSchemas) || hasProtoKey(metadata)) return undefined
+  const steps: Array<RowStep> = []
+  for (const s of gt.tool_sequence as ReadonlyArray<Json>) {
+    const params = JSON.parse(s.params as string) as Json
+    if (hasProtoKey(params)) return undefined
+    steps.push(instance(RowStep, {
+      step: s.step as number,
+      server: s.server as string,
+      tool: s.tool as string,
+      call_name: s.call_name as string,
+      params,
+      depends_on: JSON.parse(s.depends_on as string) as Array<number>,
+      derived_params: JSON.parse(s.derived_params as string) as Array<string>,
+      schema_hash: s.schema_hash as string
+    }))
+  }
+  const success = gt.success as Json
+  const limits = gt.limits as Json
+  const rubric = gt.rubric as Json
+  return instance(SkyRLRow, {
+    data_source: u.data_source as string,
+    prompt: (u.prompt as ReadonlyArray<Json>).map((m) =>
+      instance(RowMessage, { role: m.role as RowMessage["role"], content: m.content as string })
+    ),
+    env_class: ENV_CLASS,
+    reward_spec: {
+      method: REWARD_METHOD,
+      ground_truth: instance(GroundTruth, {
+        task_id: gt.task_id as string,
+        complexity: gt.complexity as GroundTruth["complexity"],
+        max_turns: gt.max_turns as number,
+        success: { must_call_tool: success.must_call_tool as string },
+        tool_sequence: steps,
+        limits: { max_tools: limits.max_tools as number, max_servers: limits.max_servers as number },
+        rubric: instance(RowRubric, {
+          name: rubric.name as string,
+          criteria: (rubric.criteria as ReadonlyArray<Json>).map((c) =>
+            instance(RowCriterion, {
+              name: c.name as string,
+              description: c.description as string,
+              scoring: c.scoring as string
+            })
+          )
+        }),
+        available_tools: (gt.available_tools as ReadonlyArray<Json>).map((t) => ({
+          call_name: t.call_name as string,
+          server: t.server as string,
+          tool: t.tool as string
+        })) as unknown as GroundTruth["available_tools"],
+        tool_schemas: toolSchemas
+      })
+    },
+    // `metadata` was parsed for this row alone: its values are the row's own, as the Schema's copies are.
+    extra_info: { task_metadata: orderMetadata(metadata) }
+  })
+}
+
+/** Keys of each object of a row on disk, in the order `encodeRow` writes them. */
+const ROW_KEYS = ["data_source", "prompt", "env_class", "reward_spec", "extra_info"]
+const MESSAGE_KEYS = ["role", "content"]
+const REWARD_SPEC_KEYS = ["method", "ground_truth"]
+const GROUND_TRUTH_KEYS = [
+  "task_id",
+  "complexity",
+  "max_turns",
+  "success",
+  "tool_sequence",
+  "limits",
+  "rubric",
+  "available_tools",
+  "tool_schemas"
+]
+const STEP_KEYS = ["step", "server", "tool", "call_name", "params", "depends_on", "derived_params", "schema_hash"]
+const CRITERION_KEYS = ["name", "description", "scoring"]
+const AVAILABLE_TOOL_KEYS = ["call_name", "server", "tool"]
+
+/** Whether `o` has exactly these keys, in this order. */
+const hasKeys = (o: unknown, keys: ReadonlyArray<string>): boolean => {
+  if (!isObject(o)) return false
+  let i = 0
+  for (const k in o) if (k !== keys[i++]) return false
+  return i === keys.length
+}
+
+/**
+ * Whether `JSON.stringify(u)` is what `encodedRowJson(encodeRow(row))` writes for `row = decodeRow(u)`:
+ * every object of `u` has exactly the keys `encodeRow` writes, in its order, and each JSON-string field
+ * holds the text `encodeRow` makes of its decoded value.
+ */
+const isWrittenForm = (u: Json, row: SkyRLRow): boolean => {
+  const rs = u.reward_spec as Json
+  const gt = rs.ground_truth as Json
+  const rgt = row.reward_spec.ground_truth
+  const steps = gt.tool_sequence as ReadonlyArray<Json>
+  const rubric = gt.rubric as Json
+  return hasKeys(u, ROW_KEYS) && (u.prompt as ReadonlyArray<unknown>).every((m) => hasKeys(m, MESSAGE_KEYS)) &&
+    hasKeys(rs, REWARD_SPEC_KEYS) && hasKeys(gt, GROUND_TRUTH_KEYS) && hasKeys(gt.success, ["must_call_tool"]) &&
+    hasKeys(gt.limits, ["max_tools", "max_servers"]) && hasKeys(rubric, ["name", "criteria"]) &&
+    (rubric.criteria as ReadonlyArray<unknown>).every((c) => hasKeys(c, CRITERION_KEYS)) &&
+    (gt.available_tools as ReadonlyArray<unknown>).every((t) => hasKeys(t, AVAILABLE_TOOL_KEYS)) &&
+    steps.every((s, i) => {
+      const r = rgt.tool_sequence[i]!
+      return hasKeys(s, STEP_KEYS) && s.params === JSON.stringify(r.params) &&
+        s.depends_on === listJson(r.depends_on) && s.derived_params === listJson(r.derived_params)
+    }) &&
+    gt.tool_schemas === sharedJson(rgt.tool_schemas) && hasKeys(u.extra_info, ["task_metadata"]) &&
+    (u.extra_info as Json).task_metadata === JSON.stringify(row.extra_info.task_metadata)
+}
+
+/**
+ * The compact JSON text of the row `u` (as read from disk; `text` is `JSON.stringify(u)`, `row` is
+ * `decodeRow(u)`) with `task_metadata[key] = value` added: what `encodedRowJson(encodeRow(...))` writes
+ * for that row (test/layout.test.ts holds them equal), made by splicing the field into `text` when `u` is
+ * in the form skyrl writes, so that nothing is encoded again. Undefined when it is not (then encode the
+ * row), or when the metadata has `key` already or declares it.
+ */
+export const rowJsonWithMetadata = (
+  u: unknown,
+  text: string,
+  row: SkyRLRow,
+  key: string,
+  value: object
+): string | undefined => {
+  const metadata = row.extra_info.task_metadata
+  if (!isObject(u) || Object.hasOwn(metadata, key) || DECLARED_METADATA.includes(key) || !isWrittenForm(u, row)) {
+    return undefined
+  }
+  const old = (u.extra_info as Json).task_metadata as string
+  const tail = `${JSON.stringify(old)}}}`
+  if (!text.endsWith(tail)) return undefined
+  const field = `${JSON.stringify(key)}:${JSON.stringify(value)}`
+  const next = old === "{}" ? `{${field}}` : `${old.slice(0, -1)},${field}}`
+  return `${text.slice(0, text.length - tail.length)}${JSON.stringify(next)}}}`
+}
+
+/**
+ * A row as its on-disk JSON text (compact, what `encodedRowJson` writes): writers write the text as it
+ * is (JSON Lines) or read it back for the other forms.
+ */
+export class RowJson {
+  constructor(readonly text: string) {}
+}
+
+/** What dataset writers take: a row, or one already in its JSON text. */
+export type WritableRow = SkyRLRow | RowJson
+
+/** The on-disk form of a row to write. */
+export const encodedOf = (row: WritableRow): EncodedRow =>
+  row instanceof RowJson ? JSON.parse(row.text) as EncodedRow : encodeRow(row)
 
 export interface JsonTextOptions {
   /** Spaces of indentation for .json output (0 = compact). */
