@@ -563,7 +563,8 @@ export class DatasetChecker {
         this.find("plan/schema-drift", d.field, d.message)
       }
     }
-    this.checkSchema(upgraded.value as Json, upgraded.value === value ? metadata : undefined)
+    const current = upgraded.value === value
+    this.checkSchema(upgraded.value as Json, current ? metadata : undefined, current ? steps : undefined)
     this.collectCoverage(metadata, gt, steps)
   }
 
@@ -932,8 +933,8 @@ export class DatasetChecker {
     return leak
   }
 
-  private checkSchema(row: Json, metadata: unknown): void {
-    if (matchesRowSchema(row, metadata)) return
+  private checkSchema(row: Json, metadata: unknown, steps: ReadonlyArray<CheckedStep> | undefined): void {
+    if (matchesRowSchema(row, metadata, steps)) return
     const decoded = decodeRowSchema(encodeForSchema(row), { errors: "all" })
     if (Either.isRight(decoded)) return
     for (const issue of parseIssues(decoded.left)) {

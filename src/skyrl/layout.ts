@@ -270,21 +270,41 @@ const METADATA_FIELDS: ReadonlyArray<readonly [string, (u: unknown) => boolean]>
 const isMetadata = (m: unknown): boolean =>
   isObject(m) && METADATA_FIELDS.every(([k, ok]) => m[k] === undefined || ok(m[k]))
 
-const isStepOnDisk = (s: unknown): boolean =>
-  isObject(s) && isInt(s.step) && stringFields(s, ["server", "tool", "call_name", "schema_hash"]) &&
-  isObject(parsed(s.params)) && allInts(parsed(s.depends_on)) &&
+const STEP_STRINGS = ["server", "tool", "call_name", "schema_hash"]
+const SUCCESS_STRINGS = ["must_call_tool"]
+const CRITERION_STRINGS = ["name", "description", "scoring"]
+const TOOL_STRINGS = ["call_name", "server", "tool"]
+
+/** The steps of a row as a caller read them, their `params` text parsed (by step index). */
+type KnownSteps = ReadonlyArray<{ readonly params: unknown }> | undefined
+
+/** `parsed(s.params)`, taken from `known` when the caller parsed that text already. */
+const paramsOf = (s: Json, i: number, known: KnownSteps): unknown =>
+  known !== undefined && typeof s.params === "string" && known[i] !== undefined ? known[i]!.params : parsed(s.params)
+
+const isStepOnDisk = (s: unknown, i: number, known: KnownSteps): boolean =>
+  isObject(s) && isInt(s.step) && stringFields(s, STEP_STRINGS) &&
+  isObject(paramsOf(s, i, known)) && allInts(parsed(s.depends_on)) &&
   allStrings(parsed(s.derived_params))
 
-const isGroundTruthOnDisk = (gt: unknown): boolean =>
+/** Frozen `available_tools` lists (of frozen entries) found well-formed: rows share them. */
+const wellFormedTools = new WeakSet<object>()
+const isToolList = (u: unknown): boolean => {
+  if (!Array.isArray(u) || u.length === 0) return false
+  if (wellFormedTools.has(u)) return true
+  if (!u.every((t) => stringFields(t, TOOL_STRINGS))) return false
+  if (Object.isFrozen(u) && u.every((t) => Object.isFrozen(t))) wellFormedTools.add(u)
+  return true
+}
+
+const isGroundTruthOnDisk = (gt: unknown, known: KnownSteps): boolean =>
   isObject(gt) && isString(gt.task_id) && COMPLEXITY_LABELS.includes(gt.complexity) && isInt(gt.max_turns) &&
-  stringFields(gt.success, ["must_call_tool"]) &&
-  Array.isArray(gt.tool_sequence) && gt.tool_sequence.every(isStepOnDisk) &&
+  stringFields(gt.success, SUCCESS_STRINGS) &&
+  Array.isArray(gt.tool_sequence) && gt.tool_sequence.every((s, i) => isStepOnDisk(s, i, known)) &&
   isObject(gt.limits) && isInt(gt.limits.max_tools) && isInt(gt.limits.max_servers) &&
   isObject(gt.rubric) && isString(gt.rubric.name) && Array.isArray(gt.rubric.criteria) &&
-  gt.rubric.criteria.every((c) => stringFields(c, ["name", "description", "scoring"])) &&
-  Array.isArray(gt.available_tools) && gt.available_tools.length > 0 &&
-  gt.available_tools.every((t) => stringFields(t, ["call_name", "server", "tool"])) &&
-  isObjectText(gt.tool_schemas)
+  gt.rubric.criteria.every((c) => stringFields(c, CRITERION_STRINGS)) &&
+  isToolList(gt.available_tools) && isObjectText(gt.tool_schemas)
 
 /**
  * Whether an on-disk row decodes with the row Schema (`SkyRLRow`), answered by hand: the checks run it on
@@ -295,13 +315,15 @@ const isGroundTruthOnDisk = (gt: unknown): boolean =>
 export const matchesRowSchema = (
   u: unknown,
   /** `JSON.parse` of the row's `extra_info.task_metadata` when the caller has it. */
-  metadata?: unknown
+  metadata?: unknown,
+  /** The row's steps with `params` as `JSON.parse` of their text, when the caller has them (by step index). */
+  steps?: KnownSteps
 ): boolean =>
   isObject(u) && isString(u.data_source) && u.env_class === ENV_CLASS &&
   Array.isArray(u.prompt) &&
   u.prompt.every((m) => isObject(m) && (m.role === "system" || m.role === "user") && isString(m.content)) &&
   isObject(u.reward_spec) && u.reward_spec.method === REWARD_METHOD &&
-  isGroundTruthOnDisk(u.reward_spec.ground_truth) &&
+  isGroundTruthOnDisk(u.reward_spec.ground_truth, steps) &&
   isObject(u.extra_info) && isString(u.extra_info.task_metadata) &&
   isMetadata(metadata !== undefined ? metadata : parsed(u.extra_info.task_metadata))
 
