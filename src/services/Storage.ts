@@ -640,8 +640,8 @@ const commitTemp = (
     await syncDirectoryShared(path.dirname(path.resolve(file)))
   })
 
-const positionedRead = (handle: fs.FileHandle): NonNullable<SinkTarget["read"]> =>
-(buffer, offset, length, position) => handle.read(buffer, offset, length, position)
+const positionedRead = (handle: fs.FileHandle): NonNullable<SinkTarget["read"]> => (buffer, offset, length, position) =>
+  handle.read(buffer, offset, length, position)
 
 /** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
 const openForAppend = async (file: string): Promise<fs.FileHandle> => {
