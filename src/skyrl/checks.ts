@@ -228,6 +228,9 @@ interface PathNode {
   keysAt?: string
   lastNames?: ReadonlyArray<string> | undefined
   children?: Map<string, PathNode>
+  /** The child paths of `childrenOf`'s keys, in its order (set by kept rows only: never undone). */
+  childList?: ReadonlyArray<PathNode>
+  childrenOf?: ReadonlyArray<string>
   item?: PathNode
   /**
    * The last list or object walked here without a finding, and the file it was in: the same (shared,
@@ -1051,11 +1054,24 @@ export class DatasetChecker {
           this.find("arrow/empty-object", this.field(), "an empty object becomes an empty struct")
           return
         }
-        this.checkKeySet(node, names)
+        // The usual case: the key order of the last kept row here, whose child paths are remembered in order.
+        const known = node.keys !== undefined && node.lastNames !== undefined &&
+            node.childrenOf === node.lastNames && sameNames(names, node.lastNames)
+          ? node.childList
+          : undefined
+        if (known === undefined) this.checkKeySet(node, names)
+        const list = known === undefined && this.undo === undefined ? new Array<PathNode>(names.length) : undefined
         const depth = this.path.length
-        for (const name of names) {
+        for (let i = 0; i < names.length; i++) {
+          const name = names[i]!
           this.path[depth] = name
-          this.walk(obj[name], node.children?.get(name) ?? this.newChild(node, name))
+          const child = known?.[i] ?? node.children?.get(name) ?? this.newChild(node, name)
+          if (list !== undefined) list[i] = child
+          this.walk(obj[name], child)
+        }
+        if (list !== undefined && node.lastNames !== undefined && sameNames(node.lastNames, names)) {
+          node.childList = list
+          node.childrenOf = node.lastNames
         }
         this.path.length = depth
         this.noteClean(value, node, findings)

@@ -91,6 +91,11 @@ const fail = (field: string, reason: string) => Either.left(new ConversionError(
  * `assumptions` → a one-element list. Anything else is left for the Task schema to judge.
  */
 export const normalizeTaskInput = (raw: Record<string, unknown>): Record<string, unknown> => {
+  const rubric = raw.evaluation_rubric
+  const aliased = (rubric === undefined && (isObject(raw.rubric) || isObject(raw.judge_rubric))) ||
+    (isObject(rubric) && rubric.name === undefined && typeof rubric.rubric_name === "string") ||
+    typeof raw.assumptions === "string"
+  if (!aliased) return raw // the usual shape: nothing to map (and no copy)
   const out: Record<string, unknown> = { ...raw }
   if (out.evaluation_rubric === undefined && isObject(out.rubric)) out.evaluation_rubric = out.rubric
   if (isObject(out.evaluation_rubric)) {

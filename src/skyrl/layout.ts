@@ -88,8 +88,25 @@ const encodeAvailableTools = (tools: ReadonlyArray<AvailableTool>): ReadonlyArra
 
 const DECLARED_METADATA = Object.keys(TaskMetadata.fields)
 
+const DECLARED_RANK = new Map(DECLARED_METADATA.map((k, i) => [k, i]))
+
+/** Whether the metadata's own keys are in the Schema's order already (what convert and generate make). */
+const inSchemaOrder = (metadata: Readonly<Record<string, unknown>>): boolean => {
+  let last = -1
+  let undeclared = false
+  for (const k in metadata) {
+    if (!Object.prototype.hasOwnProperty.call(metadata, k)) return false
+    const rank = DECLARED_RANK.get(k)
+    if (rank === undefined) undeclared = true
+    else if (undeclared || rank < last) return false
+    else last = rank
+  }
+  return true
+}
+
 /** The Schema's key order: declared metadata keys first (in declaration order), then the others. */
-const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> => {
+  if (inSchemaOrder(metadata)) return metadata
   const out: Record<string, unknown> = {}
   for (const k of DECLARED_METADATA) if (k in metadata) out[k] = metadata[k]
   for (const k of Object.keys(metadata)) if (!(k in out)) out[k] = metadata[k]
