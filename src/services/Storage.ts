@@ -334,8 +334,7 @@ export const writeJsonRowStream = <E>(
       const encoded = encodeRow(row)
       options.inspect?.(encoded)
       if (format === "jsonl" && options.ascii !== true) {
-        writeEncodedRowJson(encoded, pieces)
-        return sink.write("\n")
+        return writeEncodedRowJson(encoded, pieces, "\n")
       }
       if (format === "jsonl") return sink.write(encodedRowJson(encoded, options) + "\n")
       const text = toJsonText(encoded, { ...options, indent })

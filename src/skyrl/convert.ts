@@ -352,6 +352,19 @@ const availableTools = (
 /** `tool_schemas` by offer and plan tools: rows offering the same tools with the same plan tools share one. */
 const schemasByOffer = new WeakMap<ReadonlyArray<unknown>, Map<string, Readonly<Record<string, unknown>>>>()
 
+/** `[...keys].sort().join(separator)`, by insertion (a plan has a few tools: no sort work arrays per row). */
+const sortedJoin = (keys: ReadonlyArray<string>, separator: string): string => {
+  if (keys.length === 1) return keys[0]!
+  const sorted = keys.slice()
+  for (let i = 1; i < sorted.length; i++) {
+    const k = sorted[i]!
+    let j = i - 1
+    for (; j >= 0 && sorted[j]! > k; j--) sorted[j + 1] = sorted[j]!
+    sorted[j + 1] = k
+  }
+  return sorted.join(separator)
+}
+
 /** The input schemas of the plan's tools by call name, in the offer's order (a shared, frozen object). */
 const toolSchemasOf = (
   tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>,
@@ -359,7 +372,7 @@ const toolSchemasOf = (
   definition: (t: { readonly server: string; readonly tool: string }) => InventoryTool | undefined
 ): Readonly<Record<string, unknown>> => {
   const planKeys = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`))
-  const key = [...planKeys].sort().join("\u0001")
+  const key = sortedJoin(planKeys, "\u0001")
   let byPlan = schemasByOffer.get(tools)
   if (byPlan === undefined) schemasByOffer.set(tools, byPlan = new Map())
   let schemas = byPlan.get(key)

@@ -371,7 +371,9 @@ export const toJsonText = (value: unknown, options: JsonTextOptions = {}): strin
 }
 
 const str = (text: string): string => JSON.stringify(text)
-const num = (n: number): string => JSON.stringify(n)
+/** Numbers as JSON writes them (small integers, the usual case, from a table). */
+const SMALL_INTS = Array.from({ length: 256 }, (_, i) => String(i))
+const num = (n: number): string => (Number.isInteger(n) && n >= 0 && n < 256 ? SMALL_INTS[n]! : JSON.stringify(n))
 
 /** JSON.stringify of strings, remembered for the last `limit` distinct ones (the memo is emptied when full). */
 const jsonMemo = (limit: number) => {
@@ -405,45 +407,91 @@ export interface JsonPieces {
   readonly shared: (json: string) => void
 }
 
+/** The pieces of the text being made (one array reused: the row's text is joined once, not concatenated). */
+const parts: Array<string> = []
+
+/** Hands the pieces so far to `out.text` as one string. */
+const flushParts = (out: JsonPieces): void => {
+  if (parts.length === 0) return
+  out.text(parts.length === 1 ? parts[0]! : parts.join(""))
+  parts.length = 0
+}
+
 /**
  * `toJsonText(row, { indent: 0 })` of an encoded row (what `encodeRow` makes) in pieces, written out by hand
  * in `encodeRow`'s key order so that what rows share (the system message, `available_tools`, `tool_schemas`)
- * is serialized once (a test holds the result equal to `JSON.stringify`).
+ * is serialized once (a test holds the result equal to `JSON.stringify`); `end` (a line end) is added after.
  */
-export const writeEncodedRowJson = (row: EncodedRow, out: JsonPieces): void => {
+export const writeEncodedRowJson = (row: EncodedRow, out: JsonPieces, end = ""): void => {
   const gt = row.reward_spec.ground_truth
-  let text = `{"data_source":${name(row.data_source)},"prompt":[`
-  row.prompt.forEach((m, i) => {
-    text += `${i === 0 ? "" : ","}{"role":${name(m.role)},"content":`
+  parts.length = 0
+  parts.push("{\"data_source\":", name(row.data_source), ",\"prompt\":[")
+  for (let i = 0; i < row.prompt.length; i++) {
+    const m = row.prompt[i]!
+    parts.push(i === 0 ? "{\"role\":" : ",{\"role\":", name(m.role), ",\"content\":")
     if (m.role === "system" && m.content.length >= 256) {
-      out.text(text)
+      flushParts(out)
       out.shared(strShared(m.content))
-      text = "}"
-    } else text += `${str(m.content)}}`
-  })
-  text += `],"env_class":${name(row.env_class)},"reward_spec":{"method":${name(row.reward_spec.method)},` +
-    `"ground_truth":{"task_id":${str(gt.task_id)},"complexity":${name(gt.complexity)},"max_turns":${
-      num(gt.max_turns)
-    },"success":{"must_call_tool":${name(gt.success.must_call_tool)}},"tool_sequence":[`
-  gt.tool_sequence.forEach((s, i) => {
-    text += `${i === 0 ? "" : ","}{"step":${num(s.step)},"server":${name(s.server)},"tool":${name(s.tool)},` +
-      `"call_name":${name(s.call_name)},"params":${str(s.params)},"depends_on":${name(s.depends_on)},` +
-      `"derived_params":${name(s.derived_params)},"schema_hash":${name(s.schema_hash)}}`
-  })
-  text += `],"limits":{"max_tools":${num(gt.limits.max_tools)},"max_servers":${num(gt.limits.max_servers)}},` +
-    `"rubric":${JSON.stringify(gt.rubric)},"available_tools":`
+      parts.push("}")
+    } else parts.push(str(m.content), "}")
+  }
+  parts.push(
+    "],\"env_class\":",
+    name(row.env_class),
+    ",\"reward_spec\":{\"method\":",
+    name(row.reward_spec.method),
+    ",\"ground_truth\":{\"task_id\":",
+    str(gt.task_id),
+    ",\"complexity\":",
+    name(gt.complexity),
+    ",\"max_turns\":",
+    num(gt.max_turns),
+    ",\"success\":{\"must_call_tool\":",
+    name(gt.success.must_call_tool),
+    "},\"tool_sequence\":["
+  )
+  for (let i = 0; i < gt.tool_sequence.length; i++) {
+    const s = gt.tool_sequence[i]!
+    parts.push(
+      i === 0 ? "{\"step\":" : ",{\"step\":",
+      num(s.step),
+      ",\"server\":",
+      name(s.server),
+      ",\"tool\":",
+      name(s.tool),
+      ",\"call_name\":",
+      name(s.call_name),
+      ",\"params\":",
+      str(s.params),
+      ",\"depends_on\":",
+      name(s.depends_on),
+      ",\"derived_params\":",
+      name(s.derived_params),
+      ",\"schema_hash\":",
+      name(s.schema_hash),
+      "}"
+    )
+  }
+  parts.push(
+    "],\"limits\":{\"max_tools\":",
+    num(gt.limits.max_tools),
+    ",\"max_servers\":",
+    num(gt.limits.max_servers),
+    "},\"rubric\":",
+    JSON.stringify(gt.rubric),
+    ",\"available_tools\":"
+  )
   if (Object.isFrozen(gt.available_tools)) {
-    out.text(text)
+    flushParts(out)
     out.shared(sharedJson(gt.available_tools))
-    text = ""
-  } else text += JSON.stringify(gt.available_tools)
-  text += `,"tool_schemas":`
+  } else parts.push(JSON.stringify(gt.available_tools))
+  parts.push(",\"tool_schemas\":")
   if (gt.tool_schemas.length >= 256) {
-    out.text(text)
+    flushParts(out)
     out.shared(strShared(gt.tool_schemas))
-    text = ""
-  } else text += str(gt.tool_schemas)
-  out.text(`${text}}},"extra_info":{"task_metadata":${str(row.extra_info.task_metadata)}}}`)
+  } else parts.push(str(gt.tool_schemas))
+  parts.push("}},\"extra_info\":{\"task_metadata\":", str(row.extra_info.task_metadata), "}}", end)
+  flushParts(out)
 }
 
 /** The row's JSON text in one string (`writeEncodedRowJson`), `--ascii` applied. */
