@@ -249,6 +249,17 @@ const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean 
   return true
 }
 
+/** Whether a plain object's own keys are `names`, in that order (`Object.keys(obj)` equal to `names`). */
+const hasKeysInOrder = (obj: Json, names: ReadonlyArray<string>): boolean => {
+  if (Object.getPrototypeOf(obj) !== Object.prototype) return false
+  let i = 0
+  for (const key in obj) {
+    if (key !== names[i]) return false
+    i++
+  }
+  return i === names.length
+}
+
 /** Texts at least this long have their hash remembered (system messages repeat across rows). */
 const MEMO_MIN_LENGTH = 256
 const MEMO_LIMIT = 4096
@@ -1049,16 +1060,18 @@ export class DatasetChecker {
       case "object": {
         if (this.walkedClean(value, node)) return
         const obj = value as Json
-        const names = Object.keys(obj)
+        // The usual case: the key order of the last kept row here, whose child paths are remembered in order
+        // (compared key by key, without a list of the keys).
+        const last = node.childrenOf
+        const known = last !== undefined && node.keys !== undefined && node.lastNames === last &&
+            hasKeysInOrder(obj, last)
+          ? node.childList
+          : undefined
+        const names = known === undefined ? Object.keys(obj) : last!
         if (names.length === 0) {
           this.find("arrow/empty-object", this.field(), "an empty object becomes an empty struct")
           return
         }
-        // The usual case: the key order of the last kept row here, whose child paths are remembered in order.
-        const known = node.keys !== undefined && node.lastNames !== undefined &&
-            node.childrenOf === node.lastNames && sameNames(names, node.lastNames)
-          ? node.childList
-          : undefined
         if (known === undefined) this.checkKeySet(node, names)
         const list = known === undefined && this.undo === undefined ? new Array<PathNode>(names.length) : undefined
         const depth = this.path.length
