@@ -281,6 +281,17 @@ export const normalizePrompt = (
 /** A deterministic id from the prompt text when the task has none (FNV-1a, 32 bit). */
 const fallbackTaskId = (text: string): string => `task-${fnv1a32(text).toString(16).padStart(8, "0")}`
 
+/** How many of `items` differ (by `same`) from every item before them: a plan's few steps, no set. */
+const countDistinct = <A>(items: ReadonlyArray<A>, same: (a: A, b: A) => boolean): number => {
+  let n = 0
+  for (let i = 0; i < items.length; i++) {
+    let j = 0
+    while (j < i && !same(items[j]!, items[i]!)) j++
+    if (j === i) n++
+  }
+  return n
+}
+
 /** Distinct values in first-use order. */
 const distinct = <A>(values: ReadonlyArray<A>): ReadonlyArray<A> => [...new Set(values)]
 
@@ -462,8 +473,8 @@ export const toSkyRLSample = (
   if (Either.isLeft(parts)) return Either.left(parts.left)
   const { prompt, tools } = parts.right
 
-  const distinctTools = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`)).length
-  const distinctServers = distinct(steps.map((s) => s.server)).length
+  const distinctTools = countDistinct(steps, (a, b) => a.server === b.server && a.tool === b.tool)
+  const distinctServers = countDistinct(steps, (a, b) => a.server === b.server)
   const maxTurns = turnsFor(task.max_turns, steps.length)
   const limits = task.limits ?? { max_tools: distinctTools, max_servers: distinctServers }
   if (limits.max_tools < distinctTools) {

@@ -262,6 +262,14 @@ export const literalParams = (step: PlanStep): Record<string, unknown> => {
   return Object.fromEntries(Object.entries(step.params).filter(([k]) => !derived.has(k)))
 }
 
+const NONE: ReadonlyArray<never> = Object.freeze([])
+
+/** Whether every entry of `dependsOn` is an earlier step than `step`. */
+const earlierSteps = (dependsOn: ReadonlyArray<number>, step: number): boolean => {
+  for (const d of dependsOn) if (!Number.isInteger(d) || d < 1 || d >= step) return false
+  return true
+}
+
 /**
  * Provenance problems of a plan (empty = none). Without an inventory only the plan's own consistency is
  * checked; with one, derived params must also be params the tool declares (unless its schema takes any key).
@@ -269,9 +277,9 @@ export const literalParams = (step: PlanStep): Record<string, unknown> => {
 export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inventory): ReadonlyArray<StepIssue> => {
   const issues: Array<StepIssue> = []
   for (const step of steps) {
-    const dependsOn = step.depends_on ?? []
-    const derived = step.derived_params ?? []
-    if (derived.length === 0 && dependsOn.every((d) => Number.isInteger(d) && d >= 1 && d < step.step)) continue
+    const dependsOn = step.depends_on ?? NONE
+    const derived = step.derived_params ?? NONE
+    if (derived.length === 0 && earlierSteps(dependsOn, step.step)) continue
     const base = { step: step.step, server: step.server, tool: step.tool }
     for (const d of dependsOn) {
       if (!Number.isInteger(d) || d < 1 || d >= step.step) {

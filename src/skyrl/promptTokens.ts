@@ -55,16 +55,20 @@ export const countBpe = ((): (text: string) => number => {
     !(split instanceof RegExp) || !split.global || !(ranks instanceof Map) || typeof encode !== "function" ||
     !specialsStartWithBar
   ) return countTokens
-  const pieces = new RegExp(split.source, split.flags)
+  // Sticky: each piece is matched where the last one ended (the split's pieces cover the whole text, so
+  // these are the pieces its global search finds), and `test` gives its end without a match array.
+  const pieces = new RegExp(split.source, `${split.flags.replace("g", "")}y`)
   const bytePairs = encode as (piece: string) => ReadonlyArray<number>
   return (text) => {
     if (text.includes("<|")) return countTokens(text)
     let n = 0
-    pieces.lastIndex = 0
-    for (let m = pieces.exec(text); m !== null; m = pieces.exec(text)) {
-      const piece = m[0]
-      if (piece === "") return countTokens(text) // (the split never matches nothing; if it did, its own way)
+    for (let start = 0; start < text.length;) {
+      pieces.lastIndex = start
+      // A text the split does not cover piece after piece (it never happens), or an empty piece: its own way.
+      if (!pieces.test(text) || pieces.lastIndex === start) return countTokens(text)
+      const piece = text.slice(start, pieces.lastIndex)
       n += ranks.has(piece) ? 1 : bytePairs.call(core, piece).length
+      start = pieces.lastIndex
     }
     return n
   }
