@@ -13,7 +13,7 @@ import {
   normalizeTaskInput,
   toSkyRLSampleEffect
 } from "../src/skyrl/convert.js"
-import { decodeRow, encodeRow, encodeRowWithSchema } from "../src/skyrl/layout.js"
+import { decodeRow, encodedRowJson, encodeRow, encodeRowWithSchema, writeEncodedRowJson } from "../src/skyrl/layout.js"
 import { TOOL_CALL_SYNTAX } from "../src/skyrl/prompt.js"
 import { chatPromptTokens, textTokens } from "../src/skyrl/promptTokens.js"
 import { runCli } from "./support/cli.js"
@@ -345,6 +345,41 @@ describe("encodeRow", () => {
     })
     expect(rows.length).toBeGreaterThan(3)
     for (const row of rows) expect(JSON.stringify(encodeRow(row))).toBe(JSON.stringify(encodeRowWithSchema(row)))
+  })
+
+  it("is written as JSON.stringify writes it (writeEncodedRowJson, what .jsonl files hold), shared pieces included", () => {
+    const dir = join(FIXTURES, "openai", "chat")
+    const tasks = [
+      ...readdirSync(dir).sort().map((f) =>
+        JSON.parse(JSON.parse(readFileSync(join(dir, f), "utf8")).choices[0].message.content)
+      ),
+      { ...base(), user_prompt: "Quote \"NVDA\" — naïve café 😀\\ \u0001 tab\t", max_turns: 300 },
+      ...[3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 99, 255, 256].map((max_turns) => ({ ...base(), max_turns }))
+    ]
+    let compared = 0
+    for (const task of tasks) {
+      for (const context of [{ inventory }, { inventory, maxPromptTokens: 200 }, {}]) {
+        const r = convertTask(task, { ...context, metadata: { model: "m", extra: { n: [1, 2.5] } } })
+        if (Either.isLeft(r)) continue
+        const encoded = encodeRow(r.right)
+        // A row whose available_tools is not the shared (frozen) list takes the per-row path.
+        const unshared = {
+          ...encoded,
+          reward_spec: {
+            ...encoded.reward_spec,
+            ground_truth: { ...encoded.reward_spec.ground_truth, available_tools: [] as const }
+          }
+        }
+        for (const row of [encoded, unshared]) {
+          const pieces: Array<string> = []
+          writeEncodedRowJson(row, { text: (t) => pieces.push(t), shared: (t) => pieces.push(t) }, "\n")
+          expect(pieces.join("")).toBe(JSON.stringify(row) + "\n")
+          expect(encodedRowJson(row)).toBe(JSON.stringify(row))
+          compared++
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(10)
   })
 })
 

@@ -4,10 +4,11 @@ import { spawnSync } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
+import { crc32 } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import type { InputError } from "../src/domain/errors.js"
 import type { SkyRLRow } from "../src/domain/row.js"
-import { Storage, StorageLive } from "../src/services/Storage.js"
+import { ByteSink, readBackFrom, Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { readJsonLines } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
@@ -79,6 +80,73 @@ describe("writeRows", () => {
   it("an unknown extension is an error naming the supported formats", async () => {
     const exit = await runExit(Effect.flatMap(Storage, (s) => s.writeRows(join(tmp(), "rows.csv"), rows)))
     expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/\.json, \.jsonl or \.parquet/)
+  })
+})
+
+describe("ByteSink read-back", () => {
+  /** A file in memory: appends, a data sync, positioned reads; `damage` changes what a write stores. */
+  const memoryFile = (damage: (bytes: Buffer, index: number) => Buffer = (b) => b) => {
+    const chunks: Array<Buffer> = []
+    let writes = 0
+    const data = () => Buffer.concat(chunks)
+    return {
+      data,
+      target: {
+        write: async (bytes: Uint8Array) => void chunks.push(damage(Buffer.from(bytes), writes++)),
+        datasync: async () => undefined,
+        read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+          // Positioned read over the chunks (no copy of the whole file per read).
+          let at = 0
+          let n = 0
+          for (const c of chunks) {
+            if (n === length) break
+            const from = Math.max(position + n - at, 0)
+            if (from < c.length && at + from === position + n) n += c.copy(buffer, offset + n, from, from + length - n)
+            at += c.length
+          }
+          return { bytesRead: n }
+        }
+      }
+    }
+  }
+  // 70 MiB: more than one sync interval (64 MiB), so a prefix is read back while the rest is written.
+  const writeAll = async (sink: ByteSink) => {
+    const line = "x".repeat((1 << 20) - 1) + "\n"
+    for (let i = 0; i < 70; i++) {
+      sink.write(line)
+      await sink.drained()
+    }
+    return sink.finish()
+  }
+
+  it("reads each synced region back while writing; the rest read after gives the whole file's CRC", async () => {
+    const file = memoryFile()
+    const written = await writeAll(new ByteSink(file.target))
+    expect(written.bytes).toBe(70 << 20)
+    expect(written.readBack.bytes).toBeGreaterThanOrEqual(64 << 20)
+    expect(written.readBack.bytes).toBeLessThan(written.bytes)
+    expect(written.readBack.crc).toBe(crc32(file.data().subarray(0, written.readBack.bytes)))
+    expect(await readBackFrom(file.target.read, written.readBack)).toEqual({ bytes: written.bytes, crc: written.crc })
+  })
+
+  it("a byte changed on the way to the file makes the read-back differ from what was written", async () => {
+    const file = memoryFile((
+      b,
+      i
+    ) => (i === 3 ? Buffer.concat([b.subarray(0, 9), Buffer.from("y"), b.subarray(10)]) : b))
+    const written = await writeAll(new ByteSink(file.target))
+    const onDisk = await readBackFrom(file.target.read, written.readBack)
+    expect(onDisk.bytes).toBe(written.bytes)
+    expect(onDisk.crc).not.toBe(written.crc)
+  })
+
+  it("a file shorter than what was written: the read-back says so, while writing or after", async () => {
+    const short = memoryFile((b, i) => (i === 5 ? b.subarray(1) : b))
+    const written = await writeAll(new ByteSink(short.target))
+    expect((await readBackFrom(short.target.read, written.readBack)).bytes).toBe(written.bytes - 1)
+    // Writes lost before the first sync: the synced region itself is short.
+    const lost = memoryFile((b, i) => (i >= 60 ? b.subarray(0, 0) : b))
+    await expect(writeAll(new ByteSink(lost.target))).rejects.toThrow(/read back ends at byte/)
   })
 })
 

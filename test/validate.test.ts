@@ -562,6 +562,37 @@ describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {
   })
 })
 
+describe("Arrow walk over rows of one shape", () => {
+  // Rows of one key order take the walk's remembered child paths: a change deep inside, a new key order, a
+  // candidate checked without keeping it, each still found (or left without trace) as on the first rows.
+  const row = (n: number, extra: Record<string, unknown> = {}) => ({
+    id: `r${n}`,
+    x: { a: n, b: { c: "s" }, ...extra }
+  })
+  it("finds type changes and key-set changes after many rows of one key order", () => {
+    const checker = new DatasetChecker({})
+    checker.beginFile("f.jsonl")
+    const rules = (findings: ReadonlyArray<{ readonly rule: string }>) =>
+      findings.map((f) => f.rule).filter((r) => r.startsWith("arrow/"))
+    for (let i = 0; i < 5; i++) expect(rules(checker.add(i, row(i)))).toEqual([])
+    expect(rules(checker.add(5, { id: "r5", x: { a: 5, b: { c: 1 } } }))).toEqual(["arrow/type-change"])
+    expect(rules(checker.add(6, { x: { b: { c: "s" }, a: 6 }, id: "r6" }))).toEqual([])
+    expect(rules(checker.check(7, row(7, { d: true }), { keep: false }))).toEqual(["arrow/key-sets"])
+    expect(rules(checker.check(7, { id: "r7", x: { a: 7.5, b: { c: "s" } } }, { keep: false }))).toEqual([
+      "arrow/int-float"
+    ])
+    expect(rules(checker.add(7, row(7)))).toEqual([])
+    expect(rules(checker.add(8, row(8, { d: true })))).toEqual(["arrow/key-sets"])
+    expect(rules(checker.add(9, { id: "r9", x: { a: "9", b: { c: "s" } } }))).toEqual(["arrow/type-change"])
+    const report = checker.report()
+    expect(ruleOf(report, "arrow/type-change").examples.map((e) => [e.row, e.field])).toEqual([
+      [5, "x.b.c"],
+      [9, "x.a"]
+    ])
+    expect(ruleOf(report, "arrow/key-sets").examples.map((e) => [e.row, e.field])).toEqual([[8, "x"]])
+  })
+})
+
 describe("skyrl's own output", () => {
   it("convert of the recorded tasks, filtered to valid plans, validates clean in .jsonl and .parquet (exit 0)", async () => {
     const text = readFileSync(join(import.meta.dirname, "..", "data", "examples", "recorded-tasks.jsonl"), "utf8")

@@ -163,15 +163,32 @@ export interface Written {
   readonly crc: number
 }
 
+/** What a `ByteSink` wrote, and the part of it already read back from the file (a prefix, after its sync). */
+export interface SinkResult extends Written {
+  readonly readBack: Written
+}
+
 const SINK_BUFFER = 1 << 20
 const SYNC_EVERY = 64 << 20
+
+/** Where a `ByteSink` writes: appends, optionally a data sync and positioned reads (for the read-back). */
+export interface SinkTarget {
+  readonly write: (bytes: Uint8Array) => Promise<unknown>
+  readonly datasync?: () => Promise<unknown>
+  readonly read?: (buffer: Buffer, offset: number, length: number, position: number) => Promise<{ bytesRead: number }>
+}
 
 /**
  * Text written through two alternating byte buffers: one fills while the other is written to the file (on
  * libuv's threads), so encoding and the disk overlap. `write` never waits; `drained` waits until at most
  * one buffer is in flight (call it between batches), `finish` until everything is written.
+ *
+ * With `datasync` the file is flushed to disk every SYNC_EVERY bytes as it goes, and with `read` each
+ * region so flushed is then read back from the file and its CRC-32 continued (`SinkResult.readBack`),
+ * while the rows after it are still being made: the caller reads back only the rest after its final sync
+ * (`readBackFrom`), and compares the whole with what was written.
  */
-class ByteSink {
+export class ByteSink {
   private buffer: Buffer = Buffer.allocUnsafe(SINK_BUFFER)
   private used = 0
   private inFlight: Promise<void> | undefined
@@ -183,12 +200,10 @@ class ByteSink {
   private bytes = 0
   private unsynced = 0
   private syncing: Promise<unknown> = Promise.resolve()
-  constructor(
-    private readonly out: {
-      readonly write: (bytes: Uint8Array) => Promise<unknown>
-      readonly datasync?: () => Promise<unknown>
-    }
-  ) {}
+  /** The prefix of the file read back so far (after its sync), and the read-back in progress. */
+  private readBack: Written = { bytes: 0, crc: 0 }
+  private reading: Promise<void> = Promise.resolve()
+  constructor(private readonly out: SinkTarget) {}
 
   /** Writes a text that repeats (the same string again and again): from its encoded bytes, kept. */
   writeShared(text: string): void {
@@ -231,16 +246,31 @@ class ByteSink {
     // (beside the writes, not between them: a write never waits for a sync).
     const sync = this.unsynced >= SYNC_EVERY ? this.out.datasync : undefined
     if (sync !== undefined) this.unsynced = 0
+    const end = this.bytes
     this.inFlight = (this.inFlight ?? Promise.resolve()).then(async () => {
       await this.out.write(bytes)
       if (sync !== undefined) {
-        const synced = sync.call(this.out).catch((e: unknown) => void (this.failure ??= e))
-        this.syncing = Promise.all([this.syncing, synced])
+        const synced = sync.call(this.out).then(() => this.readBackTo(end))
+        this.syncing = Promise.all([this.syncing, synced.catch((e: unknown) => void (this.failure ??= e))])
       }
     }).then(
       () => void (owner !== undefined && this.spare.length < 2 && this.spare.push(owner)),
       (e) => void (this.failure ??= e)
     )
+  }
+
+  /** Reads the file back up to `end` (its bytes before that are written and synced), in order. */
+  private readBackTo(end: number): Promise<void> {
+    const read = this.out.read
+    if (read === undefined) return Promise.resolve()
+    this.reading = this.reading.then(async () => {
+      if (this.failure !== undefined) return
+      this.readBack = await readBackFrom(read, this.readBack, end)
+      if (this.readBack.bytes < end) {
+        throw new Error(`the file read back ends at byte ${this.readBack.bytes}, before the ${end} bytes written`)
+      }
+    })
+    return this.reading
   }
 
   /** Waits while no spare buffer is free (the writes lag behind): the caller's backpressure. */
@@ -249,26 +279,36 @@ class ByteSink {
     if (this.failure !== undefined) throw this.failure
   }
 
-  async finish(): Promise<Written> {
+  async finish(): Promise<SinkResult> {
     this.flush()
     await this.inFlight
     await this.syncing
+    await this.reading.catch((e: unknown) => void (this.failure ??= e))
     if (this.failure !== undefined) throw this.failure
-    return { bytes: this.bytes, crc: this.crc }
+    return { bytes: this.bytes, crc: this.crc, readBack: this.readBack }
   }
 }
 
-/** The length and CRC-32 of a file as it is on disk now. */
-const fileChecksum = async (handle: fs.FileHandle): Promise<Written> => {
-  const buffer = Buffer.allocUnsafe(SINK_BUFFER)
-  let crc = 0
-  let bytes = 0
-  for (;;) {
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes)
-    if (bytesRead === 0) return { bytes, crc }
+const READ_BACK_BUFFER = 1 << 20
+
+/**
+ * The length and CRC-32 of a file as it is on disk now, continued from `from` (a prefix already read back:
+ * its length and CRC), up to `end` bytes or the end of the file.
+ */
+export const readBackFrom = async (
+  read: NonNullable<SinkTarget["read"]>,
+  from: Written = { bytes: 0, crc: 0 },
+  end = Number.POSITIVE_INFINITY
+): Promise<Written> => {
+  const buffer = Buffer.allocUnsafe(READ_BACK_BUFFER)
+  let { bytes, crc } = from
+  while (bytes < end) {
+    const { bytesRead } = await read(buffer, 0, Math.min(buffer.length, end - bytes), bytes)
+    if (bytesRead === 0) break
     crc = crc32(buffer.subarray(0, bytesRead), crc)
     bytes += bytesRead
   }
+  return { bytes, crc }
 }
 
 /**
@@ -300,8 +340,7 @@ export const writeJsonRowStream = <E>(
       const encoded = encodedOf(row)
       options.inspect?.(encoded)
       if (format === "jsonl" && options.ascii !== true) {
-        writeEncodedRowJson(encoded, pieces)
-        return sink.write("\n")
+        return writeEncodedRowJson(encoded, pieces, "\n")
       }
       if (format === "jsonl") return sink.write(encodedRowJson(encoded, options) + "\n")
       const text = toJsonText(encoded, { ...options, indent })
@@ -579,16 +618,20 @@ const tempFileFor = (file: string) =>
       })
   )
 
-/** fsync, the read-back check (when the bytes are known), rename over `file`, directory sync. */
+/**
+ * fsync, the read-back check (when the bytes are known: the file from its first byte to its end must be
+ * those bytes; the prefix `written.readBack` was read back after an earlier sync), rename over `file`,
+ * directory sync.
+ */
 const commitTemp = (
   file: string,
   t: { readonly tmp: string; readonly handle: fs.FileHandle; renamed: boolean },
-  written: Written | undefined
+  written: SinkResult | undefined
 ) =>
   attempt(file, "write", async () => {
     await t.handle.sync()
     if (written !== undefined) {
-      const onDisk = await fileChecksum(t.handle)
+      const onDisk = await readBackFrom(positionedRead(t.handle), written.readBack)
       if (onDisk.bytes !== written.bytes || onDisk.crc !== written.crc) {
         throw new Error(
           `the file read back (${onDisk.bytes} bytes, CRC-32 ${onDisk.crc}) is not what was written ` +
@@ -601,6 +644,9 @@ const commitTemp = (
     t.renamed = true
     await syncDirectoryShared(path.dirname(path.resolve(file)))
   })
+
+const positionedRead = (handle: fs.FileHandle): NonNullable<SinkTarget["read"]> => (buffer, offset, length, position) =>
+  handle.read(buffer, offset, length, position)
 
 /** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
 const openForAppend = async (file: string): Promise<fs.FileHandle> => {
@@ -675,7 +721,11 @@ const writeRowStreamLive = <E>(
       yield* commitTemp(file, t, undefined)
       return n
     }
-    const sink = new ByteSink(t.handle)
+    const sink = new ByteSink({
+      write: (bytes) => t.handle.write(bytes),
+      datasync: () => t.handle.datasync(),
+      read: positionedRead(t.handle)
+    })
     const n = yield* writeJsonRowStream(sink, rows, format, options).pipe(
       Effect.catchAllDefect((e) => new StorageError({ path: file, operation: "write", reason: reason(e) }))
     )

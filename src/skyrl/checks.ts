@@ -228,6 +228,9 @@ interface PathNode {
   keysAt?: string
   lastNames?: ReadonlyArray<string> | undefined
   children?: Map<string, PathNode>
+  /** The child paths of `childrenOf`'s keys, in its order (set by kept rows only: never undone). */
+  childList?: ReadonlyArray<PathNode>
+  childrenOf?: ReadonlyArray<string>
   item?: PathNode
   /**
    * The last list or object walked here without a finding, and the file it was in: the same (shared,
@@ -244,6 +247,17 @@ const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean 
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
+}
+
+/** Whether a plain object's own keys are `names`, in that order (`Object.keys(obj)` equal to `names`). */
+const hasKeysInOrder = (obj: Json, names: ReadonlyArray<string>): boolean => {
+  if (Object.getPrototypeOf(obj) !== Object.prototype) return false
+  let i = 0
+  for (const key in obj) {
+    if (key !== names[i]) return false
+    i++
+  }
+  return i === names.length
 }
 
 /** Texts at least this long have their hash remembered (system messages repeat across rows). */
@@ -563,7 +577,8 @@ export class DatasetChecker {
         this.find("plan/schema-drift", d.field, d.message)
       }
     }
-    this.checkSchema(upgraded.value as Json, upgraded.value === value ? metadata : undefined)
+    const current = upgraded.value === value
+    this.checkSchema(upgraded.value as Json, current ? metadata : undefined, current ? steps : undefined)
     this.collectCoverage(metadata, gt, steps)
   }
 
@@ -932,8 +947,8 @@ export class DatasetChecker {
     return leak
   }
 
-  private checkSchema(row: Json, metadata: unknown): void {
-    if (matchesRowSchema(row, metadata)) return
+  private checkSchema(row: Json, metadata: unknown, steps: ReadonlyArray<CheckedStep> | undefined): void {
+    if (matchesRowSchema(row, metadata, steps)) return
     const decoded = decodeRowSchema(encodeForSchema(row), { errors: "all" })
     if (Either.isRight(decoded)) return
     for (const issue of parseIssues(decoded.left)) {
@@ -1045,16 +1060,31 @@ export class DatasetChecker {
       case "object": {
         if (this.walkedClean(value, node)) return
         const obj = value as Json
-        const names = Object.keys(obj)
+        // The usual case: the key order of the last kept row here, whose child paths are remembered in order
+        // (compared key by key, without a list of the keys).
+        const last = node.childrenOf
+        const known = last !== undefined && node.keys !== undefined && node.lastNames === last &&
+            hasKeysInOrder(obj, last)
+          ? node.childList
+          : undefined
+        const names = known === undefined ? Object.keys(obj) : last!
         if (names.length === 0) {
           this.find("arrow/empty-object", this.field(), "an empty object becomes an empty struct")
           return
         }
-        this.checkKeySet(node, names)
+        if (known === undefined) this.checkKeySet(node, names)
+        const list = known === undefined && this.undo === undefined ? new Array<PathNode>(names.length) : undefined
         const depth = this.path.length
-        for (const name of names) {
+        for (let i = 0; i < names.length; i++) {
+          const name = names[i]!
           this.path[depth] = name
-          this.walk(obj[name], node.children?.get(name) ?? this.newChild(node, name))
+          const child = known?.[i] ?? node.children?.get(name) ?? this.newChild(node, name)
+          if (list !== undefined) list[i] = child
+          this.walk(obj[name], child)
+        }
+        if (list !== undefined && node.lastNames !== undefined && sameNames(node.lastNames, names)) {
+          node.childList = list
+          node.childrenOf = node.lastNames
         }
         this.path.length = depth
         this.noteClean(value, node, findings)

@@ -91,6 +91,11 @@ const fail = (field: string, reason: string) => Either.left(new ConversionError(
  * `assumptions` → a one-element list. Anything else is left for the Task schema to judge.
  */
 export const normalizeTaskInput = (raw: Record<string, unknown>): Record<string, unknown> => {
+  const rubric = raw.evaluation_rubric
+  const aliased = (rubric === undefined && (isObject(raw.rubric) || isObject(raw.judge_rubric))) ||
+    (isObject(rubric) && rubric.name === undefined && typeof rubric.rubric_name === "string") ||
+    typeof raw.assumptions === "string"
+  if (!aliased) return raw // the usual shape: nothing to map (and no copy)
   const out: Record<string, unknown> = { ...raw }
   if (out.evaluation_rubric === undefined && isObject(out.rubric)) out.evaluation_rubric = out.rubric
   if (isObject(out.evaluation_rubric)) {
@@ -276,6 +281,17 @@ export const normalizePrompt = (
 /** A deterministic id from the prompt text when the task has none (FNV-1a, 32 bit). */
 const fallbackTaskId = (text: string): string => `task-${fnv1a32(text).toString(16).padStart(8, "0")}`
 
+/** How many of `items` differ (by `same`) from every item before them: a plan's few steps, no set. */
+const countDistinct = <A>(items: ReadonlyArray<A>, same: (a: A, b: A) => boolean): number => {
+  let n = 0
+  for (let i = 0; i < items.length; i++) {
+    let j = 0
+    while (j < i && !same(items[j]!, items[i]!)) j++
+    if (j === i) n++
+  }
+  return n
+}
+
 /** Distinct values in first-use order. */
 const distinct = <A>(values: ReadonlyArray<A>): ReadonlyArray<A> => [...new Set(values)]
 
@@ -347,6 +363,19 @@ const availableTools = (
 /** `tool_schemas` by offer and plan tools: rows offering the same tools with the same plan tools share one. */
 const schemasByOffer = new WeakMap<ReadonlyArray<unknown>, Map<string, Readonly<Record<string, unknown>>>>()
 
+/** `[...keys].sort().join(separator)`, by insertion (a plan has a few tools: no sort work arrays per row). */
+const sortedJoin = (keys: ReadonlyArray<string>, separator: string): string => {
+  if (keys.length === 1) return keys[0]!
+  const sorted = keys.slice()
+  for (let i = 1; i < sorted.length; i++) {
+    const k = sorted[i]!
+    let j = i - 1
+    for (; j >= 0 && sorted[j]! > k; j--) sorted[j + 1] = sorted[j]!
+    sorted[j + 1] = k
+  }
+  return sorted.join(separator)
+}
+
 /** The input schemas of the plan's tools by call name, in the offer's order (a shared, frozen object). */
 const toolSchemasOf = (
   tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>,
@@ -354,7 +383,7 @@ const toolSchemasOf = (
   definition: (t: { readonly server: string; readonly tool: string }) => InventoryTool | undefined
 ): Readonly<Record<string, unknown>> => {
   const planKeys = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`))
-  const key = [...planKeys].sort().join("\u0001")
+  const key = sortedJoin(planKeys, "\u0001")
   let byPlan = schemasByOffer.get(tools)
   if (byPlan === undefined) schemasByOffer.set(tools, byPlan = new Map())
   let schemas = byPlan.get(key)
@@ -444,8 +473,8 @@ export const toSkyRLSample = (
   if (Either.isLeft(parts)) return Either.left(parts.left)
   const { prompt, tools } = parts.right
 
-  const distinctTools = distinct(steps.map((s) => `${s.server}\u0000${s.tool}`)).length
-  const distinctServers = distinct(steps.map((s) => s.server)).length
+  const distinctTools = countDistinct(steps, (a, b) => a.server === b.server && a.tool === b.tool)
+  const distinctServers = countDistinct(steps, (a, b) => a.server === b.server)
   const maxTurns = turnsFor(task.max_turns, steps.length)
   const limits = task.limits ?? { max_tools: distinctTools, max_servers: distinctServers }
   if (limits.max_tools < distinctTools) {

@@ -98,8 +98,25 @@ const encodeAvailableTools = (tools: ReadonlyArray<AvailableTool>): ReadonlyArra
 
 const DECLARED_METADATA = Object.keys(TaskMetadata.fields)
 
+const DECLARED_RANK = new Map(DECLARED_METADATA.map((k, i) => [k, i]))
+
+/** Whether the metadata's own keys are in the Schema's order already (what convert and generate make). */
+const inSchemaOrder = (metadata: Readonly<Record<string, unknown>>): boolean => {
+  let last = -1
+  let undeclared = false
+  for (const k in metadata) {
+    if (!Object.prototype.hasOwnProperty.call(metadata, k)) return false
+    const rank = DECLARED_RANK.get(k)
+    if (rank === undefined) undeclared = true
+    else if (undeclared || rank < last) return false
+    else last = rank
+  }
+  return true
+}
+
 /** The Schema's key order: declared metadata keys first (in declaration order), then the others. */
-const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Record<string, unknown> => {
+const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> => {
+  if (inSchemaOrder(metadata)) return metadata
   const out: Record<string, unknown> = {}
   for (const k of DECLARED_METADATA) if (k in metadata) out[k] = metadata[k]
   for (const k of Object.keys(metadata)) if (!Object.hasOwn(out, k)) out[k] = metadata[k]
@@ -290,21 +307,41 @@ const METADATA_FIELDS: ReadonlyArray<readonly [string, (u: unknown) => boolean]>
 const isMetadata = (m: unknown): boolean =>
   isObject(m) && METADATA_FIELDS.every(([k, ok]) => m[k] === undefined || ok(m[k]))
 
-const isStepOnDisk = (s: unknown): boolean =>
-  isObject(s) && isInt(s.step) && stringFields(s, ["server", "tool", "call_name", "schema_hash"]) &&
-  isObject(parsed(s.params)) && allInts(parsed(s.depends_on)) &&
+const STEP_STRINGS = ["server", "tool", "call_name", "schema_hash"]
+const SUCCESS_STRINGS = ["must_call_tool"]
+const CRITERION_STRINGS = ["name", "description", "scoring"]
+const TOOL_STRINGS = ["call_name", "server", "tool"]
+
+/** The steps of a row as a caller read them, their `params` text parsed (by step index). */
+type KnownSteps = ReadonlyArray<{ readonly params: unknown }> | undefined
+
+/** `parsed(s.params)`, taken from `known` when the caller parsed that text already. */
+const paramsOf = (s: Json, i: number, known: KnownSteps): unknown =>
+  known !== undefined && typeof s.params === "string" && known[i] !== undefined ? known[i]!.params : parsed(s.params)
+
+const isStepOnDisk = (s: unknown, i: number, known: KnownSteps): boolean =>
+  isObject(s) && isInt(s.step) && stringFields(s, STEP_STRINGS) &&
+  isObject(paramsOf(s, i, known)) && allInts(parsed(s.depends_on)) &&
   allStrings(parsed(s.derived_params))
 
-const isGroundTruthOnDisk = (gt: unknown): boolean =>
+/** Frozen `available_tools` lists (of frozen entries) found well-formed: rows share them. */
+const wellFormedTools = new WeakSet<object>()
+const isToolList = (u: unknown): boolean => {
+  if (!Array.isArray(u) || u.length === 0) return false
+  if (wellFormedTools.has(u)) return true
+  if (!u.every((t) => stringFields(t, TOOL_STRINGS))) return false
+  if (Object.isFrozen(u) && u.every((t) => Object.isFrozen(t))) wellFormedTools.add(u)
+  return true
+}
+
+const isGroundTruthOnDisk = (gt: unknown, known: KnownSteps): boolean =>
   isObject(gt) && isString(gt.task_id) && COMPLEXITY_LABELS.includes(gt.complexity) && isInt(gt.max_turns) &&
-  stringFields(gt.success, ["must_call_tool"]) &&
-  Array.isArray(gt.tool_sequence) && gt.tool_sequence.every(isStepOnDisk) &&
+  stringFields(gt.success, SUCCESS_STRINGS) &&
+  Array.isArray(gt.tool_sequence) && gt.tool_sequence.every((s, i) => isStepOnDisk(s, i, known)) &&
   isObject(gt.limits) && isInt(gt.limits.max_tools) && isInt(gt.limits.max_servers) &&
   isObject(gt.rubric) && isString(gt.rubric.name) && Array.isArray(gt.rubric.criteria) &&
-  gt.rubric.criteria.every((c) => stringFields(c, ["name", "description", "scoring"])) &&
-  Array.isArray(gt.available_tools) && gt.available_tools.length > 0 &&
-  gt.available_tools.every((t) => stringFields(t, ["call_name", "server", "tool"])) &&
-  isObjectText(gt.tool_schemas)
+  gt.rubric.criteria.every((c) => stringFields(c, CRITERION_STRINGS)) &&
+  isToolList(gt.available_tools) && isObjectText(gt.tool_schemas)
 
 /**
  * Whether an on-disk row decodes with the row Schema (`SkyRLRow`), answered by hand: the checks run it on
@@ -315,13 +352,15 @@ const isGroundTruthOnDisk = (gt: unknown): boolean =>
 export const matchesRowSchema = (
   u: unknown,
   /** `JSON.parse` of the row's `extra_info.task_metadata` when the caller has it. */
-  metadata?: unknown
+  metadata?: unknown,
+  /** The row's steps with `params` as `JSON.parse` of their text, when the caller has them (by step index). */
+  steps?: KnownSteps
 ): boolean =>
   isObject(u) && isString(u.data_source) && u.env_class === ENV_CLASS &&
   Array.isArray(u.prompt) &&
   u.prompt.every((m) => isObject(m) && (m.role === "system" || m.role === "user") && isString(m.content)) &&
   isObject(u.reward_spec) && u.reward_spec.method === REWARD_METHOD &&
-  isGroundTruthOnDisk(u.reward_spec.ground_truth) &&
+  isGroundTruthOnDisk(u.reward_spec.ground_truth, steps) &&
   isObject(u.extra_info) && isString(u.extra_info.task_metadata) &&
   isMetadata(metadata !== undefined ? metadata : parsed(u.extra_info.task_metadata))
 
@@ -539,7 +578,9 @@ export const toJsonText = (value: unknown, options: JsonTextOptions = {}): strin
 }
 
 const str = (text: string): string => JSON.stringify(text)
-const num = (n: number): string => JSON.stringify(n)
+/** Numbers as JSON writes them (small integers, the usual case, from a table). */
+const SMALL_INTS = Array.from({ length: 256 }, (_, i) => String(i))
+const num = (n: number): string => (Number.isInteger(n) && n >= 0 && n < 256 ? SMALL_INTS[n]! : JSON.stringify(n))
 
 /** JSON.stringify of strings, remembered for the last `limit` distinct ones (the memo is emptied when full). */
 const jsonMemo = (limit: number) => {
@@ -573,45 +614,91 @@ export interface JsonPieces {
   readonly shared: (json: string) => void
 }
 
+/** The pieces of the text being made (one array reused: the row's text is joined once, not concatenated). */
+const parts: Array<string> = []
+
+/** Hands the pieces so far to `out.text` as one string. */
+const flushParts = (out: JsonPieces): void => {
+  if (parts.length === 0) return
+  out.text(parts.length === 1 ? parts[0]! : parts.join(""))
+  parts.length = 0
+}
+
 /**
  * `toJsonText(row, { indent: 0 })` of an encoded row (what `encodeRow` makes) in pieces, written out by hand
  * in `encodeRow`'s key order so that what rows share (the system message, `available_tools`, `tool_schemas`)
- * is serialized once (a test holds the result equal to `JSON.stringify`).
+ * is serialized once (a test holds the result equal to `JSON.stringify`); `end` (a line end) is added after.
  */
-export const writeEncodedRowJson = (row: EncodedRow, out: JsonPieces): void => {
+export const writeEncodedRowJson = (row: EncodedRow, out: JsonPieces, end = ""): void => {
   const gt = row.reward_spec.ground_truth
-  let text = `{"data_source":${name(row.data_source)},"prompt":[`
-  row.prompt.forEach((m, i) => {
-    text += `${i === 0 ? "" : ","}{"role":${name(m.role)},"content":`
+  parts.length = 0
+  parts.push("{\"data_source\":", name(row.data_source), ",\"prompt\":[")
+  for (let i = 0; i < row.prompt.length; i++) {
+    const m = row.prompt[i]!
+    parts.push(i === 0 ? "{\"role\":" : ",{\"role\":", name(m.role), ",\"content\":")
     if (m.role === "system" && m.content.length >= 256) {
-      out.text(text)
+      flushParts(out)
       out.shared(strShared(m.content))
-      text = "}"
-    } else text += `${str(m.content)}}`
-  })
-  text += `],"env_class":${name(row.env_class)},"reward_spec":{"method":${name(row.reward_spec.method)},` +
-    `"ground_truth":{"task_id":${str(gt.task_id)},"complexity":${name(gt.complexity)},"max_turns":${
-      num(gt.max_turns)
-    },"success":{"must_call_tool":${name(gt.success.must_call_tool)}},"tool_sequence":[`
-  gt.tool_sequence.forEach((s, i) => {
-    text += `${i === 0 ? "" : ","}{"step":${num(s.step)},"server":${name(s.server)},"tool":${name(s.tool)},` +
-      `"call_name":${name(s.call_name)},"params":${str(s.params)},"depends_on":${name(s.depends_on)},` +
-      `"derived_params":${name(s.derived_params)},"schema_hash":${name(s.schema_hash)}}`
-  })
-  text += `],"limits":{"max_tools":${num(gt.limits.max_tools)},"max_servers":${num(gt.limits.max_servers)}},` +
-    `"rubric":${JSON.stringify(gt.rubric)},"available_tools":`
+      parts.push("}")
+    } else parts.push(str(m.content), "}")
+  }
+  parts.push(
+    "],\"env_class\":",
+    name(row.env_class),
+    ",\"reward_spec\":{\"method\":",
+    name(row.reward_spec.method),
+    ",\"ground_truth\":{\"task_id\":",
+    str(gt.task_id),
+    ",\"complexity\":",
+    name(gt.complexity),
+    ",\"max_turns\":",
+    num(gt.max_turns),
+    ",\"success\":{\"must_call_tool\":",
+    name(gt.success.must_call_tool),
+    "},\"tool_sequence\":["
+  )
+  for (let i = 0; i < gt.tool_sequence.length; i++) {
+    const s = gt.tool_sequence[i]!
+    parts.push(
+      i === 0 ? "{\"step\":" : ",{\"step\":",
+      num(s.step),
+      ",\"server\":",
+      name(s.server),
+      ",\"tool\":",
+      name(s.tool),
+      ",\"call_name\":",
+      name(s.call_name),
+      ",\"params\":",
+      str(s.params),
+      ",\"depends_on\":",
+      name(s.depends_on),
+      ",\"derived_params\":",
+      name(s.derived_params),
+      ",\"schema_hash\":",
+      name(s.schema_hash),
+      "}"
+    )
+  }
+  parts.push(
+    "],\"limits\":{\"max_tools\":",
+    num(gt.limits.max_tools),
+    ",\"max_servers\":",
+    num(gt.limits.max_servers),
+    "},\"rubric\":",
+    JSON.stringify(gt.rubric),
+    ",\"available_tools\":"
+  )
   if (Object.isFrozen(gt.available_tools)) {
-    out.text(text)
+    flushParts(out)
     out.shared(sharedJson(gt.available_tools))
-    text = ""
-  } else text += JSON.stringify(gt.available_tools)
-  text += `,"tool_schemas":`
+  } else parts.push(JSON.stringify(gt.available_tools))
+  parts.push(",\"tool_schemas\":")
   if (gt.tool_schemas.length >= 256) {
-    out.text(text)
+    flushParts(out)
     out.shared(strShared(gt.tool_schemas))
-    text = ""
-  } else text += str(gt.tool_schemas)
-  out.text(`${text}}},"extra_info":{"task_metadata":${str(row.extra_info.task_metadata)}}}`)
+  } else parts.push(str(gt.tool_schemas))
+  parts.push("}},\"extra_info\":{\"task_metadata\":", str(row.extra_info.task_metadata), "}}", end)
+  flushParts(out)
 }
 
 /** The row's JSON text in one string (`writeEncodedRowJson`), `--ascii` applied. */

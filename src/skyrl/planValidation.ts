@@ -1,5 +1,5 @@
 /**
- * Plan validation against the inventory (pure; ajv compiled per tool and cached per inventory).
+ * Plan validation against the inventory (pure; ajv compiled per tool entry and cached).
  *
  * Every step's server must exist, the tool must belong to that server, and the params must validate
  * against the tool's inputSchema (required, types, enums, formats...). Unknown params: by default a
@@ -87,7 +87,8 @@ export const closeObjects = (schema: unknown): unknown => {
 
 type Compiled = { readonly validate: ValidateFunction } | { readonly error: string }
 
-const cache = new WeakMap<Inventory, Map<string, Compiled>>()
+/** Compiled validators by tool entry and mode (a tool's validator depends on its schema and the mode only). */
+const cache = new WeakMap<InventoryTool, { reject?: Compiled; allow?: Compiled }>()
 
 const compileTool = (tool: InventoryTool, mode: "reject" | "allow"): Compiled => {
   try {
@@ -97,19 +98,10 @@ const compileTool = (tool: InventoryTool, mode: "reject" | "allow"): Compiled =>
   }
 }
 
-const compiledFor = (inventory: Inventory, server: string, tool: InventoryTool, mode: "reject" | "allow") => {
-  let perInventory = cache.get(inventory)
-  if (perInventory === undefined) {
-    perInventory = new Map()
-    cache.set(inventory, perInventory)
-  }
-  const key = `${mode}\u0000${server}\u0000${tool.name}`
-  let compiled = perInventory.get(key)
-  if (compiled === undefined) {
-    compiled = compileTool(tool, mode)
-    perInventory.set(key, compiled)
-  }
-  return compiled
+const compiledFor = (tool: InventoryTool, mode: "reject" | "allow"): Compiled => {
+  let byMode = cache.get(tool)
+  if (byMode === undefined) cache.set(tool, byMode = {})
+  return byMode[mode] ??= compileTool(tool, mode)
 }
 
 /**
@@ -122,7 +114,7 @@ export const schemaProblems = (
   const problems: Array<{ entry: string; reason: string }> = []
   inventory.servers.forEach((server, i) =>
     server.tools.forEach((tool, j) => {
-      const compiled = compiledFor(inventory, server.name, tool, "reject")
+      const compiled = compiledFor(tool, "reject")
       if ("error" in compiled) {
         problems.push({
           entry: `servers[${i}].tools[${j}].inputSchema`,
@@ -213,12 +205,13 @@ const describeError = (
 }
 
 const MAX_ISSUES_PER_STEP = 12
+const NO_ISSUES: ReadonlyArray<StepIssue> = Object.freeze([])
 
 const paramIssues = (
   step: PlanStep,
   validate: ValidateFunction
 ): ReadonlyArray<StepIssue> => {
-  if (validate(step.params)) return []
+  if (validate(step.params)) return NO_ISSUES
   const seen = new Set<string>()
   const issues: Array<StepIssue> = []
   const errors = validate.errors ?? []
@@ -269,6 +262,14 @@ export const literalParams = (step: PlanStep): Record<string, unknown> => {
   return Object.fromEntries(Object.entries(step.params).filter(([k]) => !derived.has(k)))
 }
 
+const NONE: ReadonlyArray<never> = Object.freeze([])
+
+/** Whether every entry of `dependsOn` is an earlier step than `step`. */
+const earlierSteps = (dependsOn: ReadonlyArray<number>, step: number): boolean => {
+  for (const d of dependsOn) if (!Number.isInteger(d) || d < 1 || d >= step) return false
+  return true
+}
+
 /**
  * Provenance problems of a plan (empty = none). Without an inventory only the plan's own consistency is
  * checked; with one, derived params must also be params the tool declares (unless its schema takes any key).
@@ -276,8 +277,10 @@ export const literalParams = (step: PlanStep): Record<string, unknown> => {
 export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inventory): ReadonlyArray<StepIssue> => {
   const issues: Array<StepIssue> = []
   for (const step of steps) {
+    const dependsOn = step.depends_on ?? NONE
+    const derived = step.derived_params ?? NONE
+    if (derived.length === 0 && earlierSteps(dependsOn, step.step)) continue
     const base = { step: step.step, server: step.server, tool: step.tool }
-    const dependsOn = step.depends_on ?? []
     for (const d of dependsOn) {
       if (!Number.isInteger(d) || d < 1 || d >= step.step) {
         issues.push({
@@ -289,7 +292,6 @@ export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inv
         })
       }
     }
-    const derived = step.derived_params ?? []
     if (derived.length > 0 && dependsOn.length === 0) {
       issues.push({
         ...base,
@@ -372,14 +374,16 @@ export const validatePlan = (
       issues.push({ ...base, path: "params", message: `must be an object (got ${typeOf(step.params)})` })
       return
     }
-    const compiled = compiledFor(inventory, server.name, tool, mode)
+    const compiled = compiledFor(tool, mode)
     if ("error" in compiled) {
       issues.push({ ...base, path: "params", message: `the tool's input schema is invalid: ${compiled.error}` })
       return
     }
-    issues.push(...paramIssues(step, compiled.validate))
+    const stepIssues = paramIssues(step, compiled.validate)
+    if (stepIssues.length > 0) issues.push(...stepIssues)
   })
-  issues.push(...provenanceIssues(steps, inventory))
+  const provenance = provenanceIssues(steps, inventory)
+  if (provenance.length > 0) issues.push(...provenance)
   return issues
 }
 

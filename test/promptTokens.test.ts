@@ -1,0 +1,101 @@
+/**
+ * `countBpe` (src/skyrl/promptTokens.ts) counts as gpt-tokenizer's own `countTokens` does, on texts of
+ * every kind the pre-tokenizer splits differently: prompts and system messages skyrl writes, the recorded
+ * answers, contractions, digits, whitespace runs, line ends, non-Latin scripts, emoji, combining marks,
+ * lone surrogates and random strings.
+ */
+import { countTokens } from "gpt-tokenizer/encoding/o200k_base"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { renderSystemPrompt } from "../src/skyrl/prompt.js"
+import { countBpe } from "../src/skyrl/promptTokens.js"
+import { loadInventory } from "./support/inventories.js"
+
+const SAMPLES = [
+  "",
+  " ",
+  "a",
+  "Sample 12 variant 3: get NVDA's quote and its latest 2 headlines.",
+  "I'm sure they'll say we'd've DONE it; THEY'RE here, you're not.",
+  "1234567 12.5% 0.000001 -42 3e10 2026-11-30T10:00:00Z",
+  "  leading and trailing  \n\n\r\n\ttabs\t\there   ",
+  "line one\nline two\r\nline three\rline four\n\n\n",
+  "path/to/file.json, a/b//c, https://example.com/x?y=1&z=2#frag",
+  "Привет, мир! Как дела? Ελληνικά κείμενα. עִבְרִית",
+  "日本語のテキストと中文文本，还有한국어 문장。",
+  "emoji 😀👍🏽 family 👨‍👩‍👧 flags 🇫🇷🇯🇵 and ✨ sparkles",
+  "e\u0301 combining, n\u0303, a\u030a\u0301, Zalgo z\u0336\u0353a\u0337l\u0338g\u0335o",
+  "lone \ud800 surrogate and \udfff other",
+  "{\"symbol\":\"NVDA\",\"limit\":3} <tool_call>{\"name\": \"x\"}</tool_call>",
+  "tabs\t\t\tand    many     spaces        before words",
+  "CamelCaseWords and HTTPServer and iPhone and McDONALD's",
+  "...!!!???---___***&&&^^^%%%$$$###@@@",
+  "\u00a0non-breaking\u2003em space\u3000ideographic"
+]
+
+/** Deterministic random strings over a mix of the character classes the split distinguishes. */
+const randomTexts = (n: number): ReadonlyArray<string> => {
+  const alphabet = [
+    ..."abcXYZ019 \n\r\t'.,;:/-_!?\"{}[]()",
+    "é",
+    "ß",
+    "Ж",
+    "ж",
+    "中",
+    "ت",
+    "😀",
+    "\u0301",
+    "\u00a0",
+    "ǅ",
+    "ʰ",
+    "²",
+    "Ⅻ"
+  ]
+  let seed = 12345
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+  return Array.from({ length: n }, () => {
+    let text = ""
+    const length = Math.floor(next() * 60)
+    for (let i = 0; i < length; i++) text += alphabet[Math.floor(next() * alphabet.length)]
+    return text
+  })
+}
+
+const recordedTexts = (): ReadonlyArray<string> => {
+  const dir = join(import.meta.dirname, "..", "data", "replay")
+  const texts: Array<string> = []
+  const collect = (value: unknown): void => {
+    if (typeof value === "string") texts.push(value)
+    else if (Array.isArray(value)) value.forEach(collect)
+    else if (typeof value === "object" && value !== null) Object.values(value).forEach(collect)
+  }
+  for (const name of readdirSync(dir).filter((f) => f.endsWith(".json") || f.endsWith(".jsonl"))) {
+    const text = readFileSync(join(dir, name), "utf8")
+    for (const line of name.endsWith(".jsonl") ? text.split("\n").filter((l) => l.trim() !== "") : [text]) {
+      collect(JSON.parse(line))
+    }
+  }
+  return texts
+}
+
+describe("countBpe", () => {
+  it("counts as gpt-tokenizer's countTokens on every kind of text", () => {
+    const inventory = loadInventory("finance-mcp")
+    const system = renderSystemPrompt(
+      inventory.servers.flatMap((s) =>
+        s.tools.map((t) => ({ server: s.name, tool: t.name, callName: t.name, definition: t, paramNames: [] }))
+      ),
+      { asOf: "2026-11-30" }
+    )
+    const texts = [...SAMPLES, system, ...recordedTexts(), ...randomTexts(3000)]
+    expect(texts.length).toBeGreaterThan(3000)
+    for (const text of texts) expect([text, countBpe(text)]).toEqual([text, countTokens(text)])
+  })
+
+  it("leaves a text with a special token to countTokens, which refuses it", () => {
+    expect(() => countTokens("hello <|endoftext|> world")).toThrow(/special token/)
+    expect(() => countBpe("hello <|endoftext|> world")).toThrow(/special token/)
+    expect(countBpe("a <| b |> c")).toBe(countTokens("a <| b |> c"))
+  })
+})
