@@ -6,8 +6,10 @@
  * as an error and the command fails with exit 1, keeping the written file.
  */
 import { Effect, Schema, Stream } from "effect"
+import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
+import { failOnScratchError, optionalSpill } from "../services/Scratch.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
@@ -81,19 +83,25 @@ const forEachRow = (
     }
   })
 
-/** Streams every file through one checker (so Arrow hazards are found across files too), and `sink`. */
+/**
+ * Streams every file through one checker (so Arrow hazards are found across files too), and `sink`. With
+ * a Scratch service (`validate`, `convert`) the duplicate keys are spilled to a scratch file for the
+ * pass (`CheckOptions.spill`); without one (the final checks of `generate`, `enrich`) they are kept in
+ * memory.
+ */
 export const validateFiles = (
   options: ValidateOptions,
   sink?: RowSink
-): Effect.Effect<Report, UnreadableDatasetError, Storage> =>
+): Effect.Effect<Report, UnreadableDatasetError | StorageError, Storage> =>
   Effect.gen(function*() {
-    const checker = new DatasetChecker(options)
+    const spill = yield* optionalSpill("checks")
+    const checker = new DatasetChecker({ ...options, spill })
     yield* forEachRow(options.files, (file, index, value) => {
       checker.add(index, value)
       sink?.add(value, { file, row: index })
     }, (file) => checker.beginFile(file))
     return checker.report()
-  })
+  }).pipe(Effect.scoped, failOnScratchError)
 
 /** What `skyrl validate` prints: the checks' report, its near-duplicate rules, and the diversity report. */
 export interface DatasetReport extends Report {
@@ -150,7 +158,7 @@ const promptsOf = (files: ReadonlyArray<string>, refs: ReadonlyArray<RowRef>) =>
  */
 export const validateDatasets = (
   options: ValidateOptions & { readonly nearDup?: number | undefined }
-): Effect.Effect<DatasetReport, UnreadableDatasetError, Storage> =>
+): Effect.Effect<DatasetReport, UnreadableDatasetError | StorageError, Storage> =>
   Effect.gen(function*() {
     const threshold = options.nearDup ?? DEFAULT_NEAR_DUP_THRESHOLD
     const accumulator = new DiversityAccumulator({
@@ -222,7 +230,7 @@ export const checkWrittenDataset = (
   file: string,
   inventory?: Inventory,
   options: WrittenCheckOptions = {}
-): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError, Storage> =>
+): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError | StorageError, Storage> =>
   Effect.gen(function*() {
     const { warnOnly = [], ...checkOptions } = options
     const report = yield* validateFiles({ ...checkOptions, files: [file], inventory })
@@ -234,18 +242,21 @@ export const checkWrittenDataset = (
  * (`WriteRowsOptions.inspect`), which hands it each row as encoded for disk, then run `settle`. A .json or
  * .jsonl file holds exactly those values as JSON, and Storage reads the file back and compares its bytes
  * before it replaces the target, so this checks what is on disk without parsing it again. Parquet turns
- * values into columns: for a .parquet file `inspect` is undefined and `settle` reads the file back.
+ * values into columns: for a .parquet file `inspect` is undefined and `settle` reads the file back. The
+ * duplicate keys go to a scratch file open until the scope closes (when a Scratch service is provided).
  */
-export const checksAsWritten = (file: string, inventory?: Inventory, options: WrittenCheckOptions = {}) => {
-  const { warnOnly = [], ...checkOptions } = options
-  if (rowFormatOf(file) === "parquet") {
-    return { inspect: undefined, settle: checkWrittenDataset(file, inventory, options) }
-  }
-  const checker = new DatasetChecker({ ...checkOptions, inventory })
-  checker.beginFile(file)
-  let index = 0
-  return {
-    inspect: (row: EncodedRow) => void checker.add(index++, row),
-    settle: Effect.suspend(() => settleWrittenReport(file, checker.report(), warnOnly))
-  }
-}
+export const checksAsWritten = (file: string, inventory?: Inventory, options: WrittenCheckOptions = {}) =>
+  Effect.gen(function*() {
+    const { warnOnly = [], ...checkOptions } = options
+    if (rowFormatOf(file) === "parquet") {
+      return { inspect: undefined, settle: checkWrittenDataset(file, inventory, options) }
+    }
+    const spill = yield* optionalSpill("checks")
+    const checker = new DatasetChecker({ ...checkOptions, inventory, spill })
+    checker.beginFile(file)
+    let index = 0
+    return {
+      inspect: (row: EncodedRow) => void checker.add(index++, row),
+      settle: failOnScratchError(Effect.suspend(() => settleWrittenReport(file, checker.report(), warnOnly)))
+    }
+  })

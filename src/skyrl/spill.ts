@@ -1,0 +1,141 @@
+/**
+ * Spilled records: fixed-size records of 32-bit words appended during a pass over a dataset and read back
+ * after it, so that what the pass must remember about every row (duplicate keys, near-duplicate
+ * signatures) lives in a scratch file instead of memory. The file itself is a service's
+ * (src/services/Scratch.ts); this module holds the interface and the pure algorithms over it:
+ * `forEachGroup` finds the records that share a key one partition of the key space at a time, so memory
+ * is bounded by the partition size (`DEFAULT_PARTITION_RECORDS`), whatever the number of rows.
+ */
+
+/** Records of `width` 32-bit words, in the order they were appended. */
+export interface SpillFile {
+  readonly width: number
+  /** Records appended so far. */
+  readonly count: number
+  /** Appends one record (its first `width` values; missing ones are 0). */
+  append(record: ArrayLike<number>): void
+  /** Calls `each` with successive chunks of whole records, from the first (`first`: index of the chunk's first). */
+  scan(each: (records: Uint32Array, first: number) => void): void
+  /** Reads record `index` into `out`. */
+  read(index: number, out: Uint32Array): void
+  /** Frees the file (no method may be called after). */
+  dispose(): void
+}
+
+/** Where spilled records go (one scratch directory, removed with everything in it when its scope ends). */
+export interface Spill {
+  file(width: number): SpillFile
+}
+
+/** Records held in memory by one partition (~12-16 bytes each while sorted): bounds the memory of a group pass. */
+export const DEFAULT_PARTITION_RECORDS = 1 << 18
+
+export interface GroupOptions {
+  /** Most records sorted in memory at once (default `DEFAULT_PARTITION_RECORDS`). */
+  readonly partitionRecords?: number | undefined
+  /** Words of the key (at the start of each record): records group when these are equal. */
+  readonly keyWords: 1 | 2
+  /**
+   * Keys are below this bound (default 2^32: hashes). Partitions are ranges of the first key word, so
+   * groups come in key order: give the bound when the key is a row number and groups must come in row order.
+   */
+  readonly keyBound?: number | undefined
+}
+
+/**
+ * Calls `group` for each run of records with the same key, in key order (the first two words, then the
+ * order the records were appended). `records` holds the partition's records; `order` their indexes
+ * sorted, and the group is `order[from..to)` (record `order[i]` starts at `records[order[i] * width]`).
+ * The records are read once when they fit in one partition, else distributed into partition files
+ * first (each then read once).
+ */
+export const forEachGroup = (
+  spill: Spill,
+  file: SpillFile,
+  options: GroupOptions,
+  group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void
+): void => {
+  const size = Math.max(1, options.partitionRecords ?? DEFAULT_PARTITION_RECORDS)
+  const parts = Math.max(1, Math.ceil(file.count / size))
+  if (parts === 1) {
+    groupPartition(file, options.keyWords, group)
+    return
+  }
+  const bound = options.keyBound ?? 2 ** 32
+  const span = Math.ceil(bound / parts)
+  const files = Array.from({ length: parts }, () => spill.file(file.width))
+  const w = file.width
+  file.scan((records) => {
+    for (let at = 0; at < records.length; at += w) {
+      files[Math.min(parts - 1, Math.floor(records[at]! / span))]!.append(records.subarray(at, at + w))
+    }
+  })
+  for (const part of files) {
+    groupPartition(part, options.keyWords, group)
+    part.dispose()
+  }
+}
+
+const groupPartition = (
+  file: SpillFile,
+  keyWords: 1 | 2,
+  group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void
+): void => {
+  const w = file.width
+  const records = new Uint32Array(file.count * w)
+  file.scan((chunk, first) => records.set(chunk, first * w))
+  const order = new Uint32Array(file.count)
+  for (let i = 0; i < order.length; i++) order[i] = i
+  order.sort((a, b) =>
+    records[a * w]! - records[b * w]! || (w > 1 ? records[a * w + 1]! - records[b * w + 1]! : 0) || a - b
+  )
+  const sameKey = (a: number, b: number) =>
+    records[a * w] === records[b * w] && (keyWords === 1 || records[a * w + 1] === records[b * w + 1])
+  for (let from = 0; from < order.length;) {
+    let to = from + 1
+    while (to < order.length && sameKey(order[from]!, order[to]!)) to++
+    group(records, order, from, to)
+    from = to
+  }
+}
+
+/** Distinct values of a file of 1-word records (one partition of the value range at a time). */
+export const countDistinct = (spill: Spill, file: SpillFile, partitionRecords?: number): number => {
+  let distinct = 0
+  forEachGroup(spill, file, { keyWords: 1, partitionRecords }, () => void distinct++)
+  return distinct
+}
+
+/** A set of row numbers in one bit each. */
+export class RowBits {
+  private bits = new Uint32Array(64)
+  has(row: number): boolean {
+    const word = row >>> 5
+    return word < this.bits.length && (this.bits[word]! & (1 << (row & 31))) !== 0
+  }
+  add(row: number): void {
+    const word = row >>> 5
+    if (word >= this.bits.length) {
+      const grown = new Uint32Array(Math.max(word + 1, this.bits.length * 2))
+      grown.set(this.bits)
+      this.bits = grown
+    }
+    this.bits[word] = this.bits[word]! | (1 << (row & 31))
+  }
+}
+
+/** The first `max` items by a number (smallest first), kept as they come: examples in row order. */
+export class FirstBy<A> {
+  readonly items: Array<A> = []
+  count = 0
+  constructor(private readonly max: number, private readonly by: (a: A) => number) {}
+  add(item: A): void {
+    this.count++
+    if (this.max <= 0) return
+    if (this.items.length === this.max && this.by(this.items[this.max - 1]!) <= this.by(item)) return
+    let i = this.items.length
+    while (i > 0 && this.by(this.items[i - 1]!) > this.by(item)) i--
+    this.items.splice(i, 0, item)
+    if (this.items.length > this.max) this.items.pop()
+  }
+}
