@@ -153,8 +153,9 @@ const promptsOf = (files: ReadonlyArray<string>, refs: ReadonlyArray<RowRef>) =>
 /**
  * `skyrl validate`: the checks, the diversity report (tools, sequences, subjects, distinct-2,
  * near-duplicate clusters with their shared shingles, complexity mix) and its near-duplicate rules
- * (warnings). Memory: the checker's and the accumulator's, both fixed per row; texts of the clustered
- * rows only are read again.
+ * (warnings). Memory: with a Scratch service (the CLI's), what both remember per row is spilled to
+ * scratch files for the pass, so memory does not grow with the rows; texts of the clustered rows only
+ * are read again.
  */
 export const validateDatasets = (
   options: ValidateOptions & { readonly nearDup?: number | undefined }
@@ -164,7 +165,9 @@ export const validateDatasets = (
     const accumulator = new DiversityAccumulator({
       inventory: options.inventory,
       threshold,
-      maxWalk: VALIDATE_MAX_WALK
+      maxWalk: VALIDATE_MAX_WALK,
+      spill: yield* optionalSpill("diversity"),
+      partitionRecords: options.partitionRecords
     })
     const report = yield* validateFiles(options, accumulator)
     const diversity = accumulator.report()
@@ -173,7 +176,7 @@ export const validateDatasets = (
       ...withDuplicateRules(report, accumulator.duplicateFindings(), threshold),
       diversity: explainClusters(diversity, (r) => texts.get(`${r.file}\n${r.row}`))
     }
-  })
+  }).pipe(Effect.scoped, failOnScratchError)
 
 const describeRule = (rule: RuleReport): string =>
   `${rule.id}: ${rule.count} — ${rule.title}` +

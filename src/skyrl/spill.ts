@@ -55,7 +55,7 @@ export const forEachGroup = (
   options: GroupOptions,
   group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void
 ): void => {
-  const size = Math.max(1, options.partitionRecords ?? DEFAULT_PARTITION_RECORDS)
+  const size = Math.min(MAX_PARTITION_RECORDS, Math.max(1, options.partitionRecords ?? DEFAULT_PARTITION_RECORDS))
   const parts = Math.max(1, Math.ceil(file.count / size))
   if (parts === 1) {
     groupPartition(file, options.keyWords, group)
@@ -76,25 +76,50 @@ export const forEachGroup = (
   }
 }
 
+/** Records of one partition at most: a record's index takes 21 bits beside its 32-bit key in a double. */
+const MAX_PARTITION_RECORDS = 1 << 21
+
+/** Record indexes by the first word, then index: one numeric sort when the indexes fit beside the key. */
+const sortedByFirstWord = (records: Uint32Array, w: number, n: number): Uint32Array => {
+  const order = new Uint32Array(n)
+  if (n > MAX_PARTITION_RECORDS) {
+    // A key space partition this large holds one key of very many records (a flood of copies).
+    for (let i = 0; i < n; i++) order[i] = i
+    return order.sort((a, b) => records[a * w]! - records[b * w]! || a - b)
+  }
+  const keyed = new Float64Array(n)
+  for (let i = 0; i < n; i++) keyed[i] = records[i * w]! * MAX_PARTITION_RECORDS + i
+  keyed.sort()
+  for (let i = 0; i < n; i++) order[i] = keyed[i]! % MAX_PARTITION_RECORDS
+  return order
+}
+
 const groupPartition = (
   file: SpillFile,
   keyWords: 1 | 2,
   group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void
 ): void => {
   const w = file.width
-  const records = new Uint32Array(file.count * w)
+  const n = file.count
+  const records = new Uint32Array(n * w)
   file.scan((chunk, first) => records.set(chunk, first * w))
-  const order = new Uint32Array(file.count)
-  for (let i = 0; i < order.length; i++) order[i] = i
-  order.sort((a, b) =>
-    records[a * w]! - records[b * w]! || (w > 1 ? records[a * w + 1]! - records[b * w + 1]! : 0) || a - b
-  )
-  const sameKey = (a: number, b: number) =>
-    records[a * w] === records[b * w] && (keyWords === 1 || records[a * w + 1] === records[b * w + 1])
-  for (let from = 0; from < order.length;) {
+  const order = sortedByFirstWord(records, w, n)
+  for (let from = 0; from < n;) {
     let to = from + 1
-    while (to < order.length && sameKey(order[from]!, order[to]!)) to++
-    group(records, order, from, to)
+    while (to < n && records[order[to]! * w] === records[order[from]! * w]) to++
+    // Records sharing the first word: by the second, then their index.
+    if (w > 1 && to - from > 1) {
+      order.subarray(from, to).sort((a, b) => records[a * w + 1]! - records[b * w + 1]! || a - b)
+    }
+    if (keyWords === 1) group(records, order, from, to)
+    else {
+      for (let start = from; start < to;) {
+        let end = start + 1
+        while (end < to && records[order[end]! * w + 1] === records[order[start]! * w + 1]) end++
+        group(records, order, start, end)
+        start = end
+      }
+    }
     from = to
   }
 }
