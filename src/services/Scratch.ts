@@ -2,7 +2,7 @@
  * Scratch: files of spilled records (src/skyrl/spill.ts) for passes whose memory must not grow with the
  * rows (`validate`, the checks of `convert`). `open` makes a directory in the OS temp dir that is
  * removed with its files when the scope closes, interruption included (and, should the process exit
- * without closing it, at exit). Appends are buffered (64 KB) and written synchronously, reads are
+ * without closing it, at exit). Appends are buffered (16 KB) and written synchronously, reads are
  * positioned: the records are this process's own, in the machine's byte order.
  *
  * An I/O failure (a full disk) is thrown as a `StorageError` from the synchronous methods; callers
@@ -26,7 +26,7 @@ export class Scratch extends Context.Tag("skyrl/Scratch")<Scratch, ScratchApi>()
 const failure = (file: string, operation: string, e: unknown) =>
   new StorageError({ path: file, operation, reason: (e as Error)?.message ?? String(e) })
 
-const BUFFER_WORDS = 1 << 14
+const BUFFER_WORDS = 1 << 12
 const SCAN_BYTES = 1 << 20
 
 class FileSpill implements SpillFile {
@@ -35,7 +35,7 @@ class FileSpill implements SpillFile {
   private readonly buffer = new Uint32Array(BUFFER_WORDS)
   private used = 0
   private written = 0
-  constructor(private readonly file: string, readonly width: number) {
+  constructor(private readonly file: string, readonly width: number, private readonly scanBuffer: ScanBuffer) {
     try {
       this.fd = fs.openSync(file, "w+")
     } catch (e) {
@@ -54,12 +54,20 @@ class FileSpill implements SpillFile {
   scan(each: (records: Uint32Array, first: number) => void): void {
     this.flush()
     const records = Math.max(1, Math.floor(SCAN_BYTES / (4 * this.width)))
-    const chunk = new Uint32Array(records * this.width)
-    const bytes = new Uint8Array(chunk.buffer)
-    for (let first = 0; first < this.count; first += records) {
-      const n = Math.min(records, this.count - first)
-      this.readInto(bytes, n * this.width * 4, first * this.width * 4)
-      each(n === records ? chunk : chunk.subarray(0, n * this.width), first)
+    // One buffer for the spill's scans (a scan inside another gets its own).
+    const shared = !this.scanBuffer.busy
+    const buffer = shared ? this.scanBuffer.bytes : new Uint8Array(SCAN_BYTES + 4 * this.width)
+    this.scanBuffer.busy = true
+    try {
+      const chunk = new Uint32Array(buffer.buffer, 0, records * this.width)
+      const bytes = new Uint8Array(buffer.buffer, 0, records * this.width * 4)
+      for (let first = 0; first < this.count; first += records) {
+        const n = Math.min(records, this.count - first)
+        this.readInto(bytes, n * this.width * 4, first * this.width * 4)
+        each(n === records ? chunk : chunk.subarray(0, n * this.width), first)
+      }
+    } finally {
+      if (shared) this.scanBuffer.busy = false
     }
   }
 
@@ -113,9 +121,15 @@ const removeAll = () => {
   for (const dir of open) fs.rmSync(dir, { recursive: true, force: true })
 }
 
+interface ScanBuffer {
+  readonly bytes: Uint8Array
+  busy: boolean
+}
+
 const makeSpill = (dir: string): Spill => {
   let files = 0
-  return { file: (width) => new FileSpill(path.join(dir, `spill-${files++}.bin`), width) }
+  const scanBuffer: ScanBuffer = { bytes: new Uint8Array(SCAN_BYTES + 4 * 1024), busy: false }
+  return { file: (width) => new FileSpill(path.join(dir, `spill-${files++}.bin`), width, scanBuffer) }
 }
 
 export const ScratchLive = Layer.succeed(Scratch, {

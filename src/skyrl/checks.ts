@@ -2,7 +2,9 @@
  * Dataset checks (`skyrl validate`, and what convert/generate/enrich run on what they write). Pure
  * and streaming: feed rows one at a time to a `DatasetChecker` (`add`), then read its `report()`.
  * Memory grows only with the number of distinct paths and the first offending rows kept per rule, plus
- * fixed-size hashes for the duplicate rules (keyTable.ts: about 35 bytes a row in all; no text is kept).
+ * fixed-size hashes for the duplicate rules (keyTable.ts: about 35 bytes a row in all; no text is kept),
+ * or, with `CheckOptions.spill` (the passes of `validate` and `convert` over a file), not even those: the
+ * keys go to a scratch file and the duplicate findings are made with the report (deferredKeys.ts).
  *
  * The same checker judges a run's candidates one at a time before they are accepted (src/programs/
  * acceptance.ts): `check(index, row, { keep: false })` returns every finding of that row against the rows

@@ -7,7 +7,7 @@
  * pointing to the first row with its key, in row order), up to 64-bit hash collisions.
  */
 import type { Spill, SpillFile } from "./spill.js"
-import { FirstBy, forEachGroup, RowBits } from "./spill.js"
+import { appendWords, FirstBy, forEachGroup, RowBits } from "./spill.js"
 
 /** A row with the key of an earlier one: its Loc, the first row's, and what its message needs. */
 export interface KeyDuplicate {
@@ -112,12 +112,6 @@ export class DeferredKeys {
   }
 
   private append(file: SpillFile, a: number, b: number, c: number, d = 0, e = 0): void {
-    const r = this.record
-    r[0] = a
-    r[1] = b
-    r[2] = c
-    r[3] = d
-    r[4] = e
-    file.append(r)
+    appendWords(file, this.record, a, b, c, d, e)
   }
 }

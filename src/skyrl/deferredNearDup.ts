@@ -32,7 +32,7 @@ import {
   VALIDATE_MAX_WALK
 } from "./nearDup.js"
 import type { Spill, SpillFile } from "./spill.js"
-import { FirstBy, forEachGroup, RowBits } from "./spill.js"
+import { appendWords, FirstBy, forEachGroup, RowBits } from "./spill.js"
 
 export interface DeferredNearDupOptions extends NearDupOptions {
   /** Spilled records sorted in memory at once (spill.ts). */
@@ -146,13 +146,7 @@ export class DeferredDuplicates {
   }
 
   private put(file: SpillFile, a: number, b: number, c = 0, d = 0, e = 0): void {
-    const r = this.record
-    r[0] = a
-    r[1] = b
-    r[2] = c
-    r[3] = d
-    r[4] = e
-    file.append(r)
+    appendWords(file, this.record, a, b, c, d, e)
   }
 
   private putMatch(file: SpillFile, q: number, order: number, id: number, similarity: number): void {

@@ -19,8 +19,11 @@
  *   length: simple 1-2 calls, moderate 3-4, complex 5 or more), and the rows where they differ.
  *
  * Memory: fixed per row (a near-duplicate signature, a row reference) plus the distinct values counted
- * (tool sequences, subjects, bigram hashes). Prompt texts are not kept: the shared shingles of a pair
- * are filled in afterwards by `explainClusters` from texts the caller reads again (`refsToExplain`).
+ * (tool sequences, subjects, bigram hashes); with `DiversityOptions.spill` (validate), the signatures,
+ * row references and bigram hashes go to scratch files and the near-duplicates are found when the report
+ * is made (deferredNearDup.ts), so only the distinct tool sequences and subjects stay in memory. Prompt
+ * texts are not kept: the shared shingles of a pair are filled in afterwards by `explainClusters` from
+ * texts the caller reads again (`refsToExplain`).
  */
 import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
