@@ -32,10 +32,11 @@ const SCAN_BYTES = 1 << 20
 class FileSpill implements SpillFile {
   count = 0
   private readonly fd: number
-  private readonly buffer = new Uint32Array(BUFFER_WORDS)
   private used = 0
   private written = 0
-  constructor(private readonly file: string, readonly width: number, private readonly scanBuffer: ScanBuffer) {
+  private readonly buffer: Uint32Array
+  constructor(private readonly file: string, readonly width: number, private readonly shared: Shared) {
+    this.buffer = shared.buffers.pop() ?? new Uint32Array(BUFFER_WORDS)
     try {
       this.fd = fs.openSync(file, "w+")
     } catch (e) {
@@ -55,9 +56,9 @@ class FileSpill implements SpillFile {
     this.flush()
     const records = Math.max(1, Math.floor(SCAN_BYTES / (4 * this.width)))
     // One buffer for the spill's scans (a scan inside another gets its own).
-    const shared = !this.scanBuffer.busy
-    const buffer = shared ? this.scanBuffer.bytes : new Uint8Array(SCAN_BYTES + 4 * this.width)
-    this.scanBuffer.busy = true
+    const shared = !this.shared.scanning
+    const buffer = shared ? this.shared.scanBuffer : new Uint8Array(SCAN_BYTES + 4 * this.width)
+    this.shared.scanning = true
     try {
       const chunk = new Uint32Array(buffer.buffer, 0, records * this.width)
       const bytes = new Uint8Array(buffer.buffer, 0, records * this.width * 4)
@@ -67,7 +68,7 @@ class FileSpill implements SpillFile {
         each(n === records ? chunk : chunk.subarray(0, n * this.width), first)
       }
     } finally {
-      if (shared) this.scanBuffer.busy = false
+      if (shared) this.shared.scanning = false
     }
   }
 
@@ -77,6 +78,7 @@ class FileSpill implements SpillFile {
   }
 
   dispose(): void {
+    this.shared.buffers.push(this.buffer)
     try {
       fs.closeSync(this.fd)
       fs.rmSync(this.file, { force: true })
@@ -121,15 +123,20 @@ const removeAll = () => {
   for (const dir of open) fs.rmSync(dir, { recursive: true, force: true })
 }
 
-interface ScanBuffer {
-  readonly bytes: Uint8Array
-  busy: boolean
+/**
+ * What the files of one spill share: the append buffers of disposed files (partition files come and go by
+ * the hundred) and one scan buffer. Reused, as buffers freed only at V8's next GC would add up.
+ */
+interface Shared {
+  readonly buffers: Array<Uint32Array>
+  readonly scanBuffer: Uint8Array
+  scanning: boolean
 }
 
 const makeSpill = (dir: string): Spill => {
   let files = 0
-  const scanBuffer: ScanBuffer = { bytes: new Uint8Array(SCAN_BYTES + 4 * 1024), busy: false }
-  return { file: (width) => new FileSpill(path.join(dir, `spill-${files++}.bin`), width, scanBuffer) }
+  const shared: Shared = { buffers: [], scanBuffer: new Uint8Array(SCAN_BYTES + 4 * 1024), scanning: false }
+  return { file: (width) => new FileSpill(path.join(dir, `spill-${files++}.bin`), width, shared) }
 }
 
 export const ScratchLive = Layer.succeed(Scratch, {
