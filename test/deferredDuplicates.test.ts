@@ -5,12 +5,12 @@
  * files, with partitions small enough that every group-by runs over many of them.
  */
 import { Effect, Exit, Layer } from "effect"
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { validateDatasets } from "../src/programs/validate.js"
-import { Scratch, ScratchLive } from "../src/services/Scratch.js"
+import { Scratch, scratchIn, ScratchLive } from "../src/services/Scratch.js"
 import { StorageLive } from "../src/services/Storage.js"
 import type { CheckOptions } from "../src/skyrl/checks.js"
 import { DatasetChecker } from "../src/skyrl/checks.js"
@@ -189,31 +189,45 @@ describe("validate with a scratch directory", () => {
         return file
       })
       const options = { files, maxPromptTokens: 4096, partitionRecords: 113 }
-      const before = readdirSync(tmpdir()).filter((d) => d.startsWith("skyrl-")).sort()
       const memory = await Effect.runPromise(validateDatasets(options).pipe(Effect.provide(StorageLive)))
+      const scratch = join(dir, "scratch")
+      mkdirSync(scratch)
+      // The scratch directories the pass opens, each made in `scratch`.
+      const opened: Array<string> = []
+      const recording = Layer.effect(
+        Scratch,
+        Effect.map(Scratch, (s) => ({ open: (label: string) => (opened.push(label), s.open(label)) }))
+      ).pipe(Layer.provide(scratchIn(() => scratch)))
       const spilled = await Effect.runPromise(
-        validateDatasets(options).pipe(Effect.provide(Layer.merge(StorageLive, ScratchLive)))
+        validateDatasets(options).pipe(Effect.provide(Layer.merge(StorageLive, recording)))
       )
+      expect(opened.sort()).toEqual(["checks", "diversity"])
       expect(spilled).toEqual(memory)
       expect(memory.rules.find((r) => r.id === "duplicate/similar-prompt")!.count).toBeGreaterThan(10)
-      expect(readdirSync(tmpdir()).filter((d) => d.startsWith("skyrl-")).sort()).toEqual(before)
+      expect(readdirSync(scratch)).toEqual([])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })
 
   it("removes the scratch directory when the pass is interrupted", async () => {
-    let seen: Array<string> = []
-    const exit = await Effect.runPromiseExit(
-      Effect.scoped(Effect.gen(function*() {
-        const spill = yield* (yield* Scratch).open("interrupted")
-        spill.file(1).append([1])
-        seen = readdirSync(tmpdir()).filter((d) => d.startsWith("skyrl-interrupted-"))
-        return yield* Effect.interrupt
-      })).pipe(Effect.provide(ScratchLive))
-    )
-    expect(Exit.isInterrupted(exit)).toBe(true)
-    expect(seen.length).toBe(1)
-    expect(readdirSync(tmpdir()).filter((d) => seen.includes(d))).toEqual([])
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-deferred-test-"))
+    try {
+      let seen: Array<string> = []
+      const exit = await Effect.runPromiseExit(
+        Effect.scoped(Effect.gen(function*() {
+          const spill = yield* (yield* Scratch).open("interrupted")
+          spill.file(1).append([1])
+          seen = readdirSync(dir)
+          return yield* Effect.interrupt
+        })).pipe(Effect.provide(scratchIn(() => dir)))
+      )
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(seen.length).toBe(1)
+      expect(seen[0]).toMatch(/^skyrl-interrupted-/)
+      expect(readdirSync(dir)).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

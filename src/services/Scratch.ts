@@ -139,24 +139,28 @@ const makeSpill = (dir: string): Spill => {
   return { file: (width) => new FileSpill(path.join(dir, `spill-${files++}.bin`), width, shared) }
 }
 
-export const ScratchLive = Layer.succeed(Scratch, {
-  open: (label) =>
-    Effect.acquireRelease(
-      Effect.try({
-        try: () => fs.mkdtempSync(path.join(tmpdir(), `skyrl-${label}-`)),
-        catch: (e) => failure(tmpdir(), "create a scratch directory in", e)
-      }).pipe(Effect.tap((dir) => {
-        open.add(dir)
-        if (!exitHook) process.once("exit", removeAll)
-        exitHook = true
-      })),
-      (dir) =>
-        Effect.sync(() => {
-          fs.rmSync(dir, { recursive: true, force: true })
-          open.delete(dir)
-        })
-    ).pipe(Effect.map(makeSpill))
-})
+/** Scratch directories made in `parent()` (the OS temp dir for the CLI; a test's own directory in tests). */
+export const scratchIn = (parent: () => string): Layer.Layer<Scratch> =>
+  Layer.succeed(Scratch, {
+    open: (label) =>
+      Effect.acquireRelease(
+        Effect.try({
+          try: () => fs.mkdtempSync(path.join(parent(), `skyrl-${label}-`)),
+          catch: (e) => failure(parent(), "create a scratch directory in", e)
+        }).pipe(Effect.tap((dir) => {
+          open.add(dir)
+          if (!exitHook) process.once("exit", removeAll)
+          exitHook = true
+        })),
+        (dir) =>
+          Effect.sync(() => {
+            fs.rmSync(dir, { recursive: true, force: true })
+            open.delete(dir)
+          })
+      ).pipe(Effect.map(makeSpill))
+  })
+
+export const ScratchLive: Layer.Layer<Scratch> = scratchIn(tmpdir)
 
 /** A spill for this scope when a Scratch service is provided (the file passes), else none (in memory). */
 export const optionalSpill = (label: string): Effect.Effect<Spill | undefined, StorageError, Scope.Scope> =>
