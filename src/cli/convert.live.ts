@@ -3,6 +3,7 @@ import { Clock, Effect, Option, Schema } from "effect"
 import { InputError } from "../domain/errors.js"
 import { Inventory } from "../domain/inventory.js"
 import { convertProgram } from "../programs/convert.js"
+import { ScratchLive } from "../services/Scratch.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
@@ -53,4 +54,4 @@ export const runConvert = (options: {
       today: now.toISOString().slice(0, 10),
       ...(Option.isSome(options.asOf) ? { asOf: yield* resolveAsOf(options.asOf, now) } : {})
     })
-  }).pipe(Effect.provide(StorageLive))
+  }).pipe(Effect.provide(StorageLive), Effect.provide(ScratchLive))

@@ -3,6 +3,7 @@ import { Console, Effect, Option } from "effect"
 import { SettingsError } from "../domain/run.js"
 import { DatasetViolationsError, validateDatasets } from "../programs/validate.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
+import { ScratchLive } from "../services/Scratch.js"
 import { StorageLive } from "../services/Storage.js"
 import { formatReport } from "../skyrl/checks.js"
 import { renderDiversityText } from "../skyrl/diversity.js"
@@ -39,4 +40,4 @@ export const runValidate = (options: {
         written: false
       })
     }
-  }).pipe(Effect.provide(StorageLive))
+  }).pipe(Effect.provide(StorageLive), Effect.provide(ScratchLive))

@@ -162,7 +162,7 @@ export const convertProgram = (options: ConvertOptions) =>
     )
     // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
     // the run (the file is kept).
-    const checks = checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
+    const checks = yield* checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
     const written = yield* storage.writeRowStream(options.out, rows, { inspect: checks.inspect })
     if (rejected.length > 0) {
       yield* storage.writeFileAtomic(
@@ -182,4 +182,4 @@ export const convertProgram = (options: ConvertOptions) =>
     }
     yield* checks.settle
     return { written, rejected } satisfies ConvertSummary
-  })
+  }).pipe(Effect.scoped)

@@ -6,8 +6,10 @@
  * as an error and the command fails with exit 1, keeping the written file.
  */
 import { Effect, Schema, Stream } from "effect"
+import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
+import { failOnScratchError, optionalSpill } from "../services/Scratch.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
@@ -81,19 +83,25 @@ const forEachRow = (
     }
   })
 
-/** Streams every file through one checker (so Arrow hazards are found across files too), and `sink`. */
+/**
+ * Streams every file through one checker (so Arrow hazards are found across files too), and `sink`. With
+ * a Scratch service (`validate`, `convert`) the duplicate keys are spilled to a scratch file for the
+ * pass (`CheckOptions.spill`); without one (the final checks of `generate`, `enrich`) they are kept in
+ * memory.
+ */
 export const validateFiles = (
   options: ValidateOptions,
   sink?: RowSink
-): Effect.Effect<Report, UnreadableDatasetError, Storage> =>
+): Effect.Effect<Report, UnreadableDatasetError | StorageError, Storage> =>
   Effect.gen(function*() {
-    const checker = new DatasetChecker(options)
+    const spill = yield* optionalSpill("checks")
+    const checker = new DatasetChecker({ ...options, spill })
     yield* forEachRow(options.files, (file, index, value) => {
       checker.add(index, value)
       sink?.add(value, { file, row: index })
     }, (file) => checker.beginFile(file))
     return checker.report()
-  })
+  }).pipe(Effect.scoped, failOnScratchError)
 
 /** What `skyrl validate` prints: the checks' report, its near-duplicate rules, and the diversity report. */
 export interface DatasetReport extends Report {
@@ -145,18 +153,21 @@ const promptsOf = (files: ReadonlyArray<string>, refs: ReadonlyArray<RowRef>) =>
 /**
  * `skyrl validate`: the checks, the diversity report (tools, sequences, subjects, distinct-2,
  * near-duplicate clusters with their shared shingles, complexity mix) and its near-duplicate rules
- * (warnings). Memory: the checker's and the accumulator's, both fixed per row; texts of the clustered
- * rows only are read again.
+ * (warnings). Memory: with a Scratch service (the CLI's), what both remember per row is spilled to
+ * scratch files for the pass, so memory does not grow with the rows; texts of the clustered rows only
+ * are read again.
  */
 export const validateDatasets = (
   options: ValidateOptions & { readonly nearDup?: number | undefined }
-): Effect.Effect<DatasetReport, UnreadableDatasetError, Storage> =>
+): Effect.Effect<DatasetReport, UnreadableDatasetError | StorageError, Storage> =>
   Effect.gen(function*() {
     const threshold = options.nearDup ?? DEFAULT_NEAR_DUP_THRESHOLD
     const accumulator = new DiversityAccumulator({
       inventory: options.inventory,
       threshold,
-      maxWalk: VALIDATE_MAX_WALK
+      maxWalk: VALIDATE_MAX_WALK,
+      spill: yield* optionalSpill("diversity"),
+      partitionRecords: options.partitionRecords
     })
     const report = yield* validateFiles(options, accumulator)
     const diversity = accumulator.report()
@@ -165,7 +176,7 @@ export const validateDatasets = (
       ...withDuplicateRules(report, accumulator.duplicateFindings(), threshold),
       diversity: explainClusters(diversity, (r) => texts.get(`${r.file}\n${r.row}`))
     }
-  })
+  }).pipe(Effect.scoped, failOnScratchError)
 
 const describeRule = (rule: RuleReport): string =>
   `${rule.id}: ${rule.count} — ${rule.title}` +
@@ -222,7 +233,7 @@ export const checkWrittenDataset = (
   file: string,
   inventory?: Inventory,
   options: WrittenCheckOptions = {}
-): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError, Storage> =>
+): Effect.Effect<Report, UnreadableDatasetError | DatasetViolationsError | StorageError, Storage> =>
   Effect.gen(function*() {
     const { warnOnly = [], ...checkOptions } = options
     const report = yield* validateFiles({ ...checkOptions, files: [file], inventory })
@@ -234,18 +245,21 @@ export const checkWrittenDataset = (
  * (`WriteRowsOptions.inspect`), which hands it each row as encoded for disk, then run `settle`. A .json or
  * .jsonl file holds exactly those values as JSON, and Storage reads the file back and compares its bytes
  * before it replaces the target, so this checks what is on disk without parsing it again. Parquet turns
- * values into columns: for a .parquet file `inspect` is undefined and `settle` reads the file back.
+ * values into columns: for a .parquet file `inspect` is undefined and `settle` reads the file back. The
+ * duplicate keys go to a scratch file open until the scope closes (when a Scratch service is provided).
  */
-export const checksAsWritten = (file: string, inventory?: Inventory, options: WrittenCheckOptions = {}) => {
-  const { warnOnly = [], ...checkOptions } = options
-  if (rowFormatOf(file) === "parquet") {
-    return { inspect: undefined, settle: checkWrittenDataset(file, inventory, options) }
-  }
-  const checker = new DatasetChecker({ ...checkOptions, inventory })
-  checker.beginFile(file)
-  let index = 0
-  return {
-    inspect: (row: EncodedRow) => void checker.add(index++, row),
-    settle: Effect.suspend(() => settleWrittenReport(file, checker.report(), warnOnly))
-  }
-}
+export const checksAsWritten = (file: string, inventory?: Inventory, options: WrittenCheckOptions = {}) =>
+  Effect.gen(function*() {
+    const { warnOnly = [], ...checkOptions } = options
+    if (rowFormatOf(file) === "parquet") {
+      return { inspect: undefined, settle: checkWrittenDataset(file, inventory, options) }
+    }
+    const spill = yield* optionalSpill("checks")
+    const checker = new DatasetChecker({ ...checkOptions, inventory, spill })
+    checker.beginFile(file)
+    let index = 0
+    return {
+      inspect: (row: EncodedRow) => void checker.add(index++, row),
+      settle: failOnScratchError(Effect.suspend(() => settleWrittenReport(file, checker.report(), warnOnly)))
+    }
+  })

@@ -2,7 +2,9 @@
  * Dataset checks (`skyrl validate`, and what convert/generate/enrich run on what they write). Pure
  * and streaming: feed rows one at a time to a `DatasetChecker` (`add`), then read its `report()`.
  * Memory grows only with the number of distinct paths and the first offending rows kept per rule, plus
- * fixed-size hashes for the duplicate rules (keyTable.ts: about 35 bytes a row in all; no text is kept).
+ * fixed-size hashes for the duplicate rules (keyTable.ts: about 35 bytes a row in all; no text is kept),
+ * or, with `CheckOptions.spill` (the passes of `validate` and `convert` over a file), not even those: the
+ * keys go to a scratch file and the duplicate findings are made with the report (deferredKeys.ts).
  *
  * The same checker judges a run's candidates one at a time before they are accepted (src/programs/
  * acceptance.ts): `check(index, row, { keep: false })` returns every finding of that row against the rows
@@ -51,6 +53,8 @@ import { isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
+import type { KeyDuplicate } from "./deferredKeys.js"
+import { DeferredKeys } from "./deferredKeys.js"
 import { schemaDrift } from "./drift.js"
 import { combine32 } from "./hash32.js"
 import { hash64, KeyTable } from "./keyTable.js"
@@ -60,6 +64,7 @@ import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
 import { planLeak } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
+import type { Spill } from "./spill.js"
 
 export { DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 export const DEFAULT_MAX_EXAMPLES = 5
@@ -187,6 +192,15 @@ export interface CheckOptions {
   readonly countPromptTokens?: (messages: ReadonlyArray<{ readonly role: string; readonly content: string }>) => number
   /** Severity per rule where it differs from the default (e.g. plan/complexity as an error in generate). */
   readonly severity?: Partial<Readonly<Record<RuleId, Severity>>>
+  /**
+   * For a pass over files: the duplicate rules' keys are spilled here and judged when the report is made
+   * (deferredKeys.ts; memory independent of the rows), not looked up as each row comes. Their findings are
+   * then missing from what `add`/`check` return (the report has them): runs that need an answer per row
+   * (acceptance) leave this out.
+   */
+  readonly spill?: Spill | undefined
+  /** Spilled records sorted in memory at once (see spill.ts; small in tests to exercise partitions). */
+  readonly partitionRecords?: number | undefined
 }
 
 type Json = Record<string, unknown>
@@ -372,6 +386,9 @@ export class DatasetChecker {
   private readonly found2 = new Uint32Array(2)
   private readonly textHash = new Uint32Array(2)
   private readonly textHashes = new Map<string, readonly [number, number]>()
+  /** The duplicate keys, spilled (`CheckOptions.spill`), or undefined: the tables above answer as rows come. */
+  private readonly deferred: DeferredKeys | undefined
+  private deferredSettled = false
   /** Rows kept so far (the next row's Loc); where each file's rows start; rows not at their place in the file. */
   private kept = 0
   private readonly fileStarts: Array<number> = []
@@ -415,6 +432,7 @@ export class DatasetChecker {
     this.maxExamples = options.maxExamples ?? DEFAULT_MAX_EXAMPLES
     this.budget = options.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS
     this.countTokens = options.countPromptTokens ?? chatPromptTokens
+    this.deferred = options.spill === undefined ? undefined : new DeferredKeys(options.spill, options.partitionRecords)
   }
 
   /** Starts a file: rows added next belong to it. */
@@ -448,10 +466,14 @@ export class DatasetChecker {
   }
 
   private where(loc: Loc): string {
+    const { file, row } = this.locate(loc)
+    return `${file} row ${row}`
+  }
+
+  private locate(loc: Loc): { readonly file: string; readonly row: number } {
     let f = this.fileStarts.length - 1
     while (f > 0 && this.fileStarts[f]! > loc) f--
-    const row = this.rowIndexes.get(loc) ?? loc - (this.fileStarts[f] ?? 0)
-    return `${this.files[f]?.file ?? "?"} row ${row}`
+    return { file: this.files[f]?.file ?? "?", row: this.rowIndexes.get(loc) ?? loc - (this.fileStarts[f] ?? 0) }
   }
 
   private find(rule: RuleId, field: string, message: string): void {
@@ -670,13 +692,22 @@ export class DatasetChecker {
     const userLast = user?.role === "user"
     let n1 = 0
     let n2 = 0
-    let nearFirst = -1
     if (userLast) {
       const near = this.hashText(normalizeForDuplicates(user.content))
       n1 = near[0]!
       n2 = near[1]!
-      if (this.nearPrompts.get(n1, n2, this.found2)) nearFirst = this.found2[1]!
     }
+    const deferred = this.deferred
+    if (deferred !== undefined) {
+      const loc = this.loc()
+      this.pending.push(() => {
+        deferred.prompt(loc, e1, e2)
+        if (userLast) deferred.nearPrompt(loc, n1, n2, messages.length - 1)
+      })
+      return
+    }
+    let nearFirst = -1
+    if (userLast && this.nearPrompts.get(n1, n2, this.found2)) nearFirst = this.found2[1]!
     // An identical prompt has the same user text: it is the near entry's row (same prompt hash) or an other.
     const identical = nearFirst >= 0 && this.found2[0] === e1
       ? nearFirst
@@ -978,7 +1009,11 @@ export class DatasetChecker {
       const key = hash64(id, this.textHash)
       const h1 = key[0]!
       const h2 = key[1]!
-      if (this.taskIds.get(h1, h2, this.found2)) {
+      const deferred = this.deferred
+      if (deferred !== undefined) {
+        const loc = this.loc()
+        this.pending.push(() => deferred.taskId(loc, h1, h2, id))
+      } else if (this.taskIds.get(h1, h2, this.found2)) {
         this.find("duplicate/task-id", `${GT}.task_id`, `"${id}" is also the id of ${this.where(this.found2[0]!)}`)
       } else {
         const loc = this.loc()
@@ -1149,8 +1184,46 @@ export class DatasetChecker {
     }
   }
 
+  /** The duplicate findings of a spilled pass (`CheckOptions.spill`), in row order, once. */
+  private settleDeferred(): void {
+    const deferred = this.deferred
+    if (deferred === undefined || this.deferredSettled) return
+    this.deferredSettled = true
+    const found = deferred.resolve(this.maxExamples)
+    const report = (
+      rule: RuleId,
+      dups: typeof found.prompt,
+      field: (d: KeyDuplicate) => string,
+      message: (d: KeyDuplicate) => string
+    ) => {
+      for (const d of dups.items) {
+        const at = this.locate(d.loc)
+        this.findAt(rule, at.file, at.row, field(d), message(d))
+      }
+      // The findings past the examples only count.
+      this.findings += dups.count - dups.items.length
+      if (dups.count > dups.items.length) {
+        this.counts.set(rule, (this.counts.get(rule) ?? 0) + dups.count - dups.items.length)
+      }
+    }
+    report("duplicate/prompt", found.prompt, () => "prompt", (d) => `identical to ${this.where(d.first)}`)
+    report(
+      "duplicate/near-prompt",
+      found.nearPrompt,
+      (d) => `prompt[${d.extra}].content`,
+      (d) => `same text as ${this.where(d.first)} after normalization`
+    )
+    report(
+      "duplicate/task-id",
+      found.taskId,
+      () => `${GT}.task_id`,
+      (d) => `"${deferred.taskIdText(d.extra, d.extra2)}" is also the id of ${this.where(d.first)}`
+    )
+  }
+
   report(): Report {
     this.settleLists()
+    this.settleDeferred()
     const severityOf = (id: RuleId) => this.options.severity?.[id] ?? defaultSeverity(id)
     const rules = RULES.map((r) => ({
       id: r.id,

@@ -19,16 +19,23 @@
  *   length: simple 1-2 calls, moderate 3-4, complex 5 or more), and the rows where they differ.
  *
  * Memory: fixed per row (a near-duplicate signature, a row reference) plus the distinct values counted
- * (tool sequences, subjects, bigram hashes). Prompt texts are not kept: the shared shingles of a pair
- * are filled in afterwards by `explainClusters` from texts the caller reads again (`refsToExplain`).
+ * (tool sequences, subjects, bigram hashes); with `DiversityOptions.spill` (validate), the signatures,
+ * row references and bigram hashes go to scratch files and the near-duplicates are found when the report
+ * is made (deferredNearDup.ts), so only the distinct tool sequences and subjects stay in memory. Prompt
+ * texts are not kept: the shared shingles of a pair are filled in afterwards by `explainClusters` from
+ * texts the caller reads again (`refsToExplain`).
  */
 import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { COMPLEXITIES, complexityOf } from "../domain/task.js"
+import type { ResolvedNearDuplicates } from "./deferredNearDup.js"
+import { DeferredDuplicates } from "./deferredNearDup.js"
 import { combine32, IntSet } from "./hash32.js"
 import { stepListOnDisk } from "./layout.js"
-import type { DuplicateKind, NearDupOptions, SignatureStep } from "./nearDup.js"
+import type { DuplicateCluster, DuplicateKind, NearDupOptions, SignatureStep } from "./nearDup.js"
 import { DuplicateIndex, explainPair, wordHashes } from "./nearDup.js"
+import type { Spill, SpillFile } from "./spill.js"
+import { countDistinct } from "./spill.js"
 
 export interface RowRef {
   readonly file: string
@@ -123,6 +130,14 @@ export interface DiversityOptions extends NearDupOptions {
   readonly maxPairs?: number
   /** Mismatch examples kept (default 5). */
   readonly maxExamples?: number
+  /**
+   * For a pass over files: near-duplicate signatures, plan keys, row references and bigram hashes are
+   * spilled here and resolved when the report is made (deferredNearDup.ts; memory independent of the
+   * rows, `maxWalk` finite: `VALIDATE_MAX_WALK` when not given). The report is the same.
+   */
+  readonly spill?: Spill | undefined
+  /** Spilled records sorted in memory at once (spill.ts). */
+  readonly partitionRecords?: number | undefined
 }
 
 type Json = Record<string, unknown>
@@ -221,7 +236,14 @@ const toolKey = (server: string, tool: string): string => `${server}/${tool}`
 
 export class DiversityAccumulator {
   private readonly options: DiversityOptions
-  private readonly index: DuplicateIndex
+  /** In memory (matches as rows come), or spilled (`options.spill`: matches when the report is made). */
+  private readonly index: DuplicateIndex | undefined
+  private readonly deferred: DeferredDuplicates | undefined
+  private resolved: ResolvedNearDuplicates | undefined
+  /** Spilled: [file index, row] of each inserted row; the bigram hashes. */
+  private readonly refs: SpillFile | undefined
+  private readonly bigramFile: SpillFile | undefined
+  private distinctBigrams: number | undefined
   private readonly files: Array<string> = []
   /** Row reference of each inserted row, by insertion id: file index and row. */
   private readonly refFile: Array<number> = []
@@ -246,7 +268,11 @@ export class DiversityAccumulator {
 
   constructor(options: DiversityOptions = {}) {
     this.options = options
-    this.index = new DuplicateIndex(options)
+    const spill = options.spill
+    this.index = spill === undefined ? new DuplicateIndex(options) : undefined
+    this.deferred = spill === undefined ? undefined : new DeferredDuplicates(spill, options)
+    this.refs = spill?.file(2)
+    this.bigramFile = spill?.file(1)
     for (const server of options.inventory?.servers ?? []) {
       for (const tool of server.tools) this.schemas.set(toolKey(server.name, tool.name), tool.inputSchema)
     }
@@ -264,9 +290,15 @@ export class DiversityAccumulator {
     const hashes = wordHashes(read.prompt)
     this.countBigrams(hashes)
     this.countComplexity(read, ref)
-    const { id, matches } = this.index.insert({ prompt: read.prompt, wordHashes: hashes, plan: read.steps })
     let fileIndex = this.files.lastIndexOf(ref.file)
     if (fileIndex === -1) fileIndex = this.files.push(ref.file) - 1
+    const candidate = { prompt: read.prompt, wordHashes: hashes, plan: read.steps }
+    if (this.deferred !== undefined) {
+      this.deferred.add(candidate)
+      this.refs!.append([fileIndex, ref.row])
+      return
+    }
+    const { id, matches } = this.index!.insert(candidate)
     this.refFile[id] = fileIndex
     this.refRow[id] = ref.row
     this.countMatches(ref, matches)
@@ -274,7 +306,28 @@ export class DiversityAccumulator {
 
   /** Rows of each kind that match an earlier row (validate's `duplicate/similar-prompt`, `duplicate/same-plan`). */
   duplicateFindings(): Readonly<Record<DuplicateKind, DuplicateFindings>> {
-    return this.matched
+    const resolved = this.resolve()
+    if (resolved === undefined) return this.matched
+    const of = (kind: DuplicateKind): DuplicateFindings => ({
+      count: resolved.findings[kind].count,
+      examples: resolved.findings[kind].examples.map((f) => ({
+        row: this.refOf(f.id),
+        earlier: this.refOf(f.earlier),
+        similarity: f.similarity
+      }))
+    })
+    return { "near-prompt": of("near-prompt"), plan: of("plan") }
+  }
+
+  /** The spilled pass's matches, found once. */
+  private resolve(): ResolvedNearDuplicates | undefined {
+    if (this.deferred === undefined) return undefined
+    this.resolved ??= this.deferred.resolve({
+      maxExamples: this.options.maxExamples ?? 5,
+      maxClusters: this.options.maxClusters ?? 20,
+      maxPairs: this.options.maxPairs ?? 10
+    })
+    return this.resolved
   }
 
   private countMatches(ref: RowRef, matches: ReadonlyArray<{ id: number; kind: DuplicateKind; similarity: number }>) {
@@ -305,8 +358,8 @@ export class DiversityAccumulator {
       },
       prompts: {
         bigrams: this.bigrams,
-        distinctBigrams: this.bigramSet.size,
-        distinct2: this.bigrams === 0 ? 0 : this.bigramSet.size / this.bigrams
+        distinctBigrams: this.bigramCount(),
+        distinct2: this.bigrams === 0 ? 0 : this.bigramCount() / this.bigrams
       },
       nearDuplicates: this.duplicatesReport(),
       complexity: {
@@ -334,10 +387,19 @@ export class DiversityAccumulator {
   }
 
   private countBigrams(hashes: ReadonlyArray<number>): void {
+    const file = this.bigramFile
     for (let i = 0; i + 1 < hashes.length; i++) {
-      this.bigramSet.add(combine32(combine32(BIGRAM_SEED, hashes[i]), hashes[i + 1]))
+      const bigram = combine32(combine32(BIGRAM_SEED, hashes[i]), hashes[i + 1])
+      if (file === undefined) this.bigramSet.add(bigram)
+      else file.append([bigram])
       this.bigrams++
     }
+  }
+
+  private bigramCount(): number {
+    if (this.bigramFile === undefined) return this.bigramSet.size
+    this.distinctBigrams ??= countDistinct(this.options.spill!, this.bigramFile, this.options.partitionRecords)
+    return this.distinctBigrams
   }
 
   private countComplexity(read: ReadRow, ref: RowRef): void {
@@ -375,24 +437,33 @@ export class DiversityAccumulator {
   }
 
   private refOf(id: number): RowRef {
-    return { file: this.files[this.refFile[id]], row: this.refRow[id] }
+    if (this.refs === undefined) return { file: this.files[this.refFile[id]], row: this.refRow[id] }
+    const ref = new Uint32Array(2)
+    this.refs.read(id, ref)
+    return { file: this.files[ref[0]], row: ref[1] }
   }
 
   private duplicatesReport(): DiversityReport["nearDuplicates"] {
-    const clusters = this.index.clusters()
+    const resolved = this.resolve()
+    const clusters: ReadonlyArray<DuplicateCluster & { readonly size?: number }> = resolved?.clusters ??
+      this.index!.clusters()
     const summary = (kind: DuplicateKind): DuplicateSummary => {
+      if (resolved !== undefined) {
+        const { clusters, rows } = resolved.summary[kind]
+        return { clusters, rows, redundant: rows - clusters }
+      }
       const of = clusters.filter((c) => c.kind === kind)
       const rows = of.reduce((n, c) => n + c.members.length, 0)
       return { clusters: of.length, rows, redundant: rows - of.length }
     }
     const maxPairs = this.options.maxPairs ?? 10
     return {
-      threshold: this.index.threshold,
+      threshold: this.index?.threshold ?? this.deferred!.threshold,
       prompt: summary("near-prompt"),
       plan: summary("plan"),
       clusters: clusters.slice(0, this.options.maxClusters ?? 20).map((c) => ({
         kind: c.kind,
-        size: c.members.length,
+        size: c.size ?? c.members.length,
         members: c.members.slice(0, maxPairs + 1).map((id) => this.refOf(id)),
         pairs: c.pairs.slice(0, maxPairs).map((p) => ({
           a: this.refOf(p.a),

@@ -166,6 +166,21 @@ export const bandsFor = (threshold: number, bins: number): { readonly bands: num
   return best
 }
 
+/** The LSH bucket key of a signature's band `band` (`rows` values a band); one table holds every band's keys. */
+export const bandKeyOf = (sig: Uint32Array, band: number, rows: number, offset = 0): number => {
+  let h = Math.imul(band + 1, 0x9e3779b1)
+  const start = offset + band * rows
+  for (let i = start; i < start + rows; i++) h = combine32(h, sig[i])
+  return h
+}
+
+/** A 32-bit hash of a whole signature (values and mask): exact copies share it. */
+export const signatureHash = (sig: Uint32Array): number => {
+  let h = 0x12345678
+  for (let i = 0; i < sig.length; i++) h = combine32(h, sig[i])
+  return h
+}
+
 export interface PromptMatch {
   /** Insertion number of the earlier prompt (0-based). */
   readonly id: number
@@ -320,16 +335,11 @@ export class MinHashIndex {
   }
 
   private bandKey(sig: Uint32Array, band: number): number {
-    let h = Math.imul(band + 1, 0x9e3779b1)
-    const start = band * this.rows
-    for (let i = start; i < start + this.rows; i++) h = combine32(h, sig[i])
-    return h
+    return bandKeyOf(sig, band, this.rows)
   }
 
   private sigHash(sig: Uint32Array): number {
-    let h = 0x12345678
-    for (let i = 0; i < sig.length; i++) h = combine32(h, sig[i])
-    return h
+    return signatureHash(sig)
   }
 
   private ensureCapacity(n: number): void {
@@ -470,16 +480,11 @@ export class DuplicateIndex {
   }
 
   private signature(candidate: DuplicateCandidate): Uint32Array {
-    return candidate.wordHashes === undefined
-      ? this.prompts.signature(candidate.prompt)
-      : signatureOfWords(candidate.wordHashes, this.prompts.bins, this.prompts.shingleWords)
+    return candidateSignature(candidate, this.prompts.bins, this.prompts.shingleWords)
   }
 
   private planKey(candidate: DuplicateCandidate): string | undefined {
-    // 64 bits of sha256: fixed size per plan, collisions negligible at millions of plans.
-    return candidate.plan === undefined || candidate.plan.length === 0
-      ? undefined
-      : sha256Hex(planSignature(candidate.plan)).slice(0, 16)
+    return planKeyOf(candidate.plan)
   }
 
   private matches(sig: Uint32Array, key: string | undefined) {
@@ -489,6 +494,19 @@ export class DuplicateIndex {
     return out
   }
 }
+
+/**
+ * A plan's duplicate key: 64 bits of the sha256 of its signature, as 16 hex digits (fixed size per plan,
+ * collisions negligible at millions of plans); undefined for no plan.
+ */
+export const planKeyOf = (plan: ReadonlyArray<SignatureStep> | undefined): string | undefined =>
+  plan === undefined || plan.length === 0 ? undefined : sha256Hex(planSignature(plan)).slice(0, 16)
+
+/** The prompt's signature of a candidate (from its word hashes when it has them). */
+export const candidateSignature = (candidate: DuplicateCandidate, bins: number, shingleWords: number): Uint32Array =>
+  candidate.wordHashes === undefined
+    ? signatureOf(candidate.prompt, bins, shingleWords)
+    : signatureOfWords(candidate.wordHashes, bins, shingleWords)
 
 /** Union-find over the links of one kind. */
 const clustersOf = (kind: DuplicateKind, edges: ReadonlyArray<DuplicatePair>): ReadonlyArray<DuplicateCluster> => {
