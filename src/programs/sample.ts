@@ -113,17 +113,19 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
         usage: record.usage ?? emptyUsage,
         at: record.startedAt
       }
-      // The cost is real whatever happens to the archive: the ledger line first.
-      yield* ctx.ledger.record(ledgerLine)
-      if (target !== undefined) {
-        yield* ctx.journal.writeArchive(job.index, target, {
+      // The cost is real whatever happens to the archive: its ledger line is written even when the archive
+      // write fails (both go out at once, each with the lines of other calls ending meanwhile).
+      const written = yield* Effect.all([
+        Effect.either(ctx.ledger.record(ledgerLine)),
+        target === undefined ? Effect.either(Effect.void) : Effect.either(ctx.journal.writeArchive(job.index, target, {
           ...record,
           key,
           sample: job.index,
           sample_attempt: attempt,
           purpose
-        })
-      }
+        }))
+      ], { concurrency: 2 })
+      for (const w of written) if (Either.isLeft(w)) return yield* w.left
       yield* Ref.update(state, (s) => ({
         ...s,
         file,

@@ -67,10 +67,11 @@ export const makeCostLedger = (
       start = addEntry(start, e)
     }
     const totals = yield* Ref.make(start)
-    const lock = yield* Effect.makeSemaphore(1)
     return {
+      // No lock: the key is checked and taken in one synchronous step, and lines of calls ending together
+      // share one write of the ledger (its appender groups them).
       record: (call) =>
-        lock.withPermits(1)(Effect.suspend(() => {
+        Effect.suspend(() => {
           if (keys.has(call.key)) return Effect.void
           keys.add(call.key)
           const entry: LedgerEntry = {
@@ -78,7 +79,7 @@ export const makeCostLedger = (
             cost_usd: costOf(priceModel, call.usage, { batch: call.batch }) ?? null
           }
           return Effect.zipRight(Ref.update(totals, (t) => addEntry(t, entry)), append(entry))
-        })),
+        }),
       totals: Ref.get(totals)
     }
   })

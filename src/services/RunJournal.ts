@@ -11,7 +11,7 @@
  *
  * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
  */
-import { Cause, Clock, Context, Deferred, Effect, Either, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Effect, Either, Layer, Option, Schema } from "effect"
 import { hostname } from "node:os"
 import * as path from "node:path"
 import { gzipSync } from "node:zlib"
@@ -24,6 +24,7 @@ import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
+import { makeDurableLog } from "./durableLog.js"
 import { Storage } from "./Storage.js"
 
 export interface RunPaths {
@@ -315,38 +316,14 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
   })
 
 /**
- * Appends to a JSON Lines file with group commit: lines are queued in call order (synchronously, so a
- * caller's critical section fixes their order), and whoever flushes writes every queued line with one
- * append + fsync. Many samples finishing together cost one fsync, not one each. `torn`: the file ends
- * mid-line (a crash), so the first write starts a new line. No file: lines are only counted as written.
+ * A JSON Lines file appended with group commit (durableLog.ts): lines are queued in call order
+ * (synchronously, so a caller's critical section fixes their order), and one append + fsync writes every
+ * line queued meanwhile. No file (`RunJournal.memory`): lines are only counted as written.
  */
 const groupAppender = (file: string | undefined, torn: boolean) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const flushLock = yield* Effect.makeSemaphore(1)
-    let pending: Array<{ readonly line: string; readonly done: Deferred.Deferred<void, StorageError> }> = []
-    let startNewLine = torn
-    let unwritten = 0
-    const flush = flushLock.withPermits(1)(Effect.gen(function*() {
-      const batch = pending
-      pending = []
-      if (batch.length === 0) return
-      const text = (startNewLine ? "\n" : "") + batch.map((p) => p.line).join("")
-      const written = yield* Effect.either(file === undefined ? Effect.void : storage.appendDurable(file, text))
-      unwritten -= batch.length
-      if (written._tag === "Right") startNewLine = false
-      for (const p of batch) {
-        yield* Deferred.complete(p.done, written._tag === "Right" ? Effect.void : Effect.fail(written.left))
-      }
-    }))
-    const append = (line: string): Effect.Effect<Effect.Effect<void, StorageError>> =>
-      Effect.map(Deferred.make<void, StorageError>(), (done) => {
-        pending.push({ line, done })
-        unwritten++
-        return Effect.zipRight(flush, Deferred.await(done))
-      })
-    return { append, unwritten: Effect.sync(() => unwritten) }
-  })
+  file === undefined
+    ? Effect.succeed({ enqueue: () => Effect.succeed(Effect.void), unwritten: Effect.succeed(0) })
+    : makeDurableLog(file, 50, { torn })
 
 const openRun = (spec: RunSpec, onDisk: boolean) =>
   Effect.gen(function*() {
@@ -367,7 +344,7 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
-      (entry) => Effect.flatten(ledgerFile.append(JSON.stringify(entry) + "\n"))
+      (entry) => Effect.flatten(ledgerFile.enqueue(JSON.stringify(entry) + "\n"))
     )
     if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
       yield* storage.writeFileAtomic(paths.inventory, toJsonText(spec.inventory, { indent: 2 }) + "\n")
@@ -393,7 +370,7 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     // Recorded when queued, so the in-memory order is the file's order.
     const enqueue = (entry: JournalEntry) =>
       Effect.tap(
-        journalFile.append(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
+        journalFile.enqueue(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
         () => Effect.sync(() => record(state, spec.planned, entry))
       )
     const journal: RunJournalApi = {

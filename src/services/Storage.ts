@@ -612,11 +612,13 @@ const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Sco
       (handle) => Effect.promise(() => handle.close().catch(() => undefined))
     ),
     (handle) => ({
+      // Uninterruptible: a write that has started is finished (and synced) before its fiber stops, so a
+      // later append never lands before it.
       append: (text) =>
-        attempt(file, "append to", async () => {
+        Effect.uninterruptible(attempt(file, "append to", async () => {
           await handle.write(text)
           await handle.datasync()
-        })
+        }))
     })
   )
 
