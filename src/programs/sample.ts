@@ -9,7 +9,6 @@
  *            archive file, or the archived one it was replayed from) and put in the cost ledger
  */
 import { Effect, Either, Ref } from "effect"
-import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
@@ -22,6 +21,7 @@ import type { CostLedgerApi } from "../services/CostLedger.js"
 import { budgetReached } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import type { LlmApi, LlmMessage, LlmResult } from "../services/Llm.js"
+import { archiveCallNameOf } from "../services/runArchive.js"
 import type { RunJournalApi } from "../services/RunJournal.js"
 import { encodeRow } from "../skyrl/layout.js"
 import type { Acceptance } from "./acceptance.js"
@@ -100,10 +100,9 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
   const key = sampleKey(job.index, attempt, purpose)
   const onAttempt = (record: AttemptRecord) =>
     Effect.gen(function*() {
-      const target = record.archived === undefined ? yield* ctx.journal.nextArchiveFile(job.index) : undefined
-      const file = record.archived ?? target!.file
+      const target = record.archived === undefined ? yield* ctx.journal.nextArchiveCall(job.index) : undefined
       const ledgerLine = {
-        key: path.basename(file),
+        key: target?.name ?? archiveCallNameOf(record.archived!),
         sample: job.index,
         attempt,
         purpose,
@@ -115,17 +114,21 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
       }
       // The cost is real whatever happens to the archive: its ledger line is written even when the archive
       // write fails (both go out at once, each with the lines of other calls ending meanwhile).
-      const written = yield* Effect.all([
+      const [ledgered, archived] = yield* Effect.all([
         Effect.either(ctx.ledger.record(ledgerLine)),
-        target === undefined ? Effect.either(Effect.void) : Effect.either(ctx.journal.writeArchive(job.index, target, {
-          ...record,
-          key,
-          sample: job.index,
-          sample_attempt: attempt,
-          purpose
-        }))
+        target === undefined
+          ? Effect.succeed(Either.right(record.archived!))
+          : Effect.either(ctx.journal.writeArchive(job.index, target, {
+            ...record,
+            key,
+            sample: job.index,
+            sample_attempt: attempt,
+            purpose
+          }))
       ], { concurrency: 2 })
-      for (const w of written) if (Either.isLeft(w)) return yield* w.left
+      if (Either.isLeft(ledgered)) return yield* ledgered.left
+      if (Either.isLeft(archived)) return yield* archived.left
+      const file = archived.right
       yield* Ref.update(state, (s) => ({
         ...s,
         file,

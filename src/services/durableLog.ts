@@ -27,6 +27,11 @@ export interface DurableLog {
   readonly append: (text: string, options?: { readonly wait?: boolean }) => Effect.Effect<void, StorageError>
   /** Puts `text` in the file's order now; returns the wait for it to be on disk. */
   readonly enqueue: (text: string) => Effect.Effect<Effect.Effect<void, StorageError>>
+  /**
+   * `enqueue` as a plain function, for a caller that must do something in the same synchronous step (note
+   * where its bytes start): queues `data` when called and returns the wait.
+   */
+  readonly queue: (data: string | Uint8Array) => Effect.Effect<void, StorageError>
   readonly flush: Effect.Effect<void, StorageError>
   /** Texts appended that are not on disk yet (queued, or in a write that has not finished). */
   readonly unwritten: Effect.Effect<number>
@@ -36,6 +41,12 @@ export interface DurableLogOptions {
   /** The file ends in the middle of a line: the first write starts with a line end. */
   readonly torn?: boolean
 }
+
+/** Texts as one string, or as one byte buffer when any of them is bytes. */
+const joined = (parts: ReadonlyArray<string | Uint8Array>): string | Uint8Array =>
+  parts.every((p) => typeof p === "string")
+    ? parts.join("")
+    : Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : p)))
 
 export const makeDurableLog = (
   file: string,
@@ -50,7 +61,7 @@ export const makeDurableLog = (
     const handleScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
     const lock = yield* Effect.makeSemaphore(1)
     let handle: AppendHandle | undefined
-    let pending: Array<string> = []
+    let pending: Array<string | Uint8Array> = []
     let unwritten = 0
     let failure: StorageError | undefined
     let scheduled = false
@@ -67,7 +78,7 @@ export const makeDurableLog = (
         if (pending.length === 0) return Effect.void
         const batch = pending
         pending = []
-        const text = (startNewLine ? "\n" : "") + batch.join("")
+        const text = joined(startNewLine ? ["\n", ...batch] : batch)
         return Effect.flatMap(opened, (h) => h.append(text)).pipe(
           Effect.tapError((e) => Effect.sync(() => (failure = e))),
           Effect.tap(() => Effect.sync(() => (startNewLine = false))),
@@ -88,8 +99,8 @@ export const makeDurableLog = (
       scheduled = true
       return Effect.asVoid(Effect.forkIn(drain, scope))
     })
-    const push = (text: string) => {
-      pending.push(text)
+    const push = (data: string | Uint8Array) => {
+      pending.push(data)
       unwritten++
     }
     const flush = writeBatch
@@ -104,6 +115,7 @@ export const makeDurableLog = (
           return options?.wait === true ? writeBatch : kick
         }),
       enqueue: (text) => Effect.sync(() => (push(text), writeBatch)),
+      queue: (data) => (push(data), writeBatch),
       flush,
       unwritten: Effect.sync(() => unwritten)
     }
