@@ -19,6 +19,7 @@ import { Effect, Either, Option, Stream } from "effect"
 import * as path from "node:path"
 import { gunzipSync, gzipSync, inflateRawSync } from "node:zlib"
 import type { StorageError } from "../domain/errors.js"
+import { requestJson } from "./llm/answer.js"
 import { Storage } from "./Storage.js"
 
 /** `task_0007_c02.json`: sample 7 (1-based), its second model call. */
@@ -70,7 +71,14 @@ export const encodeLogRecord = (
   record: Readonly<Record<string, unknown>>,
   gzip: boolean
 ): string | Uint8Array => {
-  const line = JSON.stringify({ name, ...record }) + "\n"
+  // The request's JSON as it was sent (made once, from cached pieces), after the rest of the record.
+  const { request, ...rest } = record
+  const head = JSON.stringify({ name, ...rest })
+  const line = request === undefined
+    ? head + "\n"
+    : `${head.slice(0, -1)}${head === `{"name":${JSON.stringify(name)}}` ? "" : ","}"request":${
+      requestJson(request)
+    }}\n`
   return gzip ? gzipSync(line) : line
 }
 
