@@ -12,7 +12,6 @@ import { Effect, Either, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
-import type { SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord } from "../domain/run.js"
 import { sampleKey } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -23,7 +22,6 @@ import type { InventoryApi } from "../services/Inventory.js"
 import type { LlmApi, LlmMessage, LlmResult } from "../services/Llm.js"
 import { archiveCallNameOf } from "../services/runArchive.js"
 import type { RunJournalApi } from "../services/RunJournal.js"
-import { encodeRow } from "../skyrl/layout.js"
 import type { Acceptance } from "./acceptance.js"
 import type { Job, SamplingOptions } from "./sampling.js"
 
@@ -270,7 +268,7 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
     const metadata = metadataOf(ctx, job, attemptNo, round === 1, answer, called)
     const judged = yield* ctx.acceptance.judge(job, job.index, answer.value, metadata)
     const verdict = judged._tag === "Accepted"
-      ? yield* ctx.acceptance.claim(job.index, judged.row, journalRow(ctx, job, attemptNo, judged.row, tally))
+      ? yield* ctx.acceptance.claim(job.index, judged.row, (encoded) => journalRow(ctx, job, attemptNo, encoded, tally))
       : judged
     if (verdict._tag === "Accepted") {
       return { _tag: "Accepted", row: verdict.row, calls: (yield* Ref.get(tally)).calls } as const
@@ -292,19 +290,19 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
   return yield* Effect.dieMessage("unreachable: an attempt ends within two rounds")
 })
 
-/** The journal line of an accepted row (queued inside the claim, so journal order is claim order). */
+/** The journal line of an accepted row, encoded (queued inside the claim, so journal order is claim order). */
 const journalRow = <J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attemptNo: number,
-  row: SkyRLRow,
+  row: unknown,
   tally: Ref.Ref<SampleTally>
 ) =>
   Effect.flatMap(Ref.get(tally), (t) =>
     ctx.journal.enqueue({
       index: job.index,
       status: "row",
-      row: encodeRow(row),
+      row,
       attempts: attemptNo,
       calls: t.calls,
       usage: t.usage,
