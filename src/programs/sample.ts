@@ -6,7 +6,8 @@
  *            then the sample's journal line (a row is journaled by the claim itself)
  *   attempt  one answer and, when the model can fix it, one repair of it
  *   call     one model call: the budget checked first, then every HTTP attempt archived (a fresh
- *            archive file, or the archived one it was replayed from) and put in the cost ledger
+ *            record in the session's archive log, or the archived one it was replayed from) and put in
+ *            the cost ledger
  */
 import { Effect, Either, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
@@ -49,7 +50,7 @@ export interface RunContext<J extends Job> {
   readonly calls: Effect.Semaphore
 }
 
-/** How one call ended, with the archive file of its last HTTP attempt. */
+/** How one call ended, with the archived call (`<log>#<name>`) of its last HTTP attempt. */
 interface Called {
   readonly result: Either.Either<LlmResult<ModelTask>, LlmError> | undefined
   readonly file: string | undefined

@@ -2,8 +2,8 @@
  * The cost ledger of a run: one entry per HTTP attempt (or batch answer), with its usage and price, kept
  * across sessions and batch rounds (`ledger.jsonl` in the run directory, appended and flushed as each
  * call ends). Every summary — the progress line, the final log line, the manifest, the `--max-cost`
- * check — reads its totals. An entry's key is its archive file, so an answer replayed from the archive
- * (resume, rebuild, another collect round) is never counted twice.
+ * check — reads its totals. An entry's key is its archived call's name (`task_0007_c02.json`), so an
+ * answer replayed from the archive (resume, rebuild, another collect round) is never counted twice.
  */
 import { Context, Effect, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"

@@ -5,8 +5,8 @@
  * `RunLocked`, having spent nothing), checks the settings fingerprint of a run being resumed, reads the
  * journal and the cost ledger (a line cut by a crash is not an entry), lists the archive, and writes a
  * `running` manifest. While the run works it appends journal lines (one per finished sample) and ledger
- * lines (one per call, see CostLedger.ts), writes archive files under fresh call numbers, and keeps the
- * counts every summary reads. Closing it writes the manifest — status, counts, tokens and cost from the
+ * lines (one per call, see CostLedger.ts), appends archive records under fresh call numbers to the
+ * session's archive log (runArchive.ts), and keeps the counts every summary reads. Closing it writes the manifest — status, counts, tokens and cost from the
  * journal and the ledger — and releases the lock, whatever ended the run (done, failed, interrupted).
  *
  * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
