@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "no
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
+import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { BatchFake } from "./support/fakeBatch.js"
@@ -52,16 +53,16 @@ describe("generate --backend batch against the fake Batch API", () => {
         // No task went online; the subjects stage did, before the submission (its answers shape every line).
         expect(f.online.requests).toHaveLength(0)
         expect(f.stages.requests).toHaveLength(1)
-        // Archive: one file per sample, the batch line's answer with its batch id and custom id.
-        const archives = readdirSync(runDir).filter((x) => x.startsWith("task_")).sort()
+        // Archive: one call per sample, the batch line's answer with its batch id and custom id.
+        const archives = archiveRecords(runDir)
         expect(archives).toHaveLength(12)
-        const first = JSON.parse(readFileSync(join(runDir, archives[0]), "utf8"))
+        const first = archives[0].record
         expect(first.batch_id).toBe(b.id)
         expect(first.custom_id).toBe(`${runId}:sample-000000`)
         expect(first.request).toEqual(b.lines[0].body)
         for (const row of rows) {
           const meta = JSON.parse(row.extra_info.task_metadata)
-          expect(existsSync(join(out, "..", meta.raw_output_path))).toBe(true)
+          expect(archiveHolds(join(out, ".."), meta.raw_output_path)).toBe(true)
           expect(meta.backend).toBe(endpoint)
         }
         const manifest = JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
@@ -270,8 +271,8 @@ describe("generate --backend batch against the fake Batch API", () => {
       10
     )
     // Both calls of sample 2 are archived: the batch answer, then the online repair.
-    const archives = readdirSync(runDir).filter((x) => x.startsWith("task_0002_"))
-    expect(archives.sort()).toEqual(["task_0002_c01.json", "task_0002_c02.json"])
+    const archives = archiveRecords(runDir).map((a) => a.file).filter((x) => x.startsWith("task_0002_"))
+    expect(archives).toEqual(["task_0002_c01.json", "task_0002_c02.json"])
   }, 60_000)
 
   it("--repairs batch: repairs go out as a follow-up batch, collected in the same --wait", async () => {

@@ -289,8 +289,9 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
     Effect.gen(function*() {
       const storage = makeMemoryStorage()
       const { calls, llm } = scripted((call) => reply(task(requestOf(call).k, requestOf(call).attempt)))
-      storage.onWrite = (file) =>
-        file.endsWith("task_0002_c01.json")
+      // The append of sample 2's first call to the archive log (a record names its call first).
+      storage.onWrite = (file, _kind, data) =>
+        typeof data === "string" && data.startsWith("{\"name\":\"task_0002_c01.json\"")
           ? Effect.fail(new StorageError({ path: file, operation: "write", reason: "no space left on device" }))
           : Effect.void
       const exit = yield* Effect.exit(runGenerate(storage, llm, generateOptions(settingsFor(3))))
@@ -299,12 +300,21 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
         rows.map((r) => JSON.parse(r.extra_info.task_metadata).raw_output_path as string)
       const first = readJsonl(storage.text(OUT))
       expect(first.map((r) => JSON.parse(r.extra_info.task_metadata).sample_index)).toEqual([0, 2])
-      for (const rel of archived(first)) expect(storage.files.has(`/mem/${rel}`)).toBe(true)
+      // Each row names its call in a log that holds it (`<log>#<name>`); the log that failed is not used again.
+      const holds = (rel: string) => {
+        const [log, name] = rel.split("#")
+        return storage.text(`/mem/${log}`).split("\n").some((l) => l.startsWith(`{"name":"${name}"`))
+      }
+      expect(archived(first).map((rel) => rel.split("#")[0])).toEqual([
+        "raw_llm/run-1/archive_01.jsonl",
+        "raw_llm/run-1/archive_02.jsonl"
+      ])
+      for (const rel of archived(first)) expect(holds(rel)).toBe(true)
       storage.onWrite = () => Effect.void
       yield* runGenerate(storage, llm, generateOptions(settingsFor(3)))
       const rows = readJsonl(storage.text(OUT))
       expect(rows).toHaveLength(3)
-      for (const rel of archived(rows)) expect(storage.files.has(`/mem/${rel}`)).toBe(true)
+      for (const rel of archived(rows)) expect(holds(rel)).toBe(true)
       // The lost answer was paid for and is counted; it had to be asked again.
       expect(calls).toHaveLength(4)
       expect(manifestOf(storage).counts.calls).toBe(4)
@@ -343,6 +353,43 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
         Effect.provide(storage.layer)
       )
       expect(calls).toHaveLength(asked)
+      expect(storage.text("/mem/rebuilt.jsonl")).toBe(storage.text(OUT))
+    }))
+
+  it.effect("a run archived by earlier versions (a file per call) resumes without paying twice and rebuilds", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { calls, llm } = scripted((call) => reply(task(requestOf(call).k, requestOf(call).attempt)))
+      const reached = yield* blockJournalWrite(storage, 4) // 3 samples journaled, the 4th archived only
+      const fiber = yield* Effect.fork(runGenerate(storage, llm, generateOptions(settingsFor(6))))
+      yield* Deferred.await(reached)
+      yield* Fiber.interrupt(fiber)
+      storage.onWrite = () => Effect.void
+      // The run directory as an earlier version left it: `task_0004_c01.json` per call, rows naming those files.
+      const log = `${RUN_DIR}/archive_01.jsonl`
+      for (const line of storage.text(log).split("\n").filter((l) => l !== "")) {
+        const { name, ...record } = JSON.parse(line)
+        storage.files.set(`${RUN_DIR}/${name}`, JSON.stringify(record, null, 2) + "\n")
+      }
+      storage.files.delete(log)
+      const journal = `${RUN_DIR}/journal.jsonl`
+      storage.files.set(journal, storage.text(journal).replaceAll("archive_01.jsonl#", ""))
+      expect(calls).toHaveLength(4)
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(6)))
+      expect(calls).toHaveLength(6) // sample 4's archived answer was used, not asked again
+      const rows = readJsonl(storage.text(OUT))
+      expect(rows.map((r) => JSON.parse(r.extra_info.task_metadata).raw_output_path)).toEqual([
+        "raw_llm/run-1/task_0001_c01.json",
+        "raw_llm/run-1/task_0002_c01.json",
+        "raw_llm/run-1/task_0003_c01.json",
+        "raw_llm/run-1/task_0004_c01.json",
+        "raw_llm/run-1/archive_01.jsonl#task_0005_c01.json",
+        "raw_llm/run-1/archive_01.jsonl#task_0006_c01.json"
+      ])
+      yield* rebuildProgram({ runDir: RUN_DIR, out: "/mem/rebuilt.jsonl", indent: undefined, ascii: false }).pipe(
+        Effect.provide(storage.layer)
+      )
+      expect(calls).toHaveLength(6)
       expect(storage.text("/mem/rebuilt.jsonl")).toBe(storage.text(OUT))
     }))
 

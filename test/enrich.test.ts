@@ -5,6 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { runCliAsync } from "./support/cli.js"
 import type { PlanChoice } from "./support/fakeEnrich.js"
 import { isRepair, offeredTools, planAnswer, quotedUserRequest, sourceRowOf } from "./support/fakeEnrich.js"
@@ -456,10 +457,9 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
       )
       expect(r.status, r.stderr).toBe(0)
       const runDir = join(dir, "raw_llm", readdirSync(join(dir, "raw_llm"))[0])
-      const archives = readdirSync(runDir).filter((f) => f.startsWith("task_"))
+      const archives = archiveRecords(runDir)
       expect(archives).toHaveLength(2)
-      for (const f of archives) {
-        const record = JSON.parse(readFileSync(join(runDir, f), "utf8"))
+      for (const { record } of archives) {
         expect(record.request.input[0].content).toMatch(/^Plan the request of source row \d/)
         expect(typeof record.request.instructions).toBe("string")
         expect(record.response.output).toBeDefined()
@@ -512,7 +512,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(readJsonl(out).map((x) => meta(x).source_row)).toEqual([0])
     const rejects = readJsonl(`${out}.rejects.jsonl`)
     expect(rejects.map((x) => x.index)).toEqual([1])
-    expect(existsSync(join(dir, rejects[0].raw_output_path))).toBe(true)
+    expect(archiveHolds(dir, rejects[0].raw_output_path)).toBe(true)
   }, 60_000)
 })
 

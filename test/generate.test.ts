@@ -5,6 +5,7 @@ import { spawn } from "node:child_process"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, connectionReset, hang, malformedBody, rateLimited, serverError } from "./support/fakeOpenAI.js"
@@ -40,12 +41,11 @@ describe("generate against the fake OpenAI server", () => {
         expect(rows).toHaveLength(20)
         expect(new Set(rows.map((x) => x.prompt[1].content)).size).toBe(20)
         const runDir = runDirOf(out)
-        const archives = readdirSync(runDir).filter((f) => f.startsWith("task_"))
-        expect(archives).toHaveLength(20)
+        expect(archiveRecords(runDir)).toHaveLength(20)
         // Before the tasks, the subjects stage: one more call, archived and counted like the others.
         expect(readdirSync(runDir).filter((f) => f.startsWith("stage_"))).toEqual(["stage_subjects_c01.json"])
         const referenced = rows.map((x) => JSON.parse(x.extra_info.task_metadata).raw_output_path)
-        for (const rel of referenced) expect(existsSync(join(out, "..", rel))).toBe(true)
+        for (const rel of referenced) expect(archiveHolds(join(out, ".."), rel)).toBe(true)
         expect(new Set(referenced).size).toBe(20)
         // Every request went to the chosen endpoint with the configured model, effort and strict schema.
         const all = server.requests.filter((q) => q.endpoint !== "other")
@@ -103,7 +103,7 @@ describe("generate against the fake OpenAI server", () => {
     expect(text).toMatch(/symbol/)
     const rows = readJsonl(out)
     for (const row of rows) expect(JSON.parse(row.extra_info.task_metadata).repaired).toBe(true)
-    expect(readdirSync(runDirOf(out)).filter((f) => f.startsWith("task_"))).toHaveLength(6)
+    expect(archiveRecords(runDirOf(out))).toHaveLength(6)
   }, 60_000)
 
   it("a plan still invalid after repair goes to the rejects file and the slot is retried", async () => {
@@ -121,7 +121,7 @@ describe("generate against the fake OpenAI server", () => {
     expect(rejects).toHaveLength(1)
     expect(rejects[0].index).toBe(1)
     expect(rejects[0].reasons.join(" ")).toMatch(/fmp_get_quote/)
-    expect(existsSync(join(out, "..", rejects[0].raw_output_path))).toBe(true)
+    expect(archiveHolds(join(out, ".."), rejects[0].raw_output_path)).toBe(true)
   }, 60_000)
 
   it(
@@ -183,9 +183,7 @@ describe("generate against the fake OpenAI server", () => {
     const rows = readJsonl(out)
     expect(rows).toHaveLength(12)
     const runDir = runDirOf(out)
-    const records = readdirSync(runDir).filter((f) => f.startsWith("task_")).map((f) =>
-      JSON.parse(readFileSync(join(runDir, f), "utf8"))
-    )
+    const records = archiveRecords(runDir).map((a) => a.record)
     const failed = records.filter((x) => x.status !== "ok")
     expect(failed.length).toBeGreaterThan(0)
     for (const f of failed) expect(typeof f.error === "string" || f.status === "InvalidOutput").toBe(true)
@@ -226,9 +224,8 @@ describe("generate against the fake OpenAI server", () => {
       // Answers archived but not journaled when it was killed are replayed from the archive, not asked again.
       const runDir = runDirOf(out)
       const archived = new Set(
-        readdirSync(runDir).filter((f) => f.startsWith("task_"))
-          .filter((f) => JSON.parse(readFileSync(join(runDir, f), "utf8")).status === "ok")
-          .map((f) => Number(/^task_(\d+)_/.exec(f)![1]))
+        archiveRecords(runDir).filter((a) => a.record.status === "ok")
+          .map((a) => Number(/^task_(\d+)_/.exec(a.file)![1]))
       )
       const before = server.requests.length
       const r = await runCliAsync([...args, "--resume"], { env: env(server) })

@@ -101,14 +101,15 @@ export interface Acceptance<J> {
   /** Plan, conversion, row checks (without keeping the row) and verification: a candidate row or why not. */
   readonly judge: (job: J, index: number, task: ModelTask, metadata: Record<string, unknown>) => Effect.Effect<Verdict>
   /**
-   * Checks the row against every row accepted so far and, when it passes, keeps it and runs `commit` in
-   * the same atomic step (the journal line takes its place in the file there); the effect `commit`
-   * returns (the wait for that line to be on disk) runs after the step. Fails only when that fails.
+   * Checks the row against every row accepted so far and, when it passes, keeps it and runs `commit` (with
+   * the row as encoded for disk) in the same atomic step (the journal line takes its place in the file
+   * there); the effect `commit` returns (the wait for that line to be on disk) runs after the step. Fails
+   * only when that fails.
    */
   readonly claim: <E>(
     index: number,
     row: SkyRLRow,
-    commit: Effect.Effect<Effect.Effect<void, E>>
+    commit: (encoded: unknown) => Effect.Effect<Effect.Effect<void, E>>
   ) => Effect.Effect<Verdict, E>
   /** Rows accepted before this session (or written without a model call): kept without judging. */
   readonly seed: (index: number, encoded: unknown) => void
@@ -203,7 +204,11 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
           : { _tag: "Repair", reasons: [verified.reason], message: verified.repair } satisfies Verdict
       })
 
-    const claim = <E>(index: number, row: SkyRLRow, commit: Effect.Effect<Effect.Effect<void, E>>) =>
+    const claim = <E>(
+      index: number,
+      row: SkyRLRow,
+      commit: (encoded: unknown) => Effect.Effect<Effect.Effect<void, E>>
+    ) =>
       Effect.gen(function*() {
         const claimed = yield* mutex.withPermits(1)(Effect.gen(function*() {
           const encoded = encodeRow(row)
@@ -227,7 +232,7 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
           for (const f of findings) yield* Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)
           for (const m of dup?.matches ?? []) yield* Effect.logWarning(`sample ${index + 1}: ${m.reason}`)
           const accepted: Verdict = { _tag: "Accepted", row }
-          return { verdict: accepted, durable: yield* commit }
+          return { verdict: accepted, durable: yield* commit(encoded) }
         }))
         yield* claimed.durable
         return claimed.verdict

@@ -6,14 +6,13 @@
  *            then the sample's journal line (a row is journaled by the claim itself)
  *   attempt  one answer and, when the model can fix it, one repair of it
  *   call     one model call: the budget checked first, then every HTTP attempt archived (a fresh
- *            archive file, or the archived one it was replayed from) and put in the cost ledger
+ *            record in the session's archive log, or the archived one it was replayed from) and put in
+ *            the cost ledger
  */
 import { Effect, Either, Ref } from "effect"
-import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
-import type { SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord } from "../domain/run.js"
 import { sampleKey } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -22,8 +21,8 @@ import type { CostLedgerApi } from "../services/CostLedger.js"
 import { budgetReached } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import type { LlmApi, LlmMessage, LlmResult } from "../services/Llm.js"
+import { archiveCallNameOf } from "../services/runArchive.js"
 import type { RunJournalApi } from "../services/RunJournal.js"
-import { encodeRow } from "../skyrl/layout.js"
 import type { Acceptance } from "./acceptance.js"
 import type { Job, SamplingOptions } from "./sampling.js"
 
@@ -51,7 +50,7 @@ export interface RunContext<J extends Job> {
   readonly calls: Effect.Semaphore
 }
 
-/** How one call ended, with the archive file of its last HTTP attempt. */
+/** How one call ended, with the archived call (`<log>#<name>`) of its last HTTP attempt. */
 interface Called {
   readonly result: Either.Either<LlmResult<ModelTask>, LlmError> | undefined
   readonly file: string | undefined
@@ -100,10 +99,9 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
   const key = sampleKey(job.index, attempt, purpose)
   const onAttempt = (record: AttemptRecord) =>
     Effect.gen(function*() {
-      const target = record.archived === undefined ? yield* ctx.journal.nextArchiveFile(job.index) : undefined
-      const file = record.archived ?? target!.file
+      const target = record.archived === undefined ? yield* ctx.journal.nextArchiveCall(job.index) : undefined
       const ledgerLine = {
-        key: path.basename(file),
+        key: target?.name ?? archiveCallNameOf(record.archived!),
         sample: job.index,
         attempt,
         purpose,
@@ -113,17 +111,23 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
         usage: record.usage ?? emptyUsage,
         at: record.startedAt
       }
-      // The cost is real whatever happens to the archive: the ledger line first.
-      yield* ctx.ledger.record(ledgerLine)
-      if (target !== undefined) {
-        yield* ctx.journal.writeArchive(job.index, target, {
-          ...record,
-          key,
-          sample: job.index,
-          sample_attempt: attempt,
-          purpose
-        })
-      }
+      // The cost is real whatever happens to the archive: its ledger line is written even when the archive
+      // write fails (both go out at once, each with the lines of other calls ending meanwhile).
+      const [ledgered, archived] = yield* Effect.all([
+        Effect.either(ctx.ledger.record(ledgerLine)),
+        target === undefined
+          ? Effect.succeed(Either.right(record.archived!))
+          : Effect.either(ctx.journal.writeArchive(job.index, target, {
+            ...record,
+            key,
+            sample: job.index,
+            sample_attempt: attempt,
+            purpose
+          }))
+      ], { concurrency: 2 })
+      if (Either.isLeft(ledgered)) return yield* ledgered.left
+      if (Either.isLeft(archived)) return yield* archived.left
+      const file = archived.right
       yield* Ref.update(state, (s) => ({
         ...s,
         file,
@@ -265,7 +269,7 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
     const metadata = metadataOf(ctx, job, attemptNo, round === 1, answer, called)
     const judged = yield* ctx.acceptance.judge(job, job.index, answer.value, metadata)
     const verdict = judged._tag === "Accepted"
-      ? yield* ctx.acceptance.claim(job.index, judged.row, journalRow(ctx, job, attemptNo, judged.row, tally))
+      ? yield* ctx.acceptance.claim(job.index, judged.row, (encoded) => journalRow(ctx, job, attemptNo, encoded, tally))
       : judged
     if (verdict._tag === "Accepted") {
       return { _tag: "Accepted", row: verdict.row, calls: (yield* Ref.get(tally)).calls } as const
@@ -287,19 +291,19 @@ export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
   return yield* Effect.dieMessage("unreachable: an attempt ends within two rounds")
 })
 
-/** The journal line of an accepted row (queued inside the claim, so journal order is claim order). */
+/** The journal line of an accepted row, encoded (queued inside the claim, so journal order is claim order). */
 const journalRow = <J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attemptNo: number,
-  row: SkyRLRow,
+  row: unknown,
   tally: Ref.Ref<SampleTally>
 ) =>
   Effect.flatMap(Ref.get(tally), (t) =>
     ctx.journal.enqueue({
       index: job.index,
       status: "row",
-      row: encodeRow(row),
+      row,
       attempts: attemptNo,
       calls: t.calls,
       usage: t.usage,

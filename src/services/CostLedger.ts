@@ -2,8 +2,8 @@
  * The cost ledger of a run: one entry per HTTP attempt (or batch answer), with its usage and price, kept
  * across sessions and batch rounds (`ledger.jsonl` in the run directory, appended and flushed as each
  * call ends). Every summary — the progress line, the final log line, the manifest, the `--max-cost`
- * check — reads its totals. An entry's key is its archive file, so an answer replayed from the archive
- * (resume, rebuild, another collect round) is never counted twice.
+ * check — reads its totals. An entry's key is its archived call's name (`task_0007_c02.json`), so an
+ * answer replayed from the archive (resume, rebuild, another collect round) is never counted twice.
  */
 import { Context, Effect, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
@@ -67,10 +67,11 @@ export const makeCostLedger = (
       start = addEntry(start, e)
     }
     const totals = yield* Ref.make(start)
-    const lock = yield* Effect.makeSemaphore(1)
     return {
+      // No lock: the key is checked and taken in one synchronous step, and lines of calls ending together
+      // share one write of the ledger (its appender groups them).
       record: (call) =>
-        lock.withPermits(1)(Effect.suspend(() => {
+        Effect.suspend(() => {
           if (keys.has(call.key)) return Effect.void
           keys.add(call.key)
           const entry: LedgerEntry = {
@@ -78,7 +79,7 @@ export const makeCostLedger = (
             cost_usd: costOf(priceModel, call.usage, { batch: call.batch }) ?? null
           }
           return Effect.zipRight(Ref.update(totals, (t) => addEntry(t, entry)), append(entry))
-        })),
+        }),
       totals: Ref.get(totals)
     }
   })

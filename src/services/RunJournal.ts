@@ -5,13 +5,14 @@
  * `RunLocked`, having spent nothing), checks the settings fingerprint of a run being resumed, reads the
  * journal and the cost ledger (a line cut by a crash is not an entry), lists the archive, and writes a
  * `running` manifest. While the run works it appends journal lines (one per finished sample) and ledger
- * lines (one per call, see CostLedger.ts), writes archive files under fresh call numbers, and keeps the
- * counts every summary reads. Closing it writes the manifest — status, counts, tokens and cost from the
+ * lines (one per call, see CostLedger.ts), appends archive records under fresh call numbers to the
+ * session's archive log (runArchive.ts), and keeps the counts every summary reads. Closing it writes the manifest — status, counts, tokens and cost from the
  * journal and the ledger — and releases the lock, whatever ended the run (done, failed, interrupted).
  *
  * `RunJournal.memory` is the same service without files (rebuild: nothing is written to the run it reads).
  */
-import { Cause, Clock, Context, Deferred, Effect, Either, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Effect, Either, Layer, Option, Schema } from "effect"
+import * as Scope from "effect/Scope"
 import { hostname } from "node:os"
 import * as path from "node:path"
 import { gzipSync } from "node:zlib"
@@ -24,6 +25,18 @@ import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
+import type { DurableLog } from "./durableLog.js"
+import { makeDurableLog } from "./durableLog.js"
+import type { ArchivedCall } from "./runArchive.js"
+import {
+  ARCHIVE_NAME,
+  archiveCallName,
+  archiveLogName,
+  encodeLogRecord,
+  loggedCallRef,
+  readArchiveIndex
+} from "./runArchive.js"
+import type { StorageApi } from "./Storage.js"
 import { Storage } from "./Storage.js"
 
 export interface RunPaths {
@@ -46,30 +59,6 @@ export const runPaths = (rawDir: string, runId: string): RunPaths => {
     lock: at("lock"),
     inventory: at("inventory.json")
   }
-}
-
-/** `task_0007_c02.json`: sample 7 (1-based), its second model call. */
-export const archiveFileName = (index: number, call: number, total: number, gzip: boolean): string => {
-  const width = Math.max(4, String(total).length)
-  return `task_${String(index + 1).padStart(width, "0")}_c${String(call).padStart(2, "0")}.json${gzip ? ".gz" : ""}`
-}
-
-/** `task_0007_c02.json(.gz)`: sample 7 (1-based), call 2. */
-export const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
-
-/** The archive files among the entries of `runDir` (`names`), by sample, each sample's in call order. */
-export const archiveListing = (runDir: string, names: ReadonlyArray<string>): Map<number, Array<ArchivedCall>> => {
-  const bySample = new Map<number, Array<ArchivedCall>>()
-  for (const name of names) {
-    const m = ARCHIVE_NAME.exec(name)
-    if (m === null) continue
-    const index = Number(m[1]) - 1
-    const calls = bySample.get(index) ?? []
-    calls.push({ call: Number(m[2]), file: path.join(runDir, name) })
-    bySample.set(index, calls)
-  }
-  for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
-  return bySample
 }
 
 export const encodeArchive = (record: Readonly<Record<string, unknown>>, gzip: boolean): string | Uint8Array => {
@@ -116,9 +105,10 @@ export interface RunSpec {
   readonly inventory?: unknown
 }
 
-export interface ArchivedCall {
+/** A call about to be made: its number in its sample and its name (`task_0007_c02.json`). */
+export interface ArchiveTarget {
   readonly call: number
-  readonly file: string
+  readonly name: string
 }
 
 export interface JournalCounts {
@@ -142,16 +132,19 @@ export interface RunJournalApi {
    * can order lines inside its own critical section (the claim of a prompt) and wait outside it.
    */
   readonly enqueue: (entry: JournalEntry) => Effect.Effect<Effect.Effect<void, StorageError>>
-  /** The archive files of a sample, any session, by call number. */
+  /** The archived calls of a sample, any session, by call number. */
   readonly archived: (index: number) => Effect.Effect<ReadonlyArray<ArchivedCall>>
-  /** The sample's next call number and its archive file (a number is never used twice, even if unwritten). */
-  readonly nextArchiveFile: (index: number) => Effect.Effect<ArchivedCall>
-  /** Writes a call's archive record (atomically) and lists it among the sample's archived calls. */
+  /** The sample's next call number and its name (a number is never used twice, even if unwritten). */
+  readonly nextArchiveCall: (index: number) => Effect.Effect<ArchiveTarget>
+  /**
+   * Appends a call's record to the session's archive log and waits until it is on disk (group commit);
+   * lists it among the sample's archived calls and returns its reference (`<log>#<name>`).
+   */
   readonly writeArchive: (
     index: number,
-    target: ArchivedCall,
+    target: ArchiveTarget,
     record: Readonly<Record<string, unknown>>
-  ) => Effect.Effect<void, StorageError>
+  ) => Effect.Effect<string, StorageError>
   /** Counted in `counts` and `latest` but not yet on disk (queued, or being written). */
   readonly unwritten: Effect.Effect<number>
   readonly counts: Effect.Effect<JournalCounts>
@@ -186,6 +179,8 @@ interface State {
   readonly archive: Map<number, Array<ArchivedCall>>
   /** The highest call number used per sample (written or not). */
   readonly lastCall: Map<number, number>
+  /** The highest archive log number used (this session's log is the next). */
+  lastLog: number
   torn: boolean
   settled:
     | { readonly status: "completed" | "incomplete"; readonly llm: string; readonly diversity?: unknown }
@@ -197,6 +192,7 @@ const emptyState = (): State => ({
   rowOrder: [],
   archive: new Map(),
   lastCall: new Map(),
+  lastLog: 0,
   torn: false,
   settled: undefined
 })
@@ -224,7 +220,9 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
     const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
     state.torn = journal.torn
     for (const entry of journal.entries) record(state, spec.planned, entry)
-    for (const [index, calls] of archiveListing(paths.runDir, yield* storage.readDirectory(paths.runDir))) {
+    const archive = yield* readArchiveIndex(paths.runDir)
+    state.lastLog = archive.lastLog
+    for (const [index, calls] of archive.bySample) {
       state.archive.set(index, calls)
       state.lastCall.set(index, calls.at(-1)!.call)
     }
@@ -248,7 +246,7 @@ const record = (state: State, planned: ReadonlySet<number>, entry: JournalEntry)
 const addArchived = (state: State, index: number, call: ArchivedCall) => {
   const list = state.archive.get(index) ?? []
   list.push(call)
-  list.sort((a, b) => a.call - b.call)
+  if (list.length > 1 && list[list.length - 2].call > call.call) list.sort((a, b) => a.call - b.call)
   state.archive.set(index, list)
   state.lastCall.set(index, Math.max(state.lastCall.get(index) ?? 0, call.call))
 }
@@ -315,38 +313,14 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
   })
 
 /**
- * Appends to a JSON Lines file with group commit: lines are queued in call order (synchronously, so a
- * caller's critical section fixes their order), and whoever flushes writes every queued line with one
- * append + fsync. Many samples finishing together cost one fsync, not one each. `torn`: the file ends
- * mid-line (a crash), so the first write starts a new line. No file: lines are only counted as written.
+ * A JSON Lines file appended with group commit (durableLog.ts): lines are queued in call order
+ * (synchronously, so a caller's critical section fixes their order), and one append + fsync writes every
+ * line queued meanwhile. No file (`RunJournal.memory`): lines are only counted as written.
  */
 const groupAppender = (file: string | undefined, torn: boolean) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const flushLock = yield* Effect.makeSemaphore(1)
-    let pending: Array<{ readonly line: string; readonly done: Deferred.Deferred<void, StorageError> }> = []
-    let startNewLine = torn
-    let unwritten = 0
-    const flush = flushLock.withPermits(1)(Effect.gen(function*() {
-      const batch = pending
-      pending = []
-      if (batch.length === 0) return
-      const text = (startNewLine ? "\n" : "") + batch.map((p) => p.line).join("")
-      const written = yield* Effect.either(file === undefined ? Effect.void : storage.appendDurable(file, text))
-      unwritten -= batch.length
-      if (written._tag === "Right") startNewLine = false
-      for (const p of batch) {
-        yield* Deferred.complete(p.done, written._tag === "Right" ? Effect.void : Effect.fail(written.left))
-      }
-    }))
-    const append = (line: string): Effect.Effect<Effect.Effect<void, StorageError>> =>
-      Effect.map(Deferred.make<void, StorageError>(), (done) => {
-        pending.push({ line, done })
-        unwritten++
-        return Effect.zipRight(flush, Deferred.await(done))
-      })
-    return { append, unwritten: Effect.sync(() => unwritten) }
-  })
+  file === undefined
+    ? Effect.succeed({ enqueue: () => Effect.succeed(Effect.void), unwritten: Effect.succeed(0) })
+    : makeDurableLog(file, 50, { torn })
 
 const openRun = (spec: RunSpec, onDisk: boolean) =>
   Effect.gen(function*() {
@@ -367,7 +341,7 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
-      (entry) => Effect.flatten(ledgerFile.append(JSON.stringify(entry) + "\n"))
+      (entry) => Effect.flatten(ledgerFile.enqueue(JSON.stringify(entry) + "\n"))
     )
     if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
       yield* storage.writeFileAtomic(paths.inventory, toJsonText(spec.inventory, { indent: 2 }) + "\n")
@@ -393,9 +367,10 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     // Recorded when queued, so the in-memory order is the file's order.
     const enqueue = (entry: JournalEntry) =>
       Effect.tap(
-        journalFile.append(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
+        journalFile.enqueue(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n"),
         () => Effect.sync(() => record(state, spec.planned, entry))
       )
+    const archiveLog = archiveLogOpener(paths.runDir, state, spec.gzip, { storage, scope: yield* Effect.scope })
     const journal: RunJournalApi = {
       spec,
       paths,
@@ -404,18 +379,29 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
       append: (entry) => Effect.flatten(enqueue(entry)),
       enqueue,
       archived: (index) => Effect.sync(() => [...(state.archive.get(index) ?? [])]),
-      nextArchiveFile: (index) =>
+      nextArchiveCall: (index) =>
         Effect.sync(() => {
           const call = (state.lastCall.get(index) ?? 0) + 1
           state.lastCall.set(index, call)
-          return { call, file: path.join(paths.runDir, archiveFileName(index, call, spec.planned.size, spec.gzip)) }
+          return { call, name: archiveCallName(index, call, spec.planned.size) }
         }),
       writeArchive: (index, target, record) =>
         Effect.gen(function*() {
-          if (onDisk) {
-            yield* storage.writeFileAtomic(target.file, encodeArchive({ ...record, call: target.call }, spec.gzip))
+          const key = typeof record.key === "string" ? record.key : undefined
+          if (!onDisk) {
+            const file = path.join(paths.runDir, target.name)
+            addArchived(state, index, { call: target.call, file, key })
+            return file
           }
-          addArchived(state, index, target)
+          const log = yield* archiveLog
+          // One synchronous step: the record's bytes start where the log's queued bytes end.
+          const data = encodeLogRecord(target.name, { ...record, call: target.call }, spec.gzip)
+          const at = { log: log.file, offset: log.bytes, length: byteLength(data), gzip: spec.gzip }
+          log.bytes += at.length
+          yield* log.durable.queue(data).pipe(Effect.tapError(() => Effect.sync(() => (log.failed = true))))
+          const file = loggedCallRef(log.file, target.name)
+          addArchived(state, index, { call: target.call, file, key, at })
+          return file
         }),
       counts: Effect.sync(() => countsOf(state)),
       unwritten: journalFile.unwritten,
@@ -424,6 +410,46 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     }
     return { journal, ledger }
   })
+
+const byteLength = (data: string | Uint8Array): number =>
+  typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.length
+
+interface ArchiveLog {
+  readonly file: string
+  readonly durable: DurableLog
+  /** Bytes queued so far (where the next record starts). */
+  bytes: number
+  /** A write failed: the log is not appended to again. */
+  failed: boolean
+}
+
+/**
+ * The session's archive log, opened on first use under the next free number, and again under a new number
+ * after a write to it failed (a failed write may have left part of a record).
+ */
+const archiveLogOpener = (
+  runDir: string,
+  state: State,
+  gzip: boolean,
+  context: { readonly storage: StorageApi; readonly scope: Scope.Scope }
+) => {
+  let current: ArchiveLog | undefined
+  const lock = Effect.unsafeMakeSemaphore(1)
+  const open = Effect.gen(function*() {
+    if (current !== undefined && !current.failed) return current
+    const file = path.join(runDir, archiveLogName(++state.lastLog, gzip))
+    const durable = yield* makeDurableLog(file).pipe(
+      Scope.extend(context.scope),
+      Effect.provideService(Storage, context.storage)
+    )
+    const log: ArchiveLog = { file, durable, bytes: 0, failed: false }
+    current = log
+    return log
+  })
+  return Effect.suspend(() =>
+    current !== undefined && !current.failed ? Effect.succeed(current) : lock.withPermits(1)(open)
+  )
+}
 
 const manifestWriter = (
   spec: RunSpec,

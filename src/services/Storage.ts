@@ -52,6 +52,8 @@ export interface RowRecord {
 export interface StorageApi {
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
   readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>
+  /** `length` bytes of a file from byte `offset` (fewer at its end). */
+  readonly readSlice: (file: string, offset: number, length: number) => Effect.Effect<Uint8Array, StorageError>
   readonly exists: (file: string) => Effect.Effect<boolean>
   readonly makeDirectory: (dir: string) => Effect.Effect<void, StorageError>
   readonly readDirectory: (dir: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
@@ -102,8 +104,8 @@ export interface StorageApi {
 
 /** An open append-only file (`openAppend`). */
 export interface AppendHandle {
-  /** Appends text and flushes it to disk (fdatasync) before succeeding. */
-  readonly append: (text: string) => Effect.Effect<void, StorageError>
+  /** Appends text (or bytes) and flushes it to disk (fdatasync) before succeeding. */
+  readonly append: (data: string | Uint8Array) => Effect.Effect<void, StorageError>
 }
 
 export class Storage extends Context.Tag("skyrl/Storage")<Storage, StorageApi>() {}
@@ -648,6 +650,22 @@ const commitTemp = (
 const positionedRead = (handle: fs.FileHandle): NonNullable<SinkTarget["read"]> => (buffer, offset, length, position) =>
   handle.read(buffer, offset, length, position)
 
+const readSlice = async (file: string, offset: number, length: number): Promise<Uint8Array> => {
+  const handle = await fs.open(file, "r")
+  try {
+    const buffer = Buffer.allocUnsafe(length)
+    let got = 0
+    while (got < length) {
+      const { bytesRead } = await handle.read(buffer, got, length - got, offset + got)
+      if (bytesRead === 0) break
+      got += bytesRead
+    }
+    return buffer.subarray(0, got)
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
 const openForAppend = async (file: string): Promise<fs.FileHandle> => {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
@@ -664,11 +682,13 @@ const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Sco
       (handle) => Effect.promise(() => handle.close().catch(() => undefined))
     ),
     (handle) => ({
-      append: (text) =>
-        attempt(file, "append to", async () => {
-          await handle.write(text)
+      // Uninterruptible: a write that has started is finished (and synced) before its fiber stops, so a
+      // later append never lands before it.
+      append: (data) =>
+        Effect.uninterruptible(attempt(file, "append to", async () => {
+          await (typeof data === "string" ? handle.write(data) : handle.write(data))
           await handle.datasync()
-        })
+        }))
     })
   )
 
@@ -738,6 +758,7 @@ const writeRowStreamLive = <E>(
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
+  readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
   makeDirectory: (dir) =>
     attempt(dir, "create directory", () => fs.mkdir(dir, { recursive: true }).then(() => undefined)),

@@ -1,13 +1,20 @@
 /**
  * An append-only file written with group commit, on an append handle kept open (`Storage.openAppend`,
  * opened on the first write): lines appended while a write is in flight go out together in the next
- * write (one write + fdatasync for many lines).
+ * write (one write + fdatasync for many lines). The one group-commit writer of the project: run
+ * journals and cost ledgers, the model-call archive, cassettes and verify journals all append through it.
  *
- * `append(text, { wait: true })` returns once the text is on disk. Without `wait` it returns at once and
- * a background writer (in the caller's scope) writes it after a short window (`windowMs`, default 50 ms,
- * so that one flush carries many lines; again after each write while lines keep coming); `flush` waits
- * for everything appended so far. A write failure is kept and reported by the next `append` with `wait`
- * or by `flush`. The scope's finalizer flushes what is left.
+ * `enqueue(text)` puts the text in the file's order at once (so a caller's critical section fixes the
+ * order of its lines) and returns the wait for it to be on disk; `append(text, { wait: true })` is both.
+ * Without `wait`, `append` returns at once and a background writer (in the caller's scope) writes the text
+ * after a short window (`windowMs`, default 50 ms, so that one flush carries many lines; again after each
+ * write while lines keep coming); `flush` waits for everything appended so far. A write failure is kept:
+ * the waiters of its batch, every later wait and `flush` fail with it, and nothing more is written to the
+ * file (a failed write may have left part of its text). `torn`: the file ends in the middle of a line (a
+ * crash), so the first write starts a new line. The scope's finalizer flushes what is left.
+ *
+ * A write that has started finishes (the live handle's append is uninterruptible); a fiber interrupted
+ * while it waits to write, or for a write to finish, leaves its lines to the next write or the final flush.
  */
 import { Effect, ExecutionStrategy } from "effect"
 import * as Scope from "effect/Scope"
@@ -18,12 +25,33 @@ import { Storage } from "./Storage.js"
 export interface DurableLog {
   readonly file: string
   readonly append: (text: string, options?: { readonly wait?: boolean }) => Effect.Effect<void, StorageError>
+  /** Puts `text` in the file's order now; returns the wait for it to be on disk. */
+  readonly enqueue: (text: string) => Effect.Effect<Effect.Effect<void, StorageError>>
+  /**
+   * `enqueue` as a plain function, for a caller that must do something in the same synchronous step (note
+   * where its bytes start): queues `data` when called and returns the wait.
+   */
+  readonly queue: (data: string | Uint8Array) => Effect.Effect<void, StorageError>
   readonly flush: Effect.Effect<void, StorageError>
+  /** Texts appended that are not on disk yet (queued, or in a write that has not finished). */
+  readonly unwritten: Effect.Effect<number>
 }
+
+export interface DurableLogOptions {
+  /** The file ends in the middle of a line: the first write starts with a line end. */
+  readonly torn?: boolean
+}
+
+/** Texts as one string, or as one byte buffer when any of them is bytes. */
+const joined = (parts: ReadonlyArray<string | Uint8Array>): string | Uint8Array =>
+  parts.every((p) => typeof p === "string")
+    ? parts.join("")
+    : Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : p)))
 
 export const makeDurableLog = (
   file: string,
-  windowMs = 50
+  windowMs = 50,
+  options: DurableLogOptions = {}
 ): Effect.Effect<DurableLog, never, Storage | Scope.Scope> =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -33,30 +61,30 @@ export const makeDurableLog = (
     const handleScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
     const lock = yield* Effect.makeSemaphore(1)
     let handle: AppendHandle | undefined
-    let pending: Array<string> = []
+    let pending: Array<string | Uint8Array> = []
+    let unwritten = 0
     let failure: StorageError | undefined
     let scheduled = false
+    let startNewLine = options.torn === true
     const opened = Effect.suspend(() =>
       handle !== undefined
         ? Effect.succeed(handle)
         : Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
     )
-    /**
-     * Writes what is pending (everything appended before the lock was taken is on disk after it).
-     * Uninterruptible: a batch taken from `pending` is always written.
-     */
-    const writeBatch = Effect.uninterruptible(
-      lock.withPermits(1)(
-        Effect.suspend(() => {
-          if (failure !== undefined) return Effect.fail(failure)
-          if (pending.length === 0) return Effect.void
-          const text = pending.join("")
-          pending = []
-          return Effect.flatMap(opened, (h) => h.append(text)).pipe(
-            Effect.tapError((e) => Effect.sync(() => (failure = e)))
-          )
-        })
-      )
+    /** Writes what is pending (everything appended before the lock was taken is on disk after it). */
+    const writeBatch = lock.withPermits(1)(
+      Effect.suspend(() => {
+        if (failure !== undefined) return Effect.fail(failure)
+        if (pending.length === 0) return Effect.void
+        const batch = pending
+        pending = []
+        const text = joined(startNewLine ? ["\n", ...batch] : batch)
+        return Effect.flatMap(opened, (h) => h.append(text)).pipe(
+          Effect.tapError((e) => Effect.sync(() => (failure = e))),
+          Effect.tap(() => Effect.sync(() => (startNewLine = false))),
+          Effect.ensuring(Effect.sync(() => (unwritten -= batch.length)))
+        )
+      })
     )
     // One window before each background write, so that a steady stream of lines is written in batches.
     const drain = Effect.gen(function*() {
@@ -71,6 +99,10 @@ export const makeDurableLog = (
       scheduled = true
       return Effect.asVoid(Effect.forkIn(drain, scope))
     })
+    const push = (data: string | Uint8Array) => {
+      pending.push(data)
+      unwritten++
+    }
     const flush = writeBatch
     yield* Effect.addFinalizer(() =>
       Effect.catchAll(flush, (e) => Effect.logError(`${file}: the last lines could not be written: ${e.message}`))
@@ -79,9 +111,12 @@ export const makeDurableLog = (
       file,
       append: (text, options) =>
         Effect.suspend(() => {
-          pending.push(text)
+          push(text)
           return options?.wait === true ? writeBatch : scheduled ? Effect.void : kick
         }),
-      flush
+      enqueue: (text) => Effect.sync(() => (push(text), writeBatch)),
+      queue: (data) => (push(data), writeBatch),
+      flush,
+      unwritten: Effect.sync(() => unwritten)
     }
   })

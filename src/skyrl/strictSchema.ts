@@ -427,8 +427,16 @@ const dropNulls = (ast: SchemaAST.AST, value: unknown): void => {
   }
 }
 
+/** The encoded side of each schema seen (made once: `Schema.encodedSchema` builds a new AST per call). */
+const encodedAsts = new WeakMap<SchemaAST.AST, SchemaAST.AST>()
+
 /** Removes `null`s the strict schema forced on optional properties (mutates and returns `value`). */
 export const dropOptionalNulls = <A, I, R>(schema: Schema.Schema<A, I, R>, value: unknown): unknown => {
-  dropNulls(Schema.encodedSchema(schema).ast, value)
+  let encoded = encodedAsts.get(schema.ast)
+  if (encoded === undefined) {
+    encoded = Schema.encodedSchema(schema).ast
+    encodedAsts.set(schema.ast, encoded)
+  }
+  dropNulls(encoded, value)
   return value
 }

@@ -190,8 +190,10 @@ describe("generate and enrich survive SIGKILL at random points", () => {
             if (name === null) return
             const base = name.split("/").pop()!
             if (point === "final-write" && tmpName.test(base)) kill()
-            const archived = /^task_(\d+)_c\d+\.json$/.exec(base)
-            if (point === "journal" && armed !== undefined && archived !== null && Number(archived[1]) === armed) {
+            // An append to an archive log: killed once it holds a call of the armed sample.
+            const logged = point === "journal" && armed !== undefined && /^archive_\d+\.jsonl$/.test(base) &&
+              new RegExp(`^\\{"name":"task_0*${armed}_c\\d+\\.json"`, "m").test(readFileSync(join(dir, name), "utf8"))
+            if (logged) {
               armed = undefined
               const delay = Math.floor(random() * 4)
               if (delay === 0) kill()
@@ -288,20 +290,27 @@ describe("the window between archiving an answer and journaling it", () => {
       expect(tasks()).toHaveLength(6)
 
       // The state a crash leaves: samples 4-6 answered and archived, but only samples 1-3 journaled (and
-      // half a line of sample 4's entry); sample 5's archived call failed; no dataset yet.
+      // half a line of sample 4's entry); sample 5's archived call failed; no dataset yet. (The record of
+      // sample 5's call is rewritten in its log to say so.)
       const runDir = runDirIn(dir)
       const journal = join(runDir, "journal.jsonl")
       const entries = readFileSync(journal, "utf8").split("\n").filter((l) => l !== "")
       const kept = entries.filter((l) => JSON.parse(l).index < 3)
       const torn = entries.find((l) => JSON.parse(l).index === 3)!
       writeFileSync(journal, kept.join("\n") + "\n" + torn.slice(0, Math.floor(torn.length / 2)))
-      const failedFile = join(runDir, readdirSync(runDir).find((f) => f.startsWith("task_0005_"))!)
-      const failed = JSON.parse(readFileSync(failedFile, "utf8"))
-      writeFileSync(failedFile, JSON.stringify({ ...failed, status: "Transient", error: "connection error" }, null, 2))
+      const log = join(runDir, "archive_01.jsonl")
+      writeFileSync(
+        log,
+        readFileSync(log, "utf8").split("\n").map((l) => {
+          if (!l.startsWith("{\"name\":\"task_0005_")) return l
+          return JSON.stringify({ ...JSON.parse(l), status: "Transient", error: "connection error" })
+        }).join("\n")
+      )
       rmSync(out)
       const before = new Map(
-        readdirSync(runDir).filter((f) => f.startsWith("task_")).map((f) => [f, statSync(join(runDir, f)).mtimeMs])
+        readdirSync(runDir).filter((f) => f.startsWith("archive_")).map((f) => [f, statSync(join(runDir, f)).mtimeMs])
       )
+      const calls = archiveRecords(runDir).map((a) => a.file)
 
       const resumed = await runCliAsync([...args, "--resume"], { env: llmEnv(server) })
       expect(resumed.status, resumed.stderr).toBe(0)
@@ -316,11 +325,10 @@ describe("the window between archiving an answer and journaling it", () => {
       expect(meta.map((m) => m.sample_index)).toEqual([0, 1, 2, 3, 4, 5])
       expect(meta[3].raw_output_path).toMatch(/task_0004_c01\.json$/)
       expect(meta[4].raw_output_path).toMatch(/task_0005_c02\.json$/)
-      // Every file that was there is untouched; sample 5's new call got the next number.
+      // Every log that was there is untouched; sample 5's new call got the next number, in this session's log.
       for (const [f, mtime] of before) expect(statSync(join(runDir, f)).mtimeMs, f).toBe(mtime)
-      expect(readdirSync(runDir).filter((f) => f.startsWith("task_")).sort()).toEqual(
-        [...before.keys(), "task_0005_c02.json"].sort()
-      )
+      expect(archiveRecords(runDir).map((a) => a.file)).toEqual([...calls, "task_0005_c02.json"].sort())
+      expect(meta[4].raw_output_path).toMatch(/archive_02\.jsonl#task_0005_c02\.json$/)
     },
     60_000
   )

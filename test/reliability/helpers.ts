@@ -6,7 +6,7 @@
 import { Either } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { existsSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import { expect } from "vitest"
@@ -26,17 +26,9 @@ export const readMaybeGz = (file: string): string => {
   return file.endsWith(".gz") ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8")
 }
 
-export interface ArchiveRecord {
-  readonly file: string
-  readonly record: any
-}
-
-/** Every archived call of a run (`task_*.json` / `task_*.json.gz`), in name order. */
-export const archiveRecords = (runDir: string): Array<ArchiveRecord> =>
-  readdirSync(runDir).filter((f) => f.startsWith("task_")).sort().map((f) => ({
-    file: f,
-    record: JSON.parse(readMaybeGz(join(runDir, f)))
-  }))
+/** Every archived call of a run (its logs, or per-call files of older versions), in name order. */
+export { archiveHolds, archiveRecords } from "../support/archive.js"
+export type { ArchiveRecord } from "../support/archive.js"
 
 const inventory = Either.getOrThrow(parseInventoryText(readFileSync(INVENTORY, "utf8"), INVENTORY))
 

@@ -19,11 +19,12 @@ export interface MemoryStorage {
   readonly text: (file: string) => string
   /** Every write, in order. */
   readonly writes: Array<{ readonly file: string; readonly kind: WriteKind }>
-  /** Runs before each write; a failure fails the write (nothing is written). */
-  onWrite: (file: string, kind: WriteKind) => Effect.Effect<void, StorageError>
+  /** Runs before each write (with the data of an append); a failure fails the write (nothing is written). */
+  onWrite: (file: string, kind: WriteKind, data?: string | Uint8Array) => Effect.Effect<void, StorageError>
 }
 
 const decoder = new TextDecoder()
+const encoder = new TextEncoder()
 
 export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryStorage => {
   const files = new Map<string, string | Uint8Array>()
@@ -37,9 +38,9 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
     const v = files.get(path.resolve(file))
     return v === undefined ? Effect.fail(missing(file, operation)) : Effect.succeed(v)
   }
-  const write = (file: string, kind: WriteKind, apply: () => void) =>
+  const write = (file: string, kind: WriteKind, apply: () => void, data?: string | Uint8Array) =>
     Effect.zipRight(
-      storage.onWrite(path.resolve(file), kind),
+      storage.onWrite(path.resolve(file), kind, data),
       Effect.sync(() => {
         writes.push({ file: path.resolve(file), kind })
         apply()
@@ -49,8 +50,12 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
 
   const api: StorageApi = {
     readText: (file) => Effect.map(get(file, "read"), textOf),
-    readBytes: (file) =>
-      Effect.map(get(file, "read"), (v) => (typeof v === "string" ? new TextEncoder().encode(v) : v)),
+    readBytes: (file) => Effect.map(get(file, "read"), (v) => (typeof v === "string" ? encoder.encode(v) : v)),
+    readSlice: (file, offset, length) =>
+      Effect.map(
+        get(file, "read"),
+        (v) => (typeof v === "string" ? encoder.encode(v) : v).slice(offset, offset + length)
+      ),
     exists: (file) => Effect.sync(() => files.has(path.resolve(file)) || isDir(path.resolve(file))),
     makeDirectory: (dir) => Effect.sync(() => void dirs.add(path.resolve(dir))),
     readDirectory: (dir) =>
@@ -67,8 +72,22 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
       write(file, "append", () => {
         const before = files.get(path.resolve(file))
         files.set(path.resolve(file), (before === undefined ? "" : textOf(before)) + text)
+      }, text),
+    openAppend: (file) =>
+      Effect.succeed({
+        append: (data) =>
+          typeof data === "string"
+            ? api.appendDurable(file, data)
+            : write(file, "append", () => {
+              const before = files.get(path.resolve(file))
+              const head = before === undefined
+                ? new Uint8Array()
+                : typeof before === "string"
+                ? encoder.encode(before)
+                : before
+              files.set(path.resolve(file), Buffer.concat([head, data]))
+            }, data)
       }),
-    openAppend: (file) => Effect.succeed({ append: (text) => api.appendDurable(file, text) }),
     acquireLock: (file, owner) =>
       Effect.suspend(() => {
         const held = files.get(path.resolve(file))

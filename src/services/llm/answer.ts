@@ -40,6 +40,7 @@ export const buildBody = <A, I>(
 ): Record<string, unknown> => {
   const name = schemaName(request.name)
   const input = request.input.map((m) => ({ role: m.role, content: m.content }))
+  if (!sharedTexts.has(jsonSchema)) sharedTexts.set(jsonSchema, undefined)
   if (backend === "responses") {
     return {
       model: settings.model,
@@ -58,6 +59,48 @@ export const buildBody = <A, I>(
     response_format: { type: "json_schema", json_schema: { name, schema: jsonSchema, strict: true } },
     max_completion_tokens: settings.maxOutputTokens
   }
+}
+
+/** Objects every request of a run shares (output schemas): their JSON is made once. */
+const sharedTexts = new WeakMap<object, string | undefined>()
+/** The JSON of the last long string serialized (the instructions every request starts with). */
+let longText: { readonly value: string; readonly json: string } | undefined
+/** The JSON text of each body asked for (see `requestJson`). */
+const bodyTexts = new WeakMap<object, string>()
+
+/** JSON.stringify(value), with the JSON of shared objects and of the last long string reused. */
+const jsonOf = (value: unknown): string | undefined => {
+  if (typeof value === "string") {
+    if (value.length < 1024) return JSON.stringify(value)
+    if (longText?.value !== value) longText = { value, json: JSON.stringify(value) }
+    return longText.json
+  }
+  if (value === null || typeof value !== "object") return JSON.stringify(value)
+  if (sharedTexts.has(value)) {
+    let text = sharedTexts.get(value)
+    if (text === undefined) sharedTexts.set(value, text = JSON.stringify(value))
+    return text
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => jsonOf(v) ?? "null").join(",")}]`
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") return JSON.stringify(value)
+  const parts: Array<string> = []
+  for (const [k, v] of Object.entries(value)) {
+    const text = jsonOf(v)
+    if (text !== undefined) parts.push(`${JSON.stringify(k)}:${text}`)
+  }
+  return `{${parts.join(",")}}`
+}
+
+/**
+ * `JSON.stringify(body)` of a request body (the text sent, and the `request` of its archive record), made
+ * once per body and from the JSON of the output schema made once per run: a request is ~27 KB, nearly all
+ * of it the schema and instructions every request shares.
+ */
+export const requestJson = (body: unknown): string => {
+  if (!isObject<object>(body)) return JSON.stringify(body)
+  let text = bodyTexts.get(body)
+  if (text === undefined) bodyTexts.set(body, text = jsonOf(body) ?? "null")
+  return text
 }
 
 const num = (u: unknown): number => (typeof u === "number" && Number.isFinite(u) ? u : 0)

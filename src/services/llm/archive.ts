@@ -1,6 +1,7 @@
 /**
- * The archive answer source: answers a run's requests from the run's own archive (task_0007_c02.json
- * files, written by earlier sessions or batch rounds), by request key and request content.
+ * The archive answer source: answers a run's requests from the run's own archive (../runArchive.ts: the
+ * records of earlier sessions or batch rounds, in the logs or in per-call files of older versions), by
+ * request key and request content.
  *
  * For a request with key `sample-000007-a2` (sample 7, attempt 2, task) it looks at that sample's
  * archived calls with the same key and the same canonical request (instructions, messages, schema: see
@@ -9,17 +10,21 @@
  * Every archived attempt of that call is reported with `archived` set, so nothing is archived or paid
  * twice. When the archive has nothing, the request goes to the fallback (resume: the live layer) or, with
  * none (`rebuild`), fails with `NoRecordedAnswer`.
+ *
+ * Each archived call is read once for what the choice needs (its key, request hash, status), kept in an
+ * index by call; only the attempts of the call that answers are read again, for their records. A sample
+ * none of whose calls has the request's key (known without reading for calls of the logs) is not read.
  */
-import { Effect, Either, Layer, Option, Schema } from "effect"
-import { gunzipSync } from "node:zlib"
+import { Effect, Either, Layer, Schema } from "effect"
 import type { StorageError } from "../../domain/errors.js"
 import type { AttemptRecord, Backend, LlmError } from "../../domain/llm.js"
 import { NoRecordedAnswer, Usage } from "../../domain/llm.js"
 import { parseSampleKey, sampleKey } from "../../domain/run.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import { Llm } from "../Llm.js"
-import { archiveListing, RunJournal } from "../RunJournal.js"
-import type { ArchivedCall } from "../RunJournal.js"
+import type { ArchivedCall } from "../runArchive.js"
+import { readArchivedRecord, readArchiveIndex } from "../runArchive.js"
+import { RunJournal } from "../RunJournal.js"
 import type { StorageApi } from "../Storage.js"
 import { Storage } from "../Storage.js"
 import { backendOfBody, buildBody, interpret, resolveJsonSchema } from "./answer.js"
@@ -47,36 +52,39 @@ const ArchivedAttempt = Schema.Struct({
 })
 type ArchivedAttempt = typeof ArchivedAttempt.Type
 
+/** What the choice of an archived call needs to know of it (its record is read again when chosen). */
 interface Archived {
   readonly file: string
   readonly call: number
   readonly key: string
   readonly hash: string | undefined
-  readonly record: ArchivedAttempt
+  readonly status: string
+  readonly source: ArchivedCall
 }
 
 const keyOf = (r: ArchivedAttempt): string => sampleKey(r.sample, r.sample_attempt, r.purpose)
 
 const RETRYABLE = new Set(["RateLimited", "Transient", "Timeout"])
 
-/** The archived calls of one sample, parsed (an unreadable file is not an answer). */
-const readArchived = (calls: ReadonlyArray<ArchivedCall>) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const out: Array<Archived> = []
-    for (const { call, file } of calls) {
-      const bytes = yield* storage.readBytes(file).pipe(Effect.option)
-      if (Option.isNone(bytes)) continue
-      const text = Either.try(() =>
-        file.endsWith(".gz") ? gunzipSync(bytes.value).toString("utf8") : Buffer.from(bytes.value).toString("utf8")
-      )
-      if (Either.isLeft(text)) continue
-      const record = Schema.decodeUnknownEither(Schema.parseJson(ArchivedAttempt))(text.right)
-      if (Either.isLeft(record)) continue
-      out.push({ file, call, key: keyOf(record.right), hash: requestHash(record.right.request), record: record.right })
-    }
-    return out
-  })
+/** An archived call's record, decoded (undefined when it cannot be read or is not one: not an answer). */
+const readAttempt = (call: ArchivedCall) =>
+  Effect.map(
+    readArchivedRecord(call),
+    (value) =>
+      value === undefined ? undefined : Either.getOrUndefined(Schema.decodeUnknownEither(ArchivedAttempt)(value))
+  )
+
+/** What the choice needs of an archived call, read from its record. */
+const indexEntryOf = (call: ArchivedCall) =>
+  Effect.map(readAttempt(call), (record): Archived | undefined =>
+    record === undefined ? undefined : {
+      file: call.file,
+      call: call.call,
+      key: keyOf(record),
+      hash: requestHash(record.request),
+      status: record.status,
+      source: call
+    })
 
 /**
  * The attempts of the archived call that answered this key and request, when that call had ended: its
@@ -90,32 +98,35 @@ export const endedCall = (
   const same = all.filter((a) => a.key === key && a.hash !== undefined && a.hash === hash)
   const last = same.at(-1)
   if (last === undefined) return undefined
-  const ended = !RETRYABLE.has(last.record.status) || all.some((a) => a.call > last.call && a.key !== key)
+  const ended = !RETRYABLE.has(last.status) || all.some((a) => a.call > last.call && a.key !== key)
   return ended ? same : undefined
 }
 
-const recordOf = (a: Archived): AttemptRecord => ({
-  attempt: a.record.attempt,
-  backend: a.record.backend as AttemptRecord["backend"],
-  model: a.record.model,
-  request: a.record.request,
-  status: a.record.status as AttemptRecord["status"],
-  httpStatus: a.record.httpStatus,
-  response: a.record.response,
-  error: a.record.error,
-  errorDetail: a.record.errorDetail,
-  usage: a.record.usage,
-  requestId: a.record.requestId ?? null,
-  durationMs: a.record.durationMs,
-  startedAt: a.record.startedAt,
-  archived: a.file
+const recordOf = (file: string, r: ArchivedAttempt): AttemptRecord => ({
+  attempt: r.attempt,
+  backend: r.backend as AttemptRecord["backend"],
+  model: r.model,
+  request: r.request,
+  status: r.status as AttemptRecord["status"],
+  httpStatus: r.httpStatus,
+  response: r.response,
+  error: r.error,
+  errorDetail: r.errorDetail,
+  usage: r.usage,
+  requestId: r.requestId ?? null,
+  durationMs: r.durationMs,
+  startedAt: r.startedAt,
+  archived: file
 })
 
 const ANSWERS = new Set(["ok", "InvalidOutput", "Truncated", "Refusal"])
 
 /** How the archived call ended, as the Llm would have returned it. */
-const outcomeOf = <A, I>(request: LlmRequest<A, I>, last: Archived): Either.Either<LlmResult<A>, LlmError> => {
-  const r = last.record
+const outcomeOf = <A, I>(
+  request: LlmRequest<A, I>,
+  last: Archived,
+  r: ArchivedAttempt
+): Either.Either<LlmResult<A>, LlmError> => {
   const detail = errorFromDetail(r.errorDetail)
   if (detail !== undefined && !ANSWERS.has(r.status)) return Either.left(detail)
   if (r.response === undefined) {
@@ -144,24 +155,49 @@ export const makeArchiveLlm = (
   storage: StorageApi,
   fallback: LlmApi | undefined
 ): LlmApi => {
+  // Archived calls already read, by reference (null: unreadable, not an answer).
+  const index = new Map<string, Archived | null>()
+  const entriesOf = (calls: ReadonlyArray<ArchivedCall>) =>
+    Effect.gen(function*() {
+      const out: Array<Archived> = []
+      for (const call of calls) {
+        let entry = index.get(call.file)
+        if (entry === undefined) {
+          entry = (yield* indexEntryOf(call)) ?? null
+          index.set(call.file, entry)
+        }
+        if (entry !== null) out.push(entry)
+      }
+      return out
+    })
+  const replay = <A, I>(request: LlmRequest<A, I>, calls: ReadonlyArray<ArchivedCall>) =>
+    Effect.gen(function*() {
+      // Calls whose key is known (the logs') and none of them the request's: nothing to read.
+      if (calls.every((c) => c.key !== undefined && c.key !== request.key)) return undefined
+      const jsonSchema = yield* resolveJsonSchema(request)
+      const body = buildBody(
+        "responses",
+        { model: "", reasoningEffort: undefined, maxOutputTokens: 0 },
+        request,
+        jsonSchema
+      )
+      const call = endedCall(yield* entriesOf(calls), request.key!, requestHash(body))
+      if (call === undefined) return undefined
+      let last: ArchivedAttempt | undefined
+      for (const a of call) {
+        last = yield* readAttempt(a.source)
+        if (last === undefined) return undefined // gone since it was indexed: ask again
+        if (request.onAttempt !== undefined) yield* request.onAttempt(recordOf(a.file, last))
+      }
+      return yield* outcomeOf(request, call.at(-1)!, last!)
+    }).pipe(Effect.provideService(Storage, storage))
   const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
     Effect.gen(function*() {
       const key = request.key === undefined ? undefined : parseSampleKey(request.key)
       const calls = key === undefined ? [] : yield* archived(key.index)
       if (calls.length > 0) {
-        const jsonSchema = yield* resolveJsonSchema(request)
-        const body = buildBody(
-          "responses",
-          { model: "", reasoningEffort: undefined, maxOutputTokens: 0 },
-          request,
-          jsonSchema
-        )
-        const all = yield* Effect.provideService(readArchived(calls), Storage, storage)
-        const call = endedCall(all, request.key!, requestHash(body))
-        if (call !== undefined) {
-          for (const a of call) if (request.onAttempt !== undefined) yield* request.onAttempt(recordOf(a))
-          return yield* outcomeOf(request, call.at(-1)!)
-        }
+        const replayed = yield* replay(request, calls)
+        if (replayed !== undefined) return replayed
       }
       if (fallback !== undefined) return yield* fallback.complete(request)
       return yield* new NoRecordedAnswer({
@@ -187,19 +223,12 @@ export const archiveFirst: Layer.Layer<Llm, never, Llm | RunJournal | Storage> =
   })
 )
 
-/** The archive files of a run directory, by sample (listed once). */
-export const listArchive = (runDir: string) =>
-  Effect.map(
-    Effect.flatMap(Storage, (storage) => storage.readDirectory(runDir)),
-    (names) => archiveListing(runDir, names)
-  )
-
 /** Rebuild: the archive of `runDir` only; a request it does not hold fails with NoRecordedAnswer. */
 export const archiveOnly = (runDir: string): Layer.Layer<Llm, StorageError, Storage> =>
   Layer.effect(
     Llm,
     Effect.gen(function*() {
-      const bySample = yield* listArchive(runDir)
+      const { bySample } = yield* readArchiveIndex(runDir)
       return makeArchiveLlm((index) => Effect.succeed(bySample.get(index) ?? []), yield* Storage, undefined)
     })
   )

@@ -27,6 +27,7 @@ import type { LlmApi } from "../Llm.js"
 import { Llm } from "../Llm.js"
 import type { RateLimiterApi } from "../RateLimiter.js"
 import { RateLimiter } from "../RateLimiter.js"
+import { requestJson } from "./answer.js"
 import type { Transport, TransportFailure } from "./engine.js"
 import { makeEngine } from "./engine.js"
 import { parseRateLimitReset, parseRetryAfter } from "./retry.js"
@@ -100,11 +101,15 @@ export const classifyError = (e: unknown, settings: LlmSettings): TransportFailu
 export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: string): Transport => (call) =>
   Effect.tryPromise({
     try: async (signal) => {
-      const options = { signal, timeout: settings.timeoutMs + 1_000 }
-      const promise = call.backend === "responses"
-        ? client.responses.create(call.body as never, options)
-        : client.chat.completions.create(call.body as never, options)
-      const response = await promise.asResponse()
+      // What `responses.create` / `chat.completions.create` send, with the body's JSON made from the
+      // pieces every request shares (answer.ts `requestJson`; the archive record reuses it).
+      const response = await client.post(call.backend === "responses" ? "/responses" : "/chat/completions", {
+        body: requestJson(call.body),
+        headers: { "content-type": "application/json" },
+        signal,
+        timeout: settings.timeoutMs + 1_000,
+        stream: false
+      }).asResponse()
       const requestId = response.headers.get("x-request-id")
       const text = await response.text()
       let body: unknown

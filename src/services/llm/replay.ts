@@ -4,7 +4,8 @@
  * Reads files (or directories, recursively, in sorted path order) of:
  * - Chat Completions bodies (`{ choices: [...] }`, e.g. test/fixtures/openai/chat/*.json),
  * - Responses bodies (`{ object: "response", output: [...] }`),
- * - skyrl's own archive files (`{ request, response, ... }`: the answer is `response`),
+ * - skyrl's own archive records (`{ request, response, ... }`: the answer is `response`; a run's
+ *   `archive_01.jsonl` logs, or the per-call files of earlier versions),
  * - Batch output lines (`{ custom_id, response: { status_code, body } }`),
  * as `.json` (one value or an array) or `.jsonl`. Entries without a readable answer (a manifest, a
  * failed call) are skipped.

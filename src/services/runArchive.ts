@@ -1,0 +1,199 @@
+/**
+ * A run's archive of model calls on disk (raw_llm/<run_id>/): each HTTP attempt's request (without the
+ * key), raw answer, usage, timing and outcome.
+ *
+ * Layout: one append-only log per session (each process that opens the run: generate, `--resume`, a
+ * `batch collect` round), `archive_01.jsonl`, `archive_02.jsonl`, ... — one line per HTTP attempt, the
+ * record with its call's name first: `{"name":"task_0007_c02.json","key":...,"sample":6,...,"call":2}`.
+ * Lines are appended with group commit (durableLog.ts: the attempts that end together share one write and
+ * one fdatasync). With `--raw-gzip` the log is `archive_01.jsonl.gz` and each line is its own gzip member
+ * (the file is one gzip stream: `zcat` reads it). A session never appends to a log it did not create, and a
+ * log whose write failed is not appended to again (the next attempt starts the next log), so a line cut by
+ * a crash can only be a log's last, and it is not a record. A call is named by its log and name:
+ * `raw_llm/<run_id>/archive_01.jsonl#task_0007_c02.json` (rows' `raw_output_path`, rejects).
+ *
+ * Versions before the log wrote one file per call, `task_0007_c02.json(.gz)`: they are still read, so
+ * their runs resume and rebuild as before.
+ */
+import { Effect, Either, Option, Stream } from "effect"
+import * as path from "node:path"
+import { gunzipSync, gzipSync, inflateRawSync } from "node:zlib"
+import type { StorageError } from "../domain/errors.js"
+import { requestJson } from "./llm/answer.js"
+import { Storage } from "./Storage.js"
+
+/** `task_0007_c02.json`: sample 7 (1-based), its second model call. */
+export const archiveCallName = (index: number, call: number, total: number): string => {
+  const width = Math.max(4, String(total).length)
+  return `task_${String(index + 1).padStart(width, "0")}_c${String(call).padStart(2, "0")}.json`
+}
+
+/** A call's name (`task_0007_c02.json`), or a file of the per-call layout (`.json.gz` too). */
+export const ARCHIVE_NAME = /^task_(\d+)_c(\d+)\.json(\.gz)?$/
+
+/** `archive_03.jsonl(.gz)`: the log of the run's third session. */
+const LOG_NAME = /^archive_(\d+)\.jsonl(\.gz)?$/
+
+export const archiveLogName = (n: number, gzip: boolean): string =>
+  `archive_${String(n).padStart(2, "0")}.jsonl${gzip ? ".gz" : ""}`
+
+/** Where a logged record is: its log, and its bytes there (a gzip member when `gzip`). */
+export interface LogSpan {
+  readonly log: string
+  readonly offset: number
+  readonly length: number
+  readonly gzip: boolean
+}
+
+/** One archived HTTP attempt of a sample. */
+export interface ArchivedCall {
+  readonly call: number
+  /** Its name as rows and rejects give it: `<log>#<name>`, or the file of the per-call layout. */
+  readonly file: string
+  /** Its request key (`sample-000006-a2`), when known without reading it. */
+  readonly key?: string | undefined
+  /** Where it is in a log (absent: the whole of `file`). */
+  readonly at?: LogSpan | undefined
+}
+
+/** `<log>#<name>`: a logged call's name. */
+export const loggedCallRef = (log: string, name: string): string => `${log}#${name}`
+
+/** The call's name (`task_0007_c02.json`) of an archived call's reference, in either layout. */
+export const archiveCallNameOf = (ref: string): string => {
+  const hash = ref.lastIndexOf("#")
+  return hash === -1 ? path.basename(ref) : ref.slice(hash + 1)
+}
+
+/** The bytes of one logged record: its line, or (gzip) its line as a gzip member. */
+export const encodeLogRecord = (
+  name: string,
+  record: Readonly<Record<string, unknown>>,
+  gzip: boolean
+): string | Uint8Array => {
+  // The request's JSON as it was sent (made once, from cached pieces), after the rest of the record.
+  const { request, ...rest } = record
+  const head = JSON.stringify({ name, ...rest })
+  const line = request === undefined
+    ? head + "\n"
+    : `${head.slice(0, -1)}${head === `{"name":${JSON.stringify(name)}}` ? "" : ","}"request":${
+      requestJson(request)
+    }}\n`
+  return gzip ? gzipSync(line) : line
+}
+
+/** A record's parsed value (undefined when it is not one: cut by a crash, or not JSON). */
+const parseRecord = (text: string): Record<string, unknown> | undefined => {
+  const value = Either.try(() => JSON.parse(text) as unknown)
+  return Either.isRight(value) && typeof value.right === "object" && value.right !== null &&
+      !Array.isArray(value.right)
+    ? value.right as Record<string, unknown>
+    : undefined
+}
+
+/** An index entry for a logged record (undefined when it does not name a call). */
+const entryOf = (record: Record<string, unknown> | undefined, at: LogSpan) => {
+  const name = typeof record?.name === "string" ? record.name : undefined
+  const m = name === undefined ? null : ARCHIVE_NAME.exec(name)
+  if (m === null || name === undefined) return undefined
+  const call: ArchivedCall = {
+    call: Number(m[2]),
+    file: loggedCallRef(at.log, name),
+    key: typeof record?.key === "string" ? record.key : undefined,
+    at
+  }
+  return { index: Number(m[1]) - 1, call }
+}
+
+/** The records of a gzip log: one gzip member each; a member cut by a crash ends the walk. */
+const gzipEntries = (log: string, bytes: Uint8Array) => {
+  const out: Array<NonNullable<ReturnType<typeof entryOf>>> = []
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let offset = 0
+  // A member as Node writes it: a 10-byte header without optional fields, deflate data, an 8-byte trailer.
+  while (offset + 18 <= buffer.length && buffer[offset] === 0x1f && buffer[offset + 1] === 0x8b) {
+    if (buffer[offset + 3] !== 0) break
+    const inflated = Either.try(() =>
+      inflateRawSync(buffer.subarray(offset + 10), { info: true }) as unknown as {
+        readonly buffer: Buffer
+        readonly engine: { readonly bytesWritten: number }
+      }
+    )
+    if (Either.isLeft(inflated)) break
+    const length = 10 + inflated.right.engine.bytesWritten + 8
+    if (offset + length > buffer.length) break
+    const entry = entryOf(parseRecord(inflated.right.buffer.toString("utf8")), { log, offset, length, gzip: true })
+    if (entry !== undefined) out.push(entry)
+    offset += length
+  }
+  return out
+}
+
+/** The records of a plain log, line by line (streamed): each with its byte span. */
+const plainEntries = (log: string) =>
+  Effect.flatMap(Storage, (storage) => {
+    const out: Array<NonNullable<ReturnType<typeof entryOf>>> = []
+    let offset = 0
+    return storage.readLines(log).pipe(
+      Stream.runForEachChunk((lines) =>
+        Effect.sync(() => {
+          for (const line of lines) {
+            const length = Buffer.byteLength(line, "utf8") + 1
+            const entry = line === "" ? undefined : entryOf(parseRecord(line), { log, offset, length, gzip: false })
+            if (entry !== undefined) out.push(entry)
+            offset += length
+          }
+        })
+      ),
+      Effect.as(out)
+    )
+  })
+
+export interface ArchiveIndex {
+  /** Archived calls by sample (0-based), each sample's in call order. */
+  readonly bySample: Map<number, Array<ArchivedCall>>
+  /** The highest log number in the directory (0: none). */
+  readonly lastLog: number
+}
+
+/** Every archived call of a run directory, in both layouts. */
+export const readArchiveIndex = (runDir: string): Effect.Effect<ArchiveIndex, StorageError, Storage> =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const bySample = new Map<number, Array<ArchivedCall>>()
+    const add = (index: number, call: ArchivedCall) => {
+      const calls = bySample.get(index)
+      if (calls === undefined) bySample.set(index, [call])
+      else calls.push(call)
+    }
+    let lastLog = 0
+    for (const name of yield* storage.readDirectory(runDir)) {
+      const file = path.join(runDir, name)
+      const perCall = ARCHIVE_NAME.exec(name)
+      if (perCall !== null) add(Number(perCall[1]) - 1, { call: Number(perCall[2]), file })
+      const log = LOG_NAME.exec(name)
+      if (log === null) continue
+      lastLog = Math.max(lastLog, Number(log[1]))
+      const entries = log[2] === undefined
+        ? yield* plainEntries(file)
+        : gzipEntries(file, yield* storage.readBytes(file))
+      for (const e of entries) add(e.index, e.call)
+    }
+    for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
+    return { bySample, lastLog }
+  })
+
+/** An archived call's record, parsed (undefined when it cannot be read: not an answer). */
+export const readArchivedRecord = (call: ArchivedCall): Effect.Effect<unknown, never, Storage> =>
+  Effect.flatMap(Storage, (storage) => {
+    const at = call.at
+    const bytes = at === undefined ? storage.readBytes(call.file) : storage.readSlice(at.log, at.offset, at.length)
+    const gzip = at === undefined ? call.file.endsWith(".gz") : at.gzip
+    return Effect.map(Effect.option(bytes), (read) => {
+      if (Option.isNone(read)) return undefined
+      const text = Either.try(() =>
+        gzip ? gunzipSync(read.value).toString("utf8") : Buffer.from(read.value).toString("utf8")
+      )
+      return Either.isLeft(text) ? undefined : parseRecord(text.right)
+    })
+  })
