@@ -392,9 +392,12 @@ export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: 
 
 /**
  * The instance the Schema's decoding makes of a Schema.Class: its prototype with the props as own fields
- * (what `new C(props, { disableValidation: true })` makes, without the constructor's copy).
+ * (what `new C(props, { disableValidation: true })` makes, without the constructor's copy of the props and
+ * pass over the fields for defaults; none of the row and task classes declares one). For values already
+ * validated: ~0.1 µs instead of ~0.5 µs an object (test/convert.test.ts and test/layout.test.ts hold the
+ * results equal to the Schema's own).
  */
-const instance = <C extends new(props: never, options?: never) => object>(
+export const instance = <C extends new(props: never, options?: never) => object>(
   Class: C,
   props: ConstructorParameters<C>[0]
 ): InstanceType<C> => Object.assign(Object.create(Class.prototype as object) as object, props) as InstanceType<C>
