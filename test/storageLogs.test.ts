@@ -4,7 +4,7 @@
  * (services/durableLog.ts): lines that keep coming go out in batches, `wait` and `flush` return once the
  * lines are on disk, a failure is reported, the scope's end writes what is left.
  */
-import { Chunk, Effect, Either, Exit, Fiber, Stream, TestClock, TestContext } from "effect"
+import { Chunk, Effect, Either, Exit, Fiber, Layer, Stream, TestClock, TestContext } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -12,7 +12,8 @@ import { describe, expect, it } from "vitest"
 import { StorageError } from "../src/domain/errors.js"
 import type { SkyRLRow } from "../src/domain/row.js"
 import { makeDurableLog } from "../src/services/durableLog.js"
-import { Storage, StorageLive } from "../src/services/Storage.js"
+import type { StorageApi } from "../src/services/Storage.js"
+import { Storage, StorageLive, writeAll } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
@@ -148,4 +149,86 @@ describe("the group-commit log (durableLog)", () => {
         expect((yield* Effect.flip(log.flush)).reason).toBe("disk full")
       })).pipe(Effect.provide(storage.layer))
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+})
+
+describe("the group-commit log when the fiber writing a batch is interrupted", () => {
+  /** A Storage whose append handle opens after `openMs` and appends through `append`. */
+  const stub = (openMs: number, append: (data: string | Uint8Array) => Effect.Effect<void, StorageError>) =>
+    Layer.succeed(Storage, {
+      openAppend: () =>
+        Effect.as(Effect.sleep(openMs), { append: (d: string | Uint8Array) => Effect.uninterruptible(append(d)) })
+    } as unknown as StorageApi)
+
+  it("while the log is being opened: the batch is still written, and the other waiters' lines are on disk", async () => {
+    const written: Array<string> = []
+    const outcome = await Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog("/stub/log.jsonl")
+        const waitA = log.queue("A\n")
+        const waitB = log.queue("B\n")
+        const a = yield* Effect.fork(waitA)
+        yield* Effect.sleep("2 millis") // A holds the lock and is opening the log
+        const b = yield* Effect.fork(waitB)
+        yield* Effect.sleep("2 millis")
+        yield* Fiber.interrupt(a)
+        const onDisk = yield* Effect.either(Fiber.join(b))
+        return { onDisk, written: [...written] }
+      })).pipe(Effect.provide(stub(20, (d) => Effect.sync(() => void written.push(String(d))))))
+    )
+    expect(Either.isRight(outcome.onDisk)).toBe(true)
+    expect(outcome.written.join("")).toBe("A\nB\n")
+  })
+
+  it("while its write fails: the failure is kept, so no later line is appended after the cut one", async () => {
+    const written: Array<string> = []
+    let calls = 0
+    const append = (d: string | Uint8Array) =>
+      Effect.gen(function*() {
+        yield* Effect.sleep("10 millis")
+        if (calls++ === 0) {
+          written.push(String(d).slice(0, 3)) // part of the batch reached the file
+          return yield* Effect.fail(
+            new StorageError({ path: "/stub/log.jsonl", operation: "append to", reason: "ENOSPC" })
+          )
+        }
+        written.push(String(d))
+      })
+    const outcome = await Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog("/stub/log.jsonl")
+        const waitA = log.queue("A-record\n")
+        const waitB = log.queue("B-record\n")
+        const a = yield* Effect.fork(waitA)
+        yield* Effect.sleep("1 millis")
+        const b = yield* Effect.fork(waitB)
+        yield* Effect.sleep("1 millis")
+        yield* Effect.fork(Fiber.interrupt(a)) // interrupted while its (failing) write is in flight
+        yield* Effect.sleep("30 millis")
+        const bOnDisk = yield* Effect.either(Fiber.join(b))
+        const cOnDisk = yield* Effect.either(log.queue("C-record\n"))
+        return { bOnDisk, cOnDisk }
+      })).pipe(Effect.catchAll(() => Effect.succeed(undefined)), Effect.provide(stub(0, append)))
+    )
+    expect(outcome).toBeDefined()
+    expect(Either.isLeft(outcome!.bOnDisk)).toBe(true)
+    expect(Either.isLeft(outcome!.cOnDisk)).toBe(true)
+    expect(written).toEqual(["A-r"])
+  })
+})
+
+describe("Storage's append writes every byte", () => {
+  it("a write that writes part of the data is followed by more writes; one that writes nothing is an error", async () => {
+    const got: Array<number> = []
+    const partial = {
+      write: async (b: Uint8Array, offset: number, length: number) => {
+        const n = Math.min(length, 3)
+        for (let i = 0; i < n; i++) got.push(b[offset + i]!)
+        return { bytesWritten: n, buffer: b }
+      }
+    }
+    await writeAll(partial as never, "héllo, world")
+    expect(Buffer.from(got).toString("utf8")).toBe("héllo, world")
+    const stuck = { write: async (b: Uint8Array) => ({ bytesWritten: 0, buffer: b }) }
+    await expect(writeAll(stuck as never, "x")).rejects.toThrow(/short write: 0 of 1 bytes/)
+  })
 })

@@ -666,6 +666,21 @@ const readSlice = async (file: string, offset: number, length: number): Promise<
   }
 }
 
+/**
+ * Writes all of `data` at the handle's position (append mode: the end). One `write` call may write less than
+ * asked without an error (a disk filling up); the rest is written by further calls, and a call that writes
+ * nothing is an error, so a batch is never taken as written when part of it is missing.
+ */
+export const writeAll = async (handle: Pick<fs.FileHandle, "write">, data: string | Uint8Array): Promise<void> => {
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data
+  let done = 0
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done)
+    if (bytesWritten === 0) throw new Error(`short write: ${done} of ${bytes.length} bytes written`)
+    done += bytesWritten
+  }
+}
+
 /** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
 const openForAppend = async (file: string): Promise<fs.FileHandle> => {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
@@ -686,7 +701,7 @@ const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Sco
       // later append never lands before it.
       append: (data) =>
         Effect.uninterruptible(attempt(file, "append to", async () => {
-          await (typeof data === "string" ? handle.write(data) : handle.write(data))
+          await writeAll(handle, data)
           await handle.datasync()
         }))
     })

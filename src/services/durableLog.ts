@@ -13,8 +13,9 @@
  * file (a failed write may have left part of its text). `torn`: the file ends in the middle of a line (a
  * crash), so the first write starts a new line. The scope's finalizer flushes what is left.
  *
- * A write that has started finishes (the live handle's append is uninterruptible); a fiber interrupted
- * while it waits to write, or for a write to finish, leaves its lines to the next write or the final flush.
+ * A batch taken for writing is written, and a failure of its write kept, even when the fiber writing it is
+ * interrupted; a fiber interrupted while it waits for the lock leaves its lines to the next write or the
+ * final flush.
  */
 import { Effect, ExecutionStrategy } from "effect"
 import * as Scope from "effect/Scope"
@@ -71,8 +72,12 @@ export const makeDurableLog = (
         ? Effect.succeed(handle)
         : Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
     )
-    /** Writes what is pending (everything appended before the lock was taken is on disk after it). */
-    const writeBatch = lock.withPermits(1)(
+    /**
+     * Writes what is pending (everything appended before the lock was taken is on disk after it). Waiting for
+     * the lock can be interrupted; the rest cannot: a batch taken from `pending` is always written (the log
+     * opened first, when it is not yet), and a failure of its write is always kept.
+     */
+    const writeBatch = lock.withPermits(1)(Effect.uninterruptible(
       Effect.suspend(() => {
         if (failure !== undefined) return Effect.fail(failure)
         if (pending.length === 0) return Effect.void
@@ -85,7 +90,7 @@ export const makeDurableLog = (
           Effect.ensuring(Effect.sync(() => (unwritten -= batch.length)))
         )
       })
-    )
+    ))
     // One window before each background write, so that a steady stream of lines is written in batches.
     const drain = Effect.gen(function*() {
       while (pending.length > 0 && failure === undefined) {
