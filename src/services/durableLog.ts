@@ -13,13 +13,13 @@
  * file (a failed write may have left part of its text). `torn`: the file ends in the middle of a line (a
  * crash), so the first write starts a new line. The scope's finalizer flushes what is left.
  *
- * A batch taken for writing is written, and a failure of its write kept, even when the fiber writing it is
- * interrupted; a fiber interrupted while it waits for the lock leaves its lines to the next write or the
- * final flush.
+ * A fiber interrupted while it waits for the lock, or before its batch's write started, leaves the lines
+ * to the next write or the final flush; a write interrupted once started (the live handle's append is
+ * uninterruptible: only a test double can stop in the middle) counts as failed.
  */
-import { Effect, ExecutionStrategy } from "effect"
+import { Cause, Effect, ExecutionStrategy, Exit, Option } from "effect"
 import * as Scope from "effect/Scope"
-import type { StorageError } from "../domain/errors.js"
+import { StorageError } from "../domain/errors.js"
 import type { AppendHandle } from "./Storage.js"
 import { Storage } from "./Storage.js"
 
@@ -73,24 +73,39 @@ export const makeDurableLog = (
         : Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
     )
     /**
-     * Writes what is pending (everything appended before the lock was taken is on disk after it). Waiting for
-     * the lock can be interrupted; the rest cannot: a batch taken from `pending` is always written (the log
-     * opened first, when it is not yet), and a failure of its write is always kept.
+     * Writes what is pending (everything appended before the lock was taken is on disk after it). Whatever
+     * ends it, interruption included, is settled: a batch interrupted before its write started goes back to
+     * the front of `pending` (the next write or the final flush carries it); a write that failed, or was
+     * interrupted once started (part of it may be in the file), is kept as the log's failure, so nothing is
+     * appended after a cut record and every later wait fails.
      */
-    const writeBatch = lock.withPermits(1)(Effect.uninterruptible(
+    const writeBatch = lock.withPermits(1)(
       Effect.suspend(() => {
         if (failure !== undefined) return Effect.fail(failure)
         if (pending.length === 0) return Effect.void
         const batch = pending
         pending = []
+        let started = false
         const text = joined(startNewLine ? ["\n", ...batch] : batch)
-        return Effect.flatMap(opened, (h) => h.append(text)).pipe(
-          Effect.tapError((e) => Effect.sync(() => (failure = e))),
-          Effect.tap(() => Effect.sync(() => (startNewLine = false))),
-          Effect.ensuring(Effect.sync(() => (unwritten -= batch.length)))
+        return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(text)))).pipe(
+          Effect.onExit((exit) => Effect.sync(() => settle(exit, batch, started)))
         )
       })
-    ))
+    )
+    const settle = (exit: Exit.Exit<void, StorageError>, batch: Array<string | Uint8Array>, started: boolean) => {
+      if (Exit.isSuccess(exit)) {
+        startNewLine = false
+        unwritten -= batch.length
+        return
+      }
+      const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+      if (error === undefined && !started) {
+        pending = [...batch, ...pending]
+        return
+      }
+      failure ??= error ?? new StorageError({ path: file, operation: "append to", reason: "interrupted while writing" })
+      unwritten -= batch.length
+    }
     // One window before each background write, so that a steady stream of lines is written in batches.
     const drain = Effect.gen(function*() {
       while (pending.length > 0 && failure === undefined) {
