@@ -14,12 +14,12 @@
  * crash), so the first write starts a new line. The scope's finalizer flushes what is left.
  *
  * A fiber interrupted while it waits for the lock, or before its batch's write started, leaves the lines
- * to the next write or the final flush; a write interrupted once started (the live handle's append is
- * uninterruptible: only a test double can stop in the middle) counts as failed.
+ * to the next write or the final flush; a write that has started finishes (the live handle's append is
+ * uninterruptible), and its failure is kept even when its fiber is interrupted.
  */
 import { Cause, Effect, ExecutionStrategy, Exit, Option } from "effect"
 import * as Scope from "effect/Scope"
-import { StorageError } from "../domain/errors.js"
+import type { StorageError } from "../domain/errors.js"
 import type { AppendHandle } from "./Storage.js"
 import { Storage } from "./Storage.js"
 
@@ -75,9 +75,9 @@ export const makeDurableLog = (
     /**
      * Writes what is pending (everything appended before the lock was taken is on disk after it). Whatever
      * ends it, interruption included, is settled: a batch interrupted before its write started goes back to
-     * the front of `pending` (the next write or the final flush carries it); a write that failed, or was
-     * interrupted once started (part of it may be in the file), is kept as the log's failure, so nothing is
-     * appended after a cut record and every later wait fails.
+     * the front of `pending` (the next write or the final flush carries it); a write that failed (part of it
+     * may be in the file) is kept as the log's failure, interruption or not, so nothing is appended after a
+     * cut record and every later wait fails.
      */
     const writeBatch = lock.withPermits(1)(
       Effect.suspend(() => {
@@ -103,7 +103,8 @@ export const makeDurableLog = (
         pending = [...batch, ...pending]
         return
       }
-      failure ??= error ?? new StorageError({ path: file, operation: "append to", reason: "interrupted while writing" })
+      // Interrupted once the write started: the live append is uninterruptible, so it finished what it began.
+      if (error !== undefined) failure ??= error
       unwritten -= batch.length
     }
     // One window before each background write, so that a steady stream of lines is written in batches.
