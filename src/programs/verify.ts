@@ -248,12 +248,11 @@ const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const entries = new Map<string, JournalEntry>()
-    if (!(yield* storage.exists(file))) return entries
+    if (!(yield* storage.exists(file))) return { entries, torn: false }
     const lines = readJsonLines(JournalEntry, yield* storage.readText(file))
-    // A last line cut short by a crash: the next line starts on a line of its own.
-    if (lines.torn) yield* storage.appendDurable(file, "\n")
     for (const e of lines.entries) if (outcomeStands(e, cassetteHas)) entries.set(e.hash, e)
-    return entries
+    // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
+    return { entries, torn: lines.torn }
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -406,13 +405,15 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     const storage = yield* Storage
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
-    const done = options.resume ? yield* readJournal(journalFile, verifier.hasResult) : new Map<string, JournalEntry>()
+    const { entries: done, torn } = options.resume
+      ? yield* readJournal(journalFile, verifier.hasResult)
+      : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
     else yield* storage.writeFileAtomic(journalFile, "")
     const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
       verifier,
-      journal: yield* makeDurableLog(journalFile),
+      journal: yield* makeDurableLog(journalFile, undefined, { torn }),
       done,
       counter: new SummaryCounter(),
       hasSideEffects: (steps) => steps.some((s) => !readOnly.has(`${s.server}\u0000${s.tool}`))

@@ -106,11 +106,9 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
 > =>
   Effect.gen(function*() {
     const verifier = yield* Verifier
-    const storage = yield* Storage
     const file = verificationLogOf(runDir)
     const { entries, torn } = yield* readLog(file)
-    if (torn) yield* storage.appendDurable(file, "\n")
-    const log = yield* makeDurableLog(file)
+    const log = yield* makeDurableLog(file, undefined, { torn })
     const recorded = (key: string): Outcome | undefined => {
       const e = entries.get(key)
       return e !== undefined && outcomeStands(e, verifier.hasResult) ? outcomeOfEntry(e) : undefined

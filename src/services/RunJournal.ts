@@ -214,7 +214,7 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const state = emptyState()
-    if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry> }
+    if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry>, ledgerTorn: false }
     const read = (file: string) =>
       Effect.flatMap(storage.exists(file), (there) => (there ? storage.readText(file) : Effect.succeed("")))
     const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
@@ -227,13 +227,12 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
       state.lastCall.set(index, calls.at(-1)!.call)
     }
     const ledger = readJsonLines(LedgerEntry, yield* read(paths.ledger))
-    if (ledger.torn) yield* storage.appendDurable(paths.ledger, "\n")
     // A call whose archive write failed still used its number (its ledger line has it): never reuse one.
     for (const entry of ledger.entries) {
       const m = ARCHIVE_NAME.exec(entry.key)
       if (m !== null) state.lastCall.set(entry.sample, Math.max(state.lastCall.get(entry.sample) ?? 0, Number(m[2])))
     }
-    return { state, ledger: ledger.entries }
+    return { state, ledger: ledger.entries, ledgerTorn: ledger.torn }
   })
 
 /** Keeps a journal line: the latest per sample, except that nothing follows a sample's row line. */
@@ -336,8 +335,8 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
       )
     }
     const previous = onDisk ? yield* checkSettings(spec, paths) : undefined
-    const { ledger: priorLedger, state } = yield* readRunDirectory(spec, paths, onDisk)
-    const ledgerFile = yield* groupAppender(onDisk ? paths.ledger : undefined, false)
+    const { ledger: priorLedger, ledgerTorn, state } = yield* readRunDirectory(spec, paths, onDisk)
+    const ledgerFile = yield* groupAppender(onDisk ? paths.ledger : undefined, ledgerTorn)
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
