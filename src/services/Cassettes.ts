@@ -22,8 +22,6 @@ export interface CassettesApi {
    * the line is on disk; otherwise it is written within one fsync's time (see `flush`).
    */
   readonly record: (entry: CassetteEntry, options?: { readonly wait?: boolean }) => Effect.Effect<boolean, StorageError>
-  /** `record` of several results, in order, in one append (written within one fsync's time). */
-  readonly recordAll: (entries: ReadonlyArray<CassetteEntry>) => Effect.Effect<void, StorageError>
   readonly has: (key: string) => boolean
   /** Waits until every recorded line is on disk. */
   readonly flush: Effect.Effect<void, StorageError>
@@ -60,16 +58,6 @@ const open = (dir: string) =>
           if (keys.has(entry.key)) return Effect.as(options?.wait === true ? log.flush : Effect.void, false)
           keys.add(entry.key)
           return Effect.as(log.append(cassetteLine(entry), options), true)
-        }),
-      recordAll: (entries) =>
-        Effect.suspend(() => {
-          let lines = ""
-          for (const entry of entries) {
-            if (keys.has(entry.key)) continue
-            keys.add(entry.key)
-            lines += cassetteLine(entry)
-          }
-          return lines === "" ? Effect.void : log.append(lines)
         }),
       has: (key) => keys.has(key),
       flush: log.flush,

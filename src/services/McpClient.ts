@@ -137,15 +137,6 @@ export interface McpSession {
     params: Readonly<Record<string, unknown>>,
     timeout: Duration.Duration
   ) => Effect.Effect<TimedCallResult, McpCallError>
-  /**
-   * `startCall` as a promise, for a caller that drives several calls from one plain loop: resolves with the
-   * answer, rejects with a McpCallError.
-   */
-  readonly callNow: (
-    tool: string,
-    params: Readonly<Record<string, unknown>>,
-    timeout: Duration.Duration
-  ) => Promise<TimedCallResult>
   /** False once the connection has closed (the server exited or was killed). */
   readonly isOpenNow: () => boolean
   /** The last lines the server wrote on stderr (stdio servers). */
@@ -299,36 +290,11 @@ const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({
 })
 
 /**
- * Sends one tools/call now; the promise gives its answer, shaped and timed, or rejects with a McpCallError.
- * The SDK's own timer ends the wait (RequestTimeout) and cancels the request on the server. No AbortSignal
- * per call (it costs more than the rest of the call's bookkeeping): an answer nobody waits for any more is
- * dropped, and the connection closes with the scope.
- */
-const callNow = (
-  spec: McpServerSpec,
-  wire: Wire,
-  tool: string,
-  params: Readonly<Record<string, unknown>>,
-  timeout: Duration.Duration
-): Promise<TimedCallResult> => {
-  const t0 = performance.now()
-  try {
-    return wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, {
-      timeout: Duration.toMillis(timeout)
-    })
-      .then(
-        (r) => ({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) }),
-        (e) => Promise.reject(callError(spec.name, tool, e, timeout, wire))
-      )
-  } catch (e) {
-    return Promise.reject(callError(spec.name, tool, e, timeout, wire))
-  }
-}
-
-/**
- * `callNow` as an Effect: the request is sent now, the Effect returned waits for the answer (one
- * Effect.async per call, about half the runtime work of Effect.tryPromise), resumed with the outcome when
- * it came first.
+ * Sends one tools/call now and returns the wait for its answer, shaped and timed. The SDK's own timer ends
+ * the wait (RequestTimeout) and cancels the request on the server. No AbortSignal per call (it costs more
+ * than the rest of the call's bookkeeping): an interrupted wait drops the answer, and the connection closes
+ * with the scope. One Effect.async per call (about half the runtime work of Effect.tryPromise), resumed with
+ * the outcome when it came first.
  */
 const startCall = (
   spec: McpServerSpec,
@@ -343,10 +309,17 @@ const startCall = (
     if (waiter === undefined) outcome = o
     else waiter(o)
   }
-  callNow(spec, wire, tool, params, timeout).then(
-    (answer) => settle(Effect.succeed(answer)),
-    (e: McpCallError) => settle(Effect.fail(e))
-  )
+  const failed = (e: unknown) => settle(Effect.fail(callError(spec.name, tool, e, timeout, wire)))
+  const t0 = performance.now()
+  try {
+    wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
+      .then(
+        (r) => settle(Effect.succeed({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) })),
+        failed
+      )
+  } catch (e) {
+    failed(e)
+  }
   return Effect.async<TimedCallResult, McpCallError>((resume) => {
     if (outcome !== undefined) resume(outcome)
     else waiter = resume
@@ -370,7 +343,6 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   callTool: (tool, params, timeoutInput) =>
     Effect.suspend(() => startCall(spec, wire, tool, params, Duration.decode(timeoutInput))),
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
-  callNow: (tool, params, timeout) => callNow(spec, wire, tool, params, timeout),
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))
 })

@@ -14,7 +14,7 @@
 import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
 import type { ServerInfo } from "../domain/inventory.js"
 import { serverVersionLabel } from "../domain/inventory.js"
-import type { McpCallError, McpServerSpec, McpSession, TimedCallResult, ToolCallResult } from "./McpClient.js"
+import type { McpCallError, McpServerSpec, McpSession, ToolCallResult } from "./McpClient.js"
 import { McpClient } from "./McpClient.js"
 
 /** The server cannot be used (it could not start, or died too often). */
@@ -32,18 +32,6 @@ export interface CallAnswer {
   readonly durationMs: number
   /** `name@version` of the server that answered (null when its initialize gave none). */
   readonly serverVersion: string | null
-}
-
-/** An open session used directly (`McpServersApi.direct`); the caller reports how its calls ended. */
-export interface DirectServer {
-  /** One tools/call sent now (`McpSession.callNow` with the run's timeout): rejects with a McpCallError. */
-  readonly call: (tool: string, params: Readonly<Record<string, unknown>>) => Promise<TimedCallResult>
-  /** `name@version` of the server (null when its initialize gave none), as CallAnswer has it. */
-  readonly serverVersion: string | null
-  /** A call answered (the count of deaths in a row starts again). */
-  readonly answered: () => void
-  /** A call lost the connection: retires it (the next call restarts the server). */
-  readonly lost: Effect.Effect<void>
 }
 
 export interface ServerState {
@@ -70,11 +58,6 @@ export interface McpServersApi {
     tool: string,
     params: Readonly<Record<string, unknown>>
   ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
-  /**
-   * A server that is up, with calls in flight not bounded here: its session, for a caller that drives
-   * calls itself (e.g. a plan's steps from one plain loop). Undefined otherwise: use `call` or `begin`.
-   */
-  readonly direct: (server: string) => DirectServer | undefined
   /** Starts the server now unless it is up (a later call finds it running). */
   readonly start: (server: string) => Effect.Effect<void, ServerUnavailableError>
   /** Each server that was used: its version, how often it was started, why it is unavailable. */
@@ -103,9 +86,7 @@ interface Slot {
   readonly spec: McpServerSpec | undefined
   readonly lock: Effect.Semaphore
   readonly inFlight: Effect.Semaphore | undefined
-  current:
-    | { readonly session: McpSession; readonly scope: Scope.CloseableScope; readonly direct: DirectServer }
-    | undefined
+  current: { readonly session: McpSession; readonly scope: Scope.CloseableScope } | undefined
   info: ServerInfo | undefined
   unavailable: string | undefined
   starts: number
@@ -183,19 +164,7 @@ const make = (options: McpServersOptions) =>
           slot.unavailable = error === undefined ? "could not start" : error.message
           return yield* unavailable(server, slot.unavailable)
         }
-        const session = opened.value
-        slot.current = {
-          session,
-          scope: child,
-          direct: {
-            call: (tool, params) => session.callNow(tool, params, timeout),
-            serverVersion: serverVersionLabel(session.serverInfo) ?? null,
-            answered: () => {
-              slot.deaths = 0
-            },
-            lost: lostOn(slot, session)
-          }
-        }
+        slot.current = { session: opened.value, scope: child }
         slot.info = opened.value.serverInfo
         slot.starts++
         const info = serverVersionLabel(opened.value.serverInfo) ?? "no server info"
@@ -215,10 +184,6 @@ const make = (options: McpServersOptions) =>
         yield* Scope.close(current.scope, Exit.void)
       })
 
-    /** A call on `session` lost the connection: retires it unless that was done already. */
-    const lostOn = (slot: Slot, session: McpSession) =>
-      slot.lock.withPermits(1)(Effect.suspend(() => slot.current?.session === session ? retire(slot) : Effect.void))
-
     /** One call on an open session; a lost connection retires it (the next call restarts the server). */
     const callOn = (slot: Slot, session: McpSession, tool: string, params: Readonly<Record<string, unknown>>) =>
       answerOf(slot, session, session.callTool(tool, params, timeout))
@@ -232,7 +197,10 @@ const make = (options: McpServersOptions) =>
       Effect.matchEffect(called, {
         onFailure: (e) =>
           e.kind === "connection"
-            ? Effect.zipRight(lostOn(slot, session), Effect.fail(e))
+            ? Effect.zipRight(
+              slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void),
+              Effect.fail(e)
+            )
             : Effect.fail(e),
         onSuccess: (answer): Effect.Effect<CallAnswer> => {
           slot.deaths = 0
@@ -263,15 +231,6 @@ const make = (options: McpServersOptions) =>
     const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) =>
       Effect.suspend(() => begin(server, tool, params))
 
-    const direct = (server: string) => {
-      const known = slots.get(server)
-      const current = known?.current
-      return known !== undefined && known.inFlight === undefined && current !== undefined &&
-          current.session.isOpenNow()
-        ? current.direct
-        : undefined
-    }
-
     const states = Effect.sync(() =>
       [...slots.entries()].filter(([, s]) => s.used).map(([server, s]) => ({
         server,
@@ -281,5 +240,5 @@ const make = (options: McpServersOptions) =>
       }))
     )
     const start = (server: string) => Effect.flatMap(slotOf(server), (slot) => Effect.asVoid(sessionOf(server, slot)))
-    return { call, begin, direct, start, states } satisfies McpServersApi
+    return { call, begin, start, states } satisfies McpServersApi
   })

@@ -25,13 +25,12 @@
 import { Context, Duration, Effect, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import type { CassetteEntry } from "../skyrl/cassettes.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
 import { Cassettes } from "./Cassettes.js"
-import type { McpCallError, McpClient, McpServerSpec, TimedCallResult } from "./McpClient.js"
-import type { CallAnswer, DirectServer, ServerState, ServerUnavailableError } from "./McpServers.js"
+import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
+import type { CallAnswer, ServerState, ServerUnavailableError } from "./McpServers.js"
 import { McpServers } from "./McpServers.js"
 import type { Storage } from "./Storage.js"
 
@@ -136,27 +135,9 @@ const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): 
   })
 }
 
-/** What `drive` came to: the results to record, and the record, the tool error, or the call that failed. */
-type Driven =
-  & { readonly entries: ReadonlyArray<CassetteEntry> }
-  & (
-    | { readonly _tag: "verified"; readonly record: VerificationRecord }
-    | { readonly _tag: "failed"; readonly failure: VerificationFailed }
-    | {
-      readonly _tag: "called"
-      readonly step: VerifyStep
-      readonly server: DirectServer
-      readonly error: McpCallError
-    }
-  )
-
-/** A plan whose fiber was interrupted between two steps (nobody reads this outcome). */
-const cancelled = new VerificationFailed({ status: "timeout", reason: "interrupted" })
-
 const make = (settings: VerifierSettings) =>
   Effect.gen(function*() {
     const servers = yield* McpServers
-    const clock = yield* Effect.clock
     const cassettes = yield* Cassettes
     const blocked = (steps: ReadonlyArray<VerifyStep>) =>
       blockedSteps(settings.inventory, steps, settings.allowSideEffects)
@@ -236,116 +217,6 @@ const make = (settings: VerifierSettings) =>
         })
       )
 
-    /**
-     * The plan on servers that are all up (`McpServers.direct`), its calls driven from one plain loop and
-     * its results recorded together at the end: one Effect per plan instead of a chain per call (the same
-     * outcome as `runNow`'s). The first call is sent before this returns.
-     */
-    const runDirect = (
-      steps: ReadonlyArray<VerifyStep>,
-      direct: ReadonlyArray<DirectServer>
-    ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> => {
-      const run = { cancelled: false }
-      const driven = drive(steps, direct, run)
-      return Effect.flatMap(
-        Effect.async<Driven>((resume) => {
-          driven.then((d) => resume(Effect.succeed(d)))
-          return Effect.sync(() => {
-            run.cancelled = true
-          })
-        }),
-        (d) =>
-          Effect.zipRight(
-            cassettes.recordAll(d.entries),
-            d._tag === "verified"
-              ? Effect.succeed(d.record)
-              : d._tag === "failed"
-              ? Effect.fail(d.failure)
-              : Effect.zipRight(
-                d.error.kind === "connection" ? d.server.lost : Effect.void,
-                Effect.fail(failureOf(d.step, d.error))
-              )
-          )
-      )
-    }
-
-    /** The calls of `runDirect`: each step's call is sent as soon as the one before answered without error. */
-    const drive = async (
-      steps: ReadonlyArray<VerifyStep>,
-      direct: ReadonlyArray<DirectServer>,
-      run: { readonly cancelled: boolean }
-    ): Promise<Driven> => {
-      const entries: Array<CassetteEntry> = []
-      const versions: Record<string, string | null> = {}
-      const done: Array<VerificationRecord["steps"][number]> = []
-      let pending = direct[0]!.call(steps[0]!.tool, steps[0]!.params)
-      for (let i = 0;; i++) {
-        const step = steps[i]!
-        const server = direct[i]!
-        let answer: TimedCallResult
-        try {
-          answer = await pending
-        } catch (e) {
-          return { _tag: "called", entries, step, server, error: e as McpCallError }
-        }
-        server.answered()
-        const last = i + 1 === steps.length
-        if (!answer.result.isError && !last) {
-          if (run.cancelled) return { _tag: "failed", entries, failure: cancelled }
-          pending = direct[i + 1]!.call(steps[i + 1]!.tool, steps[i + 1]!.params)
-        }
-        const now = clock.unsafeCurrentTimeMillis()
-        const illustrative = step.derivedParams.length > 0
-        const entry = makeEntry({
-          server: step.server,
-          tool: step.tool,
-          params: step.params,
-          result: answer.result,
-          duration_ms: answer.durationMs,
-          server_version: server.serverVersion,
-          recorded_at: new Date(now).toISOString(),
-          illustrative
-        })
-        entries.push(entry)
-        versions[step.server] = server.serverVersion
-        if (answer.result.isError) {
-          return {
-            _tag: "failed",
-            entries,
-            failure: new VerificationFailed({
-              status: "tool-error",
-              step: step.step,
-              server: step.server,
-              tool: step.tool,
-              reason: resultText(answer.result.content)
-            })
-          }
-        }
-        done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
-        if (last) {
-          const record = {
-            status: "verified" as const,
-            verified_at: new Date(now).toISOString(),
-            servers: versions,
-            steps: done
-          }
-          return { _tag: "verified", entries, record }
-        }
-      }
-    }
-
-    /** Each step's server when all of them are up for direct calls. */
-    const directServers = (steps: ReadonlyArray<VerifyStep>): ReadonlyArray<DirectServer> | undefined => {
-      if (steps.length === 0) return undefined
-      const direct: Array<DirectServer> = []
-      for (const step of steps) {
-        const d = servers.direct(step.server)
-        if (d === undefined) return undefined
-        direct.push(d)
-      }
-      return direct
-    }
-
     const begin = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
@@ -359,8 +230,7 @@ const make = (settings: VerifierSettings) =>
             reason: `the server went away during the call twice: ${e.error.reason}`
           })
         )
-      const direct = directServers(steps)
-      const ran = (direct === undefined ? runNow(steps) : runDirect(steps, direct)).pipe(
+      const ran = runNow(steps).pipe(
         Effect.catchIf((e): e is ConnectionLost => e instanceof ConnectionLost, (e) =>
           Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
             Effect.zipRight(Effect.suspend(() =>

@@ -1,9 +1,9 @@
 /**
- * The Verifier's two ways of running a plan give the same outcome and the same cassette lines: calls
- * driven from one plain loop on servers that are up (`McpServers.direct`, taken when calls in flight are
- * not bounded by the servers layer, as `skyrl verify` runs), and the Effect chain per call (taken when
- * they are bounded, `maxInFlight`, and for a server's first call). Real servers over stdio:
- * server-everything and server-filesystem over a temporary directory.
+ * The Verifier gives the same outcomes and cassette lines whether its calls are sent at once on a server
+ * that is up (`McpServers.begin` when calls in flight are not bounded by the servers layer, as `skyrl
+ * verify` runs: each step's call goes out before the step before is recorded) or go through the servers
+ * layer's bound (`maxInFlight`). Real servers over stdio: server-everything and server-filesystem over a
+ * temporary directory.
  */
 import { Effect, Layer } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -89,7 +89,7 @@ const runAll = (inventory: Inventory, dir: string, maxInFlight: number | undefin
       .replace(/"duration_ms":\d+/g, "\"duration_ms\":0")
   }))
 
-describe("the Verifier's direct calls and its Effect chain", () => {
+describe("the Verifier's calls sent at once and through the in-flight bound", () => {
   let inventory: Inventory
   beforeAll(async () => {
     const imported = await Effect.runPromise(importInventory([everything, fs]).pipe(Effect.provide(live)))
