@@ -43,14 +43,32 @@ const calls = (k: number) => [
 ]
 
 /** CPU time (ms) a process has used so far, from /proc (0 where there is none). */
-const cpuMsOf = (pid: number | undefined): number => {
+const cpuMsOf = (pid: number | undefined, file = `/proc/${pid}/stat`): number => {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const stat = readFileSync(file, "utf8")
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
     return (Number(fields[11]) + Number(fields[12])) * 10
   } catch {
     return 0
   }
+}
+
+/**
+ * CPU time (ms) of this process's main thread and of its other threads (V8's compiler and GC helpers,
+ * libuv's pool), from /proc (0 where there is none).
+ */
+const threadCpuMs = (): { main: number; other: number } => {
+  const split = { main: 0, other: 0 }
+  try {
+    for (const tid of readdirSync("/proc/self/task")) {
+      const ms = cpuMsOf(Number(tid), `/proc/self/task/${tid}/stat`)
+      if (Number(tid) === process.pid) split.main += ms
+      else split.other += ms
+    }
+  } catch {
+    // no /proc: zeros
+  }
+  return split
 }
 
 /** This process's children running `script` (the servers verify started), from /proc. */
@@ -70,20 +88,24 @@ interface Totals {
   rows: number
   wallMs: number
   clientCpuMs: number
+  /** The client's CPU on its main thread (the rest is V8's compiler and GC helper threads, libuv's pool). */
+  clientMainMs: number
   serverCpuMs: number
 }
 
-const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, serverCpuMs: 0 })
+const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, clientMainMs: 0, serverCpuMs: 0 })
 
 /** Runs `f` (on `rows` rows) and adds its wall time and the CPU time of this process and of its server. */
 const timed = async (totals: Totals, server: number | undefined, rows: number, f: () => Promise<void>) => {
   const cpu0 = process.cpuUsage()
+  const main0 = threadCpuMs().main
   const server0 = cpuMsOf(server)
   const t0 = performance.now()
   await f()
   totals.wallMs += performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
   totals.clientCpuMs += (cpu.user + cpu.system) / 1000
+  totals.clientMainMs += threadCpuMs().main - main0
   totals.serverCpuMs += cpuMsOf(server) - server0
   totals.rows += rows
   if (process.env.SKYRL_BENCH_SLICES !== undefined) {
@@ -146,6 +168,8 @@ export interface Figure {
   readonly ratio: number
   /** CPU per row, µs: this process (the client) and the server, per side. */
   readonly cpu: { readonly verify: [number, number]; readonly raw: [number, number] }
+  /** The client's CPU per row on its main thread, µs, per side (from /proc; 0 where there is none). */
+  readonly mainThread: { readonly verify: number; readonly raw: number }
 }
 
 /** verify and the bare client at `concurrency`, in ROUNDS alternating slices of `slice` rows. */
@@ -178,7 +202,11 @@ export const measureVerify = async (concurrency: number, slice: number): Promise
       verify: rate(totals.verify),
       raw: rate(totals.raw),
       ratio: rate(totals.verify) / rate(totals.raw),
-      cpu: { verify: perRow(totals.verify), raw: perRow(totals.raw) }
+      cpu: { verify: perRow(totals.verify), raw: perRow(totals.raw) },
+      mainThread: {
+        verify: (totals.verify.clientMainMs * 1000) / totals.verify.rows,
+        raw: (totals.raw.clientMainMs * 1000) / totals.raw.rows
+      }
     }
   } finally {
     await raw.close()
@@ -199,7 +227,10 @@ export const benchVerify = async (verdict: (ok: boolean) => string) => {
     )
     console.log(
       `  CPU per row: verify ${m.cpu.verify[0].toFixed(0)} µs + server ${m.cpu.verify[1].toFixed(0)} µs; ` +
-        `bare client ${m.cpu.raw[0].toFixed(0)} µs + server ${m.cpu.raw[1].toFixed(0)} µs`
+        `bare client ${m.cpu.raw[0].toFixed(0)} µs + server ${m.cpu.raw[1].toFixed(0)} µs ` +
+        `(the clients' main threads: verify ${m.mainThread.verify.toFixed(0)} µs, bare ${
+          m.mainThread.raw.toFixed(0)
+        } µs; the rest is V8's compiler and GC threads, libuv's pool)`
     )
   }
   console.log()

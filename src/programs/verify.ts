@@ -134,11 +134,15 @@ const HANDOFF_BATCH = 16
  * barrier between elements; finishing order is not input order). Elements are handed over a bounded
  * queue, HANDOFF_BATCH at a time: the feed runs ahead of the workers by at most the queue's size. The
  * first failure stops everything.
+ *
+ * `f(a)` is called when a worker takes the element and may start its work at once (send a request); the
+ * Effect it returns waits for that work and gives the element's completion, which the worker runs once it
+ * has started the next element: the completion of one element overlaps the first wait of the next.
  */
 const forEachConcurrently = <A, E, R, E2, R2>(
   feed: (offer: (a: A) => Effect.Effect<void>) => Effect.Effect<void, E, R>,
   concurrency: number,
-  f: (a: A) => Effect.Effect<void, E2, R2>
+  f: (a: A) => Effect.Effect<Effect.Effect<void, E2, R2>, E2, R2>
 ): Effect.Effect<void, E | E2, R | R2> =>
   Effect.gen(function*() {
     const queue = yield* Queue.bounded<Option.Option<A>>(Math.max(256, 8 * concurrency))
@@ -158,9 +162,13 @@ const forEachConcurrently = <A, E, R, E2, R2>(
       })
     )
     const worker = Effect.gen(function*() {
+      let previous: Effect.Effect<void, E2, R2> = Effect.void
       for (let next = yield* Queue.take(queue); Option.isSome(next); next = yield* Queue.take(queue)) {
-        yield* f(next.value)
+        const started = f(next.value)
+        yield* previous
+        previous = yield* started
       }
+      yield* previous
     })
     yield* Effect.all([feeding, ...Array.from({ length: concurrency }, () => worker)], {
       concurrency: "unbounded",
@@ -298,29 +306,49 @@ interface RunContext {
   readonly hasSideEffects: (steps: ReadonlyArray<VerifyStep>) => boolean
 }
 
-/** Executes a checked row; records its outcome in the summary (and the journal when final). */
-const verifyRecord = (located: Located, checked: Checked, ctx: RunContext): Effect.Effect<Outcome, StorageError> => {
+/**
+ * Starts a checked row (its first call is sent now when its server is up) and returns the wait for its
+ * calls, which gives the rest: recording the outcome in the summary (and the journal when final) and
+ * returning it. A plan with side effects does all of it before the wait ends.
+ */
+const startRecord = (
+  located: Located,
+  checked: Checked,
+  ctx: RunContext
+): Effect.Effect<Effect.Effect<Outcome, StorageError>, StorageError> => {
   if (checked._tag === "reject") {
-    ctx.counter.add({ passed: checked.passed })
-    return Effect.succeed({ _tag: "rejected", order: located.order, reject: checked.reject, resumed: false })
+    return Effect.succeed(Effect.sync(() => {
+      ctx.counter.add({ passed: checked.passed })
+      return { _tag: "rejected", order: located.order, reject: checked.reject, resumed: false }
+    }))
   }
   const previous = ctx.done.get(checked.hash)
-  if (previous !== undefined) return Effect.succeed(fromJournal(located, checked, previous, ctx))
+  if (previous !== undefined) return Effect.succeed(Effect.sync(() => fromJournal(located, checked, previous, ctx)))
   // A plan with side effects waits until its results and journal line are on disk, so a crash after
   // it never makes `--resume` run it twice; read-only plans are written in the background.
   const sideEffects = ctx.hasSideEffects(checked.steps)
-  const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
-    const settled = settle(located, checked, outcome, ctx, false)
-    if (!isFinal(outcome)) return Effect.succeed(settled)
-    const entry: JournalEntry = Either.isRight(outcome)
-      ? { hash: checked.hash, record: outcome.right }
-      : { hash: checked.hash, failure: failureFields(outcome.left) }
-    return Effect.as(ctx.journal.append(JSON.stringify(entry) + "\n", { wait: sideEffects }), settled)
-  }
-  return Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: sideEffects }), {
-    onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
-    onSuccess: (record) => finish(Either.right(record))
+  const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
+    Effect.suspend(() => {
+      const settled = settle(located, checked, outcome, ctx, false)
+      if (!isFinal(outcome)) return Effect.succeed(settled)
+      const entry: JournalEntry = Either.isRight(outcome)
+        ? { hash: checked.hash, record: outcome.right }
+        : { hash: checked.hash, failure: failureFields(outcome.left) }
+      return Effect.as(ctx.journal.append(JSON.stringify(entry) + "\n", { wait: sideEffects }), settled)
+    })
+  const options = { durable: sideEffects }
+  // Started now (its first call sent) unless it has side effects: those start only when waited for, so an
+  // interruption before that never runs them.
+  const running = sideEffects || ctx.verifier.begin === undefined
+    ? ctx.verifier.verify(checked.steps, options)
+    : ctx.verifier.begin(checked.steps, options)
+  const outcome = Effect.matchEffect(running, {
+    onFailure: (e) => e._tag === "VerificationFailed" ? Effect.succeed(Either.left(e)) : Effect.fail(e),
+    onSuccess: (record) => Effect.succeed(Either.right(record))
   })
+  return sideEffects
+    ? Effect.map(Effect.flatMap(outcome, finish), Effect.succeed)
+    : Effect.map(outcome, finish)
 }
 
 const fromJournal = (located: Located, plan: Plan, entry: JournalEntry, ctx: RunContext): Outcome => {
@@ -429,7 +457,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
           (located) => offer({ located, checked: checkRecord(located, options.inventory) })
         ),
       options.concurrency,
-      (r) => Effect.flatMap(verifyRecord(r.located, r.checked, ctx), outputs.push)
+      (r) => Effect.map(startRecord(r.located, r.checked, ctx), (complete) => Effect.flatMap(complete, outputs.push))
     )
     // The dataset is written beside the workers; a failure of either stops both.
     const [, written] = yield* Effect.all([Effect.zipRight(verifying, outputs.end), outputs.write], {

@@ -111,6 +111,11 @@ export interface ListToolsOptions extends ConnectOptions {
   readonly maxPages?: number
 }
 
+export interface TimedCallResult {
+  readonly result: ToolCallResult
+  readonly durationMs: number
+}
+
 /** One open connection to a server. */
 export interface McpSession {
   readonly server: string
@@ -122,7 +127,16 @@ export interface McpSession {
     tool: string,
     params: Readonly<Record<string, unknown>>,
     timeout: Duration.DurationInput
-  ) => Effect.Effect<{ readonly result: ToolCallResult; readonly durationMs: number }, McpCallError>
+  ) => Effect.Effect<TimedCallResult, McpCallError>
+  /**
+   * `callTool` started now: the request is sent before this returns (so the caller's next work overlaps
+   * the server's), and the Effect returned waits for its answer (run it once).
+   */
+  readonly startCall: (
+    tool: string,
+    params: Readonly<Record<string, unknown>>,
+    timeout: Duration.Duration
+  ) => Effect.Effect<TimedCallResult, McpCallError>
   /** False once the connection has closed (the server exited or was killed). */
   readonly isOpenNow: () => boolean
   /** The last lines the server wrote on stderr (stdio servers). */
@@ -275,6 +289,43 @@ const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({
   isError: r.isError === true
 })
 
+/**
+ * Sends one tools/call now and returns the wait for its answer, shaped and timed. The SDK's own timer ends
+ * the wait (RequestTimeout) and cancels the request on the server. No AbortSignal per call (it costs more
+ * than the rest of the call's bookkeeping): an interrupted wait drops the answer, and the connection closes
+ * with the scope. One Effect.async per call (about half the runtime work of Effect.tryPromise), resumed with
+ * the outcome when it came first.
+ */
+const startCall = (
+  spec: McpServerSpec,
+  wire: Wire,
+  tool: string,
+  params: Readonly<Record<string, unknown>>,
+  timeout: Duration.Duration
+): Effect.Effect<TimedCallResult, McpCallError> => {
+  let outcome: Effect.Effect<TimedCallResult, McpCallError> | undefined
+  let waiter: ((outcome: Effect.Effect<TimedCallResult, McpCallError>) => void) | undefined
+  const settle = (o: Effect.Effect<TimedCallResult, McpCallError>) => {
+    if (waiter === undefined) outcome = o
+    else waiter(o)
+  }
+  const failed = (e: unknown) => settle(Effect.fail(callError(spec.name, tool, e, timeout, wire)))
+  const t0 = performance.now()
+  try {
+    wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
+      .then(
+        (r) => settle(Effect.succeed({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) })),
+        failed
+      )
+  } catch (e) {
+    failed(e)
+  }
+  return Effect.async<TimedCallResult, McpCallError>((resume) => {
+    if (outcome !== undefined) resume(outcome)
+    else waiter = resume
+  })
+}
+
 const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   server: spec.name,
   serverInfo: wire.client.getServerVersion() as ServerInfo | undefined,
@@ -289,26 +340,9 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
           ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
         })
     }),
-  callTool: (tool, params, timeoutInput) => {
-    const timeout = Duration.decode(timeoutInput)
-    const options = { timeout: Duration.toMillis(timeout) }
-    // The SDK's own timer ends the wait (RequestTimeout) and cancels the request on the server. No
-    // AbortSignal per call (it costs more than the rest of the call's bookkeeping): an interrupted
-    // call's answer is dropped, and the connection closes with the scope. One Effect per call, resumed
-    // with the result shaped and timed (Effect.async: about half the runtime work of Effect.tryPromise).
-    return Effect.async<{ readonly result: ToolCallResult; readonly durationMs: number }, McpCallError>((resume) => {
-      const failed = (e: unknown) => resume(Effect.fail(callError(spec.name, tool, e, timeout, wire)))
-      const t0 = performance.now()
-      try {
-        wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, options).then(
-          (r) => resume(Effect.succeed({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) })),
-          failed
-        )
-      } catch (e) {
-        failed(e)
-      }
-    })
-  },
+  callTool: (tool, params, timeoutInput) =>
+    Effect.suspend(() => startCall(spec, wire, tool, params, Duration.decode(timeoutInput))),
+  startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))
 })

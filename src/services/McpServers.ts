@@ -48,6 +48,16 @@ export interface McpServersApi {
     tool: string,
     params: Readonly<Record<string, unknown>>
   ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
+  /**
+   * `call` started now when the server is up and calls are not bounded here (the request is sent before
+   * this returns, so the caller's work overlaps the server's); otherwise the same as `call`. Run the
+   * Effect returned once.
+   */
+  readonly begin: (
+    server: string,
+    tool: string,
+    params: Readonly<Record<string, unknown>>
+  ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
   /** Starts the server now unless it is up (a later call finds it running). */
   readonly start: (server: string) => Effect.Effect<void, ServerUnavailableError>
   /** Each server that was used: its version, how often it was started, why it is unavailable. */
@@ -176,7 +186,15 @@ const make = (options: McpServersOptions) =>
 
     /** One call on an open session; a lost connection retires it (the next call restarts the server). */
     const callOn = (slot: Slot, session: McpSession, tool: string, params: Readonly<Record<string, unknown>>) =>
-      Effect.matchEffect(session.callTool(tool, params, timeout), {
+      answerOf(slot, session, session.callTool(tool, params, timeout))
+
+    /** The answer of a call made on `session`. */
+    const answerOf = (
+      slot: Slot,
+      session: McpSession,
+      called: Effect.Effect<{ readonly result: ToolCallResult; readonly durationMs: number }, McpCallError>
+    ) =>
+      Effect.matchEffect(called, {
         onFailure: (e) =>
           e.kind === "connection"
             ? Effect.zipRight(
@@ -197,18 +215,21 @@ const make = (options: McpServersOptions) =>
     const callVia = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) =>
       Effect.flatMap(sessionOf(server, slot), (session) => callOn(slot, session, tool, params))
 
-    const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) => {
-      // The common case in one step: a server that is up, calls in flight not bounded here.
+    const begin = (server: string, tool: string, params: Readonly<Record<string, unknown>>) => {
+      // The common case, sent now: a server that is up, calls in flight not bounded here.
       const known = slots.get(server)
       const session = known?.current?.session
       if (known !== undefined && known.inFlight === undefined && session !== undefined && session.isOpenNow()) {
-        return callOn(known, session, tool, params)
+        return answerOf(known, session, session.startCall(tool, params, timeout))
       }
       return Effect.flatMap(slotOf(server), (slot) =>
         slot.inFlight === undefined
           ? callVia(server, slot, tool, params)
           : slot.inFlight.withPermits(1)(callVia(server, slot, tool, params)))
     }
+
+    const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) =>
+      Effect.suspend(() => begin(server, tool, params))
 
     const states = Effect.sync(() =>
       [...slots.entries()].filter(([, s]) => s.used).map(([server, s]) => ({
@@ -219,5 +240,5 @@ const make = (options: McpServersOptions) =>
       }))
     )
     const start = (server: string) => Effect.flatMap(slotOf(server), (slot) => Effect.asVoid(sessionOf(server, slot)))
-    return { call, start, states } satisfies McpServersApi
+    return { call, begin, start, states } satisfies McpServersApi
   })

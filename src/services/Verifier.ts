@@ -30,7 +30,7 @@ import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verific
 import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
 import { Cassettes } from "./Cassettes.js"
 import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
-import type { ServerState, ServerUnavailableError } from "./McpServers.js"
+import type { CallAnswer, ServerState, ServerUnavailableError } from "./McpServers.js"
 import { McpServers } from "./McpServers.js"
 import type { Storage } from "./Storage.js"
 
@@ -44,6 +44,15 @@ export interface VerifyOptions {
 
 export interface VerifierApi {
   readonly verify: (
+    steps: ReadonlyArray<VerifyStep>,
+    options?: VerifyOptions
+  ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
+  /**
+   * `verify` started now: the plan's first call is sent before this returns when its server is up, so the
+   * caller's next work overlaps the server's (run the Effect returned once). Optional: a Verifier without
+   * it is started by running `verify`.
+   */
+  readonly begin?: (
     steps: ReadonlyArray<VerifyStep>,
     options?: VerifyOptions
   ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
@@ -135,29 +144,24 @@ const make = (settings: VerifierSettings) =>
 
     /**
      * The steps from `i` on, each recorded in the cassettes as it answers; the first tool error ends the
-     * plan. Written as a chain of steps rather than a generator: it runs twice per row on the hot path.
+     * plan. `called` is step i's call, already started. The next step's call is sent as soon as a step has
+     * answered without an error, before that step's result is recorded (the recording overlaps the call).
+     * Written as a chain of steps rather than a generator: it runs twice per row on the hot path.
      */
     const runFrom = (
       steps: ReadonlyArray<VerifyStep>,
       i: number,
+      called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>,
       versions: Record<string, string | null>,
       done: Array<VerificationRecord["steps"][number]>
     ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> => {
-      if (i === steps.length) {
-        return Effect.clockWith((clock) =>
-          Effect.succeed({
-            status: "verified" as const,
-            verified_at: new Date(clock.unsafeCurrentTimeMillis()).toISOString(),
-            servers: versions,
-            steps: done
-          })
-        )
-      }
       const step = steps[i]!
-      return Effect.matchEffect(servers.call(step.server, step.tool, step.params), {
+      return Effect.matchEffect(called, {
         onFailure: (e) => Effect.fail(failureOf(step, e)),
-        onSuccess: (answer) =>
-          Effect.clockWith((clock) => {
+        onSuccess: (answer) => {
+          const last = i + 1 === steps.length
+          const next = answer.result.isError || last ? undefined : beginStep(steps[i + 1]!)
+          return Effect.clockWith((clock) => {
             const now = clock.unsafeCurrentTimeMillis()
             const illustrative = step.derivedParams.length > 0
             const entry = makeEntry({
@@ -186,13 +190,34 @@ const make = (settings: VerifierSettings) =>
               )
             }
             done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
-            return Effect.zipRight(cassettes.record(entry), runFrom(steps, i + 1, versions, done))
+            if (next === undefined) {
+              return Effect.as(cassettes.record(entry), {
+                status: "verified" as const,
+                verified_at: new Date(now).toISOString(),
+                servers: versions,
+                steps: done
+              })
+            }
+            return Effect.zipRight(cassettes.record(entry), runFrom(steps, i + 1, next, versions, done))
           })
+        }
       })
     }
-    const runOnce = (steps: ReadonlyArray<VerifyStep>) => Effect.suspend(() => runFrom(steps, 0, {}, []))
+    const beginStep = (step: VerifyStep) => servers.begin(step.server, step.tool, step.params)
+    /** The plan from its first step, that step's call sent now. */
+    const runNow = (
+      steps: ReadonlyArray<VerifyStep>
+    ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> =>
+      steps.length > 0 ? runFrom(steps, 0, beginStep(steps[0]!), {}, []) : Effect.clockWith((clock) =>
+        Effect.succeed({
+          status: "verified" as const,
+          verified_at: new Date(clock.unsafeCurrentTimeMillis()).toISOString(),
+          servers: {},
+          steps: []
+        })
+      )
 
-    const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
+    const begin = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
       const lost = (e: ConnectionLost) =>
@@ -205,17 +230,19 @@ const make = (settings: VerifierSettings) =>
             reason: `the server went away during the call twice: ${e.error.reason}`
           })
         )
-      const ran = runOnce(steps).pipe(
+      const ran = runNow(steps).pipe(
         Effect.catchIf((e): e is ConnectionLost => e instanceof ConnectionLost, (e) =>
           Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
-            Effect.zipRight(runOnce(steps)),
-            Effect.catchIf((e2): e2 is ConnectionLost =>
-              e2 instanceof ConnectionLost, lost)
+            Effect.zipRight(Effect.suspend(() =>
+              runNow(steps)
+            )),
+            Effect.catchIf((e2): e2 is ConnectionLost => e2 instanceof ConnectionLost, lost)
           ))
       )
-      return options?.durable === false ? ran : Effect.tap(ran, () =>
-        cassettes.flush)
+      return options?.durable === false ? ran : Effect.tap(ran, () => cassettes.flush)
     }
+    const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) =>
+      Effect.suspend(() => begin(steps, options))
     const report = Effect.gen(function*() {
       const counts = yield* cassettes.counts
       return { servers: yield* servers.states, cassettes: { file: cassettes.file, ...counts } }
@@ -227,6 +254,7 @@ const make = (settings: VerifierSettings) =>
       )
     return {
       verify,
+      begin,
       blocked,
       start,
       hasResult: cassettes.has,
