@@ -8,8 +8,10 @@
  *   after the other; `concurrency` rows at once. verify also reads and checks the rows, writes every call
  *   to the cassettes (each is a new line), the journal and the output.
  * - Start-up excluded on both sides: each side has its own server, started and warmed up (WARM_UP_ROWS
- *   rows, untimed: a fresh server-everything is several times slower until its JIT has warmed up) before
- *   anything is timed.
+ *   rows, untimed) before anything is timed: the figure is the steady state a long run spends most of its
+ *   time in. V8 keeps optimizing new functions of verify (~20 per 500 rows) and of server-everything for
+ *   the first few thousand rows: after a 500-row warm-up the timed rows were still paying for it (verify
+ *   ~470 µs of CPU a row at concurrency 1 against ~360 after 3,000 rows, the server ~230 against ~150).
  * - Measured in slices, alternating: ROUNDS rounds of one verify run over SLICE rows and the bare client
  *   on the same number of rows (which side goes first alternates), summed per side. On a shared machine
  *   the load from other processes changes from second to second; back-to-back single runs gave ratios
@@ -33,7 +35,7 @@ import { parseAllowList } from "../src/skyrl/verification.js"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "../test/support/verifyRows.js"
 
 const GOAL = 0.8
-const WARM_UP_ROWS = 500
+const WARM_UP_ROWS = 3_000
 const WARM_UP_OFFSET = 1_000_000
 const ROUNDS = 6
 const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
