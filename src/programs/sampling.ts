@@ -15,7 +15,7 @@ import { Clock, Effect, Layer, Ref, Schema } from "effect"
 import * as path from "node:path"
 import * as Inv from "../domain/inventory.js"
 import type { Usage } from "../domain/llm.js"
-import type { SkyRLRow } from "../domain/row.js"
+import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord, RunSettings } from "../domain/run.js"
 import { IncompleteRun } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -88,6 +88,11 @@ export interface SamplingOptions<J extends Job> {
   readonly answered?: boolean | undefined
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
+  /**
+   * Sees each row of the dataset as it is encoded for disk (generate: the final checks, made as the file
+   * is written with `checksAsWritten` instead of reading the file back).
+   */
+  readonly inspectWritten?: ((row: EncodedRow) => void) | undefined
   readonly out: string
   readonly seed: number | null
   readonly maxTools: number
@@ -292,7 +297,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const ordered = sorted.map((r) => r.row)
   const written = yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
-    ascii: options.ascii
+    ascii: options.ascii,
+    inspect: options.inspectWritten
   })
   const rejects = rejectsOf(options.inputRejects ?? [], latest)
   if (options.rejectsFile !== undefined && rejects.length > 0) {
