@@ -8,54 +8,7 @@ import { describe, expect, it } from "vitest"
 import { ModelTask, Task } from "../src/domain/task.js"
 import { decodeText } from "../src/services/llm/answer.js"
 import { dropOptionalNulls, makeStrict, strictJsonSchema } from "../src/skyrl/strictSchema.js"
-
-const ALLOWED = new Set([
-  "type",
-  "properties",
-  "required",
-  "additionalProperties",
-  "items",
-  "anyOf",
-  "enum",
-  "const",
-  "$ref",
-  "$defs",
-  "description",
-  "pattern",
-  "format",
-  "minimum",
-  "maximum",
-  "exclusiveMinimum",
-  "exclusiveMaximum",
-  "multipleOf",
-  "minItems",
-  "maxItems"
-])
-
-/** An independent check of OpenAI's strict rules; returns the violations found. */
-const strictViolations = (schema: any): Array<string> => {
-  const out: Array<string> = []
-  if (schema.type !== "object" || schema.anyOf !== undefined) out.push("root: must be a plain object schema")
-  const walk = (s: any, path: string) => {
-    if (typeof s !== "object" || s === null) return void out.push(`${path}: not a schema`)
-    for (const k of Object.keys(s)) if (!ALLOWED.has(k)) out.push(`${path}: keyword ${k}`)
-    const types = Array.isArray(s.type) ? s.type : s.type === undefined ? [] : [s.type]
-    if (types.length === 0 && !s.anyOf && !s.$ref && !s.enum && !("const" in s)) out.push(`${path}: untyped`)
-    if (types.includes("object")) {
-      if (s.additionalProperties !== false) out.push(`${path}: additionalProperties is not false`)
-      const keys = Object.keys(s.properties ?? {})
-      if (JSON.stringify([...(s.required ?? [])].sort()) !== JSON.stringify([...keys].sort())) {
-        out.push(`${path}: required != properties`)
-      }
-      for (const k of keys) walk(s.properties[k], `${path}.${k}`)
-    }
-    if (types.includes("array")) walk(s.items, `${path}[]`)
-    if (s.anyOf) s.anyOf.forEach((b: any, i: number) => walk(b, `${path}|${i}`))
-    if (s.$defs) { for (const [k, d] of Object.entries(s.$defs)) walk(d, `$defs.${k}`) }
-  }
-  walk(schema, "")
-  return out
-}
+import { checkStrict } from "./support/openaiStrict.js"
 
 const strict = (schema: Schema.Schema<any, any>) => {
   const r = strictJsonSchema(schema)
@@ -87,7 +40,7 @@ const PlanTask = Schema.Struct({
 describe("strictJsonSchema", () => {
   it("ModelTask-like schema: root object, all required, optional → nullable, additionalProperties false", () => {
     const s = strict(PlanTask)
-    expect(strictViolations(s)).toEqual([])
+    expect(checkStrict(s).violations).toEqual([])
     expect(s.required).toEqual([
       "task_id",
       "user_prompt",
@@ -146,7 +99,7 @@ describe("strictJsonSchema", () => {
 
   it("ModelTask as declared: the open-object branch of params is dropped, leaving the JSON-string form", () => {
     const s = strict(ModelTask)
-    expect(strictViolations(s)).toEqual([])
+    expect(checkStrict(s).violations).toEqual([])
     expect(s.properties.tool_sequence.items.properties.params).toEqual({ anyOf: [{ type: "string" }] })
   })
 
@@ -163,7 +116,7 @@ describe("strictJsonSchema", () => {
         limits: Limits
       })
     )
-    expect(strictViolations(s)).toEqual([])
+    expect(checkStrict(s).violations).toEqual([])
     const criterion = {
       type: "object",
       required: ["name", "weight"],

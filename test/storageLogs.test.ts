@@ -151,6 +151,25 @@ describe("the group-commit log (durableLog)", () => {
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
 })
 
+describe("the group-commit log: a wait whose lines an earlier write put on disk", () => {
+  it("succeeds even when a later write failed before the wait ran", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const file = "/mem/log.jsonl"
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog(file, 50)
+        const waitA = yield* log.enqueue("A\n") // queued; its wait runs only later
+        yield* log.append("B\n", { wait: true }) // this write carries A and B
+        expect(storage.text(file)).toBe("A\nB\n")
+        storage.onWrite = () =>
+          Effect.fail(new StorageError({ path: file, operation: "append to", reason: "disk full" }))
+        expect((yield* Effect.flip(log.append("C\n", { wait: true }))).reason).toBe("disk full")
+        yield* waitA // A is on disk: its wait succeeds
+        expect((yield* Effect.flip(log.flush)).reason).toBe("disk full") // C is not
+      })).pipe(Effect.provide(storage.layer))
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+})
+
 describe("the group-commit log when the fiber writing a batch is interrupted", () => {
   /** A Storage whose append handle opens after `openMs` and appends through `append`. */
   const stub = (openMs: number, append: (data: string | Uint8Array) => Effect.Effect<void, StorageError>) =>

@@ -181,18 +181,3 @@ export class BatchPending extends Schema.TaggedError<BatchPending>()("BatchPendi
     return `${this.reason}; run \`skyrl batch collect ${this.runDir}\` again when it is done (or add --wait)`
   }
 }
-
-/** Collected, but some samples have no row (the batch did not answer them, or they failed). Exit 1. */
-export class BatchIncomplete extends Schema.TaggedError<BatchIncomplete>()("BatchIncomplete", {
-  made: Schema.Number,
-  requested: Schema.Number,
-  output: Schema.String,
-  reason: Schema.String
-}) {
-  get exitCode(): number {
-    return 1
-  }
-  override get message(): string {
-    return `made ${this.made} of ${this.requested} valid rows (kept in ${this.output}): ${this.reason}`
-  }
-}

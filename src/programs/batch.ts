@@ -19,9 +19,9 @@
 import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchPart, BatchRun } from "../domain/batch.js"
-import { BatchIncomplete, BatchPending, endpointUrl, isTerminal } from "../domain/batch.js"
+import { BatchPending, endpointUrl, isTerminal } from "../domain/batch.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
-import type { IncompleteRun } from "../domain/run.js"
+import { IncompleteRun } from "../domain/run.js"
 import { BatchClient } from "../services/Batch.js"
 import { CostLedger } from "../services/CostLedger.js"
 import type { LedgerTotals } from "../services/CostLedger.js"
@@ -492,7 +492,7 @@ const collectRounds = <J extends Job>(
         if (round.pending > 0) {
           return yield* new BatchPending({ runDir, reason: `${round.pending} requests are in batches still running` })
         }
-        return yield* new BatchIncomplete({
+        return yield* new IncompleteRun({
           made: 0,
           requested: base.jobs.length,
           output: base.out,
@@ -539,7 +539,7 @@ const collectRounds = <J extends Job>(
             : []),
           ...(Either.isLeft(result) ? [(result.left as IncompleteRun).reason] : [])
         ]
-        return yield* new BatchIncomplete({
+        return yield* new IncompleteRun({
           made,
           requested: base.jobs.length,
           output: base.out,

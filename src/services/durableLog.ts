@@ -9,8 +9,9 @@
  * Without `wait`, `append` returns at once and a background writer (in the caller's scope) writes the text
  * after a short window (`windowMs`, default 50 ms, so that one flush carries many lines; again after each
  * write while lines keep coming); `flush` waits for everything appended so far. A write failure is kept:
- * the waiters of its batch, every later wait and `flush` fail with it, and nothing more is written to the
- * file (a failed write may have left part of its text). `torn`: the file ends in the middle of a line (a
+ * the waiters of its batch and of every later line, and `flush`, fail with it, and nothing more is written
+ * to the file (a failed write may have left part of its text); a wait for lines an earlier write put on
+ * disk succeeds. `torn`: the file ends in the middle of a line (a
  * crash), so the first write starts a new line. The scope's finalizer flushes what is left.
  *
  * A fiber interrupted while it waits for the lock, or before its batch's write started, leaves the lines
@@ -64,6 +65,9 @@ export const makeDurableLog = (
     let handle: AppendHandle | undefined
     let pending: Array<string | Uint8Array> = []
     let unwritten = 0
+    // Texts pushed, and texts on disk: writes go in push order, so the first `written` texts are on disk.
+    let pushed = 0
+    let written = 0
     let failure: StorageError | undefined
     let scheduled = false
     let startNewLine = options.torn === true
@@ -73,29 +77,34 @@ export const makeDurableLog = (
         : Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
     )
     /**
-     * Writes what is pending (everything appended before the lock was taken is on disk after it). Whatever
+     * Writes what is pending (everything appended before the lock was taken is on disk after it), unless
+     * the first `upTo` texts are on disk already: then their wait succeeds even if a later write failed.
+     * Whatever
      * ends it, interruption included, is settled: a batch interrupted before its write started goes back to
      * the front of `pending` (the next write or the final flush carries it); a write that failed (part of it
      * may be in the file) is kept as the log's failure, interruption or not, so nothing is appended after a
      * cut record and every later wait fails.
      */
-    const writeBatch = lock.withPermits(1)(
-      Effect.suspend(() => {
-        if (failure !== undefined) return Effect.fail(failure)
-        if (pending.length === 0) return Effect.void
-        const batch = pending
-        pending = []
-        let started = false
-        const text = joined(startNewLine ? ["\n", ...batch] : batch)
-        return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(text)))).pipe(
-          Effect.onExit((exit) => Effect.sync(() => settle(exit, batch, started)))
-        )
-      })
-    )
+    const writeBatch = (upTo: number) =>
+      lock.withPermits(1)(
+        Effect.suspend(() => {
+          if (upTo <= written) return Effect.void
+          if (failure !== undefined) return Effect.fail(failure)
+          if (pending.length === 0) return Effect.void
+          const batch = pending
+          pending = []
+          let started = false
+          const text = joined(startNewLine ? ["\n", ...batch] : batch)
+          return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(text)))).pipe(
+            Effect.onExit((exit) => Effect.sync(() => settle(exit, batch, started)))
+          )
+        })
+      )
     const settle = (exit: Exit.Exit<void, StorageError>, batch: Array<string | Uint8Array>, started: boolean) => {
       if (Exit.isSuccess(exit)) {
         startNewLine = false
         unwritten -= batch.length
+        written += batch.length
         return
       }
       const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
@@ -105,13 +114,14 @@ export const makeDurableLog = (
       }
       // Interrupted once the write started: the live append is uninterruptible, so it finished what it began.
       if (error !== undefined) failure ??= error
+      else written += batch.length
       unwritten -= batch.length
     }
     // One window before each background write, so that a steady stream of lines is written in batches.
     const drain = Effect.gen(function*() {
       while (pending.length > 0 && failure === undefined) {
         yield* Effect.sleep(windowMs)
-        yield* Effect.ignore(writeBatch)
+        yield* Effect.ignore(writeBatch(pushed))
       }
       scheduled = false
     })
@@ -120,11 +130,13 @@ export const makeDurableLog = (
       scheduled = true
       return Effect.asVoid(Effect.forkIn(drain, scope))
     })
+    /** Queues `data`; returns the wait for it (and everything before it) to be on disk. */
     const push = (data: string | Uint8Array) => {
       pending.push(data)
       unwritten++
+      return writeBatch(++pushed)
     }
-    const flush = writeBatch
+    const flush = Effect.suspend(() => writeBatch(pushed))
     yield* Effect.addFinalizer(() =>
       Effect.catchAll(flush, (e) => Effect.logError(`${file}: the last lines could not be written: ${e.message}`))
     )
@@ -132,11 +144,11 @@ export const makeDurableLog = (
       file,
       append: (text, options) =>
         Effect.suspend(() => {
-          push(text)
-          return options?.wait === true ? writeBatch : scheduled ? Effect.void : kick
+          const wait = push(text)
+          return options?.wait === true ? wait : scheduled ? Effect.void : kick
         }),
-      enqueue: (text) => Effect.sync(() => (push(text), writeBatch)),
-      queue: (data) => (push(data), writeBatch),
+      enqueue: (text) => Effect.sync(() => push(text)),
+      queue: push,
       flush,
       unwritten: Effect.sync(() => unwritten)
     }
