@@ -1,6 +1,6 @@
 /**
- * The steps of one sample (see sampling.ts for the run around them), each a named Effect.fn taking the
- * run's context:
+ * The steps of one sample (see sampling.ts for the run around them), each an Effect.fnUntraced taking
+ * the run's context (no tracing span: they run once per answer, and a span costs a stack capture each):
  *
  *   sample   the attempt loop: attempts until one is accepted, the attempts run out, or the run stops;
  *            then the sample's journal line (a row is journaled by the claim itself)
@@ -9,7 +9,7 @@
  *            record in the session's archive log, or the archived one it was replayed from) and put in
  *            the cost ledger
  */
-import { Effect, Either, Ref } from "effect"
+import { Effect, Either, Fiber, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
@@ -82,7 +82,7 @@ export const call = <J extends Job>(
   input: ReadonlyArray<LlmMessage>
 ) => ctx.calls.withPermits(1)(callUnbounded(ctx, job, attempt, purpose, input))
 
-const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
+const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attempt: number,
@@ -112,19 +112,19 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
         at: record.startedAt
       }
       // The cost is real whatever happens to the archive: its ledger line is written even when the archive
-      // write fails (both go out at once, each with the lines of other calls ending meanwhile).
-      const [ledgered, archived] = yield* Effect.all([
-        Effect.either(ctx.ledger.record(ledgerLine)),
-        target === undefined
-          ? Effect.succeed(Either.right(record.archived!))
-          : Effect.either(ctx.journal.writeArchive(job.index, target, {
-            ...record,
-            key,
-            sample: job.index,
-            sample_attempt: attempt,
-            purpose
-          }))
-      ], { concurrency: 2 })
+      // write fails (both go out at once, each with the lines of other calls ending meanwhile; one fork
+      // instead of Effect.all's machinery, on the path of every answer).
+      const archiving = target === undefined ? undefined : yield* Effect.fork(Effect.either(
+        ctx.journal.writeArchive(job.index, target, {
+          ...record,
+          key,
+          sample: job.index,
+          sample_attempt: attempt,
+          purpose
+        })
+      ))
+      const ledgered = yield* Effect.either(ctx.ledger.record(ledgerLine))
+      const archived = archiving === undefined ? Either.right(record.archived!) : yield* Fiber.join(archiving)
       if (Either.isLeft(ledgered)) return yield* ledgered.left
       if (Either.isLeft(archived)) return yield* archived.left
       const file = archived.right
@@ -209,7 +209,7 @@ export interface SampleTally {
   readonly rejects: ReadonlyArray<RejectRecord>
 }
 
-export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
+export const attempt = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attemptNo: number,
@@ -317,7 +317,7 @@ const journalRow = <J extends Job>(
 const attemptLimit = <J extends Job>(ctx: RunContext<J>, before: JournalEntry | undefined) =>
   (before?.attempts ?? 0) + ctx.options.maxAttemptsPerSample
 
-export const sample = Effect.fn("Run.sample")(function*<J extends Job>(
+export const sample = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   before: JournalEntry | undefined
