@@ -99,30 +99,51 @@ export const classifyError = (e: unknown, settings: LlmSettings): TransportFailu
   return { error: new Transient({ reason: e instanceof Error ? e.message : String(e) }) }
 }
 
-/** One HTTP call through the SDK; interruption (timeout) aborts it. */
+/** The call ran out of `settings.timeoutMs` (the transport's own timer aborted it). */
+class TimedOut {}
+
+/**
+ * One HTTP call through the SDK; interruption aborts it, and so does its own timer after
+ * `settings.timeoutMs` (a `Timeout` failure, what the engine's race would give: `transportTimesOut`).
+ */
 export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: string): Transport => (call) =>
   Effect.tryPromise({
-    try: async (signal) => {
-      // What `responses.create` / `chat.completions.create` send, with the body's JSON made from the
-      // pieces every request shares (answer.ts `requestJson`; the archive record reuses it).
-      const response = await client.post(call.backend === "responses" ? "/responses" : "/chat/completions", {
-        body: requestJson(call.body),
-        headers: { "content-type": "application/json" },
-        signal,
-        timeout: settings.timeoutMs + 1_000,
-        stream: false
-      }).asResponse()
-      const requestId = response.headers.get("x-request-id")
-      const text = await response.text()
-      let body: unknown
+    try: async (interrupted) => {
+      const controller = new AbortController()
+      const abort = () => controller.abort()
+      interrupted.addEventListener("abort", abort, { once: true })
+      let timedOut = false
+      const timer = setTimeout(() => ((timedOut = true), controller.abort()), settings.timeoutMs)
       try {
-        body = JSON.parse(text)
-      } catch {
-        throw new NotJsonBody(scrub(text, secret), response.status, requestId)
+        // What `responses.create` / `chat.completions.create` send, with the body's JSON made from the
+        // pieces every request shares (answer.ts `requestJson`; the archive record reuses it).
+        const response = await client.post(call.backend === "responses" ? "/responses" : "/chat/completions", {
+          body: requestJson(call.body),
+          headers: { "content-type": "application/json" },
+          signal: controller.signal,
+          timeout: settings.timeoutMs + 1_000,
+          stream: false
+        }).asResponse()
+        const requestId = response.headers.get("x-request-id")
+        const text = await response.text()
+        let body: unknown
+        try {
+          body = JSON.parse(text)
+        } catch {
+          throw new NotJsonBody(scrub(text, secret), response.status, requestId)
+        }
+        return { body: scrub(body, secret), httpStatus: response.status, requestId }
+      } catch (e) {
+        throw timedOut ? new TimedOut() : e
+      } finally {
+        clearTimeout(timer)
+        interrupted.removeEventListener("abort", abort)
       }
-      return { body: scrub(body, secret), httpStatus: response.status, requestId }
     },
-    catch: (e) => scrub(classifyError(e, settings), secret)
+    catch: (e): TransportFailure =>
+      e instanceof TimedOut
+        ? { error: new Timeout({ timeoutMs: settings.timeoutMs }) }
+        : scrub(classifyError(e, settings), secret)
   })
 
 export const makeLiveLlm = (
@@ -139,6 +160,7 @@ export const makeLiveLlm = (
   })
   return makeEngine(openAITransport(client, settings, Redacted.value(apiKey)), settings, {
     limiter,
+    transportTimesOut: true,
     describe: `openai ${settings.backend} ${settings.model}${
       settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`
     }`
