@@ -43,8 +43,8 @@ export interface RunContext<J extends Job> {
   /** Paths in row metadata and rejects are relative to the output file's directory. */
   readonly relativeToOut: (file: string) => string
   /**
-   * `--concurrency` permits, one held by each model call (with its archive and ledger writes): what the
-   * run sends at once. Handling an answer (checks, row, journal) runs after the permit is given back, so
+   * `--concurrency` permits, one held by each model call while its HTTP attempts run (the waits for its
+   * archive and ledger writes come after): what the run sends at once. Handling an answer (checks, row, journal) runs after the permit is given back, so
    * the next request goes out while the answers of a wave that came back together are handled.
    */
   readonly calls: Effect.Semaphore
@@ -73,14 +73,26 @@ const budgetLeft = <J extends Job>(ctx: RunContext<J>) =>
     return false
   })
 
-/** One model call (`callUnbounded`) under one of the run's call permits. */
+/**
+ * One model call (`callUnbounded`) under one of the run's call permits. The permit goes back when the HTTP
+ * attempts end: the waits for their archive records and ledger lines to be on disk run after it (the
+ * ledger's totals count each call before, so the next call's budget check sees it), and the answer is
+ * used only once they are done.
+ */
 export const call = <J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attempt: number,
   purpose: "task" | "repair",
   input: ReadonlyArray<LlmMessage>
-) => ctx.calls.withPermits(1)(callUnbounded(ctx, job, attempt, purpose, input))
+) =>
+  Effect.gen(function*() {
+    const { durable, result, state } = yield* ctx.calls.withPermits(1)(
+      callUnbounded(ctx, job, attempt, purpose, input)
+    )
+    for (const wait of durable) yield* wait
+    return { ...(yield* Ref.get(state)), result } satisfies Called
+  })
 
 const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
@@ -95,7 +107,10 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
     usage: emptyUsage,
     storageError: undefined
   })
-  if (!(yield* budgetLeft(ctx))) return { ...(yield* Ref.get(state)), result: undefined } satisfies Called
+  // Per HTTP attempt, the wait for its records to be on disk (then noted in `state`); never fails.
+  const durable: Array<Effect.Effect<void>> = []
+  const failed = (e: StorageError) => Ref.update(state, (s) => ({ ...s, storageError: s.storageError ?? e }))
+  if (!(yield* budgetLeft(ctx))) return { state, durable, result: undefined }
   const key = sampleKey(job.index, attempt, purpose)
   const onAttempt = (record: AttemptRecord) =>
     Effect.gen(function*() {
@@ -111,30 +126,35 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
         usage: record.usage ?? emptyUsage,
         at: record.startedAt
       }
-      // The cost is real whatever happens to the archive: its ledger line is written even when the archive
-      // write fails (both go out at once, each with the lines of other calls ending meanwhile; one fork
-      // instead of Effect.all's machinery, on the path of every answer).
-      const archiving = target === undefined ? undefined : yield* Effect.fork(Effect.either(
-        ctx.journal.writeArchive(job.index, target, {
+      // The cost is real whatever happens to the archive: its ledger line is queued (and counted) first and
+      // written even when the archive write fails; both go out with the lines of other calls ending meanwhile.
+      const ledgered = yield* ctx.ledger.enqueue(ledgerLine)
+      const archived = target === undefined
+        ? { file: record.archived!, durable: Effect.void }
+        : yield* ctx.journal.enqueueArchive(job.index, target, {
           ...record,
           key,
           sample: job.index,
           sample_attempt: attempt,
           purpose
         })
-      ))
-      const ledgered = yield* Effect.either(ctx.ledger.record(ledgerLine))
-      const archived = archiving === undefined ? Either.right(record.archived!) : yield* Fiber.join(archiving)
-      if (Either.isLeft(ledgered)) return yield* ledgered.left
-      if (Either.isLeft(archived)) return yield* archived.left
-      const file = archived.right
-      yield* Ref.update(state, (s) => ({
-        ...s,
-        file,
-        startedAt: record.startedAt,
-        usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
-      }))
-    }).pipe(Effect.catchAll((e) => Ref.update(state, (s) => ({ ...s, storageError: s.storageError ?? e }))))
+      durable.push(
+        Effect.gen(function*() {
+          // Both waits at once (one fork), so neither write waits for the other.
+          const archiving = yield* Effect.fork(Effect.either(archived.durable))
+          const ledgerWait = yield* Effect.either(ledgered)
+          const archiveWait = yield* Fiber.join(archiving)
+          if (Either.isLeft(ledgerWait)) return yield* ledgerWait.left
+          if (Either.isLeft(archiveWait)) return yield* archiveWait.left
+          yield* Ref.update(state, (s) => ({
+            ...s,
+            file: archived.file,
+            startedAt: record.startedAt,
+            usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
+          }))
+        }).pipe(Effect.catchAll(failed))
+      )
+    }).pipe(Effect.catchAll(failed))
   const result = yield* ctx.llm.complete({
     name: TASK_SCHEMA_NAME,
     instructions: ctx.options.instructions,
@@ -144,7 +164,7 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
     key,
     onAttempt
   }).pipe(Effect.either)
-  return { ...(yield* Ref.get(state)), result } satisfies Called
+  return { state, durable, result }
 })
 
 /** 400s of no known kind before any answer: that many, and the request every sample sends is at fault. */
