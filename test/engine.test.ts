@@ -90,6 +90,33 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       expect(calls).toHaveLength(3)
     }))
 
+  it.effect("a call's permit goes back when its HTTP attempt ends: the next request goes out while its archive write waits", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const release = yield* Deferred.make<void>()
+      const thirdAsked = yield* Deferred.make<void>()
+      // Every archive write waits for `release`: with the permits held until the records were on disk, the
+      // two calls of --concurrency 2 would hold both permits and no third request could go out.
+      storage.onWrite = (file, kind) =>
+        /archive_\d+\.jsonl$/.test(file) && kind === "append" ? Deferred.await(release) : Effect.void
+      const { calls, llm } = scripted((call) =>
+        Effect.gen(function*() {
+          const { attempt, k } = requestOf(call)
+          if (calls.length === 3) yield* Deferred.succeed(thirdAsked, undefined)
+          return reply(task(k, attempt))
+        })
+      )
+      const fiber = yield* Effect.fork(runGenerate(storage, llm, generateOptions(settingsFor(4), { concurrency: 2 })))
+      yield* Deferred.await(thirdAsked)
+      // Nothing was journaled yet: no answer is used before its archive record is on disk.
+      const journal = `${RUN_DIR}/journal.jsonl`
+      expect(storage.files.has(journal) ? storage.text(journal) : "").toBe("")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(fiber)
+      expect(readJsonl(storage.text(OUT))).toHaveLength(4)
+      expect(calls).toHaveLength(4)
+    }))
+
   it.effect("-n 20 interrupted, then --resume -n 10 is refused naming n; --force makes the run's 20", () =>
     Effect.gen(function*() {
       const storage = makeMemoryStorage()
