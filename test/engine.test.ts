@@ -5,13 +5,14 @@
  * (generate.test.ts, reliability/).
  */
 import { layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber } from "effect"
 import { expect } from "vitest"
 import { resolveRun } from "../src/cli/runShared.js"
 import { StorageError } from "../src/domain/errors.js"
 import { Authentication, BadRequest, NotFound } from "../src/domain/llm.js"
 import { rebuildProgram } from "../src/programs/rebuild.js"
 import { responsesBody } from "../src/services/llm/scripted.js"
+import { decodeRow, encodedRowJson, encodeRow } from "../src/skyrl/layout.js"
 import { mulberry32 } from "../src/skyrl/workPlan.js"
 import {
   blockJournalWrite,
@@ -115,6 +116,19 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       yield* Fiber.join(fiber)
       expect(readJsonl(storage.text(OUT))).toHaveLength(4)
       expect(calls).toHaveLength(4)
+    }))
+
+  it.effect("the dataset written from the session's rows is what decoding their journal lines gives", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { llm } = scripted((call) => reply(task(requestOf(call).k, (requestOf(call).k % 7) as number)))
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(12), { concurrency: 3 }))
+      const journaled = readJsonl(storage.text(`${RUN_DIR}/journal.jsonl`))
+        .filter((e) => e.status === "row")
+        .sort((a, b) => a.index - b.index)
+        .map((e) => encodedRowJson(encodeRow(Either.getOrThrow(decodeRow(e.row)))) + "\n")
+      expect(journaled).toHaveLength(12)
+      expect(storage.text(OUT)).toBe(journaled.join(""))
     }))
 
   it.effect("-n 20 interrupted, then --resume -n 10 is refused naming n; --force makes the run's 20", () =>

@@ -13,6 +13,7 @@ import { Effect, Either, Fiber, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
+import type { SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord } from "../domain/run.js"
 import { sampleKey } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -40,6 +41,11 @@ export interface RunContext<J extends Job> {
   readonly stop: Ref.Ref<string | undefined>
   /** Whether any answer came back yet, and how many 400s of no known kind came before it. */
   readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
+  /**
+   * The rows accepted in this session, by sample: the dataset is written from them instead of decoding
+   * their journal lines again (a row's journal line is `encodeRow` of this very row).
+   */
+  readonly made: Map<number, SkyRLRow>
   /** Paths in row metadata and rejects are relative to the output file's directory. */
   readonly relativeToOut: (file: string) => string
   /**
@@ -351,6 +357,7 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
     attemptNo++
     const outcome = yield* attempt(ctx, job, attemptNo, tally)
     if (outcome._tag === "Accepted") {
+      ctx.made.set(job.index, outcome.row)
       if (ctx.options.onSampleDone !== undefined) {
         yield* ctx.options.onSampleDone(job, {
           status: "row",

@@ -215,7 +215,8 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       stop: yield* Ref.make<string | undefined>(undefined),
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
-      calls: yield* Effect.makeSemaphore(options.concurrency)
+      calls: yield* Effect.makeSemaphore(options.concurrency),
+      made: new Map()
     } satisfies RunContext<J>
   })
 
@@ -289,6 +290,11 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const rows = new Map<number, { readonly row: SkyRLRow; readonly encoded: unknown }>()
   for (const e of latest.values()) {
     if (e.status !== "row") continue
+    const made = ctx.made.get(e.index)
+    if (made !== undefined) {
+      rows.set(e.index, { row: made, encoded: e.row })
+      continue
+    }
     const row = decodeRow(e.row)
     if (row._tag === "Right") rows.set(e.index, { row: row.right, encoded: e.row })
   }
