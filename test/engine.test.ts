@@ -5,13 +5,14 @@
  * (generate.test.ts, reliability/).
  */
 import { layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber } from "effect"
 import { expect } from "vitest"
 import { resolveRun } from "../src/cli/runShared.js"
 import { StorageError } from "../src/domain/errors.js"
 import { Authentication, BadRequest, NotFound } from "../src/domain/llm.js"
 import { rebuildProgram } from "../src/programs/rebuild.js"
 import { responsesBody } from "../src/services/llm/scripted.js"
+import { decodeRow, encodedRowJson, encodeRow } from "../src/skyrl/layout.js"
 import { mulberry32 } from "../src/skyrl/workPlan.js"
 import {
   blockJournalWrite,
@@ -88,6 +89,46 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       expect(rejects).toHaveLength(1)
       expect(rejects[0].reasons.join(" ")).toMatch(/duplicate\/prompt/)
       expect(calls).toHaveLength(3)
+    }))
+
+  it.effect("a call's permit goes back when its HTTP attempt ends: the next request goes out while its archive write waits", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const release = yield* Deferred.make<void>()
+      const thirdAsked = yield* Deferred.make<void>()
+      // Every archive write waits for `release`: with the permits held until the records were on disk, the
+      // two calls of --concurrency 2 would hold both permits and no third request could go out.
+      storage.onWrite = (file, kind) =>
+        /archive_\d+\.jsonl$/.test(file) && kind === "append" ? Deferred.await(release) : Effect.void
+      const { calls, llm } = scripted((call) =>
+        Effect.gen(function*() {
+          const { attempt, k } = requestOf(call)
+          if (calls.length === 3) yield* Deferred.succeed(thirdAsked, undefined)
+          return reply(task(k, attempt))
+        })
+      )
+      const fiber = yield* Effect.fork(runGenerate(storage, llm, generateOptions(settingsFor(4), { concurrency: 2 })))
+      yield* Deferred.await(thirdAsked)
+      // Nothing was journaled yet: no answer is used before its archive record is on disk.
+      const journal = `${RUN_DIR}/journal.jsonl`
+      expect(storage.files.has(journal) ? storage.text(journal) : "").toBe("")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(fiber)
+      expect(readJsonl(storage.text(OUT))).toHaveLength(4)
+      expect(calls).toHaveLength(4)
+    }))
+
+  it.effect("the dataset written from the session's rows is what decoding their journal lines gives", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { llm } = scripted((call) => reply(task(requestOf(call).k, (requestOf(call).k % 7) as number)))
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(12), { concurrency: 3 }))
+      const journaled = readJsonl(storage.text(`${RUN_DIR}/journal.jsonl`))
+        .filter((e) => e.status === "row")
+        .sort((a, b) => a.index - b.index)
+        .map((e) => encodedRowJson(encodeRow(Either.getOrThrow(decodeRow(e.row)))) + "\n")
+      expect(journaled).toHaveLength(12)
+      expect(storage.text(OUT)).toBe(journaled.join(""))
     }))
 
   it.effect("-n 20 interrupted, then --resume -n 10 is refused naming n; --force makes the run's 20", () =>

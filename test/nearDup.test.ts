@@ -179,6 +179,32 @@ describe("DuplicateIndex", () => {
     expect(clusters[1].pairs).toEqual([{ a: 2, b: 4, similarity: 1 }])
   })
 
+  it("probe gives test's matches, and its insert what insert gives, also after other inserts came between", () => {
+    const candidates = [
+      { prompt: a, plan: plan("/a") },
+      { prompt: near, plan: plan("/b") },
+      { prompt: c, plan: plan("/c") },
+      { prompt: a, plan: plan("/d") },
+      { prompt: pair(5, 900)[0], plan: plan("/c") }
+    ]
+    const plain = new DuplicateIndex()
+    const probed = new DuplicateIndex()
+    for (const x of candidates) {
+      const probe = probed.probe(x)
+      expect(probe.matches).toEqual(probed.test(x))
+      expect(probe.insert()).toEqual(plain.insert(x))
+    }
+    expect(probed.clusters()).toEqual(plain.clusters())
+    // Probed before two inserts: its insert finds the matches again.
+    const late = probed.probe({ prompt: near, plan: plan("/c") })
+    plain.insert(candidates[0])
+    probed.insert(candidates[0])
+    plain.insert(candidates[2])
+    probed.insert(candidates[2])
+    expect(late.insert()).toEqual(plain.insert({ prompt: near, plan: plan("/c") }))
+    expect(probed.clusters()).toEqual(plain.clusters())
+  })
+
   it("links clusters transitively (A~B, B~C gives one cluster even when A and C differ more)", () => {
     // b: base's first 6 words replaced (J = 92/104); c: b's last 6 replaced (J(b, c) = 92/104,
     // J(base, c) = 86/110 = 0.78)

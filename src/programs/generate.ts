@@ -22,7 +22,7 @@ import { diverseWorkPlan, workPlan } from "../skyrl/workPlan.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
-import { checkWrittenDataset } from "./validate.js"
+import { checksAsWritten } from "./validate.js"
 
 /**
  * One sample of a generate run. Runs made before issue 18 plan domain and complexity only; a diverse
@@ -192,11 +192,16 @@ export const nearDuplicatesOf = (settings: RunSettings): { readonly threshold: n
 }
 
 export const generateProgram = (options: GenerateOptions) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const inventory = yield* Inventory
     const catalogue = yield* inventory.get
-    const summary = yield* runSampling(generateSampling(options, catalogue))
-    // The same checks as `skyrl validate` on what was written: violations fail the run (the file is kept).
-    yield* checkWrittenDataset(options.out, catalogue, { maxPromptTokens: options.runSettings.max_prompt_tokens })
+    // The same checks as `skyrl validate` on what was written, made as the file is written (Storage reads
+    // it back and compares its bytes; a .parquet file is read back and checked): violations fail the run
+    // (the file is kept).
+    const checks = yield* checksAsWritten(options.out, catalogue, {
+      maxPromptTokens: options.runSettings.max_prompt_tokens
+    })
+    const summary = yield* runSampling({ ...generateSampling(options, catalogue), inspectWritten: checks.inspect })
+    yield* checks.settle
     return summary
-  })
+  }))

@@ -1,6 +1,6 @@
 /**
- * The steps of one sample (see sampling.ts for the run around them), each a named Effect.fn taking the
- * run's context:
+ * The steps of one sample (see sampling.ts for the run around them), each an Effect.fnUntraced taking
+ * the run's context (no tracing span: they run once per answer, and a span costs a stack capture each):
  *
  *   sample   the attempt loop: attempts until one is accepted, the attempts run out, or the run stops;
  *            then the sample's journal line (a row is journaled by the claim itself)
@@ -9,10 +9,11 @@
  *            record in the session's archive log, or the archived one it was replayed from) and put in
  *            the cost ledger
  */
-import { Effect, Either, Ref } from "effect"
+import { Effect, Either, Fiber, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
+import type { SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord } from "../domain/run.js"
 import { sampleKey } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -40,11 +41,16 @@ export interface RunContext<J extends Job> {
   readonly stop: Ref.Ref<string | undefined>
   /** Whether any answer came back yet, and how many 400s of no known kind came before it. */
   readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
+  /**
+   * The rows accepted in this session, by sample: the dataset is written from them instead of decoding
+   * their journal lines again (a row's journal line is `encodeRow` of this very row).
+   */
+  readonly made: Map<number, SkyRLRow>
   /** Paths in row metadata and rejects are relative to the output file's directory. */
   readonly relativeToOut: (file: string) => string
   /**
-   * `--concurrency` permits, one held by each model call (with its archive and ledger writes): what the
-   * run sends at once. Handling an answer (checks, row, journal) runs after the permit is given back, so
+   * `--concurrency` permits, one held by each model call while its HTTP attempts run (the waits for its
+   * archive and ledger writes come after): what the run sends at once. Handling an answer (checks, row, journal) runs after the permit is given back, so
    * the next request goes out while the answers of a wave that came back together are handled.
    */
   readonly calls: Effect.Semaphore
@@ -73,16 +79,28 @@ const budgetLeft = <J extends Job>(ctx: RunContext<J>) =>
     return false
   })
 
-/** One model call (`callUnbounded`) under one of the run's call permits. */
+/**
+ * One model call (`callUnbounded`) under one of the run's call permits. The permit goes back when the HTTP
+ * attempts end: the waits for their archive records and ledger lines to be on disk run after it (the
+ * ledger's totals count each call before, so the next call's budget check sees it), and the answer is
+ * used only once they are done.
+ */
 export const call = <J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attempt: number,
   purpose: "task" | "repair",
   input: ReadonlyArray<LlmMessage>
-) => ctx.calls.withPermits(1)(callUnbounded(ctx, job, attempt, purpose, input))
+) =>
+  Effect.gen(function*() {
+    const { durable, result, state } = yield* ctx.calls.withPermits(1)(
+      callUnbounded(ctx, job, attempt, purpose, input)
+    )
+    for (const wait of durable) yield* wait
+    return { ...(yield* Ref.get(state)), result } satisfies Called
+  })
 
-const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
+const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attempt: number,
@@ -95,7 +113,10 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
     usage: emptyUsage,
     storageError: undefined
   })
-  if (!(yield* budgetLeft(ctx))) return { ...(yield* Ref.get(state)), result: undefined } satisfies Called
+  // Per HTTP attempt, the wait for its records to be on disk (then noted in `state`); never fails.
+  const durable: Array<Effect.Effect<void>> = []
+  const failed = (e: StorageError) => Ref.update(state, (s) => ({ ...s, storageError: s.storageError ?? e }))
+  if (!(yield* budgetLeft(ctx))) return { state, durable, result: undefined }
   const key = sampleKey(job.index, attempt, purpose)
   const onAttempt = (record: AttemptRecord) =>
     Effect.gen(function*() {
@@ -111,30 +132,35 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
         usage: record.usage ?? emptyUsage,
         at: record.startedAt
       }
-      // The cost is real whatever happens to the archive: its ledger line is written even when the archive
-      // write fails (both go out at once, each with the lines of other calls ending meanwhile).
-      const [ledgered, archived] = yield* Effect.all([
-        Effect.either(ctx.ledger.record(ledgerLine)),
-        target === undefined
-          ? Effect.succeed(Either.right(record.archived!))
-          : Effect.either(ctx.journal.writeArchive(job.index, target, {
-            ...record,
-            key,
-            sample: job.index,
-            sample_attempt: attempt,
-            purpose
+      // The cost is real whatever happens to the archive: its ledger line is queued (and counted) first and
+      // written even when the archive write fails; both go out with the lines of other calls ending meanwhile.
+      const ledgered = yield* ctx.ledger.enqueue(ledgerLine)
+      const archived = target === undefined
+        ? { file: record.archived!, durable: Effect.void }
+        : yield* ctx.journal.enqueueArchive(job.index, target, {
+          ...record,
+          key,
+          sample: job.index,
+          sample_attempt: attempt,
+          purpose
+        })
+      durable.push(
+        Effect.gen(function*() {
+          // Both waits at once (one fork), so neither write waits for the other.
+          const archiving = yield* Effect.fork(Effect.either(archived.durable))
+          const ledgerWait = yield* Effect.either(ledgered)
+          const archiveWait = yield* Fiber.join(archiving)
+          if (Either.isLeft(ledgerWait)) return yield* ledgerWait.left
+          if (Either.isLeft(archiveWait)) return yield* archiveWait.left
+          yield* Ref.update(state, (s) => ({
+            ...s,
+            file: archived.file,
+            startedAt: record.startedAt,
+            usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
           }))
-      ], { concurrency: 2 })
-      if (Either.isLeft(ledgered)) return yield* ledgered.left
-      if (Either.isLeft(archived)) return yield* archived.left
-      const file = archived.right
-      yield* Ref.update(state, (s) => ({
-        ...s,
-        file,
-        startedAt: record.startedAt,
-        usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
-      }))
-    }).pipe(Effect.catchAll((e) => Ref.update(state, (s) => ({ ...s, storageError: s.storageError ?? e }))))
+        }).pipe(Effect.catchAll(failed))
+      )
+    }).pipe(Effect.catchAll(failed))
   const result = yield* ctx.llm.complete({
     name: TASK_SCHEMA_NAME,
     instructions: ctx.options.instructions,
@@ -144,7 +170,7 @@ const callUnbounded = Effect.fn("Run.call")(function*<J extends Job>(
     key,
     onAttempt
   }).pipe(Effect.either)
-  return { ...(yield* Ref.get(state)), result } satisfies Called
+  return { state, durable, result }
 })
 
 /** 400s of no known kind before any answer: that many, and the request every sample sends is at fault. */
@@ -209,7 +235,7 @@ export interface SampleTally {
   readonly rejects: ReadonlyArray<RejectRecord>
 }
 
-export const attempt = Effect.fn("Run.attempt")(function*<J extends Job>(
+export const attempt = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attemptNo: number,
@@ -317,7 +343,7 @@ const journalRow = <J extends Job>(
 const attemptLimit = <J extends Job>(ctx: RunContext<J>, before: JournalEntry | undefined) =>
   (before?.attempts ?? 0) + ctx.options.maxAttemptsPerSample
 
-export const sample = Effect.fn("Run.sample")(function*<J extends Job>(
+export const sample = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   before: JournalEntry | undefined
@@ -331,6 +357,7 @@ export const sample = Effect.fn("Run.sample")(function*<J extends Job>(
     attemptNo++
     const outcome = yield* attempt(ctx, job, attemptNo, tally)
     if (outcome._tag === "Accepted") {
+      ctx.made.set(job.index, outcome.row)
       if (ctx.options.onSampleDone !== undefined) {
         yield* ctx.options.onSampleDone(job, {
           status: "row",

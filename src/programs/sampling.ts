@@ -15,7 +15,7 @@ import { Clock, Effect, Layer, Ref, Schema } from "effect"
 import * as path from "node:path"
 import * as Inv from "../domain/inventory.js"
 import type { Usage } from "../domain/llm.js"
-import type { SkyRLRow } from "../domain/row.js"
+import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord, RunSettings } from "../domain/run.js"
 import { IncompleteRun } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -88,6 +88,11 @@ export interface SamplingOptions<J extends Job> {
   readonly answered?: boolean | undefined
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
+  /**
+   * Sees each row of the dataset as it is encoded for disk (generate: the final checks, made as the file
+   * is written with `checksAsWritten` instead of reading the file back).
+   */
+  readonly inspectWritten?: ((row: EncodedRow) => void) | undefined
   readonly out: string
   readonly seed: number | null
   readonly maxTools: number
@@ -210,7 +215,8 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       stop: yield* Ref.make<string | undefined>(undefined),
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
-      calls: yield* Effect.makeSemaphore(options.concurrency)
+      calls: yield* Effect.makeSemaphore(options.concurrency),
+      made: new Map()
     } satisfies RunContext<J>
   })
 
@@ -284,6 +290,11 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const rows = new Map<number, { readonly row: SkyRLRow; readonly encoded: unknown }>()
   for (const e of latest.values()) {
     if (e.status !== "row") continue
+    const made = ctx.made.get(e.index)
+    if (made !== undefined) {
+      rows.set(e.index, { row: made, encoded: e.row })
+      continue
+    }
     const row = decodeRow(e.row)
     if (row._tag === "Right") rows.set(e.index, { row: row.right, encoded: e.row })
   }
@@ -292,7 +303,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const ordered = sorted.map((r) => r.row)
   const written = yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
-    ascii: options.ascii
+    ascii: options.ascii,
+    inspect: options.inspectWritten
   })
   const rejects = rejectsOf(options.inputRejects ?? [], latest)
   if (options.rejectsFile !== undefined && rejects.length > 0) {

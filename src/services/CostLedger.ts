@@ -34,6 +34,11 @@ export type LedgerCall = Omit<LedgerEntry, "cost_usd">
 export interface CostLedgerApi {
   /** Records a call once (by key): appends its line and adds it to the totals. */
   readonly record: (call: LedgerCall) => Effect.Effect<void, StorageError>
+  /**
+   * `record` in two parts: adds the call to the totals and queues its line now, and returns the wait for the
+   * line to be on disk (so `totals` counts the call before the caller waits).
+   */
+  readonly enqueue: (call: LedgerCall) => Effect.Effect<Effect.Effect<void, StorageError>>
   readonly totals: Effect.Effect<LedgerTotals>
 }
 
@@ -51,12 +56,14 @@ const addEntry = (t: LedgerTotals, e: LedgerEntry): LedgerTotals => ({
 
 /**
  * A ledger holding `prior` entries (read from the run directory) that prices new calls at `priceModel`'s
- * rates (batch answers at half) and hands each new line to `append`.
+ * rates (batch answers at half) and hands each new line to `append` (or queues it with `queue`, which
+ * returns the wait for it, when given).
  */
 export const makeCostLedger = (
   priceModel: string,
   prior: ReadonlyArray<LedgerEntry>,
-  append: (entry: LedgerEntry) => Effect.Effect<void, StorageError>
+  append: (entry: LedgerEntry) => Effect.Effect<void, StorageError>,
+  queue?: (entry: LedgerEntry) => Effect.Effect<Effect.Effect<void, StorageError>>
 ): Effect.Effect<CostLedgerApi> =>
   Effect.gen(function*() {
     const keys = new Set<string>()
@@ -67,19 +74,30 @@ export const makeCostLedger = (
       start = addEntry(start, e)
     }
     const totals = yield* Ref.make(start)
+    // No lock: the key is checked and taken in one synchronous step, and lines of calls ending together
+    // share one write of the ledger (its appender groups them).
+    const entryOf = (call: LedgerCall): LedgerEntry | undefined => {
+      if (keys.has(call.key)) return undefined
+      keys.add(call.key)
+      return { ...call, cost_usd: costOf(priceModel, call.usage, { batch: call.batch }) ?? null }
+    }
+    const enqueue = (call: LedgerCall): Effect.Effect<Effect.Effect<void, StorageError>> =>
+      Effect.suspend(() => {
+        const entry = entryOf(call)
+        if (entry === undefined) return Effect.succeed(Effect.void)
+        const counted = Ref.update(totals, (t) => addEntry(t, entry))
+        return queue === undefined
+          ? Effect.as(counted, append(entry))
+          : Effect.zipRight(counted, queue(entry))
+      })
     return {
-      // No lock: the key is checked and taken in one synchronous step, and lines of calls ending together
-      // share one write of the ledger (its appender groups them).
       record: (call) =>
         Effect.suspend(() => {
-          if (keys.has(call.key)) return Effect.void
-          keys.add(call.key)
-          const entry: LedgerEntry = {
-            ...call,
-            cost_usd: costOf(priceModel, call.usage, { batch: call.batch }) ?? null
-          }
+          const entry = entryOf(call)
+          if (entry === undefined) return Effect.void
           return Effect.zipRight(Ref.update(totals, (t) => addEntry(t, entry)), append(entry))
         }),
+      enqueue,
       totals: Ref.get(totals)
     }
   })

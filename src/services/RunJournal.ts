@@ -145,6 +145,16 @@ export interface RunJournalApi {
     target: ArchiveTarget,
     record: Readonly<Record<string, unknown>>
   ) => Effect.Effect<string, StorageError>
+  /**
+   * `writeArchive` in two parts: appends the record now and returns its reference with the wait for it to
+   * be on disk (which lists it among the sample's archived calls), so a caller can wait outside its call
+   * permit.
+   */
+  readonly enqueueArchive: (
+    index: number,
+    target: ArchiveTarget,
+    record: Readonly<Record<string, unknown>>
+  ) => Effect.Effect<{ readonly file: string; readonly durable: Effect.Effect<void, StorageError> }, StorageError>
   /** Counted in `counts` and `latest` but not yet on disk (queued, or being written). */
   readonly unwritten: Effect.Effect<number>
   readonly counts: Effect.Effect<JournalCounts>
@@ -340,7 +350,8 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
-      (entry) => Effect.flatten(ledgerFile.enqueue(JSON.stringify(entry) + "\n"))
+      (entry) => Effect.flatten(ledgerFile.enqueue(JSON.stringify(entry) + "\n")),
+      (entry) => ledgerFile.enqueue(JSON.stringify(entry) + "\n")
     )
     if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
       yield* storage.writeFileAtomic(paths.inventory, toJsonText(spec.inventory, { indent: 2 }) + "\n")
@@ -370,6 +381,28 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
         () => Effect.sync(() => record(state, spec.planned, entry))
       )
     const archiveLog = archiveLogOpener(paths.runDir, state, spec.gzip, { storage, scope: yield* Effect.scope })
+    const enqueueArchive: RunJournalApi["enqueueArchive"] = (index, target, record) =>
+      Effect.gen(function*() {
+        const key = typeof record.key === "string" ? record.key : undefined
+        if (!onDisk) {
+          const file = path.join(paths.runDir, target.name)
+          return { file, durable: Effect.sync(() => addArchived(state, index, { call: target.call, file, key })) }
+        }
+        const log = yield* archiveLog
+        // One synchronous step: the record's bytes start where the log's queued bytes end.
+        const data = encodeLogRecord(target.name, { ...record, call: target.call }, spec.gzip)
+        const at = { log: log.file, offset: log.bytes, length: byteLength(data), gzip: spec.gzip }
+        log.bytes += at.length
+        const wait = log.durable.queue(data)
+        const file = loggedCallRef(log.file, target.name)
+        return {
+          file,
+          durable: wait.pipe(
+            Effect.tapError(() => Effect.sync(() => (log.failed = true))),
+            Effect.zipRight(Effect.sync(() => addArchived(state, index, { call: target.call, file, key, at })))
+          )
+        }
+      })
     const journal: RunJournalApi = {
       spec,
       paths,
@@ -385,23 +418,8 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
           return { call, name: archiveCallName(index, call, spec.planned.size) }
         }),
       writeArchive: (index, target, record) =>
-        Effect.gen(function*() {
-          const key = typeof record.key === "string" ? record.key : undefined
-          if (!onDisk) {
-            const file = path.join(paths.runDir, target.name)
-            addArchived(state, index, { call: target.call, file, key })
-            return file
-          }
-          const log = yield* archiveLog
-          // One synchronous step: the record's bytes start where the log's queued bytes end.
-          const data = encodeLogRecord(target.name, { ...record, call: target.call }, spec.gzip)
-          const at = { log: log.file, offset: log.bytes, length: byteLength(data), gzip: spec.gzip }
-          log.bytes += at.length
-          yield* log.durable.queue(data).pipe(Effect.tapError(() => Effect.sync(() => (log.failed = true))))
-          const file = loggedCallRef(log.file, target.name)
-          addArchived(state, index, { call: target.call, file, key, at })
-          return file
-        }),
+        Effect.flatMap(enqueueArchive(index, target, record), ({ durable, file }) => Effect.as(durable, file)),
+      enqueueArchive,
       counts: Effect.sync(() => countsOf(state)),
       unwritten: journalFile.unwritten,
       settle: (status, llm, diversity) =>

@@ -86,6 +86,9 @@ export const makeDurableLog = (
      * cut record and every later wait fails.
      */
     const writeBatch = (upTo: number) =>
+      // Lines a write already put on disk need not wait for the lock (the same answer as inside it).
+      Effect.suspend(() => upTo <= written ? Effect.void : lockedWrite(upTo))
+    const lockedWrite = (upTo: number) =>
       lock.withPermits(1)(
         Effect.suspend(() => {
           if (upTo <= written) return Effect.void

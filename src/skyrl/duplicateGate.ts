@@ -49,7 +49,8 @@ export class DuplicateGate {
     const read = readRow(encoded)
     if (read === undefined) return { matches: [], keep: () => undefined }
     const candidate = { prompt: read.prompt, wordHashes: wordHashes(read.prompt), plan: read.steps }
-    const found = this.index.test(candidate)
+    const probe = this.index.probe(candidate)
+    const found = probe.matches
     const earliest = (kind: DuplicateMatch["kind"]) =>
       found.filter((m) => m.kind === kind).sort((a, b) => a.id - b.id)[0]
     const matches = [earliest("near-prompt"), earliest("plan")].flatMap((
@@ -58,7 +59,7 @@ export class DuplicateGate {
     return {
       matches,
       keep: (sample) => {
-        const { id } = this.index.insert(candidate)
+        const { id } = probe.insert()
         this.samples[id] = sample
         this.notes[id] = {
           prompt: read.prompt.replace(/\s+/g, " ").trim().slice(0, NOTE_PROMPT_CHARS),

@@ -451,7 +451,28 @@ export class DuplicateIndex {
   insert(candidate: DuplicateCandidate): { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> } {
     const sig = this.signature(candidate)
     const key = this.planKey(candidate)
+    return this.insertWith(sig, key, this.matches(sig, key))
+  }
+
+  /**
+   * `test`, with the `insert` of the same candidate: the insert reuses the signature, plan key and matches
+   * (found again only when something was inserted since), so a test followed by an insert costs one.
+   */
+  probe(candidate: DuplicateCandidate): {
+    readonly matches: ReadonlyArray<DuplicateMatch>
+    readonly insert: () => { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> }
+  } {
+    const sig = this.signature(candidate)
+    const key = this.planKey(candidate)
     const matches = this.matches(sig, key)
+    const size = this.prompts.size
+    return {
+      matches,
+      insert: () => this.insertWith(sig, key, this.prompts.size === size ? matches : this.matches(sig, key))
+    }
+  }
+
+  private insertWith(sig: Uint32Array, key: string | undefined, matches: ReadonlyArray<DuplicateMatch>) {
     const { id } = this.prompts.insert(sig)
     if (key !== undefined && !this.plans.has(key)) this.plans.set(key, id)
     for (const m of matches) this.edges[m.kind].push({ a: m.id, b: id, similarity: m.similarity })

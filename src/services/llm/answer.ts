@@ -7,8 +7,10 @@ import { Either, ParseResult } from "effect"
 import { isObject } from "../../domain/json.js"
 import type { Backend, OutputIssue, ReasoningEffort, Usage } from "../../domain/llm.js"
 import { BadRequest, InvalidOutput, Refusal, Transient, Truncated } from "../../domain/llm.js"
+import { ModelTask } from "../../domain/task.js"
 import { dropOptionalNulls, formatStrictProblem, strictJsonSchema } from "../../skyrl/strictSchema.js"
 import type { LlmRequest } from "../Llm.js"
+import { decodeModelTaskByHand } from "./taskAnswer.js"
 
 /** OpenAI schema names: letters, digits, `_` and `-`, at most 64 characters. */
 export const schemaName = (name: string): string => name.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "output"
@@ -197,7 +199,10 @@ const parseJson = (text: string): Either.Either<unknown, string> => {
   return fenced === null ? first : Either.orElse(attempt(fenced[1]), () => first)
 }
 
-/** Parses and decodes the answer text with the request's Schema; issues carry field paths. */
+/**
+ * Parses and decodes the answer text with the request's Schema; issues carry field paths. A task answer
+ * (`ModelTask`) the hand decoder accepts is decoded by it (taskAnswer.ts: the Schema's result, cheaper).
+ */
 export const decodeText = <A, I>(
   schema: Schema.Schema<A, I>,
   text: string,
@@ -209,6 +214,10 @@ export const decodeText = <A, I>(
     return Either.left(
       new InvalidOutput({ text, issues: [{ path: "", message: `not valid JSON: ${json.left}` }], raw, usage })
     )
+  }
+  if ((schema as unknown) === ModelTask) {
+    const task = decodeModelTaskByHand(json.right)
+    if (task !== undefined) return Either.right(task as A)
   }
   const value = dropOptionalNulls(schema, json.right)
   return Either.mapLeft(

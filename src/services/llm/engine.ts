@@ -49,7 +49,10 @@ export interface TransportFailure {
   readonly requestId?: string | null | undefined
 }
 
-/** Sends one body; never retries. Interruption must abort the HTTP request. */
+/**
+ * Sends one body; never retries. Interruption must abort the HTTP request. The engine times each call out
+ * after `settings.timeoutMs` (unless the transport does: `EngineOptions.transportTimesOut`).
+ */
 export type Transport = (call: TransportCall) => Effect.Effect<TransportReply, TransportFailure>
 
 /** A 400 that rejects the reasoning parameter (Chat gives `param: null`, so the text is read too). */
@@ -111,6 +114,12 @@ export interface EngineOptions {
   readonly describe?: string | undefined
   /** Paces every HTTP attempt, retries and fallback re-sends included (none: no pacing). */
   readonly limiter?: RateLimiterApi | undefined
+  /**
+   * The transport ends each call after `settings.timeoutMs` itself, failing with `Timeout` (live.ts: a
+   * timer that aborts the request), so the engine does not race it against a timer of its own (a race
+   * forks two fibers per attempt).
+   */
+  readonly transportTimesOut?: boolean | undefined
 }
 
 export const makeEngine = (transport: Transport, settings: LlmSettings, options: EngineOptions = {}): LlmApi => {
@@ -148,12 +157,13 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
           )
           if (options.limiter !== undefined) yield* options.limiter.acquire(tokens)
           const start = yield* Clock.currentTimeMillis
-          const sent = yield* transport({ backend, body }).pipe(
-            Effect.timeoutFail({
-              duration: Duration.millis(settings.timeoutMs),
-              onTimeout: (): TransportFailure => ({ error: new Timeout({ timeoutMs: settings.timeoutMs }) })
-            }),
-            Effect.either
+          const sent = yield* Effect.either(
+            options.transportTimesOut === true ? transport({ backend, body }) : transport({ backend, body }).pipe(
+              Effect.timeoutFail({
+                duration: Duration.millis(settings.timeoutMs),
+                onTimeout: (): TransportFailure => ({ error: new Timeout({ timeoutMs: settings.timeoutMs }) })
+              })
+            )
           )
           const end = yield* Clock.currentTimeMillis
           const common = {

@@ -3,7 +3,8 @@
  * `skyrl --help` never loads the SDK.
  *
  * The SDK is built with `maxRetries: 0` (the Effect schedule owns retries) and each attempt passes an
- * AbortSignal, so the per-attempt timeout aborts the HTTP request. Bodies are read with
+ * AbortSignal, so the per-attempt timeout aborts the HTTP request. It sends through `makeHttpFetch`
+ * (node:http, cheaper than Node's fetch per call). Bodies are read with
  * `.asResponse()` (status, headers, request id and the raw text): an answer whose HTTP body is not JSON
  * is then archived as the text it was instead of a bare SyntaxError.
  *
@@ -30,6 +31,7 @@ import { RateLimiter } from "../RateLimiter.js"
 import { requestJson } from "./answer.js"
 import type { Transport, TransportFailure } from "./engine.js"
 import { makeEngine } from "./engine.js"
+import { makeHttpFetch } from "./httpFetch.js"
 import { parseRateLimitReset, parseRetryAfter } from "./retry.js"
 
 /** Replaces every occurrence of `secret` in strings of a JSON value. */
@@ -97,30 +99,51 @@ export const classifyError = (e: unknown, settings: LlmSettings): TransportFailu
   return { error: new Transient({ reason: e instanceof Error ? e.message : String(e) }) }
 }
 
-/** One HTTP call through the SDK; interruption (timeout) aborts it. */
+/** The call ran out of `settings.timeoutMs` (the transport's own timer aborted it). */
+class TimedOut {}
+
+/**
+ * One HTTP call through the SDK; interruption aborts it, and so does its own timer after
+ * `settings.timeoutMs` (a `Timeout` failure, what the engine's race would give: `transportTimesOut`).
+ */
 export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: string): Transport => (call) =>
   Effect.tryPromise({
-    try: async (signal) => {
-      // What `responses.create` / `chat.completions.create` send, with the body's JSON made from the
-      // pieces every request shares (answer.ts `requestJson`; the archive record reuses it).
-      const response = await client.post(call.backend === "responses" ? "/responses" : "/chat/completions", {
-        body: requestJson(call.body),
-        headers: { "content-type": "application/json" },
-        signal,
-        timeout: settings.timeoutMs + 1_000,
-        stream: false
-      }).asResponse()
-      const requestId = response.headers.get("x-request-id")
-      const text = await response.text()
-      let body: unknown
+    try: async (interrupted) => {
+      const controller = new AbortController()
+      const abort = () => controller.abort()
+      interrupted.addEventListener("abort", abort, { once: true })
+      let timedOut = false
+      const timer = setTimeout(() => ((timedOut = true), controller.abort()), settings.timeoutMs)
       try {
-        body = JSON.parse(text)
-      } catch {
-        throw new NotJsonBody(scrub(text, secret), response.status, requestId)
+        // What `responses.create` / `chat.completions.create` send, with the body's JSON made from the
+        // pieces every request shares (answer.ts `requestJson`; the archive record reuses it).
+        const response = await client.post(call.backend === "responses" ? "/responses" : "/chat/completions", {
+          body: requestJson(call.body),
+          headers: { "content-type": "application/json" },
+          signal: controller.signal,
+          timeout: settings.timeoutMs + 1_000,
+          stream: false
+        }).asResponse()
+        const requestId = response.headers.get("x-request-id")
+        const text = await response.text()
+        let body: unknown
+        try {
+          body = JSON.parse(text)
+        } catch {
+          throw new NotJsonBody(scrub(text, secret), response.status, requestId)
+        }
+        return { body: scrub(body, secret), httpStatus: response.status, requestId }
+      } catch (e) {
+        throw timedOut ? new TimedOut() : e
+      } finally {
+        clearTimeout(timer)
+        interrupted.removeEventListener("abort", abort)
       }
-      return { body: scrub(body, secret), httpStatus: response.status, requestId }
     },
-    catch: (e) => scrub(classifyError(e, settings), secret)
+    catch: (e): TransportFailure =>
+      e instanceof TimedOut
+        ? { error: new Timeout({ timeoutMs: settings.timeoutMs }) }
+        : scrub(classifyError(e, settings), secret)
   })
 
 export const makeLiveLlm = (
@@ -132,10 +155,12 @@ export const makeLiveLlm = (
     apiKey: Redacted.value(apiKey),
     ...(settings.baseUrl === undefined ? {} : { baseURL: settings.baseUrl }),
     maxRetries: 0,
-    timeout: settings.timeoutMs + 1_000
+    timeout: settings.timeoutMs + 1_000,
+    fetch: makeHttpFetch()
   })
   return makeEngine(openAITransport(client, settings, Redacted.value(apiKey)), settings, {
     limiter,
+    transportTimesOut: true,
     describe: `openai ${settings.backend} ${settings.model}${
       settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`
     }`
