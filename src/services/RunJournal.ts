@@ -137,18 +137,9 @@ export interface RunJournalApi {
   /** The sample's next call number and its name (a number is never used twice, even if unwritten). */
   readonly nextArchiveCall: (index: number) => Effect.Effect<ArchiveTarget>
   /**
-   * Appends a call's record to the session's archive log and waits until it is on disk (group commit);
-   * lists it among the sample's archived calls and returns its reference (`<log>#<name>`).
-   */
-  readonly writeArchive: (
-    index: number,
-    target: ArchiveTarget,
-    record: Readonly<Record<string, unknown>>
-  ) => Effect.Effect<string, StorageError>
-  /**
-   * `writeArchive` in two parts: appends the record now and returns its reference with the wait for it to
-   * be on disk (which lists it among the sample's archived calls), so a caller can wait outside its call
-   * permit.
+   * Appends a call's record to the session's archive log now and returns its reference (`<log>#<name>`)
+   * with the wait for it to be on disk (group commit; the wait lists it among the sample's archived
+   * calls), so a caller can wait outside its call permit.
    */
   readonly enqueueArchive: (
     index: number,
@@ -417,8 +408,6 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
           state.lastCall.set(index, call)
           return { call, name: archiveCallName(index, call, spec.planned.size) }
         }),
-      writeArchive: (index, target, record) =>
-        Effect.flatMap(enqueueArchive(index, target, record), ({ durable, file }) => Effect.as(durable, file)),
       enqueueArchive,
       counts: Effect.sync(() => countsOf(state)),
       unwritten: journalFile.unwritten,
