@@ -117,7 +117,10 @@ export const makeDurableLog = (
       }
       // Interrupted once the write started: the live append is uninterruptible, so it finished what it began.
       if (error !== undefined) failure ??= error
-      else written += batch.length
+      else {
+        startNewLine = false
+        written += batch.length
+      }
       unwritten -= batch.length
     }
     // One window before each background write, so that a steady stream of lines is written in batches.

@@ -134,7 +134,8 @@ export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: s
         }
         return { body: scrub(body, secret), httpStatus: response.status, requestId }
       } catch (e) {
-        throw timedOut ? new TimedOut() : e
+        // The timer's abort, whatever the SDK made of it; an answer that came whole but is not JSON stays so.
+        throw timedOut && !(e instanceof NotJsonBody) ? new TimedOut() : e
       } finally {
         clearTimeout(timer)
         interrupted.removeEventListener("abort", abort)
