@@ -392,7 +392,7 @@ describe("polling and prices", () => {
         usage,
         at: "t"
       })
-      const ledger = yield* makeCostLedger("gpt-5-mini", [], (e) => Effect.sync(() => void lines.push(e)))
+      const ledger = yield* makeCostLedger("gpt-5-mini", [], (e) => Effect.sync(() => (lines.push(e), Effect.void)))
       yield* ledger.record(
         call("task_0001_c01.json", true, { input: 2_000_000, cached: 1_000_000, output: 500_000, reasoning: 500_000 })
       )
@@ -409,7 +409,7 @@ describe("polling and prices", () => {
       expect(totals.calls).toBe(2)
       expect(lines).toHaveLength(2)
       expect(totals.onlineUsage).toEqual({ input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 })
-      const unpriced = yield* makeCostLedger("unknown-model", [], () => Effect.void)
+      const unpriced = yield* makeCostLedger("unknown-model", [], () => Effect.succeed(Effect.void))
       yield* unpriced.record(call("task_0001_c01.json", true, { input: 10, cached: 0, output: 5, reasoning: 0 }))
       expect((yield* unpriced.totals).costUsd).toBeUndefined()
     }))

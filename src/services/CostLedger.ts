@@ -56,14 +56,13 @@ const addEntry = (t: LedgerTotals, e: LedgerEntry): LedgerTotals => ({
 
 /**
  * A ledger holding `prior` entries (read from the run directory) that prices new calls at `priceModel`'s
- * rates (batch answers at half) and hands each new line to `append` (or queues it with `queue`, which
- * returns the wait for it, when given).
+ * rates (batch answers at half) and queues each new line with `queue`, which returns the wait for it to be
+ * on disk (`record` runs that wait; `enqueue` hands it back).
  */
 export const makeCostLedger = (
   priceModel: string,
   prior: ReadonlyArray<LedgerEntry>,
-  append: (entry: LedgerEntry) => Effect.Effect<void, StorageError>,
-  queue?: (entry: LedgerEntry) => Effect.Effect<Effect.Effect<void, StorageError>>
+  queue: (entry: LedgerEntry) => Effect.Effect<Effect.Effect<void, StorageError>>
 ): Effect.Effect<CostLedgerApi> =>
   Effect.gen(function*() {
     const keys = new Set<string>()
@@ -85,18 +84,10 @@ export const makeCostLedger = (
       Effect.suspend(() => {
         const entry = entryOf(call)
         if (entry === undefined) return Effect.succeed(Effect.void)
-        const counted = Ref.update(totals, (t) => addEntry(t, entry))
-        return queue === undefined
-          ? Effect.as(counted, append(entry))
-          : Effect.zipRight(counted, queue(entry))
+        return Effect.zipRight(Ref.update(totals, (t) => addEntry(t, entry)), queue(entry))
       })
     return {
-      record: (call) =>
-        Effect.suspend(() => {
-          const entry = entryOf(call)
-          if (entry === undefined) return Effect.void
-          return Effect.zipRight(Ref.update(totals, (t) => addEntry(t, entry)), append(entry))
-        }),
+      record: (call) => Effect.flatten(enqueue(call)),
       enqueue,
       totals: Ref.get(totals)
     }

@@ -341,7 +341,6 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
-      (entry) => Effect.flatten(ledgerFile.enqueue(JSON.stringify(entry) + "\n")),
       (entry) => ledgerFile.enqueue(JSON.stringify(entry) + "\n")
     )
     if (onDisk && spec.inventory !== undefined && !(yield* storage.exists(paths.inventory))) {
