@@ -50,8 +50,9 @@ export interface RunContext<J extends Job> {
   readonly relativeToOut: (file: string) => string
   /**
    * `--concurrency` permits, one held by each model call while its HTTP attempts run (the waits for its
-   * archive and ledger writes come after): what the run sends at once. Handling an answer (checks, row, journal) runs after the permit is given back, so
-   * the next request goes out while the answers of a wave that came back together are handled.
+   * archive and ledger writes come after): what the run sends at once. Handling an answer (checks, row,
+   * journal) runs after the permit is given back, so the next request goes out while the answers of a
+   * wave that came back together are handled.
    */
   readonly calls: Effect.Semaphore
 }
