@@ -236,7 +236,9 @@ if (wanted(1) || wanted(3)) {
       console.log(
         `concurrency ${String(c).padStart(2)}: ${n} samples (${requests.length} task requests), ${
           rate.toFixed(2)
-        } req/s, ceiling ${ceiling.toFixed(2)} req/s, ratio ${ratio.toFixed(3)}  ${verdict(ratio >= 0.9)}`
+        } samples/s, ceiling ${ceiling.toFixed(2)} req/s (one sample per request), ratio ${ratio.toFixed(3)}  ${
+          verdict(ratio >= 0.9)
+        }`
       )
     }
     if (c === 16) prefixBodies = requests.map((q) => q.body)
