@@ -60,16 +60,18 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
   const runs: Array<string> = []
   const failure = (status: VerificationFailed["status"], reason: string) =>
     new VerificationFailed({ status, step: 1, server: "fmp", tool: "fmp_get_quote", reason })
+  const verify: VerifierApi["verify"] = (steps) =>
+    Effect.suspend(() => {
+      const symbol = String(steps[0]!.params.symbol)
+      runs.push(symbol)
+      if (symbol === "BAD") return Effect.fail(failure("tool-error", "Unknown symbol BAD"))
+      if (symbol === "SLOW") return Effect.fail(failure("timeout", "no answer within 30s"))
+      if (symbol === "DOWN") return Effect.fail(failure("server-unavailable", "cannot start: command not found"))
+      return Effect.succeed(record(steps))
+    })
   const api: VerifierApi = {
-    verify: (steps) =>
-      Effect.suspend(() => {
-        const symbol = String(steps[0]!.params.symbol)
-        runs.push(symbol)
-        if (symbol === "BAD") return Effect.fail(failure("tool-error", "Unknown symbol BAD"))
-        if (symbol === "SLOW") return Effect.fail(failure("timeout", "no answer within 30s"))
-        if (symbol === "DOWN") return Effect.fail(failure("server-unavailable", "cannot start: command not found"))
-        return Effect.succeed(record(steps))
-      }),
+    verify,
+    begin: verify,
     blocked: () => [],
     start: () => Effect.succeed([]),
     hasResult: (key) => known.has(key),

@@ -339,7 +339,7 @@ const startRecord = (
   const options = { durable: sideEffects }
   // Started now (its first call sent) unless it has side effects: those start only when waited for, so an
   // interruption before that never runs them.
-  const running = sideEffects || ctx.verifier.begin === undefined
+  const running = sideEffects
     ? ctx.verifier.verify(checked.steps, options)
     : ctx.verifier.begin(checked.steps, options)
   const outcome = Effect.matchEffect(running, {

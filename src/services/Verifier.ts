@@ -49,10 +49,10 @@ export interface VerifierApi {
   ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
   /**
    * `verify` started now: the plan's first call is sent before this returns when its server is up, so the
-   * caller's next work overlaps the server's (run the Effect returned once). Optional: a Verifier without
-   * it is started by running `verify`.
+   * caller's next work overlaps the server's (run the Effect returned once). `verify` is `begin` deferred
+   * until the Effect runs.
    */
-  readonly begin?: (
+  readonly begin: (
     steps: ReadonlyArray<VerifyStep>,
     options?: VerifyOptions
   ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
@@ -142,6 +142,12 @@ const make = (settings: VerifierSettings) =>
     const blocked = (steps: ReadonlyArray<VerifyStep>) =>
       blockedSteps(settings.inventory, steps, settings.allowSideEffects)
 
+    const verified = (
+      now: number,
+      servers: Record<string, string | null>,
+      steps: Array<VerificationRecord["steps"][number]>
+    ): VerificationRecord => ({ status: "verified", verified_at: new Date(now).toISOString(), servers, steps })
+
     /**
      * The steps from `i` on, each recorded in the cassettes as it answers; the first tool error ends the
      * plan. `called` is step i's call, already started. The next step's call is sent as soon as a step has
@@ -191,12 +197,7 @@ const make = (settings: VerifierSettings) =>
             }
             done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
             if (next === undefined) {
-              return Effect.as(cassettes.record(entry), {
-                status: "verified" as const,
-                verified_at: new Date(now).toISOString(),
-                servers: versions,
-                steps: done
-              })
+              return Effect.as(cassettes.record(entry), verified(now, versions, done))
             }
             return Effect.zipRight(cassettes.record(entry), runFrom(steps, i + 1, next, versions, done))
           })
@@ -208,14 +209,9 @@ const make = (settings: VerifierSettings) =>
     const runNow = (
       steps: ReadonlyArray<VerifyStep>
     ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> =>
-      steps.length > 0 ? runFrom(steps, 0, beginStep(steps[0]!), {}, []) : Effect.clockWith((clock) =>
-        Effect.succeed({
-          status: "verified" as const,
-          verified_at: new Date(clock.unsafeCurrentTimeMillis()).toISOString(),
-          servers: {},
-          steps: []
-        })
-      )
+      steps.length > 0
+        ? runFrom(steps, 0, beginStep(steps[0]!), {}, [])
+        : Effect.clockWith((clock) => Effect.succeed(verified(clock.unsafeCurrentTimeMillis(), {}, [])))
 
     const begin = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
       const stopped = blocked(steps)
