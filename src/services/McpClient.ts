@@ -122,15 +122,10 @@ export interface McpSession {
   readonly serverInfo: ServerInfo | undefined
   /** Every page of tools/list. */
   readonly listTools: (maxPages?: number) => Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
-  /** One tools/call and how long it took (ms); `timeout` bounds the wait (the request is then cancelled). */
-  readonly callTool: (
-    tool: string,
-    params: Readonly<Record<string, unknown>>,
-    timeout: Duration.DurationInput
-  ) => Effect.Effect<TimedCallResult, McpCallError>
   /**
-   * `callTool` started now: the request is sent before this returns (so the caller's next work overlaps
-   * the server's), and the Effect returned waits for its answer (run it once).
+   * One tools/call and how long it took (ms), started now: the request is sent before this returns (so the
+   * caller's next work overlaps the server's), and the Effect returned waits for its answer (run it once);
+   * `timeout` bounds the wait (the request is then cancelled).
    */
   readonly startCall: (
     tool: string,
@@ -340,8 +335,6 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
           ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
         })
     }),
-  callTool: (tool, params, timeoutInput) =>
-    Effect.suspend(() => startCall(spec, wire, tool, params, Duration.decode(timeoutInput))),
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))

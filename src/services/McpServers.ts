@@ -14,7 +14,7 @@
 import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
 import type { ServerInfo } from "../domain/inventory.js"
 import { serverVersionLabel } from "../domain/inventory.js"
-import type { McpCallError, McpServerSpec, McpSession, ToolCallResult } from "./McpClient.js"
+import type { McpCallError, McpServerSpec, McpSession, TimedCallResult, ToolCallResult } from "./McpClient.js"
 import { McpClient } from "./McpClient.js"
 
 /** The server cannot be used (it could not start, or died too often). */
@@ -43,15 +43,10 @@ export interface ServerState {
 }
 
 export interface McpServersApi {
-  readonly call: (
-    server: string,
-    tool: string,
-    params: Readonly<Record<string, unknown>>
-  ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
   /**
-   * `call` started now when the server is up and calls are not bounded here (the request is sent before
-   * this returns, so the caller's work overlaps the server's); otherwise the same as `call`. Run the
-   * Effect returned once.
+   * One tool call, on the server's connection (started, or restarted, when needed). Sent now when the
+   * server is up and calls are not bounded here (the request goes out before this returns, so the
+   * caller's work overlaps the server's); otherwise when the Effect returned runs. Run it once.
    */
   readonly begin: (
     server: string,
@@ -186,13 +181,13 @@ const make = (options: McpServersOptions) =>
 
     /** One call on an open session; a lost connection retires it (the next call restarts the server). */
     const callOn = (slot: Slot, session: McpSession, tool: string, params: Readonly<Record<string, unknown>>) =>
-      answerOf(slot, session, session.callTool(tool, params, timeout))
+      answerOf(slot, session, Effect.suspend(() => session.startCall(tool, params, timeout)))
 
     /** The answer of a call made on `session`. */
     const answerOf = (
       slot: Slot,
       session: McpSession,
-      called: Effect.Effect<{ readonly result: ToolCallResult; readonly durationMs: number }, McpCallError>
+      called: Effect.Effect<TimedCallResult, McpCallError>
     ) =>
       Effect.matchEffect(called, {
         onFailure: (e) =>
@@ -228,9 +223,6 @@ const make = (options: McpServersOptions) =>
           : slot.inFlight.withPermits(1)(callVia(server, slot, tool, params)))
     }
 
-    const call = (server: string, tool: string, params: Readonly<Record<string, unknown>>) =>
-      Effect.suspend(() => begin(server, tool, params))
-
     const states = Effect.sync(() =>
       [...slots.entries()].filter(([, s]) => s.used).map(([server, s]) => ({
         server,
@@ -240,5 +232,5 @@ const make = (options: McpServersOptions) =>
       }))
     )
     const start = (server: string) => Effect.flatMap(slotOf(server), (slot) => Effect.asVoid(sessionOf(server, slot)))
-    return { call, begin, start, states } satisfies McpServersApi
+    return { begin, start, states } satisfies McpServersApi
   })
