@@ -55,23 +55,8 @@ const cpuMsOf = (pid: number | undefined, file = `/proc/${pid}/stat`): number =>
   }
 }
 
-/**
- * CPU time (ms) of this process's main thread and of its other threads (V8's compiler and GC helpers,
- * libuv's pool), from /proc (0 where there is none).
- */
-const threadCpuMs = (): { main: number; other: number } => {
-  const split = { main: 0, other: 0 }
-  try {
-    for (const tid of readdirSync("/proc/self/task")) {
-      const ms = cpuMsOf(Number(tid), `/proc/self/task/${tid}/stat`)
-      if (Number(tid) === process.pid) split.main += ms
-      else split.other += ms
-    }
-  } catch {
-    // no /proc: zeros
-  }
-  return split
-}
+/** CPU time (ms) of this process's main thread (its other threads: V8's compiler and GC helpers, libuv's pool). */
+const mainThreadCpuMs = (): number => cpuMsOf(process.pid, `/proc/self/task/${process.pid}/stat`)
 
 /** This process's children running `script` (the servers verify started), from /proc. */
 const childrenRunning = (script: string): ReadonlyArray<number> => {
@@ -100,14 +85,14 @@ const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, clientMainMs: 
 /** Runs `f` (on `rows` rows) and adds its wall time and the CPU time of this process and of its server. */
 const timed = async (totals: Totals, server: number | undefined, rows: number, f: () => Promise<void>) => {
   const cpu0 = process.cpuUsage()
-  const main0 = threadCpuMs().main
+  const main0 = mainThreadCpuMs()
   const server0 = cpuMsOf(server)
   const t0 = performance.now()
   await f()
   totals.wallMs += performance.now() - t0
   const cpu = process.cpuUsage(cpu0)
   totals.clientCpuMs += (cpu.user + cpu.system) / 1000
-  totals.clientMainMs += threadCpuMs().main - main0
+  totals.clientMainMs += mainThreadCpuMs() - main0
   totals.serverCpuMs += cpuMsOf(server) - server0
   totals.rows += rows
   if (process.env.SKYRL_BENCH_SLICES !== undefined) {
