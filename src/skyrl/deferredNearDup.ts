@@ -116,10 +116,6 @@ export class DeferredDuplicates {
     this.plans = spill.file(3)
   }
 
-  get size(): number {
-    return this.count
-  }
-
   /** Adds a row; returns its id (the insertion number, as `DuplicateIndex.insert` gives). */
   add(candidate: DuplicateCandidate): number {
     const id = this.count++

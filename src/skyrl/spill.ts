@@ -42,7 +42,7 @@ export const appendWords = (file: SpillFile, scratch: Uint32Array, a: number, b:
  * Records sorted in memory at once (~20-30 bytes each with the sort's arrays: ~2 MB): bounds the memory of
  * a group pass, with the partition files' buffers (at most `MAX_FAN_OUT` at once).
  */
-export const DEFAULT_PARTITION_RECORDS = 1 << 16
+const DEFAULT_PARTITION_RECORDS = 1 << 16
 
 export interface GroupOptions {
   /** Most records sorted in memory at once (default `DEFAULT_PARTITION_RECORDS`). */
