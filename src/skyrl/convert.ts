@@ -86,29 +86,31 @@ const fail = (field: string, reason: string) => Either.left(new ConversionError(
  * `assumptions` → a one-element list. Anything else is left for the Task schema to judge.
  */
 export const normalizeTaskInput = (raw: Record<string, unknown>): Record<string, unknown> => {
-  const rubric = raw.evaluation_rubric
-  const aliased = (rubric === undefined && (isObject(raw.rubric) || isObject(raw.judge_rubric))) ||
-    (isObject(rubric) && rubric.name === undefined && typeof rubric.rubric_name === "string") ||
-    typeof raw.assumptions === "string"
-  if (!aliased) return raw // the usual shape: nothing to map (and no copy)
-  const out: Record<string, unknown> = { ...raw }
-  if (out.evaluation_rubric === undefined && isObject(out.rubric)) out.evaluation_rubric = out.rubric
+  // Copied on the first change only: the usual shape has nothing to map (and is returned as it is).
+  let out = raw
+  const set = (key: string, value: unknown): void => {
+    if (out === raw) out = { ...raw }
+    out[key] = value
+  }
+  if (out.evaluation_rubric === undefined && isObject(out.rubric)) set("evaluation_rubric", out.rubric)
   if (isObject(out.evaluation_rubric)) {
     const r = out.evaluation_rubric
-    if (r.name === undefined && typeof r.rubric_name === "string") out.evaluation_rubric = { ...r, name: r.rubric_name }
+    if (r.name === undefined && typeof r.rubric_name === "string") {
+      set("evaluation_rubric", { ...r, name: r.rubric_name })
+    }
   }
   if (out.evaluation_rubric === undefined && isObject(out.judge_rubric) && isObject(out.judge_rubric.weights)) {
     const weights = Object.entries(out.judge_rubric.weights).filter(([, w]) => typeof w === "number" && w > 0)
-    out.evaluation_rubric = {
+    set("evaluation_rubric", {
       name: "judge_rubric",
       criteria: weights.map(([name, w]) => ({
         name,
         description: `Judge score for ${name.replace(/_/g, " ")}`,
         scoring: `0-1 scale, weight ${w}`
       }))
-    }
+    })
   }
-  if (typeof out.assumptions === "string") out.assumptions = out.assumptions.trim() === "" ? [] : [out.assumptions]
+  if (typeof out.assumptions === "string") set("assumptions", out.assumptions.trim() === "" ? [] : [out.assumptions])
   return out
 }
 

@@ -33,7 +33,6 @@ export class DeferredKeys {
   private readonly taskIds: SpillFile
   /** Task id texts, two UTF-16 code units a word (only examples' are read back). */
   private readonly texts: SpillFile
-  private readonly record = new Uint32Array(5)
 
   constructor(private readonly spill: Spill, private readonly partitionRecords?: number) {
     this.prompts = spill.file(3)
@@ -43,20 +42,19 @@ export class DeferredKeys {
   }
 
   prompt(loc: number, e1: number, e2: number): void {
-    this.append(this.prompts, e1, e2, loc)
+    appendWords(this.prompts, e1, e2, loc)
   }
 
   nearPrompt(loc: number, n1: number, n2: number, lastMessage: number): void {
-    this.append(this.nearPrompts, n1, n2, loc, lastMessage)
+    appendWords(this.nearPrompts, n1, n2, loc, lastMessage)
   }
 
   taskId(loc: number, h1: number, h2: number, id: string): void {
     const at = this.texts.count
     for (let i = 0; i < id.length; i += 2) {
-      this.record[0] = id.charCodeAt(i) | ((i + 1 < id.length ? id.charCodeAt(i + 1) : 0) << 16)
-      this.texts.append(this.record)
+      appendWords(this.texts, id.charCodeAt(i) | ((i + 1 < id.length ? id.charCodeAt(i + 1) : 0) << 16))
     }
-    this.append(this.taskIds, h1, h2, loc, at, id.length)
+    appendWords(this.taskIds, h1, h2, loc, at, id.length)
   }
 
   /** A task id spilled by `taskId` (`extra`, `extra2` of its duplicate). */
@@ -109,9 +107,5 @@ export class DeferredKeys {
         for (let i = from + 1; i < to; i++) each(records, order[i]! * w, first)
       }
     )
-  }
-
-  private append(file: SpillFile, a: number, b: number, c: number, d = 0, e = 0): void {
-    appendWords(file, this.record, a, b, c, d, e)
   }
 }

@@ -96,7 +96,6 @@ export class DeferredDuplicates {
   private readonly hashes: SpillFile
   /** [plan key hi, lo, id] */
   private readonly plans: SpillFile
-  private readonly record = new Uint32Array(5)
   private count = 0
 
   constructor(private readonly spill: Spill, private readonly options: DeferredNearDupOptions = {}) {
@@ -116,18 +115,14 @@ export class DeferredDuplicates {
     this.plans = spill.file(3)
   }
 
-  get size(): number {
-    return this.count
-  }
-
   /** Adds a row; returns its id (the insertion number, as `DuplicateIndex.insert` gives). */
   add(candidate: DuplicateCandidate): number {
     const id = this.count++
     const sig = candidateSignature(candidate, this.bins, this.shingleWords)
     this.sigs.append(sig)
-    this.put(this.hashes, signatureHash(sig), id)
+    appendWords(this.hashes, signatureHash(sig), id)
     const key = planKeyOf(candidate.plan)
-    if (key !== undefined) this.put(this.plans, parseInt(key.slice(0, 8), 16), parseInt(key.slice(8), 16), id)
+    if (key !== undefined) appendWords(this.plans, parseInt(key.slice(0, 8), 16), parseInt(key.slice(8), 16), id)
     return id
   }
 
@@ -145,13 +140,9 @@ export class DeferredDuplicates {
     }
   }
 
-  private put(file: SpillFile, a: number, b: number, c = 0, d = 0, e = 0): void {
-    appendWords(file, this.record, a, b, c, d, e)
-  }
-
   private putMatch(file: SpillFile, q: number, order: number, id: number, similarity: number): void {
     f64[0] = similarity
-    this.put(file, q, order, id, f64Words[0]!, f64Words[1]!)
+    appendWords(file, q, order, id, f64Words[0]!, f64Words[1]!)
   }
 
   /** Exact copies (the same signature as the first row with its hash): not banded; each matches that row. */

@@ -35,7 +35,7 @@ import { stepListOnDisk } from "./layout.js"
 import type { DuplicateCluster, DuplicateKind, NearDupOptions, SignatureStep } from "./nearDup.js"
 import { DuplicateIndex, explainPair, wordHashes } from "./nearDup.js"
 import type { Spill, SpillFile } from "./spill.js"
-import { countDistinct } from "./spill.js"
+import { appendWords, countDistinct } from "./spill.js"
 
 export interface RowRef {
   readonly file: string
@@ -295,7 +295,7 @@ export class DiversityAccumulator {
     const candidate = { prompt: read.prompt, wordHashes: hashes, plan: read.steps }
     if (this.deferred !== undefined) {
       this.deferred.add(candidate)
-      this.refs!.append([fileIndex, ref.row])
+      appendWords(this.refs!, fileIndex, ref.row)
       return
     }
     const { id, matches } = this.index!.insert(candidate)
@@ -391,7 +391,7 @@ export class DiversityAccumulator {
     for (let i = 0; i + 1 < hashes.length; i++) {
       const bigram = combine32(combine32(BIGRAM_SEED, hashes[i]), hashes[i + 1])
       if (file === undefined) this.bigramSet.add(bigram)
-      else file.append([bigram])
+      else appendWords(file, bigram)
       this.bigrams++
     }
   }

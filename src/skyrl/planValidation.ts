@@ -205,13 +205,13 @@ const describeError = (
 }
 
 const MAX_ISSUES_PER_STEP = 12
-const NO_ISSUES: ReadonlyArray<StepIssue> = Object.freeze([])
+const NONE: ReadonlyArray<never> = Object.freeze([])
 
 const paramIssues = (
   step: PlanStep,
   validate: ValidateFunction
 ): ReadonlyArray<StepIssue> => {
-  if (validate(step.params)) return NO_ISSUES
+  if (validate(step.params)) return NONE
   const seen = new Set<string>()
   const issues: Array<StepIssue> = []
   const errors = validate.errors ?? []
@@ -262,13 +262,8 @@ export const literalParams = (step: PlanStep): Record<string, unknown> => {
   return Object.fromEntries(Object.entries(step.params).filter(([k]) => !derived.has(k)))
 }
 
-const NONE: ReadonlyArray<never> = Object.freeze([])
-
-/** Whether every entry of `dependsOn` is an earlier step than `step`. */
-const earlierSteps = (dependsOn: ReadonlyArray<number>, step: number): boolean => {
-  for (const d of dependsOn) if (!Number.isInteger(d) || d < 1 || d >= step) return false
-  return true
-}
+/** Whether `d` names a step before `step`. */
+const isEarlierStep = (d: number, step: number): boolean => Number.isInteger(d) && d >= 1 && d < step
 
 /**
  * Provenance problems of a plan (empty = none). Without an inventory only the plan's own consistency is
@@ -279,10 +274,10 @@ export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inv
   for (const step of steps) {
     const dependsOn = step.depends_on ?? NONE
     const derived = step.derived_params ?? NONE
-    if (derived.length === 0 && earlierSteps(dependsOn, step.step)) continue
+    if (derived.length === 0 && dependsOn.every((d) => isEarlierStep(d, step.step))) continue
     const base = { step: step.step, server: step.server, tool: step.tool }
     for (const d of dependsOn) {
-      if (!Number.isInteger(d) || d < 1 || d >= step.step) {
+      if (!isEarlierStep(d, step.step)) {
         issues.push({
           ...base,
           path: "depends_on",

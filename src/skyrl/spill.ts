@@ -28,21 +28,24 @@ export interface Spill {
   file(width: number): SpillFile
 }
 
-/** Appends the record (a, b, c, d, e) to `file` (its first `file.width` words) through `scratch` (5 words, reused). */
-export const appendWords = (file: SpillFile, scratch: Uint32Array, a: number, b: number, c = 0, d = 0, e = 0): void => {
-  scratch[0] = a
-  scratch[1] = b
-  scratch[2] = c
-  scratch[3] = d
-  scratch[4] = e
-  file.append(scratch)
+/** One record's words, reused by `appendWords` (`append` copies them). */
+const words = new Uint32Array(5)
+
+/** Appends the record (a, b, c, d, e) to `file` (its first `file.width` words). */
+export const appendWords = (file: SpillFile, a: number, b = 0, c = 0, d = 0, e = 0): void => {
+  words[0] = a
+  words[1] = b
+  words[2] = c
+  words[3] = d
+  words[4] = e
+  file.append(words)
 }
 
 /**
  * Records sorted in memory at once (~20-30 bytes each with the sort's arrays: ~2 MB): bounds the memory of
  * a group pass, with the partition files' buffers (at most `MAX_FAN_OUT` at once).
  */
-export const DEFAULT_PARTITION_RECORDS = 1 << 16
+const DEFAULT_PARTITION_RECORDS = 1 << 16
 
 export interface GroupOptions {
   /** Most records sorted in memory at once (default `DEFAULT_PARTITION_RECORDS`). */
