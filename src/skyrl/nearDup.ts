@@ -437,13 +437,13 @@ export class DuplicateIndex {
 
   /** Earlier entries the candidate duplicates: near-prompt matches first, then a same-plan match. */
   test(candidate: DuplicateCandidate): ReadonlyArray<DuplicateMatch> {
-    return this.matches(this.signature(candidate), this.planKey(candidate))
+    return this.matches(this.signature(candidate), planKeyOf(candidate.plan))
   }
 
   /** Inserts whatever it matches; the matches become cluster links. */
   insert(candidate: DuplicateCandidate): { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> } {
     const sig = this.signature(candidate)
-    const key = this.planKey(candidate)
+    const key = planKeyOf(candidate.plan)
     return this.insertWith(sig, key, this.matches(sig, key))
   }
 
@@ -456,7 +456,7 @@ export class DuplicateIndex {
     readonly insert: () => { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> }
   } {
     const sig = this.signature(candidate)
-    const key = this.planKey(candidate)
+    const key = planKeyOf(candidate.plan)
     const matches = this.matches(sig, key)
     const size = this.prompts.size
     return {
@@ -495,10 +495,6 @@ export class DuplicateIndex {
 
   private signature(candidate: DuplicateCandidate): Uint32Array {
     return candidateSignature(candidate, this.prompts.bins, this.prompts.shingleWords)
-  }
-
-  private planKey(candidate: DuplicateCandidate): string | undefined {
-    return planKeyOf(candidate.plan)
   }
 
   private matches(sig: Uint32Array, key: string | undefined) {
