@@ -133,6 +133,7 @@ export interface StepIssue {
   readonly message: string
 }
 
+/** `step 3 polygon/polygon_get_aggs params/ticker: missing required param`. */
 export const formatIssue = (issue: StepIssue): string => {
   const where = issue.step > 0 ? `step ${issue.step}` : "plan"
   const tool = issue.server === "" && issue.tool === "" ? "" : ` ${issue.server}/${issue.tool}`

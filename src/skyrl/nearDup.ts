@@ -297,13 +297,14 @@ export class MinHashIndex {
   query(textOrSignature: string | Uint32Array): ReadonlyArray<PromptMatch> {
     const sig = typeof textOrSignature === "string" ? this.signature(textOrSignature) : textOrSignature
     const found: Array<PromptMatch> = []
-    const copy = this.exact.get(this.sigHash(sig))
+    const copy = this.exact.get(signatureHash(sig))
     if (copy !== undefined && this.similarityTo(sig, copy) === 1) found.push({ id: copy, similarity: 1 })
     const stamp = ++this.stamp
     if (copy !== undefined) this.stamps[copy] = stamp
     for (let band = 0; band < this.bands && found.length < this.maxMatches; band++) {
       let walked = 0
-      for (let e = this.table.head(this.bandKey(sig, band)); e !== -1 && walked < this.maxWalk; e = this.next[e]) {
+      const head = this.table.head(bandKeyOf(sig, band, this.rows))
+      for (let e = head; e !== -1 && walked < this.maxWalk; e = this.next[e]) {
         walked++
         const id = (e / this.bands) | 0
         if (this.stamps[id] === stamp) continue
@@ -323,23 +324,15 @@ export class MinHashIndex {
     const id = this.count++
     this.ensureCapacity(this.count)
     this.sigs.set(sig, id * this.stride)
-    const h = this.sigHash(sig)
+    const h = signatureHash(sig)
     const copyOf = this.exact.get(h)
     if (copyOf !== undefined && this.similarityTo(sig, copyOf) === 1) return { id, matches }
     if (copyOf === undefined) this.exact.set(h, id)
     for (let band = 0; band < this.bands; band++) {
       const entry = id * this.bands + band
-      this.next[entry] = this.table.push(this.bandKey(sig, band), entry)
+      this.next[entry] = this.table.push(bandKeyOf(sig, band, this.rows), entry)
     }
     return { id, matches }
-  }
-
-  private bandKey(sig: Uint32Array, band: number): number {
-    return bandKeyOf(sig, band, this.rows)
-  }
-
-  private sigHash(sig: Uint32Array): number {
-    return signatureHash(sig)
   }
 
   private ensureCapacity(n: number): void {
@@ -444,13 +437,13 @@ export class DuplicateIndex {
 
   /** Earlier entries the candidate duplicates: near-prompt matches first, then a same-plan match. */
   test(candidate: DuplicateCandidate): ReadonlyArray<DuplicateMatch> {
-    return this.matches(this.signature(candidate), this.planKey(candidate))
+    return this.matches(this.signature(candidate), planKeyOf(candidate.plan))
   }
 
   /** Inserts whatever it matches; the matches become cluster links. */
   insert(candidate: DuplicateCandidate): { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> } {
     const sig = this.signature(candidate)
-    const key = this.planKey(candidate)
+    const key = planKeyOf(candidate.plan)
     return this.insertWith(sig, key, this.matches(sig, key))
   }
 
@@ -463,7 +456,7 @@ export class DuplicateIndex {
     readonly insert: () => { readonly id: number; readonly matches: ReadonlyArray<DuplicateMatch> }
   } {
     const sig = this.signature(candidate)
-    const key = this.planKey(candidate)
+    const key = planKeyOf(candidate.plan)
     const matches = this.matches(sig, key)
     const size = this.prompts.size
     return {
@@ -502,10 +495,6 @@ export class DuplicateIndex {
 
   private signature(candidate: DuplicateCandidate): Uint32Array {
     return candidateSignature(candidate, this.prompts.bins, this.prompts.shingleWords)
-  }
-
-  private planKey(candidate: DuplicateCandidate): string | undefined {
-    return planKeyOf(candidate.plan)
   }
 
   private matches(sig: Uint32Array, key: string | undefined) {

@@ -43,6 +43,7 @@ export const buildBody = <A, I>(
   const name = schemaName(request.name)
   const input = request.input.map((m) => ({ role: m.role, content: m.content }))
   if (!sharedTexts.has(jsonSchema)) sharedTexts.set(jsonSchema, undefined)
+  if (instructionsText?.value !== request.instructions) instructionsText = { value: request.instructions }
   if (backend === "responses") {
     return {
       model: settings.model,
@@ -65,17 +66,19 @@ export const buildBody = <A, I>(
 
 /** Objects every request of a run shares (output schemas): their JSON is made once. */
 const sharedTexts = new WeakMap<object, string | undefined>()
-/** The JSON of the last long string serialized (the instructions every request starts with). */
-let longText: { readonly value: string; readonly json: string } | undefined
+/**
+ * The instructions of the last body built, and their JSON once made: every request starts with them (a
+ * long message of a request, e.g. an enrich source conversation, does not take their place).
+ */
+let instructionsText: { readonly value: string; json?: string } | undefined
 /** The JSON text of each body asked for (see `requestJson`). */
 const bodyTexts = new WeakMap<object, string>()
 
-/** JSON.stringify(value), with the JSON of shared objects and of the last long string reused. */
+/** JSON.stringify(value), with the JSON of shared objects and of the instructions reused. */
 const jsonOf = (value: unknown): string | undefined => {
   if (typeof value === "string") {
-    if (value.length < 1024) return JSON.stringify(value)
-    if (longText?.value !== value) longText = { value, json: JSON.stringify(value) }
-    return longText.json
+    if (instructionsText?.value !== value) return JSON.stringify(value)
+    return instructionsText.json ??= JSON.stringify(value)
   }
   if (value === null || typeof value !== "object") return JSON.stringify(value)
   if (sharedTexts.has(value)) {

@@ -123,6 +123,14 @@ export interface EngineOptions {
 }
 
 export const makeEngine = (transport: Transport, settings: LlmSettings, options: EngineOptions = {}): LlmApi => {
+  // Each call ends after `settings.timeoutMs`: the transport's own timer, or else the engine's.
+  const send: Transport = options.transportTimesOut === true ? transport : (call) =>
+    transport(call).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(settings.timeoutMs),
+        onTimeout: (): TransportFailure => ({ error: new Timeout({ timeoutMs: settings.timeoutMs }) })
+      })
+    )
   const memory = new Map<string, Remembered>()
   const memoryKey = `${settings.baseUrl ?? "https://api.openai.com/v1"}|${settings.model}`
   const remembered = (): Remembered => {
@@ -157,14 +165,7 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
           )
           if (options.limiter !== undefined) yield* options.limiter.acquire(tokens)
           const start = yield* Clock.currentTimeMillis
-          const sent = yield* Effect.either(
-            options.transportTimesOut === true ? transport({ backend, body }) : transport({ backend, body }).pipe(
-              Effect.timeoutFail({
-                duration: Duration.millis(settings.timeoutMs),
-                onTimeout: (): TransportFailure => ({ error: new Timeout({ timeoutMs: settings.timeoutMs }) })
-              })
-            )
-          )
+          const sent = yield* Effect.either(send({ backend, body }))
           const end = yield* Clock.currentTimeMillis
           const common = {
             attempt,

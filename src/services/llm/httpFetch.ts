@@ -72,12 +72,14 @@ export const makeHttpFetch = (): typeof fetch => {
     const signal = init.signal ?? undefined
     return new Promise<Response>((resolve, reject) => {
       let settled = false
-      const fail = (e: unknown) => {
+      /** Ends the promise once: the first of an answer, a failure or an abort wins. */
+      const settle = (end: () => void) => {
         if (settled) return
         settled = true
         signal?.removeEventListener("abort", onAbort)
-        reject(e)
+        end()
       }
+      const fail = (e: unknown) => settle(() => reject(e))
       const onAbort = () => {
         fail(abortError())
         req.destroy()
@@ -96,9 +98,7 @@ export const makeHttpFetch = (): typeof fetch => {
         res.on("end", () => {
           if (settled) return
           if (REDIRECT_STATUS.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
-            settled = true
-            signal?.removeEventListener("abort", onAbort)
-            return resolve(fetch(input, init))
+            return settle(() => resolve(fetch(input, init)))
           }
           let response: Response
           try {
@@ -106,9 +106,7 @@ export const makeHttpFetch = (): typeof fetch => {
           } catch (e) {
             return fail(e)
           }
-          settled = true
-          signal?.removeEventListener("abort", onAbort)
-          resolve(response)
+          settle(() => resolve(response))
         })
       })
       req.on("error", fail)

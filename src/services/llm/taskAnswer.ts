@@ -7,11 +7,10 @@
  * (`undefined`) and decoded by the Schema, which names the problems. test/taskAnswer.test.ts holds the
  * two equal, key order included.
  */
+import { isObject } from "../../domain/json.js"
 import type { ModelStep, ModelTask } from "../../domain/task.js"
 
 type Obj = Record<string, unknown>
-
-const isObj = (u: unknown): u is Obj => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const strings = (u: unknown): Array<string> | undefined => {
   if (!Array.isArray(u)) return undefined
@@ -30,10 +29,10 @@ const listOr = <T>(u: unknown, read: (u: unknown) => Array<T> | undefined): Arra
   u === undefined ? [] : read(u)
 
 const step = (u: unknown): ModelStep | undefined => {
-  if (!isObj(u) || typeof u.server !== "string" || typeof u.tool !== "string") return undefined
+  if (!isObject(u) || typeof u.server !== "string" || typeof u.tool !== "string") return undefined
   let params: string | Obj
   if (typeof u.params === "string") params = u.params
-  else if (isObj(u.params) && !Object.hasOwn(u.params, "__proto__")) params = { ...u.params }
+  else if (isObject(u.params) && !Object.hasOwn(u.params, "__proto__")) params = { ...u.params }
   else return undefined
   const depends_on = listOr(u.depends_on, ints)
   const derived_params = listOr(u.derived_params, strings)
@@ -42,18 +41,18 @@ const step = (u: unknown): ModelStep | undefined => {
 }
 
 const criterion = (u: unknown) =>
-  isObj(u) && typeof u.name === "string" && typeof u.description === "string" && typeof u.scoring === "string"
+  isObject(u) && typeof u.name === "string" && typeof u.description === "string" && typeof u.scoring === "string"
     ? { name: u.name, description: u.description, scoring: u.scoring }
     : undefined
 
 /** `ModelTask` decoded by hand, or undefined when the Schema must judge it. */
 export const decodeModelTaskByHand = (u: unknown): ModelTask | undefined => {
-  if (!isObj(u)) return undefined
+  if (!isObject(u)) return undefined
   const { complexity, max_turns: turns, tool_sequence: seq, evaluation_rubric: rubric } = u
   if (
     typeof u.task_id !== "string" || typeof u.user_prompt !== "string" || typeof u.domain !== "string" ||
     (complexity !== "simple" && complexity !== "moderate" && complexity !== "complex") ||
-    typeof turns !== "number" || !Number.isSafeInteger(turns) || !Array.isArray(seq) || !isObj(rubric) ||
+    typeof turns !== "number" || !Number.isSafeInteger(turns) || !Array.isArray(seq) || !isObject(rubric) ||
     typeof rubric.name !== "string" || !Array.isArray(rubric.criteria)
   ) return undefined
   const assumptions = strings(u.assumptions)
