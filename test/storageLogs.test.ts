@@ -162,6 +162,19 @@ describe("the group-commit log (durableLog)", () => {
     ))
 })
 
+describe("the group-commit log on a file a crash cut mid-line (torn)", () => {
+  it("its first write starts a new line, so the cut line stays apart; later writes do not", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage({ [memFile]: "{\"index\":1}\n{\"ind" })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog(memFile, 50, { torn: true })
+        yield* log.append("{\"index\":2}\n", { wait: true })
+        yield* log.append("{\"index\":3}\n", { wait: true })
+      })).pipe(Effect.provide(storage.layer))
+      expect(storage.text(memFile)).toBe("{\"index\":1}\n{\"ind\n{\"index\":2}\n{\"index\":3}\n")
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+})
+
 describe("the group-commit log: a wait whose lines an earlier write put on disk", () => {
   it("succeeds even when a later write failed before the wait ran", () =>
     withMemoryLog((log, storage) =>
