@@ -565,7 +565,7 @@ const lockHolder = async (file: string): Promise<{ readonly text: string; readon
 const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promise<void> => {
   const handle = await fs.open(file, flags)
   try {
-    await handle.write(text)
+    await writeAll(handle, text)
     await handle.sync()
   } finally {
     await handle.close()
