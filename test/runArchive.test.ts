@@ -3,7 +3,7 @@
  * record cut by a crash (the last line, or the last gzip member) is not one, each record read back alone.
  */
 import { Effect } from "effect"
-import { gunzipSync } from "node:zlib"
+import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { encodeLogRecord, readArchivedRecord, readArchiveIndex } from "../src/services/runArchive.js"
 import { Storage } from "../src/services/Storage.js"
@@ -49,10 +49,11 @@ describe("archive logs", () => {
       const { index, read } = await indexOf({
         [log]: cut,
         "archive_02.jsonl": "",
-        "task_0009_c01.json": JSON.stringify(record(8, 1))
+        "task_0009_c01.json": JSON.stringify(record(8, 1)),
+        "task_0010_c02.json.gz": gzipSync(JSON.stringify(record(9, 2)))
       })
       expect(index.lastLog).toBe(2)
-      expect([...index.bySample.keys()].sort()).toEqual([0, 1, 8])
+      expect([...index.bySample.keys()].sort((a, b) => a - b)).toEqual([0, 1, 8, 9])
       expect(index.bySample.get(0)!.map((c) => [c.call, c.file, c.key])).toEqual([
         [1, `${DIR}/${log}#${name(0, 1)}`, "sample-000000"],
         [2, `${DIR}/${log}#${name(0, 2)}`, "sample-000000"]
@@ -60,6 +61,9 @@ describe("archive logs", () => {
       expect(read.get(`${log}#${name(0, 2)}`)).toEqual({ name: name(0, 2), ...record(0, 2) })
       expect(read.get(`${log}#${name(1, 1)}`)).toEqual({ name: name(1, 1), ...record(1, 1) })
       expect(read.get("task_0009_c01.json")).toEqual(record(8, 1))
+      // A per-call file of older versions, gzipped (`--raw-gzip`): its call number from the name.
+      expect(index.bySample.get(9)!.map((c) => [c.call, c.file])).toEqual([[2, `${DIR}/task_0010_c02.json.gz`]])
+      expect(read.get("task_0010_c02.json.gz")).toEqual(record(9, 2))
     })
   }
 })

@@ -11,11 +11,13 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { StorageError } from "../src/domain/errors.js"
 import type { SkyRLRow } from "../src/domain/row.js"
+import type { DurableLog } from "../src/services/durableLog.js"
 import { makeDurableLog } from "../src/services/durableLog.js"
 import type { StorageApi } from "../src/services/Storage.js"
 import { Storage, StorageLive, writeAll } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { encodeRow } from "../src/skyrl/layout.js"
+import type { MemoryStorage } from "./support/memoryStorage.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-logs-"))
@@ -104,6 +106,19 @@ describe("Storage.openAppend", () => {
   })
 })
 
+const memFile = "/mem/log.jsonl"
+/** A write to the memory Storage that fails as a full disk would. */
+const diskFull = () => Effect.fail(new StorageError({ path: memFile, operation: "append to", reason: "disk full" }))
+/** Runs `body` with a group-commit log (50 ms window) on memFile in a memory Storage, under the test clock. */
+const withMemoryLog = <E>(body: (log: DurableLog, storage: MemoryStorage) => Effect.Effect<void, E>) => {
+  const storage = makeMemoryStorage()
+  return Effect.scoped(Effect.flatMap(makeDurableLog(memFile, 50), (log) => body(log, storage))).pipe(
+    Effect.provide(storage.layer),
+    Effect.provide(TestContext.TestContext),
+    Effect.runPromise
+  )
+}
+
 describe("the group-commit log (durableLog)", () => {
   it("lines that keep coming are written in batches, a window before each write; flush and the scope's end write the rest", () =>
     Effect.gen(function*() {
@@ -135,39 +150,44 @@ describe("the group-commit log (durableLog)", () => {
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
 
   it("append with wait returns once the line is on disk; a write failure is reported by the next wait and by flush", () =>
-    Effect.gen(function*() {
-      const storage = makeMemoryStorage()
-      const file = "/mem/log.jsonl"
-      yield* Effect.scoped(Effect.gen(function*() {
-        const log = yield* makeDurableLog(file, 50)
+    withMemoryLog((log, storage) =>
+      Effect.gen(function*() {
         yield* log.append("durable\n", { wait: true })
-        expect(storage.text(file)).toBe("durable\n")
-        storage.onWrite = () =>
-          Effect.fail(new StorageError({ path: file, operation: "append to", reason: "disk full" }))
+        expect(storage.text(memFile)).toBe("durable\n")
+        storage.onWrite = diskFull
         const failed = yield* Effect.flip(log.append("lost\n", { wait: true }))
         expect(failed.reason).toBe("disk full")
         expect((yield* Effect.flip(log.flush)).reason).toBe("disk full")
+      })
+    ))
+})
+
+describe("the group-commit log on a file a crash cut mid-line (torn)", () => {
+  it("its first write starts a new line, so the cut line stays apart; later writes do not", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage({ [memFile]: "{\"index\":1}\n{\"ind" })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog(memFile, 50, { torn: true })
+        yield* log.append("{\"index\":2}\n", { wait: true })
+        yield* log.append("{\"index\":3}\n", { wait: true })
       })).pipe(Effect.provide(storage.layer))
+      expect(storage.text(memFile)).toBe("{\"index\":1}\n{\"ind\n{\"index\":2}\n{\"index\":3}\n")
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
 })
 
 describe("the group-commit log: a wait whose lines an earlier write put on disk", () => {
   it("succeeds even when a later write failed before the wait ran", () =>
-    Effect.gen(function*() {
-      const storage = makeMemoryStorage()
-      const file = "/mem/log.jsonl"
-      yield* Effect.scoped(Effect.gen(function*() {
-        const log = yield* makeDurableLog(file, 50)
+    withMemoryLog((log, storage) =>
+      Effect.gen(function*() {
         const waitA = yield* log.enqueue("A\n") // queued; its wait runs only later
         yield* log.append("B\n", { wait: true }) // this write carries A and B
-        expect(storage.text(file)).toBe("A\nB\n")
-        storage.onWrite = () =>
-          Effect.fail(new StorageError({ path: file, operation: "append to", reason: "disk full" }))
+        expect(storage.text(memFile)).toBe("A\nB\n")
+        storage.onWrite = diskFull
         expect((yield* Effect.flip(log.append("C\n", { wait: true }))).reason).toBe("disk full")
         yield* waitA // A is on disk: its wait succeeds
         expect((yield* Effect.flip(log.flush)).reason).toBe("disk full") // C is not
-      })).pipe(Effect.provide(storage.layer))
-    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+      })
+    ))
 })
 
 describe("the group-commit log when the fiber writing a batch is interrupted", () => {

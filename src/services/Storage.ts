@@ -565,7 +565,7 @@ const lockHolder = async (file: string): Promise<{ readonly text: string; readon
 const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promise<void> => {
   const handle = await fs.open(file, flags)
   try {
-    await handle.write(text)
+    await writeAll(handle, text)
     await handle.sync()
   } finally {
     await handle.close()
@@ -788,10 +788,13 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
     ),
   appendDurable: (file, text) =>
     attempt(file, "append to", async () => {
-      await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
-      const created = await fs.access(file).then(() => false, () => true)
-      await writeSynced(file, "a", text)
-      if (created) await syncDirectory(path.dirname(path.resolve(file)))
+      const handle = await openForAppend(file)
+      try {
+        await writeAll(handle, text)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
     }),
   acquireLock: acquireLockFile,
   releaseLock: (file) => Effect.promise(() => fs.rm(file, { force: true })),

@@ -8,7 +8,6 @@ import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { gunzipSync } from "node:zlib"
 import { expect } from "vitest"
 import { parseInventoryText } from "../../src/domain/inventory.js"
 import { decodeRow } from "../../src/skyrl/layout.js"
@@ -20,15 +19,8 @@ export const INVENTORY = join(ROOT, "data", "inventory", "finance-mcp.json")
 
 export { fakes, llmEnv, readJsonl, runDirIn, tempDir, USAGE } from "../support/fakeRun.js"
 
-/** The text of a file, gunzipped when it ends in .gz. */
-export const readMaybeGz = (file: string): string => {
-  const bytes = readFileSync(file)
-  return file.endsWith(".gz") ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8")
-}
-
-/** Every archived call of a run (its logs, or per-call files of older versions), in name order. */
-export { archiveHolds, archiveRecords } from "../support/archive.js"
-export type { ArchiveRecord } from "../support/archive.js"
+/** Every archived call of a run (its logs, or per-call files of older versions), in name order; a file's text. */
+export { archiveRecords, readMaybeGz } from "../support/archive.js"
 
 const inventory = Either.getOrThrow(parseInventoryText(readFileSync(INVENTORY, "utf8"), INVENTORY))
 

@@ -15,14 +15,15 @@ export interface ArchiveRecord {
   readonly record: any
 }
 
-const textOf = (file: string): string => {
+/** The text of a file, gunzipped when it ends in .gz. */
+export const readMaybeGz = (file: string): string => {
   const bytes = readFileSync(file)
   return file.endsWith(".gz") ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8")
 }
 
 /** The records of one archive log (lines that are not a complete record are skipped). */
 export const logRecords = (file: string): Array<any> =>
-  textOf(file).split("\n").flatMap((line) => {
+  readMaybeGz(file).split("\n").flatMap((line) => {
     try {
       return line === "" ? [] : [JSON.parse(line)]
     } catch {
@@ -34,7 +35,7 @@ export const logRecords = (file: string): Array<any> =>
 export const archiveRecords = (runDir: string): Array<ArchiveRecord> =>
   readdirSync(runDir).sort().flatMap((f): Array<ArchiveRecord> => {
     if (/^task_\d+_c\d+\.json(\.gz)?$/.test(f)) {
-      return [{ file: f.replace(/\.gz$/, ""), log: f, record: JSON.parse(textOf(join(runDir, f))) }]
+      return [{ file: f.replace(/\.gz$/, ""), log: f, record: JSON.parse(readMaybeGz(join(runDir, f))) }]
     }
     if (!/^archive_\d+\.jsonl(\.gz)?$/.test(f)) return []
     return logRecords(join(runDir, f)).map((record) => ({ file: record.name as string, log: f, record }))

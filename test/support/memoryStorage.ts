@@ -32,6 +32,7 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
   const dirs = new Set<string>()
   const writes: Array<{ file: string; kind: WriteKind }> = []
   const textOf = (v: string | Uint8Array) => (typeof v === "string" ? v : decoder.decode(v))
+  const bytesOf = (v: string | Uint8Array) => (typeof v === "string" ? encoder.encode(v) : v)
   const missing = (file: string, operation: string) =>
     new StorageError({ path: file, operation, reason: "no such file or directory" })
   const get = (file: string, operation: string) => {
@@ -50,12 +51,9 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
 
   const api: StorageApi = {
     readText: (file) => Effect.map(get(file, "read"), textOf),
-    readBytes: (file) => Effect.map(get(file, "read"), (v) => (typeof v === "string" ? encoder.encode(v) : v)),
+    readBytes: (file) => Effect.map(get(file, "read"), bytesOf),
     readSlice: (file, offset, length) =>
-      Effect.map(
-        get(file, "read"),
-        (v) => (typeof v === "string" ? encoder.encode(v) : v).slice(offset, offset + length)
-      ),
+      Effect.map(get(file, "read"), (v) => bytesOf(v).slice(offset, offset + length)),
     exists: (file) => Effect.sync(() => files.has(path.resolve(file)) || isDir(path.resolve(file))),
     makeDirectory: (dir) => Effect.sync(() => void dirs.add(path.resolve(dir))),
     readDirectory: (dir) =>
@@ -80,12 +78,10 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
             ? api.appendDurable(file, data)
             : write(file, "append", () => {
               const before = files.get(path.resolve(file))
-              const head = before === undefined
-                ? new Uint8Array()
-                : typeof before === "string"
-                ? encoder.encode(before)
-                : before
-              files.set(path.resolve(file), Buffer.concat([head, data]))
+              files.set(
+                path.resolve(file),
+                Buffer.concat([before === undefined ? new Uint8Array() : bytesOf(before), data])
+              )
             }, data)
       }),
     acquireLock: (file, owner) =>
