@@ -226,6 +226,25 @@ describe("cassette files", () => {
     expect(lines.filter((l) => l !== "").map((l) => JSON.parse(l).result.content[0].text)).toEqual(["kept", "new"])
     expect(lines.at(-1)).toBe("")
   })
+
+  it("the store keeps a whole last entry that lacks its line end, and starts the next line after it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const file = join(dir, "cassettes.jsonl")
+    writeFileSync(file, JSON.stringify(entry("a", "kept")))
+    await Effect.runPromise(
+      Effect.gen(function*() {
+        const store = yield* Cassettes
+        yield* store.record(entry("b", "new"), { wait: true })
+      }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
+    )
+    const text = readFileSync(file, "utf8")
+    expect(text.split("\n").map((l) => (l === "" ? "" : JSON.parse(l).result.content[0].text))).toEqual([
+      "kept",
+      "new",
+      ""
+    ])
+  })
 })
 
 describe("drift, side effects, repair text", () => {

@@ -44,12 +44,11 @@ const open = (dir: string) =>
     if (parsed.torn) {
       yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
       yield* storage.writeFileAtomic(file, text.slice(0, parsed.sound))
-    } else if (text !== "" && !text.endsWith("\n")) {
-      yield* storage.appendDurable(file, "\n")
     }
     const keys = new Set(parsed.entries.map((e) => e.key))
     const existing = keys.size
-    const log = yield* makeDurableLog(file)
+    // A whole last entry without its line end: the first write starts a line of its own.
+    const log = yield* makeDurableLog(file, undefined, { torn: !parsed.torn && text !== "" && !text.endsWith("\n") })
     return {
       file,
       record: (entry, options) =>
