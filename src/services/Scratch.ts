@@ -106,7 +106,10 @@ class FileSpill implements SpillFile {
     try {
       let done = 0
       while (done < bytes.length) {
-        done += fs.writeSync(this.fd, bytes, done, bytes.length - done, this.written + done)
+        const n = fs.writeSync(this.fd, bytes, done, bytes.length - done, this.written + done)
+        // A write that writes nothing would loop forever (as Storage's writeAll, it is an error).
+        if (n === 0) throw new Error("wrote 0 bytes")
+        done += n
       }
     } catch (e) {
       throw failure(this.file, "write scratch file", e)
