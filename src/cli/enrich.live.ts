@@ -35,9 +35,9 @@ import {
   outputPathsOf,
   pacedLlmLayer,
   positiveInt,
-  resolveRun,
   rowSettingsOf,
-  runLimitsOf
+  runLimitsOf,
+  runOf
 } from "./runShared.js"
 import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
@@ -143,19 +143,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
       },
       ...verifySettingOf(options)
     })
-    // A batch submission's own checks come before the run is resolved or anything is paid for.
-    if (options.backend === "batch") {
-      yield* (yield* Effect.promise(() => import("./batch.live.js"))).checkSubmit(options)
-    }
-    const run = yield* resolveRun({
-      rawDir,
-      out,
-      command: "enrich",
-      fresh,
-      resume: options.resume,
-      force: options.force,
-      keepAsOf: Option.isNone(options.asOf)
-    }).pipe(Effect.provide(StorageLive))
+    const run = yield* runOf("enrich", options, { rawDir, out, fresh })
     const s = run.settings
     // --force continues with the run's settings; its plan needs the same input and inventory.
     if (

@@ -72,19 +72,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
         Effect.provide(Layer.mergeAll(Layer.succeed(Inventory, inventory), StorageLive))
       )
     }
-    // A batch submission's own checks come before anything is paid for (the stages go online).
-    if (options.backend === "batch") {
-      yield* (yield* Effect.promise(() => import("./batch.live.js"))).checkSubmit(options)
-    }
-    const run = yield* Run.resolveRun({
-      rawDir,
-      out,
-      command: "generate",
-      fresh,
-      resume: options.resume,
-      force: options.force,
-      keepAsOf: Option.isNone(options.asOf)
-    }).pipe(Effect.provide(StorageLive))
+    const run = yield* Run.runOf("generate", options, { rawDir, out, fresh })
     const s = run.settings
     // --resume --force with another inventory: the run's own copy (inventory.json in its directory).
     const runInventory = s.inventory_sha256 === fresh.inventory_sha256

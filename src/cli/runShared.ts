@@ -8,7 +8,7 @@ import { RunSettings, SettingsError } from "../domain/run.js"
 import { makeRunId } from "../programs/runFiles.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
-import { rowFormatOf } from "../services/Storage.js"
+import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { llmLayer } from "./llmOptions.js"
@@ -224,4 +224,26 @@ export const resolveRun = (input: {
       )
     }
     return { runId: run.run_id, settings: run.run_settings, resumed: true } satisfies ResolvedRun
+  })
+
+/**
+ * The run a `generate` or `enrich` command works on (`resolveRun` with its flags), after a batch
+ * submission's own checks: those come before the run is resolved or anything is paid for.
+ */
+export const runOf = (
+  command: "generate" | "enrich",
+  options: RunCliOptions,
+  paths: { readonly rawDir: string; readonly out: string; readonly fresh: RunSettings }
+) =>
+  Effect.gen(function*() {
+    if (options.backend === "batch") {
+      yield* (yield* Effect.promise(() => import("./batch.live.js"))).checkSubmit(options)
+    }
+    return yield* resolveRun({
+      ...paths,
+      command,
+      resume: options.resume,
+      force: options.force,
+      keepAsOf: O.isNone(options.asOf)
+    }).pipe(Effect.provide(StorageLive))
   })
