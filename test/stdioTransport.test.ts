@@ -101,7 +101,7 @@ describe("StdioTransport's direct lane", () => {
   }
   const call = (t: StdioTransport, name: string, args: Record<string, unknown> = {}, timeoutMs = 5_000) =>
     new Promise<{ error: unknown; result: Record<string, unknown> | undefined }>((resolve) =>
-      t.call(name, args, timeoutMs, (error, result) => resolve({ error, result }))
+      t.call(name, args, timeoutMs, { done: (error, result) => resolve({ error, result }) })
     )
 
   it("answers calls in flight together, lines split across chunks with \\r\\n endings included", async () => {

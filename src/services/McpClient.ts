@@ -321,30 +321,45 @@ const startCall = (
   params: Readonly<Record<string, unknown>>,
   timeout: Duration.Duration
 ): Effect.Effect<TimedCallResult, McpCallError> => {
-  let outcome: Effect.Effect<TimedCallResult, McpCallError> | undefined
-  let waiter: ((outcome: Effect.Effect<TimedCallResult, McpCallError>) => void) | undefined
-  const settle = (o: Effect.Effect<TimedCallResult, McpCallError>) => {
-    if (waiter === undefined) outcome = o
-    else waiter(o)
-  }
-  const failed = (e: unknown) => settle(Effect.fail(callError(spec.name, tool, e, timeout, wire)))
-  const t0 = performance.now()
-  const answered = (r: Record<string, unknown>) =>
-    settle(Effect.succeed({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) }))
+  const call = new PendingCall(spec.name, tool, timeout, wire)
   if (wire.direct !== undefined && !wire.listed) {
-    wire.direct.call(tool, params, Duration.toMillis(timeout), (e, r) => r === undefined ? failed(e) : answered(r))
+    wire.direct.call(tool, params, Duration.toMillis(timeout), call)
   } else {
     try {
       wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
-        .then(answered, failed)
+        .then((r) => call.done(undefined, r), (e) => call.done(e))
     } catch (e) {
-      failed(e)
+      call.done(e)
     }
   }
-  return Effect.async<TimedCallResult, McpCallError>((resume) => {
-    if (outcome !== undefined) resume(outcome)
-    else waiter = resume
-  })
+  return Effect.async<TimedCallResult, McpCallError>((resume) => call.wait(resume))
+}
+
+/** One call's outcome, kept until it is waited for (or handed to the waiter at once). */
+class PendingCall {
+  private outcome: Effect.Effect<TimedCallResult, McpCallError> | undefined
+  private waiter: ((outcome: Effect.Effect<TimedCallResult, McpCallError>) => void) | undefined
+  private readonly t0 = performance.now()
+
+  constructor(
+    readonly server: string,
+    readonly tool: string,
+    readonly timeout: Duration.Duration,
+    readonly wire: Wire
+  ) {}
+
+  done(error: unknown, result?: Record<string, unknown>): void {
+    const outcome = result === undefined
+      ? Effect.fail(callError(this.server, this.tool, error, this.timeout, this.wire))
+      : Effect.succeed({ result: toCallResult(result), durationMs: Math.round(performance.now() - this.t0) })
+    if (this.waiter === undefined) this.outcome = outcome
+    else this.waiter(outcome)
+  }
+
+  wait(resume: (outcome: Effect.Effect<TimedCallResult, McpCallError>) => void): void {
+    if (this.outcome !== undefined) resume(this.outcome)
+    else this.waiter = resume
+  }
 }
 
 const session = (spec: McpServerSpec, wire: Wire): McpSession => ({

@@ -29,11 +29,13 @@ import { PassThrough } from "node:stream"
 /** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
 export const DIRECT_IDS = 1_000_000_000
 
-/** How a direct call ends: the raw tools/call result (as CallToolResultSchema gives it), or why not. */
-export type CallDone = (error: unknown, result?: Record<string, unknown>) => void
+/** Who waits for a direct call: told once, with the raw tools/call result (as CallToolResultSchema gives it) or why not. */
+export interface CallWaiter {
+  done(error: unknown, result?: Record<string, unknown>): void
+}
 
 interface Pending {
-  readonly done: CallDone
+  readonly waiter: CallWaiter
   readonly timer: NodeJS.Timeout
 }
 
@@ -186,30 +188,30 @@ export class StdioTransport implements Transport {
     })
   }
 
-  /** Sends tools/call now; `done` is called once with its result or its error. */
-  call(name: string, args: Readonly<Record<string, unknown>>, timeoutMs: number, done: CallDone): void {
+  /** Sends tools/call now; `waiter.done` is called once with its result or its error. */
+  call(name: string, args: Readonly<Record<string, unknown>>, timeoutMs: number, waiter: CallWaiter): void {
     const stdin = this.process?.stdin
     if (stdin === undefined || stdin === null) {
-      done(new Error("Not connected"))
+      waiter.done(new Error("Not connected"))
       return
     }
     const id = this.nextId++
-    const timer = setTimeout(() => this.timedOut(id, timeoutMs), timeoutMs)
-    this.pending.set(id, { done, timer })
+    const timer = setTimeout(this.timedOut, timeoutMs, id, timeoutMs)
+    this.pending.set(id, { waiter, timer })
     stdin.write(
       `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
     )
   }
 
   /** As the SDK's Protocol: the request is cancelled on the server and the call fails with RequestTimeout. */
-  private timedOut(id: number, timeoutMs: number): void {
+  private readonly timedOut = (id: number, timeoutMs: number): void => {
     const p = this.pending.get(id)
     if (p === undefined) return
     this.pending.delete(id)
     const error = McpError.fromError(ErrorCode.RequestTimeout, "Request timed out", { timeout: timeoutMs })
     this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: String(error) } })
       .catch((e) => this.onerror?.(new Error(`Failed to send cancellation: ${e}`)))
-    p.done(error)
+    p.waiter.done(error)
   }
 
   private failPending(error: Error): void {
@@ -217,7 +219,7 @@ export class StdioTransport implements Transport {
     this.pending.clear()
     for (const p of pending) {
       clearTimeout(p.timer)
-      p.done(error)
+      p.waiter.done(error)
     }
   }
 
@@ -265,12 +267,12 @@ export class StdioTransport implements Transport {
     clearTimeout(p.timer)
     if (response.error !== undefined) {
       const e = response.error as { code: number; message: string; data?: unknown }
-      p.done(McpError.fromError(e.code, e.message, e.data))
+      p.waiter.done(McpError.fromError(e.code, e.message, e.data))
       return
     }
     const checked = checkedResult(response.result)
-    if (checked.ok) p.done(undefined, checked.value)
-    else p.done(checked.error)
+    if (checked.ok) p.waiter.done(undefined, checked.value)
+    else p.waiter.done(checked.error)
   }
 }
 
