@@ -3,8 +3,9 @@
  *
  * - `connect(spec)` opens a session (scoped: the server is closed, or the child process ended, when
  *   the scope closes): stdio servers are spawned (no shell; the child inherits this process's
- *   environment so the servers' API keys reach it — all but OPENAI_API_KEY — plus the spec's `env`),
- *   HTTP servers are reached over streamable HTTP. The session lists tools (following pagination
+ *   environment so the servers' API keys reach it — all but OPENAI_API_KEY — plus the spec's `env`) with
+ *   the SDK's stdio transport behaviour (src/services/StdioTransport.ts), HTTP servers are reached over
+ *   streamable HTTP. The session lists tools (following pagination
  *   cursors) and calls them.
  * - `listServer(spec)` = connect, `initialize` info, every page of `tools/list`, close (`tools import`).
  *
@@ -14,7 +15,6 @@
  * McpCallError saying whether the server answered with a protocol error, took too long, or went away.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
@@ -22,6 +22,7 @@ import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import type { ServerInfo } from "../domain/inventory.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
+import { StdioTransport } from "./StdioTransport.js"
 
 export interface StdioServerSpec {
   readonly _tag: "stdio"
@@ -205,6 +206,10 @@ class Failure {
 interface Wire {
   readonly client: Client
   readonly transport: Transport
+  /** The stdio transport's direct lane for tools/call (undefined over HTTP). */
+  readonly direct: StdioTransport | undefined
+  /** tools/list was called on this client (the SDK then checks outputs against the tools' output schemas). */
+  listed: boolean
   stderr: string
   stderrEnded: Promise<void>
   open: boolean
@@ -217,18 +222,34 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
     const headers = resolveReferences(spec.headers ?? {}, process.env)
     if (Either.isLeft(headers)) return Either.left(headers.left)
     const transport = new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers: headers.right } })
-    return Either.right({ client, transport, stderr: "", stderrEnded: Promise.resolve(), open: true })
+    return Either.right({
+      client,
+      transport,
+      direct: undefined,
+      listed: false,
+      stderr: "",
+      stderrEnded: Promise.resolve(),
+      open: true
+    })
   }
   const env = resolveReferences(spec.env ?? {}, process.env)
   if (Either.isLeft(env)) return Either.left(env.left)
-  const transport = new StdioClientTransport({
+  const transport = new StdioTransport({
     command: spec.command,
     args: [...spec.args],
     env: { ...childEnvironment(), ...env.right },
     stderr: "pipe",
     ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
   })
-  const wire: Wire = { client, transport, stderr: "", stderrEnded: Promise.resolve(), open: true }
+  const wire: Wire = {
+    client,
+    transport,
+    direct: transport,
+    listed: false,
+    stderr: "",
+    stderrEnded: Promise.resolve(),
+    open: true
+  }
   const stream = transport.stderr
   if (stream !== null) {
     stream.on("data", (chunk: Buffer | string) => {
@@ -285,8 +306,10 @@ const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({
 })
 
 /**
- * Sends one tools/call now and returns the wait for its answer, shaped and timed. The SDK's own timer ends
- * the wait (RequestTimeout) and cancels the request on the server. No AbortSignal per call (it costs more
+ * Sends one tools/call now and returns the wait for its answer, shaped and timed: over stdio through the
+ * transport's direct lane (src/services/StdioTransport.ts: the SDK's checks without its zod parsing and
+ * bookkeeping per message), over HTTP or once tools were listed on this connection through `Client.callTool`.
+ * The transport's or the SDK's timer ends the wait (RequestTimeout) and cancels the request on the server. No AbortSignal per call (it costs more
  * than the rest of the call's bookkeeping): an interrupted wait drops the answer, and the connection closes
  * with the scope. One Effect.async per call (about half the runtime work of Effect.tryPromise), resumed with
  * the outcome when it came first.
@@ -298,27 +321,45 @@ const startCall = (
   params: Readonly<Record<string, unknown>>,
   timeout: Duration.Duration
 ): Effect.Effect<TimedCallResult, McpCallError> => {
-  let outcome: Effect.Effect<TimedCallResult, McpCallError> | undefined
-  let waiter: ((outcome: Effect.Effect<TimedCallResult, McpCallError>) => void) | undefined
-  const settle = (o: Effect.Effect<TimedCallResult, McpCallError>) => {
-    if (waiter === undefined) outcome = o
-    else waiter(o)
+  const call = new PendingCall(spec.name, tool, timeout, wire)
+  if (wire.direct !== undefined && !wire.listed) {
+    wire.direct.call(tool, params, Duration.toMillis(timeout), call)
+  } else {
+    try {
+      wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
+        .then((r) => call.done(undefined, r), (e) => call.done(e))
+    } catch (e) {
+      call.done(e)
+    }
   }
-  const failed = (e: unknown) => settle(Effect.fail(callError(spec.name, tool, e, timeout, wire)))
-  const t0 = performance.now()
-  try {
-    wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
-      .then(
-        (r) => settle(Effect.succeed({ result: toCallResult(r), durationMs: Math.round(performance.now() - t0) })),
-        failed
-      )
-  } catch (e) {
-    failed(e)
+  return Effect.async<TimedCallResult, McpCallError>((resume) => call.wait(resume))
+}
+
+/** One call's outcome, kept until it is waited for (or handed to the waiter at once). */
+class PendingCall {
+  private outcome: Effect.Effect<TimedCallResult, McpCallError> | undefined
+  private waiter: ((outcome: Effect.Effect<TimedCallResult, McpCallError>) => void) | undefined
+  private readonly t0 = performance.now()
+
+  constructor(
+    readonly server: string,
+    readonly tool: string,
+    readonly timeout: Duration.Duration,
+    readonly wire: Wire
+  ) {}
+
+  done(error: unknown, result?: Record<string, unknown>): void {
+    const outcome = result === undefined
+      ? Effect.fail(callError(this.server, this.tool, error, this.timeout, this.wire))
+      : Effect.succeed({ result: toCallResult(result), durationMs: Math.round(performance.now() - this.t0) })
+    if (this.waiter === undefined) this.outcome = outcome
+    else this.waiter(outcome)
   }
-  return Effect.async<TimedCallResult, McpCallError>((resume) => {
-    if (outcome !== undefined) resume(outcome)
-    else waiter = resume
-  })
+
+  wait(resume: (outcome: Effect.Effect<TimedCallResult, McpCallError>) => void): void {
+    if (this.outcome !== undefined) resume(this.outcome)
+    else this.waiter = resume
+  }
 }
 
 const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
@@ -326,7 +367,10 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   serverInfo: wire.client.getServerVersion() as ServerInfo | undefined,
   listTools: (maxPages = 1000) =>
     Effect.tryPromise({
-      try: () => listAllPages(wire.client, maxPages),
+      try: () => {
+        wire.listed = true
+        return listAllPages(wire.client, maxPages)
+      },
       catch: (e) =>
         new McpServerError({
           server: spec.name,

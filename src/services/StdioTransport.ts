@@ -1,0 +1,293 @@
+/**
+ * The stdio transport of McpClient: the SDK's StdioClientTransport (same spawn, environment, stderr pipe,
+ * close sequence and errors; see node_modules/@modelcontextprotocol/sdk/dist/esm/client/stdio.js), plus a
+ * direct lane for tools/call (`call`).
+ *
+ * The SDK's path for one call parses the answer's line with zod (JSONRPCMessageSchema), tells responses
+ * from requests with three more zod parses, keeps the request in four maps with a timer, and parses the
+ * result with zod (CallToolResultSchema): most of a bare client's CPU per call and ~18 KB of allocation.
+ * The direct lane sends the request itself (ids from DIRECT_IDS up, apart from the SDK's, which count
+ * from 0), and takes its answer off the line before the SDK sees it: JSON.parse, a response of the usual
+ * shape checked by hand, and a result given as is when it is in a subset that CallToolResultSchema
+ * gives back unchanged (`plainCallResult`, held equal to the schema by test/stdioTransport.test.ts);
+ * anything else goes through the SDK's own parsing, so the outcome is what `Client.callTool` gives
+ * (for a client that never listed tools: no output-schema or task checks apply). Timeouts and a closed
+ * connection fail the call with the SDK's McpErrors (RequestTimeout, after sending
+ * notifications/cancelled as the SDK does; ConnectionClosed). Every other message (initialize,
+ * tools/list, the server's own requests and notifications) goes to the SDK's Protocol as before.
+ */
+import type { StdioServerParameters } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js"
+import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
+import { CallToolResultSchema, ErrorCode, JSONRPCMessageSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
+import type { ChildProcess } from "node:child_process"
+import { spawn } from "node:child_process"
+import { PassThrough } from "node:stream"
+
+/** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
+export const DIRECT_IDS = 1_000_000_000
+
+/** Who waits for a direct call: told once, with the raw tools/call result (as CallToolResultSchema gives it) or why not. */
+export interface CallWaiter {
+  done(error: unknown, result?: Record<string, unknown>): void
+}
+
+interface Pending {
+  readonly waiter: CallWaiter
+  readonly timer: NodeJS.Timeout
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v)
+
+/**
+ * A text block of `type` then `text` and no other keys: the schema gives back a block's keys in its own
+ * order, without the keys it does not know (those blocks go to it).
+ */
+const isPlainTextBlock = (b: unknown): boolean => {
+  if (!isPlainObject(b) || b.type !== "text" || typeof b.text !== "string") return false
+  let keys = 0
+  for (const key in b) {
+    if (key !== (keys === 0 ? "type" : "text")) return false
+    keys++
+  }
+  return keys === 2
+}
+
+/**
+ * `result` itself when CallToolResultSchema would give it back with the same content, structuredContent
+ * and isError (content absent or text blocks of `type` and `text` only, structuredContent an object,
+ * isError a boolean, no `_meta`); undefined when the schema must judge it.
+ */
+export const plainCallResult = (result: unknown): Record<string, unknown> | undefined => {
+  if (!isPlainObject(result) || result._meta !== undefined) return undefined
+  const { content, isError, structuredContent } = result
+  if (content !== undefined) {
+    if (!Array.isArray(content)) return undefined
+    for (let i = 0; i < content.length; i++) if (!isPlainTextBlock(content[i])) return undefined
+  }
+  if (isError !== undefined && typeof isError !== "boolean") return undefined
+  if (structuredContent !== undefined) {
+    if (!isPlainObject(structuredContent) || Object.hasOwn(structuredContent, "__proto__")) return undefined
+  }
+  return result
+}
+
+/** The result as `Client.callTool` gives it (for a client without listed tools), or its parse error. */
+const checkedResult = (
+  result: unknown
+): { ok: true; value: Record<string, unknown> } | { ok: false; error: unknown } => {
+  const plain = plainCallResult(result)
+  if (plain !== undefined) return { ok: true, value: plain }
+  const parsed = CallToolResultSchema.safeParse(result)
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, error: parsed.error }
+}
+
+export class StdioTransport implements Transport {
+  onclose?: (() => void) | undefined
+  onerror?: ((error: Error) => void) | undefined
+  onmessage?: Transport["onmessage"]
+
+  private process: ChildProcess | undefined
+  private buffer: Buffer | undefined
+  private readonly stderrStream: PassThrough | null
+  private readonly maxBufferSize: number
+  private readonly pending = new Map<number, Pending>()
+  private nextId = DIRECT_IDS
+
+  constructor(private readonly params: StdioServerParameters) {
+    this.maxBufferSize = params.maxBufferSize ?? STDIO_DEFAULT_MAX_BUFFER_SIZE
+    this.stderrStream = params.stderr === "pipe" || params.stderr === "overlapped" ? new PassThrough() : null
+  }
+
+  start(): Promise<void> {
+    if (this.process !== undefined) {
+      return Promise.reject(new Error("StdioTransport already started"))
+    }
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.params.command, this.params.args ?? [], {
+        env: { ...getDefaultEnvironment(), ...this.params.env },
+        stdio: ["pipe", "pipe", this.params.stderr ?? "inherit"],
+        shell: false,
+        ...(this.params.cwd === undefined ? {} : { cwd: this.params.cwd })
+      })
+      this.process = child
+      child.on("error", (error) => {
+        reject(error)
+        this.onerror?.(error)
+      })
+      child.on("spawn", () => resolve())
+      child.on("close", () => {
+        this.process = undefined
+        this.onclose?.()
+        this.failPending(McpError.fromError(ErrorCode.ConnectionClosed, "Connection closed"))
+      })
+      child.stdin?.on("error", (error) => this.onerror?.(error))
+      child.stdout?.on("data", (chunk: Buffer) => {
+        try {
+          this.append(chunk)
+        } catch (error) {
+          this.onerror?.(error as Error)
+          this.close().catch(() => {})
+        }
+      })
+      child.stdout?.on("error", (error) => this.onerror?.(error))
+      if (this.stderrStream !== null && child.stderr !== null) child.stderr.pipe(this.stderrStream)
+    })
+  }
+
+  /** The child's stderr (a PassThrough made at once when it is piped, so nothing it writes early is lost). */
+  get stderr(): PassThrough | null {
+    return this.stderrStream ?? (this.process?.stderr as PassThrough | null | undefined) ?? null
+  }
+
+  get pid(): number | null {
+    return this.process?.pid ?? null
+  }
+
+  /** As the SDK's: stdin ended, then SIGTERM after 2 s and SIGKILL after 2 s more if the child is still there. */
+  async close(): Promise<void> {
+    const child = this.process
+    if (child !== undefined) {
+      this.process = undefined
+      const closed = new Promise<void>((resolve) => child.once("close", () => resolve()))
+      const wait = () => Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+      try {
+        child.stdin?.end()
+      } catch {
+        // already gone
+      }
+      await wait()
+      if (child.exitCode === null) {
+        try {
+          child.kill("SIGTERM")
+        } catch {
+          // already gone
+        }
+        await wait()
+      }
+      if (child.exitCode === null) {
+        try {
+          child.kill("SIGKILL")
+        } catch {
+          // already gone
+        }
+      }
+    }
+    this.buffer = undefined
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return new Promise((resolve) => {
+      const stdin = this.process?.stdin
+      if (stdin === undefined || stdin === null) throw new Error("Not connected")
+      if (stdin.write(JSON.stringify(message) + "\n")) resolve()
+      else stdin.once("drain", resolve)
+    })
+  }
+
+  /** Sends tools/call now; `waiter.done` is called once with its result or its error. */
+  call(name: string, args: Readonly<Record<string, unknown>>, timeoutMs: number, waiter: CallWaiter): void {
+    const stdin = this.process?.stdin
+    if (stdin === undefined || stdin === null) {
+      waiter.done(new Error("Not connected"))
+      return
+    }
+    const id = this.nextId++
+    const timer = setTimeout(this.timedOut, timeoutMs, id, timeoutMs)
+    this.pending.set(id, { waiter, timer })
+    stdin.write(
+      `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
+    )
+  }
+
+  /** As the SDK's Protocol: the request is cancelled on the server and the call fails with RequestTimeout. */
+  private readonly timedOut = (id: number, timeoutMs: number): void => {
+    const p = this.pending.get(id)
+    if (p === undefined) return
+    this.pending.delete(id)
+    const error = McpError.fromError(ErrorCode.RequestTimeout, "Request timed out", { timeout: timeoutMs })
+    this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: String(error) } })
+      .catch((e) => this.onerror?.(new Error(`Failed to send cancellation: ${e}`)))
+    p.waiter.done(error)
+  }
+
+  private failPending(error: Error): void {
+    const pending = [...this.pending.values()]
+    this.pending.clear()
+    for (const p of pending) {
+      clearTimeout(p.timer)
+      p.waiter.done(error)
+    }
+  }
+
+  private append(chunk: Buffer): void {
+    const size = (this.buffer?.length ?? 0) + chunk.length
+    if (size > this.maxBufferSize) {
+      this.buffer = undefined
+      throw new Error(`ReadBuffer exceeded maximum size of ${this.maxBufferSize} bytes`)
+    }
+    const buf = this.buffer === undefined ? chunk : Buffer.concat([this.buffer, chunk])
+    let from = 0
+    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, from)) {
+      const end = nl > from && buf[nl - 1] === 13 ? nl - 1 : nl
+      const line = buf.toString("utf8", from, end)
+      from = nl + 1
+      try {
+        this.receive(line)
+      } catch (error) {
+        this.onerror?.(error as Error)
+      }
+    }
+    this.buffer = from >= buf.length ? undefined : from === 0 ? buf : buf.subarray(from)
+  }
+
+  /** One line from the server: a direct call's answer, or a message for the SDK. */
+  private receive(line: string): void {
+    const raw: unknown = JSON.parse(line)
+    if (isPlainObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id) && plainResponse(raw)) {
+      this.answer(raw.id, raw)
+      return
+    }
+    const message = JSONRPCMessageSchema.parse(raw)
+    if ("id" in message && typeof message.id === "number" && ("result" in message || "error" in message)) {
+      if (this.pending.has(message.id)) {
+        this.answer(message.id, message as Record<string, unknown>)
+        return
+      }
+    }
+    this.onmessage?.(message)
+  }
+
+  private answer(id: number, response: Record<string, unknown>): void {
+    const p = this.pending.get(id)!
+    this.pending.delete(id)
+    clearTimeout(p.timer)
+    if (response.error !== undefined) {
+      const e = response.error as { code: number; message: string; data?: unknown }
+      p.waiter.done(McpError.fromError(e.code, e.message, e.data))
+      return
+    }
+    const checked = checkedResult(response.result)
+    if (checked.ok) p.waiter.done(undefined, checked.value)
+    else p.waiter.done(checked.error)
+  }
+}
+
+/**
+ * A response JSONRPCMessageSchema accepts as it is: `jsonrpc`, `id` and either a result object without
+ * `_meta` or an error of an integer code and a string message (and `data`), nothing else.
+ */
+const plainResponse = (m: Record<string, unknown>): boolean => {
+  let keys = 0
+  for (const _ in m) keys++
+  if (keys !== 3 || m.jsonrpc !== "2.0") return false
+  if (m.result !== undefined) return isPlainObject(m.result) && m.result._meta === undefined
+  const e = m.error
+  if (!isPlainObject(e) || !Number.isInteger(e.code) || typeof e.message !== "string") return false
+  let errorKeys = 0
+  for (const _ in e) errorKeys++
+  return errorKeys === (e.data === undefined ? 2 : 3)
+}

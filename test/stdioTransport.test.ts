@@ -1,0 +1,179 @@
+/**
+ * The stdio transport's direct lane for tools/call (src/services/StdioTransport.ts): its results are
+ * what the SDK's CallToolResultSchema gives, its errors the SDK's McpErrors, and what is not a direct
+ * answer goes to the SDK's Protocol. Real MCP servers over stdio are in test/verify.test.ts.
+ */
+import { CallToolResultSchema, ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { DIRECT_IDS, plainCallResult, StdioTransport } from "../src/services/StdioTransport.js"
+
+const fields = (r: Record<string, unknown>) =>
+  JSON.stringify([r.content ?? [], r.structuredContent ?? null, r.isError === true])
+
+describe("plainCallResult", () => {
+  const plain: Array<unknown> = [
+    { content: [{ type: "text", text: "Echo: hi" }] },
+    { content: [{ type: "text", text: "a" }, { type: "text", text: "b" }], isError: true },
+    { content: [], structuredContent: { sum: 3, nested: { a: [1, { b: null }] } }, isError: false },
+    { structuredContent: {} },
+    { content: [{ type: "text", text: "x" }], other: 1 },
+    {}
+  ]
+  const judgedBySchema: Array<unknown> = [
+    { content: [{ type: "text", text: "x", annotations: { priority: 0.5 } }] },
+    { content: [{ type: "text", text: "x", extra: 1 }] },
+    { content: [{ text: "x", type: "text" }] },
+    { content: [{ type: "image", data: "aGk=", mimeType: "image/png" }] },
+    { content: [{ type: "text", text: 3 }] },
+    { content: "x" },
+    { content: [null] },
+    { structuredContent: [1, 2] },
+    { structuredContent: null },
+    { isError: "yes" },
+    { _meta: { progressToken: 1 }, content: [] },
+    JSON.parse(`{"structuredContent": {"__proto__": {"a": 1}}}`),
+    [],
+    null
+  ]
+
+  it("gives back, unchanged, results the schema gives back with the same content, structuredContent and isError", () => {
+    for (const r of plain) {
+      const parsed = CallToolResultSchema.parse(r)
+      expect(plainCallResult(r)).toBe(r)
+      expect(fields(r as Record<string, unknown>)).toBe(fields(parsed))
+    }
+  })
+
+  it("leaves to the schema every result it would change or refuse", () => {
+    for (const r of judgedBySchema) expect(plainCallResult(r)).toBeUndefined()
+    // Two of them the schema changes: the unknown key dropped, the keys put in its order.
+    expect(CallToolResultSchema.parse(judgedBySchema[1]).content).toEqual([{ type: "text", text: "x" }])
+    expect(JSON.stringify(CallToolResultSchema.parse(judgedBySchema[2]).content)).toBe(`[{"type":"text","text":"x"}]`)
+  })
+})
+
+/** A fake server: answers each tools/call by the tool's name, and logs every line it receives. */
+const SERVER = String.raw`
+const fs = require("node:fs")
+const log = process.argv[1]
+let rest = ""
+const out = (s) => process.stdout.write(s)
+process.stdin.on("data", (chunk) => {
+  rest += chunk
+  let nl
+  while ((nl = rest.indexOf("\n")) !== -1) {
+    const line = rest.slice(0, nl)
+    rest = rest.slice(nl + 1)
+    fs.appendFileSync(log, line + "\n")
+    const m = JSON.parse(line)
+    if (m.method !== "tools/call") continue
+    const id = m.id
+    const tool = m.params.name
+    if (tool === "plain") out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "ok " + m.params.arguments.n }] } }) + "\n")
+    if (tool === "split") {
+      const text = JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "é split" }] } }) + "\r\n"
+      const bytes = Buffer.from(text)
+      out(bytes.subarray(0, 50)); setTimeout(() => out(bytes.subarray(50)), 20)
+    }
+    if (tool === "annotated") out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "a", annotations: { priority: 1 }, x: 1 }] } }) + "\n")
+    if (tool === "bad") out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: "nope" } }) + "\n")
+    if (tool === "error") out(JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32602, message: "bad params" } }) + "\n")
+    if (tool === "notify") out(JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: "hi" } }) + "\n" + JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n")
+    if (tool === "exit") process.exit(0)
+  }
+})
+`
+
+describe("StdioTransport's direct lane", () => {
+  const transports: Array<StdioTransport> = []
+  afterEach(async () => {
+    await Promise.all(transports.map((t) => t.close()))
+  })
+  const started = async () => {
+    const log = join(mkdtempSync(join(tmpdir(), "skyrl-stdio-")), "received.jsonl")
+    const t = new StdioTransport({ command: process.execPath, args: ["-e", SERVER, log], stderr: "pipe" })
+    transports.push(t)
+    await t.start()
+    return { t, log }
+  }
+  const call = (t: StdioTransport, name: string, args: Record<string, unknown> = {}, timeoutMs = 5_000) =>
+    new Promise<{ error: unknown; result: Record<string, unknown> | undefined }>((resolve) =>
+      t.call(name, args, timeoutMs, { done: (error, result) => resolve({ error, result }) })
+    )
+
+  it("answers calls in flight together, lines split across chunks with \\r\\n endings included", async () => {
+    const { log, t } = await started()
+    const answers = await Promise.all([call(t, "plain", { n: 1 }), call(t, "plain", { n: 2 })])
+    expect(answers.map((a) => a.result)).toEqual([
+      { content: [{ type: "text", text: "ok 1" }] },
+      { content: [{ type: "text", text: "ok 2" }] }
+    ])
+    expect((await call(t, "split")).result).toEqual({ content: [{ type: "text", text: "é split" }] })
+    const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(sent[0]).toEqual({
+      jsonrpc: "2.0",
+      id: DIRECT_IDS,
+      method: "tools/call",
+      params: { name: "plain", arguments: { n: 1 } }
+    })
+  })
+
+  it("a result it does not take as is is the schema's: parsed, or its error", async () => {
+    const { t } = await started()
+    const annotated = await call(t, "annotated")
+    expect(annotated.result).toEqual(CallToolResultSchema.parse({
+      content: [{ type: "text", text: "a", annotations: { priority: 1 }, x: 1 }]
+    }))
+    expect(annotated.result).toEqual({ content: [{ type: "text", text: "a", annotations: { priority: 1 } }] })
+    const bad = await call(t, "bad")
+    expect(bad.result).toBeUndefined()
+    expect(bad.error).toEqual(CallToolResultSchema.safeParse({ content: "nope" }).error)
+  })
+
+  it("an error response is the SDK's McpError; other messages go to onmessage", async () => {
+    const { t } = await started()
+    const messages: Array<unknown> = []
+    t.onmessage = (m) => messages.push(m)
+    const error = await call(t, "error")
+    expect(error.error).toBeInstanceOf(McpError)
+    expect(error.error).toMatchObject({ code: -32602, message: "MCP error -32602: bad params" })
+    expect((await call(t, "notify")).result).toEqual({})
+    expect(messages).toEqual([
+      { jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: "hi" } }
+    ])
+  })
+
+  it("no answer in time: RequestTimeout, and the request is cancelled on the server as the SDK does", async () => {
+    const { log, t } = await started()
+    const late = await call(t, "silent", {}, 100)
+    expect(late.error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 100 } })
+    await call(t, "plain", { n: 3 })
+    const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(sent[1]).toEqual({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: DIRECT_IDS, reason: "McpError: MCP error -32001: Request timed out" }
+    })
+  })
+
+  it("the server exiting fails the calls in flight with ConnectionClosed after onclose; later calls: Not connected", async () => {
+    const { t } = await started()
+    const order: Array<string> = []
+    t.onclose = () => order.push("onclose")
+    const pending = call(t, "silent").then((a) => {
+      order.push("call failed")
+      return a
+    })
+    const exited = await call(t, "exit")
+    expect(exited.error).toMatchObject({ code: ErrorCode.ConnectionClosed })
+    expect((await pending).error).toMatchObject({
+      code: ErrorCode.ConnectionClosed,
+      message: "MCP error -32000: Connection closed"
+    })
+    expect(order).toEqual(["onclose", "call failed"])
+    expect((await call(t, "plain")).error).toEqual(new Error("Not connected"))
+  })
+})
