@@ -21,18 +21,13 @@
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { Effect, Exit, Layer, Logger, LogLevel, Runtime, Scope } from "effect"
+import { build } from "esbuild"
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { importInventory } from "../src/programs/toolsImport.js"
-import { verifyDatasets } from "../src/programs/verify.js"
-import { McpClientLive } from "../src/services/McpClient.js"
-import type { Storage } from "../src/services/Storage.js"
-import { StorageLive } from "../src/services/Storage.js"
-import { Verifier } from "../src/services/Verifier.js"
-import { parseAllowList } from "../src/skyrl/verification.js"
+import { pathToFileURL } from "node:url"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "../test/support/verifyRows.js"
+import type * as VerifySide from "./bench-verify-run.js"
 
 const GOAL = 0.8
 const WARM_UP_ROWS = 3_000
@@ -121,31 +116,23 @@ const bareClient = async (concurrency: number) => {
   return { drive, pid: transport.pid ?? undefined, close: () => client.close() }
 }
 
-const live = Layer.merge(McpClientLive, StorageLive)
-
-/** verify on its own server (Verifier layer kept open): `run(file)` verifies one dataset. */
-const verifier = async (dir: string) => {
-  const imported = await Effect.runPromise(importInventory([everything]).pipe(Effect.provide(live)))
-  const inventory = imported.inventory!
-  const scope = Effect.runSync(Scope.make())
-  const layer = Verifier.live({
-    inventory,
-    allowSideEffects: parseAllowList(undefined),
-    specs: [everything],
-    cassettesDir: join(dir, "cassettes")
-  }).pipe(Layer.provideMerge(live))
-  const runtime = await Effect.runPromise(
-    Layer.toRuntime(layer).pipe(Scope.extend(scope), Logger.withMinimumLogLevel(LogLevel.Warning))
-  )
-  let runs = 0
-  const run = (file: string, concurrency: number, rows: number) =>
-    Runtime.runPromise(runtime as Runtime.Runtime<Verifier | Storage>)(
-      verifyDatasets({ files: [file], out: join(dir, `out-${runs++}.jsonl`), inventory, concurrency, resume: false })
-        .pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
-    ).then((result) => {
-      if (result.written !== rows) throw new Error(`expected ${rows} verified rows, got ${result.written}`)
-    })
-  return { run, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+/**
+ * verify's side (scripts/bench-verify-run.ts), bundled as the CLI is (esbuild, no name-keeping wrappers;
+ * the packages from node_modules, as the bare client's: hence a file below node_modules) and loaded.
+ */
+const verifySide = async (): Promise<typeof VerifySide> => {
+  const outfile = join(import.meta.dirname, "..", "node_modules", ".cache", "skyrl-bench", "bench-verify-run.mjs")
+  await build({
+    entryPoints: [join(import.meta.dirname, "bench-verify-run.ts")],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    packages: "external",
+    logLevel: "warning"
+  })
+  return import(pathToFileURL(outfile).href) as Promise<typeof VerifySide>
 }
 
 export interface Figure {
@@ -168,7 +155,7 @@ export const measureVerify = async (concurrency: number, slice: number): Promise
       Array.from({ length: n }, (_, i) =>
         rowFor(`r${offset + i}`, calls(offset + i).map((c) => ({ server: "everything", ...c }))))
     )
-  const v = await verifier(dir)
+  const v = await (await verifySide()).verifier(dir, everything)
   const raw = await bareClient(concurrency)
   try {
     const files = Array.from({ length: ROUNDS }, (_, r) => dataset(`rows-${r}.jsonl`, slice, r * slice))
