@@ -46,45 +46,6 @@ export interface ConvertSummary {
   readonly rejected: ReadonlyArray<Reject>
 }
 
-/** The records of a tasks file, JSON Lines streamed (see `recordsFormatOf`). */
-const taskRecords = (storage: StorageApi, file: string): Stream.Stream<RecordResult, InputError> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const asInput = (e: { readonly reason: string }) => new InputError({ file, reason: e.reason })
-    const lines = storage.readLines(file).pipe(Stream.mapError(asInput))
-    const first = yield* lines.pipe(Stream.filter((l) => l.trim() !== ""), Stream.runHead)
-    const format = yield* recordsFormatOf(Option.getOrUndefined(first), file)
-    if (format === "whole") {
-      const text = yield* Effect.mapError(storage.readText(file), asInput)
-      return Stream.fromIterable(yield* recordsOf(text, file))
-    }
-    // A file of one JSON object is one record without a line (as recordsOf reads it): the first record
-    // waits until a second one shows the file has several.
-    const read = jsonLinesReader()
-    let held: RecordResult | undefined
-    let count = 0
-    return lines.pipe(
-      Stream.mapChunks((chunk) => {
-        const out: Array<RecordResult> = []
-        for (const line of chunk) {
-          const record = read(line)
-          if (record === undefined) continue
-          if (++count === 1) held = record
-          else {
-            if (held !== undefined) out.push(held)
-            held = undefined
-            out.push(record)
-          }
-        }
-        return Chunk.unsafeFromArray(out)
-      }),
-      Stream.concat(Stream.suspend(() => {
-        if (held === undefined) return Stream.empty
-        const { line: _line, ...whole } = held as Extract<RecordResult, { _tag: "Record" }>
-        return Stream.make(whole as RecordResult)
-      }))
-    )
-  }))
-
 type Converted =
   | { readonly _tag: "Row"; readonly row: SkyRLRow; readonly raised?: string | undefined }
   | { readonly _tag: "Reject"; readonly reject: Reject }
@@ -127,6 +88,95 @@ const convertRecord = (record: RecordResult, options: ConvertOptions, context: C
   }
 }
 
+/** What a run has seen so far: records read, tasks rejected, warnings not logged yet. */
+interface Run {
+  read: number
+  readonly rejected: Array<Reject>
+  readonly warnings: Array<string>
+}
+
+/** Converts one record: its row goes into `made`; a reject or warning is noted in `run`. */
+const take = (
+  record: RecordResult,
+  options: ConvertOptions,
+  context: ConversionContext,
+  run: Run,
+  made: Array<SkyRLRow>
+): void => {
+  run.read++
+  const converted = convertRecord(record, options, context)
+  if (converted._tag === "Reject") {
+    const r = converted.reject
+    run.rejected.push(r)
+    run.warnings.push(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
+    return
+  }
+  if (converted.raised !== undefined) run.warnings.push(converted.raised)
+  made.push(converted.row)
+}
+
+/** The rows made from a batch of records, after the warnings they gave are logged. */
+const madeRows = (run: Run, made: Array<SkyRLRow>): Effect.Effect<Chunk.Chunk<SkyRLRow>> => {
+  const rows = Chunk.unsafeFromArray(made)
+  if (run.warnings.length === 0) return Effect.succeed(rows)
+  const warnings = run.warnings.splice(0)
+  return Effect.as(Effect.forEach(warnings, (w) => Effect.logWarning(w), { discard: true }), rows)
+}
+
+/**
+ * The rows of a tasks file, converted as its records are read (JSON Lines streamed, see
+ * `recordsFormatOf`): reading, parsing and converting are one pass over each batch of lines, so a row is
+ * made a few lines after its text is read and written right after.
+ */
+const taskRows = (
+  storage: StorageApi,
+  options: ConvertOptions,
+  context: ConversionContext,
+  run: Run
+): Stream.Stream<SkyRLRow, InputError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const file = options.tasksFile
+    const asInput = (e: { readonly reason: string }) => new InputError({ file, reason: e.reason })
+    const lines = storage.readLines(file).pipe(Stream.mapError(asInput))
+    const first = yield* lines.pipe(Stream.filter((l) => l.trim() !== ""), Stream.runHead)
+    const format = yield* recordsFormatOf(Option.getOrUndefined(first), file)
+    const convertAll = (records: Iterable<RecordResult>) => {
+      const made: Array<SkyRLRow> = []
+      for (const record of records) take(record, options, context, run, made)
+      return madeRows(run, made)
+    }
+    if (format === "whole") {
+      const text = yield* Effect.mapError(storage.readText(file), asInput)
+      return Stream.fromIterable(yield* recordsOf(text, file)).pipe(Stream.mapChunksEffect(convertAll))
+    }
+    // A file of one JSON object is one record without a line (as recordsOf reads it): the first record
+    // waits until a second one shows the file has several.
+    const read = jsonLinesReader()
+    let held: RecordResult | undefined
+    let count = 0
+    return lines.pipe(
+      Stream.mapChunksEffect((chunk) => {
+        const made: Array<SkyRLRow> = []
+        for (const line of chunk) {
+          const record = read(line)
+          if (record === undefined) continue
+          if (++count === 1) held = record
+          else {
+            if (held !== undefined) take(held, options, context, run, made)
+            held = undefined
+            take(record, options, context, run, made)
+          }
+        }
+        return madeRows(run, made)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        if (held === undefined) return Stream.empty
+        const { line: _line, ...whole } = held as Extract<RecordResult, { _tag: "Record" }>
+        return Stream.fromIterableEffect(convertAll([whole as RecordResult]))
+      }))
+    )
+  }))
+
 export const convertProgram = (options: ConvertOptions) =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -138,32 +188,13 @@ export const convertProgram = (options: ConvertOptions) =>
       today: options.today,
       metadata: { source: `convert:${options.tasksFile}` }
     }
-    const rejected: Array<Reject> = []
-    let read = 0
-    const rows = taskRecords(storage, options.tasksFile).pipe(
-      Stream.mapChunksEffect((records) =>
-        Effect.gen(function*() {
-          const made: Array<SkyRLRow> = []
-          for (const record of records) {
-            read++
-            const converted = convertRecord(record, options, context)
-            if (converted._tag === "Reject") {
-              const r = converted.reject
-              rejected.push(r)
-              yield* Effect.logWarning(`${options.tasksFile}: task ${r.index} rejected: ${r.field}: ${r.reason}`)
-              continue
-            }
-            if (converted.raised !== undefined) yield* Effect.logWarning(converted.raised)
-            made.push(converted.row)
-          }
-          return Chunk.unsafeFromArray(made)
-        })
-      )
-    )
+    const run: Run = { read: 0, rejected: [], warnings: [] }
+    const rows = taskRows(storage, options, context, run)
     // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
     // the run (the file is kept).
     const checks = yield* checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
     const written = yield* storage.writeRowStream(options.out, rows, { inspect: checks.inspect })
+    const { read, rejected } = run
     if (rejected.length > 0) {
       yield* storage.writeFileAtomic(
         options.rejectsFile,

@@ -275,6 +275,11 @@ export class ByteSink {
     return this.reading
   }
 
+  /** Whether `drained` has to wait (no spare buffer is free) or report a failure. */
+  backlogged(): boolean {
+    return (this.spare.length === 0 && this.inFlight !== undefined) || this.failure !== undefined
+  }
+
   /** Waits while no spare buffer is free (the writes lag behind): the caller's backpressure. */
   async drained(): Promise<void> {
     if (this.spare.length === 0 && this.inFlight !== undefined) await this.inFlight
@@ -322,6 +327,8 @@ export const writeJsonRowStream = <E>(
     readonly write: (text: string) => void
     readonly writeShared: (text: string) => void
     readonly drained: () => Promise<void>
+    /** Whether `drained` has anything to wait for (without it, it is always awaited). */
+    readonly backlogged?: () => boolean
   },
   rows: Stream.Stream<WritableRow, E>,
   format: "json" | "jsonl",
@@ -351,15 +358,14 @@ export const writeJsonRowStream = <E>(
     if (format === "json") sink.write("[")
     return rows.pipe(
       Stream.runForEachChunk((chunk) =>
-        Effect.flatMap(
-          Effect.sync(() => {
-            for (const row of chunk) {
-              write(row)
-              n++
-            }
-          }),
-          () => Effect.promise(() => sink.drained())
-        )
+        Effect.suspend(() => {
+          for (const row of chunk) {
+            write(row)
+            n++
+          }
+          // No wait (an asynchronous step) between batches while a buffer is free.
+          return sink.backlogged?.() === false ? Effect.void : Effect.promise(() => sink.drained())
+        })
       ),
       Effect.zipRight(Effect.sync(() => {
         if (format === "json") sink.write(n === 0 ? "]\n" : indent > 0 ? "\n]\n" : "]\n")
