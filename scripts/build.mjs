@@ -43,7 +43,7 @@ if (/[^\x00-\x7f]/.test(text)) {
  * `convert` and `validate` of the rows). `verify` (the MCP SDK) compiles its own from source.
  */
 const work = mkdtempSync(join(tmpdir(), "skyrl-build-"))
-const cache = join(work, "bin.cjs.cache")
+const cache = join(work, "bin.js.cache")
 const rows = join(work, "rows.jsonl")
 const liveRows = join(work, "live.jsonl")
 const cleanEnv = Object.fromEntries(
