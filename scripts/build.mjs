@@ -1,26 +1,93 @@
-// Bundles src/bin.ts into dist/ (ESM, code-split so heavy modules load only in the commands that use them).
+// Bundles src/bin.ts into dist/bin.js: one CommonJS file, loaded by bin/bundle.js (not by Node's module
+// loader), whose modules only some commands use are initialized when first imported; and makes V8's code
+// cache for it (dist/bin.js.cache).
 import { build } from "esbuild"
-import { rmSync } from "node:fs"
+import { spawn } from "node:child_process"
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { createServer } from "node:http"
+import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const bundle = join(root, "dist", "bin.js")
 rmSync(join(root, "dist"), { recursive: true, force: true })
 await build({
   absWorkingDir: root,
-  entryPoints: { bin: "src/bin.ts" },
-  outdir: "dist",
+  entryPoints: ["src/bin.ts"],
+  outfile: bundle,
   bundle: true,
-  splitting: true,
-  format: "esm",
+  format: "cjs",
   platform: "node",
   target: "node20",
   sourcemap: true,
   packages: "bundle",
   external: ["@modelcontextprotocol/server-*"],
-  banner: {
-    js:
-      "import { createRequire as __skyrlCreateRequire } from 'node:module'; const require = __skyrlCreateRequire(import.meta.url);"
-  },
+  // Modules find the files that ship with skyrl from their own location (dist/).
+  define: { "import.meta.url": "__skyrlModuleUrl" },
+  banner: { js: "const __skyrlModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: "warning"
 })
+
+// bin/bundle.js reads the bundle as latin1 (cheaper than UTF-8): esbuild escapes strings and identifiers
+// to ASCII, so what is left is in comments, which this escapes too.
+const text = readFileSync(bundle, "utf8")
+if (/[^\x00-\x7f]/.test(text)) {
+  writeFileSync(bundle, text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`))
+}
+
+/**
+ * The code cache: the CLI run a few times offline, each run starting from the cache the one before wrote
+ * and adding the functions it compiled (start-up and `--help`; `generate` with the bundled recorded
+ * answers, then with the openai SDK against a local server answering every request with one of them;
+ * `convert` and `validate` of the rows). `verify` (the MCP SDK) compiles its own from source.
+ */
+const work = mkdtempSync(join(tmpdir(), "skyrl-build-"))
+const cache = join(work, "bin.js.cache")
+const rows = join(work, "rows.jsonl")
+const liveRows = join(work, "live.jsonl")
+const cleanEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith("OPENAI_") && !k.startsWith("SKYRL_"))
+)
+const recorded = readFileSync(join(root, "data", "replay", "example_0001.json"))
+const server = createServer((req, res) => {
+  req.resume()
+  req.on("end", () => res.writeHead(200, { "content-type": "application/json" }).end(recorded))
+})
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve))
+const live = { OPENAI_API_KEY: "sk-build", OPENAI_BASE_URL: `http://127.0.0.1:${server.address().port}/v1` }
+const runs = [
+  [["--help"]],
+  [["generate", "-n", "12", "--llm", "replay", "--out", rows]],
+  // Exit 1 (the one recorded answer does not fit what the samples ask for: every attempt is rejected); what
+  // counts is the code it ran (the SDK, the live transport, answers read and judged).
+  [["generate", "-n", "2", "--llm", "openai", "--backend", "chat", "--subjects", "none", "--out", liveRows], live],
+  [["convert", join(root, "data", "examples", "recorded-tasks.jsonl"), "--out", join(work, "converted.jsonl")]],
+  [["validate", rows]]
+]
+const run = (args, env) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, "bin", "skyrl.js"), ...args], {
+      cwd: work,
+      env: { ...cleanEnv, ...env, SKYRL_CODE_CACHE_WRITE: cache, NO_COLOR: "1" },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    child.on("error", reject)
+    child.on("close", (status) => resolve({ status, stderr }))
+  })
+try {
+  for (const [args, env = {}] of runs) {
+    const r = await run(args, env)
+    if (r.status !== 0 && env !== live) {
+      throw new Error(`skyrl ${args.join(" ")} (making the code cache): exit ${r.status}\n${r.stderr}`)
+    }
+  }
+  const { compileBundle } = await import("../bin/bundle.js")
+  if (!compileBundle(cache).cached) throw new Error("V8 rejects the code cache it made")
+  renameSync(cache, `${bundle}.cache`)
+} finally {
+  server.close()
+  rmSync(work, { recursive: true, force: true })
+}

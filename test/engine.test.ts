@@ -330,9 +330,9 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
     Effect.gen(function*() {
       const storage = makeMemoryStorage()
       const { calls, llm } = scripted((call) => reply(task(requestOf(call).k, requestOf(call).attempt)))
-      // The append of sample 2's first call to the archive log (a record names its call first).
+      // The append of sample 2's first call to the archive log (a record names its call first; its bytes).
       storage.onWrite = (file, _kind, data) =>
-        typeof data === "string" && data.startsWith("{\"name\":\"task_0002_c01.json\"")
+        data !== undefined && Buffer.from(data).toString("utf8").startsWith("{\"name\":\"task_0002_c01.json\"")
           ? Effect.fail(new StorageError({ path: file, operation: "write", reason: "no space left on device" }))
           : Effect.void
       const exit = yield* Effect.exit(runGenerate(storage, llm, generateOptions(settingsFor(3))))

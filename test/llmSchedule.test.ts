@@ -18,7 +18,14 @@ import {
 } from "../src/domain/llm.js"
 import type { LlmRequest } from "../src/services/Llm.js"
 import { paceTokens } from "../src/services/llm/engine.js"
-import { parseRateLimitReset, parseResetDuration, parseRetryAfter, retryDelayMs } from "../src/services/llm/retry.js"
+import {
+  parseRateLimitReset,
+  parseResetDuration,
+  parseRetryAfter,
+  retryDelayMs,
+  retrySchedule,
+  withRetry
+} from "../src/services/llm/retry.js"
 import type { ScriptedReply } from "../src/services/llm/scripted.js"
 import { makeScriptedLlm } from "../src/services/llm/scripted.js"
 
@@ -271,4 +278,43 @@ describe("what a failed call means for the run (failureScope)", () => {
     expect(failureScope(bad("Unsupported parameter: 'temperature'", "unsupported_parameter", "temperature")))
       .toBe("run")
   })
+})
+
+describe("withRetry", () => {
+  const policy = { maxRetries: 3, baseDelayMs: 1_000, maxDelayMs: 8_000, maxRetryAfterMs: 300_000 }
+  const limited = (ms: number) => new RateLimited({ reason: "slow down", retryAfterMs: ms })
+  /** Each run's outcome in turn (then success), with the clock time of each run and what ended it. */
+  const scripted = (
+    outcomes: ReadonlyArray<LlmError>,
+    retried: (attempt: Effect.Effect<number, LlmError>) => Effect.Effect<number, LlmError>
+  ) =>
+    Effect.gen(function*() {
+      const times: Array<number> = []
+      const attempt = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        times.push(now)
+        const outcome = outcomes[times.length - 1]
+        return outcome === undefined ? Effect.succeed(times.length) : Effect.fail(outcome)
+      })
+      const fiber = yield* Effect.fork(retried(attempt))
+      for (let i = 0; i < 100 && fiber.unsafePoll() === null; i++) yield* TestClock.adjust("1 second")
+      return { exit: yield* Fiber.await(fiber), times }
+    })
+
+  it.effect("runs and waits as Effect.retry with the retry schedule does (the schedule made on the first failure)", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<ReadonlyArray<LlmError>> = [
+        [],
+        [limited(2_000)],
+        [limited(3_000), limited(5_000), limited(1_000)],
+        [limited(1_000), limited(1_000), limited(1_000), limited(1_000)],
+        [new Authentication({ reason: "bad key", httpStatus: 401 })],
+        [limited(2_000), new BadRequest({ reason: "no", param: null, code: null, httpStatus: 400 })]
+      ]
+      for (const outcomes of cases) {
+        const ours = yield* scripted(outcomes, (a) => withRetry(a, policy))
+        const theirs = yield* scripted(outcomes, (a) => Effect.retry(a, retrySchedule(policy)))
+        expect(waits(ours.times)).toEqual(waits(theirs.times))
+        expect(ours.exit).toEqual(theirs.exit)
+      }
+    }))
 })

@@ -3,9 +3,11 @@
  * collect round ends early only when `unwritten` is 0 (src/programs/batch.ts), so a journal line counted
  * in `counts` must stay in `unwritten` until the flush that writes it has finished.
  */
-import { Deferred, Effect, Fiber, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { RunJournal } from "../src/services/RunJournal.js"
+import type { JournalEntry as JournalEntryType } from "../src/domain/run.js"
+import { JournalEntry } from "../src/domain/run.js"
+import { journalLine, RunJournal } from "../src/services/RunJournal.js"
 import { settingsFor } from "./support/engine.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 
@@ -57,5 +59,48 @@ describe("RunJournal group commit", () => {
     await Effect.runPromise(
       program.pipe(Effect.provide(RunJournal.layer(spec).pipe(Layer.provide(storage.layer))), Effect.scoped)
     )
+  })
+})
+
+describe("journal lines", () => {
+  it("are the JSON of the Schema's encoding, written by hand or not", () => {
+    const usage = { input: 3000, cached: 2816, output: 700, reasoning: 400 }
+    const reject = { index: 4, attempt: 1, reasons: ["duplicate/prompt"], raw_output_path: null }
+    const entries: ReadonlyArray<JournalEntryType> = [
+      {
+        index: 4,
+        status: "row",
+        row: { prompt: [{ role: "user", content: "é \u2028" }], n: null },
+        attempts: 1,
+        calls: 1,
+        usage,
+        rejects: []
+      },
+      { index: 0, status: "failed", attempts: 3, calls: 4, usage, rejects: [] },
+      { index: 0, status: "stopped", row: undefined, attempts: 0, calls: 0, usage, rejects: [] },
+      { index: 7, status: "row", row: "text", attempts: 2, calls: 2, usage, rejects: [reject] },
+      {
+        index: 7,
+        status: "failed",
+        attempts: 2,
+        calls: 2,
+        usage,
+        rejects: [{ ...reject, avoid: { prompt: "p", tools: ["a/b"], kind: "plan" } }]
+      },
+      // Excess keys (on the entry and its usage) are not written, as the Schema's encoding drops them.
+      {
+        index: 1,
+        status: "row",
+        row: 1,
+        attempts: 1,
+        calls: 1,
+        usage: { ...usage, extra: 1 },
+        rejects: [],
+        more: 2
+      } as never
+    ]
+    for (const entry of entries) {
+      expect(journalLine(entry)).toBe(JSON.stringify(Schema.encodeSync(JournalEntry)(entry)) + "\n")
+    }
   })
 })

@@ -85,7 +85,10 @@ export const makeHttpFetch = (): typeof fetch => {
         req.destroy()
       }
       const headers = headersOf(init.headers)
-      if (body !== undefined && body !== null) headers["content-length"] = String(Buffer.byteLength(body))
+      // A text body is sent as its UTF-8 bytes, made once: written as a string, Node's http would copy it
+      // into a new string with the request head before writing it (and counting its bytes flattens it too).
+      const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body ?? undefined
+      if (bytes !== undefined) headers["content-length"] = String(bytes.byteLength)
       const send = url.protocol === "https:" ? https.request : http.request
       const req = send(url, { method: init.method ?? "GET", headers, agent }, (res) => {
         const chunks: Array<Buffer> = []
@@ -112,7 +115,7 @@ export const makeHttpFetch = (): typeof fetch => {
       req.on("error", fail)
       if (signal?.aborted === true) return onAbort()
       signal?.addEventListener("abort", onAbort, { once: true })
-      req.end(body ?? undefined)
+      req.end(bytes)
     })
   }
 }

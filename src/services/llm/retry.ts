@@ -45,12 +45,21 @@ export const retrySchedule = (policy: RetryPolicy, onRetry: OnRetry = () => Effe
     })
   )
 
-/** Runs `attempt` again on retryable errors, following `retrySchedule`. */
+/**
+ * Runs `attempt` again on retryable errors, following `retrySchedule`: `Effect.retry(attempt, schedule)`,
+ * with the schedule made only when the first run fails (then fed that failure first, as `Effect.retry`
+ * would), so that a call answered at once does not build a schedule and its driver.
+ */
 export const withRetry = <A, R>(
   attempt: Effect.Effect<A, LlmError, R>,
   policy: RetryPolicy,
   onRetry?: OnRetry
-): Effect.Effect<A, LlmError, R> => Effect.retry(attempt, retrySchedule(policy, onRetry))
+): Effect.Effect<A, LlmError, R> =>
+  Effect.catchAll(attempt, (first) => {
+    let replayed = false
+    const again = Effect.suspend(() => replayed ? attempt : ((replayed = true), Effect.fail(first)))
+    return Effect.retry(again, retrySchedule(policy, onRetry))
+  })
 
 /** `x-ratelimit-reset-*` durations as OpenAI writes them: `1s`, `6m0s`, `20ms`, `1h2m3.5s`. */
 export const parseResetDuration = (text: string): number | undefined => {
