@@ -160,6 +160,25 @@ describe("the group-commit log (durableLog)", () => {
         expect((yield* Effect.flip(log.flush)).reason).toBe("disk full")
       })
     ))
+
+  it("appendNow queues the line when called, in order with append; what it returns starts the writer only when idle", () =>
+    withMemoryLog((log, storage) =>
+      Effect.gen(function*() {
+        const kick = log.appendNow("a\n")
+        expect(kick).not.toBe(Effect.void)
+        // Queued before anything ran: the next line goes after it, and it counts as unwritten.
+        yield* log.append("b\n")
+        expect(yield* log.unwritten).toBe(2)
+        yield* kick
+        expect(log.appendNow("c\n")).toBe(Effect.void) // the writer is running: nothing more to start
+        yield* TestClock.adjust("50 millis")
+        expect(storage.text(memFile)).toBe("a\nb\nc\n")
+        // Written by the background writer alone, after its window (no flush asked for).
+        yield* log.appendNow("d\n")
+        yield* TestClock.adjust("50 millis")
+        expect(storage.text(memFile)).toBe("a\nb\nc\nd\n")
+      })
+    ))
 })
 
 describe("the group-commit log on a file a crash cut mid-line (torn)", () => {

@@ -227,6 +227,29 @@ describe("cassette files", () => {
     expect(lines.at(-1)).toBe("")
   })
 
+  it("recordNow queues a new key's line when called (one line per key, as record) and the store's flush writes it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const file = join(dir, "cassettes.jsonl")
+    const counts = await Effect.runPromise(
+      Effect.gen(function*() {
+        const store = yield* Cassettes
+        const kick = store.recordNow(entry("a", "first"))
+        // Known at once, before what recordNow returned has run.
+        expect(store.has(entry("a", "").key)).toBe(true)
+        yield* kick
+        yield* store.recordNow(entry("a", "again"))
+        yield* store.record(entry("b", "new"))
+        yield* store.flush
+        return yield* store.counts
+      }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
+    )
+    expect(counts).toEqual({ existing: 0, added: 2 })
+    const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
+    expect(lines.map((l) => JSON.parse(l).result.content[0].text)).toEqual(["first", "new"])
+    expect(lines[0]).toBe(JSON.stringify(entry("a", "first")))
+  })
+
   it("the store keeps a whole last entry that lacks its line end, and starts the next line after it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
     temps.push(dir)

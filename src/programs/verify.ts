@@ -152,8 +152,9 @@ const forEachConcurrently = <A, E, R, E2, R2>(
       batch = []
       return Queue.offerAll(queue, out)
     })
-    const offer = (a: A) =>
-      Effect.suspend(() => batch.push(Option.some(a)) < HANDOFF_BATCH ? Effect.void : Effect.asVoid(handOver))
+    const handOverVoid = Effect.asVoid(handOver)
+    // Done when called (one Effect less per element): `feed` runs what it returns at once.
+    const offer = (a: A) => batch.push(Option.some(a)) < HANDOFF_BATCH ? Effect.void : handOverVoid
     const feeding = Effect.zipRight(
       feed(offer),
       Effect.suspend(() => {
@@ -309,46 +310,61 @@ interface RunContext {
 /**
  * Starts a checked row (its first call is sent now when its server is up) and returns the wait for its
  * calls, which gives the rest: recording the outcome in the summary (and the journal when final) and
- * returning it. A plan with side effects does all of it before the wait ends.
+ * handing it to `push` (called when the completion runs). A plan with side effects does all of it before the wait ends.
  */
 const startRecord = (
   located: Located,
   checked: Checked,
-  ctx: RunContext
-): Effect.Effect<Effect.Effect<Outcome, StorageError>, StorageError> => {
+  ctx: RunContext,
+  push: (o: Outcome) => Effect.Effect<void>
+): Effect.Effect<Effect.Effect<void, StorageError>, StorageError> => {
   if (checked._tag === "reject") {
-    return Effect.succeed(Effect.sync(() => {
+    return Effect.succeed(Effect.suspend(() => {
       ctx.counter.add({ passed: checked.passed })
-      return { _tag: "rejected", order: located.order, reject: checked.reject, resumed: false }
+      return push({ _tag: "rejected", order: located.order, reject: checked.reject, resumed: false })
     }))
   }
   const previous = ctx.done.get(checked.hash)
-  if (previous !== undefined) return Effect.succeed(Effect.sync(() => fromJournal(located, checked, previous, ctx)))
+  if (previous !== undefined) {
+    return Effect.succeed(Effect.suspend(() => push(fromJournal(located, checked, previous, ctx))))
+  }
   // A plan with side effects waits until its results and journal line are on disk, so a crash after
   // it never makes `--resume` run it twice; read-only plans are written in the background.
-  const sideEffects = ctx.hasSideEffects(checked.steps)
-  const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
+  if (ctx.hasSideEffects(checked.steps)) {
+    const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
+      const settled = settle(located, checked, outcome, ctx, false)
+      const line = journalLine(checked, outcome)
+      const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
+      return Effect.as(written, Effect.suspend(() => push(settled)))
+    }
+    // Started only when waited for, so an interruption before that never runs them.
+    return Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
+      onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
+      onSuccess: (record) => finish(Either.right(record))
+    })
+  }
+  // Started now (its first call sent); the completion settles the row, queues its journal line for the
+  // background writer and hands the outcome on, with no Effect of its own beyond those it must run.
+  const complete = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
     Effect.suspend(() => {
       const settled = settle(located, checked, outcome, ctx, false)
-      if (!isFinal(outcome)) return Effect.succeed(settled)
-      const entry: JournalEntry = Either.isRight(outcome)
-        ? { hash: checked.hash, record: outcome.right }
-        : { hash: checked.hash, failure: failureFields(outcome.left) }
-      return Effect.as(ctx.journal.append(JSON.stringify(entry) + "\n", { wait: sideEffects }), settled)
+      const line = journalLine(checked, outcome)
+      const kick = line === undefined ? Effect.void : ctx.journal.appendNow(line)
+      return kick === Effect.void ? push(settled) : Effect.zipRight(kick, push(settled))
     })
-  const options = { durable: sideEffects }
-  // Started now (its first call sent) unless it has side effects: those start only when waited for, so an
-  // interruption before that never runs them.
-  const running = sideEffects
-    ? ctx.verifier.verify(checked.steps, options)
-    : ctx.verifier.begin(checked.steps, options)
-  const outcome = Effect.matchEffect(running, {
-    onFailure: (e) => e._tag === "VerificationFailed" ? Effect.succeed(Either.left(e)) : Effect.fail(e),
-    onSuccess: (record) => Effect.succeed(Either.right(record))
+  return Effect.matchEffect(ctx.verifier.begin(checked.steps, { durable: false }), {
+    onFailure: (e) => e._tag === "VerificationFailed" ? Effect.succeed(complete(Either.left(e))) : Effect.fail(e),
+    onSuccess: (record) => Effect.succeed(complete(Either.right(record)))
   })
-  return sideEffects
-    ? Effect.map(Effect.flatMap(outcome, finish), Effect.succeed)
-    : Effect.map(outcome, finish)
+}
+
+/** The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`). */
+const journalLine = (plan: Plan, outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
+  if (!isFinal(outcome)) return undefined
+  const entry: JournalEntry = Either.isRight(outcome)
+    ? { hash: plan.hash, record: outcome.right }
+    : { hash: plan.hash, failure: failureFields(outcome.left) }
+  return JSON.stringify(entry) + "\n"
 }
 
 const fromJournal = (located: Located, plan: Plan, entry: JournalEntry, ctx: RunContext): Outcome => {
@@ -402,6 +418,7 @@ const orderedOutputs = (out: string) =>
       verified = []
       return Queue.offerAll(rows, batch)
     }))
+    const handOverVoid = Effect.asVoid(handOver)
     const drain = () => {
       for (let o = waiting.get(next); o !== undefined; o = waiting.get(next)) {
         waiting.delete(next++)
@@ -410,12 +427,12 @@ const orderedOutputs = (out: string) =>
       }
     }
     return {
-      push: (o: Outcome) =>
-        Effect.suspend(() => {
-          waiting.set(o.order, o)
-          if (o.order === next) drain()
-          return verified.length >= OUTPUT_BATCH ? Effect.asVoid(handOver) : Effect.void
-        }),
+      /** Takes the outcome when called (no Effect per row); returns the hand-over to run when a batch is full. */
+      push: (o: Outcome): Effect.Effect<void> => {
+        waiting.set(o.order, o)
+        if (o.order === next) drain()
+        return verified.length >= OUTPUT_BATCH ? handOverVoid : Effect.void
+      },
       write,
       end: Effect.zipRight(handOver, Queue.offer(rows, Option.none())),
       writeRejects: Effect.suspend(() =>
@@ -457,7 +474,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
           (located) => offer({ located, checked: checkRecord(located, options.inventory) })
         ),
       options.concurrency,
-      (r) => Effect.map(startRecord(r.located, r.checked, ctx), (complete) => Effect.flatMap(complete, outputs.push))
+      (r) => startRecord(r.located, r.checked, ctx, outputs.push)
     )
     // The dataset is written beside the workers; a failure of either stops both.
     const [, written] = yield* Effect.all([Effect.zipRight(verifying, outputs.end), outputs.write], {

@@ -22,6 +22,11 @@ export interface CassettesApi {
    * the line is on disk; otherwise it is written within one fsync's time (see `flush`).
    */
   readonly record: (entry: CassetteEntry, options?: { readonly wait?: boolean }) => Effect.Effect<boolean, StorageError>
+  /**
+   * `record(entry)` without `wait`, done when called (no Effect per call): returns what starts the
+   * background writer when it is not running (`Effect.void` otherwise): run it.
+   */
+  readonly recordNow: (entry: CassetteEntry) => Effect.Effect<void>
   readonly has: (key: string) => boolean
   /** Waits until every recorded line is on disk. */
   readonly flush: Effect.Effect<void, StorageError>
@@ -58,6 +63,11 @@ const open = (dir: string) =>
           keys.add(entry.key)
           return Effect.as(log.append(cassetteLine(entry), options), true)
         }),
+      recordNow: (entry) => {
+        if (keys.has(entry.key)) return Effect.void
+        keys.add(entry.key)
+        return log.appendNow(cassetteLine(entry))
+      },
       has: (key) => keys.has(key),
       flush: log.flush,
       counts: Effect.sync(() => ({ existing, added: keys.size - existing }))

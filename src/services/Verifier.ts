@@ -139,6 +139,8 @@ const make = (settings: VerifierSettings) =>
   Effect.gen(function*() {
     const servers = yield* McpServers
     const cassettes = yield* Cassettes
+    // The layer's clock, read per call without an Effect (`Effect.clockWith` was one more step per call).
+    const clock = yield* Effect.clock
     const blocked = (steps: ReadonlyArray<VerifyStep>) =>
       blockedSteps(settings.inventory, steps, settings.allowSideEffects)
 
@@ -167,40 +169,40 @@ const make = (settings: VerifierSettings) =>
         onSuccess: (answer) => {
           const last = i + 1 === steps.length
           const next = answer.result.isError || last ? undefined : beginStep(steps[i + 1]!)
-          return Effect.clockWith((clock) => {
-            const now = clock.unsafeCurrentTimeMillis()
-            const illustrative = step.derivedParams.length > 0
-            const entry = makeEntry({
-              server: step.server,
-              tool: step.tool,
-              params: step.params,
-              result: answer.result,
-              duration_ms: answer.durationMs,
-              server_version: answer.serverVersion,
-              recorded_at: new Date(now).toISOString(),
-              illustrative
-            })
-            versions[step.server] = answer.serverVersion
-            if (answer.result.isError) {
-              return Effect.zipRight(
-                cassettes.record(entry),
-                Effect.fail(
-                  new VerificationFailed({
-                    status: "tool-error",
-                    step: step.step,
-                    server: step.server,
-                    tool: step.tool,
-                    reason: resultText(answer.result.content)
-                  })
-                )
-              )
-            }
-            done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
-            if (next === undefined) {
-              return Effect.as(cassettes.record(entry), verified(now, versions, done))
-            }
-            return Effect.zipRight(cassettes.record(entry), runFrom(steps, i + 1, next, versions, done))
+          const now = clock.unsafeCurrentTimeMillis()
+          const illustrative = step.derivedParams.length > 0
+          const entry = makeEntry({
+            server: step.server,
+            tool: step.tool,
+            params: step.params,
+            result: answer.result,
+            duration_ms: answer.durationMs,
+            server_version: answer.serverVersion,
+            recorded_at: new Date(now).toISOString(),
+            illustrative
           })
+          versions[step.server] = answer.serverVersion
+          // Recorded now, in the background (the writer started when it is not running): one Effect less per call.
+          const recorded = cassettes.recordNow(entry)
+          if (answer.result.isError) {
+            return Effect.zipRight(
+              recorded,
+              Effect.fail(
+                new VerificationFailed({
+                  status: "tool-error",
+                  step: step.step,
+                  server: step.server,
+                  tool: step.tool,
+                  reason: resultText(answer.result.content)
+                })
+              )
+            )
+          }
+          done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
+          const rest = next === undefined
+            ? Effect.succeed(verified(now, versions, done))
+            : runFrom(steps, i + 1, next, versions, done)
+          return recorded === Effect.void ? rest : Effect.zipRight(recorded, rest)
         }
       })
     }
@@ -211,7 +213,7 @@ const make = (settings: VerifierSettings) =>
     ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> =>
       steps.length > 0
         ? runFrom(steps, 0, beginStep(steps[0]!), {}, [])
-        : Effect.clockWith((clock) => Effect.succeed(verified(clock.unsafeCurrentTimeMillis(), {}, [])))
+        : Effect.sync(() => verified(clock.unsafeCurrentTimeMillis(), {}, []))
 
     const begin = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
       const stopped = blocked(steps)

@@ -34,6 +34,11 @@ export interface DurableLog {
    * where its bytes start): queues `data` when called and returns the wait.
    */
   readonly queue: (data: string | Uint8Array) => Effect.Effect<void, StorageError>
+  /**
+   * `append(text)` without `wait`, done when called (no Effect per line): queues `text` for the background
+   * writer and returns what starts that writer when it is not running (`Effect.void` when it is): run it.
+   */
+  readonly appendNow: (text: string) => Effect.Effect<void>
   readonly flush: Effect.Effect<void, StorageError>
   /** Texts appended that are not on disk yet (queued, or in a write that has not finished). */
   readonly unwritten: Effect.Effect<number>
@@ -155,6 +160,12 @@ export const makeDurableLog = (
         }),
       enqueue: (text) => Effect.sync(() => push(text)),
       queue: push,
+      appendNow: (text) => {
+        pending.push(text)
+        unwritten++
+        pushed++
+        return scheduled ? Effect.void : kick
+      },
       flush,
       unwritten: Effect.sync(() => unwritten)
     }
