@@ -43,7 +43,7 @@ import {
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
 import { RunJournal } from "../services/RunJournal.js"
-import { Storage } from "../services/Storage.js"
+import { readTextOrEmpty, Storage } from "../services/Storage.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
 import type { BatchLimits, PreparedLine } from "./batchSubmit.js"
 import {
@@ -220,7 +220,7 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     const storage = yield* Storage
     const answers = new BatchAnswers()
     const requestsFile = path.join(runDir, REQUESTS_FILE)
-    const text = (yield* storage.exists(requestsFile)) ? yield* storage.readText(requestsFile) : ""
+    const text = yield* readTextOrEmpty(storage, requestsFile)
     for (const r of readJsonLines(RequestHash, text).entries) answers.addSubmitted(r.custom_id, r.part, r.sha256)
     let unreadable = 0
     for (const part of run.parts) {

@@ -23,7 +23,7 @@ import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import { makeDurableLog } from "../services/durableLog.js"
-import { Storage } from "../services/Storage.js"
+import { readTextOrEmpty, Storage } from "../services/Storage.js"
 import { Verifier } from "../services/Verifier.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
@@ -90,7 +90,7 @@ const verdictOf = (row: SkyRLRow, outcome: Outcome): VerifyOutcome => {
 const readLog = (file: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const text = (yield* storage.exists(file)) ? yield* storage.readText(file) : ""
+    const text = yield* readTextOrEmpty(storage, file)
     const lines = readJsonLines(VerificationLogEntry, text)
     return { entries: new Map(lines.entries.map((e) => [keyOf(e), e])), torn: lines.torn }
   })

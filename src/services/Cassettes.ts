@@ -12,7 +12,7 @@ import type { StorageError } from "../domain/errors.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
 import { CASSETTE_FILE, cassetteLine, parseCassettes } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
-import { Storage } from "./Storage.js"
+import { readTextOrEmpty, Storage } from "./Storage.js"
 
 export interface CassettesApi {
   /** The cassette file (`DIR/cassettes.jsonl`). */
@@ -44,7 +44,7 @@ const open = (dir: string) =>
     const storage = yield* Storage
     const file = path.join(dir, CASSETTE_FILE)
     yield* storage.makeDirectory(dir)
-    const text = (yield* storage.exists(file)) ? yield* storage.readText(file) : ""
+    const text = yield* readTextOrEmpty(storage, file)
     const parsed = parseCassettes(text)
     if (parsed.torn) {
       yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)

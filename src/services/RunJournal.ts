@@ -37,7 +37,7 @@ import {
   readArchiveIndex
 } from "./runArchive.js"
 import type { StorageApi } from "./Storage.js"
-import { Storage } from "./Storage.js"
+import { readTextOrEmpty, Storage } from "./Storage.js"
 
 export interface RunPaths {
   readonly runDir: string
@@ -216,8 +216,7 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
     const storage = yield* Storage
     const state = emptyState()
     if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry>, ledgerTorn: false }
-    const read = (file: string) =>
-      Effect.flatMap(storage.exists(file), (there) => (there ? storage.readText(file) : Effect.succeed("")))
+    const read = (file: string) => readTextOrEmpty(storage, file)
     const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
     state.torn = journal.torn
     for (const entry of journal.entries) record(state, spec.planned, entry)
@@ -256,7 +255,7 @@ export const readJournal = (runDir: string, planned: ReadonlySet<number>) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const file = path.join(runDir, "journal.jsonl")
-    const text = (yield* storage.exists(file)) ? yield* storage.readText(file) : ""
+    const text = yield* readTextOrEmpty(storage, file)
     const state = emptyState()
     for (const entry of readJsonLines(JournalEntry, text).entries) record(state, planned, entry)
     return {

@@ -49,6 +49,10 @@ export interface RowRecord {
   readonly value: unknown
 }
 
+/** A file's text, or "" when there is no such file (a log or journal not written yet). */
+export const readTextOrEmpty = (storage: StorageApi, file: string): Effect.Effect<string, StorageError> =>
+  Effect.flatMap(storage.exists(file), (there) => (there ? storage.readText(file) : Effect.succeed("")))
+
 export interface StorageApi {
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
   readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>
