@@ -19,6 +19,7 @@ import { StorageLive } from "../src/services/Storage.js"
 import type { VerifierLiveSettings } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
 import { parseAllowList } from "../src/skyrl/verification.js"
+import { makeMemoryStorage } from "./support/memoryStorage.js"
 import type { PlanStepInput } from "./support/verifyRows.js"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
 
@@ -167,6 +168,34 @@ describe("verify against server-everything (stateless)", () => {
     expect(run.verification[8].steps.map((s: any) => s.illustrative)).toEqual([false, true])
     expect(run.report.servers).toEqual([expect.objectContaining({ server: "everything", starts: 1 })])
   }, 60_000)
+
+  it("the cassette entries and journal lines of the rows are on disk before the dataset naming them is committed", async () => {
+    const storage = makeMemoryStorage({
+      "/mem/in.jsonl": plans.slice(0, 2).map(([id, steps]) => JSON.stringify(row(id, ...steps))).join("\n") + "\n"
+    })
+    const settings: VerifierLiveSettings = {
+      inventory,
+      allowSideEffects: parseAllowList(undefined),
+      specs: [everything],
+      cassettesDir: "/mem/cassettes"
+    }
+    const result = await Effect.runPromise(
+      verifyDatasets({ files: ["/mem/in.jsonl"], out: "/mem/out.jsonl", inventory, concurrency: 2, resume: false })
+        .pipe(Effect.provide(Verifier.live(settings)), Effect.provide(Layer.merge(McpClientLive, storage.layer)))
+    )
+    expect(result.written).toBe(2)
+    const at = (file: string, kind: string) =>
+      storage.writes.flatMap((w, i) => (w.file === file && w.kind === kind ? [i] : []))
+    const [committed] = at("/mem/out.jsonl", "rows")
+    const appended = [
+      ...at("/mem/cassettes/cassettes.jsonl", "append"),
+      ...at(journalFileOf("/mem/out.jsonl"), "append")
+    ]
+    expect(storage.text("/mem/cassettes/cassettes.jsonl").trim().split("\n")).toHaveLength(3)
+    expect(storage.text(journalFileOf("/mem/out.jsonl")).trim().split("\n")).toHaveLength(2)
+    expect(committed).toBeDefined()
+    expect(Math.max(...appended)).toBeLessThan(committed!)
+  })
 
   it("side effects are opt-in: a tool not annotated read-only is skipped unless allowed", async () => {
     const toggle = row("toggle", { server: "everything", tool: "toggle-simulated-logging", params: {} })

@@ -476,12 +476,16 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       options.concurrency,
       (r) => startRecord(r.located, r.checked, ctx, outputs.push)
     )
+    // Every row's cassette entries and journal line are on disk before the dataset that names them is
+    // committed (the two flushes side by side: other files).
+    const settled = Effect.zipRight(
+      verifying,
+      Effect.all([verifier.flush, ctx.journal.flush], { concurrency: 2, discard: true })
+    )
     // The dataset is written beside the workers; a failure of either stops both.
-    const [, written] = yield* Effect.all([Effect.zipRight(verifying, outputs.end), outputs.write], {
+    const [, written] = yield* Effect.all([Effect.zipRight(settled, outputs.end), outputs.write], {
       concurrency: 2
     })
-    yield* verifier.flush
-    yield* ctx.journal.flush
     const rejects = yield* outputs.writeRejects
     return {
       summary: ctx.counter.summary(),
