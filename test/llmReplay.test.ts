@@ -7,6 +7,7 @@ import { ConfigProvider, Effect, Either, Layer, Logger, LogLevel, Schema } from 
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import type { LlmOptions } from "../src/cli/llmOptions.js"
 import { llmLayer, llmOptions } from "../src/cli/llmOptions.js"
@@ -117,6 +118,22 @@ describe("replay of skyrl archives, Responses bodies and batch output", () => {
         expect(Either.getOrThrow(r).value.title).toBe(expected)
       }
     }
+  })
+
+  it("reads gzipped recordings as the plain ones: a --raw-gzip log (a gzip member per line) and .json.gz files", async () => {
+    const dir = tmp()
+    const line = (title: string, score: number) =>
+      JSON.stringify({ name: "t", response: chatCompletionBody(JSON.stringify({ title, score })) }) + "\n"
+    // Two members, as the archive log appends them: one per record.
+    writeFileSync(join(dir, "archive_01.jsonl.gz"), Buffer.concat([gzipSync(line("one", 1)), gzipSync(line("two", 2))]))
+    writeFileSync(
+      join(dir, "b.json.gz"),
+      gzipSync(JSON.stringify(responsesBody(JSON.stringify({ title: "three", score: 3 }))))
+    )
+    const llm = await replay([dir])
+    const results = await Promise.all([0, 1, 2].map((i) => run(llm, req(Note, `sample-${i}`))))
+    // sorted order: archive_01.jsonl.gz:1, :2, b.json.gz
+    expect(results.map((r) => Either.getOrThrow(r).value.title)).toEqual(["one", "two", "three"])
   })
 
   it("reads Responses bodies, JSONL batch output and arrays; truncated and refused recordings keep their errors", async () => {

@@ -7,8 +7,9 @@
  * - skyrl's own archive records (`{ request, response, ... }`: the answer is `response`; a run's
  *   `archive_01.jsonl` logs, or the per-call files of earlier versions),
  * - Batch output lines (`{ custom_id, response: { status_code, body } }`),
- * as `.json` (one value or an array) or `.jsonl`. Entries without a readable answer (a manifest, a
- * failed call) are skipped.
+ * as `.json` (one value or an array) or `.jsonl`, each also gzipped (`.json.gz`, `.jsonl.gz`: a run
+ * archived with `--raw-gzip`, whose log is a gzip member per line). Entries without a readable answer (a
+ * manifest, a failed call) are skipped.
  *
  * Choice: the recording whose request asks exactly the same thing (same instructions, messages,
  * schema name and schema — whatever the backend, model or reasoning settings) when there is one;
@@ -19,6 +20,7 @@ import { Clock, Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { gunzipSync } from "node:zlib"
 import { isObject } from "../../domain/json.js"
 import type { AttemptRecord, Backend, LlmError, LlmSettings } from "../../domain/llm.js"
 import { ReplayUnavailable } from "../../domain/llm.js"
@@ -69,19 +71,22 @@ const listFiles = async (target: string): Promise<Array<string>> => {
   ) {
     const full = path.join(target, entry.name)
     if (entry.isDirectory()) out.push(...(await listFiles(full)))
-    else if (/\.jsonl?$/i.test(entry.name)) out.push(full)
+    else if (/\.jsonl?(\.gz)?$/i.test(entry.name)) out.push(full)
   }
   return out
 }
 
 const recordingsOfFile = async (file: string): Promise<Array<Recording>> => {
-  const text = await fs.readFile(file, "utf8")
+  const gzipped = /\.gz$/i.test(file)
+  const bytes = await fs.readFile(file)
+  // Every gzip member of the file, in order (Node's gunzip reads concatenated members).
+  const text = (gzipped ? gunzipSync(bytes) : bytes).toString("utf8")
   const out: Array<Recording> = []
   const add = (value: unknown, source: string) => {
     const r = recordingOf(value, source)
     if (r !== undefined) out.push(r)
   }
-  if (/\.jsonl$/i.test(file)) {
+  if (/\.jsonl(\.gz)?$/i.test(file)) {
     text.split("\n").forEach((line, i) => {
       if (line.trim() === "") return
       try {
