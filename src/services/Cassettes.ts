@@ -54,20 +54,22 @@ const open = (dir: string) =>
     const existing = keys.size
     // A whole last entry without its line end: the first write starts a line of its own.
     const log = yield* makeDurableLog(file, undefined, { torn: !parsed.torn && text !== "" && !text.endsWith("\n") })
+    /** Whether `key` is new (then it is taken: its line is the one to write). */
+    const claim = (key: string) => {
+      if (keys.has(key)) return false
+      keys.add(key)
+      return true
+    }
     return {
       file,
       record: (entry, options) =>
-        Effect.suspend(() => {
-          // Already stored: with `wait`, make sure the earlier line (maybe still in flight) is on disk.
-          if (keys.has(entry.key)) return Effect.as(options?.wait === true ? log.flush : Effect.void, false)
-          keys.add(entry.key)
-          return Effect.as(log.append(cassetteLine(entry), options), true)
-        }),
-      recordNow: (entry) => {
-        if (keys.has(entry.key)) return Effect.void
-        keys.add(entry.key)
-        return log.appendNow(cassetteLine(entry))
-      },
+        Effect.suspend(() =>
+          claim(entry.key)
+            ? Effect.as(log.append(cassetteLine(entry), options), true)
+            // Already stored: with `wait`, make sure the earlier line (maybe still in flight) is on disk.
+            : Effect.as(options?.wait === true ? log.flush : Effect.void, false)
+        ),
+      recordNow: (entry) => claim(entry.key) ? log.appendNow(cassetteLine(entry)) : Effect.void,
       has: (key) => keys.has(key),
       flush: log.flush,
       counts: Effect.sync(() => ({ existing, added: keys.size - existing }))

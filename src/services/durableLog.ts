@@ -141,11 +141,18 @@ export const makeDurableLog = (
       scheduled = true
       return Effect.asVoid(Effect.forkIn(drain, scope))
     })
-    /** Queues `data`; returns the wait for it (and everything before it) to be on disk. */
-    const push = (data: string | Uint8Array) => {
+    /** Queues `data`; returns how many texts are queued so far (with it). */
+    const add = (data: string | Uint8Array) => {
       pending.push(data)
       unwritten++
-      return writeBatch(++pushed)
+      return ++pushed
+    }
+    /** Queues `data`; returns the wait for it (and everything before it) to be on disk. */
+    const push = (data: string | Uint8Array) => writeBatch(add(data))
+    /** Queues `text` for the background writer; returns what starts that writer when it is not running. */
+    const appendNow = (text: string) => {
+      add(text)
+      return scheduled ? Effect.void : kick
     }
     const flush = Effect.suspend(() => writeBatch(pushed))
     yield* Effect.addFinalizer(() =>
@@ -153,19 +160,10 @@ export const makeDurableLog = (
     )
     return {
       file,
-      append: (text, options) =>
-        Effect.suspend(() => {
-          const wait = push(text)
-          return options?.wait === true ? wait : scheduled ? Effect.void : kick
-        }),
+      append: (text, options) => Effect.suspend(() => options?.wait === true ? push(text) : appendNow(text)),
       enqueue: (text) => Effect.sync(() => push(text)),
       queue: push,
-      appendNow: (text) => {
-        pending.push(text)
-        unwritten++
-        pushed++
-        return scheduled ? Effect.void : kick
-      },
+      appendNow,
       flush,
       unwritten: Effect.sync(() => unwritten)
     }
