@@ -25,6 +25,7 @@ import { CallToolResultSchema, ErrorCode, JSONRPCMessageSchema, McpError } from 
 import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
 import { PassThrough } from "node:stream"
+import { isObject } from "../domain/json.js"
 
 /** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
 export const DIRECT_IDS = 1_000_000_000
@@ -39,15 +40,12 @@ interface Pending {
   readonly timer: NodeJS.Timeout
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v)
-
 /**
  * A text block of `type` then `text` and no other keys: the schema gives back a block's keys in its own
  * order, without the keys it does not know (those blocks go to it).
  */
 const isPlainTextBlock = (b: unknown): boolean => {
-  if (!isPlainObject(b) || b.type !== "text" || typeof b.text !== "string") return false
+  if (!isObject(b) || b.type !== "text" || typeof b.text !== "string") return false
   let keys = 0
   for (const key in b) {
     if (key !== (keys === 0 ? "type" : "text")) return false
@@ -62,7 +60,7 @@ const isPlainTextBlock = (b: unknown): boolean => {
  * isError a boolean, no `_meta`); undefined when the schema must judge it.
  */
 export const plainCallResult = (result: unknown): Record<string, unknown> | undefined => {
-  if (!isPlainObject(result) || result._meta !== undefined) return undefined
+  if (!isObject(result) || result._meta !== undefined) return undefined
   const { content, isError, structuredContent } = result
   if (content !== undefined) {
     if (!Array.isArray(content)) return undefined
@@ -70,7 +68,7 @@ export const plainCallResult = (result: unknown): Record<string, unknown> | unde
   }
   if (isError !== undefined && typeof isError !== "boolean") return undefined
   if (structuredContent !== undefined) {
-    if (!isPlainObject(structuredContent) || Object.hasOwn(structuredContent, "__proto__")) return undefined
+    if (!isObject(structuredContent) || Object.hasOwn(structuredContent, "__proto__")) return undefined
   }
   return result
 }
@@ -247,7 +245,7 @@ export class StdioTransport implements Transport {
   /** One line from the server: a direct call's answer, or a message for the SDK. */
   private receive(line: string): void {
     const raw: unknown = JSON.parse(line)
-    if (isPlainObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id) && plainResponse(raw)) {
+    if (isObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id) && plainResponse(raw)) {
       this.answer(raw.id, raw)
       return
     }
@@ -284,9 +282,9 @@ const plainResponse = (m: Record<string, unknown>): boolean => {
   let keys = 0
   for (const _ in m) keys++
   if (keys !== 3 || m.jsonrpc !== "2.0") return false
-  if (m.result !== undefined) return isPlainObject(m.result) && m.result._meta === undefined
+  if (m.result !== undefined) return isObject(m.result) && m.result._meta === undefined
   const e = m.error
-  if (!isPlainObject(e) || !Number.isInteger(e.code) || typeof e.message !== "string") return false
+  if (!isObject(e) || !Number.isInteger(e.code) || typeof e.message !== "string") return false
   let errorKeys = 0
   for (const _ in e) errorKeys++
   return errorKeys === (e.data === undefined ? 2 : 3)
