@@ -331,8 +331,8 @@ export const writeJsonRowStream = <E>(
     readonly write: (text: string) => void
     readonly writeShared: (text: string) => void
     readonly drained: () => Promise<void>
-    /** Whether `drained` has anything to wait for (without it, it is always awaited). */
-    readonly backlogged?: () => boolean
+    /** Whether `drained` has anything to wait for. */
+    readonly backlogged: () => boolean
   },
   rows: Stream.Stream<WritableRow, E>,
   format: "json" | "jsonl",
@@ -368,7 +368,7 @@ export const writeJsonRowStream = <E>(
             n++
           }
           // No wait (an asynchronous step) between batches while a buffer is free.
-          return sink.backlogged?.() === false ? Effect.void : Effect.promise(() => sink.drained())
+          return sink.backlogged() ? Effect.promise(() => sink.drained()) : Effect.void
         })
       ),
       Effect.zipRight(Effect.sync(() => {
