@@ -206,8 +206,6 @@ class Failure {
 interface Wire {
   readonly client: Client
   readonly transport: Transport
-  /** The stdio transport's direct lane for tools/call (undefined over HTTP). */
-  readonly direct: StdioTransport | undefined
   /** tools/list was called on this client (the SDK then checks outputs against the tools' output schemas). */
   listed: boolean
   stderr: string
@@ -222,15 +220,7 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
     const headers = resolveReferences(spec.headers ?? {}, process.env)
     if (Either.isLeft(headers)) return Either.left(headers.left)
     const transport = new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers: headers.right } })
-    return Either.right({
-      client,
-      transport,
-      direct: undefined,
-      listed: false,
-      stderr: "",
-      stderrEnded: Promise.resolve(),
-      open: true
-    })
+    return Either.right({ client, transport, listed: false, stderr: "", stderrEnded: Promise.resolve(), open: true })
   }
   const env = resolveReferences(spec.env ?? {}, process.env)
   if (Either.isLeft(env)) return Either.left(env.left)
@@ -241,15 +231,7 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
     stderr: "pipe",
     ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
   })
-  const wire: Wire = {
-    client,
-    transport,
-    direct: transport,
-    listed: false,
-    stderr: "",
-    stderrEnded: Promise.resolve(),
-    open: true
-  }
+  const wire: Wire = { client, transport, listed: false, stderr: "", stderrEnded: Promise.resolve(), open: true }
   const stream = transport.stderr
   if (stream !== null) {
     stream.on("data", (chunk: Buffer | string) => {
@@ -322,8 +304,9 @@ const startCall = (
   timeout: Duration.Duration
 ): Effect.Effect<TimedCallResult, McpCallError> => {
   const call = new PendingCall(spec.name, tool, timeout, wire)
-  if (wire.direct !== undefined && !wire.listed) {
-    wire.direct.call(tool, params, Duration.toMillis(timeout), call)
+  // Over stdio, the transport's direct lane (over HTTP there is none).
+  if (wire.transport instanceof StdioTransport && !wire.listed) {
+    wire.transport.call(tool, params, Duration.toMillis(timeout), call)
   } else {
     try {
       wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
