@@ -146,9 +146,14 @@ const make = (settings: VerifierSettings) =>
 
     const verified = (
       now: number,
-      servers: Record<string, string | null>,
+      versions: Record<string, string | null>,
       steps: Array<VerificationRecord["steps"][number]>
-    ): VerificationRecord => ({ status: "verified", verified_at: new Date(now).toISOString(), servers, steps })
+    ): VerificationRecord => ({
+      status: "verified",
+      verified_at: new Date(now).toISOString(),
+      servers: versions,
+      steps
+    })
 
     /**
      * The steps from `i` on, each recorded in the cassettes as it answers; the first tool error ends the
