@@ -108,3 +108,22 @@ describe("convert with nothing convertible", () => {
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
   })
 })
+
+describe("convert never writes over its input", () => {
+  it("--out naming the tasks file (by another spelling too) is a usage error; the input is unchanged", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    const text = JSON.stringify(task(1)) + "\n"
+    writeFileSync(input, text)
+    for (const out of [input, `${dir}/./tasks.jsonl`]) {
+      const r = runCli(["convert", input, "--out", out])
+      expect(r.status).toBe(2)
+      expect(r.stderr).toContain("--out: is the tasks file")
+      expect(readFileSync(input, "utf8")).toBe(text)
+    }
+    const r = runCli(["convert", input, "--out", join(dir, "rows.jsonl"), "--rejects", input])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("--rejects: is the tasks file")
+    expect(readFileSync(input, "utf8")).toBe(text)
+  })
+})

@@ -1,7 +1,9 @@
 /** Live wiring of `convert` (loaded lazily by src/cli/convert.ts). */
 import { Clock, Effect, Option, Schema } from "effect"
+import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { Inventory } from "../domain/inventory.js"
+import { SettingsError } from "../domain/run.js"
 import { convertProgram } from "../programs/convert.js"
 import { ScratchLive } from "../services/Scratch.js"
 import { Storage, StorageLive } from "../services/Storage.js"
@@ -41,13 +43,22 @@ export const runConvert = (options: {
   readonly asOf: Option.Option<string>
 }) =>
   Effect.gen(function*() {
+    const rejectsFile = Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`)
+    for (const [setting, file] of [["--out", options.out], ["--rejects", rejectsFile]] as const) {
+      if (path.resolve(file) === path.resolve(options.tasks)) {
+        return yield* new SettingsError({
+          setting,
+          reason: "is the tasks file; convert never modifies its input, write to another file"
+        })
+      }
+    }
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY))
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const now = new Date(yield* Clock.currentTimeMillis)
     yield* convertProgram({
       tasksFile: options.tasks,
       out: options.out,
-      rejectsFile: Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`),
+      rejectsFile,
       dataSource: options.dataSource,
       inventory,
       maxPromptTokens,
