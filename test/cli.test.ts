@@ -107,6 +107,22 @@ describe("convert with nothing convertible", () => {
     expect(r.stderr).toContain("bad.jsonl: all 1 tasks were rejected")
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
   })
+
+  it("leaves an existing --out as it was when every task is rejected (no empty dataset in its place)", () => {
+    const dir = tmp()
+    const good = join(dir, "good.jsonl")
+    writeFileSync(good, JSON.stringify(task(1)) + "\n")
+    const out = join(dir, "rows.jsonl")
+    expect(runCli(["convert", good, "--out", out]).status).toBe(0)
+    const before = readFileSync(out, "utf8")
+    const bad = join(dir, "bad.jsonl")
+    writeFileSync(bad, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
+    const r = runCli(["convert", bad, "--out", out])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain("nothing to convert")
+    expect(readFileSync(out, "utf8")).toBe(before)
+    expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
+  })
 })
 
 describe("convert never writes over its input", () => {

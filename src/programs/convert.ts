@@ -189,28 +189,38 @@ export const convertProgram = (options: ConvertOptions) =>
       metadata: { source: `convert:${options.tasksFile}` }
     }
     const run: Run = { read: 0, rejected: [], warnings: [] }
-    const rows = taskRows(storage, options, context, run)
+    // A file whose every task was rejected fails the write before it commits: an existing --out stays.
+    const rows = taskRows(storage, options, context, run).pipe(
+      Stream.concat(Stream.suspend(() =>
+        run.read > 0 && run.rejected.length === run.read
+          ? Stream.fail(
+            new InputError({
+              file: options.tasksFile,
+              reason: `all ${run.read} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert, ` +
+                `${options.out} not written`
+            })
+          )
+          : Stream.empty
+      ))
+    )
+    const writeRejects = Effect.suspend(() =>
+      run.rejected.length === 0 ? Effect.void : storage.writeFileAtomic(
+        options.rejectsFile,
+        run.rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
+      )
+    )
     // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
     // the run (the file is kept).
     const checks = yield* checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
-    const written = yield* storage.writeRowStream(options.out, rows, { inspect: checks.inspect })
+    const written = yield* storage.writeRowStream(options.out, rows, { inspect: checks.inspect }).pipe(
+      Effect.tapError(() => writeRejects)
+    )
+    yield* writeRejects
     const { read, rejected } = run
-    if (rejected.length > 0) {
-      yield* storage.writeFileAtomic(
-        options.rejectsFile,
-        rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
-      )
-    }
     yield* Effect.logInfo(
       `converted ${written} of ${read} tasks into ${options.out}` +
         (rejected.length > 0 ? `; ${rejected.length} rejected (see ${options.rejectsFile})` : "")
     )
-    if (written === 0 && rejected.length > 0) {
-      return yield* new InputError({
-        file: options.tasksFile,
-        reason: `all ${rejected.length} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert`
-      })
-    }
     yield* checks.settle
     return { written, rejected } satisfies ConvertSummary
   }).pipe(Effect.scoped)
