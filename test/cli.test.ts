@@ -65,6 +65,16 @@ describe("skyrl CLI", () => {
     expect(r.stderr).toMatch(/garbage\.json: not JSON/)
     expect(r.stderr.trim().split("\n")).toHaveLength(1)
   })
+  it("with a .parquet --out, input that is not JSON is the input's error, not a write failure", () => {
+    const dir = tmp()
+    const input = join(dir, "garbage.json")
+    writeFileSync(input, "\u0000\u0001binary")
+    const out = join(dir, "x.parquet")
+    const r = runCli(["convert", input, "--out", out])
+    expect(r.status).toBe(1)
+    expect(r.stderr.trim()).toMatch(/^skyrl: \S*garbage\.json: not JSON/)
+    expect(r.stderr).not.toContain("cannot write")
+  })
   it("--log-format json writes one JSON object per log line on stderr", () => {
     const dir = tmp()
     const input = join(dir, "tasks.json")

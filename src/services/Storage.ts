@@ -751,17 +751,23 @@ const writeRowStreamLive = <E>(
     const t = yield* tempFileFor(file)
     if (format === "parquet") {
       const { writeParquetRows } = yield* Effect.promise(() => import("./parquet.js"))
-      const encoded = rows.pipe(Stream.map((row) => {
-        const e = encodedOf(row)
-        options.inspect?.(e)
-        return e
-      }))
+      // The rows' own failure (an input error) is theirs, not a failure to write the file.
+      let failed: { readonly error: E } | undefined
+      const encoded = rows.pipe(
+        Stream.tapError((error) => Effect.sync(() => (failed = { error }))),
+        Stream.map((row) => {
+          const e = encodedOf(row)
+          options.inspect?.(e)
+          return e
+        })
+      )
       // The signal ends the iteration when the write is interrupted: a `next` waiting for a row the
       // interrupted producer will never make must not hold the write (and its temp file) open.
       const n = yield* Effect.flatMap(Stream.toAsyncIterableEffect(encoded), (iterable) =>
         Effect.tryPromise({
           try: (signal) => writeParquetRows(t.handle, untilAborted(iterable, signal)),
-          catch: (e) => new StorageError({ path: file, operation: "write", reason: reason(e) })
+          catch: (e): StorageError | E =>
+            failed !== undefined ? failed.error : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
       yield* commitTemp(file, t, undefined)
       return n
