@@ -7,7 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
 import { setFlagsFromString } from "node:v8"
-import { describeCause, exitCodeOf } from "./cli/exit.js"
+import { describeCause, exitCodeOf, finalErrorLine, jsonLogsRequested } from "./cli/exit.js"
 import { cli } from "./cli/main.js"
 
 /**
@@ -37,7 +37,8 @@ cli(argv).pipe(
       const failure = Cause.failureOption(cause)
       // @effect/cli has already printed usage errors with the help text.
       if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) return
-      process.stderr.write(`skyrl: ${describeCause(cause, process.argv.includes("debug"))}\n`)
+      const message = describeCause(cause, process.argv.includes("debug"))
+      process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
     })
   ),
   Effect.provide(NodeContext.layer),

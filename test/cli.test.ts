@@ -85,6 +85,23 @@ describe("skyrl CLI", () => {
     expect(lines.length).toBeGreaterThan(0)
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("message")
   })
+  it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    writeFileSync(input, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
+    const out = join(dir, "rows.jsonl")
+    for (const r of [
+      runCli(["--log-format", "json", "convert", input, "--out", out]),
+      runCli(["--log-format=json", "convert", input, "--out", out]),
+      runCli(["convert", input, "--out", out], { env: { SKYRL_LOG_FORMAT: "json" } })
+    ]) {
+      expect(r.status).toBe(1)
+      const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l))
+      const last = lines[lines.length - 1]
+      expect(last.logLevel).toBe("ERROR")
+      expect(last.message).toContain(`${input}: all 1 tasks were rejected`)
+    }
+  })
 })
 
 describe("convert keeps invalid plans out of the dataset", () => {

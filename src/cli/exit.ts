@@ -35,3 +35,19 @@ export const describeCause = (cause: Cause.Cause<unknown>, verbose: boolean): st
   }
   return Cause.pretty(cause)
 }
+
+/**
+ * Whether the command was asked for JSON logs (`--log-format json`, `--log-format=json`, else
+ * SKYRL_LOG_FORMAT), read from the raw arguments: the final error is printed after @effect/cli is done.
+ */
+export const jsonLogsRequested = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): boolean => {
+  const i = argv.indexOf("--log-format")
+  const flag = i !== -1 ? argv[i + 1] : argv.find((a) => a.startsWith("--log-format="))?.slice("--log-format=".length)
+  return (flag ?? env.SKYRL_LOG_FORMAT) === "json"
+}
+
+/** The final error line on stderr: `skyrl: MESSAGE`, or with JSON logs one object like the log lines. */
+export const finalErrorLine = (message: string, json: boolean, now: Date): string =>
+  json
+    ? JSON.stringify({ message: `skyrl: ${message}`, logLevel: "ERROR", timestamp: now.toISOString() }) + "\n"
+    : `skyrl: ${message}\n`
