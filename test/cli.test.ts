@@ -56,6 +56,17 @@ describe("skyrl CLI", () => {
     expect(r.stderr).toContain("/nonexistent/tasks.json")
     expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
   })
+  it("an --out whose parent is a file is a usage error (exit 2) naming the path, not an internal error", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    writeFileSync(input, JSON.stringify(task(1)) + "\n")
+    const out = join(input, "rows.jsonl")
+    const r = runCli(["convert", input, "--out", out])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain(`skyrl: ${out}: `)
+    expect(r.stderr).toContain("ENOTDIR")
+    expect(r.stderr).not.toContain("internal error")
+  })
   it("input that is not JSON names the file and exits 1", () => {
     const dir = tmp()
     const input = join(dir, "garbage.json")

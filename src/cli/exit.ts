@@ -6,8 +6,22 @@ export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 export const EXIT_INTERRUPTED = 130
 
+/**
+ * A file-system error as a defect: @effect/cli checks path arguments with @effect/platform's FileSystem
+ * and dies when the check itself fails (an --out under a file: ENOTDIR); skyrl uses no FileSystem of its
+ * own. `PATH: DESCRIPTION`, or undefined for any other defect.
+ */
+const pathCheckFailure = (cause: Cause.Cause<unknown>): string | undefined => {
+  const d = Option.getOrUndefined(Cause.dieOption(cause)) as
+    | { _tag?: unknown; pathOrDescriptor?: unknown; description?: unknown }
+    | undefined
+  if (d?._tag !== "SystemError" || d.pathOrDescriptor === undefined) return undefined
+  return `${String(d.pathOrDescriptor)}: ${String(d.description ?? "cannot be used")}`
+}
+
 export const exitCodeOf = (cause: Cause.Cause<unknown>): number => {
   if (Cause.isInterruptedOnly(cause)) return EXIT_INTERRUPTED
+  if (pathCheckFailure(cause) !== undefined) return EXIT_USAGE
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     if (ValidationError.isValidationError(failure.value)) return EXIT_USAGE
@@ -27,6 +41,8 @@ export const describeCause = (cause: Cause.Cause<unknown>, verbose: boolean): st
     }
     return String(e)
   }
+  const pathProblem = pathCheckFailure(cause)
+  if (pathProblem !== undefined && !verbose) return pathProblem
   const defect = Cause.dieOption(cause)
   if (Option.isSome(defect)) {
     const d = defect.value
