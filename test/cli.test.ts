@@ -101,11 +101,13 @@ describe("skyrl CLI", () => {
     const input = join(dir, "tasks.jsonl")
     writeFileSync(input, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
     const out = join(dir, "rows.jsonl")
-    for (const r of [
-      runCli(["--log-format", "json", "convert", input, "--out", out]),
-      runCli(["--log-format=json", "convert", input, "--out", out]),
-      runCli(["convert", input, "--out", out], { env: { SKYRL_LOG_FORMAT: "json" } })
-    ]) {
+    for (
+      const r of [
+        runCli(["--log-format", "json", "convert", input, "--out", out]),
+        runCli(["--log-format=json", "convert", input, "--out", out]),
+        runCli(["convert", input, "--out", out], { env: { SKYRL_LOG_FORMAT: "json" } })
+      ]
+    ) {
       expect(r.status).toBe(1)
       const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l))
       const last = lines[lines.length - 1]

@@ -767,7 +767,9 @@ const writeRowStreamLive = <E>(
         Effect.tryPromise({
           try: (signal) => writeParquetRows(t.handle, untilAborted(iterable, signal)),
           catch: (e): StorageError | E =>
-            failed !== undefined ? failed.error : new StorageError({ path: file, operation: "write", reason: reason(e) })
+            failed !== undefined
+              ? failed.error
+              : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
       yield* commitTemp(file, t, undefined)
       return n
