@@ -20,6 +20,12 @@ describe("skyrl CLI", () => {
     expect(r.stdout).toContain("convert")
     expect(r.stderr).toBe("")
   })
+  it("convert --help describes --as-of once, with convert's default (not generate's)", () => {
+    const r = runCli(["convert", "--help"])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("default per task: its as_of")
+    expect(r.stdout).not.toContain("the run's start date")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

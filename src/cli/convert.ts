@@ -1,7 +1,7 @@
 /** `skyrl convert TASKS_FILE --out FILE`: task objects (JSON/JSONL) → SkyRL rows. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { asOfOption, dataSourceOption, inventoryOption, maxPromptTokensOption, outOption } from "./shared.js"
+import { asOfOptionDescribed, dataSourceOption, inventoryOption, maxPromptTokensOption, outOption } from "./shared.js"
 
 export const convertCommand = Command.make(
   "convert",
@@ -13,11 +13,9 @@ export const convertCommand = Command.make(
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     maxPromptTokens: maxPromptTokensOption,
-    asOf: asOfOption.pipe(
-      Options.withDescription(
-        "The date of every row's `Today is` line (default per task: its as_of, else the date of its generated_at, " +
-          "else today)"
-      )
+    asOf: asOfOptionDescribed(
+      "The date of every row's `Today is` line (default per task: its as_of, else the date of its generated_at, " +
+        "else today)"
     ),
     rejects: Options.file("rejects").pipe(
       Options.withDescription("Where rejected tasks go (default: <out>.rejects.jsonl)"),

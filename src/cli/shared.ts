@@ -63,12 +63,16 @@ export const maxPromptTokensOption = Options.integer("max-prompt-tokens").pipe(
   Options.withDefault(DEFAULT_MAX_PROMPT_TOKENS)
 )
 
-export const asOfOption = Options.text("as-of").pipe(
-  Options.withDescription(
-    "The date of the prompts' `Today is YYYY-MM-DD.` line, recorded as metadata as_of (default: the run's start date)"
-  ),
-  Options.withFallbackConfig(Config.string("AS_OF")),
-  Options.optional
+/** `--as-of` (env AS_OF) described for a command (withDescription on a made option appends, it does not replace). */
+export const asOfOptionDescribed = (description: string) =>
+  Options.text("as-of").pipe(
+    Options.withDescription(description),
+    Options.withFallbackConfig(Config.string("AS_OF")),
+    Options.optional
+  )
+
+export const asOfOption = asOfOptionDescribed(
+  "The date of the prompts' `Today is YYYY-MM-DD.` line, recorded as metadata as_of (default: the run's start date)"
 )
 
 /** A real calendar day written YYYY-MM-DD. */
