@@ -26,6 +26,12 @@ describe("skyrl CLI", () => {
     expect(r.stdout).toContain("default per task: its as_of")
     expect(r.stdout).not.toContain("the run's start date")
   })
+  it("verify --help describes --out once (verify's own description)", () => {
+    const r = runCli(["verify", "--help"])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("Where the verified rows go")
+    expect(r.stdout).not.toContain("Output dataset path")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { inventoryOption, outOption, serversConfigOption } from "./shared.js"
+import { inventoryOption, serversConfigOption } from "./shared.js"
 import { allowSideEffectsOption, cassettesOption } from "./verifyFlags.js"
 
 export const verifyOptions = {
@@ -13,7 +13,8 @@ export const verifyOptions = {
     Args.withDescription("Datasets to verify (.json, .jsonl, .parquet); rows are read in order, file after file"),
     Args.atLeast(1)
   ),
-  out: outOption.pipe(
+  out: Options.file("out").pipe(
+    Options.withAlias("o"),
     Options.withDescription(
       "Where the verified rows go (.json, .jsonl, .parquet); the others go to <out>.rejects.jsonl with their reason"
     )
