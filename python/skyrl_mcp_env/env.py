@@ -82,7 +82,32 @@ class Settings:
             values.update({k: v for k in Settings.__dataclass_fields__ if (v := _setting(config, k)) is not None})
         if "allow_side_effects" in values:
             values["allow_side_effects"] = _allowed_tools(values["allow_side_effects"])
+        for key, value in values.items():
+            _check_type(key, value)
         return Settings(**values)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# What each typed setting must be: a wrong type fails at construction, never mid-episode, and a string
+# "false" (truthy) never turns strict mode on.
+_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "strict": (lambda v: isinstance(v, bool), "true or false"),
+    "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
+    "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
+    "startup_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
+    "cassettes": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
+    "inventory": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
+}
+
+
+def _check_type(key: str, value: Any) -> None:
+    check = _TYPES.get(key)
+    if check is not None and not check[0](value):
+        raise ConfigError(f"{key}: expected {check[1]}, got {value!r}")
 
 
 def _allowed_tools(value: Any) -> Any:

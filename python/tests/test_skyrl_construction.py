@@ -8,6 +8,7 @@ package's own stand-in base class)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -123,6 +124,25 @@ def test_an_unknown_config_key_is_a_clear_error(generated_rows):
         MCPToolEnv(AttrDict({"cassete": "/tmp/x"}), extras)
     with pytest.raises(ConfigError, match="expected 'cassette' or 'live'"):
         MCPToolEnv({"tools": "replay"}, extras)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"strict": "false"}, "strict: expected true or false, got 'false'"),
+        ({"dependencies_across_turns": 0}, "dependencies_across_turns: expected true or false, got 0"),
+        ({"max_response_chars": "8000"}, "max_response_chars: expected a positive integer, got '8000'"),
+        ({"max_response_chars": 0}, "max_response_chars: expected a positive integer, got 0"),
+        ({"call_timeout": "30"}, "call_timeout: expected a positive number of seconds, got '30'"),
+        ({"startup_timeout": -1}, "startup_timeout: expected a positive number of seconds, got -1"),
+        ({"cassettes": 3}, "cassettes: expected a path, got 3"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_a_clear_error_at_construction(generated_rows, config, message):
+    # "false" as a string is truthy: strict mode would be on while the config says false.
+    extras = {k: v for k, v in generated_rows[0].items() if k not in ("prompt", "env_class")}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        MCPToolEnv(config, extras)
 
 
 def test_settings_from_the_environment_variable_under_the_config_section(generated_rows, monkeypatch):
