@@ -276,16 +276,26 @@ def read_rows(path: str) -> list[tuple[str, dict[str, Any]]]:
     if p.suffix == ".parquet":
         rows = _read_parquet(p)
     elif p.suffix == ".jsonl":
-        rows = [
-            _json_line(p, i, line) for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()) if line.strip()
-        ]
-    else:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        rows = [_json_line(p, i, line) for i, line in enumerate(_text(p).splitlines()) if line.strip()]
+    elif p.suffix == ".json":
+        try:
+            data = json.loads(_text(p))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p}: not JSON ({e})") from None
         rows = data if isinstance(data, list) else [data]
+    else:
+        raise ValueError(f"{p}: unknown dataset format: use a .jsonl, .json or .parquet file (decompress it first)")
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise ValueError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
     return [(f"{p.name} row {i}", row) for i, row in enumerate(rows)]
+
+
+def _text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not UTF-8 text (byte {e.start}); a compressed file? decompress it first") from None
 
 
 def _json_line(p: Path, i: int, line: str) -> Any:

@@ -1,8 +1,11 @@
 """The gameability report, and the acceptance figures on rows skyrl writes."""
 
 import json
+import re
 import subprocess
 import sys
+
+import pytest
 
 from conftest import FIXTURES, REPO, extras_of
 
@@ -120,3 +123,18 @@ def test_cli_text_report_and_bad_input(tmp_path):
         timeout=300,
     )
     assert done.returncode == 2 and "bad.jsonl: row 1: not JSON" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("rows.json", b"{not json", "rows.json: not JSON"),
+        ("rows.jsonl", b"\x1f\x8b\x08\x00binary", "rows.jsonl: not UTF-8 text"),
+        ("rows.jsonl.gz", b"\x1f\x8b\x08\x00binary", "rows.jsonl.gz: unknown dataset format"),
+    ],
+)
+def test_read_rows_names_the_file_of_an_unreadable_dataset(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        reward_check.read_rows(str(path))
