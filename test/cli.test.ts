@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { runCli } from "./support/cli.js"
 
@@ -87,6 +88,17 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/garbage\.json: not JSON/)
     expect(r.stderr.trim().split("\n")).toHaveLength(1)
+  })
+  it("a gzip-compressed file (convert, validate): the error says it is gzip and to decompress it", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    writeFileSync(input, gzipSync(JSON.stringify(task(1)) + "\n"))
+    for (const args of [["convert", input, "--out", join(dir, "rows.jsonl")], ["validate", input]]) {
+      const r = runCli(args)
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toContain(`skyrl: ${input}`)
+      expect(r.stderr).toContain("it is gzip-compressed; decompress it first")
+    }
   })
   it("with a .parquet --out, input that is not JSON is the input's error, not a write failure", () => {
     const dir = tmp()

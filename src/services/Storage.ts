@@ -405,7 +405,13 @@ const parseLine = (text: string, row: number, line: number): unknown => {
   try {
     return JSON.parse(text)
   } catch (e) {
-    throw new RowReadFailure(row, `line ${line} is not valid JSON: ${(e as Error).message}`)
+    const gzip = line === 1 && text.charCodeAt(0) === 0x1f // gzip's magic byte
+    throw new RowReadFailure(
+      row,
+      gzip
+        ? "not JSON Lines: it is gzip-compressed; decompress it first (gunzip)"
+        : `line ${line} is not valid JSON: ${(e as Error).message}`
+    )
   }
 }
 

@@ -12,6 +12,15 @@ export type RecordResult =
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
+/** A text that starts with neither '[' nor '{' (gzip's magic byte 0x1f is named: a common mistake). */
+const notJson = (file: string, head: string) =>
+  new InputError({
+    file,
+    reason: head.charCodeAt(0) === 0x1f
+      ? "not JSON or JSON Lines: it is gzip-compressed; decompress it first (gunzip)"
+      : "not JSON or JSON Lines: the first character must be '[' or '{'"
+  })
+
 export const parseRecords = (text: string, file: string): Either.Either<ReadonlyArray<RecordResult>, InputError> =>
   Either.map(recordsOf(text, file), (records) => [...records])
 
@@ -40,9 +49,7 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
       // Not one object: read it as JSON Lines below.
     }
   } else {
-    return Either.left(
-      new InputError({ file, reason: "not JSON or JSON Lines: the first character must be '[' or '{'" })
-    )
+    return Either.left(notJson(file, trimmed))
   }
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
 }
@@ -89,11 +96,7 @@ export const recordsFormatOf = (
   const head = firstLine?.trim() ?? ""
   if (head === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   if (head.startsWith("[")) return Either.right("whole")
-  if (!head.startsWith("{")) {
-    return Either.left(
-      new InputError({ file, reason: "not JSON or JSON Lines: the first character must be '[' or '{'" })
-    )
-  }
+  if (!head.startsWith("{")) return Either.left(notJson(file, head))
   try {
     JSON.parse(head)
     return Either.right("lines")
