@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
@@ -88,6 +88,18 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/garbage\.json: not JSON/)
     expect(r.stderr.trim().split("\n")).toHaveLength(1)
+  })
+  it("an empty JSON array (convert, enrich) is an error like an empty file, not an empty dataset", () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.json")
+    writeFileSync(input, "[ ]\n")
+    const out = join(dir, "rows.jsonl")
+    for (const args of [["convert", input, "--out", out], ["enrich", input, "--out", out, "--dry-run"]]) {
+      const r = runCli(args)
+      expect(r.status).toBe(1)
+      expect(r.stderr).toContain(`skyrl: ${input}: the JSON array is empty: nothing to read`)
+    }
+    expect(existsSync(out)).toBe(false)
   })
   it("a gzip-compressed file (convert, validate): the error says it is gzip and to decompress it", () => {
     const dir = tmp()

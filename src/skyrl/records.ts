@@ -37,6 +37,10 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
     try {
       const value: unknown = JSON.parse(body)
       if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
+      // Like an empty file: an empty dataset written at exit 0 would hide the mistake upstream.
+      if (value.length === 0) {
+        return Either.left(new InputError({ file, reason: "the JSON array is empty: nothing to read" }))
+      }
       return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
     } catch (e) {
       return Either.left(new InputError({ file, reason: `not valid JSON: ${describe(e)}` }))
