@@ -201,6 +201,21 @@ describe("convert with nothing convertible", () => {
   })
 })
 
+describe("convert's rejects file is this run's", () => {
+  it("a run without rejects empties the rejects file an earlier run left", () => {
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const mixed = join(dir, "mixed.jsonl")
+    writeFileSync(mixed, [task(1), { user_prompt: "x", tool_sequence: [] }].map((t) => JSON.stringify(t)).join("\n"))
+    expect(runCli(["convert", mixed, "--out", out]).status).toBe(0)
+    expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
+    const good = join(dir, "good.jsonl")
+    writeFileSync(good, JSON.stringify(task(2)) + "\n")
+    expect(runCli(["convert", good, "--out", out]).status).toBe(0)
+    expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toBe("")
+  })
+})
+
 describe("convert never writes over its input", () => {
   it("--out naming the tasks file (by another spelling too) is a usage error; the input is unchanged", () => {
     const dir = tmp()

@@ -203,8 +203,9 @@ export const convertProgram = (options: ConvertOptions) =>
           : Stream.empty
       ))
     )
+    // Written whenever tasks were read, empty when none was rejected: the file never lists an earlier run's.
     const writeRejects = Effect.suspend(() =>
-      run.rejected.length === 0 ? Effect.void : storage.writeFileAtomic(
+      run.read === 0 ? Effect.void : storage.writeFileAtomic(
         options.rejectsFile,
         run.rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
       )
