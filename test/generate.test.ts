@@ -315,6 +315,22 @@ describe("rebuild", () => {
     },
     60_000
   )
+
+  it("refuses an --out that is one of the run directory's own files (it wrote rows over journal.jsonl)", async () => {
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
+    expect((await runCliAsync(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    const runDir = runDirOf(out)
+    const journal = join(runDir, "journal.jsonl")
+    const before = readFileSync(journal, "utf8")
+    const r = await runCliAsync(["rebuild", runDir, "--out", join(runDir, ".", "journal.jsonl")])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("--out: is a file of the run directory")
+    expect(readFileSync(journal, "utf8")).toBe(before)
+    // A new file there is fine.
+    const fresh = await runCliAsync(["rebuild", runDir, "--out", join(runDir, "rebuilt.jsonl")])
+    expect(fresh.status, fresh.stderr).toBe(0)
+    expect(readJsonl(join(runDir, "rebuilt.jsonl"))).toHaveLength(2)
+  })
 })
 
 /** Starts `generate` and kills it (SIGKILL) once `samples` samples are journaled; resolves the journaled sample numbers. */

@@ -1,6 +1,7 @@
 /** Live wiring of `rebuild` (loaded lazily by src/cli/rebuild.ts). */
 import { Effect, Layer, Option } from "effect"
 import * as path from "node:path"
+import { SettingsError } from "../domain/run.js"
 import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
 import { readManifest } from "../services/RunJournal.js"
@@ -15,6 +16,13 @@ export const runRebuild = (options: {
 }) =>
   Effect.gen(function*() {
     const storage = yield* Storage
+    const out = path.resolve(options.out)
+    if (path.dirname(out) === path.resolve(options.runDir) && (yield* storage.exists(out))) {
+      return yield* new SettingsError({
+        setting: "--out",
+        reason: `is a file of the run directory (${path.basename(out)}), which rebuild only reads; write elsewhere`
+      })
+    }
     // The inventory the run kept (inventory.json in its directory), unless --inventory overrides it; runs of
     // older versions: the inventory settings of their manifest.
     const kept = path.join(options.runDir, "inventory.json")
