@@ -253,6 +253,15 @@ describe("generate against the fake OpenAI server", () => {
     expect(existsSync(out)).toBe(false)
   })
 
+  it("--servers naming an unknown server says so (not that recorded answers cannot give domains)", async () => {
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
+    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--servers", "fmp,nosuch"])
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain("unknown server \"nosuch\" in --servers")
+    expect(r.stderr).not.toContain("--domains")
+    expect(existsSync(out)).toBe(false)
+  })
+
   it("runs offline with no key from the bundled recorded answers (the README's main job)", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCliAsync(["generate", "-n", "5", "--out", out])

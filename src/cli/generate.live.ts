@@ -45,10 +45,12 @@ export const runGenerate = (options: GenerateCliOptions) =>
       Option.isSome(servers) ? { servers: servers.value } : undefined
     ).pipe(Layer.provide(StorageLive))
     const modelSettings = Run.modelSettingsOf(options, flagLlm, yield* usesOpenAI(options))
+    // Loaded before the plan flags are judged: an unknown --servers entry is the error to report, not what
+    // the remaining inventory (not the bundled one) would need.
+    const inventory = yield* Inventory.pipe(Effect.provide(inventoryLayer))
     const plan = yield* Plan.planFlags(options, modelSettings.answers).pipe(Effect.provide(StorageLive))
 
     const rowSettings = yield* Run.rowSettingsOf(options)
-    const inventory = yield* Inventory.pipe(Effect.provide(inventoryLayer))
     const catalogue = inventory.inventory
     const fresh = new RunSettings({
       command: "generate",
