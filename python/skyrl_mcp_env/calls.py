@@ -3,7 +3,8 @@
 The prompt says, on one line: ``To call a tool, reply with exactly: <tool_call>{"name": "TOOL",
 "arguments": {...}}</tool_call>``. A turn may hold several such blocks; each becomes one call. The env
 answers each call with a user message ``<tool_response>\\n...\\n</tool_response>``. Text inside
-``<think>...</think>`` is ignored (reasoning models mention the syntax while thinking).
+``<think>...</think>`` is ignored (reasoning models mention the syntax while thinking), and so is text
+before a lone ``</think>`` (the chat template opened the block in the prompt).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ Parsed = Union[Call, Malformed]
 
 
 def strip_thinking(action: str) -> str:
-    return _THINK.sub("", action)
+    text = _THINK.sub("", action)
+    # A chat template that ends the generation prompt with "<think>" (DeepSeek-R1 distills) leaves the
+    # turn's reasoning without its opening tag: everything up to a lone </think> is reasoning.
+    close = text.find("</think>")
+    return text if close == -1 else text[close + len("</think>") :]
 
 
 def parse_calls(action: str) -> list[Parsed]:

@@ -3,7 +3,7 @@ import json
 import pytest
 from conftest import SYNTAX
 
-from skyrl_mcp_env.calls import Call, Malformed, parse_calls, tool_response
+from skyrl_mcp_env.calls import Call, Malformed, parse_calls, strip_thinking, tool_response
 
 
 def syntax_line(row):
@@ -41,6 +41,15 @@ def test_several_calls_in_one_turn_in_order():
 def test_thinking_is_ignored():
     text = '<think>I could write <tool_call>{"name": "x", "arguments": {}}</tool_call></think>Done.'
     assert parse_calls(text) == []
+
+
+def test_thinking_opened_by_the_chat_template_is_ignored():
+    # Templates such as DeepSeek-R1 distills' end the generation prompt with "<think>\n": the turn holds
+    # the reasoning and a lone </think>, and what the model thought about calling is not a call.
+    text = 'I could write <tool_call>{"name": "x", "arguments": {}}</tool_call>\n</think>\n'
+    assert parse_calls(text + '<tool_call>{"name": "a", "arguments": {}}</tool_call>') == [Call("a", {})]
+    assert parse_calls(text + "AAPL trades at 230.1 USD.") == []
+    assert strip_thinking(text + "AAPL trades at 230.1 USD.").strip() == "AAPL trades at 230.1 USD."
 
 
 @pytest.mark.parametrize(
