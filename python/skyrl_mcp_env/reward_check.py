@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Union
 from .canonical import canonical_json
 from .env import MCPToolEnv
 from .plan import Plan, RowError, plan_from_extras
+from .tools import ConfigError
 
 CallSpec = tuple[str, Any]  # (name, arguments)
 Turn = Union[list[CallSpec], list[str]]  # calls, or raw <tool_call> block bodies
@@ -327,7 +328,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"reward_check: {e}", file=sys.stderr)
         return 2
     env_config = {"tools": "cassette", "cassettes": args.cassettes, "strict": args.strict}
-    report = check_rows(rows, env_config, args.max_turns)
+    try:
+        report = check_rows(rows, env_config, args.max_turns)
+    except ConfigError as e:  # --cassettes it cannot read: before any row is scored
+        print(f"reward_check: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(summary(report), indent=2) if args.json else format_report(report, args.datasets))
     return 0 if not (report.leaks or report.plan_failures or report.unscorable) else 1
 

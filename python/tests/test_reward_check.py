@@ -138,3 +138,22 @@ def test_read_rows_names_the_file_of_an_unreadable_dataset(tmp_path, name, conte
     path.write_bytes(content)
     with pytest.raises(ValueError, match=re.escape(message)):
         reward_check.read_rows(str(path))
+
+
+def test_cli_a_cassettes_directory_it_cannot_read_is_a_clear_error(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skyrl_mcp_env.reward_check",
+            str(FIXTURES / "rows_v2.jsonl"),
+            "--cassettes",
+            str(tmp_path / "nowhere"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "reward_check: cassettes: cannot read" in done.stderr and "Traceback" not in done.stderr
