@@ -145,6 +145,17 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(same.stderr).toContain("--out must not be one of the input datasets")
   })
 
+  it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {
+    const args = ["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("d.jsonl"), "--dry-run"]
+    const r = runCli([...args, "--allow-side-effects", "get-sum,memory.read_grap,create_entitie"])
+    expect(r.status).toBe(0)
+    expect(r.stderr).toContain(
+      "--allow-side-effects: memory.read_grap, create_entitie name no tool of the inventory (TOOL or SERVER.TOOL)"
+    )
+    const fine = runCli([...args, "--allow-side-effects", "get-sum,memory.create_entities,all"])
+    expect(fine.stderr).not.toContain("name no tool")
+  })
+
   it("validate --inventory reports plan/schema-drift for a step whose schema_hash is not the inventory's", () => {
     const inv = json(at("inv.json"))
     const hash = inv.servers[0].tools.find((t: any) => t.name === "get-sum").schema_hash

@@ -14,7 +14,7 @@ import type { VerifierReport } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
 import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
-import { cassettesDirOf } from "./verifyFlags.js"
+import { cassettesDirOf, warnUnknownAllowNames } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
 export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("VerifyUsageError", {
@@ -81,6 +81,7 @@ export const runVerify = (options: VerifyCliOptions) =>
     const configured = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []
     const { specs, unavailable } = launchPlan(inventory, configured)
     const allow = parseAllowList(Option.getOrUndefined(options.allowSideEffects))
+    yield* warnUnknownAllowNames(inventory, allow)
     const common = {
       files: options.files,
       out: options.out,

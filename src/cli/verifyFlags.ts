@@ -5,9 +5,11 @@
 import { Options } from "@effect/cli"
 import { Effect, Option } from "effect"
 import * as path from "node:path"
+import type { Inventory } from "../domain/inventory.js"
 import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
-import { parseAllowList } from "../skyrl/verification.js"
+import type { AllowList } from "../skyrl/verification.js"
+import { parseAllowList, unknownAllowNames } from "../skyrl/verification.js"
 import { serversConfigOption, switchFlag } from "./shared.js"
 
 export const cassettesOption = Options.directory("cassettes").pipe(
@@ -98,3 +100,12 @@ export const checkVerifyFlags = (flags: RunVerifyFlags & { readonly backend: str
       })
     }
   })
+
+/** Warns about `--allow-side-effects` names that match no tool of the inventory (a typo allows nothing). */
+export const warnUnknownAllowNames = (inventory: Inventory, allow: AllowList) => {
+  const unknown = unknownAllowNames(inventory, allow)
+  return unknown.length === 0 ? Effect.void : Effect.logWarning(
+    `--allow-side-effects: ${unknown.join(", ")} name no tool of the inventory (TOOL or SERVER.TOOL); ` +
+      "they allow nothing"
+  )
+}

@@ -97,6 +97,13 @@ export const parseAllowList = (text: string | undefined): AllowList => {
   return names.includes("all") ? { all: true } : { all: false, names: new Set(names) }
 }
 
+/** The names of an allow list that match no tool of the inventory (as `tool` or `server.tool`): typos. */
+export const unknownAllowNames = (inventory: Inventory, allow: AllowList): ReadonlyArray<string> => {
+  if (allow.all) return []
+  const known = new Set(inventory.servers.flatMap((s) => s.tools.flatMap((t) => [t.name, `${s.name}.${t.name}`])))
+  return [...allow.names].filter((name) => !known.has(name))
+}
+
 const allowed = (allow: AllowList, server: string, tool: string) =>
   allow.all || allow.names.has(tool) || allow.names.has(`${server}.${tool}`)
 
