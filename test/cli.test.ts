@@ -33,6 +33,14 @@ describe("skyrl CLI", () => {
     expect(r.stdout).toContain("Where the verified rows go")
     expect(r.stdout).not.toContain("Output dataset path")
   })
+  it("validate --max-prompt-tokens 0 is a usage error, as in convert and generate (not a budget every row fails)", () => {
+    const dir = tmp()
+    const input = join(dir, "rows.jsonl")
+    writeFileSync(input, "")
+    const r = runCli(["validate", input, "--max-prompt-tokens", "0"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer, got 0")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -8,6 +8,7 @@ import { StorageLive } from "../services/Storage.js"
 import { formatReport } from "../skyrl/checks.js"
 import { renderDiversityText } from "../skyrl/diversity.js"
 import { parseNearDupThreshold } from "../skyrl/nearDup.js"
+import { positiveInt } from "./runShared.js"
 
 export const runValidate = (options: {
   readonly files: ReadonlyArray<string>
@@ -19,11 +20,12 @@ export const runValidate = (options: {
   Effect.gen(function*() {
     const nearDup = parseNearDupThreshold(options.nearDup)
     if (typeof nearDup === "string") return yield* new SettingsError({ setting: "--near-dup", reason: nearDup })
+    const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, defaultInventoryPath))
     const report = yield* validateDatasets({
       files: options.files,
       inventory,
-      maxPromptTokens: options.maxPromptTokens,
+      maxPromptTokens,
       nearDup
     })
     const { diversity, ...checks } = report
