@@ -107,6 +107,10 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(stats.stdout).toContain("memory-server@0.6.3")
     const asJson = JSON.parse(runCli(["cassettes", "stats", at("tapes"), "--json"]).stdout)
     expect(asJson).toMatchObject({ entries: 2, errors: 0, torn: false })
+    // The store's file itself, as MCPToolEnv's `cassettes` setting takes it.
+    const byFile = runCli(["cassettes", "stats", join(at("tapes"), "cassettes.jsonl")])
+    expect(byFile.status).toBe(0)
+    expect(byFile.stdout).toContain("2 entries (distinct calls) in 2 lines")
   })
 
   it("--dry-run lists what would run and starts nothing; bad usage exits 2", () => {

@@ -7,7 +7,8 @@ import { CASSETTE_FILE, cassetteStats, formatCassetteStats } from "../skyrl/cass
 export const runCassetteStats = (options: { readonly dir: string; readonly json: boolean }) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const file = path.join(options.dir, CASSETTE_FILE)
+    // The store's file itself (as MCPToolEnv's `cassettes` setting takes it), or its directory.
+    const file = options.dir.endsWith(".jsonl") ? options.dir : path.join(options.dir, CASSETTE_FILE)
     const stats = cassetteStats(file, yield* storage.readText(file))
     yield* Console.log(options.json ? JSON.stringify(stats, null, 2) : formatCassetteStats(stats))
   }).pipe(Effect.provide(StorageLive))

@@ -1,12 +1,12 @@
-/** `skyrl cassettes stats DIR`: summarises a tool-result cassette store (what `skyrl verify` recorded). */
+/** `skyrl cassettes stats DIR|FILE`: summarises a tool-result cassette store (what `skyrl verify` recorded). */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 
 const statsCommand = Command.make(
   "stats",
   {
-    dir: Args.directory({ name: "DIR", exists: "yes" }).pipe(
-      Args.withDescription("Cassette directory (holding cassettes.jsonl)")
+    dir: Args.path({ name: "DIR", exists: "yes" }).pipe(
+      Args.withDescription("Cassette directory (holding cassettes.jsonl), or the .jsonl file itself")
     ),
     json: Options.boolean("json").pipe(Options.withDescription("Print the stats as one JSON object"))
   },
