@@ -7,7 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
 import { setFlagsFromString } from "node:v8"
-import { describeCause, exitCodeOf, finalErrorLine, jsonLogsRequested } from "./cli/exit.js"
+import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli } from "./cli/main.js"
 
 /**
@@ -40,6 +40,14 @@ cli(argv).pipe(
       const message = describeCause(cause, process.argv.includes("debug"))
       process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
     })
+  ),
+  // Ctrl-C interrupts the program from outside (no error to tap): say so, and how to continue.
+  Effect.onInterrupt(() =>
+    Effect.sync(() =>
+      process.stderr.write(
+        finalErrorLine(interruptedMessage(process.argv), jsonLogsRequested(process.argv, process.env), new Date())
+      )
+    )
   ),
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain({

@@ -429,6 +429,7 @@ describe("Ctrl-C", () => {
     child.kill("SIGINT")
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
     expect(code, stderr).toBe(130)
+    expect(stderr).toContain("skyrl: interrupted; the work done so far is kept: rerun the same command with --resume")
     hangFrom = Number.POSITIVE_INFINITY
     const r = await runCliAsync([...args, "--resume"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)

@@ -62,6 +62,17 @@ export const jsonLogsRequested = (argv: ReadonlyArray<string>, env: NodeJS.Proce
   return (flag ?? env.SKYRL_LOG_FORMAT) === "json"
 }
 
+/** Commands a rerun with `--resume` continues (their journals keep the work done). */
+const RESUMABLE = new Set(["generate", "enrich", "verify"])
+
+/** What an interrupted run prints: how to continue it when the command can resume. */
+export const interruptedMessage = (argv: ReadonlyArray<string>): string => {
+  const command = argv.slice(2).find((a) => !a.startsWith("-"))
+  return command !== undefined && RESUMABLE.has(command)
+    ? "interrupted; the work done so far is kept: rerun the same command with --resume to continue"
+    : "interrupted"
+}
+
 /** The final error line on stderr: `skyrl: MESSAGE`, or with JSON logs one object like the log lines. */
 export const finalErrorLine = (message: string, json: boolean, now: Date): string =>
   json
