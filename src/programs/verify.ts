@@ -17,7 +17,7 @@ import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
-import type { VerifierApi } from "../services/Verifier.js"
+import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
@@ -126,6 +126,12 @@ const eachRecord = <E, R>(
     }
   })
 
+/** Resumes after the event loop's pending I/O callbacks have run (setImmediate; Effect.yieldNow stays in the microtask queue). */
+const toEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** Elements handed from the feed to the workers in one queue operation (one suspension, not one each). */
 const HANDOFF_BATCH = 16
 
@@ -153,8 +159,10 @@ const forEachConcurrently = <A, E, R, E2, R2>(
       return Queue.offerAll(queue, out)
     })
     const handOverVoid = Effect.asVoid(handOver)
-    // Done when called (one Effect less per element): `feed` runs what it returns at once.
-    const offer = (a: A) => batch.push(Option.some(a)) < HANDOFF_BATCH ? Effect.void : handOverVoid
+    // Done when called (one Effect less per element): `feed` runs what it returns at once. Between two
+    // elements the feed lets the event loop run, so that an answer that came in meanwhile is taken up
+    // (and the next call sent) before the feed checks the next row, not after a batch of them.
+    const offer = (a: A) => batch.push(Option.some(a)) < HANDOFF_BATCH ? toEventLoop : handOverVoid
     const feeding = Effect.zipRight(
       feed(offer),
       Effect.suspend(() => {
@@ -343,18 +351,21 @@ const startRecord = (
       onSuccess: (record) => finish(Either.right(record))
     })
   }
-  // Started now (its first call sent); the completion settles the row, queues its journal line for the
-  // background writer and hands the outcome on, with no Effect of its own beyond those it must run.
-  const complete = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
+  // Started now (its first call sent); the completion records the last answer in the cassettes, settles
+  // the row, queues its journal line for the background writer and hands the outcome on, with no Effect of
+  // its own beyond those it must run. The worker runs it once it has sent its next row's first call.
+  const complete = (finish: Finish) =>
     Effect.suspend(() => {
+      const { kick, outcome } = finish()
       const settled = settle(located, checked, outcome, ctx, false)
       const line = journalLine(checked, outcome)
-      const kick = line === undefined ? Effect.void : ctx.journal.appendNow(line)
-      return kick === Effect.void ? push(settled) : Effect.zipRight(kick, push(settled))
+      const logged = line === undefined ? Effect.void : ctx.journal.appendNow(line)
+      const started = kick === Effect.void ? logged : logged === Effect.void ? kick : Effect.zipRight(kick, logged)
+      return started === Effect.void ? push(settled) : Effect.zipRight(started, push(settled))
     })
-  return Effect.matchEffect(ctx.verifier.begin(checked.steps, { durable: false }), {
-    onFailure: (e) => e._tag === "VerificationFailed" ? Effect.succeed(complete(Either.left(e))) : Effect.fail(e),
-    onSuccess: (record) => Effect.succeed(complete(Either.right(record)))
+  return Effect.match(ctx.verifier.begin(checked.steps), {
+    onFailure: (e) => complete(() => ({ outcome: Either.left(e), kick: Effect.void })),
+    onSuccess: complete
   })
 }
 
