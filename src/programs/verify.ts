@@ -286,8 +286,8 @@ export const withVerification = (row: SkyRLRow, record: VerificationRecord): Sky
  * `withVerification` of a row to write: its JSON text made from the text read when the row is in the form
  * skyrl writes (the same bytes, nothing encoded again), the row itself otherwise.
  */
-const verifiedRow = (plan: Plan, record: VerificationRecord): WritableRow => {
-  const text = rowJsonWithMetadata(plan.value, plan.text, plan.row, "verification", record)
+const verifiedRow = (plan: Plan, record: VerificationRecord, recordJson?: string): WritableRow => {
+  const text = rowJsonWithMetadata(plan.value, plan.text, plan.row, "verification", record, recordJson)
   return text === undefined ? withVerification(plan.row, record) : new RowJson(text)
 }
 
@@ -340,8 +340,9 @@ const startRecord = (
   // it never makes `--resume` run it twice; read-only plans are written in the background.
   if (ctx.hasSideEffects(checked.steps)) {
     const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
-      const settled = settle(located, checked, outcome, ctx, false)
-      const line = journalLine(checked, outcome)
+      const recordJson = recordJsonOf(outcome)
+      const settled = settle(located, checked, outcome, ctx, false, recordJson)
+      const line = journalLine(checked, outcome, recordJson)
       const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
       return Effect.as(written, Effect.suspend(() => push(settled)))
     }
@@ -357,8 +358,9 @@ const startRecord = (
   const complete = (finish: Finish) =>
     Effect.suspend(() => {
       const { kick, outcome } = finish()
-      const settled = settle(located, checked, outcome, ctx, false)
-      const line = journalLine(checked, outcome)
+      const recordJson = recordJsonOf(outcome)
+      const settled = settle(located, checked, outcome, ctx, false, recordJson)
+      const line = journalLine(checked, outcome, recordJson)
       const logged = line === undefined ? Effect.void : ctx.journal.appendNow(line)
       const started = kick === Effect.void ? logged : logged === Effect.void ? kick : Effect.zipRight(kick, logged)
       return started === Effect.void ? push(settled) : Effect.zipRight(started, push(settled))
@@ -369,12 +371,24 @@ const startRecord = (
   })
 }
 
-/** The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`). */
-const journalLine = (plan: Plan, outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
+/** The verification record's JSON text, made once for the row and its journal line. */
+const recordJsonOf = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
+  Either.isRight(outcome) ? JSON.stringify(outcome.right) : undefined
+
+/**
+ * The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`):
+ * `JSON.stringify` of the JournalEntry, the record's part from its text `recordJson` when given.
+ */
+const journalLine = (
+  plan: Plan,
+  outcome: Either.Either<VerificationRecord, VerificationFailed>,
+  recordJson?: string
+) => {
   if (!isFinal(outcome)) return undefined
-  const entry: JournalEntry = Either.isRight(outcome)
-    ? { hash: plan.hash, record: outcome.right }
-    : { hash: plan.hash, failure: failureFields(outcome.left) }
+  if (Either.isRight(outcome)) {
+    return `{"hash":${JSON.stringify(plan.hash)},"record":${recordJson ?? JSON.stringify(outcome.right)}}\n`
+  }
+  const entry: JournalEntry = { hash: plan.hash, failure: failureFields(outcome.left) }
   return JSON.stringify(entry) + "\n"
 }
 
@@ -390,11 +404,12 @@ const settle = (
   plan: Plan,
   outcome: Either.Either<VerificationRecord, VerificationFailed>,
   ctx: RunContext,
-  resumed: boolean
+  resumed: boolean,
+  recordJson?: string
 ): Outcome => {
   if (Either.isRight(outcome)) {
     ctx.counter.add({ passed: "execution", status: "verified" }, resumed)
-    return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right), resumed }
+    return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right, recordJson), resumed }
   }
   ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, resumed)
   return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
@@ -493,11 +508,12 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       verifying,
       Effect.all([verifier.flush, ctx.journal.flush], { concurrency: 2, discard: true })
     )
-    // The dataset is written beside the workers; a failure of either stops both.
-    const [, written] = yield* Effect.all([Effect.zipRight(settled, outputs.end), outputs.write], {
-      concurrency: 2
-    })
-    const rejects = yield* outputs.writeRejects
+    // The dataset is written beside the workers; a failure of either stops both. Once every row is settled
+    // the rejects file is written while the dataset's last rows are written and committed.
+    const [[, rejects], written] = yield* Effect.all([
+      Effect.zipRight(settled, Effect.all([outputs.end, outputs.writeRejects], { concurrency: 2 })),
+      outputs.write
+    ], { concurrency: 2 })
     return {
       summary: ctx.counter.summary(),
       written,
