@@ -197,6 +197,42 @@ describe("verify against server-everything (stateless)", () => {
     expect(Math.max(...appended)).toBeLessThan(committed!)
   })
 
+  it("a fresh run empties the journal before its first journal line and before the dataset is committed", async () => {
+    const journal = journalFileOf("/mem/out.jsonl")
+    const stale = JSON.stringify({ hash: "0".repeat(64), failure: { status: "tool-error", reason: "old" } }) + "\n"
+    const run = async (lines: ReadonlyArray<string>) => {
+      const storage = makeMemoryStorage({ "/mem/in.jsonl": lines.join("\n") + "\n", [journal]: stale })
+      const settings: VerifierLiveSettings = {
+        inventory,
+        allowSideEffects: parseAllowList(undefined),
+        specs: [everything],
+        cassettesDir: "/mem/cassettes"
+      }
+      await Effect.runPromise(
+        verifyDatasets({ files: ["/mem/in.jsonl"], out: "/mem/out.jsonl", inventory, concurrency: 2, resume: false })
+          .pipe(Effect.provide(Verifier.live(settings)), Effect.provide(Layer.merge(McpClientLive, storage.layer)))
+      )
+      const at = (file: string, kind: string) =>
+        storage.writes.flatMap((w, i) => (w.file === file && w.kind === kind ? [i] : []))
+      return {
+        storage,
+        emptied: at(journal, "atomic"),
+        appended: at(journal, "append"),
+        committed: at("/mem/out.jsonl", "rows")
+      }
+    }
+    // No row runs: the journal is emptied all the same.
+    const none = await run(["{not json", JSON.stringify({ data_source: "x" })])
+    expect(none.storage.text(journal)).toBe("")
+    expect(none.emptied).toHaveLength(1)
+    expect(none.emptied[0]!).toBeLessThan(none.committed[0]!)
+    const some = await run(plans.slice(0, 2).map(([id, steps]) => JSON.stringify(row(id, ...steps))))
+    expect(some.storage.text(journal).trim().split("\n")).toHaveLength(2)
+    expect(some.storage.text(journal)).not.toContain(stale)
+    expect(some.emptied[0]!).toBeLessThan(Math.min(...some.appended))
+    expect(some.emptied[0]!).toBeLessThan(some.committed[0]!)
+  })
+
   it("side effects are opt-in: a tool not annotated read-only is skipped unless allowed", async () => {
     const toggle = row("toggle", { server: "everything", tool: "toggle-simulated-logging", params: {} })
     const skipped = await verify({ inventory, specs: [everything], rows: [toggle] })

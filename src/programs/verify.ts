@@ -9,7 +9,7 @@
  * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
  * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
  */
-import { Effect, Either, Option, Queue, Schema, Stream } from "effect"
+import { Effect, Either, Fiber, Option, Queue, Schema, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue, isReadOnly } from "../domain/inventory.js"
@@ -309,6 +309,8 @@ const rejectOf = (
 interface RunContext {
   readonly verifier: VerifierApi
   readonly journal: DurableLog
+  /** Waits until the journal file is ready (emptied, for a fresh run). */
+  readonly journalReady: Effect.Effect<void, StorageError>
   readonly done: ReadonlyMap<string, JournalEntry>
   readonly counter: SummaryCounter
   /** Whether a plan has a step whose tool is not annotated read-only. */
@@ -346,11 +348,15 @@ const startRecord = (
       const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
       return Effect.as(written, Effect.suspend(() => push(settled)))
     }
-    // Started only when waited for, so an interruption before that never runs them.
-    return Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
-      onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
-      onSuccess: (record) => finish(Either.right(record))
-    })
+    // Started only when waited for, so an interruption before that never runs them; not before the journal
+    // that will record them is ready.
+    return Effect.zipRight(
+      ctx.journalReady,
+      Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
+        onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
+        onSuccess: (record) => finish(Either.right(record))
+      })
+    )
   }
   // Started now (its first call sent); the completion records the last answer in the cassettes, settles
   // the row, queues its journal line for the background writer and hands the outcome on, with no Effect of
@@ -480,11 +486,21 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       ? yield* readJournal(journalFile, verifier.hasResult)
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
-    else yield* storage.writeFileAtomic(journalFile, "")
+    // A fresh run empties the journal (atomically) while its first rows run: the journal's first write, a
+    // plan with side effects and the dataset's commit wait for it.
+    const journalReady = options.resume
+      ? Effect.void
+      : Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(journalFile, "")))
     const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
       verifier,
-      journal: yield* makeDurableLog(journalFile, undefined, { torn }),
+      journal: yield* makeDurableLog(journalFile, undefined, { torn }).pipe(
+        Effect.provideService(Storage, {
+          ...storage,
+          openAppend: (file) => Effect.zipRight(journalReady, storage.openAppend(file))
+        })
+      ),
+      journalReady,
       done,
       counter: new SummaryCounter(),
       hasSideEffects: (steps) => steps.some((s) => !readOnly.has(`${s.server}\u0000${s.tool}`))
@@ -506,7 +522,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     // committed (the two flushes side by side: other files).
     const settled = Effect.zipRight(
       verifying,
-      Effect.all([verifier.flush, ctx.journal.flush], { concurrency: 2, discard: true })
+      Effect.all([verifier.flush, ctx.journal.flush, journalReady], { concurrency: 3, discard: true })
     )
     // The dataset is written beside the workers; a failure of either stops both. Once every row is settled
     // the rejects file is written while the dataset's last rows are written and committed.
