@@ -487,17 +487,21 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
     // A fresh run empties the journal (atomically) while its first rows run: the journal's first write, a
-    // plan with side effects and the dataset's commit wait for it.
-    const journalReady = options.resume
-      ? Effect.void
-      : Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(journalFile, "")))
+    // plan with side effects and the dataset's commit wait for it. A journal that is not there needs no
+    // emptying: its first write creates it (and a run that writes none, an empty one at the end).
+    const stale = !options.resume && (yield* storage.exists(journalFile))
+    const journalReady = stale
+      ? Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(journalFile, "")))
+      : Effect.void
+    let journalOpened = false
     const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
       verifier,
       journal: yield* makeDurableLog(journalFile, undefined, { torn }).pipe(
         Effect.provideService(Storage, {
           ...storage,
-          openAppend: (file) => Effect.zipRight(journalReady, storage.openAppend(file))
+          openAppend: (file) =>
+            Effect.zipRight(journalReady, Effect.suspend(() => ((journalOpened = true), storage.openAppend(file))))
         })
       ),
       journalReady,
@@ -522,7 +526,11 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     // committed (the two flushes side by side: other files).
     const settled = Effect.zipRight(
       verifying,
-      Effect.all([verifier.flush, ctx.journal.flush, journalReady], { concurrency: 3, discard: true })
+      Effect.all([verifier.flush, ctx.journal.flush, journalReady], { concurrency: 3, discard: true }).pipe(
+        Effect.zipRight(Effect.suspend(() =>
+          options.resume || stale || journalOpened ? Effect.void : storage.writeFileAtomic(journalFile, "")
+        ))
+      )
     )
     // The dataset is written beside the workers; a failure of either stops both. Once every row is settled
     // the rejects file is written while the dataset's last rows are written and committed.
