@@ -99,7 +99,7 @@ export class StdioTransport implements Transport {
   /**
    * One timer for every direct call (not one per call): set for the earliest deadline it was armed for
    * (`armedFor`); when it fires, the calls past their deadline time out and it is set for the next one.
-   * Unref'd: while calls are pending the child's pipes keep the process alive (and its exit fails them).
+   * Cleared when the connection closes.
    */
   private timer: NodeJS.Timeout | undefined
   private armedFor = Infinity
@@ -156,6 +156,7 @@ export class StdioTransport implements Transport {
 
   /** As the SDK's: stdin ended, then SIGTERM after 2 s and SIGKILL after 2 s more if the child is still there. */
   async close(): Promise<void> {
+    this.disarm()
     const child = this.process
     if (child !== undefined) {
       this.process = undefined
@@ -214,7 +215,13 @@ export class StdioTransport implements Transport {
   private arm(deadline: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.armedFor = deadline
-    this.timer = setTimeout(this.expire, Math.max(0, deadline - performance.now())).unref()
+    this.timer = setTimeout(this.expire, Math.max(0, deadline - performance.now()))
+  }
+
+  private disarm(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.armedFor = Infinity
   }
 
   /** Times out the calls past their deadline; sets the timer for the earliest deadline left. */
@@ -243,6 +250,7 @@ export class StdioTransport implements Transport {
   private failPending(error: Error): void {
     const pending = [...this.pending.values()]
     this.pending.clear()
+    this.disarm()
     for (const p of pending) p.waiter.done(error)
   }
 
