@@ -159,6 +159,23 @@ describe("StdioTransport's direct lane", () => {
     })
   })
 
+  it("each call times out at its own deadline, whatever the timeouts of the calls before it; answered calls never do", async () => {
+    const { t } = await started()
+    const t0 = performance.now()
+    const long = call(t, "silent", {}, 1_500)
+    const answered = await call(t, "plain", { n: 4 }, 1_000)
+    const short = await call(t, "silent", {}, 200)
+    const shortMs = performance.now() - t0
+    expect(answered.result).toEqual({ content: [{ type: "text", text: "ok 4" }] })
+    expect(short.error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 200 } })
+    expect(shortMs).toBeGreaterThanOrEqual(200)
+    expect(shortMs).toBeLessThan(1_400)
+    expect((await long).error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 1_500 } })
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1_500)
+    // The plain call's deadline went by before the long one's: it had answered, so nothing came of it.
+    expect((await call(t, "plain", { n: 5 })).result).toEqual({ content: [{ type: "text", text: "ok 5" }] })
+  })
+
   it("the server exiting fails the calls in flight with ConnectionClosed after onclose; later calls: Not connected", async () => {
     const { t } = await started()
     const order: Array<string> = []

@@ -197,6 +197,52 @@ describe("verify against server-everything (stateless)", () => {
     expect(Math.max(...appended)).toBeLessThan(committed!)
   })
 
+  it("a fresh run empties the journal before its first journal line and before the dataset is committed (or makes an empty one)", async () => {
+    const journal = journalFileOf("/mem/out.jsonl")
+    const stale = JSON.stringify({ hash: "0".repeat(64), failure: { status: "tool-error", reason: "old" } }) + "\n"
+    const run = async (lines: ReadonlyArray<string>, before: string | null = stale) => {
+      const storage = makeMemoryStorage({
+        "/mem/in.jsonl": lines.join("\n") + "\n",
+        ...(before === null ? {} : { [journal]: before })
+      })
+      const settings: VerifierLiveSettings = {
+        inventory,
+        allowSideEffects: parseAllowList(undefined),
+        specs: [everything],
+        cassettesDir: "/mem/cassettes"
+      }
+      await Effect.runPromise(
+        verifyDatasets({ files: ["/mem/in.jsonl"], out: "/mem/out.jsonl", inventory, concurrency: 2, resume: false })
+          .pipe(Effect.provide(Verifier.live(settings)), Effect.provide(Layer.merge(McpClientLive, storage.layer)))
+      )
+      const at = (file: string, kind: string) =>
+        storage.writes.flatMap((w, i) => (w.file === file && w.kind === kind ? [i] : []))
+      return {
+        storage,
+        emptied: at(journal, "atomic"),
+        appended: at(journal, "append"),
+        committed: at("/mem/out.jsonl", "rows")
+      }
+    }
+    // No row runs: the journal is emptied all the same.
+    const none = await run(["{not json", JSON.stringify({ data_source: "x" })])
+    expect(none.storage.text(journal)).toBe("")
+    expect(none.emptied).toHaveLength(1)
+    expect(none.emptied[0]!).toBeLessThan(none.committed[0]!)
+    const some = await run(plans.slice(0, 2).map(([id, steps]) => JSON.stringify(row(id, ...steps))))
+    expect(some.storage.text(journal).trim().split("\n")).toHaveLength(2)
+    expect(some.storage.text(journal)).not.toContain(stale)
+    expect(some.emptied[0]!).toBeLessThan(Math.min(...some.appended))
+    expect(some.emptied[0]!).toBeLessThan(some.committed[0]!)
+    // No journal before: the first line creates it; a run that writes no line leaves an empty one.
+    const fresh = await run(plans.slice(0, 2).map(([id, steps]) => JSON.stringify(row(id, ...steps))), null)
+    expect(fresh.storage.text(journal).trim().split("\n")).toHaveLength(2)
+    expect(fresh.emptied).toEqual([])
+    const nothing = await run(["{not json"], null)
+    expect(nothing.storage.text(journal)).toBe("")
+    expect(nothing.emptied[0]!).toBeLessThan(nothing.committed[0]!)
+  })
+
   it("side effects are opt-in: a tool not annotated read-only is skipped unless allowed", async () => {
     const toggle = row("toggle", { server: "everything", tool: "toggle-simulated-logging", params: {} })
     const skipped = await verify({ inventory, specs: [everything], rows: [toggle] })

@@ -71,7 +71,8 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
     })
   const api: VerifierApi = {
     verify,
-    begin: verify,
+    // `skyrl verify`'s per-row entry point; the hook runs `verify`.
+    begin: () => Effect.dieMessage("the verify hook does not call begin"),
     blocked: () => [],
     start: () => Effect.succeed([]),
     hasResult: (key) => known.has(key),

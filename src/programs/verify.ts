@@ -9,7 +9,7 @@
  * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
  * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
  */
-import { Effect, Either, Option, Queue, Schema, Stream } from "effect"
+import { Effect, Either, Fiber, Option, Queue, Schema, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue, isReadOnly } from "../domain/inventory.js"
@@ -17,7 +17,7 @@ import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
-import type { VerifierApi } from "../services/Verifier.js"
+import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
 import { readJsonLines } from "../skyrl/jsonLines.js"
@@ -126,6 +126,12 @@ const eachRecord = <E, R>(
     }
   })
 
+/** Resumes after the event loop's pending I/O callbacks have run (setImmediate; Effect.yieldNow stays in the microtask queue). */
+const toEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** Elements handed from the feed to the workers in one queue operation (one suspension, not one each). */
 const HANDOFF_BATCH = 16
 
@@ -153,8 +159,10 @@ const forEachConcurrently = <A, E, R, E2, R2>(
       return Queue.offerAll(queue, out)
     })
     const handOverVoid = Effect.asVoid(handOver)
-    // Done when called (one Effect less per element): `feed` runs what it returns at once.
-    const offer = (a: A) => batch.push(Option.some(a)) < HANDOFF_BATCH ? Effect.void : handOverVoid
+    // Done when called (one Effect less per element): `feed` runs what it returns at once. Between two
+    // elements the feed lets the event loop run, so that an answer that came in meanwhile is taken up
+    // (and the next call sent) before the feed checks the next row, not after a batch of them.
+    const offer = (a: A) => batch.push(Option.some(a)) < HANDOFF_BATCH ? toEventLoop : handOverVoid
     const feeding = Effect.zipRight(
       feed(offer),
       Effect.suspend(() => {
@@ -278,8 +286,8 @@ export const withVerification = (row: SkyRLRow, record: VerificationRecord): Sky
  * `withVerification` of a row to write: its JSON text made from the text read when the row is in the form
  * skyrl writes (the same bytes, nothing encoded again), the row itself otherwise.
  */
-const verifiedRow = (plan: Plan, record: VerificationRecord): WritableRow => {
-  const text = rowJsonWithMetadata(plan.value, plan.text, plan.row, "verification", record)
+const verifiedRow = (plan: Plan, record: VerificationRecord, recordJson?: string): WritableRow => {
+  const text = rowJsonWithMetadata(plan.value, plan.text, plan.row, "verification", record, recordJson)
   return text === undefined ? withVerification(plan.row, record) : new RowJson(text)
 }
 
@@ -301,6 +309,8 @@ const rejectOf = (
 interface RunContext {
   readonly verifier: VerifierApi
   readonly journal: DurableLog
+  /** Waits until the journal file is ready (emptied, for a fresh run). */
+  readonly journalReady: Effect.Effect<void, StorageError>
   readonly done: ReadonlyMap<string, JournalEntry>
   readonly counter: SummaryCounter
   /** Whether a plan has a step whose tool is not annotated read-only. */
@@ -332,38 +342,59 @@ const startRecord = (
   // it never makes `--resume` run it twice; read-only plans are written in the background.
   if (ctx.hasSideEffects(checked.steps)) {
     const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
-      const settled = settle(located, checked, outcome, ctx, false)
-      const line = journalLine(checked, outcome)
+      const recordJson = recordJsonOf(outcome)
+      const settled = settle(located, checked, outcome, ctx, false, recordJson)
+      const line = journalLine(checked, outcome, recordJson)
       const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
       return Effect.as(written, Effect.suspend(() => push(settled)))
     }
-    // Started only when waited for, so an interruption before that never runs them.
-    return Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
-      onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
-      onSuccess: (record) => finish(Either.right(record))
-    })
+    // Started only when waited for, so an interruption before that never runs them; not before the journal
+    // that will record them is ready.
+    return Effect.zipRight(
+      ctx.journalReady,
+      Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
+        onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
+        onSuccess: (record) => finish(Either.right(record))
+      })
+    )
   }
-  // Started now (its first call sent); the completion settles the row, queues its journal line for the
-  // background writer and hands the outcome on, with no Effect of its own beyond those it must run.
-  const complete = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
+  // Started now (its first call sent); the completion records the last answer in the cassettes, settles
+  // the row, queues its journal line for the background writer and hands the outcome on, with no Effect of
+  // its own beyond those it must run. The worker runs it once it has sent its next row's first call.
+  const complete = (finish: Finish) =>
     Effect.suspend(() => {
-      const settled = settle(located, checked, outcome, ctx, false)
-      const line = journalLine(checked, outcome)
-      const kick = line === undefined ? Effect.void : ctx.journal.appendNow(line)
-      return kick === Effect.void ? push(settled) : Effect.zipRight(kick, push(settled))
+      const { kick, outcome } = finish()
+      const recordJson = recordJsonOf(outcome)
+      const settled = settle(located, checked, outcome, ctx, false, recordJson)
+      const line = journalLine(checked, outcome, recordJson)
+      const logged = line === undefined ? Effect.void : ctx.journal.appendNow(line)
+      const started = kick === Effect.void ? logged : logged === Effect.void ? kick : Effect.zipRight(kick, logged)
+      return started === Effect.void ? push(settled) : Effect.zipRight(started, push(settled))
     })
-  return Effect.matchEffect(ctx.verifier.begin(checked.steps, { durable: false }), {
-    onFailure: (e) => e._tag === "VerificationFailed" ? Effect.succeed(complete(Either.left(e))) : Effect.fail(e),
-    onSuccess: (record) => Effect.succeed(complete(Either.right(record)))
+  return Effect.match(ctx.verifier.begin(checked.steps), {
+    onFailure: (e) => complete(() => ({ outcome: Either.left(e), kick: Effect.void })),
+    onSuccess: complete
   })
 }
 
-/** The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`). */
-const journalLine = (plan: Plan, outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
+/** The verification record's JSON text, made once for the row and its journal line. */
+const recordJsonOf = (outcome: Either.Either<VerificationRecord, VerificationFailed>) =>
+  Either.isRight(outcome) ? JSON.stringify(outcome.right) : undefined
+
+/**
+ * The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`):
+ * `JSON.stringify` of the JournalEntry, the record's part from its text `recordJson` when given.
+ */
+const journalLine = (
+  plan: Plan,
+  outcome: Either.Either<VerificationRecord, VerificationFailed>,
+  recordJson?: string
+) => {
   if (!isFinal(outcome)) return undefined
-  const entry: JournalEntry = Either.isRight(outcome)
-    ? { hash: plan.hash, record: outcome.right }
-    : { hash: plan.hash, failure: failureFields(outcome.left) }
+  if (Either.isRight(outcome)) {
+    return `{"hash":${JSON.stringify(plan.hash)},"record":${recordJson ?? JSON.stringify(outcome.right)}}\n`
+  }
+  const entry: JournalEntry = { hash: plan.hash, failure: failureFields(outcome.left) }
   return JSON.stringify(entry) + "\n"
 }
 
@@ -379,11 +410,12 @@ const settle = (
   plan: Plan,
   outcome: Either.Either<VerificationRecord, VerificationFailed>,
   ctx: RunContext,
-  resumed: boolean
+  resumed: boolean,
+  recordJson?: string
 ): Outcome => {
   if (Either.isRight(outcome)) {
     ctx.counter.add({ passed: "execution", status: "verified" }, resumed)
-    return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right), resumed }
+    return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right, recordJson), resumed }
   }
   ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, resumed)
   return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
@@ -454,11 +486,25 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       ? yield* readJournal(journalFile, verifier.hasResult)
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
-    else yield* storage.writeFileAtomic(journalFile, "")
+    // A fresh run empties the journal (atomically) while its first rows run: the journal's first write, a
+    // plan with side effects and the dataset's commit wait for it. A journal that is not there needs no
+    // emptying: its first write creates it (and a run that writes none, an empty one at the end).
+    const stale = !options.resume && (yield* storage.exists(journalFile))
+    const journalReady = stale
+      ? Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(journalFile, "")))
+      : Effect.void
+    let journalOpened = false
     const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
       verifier,
-      journal: yield* makeDurableLog(journalFile, undefined, { torn }),
+      journal: yield* makeDurableLog(journalFile, undefined, { torn }).pipe(
+        Effect.provideService(Storage, {
+          ...storage,
+          openAppend: (file) =>
+            Effect.zipRight(journalReady, Effect.suspend(() => ((journalOpened = true), storage.openAppend(file))))
+        })
+      ),
+      journalReady,
       done,
       counter: new SummaryCounter(),
       hasSideEffects: (steps) => steps.some((s) => !readOnly.has(`${s.server}\u0000${s.tool}`))
@@ -480,13 +526,18 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     // committed (the two flushes side by side: other files).
     const settled = Effect.zipRight(
       verifying,
-      Effect.all([verifier.flush, ctx.journal.flush], { concurrency: 2, discard: true })
+      Effect.all([verifier.flush, ctx.journal.flush, journalReady], { concurrency: 3, discard: true }).pipe(
+        Effect.zipRight(Effect.suspend(() =>
+          options.resume || stale || journalOpened ? Effect.void : storage.writeFileAtomic(journalFile, "")
+        ))
+      )
     )
-    // The dataset is written beside the workers; a failure of either stops both.
-    const [, written] = yield* Effect.all([Effect.zipRight(settled, outputs.end), outputs.write], {
-      concurrency: 2
-    })
-    const rejects = yield* outputs.writeRejects
+    // The dataset is written beside the workers; a failure of either stops both. Once every row is settled
+    // the rejects file is written while the dataset's last rows are written and committed.
+    const [[, rejects], written] = yield* Effect.all([
+      Effect.zipRight(settled, Effect.all([outputs.end, outputs.writeRejects], { concurrency: 2 })),
+      outputs.write
+    ], { concurrency: 2 })
     return {
       summary: ctx.counter.summary(),
       written,

@@ -37,7 +37,9 @@ export interface CallWaiter {
 
 interface Pending {
   readonly waiter: CallWaiter
-  readonly timer: NodeJS.Timeout
+  /** When the call times out (performance.now() ms), and its timeout. */
+  readonly deadline: number
+  readonly timeoutMs: number
 }
 
 /**
@@ -94,6 +96,13 @@ export class StdioTransport implements Transport {
   private readonly maxBufferSize: number
   private readonly pending = new Map<number, Pending>()
   private nextId = DIRECT_IDS
+  /**
+   * One timer for every direct call (not one per call): set for the earliest deadline it was armed for
+   * (`armedFor`); when it fires, the calls past their deadline time out and it is set for the next one.
+   * Cleared when the connection closes.
+   */
+  private timer: NodeJS.Timeout | undefined
+  private armedFor = Infinity
 
   constructor(private readonly params: StdioServerParameters) {
     this.maxBufferSize = params.maxBufferSize ?? STDIO_DEFAULT_MAX_BUFFER_SIZE
@@ -147,6 +156,7 @@ export class StdioTransport implements Transport {
 
   /** As the SDK's: stdin ended, then SIGTERM after 2 s and SIGKILL after 2 s more if the child is still there. */
   async close(): Promise<void> {
+    this.disarm()
     const child = this.process
     if (child !== undefined) {
       this.process = undefined
@@ -194,17 +204,42 @@ export class StdioTransport implements Transport {
       return
     }
     const id = this.nextId++
-    const timer = setTimeout(this.timedOut, timeoutMs, id, timeoutMs)
-    this.pending.set(id, { waiter, timer })
+    const deadline = performance.now() + timeoutMs
+    this.pending.set(id, { waiter, deadline, timeoutMs })
+    if (deadline < this.armedFor) this.arm(deadline)
     stdin.write(
       `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
     )
   }
 
+  private arm(deadline: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.armedFor = deadline
+    this.timer = setTimeout(this.expire, Math.max(0, deadline - performance.now()))
+  }
+
+  private disarm(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.armedFor = Infinity
+  }
+
+  /** Times out the calls past their deadline; sets the timer for the earliest deadline left. */
+  private readonly expire = (): void => {
+    this.timer = undefined
+    this.armedFor = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (const [id, p] of [...this.pending]) {
+      if (p.deadline <= now) this.timedOut(id, p)
+      else if (p.deadline < next) next = p.deadline
+    }
+    if (next < Infinity && this.pending.size > 0) this.arm(next)
+  }
+
   /** As the SDK's Protocol: the request is cancelled on the server and the call fails with RequestTimeout. */
-  private readonly timedOut = (id: number, timeoutMs: number): void => {
-    const p = this.pending.get(id)
-    if (p === undefined) return
+  private timedOut(id: number, p: Pending): void {
+    const timeoutMs = p.timeoutMs
     this.pending.delete(id)
     const error = McpError.fromError(ErrorCode.RequestTimeout, "Request timed out", { timeout: timeoutMs })
     this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: String(error) } })
@@ -215,10 +250,8 @@ export class StdioTransport implements Transport {
   private failPending(error: Error): void {
     const pending = [...this.pending.values()]
     this.pending.clear()
-    for (const p of pending) {
-      clearTimeout(p.timer)
-      p.waiter.done(error)
-    }
+    this.disarm()
+    for (const p of pending) p.waiter.done(error)
   }
 
   private append(chunk: Buffer): void {
@@ -262,7 +295,6 @@ export class StdioTransport implements Transport {
   private answer(id: number, response: Record<string, unknown>): void {
     const p = this.pending.get(id)!
     this.pending.delete(id)
-    clearTimeout(p.timer)
     if (response.error !== undefined) {
       const e = response.error as { code: number; message: string; data?: unknown }
       p.waiter.done(McpError.fromError(e.code, e.message, e.data))

@@ -22,7 +22,7 @@
  * - A server that goes away during a call is restarted (McpServers) and the plan runs again from its
  *   first step, once; a second loss makes it `server-unavailable`.
  */
-import { Context, Duration, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Either, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
@@ -36,8 +36,8 @@ import type { Storage } from "./Storage.js"
 
 export interface VerifyOptions {
   /**
-   * Return only once the plan's cassette lines are on disk (default true). `skyrl verify` turns it off
-   * for read-only plans, which it can re-run safely after a crash.
+   * Return only once the plan's cassette lines are on disk (default true); with false they are written in
+   * the background (`flush` waits for them).
    */
   readonly durable?: boolean
 }
@@ -48,14 +48,14 @@ export interface VerifierApi {
     options?: VerifyOptions
   ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
   /**
-   * `verify` started now: the plan's first call is sent before this returns when its server is up, so the
-   * caller's next work overlaps the server's (run the Effect returned once). `verify` is `begin` deferred
-   * until the Effect runs.
+   * The plan started now (its first call is sent before this returns when its server is up, so the caller's
+   * next work overlaps the server's), for a caller that has more to send before it records the outcome:
+   * the Effect (run it once) runs the plan up to its last answer (or first tool error) and gives the
+   * `Finish` that records that answer in the cassettes and makes the outcome when called. A failure before
+   * the last answer (timeout, protocol error, server unavailable, side effects not allowed) fails it. Not
+   * durable: `flush` waits for the cassette lines.
    */
-  readonly begin: (
-    steps: ReadonlyArray<VerifyStep>,
-    options?: VerifyOptions
-  ) => Effect.Effect<VerificationRecord, VerificationFailed | StorageError>
+  readonly begin: (steps: ReadonlyArray<VerifyStep>) => Effect.Effect<Finish, VerificationFailed>
   /** The steps that would be skipped for their side effects (nothing runs). */
   readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep>
   /**
@@ -69,6 +69,15 @@ export interface VerifierApi {
   readonly flush: Effect.Effect<void, StorageError>
   /** The servers used so far (version, starts, why unavailable) and the cassette store's counts. */
   readonly report: Effect.Effect<VerifierReport>
+}
+
+/**
+ * The end of a plan that ran (`begin`): records its last answer and gives the outcome, with what
+ * starts the cassettes' background writer when it is not running (run it). Call it once.
+ */
+export type Finish = () => {
+  readonly outcome: Either.Either<VerificationRecord, VerificationFailed>
+  readonly kick: Effect.Effect<void>
 }
 
 export interface VerifierReport {
@@ -135,6 +144,17 @@ const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): 
   })
 }
 
+let lastMillis = NaN
+let lastIso = ""
+/** `new Date(ms).toISOString()`, kept for the last millisecond asked (calls answer many to a millisecond). */
+const isoTime = (ms: number): string => {
+  if (ms !== lastMillis) {
+    lastIso = new Date(ms).toISOString()
+    lastMillis = ms
+  }
+  return lastIso
+}
+
 const make = (settings: VerifierSettings) =>
   Effect.gen(function*() {
     const servers = yield* McpServers
@@ -150,15 +170,69 @@ const make = (settings: VerifierSettings) =>
       steps: Array<VerificationRecord["steps"][number]>
     ): VerificationRecord => ({
       status: "verified",
-      verified_at: new Date(now).toISOString(),
+      verified_at: isoTime(now),
       servers: versions,
       steps
     })
 
     /**
+     * Records step `step`'s answer in the cassettes (in the background: what it returns starts the writer
+     * when it is not running; run it) and, when it is not a tool error, adds it to `done`.
+     */
+    const record = (
+      step: VerifyStep,
+      answer: CallAnswer,
+      now: number,
+      versions: Record<string, string | null>,
+      done: Array<VerificationRecord["steps"][number]>
+    ): Effect.Effect<void> => {
+      const illustrative = step.derivedParams.length > 0
+      const entry = makeEntry({
+        server: step.server,
+        tool: step.tool,
+        params: step.params,
+        result: answer.result,
+        duration_ms: answer.durationMs,
+        server_version: answer.serverVersion,
+        recorded_at: isoTime(now),
+        illustrative
+      })
+      versions[step.server] = answer.serverVersion
+      if (!answer.result.isError) {
+        done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
+      }
+      return cassettes.recordNow(entry)
+    }
+
+    /** The plan's end, from its last answer (the last step's, or the first tool error): recorded when called. */
+    const finishWith = (
+      step: VerifyStep,
+      answer: CallAnswer,
+      versions: Record<string, string | null>,
+      done: Array<VerificationRecord["steps"][number]>
+    ): Finish =>
+    () => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const kick = record(step, answer, now, versions, done)
+      const outcome = answer.result.isError
+        ? Either.left(
+          new VerificationFailed({
+            status: "tool-error",
+            step: step.step,
+            server: step.server,
+            tool: step.tool,
+            reason: resultText(answer.result.content)
+          })
+        )
+        : Either.right(verified(now, versions, done))
+      return { outcome, kick }
+    }
+
+    /**
      * The steps from `i` on, each recorded in the cassettes as it answers; the first tool error ends the
      * plan. `called` is step i's call, already started. The next step's call is sent as soon as a step has
-     * answered without an error, before that step's result is recorded (the recording overlaps the call).
+     * answered without an error, before that step's result is recorded (the recording overlaps the call);
+     * the last answer is recorded when the caller calls the `Finish` this gives (after its own next call).
      * Written as a chain of steps rather than a generator: it runs twice per row on the hot path.
      */
     const runFrom = (
@@ -167,60 +241,32 @@ const make = (settings: VerifierSettings) =>
       called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>,
       versions: Record<string, string | null>,
       done: Array<VerificationRecord["steps"][number]>
-    ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> => {
+    ): Effect.Effect<Finish, VerificationFailed | ConnectionLost> => {
       const step = steps[i]!
       return Effect.matchEffect(called, {
         onFailure: (e) => Effect.fail(failureOf(step, e)),
         onSuccess: (answer) => {
-          const last = i + 1 === steps.length
-          const next = answer.result.isError || last ? undefined : beginStep(steps[i + 1]!)
-          const now = clock.unsafeCurrentTimeMillis()
-          const illustrative = step.derivedParams.length > 0
-          const entry = makeEntry({
-            server: step.server,
-            tool: step.tool,
-            params: step.params,
-            result: answer.result,
-            duration_ms: answer.durationMs,
-            server_version: answer.serverVersion,
-            recorded_at: new Date(now).toISOString(),
-            illustrative
-          })
-          versions[step.server] = answer.serverVersion
-          // Recorded now, in the background (the writer started when it is not running): one Effect less per call.
-          const recorded = cassettes.recordNow(entry)
-          if (answer.result.isError) {
-            return Effect.zipRight(
-              recorded,
-              Effect.fail(
-                new VerificationFailed({
-                  status: "tool-error",
-                  step: step.step,
-                  server: step.server,
-                  tool: step.tool,
-                  reason: resultText(answer.result.content)
-                })
-              )
-            )
+          if (answer.result.isError || i + 1 === steps.length) {
+            return Effect.succeed(finishWith(step, answer, versions, done))
           }
-          done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
-          const rest = next === undefined
-            ? Effect.succeed(verified(now, versions, done))
-            : runFrom(steps, i + 1, next, versions, done)
+          const next = beginStep(steps[i + 1]!)
+          const recorded = record(step, answer, clock.unsafeCurrentTimeMillis(), versions, done)
+          const rest = runFrom(steps, i + 1, next, versions, done)
           return recorded === Effect.void ? rest : Effect.zipRight(recorded, rest)
         }
       })
     }
     const beginStep = (step: VerifyStep) => servers.begin(step.server, step.tool, step.params)
     /** The plan from its first step, that step's call sent now. */
-    const runNow = (
-      steps: ReadonlyArray<VerifyStep>
-    ): Effect.Effect<VerificationRecord, VerificationFailed | ConnectionLost | StorageError> =>
+    const runNow = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed | ConnectionLost> =>
       steps.length > 0
         ? runFrom(steps, 0, beginStep(steps[0]!), {}, [])
-        : Effect.sync(() => verified(clock.unsafeCurrentTimeMillis(), {}, []))
+        : Effect.sync(() => () => ({
+          outcome: Either.right(verified(clock.unsafeCurrentTimeMillis(), {}, [])),
+          kick: Effect.void
+        }))
 
-    const begin = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) => {
+    const begin = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
       const lost = (e: ConnectionLost) =>
@@ -233,7 +279,7 @@ const make = (settings: VerifierSettings) =>
             reason: `the server went away during the call twice: ${e.error.reason}`
           })
         )
-      const ran = runNow(steps).pipe(
+      return runNow(steps).pipe(
         Effect.catchIf((e): e is ConnectionLost => e instanceof ConnectionLost, (e) =>
           Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
             Effect.zipRight(Effect.suspend(() =>
@@ -242,10 +288,15 @@ const make = (settings: VerifierSettings) =>
             Effect.catchIf((e2): e2 is ConnectionLost => e2 instanceof ConnectionLost, lost)
           ))
       )
-      return options?.durable === false ? ran : Effect.tap(ran, () => cassettes.flush)
     }
     const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) =>
-      Effect.suspend(() => begin(steps, options))
+      Effect.suspend(() => {
+        const ran = Effect.flatMap(begin(steps), (finish) => {
+          const { kick, outcome } = finish()
+          return Effect.zipRight(kick, outcome)
+        })
+        return options?.durable === false ? ran : Effect.tap(ran, () => cassettes.flush)
+      })
     const report = Effect.gen(function*() {
       const counts = yield* cassettes.counts
       return { servers: yield* servers.states, cassettes: { file: cassettes.file, ...counts } }

@@ -535,7 +535,9 @@ export const rowJsonWithMetadata = (
   text: string,
   row: SkyRLRow,
   key: string,
-  value: object
+  value: object,
+  /** `JSON.stringify(value)`, when the caller has it. */
+  valueJson: string = JSON.stringify(value)
 ): string | undefined => {
   const metadata = row.extra_info.task_metadata
   if (!isObject(u) || Object.hasOwn(metadata, key) || DECLARED_METADATA.includes(key) || !isWrittenForm(u, row)) {
@@ -544,7 +546,7 @@ export const rowJsonWithMetadata = (
   const old = (u.extra_info as Json).task_metadata as string
   const tail = `${JSON.stringify(old)}}}`
   if (!text.endsWith(tail)) return undefined
-  const field = `${JSON.stringify(key)}:${JSON.stringify(value)}`
+  const field = `${JSON.stringify(key)}:${valueJson}`
   const next = old === "{}" ? `{${field}}` : `${old.slice(0, -1)},${field}}`
   return `${text.slice(0, text.length - tail.length)}${JSON.stringify(next)}}}`
 }
