@@ -479,32 +479,18 @@ const orderedOutputs = (out: string) =>
  */
 export const verifyDatasets = (options: VerifyDatasetsOptions) =>
   Effect.scoped(Effect.gen(function*() {
-    const storage = yield* Storage
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
     const { entries: done, torn } = options.resume
       ? yield* readJournal(journalFile, verifier.hasResult)
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
-    // A fresh run empties the journal (atomically) while its first rows run: the journal's first write, a
-    // plan with side effects and the dataset's commit wait for it. A journal that is not there needs no
-    // emptying: its first write creates it (and a run that writes none, an empty one at the end).
-    const stale = !options.resume && (yield* storage.exists(journalFile))
-    const journalReady = stale
-      ? Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(journalFile, "")))
-      : Effect.void
-    let journalOpened = false
+    const journal = yield* openJournal(journalFile, options.resume, torn)
     const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
       verifier,
-      journal: yield* makeDurableLog(journalFile, undefined, { torn }).pipe(
-        Effect.provideService(Storage, {
-          ...storage,
-          openAppend: (file) =>
-            Effect.zipRight(journalReady, Effect.suspend(() => ((journalOpened = true), storage.openAppend(file))))
-        })
-      ),
-      journalReady,
+      journal: journal.log,
+      journalReady: journal.ready,
       done,
       counter: new SummaryCounter(),
       hasSideEffects: (steps) => steps.some((s) => !readOnly.has(`${s.server}\u0000${s.tool}`))
@@ -526,11 +512,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     // committed (the two flushes side by side: other files).
     const settled = Effect.zipRight(
       verifying,
-      Effect.all([verifier.flush, ctx.journal.flush, journalReady], { concurrency: 3, discard: true }).pipe(
-        Effect.zipRight(Effect.suspend(() =>
-          options.resume || stale || journalOpened ? Effect.void : storage.writeFileAtomic(journalFile, "")
-        ))
-      )
+      Effect.all([verifier.flush, journal.settle], { concurrency: 2, discard: true })
     )
     // The dataset is written beside the workers; a failure of either stops both. Once every row is settled
     // the rejects file is written while the dataset's last rows are written and committed.
@@ -545,6 +527,30 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       rejectsFile: rejectsFileOf(options.out)
     } satisfies VerifyResult
   }))
+
+/**
+ * The run's journal log. A fresh run empties an existing journal (atomically) while its first rows run:
+ * the journal's first write, a plan with side effects (`ready`) and the dataset's commit (`settle`) wait
+ * for it. A journal that is not there needs no emptying: its first write creates it, and `settle` makes
+ * an empty one for a run that wrote none. `settle` also flushes the log.
+ */
+const openJournal = (file: string, resume: boolean, torn: boolean) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const stale = !resume && (yield* storage.exists(file))
+    const ready = stale ? Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(file, ""))) : Effect.void
+    let opened = false
+    const log = yield* makeDurableLog(file, undefined, { torn }).pipe(
+      Effect.provideService(Storage, {
+        ...storage,
+        openAppend: (f) => Effect.zipRight(ready, Effect.suspend(() => ((opened = true), storage.openAppend(f))))
+      })
+    )
+    const settle = Effect.all([log.flush, ready], { concurrency: 2, discard: true }).pipe(
+      Effect.zipRight(Effect.suspend(() => resume || stale || opened ? Effect.void : storage.writeFileAtomic(file, "")))
+    )
+    return { log, ready, settle }
+  })
 
 /** `server \0 tool` of every tool annotated `readOnlyHint: true`. */
 const readOnlyTools = (inventory: Inventory): ReadonlySet<string> =>
