@@ -232,7 +232,15 @@ const mayHoldSecret = (text: string, secret: string) =>
 export const directTransport = (client: OpenAI, settings: LlmSettings, secret: string): Transport => {
   const viaSdk = openAITransport(client, settings, secret)
   const agents = keepAliveAgents()
+  // Both endpoints' URL and headers are made at once (the SDK builds them asynchronously), so that a call,
+  // the first included, finds them ready and goes out in the step that sends it.
   const prepared: Partial<Record<Backend, Prepared>> = {}
+  const preparing = (["responses", "chat"] as const).map((backend) => {
+    const made = prepare(client, settings, backend, agents)
+    made.then((p) => (prepared[backend] = p), () => undefined)
+    return [backend, made] as const
+  })
+  const ready = Object.fromEntries(preparing) as Record<Backend, Promise<Prepared>>
   const failure = (e: unknown): TransportFailure => scrub(classifyError(e, settings), secret)
   const judge = (answer: HttpAnswer): Effect.Effect<TransportReply, TransportFailure> | undefined => {
     let text: string
@@ -278,13 +286,9 @@ export const directTransport = (client: OpenAI, settings: LlmSettings, secret: s
   return (call) => {
     const target = prepared[call.backend]
     if (target !== undefined) return target.agent === undefined ? viaSdk(call) : post(call, target)
-    return Effect.tryPromise({
-      try: () => prepare(client, settings, call.backend, agents),
-      catch: failure
-    }).pipe(Effect.flatMap((p) => {
-      prepared[call.backend] = p
-      return p.agent === undefined ? viaSdk(call) : post(call, p)
-    }))
+    return Effect.tryPromise({ try: () => ready[call.backend], catch: failure }).pipe(
+      Effect.flatMap((p) => p.agent === undefined ? viaSdk(call) : post(call, p))
+    )
   }
 }
 
