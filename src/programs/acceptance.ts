@@ -176,32 +176,83 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
       return Either.right(steps.right)
     }
 
-    const judge = (job: J, index: number, task: ModelTask, metadata: Record<string, unknown>) =>
+    /** Plan and conversion: the row, or the verdict on why not. */
+    const judgeRow = (job: J, task: ModelTask, metadata: Record<string, unknown>): Either.Either<SkyRLRow, Verdict> => {
+      const steps = planVerdict(job, task)
+      if (Either.isLeft(steps)) return Either.left(steps.left)
+      const converted = convertTask(options.taskInput(job, task, steps.right), {
+        dataSource: options.dataSource,
+        inventory: options.inventoryOf(job).inventory,
+        ...options.rowSettings,
+        metadata
+      })
+      if (Either.isLeft(converted)) {
+        const reasons = [converted.left.message]
+        return Either.left({ _tag: "Repair", reasons, message: genericRepair(reasons) })
+      }
+      return Either.right(converted.right)
+    }
+
+    const verifyRow = (job: J, index: number, row: SkyRLRow) =>
       Effect.gen(function*() {
-        const steps = planVerdict(job, task)
-        if (Either.isLeft(steps)) return steps.left
-        const converted = convertTask(options.taskInput(job, task, steps.right), {
-          dataSource: options.dataSource,
-          inventory: options.inventoryOf(job).inventory,
-          ...options.rowSettings,
-          metadata
-        })
-        if (Either.isLeft(converted)) {
-          const reasons = [converted.left.message]
-          return { _tag: "Repair", reasons, message: genericRepair(reasons) } satisfies Verdict
-        }
-        const row = converted.right
-        if (options.verify === undefined) return { _tag: "Accepted", row } satisfies Verdict
         // With verification, the cheap checks first (nothing kept), so a row that fails them is not executed.
         const encoded = encodeRow(row)
         const early = onFindings(checker.check(index, encoded, { keep: false })) ??
           onDuplicates(gate?.test(encoded).matches ?? [])
         if (early !== undefined) return early
-        const verified = yield* options.verify(row, job)
+        const verified = yield* options.verify!(row, job)
         if (verified.ok) return { _tag: "Accepted", row: verified.row ?? row } satisfies Verdict
         return verified.repair === undefined
           ? { _tag: "Reject", reasons: [verified.reason], stop: verified.stop } satisfies Verdict
           : { _tag: "Repair", reasons: [verified.reason], message: verified.repair } satisfies Verdict
+      })
+
+    const judge = (job: J, index: number, task: ModelTask, metadata: Record<string, unknown>) =>
+      Effect.suspend((): Effect.Effect<Verdict> => {
+        const judged = judgeRow(job, task, metadata)
+        if (Either.isLeft(judged)) return Effect.succeed(judged.left)
+        if (options.verify === undefined) return Effect.succeed({ _tag: "Accepted", row: judged.right })
+        return verifyRow(job, index, judged.right)
+      })
+
+    /**
+     * The claim's atomic step (under the mutex): the row checks against every row kept so far, the gate,
+     * and, when the row passes, keeping it and queueing its journal line (`commit`).
+     */
+    const claimStep = <E>(
+      index: number,
+      row: SkyRLRow,
+      commit: (encoded: unknown) => Effect.Effect<Effect.Effect<void, E>>
+    ): Effect.Effect<{ readonly verdict: Verdict; readonly durable: Effect.Effect<void, E> }> =>
+      Effect.suspend(() => {
+        const encoded = encodeRow(row)
+        // The gate runs only when the row checks pass (inside `keep`, so the checker keeps the row only
+        // when the gate lets it through too).
+        let dup: ReturnType<DuplicateGate["test"]> | undefined
+        const findings = checker.check(index, encoded, {
+          keep: (found) => {
+            if (blocking(found).length > 0) return false
+            dup = gate?.test(encoded)
+            return onDuplicates(dup?.matches ?? []) === undefined
+          }
+        })
+        const verdict = onFindings(findings) ?? onDuplicates(dup?.matches ?? [])
+        if (verdict !== undefined) {
+          return Effect.succeed({
+            verdict: withAvoid(verdict, encoded),
+            durable: Effect.void as Effect.Effect<void, E>
+          })
+        }
+        dup?.keep(index)
+        // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file;
+        // near-duplicates are not among its checks, so they are warned about here.
+        const logs = [
+          ...findings.map((f) => Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)),
+          ...(dup?.matches ?? []).map((m) => Effect.logWarning(`sample ${index + 1}: ${m.reason}`))
+        ]
+        const accepted: Verdict = { _tag: "Accepted", row }
+        const committed = Effect.map(commit(encoded), (durable) => ({ verdict: accepted, durable }))
+        return logs.length === 0 ? committed : Effect.zipRight(Effect.all(logs, { discard: true }), committed)
       })
 
     const claim = <E>(
@@ -209,34 +260,10 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
       row: SkyRLRow,
       commit: (encoded: unknown) => Effect.Effect<Effect.Effect<void, E>>
     ) =>
-      Effect.gen(function*() {
-        const claimed = yield* mutex.withPermits(1)(Effect.gen(function*() {
-          const encoded = encodeRow(row)
-          // The gate runs only when the row checks pass (inside `keep`, so the checker keeps the row only
-          // when the gate lets it through too).
-          let dup: ReturnType<DuplicateGate["test"]> | undefined
-          const findings = checker.check(index, encoded, {
-            keep: (found) => {
-              if (blocking(found).length > 0) return false
-              dup = gate?.test(encoded)
-              return onDuplicates(dup?.matches ?? []) === undefined
-            }
-          })
-          const verdict = onFindings(findings) ?? onDuplicates(dup?.matches ?? [])
-          if (verdict !== undefined) {
-            return { verdict: withAvoid(verdict, encoded), durable: Effect.void as Effect.Effect<void, E> }
-          }
-          dup?.keep(index)
-          // Warn-only findings (enrich's source prompts) are summed up by the final check of the written file;
-          // near-duplicates are not among its checks, so they are warned about here.
-          for (const f of findings) yield* Effect.logDebug(`sample ${index + 1}: ${describeFinding(f)}`)
-          for (const m of dup?.matches ?? []) yield* Effect.logWarning(`sample ${index + 1}: ${m.reason}`)
-          const accepted: Verdict = { _tag: "Accepted", row }
-          return { verdict: accepted, durable: yield* commit(encoded) }
-        }))
-        yield* claimed.durable
-        return claimed.verdict
-      })
+      Effect.flatMap(
+        mutex.withPermits(1)(claimStep(index, row, commit)),
+        (claimed) => Effect.as(claimed.durable, claimed.verdict)
+      )
 
     return {
       judge,

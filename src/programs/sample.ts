@@ -9,7 +9,7 @@
  *            record in the session's archive log, or the archived one it was replayed from) and put in
  *            the cost ledger
  */
-import { Effect, Either, Fiber, Ref } from "effect"
+import { Effect, Either, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
@@ -71,14 +71,15 @@ interface Called {
 const stopRun = <J extends Job>(ctx: RunContext<J>, reason: string) => Ref.update(ctx.stop, (s) => s ?? reason)
 
 /** The budget, checked before every call (repairs included): at most the calls in flight overshoot it. */
-const budgetLeft = <J extends Job>(ctx: RunContext<J>) =>
-  Effect.gen(function*() {
-    if ((yield* Ref.get(ctx.stop)) !== undefined) return false
-    const reached = budgetReached(ctx.options.maxCostUsd, yield* ctx.ledger.totals)
-    if (reached === undefined) return true
-    yield* stopRun(ctx, reached)
-    return false
-  })
+const budgetLeft = <J extends Job>(ctx: RunContext<J>): Effect.Effect<boolean> =>
+  Effect.flatMap(
+    Ref.get(ctx.stop),
+    (stop) =>
+      stop !== undefined ? Effect.succeed(false) : Effect.flatMap(ctx.ledger.totals, (totals) => {
+        const reached = budgetReached(ctx.options.maxCostUsd, totals)
+        return reached === undefined ? Effect.succeed(true) : Effect.as(stopRun(ctx, reached), false)
+      })
+  )
 
 /**
  * One model call (`callUnbounded`) under one of the run's call permits. The permit goes back when the HTTP
@@ -93,13 +94,17 @@ export const call = <J extends Job>(
   purpose: "task" | "repair",
   input: ReadonlyArray<LlmMessage>
 ) =>
-  Effect.gen(function*() {
-    const { durable, result, state } = yield* ctx.calls.withPermits(1)(
-      callUnbounded(ctx, job, attempt, purpose, input)
-    )
-    for (const wait of durable) yield* wait
-    return { ...(yield* Ref.get(state)), result } satisfies Called
-  })
+  Effect.flatMap(
+    ctx.calls.withPermits(1)(callUnbounded(ctx, job, attempt, purpose, input)),
+    ({ durable, result, state }) =>
+      Effect.map(
+        durable.length === 1 ? durable[0]! : Effect.all(durable, { discard: true }),
+        (): Called => ({ ...state, result })
+      )
+  )
+
+/** What a call's HTTP attempts left, filled in as their records reach the disk. */
+type CallState = { -readonly [K in keyof Omit<Called, "result">]: Called[K] }
 
 const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
@@ -108,15 +113,11 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   purpose: "task" | "repair",
   input: ReadonlyArray<LlmMessage>
 ) {
-  const state = yield* Ref.make<Omit<Called, "result">>({
-    file: undefined,
-    startedAt: "",
-    usage: emptyUsage,
-    storageError: undefined
-  })
+  // Written only by this call's own steps (its attempts, then their waits, one after the other).
+  const state: CallState = { file: undefined, startedAt: "", usage: emptyUsage, storageError: undefined }
   // Per HTTP attempt, the wait for its records to be on disk (then noted in `state`); never fails.
   const durable: Array<Effect.Effect<void>> = []
-  const failed = (e: StorageError) => Ref.update(state, (s) => ({ ...s, storageError: s.storageError ?? e }))
+  const failed = (e: StorageError) => Effect.sync(() => void (state.storageError ??= e))
   if (!(yield* budgetLeft(ctx))) return { state, durable, result: undefined }
   const key = sampleKey(job.index, attempt, purpose)
   const onAttempt = (record: AttemptRecord) =>
@@ -145,21 +146,24 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
           sample_attempt: attempt,
           purpose
         })
+      // Both lines are queued: the ledger's wait comes second, and its failure (when both fail) wins.
       durable.push(
-        Effect.gen(function*() {
-          // Both waits at once (one fork), so neither write waits for the other.
-          const archiving = yield* Effect.fork(Effect.either(archived.durable))
-          const ledgerWait = yield* Effect.either(ledgered)
-          const archiveWait = yield* Fiber.join(archiving)
-          if (Either.isLeft(ledgerWait)) return yield* ledgerWait.left
-          if (Either.isLeft(archiveWait)) return yield* archiveWait.left
-          yield* Ref.update(state, (s) => ({
-            ...s,
-            file: archived.file,
-            startedAt: record.startedAt,
-            usage: record.usage === undefined ? s.usage : addUsage(s.usage, record.usage)
+        Effect.flatMap(Effect.either(archived.durable), (archiveWait) =>
+          Effect.flatMap(Effect.either(ledgered), (ledgerWait) => {
+            if (Either.isLeft(ledgerWait)) {
+              return failed(ledgerWait.left)
+            }
+            if (Either.isLeft(archiveWait)) {
+              return failed(archiveWait.left)
+            }
+            return Effect.sync(() => {
+              state.file = archived.file
+              state.startedAt = record.startedAt
+              if (record.usage !== undefined) {
+                state.usage = addUsage(state.usage, record.usage)
+              }
+            })
           }))
-        }).pipe(Effect.catchAll(failed))
       )
     }).pipe(Effect.catchAll(failed))
   const result = yield* ctx.llm.complete({
@@ -182,22 +186,24 @@ export const UNEXPLAINED_400_LIMIT = 3
  * requests of a run all get one and nothing was answered yet, the request every sample sends is at fault:
  * the run stops instead of spending every sample's attempts on it.
  */
-const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<unknown, LlmError>) =>
-  Effect.gen(function*() {
-    const answered = Either.isRight(result) || isAnswerError(result.left)
-    const unexplained = Either.isLeft(result) && result.left._tag === "BadRequest" &&
-      failureScope(result.left) === "sample" && !isRequestSpecific(result.left)
-    const next = yield* Ref.updateAndGet(ctx.refusals, (r) => ({
+const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<unknown, LlmError>) => {
+  const answered = Either.isRight(result) || isAnswerError(result.left)
+  const unexplained = Either.isLeft(result) && result.left._tag === "BadRequest" &&
+    failureScope(result.left) === "sample" && !isRequestSpecific(result.left)
+  return Effect.flatMap(
+    Ref.updateAndGet(ctx.refusals, (r) => ({
       answered: r.answered || answered,
       unexplained: r.unexplained + (unexplained ? 1 : 0)
-    }))
-    if (!next.answered && unexplained && next.unexplained >= UNEXPLAINED_400_LIMIT && Either.isLeft(result)) {
-      yield* stopRun(
-        ctx,
-        `the first ${next.unexplained} requests were all refused, so the request itself is at fault: ${result.left.message}`
-      )
-    }
-  })
+    })),
+    (next) =>
+      !next.answered && unexplained && next.unexplained >= UNEXPLAINED_400_LIMIT && Either.isLeft(result)
+        ? stopRun(
+          ctx,
+          `the first ${next.unexplained} requests were all refused, so the request itself is at fault: ${result.left.message}`
+        )
+        : Effect.void
+  )
+}
 
 const invalidOutputRepair = (e: InvalidOutput): string =>
   [
@@ -236,14 +242,19 @@ export interface SampleTally {
   readonly rejects: ReadonlyArray<RejectRecord>
 }
 
+/** A sample's tally, updated by its own steps only (one attempt at a time). */
+interface Tally {
+  current: SampleTally
+}
+
 export const attempt = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
   job: J,
   attemptNo: number,
-  tally: Ref.Ref<SampleTally>
+  tally: Tally
 ) {
   // The sample's rejects so far in this session: re-judged the same way when answers are replayed.
-  const history = (yield* Ref.get(tally)).rejects
+  const history = tally.current.rejects
   let input: ReadonlyArray<LlmMessage> = [{
     role: "user",
     content: ctx.options.requestText(job, attemptNo, history)
@@ -261,11 +272,11 @@ export const attempt = Effect.fnUntraced(function*<J extends Job>(
   })
   for (let round = 0; round < 2; round++) {
     const called = yield* call(ctx, job, attemptNo, round === 0 ? "task" : "repair", input)
-    yield* Ref.update(tally, (t) => ({
-      ...t,
-      calls: t.calls + (called.result === undefined ? 0 : 1),
-      usage: addUsage(t.usage, called.usage)
-    }))
+    tally.current = {
+      ...tally.current,
+      calls: tally.current.calls + (called.result === undefined ? 0 : 1),
+      usage: addUsage(tally.current.usage, called.usage)
+    }
     if (called.result === undefined) {
       const reason = (yield* Ref.get(ctx.stop)) ?? "stopped"
       return { _tag: "Stopped", reason, reject: undefined, called: round > 0 } as const
@@ -299,7 +310,7 @@ export const attempt = Effect.fnUntraced(function*<J extends Job>(
       ? yield* ctx.acceptance.claim(job.index, judged.row, (encoded) => journalRow(ctx, job, attemptNo, encoded, tally))
       : judged
     if (verdict._tag === "Accepted") {
-      return { _tag: "Accepted", row: verdict.row, calls: (yield* Ref.get(tally)).calls } as const
+      return { _tag: "Accepted", row: verdict.row, calls: tally.current.calls } as const
     }
     if (verdict._tag === "Reject" && verdict.stop === true) {
       const reason = verdict.reasons.join("; ")
@@ -324,10 +335,11 @@ const journalRow = <J extends Job>(
   job: J,
   attemptNo: number,
   row: unknown,
-  tally: Ref.Ref<SampleTally>
+  tally: Tally
 ) =>
-  Effect.flatMap(Ref.get(tally), (t) =>
-    ctx.journal.enqueue({
+  Effect.suspend(() => {
+    const t = tally.current
+    return ctx.journal.enqueue({
       index: job.index,
       status: "row",
       row,
@@ -335,7 +347,8 @@ const journalRow = <J extends Job>(
       calls: t.calls,
       usage: t.usage,
       rejects: t.rejects
-    }))
+    })
+  })
 
 /**
  * Attempts per session: `--max-attempts` new ones on top of those an earlier session already made (an
@@ -350,7 +363,7 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
   before: JournalEntry | undefined
 ) {
   if ((yield* Ref.get(ctx.stop)) !== undefined) return
-  const tally = yield* Ref.make<SampleTally>({ calls: 0, usage: emptyUsage, rejects: [] })
+  const tally: Tally = { current: { calls: 0, usage: emptyUsage, rejects: [] } }
   const limit = attemptLimit(ctx, before)
   let attemptNo = 0
   let stopped: string | undefined
@@ -371,7 +384,7 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
     }
     if (outcome.reject !== undefined) {
       const r = outcome.reject
-      yield* Ref.update(tally, (t) => ({ ...t, rejects: [...t.rejects, r] }))
+      tally.current = { ...tally.current, rejects: [...tally.current.rejects, r] }
       yield* Effect.logWarning(`sample ${job.index + 1} attempt ${r.attempt} rejected: ${r.reasons.join("; ")}`)
     }
     if (outcome._tag === "Stopped") {
@@ -380,7 +393,7 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
       break
     }
   }
-  const t = yield* Ref.get(tally)
+  const t = tally.current
   if (stopped !== undefined && t.calls === 0 && t.rejects.length === 0) return
   const entry: JournalEntry = {
     index: job.index,

@@ -6,16 +6,19 @@
  *
  * `enqueue(text)` puts the text in the file's order at once (so a caller's critical section fixes the
  * order of its lines) and returns the wait for it to be on disk; `append(text, { wait: true })` is both.
- * Without `wait`, `append` returns at once and a background writer (in the caller's scope) writes the text
- * after a short window (`windowMs`, default 50 ms, so that one flush carries many lines; again after each
- * write while lines keep coming); `flush` waits for everything appended so far. A write failure is kept:
- * the waiters of its batch and of every later line, and `flush`, fail with it, and nothing more is written
- * to the file (a failed write may have left part of its text); a wait for lines an earlier write put on
- * disk succeeds. `torn`: the file ends in the middle of a line (a
- * crash), so the first write starts a new line. The scope's finalizer flushes what is left.
+ * Writes go one at a time: a wait with no write in flight writes everything pending itself; the waits that
+ * come while one is in flight park (no lock: a callback each) and, when it ends, are done or fail with it,
+ * or try again (the first to try writes what came meanwhile). Without `wait`, `append` returns at once and
+ * a background writer (in the caller's scope) writes the text after a short window (`windowMs`, default
+ * 50 ms, so that one flush carries many lines; again after each write while lines keep coming); `flush`
+ * waits for everything appended so far. A write failure is kept: the waiters of its batch and of every
+ * later line, and `flush`, fail with it, and nothing more is written to the file (a failed write may have
+ * left part of its text); a wait for lines an earlier write put on disk succeeds. `torn`: the file ends
+ * in the middle of a line (a crash), so the first write starts a new line. The scope's finalizer flushes
+ * what is left.
  *
- * A fiber interrupted while it waits for the lock, or before its batch's write started, leaves the lines
- * to the next write or the final flush; a write that has started finishes (the live handle's append is
+ * A fiber interrupted while it waits, or before its batch's write started, leaves the lines to the next
+ * write or the final flush; a write that has started finishes (the live handle's append is
  * uninterruptible), and its failure is kept even when its fiber is interrupted.
  */
 import { Cause, Effect, ExecutionStrategy, Exit, Option } from "effect"
@@ -66,7 +69,6 @@ export const makeDurableLog = (
     // The handle lives in a child scope made now, so it closes after the final flush below (finalizers run
     // in reverse order).
     const handleScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-    const lock = yield* Effect.makeSemaphore(1)
     let handle: AppendHandle | undefined
     let pending: Array<string | Uint8Array> = []
     let unwritten = 0
@@ -75,58 +77,68 @@ export const makeDurableLog = (
     let written = 0
     let failure: StorageError | undefined
     let scheduled = false
+    // A write is in flight (the lock: one write at a time).
+    let writing = false
     let startNewLine = options.torn === true
+    // Waits parked while a write is in flight, each resumed when it ends: done, failed, or to try again.
+    let waiters: Array<{ readonly upTo: number; readonly resume: (next: Effect.Effect<void, StorageError>) => void }> =
+      []
     const opened = Effect.suspend(() =>
       handle !== undefined
         ? Effect.succeed(handle)
         : Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
     )
     /**
-     * Writes what is pending (everything appended before the lock was taken is on disk after it), unless
-     * the first `upTo` texts are on disk already: then their wait succeeds even if a later write failed.
-     * Whatever
-     * ends it, interruption included, is settled: a batch interrupted before its write started goes back to
-     * the front of `pending` (the next write or the final flush carries it); a write that failed (part of it
-     * may be in the file) is kept as the log's failure, interruption or not, so nothing is appended after a
-     * cut record and every later wait fails.
+     * The wait for the first `upTo` texts to be on disk: done when a write already put them there (even if a
+     * later write failed); else, when no write is in flight, this fiber writes everything pending; else it
+     * parks until the write in flight ends, and then is done, fails with it, or tries again (the first to try
+     * writes what came meanwhile, for all of them). Whatever ends a write, interruption included, is
+     * settled: a batch interrupted before its write started goes back to the front of `pending` (the next
+     * write or the final flush carries it); a write that failed (part of it may be in the file) is kept as
+     * the log's failure, interruption or not, so nothing is appended after a cut record and every later wait
+     * fails.
      */
-    const writeBatch = (upTo: number) =>
-      // Lines a write already put on disk need not wait for the lock (the same answer as inside it).
-      Effect.suspend(() => upTo <= written ? Effect.void : lockedWrite(upTo))
-    const lockedWrite = (upTo: number) =>
-      lock.withPermits(1)(
-        Effect.suspend(() => {
-          if (upTo <= written) return Effect.void
-          if (failure !== undefined) return Effect.fail(failure)
-          if (pending.length === 0) return Effect.void
-          const batch = pending
-          pending = []
-          let started = false
-          const text = joined(startNewLine ? ["\n", ...batch] : batch)
-          return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(text)))).pipe(
-            Effect.onExit((exit) => Effect.sync(() => settle(exit, batch, started)))
-          )
-        })
-      )
+    const writeBatch = (upTo: number): Effect.Effect<void, StorageError> =>
+      Effect.suspend(() => {
+        if (upTo <= written) return Effect.void
+        if (failure !== undefined) return Effect.fail(failure)
+        if (writing) return Effect.async<void, StorageError>((resume) => void waiters.push({ upTo, resume }))
+        if (pending.length === 0) return Effect.void
+        writing = true
+        const batch = pending
+        pending = []
+        let started = false
+        const text = joined(startNewLine ? ["\n", ...batch] : batch)
+        return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(text)))).pipe(
+          Effect.onExit((exit) => Effect.sync(() => settle(exit, batch, started)))
+        )
+      })
     const settle = (exit: Exit.Exit<void, StorageError>, batch: Array<string | Uint8Array>, started: boolean) => {
+      writing = false
       if (Exit.isSuccess(exit)) {
         startNewLine = false
         unwritten -= batch.length
         written += batch.length
-        return
+      } else {
+        const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+        if (error === undefined && !started) pending = [...batch, ...pending]
+        else {
+          // Interrupted once the write started: the live append is uninterruptible, so it finished what it began.
+          if (error !== undefined) failure ??= error
+          else {
+            startNewLine = false
+            written += batch.length
+          }
+          unwritten -= batch.length
+        }
       }
-      const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
-      if (error === undefined && !started) {
-        pending = [...batch, ...pending]
-        return
+      const parked = waiters
+      waiters = []
+      for (const w of parked) {
+        w.resume(
+          w.upTo <= written ? Effect.void : failure !== undefined ? Effect.fail(failure) : writeBatch(w.upTo)
+        )
       }
-      // Interrupted once the write started: the live append is uninterruptible, so it finished what it began.
-      if (error !== undefined) failure ??= error
-      else {
-        startNewLine = false
-        written += batch.length
-      }
-      unwritten -= batch.length
     }
     // One window before each background write, so that a steady stream of lines is written in batches.
     const drain = Effect.gen(function*() {

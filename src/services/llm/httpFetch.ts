@@ -44,23 +44,96 @@ const decoded = (body: Buffer, encoding: string | undefined): Buffer => {
   }
 }
 
-const responseOf = (res: http.IncomingMessage, body: Buffer): Response => {
+const responseOf = (answer: HttpAnswer): Response => {
   const headers = new Headers()
-  for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!)
-  const status = res.statusCode ?? 0
-  return new Response(NULL_BODY_STATUS.has(status) ? null : decoded(body, res.headers["content-encoding"]), {
-    status,
-    statusText: res.statusMessage ?? "",
+  const raw = answer.rawHeaders
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!)
+  return new Response(NULL_BODY_STATUS.has(answer.status) ? null : bodyOf(answer), {
+    status: answer.status,
+    statusText: answer.statusText,
     headers
   })
 }
 
+/** A whole answer to `httpRequest`: its body read (as it came: `bodyOf` decompresses it). */
+export interface HttpAnswer {
+  readonly status: number
+  readonly statusText: string
+  /** Header names and values, alternating, as they came. */
+  readonly rawHeaders: ReadonlyArray<string>
+  readonly headers: http.IncomingHttpHeaders
+  readonly body: Buffer
+}
+
+/** An answer's body, decompressed as `fetch` does (throws when it cannot be). */
+export const bodyOf = (answer: HttpAnswer): Buffer => decoded(answer.body, answer.headers["content-encoding"])
+
+/** The text `Response.text()` gives for the answer (UTF-8, a leading byte order mark dropped). */
+export const answerText = (answer: HttpAnswer): string => {
+  if (NULL_BODY_STATUS.has(answer.status)) return ""
+  const text = bodyOf(answer).toString("utf8")
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
+/** A redirect `fetch` would follow. */
+export const isRedirect = (answer: HttpAnswer): boolean =>
+  REDIRECT_STATUS.has(answer.status) && answer.headers.location !== undefined
+
+/** Keep-alive agents for `httpRequest`, one per protocol. */
+export const keepAliveAgents = () => ({
+  "http:": new http.Agent({ keepAlive: true }),
+  "https:": new https.Agent({ keepAlive: true })
+})
+
+/**
+ * One request on node:http(s), the answer read whole (a redirect is handed back as it is). `done` is called once: with the answer, or with the connection's error (Node's, whose
+ * `code` names the cause; ECONNRESET when the connection closed before the whole answer came). The caller
+ * ends the request early with `destroy()` on what this returns (`done` is then not called).
+ */
+export const httpRequest = (
+  url: URL,
+  options: { readonly method: string; readonly headers: Record<string, string>; readonly agent: http.Agent },
+  bytes: Uint8Array | undefined,
+  done: (error: unknown, answer?: HttpAnswer) => void
+): { readonly destroy: () => void } => {
+  let settled = false
+  const settle = (error: unknown, answer?: HttpAnswer) => {
+    if (settled) return
+    settled = true
+    done(error, answer)
+  }
+  const send = url.protocol === "https:" ? https.request : http.request
+  const req = send(url, options, (res) => {
+    const chunks: Array<Buffer> = []
+    res.on("data", (chunk: Buffer) => chunks.push(chunk))
+    res.on("error", settle)
+    // The connection closed before the whole answer came.
+    res.on("close", () => {
+      if (!res.complete) settle(Object.assign(new Error("aborted"), { code: "ECONNRESET" }))
+    })
+    res.on("end", () => {
+      settle(undefined, {
+        status: res.statusCode ?? 0,
+        statusText: res.statusMessage ?? "",
+        rawHeaders: res.rawHeaders,
+        headers: res.headers,
+        body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      })
+    })
+  })
+  req.on("error", settle)
+  req.end(bytes)
+  return {
+    destroy: () => {
+      settled = true
+      req.destroy()
+    }
+  }
+}
+
 /** A fetch on node:http(s) with its own keep-alive agents (one per client). */
 export const makeHttpFetch = (): typeof fetch => {
-  const agents = {
-    "http:": new http.Agent({ keepAlive: true }),
-    "https:": new https.Agent({ keepAlive: true })
-  }
+  const agents = keepAliveAgents()
   return (input: FetchInput, init: RequestInit = {}): Promise<Response> => {
     const body = init.body
     const url = input instanceof Request ? undefined : new URL(input)
@@ -71,51 +144,27 @@ export const makeHttpFetch = (): typeof fetch => {
     ) return fetch(input, init)
     const signal = init.signal ?? undefined
     return new Promise<Response>((resolve, reject) => {
-      let settled = false
-      /** Ends the promise once: the first of an answer, a failure or an abort wins. */
-      const settle = (end: () => void) => {
-        if (settled) return
-        settled = true
-        signal?.removeEventListener("abort", onAbort)
-        end()
-      }
-      const fail = (e: unknown) => settle(() => reject(e))
-      const onAbort = () => {
-        fail(abortError())
-        req.destroy()
-      }
+      if (signal?.aborted === true) return reject(abortError())
       const headers = headersOf(init.headers)
       // A text body is sent as its UTF-8 bytes, made once: written as a string, Node's http would copy it
       // into a new string with the request head before writing it (and counting its bytes flattens it too).
       const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : body ?? undefined
       if (bytes !== undefined) headers["content-length"] = String(bytes.byteLength)
-      const send = url.protocol === "https:" ? https.request : http.request
-      const req = send(url, { method: init.method ?? "GET", headers, agent }, (res) => {
-        const chunks: Array<Buffer> = []
-        res.on("data", (chunk: Buffer) => chunks.push(chunk))
-        res.on("error", fail)
-        // The connection closed before the whole answer came.
-        res.on("close", () => {
-          if (!res.complete) fail(Object.assign(new Error("aborted"), { code: "ECONNRESET" }))
-        })
-        res.on("end", () => {
-          if (settled) return
-          if (REDIRECT_STATUS.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
-            return settle(() => resolve(fetch(input, init)))
-          }
-          let response: Response
-          try {
-            response = responseOf(res, Buffer.concat(chunks))
-          } catch (e) {
-            return fail(e)
-          }
-          settle(() => resolve(response))
-        })
+      const request = httpRequest(url, { method: init.method ?? "GET", headers, agent }, bytes, (error, answer) => {
+        signal?.removeEventListener("abort", onAbort)
+        if (answer === undefined) return reject(error)
+        if (isRedirect(answer)) return resolve(fetch(input, init))
+        try {
+          resolve(responseOf(answer))
+        } catch (e) {
+          reject(e)
+        }
       })
-      req.on("error", fail)
-      if (signal?.aborted === true) return onAbort()
+      const onAbort = () => {
+        request.destroy()
+        reject(abortError())
+      }
       signal?.addEventListener("abort", onAbort, { once: true })
-      req.end(bytes)
     })
   }
 }

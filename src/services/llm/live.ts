@@ -2,18 +2,20 @@
  * The live Llm layer on the official `openai` SDK. Loaded lazily (src/cli/llmOptions.ts), so that
  * `skyrl --help` never loads the SDK.
  *
- * The SDK is built with `maxRetries: 0` (the Effect schedule owns retries) and each attempt passes an
- * AbortSignal, so the per-attempt timeout aborts the HTTP request. It sends through `makeHttpFetch`
- * (node:http, cheaper than Node's fetch per call). Bodies are read with
- * `.asResponse()` (status, headers, request id and the raw text): an answer whose HTTP body is not JSON
- * is then archived as the text it was instead of a bare SyntaxError.
+ * Calls are posted on node:http by `directTransport` with the URL and headers the SDK builds for them
+ * (made once per endpoint), and their answers judged as the SDK's would be (its error classes, then
+ * `classifyError`): the SDK's own per-call work (request options, `Headers`, `Response`, abort signals)
+ * cost ~0.1-0.2 ms of CPU a call. `openAITransport`, the same call through the SDK (built with
+ * `maxRetries: 0`: the Effect schedule owns retries; sending through `makeHttpFetch`), takes redirects and
+ * is what test/liveTransport.test.ts holds the direct transport equal to. Bodies are read whole: an answer
+ * whose HTTP body is not JSON is archived as the text it was instead of a bare SyntaxError.
  *
  * The API key is read with `Config.redacted("OPENAI_API_KEY")`, handed only to the SDK, and scrubbed
  * from every body, error and record that comes back (some servers echo it).
  */
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import OpenAI from "openai"
-import type { LlmSettings } from "../../domain/llm.js"
+import type { Backend, LlmSettings } from "../../domain/llm.js"
 import {
   Authentication,
   BadRequest,
@@ -29,9 +31,10 @@ import { Llm } from "../Llm.js"
 import type { RateLimiterApi } from "../RateLimiter.js"
 import { RateLimiter } from "../RateLimiter.js"
 import { requestJson } from "./answer.js"
-import type { Transport, TransportFailure } from "./engine.js"
+import type { Transport, TransportFailure, TransportReply } from "./engine.js"
 import { makeEngine } from "./engine.js"
-import { makeHttpFetch } from "./httpFetch.js"
+import type { HttpAnswer } from "./httpFetch.js"
+import { answerText, httpRequest, isRedirect, keepAliveAgents, makeHttpFetch } from "./httpFetch.js"
 import { parseRateLimitReset, parseRetryAfter } from "./retry.js"
 
 /** Replaces every occurrence of `secret` in strings of a JSON value. */
@@ -147,6 +150,148 @@ export const openAITransport = (client: OpenAI, settings: LlmSettings, secret: s
         : scrub(classifyError(e, settings), secret)
   })
 
+/** What the SDK sends with every request of a client to one endpoint: its URL and headers. */
+interface Prepared {
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+  readonly agent: ReturnType<typeof keepAliveAgents>["http:"] | undefined
+}
+
+const pathOf = (backend: Backend) => backend === "responses" ? "/responses" : "/chat/completions"
+
+/**
+ * The URL and headers the SDK's `post` sends for `backend` (Authorization, Accept, User-Agent, the
+ * X-Stainless-* headers, content-type), as the SDK builds them: the same for every call of a client, as it
+ * never retries (`maxRetries: 0`, so X-Stainless-Retry-Count stays 0) and sends no idempotency key.
+ */
+const prepare = async (
+  client: OpenAI,
+  settings: LlmSettings,
+  backend: Backend,
+  agents: ReturnType<typeof keepAliveAgents>
+) => {
+  const { req, url } = await client.buildRequest({
+    method: "post",
+    path: pathOf(backend),
+    body: "{}",
+    headers: { "content-type": "application/json" },
+    timeout: settings.timeoutMs + 1_000,
+    stream: false
+  })
+  const target = new URL(url)
+  return {
+    url: target,
+    headers: Object.fromEntries(req.headers as Headers),
+    agent: agents[target.protocol as keyof typeof agents]
+  } satisfies Prepared
+}
+
+/** The SDK's error for a connection that failed (`makeRequest`: a timeout by its text, else a connection error). */
+const connectionError = (e: unknown) => {
+  const error = e instanceof Error ? e : new Error(String(e))
+  const cause = "cause" in error ? String(error.cause) : ""
+  return /timed? ?out/i.test(String(error) + cause)
+    ? new OpenAI.APIConnectionTimeoutError()
+    : new OpenAI.APIConnectionError({ message: "Connection error.", cause: error })
+}
+
+/** The SDK's error for an answer that is not 2xx (`makeRequest` → `APIError.generate`). */
+const statusError = (answer: HttpAnswer, text: string) => {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  const headers = new Headers()
+  for (let i = 0; i + 1 < answer.rawHeaders.length; i += 2) {
+    headers.append(answer.rawHeaders[i]!, answer.rawHeaders[i + 1]!)
+  }
+  return OpenAI.APIError.generate(answer.status, json as object, json ? undefined : text, headers)
+}
+
+/**
+ * Whether `scrub(JSON.parse(text), secret)` could change anything. Known not to when the text neither
+ * holds the secret nor has a `\u` escape, for a secret of word characters and dashes that is not all
+ * number characters: such a secret can only sit inside one string (or key) of the JSON, which the text
+ * spells as it is (no escape can make one of its characters but `\u`), not across tokens or in a number
+ * that JSON.stringify writes differently. Any other secret is scrubbed the long way.
+ */
+const mayHoldSecret = (text: string, secret: string) =>
+  secret !== "" &&
+  (!/^[\w-]+$/.test(secret) || !/[^0-9eE+.-]/.test(secret) || text.includes(secret) || text.includes("\\u"))
+
+/**
+ * The live transport: each call posted on node:http with the URL and headers the SDK would send
+ * (`prepare`), its answer read and judged as `openAITransport` judges the SDK's (the same failures, built
+ * by the SDK's own error classes and `classifyError`), without the SDK's per-call work (its request
+ * options, `Headers`, `Response` and abort signals, its log details). A redirect goes through the SDK
+ * transport (sent again, as `fetch` follows it). Interruption and the call's own timer (`Timeout` after
+ * `settings.timeoutMs`) destroy the request.
+ */
+export const directTransport = (client: OpenAI, settings: LlmSettings, secret: string): Transport => {
+  const viaSdk = openAITransport(client, settings, secret)
+  const agents = keepAliveAgents()
+  // Both endpoints' URL and headers are made at once (the SDK builds them asynchronously), so that a call,
+  // the first included, finds them ready and goes out in the step that sends it.
+  const prepared: Partial<Record<Backend, Prepared>> = {}
+  const preparing = (["responses", "chat"] as const).map((backend) => {
+    const made = prepare(client, settings, backend, agents)
+    made.then((p) => (prepared[backend] = p), () => undefined)
+    return [backend, made] as const
+  })
+  const ready = Object.fromEntries(preparing) as Record<Backend, Promise<Prepared>>
+  const failure = (e: unknown): TransportFailure => scrub(classifyError(e, settings), secret)
+  const judge = (answer: HttpAnswer): Effect.Effect<TransportReply, TransportFailure> | undefined => {
+    let text: string
+    try {
+      text = answerText(answer)
+    } catch (e) {
+      // A body that cannot be decompressed: `fetch` (and so the SDK) fails the connection.
+      return Effect.fail(failure(connectionError(e)))
+    }
+    if (answer.status < 200 || answer.status > 299) return Effect.fail(failure(statusError(answer, text)))
+    const id = answer.headers["x-request-id"]
+    const requestId = typeof id === "string" ? id : null
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch {
+      return Effect.fail(failure(new NotJsonBody(scrub(text, secret), answer.status, requestId)))
+    }
+    return Effect.succeed({
+      body: mayHoldSecret(text, secret) ? scrub(body, secret) : body,
+      httpStatus: answer.status,
+      requestId
+    })
+  }
+  const post = (call: Parameters<Transport>[0], target: Prepared) =>
+    Effect.async<TransportReply, TransportFailure>((resume) => {
+      const bytes = Buffer.from(requestJson(call.body), "utf8")
+      const headers = { ...target.headers, "content-length": String(bytes.byteLength) }
+      const timer = setTimeout(() => {
+        request.destroy()
+        resume(Effect.fail({ error: new Timeout({ timeoutMs: settings.timeoutMs }) }))
+      }, settings.timeoutMs)
+      const request = httpRequest(target.url, { method: "POST", headers, agent: target.agent! }, bytes, (e, answer) => {
+        clearTimeout(timer)
+        if (answer === undefined) return resume(Effect.fail(failure(connectionError(e))))
+        resume(isRedirect(answer) ? viaSdk(call) : judge(answer)!)
+      })
+      return Effect.sync(() => {
+        clearTimeout(timer)
+        request.destroy()
+      })
+    })
+  return (call) => {
+    const target = prepared[call.backend]
+    if (target !== undefined) return target.agent === undefined ? viaSdk(call) : post(call, target)
+    return Effect.tryPromise({ try: () => ready[call.backend], catch: failure }).pipe(
+      Effect.flatMap((p) => p.agent === undefined ? viaSdk(call) : post(call, p))
+    )
+  }
+}
+
 export const makeLiveLlm = (
   settings: LlmSettings,
   apiKey: Redacted.Redacted<string>,
@@ -159,7 +304,7 @@ export const makeLiveLlm = (
     timeout: settings.timeoutMs + 1_000,
     fetch: makeHttpFetch()
   })
-  return makeEngine(openAITransport(client, settings, Redacted.value(apiKey)), settings, {
+  return makeEngine(directTransport(client, settings, Redacted.value(apiKey)), settings, {
     limiter,
     transportTimesOut: true,
     describe: `openai ${settings.backend} ${settings.model}${
