@@ -81,9 +81,12 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const inv = json(at("inv.json"))
     for (const s of inv.servers) delete s.launch
     writeFileSync(at("bare.json"), JSON.stringify(inv))
+    // An earlier run's output is left as it was when no row verifies (it is not replaced by an empty file).
+    writeFileSync(at("b.jsonl"), "{\"earlier\":1}\n")
     const without = runCli(["verify", at("rows.jsonl"), "--inventory", at("bare.json"), "--out", at("b.jsonl")])
     expect(without.status).toBe(1)
-    expect(without.stderr).toContain("none of the 2 rows verified")
+    expect(without.stderr).toContain("none of the 2 rows verified (the output was not written)")
+    expect(readFileSync(at("b.jsonl"), "utf8")).toBe("{\"earlier\":1}\n")
     expect(jsonl(at("b.jsonl.rejects.jsonl"))[0].reason).toContain("no launch spec")
 
     const r = runCli([

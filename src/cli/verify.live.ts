@@ -34,7 +34,7 @@ export class NothingVerifiedError extends Schema.TaggedError<NothingVerifiedErro
   rejectsFile: Schema.String
 }) {
   override get message(): string {
-    return `none of the ${this.rows} rows verified; the reasons are in ${this.rejectsFile}`
+    return `none of the ${this.rows} rows verified (the output was not written); the reasons are in ${this.rejectsFile}`
   }
 }
 

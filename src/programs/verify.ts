@@ -421,6 +421,9 @@ const settle = (
   return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
 }
 
+/** The end of a row stream that held no verified row (not an error of the run: see `orderedOutputs`). */
+const nothingVerified = { _tag: "NothingVerified" } as const
+
 /** Verified rows handed to the dataset's writer at once. */
 const OUTPUT_BATCH = 64
 
@@ -434,10 +437,17 @@ const orderedOutputs = (out: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const rows = yield* Queue.bounded<Option.Option<WritableRow>>(1024)
+    let count = 0
+    // A run that verified no row fails its write before the commit, so an existing `out` stays as it was
+    // (the rejects say why; the command fails). The write then counts 0 rows.
     const write = storage.writeRowStream(
       out,
-      Stream.fromQueue(rows).pipe(Stream.takeWhile(Option.isSome), Stream.map((o) => o.value))
-    )
+      Stream.fromQueue(rows).pipe(
+        Stream.takeWhile(Option.isSome),
+        Stream.map((o) => (count++, o.value)),
+        Stream.concat(Stream.suspend(() => count === 0 ? Stream.fail(nothingVerified) : Stream.empty))
+      )
+    ).pipe(Effect.catchIf((e): e is typeof nothingVerified => e === nothingVerified, () => Effect.succeed(0)))
     const lock = yield* Effect.makeSemaphore(1)
     const waiting = new Map<number, Outcome>()
     const rejects: Array<string> = []
