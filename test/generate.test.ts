@@ -2,7 +2,7 @@
  * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
@@ -92,9 +92,12 @@ describe("generate against the fake OpenAI server", () => {
       (text) => answer(text, USAGE)
     ))
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
+    // An earlier run's rejects list does not stay when this run has none.
+    writeFileSync(`${out}.rejects.jsonl`, "{\"index\":0,\"reasons\":[\"an earlier run\"]}\n")
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
+    expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toBe("")
     const repairs = server.requests.filter((q) => q.endpoint === "responses" && isRepairRequest(q.body))
     expect(repairs).toHaveLength(3)
     // The repair request tells the model what was wrong, by step, tool and param.

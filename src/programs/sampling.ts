@@ -307,7 +307,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
     inspect: options.inspectWritten
   })
   const rejects = rejectsOf(options.inputRejects ?? [], latest)
-  if (options.rejectsFile !== undefined && rejects.length > 0) {
+  // Written when there are rejects, and emptied when an earlier run's are there (never a stale list).
+  if (options.rejectsFile !== undefined && (rejects.length > 0 || (yield* storage.exists(options.rejectsFile)))) {
     yield* storage.writeFileAtomic(
       options.rejectsFile,
       rejects.map((r) => JSON.stringify({ run_id: options.runId, ...r }) + "\n").join("")
