@@ -10,6 +10,7 @@ before a lone ``</think>`` (the chat template opened the block in the prompt).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -57,11 +58,43 @@ def parse_calls(action: str) -> list[Parsed]:
     return out
 
 
+class _NotJsonNumber(ValueError):
+    pass
+
+
+def _constant(text: str) -> Any:
+    raise _NotJsonNumber(f"{text} is not a JSON number")
+
+
+def _finite(text: str, value: Any) -> Any:
+    """A number canonical JSON can write: NaN, Infinity and numbers beyond a double (1e400) are not JSON
+    values here (Python reads them; canonical JSON would write them as null, equal to a null literal)."""
+    try:
+        ok = math.isfinite(float(value))
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise _NotJsonNumber(f"{text[:40]} is out of the range of a JSON number")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > 400:  # beyond any double, and Python refuses to read over 4300 digits
+        raise _NotJsonNumber(f"{text[:40]}... is out of the range of a JSON number")
+    return _finite(text, int(text))
+
+
+def _loads(raw: str) -> Any:
+    return json.loads(raw, parse_constant=_constant, parse_int=_int, parse_float=lambda t: _finite(t, float(t)))
+
+
 def _parse_block(raw: str) -> Parsed:
     try:
-        value = json.loads(raw)
+        value = _loads(raw)
     except json.JSONDecodeError as e:
         return Malformed(raw, f"not valid JSON ({e.msg} at char {e.pos})")
+    except _NotJsonNumber as e:
+        return Malformed(raw, f"not valid JSON ({e})")
     if not isinstance(value, dict):
         return Malformed(raw, f'expected an object {{"name": ..., "arguments": {{...}}}}, got {type(value).__name__}')
     name = value.get("name")
