@@ -148,3 +148,19 @@ def test_an_integer_beyond_a_double_is_malformed_not_a_crash(literal):
     row = make_row([{"server": "s", "tool": "t", "params": {"x": 1}}])
     out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % literal, FINAL])
     assert out["metadata"]["invalid_calls"] == 1 and out["reward"] == 0.0
+
+
+@pytest.mark.parametrize("depth", [63, 900, 5000, 100000])
+def test_a_block_nested_deeper_than_64_levels_is_malformed_not_a_crash(depth):
+    # before: RecursionError raised out of step() (in the JSON parser, canonical JSON or jsonschema)
+    row = make_row([{"server": "s", "tool": "t", "params": {"x": 1}}])
+    deep = "[" * depth + "]" * depth
+    out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % deep, FINAL])
+    assert out["metadata"]["invalid_calls"] == 1 and out["reward"] == 0.0
+
+
+def test_a_block_nested_64_levels_is_a_call():
+    row = make_row([{"server": "s", "tool": "t", "params": {"x": 1}}])
+    deep = "[" * 62 + "]" * 62  # the block's object is level 1, its arguments level 2: 64 levels
+    out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % deep, FINAL])
+    assert out["metadata"]["invalid_calls"] == 0 and out["metadata"]["unmatched_calls"] == 1
