@@ -53,6 +53,7 @@ import {
   nowIso,
   onQueueRefusal,
   partName,
+  readRun,
   REQUESTS_FILE,
   submitParts,
   waitingLine,
@@ -63,7 +64,7 @@ import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
-export { planParts, prepareLine, readRun, splitLines, submitRun } from "./batchSubmit.js"
+export { planParts, prepareLine, readRun, splitLines, submitRun, withRunLock } from "./batchSubmit.js"
 export type { BatchLimits } from "./batchSubmit.js"
 
 export interface PollOptions {
@@ -182,6 +183,17 @@ export const waitForRun = (runDir: string, start: BatchRun, poll: PollOptions) =
     yield* Effect.repeat(once, { schedule: pollSchedule(poll), until: allTerminal })
     return yield* Ref.get(state)
   })
+
+/**
+ * The state of a run another process holds (a collect, a submission): its batch.json as that process
+ * records it, read only; with `poll`, read again until every batch ended. Sends and writes nothing.
+ */
+export const recordedRun = (runDir: string, poll: PollOptions | undefined) =>
+  poll === undefined
+    ? readRun(runDir)
+    : Effect.repeat(readRun(runDir), { schedule: pollSchedule(poll), until: allTerminal }).pipe(
+      Effect.zipRight(readRun(runDir))
+    )
 
 /** Downloads the output and error files of finished batches (once; kept in the run directory). */
 const download = (runDir: string, start: BatchRun) =>
@@ -435,12 +447,12 @@ const checkCollected = <J extends Job>(base: SamplingOptions<J>) =>
 
 /**
  * Collects a batch run: see the module comment. The collect holds the run directory (its journal, lock and
- * cost ledger) for all its rounds. Needs the online `Llm` (used only for requests that go online),
+ * cost ledger) for all its rounds, and reads batch.json once it holds the lock (a status that ran just
+ * before may have created batches). Needs the online `Llm` (used only for requests that go online),
  * `BatchClient`, `Storage`, `Inventory` and `Progress`.
  */
 export const collectRun = <J extends Job>(
   runDir: string,
-  start: BatchRun,
   makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
   options: CollectOptions
 ) =>
@@ -448,12 +460,11 @@ export const collectRun = <J extends Job>(
     const catalogue = yield* (yield* Inventory).get
     const base = makeSampling(catalogue)
     const spec = runSpecOf(base, base.command === "generate" ? catalogue : undefined)
-    return yield* collectRounds(runDir, start, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
+    return yield* collectRounds(runDir, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
   })
 
 const collectRounds = <J extends Job>(
   runDir: string,
-  start: BatchRun,
   base: SamplingOptions<J>,
   options: CollectOptions
 ) =>
@@ -461,7 +472,7 @@ const collectRounds = <J extends Job>(
     const inventory = yield* Inventory
     const journal = yield* RunJournal
     const ledger = yield* CostLedger
-    let run = start
+    let run = yield* readRun(runDir)
     // `--batch-max-tokens` given to collect replaces the run's (its queue rule and its follow-up parts).
     const maxTokens = Number.isFinite(options.limits.maxTokens) ? options.limits.maxTokens : null
     if (maxTokens !== null && maxTokens !== run.max_tokens) {
