@@ -280,6 +280,14 @@ interface RoundJobs<J> {
   readonly unansweredText: string
   /** First attempts whose line failed: retried (transient) or made again (refused for the request). */
   readonly failedText: string
+  /** Samples no recorded part ever held (a submission stopped while preparing): sent now, in this round. */
+  readonly neverSent: number
+}
+
+/** No part recorded in batch.json holds this sample's request: nothing of it was uploaded, so nothing paid. */
+const neverSent = (run: BatchRun, answers: BatchAnswers, customId: string): boolean => {
+  const parts = answers.submittedHashes(customId)
+  return !run.parts.some((p) => parts.has(p.part))
 }
 
 /** `3 a; 1 b` from counts by reason, most frequent first. */
@@ -307,6 +315,7 @@ const sortJobs = <J extends Job>(
   const reasons = new Map<string, number>()
   const failed = new Map<string, number>()
   let pending = 0
+  let unsent = 0
   for (const job of base.jobs) {
     const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
     if (!journaled.has(job.index) && runningSamples.has(customId)) {
@@ -323,6 +332,11 @@ const sortJobs = <J extends Job>(
     }
     if (found === undefined || found.kind === "answer" || (failure !== undefined && failure !== "lost")) {
       jobs.push(job)
+      continue
+    }
+    if (found.kind === "none" && neverSent(run, answers, customId)) {
+      unsent++
+      jobs.push(job) // its first attempt has no line: the round holds it for a follow-up batch
       continue
     }
     const reason = found.kind === "error"
@@ -342,7 +356,8 @@ const sortJobs = <J extends Job>(
     pending,
     unanswered: [...reasons.values()].reduce((a, b) => a + b, 0),
     unansweredText: countText(reasons),
-    failedText: countText(failed)
+    failedText: countText(failed),
+    neverSent: unsent
   }
 }
 
@@ -490,6 +505,11 @@ const collectRounds = <J extends Job>(
           `batch lines failed: ${round.failedText}; transient failures are retried ${
             options.repairs === "online" ? "online (normal price)" : "in a follow-up batch"
           }, samples whose request was refused are made again (up to --max-attempts)`
+        )
+      }
+      if (round.neverSent > 0) {
+        yield* Effect.logWarning(
+          `${round.neverSent} samples were never sent (the submission stopped before recording their part); sending them as a follow-up batch`
         )
       }
       if (round.unanswered > 0) {
