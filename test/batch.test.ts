@@ -3,8 +3,8 @@
  * against the fake Files/Batches server (test/support/fakeBatch.ts) on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
@@ -416,6 +416,72 @@ describe("generate --backend batch against the fake Batch API", () => {
     const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
+  }, 60_000)
+
+  it("a submission that stopped while preparing its parts: collect sends the samples never sent, once", async () => {
+    // The state a kill leaves while the parts are prepared: part 3's requests are in requests.jsonl, its
+    // part is not in batch.json (nothing of it was uploaded). Before: its samples were "no answer (batch
+    // not submitted)" until `--resubmit`, and the run ended incomplete.
+    let refuse = true
+    const f = await fake({
+      lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
+      fault: ({ method, path }) =>
+        refuse && method === "POST" && path.endsWith("/files")
+          ? { status: 400, body: { error: { message: "upload refused for the test", param: null, code: null } } }
+          : undefined
+    })
+    const out = tmpOut()
+    const args = ["generate", "-n", "6", "--out", out, "--backend", "batch", "--batch-max-requests", "2"]
+    expect((await runCliAsync(args, { env: env(f) })).status).toBe(1)
+    refuse = false
+    const raw = join(out, "..", "raw_llm")
+    const runDir = join(raw, readdirSync(raw)[0])
+    const state = JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8"))
+    expect(state.parts).toHaveLength(3)
+    writeFileSync(join(runDir, "batch.json"), JSON.stringify({ ...state, parts: state.parts.slice(0, 2) }, null, 2))
+    rmSync(join(runDir, "batch_003_input.jsonl"))
+    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    expect(c.status, c.stderr).toBe(0)
+    expect(c.stderr).toMatch(/2 samples were never sent/)
+    expect(readJsonl(out).map(sampleOfRow).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6])
+    const sent = f.batches.flatMap((b) => b.lines.map((l: any) => l.custom_id))
+    expect(sent).toHaveLength(6)
+    expect(new Set(sent).size).toBe(6)
+    expect(f.online.requests).toHaveLength(0)
+  }, 90_000)
+
+  it("`batch status` while another process holds the run (a collect) sends nothing and writes nothing", async () => {
+    // Before: status finished the submission beside the collect that was finishing it too (each from its
+    // own copy of batch.json), so a part could get two batches: paid twice.
+    let refuse = true
+    const f = await fake({
+      lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
+      fault: ({ method, path }) =>
+        refuse && method === "POST" && path.endsWith("/files")
+          ? { status: 400, body: { error: { message: "upload refused for the test", param: null, code: null } } }
+          : undefined
+    })
+    const out = tmpOut()
+    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    expect(r.status).toBe(1)
+    refuse = false
+    const raw = join(out, "..", "raw_llm")
+    const runDir = join(raw, readdirSync(raw)[0])
+    const before = readFileSync(join(runDir, "batch.json"), "utf8")
+    const holder = { pid: process.pid, host: hostname(), command: "collect", since: new Date().toISOString() }
+    writeFileSync(join(runDir, "lock"), JSON.stringify(holder) + "\n")
+    const held = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    expect(held.status, held.stderr).toBe(0)
+    expect(held.stderr).toMatch(/in use by another skyrl process .*"command":"collect".*nothing was sent/s)
+    expect(held.stdout).toMatch(/part 1 {2}\(not created\)/)
+    expect(f.requests.filter((q) => q.method === "POST")).toHaveLength(1) // the refused upload only
+    expect(readFileSync(join(runDir, "batch.json"), "utf8")).toBe(before)
+    expect(readFileSync(join(runDir, "lock"), "utf8")).toBe(JSON.stringify(holder) + "\n")
+    rmSync(join(runDir, "lock"))
+    const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    expect(s.status, s.stderr).toBe(0)
+    expect(f.batches).toHaveLength(1)
+    expect(existsSync(join(runDir, "lock"))).toBe(false)
   }, 60_000)
 
   it(

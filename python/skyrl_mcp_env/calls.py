@@ -4,12 +4,14 @@ The prompt says, on one line: ``To call a tool, reply with exactly: <tool_call>{
 "arguments": {...}}</tool_call>``. A turn may hold several such blocks; each becomes one call. The env
 answers each call with a user message ``<tool_response>\\n...\\n</tool_response>``. Text inside
 ``<think>...</think>`` is ignored (reasoning models mention the syntax while thinking), and so is text
-before a lone ``</think>`` (the chat template opened the block in the prompt).
+before a lone ``</think>`` (the chat template opened the block in the prompt). A block is strict JSON:
+NaN, Infinity, numbers beyond a double and nesting deeper than ``MAX_DEPTH`` make it malformed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -57,11 +59,66 @@ def parse_calls(action: str) -> list[Parsed]:
     return out
 
 
+class _Refused(ValueError):
+    """A value Python's json module reads but the call grammar refuses (the message says why)."""
+
+
+def _constant(text: str) -> Any:
+    raise _Refused(f"{text} is not a JSON number")
+
+
+def _finite(text: str, value: Any) -> Any:
+    """A number canonical JSON can write: NaN, Infinity and numbers beyond a double (1e400) are not JSON
+    values here (Python reads them; canonical JSON would write them as null, equal to a null literal)."""
+    try:
+        ok = math.isfinite(float(value))
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise _Refused(f"{text[:40]} is out of the range of a JSON number")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > 400:  # beyond any double, and Python refuses to read over 4300 digits
+        raise _Refused(f"{text[:40]}... is out of the range of a JSON number")
+    return _finite(text, int(text))
+
+
+MAX_DEPTH = 64  # arrays and objects nested deeper make a call malformed (no tool takes such arguments)
+
+
+def _loads(raw: str) -> Any:
+    try:
+        value = json.loads(raw, parse_constant=_constant, parse_int=_int, parse_float=lambda t: _finite(t, float(t)))
+    except RecursionError:
+        value = None
+        depth_ok = False
+    else:
+        depth_ok = _depth_at_most(value, MAX_DEPTH)
+    if not depth_ok:  # deeper values crashed step (RecursionError in the parser, canonical JSON or jsonschema)
+        raise _Refused(f"arrays and objects nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _depth_at_most(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
 def _parse_block(raw: str) -> Parsed:
     try:
-        value = json.loads(raw)
+        value = _loads(raw)
     except json.JSONDecodeError as e:
         return Malformed(raw, f"not valid JSON ({e.msg} at char {e.pos})")
+    except _Refused as e:
+        return Malformed(raw, f"not valid JSON ({e})")
     if not isinstance(value, dict):
         return Malformed(raw, f'expected an object {{"name": ..., "arguments": {{...}}}}, got {type(value).__name__}')
     name = value.get("name")

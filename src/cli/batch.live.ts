@@ -2,7 +2,7 @@
 import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
-import { BATCH_MAX_BYTES, BatchStateError, endpointUrl, isTerminal } from "../domain/batch.js"
+import { BATCH_MAX_BYTES, BatchStateError, endpointUrl } from "../domain/batch.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
@@ -11,15 +11,18 @@ import { costOf } from "../domain/pricing.js"
 import { RunSettings, sampleKey, SettingsError } from "../domain/run.js"
 import type { BatchLimits, CollectOptions, PollOptions } from "../programs/batch.js"
 import {
+  allTerminal,
   collectRun,
   planParts,
   prepareLine,
   readRun,
+  recordedRun,
   refreshRun,
   statusLine,
   submitRun,
   totalsOf,
-  waitForRun
+  waitForRun,
+  withRunLock
 } from "../programs/batch.js"
 import type { EnrichOptions } from "../programs/enrich.js"
 import { enrichRunInventory, enrichSampling, planEnrichment } from "../programs/enrich.js"
@@ -127,7 +130,7 @@ const collectFor = <J extends Job>(
 ) =>
   Effect.gen(function*() {
     const settings = settingsOf(run)
-    const summary = yield* collectRun(runDir, run, makeSampling, options).pipe(
+    const summary = yield* collectRun(runDir, makeSampling, options).pipe(
       Effect.provide(
         Layer.mergeAll(
           StorageLive,
@@ -308,9 +311,20 @@ export const runBatchStatus = (options: {
     const runDir = path.resolve(options.runDir)
     const run0 = yield* readRun(runDir).pipe(Effect.provide(StorageLive))
     const layers = Layer.mergeAll(StorageLive, BatchClientLive(settingsOf(run0)))
-    const run = yield* (options.wait
-      ? waitForRun(runDir, run0, pollOf(options.pollInterval))
-      : refreshRun(runDir, run0)).pipe(Effect.provide(layers))
+    const poll = options.wait ? pollOf(options.pollInterval) : undefined
+    // Under the run's lock, read again; held by another process (a collect), only what it recorded.
+    const refresh = Effect.flatMap(readRun(runDir), (run) =>
+      poll === undefined ? refreshRun(runDir, run) : waitForRun(runDir, run, poll))
+    const run = yield* withRunLock(runDir, "batch status", refresh).pipe(
+      Effect.catchTag("LockHeld", (held) =>
+        Effect.zipRight(
+          Effect.logWarning(
+            `${runDir} is in use by another skyrl process (${held.holder}); showing the state it recorded in batch.json: nothing was sent or written`
+          ),
+          recordedRun(runDir, poll)
+        )),
+      Effect.provide(layers)
+    )
     const t = totalsOf(run)
     const lines = [
       `run ${run.run_id}: ${run.command}, ${t.requests} requests to ${
@@ -331,7 +345,7 @@ export const runBatchStatus = (options: {
     }
     lines.push(
       statusLine(run) +
-        (run.parts.every((p) => isTerminal(p.status))
+        (allTerminal(run)
           ? `; all done: collect with \`skyrl batch collect ${runDir}\``
           : "")
     )

@@ -53,6 +53,7 @@ import {
   nowIso,
   onQueueRefusal,
   partName,
+  readRun,
   REQUESTS_FILE,
   submitParts,
   waitingLine,
@@ -63,7 +64,7 @@ import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
-export { planParts, prepareLine, readRun, splitLines, submitRun } from "./batchSubmit.js"
+export { planParts, prepareLine, readRun, splitLines, submitRun, withRunLock } from "./batchSubmit.js"
 export type { BatchLimits } from "./batchSubmit.js"
 
 export interface PollOptions {
@@ -183,6 +184,17 @@ export const waitForRun = (runDir: string, start: BatchRun, poll: PollOptions) =
     return yield* Ref.get(state)
   })
 
+/**
+ * The state of a run another process holds (a collect, a submission): its batch.json as that process
+ * records it, read only; with `poll`, read again until every batch ended. Sends and writes nothing.
+ */
+export const recordedRun = (runDir: string, poll: PollOptions | undefined) =>
+  poll === undefined
+    ? readRun(runDir)
+    : Effect.repeat(readRun(runDir), { schedule: pollSchedule(poll), until: allTerminal }).pipe(
+      Effect.zipRight(readRun(runDir))
+    )
+
 /** Downloads the output and error files of finished batches (once; kept in the run directory). */
 const download = (runDir: string, start: BatchRun) =>
   Effect.gen(function*() {
@@ -268,6 +280,14 @@ interface RoundJobs<J> {
   readonly unansweredText: string
   /** First attempts whose line failed: retried (transient) or made again (refused for the request). */
   readonly failedText: string
+  /** Samples no recorded part ever held (a submission stopped while preparing): sent now, in this round. */
+  readonly neverSent: number
+}
+
+/** No part recorded in batch.json holds this sample's request: nothing of it was uploaded, so nothing paid. */
+const neverSent = (run: BatchRun, answers: BatchAnswers, customId: string): boolean => {
+  const parts = answers.submittedHashes(customId)
+  return !run.parts.some((p) => parts.has(p.part))
 }
 
 /** `3 a; 1 b` from counts by reason, most frequent first. */
@@ -295,6 +315,7 @@ const sortJobs = <J extends Job>(
   const reasons = new Map<string, number>()
   const failed = new Map<string, number>()
   let pending = 0
+  let unsent = 0
   for (const job of base.jobs) {
     const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
     if (!journaled.has(job.index) && runningSamples.has(customId)) {
@@ -311,6 +332,11 @@ const sortJobs = <J extends Job>(
     }
     if (found === undefined || found.kind === "answer" || (failure !== undefined && failure !== "lost")) {
       jobs.push(job)
+      continue
+    }
+    if (found.kind === "none" && neverSent(run, answers, customId)) {
+      unsent++
+      jobs.push(job) // its first attempt has no line: the round holds it for a follow-up batch
       continue
     }
     const reason = found.kind === "error"
@@ -330,7 +356,8 @@ const sortJobs = <J extends Job>(
     pending,
     unanswered: [...reasons.values()].reduce((a, b) => a + b, 0),
     unansweredText: countText(reasons),
-    failedText: countText(failed)
+    failedText: countText(failed),
+    neverSent: unsent
   }
 }
 
@@ -435,12 +462,12 @@ const checkCollected = <J extends Job>(base: SamplingOptions<J>) =>
 
 /**
  * Collects a batch run: see the module comment. The collect holds the run directory (its journal, lock and
- * cost ledger) for all its rounds. Needs the online `Llm` (used only for requests that go online),
+ * cost ledger) for all its rounds, and reads batch.json once it holds the lock (a status that ran just
+ * before may have created batches). Needs the online `Llm` (used only for requests that go online),
  * `BatchClient`, `Storage`, `Inventory` and `Progress`.
  */
 export const collectRun = <J extends Job>(
   runDir: string,
-  start: BatchRun,
   makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
   options: CollectOptions
 ) =>
@@ -448,12 +475,11 @@ export const collectRun = <J extends Job>(
     const catalogue = yield* (yield* Inventory).get
     const base = makeSampling(catalogue)
     const spec = runSpecOf(base, base.command === "generate" ? catalogue : undefined)
-    return yield* collectRounds(runDir, start, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
+    return yield* collectRounds(runDir, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
   })
 
 const collectRounds = <J extends Job>(
   runDir: string,
-  start: BatchRun,
   base: SamplingOptions<J>,
   options: CollectOptions
 ) =>
@@ -461,7 +487,7 @@ const collectRounds = <J extends Job>(
     const inventory = yield* Inventory
     const journal = yield* RunJournal
     const ledger = yield* CostLedger
-    let run = start
+    let run = yield* readRun(runDir)
     // `--batch-max-tokens` given to collect replaces the run's (its queue rule and its follow-up parts).
     const maxTokens = Number.isFinite(options.limits.maxTokens) ? options.limits.maxTokens : null
     if (maxTokens !== null && maxTokens !== run.max_tokens) {
@@ -479,6 +505,11 @@ const collectRounds = <J extends Job>(
           `batch lines failed: ${round.failedText}; transient failures are retried ${
             options.repairs === "online" ? "online (normal price)" : "in a follow-up batch"
           }, samples whose request was refused are made again (up to --max-attempts)`
+        )
+      }
+      if (round.neverSent > 0) {
+        yield* Effect.logWarning(
+          `${round.neverSent} samples were never sent (the submission stopped before recording their part); sending them as a follow-up batch`
         )
       }
       if (round.unanswered > 0) {

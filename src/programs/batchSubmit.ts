@@ -18,6 +18,7 @@
  *   line. A part larger than the limit the API names fails with how to resubmit it in smaller parts.
  */
 import { Clock, Effect, Option, Schedule, Schema } from "effect"
+import { hostname } from "node:os"
 import * as path from "node:path"
 import type { BatchInfo, BatchPart, BatchRun, FileInfo } from "../domain/batch.js"
 import {
@@ -35,6 +36,7 @@ import {
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmError } from "../domain/llm.js"
 import { isRetryable } from "../domain/llm.js"
+import { RunLocked } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
 import { BatchClient } from "../services/Batch.js"
 import type { BatchClientApi } from "../services/Batch.js"
@@ -225,6 +227,24 @@ export const writeRun = (runDir: string, run: BatchRun) =>
       path.join(runDir, BATCH_FILE),
       toJsonText(Schema.encodeSync(BatchRunSchema)(run), { indent: 2 }) + "\n"
     ))
+
+/**
+ * Runs `work` holding the run directory's lock, the one a collect holds through its journal: one process
+ * at a time submits a run's parts or records its batches (two, each from its own copy of batch.json,
+ * could each create a batch for the same part). Fails with `LockHeld` when a live process holds it.
+ */
+export const withRunLock = <A, E, R>(runDir: string, command: string, work: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Storage, (storage) => {
+    const lock = runPaths(path.dirname(runDir), path.basename(runDir)).lock
+    return Effect.acquireUseRelease(
+      Effect.flatMap(
+        nowIso,
+        (since) => storage.acquireLock(lock, { pid: process.pid, host: hostname(), command, since })
+      ),
+      () => work,
+      () => storage.releaseLock(lock)
+    )
+  })
 
 export const bodySettingsOf = (run: BatchRun): BodySettings => ({
   model: run.llm.model,
@@ -605,7 +625,23 @@ export const submitRun = <J extends Job>(
     const sampling = makeSampling(yield* inventory.get)
     const { runDir } = runPaths(sampling.rawDir, sampling.runId)
     yield* storage.makeDirectory(runDir)
-    if (yield* storage.exists(path.join(runDir, BATCH_FILE))) {
+    return yield* withRunLock(
+      runDir,
+      `${sampling.command} --backend batch`,
+      submitNew(initial, sampling, inventory, limits)
+    )
+      .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir, holder: e.holder })))
+  })
+
+const submitNew = <J extends Job>(
+  initial: BatchRun,
+  sampling: SamplingOptions<J>,
+  inventory: InventoryApi,
+  limits: BatchLimits
+) =>
+  Effect.gen(function*() {
+    const { runDir } = runPaths(sampling.rawDir, sampling.runId)
+    if (yield* (yield* Storage).exists(path.join(runDir, BATCH_FILE))) {
       return yield* stateError(path.join(runDir, BATCH_FILE))("this run was already submitted")
     }
     // Built lazily, part by part: a request body holds the whole shared prefix (instructions, schema).

@@ -1,0 +1,166 @@
+"""Adversarial policies against the reward (reward.md): each scores no more than the docs allow.
+
+Rows: the hand-written v2 rows (call_name, depends_on, derived_params, tool_schemas) and small rows
+in skyrl's layout. Each test is one exploit a policy could learn; the bound is the one reward.md and
+the README's reward table give.
+"""
+
+import json
+
+import pytest
+from conftest import call, episode, make_row, plan_calls, v2_row
+
+FINAL = "Here is the answer."
+
+
+@pytest.fixture
+def amd(v2_rows):  # quote AMD, quote INTC, news "AMD,INTC" limit 4 (no dependencies)
+    return v2_row(v2_rows, "amd-vs-intc-v2")
+
+
+@pytest.fixture
+def movers(v2_rows):  # gainers(limit 5), losers(limit 5), then send_slack_message (derived message) after both
+    return v2_row(v2_rows, "movers-digest-v2")
+
+
+@pytest.fixture
+def palantir(v2_rows):  # search_ticker, then get_quote with the derived param "symbol" after it
+    return v2_row(v2_rows, "palantir-lookup-v2")
+
+
+def test_the_right_call_sprayed_in_one_turn_earns_one_step(palantir):
+    search, quote = plan_calls(palantir)
+    out = episode(palantir, [search * 10, quote, FINAL])
+    assert out["metadata"]["steps_matched"] == 2 and out["metadata"]["repeated_calls"] == 9
+    assert out["reward"] == pytest.approx(2 / 11)
+
+
+def test_the_right_call_repeated_over_turns_earns_nothing_twice(amd):
+    calls = plan_calls(amd)
+    out = episode(amd, [calls[0], calls[0], calls[1], calls[2], FINAL], max_turns=10)
+    assert out["reward"] == 0.75
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["4", [4], {"n": 4}, True, None, "4.0"],
+)
+def test_a_literal_of_another_json_type_that_reads_the_same_as_text_does_not_match(amd, value):
+    calls = plan_calls(amd)
+    calls[2] = call("fmp_get_stock_news", {"tickers": "AMD,INTC", "limit": value})
+    out = episode(amd, calls + [FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 2]
+
+
+@pytest.mark.parametrize("value", ["AMD ", "amd", " AMD", "AMD\n", ["AMD"]])
+def test_a_literal_string_variant_does_not_match(amd, value):
+    calls = plan_calls(amd)
+    calls[0] = call("fmp_get_quote", {"symbol": value})
+    assert episode(amd, calls + [FINAL])["metadata"]["matched_steps"] == [2, 3]
+
+
+def test_key_order_whitespace_and_1_vs_1_0_are_the_same_call(amd):
+    calls = plan_calls(amd)
+    calls[2] = '<tool_call>\n  { "arguments" : { "limit" : 4.0 ,\n "tickers":"AMD,INTC" }, "name":"fmp_get_stock_news" }\n</tool_call>'
+    assert episode(amd, calls + [FINAL])["reward"] == 1.0
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_non_json_number_is_malformed_and_never_equals_a_null_literal(literal):
+    # Python's json module reads NaN/Infinity (and 1e400 as inf), which canonical JSON writes as null:
+    # such a call matched a plan's null param. They are not JSON (RFC 8259), so the call is malformed.
+    row = make_row([{"server": "s", "tool": "t", "params": {"x": None}}])
+    out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % literal, FINAL])
+    assert out["metadata"]["invalid_calls"] == 1 and out["reward"] == 0.0
+    assert episode(row, [call("t", {"x": None}), FINAL])["reward"] == 1.0
+
+
+def test_an_extra_argument_loses_the_step(amd):
+    calls = plan_calls(amd)
+    calls[0] = call("fmp_get_quote", {"symbol": "AMD", "exchange": "NASDAQ"})
+    assert episode(amd, calls + [FINAL])["metadata"]["matched_steps"] == [2, 3]
+
+
+def test_a_missing_literal_argument_without_a_default_loses_the_step(amd):
+    calls = plan_calls(amd)
+    calls[2] = call("fmp_get_stock_news", {"tickers": "AMD,INTC"})  # limit 4 omitted; its default is not 4
+    assert episode(amd, calls + [FINAL])["metadata"]["matched_steps"] == [1, 2]
+
+
+def test_guessing_a_derived_param_from_the_prompt_before_its_dependency_ran_earns_nothing(palantir):
+    search, _ = plan_calls(palantir)
+    guess = call("fmp_get_quote", {"symbol": "Palantir"})
+    same_turn = episode(palantir, [search + guess, FINAL])
+    before = episode(palantir, [guess, search, FINAL])
+    assert same_turn["metadata"]["matched_steps"] == [1] and before["metadata"]["matched_steps"] == [1]
+    assert same_turn["reward"] == before["reward"] == 0.25
+
+
+def test_calls_in_reasoning_are_neither_run_nor_scored_and_the_turn_is_the_answer(movers):
+    hidden = "<think>" + "".join(plan_calls(movers)) + "</think>Done."
+    out = episode(movers, [hidden])
+    assert out["done"] and out["metadata"]["calls"] == 0 and out["reward"] == 0.0
+
+
+def test_malformed_blocks_mixed_with_good_ones_cost_precision(movers):
+    gainers, losers, post = plan_calls(movers)
+    junk = "<tool_call>not json</tool_call>" + call("no_such_tool", {}) + '<tool_call>{"name": ""}</tool_call>'
+    out = episode(movers, [junk + gainers + junk + losers, post, FINAL])
+    assert out["metadata"]["steps_matched"] == 3 and out["metadata"]["invalid_calls"] == 6
+    assert out["reward"] == pytest.approx(3 / 9)
+
+
+def test_every_offered_tool_with_every_value_from_the_prompt_ends_on_max_tools(movers):
+    tools = [t["call_name"] for t in movers["reward_spec"]["ground_truth"]["available_tools"]]
+    spray = "".join(call(t, {"limit": 5}) for t in tools)
+    out = episode(movers, [spray, FINAL])
+    assert out["metadata"]["limit_exceeded"] == "limit:max_tools" and out["reward"] <= 0.5
+
+
+def test_a_huge_turn_of_calls_ends_quickly_with_a_tiny_reward(amd):
+    first = plan_calls(amd)[0]
+    out = episode(amd, [first * 2000, FINAL])
+    assert out["metadata"]["calls"] == 2000 and out["reward"] < 0.001
+
+
+def test_an_answer_without_calls_scores_0(amd):
+    assert episode(amd, [FINAL])["reward"] == 0.0
+
+
+def test_max_turns_without_an_answer_is_half_credit_at_most(movers):
+    out = episode(movers, plan_calls(movers) + plan_calls(movers), max_turns=4)
+    assert out["metadata"]["ended_by"] == "max_turns" and out["reward"] <= 0.5
+
+
+def test_a_dependent_step_by_another_name_for_the_same_tool_does_not_match(movers):
+    row = json.loads(json.dumps(movers))
+    _, _, post = plan_calls(row)
+    gainers, losers, _ = plan_calls(row)
+    aliased = post.replace('"send_slack_message"', '"slack.send_slack_message"')
+    out = episode(row, [gainers, losers, aliased, FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 2] and out["reward"] < 1.0
+
+
+@pytest.mark.parametrize("literal", ["1" + "0" * 400, "1" * 5000, "-" + "9" * 309])
+def test_an_integer_beyond_a_double_is_malformed_not_a_crash(literal):
+    # before: OverflowError in canonical JSON (int too large to convert to float), or ValueError from
+    # Python's 4300-digit limit, raised out of step()
+    row = make_row([{"server": "s", "tool": "t", "params": {"x": 1}}])
+    out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % literal, FINAL])
+    assert out["metadata"]["invalid_calls"] == 1 and out["reward"] == 0.0
+
+
+@pytest.mark.parametrize("depth", [63, 900, 5000, 100000])
+def test_a_block_nested_deeper_than_64_levels_is_malformed_not_a_crash(depth):
+    # before: RecursionError raised out of step() (in the JSON parser, canonical JSON or jsonschema)
+    row = make_row([{"server": "s", "tool": "t", "params": {"x": 1}}])
+    deep = "[" * depth + "]" * depth
+    out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % deep, FINAL])
+    assert out["metadata"]["invalid_calls"] == 1 and out["reward"] == 0.0
+
+
+def test_a_block_nested_64_levels_is_a_call():
+    row = make_row([{"server": "s", "tool": "t", "params": {"x": 1}}])
+    deep = "[" * 62 + "]" * 62  # the block's object is level 1, its arguments level 2: 64 levels
+    out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % deep, FINAL])
+    assert out["metadata"]["invalid_calls"] == 0 and out["metadata"]["unmatched_calls"] == 1
