@@ -70,6 +70,7 @@ class Settings:
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     judge: Optional[Any] = None  # callable(final_answer, rubric, extras) -> [0, 1], or "module:function"
     max_response_chars: int = 8000  # longer tool results are cut
+    max_calls_per_turn: int = 32  # calls of one turn beyond this are not run (invalid calls)
 
     @staticmethod
     def read(env_config: Any) -> "Settings":
@@ -97,6 +98,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strict": (lambda v: isinstance(v, bool), "true or false"),
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
     "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
+    "max_calls_per_turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "startup_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "cassettes": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
@@ -170,8 +172,8 @@ class MCPToolEnv(BaseTextEnv):
             self.final_answer, self.ended_by = strip_thinking(action).strip(), "final_answer"
             return self._finish([])
         observations = []
-        for item in parsed:
-            observations.append(tool_response(self._run(item)))
+        for n, item in enumerate(parsed):
+            observations.append(tool_response(self._run(item) if n < self.settings.max_calls_per_turn else self._refuse()))
             if self.ended_by is not None:
                 break
         if self.ended_by is None and self.turns >= self.max_turns:
@@ -210,6 +212,12 @@ class MCPToolEnv(BaseTextEnv):
         result = self.backend.call(server, tool, item.arguments)
         self.statuses[result.status] += 1
         return _cut(result.text, self.settings.max_response_chars)
+
+    def _refuse(self) -> str:
+        """A call past the turn's limit: recorded as invalid, never run (a turn of hundreds of calls, each
+        up to ``call_timeout`` on a live server, would hold the worker)."""
+        self.calls.append(CallRecord(self.turns, error="over_turn_limit"))
+        return f"Error: not run: at most {self.settings.max_calls_per_turn} tool calls per turn"
 
     def _finish(self, observations: list) -> BaseTextEnvStepOutput:
         self.parts = self._score()

@@ -164,3 +164,17 @@ def test_a_block_nested_64_levels_is_a_call():
     deep = "[" * 62 + "]" * 62  # the block's object is level 1, its arguments level 2: 64 levels
     out = episode(row, ['<tool_call>{"name": "t", "arguments": {"x": %s}}</tool_call>' % deep, FINAL])
     assert out["metadata"]["invalid_calls"] == 0 and out["metadata"]["unmatched_calls"] == 1
+
+
+def test_calls_past_the_turns_limit_are_not_run_and_count_as_invalid(palantir):
+    search, quote = plan_calls(palantir)
+    out = episode(palantir, [search * 10 + quote, FINAL], config={"max_calls_per_turn": 3})
+    meta = out["metadata"]
+    assert sum(meta["tool_results"].values()) == 3  # the other 8 never reached a tool
+    assert meta["invalid_calls"] == 8 and meta["steps_matched"] == 1
+    assert out["reward"] < 0.5
+
+
+def test_the_default_limit_runs_every_call_of_a_plan_sized_turn(amd):
+    out = episode(amd, ["".join(plan_calls(amd)), FINAL])
+    assert out["reward"] == 1.0 and out["metadata"]["invalid_calls"] == 0

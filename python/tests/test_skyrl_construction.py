@@ -133,6 +133,7 @@ def test_an_unknown_config_key_is_a_clear_error(generated_rows):
         ({"dependencies_across_turns": 0}, "dependencies_across_turns: expected true or false, got 0"),
         ({"max_response_chars": "8000"}, "max_response_chars: expected a positive integer, got '8000'"),
         ({"max_response_chars": 0}, "max_response_chars: expected a positive integer, got 0"),
+        ({"max_calls_per_turn": 0}, "max_calls_per_turn: expected a positive integer, got 0"),
         ({"call_timeout": "30"}, "call_timeout: expected a positive number of seconds, got '30'"),
         ({"startup_timeout": -1}, "startup_timeout: expected a positive number of seconds, got -1"),
         ({"cassettes": 3}, "cassettes: expected a path, got 3"),
