@@ -388,7 +388,8 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(f.online.requests).toHaveLength(0)
   }, 90_000)
 
-  it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
+  /** A fake whose file uploads are refused (400) until `allowUploads()`. */
+  const refusingUploads = async () => {
     let refuse = true
     const f = await fake({
       lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
@@ -397,6 +398,11 @@ describe("generate --backend batch against the fake Batch API", () => {
           ? { status: 400, body: { error: { message: "upload refused for the test", param: null, code: null } } }
           : undefined
     })
+    return { f, allowUploads: () => void (refuse = false) }
+  }
+
+  it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
+    const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
     expect(r.status).toBe(1)
@@ -408,7 +414,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(state.parts).toHaveLength(1)
     expect(state.parts[0].batch_id).toBeNull()
     expect(f.batches).toHaveLength(0)
-    refuse = false
+    allowUploads()
     const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
     expect(s.status, s.stderr).toBe(0)
     expect(f.batches).toHaveLength(1)
@@ -422,18 +428,11 @@ describe("generate --backend batch against the fake Batch API", () => {
     // The state a kill leaves while the parts are prepared: part 3's requests are in requests.jsonl, its
     // part is not in batch.json (nothing of it was uploaded). Before: its samples were "no answer (batch
     // not submitted)" until `--resubmit`, and the run ended incomplete.
-    let refuse = true
-    const f = await fake({
-      lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
-      fault: ({ method, path }) =>
-        refuse && method === "POST" && path.endsWith("/files")
-          ? { status: 400, body: { error: { message: "upload refused for the test", param: null, code: null } } }
-          : undefined
-    })
+    const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
     const args = ["generate", "-n", "6", "--out", out, "--backend", "batch", "--batch-max-requests", "2"]
     expect((await runCliAsync(args, { env: env(f) })).status).toBe(1)
-    refuse = false
+    allowUploads()
     const raw = join(out, "..", "raw_llm")
     const runDir = join(raw, readdirSync(raw)[0])
     const state = JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8"))
@@ -453,18 +452,11 @@ describe("generate --backend batch against the fake Batch API", () => {
   it("`batch status` while another process holds the run (a collect) sends nothing and writes nothing", async () => {
     // Before: status finished the submission beside the collect that was finishing it too (each from its
     // own copy of batch.json), so a part could get two batches: paid twice.
-    let refuse = true
-    const f = await fake({
-      lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
-      fault: ({ method, path }) =>
-        refuse && method === "POST" && path.endsWith("/files")
-          ? { status: 400, body: { error: { message: "upload refused for the test", param: null, code: null } } }
-          : undefined
-    })
+    const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
     const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
     expect(r.status).toBe(1)
-    refuse = false
+    allowUploads()
     const raw = join(out, "..", "raw_llm")
     const runDir = join(raw, readdirSync(raw)[0])
     const before = readFileSync(join(runDir, "batch.json"), "utf8")
