@@ -1,16 +1,14 @@
 /** Live wiring of `convert` (loaded lazily by src/cli/convert.ts). */
 import { Clock, Effect, Option, Schema } from "effect"
-import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { Inventory } from "../domain/inventory.js"
-import { SettingsError } from "../domain/run.js"
 import { convertProgram } from "../programs/convert.js"
 import { ScratchLive } from "../services/Scratch.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
-import { positiveInt } from "./runShared.js"
+import { notTheInput, positiveInt } from "./runShared.js"
 import { resolveAsOf } from "./shared.js"
 
 export const loadInventoryFile = (file: string) =>
@@ -44,14 +42,8 @@ export const runConvert = (options: {
 }) =>
   Effect.gen(function*() {
     const rejectsFile = Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`)
-    for (const [setting, file] of [["--out", options.out], ["--rejects", rejectsFile]] as const) {
-      if (path.resolve(file) === path.resolve(options.tasks)) {
-        return yield* new SettingsError({
-          setting,
-          reason: "is the tasks file; convert never modifies its input, write to another file"
-        })
-      }
-    }
+    yield* notTheInput("convert", "--out", options.out, options.tasks, "tasks file")
+    yield* notTheInput("convert", "--rejects", rejectsFile, options.tasks, "tasks file")
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY))
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const now = new Date(yield* Clock.currentTimeMillis)

@@ -32,6 +32,7 @@ import {
   EXPECTED_OUTPUT,
   llmOptionsOf,
   modelSettingsOf,
+  notTheInput,
   outputPathsOf,
   pacedLlmLayer,
   positiveInt,
@@ -62,12 +63,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
       })
     }
     const input = options.input
-    if (path.resolve(input) === path.resolve(options.out)) {
-      return yield* new SettingsError({
-        setting: "--out",
-        reason: "is the input file; enrich never modifies its input, write to another file"
-      })
-    }
+    yield* notTheInput("enrich", "--out", options.out, input)
     const { out, rawDir } = yield* outputPathsOf(options)
     const servers = Option.map(options.servers, parseServerList)
     if (options.inventoryFromPrompt && Option.isSome(servers)) {

@@ -59,6 +59,17 @@ export const positiveInt = (value: number, setting: string) =>
     ? Effect.succeed(value)
     : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
 
+/** Fails when `file` (the value of `setting`) is the input file: a command never writes over its input. */
+export const notTheInput = (command: string, setting: string, file: string, input: string, what = "input file") =>
+  path.resolve(file) === path.resolve(input)
+    ? Effect.fail(
+      new SettingsError({
+        setting,
+        reason: `is the ${what}; ${command} never modifies its input, write to another file`
+      })
+    )
+    : Effect.void
+
 /** The session limits every run command checks first (positive integers, two turns at least), and the --verify flags. */
 export const runLimitsOf = (options: RunCliOptions) =>
   Effect.gen(function*() {
