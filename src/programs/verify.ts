@@ -549,15 +549,11 @@ const openJournal = (file: string, resume: boolean, torn: boolean) =>
     const storage = yield* Storage
     const stale = !resume && (yield* storage.exists(file))
     const ready = stale ? Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(file, ""))) : Effect.void
-    let opened = false
-    const log = yield* makeDurableLog(file, undefined, { torn }).pipe(
-      Effect.provideService(Storage, {
-        ...storage,
-        openAppend: (f) => Effect.zipRight(ready, Effect.suspend(() => ((opened = true), storage.openAppend(f))))
-      })
-    )
+    const log = yield* makeDurableLog(file, undefined, { torn, ready })
     const settle = Effect.all([log.flush, ready], { concurrency: 2, discard: true }).pipe(
-      Effect.zipRight(Effect.suspend(() => resume || stale || opened ? Effect.void : storage.writeFileAtomic(file, "")))
+      Effect.zipRight(Effect.gen(function*() {
+        if (!resume && !stale && !(yield* storage.exists(file))) yield* storage.writeFileAtomic(file, "")
+      }))
     )
     return { log, ready, settle }
   })

@@ -50,6 +50,8 @@ export interface DurableLog {
 export interface DurableLogOptions {
   /** The file ends in the middle of a line: the first write starts with a line end. */
   readonly torn?: boolean
+  /** Waited for before the file is first opened (e.g. the old file being emptied for a fresh run). */
+  readonly ready?: Effect.Effect<void, StorageError>
 }
 
 /** Texts as one string, or as one byte buffer when any of them is bytes. */
@@ -86,7 +88,10 @@ export const makeDurableLog = (
     const opened = Effect.suspend(() =>
       handle !== undefined
         ? Effect.succeed(handle)
-        : Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
+        : Effect.zipRight(
+          options.ready ?? Effect.void,
+          Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
+        )
     )
     /**
      * The wait for the first `upTo` texts to be on disk: done when a write already put them there (even if a
