@@ -33,6 +33,7 @@ import {
 } from "./nearDup.js"
 import type { Spill, SpillFile } from "./spill.js"
 import { appendWords, FirstBy, forEachGroup, RowBits } from "./spill.js"
+import { UnionFind } from "./unionFind.js"
 
 export interface DeferredNearDupOptions extends NearDupOptions {
   /** Spilled records sorted in memory at once (spill.ts). */
@@ -221,7 +222,7 @@ export class DeferredDuplicates {
   private mergeMatches(matches: SpillFile, limits: ReportLimits) {
     const near = new FirstBy<IdFinding>(limits.maxExamples, (f) => f.id)
     const plan = new FirstBy<IdFinding>(limits.maxExamples, (f) => f.id)
-    const links = new UnionFind(this.count)
+    const links = new Links(this.count)
     const edges = this.spill.file(4)
     const options = { ...this.groupOptions(1), keyBound: Math.max(1, this.count) }
     forEachGroup(this.spill, matches, options, (records, order, from, to) => {
@@ -329,48 +330,16 @@ class BucketWalk {
   }
 }
 
-/**
- * Union-find over row ids in one array: 0 for a row without links, parent + 1 for a linked row, -size for
- * a cluster's root. The root is the cluster's first row (links join the later root to the earlier), as
- * `DuplicateIndex.clusters` has it.
- */
-class UnionFind {
-  private readonly parent: Int32Array
-  constructor(n: number) {
-    this.parent = new Int32Array(n)
-  }
-
-  find(x: number): number {
-    const p = this.parent
-    let root = x
-    while (p[root]! > 0) root = p[root]! - 1
-    for (let y = x; y !== root;) {
-      const up = p[y]! - 1
-      p[y] = root + 1
-      y = up
-    }
-    return root
-  }
-
-  union(a: number, b: number): void {
-    const p = this.parent
-    if (p[a] === 0) p[a] = -1
-    if (p[b] === 0) p[b] = -1
-    const ra = this.find(a)
-    const rb = this.find(b)
-    if (ra === rb) return
-    const [lo, hi] = ra < rb ? [ra, rb] : [rb, ra]
-    p[lo] = p[lo]! + p[hi]!
-    p[hi] = lo + 1
-  }
-
+/** The spilled pass's clusters: a union-find of its rows, summed up and read back for the largest. */
+class Links extends UnionFind {
   summary(): { readonly clusters: number; readonly rows: number } {
     let clusters = 0
     let rows = 0
-    for (let x = 0; x < this.parent.length; x++) {
-      if (this.parent[x]! >= 0) continue
+    for (let x = 0; x < this.length; x++) {
+      const size = this.rootSize(x)
+      if (size === 0) continue
       clusters++
-      rows -= this.parent[x]!
+      rows += size
     }
     return { clusters, rows }
   }
@@ -378,14 +347,15 @@ class UnionFind {
   /** The largest clusters (then the earliest), with their first members and their first links in `edges`. */
   largest(limits: ReportLimits, edges: SpillFile): Array<DuplicateCluster & { size: number }> {
     const top = new FirstBy<{ root: number; size: number }>(limits.maxClusters, (c) => clusterRank(c.size, c.root))
-    for (let x = 0; x < this.parent.length; x++) {
-      if (this.parent[x]! < 0) top.add({ root: x, size: -this.parent[x]! })
+    for (let x = 0; x < this.length; x++) {
+      const size = this.rootSize(x)
+      if (size > 0) top.add({ root: x, size })
     }
     const members = new Map(top.items.map((c) => [c.root, [] as Array<number>]))
     const pairs = new Map(top.items.map((c) => [c.root, [] as Array<DuplicatePair>]))
     if (top.items.length > 0) {
-      for (let x = 0; x < this.parent.length; x++) {
-        const list = this.parent[x] === 0 ? undefined : members.get(this.find(x))
+      for (let x = 0; x < this.length; x++) {
+        const list = this.linked(x) ? members.get(this.find(x)) : undefined
         if (list !== undefined && list.length <= limits.maxPairs) list.push(x)
       }
       edges.scan((chunk) => {

@@ -19,6 +19,7 @@
 import { canonicalJson, sha256Hex } from "./canonical.js"
 import { normalizeForDuplicates } from "./checks.js"
 import { combine32, fmix32, fnv1a32 } from "./hash32.js"
+import { UnionFind } from "./unionFind.js"
 
 export const DEFAULT_NEAR_DUP_THRESHOLD = 0.8
 export const DEFAULT_BINS = 128
@@ -485,7 +486,7 @@ export class DuplicateIndex {
 
   /** Clusters of each kind, largest first (ties: earliest first member). */
   clusters(): ReadonlyArray<DuplicateCluster> {
-    return (["near-prompt", "plan"] as const).flatMap((kind) => clustersOf(kind, this.edges[kind]))
+    return (["near-prompt", "plan"] as const).flatMap((kind) => clustersOf(kind, this.edges[kind], this.prompts.size))
   }
 
   /** Bytes held by the prompt index (plus about 80 bytes per distinct plan in the plan map). */
@@ -518,33 +519,23 @@ export const candidateSignature = (candidate: DuplicateCandidate, bins: number, 
     ? signatureOf(candidate.prompt, bins, shingleWords)
     : signatureOfWords(candidate.wordHashes, bins, shingleWords)
 
-/** Union-find over the links of one kind. */
-const clustersOf = (kind: DuplicateKind, edges: ReadonlyArray<DuplicatePair>): ReadonlyArray<DuplicateCluster> => {
-  const parent = new Map<number, number>()
-  const find = (x: number): number => {
-    let root = x
-    while ((parent.get(root) ?? root) !== root) root = parent.get(root) ?? root
-    for (let y = x; y !== root;) {
-      const up = parent.get(y) ?? root
-      parent.set(y, root)
-      y = up
-    }
-    return root
-  }
-  for (const e of edges) {
-    const [ra, rb] = [find(e.a), find(e.b)]
-    if (!parent.has(ra)) parent.set(ra, ra)
-    if (!parent.has(rb)) parent.set(rb, rb)
-    if (ra !== rb) parent.set(Math.max(ra, rb), Math.min(ra, rb))
-  }
+/** The clusters the links of one kind make among ids 0..n-1 (a union-find). */
+const clustersOf = (
+  kind: DuplicateKind,
+  edges: ReadonlyArray<DuplicatePair>,
+  n: number
+): ReadonlyArray<DuplicateCluster> => {
+  const links = new UnionFind(n)
+  for (const e of edges) links.union(e.a, e.b)
   const groups = new Map<number, { members: Array<number>; pairs: Array<DuplicatePair> }>()
-  for (const x of [...parent.keys()].sort((a, b) => a - b)) {
-    const root = find(x)
+  for (let x = 0; x < n; x++) {
+    if (!links.linked(x)) continue
+    const root = links.find(x)
     const g = groups.get(root) ?? { members: [], pairs: [] }
     g.members.push(x)
     groups.set(root, g)
   }
-  for (const e of edges) groups.get(find(e.a))?.pairs.push(e)
+  for (const e of edges) groups.get(links.find(e.a))?.pairs.push(e)
   return [...groups.values()]
     .sort((x, y) => y.members.length - x.members.length || x.members[0] - y.members[0])
     .map((g) => ({ kind, members: g.members, pairs: g.pairs }))
