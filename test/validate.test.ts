@@ -712,6 +712,11 @@ describe("CLI exit codes", () => {
     expect(text.status).toBe(1)
     expect(text.stdout).toMatch(/VIOLATIONS: 1 in 1 rule\(s\)[\s\S]*contract\/empty-file/)
   })
+  it("--near-dup off is refused with the lenient way: the findings are warnings, --near-dup 1 keeps only the closest", () => {
+    const r = runCli(["validate", PROTOTYPE, "--near-dup", "off"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/--near-dup: .*"off".*warnings.*--near-dup 1/)
+  })
 })
 
 describe("skyrl schema", () => {
