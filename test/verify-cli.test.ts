@@ -116,6 +116,16 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(byFile.stdout).toContain("2 entries (distinct calls) in 2 lines")
   })
 
+  it("a Parquet input, read whole (no --limit), verifies like its JSON Lines source", () => {
+    // c.parquet: the rows the test before verified (failed before with "internal error: Infinity must be an integer").
+    const args = ["--inventory", at("bare.json"), "--servers-config", at("mcp.json"), "--cassettes", at("tapes")]
+    const r = runCli(["verify", at("c.parquet"), ...args, "--out", at("from-parquet.jsonl")])
+    expect(r.stderr).not.toMatch(/internal error/)
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("rows: 2 → read 2 → contract 2 → schema 2 → execution (verified) 2")
+    expect(jsonl(at("from-parquet.jsonl")).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["sum", "graph"])
+  })
+
   it("--dry-run lists what would run and starts nothing; bad usage exits 2", () => {
     const r = runCli([
       "verify",
