@@ -162,6 +162,20 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(same.stderr).toContain("--out must not be one of the input datasets")
   })
 
+  it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", () => {
+    // Every row stops at the schema stage (an inventory without the rows' servers): no call, no cassette line.
+    writeFileSync(at("other.json"), JSON.stringify({ servers: [{ name: "x", tools: [] }] }))
+    const args = ["--inventory", at("other.json"), "--out", at("none.jsonl"), "--cassettes", at("empty-tapes")]
+    const r = runCli(["verify", at("rows.jsonl"), ...args])
+    expect(r.status).toBe(1)
+    expect(existsSync(at("empty-tapes"))).toBe(true)
+    const stats = runCli(["cassettes", "stats", at("empty-tapes")])
+    expect(stats.stderr).not.toMatch(/cannot read/)
+    expect(stats.status).toBe(0)
+    expect(stats.stdout).toContain("0 entries (distinct calls) in 0 lines")
+    expect(JSON.parse(runCli(["cassettes", "stats", at("empty-tapes"), "--json"]).stdout)).toMatchObject({ entries: 0 })
+  })
+
   it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {
     const args = ["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("d.jsonl"), "--dry-run"]
     const r = runCli([...args, "--allow-side-effects", "get-sum,memory.read_grap,create_entitie"])
