@@ -242,6 +242,8 @@ describe("tools import: other transports and failures", () => {
         _tag: "failed",
         message: expect.stringContaining("MCP server \"dead\" (http://127.0.0.1:9/mcp)")
       })
+      // Why: fetch's own "fetch failed" says nothing; its cause does (port 9 is one fetch refuses to use).
+      expect(outcome(result, "dead")).toMatchObject({ message: expect.stringMatching(/fetch failed \(bad port\)/) })
     })
   })
 })

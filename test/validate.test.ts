@@ -693,6 +693,30 @@ describe("CLI exit codes", () => {
   it("2 for a missing file (usage error)", () => {
     expect(runCli(["validate", "/nonexistent/rows.jsonl"]).status).toBe(2)
   })
+  it("1 for a file without rows (SkyRL's loader, datasets.load_dataset, fails on it): contract/empty-file", () => {
+    const dir = tmp()
+    const empty = join(dir, "empty.jsonl")
+    const bare = join(dir, "bare.json")
+    writeFileSync(empty, "")
+    writeFileSync(bare, "[]\n")
+    const r = runCli(["validate", empty, bare, "--json"])
+    expect(r.status, r.stderr).toBe(1)
+    const report = JSON.parse(r.stdout) as Report
+    const rule = report.rules.find((x) => x.id === "contract/empty-file")!
+    expect(rule.severity).toBe("error")
+    expect(rule.examples.map((e) => e.file)).toEqual([empty, bare])
+    expect(rule.examples[0].message).toMatch(/holds no row/)
+    expect(report.ok).toBe(false)
+    expect(r.stderr).toMatch(/contract\/empty-file/)
+    const text = runCli(["validate", empty])
+    expect(text.status).toBe(1)
+    expect(text.stdout).toMatch(/VIOLATIONS: 1 in 1 rule\(s\)[\s\S]*contract\/empty-file/)
+  })
+  it("--near-dup off is refused with the lenient way: the findings are warnings, --near-dup 1 keeps only the closest", () => {
+    const r = runCli(["validate", PROTOTYPE, "--near-dup", "off"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/--near-dup: .*"off".*warnings.*--near-dup 1/)
+  })
 })
 
 describe("skyrl schema", () => {

@@ -116,6 +116,16 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(byFile.stdout).toContain("2 entries (distinct calls) in 2 lines")
   })
 
+  it("a Parquet input, read whole (no --limit), verifies like its JSON Lines source", () => {
+    // c.parquet: the rows the test before verified (failed before with "internal error: Infinity must be an integer").
+    const args = ["--inventory", at("bare.json"), "--servers-config", at("mcp.json"), "--cassettes", at("tapes")]
+    const r = runCli(["verify", at("c.parquet"), ...args, "--out", at("from-parquet.jsonl")])
+    expect(r.stderr).not.toMatch(/internal error/)
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("rows: 2 → read 2 → contract 2 → schema 2 → execution (verified) 2")
+    expect(jsonl(at("from-parquet.jsonl")).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["sum", "graph"])
+  })
+
   it("--dry-run lists what would run and starts nothing; bad usage exits 2", () => {
     const r = runCli([
       "verify",
@@ -150,6 +160,20 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out must not be one of the input datasets")
+  })
+
+  it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", () => {
+    // Every row stops at the schema stage (an inventory without the rows' servers): no call, no cassette line.
+    writeFileSync(at("other.json"), JSON.stringify({ servers: [{ name: "x", tools: [] }] }))
+    const args = ["--inventory", at("other.json"), "--out", at("none.jsonl"), "--cassettes", at("empty-tapes")]
+    const r = runCli(["verify", at("rows.jsonl"), ...args])
+    expect(r.status).toBe(1)
+    expect(existsSync(at("empty-tapes"))).toBe(true)
+    const stats = runCli(["cassettes", "stats", at("empty-tapes")])
+    expect(stats.stderr).not.toMatch(/cannot read/)
+    expect(stats.status).toBe(0)
+    expect(stats.stdout).toContain("0 entries (distinct calls) in 0 lines")
+    expect(JSON.parse(runCli(["cassettes", "stats", at("empty-tapes"), "--json"]).stdout)).toMatchObject({ entries: 0 })
   })
 
   it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {

@@ -37,6 +37,7 @@ import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { StorageLive } from "../services/Storage.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
+import { hasApiKey } from "./llmOptions.js"
 
 const MAX_POLL_MS = 600_000
 
@@ -202,6 +203,14 @@ export const checkSubmit = (input: Pick<SubmitInput<unknown>, "llm" | "resume">)
       return yield* new SettingsError({
         setting: "--backend batch",
         reason: "submits to OpenAI's Batch API and cannot replay recorded answers; drop --llm replay"
+      })
+    }
+    // --llm auto without a key would select the offline replay, which has no Batch API to submit to.
+    if (input.llm === "auto" && !(yield* hasApiKey)) {
+      return yield* new SettingsError({
+        setting: "--backend batch",
+        reason:
+          "submits to OpenAI's Batch API, and OPENAI_API_KEY is not set; set it, or drop --backend batch to run offline from recorded answers"
       })
     }
     if (input.resume) {

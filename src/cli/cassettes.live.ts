@@ -8,7 +8,11 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
   Effect.gen(function*() {
     const storage = yield* Storage
     // The store's file itself (as MCPToolEnv's `cassettes` setting takes it), or its directory.
-    const file = options.dir.endsWith(".jsonl") ? options.dir : path.join(options.dir, CASSETTE_FILE)
-    const stats = cassetteStats(file, yield* storage.readText(file))
+    const byFile = options.dir.endsWith(".jsonl")
+    const file = byFile ? options.dir : path.join(options.dir, CASSETTE_FILE)
+    // A store directory without its file is an empty store: verify makes the directory before its first call,
+    // and the file comes with the first line recorded.
+    const empty = !byFile && !(yield* storage.exists(file))
+    const stats = cassetteStats(file, empty ? "" : yield* storage.readText(file))
     yield* Console.log(options.json ? JSON.stringify(stats, null, 2) : formatCassetteStats(stats))
   }).pipe(Effect.provide(StorageLive))

@@ -19,7 +19,14 @@ export const runValidate = (options: {
 }) =>
   Effect.gen(function*() {
     const nearDup = parseNearDupThreshold(options.nearDup)
-    if (typeof nearDup === "string") return yield* new SettingsError({ setting: "--near-dup", reason: nearDup })
+    if (typeof nearDup === "string") {
+      // No "off" here (generate has it): validate's near-duplicate findings are warnings that never change the
+      // exit code, so there is nothing to turn off; --near-dup 1 keeps only prompts with the same shingles.
+      const off = options.nearDup.trim().toLowerCase() === "off"
+        ? "; validate reports near-duplicates as warnings only (the exit code ignores them): --near-dup 1 keeps only the closest"
+        : ""
+      return yield* new SettingsError({ setting: "--near-dup", reason: `${nearDup}${off}` })
+    }
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, defaultInventoryPath))
     const report = yield* validateDatasets({

@@ -136,6 +136,26 @@ const withDuplicateRules = (
   return { ...report, rules, warnings: report.warnings + added }
 }
 
+/**
+ * The checks' report with validate's `contract/empty-file` counted: `datasets.load_dataset`, which SkyRL loads
+ * each file with, fails on a file without rows (StopIteration for an empty .jsonl, "corresponds to no data" for
+ * `[]`), so such a file is a violation, not a clean dataset.
+ */
+const withEmptyFiles = (report: Report): Report => {
+  const empty = report.files.filter((f) => f.rows === 0)
+  if (empty.length === 0) return report
+  const examples = empty.map((f): Finding => ({
+    rule: "contract/empty-file",
+    file: f.file,
+    row: 0,
+    field: "(file)",
+    message: "holds no row; SkyRL's loader (datasets.load_dataset) fails on it: leave it out of the dataset list"
+  }))
+  const rules = report.rules.map((r) => r.id === "contract/empty-file" ? { ...r, count: empty.length, examples } : r)
+  const violations = report.violations + empty.length
+  return { ...report, rules, violations, ok: false }
+}
+
 /** The user prompts of some rows (a second read: the report keeps no text). */
 const promptsOf = (files: ReadonlyArray<string>, refs: ReadonlyArray<RowRef>) =>
   Effect.gen(function*() {
@@ -173,7 +193,7 @@ export const validateDatasets = (
     const diversity = accumulator.report()
     const texts = yield* promptsOf(options.files, refsToExplain(diversity))
     return {
-      ...withDuplicateRules(report, accumulator.duplicateFindings(), threshold),
+      ...withDuplicateRules(withEmptyFiles(report), accumulator.duplicateFindings(), threshold),
       diversity: explainClusters(diversity, (r) => texts.get(`${r.file}\n${r.row}`))
     }
   }).pipe(Effect.scoped, failOnScratchError)

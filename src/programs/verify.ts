@@ -112,7 +112,7 @@ const eachRecord = <E, R>(
       if (order >= max) return
       if (rowFormatOf(file) === "parquet") {
         yield* Stream.runForEach(
-          Stream.take(storage.readRows(file), max - order),
+          limit === undefined ? storage.readRows(file) : Stream.take(storage.readRows(file), max - order), // take(Infinity) throws
           (r) => f({ file, order: order++, record: { _tag: "Record", index: r.index, value: r.value } })
         )
         continue

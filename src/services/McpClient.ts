@@ -161,7 +161,9 @@ const errorText = (e: unknown): string => {
     if (/Connection closed/i.test(e.message)) {
       return `the server closed the connection before answering; it probably exited (${e.message})`
     }
-    return e.message
+    // fetch's "fetch failed" (streamable HTTP) keeps the reason in its cause: ECONNREFUSED, ENOTFOUND, ...
+    const cause = (e as { cause?: unknown }).cause
+    return cause instanceof Error && !e.message.includes(cause.message) ? `${e.message} (${cause.message})` : e.message
   }
   return String(e)
 }

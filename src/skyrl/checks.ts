@@ -126,7 +126,9 @@ export const RULES = [
     id: "duplicate/same-plan",
     title: "no plan with the same calls and literal params as an earlier one",
     severity: "warning"
-  }
+  },
+  // Also `skyrl validate`'s (src/programs/validate.ts), from the files' row counts.
+  { id: "contract/empty-file", title: "each file holds a row (SkyRL's loader, datasets.load_dataset, fails on none)" }
 ] as const satisfies ReadonlyArray<{ readonly id: string; readonly title: string; readonly severity?: Severity }>
 
 export type RuleId = typeof RULES[number]["id"]
