@@ -22,7 +22,6 @@ import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import type { ServerInfo } from "../domain/inventory.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
-import type { CallWaiter } from "./StdioTransport.js"
 import { StdioTransport } from "./StdioTransport.js"
 
 export interface StdioServerSpec {
@@ -134,16 +133,6 @@ export interface McpSession {
     params: Readonly<Record<string, unknown>>,
     timeout: Duration.Duration
   ) => Effect.Effect<TimedCallResult, McpCallError>
-  /**
-   * `startCall` with a callback instead of an Effect (no Effect per call, for a caller that runs several
-   * calls inside one Effect): sends the call now; `done` is called once, with the answer or the error.
-   */
-  readonly callNow: (
-    tool: string,
-    params: Readonly<Record<string, unknown>>,
-    timeout: Duration.Duration,
-    done: (error: McpCallError | undefined, answer?: TimedCallResult) => void
-  ) => void
   /** False once the connection has closed (the server exited or was killed). */
   readonly isOpenNow: () => boolean
   /** The last lines the server wrote on stderr (stdio servers). */
@@ -315,46 +304,18 @@ const startCall = (
   timeout: Duration.Duration
 ): Effect.Effect<TimedCallResult, McpCallError> => {
   const call = new PendingCall(spec.name, tool, timeout, wire)
-  send(wire, tool, params, timeout, call)
-  return Effect.async<TimedCallResult, McpCallError>((resume) => call.wait(resume))
-}
-
-/** Sends one tools/call now; `waiter.done` gets its raw result or its error. */
-const send = (
-  wire: Wire,
-  tool: string,
-  params: Readonly<Record<string, unknown>>,
-  timeout: Duration.Duration,
-  waiter: CallWaiter
-): void => {
   // Over stdio, the transport's direct lane (over HTTP there is none).
   if (wire.transport instanceof StdioTransport && !wire.listed) {
-    wire.transport.call(tool, params, Duration.toMillis(timeout), waiter)
+    wire.transport.call(tool, params, Duration.toMillis(timeout), call)
   } else {
     try {
       wire.client.callTool({ name: tool, arguments: { ...params } }, undefined, { timeout: Duration.toMillis(timeout) })
-        .then((r) => waiter.done(undefined, r), (e) => waiter.done(e))
+        .then((r) => call.done(undefined, r), (e) => call.done(e))
     } catch (e) {
-      waiter.done(e)
+      call.done(e)
     }
   }
-}
-
-/** `callNow`'s waiter: the outcome shaped and timed as `startCall`'s, handed to a callback. */
-const callbackWaiter = (
-  server: string,
-  tool: string,
-  timeout: Duration.Duration,
-  wire: Wire,
-  done: (error: McpCallError | undefined, answer?: TimedCallResult) => void
-): CallWaiter => {
-  const t0 = performance.now()
-  return {
-    done: (error, result) =>
-      result === undefined
-        ? done(callError(server, tool, error, timeout, wire))
-        : done(undefined, { result: toCallResult(result), durationMs: Math.round(performance.now() - t0) })
-  }
+  return Effect.async<TimedCallResult, McpCallError>((resume) => call.wait(resume))
 }
 
 /** One call's outcome, kept until it is waited for (or handed to the waiter at once). */
@@ -402,8 +363,6 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
         })
     }),
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
-  callNow: (tool, params, timeout, done) =>
-    send(wire, tool, params, timeout, callbackWaiter(spec.name, tool, timeout, wire, done)),
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))
 })

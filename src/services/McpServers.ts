@@ -34,11 +34,6 @@ export interface CallAnswer {
   readonly serverVersion: string | null
 }
 
-/** What `callNow` gives: the answer, or the error (and, for a lost connection, the Effect retiring it). */
-export type CallOutcome =
-  | { readonly _tag: "answer"; readonly answer: CallAnswer }
-  | { readonly _tag: "error"; readonly error: McpCallError; readonly retire: Effect.Effect<void> }
-
 export interface ServerState {
   readonly server: string
   readonly serverInfo: ServerInfo | undefined
@@ -58,19 +53,6 @@ export interface McpServersApi {
     tool: string,
     params: Readonly<Record<string, unknown>>
   ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
-  /**
-   * `begin` with a callback, when the call can be sent now (the server up, calls in flight not bounded
-   * here): sends it, returns true, and calls `done` once with the answer or the error (with a lost
-   * connection, the Effect that retires it: run it before the server is used again). Otherwise sends
-   * nothing and returns false (use `begin`). No Effect per call, for a caller running several calls
-   * inside one Effect.
-   */
-  readonly callNow: (
-    server: string,
-    tool: string,
-    params: Readonly<Record<string, unknown>>,
-    done: (outcome: CallOutcome) => void
-  ) => boolean
   /** Starts the server now unless it is up (a later call finds it running). */
   readonly start: (server: string) => Effect.Effect<void, ServerUnavailableError>
   /** Each server that was used: its version, how often it was started, why it is unavailable. */
@@ -201,10 +183,6 @@ const make = (options: McpServersOptions) =>
     const callOn = (slot: Slot, session: McpSession, tool: string, params: Readonly<Record<string, unknown>>) =>
       answerOf(slot, session, Effect.suspend(() => session.startCall(tool, params, timeout)))
 
-    /** Retires `session` when it is still the slot's (a call on it found the connection lost). */
-    const lost = (slot: Slot, session: McpSession) =>
-      slot.lock.withPermits(1)(Effect.suspend(() => slot.current?.session === session ? retire(slot) : Effect.void))
-
     /** The answer of a call made on `session`. */
     const answerOf = (
       slot: Slot,
@@ -213,38 +191,21 @@ const make = (options: McpServersOptions) =>
     ) =>
       Effect.matchEffect(called, {
         onFailure: (e) =>
-          e.kind === "connection" ? Effect.zipRight(lost(slot, session), Effect.fail(e)) : Effect.fail(e),
-        onSuccess: (answer): Effect.Effect<CallAnswer> => Effect.succeed(answered(slot, session, answer))
+          e.kind === "connection"
+            ? Effect.zipRight(
+              slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void),
+              Effect.fail(e)
+            )
+            : Effect.fail(e),
+        onSuccess: (answer): Effect.Effect<CallAnswer> => {
+          slot.deaths = 0
+          return Effect.succeed({
+            result: answer.result,
+            durationMs: answer.durationMs,
+            serverVersion: serverVersionLabel(session.serverInfo) ?? null
+          })
+        }
       })
-
-    const answered = (slot: Slot, session: McpSession, answer: TimedCallResult): CallAnswer => {
-      slot.deaths = 0
-      return {
-        result: answer.result,
-        durationMs: answer.durationMs,
-        serverVersion: serverVersionLabel(session.serverInfo) ?? null
-      }
-    }
-
-    const callNow = (
-      server: string,
-      tool: string,
-      params: Readonly<Record<string, unknown>>,
-      done: (outcome: CallOutcome) => void
-    ): boolean => {
-      const slot = slots.get(server)
-      const session = slot?.current?.session
-      if (slot === undefined || slot.inFlight !== undefined || session === undefined || !session.isOpenNow()) {
-        return false
-      }
-      session.callNow(tool, params, timeout, (error, answer) =>
-        done(
-          error === undefined
-            ? { _tag: "answer", answer: answered(slot, session, answer!) }
-            : { _tag: "error", error, retire: error.kind === "connection" ? lost(slot, session) : Effect.void }
-        ))
-      return true
-    }
 
     const callVia = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) =>
       Effect.flatMap(sessionOf(server, slot), (session) => callOn(slot, session, tool, params))
@@ -271,5 +232,5 @@ const make = (options: McpServersOptions) =>
       }))
     )
     const start = (server: string) => Effect.flatMap(slotOf(server), (slot) => Effect.asVoid(sessionOf(server, slot)))
-    return { begin, callNow, start, states } satisfies McpServersApi
+    return { begin, start, states } satisfies McpServersApi
   })

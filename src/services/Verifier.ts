@@ -30,7 +30,7 @@ import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verific
 import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
 import { Cassettes } from "./Cassettes.js"
 import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
-import type { CallAnswer, CallOutcome, ServerState, ServerUnavailableError } from "./McpServers.js"
+import type { CallAnswer, ServerState, ServerUnavailableError } from "./McpServers.js"
 import { McpServers } from "./McpServers.js"
 import type { Storage } from "./Storage.js"
 
@@ -257,59 +257,10 @@ const make = (settings: VerifierSettings) =>
       })
     }
     const beginStep = (step: VerifyStep) => servers.begin(step.server, step.tool, step.params)
-
-    /**
-     * `runFrom(steps, 0, ...)` in one Effect when the first step's server is up (`McpServers.callNow`; else
-     * undefined, nothing sent): the calls are chained by callbacks, each sent as soon as the step before
-     * answered, before that step is recorded, and the Effect resumes once, at the plan's end, with what
-     * `runFrom` gives (a step whose server is not up then goes on through `runFrom`). The cassettes' writer
-     * is started, when it has to be, as the Effect resumes.
-     */
-    const runChained = (
-      steps: ReadonlyArray<VerifyStep>
-    ): Effect.Effect<Finish, VerificationFailed | ConnectionLost> | undefined => {
-      const versions: Record<string, string | null> = {}
-      const done: Array<VerificationRecord["steps"][number]> = []
-      let kick: Effect.Effect<void> = Effect.void
-      let end: Effect.Effect<Finish, VerificationFailed | ConnectionLost> | undefined
-      let resume: ((end: Effect.Effect<Finish, VerificationFailed | ConnectionLost>) => void) | undefined
-      let interrupted = false
-      const settle = (last: Effect.Effect<Finish, VerificationFailed | ConnectionLost>) => {
-        end = kick === Effect.void ? last : Effect.zipRight(kick, last)
-        if (resume !== undefined) resume(end)
-      }
-      const answered = (i: number) => (o: CallOutcome): void => {
-        if (interrupted) return
-        const step = steps[i]!
-        if (o._tag === "error") {
-          const failure = failureOf(step, o.error)
-          return settle(
-            o.retire === Effect.void ? Effect.fail(failure) : Effect.zipRight(o.retire, Effect.fail(failure))
-          )
-        }
-        const answer = o.answer
-        if (answer.result.isError || i + 1 === steps.length) {
-          return settle(Effect.succeed(finishWith(step, answer, versions, done)))
-        }
-        const next = steps[i + 1]!
-        const sent = servers.callNow(next.server, next.tool, next.params, answered(i + 1))
-        const started = record(step, answer, clock.unsafeCurrentTimeMillis(), versions, done)
-        if (started !== Effect.void) kick = started
-        if (!sent) settle(runFrom(steps, i + 1, beginStep(next), versions, done))
-      }
-      const first = steps[0]!
-      if (!servers.callNow(first.server, first.tool, first.params, answered(0))) return undefined
-      return Effect.async((r) => {
-        if (end !== undefined) return r(end)
-        resume = r
-        return Effect.sync(() => void (interrupted = true))
-      })
-    }
-
     /** The plan from its first step, that step's call sent now. */
     const runNow = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed | ConnectionLost> =>
       steps.length > 0
-        ? runChained(steps) ?? runFrom(steps, 0, beginStep(steps[0]!), {}, [])
+        ? runFrom(steps, 0, beginStep(steps[0]!), {}, [])
         : Effect.sync(() => () => ({
           outcome: Either.right(verified(clock.unsafeCurrentTimeMillis(), {}, [])),
           kick: Effect.void
