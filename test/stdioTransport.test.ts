@@ -121,6 +121,23 @@ describe("StdioTransport's direct lane", () => {
     })
   })
 
+  it("calls made in one tick reach the server in one write, in the order they were made", async () => {
+    const { log, t } = await started()
+    const stdin = (t as unknown as { process: { stdin: { write: (text: string) => boolean } } }).process.stdin
+    const writes: Array<string> = []
+    const write = stdin.write.bind(stdin)
+    stdin.write = (text: string) => (writes.push(text), write(text))
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, n) => call(t, "plain", { n })))
+    expect(answers.map((a) => a.result)).toEqual(
+      Array.from({ length: 8 }, (_, n) => ({ content: [{ type: "text", text: `ok ${n}` }] }))
+    )
+    expect(writes).toHaveLength(1)
+    const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    expect(sent.map((m) => [m.id, m.params.arguments.n])).toEqual(
+      Array.from({ length: 8 }, (_, n) => [DIRECT_IDS + n, n])
+    )
+  })
+
   it("a result it does not take as is is the schema's: parsed, or its error", async () => {
     const { t } = await started()
     const annotated = await call(t, "annotated")

@@ -15,9 +15,10 @@ import { importInventory } from "../src/programs/toolsImport.js"
 import { journalFileOf, rejectsFileOf, verifyDatasets } from "../src/programs/verify.js"
 import type { McpServerSpec } from "../src/services/McpClient.js"
 import { McpClientLive } from "../src/services/McpClient.js"
-import { StorageLive } from "../src/services/Storage.js"
+import { Storage, StorageLive } from "../src/services/Storage.js"
 import type { VerifierLiveSettings } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
+import { RowJson } from "../src/skyrl/layout.js"
 import { parseAllowList } from "../src/skyrl/verification.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 import type { PlanStepInput } from "./support/verifyRows.js"
@@ -168,6 +169,49 @@ describe("verify against server-everything (stateless)", () => {
     expect(run.verification[8].steps.map((s: any) => s.illustrative)).toEqual([false, true])
     expect(run.report.servers).toEqual([expect.objectContaining({ server: "everything", starts: 1 })])
   }, 60_000)
+
+  it(
+    "reads Parquet, JSON and JSON Lines datasets in input order, the first --limit rows (a bad line a row of its own)",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "skyrl-verify-formats-"))
+      const rowsOf = (from: number, n: number) =>
+        Array.from(
+          { length: n },
+          (_, i) => row(`f${from + i}`, { server: "everything", tool: "echo", params: { message: `m${from + i}` } })
+        )
+      const parquet = join(dir, "a.parquet")
+      await Effect.runPromise(
+        Effect.flatMap(Storage, (s) => s.writeRows(parquet, rowsOf(0, 3).map((r) => new RowJson(JSON.stringify(r)))))
+          .pipe(Effect.provide(StorageLive))
+      )
+      const json = join(dir, "b.json")
+      writeFileSync(json, JSON.stringify(rowsOf(3, 2)))
+      const jsonl = join(dir, "c.jsonl")
+      writeFileSync(
+        jsonl,
+        [...rowsOf(5, 1).map((r) => JSON.stringify(r)), "{not json", ...rowsOf(6, 2).map((r) => JSON.stringify(r))]
+          .join("\n") + "\n"
+      )
+      const out = join(dir, "out.jsonl")
+      const result = await Effect.runPromise(
+        verifyDatasets({ files: [parquet, json, jsonl], out, inventory, concurrency: 3, limit: 8, resume: false }).pipe(
+          Effect.provide(Verifier.live({
+            inventory,
+            allowSideEffects: parseAllowList(undefined),
+            specs: [everything],
+            cassettesDir: join(dir, "cassettes")
+          })),
+          Effect.provide(live)
+        )
+      )
+      expect(result.written).toBe(7)
+      const rows = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      expect(rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["f0", "f1", "f2", "f3", "f4", "f5", "f6"])
+      const rejects = readFileSync(rejectsFileOf(out), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      expect(rejects).toEqual([expect.objectContaining({ file: jsonl, row: 1, line: 2, stage: "read" })])
+    },
+    60_000
+  )
 
   it("the cassette entries and journal lines of the rows are on disk before the dataset naming them is committed", async () => {
     const storage = makeMemoryStorage({

@@ -114,3 +114,78 @@ describe("the Verifier's calls sent at once and through the in-flight bound", ()
     expect(direct.cassettes.split("\n").filter((l) => l !== "")).toHaveLength(2 + 2 + 2 + 2 + 2 + 2 + 0 + 1 + 1)
   }, 60_000)
 })
+
+/**
+ * A stdio MCP server (JSON-RPC by hand) whose `crash` tool exits without answering while its crash file
+ * holds fewer than `crashes` lines (one is added per crash); `ok` answers.
+ */
+const CRASHING = String.raw`
+const fs = require("node:fs")
+const [file, crashes] = [process.argv[1], Number(process.argv[2])]
+const out = (m) => process.stdout.write(JSON.stringify({ jsonrpc: "2.0", ...m }) + "\n")
+const tool = (name) => ({ name, inputSchema: { type: "object" }, annotations: { readOnlyHint: true } })
+let rest = ""
+process.stdin.on("data", (chunk) => {
+  rest += chunk
+  for (let nl = rest.indexOf("\n"); nl !== -1; nl = rest.indexOf("\n")) {
+    const m = JSON.parse(rest.slice(0, nl))
+    rest = rest.slice(nl + 1)
+    if (m.method === "initialize") {
+      out({ id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "crashing", version: "1" } } })
+    } else if (m.method === "tools/list") out({ id: m.id, result: { tools: [tool("ok"), tool("crash")] } })
+    else if (m.method === "tools/call") {
+      const seen = fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").length - 1 : 0
+      if (m.params.name === "crash" && seen < crashes) {
+        fs.appendFileSync(file, "crash\n")
+        process.exit(1)
+      }
+      out({ id: m.id, result: { content: [{ type: "text", text: m.params.name }] } })
+    }
+  }
+})
+`
+
+describe("a server lost during a call (calls sent at once on a server that is up)", () => {
+  const run = async (crashes: number) => {
+    const dir = mkdtempSync(join(root, "crash-"))
+    const spec = nodeServer("crashing", ["-e", CRASHING, join(dir, "crashes"), String(crashes)])
+    const imported = await Effect.runPromise(importInventory([spec]).pipe(Effect.provide(live)))
+    return Effect.runPromise(
+      Effect.gen(function*() {
+        const verifier = yield* Verifier
+        // Starts the server: the plan below is sent at once.
+        yield* verifier.verify([step(1, "crashing", "ok", {})])
+        const outcome = yield* Effect.either(
+          verifier.verify([step(1, "crashing", "ok", { n: 1 }), step(2, "crashing", "crash", {})])
+        )
+        return { outcome, report: yield* verifier.report }
+      }).pipe(
+        Effect.provide(Verifier.live({
+          inventory: imported.inventory!,
+          allowSideEffects: parseAllowList(undefined),
+          specs: [spec],
+          cassettesDir: join(dir, "cassettes"),
+          timeout: "5 seconds"
+        })),
+        Effect.provide(live)
+      )
+    )
+  }
+
+  it("restarts the server and runs the plan again once: verified when it answers then", async () => {
+    const { outcome, report } = await run(1)
+    expect(outcome._tag === "Right" && outcome.right.steps.map((s) => s.tool)).toEqual(["ok", "crash"])
+    expect(report.servers.map((s) => s.starts)).toEqual([2])
+  }, 30_000)
+
+  it("server-unavailable when it goes away again", async () => {
+    const { outcome, report } = await run(99)
+    expect(outcome._tag === "Left" && outcome.left).toMatchObject({
+      status: "server-unavailable",
+      step: 2,
+      tool: "crash",
+      reason: expect.stringContaining("went away during the call twice")
+    })
+    expect(report.servers.map((s) => s.starts)).toEqual([2])
+  }, 30_000)
+})

@@ -96,6 +96,8 @@ export class StdioTransport implements Transport {
   private readonly maxBufferSize: number
   private readonly pending = new Map<number, Pending>()
   private nextId = DIRECT_IDS
+  /** Requests of direct calls not written yet (see `flushOutgoing`). */
+  private outgoing = ""
   /**
    * One timer for every direct call (not one per call): set for the earliest deadline it was armed for
    * (`armedFor`); when it fires, the calls past their deadline time out and it is set for the next one.
@@ -191,6 +193,7 @@ export class StdioTransport implements Transport {
     return new Promise((resolve) => {
       const stdin = this.process?.stdin
       if (stdin === undefined || stdin === null) throw new Error("Not connected")
+      this.flushOutgoing() // the direct calls queued before it go first
       if (stdin.write(JSON.stringify(message) + "\n")) resolve()
       else stdin.once("drain", resolve)
     })
@@ -207,9 +210,22 @@ export class StdioTransport implements Transport {
     const deadline = performance.now() + timeoutMs
     this.pending.set(id, { waiter, deadline, timeoutMs })
     if (deadline < this.armedFor) this.arm(deadline)
-    stdin.write(
-      `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
-    )
+    if (this.outgoing === "") queueMicrotask(this.flushOutgoing)
+    this.outgoing += `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${
+      JSON.stringify({ name, arguments: args })
+    }}\n`
+  }
+
+  /**
+   * Writes the requests queued since the last flush (`call`) in one write. The calls made in one run of
+   * microtasks (e.g. the next calls of all the answers one read brought) reach the server together: one
+   * syscall and one wake-up of the server for all of them, and the server reads them in one read, instead
+   * of one each (bench section 6: ~15 µs of client and ~20 µs of server CPU a row at concurrency 8).
+   */
+  private readonly flushOutgoing = (): void => {
+    const text = this.outgoing
+    this.outgoing = ""
+    if (text !== "") this.process?.stdin?.write(text)
   }
 
   private arm(deadline: number): void {
