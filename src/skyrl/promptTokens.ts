@@ -31,6 +31,7 @@ const shortCache = new Map<string, number>()
 const pieces = new RegExp(O200K_TOKEN_SPLIT_REGEX.source, `${O200K_TOKEN_SPLIT_REGEX.flags.replace("g", "")}y`)
 const utf8 = new TextEncoder()
 let scratch = new Uint8Array(256)
+const merged = new Map<string, number>()
 
 /** Tokens of text[start, end), one piece of the split: one when the vocabulary has it, else its merge's. */
 const pieceTokens = (table: BpeTable, text: string, start: number, end: number): number => {
@@ -44,7 +45,16 @@ const pieceTokens = (table: BpeTable, text: string, start: number, end: number):
     }
     scratch[length++] = c
   }
-  return lookup(table, scratch, 0, length) !== -1 ? 1 : mergeCount(table, scratch, length)
+  if (lookup(table, scratch, 0, length) !== -1) return 1
+  // Pieces outside the vocabulary (rarer words) recur across prompts: their merges are cached, as the
+  // library caches them (bounded: cleared when full).
+  const piece = text.slice(start, end)
+  let n = merged.get(piece)
+  if (n === undefined) {
+    if (merged.size >= 8_192) merged.clear()
+    merged.set(piece, n = mergeCount(table, scratch, length))
+  }
+  return n
 }
 
 /**
