@@ -11,6 +11,34 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+
+/**
+ * Packages that modules every command imports import in turn, but that run only on some paths: effect's
+ * Schema imports fast-check (for `Arbitrary`, which skyrl does not use) and @effect/cli imports yaml, toml and
+ * ini (for configuration files, which skyrl does not read). Each is bundled behind a module of getters
+ * that initializes it on first use instead of at every start (~240 modules, and their bytecode in every
+ * code cache).
+ */
+const LAZY = ["fast-check", "yaml", "toml", "ini"]
+const require = createRequire(join(root, "package.json"))
+const lazyPackages = {
+  name: "lazy-packages",
+  setup(b) {
+    const filter = new RegExp(`^(${LAZY.join("|")})$`)
+    b.onResolve({ filter }, (args) => args.namespace === "lazy" ? undefined : { path: args.path, namespace: "lazy" })
+    b.onLoad({ filter: /.*/, namespace: "lazy" }, (args) => ({
+      // `require` of an ES module inside a function: esbuild initializes it when the function runs.
+      contents: `let real
+const load = () => (real ??= require(${JSON.stringify(args.path)}))
+for (const name of ${JSON.stringify(Object.keys(require(args.path)))}) {
+  Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] })
+}
+`,
+      resolveDir: root,
+      loader: "js"
+    }))
+  }
+}
 const bundle = join(root, "dist", "bin.js")
 rmSync(join(root, "dist"), { recursive: true, force: true })
 await build({
@@ -27,6 +55,7 @@ await build({
   // Modules find the files that ship with skyrl from their own location (dist/).
   define: { "import.meta.url": "__skyrlModuleUrl" },
   banner: { js: "const __skyrlModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  plugins: [lazyPackages],
   logLevel: "warning"
 })
 
@@ -53,7 +82,7 @@ if (/[^\x00-\x7f]/.test(text)) {
   const { makeTable, serializeTable } = await import(
     `data:text/javascript;base64,${Buffer.from(maker.outputFiles[0].contents).toString("base64")}`
   )
-  const ranks = createRequire(join(root, "package.json"))("gpt-tokenizer/bpeRanks/o200k_base").default
+  const ranks = require("gpt-tokenizer/bpeRanks/o200k_base").default
   const table = makeTable(ranks)
   if (table === undefined) console.warn("warning: gpt-tokenizer's o200k_base ranks do not fit a byte table")
   else writeFileSync(join(root, "dist", "o200k_base.bpe"), serializeTable(table))
