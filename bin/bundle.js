@@ -1,7 +1,8 @@
 // Loads the bundled CLI (dist/bin.js, one CommonJS file built by scripts/build.mjs) with V8's code cache
-// (dist/bin.js.cache, made at build time): compiling the bundle from source cost ~0.25 s of CPU per
-// start; the cache gives V8 the bytecode of the functions a run uses instead. A cache V8 rejects (another
-// Node version or V8 flags) is ignored and the bundle compiled from source, as without one.
+// for its command (dist/bin.js.<family>.cache, made at build time): compiling the bundle from source cost
+// ~0.25 s of CPU per start; the cache gives V8 the bytecode of the functions a run uses instead, and one
+// per command family keeps what a start deserializes to what its command runs. A cache V8 rejects
+// (another Node version or V8 flags) or a missing one is ignored and the bundle compiled from source.
 import { readFileSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname } from "node:path"
@@ -10,7 +11,20 @@ import { setFlagsFromString } from "node:v8"
 import vm from "node:vm"
 
 export const BUNDLE = fileURLToPath(new URL("../dist/bin.js", import.meta.url))
-export const CODE_CACHE = `${BUNDLE}.cache`
+
+/** The commands that have a code cache of their own; the others (and `--help`) use the default one. */
+const FAMILIES = new Set(["generate", "convert", "validate"])
+/** Every top-level command: the first argument naming one is the command (options may come before it). */
+const COMMANDS = new Set([...FAMILIES, "verify", "enrich", "batch", "tools", "schema", "cassettes", "rebuild"])
+
+/** The code cache of a command family. */
+export const cacheFile = (family) => `${BUNDLE}.${family}.cache`
+
+/** The family of the command in `args` (the arguments after the script). */
+export const familyOf = (args) => {
+  const command = args.find((a) => COMMANDS.has(a))
+  return command !== undefined && FAMILIES.has(command) ? command : "default"
+}
 
 const readCache = (file) => {
   try {
@@ -24,9 +38,9 @@ const readCache = (file) => {
  * The bundle as a script (the CommonJS wrapper around its text), with the code cache when there is one.
  * The bundle is ASCII (the build checks it), so it is read as latin1: ~20× cheaper than decoding UTF-8.
  */
-export const compileBundle = (cacheFile = CODE_CACHE) => {
+export const compileBundle = (cache) => {
   const source = readFileSync(BUNDLE, "latin1")
-  const cachedData = readCache(cacheFile)
+  const cachedData = readCache(cache)
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: BUNDLE,
     cachedData,
@@ -41,7 +55,7 @@ export const compileBundle = (cacheFile = CODE_CACHE) => {
  */
 export const runBundle = () => {
   const out = process.env.SKYRL_CODE_CACHE_WRITE
-  const { script } = compileBundle(out === undefined || out === "" ? CODE_CACHE : out)
+  const { script } = compileBundle(out === undefined || out === "" ? cacheFile(familyOf(process.argv.slice(2))) : out)
   if (out !== undefined && out !== "") {
     process.on("exit", () => {
       // V8 stamps a cache with its flags: undo the one src/bin.ts sets, so that a fresh process accepts it.

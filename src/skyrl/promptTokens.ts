@@ -8,7 +8,9 @@
  * where each `<|...|>` marker is one special token. Message contents repeat a lot (every row of a run
  * shares its system message), so counts are cached per content string (bounded caches).
  */
-import o200k, { countTokens } from "gpt-tokenizer/encoding/o200k_base"
+import { O200K_TOKEN_SPLIT_REGEX } from "gpt-tokenizer/encodingParams/constants"
+import { type BpeTable, isWellFormed, lookup, mergeCount } from "./bpeTable.js"
+import { libraryCountTokens, o200kTable } from "./o200k.js"
 
 export { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 
@@ -25,54 +27,57 @@ const LONG_TEXT = 512
 const longCache = new Map<string, number>()
 const shortCache = new Map<string, number>()
 
-/** The parts of gpt-tokenizer's encoder `countBpe` uses (public fields of its classes, not typed as such). */
-interface EncoderParts {
-  readonly specialTokensSet?: ReadonlySet<string>
-  readonly bytePairEncodingCoreProcessor?: {
-    readonly tokenSplitRegex?: unknown
-    readonly bytePairStringRankEncoder?: unknown
-    readonly bytePairEncode?: unknown
+/** Sticky: each piece is matched where the last one ended (the split's pieces cover the whole text). */
+const pieces = new RegExp(O200K_TOKEN_SPLIT_REGEX.source, `${O200K_TOKEN_SPLIT_REGEX.flags.replace("g", "")}y`)
+const utf8 = new TextEncoder()
+let scratch = new Uint8Array(256)
+const merged = new Map<string, number>()
+
+/** Tokens of text[start, end), one piece of the split: one when the vocabulary has it, else its merge's. */
+const pieceTokens = (table: BpeTable, text: string, start: number, end: number): number => {
+  if (scratch.length < (end - start) * 3) scratch = new Uint8Array((end - start) * 3)
+  let length = 0
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 0x80) {
+      length = utf8.encodeInto(text.slice(start, end), scratch).written
+      break
+    }
+    scratch[length++] = c
   }
+  if (lookup(table, scratch, 0, length) !== -1) return 1
+  // Pieces outside the vocabulary (rarer words) recur across prompts: their merges are cached, as the
+  // library caches them (bounded: cleared when full).
+  const piece = text.slice(start, end)
+  let n = merged.get(piece)
+  if (n === undefined) {
+    if (merged.size >= 8_192) merged.clear()
+    merged.set(piece, n = mergeCount(table, scratch, length))
+  }
+  return n
 }
 
 /**
  * `countTokens(text)` of gpt-tokenizer, counted the way its `countNative` does — each piece of the
  * pre-tokenizer's split is one token when the vocabulary has it, else the length of its byte-pair
- * encoding — without the match iterator and the special-token scans per call (~3× faster on short
- * prompts; test/promptTokens.test.ts holds the two equal). A text that may hold a special token (`<|`) is
- * counted by `countTokens` itself (which refuses it); so is everything when the encoder's parts are not
- * there (another gpt-tokenizer version).
+ * encoding — from the vocabulary's byte table (src/skyrl/bpeTable.ts) instead of the library's encoder,
+ * and without its match iterator and special-token scans (test/promptTokens.test.ts holds the two equal).
+ * A text that may hold a special token (`<|`) or has a lone surrogate is counted by the library's
+ * `countTokens` (which refuses a special token).
  */
-export const countBpe = ((): (text: string) => number => {
-  const encoder = o200k as unknown as EncoderParts
-  const core = encoder.bytePairEncodingCoreProcessor
-  const split = core?.tokenSplitRegex
-  const ranks = core?.bytePairStringRankEncoder
-  const encode = core?.bytePairEncode
-  const specialsStartWithBar = encoder.specialTokensSet !== undefined &&
-    [...encoder.specialTokensSet].every((t) => t.startsWith("<|"))
-  if (
-    !(split instanceof RegExp) || !split.global || !(ranks instanceof Map) || typeof encode !== "function" ||
-    !specialsStartWithBar
-  ) return countTokens
-  // Sticky: each piece is matched where the last one ended (the split's pieces cover the whole text, so
-  // these are the pieces its global search finds), and `test` gives its end without a match array.
-  const pieces = new RegExp(split.source, `${split.flags.replace("g", "")}y`)
-  const bytePairs = encode as (piece: string) => ReadonlyArray<number>
-  return (text) => {
-    if (text.includes("<|")) return countTokens(text)
-    let n = 0
-    for (let start = 0; start < text.length;) {
-      pieces.lastIndex = start
-      // A text the split does not cover piece after piece (it never happens), or an empty piece: its own way.
-      if (!pieces.test(text) || pieces.lastIndex === start) return countTokens(text)
-      const piece = text.slice(start, pieces.lastIndex)
-      n += ranks.has(piece) ? 1 : bytePairs.call(core, piece).length
-      start = pieces.lastIndex
-    }
-    return n
+export const countBpe = (text: string): number => {
+  const table = o200kTable()
+  if (table === undefined || text.includes("<|") || !isWellFormed(text)) return libraryCountTokens(text)
+  let n = 0
+  for (let start = 0; start < text.length;) {
+    pieces.lastIndex = start
+    // A text the split does not cover piece after piece (it never happens), or an empty piece: its own way.
+    if (!pieces.test(text) || pieces.lastIndex === start) return libraryCountTokens(text)
+    n += pieceTokens(table, text, start, pieces.lastIndex)
+    start = pieces.lastIndex
   }
-})()
+  return n
+}
 
 /** BPE tokens of a text (cached). */
 export const textTokens = (text: string): number => {
