@@ -40,6 +40,12 @@ export interface WriteRowsOptions extends JsonTextOptions {
    * writes, made as it writes; a .json or .jsonl file holds exactly these values, as JSON).
    */
   readonly inspect?: ((row: EncodedRow) => void) | undefined
+  /**
+   * Called once every row is written to the (temp) file, while its last bytes go to the disk and are synced
+   * and read back (before it replaces the target): CPU work for after the rows (the checks' report) done
+   * while this waits for the disk. It must not throw.
+   */
+  readonly whileFinishing?: (() => void) | undefined
 }
 
 /** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
@@ -900,7 +906,11 @@ const writeRowStreamLive = <E>(
     const n = yield* writeJsonRowStream(sink, rows, format, options).pipe(
       Effect.catchAllDefect((e) => new StorageError({ path: file, operation: "write", reason: reason(e) }))
     )
-    const written = yield* attempt(file, "write", () => sink.finish())
+    const written = yield* attempt(file, "write", () => {
+      const finished = sink.finish()
+      options.whileFinishing?.()
+      return finished
+    })
     yield* commitTemp(file, t, written)
     return n
   }))
