@@ -218,8 +218,9 @@ export interface ByteSinkOptions {
  * With the target's `fd`, once `offloadFrom` bytes are written the appends, their CRC-32, the syncs and the
  * read-backs move to a worker thread (./sinkWorker.ts: the same steps; each buffer's memory is moved there
  * and back), which
- * continues from the CRC and read-back this thread reached; the result is the same. `close` ends that
- * worker when the sink is given up (call it before the file is closed).
+ * continues from the CRC and read-back this thread reached; the result is the same, except that the worker
+ * also syncs and reads back the last region when it finishes (nothing is left to read back after). `close`
+ * ends that worker when the sink is given up (call it before the file is closed).
  */
 export class ByteSink {
   private buffer: Buffer = Buffer.allocUnsafe(SINK_BUFFER)

@@ -9,7 +9,8 @@
  * `eval`. Protocol (messages, in order):
  *   main → worker  { start: { bytes, crc, unsynced, readBack } }   the state of what the main thread wrote
  *                  { write: id, buffer, offset, length }          buffer: an ArrayBuffer moved here (or a copy)
- *                  { finish: true } | { close: true }             then the worker ends
+ *                  { finish: true } | { close: true }             then the worker ends (finish: after a
+                                                                 last sync and read-back of the rest)
  *   worker → main  { ready: true }   { done: id, buffer }             buffer: the memory moved back   { error: { message, code } }
  *                  { result: { bytes, crc, readBack } }           after finish, once everything settled
  */
@@ -87,7 +88,8 @@ parentPort.on("message", (m) => {
     ;({ bytes, crc, unsynced, readBack } = m.start)
   } else if (m.write !== undefined) write(m)
   else if (m.finish !== undefined) {
-    settle().then(() => {
+    // The rest synced and read back here too: the caller's own read-back after its fsync finds nothing left.
+    settle().then(() => failure === undefined && call(fs.fdatasync, fd).then(() => readBackTo(bytes))).catch(fail).then(() => {
       if (failure === undefined) parentPort.postMessage({ result: { bytes, crc, readBack } })
       parentPort.close()
     })
