@@ -211,6 +211,17 @@ describe("ByteSink on a worker thread (a target with an fd)", () => {
     }
   })
 
+  it("a sink that finishes before its worker is ready writes everything itself, and stops the worker", async () => {
+    const file = join(tmp(), "rows.jsonl")
+    const { handle, target } = await fileTarget(file)
+    const sink = new ByteSink(target, { offloadFrom: 1 << 20 })
+    for (let i = 0; i < 6; i++) sink.write(line) // no turn of the event loop: the worker cannot be ready
+    const written = await sink.finish()
+    await handle.close()
+    expect(sink.onWorker).toBe(false)
+    expect(written).toMatchObject({ bytes: 6 * line.length, crc: crc32(readFileSync(file)) })
+  })
+
   it("close ends the worker of a sink given up before its end", async () => {
     const file = join(tmp(), "rows.jsonl")
     const { handle, target } = await fileTarget(file)

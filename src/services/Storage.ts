@@ -419,7 +419,8 @@ export class ByteSink {
 
   /** Ends the worker, if one was started, once what it was given is written (idempotent). */
   close(): Promise<void> {
-    return this.worker === undefined ? Promise.resolve() : this.worker.close()
+    if (this.worker === undefined) return Promise.resolve()
+    return this.offloaded ? this.worker.close() : this.worker.stop()
   }
 }
 

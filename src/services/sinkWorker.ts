@@ -177,6 +177,12 @@ export class SinkWorker {
     return result
   }
 
+  /** Stops a worker that was never given the file (`start`): nothing of it to wait for. */
+  stop(): Promise<void> {
+    this.ended = true
+    return this.worker.terminate().then(() => undefined)
+  }
+
   /** Ends the worker once what it was given is settled (no result). */
   close(): Promise<void> {
     this.end({ close: true })
