@@ -539,12 +539,15 @@ const parseLine = (text: string, row: number, line: number): unknown => {
   }
 }
 
+/** Bytes read at a time when lines are streamed (the next read runs while these lines are used). */
+const READ_BUFFER = 64 * 1024
 /**
- * Bytes read at a time when lines are streamed (the next read runs while these lines are used): ~1,000 tasks
- * of `convert`'s, so that a read held up behind the writes on libuv's threads seldom makes the rows wait
- * (64 KiB reads waited ~1 s in all for 100,000 tasks on a busy machine, 512 KiB ones ~0.1-0.2 s).
+ * The same for `readLines` (a tasks file for `convert`): ~1,000 tasks, so that a read held up behind the
+ * writes of the dataset on libuv's threads seldom makes the rows wait (64 KiB reads waited ~1 s in all for
+ * 100,000 tasks on a busy machine, 512 KiB ones ~0.1-0.2 s). Datasets (`readRows`) keep the smaller reads:
+ * a read holds ~70 rows of 7 KB here, whose parsed values would stay alive with it.
  */
-const READ_BUFFER = 512 * 1024
+const TEXT_READ_BUFFER = 512 * 1024
 /**
  * Lines handed on at a time: few enough that the rows made from them are written and dropped while young
  * (they die in the young generation instead of being copied out of it).
@@ -562,13 +565,13 @@ const splitLines = (text: string): Array<string> => {
  * The lines of a text file, a read buffer at a time (each yield is the complete lines of one or more
  * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped.
  */
-export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
+export async function* lineChunks(file: string, size = READ_BUFFER): AsyncGenerator<Array<string>> {
   const handle = await fs.open(file, "r")
   try {
-    const buffers = [Buffer.allocUnsafe(READ_BUFFER), Buffer.allocUnsafe(READ_BUFFER)] as const
+    const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const
     const decoder = new StringDecoder("utf8")
     let which = 0
-    let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, READ_BUFFER, null)
+    let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, size, null)
     let rest = ""
     let first = true
     for (;;) {
@@ -576,7 +579,7 @@ export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
       const current = buffers[which]
       which = 1 - which
       // Read ahead into the other buffer while this one is decoded and its lines are used.
-      if (bytesRead > 0) next = handle.read(buffers[which], 0, READ_BUFFER, null)
+      if (bytesRead > 0) next = handle.read(buffers[which], 0, size, null)
       let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(current.subarray(0, bytesRead)))
       if (first && text.length > 0) {
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
@@ -604,7 +607,7 @@ export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
 
 export const readTextLines = (file: string): Stream.Stream<string, StorageError> =>
   Stream.fromAsyncIterable(
-    { [Symbol.asyncIterator]: () => lineChunks(file)[Symbol.asyncIterator]() },
+    { [Symbol.asyncIterator]: () => lineChunks(file, TEXT_READ_BUFFER)[Symbol.asyncIterator]() },
     (e) => new StorageError({ path: file, operation: "read", reason: reason(e) })
   ).pipe(Stream.mapChunks((chunks) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(chunks).flat())))
 
