@@ -1,7 +1,8 @@
 /** Storage: dataset writers by extension (atomic) and the streaming dataset readers with their errors. */
 import { Chunk, Effect, Either, Exit, Schema, Stream } from "effect"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import * as fsp from "node:fs/promises"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { crc32 } from "node:zlib"
@@ -147,6 +148,90 @@ describe("ByteSink read-back", () => {
     // Writes lost before the first sync: the synced region itself is short.
     const lost = memoryFile((b, i) => (i >= 60 ? b.subarray(0, 0) : b))
     await expect(writeAll(new ByteSink(lost.target))).rejects.toThrow(/read back ends at byte/)
+  })
+})
+
+describe("ByteSink on a worker thread (a target with an fd)", () => {
+  const line = "y".repeat((1 << 19) - 1) + "\n"
+  /** Writes half-MiB lines until the worker has taken over, then `after` more. */
+  const writeUntilWorker = async (sink: ByteSink, after: number) => {
+    for (let i = 0; i < 4000 && !sink.onWorker; i++) {
+      sink.write(line)
+      await sink.drained()
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    expect(sink.onWorker).toBe(true)
+    for (let i = 0; i < after; i++) {
+      sink.write(line)
+      sink.writeShared(line)
+      await sink.drained()
+    }
+  }
+  const fileTarget = async (file: string) => {
+    const handle = await fsp.open(file, "w+")
+    return {
+      handle,
+      target: {
+        write: (bytes: Uint8Array) => handle.write(bytes),
+        datasync: () => handle.datasync(),
+        read: (buffer: Buffer, offset: number, length: number, position: number) =>
+          handle.read(buffer, offset, length, position),
+        fd: handle.fd
+      }
+    }
+  }
+
+  it("the worker continues the appends, CRC and read-backs: the totals are the file's", async () => {
+    const file = join(tmp(), "rows.jsonl")
+    const { handle, target } = await fileTarget(file)
+    const sink = new ByteSink(target, { offloadFrom: 1 << 20, syncEvery: 3 << 20 })
+    await writeUntilWorker(sink, 12)
+    const written = await sink.finish()
+    await handle.close()
+    const data = readFileSync(file)
+    expect(written.bytes).toBe(data.length)
+    expect(written.crc).toBe(crc32(data))
+    // The worker synced and read back every region, the last one when it finished.
+    expect(written.readBack.bytes).toBe(data.length)
+    expect(written.readBack.crc).toBe(crc32(data.subarray(0, written.readBack.bytes)))
+    expect(data.toString("utf8")).toBe(line.repeat(data.length / line.length))
+  })
+
+  it("a write failing on the worker fails the sink, with the error", async () => {
+    const dir = tmp()
+    const readOnly = join(dir, "read-only")
+    writeFileSync(readOnly, "")
+    const fd = openSync(readOnly, "r")
+    try {
+      const sink = new ByteSink({ write: async () => undefined, fd }, { offloadFrom: 1 << 20 })
+      await expect(writeUntilWorker(sink, 8).then(() => sink.finish())).rejects.toThrow(/EBADF|bad file descriptor/i)
+      await sink.close()
+    } finally {
+      closeSync(fd)
+    }
+  })
+
+  it("a sink that finishes before its worker is ready writes everything itself, and stops the worker", async () => {
+    const file = join(tmp(), "rows.jsonl")
+    const { handle, target } = await fileTarget(file)
+    const sink = new ByteSink(target, { offloadFrom: 1 << 20 })
+    for (let i = 0; i < 6; i++) sink.write(line) // no turn of the event loop: the worker cannot be ready
+    const written = await sink.finish()
+    await handle.close()
+    expect(sink.onWorker).toBe(false)
+    expect(written).toMatchObject({ bytes: 6 * line.length, crc: crc32(readFileSync(file)) })
+  })
+
+  it("close ends the worker of a sink given up before its end", async () => {
+    const file = join(tmp(), "rows.jsonl")
+    const { handle, target } = await fileTarget(file)
+    const sink = new ByteSink(target, { offloadFrom: 1 << 20 })
+    await writeUntilWorker(sink, 2)
+    await sink.close()
+    await sink.close()
+    await handle.close()
+    // Everything handed to the worker before close is in the file; nothing after.
+    expect(readFileSync(file).length % line.length).toBe(0)
   })
 })
 

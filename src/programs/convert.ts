@@ -213,7 +213,10 @@ export const convertProgram = (options: ConvertOptions) =>
     // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
     // the run (the file is kept).
     const checks = yield* checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
-    const written = yield* storage.writeRowStream(options.out, rows, { inspect: checks.inspect }).pipe(
+    const written = yield* storage.writeRowStream(options.out, rows, {
+      inspect: checks.inspect,
+      whileFinishing: checks.prepare
+    }).pipe(
       Effect.tapError(() => writeRejects)
     )
     yield* writeRejects

@@ -262,7 +262,9 @@ export const checkWrittenDataset = (
 
 /**
  * `checkWrittenDataset` made while the file is written, in one pass: give `inspect` to the Storage writer
- * (`WriteRowsOptions.inspect`), which hands it each row as encoded for disk, then run `settle`. A .json or
+ * (`WriteRowsOptions.inspect`), which hands it each row as encoded for disk, then run `settle`. `prepare`
+ * (optional: `WriteRowsOptions.whileFinishing`) makes the report once every row is inspected, while the file's
+ * last bytes go to the disk; `settle` makes it otherwise, and acts on it. A .json or
  * .jsonl file holds exactly those values as JSON, and Storage reads the file back and compares its bytes
  * before it replaces the target, so this checks what is on disk without parsing it again. Parquet turns
  * values into columns: for a .parquet file `inspect` is undefined and `settle` reads the file back. The
@@ -272,14 +274,29 @@ export const checksAsWritten = (file: string, inventory?: Inventory, options: Wr
   Effect.gen(function*() {
     const { warnOnly = [], ...checkOptions } = options
     if (rowFormatOf(file) === "parquet") {
-      return { inspect: undefined, settle: checkWrittenDataset(file, inventory, options) }
+      return { inspect: undefined, prepare: undefined, settle: checkWrittenDataset(file, inventory, options) }
     }
     const spill = yield* optionalSpill("checks")
     const checker = new DatasetChecker({ ...checkOptions, inventory, spill })
     checker.beginFile(file)
     let index = 0
+    // The report, once made (`prepare`); what it threw is thrown again by `settle`.
+    let made: { readonly report: Report } | { readonly thrown: unknown } | undefined
+    const prepare = () => {
+      if (made !== undefined) return
+      try {
+        made = { report: checker.report() }
+      } catch (thrown) {
+        made = { thrown }
+      }
+    }
     return {
       inspect: (row: EncodedRow) => void checker.add(index++, row),
-      settle: failOnScratchError(Effect.suspend(() => settleWrittenReport(file, checker.report(), warnOnly)))
+      prepare,
+      settle: failOnScratchError(Effect.suspend(() => {
+        prepare()
+        if (made !== undefined && "thrown" in made) throw made.thrown
+        return settleWrittenReport(file, (made as { readonly report: Report }).report, warnOnly)
+      }))
     }
   })

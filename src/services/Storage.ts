@@ -25,6 +25,7 @@ import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
+import { SinkWorker } from "./sinkWorker.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
 
@@ -39,6 +40,12 @@ export interface WriteRowsOptions extends JsonTextOptions {
    * writes, made as it writes; a .json or .jsonl file holds exactly these values, as JSON).
    */
   readonly inspect?: ((row: EncodedRow) => void) | undefined
+  /**
+   * Called once every row is written to the (temp) file, while its last bytes go to the disk and are synced
+   * and read back (before it replaces the target): CPU work for after the rows (the checks' report) done
+   * while this waits for the disk. It must not throw.
+   */
+  readonly whileFinishing?: (() => void) | undefined
 }
 
 /** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
@@ -176,12 +183,28 @@ export interface SinkResult extends Written {
 
 const SINK_BUFFER = 1 << 20
 const SYNC_EVERY = 64 << 20
+/** Bytes written before the disk side moves to a worker thread (`SinkWorker`), when the target has an fd. */
+const OFFLOAD_FROM = 8 << 20
+/** Buffers the worker may hold before the writer waits (and spare ones kept for reuse). */
+const WORKER_BUFFERS = 8
 
 /** Where a `ByteSink` writes: appends, optionally a data sync and positioned reads (for the read-back). */
 export interface SinkTarget {
   readonly write: (bytes: Uint8Array) => Promise<unknown>
   readonly datasync?: () => Promise<unknown>
   readonly read?: (buffer: Buffer, offset: number, length: number, position: number) => Promise<{ bytesRead: number }>
+  /**
+   * The file's descriptor, when `write`, `datasync` and `read` are those of this open file (appends at its
+   * position): past `OFFLOAD_FROM` bytes, a worker thread does them on it instead (see ./sinkWorker.ts).
+   */
+  readonly fd?: number
+}
+
+export interface ByteSinkOptions {
+  /** Bytes between two data syncs (default 64 MiB). */
+  readonly syncEvery?: number
+  /** Bytes written on this thread before the worker takes over (default 8 MiB; needs `SinkTarget.fd`). */
+  readonly offloadFrom?: number
 }
 
 /**
@@ -193,6 +216,13 @@ export interface SinkTarget {
  * region so flushed is then read back from the file and its CRC-32 continued (`SinkResult.readBack`),
  * while the rows after it are still being made: the caller reads back only the rest after its final sync
  * (`readBackFrom`), and compares the whole with what was written.
+ *
+ * With the target's `fd`, once `offloadFrom` bytes are written the appends, their CRC-32, the syncs and the
+ * read-backs move to a worker thread (./sinkWorker.ts: the same steps; each buffer's memory is moved there
+ * and back), which
+ * continues from the CRC and read-back this thread reached; the result is the same, except that the worker
+ * also syncs and reads back the last region when it finishes (nothing is left to read back after). `close`
+ * ends that worker when the sink is given up (call it before the file is closed).
  */
 export class ByteSink {
   private buffer: Buffer = Buffer.allocUnsafe(SINK_BUFFER)
@@ -209,7 +239,20 @@ export class ByteSink {
   /** The prefix of the file read back so far (after its sync), and the read-back in progress. */
   private readBack: Written = { bytes: 0, crc: 0 }
   private reading: Promise<void> = Promise.resolve()
-  constructor(private readonly out: SinkTarget) {}
+  private readonly syncEvery: number
+  private readonly offloadFrom: number
+  /** The worker (once started), whether it said it is ready, and whether it has taken over. */
+  private worker: SinkWorker | undefined
+  private workerReady = false
+  private offloaded = false
+  /** Writes the worker has not done yet (by id), and a wake-up for `drained` when one is. */
+  private readonly lent = new Set<number>()
+  private nextId = 0
+  private wake: (() => void) | undefined
+  constructor(private readonly out: SinkTarget, options: ByteSinkOptions = {}) {
+    this.syncEvery = options.syncEvery ?? SYNC_EVERY
+    this.offloadFrom = options.offloadFrom ?? OFFLOAD_FROM
+  }
 
   /** Writes a text that repeats (the same string again and again): from its encoded bytes, kept. */
   writeShared(text: string): void {
@@ -223,7 +266,8 @@ export class ByteSink {
       this.flush()
       if (bytes.length > SINK_BUFFER) return this.send(bytes, undefined)
     }
-    this.used += bytes.copy(this.buffer, this.used)
+    this.buffer.set(bytes, this.used)
+    this.used += bytes.length
   }
 
   write(text: string): void {
@@ -245,12 +289,19 @@ export class ByteSink {
 
   /** Queues `bytes` after the writes before it; `owner` (the buffer they are in) is reused once written. */
   private send(bytes: Buffer, owner: Buffer | undefined): void {
+    if (this.workerReady && !this.offloaded) this.handOver()
+    if (this.offloaded) {
+      const id = this.nextId++
+      this.lent.add(id)
+      // A buffer of this sink's moves to the worker (its own ArrayBuffer: allocUnsafe of 1 MiB is not pooled).
+      return this.worker!.write(id, bytes, owner !== undefined)
+    }
     this.crc = crc32(bytes, this.crc)
     this.bytes += bytes.length
     this.unsynced += bytes.length
     // Flushed to disk as it goes (on libuv's threads, while rows are made), so the final fsync is short.
     // (beside the writes, not between them: a write never waits for a sync).
-    const sync = this.unsynced >= SYNC_EVERY ? this.out.datasync : undefined
+    const sync = this.unsynced >= this.syncEvery ? this.out.datasync : undefined
     if (sync !== undefined) this.unsynced = 0
     const end = this.bytes
     this.inFlight = (this.inFlight ?? Promise.resolve()).then(async () => {
@@ -263,6 +314,49 @@ export class ByteSink {
       () => void (owner !== undefined && this.spare.length < 2 && this.spare.push(owner)),
       (e) => void (this.failure ??= e)
     )
+    if (this.worker === undefined && this.out.fd !== undefined && this.bytes >= this.offloadFrom) this.startWorker()
+  }
+
+  /** Starts the worker; this thread goes on writing until it is ready (a worker that fails to start: for good). */
+  private startWorker(): void {
+    const failedToStart = (e: unknown) => {
+      if (!this.offloaded) this.workerReady = false
+      else this.failure ??= e
+      this.returned(-1, undefined)
+    }
+    try {
+      this.worker = new SinkWorker(this.out.fd!, this.syncEvery, {
+        ready: () => void (this.workerReady = true),
+        done: (id, memory) => this.returned(id, memory),
+        failed: failedToStart
+      })
+    } catch (e) {
+      failedToStart(e)
+    }
+  }
+
+  /**
+   * The worker takes over: it starts from this thread's totals once this thread's writes, syncs and
+   * read-backs are done (the writes from now on wait for that in the worker's queue).
+   */
+  private handOver(): void {
+    this.offloaded = true
+    const state = { bytes: this.bytes, crc: this.crc, unsynced: this.unsynced }
+    this.worker!.start(
+      Promise.all([this.inFlight, this.syncing, this.reading.catch(() => undefined)]).then(() => ({
+        ...state,
+        readBack: this.readBack
+      }))
+    )
+  }
+
+  /** The worker wrote buffer `id`: its memory (when it was moved there) may be filled again. */
+  private returned(id: number, memory: ArrayBuffer | undefined): void {
+    this.lent.delete(id)
+    if (memory !== undefined && this.spare.length < WORKER_BUFFERS) this.spare.push(Buffer.from(memory))
+    const wake = this.wake
+    this.wake = undefined
+    wake?.()
   }
 
   /** Reads the file back up to `end` (its bytes before that are written and synced), in order. */
@@ -279,14 +373,33 @@ export class ByteSink {
     return this.reading
   }
 
+  /** Whether the worker thread writes the file now (see the class's comment). */
+  get onWorker(): boolean {
+    return this.offloaded
+  }
+
+  /**
+   * Whether the writer must wait: no spare buffer is free while a write is in flight, or (on the worker) the
+   * worker holds `WORKER_BUFFERS` already (a few MB of slack: a write held up by a sync does not stop the rows).
+   */
+  private waiting(): boolean {
+    return this.offloaded
+      ? this.lent.size >= WORKER_BUFFERS
+      : this.spare.length === 0 && this.inFlight !== undefined
+  }
+
   /** Whether `drained` has to wait (no spare buffer is free) or report a failure. */
   backlogged(): boolean {
-    return (this.spare.length === 0 && this.inFlight !== undefined) || this.failure !== undefined
+    return this.waiting() || this.failure !== undefined
   }
 
   /** Waits while no spare buffer is free (the writes lag behind): the caller's backpressure. */
   async drained(): Promise<void> {
-    if (this.spare.length === 0 && this.inFlight !== undefined) await this.inFlight
+    if (!this.offloaded) {
+      if (this.waiting()) await this.inFlight
+    } else {
+      while (this.waiting() && this.failure === undefined) await new Promise<void>((resolve) => (this.wake = resolve))
+    }
     if (this.failure !== undefined) throw this.failure
   }
 
@@ -295,8 +408,19 @@ export class ByteSink {
     await this.inFlight
     await this.syncing
     await this.reading.catch((e: unknown) => void (this.failure ??= e))
+    const offloaded = this.offloaded ? await this.worker!.finish() : undefined
+    await this.close()
+    if (this.offloaded && offloaded === undefined) {
+      this.failure ??= new Error("the writer thread ended without a result")
+    }
     if (this.failure !== undefined) throw this.failure
-    return { bytes: this.bytes, crc: this.crc, readBack: this.readBack }
+    return offloaded ?? { bytes: this.bytes, crc: this.crc, readBack: this.readBack }
+  }
+
+  /** Ends the worker, if one was started, once what it was given is written (idempotent). */
+  close(): Promise<void> {
+    if (this.worker === undefined) return Promise.resolve()
+    return this.offloaded ? this.worker.close() : this.worker.stop()
   }
 }
 
@@ -418,6 +542,13 @@ const parseLine = (text: string, row: number, line: number): unknown => {
 /** Bytes read at a time when lines are streamed (the next read runs while these lines are used). */
 const READ_BUFFER = 64 * 1024
 /**
+ * The same for `readLines` (a tasks file for `convert`): ~1,000 tasks, so that a read held up behind the
+ * writes of the dataset on libuv's threads seldom makes the rows wait (64 KiB reads waited ~1 s in all for
+ * 100,000 tasks on a busy machine, 512 KiB ones ~0.1-0.2 s). Datasets (`readRows`) keep the smaller reads:
+ * a read holds ~70 rows of 7 KB here, whose parsed values would stay alive with it.
+ */
+const TEXT_READ_BUFFER = 512 * 1024
+/**
  * Lines handed on at a time: few enough that the rows made from them are written and dropped while young
  * (they die in the young generation instead of being copied out of it).
  */
@@ -434,13 +565,13 @@ const splitLines = (text: string): Array<string> => {
  * The lines of a text file, a read buffer at a time (each yield is the complete lines of one or more
  * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped.
  */
-export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
+export async function* lineChunks(file: string, size = READ_BUFFER): AsyncGenerator<Array<string>> {
   const handle = await fs.open(file, "r")
   try {
-    const buffers = [Buffer.allocUnsafe(READ_BUFFER), Buffer.allocUnsafe(READ_BUFFER)] as const
+    const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const
     const decoder = new StringDecoder("utf8")
     let which = 0
-    let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, READ_BUFFER, null)
+    let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, size, null)
     let rest = ""
     let first = true
     for (;;) {
@@ -448,7 +579,7 @@ export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
       const current = buffers[which]
       which = 1 - which
       // Read ahead into the other buffer while this one is decoded and its lines are used.
-      if (bytesRead > 0) next = handle.read(buffers[which], 0, READ_BUFFER, null)
+      if (bytesRead > 0) next = handle.read(buffers[which], 0, size, null)
       let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(current.subarray(0, bytesRead)))
       if (first && text.length > 0) {
         if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
@@ -476,7 +607,7 @@ export async function* lineChunks(file: string): AsyncGenerator<Array<string>> {
 
 export const readTextLines = (file: string): Stream.Stream<string, StorageError> =>
   Stream.fromAsyncIterable(
-    { [Symbol.asyncIterator]: () => lineChunks(file)[Symbol.asyncIterator]() },
+    { [Symbol.asyncIterator]: () => lineChunks(file, TEXT_READ_BUFFER)[Symbol.asyncIterator]() },
     (e) => new StorageError({ path: file, operation: "read", reason: reason(e) })
   ).pipe(Stream.mapChunks((chunks) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(chunks).flat())))
 
@@ -783,12 +914,19 @@ const writeRowStreamLive = <E>(
     const sink = new ByteSink({
       write: (bytes) => t.handle.write(bytes),
       datasync: () => t.handle.datasync(),
-      read: positionedRead(t.handle)
+      read: positionedRead(t.handle),
+      fd: t.handle.fd
     })
+    // Before the temp file is closed (finalizers run last first): no write of the sink's may outlive it.
+    yield* Effect.addFinalizer(() => Effect.promise(() => sink.close()))
     const n = yield* writeJsonRowStream(sink, rows, format, options).pipe(
       Effect.catchAllDefect((e) => new StorageError({ path: file, operation: "write", reason: reason(e) }))
     )
-    const written = yield* attempt(file, "write", () => sink.finish())
+    const written = yield* attempt(file, "write", () => {
+      const finished = sink.finish()
+      options.whileFinishing?.()
+      return finished
+    })
     yield* commitTemp(file, t, written)
     return n
   }))
