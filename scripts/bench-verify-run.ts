@@ -4,12 +4,14 @@
  * bundles the CLI (packages left to node_modules) and runs the bundle: under tsx, every closure the code
  * makes goes through tsx's name-keeping wrapper, a cost per row the shipped CLI does not pay.
  */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { Effect, Exit, Layer, Logger, LogLevel, Runtime, Scope } from "effect"
 import { join } from "node:path"
 import { importInventory } from "../src/programs/toolsImport.js"
 import { verifyDatasets } from "../src/programs/verify.js"
 import type { McpServerSpec } from "../src/services/McpClient.js"
 import { McpClientLive } from "../src/services/McpClient.js"
+import { StdioTransport } from "../src/services/StdioTransport.js"
 import type { Storage } from "../src/services/Storage.js"
 import { StorageLive } from "../src/services/Storage.js"
 import { Verifier } from "../src/services/Verifier.js"
@@ -40,4 +42,36 @@ export const verifier = async (dir: string, server: McpServerSpec) => {
       if (result.written !== rows) throw new Error(`expected ${rows} verified rows, got ${result.written}`)
     })
   return { run, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/**
+ * The same calls through verify's stdio transport alone (`StdioTransport.call`, the direct lane verify's
+ * calls take: its request text, ids and batched writes), with none of verify's work around them (rows,
+ * checks, cassettes, journal, output): `drive(from, to)` makes the calls of rows from..to-1, `concurrency`
+ * rows at a time, as the bare client does. Tells verify's bookkeeping from its transport, and how the
+ * server fares with verify's requests.
+ */
+export const directLane = async (server: McpServerSpec, concurrency: number) => {
+  if (server._tag !== "stdio") throw new Error("directLane: a stdio server")
+  const transport = new StdioTransport({ command: server.command, args: [...server.args], stderr: "pipe" })
+  const client = new Client({ name: "bench", version: "0" })
+  await client.connect(transport)
+  const call = (name: string, args: Record<string, unknown>) =>
+    new Promise<void>((resolve, reject) =>
+      transport.call(name, args, 30_000, { done: (error) => (error === undefined ? resolve() : reject(error)) })
+    )
+  const drive = async (
+    from: number,
+    to: number,
+    calls: (k: number) => ReadonlyArray<{ tool: string; params: Record<string, unknown> }>
+  ) => {
+    let next = from
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next < to) {
+        const k = next++
+        for (const c of calls(k)) await call(c.tool, c.params)
+      }
+    }))
+  }
+  return { drive, pid: transport.pid ?? undefined, close: () => client.close() }
 }

@@ -18,6 +18,10 @@
  *   from 0.3 to 0.9 for the same code, slices spread both sides over the same moments.
  * Each verify slice is a whole `verifyDatasets` run (its journal, output and rejects files are committed
  * with their fsyncs), so its fixed cost per run is counted too.
+ * - Beside them, for the diagnosis only (not in the ratio): the same calls through verify's stdio transport
+ *   alone (`directLane`: its request text and batched writes, none of verify's work around the calls), on a
+ *   third server, in the same alternation; and each side's server wake-ups per row (voluntary context
+ *   switches, from /proc): a server woken for fewer calls at a time spends more CPU per call.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
@@ -50,6 +54,15 @@ const cpuMsOf = (pid: number | undefined, file = `/proc/${pid}/stat`): number =>
   }
 }
 
+/** Voluntary context switches of a process so far (each a wake-up after it waited), from /proc (0 where there is none). */
+const wakeUpsOf = (pid: number | undefined): number => {
+  try {
+    return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
+  } catch {
+    return 0
+  }
+}
+
 /** CPU time (ms) of this process's main thread (its other threads: V8's compiler and GC helpers, libuv's pool). */
 const mainThreadCpuMs = (): number => cpuMsOf(process.pid, `/proc/self/task/${process.pid}/stat`)
 
@@ -73,15 +86,17 @@ interface Totals {
   /** The client's CPU on its main thread (the rest is V8's compiler and GC helper threads, libuv's pool). */
   clientMainMs: number
   serverCpuMs: number
+  serverWakeUps: number
 }
 
-const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, clientMainMs: 0, serverCpuMs: 0 })
+const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, clientMainMs: 0, serverCpuMs: 0, serverWakeUps: 0 })
 
 /** Runs `f` (on `rows` rows) and adds its wall time and the CPU time of this process and of its server. */
 const timed = async (totals: Totals, server: number | undefined, rows: number, f: () => Promise<void>) => {
   const cpu0 = process.cpuUsage()
   const main0 = mainThreadCpuMs()
   const server0 = cpuMsOf(server)
+  const wakeUps0 = wakeUpsOf(server)
   const t0 = performance.now()
   await f()
   totals.wallMs += performance.now() - t0
@@ -89,6 +104,7 @@ const timed = async (totals: Totals, server: number | undefined, rows: number, f
   totals.clientCpuMs += (cpu.user + cpu.system) / 1000
   totals.clientMainMs += mainThreadCpuMs() - main0
   totals.serverCpuMs += cpuMsOf(server) - server0
+  totals.serverWakeUps += wakeUpsOf(server) - wakeUps0
   totals.rows += rows
   if (process.env.SKYRL_BENCH_SLICES !== undefined) {
     console.log(`    slice: ${(rows * 1000 / (performance.now() - t0)).toFixed(0)} rows/s`)
@@ -144,6 +160,10 @@ export interface Figure {
   readonly cpu: { readonly verify: [number, number]; readonly raw: [number, number] }
   /** The client's CPU per row on its main thread, µs, per side (from /proc; 0 where there is none). */
   readonly mainThread: { readonly verify: number; readonly raw: number }
+  /** Server wake-ups per row, per side. */
+  readonly wakeUps: { readonly verify: number; readonly raw: number; readonly direct: number }
+  /** verify's stdio transport alone (`directLane`): rows per second, CPU per row (client, its main thread, server). */
+  readonly direct: { readonly rate: number; readonly cpu: [number, number]; readonly mainThread: number }
 }
 
 /** verify and the bare client at `concurrency`, in ROUNDS alternating slices of `slice` rows. */
@@ -155,20 +175,24 @@ export const measureVerify = async (concurrency: number, slice: number): Promise
       Array.from({ length: n }, (_, i) =>
         rowFor(`r${offset + i}`, calls(offset + i).map((c) => ({ server: "everything", ...c }))))
     )
-  const v = await (await verifySide()).verifier(dir, everything)
+  const side = await verifySide()
+  const v = await side.verifier(dir, everything)
   const raw = await bareClient(concurrency)
+  const direct = await side.directLane(everything, concurrency)
   try {
     const files = Array.from({ length: ROUNDS }, (_, r) => dataset(`rows-${r}.jsonl`, slice, r * slice))
     await v.run(dataset("warm.jsonl", WARM_UP_ROWS, WARM_UP_OFFSET), concurrency, WARM_UP_ROWS)
     await raw.drive(WARM_UP_OFFSET, WARM_UP_OFFSET + WARM_UP_ROWS)
-    const verifyServer = childrenRunning("server-everything").find((pid) => pid !== raw.pid)
-    const totals = { verify: zero(), raw: zero() }
+    await direct.drive(WARM_UP_OFFSET, WARM_UP_OFFSET + WARM_UP_ROWS, calls)
+    const verifyServer = childrenRunning("server-everything").find((pid) => pid !== raw.pid && pid !== direct.pid)
+    const totals = { verify: zero(), raw: zero(), direct: zero() }
     for (let r = 0; r < ROUNDS; r++) {
       const sides = [
         () => timed(totals.verify, verifyServer, slice, () => v.run(files[r]!, concurrency, slice)),
         () => timed(totals.raw, raw.pid, slice, () => raw.drive(r * slice, (r + 1) * slice))
       ]
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await side()
+      await timed(totals.direct, direct.pid, slice, () => direct.drive(r * slice, (r + 1) * slice, calls))
     }
     const rate = (t: Totals) => (t.rows * 1000) / t.wallMs
     const perRow = (t: Totals): [number, number] => [(t.clientCpuMs * 1000) / t.rows, (t.serverCpuMs * 1000) / t.rows]
@@ -180,9 +204,20 @@ export const measureVerify = async (concurrency: number, slice: number): Promise
       mainThread: {
         verify: (totals.verify.clientMainMs * 1000) / totals.verify.rows,
         raw: (totals.raw.clientMainMs * 1000) / totals.raw.rows
+      },
+      wakeUps: {
+        verify: totals.verify.serverWakeUps / totals.verify.rows,
+        raw: totals.raw.serverWakeUps / totals.raw.rows,
+        direct: totals.direct.serverWakeUps / totals.direct.rows
+      },
+      direct: {
+        rate: rate(totals.direct),
+        cpu: perRow(totals.direct),
+        mainThread: (totals.direct.clientMainMs * 1000) / totals.direct.rows
       }
     }
   } finally {
+    await direct.close()
     await raw.close()
     await v.close()
     rmSync(dir, { recursive: true, force: true })
@@ -204,7 +239,15 @@ export const benchVerify = async (verdict: (ok: boolean) => string) => {
         `bare client ${m.cpu.raw[0].toFixed(0)} µs + server ${m.cpu.raw[1].toFixed(0)} µs ` +
         `(the clients' main threads: verify ${m.mainThread.verify.toFixed(0)} µs, bare ${
           m.mainThread.raw.toFixed(0)
-        } µs; the rest is V8's compiler and GC threads, libuv's pool)`
+        } µs; the rest is V8's compiler and GC threads, libuv's pool); server wake-ups per row: verify ${
+          m.wakeUps.verify.toFixed(2)
+        }, bare ${m.wakeUps.raw.toFixed(2)}`
+    )
+    console.log(
+      `  the same calls through verify's stdio transport alone (no rows, checks, cassettes, journal, output; ` +
+        `not in the ratio): ${m.direct.rate.toFixed(0)} rows/s, CPU per row ${m.direct.cpu[0].toFixed(0)} µs (main ${
+          m.direct.mainThread.toFixed(0)
+        }) + server ${m.direct.cpu[1].toFixed(0)} µs, server wake-ups per row ${m.wakeUps.direct.toFixed(2)}`
     )
   }
   console.log()
