@@ -27,6 +27,13 @@ const COMMANDS = new Set([...FAMILIES, "verify", "enrich", "batch", "tools", "sc
  * its CPU. Read by V8 at each GC, so setting it after start-up takes effect.
  */
 const HEAP_GROWING = "--heap-growing-percent=50"
+/**
+ * Set for generate before the bundle's modules run: the young generation grows 16× instead of 2× when
+ * V8 grows it, so start-up (whose objects nearly all live on) is copied by 5 scavenges instead of 9 and
+ * makes no full GC: `generate -n 10` ~50 ms less CPU. Not for the others: `--help` allocates too little to
+ * gain (its CPU was the same or ~10 ms more).
+ */
+const YOUNG_GROWTH = "--semi-space-growth-factor=16"
 
 /** The code cache of a command family. */
 export const cacheFile = (family) => `${BUNDLE}.${family}.cache`
@@ -70,11 +77,13 @@ export const runBundle = () => {
   const { script } = compileBundle(out === undefined || out === "" ? cacheFile(family) : out)
   if (out !== undefined && out !== "") {
     process.on("exit", () => {
-      // V8 stamps a cache with its flags: undo the one set below, so that a fresh process accepts it.
+      // V8 stamps a cache with its flags: undo the ones set below, so that a fresh process accepts it.
       setFlagsFromString("--heap-growing-percent=0")
+      setFlagsFromString("--semi-space-growth-factor=2")
       writeFileSync(out, script.createCachedData())
     })
   }
+  if (family === "generate") setFlagsFromString(YOUNG_GROWTH)
   const module = { exports: {} }
   script.runInThisContext()(module.exports, createRequire(BUNDLE), module, BUNDLE, dirname(BUNDLE))
   if (family !== "generate") setFlagsFromString(HEAP_GROWING)
