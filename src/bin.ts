@@ -6,18 +6,8 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit } from "effect"
-import { setFlagsFromString } from "node:v8"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli } from "./cli/main.js"
-
-/**
- * The old generation grows by at most half its live size before the next full GC (V8's default lets it
- * grow up to 4× while GC is cheap). convert and validate stream rows whose short-lived objects are
- * partly promoted: with the default, the heap filled with that garbage up to ~200 MB before a full GC
- * (peak RSS ~300 MB for a ~45 MB live heap); with this, ~180 MB at the same speed. Read by V8 at each GC,
- * so setting it here (after start-up) takes effect.
- */
-setFlagsFromString("--heap-growing-percent=50")
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
 const argv = process.argv.map((arg, i, all) =>
