@@ -157,6 +157,23 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(limited.stdout).toContain("row 0: run")
     expect(limited.stdout).not.toContain("row 1:")
     expect(limited.stdout).toContain("rows: 1 → read 1")
+    // A row the run would skip for its side effect is counted as skipped (the summary said 0).
+    const create = { entities: [{ name: "A", entityType: "t", observations: [] }] }
+    writeJsonl(at("side.jsonl"), [
+      ...rows,
+      rowFor("make", [{ server: "memory", tool: "create_entities", params: create }])
+    ])
+    const side = runCli([
+      "verify",
+      at("side.jsonl"),
+      "--inventory",
+      at("inv.json"),
+      "--out",
+      at("d.jsonl"),
+      "--dry-run"
+    ])
+    expect(side.stdout).toContain("row 2: skip-side-effect: step 1 memory/create_entities")
+    expect(side.stdout).toContain("skipped-side-effect 1")
     const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out must not be one of the input datasets")
