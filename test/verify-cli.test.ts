@@ -193,6 +193,20 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(JSON.parse(runCli(["cassettes", "stats", at("empty-tapes"), "--json"]).stdout)).toMatchObject({ entries: 0 })
   })
 
+  it("cassettes stats on a store with a line that is not an entry (MCPToolEnv refuses it): the stats, then exit 1", () => {
+    const [first, second] = readFileSync(join(at("tapes"), "cassettes.jsonl"), "utf8").split("\n")
+    writeFileSync(at("bad-tapes.jsonl"), `${first}\n{"note": "hand edit"}\n${second}\n`)
+    const bad = runCli(["cassettes", "stats", at("bad-tapes.jsonl")])
+    expect(bad.stdout).toContain("2 entries (distinct calls) in 2 lines")
+    expect(bad.stderr).toContain(`${at("bad-tapes.jsonl")}, line 2: 1 line(s) are not cassette entries`)
+    expect(bad.status).toBe(1)
+    // A torn last line (a crash mid-append) is what readers ignore: still exit 0.
+    writeFileSync(at("torn-tapes.jsonl"), `${first}\n${second}\n{"key": "ab`)
+    const torn = runCli(["cassettes", "stats", at("torn-tapes.jsonl")])
+    expect(torn.stdout).toContain("torn last line ignored")
+    expect(torn.status).toBe(0)
+  })
+
   it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {
     const args = ["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("d.jsonl"), "--dry-run"]
     const r = runCli([...args, "--allow-side-effects", "get-sum,memory.read_grap,create_entitie"])
