@@ -41,6 +41,17 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer, got 0")
   })
+  it("generate and rebuild --indent outside 0..10 is a usage error before anything runs (generate made its rows, then failed writing them)", () => {
+    const dir = tmp()
+    const out = join(dir, "x.json")
+    const r = runCli(["generate", "-n", "1", "--llm", "replay", "--out", out, "--indent", "-3"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("--indent must be an integer from 0 to 10")
+    expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+    const rebuilt = runCli(["rebuild", dir, "--out", join(dir, "y.json"), "--indent", "11"])
+    expect(rebuilt.status).toBe(2)
+    expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

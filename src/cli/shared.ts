@@ -25,6 +25,17 @@ export const switchFlag = (name: string, description: string) =>
 export const intFlag = (name: string, env: string, fallback: number, description: string) =>
   flagWithDefault(Options.integer(name), description, Config.integer(env), fallback)
 
+/** `--indent N` of .json output, 0 to 10: JSON.stringify indents nested levels by at most 10 spaces. */
+export const indentOption = (description: string) =>
+  Options.integer("indent").pipe(
+    Options.withDescription(description),
+    Options.filterMap(
+      (n) => (n >= 0 && n <= 10 ? Option.some(n) : Option.none<number>()),
+      "--indent must be an integer from 0 to 10"
+    ),
+    Options.optional
+  )
+
 /** Limits of a plan, the same for every command that asks for plans. */
 export const planLimitOptions = {
   maxTools: intFlag("max-tools", "MAX_TOOLS", 5, "Most tool calls a plan may have"),
