@@ -87,8 +87,10 @@ export const asOfOption = asOfOptionDescribed(
 )
 
 /** A real calendar day written YYYY-MM-DD. */
-export const isIsoDay = (text: string): boolean =>
-  /^\d{4}-\d{2}-\d{2}$/.test(text) && new Date(`${text}T00:00:00Z`).toISOString().startsWith(text)
+export const isIsoDay = (text: string): boolean => {
+  const day = new Date(`${text}T00:00:00Z`) // an Invalid Date for month 13 (toISOString throws on it)
+  return /^\d{4}-\d{2}-\d{2}$/.test(text) && !Number.isNaN(day.getTime()) && day.toISOString().startsWith(text)
+}
 
 /** The `--as-of` date: the one given (checked), else the UTC date of `now`. */
 export const resolveAsOf = (given: Option.Option<string>, now: Date): Effect.Effect<string, SettingsError> =>
