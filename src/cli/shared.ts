@@ -3,6 +3,7 @@ import { Options } from "@effect/cli"
 import { Config, Effect, Option } from "effect"
 import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 import { SettingsError } from "../domain/run.js"
+import { isIsoDay } from "../domain/task.js"
 
 /** A flag with an environment fallback and a default (the flag wins, then the variable). */
 export const flagWithDefault = <A>(
@@ -87,11 +88,6 @@ export const asOfOption = asOfOptionDescribed(
 )
 
 /** A real calendar day written YYYY-MM-DD. */
-export const isIsoDay = (text: string): boolean => {
-  const day = new Date(`${text}T00:00:00Z`) // an Invalid Date for month 13 (toISOString throws on it)
-  return /^\d{4}-\d{2}-\d{2}$/.test(text) && !Number.isNaN(day.getTime()) && day.toISOString().startsWith(text)
-}
-
 /** The `--as-of` date: the one given (checked), else the UTC date of `now`. */
 export const resolveAsOf = (given: Option.Option<string>, now: Date): Effect.Effect<string, SettingsError> =>
   Option.match(given, {
