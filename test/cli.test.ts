@@ -52,6 +52,21 @@ describe("skyrl CLI", () => {
     expect(rebuilt.status).toBe(2)
     expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
   })
+  it("generate --rpm / --tpm below 1 and --max-cost 0 or less are usage errors naming the setting (they paced nothing or stopped the run at once)", () => {
+    const dir = tmp()
+    const run = (flag: string, value: string) =>
+      runCli(["generate", "-n", "1", "--llm", "replay", "--out", join(dir, "x.jsonl"), flag, value])
+    const rpm = run("--rpm", "0")
+    expect(rpm.stderr).toContain("--rpm (OPENAI_RPM): must be a positive integer, got 0")
+    expect(rpm.status).toBe(2)
+    const tpm = run("--tpm", "-5")
+    expect(tpm.stderr).toContain("--tpm (OPENAI_TPM): must be a positive integer, got -5")
+    expect(tpm.status).toBe(2)
+    const cost = run("--max-cost", "-1")
+    expect(cost.stderr).toContain("--max-cost (MAX_COST_USD): must be a positive number of USD, got -1")
+    expect(cost.status).toBe(2)
+    expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)
