@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 # The installed MCPToolEnv package must be this checkout's python/: an install made before a pull stays
-# otherwise, and `.venv/bin/python -m skyrl_mcp_env.reward_check` (and the round-trip tests) run old code.
+# otherwise, and `.venv/bin/python -m skyrl_mcp_env.reward_check` runs old code.
 installed_is_current() {
   .venv/bin/python - 2>/dev/null <<'PY'
 import pathlib, sys
