@@ -67,6 +67,17 @@ describe("skyrl CLI", () => {
     expect(cost.status).toBe(2)
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
   })
+  it("a run that makes no row leaves an existing --out as it was and says it was not written (an empty file replaced it)", () => {
+    const dir = tmp()
+    const out = join(dir, "out.jsonl")
+    writeFileSync(out, "{\"earlier\":1}\n")
+    // Offline, the recorded answers plan for the finance servers, never for the prompt's own tools: every attempt fails.
+    const input = "test/fixtures/sharegpt/sample_data.json"
+    const r = runCli(["enrich", input, "--out", out, "--inventory-from-prompt", "--limit", "1", "--llm", "replay"])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain(`made 0 of 1 valid rows (${out} not written)`)
+    expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)
