@@ -41,6 +41,43 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer, got 0")
   })
+  it("generate and rebuild --indent outside 0..10 is a usage error before anything runs (generate made its rows, then failed writing them)", () => {
+    const dir = tmp()
+    const out = join(dir, "x.json")
+    const r = runCli(["generate", "-n", "1", "--llm", "replay", "--out", out, "--indent", "-3"])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("--indent must be an integer from 0 to 10")
+    expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+    const rebuilt = runCli(["rebuild", dir, "--out", join(dir, "y.json"), "--indent", "11"])
+    expect(rebuilt.status).toBe(2)
+    expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
+  })
+  it("generate --rpm / --tpm below 1 and --max-cost 0 or less are usage errors naming the setting (they paced nothing or stopped the run at once)", () => {
+    const dir = tmp()
+    const run = (flag: string, value: string) =>
+      runCli(["generate", "-n", "1", "--llm", "replay", "--out", join(dir, "x.jsonl"), flag, value])
+    const rpm = run("--rpm", "0")
+    expect(rpm.stderr).toContain("--rpm (OPENAI_RPM): must be a positive integer, got 0")
+    expect(rpm.status).toBe(2)
+    const tpm = run("--tpm", "-5")
+    expect(tpm.stderr).toContain("--tpm (OPENAI_TPM): must be a positive integer, got -5")
+    expect(tpm.status).toBe(2)
+    const cost = run("--max-cost", "-1")
+    expect(cost.stderr).toContain("--max-cost (MAX_COST_USD): must be a positive number of USD, got -1")
+    expect(cost.status).toBe(2)
+    expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+  })
+  it("a run that makes no row leaves an existing --out as it was and says it was not written (an empty file replaced it)", () => {
+    const dir = tmp()
+    const out = join(dir, "out.jsonl")
+    writeFileSync(out, "{\"earlier\":1}\n")
+    // Offline, the recorded answers plan for the finance servers, never for the prompt's own tools: every attempt fails.
+    const input = "test/fixtures/sharegpt/sample_data.json"
+    const r = runCli(["enrich", input, "--out", out, "--inventory-from-prompt", "--limit", "1", "--llm", "replay"])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain(`made 0 of 1 valid rows (${out} not written)`)
+    expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -279,6 +279,10 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     expect(asOf({ generated_at: "2025-03-04T05:06:07Z" }, { today: "2027-01-01" })).toBe("2025-03-04")
     expect(asOf({}, { today: "2027-01-01" })).toBe("2027-01-01")
     expect(fieldOf({ ...base(), as_of: "next week" }).field).toBe("as_of")
+    // No such day: rejected (it was written as "Today is 2025-13-45." in the prompt).
+    expect(fieldOf({ ...base(), as_of: "2025-13-45" }).field).toBe("as_of")
+    expect(fieldOf({ ...base(), as_of: "2025-02-30" }).field).toBe("as_of")
+    expect(asOf({ generated_at: "2025-99-01T00:00:00Z" }, { today: "2027-01-01" })).toBe("2027-01-01")
   })
   it("encodes params and task_metadata as JSON strings and decodes them back", () => {
     const row = Either.getOrThrow(convertTask(base(), { metadata: { generated_at: "2025-09-06" } }))

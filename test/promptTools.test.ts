@@ -246,6 +246,10 @@ describe("--as-of and --max-prompt-tokens (convert; generate and enrich share th
     const bad = runCli(["convert", input, "--out", out, "--as-of", "2025-02-30"])
     expect(bad.status).toBe(2)
     expect(bad.stderr).toContain("--as-of (AS_OF): must be a date YYYY-MM-DD, got \"2025-02-30\"")
+    // A month or day out of range is no date at all (it was "internal error: Invalid time value", exit 1).
+    const month13 = runCli(["convert", input, "--out", out, "--as-of", "2025-13-45"])
+    expect(month13.stderr).toContain("--as-of (AS_OF): must be a date YYYY-MM-DD, got \"2025-13-45\"")
+    expect(month13.status).toBe(2)
     const zero = runCli(["convert", input, "--out", out, "--max-prompt-tokens", "0"])
     expect(zero.status).toBe(2)
     expect(zero.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer")

@@ -157,6 +157,23 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(limited.stdout).toContain("row 0: run")
     expect(limited.stdout).not.toContain("row 1:")
     expect(limited.stdout).toContain("rows: 1 → read 1")
+    // A row the run would skip for its side effect is counted as skipped (the summary said 0).
+    const create = { entities: [{ name: "A", entityType: "t", observations: [] }] }
+    writeJsonl(at("side.jsonl"), [
+      ...rows,
+      rowFor("make", [{ server: "memory", tool: "create_entities", params: create }])
+    ])
+    const side = runCli([
+      "verify",
+      at("side.jsonl"),
+      "--inventory",
+      at("inv.json"),
+      "--out",
+      at("d.jsonl"),
+      "--dry-run"
+    ])
+    expect(side.stdout).toContain("row 2: skip-side-effect: step 1 memory/create_entities")
+    expect(side.stdout).toContain("skipped-side-effect 1")
     const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out must not be one of the input datasets")
@@ -174,6 +191,20 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(stats.status).toBe(0)
     expect(stats.stdout).toContain("0 entries (distinct calls) in 0 lines")
     expect(JSON.parse(runCli(["cassettes", "stats", at("empty-tapes"), "--json"]).stdout)).toMatchObject({ entries: 0 })
+  })
+
+  it("cassettes stats on a store with a line that is not an entry (MCPToolEnv refuses it): the stats, then exit 1", () => {
+    const [first, second] = readFileSync(join(at("tapes"), "cassettes.jsonl"), "utf8").split("\n")
+    writeFileSync(at("bad-tapes.jsonl"), `${first}\n{"note": "hand edit"}\n${second}\n`)
+    const bad = runCli(["cassettes", "stats", at("bad-tapes.jsonl")])
+    expect(bad.stdout).toContain("2 entries (distinct calls) in 2 lines")
+    expect(bad.stderr).toContain(`${at("bad-tapes.jsonl")}, line 2: 1 line(s) are not cassette entries`)
+    expect(bad.status).toBe(1)
+    // A torn last line (a crash mid-append) is what readers ignore: still exit 0.
+    writeFileSync(at("torn-tapes.jsonl"), `${first}\n${second}\n{"key": "ab`)
+    const torn = runCli(["cassettes", "stats", at("torn-tapes.jsonl")])
+    expect(torn.stdout).toContain("torn last line ignored")
+    expect(torn.status).toBe(0)
   })
 
   it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {

@@ -1,6 +1,7 @@
 /** Live wiring of `skyrl cassettes stats` (loaded lazily by src/cli/cassettes.ts). */
 import { Console, Effect } from "effect"
 import * as path from "node:path"
+import { InputError } from "../domain/errors.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { CASSETTE_FILE, cassetteStats, formatCassetteStats } from "../skyrl/cassettes.js"
 
@@ -15,4 +16,13 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
     const empty = !byFile && !(yield* storage.exists(file))
     const stats = cassetteStats(file, empty ? "" : yield* storage.readText(file))
     yield* Console.log(options.json ? JSON.stringify(stats, null, 2) : formatCassetteStats(stats))
+    // MCPToolEnv refuses a store with such a line (only a torn last one is a crash's trace), so exit 1 says so.
+    if (stats.invalid.length > 0) {
+      return yield* new InputError({
+        file,
+        field: `line ${stats.invalid.slice(0, 10).join(", ")}`,
+        reason: `${stats.invalid.length} line(s) are not cassette entries (JSON with key, server, tool and result); ` +
+          "MCPToolEnv refuses this store"
+      })
+    }
   }).pipe(Effect.provide(StorageLive))

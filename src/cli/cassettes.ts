@@ -14,7 +14,8 @@ const statsCommand = Command.make(
 ).pipe(
   Command.withDescription(
     "Summarise a cassette store: entries (distinct calls) per server and tool, tool errors, illustrative results, " +
-      "server versions, time range; duplicate keys and a torn last line are counted, not fatal"
+      "server versions, time range; duplicate keys and a torn last line are counted, not fatal; any other line " +
+      "that is not an entry exits 1 after the stats (MCPToolEnv refuses such a store)"
   )
 )
 

@@ -7,6 +7,7 @@ import {
   asOfOption,
   dataSourceOption,
   flagWithDefault,
+  indentOption,
   intFlag as int,
   inventoryOption,
   maxPromptTokensOption,
@@ -37,10 +38,7 @@ export const runOptions = {
     "dry-run",
     "Call no model: print the work plan, one full request, the output schema and the cost estimate"
   ),
-  indent: Options.integer("indent").pipe(
-    Options.withDescription("Indentation of .json output (default 2)"),
-    Options.optional
-  ),
+  indent: indentOption("Indentation of .json output (default 2; 0 to 10)"),
   ascii: switchFlag("ascii", "Escape non-ASCII characters in JSON output"),
   servers: optionalFlag(
     Options.text("servers"),

@@ -1,7 +1,7 @@
 /** `skyrl rebuild RUN_DIR --out FILE`: the dataset of a generate run, re-derived from its run directory. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { inventoryOption, outOption } from "./shared.js"
+import { indentOption, inventoryOption, outOption } from "./shared.js"
 
 export const rebuildCommand = Command.make(
   "rebuild",
@@ -11,7 +11,7 @@ export const rebuildCommand = Command.make(
     ),
     out: outOption,
     inventory: inventoryOption,
-    indent: Options.integer("indent").pipe(Options.withDescription("Indentation of .json output"), Options.optional),
+    indent: indentOption("Indentation of .json output (default 2; 0 to 10)"),
     ascii: Options.boolean("ascii").pipe(Options.withDescription("Escape non-ASCII characters in JSON output"))
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./rebuild.live.js")), (m) => m.runRebuild(options))

@@ -78,6 +78,13 @@ export const runLimitsOf = (options: RunCliOptions) =>
     const concurrency = yield* positiveInt(options.concurrency, "--concurrency (CONCURRENCY)")
     const maxAttempts = yield* positiveInt(options.maxAttempts, "--max-attempts")
     if (maxTurns < 2) return yield* new SettingsError({ setting: "--max-turns", reason: "must be at least 2" })
+    // 0 or less paced nothing (--rpm, --tpm) or stopped the run before its first call (--max-cost), silently.
+    if (O.isSome(options.rpm)) yield* positiveInt(options.rpm.value, "--rpm (OPENAI_RPM)")
+    if (O.isSome(options.tpm)) yield* positiveInt(options.tpm.value, "--tpm (OPENAI_TPM)")
+    if (O.isSome(options.maxCost) && !(options.maxCost.value > 0)) {
+      const reason = `must be a positive number of USD, got ${options.maxCost.value}`
+      return yield* new SettingsError({ setting: "--max-cost (MAX_COST_USD)", reason })
+    }
     yield* checkVerifyFlags(options)
     return { maxTools, maxTurns, concurrency, maxAttempts }
   })

@@ -3,6 +3,7 @@ import { Options } from "@effect/cli"
 import { Config, Effect, Option } from "effect"
 import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 import { SettingsError } from "../domain/run.js"
+import { isIsoDay } from "../domain/task.js"
 
 /** A flag with an environment fallback and a default (the flag wins, then the variable). */
 export const flagWithDefault = <A>(
@@ -24,6 +25,17 @@ export const switchFlag = (name: string, description: string) =>
 /** An integer flag with an environment fallback and a default. */
 export const intFlag = (name: string, env: string, fallback: number, description: string) =>
   flagWithDefault(Options.integer(name), description, Config.integer(env), fallback)
+
+/** `--indent N` of .json output, 0 to 10: JSON.stringify indents nested levels by at most 10 spaces. */
+export const indentOption = (description: string) =>
+  Options.integer("indent").pipe(
+    Options.withDescription(description),
+    Options.filterMap(
+      (n) => (n >= 0 && n <= 10 ? Option.some(n) : Option.none<number>()),
+      "--indent must be an integer from 0 to 10"
+    ),
+    Options.optional
+  )
 
 /** Limits of a plan, the same for every command that asks for plans. */
 export const planLimitOptions = {
@@ -76,9 +88,6 @@ export const asOfOption = asOfOptionDescribed(
 )
 
 /** A real calendar day written YYYY-MM-DD. */
-export const isIsoDay = (text: string): boolean =>
-  /^\d{4}-\d{2}-\d{2}$/.test(text) && new Date(`${text}T00:00:00Z`).toISOString().startsWith(text)
-
 /** The `--as-of` date: the one given (checked), else the UTC date of `now`. */
 export const resolveAsOf = (given: Option.Option<string>, now: Date): Effect.Effect<string, SettingsError> =>
   Option.match(given, {

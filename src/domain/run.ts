@@ -232,7 +232,8 @@ export class IncompleteRun extends Schema.TaggedError<IncompleteRun>()("Incomple
     return 1
   }
   override get message(): string {
-    return `made ${this.made} of ${this.requested} valid rows (kept in ${this.output}): ${this.reason}`
+    const where = this.made === 0 ? `${this.output} not written` : `kept in ${this.output}`
+    return `made ${this.made} of ${this.requested} valid rows (${where}): ${this.reason}`
   }
 }
 

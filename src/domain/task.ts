@@ -7,6 +7,12 @@
  */
 import { Schema } from "effect"
 
+/** A real calendar day written YYYY-MM-DD (not 2026-13-45 or 2026-02-30): `--as-of`, a task's `as_of`. */
+export const isIsoDay = (text: string): boolean => {
+  const day = new Date(`${text}T00:00:00Z`) // an Invalid Date for month 13 (toISOString throws on it)
+  return /^\d{4}-\d{2}-\d{2}$/.test(text) && !Number.isNaN(day.getTime()) && day.toISOString().startsWith(text)
+}
+
 export const Complexity = Schema.Literal("simple", "moderate", "complex")
 export type Complexity = typeof Complexity.Type
 export const COMPLEXITIES: ReadonlyArray<Complexity> = Complexity.literals

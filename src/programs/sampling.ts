@@ -301,7 +301,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.row, encoded: encodeRow(p.row) })
   const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
   const ordered = sorted.map((r) => r.row)
-  const written = yield* storage.writeRows(options.out, ordered, {
+  // No row: an existing --out is left as it was (an empty file replaced it, and SkyRL cannot load one).
+  const written = ordered.length === 0 ? 0 : yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
     ascii: options.ascii,
     inspect: options.inspectWritten
@@ -324,7 +325,9 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const counts = yield* journal.counts
   const totals = yield* ctx.ledger.totals
   yield* Effect.logInfo(
-    `wrote ${written} rows to ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
+    `${
+      written === 0 ? "no row, so not written:" : `wrote ${written} rows to`
+    } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
       `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
       `(reasoning ${totals.usage.reasoning})${
         totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`

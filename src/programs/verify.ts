@@ -596,9 +596,10 @@ export const dryRunDatasets = (
           text: `${r.stage}${r.field === undefined ? "" : ` ${r.field}`}: ${r.reason}`
         }
       }
-      counter.add({ passed: "schema" })
       const calls = checked.steps.map((s) => `${s.server}/${s.tool}`).join(", ")
       const blocked = options.blocked(checked.steps)
+      // A skipped row is known without running anything: counted as the run would count it.
+      counter.add({ passed: "schema", ...(blocked.length > 0 ? { status: "skipped-side-effect" } : {}) })
       if (blocked.length > 0) {
         return {
           ...at,

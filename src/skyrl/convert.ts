@@ -38,7 +38,17 @@ import {
   RowStep,
   SkyRLRow
 } from "../domain/row.js"
-import { COMPLEXITIES, complexityOf, Limits, Rubric, RubricCriterion, Success, Task, ToolStep } from "../domain/task.js"
+import {
+  COMPLEXITIES,
+  complexityOf,
+  isIsoDay,
+  Limits,
+  Rubric,
+  RubricCriterion,
+  Success,
+  Task,
+  ToolStep
+} from "../domain/task.js"
 import { canonicalJson, schemaHash } from "./canonical.js"
 import { fnv1a32 } from "./hash32.js"
 import { instance } from "./layout.js"
@@ -292,18 +302,16 @@ const countDistinct = <A>(items: ReadonlyArray<A>, same: (a: A, b: A) => boolean
 /** Distinct values in first-use order. */
 const distinct = <A>(values: ReadonlyArray<A>): ReadonlyArray<A> => [...new Set(values)]
 
-const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/
-
 /** The `as_of` date of a task: the context's, the task's own, the day it was made, else the context's today. */
 const asOfFor = (task: Task, context: ConversionContext): Either.Either<string | undefined, ConversionError> => {
   if (context.asOf !== undefined) return Either.right(context.asOf)
   if (task.as_of !== undefined) {
-    return ISO_DAY.test(task.as_of)
+    return isIsoDay(task.as_of)
       ? Either.right(task.as_of)
       : fail("as_of", `must be a date YYYY-MM-DD, got "${task.as_of}"`)
   }
   const made = task.generated_at === undefined ? undefined : /^(\d{4}-\d{2}-\d{2})/.exec(task.generated_at)?.[1]
-  return Either.right(made ?? context.today)
+  return Either.right(made !== undefined && isIsoDay(made) ? made : context.today)
 }
 
 /**
