@@ -52,6 +52,31 @@ describe("skyrl CLI", () => {
     expect(rebuilt.status).toBe(2)
     expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
   })
+  it("rebuild of an enrich run's directory is refused naming the command that made it (grammatical for every command)", () => {
+    const dir = tmp()
+    const manifest = {
+      run_id: "r1",
+      command: "enrich",
+      status: "completed",
+      output: join(dir, "out.jsonl"),
+      started_at: "2026-12-01T00:00:00.000Z",
+      finished_at: "2026-12-01T00:00:01.000Z",
+      settings: {},
+      seed: null,
+      model: "gpt-5-mini",
+      backend: "responses",
+      llm: "replay",
+      counts: { requested: 1, valid: 1, rejected_attempts: 0, failed_samples: 0, calls: 1, repairs: 0 },
+      tokens: { input: 0, cached: 0, output: 0, reasoning: 0 },
+      cost_usd: null,
+      elapsed_ms: 1
+    }
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest))
+    const r = runCli(["rebuild", dir, "--out", join(dir, "y.jsonl")])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain("rebuild re-derives generate runs; this run was made by `enrich`")
+    expect(existsSync(join(dir, "y.jsonl"))).toBe(false)
+  })
   it("generate --rpm / --tpm below 1 and --max-cost 0 or less are usage errors naming the setting (they paced nothing or stopped the run at once)", () => {
     const dir = tmp()
     const run = (flag: string, value: string) =>

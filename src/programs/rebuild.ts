@@ -38,7 +38,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
     if (m.command !== "generate") {
       return yield* new SettingsError({
         setting: "RUN_DIR",
-        reason: `rebuild re-derives generate runs; this is a ${m.command} run`
+        reason: `rebuild re-derives generate runs; this run was made by \`${m.command}\``
       })
     }
     if (m.run_settings === undefined) {
