@@ -48,6 +48,7 @@ export interface EnrichCliOptions extends RunCliOptions {
   readonly limit: Option.Option<number>
   readonly overwrite: boolean
   readonly inventoryFromPrompt: boolean
+  readonly keepSystemMessage: boolean
   readonly debug: boolean
 }
 
@@ -135,7 +136,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
         format: options.inputFormat,
         limit: limit ?? null,
         overwrite: options.overwrite,
-        inventory_from_prompt: options.inventoryFromPrompt
+        inventory_from_prompt: options.inventoryFromPrompt,
+        keep_system_message: options.keepSystemMessage
       },
       ...verifySettingOf(options)
     })
@@ -171,6 +173,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: s.input?.limit ?? null,
         overwrite: s.input?.overwrite ?? options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
+        keep_system_message: s.input?.keep_system_message ?? true,
         debug: options.debug,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),

@@ -74,7 +74,12 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
     format: Schema.String,
     limit: Schema.NullOr(Schema.Number),
     overwrite: Schema.Boolean,
-    inventory_from_prompt: Schema.Boolean
+    inventory_from_prompt: Schema.Boolean,
+    /**
+     * `--keep-system-message`: a source system message that lists no tool is kept as it is (false: the
+     * offered tools are added after it). Absent in runs made before the field existed, which kept it.
+     */
+    keep_system_message: Schema.optional(Schema.Boolean)
   })),
   /**
    * `--verify`: each accepted task's plan runs on the live MCP servers before it counts, and the tools
