@@ -573,9 +573,12 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
     expect(plan(rows[0]).map((s: any) => s.tool)).toContain("fmp_get_quote")
     expect(meta(rows[0]).system_prompt_origin).toBe("source_with_tools")
     expect(meta(rows[0]).prompt_tokens_est).toBeLessThanOrEqual(1024)
-    // The plan is valid and the file passes validate.
-    const v = await runCliAsync(["validate", out])
+    // The plan is valid and the file passes validate, which finds every offered tool named in the prompt.
+    const v = await runCliAsync(["validate", out, "--json"])
     expect(v.status, v.stdout + v.stderr).toBe(0)
+    const report = JSON.parse(v.stdout)
+    expect(report.violations).toBe(0)
+    expect(report.rules.find((x: any) => x.id === "prompt/tools-not-shown").count).toBe(0)
   }, 60_000)
 
   it("a source without a system message gets skyrl's own system message, marked as made", async () => {
@@ -610,6 +613,11 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
       readFileSync(join(dir, "raw_llm", meta(rows[0]).run_id, "manifest.json"), "utf8")
     )
     expect(manifest.run_settings.input.keep_system_message).toBe(true)
+    // validate warns about such a row (exit 0): its prompt names none of the tools it offers.
+    const v = await runCliAsync(["validate", out, "--json"])
+    expect(v.status, v.stdout + v.stderr).toBe(0)
+    const shownRule = JSON.parse(v.stdout).rules.find((x: any) => x.id === "prompt/tools-not-shown")
+    expect(shownRule.examples.map((e: any) => e.row)).toEqual([0])
   }, 60_000)
 
   it(
