@@ -579,6 +579,12 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
     const report = JSON.parse(v.stdout)
     expect(report.violations).toBe(0)
     expect(report.rules.find((x: any) => x.id === "prompt/tools-not-shown").count).toBe(0)
+    // A setting of the run: --resume with --keep-system-message is refused, naming it.
+    const manifest = JSON.parse(readFileSync(join(dir, "raw_llm", meta(rows[0]).run_id, "manifest.json"), "utf8"))
+    expect(manifest.run_settings.input.list_offered_tools).toBe(true)
+    const resumed = await enrich([OPENAI, "--out", out, "--resume", "--keep-system-message"], server)
+    expect(resumed.status).toBe(2)
+    expect(resumed.stderr).toMatch(/was made with other settings: input: .*"list_offered_tools":true/)
   }, 60_000)
 
   it("a source without a system message gets skyrl's own system message, marked as made", async () => {
@@ -612,7 +618,9 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
     const manifest = JSON.parse(
       readFileSync(join(dir, "raw_llm", meta(rows[0]).run_id, "manifest.json"), "utf8")
     )
-    expect(manifest.run_settings.input.keep_system_message).toBe(true)
+    // The run records the setting only for the default (a run made before it resumes with the flag).
+    expect(manifest.run_settings.input.list_offered_tools).toBeUndefined()
+    expect(manifest.settings.keep_system_message).toBe(true)
     // validate warns about such a row (exit 0): its prompt names none of the tools it offers.
     const v = await runCliAsync(["validate", out, "--json"])
     expect(v.status, v.stdout + v.stderr).toBe(0)

@@ -137,7 +137,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: limit ?? null,
         overwrite: options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
-        keep_system_message: options.keepSystemMessage
+        ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const })
       },
       ...verifySettingOf(options)
     })
@@ -173,7 +173,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: s.input?.limit ?? null,
         overwrite: s.input?.overwrite ?? options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
-        keep_system_message: s.input?.keep_system_message ?? true,
+        keep_system_message: s.input?.list_offered_tools !== true,
         debug: options.debug,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),

@@ -76,10 +76,11 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
     overwrite: Schema.Boolean,
     inventory_from_prompt: Schema.Boolean,
     /**
-     * `--keep-system-message`: a source system message that lists no tool is kept as it is (false: the
-     * offered tools are added after it). Absent in runs made before the field existed, which kept it.
+     * true: a source system message that lists no tool gets the offered tools added after its text (the
+     * default). Absent: it is kept as it is (`--keep-system-message`, and runs made before the field
+     * existed, whose fingerprint is unchanged).
      */
-    keep_system_message: Schema.optional(Schema.Boolean)
+    list_offered_tools: Schema.optional(Schema.Literal(true))
   })),
   /**
    * `--verify`: each accepted task's plan runs on the live MCP servers before it counts, and the tools

@@ -196,7 +196,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       rowSettings: {
         maxPromptTokens: options.runSettings.max_prompt_tokens,
         asOf: options.runSettings.as_of,
-        givenSystem: options.runSettings.input?.keep_system_message === false ? "add-tools" : "keep"
+        givenSystem: options.runSettings.input?.list_offered_tools === true ? "add-tools" : "keep"
       },
       maxTools: options.maxTools,
       checks: {
