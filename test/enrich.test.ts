@@ -642,23 +642,21 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
       expect(listed(row.prompt[0].content).length).toBeGreaterThanOrEqual(1 + 3)
       expect(meta(row).prompt_tokens_est).toBeLessThanOrEqual(300)
 
+      // 80 tokens: row 0's own text, skyrl's tool-call lines and its user message are already over, so it is
+      // rejected before any model call; row 1 (skyrl's own system message) is planned and its prompt refused.
       const tight = await fake(() => ({ prefer: ["fmp_get_quote"] }))
       const out2 = join(dir, "tight.jsonl")
-      const t = await enrich([
-        OPENAI,
-        "--out",
-        out2,
-        "--limit",
-        "1",
-        "--max-prompt-tokens",
-        "80",
-        "--max-attempts",
-        "1"
-      ], tight)
+      const t = await enrich([OPENAI, "--out", out2, "--max-prompt-tokens", "80", "--max-attempts", "1"], tight)
       expect(t.status).toBe(1)
+      // (Row 1's attempt is its answer and one repair request.)
+      expect([...new Set(calls(tight).map((q) => sourceRowOf(q.body)))]).toEqual([1])
       const rejects = readJsonl(`${out2}.rejects.jsonl`)
-      expect(rejects.map((x) => x.index)).toEqual([0])
-      expect(JSON.stringify(rejects[0].reasons)).toMatch(/over the budget of 80 prompt tokens/)
+      expect(rejects.map((x) => [x.index, x.stage ?? null])).toEqual([[0, "input"], [1, null]])
+      expect(rejects[0].field).toBe("messages[0].content")
+      expect(rejects[0].reason).toMatch(
+        /^the system message lists no tools, and with skyrl's tool-call lines and the user message it takes \d+ tokens before any tool is listed, over --max-prompt-tokens 80/
+      )
+      expect(JSON.stringify(rejects[1].reasons)).toMatch(/over the budget of 80 prompt tokens/)
     },
     60_000
   )

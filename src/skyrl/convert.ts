@@ -54,6 +54,7 @@ import { fnv1a32 } from "./hash32.js"
 import { instance } from "./layout.js"
 import { parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
+import { renderSystemPrompt } from "./prompt.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
 import { selectPromptTools } from "./promptTools.js"
 import { listsTools } from "./sources.js"
@@ -481,6 +482,16 @@ const promptFor = (
     origin
   })
 }
+
+/**
+ * BPE tokens of the prompt a kept system message that lists no tool makes under "add-tools" before any
+ * tool line (its text, the protocol lines, the user message): more than the budget, and no plan can fit.
+ */
+export const toolFreePromptTokens = (system: string, user: string): number =>
+  chatPromptTokens([
+    { role: "system", content: renderSystemPrompt([], { preamble: system.trim() }) },
+    { role: "user", content: user.trim() }
+  ])
 
 /**
  * A row's max_turns: the task's, raised to `steps + 1` when lower (one call per turn as the prompt asks,
