@@ -9,8 +9,10 @@
  *
  * Inventories. With an inventory file, a prompt whose system message lists its tools (`<tools>` block) is
  * planned with the inventory's tools that the prompt lists (a plan must not use a tool the agent was never
- * told about); a prompt without a list gets the whole inventory. With `--inventory-from-prompt`, each
- * prompt's `<tools>` block is its inventory, all tools on one server named "prompt".
+ * told about); a prompt without a list gets the whole inventory, and its row's system message then lists
+ * the tools the row offers after the source's text (convert.ts, `givenSystem: "add-tools"`; not with
+ * `--keep-system-message`). With `--inventory-from-prompt`, each prompt's `<tools>` block is its inventory,
+ * all tools on one server named "prompt".
  */
 import { Chunk, Effect, Either, Logger, LogLevel, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
