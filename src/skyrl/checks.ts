@@ -435,7 +435,7 @@ export class DatasetChecker {
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
-  /** Whether a prompt text names a call name, by text (rows of one run share their system message). */
+  /** Whether a prompt's first message names a call name, by its text (rows of one run share it). */
   private readonly named = new Map<string, Map<string, boolean>>()
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
   private provenance: ReadonlyArray<StepIssue> | undefined
@@ -984,19 +984,22 @@ export class DatasetChecker {
   private checkToolsShown(prompt: unknown, gt: Json): void {
     const listed: unknown = gt.available_tools
     if (!Array.isArray(prompt) || !Array.isArray(listed) || listed.length === 0) return
-    let text = ""
-    for (const m of prompt) if (isObject(m) && typeof m.content === "string") text += `${m.content}\n`
-    let byName = this.named.get(text)
+    const texts = prompt.flatMap((m) => isObject(m) && typeof m.content === "string" ? [m.content] : [])
+    if (texts.length === 0) return
+    // Tools are listed in the system message, which rows of one run share: its answers are remembered.
+    const first = texts[0]!
+    let byName = this.named.get(first)
     if (byName === undefined) {
       if (this.named.size >= 256) this.named.clear()
-      this.named.set(text, byName = new Map())
+      this.named.set(first, byName = new Map())
     }
     const missing: Array<string> = []
     for (const t of listed) {
       if (!isObject(t) || typeof t.call_name !== "string" || t.call_name === "") continue
-      let found = byName.get(t.call_name)
-      if (found === undefined) byName.set(t.call_name, found = namesWord(text, t.call_name))
-      if (!found) missing.push(t.call_name)
+      const name = t.call_name
+      let found = byName.get(name)
+      if (found === undefined) byName.set(name, found = namesWord(first, name))
+      if (!found && !texts.some((text, i) => i > 0 && namesWord(text, name))) missing.push(name)
     }
     if (missing.length === 0) return
     this.find(
