@@ -151,6 +151,41 @@ describe("toSkyRLSample: prompt normalization", () => {
     expect(without.prompt.map((m) => m.role)).toEqual(["system", "user"])
     expect(without.prompt[1].content).toBe("U")
   })
+  it("givenSystem add-tools: a system message that lists no tool gets the offered tools after its text", () => {
+    const task = (system: string) => ({
+      ...base(),
+      messages: [{ role: "system", content: system }, { role: "user", content: "U" }]
+    })
+    const added = Either.getOrThrow(
+      convertTask(task(" You are a research agent. "), { inventory, givenSystem: "add-tools" })
+    )
+    const system = added.prompt[0].content
+    expect(system.startsWith(`You are a research agent.\n\nTo call a tool, reply with exactly: ${TOOL_CALL_SYNTAX}\n`))
+      .toBe(true)
+    expect(system).not.toContain("Today is")
+    for (const t of added.reward_spec.ground_truth.available_tools) expect(system).toContain(`\n- ${t.call_name}(`)
+    expect(added.reward_spec.ground_truth.available_tools).toHaveLength(25)
+    expect(added.extra_info.task_metadata.system_prompt_origin).toBe("source_with_tools")
+    // Kept as given: by default, and when the message lists tools (a <tools> block, or skyrl's own listing).
+    const kept = Either.getOrThrow(convertTask(task("S"), { inventory }))
+    expect(kept.prompt[0].content).toBe("S")
+    expect(kept.extra_info.task_metadata.system_prompt_origin).toBe("source")
+    const block = "Tools: <tools>[{\"name\": \"fmp_get_quote\", \"parameters\": {}}]</tools>"
+    expect(Either.getOrThrow(convertTask(task(block), { inventory, givenSystem: "add-tools" })).prompt[0].content)
+      .toBe(block)
+    expect(Either.getOrThrow(convertTask(task(system), { inventory, givenSystem: "add-tools" })).prompt[0].content)
+      .toBe(system)
+  })
+  it("givenSystem add-tools: the budget counts the source's text; a prompt that cannot fit is refused", () => {
+    const messages = [{ role: "system", content: "You are a research agent." }, { role: "user", content: "U" }]
+    const tight = Either.getOrThrow(
+      convertTask({ ...base(), messages }, { inventory, givenSystem: "add-tools", maxPromptTokens: 300 })
+    )
+    expect(chatPromptTokens(tight.prompt)).toBeLessThanOrEqual(300)
+    expect(tight.reward_spec.ground_truth.available_tools.length).toBeLessThan(25)
+    const refused = convertTask({ ...base(), messages }, { inventory, givenSystem: "add-tools", maxPromptTokens: 60 })
+    expect(Either.isLeft(refused) && refused.left.message).toMatch(/over the budget of 60 prompt tokens/)
+  })
 })
 
 describe("toSkyRLSample: plan, defaults and layout", () => {

@@ -244,11 +244,13 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 2])
     const rows = readJsonl(out)
     expect(rows).toHaveLength(4)
-    // Row 0: system + user exactly as written (trimmed); row 2 has no system message, so the default one is made.
-    expect(rows[0].prompt).toEqual([
-      { role: "system", content: source[0].prompt[0].content },
-      { role: "user", content: "What is NVDA trading at right now?" }
-    ])
+    // Row 0: the system text as written (its tool list is not a <tools> block, so skyrl's listing of the
+    // offered tools follows it) and the user message as written (trimmed); row 2 has no system message, so the
+    // default one is made.
+    expect(rows[0].prompt[0].role).toBe("system")
+    expect(rows[0].prompt[0].content.startsWith(`${source[0].prompt[0].content}\n\nTo call a tool`)).toBe(true)
+    expect(meta(rows[0]).system_prompt_origin).toBe("source_with_tools")
+    expect(rows[0].prompt[1]).toEqual({ role: "user", content: "What is NVDA trading at right now?" })
     expect(rows[2].prompt[1]).toEqual({ role: "user", content: source[2].prompt[0].content })
     expect(rows[2].prompt[0].role).toBe("system")
     expect(rows[2].prompt[0].content).toContain("<tool_call>")
@@ -274,7 +276,8 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(calls(server2).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 1, 2, 3])
     const rows2 = readJsonl(out2)
     expect(rows2.map((x) => meta(x).source)).toEqual(["enrich", "enrich", "enrich", "enrich"])
-    expect(rows2[1].prompt).toEqual(source[1].prompt)
+    expect(rows2[1].prompt[0].content.startsWith(`${source[1].prompt[0].content}\n\n`)).toBe(true)
+    expect(rows2[1].prompt[1]).toEqual(source[1].prompt[1])
   }, 60_000)
 
   it("OpenAI message lists: prompt verbatim, tool_calls and <tool_call> blocks as observed calls", async () => {
@@ -285,10 +288,9 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(r.status, r.stderr).toBe(0)
     const rows = readJsonl(out)
     expect(rows).toHaveLength(2)
-    expect(rows[0].prompt).toEqual([
-      { role: "system", content: "You are a helpful research agent." },
-      { role: "user", content: "Compare the current quotes of AMD and INTC." }
-    ])
+    // The system message lists no tool: the offered ones are added after it (see the describe block below).
+    expect(rows[0].prompt[0].content.startsWith("You are a helpful research agent.\n\n")).toBe(true)
+    expect(rows[0].prompt[1]).toEqual({ role: "user", content: "Compare the current quotes of AMD and INTC." })
     expect(rows[0].reward_spec.ground_truth.task_id).toBe("oa-1")
     expect(meta(rows[0]).observed_tool_calls).toEqual([
       { name: "fmp_get_quote", arguments: { symbol: "AMD" }, message: 2 },
@@ -534,4 +536,128 @@ describe("enrich: existing plans are checked before they are copied", () => {
     expect(JSON.stringify(rejects[0])).toContain("fmp_get_quote_v9")
     expect(calls(server)).toHaveLength(0)
   })
+})
+
+describe("enrich: a prompt that lists no tools is shown the tools its plan may use", () => {
+  const OPENAI = join(FIXTURES, "enrich", "openai_messages.jsonl")
+  // Written out here, not imported: the protocol line skyrl's system messages give (MCPToolEnv parses it).
+  const PROTOCOL =
+    "To call a tool, reply with exactly: <tool_call>{\"name\": \"TOOL\", \"arguments\": {...}}</tool_call>"
+  /** Call names of the `- name(...)` lines of a system message (read independently of src/skyrl/prompt.ts). */
+  const listed = (system: string) => [...system.matchAll(/^- ([\w.]+)\(/gm)].map((m) => m[1])
+  const shown = (row: any) => {
+    const system: string = row.prompt[0].content
+    const offered = row.reward_spec.ground_truth.available_tools.map((t: any) => t.call_name)
+    expect(listed(system)).toEqual(offered)
+    for (const step of row.reward_spec.ground_truth.tool_sequence) expect(offered).toContain(step.call_name)
+    expect(system).toContain(PROTOCOL)
+  }
+
+  it("a system message without a <tools> block keeps its text and gets the offered tools after it", async () => {
+    const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([OPENAI, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows).toHaveLength(2)
+    const system: string = rows[0].prompt[0].content
+    expect(rows[0].prompt[0].role).toBe("system")
+    // The source's text (trimmed) first, a blank line, then skyrl's protocol and tool lines; no date line added.
+    expect(system.startsWith("You are a helpful research agent.\n\nTo call a tool, reply with exactly: ")).toBe(true)
+    expect(system).not.toMatch(/Today is/)
+    expect(rows[0].prompt[1]).toEqual({ role: "user", content: "Compare the current quotes of AMD and INTC." })
+    shown(rows[0])
+    // The whole inventory fits the default budget of 1024 tokens: every one of its 25 tools is listed.
+    expect(listed(system)).toHaveLength(25)
+    expect(plan(rows[0]).map((s: any) => s.tool)).toContain("fmp_get_quote")
+    expect(meta(rows[0]).system_prompt_origin).toBe("source_with_tools")
+    expect(meta(rows[0]).prompt_tokens_est).toBeLessThanOrEqual(1024)
+    // The plan is valid and the file passes validate, which finds every offered tool named in the prompt.
+    const v = await runCliAsync(["validate", out, "--json"])
+    expect(v.status, v.stdout + v.stderr).toBe(0)
+    const report = JSON.parse(v.stdout)
+    expect(report.violations).toBe(0)
+    expect(report.rules.find((x: any) => x.id === "prompt/tools-not-shown").count).toBe(0)
+    // A setting of the run: --resume with --keep-system-message is refused, naming it.
+    const manifest = JSON.parse(readFileSync(join(dir, "raw_llm", meta(rows[0]).run_id, "manifest.json"), "utf8"))
+    expect(manifest.run_settings.input.list_offered_tools).toBe(true)
+    const resumed = await enrich([OPENAI, "--out", out, "--resume", "--keep-system-message"], server)
+    expect(resumed.status).toBe(2)
+    expect(resumed.stderr).toMatch(/was made with other settings: input: .*"list_offered_tools":true/)
+  }, 60_000)
+
+  it("a source without a system message gets skyrl's own system message, marked as made", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([OPENAI, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    const row = readJsonl(out)[1]
+    expect(row.prompt).toHaveLength(2)
+    expect(row.prompt[0].content.startsWith("You are an agent that solves the user's task with tools.")).toBe(true)
+    expect(row.prompt[0].content).toMatch(/^Today is \d{4}-\d{2}-\d{2}\.$/m)
+    shown(row)
+    expect(meta(row).system_prompt_origin).toBe("generated")
+  }, 60_000)
+
+  it("--keep-system-message keeps the source's system message byte for byte (the old rows)", async () => {
+    const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([OPENAI, "--out", out, "--keep-system-message"], server)
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows[0].prompt).toEqual([
+      { role: "system", content: "You are a helpful research agent." },
+      { role: "user", content: "Compare the current quotes of AMD and INTC." }
+    ])
+    expect(meta(rows[0]).system_prompt_origin).toBe("source")
+    // available_tools records the whole inventory, as before.
+    expect(rows[0].reward_spec.ground_truth.available_tools).toHaveLength(25)
+    const manifest = JSON.parse(
+      readFileSync(join(dir, "raw_llm", meta(rows[0]).run_id, "manifest.json"), "utf8")
+    )
+    // The run records the setting only for the default (a run made before it resumes with the flag).
+    expect(manifest.run_settings.input.list_offered_tools).toBeUndefined()
+    expect(manifest.settings.keep_system_message).toBe(true)
+    // validate warns about such a row (exit 0): its prompt names none of the tools it offers.
+    const v = await runCliAsync(["validate", out, "--json"])
+    expect(v.status, v.stdout + v.stderr).toBe(0)
+    const shownRule = JSON.parse(v.stdout).rules.find((x: any) => x.id === "prompt/tools-not-shown")
+    expect(shownRule.examples.map((e: any) => e.row)).toEqual([0])
+  }, 60_000)
+
+  it(
+    "the prompt budget applies to the new prompt: fewer tools under a tight one, a reject when nothing fits",
+    async () => {
+      const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
+      const dir = tmp()
+      const out = join(dir, "rows.jsonl")
+      const r = await enrich([OPENAI, "--out", out, "--limit", "1", "--max-prompt-tokens", "300"], server)
+      expect(r.status, r.stderr).toBe(0)
+      const row = readJsonl(out)[0]
+      shown(row)
+      expect(listed(row.prompt[0].content).length).toBeLessThan(25)
+      expect(listed(row.prompt[0].content).length).toBeGreaterThanOrEqual(1 + 3)
+      expect(meta(row).prompt_tokens_est).toBeLessThanOrEqual(300)
+
+      // 80 tokens: row 0's own text, skyrl's tool-call lines and its user message are already over, so it is
+      // rejected before any model call; row 1 (skyrl's own system message) is planned and its prompt refused.
+      const tight = await fake(() => ({ prefer: ["fmp_get_quote"] }))
+      const out2 = join(dir, "tight.jsonl")
+      const t = await enrich([OPENAI, "--out", out2, "--max-prompt-tokens", "80", "--max-attempts", "1"], tight)
+      expect(t.status).toBe(1)
+      // (Row 1's attempt is its answer and one repair request.)
+      expect([...new Set(calls(tight).map((q) => sourceRowOf(q.body)))]).toEqual([1])
+      const rejects = readJsonl(`${out2}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.index, x.stage ?? null])).toEqual([[0, "input"], [1, null]])
+      expect(rejects[0].field).toBe("messages[0].content")
+      expect(rejects[0].reason).toMatch(
+        /^the system message lists no tools, and with skyrl's tool-call lines and the user message it takes \d+ tokens before any tool is listed, over --max-prompt-tokens 80/
+      )
+      expect(JSON.stringify(rejects[1].reasons)).toMatch(/over the budget of 80 prompt tokens/)
+    },
+    60_000
+  )
 })

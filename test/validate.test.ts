@@ -504,6 +504,33 @@ describe("warnings", () => {
     expect(r.stdout).toContain("WARNINGS: ")
     expect(r.stdout).toContain("plan/complexity  1")
   })
+
+  it("prompt/tools-not-shown: available_tools names tools the prompt's text never names (a warning)", () => {
+    const shown = rowFor(0)
+    expect(ruleOf(checkRows([shown], { inventory }), "prompt/tools-not-shown").count).toBe(0)
+    // A chat log's system message kept as it was, its tools passed through an API field: nothing is shown.
+    const hidden = edited(rowFor(1), (r) => {
+      r.prompt[0].content = "You are a helpful research agent."
+    })
+    // One tool named; another only inside a longer identifier, which does not count.
+    const some = edited(rowFor(2), (r) => {
+      r.prompt[0].content = "Use polygon_get_news or fmp_get_quote_v2."
+    })
+    const report = checkRows([shown, hidden, some], { inventory })
+    const rule = ruleOf(report, "prompt/tools-not-shown")
+    expect(rule.severity).toBe("warning")
+    expect(rule.examples.map((e) => [e.row, e.field])).toEqual([
+      [1, "reward_spec.ground_truth.available_tools"],
+      [2, "reward_spec.ground_truth.available_tools"]
+    ])
+    expect(rule.examples[0]!.message).toBe(
+      "the prompt never names 25 of the 25 tools it offers (fmp_get_quote, fmp_get_company_profile, " +
+        "fmp_get_income_statement, fmp_get_market_gainers, fmp_get_market_losers, ...): SkyRL trains on the " +
+        "prompt only, so the policy is never shown them"
+    )
+    expect(rule.examples[1]!.message).toMatch(/^the prompt never names 24 of the 25 tools it offers \(fmp_get_quote, /)
+    expect(failing(report), JSON.stringify(report.rules.filter((x) => x.count > 0))).toEqual([])
+  })
 })
 
 describe("lists empty in every row of a JSON file (Arrow list<null>)", () => {

@@ -25,7 +25,7 @@ import {
   withRunLock
 } from "../programs/batch.js"
 import type { EnrichOptions } from "../programs/enrich.js"
-import { enrichRunInventory, enrichSampling, planEnrichment } from "../programs/enrich.js"
+import { enrichRunInventory, enrichSampling, listOfferedToolsOf, planEnrichment } from "../programs/enrich.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generateSampling } from "../programs/generate.js"
 import type { Job, SamplingOptions } from "../programs/sampling.js"
@@ -110,7 +110,8 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       inputFormat: st.input_format === "auto" ? undefined : (st.input_format as InputFormat),
       limit: (st.limit as number | null) ?? undefined,
       overwrite: st.overwrite as boolean,
-      baseInventory
+      baseInventory,
+      listOfferedTools: listOfferedToolsOf(runSettings.value)
     }).pipe(Effect.provide(StorageLive))
     return {
       ...(o as unknown as EnrichOptions),

@@ -13,6 +13,7 @@ import {
   enrichInstructions,
   enrichProgram,
   enrichRequest,
+  listOfferedToolsOf,
   planEnrichment,
   PROMPT_SERVER,
   rowLabel
@@ -48,6 +49,7 @@ export interface EnrichCliOptions extends RunCliOptions {
   readonly limit: Option.Option<number>
   readonly overwrite: boolean
   readonly inventoryFromPrompt: boolean
+  readonly keepSystemMessage: boolean
   readonly debug: boolean
 }
 
@@ -87,12 +89,14 @@ export const runEnrich = (options: EnrichCliOptions) => {
           ).pipe(Layer.provide(StorageLive))
         )
       )
+    const rowSettings = yield* rowSettingsOf(options)
     const plan = yield* planEnrichment({
       input,
       inputFormat: options.inputFormat === "auto" ? undefined : options.inputFormat,
       limit,
       overwrite: options.overwrite,
-      baseInventory
+      baseInventory,
+      listOfferedTools: options.keepSystemMessage ? undefined : { maxPromptTokens: rowSettings.maxPromptTokens }
     }).pipe(Effect.provide(StorageLive))
 
     const llmOpts: LlmOptions = options
@@ -100,7 +104,6 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const settings = options.backend === "batch"
       ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
       : llmSettingsFromOptions(llmOpts)
-    const rowSettings = yield* rowSettingsOf(options)
     if (options.dryRun) {
       return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns, asOf: rowSettings.asOf }, settings)
     }
@@ -135,7 +138,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
         format: options.inputFormat,
         limit: limit ?? null,
         overwrite: options.overwrite,
-        inventory_from_prompt: options.inventoryFromPrompt
+        inventory_from_prompt: options.inventoryFromPrompt,
+        ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const })
       },
       ...verifySettingOf(options)
     })
@@ -153,14 +157,16 @@ export const runEnrich = (options: EnrichCliOptions) => {
       })
     }
     const runPlan = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
-        s.input?.format === fresh.input?.format
+        s.input?.format === fresh.input?.format && s.max_prompt_tokens === fresh.max_prompt_tokens &&
+        s.input?.list_offered_tools === fresh.input?.list_offered_tools
       ? plan
       : yield* planEnrichment({
         input,
         inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as InputFormat),
         limit: s.input?.limit ?? undefined,
         overwrite: s.input?.overwrite ?? false,
-        baseInventory
+        baseInventory,
+        listOfferedTools: listOfferedToolsOf(s)
       }).pipe(Effect.provide(StorageLive))
     const runLlm = llmOptionsOf(llmOpts, s)
     const runSettings = llmSettingsFromOptions(runLlm)
@@ -171,6 +177,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: s.input?.limit ?? null,
         overwrite: s.input?.overwrite ?? options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
+        keep_system_message: s.input?.list_offered_tools !== true,
         debug: options.debug,
         inventory: options.inventoryFromPrompt ? PROMPT_SERVER : (baseInventory?.source ?? null),
         servers: Option.getOrNull(servers),

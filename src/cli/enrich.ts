@@ -29,6 +29,11 @@ export const enrichCommand = Command.make(
       "inventory-from-prompt",
       "Use each prompt's own <tools> block (in its system message) as its inventory, all tools on server \"prompt\""
     ),
+    keepSystemMessage: switchFlag(
+      "keep-system-message",
+      "Keep a source system message that lists no tools byte for byte (default: add the tools the plan may use " +
+        "after its text, as skyrl's prompts list them, so the policy is shown the tools it is trained to call)"
+    ),
     debug: switchFlag(
       "debug",
       "Debug logs for this run (per-row inventory and request size); the archive always keeps each full request and answer"
@@ -44,6 +49,7 @@ export const enrichCommand = Command.make(
   (options) => Effect.flatMap(Effect.promise(() => import("./enrich.live.js")), (m) => m.runEnrich(options))
 ).pipe(
   Command.withDescription(
-    "Add ground-truth tool plans to existing prompts (SkyRL rows, ShareGPT or OpenAI chat logs) without changing their text"
+    "Add ground-truth tool plans to existing prompts (SkyRL rows, ShareGPT or OpenAI chat logs); their text is kept (a " +
+      "system message that lists no tools gets the offered tools added after it, unless --keep-system-message)"
   )
 )

@@ -111,6 +111,12 @@ export const TaskMetadata = Schema.Struct(
      * `available_tools` lists the plan's tools only; readers treat the offer as unknown. Absent: the prompt's.
      */
     available_tools_source: Schema.optional(Schema.Literal("plan")),
+    /**
+     * A row made from an existing prompt (enrich, convert `messages`): its system message is the
+     * source's as given ("source"), the source's text with skyrl's tool listing added because it listed no
+     * tool ("source_with_tools"), or skyrl's own because the source had none ("generated").
+     */
+    system_prompt_origin: Schema.optional(Schema.Literal("source", "source_with_tools", "generated")),
     /** The task's own max_turns when convert raised it to the plan's steps + 1 (one call per turn, then the answer). */
     max_turns_given: Schema.optional(Schema.Number),
     system_prompt_chars: Schema.optional(Schema.Number),
@@ -121,6 +127,7 @@ export const TaskMetadata = Schema.Struct(
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
 export type TaskMetadata = typeof TaskMetadata.Type
+export type SystemPromptOrigin = NonNullable<TaskMetadata["system_prompt_origin"]>
 
 export class SkyRLRow extends Schema.Class<SkyRLRow>("SkyRLRow")({
   data_source: Schema.String,

@@ -74,7 +74,13 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
     format: Schema.String,
     limit: Schema.NullOr(Schema.Number),
     overwrite: Schema.Boolean,
-    inventory_from_prompt: Schema.Boolean
+    inventory_from_prompt: Schema.Boolean,
+    /**
+     * true: a source system message that lists no tool gets the offered tools added after its text (the
+     * default). Absent: it is kept as it is (`--keep-system-message`, and runs made before the field
+     * existed, whose fingerprint is unchanged).
+     */
+    list_offered_tools: Schema.optional(Schema.Literal(true))
   })),
   /**
    * `--verify`: each accepted task's plan runs on the live MCP servers before it counts, and the tools

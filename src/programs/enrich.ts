@@ -9,19 +9,22 @@
  *
  * Inventories. With an inventory file, a prompt whose system message lists its tools (`<tools>` block) is
  * planned with the inventory's tools that the prompt lists (a plan must not use a tool the agent was never
- * told about); a prompt without a list gets the whole inventory. With `--inventory-from-prompt`, each
- * prompt's `<tools>` block is its inventory, all tools on one server named "prompt".
+ * told about); a prompt without a list gets the whole inventory, and its row's system message then lists
+ * the tools the row offers after the source's text (convert.ts, `givenSystem: "add-tools"`; not with
+ * `--keep-system-message`). With `--inventory-from-prompt`, each prompt's `<tools>` block is its inventory,
+ * all tools on one server named "prompt".
  */
 import { Chunk, Effect, Either, Logger, LogLevel, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import type { SkyRLRow } from "../domain/row.js"
-import type { RejectRecord } from "../domain/run.js"
+import type { RejectRecord, RunSettings } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory, makeInventory } from "../services/Inventory.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
+import { toolFreePromptTokens } from "../skyrl/convert.js"
 import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
 import { decodeRow } from "../skyrl/layout.js"
@@ -29,7 +32,7 @@ import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
 import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
-import { extractSource, findToolsBlock, toolNamesOf } from "../skyrl/sources.js"
+import { extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
@@ -84,7 +87,18 @@ export interface PlanOptions {
   readonly overwrite: boolean
   /** The inventory file's service; undefined = --inventory-from-prompt. */
   readonly baseInventory: InventoryApi | undefined
+  /**
+   * The run's `--max-prompt-tokens` when a system message that lists no tool gets the offered tools
+   * (undefined: `--keep-system-message`): a row over it before any tool is listed is rejected unplanned.
+   */
+  readonly listOfferedTools?: { readonly maxPromptTokens: number } | undefined
 }
+
+/** `PlanOptions.listOfferedTools` of a run's settings. */
+export const listOfferedToolsOf = (
+  settings: Pick<RunSettings, "input" | "max_prompt_tokens">
+): PlanOptions["listOfferedTools"] =>
+  settings.input?.list_offered_tools === true ? { maxPromptTokens: settings.max_prompt_tokens } : undefined
 
 /** A SkyRL row as other tools write it (params / task_metadata as objects) → the on-disk layout. */
 const toEncodedLayout = (row: unknown): unknown => {
@@ -123,6 +137,18 @@ const readInput = (file: string) =>
     )
     return yield* Either.match(parseRecords(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
   })
+
+/**
+ * Why a system message that lists no tool cannot get the offered tools within the budget (undefined: it
+ * can, or it is kept as it is). Found before planning: no model call is paid for a row that cannot fit.
+ */
+const overBudgetUnlisted = (source: SourcePrompt, budget: number | undefined): string | undefined => {
+  if (budget === undefined || source.system === undefined || listsTools(source.system)) return undefined
+  const tokens = toolFreePromptTokens(source.system, source.user)
+  return tokens <= budget ? undefined : `the system message lists no tools, and with skyrl's tool-call lines and ` +
+    `the user message it takes ${tokens} tokens before any tool is listed, over --max-prompt-tokens ${budget} ` +
+    "(raise it, or keep the message as it is with --keep-system-message)"
+}
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Warning)
 
@@ -237,7 +263,9 @@ export const planEnrichment = (options: PlanOptions) =>
         continue
       }
       if (block === undefined) {
-        jobs.push({ index, source, inventory: undefined, offered: { _tag: "all" } })
+        const over = overBudgetUnlisted(source, options.listOfferedTools?.maxPromptTokens)
+        if (over !== undefined) rejected.push({ index, id: source.id, field: source.systemField ?? "", reason: over })
+        else jobs.push({ index, source, inventory: undefined, offered: { _tag: "all" } })
         continue
       }
       // The prompt lists its tools: plan with the inventory's tools that it lists.

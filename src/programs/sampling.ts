@@ -193,7 +193,11 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       jobPlanIssues: options.jobPlanIssues,
       inventoryOf,
       dataSource: options.dataSource,
-      rowSettings: { maxPromptTokens: options.runSettings.max_prompt_tokens, asOf: options.runSettings.as_of },
+      rowSettings: {
+        maxPromptTokens: options.runSettings.max_prompt_tokens,
+        asOf: options.runSettings.as_of,
+        givenSystem: options.runSettings.input?.list_offered_tools === true ? "add-tools" : "keep"
+      },
       maxTools: options.maxTools,
       checks: {
         inventory: options.command === "generate" ? inventory.inventory : undefined,

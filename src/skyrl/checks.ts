@@ -38,13 +38,16 @@
  *   such a file cannot be concatenated with one where the list has values (that case, across the files
  *   given, is an arrow/type-change).
  * - prompt/too-long: the chat-templated prompt over the token budget (SkyRL drops such rows silently).
+ * - prompt/tools-not-shown (a warning): a tool of available_tools whose call name the prompt's text never
+ *   names (a word match), e.g. a chat log's system message kept as it was while its tools went through an
+ *   API field: the policy would be trained to call tools it was never shown.
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
  *   duplicate task ids. duplicate/similar-prompt and duplicate/same-plan (warnings) are listed here but
  *   found by `skyrl validate`'s diversity pass (MinHash, plan signatures), not by this checker.
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
- * (contract/max_turns, plan/complexity, arrow/empty-list); `CheckOptions.severity` changes a rule's severity (generate and
+ * (contract/max_turns, plan/complexity, arrow/empty-list, prompt/tools-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
@@ -112,6 +115,11 @@ export const RULES = [
     id: "prompt/plan-leak",
     title: "the prompt offers every plan tool in the inventory's order with min(3, available) distractors"
   },
+  {
+    id: "prompt/tools-not-shown",
+    title: "the prompt names every tool available_tools offers (SkyRL trains on the prompt messages only)",
+    severity: "warning"
+  },
   { id: "duplicate/prompt", title: "no identical prompts" },
   { id: "duplicate/near-prompt", title: "no near-duplicate user messages (same text after normalization)" },
   { id: "duplicate/task-id", title: "no duplicate task ids" },
@@ -132,6 +140,18 @@ export const RULES = [
 ] as const satisfies ReadonlyArray<{ readonly id: string; readonly title: string; readonly severity?: Severity }>
 
 export type RuleId = typeof RULES[number]["id"]
+
+const WORD_CHAR = /[A-Za-z0-9_]/
+
+/** Whether `text` holds `name` as a whole word (not inside a longer identifier). */
+const namesWord = (text: string, name: string): boolean => {
+  for (let at = text.indexOf(name); at !== -1; at = text.indexOf(name, at + 1)) {
+    const before = at === 0 ? "" : text[at - 1]!
+    const after = text[at + name.length] ?? ""
+    if (!WORD_CHAR.test(before) && !WORD_CHAR.test(after)) return true
+  }
+  return false
+}
 
 /** A rule's default severity (errors unless the rule says otherwise). */
 export const defaultSeverity = (id: RuleId): Severity => {
@@ -415,6 +435,8 @@ export class DatasetChecker {
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
+  /** Whether a prompt's first message names a call name, by its text (rows of one run share it). */
+  private readonly named = new Map<string, Map<string, boolean>>()
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
   private provenance: ReadonlyArray<StepIssue> | undefined
   /** Findings so far (kept rows or not): tells whether a walk found anything. */
@@ -595,6 +617,7 @@ export class DatasetChecker {
       this.checkProvenance(gt, steps, upgraded.missing)
       this.checkComplexity(gt, steps)
       if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
+      this.checkToolsShown(value.prompt, gt)
     }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
@@ -955,6 +978,37 @@ export class DatasetChecker {
         leak
       )
     }
+  }
+
+  /** prompt/tools-not-shown: call names of available_tools that the prompt's text never names. */
+  private checkToolsShown(prompt: unknown, gt: Json): void {
+    const listed: unknown = gt.available_tools
+    if (!Array.isArray(prompt) || !Array.isArray(listed) || listed.length === 0) return
+    const texts = prompt.flatMap((m) => isObject(m) && typeof m.content === "string" ? [m.content] : [])
+    if (texts.length === 0) return
+    // Tools are listed in the system message, which rows of one run share: its answers are remembered.
+    const first = texts[0]!
+    let byName = this.named.get(first)
+    if (byName === undefined) {
+      if (this.named.size >= 256) this.named.clear()
+      this.named.set(first, byName = new Map())
+    }
+    const missing: Array<string> = []
+    for (const t of listed) {
+      if (!isObject(t) || typeof t.call_name !== "string" || t.call_name === "") continue
+      const name = t.call_name
+      let found = byName.get(name)
+      if (found === undefined) byName.set(name, found = namesWord(first, name))
+      if (!found && !texts.some((text, i) => i > 0 && namesWord(text, name))) missing.push(name)
+    }
+    if (missing.length === 0) return
+    this.find(
+      "prompt/tools-not-shown",
+      `${GT}.available_tools`,
+      `the prompt never names ${missing.length} of the ${listed.length} tools it offers (${
+        missing.slice(0, 5).join(", ")
+      }${missing.length > 5 ? ", ..." : ""}): SkyRL trains on the prompt only, so the policy is never shown them`
+    )
   }
 
   /**

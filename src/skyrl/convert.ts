@@ -26,7 +26,7 @@ import type { Inventory, InventoryTool } from "../domain/inventory.js"
 import { findTool } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
-import type { AvailableTool } from "../domain/row.js"
+import type { AvailableTool, SystemPromptOrigin } from "../domain/row.js"
 import {
   DEFAULT_DATA_SOURCE,
   ENV_CLASS,
@@ -54,8 +54,10 @@ import { fnv1a32 } from "./hash32.js"
 import { instance } from "./layout.js"
 import { parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
+import { renderSystemPrompt } from "./prompt.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
 import { selectPromptTools } from "./promptTools.js"
+import { listsTools } from "./sources.js"
 
 export interface ConversionContext {
   /** `data_source` of the row (default synthetic/llm). */
@@ -73,12 +75,20 @@ export interface ConversionContext {
   readonly asOf?: string | undefined
   /** The date of a task without `as_of` or `generated_at` (convert: the run's start date). */
   readonly today?: string | undefined
+  /**
+   * A given system message (`messages`) that lists no tool (`listsTools`): "keep" it byte for byte (the
+   * default), or "add-tools": keep its text and add skyrl's protocol and tool lines after it (enrich).
+   */
+  readonly givenSystem?: GivenSystem | undefined
 }
+
+export type GivenSystem = "keep" | "add-tools"
 
 /** The settings of a run that shape its rows' prompts (shared by generate, enrich, rebuild, batch). */
 export interface RowSettings {
   readonly maxPromptTokens: number
   readonly asOf: string
+  readonly givenSystem?: GivenSystem | undefined
 }
 
 /**
@@ -414,9 +424,15 @@ const derivedOf = (s: ToolStep): ReadonlyArray<string> =>
 interface PromptParts {
   readonly prompt: ReadonlyArray<RowMessage>
   readonly tools: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly callName: string }>
+  /** Where a given prompt's system message comes from (undefined: a task without `messages`). */
+  readonly origin?: SystemPromptOrigin | undefined
 }
 
-/** The prompt: an existing one kept (enrich), else a generated system message with the offered tools. */
+/**
+ * The prompt: an existing one kept (enrich), else a generated system message with the offered tools. A
+ * kept system message that lists no tool gets the offered tools after its text when `givenSystem` is
+ * "add-tools" (without them the policy would be trained to call tools it was never shown).
+ */
 const promptFor = (
   task: Task,
   taskId: (user: string) => string,
@@ -436,22 +452,46 @@ const promptFor = (
   }
   const userMessage = trusted(RowMessage, { role: "user", content: user })
   const maxTokens = context.maxPromptTokens ?? DEFAULT_MAX_PROMPT_TOKENS
+  const givenSystem = given?.[0]?.role === "system" ? given[0].content : undefined
+  const origin: SystemPromptOrigin | undefined = given === undefined
+    ? undefined
+    : givenSystem === undefined
+    ? "generated"
+    : context.givenSystem === "add-tools" && !listsTools(givenSystem)
+    ? "source_with_tools"
+    : "source"
   const selected = selectPromptTools({
     inventory: context.inventory,
     plan: task.tool_sequence,
     preferred: task.tools_available,
     taskId: taskId(user),
-    asOf,
+    // The source's text is kept as it is: no date line is added to it.
+    asOf: origin === "source_with_tools" ? undefined : asOf,
+    preamble: origin === "source_with_tools" ? givenSystem : undefined,
     // A kept system message is not re-rendered: every offered tool counts as listed.
-    maxTokens: given?.[0]?.role === "system" ? Number.POSITIVE_INFINITY : maxTokens,
+    maxTokens: origin === "source" ? Number.POSITIVE_INFINITY : maxTokens,
     otherTokens: chatPromptTokens([{ role: "system", content: "" }, userMessage]),
     count: textTokens
   })
   if (Either.isLeft(selected)) return fail("prompt", selected.left)
   const { system, tools } = selected.right
-  if (given?.[0]?.role === "system") return Either.right({ prompt: given, tools })
-  return Either.right({ prompt: [trusted(RowMessage, { role: "system", content: system }), userMessage], tools })
+  if (origin === "source") return Either.right({ prompt: given!, tools, origin })
+  return Either.right({
+    prompt: [trusted(RowMessage, { role: "system", content: system }), userMessage],
+    tools,
+    origin
+  })
 }
+
+/**
+ * BPE tokens of the prompt a kept system message that lists no tool makes under "add-tools" before any
+ * tool line (its text, the protocol lines, the user message): more than the budget, and no plan can fit.
+ */
+export const toolFreePromptTokens = (system: string, user: string): number =>
+  chatPromptTokens([
+    { role: "system", content: renderSystemPrompt([], { preamble: system.trim() }) },
+    { role: "user", content: user.trim() }
+  ])
 
 /**
  * A row's max_turns: the task's, raised to `steps + 1` when lower (one call per turn as the prompt asks,
@@ -476,7 +516,7 @@ export const toSkyRLSample = (
   const taskId = (user: string) => task.task_id?.trim() || fallbackTaskId(user)
   const parts = promptFor(task, taskId, asOf.right, context)
   if (Either.isLeft(parts)) return Either.left(parts.left)
-  const { prompt, tools } = parts.right
+  const { origin, prompt, tools } = parts.right
 
   const distinctTools = countDistinct(steps, (a, b) => a.server === b.server && a.tool === b.tool)
   const distinctServers = countDistinct(steps, (a, b) => a.server === b.server)
@@ -537,6 +577,7 @@ export const toSkyRLSample = (
   if (asOf.right !== undefined) metadata.as_of = asOf.right
   metadata.rubric_source = task.evaluation_rubric === undefined ? "derived" : "model"
   metadata.prompt_tools = tools.length
+  if (origin !== undefined) metadata.system_prompt_origin = origin
   if (maxTurns !== task.max_turns && task.max_turns !== undefined) metadata.max_turns_given = task.max_turns
   metadata.system_prompt_chars = systemText.length
   metadata.system_prompt_tokens_est = textTokens(systemText)

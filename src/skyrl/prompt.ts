@@ -129,9 +129,20 @@ export const serverLine = (server: string): string => `${server}:`
 export interface SystemPromptOptions {
   /** `Today is YYYY-MM-DD.` (omitted when undefined). */
   readonly asOf?: string | undefined
+  /**
+   * A prompt's own system message (enrich), kept as the message's first paragraph in place of skyrl's
+   * opening line; the protocol and tool lines follow it after a blank line.
+   */
+  readonly preamble?: string | undefined
 }
 
-/** The system message for tools already in their canonical order (servers grouped as they come). */
+/** The protocol line: how a policy calls a tool (MCPToolEnv parses exactly this). */
+export const TOOL_CALL_LINE = `To call a tool, reply with exactly: ${TOOL_CALL_SYNTAX}`
+
+/**
+ * The system message for tools already in their canonical order (servers grouped as they come); with a
+ * `preamble`, that text and then the same protocol and tool lines.
+ */
 export const renderSystemPrompt = (tools: ReadonlyArray<PromptTool>, options: SystemPromptOptions = {}): string => {
   const lines: Array<string> = []
   let server: string | undefined
@@ -143,9 +154,11 @@ export const renderSystemPrompt = (tools: ReadonlyArray<PromptTool>, options: Sy
     lines.push(toolLine(t))
   }
   return [
-    "You are an agent that solves the user's task with tools. Plan, then call tools one at a time.",
+    ...(options.preamble === undefined
+      ? ["You are an agent that solves the user's task with tools. Plan, then call tools one at a time."]
+      : [options.preamble, ""]),
     ...(options.asOf === undefined ? [] : [`Today is ${options.asOf}.`]),
-    `To call a tool, reply with exactly: ${TOOL_CALL_SYNTAX}`,
+    TOOL_CALL_LINE,
     "Each result comes back in <tool_response></tool_response>. Use real values from earlier results.",
     "When the task is done, reply with the final answer and no tool call.",
     "Tools by server (\"?\" marks an optional param):",

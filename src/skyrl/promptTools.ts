@@ -57,6 +57,8 @@ export interface PromptToolsInput {
   /** Seeds the choice of distractors under a tight budget. */
   readonly taskId: string
   readonly asOf?: string | undefined
+  /** The prompt's own system text, kept before the tool listing (enrich; see prompt.ts). */
+  readonly preamble?: string | undefined
   /** Tokens the prompt may take in all, and those taken outside the system message (user message, template). */
   readonly maxTokens: number
   readonly otherTokens: number
@@ -147,10 +149,12 @@ export const selectPromptTools = (input: PromptToolsInput): Either.Either<Prompt
   const budget = input.maxTokens - input.otherTokens
   const render = (chosen: ReadonlyArray<Candidate>): Rendered => {
     const tools = asPromptTools(chosen, rank)
-    const system = renderSystemPrompt(tools, { asOf: input.asOf })
+    const system = renderSystemPrompt(tools, { asOf: input.asOf, preamble: input.preamble })
     return { tools, system, systemTokens: input.count(system) }
   }
   const renderAll = (): Rendered => {
+    // A prompt's own text is one row's: not cached with the inventory's offer.
+    if (input.preamble !== undefined) return render(candidates)
     const cached = offer.full.get(input.asOf ?? "")
     if (cached !== undefined && cached.count === input.count) return cached.rendered
     const rendered = render(candidates)

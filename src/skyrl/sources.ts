@@ -23,6 +23,7 @@
  */
 import { Either } from "effect"
 import { isObject } from "../domain/json.js"
+import { TOOL_CALL_LINE } from "./prompt.js"
 
 export const INPUT_FORMATS = ["skyrl", "sharegpt", "openai"] as const
 export type InputFormat = (typeof INPUT_FORMATS)[number]
@@ -378,6 +379,13 @@ export const findToolsBlock = (system: string): ToolsBlock | undefined => {
   }
   return undefined
 }
+
+/**
+ * Whether a system message shows the policy its tools: a `<tools>` block, or skyrl's own listing (its
+ * tool-call protocol line, e.g. a row `generate` wrote). A message without either lists no tool.
+ */
+export const listsTools = (system: string): boolean =>
+  system.includes(TOOL_CALL_LINE) || findToolsBlock(system) !== undefined
 
 /** Tool names listed in a `<tools>` block (entries without a name are ignored). */
 export const toolNamesOf = (block: ToolsBlock): ReadonlyArray<string> =>
