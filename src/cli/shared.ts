@@ -87,7 +87,6 @@ export const asOfOption = asOfOptionDescribed(
   "The date of the prompts' `Today is YYYY-MM-DD.` line, recorded as metadata as_of (default: the run's start date)"
 )
 
-/** A real calendar day written YYYY-MM-DD. */
 /** The `--as-of` date: the one given (checked), else the UTC date of `now`. */
 export const resolveAsOf = (given: Option.Option<string>, now: Date): Effect.Effect<string, SettingsError> =>
   Option.match(given, {
