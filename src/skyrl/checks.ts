@@ -65,7 +65,7 @@ import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
-import { planLeak } from "./promptLeak.js"
+import { planLeak, wordIndex } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
 
@@ -141,17 +141,8 @@ export const RULES = [
 
 export type RuleId = typeof RULES[number]["id"]
 
-const WORD_CHAR = /[A-Za-z0-9_]/
-
 /** Whether `text` holds `name` as a whole word (not inside a longer identifier). */
-const namesWord = (text: string, name: string): boolean => {
-  for (let at = text.indexOf(name); at !== -1; at = text.indexOf(name, at + 1)) {
-    const before = at === 0 ? "" : text[at - 1]!
-    const after = text[at + name.length] ?? ""
-    if (!WORD_CHAR.test(before) && !WORD_CHAR.test(after)) return true
-  }
-  return false
-}
+const namesWord = (text: string, name: string): boolean => wordIndex(text, name) !== -1
 
 /** A rule's default severity (errors unless the rule says otherwise). */
 export const defaultSeverity = (id: RuleId): Severity => {

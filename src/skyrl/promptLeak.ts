@@ -17,7 +17,7 @@ interface ToolRef {
 const IDENTIFIER = /[A-Za-z0-9_]/
 
 /** Index of the first whole-word occurrence of `name` in `text`, or -1. */
-const wordIndex = (text: string, name: string): number => {
+export const wordIndex = (text: string, name: string): number => {
   for (let i = text.indexOf(name); i >= 0; i = text.indexOf(name, i + 1)) {
     const before = text[i - 1]
     const after = text[i + name.length]
