@@ -78,25 +78,11 @@ export const forEachGroup = (
   group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void
 ): void => {
   const size = Math.min(MAX_PARTITION_RECORDS, Math.max(1, options.partitionRecords ?? DEFAULT_PARTITION_RECORDS))
-  const leaf = options.keysOnly === true ? countedOnly(options.keyWords, group) : undefined
-  groupRange(spill, file, 0, options.keyBound ?? 2 ** 32, size, options.keyWords, group, workspaceOf(spill), leaf)
+  const keysOnly = options.keysOnly === true && options.keyWords === 1
+  groupRange(spill, file, 0, options.keyBound ?? 2 ** 32, size, options.keyWords, group, workspaceOf(spill), keysOnly)
 }
 
 const NO_RECORDS = new Uint32Array(0)
-
-/**
- * For `keysOnly`: a range of one first word is one group when the key is that word, without sorting it
- * whole (a bigram every prompt shares is a key of every row: 1,000,000 records, 16 MB sorted at once).
- */
-const countedOnly = (
-  keyWords: 1 | 2,
-  group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void
-) =>
-(file: SpillFile, lo: number, hi: number): boolean => {
-  if (keyWords !== 1 || hi - lo !== 1) return false
-  if (file.count > 0) group(NO_RECORDS, NO_RECORDS, 0, 0)
-  return true
-}
 
 /** Partition files written at once at most: more are made a level down (a range of a range). */
 const MAX_FAN_OUT = 64
@@ -111,9 +97,14 @@ const groupRange = (
   keyWords: 1 | 2,
   group: (records: Uint32Array, order: Uint32Array, from: number, to: number) => void,
   workspace: Workspace,
-  leaf?: (file: SpillFile, lo: number, hi: number) => boolean
+  keysOnly: boolean
 ): void => {
-  if (leaf?.(file, lo, hi) === true) return
+  // `keysOnly`: a range of one first word is one group without sorting its records (a bigram every prompt
+  // shares is a key of every row: 1,000,000 records, 16 MB sorted at once).
+  if (keysOnly && hi - lo === 1) {
+    if (file.count > 0) group(NO_RECORDS, NO_RECORDS, 0, 0)
+    return
+  }
   const parts = Math.min(MAX_FAN_OUT, Math.ceil(file.count / size), hi - lo)
   if (parts <= 1) {
     groupPartition(file, keyWords, group, workspace)
@@ -129,7 +120,7 @@ const groupRange = (
   })
   files.forEach((part, i) => {
     const from = lo + i * span
-    groupRange(spill, part, from, Math.min(hi, from + span), size, keyWords, group, workspace, leaf)
+    groupRange(spill, part, from, Math.min(hi, from + span), size, keyWords, group, workspace, keysOnly)
     part.dispose()
   })
 }
