@@ -5,7 +5,7 @@
  * written (convert, generate, enrich), which then refuses to finish silently: every violation is logged
  * as an error and the command fails with exit 1, keeping the written file.
  */
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Either, Schema, Stream } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
@@ -281,22 +281,16 @@ export const checksAsWritten = (file: string, inventory?: Inventory, options: Wr
     checker.beginFile(file)
     let index = 0
     // The report, once made (`prepare`); what it threw is thrown again by `settle`.
-    let made: { readonly report: Report } | { readonly thrown: unknown } | undefined
-    const prepare = () => {
-      if (made !== undefined) return
-      try {
-        made = { report: checker.report() }
-      } catch (thrown) {
-        made = { thrown }
-      }
-    }
+    let made: Either.Either<Report, unknown> | undefined
+    const prepare = (): Either.Either<Report, unknown> =>
+      made ??= Either.try({ try: () => checker.report(), catch: (thrown) => thrown })
     return {
       inspect: (row: EncodedRow) => void checker.add(index++, row),
       prepare,
       settle: failOnScratchError(Effect.suspend(() => {
-        prepare()
-        if (made !== undefined && "thrown" in made) throw made.thrown
-        return settleWrittenReport(file, (made as { readonly report: Report }).report, warnOnly)
+        const report = prepare()
+        if (Either.isLeft(report)) throw report.left
+        return settleWrittenReport(file, report.right, warnOnly)
       }))
     }
   })
