@@ -208,11 +208,25 @@ describe("the bundled replay answers (data/replay, scripts/make-replay-examples.
 
   it("every answer converts with a valid plan, a fitting complexity, and its dependent params marked", () => {
     expect(answers).toHaveLength(12)
+    const unshown: Array<string> = []
     for (const answer of answers) {
       const row = Either.getOrThrow(convertTask(answer, { inventory }))
       const report = checkRows([encodeRow(row)], { inventory })
-      expect(report.rules.filter((r) => r.count > 0 && r.id !== "arrow/empty-list").map((r) => r.id)).toEqual([])
+      const found = report.rules.filter((r) => r.count > 0 && r.id !== "arrow/empty-list")
+      expect(found.filter((r) => r.id !== "prompt/literal-not-shown").map((r) => r.id)).toEqual([])
+      for (const r of found) unshown.push(`${answer.task_id}: ${r.examples[0]!.message.split(": the reward")[0]}`)
     }
+    // Warnings, listed so that a change shows: literal values these answers chose without the prompt stating
+    // them (MCPToolEnv matches them exactly, so a policy could only guess them: free-text queries, a
+    // description, result counts).
+    expect(unshown.map((u) => u.replace(/^[^:]+: the prompt never states /, ""))).toEqual([
+      "step 3 tavily_search query = \"Tesla stock news this week\"",
+      "step 1 fmp_search_ticker limit = 3",
+      "step 3 execute_python description = \"volatility comparison\"",
+      "step 3 fmp_get_stock_news limit = 4",
+      "step 1 tavily_qna_search query = \"What did the Federal Reserve decide at its most recent FOMC meeting?\"; " +
+      "step 3 tavily_search query = \"Bank of America stock reaction Fed decision\""
+    ])
     const derived = answers.flatMap((a) =>
       a.tool_sequence.filter((s: any) => s.derived_params.length > 0).map((s: any) => `${a.task_id}:${s.tool}`)
     )

@@ -34,7 +34,7 @@ const rowFor = (i: number, overrides: Record<string, unknown> = {}, maxPromptTok
   encodeRow(Either.getOrThrow(convertTask(
     {
       task_id: `t${i}`,
-      user_prompt: `Get the quote for ticker number ${i}, then the latest news.`,
+      user_prompt: `Get the AAPL quote for ticker number ${i}, then the 3 latest news.`,
       domain: i % 2 === 0 ? "equities" : "macro",
       tool_sequence: [
         { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
@@ -308,7 +308,7 @@ describe("prompt size", () => {
 describe("duplicates", () => {
   it("identical prompts, near-duplicates after normalization, and duplicate task ids", () => {
     const a = rowFor(0)
-    const sameText = rowFor(1, { user_prompt: "get the QUOTE for ticker number 0 -- then the latest news!!" })
+    const sameText = rowFor(1, { user_prompt: "get the aapl QUOTE for ticker number 0 -- then the 3 latest news!!" })
     const exact = edited(rowFor(2), (r) => (r.prompt = a.prompt))
     const sameId = rowFor(3, { task_id: "t0" })
     const report = checkRows([a, sameText, exact, sameId], { inventory }, "f.jsonl")
@@ -483,6 +483,25 @@ describe("rows made the old way (test/fixtures/old-way: skyrl before param prove
 })
 
 describe("warnings", () => {
+  it("a literal param value the prompt never states is a warning (the reward matches it exactly; derived params aside)", () => {
+    const row = rowFor(0, { user_prompt: "Get the AAPL quote for ticker number 0, then the latest news." })
+    const report = checkRows([row], { inventory })
+    expect(ruleOf(report, "prompt/literal-not-shown")).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        row: 0,
+        field: "reward_spec.ground_truth.tool_sequence",
+        message: expect.stringMatching(/^the prompt never states step 2 polygon_get_news limit = 3: /)
+      }]
+    })
+    expect([report.ok, report.violations]).toEqual([true, 0])
+    // rowFor's own prompt states the 3; step 2's ticker is derived (from the quote), so never compared.
+    expect(ruleOf(checkRows([rowFor(0)], { inventory }), "prompt/literal-not-shown").count).toBe(0)
+    // A user who wants such rows refused makes the rule an error.
+    expect(checkRows([row], { inventory, severity: { "prompt/literal-not-shown": "error" } }).violations).toBe(1)
+  })
+
   it("a complexity label that does not fit the plan is a warning: reported, not a violation (exit 0)", () => {
     const row = rowFor(0, { complexity: "complex" })
     const report = checkRows([row], { inventory })
@@ -648,9 +667,16 @@ describe("skyrl's own output", () => {
       expect(report.rows).toBe(valid.length)
       expect(report.rules.length).toBeGreaterThan(10) // every rule listed
       // These recorded answers predate param provenance (every step's lists are empty, JSON text "[]" on
-      // disk) and one label says simple for 3 calls: a warning; nothing else is found.
-      const warned = report.rules.filter((x) => x.count > 0).map((x) => [x.id, x.severity])
-      expect(warned).toEqual([["plan/complexity", "warning"]])
+      // disk) and one label says simple for 3 calls: a warning. The model chose `limit: 5` for the news
+      // and wrote a whole Python program as a literal `code` param, neither stated by the prompt: warnings
+      // too (the reward would match them exactly). Nothing else is found.
+      const warned = report.rules.filter((x) => x.count > 0).map((x) => [x.id, x.severity, x.count])
+      expect(warned).toEqual([["plan/complexity", "warning", 1], ["prompt/literal-not-shown", "warning", valid.length]])
+      const literals = ruleOf(report, "prompt/literal-not-shown").examples.map((e) => e.message)
+      expect(literals.every((m) => m.startsWith("the prompt never states step 2 polygon_get_news limit = 5"))).toBe(
+        true
+      )
+      expect(literals.some((m) => m.includes("execute_python code = "))).toBe(true)
     }
     // Together (as SkyRL concatenates them) only the duplicates (the same rows twice) are reported: the empty
     // lists are JSON text in both files, so no list<null> meets a typed list (test/datasets.test.ts).

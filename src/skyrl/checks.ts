@@ -41,17 +41,22 @@
  * - prompt/tools-not-shown (a warning): a tool of available_tools whose call name the prompt's text never
  *   names (a word match), e.g. a chat log's system message kept as it was while its tools went through an
  *   API field: the policy would be trained to call tools it was never shown.
+ * - prompt/literal-not-shown (a warning): a literal param value of the plan (not in the step's derived_params)
+ *   that no prompt message states (src/skyrl/literalsShown.ts: a lenient text and number match; the tool's
+ *   declared default and enum values pass): the reward matches it exactly, so the policy could only guess it.
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
  *   duplicate task ids. duplicate/similar-prompt and duplicate/same-plan (warnings) are listed here but
  *   found by `skyrl validate`'s diversity pass (MinHash, plan signatures), not by this checker.
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
- * (contract/max_turns, plan/complexity, arrow/empty-list, prompt/tools-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
+ * (contract/max_turns, plan/complexity, arrow/empty-list, prompt/tools-not-shown,
+ * prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
 import type { Inventory } from "../domain/inventory.js"
+import { findTool } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
@@ -62,6 +67,7 @@ import { schemaDrift } from "./drift.js"
 import { combine32 } from "./hash32.js"
 import { hash64, KeyTable } from "./keyTable.js"
 import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
+import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, unshownLiterals } from "./literalsShown.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
@@ -118,6 +124,11 @@ export const RULES = [
   {
     id: "prompt/tools-not-shown",
     title: "the prompt names every tool available_tools offers (SkyRL trains on the prompt messages only)",
+    severity: "warning"
+  },
+  {
+    id: "prompt/literal-not-shown",
+    title: "the prompt states every literal param value of the plan (the reward matches them exactly)",
     severity: "warning"
   },
   { id: "duplicate/prompt", title: "no identical prompts" },
@@ -428,6 +439,10 @@ export class DatasetChecker {
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
   /** Whether a prompt's first message names a call name, by its text (rows of one run share it). */
   private readonly named = new Map<string, Map<string, boolean>>()
+  /** The facts of long prompt messages (`factsOf`). */
+  private readonly messageFacts = new Map<string, MessageFacts>()
+  /** Input schemas by `server \0 tool` (`inputSchemaOf`). */
+  private readonly inputSchemas = new Map<string, unknown>()
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
   private provenance: ReadonlyArray<StepIssue> | undefined
   /** Findings so far (kept rows or not): tells whether a walk found anything. */
@@ -609,6 +624,7 @@ export class DatasetChecker {
       this.checkComplexity(gt, steps)
       if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
       this.checkToolsShown(value.prompt, gt)
+      if (steps !== undefined) this.checkLiteralsShown(value.prompt, steps)
     }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
@@ -1000,6 +1016,37 @@ export class DatasetChecker {
         missing.slice(0, 5).join(", ")
       }${missing.length > 5 ? ", ..." : ""}): SkyRL trains on the prompt only, so the policy is never shown them`
     )
+  }
+
+  /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */
+  private checkLiteralsShown(prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
+    if (!Array.isArray(prompt)) return
+    const texts = prompt.flatMap((m) => isObject(m) && typeof m.content === "string" ? [m.content] : [])
+    if (texts.length === 0) return
+    const unshown = unshownLiterals(new PromptFacts(texts, this.factsOf), steps, (s) => this.inputSchemaOf(s))
+    if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))
+  }
+
+  /** A message's facts, remembered for long ones (a run's system message, which its rows share). */
+  private readonly factsOf = (text: string): MessageFacts => {
+    if (text.length < LONG_MESSAGE) return new MessageFacts(text)
+    let facts = this.messageFacts.get(text)
+    if (facts === undefined) {
+      if (this.messageFacts.size >= 64) this.messageFacts.clear()
+      this.messageFacts.set(text, facts = new MessageFacts(text))
+    }
+    return facts
+  }
+
+  /** A step's tool's input schema in the inventory (undefined without one, or for an unknown tool). */
+  private inputSchemaOf(step: CheckedStep): unknown {
+    const inventory = this.options.inventory
+    if (inventory === undefined) return undefined
+    const key = `${step.server}\u0000${step.tool}`
+    if (!this.inputSchemas.has(key)) {
+      this.inputSchemas.set(key, findTool(inventory, step.tool, step.server)?.tool.inputSchema)
+    }
+    return this.inputSchemas.get(key)
   }
 
   /**

@@ -1,0 +1,190 @@
+/**
+ * Does a row's prompt state the literal values of its plan? (`prompt/literal-not-shown` in checks.ts, a
+ * warning.) Pure.
+ *
+ * The reward matches a step's literal params (every param not in its `derived_params`) exactly, because
+ * they "come from the user prompt or the task, so a correct policy reproduces them" (docs/reward.md). A
+ * literal the prompt never states can only be guessed: the row rewards memorizing it, not reading the task.
+ * The test is a heuristic that errs on the side of passing:
+ * - a string is shown when the prompt's text (every message) contains it, both compared lowercased with
+ *   runs of spaces, `_` and `-` read as one space ("New York" shows `new_york`);
+ * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05; the
+ *   3 of `Q3`, `2023` or `3.5` does not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
+ *   flags) always pass;
+ * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
+ *   param or among its `enum` (choosing among the schema's values is the policy's part, not the prompt's);
+ * - a code (capitals and digits with a capital, up to 10 characters with `.`, `-`, `^` or `:`, e.g. `NVDA`,
+ *   `BRK.B`, `USD`, or a comma-separated list of them; not a date) always passes: the prompt names the entity ("NVIDIA") and its code
+ *   is knowledge a policy is expected to bring;
+ * - arrays and objects are judged leaf by leaf.
+ */
+import { isObject } from "../domain/json.js"
+import type { PlanStep } from "./planValidation.js"
+
+export interface UnshownLiteral {
+  readonly step: number
+  readonly tool: string
+  /** The param's path in the step's params, e.g. `symbol` or `filters.region`. */
+  readonly path: string
+  readonly value: string | number
+}
+
+/** The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space). */
+export const comparableText = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, " ")
+
+/** Codes an entity's name implies (tickers, currencies, country codes), one or a comma-separated list. */
+const CODE = "(?=[A-Z0-9.:^-]*[A-Z])[A-Z0-9^][A-Z0-9.:^-]{0,9}"
+const CODES = new RegExp(`^${CODE}(?:, ?${CODE})*$`)
+
+const WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+const WORD_OF = WORDS.map((w) => new RegExp(`\\b${w}\\b`, "i"))
+
+/** `n` with thousands separators (`1,000`), for an integer of 1000 or more; undefined otherwise. */
+const withSeparators = (n: number): string | undefined =>
+  Number.isInteger(n) && Math.abs(n) >= 1000 ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",") : undefined
+
+/** The ways a prompt may write `n`: its digits, with separators, and a fraction below 1 as a percentage. */
+const numberForms = (n: number): ReadonlyArray<string> => {
+  const forms = [String(n)]
+  const separated = withSeparators(n)
+  if (separated !== undefined) forms.push(separated)
+  if (Math.abs(n) < 1) forms.push(`${Number((n * 100).toPrecision(12))}%`)
+  return forms
+}
+
+const DIGIT = /[0-9]/
+const BEFORE_NUMBER = /[\w.]/
+
+/** Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`). */
+const holdsNumber = (text: string, form: string): boolean => {
+  for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
+    const before = text[i - 1]
+    const after = text[i + form.length]
+    const next = text[i + form.length + 1]
+    if (before !== undefined && BEFORE_NUMBER.test(before)) continue
+    if (
+      after !== undefined &&
+      (DIGIT.test(after) || ((after === "." || after === ",") && next !== undefined && DIGIT.test(next)))
+    ) continue
+    return true
+  }
+  return false
+}
+
+/** Whether `text` states `n`: as a whole number in one of its forms, or as a word from one to twelve. */
+export const statesNumber = (text: string, n: number): boolean =>
+  numberForms(n).some((form) => holdsNumber(text, form)) ||
+  (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
+
+/** Messages this long (a run's system message, shared by its rows) have their facts remembered. */
+export const LONG_MESSAGE = 512
+
+/** What one message states: its comparable text, made on first need, and the numbers asked so far. */
+export class MessageFacts {
+  private comparableMade: string | undefined
+  private numbers: Map<number, boolean> | undefined
+
+  constructor(readonly text: string) {}
+
+  /**
+   * `statesNumber` of this message, remembered for a long one (a run's rows ask their shared system message
+   * the same ones).
+   */
+  statesNumber(n: number): boolean {
+    if (this.text.length < LONG_MESSAGE) return statesNumber(this.text, n)
+    this.numbers ??= new Map()
+    let stated = this.numbers.get(n)
+    if (stated === undefined) {
+      if (this.numbers.size >= 256) this.numbers.clear()
+      this.numbers.set(n, stated = statesNumber(this.text, n))
+    }
+    return stated
+  }
+
+  get comparable(): string {
+    return this.comparableMade ??= comparableText(this.text)
+  }
+}
+
+/**
+ * What a prompt states, asked value by value, message by message: a string found as it is in a message
+ * passes at once; only one that is not is looked for in the messages' comparable text. `factsOf` gives a
+ * message's facts (a caller may remember them for a message its rows share, such as a run's system message).
+ */
+export class PromptFacts {
+  private messagesMade: ReadonlyArray<MessageFacts> | undefined
+
+  constructor(
+    readonly texts: ReadonlyArray<string>,
+    private readonly factsOf: (text: string) => MessageFacts = (text) => new MessageFacts(text)
+  ) {}
+
+  private get messages(): ReadonlyArray<MessageFacts> {
+    return this.messagesMade ??= this.texts.map(this.factsOf)
+  }
+
+  states(v: string | number): boolean {
+    if (typeof v === "number") {
+      return v === 0 || v === 1 || this.messages.some((m) => m.statesNumber(v))
+    }
+    if (CODES.test(v)) return true
+    for (const text of this.texts) if (text.includes(v)) return true
+    const wanted = comparableText(v).trim()
+    return wanted === "" || this.messages.some((m) => m.comparable.includes(wanted))
+  }
+}
+
+const NOT_LOOKED_UP = Symbol("not looked up")
+
+/** The `enum` values and `default` of a top-level param of an input schema (none when it declares none). */
+const declaredValues = (schema: unknown, param: string): ReadonlyArray<unknown> => {
+  if (!isObject(schema) || !isObject(schema.properties)) return []
+  const p = schema.properties[param]
+  if (!isObject(p)) return []
+  return [...(Array.isArray(p.enum) ? p.enum : []), ...(p.default === undefined ? [] : [p.default])]
+}
+
+/**
+ * The literal values of `steps` the prompt does not state, in plan order. `inputSchemaOf` gives a step's
+ * tool's input schema (for its params' `default` and `enum`), or undefined without an inventory.
+ */
+export const unshownLiterals = (
+  facts: PromptFacts,
+  steps: ReadonlyArray<PlanStep>,
+  inputSchemaOf: (step: PlanStep) => unknown = () => undefined
+): ReadonlyArray<UnshownLiteral> => {
+  const unshown: Array<UnshownLiteral> = []
+  for (const step of steps) {
+    if (!isObject(step.params)) continue
+    // The params `literalParams` (planValidation.ts) gives, read in place: this runs on every row checked.
+    const derived = step.derived_params ?? []
+    let schema: unknown = NOT_LOOKED_UP
+    for (const param in step.params) {
+      if (!Object.hasOwn(step.params, param) || derived.includes(param)) continue
+      const value = step.params[param]
+      if (typeof value === "boolean" || value === null || (typeof value === "number" && facts.states(value))) continue
+      if (schema === NOT_LOOKED_UP) schema = inputSchemaOf(step)
+      const declared = declaredValues(schema, param)
+      const visit = (v: unknown, path: string): void => {
+        if (declared.includes(v)) return
+        if (typeof v === "string" || typeof v === "number") {
+          if (!facts.states(v)) unshown.push({ step: step.step, tool: step.tool, path, value: v })
+        } else if (Array.isArray(v)) {
+          v.forEach((x, i) => visit(x, `${path}[${i}]`))
+        } else if (isObject(v)) {
+          for (const [k, x] of Object.entries(v)) visit(x, `${path}.${k}`)
+        }
+      }
+      visit(value, param)
+    }
+  }
+  return unshown
+}
+
+/** A finding's text: the first few unshown values, each with its step and tool. */
+export const describeUnshown = (unshown: ReadonlyArray<UnshownLiteral>): string => {
+  const shown = unshown.slice(0, 3).map((u) => `step ${u.step} ${u.tool} ${u.path} = ${JSON.stringify(u.value)}`)
+  const more = unshown.length > 3 ? ` and ${unshown.length - 3} more` : ""
+  return `the prompt never states ${shown.join("; ")}${more}: the reward matches literal params exactly, ` +
+    "so the policy could only guess them (state them in the user message; a value an earlier result gives belongs in derived_params)"
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest"
+import { describeUnshown, PromptFacts, statesNumber, unshownLiterals } from "../src/skyrl/literalsShown.js"
+import type { PlanStep } from "../src/skyrl/planValidation.js"
+
+const step = (n: number, tool: string, params: Record<string, unknown>, derived: Array<string> = []): PlanStep => ({
+  step: n,
+  server: "s",
+  tool,
+  params,
+  depends_on: derived.length > 0 ? [n - 1] : [],
+  derived_params: derived
+})
+const unshown = (prompt: string, steps: ReadonlyArray<PlanStep>, schema?: unknown) =>
+  unshownLiterals(new PromptFacts(["You call tools.", prompt]), steps, () => schema).map((u) => [u.path, u.value])
+
+describe("prompt/literal-not-shown: literal values the prompt never states", () => {
+  it("strings: found as they are, or lowercased with spaces, _ and - read alike; otherwise reported", () => {
+    expect(unshown("Quote AAPL for me.", [step(1, "quote", { symbol: "AAPL" })])).toEqual([])
+    expect(unshown("Weather in New York, please.", [step(1, "weather", { city: "new_york" })])).toEqual([])
+    expect(unshown("Read the Q3-2024 report.", [step(1, "read", { name: "q3 2024 report" })])).toEqual([])
+    expect(unshown("Find news on Apple.", [step(1, "search", { query: "apple iphone sales" })]))
+      .toEqual([["query", "apple iphone sales"]])
+  })
+
+  it("codes an entity's name implies (tickers, currencies, lists of them) pass: the policy brings that knowledge", () => {
+    expect(unshown("Compare Apple, Berkshire and AMD in euros.", [
+      step(1, "quote", { symbol: "AAPL", other: "BRK.B", currency: "EUR", tickers: "AMD,INTC", index: "^GSPC" })
+    ])).toEqual([])
+    // Not a code: lower case, longer than 10 characters, or without a capital (a date, a number as text).
+    expect(unshown("Prices for last week.", [step(1, "aggs", { from: "2025-07-01", year: "2024" })]))
+      .toEqual([["from", "2025-07-01"], ["year", "2024"]])
+    expect(unshown("Quote Apple.", [step(1, "quote", { symbol: "aapl", id: "ABCDEFGHIJKL" })]))
+      .toEqual([["symbol", "aapl"], ["id", "ABCDEFGHIJKL"]])
+  })
+
+  it("numbers: digits, thousands separators, percentages and the words one to twelve; 0 and 1 always pass", () => {
+    const prompt = "Show 1,000 rows at a 5% rate for the last three days."
+    expect(unshown(prompt, [step(1, "q", { rows: 1000, rate: 0.05, days: 3, offset: 0, page: 1, on: true, x: null })]))
+      .toEqual([])
+    expect(unshown(prompt, [step(1, "q", { limit: 7 })])).toEqual([["limit", 7]])
+    const states = (text: string, n: number) => statesNumber(text, n)
+    expect([states("1,000 rows", 1000), states("a 5% rate", 0.05), states("Twelve", 12), states("2.5x", 2.5)])
+      .toEqual([true, true, true, true])
+    expect([states("3-bullet", 3), states("the 3rd", 3), states("(3)", 3)]).toEqual([true, true, true])
+    // Not a whole number: inside another number, a code or a version.
+    expect([
+      states("Q3 results", 3),
+      states("in 2023", 2),
+      states("3.5 stars", 3),
+      states("3,000", 3),
+      states("v1.5", 5)
+    ])
+      .toEqual([false, false, false, false, false])
+  })
+
+  it("derived params are not literals; declared defaults and enum values pass", () => {
+    const steps = [
+      step(1, "quote", { name: "apple" }),
+      step(2, "news", { company: "microsoft", limit: 9 }, ["company"])
+    ]
+    expect(unshown("Quote Apple and its news.", steps)).toEqual([["limit", 9]])
+    const schema = {
+      type: "object",
+      properties: { limit: { type: "integer", default: 9 }, sort: { type: "string", enum: ["asc", "desc"] } }
+    }
+    expect(unshown("Quote AAPL and its news.", [step(1, "news", { limit: 9, sort: "desc" })], schema)).toEqual([])
+  })
+
+  it("arrays and objects are judged leaf by leaf, each with its path and step", () => {
+    const found = unshownLiterals(
+      new PromptFacts(["Compare Apple with Microsoft in Europe."]),
+      [step(1, "a", { names: ["apple", "nvidia"] }), step(2, "b", { filters: { region: "europe", year: 1999 } })]
+    )
+    expect(found).toEqual([
+      { step: 1, tool: "a", path: "names[1]", value: "nvidia" },
+      { step: 2, tool: "b", path: "filters.year", value: 1999 }
+    ])
+    expect(describeUnshown(found)).toBe(
+      "the prompt never states step 1 a names[1] = \"nvidia\"; step 2 b filters.year = 1999: the reward matches " +
+        "literal params exactly, so the policy could only guess them (state them in the user message; a value " +
+        "an earlier result gives belongs in derived_params)"
+    )
+    const many = Array.from({ length: 5 }, (_, i) => ({ step: 1, tool: "a", path: `p${i}`, value: i + 2 }))
+    expect(describeUnshown(many)).toMatch(
+      /^the prompt never states step 1 a p0 = 2; step 1 a p1 = 3; step 1 a p2 = 4 and 2 more: /
+    )
+  })
+
+  it("any message counts, the system message too (a chat log's system text may carry the task's values)", () => {
+    const facts = new PromptFacts(["The user's account is acc-42-east.", "Show my balance."])
+    expect(unshownLiterals(facts, [step(1, "balance", { account: "acc-42-east" })])).toEqual([])
+    expect(unshownLiterals(new PromptFacts(["Show my balance."]), [step(1, "balance", { account: "acc-42-east" })]))
+      .toHaveLength(1)
+  })
+})
