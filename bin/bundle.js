@@ -36,6 +36,15 @@ const heapGrowing = (family) => `--heap-growing-percent=${family === "generate" 
  */
 const YOUNG_GROWTH = "--semi-space-growth-factor=16"
 
+/**
+ * The V8 flags the CLI sets for a command family: `beforeInit` before the bundle's modules run, `afterInit`
+ * once they are initialized (bench section 6 starts its `verify` lane with the same).
+ */
+export const runtimeFlags = (family) => ({
+  beforeInit: family === "generate" ? [YOUNG_GROWTH] : [],
+  afterInit: [heapGrowing(family)]
+})
+
 /** The code cache of a command family. */
 export const cacheFile = (family) => `${BUNDLE}.${family}.cache`
 
@@ -84,8 +93,9 @@ export const runBundle = () => {
       writeFileSync(out, script.createCachedData())
     })
   }
-  if (family === "generate") setFlagsFromString(YOUNG_GROWTH)
+  const flags = runtimeFlags(family)
+  for (const flag of flags.beforeInit) setFlagsFromString(flag)
   const module = { exports: {} }
   script.runInThisContext()(module.exports, createRequire(BUNDLE), module, BUNDLE, dirname(BUNDLE))
-  setFlagsFromString(heapGrowing(family))
+  for (const flag of flags.afterInit) setFlagsFromString(flag)
 }

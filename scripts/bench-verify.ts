@@ -16,6 +16,11 @@
  *   on the same number of rows (which side goes first alternates), summed per side. On a shared machine
  *   the load from other processes changes from second to second; back-to-back single runs gave ratios
  *   from 0.3 to 0.9 for the same code, slices spread both sides over the same moments.
+ * - Each side runs in a process of its own (scripts/bench-verify-run.ts, forked once per side: a lane),
+ *   verify's under the V8 flags the CLI sets for `verify`: in one process, garbage one side made was
+ *   partly collected during the other's slice, and what a slice was charged depended on the side before it
+ *   (2026-12-01: the same code measured 0.888 and 0.679 at concurrency 1 with two and three sides in
+ *   the bench's process).
  * Each verify slice is a whole `verifyDatasets` run (its journal, output and rejects files are committed
  * with their fsyncs), so its fixed cost per run is counted too.
  * - Beside them, for the diagnosis only (not in the ratio): the same calls through verify's stdio transport
@@ -23,61 +28,21 @@
  *   third server, in the same alternation; and each side's server wake-ups per row (voluntary context
  *   switches, from /proc): a server woken for fewer calls at a time spends more CPU per call.
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js"
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { build } from "esbuild"
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import type { ChildProcess } from "node:child_process"
+import { fork } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { pathToFileURL } from "node:url"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "../test/support/verifyRows.js"
-import type * as VerifySide from "./bench-verify-run.js"
+import type { Lane, SliceRequest, SliceTimes } from "./bench-verify-run.js"
+import { benchCalls } from "./bench-verify-run.js"
 
 const GOAL = 0.8
 const WARM_UP_ROWS = 3_000
 const WARM_UP_OFFSET = 1_000_000
 const ROUNDS = 6
 const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
-const calls = (k: number) => [
-  { tool: "echo", params: { message: `row ${k}` } },
-  { tool: "get-sum", params: { a: k, b: 1 } }
-]
-
-/** CPU time (ms) a process has used so far, from /proc (0 where there is none). */
-const cpuMsOf = (pid: number | undefined, file = `/proc/${pid}/stat`): number => {
-  try {
-    const stat = readFileSync(file, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) * 10
-  } catch {
-    return 0
-  }
-}
-
-/** Voluntary context switches of a process so far (each a wake-up after it waited), from /proc (0 where there is none). */
-const wakeUpsOf = (pid: number | undefined): number => {
-  try {
-    return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0)
-  } catch {
-    return 0
-  }
-}
-
-/** CPU time (ms) of this process's main thread (its other threads: V8's compiler and GC helpers, libuv's pool). */
-const mainThreadCpuMs = (): number => cpuMsOf(process.pid, `/proc/self/task/${process.pid}/stat`)
-
-/** This process's children running `script` (the servers verify started), from /proc. */
-const childrenRunning = (script: string): ReadonlyArray<number> => {
-  try {
-    return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === process.pid &&
-        readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(script)
-    })
-  } catch {
-    return []
-  }
-}
 
 interface Totals {
   rows: number
@@ -91,52 +56,23 @@ interface Totals {
 
 const zero = (): Totals => ({ rows: 0, wallMs: 0, clientCpuMs: 0, clientMainMs: 0, serverCpuMs: 0, serverWakeUps: 0 })
 
-/** Runs `f` (on `rows` rows) and adds its wall time and the CPU time of this process and of its server. */
-const timed = async (totals: Totals, server: number | undefined, rows: number, f: () => Promise<void>) => {
-  const cpu0 = process.cpuUsage()
-  const main0 = mainThreadCpuMs()
-  const server0 = cpuMsOf(server)
-  const wakeUps0 = wakeUpsOf(server)
-  const t0 = performance.now()
-  await f()
-  totals.wallMs += performance.now() - t0
-  const cpu = process.cpuUsage(cpu0)
-  totals.clientCpuMs += (cpu.user + cpu.system) / 1000
-  totals.clientMainMs += mainThreadCpuMs() - main0
-  totals.serverCpuMs += cpuMsOf(server) - server0
-  totals.serverWakeUps += wakeUpsOf(server) - wakeUps0
-  totals.rows += rows
+const add = (totals: Totals, t: SliceTimes) => {
+  totals.rows += t.rows
+  totals.wallMs += t.wallMs
+  totals.clientCpuMs += t.cpuMs
+  totals.clientMainMs += t.mainMs
+  totals.serverCpuMs += t.serverCpuMs
+  totals.serverWakeUps += t.serverWakeUps
   if (process.env.SKYRL_BENCH_SLICES !== undefined) {
-    console.log(`    slice: ${(rows * 1000 / (performance.now() - t0)).toFixed(0)} rows/s`)
+    console.log(`    slice: ${(t.rows * 1000 / t.wallMs).toFixed(0)} rows/s`)
   }
-}
-
-/** A bare SDK client on its own server: `drive(from, to)` makes the calls of rows from..to-1. */
-const bareClient = async (concurrency: number) => {
-  const transport = new StdioClientTransport({
-    command: everything._tag === "stdio" ? everything.command : "",
-    args: everything._tag === "stdio" ? [...everything.args] : [],
-    stderr: "pipe"
-  })
-  const client = new Client({ name: "bench", version: "0" })
-  await client.connect(transport)
-  const drive = async (from: number, to: number) => {
-    let next = from
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (next < to) {
-        const k = next++
-        for (const c of calls(k)) await client.callTool({ name: c.tool, arguments: c.params })
-      }
-    }))
-  }
-  return { drive, pid: transport.pid ?? undefined, close: () => client.close() }
 }
 
 /**
- * verify's side (scripts/bench-verify-run.ts), bundled as the CLI is (esbuild, no name-keeping wrappers;
- * the packages from node_modules, as the bare client's: hence a file below node_modules) and loaded.
+ * The lanes' program (scripts/bench-verify-run.ts), bundled as the CLI is (esbuild, no name-keeping wrappers;
+ * the packages from node_modules, as the bare client's: hence a file below node_modules).
  */
-const verifySide = async (): Promise<typeof VerifySide> => {
+const laneBundle = async (): Promise<string> => {
   const outfile = join(import.meta.dirname, "..", "node_modules", ".cache", "skyrl-bench", "bench-verify-run.mjs")
   await build({
     entryPoints: [join(import.meta.dirname, "bench-verify-run.ts")],
@@ -148,7 +84,42 @@ const verifySide = async (): Promise<typeof VerifySide> => {
     packages: "external",
     logLevel: "warning"
   })
-  return import(pathToFileURL(outfile).href) as Promise<typeof VerifySide>
+  return outfile
+}
+
+/** A lane's process, once it has warmed up: `run` sends it a slice and gives its times. */
+const startLane = async (bundle: string, lane: Lane) => {
+  // SKYRL_BENCH_VERIFY_NODE_FLAGS: node flags for the verify lane only (to measure one, e.g. a young
+  // generation size, before giving it to the CLI).
+  const flags = lane.kind === "verify"
+    ? (process.env.SKYRL_BENCH_VERIFY_NODE_FLAGS ?? "").split(" ").filter(Boolean)
+    : []
+  const child: ChildProcess = fork(bundle, [], {
+    execArgv: flags,
+    env: { ...process.env, SKYRL_BENCH_LANE: JSON.stringify(lane) },
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  const next = () =>
+    new Promise<unknown>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the ${lane.kind} lane exited (${code})`))
+      child.once("exit", onExit)
+      child.once("message", (m) => {
+        child.off("exit", onExit)
+        resolve(m)
+      })
+    })
+  await next() // "ready"
+  return {
+    run: async (slice: SliceRequest) => {
+      child.send(slice)
+      return await next() as SliceTimes
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve())
+        child.send("close")
+      })
+  }
 }
 
 export interface Figure {
@@ -166,33 +137,40 @@ export interface Figure {
   readonly direct: { readonly rate: number; readonly cpu: [number, number]; readonly mainThread: number }
 }
 
-/** verify and the bare client at `concurrency`, in ROUNDS alternating slices of `slice` rows. */
+/** verify and the bare client at `concurrency`, in ROUNDS alternating slices of `slice` rows, each in its own process. */
 export const measureVerify = async (concurrency: number, slice: number): Promise<Figure> => {
   const dir = mkdtempSync(join(tmpdir(), "skyrl-bench-verify-"))
   const dataset = (name: string, n: number, offset: number) =>
     writeJsonl(
       join(dir, name),
       Array.from({ length: n }, (_, i) =>
-        rowFor(`r${offset + i}`, calls(offset + i).map((c) => ({ server: "everything", ...c }))))
+        rowFor(`r${offset + i}`, benchCalls(offset + i).map((c) => ({ server: "everything", ...c }))))
     )
-  const side = await verifySide()
-  const v = await side.verifier(dir, everything)
-  const raw = await bareClient(concurrency)
-  const direct = await side.directLane(everything, concurrency)
+  const bundle = await laneBundle()
+  const lane = (kind: Lane["kind"]): Lane => ({
+    kind,
+    server: everything,
+    concurrency,
+    dir,
+    warmUpFile: kind === "verify" ? dataset("warm.jsonl", WARM_UP_ROWS, WARM_UP_OFFSET) : "",
+    warmUpFrom: WARM_UP_OFFSET,
+    warmUp: WARM_UP_ROWS
+  })
+  const files = Array.from({ length: ROUNDS }, (_, r) => dataset(`rows-${r}.jsonl`, slice, r * slice))
+  // One at a time, so that each warms up on a quiet machine.
+  const v = await startLane(bundle, lane("verify"))
+  const raw = await startLane(bundle, lane("bare"))
+  const direct = await startLane(bundle, lane("direct"))
   try {
-    const files = Array.from({ length: ROUNDS }, (_, r) => dataset(`rows-${r}.jsonl`, slice, r * slice))
-    await v.run(dataset("warm.jsonl", WARM_UP_ROWS, WARM_UP_OFFSET), concurrency, WARM_UP_ROWS)
-    await raw.drive(WARM_UP_OFFSET, WARM_UP_OFFSET + WARM_UP_ROWS)
-    await direct.drive(WARM_UP_OFFSET, WARM_UP_OFFSET + WARM_UP_ROWS, calls)
-    const verifyServer = childrenRunning("server-everything").find((pid) => pid !== raw.pid && pid !== direct.pid)
     const totals = { verify: zero(), raw: zero(), direct: zero() }
     for (let r = 0; r < ROUNDS; r++) {
+      const request: SliceRequest = { from: r * slice, to: (r + 1) * slice, file: files[r]! }
       const sides = [
-        () => timed(totals.verify, verifyServer, slice, () => v.run(files[r]!, concurrency, slice)),
-        () => timed(totals.raw, raw.pid, slice, () => raw.drive(r * slice, (r + 1) * slice))
+        async () => add(totals.verify, await v.run(request)),
+        async () => add(totals.raw, await raw.run(request))
       ]
       for (const side of r % 2 === 0 ? sides : [...sides].reverse()) await side()
-      await timed(totals.direct, direct.pid, slice, () => direct.drive(r * slice, (r + 1) * slice, calls))
+      add(totals.direct, await direct.run(request))
     }
     const rate = (t: Totals) => (t.rows * 1000) / t.wallMs
     const perRow = (t: Totals): [number, number] => [(t.clientCpuMs * 1000) / t.rows, (t.serverCpuMs * 1000) / t.rows]
@@ -226,7 +204,9 @@ export const measureVerify = async (concurrency: number, slice: number): Promise
 
 export const benchVerify = async (verdict: (ok: boolean) => string) => {
   console.log(`## 6. skyrl verify against server-everything (stdio; 2 calls per row; goal ratio >= ${GOAL})`)
-  console.log(`(each line: ${ROUNDS} alternating slices per side, verify runs and the bare client on the same calls)`)
+  console.log(
+    `(each line: ${ROUNDS} alternating slices per side, verify runs and the bare client on the same calls, each side in a process of its own)`
+  )
   for (const [concurrency, slice] of [[1, 500], [8, 1500]] as const) {
     const m = await measureVerify(concurrency, slice)
     console.log(
