@@ -1021,7 +1021,8 @@ export class DatasetChecker {
   /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */
   private checkLiteralsShown(prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
     if (!Array.isArray(prompt)) return
-    const texts = prompt.flatMap((m) => isObject(m) && typeof m.content === "string" ? [m.content] : [])
+    const texts: Array<string> = []
+    for (const m of prompt) if (isObject(m) && typeof m.content === "string") texts.push(m.content)
     if (texts.length === 0) return
     const unshown = unshownLiterals(new PromptFacts(texts, this.factsOf), steps, (s) => this.inputSchemaOf(s))
     if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))

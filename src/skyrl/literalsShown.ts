@@ -134,19 +134,17 @@ export class PromptFacts {
   }
 }
 
-const NOT_LOOKED_UP = Symbol("not looked up")
-
-/** The `enum` values and `default` of a top-level param of an input schema (none when it declares none). */
-const declaredValues = (schema: unknown, param: string): ReadonlyArray<unknown> => {
-  if (!isObject(schema) || !isObject(schema.properties)) return []
+/** Whether `v` is the `default` or one of the `enum` values an input schema declares for a top-level param. */
+const isDeclared = (schema: unknown, param: string, v: unknown): boolean => {
+  if (!isObject(schema) || !isObject(schema.properties)) return false
   const p = schema.properties[param]
-  if (!isObject(p)) return []
-  return [...(Array.isArray(p.enum) ? p.enum : []), ...(p.default === undefined ? [] : [p.default])]
+  return isObject(p) && (p.default === v || (Array.isArray(p.enum) && p.enum.includes(v)))
 }
 
 /**
  * The literal values of `steps` the prompt does not state, in plan order. `inputSchemaOf` gives a step's
- * tool's input schema (for its params' `default` and `enum`), or undefined without an inventory.
+ * tool's input schema (for its params' `default` and `enum`), or undefined without an inventory; it is
+ * asked only about a value the prompt does not state.
  */
 export const unshownLiterals = (
   facts: PromptFacts,
@@ -155,20 +153,19 @@ export const unshownLiterals = (
 ): ReadonlyArray<UnshownLiteral> => {
   const unshown: Array<UnshownLiteral> = []
   for (const step of steps) {
-    if (!isObject(step.params)) continue
+    const params = step.params
+    if (!isObject(params)) continue
     // The params `literalParams` (planValidation.ts) gives, read in place: this runs on every row checked.
     const derived = step.derived_params ?? []
-    let schema: unknown = NOT_LOOKED_UP
-    for (const param in step.params) {
-      if (!Object.hasOwn(step.params, param) || derived.includes(param)) continue
-      const value = step.params[param]
-      if (typeof value === "boolean" || value === null || (typeof value === "number" && facts.states(value))) continue
-      if (schema === NOT_LOOKED_UP) schema = inputSchemaOf(step)
-      const declared = declaredValues(schema, param)
+    for (const param in params) {
+      if (!Object.hasOwn(params, param) || derived.includes(param)) continue
+      const value = params[param]
+      if (isStated(facts, value)) continue
+      const schema = inputSchemaOf(step)
       const visit = (v: unknown, path: string): void => {
-        if (declared.includes(v)) return
+        if (isStated(facts, v) || isDeclared(schema, param, v)) return
         if (typeof v === "string" || typeof v === "number") {
-          if (!facts.states(v)) unshown.push({ step: step.step, tool: step.tool, path, value: v })
+          unshown.push({ step: step.step, tool: step.tool, path, value: v })
         } else if (Array.isArray(v)) {
           v.forEach((x, i) => visit(x, `${path}[${i}]`))
         } else if (isObject(v)) {
@@ -180,6 +177,10 @@ export const unshownLiterals = (
   }
   return unshown
 }
+
+/** A leaf the test passes: a boolean, null, or a string or number the prompt states. */
+const isStated = (facts: PromptFacts, v: unknown): boolean =>
+  typeof v === "boolean" || v === null || ((typeof v === "string" || typeof v === "number") && facts.states(v))
 
 /** A finding's text: the first few unshown values, each with its step and tool. */
 export const describeUnshown = (unshown: ReadonlyArray<UnshownLiteral>): string => {
