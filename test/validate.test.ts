@@ -765,6 +765,66 @@ describe("CLI exit codes", () => {
     expect(text.status).toBe(1)
     expect(text.stdout).toMatch(/VIOLATIONS: 1 in 1 rule\(s\)[\s\S]*contract\/empty-file/)
   })
+  it("--fail-on makes named warning rules fail the run (exit 1), `warnings` all of them; an unknown or error rule is a usage error", () => {
+    const dir = tmp()
+    const file = join(dir, "rows.jsonl")
+    // Row 0 does not state its limit (prompt/literal-not-shown); rows 1 and 2 are near-duplicate prompts.
+    const rows = [
+      rowFor(0, { user_prompt: "Get the AAPL quote for ticker number 0, then the latest news." }),
+      rowFor(1, {
+        user_prompt: "Get the AAPL quote and then the 3 latest news items for our weekly ticker report one."
+      }),
+      rowFor(2, {
+        user_prompt: "Get the AAPL quote and then the 3 latest news items for our weekly ticker report two."
+      })
+    ]
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n")
+    const plain = runCli(["validate", file, "--inventory", INVENTORY_FILE, "--json"])
+    expect(plain.status, plain.stderr).toBe(0)
+    const warned = (JSON.parse(plain.stdout) as Report).rules.filter((r) => r.count > 0).map((r) => [r.id, r.severity])
+    // (rowFor's plans are all the same: duplicate/same-plan too.)
+    expect(warned).toEqual([
+      ["prompt/literal-not-shown", "warning"],
+      ["duplicate/similar-prompt", "warning"],
+      ["duplicate/same-plan", "warning"]
+    ])
+    const warnings = (JSON.parse(plain.stdout) as Report).warnings
+
+    const literal = runCli([
+      "validate",
+      file,
+      "--inventory",
+      INVENTORY_FILE,
+      "--json",
+      "--fail-on",
+      "prompt/literal-not-shown"
+    ])
+    expect(literal.status).toBe(1)
+    const report = JSON.parse(literal.stdout) as Report
+    expect([report.ok, report.violations, report.warnings]).toEqual([false, 1, warnings - 1])
+    expect(literal.stderr).toMatch(/prompt\/literal-not-shown/)
+    // The diversity pass's rules too: their counts go to violations when they fail the run.
+    const similar = runCli([
+      "validate",
+      file,
+      "--inventory",
+      INVENTORY_FILE,
+      "--json",
+      "--fail-on",
+      "duplicate/similar-prompt"
+    ])
+    expect(similar.status).toBe(1)
+    expect((JSON.parse(similar.stdout) as Report).violations).toBe(1)
+    const all = runCli(["validate", file, "--inventory", INVENTORY_FILE, "--json", "--fail-on", "warnings"])
+    expect(all.status).toBe(1)
+    expect(JSON.parse(all.stdout) as Report).toMatchObject({ violations: warnings, warnings: 0 })
+
+    for (const bad of ["contract/prompt", "prompt/nope", ""]) {
+      const r = runCli(["validate", file, "--fail-on", bad])
+      expect(r.status, bad).toBe(2)
+      expect(r.stderr).toMatch(/--fail-on: .*the warning rules are contract\/max_turns, plan\/complexity, /)
+    }
+  })
   it("--near-dup off is refused with the lenient way: the findings are warnings, --near-dup 1 keeps only the closest", () => {
     const r = runCli(["validate", PROTOTYPE, "--near-dup", "off"])
     expect(r.status).toBe(2)

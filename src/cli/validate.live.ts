@@ -5,10 +5,31 @@ import { DatasetViolationsError, validateDatasets } from "../programs/validate.j
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { ScratchLive } from "../services/Scratch.js"
 import { StorageLive } from "../services/Storage.js"
-import { formatReport } from "../skyrl/checks.js"
+import type { RuleId } from "../skyrl/checks.js"
+import { defaultSeverity, formatReport, RULES } from "../skyrl/checks.js"
 import { renderDiversityText } from "../skyrl/diversity.js"
 import { parseNearDupThreshold } from "../skyrl/nearDup.js"
 import { positiveInt } from "./runShared.js"
+
+/** The warning rules a run may make fail it (`--fail-on`). */
+const WARNING_RULES: ReadonlyArray<RuleId> = RULES.filter((r) => defaultSeverity(r.id) === "warning").map((r) => r.id)
+
+/** `--fail-on`: warning rule ids, comma-separated, or `warnings` for all of them. */
+const parseFailOn = (text: string): Effect.Effect<ReadonlyArray<RuleId>, SettingsError> => {
+  const names = text.split(",").map((n) => n.trim()).filter((n) => n !== "")
+  if (names.length === 1 && names[0] === "warnings") return Effect.succeed(WARNING_RULES)
+  const unknown = names.filter((n) => !(WARNING_RULES as ReadonlyArray<string>).includes(n))
+  if (names.length === 0 || unknown.length > 0) {
+    return Effect.fail(
+      new SettingsError({
+        setting: "--fail-on",
+        reason: `${names.length === 0 ? "no rule given" : `not a warning rule: ${unknown.join(", ")}`}; ` +
+          `the warning rules are ${WARNING_RULES.join(", ")} (or \`warnings\` for all; errors always fail)`
+      })
+    )
+  }
+  return Effect.succeed(names as ReadonlyArray<RuleId>)
+}
 
 export const runValidate = (options: {
   readonly files: ReadonlyArray<string>
@@ -16,6 +37,7 @@ export const runValidate = (options: {
   readonly maxPromptTokens: number
   readonly nearDup: string
   readonly json: boolean
+  readonly failOn: Option.Option<string>
 }) =>
   Effect.gen(function*() {
     const nearDup = parseNearDupThreshold(options.nearDup)
@@ -27,13 +49,15 @@ export const runValidate = (options: {
         : ""
       return yield* new SettingsError({ setting: "--near-dup", reason: `${nearDup}${off}` })
     }
+    const failOn = yield* Option.match(options.failOn, { onNone: () => Effect.succeed([]), onSome: parseFailOn })
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, defaultInventoryPath))
     const report = yield* validateDatasets({
       files: options.files,
       inventory,
       maxPromptTokens,
-      nearDup
+      nearDup,
+      severity: Object.fromEntries(failOn.map((id) => [id, "error"]))
     })
     const { diversity, ...checks } = report
     yield* Console.log(

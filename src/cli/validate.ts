@@ -1,5 +1,5 @@
 /**
- * `skyrl validate FILE... [--inventory INV] [--max-prompt-tokens 1024] [--json]`: checks datasets
+ * `skyrl validate FILE... [--inventory INV] [--max-prompt-tokens 1024] [--json] [--fail-on RULES]`: checks datasets
  * against the SkyRL contract, the inventory, Arrow hazards, the prompt budget and duplicates, and
  * prints a report with a coverage table on stdout (logs go to stderr). Exit 0 clean, 1 violations,
  * 2 unreadable file. The checks load lazily from ./validate.live.js.
@@ -24,7 +24,14 @@ export const validateCommand = Command.make(
       ),
       Options.withDefault("0.8")
     ),
-    json: Options.boolean("json").pipe(Options.withDescription("Print the report as one JSON object"))
+    json: Options.boolean("json").pipe(Options.withDescription("Print the report as one JSON object")),
+    failOn: Options.text("fail-on").pipe(
+      Options.withDescription(
+        "Warning rules that fail the run (exit 1) as errors do, comma-separated (e.g. " +
+          "prompt/literal-not-shown,prompt/tools-not-shown), or `warnings` for every one: to gate a pipeline on them"
+      ),
+      Options.optional
+    )
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./validate.live.js")), (m) => m.runValidate(options))
 ).pipe(

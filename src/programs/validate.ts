@@ -125,15 +125,18 @@ const withDuplicateRules = (
       ? `the same calls with the same literal params as ${d.earlier.file} row ${d.earlier.row}`
       : `${d.similarity.toFixed(2)} similar (threshold ${threshold}) to ${d.earlier.file} row ${d.earlier.row}`
   })
-  let added = 0
+  let warnings = report.warnings
+  let violations = report.violations
   const rules = report.rules.map((r) => {
     if (!(r.id in DUPLICATE_RULES)) return r
     const id = r.id as keyof typeof DUPLICATE_RULES
     const f = found[DUPLICATE_RULES[id]]
-    added += f.count
+    // Warnings unless the run asked for them to fail it (`--fail-on`): the report's severity says which.
+    if (r.severity === "error") violations += f.count
+    else warnings += f.count
     return { ...r, count: f.count, examples: f.examples.map(findingOf(id)) }
   })
-  return { ...report, rules, warnings: report.warnings + added }
+  return { ...report, rules, warnings, violations, ok: violations === 0 }
 }
 
 /**
