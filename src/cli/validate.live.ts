@@ -42,10 +42,12 @@ export const runValidate = (options: {
   Effect.gen(function*() {
     const nearDup = parseNearDupThreshold(options.nearDup)
     if (typeof nearDup === "string") {
-      // No "off" here (generate has it): validate's near-duplicate findings are warnings that never change the
-      // exit code, so there is nothing to turn off; --near-dup 1 keeps only prompts with the same shingles.
+      // No "off" here (generate has it): validate's near-duplicate findings are warnings that change the exit
+      // code only when --fail-on asks, so there is nothing to turn off; --near-dup 1 keeps only prompts with
+      // the same shingles.
       const off = options.nearDup.trim().toLowerCase() === "off"
-        ? "; validate reports near-duplicates as warnings only (the exit code ignores them): --near-dup 1 keeps only the closest"
+        ? "; validate reports near-duplicates as warnings (the exit code ignores them unless --fail-on " +
+          "duplicate/similar-prompt): --near-dup 1 keeps only the closest"
         : ""
       return yield* new SettingsError({ setting: "--near-dup", reason: `${nearDup}${off}` })
     }
