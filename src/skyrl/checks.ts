@@ -441,8 +441,6 @@ export class DatasetChecker {
   private readonly named = new Map<string, Map<string, boolean>>()
   /** The facts of long prompt messages (`factsOf`). */
   private readonly messageFacts = new Map<string, MessageFacts>()
-  /** Input schemas by `server \0 tool` (`inputSchemaOf`). */
-  private readonly inputSchemas = new Map<string, unknown>()
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
   private provenance: ReadonlyArray<StepIssue> | undefined
   /** Findings so far (kept rows or not): tells whether a walk found anything. */
@@ -1024,7 +1022,7 @@ export class DatasetChecker {
     const texts: Array<string> = []
     for (const m of prompt) if (isObject(m) && typeof m.content === "string") texts.push(m.content)
     if (texts.length === 0) return
-    const unshown = unshownLiterals(new PromptFacts(texts, this.factsOf), steps, (s) => this.inputSchemaOf(s))
+    const unshown = unshownLiterals(new PromptFacts(texts, this.factsOf), steps, this.inputSchemaOf)
     if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))
   }
 
@@ -1040,15 +1038,10 @@ export class DatasetChecker {
   }
 
   /** A step's tool's input schema in the inventory (undefined without one, or for an unknown tool). */
-  private inputSchemaOf(step: CheckedStep): unknown {
-    const inventory = this.options.inventory
-    if (inventory === undefined) return undefined
-    const key = `${step.server}\u0000${step.tool}`
-    if (!this.inputSchemas.has(key)) {
-      this.inputSchemas.set(key, findTool(inventory, step.tool, step.server)?.tool.inputSchema)
-    }
-    return this.inputSchemas.get(key)
-  }
+  private readonly inputSchemaOf = (step: PlanStep): unknown =>
+    this.options.inventory === undefined
+      ? undefined
+      : findTool(this.options.inventory, step.tool, step.server)?.tool.inputSchema
 
   /**
    * `planLeak`, remembered for a shared (frozen) list of offered tools: rows that offer the same list with the

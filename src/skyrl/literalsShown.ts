@@ -14,12 +14,13 @@
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
  *   param or among its `enum` (choosing among the schema's values is the policy's part, not the prompt's);
  * - a code (capitals and digits with a capital, up to 10 characters with `.`, `-`, `^` or `:`, e.g. `NVDA`,
- *   `BRK.B`, `USD`, or a comma-separated list of them; not a date) always passes: the prompt names the entity ("NVIDIA") and its code
- *   is knowledge a policy is expected to bring;
+ *   `BRK.B`, `USD`, or a comma-separated list of them; not a date) always passes: the prompt names the
+ *   entity ("NVIDIA") and its code is knowledge a policy is expected to bring;
  * - arrays and objects are judged leaf by leaf.
  */
 import { isObject } from "../domain/json.js"
 import type { PlanStep } from "./planValidation.js"
+import { isLiteralParam } from "./planValidation.js"
 
 export interface UnshownLiteral {
   readonly step: number
@@ -155,30 +156,27 @@ export const unshownLiterals = (
   for (const step of steps) {
     const params = step.params
     if (!isObject(params)) continue
-    // The params `literalParams` (planValidation.ts) gives, read in place: this runs on every row checked.
-    const derived = step.derived_params ?? []
     for (const param in params) {
-      if (!Object.hasOwn(params, param) || derived.includes(param)) continue
-      const value = params[param]
-      if (isStated(facts, value)) continue
-      const schema = inputSchemaOf(step)
+      if (!Object.hasOwn(params, param) || !isLiteralParam(step, param)) continue
       const visit = (v: unknown, path: string): void => {
-        if (isStated(facts, v) || isDeclared(schema, param, v)) return
+        if (isStated(facts, v)) return
         if (typeof v === "string" || typeof v === "number") {
-          unshown.push({ step: step.step, tool: step.tool, path, value: v })
+          if (!isDeclared(inputSchemaOf(step), param, v)) {
+            unshown.push({ step: step.step, tool: step.tool, path, value: v })
+          }
         } else if (Array.isArray(v)) {
           v.forEach((x, i) => visit(x, `${path}[${i}]`))
         } else if (isObject(v)) {
           for (const [k, x] of Object.entries(v)) visit(x, `${path}.${k}`)
         }
       }
-      visit(value, param)
+      visit(params[param], param)
     }
   }
   return unshown
 }
 
-/** A leaf the test passes: a boolean, null, or a string or number the prompt states. */
+/** A value the test passes as it is: a boolean, null, or a string or number the prompt states. */
 const isStated = (facts: PromptFacts, v: unknown): boolean =>
   typeof v === "boolean" || v === null || ((typeof v === "string" || typeof v === "number") && facts.states(v))
 

@@ -255,12 +255,14 @@ const similar = (name: string, candidates: ReadonlyArray<string>): ReadonlyArray
 const hint = (names: ReadonlyArray<string>): string =>
   names.length === 0 ? "" : `; did you mean ${names.map((n) => `"${n}"`).join(" or ")}?`
 
+/** Whether a param of a step is literal (an environment may match it exactly): not marked derived. */
+export const isLiteralParam = (step: PlanStep, param: string): boolean => !(step.derived_params ?? []).includes(param)
+
 /** The params of a step an environment may match exactly: every param not marked derived. */
-export const literalParams = (step: PlanStep): Record<string, unknown> => {
-  if (!isObject(step.params)) return {}
-  const derived = new Set(step.derived_params ?? [])
-  return Object.fromEntries(Object.entries(step.params).filter(([k]) => !derived.has(k)))
-}
+export const literalParams = (step: PlanStep): Record<string, unknown> =>
+  isObject(step.params)
+    ? Object.fromEntries(Object.entries(step.params).filter(([k]) => isLiteralParam(step, k)))
+    : {}
 
 /** Whether `d` names a step before `step`. */
 const isEarlierStep = (d: number, step: number): boolean => Number.isInteger(d) && d >= 1 && d < step
