@@ -155,6 +155,15 @@ export type RuleId = typeof RULES[number]["id"]
 /** Whether `text` holds `name` as a whole word (not inside a longer identifier). */
 const namesWord = (text: string, name: string): boolean => wordIndex(text, name) !== -1
 
+/** The text of each prompt message that has one (none when the prompt is not a list). */
+const promptTexts = (prompt: unknown): ReadonlyArray<string> => {
+  const texts: Array<string> = []
+  if (Array.isArray(prompt)) {
+    for (const m of prompt) if (isObject(m) && typeof m.content === "string") texts.push(m.content)
+  }
+  return texts
+}
+
 /** A rule's default severity (errors unless the rule says otherwise). */
 export const defaultSeverity = (id: RuleId): Severity => {
   const rule = RULES.find((r) => r.id === id) as { readonly severity?: Severity } | undefined
@@ -437,9 +446,7 @@ export class DatasetChecker {
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
-  /** Whether a prompt's first message names a call name, by its text (rows of one run share it). */
-  private readonly named = new Map<string, Map<string, boolean>>()
-  /** The facts of long prompt messages (`factsOf`). */
+  /** The facts of long prompt messages (`factsOf`): what prompt/tools-not-shown and prompt/literal-not-shown asked them. */
   private readonly messageFacts = new Map<string, MessageFacts>()
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
   private provenance: ReadonlyArray<StepIssue> | undefined
@@ -621,8 +628,9 @@ export class DatasetChecker {
       this.checkProvenance(gt, steps, upgraded.missing)
       this.checkComplexity(gt, steps)
       if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
-      this.checkToolsShown(value.prompt, gt)
-      if (steps !== undefined) this.checkLiteralsShown(value.prompt, steps)
+      const texts = promptTexts(value.prompt)
+      this.checkToolsShown(texts, gt)
+      if (steps !== undefined) this.checkLiteralsShown(texts, steps)
     }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
@@ -986,25 +994,16 @@ export class DatasetChecker {
   }
 
   /** prompt/tools-not-shown: call names of available_tools that the prompt's text never names. */
-  private checkToolsShown(prompt: unknown, gt: Json): void {
+  private checkToolsShown(texts: ReadonlyArray<string>, gt: Json): void {
     const listed: unknown = gt.available_tools
-    if (!Array.isArray(prompt) || !Array.isArray(listed) || listed.length === 0) return
-    const texts = prompt.flatMap((m) => isObject(m) && typeof m.content === "string" ? [m.content] : [])
-    if (texts.length === 0) return
+    if (texts.length === 0 || !Array.isArray(listed) || listed.length === 0) return
     // Tools are listed in the system message, which rows of one run share: its answers are remembered.
-    const first = texts[0]!
-    let byName = this.named.get(first)
-    if (byName === undefined) {
-      if (this.named.size >= 256) this.named.clear()
-      this.named.set(first, byName = new Map())
-    }
+    const first = this.factsOf(texts[0]!)
     const missing: Array<string> = []
     for (const t of listed) {
       if (!isObject(t) || typeof t.call_name !== "string" || t.call_name === "") continue
       const name = t.call_name
-      let found = byName.get(name)
-      if (found === undefined) byName.set(name, found = namesWord(first, name))
-      if (!found && !texts.some((text, i) => i > 0 && namesWord(text, name))) missing.push(name)
+      if (!first.namesWord(name) && !texts.some((text, i) => i > 0 && namesWord(text, name))) missing.push(name)
     }
     if (missing.length === 0) return
     this.find(
@@ -1017,10 +1016,7 @@ export class DatasetChecker {
   }
 
   /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */
-  private checkLiteralsShown(prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
-    if (!Array.isArray(prompt)) return
-    const texts: Array<string> = []
-    for (const m of prompt) if (isObject(m) && typeof m.content === "string") texts.push(m.content)
+  private checkLiteralsShown(texts: ReadonlyArray<string>, steps: ReadonlyArray<CheckedStep>): void {
     if (texts.length === 0) return
     const unshown = unshownLiterals(new PromptFacts(texts, this.factsOf), steps, this.inputSchemaOf)
     if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))
@@ -1031,7 +1027,7 @@ export class DatasetChecker {
     if (text.length < LONG_MESSAGE) return new MessageFacts(text)
     let facts = this.messageFacts.get(text)
     if (facts === undefined) {
-      if (this.messageFacts.size >= 64) this.messageFacts.clear()
+      if (this.messageFacts.size >= 256) this.messageFacts.clear()
       this.messageFacts.set(text, facts = new MessageFacts(text))
     }
     return facts

@@ -21,6 +21,7 @@
 import { isObject } from "../domain/json.js"
 import type { PlanStep } from "./planValidation.js"
 import { isLiteralParam } from "./planValidation.js"
+import { wordIndex } from "./promptLeak.js"
 
 export interface UnshownLiteral {
   readonly step: number
@@ -77,29 +78,40 @@ export const statesNumber = (text: string, n: number): boolean =>
   numberForms(n).some((form) => holdsNumber(text, form)) ||
   (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
 
-/** Messages this long (a run's system message, shared by its rows) have their facts remembered. */
+/** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
 export const LONG_MESSAGE = 512
 
-/** What one message states: its comparable text, made on first need, and the numbers asked so far. */
+/** `ask()`, remembered under `key` in `answers` (when there is a map: a long message). */
+const remember = <K>(answers: Map<K, boolean> | undefined, key: K, ask: () => boolean): boolean => {
+  if (answers === undefined) return ask()
+  let answer = answers.get(key)
+  if (answer === undefined) {
+    if (answers.size >= 256) answers.clear()
+    answers.set(key, answer = ask())
+  }
+  return answer
+}
+
+/**
+ * What one prompt message states: its comparable text, made on first need, and, for a long message (a run's
+ * rows ask their shared system message the same questions), the numbers and tool names asked so far.
+ */
 export class MessageFacts {
   private comparableMade: string | undefined
-  private numbers: Map<number, boolean> | undefined
+  private readonly answers: { readonly numbers: Map<number, boolean>; readonly names: Map<string, boolean> } | undefined
 
-  constructor(readonly text: string) {}
+  constructor(readonly text: string) {
+    this.answers = text.length < LONG_MESSAGE ? undefined : { numbers: new Map(), names: new Map() }
+  }
 
-  /**
-   * `statesNumber` of this message, remembered for a long one (a run's rows ask their shared system message
-   * the same ones).
-   */
+  /** `statesNumber` of this message. */
   statesNumber(n: number): boolean {
-    if (this.text.length < LONG_MESSAGE) return statesNumber(this.text, n)
-    this.numbers ??= new Map()
-    let stated = this.numbers.get(n)
-    if (stated === undefined) {
-      if (this.numbers.size >= 256) this.numbers.clear()
-      this.numbers.set(n, stated = statesNumber(this.text, n))
-    }
-    return stated
+    return remember(this.answers?.numbers, n, () => statesNumber(this.text, n))
+  }
+
+  /** Whether this message names `name` as a whole word (not inside a longer identifier). */
+  namesWord(name: string): boolean {
+    return remember(this.answers?.names, name, () => wordIndex(this.text, name) !== -1)
   }
 
   get comparable(): string {
