@@ -25,6 +25,7 @@ import type { Storage } from "../src/services/Storage.js"
 import { StorageLive } from "../src/services/Storage.js"
 import { Verifier } from "../src/services/Verifier.js"
 import { parseAllowList } from "../src/skyrl/verification.js"
+import { benchCalls } from "./bench-verify-calls.js"
 
 const live = Layer.merge(McpClientLive, StorageLive)
 
@@ -134,12 +135,6 @@ export interface SliceTimes {
   readonly serverCpuMs: number
   readonly serverWakeUps: number
 }
-
-/** The bench's calls of row k: two steps, params distinct per row. */
-export const benchCalls = (k: number) => [
-  { tool: "echo", params: { message: `row ${k}` } },
-  { tool: "get-sum", params: { a: k, b: 1 } }
-]
 
 /** CPU time (ms) a process or thread has used so far, from /proc (0 where there is none). */
 const cpuMsOf = (file: string): number => {

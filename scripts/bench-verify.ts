@@ -35,8 +35,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "../test/support/verifyRows.js"
+import { benchCalls } from "./bench-verify-calls.js"
 import type { Lane, SliceRequest, SliceTimes } from "./bench-verify-run.js"
-import { benchCalls } from "./bench-verify-run.js"
 
 const GOAL = 0.8
 const WARM_UP_ROWS = 3_000
