@@ -121,17 +121,19 @@ describe("StdioTransport's direct lane", () => {
     })
   })
 
-  it("calls made in one tick reach the server in one write, in the order they were made", async () => {
+  it("a call to an idle server is written at once; the calls made in one tick after it go in one write, in order", async () => {
     const { log, t } = await started()
     const stdin = (t as unknown as { process: { stdin: { write: (text: string) => boolean } } }).process.stdin
     const writes: Array<string> = []
     const write = stdin.write.bind(stdin)
     stdin.write = (text: string) => (writes.push(text), write(text))
-    const answers = await Promise.all(Array.from({ length: 8 }, (_, n) => call(t, "plain", { n })))
+    const first = call(t, "plain", { n: 0 })
+    expect(writes).toHaveLength(1) // before `call` returned, not at the end of the tick
+    const answers = await Promise.all([first, ...Array.from({ length: 7 }, (_, n) => call(t, "plain", { n: n + 1 }))])
     expect(answers.map((a) => a.result)).toEqual(
       Array.from({ length: 8 }, (_, n) => ({ content: [{ type: "text", text: `ok ${n}` }] }))
     )
-    expect(writes).toHaveLength(1)
+    expect(writes.map((w) => w.trim().split("\n").length)).toEqual([1, 7])
     const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
     expect(sent.map((m) => [m.id, m.params.arguments.n])).toEqual(
       Array.from({ length: 8 }, (_, n) => [DIRECT_IDS + n, n])
