@@ -171,7 +171,7 @@ describe("verify against server-everything (stateless)", () => {
   }, 60_000)
 
   it(
-    "reads Parquet, JSON and JSON Lines datasets in input order, the first --limit rows (a bad line a row of its own)",
+    "reads Parquet, JSON and JSON Lines datasets in input order, the first --limit rows (a bad line a row of its own; JSON Lines streamed, never read whole)",
     async () => {
       const dir = mkdtempSync(join(tmpdir(), "skyrl-verify-formats-"))
       const rowsOf = (from: number, n: number) =>
@@ -193,6 +193,14 @@ describe("verify against server-everything (stateless)", () => {
           .join("\n") + "\n"
       )
       const out = join(dir, "out.jsonl")
+      // One string of a whole file cannot pass V8's limit (~512 MB): JSON Lines must be streamed.
+      const streamedOnly = Layer.effect(
+        Storage,
+        Effect.map(Storage, (s) => ({
+          ...s,
+          readText: (file: string) => file === jsonl ? Effect.die(`${file} was read whole`) : s.readText(file)
+        }))
+      ).pipe(Layer.provide(StorageLive))
       const result = await Effect.runPromise(
         verifyDatasets({ files: [parquet, json, jsonl], out, inventory, concurrency: 3, limit: 8, resume: false }).pipe(
           Effect.provide(Verifier.live({
@@ -201,7 +209,7 @@ describe("verify against server-everything (stateless)", () => {
             specs: [everything],
             cassettesDir: join(dir, "cassettes")
           })),
-          Effect.provide(live)
+          Effect.provide(Layer.merge(McpClientLive, streamedOnly))
         )
       )
       expect(result.written).toBe(7)

@@ -6,7 +6,7 @@
  * written (`checksAsWritten`: the rules of `skyrl validate`, on exactly the values the file holds). A JSON
  * array (or a pretty-printed object) is parsed whole. Only the rejects are kept until the end (their lines).
  */
-import { Chunk, Effect, Either, Option, Stream } from "effect"
+import { Chunk, Effect, Either, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
@@ -18,7 +18,8 @@ import { convertTask } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
-import { extractTaskObject, jsonLinesReader, recordsFormatOf, recordsOf } from "../skyrl/records.js"
+import { extractTaskObject } from "../skyrl/records.js"
+import { readRecords } from "./readRecords.js"
 import { checksAsWritten } from "./validate.js"
 
 export interface ConvertOptions {
@@ -124,9 +125,9 @@ const madeRows = (run: Run, made: Array<SkyRLRow>): Effect.Effect<Chunk.Chunk<Sk
 }
 
 /**
- * The rows of a tasks file, converted as its records are read (JSON Lines streamed, see
- * `recordsFormatOf`): reading, parsing and converting are one pass over each batch of lines, so a row is
- * made a few lines after its text is read and written right after.
+ * The rows of a tasks file, converted as its records are read (JSON Lines streamed, see `readRecords`):
+ * reading, parsing and converting are one pass over each batch of lines, so a row is made a few lines
+ * after its text is read and written right after.
  */
 const taskRows = (
   storage: StorageApi,
@@ -134,47 +135,10 @@ const taskRows = (
   context: ConversionContext,
   run: Run
 ): Stream.Stream<SkyRLRow, InputError> =>
-  Stream.unwrap(Effect.gen(function*() {
-    const file = options.tasksFile
-    const asInput = (e: { readonly reason: string }) => new InputError({ file, reason: e.reason })
-    const lines = storage.readLines(file).pipe(Stream.mapError(asInput))
-    const first = yield* lines.pipe(Stream.filter((l) => l.trim() !== ""), Stream.runHead)
-    const format = yield* recordsFormatOf(Option.getOrUndefined(first), file)
-    const convertAll = (records: Iterable<RecordResult>) => {
-      const made: Array<SkyRLRow> = []
-      for (const record of records) take(record, options, context, run, made)
-      return madeRows(run, made)
-    }
-    if (format === "whole") {
-      const text = yield* Effect.mapError(storage.readText(file), asInput)
-      return Stream.fromIterable(yield* recordsOf(text, file)).pipe(Stream.mapChunksEffect(convertAll))
-    }
-    // A file of one JSON object is one record without a line (as recordsOf reads it): the first record
-    // waits until a second one shows the file has several.
-    const read = jsonLinesReader()
-    let held: RecordResult | undefined
-    let count = 0
-    return lines.pipe(
-      Stream.mapChunksEffect((chunk) => {
-        const made: Array<SkyRLRow> = []
-        for (const line of chunk) {
-          const record = read(line)
-          if (record === undefined) continue
-          if (++count === 1) held = record
-          else {
-            if (held !== undefined) take(held, options, context, run, made)
-            held = undefined
-            take(record, options, context, run, made)
-          }
-        }
-        return madeRows(run, made)
-      }),
-      Stream.concat(Stream.suspend(() => {
-        if (held === undefined) return Stream.empty
-        const { line: _line, ...whole } = held as Extract<RecordResult, { _tag: "Record" }>
-        return Stream.fromIterableEffect(convertAll([whole as RecordResult]))
-      }))
-    )
+  readRecords(storage, options.tasksFile).pipe(Stream.mapChunksEffect((records) => {
+    const made: Array<SkyRLRow> = []
+    for (const record of records) take(record, options, context, run, made)
+    return madeRows(run, made)
   }))
 
 export const convertProgram = (options: ConvertOptions) =>

@@ -25,7 +25,6 @@ import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
-import { recordsOf } from "../skyrl/records.js"
 import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
 import {
   FailureFields,
@@ -37,6 +36,7 @@ import {
   VerificationFailed,
   VerificationRecord
 } from "../skyrl/verification.js"
+import { readRecords } from "./readRecords.js"
 
 export interface VerifyDatasetsOptions {
   readonly files: ReadonlyArray<string>
@@ -94,10 +94,10 @@ type JournalEntry = typeof JournalEntry.Type
 // Reading
 
 /**
- * Calls `f` on every record of every file, numbered in input order, the first `limit` only: JSON / JSON
- * Lines parsed one record at a time as `f` asks for the next (so, with `f` offering to a bounded queue,
- * parsing and checking interleave with the calls instead of running in bursts), Parquet row group by row
- * group. A bad line is a record of its own.
+ * Calls `f` on every record of every file, numbered in input order, the first `limit` only: JSON Lines
+ * streamed and parsed a few lines at a time as `f` takes them (`readRecords`: so, with `f` offering to a
+ * bounded queue, parsing and checking interleave with the calls, and memory holds the rows in flight, not
+ * the file), Parquet row group by row group. A bad line is a record of its own.
  */
 const eachRecord = <E, R>(
   files: ReadonlyArray<string>,
@@ -110,19 +110,13 @@ const eachRecord = <E, R>(
     let order = 0
     for (const file of files) {
       if (order >= max) return
-      if (rowFormatOf(file) === "parquet") {
-        yield* Stream.runForEach(
-          limit === undefined ? storage.readRows(file) : Stream.take(storage.readRows(file), max - order), // take(Infinity) throws
-          (r) => f({ file, order: order++, record: { _tag: "Record", index: r.index, value: r.value } })
-        )
-        continue
-      }
-      const text = yield* storage.readText(file)
-      const records = yield* Either.match(recordsOf(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
-      for (const record of records) {
-        if (order >= max) return
-        yield* f({ file, order: order++, record })
-      }
+      const records: Stream.Stream<RecordResult, InputError> = rowFormatOf(file) === "parquet"
+        ? Stream.map(storage.readRows(file), (r) => ({ _tag: "Record", index: r.index, value: r.value }))
+        : readRecords(storage, file)
+      yield* Stream.runForEachChunk(
+        limit === undefined ? records : Stream.take(records, max - order), // take(Infinity) throws
+        (chunk) => Effect.forEach(chunk, (record) => f({ file, order: order++, record }), { discard: true })
+      )
     }
   })
 
