@@ -9,6 +9,7 @@ import { crc32 } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import type { InputError } from "../src/domain/errors.js"
 import type { SkyRLRow } from "../src/domain/row.js"
+import { readLogEntries } from "../src/services/durableLog.js"
 import { ByteSink, readBackFrom, Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { readJsonLines } from "../src/skyrl/jsonLines.js"
@@ -349,5 +350,32 @@ describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
     const read = readJsonLines(Entry, text)
     expect(read.entries).toEqual([entries[0], entries[2]])
     expect(read.skipped).toBe(2)
+  })
+
+  it("read from a file a few lines at a time (readLogEntries), cut at any byte: the lines written whole", async () => {
+    const bytes = Buffer.from(JSON.stringify(entries[0]) + "\nnot json\n" + full, "utf8")
+    const file = join(tmp(), "log.jsonl")
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      writeFileSync(file, bytes.subarray(0, cut))
+      const seen: Array<unknown> = []
+      const read = await run(readLogEntries(file, Entry, (e) => seen.push(e)))
+      const expected = [entries[0], ...entries].filter((e, k) => {
+        // Entry k's JSON ends at this byte (k 0 is the first line; "not json\n" comes before the others).
+        const before = k === 0 ? [] : [entries[0], "not json", ...entries.slice(0, k - 1)]
+        const end = before.reduce((n: number, x) =>
+          n + Buffer.byteLength(typeof x === "string" ? x : JSON.stringify(x)) + 1, 0) +
+          Buffer.byteLength(JSON.stringify(e))
+        return end <= cut
+      })
+      const notJsonEnd = Buffer.byteLength(JSON.stringify(entries[0])) + 1 + "not json".length
+      expect(seen, `cut at byte ${cut}`).toEqual(expected)
+      expect(read.torn, `cut at byte ${cut}`).toBe(cut > 0 && bytes[cut - 1] !== 0x0a)
+      // The bad line counts once its line end is there (before, it may be a line cut short).
+      expect(read.skipped, `cut at byte ${cut}`).toBe(cut > notJsonEnd ? 1 : 0)
+    }
+    expect(await run(readLogEntries(join(tmp(), "none.jsonl"), Entry, () => undefined))).toEqual({
+      skipped: 0,
+      torn: false
+    })
   })
 })

@@ -25,6 +25,21 @@ import type { PlanStepInput } from "./support/verifyRows.js"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
 
 const live = Layer.merge(McpClientLive, StorageLive)
+/**
+ * `live` with a storage that refuses to read the journal or the cassette store whole: both are streamed
+ * (either may be larger than one string can be), which every run of `verify` below checks.
+ */
+const streamedLive = Layer.merge(
+  McpClientLive,
+  Layer.effect(
+    Storage,
+    Effect.map(Storage, (s) => ({
+      ...s,
+      readText: (file: string) =>
+        /(verify-journal|cassettes)\.jsonl$/.test(file) ? Effect.die(`${file} was read whole`) : s.readText(file)
+    }))
+  ).pipe(Layer.provide(StorageLive))
+)
 
 const importLive = async (specs: ReadonlyArray<McpServerSpec>): Promise<Inventory> => {
   const result = await Effect.runPromise(importInventory(specs, { timeout: "20 seconds" }).pipe(Effect.provide(live)))
@@ -68,7 +83,7 @@ const verify = async (o: RunOptions) => {
         resume: o.resume ?? false
       })
       return { result, report: yield* (yield* Verifier).report }
-    }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(live))
+    }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(streamedLive))
   )
   const lines = (file: string) =>
     existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : []

@@ -15,12 +15,11 @@ import type { Inventory } from "../domain/inventory.js"
 import { formatIssue, isReadOnly } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
-import { makeDurableLog } from "../services/durableLog.js"
+import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
-import { readJsonLines } from "../skyrl/jsonLines.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
@@ -255,15 +254,15 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
 // ---------------------------------------------------------------------------------------------
 // Journal
 
+/** The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be). */
 const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
     const entries = new Map<string, JournalEntry>()
-    if (!(yield* storage.exists(file))) return { entries, torn: false }
-    const lines = readJsonLines(JournalEntry, yield* storage.readText(file))
-    for (const e of lines.entries) if (outcomeStands(e, cassetteHas)) entries.set(e.hash, e)
+    const { torn } = yield* readLogEntries(file, JournalEntry, (e) => {
+      if (outcomeStands(e, cassetteHas)) entries.set(e.hash, e)
+    })
     // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
-    return { entries, torn: lines.torn }
+    return { entries, torn }
   })
 
 // ---------------------------------------------------------------------------------------------

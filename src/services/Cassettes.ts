@@ -3,16 +3,18 @@
  * `cassettes.jsonl` per directory, appended with group commit (./durableLog.ts), one line per distinct
  * key: a call whose key is already stored (this run or an earlier one) is not written again.
  *
- * Opening reads the keys already there; a torn last line (a crash in mid-write) is cut off first, so the
+ * Opening reads the keys already there, a few lines at a time (memory holds the keys, not the file, which
+ * may be larger than one string can be); a torn last line (a crash in mid-write) is cut off first, so the
  * next line starts on a line of its own.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
-import { CASSETTE_FILE, cassetteLine, parseCassettes } from "../skyrl/cassettes.js"
+import { CASSETTE_FILE, cassetteKeyOf, cassetteLine } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
-import { readTextOrEmpty, Storage } from "./Storage.js"
+import type { StorageApi } from "./Storage.js"
+import { Storage } from "./Storage.js"
 
 export interface CassettesApi {
   /** The cassette file (`DIR/cassettes.jsonl`). */
@@ -44,16 +46,10 @@ const open = (dir: string) =>
     const storage = yield* Storage
     const file = path.join(dir, CASSETTE_FILE)
     yield* storage.makeDirectory(dir)
-    const text = yield* readTextOrEmpty(storage, file)
-    const parsed = parseCassettes(text)
-    if (parsed.torn) {
-      yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
-      yield* storage.writeFileAtomic(file, text.slice(0, parsed.sound))
-    }
-    const keys = new Set(parsed.entries.map((e) => e.key))
+    const { endsOpen, keys } = yield* storedKeys(storage, file)
     const existing = keys.size
     // A whole last entry without its line end: the first write starts a line of its own.
-    const log = yield* makeDurableLog(file, undefined, { torn: !parsed.torn && text !== "" && !text.endsWith("\n") })
+    const log = yield* makeDurableLog(file, undefined, { torn: endsOpen })
     /** Whether `key` is new (then it is taken: its line is the one to write). */
     const claim = (key: string) => {
       if (keys.has(key)) return false
@@ -74,4 +70,31 @@ const open = (dir: string) =>
       flush: log.flush,
       counts: Effect.sync(() => ({ existing, added: keys.size - existing }))
     } satisfies CassettesApi
+  })
+
+/**
+ * The keys of the entries in `file`, read a few lines at a time (lines that are not entries are passed
+ * over, as `parseCassettes` counts them). A last line cut short by a crash (no line end, not an entry) is
+ * cut off: the file is written again without it. `endsOpen`: the file ends without a line end.
+ */
+const storedKeys = (storage: StorageApi, file: string) =>
+  Effect.gen(function*() {
+    const keys = new Set<string>()
+    const size = (yield* storage.exists(file)) ? yield* storage.size(file) : 0
+    if (size === 0) return { keys, endsOpen: false }
+    let lastCutShort = false
+    yield* Stream.runForEachChunk(storage.readLines(file), (lines) =>
+      Effect.sync(() => {
+        for (const line of lines) {
+          const key = line.trim() === "" ? null : cassetteKeyOf(line)
+          if (typeof key === "string") keys.add(key)
+          lastCutShort = key === undefined
+        }
+      }))
+    const endsOpen = (yield* storage.readSlice(file, size - 1, 1))[0] !== 0x0a
+    if (!endsOpen || !lastCutShort) return { keys, endsOpen }
+    yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
+    const bytes = yield* storage.readBytes(file)
+    yield* storage.writeFileAtomic(file, bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1))
+    return { keys, endsOpen: false }
   })

@@ -65,6 +65,8 @@ export interface StorageApi {
   readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>
   /** `length` bytes of a file from byte `offset` (fewer at its end). */
   readonly readSlice: (file: string, offset: number, length: number) => Effect.Effect<Uint8Array, StorageError>
+  /** The file's length in bytes. */
+  readonly size: (file: string) => Effect.Effect<number, StorageError>
   readonly exists: (file: string) => Effect.Effect<boolean>
   readonly makeDirectory: (dir: string) => Effect.Effect<void, StorageError>
   readonly readDirectory: (dir: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
@@ -936,6 +938,7 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
   readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
+  size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
   makeDirectory: (dir) =>
     attempt(dir, "create directory", () => fs.mkdir(dir, { recursive: true }).then(() => undefined)),

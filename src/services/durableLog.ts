@@ -21,11 +21,35 @@
  * write or the final flush; a write that has started finishes (the live handle's append is
  * uninterruptible), and its failure is kept even when its fiber is interrupted.
  */
-import { Cause, Effect, ExecutionStrategy, Exit, Option } from "effect"
+import type { Schema } from "effect"
+import { Cause, Effect, ExecutionStrategy, Exit, Option, Stream } from "effect"
 import * as Scope from "effect/Scope"
 import type { StorageError } from "../domain/errors.js"
+import { jsonLinesDecoder } from "../skyrl/jsonLines.js"
 import type { AppendHandle } from "./Storage.js"
 import { Storage } from "./Storage.js"
+
+/**
+ * Reads a log written here a few lines at a time, by `readJsonLines`' rules (src/skyrl/jsonLines.ts),
+ * handing each entry to `f`: memory holds what `f` keeps, not the file (which may be larger than one
+ * string can be). A file that is not there has no entries. `torn`: it ends without a newline.
+ */
+export const readLogEntries = <A, I>(file: string, schema: Schema.Schema<A, I>, f: (entry: A) => void) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const size = (yield* storage.exists(file)) ? yield* storage.size(file) : 0
+    if (size === 0) return { skipped: 0, torn: false }
+    const decoder = jsonLinesDecoder(schema)
+    yield* Stream.runForEachChunk(storage.readLines(file), (lines) =>
+      Effect.sync(() => {
+        for (const line of lines) {
+          const entry = decoder.line(line)
+          if (entry !== undefined) f(entry)
+        }
+      }))
+    const torn = (yield* storage.readSlice(file, size - 1, 1))[0] !== 0x0a
+    return { skipped: decoder.skipped(torn), torn }
+  })
 
 export interface DurableLog {
   readonly file: string

@@ -55,6 +55,15 @@ const asEntry = (u: unknown): CassetteEntry | undefined =>
     ? u as unknown as CassetteEntry
     : undefined
 
+/** The key of a line that is a cassette entry (undefined when it is not one). */
+export const cassetteKeyOf = (line: string): string | undefined => {
+  try {
+    return asEntry(JSON.parse(line))?.key
+  } catch {
+    return undefined
+  }
+}
+
 export interface ParsedCassettes {
   /** The first entry of each key, in file order. */
   readonly entries: ReadonlyArray<CassetteEntry>

@@ -21,18 +21,35 @@ export interface JsonLines<A> {
  * was written whole).
  */
 export const readJsonLines = <A, I>(schema: Schema.Schema<A, I>, text: string): JsonLines<A> => {
-  const decode = Schema.decodeUnknownEither(schema)
+  const decoder = jsonLinesDecoder(schema)
   const entries: Array<A> = []
-  let skipped = 0
-  const lines = text.split("\n")
+  for (const line of text.split("\n")) {
+    const entry = decoder.line(line)
+    if (entry !== undefined) entries.push(entry)
+  }
   const torn = text !== "" && !text.endsWith("\n")
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return
-    const last = i === lines.length - 1
-    const parsed = Either.try(() => JSON.parse(line) as unknown)
-    const decoded = Either.flatMap(parsed, (value) => decode(value))
-    if (Either.isRight(decoded)) entries.push(decoded.right)
-    else if (!last) skipped++
-  })
-  return { entries, skipped, torn }
+  return { entries, skipped: decoder.skipped(torn), torn }
+}
+
+/**
+ * `readJsonLines` one line at a time, for a reader that streams the file: `line` gives the line's entry
+ * (undefined for a blank or skipped line); `skipped(torn)` the lines skipped, the last one not counted
+ * when the file ends without a newline (it may have been cut).
+ */
+export const jsonLinesDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  let skipped = 0
+  let lastSkipped = false
+  return {
+    line: (line: string): A | undefined => {
+      lastSkipped = false
+      if (line.trim() === "") return undefined
+      const decoded = Either.flatMap(Either.try(() => JSON.parse(line) as unknown), (value) => decode(value))
+      if (Either.isRight(decoded)) return decoded.right
+      skipped++
+      lastSkipped = true
+      return undefined
+    },
+    skipped: (torn: boolean): number => skipped - (torn && lastSkipped ? 1 : 0)
+  }
 }

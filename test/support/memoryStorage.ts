@@ -54,6 +54,7 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
     readBytes: (file) => Effect.map(get(file, "read"), bytesOf),
     readSlice: (file, offset, length) =>
       Effect.map(get(file, "read"), (v) => bytesOf(v).slice(offset, offset + length)),
+    size: (file) => Effect.map(get(file, "read"), (v) => bytesOf(v).length),
     exists: (file) => Effect.sync(() => files.has(path.resolve(file)) || isDir(path.resolve(file))),
     makeDirectory: (dir) => Effect.sync(() => void dirs.add(path.resolve(dir))),
     readDirectory: (dir) =>
