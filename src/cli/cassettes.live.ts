@@ -2,8 +2,8 @@
 import { Console, Effect } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
-import { Storage, StorageLive } from "../services/Storage.js"
-import { CASSETTE_FILE, cassetteStats, formatCassetteStats } from "../skyrl/cassettes.js"
+import { forEachLine, Storage, StorageLive } from "../services/Storage.js"
+import { CASSETTE_FILE, cassetteReader, cassetteStatsCollector, formatCassetteStats } from "../skyrl/cassettes.js"
 
 export const runCassetteStats = (options: { readonly dir: string; readonly json: boolean }) =>
   Effect.gen(function*() {
@@ -13,8 +13,12 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
     const file = byFile ? options.dir : path.join(options.dir, CASSETTE_FILE)
     // A store directory without its file is an empty store: verify makes the directory before its first call,
     // and the file comes with the first line recorded.
-    const empty = !byFile && !(yield* storage.exists(file))
-    const stats = cassetteStats(file, empty ? "" : yield* storage.readText(file))
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    const read = !byFile && !(yield* storage.exists(file))
+      ? { size: 0, endsOpen: false }
+      : yield* forEachLine(storage, file, reader.line)
+    const stats = collector.stats(file, read.size, reader.done(read.endsOpen))
     yield* Console.log(options.json ? JSON.stringify(stats, null, 2) : formatCassetteStats(stats))
     // MCPToolEnv refuses a store with such a line (only a torn last one is a crash's trace), so exit 1 says so.
     if (stats.invalid.length > 0) {

@@ -7,14 +7,14 @@
  * may be larger than one string can be); a torn last line (a crash in mid-write) is cut off first, so the
  * next line starts on a line of its own.
  */
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
-import { CASSETTE_FILE, cassetteKeyOf, cassetteLine } from "../skyrl/cassettes.js"
+import { CASSETTE_FILE, cassetteLine, cassetteReader } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
 import type { StorageApi } from "./Storage.js"
-import { Storage } from "./Storage.js"
+import { forEachLine, Storage } from "./Storage.js"
 
 export interface CassettesApi {
   /** The cassette file (`DIR/cassettes.jsonl`). */
@@ -73,26 +73,17 @@ const open = (dir: string) =>
   })
 
 /**
- * The keys of the entries in `file`, read a few lines at a time (lines that are not entries are passed
- * over, as `parseCassettes` counts them). A last line cut short by a crash (no line end, not an entry) is
- * cut off: the file is written again without it. `endsOpen`: the file ends without a line end.
+ * The keys of the entries in `file`, read a few lines at a time (`cassetteReader`). A last line cut short
+ * by a crash (no line end, not an entry) is cut off: the file is written again without it. `endsOpen`:
+ * the file ends without a line end.
  */
 const storedKeys = (storage: StorageApi, file: string) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
-    const size = (yield* storage.exists(file)) ? yield* storage.size(file) : 0
-    if (size === 0) return { keys, endsOpen: false }
-    let lastCutShort = false
-    yield* Stream.runForEachChunk(storage.readLines(file), (lines) =>
-      Effect.sync(() => {
-        for (const line of lines) {
-          const key = line.trim() === "" ? null : cassetteKeyOf(line)
-          if (typeof key === "string") keys.add(key)
-          lastCutShort = key === undefined
-        }
-      }))
-    const endsOpen = (yield* storage.readSlice(file, size - 1, 1))[0] !== 0x0a
-    if (!endsOpen || !lastCutShort) return { keys, endsOpen }
+    if (!(yield* storage.exists(file))) return { keys, endsOpen: false }
+    const reader = cassetteReader(() => undefined, keys)
+    const { endsOpen } = yield* forEachLine(storage, file, reader.line)
+    if (!reader.done(endsOpen).torn) return { keys, endsOpen }
     yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
     const bytes = yield* storage.readBytes(file)
     yield* storage.writeFileAtomic(file, bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1))

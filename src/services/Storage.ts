@@ -60,6 +60,26 @@ export interface RowRecord {
 export const readTextOrEmpty = (storage: StorageApi, file: string): Effect.Effect<string, StorageError> =>
   Effect.flatMap(storage.exists(file), (there) => (there ? storage.readText(file) : Effect.succeed("")))
 
+/**
+ * Calls `f` on each line of `file`, read a few lines at a time (`readLines`: memory holds the lines in
+ * flight, not the file, which may be larger than one string can be), then gives its size in bytes and
+ * whether it ends without a line end (`endsOpen`: its last line an append may have cut short).
+ */
+export const forEachLine = (
+  storage: StorageApi,
+  file: string,
+  f: (line: string) => void
+): Effect.Effect<{ readonly size: number; readonly endsOpen: boolean }, StorageError> =>
+  Effect.gen(function*() {
+    const size = yield* storage.size(file)
+    if (size === 0) return { size, endsOpen: false }
+    yield* Stream.runForEachChunk(storage.readLines(file), (lines) =>
+      Effect.sync(() => {
+        for (const line of lines) f(line)
+      }))
+    return { size, endsOpen: (yield* storage.readSlice(file, size - 1, 1))[0] !== 0x0a }
+  })
+
 export interface StorageApi {
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
   readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>

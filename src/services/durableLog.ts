@@ -22,12 +22,12 @@
  * uninterruptible), and its failure is kept even when its fiber is interrupted.
  */
 import type { Schema } from "effect"
-import { Cause, Effect, ExecutionStrategy, Exit, Option, Stream } from "effect"
+import { Cause, Effect, ExecutionStrategy, Exit, Option } from "effect"
 import * as Scope from "effect/Scope"
 import type { StorageError } from "../domain/errors.js"
 import { jsonLinesDecoder } from "../skyrl/jsonLines.js"
 import type { AppendHandle } from "./Storage.js"
-import { Storage } from "./Storage.js"
+import { forEachLine, Storage } from "./Storage.js"
 
 /**
  * Reads a log written here a few lines at a time, by `readJsonLines`' rules (src/skyrl/jsonLines.ts),
@@ -37,18 +37,13 @@ import { Storage } from "./Storage.js"
 export const readLogEntries = <A, I>(file: string, schema: Schema.Schema<A, I>, f: (entry: A) => void) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const size = (yield* storage.exists(file)) ? yield* storage.size(file) : 0
-    if (size === 0) return { skipped: 0, torn: false }
+    if (!(yield* storage.exists(file))) return { skipped: 0, torn: false }
     const decoder = jsonLinesDecoder(schema)
-    yield* Stream.runForEachChunk(storage.readLines(file), (lines) =>
-      Effect.sync(() => {
-        for (const line of lines) {
-          const entry = decoder.line(line)
-          if (entry !== undefined) f(entry)
-        }
-      }))
-    const torn = (yield* storage.readSlice(file, size - 1, 1))[0] !== 0x0a
-    return { skipped: decoder.skipped(torn), torn }
+    const { endsOpen } = yield* forEachLine(storage, file, (line) => {
+      const entry = decoder.line(line)
+      if (entry !== undefined) f(entry)
+    })
+    return { skipped: decoder.skipped(endsOpen), torn: endsOpen }
   })
 
 export interface DurableLog {

@@ -55,18 +55,16 @@ const asEntry = (u: unknown): CassetteEntry | undefined =>
     ? u as unknown as CassetteEntry
     : undefined
 
-/** The key of a line that is a cassette entry (undefined when it is not one). */
-export const cassetteKeyOf = (line: string): string | undefined => {
+const entryOf = (line: string): CassetteEntry | undefined => {
   try {
-    return asEntry(JSON.parse(line))?.key
+    return asEntry(JSON.parse(line))
   } catch {
     return undefined
   }
 }
 
-export interface ParsedCassettes {
-  /** The first entry of each key, in file order. */
-  readonly entries: ReadonlyArray<CassetteEntry>
+/** The counts of a store's lines (`cassetteReader`). */
+export interface CassetteCounts {
   readonly lines: number
   /** Lines whose key an earlier line already had. */
   readonly duplicates: number
@@ -74,43 +72,43 @@ export interface ParsedCassettes {
   readonly invalid: ReadonlyArray<number>
   /** The last line was cut short (no newline, not JSON). */
   readonly torn: boolean
-  /** Length of the text up to the end of the last complete line (what to keep when repairing a torn tail). */
-  readonly sound: number
 }
 
-export const parseCassettes = (text: string): ParsedCassettes => {
-  const entries: Array<CassetteEntry> = []
-  const seen = new Set<string>()
+/**
+ * Reads a store one line at a time (`line`, without its line end), for a caller that streams the file:
+ * `onEntry` gets the first entry of each key, in file order, and its key is added to `seen`; `done(endsOpen)`
+ * gives the counts (`endsOpen`: the text ends without a newline, so a last line that is not an entry was
+ * cut short: `torn`, not `invalid`).
+ */
+export const cassetteReader = (onEntry: (entry: CassetteEntry) => void, seen: Set<string> = new Set()) => {
   const invalid: Array<number> = []
   let duplicates = 0
   let lines = 0
-  let torn = false
   let lineNo = 0
-  for (let start = 0; start < text.length;) {
-    const end = text.indexOf("\n", start)
-    const raw = text.slice(start, end === -1 ? text.length : end)
-    start = end === -1 ? text.length : end + 1
-    lineNo++
-    if (raw.trim() === "") continue
-    let entry: CassetteEntry | undefined
-    try {
-      entry = asEntry(JSON.parse(raw))
-    } catch {
-      entry = undefined
-    }
-    if (entry === undefined) {
-      if (end === -1) torn = true
-      else invalid.push(lineNo)
-      continue
-    }
-    lines++
-    if (seen.has(entry.key)) duplicates++
-    else {
-      seen.add(entry.key)
-      entries.push(entry)
+  let lastInvalid = false
+  return {
+    line: (raw: string): void => {
+      lineNo++
+      lastInvalid = false
+      if (raw.trim() === "") return
+      const entry = entryOf(raw)
+      if (entry === undefined) {
+        invalid.push(lineNo)
+        lastInvalid = true
+        return
+      }
+      lines++
+      if (seen.has(entry.key)) duplicates++
+      else {
+        seen.add(entry.key)
+        onEntry(entry)
+      }
+    },
+    done: (endsOpen: boolean): CassetteCounts => {
+      const torn = endsOpen && lastInvalid
+      return { lines, duplicates, invalid: torn ? invalid.slice(0, -1) : invalid, torn }
     }
   }
-  return { entries, lines, duplicates, invalid, torn, sound: torn ? text.lastIndexOf("\n") + 1 : text.length }
 }
 
 export interface ToolStats {
@@ -139,9 +137,11 @@ export interface CassetteStats {
   readonly tools: ReadonlyArray<ToolStats>
 }
 
-/** Counts per tool, error and illustrative results, server versions, time range. */
-export const cassetteStats = (file: string, text: string): CassetteStats => {
-  const parsed = parseCassettes(text)
+/**
+ * The stats of a store as its entries come (`add`, the first entry of each key, as `cassetteReader` gives
+ * them): counts per tool, error and illustrative results, server versions, time range.
+ */
+export const cassetteStatsCollector = () => {
   const tools = new Map<
     string,
     { server: string; tool: string; n: number; errors: number; ill: number; sum: number; max: number }
@@ -149,7 +149,9 @@ export const cassetteStats = (file: string, text: string): CassetteStats => {
   const versions = new Map<string, Set<string>>()
   let first: string | null = null
   let last: string | null = null
-  for (const e of parsed.entries) {
+  let entries = 0
+  const add = (e: CassetteEntry): void => {
+    entries++
     const id = `${e.server}\u0000${e.tool}`
     const t = tools.get(id) ?? { server: e.server, tool: e.tool, n: 0, errors: 0, ill: 0, sum: 0, max: 0 }
     t.n++
@@ -167,30 +169,33 @@ export const cassetteStats = (file: string, text: string): CassetteStats => {
       if (last === null || e.recorded_at > last) last = e.recorded_at
     }
   }
-  const list = [...tools.values()].sort((a, b) => a.server.localeCompare(b.server) || a.tool.localeCompare(b.tool))
-  return {
-    file,
-    bytes: Buffer.byteLength(text, "utf8"),
-    entries: parsed.entries.length,
-    lines: parsed.lines,
-    duplicates: parsed.duplicates,
-    invalid: parsed.invalid,
-    torn: parsed.torn,
-    errors: list.reduce((n, t) => n + t.errors, 0),
-    illustrative: list.reduce((n, t) => n + t.ill, 0),
-    serverVersions: Object.fromEntries([...versions].map(([s, v]) => [s, [...v].sort()])),
-    firstRecorded: first,
-    lastRecorded: last,
-    tools: list.map((t) => ({
-      server: t.server,
-      tool: t.tool,
-      entries: t.n,
-      errors: t.errors,
-      illustrative: t.ill,
-      meanMs: t.n === 0 ? 0 : Math.round(t.sum / t.n),
-      maxMs: t.max
-    }))
+  const stats = (file: string, bytes: number, counts: CassetteCounts): CassetteStats => {
+    const list = [...tools.values()].sort((a, b) => a.server.localeCompare(b.server) || a.tool.localeCompare(b.tool))
+    return {
+      file,
+      bytes,
+      entries,
+      lines: counts.lines,
+      duplicates: counts.duplicates,
+      invalid: counts.invalid,
+      torn: counts.torn,
+      errors: list.reduce((n, t) => n + t.errors, 0),
+      illustrative: list.reduce((n, t) => n + t.ill, 0),
+      serverVersions: Object.fromEntries([...versions].map(([s, v]) => [s, [...v].sort()])),
+      firstRecorded: first,
+      lastRecorded: last,
+      tools: list.map((t) => ({
+        server: t.server,
+        tool: t.tool,
+        entries: t.n,
+        errors: t.errors,
+        illustrative: t.ill,
+        meanMs: t.n === 0 ? 0 : Math.round(t.sum / t.n),
+        maxMs: t.max
+      }))
+    }
   }
+  return { add, stats }
 }
 
 /** The stats as text (`skyrl cassettes stats DIR`). */
