@@ -4,10 +4,14 @@
  * in `counts` must stay in `unwritten` until the flush that writes it has finished.
  */
 import { Deferred, Effect, Fiber, Layer, Schema } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import type { JournalEntry as JournalEntryType } from "../src/domain/run.js"
 import { JournalEntry } from "../src/domain/run.js"
 import { journalLine, RunJournal } from "../src/services/RunJournal.js"
+import { Storage, StorageLive } from "../src/services/Storage.js"
 import { settingsFor } from "./support/engine.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 
@@ -34,6 +38,30 @@ const entry = (index: number) => ({
 })
 
 describe("RunJournal group commit", () => {
+  it("a run opened again reads its journal a few lines at a time, never whole (every row made is in it)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-journal-"))
+    const onDisk = { ...spec, runDir: join(dir, "run-1") }
+    const opened = (storage: Layer.Layer<Storage>) => RunJournal.layer(onDisk).pipe(Layer.provide(storage))
+    await Effect.runPromise(
+      Effect.gen(function*() {
+        const journal = yield* RunJournal
+        yield* journal.append(entry(0))
+        yield* journal.append(entry(1))
+      }).pipe(Effect.provide(opened(StorageLive)), Effect.scoped)
+    )
+    const streamedOnly = Layer.effect(
+      Storage,
+      Effect.map(Storage, (s) => ({
+        ...s,
+        readText: (file: string) => file.endsWith(".jsonl") ? Effect.die(`${file} was read whole`) : s.readText(file)
+      }))
+    ).pipe(Layer.provide(StorageLive))
+    const latest = await Effect.runPromise(
+      Effect.flatMap(RunJournal, (j) => j.latest).pipe(Effect.provide(opened(streamedOnly)), Effect.scoped)
+    )
+    expect([...latest.keys()].sort()).toEqual([0, 1])
+  })
+
   it("a queued line counts as done at once, and as unwritten until its write has finished", async () => {
     const storage = makeMemoryStorage()
     const released = Effect.runSync(Deferred.make<void>())

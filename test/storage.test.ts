@@ -12,7 +12,7 @@ import type { SkyRLRow } from "../src/domain/row.js"
 import { readLogEntries } from "../src/services/durableLog.js"
 import { ByteSink, readBackFrom, Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
-import { readJsonLines } from "../src/skyrl/jsonLines.js"
+import { jsonLinesDecoder } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
@@ -323,6 +323,16 @@ describe("locks", () => {
 
 describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
   const Entry = Schema.Struct({ i: Schema.Number, text: Schema.String })
+  /** The decoder's rules over a text (as readLogEntries applies them to a file's lines). */
+  const readJsonLines = <A, I>(schema: Schema.Schema<A, I>, text: string) => {
+    const decoder = jsonLinesDecoder(schema)
+    const entries = text.split("\n").flatMap((line) => {
+      const entry = decoder.line(line)
+      return entry === undefined ? [] : [entry]
+    })
+    const torn = text !== "" && !text.endsWith("\n")
+    return { entries, skipped: decoder.skipped(torn), torn }
+  }
   const entries = [0, 1, 2, 3].map((i) => ({ i, text: `entry ${i} — “ünïcode” ${"x".repeat(i * 7)}` }))
   const full = entries.map((e) => JSON.stringify(e) + "\n").join("")
 

@@ -25,6 +25,7 @@ import { IncompleteRun } from "../domain/run.js"
 import { BatchClient } from "../services/Batch.js"
 import { CostLedger } from "../services/CostLedger.js"
 import type { LedgerTotals } from "../services/CostLedger.js"
+import { readLogEntries } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
@@ -43,8 +44,7 @@ import {
 import type { ProgressApi, ProgressSnapshot } from "../services/Progress.js"
 import { Progress } from "../services/Progress.js"
 import { RunJournal } from "../services/RunJournal.js"
-import { readTextOrEmpty, Storage } from "../services/Storage.js"
-import { readJsonLines } from "../skyrl/jsonLines.js"
+import { Storage } from "../services/Storage.js"
 import type { BatchLimits, PreparedLine } from "./batchSubmit.js"
 import {
   bodySettingsOf,
@@ -232,8 +232,7 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     const storage = yield* Storage
     const answers = new BatchAnswers()
     const requestsFile = path.join(runDir, REQUESTS_FILE)
-    const text = yield* readTextOrEmpty(storage, requestsFile)
-    for (const r of readJsonLines(RequestHash, text).entries) answers.addSubmitted(r.custom_id, r.part, r.sha256)
+    yield* readLogEntries(requestsFile, RequestHash, (r) => answers.addSubmitted(r.custom_id, r.part, r.sha256))
     let unreadable = 0
     for (const part of run.parts) {
       for (const file of [part.output, part.error_output]) {

@@ -22,11 +22,10 @@ import type * as Scope from "effect/Scope"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
-import { makeDurableLog } from "../services/durableLog.js"
-import { readTextOrEmpty, Storage } from "../services/Storage.js"
+import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
+import { Storage } from "../services/Storage.js"
 import { Verifier } from "../services/Verifier.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
-import { readJsonLines } from "../skyrl/jsonLines.js"
 import type { VerifyStep } from "../skyrl/verification.js"
 import {
   FailureFields,
@@ -89,10 +88,9 @@ const verdictOf = (row: SkyRLRow, outcome: Outcome): VerifyOutcome => {
 /** The outcomes already in a run's log, by answer. */
 const readLog = (file: string) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
-    const text = yield* readTextOrEmpty(storage, file)
-    const lines = readJsonLines(VerificationLogEntry, text)
-    return { entries: new Map(lines.entries.map((e) => [keyOf(e), e])), torn: lines.torn }
+    const entries = new Map<string, VerificationLogEntry>()
+    const { torn } = yield* readLogEntries(file, VerificationLogEntry, (e) => entries.set(keyOf(e), e))
+    return { entries, torn }
   })
 
 /**

@@ -21,12 +21,11 @@ import * as Inv from "../domain/inventory.js"
 import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
-import { readJsonLines } from "../skyrl/jsonLines.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
 import type { DurableLog } from "./durableLog.js"
-import { makeDurableLog } from "./durableLog.js"
+import { makeDurableLog, readLogEntries } from "./durableLog.js"
 import type { ArchivedCall } from "./runArchive.js"
 import {
   ARCHIVE_NAME,
@@ -37,7 +36,7 @@ import {
   readArchiveIndex
 } from "./runArchive.js"
 import type { StorageApi } from "./Storage.js"
-import { readTextOrEmpty, Storage } from "./Storage.js"
+import { Storage } from "./Storage.js"
 
 export interface RunPaths {
   readonly runDir: string
@@ -213,26 +212,25 @@ const countsOf = (state: State): JournalCounts => {
 /** Reads the journal, the ledger and the archive listing of a run directory (nothing when `onDisk` is false). */
 const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
     const state = emptyState()
     if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry>, ledgerTorn: false }
-    const read = (file: string) => readTextOrEmpty(storage, file)
-    const journal = readJsonLines(JournalEntry, yield* read(paths.journal))
+    // Read a few lines at a time: a journal holds every row made (~9 KB a line), more than one string can.
+    const journal = yield* readLogEntries(paths.journal, JournalEntry, (entry) => record(state, spec.planned, entry))
     state.torn = journal.torn
-    for (const entry of journal.entries) record(state, spec.planned, entry)
     const archive = yield* readArchiveIndex(paths.runDir)
     state.lastLog = archive.lastLog
     for (const [index, calls] of archive.bySample) {
       state.archive.set(index, calls)
       state.lastCall.set(index, calls.at(-1)!.call)
     }
-    const ledger = readJsonLines(LedgerEntry, yield* read(paths.ledger))
-    // A call whose archive write failed still used its number (its ledger line has it): never reuse one.
-    for (const entry of ledger.entries) {
+    const entries: Array<LedgerEntry> = []
+    const ledger = yield* readLogEntries(paths.ledger, LedgerEntry, (entry) => {
+      entries.push(entry)
+      // A call whose archive write failed still used its number (its ledger line has it): never reuse one.
       const m = ARCHIVE_NAME.exec(entry.key)
       if (m !== null) state.lastCall.set(entry.sample, Math.max(state.lastCall.get(entry.sample) ?? 0, Number(m[2])))
-    }
-    return { state, ledger: ledger.entries, ledgerTorn: ledger.torn }
+    })
+    return { state, ledger: entries as ReadonlyArray<LedgerEntry>, ledgerTorn: ledger.torn }
   })
 
 /** Keeps a journal line: the latest per sample, except that nothing follows a sample's row line. */
@@ -253,11 +251,8 @@ const addArchived = (state: State, index: number, call: ArchivedCall) => {
 /** The journal of a run directory as the engine reads it: latest entry per sample, rows in claim order. */
 export const readJournal = (runDir: string, planned: ReadonlySet<number>) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
-    const file = path.join(runDir, "journal.jsonl")
-    const text = yield* readTextOrEmpty(storage, file)
     const state = emptyState()
-    for (const entry of readJsonLines(JournalEntry, text).entries) record(state, planned, entry)
+    yield* readLogEntries(path.join(runDir, "journal.jsonl"), JournalEntry, (entry) => record(state, planned, entry))
     return {
       latest: state.latest as ReadonlyMap<number, JournalEntry>,
       rowOrder: state.rowOrder as ReadonlyArray<number>

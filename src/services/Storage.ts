@@ -56,10 +56,6 @@ export interface RowRecord {
   readonly value: unknown
 }
 
-/** A file's text, or "" when there is no such file (a log or journal not written yet). */
-export const readTextOrEmpty = (storage: StorageApi, file: string): Effect.Effect<string, StorageError> =>
-  Effect.flatMap(storage.exists(file), (there) => (there ? storage.readText(file) : Effect.succeed("")))
-
 /**
  * Calls `f` on each line of `file`, read a few lines at a time (`readLines`: memory holds the lines in
  * flight, not the file, which may be larger than one string can be), then gives its size in bytes and

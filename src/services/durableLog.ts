@@ -30,11 +30,15 @@ import type { AppendHandle } from "./Storage.js"
 import { forEachLine, Storage } from "./Storage.js"
 
 /**
- * Reads a log written here a few lines at a time, by `readJsonLines`' rules (src/skyrl/jsonLines.ts),
+ * Reads a log written here a few lines at a time, by the rules of src/skyrl/jsonLines.ts,
  * handing each entry to `f`: memory holds what `f` keeps, not the file (which may be larger than one
  * string can be). A file that is not there has no entries. `torn`: it ends without a newline.
  */
-export const readLogEntries = <A, I>(file: string, schema: Schema.Schema<A, I>, f: (entry: A) => void) =>
+export const readLogEntries = <A, I>(
+  file: string,
+  schema: Schema.Schema<A, I>,
+  f: (entry: A) => void
+): Effect.Effect<{ readonly skipped: number; readonly torn: boolean }, StorageError, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
     if (!(yield* storage.exists(file))) return { skipped: 0, torn: false }
