@@ -71,7 +71,7 @@ import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, unshownLitera
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
-import { planLeak, wordIndex } from "./promptLeak.js"
+import { planLeak } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
 
@@ -151,9 +151,6 @@ export const RULES = [
 ] as const satisfies ReadonlyArray<{ readonly id: string; readonly title: string; readonly severity?: Severity }>
 
 export type RuleId = typeof RULES[number]["id"]
-
-/** Whether `text` holds `name` as a whole word (not inside a longer identifier). */
-const namesWord = (text: string, name: string): boolean => wordIndex(text, name) !== -1
 
 /** The text of each prompt message that has one (none when the prompt is not a list). */
 const promptTexts = (prompt: unknown): ReadonlyArray<string> => {
@@ -628,9 +625,10 @@ export class DatasetChecker {
       this.checkProvenance(gt, steps, upgraded.missing)
       this.checkComplexity(gt, steps)
       if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
-      const texts = promptTexts(value.prompt)
-      this.checkToolsShown(texts, gt)
-      if (steps !== undefined) this.checkLiteralsShown(texts, steps)
+      // One view of the prompt's messages for both prompt checks (long messages' facts are remembered).
+      const prompt = new PromptFacts(promptTexts(value.prompt), this.factsOf)
+      this.checkToolsShown(prompt, gt)
+      if (steps !== undefined) this.checkLiteralsShown(prompt, steps)
     }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
@@ -994,16 +992,14 @@ export class DatasetChecker {
   }
 
   /** prompt/tools-not-shown: call names of available_tools that the prompt's text never names. */
-  private checkToolsShown(texts: ReadonlyArray<string>, gt: Json): void {
+  private checkToolsShown(prompt: PromptFacts, gt: Json): void {
     const listed: unknown = gt.available_tools
-    if (texts.length === 0 || !Array.isArray(listed) || listed.length === 0) return
+    if (prompt.texts.length === 0 || !Array.isArray(listed) || listed.length === 0) return
     // Tools are listed in the system message, which rows of one run share: its answers are remembered.
-    const first = this.factsOf(texts[0]!)
     const missing: Array<string> = []
     for (const t of listed) {
       if (!isObject(t) || typeof t.call_name !== "string" || t.call_name === "") continue
-      const name = t.call_name
-      if (!first.namesWord(name) && !texts.some((text, i) => i > 0 && namesWord(text, name))) missing.push(name)
+      if (!prompt.namesWord(t.call_name)) missing.push(t.call_name)
     }
     if (missing.length === 0) return
     this.find(
@@ -1016,9 +1012,9 @@ export class DatasetChecker {
   }
 
   /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */
-  private checkLiteralsShown(texts: ReadonlyArray<string>, steps: ReadonlyArray<CheckedStep>): void {
-    if (texts.length === 0) return
-    const unshown = unshownLiterals(new PromptFacts(texts, this.factsOf), steps, this.inputSchemaOf)
+  private checkLiteralsShown(prompt: PromptFacts, steps: ReadonlyArray<CheckedStep>): void {
+    if (prompt.texts.length === 0) return
+    const unshown = unshownLiterals(prompt, steps, this.inputSchemaOf)
     if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))
   }
 

@@ -136,6 +136,11 @@ export class PromptFacts {
     return this.messagesMade ??= this.texts.map(this.factsOf)
   }
 
+  /** Whether a message names `name` as a whole word (a tool's call name, e.g.). */
+  namesWord(name: string): boolean {
+    return this.messages.some((m) => m.namesWord(name))
+  }
+
   states(v: string | number): boolean {
     if (typeof v === "number") {
       return v === 0 || v === 1 || this.messages.some((m) => m.statesNumber(v))
