@@ -13,7 +13,7 @@ import { JournalEntry } from "../src/domain/run.js"
 import { journalLine, RunJournal } from "../src/services/RunJournal.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import { settingsFor } from "./support/engine.js"
-import { makeMemoryStorage } from "./support/memoryStorage.js"
+import { makeMemoryStorage, streamingOnly } from "./support/memoryStorage.js"
 
 const spec = {
   runDir: "/runs/raw_llm/run-1",
@@ -49,13 +49,7 @@ describe("RunJournal group commit", () => {
         yield* journal.append(entry(1))
       }).pipe(Effect.provide(opened(StorageLive)), Effect.scoped)
     )
-    const streamedOnly = Layer.effect(
-      Storage,
-      Effect.map(Storage, (s) => ({
-        ...s,
-        readText: (file: string) => file.endsWith(".jsonl") ? Effect.die(`${file} was read whole`) : s.readText(file)
-      }))
-    ).pipe(Layer.provide(StorageLive))
+    const streamedOnly = streamingOnly((file) => file.endsWith(".jsonl"))
     const latest = await Effect.runPromise(
       Effect.flatMap(RunJournal, (j) => j.latest).pipe(Effect.provide(opened(streamedOnly)), Effect.scoped)
     )

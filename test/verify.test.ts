@@ -20,7 +20,7 @@ import type { VerifierLiveSettings } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
 import { RowJson } from "../src/skyrl/layout.js"
 import { parseAllowList } from "../src/skyrl/verification.js"
-import { makeMemoryStorage } from "./support/memoryStorage.js"
+import { makeMemoryStorage, streamingOnly } from "./support/memoryStorage.js"
 import type { PlanStepInput } from "./support/verifyRows.js"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
 
@@ -31,14 +31,7 @@ const live = Layer.merge(McpClientLive, StorageLive)
  */
 const streamedLive = Layer.merge(
   McpClientLive,
-  Layer.effect(
-    Storage,
-    Effect.map(Storage, (s) => ({
-      ...s,
-      readText: (file: string) =>
-        /(verify-journal|cassettes)\.jsonl$/.test(file) ? Effect.die(`${file} was read whole`) : s.readText(file)
-    }))
-  ).pipe(Layer.provide(StorageLive))
+  streamingOnly((file) => /(verify-journal|cassettes)\.jsonl$/.test(file))
 )
 
 const importLive = async (specs: ReadonlyArray<McpServerSpec>): Promise<Inventory> => {
@@ -209,13 +202,7 @@ describe("verify against server-everything (stateless)", () => {
       )
       const out = join(dir, "out.jsonl")
       // One string of a whole file cannot pass V8's limit (~512 MB): JSON Lines must be streamed.
-      const streamedOnly = Layer.effect(
-        Storage,
-        Effect.map(Storage, (s) => ({
-          ...s,
-          readText: (file: string) => file === jsonl ? Effect.die(`${file} was read whole`) : s.readText(file)
-        }))
-      ).pipe(Layer.provide(StorageLive))
+      const streamedOnly = streamingOnly((file) => file === jsonl)
       const result = await Effect.runPromise(
         verifyDatasets({ files: [parquet, json, jsonl], out, inventory, concurrency: 3, limit: 8, resume: false }).pipe(
           Effect.provide(Verifier.live({

@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
 import { Cassettes } from "../src/services/Cassettes.js"
-import { Storage, StorageLive } from "../src/services/Storage.js"
+import { StorageLive } from "../src/services/Storage.js"
 import type { CassetteEntry } from "../src/skyrl/cassettes.js"
 import { cassetteReader, makeEntry } from "../src/skyrl/cassettes.js"
 import { schemaDrift } from "../src/skyrl/drift.js"
@@ -29,6 +29,7 @@ import {
   VerificationFailed,
   verificationRepairMessage
 } from "../src/skyrl/verification.js"
+import { streamingOnly } from "./support/memoryStorage.js"
 
 const FINANCE = join(__dirname, "..", "data", "inventory", "finance-mcp.json")
 const temps: Array<string> = []
@@ -208,14 +209,7 @@ describe("cassette files", () => {
   })
 
   /** Live storage that refuses to read a cassette file whole: the store streams it (it may outgrow one string). */
-  const streamedOnly = Layer.effect(
-    Storage,
-    Effect.map(Storage, (s) => ({
-      ...s,
-      readText: (file: string) =>
-        file.endsWith("cassettes.jsonl") ? Effect.die(`${file} was read whole`) : s.readText(file)
-    }))
-  ).pipe(Layer.provide(StorageLive))
+  const streamedOnly = streamingOnly((file) => file.endsWith("cassettes.jsonl"))
 
   it("the store cuts a torn last line off, keeps earlier keys, and appends one line per new key", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))

@@ -7,7 +7,20 @@ import { Chunk, Effect, Layer, Stream } from "effect"
 import * as path from "node:path"
 import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
 import type { StorageApi } from "../../src/services/Storage.js"
-import { rowFormatOf, Storage, writeJsonRows } from "../../src/services/Storage.js"
+import { rowFormatOf, Storage, StorageLive, writeJsonRows } from "../../src/services/Storage.js"
+
+/**
+ * The live storage, except that reading a file `refused` names as one string dies: a reader that must stream
+ * a file (it may be larger than one string can be) is held to it.
+ */
+export const streamingOnly = (refused: (file: string) => boolean): Layer.Layer<Storage> =>
+  Layer.effect(
+    Storage,
+    Effect.map(Storage, (s) => ({
+      ...s,
+      readText: (file: string) => refused(file) ? Effect.die(`${file} was read whole`) : s.readText(file)
+    }))
+  ).pipe(Layer.provide(StorageLive))
 
 export type WriteKind = "atomic" | "append" | "rows"
 
