@@ -67,7 +67,7 @@ import { schemaDrift } from "./drift.js"
 import { combine32 } from "./hash32.js"
 import { hash64, KeyTable } from "./keyTable.js"
 import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
-import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, unshownLiterals } from "./literalsShown.js"
+import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, remember, unshownLiterals } from "./literalsShown.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { provenanceIssues, validatePlan } from "./planValidation.js"
@@ -1019,15 +1019,8 @@ export class DatasetChecker {
   }
 
   /** A message's facts, remembered for long ones (a run's system message, which its rows share). */
-  private readonly factsOf = (text: string): MessageFacts => {
-    if (text.length < LONG_MESSAGE) return new MessageFacts(text)
-    let facts = this.messageFacts.get(text)
-    if (facts === undefined) {
-      if (this.messageFacts.size >= 256) this.messageFacts.clear()
-      this.messageFacts.set(text, facts = new MessageFacts(text))
-    }
-    return facts
-  }
+  private readonly factsOf = (text: string): MessageFacts =>
+    remember(text.length < LONG_MESSAGE ? undefined : this.messageFacts, text, () => new MessageFacts(text))
 
   /** A step's tool's input schema in the inventory (undefined without one, or for an unknown tool). */
   private readonly inputSchemaOf = (step: PlanStep): unknown =>

@@ -32,7 +32,7 @@ export interface UnshownLiteral {
 }
 
 /** The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space). */
-export const comparableText = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, " ")
+const comparableText = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, " ")
 
 /** Codes an entity's name implies (tickers, currencies, country codes), one or a comma-separated list. */
 const CODE = "(?=[A-Z0-9.:^-]*[A-Z])[A-Z0-9^][A-Z0-9.:^-]{0,9}"
@@ -81,8 +81,8 @@ export const statesNumber = (text: string, n: number): boolean =>
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
 export const LONG_MESSAGE = 512
 
-/** `ask()`, remembered under `key` in `answers` (when there is a map: a long message). */
-const remember = <K>(answers: Map<K, boolean> | undefined, key: K, ask: () => boolean): boolean => {
+/** `ask()`, remembered under `key` in `answers` when there is a map (at most 256 keys: then it starts again). */
+export const remember = <K, V>(answers: Map<K, V> | undefined, key: K, ask: () => V): V => {
   if (answers === undefined) return ask()
   let answer = answers.get(key)
   if (answer === undefined) {
