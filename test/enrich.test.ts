@@ -231,6 +231,40 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
   }, 90_000)
 })
 
+describe("enrich offline: an answer is replayed only for the prompt it was recorded for", () => {
+  const offline = (args: ReadonlyArray<string>) =>
+    runCliAsync(["enrich", ...args, "--llm", "replay"])
+  const plans = (file: string) => readJsonl(file).map((r) => r.reward_spec.ground_truth.tool_sequence)
+
+  it("a run's own archive plans its prompts again; the bundled answers (generate's) plan none of yours", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const out = join(dir, "enriched.jsonl")
+    const first = await enrich([SHAREGPT, "--out", out, "--limit", "3", "--inventory-from-prompt"], server)
+    expect(first.status, first.stderr).toBe(0)
+
+    const again = join(dir, "again", "enriched.jsonl")
+    const replayed = await offline([
+      SHAREGPT, "--out", again, "--limit", "3", "--inventory-from-prompt", "--replay-dir", join(dir, "raw_llm")
+    ])
+    expect(replayed.status, replayed.stderr).toBe(0)
+    expect(plans(again)).toEqual(plans(out))
+    expect(calls(server)).toHaveLength(3)
+
+    // Finance prompts against the finance inventory: the bundled answers are finance plans, but for other
+    // prompts (an AMD / INTC comparison must not get an NVDA plan), so no row is written.
+    const input = join(FIXTURES, "enrich", "openai_messages.jsonl")
+    const bundled = join(dir, "bundled.jsonl")
+    const none = await offline([input, "--out", bundled, "--limit", "5"])
+    expect(none.status).toBe(1)
+    expect(existsSync(bundled)).toBe(false)
+    const notPlanned = none.stderr.split("\n").filter((l) => /\[sample \d+\]: not planned: no recorded answer/.test(l))
+    expect(notPlanned.length).toBeGreaterThan(0)
+    expect(none.stderr).toMatch(/made 0 of \d+ valid rows .*samples? with no answer: .*set OPENAI_API_KEY/)
+    expect(none.stderr).not.toMatch(/rerun with --resume/)
+  }, 90_000)
+})
+
 describe("enrich: SkyRL rows and OpenAI message lists", () => {
   const SKYRL = join(FIXTURES, "enrich", "skyrl_rows.jsonl")
   const source = readJsonl(SKYRL)

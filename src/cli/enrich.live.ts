@@ -53,6 +53,16 @@ export interface EnrichCliOptions extends RunCliOptions {
   readonly debug: boolean
 }
 
+/**
+ * Offline, a recorded answer is a plan only for the prompt it was recorded for: enrich replays an answer
+ * only for the very request (a run of these prompts, `--replay-dir`), never another prompt's plan.
+ */
+const ENRICH_REPLAY = {
+  reason: "offline, enrich answers a prompt only from an answer recorded for that very request (the bundled " +
+    "answers are plans for generate's finance samples, not for your prompts); set OPENAI_API_KEY, or pass " +
+    "--replay-dir with the archive of a run that planned these prompts"
+}
+
 export const runEnrich = (options: EnrichCliOptions) => {
   const program = Effect.gen(function*() {
     const { concurrency, maxAttempts, maxTools, maxTurns } = yield* runLimitsOf(options)
@@ -208,7 +218,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         Effect.provide(
           Layer.mergeAll(
             StorageLive,
-            pacedLlmLayer(options, runLlm),
+            pacedLlmLayer(options, runLlm, ENRICH_REPLAY),
             progressLayer()
           )
         )

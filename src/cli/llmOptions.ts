@@ -15,6 +15,7 @@ import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain
 import { defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
 import { SettingsError } from "../domain/run.js"
 import type { Llm } from "../services/Llm.js"
+import type { ExactOnly } from "../services/llm/replay.js"
 import type { RateLimiter } from "../services/RateLimiter.js"
 import { DEFAULT_REPLAY_DIR } from "./paths.js"
 
@@ -108,10 +109,12 @@ export const usesOpenAI = (options: Pick<LlmOptions, "llm">): Effect.Effect<bool
 
 /**
  * The Llm layer the options select (see the module comment). Provide it per subcommand, with the
- * `RateLimiter` that paces the live layer's HTTP attempts.
+ * `RateLimiter` that paces the live layer's HTTP attempts. `exactOnly`: replay answers only requests it
+ * holds a recording of (see `LlmReplay`).
  */
 export const llmLayer = (
-  options: LlmOptions
+  options: LlmOptions,
+  exactOnly?: ExactOnly
 ): Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError, RateLimiter> =>
   L.unwrapEffect(
     Effect.gen(function*() {
@@ -140,7 +143,7 @@ export const llmLayer = (
           `OPENAI_API_KEY is not set: running offline, answering from recorded answers in ${replayDir}`
         )
       }
-      return L.catchAll(LlmReplay([replayDir], settings), (e) =>
+      return L.catchAll(LlmReplay([replayDir], settings, exactOnly), (e) =>
         L.fail(
           options.llm === "auto"
             ? new ReplayUnavailable({

@@ -6,6 +6,7 @@ import * as path from "node:path"
 import type { LlmSettings } from "../domain/llm.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import { makeRunId } from "../programs/runFiles.js"
+import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
 import { rowFormatOf, StorageLive } from "../services/Storage.js"
@@ -104,8 +105,8 @@ export const outputPathsOf = (options: Pick<RunCliOptions, "out" | "rawDir">) =>
   })
 
 /** The model layer of a run, paced by `--rpm` / `--tpm`. */
-export const pacedLlmLayer = (flags: Pick<RunCliOptions, "rpm" | "tpm">, llm: LlmOptions) =>
-  llmLayer(llm).pipe(
+export const pacedLlmLayer = (flags: Pick<RunCliOptions, "rpm" | "tpm">, llm: LlmOptions, exactOnly?: ExactOnly) =>
+  llmLayer(llm, exactOnly).pipe(
     Layer.provide(rateLimiterLayer({ rpm: O.getOrUndefined(flags.rpm), tpm: O.getOrUndefined(flags.tpm) }))
   )
 

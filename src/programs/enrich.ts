@@ -382,9 +382,12 @@ const outcomeLine = (job: EnrichJob, outcome: SampleOutcome, budget: number): st
   // The engine's own lines and archive names count samples from 1 (task_0004 is row 3).
   const label = `${rowLabel(job.index, job.source.id)} [sample ${job.index + 1}]`
   if (outcome.status === "failed") {
+    const reasons = [...new Set(outcome.reasons)].join("; ")
     return outcome.reasons.length === 0
       ? `${label}: not planned (the run stopped)`
-      : `${label}: failed after ${outcome.attempts} attempts: ${[...new Set(outcome.reasons)].join("; ")}`
+      : outcome.calls === 0
+      ? `${label}: not planned: ${reasons}`
+      : `${label}: failed after ${outcome.attempts} attempts: ${reasons}`
   }
   const steps = outcome.row.reward_spec.ground_truth.tool_sequence
   const tokens = outcome.row.extra_info.task_metadata.prompt_tokens_est ?? 0

@@ -46,6 +46,8 @@ export interface RunContext<J extends Job> {
    * their journal lines again (a row's journal line is `encodeRow` of this very row).
    */
   readonly made: Map<number, SkyRLRow>
+  /** Samples the answer source has no answer for (replay, rebuild): how many, and the first one's reason. */
+  readonly unanswered: { count: number; reason: string | undefined }
   /** Paths in row metadata and rejects are relative to the output file's directory. */
   readonly relativeToOut: (file: string) => string
   /**
@@ -66,6 +68,9 @@ interface Called {
   /** An archive or ledger write that failed: the answer is not counted as made. */
   readonly storageError: StorageError | undefined
 }
+
+const isUnanswered = (result: Either.Either<unknown, LlmError>) =>
+  Either.isLeft(result) && failureScope(result.left) === "unanswered"
 
 /** Sets the run's stop reason (the first one wins). */
 const stopRun = <J extends Job>(ctx: RunContext<J>, reason: string) => Ref.update(ctx.stop, (s) => s ?? reason)
@@ -274,7 +279,8 @@ export const attempt = Effect.fnUntraced(function*<J extends Job>(
     const called = yield* call(ctx, job, attemptNo, round === 0 ? "task" : "repair", input)
     tally.current = {
       ...tally.current,
-      calls: tally.current.calls + (called.result === undefined ? 0 : 1),
+      // A source with no answer for the request (replay, rebuild) made no call.
+      calls: tally.current.calls + (called.result === undefined || isUnanswered(called.result) ? 0 : 1),
       usage: addUsage(tally.current.usage, called.usage)
     }
     if (called.result === undefined) {
@@ -291,7 +297,7 @@ export const attempt = Effect.fnUntraced(function*<J extends Job>(
       const e = called.result.left
       const scope = failureScope(e)
       if (scope === "unanswered") {
-        return { _tag: "Stopped", reason: e.message, reject: undefined, called: round > 0 } as const
+        return { _tag: "Stopped", reason: e.message, reject: undefined, called: round > 0, unanswered: true } as const
       }
       if (scope === "run") {
         yield* stopRun(ctx, e.message)
@@ -367,6 +373,7 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
   const limit = attemptLimit(ctx, before)
   let attemptNo = 0
   let stopped: string | undefined
+  let unanswered: string | undefined
   while (attemptNo < limit) {
     attemptNo++
     const outcome = yield* attempt(ctx, job, attemptNo, tally)
@@ -389,12 +396,22 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
     }
     if (outcome._tag === "Stopped") {
       stopped = outcome.reason
+      if (outcome.unanswered === true) {
+        unanswered = outcome.reason
+        if (ctx.unanswered.count++ === 0) ctx.unanswered.reason = outcome.reason
+      }
       if (!outcome.called) attemptNo--
       break
     }
   }
   const t = tally.current
-  if (stopped !== undefined && t.calls === 0 && t.rejects.length === 0) return
+  if (stopped !== undefined && t.calls === 0 && t.rejects.length === 0) {
+    // Nothing spent: not journaled, so a later run asks again; the reason still reaches the caller.
+    if (unanswered !== undefined && ctx.options.onSampleDone !== undefined) {
+      yield* ctx.options.onSampleDone(job, { status: "failed", reasons: [unanswered], attempts: 0, calls: 0 })
+    }
+    return
+  }
   const entry: JournalEntry = {
     index: job.index,
     status: stopped === undefined ? "failed" : "stopped",

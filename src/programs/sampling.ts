@@ -217,6 +217,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       acceptance,
       inventoryOf,
       stop: yield* Ref.make<string | undefined>(undefined),
+      unanswered: { count: 0, reason: undefined },
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
       calls: yield* Effect.makeSemaphore(options.concurrency),
@@ -343,7 +344,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       made: written,
       requested,
       output: options.out,
-      reason: (yield* Ref.get(ctx.stop)) ?? whyIncomplete(latest, options.maxAttemptsPerSample)
+      reason: (yield* Ref.get(ctx.stop)) ?? whyIncomplete(latest, options.maxAttemptsPerSample, ctx.unanswered)
     })
   }
   return {
@@ -360,7 +361,11 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   } satisfies SamplingSummary
 })
 
-const whyIncomplete = (latest: ReadonlyMap<number, JournalEntry>, maxAttempts: number): string => {
+const whyIncomplete = (
+  latest: ReadonlyMap<number, JournalEntry>,
+  maxAttempts: number,
+  unanswered: RunContext<Job>["unanswered"]
+): string => {
   const entries = [...latest.values()]
   const failed = entries.filter((e) => e.status === "failed").length
   const stopped = entries.filter((e) => e.status === "stopped")
@@ -370,5 +375,13 @@ const whyIncomplete = (latest: ReadonlyMap<number, JournalEntry>, maxAttempts: n
       ? [`${stopped.length} samples stopped (${stopped[0].rejects.at(-1)?.reasons.join("; ") ?? "unfinished"})`]
       : [])
   ]
-  return `${parts.length === 0 ? "some samples are unfinished" : parts.join("; ")}; rerun with --resume to retry them`
+  // An answer source with no answer for a sample has none on a rerun either: no --resume advice for those.
+  const none = unanswered.count === 0
+    ? []
+    : [`${unanswered.count} sample${unanswered.count === 1 ? "" : "s"} with no answer: ${unanswered.reason}`]
+  if (parts.length === 0 && none.length > 0) return none[0]!
+  return [
+    `${parts.length === 0 ? "some samples are unfinished" : parts.join("; ")}; rerun with --resume to retry them`,
+    ...none
+  ].join("; ")
 }

@@ -13,7 +13,9 @@
  *
  * Choice: the recording whose request asks exactly the same thing (same instructions, messages,
  * schema name and schema — whatever the backend, model or reasoning settings) when there is one;
- * otherwise by `key`: its trailing number (or a hash of it) modulo the number of recordings.
+ * otherwise by `key`: its trailing number (or a hash of it) modulo the number of recordings, unless
+ * `exactOnly` (for `enrich`, whose answer must be a plan for the request's own prompt): then a request
+ * recorded by no recording fails with `NoRecordedAnswer` and the reason given.
  * The chosen body goes through the same extraction, decoding and validation as a live answer.
  */
 import { Clock, Effect, Layer } from "effect"
@@ -23,7 +25,7 @@ import * as path from "node:path"
 import { gunzipSync } from "node:zlib"
 import { isObject } from "../../domain/json.js"
 import type { AttemptRecord, Backend, LlmError, LlmSettings } from "../../domain/llm.js"
-import { ReplayUnavailable } from "../../domain/llm.js"
+import { NoRecordedAnswer, ReplayUnavailable } from "../../domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import { Llm } from "../Llm.js"
 import { backendOfBody, buildBody, canonicalJson, canonicalRequest, interpret, resolveJsonSchema } from "./answer.js"
@@ -150,10 +152,16 @@ export const indexForKey = (key: string, n: number): number => {
   return digest.readUInt32BE(0) % n
 }
 
+/** Replay answers only requests recorded exactly; `reason` says why the others have none. */
+export interface ExactOnly {
+  readonly reason: string
+}
+
 export const makeReplayLlm = (
   recordings: ReadonlyArray<Recording>,
   settings: LlmSettings,
-  describe = `replay (${recordings.length} recorded answers)`
+  describe = `replay (${recordings.length} recorded answers)`,
+  exactOnly?: ExactOnly
 ): LlmApi => {
   const byHash = new Map<string, Recording>()
   for (const r of recordings) {
@@ -176,6 +184,9 @@ export const makeReplayLlm = (
       )
       const hash = requestHash(body)
       const exact = hash === undefined ? undefined : byHash.get(hash)
+      if (exact === undefined && exactOnly !== undefined) {
+        return yield* new NoRecordedAnswer({ key: request.key ?? "this request", reason: exactOnly.reason })
+      }
       const chosen = exact ??
         recordings[
           request.key === undefined
@@ -228,13 +239,19 @@ export const makeReplayLlm = (
 /** The replay layer over files/directories of recordings. */
 export const LlmReplay = (
   paths: ReadonlyArray<string>,
-  settings: LlmSettings
+  settings: LlmSettings,
+  exactOnly?: ExactOnly
 ): Layer.Layer<Llm, ReplayUnavailable> =>
   Layer.effect(
     Llm,
     Effect.map(
       readRecordings(paths),
       (recordings) =>
-        makeReplayLlm(recordings, settings, `replay of ${recordings.length} recorded answers from ${paths.join(", ")}`)
+        makeReplayLlm(
+          recordings,
+          settings,
+          `replay of ${recordings.length} recorded answers from ${paths.join(", ")}`,
+          exactOnly
+        )
     )
   )
