@@ -232,8 +232,7 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
 })
 
 describe("enrich offline: an answer is replayed only for the prompt it was recorded for", () => {
-  const offline = (args: ReadonlyArray<string>) =>
-    runCliAsync(["enrich", ...args, "--llm", "replay"])
+  const offline = (args: ReadonlyArray<string>) => runCliAsync(["enrich", ...args, "--llm", "replay"])
   const plans = (file: string) => readJsonl(file).map((r) => r.reward_spec.ground_truth.tool_sequence)
 
   it("a run's own archive plans its prompts again; the bundled answers (generate's) plan none of yours", async () => {
@@ -245,7 +244,14 @@ describe("enrich offline: an answer is replayed only for the prompt it was recor
 
     const again = join(dir, "again", "enriched.jsonl")
     const replayed = await offline([
-      SHAREGPT, "--out", again, "--limit", "3", "--inventory-from-prompt", "--replay-dir", join(dir, "raw_llm")
+      SHAREGPT,
+      "--out",
+      again,
+      "--limit",
+      "3",
+      "--inventory-from-prompt",
+      "--replay-dir",
+      join(dir, "raw_llm")
     ])
     expect(replayed.status, replayed.stderr).toBe(0)
     expect(plans(again)).toEqual(plans(out))
