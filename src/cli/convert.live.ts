@@ -1,7 +1,9 @@
 /** Live wiring of `convert` (loaded lazily by src/cli/convert.ts). */
 import { Clock, Effect, Option, Schema } from "effect"
+import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { Inventory } from "../domain/inventory.js"
+import { SettingsError } from "../domain/run.js"
 import { convertProgram } from "../programs/convert.js"
 import { ScratchLive } from "../services/Scratch.js"
 import { Storage, StorageLive } from "../services/Storage.js"
@@ -44,6 +46,13 @@ export const runConvert = (options: {
     const rejectsFile = Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`)
     yield* notTheInput("convert", "--out", options.out, options.tasks, "tasks file")
     yield* notTheInput("convert", "--rejects", rejectsFile, options.tasks, "tasks file")
+    if (path.resolve(rejectsFile) === path.resolve(options.out)) {
+      // Written after the rows, the rejects would replace them.
+      return yield* new SettingsError({
+        setting: "--rejects",
+        reason: "is the --out file; give the rejects a file of their own"
+      })
+    }
     const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY))
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const now = new Date(yield* Clock.currentTimeMillis)
