@@ -213,3 +213,41 @@ describe("StdioTransport's direct lane", () => {
     expect((await call(t, "plain")).error).toEqual(new Error("Not connected"))
   })
 })
+
+/** A launcher (as `npx -y server` is) whose server outlives stdin's end and the launcher itself. */
+const LAUNCHER = String.raw`
+const { spawn } = require("node:child_process")
+const server = spawn(process.execPath, ["-e", "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"], { stdio: "inherit" })
+require("node:fs").writeFileSync(process.argv[1], String(server.pid))
+setInterval(() => {}, 1000)
+`
+
+/** Whether `pid` runs (a zombie, killed and waiting for init to reap it, does not). */
+const alive = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    return false
+  }
+}
+
+describe("StdioTransport.close", () => {
+  it("ends the server a launcher started too (it held the pipes, and skyrl, open until it finished)", async () => {
+    const pidFile = join(mkdtempSync(join(tmpdir(), "skyrl-launcher-")), "server.pid")
+    const t = new StdioTransport({ command: process.execPath, args: ["-e", LAUNCHER, pidFile], stderr: "pipe" })
+    await t.start()
+    let server = 0
+    for (let i = 0; i < 100 && server === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      server = Number(readFileSync(pidFile, { encoding: "utf8", flag: "a+" }) || 0)
+    }
+    expect(alive(server)).toBe(true)
+    const started = Date.now()
+    await t.close()
+    // The server ignores SIGTERM and stdin's end: only the SIGKILL that follows ends it.
+    for (let i = 0; i < 20 && alive(server); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(alive(server)).toBe(false)
+    expect(Date.now() - started).toBeLessThan(6_000)
+  }, 15_000)
+})

@@ -24,8 +24,48 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
 import { CallToolResultSchema, ErrorCode, JSONRPCMessageSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
 import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
+import { readdirSync, readFileSync } from "node:fs"
 import { PassThrough } from "node:stream"
 import { isObject } from "../domain/json.js"
+
+/** `pid` and its descendants, from /proc (just `pid` where there is no /proc). */
+export const processTree = (pid: number | undefined): Array<number> => {
+  if (pid === undefined) return []
+  const children = new Map<number, Array<number>>()
+  let entries: Array<string>
+  try {
+    entries = readdirSync("/proc")
+  } catch {
+    return [pid]
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "latin1")
+    } catch {
+      continue // exited meanwhile
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
+    const siblings = children.get(ppid)
+    if (siblings === undefined) children.set(ppid, [Number(entry)])
+    else siblings.push(Number(entry))
+  }
+  const tree = [pid]
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []))
+  return tree
+}
+
+const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
+  for (const pid of new Set(pids)) {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // already gone
+    }
+  }
+}
 
 /** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
 export const DIRECT_IDS = 1_000_000_000
@@ -156,35 +196,33 @@ export class StdioTransport implements Transport {
     return this.process?.pid ?? null
   }
 
-  /** As the SDK's: stdin ended, then SIGTERM after 2 s and SIGKILL after 2 s more if the child is still there. */
+  /**
+   * As the SDK's: stdin ended, then SIGTERM after 2 s and SIGKILL after 2 s more while the child's pipes
+   * are open. Unlike the SDK's, the signals go to the child's descendants too: a server started through a
+   * launcher (`npx -y ...`, a shell) is the launcher's child, and signalling the launcher alone left it
+   * running, holding the pipes (and so skyrl) open until it finished on its own.
+   */
   async close(): Promise<void> {
     this.disarm()
     const child = this.process
     if (child !== undefined) {
       this.process = undefined
-      const closed = new Promise<void>((resolve) => child.once("close", () => resolve()))
+      let gone = false
+      const closed = new Promise<void>((resolve) => child.once("close", () => resolve())).then(() => void (gone = true))
       const wait = () => Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+      // Found before stdin ends: a launcher that exits then leaves its server to init, out of reach.
+      const tree = processTree(child.pid)
       try {
         child.stdin?.end()
       } catch {
         // already gone
       }
       await wait()
-      if (child.exitCode === null) {
-        try {
-          child.kill("SIGTERM")
-        } catch {
-          // already gone
-        }
+      if (!gone) {
+        signalAll(tree, "SIGTERM")
         await wait()
       }
-      if (child.exitCode === null) {
-        try {
-          child.kill("SIGKILL")
-        } catch {
-          // already gone
-        }
-      }
+      if (!gone) signalAll([...tree, ...processTree(child.pid)], "SIGKILL")
     }
     this.buffer = undefined
   }
