@@ -109,6 +109,51 @@ describe("generate against the fake OpenAI server", () => {
     expect(archiveRecords(runDirOf(out))).toHaveLength(6)
   }, 60_000)
 
+  it(
+    "a literal value its prompt never states goes back to the model; --allow-unstated-literals accepts it",
+    async () => {
+      // First answers with the prompt's numbers taken out (its plan keeps them: counts, dates), repairs as asked.
+      const unstated = (ctx: Parameters<typeof validTaskFor>[0]) => {
+        const task = JSON.parse(validTaskFor(ctx))
+        return JSON.stringify({ ...task, user_prompt: task.user_prompt.replace(/\d+/g, "some") })
+      }
+      const server = await fake(withStages(
+        (ctx) => answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : unstated(ctx), USAGE),
+        (text) => answer(text, USAGE)
+      ))
+      const dir = tempDir("skyrl-gen-")
+      const out = join(dir, "ds.jsonl")
+      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--llm", "openai"], { env: env(server) })
+      expect(r.status, r.stderr).toBe(0)
+      const repairs = server.requests.filter((q) => isTaskRequest(q.body) && isRepairRequest(q.body))
+      expect(repairs.length).toBeGreaterThan(0)
+      expect(JSON.stringify(repairs[0]!.body.input)).toContain("prompt/literal-not-shown")
+      const strict = await runCliAsync(["validate", out, "--json"])
+      expect(JSON.parse(strict.stdout).rules.find((x: any) => x.id === "prompt/literal-not-shown").count).toBe(0)
+
+      const lenient = join(dir, "lenient.jsonl")
+      const before = server.requests.length
+      const l = await runCliAsync([
+        "generate",
+        "-n",
+        "4",
+        "--out",
+        lenient,
+        "--llm",
+        "openai",
+        "--allow-unstated-literals"
+      ], {
+        env: env(server)
+      })
+      expect(l.status, l.stderr).toBe(0)
+      expect(server.requests.slice(before).filter((q) => isRepairRequest(q.body))).toHaveLength(0)
+      const warned = await runCliAsync(["validate", lenient, "--json"])
+      expect(JSON.parse(warned.stdout).rules.find((x: any) => x.id === "prompt/literal-not-shown").count)
+        .toBeGreaterThan(0)
+    },
+    60_000
+  )
+
   it("a plan still invalid after repair goes to the rejects file and the slot is retried", async () => {
     const invalidFor = new Set<number>([2])
     const server = await fake(withStages((ctx) => {

@@ -25,6 +25,7 @@ export interface GenerateCliOptions extends RunCliOptions {
   readonly nearDup: string
   readonly complexities: string
   readonly seed: number
+  readonly allowUnstatedLiterals: boolean
 }
 
 export const runGenerate = (options: GenerateCliOptions) =>
@@ -67,7 +68,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
       data_source: options.dataSource,
       diversity: plan.diversity,
       input: null,
-      ...verifySettingOf(options)
+      ...verifySettingOf(options),
+      ...(options.allowUnstatedLiterals ? {} : { literals: "stated" as const })
     })
     if (options.dryRun) {
       return yield* Plan.dryRun({ options, settings: fresh, catalogue, plan, rawDir, out, body: bodySettings }).pipe(

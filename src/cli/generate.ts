@@ -107,6 +107,11 @@ export const generateCommand = Command.make(
       7,
       "Seed of the work plan (domain, complexity, focus tool, style, persona and subject per sample)"
     ),
+    allowUnstatedLiterals: switchFlag(
+      "allow-unstated-literals",
+      "Accept a task whose plan has a literal param value its prompt never states (a warning, " +
+        "prompt/literal-not-shown) instead of sending it back to the model to state the value or mark it derived"
+    ),
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     ...runOptions,

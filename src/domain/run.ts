@@ -87,7 +87,14 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * allowed to run although not annotated read-only (`--allow-side-effects`: names sorted, or ["all"]).
    * Absent: no verification (and the fingerprint of such runs is what it was before the field existed).
    */
-  verify: Schema.optional(Schema.Struct({ allow_side_effects: Schema.Array(Schema.String) }))
+  verify: Schema.optional(Schema.Struct({ allow_side_effects: Schema.Array(Schema.String) })),
+  /**
+   * generate: "stated" — a literal param value no prompt message states is sent back to the model as a
+   * repair (`prompt/literal-not-shown` is an error at acceptance): a policy could only guess it. Absent: a
+   * warning (`--allow-unstated-literals`, and runs made before the field existed, which `rebuild` makes as
+   * they were).
+   */
+  literals: Schema.optional(Schema.Literal("stated"))
 }) {}
 
 /**

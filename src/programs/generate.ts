@@ -179,7 +179,9 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
   jobPlanIssues: options.runSettings.answers === "model" ? requestedPlanIssues : undefined,
   jobMetadata: generateMetadata,
   maxPromptTokens: options.runSettings.max_prompt_tokens,
-  nearDuplicates: nearDuplicatesOf(options.runSettings)
+  nearDuplicates: nearDuplicatesOf(options.runSettings),
+  // The model wrote the prompt: it can state a value its plan fixes (or mark the param derived).
+  errorRules: options.runSettings.literals === "stated" ? ["prompt/literal-not-shown"] : []
 })
 
 /**

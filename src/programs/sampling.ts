@@ -72,6 +72,8 @@ export interface SamplingOptions<J extends Job> {
   readonly onSampleDone?: (job: J, outcome: SampleOutcome) => Effect.Effect<void>
   /** Row-check rule prefixes that only warn (enrich: the source's prompt size and duplicates). */
   readonly warnOnly?: ReadonlyArray<string>
+  /** Rules that are errors at acceptance although warnings in files (a repair when the model can fix them). */
+  readonly errorRules?: ReadonlyArray<string>
   /** Prompt token budget of the row checks (default: checks.ts's). */
   readonly maxPromptTokens?: number | undefined
   /**
@@ -203,7 +205,10 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
         inventory: options.command === "generate" ? inventory.inventory : undefined,
         ...(options.maxPromptTokens === undefined ? {} : { maxPromptTokens: options.maxPromptTokens }),
         // A model that labels its task's complexity is asked to make the label fit the plan (files only warn).
-        severity: { "plan/complexity": "error" }
+        severity: {
+          "plan/complexity": "error",
+          ...Object.fromEntries((options.errorRules ?? []).map((r) => [r, "error"]))
+        }
       },
       warnOnly: options.warnOnly ?? [],
       verify: options.verify,

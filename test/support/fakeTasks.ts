@@ -202,6 +202,21 @@ const varies = (inputSchema: Schema): boolean =>
  * needs an earlier result, then calls of other tools (those whose params vary first, so two samples'
  * plans never coincide) up to the requested complexity.
  */
+/** The literal (not derived) param values of the steps, as a sentence the prompt ends with ("" when none). */
+const statedValues = (steps: ReadonlyArray<FakeStep>): string => {
+  const leaves: Array<string> = []
+  const walk = (v: unknown): void => {
+    if (v === null || v === undefined) return
+    if (Array.isArray(v)) v.forEach(walk)
+    else if (typeof v === "object") Object.values(v).forEach(walk)
+    else leaves.push(String(v))
+  }
+  for (const s of steps) {
+    for (const [name, value] of Object.entries(s.params)) if (!(s.derived_params ?? []).includes(name)) walk(value)
+  }
+  return leaves.length === 0 ? "" : ` Use these values: ${[...new Set(leaves)].join("; ")}.`
+}
+
 export const focusTaskText = (
   inventory: Inventory,
   k: number,
@@ -249,8 +264,9 @@ export const focusTaskText = (
   }
   return JSON.stringify({
     task_id: `fake-${k}-${variant}`,
+    // A model is told to state every literal value its plan uses (generate repairs one that is not).
     user_prompt: `Sample ${k} variant ${variant}: about ${about}, use ${steps.map((s) => s.tool).join(" then ")} and ` +
-      `report what comes back.`,
+      `report what comes back.${statedValues(steps)}`,
     complexity,
     domain: "testing",
     assumptions: [],
