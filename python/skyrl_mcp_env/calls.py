@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 SYNTAX = '<tool_call>{"name": "TOOL", "arguments": {...}}</tool_call>'  # as the system message shows it
-_BLOCK = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.DOTALL)
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 @dataclass(frozen=True)
@@ -41,21 +39,42 @@ class Malformed:
 Parsed = Union[Call, Malformed]
 
 
+def _blocks(text: str, open_tag: str, close_tag: str) -> tuple[list[tuple[int, int]], int]:
+    """The ``open_tag ... close_tag`` spans of ``text`` as (start, end) of the whole block, each closed by
+    the first close tag after its open tag and the next searched after it; and where the first open tag
+    never closed starts (-1 if none). One pass with str.find: linear, also on thousands of unclosed tags
+    (a lazy regex rescans the rest of the text from each of them)."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (start := text.find(open_tag, pos)) != -1:
+        close = text.find(close_tag, start + len(open_tag))
+        if close == -1:
+            return spans, start
+        pos = close + len(close_tag)
+        spans.append((start, pos))
+    return spans, -1
+
+
 def strip_thinking(action: str) -> str:
-    text = _THINK.sub("", action)
+    kept, pos = [], 0
+    for start, end in _blocks(action, THINK_OPEN, THINK_CLOSE)[0]:  # a <think> never closed stays
+        kept.append(action[pos:start])
+        pos = end
+    text = "".join(kept) + action[pos:]
     # A chat template that ends the generation prompt with "<think>" (DeepSeek-R1 distills) leaves the
     # turn's reasoning without its opening tag: everything up to a lone </think> is reasoning.
-    close = text.find("</think>")
-    return text if close == -1 else text[close + len("</think>") :]
+    close = text.find(THINK_CLOSE)
+    return text if close == -1 else text[close + len(THINK_CLOSE) :]
 
 
 def parse_calls(action: str) -> list[Parsed]:
-    """Every ``<tool_call>`` block of one assistant turn, in order. An empty list is a final answer."""
+    """Every ``<tool_call>`` block of one assistant turn, in order. An empty list is a final answer. An
+    unclosed ``<tool_call>`` makes one malformed entry, the text from it to the end."""
     text = strip_thinking(action)
-    out: list[Parsed] = [_parse_block(m.group(1)) for m in _BLOCK.finditer(text)]
-    tail = text[text.rfind(CLOSE) + len(CLOSE) :] if CLOSE in text else text
-    if OPEN in tail:
-        out.append(Malformed(tail[tail.find(OPEN) :], f"{OPEN} is never closed with {CLOSE}"))
+    spans, unclosed = _blocks(text, OPEN, CLOSE)
+    out: list[Parsed] = [_parse_block(text[start + len(OPEN) : end - len(CLOSE)]) for start, end in spans]
+    if unclosed != -1:
+        out.append(Malformed(text[unclosed:], f"{OPEN} is never closed with {CLOSE}"))
     return out
 
 

@@ -9,6 +9,9 @@ step that ends the episode (0 before), and every step's metadata carries the sco
 from __future__ import annotations
 
 import importlib
+import inspect
+import math
+import numbers
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -68,7 +71,7 @@ class Settings:
     startup_timeout: float = 30.0  # live: seconds for a server to start and answer initialize
     strict: bool = False  # reward 0 unless every plan step matched
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
-    judge: Optional[Any] = None  # callable(final_answer, rubric, extras) -> [0, 1], or "module:function"
+    judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
     max_response_chars: int = 8000  # longer tool results are cut
     max_calls_per_turn: int = 32  # calls of one turn beyond this are not run (invalid calls)
 
@@ -241,7 +244,7 @@ class MCPToolEnv(BaseTextEnv):
 
     def _judged(self, reward: float) -> float:
         try:
-            verdict = float(self.judge(final_answer=self.final_answer, rubric=self.plan.rubric, extras=self.extras))
+            verdict = _verdict(self.judge(final_answer=self.final_answer, rubric=self.plan.rubric, extras=self.extras))
         except Exception as e:  # noqa: BLE001 - a failing judge leaves the rule reward, and says so
             self.parts["judge_error"] = f"{type(e).__name__}: {e}"
             return reward
@@ -276,14 +279,51 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters cut]"
 
 
+JUDGE_KEYWORDS = ("final_answer", "rubric", "extras")
+
+
 def _load_judge(judge: Any) -> Optional[Callable[..., float]]:
-    if judge is None or callable(judge):
+    """The configured judge, checked once: it must take the keywords the env passes (or ``**kwargs``)."""
+    if judge is None:
+        return None
+    if callable(judge):
+        _check_judge(judge, getattr(judge, "__qualname__", repr(judge)))
         return judge
     module, _, name = str(judge).partition(":")
     try:
-        return getattr(importlib.import_module(module), name)
+        function = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as e:
         raise ConfigError(f"MCPToolEnv config: judge {judge!r} is not an importable 'module:function' ({e})") from None
+    if not callable(function):
+        raise ConfigError(f"MCPToolEnv config: judge {judge!r} is a {type(function).__name__}, not a function")
+    _check_judge(function, str(judge))
+    return function
+
+
+def _check_judge(judge: Callable[..., Any], name: str) -> None:
+    """A judge that cannot be called as ``judge(final_answer=, rubric=, extras=)`` would fail every episode
+    (each recorded as judge_error): refuse it when the env is built. A callable without a signature
+    (some builtins) is not checked."""
+    try:
+        signature = inspect.signature(judge)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(**{k: None for k in JUDGE_KEYWORDS})
+    except TypeError as e:
+        expected = ", ".join(f"{k}=" for k in JUDGE_KEYWORDS)
+        raise ConfigError(
+            f"MCPToolEnv config: judge {name}{signature} cannot be called as judge({expected}) ({e}); "
+            f"it must accept the keyword parameters final_answer, rubric and extras (or **kwargs)"
+        ) from None
+
+
+def _verdict(value: Any) -> float:
+    """The judge's score: a finite real number (clamped to [0, 1] by the caller); NaN, infinities and
+    anything else (a string, None) are errors, never silently a score."""
+    if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"the judge returned {value!r}, not a finite number in [0, 1]")
+    return float(value)
 
 
 def register() -> bool:

@@ -5,12 +5,18 @@ after canonical JSON (a param one side omits may be absent or equal to the schem
 derived params are present (and the arguments valid against the tool's input schema when the row
 carries it), and every step in ``depends_on`` matched in an earlier turn (a call cannot use a result
 it has not seen: calls of one turn are sent together; ``dependencies_across_turns=False`` accepts an
-earlier call of the same turn). A call matches at most one step.
+earlier call of the same turn). A call matches at most one step. A call that fits several steps takes
+the one whose literal params it matches most specifically (then the first in plan order), and a later
+call that fits only taken steps may move an earlier call to another step it fits (an augmenting path)
+when every ``depends_on`` stays satisfied (``_Matcher``): calls that fit each other's steps match the same
+steps in any order. The call that exceeds ``limits`` (``max_tools`` distinct tools, ``max_servers``) is
+refused, not run: it and any later call match nothing and count as invalid calls.
 
     recall     = steps matched / plan steps
     precision  = steps matched / calls made (malformed, unknown, repeated and unmatched calls included)
     completion = 1 when the episode ended with a final answer within the limits, else 0.5
     reward     = recall * precision * completion, and 0 when ``success.must_call_tool`` was never called
+                 (a call refused by a limit was not called)
 
 Strict mode returns 0 unless every step matched (for SkyRL's pass_at_n, which counts any positive
 final reward as a pass). No clock, no network, no tool results: the same calls give the same reward.
@@ -52,29 +58,39 @@ class Trajectory:
 
 def limit_breach(plan: Plan, calls: tuple[CallRecord, ...] | list[CallRecord]) -> Optional[str]:
     """The limit these calls exceed (distinct tools, distinct servers), or None."""
-    ok = [c for c in calls if c.error is None]
-    if plan.max_tools is not None and len({c.name for c in ok}) > plan.max_tools:
-        return "limit:max_tools"
-    if plan.max_servers is not None and len({c.server for c in ok}) > plan.max_servers:
-        return "limit:max_servers"
-    return None
+    return _breach(plan, calls)[1]
+
+
+def _breach(plan: Plan, calls: tuple[CallRecord, ...] | list[CallRecord]) -> tuple[int, Optional[str]]:
+    """The index of the first call that exceeds a limit and which limit, or (len(calls), None)."""
+    tools: set[Optional[str]] = set()
+    servers: set[Optional[str]] = set()
+    for i, c in enumerate(calls):
+        if c.error is not None:
+            continue
+        tools.add(c.name)
+        servers.add(c.server)
+        if plan.max_tools is not None and len(tools) > plan.max_tools:
+            return i, "limit:max_tools"
+        if plan.max_servers is not None and len(servers) > plan.max_servers:
+            return i, "limit:max_servers"
+    return len(calls), None
 
 
 def score(
     plan: Plan, trajectory: Trajectory, strict: bool = False, dependencies_across_turns: bool = True
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata."""
-    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns)
+    refused_from, limit = _breach(plan, trajectory.calls)
+    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
-    breach = limit_breach(plan, trajectory.calls) or (
-        trajectory.ended_by if trajectory.ended_by == "max_turns" else None
-    )
+    breach = limit or (trajectory.ended_by if trajectory.ended_by == "max_turns" else None)
     final = bool(trajectory.final_answer and trajectory.final_answer.strip())
     recall = n_matched / len(plan.steps)
     precision = n_matched / n_calls if n_calls else 0.0
     completion = 1.0 if final and breach is None else INCOMPLETE_FACTOR
     must = plan.must_call_tool is None or any(
-        c.error is None and c.name == plan.must_call_tool for c in trajectory.calls
+        c.error is None and c.name == plan.must_call_tool for c in trajectory.calls[:refused_from]
     )
     reward = recall * precision * completion if must else 0.0
     if strict and n_matched < len(plan.steps):
@@ -94,42 +110,121 @@ def score(
     }
 
 
-def _match_calls(plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool) -> dict[str, Any]:
-    matched: dict[int, int] = {}  # step number -> index of the call that matched it
+def _match_calls(
+    plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, refused_from: int
+) -> dict[str, Any]:
+    """Assign calls to steps in call order; calls from ``refused_from`` on were refused by a limit."""
+    matcher = _Matcher(plan, calls, across_turns)
     seen: set[str] = set()
     counts = {"invalid_calls": 0, "unmatched_calls": 0, "repeated_calls": 0, "order_violations": 0}
     for i, call in enumerate(calls):
-        if call.error is not None:
+        if call.error is not None or i >= refused_from:
             counts["invalid_calls"] += 1
             continue
         text = canonical_json([call.name, call.arguments])
-        ready = _matched_before(matched, calls, call.turn) if across_turns else set(matched)
-        step = _first_match(plan, call, ready, matched)
-        if step is not None:
-            matched[step.step] = i
-        else:
+        if not matcher.add(i):
             counts["unmatched_calls"] += 1
             counts["repeated_calls"] += text in seen
-            counts["order_violations"] += _first_match(plan, call, None, matched) is not None
+            counts["order_violations"] += any(s.step not in matcher.matched for s in matcher.fits(i))
         seen.add(text)
+    matched = matcher.matched
     return {**counts, "steps_matched": len(matched), "matched_steps": sorted(matched)}
 
 
-def _matched_before(matched: dict[int, int], calls: tuple[CallRecord, ...], turn: int) -> set[int]:
-    """Steps matched in an earlier turn: only their results can have informed a call of this turn."""
-    return {step for step, i in matched.items() if calls[i].turn < turn}
+class _Matcher:
+    """The assignment of calls to steps (step number -> call index), built one call at a time.
+
+    A new call takes the free step it fits most specifically (most literal params compared); when every
+    step it fits is taken, it looks for an augmenting path: it takes a step whose call can move to another
+    step it fits (recursively), so a call that fits two steps does not keep the one a later call needed;
+    when a step it fits waits for an unmatched dependency, an earlier call that fits the dependency may
+    move there. A step that a matched step depends on is never taken over, every changed assignment is
+    checked against ``depends_on`` before it is kept, and a call is placed only if one more step matches.
+    Deterministic (plan order, then call order, breaks ties). Not an exhaustive search: with
+    ``depends_on`` a different earlier choice can, rarely, match more steps.
+    """
+
+    def __init__(self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool):
+        self.plan, self.calls, self.across_turns = plan, calls, across_turns
+        self.matched: dict[int, int] = {}
+        self._fits: dict[int, list[Step]] = {}
+        self._callers: dict[int, list[int]] = {}  # step number -> the calls added so far that fit it
+
+    def fits(self, i: int) -> list[Step]:
+        """The steps call ``i`` matches by name and params, whatever their order (cached)."""
+        if i not in self._fits:
+            name, args = self.calls[i].name, self.calls[i].arguments or {}
+            self._fits[i] = [s for s in self.plan.steps if s.call_name == name and step_matches(self.plan, s, args)]
+            for s in self._fits[i]:
+                self._callers.setdefault(s.step, []).append(i)
+        return self._fits[i]
+
+    def add(self, i: int) -> bool:
+        """Match call ``i`` to a step, moving earlier calls if that is what it takes; False if it cannot."""
+        assignment = self._place(i, self.matched, set())
+        if assignment is None:
+            return False
+        self.matched = assignment
+        return True
+
+    def _place(self, i: int, matched: dict[int, int], visited: set[int]) -> Optional[dict[int, int]]:
+        """``matched`` with call ``i`` placed and one step more, or None: the free step it fits most
+        specifically; else a taken step whose call moves to another it fits (an augmenting path); else a
+        free step whose missing dependencies earlier calls that fit them move to."""
+        fits = [s for s in self.fits(i) if s.step not in visited]
+        ready = [s for s in fits if self._ready(s, i, matched)]
+        free = [s for s in ready if s.step not in matched]
+        if free:
+            return {**matched, max(free, key=lambda s: _specificity(s, self.calls[i])).step: i}
+        for step in ready:
+            visited.add(step.step)
+            if not self._depended_on(step, matched):
+                rest = {k: v for k, v in matched.items() if k != step.step}
+                moved = self._place(matched[step.step], rest, visited)
+                if moved is not None and self._valid({**moved, step.step: i}):
+                    return {**moved, step.step: i}
+        for step in (s for s in fits if s.step not in matched and s not in ready):
+            visited.add(step.step)
+            unlocked = {**self._unlock(step, i, matched), step.step: i}
+            if len(unlocked) > len(matched) and self._valid(unlocked):
+                return unlocked
+        return None
+
+    def _unlock(self, step: Step, i: int, matched: dict[int, int]) -> dict[int, int]:
+        """``matched`` with each unmatched dependency of ``step`` taken by an earlier call that fits it: an
+        unmatched call, else one that gives up its step (which no matched step depends on)."""
+        result = dict(matched)
+        for dep in (s for s in self.plan.steps if s.step in step.depends_on and s.step not in matched):
+            held = {j: k for k, j in result.items()}
+            callers = self._callers.get(dep.step, [])
+            earlier = [j for j in callers if self._before(j, i) and self._ready(dep, j, result)]
+            movable = [j for j in earlier if j not in held or not self._depended_on(self._step(held[j]), result)]
+            j = next((j for j in movable if j not in held), movable[0] if movable else None)
+            if j is not None:
+                result.pop(held.get(j), None)
+                result[dep.step] = j
+        return result
+
+    def _step(self, number: int) -> Step:
+        return next(s for s in self.plan.steps if s.step == number)
+
+    def _depended_on(self, step: Step, matched: dict[int, int]) -> bool:
+        return any(step.step in s.depends_on for s in self.plan.steps if s.step in matched)
+
+    def _before(self, j: int, i: int) -> bool:
+        """Call ``j``'s result can have informed call ``i``."""
+        return self.calls[j].turn < self.calls[i].turn if self.across_turns else j < i
+
+    def _ready(self, step: Step, i: int, matched: dict[int, int]) -> bool:
+        return all(d in matched and self._before(matched[d], i) for d in step.depends_on)
+
+    def _valid(self, assignment: dict[int, int]) -> bool:
+        return all(self._ready(s, assignment[s.step], assignment) for s in self.plan.steps if s.step in assignment)
 
 
-def _first_match(plan: Plan, call: CallRecord, ready: Optional[set[int]], matched: dict[int, int]) -> Optional[Step]:
-    """The first unmatched step this call matches; with ``ready``, only steps whose depends_on are all in it."""
-    for step in plan.steps:
-        if step.step in matched or step.call_name != call.name:
-            continue
-        if ready is not None and any(d not in ready for d in step.depends_on):
-            continue
-        if step_matches(plan, step, call.arguments or {}):
-            return step
-    return None
+def _specificity(step: Step, call: CallRecord) -> int:
+    """How many literal params the match compared (a step whose params are all derived compares none)."""
+    return len((set(step.params) | set(call.arguments or {})) - set(step.derived_params))
 
 
 def step_matches(plan: Plan, step: Step, arguments: dict[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 import json
+import time
 
 import pytest
-from conftest import SYNTAX
+from conftest import SYNTAX, call, episode, make_row
 
 from skyrl_mcp_env.calls import Call, Malformed, parse_calls, strip_thinking, tool_response
 
@@ -72,6 +73,34 @@ def test_unclosed_block_is_malformed():
     parsed = parse_calls('<tool_call>{"name": "a", "arguments": {}}</tool_call><tool_call>{"name": "b"')
     assert parsed[0] == Call("a", {})
     assert isinstance(parsed[1], Malformed) and "never closed" in parsed[1].error
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('<tool_call>{"name": "x"} ' * 8000, "malformed"),  # 200 KB; before: 13 s (quadratic)
+        ("<tool_call>" * 18000, "malformed"),
+        ("<think>" * 28000 + '<tool_call>{"name": "a"}</tool_call>', "call"),  # before: 43 s
+    ],
+    ids=["unclosed-calls", "bare-open-tags", "unclosed-think"],
+)
+def test_200_kb_of_unclosed_tags_parse_in_linear_time(text, expected):
+    assert len(text) >= 195_000
+    started = time.perf_counter()
+    parsed = parse_calls(text)
+    assert time.perf_counter() - started < 2.0
+    if expected == "call":  # a <think> never closed hides nothing
+        assert parsed == [Call("a", {})]
+    else:  # one malformed entry: the text from the first unclosed <tool_call> to the end
+        assert parsed == [Malformed(text, "<tool_call> is never closed with </tool_call>")]
+
+
+def test_an_unclosed_spray_is_one_invalid_call():
+    row = make_row([{"server": "s", "tool": "x", "params": {}}])
+    started = time.perf_counter()
+    out = episode(row, [call("x", {}) + '<tool_call>{"name": "x"} ' * 8000, "done"])
+    assert time.perf_counter() - started < 2.0
+    assert (out["metadata"]["calls"], out["metadata"]["invalid_calls"], out["metadata"]["steps_matched"]) == (2, 1, 1)
 
 
 def test_tool_response_format():

@@ -2,14 +2,17 @@
 
 import copy
 import json
+import re
+from dataclasses import replace
 
 import pytest
-from conftest import call, episode, extras_of, plan_calls, play, v2_row
+from conftest import call, episode, extras_of, make_row, plan_calls, play, v2_row
 
 from skyrl_mcp_env import MCPToolEnv
 from skyrl_mcp_env.plan import plan_from_extras
 from skyrl_mcp_env.reward import CallRecord, Trajectory, score
 from skyrl_mcp_env.reward_check import schedule
+from skyrl_mcp_env.tools import ConfigError
 
 FINAL = "Here is the answer."
 PARTS = {
@@ -138,6 +141,37 @@ def test_3_exceeding_max_turns_ends_without_full_credit(movers):
     out = episode(movers, plan_calls(movers) + [FINAL], max_turns=3)
     assert out["done"] and out["metadata"]["ended_by"] == "max_turns"
     assert out["metadata"]["steps_matched"] == 3 and out["reward"] == 0.5
+
+
+ECHO_WITH_A_DISTRACTOR = make_row(  # one echo step; max_tools 1, so a second distinct tool ends the episode
+    [{"server": "everything", "tool": "echo", "params": {"message": "hello"}}],
+    available_tools=[
+        {"server": "everything", "tool": "echo", "call_name": "echo"},
+        {"server": "everything", "tool": "toggle-simulated-logging", "call_name": "toggle-simulated-logging"},
+    ],
+)
+
+
+@pytest.mark.parametrize("same_turn", [False, True])
+def test_3_a_call_refused_by_a_limit_matches_no_step(same_turn):
+    # before: the echo that broke max_tools was never run, yet matched the plan's only step (1 of 1)
+    toggle, echo = call("toggle-simulated-logging", {}), call("echo", {"message": "hello"})
+    out = episode(ECHO_WITH_A_DISTRACTOR, [toggle + echo] if same_turn else [toggle, echo, FINAL])
+    meta = out["metadata"]
+    assert meta["ended_by"] == meta["limit_exceeded"] == "limit:max_tools"
+    assert meta["tool_results"] == {"miss": 1}  # only the toggle reached the tool backend
+    assert (meta["steps_matched"], meta["matched_steps"], meta["must_call_tool_called"]) == (0, [], False)
+    assert out["reward"] == 0.0
+
+
+def test_3_the_scorer_refuses_the_call_that_breaks_a_limit_and_every_later_one(movers):
+    plan = plan_from_extras(extras_of(movers))  # max_servers 2: fmp and polygon, then slack breaks it
+    gainers, losers, post = (CallRecord(0, s.call_name, s.params, s.server) for s in plan.steps)
+    status = CallRecord(2, "polygon_get_market_status", {}, "polygon")
+    calls = (replace(gainers, turn=1), status, replace(post, turn=3), replace(losers, turn=4))
+    parts = score(plan, Trajectory(calls, None, None))
+    assert parts["limit_exceeded"] == "limit:max_servers"
+    assert parts["matched_steps"] == [1] and parts["invalid_calls"] == 2  # losers came after the breach
 
 
 def test_3_max_turns_is_the_smaller_of_row_and_trainer(movers):
@@ -281,6 +315,69 @@ def test_8_every_step_returns_the_parts(movers):
     assert MCPToolEnv({}, extras_of(movers)).get_metrics() == {"cassette_misses": 0.0}
 
 
+# a call that fits several steps ---------------------------------------------------------------
+
+# search; a quote whose symbol is derived from the search (the plan guessed PLTR); a quote of MSFT
+TWO_QUOTES_STEPS = [
+    {"server": "s", "tool": "search", "params": {"query": "Palantir"}},
+    {"server": "s", "tool": "quote", "params": {"symbol": "PLTR"}, "depends_on": [1], "derived_params": ["symbol"]},
+    {"server": "s", "tool": "quote", "params": {"symbol": "MSFT"}},
+]
+TWO_QUOTES = make_row(TWO_QUOTES_STEPS, max_turns=8)
+SEARCH = call("search", {"query": "Palantir"})
+
+
+@pytest.mark.parametrize("same_turn", [True, False])
+@pytest.mark.parametrize("symbols", [["PLTR", "MSFT"], ["MSFT", "PLTR"]])
+def test_a_call_fitting_a_literal_and_a_derived_step_takes_the_literal_one(symbols, same_turn):
+    # before: quote MSFT first took the derived step (the first in plan order), PLTR then fit nothing: 0.444
+    quotes = [call("quote", {"symbol": s}) for s in symbols]
+    out = episode(TWO_QUOTES, [SEARCH] + (["".join(quotes)] if same_turn else quotes) + [FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 2, 3] and out["reward"] == 1.0
+
+
+# two steps of one tool, each with one literal and one derived param: {a: 1, b: *} and {a: *, b: 2}
+CROSSED = [
+    {"server": "s", "tool": "t", "params": {"a": 1, "b": 0}, "derived_params": ["b"]},
+    {"server": "s", "tool": "t", "params": {"a": 0, "b": 2}, "derived_params": ["a"]},
+]
+
+
+@pytest.mark.parametrize("same_turn", [True, False])
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_a_later_call_moves_an_earlier_one_to_another_step_it_fits(order, same_turn):
+    # {a: 1, b: 2} fits both steps (first in plan order: step 1); {a: 1, b: 5} fits step 1 only. Whatever
+    # the order, the assignment that matches both steps is found (the earlier call moves to step 2).
+    calls = [call("t", {"a": 1, "b": 2}), call("t", {"a": 1, "b": 5})]
+    actions = [calls[i] for i in order]
+    out = episode(make_row(CROSSED), (["".join(actions)] if same_turn else actions) + [FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 2] and out["reward"] == 1.0
+
+
+def test_moving_a_call_never_breaks_a_depends_on():
+    # step 3 (tool u) depends on step 1, matched by {a: 1, b: 2} in turn 1; {a: 1, b: 5} in turn 3 fits step
+    # 1 only, and taking it over would leave step 3 matched before its dependency: it stays unmatched
+    row = make_row(CROSSED + [{"server": "s", "tool": "u", "params": {}, "depends_on": [1]}])
+    out = episode(row, [call("t", {"a": 1, "b": 2}), call("u", {}), call("t", {"a": 1, "b": 5}), FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 3] and out["metadata"]["unmatched_calls"] == 1
+
+
+def test_a_dependent_call_may_move_an_earlier_call_to_the_dependency_it_fits():
+    # the post depends on the derived quote; quote MSFT fits it and the literal MSFT step. Preferring the
+    # literal step must not cost the post: the MSFT call moves to the derived step (3 steps, not 2)
+    post = {"server": "s", "tool": "post", "params": {"text": "x"}, "depends_on": [2], "derived_params": ["text"]}
+    row = make_row([*TWO_QUOTES_STEPS, post], max_turns=8)
+    out = episode(row, [SEARCH, call("quote", {"symbol": "MSFT"}), call("post", {"text": "MSFT 410"}), FINAL])
+    assert out["metadata"]["matched_steps"] == [1, 2, 4] and out["metadata"]["order_violations"] == 0
+
+
+def test_the_assignment_is_deterministic():
+    quotes = "".join(call("quote", {"symbol": s}) for s in ("MSFT", "PLTR", "MSFT", "NVDA"))
+    runs = [episode(TWO_QUOTES, [SEARCH, quotes, FINAL])["metadata"] for _ in range(3)]
+    assert all(r == runs[0] for r in runs)
+    assert runs[0]["matched_steps"] == [1, 2, 3] and runs[0]["unmatched_calls"] == 2
+
+
 # repeats, strict mode, judge ----------------------------------------------------------------
 
 
@@ -320,3 +417,41 @@ def test_judge_by_import_path_and_a_failing_judge(movers):
 
 def _failing_judge(final_answer, rubric, extras):
     raise RuntimeError("judge down")
+
+
+def _renamed_judge(answer, rubric, extras):
+    return 1.0
+
+
+def test_a_judge_without_the_judge_keywords_is_a_config_error(movers):
+    # before: TypeError on every episode, recorded as judge_error, the rule reward kept
+    def extra_param(final_answer, rubric, extras, model):
+        return 1.0
+
+    for judge, name in (
+        ("test_reward:_renamed_judge", "test_reward:_renamed_judge"),
+        (_renamed_judge, "_renamed_judge"),
+        (extra_param, "extra_param"),
+        (lambda final_answer: 1.0, "<lambda>"),
+    ):
+        with pytest.raises(ConfigError, match=rf"judge .*{re.escape(name)}.*judge\(final_answer=, rubric=, extras=\)"):
+            MCPToolEnv({"judge": judge}, extras_of(movers))
+
+
+def test_a_judge_taking_kwargs_or_keyword_only_parameters_is_accepted(movers):
+    def kwargs_judge(**kwargs):
+        return 0.5 if set(kwargs) == {"final_answer", "rubric", "extras"} else 0.0
+
+    def keyword_only(*, final_answer, rubric, extras, model="m"):
+        return 0.5
+
+    for judge in (kwargs_judge, keyword_only):
+        assert episode(movers, plan_calls(movers) + [FINAL], {"judge": judge})["reward"] == 0.5
+
+
+@pytest.mark.parametrize("verdict", [float("nan"), float("inf"), float("-inf"), "0.7", None, [1.0]])
+def test_a_judge_verdict_that_is_not_a_finite_number_is_a_judge_error(movers, verdict):
+    # before: NaN became a judge score of 0.0 (reward 0), "0.7" was read as 0.7
+    out = episode(movers, plan_calls(movers) + [FINAL], {"judge": lambda final_answer, rubric, extras: verdict})
+    assert out["reward"] == 1.0 and "judge" not in out["metadata"]
+    assert "not a finite number" in out["metadata"]["judge_error"]
