@@ -103,6 +103,17 @@ describe("skyrl CLI", () => {
     expect(r.stderr).toContain(`made 0 of 1 valid rows (${out} not written)`)
     expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
   })
+  it("generate reads --servers from SKYRL_SERVERS as every command does (and SERVERS, the wrapper script's name)", () => {
+    const out = join(tmp(), "x.jsonl")
+    for (const name of ["SKYRL_SERVERS", "SERVERS"]) {
+      const r = runCli(["generate", "-n", "2", "--out", out, "--dry-run", "--domains", "chat", "--subjects", "none"], {
+        env: { [name]: "slack" }
+      })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toContain("send_slack_message")
+      expect(r.stdout).not.toContain("fmp_")
+    }
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -43,7 +43,8 @@ export const runOptions = {
   servers: optionalFlag(
     Options.text("servers"),
     "Comma list of inventory servers to offer the model (default: all)",
-    Config.string("SERVERS")
+    // SKYRL_SERVERS as every other command reads it; SERVERS as the wrapper script passes it.
+    Config.string("SKYRL_SERVERS").pipe(Config.orElse(() => Config.string("SERVERS")))
   ),
   maxAttempts: int("max-attempts", "MAX_ATTEMPTS", 3, "Attempts per sample before it counts as failed"),
   rpm: optionalFlag(
