@@ -393,9 +393,10 @@ describe("enrich: bad input", () => {
       const server = await fake()
       const dir = tmp()
       const out = join(dir, "rows.jsonl")
+      // A missing input is a usage error (exit 2) naming the path, as in convert, validate and verify.
       const missing = await enrich([join(dir, "missing.jsonl"), "--out", out], server)
-      expect(missing.status).toBe(1)
-      expect(missing.stderr).toContain(`${join(dir, "missing.jsonl")}: cannot read: no such file or directory`)
+      expect(missing.status).toBe(2)
+      expect(missing.stderr).toContain(`Path '${join(dir, "missing.jsonl")}' must exist`)
       mkdirSync(join(dir, "folder.json"))
       const folder = await enrich([join(dir, "folder.json"), "--out", out], server)
       // @effect/cli checks the argument's path type: a usage error (exit 2) naming the path.

@@ -86,6 +86,8 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const without = runCli(["verify", at("rows.jsonl"), "--inventory", at("bare.json"), "--out", at("b.jsonl")])
     expect(without.status).toBe(1)
     expect(without.stderr).toContain("none of the 2 rows verified (the output was not written)")
+    expect(without.stdout).toContain(`no verified row, so ${at("b.jsonl")} was not written; 2 rejects in`)
+    expect(without.stdout).not.toContain("wrote 0 verified rows")
     expect(readFileSync(at("b.jsonl"), "utf8")).toBe("{\"earlier\":1}\n")
     expect(jsonl(at("b.jsonl.rejects.jsonl"))[0].reason).toContain("no launch spec")
 
@@ -177,6 +179,12 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out must not be one of the input datasets")
+    // An output format it cannot write is a usage error before anything starts (as in generate and convert).
+    for (const command of [["verify", at("rows.jsonl")], ["convert", "data/examples/recorded-tasks.jsonl"]]) {
+      const csv = runCli([...command, "--out", at("rows.csv")])
+      expect(csv.status).toBe(2)
+      expect(csv.stderr).toContain(`"${at("rows.csv")}" must end in .json, .jsonl or .parquet`)
+    }
   })
 
   it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", () => {

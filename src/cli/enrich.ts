@@ -10,7 +10,7 @@ import { runVerifyFlags } from "./verifyFlags.js"
 export const enrichCommand = Command.make(
   "enrich",
   {
-    input: Args.file({ name: "INPUT" }).pipe(
+    input: Args.file({ name: "INPUT", exists: "yes" }).pipe(
       Args.withDescription(
         "Prompts to plan: SkyRL rows (.json/.jsonl/.parquet), ShareGPT conversations or OpenAI message lists (JSON or JSONL)"
       )

@@ -54,7 +54,7 @@ export const outOption = Options.file("out").pipe(
   Options.withDescription("Output dataset path; the format follows the extension (.json, .jsonl, .parquet)")
 )
 
-export const inventoryOption = Options.file("inventory").pipe(
+export const inventoryOption = Options.file("inventory", { exists: "yes" }).pipe(
   Options.withDescription("Tool inventory file (default: the bundled finance MCP inventory in data/)"),
   Options.withFallbackConfig(Config.string("SKYRL_INVENTORY")),
   Options.optional

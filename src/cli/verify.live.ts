@@ -9,7 +9,7 @@ import { dryRunDatasets, verifyDatasets } from "../programs/verify.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
-import { StorageLive } from "../services/Storage.js"
+import { rowFormatOf, StorageLive } from "../services/Storage.js"
 import type { VerifierReport } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
@@ -55,6 +55,7 @@ export interface VerifyCliOptions {
 const checkUsage = (options: VerifyCliOptions) => {
   const out = path.resolve(options.out)
   if (options.files.some((f) => path.resolve(f) === out)) return "--out must not be one of the input datasets"
+  if (rowFormatOf(out) === undefined) return `--out: "${options.out}" must end in .json, .jsonl or .parquet`
   if (options.concurrency < 1) return "--concurrency must be at least 1"
   if (options.timeout <= 0) return "--timeout must be a positive number of seconds"
   if (Option.isSome(options.limit) && options.limit.value < 1) return "--limit must be at least 1"
@@ -136,7 +137,11 @@ const formatResult = (out: string, result: VerifyResult, report: VerifierReport)
   return [
     formatSummary(result.summary),
     ...(servers.length === 0 ? [] : ["servers:", ...servers]),
-    `wrote ${result.written} verified rows to ${out}; ${result.rejects} rejects in ${result.rejectsFile}`,
+    `${
+      result.written === 0
+        ? `no verified row, so ${out} was not written`
+        : `wrote ${result.written} verified rows to ${out}`
+    }; ${result.rejects} rejects in ${result.rejectsFile}`,
     `cassettes: ${c.file}: ${c.added} new, ${c.existing + c.added} in all`
   ].join("\n")
 }
