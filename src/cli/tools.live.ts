@@ -141,7 +141,7 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
       ...result.failures
     ]
     if (result.changes.length === 0 && problems.length === 0) {
-      yield* Effect.logInfo(`${file}: no tool changed on ${specs.length} servers`)
+      yield* Effect.logInfo(`${file}: no tool changed on ${specs.length} server${specs.length === 1 ? "" : "s"}`)
       return
     }
     return yield* new ToolsCheckError({ inventory: file, changes: result.changes.length, problems })

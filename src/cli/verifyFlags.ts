@@ -105,7 +105,7 @@ export const checkVerifyFlags = (flags: RunVerifyFlags & { readonly backend: str
 export const warnUnknownAllowNames = (inventory: Inventory, allow: AllowList) => {
   const unknown = unknownAllowNames(inventory, allow)
   return unknown.length === 0 ? Effect.void : Effect.logWarning(
-    `--allow-side-effects: ${unknown.join(", ")} name no tool of the inventory (TOOL or SERVER.TOOL); ` +
-      "they allow nothing"
+    `--allow-side-effects: ${unknown.join(", ")} ${unknown.length === 1 ? "names" : "name"} no tool of the ` +
+      `inventory (TOOL or SERVER.TOOL); ${unknown.length === 1 ? "it allows" : "they allow"} nothing`
   )
 }
