@@ -114,6 +114,16 @@ describe("skyrl CLI", () => {
       expect(r.stdout).not.toContain("fmp_")
     }
   })
+  it("offline, past the 12 recorded answers: the message counts the attempts of every session and does not advise --resume", () => {
+    const out = join(tmp(), "g.jsonl")
+    const first = runCli(["generate", "-n", "14", "--out", out])
+    expect(first.status).toBe(1)
+    expect(first.stderr).toContain("made 12 of 14 valid rows")
+    expect(first.stderr).toContain("2 samples failed after 3 attempts each; the recorded answers cannot make more")
+    expect(first.stderr).not.toContain("rerun with --resume")
+    const again = runCli(["generate", "-n", "14", "--out", out, "--resume", "--force"])
+    expect(again.stderr).toContain("2 samples failed after 6 attempts each")
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -349,7 +349,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       made: written,
       requested,
       output: options.out,
-      reason: (yield* Ref.get(ctx.stop)) ?? whyIncomplete(latest, options.maxAttemptsPerSample, ctx.unanswered)
+      reason: (yield* Ref.get(ctx.stop)) ??
+        whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded")
     })
   }
   return {
@@ -368,14 +369,22 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
 
 const whyIncomplete = (
   latest: ReadonlyMap<number, JournalEntry>,
-  maxAttempts: number,
-  unanswered: RunContext<Job>["unanswered"]
+  unanswered: RunContext<Job>["unanswered"],
+  recorded: boolean
 ): string => {
   const entries = [...latest.values()]
-  const failed = entries.filter((e) => e.status === "failed").length
+  const failed = entries.filter((e) => e.status === "failed")
   const stopped = entries.filter((e) => e.status === "stopped")
+  // Attempts of all sessions (--resume gives each failed sample --max-attempts more).
+  const [fewest, most] = [Math.min(...failed.map((e) => e.attempts)), Math.max(...failed.map((e) => e.attempts))]
   const parts = [
-    ...(failed > 0 ? [`${failed} samples failed after ${maxAttempts} attempts each`] : []),
+    ...(failed.length > 0
+      ? [
+        `${failed.length} samples failed after ${
+          fewest === most ? `${most} attempts each` : `${fewest}-${most} attempts`
+        }`
+      ]
+      : []),
     ...(stopped.length > 0
       ? [`${stopped.length} samples stopped (${stopped[0].rejects.at(-1)?.reasons.join("; ") ?? "unfinished"})`]
       : [])
@@ -385,8 +394,9 @@ const whyIncomplete = (
     ? []
     : [`${unanswered.count} sample${unanswered.count === 1 ? "" : "s"} with no answer: ${unanswered.reason}`]
   if (parts.length === 0 && none.length > 0) return none[0]!
-  return [
-    `${parts.length === 0 ? "some samples are unfinished" : parts.join("; ")}; rerun with --resume to retry them`,
-    ...none
-  ].join("; ")
+  // Recorded answers (--llm replay) give a sample the same answer again: a rerun cannot do better.
+  const retry = recorded
+    ? "the recorded answers cannot make more of these rows (set OPENAI_API_KEY to ask a model)"
+    : "rerun with --resume to retry them"
+  return [`${parts.length === 0 ? "some samples are unfinished" : parts.join("; ")}; ${retry}`, ...none].join("; ")
 }
