@@ -210,23 +210,8 @@ describe("near-duplicates at generation", () => {
       const dir = tmp()
       const out = join(dir, "ds.jsonl")
       // The injected prompts do not state their plans' values: warned of, not repaired, so the gate alone judges them.
-      const r = await runCliAsync(
-        [
-          "generate",
-          "-n",
-          "6",
-          "--out",
-          out,
-          "--llm",
-          "openai",
-          "--concurrency",
-          "1",
-          "--near-dup",
-          "0.8",
-          "--allow-unstated-literals"
-        ],
-        { env: env(server) }
-      )
+      const flags = "--llm openai --concurrency 1 --near-dup 0.8 --allow-unstated-literals".split(" ")
+      const r = await runCliAsync(["generate", "-n", "6", "--out", out, ...flags], { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
       const rows = readJsonl(out)
       expect(rows).toHaveLength(6)
