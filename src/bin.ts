@@ -5,7 +5,7 @@
 import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Effect, Exit } from "effect"
+import { Cause, Console, Effect, Exit } from "effect"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli } from "./cli/main.js"
 
@@ -20,7 +20,18 @@ const argv = process.argv.map((arg, i, all) =>
     : arg
 )
 
-cli(argv).pipe(
+/** @effect/cli writes its help and usage errors in ANSI colours: plain text under NO_COLOR or into a pipe or file. */
+const ANSI = /\x1b\[[0-9;]*m/g
+const plainOn = (stream: NodeJS.WriteStream) => (process.env.NO_COLOR ?? "") !== "" || stream.isTTY !== true
+const plain = <R>(on: boolean, write: (...args: ReadonlyArray<unknown>) => R) => (...args: ReadonlyArray<unknown>) =>
+  write(...(on ? args.map((a) => (typeof a === "string" ? a.replace(ANSI, "") : a)) : args))
+const plainConsole = (console: Console.Console): Console.Console => ({
+  ...console,
+  log: plain(plainOn(process.stdout), console.log),
+  error: plain(plainOn(process.stderr), console.error)
+})
+
+Effect.consoleWith((console) => Effect.withConsole(cli(argv), plainConsole(console))).pipe(
   Effect.tapErrorCause((cause) =>
     Effect.sync(() => {
       if (Cause.isInterruptedOnly(cause)) return

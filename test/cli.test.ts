@@ -124,6 +124,17 @@ describe("skyrl CLI", () => {
     const again = runCli(["generate", "-n", "14", "--out", out, "--resume", "--force"])
     expect(again.stderr).toContain("2 samples failed after 6 attempts each")
   })
+  it("help and usage errors are plain text into a pipe, with or without NO_COLOR (@effect/cli writes ANSI colours)", () => {
+    for (const env of [{}, { NO_COLOR: "" }]) {
+      const help = runCli(["convert", "--help"], { env })
+      expect(help.status).toBe(0)
+      expect(help.stdout).toContain("USAGE")
+      expect(help.stdout).not.toContain("\x1b[")
+      const usage = runCli(["convert", "--no-such-flag"], { env })
+      expect(usage.status).toBe(2)
+      expect(usage.stderr + usage.stdout).not.toContain("\x1b[")
+    }
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)
