@@ -6,9 +6,10 @@ import { Inventory } from "../domain/inventory.js"
 import { SettingsError } from "../domain/run.js"
 import { convertProgram } from "../programs/convert.js"
 import { ScratchLive } from "../services/Scratch.js"
-import { rowFormatOf, Storage, StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
+import { checkOutFormat } from "./outFormat.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
 import { notTheInput, positiveInt } from "./runShared.js"
 import { resolveAsOf } from "./shared.js"
@@ -44,12 +45,7 @@ export const runConvert = (options: {
 }) =>
   Effect.gen(function*() {
     const rejectsFile = Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`)
-    if (rowFormatOf(options.out) === undefined) {
-      return yield* new SettingsError({
-        setting: "--out",
-        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
-      })
-    }
+    yield* checkOutFormat(options.out)
     yield* notTheInput("convert", "--out", options.out, options.tasks, "tasks file")
     yield* notTheInput("convert", "--rejects", rejectsFile, options.tasks, "tasks file")
     if (path.resolve(rejectsFile) === path.resolve(options.out)) {

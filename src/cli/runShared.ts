@@ -9,10 +9,11 @@ import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
-import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { StorageLive } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { llmLayer } from "./llmOptions.js"
+import { checkOutFormat } from "./outFormat.js"
 import { resolveAsOf } from "./shared.js"
 import type { RunVerifyFlags } from "./verifyFlags.js"
 import { checkVerifyFlags } from "./verifyFlags.js"
@@ -93,13 +94,8 @@ export const runLimitsOf = (options: RunCliOptions) =>
 /** The output file, its format checked before any call is paid for, and the archive root (`--raw-dir`). */
 export const outputPathsOf = (options: Pick<RunCliOptions, "out" | "rawDir">) =>
   Effect.gen(function*() {
+    yield* checkOutFormat(options.out)
     const out = path.resolve(options.out)
-    if (rowFormatOf(out) === undefined) {
-      return yield* new SettingsError({
-        setting: "--out",
-        reason: `"${options.out}" must end in .json, .jsonl or .parquet`
-      })
-    }
     const rawDir = path.resolve(O.getOrElse(options.rawDir, () => path.join(path.dirname(out), "raw_llm")))
     return { out, rawDir }
   })

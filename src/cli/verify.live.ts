@@ -9,11 +9,12 @@ import { dryRunDatasets, verifyDatasets } from "../programs/verify.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
-import { rowFormatOf, StorageLive } from "../services/Storage.js"
+import { StorageLive } from "../services/Storage.js"
 import type { VerifierReport } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
 import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
+import { outFormatProblem } from "./outFormat.js"
 import { cassettesDirOf, warnUnknownAllowNames } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
@@ -55,7 +56,8 @@ export interface VerifyCliOptions {
 const checkUsage = (options: VerifyCliOptions) => {
   const out = path.resolve(options.out)
   if (options.files.some((f) => path.resolve(f) === out)) return "--out must not be one of the input datasets"
-  if (rowFormatOf(out) === undefined) return `--out: "${options.out}" must end in .json, .jsonl or .parquet`
+  const format = outFormatProblem(options.out)
+  if (format !== undefined) return `--out: ${format}`
   if (options.concurrency < 1) return "--concurrency must be at least 1"
   if (options.timeout <= 0) return "--timeout must be a positive number of seconds"
   if (Option.isSome(options.limit) && options.limit.value < 1) return "--limit must be at least 1"
