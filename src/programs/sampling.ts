@@ -376,7 +376,11 @@ const whyIncomplete = (
   const failed = entries.filter((e) => e.status === "failed")
   const stopped = entries.filter((e) => e.status === "stopped")
   // Attempts of all sessions (--resume gives each failed sample --max-attempts more).
-  const [fewest, most] = [Math.min(...failed.map((e) => e.attempts)), Math.max(...failed.map((e) => e.attempts))]
+  // A loop, not Math.min(...): a run of a few hundred thousand failed samples would overflow the call's arguments.
+  const [fewest, most] = failed.reduce(([lo, hi], e) => [Math.min(lo, e.attempts), Math.max(hi, e.attempts)], [
+    Infinity,
+    0
+  ])
   const parts = [
     ...(failed.length > 0
       ? [
