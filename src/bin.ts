@@ -21,7 +21,8 @@ const argv = process.argv.map((arg, i, all) =>
 )
 
 /** @effect/cli writes its help and usage errors in ANSI colours: plain text under NO_COLOR or into a pipe or file. */
-const ANSI = /\x1b\[[0-9;]*m/g
+// @effect/printer-ansi's codes all start by resetting (0): other text on stdout (a report quoting a row) stays as it is.
+const ANSI = /\x1b\[0(?:;\d+)*m/g
 const plainOn = (stream: NodeJS.WriteStream) => (process.env.NO_COLOR ?? "") !== "" || stream.isTTY !== true
 const plain = <R>(on: boolean, write: (...args: ReadonlyArray<unknown>) => R) => (...args: ReadonlyArray<unknown>) =>
   write(...(on ? args.map((a) => (typeof a === "string" ? a.replace(ANSI, "") : a)) : args))
