@@ -8,6 +8,7 @@ import { Effect, Either, Exit, Logger, Schema } from "effect"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import type { EncodedRow } from "../src/domain/row.js"
@@ -724,24 +725,58 @@ describe("checkWrittenDataset", () => {
     expect((e as DatasetViolationsError).exitCode).toBe(1)
     expect((e as DatasetViolationsError).rules).toEqual(["duplicate/prompt", "duplicate/task-id"])
   })
-  it("an unreadable file fails with exit code 2", async () => {
-    const file = join(tmp(), "bad.jsonl")
+  it("a line that is not JSON is a contract/json violation (exit code 1); a file that cannot be read, exit code 2", async () => {
+    const dir = tmp()
+    const file = join(dir, "bad.jsonl")
     writeFileSync(file, "{not json\n")
     const exit = await run(checkWrittenDataset(file, inventory))
     if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail") throw new Error("expected a failure")
-    expect((exit.cause.error as { exitCode: number }).exitCode).toBe(2)
-    expect(exit.cause.error.message).toMatch(/bad\.jsonl, row 0: line 1 is not valid JSON/)
+    expect(exit.cause.error).toBeInstanceOf(DatasetViolationsError)
+    expect((exit.cause.error as DatasetViolationsError).rules).toEqual(["contract/json"])
+    const array = join(dir, "bad.json")
+    writeFileSync(array, "[{\"a\": 1},\n")
+    const unreadable = await run(checkWrittenDataset(array, inventory))
+    if (Exit.isSuccess(unreadable) || unreadable.cause._tag !== "Fail") throw new Error("expected a failure")
+    expect((unreadable.cause.error as { exitCode: number }).exitCode).toBe(2)
+    expect(unreadable.cause.error.message).toMatch(/bad\.json: not valid JSON/)
   })
 })
 
 describe("CLI exit codes", () => {
-  it("2 for an unreadable file, naming it", () => {
+  it("1 for lines that are not JSON (contract/json, each named), with every other row checked", () => {
     const file = join(tmp(), "broken.jsonl")
-    writeFileSync(file, "{\"a\": 1}\n{oops\n")
-    const r = runCli(["validate", file])
+    const lines = [rowFor(0), "{oops", rowFor(1), "", "[1, 2", rowFor(1)]
+    writeFileSync(file, lines.map((l) => typeof l === "string" ? l : JSON.stringify(l)).join("\n") + "\n")
+    const r = runCli(["validate", file, "--json"])
+    expect(r.status, r.stderr).toBe(1)
+    const report = JSON.parse(r.stdout) as Report
+    expect(report.rows).toBe(5)
+    const json = report.rules.find((x) => x.id === "contract/json")!
+    expect(json.severity).toBe("error")
+    expect(json.examples.map((e) => [e.row, e.message.replace(/:.*/, "")])).toEqual([
+      [1, "line 2 is not valid JSON"],
+      [3, "line 5 is not valid JSON"]
+    ])
+    // The rows after a bad line are checked: the last row repeats the third.
+    expect(report.rules.find((x) => x.id === "duplicate/prompt")!.examples.map((e) => e.row)).toEqual([4])
+    expect(report.violations).toBe(2 + 2) // contract/json twice, duplicate/prompt and duplicate/task-id
+    const text = runCli(["validate", file])
+    expect(text.status).toBe(1)
+    expect(text.stdout).toContain(`${file} row 3 (row): line 5 is not valid JSON`)
+  })
+  it("2 for a file that cannot be read as rows: a broken JSON array, a gzip-compressed file", () => {
+    const dir = tmp()
+    const array = join(dir, "broken.json")
+    writeFileSync(array, "[{\"a\": 1},\n")
+    const r = runCli(["validate", array])
     expect(r.status).toBe(2)
-    expect(r.stderr).toContain("broken.jsonl, row 1: line 2 is not valid JSON")
+    expect(r.stderr).toContain("broken.json: not valid JSON")
     expect(r.stdout).toBe("")
+    const gzip = join(dir, "rows.jsonl")
+    writeFileSync(gzip, gzipSync(JSON.stringify(rowFor(0)) + "\n"))
+    const g = runCli(["validate", gzip])
+    expect(g.status).toBe(2)
+    expect(g.stderr).toContain("it is gzip-compressed; decompress it first")
   })
   it("2 for a missing file (usage error)", () => {
     expect(runCli(["validate", "/nonexistent/rows.jsonl"]).status).toBe(2)

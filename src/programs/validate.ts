@@ -10,6 +10,7 @@ import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
 import { failOnScratchError, optionalSpill } from "../services/Scratch.js"
+import type { RowRecord } from "../services/Storage.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
@@ -60,20 +61,24 @@ export interface RowSink {
   readonly add: (row: unknown, ref: RowRef) => void
 }
 
-/** Streams every row of every file to `each` (0-based row index per file), after `begin` of its file. */
+/**
+ * Streams every row of every file to `each` (0-based row index per file), after `begin` of its file. A
+ * JSON Lines line that is not JSON is a record of its own (`RowRecord.unparsable`): the rows after it
+ * are read too.
+ */
 const forEachRow = (
   files: ReadonlyArray<string>,
-  each: (file: string, index: number, value: unknown) => void,
+  each: (file: string, record: RowRecord) => void,
   begin: (file: string) => void = () => undefined
 ) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     for (const file of files) {
       begin(file)
-      yield* storage.readRows(file).pipe(
+      yield* storage.readRows(file, { keepUnparsable: true }).pipe(
         Stream.runForEachChunk((chunk) =>
           Effect.sync(() => {
-            for (const record of chunk) each(file, record.index, record.value)
+            for (const record of chunk) each(file, record)
           })
         ),
         Effect.mapError((e) =>
@@ -96,9 +101,10 @@ export const validateFiles = (
   Effect.gen(function*() {
     const spill = yield* optionalSpill("checks")
     const checker = new DatasetChecker({ ...options, spill })
-    yield* forEachRow(options.files, (file, index, value) => {
-      checker.add(index, value)
-      sink?.add(value, { file, row: index })
+    yield* forEachRow(options.files, (file, { index, unparsable, value }) => {
+      if (unparsable === undefined) checker.add(index, value)
+      else checker.addUnparsable(index, unparsable)
+      sink?.add(value, { file, row: index }) // an unparsable line counts as an unreadable row there
     }, (file) => checker.beginFile(file))
     return checker.report()
   }).pipe(Effect.scoped, failOnScratchError)
@@ -165,7 +171,7 @@ const promptsOf = (files: ReadonlyArray<string>, refs: ReadonlyArray<RowRef>) =>
     const wanted = new Set(refs.map((r) => `${r.file}\n${r.row}`))
     const texts = new Map<string, string>()
     if (wanted.size === 0) return texts
-    yield* forEachRow(files.filter((f) => refs.some((r) => r.file === f)), (file, index, value) => {
+    yield* forEachRow(files.filter((f) => refs.some((r) => r.file === f)), (file, { index, value }) => {
       const key = `${file}\n${index}`
       const prompt = wanted.has(key) ? readRow(value)?.prompt : undefined
       if (prompt !== undefined) texts.set(key, prompt)

@@ -54,6 +54,20 @@ export interface RowRecord {
   /** 1-based line of the row (JSON Lines only). */
   readonly line?: number
   readonly value: unknown
+  /**
+   * Why the line is not a row (`readRows` with `keepUnparsable`: a JSON Lines line that is not JSON);
+   * `value` is then undefined.
+   */
+  readonly unparsable?: string
+}
+
+export interface ReadRowsOptions {
+  /**
+   * A JSON Lines line that is not JSON becomes a record with `unparsable` set and the rows after it are
+   * read (`validate` reports it and goes on); without it, the stream fails there. A gzip-compressed file
+   * fails either way.
+   */
+  readonly keepUnparsable?: boolean
 }
 
 /**
@@ -128,7 +142,7 @@ export interface StorageApi {
    * Streams the rows of a .json, .jsonl or .parquet dataset (memory bounded for .jsonl and .parquet).
    * Fails with an InputError naming the file (and the row, or line, where one is at fault).
    */
-  readonly readRows: (file: string) => Stream.Stream<RowRecord, InputError>
+  readonly readRows: (file: string, options?: ReadRowsOptions) => Stream.Stream<RowRecord, InputError>
 }
 
 /** An open append-only file (`openAppend`). */
@@ -543,17 +557,17 @@ class RowReadFailure extends Error {
   }
 }
 
-const parseLine = (text: string, row: number, line: number): unknown => {
+/** A JSON Lines line as a row; one that is not JSON is a record saying why with `keep`, else it throws. */
+const lineRecord = (text: string, index: number, line: number, keep: boolean): RowRecord => {
   try {
-    return JSON.parse(text)
+    return { index, line, value: JSON.parse(text) }
   } catch (e) {
-    const gzip = line === 1 && text.charCodeAt(0) === 0x1f // gzip's magic byte
-    throw new RowReadFailure(
-      row,
-      gzip
-        ? "not JSON Lines: it is gzip-compressed; decompress it first (gunzip)"
-        : `line ${line} is not valid JSON: ${(e as Error).message}`
-    )
+    if (line === 1 && text.charCodeAt(0) === 0x1f) { // gzip's magic byte
+      throw new RowReadFailure(index, "not JSON Lines: it is gzip-compressed; decompress it first (gunzip)")
+    }
+    const reason = `line ${line} is not valid JSON: ${(e as Error).message}`
+    if (keep) return { index, line, value: undefined, unparsable: reason }
+    throw new RowReadFailure(index, reason)
   }
 }
 
@@ -629,7 +643,7 @@ export const readTextLines = (file: string): Stream.Stream<string, StorageError>
     (e) => new StorageError({ path: file, operation: "read", reason: reason(e) })
   ).pipe(Stream.mapChunks((chunks) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(chunks).flat())))
 
-async function* jsonLinesRows(file: string): AsyncGenerator<ReadonlyArray<RowRecord>> {
+async function* jsonLinesRows(file: string, keep: boolean): AsyncGenerator<ReadonlyArray<RowRecord>> {
   let index = 0
   let line = 0
   for await (const lines of lineChunks(file)) {
@@ -638,7 +652,7 @@ async function* jsonLinesRows(file: string): AsyncGenerator<ReadonlyArray<RowRec
       for (const text of lines) {
         line++
         if (text.trim() === "") continue
-        records.push({ index, line, value: parseLine(text, index, line) })
+        records.push(lineRecord(text, index, line, keep))
         index++
       }
     } catch (e) {
@@ -649,7 +663,7 @@ async function* jsonLinesRows(file: string): AsyncGenerator<ReadonlyArray<RowRec
   }
 }
 
-async function* jsonRows(file: string): AsyncGenerator<RowRecord> {
+async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord> {
   const text = await fs.readFile(file, "utf8")
   if (!text.trimStart().startsWith("[")) {
     // Like `datasets`, a .json file may also hold JSON Lines.
@@ -658,7 +672,7 @@ async function* jsonRows(file: string): AsyncGenerator<RowRecord> {
     for (const l of text.split("\n")) {
       line++
       if (l.trim() === "") continue
-      yield { index, line, value: parseLine(l, index, line) }
+      yield lineRecord(l, index, line, keep)
       index++
     }
     return
@@ -683,7 +697,8 @@ async function* parquetRows(file: string): AsyncGenerator<RowRecord> {
   }
 }
 
-export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputError> => {
+export const readDatasetRows = (file: string, options?: ReadRowsOptions): Stream.Stream<RowRecord, InputError> => {
+  const keep = options?.keepUnparsable === true
   const format = rowFormatOf(file)
   if (format === undefined) {
     return Stream.fail(
@@ -697,11 +712,11 @@ export const readDatasetRows = (file: string): Stream.Stream<RowRecord, InputErr
   if (format === "jsonl") {
     // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
     return Stream.fromAsyncIterable(
-      { [Symbol.asyncIterator]: () => jsonLinesRows(file)[Symbol.asyncIterator]() },
+      { [Symbol.asyncIterator]: () => jsonLinesRows(file, keep)[Symbol.asyncIterator]() },
       toInputError
     ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
   }
-  const source = () => (format === "json" ? jsonRows(file) : parquetRows(file))
+  const source = () => (format === "json" ? jsonRows(file, keep) : parquetRows(file))
   return Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() }, toInputError)
 }
 

@@ -81,6 +81,10 @@ export const DEFAULT_MAX_EXAMPLES = 5
 export type Severity = "error" | "warning"
 
 export const RULES = [
+  {
+    id: "contract/json",
+    title: "each line of a JSON Lines file is one JSON value (datasets.load_dataset fails on the file otherwise)"
+  },
   { id: "contract/prompt", title: "prompt: system/user roles only, one user message last, trimmed non-empty content" },
   { id: "contract/env_class", title: `env_class is ${ENV_CLASS}` },
   { id: "contract/reward_method", title: `reward_spec.method is "${REWARD_METHOD}"` },
@@ -546,6 +550,18 @@ export class DatasetChecker {
       this.undo.push(() => void (stat[field] = before))
     }
     stat[field] = value
+  }
+
+  /**
+   * A line of the current file that is not JSON (`index`: the row it stands in for): a row of the file
+   * with a `contract/json` violation, and nothing else checked.
+   */
+  addUnparsable(index: number, reason: string): void {
+    if (this.fileIndex < 0) this.beginFile("(rows)")
+    this.row = index
+    this.rows++
+    this.files[this.fileIndex]!.rows++
+    this.find("contract/json", "(row)", reason)
   }
 
   /** Checks one on-disk row (`index` is its 0-based position in the current file) and keeps it. */
