@@ -113,10 +113,25 @@ def score(
 def _match_calls(
     plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, refused_from: int
 ) -> dict[str, Any]:
-    """Assign calls to steps in call order; calls from ``refused_from`` on were refused by a limit."""
+    """Assign calls to steps in call order; calls from ``refused_from`` on were refused by a limit.
+
+    Diagnostic counts (they do not enter the reward): of the unmatched calls, one that fits (name and
+    params) a step no call held when it was made did not match because that step's ``depends_on`` was not
+    satisfied before it. It is an order violation when one such step has every dependency matched by the
+    end of the calls (the dependency came later, in the same turn, or otherwise in the wrong order), and
+    a missing-dependency call when each such step has a dependency that no call matched (never called,
+    or never called right).
+    """
     matcher = _Matcher(plan, calls, across_turns)
     seen: set[str] = set()
-    counts = {"invalid_calls": 0, "unmatched_calls": 0, "repeated_calls": 0, "order_violations": 0}
+    counts = {
+        "invalid_calls": 0,
+        "unmatched_calls": 0,
+        "repeated_calls": 0,
+        "order_violations": 0,
+        "missing_dependency_calls": 0,
+    }
+    waiting: list[list[Step]] = []  # per unmatched call: the steps it fits that were free when it was made
     for i, call in enumerate(calls):
         if call.error is not None or i >= refused_from:
             counts["invalid_calls"] += 1
@@ -125,9 +140,14 @@ def _match_calls(
         if not matcher.add(i):
             counts["unmatched_calls"] += 1
             counts["repeated_calls"] += text in seen
-            counts["order_violations"] += any(s.step not in matcher.matched for s in matcher.fits(i))
+            free = [s for s in matcher.fits(i) if s.step not in matcher.matched]
+            if free:
+                waiting.append(free)
         seen.add(text)
     matched = matcher.matched
+    for free in waiting:
+        in_order = any(all(d in matched for d in s.depends_on) for s in free)
+        counts["order_violations" if in_order else "missing_dependency_calls"] += 1
     return {**counts, "steps_matched": len(matched), "matched_steps": sorted(matched)}
 
 

@@ -26,6 +26,7 @@ PARTS = {
     "unmatched_calls",
     "repeated_calls",
     "order_violations",
+    "missing_dependency_calls",
     "must_call_tool_called",
     "final_answer",
     "limit_exceeded",
@@ -248,6 +249,30 @@ def test_5_a_dependent_call_in_the_same_turn_as_its_dependency_does_not_match(mo
     assert apart["reward"] == 1.0
     lenient = episode(movers, [gainers + losers + post, FINAL], {"dependencies_across_turns": False})
     assert lenient["reward"] == 1.0
+
+
+def test_5_a_call_whose_dependency_came_later_is_an_order_violation_one_never_called_is_not(movers):
+    # before: the post without ever calling the losers it depends on counted as an order violation
+    gainers, losers, post = plan_calls(movers)
+    later = [o["metadata"] for o in play(MCPToolEnv({}, extras_of(movers)), [gainers, post, losers, FINAL])]
+    never = episode(movers, [gainers, post, FINAL])["metadata"]
+    in_order = episode(movers, plan_calls(movers) + [FINAL])["metadata"]
+    counts = lambda m: (m["unmatched_calls"], m["order_violations"], m["missing_dependency_calls"])
+    assert counts(later[-1]) == (1, 1, 0)  # the losers were called, after the post
+    assert counts(never) == (1, 0, 1)  # the losers were never called
+    assert counts(in_order) == (0, 0, 0) and in_order["reward"] == 1.0
+    # the counts describe the calls so far: right after the post, its dependency was not called yet
+    assert counts(later[1]) == (1, 0, 1)
+    assert (never["reward"], later[-1]["reward"]) == (pytest.approx(1 / 3 * 1 / 2), pytest.approx(2 / 3 * 2 / 3))
+
+
+def test_5_a_dependency_called_only_with_wrong_params_is_a_missing_dependency(movers):
+    gainers, losers, post = plan_calls(movers)
+    wrong = call("fmp_get_market_losers", {"limit": 6})
+    meta = episode(movers, [gainers, wrong, post, FINAL])["metadata"]
+    assert (meta["unmatched_calls"], meta["order_violations"], meta["missing_dependency_calls"]) == (2, 0, 1)
+    together = episode(movers, [gainers + losers + post, FINAL])["metadata"]  # same turn: an order violation
+    assert (together["order_violations"], together["missing_dependency_calls"]) == (1, 0)
 
 
 # 6. malformed calls -------------------------------------------------------------------------
