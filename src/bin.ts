@@ -6,8 +6,9 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
+import { fullUsage, unknownOption } from "./cli/commandLine.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
-import { cli } from "./cli/main.js"
+import { cli, skyrl } from "./cli/main.js"
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
 const argv = process.argv.map((arg, i, all) =>
@@ -26,13 +27,28 @@ const ANSI = /\x1b\[0(?:;\d+)*m/g
 const plainOn = (stream: NodeJS.WriteStream) => (process.env.NO_COLOR ?? "") !== "" || stream.isTTY !== true
 const plain = <R>(on: boolean, write: (...args: ReadonlyArray<unknown>) => R) => (...args: ReadonlyArray<unknown>) =>
   write(...(on ? args.map((a) => (typeof a === "string" ? a.replace(ANSI, "") : a)) : args))
+const args = argv.slice(2)
+const help = args.slice(0, args.includes("--") ? args.indexOf("--") : undefined).some((a) =>
+  a === "--help" || a === "-h"
+)
+/** A subcommand's help gives its usage as `$ skyrl convert ...`, not @effect/cli's `$ convert ...`. */
+const usage = help ? fullUsage(skyrl, args) : (text: string) => text
 const plainConsole = (console: Console.Console): Console.Console => ({
   ...console,
-  log: plain(plainOn(process.stdout), console.log),
+  log: plain(
+    plainOn(process.stdout),
+    (...lines) => console.log(...lines.map((l) => typeof l === "string" ? usage(l) : l))
+  ),
   error: plain(plainOn(process.stderr), console.error)
 })
 
-Effect.consoleWith((console) => Effect.withConsole(cli(argv), plainConsole(console))).pipe(
+// An option the command lacks is a usage error named as such (@effect/cli's message names another option).
+const unknown = unknownOption(skyrl, args)
+const run = unknown === undefined
+  ? cli(argv)
+  : Effect.zipRight(Console.error(unknown), Effect.sync(() => process.exit(2)))
+
+Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).pipe(
   Effect.tapErrorCause((cause) =>
     Effect.sync(() => {
       if (Cause.isInterruptedOnly(cause)) return

@@ -135,6 +135,39 @@ describe("skyrl CLI", () => {
       expect(usage.stderr + usage.stdout).not.toContain("\x1b[")
     }
   })
+  it("an unknown option is named as such wherever it stands (@effect/cli named a required option instead), with a close name", () => {
+    const dir = tmp()
+    const tasks = join(dir, "tasks.json")
+    writeFileSync(tasks, JSON.stringify([task(0)]))
+    const cases = [
+      [["convert", "--bogus", tasks, "--out", join(dir, "o.jsonl")], "skyrl convert: unknown option '--bogus'."],
+      [["convert", "--outt=x.jsonl", tasks], "skyrl convert: unknown option '--outt'. Did you mean '--out'?"],
+      [
+        ["validate", "--fail-onn", "warnings", tasks],
+        "skyrl validate: unknown option '--fail-onn'. Did you mean '--fail-on'?"
+      ],
+      [["tools", "list", "--bogus"], "skyrl tools list: unknown option '--bogus'."]
+    ] as const
+    for (const [args, message] of cases) {
+      const r = runCli([...args])
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr).toContain(message)
+      expect(r.stderr).toContain(`Its options: \`skyrl ${args[0] === "tools" ? "tools list" : args[0]} --help\``)
+      expect(r.stderr).not.toMatch(/Expected to find option|must exist/)
+    }
+    expect(existsSync(join(dir, "o.jsonl"))).toBe(false)
+    // Options of the command, @effect/cli's own, values that start with '-' and anything after `--` are not flagged.
+    const ok = runCli(["--log-format", "json", "convert", "--log-level", "warning", "-o", join(dir, "p.jsonl"), tasks])
+    expect(ok.status, ok.stderr).toBe(0)
+    expect(runCli(["convert", "--as-of", "-1", tasks, "--out", join(dir, "q.jsonl")]).stderr).not.toContain(
+      "unknown option"
+    )
+  })
+  it("a subcommand's help gives its usage with the whole command (@effect/cli printed `$ convert`)", () => {
+    expect(runCli(["convert", "--help"]).stdout).toMatch(/^\$ skyrl convert \(-o, --out file\)/m)
+    expect(runCli(["tools", "list", "-h"]).stdout).toMatch(/^\$ skyrl tools list \[--inventory file\]/m)
+    expect(runCli(["--help"]).stdout).toMatch(/^\$ skyrl \[--log-format/m)
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -1,0 +1,127 @@
+/**
+ * What @effect/cli gets wrong about a command line, mended before and around its parsing:
+ * - an option the command does not have (`unknownOption`): @effect/cli's own message for one is right
+ *   only when it comes last; placed before a required option it says "Expected to find option: '--out'",
+ *   and before a path argument "Path '--bogus' must exist";
+ * - a subcommand's help shows its usage as `$ convert ...` (`fullUsage` makes it `$ skyrl convert ...`).
+ *
+ * The command's options come from @effect/cli's usage of each (sub)command; the walk from a command to its
+ * subcommands reads the descriptor's shape (`Map`, `Subcommands`, `Standard`), which @effect/cli ~0.77 does
+ * not export as a type: anything else found there gives no finding, and @effect/cli parses as before.
+ */
+import { CommandDescriptor } from "@effect/cli"
+import type { Usage } from "@effect/cli/Usage"
+
+/** @effect/cli's options on every command (`--help`, `--version`, `--wizard`, `--completions`, `--log-level`). */
+const BUILT_IN = ["--help", "-h", "--version", "--wizard", "--completions", "--log-level"]
+
+type Node =
+  | { readonly _tag: "Standard" | "GetUserInput"; readonly name: string }
+  | { readonly _tag: "Map"; readonly command: Node }
+  | { readonly _tag: "Subcommands"; readonly parent: Node; readonly children: ReadonlyArray<Node> }
+
+const unwrap = (node: Node): Node => (node._tag === "Map" ? unwrap(node.command) : node)
+
+/** The command a node stands for (a command with subcommands: its own part). */
+const own = (node: Node): Node => {
+  const n = unwrap(node)
+  return n._tag === "Subcommands" ? own(n.parent) : n
+}
+
+const nameOf = (node: Node): string | undefined => {
+  const n = own(node)
+  return n._tag === "Standard" || n._tag === "GetUserInput" ? n.name : undefined
+}
+
+const optionNames = (usage: Usage, into: Set<string>): Set<string> => {
+  switch (usage._tag) {
+    case "Named":
+      for (const name of usage.names) if (name.startsWith("-")) into.add(name)
+      break
+    case "Optional":
+    case "Repeated":
+      optionNames(usage.usage, into)
+      break
+    case "Alternation":
+    case "Concat":
+      optionNames(usage.left, into)
+      optionNames(usage.right, into)
+      break
+  }
+  return into
+}
+
+const optionsOf = (
+  node: Node
+): ReadonlyArray<string> => [...optionNames(CommandDescriptor.getUsage(own(node) as never), new Set())]
+
+/** Edit distance, for "did you mean". */
+const distance = (a: string, b: string): number => {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
+    }
+    row = next
+  }
+  return row[b.length]!
+}
+
+/** Looks like an option (`--x`, `-x`), not a value such as `-` or `-1`. */
+const isOptionLike = (arg: string): boolean => /^--?[A-Za-z]/.test(arg)
+
+/**
+ * Walks `args` (the arguments after the program's name, up to `--`) down the command tree: `visit` sees
+ * each argument with the command path so far and the options known there (those of the commands above
+ * count too); returning a value stops the walk with it.
+ */
+const walk = <A>(
+  command: { readonly descriptor: unknown },
+  args: ReadonlyArray<string>,
+  visit: (arg: string, path: ReadonlyArray<string>, known: ReadonlySet<string>) => A | undefined
+): { readonly path: ReadonlyArray<string>; readonly found: A | undefined } => {
+  let node = command.descriptor as Node
+  const path = [nameOf(node) ?? "skyrl"]
+  const known = new Set([...BUILT_IN, ...optionsOf(node)])
+  for (const arg of args) {
+    if (arg === "--") break
+    const found = visit(arg, path, known)
+    if (found !== undefined) return { path, found }
+    const n = unwrap(node)
+    const child = isOptionLike(arg) || n._tag !== "Subcommands"
+      ? undefined
+      : n.children.find((c) => nameOf(c) === arg)
+    if (child === undefined) continue
+    node = child
+    path.push(arg)
+    for (const option of optionsOf(child)) known.add(option)
+  }
+  return { path, found: undefined }
+}
+
+/** The message for the first option in `args` that the command they name does not have, or undefined. */
+export const unknownOption = (
+  command: { readonly descriptor: unknown },
+  args: ReadonlyArray<string>
+): string | undefined =>
+  walk(command, args, (arg, path, known) => {
+    if (!isOptionLike(arg)) return undefined
+    const name = arg.split("=", 1)[0]!
+    if (known.has(name)) return undefined
+    const close = [...known].filter((k) => k.startsWith("--") && distance(k, name) <= 2).sort()
+    const hint = close.length > 0 ? ` Did you mean ${close.map((k) => `'${k}'`).join(" or ")}?` : ""
+    return `${path.join(" ")}: unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
+  }).found
+
+/**
+ * `text` (what @effect/cli prints) with a subcommand's usage lines, `$ list ...`, given the full command,
+ * `$ skyrl tools list ...`, for the command `args` name.
+ */
+export const fullUsage = (command: { readonly descriptor: unknown }, args: ReadonlyArray<string>) => {
+  const { path } = walk(command, args, () => undefined)
+  if (path.length < 2) return (text: string) => text
+  const usage = new RegExp(`^\\$ ${path.at(-1)!.replace(/[^\w-]/g, "")}(?= |$)`, "gm")
+  const full = `$ ${path.join(" ")}`
+  return (text: string) => text.replace(usage, full)
+}
