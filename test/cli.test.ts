@@ -1,4 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
@@ -367,6 +376,75 @@ describe("convert never writes over its input", () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--rejects: is the tasks file")
     expect(readFileSync(input, "utf8")).toBe(text)
+  })
+  it("no command writes over another file it reads (--inventory, --servers-config, a list file, the cassette store, by a symlink too)", () => {
+    const dir = tmp()
+    const at = (name: string) => join(dir, name)
+    writeFileSync(at("tasks.jsonl"), JSON.stringify(task(1)) + "\n")
+    const inventory = readFileSync(join(import.meta.dirname, "fixtures", "inventory", "finance-mcp.json"), "utf8")
+    writeFileSync(at("inv.json"), inventory)
+    symlinkSync(at("inv.json"), at("link.json"))
+    const config = "{\"mcpServers\":{\"ev\":{\"command\":\"true\"}}}\n"
+    writeFileSync(at("mcp.json"), config)
+    writeFileSync(at("personas.jsonl"), "a trader\n")
+    mkdirSync(at("cas"))
+    const cases = [
+      [
+        ["convert", at("tasks.jsonl"), "--inventory", at("inv.json"), "--out", at("link.json")],
+        "--out: is the --inventory file; convert"
+      ],
+      [[
+        "convert",
+        at("tasks.jsonl"),
+        "--inventory",
+        at("inv.json"),
+        "--out",
+        at("o.jsonl"),
+        "--rejects",
+        at("inv.json")
+      ], "--rejects: is the --inventory file"],
+      [
+        ["generate", "-n", "1", "--inventory", at("inv.json"), "--out", at("inv.json")],
+        "--out: is the --inventory file; generate"
+      ],
+      [
+        ["generate", "-n", "1", "--personas", at("personas.jsonl"), "--out", at("personas.jsonl")],
+        "--out: is the --personas file"
+      ],
+      [
+        ["generate", "-n", "1", "--verify", "--servers-config", at("mcp.json"), "--out", at("mcp.json")],
+        "--out: is the --servers-config file"
+      ],
+      [
+        ["enrich", at("tasks.jsonl"), "--inventory", at("inv.json"), "--out", at("inv.json")],
+        "--out: is the --inventory file; enrich"
+      ],
+      [
+        ["verify", at("tasks.jsonl"), "--inventory", at("inv.json"), "--out", at("inv.json")],
+        "--out: is the --inventory file; verify"
+      ],
+      [
+        ["verify", at("tasks.jsonl"), "--servers-config", at("mcp.json"), "--out", at("mcp.json")],
+        "--out: is the --servers-config file"
+      ],
+      [
+        ["verify", at("tasks.jsonl"), "--cassettes", at("cas"), "--out", at("cas/cassettes.jsonl")],
+        "--out: is inside the cassette store"
+      ],
+      [
+        ["tools", "import", "--servers-config", at("mcp.json"), "--out", at("mcp.json")],
+        "--out: is the --servers-config file"
+      ]
+    ] as const
+    for (const [args, message] of cases) {
+      const r = runCli([...args])
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr).toContain(message)
+    }
+    expect(readFileSync(at("inv.json"), "utf8")).toBe(inventory)
+    expect(readFileSync(at("mcp.json"), "utf8")).toBe(config)
+    expect(readFileSync(at("personas.jsonl"), "utf8")).toBe("a trader\n")
+    expect(readdirSync(at("cas"))).toEqual([])
   })
   it("--rejects naming the --out file is a usage error (the rejects would replace the rows); an existing file is kept", () => {
     const dir = tmp()

@@ -178,7 +178,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(side.stdout).toContain("skipped-side-effect 1")
     const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
-    expect(same.stderr).toContain("--out must not be one of the input datasets")
+    expect(same.stderr).toContain("--out: is the input dataset; verify never modifies its input")
     // An output format it cannot write is a usage error before anything starts (as in generate and convert).
     for (const command of [["verify", at("rows.jsonl")], ["convert", "data/examples/recorded-tasks.jsonl"]]) {
       const csv = runCli([...command, "--out", at("rows.csv")])

@@ -10,8 +10,9 @@ import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
 import { checkOutFormat } from "./outFormat.js"
+import { outputsApart } from "./outputsApart.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
-import { notTheInput, positiveInt } from "./runShared.js"
+import { positiveInt } from "./runShared.js"
 import { resolveAsOf } from "./shared.js"
 
 export const loadInventoryFile = (file: string) =>
@@ -46,8 +47,14 @@ export const runConvert = (options: {
   Effect.gen(function*() {
     const rejectsFile = Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`)
     yield* checkOutFormat(options.out)
-    yield* notTheInput("convert", "--out", options.out, options.tasks, "tasks file")
-    yield* notTheInput("convert", "--rejects", rejectsFile, options.tasks, "tasks file")
+    const inventoryFile = Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY)
+    yield* outputsApart("convert", [{ setting: "--out", file: options.out }, {
+      setting: "--rejects",
+      file: rejectsFile
+    }], [
+      { what: "tasks file", file: options.tasks },
+      { what: "--inventory file", file: inventoryFile }
+    ])
     if (path.resolve(rejectsFile) === path.resolve(options.out)) {
       // Written after the rows, the rejects would replace them.
       return yield* new SettingsError({
@@ -55,7 +62,7 @@ export const runConvert = (options: {
         reason: "is the --out file; give the rejects a file of their own"
       })
     }
-    const inventory = yield* loadInventoryFile(Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY))
+    const inventory = yield* loadInventoryFile(inventoryFile)
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const now = new Date(yield* Clock.currentTimeMillis)
     yield* convertProgram({

@@ -27,19 +27,21 @@ import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { hasApiKey, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
+import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
   engineOptionsOf,
   EXPECTED_OUTPUT,
   llmOptionsOf,
   modelSettingsOf,
-  notTheInput,
   outputPathsOf,
   pacedLlmLayer,
   positiveInt,
   rowSettingsOf,
+  runInputs,
   runLimitsOf,
-  runOf
+  runOf,
+  runOutputs
 } from "./runShared.js"
 import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
@@ -75,7 +77,10 @@ export const runEnrich = (options: EnrichCliOptions) => {
       })
     }
     const input = options.input
-    yield* notTheInput("enrich", "--out", options.out, input)
+    yield* outputsApart("enrich", runOutputs(options.out), [
+      { what: "input file", file: input },
+      ...runInputs(options, !options.inventoryFromPrompt)
+    ])
     const { out, rawDir } = yield* outputPathsOf(options)
     const servers = Option.map(options.servers, parseServerList)
     if (options.inventoryFromPrompt && Option.isSome(servers)) {

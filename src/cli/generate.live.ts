@@ -13,6 +13,7 @@ import { StorageLive } from "../services/Storage.js"
 import { parseComplexities } from "../skyrl/workPlan.js"
 import * as Plan from "./generatePlan.live.js"
 import { llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
+import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
 import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
@@ -37,6 +38,11 @@ export const runGenerate = (options: GenerateCliOptions) =>
       return yield* new SettingsError({ setting: "--complexities (COMPLEXITIES)", reason: complexities })
     }
     const { out, rawDir } = yield* Run.outputPathsOf(options)
+    yield* outputsApart("generate", Run.runOutputs(out), [
+      ...Run.runInputs(options, true),
+      Option.isSome(options.personas) ? { what: "--personas file", file: options.personas.value } : undefined,
+      Option.isSome(options.subjects) ? { what: "--subjects file", file: options.subjects.value } : undefined
+    ])
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
     const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm

@@ -14,6 +14,8 @@ import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { llmLayer } from "./llmOptions.js"
 import { checkOutFormat } from "./outFormat.js"
+import type { Input, Output } from "./outputsApart.js"
+import { DEFAULT_INVENTORY } from "./paths.js"
 import { resolveAsOf } from "./shared.js"
 import type { RunVerifyFlags } from "./verifyFlags.js"
 import { checkVerifyFlags } from "./verifyFlags.js"
@@ -61,16 +63,23 @@ export const positiveInt = (value: number, setting: string) =>
     ? Effect.succeed(value)
     : Effect.fail(new SettingsError({ setting, reason: `must be a positive integer, got ${value}` }))
 
-/** Fails when `file` (the value of `setting`) is the input file: a command never writes over its input. */
-export const notTheInput = (command: string, setting: string, file: string, input: string, what = "input file") =>
-  path.resolve(file) === path.resolve(input)
-    ? Effect.fail(
-      new SettingsError({
-        setting,
-        reason: `is the ${what}; ${command} never modifies its input, write to another file`
-      })
-    )
-    : Effect.void
+/** What a run command (`generate`, `enrich`) writes beside its archive: the rows and their rejects. */
+export const runOutputs = (out: string): ReadonlyArray<Output> => [
+  { setting: "--out", file: out },
+  { setting: "--out's rejects file", file: `${out}.rejects.jsonl` }
+]
+
+/** The files a run command reads besides its input: the inventory (when it reads one) and --verify's. */
+export const runInputs = (
+  options: Pick<RunCliOptions, "inventory" | "serversConfig" | "cassettes">,
+  readsInventory: boolean
+): ReadonlyArray<Input | undefined> => [
+  readsInventory
+    ? { what: "--inventory file", file: O.getOrElse(options.inventory, () => DEFAULT_INVENTORY) }
+    : undefined,
+  O.isSome(options.serversConfig) ? { what: "--servers-config file", file: options.serversConfig.value } : undefined,
+  O.isSome(options.cassettes) ? { what: "cassette store", file: options.cassettes.value, directory: true } : undefined
+]
 
 /** The session limits every run command checks first (positive integers, two turns at least), and the --verify flags. */
 export const runLimitsOf = (options: RunCliOptions) =>

@@ -10,6 +10,7 @@ import { McpClientLive } from "../services/McpClient.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { formatChange } from "../skyrl/drift.js"
 import { pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
+import { outputsApart } from "./outputsApart.js"
 
 /** Bad arguments found after parsing (exit code 2, like other usage errors). */
 export class ToolsUsageError extends Schema.TaggedError<ToolsUsageError>()("ToolsUsageError", {
@@ -91,6 +92,11 @@ export const runToolsImport = (options: ImportOptions) =>
     if (given.length === 0) {
       return yield* new ToolsUsageError({ reason: "give at least one server with --stdio, --http or --servers-config" })
     }
+    yield* outputsApart("tools import", [{ setting: "--out", file: options.out.value }], [
+      Option.isSome(options.serversConfig)
+        ? { what: "--servers-config file", file: options.serversConfig.value }
+        : undefined
+    ])
     yield* writeImport(given, options.out.value, timeout)
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
 

@@ -1,11 +1,10 @@
 /** Live wiring of `skyrl verify` (loaded lazily by src/cli/verify.ts). */
 import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
-import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import { serverVersionLabel } from "../domain/inventory.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
-import { dryRunDatasets, verifyDatasets } from "../programs/verify.js"
+import { dryRunDatasets, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
@@ -15,6 +14,7 @@ import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
 import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
 import { outFormatProblem } from "./outFormat.js"
+import { outputsApart } from "./outputsApart.js"
 import { cassettesDirOf, warnUnknownAllowNames } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
@@ -54,8 +54,6 @@ export interface VerifyCliOptions {
 }
 
 const checkUsage = (options: VerifyCliOptions) => {
-  const out = path.resolve(options.out)
-  if (options.files.some((f) => path.resolve(f) === out)) return "--out must not be one of the input datasets"
   const format = outFormatProblem(options.out)
   if (format !== undefined) return `--out: ${format}`
   if (options.concurrency < 1) return "--concurrency must be at least 1"
@@ -80,6 +78,20 @@ export const runVerify = (options: VerifyCliOptions) =>
     const usage = checkUsage(options)
     if (usage !== undefined) return yield* new VerifyUsageError({ reason: usage })
     const inventoryFile = Option.getOrElse(options.inventory, defaultInventoryPath)
+    yield* outputsApart(
+      "verify",
+      [{ setting: "--out", file: options.out }, { setting: "--out's rejects file", file: rejectsFileOf(options.out) }],
+      [
+        ...options.files.map((file) => ({ what: "input dataset", file })),
+        { what: "--inventory file", file: inventoryFile },
+        Option.isSome(options.serversConfig)
+          ? { what: "--servers-config file", file: options.serversConfig.value }
+          : undefined,
+        Option.isSome(options.cassettes)
+          ? { what: "cassette store", file: options.cassettes.value, directory: true }
+          : undefined
+      ]
+    )
     const inventory = yield* loadInventoryFile(inventoryFile)
     const configured = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []
     const { specs, unavailable } = launchPlan(inventory, configured)

@@ -1,0 +1,58 @@
+/**
+ * A command never writes over what it reads: an output (`--out`, `--rejects`, the rejects file next to
+ * `--out`) naming one of its inputs (the dataset or tasks, `--inventory`, `--servers-config`, ...) or lying in
+ * an input directory (the cassette store) is a usage error, found before anything runs.
+ */
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { SettingsError } from "../domain/run.js"
+
+export interface Output {
+  readonly setting: string
+  readonly file: string
+}
+
+export interface Input {
+  /** What the file is, for the message: "tasks file", "--inventory file", ... */
+  readonly what: string
+  readonly file: string
+  /** A directory the command reads (and may append to): nothing else is written inside it. */
+  readonly directory?: boolean
+}
+
+/** One file: the same path, or (both existing) the same inode, as a symlink or hard link gives. */
+const sameFile = (a: string, b: string): boolean => {
+  if (path.resolve(a) === path.resolve(b)) return true
+  try {
+    const x = fs.statSync(a)
+    const y = fs.statSync(b)
+    return x.ino === y.ino && x.dev === y.dev
+  } catch {
+    return false
+  }
+}
+
+const inside = (file: string, dir: string): boolean => {
+  const relative = path.relative(path.resolve(dir), path.resolve(file))
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative)
+}
+
+export const outputsApart = (
+  command: string,
+  outputs: ReadonlyArray<Output>,
+  inputs: ReadonlyArray<Input | undefined>
+): Effect.Effect<void, SettingsError> => {
+  for (const output of outputs) {
+    for (const input of inputs) {
+      if (input === undefined) continue
+      const within = input.directory === true && inside(output.file, input.file)
+      if (!within && !sameFile(output.file, input.file)) continue
+      const reason = within
+        ? `is inside the ${input.what} (${input.file}), which holds ${command}'s own files only; write elsewhere`
+        : `is the ${input.what}; ${command} never modifies its input, write to another file`
+      return Effect.fail(new SettingsError({ setting: output.setting, reason }))
+    }
+  }
+  return Effect.void
+}
