@@ -503,6 +503,38 @@ describe("warnings", () => {
     expect(checkRows([row], { inventory, severity: { "prompt/literal-not-shown": "error" } }).violations).toBe(1)
   })
 
+  it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {
+    const placeholder = edited(rowFor(0), (r) => {
+      const step = r.reward_spec.ground_truth.tool_sequence[0]
+      step.params = JSON.stringify({ symbol: "<ticker from step 1>" })
+    })
+    const report = checkRows([placeholder], { inventory })
+    expect(ruleOf(report, "plan/placeholder")).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        row: 0,
+        field: "reward_spec.ground_truth.tool_sequence[0].params",
+        message: expect.stringMatching(/^step 1 fmp_get_quote symbol = "<ticker from step 1>" is a placeholder: /)
+      }]
+    })
+    expect(report.violations).toBe(0)
+    for (const value of ["${ticker}", "{{ticker}}", "TBD", "the ticker from step 1"]) {
+      const row = edited(
+        rowFor(0),
+        (r) => (r.reward_spec.ground_truth.tool_sequence[0].params = JSON.stringify({ symbol: value }))
+      )
+      expect(ruleOf(checkRows([row], { inventory }), "plan/placeholder").count, value).toBe(1)
+    }
+    // Step 2's ticker is derived: its value is illustrative, a placeholder there is not looked at.
+    const derived = edited(rowFor(0), (r) => {
+      r.reward_spec.ground_truth.tool_sequence[1].params = JSON.stringify({ ticker: "<ticker>", limit: 3 })
+    })
+    expect(ruleOf(checkRows([derived], { inventory }), "plan/placeholder").count).toBe(0)
+    expect(ruleOf(checkRows([rowFor(0)], { inventory }), "plan/placeholder").count).toBe(0)
+    expect(checkRows([placeholder], { inventory, severity: { "plan/placeholder": "error" } }).violations).toBe(1)
+  })
+
   it("a complexity label that does not fit the plan is a warning: reported, not a violation (exit 0)", () => {
     const row = rowFor(0, { complexity: "complex" })
     const report = checkRows([row], { inventory })
@@ -672,7 +704,15 @@ describe("skyrl's own output", () => {
       // and wrote a whole Python program as a literal `code` param, neither stated by the prompt: warnings
       // too (the reward would match them exactly). Nothing else is found.
       const warned = report.rules.filter((x) => x.count > 0).map((x) => [x.id, x.severity, x.count])
-      expect(warned).toEqual([["plan/complexity", "warning", 1], ["prompt/literal-not-shown", "warning", valid.length]])
+      // The program's `${price}` templates are placeholders (plan/placeholder): the policy would have to write them.
+      expect(warned).toEqual([
+        ["plan/complexity", "warning", 1],
+        ["plan/placeholder", "warning", 1],
+        ["prompt/literal-not-shown", "warning", valid.length]
+      ])
+      expect(ruleOf(report, "plan/placeholder").examples[0]!.message).toMatch(
+        /^step 3 execute_python code = "price = \$\{price\}/
+      )
       const literals = ruleOf(report, "prompt/literal-not-shown").examples.map((e) => e.message)
       expect(literals.every((m) => m.startsWith("the prompt never states step 2 polygon_get_news limit = 5"))).toBe(
         true

@@ -5,23 +5,11 @@
 import type { StepIssue } from "../domain/inventory.js"
 import type { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
-import { literalParams } from "../skyrl/planValidation.js"
+import { placeholderPaths } from "../skyrl/planValidation.js"
 
 /** A run id from the start time: sortable, unique enough with a random suffix. */
 export const makeRunId = (now: Date, random: string): string =>
   `${now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}-${random}`
-
-const PLACEHOLDER = /<[a-z_ -]+>|\$\{[^}]*\}|\{\{[^}]*\}\}|\bTBD\b|\bfrom (the )?(previous )?step \d+\b/i
-
-/** Finds placeholder values ("<ticker>", "${x}", "TBD") anywhere in params. */
-const placeholders = (value: unknown, at: string): Array<string> => {
-  if (typeof value === "string") return PLACEHOLDER.test(value) ? [at] : []
-  if (Array.isArray(value)) return value.flatMap((v, i) => placeholders(v, `${at}/${i}`))
-  if (typeof value === "object" && value !== null) {
-    return Object.entries(value).flatMap(([k, v]) => placeholders(v, `${at}/${k}`))
-  }
-  return []
-}
 
 export interface PlanProblem {
   readonly text: string
@@ -48,7 +36,7 @@ export const planIssues = (
     })
   }
   for (const step of steps) {
-    for (const at of placeholders(literalParams(step), "params")) {
+    for (const at of placeholderPaths(step)) {
       issues.push({
         step: step.step,
         server: step.server,

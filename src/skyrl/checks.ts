@@ -70,7 +70,7 @@ import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, remember, unshownLiterals } from "./literalsShown.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
-import { provenanceIssues, validatePlan } from "./planValidation.js"
+import { placeholderPaths, provenanceIssues, validatePlan } from "./planValidation.js"
 import { planLeak } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
@@ -108,6 +108,11 @@ export const RULES = [
   {
     id: "plan/complexity",
     title: "complexity fits the plan: simple 1-2 calls, moderate 3-4, complex 5+",
+    severity: "warning"
+  },
+  {
+    id: "plan/placeholder",
+    title: "no placeholder (\"<ticker>\", \"${x}\", \"TBD\") in a literal param: the reward matches literals exactly",
     severity: "warning"
   },
   { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
@@ -644,7 +649,10 @@ export class DatasetChecker {
       // One view of the prompt's messages for both prompt checks (long messages' facts are remembered).
       const prompt = new PromptFacts(promptTexts(value.prompt), this.factsOf)
       this.checkToolsShown(prompt, gt)
-      if (steps !== undefined) this.checkLiteralsShown(prompt, steps)
+      if (steps !== undefined) {
+        this.checkLiteralsShown(prompt, steps)
+        this.checkPlaceholders(steps)
+      }
     }
     if (gt !== undefined && this.options.inventory !== undefined) {
       for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
@@ -1032,6 +1040,24 @@ export class DatasetChecker {
     if (prompt.texts.length === 0) return
     const unshown = unshownLiterals(prompt, steps, this.inputSchemaOf)
     if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))
+  }
+
+  /** plan/placeholder: literal params holding a placeholder, which the policy could only copy. */
+  private checkPlaceholders(steps: ReadonlyArray<CheckedStep>): void {
+    for (const step of steps) {
+      for (const at of placeholderPaths(step)) {
+        const path = at.split("/")
+        let value: unknown = step.params
+        for (const key of path.slice(1)) value = (value as Record<string, unknown>)[key]
+        this.find(
+          "plan/placeholder",
+          `${GT}.tool_sequence[${step.step - 1}].params`,
+          `step ${step.step} ${step.tool} ${path.slice(1).join(".")} = ${JSON.stringify(value)} is a placeholder: the ` +
+            "reward matches literal params exactly, so the policy would have to write it as it is (give the concrete " +
+            "value and state it in the prompt; a value an earlier result gives belongs in derived_params)"
+        )
+      }
+    }
   }
 
   /** A message's facts, remembered for long ones (a run's system message, which its rows share). */

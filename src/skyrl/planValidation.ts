@@ -264,6 +264,28 @@ export const literalParams = (step: PlanStep): Record<string, unknown> =>
     ? Object.fromEntries(Object.entries(step.params).filter(([k]) => isLiteralParam(step, k)))
     : {}
 
+/** Text standing for a value the plan does not give: "<ticker>", "${price}", "{{x}}", "TBD", "from step 1". */
+const PLACEHOLDER = /<[a-z_ -]+>|\$\{[^}]*\}|\{\{[^}]*\}\}|\bTBD\b|\bfrom (the )?(previous )?step \d+\b/i
+
+const placeholders = (value: unknown, at: string, found: Array<string>): Array<string> => {
+  if (typeof value === "string") {
+    if (PLACEHOLDER.test(value)) found.push(at)
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => placeholders(v, `${at}/${i}`, found))
+  } else if (isObject(value)) {
+    for (const k in value) placeholders(value[k], `${at}/${k}`, found)
+  }
+  return found
+}
+
+/**
+ * Where a step's literal params hold a placeholder ("params/symbol", "params/filters/0"): an environment
+ * matches literal params exactly, so the policy would have to write the placeholder itself. A derived
+ * param's value is illustrative and not looked at.
+ */
+export const placeholderPaths = (step: PlanStep): ReadonlyArray<string> =>
+  placeholders(literalParams(step), "params", [])
+
 /** Whether `d` names a step before `step`. */
 const isEarlierStep = (d: number, step: number): boolean => Number.isInteger(d) && d >= 1 && d < step
 
