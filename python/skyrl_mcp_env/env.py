@@ -14,11 +14,12 @@ import math
 import numbers
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
-from .plan import Plan, json_object, plan_from_extras
+from .plan import Plan, json_object, plan_from_extras, positive_int, shown
 from .reward import CallRecord, Trajectory, limit_breach, score
 from .tools import ConfigError, ToolBackend, make_backend
 
@@ -115,13 +116,21 @@ def _check_type(key: str, value: Any) -> None:
         raise ConfigError(f"{key}: expected {check[1]}, got {value!r}")
 
 
+ALLOWED_TOOLS_FORMS = 'true, false, "all", a comma-separated string of tool names or a list of tool names'
+
+
 def _allowed_tools(value: Any) -> Any:
-    """True, False, or a list of tool names; "all" and "a,b" strings as on skyrl's command line."""
+    """True, False, or a list of tool names ("tool" or "server.tool"); "all" and "a,b" strings as on skyrl's
+    command line. A list is any sequence of strings (omegaconf's ListConfig too); anything else (a number,
+    an object, a list holding a non-string) is a ConfigError, never a name made up by ``str()``."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         return True if value.strip() == "all" else [t.strip() for t in value.split(",") if t.strip()]
-    return [str(t) for t in value]
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        if all(isinstance(t, str) for t in value):
+            return [t.strip() for t in value if t.strip()]
+    raise ConfigError(f"allow_side_effects: expected {ALLOWED_TOOLS_FORMS}, got {shown(value)}")
 
 
 def _config_from_environment() -> Optional[dict]:
@@ -270,9 +279,12 @@ class MCPToolEnv(BaseTextEnv):
 
 
 def _max_turns(plan: Plan, extras: Mapping[str, Any]) -> int:
-    """The smaller of the row's ``ground_truth.max_turns`` and the trainer's ``extras["max_turns"]``."""
-    limits = [v for v in (plan.max_turns, extras.get("max_turns")) if v is not None]
-    return min(int(v) for v in limits) if limits else max(len(plan.steps) + 2, 4)
+    """The smaller of the row's ``ground_truth.max_turns`` and the trainer's ``extras["max_turns"]`` (each an
+    integer >= 1 when given, as ``positive_int`` reads it: 0 is an error, never "not given")."""
+    where = f"row {plan.task_id or '(no task_id)'}: extras max_turns (the trainer's generator.max_turns)"
+    trainer = positive_int(extras.get("max_turns"), where)
+    limits = [v for v in (plan.max_turns, trainer) if v is not None]
+    return min(limits) if limits else max(len(plan.steps) + 2, 4)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -289,10 +301,12 @@ def _load_judge(judge: Any) -> Optional[Callable[..., float]]:
     if callable(judge):
         _check_judge(judge, getattr(judge, "__qualname__", repr(judge)))
         return judge
-    module, _, name = str(judge).partition(":")
+    if not isinstance(judge, str):
+        raise ConfigError(f"judge: expected a callable or a 'module:function' string, got {shown(judge)}")
+    module, _, name = judge.partition(":")
     try:
         function = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as e:
+    except (ImportError, AttributeError, ValueError, TypeError) as e:  # TypeError: a relative name (".x")
         raise ConfigError(f"MCPToolEnv config: judge {judge!r} is not an importable 'module:function' ({e})") from None
     if not callable(function):
         raise ConfigError(f"MCPToolEnv config: judge {judge!r} is a {type(function).__name__}, not a function")

@@ -6,12 +6,17 @@ available_tools means only the plan's tools are known, missing tool_schemas mean
 checked for presence only. ``params`` may be a JSON string (skyrl's layout) or an object;
 ``depends_on`` and ``derived_params`` JSON text (skyrl's layout: ``"[1,2]"``, Arrow-safe) or a list (rows
 written before). ``available_tools`` that skyrl filled with the plan's tools because the prompt's offer
-was unknown (``task_metadata.available_tools_source == "plan"``) count as not listed.
+was unknown (``task_metadata.available_tools_source == "plan"``) count as not listed. Integers
+(``max_turns``, ``limits``, ``step``: at least 1; ``depends_on`` items) are JSON integers (``3.0`` is 3;
+``true``, ``"3"`` and ``3.5`` are not) and names are strings: a value of another type is a ``RowError``
+naming the field and the value, never coerced.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -59,14 +64,17 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
     steps = tuple(_step(s, i, where) for i, s in enumerate(raw_steps))
     tools = {s.call_name: (s.server, s.tool) for s in steps}
     listed = None if _offer_unknown(extras) else _available_tools(gt.get("available_tools"), where)
-    limits = gt.get("limits") or {}
+    limits = _object_or_empty(gt.get("limits"), f"{where}: limits")
+    must_call_tool = _object_or_empty(gt.get("success"), f"{where}: success").get("must_call_tool")
+    if must_call_tool is not None and not isinstance(must_call_tool, str):
+        raise RowError(f"{where}: success.must_call_tool: expected a tool name (a string), got {shown(must_call_tool)}")
     return Plan(
         task_id=str(gt.get("task_id") or ""),
         steps=steps,
-        must_call_tool=(gt.get("success") or {}).get("must_call_tool"),
-        max_turns=_int_or_none(gt.get("max_turns")),
-        max_tools=_int_or_none(limits.get("max_tools")),
-        max_servers=_int_or_none(limits.get("max_servers")),
+        must_call_tool=must_call_tool,
+        max_turns=positive_int(gt.get("max_turns"), f"{where}: max_turns"),
+        max_tools=positive_int(limits.get("max_tools"), f"{where}: limits.max_tools"),
+        max_servers=positive_int(limits.get("max_servers"), f"{where}: limits.max_servers"),
         tools={**(listed or {}), **tools},
         tools_listed=listed is not None,
         schemas=_schemas(gt.get("tool_schemas"), where),
@@ -89,19 +97,74 @@ def _step(raw: Any, index: int, where: str) -> Step:
     for key in ("server", "tool"):
         if not isinstance(raw.get(key), str) or raw.get(key) == "":
             raise RowError(f"{at}.{key}: is missing")
+    step = positive_int(raw.get("step"), f"{at}.step")
     return Step(
-        step=int(raw.get("step") or index + 1),
+        step=index + 1 if step is None else step,
         server=raw["server"],
         tool=raw["tool"],
-        call_name=raw.get("call_name") or raw["tool"],
+        call_name=_name(raw.get("call_name"), f"{at}.call_name") or raw["tool"],
         params=_params(raw.get("params"), at),
-        depends_on=tuple(_list(raw.get("depends_on"), f"{at}.depends_on", int)),
-        derived_params=tuple(_list(raw.get("derived_params"), f"{at}.derived_params", str)),
+        depends_on=tuple(_list(raw.get("depends_on"), f"{at}.depends_on", "int")),
+        derived_params=tuple(_list(raw.get("derived_params"), f"{at}.derived_params", "str")),
     )
 
 
-def _list(raw: Any, where: str, kind: type) -> list:
-    """A list given as JSON text (skyrl's layout), as a list (older rows), or missing (empty)."""
+def positive_int(value: Any, where: str) -> Optional[int]:
+    """An integer >= 1 (None when missing), or a RowError naming ``where`` and the value.
+
+    The row contract (skyrl's ``Schema.Int``, JSON Schema ``"type": "integer"``) takes JSON integers; ``3.0``
+    is the same JSON number as ``3`` (JavaScript reads both as 3) and is read as 3. A bool (``true`` is not
+    1), a fraction, NaN, an infinity, a numeric string (``"3"``) and anything else are errors: nothing is
+    coerced. skyrl's checks require ``max_turns >= 1``, its tasks positive steps and limits; 0 or less is
+    an error too, never "not given".
+    """
+    if value is None:
+        return None
+    n = _integer(value)
+    if n is None or n < 1:
+        raise RowError(f"{where}: expected an integer >= 1, got {shown(value)}")
+    return n
+
+
+def _integer(value: Any) -> Optional[int]:
+    """``value`` as an int when it is a JSON integer (an int, or a float with no fraction), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def shown(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (a row's field may be large)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _name(value: Any, where: str) -> Optional[str]:
+    """A name given as a string; missing (None or "") is None."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RowError(f"{where}: expected a string, got {shown(value)}")
+    return value
+
+
+def _object_or_empty(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RowError(f"{where}: expected an object, got {shown(value)}")
+    return value
+
+
+def _list(raw: Any, where: str, kind: str) -> list:
+    """A list given as JSON text (skyrl's layout), as a list (older rows), or missing (empty); its items
+    integers (``kind`` "int", read as ``positive_int`` reads a number, without the bound) or strings ("str"),
+    never coerced (``true`` is not 1, ``1`` is not "1")."""
+    given = raw
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -109,12 +172,10 @@ def _list(raw: Any, where: str, kind: type) -> list:
             raise RowError(f"{where}: is not JSON ({e.msg} at char {e.pos})") from None
     if raw is None:
         return []
-    try:
-        if not isinstance(raw, (list, tuple)):
-            raise TypeError
-        return [kind(x) for x in raw]
-    except (TypeError, ValueError):
-        raise RowError(f"{where}: expected a list of {kind.__name__} (or its JSON text), got {raw!r}") from None
+    items = [_integer(x) if kind == "int" else x for x in raw] if isinstance(raw, (list, tuple)) else None
+    if items is None or not all(isinstance(x, int if kind == "int" else str) for x in items):
+        raise RowError(f"{where}: expected a list of {kind} (or its JSON text), got {shown(given)}")
+    return items
 
 
 def _offer_unknown(extras: Mapping[str, Any]) -> bool:
@@ -146,20 +207,22 @@ def json_object(raw: Any, where: str, error: type[ValueError] = RowError) -> dic
 
 
 def _available_tools(raw: Any, where: str) -> Optional[dict[str, tuple[str, str]]]:
-    if not raw:
+    if raw is None or (isinstance(raw, (list, tuple)) and len(raw) == 0):
         return None
+    if not isinstance(raw, (list, tuple)):
+        raise RowError(f"{where}: available_tools: expected a list of tools, got {shown(raw)}")
     tools: dict[str, tuple[str, str]] = {}
     for i, t in enumerate(raw):
+        at = f"{where}: available_tools[{i}]"
         if not isinstance(t, Mapping) or not t.get("server") or not t.get("tool"):
-            raise RowError(f"{where}: available_tools[{i}]: needs server and tool")
-        tools[t.get("call_name") or t["tool"]] = (t["server"], t["tool"])
+            raise RowError(f"{at}: needs server and tool")
+        for key in ("server", "tool"):
+            if not isinstance(t[key], str):
+                raise RowError(f"{at}.{key}: expected a string, got {shown(t[key])}")
+        tools[_name(t.get("call_name"), f"{at}.call_name") or t["tool"]] = (t["server"], t["tool"])
     return tools
 
 
 def _schemas(raw: Any, where: str) -> dict[str, Any]:
     schemas = json_object(raw, f"{where}: tool_schemas") if raw else {}
     return {k: v for k, v in schemas.items() if isinstance(v, Mapping)}
-
-
-def _int_or_none(v: Any) -> Optional[int]:
-    return None if v is None else int(v)

@@ -184,6 +184,9 @@ class Report:
 
 
 def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any], max_turns: Optional[int]) -> Report:
+    """``max_turns``: the trainer's (an integer >= 1), or None for each row's own (ValueError otherwise)."""
+    if max_turns is not None and (isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1):
+        raise ValueError(f"max_turns: expected an integer >= 1 or None (each row's own), got {max_turns!r}")
     report = Report()
     for where, row in rows:
         extras = {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
@@ -192,7 +195,8 @@ def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any
         except RowError as e:
             report.unscorable.append(f"{where}: {e}")
             continue
-        extras["max_turns"] = max_turns or plan.max_turns or len(plan.steps) + 2
+        own = plan.max_turns if plan.max_turns is not None else len(plan.steps) + 2
+        extras["max_turns"] = max_turns if max_turns is not None else own
         report.rows += 1
         _check_row(report, f"{where} ({plan.task_id})", plan, extras, env_config)
     return report
@@ -314,12 +318,25 @@ def _read_parquet(p: Path) -> list[dict[str, Any]]:
     return pq.read_table(p).to_pylist()
 
 
+def _turns(text: str) -> int:
+    """--max-turns: an integer >= 1 (argparse names the option and exits 2 otherwise)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return n
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skyrl_mcp_env.reward_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("datasets", nargs="+", help=".jsonl, .json or .parquet files of skyrl rows")
     parser.add_argument("--cassettes", help="cassette directory (results do not change the reward; default none)")
     parser.add_argument("--strict", action="store_true", help="score in strict mode (0 unless the whole plan matched)")
-    parser.add_argument("--max-turns", type=int, help="the trainer's max_turns (default: each row's own)")
+    parser.add_argument(
+        "--max-turns", type=_turns, metavar="N", help="the trainer's max_turns, N >= 1 (default: each row's own)"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     try:

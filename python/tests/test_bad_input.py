@@ -1,14 +1,17 @@
 """Bad rows are a clear error naming the row and the field; bad calls are an error observation."""
 
+import collections.abc
 import copy
 import json
+import re
 
 import pytest
-from conftest import call, extras_of, make_row, play
+from conftest import FIXTURES, call, extras_of, make_row, play
 
-from skyrl_mcp_env import MCPToolEnv
+from skyrl_mcp_env import MCPToolEnv, reward_check
 from skyrl_mcp_env.plan import RowError, plan_from_extras
-from skyrl_mcp_env.reward_check import policy_every_tool
+from skyrl_mcp_env.reward_check import check_rows, policy_every_tool
+from skyrl_mcp_env.tools import ConfigError
 
 ROW = make_row([{"server": "fmp", "tool": "fmp_get_quote", "params": {"symbol": "AAPL"}}], task_id="q1")
 
@@ -134,3 +137,204 @@ def test_odd_turns_never_raise(action):
     assert isinstance(out["reward"], float)
     after = env.step("another turn after the end") if out["done"] else out
     assert isinstance(after["done"], bool)
+
+
+# Integers in a row ---------------------------------------------------------------------------------
+
+
+def _set(path, value, extras_max_turns=5):
+    """ROW's extras with the field at ``path`` (keys and indexes under ground_truth) set to ``value``."""
+    row = copy.deepcopy(ROW)
+    target = row["reward_spec"]["ground_truth"]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return extras_of(row, extras_max_turns)
+
+
+INTEGER_FIELDS = [
+    (("max_turns",), "max_turns"),
+    (("limits", "max_tools"), "limits.max_tools"),
+    (("limits", "max_servers"), "limits.max_servers"),
+    (("tool_sequence", 0, "step"), r"tool_sequence\[0\].step"),
+]
+INTEGER_IDS = ["max_turns", "limits.max_tools", "limits.max_servers", "tool_sequence[0].step"]
+
+
+@pytest.mark.parametrize("path,field", INTEGER_FIELDS, ids=INTEGER_IDS)
+@pytest.mark.parametrize("value", ["abc", "x", "3", True, 3.5, float("nan"), 0, -3, [1], {"n": 1}])
+def test_an_integer_field_that_is_not_an_integer_of_at_least_1_is_a_row_error(path, field, value):
+    # before: "abc"/"x" raised a bare ValueError from int() (a list or NaN a bare TypeError/ValueError), while
+    # "3" became 3, True became 1 and 3.5 became 3; 0 and negatives were taken (a step 0 as "not given")
+    with pytest.raises(RowError, match=rf"^row q1: {field}: expected an integer >= 1, got {re.escape(repr(value))}$"):
+        MCPToolEnv({}, _set(path, value))
+
+
+@pytest.mark.parametrize("path,field", INTEGER_FIELDS, ids=INTEGER_IDS)
+def test_an_integer_field_may_be_an_integral_float_as_json_schema_integer_allows(path, field):
+    """The row contract's Int is JSON Schema "integer": 3.0 is the JSON number 3 (JavaScript reads both alike)."""
+    plan = plan_from_extras(_set(path, 3.0))
+    value = {"max_turns": plan.max_turns, "limits.max_tools": plan.max_tools, "limits.max_servers": plan.max_servers}
+    got = value.get(field, plan.steps[0].step)
+    assert got == 3 and type(got) is int
+
+
+@pytest.mark.parametrize("value", ["abc", True, 0, -1, 2.5])
+def test_the_trainers_max_turns_in_extras_that_is_not_an_integer_of_at_least_1_is_a_row_error(value):
+    # before: "abc" raised a bare ValueError from int(), True became 1 turn, 0 and -1 ended every episode at once
+    extras = extras_of(ROW, 5)
+    extras["max_turns"] = value
+    with pytest.raises(
+        RowError, match=rf"^row q1: extras max_turns \(the trainer's generator.max_turns\): .*{re.escape(repr(value))}"
+    ):
+        MCPToolEnv({}, extras)
+
+
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        (
+            ("tool_sequence", 0, "depends_on"),
+            "[true]",
+            r"tool_sequence\[0\].depends_on: expected a list of int .*got '\[true\]'",
+        ),
+        (("tool_sequence", 0, "depends_on"), [1.5], r"tool_sequence\[0\].depends_on: expected a list of int"),
+        (
+            ("tool_sequence", 0, "derived_params"),
+            "[1]",
+            r"tool_sequence\[0\].derived_params: expected a list of str .*got '\[1\]'",
+        ),
+        (("tool_sequence", 0, "call_name"), ["x"], r"tool_sequence\[0\].call_name: expected a string, got \['x'\]"),
+        (("limits",), "x", r"row q1: limits: expected an object, got 'x'"),
+        (("success",), [1], r"row q1: success: expected an object, got \[1\]"),
+        (("success", "must_call_tool"), 5, r"row q1: success.must_call_tool: expected a tool name \(a string\), got 5"),
+        (("available_tools",), 5, r"row q1: available_tools: expected a list of tools, got 5"),
+        (("available_tools",), {"fmp_get_quote": {}}, r"row q1: available_tools: expected a list of tools"),
+        (
+            ("available_tools",),
+            [{"server": "fmp", "tool": "fmp_get_quote", "call_name": ["x"]}],
+            r"row q1: available_tools\[0\].call_name: expected a string, got \['x'\]",
+        ),
+    ],
+    ids=[
+        "depends_on-bool",
+        "depends_on-fraction",
+        "derived_params-number",
+        "call_name-list",
+        "limits-string",
+        "success-list",
+        "must_call_tool-number",
+        "available_tools-number",
+        "available_tools-object",
+        "available_tools-call_name-list",
+    ],
+)
+def test_other_wrongly_typed_row_fields_are_row_errors_never_coerced(path, value, message):
+    # before: depends_on [true] became [1], derived_params [1] became ["1"], a 1.5 dependency became 1; a list
+    # call_name was an unhashable TypeError, limits/success not an object an AttributeError, available_tools 5
+    # a TypeError (and an object of tools was read as a list of its keys)
+    with pytest.raises(RowError, match=message):
+        MCPToolEnv({}, _set(path, value))
+
+
+def test_a_row_with_a_bad_integer_is_listed_as_unscorable_by_the_gameability_report():
+    # before: the bare ValueError from int() ended the whole report
+    bad = copy.deepcopy(ROW)
+    bad["reward_spec"]["ground_truth"]["max_turns"] = "abc"
+    report = check_rows([("bad row 0", bad), ("good row 1", ROW)], {"tools": "cassette"}, None)
+    assert report.unscorable == ["bad row 0: row q1: max_turns: expected an integer >= 1, got 'abc'"]
+    assert report.rows == 1
+
+
+# Config values -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [5, 3.0, {"write_file": True}, ["write_file", 1], [None]])
+def test_allow_side_effects_of_another_type_is_a_config_error_naming_it_and_the_accepted_forms(value):
+    # before: 5 and 3.0 raised a bare TypeError ('int' object is not iterable); an object became the list of its
+    # keys and [None] the tool name "None"
+    forms = 'true, false, "all", a comma-separated string of tool names or a list of tool names'
+    expected = rf"^allow_side_effects: expected {re.escape(forms)}, got {re.escape(repr(value))}$"
+    with pytest.raises(ConfigError, match=expected):
+        MCPToolEnv({"allow_side_effects": value}, extras_of(ROW, 5))
+
+
+class _ListConfig(collections.abc.Sequence):
+    """Like omegaconf's ListConfig: a sequence, not a list."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __len__(self):
+        return len(self.items)
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (True, True),
+        (False, False),
+        ("all", True),
+        ("write_file, fs.write_file", ["write_file", "fs.write_file"]),
+        (["write_file", "fs.write_file"], ["write_file", "fs.write_file"]),
+        (_ListConfig(["write_file"]), ["write_file"]),
+        ([], []),
+    ],
+)
+def test_allow_side_effects_accepts_its_documented_forms(value, expected):
+    assert MCPToolEnv({"allow_side_effects": value}, extras_of(ROW, 5)).settings.allow_side_effects == expected
+
+
+@pytest.mark.parametrize(
+    "judge,message",
+    [
+        (5, r"judge: expected a callable or a 'module:function' string, got 5"),
+        (".relative:judge", r"judge '.relative:judge' is not an importable 'module:function'"),
+    ],
+    ids=["number", "relative-import"],
+)
+def test_a_judge_that_is_neither_callable_nor_an_import_path_is_a_config_error(judge, message):
+    # before: 5 became the module name "5"; ".relative:judge" raised a bare TypeError from import_module
+    with pytest.raises(ConfigError, match=message):
+        MCPToolEnv({"judge": judge}, extras_of(ROW, 5))
+
+
+# The gameability report's --max-turns --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "x"])
+def test_reward_check_max_turns_below_1_is_a_usage_error(value, capsys):
+    # before: --max-turns 0 was ignored (each row's own max_turns) and -3 was played; both exited 0
+    with pytest.raises(SystemExit) as exit:
+        reward_check.main([str(FIXTURES / "rows_v2.jsonl"), f"--max-turns={value}"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --max-turns: expected an integer >= 1, got '{value}'" in err
+
+
+@pytest.mark.parametrize("value", [0, -3, True])
+def test_check_rows_never_takes_a_max_turns_below_1_for_not_given(value):
+    # before: 0 (and False) meant "each row's own max_turns"
+    with pytest.raises(ValueError, match=rf"max_turns: expected an integer >= 1 or None .*got {value!r}"):
+        check_rows([("row 0", ROW)], {"tools": "cassette"}, value)
+
+
+def test_check_rows_plays_the_max_turns_it_is_given(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        reward_check, "run_policy", lambda extras, turns, config: seen.append(extras["max_turns"]) or {"reward": 1.0}
+    )
+    check_rows([("row 0", ROW)], {"tools": "cassette"}, 1)
+    own = ROW["reward_spec"]["ground_truth"]["max_turns"]
+    assert set(seen) == {1} and own != 1
+
+
+def test_a_large_wrong_value_is_cut_in_the_message():
+    value = {"x" * 1000: 1}
+    with pytest.raises(RowError) as error:
+        MCPToolEnv({}, _set(("available_tools",), value))
+    shown = repr(value)[:200] + f"... ({len(repr(value))} characters)"
+    assert str(error.value) == f"row q1: available_tools: expected a list of tools, got {shown}"
