@@ -484,7 +484,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(r.status).not.toBe(0)
       expect(r.stderr).toMatch(/cannot replay/)
       const c = await runCliAsync(["batch", "collect", join(out, "..")], { env: { OPENAI_API_KEY: "sk-x" } })
-      expect(c.status).toBe(1)
+      expect(c.status).toBe(2) // a usage error: the RUN_DIR given is not a batch run's
       expect(c.stderr).toMatch(/batch\.json: no such file/)
     },
     30_000

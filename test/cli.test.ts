@@ -177,6 +177,29 @@ describe("skyrl CLI", () => {
     expect(runCli(["tools", "list", "-h"]).stdout).toMatch(/^\$ skyrl tools list \[--inventory file\]/m)
     expect(runCli(["--help"]).stdout).toMatch(/^\$ skyrl \[--log-format/m)
   })
+  it("a flag value or directory of the wrong kind is a usage error (exit 2): --servers naming no server, a RUN_DIR that is not one", () => {
+    const dir = tmp()
+    for (
+      const args of [["generate", "-n", "1", "--servers", "nope", "--out", join(dir, "g.jsonl")], [
+        "tools",
+        "list",
+        "--servers",
+        "nope"
+      ]]
+    ) {
+      const r = runCli(args)
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr).toContain(`unknown server "nope" in --servers (known: fmp, polygon`)
+    }
+    for (const args of [["batch", "status", dir], ["batch", "collect", dir]]) {
+      const r = runCli(args)
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr).toContain("not the run directory of a `--backend batch` run")
+    }
+    const r = runCli(["rebuild", dir, "--out", join(dir, "x.jsonl")])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toContain(`RUN_DIR: ${dir} is not a run directory: it has no manifest.json`)
+  })
   it("--version prints the version", () => {
     const r = runCli(["--version"])
     expect(r.status).toBe(0)

@@ -117,8 +117,13 @@ export const serverVersionLabel = (info: ServerInfo | undefined): string | undef
 export class InventoryError extends Schema.TaggedError<InventoryError>()("InventoryError", {
   source: Schema.String,
   entry: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** A flag's value the inventory refuses (an unknown `--servers` name): a usage error, exit 2. */
+  usage: Schema.optional(Schema.Boolean)
 }) {
+  get exitCode(): number {
+    return this.usage === true ? 2 : 1
+  }
   override get message(): string {
     return [this.source, this.entry, this.reason].filter((x) => x !== "").join(": ")
   }
@@ -404,6 +409,7 @@ export const selectServers = (
       new InventoryError({
         source,
         entry: "",
+        usage: true,
         reason: `unknown server${unknown.length > 1 ? "s" : ""} ${
           unknown.map((n) => `"${n}"`).join(", ")
         } in --servers (known: ${known.join(", ")})`

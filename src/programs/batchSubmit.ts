@@ -36,7 +36,7 @@ import {
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmError } from "../domain/llm.js"
 import { isRetryable } from "../domain/llm.js"
-import { RunLocked } from "../domain/run.js"
+import { RunLocked, SettingsError } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
 import { BatchClient } from "../services/Batch.js"
 import type { BatchClientApi } from "../services/Batch.js"
@@ -206,9 +206,10 @@ export const readRun = (runDir: string) =>
     const storage = yield* Storage
     const file = path.join(runDir, BATCH_FILE)
     if (!(yield* storage.exists(file))) {
-      return yield* stateError(file)(
-        "no such file: not the run directory of a `--backend batch` run (expected raw_llm/<run_id>/)"
-      )
+      return yield* new SettingsError({
+        setting: "RUN_DIR",
+        reason: `${file}: no such file: not the run directory of a \`--backend batch\` run (expected raw_llm/<run_id>/)`
+      })
     }
     const text = yield* storage.readText(file).pipe(Effect.mapError((e) => stateError(file)(e.message)))
     const json = yield* Effect.try({

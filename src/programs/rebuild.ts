@@ -14,6 +14,7 @@ import { Inventory } from "../services/Inventory.js"
 import { archiveOnly } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
 import { readJournal, readManifest, RunJournal } from "../services/RunJournal.js"
+import { Storage } from "../services/Storage.js"
 import { generatePlan, generateSampling } from "./generate.js"
 import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
 import { runEngine, runSpecOf } from "./sampling.js"
@@ -30,6 +31,13 @@ export const rebuildProgram = (options: RebuildOptions) =>
   Effect.gen(function*() {
     const runDir = path.resolve(options.runDir)
     const manifestFile = path.join(runDir, "manifest.json")
+    if (!(yield* (yield* Storage).exists(manifestFile))) {
+      return yield* new SettingsError({
+        setting: "RUN_DIR",
+        reason:
+          `${runDir} is not a run directory: it has no manifest.json (expected raw_llm/<run_id>/ of a generate run)`
+      })
+    }
     const manifest = yield* readManifest(manifestFile)
     if (Option.isNone(manifest)) {
       return yield* new InputError({ file: manifestFile, reason: "not a readable run manifest" })
