@@ -1,12 +1,13 @@
 /**
  * The pure parts behind `skyrl verify` and inventories that know their servers: inventory fields and
  * schema hashes, servers configs and environment references, launch specs, cassette files (and the
- * Cassettes store's repair of a torn line), drift, side-effect policy and the repair text.
+ * Cassettes store's repair of a torn line and its lock), drift, side-effect policy and the repair text.
  */
 import { Effect, Either, Layer } from "effect"
+import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
@@ -277,6 +278,54 @@ describe("cassette files", () => {
       "new",
       ""
     ])
+  })
+
+  it("one process writes a store at a time: a second open fails naming the store and the holder's pid; the end releases the lock", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const file = join(dir, "cassettes.jsonl")
+    const lock = join(dir, "cassettes.jsonl.lock")
+    const store = Cassettes.layer(dir).pipe(Layer.provide(StorageLive))
+    const second = await Effect.runPromise(
+      Effect.gen(function*() {
+        yield* (yield* Cassettes).record(entry("a", "first"), { wait: true })
+        expect(JSON.parse(readFileSync(lock, "utf8"))).toMatchObject({ pid: process.pid, host: hostname() })
+        // A second writer (here in the same process) would read the keys before the first one's next lines.
+        return yield* Effect.flip(Effect.scoped(Layer.build(Cassettes.layer(dir).pipe(Layer.provide(StorageLive)))))
+      }).pipe(Effect.provide(store))
+    )
+    expect(second._tag).toBe("CassettesLocked")
+    expect(second.message).toContain(`the cassette store ${dir} is in use by another skyrl process (`)
+    expect(second.message).toContain(`"pid":${process.pid}`)
+    expect(existsSync(lock)).toBe(false) // released when the store's scope closed
+    expect(readFileSync(file, "utf8").split("\n").filter((l) => l !== "")).toHaveLength(1)
+    // A failed run releases it too.
+    const failed = await Effect.runPromiseExit(
+      Effect.gen(function*() {
+        yield* (yield* Cassettes).record(entry("b", "second"), { wait: true })
+        return yield* Effect.fail("boom")
+      }).pipe(Effect.provide(store))
+    )
+    expect(failed._tag).toBe("Failure")
+    expect(existsSync(lock)).toBe(false)
+  })
+
+  it("a stale lock on the store (its process is gone) is taken over", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const lock = join(dir, "cassettes.jsonl.lock")
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid // exited: no process has this pid now
+    writeFileSync(lock, JSON.stringify({ pid: gone, host: hostname(), since: "2026-11-30T00:00:00.000Z" }) + "\n")
+    const counts = await Effect.runPromise(
+      Effect.gen(function*() {
+        const store = yield* Cassettes
+        expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(process.pid)
+        yield* store.record(entry("a", "first"), { wait: true })
+        return yield* store.counts
+      }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
+    )
+    expect(counts).toEqual({ existing: 0, added: 1 })
+    expect(existsSync(lock)).toBe(false)
   })
 })
 

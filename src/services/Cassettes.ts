@@ -3,11 +3,18 @@
  * `cassettes.jsonl` per directory, appended with group commit (./durableLog.ts), one line per distinct
  * key: a call whose key is already stored (this run or an earlier one) is not written again.
  *
+ * One process writes a store at a time: opening takes the store's lock file (`cassettes.jsonl.lock`, by
+ * `Storage.acquireLock`, the run directory's mechanism: a live holder makes the open fail with
+ * `CassettesLocked`, a lock left by a process that is gone is taken over) and the scope's end releases it,
+ * however the run ends. Two writers would each read the keys before the other's lines and append the
+ * same keys. Readers (`cassettes stats`, MCPToolEnv) take no lock.
+ *
  * Opening reads the keys already there, a few lines at a time (memory holds the keys, not the file, which
  * may be larger than one string can be); a torn last line (a crash in mid-write) is cut off first, so the
  * next line starts on a line of its own.
  */
-import { Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Schema } from "effect"
+import { hostname } from "node:os"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
@@ -36,9 +43,28 @@ export interface CassettesApi {
   readonly counts: Effect.Effect<{ readonly existing: number; readonly added: number }>
 }
 
+/** The lock file of the store in `dir`, there while a process writes the store. */
+export const cassetteLockOf = (dir: string): string => path.join(dir, `${CASSETTE_FILE}.lock`)
+
+/** Another process writes the cassette store (`holder`: its lock file, with its pid): nothing was run (exit 1). */
+export class CassettesLocked extends Schema.TaggedError<CassettesLocked>()("CassettesLocked", {
+  dir: Schema.String,
+  holder: Schema.String
+}) {
+  override get message(): string {
+    return `the cassette store ${this.dir} is in use by another skyrl process (${this.holder}); one process ` +
+      `writes a store at a time: wait for it to finish or give another --cassettes DIR ` +
+      `(if no such process runs, delete ${cassetteLockOf(this.dir)})`
+  }
+}
+
 export class Cassettes extends Context.Tag("skyrl/Cassettes")<Cassettes, CassettesApi>() {
-  /** The store in `dir` (created when missing); flushed when the layer's scope closes. */
-  static layer = (dir: string): Layer.Layer<Cassettes, StorageError, Storage> => Layer.scoped(Cassettes, open(dir))
+  /**
+   * The store in `dir` (created when missing), locked for this process until the layer's scope closes
+   * (flushed, then unlocked). Fails with `CassettesLocked` when a live process holds it.
+   */
+  static layer = (dir: string): Layer.Layer<Cassettes, StorageError | CassettesLocked, Storage> =>
+    Layer.scoped(Cassettes, open(dir))
 }
 
 const open = (dir: string) =>
@@ -46,6 +72,15 @@ const open = (dir: string) =>
     const storage = yield* Storage
     const file = path.join(dir, CASSETTE_FILE)
     yield* storage.makeDirectory(dir)
+    // Before the keys are read (a writer's keys must include every line on disk); released after the
+    // final flush (finalizers run in reverse order).
+    const lock = cassetteLockOf(dir)
+    const since = new Date(yield* Clock.currentTimeMillis).toISOString()
+    yield* Effect.acquireRelease(
+      storage.acquireLock(lock, { pid: process.pid, host: hostname(), since })
+        .pipe(Effect.catchTag("LockHeld", (e) => new CassettesLocked({ dir, holder: e.holder }))),
+      () => storage.releaseLock(lock)
+    )
     const { endsOpen, keys } = yield* storedKeys(storage, file)
     const existing = keys.size
     // A whole last entry without its line end: the first write starts a line of its own.

@@ -28,6 +28,7 @@ import type { Inventory } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
+import type { CassettesLocked } from "./Cassettes.js"
 import { Cassettes } from "./Cassettes.js"
 import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
 import type { CallAnswer, ServerState, ServerUnavailableError } from "./McpServers.js"
@@ -109,7 +110,9 @@ export class Verifier extends Context.Tag("skyrl/Verifier")<Verifier, VerifierAp
     Layer.effect(Verifier, make(settings))
 
   /** With its own servers and cassette store (scoped: servers are closed, cassettes flushed, at the end). */
-  static live = (settings: VerifierLiveSettings): Layer.Layer<Verifier, StorageError, McpClient | Storage> =>
+  static live = (
+    settings: VerifierLiveSettings
+  ): Layer.Layer<Verifier, StorageError | CassettesLocked, McpClient | Storage> =>
     Verifier.layer(settings).pipe(
       Layer.provide(
         Layer.merge(

@@ -1,0 +1,108 @@
+/**
+ * The built CLI: one process writes a cassette store at a time. A verify on a store another verify is
+ * writing fails at once (exit 1, the store and the holder's pid named) and runs and writes nothing; the
+ * holder's lock goes when it ends (here by Ctrl-C); a lock left by a process that is gone is taken over.
+ */
+import { spawn, spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { hostname, tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { BIN, cleanEnv, runCli } from "./support/cli.js"
+import { ROOT } from "./support/python.js"
+import { rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
+
+const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-lock-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const at = (name: string) => join(dir, name)
+const INVENTORY = join(ROOT, "test", "fixtures", "inventory", "everything.json")
+const tapes = at("tapes")
+const lock = join(tapes, "cassettes.jsonl.lock")
+
+/** `verify ROWS --out OUT` on the shared store (the fixture inventory has no annotations: every tool allowed). */
+const verifyArgs = (rows: string, out: string) => [
+  "verify",
+  at(rows),
+  "--inventory",
+  INVENTORY,
+  "--servers-config",
+  at("mcp.json"),
+  "--allow-side-effects",
+  "all",
+  "--out",
+  at(out),
+  "--cassettes",
+  tapes
+]
+
+const waitFor = async (check: () => boolean, ms: number) => {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+    if (check()) return
+  }
+  throw new Error("timed out")
+}
+
+describe("verify: one process writes a cassette store at a time (built CLI)", () => {
+  beforeAll(() => {
+    writeFileSync(
+      at("mcp.json"),
+      JSON.stringify({
+        mcpServers: { everything: { command: process.execPath, args: [serverBin("server-everything"), "stdio"] } }
+      })
+    )
+    writeJsonl(at("slow.jsonl"), [
+      rowFor("slow", [{
+        server: "everything",
+        tool: "trigger-long-running-operation",
+        params: { duration: 30, steps: 2 }
+      }])
+    ])
+    writeJsonl(at("sums.jsonl"), [
+      rowFor("s1", [{ server: "everything", tool: "get-sum", params: { a: 1, b: 2 } }]),
+      rowFor("s2", [{ server: "everything", tool: "get-sum", params: { a: 3, b: 4 } }])
+    ])
+  })
+
+  it(
+    "a second verify on a store in use exits 1 naming the store and the holder's pid, writing nothing; Ctrl-C releases the holder's lock",
+    async () => {
+      const holder = spawn(process.execPath, [BIN, ...verifyArgs("slow.jsonl", "slow-out.jsonl")], {
+        env: cleanEnv(),
+        cwd: ROOT,
+        stdio: "ignore"
+      })
+      const exited = new Promise<number | null>((resolve) => holder.on("exit", (code) => resolve(code)))
+      try {
+        await waitFor(() => existsSync(lock), 20_000)
+        const held = readFileSync(lock, "utf8")
+        expect(JSON.parse(held)).toMatchObject({ pid: holder.pid, host: hostname() })
+        const second = runCli(verifyArgs("sums.jsonl", "sums-out.jsonl"))
+        expect(second.status).toBe(1)
+        expect(second.stderr).toContain(
+          `skyrl: the cassette store ${tapes} is in use by another skyrl process ({"pid":${holder.pid},`
+        )
+        expect(second.stderr).toContain(`(if no such process runs, delete ${lock})`)
+        expect(second.stderr).not.toContain("started") // no server started, no tool ran
+        expect(second.stdout).toBe("")
+        expect(readdirSync(dir).filter((name) => name.includes("sums-out"))).toEqual([]) // no output, rejects, journal
+        expect(readdirSync(tapes)).toEqual(["cassettes.jsonl.lock"]) // nothing written to the store
+        expect(readFileSync(lock, "utf8")).toBe(held)
+      } finally {
+        holder.kill("SIGINT")
+      }
+      expect(await exited).toBe(130)
+      expect(existsSync(lock)).toBe(false)
+    },
+    30_000
+  )
+
+  it("a stale lock on the store (its process is gone) is taken over, and released when the run ends", () => {
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid // exited: no process has this pid now
+    writeFileSync(lock, JSON.stringify({ pid: gone, host: hostname(), since: "2026-11-30T00:00:00.000Z" }) + "\n")
+    const r = runCli(verifyArgs("sums.jsonl", "sums-out.jsonl"))
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.not.stringContaining("in use") })
+    expect(r.stdout).toContain(`cassettes: ${join(tapes, "cassettes.jsonl")}: 2 new, 2 in all`)
+    expect(readFileSync(join(tapes, "cassettes.jsonl"), "utf8").trim().split("\n")).toHaveLength(2)
+    expect(existsSync(lock)).toBe(false)
+  })
+})
