@@ -69,7 +69,7 @@ TASKS = [
          assumptions=["channel C04TRADING exists"],
          plan=[("slack", "list_slack_channels", {}), ("slack", "get_slack_channel_history", {"channel_id": "C04TRADING", "limit": 15})]),
     dict(task_id="fed-decision-impact-qna", domain="web research on companies", complexity="moderate", max_turns=5,
-         user_prompt="What did the Federal Reserve decide at its most recent FOMC meeting? And how did bank stocks such as Bank of America react the next day? Search the web for \"Bank of America stock reaction Fed decision\" too.",
+         user_prompt="What did the Federal Reserve decide at its most recent FOMC meeting? And how did bank stocks such as Bank of America react the next day? Also run an advanced web search for \"Bank of America stock reaction Fed decision\".",
          assumptions=[],
          plan=[("tavily", "tavily_qna_search", {"query": "What did the Federal Reserve decide at its most recent FOMC meeting?"}),
                ("polygon", "polygon_get_previous_close", {"ticker": "BAC"}),

@@ -53,7 +53,7 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
       .toEqual([false, false, false, false, false])
   })
 
-  it("derived params are not literals; declared defaults and enum values pass", () => {
+  it("derived params are not literals; a declared default passes, another enum value only when stated", () => {
     const steps = [
       step(1, "quote", { name: "apple" }),
       step(2, "news", { company: "microsoft", limit: 9 }, ["company"])
@@ -63,7 +63,11 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
       type: "object",
       properties: { limit: { type: "integer", default: 9 }, sort: { type: "string", enum: ["asc", "desc"] } }
     }
-    expect(unshown("Quote AAPL and its news.", [step(1, "news", { limit: 9, sort: "desc" })], schema)).toEqual([])
+    expect(unshown("Quote AAPL and its news.", [step(1, "news", { limit: 9, sort: "desc" })], schema)).toEqual([
+      ["sort", "desc"]
+    ])
+    expect(unshown("Quote AAPL and its news, in desc order.", [step(1, "news", { limit: 9, sort: "desc" })], schema))
+      .toEqual([])
   })
 
   it("arrays and objects are judged leaf by leaf, each with its path and step", () => {

@@ -12,7 +12,8 @@
  *   3 of `Q3`, `2023` or `3.5` does not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
- *   param or among its `enum` (choosing among the schema's values is the policy's part, not the prompt's);
+ *   param (what the tool does unasked); another of its `enum` values is a choice the prompt must state
+ *   (`search_depth: "advanced"` with no word of it in the prompt is a guess the reward would require);
  * - a code (capitals and digits with a capital, up to 10 characters with `.`, `-`, `^` or `:`, e.g. `NVDA`,
  *   `BRK.B`, `USD`, or a comma-separated list of them; not a date) always passes: the prompt names the
  *   entity ("NVIDIA") and its code is knowledge a policy is expected to bring;
@@ -152,16 +153,16 @@ export class PromptFacts {
   }
 }
 
-/** Whether `v` is the `default` or one of the `enum` values an input schema declares for a top-level param. */
+/** Whether `v` is the `default` an input schema declares for a top-level param. */
 const isDeclared = (schema: unknown, param: string, v: unknown): boolean => {
   if (!isObject(schema) || !isObject(schema.properties)) return false
   const p = schema.properties[param]
-  return isObject(p) && (p.default === v || (Array.isArray(p.enum) && p.enum.includes(v)))
+  return isObject(p) && p.default === v
 }
 
 /**
  * The literal values of `steps` the prompt does not state, in plan order. `inputSchemaOf` gives a step's
- * tool's input schema (for its params' `default` and `enum`), or undefined without an inventory; it is
+ * tool's input schema (for its params' `default`), or undefined without an inventory; it is
  * asked only about a value the prompt does not state.
  */
 export const unshownLiterals = (
