@@ -79,13 +79,18 @@ describe("tools import arguments", () => {
       pairServerArgs(["node a.js", "node b.js"], [], ["a"]),
       pairServerArgs(["a=node a.js", "a=node b.js"], [], []),
       pairServerArgs([], [], []),
-      pairServerArgs([], ["x=ftp://h/"], ["y"])
+      pairServerArgs([], ["x=ftp://h/"], ["y"]),
+      pairServerArgs(["bad name=echo"], [], [])
     ].map((e) => Either.isLeft(e) ? e.left : "accepted")
     expect(errors[0]).toContain("pairing form")
     expect(errors[1]).toContain("2 servers given without NAME= but 1 --name value")
     expect(errors[2]).toContain("\"a\" is given twice")
     expect(errors[3]).toContain("at least one server")
     expect(errors[4]).toContain("not a URL")
+    // Not "1 server given without NAME=": a NAME= was given, but not a valid one.
+    expect(errors[5]).toBe(
+      "invalid server name \"bad name\" in --stdio \"bad name=echo\" (a NAME= may hold letters, digits, _ . - only)"
+    )
   })
 })
 

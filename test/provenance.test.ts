@@ -53,7 +53,7 @@ describe("plan validation", () => {
 
   it("rejects depends_on pointing forward, at itself, or at no step", () => {
     expect(issuesOf(withStep(1, { depends_on: [3] }))).toEqual([
-      "2 depends_on: 3 is not an earlier step: depends_on names earlier steps (1..1) only"
+      "2 depends_on: 3 is not an earlier step: depends_on names earlier steps (1) only"
     ])
     expect(issuesOf(withStep(1, { depends_on: [2] }))).toEqual(["2 depends_on: a step cannot depend on itself"])
     expect(issuesOf(withStep(2, { depends_on: [0] }))[0]).toMatch(/^3 depends_on: 0 is not an earlier step/)
@@ -108,7 +108,7 @@ describe("conversion and the model's answer", () => {
     })
     expect(Either.isLeft(forward) && [forward.left.field, forward.left.reason]).toEqual([
       "tool_sequence[0].depends_on",
-      "2 is not an earlier step: depends_on names earlier steps (1..0) only"
+      "2 is not an earlier step: step 1 has none, so its depends_on is empty"
     ])
     const missing = convertTask({
       user_prompt: "u",

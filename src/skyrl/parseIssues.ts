@@ -12,5 +12,31 @@ export interface Issue {
   readonly message: string
 }
 
-export const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<Issue> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => ({ path: formatPath(i.path), message: i.message }))
+const EXPECTED = /^Expected (.+), actual (.+)$/s
+
+/**
+ * The issues of a parse error, one per path and problem: a union's members each say what they expected
+ * (`Expected "simple", actual "super"`, then `"moderate"`, ...), merged into one line naming them all
+ * (`Expected "simple" | "moderate" | "complex", actual "super"`).
+ */
+export const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<Issue> => {
+  const issues: Array<Issue & { expected?: Array<string>; actual?: string }> = []
+  for (const i of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const path = formatPath(i.path)
+    const m = EXPECTED.exec(i.message)
+    const last = issues.at(-1)
+    if (m !== null && last?.path === path && last.actual === m[2] && last.expected !== undefined) {
+      last.expected.push(m[1]!)
+      continue
+    }
+    issues.push(
+      m === null ? { path, message: i.message } : { path, message: i.message, expected: [m[1]!], actual: m[2]! }
+    )
+  }
+  return issues.map(({ actual, expected, message, path }) => ({
+    path,
+    message: expected === undefined || expected.length === 1
+      ? message
+      : `Expected ${expected.join(" | ")}, actual ${actual}`
+  }))
+}

@@ -307,7 +307,11 @@ export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inv
           path: "depends_on",
           message: d === step.step
             ? "a step cannot depend on itself"
-            : `${JSON.stringify(d)} is not an earlier step: depends_on names earlier steps (1..${step.step - 1}) only`
+            : step.step === 1
+            ? `${JSON.stringify(d)} is not an earlier step: step 1 has none, so its depends_on is empty`
+            : `${JSON.stringify(d)} is not an earlier step: depends_on names earlier steps (${
+              step.step === 2 ? "1" : `1..${step.step - 1}`
+            }) only`
         })
       }
     }

@@ -87,6 +87,15 @@ export const pairServerArgs = (
     )
   }
   if (names.length !== unnamed.length) {
+    // `--stdio "bad name=cmd"`: a pairing form whose name is not valid reads as a server without a name.
+    const misnamed = unnamed.find((p) => /^[^=/\\]{1,64}=/.test(p.value.trim()))
+    if (misnamed !== undefined && names.length === 0) {
+      const name = misnamed.value.trim().split("=", 1)[0]!
+      return Either.left(
+        `invalid server name ${JSON.stringify(name)} in --${misnamed.kind} ${JSON.stringify(misnamed.value)} ` +
+          "(a NAME= may hold letters, digits, _ . - only)"
+      )
+    }
     return Either.left(
       `${unnamed.length} server${unnamed.length === 1 ? "" : "s"} given without NAME= but ${names.length} --name ` +
         "value" + (names.length === 1 ? "" : "s") + ": give one --name after each such server, or use NAME=..."
