@@ -50,6 +50,8 @@ interface RunOptions {
   readonly concurrency?: number
   readonly resume?: boolean
   readonly dir?: string
+  /** The cassette store's directory (default: `cassettes` in `dir`). */
+  readonly cassettes?: string
 }
 
 /** Verifies `rows` (written to a temp .jsonl) and returns what the run wrote. */
@@ -62,7 +64,7 @@ const verify = async (o: RunOptions) => {
     allowSideEffects: parseAllowList(o.allow),
     specs: o.specs,
     ...(o.unavailable === undefined ? {} : { unavailable: o.unavailable }),
-    cassettesDir: join(dir, "cassettes"),
+    cassettesDir: o.cassettes ?? join(dir, "cassettes"),
     timeout: `${o.timeout ?? 20} seconds`,
     maxInFlight: o.concurrency ?? 4
   }
@@ -88,7 +90,7 @@ const verify = async (o: RunOptions) => {
     rows,
     verification: rows.map((r) => JSON.parse(r.extra_info.task_metadata).verification),
     rejects: lines(rejectsFileOf(out)),
-    cassettes: lines(join(dir, "cassettes", "cassettes.jsonl")),
+    cassettes: lines(join(o.cassettes ?? join(dir, "cassettes"), "cassettes.jsonl")),
     /** Read when asked (a test may leave a damaged line in it on purpose). */
     get journal() {
       return lines(journalFileOf(out))
@@ -516,6 +518,32 @@ describe("verify against server-filesystem over a temporary directory", () => {
     expect(again.rejects).toEqual(first.rejects)
     expect(again.report.servers).toEqual([])
   }, 60_000)
+
+  it(
+    "--resume with another cassette store runs the read-only plans again for their results, never a side effect",
+    async () => {
+      const dir = tempDir("skyrl-verify-other-store-")
+      const first = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir })
+      expect(first.result.summary.statuses.verified).toBe(2)
+      rmSync(join(root, "out.txt"))
+      const cassettes = join(dir, "other")
+      const again = await verify({
+        inventory,
+        specs: [fs],
+        rows: rows(),
+        allow: "write_file",
+        dir,
+        resume: true,
+        cassettes
+      })
+      expect(existsSync(join(root, "out.txt"))).toBe(false) // write_file did not run again
+      expect(again.rows).toEqual(first.rows.map((r) => expect.objectContaining({ prompt: r.prompt })))
+      // The read-only verified plan ran again, so the new store holds its results; the write's stay in the first.
+      expect(again.cassettes.map((c) => c.tool)).toEqual(["read_text_file"])
+      expect(again.result.summary.resumed).toBe(2)
+    },
+    60_000
+  )
 
   it(
     "--resume after a crash cut the journal's last line: that row runs again, and the next --resume reads its new line",

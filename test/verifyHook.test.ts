@@ -76,6 +76,7 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
     blocked: () => [],
     start: () => Effect.succeed([]),
     hasResult: (key) => known.has(key),
+    sideEffect: () => false,
     flush: Effect.void,
     report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0 } })
   }

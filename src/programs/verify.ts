@@ -30,6 +30,8 @@ import {
   failureFields,
   isFinal,
   outcomeStands,
+  resultsElsewhereWarning,
+  resultsMissing,
   SummaryCounter,
   toVerifySteps,
   VerificationFailed,
@@ -255,12 +257,18 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
 // Journal
 
 /** The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be). */
-const readJournal = (file: string, cassetteHas: (key: string) => boolean) =>
+const readJournal = (file: string, verifier: VerifierApi) =>
   Effect.gen(function*() {
     const entries = new Map<string, JournalEntry>()
+    let elsewhere = 0
     const { torn } = yield* readLogEntries(file, JournalEntry, (e) => {
-      if (outcomeStands(e, cassetteHas)) entries.set(e.hash, e)
+      if (!outcomeStands(e, verifier.hasResult, verifier.sideEffect)) return
+      entries.set(e.hash, e)
+      if (resultsMissing(e, verifier.hasResult)) elsewhere++
     })
+    if (elsewhere > 0) {
+      yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
+    }
     // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
     return { entries, torn }
   })
@@ -485,7 +493,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
     const { entries: done, torn } = options.resume
-      ? yield* readJournal(journalFile, verifier.hasResult)
+      ? yield* readJournal(journalFile, verifier)
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
     const journal = yield* openJournal(journalFile, options.resume, torn)

@@ -33,6 +33,8 @@ import {
   isFinal,
   isRepairable,
   outcomeStands,
+  resultsElsewhereWarning,
+  resultsMissing,
   VerificationFailed,
   VerificationRecord,
   verificationRepairMessage
@@ -107,9 +109,20 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
     const file = verificationLogOf(runDir)
     const { entries, torn } = yield* readLog(file)
     const log = yield* makeDurableLog(file, undefined, { torn })
+    let elsewhere = 0
+    for (const e of entries.values()) {
+      if (resultsMissing(e, verifier.hasResult) && outcomeStands(e, verifier.hasResult, verifier.sideEffect)) {
+        elsewhere++
+      }
+    }
+    if (elsewhere > 0) {
+      yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
+    }
     const recorded = (key: string): Outcome | undefined => {
       const e = entries.get(key)
-      return e !== undefined && outcomeStands(e, verifier.hasResult) ? outcomeOfEntry(e) : undefined
+      return e !== undefined && outcomeStands(e, verifier.hasResult, verifier.sideEffect)
+        ? outcomeOfEntry(e)
+        : undefined
     }
     const run = (steps: ReadonlyArray<VerifyStep>, answer: ReturnType<typeof answerOf>) =>
       Effect.gen(function*() {

@@ -25,6 +25,7 @@
 import { Context, Duration, Effect, Either, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
+import { findTool, isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
@@ -66,6 +67,8 @@ export interface VerifierApi {
   readonly start: (servers: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<ServerUnavailableError>>
   /** Whether the cassettes hold a result under this key. */
   readonly hasResult: (key: string) => boolean
+  /** Whether a step's tool has side effects: not annotated `readOnlyHint: true` in the inventory. */
+  readonly sideEffect: (step: { readonly server: string; readonly tool: string }) => boolean
   /** Waits until every recorded result is on disk. */
   readonly flush: Effect.Effect<void, StorageError>
   /** The servers used so far (version, starts, why unavailable) and the cassette store's counts. */
@@ -166,6 +169,10 @@ const make = (settings: VerifierSettings) =>
     const clock = yield* Effect.clock
     const blocked = (steps: ReadonlyArray<VerifyStep>) =>
       blockedSteps(settings.inventory, steps, settings.allowSideEffects)
+    const sideEffect = (step: { readonly server: string; readonly tool: string }) => {
+      const found = findTool(settings.inventory, step.tool, step.server)
+      return found === undefined || !isReadOnly(found.tool)
+    }
 
     const verified = (
       now: number,
@@ -315,6 +322,7 @@ const make = (settings: VerifierSettings) =>
       blocked,
       start,
       hasResult: cassettes.has,
+      sideEffect,
       flush: cassettes.flush,
       report
     } satisfies VerifierApi

@@ -185,18 +185,40 @@ export const failureFields = (f: VerificationFailed): FailureFields => ({
 export const isFinal = (outcome: Either.Either<VerificationRecord, VerificationFailed>): boolean =>
   Either.isRight(outcome) || outcome.left.status === "tool-error"
 
+type JournaledOutcome = {
+  readonly record?: VerificationRecord | undefined
+  readonly failure?: FailureFields | undefined
+}
+
+/** A verified record some of whose results the cassettes (`hasResult`) do not hold. */
+export const resultsMissing = (entry: JournaledOutcome, hasResult: (key: string) => boolean): boolean =>
+  entry.record !== undefined && !entry.record.steps.every((s) => hasResult(s.key))
+
 /**
  * Whether a journal's outcome stands without a new run: a tool error, or a verified record whose results
- * are all in the cassettes (`hasResult`); one whose results are missing (another cassette store, lines
- * lost in a crash) runs again.
+ * are all in the cassettes (`hasResult`). One whose results are missing (another cassette store, lines
+ * lost in a crash) runs again, unless a step of it has side effects (`sideEffect`): running it again
+ * would repeat them (a crash cannot lose its lines: such a plan waits for them before it counts), so it
+ * stands, its results in the store it was verified with.
  */
 export const outcomeStands = (
-  entry: { readonly record?: VerificationRecord | undefined; readonly failure?: FailureFields | undefined },
-  hasResult: (key: string) => boolean
+  entry: JournaledOutcome,
+  hasResult: (key: string) => boolean,
+  sideEffect: (step: { readonly server: string; readonly tool: string }) => boolean
 ): boolean =>
   entry.record !== undefined
-    ? entry.record.steps.every((s) => hasResult(s.key))
+    ? !resultsMissing(entry, hasResult) || entry.record.steps.some(sideEffect)
     : entry.failure?.status === "tool-error"
+
+/** The warning for verified plans with side effects whose results another cassette store holds. */
+export const resultsElsewhereWarning = (rows: number, store: string): string => {
+  const [plans, have, their, they, were] = rows === 1
+    ? ["plan", "has", "its", "it", "was"]
+    : ["plans", "have", "their", "they", "were"]
+  return `${rows} verified ${plans} with side effects ${have} results that the cassette store ${store} does not ` +
+    `hold (verified with another --cassettes?): not run again, since ${their} tools would act twice; ${their} ` +
+    `results are in the store ${they} ${were} verified with`
+}
 
 // ---------------------------------------------------------------------------------------------
 // Summary of a `skyrl verify` run
