@@ -1052,7 +1052,9 @@ export class DatasetChecker {
         this.find(
           "plan/placeholder",
           `${GT}.tool_sequence[${step.step - 1}].params`,
-          `step ${step.step} ${step.tool} ${path.slice(1).join(".")} = ${JSON.stringify(value)} is a placeholder: the ` +
+          `step ${step.step} ${step.tool} ${path.slice(1).join(".")} = ${
+            JSON.stringify(value)
+          } is a placeholder: the ` +
             "reward matches literal params exactly, so the policy would have to write it as it is (give the concrete " +
             "value and state it in the prompt; a value an earlier result gives belongs in derived_params)"
         )
