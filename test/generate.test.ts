@@ -8,7 +8,15 @@ import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { FakeReply, FakeServer } from "./support/fakeOpenAI.js"
-import { answer, connectionReset, hang, malformedBody, rateLimited, serverError } from "./support/fakeOpenAI.js"
+import {
+  answer,
+  connectionReset,
+  hang,
+  httpError,
+  malformedBody,
+  rateLimited,
+  serverError
+} from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
 import {
   invalidTaskText,
@@ -436,6 +444,33 @@ describe("--resume checks what it resumes", () => {
     const again = server.requests.slice(before).map((q) => sampleNumberOf(q.body)!)
     for (const k of again) expect(journaled.has(k)).toBe(false)
   }, 90_000)
+
+  it(
+    "a run stopped by an error about every request (quota, key, model) asks again on --resume (it replayed the error)",
+    async () => {
+      for (
+        const stop of [
+          httpError(429, "You exceeded your current quota", { code: "insufficient_quota", type: "insufficient_quota" }),
+          httpError(401, "Incorrect API key provided", { code: "invalid_api_key" }),
+          httpError(404, "The model `gpt-5-mini` does not exist", { code: "model_not_found" })
+        ]
+      ) {
+        let failFrom = 3
+        const server = await fake((ctx) => (ctx.index >= failFrom ? stop : answer(validTaskFor(ctx), USAGE)))
+        const out = join(tempDir("skyrl-run-error-"), "ds.jsonl")
+        const args = ["generate", "-n", "5", "--out", out, "--llm", "openai", "--concurrency", "1"]
+        const first = await runCliAsync(args, { env: env(server) })
+        expect(first.status).toBe(1)
+        failFrom = Number.POSITIVE_INFINITY
+        const before = server.requests.length
+        const resumed = await runCliAsync([...args, "--resume"], { env: env(server) })
+        expect(resumed.status, resumed.stderr).toBe(0)
+        expect(server.requests.length).toBeGreaterThan(before)
+        expect(readJsonl(out)).toHaveLength(5)
+      }
+    },
+    90_000
+  )
 
   it(
     "two processes on one run: the second fails with a lock error and spends nothing; the lock of a killed run is taken over",

@@ -18,7 +18,7 @@
 import { Effect, Either, Layer, Schema } from "effect"
 import type { StorageError } from "../../domain/errors.js"
 import type { AttemptRecord, Backend, LlmError } from "../../domain/llm.js"
-import { NoRecordedAnswer, Usage } from "../../domain/llm.js"
+import { failureScope, NoRecordedAnswer, Usage } from "../../domain/llm.js"
 import { parseSampleKey, sampleKey } from "../../domain/run.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../Llm.js"
 import { Llm } from "../Llm.js"
@@ -59,6 +59,8 @@ interface Archived {
   readonly key: string
   readonly hash: string | undefined
   readonly status: string
+  /** It failed with an error about every request (credentials, quota, model: `failureScope` "run"). */
+  readonly runError: boolean
   readonly source: ArchivedCall
 }
 
@@ -83,12 +85,22 @@ const indexEntryOf = (call: ArchivedCall) =>
       key: keyOf(record),
       hash: requestHash(record.request),
       status: record.status,
+      runError: isRunError(record),
       source: call
     })
 
+/** A record of an error about the run, not the request: a resumed run asks again (it cost nothing). */
+const isRunError = (r: ArchivedAttempt): boolean => {
+  if (ANSWERS.has(r.status)) return false
+  const error = errorFromDetail(r.errorDetail)
+  return error !== undefined && failureScope(error) === "run"
+}
+
 /**
  * The attempts of the archived call that answered this key and request, when that call had ended: its
- * last attempt is an answer or a final error, or the sample went on to another call afterwards.
+ * last attempt is an answer or a final error, or the sample went on to another call afterwards. An error
+ * about the run (credentials, quota, an unknown model) never ends it: the key or the billing may have
+ * been fixed since, and the run that stopped on it is resumed to ask again.
  */
 export const endedCall = (
   all: ReadonlyArray<Archived>,
@@ -98,6 +110,7 @@ export const endedCall = (
   const same = all.filter((a) => a.key === key && a.hash !== undefined && a.hash === hash)
   const last = same.at(-1)
   if (last === undefined) return undefined
+  if (last.runError) return undefined
   const ended = !RETRYABLE.has(last.status) || all.some((a) => a.call > last.call && a.key !== key)
   return ended ? same : undefined
 }
