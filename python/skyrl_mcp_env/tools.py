@@ -2,7 +2,10 @@
 
 ``CassetteBackend`` (default) replays the tool results ``skyrl verify`` recorded (cassettes.jsonl, keyed
 by ``call_key(server, tool, params)``): deterministic and offline; a call with no recording gets an
-error text and the status ``miss``. ``LiveBackend`` runs the call on the row inventory's MCP servers
+error text and the status ``miss``. A cassette directory without ``cassettes.jsonl`` (``skyrl verify`` makes
+the directory first and the file with the first recorded call) is an empty store, as for ``skyrl cassettes
+stats``: every call is a miss, and a warning says so once per process; a path that does not exist is a
+``ConfigError``. ``LiveBackend`` runs the call on the row inventory's MCP servers
 (launch specs), through the MCP Python SDK, with one session per server per worker process reused
 across episodes, a timeout per call, and tools without ``readOnlyHint: true`` refused unless the config
 allows side effects. Neither backend raises for a call: every failure is a result with a status.
@@ -15,6 +18,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -23,6 +27,8 @@ from typing import Any, Optional, Protocol
 
 from .canonical import call_key, canonical_json
 
+
+_log = logging.getLogger(__name__)
 
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError)
 
@@ -83,20 +89,59 @@ class CassetteBackend:
         return ToolResult(result_text(result), "tool_error" if result.get("isError") else "ok")
 
 
+CASSETTE_FILE = "cassettes.jsonl"  # the store's file in its directory (next to the writer's cassettes.jsonl.lock)
+
 _CASSETTE_CACHE: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+_WARNED_EMPTY: set[str] = set()
 
 
 def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
-    """key -> cassette line; the first line per key wins, a torn last line is ignored."""
-    file = Path(path) / "cassettes.jsonl" if Path(path).is_dir() else Path(path)
+    """key -> cassette line; the first line per key wins, a torn last line is ignored.
+
+    ``path`` is a store directory or its ``cassettes.jsonl``. A directory without the file is an empty store
+    (what ``skyrl verify`` leaves when it recorded no call yet); the file is looked for again on every load,
+    so a store that fills later is read then. A path that does not exist, or a file that cannot be read, is a
+    ``ConfigError``: a typo must not train on misses. Nothing else in the directory (the writer's
+    ``cassettes.jsonl.lock``) is read.
+    """
+    given = Path(path)
+    if given.is_dir():
+        file = given / CASSETTE_FILE
+        if not os.path.lexists(file):  # a dangling link is not "no file": stat below names it
+            _warn_empty_store(given, f"it has no {CASSETTE_FILE}")
+            return {}
+    else:
+        file = given
     try:
         stat = file.stat()
     except OSError as e:
         raise ConfigError(f"cassettes: cannot read {file}: {e.strerror}") from None
     cache_key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
     if cache_key not in _CASSETTE_CACHE:
-        _CASSETTE_CACHE[cache_key] = _read_cassettes(file)
-    return _CASSETTE_CACHE[cache_key]
+        try:
+            _CASSETTE_CACHE[cache_key] = _read_cassettes(file)
+        except OSError as e:  # a directory named cassettes.jsonl, no permission...
+            raise ConfigError(f"cassettes: cannot read {file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"cassettes: cannot read {file}: not UTF-8 ({e.reason})") from None
+    records = _CASSETTE_CACHE[cache_key]
+    if not records:
+        _warn_empty_store(file, "it holds no entries")
+    return records
+
+
+def _warn_empty_store(store: Path, why: str) -> None:
+    """Once per store and process (SkyRL builds an env per episode): why every call will be a miss."""
+    seen = str(store.resolve())
+    if seen in _WARNED_EMPTY:
+        return
+    _WARNED_EMPTY.add(seen)
+    _log.warning(
+        "cassettes: %s holds no cassettes (%s): every tool call is a cassette miss (metadata cassette_misses) "
+        "and gets an error observation; run skyrl verify --cassettes on this store, or check the path",
+        store,
+        why,
+    )
 
 
 def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:

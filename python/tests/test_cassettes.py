@@ -1,9 +1,12 @@
 """Cassette mode: replays the tool results skyrl verify records (one JSON line per call key)."""
 
 import json
+import logging
+import subprocess
+import sys
 
 import pytest
-from conftest import REPO, call, episode, make_row, play
+from conftest import FIXTURES, REPO, call, episode, make_row, play
 
 from skyrl_mcp_env import MCPToolEnv
 from skyrl_mcp_env.tools import ConfigError
@@ -96,6 +99,103 @@ def test_a_missing_cassette_directory_is_a_clear_error(tmp_path):
         MCPToolEnv({"cassettes": str(tmp_path / "nowhere")}, {**ROW, "max_turns": 5})
 
 
+def test_a_missing_cassette_file_named_by_its_path_is_a_clear_error(tmp_path):
+    # the directory exists, but the setting names the file itself: a typo there is not an empty store either
+    with pytest.raises(ConfigError, match="cassettes: cannot read .*nowhere.jsonl"):
+        MCPToolEnv({"cassettes": str(tmp_path / "nowhere.jsonl")}, {**ROW, "max_turns": 5})
+
+
+EMPTY_STORE = "holds no cassettes"
+
+
+def empty_store_warnings(caplog, path):
+    return [
+        r
+        for r in caplog.records
+        if r.name == "skyrl_mcp_env.tools" and r.levelno == logging.WARNING and EMPTY_STORE in r.getMessage()
+        and str(path) in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("lock", [False, True], ids=["nothing", "only-the-writer-lock"])
+def test_a_directory_without_cassettes_jsonl_is_an_empty_store(tmp_path, caplog, lock):
+    # `skyrl verify` makes the directory before its first call, and the file comes with the first line; while it
+    # runs it holds cassettes.jsonl.lock there. `skyrl cassettes stats DIR` reports such a store: 0 entries, exit 0.
+    if lock:
+        (tmp_path / "cassettes.jsonl.lock").write_text('{"pid": 4242, "host": "h", "command": "verify"}\n')
+    caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert text.startswith("<tool_response>\nError: no recorded result for srv/tool with these arguments")
+    assert f"in {tmp_path};" in text
+    assert meta["cassette_misses"] == 1 and meta["tool_results"] == {"miss": 1}
+    assert len(empty_store_warnings(caplog, tmp_path)) == 1
+
+
+def test_the_empty_store_warning_comes_once_per_store(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
+    for _ in range(3):  # SkyRL builds an env per episode
+        MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
+    MCPToolEnv({"cassettes": str(tmp_path) + "/"}, {**ROW, "max_turns": 5})
+    assert len(empty_store_warnings(caplog, tmp_path)) == 1
+
+
+def test_an_empty_cassettes_file_warns_too(tmp_path, caplog):
+    (tmp_path / "cassettes.jsonl").write_text("")
+    caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
+    _, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert meta["cassette_misses"] == 1
+    assert len(empty_store_warnings(caplog, tmp_path)) == 1
+
+
+def test_a_store_with_entries_does_not_warn(cassettes, caplog):
+    caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
+    MCPToolEnv({"cassettes": str(cassettes)}, {**ROW, "max_turns": 5})
+    assert empty_store_warnings(caplog, cassettes) == []
+
+
+def test_the_store_is_read_again_once_the_file_appears(tmp_path):
+    # a worker that started on the empty store of a verify still running sees its lines in later episodes
+    (tmp_path / "cassettes.jsonl.lock").write_text("{}\n")
+    _, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert meta["cassette_misses"] == 1
+    (tmp_path / "cassettes.jsonl").write_text(line(CASE["call_key"], "AAPL 230.10 USD") + "\n")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text and meta["cassette_misses"] == 0
+
+
+def test_the_writer_lock_next_to_a_store_is_ignored(cassettes):
+    (cassettes / "cassettes.jsonl.lock").write_text('{"pid": 4242, "host": "h", "command": "verify"}\n')
+    text, meta = first_observation({"cassettes": str(cassettes)}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text and meta["cassette_misses"] == 0
+
+
+def test_a_cassettes_jsonl_that_is_not_a_readable_file_is_a_clear_error(tmp_path):
+    # something is there but cannot be read: not an empty store
+    (tmp_path / "cassettes.jsonl").mkdir()
+    with pytest.raises(ConfigError, match="cassettes: cannot read .*cassettes.jsonl"):
+        MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
+
+
+def test_a_dangling_cassettes_jsonl_link_is_a_clear_error(tmp_path):
+    (tmp_path / "cassettes.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    with pytest.raises(ConfigError, match="cassettes: cannot read .*cassettes.jsonl"):
+        MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
+
+
+def test_reward_check_on_an_empty_store_scores_and_says_the_store_is_empty(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(FIXTURES / "rows_v2.jsonl"), "--cassettes"]
+        + [str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO / "python",
+        timeout=300,
+    )
+    assert "cannot read" not in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count(EMPTY_STORE) == 1 and str(tmp_path) in done.stderr
+    assert done.stdout.strip()
+
+
 def test_server_qualified_call_names_resolve_to_their_server(cassettes):
     # two servers expose "tool": the prompt shows "srv.tool" and "other.tool" (formats.md: call_name)
     row = make_row(
@@ -114,3 +214,9 @@ def test_server_qualified_call_names_resolve_to_their_server(cassettes):
     assert "AAPL 230.10 USD" in texts[1]
     assert "unknown tool 'tool'" in texts[2]
     assert outs[-1]["metadata"]["matched_steps"] == [1]
+
+
+def test_a_cassettes_file_that_is_not_utf8_is_a_clear_error(tmp_path):
+    (tmp_path / "cassettes.jsonl").write_bytes(b'{"key": "\xff"}\n')
+    with pytest.raises(ConfigError, match="cassettes: cannot read .*cassettes.jsonl: not UTF-8"):
+        MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
