@@ -54,6 +54,23 @@ describe("writeRows", () => {
     expect(JSON.parse(compact)).toEqual(rows.map(encodeRow))
   })
 
+  it("an indented .json keeps strings holding U+2028 / U+2029 as they are (they were indented like line ends)", async () => {
+    const separated = [0, 1].map((i) =>
+      Either.getOrThrow(convertTask({
+        task_id: `s${i}`,
+        user_prompt: `Echo this: alpha\u2028beta\u2029gamma ${i}`,
+        tool_sequence: [{ server: "fmp", tool: "fmp_search_ticker", params: { query: "alpha\u2028beta" } }],
+        evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+      }))
+    )
+    const dir = tmp()
+    for (const indent of [2, 4]) {
+      const file = join(dir, `rows-${indent}.json`)
+      await run(Effect.flatMap(Storage, (s) => s.writeRows(file, separated, { indent })))
+      expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(separated.map(encodeRow))
+    }
+  })
+
   it(".jsonl has one encoded row per line", async () => {
     const file = join(tmp(), "a.jsonl")
     expect(await run(Effect.flatMap(Storage, (s) => s.writeRows(file, rows)))).toBe(3)

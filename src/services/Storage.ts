@@ -513,7 +513,9 @@ export const writeJsonRowStream = <E>(
       }
       if (format === "jsonl") return sink.write(encodedRowJson(encoded, options) + "\n")
       const text = toJsonText(encoded, { ...options, indent })
-      sink.write((n === 0 ? "" : ",") + (indent > 0 ? "\n" + text.replace(/^/gm, pad) : text))
+      // Indented by its line ends only: JSON.stringify leaves U+2028 / U+2029 raw in strings, and `^` with
+      // the m flag would match after them too (two spaces inserted into a prompt or a plan's params).
+      sink.write((n === 0 ? "" : ",") + (indent > 0 ? "\n" + pad + text.replaceAll("\n", "\n" + pad) : text))
     }
     if (format === "json") sink.write("[")
     return rows.pipe(
