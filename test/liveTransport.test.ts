@@ -55,6 +55,8 @@ const routes: Record<string, (res: http.ServerResponse, req: http.IncomingMessag
     }),
   quota: (res) => json(res, 429, { error: { message: "no money", code: "insufficient_quota" } }),
   e401: (res) => json(res, 401, { error: { message: "who are you" } }),
+  e401key: (res) =>
+    json(res, 401, { error: { message: `Incorrect API key provided: ${KEY}`, code: "invalid_api_key" } }),
   e404: (res) => json(res, 404, { error: { message: "no such model", code: "model_not_found" } }),
   e500text: (res) => res.writeHead(500).end("upstream fell over"),
   e503null: (res) => res.writeHead(503, { "content-type": "application/json" }).end("null"),
@@ -150,6 +152,17 @@ describe("directTransport gives what the SDK transport gives", () => {
       const { direct } = await both(route)
       expect(JSON.stringify(Either.isLeft(direct) ? { ...direct.left, m: direct.left.error.message } : direct.right))
         .not.toContain(KEY)
+    }
+    // An error whose message held the key stays the typed error it was, with its message (it became a plain
+    // object without one: the run reported an internal error instead of the API's refusal).
+    for (const [route, tag] of [["e400", "BadRequest"], ["e401key", "Authentication"]] as const) {
+      const { direct } = await both(route)
+      if (Either.isRight(direct)) throw new Error("expected a failure")
+      expect(direct.left.error._tag).toBe(tag)
+      expect(direct.left.error).toBeInstanceOf(Error)
+      expect(direct.left.error.message).toContain("[redacted]")
+      expect(direct.left.error.message).not.toContain(KEY)
+      expect(String(direct.left.error.stack)).not.toContain(KEY)
     }
   })
 

@@ -37,13 +37,36 @@ import type { HttpAnswer } from "./httpFetch.js"
 import { answerText, httpRequest, isRedirect, keepAliveAgents, makeHttpFetch } from "./httpFetch.js"
 import { parseRateLimitReset, parseRetryAfter } from "./retry.js"
 
-/** Replaces every occurrence of `secret` in strings of a JSON value. */
-export const scrub = <T>(value: T, secret: string): T => {
-  if (secret === "") return value
-  if (typeof value === "string") return value.split(secret).join("[redacted]") as T
-  const text = JSON.stringify(value)
-  if (text === undefined || !text.includes(secret)) return value
-  return JSON.parse(text.split(secret).join("[redacted]")) as T
+/**
+ * Replaces every occurrence of `secret` in the strings (and keys) of a value: a JSON body, or a typed error (a copy
+ * of the same class, its fields and stack scrubbed: a JSON round trip made it a plain object the run could
+ * no longer tell apart). Parts without the secret are kept as they are.
+ */
+export const scrub = <T>(value: T, secret: string): T =>
+  secret === "" ? value : scrubValue(value, secret, new WeakSet()) as T
+
+const scrubValue = (value: unknown, secret: string, seen: WeakSet<object>): unknown => {
+  if (typeof value === "string") return value.includes(secret) ? value.split(secret).join("[redacted]") : value
+  if (typeof value !== "object" || value === null || seen.has(value)) return value
+  seen.add(value)
+  if (Array.isArray(value)) {
+    const items = value.map((v) => scrubValue(v, secret, seen))
+    return items.some((v, i) => v !== value[i]) ? items : value
+  }
+  const copy = Object.create(Object.getPrototypeOf(value)) as object
+  let changed = false
+  for (const key of Reflect.ownKeys(value)) {
+    const field = Object.getOwnPropertyDescriptor(value, key)!
+    if ("value" in field) {
+      const scrubbed = scrubValue(field.value, secret, seen)
+      changed ||= scrubbed !== field.value
+      field.value = scrubbed
+    }
+    const name = typeof key === "string" ? scrubValue(key, secret, seen) as string : key
+    changed ||= name !== key
+    Object.defineProperty(copy, name, field)
+  }
+  return changed ? copy : value
 }
 
 class NotJsonBody {
