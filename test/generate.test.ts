@@ -2,7 +2,7 @@
  * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
@@ -380,6 +380,27 @@ describe("rebuild", () => {
     },
     60_000
   )
+
+  it("a run directory that lacks answers (an archive cut short or gone) fails with what it made, not exit 0", async () => {
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
+    expect((await runCliAsync(["generate", "-n", "4", "--out", out])).status).toBe(0)
+    const runDir = runDirOf(out)
+    const archive = join(runDir, "archive_01.jsonl")
+    const lines = readFileSync(archive, "utf8").split("\n").filter((l) => l !== "")
+    writeFileSync(archive, lines.slice(0, 3).join("\n") + "\n") // the last answer lost
+    const cut = join(runDir, "..", "cut.jsonl")
+    const short = await runCliAsync(["rebuild", runDir, "--out", cut])
+    expect(short.status).toBe(1)
+    expect(short.stderr).toMatch(/rebuilt 3 of the 4 rows run \S+ made into .*cut\.jsonl \(kept as it is\): the run/)
+    expect(readJsonl(cut)).toHaveLength(3)
+    rmSync(archive)
+    const none = join(runDir, "..", "none.jsonl")
+    const empty = await runCliAsync(["rebuild", runDir, "--out", none])
+    expect(empty.status).toBe(1)
+    expect(empty.stderr).toMatch(/rebuilt 0 of the 4 rows run \S+ made; .*none\.jsonl was not written/)
+    expect(empty.stderr).not.toMatch(/rebuilt 0 rows .* into/)
+    expect(existsSync(none)).toBe(false)
+  })
 
   it("refuses an --out that is one of the run directory's own files (it wrote rows over journal.jsonl)", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")

@@ -6,7 +6,7 @@
  * time. So the rows come out as the run wrote them (raw_output_path is relative to the new output's
  * directory). Nothing is written into the run directory.
  */
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { SettingsError } from "../domain/run.js"
@@ -98,8 +98,26 @@ export const rebuildProgram = (options: RebuildOptions) =>
       Effect.catchTag("IncompleteRun", (e) => Effect.succeed(e.made)),
       Effect.provide(Layer.mergeAll(archiveOnly(runDir), RunJournal.memory(runSpecOf(sampling)), progressSilent))
     )
+    if (made < m.counts.valid) {
+      return yield* new RebuildIncomplete({ runId: m.run_id, made, expected: m.counts.valid, out: options.out })
+    }
     yield* Effect.logInfo(
       `rebuilt ${made} rows of run ${m.run_id} (manifest counts ${m.counts.valid} valid) into ${options.out}`
     )
     return { written: made, expected: m.counts.valid }
   })
+
+/** Fewer rows than the run made (exit 1): the run directory lacks what the others need. */
+export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("RebuildIncomplete", {
+  runId: Schema.String,
+  made: Schema.Number,
+  expected: Schema.Number,
+  out: Schema.String
+}) {
+  override get message(): string {
+    const written = this.made === 0 ? `; ${this.out} was not written` : ` into ${this.out} (kept as it is)`
+    return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: the run directory ` +
+      "lacks what the others need (an archive file missing or cut short, or an inventory.json that changed); " +
+      "rebuild reproduces a run only from its complete directory"
+  }
+}
