@@ -341,6 +341,37 @@ describe("generate --backend batch against the fake Batch API", () => {
     90_000
   )
 
+  it(
+    "--repairs batch given at submission is what a later collect does (it repaired online, at full price)",
+    async () => {
+      const f = await fake({
+        lines: (ctx) =>
+          lineAnswer(
+            sampleNumberOf(ctx.body) === 3 && !isRepairRequest(ctx.body) ? invalidTaskText(3) : validTaskFor(ctx),
+            USAGE
+          ),
+        online: (ctx) => answer(validTaskFor(ctx), USAGE)
+      })
+      const out = tmpOut()
+      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch"], {
+        env: env(f)
+      })
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).repairs).toBe("batch")
+      f.batches[0].status = "finalizing"
+      const collect = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      expect(collect.status, collect.stderr).toBe(75)
+      expect(collect.stderr).toMatch(/follow-up batch submitted: 1 requests/)
+      expect(f.online.requests).toHaveLength(0)
+      // The follow-up batch answers the repair: nothing goes online.
+      const done = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+      expect(done.status, done.stderr).toBe(0)
+      expect(f.online.requests).toHaveLength(0)
+    },
+    60_000
+  )
+
   it("survives a crash between submit and collect; collecting twice adds nothing", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 50 })
     const dir = mkdtempSync(join(tmpdir(), "skyrl-batch-"))

@@ -51,7 +51,8 @@ const runOf = (parts: ReadonlyArray<BatchPart> = [], maxTokens: number | null = 
   options: {},
   parts,
   max_tokens: maxTokens,
-  online_usage: emptyUsage
+  online_usage: emptyUsage,
+  repairs: "online"
 })
 
 /** Request lines of `n` samples (a small schema; the body as the online backend builds it). */

@@ -247,7 +247,8 @@ const batchRunOf = (
   options: JSON.parse(JSON.stringify(options)) as Record<string, unknown>,
   parts: [],
   max_tokens: null,
-  online_usage: emptyUsage
+  online_usage: emptyUsage,
+  repairs: input.flags.repairs
 })
 
 /** Submits, prints the run directory on stdout, and with --wait polls and collects. */
@@ -366,7 +367,7 @@ export const runBatchCollect = (options: {
   readonly runDir: string
   readonly wait: boolean
   readonly pollInterval: number
-  readonly repairs: "online" | "batch"
+  readonly repairs: Option.Option<"online" | "batch">
   readonly resubmit: boolean
   readonly concurrency: Option.Option<number>
   readonly batchMaxRequests: number
@@ -377,7 +378,7 @@ export const runBatchCollect = (options: {
     const run = yield* readRun(runDir).pipe(Effect.provide(StorageLive))
     const stored = (run.options as { concurrency?: unknown }).concurrency
     yield* collectWith(runDir, run, {
-      repairs: options.repairs,
+      repairs: Option.getOrElse(options.repairs, () => run.repairs), // the submission's --repairs by default
       resubmit: options.resubmit,
       wait: options.wait,
       poll: pollOf(options.pollInterval),

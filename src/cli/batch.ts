@@ -26,6 +26,13 @@ const repairs = flagWithDefault(
   Config.literal("online", "batch")("SKYRL_BATCH_REPAIRS"),
   "online" as const
 )
+/** `batch collect --repairs`: absent, the submission's choice. */
+const collectRepairs = optionalFlag(
+  Options.choice("repairs", ["online", "batch"] as const),
+  "Where repairs, new attempts and retries of lines that failed transiently go: online (the live API now, " +
+    "normal price) or batch (a follow-up batch at batch price); default: what the run was submitted with",
+  Config.literal("online", "batch")("SKYRL_BATCH_REPAIRS")
+)
 const batchMaxRequests = flagWithDefault(
   Options.integer("batch-max-requests"),
   "Most requests in one batch (default and API maximum 50000); a run with more is split into several batches",
@@ -87,7 +94,7 @@ const collectCommand = Command.make(
     runDir,
     wait,
     pollInterval,
-    repairs,
+    repairs: collectRepairs,
     resubmit: switchFlag(
       "resubmit",
       "Send the samples that have no line at all (a failed or cancelled batch, one that expired without " +

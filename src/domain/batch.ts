@@ -155,7 +155,9 @@ export const BatchRun = Schema.Struct({
   /** `--batch-max-tokens`: the enqueued-token limit parts are split by and kept under (null: none). */
   max_tokens: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null }),
   /** Tokens of calls made online by collects (repairs), billed at the normal price. */
-  online_usage: Usage
+  online_usage: Usage,
+  /** `--repairs` at submission: where a collect sends repairs unless it is given its own (older runs: online). */
+  repairs: Schema.optionalWith(Schema.Literal("online", "batch"), { default: () => "online" as const })
 })
 export type BatchRun = typeof BatchRun.Type
 
