@@ -2,7 +2,8 @@
  * `countBpe` (src/skyrl/promptTokens.ts) counts as gpt-tokenizer's own `countTokens` does, on texts of
  * every kind the pre-tokenizer splits differently: prompts and system messages skyrl writes, the recorded
  * answers, contractions, digits, whitespace runs, line ends, non-Latin scripts, emoji, combining marks,
- * lone surrogates and random strings.
+ * lone surrogates and random strings; and long runs (one piece of thousands of bytes, which the heap merge
+ * counts) in linear-ish time.
  */
 import { countTokens } from "gpt-tokenizer/encoding/o200k_base"
 import { readdirSync, readFileSync } from "node:fs"
@@ -91,6 +92,37 @@ describe("countBpe", () => {
     const texts = [...SAMPLES, system, ...recordedTexts(), ...randomTexts(3000)]
     expect(texts.length).toBeGreaterThan(3000)
     for (const text of texts) expect([text, countBpe(text)]).toEqual([text, countTokens(text)])
+  })
+
+  it("counts long runs as countTokens: pieces of thousands of bytes, merged with the heap", () => {
+    let seed = 99
+    const next = (n: number) => Math.floor(((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n)
+    const symbols = ["x", "ab", "abc", "Ab", " ", "\n", "0", "é", "ж", "中", "😀", "-", "=", "'s", "e\u0301"]
+    const texts: Array<string> = []
+    for (let i = 0; i < 120; i++) {
+      const length = 100 + next(4000)
+      const a = symbols[next(symbols.length)]!
+      const b = symbols[next(symbols.length)]!
+      let text = i % 3 === 0 ? "Get the quote for MSFT. " : ""
+      // A run of one symbol, of two alternating, or of random letters.
+      if (i % 3 === 0) text += a.repeat(length / a.length)
+      else if (i % 3 === 1) text += (a + b).repeat(length / (a.length + b.length))
+      else for (let k = 0; k < length; k++) text += "abcdefghijklmnopqrstuvwxyz"[next(26)]
+      texts.push(text)
+    }
+    for (const text of texts) expect([text, countBpe(text)]).toEqual([text, countTokens(text)])
+  })
+
+  it("counts a 200,000-character run in well under a second (once O(n²): ~50 s)", () => {
+    // One call of countBpe on a text not counted before (nothing cached): the split, the vocabulary lookup
+    // of the 200,001-byte piece " xxx…" and its heap merge, ~0.15 s here. The bound is generous.
+    const text = `Get the quote for MSFT. ${"x".repeat(200_000)}`
+    const started = performance.now()
+    const n = countBpe(text)
+    const elapsed = performance.now() - started
+    // gpt-tokenizer's countTokens says the same (measured once: it takes ~50 s).
+    expect(n).toBe(25_009)
+    expect(elapsed).toBeLessThan(2_000)
   })
 
   it("leaves a text with a special token to countTokens, which refuses it", () => {
