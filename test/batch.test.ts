@@ -359,6 +359,12 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(r.status, r.stderr).toBe(0)
       const runDir = r.stdout.trim()
       expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).repairs).toBe("batch")
+      // Without the key: said so, without the --llm replay these commands do not have.
+      const { OPENAI_API_KEY: _key, ...keyless } = env(f)
+      const status = await runCliAsync(["batch", "status", runDir], { env: keyless })
+      expect(status.status).toBe(1)
+      expect(status.stderr).toContain("OPENAI_API_KEY is not set: a batch run's batches are on OpenAI's Batch API")
+      expect(status.stderr).not.toContain("--llm replay")
       f.batches[0].status = "finalizing"
       const collect = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
       expect(collect.status, collect.stderr).toBe(75)

@@ -227,9 +227,15 @@ export class InvalidOutput extends Schema.TaggedError<InvalidOutput>()("InvalidO
 }
 
 /** `--llm openai` (or a live call) without OPENAI_API_KEY. */
-export class MissingApiKey extends Schema.TaggedError<MissingApiKey>()("MissingApiKey", {}) {
+export class MissingApiKey extends Schema.TaggedError<MissingApiKey>()("MissingApiKey", {
+  /** `batch`: `batch status` / `batch collect`, which have no offline way. */
+  use: Schema.optional(Schema.Literal("batch"))
+}) {
   override get message(): string {
-    return "OPENAI_API_KEY is not set: export OPENAI_API_KEY=... to call OpenAI, or use --llm replay to answer offline from recorded answers"
+    return this.use === "batch"
+      ? "OPENAI_API_KEY is not set: a batch run's batches are on OpenAI's Batch API, which only the key that " +
+        "submitted them can read; export OPENAI_API_KEY=..."
+      : "OPENAI_API_KEY is not set: export OPENAI_API_KEY=... to call OpenAI, or use --llm replay to answer offline from recorded answers"
   }
 }
 

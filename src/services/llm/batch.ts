@@ -13,7 +13,7 @@ import { Duration, Effect, Layer, Redacted } from "effect"
 import OpenAI, { toFile } from "openai"
 import type { BatchInfo, BatchStatus, FileInfo, Page } from "../../domain/batch.js"
 import type { LlmError, LlmSettings } from "../../domain/llm.js"
-import { Timeout } from "../../domain/llm.js"
+import { MissingApiKey, Timeout } from "../../domain/llm.js"
 import type { BatchClientApi } from "../Batch.js"
 import { BatchClient } from "../Batch.js"
 import { apiKeyConfig, classifyError, resolveBaseUrl, scrub } from "./live.js"
@@ -151,7 +151,7 @@ export const BatchClientLive = (settings: LlmSettings) =>
   Layer.effect(
     BatchClient,
     Effect.gen(function*() {
-      const key = yield* apiKeyConfig
+      const key = yield* Effect.mapError(apiKeyConfig, () => new MissingApiKey({ use: "batch" }))
       const resolved = yield* resolveBaseUrl(settings)
       return makeBatchClient(resolved, key)
     })

@@ -378,7 +378,7 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
       }
       const live = options.online
       // Priced at the normal rate in the run's cost ledger (its records have no batch_id).
-      return live === undefined ? Effect.fail(new MissingApiKey()) : online(live.complete(request))
+      return live === undefined ? Effect.fail(new MissingApiKey({})) : online(live.complete(request))
     }
 
     const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>

@@ -344,7 +344,7 @@ export const apiKeyConfig: Effect.Effect<Redacted.Redacted<string>, MissingApiKe
   Effect.flatMap((key) =>
     Option.isSome(key) && Redacted.value(key.value).trim() !== ""
       ? Effect.succeed(key.value)
-      : Effect.fail(new MissingApiKey())
+      : Effect.fail(new MissingApiKey({}))
   )
 )
 
