@@ -27,6 +27,7 @@ import {
 import {
   blockedSteps,
   parseAllowList,
+  sideEffectFailure,
   VerificationFailed,
   verificationRepairMessage
 } from "../src/skyrl/verification.js"
@@ -330,6 +331,18 @@ describe("cassette files", () => {
 })
 
 describe("drift, side effects, repair text", () => {
+  it("a plan skipped for side effects names each blocked step once (the first was named twice)", () => {
+    const step = (n: number, tool: string) => ({ step: n, server: "fs", tool, params: {}, derivedParams: [] })
+    expect(sideEffectFailure([step(2, "write_file")]).message).toBe(
+      "skipped-side-effect: step 2 fs/write_file: not annotated readOnlyHint: true, so it may change something; " +
+        "nothing of this plan ran (allow it with --allow-side-effects write_file)"
+    )
+    expect(sideEffectFailure([step(1, "write_file"), step(3, "move_file")]).message).toBe(
+      "skipped-side-effect: step 1 fs/write_file: (and step 3 fs/move_file) not annotated readOnlyHint: true, so " +
+        "they may change something; nothing of this plan ran (allow them with --allow-side-effects write_file,move_file)"
+    )
+  })
+
   const inventory = Either.getOrThrow(parseInventoryText(readFileSync(FINANCE, "utf8"), FINANCE))
   const quote = inventory.servers[0]!.tools[0]!
 

@@ -121,16 +121,20 @@ export const blockedSteps = (
 ): ReadonlyArray<VerifyStep> => steps.filter((s) => !mayRun(inventory, s.server, s.tool, allow))
 
 export const sideEffectFailure = (blocked: ReadonlyArray<VerifyStep>): VerificationFailed => {
-  const first = blocked[0]!
-  const list = blocked.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
+  const [first, ...others] = blocked as readonly [VerifyStep, ...Array<VerifyStep>]
+  // The message names the first step already (`step N server/tool: ...`): the reason names the others.
+  const also = others.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
   const names = [...new Set(blocked.map((s) => s.tool))].join(",")
   return new VerificationFailed({
     status: "skipped-side-effect",
     step: first.step,
     server: first.server,
     tool: first.tool,
-    reason: `${list}: not annotated readOnlyHint: true, so it may change something; nothing of this plan ran ` +
-      `(allow it with --allow-side-effects ${names})`
+    reason: `${also === "" ? "" : `(and ${also}) `}not annotated readOnlyHint: true, so ${
+      others.length === 0 ? "it" : "they"
+    } may change something; nothing of this plan ran (allow ${
+      others.length === 0 ? "it" : "them"
+    } with --allow-side-effects ${names})`
   })
 }
 
