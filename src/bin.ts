@@ -39,14 +39,20 @@ const plainConsole = (console: Console.Console): Console.Console => ({
     plainOn(process.stdout),
     (...lines) => console.log(...lines.map((l) => typeof l === "string" ? usage(l) : l))
   ),
-  error: plain(plainOn(process.stderr), console.error)
+  // @effect/cli's usage errors (its only use of it), as every other failure's final line: `skyrl: ...`,
+  // a JSON line with --log-format json.
+  error: (...parts) =>
+    Effect.sync(() => void finalError(parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd()))
 })
+const finalError = (message: string) =>
+  process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
 
 // An option the command lacks is a usage error named as such (@effect/cli's message names another option).
 const unknown = unknownOption(skyrl, args)
-const run = unknown === undefined
-  ? cli(argv)
-  : Effect.zipRight(Console.error(unknown), Effect.sync(() => process.exit(2)))
+const run = unknown === undefined ? cli(argv) : Effect.sync(() => {
+  finalError(unknown)
+  process.exit(2)
+})
 
 Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).pipe(
   Effect.tapErrorCause((cause) =>
@@ -55,8 +61,7 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
       const failure = Cause.failureOption(cause)
       // @effect/cli has already printed usage errors with the help text.
       if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) return
-      const message = describeCause(cause, process.argv.includes("debug"))
-      process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
+      finalError(describeCause(cause, process.argv.includes("debug")))
     })
   ),
   // Ctrl-C interrupts the program from outside (no error to tap): say so, and how to continue.

@@ -149,13 +149,13 @@ describe("skyrl CLI", () => {
     const tasks = join(dir, "tasks.json")
     writeFileSync(tasks, JSON.stringify([task(0)]))
     const cases = [
-      [["convert", "--bogus", tasks, "--out", join(dir, "o.jsonl")], "skyrl convert: unknown option '--bogus'."],
-      [["convert", "--outt=x.jsonl", tasks], "skyrl convert: unknown option '--outt'. Did you mean '--out'?"],
+      [["convert", "--bogus", tasks, "--out", join(dir, "o.jsonl")], "skyrl: convert: unknown option '--bogus'."],
+      [["convert", "--outt=x.jsonl", tasks], "skyrl: convert: unknown option '--outt'. Did you mean '--out'?"],
       [
         ["validate", "--fail-onn", "warnings", tasks],
-        "skyrl validate: unknown option '--fail-onn'. Did you mean '--fail-on'?"
+        "skyrl: validate: unknown option '--fail-onn'. Did you mean '--fail-on'?"
       ],
-      [["tools", "list", "--bogus"], "skyrl tools list: unknown option '--bogus'."]
+      [["tools", "list", "--bogus"], "skyrl: tools list: unknown option '--bogus'."]
     ] as const
     for (const [args, message] of cases) {
       const r = runCli([...args])
@@ -205,11 +205,19 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/\d+\.\d+\.\d+/)
   })
-  it("exits 2 on a usage error, with the message on stderr", () => {
+  it("exits 2 on a usage error, with the message on stderr as every final error: `skyrl: ...`, JSON with --log-format json", () => {
     const r = runCli(["convert", "--no-such-flag"])
     expect(r.status).toBe(2)
     expect(r.stdout).toBe("")
     expect(r.stderr).not.toBe("")
+    const value = runCli(["generate", "--timeout", "0", "--out", "x.jsonl"])
+    expect([value.status, value.stderr]).toEqual([2, "skyrl: --timeout must be a positive number of seconds\n"])
+    const json = runCli(["--log-format", "json", "convert", "data/examples/recorded-tasks.jsonl"])
+    expect(json.status).toBe(2)
+    expect(JSON.parse(json.stderr)).toMatchObject({
+      message: "skyrl: Expected to find option: '--out'",
+      logLevel: "ERROR"
+    })
   })
   it("convert writes good rows, rejects bad ones with index and field, and leaves the input unchanged", () => {
     const dir = tmp()

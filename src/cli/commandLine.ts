@@ -100,7 +100,10 @@ const walk = <A>(
   return { path, found: undefined }
 }
 
-/** The message for the first option in `args` that the command they name does not have, or undefined. */
+/**
+ * The message for the first option in `args` that the command they name does not have (`convert: unknown
+ * option '--outt'. Did you mean '--out'? ...`), or undefined.
+ */
 export const unknownOption = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
@@ -111,7 +114,10 @@ export const unknownOption = (
     if (known.has(name)) return undefined
     const close = [...known].filter((k) => k.startsWith("--") && distance(k, name) <= 2).sort()
     const hint = close.length > 0 ? ` Did you mean ${close.map((k) => `'${k}'`).join(" or ")}?` : ""
-    return `${path.join(" ")}: unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
+    const command = path.slice(1).join(" ")
+    return `${command === "" ? "" : `${command}: `}unknown option '${name}'.${hint} Its options: \`${
+      path.join(" ")
+    } --help\`.`
   }).found
 
 /**
