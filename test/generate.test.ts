@@ -467,6 +467,35 @@ describe("--resume checks what it resumes", () => {
   }, 90_000)
 
   it(
+    "answers replayed from recordings (--llm replay) cost the run nothing: $0 in its ledger and manifest",
+    async () => {
+      const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
+      const dir = tempDir("skyrl-replay-cost-")
+      const paid = join(dir, "paid.jsonl")
+      const first = await runCliAsync(["generate", "-n", "3", "--out", paid, "--llm", "openai"], { env: env(server) })
+      expect(first.status, first.stderr).toBe(0)
+      expect(JSON.parse(readFileSync(join(runDirOf(paid), "manifest.json"), "utf8")).cost_usd).toBeGreaterThan(0)
+      const free = join(dir, "free", "ds.jsonl")
+      const replayed = await runCliAsync([
+        "generate",
+        "-n",
+        "3",
+        "--out",
+        free,
+        "--llm",
+        "replay",
+        "--replay-dir",
+        runDirOf(paid)
+      ])
+      expect(replayed.status, replayed.stderr).toBe(0)
+      expect(replayed.stderr).toContain("cost $0.0000")
+      expect(readJsonl(join(runDirOf(free), "ledger.jsonl")).map((l) => l.cost_usd)).toEqual([0, 0, 0])
+      expect(JSON.parse(readFileSync(join(runDirOf(free), "manifest.json"), "utf8")).cost_usd).toBe(0)
+    },
+    60_000
+  )
+
+  it(
     "a run stopped by an error about every request (quota, key, model) asks again on --resume (it replayed the error)",
     async () => {
       for (

@@ -137,7 +137,10 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
         model: record.model,
         batch: "batch_id" in record,
         usage: record.usage ?? emptyUsage,
-        at: record.startedAt
+        at: record.startedAt,
+        // A recorded answer (`--llm replay`) cost this run nothing. The run's own archived answers (resume,
+        // rebuild) keep their price: the ledger counts each key once, and one whose line a crash lost was paid.
+        replayed: record.backend === "replay"
       }
       // The cost is real whatever happens to the archive: its ledger line is queued (and counted) first and
       // written even when the archive write fails; both go out with the lines of other calls ending meanwhile.

@@ -28,8 +28,11 @@ export const budgetReached = (maxCostUsd: number | undefined, totals: LedgerTota
     ? undefined
     : `--max-cost $${maxCostUsd} reached ($${totals.costUsd.toFixed(4)} spent)`
 
-/** An attempt as the engine reports it; the ledger prices it. */
-export type LedgerCall = Omit<LedgerEntry, "cost_usd">
+/**
+ * An attempt as the engine reports it; the ledger prices it. `replayed`: a recorded answer (`--llm replay`)
+ * that this run did not pay for: its line says $0.
+ */
+export type LedgerCall = Omit<LedgerEntry, "cost_usd"> & { readonly replayed?: boolean | undefined }
 
 export interface CostLedgerApi {
   /** Records a call once (by key): appends its line and adds it to the totals. */
@@ -78,7 +81,11 @@ export const makeCostLedger = (
     const entryOf = (call: LedgerCall): LedgerEntry | undefined => {
       if (keys.has(call.key)) return undefined
       keys.add(call.key)
-      return { ...call, cost_usd: costOf(priceModel, call.usage, { batch: call.batch }) ?? null }
+      const { replayed, ...entry } = call
+      return {
+        ...entry,
+        cost_usd: replayed === true ? 0 : costOf(priceModel, call.usage, { batch: call.batch }) ?? null
+      }
     }
     const enqueue = (call: LedgerCall): Effect.Effect<Effect.Effect<void, StorageError>> =>
       Effect.suspend(() => {
