@@ -335,6 +335,25 @@ describe("locks", () => {
     writeFileSync(file, JSON.stringify({ pid: Number(dead.stdout), host: hostname() }) + "\n")
     await run(Effect.flatMap(Storage, (s) => s.acquireLock(file, owner)))
     expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(owner)
+    // The dead process's lock was moved aside and removed, not left to pile up (lock.stale-*).
+    expect(readdirSync(join(file, ".."))).toEqual(["lock"])
+  })
+
+  it("a written file sweeps the temp files of it that killed writers left; a live writer's and other files' stay", async () => {
+    const dead = Number(
+      spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
+        encoding: "utf8"
+      }).stdout
+    )
+    const dir = tmp()
+    const left = [
+      `.rows.jsonl.${dead}.0a1b2c3d.tmp`,
+      `.rows.jsonl.${process.pid}.0a1b2c3d.tmp`,
+      `.other.jsonl.${dead}.aa.tmp`
+    ]
+    for (const name of left) writeFileSync(join(dir, name), "partial")
+    await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, "rows.jsonl"), rows)))
+    expect(readdirSync(dir).sort()).toEqual([left[2], left[1], "rows.jsonl"].sort())
   })
 })
 

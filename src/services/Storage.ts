@@ -776,9 +776,12 @@ const acquireLockFile = (
       if (yield* attempt(file, "create lock", () => createExclusive(file, text))) return
       const holder = yield* attempt(file, "read lock", () => lockHolder(file))
       if (!holder.stale) return yield* new LockHeld({ path: file, holder: holder.text })
-      // Left by a process that is gone (kill -9): move it aside (one taker wins the rename), then retry.
+      // Left by a process that is gone (kill -9): move it aside (one taker wins the rename; the winner
+      // removes it), then retry.
+      const aside = `${file}.stale-${process.pid}-${randomBytes(3).toString("hex")}`
       yield* attempt(file, "take over stale lock", () =>
-        fs.rename(file, `${file}.stale-${process.pid}-${randomBytes(3).toString("hex")}`).catch((e) => {
+        fs.rename(file, aside).then(() =>
+          fs.rm(aside, { force: true }), (e) => {
           if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
             throw e
           }
@@ -827,7 +830,29 @@ const commitTemp = (
     await fs.rename(t.tmp, file)
     t.renamed = true
     await syncDirectoryShared(path.dirname(path.resolve(file)))
+    await removeDeadTemps(file)
   })
+
+/** Targets whose temp files left by dead processes were looked for (once per target and process). */
+const tempsSwept = new Set<string>()
+
+/**
+ * Removes the temp files of `file` that a process killed in mid-write left (`.<name>.<pid>.<hex>.tmp`
+ * whose pid is not running): the next successful write of the same file sweeps them.
+ */
+const removeDeadTemps = async (file: string): Promise<void> => {
+  const target = path.resolve(file)
+  if (tempsSwept.has(target)) return
+  tempsSwept.add(target)
+  const prefix = `.${path.basename(target)}.`
+  const names = await fs.readdir(path.dirname(target)).catch(() => [] as Array<string>)
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue
+    const pid = Number(name.slice(prefix.length).split(".", 1)[0])
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isRunning(pid)) continue
+    await fs.rm(path.join(path.dirname(target), name), { force: true }).catch(() => undefined)
+  }
+}
 
 const positionedRead = (handle: fs.FileHandle): NonNullable<SinkTarget["read"]> => (buffer, offset, length, position) =>
   handle.read(buffer, offset, length, position)
