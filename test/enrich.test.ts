@@ -137,6 +137,14 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
         expect(m.source).toBe("enrich")
         expect(m.inventory).toBe("prompt")
       }
+      // `skyrl validate` of the file: the steps on server "prompt" are checked against each row's own tools.
+      const checked = await runCliAsync(["validate", out, "--json", "--max-prompt-tokens", "100000"])
+      const report = JSON.parse(checked.stdout)
+      // (The fixture's rows 0 and 1 share a prompt: duplicate/prompt is the file's own.)
+      expect(checked.status).toBe(1)
+      expect(report.rules.filter((x: any) => x.count > 0 && x.severity === "error").map((x: any) => x.id)).toEqual([
+        "duplicate/prompt"
+      ])
       // The logged calls are metadata, never the ground truth: row 0's agent called send_slack_message with a
       // param its schema lacks; the plan comes from the model.
       expect(meta(rows[0]).observed_tool_calls[0].arguments.user).toBe("@requestor")

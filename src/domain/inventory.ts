@@ -129,6 +129,9 @@ export class InventoryError extends Schema.TaggedError<InventoryError>()("Invent
   }
 }
 
+/** The server of the tools a prompt's own `<tools>` block lists (`enrich --inventory-from-prompt`). */
+export const PROMPT_SERVER = "prompt"
+
 /** One problem with one plan step. `path` is e.g. `params/limit`, `params`, `tool` or `server`. */
 export interface StepIssue {
   readonly step: number

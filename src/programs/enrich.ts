@@ -39,7 +39,7 @@ import { runSampling } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
 /** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
-export const PROMPT_SERVER = "prompt"
+export const PROMPT_SERVER = Inv.PROMPT_SERVER
 
 /** Row checks that only warn for enrich: the prompts are the source's (their size, duplicates among them). */
 export const ENRICH_WARN_ONLY: ReadonlyArray<string> = ["prompt/", "duplicate/"]

@@ -56,7 +56,7 @@
  */
 import { Either, Schema } from "effect"
 import type { Inventory } from "../domain/inventory.js"
-import { findTool } from "../domain/inventory.js"
+import { findTool, PROMPT_SERVER } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
@@ -454,6 +454,8 @@ export class DatasetChecker {
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
   /** The facts of long prompt messages (`factsOf`): what prompt/tools-not-shown and prompt/literal-not-shown asked them. */
   private readonly messageFacts = new Map<string, MessageFacts>()
+  /** The inventory the row being checked is checked against (`inventoryFor`). */
+  private inventory: Inventory | undefined
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
   private provenance: ReadonlyArray<StepIssue> | undefined
   /** Findings so far (kept rows or not): tells whether a walk found anything. */
@@ -569,6 +571,20 @@ export class DatasetChecker {
     this.find("contract/json", "(row)", reason)
   }
 
+  /**
+   * The inventory a row's plan is checked against: none for a plan on the tools of its own prompt (every
+   * step on server "prompt": `enrich --inventory-from-prompt`) when the inventory has no such server, as
+   * enrich checks what it writes; the row's `tool_schemas` are then its tools (MCPToolEnv checks calls
+   * against them).
+   */
+  private inventoryFor(gt: Json | undefined): Inventory | undefined {
+    const inventory = this.options.inventory
+    if (inventory === undefined || gt === undefined || !Array.isArray(gt.tool_sequence)) return inventory
+    const own = gt.tool_sequence.length > 0 &&
+      gt.tool_sequence.every((s: unknown) => isObject(s) && s.server === PROMPT_SERVER)
+    return own && !inventory.servers.some((s) => s.name === PROMPT_SERVER) ? undefined : inventory
+  }
+
   /** Checks one on-disk row (`index` is its 0-based position in the current file) and keeps it. */
   add(index: number, value: unknown): ReadonlyArray<Finding> {
     return this.check(index, value, { keep: true })
@@ -638,6 +654,7 @@ export class DatasetChecker {
     }
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
     this.provenance = undefined
+    this.inventory = this.inventoryFor(gt)
     const steps = gt === undefined ? undefined : this.checkSteps(gt)
     const upgraded = upgradeLegacyRow(value)
     const metadata = metadataOf(value)
@@ -654,8 +671,8 @@ export class DatasetChecker {
         this.checkPlaceholders(steps)
       }
     }
-    if (gt !== undefined && this.options.inventory !== undefined) {
-      for (const d of schemaDrift(this.options.inventory, gt.tool_sequence)) {
+    if (gt !== undefined && this.inventory !== undefined) {
+      for (const d of schemaDrift(this.inventory, gt.tool_sequence)) {
         this.find("plan/schema-drift", d.field, d.message)
       }
     }
@@ -902,12 +919,12 @@ export class DatasetChecker {
         `"${must}" is not the call name of a step of the plan`
       )
     }
-    if (steps !== undefined && this.options.inventory !== undefined) {
+    if (steps !== undefined && this.inventory !== undefined) {
       // One finding per invalid step, listing every problem of that step.
       const byStep = new Map<number, Array<StepIssue>>()
       const provenance: Array<StepIssue> = []
       this.provenance = provenance
-      for (const issue of validatePlan(this.options.inventory, steps)) {
+      for (const issue of validatePlan(this.inventory, steps)) {
         if (issue.path === "step") continue // contract/tool_sequence says it
         if (isProvenancePath(issue.path)) {
           provenance.push(issue) // contract/provenance says it
@@ -955,7 +972,7 @@ export class DatasetChecker {
     }
     if (steps === undefined) return
     // validatePlan (in checkGroundTruth, with an inventory) has listed them already.
-    for (const issue of this.provenance ?? provenanceIssues(steps, this.options.inventory)) {
+    for (const issue of this.provenance ?? provenanceIssues(steps, this.inventory)) {
       this.find(
         rule,
         `${GT}.tool_sequence[${issue.step - 1}].${issue.path.split("/").join(".")}`,
@@ -992,7 +1009,7 @@ export class DatasetChecker {
   }
 
   private checkPlanLeak(prompt: unknown, gt: Json, steps: ReadonlyArray<CheckedStep>, metadata: unknown): void {
-    if (this.options.inventory === undefined) return
+    if (this.inventory === undefined) return
     const first = Array.isArray(prompt) ? prompt[0] : undefined
     const system = isObject(first) && first.role === "system" && typeof first.content === "string"
       ? first.content
@@ -1005,7 +1022,7 @@ export class DatasetChecker {
     const availableTools = offerKnown && Array.isArray(listed)
       ? listed.every(isTool) ? listed as ReadonlyArray<{ server: string; tool: string }> : listed.filter(isTool)
       : undefined
-    const leak = this.leakOf(this.options.inventory, system, availableTools, steps)
+    const leak = this.leakOf(this.inventory, system, availableTools, steps)
     if (leak !== undefined) {
       this.find(
         "prompt/plan-leak",
@@ -1068,9 +1085,9 @@ export class DatasetChecker {
 
   /** A step's tool's input schema in the inventory (undefined without one, or for an unknown tool). */
   private readonly inputSchemaOf = (step: PlanStep): unknown =>
-    this.options.inventory === undefined
+    this.inventory === undefined
       ? undefined
-      : findTool(this.options.inventory, step.tool, step.server)?.tool.inputSchema
+      : findTool(this.inventory, step.tool, step.server)?.tool.inputSchema
 
   /**
    * `planLeak`, remembered for a shared (frozen) list of offered tools: rows that offer the same list with the
