@@ -475,6 +475,11 @@ describe("live Llm: fallbacks", () => {
     expect(second.backend).toBe("chat")
     expect(server.requests.map((r) => r.endpoint)).toEqual(["responses", "chat", "chat"])
     expect(captured.logs.filter((l) => l.level === "WARN" && /no \/responses endpoint/.test(l.message))).toHaveLength(1)
+    // Another client of the same server and model (a run's next stage) knows it too: no second probe.
+    const third = ok(await complete(liveFor(server), captured))
+    expect(third.backend).toBe("chat")
+    expect(server.requests.map((r) => r.endpoint)).toEqual(["responses", "chat", "chat", "chat"])
+    expect(captured.logs.filter((l) => l.level === "WARN" && /no \/responses endpoint/.test(l.message))).toHaveLength(1)
   })
 
   it("404 fallback and reasoning fallback combine (a local server without /responses nor thinking)", async () => {

@@ -122,6 +122,13 @@ export interface EngineOptions {
   readonly transportTimesOut?: boolean | undefined
 }
 
+/**
+ * The fallbacks learnt (Chat instead of /responses, no reasoning parameter), per base URL and model, for
+ * the process: a run's stages and its tasks use engines of their own, and each asked again (a 404 probe
+ * and a warning more).
+ */
+const memory = new Map<string, Remembered>()
+
 export const makeEngine = (transport: Transport, settings: LlmSettings, options: EngineOptions = {}): LlmApi => {
   // Each call ends after `settings.timeoutMs`: the transport's own timer, or else the engine's.
   const send: Transport = options.transportTimesOut === true ? transport : (call) =>
@@ -131,7 +138,6 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
         onTimeout: (): TransportFailure => ({ error: new Timeout({ timeoutMs: settings.timeoutMs }) })
       })
     )
-  const memory = new Map<string, Remembered>()
   const memoryKey = `${settings.baseUrl ?? "https://api.openai.com/v1"}|${settings.model}`
   const remembered = (): Remembered => {
     let entry = memory.get(memoryKey)
