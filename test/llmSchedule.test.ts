@@ -4,7 +4,7 @@
  * once, a hung attempt times out.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Fiber, Schema, TestClock } from "effect"
+import { Clock, Effect, Exit, Fiber, Logger, Schema, TestClock } from "effect"
 import type { AttemptRecord, LlmError } from "../src/domain/llm.js"
 import {
   Authentication,
@@ -19,6 +19,7 @@ import {
 import type { LlmRequest } from "../src/services/Llm.js"
 import { paceTokens } from "../src/services/llm/engine.js"
 import {
+  logRetry,
   parseRateLimitReset,
   parseResetDuration,
   parseRetryAfter,
@@ -278,6 +279,26 @@ describe("what a failed call means for the run (failureScope)", () => {
     expect(failureScope(bad("Unsupported parameter: 'temperature'", "unsupported_parameter", "temperature")))
       .toBe("run")
   })
+})
+
+describe("logRetry", () => {
+  it.effect("names a sample's call as the run's other lines do (1-based, attempt, repair), not by its key", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const logger = Logger.make(({ message }) => void lines.push(String(message)))
+      const log = (key: string | undefined) =>
+        logRetry(key, 3)(new Transient({ reason: "HTTP 500" }), 2000, 1).pipe(
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+      yield* log("sample-000000")
+      yield* log("sample-000006-a2-repair")
+      yield* log("stage-domains")
+      expect(lines).toEqual([
+        "sample 1 attempt 1: temporary failure of the model API: HTTP 500; retry 1/3 in 2.0 s",
+        "sample 7 attempt 2 repair: temporary failure of the model API: HTTP 500; retry 1/3 in 2.0 s",
+        "temporary failure of the model API: HTTP 500; retry 1/3 in 2.0 s"
+      ])
+    }))
 })
 
 describe("withRetry", () => {

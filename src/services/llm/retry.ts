@@ -8,6 +8,7 @@
 import { Duration, Effect, Schedule } from "effect"
 import type { LlmError } from "../../domain/llm.js"
 import { isRetryable } from "../../domain/llm.js"
+import { parseSampleKey } from "../../domain/run.js"
 
 export interface RetryPolicy {
   readonly maxRetries: number
@@ -29,10 +30,16 @@ export const retryDelayMs = (error: LlmError, backoffMs: number, policy: RetryPo
 
 export type OnRetry = (error: LlmError, delayMs: number, retry: number) => Effect.Effect<void>
 
-export const logRetry = (key: string | undefined, maxRetries: number): OnRetry => (error, delayMs, retry) =>
-  Effect.logWarning(
-    `${error.message}; retry ${retry}/${maxRetries} in ${(delayMs / 1000).toFixed(1)} s`
-  ).pipe(key === undefined ? (x) => x : Effect.annotateLogs("sample", key))
+/** Logs a retry; a sample's call is named as the run's other lines name it ("sample 3 attempt 2 repair: ..."). */
+export const logRetry = (key: string | undefined, maxRetries: number): OnRetry => (error, delayMs, retry) => {
+  const sample = key === undefined ? undefined : parseSampleKey(key)
+  const message = `${error.message}; retry ${retry}/${maxRetries} in ${(delayMs / 1000).toFixed(1)} s`
+  if (sample !== undefined) {
+    const repair = sample.purpose === "repair" ? " repair" : ""
+    return Effect.logWarning(`sample ${sample.index + 1} attempt ${sample.attempt}${repair}: ${message}`)
+  }
+  return Effect.logWarning(message).pipe(key === undefined ? (x) => x : Effect.annotateLogs("call", key))
+}
 
 /** The schedule (input: the error of the failed attempt). */
 export const retrySchedule = (policy: RetryPolicy, onRetry: OnRetry = () => Effect.void) =>
