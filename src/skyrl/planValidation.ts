@@ -283,8 +283,27 @@ const placeholders = (value: unknown, at: string, found: Array<string>): Array<s
  * matches literal params exactly, so the policy would have to write the placeholder itself. A derived
  * param's value is illustrative and not looked at.
  */
-export const placeholderPaths = (step: PlanStep): ReadonlyArray<string> =>
-  placeholders(literalParams(step), "params", [])
+export const placeholderPaths = (step: PlanStep): ReadonlyArray<string> => {
+  const params = step.params
+  if (!isObject(params)) return NONE
+  let found: Array<string> | undefined
+  for (const name in params) {
+    // Paths are made only for a param that holds one (every row's every step is looked at).
+    if (hasPlaceholder(params[name]) && isLiteralParam(step, name)) {
+      placeholders(params[name], `params/${name}`, found ??= [])
+    }
+  }
+  return found ?? NONE
+}
+
+const hasPlaceholder = (value: unknown): boolean => {
+  if (typeof value === "string") return PLACEHOLDER.test(value)
+  if (Array.isArray(value)) return value.some(hasPlaceholder)
+  if (isObject(value)) {
+    for (const k in value) if (hasPlaceholder(value[k])) return true
+  }
+  return false
+}
 
 /** Whether `d` names a step before `step`. */
 const isEarlierStep = (d: number, step: number): boolean => Number.isInteger(d) && d >= 1 && d < step
