@@ -300,17 +300,21 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2 + onlineCost(STAGE_USAGE, 1), 10)
   }, 60_000)
 
+  /** A fake whose batch answers sample 3 with an invalid plan first (one repair); online calls answer validly. */
+  const sampleThreeNeedsRepair = () =>
+    fake({
+      lines: (ctx) =>
+        lineAnswer(
+          sampleNumberOf(ctx.body) === 3 && !isRepairRequest(ctx.body) ? invalidTaskText(3) : validTaskFor(ctx),
+          USAGE
+        ),
+      online: (ctx) => answer(validTaskFor(ctx), USAGE)
+    })
+
   it(
     "--repairs batch without --wait: exit 75 after submitting the follow-up; a collect meanwhile neither resubmits nor goes online",
     async () => {
-      const f = await fake({
-        lines: (ctx) =>
-          lineAnswer(
-            sampleNumberOf(ctx.body) === 3 && !isRepairRequest(ctx.body) ? invalidTaskText(3) : validTaskFor(ctx),
-            USAGE
-          ),
-        online: (ctx) => answer(validTaskFor(ctx), USAGE)
-      })
+      const f = await sampleThreeNeedsRepair()
       const out = tmpOut()
       const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch"], { env: env(f) })
       expect(r.status, r.stderr).toBe(0)
@@ -344,14 +348,7 @@ describe("generate --backend batch against the fake Batch API", () => {
   it(
     "--repairs batch given at submission is what a later collect does (it repaired online, at full price)",
     async () => {
-      const f = await fake({
-        lines: (ctx) =>
-          lineAnswer(
-            sampleNumberOf(ctx.body) === 3 && !isRepairRequest(ctx.body) ? invalidTaskText(3) : validTaskFor(ctx),
-            USAGE
-          ),
-        online: (ctx) => answer(validTaskFor(ctx), USAGE)
-      })
+      const f = await sampleThreeNeedsRepair()
       const out = tmpOut()
       const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch"], {
         env: env(f)
