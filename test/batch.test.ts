@@ -298,6 +298,10 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(rows.map(sampleOfRow)).toEqual([1, 2, 3, 4])
     const manifest = JSON.parse(readFileSync(join(r.stdout.trim(), "manifest.json"), "utf8"))
     expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2 + onlineCost(STAGE_USAGE, 1), 10)
+    // rebuild prices the batch answers as the run did, at half (it priced them at the online rate).
+    const rebuilt = await runCliAsync(["rebuild", r.stdout.trim(), "--out", `${out}.rebuilt.jsonl`])
+    expect(rebuilt.status, rebuilt.stderr).toBe(0)
+    expect(rebuilt.stderr).toContain(`cost $${(onlineCost(USAGE, 5) / 2).toFixed(4)}`)
   }, 60_000)
 
   /** A fake whose batch answers sample 3 with an invalid plan first (one repair); online calls answer validly. */

@@ -48,7 +48,9 @@ const ArchivedAttempt = Schema.Struct({
   durationMs: Schema.optionalWith(Schema.Number, { default: () => 0 }),
   sample: Schema.Number,
   sample_attempt: Schema.Number,
-  purpose: Schema.Literal("task", "repair")
+  purpose: Schema.Literal("task", "repair"),
+  /** Answered by the Batch API (half price): kept, so a rebuild prices it as the run did. */
+  batch_id: Schema.optional(Schema.String)
 })
 type ArchivedAttempt = typeof ArchivedAttempt.Type
 
@@ -129,8 +131,9 @@ const recordOf = (file: string, r: ArchivedAttempt): AttemptRecord => ({
   requestId: r.requestId ?? null,
   durationMs: r.durationMs,
   startedAt: r.startedAt,
-  archived: file
-})
+  archived: file,
+  ...(r.batch_id === undefined ? {} : { batch_id: r.batch_id })
+} as AttemptRecord)
 
 const ANSWERS = new Set(["ok", "InvalidOutput", "Truncated", "Refusal"])
 
