@@ -569,6 +569,10 @@ export class DatasetChecker {
     this.rows++
     this.files[this.fileIndex]!.rows++
     this.find("contract/json", "(row)", reason)
+    // It takes a Loc as a row does, so the rows after it keep Locs in step with their index (no entry
+    // of `rowIndexes` each).
+    this.pending = []
+    this.keepRow(index)
   }
 
   /**
