@@ -12,7 +12,7 @@
 import { Effect, Either, Fiber, Option, Queue, Schema, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { formatIssue, isReadOnly } from "../domain/inventory.js"
+import { formatIssue } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
@@ -31,7 +31,7 @@ import {
   isFinal,
   outcomeStands,
   resultsElsewhereWarning,
-  resultsMissing,
+  standingElsewhere,
   SummaryCounter,
   toVerifySteps,
   VerificationFailed,
@@ -260,12 +260,10 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
 const readJournal = (file: string, verifier: VerifierApi) =>
   Effect.gen(function*() {
     const entries = new Map<string, JournalEntry>()
-    let elsewhere = 0
     const { torn } = yield* readLogEntries(file, JournalEntry, (e) => {
-      if (!outcomeStands(e, verifier.hasResult, verifier.sideEffect)) return
-      entries.set(e.hash, e)
-      if (resultsMissing(e, verifier.hasResult)) elsewhere++
+      if (outcomeStands(e, verifier.hasResult, verifier.sideEffect)) entries.set(e.hash, e)
     })
+    const elsewhere = standingElsewhere(entries.values(), verifier.hasResult, verifier.sideEffect)
     if (elsewhere > 0) {
       yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
     }
@@ -497,14 +495,13 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
     const journal = yield* openJournal(journalFile, options.resume, torn)
-    const readOnly = readOnlyTools(options.inventory)
     const ctx: RunContext = {
       verifier,
       journal: journal.log,
       journalReady: journal.ready,
       done,
       counter: new SummaryCounter(),
-      hasSideEffects: (steps) => steps.some((s) => !readOnly.has(`${s.server}\u0000${s.tool}`))
+      hasSideEffects: (steps) => steps.some(verifier.sideEffect)
     }
     const outputs = yield* orderedOutputs(options.out)
     // The stages before execution run in the reading fiber, ahead of the workers (while they wait for
@@ -558,14 +555,6 @@ const openJournal = (file: string, resume: boolean, torn: boolean) =>
     )
     return { log, ready, settle }
   })
-
-/** `server \0 tool` of every tool annotated `readOnlyHint: true`. */
-const readOnlyTools = (inventory: Inventory): ReadonlySet<string> =>
-  new Set(
-    inventory.servers.flatMap((server) =>
-      server.tools.filter((t) => isReadOnly(t)).map((t) => `${server.name}\u0000${t.name}`)
-    )
-  )
 
 // ---------------------------------------------------------------------------------------------
 // Dry run

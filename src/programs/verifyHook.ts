@@ -34,7 +34,7 @@ import {
   isRepairable,
   outcomeStands,
   resultsElsewhereWarning,
-  resultsMissing,
+  standingElsewhere,
   VerificationFailed,
   VerificationRecord,
   verificationRepairMessage
@@ -109,12 +109,7 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
     const file = verificationLogOf(runDir)
     const { entries, torn } = yield* readLog(file)
     const log = yield* makeDurableLog(file, undefined, { torn })
-    let elsewhere = 0
-    for (const e of entries.values()) {
-      if (resultsMissing(e, verifier.hasResult) && outcomeStands(e, verifier.hasResult, verifier.sideEffect)) {
-        elsewhere++
-      }
-    }
+    const elsewhere = standingElsewhere(entries.values(), verifier.hasResult, verifier.sideEffect)
     if (elsewhere > 0) {
       yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
     }

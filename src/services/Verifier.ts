@@ -25,7 +25,7 @@
 import { Context, Duration, Effect, Either, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { findTool, isReadOnly } from "../domain/inventory.js"
+import { isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
@@ -169,10 +169,14 @@ const make = (settings: VerifierSettings) =>
     const clock = yield* Effect.clock
     const blocked = (steps: ReadonlyArray<VerifyStep>) =>
       blockedSteps(settings.inventory, steps, settings.allowSideEffects)
-    const sideEffect = (step: { readonly server: string; readonly tool: string }) => {
-      const found = findTool(settings.inventory, step.tool, step.server)
-      return found === undefined || !isReadOnly(found.tool)
-    }
+    // `server \0 tool` of every tool annotated `readOnlyHint: true` (asked for every row `verify` runs).
+    const readOnly = new Set(
+      settings.inventory.servers.flatMap((server) =>
+        server.tools.filter(isReadOnly).map((t) => `${server.name}\u0000${t.name}`)
+      )
+    )
+    const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
+      !readOnly.has(`${step.server}\u0000${step.tool}`)
 
     const verified = (
       now: number,

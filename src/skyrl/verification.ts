@@ -195,7 +195,7 @@ type JournaledOutcome = {
 }
 
 /** A verified record some of whose results the cassettes (`hasResult`) do not hold. */
-export const resultsMissing = (entry: JournaledOutcome, hasResult: (key: string) => boolean): boolean =>
+const resultsMissing = (entry: JournaledOutcome, hasResult: (key: string) => boolean): boolean =>
   entry.record !== undefined && !entry.record.steps.every((s) => hasResult(s.key))
 
 /**
@@ -213,6 +213,17 @@ export const outcomeStands = (
   entry.record !== undefined
     ? !resultsMissing(entry, hasResult) || entry.record.steps.some(sideEffect)
     : entry.failure?.status === "tool-error"
+
+/** How many of `entries` stand without their results in the cassettes: for their side effects only. */
+export const standingElsewhere = (
+  entries: Iterable<JournaledOutcome>,
+  hasResult: (key: string) => boolean,
+  sideEffect: (step: { readonly server: string; readonly tool: string }) => boolean
+): number => {
+  let n = 0
+  for (const e of entries) if (resultsMissing(e, hasResult) && outcomeStands(e, hasResult, sideEffect)) n++
+  return n
+}
 
 /** The warning for verified plans with side effects whose results another cassette store holds. */
 export const resultsElsewhereWarning = (rows: number, store: string): string => {
