@@ -5,7 +5,7 @@
 import type { StepIssue } from "../domain/inventory.js"
 import type { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
-import { placeholderPaths } from "../skyrl/planValidation.js"
+import { placeholdersOf } from "../skyrl/planValidation.js"
 
 /** A run id from the start time: sortable, unique enough with a random suffix. */
 export const makeRunId = (now: Date, random: string): string =>
@@ -36,7 +36,7 @@ export const planIssues = (
     })
   }
   for (const step of steps) {
-    for (const at of placeholderPaths(step)) {
+    for (const { path: at } of placeholdersOf(step)) {
       issues.push({
         step: step.step,
         server: step.server,

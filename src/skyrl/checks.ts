@@ -70,7 +70,7 @@ import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, remember, unshownLiterals } from "./literalsShown.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
-import { placeholderPaths, provenanceIssues, validatePlan } from "./planValidation.js"
+import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
 import { planLeak } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
@@ -1066,14 +1066,11 @@ export class DatasetChecker {
   /** plan/placeholder: literal params holding a placeholder, which the policy could only copy. */
   private checkPlaceholders(steps: ReadonlyArray<CheckedStep>): void {
     for (const step of steps) {
-      for (const at of placeholderPaths(step)) {
-        const path = at.split("/")
-        let value: unknown = step.params
-        for (const key of path.slice(1)) value = (value as Record<string, unknown>)[key]
+      for (const { path, value } of placeholdersOf(step)) {
         this.find(
           "plan/placeholder",
           `${GT}.tool_sequence[${step.step - 1}].params`,
-          `step ${step.step} ${step.tool} ${path.slice(1).join(".")} = ${
+          `step ${step.step} ${step.tool} ${path.split("/").slice(1).join(".")} = ${
             JSON.stringify(value)
           } is a placeholder: the ` +
             "reward matches literal params exactly, so the policy would have to write it as it is (give the concrete " +

@@ -154,7 +154,7 @@ export class PromptFacts {
 }
 
 /** Whether `v` is the `default` an input schema declares for a top-level param. */
-const isDeclared = (schema: unknown, param: string, v: unknown): boolean => {
+const isDefault = (schema: unknown, param: string, v: unknown): boolean => {
   if (!isObject(schema) || !isObject(schema.properties)) return false
   const p = schema.properties[param]
   return isObject(p) && p.default === v
@@ -179,7 +179,7 @@ export const unshownLiterals = (
       const visit = (v: unknown, path: string): void => {
         if (isStated(facts, v)) return
         if (typeof v === "string" || typeof v === "number") {
-          if (!isDeclared(inputSchemaOf(step), param, v)) {
+          if (!isDefault(inputSchemaOf(step), param, v)) {
             unshown.push({ step: step.step, tool: step.tool, path, value: v })
           }
         } else if (Array.isArray(v)) {

@@ -267,9 +267,15 @@ export const literalParams = (step: PlanStep): Record<string, unknown> =>
 /** Text standing for a value the plan does not give: "<ticker>", "${price}", "{{x}}", "TBD", "from step 1". */
 const PLACEHOLDER = /<[a-z_ -]+>|\$\{[^}]*\}|\{\{[^}]*\}\}|\bTBD\b|\bfrom (the )?(previous )?step \d+\b/i
 
-const placeholders = (value: unknown, at: string, found: Array<string>): Array<string> => {
+/** A placeholder in a step's params: where (`params/symbol`, `params/filters/0`) and the text. */
+export interface Placeholder {
+  readonly path: string
+  readonly value: string
+}
+
+const placeholders = (value: unknown, at: string, found: Array<Placeholder>): Array<Placeholder> => {
   if (typeof value === "string") {
-    if (PLACEHOLDER.test(value)) found.push(at)
+    if (PLACEHOLDER.test(value)) found.push({ path: at, value })
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => placeholders(v, `${at}/${i}`, found))
   } else if (isObject(value)) {
@@ -279,14 +285,14 @@ const placeholders = (value: unknown, at: string, found: Array<string>): Array<s
 }
 
 /**
- * Where a step's literal params hold a placeholder ("params/symbol", "params/filters/0"): an environment
+ * The placeholders a step's literal params hold, each with its path and text: an environment
  * matches literal params exactly, so the policy would have to write the placeholder itself. A derived
  * param's value is illustrative and not looked at.
  */
-export const placeholderPaths = (step: PlanStep): ReadonlyArray<string> => {
+export const placeholdersOf = (step: PlanStep): ReadonlyArray<Placeholder> => {
   const params = step.params
   if (!isObject(params)) return NONE
-  let found: Array<string> | undefined
+  let found: Array<Placeholder> | undefined
   for (const name in params) {
     // Paths are made only for a param that holds one (every row's every step is looked at).
     if (hasPlaceholder(params[name]) && isLiteralParam(step, name)) {
