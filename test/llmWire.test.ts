@@ -466,9 +466,12 @@ describe("live Llm: fallbacks", () => {
       endpoint === "responses" ? httpError(404, "Not Found", { code: null }) : answer(PLAN_TEXT)
     )
     const llm = liveFor(server)
+    expect(llm.describe).toMatch(/^openai responses /)
     const captured = capture()
     const first = ok(await complete(llm, captured))
     expect(first.backend).toBe("chat")
+    // What a run's summary and manifest name: the backend that answered.
+    expect(llm.describe).toMatch(/^openai chat /)
     expect(server.requests.map((r) => r.endpoint)).toEqual(["responses", "chat"])
     expect(server.requests[1].body.reasoning_effort).toBe("high")
     const second = ok(await complete(llm, captured))

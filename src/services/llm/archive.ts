@@ -223,9 +223,11 @@ export const makeArchiveLlm = (
     })
   return {
     complete,
-    describe: fallback === undefined
-      ? "the run's archive (no model calls)"
-      : `${fallback.describe} (archived answers first)`
+    get describe() {
+      return fallback === undefined
+        ? "the run's archive (no model calls)"
+        : `${fallback.describe} (archived answers first)`
+    }
   }
 }
 

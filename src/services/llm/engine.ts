@@ -110,8 +110,8 @@ interface Remembered {
 }
 
 export interface EngineOptions {
-  /** Shown by `describe`. */
-  readonly describe?: string | undefined
+  /** Shown by `describe`, given the backend that answers (Chat once /responses was found missing). */
+  readonly describe?: ((backend: Backend) => string) | undefined
   /** Paces every HTTP attempt, retries and fallback re-sends included (none: no pacing). */
   readonly limiter?: RateLimiterApi | undefined
   /**
@@ -269,8 +269,12 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
       } satisfies LlmResult<A>
     })
 
+  const describe = options.describe ?? ((backend: Backend) => `${backend} ${settings.model}`)
   return {
     complete,
-    describe: options.describe ?? `${settings.backend} ${settings.model}`
+    // Read when shown (a run's summary and manifest): after the Chat fallback it names Chat.
+    get describe() {
+      return describe(remembered().chat ? "chat" : settings.backend)
+    }
   }
 }

@@ -330,9 +330,8 @@ export const makeLiveLlm = (
   return makeEngine(directTransport(client, settings, Redacted.value(apiKey)), settings, {
     limiter,
     transportTimesOut: true,
-    describe: `openai ${settings.backend} ${settings.model}${
-      settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`
-    }`
+    describe: (backend) =>
+      `openai ${backend} ${settings.model}${settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`}`
   })
 }
 

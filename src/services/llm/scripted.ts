@@ -169,7 +169,7 @@ export const makeScriptedLlm = (
   const { calls, transport } = scriptedTransport(script)
   const resolved = scriptedSettings(settings)
   return {
-    llm: makeEngine(transport, resolved, { describe: `scripted ${resolved.backend} ${resolved.model}`, limiter }),
+    llm: makeEngine(transport, resolved, { describe: (backend) => `scripted ${backend} ${resolved.model}`, limiter }),
     calls
   }
 }
