@@ -19,7 +19,7 @@ import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord, RunSettings } from "../domain/run.js"
 import { IncompleteRun } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
-import { CostLedger } from "../services/CostLedger.js"
+import { CostLedger, finalStopReason } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
@@ -345,12 +345,14 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   )
   yield* Effect.logInfo(renderDiversityText(diversity))
   if (!complete) {
+    const stop = yield* Ref.get(ctx.stop)
     return yield* new IncompleteRun({
       made: written,
       requested,
       output: options.out,
-      reason: (yield* Ref.get(ctx.stop)) ??
-        whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded")
+      reason: stop !== undefined
+        ? finalStopReason(stop, options.maxCostUsd, totals)
+        : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded")
     })
   }
   return {

@@ -29,6 +29,19 @@ export const budgetReached = (maxCostUsd: number | undefined, totals: LedgerTota
     : `--max-cost $${maxCostUsd} reached ($${totals.costUsd.toFixed(4)} spent)`
 
 /**
+ * A run's stop reason as its final line gives it: a budget stop says what was spent in all (the calls in
+ * flight when it stopped new ones end and are paid for), as the summary does, not what was spent then.
+ */
+export const finalStopReason = (
+  reason: string,
+  maxCostUsd: number | undefined,
+  totals: LedgerTotals
+): string => {
+  const reached = budgetReached(maxCostUsd, totals)
+  return reached !== undefined && reason.startsWith("--max-cost ") ? reached : reason
+}
+
+/**
  * An attempt as the engine reports it; the ledger prices it. `replayed`: a recorded answer (`--llm replay`)
  * that this run did not pay for: its line says $0.
  */

@@ -406,4 +406,25 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
     expect(server.requests).toHaveLength(3)
     expect(archiveRecords(runDirIn(dir))).toHaveLength(3)
   }, 30_000)
+
+  it("--max-cost with calls in flight: the final line says what the summary says was spent", async () => {
+    // Four calls in flight when the cap is reached: they end and are paid for after the stop.
+    const server = await servers.start((ctx) => answer(validTaskFor(ctx), USAGE), 200)
+    const dir = tempDir()
+    const out = join(dir, "ds.jsonl")
+    const r = await runCliAsync(
+      [
+        "generate",
+        ...["-n", "12", "--out", out, "--llm", "openai", "--concurrency", "4", "--max-cost", "0.004"],
+        ...["--complexities", "simple", "--subjects", "none"]
+      ],
+      { env: llmEnv(server) }
+    )
+    expect(r.status).toBe(1)
+    const summary = /cost \$(\d+\.\d{4})/.exec(r.stderr)?.[1]
+    const spent = /--max-cost \$0\.004 reached \(\$(\d+\.\d{4}) spent\)/.exec(r.stderr)?.[1]
+    expect(server.requests.length).toBeGreaterThan(3)
+    expect(summary).toBe((server.requests.length * 0.0015446).toFixed(4))
+    expect(spent).toBe(summary)
+  }, 30_000)
 })
