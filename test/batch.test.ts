@@ -275,6 +275,25 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(archives).toEqual(["task_0002_c01.json", "task_0002_c02.json"])
   }, 60_000)
 
+  it("a sample that fails in a batch run fails in its rebuild too, counted as the run counted it", async () => {
+    const f = await fake({
+      lines: (ctx) => lineAnswer(sampleNumberOf(ctx.body) === 2 ? invalidTaskText(2) : validTaskFor(ctx), USAGE)
+    })
+    const out = tmpOut()
+    const r = await runCliAsync(
+      ["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch", "--wait", ...FAST],
+      { env: env(f) }
+    )
+    expect(r.status).toBe(1)
+    const counts = (stderr: string) => /(\d+) rejected attempts, (\d+) failed samples/.exec(stderr)?.slice(1)
+    expect(counts(r.stderr)?.[1]).toBe("1")
+    const runDir = /archive (\S+)/.exec(r.stderr)?.[1] ?? ""
+    const rebuilt = await runCliAsync(["rebuild", runDir, "--out", `${out}.rebuilt.jsonl`])
+    expect(rebuilt.status, rebuilt.stderr).toBe(0)
+    expect(counts(rebuilt.stderr)).toEqual(counts(r.stderr))
+    expect(readFileSync(`${out}.rebuilt.jsonl`, "utf8")).toBe(readFileSync(out, "utf8"))
+  }, 60_000)
+
   it("--repairs batch: repairs go out as a follow-up batch, collected in the same --wait", async () => {
     const f = await fake({
       lines: (ctx) =>

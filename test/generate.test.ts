@@ -381,6 +381,29 @@ describe("rebuild", () => {
     60_000
   )
 
+  it("a run with a failed sample: rebuild fails it too and counts it as the run did", async () => {
+    const server = await fake(
+      withStages(
+        (ctx) => answer(sampleNumberOf(ctx.body) === 3 ? invalidTaskText(3) : validTaskFor(ctx), USAGE),
+        (text) => answer(text, USAGE)
+      ),
+      10
+    )
+    const dir = tempDir("skyrl-rebuild-")
+    const out = join(dir, "ds.jsonl")
+    const r = await runCliAsync(
+      ["generate", "-n", "4", "--out", out, "--llm", "openai", "--complexities", "simple", "--max-attempts", "2"],
+      { env: env(server) }
+    )
+    expect(r.status).toBe(1)
+    const counts = (stderr: string) => /(\d+) rejected attempts, (\d+) failed samples/.exec(stderr)?.slice(1)
+    expect(counts(r.stderr)).toEqual(["2", "1"]) // sample 3: two attempts (each an answer and its repair)
+    const b = await runCliAsync(["rebuild", runDirOf(out), "--out", join(dir, "rebuilt.jsonl")])
+    expect(b.status, b.stderr).toBe(0)
+    expect(counts(b.stderr)).toEqual(counts(r.stderr))
+    expect(readFileSync(join(dir, "rebuilt.jsonl"), "utf8")).toBe(readFileSync(out, "utf8"))
+  })
+
   it("a run directory that lacks answers (an archive cut short or gone) fails with what it made, not exit 0", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     expect((await runCliAsync(["generate", "-n", "4", "--out", out])).status).toBe(0)

@@ -67,7 +67,8 @@ export const rebuildProgram = (options: RebuildOptions) =>
       })
     }
     const plan = generatePlan(settings, catalogue, inputs)
-    const { rowOrder } = yield* readJournal(runDir, new Set(plan.map((p) => p.index)))
+    const { latest, rowOrder } = yield* readJournal(runDir, new Set(plan.map((p) => p.index)))
+    const failedAfter = new Map([...latest].flatMap(([i, e]) => e.status === "failed" ? [[i, e.attempts]] : []))
     const sampling = generateSampling({
       out: options.out,
       plan,
@@ -78,6 +79,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
       maxCostUsd: undefined,
       // Until the archive has no answer: a sample makes every attempt the run made for it.
       maxAttemptsPerSample: Number.POSITIVE_INFINITY,
+      failedAfter,
       rawDir: path.dirname(runDir),
       runId: m.run_id,
       rawGzip: false,

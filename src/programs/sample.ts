@@ -361,10 +361,10 @@ const journalRow = <J extends Job>(
 
 /**
  * Attempts per session: `--max-attempts` new ones on top of those an earlier session already made (an
- * attempt replayed from the archive is free and counted among those).
+ * attempt replayed from the archive is free and counted among those); in rebuild, those of the run.
  */
-const attemptLimit = <J extends Job>(ctx: RunContext<J>, before: JournalEntry | undefined) =>
-  (before?.attempts ?? 0) + ctx.options.maxAttemptsPerSample
+const attemptLimit = <J extends Job>(ctx: RunContext<J>, job: J, before: JournalEntry | undefined) =>
+  ctx.options.failedAfter?.get(job.index) ?? (before?.attempts ?? 0) + ctx.options.maxAttemptsPerSample
 
 export const sample = Effect.fnUntraced(function*<J extends Job>(
   ctx: RunContext<J>,
@@ -373,7 +373,7 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
 ) {
   if ((yield* Ref.get(ctx.stop)) !== undefined) return
   const tally: Tally = { current: { calls: 0, usage: emptyUsage, rejects: [] } }
-  const limit = attemptLimit(ctx, before)
+  const limit = attemptLimit(ctx, job, before)
   let attemptNo = 0
   let stopped: string | undefined
   let unanswered: string | undefined

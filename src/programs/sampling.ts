@@ -102,6 +102,11 @@ export interface SamplingOptions<J extends Job> {
   readonly concurrency: number
   readonly maxCostUsd: number | undefined
   readonly maxAttemptsPerSample: number
+  /**
+   * rebuild: the attempts after which the run ended each sample it failed, so that the rebuilt run fails
+   * it there too (the archive holds no more answers for it) and counts it as the run did.
+   */
+  readonly failedAfter?: ReadonlyMap<number, number> | undefined
   readonly rawDir: string
   readonly runId: string
   readonly rawGzip: boolean
