@@ -1,6 +1,6 @@
 /** Storage: dataset writers by extension (atomic) and the streaming dataset readers with their errors. */
 import { Chunk, Effect, Either, Exit, Schema, Stream } from "effect"
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { hostname, tmpdir } from "node:os"
@@ -338,6 +338,25 @@ describe("locks", () => {
     // The dead process's lock was moved aside and removed, not left to pile up (lock.stale-*).
     expect(readdirSync(join(file, ".."))).toEqual(["lock"])
   })
+
+  it(
+    "a lock whose process died but is not yet reaped (a zombie, as right after a kill -9) is taken over",
+    async () => {
+      // bash forks `sleep 0`, then becomes `sleep 5`, which never waits for it: a zombie for 5 s.
+      const parent = spawn("bash", ["-c", "sleep 0 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] })
+      try {
+        const pid = await new Promise<number>((resolve) => parent.stdout.once("data", (d) => resolve(Number(d))))
+        while (!readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ")) await new Promise((r) => setTimeout(r, 10))
+        expect(() => process.kill(pid, 0)).not.toThrow() // signal 0 still reaches it
+        const file = join(tmp(), "lock")
+        writeFileSync(file, JSON.stringify({ pid, host: hostname() }) + "\n")
+        await run(Effect.flatMap(Storage, (s) => s.acquireLock(file, owner)))
+        expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(owner)
+      } finally {
+        parent.kill("SIGKILL")
+      }
+    }
+  )
 
   it("a written file sweeps the temp files of it that killed writers left; a live writer's and other files' stay", async () => {
     const dead = Number(

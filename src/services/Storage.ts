@@ -16,6 +16,7 @@
 import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import { hostname } from "node:os"
 import * as path from "node:path"
@@ -722,13 +723,32 @@ export const readDatasetRows = (file: string, options?: ReadRowsOptions): Stream
   return Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() }, toInputError)
 }
 
+/** PF_EXITING in /proc/PID/stat's flags: the process is being torn down (a `kill -9` just sent). */
+const PF_EXITING = 0x4
+
+/**
+ * Whether a process is dying or dead but not yet reaped (Linux: state Z or X, or PF_EXITING), which a
+ * signal 0 still reaches: a `--resume` right after a `kill -9` found the killed run's pid "in use".
+ */
+const isEnding = (pid: number): boolean => {
+  let stat: string
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  } catch {
+    return false // no procfs (macOS) or gone already: signal 0 decides
+  }
+  // "PID (COMM) STATE PPID PGRP SESSION TTY TPGID FLAGS ...": COMM may hold spaces and parentheses.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return fields[0] === "Z" || fields[0] === "X" || (Number(fields[6]) & PF_EXITING) !== 0
+}
+
 const isRunning = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
-    return true
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"
   }
+  return !isEnding(pid)
 }
 
 /** Who holds a lock file, and whether that process is gone (same host, pid not running). */
