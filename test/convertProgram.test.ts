@@ -96,4 +96,13 @@ describe("convertProgram", () => {
     const reject = JSON.parse(readFileSync(join(dir, "rejects.jsonl"), "utf8"))
     expect([reject.index, reject.field, Object.hasOwn(reject, "line")]).toEqual([0, "tool_sequence", false])
   })
+
+  it("a prompt holding a special token's text converts, with a warning (counting its tokens stopped the run)", async () => {
+    const task = JSON.parse(validTaskText(1, 0).replace("\"limit\":null", "\"limit\":3"))
+    const special = { ...task, user_prompt: `${task.user_prompt} <|endoftext|>` }
+    const { rows, summary, warnings } = await convert("special.jsonl", JSON.stringify(special) + "\n")
+    expect(summary.written).toBe(1)
+    expect(JSON.parse(rows).prompt[1].content).toContain("<|endoftext|>")
+    expect(warnings.join("\n")).toMatch(/prompt\/special-token/)
+  })
 })

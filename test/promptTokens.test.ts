@@ -125,9 +125,16 @@ describe("countBpe", () => {
     expect(elapsed).toBeLessThan(2_000)
   })
 
-  it("leaves a text with a special token to countTokens, which refuses it", () => {
+  it("counts a special token's text in a message as ordinary text (countTokens, by default, throws on it)", () => {
+    const asText = { disallowedSpecial: new Set<string>() }
     expect(() => countTokens("hello <|endoftext|> world")).toThrow(/special token/)
-    expect(() => countBpe("hello <|endoftext|> world")).toThrow(/special token/)
-    expect(countBpe("a <| b |> c")).toBe(countTokens("a <| b |> c"))
+    for (const text of ["hello <|endoftext|> world", "<|im_start|>user\nhi<|im_end|>", "a <| b |> c", "<|"]) {
+      expect([text, countBpe(text)]).toEqual([text, countTokens(text, asText)])
+    }
+    expect(countBpe("hello <|endoftext|> world")).toBeGreaterThan(countBpe("hello  world") + 1)
+    // A long run after `<|` is merged by the heap too (the library's count of it took ~15 s).
+    const started = performance.now()
+    expect(countBpe(`<|${"a".repeat(100_000)}`)).toBe(12_502)
+    expect(performance.now() - started).toBeLessThan(2_000)
   })
 })

@@ -136,6 +136,11 @@ export const RULES = [
     severity: "warning"
   },
   {
+    id: "prompt/special-token",
+    title: "no chat-template control token (`<|im_end|>`, `<|endoftext|>`) in a message: the tokenizer reads it as one",
+    severity: "warning"
+  },
+  {
     id: "prompt/literal-not-shown",
     title: "the prompt states every literal param value of the plan (the reward matches them exactly)",
     severity: "warning"
@@ -160,6 +165,9 @@ export const RULES = [
 ] as const satisfies ReadonlyArray<{ readonly id: string; readonly title: string; readonly severity?: Severity }>
 
 export type RuleId = typeof RULES[number]["id"]
+
+/** A special token's form in chat templates and vocabularies: `<|im_start|>`, `<|endoftext|>`, `<|eot_id|>`. */
+const SPECIAL_TOKEN = /<\|[A-Za-z0-9_]+\|>/
 
 /** The text of each prompt message that has one (none when the prompt is not a list). */
 const promptTexts = (prompt: unknown): ReadonlyArray<string> => {
@@ -721,6 +729,17 @@ export class DatasetChecker {
     if (!wellFormed) return
 
     const messages = prompt as ReadonlyArray<{ role: string; content: string }>
+    messages.forEach((m, i) => {
+      const token = m.content.includes("<|") ? SPECIAL_TOKEN.exec(m.content)?.[0] : undefined
+      if (token !== undefined) {
+        this.find(
+          "prompt/special-token",
+          `prompt[${i}].content`,
+          `holds ${token}: the model's tokenizer reads it as its control token (a turn or text ends there), ` +
+            "not as the text of the task"
+        )
+      }
+    })
     const tokens = this.countTokens(messages)
     this.tokensRows++
     this.tokensSum += tokens

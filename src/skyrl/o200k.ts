@@ -35,11 +35,14 @@ export const o200kTable = (): BpeTable | undefined => {
 
 let encoder: GptEncoding | undefined
 
-/** gpt-tokenizer's `countTokens` for o200k_base (it refuses a text holding a special token). */
+/** No special token is disallowed: one in a message (`<|endoftext|>`) is counted as ordinary text. */
+const AS_TEXT = { disallowedSpecial: new Set<string>() }
+
+/** gpt-tokenizer's `countTokens` for o200k_base, special tokens' text counted as ordinary text. */
 export const libraryCountTokens = (text: string): number => {
   encoder ??= GptEncoding.getEncodingApi("o200k_base", () => {
     const t = o200kTable()
     return t === undefined ? libraryRanks() : ranksOf(t)
   })
-  return encoder.countTokens(text)
+  return encoder.countTokens(text, AS_TEXT)
 }

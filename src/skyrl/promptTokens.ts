@@ -62,12 +62,13 @@ const pieceTokens = (table: BpeTable, text: string, start: number, end: number):
  * pre-tokenizer's split is one token when the vocabulary has it, else the length of its byte-pair
  * encoding — from the vocabulary's byte table (src/skyrl/bpeTable.ts) instead of the library's encoder,
  * and without its match iterator and special-token scans (test/promptTokens.test.ts holds the two equal).
- * A text that may hold a special token (`<|`) or has a lone surrogate is counted by the library's
- * `countTokens` (which refuses a special token).
+ * A special token's text (`<|endoftext|>`) in a message is counted as the ordinary text it is, as the
+ * library counts it when no special token is disallowed (by default it throws, and a prompt holding one
+ * stopped a whole convert). A text with a lone surrogate is counted by the library.
  */
 export const countBpe = (text: string): number => {
   const table = o200kTable()
-  if (table === undefined || text.includes("<|") || !isWellFormed(text)) return libraryCountTokens(text)
+  if (table === undefined || !isWellFormed(text)) return libraryCountTokens(text)
   let n = 0
   for (let start = 0; start < text.length;) {
     pieces.lastIndex = start
