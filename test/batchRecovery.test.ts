@@ -13,7 +13,7 @@ import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAG
 import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
 import type { AcceptedEvent, BatchFake } from "./support/fakeBatch.js"
 import { failingLines, lineAnswer, lineFate, STAGE_USAGE } from "./support/fakeBatch.js"
-import { answer } from "./support/fakeOpenAI.js"
+import { answer, hang } from "./support/fakeOpenAI.js"
 import { sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
 
 const { fake } = batchFakes()
@@ -112,6 +112,35 @@ describe("lines that fail", () => {
     },
     90_000
   )
+
+  it("killed while a failed line's online retry is in flight: the next collect records that line once", async () => {
+    const proc: { child?: ChildProcess } = {}
+    let killed = false
+    const f = await fake({
+      lines: failingLines({ ...transient, answer: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) }),
+      online: (ctx) => {
+        if (killed) return answer(validTaskFor(ctx), USAGE)
+        killed = true
+        // Once the failed lines' records are on disk (they are written as the retries start).
+        setTimeout(() => proc.child!.kill("SIGKILL"), 500)
+        return hang()
+      }
+    })
+    const out = tmpOut()
+    const args = ["generate", "-n", String(N), "--out", out, "--backend", "batch", "--wait", ...FAST]
+    proc.child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(f)), stdio: "ignore" })
+    await new Promise((resolve) => proc.child!.on("close", resolve))
+    expect(killed).toBe(true)
+    const runDir = runDirOf(out)
+    const r = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out).map(sampleOfRow)).toEqual(range(N))
+    const failed = fated(f, 1, transient, "transient")
+    const ledger = readJsonl(join(runDir, "ledger.jsonl"))
+    // Each failed line once (it was recorded a second time, a call more in every count).
+    expect(ledger.filter((e) => e.batch && e.status !== "ok")).toHaveLength(failed.length)
+    expect(manifestOf(runDir).counts.calls).toBe(ledger.length)
+  }, 90_000)
 
   for (const repairs of ["online", "batch"] as const) {
     it(`10% of the lines refused with a 400: those samples are made again (--repairs ${repairs}), N rows`, async () => {

@@ -63,6 +63,8 @@ interface Archived {
   readonly status: string
   /** It failed with an error about every request (credentials, quota, model: `failureScope` "run"). */
   readonly runError: boolean
+  /** A Batch API line's outcome: `batch_id|status` (undefined: an online call). */
+  readonly batchLine: string | undefined
   readonly source: ArchivedCall
 }
 
@@ -88,6 +90,7 @@ const indexEntryOf = (call: ArchivedCall) =>
       hash: requestHash(record.request),
       status: record.status,
       runError: isRunError(record),
+      batchLine: record.batch_id === undefined ? undefined : `${record.batch_id}|${record.status}`,
       source: call
     })
 
@@ -207,6 +210,26 @@ export const makeArchiveLlm = (
       }
       return yield* outcomeOf(request, call.at(-1)!, last!)
     }).pipe(Effect.provideService(Storage, storage))
+  /**
+   * The request as the fallback gets it: a batch line this key's archive already holds (a failed line, then
+   * a kill before its retry ended) is not reported again when the batch layer reads it once more, so it is
+   * neither archived nor counted a second time.
+   */
+  const withoutArchivedLines = <A, I>(request: LlmRequest<A, I>, calls: ReadonlyArray<ArchivedCall>) =>
+    Effect.gen(function*() {
+      const report = request.onAttempt
+      if (report === undefined || calls.length === 0) return request
+      const lines = new Set<string>()
+      for (const e of yield* entriesOf(calls)) {
+        if (e.key === request.key && e.batchLine !== undefined) lines.add(e.batchLine)
+      }
+      if (lines.size === 0) return request
+      const onAttempt = (r: AttemptRecord) => {
+        const batchId = (r as { readonly batch_id?: unknown }).batch_id
+        return batchId !== undefined && lines.has(`${batchId}|${r.status}`) ? Effect.void : report(r)
+      }
+      return { ...request, onAttempt }
+    }).pipe(Effect.provideService(Storage, storage))
   const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
     Effect.gen(function*() {
       const key = request.key === undefined ? undefined : parseSampleKey(request.key)
@@ -215,7 +238,7 @@ export const makeArchiveLlm = (
         const replayed = yield* replay(request, calls)
         if (replayed !== undefined) return replayed
       }
-      if (fallback !== undefined) return yield* fallback.complete(request)
+      if (fallback !== undefined) return yield* fallback.complete(yield* withoutArchivedLines(request, calls))
       return yield* new NoRecordedAnswer({
         key: request.key ?? "(no key)",
         reason: "the run's archive has no answer for it"
