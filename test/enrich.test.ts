@@ -691,21 +691,22 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
       expect(listed(row.prompt[0].content).length).toBeGreaterThanOrEqual(1 + 3)
       expect(meta(row).prompt_tokens_est).toBeLessThanOrEqual(300)
 
-      // 80 tokens: row 0's own text, skyrl's tool-call lines and its user message are already over, so it is
-      // rejected before any model call; row 1 (skyrl's own system message) is planned and its prompt refused.
+      // 80 tokens: row 0's own text, skyrl's tool-call lines and its user message are already over, and so is
+      // row 1's user message with skyrl's own system message: both are rejected before any model call (row 1
+      // was planned, and its prompt refused after every attempt, each paid for).
       const tight = await fake(() => ({ prefer: ["fmp_get_quote"] }))
       const out2 = join(dir, "tight.jsonl")
       const t = await enrich([OPENAI, "--out", out2, "--max-prompt-tokens", "80", "--max-attempts", "1"], tight)
       expect(t.status).toBe(1)
-      // (Row 1's attempt is its answer and one repair request.)
-      expect([...new Set(calls(tight).map((q) => sourceRowOf(q.body)))]).toEqual([1])
-      const rejects = readJsonl(`${out2}.rejects.jsonl`)
-      expect(rejects.map((x) => [x.index, x.stage ?? null])).toEqual([[0, "input"], [1, null]])
-      expect(rejects[0].field).toBe("messages[0].content")
-      expect(rejects[0].reason).toMatch(
-        /^the system message lists no tools, and with skyrl's tool-call lines and the user message it takes \d+ tokens before any tool is listed, over --max-prompt-tokens 80/
+      expect(calls(tight)).toEqual([])
+      // No usable row: the run fails naming the first reject (as for any input whose rows are all rejected).
+      expect(t.stderr).toMatch(
+        /row 0, messages\[0\]\.content: the system message lists no tools, and with skyrl's tool-call lines and the user message it takes \d+ tokens before any tool is listed, over --max-prompt-tokens 80 .*\(no usable row: all 2 rows read were rejected\)/
       )
-      expect(JSON.stringify(rejects[1].reasons)).toMatch(/over the budget of 80 prompt tokens/)
+      const dry = await enrich([OPENAI, "--out", out2, "--max-prompt-tokens", "80", "--dry-run"], tight)
+      expect(dry.stdout + dry.stderr).toMatch(
+        /row 1: reject, .*row 1: the user message with skyrl's system message takes \d+ tokens before any tool is listed, over --max-prompt-tokens 80 \(raise it\)/
+      )
     },
     60_000
   )

@@ -139,15 +139,19 @@ const readInput = (file: string) =>
   })
 
 /**
- * Why a system message that lists no tool cannot get the offered tools within the budget (undefined: it
- * can, or it is kept as it is). Found before planning: no model call is paid for a row that cannot fit.
+ * Why a prompt whose system message lists no tool (or that has none: skyrl's own is made) cannot get the
+ * offered tools within the budget (undefined: it can, or it is kept as it is). Found before planning: no
+ * model call is paid for a row that cannot fit, whatever plan comes back.
  */
 const overBudgetUnlisted = (source: SourcePrompt, budget: number | undefined): string | undefined => {
-  if (budget === undefined || source.system === undefined || listsTools(source.system)) return undefined
+  if (budget === undefined || (source.system !== undefined && listsTools(source.system))) return undefined
   const tokens = toolFreePromptTokens(source.system, source.user)
-  return tokens <= budget ? undefined : `the system message lists no tools, and with skyrl's tool-call lines and ` +
-    `the user message it takes ${tokens} tokens before any tool is listed, over --max-prompt-tokens ${budget} ` +
-    "(raise it, or keep the message as it is with --keep-system-message)"
+  if (tokens <= budget) return undefined
+  const over = `${tokens} tokens before any tool is listed, over --max-prompt-tokens ${budget}`
+  return source.system === undefined
+    ? `the user message with skyrl's system message takes ${over} (raise it)`
+    : `the system message lists no tools, and with skyrl's tool-call lines and the user message it takes ${over} ` +
+      "(raise it, or keep the message as it is with --keep-system-message)"
 }
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Warning)

@@ -487,9 +487,9 @@ const promptFor = (
  * BPE tokens of the prompt a kept system message that lists no tool makes under "add-tools" before any
  * tool line (its text, the protocol lines, the user message): more than the budget, and no plan can fit.
  */
-export const toolFreePromptTokens = (system: string, user: string): number =>
+export const toolFreePromptTokens = (system: string | undefined, user: string): number =>
   chatPromptTokens([
-    { role: "system", content: renderSystemPrompt([], { preamble: system.trim() }) },
+    { role: "system", content: renderSystemPrompt([], system === undefined ? {} : { preamble: system.trim() }) },
     { role: "user", content: user.trim() }
   ])
 
