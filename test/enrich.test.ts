@@ -168,38 +168,101 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     60_000
   )
 
-  it("the default inventory file: each prompt is planned with the inventory tools it lists", async () => {
-    const server = await fake()
-    const dir = tmp()
-    const out = join(dir, "enriched.json")
-    const r = await enrich([SHAREGPT, "--out", out, "--limit", "5"], server)
-    expect(r.status, r.stderr).toBe(0)
-    const rows: Array<any> = JSON.parse(readFileSync(out, "utf8"))
-    expect(rows).toHaveLength(5)
+  // The fixture's <tools> blocks show these inventory tools with other schemas: get_slack_channel_history
+  // (limit default 20, the inventory's 10), fmp_get_income_statement (limit default 4, the inventory's 2),
+  // fmp_get_stock_news (param `symbol`, the inventory's `tickers`), tavily_search (no `search_depth`).
+  const SHOWN_OTHERWISE = new Set([
+    "get_slack_channel_history",
+    "fmp_get_income_statement",
+    "fmp_get_stock_news",
+    "tavily_search"
+  ])
+  const inventoryTools = () => {
     const inventory = JSON.parse(readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8"))
-    const serverOf = new Map<string, string>()
-    for (const s of inventory.servers) for (const t of s.tools) serverOf.set(t.name, s.name)
-    for (const q of calls(server)) {
-      const row = sourceRowOf(q.body)!
-      const listed = promptTools(sharegpt[row][0].value)
-      const expected = [...listed.keys()].filter((name) => serverOf.has(name)).sort()
-      expect(offeredTools(q.body).map((t) => t.tool).sort()).toEqual(expected)
-      expect(expected.length).toBeLessThan(listed.size)
-    }
-    for (const [i, row] of rows.entries()) {
-      expect(row.prompt).toEqual([
-        { role: "system", content: sharegpt[i][0].value.trim() },
-        { role: "user", content: sharegpt[i][1].value.trim() }
-      ])
-      expect(meta(row).observed_tool_calls.map((c: any) => ({ name: c.name, arguments: c.arguments }))).toEqual(
-        loggedCalls(sharegpt[i])
-      )
-      for (const step of plan(row)) {
-        expect(step.server).toBe(serverOf.get(step.tool))
-        expect(promptTools(sharegpt[i][0].value).has(step.tool)).toBe(true)
+    const tools = new Map<string, any>()
+    for (const s of inventory.servers) for (const t of s.tools) tools.set(t.name, { server: s.name, ...t })
+    return tools
+  }
+
+  it(
+    "the default inventory file: each prompt is planned with the inventory tools it lists as the inventory has them",
+    async () => {
+      const server = await fake()
+      const dir = tmp()
+      const out = join(dir, "enriched.json")
+      const r = await enrich([SHAREGPT, "--out", out, "--limit", "5"], server)
+      expect(r.status, r.stderr).toBe(0)
+      const rows: Array<any> = JSON.parse(readFileSync(out, "utf8"))
+      expect(rows).toHaveLength(5)
+      const inventory = inventoryTools()
+      const serverOf = new Map([...inventory].map(([name, t]) => [name, t.server as string]))
+      for (const q of calls(server)) {
+        const row = sourceRowOf(q.body)!
+        const listed = promptTools(sharegpt[row][0].value)
+        const expected = [...listed.keys()].filter((name) => serverOf.has(name) && !SHOWN_OTHERWISE.has(name)).sort()
+        expect(offeredTools(q.body).map((t) => t.tool).sort()).toEqual(expected)
+        expect(expected.length).toBeLessThan(listed.size)
+        // Every tool offered shows the inventory's params (a plan on it uses params the prompt shows).
+        for (const name of expected) {
+          expect(Object.keys(listed.get(name).properties).sort(), name).toEqual(
+            Object.keys(inventory.get(name).inputSchema.properties).sort()
+          )
+        }
       }
+      expect(r.stderr).toMatch(
+        /WARN .*row 0 \(and rows listing the same tools\): not offered to plan with, shown with other schemas than the inventory's: .*fmp_get_stock_news: params limit, symbol shown, limit, tickers in the inventory/
+      )
+      for (const [i, row] of rows.entries()) {
+        expect(row.prompt).toEqual([
+          { role: "system", content: sharegpt[i][0].value.trim() },
+          { role: "user", content: sharegpt[i][1].value.trim() }
+        ])
+        expect(meta(row).observed_tool_calls.map((c: any) => ({ name: c.name, arguments: c.arguments }))).toEqual(
+          loggedCalls(sharegpt[i])
+        )
+        for (const step of plan(row)) {
+          expect(step.server).toBe(serverOf.get(step.tool))
+          expect(promptTools(sharegpt[i][0].value).has(step.tool)).toBe(true)
+        }
+      }
+    },
+    60_000
+  )
+
+  it("--allow-schema-mismatch: the listed inventory tools by name, however the prompt shows them", async () => {
+    const server = await fake()
+    const out = join(tmp(), "enriched.jsonl")
+    const r = await enrich([SHAREGPT, "--out", out, "--limit", "5", "--allow-schema-mismatch"], server)
+    expect(r.status, r.stderr).toBe(0)
+    const inventory = inventoryTools()
+    for (const q of calls(server)) {
+      const listed = promptTools(sharegpt[sourceRowOf(q.body)!][0].value)
+      const expected = [...listed.keys()].filter((name) => inventory.has(name)).sort()
+      expect(offeredTools(q.body).map((t) => t.tool).sort()).toEqual(expected)
     }
+    expect(r.stderr).not.toMatch(/shown with other schemas/)
   }, 60_000)
+
+  it("a prompt that shows every inventory tool it lists otherwise is rejected before planning", async () => {
+    const news = {
+      name: "fmp_get_stock_news",
+      parameters: { type: "dict", properties: { symbol: { type: "string" } } }
+    }
+    const input = join(tmp(), "news.json")
+    writeFileSync(
+      input,
+      JSON.stringify([[
+        { from: "system", value: `You call tools.\n<tools>${JSON.stringify([news])}</tools>` },
+        { from: "human", value: "Show me the latest news for TSLA please." }
+      ]])
+    )
+    const server = await fake()
+    const r = await enrich([input, "--out", join(tmp(), "o.jsonl"), "--dry-run"], server)
+    expect(r.stdout + r.stderr).toMatch(
+      /row 0: reject, .*: the system message shows the inventory's tools it lists with other schemas \(fmp_get_stock_news: params symbol shown, limit, tickers in the inventory\): a plan would teach params the prompt never shows; use --inventory-from-prompt .*, or --allow-schema-mismatch/
+    )
+    expect(calls(server)).toEqual([])
+  })
 
   it("a second run calls the model 0 times: with --resume, and on its own output", async () => {
     const server = await fake()

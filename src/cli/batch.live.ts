@@ -25,7 +25,13 @@ import {
   withRunLock
 } from "../programs/batch.js"
 import type { EnrichOptions } from "../programs/enrich.js"
-import { enrichRunInventory, enrichSampling, listOfferedToolsOf, planEnrichment } from "../programs/enrich.js"
+import {
+  checkShownSchemasOf,
+  enrichRunInventory,
+  enrichSampling,
+  listOfferedToolsOf,
+  planEnrichment
+} from "../programs/enrich.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generateSampling } from "../programs/generate.js"
 import type { Job, SamplingOptions } from "../programs/sampling.js"
@@ -111,7 +117,8 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       limit: (st.limit as number | null) ?? undefined,
       overwrite: st.overwrite as boolean,
       baseInventory,
-      listOfferedTools: listOfferedToolsOf(runSettings.value)
+      listOfferedTools: listOfferedToolsOf(runSettings.value),
+      checkShownSchemas: checkShownSchemasOf(runSettings.value)
     }).pipe(Effect.provide(StorageLive))
     return {
       ...(o as unknown as EnrichOptions),

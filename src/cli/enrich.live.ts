@@ -10,6 +10,7 @@ import { RunSettings, SettingsError } from "../domain/run.js"
 import type { VerifyHook } from "../programs/acceptance.js"
 import type { EnrichJob, EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
+  checkShownSchemasOf,
   enrichInstructions,
   enrichProgram,
   enrichRequest,
@@ -52,6 +53,7 @@ export interface EnrichCliOptions extends RunCliOptions {
   readonly overwrite: boolean
   readonly inventoryFromPrompt: boolean
   readonly keepSystemMessage: boolean
+  readonly allowSchemaMismatch: boolean
   readonly debug: boolean
 }
 
@@ -111,7 +113,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
       limit,
       overwrite: options.overwrite,
       baseInventory,
-      listOfferedTools: options.keepSystemMessage ? undefined : { maxPromptTokens: rowSettings.maxPromptTokens }
+      listOfferedTools: options.keepSystemMessage ? undefined : { maxPromptTokens: rowSettings.maxPromptTokens },
+      checkShownSchemas: !options.allowSchemaMismatch
     }).pipe(Effect.provide(StorageLive))
 
     const llmOpts: LlmOptions = options
@@ -154,7 +157,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: limit ?? null,
         overwrite: options.overwrite,
         inventory_from_prompt: options.inventoryFromPrompt,
-        ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const })
+        ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const }),
+        ...(options.allowSchemaMismatch ? {} : { shown_schemas: "checked" as const })
       },
       ...verifySettingOf(options)
     })
@@ -173,7 +177,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
     }
     const runPlan = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
         s.input?.format === fresh.input?.format && s.max_prompt_tokens === fresh.max_prompt_tokens &&
-        s.input?.list_offered_tools === fresh.input?.list_offered_tools
+        s.input?.list_offered_tools === fresh.input?.list_offered_tools &&
+        s.input?.shown_schemas === fresh.input?.shown_schemas
       ? plan
       : yield* planEnrichment({
         input,
@@ -181,7 +186,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
         limit: s.input?.limit ?? undefined,
         overwrite: s.input?.overwrite ?? false,
         baseInventory,
-        listOfferedTools: listOfferedToolsOf(s)
+        listOfferedTools: listOfferedToolsOf(s),
+        checkShownSchemas: checkShownSchemasOf(s)
       }).pipe(Effect.provide(StorageLive))
     const runLlm = llmOptionsOf(llmOpts, s)
     const runSettings = llmSettingsFromOptions(runLlm)

@@ -34,6 +34,12 @@ export const enrichCommand = Command.make(
       "Keep a source system message that lists no tools byte for byte (default: add the tools the plan may use " +
         "after its text, as skyrl's prompts list them, so the policy is shown the tools it is trained to call)"
     ),
+    allowSchemaMismatch: switchFlag(
+      "allow-schema-mismatch",
+      "Plan with a tool a <tools> block lists under the inventory's schema even when the block shows other params, " +
+        "types, defaults or allowed values (default: such a tool is not offered to plan with, so no plan teaches " +
+        "params the prompt never shows)"
+    ),
     debug: switchFlag(
       "debug",
       "Debug logs for this run (per-row inventory and request size); the archive always keeps each full request and answer"

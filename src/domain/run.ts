@@ -80,7 +80,13 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
      * default). Absent: it is kept as it is (`--keep-system-message`, and runs made before the field
      * existed, whose fingerprint is unchanged).
      */
-    list_offered_tools: Schema.optional(Schema.Literal(true))
+    list_offered_tools: Schema.optional(Schema.Literal(true)),
+    /**
+     * "checked": a tool a `<tools>` block lists with a schema other than the inventory's (params, required,
+     * types, defaults, allowed values) is not offered to plan with (the default). Absent: listed tools are
+     * matched by name only (`--allow-schema-mismatch`, and runs made before the field existed).
+     */
+    shown_schemas: Schema.optional(Schema.Literal("checked"))
   })),
   /**
    * `--verify`: each accepted task's plan runs on the live MCP servers before it counts, and the tools

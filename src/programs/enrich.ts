@@ -31,7 +31,8 @@ import { decodeRow } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
-import type { InputFormat, SourcePrompt } from "../skyrl/sources.js"
+import { schemaDifferences } from "../skyrl/shownSchemas.js"
+import type { InputFormat, SourcePrompt, ToolsBlock } from "../skyrl/sources.js"
 import { extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
@@ -92,7 +93,13 @@ export interface PlanOptions {
    * (undefined: `--keep-system-message`): a row over it before any tool is listed is rejected unplanned.
    */
   readonly listOfferedTools?: { readonly maxPromptTokens: number } | undefined
+  /** Offer no listed tool whose shown schema differs from the inventory's (false: match by name only). */
+  readonly checkShownSchemas?: boolean | undefined
 }
+
+/** `PlanOptions.checkShownSchemas` of a run's settings. */
+export const checkShownSchemasOf = (settings: Pick<RunSettings, "input">): boolean =>
+  settings.input?.shown_schemas === "checked"
 
 /** `PlanOptions.listOfferedTools` of a run's settings. */
 export const listOfferedToolsOf = (
@@ -154,6 +161,33 @@ const overBudgetUnlisted = (source: SourcePrompt, budget: number | undefined): s
       "(raise it, or keep the message as it is with --keep-system-message)"
 }
 
+/** A `<tools>` block's tools as an inventory would read them (Hermes `dict` schemas normalized), by text. */
+const shownToolsCache = new Map<string, ReadonlyArray<Inv.InventoryTool>>()
+
+/**
+ * The inventory tools a `<tools>` block lists with another schema than the inventory's, by name, with how
+ * they differ (src/skyrl/shownSchemas.ts). A block that does not read as tools conflicts with nothing.
+ */
+const shownConflicts = (block: ToolsBlock, inventory: Inv.Inventory): Map<string, ReadonlyArray<string>> => {
+  const key = JSON.stringify(block.tools)
+  let shown = shownToolsCache.get(key)
+  if (shown === undefined) {
+    const decoded = Inv.decodeInventory({ servers: [{ name: PROMPT_SERVER, tools: block.tools }] }, "<tools> block")
+    shown = Either.isRight(decoded) ? decoded.right.servers[0]?.tools ?? [] : []
+    if (shownToolsCache.size >= 256) shownToolsCache.clear()
+    shownToolsCache.set(key, shown)
+  }
+  const out = new Map<string, ReadonlyArray<string>>()
+  for (const t of shown) {
+    for (const server of inventory.servers) {
+      const own = server.tools.find((x) => x.name === t.name)
+      const diffs = own === undefined ? [] : schemaDifferences(t.inputSchema, own.inputSchema)
+      if (diffs.length > 0) out.set(t.name, diffs)
+    }
+  }
+  return out
+}
+
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Warning)
 
 /** Reads the input and sorts its rows into jobs, skips and rejects. Calls no model. */
@@ -174,6 +208,7 @@ export const planEnrichment = (options: PlanOptions) =>
       })
     let rowsRead = 0
     let limited = false
+    const warned = new Set<string>()
     for (const record of records) {
       if (options.limit !== undefined && jobs.length >= options.limit) {
         limited = true
@@ -272,22 +307,40 @@ export const planEnrichment = (options: PlanOptions) =>
         else jobs.push({ index, source, inventory: undefined, offered: { _tag: "all" } })
         continue
       }
-      // The prompt lists its tools: plan with the inventory's tools that it lists.
+      // The prompt lists its tools: plan with the inventory's tools that it lists, as it shows them.
       const names = new Set(toolNamesOf(block))
+      const conflicts = options.checkShownSchemas === true ? shownConflicts(block, base.inventory) : new Map()
       const servers = base.inventory.servers
-        .map((s) => new Inv.InventoryServer({ name: s.name, tools: s.tools.filter((t) => names.has(t.name)) }))
+        .map((s) =>
+          new Inv.InventoryServer({
+            name: s.name,
+            tools: s.tools.filter((t) => names.has(t.name) && !conflicts.has(t.name))
+          })
+        )
         .filter((s) => s.tools.length > 0)
       const offered = servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
+      const conflictText = [...conflicts].map(([tool, diffs]) => `${tool}: ${diffs.join(", ")}`).join("; ")
       if (offered.length === 0) {
         rejected.push({
           index,
           id: source.id,
           field: source.systemField ?? "",
-          reason: `the system message offers none of the inventory's tools (it lists ${
-            [...names].slice(0, 8).join(", ")
-          }${names.size > 8 ? ", ..." : ""}); use --inventory-from-prompt to plan with the prompt's own tools`
+          reason: conflicts.size > 0
+            ? `the system message shows the inventory's tools it lists with other schemas (${conflictText}): a plan ` +
+              "would teach params the prompt never shows; use --inventory-from-prompt to plan with the prompt's " +
+              "own schemas, or --allow-schema-mismatch"
+            : `the system message offers none of the inventory's tools (it lists ${[...names].slice(0, 8).join(", ")}${
+              names.size > 8 ? ", ..." : ""
+            }); use --inventory-from-prompt to plan with the prompt's own tools`
         })
         continue
+      }
+      if (conflicts.size > 0 && !warned.has(conflictText)) {
+        warned.add(conflictText)
+        yield* Effect.logWarning(
+          `${rowLabel(index, source.id)} (and rows listing the same tools): not offered to plan with, shown with ` +
+            `other schemas than the inventory's: ${conflictText}`
+        )
       }
       const all = Inv.toolCount(base.inventory) === offered.length
       const narrowed = all ? Either.right(base) : yield* cached(
