@@ -12,6 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
+import { logLevelFirst } from "../src/cli/commandLine.js"
 import { runCli } from "./support/cli.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
@@ -171,6 +172,42 @@ describe("skyrl CLI", () => {
     expect(runCli(["convert", "--as-of", "-1", tasks, "--out", join(dir, "q.jsonl")]).stderr).not.toContain(
       "unknown option"
     )
+  })
+  it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", () => {
+    expect(logLevelFirst(["generate", "-n", "1", "--out", "g.jsonl", "--log-level", "debug"])).toEqual([
+      "--log-level",
+      "debug",
+      "generate",
+      "-n",
+      "1",
+      "--out",
+      "g.jsonl"
+    ])
+    expect(logLevelFirst(["tools", "list", "--log-level=debug", "--", "--log-level"])).toEqual([
+      "--log-level=debug",
+      "tools",
+      "list",
+      "--",
+      "--log-level"
+    ])
+    const args = [["generate", "-n", "1", "--out", "OUT", "--log-level", "debug"], [
+      "generate",
+      "-n",
+      "1",
+      "--log-level",
+      "debug",
+      "--out",
+      "OUT"
+    ]]
+    for (const line of args) {
+      const out = join(tmp(), "g.jsonl")
+      const r = runCli(line.map((a) => (a === "OUT" ? out : a)))
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stderr).toMatch(/ DEBUG /)
+    }
+    const list = runCli(["tools", "list", "--servers", "slack", "--log-level", "debug"])
+    expect(list.status, list.stderr).toBe(0)
+    expect(list.stderr).toMatch(/ DEBUG /)
   })
   it("a subcommand's help gives its usage with the whole command (@effect/cli printed `$ convert`)", () => {
     expect(runCli(["convert", "--help"]).stdout).toMatch(/^\$ skyrl convert \(-o, --out file\)/m)

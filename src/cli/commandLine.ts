@@ -131,3 +131,16 @@ export const fullUsage = (command: { readonly descriptor: unknown }, args: Reado
   const full = `$ ${path.join(" ")}`
   return (text: string) => text.replace(usage, full)
 }
+
+/**
+ * `args` with `--log-level LEVEL` (or `--log-level=LEVEL`) moved to the front: @effect/cli reads this
+ * option of its own only before the subcommand or right after its name, and after a subcommand's other
+ * options it said "Received unknown argument: '--log-level'" or named a required option as missing.
+ */
+export const logLevelFirst = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const end = args.includes("--") ? args.indexOf("--") : args.length
+  const at = args.findIndex((a, i) => i < end && (a === "--log-level" || a.startsWith("--log-level=")))
+  if (at <= 0) return args
+  const width = args[at] === "--log-level" && at + 1 < end ? 2 : 1
+  return [...args.slice(at, at + width), ...args.slice(0, at), ...args.slice(at + width)]
+}
