@@ -79,18 +79,29 @@ describe("tools import arguments", () => {
       pairServerArgs(["node a.js", "node b.js"], [], ["a"]),
       pairServerArgs(["a=node a.js", "a=node b.js"], [], []),
       pairServerArgs([], [], []),
-      pairServerArgs([], ["x=ftp://h/"], ["y"]),
+      pairServerArgs([], ["ftp://h/"], ["y"]),
       pairServerArgs(["bad name=echo"], [], [])
     ].map((e) => Either.isLeft(e) ? e.left : "accepted")
     expect(errors[0]).toContain("pairing form")
     expect(errors[1]).toContain("2 servers given without NAME= but 1 --name value")
     expect(errors[2]).toContain("\"a\" is given twice")
     expect(errors[3]).toContain("at least one server")
-    expect(errors[4]).toContain("not a URL")
+    expect(errors[4]).toContain("not an http(s) URL")
     // Not "1 server given without NAME=": a NAME= was given, but not a valid one.
     expect(errors[5]).toBe(
       "invalid server name \"bad name\" in --stdio \"bad name=echo\" (a NAME= may hold letters, digits, _ . - only)"
     )
+  })
+
+  it("--http NAME=URL whose URL is not http(s) says so, not that the name is bad", () => {
+    for (const url of ["localhost:3000/mcp", "ftp://x/mcp", "127.0.0.1:3000/mcp", ""]) {
+      expect(Either.flip(pairServerArgs([], [`docs=${url}`], [])).pipe(Either.getOrThrow)).toBe(
+        `--http for "docs": not an http(s) URL: ${JSON.stringify(url)} (e.g. http://127.0.0.1:3000/mcp)`
+      )
+    }
+    expect(Either.getOrThrow(pairServerArgs([], ["docs=HTTPS://h/mcp?a=b"], []))).toEqual([
+      { _tag: "http", name: "docs", url: "https://h/mcp?a=b" }
+    ])
   })
 })
 
@@ -190,5 +201,80 @@ describe("skyrl tools import / list (in-process CLI)", () => {
     const broken = await runTools(["list", "--inventory", bad])
     expect(broken.code).toBe(1)
     expect(broken.error).toContain(`${bad}: servers[0].tools[0].inputSchema:`)
+  })
+
+  it("--http with a URL that is not http(s) is a usage error about the URL (exit 2)", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "skyrl-tools-cli-")), "h.json")
+    const r = await runTools(["import", "--http", "docs=localhost:3000/mcp", "--out", out])
+    expect(r.code).toBe(2)
+    expect(r.error).toContain("--http for \"docs\": not an http(s) URL: \"localhost:3000/mcp\"")
+    expect(r.error).not.toContain("invalid server name")
+  })
+
+  it("--out must end in .json: another extension is a usage error (exit 2), nothing is written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    for (const name of ["inv.parquet", "inv.txt"]) {
+      const out = join(dir, name)
+      const r = await runTools([
+        "import",
+        "--stdio",
+        `memory=${cmd(process.execPath, serverBin("server-memory"))}`,
+        "-o",
+        out
+      ])
+      expect(r.code).toBe(2)
+      expect(r.error).toContain(`--out ${JSON.stringify(out)} must end in .json (an inventory is JSON)`)
+      expect(existsSync(out)).toBe(false)
+    }
+  })
+
+  it("warns that a literal env value of --servers-config is not recorded and must be set later; ${VAR} is not warned", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const config = join(dir, "mcp.json")
+    const memory = { command: process.execPath, args: [serverBin("server-memory")] }
+    writeFileSync(
+      config,
+      JSON.stringify({
+        mcpServers: {
+          mem: { ...memory, env: { MEMORY_FILE_PATH: join(dir, "mem.jsonl") } },
+          ref: { ...memory, env: { HOME: "${HOME}" } }
+        }
+      })
+    )
+    const r = await runTools(["import", "--servers-config", config, "--out", join(dir, "inv.json")])
+    expect(r.code).toBe(0)
+    const warnings = r.logs.filter((l) => l.includes("not recorded"))
+    expect(warnings).toEqual([
+      "MCP server \"mem\": the value of env MEMORY_FILE_PATH is not recorded in the inventory (only its name is); " +
+      "set $MEMORY_FILE_PATH in the environment of later runs (verify, tools import --check) or give --servers-config"
+    ])
+    expect(readFileSync(join(dir, "inv.json"), "utf8")).not.toContain("mem.jsonl")
+  })
+
+  it("--servers-config accepts JSONC (VS Code's mcp.json: comments, trailing commas); errors name the file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const config = join(dir, "mcp.json")
+    writeFileSync(
+      config,
+      [
+        "// VS Code MCP servers",
+        "{",
+        "  \"servers\": {",
+        "    /* the memory server */",
+        `    "mem": { "command": ${JSON.stringify(process.execPath)}, "args": [${
+          JSON.stringify(serverBin("server-memory"))
+        },], },`,
+        "  },",
+        "}"
+      ].join("\n")
+    )
+    const r = await runTools(["import", "--servers-config", config, "--out", join(dir, "inv.json")])
+    expect(r.error).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.logs).toContain("MCP server \"mem\": 9 tools")
+    writeFileSync(config, "{ // broken\n \"servers\": { \"mem\": } }")
+    const broken = await runTools(["import", "--servers-config", config, "--out", join(dir, "inv.json")])
+    expect(broken.code).not.toBe(0)
+    expect(broken.error).toContain(`${config}: not valid JSON (comments and trailing commas allowed)`)
   })
 })

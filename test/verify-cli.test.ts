@@ -3,7 +3,7 @@
  * from an inventory's launch specs or a servers config, `--dry-run`, exit codes, `cassettes stats`,
  * `validate` schema drift and `tools import --check`.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -272,5 +272,20 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
       "~ everything/get-sum: input schema changed"
     ])
     expect(r.stderr).toContain("4 tools changed")
+  })
+
+  it("tools import records its directory as cwd when a launch holds a relative path; --check elsewhere starts there", () => {
+    const project = realpathSync(mkdtempSync(join(dir, "project-")))
+    mkdirSync(join(project, "files"))
+    const fs = `fs='${process.execPath}' '${serverBin("server-filesystem")}' ./files`
+    const r = runCli(["tools", "import", "--stdio", fs, "--out", "inv.json"], { cwd: project })
+    expect(r.stderr).not.toMatch(/ERROR/)
+    expect(r.status).toBe(0)
+    const inv = json(join(project, "inv.json"))
+    expect(inv.servers[0].launch).toMatchObject({ args: [serverBin("server-filesystem"), "./files"], cwd: project })
+    const elsewhere = mkdtempSync(join(dir, "elsewhere-"))
+    const check = runCli(["tools", "import", "--check", join(project, "inv.json")], { cwd: elsewhere })
+    expect(check.stderr).not.toMatch(/ERROR/)
+    expect(check.status).toBe(0)
   })
 })

@@ -11,17 +11,20 @@ import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
+import { stripJsonc } from "../src/domain/json.js"
 import { Cassettes } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
 import type { CassetteEntry } from "../src/skyrl/cassettes.js"
 import { cassetteReader, makeEntry } from "../src/skyrl/cassettes.js"
 import { schemaDrift } from "../src/skyrl/drift.js"
 import {
+  anchorSpec,
   launchOfSpec,
   parseServersConfig,
   resolveReferences,
   specOfLaunch,
   specsForInventory,
+  unrecordedEnv,
   unrecordedHeaders
 } from "../src/skyrl/serverSpecs.js"
 import {
@@ -168,6 +171,57 @@ describe("servers configs, environment references, launch specs", () => {
       url: "http://h/mcp",
       headers: { A: "${TOKEN}" }
     })
+  })
+
+  it("stripJsonc blanks comments outside strings and trailing commas; strings with // or /* survive", () => {
+    const text = [
+      "// head",
+      "{\"url\": \"http://x/a//b\", /* note */ \"s\": \"/* kept */ // kept\", \"q\": \"a\\\"//b\",",
+      "  \"list\": [1, 2, /* last */ ], // tail",
+      "}"
+    ].join("\n")
+    const stripped = stripJsonc(text)
+    expect(stripped).toHaveLength(text.length)
+    expect(JSON.parse(stripped)).toEqual({ url: "http://x/a//b", s: "/* kept */ // kept", q: "a\"//b", list: [1, 2] })
+    expect(stripJsonc("{\"a\": \"x,\"}")).toBe("{\"a\": \"x,\"}")
+    expect(Either.getOrThrow(parseServersConfig("{\"servers\": {\"a\": {\"command\": \"x\",},}, // c\n}")))
+      .toHaveLength(1)
+  })
+
+  it("env values other than KEY: \"${KEY}\" are not recorded (the import warns)", () => {
+    const spec = {
+      _tag: "stdio" as const,
+      name: "m",
+      command: "node",
+      args: [],
+      env: { A: "${A}", B: "${env:B}", C: "/abs/file", D: "${OTHER}", E: "x ${E}" }
+    }
+    expect(unrecordedEnv(spec)).toEqual(["C", "D", "E"])
+    expect(unrecordedEnv({ _tag: "http", name: "h", url: "http://h/mcp" })).toEqual([])
+  })
+
+  it("anchorSpec records the import directory as cwd when the command line holds a relative path", () => {
+    const dir = "/home/u/proj"
+    const exists = (path: string) => path === "/home/u/proj/server.js" || path === "/home/u/proj/data"
+    const cwdOf = (command: string, ...args: Array<string>) =>
+      (anchorSpec({ _tag: "stdio", name: "s", command, args }, dir, exists) as { cwd?: string }).cwd
+    expect(cwdOf("npx", "-y", "@modelcontextprotocol/server-filesystem", "./data")).toBe(dir)
+    expect(cwdOf("npx", "srv", "../shared")).toBe(dir)
+    expect(cwdOf("npx", "srv", ".")).toBe(dir)
+    expect(cwdOf("./bin/server")).toBe(dir)
+    expect(cwdOf("node", "server.js")).toBe(dir) // names a file in dir
+    expect(cwdOf("srv", "--root=./data")).toBe(dir)
+    expect(cwdOf("srv", "--root=data")).toBe(dir)
+    expect(cwdOf("npx", "-y", "srv", "/tmp", "stdio")).toBeUndefined() // absolute, or names nothing in dir
+    expect(cwdOf("node", "/opt/server.js")).toBeUndefined()
+    const relativeCwd = anchorSpec({ _tag: "stdio", name: "s", command: "srv", args: ["."], cwd: "sub" }, dir, exists)
+    expect(relativeCwd).toMatchObject({ cwd: "/home/u/proj/sub" })
+    const http = { _tag: "http" as const, name: "h", url: "http://h/mcp" }
+    expect(anchorSpec(http, dir, exists)).toBe(http)
+    // verify and --check start the server from the launch spec, in its cwd
+    const launch = launchOfSpec(anchorSpec({ _tag: "stdio", name: "s", command: "srv", args: ["./data"] }, dir, exists))
+    expect(launch).toMatchObject({ cwd: dir })
+    expect(specOfLaunch("s", launch)).toMatchObject({ cwd: dir })
   })
 
   it("a servers config wins over the inventory's launch spec; servers with neither are named", () => {

@@ -110,7 +110,8 @@ export const serversOption = Options.text("servers").pipe(
 export const serversConfigOption = Options.file("servers-config").pipe(
   Options.withDescription(
     "MCP servers config (the `mcpServers` JSON of MCP clients: {\"mcpServers\": {\"name\": {\"command\", \"args\", " +
-      "\"env\", \"cwd\"} | {\"url\", \"headers\"}}}): how to start servers; wins over an inventory's launch specs"
+      "\"env\", \"cwd\"} | {\"url\", \"headers\"}}}; comments and trailing commas allowed): how to start servers; " +
+      "wins over an inventory's launch specs"
   ),
   Options.optional
 )

@@ -1,15 +1,17 @@
 /** Live wiring of `skyrl tools import` / `skyrl tools list` (loaded lazily by src/cli/tools.ts). */
 import { Console, Duration, Effect, Either, Layer, Option, Schema } from "effect"
+import { existsSync } from "node:fs"
 import type { InventoryTool } from "../domain/inventory.js"
 import { Inventory as InventoryData, parseServerList } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
+import type { ImportOutcome } from "../programs/toolsImport.js"
 import { checkInventory, importInventory, readServersConfig } from "../programs/toolsImport.js"
 import { Inventory, loadInventoryFile } from "../services/Inventory.js"
 import type { McpServerSpec } from "../services/McpClient.js"
 import { McpClientLive } from "../services/McpClient.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { formatChange } from "../skyrl/drift.js"
-import { pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
+import { anchorSpec, pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
 import { outputsApart } from "./outputsApart.js"
 
 /** Bad arguments found after parsing (exit code 2, like other usage errors). */
@@ -89,6 +91,10 @@ export const runToolsImport = (options: ImportOptions) =>
     if (Option.isNone(options.out)) {
       return yield* new ToolsUsageError({ reason: "--out FILE is required (or --check INV)" })
     }
+    if (!/\.json$/i.test(options.out.value)) {
+      const reason = `--out ${JSON.stringify(options.out.value)} must end in .json (an inventory is JSON)`
+      return yield* new ToolsUsageError({ reason })
+    }
     if (given.length === 0) {
       return yield* new ToolsUsageError({ reason: "give at least one server with --stdio, --http or --servers-config" })
     }
@@ -97,27 +103,36 @@ export const runToolsImport = (options: ImportOptions) =>
         ? { what: "--servers-config file", file: options.serversConfig.value }
         : undefined
     ])
-    yield* writeImport(given, options.out.value, timeout)
+    const dir = process.cwd()
+    yield* writeImport(given.map((spec) => anchorSpec(spec, dir, existsSync)), options.out.value, timeout)
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+
+/** What an imported server gave, and what its launch spec leaves out. */
+const logImported = (o: Extract<ImportOutcome, { _tag: "imported" }>) =>
+  Effect.gen(function*() {
+    yield* Effect.logInfo(`MCP server "${o.server}": ${o.tools} tools`)
+    for (const s of o.skipped) {
+      yield* Effect.logWarning(`MCP server "${o.server}": tool "${s.tool}" left out: ${s.reason}`)
+    }
+    for (const h of o.unrecordedHeaders) {
+      yield* Effect.logWarning(
+        `MCP server "${o.server}": header ${h} is not recorded in the inventory (only "\${VAR}" values are); ` +
+          "give it with --servers-config when the server is used"
+      )
+    }
+    for (const v of o.unrecordedEnv) {
+      yield* Effect.logWarning(
+        `MCP server "${o.server}": the value of env ${v} is not recorded in the inventory (only its name is); ` +
+          `set $${v} in the environment of later runs (verify, tools import --check) or give --servers-config`
+      )
+    }
+  })
 
 const writeImport = (specs: ReadonlyArray<McpServerSpec>, out: string, timeout: Duration.Duration) =>
   Effect.gen(function*() {
     yield* Effect.logInfo(`importing ${specs.length} MCP server${specs.length === 1 ? "" : "s"}`)
     const result = yield* importInventory(specs, { timeout })
-    for (const o of result.outcomes) {
-      if (o._tag === "imported") {
-        yield* Effect.logInfo(`MCP server "${o.server}": ${o.tools} tools`)
-        for (const s of o.skipped) {
-          yield* Effect.logWarning(`MCP server "${o.server}": tool "${s.tool}" left out: ${s.reason}`)
-        }
-        for (const h of o.unrecordedHeaders) {
-          yield* Effect.logWarning(
-            `MCP server "${o.server}": header ${h} is not recorded in the inventory (only "\${VAR}" values are); ` +
-              "give it with --servers-config when the server is used"
-          )
-        }
-      }
-    }
+    for (const o of result.outcomes) if (o._tag === "imported") yield* logImported(o)
     if (result.inventory !== undefined) {
       const storage = yield* Storage
       const encoded = Schema.encodeSync(InventoryData)(result.inventory)

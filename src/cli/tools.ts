@@ -30,7 +30,9 @@ const importCommand = Command.make(
     serversConfig: serversConfigOption,
     out: Options.file("out").pipe(
       Options.withAlias("o"),
-      Options.withDescription("Inventory file to write (JSON); written atomically. Required unless --check"),
+      Options.withDescription(
+        "Inventory file to write (JSON: the name must end in .json); written atomically. Required unless --check"
+      ),
       Options.optional
     ),
     check: Options.file("check", { exists: "yes" }).pipe(

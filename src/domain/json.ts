@@ -6,3 +6,43 @@
  */
 export const isObject = <V = unknown>(u: unknown): u is Record<string, V> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
+
+/** The index just past the JSON string that starts (with its `"`) at `start`. */
+const stringEnd = (text: string, start: number): number => {
+  let i = start + 1
+  while (i < text.length && text[i] !== "\"") i += text[i] === "\\" ? 2 : 1
+  return i + 1
+}
+
+/** The index just past the `//` or `/* *\/` comment that starts at `start` (undefined: none starts there). */
+const commentEnd = (text: string, start: number): number | undefined => {
+  if (text[start] !== "/") return undefined
+  const close = text[start + 1] === "/" ? "\n" : text[start + 1] === "*" ? "*/" : undefined
+  if (close === undefined) return undefined
+  const at = text.indexOf(close, start + 2)
+  return at === -1 ? text.length : close === "\n" ? at : at + 2
+}
+
+/**
+ * JSON with comments (JSONC, as VS Code reads its settings and `mcp.json`) → JSON: `//` and `/* *\/`
+ * comments outside strings, and a comma before `}` or `]`, become spaces (line breaks stay, so the
+ * positions in a parse error still hold).
+ */
+export const stripJsonc = (text: string): string => {
+  const out = text.split("")
+  let comma = -1 // a comma not yet followed by anything but blanks and comments
+  for (let i = 0; i < text.length;) {
+    const end = commentEnd(text, i)
+    if (end !== undefined) {
+      for (let j = i; j < end; j++) if (out[j] !== "\n") out[j] = " "
+      i = end
+      continue
+    }
+    const c = text[i]!
+    if ((c === "}" || c === "]") && comma !== -1) out[comma] = " "
+    if (c === ",") comma = i
+    else if (!/\s/.test(c)) comma = -1
+    i = c === "\"" ? stringEnd(text, i) : i + 1
+  }
+  return out.join("")
+}

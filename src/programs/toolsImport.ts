@@ -19,7 +19,7 @@ import { Storage } from "../services/Storage.js"
 import type { ToolChange } from "../skyrl/drift.js"
 import { diffInventories } from "../skyrl/drift.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
-import { launchOfSpec, parseServersConfig, unrecordedHeaders } from "../skyrl/serverSpecs.js"
+import { launchOfSpec, parseServersConfig, unrecordedEnv, unrecordedHeaders } from "../skyrl/serverSpecs.js"
 
 export type ImportOutcome =
   | {
@@ -31,6 +31,8 @@ export type ImportOutcome =
     readonly skipped: ReadonlyArray<{ readonly tool: string; readonly reason: string }>
     /** HTTP headers whose value the inventory cannot record (only `${VAR}` references are kept). */
     readonly unrecordedHeaders: ReadonlyArray<string>
+    /** `env` variables whose value the inventory does not record (only `KEY: "${KEY}"` is kept whole). */
+    readonly unrecordedEnv: ReadonlyArray<string>
   }
   | { readonly _tag: "failed"; readonly server: string; readonly target: string; readonly message: string }
 
@@ -89,7 +91,8 @@ const importOne = (
         target,
         tools: tools.length,
         skipped: skipped.map(({ reason, tool }) => ({ tool, reason })),
-        unrecordedHeaders: unrecordedHeaders(spec)
+        unrecordedHeaders: unrecordedHeaders(spec),
+        unrecordedEnv: unrecordedEnv(spec)
       }
     }
   })

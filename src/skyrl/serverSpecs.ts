@@ -13,8 +13,9 @@
  * a shell: no variables, globs or pipes.
  */
 import { Either } from "effect"
+import { isAbsolute, resolve } from "node:path"
 import type { LaunchSpec } from "../domain/inventory.js"
-import { isObject } from "../domain/json.js"
+import { isObject, stripJsonc } from "../domain/json.js"
 import type { McpServerSpec } from "../services/McpClient.js"
 
 /** Splits a command line into words: whitespace separates, '...' is literal, "..." and \ escape. */
@@ -54,7 +55,19 @@ export const splitCommandLine = (text: string): Either.Either<ReadonlyArray<stri
 
 const NAME = /^[A-Za-z0-9_.-]+$/
 const PAIRED_STDIO = /^([A-Za-z0-9_.-]+)=([\s\S]*)$/
-const PAIRED_HTTP = /^([A-Za-z0-9_.-]+)=(https?:\/\/\S+)$/i
+// Any NAME=VALUE: an unnamed URL cannot match (its scheme ends in ":"), and a VALUE that is no
+// http(s) URL is reported as such, not as a bad name.
+const PAIRED_HTTP = /^([A-Za-z0-9_.-]+)=([\s\S]*)$/
+
+/** The one check of a streamable-HTTP server's URL: absolute, http: or https:. */
+const isHttpUrl = (text: string): boolean => {
+  try {
+    const { protocol } = new URL(text)
+    return protocol === "http:" || protocol === "https:"
+  } catch {
+    return false
+  }
+}
 
 interface Pending {
   readonly kind: "stdio" | "http"
@@ -110,16 +123,12 @@ export const pairServerArgs = (
     if (seen.has(name)) return Either.left(`server name "${name}" is given twice`)
     seen.add(name)
     if (p.kind === "http") {
-      let url: URL
-      try {
-        url = new URL(p.value.trim())
-      } catch {
-        return Either.left(`--http for "${name}": not a URL: ${JSON.stringify(p.value)}`)
+      if (!isHttpUrl(p.value.trim())) {
+        return Either.left(
+          `--http for "${name}": not an http(s) URL: ${JSON.stringify(p.value)} (e.g. http://127.0.0.1:3000/mcp)`
+        )
       }
-      if (url.protocol !== "http:" && url.protocol !== "https:") {
-        return Either.left(`--http for "${name}": not an http(s) URL: ${JSON.stringify(p.value)}`)
-      }
-      specs.push({ _tag: "http", name, url: url.toString() })
+      specs.push({ _tag: "http", name, url: new URL(p.value.trim()).toString() })
     } else {
       const words = splitCommandLine(p.value)
       if (Either.isLeft(words)) return Either.left(`--stdio for "${name}": ${words.left}`)
@@ -135,6 +144,9 @@ export const pairServerArgs = (
 // Environment references, launch specs, `mcpServers` config files
 
 const REFERENCE = /\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}/g
+
+/** The variable a value names when it is exactly `${VAR}` or `${env:VAR}` (a value that can be recorded). */
+const referenceOf = (value: string): string | undefined => /^\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value)?.[1]
 
 /**
  * Replaces `${VAR}` and `${env:VAR}` in each value with the variable's value from `env`. Fails naming
@@ -163,8 +175,8 @@ export const launchOfSpec = (spec: McpServerSpec): LaunchSpec => {
   if (spec._tag === "http") {
     const headersEnv: Record<string, string> = {}
     for (const [header, value] of Object.entries(spec.headers ?? {})) {
-      const m = /^\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value)
-      if (m !== null) headersEnv[header] = m[1]!
+      const variable = referenceOf(value)
+      if (variable !== undefined) headersEnv[header] = variable
     }
     return { transport: "http", url: spec.url, headers_env: headersEnv }
   }
@@ -180,9 +192,39 @@ export const launchOfSpec = (spec: McpServerSpec): LaunchSpec => {
 /** Headers of an HTTP spec whose values the inventory cannot record (not a plain `${VAR}`). */
 export const unrecordedHeaders = (spec: McpServerSpec): ReadonlyArray<string> =>
   spec._tag === "http"
-    ? Object.entries(spec.headers ?? {}).filter(([, v]) => !/^\$\{(?:env:)?[A-Za-z_][A-Za-z0-9_]*\}$/.test(v))
-      .map(([h]) => h)
+    ? Object.entries(spec.headers ?? {}).filter(([, v]) => referenceOf(v) === undefined).map(([h]) => h)
     : []
+
+/**
+ * Variables of a stdio spec's `env` whose values the inventory does not record: it keeps the name
+ * only, and a later start reads that variable from the environment, so only `KEY: "${KEY}"` is kept whole.
+ */
+export const unrecordedEnv = (spec: McpServerSpec): ReadonlyArray<string> =>
+  spec._tag === "stdio"
+    ? Object.entries(spec.env ?? {}).filter(([k, v]) => referenceOf(v) !== k).map(([k]) => k)
+    : []
+
+/**
+ * A word of a stdio command line that is a relative path (the value of a `--flag=VALUE` word too): it
+ * is `.` or `..` or starts with `./` or `../`, or it does not start with `-`, is not absolute and names
+ * an existing file or directory in `dir`.
+ */
+const isRelativePath = (word: string, dir: string, exists: (path: string) => boolean): boolean => {
+  const path = word.replace(/^-[^=]*=/, "")
+  if (/^\.\.?(\/|$)/.test(path)) return true
+  return path !== "" && !path.startsWith("-") && !isAbsolute(path) && exists(resolve(dir, path))
+}
+
+/**
+ * A spec as imported from the working directory `dir` (absolute), so that its launch spec starts the
+ * server there again: a stdio spec whose command or args hold a relative path gets `cwd: dir`, and a
+ * relative `cwd` is resolved against `dir`.
+ */
+export const anchorSpec = (spec: McpServerSpec, dir: string, exists: (path: string) => boolean): McpServerSpec => {
+  if (spec._tag === "http") return spec
+  if (spec.cwd !== undefined) return { ...spec, cwd: resolve(dir, spec.cwd) }
+  return [spec.command, ...spec.args].some((w) => isRelativePath(w, dir, exists)) ? { ...spec, cwd: dir } : spec
+}
 
 /** The server spec of an inventory's launch spec: the named variables are read from the environment at start. */
 export const specOfLaunch = (name: string, launch: LaunchSpec): McpServerSpec =>
@@ -218,12 +260,7 @@ const configEntry = (name: string, entry: unknown): Either.Either<McpServerSpec 
     return Either.left("headers: must map names to strings")
   }
   if (typeof entry.url === "string") {
-    try {
-      const url = new URL(entry.url)
-      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error()
-    } catch {
-      return Either.left(`url: not an http(s) URL: ${JSON.stringify(entry.url)}`)
-    }
+    if (!isHttpUrl(entry.url)) return Either.left(`url: not an http(s) URL: ${JSON.stringify(entry.url)}`)
     return Either.right({ _tag: "http", name, url: entry.url, ...(entry.headers ? { headers: entry.headers } : {}) })
   }
   if (typeof entry.command !== "string" || entry.command.trim() === "") {
@@ -246,14 +283,15 @@ const configEntry = (name: string, entry: unknown): Either.Either<McpServerSpec 
 /**
  * Server specs from the `mcpServers` JSON that MCP clients use (Claude Desktop, Cursor; VS Code's
  * `servers` key too): `{"mcpServers": {"fs": {"command", "args", "env", "cwd"}, "docs": {"url",
- * "headers"}}}`. Entries with `"disabled": true` are left out. Errors name the entry.
+ * "headers"}}}`. Comments and trailing commas are allowed (JSONC, as VS Code writes `mcp.json`).
+ * Entries with `"disabled": true` are left out. Errors name the entry.
  */
 export const parseServersConfig = (text: string): Either.Either<ReadonlyArray<McpServerSpec>, string> => {
   let raw: unknown
   try {
-    raw = JSON.parse(text)
+    raw = JSON.parse(stripJsonc(text))
   } catch (e) {
-    return Either.left(`not valid JSON: ${(e as Error).message}`)
+    return Either.left(`not valid JSON (comments and trailing commas allowed): ${(e as Error).message}`)
   }
   const servers = isObject(raw) ? raw.mcpServers ?? raw.servers : undefined
   if (!isObject(servers)) {
