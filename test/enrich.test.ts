@@ -264,6 +264,21 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(calls(server)).toEqual([])
   })
 
+  it("a <tools> block that does not read (broken JSON) rejects its row, named, in both modes", async () => {
+    const input = join(tmp(), "broken.json")
+    const system = "Function signatures are within <tools></tools> XML tags.\n" +
+      "<tools>[{\"name\": \"fmp_get_quote\", \"parameters\": {\"type\": \"dict\",}]</tools>"
+    writeFileSync(input, JSON.stringify([[{ from: "system", value: system }, { from: "human", value: "Quote AAPL." }]]))
+    const server = await fake()
+    for (const mode of [[], ["--inventory-from-prompt"]]) {
+      const r = await enrich([input, "--out", join(tmp(), "o.jsonl"), "--dry-run", ...mode], server)
+      expect(r.stdout + r.stderr).toMatch(
+        /row 0: reject, .*\[0\]\.value: the system message's <tools> block does not read as its tools: it is not valid JSON \(/
+      )
+    }
+    expect(calls(server)).toEqual([])
+  })
+
   it("a second run calls the model 0 times: with --resume, and on its own output", async () => {
     const server = await fake()
     const dir = tmp()

@@ -33,7 +33,7 @@ import type { PlanStep } from "../skyrl/planValidation.js"
 import { parseRecords } from "../skyrl/records.js"
 import { schemaDifferences } from "../skyrl/shownSchemas.js"
 import type { InputFormat, SourcePrompt, ToolsBlock } from "../skyrl/sources.js"
-import { extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
+import { brokenToolsBlock, extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
@@ -262,6 +262,12 @@ export const planEnrichment = (options: PlanOptions) =>
         continue
       }
       const block = source.system === undefined ? undefined : findToolsBlock(source.system)
+      const broken = source.system === undefined ? undefined : brokenToolsBlock(source.system)
+      if (broken !== undefined) {
+        const reason = `the system message's <tools> block does not read as its tools: ${broken}`
+        rejected.push({ index, id: source.id, field: source.systemField ?? "", reason })
+        continue
+      }
       const base = options.baseInventory
       if (base === undefined) {
         if (block === undefined) {

@@ -381,6 +381,26 @@ export const findToolsBlock = (system: string): ToolsBlock | undefined => {
 }
 
 /**
+ * Why a `<tools>` block meant as JSON (its text starts with `[` or `{`) does not read as a list of tools,
+ * when a system message has such a block and no readable one (undefined otherwise). Such a prompt shows the
+ * policy a broken list: it is neither a prompt that lists no tools nor one whose tools can be read.
+ */
+export const brokenToolsBlock = (system: string): string | undefined => {
+  if (findToolsBlock(system) !== undefined) return undefined
+  for (const match of system.matchAll(TOOLS_BLOCK)) {
+    const text = match[1]!.trim()
+    if (!text.startsWith("[") && !text.startsWith("{")) continue
+    try {
+      JSON.parse(text)
+      return "it is JSON, but not a list of tools"
+    } catch (e) {
+      return `it is not valid JSON (${(e as Error).message})`
+    }
+  }
+  return undefined
+}
+
+/**
  * Whether a system message shows the policy its tools: a `<tools>` block, or skyrl's own listing (its
  * tool-call protocol line, e.g. a row `generate` wrote). A message without either lists no tool.
  */
