@@ -173,6 +173,13 @@ describe("skyrl CLI", () => {
       "unknown option"
     )
   })
+  it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", () => {
+    for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
+      const r = runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr).toContain("skyrl: /no/such/inventory.json: cannot read: no such file or directory")
+    }
+  })
   it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", () => {
     expect(logLevelFirst(["generate", "-n", "1", "--out", "g.jsonl", "--log-level", "debug"])).toEqual([
       "--log-level",

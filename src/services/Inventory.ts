@@ -132,7 +132,15 @@ export const loadInventoryFile = (path: string): Effect.Effect<Inv.Inventory, In
   Effect.gen(function*() {
     const storage = yield* Storage
     const text = yield* storage.readText(path).pipe(
-      Effect.mapError((e) => new Inv.InventoryError({ source: path, entry: "", reason: `cannot read: ${e.reason}` }))
+      Effect.mapError((e) =>
+        new Inv.InventoryError({
+          source: path,
+          entry: "",
+          reason: `cannot read: ${e.reason}`,
+          // A file that is not there (SKYRL_INVENTORY naming none): a usage error, as `--inventory` is.
+          ...(/ENOENT|no such file/i.test(e.reason) ? { usage: true } : {})
+        })
+      )
     )
     const inventory = yield* Inv.parseInventoryText(text, path)
     const problem = schemaProblems(inventory)[0]
