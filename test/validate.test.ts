@@ -480,6 +480,17 @@ describe("rows made the old way (test/fixtures/old-way: skyrl before param prove
     expect(ruleOf(checkRows([few], { inventory }), "prompt/plan-leak").examples[0]!.message).toBe(
       "1 distractor offered, at least 3 needed"
     )
+    // A chat log's <tools> block (enrich) shows tools beyond those offered: the policy sees them as
+    // distractors, though they cannot be planned with (not in the inventory, or shown otherwise).
+    const shown = (names: ReadonlyArray<string>) =>
+      edited(few, (r) => {
+        const tools = names.map((name) => ({ name, parameters: { type: "dict", properties: {} } }))
+        r.prompt[0].content = `Use the tools.\n<tools>${JSON.stringify(tools)}</tools>`
+      })
+    const listed = ["fmp_get_quote", "polygon_get_news", "fmp_get_company_profile", "send_email", "web_search"]
+    expect(ruleOf(checkRows([shown(listed)], { inventory }), "prompt/plan-leak").count).toBe(0)
+    expect(ruleOf(checkRows([shown(listed.slice(0, 4))], { inventory }), "prompt/plan-leak").examples[0]!.message)
+      .toBe("2 distractors offered, at least 3 needed")
   })
 })
 

@@ -4,10 +4,12 @@
  * The tools a prompt offers are read from the row's `available_tools`, or, for rows written before that
  * field existed, from the system message (the inventory tools it names, in the order it first names
  * them). A prompt leaks its plan when it lacks a plan tool, lists tools out of the inventory's order (the
- * old rows listed them in plan order), or offers fewer than min(3, available) distractors.
+ * old rows listed them in plan order), or offers fewer than min(3, available) distractors (the tools a
+ * `<tools>` block shows beyond those offered count too: the policy sees them).
  */
 import type { Inventory } from "../domain/inventory.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
+import { findToolsBlock, toolNamesOf } from "./sources.js"
 
 interface ToolRef {
   readonly server: string
@@ -67,6 +69,21 @@ const ranksOf = (inventory: Inventory) => {
 
 const same = (a: ToolRef, b: ToolRef) => a.server === b.server && a.tool === b.tool
 
+/**
+ * Tools a system message's `<tools>` block shows that are neither offered nor in the plan (a chat log's
+ * tools the inventory lacks, or shows otherwise): distractors the policy sees, though not plannable.
+ */
+const shownOnly = (
+  system: string | undefined,
+  offered: ReadonlyArray<ToolRef>,
+  plan: ReadonlyArray<ToolRef>
+): number => {
+  const block = system?.includes("<tools>") === true ? findToolsBlock(system) : undefined
+  if (block === undefined) return 0
+  const known = new Set([...offered, ...plan].map((t) => t.tool))
+  return new Set(toolNamesOf(block).filter((name) => !known.has(name))).size
+}
+
 /** What gives the plan away, or undefined when nothing does. */
 export const planLeak = (inventory: Inventory, input: LeakInput): string | undefined => {
   const known = input.availableTools !== undefined && input.availableTools.length > 0
@@ -102,8 +119,9 @@ export const planLeak = (inventory: Inventory, input: LeakInput): string | undef
   }
   const inInventory = planTools.filter((t) => rankOf(t) !== undefined).length
   const available = rank.size - inInventory
-  const distractors = offered.filter((t) => rankOf(t) !== undefined && !inPlan(t)).length
   const needed = Math.min(MIN_DISTRACTORS, available)
+  let distractors = offered.filter((t) => rankOf(t) !== undefined && !inPlan(t)).length
+  if (distractors < needed) distractors += shownOnly(input.system, offered, planTools)
   if (distractors < needed) {
     problems.push(
       distractors === 0
