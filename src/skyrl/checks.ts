@@ -43,15 +43,17 @@
  *   API field: the policy would be trained to call tools it was never shown.
  * - prompt/literal-not-shown (a warning): a literal param value of the plan (not in the step's derived_params)
  *   that no prompt message states (src/skyrl/literalsShown.ts: a lenient text and number match; the tool's
- *   declared default and enum values pass): the reward matches it exactly, so the policy could only guess it.
+ *   declared default passes): the reward matches it exactly, so the policy could only guess it.
+ * - prompt/special-token (a warning): a message holding a chat-template control token's text (`<|im_end|>`),
+ *   which the model's tokenizer reads as that token.
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
  *   duplicate task ids. duplicate/similar-prompt and duplicate/same-plan (warnings) are listed here but
  *   found by `skyrl validate`'s diversity pass (MinHash, plan signatures), not by this checker.
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
- * (contract/max_turns, plan/complexity, arrow/empty-list, prompt/tools-not-shown,
- * prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
+ * (contract/max_turns, plan/complexity, plan/placeholder, arrow/empty-list, prompt/tools-not-shown,
+ * prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
