@@ -1,7 +1,7 @@
 /**
  * `convertProgram`'s one pass (lines read, parsed and converted batch by batch, then written): the rows and
  * rejects do not depend on how the input is cut into batches or on its form (JSON Lines or a JSON array),
- * and a file of one task is read as one record without a line.
+ * and a file of one task names its line when it is JSON Lines (.jsonl), none when it is one JSON object.
  */
 import { Effect, Layer, Logger } from "effect"
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
@@ -18,7 +18,7 @@ import { validTaskText } from "./support/fakeTasks.js"
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-convert-program-"))
 
 /** Runs convert on `tasks` (written as `name`): the rows' task ids, the rejects and the warnings logged. */
-const convert = async (name: string, text: string, dir = tmp()) => {
+const convert = async (name: string, text: string | Buffer, dir = tmp()) => {
   const tasksFile = join(dir, name)
   writeFileSync(tasksFile, text)
   const out = join(dir, "rows.jsonl")
@@ -85,16 +85,58 @@ describe("convertProgram", () => {
     expect(array.summary.rejected.map((r) => [r.index, r.line, r.field])).toEqual([[16, undefined, "tool_sequence"]])
   })
 
-  it("a file of one task: one record without a line", async () => {
+  it("a file of one task: its line in a .jsonl file (a line of JSON Lines); none in a .json file (one JSON object)", async () => {
     const task = JSON.parse(validTaskText(1, 0).replace("\"limit\":null", "\"limit\":3"))
     const good = await convert("one.jsonl", JSON.stringify(task) + "\n")
     expect(good.summary.written).toBe(1)
-    const dir = tmp()
-    const bad = await convert("one-bad.jsonl", JSON.stringify({ ...task, tool_sequence: [] }) + "\n", dir)
-      .then(() => "converted", (e: unknown) => String(e))
-    expect(bad).toContain("all 1 tasks were rejected")
-    const reject = JSON.parse(readFileSync(join(dir, "rejects.jsonl"), "utf8"))
-    expect([reject.index, reject.field, Object.hasOwn(reject, "line")]).toEqual([0, "tool_sequence", false])
+    const rejectOf = async (name: string) => {
+      const dir = tmp()
+      const bad = await convert(name, "\n" + JSON.stringify({ ...task, tool_sequence: [] }) + "\n", dir)
+        .then(() => "converted", (e: unknown) => String(e))
+      expect(bad).toContain("all 1 tasks were rejected")
+      const reject = JSON.parse(readFileSync(join(dir, "rejects.jsonl"), "utf8"))
+      return [reject.index, reject.field, reject.line]
+    }
+    expect(await rejectOf("one-bad.jsonl")).toEqual([0, "tool_sequence", 2])
+    expect(await rejectOf("one-bad.json")).toEqual([0, "tool_sequence", undefined])
+  })
+
+  it("a line that is not UTF-8 is rejected naming its line and byte offset; a U+FFFD written as UTF-8 converts", async () => {
+    const tasks = [1, 2, 3].map((k) => JSON.parse(validTaskText(k, 0).replace("\"limit\":null", "\"limit\":3")))
+    const first = Buffer.from(JSON.stringify(tasks[0]) + "\n")
+    const latin1 = Buffer.from(
+      JSON.stringify({ ...tasks[1], user_prompt: `${tasks[1].user_prompt} At the café.` }),
+      "latin1"
+    )
+    const kept = `${tasks[2].user_prompt} \uFFFD`
+    const text = Buffer.concat([
+      first,
+      latin1,
+      Buffer.from("\n" + JSON.stringify({ ...tasks[2], user_prompt: kept }) + "\n")
+    ])
+    const { rows, summary, warnings } = await convert("latin1.jsonl", text)
+    expect(summary.written).toBe(2)
+    const at = first.length + latin1.indexOf(0xe9)
+    expect(summary.rejected).toEqual([{
+      index: 1,
+      line: 2,
+      field: "(record)",
+      reason: `line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at} of the file (re-encode it as UTF-8)`
+    }])
+    expect(warnings.join("\n")).toContain("task 1 rejected: (record): line 2 is not valid UTF-8")
+    expect(rows).not.toContain("café")
+    expect(JSON.parse(rows.split("\n")[1]!).prompt[1].content).toContain(kept)
+  })
+
+  it("a null or array task is rejected saying so (not `got object`)", async () => {
+    const { summary } = await convert(
+      "odd.jsonl",
+      `${validTaskText(1, 0).replace("\"limit\":null", "\"limit\":3")}\nnull\n[1]\n`
+    )
+    expect(summary.rejected.map((r) => [r.index, r.field, r.reason])).toEqual([
+      [1, "(task)", "expected an object, got null"],
+      [2, "(task)", "expected an object, got an array"]
+    ])
   })
 
   it("a prompt holding a special token's text converts, with a warning (counting its tokens stopped the run)", async () => {

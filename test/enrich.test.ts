@@ -560,6 +560,28 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(r.stdout).toContain("<<<USER_REQUEST\nGet the AAPL quote.\nUSER_REQUEST>>>")
   }, 30_000)
 
+  it(
+    "--dry-run: a row that is not UTF-8 is rejected naming its line and byte offset; the others are planned",
+    async () => {
+      const server = await fake()
+      const dir = tmp()
+      const file = join(dir, "latin1.jsonl")
+      const good = Buffer.from(
+        JSON.stringify({ id: "a", messages: [{ role: "user", content: "Get the AAPL quote." }] }) + "\n"
+      )
+      const bad = JSON.stringify({ id: "b", messages: [{ role: "user", content: "Get the TSLA quote at the café." }] })
+      writeFileSync(file, Buffer.concat([good, Buffer.from(bad + "\n", "latin1")]))
+      const r = await enrich([file, "--out", join(dir, "rows.jsonl"), "--dry-run"], server)
+      expect(r.status, r.stderr).toBe(0)
+      const at = good.length + bad.indexOf("é")
+      expect(r.stdout).toContain(
+        `row 1: reject, ${file}, row 1: line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at}`
+      )
+      expect(r.stdout).toContain("planned 1, skipped 0, rejected 1")
+    },
+    30_000
+  )
+
   it("--limit N counts planned rows only (skips and rejects before them do not count)", async () => {
     const server = await fake()
     const dir = tmp()

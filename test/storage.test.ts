@@ -10,10 +10,11 @@ import { describe, expect, it } from "vitest"
 import type { InputError } from "../src/domain/errors.js"
 import type { SkyRLRow } from "../src/domain/row.js"
 import { readLogEntries } from "../src/services/durableLog.js"
-import { ByteSink, readBackFrom, Storage, StorageLive } from "../src/services/Storage.js"
+import { ByteSink, lineChunks, readBackFrom, Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { jsonLinesDecoder } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
+import { utf8FaultOf } from "../src/skyrl/utf8.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
 const run = <A, E>(effect: Effect.Effect<A, E, Storage>) => Effect.runPromise(Effect.provide(effect, StorageLive))
@@ -310,6 +311,64 @@ describe("readRows", () => {
     writeFileSync(file, "{\n  \"a\": 1\n}\n")
     const e = await failureOf(file)
     expect([e.row, e.message]).toEqual([0, expect.stringMatching(/row 0: line 1 is not valid JSON/)])
+  })
+})
+
+describe("text that is not UTF-8 (a Latin-1 é, 0xE9)", () => {
+  const latin1 = (text: string) => Buffer.from(text, "latin1")
+  const utf8 = (text: string) => Buffer.from(text, "utf8")
+  // BOM, then lines ending in \r\n, \r and \n, with 2- and 4-byte characters, a U+FFFD written as UTF-8
+  // (EF BF BD: text like any other) and a line holding a raw 0xE9 at byte 10 + 8 + 9 + 8 + 8 + 7 = 50.
+  const bytes = Buffer.concat([
+    utf8("\uFEFFcafé\r\n"),
+    utf8("😀 ok\r"),
+    utf8("\uFFFD kept\n"),
+    utf8("naïve\r\n"),
+    utf8("Zürich\n"),
+    latin1("the café\n"),
+    utf8("{\"a\":1}")
+  ])
+  const good = ["café", "😀 ok", "\uFFFD kept", "naïve", "Zürich", undefined, "{\"a\":1}"]
+  const fault = "line 6 is not valid UTF-8: byte 0xE9 at byte offset 50 of the file (re-encode it as UTF-8)"
+
+  it("lineChunks gives such a line as a fault line with its offset, whatever the read size; the others as text", async () => {
+    const file = join(tmp(), "mixed.txt")
+    writeFileSync(file, bytes)
+    for (const size of [1, 2, 3, 4, 5, 7, 64 * 1024]) {
+      const lines: Array<string> = []
+      for await (const chunk of lineChunks(file, size)) lines.push(...chunk)
+      expect(lines.map((l, i) => utf8FaultOf(l, i + 1) ?? l), `read size ${size}`).toEqual(good.map((g) => g ?? fault))
+    }
+  })
+
+  it("readRows: in .jsonl and .json lines a row of its own naming the line and byte offset; a .json array fails", async () => {
+    const dir = tmp()
+    const lines = [utf8("{\"a\":\"\uFFFD\"}\n"), latin1("{\"a\":\"café\"}\n"), utf8("{\"a\":\"é\"}\n")]
+    for (const name of ["a.jsonl", "a.json"]) {
+      writeFileSync(join(dir, name), Buffer.concat(lines))
+      const back = await run(
+        Effect.flatMap(
+          Storage,
+          (s) =>
+            Stream.runCollect(s.readRows(join(dir, name), { keepUnparsable: true })).pipe(Effect.map(Chunk.toArray))
+        )
+      )
+      expect(back.map((r) => [r.index, r.value, r.unparsable])).toEqual([
+        [0, { a: "\uFFFD" }, undefined],
+        [1, undefined, "line 2 is not valid UTF-8: byte 0xE9 at byte offset 21 of the file (re-encode it as UTF-8)"],
+        [2, { a: "é" }, undefined]
+      ])
+    }
+    writeFileSync(join(dir, "array.json"), Buffer.concat([utf8("[\n"), latin1("{\"a\":\"café\"}\n"), utf8("]\n")]))
+    expect((await failureOf(join(dir, "array.json"))).message).toMatch(
+      /line 2 is not valid UTF-8: byte 0xE9 at byte offset 11/
+    )
+  })
+
+  it("a .json array starting with a BOM is read, as .jsonl and the other readers read it", async () => {
+    const file = join(tmp(), "bom.json")
+    writeFileSync(file, "\uFEFF[{\"a\": 1}, {\"a\": 2}]\n")
+    expect((await run(readAll(file))).map((r) => r.value)).toEqual([{ a: 1 }, { a: 2 }])
   })
 })
 

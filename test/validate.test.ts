@@ -155,6 +155,12 @@ describe("the SkyRL contract", () => {
       (r) => delete r.reward_spec.ground_truth.rubric,
       "contract/schema",
       "reward_spec.ground_truth.rubric"
+    ],
+    [
+      "task_metadata as an object (`skyrl schema row`: JSON text)",
+      (r) => (r.extra_info.task_metadata = JSON.parse(r.extra_info.task_metadata)),
+      "contract/schema",
+      "extra_info.task_metadata"
     ]
   ]
   it("a row skyrl wrote passes every rule", () => {
@@ -346,7 +352,7 @@ describe("the prototype row (test/fixtures/prototype/train_llm.json) against the
   // timespan/from/to/adjusted where the tool wants ticker/start_date/end_date(/frequency); step 5
   // polygon_get_news passes published_after, which the tool does not declare (ticker, limit). Step 4
   // fmp_get_income_statement passes period "quarter" where the enum is annual|quarterly.
-  it("reports its two invalid polygon steps (and the fmp enum), a missing rubric, and its Arrow hazards", async () => {
+  it("reports its two invalid polygon steps (and the fmp enum), a missing rubric, task_metadata as an object, and its Arrow hazards", async () => {
     const exit = await run(validateFiles({ files: [PROTOTYPE], inventory }))
     if (Exit.isFailure(exit)) throw new Error("expected a report")
     const report = exit.value
@@ -359,7 +365,10 @@ describe("the prototype row (test/fixtures/prototype/train_llm.json) against the
     expect(at(4).message).toMatch(/^step 5 polygon\/polygon_get_news: params\.published_after: unknown param/)
     expect(at(3).message).toContain("params.period: must be one of \"annual\", \"quarterly\" (got \"quarter\")")
     expect(params.map((e) => e.field)).toHaveLength(3)
-    expect(ruleOf(report, "contract/schema").examples.map((e) => e.field)).toEqual(["reward_spec.ground_truth.rubric"])
+    expect(ruleOf(report, "contract/schema").examples.map((e) => [e.field, e.message])).toEqual([
+      ["reward_spec.ground_truth.rubric", "is missing"],
+      ["extra_info.task_metadata", "must be JSON text (a string), got an object: write it with JSON.stringify"]
+    ])
     // Arrow: params objects whose keys differ per tool, ISO dates inside them.
     const keySets = ruleOf(report, "arrow/key-sets").examples.map((e) => e.field)
     expect(keySets).toContain("reward_spec.ground_truth.tool_sequence[2].params")
@@ -483,7 +492,7 @@ describe("rows made the old way (test/fixtures/old-way: skyrl before param prove
     // A chat log's <tools> block (enrich) shows tools beyond those offered: the policy sees them as
     // distractors, though they cannot be planned with (not in the inventory, or shown otherwise).
     const shown = (names: ReadonlyArray<string>) =>
-      edited(few, (r) => {
+      edited(few as EncodedRow, (r) => {
         const tools = names.map((name) => ({ name, parameters: { type: "dict", properties: {} } }))
         r.prompt[0].content = `Use the tools.\n<tools>${JSON.stringify(tools)}</tools>`
       })
@@ -839,6 +848,34 @@ describe("CLI exit codes", () => {
     const text = runCli(["validate", file])
     expect(text.status).toBe(1)
     expect(text.stdout).toContain(`${file} row 3 (row): line 5 is not valid JSON`)
+  })
+  it("1 for a line that is not UTF-8 (contract/json naming line and byte offset); a U+FFFD written as UTF-8 passes", () => {
+    const file = join(tmp(), "latin1.jsonl")
+    const kept = edited(rowFor(0), (r) => (r.prompt[1].content += " \uFFFD"))
+    const line = JSON.stringify(edited(rowFor(1), (r) => (r.prompt[1].content += " At the café."))) + "\n"
+    const good = Buffer.from(JSON.stringify(kept) + "\n")
+    writeFileSync(
+      file,
+      Buffer.concat([good, Buffer.from(line, "latin1"), Buffer.from(JSON.stringify(rowFor(2)) + "\n")])
+    )
+    const r = runCli(["validate", file, "--json"])
+    expect(r.status, r.stderr).toBe(1)
+    const report = JSON.parse(r.stdout) as Report
+    expect(report.rows).toBe(3)
+    expect(report.violations).toBe(1)
+    const at = good.length + Buffer.from(line, "latin1").indexOf(0xe9)
+    expect(report.rules.find((x) => x.id === "contract/json")!.examples.map((e) => [e.row, e.message])).toEqual([
+      [1, `line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at} of the file (re-encode it as UTF-8)`]
+    ])
+  })
+  it("0 for a .json array starting with a BOM, as for a .jsonl file with one", () => {
+    const dir = tmp()
+    writeFileSync(join(dir, "bom.json"), "\uFEFF" + JSON.stringify([rowFor(0), rowFor(1)]))
+    writeFileSync(join(dir, "bom.jsonl"), "\uFEFF" + JSON.stringify(rowFor(0)) + "\n")
+    for (const name of ["bom.json", "bom.jsonl"]) {
+      const r = runCli(["validate", join(dir, name)])
+      expect(r.status, r.stderr).toBe(0)
+    }
   })
   it("2 for a file that cannot be read as rows: a broken JSON array, a gzip-compressed file", () => {
     const dir = tmp()

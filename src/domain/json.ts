@@ -46,3 +46,7 @@ export const stripJsonc = (text: string): string => {
   }
   return out.join("")
 }
+
+/** What a JSON value is, for messages such as `expected an object, got null`: null, an array, an object or its typeof. */
+export const describeType = (u: unknown): string =>
+  u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : typeof u

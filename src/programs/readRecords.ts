@@ -2,11 +2,13 @@
  * The records of a JSON / JSON Lines file, as `recordsOf` (src/skyrl/records.ts) reads them, with JSON
  * Lines streamed (`Storage.readLines`, chosen from the first line by `recordsFormatOf`): memory holds the
  * lines in flight, not the file, so a JSON Lines file of any size can be read (one string of the whole
- * file cannot pass V8's limit of ~512 MB). A JSON array or a pretty-printed object is read whole.
+ * file cannot pass V8's limit of ~512 MB). A JSON array or a pretty-printed object is read whole. A record
+ * read from a line of a .jsonl file names its line, even when it is the file's only one.
  */
 import { Chunk, Effect, Option, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { StorageApi } from "../services/Storage.js"
+import { rowFormatOf } from "../services/Storage.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { jsonLinesReader, recordsFormatOf, recordsOf } from "../skyrl/records.js"
 
@@ -20,9 +22,10 @@ export const readRecords = (storage: StorageApi, file: string): Stream.Stream<Re
       const text = yield* Effect.mapError(storage.readText(file), asInput)
       return Stream.fromIterable(yield* recordsOf(text, file))
     }
-    // A file of one JSON object is one record without a line (as recordsOf reads it): the first record
-    // waits until a second one shows the file has several.
+    // A .json file of one JSON object is one record without a line (as recordsOf reads it): its first
+    // record waits until a second one shows the file has several. A .jsonl file's records are its lines.
     const read = jsonLinesReader()
+    const mayBeOneObject = rowFormatOf(file) !== "jsonl"
     let held: RecordResult | undefined
     let count = 0
     return lines.pipe(
@@ -31,12 +34,10 @@ export const readRecords = (storage: StorageApi, file: string): Stream.Stream<Re
         for (const line of chunk) {
           const record = read(line)
           if (record === undefined) continue
-          if (++count === 1) held = record
-          else {
-            if (held !== undefined) records.push(held)
-            held = undefined
-            records.push(record)
-          }
+          if (held !== undefined) records.push(held)
+          held = undefined
+          if (++count === 1 && mayBeOneObject) held = record
+          else records.push(record)
         }
         return Chunk.unsafeFromArray(records)
       }),

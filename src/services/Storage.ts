@@ -20,12 +20,12 @@ import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import { hostname } from "node:os"
 import * as path from "node:path"
-import { StringDecoder } from "node:string_decoder"
 import { crc32 } from "node:zlib"
 import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
+import { decodeUtf8, firstUtf8Fault, utf8FaultOf, withoutBom } from "../skyrl/utf8.js"
 import { SinkWorker } from "./sinkWorker.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
@@ -56,7 +56,8 @@ export interface RowRecord {
   readonly line?: number
   readonly value: unknown
   /**
-   * Why the line is not a row (`readRows` with `keepUnparsable`: a JSON Lines line that is not JSON);
+   * Why the line is not a row (`readRows` with `keepUnparsable`: a JSON Lines line that is not JSON, or
+   * not UTF-8);
    * `value` is then undefined.
    */
   readonly unparsable?: string
@@ -92,6 +93,7 @@ export const forEachLine = (
   })
 
 export interface StorageApi {
+  /** A text file (UTF-8; a line that is not is given as its fault line, see src/skyrl/utf8.ts). */
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
   readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>
   /** `length` bytes of a file from byte `offset` (fewer at its end). */
@@ -136,7 +138,8 @@ export interface StorageApi {
   ) => Effect.Effect<number, StorageError | E>
   /**
    * The lines of a text file, without their line ends (`\n`, `\r\n` or `\r`; a BOM at the start is
-   * dropped), in chunks of many lines (consume with `Stream.runForEachChunk` or the like).
+   * dropped; a line that is not UTF-8 is its fault line, see src/skyrl/utf8.ts), in chunks of many lines
+   * (consume with `Stream.runForEachChunk` or the like).
    */
   readonly readLines: (file: string) => Stream.Stream<string, StorageError>
   /**
@@ -560,7 +563,10 @@ class RowReadFailure extends Error {
   }
 }
 
-/** A JSON Lines line as a row; one that is not JSON is a record saying why with `keep`, else it throws. */
+/**
+ * A JSON Lines line as a row; one that is not JSON (or not UTF-8: a fault line of `decodeUtf8`) is a record
+ * saying why with `keep`, else it throws.
+ */
 const lineRecord = (text: string, index: number, line: number, keep: boolean): RowRecord => {
   try {
     return { index, line, value: JSON.parse(text) }
@@ -568,7 +574,7 @@ const lineRecord = (text: string, index: number, line: number, keep: boolean): R
     if (line === 1 && text.charCodeAt(0) === 0x1f) { // gzip's magic byte
       throw new RowReadFailure(index, "not JSON Lines: it is gzip-compressed; decompress it first (gunzip)")
     }
-    const reason = `line ${line} is not valid JSON: ${(e as Error).message}`
+    const reason = utf8FaultOf(text, line) ?? `line ${line} is not valid JSON: ${(e as Error).message}`
     if (keep) return { index, line, value: undefined, unparsable: reason }
     throw new RowReadFailure(index, reason)
   }
@@ -597,42 +603,57 @@ const splitLines = (text: string): Array<string> => {
 }
 
 /**
+ * The lines of `bytes`, whole lines from byte `offset` of a file (`last`: the rest of the file, which may
+ * end without a line end): decoded by `decodeUtf8` (a line that is not UTF-8 is its fault line), a BOM at
+ * the file's start dropped.
+ */
+const linesOf = (bytes: Buffer, offset: number, last = false): Array<string> => {
+  const decoded = decodeUtf8(bytes, offset)
+  const text = offset === 0 ? withoutBom(decoded) : decoded
+  return last ? (text === "" ? [] : splitLines(text + "\n")) : splitLines(text)
+}
+
+/** The offset of the last line end (\n or \r) of `bytes`, or -1; a \r at the very end is not one. */
+const lastLineEnd = (bytes: Buffer): number => {
+  const end = bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length
+  return end === 0 ? -1 : Math.max(bytes.lastIndexOf(0x0a, end - 1), bytes.lastIndexOf(0x0d, end - 1))
+}
+
+/**
  * The lines of a text file, a read buffer at a time (each yield is the complete lines of one or more
- * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped.
+ * reads). Line ends: `\n`, `\r\n`, or a lone `\r` (as node:readline); a BOM at the start is dropped. Lines
+ * are cut from the bytes, so a line that is not UTF-8 is known with its offset (`linesOf`).
  */
 export async function* lineChunks(file: string, size = READ_BUFFER): AsyncGenerator<Array<string>> {
   const handle = await fs.open(file, "r")
   try {
     const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const
-    const decoder = new StringDecoder("utf8")
     let which = 0
     let next: Promise<{ bytesRead: number }> = handle.read(buffers[0], 0, size, null)
-    let rest = ""
-    let first = true
+    let rest: Array<Buffer> = [] // copies of the bytes of the line not ended yet
+    let offset = 0 // of rest's first byte in the file
     for (;;) {
       const { bytesRead } = await next
-      const current = buffers[which]
-      which = 1 - which
-      // Read ahead into the other buffer while this one is decoded and its lines are used.
-      if (bytesRead > 0) next = handle.read(buffers[which], 0, size, null)
-      let text = rest + (bytesRead === 0 ? decoder.end() : decoder.write(current.subarray(0, bytesRead)))
-      if (first && text.length > 0) {
-        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-        first = false
-      }
       if (bytesRead === 0) {
-        if (text !== "") yield splitLines(text + "\n")
+        const lines = linesOf(Buffer.concat(rest), offset, true)
+        if (lines.length > 0) yield lines
         return
       }
-      // A \r at the very end may be the first half of a \r\n: keep it for the next read.
-      const end = text.endsWith("\r") ? text.length - 1 : text.length
-      const cut = Math.max(text.lastIndexOf("\n", end - 1), text.lastIndexOf("\r", end - 1))
-      if (cut < 0) {
-        rest = text
+      const current = buffers[which].subarray(0, bytesRead)
+      which = 1 - which
+      // Read ahead into the other buffer while this one is decoded and its lines are used.
+      next = handle.read(buffers[which], 0, size, null)
+      const cut = lastLineEnd(current)
+      // A \r held at the end of the rest ends its line when the read after it has no line end.
+      const held = cut < 0 && rest.length > 0 && rest[rest.length - 1]!.at(-1) === 0x0d
+      if (cut < 0 && !held) {
+        rest.push(Buffer.from(current))
         continue
       }
-      rest = text.slice(cut + 1)
-      const lines = splitLines(text.slice(0, cut + 1))
+      const block = Buffer.concat(held ? rest : [...rest, current.subarray(0, cut + 1)])
+      const lines = linesOf(block, offset)
+      offset += block.length
+      rest = [Buffer.from(current.subarray(cut + 1))]
       for (let i = 0; i < lines.length; i += LINE_BATCH) yield lines.slice(i, i + LINE_BATCH)
     }
   } finally {
@@ -667,7 +688,7 @@ async function* jsonLinesRows(file: string, keep: boolean): AsyncGenerator<Reado
 }
 
 async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord> {
-  const text = await fs.readFile(file, "utf8")
+  const text = withoutBom(decodeUtf8(await fs.readFile(file)))
   if (!text.trimStart().startsWith("[")) {
     // Like `datasets`, a .json file may also hold JSON Lines.
     let index = 0
@@ -684,7 +705,7 @@ async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord>
   try {
     rows = JSON.parse(text)
   } catch (e) {
-    throw new RowReadFailure(undefined, `not valid JSON: ${(e as Error).message}`)
+    throw new RowReadFailure(undefined, firstUtf8Fault(text) ?? `not valid JSON: ${(e as Error).message}`)
   }
   for (const [index, value] of (rows as ReadonlyArray<unknown>).entries()) yield { index, value }
 }
@@ -1013,7 +1034,7 @@ const writeRowStreamLive = <E>(
 }
 
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
-  readText: (file) => attempt(file, "read", () => fs.readFile(file, "utf8")),
+  readText: (file) => attempt(file, "read", async () => decodeUtf8(await fs.readFile(file))),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
   readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
   size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),

@@ -59,7 +59,7 @@
 import { Either, Schema } from "effect"
 import type { Inventory } from "../domain/inventory.js"
 import { findTool, PROMPT_SERVER } from "../domain/inventory.js"
-import { isObject } from "../domain/json.js"
+import { describeType, isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
@@ -85,7 +85,8 @@ export type Severity = "error" | "warning"
 export const RULES = [
   {
     id: "contract/json",
-    title: "each line of a JSON Lines file is one JSON value (datasets.load_dataset fails on the file otherwise)"
+    title:
+      "each line of a JSON Lines file is one JSON value in UTF-8 (datasets.load_dataset fails on the file otherwise)"
   },
   { id: "contract/prompt", title: "prompt: system/user roles only, one user message last, trimmed non-empty content" },
   { id: "contract/env_class", title: `env_class is ${ENV_CLASS}` },
@@ -332,31 +333,16 @@ export const normalizeForDuplicates = (text: string): string =>
   text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
 
 const encodeForSchema = (row: Json): Json => {
-  // Accept params/task_metadata as objects (an older layout) for the schema check; Arrow hazards of that
-  // layout are reported by the arrow/* rules.
+  // Accept params as objects (an older layout) for the schema check; Arrow hazards of that layout are
+  // reported by the arrow/* rules. `task_metadata` must be JSON text, as `skyrl schema row` says.
   const rs = row.reward_spec
   const gt = isObject(rs) ? rs.ground_truth : undefined
   const steps = isObject(gt) ? gt.tool_sequence : undefined
-  const extra = row.extra_info
-  return {
-    ...row,
-    ...(isObject(rs) && isObject(gt) && Array.isArray(steps)
-      ? {
-        reward_spec: {
-          ...rs,
-          ground_truth: {
-            ...gt,
-            tool_sequence: steps.map((s) =>
-              isObject(s) && isObject(s.params) ? { ...s, params: JSON.stringify(s.params) } : s
-            )
-          }
-        }
-      }
-      : {}),
-    ...(isObject(extra) && isObject(extra.task_metadata)
-      ? { extra_info: { ...extra, task_metadata: JSON.stringify(extra.task_metadata) } }
-      : {})
-  }
+  if (!(isObject(rs) && isObject(gt) && Array.isArray(steps))) return row
+  const toolSequence = steps.map((s) =>
+    isObject(s) && isObject(s.params) ? { ...s, params: JSON.stringify(s.params) } : s
+  )
+  return { ...row, reward_spec: { ...rs, ground_truth: { ...gt, tool_sequence: toolSequence } } }
 }
 
 const decodeRowSchema = Schema.decodeUnknownEither(SkyRLRow)
@@ -371,6 +357,14 @@ const metadataOf = (row: Json): unknown => {
   } catch {
     return undefined
   }
+}
+
+/** A schema issue's message; `task_metadata` as an object is named so, not printed whole. */
+const schemaMessage = (row: Json, issue: { readonly path: string; readonly message: string }): string => {
+  const metadata = isObject(row.extra_info) ? row.extra_info.task_metadata : undefined
+  return issue.path === "extra_info.task_metadata" && typeof metadata === "object" && metadata !== null
+    ? `must be JSON text (a string), got ${describeType(metadata)}: write it with JSON.stringify`
+    : issue.message
 }
 
 /** Fields the contract/* rules already judge: schema issues under them are not repeated. */
@@ -1142,7 +1136,7 @@ export class DatasetChecker {
       if (COVERED.some((c) => issue.path === c || issue.path.startsWith(`${c}.`) || issue.path.startsWith(`${c}[`))) {
         continue
       }
-      this.find("contract/schema", issue.path === "" ? "(row)" : issue.path, issue.message)
+      this.find("contract/schema", issue.path === "" ? "(row)" : issue.path, schemaMessage(row, issue))
     }
   }
 

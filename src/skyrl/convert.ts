@@ -24,7 +24,7 @@ import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
 import type { Inventory, InventoryTool } from "../domain/inventory.js"
 import { findTool } from "../domain/inventory.js"
-import { isObject } from "../domain/json.js"
+import { describeType, isObject } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
 import type { AvailableTool, SystemPromptOrigin } from "../domain/row.js"
 import {
@@ -220,7 +220,7 @@ const decodeTaskByHand = (input: Record<string, unknown>): Task | undefined => {
 
 /** Decodes an unknown value (one element of a tasks file, or a model answer) into a `Task`. */
 export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> => {
-  if (!isObject(raw)) return fail("(task)", `expected an object, got ${Array.isArray(raw) ? "an array" : typeof raw}`)
+  if (!isObject(raw)) return fail("(task)", `expected an object, got ${describeType(raw)}`)
   const input = normalizeTaskInput(raw)
   if (input.messages === undefined) {
     if (input.user_prompt === undefined || input.user_prompt === null) return fail("user_prompt", "is missing")
@@ -243,7 +243,7 @@ export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> =
     if (!isObject(step.params)) {
       return fail(
         `${at}.params`,
-        `must be an object, got ${Array.isArray(step.params) ? "an array" : typeof step.params}`
+        `must be an object, got ${describeType(step.params)}`
       )
     }
   }

@@ -1,10 +1,11 @@
 /**
  * Reading records from JSON / JSONL text: a top-level array, a single object, or one JSON value per line.
- * A line that is not JSON becomes a per-record error (the run goes on); text that is neither form is a
- * file-level error. Pure: the caller reads the file.
+ * A line that is not JSON (or not UTF-8: src/skyrl/utf8.ts) becomes a per-record error (the run goes on);
+ * text that is neither form is a file-level error. Pure: the caller reads the file.
  */
 import { Either } from "effect"
 import { InputError } from "../domain/errors.js"
+import { firstUtf8Fault, isUtf8Fault, utf8FaultOf, withoutBom } from "./utf8.js"
 
 export type RecordResult =
   | { readonly _tag: "Record"; readonly index: number; readonly line?: number; readonly value: unknown }
@@ -29,8 +30,7 @@ export const parseRecords = (text: string, file: string): Either.Either<Readonly
  * is iterated, so a large file never has all its records in memory at once.
  */
 export const recordsOf = (text: string, file: string): Either.Either<Iterable<RecordResult>, InputError> => {
-  // A BOM is dropped without copying the text otherwise (`replace` copies even when nothing matches).
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+  const body = withoutBom(text)
   const trimmed = body.trimStart()
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   if (trimmed.startsWith("[")) {
@@ -43,7 +43,7 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
       }
       return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
     } catch (e) {
-      return Either.left(new InputError({ file, reason: `not valid JSON: ${describe(e)}` }))
+      return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
     }
   }
   if (trimmed.startsWith("{")) {
@@ -52,7 +52,7 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
     } catch {
       // Not one object: read it as JSON Lines below.
     }
-  } else {
+  } else if (!isUtf8Fault(trimmed)) {
     return Either.left(notJson(file, trimmed))
   }
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
@@ -84,7 +84,8 @@ export const jsonLinesReader = () => {
     try {
       return { _tag: "Record", index: at, line: lineNo, value: JSON.parse(line) as unknown }
     } catch (e) {
-      return { _tag: "Unparsable", index: at, line: lineNo, reason: `line ${lineNo} is not valid JSON: ${describe(e)}` }
+      const reason = utf8FaultOf(line, lineNo) ?? `line ${lineNo} is not valid JSON: ${describe(e)}`
+      return { _tag: "Unparsable", index: at, line: lineNo, reason }
     }
   }
 }
@@ -100,6 +101,7 @@ export const recordsFormatOf = (
   const head = firstLine?.trim() ?? ""
   if (head === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   if (head.startsWith("[")) return Either.right("whole")
+  if (isUtf8Fault(head)) return Either.right("lines")
   if (!head.startsWith("{")) return Either.left(notJson(file, head))
   try {
     JSON.parse(head)

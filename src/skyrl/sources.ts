@@ -22,7 +22,7 @@
  * prompt's own tool catalogue.
  */
 import { Either } from "effect"
-import { isObject } from "../domain/json.js"
+import { describeType, isObject } from "../domain/json.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
 
 export const INPUT_FORMATS = ["skyrl", "sharegpt", "openai"] as const
@@ -77,9 +77,6 @@ export interface SourcePrompt {
 export type SourceRow = SourcePrompt | { readonly _tag: "Invalid"; readonly id: string | undefined } & SourceProblem
 
 type Json = Record<string, unknown>
-
-const describeType = (u: unknown): string =>
-  u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "object" ? "an object" : typeof u
 
 // ---------------------------------------------------------------------------------------------
 // Detection

@@ -74,7 +74,8 @@ const FILE_CASES: ReadonlyArray<FileCase> = [
     file: () => corpus("wrong-top-level.json"),
     reason: /object|array|first character/
   },
-  { name: "binary garbage", file: () => gen("garbage.jsonl"), reason: /not (valid )?JSON/ },
+  // Not UTF-8 from its first byte: each line is a row that is not UTF-8, named so (src/skyrl/utf8.ts).
+  { name: "binary garbage", file: () => gen("garbage.jsonl"), reason: /not (valid )?(JSON|UTF-8)/ },
   { name: "a directory instead of a file", file: () => gen("a-directory.jsonl"), reason: /regular file|directory/ }
 ]
 

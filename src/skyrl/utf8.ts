@@ -1,0 +1,75 @@
+/**
+ * Decoding the bytes skyrl reads: UTF-8 only, never silently repaired. A decoder replaces a byte that is not
+ * UTF-8 (a Latin-1 `é`, 0xE9) by U+FFFD, so a row would hold text the file does not, and `datasets` fails
+ * on that line while training. `decodeUtf8` gives such a line as a fault line instead: U+DC00 (a lone
+ * surrogate, which no decoded text holds) and where its first bad byte is; the line readers report it
+ * (`utf8FaultOf`) where they would report a line that is not JSON. A U+FFFD the file holds as UTF-8 (EF BF
+ * BD) is text like any other. Pure.
+ */
+import { isUtf8 } from "node:buffer"
+
+const FAULT = "\uDC00"
+
+/** The offset of the first byte of `bytes` that does not start a valid UTF-8 sequence, or -1. */
+export const firstInvalidByte = (bytes: Uint8Array): number => {
+  for (let i = 0; i < bytes.length;) {
+    const c = bytes[i]!
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1
+    if (n < 0) return i
+    // The second byte's range excludes overlong forms, surrogates and code points above U+10FFFF.
+    const low = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80
+    const high = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf
+    for (let k = 1; k <= n; k++) {
+      const b = bytes[i + k]
+      if (b === undefined || b < (k === 1 ? low : 0x80) || b > (k === 1 ? high : 0xbf)) return i
+    }
+    i += n + 1
+  }
+  return -1
+}
+
+/**
+ * A line's bytes as text, or its fault line when they are not UTF-8 (`offset`: the line's in the file). A
+ * line starting with gzip's magic bytes is decoded as it is: the readers name a gzip-compressed file so.
+ */
+const lineText = (line: Buffer, offset: number): string => {
+  const at = line[0] === 0x1f && line[1] === 0x8b ? -1 : firstInvalidByte(line)
+  if (at < 0) return line.toString("utf8")
+  const hex = line[at]!.toString(16).toUpperCase().padStart(2, "0")
+  return `${FAULT}byte 0x${hex} at byte offset ${offset + at} of the file (re-encode it as UTF-8)`
+}
+
+/**
+ * `bytes` (whole lines of a file, from byte `offset`) as text; when they are not all UTF-8 (one `isUtf8`
+ * pass), each line that is not is its fault line, its line end kept.
+ */
+export const decodeUtf8 = (bytes: Buffer, offset = 0): string => {
+  if (isUtf8(bytes)) return bytes.toString("utf8")
+  let text = ""
+  for (let start = 0; start <= bytes.length;) {
+    let end = start
+    while (end < bytes.length && bytes[end] !== 0x0a && bytes[end] !== 0x0d) end++
+    text += lineText(bytes.subarray(start, end), offset + start)
+    if (end < bytes.length) text += String.fromCharCode(bytes[end]!)
+    start = end + 1
+  }
+  return text
+}
+
+/** Whether a line (trimmed or not) is a fault line of `decodeUtf8`. */
+export const isUtf8Fault = (line: string): boolean => line.trimStart().startsWith(FAULT)
+
+/** Why line `line` (1-based) is not read, when `text` is a fault line of `decodeUtf8`. */
+export const utf8FaultOf = (text: string, line: number): string | undefined =>
+  isUtf8Fault(text) ? `line ${line} is not valid UTF-8: ${text.trimStart().slice(FAULT.length)}` : undefined
+
+/** The first fault line of a whole text (a JSON file read whole), as `utf8FaultOf` says it. */
+export const firstUtf8Fault = (text: string): string | undefined => {
+  if (!text.includes(FAULT)) return undefined
+  const lines = text.split(/\r\n|\n|\r/)
+  const at = lines.findIndex(isUtf8Fault)
+  return at < 0 ? undefined : utf8FaultOf(lines[at]!, at + 1)
+}
+
+/** `text` without a leading BOM (U+FEFF), not copied when it has none. */
+export const withoutBom = (text: string): string => text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
