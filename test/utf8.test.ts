@@ -1,8 +1,14 @@
 /** src/skyrl/utf8.ts: the UTF-8 validator that locates a bad byte agrees with Node's `isUtf8` on any bytes. */
 import fc from "fast-check"
 import { isUtf8 } from "node:buffer"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
+import { DEFAULT_INVENTORY } from "../src/cli/paths.js"
 import { decodeUtf8, firstInvalidByte, firstUtf8Fault, utf8FaultOf } from "../src/skyrl/utf8.js"
+import { runCli } from "./support/cli.js"
+import { validTaskText } from "./support/fakeTasks.js"
 
 describe("utf8", () => {
   it("firstInvalidByte is -1 exactly when isUtf8 says yes, and the bytes before it are UTF-8", () => {
@@ -32,5 +38,51 @@ describe("utf8", () => {
     ])
     expect(firstUtf8Fault(text)).toBe(utf8FaultOf(lines[1]!, 2))
     expect(firstUtf8Fault("ok\n")).toBeUndefined()
+  })
+})
+
+describe("files that are not UTF-8, by how they are read (the built CLI)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "skyrl-utf8-"))
+  /** `text` with its first "é" as the Latin-1 byte 0xE9. */
+  const latin1 = (text: string) => {
+    const at = Buffer.from(text.slice(0, text.indexOf("é")), "utf8").length
+    return Buffer.concat([
+      Buffer.from(text.slice(0, text.indexOf("é"))),
+      Buffer.from([0xe9]),
+      Buffer.from(text.slice(at + 1))
+    ])
+  }
+  const task = (k: number) => JSON.parse(validTaskText(k, 0).replace("\"limit\":null", "\"limit\":3"))
+
+  it("a one-line JSON array: unreadable, naming line 1 and the byte (it was read as JSON Lines)", () => {
+    const tasks = [task(1), { ...task(2), user_prompt: `${task(2).user_prompt} at the café` }, task(3)]
+    const file = join(dir, "min.json")
+    writeFileSync(file, latin1(JSON.stringify(tasks)))
+    // convert: exit 1, as for any tasks file that is not JSON; validate: 2, an unreadable file.
+    const c = runCli(["convert", file, "--out", join(dir, "min-out.jsonl")])
+    expect(c.status).toBe(1)
+    expect(c.stderr).toMatch(/min\.json: line 1 is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
+    expect(existsSync(join(dir, "min-out.jsonl.rejects.jsonl"))).toBe(false)
+    const v = runCli(["validate", file])
+    expect(v.status).toBe(2)
+    expect(v.stderr).toMatch(/line 1 is not valid UTF-8: byte 0xE9/)
+  })
+
+  it("one pretty-printed object: unreadable, naming its line (it became one reject per line)", () => {
+    const file = join(dir, "pretty.json")
+    writeFileSync(file, latin1(JSON.stringify({ ...task(1), user_prompt: "Quote AAPL at the café." }, null, 2)))
+    const c = runCli(["convert", file, "--out", join(dir, "pretty-out.jsonl")])
+    expect(c.status).toBe(1)
+    expect(c.stderr).toMatch(/line 3 is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
+    expect(existsSync(join(dir, "pretty-out.jsonl.rejects.jsonl"))).toBe(false)
+  })
+
+  it("an inventory: refused naming the line and byte, not a JSON position in text it never held", () => {
+    const inventory = readFileSync(DEFAULT_INVENTORY, "utf8").replace("Get real-time", "Get café real-time")
+    const file = join(dir, "inv.json")
+    writeFileSync(file, latin1(inventory))
+    const r = runCli(["tools", "list", "--inventory", file])
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/inv\.json: line \d+ is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
   })
 })

@@ -25,7 +25,7 @@ import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
-import { decodeUtf8, firstUtf8Fault, utf8FaultOf, withoutBom } from "../skyrl/utf8.js"
+import { decodeUtf8, firstUtf8Fault, leadOf, utf8FaultOf, withoutBom } from "../skyrl/utf8.js"
 import { SinkWorker } from "./sinkWorker.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
@@ -689,7 +689,7 @@ async function* jsonLinesRows(file: string, keep: boolean): AsyncGenerator<Reado
 
 async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord> {
   const text = withoutBom(decodeUtf8(await fs.readFile(file)))
-  if (!text.trimStart().startsWith("[")) {
+  if (leadOf(text) !== "[") {
     // Like `datasets`, a .json file may also hold JSON Lines.
     let index = 0
     let line = 0

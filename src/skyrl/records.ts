@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import { InputError } from "../domain/errors.js"
-import { firstUtf8Fault, isUtf8Fault, utf8FaultOf, withoutBom } from "./utf8.js"
+import { firstUtf8Fault, isUtf8Fault, leadOf, utf8FaultOf, withoutBom } from "./utf8.js"
 
 export type RecordResult =
   | { readonly _tag: "Record"; readonly index: number; readonly line?: number; readonly value: unknown }
@@ -33,7 +33,8 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   const body = withoutBom(text)
   const trimmed = body.trimStart()
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
-  if (trimmed.startsWith("[")) {
+  const lead = leadOf(trimmed)
+  if (lead === "[") {
     try {
       const value: unknown = JSON.parse(body)
       if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
@@ -46,16 +47,32 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
       return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
     }
   }
-  if (trimmed.startsWith("{")) {
+  if (lead === "{") {
     try {
       return Either.right([{ _tag: "Record" as const, index: 0, value: JSON.parse(body) as unknown }])
     } catch {
-      // Not one object: read it as JSON Lines below.
+      // Not one object: read it as JSON Lines below, unless it is one pretty-printed object (its first line
+      // no JSON value of its own) holding a line that is not UTF-8: the file is then unreadable, as an array.
+      const fault = firstUtf8Fault(body)
+      if (fault !== undefined && !isJsonLine(trimmed.split("\n", 1)[0]!)) {
+        return Either.left(new InputError({ file, reason: fault }))
+      }
     }
   } else if (!isUtf8Fault(trimmed)) {
     return Either.left(notJson(file, trimmed))
   }
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
+}
+
+/** A JSON Lines line: a JSON value, or a line that is not UTF-8 (a row of its own). */
+const isJsonLine = (line: string): boolean => {
+  if (isUtf8Fault(line)) return true
+  try {
+    JSON.parse(line)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function* jsonLines(body: string): Generator<RecordResult> {
@@ -100,7 +117,7 @@ export const recordsFormatOf = (
 ): Either.Either<"lines" | "whole", InputError> => {
   const head = firstLine?.trim() ?? ""
   if (head === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
-  if (head.startsWith("[")) return Either.right("whole")
+  if (leadOf(head) === "[") return Either.right("whole")
   if (isUtf8Fault(head)) return Either.right("lines")
   if (!head.startsWith("{")) return Either.left(notJson(file, head))
   try {

@@ -17,6 +17,7 @@ import { isAbsolute, resolve } from "node:path"
 import type { LaunchSpec } from "../domain/inventory.js"
 import { isObject, stripJsonc } from "../domain/json.js"
 import type { McpServerSpec } from "../services/McpClient.js"
+import { firstUtf8Fault } from "./utf8.js"
 
 /** Splits a command line into words: whitespace separates, '...' is literal, "..." and \ escape. */
 export const splitCommandLine = (text: string): Either.Either<ReadonlyArray<string>, string> => {
@@ -291,7 +292,9 @@ export const parseServersConfig = (text: string): Either.Either<ReadonlyArray<Mc
   try {
     raw = JSON.parse(stripJsonc(text))
   } catch (e) {
-    return Either.left(`not valid JSON (comments and trailing commas allowed): ${(e as Error).message}`)
+    return Either.left(
+      firstUtf8Fault(text) ?? `not valid JSON (comments and trailing commas allowed): ${(e as Error).message}`
+    )
   }
   const servers = isObject(raw) ? raw.mcpServers ?? raw.servers : undefined
   if (!isObject(servers)) {

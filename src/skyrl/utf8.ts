@@ -36,7 +36,11 @@ const lineText = (line: Buffer, offset: number): string => {
   const at = line[0] === 0x1f && line[1] === 0x8b ? -1 : firstInvalidByte(line)
   if (at < 0) return line.toString("utf8")
   const hex = line[at]!.toString(16).toUpperCase().padStart(2, "0")
-  return `${FAULT}byte 0x${hex} at byte offset ${offset + at} of the file (re-encode it as UTF-8)`
+  // After the mark, the line's first non-blank byte when it is printable ASCII (` ` otherwise): what tells
+  // a JSON array (`[`) from JSON Lines (`leadOf`).
+  const first = line.find((b) => b !== 0x20 && b !== 0x09)
+  const lead = first !== undefined && first > 0x20 && first < 0x7f ? String.fromCharCode(first) : " "
+  return `${FAULT}${lead}byte 0x${hex} at byte offset ${offset + at} of the file (re-encode it as UTF-8)`
 }
 
 /**
@@ -61,7 +65,16 @@ export const isUtf8Fault = (line: string): boolean => line.trimStart().startsWit
 
 /** Why line `line` (1-based) is not read, when `text` is a fault line of `decodeUtf8`. */
 export const utf8FaultOf = (text: string, line: number): string | undefined =>
-  isUtf8Fault(text) ? `line ${line} is not valid UTF-8: ${text.trimStart().slice(FAULT.length)}` : undefined
+  isUtf8Fault(text) ? `line ${line} is not valid UTF-8: ${text.trimStart().slice(FAULT.length + 1)}` : undefined
+
+/**
+ * The first non-blank character of a text as its file has it (a fault line's too), "" when none: `[` for a
+ * JSON array, whether or not its first line is UTF-8.
+ */
+export const leadOf = (text: string): string => {
+  const trimmed = text.trimStart()
+  return trimmed.startsWith(FAULT) ? trimmed.charAt(FAULT.length).trim() : trimmed.charAt(0)
+}
 
 /** The first fault line of a whole text (a JSON file read whole), as `utf8FaultOf` says it. */
 export const firstUtf8Fault = (text: string): string | undefined => {

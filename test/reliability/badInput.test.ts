@@ -287,7 +287,12 @@ describe("an inventory with problems, for every command that takes --inventory",
     },
     { name: "not JSON", file: () => corpus("not-json.jsonl"), field: "", reason: /not valid JSON/ },
     { name: "truncated JSON", file: () => corpus("truncated.json"), field: "", reason: /not valid JSON/ },
-    { name: "binary garbage", file: () => gen("garbage.json"), field: "", reason: /not valid JSON/ },
+    {
+      name: "binary garbage",
+      file: () => gen("garbage.json"),
+      field: "",
+      reason: /line 1 is not valid UTF-8: byte 0x[0-9A-F]{2} at byte offset/
+    },
     { name: "a directory", file: () => gen("a-directory.jsonl"), field: "", reason: /regular file|directory/ }
   ]
   for (const c of INVENTORY_CASES) {
