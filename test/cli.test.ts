@@ -177,7 +177,7 @@ describe("skyrl CLI", () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
       const r = runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })
       expect(r.status, r.stderr).toBe(2)
-      expect(r.stderr).toContain("skyrl: /no/such/inventory.json: cannot read: no such file or directory")
+      expect(r.stderr).toContain("skyrl: (Invalid data at SKYRL_INVENTORY: \"no such file: /no/such/inventory.json\")")
     }
   })
   it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", () => {
@@ -190,6 +190,8 @@ describe("skyrl CLI", () => {
       "--out",
       "g.jsonl"
     ])
+    // Without a value it stays (moved, it took the subcommand as its value).
+    expect(logLevelFirst(["validate", "f.jsonl", "--log-level"])).toEqual(["validate", "f.jsonl", "--log-level"])
     expect(logLevelFirst(["tools", "list", "--log-level=debug", "--", "--log-level"])).toEqual([
       "--log-level=debug",
       "tools",

@@ -252,14 +252,24 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     writeFileSync(
       input,
       JSON.stringify([[
-        { from: "system", value: `You call tools.\n<tools>${JSON.stringify([news])}</tools>` },
+        // Listed twice, beside an entry no inventory reads (each entry is read on its own: one that does not
+        // read once turned the whole check off), and a quote tool whose schema does not read.
+        {
+          from: "system",
+          value: `You call tools.\n<tools>${
+            JSON.stringify([news, news, { name: "weird", parameters: { type: "string" } }, {
+              name: "fmp_get_quote",
+              parameters: "symbol"
+            }])
+          }</tools>`
+        },
         { from: "human", value: "Show me the latest news for TSLA please." }
       ]])
     )
     const server = await fake()
     const r = await enrich([input, "--out", join(tmp(), "o.jsonl"), "--dry-run"], server)
     expect(r.stdout + r.stderr).toMatch(
-      /row 0: reject, .*: the system message shows the inventory's tools it lists with other schemas \(fmp_get_stock_news: params symbol shown, limit, tickers in the inventory\): a plan would teach params the prompt never shows; use --inventory-from-prompt .*, or --allow-schema-mismatch/
+      /row 0: reject, .*: the system message shows the inventory's tools it lists with other schemas \(fmp_get_stock_news: params symbol shown, limit, tickers in the inventory; fmp_get_quote: its shown schema does not read \(.*\)\): a plan would teach params the prompt never shows; use --inventory-from-prompt .*, or --allow-schema-mismatch/
     )
     expect(calls(server)).toEqual([])
   })
@@ -276,6 +286,13 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
         /row 0: reject, .*\[0\]\.value: the system message's <tools> block does not read as its tools: it is not valid JSON \(/
       )
     }
+    // An empty list lists no tools: skyrl's listing is added (it is not a broken block).
+    writeFileSync(
+      input,
+      JSON.stringify([[{ from: "system", value: "Tools: <tools>[]</tools>" }, { from: "human", value: "Quote AAPL." }]])
+    )
+    const empty = await enrich([input, "--out", join(tmp(), "o.jsonl"), "--dry-run"], server)
+    expect(empty.stdout + empty.stderr).toMatch(/row 0: plan \(/)
     expect(calls(server)).toEqual([])
   })
 

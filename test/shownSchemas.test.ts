@@ -32,6 +32,7 @@ describe("schemaDifferences", () => {
       }),
       inventory
     )).toEqual([])
+    expect(schemaDifferences(shown((s) => (s.properties.period.enum = ["quarterly", "annual"])), inventory)).toEqual([])
   })
 
   it("names each difference a plan depends on", () => {

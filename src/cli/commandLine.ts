@@ -140,7 +140,8 @@ export const fullUsage = (command: { readonly descriptor: unknown }, args: Reado
 export const logLevelFirst = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
   const end = args.includes("--") ? args.indexOf("--") : args.length
   const at = args.findIndex((a, i) => i < end && (a === "--log-level" || a.startsWith("--log-level=")))
-  if (at <= 0) return args
-  const width = args[at] === "--log-level" && at + 1 < end ? 2 : 1
+  // Left where it is without a value (last, or before `--`): @effect/cli then names it as the problem.
+  if (at <= 0 || (args[at] === "--log-level" && at + 1 >= end)) return args
+  const width = args[at] === "--log-level" ? 2 : 1
   return [...args.slice(at, at + width), ...args.slice(0, at), ...args.slice(at + width)]
 }

@@ -1,6 +1,7 @@
 /** Options shared by several commands, so the same flag means the same thing everywhere. */
 import { Options } from "@effect/cli"
-import { Config, Effect, Option } from "effect"
+import { Config, ConfigError, Effect, Either, Option } from "effect"
+import { existsSync } from "node:fs"
 import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 import { SettingsError } from "../domain/run.js"
 import { isIsoDay } from "../domain/task.js"
@@ -56,7 +57,14 @@ export const outOption = Options.file("out").pipe(
 
 export const inventoryOption = Options.file("inventory", { exists: "yes" }).pipe(
   Options.withDescription("Tool inventory file (default: the bundled finance MCP inventory in data/)"),
-  Options.withFallbackConfig(Config.string("SKYRL_INVENTORY")),
+  // The variable's file must exist as the flag's must (a usage error, exit 2, before anything runs).
+  Options.withFallbackConfig(
+    Config.string("SKYRL_INVENTORY").pipe(
+      Config.mapOrFail((file) =>
+        existsSync(file) ? Either.right(file) : Either.left(ConfigError.InvalidData([], `no such file: ${file}`))
+      )
+    )
+  ),
   Options.optional
 )
 

@@ -161,28 +161,56 @@ const overBudgetUnlisted = (source: SourcePrompt, budget: number | undefined): s
       "(raise it, or keep the message as it is with --keep-system-message)"
 }
 
-/** A `<tools>` block's tools as an inventory would read them (Hermes `dict` schemas normalized), by text. */
-const shownToolsCache = new Map<string, ReadonlyArray<Inv.InventoryTool>>()
+/** A `<tools>` entry as an inventory reads it (Hermes `dict` schemas normalized), or why it does not read. */
+type ShownTool =
+  & { readonly name: string }
+  & (
+    | { readonly schema: Inv.InventoryTool["inputSchema"] }
+    | { readonly problem: string }
+  )
 
-/**
- * The inventory tools a `<tools>` block lists with another schema than the inventory's, by name, with how
- * they differ (src/skyrl/shownSchemas.ts). A block that does not read as tools conflicts with nothing.
- */
-const shownConflicts = (block: ToolsBlock, inventory: Inv.Inventory): Map<string, ReadonlyArray<string>> => {
+/** The entries of `<tools>` blocks, each read on its own (one that does not read spoils no other), by text. */
+const shownToolsCache = new Map<string, ReadonlyArray<ShownTool>>()
+
+const shownToolsOf = (block: ToolsBlock): ReadonlyArray<ShownTool> => {
   const key = JSON.stringify(block.tools)
   let shown = shownToolsCache.get(key)
   if (shown === undefined) {
-    const decoded = Inv.decodeInventory({ servers: [{ name: PROMPT_SERVER, tools: block.tools }] }, "<tools> block")
-    shown = Either.isRight(decoded) ? decoded.right.servers[0]?.tools ?? [] : []
+    shown = block.tools.flatMap((entry): Array<ShownTool> => {
+      const name = toolNamesOf({ ...block, tools: [entry] })[0]
+      if (name === undefined) return []
+      const decoded = Inv.decodeInventory({ servers: [{ name: PROMPT_SERVER, tools: [entry] }] }, "<tools> block")
+      const tool = Either.isRight(decoded) ? decoded.right.servers[0]?.tools[0] : undefined
+      return [
+        tool !== undefined
+          ? { name, schema: tool.inputSchema }
+          : { name, problem: Either.isLeft(decoded) ? decoded.left.reason : "no tool" }
+      ]
+    })
     if (shownToolsCache.size >= 256) shownToolsCache.clear()
     shownToolsCache.set(key, shown)
   }
-  const out = new Map<string, ReadonlyArray<string>>()
-  for (const t of shown) {
+  return shown
+}
+
+/**
+ * The inventory tools a `<tools>` block lists with another schema than the inventory's, by `server/tool`,
+ * with the tool's name and how they differ (src/skyrl/shownSchemas.ts). A listed entry whose schema does not
+ * read conflicts with every inventory tool of its name: what the prompt shows of it is unknown.
+ */
+const shownConflicts = (
+  block: ToolsBlock,
+  inventory: Inv.Inventory
+): Map<string, { readonly tool: string; readonly diffs: ReadonlyArray<string> }> => {
+  const out = new Map<string, { readonly tool: string; readonly diffs: ReadonlyArray<string> }>()
+  for (const shown of shownToolsOf(block)) {
     for (const server of inventory.servers) {
-      const own = server.tools.find((x) => x.name === t.name)
-      const diffs = own === undefined ? [] : schemaDifferences(t.inputSchema, own.inputSchema)
-      if (diffs.length > 0) out.set(t.name, diffs)
+      const own = server.tools.find((x) => x.name === shown.name)
+      if (own === undefined) continue
+      const diffs = "problem" in shown
+        ? [`its shown schema does not read (${shown.problem})`]
+        : schemaDifferences(shown.schema, own.inputSchema)
+      if (diffs.length > 0) out.set(`${server.name}/${shown.name}`, { tool: shown.name, diffs })
     }
   }
   return out
@@ -320,12 +348,13 @@ export const planEnrichment = (options: PlanOptions) =>
         .map((s) =>
           new Inv.InventoryServer({
             name: s.name,
-            tools: s.tools.filter((t) => names.has(t.name) && !conflicts.has(t.name))
+            tools: s.tools.filter((t) => names.has(t.name) && !conflicts.has(`${s.name}/${t.name}`))
           })
         )
         .filter((s) => s.tools.length > 0)
       const offered = servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
-      const conflictText = [...conflicts].map(([tool, diffs]) => `${tool}: ${diffs.join(", ")}`).join("; ")
+      const conflictText = [...new Set([...conflicts.values()].map((c) => `${c.tool}: ${c.diffs.join(", ")}`))]
+        .join("; ")
       if (offered.length === 0) {
         rejected.push({
           index,

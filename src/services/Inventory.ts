@@ -136,9 +136,7 @@ export const loadInventoryFile = (path: string): Effect.Effect<Inv.Inventory, In
         new Inv.InventoryError({
           source: path,
           entry: "",
-          reason: `cannot read: ${e.reason}`,
-          // A file that is not there (SKYRL_INVENTORY naming none): a usage error, as `--inventory` is.
-          ...(/ENOENT|no such file/i.test(e.reason) ? { usage: true } : {})
+          reason: `cannot read: ${e.reason}`
         })
       )
     )

@@ -22,6 +22,11 @@ const typeOf = (p: Json): string | undefined => {
   return types.length === 0 ? undefined : types.join("|")
 }
 
+/** The same allowed values, in any order. */
+const sameValues = (a: ReadonlyArray<unknown>, b: unknown): boolean =>
+  Array.isArray(b) && a.length === b.length &&
+  JSON.stringify(a.map(canonicalJson).sort()) === JSON.stringify(b.map(canonicalJson).sort())
+
 const names = (list: ReadonlyArray<string>) => list.length === 0 ? "none" : list.join(", ")
 
 /** How one param differs (undefined: it does not, as far as a plan is concerned). */
@@ -36,7 +41,7 @@ const paramDifference = (name: string, shown: Json, inventory: Json): string | u
   }
   // A list of values the prompt allows that the inventory does not have (or another list): a plan may use
   // a value the prompt never offers. An inventory stricter than the prompt is fine.
-  if (Array.isArray(shown.enum) && canonicalJson(shown.enum) !== canonicalJson(inventory.enum)) {
+  if (Array.isArray(shown.enum) && !sameValues(shown.enum, inventory.enum)) {
     return `${name} allows ${canonicalJson(shown.enum)} shown, ${
       Array.isArray(inventory.enum) ? canonicalJson(inventory.enum) : "any value"
     } in the inventory`

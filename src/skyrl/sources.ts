@@ -389,7 +389,7 @@ export const brokenToolsBlock = (system: string): string | undefined => {
     if (!text.startsWith("[") && !text.startsWith("{")) continue
     try {
       JSON.parse(text)
-      return "it is JSON, but not a list of tools"
+      return undefined // an empty list (`[]`, `{"tools": []}`): it lists no tools
     } catch (e) {
       return `it is not valid JSON (${(e as Error).message})`
     }
