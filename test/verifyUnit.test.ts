@@ -184,6 +184,11 @@ describe("servers configs, environment references, launch specs", () => {
     expect(stripped).toHaveLength(text.length)
     expect(JSON.parse(stripped)).toEqual({ url: "http://x/a//b", s: "/* kept */ // kept", q: "a\"//b", list: [1, 2] })
     expect(stripJsonc("{\"a\": \"x,\"}")).toBe("{\"a\": \"x,\"}")
+    // Only a comma after a value trails; an unterminated /* is left for the parser to refuse.
+    for (const bad of ["[,]", "{,}", "[1,,]", "{\"a\": 1} /* open"]) {
+      expect(() => JSON.parse(stripJsonc(bad)), bad).toThrow()
+    }
+    expect(JSON.parse(stripJsonc("[\"a\" /* c */ ,]"))).toEqual(["a"])
     expect(Either.getOrThrow(parseServersConfig("{\"servers\": {\"a\": {\"command\": \"x\",},}, // c\n}")))
       .toHaveLength(1)
   })

@@ -20,7 +20,9 @@ const commentEnd = (text: string, start: number): number | undefined => {
   const close = text[start + 1] === "/" ? "\n" : text[start + 1] === "*" ? "*/" : undefined
   if (close === undefined) return undefined
   const at = text.indexOf(close, start + 2)
-  return at === -1 ? text.length : close === "\n" ? at : at + 2
+  // An unterminated `/*` is left as it is, for the JSON parser to refuse (it hid the rest of the file).
+  if (at === -1) return close === "\n" ? text.length : undefined
+  return close === "\n" ? at : at + 2
 }
 
 /**
@@ -30,7 +32,8 @@ const commentEnd = (text: string, start: number): number | undefined => {
  */
 export const stripJsonc = (text: string): string => {
   const out = text.split("")
-  let comma = -1 // a comma not yet followed by anything but blanks and comments
+  let comma = -1 // a comma after a value, not yet followed by anything but blanks and comments
+  let previous = "" // the last character outside blanks and comments
   for (let i = 0; i < text.length;) {
     const end = commentEnd(text, i)
     if (end !== undefined) {
@@ -40,8 +43,10 @@ export const stripJsonc = (text: string): string => {
     }
     const c = text[i]!
     if ((c === "}" || c === "]") && comma !== -1) out[comma] = " "
-    if (c === ",") comma = i
+    // Only a comma after a value trails (`[,]` and `{,}` stay for the parser to refuse).
+    if (c === ",") comma = previous === "[" || previous === "{" || previous === "," ? -1 : i
     else if (!/\s/.test(c)) comma = -1
+    if (!/\s/.test(c)) previous = c
     i = c === "\"" ? stringEnd(text, i) : i + 1
   }
   return out.join("")
