@@ -6,7 +6,7 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
-import { fullUsage, logLevelFirst, unknownOption } from "./cli/commandLine.js"
+import { fullUsage, logLevelFirst, logLevelWithoutValue, unknownOption } from "./cli/commandLine.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
 
@@ -48,7 +48,7 @@ const finalError = (message: string) =>
   process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
 
 // An option the command lacks is a usage error named as such (@effect/cli's message names another option).
-const unknown = unknownOption(skyrl, args)
+const unknown = unknownOption(skyrl, args) ?? logLevelWithoutValue(args)
 const run = unknown === undefined ? cli(argv) : Effect.sync(() => {
   finalError(unknown)
   process.exit(2)

@@ -214,6 +214,11 @@ describe("skyrl CLI", () => {
       expect(r.status, r.stderr).toBe(0)
       expect(r.stderr).toMatch(/ DEBUG /)
     }
+    const bare = runCli(["tools", "list", "--log-level"])
+    expect([bare.status, bare.stderr.trim()]).toEqual([
+      2,
+      "skyrl: --log-level needs a value: all, trace, debug, info, warning, error, fatal or none"
+    ])
     const list = runCli(["tools", "list", "--servers", "slack", "--log-level", "debug"])
     expect(list.status, list.stderr).toBe(0)
     expect(list.stderr).toMatch(/ DEBUG /)

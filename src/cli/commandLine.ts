@@ -145,3 +145,11 @@ export const logLevelFirst = (args: ReadonlyArray<string>): ReadonlyArray<string
   const width = args[at] === "--log-level" ? 2 : 1
   return [...args.slice(at, at + width), ...args.slice(0, at), ...args.slice(at + width)]
 }
+
+/** The usage error of a `--log-level` without its value (last, or before `--`), or undefined. */
+export const logLevelWithoutValue = (args: ReadonlyArray<string>): string | undefined => {
+  const end = args.includes("--") ? args.indexOf("--") : args.length
+  return end > 0 && args[end - 1] === "--log-level"
+    ? "--log-level needs a value: all, trace, debug, info, warning, error, fatal or none"
+    : undefined
+}
