@@ -132,13 +132,7 @@ export const loadInventoryFile = (path: string): Effect.Effect<Inv.Inventory, In
   Effect.gen(function*() {
     const storage = yield* Storage
     const text = yield* storage.readText(path).pipe(
-      Effect.mapError((e) =>
-        new Inv.InventoryError({
-          source: path,
-          entry: "",
-          reason: `cannot read: ${e.reason}`
-        })
-      )
+      Effect.mapError((e) => new Inv.InventoryError({ source: path, entry: "", reason: `cannot read: ${e.reason}` }))
     )
     const inventory = yield* Inv.parseInventoryText(text, path)
     const problem = schemaProblems(inventory)[0]
