@@ -18,6 +18,7 @@ import * as path from "node:path"
 import { gzipSync } from "node:zlib"
 import type { StorageError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
@@ -74,13 +75,34 @@ export const inventoryFingerprint = (inventory: Inv.Inventory): string =>
   sha256Hex(canonicalJson(Schema.encodeSync(Inv.Inventory)(inventory)))
 
 /** Each setting that differs, as `name: <run's value> in the run, <value> now`. */
-export const settingsDifferences = (run: RunSettings, now: RunSettings): ReadonlyArray<string> => {
-  const a = Schema.encodeSync(RunSettings)(run) as Record<string, unknown>
-  const b = Schema.encodeSync(RunSettings)(now) as Record<string, unknown>
+export const settingsDifferences = (run: RunSettings, now: RunSettings): ReadonlyArray<string> =>
+  differences(
+    Schema.encodeSync(RunSettings)(run) as Record<string, unknown>,
+    Schema.encodeSync(RunSettings)(now) as Record<string, unknown>,
+    ""
+  )
+
+/**
+ * The flag that gives a setting's older default, which a run made before the setting existed recorded as
+ * its absence: naming it tells how to resume such a run.
+ */
+const FLAG_OF_ABSENT: Readonly<Record<string, string>> = {
+  "input.shown_schemas": "--allow-schema-mismatch",
+  "input.list_offered_tools": "--keep-system-message",
+  literals: "--allow-unstated-literals"
+}
+
+/** `path: A in the run, B now` for each setting that differs, objects compared field by field. */
+const differences = (a: Record<string, unknown>, b: Record<string, unknown>, prefix: string): Array<string> => {
   const show = (v: unknown) => (v === undefined ? "(none)" : typeof v === "string" ? v : canonicalJson(v))
   // Both sides' keys: an optional setting (verify) may be in one only.
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]))
-    .map((k) => `${k}: ${show(a[k])} in the run, ${show(b[k])} now`)
+    .flatMap((k) => {
+      const [x, y, path] = [a[k], b[k], `${prefix}${k}`]
+      if (isObject(x) && isObject(y)) return differences(x, y, `${path}.`)
+      const flag = x === undefined ? FLAG_OF_ABSENT[path] : undefined
+      return [`${path}: ${show(x)} in the run, ${show(y)} now${flag === undefined ? "" : ` (resume with ${flag})`}`]
+    })
 }
 
 /** What a run is and how its manifest describes it. */

@@ -1,0 +1,38 @@
+/**
+ * `settingsDifferences`: why `--resume` refuses a run, field by field, and for a run made before a setting
+ * existed, the flag that resumes it.
+ */
+import { describe, expect, it } from "vitest"
+import { settingsDifferences } from "../src/services/RunJournal.js"
+import { settingsFor } from "./support/engine.js"
+
+const input = {
+  path: "/data/chats.json",
+  sha256: "0".repeat(64),
+  format: "auto",
+  limit: null,
+  overwrite: false,
+  inventory_from_prompt: false
+}
+
+describe("settingsDifferences", () => {
+  it("names the field of an object setting that differs, not the whole object", () => {
+    const run = settingsFor(5, { command: "enrich", input: { ...input, list_offered_tools: true } })
+    const now = settingsFor(5, { command: "enrich", input })
+    expect(settingsDifferences(run, now)).toEqual(["input.list_offered_tools: true in the run, (none) now"])
+    expect(settingsDifferences(settingsFor(20), settingsFor(10))).toEqual(["n: 20 in the run, 10 now"])
+  })
+
+  it("a setting the run lacks (made before it existed): the flag that resumes it", () => {
+    const before = settingsFor(5, { command: "enrich", input: { ...input, list_offered_tools: true } })
+    const now = settingsFor(5, {
+      command: "enrich",
+      input: { ...input, list_offered_tools: true, shown_schemas: "checked" },
+      literals: "stated"
+    })
+    expect(settingsDifferences(before, now)).toEqual([
+      "input.shown_schemas: (none) in the run, checked now (resume with --allow-schema-mismatch)",
+      "literals: (none) in the run, stated now (resume with --allow-unstated-literals)"
+    ])
+  })
+})
