@@ -290,7 +290,7 @@ export const planEnrichment = (options: PlanOptions) =>
         continue
       }
       const block = source.system === undefined ? undefined : findToolsBlock(source.system)
-      const broken = source.system === undefined ? undefined : brokenToolsBlock(source.system)
+      const broken = source.system === undefined || block !== undefined ? undefined : brokenToolsBlock(source.system)
       if (broken !== undefined) {
         const reason = `the system message's <tools> block does not read as its tools: ${broken}`
         rejected.push({ index, id: source.id, field: source.systemField ?? "", reason })

@@ -378,12 +378,12 @@ export const findToolsBlock = (system: string): ToolsBlock | undefined => {
 }
 
 /**
- * Why a `<tools>` block meant as JSON (its text starts with `[` or `{`) does not read as a list of tools,
- * when a system message has such a block and no readable one (undefined otherwise). Such a prompt shows the
- * policy a broken list: it is neither a prompt that lists no tools nor one whose tools can be read.
+ * Why a `<tools>` block meant as JSON (its text starts with `[` or `{`) does not read as a list of tools, for
+ * a system message without a readable block (`findToolsBlock` found none; undefined: no such block). Such a
+ * prompt shows the policy a broken list: it is neither a prompt that lists no tools nor one whose tools can
+ * be read.
  */
 export const brokenToolsBlock = (system: string): string | undefined => {
-  if (findToolsBlock(system) !== undefined) return undefined
   for (const match of system.matchAll(TOOLS_BLOCK)) {
     const text = match[1]!.trim()
     if (!text.startsWith("[") && !text.startsWith("{")) continue
