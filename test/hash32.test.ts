@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { combine32, fmix32, fnv1a32, IntSet } from "../src/skyrl/hash32.js"
+import { combine32, fmix32, fnv1a32, fnv1a32Words, IntSet } from "../src/skyrl/hash32.js"
 
 describe("32-bit hashes", () => {
   it("match the published FNV-1a and MurmurHash3 finalizer values", () => {
@@ -7,6 +7,15 @@ describe("32-bit hashes", () => {
     expect(fnv1a32("a")).toBe(0xe40c292c)
     expect(fnv1a32("foobar")).toBe(0xbf9cf968)
     expect(fmix32(0)).toBe(0)
+  })
+  it("fnv1a32Words hashes each space-separated word as fnv1a32 does", () => {
+    const words = (text: string) => Array.from(fnv1a32Words(text))
+    expect(words("")).toEqual([])
+    expect(words("foobar")).toEqual([0xbf9cf968])
+    expect(words("a foobar a")).toEqual([0xe40c292c, 0xbf9cf968, 0xe40c292c])
+    for (const text of ["get nvda s quote", "ünïcode wörds 日本語 テキスト", "1 22 333 4444"]) {
+      expect(words(text)).toEqual(text.split(" ").map(fnv1a32))
+    }
   })
   it("combine32 chains in order when started from a constant", () => {
     const chain = (a: number, b: number) => combine32(combine32(7, a), b)

@@ -13,8 +13,8 @@ const memorySpill = () => {
         get count() {
           return words.length / width
         },
-        append: (record) => {
-          for (let i = 0; i < width; i++) words.push(record[i] ?? 0)
+        append: (record, at = 0) => {
+          for (let i = 0; i < width; i++) words.push(record[at + i] ?? 0)
         },
         scan: (each) => {
           stats.scanned += words.length / width

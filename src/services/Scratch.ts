@@ -44,10 +44,10 @@ class FileSpill implements SpillFile {
     }
   }
 
-  append(record: ArrayLike<number>): void {
+  append(record: ArrayLike<number>, at = 0): void {
     if (this.used + this.width > BUFFER_WORDS) this.flush()
     const b = this.buffer
-    for (let i = 0; i < this.width; i++) b[this.used + i] = record[i] ?? 0
+    for (let i = 0; i < this.width; i++) b[this.used + i] = record[at + i] ?? 0
     this.used += this.width
     this.count++
   }

@@ -386,7 +386,7 @@ export class DiversityAccumulator {
     }
   }
 
-  private countBigrams(hashes: ReadonlyArray<number>): void {
+  private countBigrams(hashes: ArrayLike<number>): void {
     const file = this.bigramFile
     for (let i = 0; i + 1 < hashes.length; i++) {
       const bigram = combine32(combine32(BIGRAM_SEED, hashes[i]), hashes[i + 1])

@@ -18,7 +18,7 @@
  */
 import { canonicalJson, sha256Hex } from "./canonical.js"
 import { normalizeForDuplicates } from "./checks.js"
-import { combine32, fmix32, fnv1a32 } from "./hash32.js"
+import { combine32, fmix32, fnv1a32Words } from "./hash32.js"
 import { UnionFind } from "./unionFind.js"
 
 export const DEFAULT_NEAR_DUP_THRESHOLD = 0.8
@@ -83,12 +83,12 @@ export const signatureLength = (bins: number): number => bins + bins / 32
 export const signatureOf = (text: string, bins = DEFAULT_BINS, words = DEFAULT_SHINGLE_WORDS): Uint32Array =>
   signatureOfWords(wordHashes(text), bins, words)
 
-/** The words of a prompt hashed (fnv1a32 of each of `promptWords`). */
-export const wordHashes = (text: string): ReadonlyArray<number> => promptWords(text).map(fnv1a32)
+/** The words of a prompt hashed (fnv1a32 of each of `promptWords`, in a typed array). */
+export const wordHashes = (text: string): Uint32Array => fnv1a32Words(normalizeForDuplicates(text))
 
 /** `signatureOf` from the prompt's word hashes (for callers that already have them). */
 export const signatureOfWords = (
-  w: ReadonlyArray<number>,
+  w: ArrayLike<number>,
   bins = DEFAULT_BINS,
   words = DEFAULT_SHINGLE_WORDS
 ): Uint32Array => {
@@ -386,7 +386,7 @@ export const planSignature = (steps: ReadonlyArray<SignatureStep>): string =>
 export interface DuplicateCandidate {
   readonly prompt: string
   /** `wordHashes(prompt)` when the caller has them already (saves normalizing the prompt twice). */
-  readonly wordHashes?: ReadonlyArray<number> | undefined
+  readonly wordHashes?: ArrayLike<number> | undefined
   /** Omit to check the prompt only. */
   readonly plan?: ReadonlyArray<SignatureStep> | undefined
 }
