@@ -274,6 +274,37 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(calls(server)).toEqual([])
   })
 
+  it("--resume --force of a run made without the shown-schema check goes on with the run's settings", async () => {
+    // Every row is rejected by the check: before, the resumed run failed with "no usable row" before --force
+    // could plan the rows as the run did.
+    const news = {
+      name: "fmp_get_stock_news",
+      parameters: { type: "dict", properties: { symbol: { type: "string" } } }
+    }
+    const input = join(tmp(), "news.json")
+    writeFileSync(
+      input,
+      JSON.stringify([[
+        { from: "system", value: `You call tools.\n<tools>${JSON.stringify([news])}</tools>` },
+        { from: "human", value: "Show me the latest news for TSLA please." }
+      ]])
+    )
+    const server = await fake()
+    const out = join(tmp(), "o.jsonl")
+    const made = await enrich([input, "--out", out, "--allow-schema-mismatch"], server)
+    expect(made.status, made.stderr).toBe(0)
+    const before = calls(server).length
+    const resumed = await enrich([input, "--out", out, "--resume", "--force"], server)
+    expect(resumed.status, resumed.stderr).toBe(0)
+    expect(resumed.stderr).not.toMatch(/no usable row/)
+    expect(resumed.stderr).toMatch(/0 of 1 samples to make/)
+    expect(calls(server).length).toBe(before)
+    // Without --resume the check applies and the input has no usable row.
+    const fresh = await enrich([input, "--out", join(tmp(), "o2.jsonl")], server)
+    expect(fresh.status).toBe(1)
+    expect(fresh.stderr).toMatch(/no usable row: all 1 rows read were rejected/)
+  }, 60_000)
+
   it("a <tools> block that does not read (broken JSON) rejects its row, named, in both modes", async () => {
     const input = join(tmp(), "broken.json")
     const system = "Function signatures are within <tools></tools> XML tags.\n" +

@@ -67,6 +67,20 @@ const ENRICH_REPLAY = {
     "--replay-dir with the archive of a run that planned these prompts"
 }
 
+/** Fails when every row the plan read was rejected (naming the first), so that no run is made for nothing. */
+const usableRows = (input: string, plan: EnrichPlan): Effect.Effect<void, InputError> => {
+  if (!(plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0)) return Effect.void
+  const first = plan.rejected[0]
+  return Effect.fail(
+    new InputError({
+      file: input,
+      row: first.index,
+      field: first.field,
+      reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected)`
+    })
+  )
+}
+
 export const runEnrich = (options: EnrichCliOptions) => {
   const program = Effect.gen(function*() {
     const { concurrency, maxAttempts, maxTools, maxTurns } = yield* runLimitsOf(options)
@@ -126,15 +140,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
       return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns, asOf: rowSettings.asOf }, settings)
     }
 
-    if (plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0) {
-      const first = plan.rejected[0]
-      return yield* new InputError({
-        file: input,
-        row: first.index,
-        field: first.field,
-        reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected)`
-      })
-    }
+    // A new run fails before it is made; a resumed one once its own settings have planned the rows.
+    if (!options.resume) yield* usableRows(input, plan)
 
     const inputBytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
     const fresh = new RunSettings({
@@ -189,6 +196,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         listOfferedTools: listOfferedToolsOf(s),
         checkShownSchemas: checkShownSchemasOf(s)
       }).pipe(Effect.provide(StorageLive))
+    yield* usableRows(input, runPlan)
     const runLlm = llmOptionsOf(llmOpts, s)
     const runSettings = llmSettingsFromOptions(runLlm)
     const program: EnrichOptions = {
