@@ -18,7 +18,7 @@ import type { JournalEntry, RejectRecord } from "../domain/run.js"
 import { sampleKey } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
 import { ModelTask as ModelTaskSchema } from "../domain/task.js"
-import type { CostLedgerApi } from "../services/CostLedger.js"
+import type { CostLedgerApi, RunStop } from "../services/CostLedger.js"
 import { budgetReached } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import type { LlmApi, LlmMessage, LlmResult } from "../services/Llm.js"
@@ -38,7 +38,7 @@ export interface RunContext<J extends Job> {
   readonly acceptance: Acceptance<J>
   readonly inventoryOf: (job: J) => InventoryApi
   /** Why the run stopped starting calls (budget, a run-level error); undefined while it goes on. */
-  readonly stop: Ref.Ref<string | undefined>
+  readonly stop: Ref.Ref<RunStop | undefined>
   /** Whether any answer came back yet, and how many 400s of no known kind came before it. */
   readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
   /**
@@ -72,8 +72,9 @@ interface Called {
 const isUnanswered = (result: Either.Either<unknown, LlmError>) =>
   Either.isLeft(result) && failureScope(result.left) === "unanswered"
 
-/** Sets the run's stop reason (the first one wins). */
-const stopRun = <J extends Job>(ctx: RunContext<J>, reason: string) => Ref.update(ctx.stop, (s) => s ?? reason)
+/** Sets the run's stop reason (the first one wins); `budget` when it is `--max-cost`'s. */
+const stopRun = <J extends Job>(ctx: RunContext<J>, reason: string, budget = false) =>
+  Ref.update(ctx.stop, (s) => s ?? { reason, budget })
 
 /** The budget, checked before every call (repairs included): at most the calls in flight overshoot it. */
 const budgetLeft = <J extends Job>(ctx: RunContext<J>): Effect.Effect<boolean> =>
@@ -82,7 +83,7 @@ const budgetLeft = <J extends Job>(ctx: RunContext<J>): Effect.Effect<boolean> =
     (stop) =>
       stop !== undefined ? Effect.succeed(false) : Effect.flatMap(ctx.ledger.totals, (totals) => {
         const reached = budgetReached(ctx.options.maxCostUsd, totals)
-        return reached === undefined ? Effect.succeed(true) : Effect.as(stopRun(ctx, reached), false)
+        return reached === undefined ? Effect.succeed(true) : Effect.as(stopRun(ctx, reached, true), false)
       })
   )
 
@@ -287,7 +288,7 @@ export const attempt = Effect.fnUntraced(function*<J extends Job>(
       usage: addUsage(tally.current.usage, called.usage)
     }
     if (called.result === undefined) {
-      const reason = (yield* Ref.get(ctx.stop)) ?? "stopped"
+      const reason = (yield* Ref.get(ctx.stop))?.reason ?? "stopped"
       return { _tag: "Stopped", reason, reject: undefined, called: round > 0 } as const
     }
     if (called.storageError !== undefined) {

@@ -19,6 +19,7 @@ import type { EncodedRow, SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord, RunSettings } from "../domain/run.js"
 import { IncompleteRun } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
+import type { RunStop } from "../services/CostLedger.js"
 import { CostLedger, finalStopReason } from "../services/CostLedger.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
@@ -226,7 +227,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       ledger: yield* CostLedger,
       acceptance,
       inventoryOf,
-      stop: yield* Ref.make<string | undefined>(undefined),
+      stop: yield* Ref.make<RunStop | undefined>(undefined),
       unanswered: { count: 0, reason: undefined },
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),

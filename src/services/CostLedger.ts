@@ -28,18 +28,18 @@ export const budgetReached = (maxCostUsd: number | undefined, totals: LedgerTota
     ? undefined
     : `--max-cost $${maxCostUsd} reached ($${totals.costUsd.toFixed(4)} spent)`
 
+/** Why a run stopped starting calls: its reason, and whether it was `--max-cost` (`budgetReached`). */
+export interface RunStop {
+  readonly reason: string
+  readonly budget: boolean
+}
+
 /**
  * A run's stop reason as its final line gives it: a budget stop says what was spent in all (the calls in
  * flight when it stopped new ones end and are paid for), as the summary does, not what was spent then.
  */
-export const finalStopReason = (
-  reason: string,
-  maxCostUsd: number | undefined,
-  totals: LedgerTotals
-): string => {
-  const reached = budgetReached(maxCostUsd, totals)
-  return reached !== undefined && reason.startsWith("--max-cost ") ? reached : reason
-}
+export const finalStopReason = (stop: RunStop, maxCostUsd: number | undefined, totals: LedgerTotals): string =>
+  stop.budget ? budgetReached(maxCostUsd, totals) ?? stop.reason : stop.reason
 
 /**
  * An attempt as the engine reports it; the ledger prices it. `replayed`: a recorded answer (`--llm replay`)
