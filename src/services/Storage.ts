@@ -25,7 +25,7 @@ import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
-import { decodeUtf8, firstUtf8Fault, leadOf, utf8FaultOf, withoutBom } from "../skyrl/utf8.js"
+import { decodeUtf8, firstUtf8Fault, leadOf, unreadableLine, withoutBom } from "../skyrl/utf8.js"
 import { SinkWorker } from "./sinkWorker.js"
 
 export type RowFormat = "json" | "jsonl" | "parquet"
@@ -574,7 +574,7 @@ const lineRecord = (text: string, index: number, line: number, keep: boolean): R
     if (line === 1 && text.charCodeAt(0) === 0x1f) { // gzip's magic byte
       throw new RowReadFailure(index, "not JSON Lines: it is gzip-compressed; decompress it first (gunzip)")
     }
-    const reason = utf8FaultOf(text, line) ?? `line ${line} is not valid JSON: ${(e as Error).message}`
+    const reason = unreadableLine(text, line, e)
     if (keep) return { index, line, value: undefined, unparsable: reason }
     throw new RowReadFailure(index, reason)
   }

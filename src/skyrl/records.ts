@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import { InputError } from "../domain/errors.js"
-import { firstUtf8Fault, isUtf8Fault, leadOf, utf8FaultOf, withoutBom } from "./utf8.js"
+import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, withoutBom } from "./utf8.js"
 
 export type RecordResult =
   | { readonly _tag: "Record"; readonly index: number; readonly line?: number; readonly value: unknown }
@@ -101,7 +101,7 @@ export const jsonLinesReader = () => {
     try {
       return { _tag: "Record", index: at, line: lineNo, value: JSON.parse(line) as unknown }
     } catch (e) {
-      const reason = utf8FaultOf(line, lineNo) ?? `line ${lineNo} is not valid JSON: ${describe(e)}`
+      const reason = unreadableLine(line, lineNo, e)
       return { _tag: "Unparsable", index: at, line: lineNo, reason }
     }
   }

@@ -68,6 +68,13 @@ export const utf8FaultOf = (text: string, line: number): string | undefined =>
   isUtf8Fault(text) ? `line ${line} is not valid UTF-8: ${text.trimStart().slice(FAULT.length + 1)}` : undefined
 
 /**
+ * Why line `line` (1-based) of a JSON Lines file is not a record, when `JSON.parse` refused it with `error`:
+ * its UTF-8 fault, else the parser's message (the one wording for every JSON Lines reader).
+ */
+export const unreadableLine = (text: string, line: number, error: unknown): string =>
+  utf8FaultOf(text, line) ?? `line ${line} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`
+
+/**
  * The first non-blank character of a text as its file has it (a fault line's too), "" when none: `[` for a
  * JSON array, whether or not its first line is UTF-8.
  */
