@@ -523,6 +523,39 @@ describe("warnings", () => {
     expect(checkRows([row], { inventory, severity: { "prompt/literal-not-shown": "error" } }).violations).toBe(1)
   })
 
+  it("the tool list of a system message states no literal: an enum member or a description's word is not the task's", () => {
+    // skyrl's system message lists `period?: "annual"|"quarterly"` and `search_depth?: "basic"|"advanced"`:
+    // every enum member, and every word of the descriptions, is in the prompt's text whatever the task asks.
+    const enumRow = (user: string) =>
+      rowFor(0, {
+        user_prompt: user,
+        tool_sequence: [
+          { server: "fmp", tool: "fmp_get_income_statement", params: { symbol: "IBM", period: "quarterly" } },
+          { server: "tavily", tool: "tavily_search", params: { query: "IBM earnings", search_depth: "advanced" } }
+        ]
+      })
+    const unstated = ruleOf(
+      checkRows([enumRow("IBM's income statement and a web search on IBM earnings.")], { inventory }),
+      "prompt/literal-not-shown"
+    )
+    expect(unstated.examples[0]?.message).toMatch(
+      /^the prompt never states step 1 fmp_get_income_statement period = "quarterly"; step 2 tavily_search search_depth = "advanced": /
+    )
+    const stated = "IBM's quarterly income statement and an advanced web search on IBM earnings."
+    expect(ruleOf(checkRows([enumRow(stated)], { inventory }), "prompt/literal-not-shown").count).toBe(0)
+    // A chat log's <tools> block is a tool list too; the text around it (and the date line) still counts.
+    const block = edited(enumRow("Search the web on IBM earnings."), (r) => {
+      r.prompt[0].content = `Account: IBM.\n<tools>${
+        JSON.stringify(inventory.servers.flatMap((s) =>
+          s.tools.map((t) => ({ name: t.name, parameters: t.inputSchema }))
+        ))
+      }</tools>`
+    })
+    expect(ruleOf(checkRows([block], { inventory }), "prompt/literal-not-shown").examples[0]?.message).toMatch(
+      /^the prompt never states step 1 fmp_get_income_statement period = "quarterly"; step 2 tavily_search search_depth = "advanced": /
+    )
+  })
+
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {
     const placeholder = edited(rowFor(0), (r) => {
       const step = r.reward_spec.ground_truth.tool_sequence[0]

@@ -69,7 +69,15 @@ import { schemaDrift } from "./drift.js"
 import { combine32 } from "./hash32.js"
 import { hash64, KeyTable } from "./keyTable.js"
 import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
-import { describeUnshown, LONG_MESSAGE, MessageFacts, PromptFacts, remember, unshownLiterals } from "./literalsShown.js"
+import {
+  describeUnshown,
+  LONG_MESSAGE,
+  MessageFacts,
+  PromptFacts,
+  remember,
+  unshownLiterals,
+  withoutToolList
+} from "./literalsShown.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
@@ -458,6 +466,8 @@ export class DatasetChecker {
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
   /** The facts of long prompt messages (`factsOf`): what prompt/tools-not-shown and prompt/literal-not-shown asked them. */
   private readonly messageFacts = new Map<string, MessageFacts>()
+  /** Long prompt messages without their tool lists (`statedText`). */
+  private readonly statedTexts = new Map<string, string>()
   /** The inventory the row being checked is checked against (`inventoryFor`). */
   private inventory: Inventory | undefined
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
@@ -671,11 +681,12 @@ export class DatasetChecker {
       this.checkProvenance(gt, steps, upgraded.missing)
       this.checkComplexity(gt, steps)
       if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
-      // One view of the prompt's messages for both prompt checks (long messages' facts are remembered).
-      const prompt = new PromptFacts(promptTexts(value.prompt), this.factsOf)
-      this.checkToolsShown(prompt, gt)
+      // The prompt's messages as the prompt checks read them (long messages' facts are remembered): whole
+      // for the tools they name, without their tool lists for the values they state.
+      const texts = promptTexts(value.prompt)
+      this.checkToolsShown(new PromptFacts(texts, this.factsOf), gt)
       if (steps !== undefined) {
-        this.checkLiteralsShown(prompt, steps)
+        this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf), steps)
         this.checkPlaceholders(steps)
       }
     }
@@ -1094,6 +1105,10 @@ export class DatasetChecker {
       }
     }
   }
+
+  /** A message without its tool list (`withoutToolList`), remembered for long ones (a run's system message). */
+  private readonly statedText = (text: string): string =>
+    remember(text.length < LONG_MESSAGE ? undefined : this.statedTexts, text, () => withoutToolList(text))
 
   /** A message's facts, remembered for long ones (a run's system message, which its rows share). */
   private readonly factsOf = (text: string): MessageFacts =>

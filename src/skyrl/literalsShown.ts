@@ -17,12 +17,16 @@
  * - a code (capitals and digits with a capital, up to 10 characters with `.`, `-`, `^` or `:`, e.g. `NVDA`,
  *   `BRK.B`, `USD`, or a comma-separated list of them; not a date) always passes: the prompt names the
  *   entity ("NVIDIA") and its code is knowledge a policy is expected to bring;
- * - arrays and objects are judged leaf by leaf.
+ * - arrays and objects are judged leaf by leaf;
+ * - a message's tool list (skyrl's, from its protocol line on, or a chat log's `<tools>` block) states
+ *   nothing: it shows every enum member and describes every tool, whatever the task asks (`withoutToolList`).
  */
 import { isObject } from "../domain/json.js"
 import type { PlanStep } from "./planValidation.js"
 import { isLiteralParam } from "./planValidation.js"
+import { TOOL_CALL_LINE } from "./prompt.js"
 import { wordIndex } from "./promptLeak.js"
+import { findToolsBlock } from "./sources.js"
 
 export interface UnshownLiteral {
   readonly step: number
@@ -34,6 +38,19 @@ export interface UnshownLiteral {
 
 /** The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space). */
 const comparableText = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, " ")
+
+/**
+ * A prompt message without its tool list: skyrl's own (the protocol line and the tool lines after it, the
+ * end of the message `renderSystemPrompt` makes) or a chat log's `<tools>` block. The list shows every enum
+ * member (`period?: "annual"|"quarterly"`) and every tool's description, so it would state values the task
+ * never asks for; the text around it (the date line, a chat log's own instructions) still counts.
+ */
+export const withoutToolList = (text: string): string => {
+  const protocol = text.indexOf(TOOL_CALL_LINE)
+  if (protocol >= 0) return text.slice(0, protocol)
+  const block = text.includes("<tools>") ? findToolsBlock(text) : undefined
+  return block === undefined ? text : text.slice(0, block.start) + text.slice(block.end)
+}
 
 /** Codes an entity's name implies (tickers, currencies, country codes), one or a comma-separated list. */
 const CODE = "(?=[A-Z0-9.:^-]*[A-Z])[A-Z0-9^][A-Z0-9.:^-]{0,9}"
