@@ -194,6 +194,23 @@ describe("the SkyRL contract", () => {
     const three = checkRows([edited(base, (r) => (r.reward_spec.ground_truth.max_turns = 3))], { inventory })
     expect(ruleOf(three, "contract/max_turns").count).toBe(0)
   })
+  it("limits below what the plan uses are a contract/limits violation (the env ends the episode at the call past one)", () => {
+    // base: 2 tools (fmp_get_quote, polygon_get_news) on 2 servers.
+    const limited = (max_tools: number, max_servers: number) =>
+      checkRows([edited(base, (r) => (r.reward_spec.ground_truth.limits = { max_tools, max_servers }))], { inventory })
+    expect(limited(1, 2).ok).toBe(false)
+    expect(ruleOf(limited(1, 2), "contract/limits")).toMatchObject({
+      severity: "error",
+      count: 1,
+      examples: [{
+        field: "reward_spec.ground_truth.limits.max_tools",
+        message: "1 is less than the 2 distinct tools the plan uses: the episode ends at the call past the limit, " +
+          "so the plan itself cannot finish"
+      }]
+    })
+    expect(ruleOf(limited(0, 0), "contract/limits").count).toBe(2)
+    expect(failing(limited(2, 2))).toEqual([])
+  })
   it("depends_on and derived_params as typed lists (rows written before they were JSON text) still read", () => {
     const lists = edited(base, (r) => {
       for (const s of r.reward_spec.ground_truth.tool_sequence) {

@@ -19,6 +19,8 @@
  *   object, or skyrl's JSON-encoded object); success.must_call_tool called by the plan; max_turns (a
  *   warning) at least the number of steps + 1 (the prompt asks for one call per turn, and the answer takes
  *   a turn); max_turns an integer ≥ 1 and anything else the row schema requires (contract/schema).
+ * - contract/limits: limits.max_tools / max_servers at least the distinct tools / servers the plan uses (the
+ *   env ends the episode at the call past a limit, so the plan itself could not finish).
  * - contract/provenance: each step's call_name, depends_on (earlier steps only), derived_params (params
  *   with a value; a step with derived params depends on something; with an inventory, params of the tool),
  *   both as JSON text or typed lists, schema_hash, and the row's available_tools (non-empty) and
@@ -105,6 +107,10 @@ export const RULES = [
     id: "contract/max_turns",
     title: "max_turns >= steps + 1 (one call per turn, then the answer; `convert` raises it)",
     severity: "warning"
+  },
+  {
+    id: "contract/limits",
+    title: "limits.max_tools / max_servers at least the distinct tools / servers the plan uses"
   },
   {
     id: "contract/provenance",
@@ -939,6 +945,7 @@ export class DatasetChecker {
           `need ${steps.length + 1}, so the plan itself cannot finish`
       )
     }
+    if (steps !== undefined && isObject(gt.limits)) this.checkLimits(gt.limits, steps)
     const must = isObject(gt.success) ? gt.success.must_call_tool : undefined
     if (typeof must !== "string" || must.trim() === "") {
       this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, "must be a tool name")
@@ -974,6 +981,28 @@ export class DatasetChecker {
             groupByMessage(issues).join("; ")
         )
       }
+    }
+  }
+
+  /**
+   * contract/limits: MCPToolEnv ends the episode at a call past `max_tools` distinct tools or `max_servers`
+   * servers, so limits below what the plan uses make the plan itself fail (convert refuses such a task).
+   * Limits that are not integers are contract/schema's.
+   */
+  private checkLimits(limits: Json, steps: ReadonlyArray<CheckedStep>): void {
+    const used = {
+      max_tools: new Set(steps.map((s) => `${s.server}\u0000${s.tool}`)).size,
+      max_servers: new Set(steps.map((s) => s.server)).size
+    }
+    for (const key of ["max_tools", "max_servers"] as const) {
+      const limit = limits[key]
+      if (typeof limit !== "number" || limit >= used[key]) continue
+      this.find(
+        "contract/limits",
+        `${GT}.limits.${key}`,
+        `${limit} is less than the ${used[key]} ${key === "max_tools" ? "distinct tools" : "servers"} the plan uses: ` +
+          "the episode ends at the call past the limit, so the plan itself cannot finish"
+      )
     }
   }
 
