@@ -157,6 +157,12 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.rubric"
     ],
     [
+      "a rubric without criteria (a judge would have nothing to score; convert refuses it)",
+      (r) => (r.reward_spec.ground_truth.rubric.criteria = []),
+      "contract/schema",
+      "reward_spec.ground_truth.rubric.criteria"
+    ],
+    [
       "task_metadata as an object (`skyrl schema row`: JSON text)",
       (r) => (r.extra_info.task_metadata = JSON.parse(r.extra_info.task_metadata)),
       "contract/schema",

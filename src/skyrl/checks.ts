@@ -946,6 +946,15 @@ export class DatasetChecker {
       )
     }
     if (steps !== undefined && isObject(gt.limits)) this.checkLimits(gt.limits, steps)
+    if (isObject(gt.rubric) && Array.isArray(gt.rubric.criteria) && gt.rubric.criteria.length === 0) {
+      // The row Schema takes an empty list (rows from elsewhere still decode); the contract does not.
+      this.find(
+        "contract/schema",
+        `${GT}.rubric.criteria`,
+        "is empty: a rubric needs at least one criterion, or a judge has nothing to score (convert refuses such a " +
+          "task; a task without a rubric gets one derived from its plan)"
+      )
+    }
     const must = isObject(gt.success) ? gt.success.must_call_tool : undefined
     if (typeof must !== "string" || must.trim() === "") {
       this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, "must be a tool name")
