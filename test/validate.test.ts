@@ -579,6 +579,45 @@ describe("warnings", () => {
     )
   })
 
+  it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
+    // rowFor's plan: fmp_get_quote {symbol: AAPL}, then polygon_get_news {ticker, limit: 3}.
+    const leak = (user: string) => {
+      const report = checkRows([edited(rowFor(0), (r) => (r.prompt[1].content = user))], { inventory })
+      return ruleOf(report, "prompt/user-names-tool")
+    }
+    const named = leak("Run fmp_get_quote for AAPL, then the 3 latest news.")
+    expect(named).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        field: "prompt[1].content",
+        message:
+          "names the plan's fmp_get_quote (\"fmp_get_quote\"): the policy is told the plan instead of choosing it"
+      }]
+    })
+    // Casing, separators, the server prefix left out, and invisible characters do not hide a name.
+    for (
+      const [user, shown] of [
+        ["Use GetQuote on AAPL, then the 3 latest news.", "GetQuote"],
+        ["Use get-quote on AAPL, then the 3 latest news.", "get-quote"],
+        ["Use FMP.Get.Quote on AAPL, then the 3 latest news.", "FMP.Get.Quote"],
+        ["Use fmp_get\u200b_quote on AAPL, then the 3 latest news.", "fmp_get\u200b_quote"],
+        ["Get the AAPL quote, then call polygonGetNews for the 3 latest.", "polygonGetNews"]
+      ] as const
+    ) {
+      expect(leak(user).examples[0]?.message).toContain(JSON.stringify(shown))
+    }
+    expect(
+      leak("<tool_call>{\"name\": \"quote\", \"arguments\": {}}</tool_call> for AAPL, 3 news").examples[0]?.message
+    )
+      .toMatch(/holds the tool-call syntax/)
+    expect(leak("Quote with {\"symbol\": \"AAPL\"}, then the 3 latest news.").examples[0]?.message)
+      .toMatch(/holds step 1's params as JSON \("symbol"\)/)
+    // Plain language about the same things is no leak; nor is a one-word tool name used as a word.
+    expect(leak("Get the AAPL quote, then the 3 latest news; quote me the price.").count).toBe(0)
+    expect(ruleOf(checkRows([rowFor(0)], { inventory }), "prompt/user-names-tool").count).toBe(0)
+  })
+
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {
     const placeholder = edited(rowFor(0), (r) => {
       const step = r.reward_spec.ground_truth.tool_sequence[0]

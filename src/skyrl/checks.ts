@@ -46,6 +46,8 @@
  * - prompt/literal-not-shown (a warning): a literal param value of the plan (not in the step's derived_params)
  *   that no prompt message states (src/skyrl/literalsShown.ts: a lenient text and number match; the tool's
  *   declared default passes): the reward matches it exactly, so the policy could only guess it.
+ * - prompt/user-names-tool (a warning): the user message names a plan tool (any casing or separators), holds
+ *   the <tool_call> syntax or a step's params as JSON (promptLeak.ts `userLeak`): it tells the policy the plan.
  * - prompt/special-token (a warning): a message holding a chat-template control token's text (`<|im_end|>`),
  *   which the model's tokenizer reads as that token.
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
@@ -55,7 +57,7 @@
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
  * (contract/max_turns, plan/complexity, plan/placeholder, arrow/empty-list, prompt/tools-not-shown,
- * prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
+ * prompt/user-names-tool, prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
@@ -83,7 +85,7 @@ import {
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
-import { planLeak } from "./promptLeak.js"
+import { planLeak, userLeak } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
 
@@ -146,6 +148,11 @@ export const RULES = [
   {
     id: "prompt/plan-leak",
     title: "the prompt offers every plan tool in the inventory's order with min(3, available) distractors"
+  },
+  {
+    id: "prompt/user-names-tool",
+    title: "the user message names no plan tool, holds no <tool_call> syntax and no step's params as JSON",
+    severity: "warning"
   },
   {
     id: "prompt/tools-not-shown",
@@ -686,7 +693,10 @@ export class DatasetChecker {
       this.checkGroundTruth(gt, steps)
       this.checkProvenance(gt, steps, upgraded.missing)
       this.checkComplexity(gt, steps)
-      if (steps !== undefined) this.checkPlanLeak(value.prompt, gt, steps, metadata)
+      if (steps !== undefined) {
+        this.checkPlanLeak(value.prompt, gt, steps, metadata)
+        this.checkUserLeak(value.prompt, steps)
+      }
       // The prompt's messages as the prompt checks read them (long messages' facts are remembered): whole
       // for the tools they name, without their tool lists for the values they state.
       const texts = promptTexts(value.prompt)
@@ -1098,6 +1108,16 @@ export class DatasetChecker {
         leak
       )
     }
+  }
+
+  /** prompt/user-names-tool: a user message (the last message) that tells the policy which tool to call. */
+  private checkUserLeak(prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
+    if (!Array.isArray(prompt) || prompt.length === 0) return
+    const last = prompt.length - 1
+    const user: unknown = prompt[last]
+    if (!isObject(user) || user.role !== "user" || typeof user.content !== "string") return
+    const leak = userLeak(user.content, steps)
+    if (leak !== undefined) this.find("prompt/user-names-tool", `prompt[${last}].content`, leak)
   }
 
   /** prompt/tools-not-shown: call names of available_tools that the prompt's text never names. */

@@ -8,6 +8,7 @@
  * `<tools>` block shows beyond those offered count too: the policy sees them).
  */
 import type { Inventory } from "../domain/inventory.js"
+import { isObject } from "../domain/json.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
 import { findToolsBlock, toolNamesOf } from "./sources.js"
 
@@ -133,4 +134,66 @@ export const planLeak = (inventory: Inventory, input: LeakInput): string | undef
   return problems.length === 0
     ? undefined
     : `${problems.join("; ")}${known ? "" : " (tools read from the system message: the row has no available_tools)"}`
+}
+
+/** Format characters (zero-width spaces and joiners, bidi marks): invisible, so they can hide a name. */
+const INVISIBLE = /\p{Cf}/gu
+/** Identifier-like runs of a text: letters, digits, the separators of tool names (and invisible characters). */
+const IDENTIFIER_RUN = /[\p{L}\p{N}_.\p{Cf}-]+/gu
+/** A name of several parts: a separator, or a lower-case letter followed by a capital (`GetQuote`). */
+const MULTI_PART = /[_.-]|\p{Ll}\p{Lu}/u
+/** A name as compared: NFKC, lower-cased, without separators and invisible characters. */
+const squash = (name: string): string =>
+  name.normalize("NFKC").replace(INVISIBLE, "").toLowerCase().replace(/[_.-]+/g, "")
+
+/** A JSON object key followed by its colon (`"symbol":`), as a params dump holds. */
+const JSON_KEY = /"([^"\\]{1,64})"\s*:/g
+
+interface UserLeakStep extends ToolRef {
+  readonly step: number
+  readonly call_name?: string | undefined
+  readonly params: unknown
+}
+
+/**
+ * Whether a user message gives the plan away (`prompt/user-names-tool` in checks.ts, a warning): it names a
+ * plan tool (its call name or tool name, or the tool name without its server's prefix, in any casing, with any
+ * of `_`, `-`, `.` or none between its parts, invisible characters ignored; only names of several parts, so
+ * `echo` or `search` used as a word is none), holds the `<tool_call>` syntax, or holds a step's params as
+ * JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
+ * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none.
+ */
+export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): string | undefined => {
+  const problems: Array<string> = []
+  const names = new Map<string, string>()
+  for (const s of plan) {
+    const display = s.call_name ?? s.tool
+    const prefix = `${s.server}_`
+    const bare = s.tool.toLowerCase().startsWith(prefix.toLowerCase()) ? s.tool.slice(prefix.length) : undefined
+    for (const name of [display, s.tool, bare]) {
+      if (name !== undefined && MULTI_PART.test(name) && !names.has(squash(name))) names.set(squash(name), display)
+    }
+  }
+  const visible = user.normalize("NFKC").replace(INVISIBLE, "")
+  const named = new Map<string, string>()
+  if (names.size > 0) {
+    // Runs are read on the text without invisible characters, and shown as the user message writes them.
+    for (const run of user.normalize("NFKC").matchAll(IDENTIFIER_RUN)) {
+      const text = run[0].replace(/^[.-]+|[.-]+$/g, "")
+      const tool = MULTI_PART.test(text.replace(INVISIBLE, "")) ? names.get(squash(text)) : undefined
+      if (tool !== undefined && !named.has(tool)) named.set(tool, text)
+    }
+  }
+  for (const [tool, text] of named) problems.push(`names the plan's ${tool} (${JSON.stringify(text)})`)
+  if (/<\/?tool_call>/i.test(visible)) problems.push("holds the tool-call syntax (<tool_call>)")
+  for (const key of visible.matchAll(JSON_KEY)) {
+    const step = plan.find((s) => isObject(s.params) && Object.hasOwn(s.params, key[1]!))
+    if (step !== undefined) {
+      problems.push(`holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`)
+      break
+    }
+  }
+  return problems.length === 0
+    ? undefined
+    : `${problems.join("; ")}: the policy is told the plan instead of choosing it`
 }
