@@ -42,6 +42,10 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
     expect([states("1,000 rows", 1000), states("a 5% rate", 0.05), states("Twelve", 12), states("2.5x", 2.5)])
       .toEqual([true, true, true, true])
     expect([states("3-bullet", 3), states("the 3rd", 3), states("(3)", 3)]).toEqual([true, true, true])
+    // Zeros after a decimal point write the same number: 3 as "3.0", 2.5 as "2.50", 1000 as "1,000.00".
+    expect([states("top 3.0 losers", 3), states("a 2.50 ratio", 2.5), states("$1,000.00 cap", 1000)])
+      .toEqual([true, true, true])
+    expect([states("3.05 stars", 3), states("2.501 ratio", 2.5)]).toEqual([false, false])
     // Not a whole number: inside another number, a code or a version.
     expect([
       states("Q3 results", 3),

@@ -8,7 +8,7 @@
  * The test is a heuristic that errs on the side of passing:
  * - a string is shown when the prompt's text (every message) contains it, both compared lowercased with
  *   runs of spaces, `_` and `-` read as one space ("New York" shows `new_york`);
- * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05; the
+ * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05, `3.0` shows 3; the
  *   3 of `Q3`, `2023` or `3.5` does not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
@@ -75,12 +75,25 @@ const numberForms = (n: number): ReadonlyArray<string> => {
 const DIGIT = /[0-9]/
 const BEFORE_NUMBER = /[\w.]/
 
-/** Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`). */
+/** Where a number written at `start..end` of `text` ends once zeros after its decimal point (`3.0`, `2.50`) are read. */
+const afterZeros = (text: string, form: string, start: number): number => {
+  let end = start + form.length
+  const point = form.includes(".") ? end : text[end] === "." && text[end + 1] === "0" ? end + 1 : -1
+  if (point < 0) return end
+  for (end = point; text[end] === "0"; end++);
+  return end
+}
+
+/**
+ * Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`);
+ * zeros after its decimal point write the same number (`3.0` holds 3).
+ */
 const holdsNumber = (text: string, form: string): boolean => {
   for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
     const before = text[i - 1]
-    const after = text[i + form.length]
-    const next = text[i + form.length + 1]
+    const end = afterZeros(text, form, i)
+    const after = text[end]
+    const next = text[end + 1]
     if (before !== undefined && BEFORE_NUMBER.test(before)) continue
     if (
       after !== undefined &&
