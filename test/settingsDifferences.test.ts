@@ -28,11 +28,20 @@ describe("settingsDifferences", () => {
     const now = settingsFor(5, {
       command: "enrich",
       input: { ...input, list_offered_tools: true, shown_schemas: "checked" },
-      literals: "stated"
+      literals: "stated-outside-tool-lists"
     })
     expect(settingsDifferences(before, now)).toEqual([
       "input.shown_schemas: (none) in the run, checked now (resume with --allow-schema-mismatch)",
-      "literals: (none) in the run, stated now (resume with --allow-unstated-literals)"
+      "literals: (none) in the run, stated-outside-tool-lists now (resume with --allow-unstated-literals)"
+    ])
+  })
+
+  it("a setting whose value the run recorded under an older rule: how to resume it with that rule", () => {
+    const before = settingsFor(5, { literals: "stated" })
+    const now = settingsFor(5, { literals: "stated-outside-tool-lists" })
+    expect(settingsDifferences(before, now)).toEqual([
+      "literals: stated in the run, stated-outside-tool-lists now (a run made before 2026-12-02: resume with " +
+      "--force, which keeps its rule)"
     ])
   })
 })

@@ -12,6 +12,7 @@ import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import type { EncodedRow } from "../src/domain/row.js"
+import { literalReadingOf } from "../src/programs/generate.js"
 import { checkWrittenDataset, DatasetViolationsError, validateFiles } from "../src/programs/validate.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import type { Report, RuleId } from "../src/skyrl/checks.js"
@@ -22,6 +23,7 @@ import { validatePlan } from "../src/skyrl/planValidation.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { parseRecords } from "../src/skyrl/records.js"
 import { runCli } from "./support/cli.js"
+import { settingsFor } from "./support/engine.js"
 
 const FIXTURES = join(import.meta.dirname, "fixtures")
 const INVENTORY_FILE = join(FIXTURES, "inventory", "finance-mcp.json")
@@ -577,6 +579,18 @@ describe("warnings", () => {
     expect(ruleOf(checkRows([block], { inventory }), "prompt/literal-not-shown").examples[0]?.message).toMatch(
       /^the prompt never states step 1 fmp_get_income_statement period = "quarterly"; step 2 tavily_search search_depth = "advanced": /
     )
+    // A generate run made before 2026-12-02 (`literals: "stated"`) keeps the reading it was judged by, so that
+    // rebuild and --resume --force make its rows as they were: there, the tool list stated the values.
+    const old = { inventory, literalReading: "until-2026-12-01" as const }
+    expect(
+      ruleOf(
+        checkRows([enumRow("IBM's income statement and a web search on IBM earnings.")], old),
+        "prompt/literal-not-shown"
+      ).count
+    )
+      .toBe(0)
+    expect(literalReadingOf(settingsFor(1, { literals: "stated" }))).toBe("until-2026-12-01")
+    expect(literalReadingOf(settingsFor(1, { literals: "stated-outside-tool-lists" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {

@@ -75,7 +75,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       diversity: plan.diversity,
       input: null,
       ...verifySettingOf(options),
-      ...(options.allowUnstatedLiterals ? {} : { literals: "stated" as const })
+      ...(options.allowUnstatedLiterals ? {} : { literals: "stated-outside-tool-lists" as const })
     })
     if (options.dryRun) {
       return yield* Plan.dryRun({ options, settings: fresh, catalogue, plan, rawDir, out, body: bodySettings }).pipe(

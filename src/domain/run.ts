@@ -95,12 +95,14 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    */
   verify: Schema.optional(Schema.Struct({ allow_side_effects: Schema.Array(Schema.String) })),
   /**
-   * generate: "stated" — a literal param value no prompt message states is sent back to the model as a
-   * repair (`prompt/literal-not-shown` is an error at acceptance): a policy could only guess it. Absent: a
-   * warning (`--allow-unstated-literals`, and runs made before the field existed, which `rebuild` makes as
-   * they were).
+   * generate: a literal param value no prompt message states is sent back to the model as a repair
+   * (`prompt/literal-not-shown` is an error at acceptance): a policy could only guess it.
+   * "stated-outside-tool-lists": the values a message's tool list shows (every enum member, the
+   * descriptions) state nothing. "stated": a run made before 2026-12-02, when they did (and `3.0` did not
+   * state 3), judged that way again (`literalReadingOf`). Absent: a warning (`--allow-unstated-literals`, and
+   * runs made before the field existed, which `rebuild` makes as they were).
    */
-  literals: Schema.optional(Schema.Literal("stated"))
+  literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists"))
 }) {}
 
 /**

@@ -12,6 +12,7 @@ import { Inventory } from "../services/Inventory.js"
 import type { FocusTool } from "../skyrl/focusTools.js"
 import { focusToolMissing, focusTools } from "../skyrl/focusTools.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
+import type { LiteralReading } from "../skyrl/literalsShown.js"
 import { DEFAULT_PERSONAS, TASK_STYLES } from "../skyrl/personas.js"
 import type { TaskStyle } from "../skyrl/personas.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
@@ -181,8 +182,17 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
   maxPromptTokens: options.runSettings.max_prompt_tokens,
   nearDuplicates: nearDuplicatesOf(options.runSettings),
   // The model wrote the prompt: it can state a value its plan fixes (or mark the param derived).
-  errorRules: options.runSettings.literals === "stated" ? ["prompt/literal-not-shown"] : []
+  errorRules: options.runSettings.literals === undefined ? [] : ["prompt/literal-not-shown"],
+  literalReading: literalReadingOf(options.runSettings)
 })
+
+/**
+ * How a generate run reads the values its prompts state: a run recorded with `literals: "stated"` was made
+ * before 2026-12-02 and keeps that day's reading (so `rebuild` and `--resume --force` judge its answers as it
+ * did); a run without the setting only warns, so the reading changes no row.
+ */
+export const literalReadingOf = (settings: RunSettings): LiteralReading =>
+  settings.literals === "stated" ? "until-2026-12-01" : "current"
 
 /**
  * Near-duplicate control of a run: `--near-dup` of a diverse run (null: off); runs made before it had

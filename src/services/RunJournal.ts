@@ -92,6 +92,11 @@ const FLAG_OF_ABSENT: Readonly<Record<string, string>> = {
   literals: "--allow-unstated-literals"
 }
 
+/** How to resume a run whose setting holds a value of an older rule, by setting and value. */
+const HINT_OF_OLDER: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  literals: { stated: "a run made before 2026-12-02: resume with --force, which keeps its rule" }
+}
+
 /** `path: A in the run, B now` for each setting that differs, objects compared field by field. */
 const differences = (a: Record<string, unknown>, b: Record<string, unknown>, prefix: string): Array<string> => {
   const show = (v: unknown) => (v === undefined ? "(none)" : typeof v === "string" ? v : canonicalJson(v))
@@ -101,7 +106,12 @@ const differences = (a: Record<string, unknown>, b: Record<string, unknown>, pre
       const [x, y, path] = [a[k], b[k], `${prefix}${k}`]
       if (isObject(x) && isObject(y)) return differences(x, y, `${path}.`)
       const flag = x === undefined ? FLAG_OF_ABSENT[path] : undefined
-      return [`${path}: ${show(x)} in the run, ${show(y)} now${flag === undefined ? "" : ` (resume with ${flag})`}`]
+      const hint = flag !== undefined
+        ? `resume with ${flag}`
+        : typeof x === "string"
+        ? HINT_OF_OLDER[path]?.[x]
+        : undefined
+      return [`${path}: ${show(x)} in the run, ${show(y)} now${hint === undefined ? "" : ` (${hint})`}`]
     })
 }
 

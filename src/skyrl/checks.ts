@@ -79,9 +79,10 @@ import {
   MessageFacts,
   PromptFacts,
   remember,
-  unshownLiterals,
-  withoutToolList
+  statedTextOf,
+  unshownLiterals
 } from "./literalsShown.js"
+import type { LiteralReading } from "./literalsShown.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
@@ -272,6 +273,8 @@ export interface CheckOptions {
   readonly spill?: Spill | undefined
   /** Spilled records sorted in memory at once (see spill.ts; small in tests to exercise partitions). */
   readonly partitionRecords?: number | undefined
+  /** How prompt/literal-not-shown reads the prompt (default "current"; a generate run's own: `literalReadingOf`). */
+  readonly literalReading?: LiteralReading | undefined
 }
 
 type Json = Record<string, unknown>
@@ -1164,13 +1167,21 @@ export class DatasetChecker {
     }
   }
 
-  /** A message without its tool list (`withoutToolList`), remembered for long ones (a run's system message). */
+  /** A message as prompt/literal-not-shown reads it (`statedTextOf`), remembered for long ones (a system message). */
   private readonly statedText = (text: string): string =>
-    remember(text.length < LONG_MESSAGE ? undefined : this.statedTexts, text, () => withoutToolList(text))
+    remember(
+      text.length < LONG_MESSAGE ? undefined : this.statedTexts,
+      text,
+      () => statedTextOf(text, this.options.literalReading ?? "current")
+    )
 
   /** A message's facts, remembered for long ones (a run's system message, which its rows share). */
   private readonly factsOf = (text: string): MessageFacts =>
-    remember(text.length < LONG_MESSAGE ? undefined : this.messageFacts, text, () => new MessageFacts(text))
+    remember(
+      text.length < LONG_MESSAGE ? undefined : this.messageFacts,
+      text,
+      () => new MessageFacts(text, this.options.literalReading ?? "current")
+    )
 
   /** A step's tool's input schema in the inventory (undefined without one, or for an unknown tool). */
   private readonly inputSchemaOf = (step: PlanStep): unknown =>

@@ -75,9 +75,24 @@ const numberForms = (n: number): ReadonlyArray<string> => {
 const DIGIT = /[0-9]/
 const BEFORE_NUMBER = /[\w.]/
 
-/** Where a number written at `start..end` of `text` ends once zeros after its decimal point (`3.0`, `2.50`) are read. */
-const afterZeros = (text: string, form: string, start: number): number => {
+/**
+ * How a prompt states a literal. "current": as the module comment says. "until-2026-12-01": as the rule read
+ * before 2026-12-02, for the runs it judged (`rebuild` and `--resume --force` make their rows as they were):
+ * a message's tool list stated values too, and `3.0` did not state 3.
+ */
+export type LiteralReading = "current" | "until-2026-12-01"
+
+/** A message's text as `reading` looks for stated values in it. */
+export const statedTextOf = (text: string, reading: LiteralReading): string =>
+  reading === "current" ? withoutToolList(text) : text
+
+/**
+ * Where a number written at `start..end` of `text` ends once zeros after its decimal point (`3.0`, `2.50`) are
+ * read (`zeros`; else where the form ends).
+ */
+const afterZeros = (text: string, form: string, start: number, zeros: boolean): number => {
   let end = start + form.length
+  if (!zeros) return end
   const point = form.includes(".") ? end : text[end] === "." && text[end + 1] === "0" ? end + 1 : -1
   if (point < 0) return end
   for (end = point; text[end] === "0"; end++);
@@ -88,10 +103,10 @@ const afterZeros = (text: string, form: string, start: number): number => {
  * Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`);
  * zeros after its decimal point write the same number (`3.0` holds 3).
  */
-const holdsNumber = (text: string, form: string): boolean => {
+const holdsNumber = (text: string, form: string, zeros: boolean): boolean => {
   for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
     const before = text[i - 1]
-    const end = afterZeros(text, form, i)
+    const end = afterZeros(text, form, i, zeros)
     const after = text[end]
     const next = text[end + 1]
     if (before !== undefined && BEFORE_NUMBER.test(before)) continue
@@ -105,8 +120,8 @@ const holdsNumber = (text: string, form: string): boolean => {
 }
 
 /** Whether `text` states `n`: as a whole number in one of its forms, or as a word from one to twelve. */
-export const statesNumber = (text: string, n: number): boolean =>
-  numberForms(n).some((form) => holdsNumber(text, form)) ||
+export const statesNumber = (text: string, n: number, reading: LiteralReading = "current"): boolean =>
+  numberForms(n).some((form) => holdsNumber(text, form, reading === "current")) ||
   (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
 
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
@@ -131,13 +146,13 @@ export class MessageFacts {
   private comparableMade: string | undefined
   private readonly answers: { readonly numbers: Map<number, boolean>; readonly names: Map<string, boolean> } | undefined
 
-  constructor(readonly text: string) {
+  constructor(readonly text: string, private readonly reading: LiteralReading = "current") {
     this.answers = text.length < LONG_MESSAGE ? undefined : { numbers: new Map(), names: new Map() }
   }
 
   /** `statesNumber` of this message. */
   statesNumber(n: number): boolean {
-    return remember(this.answers?.numbers, n, () => statesNumber(this.text, n))
+    return remember(this.answers?.numbers, n, () => statesNumber(this.text, n, this.reading))
   }
 
   /** Whether this message names `name` as a whole word (not inside a longer identifier). */
