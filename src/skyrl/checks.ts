@@ -78,11 +78,11 @@ import {
   LONG_MESSAGE,
   MessageFacts,
   PromptFacts,
-  remember,
   statedTextOf,
   unshownLiterals
 } from "./literalsShown.js"
 import type { LiteralReading } from "./literalsShown.js"
+import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
@@ -1012,13 +1012,19 @@ export class DatasetChecker {
    * Limits that are not integers are contract/schema's.
    */
   private checkLimits(limits: Json, steps: ReadonlyArray<CheckedStep>): void {
+    // Limits of at least the plan's length hold (nearly every row): its distinct tools are not counted.
+    const low = (key: "max_tools" | "max_servers") => {
+      const limit = limits[key]
+      return typeof limit === "number" && limit < steps.length ? limit : undefined
+    }
+    if (low("max_tools") === undefined && low("max_servers") === undefined) return
     const used = {
       max_tools: new Set(steps.map((s) => `${s.server}\u0000${s.tool}`)).size,
       max_servers: new Set(steps.map((s) => s.server)).size
     }
     for (const key of ["max_tools", "max_servers"] as const) {
-      const limit = limits[key]
-      if (typeof limit !== "number" || limit >= used[key]) continue
+      const limit = low(key)
+      if (limit === undefined || limit >= used[key]) continue
       this.find(
         "contract/limits",
         `${GT}.limits.${key}`,

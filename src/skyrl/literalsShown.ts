@@ -22,6 +22,7 @@
  *   nothing: it shows every enum member and describes every tool, whatever the task asks (`withoutToolList`).
  */
 import { isObject } from "../domain/json.js"
+import { remember } from "./memo.js"
 import type { PlanStep } from "./planValidation.js"
 import { isLiteralParam } from "./planValidation.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
@@ -126,17 +127,6 @@ export const statesNumber = (text: string, n: number, reading: LiteralReading = 
 
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
 export const LONG_MESSAGE = 512
-
-/** `ask()`, remembered under `key` in `answers` when there is a map (at most 256 keys: then it starts again). */
-export const remember = <K, V>(answers: Map<K, V> | undefined, key: K, ask: () => V): V => {
-  if (answers === undefined) return ask()
-  let answer = answers.get(key)
-  if (answer === undefined) {
-    if (answers.size >= 256) answers.clear()
-    answers.set(key, answer = ask())
-  }
-  return answer
-}
 
 /**
  * What one prompt message states: its comparable text, made on first need, and, for a long message (a run's

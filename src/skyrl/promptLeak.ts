@@ -9,6 +9,7 @@
  */
 import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
+import { remember } from "./memo.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
 import { findToolsBlock, toolNamesOf } from "./sources.js"
 
@@ -142,9 +143,14 @@ const INVISIBLE = /\p{Cf}/gu
 const IDENTIFIER_RUN = /[\p{L}\p{N}_.\p{Cf}-]+/gu
 /** A name of several parts: a separator, or a lower-case letter followed by a capital (`GetQuote`). */
 const MULTI_PART = /[_.-]|\p{Ll}\p{Lu}/u
+/** Text without invisible characters, NFKC (an ASCII text is its own NFKC: most prompts skip the call). */
+const visibleText = (text: string): string =>
+  NON_ASCII.test(text) ? text.normalize("NFKC").replace(INVISIBLE, "") : text
+const NON_ASCII = /[^\x00-\x7f]/
 /** A name as compared: NFKC, lower-cased, without separators and invisible characters. */
-const squash = (name: string): string =>
-  name.normalize("NFKC").replace(INVISIBLE, "").toLowerCase().replace(/[_.-]+/g, "")
+const squash = (name: string): string => visibleText(name).toLowerCase().replace(/[_.-]+/g, "")
+/** `squash` of the tool names of plans (few, the same on every row of a run). */
+const squashedNames = new Map<string, string>()
 
 /** A JSON object key followed by its colon (`"symbol":`), as a params dump holds. */
 const JSON_KEY = /"([^"\\]{1,64})"\s*:/g
@@ -171,12 +177,17 @@ export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): strin
     const prefix = `${s.server}_`
     const bare = s.tool.toLowerCase().startsWith(prefix.toLowerCase()) ? s.tool.slice(prefix.length) : undefined
     for (const name of [display, s.tool, bare]) {
-      if (name !== undefined && MULTI_PART.test(name) && !names.has(squash(name))) names.set(squash(name), display)
+      if (name === undefined || !MULTI_PART.test(name)) continue
+      const key = remember(squashedNames, name, () => squash(name))
+      if (!names.has(key)) names.set(key, display)
     }
   }
-  const visible = user.normalize("NFKC").replace(INVISIBLE, "")
+  const visible = visibleText(user)
   const named = new Map<string, string>()
-  if (names.size > 0) {
+  // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
+  // characters between its parts are all that squashing drops): look at the runs only when one is.
+  const squashed = visible.toLowerCase().replace(/[_.-]+/g, "")
+  if (names.size > 0 && [...names.keys()].some((name) => squashed.includes(name))) {
     // Runs are read on the text without invisible characters, and shown as the user message writes them.
     for (const run of user.normalize("NFKC").matchAll(IDENTIFIER_RUN)) {
       const text = run[0].replace(/^[.-]+|[.-]+$/g, "")
@@ -186,7 +197,7 @@ export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): strin
   }
   for (const [tool, text] of named) problems.push(`names the plan's ${tool} (${JSON.stringify(text)})`)
   if (/<\/?tool_call>/i.test(visible)) problems.push("holds the tool-call syntax (<tool_call>)")
-  for (const key of visible.matchAll(JSON_KEY)) {
+  for (const key of visible.includes("\"") ? visible.matchAll(JSON_KEY) : []) {
     const step = plan.find((s) => isObject(s.params) && Object.hasOwn(s.params, key[1]!))
     if (step !== undefined) {
       problems.push(`holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`)
