@@ -33,6 +33,27 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
       .toEqual([["symbol", "aapl"], ["id", "ABCDEFGHIJKL"]])
   })
 
+  it("a day (YYYY-MM-DD) written with its month's name or in digits states it; another day does not", () => {
+    const day = (prompt: string) => unshown(prompt, [step(1, "aggs", { from: "2025-03-01" })])
+    for (
+      const prompt of [
+        "Prices since March 1, 2025.",
+        "Prices since 1st of March 2025.",
+        "Prices since Mar. 1 2025.",
+        "prices since march 01, 2025",
+        "Prices since 2025/03/01.",
+        "Prices since 03/01/2025.",
+        "Prices since 01.03.2025."
+      ]
+    ) expect(day(prompt), prompt).toEqual([])
+    for (const prompt of ["Prices since March 11, 2025.", "Prices since May 1, 2025.", "Prices since 13/01/2025."]) {
+      expect(day(prompt), prompt).toEqual([["from", "2025-03-01"]])
+    }
+    // The reading of runs made before 2026-12-02 (rebuild judges them as they were): only the ISO text.
+    const old = new PromptFacts(["You call tools.", "Prices since March 1, 2025."], undefined, "until-2026-12-01")
+    expect(old.states("2025-03-01")).toBe(false)
+  })
+
   it("numbers: digits, thousands separators, percentages and the words one to twelve; 0 and 1 always pass", () => {
     const prompt = "Show 1,000 rows at a 5% rate for the last three days."
     expect(unshown(prompt, [step(1, "q", { rows: 1000, rate: 0.05, days: 3, offset: 0, page: 1, on: true, x: null })]))

@@ -705,7 +705,8 @@ export class DatasetChecker {
       const texts = promptTexts(value.prompt)
       this.checkToolsShown(new PromptFacts(texts, this.factsOf), gt)
       if (steps !== undefined) {
-        this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf), steps)
+        const reading = this.options.literalReading ?? "current"
+        this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf, reading), steps)
         this.checkPlaceholders(steps)
       }
     }

@@ -11,6 +11,7 @@
  * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05, `3.0` shows 3; the
  *   3 of `Q3`, `2023` or `3.5` does not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
+ * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits (`dayPattern`);
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
  *   param (what the tool does unasked); another of its `enum` values is a choice the prompt must state
  *   (`search_depth: "advanced"` with no word of it in the prompt is a guess the reward would require);
@@ -125,6 +126,42 @@ export const statesNumber = (text: string, n: number, reading: LiteralReading = 
   numberForms(n).some((form) => holdsNumber(text, form, reading === "current")) ||
   (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
 
+const ISO_DAY = /^(\d{4})-(\d{2})-(\d{2})$/
+const MONTHS = [
+  "january",
+  "february",
+  "march",
+  "april",
+  "may",
+  "june",
+  "july",
+  "august",
+  "september",
+  "october",
+  "november",
+  "december"
+]
+
+/**
+ * How a prompt may write the day `iso` (YYYY-MM-DD), undefined for another string: with the month's name or
+ * its first three letters (`March 1, 2025`, `1st of Mar 2025`), or in digits with `/` or `.` (`2025/03/01`,
+ * `03/01/2025`, `01.03.2025`: both orders of day and month pass, as the test errs on passing).
+ */
+const dayPattern = (iso: string): RegExp | undefined => {
+  const parts = ISO_DAY.exec(iso)
+  if (parts === null) return undefined
+  const [y, m, d] = [parts[1]!, Number(parts[2]), Number(parts[3])]
+  if (m < 1 || m > 12 || d < 1 || d > 31) return undefined
+  const month = `(?:${MONTHS[m - 1]}|${MONTHS[m - 1]!.slice(0, 3)}\\.?)`
+  const day = `0?${d}(?:st|nd|rd|th)?`
+  const [mm, dd] = [`0?${m}`, `0?${d}`]
+  return new RegExp(
+    `(?<![\\w/.])(?:${month}\\s+${day},?\\s+${y}|${day}\\s+(?:of\\s+)?${month},?\\s+${y}|${y}/${mm}/${dd}|` +
+      `${mm}/${dd}/${y}|${dd}[/.]${mm}[/.]${y})(?![\\w/])`,
+    "i"
+  )
+}
+
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
 export const LONG_MESSAGE = 512
 
@@ -165,7 +202,8 @@ export class PromptFacts {
 
   constructor(
     readonly texts: ReadonlyArray<string>,
-    private readonly factsOf: (text: string) => MessageFacts = (text) => new MessageFacts(text)
+    private readonly factsOf: (text: string) => MessageFacts = (text) => new MessageFacts(text),
+    private readonly reading: LiteralReading = "current"
   ) {}
 
   private get messages(): ReadonlyArray<MessageFacts> {
@@ -184,7 +222,9 @@ export class PromptFacts {
     if (CODES.test(v)) return true
     for (const text of this.texts) if (text.includes(v)) return true
     const wanted = comparableText(v).trim()
-    return wanted === "" || this.messages.some((m) => m.comparable.includes(wanted))
+    if (wanted === "" || this.messages.some((m) => m.comparable.includes(wanted))) return true
+    const day = this.reading === "current" ? dayPattern(v) : undefined
+    return day !== undefined && this.texts.some((text) => day.test(text))
   }
 }
 
