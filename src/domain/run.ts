@@ -99,7 +99,7 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * (`prompt/literal-not-shown` is an error at acceptance): a policy could only guess it.
    * "stated-outside-tool-lists": the values a message's tool list shows (every enum member, the
    * descriptions) state nothing. "stated": a run made before 2026-12-02, when they did (and `3.0` did not
-   * state 3), judged that way again (`literalReadingOf`). Absent: a warning (`--allow-unstated-literals`, and
+   * state 3, nor `March 1, 2025` its ISO day), judged that way again (`literalReadingOf`). Absent: a warning (`--allow-unstated-literals`, and
    * runs made before the field existed, which `rebuild` makes as they were).
    */
   literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists"))

@@ -80,7 +80,7 @@ const BEFORE_NUMBER = /[\w.]/
 /**
  * How a prompt states a literal. "current": as the module comment says. "until-2026-12-01": as the rule read
  * before 2026-12-02, for the runs it judged (`rebuild` and `--resume --force` make their rows as they were):
- * a message's tool list stated values too, and `3.0` did not state 3.
+ * a message's tool list stated values too, and `3.0` did not state 3 nor `March 1, 2025` 2025-03-01.
  */
 export type LiteralReading = "current" | "until-2026-12-01"
 
