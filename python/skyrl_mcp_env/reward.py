@@ -273,8 +273,16 @@ def _effective(params: dict[str, Any], key: str, defaults: dict[str, Any]) -> An
 
 
 def _is_valid(schema: dict[str, Any], arguments: dict[str, Any]) -> bool:
+    """The arguments are valid against the schema. Validation runs library code on the policy's values (the
+    "regex" format check compiles the string with ``re.compile``, which raises RecursionError on thousands
+    of nested groups): a value the validator fails on is not valid, never an exception out of ``step``."""
     validator = _validator(canonical_json(schema))
-    return validator is None or validator.is_valid(arguments)
+    if validator is None:
+        return True
+    try:
+        return validator.is_valid(arguments)
+    except Exception:  # noqa: BLE001 - a value that cannot be checked is not valid
+        return False
 
 
 @functools.lru_cache(maxsize=512)

@@ -178,3 +178,17 @@ def test_calls_past_the_turns_limit_are_not_run_and_count_as_invalid(palantir):
 def test_the_default_limit_runs_every_call_of_a_plan_sized_turn(amd):
     out = episode(amd, ["".join(plan_calls(amd)), FINAL])
     assert out["reward"] == 1.0 and out["metadata"]["invalid_calls"] == 0
+
+
+def test_a_derived_value_the_schema_validator_cannot_check_is_invalid_not_a_crash():
+    # before: RecursionError raised out of step(): jsonschema's "regex" format check compiles the policy's
+    # string with re.compile, which recurses once per nested group
+    schemas = {"grep": {"type": "object", "properties": {"pattern": {"type": "string", "format": "regex"}}}}
+    row = make_row(
+        [{"server": "s", "tool": "grep", "params": {"pattern": "TODO"}, "derived_params": ["pattern"]}],
+        tool_schemas=json.dumps(schemas),
+    )
+    nested = "(" * 5000 + ")" * 5000
+    out = episode(row, [call("grep", {"pattern": nested}), FINAL])
+    assert out["done"] and out["metadata"]["unmatched_calls"] == 1 and out["reward"] == 0.0
+    assert episode(row, [call("grep", {"pattern": "FIXME|TODO"}), FINAL])["reward"] == 1.0
