@@ -9,7 +9,9 @@ earlier call of the same turn). A call matches at most one step. A call that fit
 the one whose literal params it matches most specifically (then the first in plan order), and a later
 call that fits only taken steps may move an earlier call to another step it fits (an augmenting path)
 when every ``depends_on`` stays satisfied (``_Matcher``): calls that fit each other's steps match the same
-steps in any order. The call that exceeds ``limits`` (``max_tools`` distinct tools, ``max_servers``) is
+steps in any order. Calls with the same name and canonical arguments match at most as many steps as the
+plan makes that very call (at least one): a repeat earns nothing twice, also where it fits a step whose
+params are derived. The call that exceeds ``limits`` (``max_tools`` distinct tools, ``max_servers``) is
 refused, not run: it and any later call match nothing and count as invalid calls.
 
     recall     = steps matched / plan steps
@@ -131,7 +133,7 @@ def _match_calls(
         "order_violations": 0,
         "missing_dependency_calls": 0,
     }
-    waiting: list[list[Step]] = []  # per unmatched call: the steps it fits that were free when it was made
+    waiting: list[list[Step]] = []  # per unmatched call: the free steps it fits whose dependencies were missing
     for i, call in enumerate(calls):
         if call.error is not None or i >= refused_from:
             counts["invalid_calls"] += 1
@@ -140,7 +142,8 @@ def _match_calls(
         if not matcher.add(i):
             counts["unmatched_calls"] += 1
             counts["repeated_calls"] += text in seen
-            free = [s for s in matcher.fits(i) if s.step not in matcher.matched]
+            matched = matcher.matched  # a free step it fits and was not ready for: its dependency was missing
+            free = [s for s in matcher.fits(i) if s.step not in matched and not matcher._ready(s, i, matched)]
             if free:
                 waiting.append(free)
         seen.add(text)
@@ -180,12 +183,26 @@ class _Matcher:
         return self._fits[i]
 
     def add(self, i: int) -> bool:
-        """Match call ``i`` to a step, moving earlier calls if that is what it takes; False if it cannot."""
+        """Match call ``i`` to a step, moving earlier calls if that is what it takes; False if it cannot, or
+        if that would match more copies of one call than the plan makes (``_repeats_allowed``)."""
         assignment = self._place(i, self.matched, set())
-        if assignment is None:
+        if assignment is None or not self._repeats_allowed(assignment):
             return False
         self.matched = assignment
         return True
+
+    def _repeats_allowed(self, assignment: dict[int, int]) -> bool:
+        """Each distinct call (name and canonical arguments) holds at most as many steps as the plan has steps
+        that are that call, derived params at the plan's values included, and at least one."""
+        copies: dict[str, list[int]] = {}
+        for j in assignment.values():
+            copies.setdefault(canonical_json([self.calls[j].name, self.calls[j].arguments or {}]), []).append(j)
+        return all(len(js) <= max(1, self._planned(js[0])) for js in copies.values())
+
+    def _planned(self, i: int) -> int:
+        """How many steps are call ``i`` exactly as the plan writes them."""
+        name, args = self.calls[i].name, self.calls[i].arguments or {}
+        return sum(1 for s in self.plan.steps if s.call_name == name and _same_params(self.plan, s, args))
 
     def _place(self, i: int, matched: dict[int, int], visited: set[int]) -> Optional[dict[int, int]]:
         """``matched`` with call ``i`` placed and one step more, or None: the free step it fits most
@@ -249,14 +266,19 @@ def _specificity(step: Step, call: CallRecord) -> int:
 
 def step_matches(plan: Plan, step: Step, arguments: dict[str, Any]) -> bool:
     """Literal params equal (canonical JSON, schema defaults for omitted ones), derived params present and valid."""
-    schema = plan.schemas.get(step.call_name)
-    defaults = _defaults(schema)
-    for key in (set(step.params) | set(arguments)) - set(step.derived_params):
-        if _effective(step.params, key, defaults) != _effective(arguments, key, defaults):
-            return False
+    if not _same_params(plan, step, arguments, skip=step.derived_params):
+        return False
     if any(p not in arguments for p in step.derived_params):
         return False
+    schema = plan.schemas.get(step.call_name)
     return schema is None or _is_valid(schema, arguments)
+
+
+def _same_params(plan: Plan, step: Step, arguments: dict[str, Any], skip: tuple[str, ...] = ()) -> bool:
+    """The arguments equal the step's params but those in ``skip`` (canonical JSON; omitted ones: schema defaults)."""
+    defaults = _defaults(plan.schemas.get(step.call_name))
+    keys = (set(step.params) | set(arguments)) - set(skip)
+    return all(_effective(step.params, key, defaults) == _effective(arguments, key, defaults) for key in keys)
 
 
 def _defaults(schema: Optional[dict[str, Any]]) -> dict[str, Any]:

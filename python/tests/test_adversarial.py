@@ -192,3 +192,37 @@ def test_a_derived_value_the_schema_validator_cannot_check_is_invalid_not_a_cras
     out = episode(row, [call("grep", {"pattern": nested}), FINAL])
     assert out["done"] and out["metadata"]["unmatched_calls"] == 1 and out["reward"] == 0.0
     assert episode(row, [call("grep", {"pattern": "FIXME|TODO"}), FINAL])["reward"] == 1.0
+
+
+# a search, then a search whose query is derived from the first one's result
+SEARCH_TWICE = make_row(
+    [
+        {"server": "s", "tool": "search", "params": {"query": "Palantir"}},
+        {"server": "s", "tool": "search", "params": {"query": "PLTR"}, "depends_on": [1], "derived_params": ["query"]},
+    ]
+)
+
+
+def test_the_same_call_repeated_does_not_match_a_derived_step_of_the_same_tool():
+    # before: 1.0. The repeat fits the derived step (any valid query) after the first call's turn, so
+    # repeating the first call matched the whole plan; reward.md: repeating a call earns nothing twice
+    first = call("search", {"query": "Palantir"})
+    out = episode(SEARCH_TWICE, [first, first, FINAL])
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["repeated_calls"] == 1
+    assert out["metadata"]["order_violations"] == 0  # its dependency did come first: a repeat, not an order fault
+    assert out["reward"] == 0.25
+    assert episode(SEARCH_TWICE, [first, call("search", {"query": "Palantir Technologies"}), FINAL])["reward"] == 1.0
+
+
+def test_a_call_the_plan_itself_makes_twice_earns_both_steps():
+    # list, write, list again: the plan repeats a call, so the repeat is the plan, not a repeat of it
+    row = make_row(
+        [
+            {"server": "fs", "tool": "list", "params": {"path": "/"}},
+            {"server": "fs", "tool": "write", "params": {"path": "/a", "text": "x"}, "depends_on": [1]},
+            {"server": "fs", "tool": "list", "params": {"path": "/"}, "depends_on": [2]},
+        ]
+    )
+    listing = call("list", {"path": "/"})
+    assert episode(row, [listing, call("write", {"path": "/a", "text": "x"}), listing, FINAL])["reward"] == 1.0
+    assert episode(row, [listing, listing, listing, FINAL])["metadata"]["matched_steps"] == [1]
