@@ -8,7 +8,8 @@ stats``: every call is a miss, and a warning says so once per process; a path th
 ``ConfigError``. ``LiveBackend`` runs the call on the row inventory's MCP servers
 (launch specs), through the MCP Python SDK, with one session per server per worker process reused
 across episodes, a timeout per call, and tools without ``readOnlyHint: true`` refused unless the config
-allows side effects. Neither backend raises for a call: every failure is a result with a status.
+allows side effects, and arguments that are not valid Unicode (a lone surrogate) refused before they
+reach the shared session. Neither backend raises for a call: every failure is a result with a status.
 """
 
 from __future__ import annotations
@@ -182,6 +183,12 @@ class LiveBackend:
         launch = self.launch.get(server)
         if launch is None:
             return ToolResult(f"Error: server {server!r} has no launch spec in {self.inventory}", "unavailable")
+        if not _encodable(arguments):
+            return ToolResult(
+                f"Error: {server}/{tool} not run: its arguments hold a string that is not valid Unicode "
+                "(a lone surrogate such as \\ud800), which no MCP transport can send",
+                "refused",
+            )
         try:
             conn = sessions().connection(server, launch, self.startup_timeout)
         except Exception as e:  # noqa: BLE001 - any start failure is an answer, never a crash
@@ -200,6 +207,16 @@ class LiveBackend:
         if self.allow is True:
             return True
         return isinstance(self.allow, (list, tuple)) and (tool in self.allow or f"{server}.{tool}" in self.allow)
+
+
+def _encodable(arguments: dict[str, Any]) -> bool:
+    """The arguments' strings (keys too) encode as UTF-8. A lone surrogate (JSON text "\\ud800" reads as one)
+    does not: the stdio writer fails on it and the session, shared by every episode of the process, closes."""
+    try:
+        json.dumps(arguments, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:

@@ -120,6 +120,19 @@ def test_one_session_per_server_reused_across_episodes(inventory):
     assert sessions().starts == starts
 
 
+def test_arguments_that_are_not_unicode_are_refused_without_breaking_the_shared_session(inventory):
+    # before: '"\\ud800"' (a lone surrogate, valid JSON text) reached the stdio writer, which cannot encode it:
+    # "echo failed: MCPError: Connection closed", and the session every episode of the process shares was
+    # torn down and started again (any call in flight from another episode failed with it)
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "warm up"})])
+    starts = sessions().starts
+    lone = '<tool_call>{"name": "echo", "arguments": {"message": "a\\ud800"}}</tool_call>'
+    texts, _ = observations(ECHO, live(inventory), [lone, call("echo", {"message": "after"})])
+    assert texts[0].startswith("<tool_response>\nError: ") and "not valid Unicode" in texts[0]
+    assert texts[1] == "<tool_response>\nEcho: after\n</tool_response>"
+    assert sessions().starts == starts
+
+
 def server_children(marker):
     """PIDs of this process's child processes whose command line contains marker."""
     pids = []
