@@ -214,7 +214,7 @@ class MCPToolEnv(BaseTextEnv):
         target = self.plan.tools.get(item.name)
         if target is None:
             self.calls.append(CallRecord(self.turns, item.name, item.arguments, error="unknown_tool"))
-            return f"Error: unknown tool {item.name!r}: {self._offered()}"
+            return f"Error: unknown tool {_cut(repr(item.name), NAME_SHOWN)}: {self._offered()}"
         server, tool = target
         self.calls.append(CallRecord(self.turns, item.name, item.arguments, server))
         breach = limit_breach(self.plan, self.calls)
@@ -285,6 +285,9 @@ def _max_turns(plan: Plan, extras: Mapping[str, Any]) -> int:
     trainer = positive_int(extras.get("max_turns"), where)
     limits = [v for v in (plan.max_turns, trainer) if v is not None]
     return min(limits) if limits else max(len(plan.steps) + 2, 4)
+
+
+NAME_SHOWN = 200  # characters of an unknown tool's name an observation repeats (the policy wrote it: unbounded)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -127,6 +127,15 @@ def test_unknown_tool_name_in_a_call_is_an_error_observation():
     assert out["metadata"]["invalid_calls"] == 1
 
 
+def test_an_unknown_tool_name_is_echoed_cut_short():
+    # The observation repeated the whole name the policy wrote: a 1,000,000-character name, 1,000,617 characters.
+    out = play(MCPToolEnv({}, extras_of(ROW, 5)), [call("x" * 1_000_000, {})])[-1]
+    content = out["observations"][0]["content"]
+    assert len(content) < 2_000
+    assert "Error: unknown tool 'xxx" in content and "999802 more characters cut" in content
+    assert out["metadata"]["invalid_calls"] == 1
+
+
 @pytest.mark.parametrize(
     "action", ["", "<tool_call></tool_call>", "<tool_call>" + json.dumps("x" * 10000), "\x00\ud800"]
 )
