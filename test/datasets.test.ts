@@ -121,13 +121,13 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
         const expectedParams = tasks.map((t) => t.tool_sequence.map((s: { params: unknown }) => s.params))
 
         for (const file of Object.values(files)) {
-          const loaded = loadWithDatasets(python!, [file])
+          const loaded = await loadWithDatasets(python!, [file])
           expect(loaded).toEqual(written) // the on-disk rows, exactly (no nulls padded, no dates converted)
           // What the env sees after json.loads of the encoded parts equals the tasks' params.
           expect(paramsOf(loaded)).toEqual(expectedParams)
         }
         const all = Object.values(files)
-        const merged = loadWithDatasets(python!, all)
+        const merged = await loadWithDatasets(python!, all)
         expect(merged).toEqual(all.flatMap(() => written))
 
         // The values Arrow would otherwise change survive: the date-like id, empty params, floats vs ints.
@@ -144,7 +144,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
 
         // What the environment decodes (the README's plan_from_extras) equals the rows' provenance fields.
         for (const file of Object.values(files)) {
-          const seen = loadWithDatasets(python!, [file], true)
+          const seen = await loadWithDatasets(python!, [file], true)
           expect(seen).toEqual(rows.map((row) => {
             const gt = row.reward_spec.ground_truth
             return {
@@ -162,7 +162,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
             }
           }))
         }
-        const decodedSteps = loadWithDatasets(python!, [files.parquet], true)[at("find-and-quote")].steps
+        const decodedSteps = (await loadWithDatasets(python!, [files.parquet], true))[at("find-and-quote")].steps
         expect(decodedSteps.map((s: any) => [s.call_name, s.depends_on, s.derived_params])).toEqual([
           ["fmp_search_ticker", [], []],
           ["fmp_get_quote", [1], ["symbol"]]
@@ -171,29 +171,33 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
       120_000
     )
 
-    it("`skyrl convert --out x.parquet` (valid plans) loads with datasets, concatenated with its .jsonl twin", () => {
-      const dir = mkdtempSync(join(tmpdir(), "skyrl-ds-cli-"))
-      const valid = tasks.filter((t) => {
-        const r = convertTask(t, { inventory })
-        return Either.isRight(r) &&
-          validatePlan(
-              inventory,
-              r.right.reward_spec.ground_truth.tool_sequence.map((s) => ({ ...s, params: s.params }))
-            ).length === 0
-      })
-      expect(valid.length).toBeGreaterThan(1)
-      const input = join(dir, "tasks.json")
-      writeFileSync(input, JSON.stringify(valid))
-      const outs = [join(dir, "rows.parquet"), join(dir, "rows.jsonl")]
-      for (const out of outs) {
-        const r = runCli(["convert", input, "--out", out])
-        expect(r.stderr).not.toContain("ERROR")
-        expect(r.status).toBe(0)
-      }
-      const jsonl = readFileSync(outs[1], "utf8").trim().split("\n").map((l) => JSON.parse(l))
-      expect(jsonl).toHaveLength(valid.length)
-      expect(loadWithDatasets(python!, outs)).toEqual([...jsonl, ...jsonl])
-    }, 120_000)
+    it(
+      "`skyrl convert --out x.parquet` (valid plans) loads with datasets, concatenated with its .jsonl twin",
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "skyrl-ds-cli-"))
+        const valid = tasks.filter((t) => {
+          const r = convertTask(t, { inventory })
+          return Either.isRight(r) &&
+            validatePlan(
+                inventory,
+                r.right.reward_spec.ground_truth.tool_sequence.map((s) => ({ ...s, params: s.params }))
+              ).length === 0
+        })
+        expect(valid.length).toBeGreaterThan(1)
+        const input = join(dir, "tasks.json")
+        writeFileSync(input, JSON.stringify(valid))
+        const outs = [join(dir, "rows.parquet"), join(dir, "rows.jsonl")]
+        for (const out of outs) {
+          const r = runCli(["convert", input, "--out", out])
+          expect(r.stderr).not.toContain("ERROR")
+          expect(r.status).toBe(0)
+        }
+        const jsonl = readFileSync(outs[1], "utf8").trim().split("\n").map((l) => JSON.parse(l))
+        expect(jsonl).toHaveLength(valid.length)
+        expect(await loadWithDatasets(python!, outs)).toEqual([...jsonl, ...jsonl])
+      },
+      120_000
+    )
 
     it(
       "a .jsonl whose steps all have empty depends_on/derived_params concatenates with one where they have values, and with .parquet",
@@ -217,9 +221,9 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
           }).pipe(Effect.provide(StorageLive))
         )
         const expected = [...plain, ...typed, ...typed].map(encodeRow)
-        expect(loadWithDatasets(python!, files)).toEqual(expected)
+        expect(await loadWithDatasets(python!, files)).toEqual(expected)
         // ...and the environment's decoding gets the lists back.
-        const seen = loadWithDatasets(python!, files, true)
+        const seen = await loadWithDatasets(python!, files, true)
         expect(seen.map((r) => r.steps.map((s: any) => [s.depends_on, s.derived_params]))).toEqual(
           [...plain, ...typed, ...typed].map((r) =>
             r.reward_spec.ground_truth.tool_sequence.map((s) => [[...s.depends_on], [...s.derived_params]])
@@ -235,7 +239,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
 
     it(
       "foreign rows with typed lists empty in every row of a JSON file do not concatenate with typed files; validate says so",
-      () => {
+      async () => {
         const dir = mkdtempSync(join(tmpdir(), "skyrl-ds-lists-"))
         /** The rows as skyrl wrote them before provenance became JSON text: typed lists. */
         const asLists = (rs: ReadonlyArray<SkyRLRow>) =>
@@ -260,9 +264,9 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
         const files = [join(dir, "plain.jsonl"), join(dir, "typed.jsonl")]
         writeFileSync(files[0], asLists(plain).map((r) => JSON.stringify(r) + "\n").join(""))
         writeFileSync(files[1], asLists(typed).map((r) => JSON.stringify(r) + "\n").join(""))
-        expect(loadWithDatasets(python!, [files[0]])).toEqual(asLists(plain)) // alone it loads
+        expect(await loadWithDatasets(python!, [files[0]])).toEqual(asLists(plain)) // alone it loads
         // The failure skyrl's JSON text avoids (measured with datasets 5.0.1).
-        expect(() => loadWithDatasets(python!, files)).toThrow(/can't be aligned/)
+        await expect(loadWithDatasets(python!, files)).rejects.toThrow(/can't be aligned/)
         const r = runCli(["validate", ...files, "--json"])
         expect(JSON.parse(r.stdout).rules.find((x: any) => x.id === "arrow/type-change").examples[0].field).toBe(
           "reward_spec.ground_truth.tool_sequence[0].depends_on"
