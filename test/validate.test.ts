@@ -153,6 +153,18 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.available_tools"
     ],
     [
+      "tool_schemas without the schema of a step with derived params (the env would score any value of them)",
+      (r) => (r.reward_spec.ground_truth.tool_schemas = JSON.stringify({ fmp_get_quote: { type: "object" } })),
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
+      "tool_schemas {} on a row with derived params",
+      (r) => (r.reward_spec.ground_truth.tool_schemas = "{}"),
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
       "a missing rubric",
       (r) => delete r.reward_spec.ground_truth.rubric,
       "contract/schema",

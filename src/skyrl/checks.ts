@@ -24,7 +24,7 @@
  * - contract/provenance: each step's call_name, depends_on (earlier steps only), derived_params (params
  *   with a value; a step with derived params depends on something; with an inventory, params of the tool),
  *   both as JSON text or typed lists, schema_hash, and the row's available_tools (non-empty) and
- *   tool_schemas. A row written before these fields existed gets one finding naming what it lacks (it is
+ *   tool_schemas (with the schema of each step that has derived params). A row written before these fields existed gets one finding naming what it lacks (it is
  *   still read, with the defaults of `upgradeLegacyRow`).
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
  *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls.
@@ -421,6 +421,16 @@ type CheckedStep = PlanStep & { readonly call_name?: string }
 
 const isProvenancePath = (path: string) => path === "depends_on" || path.startsWith("derived_params")
 
+/** A JSON object's text parsed; null for any other text. */
+const objectOrNull = (text: string): Json | null => {
+  try {
+    const value: unknown = JSON.parse(text)
+    return isObject(value) ? value : null
+  } catch {
+    return null
+  }
+}
+
 /** `call_name, depends_on on steps 1-3; available_tools, tool_schemas`: what a legacy row lacks. */
 const describeMissing = (missing: ReadonlyArray<string>): string => {
   const stepFields = new Map<string, Array<number>>()
@@ -484,6 +494,8 @@ export class DatasetChecker {
   private readonly messageFacts = new Map<string, MessageFacts>()
   /** Long prompt messages without their tool lists (`statedText`). */
   private readonly statedTexts = new Map<string, string>()
+  /** `tool_schemas` texts parsed (`checkDerivedSchemas`; rows of one offer share one). */
+  private readonly schemaTexts = new Map<string, Json | null>()
   /** The inventory the row being checked is checked against (`inventoryFor`). */
   private inventory: Inventory | undefined
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
@@ -1087,6 +1099,29 @@ export class DatasetChecker {
           }`
         )
       }
+    }
+    this.checkDerivedSchemas(gt.tool_schemas, steps)
+  }
+
+  /**
+   * MCPToolEnv scores a derived param by the tool's input schema in `tool_schemas` (under the step's
+   * call_name): a step with derived params whose tool has none there takes any value of them.
+   */
+  private checkDerivedSchemas(text: unknown, steps: ReadonlyArray<CheckedStep>): void {
+    if (typeof text !== "string") return // contract/schema's
+    let schemas: Json | null | undefined
+    for (const s of steps) {
+      if (s.derived_params === undefined || s.derived_params.length === 0) continue
+      schemas ??= remember(this.schemaTexts, text, () => objectOrNull(text))
+      if (schemas === null) return // not a JSON object: contract/schema's
+      const name = s.call_name ?? s.tool
+      if (Object.hasOwn(schemas, name) && isObject(schemas[name])) continue
+      this.find(
+        "contract/provenance",
+        `${GT}.tool_schemas`,
+        `has no input schema for "${name}", whose derived params (step ${s.step}: ${s.derived_params.join(", ")}) ` +
+          "MCPToolEnv checks against it: without it any value of them scores"
+      )
     }
   }
 
