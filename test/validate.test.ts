@@ -165,6 +165,15 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.tool_schemas"
     ],
     [
+      "two offered tools under one call name (a call by it is ambiguous)",
+      (r) => {
+        const offer = JSON.parse(JSON.stringify(r.reward_spec.ground_truth.available_tools))
+        r.reward_spec.ground_truth.available_tools = [...offer, { ...offer[0], server: "polygon" }]
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.available_tools[25].call_name"
+    ],
+    [
       "a missing rubric",
       (r) => delete r.reward_spec.ground_truth.rubric,
       "contract/schema",

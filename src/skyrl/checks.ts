@@ -1070,6 +1070,7 @@ export class DatasetChecker {
       )
       return
     }
+    this.checkOfferedNames(gt.available_tools)
     if (steps === undefined) return
     // validatePlan (in checkGroundTruth, with an inventory) has listed them already.
     for (const issue of this.provenance ?? provenanceIssues(steps, this.inventory)) {
@@ -1101,6 +1102,25 @@ export class DatasetChecker {
       }
     }
     this.checkDerivedSchemas(gt.tool_schemas, steps)
+  }
+
+  /** One call name for two offered tools: the policy cannot tell them apart, and MCPToolEnv runs the last. */
+  private checkOfferedNames(available: unknown): void {
+    if (!Array.isArray(available)) return
+    const offered = new Map<unknown, string>()
+    available.forEach((t: unknown, i) => {
+      if (!isObject(t) || typeof t.call_name !== "string") return
+      const target = `${String(t.server)}.${String(t.tool)}`
+      const first = offered.get(t.call_name)
+      if (first === undefined) offered.set(t.call_name, target)
+      else if (first !== target) {
+        this.find(
+          "contract/provenance",
+          `${GT}.available_tools[${i}].call_name`,
+          `"${t.call_name}" also names ${first}: a call by that name is ambiguous (MCPToolEnv would run ${target})`
+        )
+      }
+    })
   }
 
   /**
