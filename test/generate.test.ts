@@ -162,6 +162,42 @@ describe("generate against the fake OpenAI server", () => {
     60_000
   )
 
+  it(
+    "a user message naming a plan tool goes back to the model; --allow-tool-names-in-prompt accepts it",
+    async () => {
+      // First answers name their first step's tool in the user message; repairs as asked.
+      const naming = (ctx: Parameters<typeof validTaskFor>[0]) => {
+        const task = JSON.parse(validTaskFor(ctx))
+        return JSON.stringify({ ...task, user_prompt: `Use ${task.tool_sequence[0].tool}. ${task.user_prompt}` })
+      }
+      const server = await fake(withStages(
+        (ctx) => answer(isRepairRequest(ctx.body) ? validTaskFor(ctx) : naming(ctx), USAGE),
+        (text) => answer(text, USAGE)
+      ))
+      const dir = tempDir("skyrl-gen-")
+      const leaks = async (file: string) =>
+        JSON.parse((await runCliAsync(["validate", file, "--json"])).stdout).rules.find((x: any) =>
+          x.id === "prompt/user-names-tool"
+        ).count
+      const out = join(dir, "ds.jsonl")
+      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--llm", "openai"], { env: env(server) })
+      expect(r.status, r.stderr).toBe(0)
+      const repairs = server.requests.filter((q) => isTaskRequest(q.body) && isRepairRequest(q.body))
+      expect(repairs).toHaveLength(4)
+      expect(JSON.stringify(repairs[0]!.body.input)).toContain("prompt/user-names-tool")
+      expect(await leaks(out)).toBe(0)
+
+      const lenient = join(dir, "lenient.jsonl")
+      const before = server.requests.length
+      const flags = ["--llm", "openai", "--allow-tool-names-in-prompt"]
+      const l = await runCliAsync(["generate", "-n", "4", "--out", lenient, ...flags], { env: env(server) })
+      expect(l.status, l.stderr).toBe(0)
+      expect(server.requests.slice(before).filter((q) => isRepairRequest(q.body))).toHaveLength(0)
+      expect(await leaks(lenient)).toBe(4)
+    },
+    60_000
+  )
+
   it("a plan still invalid after repair goes to the rejects file and the slot is retried", async () => {
     const invalidFor = new Set<number>([2])
     const server = await fake(withStages((ctx) => {

@@ -28,11 +28,13 @@ describe("settingsDifferences", () => {
     const now = settingsFor(5, {
       command: "enrich",
       input: { ...input, list_offered_tools: true, shown_schemas: "checked" },
-      literals: "stated-outside-tool-lists"
+      literals: "stated-outside-tool-lists",
+      user_leaks: "repaired"
     })
     expect(settingsDifferences(before, now)).toEqual([
       "input.shown_schemas: (none) in the run, checked now (resume with --allow-schema-mismatch)",
-      "literals: (none) in the run, stated-outside-tool-lists now (resume with --allow-unstated-literals)"
+      "literals: (none) in the run, stated-outside-tool-lists now (resume with --allow-unstated-literals)",
+      "user_leaks: (none) in the run, repaired now (resume with --allow-tool-names-in-prompt)"
     ])
   })
 

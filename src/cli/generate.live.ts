@@ -27,6 +27,7 @@ export interface GenerateCliOptions extends RunCliOptions {
   readonly complexities: string
   readonly seed: number
   readonly allowUnstatedLiterals: boolean
+  readonly allowToolNamesInPrompt: boolean
 }
 
 export const runGenerate = (options: GenerateCliOptions) =>
@@ -75,7 +76,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
       diversity: plan.diversity,
       input: null,
       ...verifySettingOf(options),
-      ...(options.allowUnstatedLiterals ? {} : { literals: "stated-outside-tool-lists" as const })
+      ...(options.allowUnstatedLiterals ? {} : { literals: "stated-outside-tool-lists" as const }),
+      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired" as const })
     })
     if (options.dryRun) {
       return yield* Plan.dryRun({ options, settings: fresh, catalogue, plan, rawDir, out, body: bodySettings }).pipe(

@@ -113,6 +113,11 @@ export const generateCommand = Command.make(
       "Accept a task whose plan has a literal param value its prompt never states (a warning, " +
         "prompt/literal-not-shown) instead of sending it back to the model to state the value or mark it derived"
     ),
+    allowToolNamesInPrompt: switchFlag(
+      "allow-tool-names-in-prompt",
+      "Accept a task whose user message names a plan tool, holds <tool_call> syntax or a step's params as JSON " +
+        "(a warning, prompt/user-names-tool) instead of sending it back to the model to rewrite the request"
+    ),
     inventory: inventoryOption,
     dataSource: dataSourceOption,
     ...runOptions,

@@ -102,7 +102,14 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * state 3, nor `March 1, 2025` its ISO day), judged that way again (`literalReadingOf`). Absent: a warning (`--allow-unstated-literals`, and
    * runs made before the field existed, which `rebuild` makes as they were).
    */
-  literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists"))
+  literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists")),
+  /**
+   * generate: "repaired", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
+   * params as JSON is sent back to the model as a repair (`prompt/user-names-tool` is an error at
+   * acceptance): it tells the policy the plan. Absent: a warning (`--allow-tool-names-in-prompt`, and runs
+   * made before 2026-12-02, which `rebuild` makes as they were).
+   */
+  user_leaks: Schema.optional(Schema.Literal("repaired"))
 }) {}
 
 /**

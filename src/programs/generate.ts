@@ -181,8 +181,12 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
   jobMetadata: generateMetadata,
   maxPromptTokens: options.runSettings.max_prompt_tokens,
   nearDuplicates: nearDuplicatesOf(options.runSettings),
-  // The model wrote the prompt: it can state a value its plan fixes (or mark the param derived).
-  errorRules: options.runSettings.literals === undefined ? [] : ["prompt/literal-not-shown"],
+  // The model wrote the prompt: it can state a value its plan fixes (or mark the param derived), and ask
+  // for the result without naming the tools.
+  errorRules: [
+    ...(options.runSettings.literals === undefined ? [] : ["prompt/literal-not-shown"]),
+    ...(options.runSettings.user_leaks === undefined ? [] : ["prompt/user-names-tool"])
+  ],
   literalReading: literalReadingOf(options.runSettings)
 })
 

@@ -89,7 +89,8 @@ export const settingsDifferences = (run: RunSettings, now: RunSettings): Readonl
 const FLAG_OF_ABSENT: Readonly<Record<string, string>> = {
   "input.shown_schemas": "--allow-schema-mismatch",
   "input.list_offered_tools": "--keep-system-message",
-  literals: "--allow-unstated-literals"
+  literals: "--allow-unstated-literals",
+  user_leaks: "--allow-tool-names-in-prompt"
 }
 
 /** How to resume a run whose setting holds a value of an older rule, by setting and value. */

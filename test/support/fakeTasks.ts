@@ -264,8 +264,11 @@ export const focusTaskText = (
   }
   return JSON.stringify({
     task_id: `fake-${k}-${variant}`,
-    // A model is told to state every literal value its plan uses (generate repairs one that is not).
-    user_prompt: `Sample ${k} variant ${variant}: about ${about}, use ${steps.map((s) => s.tool).join(" then ")} and ` +
+    // A model is told to state every literal value its plan uses and never to name a tool (generate repairs
+    // both): the tools are described in words.
+    user_prompt: `Sample ${k} variant ${variant}: about ${about}, ${
+      steps.map((s) => s.tool.split(/[-_.]/).join(" ")).join(" then ")
+    } and ` +
       `report what comes back.${statedValues(steps)}`,
     complexity,
     domain: "testing",
