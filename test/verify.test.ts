@@ -632,3 +632,36 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
     expect(ghost.starts).toBe(0)
   }, 60_000)
 })
+
+describe("verify: a server that goes away mid-plan", () => {
+  const dir = tempDir("skyrl-verify-lost-")
+  const log = join(dir, "appended.log")
+  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+  const sideEffects = nodeServer("se", [fixture, log])
+  const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+
+  it("a plan whose side-effecting step already ran is not run again on the restarted server", async () => {
+    const inventory = await importLive([sideEffects])
+    const plan = row(
+      "append-then-crash",
+      { server: "se", tool: "append", params: { text: "hello" } },
+      { server: "se", tool: "crash", params: {} }
+    )
+    const run = await verify({ inventory, specs: [sideEffects], rows: [plan], allow: "append" })
+    expect(appended()).toEqual(["hello"]) // was ["hello", "hello"]: the plan ran again from step 1
+    expect(run.rejects).toEqual([expect.objectContaining({ status: "server-unavailable", step: 2, tool: "crash" })])
+    expect(run.rejects[0].reason).toContain("not run again: step 1 se/append has side effects and already ran")
+  }, 60_000)
+
+  it("a read-only plan still runs again once (and fails naming the second loss)", async () => {
+    const inventory = await importLive([sideEffects])
+    const run = await verify({
+      inventory,
+      specs: [sideEffects],
+      rows: [row("crash", { server: "se", tool: "crash", params: {} })]
+    })
+    expect(run.report.servers).toEqual([expect.objectContaining({ server: "se", starts: 2 })])
+    expect(run.rejects[0]).toMatchObject({ status: "server-unavailable", step: 1, tool: "crash" })
+    expect(run.rejects[0].reason).toContain("went away during the call twice")
+  }, 60_000)
+})

@@ -131,10 +131,13 @@ export class Verifier extends Context.Tag("skyrl/Verifier")<Verifier, VerifierAp
     )
 }
 
-/** The server went away during a call: the plan runs again once on the restarted server. */
+/**
+ * The server went away during step `step`'s call: the plan runs again once on the restarted server,
+ * unless a step up to that one has side effects (it ran, or may have: running it again would act twice).
+ */
 class ConnectionLost {
   readonly _tag = "ConnectionLost"
-  constructor(readonly error: McpCallError) {}
+  constructor(readonly error: McpCallError, readonly step: VerifyStep) {}
 }
 
 const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): VerificationFailed | ConnectionLost => {
@@ -142,13 +145,18 @@ const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): 
   if (e._tag === "ServerUnavailableError") {
     return new VerificationFailed({ status: "server-unavailable", ...at, reason: e.reason })
   }
-  if (e.kind === "connection") return new ConnectionLost(e)
+  if (e.kind === "connection") return new ConnectionLost(e, step)
   return new VerificationFailed({
     status: e.kind === "timeout" ? "timeout" : "tool-error",
     ...at,
     reason: e.kind === "timeout" ? e.reason : `protocol error: ${e.reason}`
   })
 }
+
+/** Why a plan whose side-effecting step ran (or was in flight) is not run again after its server went away. */
+const notRunAgain = (e: ConnectionLost, acted: VerifyStep): string =>
+  `the server went away during the call (${e.error.reason}); the plan is not run again: step ${acted.step} ` +
+  `${acted.server}/${acted.tool} has side effects and ${acted === e.step ? "was in flight" : "already ran"}`
 
 let lastMillis = NaN
 let lastIso = ""
@@ -283,26 +291,31 @@ const make = (settings: VerifierSettings) =>
     const begin = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
-      const lost = (e: ConnectionLost) =>
+      const lost = (e: ConnectionLost, reason: string) =>
         Effect.fail(
           new VerificationFailed({
             status: "server-unavailable",
-            step: steps.find((s) => s.server === e.error.server && s.tool === e.error.tool)?.step ?? 0,
-            server: e.error.server,
-            tool: e.error.tool,
-            reason: `the server went away during the call twice: ${e.error.reason}`
+            step: e.step.step,
+            server: e.step.server,
+            tool: e.step.tool,
+            reason
           })
         )
+      const isLost = (e: unknown): e is ConnectionLost => e instanceof ConnectionLost
       return runNow(steps).pipe(
-        Effect.catchIf((e): e is ConnectionLost => e instanceof ConnectionLost, (e) =>
-          Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
-            Effect.zipRight(Effect.suspend(() =>
-              runNow(steps)
-            )),
-            Effect.catchIf((e2): e2 is ConnectionLost => e2 instanceof ConnectionLost, lost)
-          ))
+        Effect.catchIf(isLost, (e) => {
+          const acted = ranSideEffect(steps, e.step)
+          if (acted !== undefined) return lost(e, notRunAgain(e, acted))
+          return Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
+            Effect.zipRight(Effect.suspend(() => runNow(steps))),
+            Effect.catchIf(isLost, (e2) => lost(e2, `the server went away during the call twice: ${e2.error.reason}`))
+          )
+        })
       )
     }
+    /** The first step up to `at` (which was sent) whose tool has side effects. */
+    const ranSideEffect = (steps: ReadonlyArray<VerifyStep>, at: VerifyStep) =>
+      steps.slice(0, steps.indexOf(at) + 1).find(sideEffect)
     const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) =>
       Effect.suspend(() => {
         const ran = Effect.flatMap(begin(steps), (finish) => {
