@@ -18,6 +18,7 @@ import { McpClientLive } from "../src/services/McpClient.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import type { VerifierLiveSettings } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
+import { cassetteReader } from "../src/skyrl/cassettes.js"
 import { RowJson } from "../src/skyrl/layout.js"
 import { parseAllowList } from "../src/skyrl/verification.js"
 import { makeMemoryStorage, streamingOnly } from "./support/memoryStorage.js"
@@ -505,6 +506,28 @@ describe("verify against server-filesystem over a temporary directory", () => {
     },
     60_000
   )
+
+  it("a call that failed in an earlier run and answers now: its answer is appended, and readers keep it", async () => {
+    const dir = tempDir("skyrl-verify-fixed-")
+    const cassettes = join(dir, "cassettes")
+    const path = join(root, "made-later.txt")
+    const plan = [row("later", { server: "fs", tool: "read_text_file", params: { path } })]
+    const before = await verify({ inventory, specs: [fs], rows: plan, cassettes })
+    expect(before.rejects).toEqual([expect.objectContaining({ status: "tool-error" })])
+    writeFileSync(path, "made since\n")
+    const after = await verify({ inventory, specs: [fs], rows: plan, cassettes })
+    const key = expectedKey("fs", "read_text_file", { path })
+    expect(after.verification[0].steps).toEqual([expect.objectContaining({ key })])
+    // Was one line, the ENOENT error, under the key of a row now verified: MCPToolEnv replayed the error.
+    expect(after.cassettes.map((c) => [c.key, c.result.isError, textOf(c)])).toEqual([
+      [key, true, expect.stringContaining("ENOENT")],
+      [key, false, "made since\n"]
+    ])
+    const kept: Array<string> = []
+    const reader = cassetteReader((e) => kept.push(textOf(e)))
+    for (const line of readFileSync(join(cassettes, "cassettes.jsonl"), "utf8").split("\n")) reader.line(line)
+    expect(kept.at(-1)).toBe("made since\n")
+  }, 60_000)
 
   it("--resume never runs a finished row again", async () => {
     const dir = tempDir("skyrl-verify-resume-")

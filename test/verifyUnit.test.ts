@@ -15,7 +15,7 @@ import { stripJsonc } from "../src/domain/json.js"
 import { Cassettes } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
 import type { CassetteEntry } from "../src/skyrl/cassettes.js"
-import { cassetteReader, makeEntry } from "../src/skyrl/cassettes.js"
+import { cassetteReader, cassetteStatsCollector, makeEntry } from "../src/skyrl/cassettes.js"
 import { schemaDrift } from "../src/skyrl/drift.js"
 import {
   anchorSpec,
@@ -265,8 +265,51 @@ describe("cassette files", () => {
     for (const line of text.split("\n")) reader.line(line)
     expect(entries.map((e) => e.tool)).toEqual(["a", "b"])
     expect(entries[0]!.result.content).toEqual([{ type: "text", text: "first" }])
-    expect(reader.done(true)).toEqual({ lines: 3, duplicates: 1, invalid: [3], torn: true })
+    expect(reader.done(true)).toEqual({ lines: 3, duplicates: 1, replaced: 0, invalid: [3], torn: true })
     expect(a.key).toBe(sha("srv\na\n{\"q\":\"a\"}"))
+  })
+
+  const failed = (tool: string, text: string): CassetteEntry => {
+    const e = entry(tool, text)
+    return { ...e, result: { ...e.result, isError: true }, duration_ms: 100 }
+  }
+
+  it("a later answer of a call replaces its kept tool error (readers and stats); a later error does not", () => {
+    const lines = [failed("a", "ENOENT"), entry("a", "answer"), failed("a", "again"), entry("a", "second answer")]
+    const kept = new Map<string, CassetteEntry>()
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader((e, replaces) => {
+      kept.set(e.key, e)
+      collector.add(e, replaces)
+    })
+    for (const e of lines) reader.line(JSON.stringify(e))
+    expect([...kept.values()].map((e) => e.result.content)).toEqual([[{ type: "text", text: "answer" }]])
+    const counts = reader.done(false)
+    expect(counts).toEqual({ lines: 4, duplicates: 2, replaced: 1, invalid: [], torn: false })
+    const stats = collector.stats("f", 0, counts)
+    // Was 1 entry, 1 error, mean 100 ms: the error line, which MCPToolEnv no longer replays.
+    expect([stats.entries, stats.errors, stats.tools[0]!.meanMs]).toEqual([1, 0, 3])
+  })
+
+  it("the store appends a call's answer once over its stored tool error, never a second error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const file = join(dir, "cassettes.jsonl")
+    writeFileSync(file, JSON.stringify(failed("a", "ENOENT")) + "\n")
+    const results = await Effect.runPromise(
+      Effect.gen(function*() {
+        const store = yield* Cassettes
+        return [
+          yield* store.record(failed("a", "again")),
+          yield* store.record(entry("a", "answer")),
+          yield* store.record(entry("a", "answer twice"), { wait: true })
+        ]
+      }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
+    )
+    expect(results).toEqual([false, true, false]) // was [false, false, false]: the answer was never stored
+    const texts = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
+      .map((l) => JSON.parse(l).result.content[0].text)
+    expect(texts).toEqual(["ENOENT", "answer"])
   })
 
   /** Live storage that refuses to read a cassette file whole: the store streams it (it may outgrow one string). */

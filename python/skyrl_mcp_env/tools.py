@@ -97,7 +97,8 @@ _WARNED_EMPTY: set[str] = set()
 
 
 def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
-    """key -> cassette line; the first line per key wins, a torn last line is ignored.
+    """key -> cassette line; the first line per key wins (unless it is a tool error and a later one is not: the
+    call answered later, and that answer wins), a torn last line is ignored.
 
     ``path`` is a store directory or its ``cassettes.jsonl``. A directory without the file is an empty store
     (what ``skyrl verify`` leaves when it recorded no call yet); the file is looked for again on every load,
@@ -163,8 +164,14 @@ def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
             or not isinstance(record.get("result"), dict)
         ):
             raise ConfigError(f'{file}:{number}: a cassette line needs "key" (string) and "result" (object)')
-        records.setdefault(record["key"], record)
+        kept = records.get(record["key"])
+        if kept is None or (_is_error(kept) and not _is_error(record)):
+            records[record["key"]] = record  # a later answer replaces a tool error (the call failed once)
     return records
+
+
+def _is_error(record: dict[str, Any]) -> bool:
+    return record["result"].get("isError") is True
 
 
 # ---------------------------------------------------------------------------------------------

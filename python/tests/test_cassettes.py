@@ -88,6 +88,19 @@ def test_recorded_tool_error_is_shown_as_an_error(tmp_path):
     assert "Error: unknown symbol" in text and meta["tool_results"] == {"tool_error": 1}
 
 
+def test_a_later_answer_replaces_a_recorded_tool_error_of_the_same_call(tmp_path):
+    # skyrl verify appends the answer of a call whose stored result was an error (the file it read was made
+    # since): a verified row's step must replay that answer, not the old error. A later error changes nothing.
+    lines = [
+        line(CASE["call_key"], "ENOENT: no such file", is_error=True),
+        line(CASE["call_key"], "AAPL 230.10 USD"),
+        line(CASE["call_key"], "failed again", is_error=True),
+    ]
+    (tmp_path / "cassettes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text and meta["tool_results"] == {"ok": 1}
+
+
 def test_a_corrupt_line_inside_the_file_is_a_clear_error(tmp_path):
     (tmp_path / "cassettes.jsonl").write_text("{oops\n" + line(CASE["call_key"], "x") + "\n")
     with pytest.raises(ConfigError, match=r"cassettes.jsonl:1: not JSON"):

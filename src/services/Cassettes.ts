@@ -1,7 +1,8 @@
 /**
  * Cassettes: the tool-result store `skyrl verify` writes (format in src/skyrl/cassettes.ts). One
  * `cassettes.jsonl` per directory, appended with group commit (./durableLog.ts), one line per distinct
- * key: a call whose key is already stored (this run or an earlier one) is not written again.
+ * key: a call whose key is already stored (this run or an earlier one) is not written again, unless the
+ * stored result is a tool error and this one is not (readers keep that later line: `cassetteReader`).
  *
  * One process writes a store at a time: opening takes the store's lock file (`cassettes.jsonl.lock`, by
  * `Storage.acquireLock`, the run directory's mechanism: a live holder makes the open fail with
@@ -18,7 +19,7 @@ import { hostname } from "node:os"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
-import { CASSETTE_FILE, cassetteLine, cassetteReader } from "../skyrl/cassettes.js"
+import { CASSETTE_FILE, cassetteLine, cassetteReader, isErrorEntry } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
 import type { StorageApi } from "./Storage.js"
 import { forEachLine, Storage } from "./Storage.js"
@@ -81,26 +82,28 @@ const open = (dir: string) =>
         .pipe(Effect.catchTag("LockHeld", (e) => new CassettesLocked({ dir, holder: e.holder }))),
       () => storage.releaseLock(lock)
     )
-    const { endsOpen, keys } = yield* storedKeys(storage, file)
+    const { endsOpen, errors, keys } = yield* storedKeys(storage, file)
     const existing = keys.size
     // A whole last entry without its line end: the first write starts a line of its own.
     const log = yield* makeDurableLog(file, undefined, { torn: endsOpen })
-    /** Whether `key` is new (then it is taken: its line is the one to write). */
-    const claim = (key: string) => {
-      if (keys.has(key)) return false
+    /** Whether the entry's line is to be written: its key is new, or stored as a tool error it does not repeat. */
+    const claim = (entry: CassetteEntry) => {
+      const { key } = entry
+      if (keys.has(key)) return errors.has(key) && !isErrorEntry(entry) && errors.delete(key)
       keys.add(key)
+      if (isErrorEntry(entry)) errors.add(key)
       return true
     }
     return {
       file,
       record: (entry, options) =>
         Effect.suspend(() =>
-          claim(entry.key)
+          claim(entry)
             ? Effect.as(log.append(cassetteLine(entry), options), true)
             // Already stored: with `wait`, make sure the earlier line (maybe still in flight) is on disk.
             : Effect.as(options?.wait === true ? log.flush : Effect.void, false)
         ),
-      recordNow: (entry) => claim(entry.key) ? log.appendNow(cassetteLine(entry)) : Effect.void,
+      recordNow: (entry) => claim(entry) ? log.appendNow(cassetteLine(entry)) : Effect.void,
       has: (key) => keys.has(key),
       flush: log.flush,
       counts: Effect.sync(() => ({ existing, added: keys.size - existing }))
@@ -115,12 +118,13 @@ const open = (dir: string) =>
 const storedKeys = (storage: StorageApi, file: string) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
-    if (!(yield* storage.exists(file))) return { keys, endsOpen: false }
-    const reader = cassetteReader(() => undefined, keys)
+    const errors = new Set<string>()
+    if (!(yield* storage.exists(file))) return { keys, errors, endsOpen: false }
+    const reader = cassetteReader(() => undefined, keys, errors)
     const { endsOpen } = yield* forEachLine(storage, file, reader.line)
-    if (!reader.done(endsOpen).torn) return { keys, endsOpen }
+    if (!reader.done(endsOpen).torn) return { keys, errors, endsOpen }
     yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
     const bytes = yield* storage.readBytes(file)
     yield* storage.writeFileAtomic(file, bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1))
-    return { keys, endsOpen: false }
+    return { keys, errors, endsOpen: false }
   })

@@ -2,7 +2,8 @@
  * Tool-result cassettes (pure): what `skyrl verify` records and MCPToolEnv replays
  * (/work/spec/formats.md "Tool-result cassettes"). A directory holds one `cassettes.jsonl`; each line is
  * one tool call's result under `callKey(server, tool, params)` (src/skyrl/canonical.ts). A reader keeps
- * the first line of each key and ignores a torn last line (a write cut short by a crash).
+ * the first line of each key, unless that line is a tool error and a later line of the key is not (the call
+ * failed once, then answered: the answer is kept), and ignores a torn last line (a write cut short by a crash).
  */
 import { isObject } from "../domain/json.js"
 import { callKey } from "./canonical.js"
@@ -63,11 +64,16 @@ const entryOf = (line: string): CassetteEntry | undefined => {
   }
 }
 
+/** Whether an entry's result is a tool error (`isError: true`): a later answer of the key replaces it. */
+export const isErrorEntry = (e: CassetteEntry): boolean => e.result.isError === true
+
 /** The counts of a store's lines (`cassetteReader`). */
 export interface CassetteCounts {
   readonly lines: number
-  /** Lines whose key an earlier line already had. */
+  /** Lines whose key an earlier line already had (and that replace nothing). */
   readonly duplicates: number
+  /** Lines that replace their key's earlier tool error (the call answered later). */
+  readonly replaced: number
   /** 1-based numbers of lines that are not entries (a torn last line is not counted here). */
   readonly invalid: ReadonlyArray<number>
   /** The last line was cut short (no newline, not JSON). */
@@ -76,13 +82,19 @@ export interface CassetteCounts {
 
 /**
  * Reads a store one line at a time (`line`, without its line end), for a caller that streams the file:
- * `onEntry` gets the first entry of each key, in file order, and its key is added to `seen`; `done(endsOpen)`
- * gives the counts (`endsOpen`: the text ends without a newline, so a last line that is not an entry was
- * cut short: `torn`, not `invalid`).
+ * `onEntry` gets the first entry of each key, in file order, and its key is added to `seen` (and to
+ * `errors` while the entry kept is a tool error); a later entry that is not a tool error for a key kept
+ * as one replaces it: `onEntry(entry, true)`. `done(endsOpen)` gives the counts (`endsOpen`: the text ends
+ * without a newline, so a last line that is not an entry was cut short: `torn`, not `invalid`).
  */
-export const cassetteReader = (onEntry: (entry: CassetteEntry) => void, seen: Set<string> = new Set()) => {
+export const cassetteReader = (
+  onEntry: (entry: CassetteEntry, replaces: boolean) => void,
+  seen: Set<string> = new Set(),
+  errors: Set<string> = new Set()
+) => {
   const invalid: Array<number> = []
   let duplicates = 0
+  let replaced = 0
   let lines = 0
   let lineNo = 0
   let lastInvalid = false
@@ -98,15 +110,19 @@ export const cassetteReader = (onEntry: (entry: CassetteEntry) => void, seen: Se
         return
       }
       lines++
-      if (seen.has(entry.key)) duplicates++
-      else {
+      if (!seen.has(entry.key)) {
         seen.add(entry.key)
-        onEntry(entry)
-      }
+        if (isErrorEntry(entry)) errors.add(entry.key)
+        onEntry(entry, false)
+      } else if (errors.has(entry.key) && !isErrorEntry(entry)) {
+        errors.delete(entry.key)
+        replaced++
+        onEntry(entry, true)
+      } else duplicates++
     },
     done: (endsOpen: boolean): CassetteCounts => {
       const torn = endsOpen && lastInvalid
-      return { lines, duplicates, invalid: torn ? invalid.slice(0, -1) : invalid, torn }
+      return { lines, duplicates, replaced, invalid: torn ? invalid.slice(0, -1) : invalid, torn }
     }
   }
 }
@@ -127,6 +143,7 @@ export interface CassetteStats {
   readonly entries: number
   readonly lines: number
   readonly duplicates: number
+  readonly replaced: number
   readonly invalid: ReadonlyArray<number>
   readonly torn: boolean
   readonly errors: number
@@ -138,8 +155,9 @@ export interface CassetteStats {
 }
 
 /**
- * The stats of a store as its entries come (`add`, the first entry of each key, as `cassetteReader` gives
- * them): counts per tool, error and illustrative results, server versions, time range.
+ * The stats of a store as its entries come (`add`, as `cassetteReader` gives them: the first entry of each
+ * key, or one replacing its key's tool error): counts per tool, error and illustrative results, server
+ * versions, time range.
  */
 export const cassetteStatsCollector = () => {
   const tools = new Map<
@@ -150,14 +168,28 @@ export const cassetteStatsCollector = () => {
   let first: string | null = null
   let last: string | null = null
   let entries = 0
-  const add = (e: CassetteEntry): void => {
-    entries++
+  // The kept tool errors (a later answer may replace one): what they added to their tool's counts.
+  const keptErrors = new Map<string, { readonly ill: number; readonly ms: number }>()
+  const add = (e: CassetteEntry, replaces = false): void => {
     const id = `${e.server}\u0000${e.tool}`
     const t = tools.get(id) ?? { server: e.server, tool: e.tool, n: 0, errors: 0, ill: 0, sum: 0, max: 0 }
-    t.n++
-    if (e.result.isError === true) t.errors++
-    if (e.illustrative === true) t.ill++
     const ms = typeof e.duration_ms === "number" ? e.duration_ms : 0
+    const ill = e.illustrative === true ? 1 : 0
+    const old = replaces ? keptErrors.get(e.key) : undefined
+    if (old !== undefined) {
+      keptErrors.delete(e.key)
+      t.errors--
+      t.ill -= old.ill
+      t.sum -= old.ms
+    } else {
+      entries++
+      t.n++
+      if (isErrorEntry(e)) {
+        t.errors++
+        keptErrors.set(e.key, { ill, ms })
+      }
+    }
+    t.ill += ill
     t.sum += ms
     t.max = Math.max(t.max, ms)
     tools.set(id, t)
@@ -177,6 +209,7 @@ export const cassetteStatsCollector = () => {
       entries,
       lines: counts.lines,
       duplicates: counts.duplicates,
+      replaced: counts.replaced,
       invalid: counts.invalid,
       torn: counts.torn,
       errors: list.reduce((n, t) => n + t.errors, 0),
@@ -206,6 +239,7 @@ export const formatCassetteStats = (s: CassetteStats): string => {
     `  recorded: ${s.firstRecorded ?? "-"} .. ${s.lastRecorded ?? "-"}`
   ]
   if (s.duplicates > 0) lines.push(`  duplicate keys ignored (first line kept): ${s.duplicates}`)
+  if (s.replaced > 0) lines.push(`  tool errors replaced by a later answer of the same call: ${s.replaced}`)
   if (s.torn) lines.push("  torn last line ignored (a write cut short)")
   if (s.invalid.length > 0) {
     lines.push(`  lines that are not entries: ${s.invalid.length} (line ${s.invalid.slice(0, 10).join(", ")})`)
