@@ -215,6 +215,14 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(torn.status).toBe(0)
   })
 
+  it("cassettes stats FILE reads any file it is given (as MCPToolEnv does), not only a name ending in .jsonl", () => {
+    writeFileSync(at("tapes.bak"), readFileSync(join(at("tapes"), "cassettes.jsonl")))
+    const stats = runCli(["cassettes", "stats", at("tapes.bak")])
+    // Was "tapes.bak/cassettes.jsonl: 0 entries", exit 0: the file was taken for a directory without a store.
+    expect(stats.stdout).toContain(`${at("tapes.bak")}: 2 entries (distinct calls) in 2 lines`)
+    expect(stats.status).toBe(0)
+  })
+
   it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {
     const args = ["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("d.jsonl"), "--dry-run"]
     const r = runCli([...args, "--allow-side-effects", "get-sum,memory.read_grap,create_entitie"])

@@ -1,15 +1,19 @@
 /** Live wiring of `skyrl cassettes stats` (loaded lazily by src/cli/cassettes.ts). */
 import { Console, Effect } from "effect"
+import { statSync } from "node:fs"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { forEachLine, Storage, StorageLive } from "../services/Storage.js"
 import { CASSETTE_FILE, cassetteReader, cassetteStatsCollector, formatCassetteStats } from "../skyrl/cassettes.js"
 
+const isDirectory = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
+
 export const runCassetteStats = (options: { readonly dir: string; readonly json: boolean }) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    // The store's file itself (as MCPToolEnv's `cassettes` setting takes it), or its directory.
-    const byFile = options.dir.endsWith(".jsonl")
+    // The store's directory, or any other path as the store's file itself (as MCPToolEnv's `cassettes`
+    // setting takes it: a file named otherwise is read, not taken for a directory without a store).
+    const byFile = !(yield* Effect.sync(() => isDirectory(options.dir)))
     const file = byFile ? options.dir : path.join(options.dir, CASSETTE_FILE)
     // A store directory without its file is an empty store: verify makes the directory before its first call,
     // and the file comes with the first line recorded.

@@ -6,7 +6,7 @@ const statsCommand = Command.make(
   "stats",
   {
     dir: Args.path({ name: "DIR", exists: "yes" }).pipe(
-      Args.withDescription("Cassette directory (holding cassettes.jsonl), or the .jsonl file itself")
+      Args.withDescription("Cassette directory (holding cassettes.jsonl), or the store file itself (any name)")
     ),
     json: Options.boolean("json").pipe(Options.withDescription("Print the stats as one JSON object"))
   },
