@@ -4,13 +4,13 @@
  * killed between rows, and bad input (no plan, unknown server, missing command, a server that never
  * answers initialize). Inventories are imported from the live servers (launch specs, annotations).
  */
-import { Effect, Layer } from "effect"
+import { Effect, Either, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { Inventory } from "../src/domain/inventory.js"
+import { decodeInventory, Inventory } from "../src/domain/inventory.js"
 import { importInventory } from "../src/programs/toolsImport.js"
 import { journalFileOf, rejectsFileOf, verifyDatasets } from "../src/programs/verify.js"
 import type { McpServerSpec } from "../src/services/McpClient.js"
@@ -653,6 +653,41 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
     expect(run.result.summary.stages).toEqual({ rows: 9, read: 9, contract: 7, schema: 6, execution: 2 })
     const ghost = run.report.servers.find((s) => s.server === "ghost")!
     expect(ghost.starts).toBe(0)
+  }, 60_000)
+})
+
+describe("verify: params nested too deep to hash or send", () => {
+  const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
+
+  it("a row whose params nest 5,000 levels deep is a contract reject naming the field; the run goes on", async () => {
+    const base = await importLive([everything])
+    // echo as a catalogue may declare it: extra params allowed, so the deep value passes the schema stage.
+    const open = { type: "object", properties: { message: { type: "string" } }, additionalProperties: true }
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(base)))
+    data.servers[0].tools = data.servers[0].tools
+      .filter((t: any) => t.name === "echo")
+      .map((t: any) => ({ ...t, inputSchema: open, schema_hash: undefined }))
+    const inventory = Either.getOrThrow(decodeInventory(data))
+    const deep = row("deep", { server: "everything", tool: "echo", params: { message: "hi" } })
+    // On disk params are JSON text: this row's, by hand (made by the product, it would fail the same way).
+    deep.reward_spec.ground_truth.tool_sequence[0].params = `{"message":"hi","deep":${"[".repeat(5000)}${
+      "]".repeat(5000)
+    }}`
+    const run = await verify({
+      inventory,
+      specs: [everything],
+      rows: [deep, row("good", { server: "everything", tool: "echo", params: { message: "ok" } })]
+    })
+    // Was: the whole run failed, "Maximum call stack size exceeded", nothing written.
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["good"])
+    expect(run.rejects).toEqual([
+      expect.objectContaining({
+        row: 0,
+        stage: "contract",
+        field: "reward_spec.ground_truth.tool_sequence[0].params",
+        reason: expect.stringContaining("nested more than 100 levels deep")
+      })
+    ])
   }, 60_000)
 })
 

@@ -29,6 +29,8 @@ import {
   FailureFields,
   failureFields,
   isFinal,
+  MAX_PARAMS_DEPTH,
+  nestsDeeperThan,
   outcomeStands,
   resultsElsewhereWarning,
   standingElsewhere,
@@ -206,6 +208,16 @@ interface CheckedRecord {
   readonly checked: Checked
 }
 
+/** The first step whose params nest too deep to hash and send (MAX_PARAMS_DEPTH), as a reject's field and reason. */
+const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: string } | undefined => {
+  const i = row.reward_spec.ground_truth.tool_sequence.findIndex((s) => nestsDeeperThan(s.params, MAX_PARAMS_DEPTH))
+  return i < 0 ? undefined : {
+    field: `reward_spec.ground_truth.tool_sequence[${i}].params`,
+    reason: `step ${i + 1}: params nested more than ${MAX_PARAMS_DEPTH} levels deep (objects and arrays): ` +
+      "too deep to hash and send"
+  }
+}
+
 /** read → contract → schema: the row's plan, or the stage it failed with the reason. */
 export const checkRecord = (located: Located, inventory: Inventory): Checked => {
   const { file, record } = located
@@ -231,6 +243,8 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
       reject: { ...at, stage: "contract", field, reason: "no plan: the row has no steps" }
     }
   }
+  const deep = tooDeepStep(row)
+  if (deep !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...deep } }
   const issues = validatePlan(inventory, row.reward_spec.ground_truth.tool_sequence)
   if (issues.length > 0) {
     const first = issues[0]!

@@ -47,6 +47,25 @@ export const toVerifySteps = (
     derivedParams: s.derived_params ?? []
   }))
 
+/**
+ * How deep a step's params may nest (objects and arrays). Deeper values overflow the stack of the
+ * recursive code that hashes and sends them (canonical JSON, JSON.stringify: ~3,000 levels here;
+ * MCPToolEnv's Python json and canonical_json fail beyond ~500); tool params need a few levels.
+ */
+export const MAX_PARAMS_DEPTH = 100
+
+/** Whether a value nests more than `max` levels of objects and arrays (iterative: any depth is safe). */
+export const nestsDeeperThan = (value: unknown, max: number): boolean => {
+  const pending: Array<[unknown, number]> = [[value, 0]]
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [v, depth] = next
+    if (typeof v !== "object" || v === null) continue
+    if (depth + 1 > max) return true
+    for (const child of Object.values(v)) pending.push([child, depth + 1])
+  }
+  return false
+}
+
 /** What a verified plan keeps (in a row: `task_metadata.verification`). */
 export const VerificationRecord = Schema.Struct({
   status: Schema.Literal("verified"),
