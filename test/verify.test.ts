@@ -723,3 +723,29 @@ describe("verify: a server that goes away mid-plan", () => {
     expect(run.rejects[0].reason).toContain("went away during the call twice")
   }, 60_000)
 })
+
+describe("verify: launch args that reference the environment", () => {
+  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+
+  it(
+    "${VAR} in a stdio server's args is the variable's value at start; an unset one makes it unavailable",
+    async () => {
+      const dir = tempDir("skyrl-verify-argvar-")
+      const log = join(dir, "from-env.log")
+      process.env.SKYRL_TEST_SE_LOG = log
+      // cwd: dir, so that a literal "${SKYRL_TEST_SE_LOG}" file (the server given the reference) lands there.
+      const spec = { ...nodeServer("se", [fixture, "${SKYRL_TEST_SE_LOG}"]), cwd: dir }
+      const inventory = await importLive([spec])
+      const rows = [row("append", { server: "se", tool: "append", params: { text: "hello" } })]
+      const run = await verify({ inventory, specs: [spec], rows, allow: "append" })
+      expect(run.rows).toHaveLength(1)
+      // Was: the server got the literal text and wrote dir/${SKYRL_TEST_SE_LOG}.
+      expect(readFileSync(log, "utf8")).toBe("hello\n")
+      delete process.env.SKYRL_TEST_SE_LOG
+      const unset = await verify({ inventory, specs: [spec], rows, allow: "append" })
+      expect(unset.rejects).toEqual([expect.objectContaining({ status: "server-unavailable" })])
+      expect(unset.rejects[0].reason).toContain("$SKYRL_TEST_SE_LOG not set")
+    },
+    60_000
+  )
+})

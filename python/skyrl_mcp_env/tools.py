@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,14 +365,27 @@ async def _list_tools(session: Any) -> dict[str, dict[str, Any]]:
             return tools
 
 
+_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(arg: str) -> str:
+    """An argument with ``${VAR}`` / ``${env:VAR}`` replaced from the environment (as skyrl starts servers)."""
+
+    def value(m: re.Match) -> str:
+        if not os.environ.get(m.group(1)):
+            raise ValueError(f"environment variable ${m.group(1)} not set (needed by the server)")
+        return os.environ[m.group(1)]
+
+    return _REFERENCE.sub(value, arg)
+
+
 def _transport(launch: dict[str, Any]) -> Any:
     if launch["transport"] == "stdio":
         from mcp import StdioServerParameters, stdio_client
 
         env = {n: os.environ[n] for n in launch.get("env") or [] if n in os.environ}
-        params = StdioServerParameters(
-            command=launch["command"], args=list(launch.get("args") or []), env=env, cwd=launch.get("cwd")
-        )
+        args = [_expand(a) for a in launch.get("args") or []]
+        params = StdioServerParameters(command=launch["command"], args=args, env=env, cwd=launch.get("cwd"))
         return stdio_client(params)
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 

@@ -217,6 +217,22 @@ def test_side_effect_tool_runs_when_the_config_allows_it(inventory, fs_root):
     assert target.read_text(encoding="utf-8") == "written by the env"
 
 
+def test_launch_args_referencing_the_environment_are_expanded(tmp_path, fs_root, monkeypatch):
+    # An inventory records ${VAR} in args (a servers config's "args": ["${env:ROOT}"]), never the value.
+    monkeypatch.setenv("SKYRL_TEST_FS_ROOT", str(fs_root))
+    launch = {"transport": "stdio", "command": NODE, "args": [server_bin("server-filesystem"), "${SKYRL_TEST_FS_ROOT}"]}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"servers": [{"name": "fs", "launch": launch}]}), encoding="utf-8")
+    read = call("read_text_file", {"path": str(fs_root / "notes.txt")})
+    texts, _ = observations(FS, live(str(inventory)), [read])
+    assert texts[0] == "<tool_response>\nquarterly revenue: 42\n</tool_response>"
+    monkeypatch.delenv("SKYRL_TEST_FS_ROOT")
+    launch["args"][1] = "${SKYRL_TEST_UNSET_ROOT}"  # another launch: another session
+    inventory.write_text(json.dumps({"servers": [{"name": "fs", "launch": launch}]}), encoding="utf-8")
+    texts, _ = observations(FS, live(str(inventory)), [read])
+    assert "could not be started" in texts[0] and "$SKYRL_TEST_UNSET_ROOT not set" in texts[0]
+
+
 def test_tool_error_from_the_server_is_an_error_observation(inventory, fs_root):
     texts, out = observations(FS, live(inventory), [call("read_text_file", {"path": str(fs_root / "absent.txt")})])
     assert texts[0].startswith("<tool_response>\nError: ") and out["metadata"]["tool_results"] == {"tool_error": 1}

@@ -28,6 +28,7 @@ export interface StdioServerSpec {
   readonly _tag: "stdio"
   readonly name: string
   readonly command: string
+  /** Values may hold `${VAR}` (replaced at start; messages show the reference, never the value). */
   readonly args: ReadonlyArray<string>
   readonly cwd?: string
   /** Variables set for the child on top of the inherited environment; values may hold `${VAR}`. */
@@ -226,9 +227,11 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
   }
   const env = resolveReferences(spec.env ?? {}, process.env)
   if (Either.isLeft(env)) return Either.left(env.left)
+  const args = resolveReferences(Object.fromEntries(spec.args.map((a, i) => [String(i), a])), process.env)
+  if (Either.isLeft(args)) return Either.left(args.left)
   const transport = new StdioTransport({
     command: spec.command,
-    args: [...spec.args],
+    args: Object.values(args.right),
     env: { ...childEnvironment(), ...env.right },
     stderr: "pipe",
     ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
