@@ -203,6 +203,9 @@ describe("tools import: other transports and failures", () => {
 
   describe("streamable HTTP", () => {
     const http = createServer(async (req, res) => {
+      // A URL with a token (as hosted MCP servers take keys in the query) must carry the right one.
+      const token = new URL(req.url ?? "/", "http://x").searchParams.get("token")
+      if (token !== null && token !== "t0k3n") return void res.writeHead(401).end("bad token")
       const server = new Server({ name: "web", version: "1.0.0" }, { capabilities: { tools: {} } })
       server.setRequestHandler(ListToolsRequestSchema, async () => ({
         tools: [{
@@ -225,6 +228,16 @@ describe("tools import: other transports and failures", () => {
       url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
     })
     afterAll(() => new Promise<void>((resolve) => http.close(() => resolve())))
+
+    it("${VAR} in a server's URL is the variable's value when it starts; the inventory keeps the reference", async () => {
+      process.env.SKYRL_TEST_URL_TOKEN = "t0k3n"
+      const withToken = `${url}?token=\${SKYRL_TEST_URL_TOKEN}`
+      const result = await run([{ _tag: "http", name: "web", url: withToken }], 5)
+      delete process.env.SKYRL_TEST_URL_TOKEN
+      // Was: failed, 401 "bad token": the server was sent the literal ${SKYRL_TEST_URL_TOKEN}.
+      expect(toolsOf(result, "web").map((t) => t.name)).toEqual(["lookup"])
+      expect(result.inventory!.servers[0]!.launch).toEqual({ transport: "http", url: withToken, headers_env: {} })
+    })
 
     it("imports a server over streamable HTTP; a dead URL fails with its address", async () => {
       const result = await run([

@@ -369,7 +369,7 @@ _REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _expand(arg: str) -> str:
-    """An argument with ``${VAR}`` / ``${env:VAR}`` replaced from the environment (as skyrl starts servers)."""
+    """An argument or URL with ``${VAR}`` / ``${env:VAR}`` replaced from the environment (as skyrl starts servers)."""
 
     def value(m: re.Match) -> str:
         if not os.environ.get(m.group(1)):
@@ -390,7 +390,7 @@ def _transport(launch: dict[str, Any]) -> Any:
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
     headers = {h: os.environ.get(var, "") for h, var in (launch.get("headers_env") or {}).items()}
-    return streamable_http_client(launch["url"], http_client=create_mcp_http_client(headers=headers))
+    return streamable_http_client(_expand(launch["url"]), http_client=create_mcp_http_client(headers=headers))
 
 
 _SESSIONS: Optional[_Sessions] = None

@@ -109,6 +109,22 @@ def test_everything_over_streamable_http(http_server, tmp_path, monkeypatch):
     assert texts == ["<tool_response>\nEcho: over http\n</tool_response>"]
 
 
+def test_a_url_referencing_the_environment_is_expanded(http_server, tmp_path, monkeypatch):
+    # An inventory keeps ${VAR} in a URL (a key in its query), never the value: the start reads it.
+    inventory = tmp_path / "http-var.json"
+
+    def echo_with(url):
+        launch = {"transport": "http", "url": url, "headers_env": {}}
+        inventory.write_text(json.dumps({"servers": [{"name": "everything", "launch": launch}]}))
+        return observations(ECHO, live(str(inventory)), [call("echo", {"message": "over http"})])[0]
+
+    monkeypatch.setenv("SKYRL_TEST_URL_KEY", "k1")
+    texts = echo_with(http_server + "?key=${SKYRL_TEST_URL_KEY}")
+    assert texts == ["<tool_response>\nEcho: over http\n</tool_response>"]
+    texts = echo_with(http_server + "?key=${SKYRL_TEST_UNSET_URL_KEY}")
+    assert "could not be started" in texts[0] and "$SKYRL_TEST_UNSET_URL_KEY not set" in texts[0]
+
+
 def test_one_session_per_server_reused_across_episodes(inventory):
     play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "warm up"})])
     starts = sessions().starts

@@ -38,6 +38,7 @@ export interface StdioServerSpec {
 export interface HttpServerSpec {
   readonly _tag: "http"
   readonly name: string
+  /** May hold `${VAR}` (replaced at start; messages show the reference, never the value). */
   readonly url: string
   /** Request headers; values may hold `${VAR}`. */
   readonly headers?: Readonly<Record<string, string>>
@@ -222,7 +223,11 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
   if (spec._tag === "http") {
     const headers = resolveReferences(spec.headers ?? {}, process.env)
     if (Either.isLeft(headers)) return Either.left(headers.left)
-    const transport = new StreamableHTTPClientTransport(new URL(spec.url), { requestInit: { headers: headers.right } })
+    const url = resolveReferences({ url: spec.url }, process.env)
+    if (Either.isLeft(url)) return Either.left(url.left)
+    const transport = new StreamableHTTPClientTransport(new URL(url.right.url!), {
+      requestInit: { headers: headers.right }
+    })
     return Either.right({ client, transport, listed: false, stderr: "", stderrEnded: Promise.resolve(), open: true })
   }
   const env = resolveReferences(spec.env ?? {}, process.env)
