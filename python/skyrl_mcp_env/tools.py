@@ -156,8 +156,8 @@ def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            if all(rest.strip() == "" for rest in lines[number:]):
-                break  # a torn last line (a writer died mid-append)
+            if number == len(lines):
+                break  # a torn last line, without its newline (a writer died mid-append)
             raise ConfigError(f"{file}:{number}: not JSON ({e.msg})") from None
         if (
             not isinstance(record, dict)

@@ -88,6 +88,14 @@ def test_recorded_tool_error_is_shown_as_an_error(tmp_path):
     assert "Error: unknown symbol" in text and meta["tool_results"] == {"tool_error": 1}
 
 
+def test_a_bad_last_line_that_ends_with_a_newline_is_not_torn_but_an_error(tmp_path):
+    # A writer's line and its newline go in one write: a crash leaves a last line without one. `skyrl cassettes
+    # stats` calls this line invalid (exit 1), and skyrl verify appends after it, which made the store unreadable.
+    (tmp_path / "cassettes.jsonl").write_text(line(CASE["call_key"], "first") + '\n{"key": "ab\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"cassettes.jsonl:2: not JSON"):
+        first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+
+
 def test_a_later_answer_replaces_a_recorded_tool_error_of_the_same_call(tmp_path):
     # skyrl verify appends the answer of a call whose stored result was an error (the file it read was made
     # since): a verified row's step must replay that answer, not the old error. A later error changes nothing.
