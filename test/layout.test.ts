@@ -121,6 +121,12 @@ describe("decodeRow (by hand for rows of the usual shape)", () => {
     expect(byHand).toBeGreaterThan(20)
   })
 
+  it("a row that is not an object is named as such (verify said \"Expected SkyRLRow (Encoded side), actual 5\")", () => {
+    for (const [u, kind] of [[5, "number"], [[], "an array"], [null, "null"], ["row", "string"]] as const) {
+      expect(decodeRow(u)).toStrictEqual(Either.left({ path: "(row)", message: `must be an object, got ${kind}` }))
+    }
+  })
+
   it("matchesRowSchema accepts no row the Schema rejects", () => {
     for (const [name, u] of cases()) {
       if (matchesRowSchema(u)) expect(Either.isRight(Schema.decodeUnknownEither(SkyRLRow)(u)), name).toBe(true)

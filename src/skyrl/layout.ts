@@ -6,7 +6,7 @@
  * one).
  */
 import { Either, Schema } from "effect"
-import { isObject } from "../domain/json.js"
+import { describeType, isObject } from "../domain/json.js"
 import {
   ENV_CLASS,
   GroundTruth,
@@ -368,7 +368,7 @@ export const matchesRowSchema = (
 export const decodeRowWithSchema = (
   u: unknown
 ): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> =>
-  Either.mapLeft(
+  !isObject(u) ? Either.left({ path: "(row)", message: `must be an object, got ${describeType(u)}` }) : Either.mapLeft(
     Schema.decodeUnknownEither(SkyRLRow)(upgradeLegacyRow(u).value, { errors: "first" }),
     (e) => parseIssues(e)[0] ?? { path: "", message: "invalid row" }
   )
