@@ -478,6 +478,20 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     // No <tools> block: the whole inventory is offered.
     expect(offeredTools(calls(server)[0].body).length).toBeGreaterThan(20)
   }, 60_000)
+
+  it("JSON Lines whose rows are bare message lists: one row per line", async () => {
+    const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
+    const dir = tmp()
+    const input = join(dir, "bare.jsonl")
+    const users = ["Get the latest quote for AMD.", "Get the latest quote for INTC."]
+    writeFileSync(input, users.map((u) => JSON.stringify([{ role: "user", content: u }])).join("\n") + "\n")
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([input, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows.map((x) => x.prompt[1].content)).toEqual(users)
+    expect(rows.map((x) => meta(x).source_row)).toEqual([0, 1])
+  }, 60_000)
 })
 
 describe("enrich: bad input", () => {

@@ -35,19 +35,10 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   const lead = leadOf(trimmed)
   if (lead === "[") {
-    try {
-      const value: unknown = JSON.parse(body)
-      if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
-      // Like an empty file: an empty dataset written at exit 0 would hide the mistake upstream.
-      if (value.length === 0) {
-        return Either.left(new InputError({ file, reason: "the JSON array is empty: nothing to read" }))
-      }
-      return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
-    } catch (e) {
-      return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
-    }
-  }
-  if (lead === "{") {
+    const whole = arrayRecords(body, file)
+    // Not one array, but its first line is a JSON value of its own: JSON Lines whose rows are lists.
+    if (Either.isRight(whole) || !parsesAlone(trimmed.split("\n", 1)[0]!)) return whole
+  } else if (lead === "{") {
     try {
       return Either.right([{ _tag: "Record" as const, index: 0, value: JSON.parse(body) as unknown }])
     } catch {
@@ -64,9 +55,22 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
 }
 
-/** A JSON Lines line: a JSON value, or a line that is not UTF-8 (a row of its own). */
-const isJsonLine = (line: string): boolean => {
-  if (isUtf8Fault(line)) return true
+/** The records of a text that is one JSON array. */
+const arrayRecords = (body: string, file: string): Either.Either<Iterable<RecordResult>, InputError> => {
+  try {
+    const value: unknown = JSON.parse(body)
+    if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
+    // Like an empty file: an empty dataset written at exit 0 would hide the mistake upstream.
+    if (value.length === 0) {
+      return Either.left(new InputError({ file, reason: "the JSON array is empty: nothing to read" }))
+    }
+    return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
+  } catch (e) {
+    return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
+  }
+}
+
+const parsesAlone = (line: string): boolean => {
   try {
     JSON.parse(line)
     return true
@@ -74,6 +78,9 @@ const isJsonLine = (line: string): boolean => {
     return false
   }
 }
+
+/** A JSON Lines line: a JSON value, or a line that is not UTF-8 (a row of its own). */
+const isJsonLine = (line: string): boolean => isUtf8Fault(line) || parsesAlone(line)
 
 function* jsonLines(body: string): Generator<RecordResult> {
   const read = jsonLinesReader()
