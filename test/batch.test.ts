@@ -611,4 +611,22 @@ describe("enrich --backend batch against the fake Batch API", () => {
     },
     60_000
   )
+
+  it("collect refuses an input file changed since submission: nothing sent, nothing written", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
+    const out = tmpOut()
+    const input = join(out, "..", "chats.json")
+    writeFileSync(input, JSON.stringify(sharegpt.slice(0, 2)))
+    const args = ["--out", out, "--inventory-from-prompt", "--backend", "batch"]
+    const r = await runCliAsync(["enrich", input, ...args], { env: env(f) })
+    expect(r.status, r.stderr).toBe(0)
+    // Rows added to the input after the submission (its two rows still first).
+    writeFileSync(input, JSON.stringify(sharegpt.slice(0, 4)))
+    const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+    expect(c.status).toBe(1)
+    expect(c.stderr).toContain(`${input}: changed since the run was submitted`)
+    expect(f.batches).toHaveLength(1)
+    expect(f.online.requests).toHaveLength(0)
+    expect(existsSync(out)).toBe(false)
+  }, 60_000)
 })

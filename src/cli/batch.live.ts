@@ -1,8 +1,10 @@
 /** Live wiring of the batch commands and of `generate`/`enrich --backend batch` (loaded lazily). */
 import { Effect, Layer, Option, Schema } from "effect"
+import { createHash } from "node:crypto"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
 import { BATCH_MAX_BYTES, BatchStateError, endpointUrl } from "../domain/batch.js"
+import { InputError } from "../domain/errors.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
@@ -40,7 +42,7 @@ import { BatchClientLive } from "../services/llm/batch.js"
 import { LlmLive } from "../services/llm/live.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
@@ -95,6 +97,24 @@ const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateO
     : Effect.fail(new BatchStateError({ path: file, reason: "options: not the options of a generate run" }))
 }
 
+/**
+ * The input file as the run read it (its sha256): collect plans the samples again from it, and a file
+ * changed since (rows added, moved or edited) would send prompts the run never submitted.
+ */
+const sameInput = (input: string, settings: RunSettings) =>
+  Effect.gen(function*() {
+    const bytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
+    const now = createHash("sha256").update(bytes).digest("hex")
+    const then = settings.input?.sha256
+    if (then === undefined || then === now) return
+    return yield* new InputError({
+      file: input,
+      reason: `changed since the run was submitted (sha256 ${then.slice(0, 12)}... in the run, ${
+        now.slice(0, 12)
+      }... now); collect reads it again to know the run's samples: restore the file as submitted, or start a new run`
+    })
+  })
+
 /** The enrich options stored in batch.json, with the plan made again from the input (as at submit time). */
 const enrichOptionsOf = (run: BatchRun, file: string) =>
   Effect.gen(function*() {
@@ -108,6 +128,7 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
     if (!ok || Option.isNone(runSettings)) {
       return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
     }
+    yield* sameInput(st.input as string, runSettings.value)
     const baseInventory = st.inventory_from_prompt
       ? undefined
       : yield* Inventory.pipe(Effect.provide(inventoryLayerOf(run)))
