@@ -107,6 +107,17 @@ describe("batch output lines", () => {
     expect(lineError({ ...lines[1], statusCode: 503 })._tag).toBe("Transient")
   })
 
+  it("a line whose creation time is no date (microseconds: 1.76e15) keeps the fallback time, the other lines read", () => {
+    const line = (id: string, created: number) => {
+      const value = JSON.parse(outputLine(id, "{\"ok\":true}"))
+      value.response.body.created_at = created
+      return JSON.stringify(value)
+    }
+    const text = [line("r:sample-000000", 1_760_000_000_000_000), line("r:sample-000001", 1_760_000_000)].join("\n")
+    const { lines } = parseBatchLines(text, 1, "batch_a", "2025-01-01T00:00:00.000Z")
+    expect(lines.map((l) => l.answeredAt)).toEqual(["2025-01-01T00:00:00.000Z", "2025-10-09T08:53:20.000Z"])
+  })
+
   it("joins on custom_id and the submitted body: newest answer wins, errors next, stale bodies never", () => {
     const answers = new BatchAnswers()
     const h = bodyHash(bodyOf("sample-000000"))

@@ -63,6 +63,12 @@ export interface BatchLine {
 export const isAnswer = (line: BatchLine): boolean =>
   line.error === undefined && line.statusCode !== undefined && line.statusCode >= 200 && line.statusCode < 300
 
+/** Unix seconds as ISO text; undefined when they are no date (not a number, or past Date's range). */
+const isoOfSeconds = (seconds: unknown): string | undefined => {
+  const date = new Date(typeof seconds === "number" ? seconds * 1000 : Number.NaN)
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString()
+}
+
 /** Parses a downloaded output or error file; lines that are not JSON or have no custom_id are counted. */
 export const parseBatchLines = (
   text: string,
@@ -102,9 +108,7 @@ export const parseBatchLines = (
       body,
       error,
       requestId: typeof response?.request_id === "string" ? response.request_id : null,
-      answeredAt: typeof created === "number" && Number.isFinite(created)
-        ? new Date(created * 1000).toISOString()
-        : fallbackTime
+      answeredAt: isoOfSeconds(created) ?? fallbackTime
     })
   }
   return { lines, unreadable }
