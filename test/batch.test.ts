@@ -612,6 +612,24 @@ describe("enrich --backend batch against the fake Batch API", () => {
     60_000
   )
 
+  it("rows that all have a plan: copied, no batch made, exit 0 (as an online enrich copies them)", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
+    const out = tmpOut()
+    const input = join(out, "..", "planned.jsonl")
+    const source = readJsonl(join(__dirname, "fixtures", "enrich", "skyrl_rows.jsonl")).filter((row) =>
+      (row.reward_spec?.ground_truth?.tool_sequence ?? []).length > 0
+    )
+    expect(source).toHaveLength(2)
+    writeFileSync(input, source.map((row) => JSON.stringify(row)).join("\n") + "\n")
+    const r = await runCliAsync(["enrich", input, "--out", out, "--backend", "batch", "--wait", ...FAST], {
+      env: env(f)
+    })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out).map((row) => row.prompt)).toEqual(source.map((row) => row.prompt))
+    expect(f.batches).toHaveLength(0)
+    expect(f.online.requests).toHaveLength(0)
+  }, 60_000)
+
   it("collect refuses an input file changed since submission: nothing sent, nothing written", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
     const out = tmpOut()

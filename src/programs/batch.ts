@@ -518,7 +518,8 @@ const collectRounds = <J extends Job>(
           }`
         )
       }
-      if (round.jobs.length === 0) {
+      // A run with no sample to make (enrich rows that all have a plan) still writes the rows it copies.
+      if (round.jobs.length === 0 && base.jobs.length > 0) {
         if (round.pending > 0) {
           return yield* new BatchPending({ runDir, reason: `${round.pending} requests are in batches still running` })
         }
