@@ -458,6 +458,27 @@ describe("generate --backend batch against the fake Batch API", () => {
     return { f, allowUploads: () => void (refuse = false) }
   }
 
+  it(
+    "generate --resume (with or without --force) of a batch run names `batch collect`, and sends nothing",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+      const out = tmpOut()
+      const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      for (const force of [[], ["--force"]]) {
+        const g = await runCliAsync(["generate", "-n", "3", "--out", out, "--resume", ...force, "--llm", "openai"], {
+          env: env(f)
+        })
+        expect(g.status).toBe(2)
+        expect(g.stderr).toContain(`skyrl batch collect ${runDir}`)
+      }
+      expect(f.online.requests).toHaveLength(0)
+      expect(f.batches).toHaveLength(1)
+    },
+    60_000
+  )
+
   it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()

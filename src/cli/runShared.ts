@@ -195,6 +195,14 @@ export interface ResolvedRun {
   readonly resumed: boolean
 }
 
+/** A batch run resumed online: it goes on with `batch collect` (online it would ask its samples again). */
+const batchRunResumed = (runDir: string) =>
+  new SettingsError({
+    setting: "--resume",
+    reason: `${runDir} is a --backend batch run: it goes on with \`skyrl batch collect ${runDir}\` ` +
+      "(collecting again never duplicates rows); run without --resume to start a new run"
+  })
+
 /**
  * Which run this command works on, and with which settings. Without --resume: a new run. With it: the
  * latest run of this command for this output, refused (a usage error naming each differing setting) when
@@ -232,6 +240,9 @@ export const resolveRun = (input: {
         reason:
           `run ${run.run_id} was made by an earlier skyrl that did not record its settings; start a new run without --resume`
       })
+    }
+    if (run.run_settings.backend.startsWith("batch") && !input.fresh.backend.startsWith("batch")) {
+      return yield* batchRunResumed(path.join(input.rawDir, run.run_id))
     }
     const wanted = input.keepAsOf ? new RunSettings({ ...input.fresh, as_of: run.run_settings.as_of }) : input.fresh
     const differences = settingsDifferences(run.run_settings, wanted)
