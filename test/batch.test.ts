@@ -479,6 +479,28 @@ describe("generate --backend batch against the fake Batch API", () => {
     60_000
   )
 
+  it(
+    "an inventory file edited between submit and collect: collect builds the requests from the run's own copy",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+      const out = tmpOut()
+      const inv = join(out, "..", "inv.json")
+      const text = readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8")
+      writeFileSync(inv, text)
+      const args = ["generate", "-n", "3", "--out", out, "--backend", "batch", "--inventory", inv]
+      const r = await runCliAsync(args, { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      // One word of one tool's description: built from this file, every request would differ from the one answered.
+      writeFileSync(inv, text.replace("Get real-time stock quote", "Get a real-time stock quote"))
+      const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+      expect(c.status, c.stderr).toBe(0)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3])
+      expect(f.batches).toHaveLength(1)
+      expect(f.online.requests).toHaveLength(0)
+    },
+    60_000
+  )
+
   it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
@@ -651,6 +673,30 @@ describe("enrich --backend batch against the fake Batch API", () => {
     expect(f.online.requests).toHaveLength(0)
   }, 60_000)
 
+  it(
+    "collect refuses an inventory file changed since submission, naming it: nothing sent, nothing written",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
+      const out = tmpOut()
+      const inv = join(out, "..", "inv.json")
+      const text = readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8")
+      writeFileSync(inv, text)
+      const input = join(__dirname, "fixtures", "enrich", "openai_messages.jsonl")
+      const r = await runCliAsync(["enrich", input, "--out", out, "--inventory", inv, "--backend", "batch"], {
+        env: env(f)
+      })
+      expect(r.status, r.stderr).toBe(0)
+      writeFileSync(inv, text.replace("Get real-time stock quote", "Get a real-time stock quote"))
+      const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+      expect(c.status).toBe(1)
+      expect(c.stderr).toContain(`${inv}: changed since the run was submitted`)
+      expect(f.batches).toHaveLength(1)
+      expect(f.online.requests).toHaveLength(0)
+      expect(existsSync(out)).toBe(false)
+    },
+    60_000
+  )
+
   it("collect refuses an input file changed since submission: nothing sent, nothing written", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
     const out = tmpOut()
@@ -662,6 +708,7 @@ describe("enrich --backend batch against the fake Batch API", () => {
     // Rows added to the input after the submission (its two rows still first).
     writeFileSync(input, JSON.stringify(sharegpt.slice(0, 4)))
     const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+    console.log("DBG", c.stderr.slice(0, 1500))
     expect(c.status).toBe(1)
     expect(c.stderr).toContain(`${input}: changed since the run was submitted`)
     expect(f.batches).toHaveLength(1)

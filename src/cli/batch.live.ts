@@ -42,6 +42,7 @@ import { BatchClientLive } from "../services/llm/batch.js"
 import { LlmLive } from "../services/llm/live.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
+import { inventoryFingerprint } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
@@ -85,6 +86,25 @@ const inventoryLayerOf = (run: BatchRun) =>
     run.inventory.path ?? undefined,
     run.inventory.servers === null ? undefined : { servers: run.inventory.servers }
   ).pipe(Layer.provide(StorageLive))
+
+/**
+ * The inventory a run's requests were built with, as a collect needs it to build them again: the run's own
+ * copy (inventory.json, kept by its first collect), else its file. One whose fingerprint is not the run's
+ * (the file edited since the submission) is refused: every request would differ from the one answered.
+ */
+const submittedInventory = (runDir: string, run: BatchRun, sha256: string | null) =>
+  Effect.gen(function*() {
+    const kept = path.join(runDir, "inventory.json")
+    const own = yield* Effect.flatMap(Storage, (st) => st.exists(kept)).pipe(Effect.provide(StorageLive))
+    const layer = own ? Inventory.fromFile(kept).pipe(Layer.provide(StorageLive)) : inventoryLayerOf(run)
+    const inventory = yield* Inventory.pipe(Effect.provide(layer))
+    if (sha256 === null || inventoryFingerprint(inventory.inventory) === sha256) return inventory
+    return yield* new InputError({
+      file: own ? kept : (run.inventory.path ?? "the bundled inventory"),
+      reason: "changed since the run was submitted: its batch answers are for the requests built from the " +
+        "inventory it had, so none would be used; restore that inventory, then collect again"
+    })
+  })
 
 /** The generate options stored in batch.json (checked enough to fail readably on a hand-edited file). */
 const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateOptions, BatchStateError> => {
@@ -131,7 +151,7 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
     yield* sameInput(st.input as string, runSettings.value)
     const baseInventory = st.inventory_from_prompt
       ? undefined
-      : yield* Inventory.pipe(Effect.provide(inventoryLayerOf(run)))
+      : yield* submittedInventory(path.dirname(file), run, runSettings.value.inventory_sha256)
     const plan = yield* planEnrichment({
       input: st.input as string,
       inputFormat: st.input_format === "auto" ? undefined : (st.input_format as InputFormat),
@@ -205,11 +225,12 @@ const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
       )
     }
     const generate = yield* generateOptionsOf(run, file)
+    const inventory = yield* submittedInventory(runDir, run, generate.runSettings.inventory_sha256)
     return yield* collectFor(
       runDir,
       run,
       (catalogue) => generateSampling(generate, catalogue),
-      inventoryLayerOf(run),
+      Layer.succeed(Inventory, inventory),
       generate.out,
       options
     )
