@@ -501,6 +501,25 @@ describe("generate --backend batch against the fake Batch API", () => {
     60_000
   )
 
+  it("an output line that is not JSON is named (file, line); the other samples' rows are written", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+    const out = tmpOut()
+    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    expect(r.status, r.stderr).toBe(0)
+    const runDir = r.stdout.trim()
+    const s = await runCliAsync(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
+    expect(s.status, s.stderr).toBe(0)
+    const id = f.batches[0].outputFileId!
+    const file = f.files.get(id)!
+    const lines = file.content.split("\n")
+    lines[1] = lines[1].slice(0, 40) // cut short: not JSON
+    f.files.set(id, { ...file, content: lines.join("\n") })
+    const c = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+    expect(c.status).toBe(1)
+    expect(c.stderr).toMatch(/batch_001_output\.jsonl line 2: not JSON/)
+    expect(readJsonl(out)).toHaveLength(2)
+  }, 60_000)
+
   it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()

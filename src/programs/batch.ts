@@ -234,17 +234,23 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     const requestsFile = path.join(runDir, REQUESTS_FILE)
     yield* readLogEntries(requestsFile, RequestHash, (r) => answers.addSubmitted(r.custom_id, r.part, r.sha256))
     let unreadable = 0
+    const named: Array<string> = []
     for (const part of run.parts) {
       for (const file of [part.output, part.error_output]) {
         if (file === null || part.batch_id === null) continue
         const content = yield* storage.readText(path.join(runDir, file))
         const parsed = parseBatchLines(content, part.part, part.batch_id, part.updated_at)
         unreadable += parsed.unreadable
+        named.push(...parsed.problems.map((p) => `${path.join(runDir, file)} ${p}`))
         for (const l of parsed.lines) answers.addLine(l)
       }
     }
     if (unreadable > 0) {
-      yield* Effect.logWarning(`${unreadable} lines of the batch output files are not readable; ignored`)
+      yield* Effect.logWarning(
+        `${unreadable} lines of the batch output files are not readable; ignored (their samples count as unanswered): ${
+          named.slice(0, 5).join("; ")
+        }`
+      )
     }
     return answers
   })

@@ -69,26 +69,40 @@ const isoOfSeconds = (seconds: unknown): string | undefined => {
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString()
 }
 
-/** Parses a downloaded output or error file; lines that are not JSON or have no custom_id are counted. */
+/** At most this many unreadable lines of a file are named (the rest are counted). */
+const NAMED_PROBLEMS = 5
+
+/**
+ * Parses a downloaded output or error file; lines that are not JSON or have no custom_id are counted, and
+ * the first few named (`line 3: not JSON (...)`, 1-based).
+ */
 export const parseBatchLines = (
   text: string,
   part: number,
   batchId: string,
   fallbackTime: string
-): { readonly lines: ReadonlyArray<BatchLine>; readonly unreadable: number } => {
+): {
+  readonly lines: ReadonlyArray<BatchLine>
+  readonly unreadable: number
+  readonly problems: ReadonlyArray<string>
+} => {
   const lines: Array<BatchLine> = []
+  const problems: Array<string> = []
   let unreadable = 0
-  for (const raw of text.split("\n")) {
+  const skip = (lineNo: number, reason: string) => {
+    if (unreadable++ < NAMED_PROBLEMS) problems.push(`line ${lineNo}: ${reason}`)
+  }
+  for (const [i, raw] of text.split("\n").entries()) {
     if (raw.trim() === "") continue
     let value: unknown
     try {
       value = JSON.parse(raw)
-    } catch {
-      unreadable++
+    } catch (e) {
+      skip(i + 1, `not JSON (${e instanceof Error ? e.message : String(e)})`)
       continue
     }
     if (!isObject<any>(value) || typeof value.custom_id !== "string") {
-      unreadable++
+      skip(i + 1, "no custom_id")
       continue
     }
     const response = isObject<any>(value.response) ? value.response : undefined
@@ -111,7 +125,7 @@ export const parseBatchLines = (
       answeredAt: isoOfSeconds(created) ?? fallbackTime
     })
   }
-  return { lines, unreadable }
+  return { lines, unreadable, problems }
 }
 
 /** The typed error of a line that is not an answer (what the same HTTP answer would be online). */
