@@ -288,6 +288,10 @@ describe("generate --backend batch against the fake Batch API", () => {
     const counts = (stderr: string) => /(\d+) rejected attempts, (\d+) failed samples/.exec(stderr)?.slice(1)
     expect(counts(r.stderr)?.[1]).toBe("1")
     const runDir = /archive (\S+)/.exec(r.stderr)?.[1] ?? ""
+    // The advice is what retries a batch run's failed samples (--resume of a batch run is refused).
+    const final = r.stderr.trim().split("\n").at(-1)!
+    expect(final).toContain(`1 samples failed after 3 attempts each; run \`skyrl batch collect ${runDir}\` again`)
+    expect(final).not.toContain("--resume")
     const rebuilt = await runCliAsync(["rebuild", runDir, "--out", `${out}.rebuilt.jsonl`])
     expect(rebuilt.status, rebuilt.stderr).toBe(0)
     expect(counts(rebuilt.stderr)).toEqual(counts(r.stderr))

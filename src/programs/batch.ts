@@ -421,7 +421,8 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     // Batch answers are local: every sample may run at once (online calls are bounded in the Llm).
     concurrency: Math.max(1, jobs.length),
     // The batch answered lines already: a refused line is about its request, not the request every sample sends.
-    answered: answers.anyAnswered
+    answered: answers.anyAnswered,
+    retryHint: `run \`skyrl batch collect ${path.join(base.rawDir, base.runId)}\` again to retry them`
   }).pipe(
     Effect.provideService(Llm, llm),
     Effect.provideService(Progress, progress),

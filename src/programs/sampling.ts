@@ -92,6 +92,8 @@ export interface SamplingOptions<J extends Job> {
    * request is about itself from the start, never taken for a fault of the request every sample sends.
    */
   readonly answered?: boolean | undefined
+  /** How failed or stopped samples are made again (default: `rerun with --resume`; a batch run collects again). */
+  readonly retryHint?: string | undefined
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
   /**
@@ -362,7 +364,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       output: options.out,
       reason: stop !== undefined
         ? finalStopReason(stop, options.maxCostUsd, totals)
-        : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded")
+        : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded", options.retryHint)
     })
   }
   return {
@@ -382,7 +384,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
 const whyIncomplete = (
   latest: ReadonlyMap<number, JournalEntry>,
   unanswered: RunContext<Job>["unanswered"],
-  recorded: boolean
+  recorded: boolean,
+  retryHint = "rerun with --resume to retry them"
 ): string => {
   const entries = [...latest.values()]
   const failed = entries.filter((e) => e.status === "failed")
@@ -413,6 +416,6 @@ const whyIncomplete = (
   // Recorded answers (--llm replay) give a sample the same answer again: a rerun cannot do better.
   const retry = recorded
     ? "the recorded answers cannot make more of these rows (set OPENAI_API_KEY to ask a model)"
-    : "rerun with --resume to retry them"
+    : retryHint
   return [`${parts.length === 0 ? "some samples are unfinished" : parts.join("; ")}; ${retry}`, ...none].join("; ")
 }
