@@ -68,7 +68,11 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
   Effect.onInterrupt(() =>
     Effect.sync(() =>
       process.stderr.write(
-        finalErrorLine(interruptedMessage(process.argv), jsonLogsRequested(process.argv, process.env), new Date())
+        finalErrorLine(
+          interruptedMessage(process.argv, process.env),
+          jsonLogsRequested(process.argv, process.env),
+          new Date()
+        )
       )
     )
   ),

@@ -402,6 +402,27 @@ describe("generate --backend batch against the fake Batch API", () => {
     60_000
   )
 
+  it(
+    "Ctrl-C during --wait exits 130 and names `batch collect`, not --resume (refused for a batch run)",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 50 })
+      const out = tmpOut()
+      const child = spawn(
+        process.execPath,
+        [BIN, "generate", "-n", "3", "--out", out, "--backend", "batch", "--wait", "--poll-interval", "0.05"],
+        { env: cleanEnv(env(f)), stdio: ["ignore", "ignore", "pipe"] }
+      )
+      let stderr = ""
+      child.stderr.on("data", (d) => (stderr += d))
+      while (!(f.batches.length === 1 && f.batches[0].polls >= 2)) await new Promise((r) => setTimeout(r, 10))
+      child.kill("SIGINT")
+      const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+      expect(code, stderr).toBe(130)
+      expect(stderr).toContain("skyrl: interrupted; what was submitted is kept: `skyrl batch collect RUN_DIR`")
+    },
+    60_000
+  )
+
   it("survives a crash between submit and collect; collecting twice adds nothing", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 50 })
     const dir = mkdtempSync(join(tmpdir(), "skyrl-batch-"))

@@ -65,12 +65,20 @@ export const jsonLogsRequested = (argv: ReadonlyArray<string>, env: NodeJS.Proce
 /** Commands a rerun with `--resume` continues (their journals keep the work done). */
 const RESUMABLE = new Set(["generate", "enrich", "verify"])
 
-/** What an interrupted run prints: how to continue it when the command can resume. */
-export const interruptedMessage = (argv: ReadonlyArray<string>): string => {
+/** Whether the command line (or OPENAI_BACKEND when it gives none) selects `--backend batch`. */
+const batchBackend = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): boolean => {
+  const i = argv.indexOf("--backend")
+  const flag = i !== -1 ? argv[i + 1] : argv.find((a) => a.startsWith("--backend="))?.slice("--backend=".length)
+  return (flag ?? env.OPENAI_BACKEND) === "batch"
+}
+
+/** What an interrupted run prints: how to continue it when the command can resume (a batch run: collect). */
+export const interruptedMessage = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): string => {
   const command = argv.slice(2).find((a) => !a.startsWith("-"))
-  return command !== undefined && RESUMABLE.has(command)
-    ? "interrupted; the work done so far is kept: rerun the same command with --resume to continue"
-    : "interrupted"
+  if (command === undefined || !RESUMABLE.has(command)) return "interrupted"
+  return batchBackend(argv, env)
+    ? "interrupted; what was submitted is kept: `skyrl batch collect RUN_DIR` (the run directory printed on stdout) continues it"
+    : "interrupted; the work done so far is kept: rerun the same command with --resume to continue"
 }
 
 /** The final error line on stderr: `skyrl: MESSAGE`, or with JSON logs one object like the log lines. */
