@@ -35,9 +35,8 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   const lead = leadOf(trimmed)
   if (lead === "[") {
-    const whole = arrayRecords(body, file)
-    // Not one array, but its first line is a JSON value of its own: JSON Lines whose rows are lists.
-    if (Either.isRight(whole) || !parsesAlone(trimmed.split("\n", 1)[0]!)) return whole
+    const whole = arrayRecords(body, file, trimmed.split("\n", 1)[0]!)
+    if (whole !== undefined) return whole
   } else if (lead === "{") {
     try {
       return Either.right([{ _tag: "Record" as const, index: 0, value: JSON.parse(body) as unknown }])
@@ -55,8 +54,15 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
 }
 
-/** The records of a text that is one JSON array. */
-const arrayRecords = (body: string, file: string): Either.Either<Iterable<RecordResult>, InputError> => {
+/**
+ * The records of a text that is one JSON array; undefined when it is not JSON but its first line is a JSON
+ * value of its own (JSON Lines whose rows are lists).
+ */
+const arrayRecords = (
+  body: string,
+  file: string,
+  firstLine: string
+): Either.Either<Iterable<RecordResult>, InputError> | undefined => {
   try {
     const value: unknown = JSON.parse(body)
     if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
@@ -66,6 +72,7 @@ const arrayRecords = (body: string, file: string): Either.Either<Iterable<Record
     }
     return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
   } catch (e) {
+    if (parsesAlone(firstLine)) return undefined
     return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
   }
 }
