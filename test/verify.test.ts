@@ -750,3 +750,39 @@ describe("verify: launch args that reference the environment", () => {
     60_000
   )
 })
+
+describe("verify --resume after a side effect ran", () => {
+  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+
+  it(
+    "a row that ended server-unavailable after its side-effecting step ran is not run again; a read-only one is",
+    async () => {
+      const dir = tempDir("skyrl-verify-resume-se-")
+      const log = join(dir, "appended.log")
+      const sideEffects = nodeServer("se", [fixture, log])
+      const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+      const inventory = await importLive([sideEffects])
+      const rows = [
+        row("append-then-crash", { server: "se", tool: "append", params: { text: "hello" } }, {
+          server: "se",
+          tool: "crash",
+          params: {}
+        }),
+        row("crash", { server: "se", tool: "crash", params: {} })
+      ]
+      const options = { inventory, specs: [sideEffects], rows, allow: "append", dir, concurrency: 1 }
+      await verify(options)
+      expect(appended()).toEqual(["hello"])
+      const again = await verify({ ...options, resume: true })
+      expect(appended()).toEqual(["hello"]) // was ["hello", "hello"]: --resume ran the plan again from step 1
+      expect(again.result.summary.resumed).toBe(1)
+      expect(again.rejects[0]).toMatchObject({ status: "server-unavailable", step: 2, tool: "crash" })
+      expect(again.rejects[0].reason).toContain(
+        "not run again: step 1 se/append has side effects and already ran; not retried on --resume either"
+      )
+      // The read-only row is tried again, as documented: started, lost, restarted, lost.
+      expect(again.report.servers).toEqual([expect.objectContaining({ server: "se", starts: 2 })])
+    },
+    60_000
+  )
+})

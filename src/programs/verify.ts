@@ -28,7 +28,7 @@ import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/ve
 import {
   FailureFields,
   failureFields,
-  isFinal,
+  isFinalForResume,
   MAX_PARAMS_DEPTH,
   nestsDeeperThan,
   outcomeStands,
@@ -281,9 +281,22 @@ const readJournal = (file: string, verifier: VerifierApi) =>
     if (elsewhere > 0) {
       yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
     }
+    yield* logNotRetried(entries.values())
     // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
     return { entries, torn }
   })
+
+/** Says how many journaled timeouts and unavailable servers are not retried: a step with side effects ran. */
+const logNotRetried = (entries: Iterable<JournalEntry>) => {
+  const steps: Array<string> = []
+  for (const e of entries) {
+    if (e.failure?.sideEffectRan !== undefined) steps.push(`${e.failure.status} after step ${e.failure.sideEffectRan}`)
+  }
+  return steps.length === 0 ? Effect.void : Effect.logWarning(
+    `${steps.length} row(s) not retried (${steps.slice(0, 5).join(", ")}${steps.length > 5 ? ", ..." : ""}): ` +
+      "a step with side effects already ran, and running the plan again would act twice; their outcome is kept"
+  )
+}
 
 // ---------------------------------------------------------------------------------------------
 // Execution
@@ -403,7 +416,7 @@ const journalLine = (
   outcome: Either.Either<VerificationRecord, VerificationFailed>,
   recordJson?: string
 ) => {
-  if (!isFinal(outcome)) return undefined
+  if (!isFinalForResume(outcome)) return undefined
   if (Either.isRight(outcome)) {
     return `{"hash":${JSON.stringify(plan.hash)},"record":${recordJson ?? JSON.stringify(outcome.right)}}\n`
   }

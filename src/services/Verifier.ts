@@ -28,7 +28,13 @@ import type { Inventory } from "../domain/inventory.js"
 import { isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
-import { blockedSteps, resultText, sideEffectFailure, VerificationFailed } from "../skyrl/verification.js"
+import {
+  blockedSteps,
+  failureFields,
+  resultText,
+  sideEffectFailure,
+  VerificationFailed
+} from "../skyrl/verification.js"
 import type { CassettesLocked } from "./Cassettes.js"
 import { Cassettes } from "./Cassettes.js"
 import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
@@ -155,8 +161,24 @@ const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): 
 
 /** Why a plan whose side-effecting step ran (or was in flight) is not run again after its server went away. */
 const notRunAgain = (e: ConnectionLost, acted: VerifyStep): string =>
-  `the server went away during the call (${e.error.reason}); the plan is not run again: step ${acted.step} ` +
-  `${acted.server}/${acted.tool} has side effects and ${acted === e.step ? "was in flight" : "already ran"}`
+  `the server went away during the call (${e.error.reason}); the plan is not run again: ${actedText(acted, e.step)}` +
+  "; not retried on --resume either"
+
+/** `step N server/tool has side effects and already ran` (or `was in flight`, when it is the failed step `at`). */
+const actedText = (acted: VerifyStep, at: VerifyStep): string =>
+  `step ${acted.step} ${acted.server}/${acted.tool} has side effects and ` +
+  (acted === at ? "was in flight" : "already ran")
+
+/**
+ * A timeout or unavailable server at step `at` after a step with side effects ran or was sent (`acted`):
+ * marked final, so `--resume` does not run the plan again (it would act twice); the reason says why.
+ */
+const afterSideEffect = (f: VerificationFailed, acted: VerifyStep, at: VerifyStep) =>
+  new VerificationFailed({
+    ...failureFields(f),
+    reason: `${f.reason}; not retried on --resume: ${actedText(acted, at)}`,
+    sideEffectRan: acted.step
+  })
 
 let lastMillis = NaN
 let lastIso = ""
@@ -266,7 +288,7 @@ const make = (settings: VerifierSettings) =>
     ): Effect.Effect<Finish, VerificationFailed | ConnectionLost> => {
       const step = steps[i]!
       return Effect.matchEffect(called, {
-        onFailure: (e) => Effect.fail(failureOf(step, e)),
+        onFailure: (e) => Effect.fail(failedAt(steps, i, e)),
         onSuccess: (answer) => {
           if (answer.result.isError || i + 1 === steps.length) {
             return Effect.succeed(finishWith(step, answer, versions, done))
@@ -291,14 +313,15 @@ const make = (settings: VerifierSettings) =>
     const begin = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
-      const lost = (e: ConnectionLost, reason: string) =>
+      const lost = (e: ConnectionLost, reason: string, acted = ranSideEffect(steps, e.step)) =>
         Effect.fail(
           new VerificationFailed({
             status: "server-unavailable",
             step: e.step.step,
             server: e.step.server,
             tool: e.step.tool,
-            reason
+            reason,
+            ...(acted === undefined ? {} : { sideEffectRan: acted.step })
           })
         )
       const isLost = (e: unknown): e is ConnectionLost => e instanceof ConnectionLost
@@ -316,6 +339,14 @@ const make = (settings: VerifierSettings) =>
     /** The first step up to `at` (which was sent) whose tool has side effects. */
     const ranSideEffect = (steps: ReadonlyArray<VerifyStep>, at: VerifyStep) =>
       steps.slice(0, steps.indexOf(at) + 1).find(sideEffect)
+    /** Step i's failure; a timeout or an unavailable server after a step with side effects ran (or was sent) is final. */
+    const failedAt = (steps: ReadonlyArray<VerifyStep>, i: number, e: McpCallError | ServerUnavailableError) => {
+      const f = failureOf(steps[i]!, e)
+      if (f instanceof ConnectionLost || f.status === "tool-error") return f
+      // An unavailable server never got step i's call; a timed-out call may have acted.
+      const acted = steps.slice(0, e._tag === "ServerUnavailableError" ? i : i + 1).find(sideEffect)
+      return acted === undefined ? f : afterSideEffect(f, acted, steps[i]!)
+    }
     const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) =>
       Effect.suspend(() => {
         const ran = Effect.flatMap(begin(steps), (finish) => {

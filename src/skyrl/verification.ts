@@ -90,7 +90,12 @@ export const FailureFields = Schema.Struct({
   step: Schema.optional(Schema.Number),
   server: Schema.optional(Schema.String),
   tool: Schema.optional(Schema.String),
-  reason: Schema.String
+  reason: Schema.String,
+  /**
+   * A timeout or unavailable server after a step with side effects ran (or was in flight): that step's
+   * number. Such an outcome is final: running the plan again would act twice.
+   */
+  sideEffectRan: Schema.optional(Schema.Number)
 })
 export type FailureFields = typeof FailureFields.Type
 
@@ -198,7 +203,8 @@ export const failureFields = (f: VerificationFailed): FailureFields => ({
   ...(f.step === undefined ? {} : { step: f.step }),
   ...(f.server === undefined ? {} : { server: f.server }),
   ...(f.tool === undefined ? {} : { tool: f.tool }),
-  reason: f.reason
+  reason: f.reason,
+  ...(f.sideEffectRan === undefined ? {} : { sideEffectRan: f.sideEffectRan })
 })
 
 /**
@@ -207,6 +213,13 @@ export const failureFields = (f: VerificationFailed): FailureFields => ({
  */
 export const isFinal = (outcome: Either.Either<VerificationRecord, VerificationFailed>): boolean =>
   Either.isRight(outcome) || outcome.left.status === "tool-error"
+
+/**
+ * `skyrl verify`'s journal also keeps a timeout or unavailable server after a step with side effects ran
+ * (`sideEffectRan`): `--resume` does not run such a plan again, which would act twice.
+ */
+export const isFinalForResume = (outcome: Either.Either<VerificationRecord, VerificationFailed>): boolean =>
+  isFinal(outcome) || (Either.isLeft(outcome) && outcome.left.sideEffectRan !== undefined)
 
 type JournaledOutcome = {
   readonly record?: VerificationRecord | undefined
@@ -218,7 +231,8 @@ const resultsMissing = (entry: JournaledOutcome, hasResult: (key: string) => boo
   entry.record !== undefined && !entry.record.steps.every((s) => hasResult(s.key))
 
 /**
- * Whether a journal's outcome stands without a new run: a tool error, or a verified record whose results
+ * Whether a journal's outcome stands without a new run: a tool error, a failure after a step with side
+ * effects ran (`sideEffectRan`: running it again would act twice), or a verified record whose results
  * are all in the cassettes (`hasResult`). One whose results are missing (another cassette store, lines
  * lost in a crash) runs again, unless a step of it has side effects (`sideEffect`): running it again
  * would repeat them (a crash cannot lose its lines: such a plan waits for them before it counts), so it
@@ -231,7 +245,7 @@ export const outcomeStands = (
 ): boolean =>
   entry.record !== undefined
     ? !resultsMissing(entry, hasResult) || entry.record.steps.some(sideEffect)
-    : entry.failure?.status === "tool-error"
+    : entry.failure?.status === "tool-error" || entry.failure?.sideEffectRan !== undefined
 
 /** How many of `entries` stand without their results in the cassettes: for their side effects only. */
 export const standingElsewhere = (
