@@ -786,3 +786,27 @@ describe("verify --resume after a side effect ran", () => {
     60_000
   )
 })
+
+describe("verify: read-only by the inventory and by the live server", () => {
+  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+
+  it("a tool the inventory marks read-only but the live server does not is skipped without the flag", async () => {
+    const dir = tempDir("skyrl-verify-live-ro-")
+    const log = join(dir, "appended.log")
+    const sideEffects = nodeServer("se", [fixture, log])
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await importLive([sideEffects]))))
+    // A stale or hand-edited inventory: append (readOnlyHint: false on the server) marked read-only.
+    for (const t of data.servers[0].tools) if (t.name === "append") t.annotations = { readOnlyHint: true }
+    const inventory = Either.getOrThrow(decodeInventory(data))
+    const rows = [row("append", { server: "se", tool: "append", params: { text: "hello" } })]
+    const run = await verify({ inventory, specs: [sideEffects], rows, dir })
+    expect(existsSync(log)).toBe(false) // was: the line was appended, and the row verified
+    expect(run.rejects).toEqual([expect.objectContaining({ status: "skipped-side-effect", step: 1, tool: "append" })])
+    expect(run.rejects[0].reason).toContain(
+      "the inventory annotates it readOnlyHint: true but the live server's tools/list does not, so it may change"
+    )
+    const allowed = await verify({ inventory, specs: [sideEffects], rows, allow: "append" })
+    expect(allowed.rejects).toEqual([])
+    expect(readFileSync(log, "utf8")).toBe("hello\n")
+  }, 60_000)
+})

@@ -17,7 +17,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
-import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js"
+import { ErrorCode, ListToolsResultSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
 import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import type { ServerInfo } from "../domain/inventory.js"
@@ -126,6 +126,11 @@ export interface McpSession {
   /** Every page of tools/list. */
   readonly listTools: (maxPages?: number) => Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
   /**
+   * Every page of tools/list, without the SDK keeping the tools' output schemas: later calls are sent and
+   * checked as on a connection that never listed (over stdio, the direct lane), e.g. for the annotations.
+   */
+  readonly listToolsOnly: Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
+  /**
    * One tools/call and how long it took (ms), started now: the request is sent before this returns (so the
    * caller's next work overlaps the server's), and the Effect returned waits for its answer (run it once);
    * `timeout` bounds the wait (the request is then cancelled).
@@ -188,12 +193,22 @@ const toListedTool = (t: Record<string, unknown>): ListedTool => ({
   ...(t.annotations === undefined ? {} : { annotations: t.annotations })
 })
 
-const listAllPages = async (client: Client, maxPages: number): Promise<Array<ListedTool>> => {
+/** One page of tools/list as a plain request (the SDK's `listTools` would keep the output schemas). */
+const plainListPage = (client: Client) => (params: { cursor?: string }) =>
+  client.request({ method: "tools/list", params }, ListToolsResultSchema)
+
+const listAllPages = async (
+  client: Client,
+  maxPages: number,
+  listPage: (params: { cursor?: string }) => Promise<{ tools: Array<unknown>; nextCursor?: string | undefined }> = (
+    params
+  ) => client.listTools(params)
+): Promise<Array<ListedTool>> => {
   const tools: Array<ListedTool> = []
   const cursors = new Set<string>()
   let cursor: string | undefined
   for (let page = 0; page < maxPages; page++) {
-    const result = await client.listTools(cursor === undefined ? {} : { cursor })
+    const result = await listPage(cursor === undefined ? {} : { cursor })
     for (const t of result.tools) tools.push(toListedTool(t as Record<string, unknown>))
     cursor = result.nextCursor
     if (cursor === undefined || cursor === "") return tools
@@ -355,23 +370,27 @@ class PendingCall {
   }
 }
 
+const listVia = (spec: McpServerSpec, wire: Wire, list: () => Promise<ReadonlyArray<ListedTool>>) =>
+  Effect.tryPromise({
+    try: list,
+    catch: (e) =>
+      new McpServerError({
+        server: spec.name,
+        target: describeTarget(spec),
+        reason: `tools/list failed: ${errorText(e)}`,
+        ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
+      })
+  })
+
 const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   server: spec.name,
   serverInfo: wire.client.getServerVersion() as ServerInfo | undefined,
   listTools: (maxPages = 1000) =>
-    Effect.tryPromise({
-      try: () => {
-        wire.listed = true
-        return listAllPages(wire.client, maxPages)
-      },
-      catch: (e) =>
-        new McpServerError({
-          server: spec.name,
-          target: describeTarget(spec),
-          reason: `tools/list failed: ${errorText(e)}`,
-          ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
-        })
+    listVia(spec, wire, () => {
+      wire.listed = true
+      return listAllPages(wire.client, maxPages)
     }),
+  listToolsOnly: listVia(spec, wire, () => listAllPages(wire.client, 1000, plainListPage(wire.client))),
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))

@@ -53,10 +53,22 @@ export interface McpServersApi {
     tool: string,
     params: Readonly<Record<string, unknown>>
   ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
+  /**
+   * The tools the server lists with `readOnlyHint: true` (its tools/list, asked once per start: the latest
+   * start's), or why the listing failed; undefined when it never started (`start` lists it).
+   */
+  readonly liveReadOnly: (server: string) => LiveReadOnly | undefined
   /** Starts the server now unless it is up (a later call finds it running). */
   readonly start: (server: string) => Effect.Effect<void, ServerUnavailableError>
   /** Each server that was used: its version, how often it was started, why it is unavailable. */
   readonly states: Effect.Effect<ReadonlyArray<ServerState>>
+}
+
+/** What a server's own tools/list marks read-only. */
+export interface LiveReadOnly {
+  readonly tools: ReadonlySet<string>
+  /** Why tools/list failed (then `tools` is empty). */
+  readonly error?: string
 }
 
 export interface McpServersOptions {
@@ -72,6 +84,10 @@ export interface McpServersOptions {
   readonly maxRestarts?: number
 }
 
+const annotatedReadOnly = (annotations: unknown): boolean =>
+  typeof annotations === "object" && annotations !== null &&
+  (annotations as { readonly readOnlyHint?: unknown }).readOnlyHint === true
+
 export class McpServers extends Context.Tag("skyrl/McpServers")<McpServers, McpServersApi>() {
   static layer = (options: McpServersOptions): Layer.Layer<McpServers, never, McpClient> =>
     Layer.scoped(McpServers, make(options))
@@ -82,6 +98,8 @@ interface Slot {
   readonly lock: Effect.Semaphore
   readonly inFlight: Effect.Semaphore | undefined
   current: { readonly session: McpSession; readonly scope: Scope.CloseableScope } | undefined
+  /** What the latest start's tools/list marks read-only (kept when the connection dies). */
+  listed: LiveReadOnly | undefined
   info: ServerInfo | undefined
   unavailable: string | undefined
   starts: number
@@ -110,6 +128,7 @@ const make = (options: McpServersOptions) =>
             ? undefined
             : yield* Effect.makeSemaphore(Math.max(1, options.maxInFlight)),
           current: undefined,
+          listed: undefined,
           info: undefined,
           unavailable: options.unavailable?.[server],
           starts: 0,
@@ -159,6 +178,7 @@ const make = (options: McpServersOptions) =>
           slot.unavailable = error === undefined ? "could not start" : error.message
           return yield* unavailable(server, slot.unavailable)
         }
+        slot.listed = yield* listReadOnly(opened.value)
         slot.current = { session: opened.value, scope: child }
         slot.info = opened.value.serverInfo
         slot.starts++
@@ -168,6 +188,15 @@ const make = (options: McpServersOptions) =>
           : Effect.logWarning(`MCP server "${server}" restarted after it went away (start ${slot.starts}, ${info})`))
         return opened.value
       }))
+
+    /** The tools a new session lists with `readOnlyHint: true` (one tools/list per start). */
+    const listReadOnly = (session: McpSession): Effect.Effect<LiveReadOnly> =>
+      Effect.match(session.listToolsOnly, {
+        onFailure: (e): LiveReadOnly => ({ tools: new Set(), error: e.reason }),
+        onSuccess: (tools): LiveReadOnly => ({
+          tools: new Set(tools.filter((t) => annotatedReadOnly(t.annotations)).map((t) => t.name))
+        })
+      })
 
     /** Ends a dead connection (counted as a death). */
     const retire = (slot: Slot) =>
@@ -231,6 +260,7 @@ const make = (options: McpServersOptions) =>
         unavailable: s.unavailable
       }))
     )
+    const liveReadOnly = (server: string) => slots.get(server)?.listed
     const start = (server: string) => Effect.flatMap(slotOf(server), (slot) => Effect.asVoid(sessionOf(server, slot)))
-    return { begin, start, states } satisfies McpServersApi
+    return { begin, liveReadOnly, start, states } satisfies McpServersApi
   })

@@ -16,8 +16,9 @@
  * with `Verifier.live({ inventory, allowSideEffects, specs, unavailable, cassettesDir, timeout })` provided
  * (it needs McpClient and Storage; `specsForInventory` in src/skyrl/serverSpecs.ts gives specs/unavailable).
  *
- * - Side effects are opt-in: a step whose tool is not annotated `readOnlyHint: true` runs only when
- *   allowed (`--allow-side-effects`); otherwise nothing of the plan runs (`skipped-side-effect`).
+ * - Side effects are opt-in: a step whose tool is not annotated `readOnlyHint: true` by both the inventory
+ *   and the live server's tools/list (once per start) runs only when allowed (`--allow-side-effects`);
+ *   otherwise nothing of the plan runs (`skipped-side-effect`).
  * - Derived params run with their illustrative values; their results are recorded `illustrative: true`.
  * - A server that goes away during a call is restarted (McpServers) and the plan runs again from its
  *   first step, once; a second loss makes it `server-unavailable`.
@@ -29,8 +30,10 @@ import { isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import {
+  allowed,
   blockedSteps,
   failureFields,
+  liveSideEffectFailure,
   resultText,
   sideEffectFailure,
   VerificationFailed
@@ -73,7 +76,10 @@ export interface VerifierApi {
   readonly start: (servers: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<ServerUnavailableError>>
   /** Whether the cassettes hold a result under this key. */
   readonly hasResult: (key: string) => boolean
-  /** Whether a step's tool has side effects: not annotated `readOnlyHint: true` in the inventory. */
+  /**
+   * Whether a step's tool has side effects: not annotated `readOnlyHint: true` in the inventory, or (once
+   * its server started) in the server's tools/list.
+   */
   readonly sideEffect: (step: { readonly server: string; readonly tool: string }) => boolean
   /** Waits until every recorded result is on disk. */
   readonly flush: Effect.Effect<void, StorageError>
@@ -205,8 +211,10 @@ const make = (settings: VerifierSettings) =>
         server.tools.filter(isReadOnly).map((t) => `${server.name}\u0000${t.name}`)
       )
     )
+    // Once the server listed its tools, its own annotations count too.
     const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
-      !readOnly.has(`${step.server}\u0000${step.tool}`)
+      !readOnly.has(`${step.server}\u0000${step.tool}`) ||
+      servers.liveReadOnly(step.server)?.tools.has(step.tool) === false
 
     const verified = (
       now: number,
@@ -310,9 +318,38 @@ const make = (settings: VerifierSettings) =>
           kick: Effect.void
         }))
 
+    /**
+     * Runs only when every step is allowed or read-only by both the inventory and the live server's own
+     * tools/list (listed once per start; a server not up yet is started first to list it).
+     */
     const begin = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
+      const unchecked = steps.filter((s) => !allowed(settings.allowSideEffects, s.server, s.tool))
+      if (unchecked.length === 0) return runChecked(steps)
+      const down = serversDown(unchecked)
+      if (down.length === 0) return liveChecked(steps, unchecked)
+      return Effect.zipRight(
+        Effect.forEach(down, (server) => Effect.ignore(servers.start(server)), { discard: true }),
+        Effect.suspend(() => liveChecked(steps, unchecked))
+      )
+    }
+    /** The servers of `steps` never started (so not listed yet). */
+    const serversDown = (steps: ReadonlyArray<VerifyStep>): Array<string> => {
+      const down: Array<string> = []
+      for (const s of steps) {
+        if (servers.liveReadOnly(s.server) === undefined && !down.includes(s.server)) down.push(s.server)
+      }
+      return down
+    }
+    /** Fails when the live server does not list a step of `unchecked` read-only (a server still down: the call says so). */
+    const liveChecked = (steps: ReadonlyArray<VerifyStep>, unchecked: ReadonlyArray<VerifyStep>) => {
+      const notLive = unchecked.filter((s) => servers.liveReadOnly(s.server)?.tools.has(s.tool) === false)
+      if (notLive.length === 0) return runChecked(steps)
+      return Effect.fail(liveSideEffectFailure(notLive, servers.liveReadOnly(notLive[0]!.server)?.error))
+    }
+    /** The plan, run again once when its server went away (unless a step with side effects ran). */
+    const runChecked = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
       const lost = (e: ConnectionLost, reason: string, acted = ranSideEffect(steps, e.step)) =>
         Effect.fail(
           new VerificationFailed({

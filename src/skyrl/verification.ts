@@ -128,7 +128,8 @@ export const unknownAllowNames = (inventory: Inventory, allow: AllowList): Reado
   return [...allow.names].filter((name) => !known.has(name))
 }
 
-const allowed = (allow: AllowList, server: string, tool: string) =>
+/** Whether `--allow-side-effects` names the tool (as `tool` or `server.tool`, or `all`). */
+export const allowed = (allow: AllowList, server: string, tool: string) =>
   allow.all || allow.names.has(tool) || allow.names.has(`${server}.${tool}`)
 
 /** Whether verification may run a tool: it is annotated read-only, or it was allowed. */
@@ -159,6 +160,27 @@ export const sideEffectFailure = (blocked: ReadonlyArray<VerifyStep>): Verificat
     } may change something; nothing of this plan ran (allow ${
       others.length === 0 ? "it" : "them"
     } with --allow-side-effects ${names})`
+  })
+}
+
+/**
+ * Steps whose tool the inventory annotates read-only but the live server's own tools/list does not (a stale
+ * or hand-edited inventory): nothing of the plan runs. `listError`: why the server's tools/list failed.
+ */
+export const liveSideEffectFailure = (blocked: ReadonlyArray<VerifyStep>, listError?: string): VerificationFailed => {
+  const [first, ...others] = blocked as readonly [VerifyStep, ...Array<VerifyStep>]
+  const also = others.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
+  const names = [...new Set(blocked.map((s) => s.tool))].join(",")
+  const [it, they] = others.length === 0 ? ["it", "it"] : ["them", "they"]
+  const live = listError === undefined ? "does not" : `failed (${listError})`
+  return new VerificationFailed({
+    status: "skipped-side-effect",
+    step: first.step,
+    server: first.server,
+    tool: first.tool,
+    reason: `${also === "" ? "" : `(and ${also}) `}the inventory annotates ${it} readOnlyHint: true but the live ` +
+      `server's tools/list ${live}, so ${they} may change something; nothing of this plan ran (allow ${it} with ` +
+      `--allow-side-effects ${names})`
   })
 }
 
