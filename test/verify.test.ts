@@ -787,6 +787,35 @@ describe("verify --resume after a side effect ran", () => {
   )
 })
 
+describe("verify --resume after a side effect ran and a later step timed out", () => {
+  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+
+  it("the timed-out row is journaled and not run again", async () => {
+    const dir = tempDir("skyrl-verify-resume-timeout-")
+    const log = join(dir, "appended.log")
+    const sideEffects = nodeServer("se", [fixture, log])
+    const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+    const inventory = await importLive([sideEffects])
+    const rows = [
+      row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
+        server: "se",
+        tool: "hang",
+        params: {}
+      })
+    ]
+    const options = { inventory, specs: [sideEffects], rows, allow: "append", dir, timeout: 3 }
+    const first = await verify(options)
+    expect(first.rejects[0]).toMatchObject({ status: "timeout", step: 2, tool: "hang" })
+    expect(first.rejects[0].reason).toContain(
+      "not retried on --resume: step 1 se/append has side effects and already ran"
+    )
+    const again = await verify({ ...options, resume: true })
+    expect(appended()).toEqual(["hello"]) // was ["hello", "hello"]: the timeout was tried again from step 1
+    expect(again.result.summary.resumed).toBe(1)
+    expect(again.rejects[0]).toMatchObject({ status: "timeout", step: 2, reason: first.rejects[0].reason })
+  }, 60_000)
+})
+
 describe("verify: read-only by the inventory and by the live server", () => {
   const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
 
