@@ -243,29 +243,28 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(r.stderr).not.toMatch(/shown with other schemas/)
   }, 60_000)
 
-  it("a prompt that shows every inventory tool it lists otherwise is rejected before planning", async () => {
-    const news = {
-      name: "fmp_get_stock_news",
-      parameters: { type: "dict", properties: { symbol: { type: "string" } } }
-    }
+  /** The news tool as a chat log shows it: `symbol` only (the inventory's has limit and tickers too). */
+  const news = { name: "fmp_get_stock_news", parameters: { type: "dict", properties: { symbol: { type: "string" } } } }
+  /** A ShareGPT file of one chat whose system message lists `tools` in a <tools> block. */
+  const newsLog = (tools: ReadonlyArray<unknown>): string => {
     const input = join(tmp(), "news.json")
     writeFileSync(
       input,
       JSON.stringify([[
-        // Listed twice, beside an entry no inventory reads (each entry is read on its own: one that does not
-        // read once turned the whole check off), and a quote tool whose schema does not read.
-        {
-          from: "system",
-          value: `You call tools.\n<tools>${
-            JSON.stringify([news, news, { name: "weird", parameters: { type: "string" } }, {
-              name: "fmp_get_quote",
-              parameters: "symbol"
-            }])
-          }</tools>`
-        },
+        { from: "system", value: `You call tools.\n<tools>${JSON.stringify(tools)}</tools>` },
         { from: "human", value: "Show me the latest news for TSLA please." }
       ]])
     )
+    return input
+  }
+
+  it("a prompt that shows every inventory tool it lists otherwise is rejected before planning", async () => {
+    // Listed twice, beside an entry no inventory reads (each entry is read on its own: one that does not
+    // read once turned the whole check off), and a quote tool whose schema does not read.
+    const input = newsLog([news, news, { name: "weird", parameters: { type: "string" } }, {
+      name: "fmp_get_quote",
+      parameters: "symbol"
+    }])
     const server = await fake()
     const r = await enrich([input, "--out", join(tmp(), "o.jsonl"), "--dry-run"], server)
     expect(r.stdout + r.stderr).toMatch(
@@ -277,18 +276,7 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
   it("--resume --force of a run made without the shown-schema check goes on with the run's settings", async () => {
     // Every row is rejected by the check: before, the resumed run failed with "no usable row" before --force
     // could plan the rows as the run did.
-    const news = {
-      name: "fmp_get_stock_news",
-      parameters: { type: "dict", properties: { symbol: { type: "string" } } }
-    }
-    const input = join(tmp(), "news.json")
-    writeFileSync(
-      input,
-      JSON.stringify([[
-        { from: "system", value: `You call tools.\n<tools>${JSON.stringify([news])}</tools>` },
-        { from: "human", value: "Show me the latest news for TSLA please." }
-      ]])
-    )
+    const input = newsLog([news])
     const server = await fake()
     const out = join(tmp(), "o.jsonl")
     const made = await enrich([input, "--out", out, "--allow-schema-mismatch"], server)
