@@ -16,7 +16,7 @@ import type { VerifierApi } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import type { VerificationRecord, VerifyStep } from "../src/skyrl/verification.js"
-import { VerificationFailed } from "../src/skyrl/verification.js"
+import { failureFields, VerificationFailed } from "../src/skyrl/verification.js"
 import {
   catalogue,
   EngineTest,
@@ -67,6 +67,11 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
       if (symbol === "BAD") return Effect.fail(failure("tool-error", "Unknown symbol BAD"))
       if (symbol === "SLOW") return Effect.fail(failure("timeout", "no answer within 30s"))
       if (symbol === "DOWN") return Effect.fail(failure("server-unavailable", "cannot start: command not found"))
+      // After step 1, a side effect, ran: a timeout / a lost server that running the plan again would repeat.
+      const acted = (status: VerificationFailed["status"]) =>
+        new VerificationFailed({ ...failureFields(failure(status, "step 2 failed")), step: 2, sideEffectRan: 1 })
+      if (symbol === "ACTED") return Effect.fail(acted("timeout"))
+      if (symbol === "ACTEDDOWN") return Effect.fail(acted("server-unavailable"))
       return Effect.succeed(record(steps))
     })
   const api: VerifierApi = {
@@ -144,6 +149,32 @@ describe("the verify hook", () => {
         ok: false,
         reason: expect.stringContaining("no verification of this answer recorded")
       })
+    }))
+
+  it.effect("a timeout or lost server after a side effect ran is recorded: judged again, it is rejected, never run twice", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const rows = [rowOf("ACTED"), rowOf("ACTEDDOWN", 1)]
+      const first = scriptedVerifier()
+      const live = yield* judgeAll(rows).pipe(Effect.provide(Layer.merge(storage.layer, first.layer)))
+      expect(live).toEqual([
+        { ok: false, reason: expect.stringContaining("timeout"), stop: false },
+        { ok: false, reason: expect.stringContaining("server-unavailable"), stop: true }
+      ])
+      // --resume replays both answers: before, neither was recorded and both plans ran (and acted) again.
+      const second = scriptedVerifier()
+      const again = yield* judgeAll(rows).pipe(Effect.provide(Layer.merge(storage.layer, second.layer)))
+      expect(second.runs).toEqual([])
+      // Recorded, the lost server rejects its answer only: the resumed run makes the sample again.
+      expect(again).toEqual([
+        { ok: false, reason: expect.stringContaining("timeout"), stop: false },
+        { ok: false, reason: expect.stringContaining("server-unavailable"), stop: false }
+      ])
+      const rebuilt = yield* Effect.flatMap(
+        recordedVerifyHook(RUN_DIR),
+        (hook) => Effect.forEach(rows, (row) => hook(row, undefined))
+      ).pipe(Effect.provide(storage.layer))
+      expect(rebuilt).toEqual(again)
     }))
 
   it.effect("a verification that cannot be recorded stops the run", () =>

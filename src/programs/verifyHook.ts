@@ -10,7 +10,8 @@
  * - server-unavailable, or a verification that cannot be recorded: the run stops (it concerns every
  *   sample; what was made is kept).
  *
- * Every finished verification (verified or tool-error, as in `skyrl verify`'s journal) is appended to the
+ * Every finished verification (verified, tool-error, or a timeout or lost server after a step with side
+ * effects ran: as in `skyrl verify`'s journal) is appended to the
  * run directory's `verifications.jsonl` and on disk (with its cassette lines) before the hook returns,
  * under the answer it judged (sample, attempt, task or repair) and the hash of the plan. An answer judged
  * again — `--resume` replaying the archive after a crash, a failed sample's attempts replayed, `rebuild` —
@@ -30,7 +31,7 @@ import type { VerifyStep } from "../skyrl/verification.js"
 import {
   FailureFields,
   failureFields,
-  isFinal,
+  isFinalForResume,
   isRepairable,
   outcomeStands,
   resultsElsewhereWarning,
@@ -78,13 +79,17 @@ const outcomeOfEntry = (e: VerificationLogEntry): Outcome | undefined =>
     ? Either.left(new VerificationFailed(e.failure))
     : undefined
 
-/** What the engine does with an outcome. */
-const verdictOf = (row: SkyRLRow, outcome: Outcome): VerifyOutcome => {
+/**
+ * What the engine does with an outcome. An unreachable server stops the run when it happens; recorded
+ * (`replayed`: a server lost after a side effect ran, judged again on --resume or by rebuild) it rejects
+ * that answer only, so that the resumed run makes the sample again.
+ */
+const verdictOf = (row: SkyRLRow, outcome: Outcome, replayed = false): VerifyOutcome => {
   if (Either.isRight(outcome)) return { ok: true, row: withVerification(row, outcome.right) }
   const failure = outcome.left
   const reason = `verification ${failure.message}`
   if (isRepairable(failure)) return { ok: false, reason, repair: verificationRepairMessage(failure) }
-  return { ok: false, reason, stop: failure.status === "server-unavailable" }
+  return { ok: false, reason, stop: !replayed && failure.status === "server-unavailable" }
 }
 
 /** The outcomes already in a run's log, by answer. */
@@ -125,7 +130,8 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
           Effect.map(Either.right),
           Effect.catchTag("VerificationFailed", (f) => Effect.succeed(Either.left(f)))
         )
-        if (answer !== undefined && isFinal(outcome)) {
+        // Final: verified, a tool error, or a failure after a side effect ran (running it again would act twice).
+        if (answer !== undefined && isFinalForResume(outcome)) {
           const entry: VerificationLogEntry = Either.isRight(outcome)
             ? { ...answer, record: outcome.right }
             : { ...answer, failure: failureFields(outcome.left) }
@@ -139,7 +145,7 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
       const answer = answerOf(row, steps)
       const known = answer === undefined ? undefined : recorded(keyOf(answer))
       return (known === undefined ? run(steps, answer) : Effect.succeed(known)).pipe(
-        Effect.map((outcome) => verdictOf(row, outcome)),
+        Effect.map((outcome) => verdictOf(row, outcome, known !== undefined)),
         Effect.catchTag("StorageError", (e) =>
           Effect.succeed<VerifyOutcome>({
             ok: false,
@@ -162,6 +168,6 @@ export const recordedVerifyHook = (runDir: string): Effect.Effect<VerifyHook<unk
     return Effect.succeed<VerifyOutcome>(
       outcome === undefined
         ? { ok: false, reason: `no verification of this answer recorded in ${verificationLogOf(runDir)}` }
-        : verdictOf(row, outcome)
+        : verdictOf(row, outcome, true)
     )
   })
