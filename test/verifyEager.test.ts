@@ -51,7 +51,7 @@ const plans: ReadonlyArray<ReadonlyArray<VerifyStep>> = [
   [step(1, "everything", "get-sum", { a: 40, b: 2 }), step(2, "everything", "echo", { message: "42" }, ["message"])],
   [step(1, "fs", "read_text_file", { path: join(root, "notes.txt") }), step(2, "everything", "echo", { message: "x" })],
   [step(1, "everything", "echo", { message: "before" }), step(2, "fs", "read_text_file", { path: join(root, "no") })],
-  [step(1, "everything", "trigger-long-running-operation", { duration: 3, steps: 1 })],
+  [step(1, "everything", "trigger-long-running-operation", { duration: 6, steps: 1 })],
   [step(1, "everything", "get-sum", { a: "not a number", b: 1 }), step(2, "everything", "echo", { message: "y" })],
   [step(1, "everything", "echo", { message: "after" })]
 ]
@@ -75,7 +75,8 @@ const runAll = (inventory: Inventory, dir: string, maxInFlight: number | undefin
         allowSideEffects: parseAllowList(undefined),
         specs: [everything, fs],
         cassettesDir: join(dir, "cassettes"),
-        timeout: "1 second",
+        // Long enough for a server's start (initialize) on a loaded machine (1.1 s seen at load 5).
+        timeout: "3 seconds",
         ...(maxInFlight === undefined ? {} : { maxInFlight })
       })),
       Effect.provide(live)
