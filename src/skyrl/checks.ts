@@ -72,7 +72,7 @@ import { DeferredKeys } from "./deferredKeys.js"
 import { schemaDrift } from "./drift.js"
 import { combine32 } from "./hash32.js"
 import { hash64, KeyTable } from "./keyTable.js"
-import { matchesRowSchema, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
+import { matchesRowSchema, objectOfText, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import {
   describeUnshown,
   LONG_MESSAGE,
@@ -421,16 +421,6 @@ type CheckedStep = PlanStep & { readonly call_name?: string }
 
 const isProvenancePath = (path: string) => path === "depends_on" || path.startsWith("derived_params")
 
-/** A JSON object's text parsed; null for any other text. */
-const objectOrNull = (text: string): Json | null => {
-  try {
-    const value: unknown = JSON.parse(text)
-    return isObject(value) ? value : null
-  } catch {
-    return null
-  }
-}
-
 /** `call_name, depends_on on steps 1-3; available_tools, tool_schemas`: what a legacy row lacks. */
 const describeMissing = (missing: ReadonlyArray<string>): string => {
   const stepFields = new Map<string, Array<number>>()
@@ -494,8 +484,6 @@ export class DatasetChecker {
   private readonly messageFacts = new Map<string, MessageFacts>()
   /** Long prompt messages without their tool lists (`statedText`). */
   private readonly statedTexts = new Map<string, string>()
-  /** `tool_schemas` texts parsed (`checkDerivedSchemas`; rows of one offer share one). */
-  private readonly schemaTexts = new Map<string, Json | null>()
   /** The inventory the row being checked is checked against (`inventoryFor`). */
   private inventory: Inventory | undefined
   /** The provenance issues of the row's plan, when validatePlan listed them with its other issues. */
@@ -1129,11 +1117,12 @@ export class DatasetChecker {
    */
   private checkDerivedSchemas(text: unknown, steps: ReadonlyArray<CheckedStep>): void {
     if (typeof text !== "string") return // contract/schema's
-    let schemas: Json | null | undefined
+    let schemas: Readonly<Json> | undefined
     for (const s of steps) {
       if (s.derived_params === undefined || s.derived_params.length === 0) continue
-      schemas ??= remember(this.schemaTexts, text, () => objectOrNull(text))
-      if (schemas === null) return // not a JSON object: contract/schema's
+      // Parsed once per text (rows of one offer share one), as the row decoding does.
+      schemas ??= objectOfText(text)
+      if (schemas === undefined) return // not a JSON object: contract/schema's
       const name = s.call_name ?? s.tool
       if (Object.hasOwn(schemas, name) && isObject(schemas[name])) continue
       this.find(

@@ -273,7 +273,7 @@ const parsed = (text: unknown): unknown => {
 const objectTexts = new Map<string, Readonly<Json>>()
 const isObjectText = (text: unknown): boolean => objectOfText(text) !== undefined
 /** The object a JSON text holds (shared and frozen when the text is long), or undefined when it holds none. */
-const objectOfText = (text: unknown): Readonly<Json> | undefined => {
+export const objectOfText = (text: unknown): Readonly<Json> | undefined => {
   const long = typeof text === "string" && text.length >= 256
   if (long) {
     const known = objectTexts.get(text)
