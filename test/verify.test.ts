@@ -692,12 +692,17 @@ describe("verify: params nested too deep to hash or send", () => {
   }, 60_000)
 })
 
-describe("verify: a server that goes away mid-plan", () => {
-  const dir = tempDir("skyrl-verify-lost-")
+const SIDE_EFFECT_SERVER = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+
+/** The side-effect fixture server "se", appending to `dir`/appended.log, and the lines appended so far. */
+const sideEffectServer = (dir: string) => {
   const log = join(dir, "appended.log")
-  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
-  const sideEffects = nodeServer("se", [fixture, log])
   const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+  return { spec: nodeServer("se", [SIDE_EFFECT_SERVER, log]), log, appended }
+}
+
+describe("verify: a server that goes away mid-plan", () => {
+  const { spec: sideEffects, appended } = sideEffectServer(tempDir("skyrl-verify-lost-"))
 
   it("a plan whose side-effecting step already ran is not run again on the restarted server", async () => {
     const inventory = await importLive([sideEffects])
@@ -726,8 +731,6 @@ describe("verify: a server that goes away mid-plan", () => {
 })
 
 describe("verify: launch args that reference the environment", () => {
-  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
-
   it(
     "${VAR} in a stdio server's args is the variable's value at start; an unset one makes it unavailable",
     async () => {
@@ -735,7 +738,7 @@ describe("verify: launch args that reference the environment", () => {
       const log = join(dir, "from-env.log")
       process.env.SKYRL_TEST_SE_LOG = log
       // cwd: dir, so that a literal "${SKYRL_TEST_SE_LOG}" file (the server given the reference) lands there.
-      const spec = { ...nodeServer("se", [fixture, "${SKYRL_TEST_SE_LOG}"]), cwd: dir }
+      const spec = { ...nodeServer("se", [SIDE_EFFECT_SERVER, "${SKYRL_TEST_SE_LOG}"]), cwd: dir }
       const inventory = await importLive([spec])
       const rows = [row("append", { server: "se", tool: "append", params: { text: "hello" } })]
       const run = await verify({ inventory, specs: [spec], rows, allow: "append" })
@@ -752,15 +755,11 @@ describe("verify: launch args that reference the environment", () => {
 })
 
 describe("verify --resume after a side effect ran", () => {
-  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
-
   it(
     "a row that ended server-unavailable after its side-effecting step ran is not run again; a read-only one is",
     async () => {
       const dir = tempDir("skyrl-verify-resume-se-")
-      const log = join(dir, "appended.log")
-      const sideEffects = nodeServer("se", [fixture, log])
-      const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+      const { spec: sideEffects, appended } = sideEffectServer(dir)
       const inventory = await importLive([sideEffects])
       const rows = [
         row("append-then-crash", { server: "se", tool: "append", params: { text: "hello" } }, {
@@ -788,13 +787,9 @@ describe("verify --resume after a side effect ran", () => {
 })
 
 describe("verify --resume after a side effect ran and a later step timed out", () => {
-  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
-
   it("the timed-out row is journaled and not run again", async () => {
     const dir = tempDir("skyrl-verify-resume-timeout-")
-    const log = join(dir, "appended.log")
-    const sideEffects = nodeServer("se", [fixture, log])
-    const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+    const { spec: sideEffects, appended } = sideEffectServer(dir)
     const inventory = await importLive([sideEffects])
     const rows = [
       row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
@@ -817,12 +812,9 @@ describe("verify --resume after a side effect ran and a later step timed out", (
 })
 
 describe("verify: read-only by the inventory and by the live server", () => {
-  const fixture = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
-
   it("a tool the inventory marks read-only but the live server does not is skipped without the flag", async () => {
     const dir = tempDir("skyrl-verify-live-ro-")
-    const log = join(dir, "appended.log")
-    const sideEffects = nodeServer("se", [fixture, log])
+    const { spec: sideEffects, log } = sideEffectServer(dir)
     const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await importLive([sideEffects]))))
     // A stale or hand-edited inventory: append (readOnlyHint: false on the server) marked read-only.
     for (const t of data.servers[0].tools) if (t.name === "append") t.annotations = { readOnlyHint: true }
