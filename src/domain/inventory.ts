@@ -101,8 +101,15 @@ export const findTool = (
   return undefined
 }
 
-/** A tool runs without `--allow-side-effects` only when its server annotates it `readOnlyHint: true`. */
-export const isReadOnly = (tool: InventoryTool): boolean => tool.annotations?.readOnlyHint === true
+/**
+ * A tool runs without `--allow-side-effects` only when its server annotates it `readOnlyHint: true`: an
+ * inventory's tool, or a live `tools/list` entry (whose annotations are not decoded).
+ */
+export const isReadOnly = (tool: { readonly annotations?: unknown }): boolean => {
+  const annotations = tool.annotations
+  return typeof annotations === "object" && annotations !== null &&
+    (annotations as { readonly readOnlyHint?: unknown }).readOnlyHint === true
+}
 
 /** `name@version` of a server's `initialize` info, as cassettes record it. */
 export const serverVersionLabel = (info: ServerInfo | undefined): string | undefined =>

@@ -13,7 +13,7 @@
  */
 import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
 import type { ServerInfo } from "../domain/inventory.js"
-import { serverVersionLabel } from "../domain/inventory.js"
+import { isReadOnly, serverVersionLabel } from "../domain/inventory.js"
 import type { McpCallError, McpServerSpec, McpSession, TimedCallResult, ToolCallResult } from "./McpClient.js"
 import { McpClient } from "./McpClient.js"
 
@@ -83,10 +83,6 @@ export interface McpServersOptions {
   /** Deaths in a row after which a server is given up (default 3). */
   readonly maxRestarts?: number
 }
-
-const annotatedReadOnly = (annotations: unknown): boolean =>
-  typeof annotations === "object" && annotations !== null &&
-  (annotations as { readonly readOnlyHint?: unknown }).readOnlyHint === true
 
 export class McpServers extends Context.Tag("skyrl/McpServers")<McpServers, McpServersApi>() {
   static layer = (options: McpServersOptions): Layer.Layer<McpServers, never, McpClient> =>
@@ -194,7 +190,7 @@ const make = (options: McpServersOptions) =>
       Effect.match(session.listToolsOnly, {
         onFailure: (e): LiveReadOnly => ({ tools: new Set(), error: e.reason }),
         onSuccess: (tools): LiveReadOnly => ({
-          tools: new Set(tools.filter((t) => annotatedReadOnly(t.annotations)).map((t) => t.name))
+          tools: new Set(tools.filter(isReadOnly).map((t) => t.name))
         })
       })
 
