@@ -282,6 +282,19 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(r.stderr).toContain("4 tools changed")
   })
 
+  it("tools import --check lists a --servers-config server the inventory lacks: its tools are added (exit 1)", () => {
+    const inv = json(at("inv.json"))
+    const everything = inv.servers.find((s: any) => s.name === "everything")
+    writeFileSync(at("memory-only.json"), JSON.stringify({ servers: inv.servers.filter((s: any) => s !== everything) }))
+    const r = runCli(["tools", "import", "--check", at("memory-only.json"), "--servers-config", at("mcp.json")])
+    expect(r.status).toBe(1)
+    // Was exit 0 and nothing printed: the server not in the inventory was never listed.
+    const added = everything.tools.map((t: any) => `+ everything/${t.name} added`)
+    expect(r.stdout.split("\n").filter((l) => l !== "").sort()).toEqual(added.sort())
+    expect(r.stderr).toContain(`${added.length} tools changed`)
+    expect(r.stderr).toContain("and 1 MCP server not in it (everything)")
+  })
+
   it("tools import records its directory as cwd when a launch holds a relative path; --check elsewhere starts there", () => {
     const project = realpathSync(mkdtempSync(join(dir, "project-")))
     mkdirSync(join(project, "files"))

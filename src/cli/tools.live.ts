@@ -150,11 +150,25 @@ const writeImport = (specs: ReadonlyArray<McpServerSpec>, out: string, timeout: 
     }
   })
 
+/**
+ * The servers `--check` lists: the inventory's (`specsForInventory`; `missing`: those it cannot start), then
+ * the servers given that the inventory lacks (`added`: every tool of theirs is an added one).
+ */
+const serversToCheck = (inventory: InventoryData, given: ReadonlyArray<McpServerSpec>) => {
+  const { missing, specs } = specsForInventory(inventory.servers, given)
+  const added = given.filter((g) => !inventory.servers.some((s) => s.name === g.name))
+  return { missing, added, specs: [...specs, ...added] }
+}
+
 const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Duration.Duration) =>
   Effect.gen(function*() {
     const inventory = yield* loadInventoryFile(file)
-    const { missing, specs } = specsForInventory(inventory.servers, given)
-    yield* Effect.logInfo(`checking ${specs.length} MCP server${specs.length === 1 ? "" : "s"} of ${file}`)
+    const { added, missing, specs } = serversToCheck(inventory, given)
+    const count = (n: number) => `${n} MCP server${n === 1 ? "" : "s"}`
+    yield* Effect.logInfo(
+      `checking ${count(specs.length - added.length)} of ${file}` +
+        (added.length === 0 ? "" : ` and ${count(added.length)} not in it (${added.map((s) => s.name).join(", ")})`)
+    )
     const result = yield* checkInventory(inventory, specs, { timeout })
     for (const change of result.changes) yield* Console.log(formatChange(change))
     const problems = [
@@ -162,7 +176,7 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
       ...result.failures
     ]
     if (result.changes.length === 0 && problems.length === 0) {
-      yield* Effect.logInfo(`${file}: no tool changed on ${specs.length} server${specs.length === 1 ? "" : "s"}`)
+      yield* Effect.logInfo(`${file}: no tool changed on ${count(specs.length)}`)
       return
     }
     return yield* new ToolsCheckError({ inventory: file, changes: result.changes.length, problems })

@@ -38,7 +38,8 @@ const importCommand = Command.make(
     check: Options.file("check", { exists: "yes" }).pipe(
       Options.withDescription(
         "Inventory to check: list its servers again (its launch specs, or the servers given) and print added (+), " +
-          "removed (-) and changed (~) tools; writes nothing; exit 1 when anything changed or a server failed"
+          "removed (-) and changed (~) tools (a server given that it lacks: every tool added); writes nothing; " +
+          "exit 1 when anything changed or a server failed"
       ),
       Options.optional
     ),

@@ -7,7 +7,7 @@
  * containing them could not be loaded.
  *
  * `checkInventory` lists the servers of an existing inventory again and reports added, removed and
- * changed tools (`tools import --check`).
+ * changed tools (`tools import --check`); a server listed that the inventory lacks has every tool added.
  */
 import { Effect, Either } from "effect"
 import { InputError } from "../domain/errors.js"
@@ -122,8 +122,8 @@ export interface CheckResult {
 }
 
 /**
- * Lists the servers of `inventory` again (`specs`: one per server that can be started) and compares
- * their tools with the inventory's.
+ * Lists the servers of `inventory` again (`specs`: one per server that can be started, and any server the
+ * inventory lacks, whose tools are then all added) and compares their tools with the inventory's.
  */
 export const checkInventory = (
   inventory: Inventory,
