@@ -22,6 +22,12 @@ const notJson = (file: string, head: string) =>
       : "not JSON or JSON Lines: the first character must be '[' or '{'"
   })
 
+/** The first line of a text, without its line end ("\r" is JSON whitespace). */
+const firstLineOf = (text: string): string => {
+  const end = text.indexOf("\n")
+  return end === -1 ? text : text.slice(0, end)
+}
+
 export const parseRecords = (text: string, file: string): Either.Either<ReadonlyArray<RecordResult>, InputError> =>
   Either.map(recordsOf(text, file), (records) => [...records])
 
@@ -35,7 +41,7 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   const lead = leadOf(trimmed)
   if (lead === "[") {
-    const whole = arrayRecords(body, file, trimmed.split("\n", 1)[0]!)
+    const whole = arrayRecords(body, file, trimmed)
     if (whole !== undefined) return whole
   } else if (lead === "{") {
     try {
@@ -44,7 +50,7 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
       // Not one object: read it as JSON Lines below, unless it is one pretty-printed object (its first line
       // no JSON value of its own) holding a line that is not UTF-8: the file is then unreadable, as an array.
       const fault = firstUtf8Fault(body)
-      if (fault !== undefined && !isJsonLine(trimmed.split("\n", 1)[0]!)) {
+      if (fault !== undefined && !isJsonLine(firstLineOf(trimmed))) {
         return Either.left(new InputError({ file, reason: fault }))
       }
     }
@@ -55,13 +61,13 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
 }
 
 /**
- * The records of a text that is one JSON array; undefined when it is not JSON but its first line is a JSON
- * value of its own (JSON Lines whose rows are lists).
+ * The records of a text that is one JSON array (`trimmed`: the text without its leading blanks); undefined
+ * when it is not JSON but its first line is a JSON value of its own (JSON Lines whose rows are lists).
  */
 const arrayRecords = (
   body: string,
   file: string,
-  firstLine: string
+  trimmed: string
 ): Either.Either<Iterable<RecordResult>, InputError> | undefined => {
   try {
     const value: unknown = JSON.parse(body)
@@ -72,7 +78,7 @@ const arrayRecords = (
     }
     return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
   } catch (e) {
-    if (parsesAlone(firstLine)) return undefined
+    if (parsesAlone(firstLineOf(trimmed))) return undefined
     return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
   }
 }
