@@ -139,6 +139,16 @@ describe("convertProgram", () => {
     ])
   })
 
+  it("a JSON Lines file whose first line is null: that line is one rejected task, with its line; the rest convert", async () => {
+    const tasks = [1, 2].map((k) => validTaskText(k, 0).replace("\"limit\":null", "\"limit\":3"))
+    for (const name of ["null-first.jsonl", "null-first.json"]) {
+      // Was: the whole file refused, "not JSON or JSON Lines: the first character must be '[' or '{'".
+      const { summary } = await convert(name, ["null", ...tasks].join("\n") + "\n")
+      expect(summary.written, name).toBe(2)
+      expect(summary.rejected).toEqual([{ index: 0, line: 1, field: "(task)", reason: "expected an object, got null" }])
+    }
+  })
+
   it("a prompt holding a special token's text converts, with a warning (counting its tokens stopped the run)", async () => {
     const task = JSON.parse(validTaskText(1, 0).replace("\"limit\":null", "\"limit\":3"))
     const special = { ...task, user_prompt: `${task.user_prompt} <|endoftext|>` }

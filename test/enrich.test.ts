@@ -632,6 +632,22 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     30_000
   )
 
+  it("--dry-run: a JSON Lines file whose first line is null: that row is rejected, the others planned", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const file = join(dir, "null-first.jsonl")
+    const users = ["Get the AAPL quote.", "Get the TSLA quote."]
+    const rows = users.map((content, i) => JSON.stringify({ id: `r${i}`, messages: [{ role: "user", content }] }))
+    writeFileSync(file, ["null", ...rows].join("\n") + "\n")
+    const r = await enrich([file, "--out", join(dir, "rows.jsonl"), "--dry-run"], server)
+    // Was exit 1: "not JSON or JSON Lines: the first character must be '[' or '{'".
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain(
+      `row 0: reject, ${file}, row 0: not a SkyRL row, ShareGPT conversation or OpenAI message list (got null)`
+    )
+    expect(r.stdout).toContain("planned 2, skipped 0, rejected 1")
+  }, 30_000)
+
   it("--limit N counts planned rows only (skips and rejects before them do not count)", async () => {
     const server = await fake()
     const dir = tmp()

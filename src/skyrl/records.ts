@@ -13,13 +13,16 @@ export type RecordResult =
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
-/** A text that starts with neither '[' nor '{' (gzip's magic byte 0x1f is named: a common mistake). */
+/**
+ * A text that starts with neither '[' nor '{' and whose first line is no JSON value (gzip's magic byte 0x1f
+ * is named: a common mistake).
+ */
 const notJson = (file: string, head: string) =>
   new InputError({
     file,
     reason: head.charCodeAt(0) === 0x1f
       ? "not JSON or JSON Lines: it is gzip-compressed; decompress it first (gunzip)"
-      : "not JSON or JSON Lines: the first character must be '[' or '{'"
+      : "not JSON or JSON Lines: the first line is not a JSON value, and a JSON document starts with '[' or '{'"
   })
 
 /** The first line of a text, without its line end ("\r" is JSON whitespace). */
@@ -54,7 +57,8 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
         return Either.left(new InputError({ file, reason: fault }))
       }
     }
-  } else if (!isUtf8Fault(trimmed)) {
+  } else if (!isJsonLine(firstLineOf(trimmed))) {
+    // A first line that is a JSON value of its own (`null`, `42`) is a JSON Lines record that is no object.
     return Either.left(notJson(file, trimmed))
   }
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
@@ -138,14 +142,8 @@ export const recordsFormatOf = (
   const head = firstLine?.trim() ?? ""
   if (head === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   if (leadOf(head) === "[") return Either.right("whole")
-  if (isUtf8Fault(head)) return Either.right("lines")
-  if (!head.startsWith("{")) return Either.left(notJson(file, head))
-  try {
-    JSON.parse(head)
-    return Either.right("lines")
-  } catch {
-    return Either.right("whole")
-  }
+  if (isJsonLine(head)) return Either.right("lines")
+  return head.startsWith("{") ? Either.right("whole") : Either.left(notJson(file, head))
 }
 
 /**

@@ -69,10 +69,11 @@ interface FileCase {
 const FILE_CASES: ReadonlyArray<FileCase> = [
   { name: "not JSON", file: () => corpus("not-json.jsonl"), reason: /not (valid )?JSON/ },
   { name: "truncated JSON", file: () => corpus("truncated.json"), reason: /not valid JSON|Unterminated|end of JSON/ },
+  // One JSON Lines line that is no object: the file's only row, rejected (so no usable row).
   {
     name: "wrong top-level type (a JSON string)",
     file: () => corpus("wrong-top-level.json"),
-    reason: /object|array|first character/
+    reason: /must be an object|expected an object|list \(got string\)/
   },
   // Not UTF-8 from its first byte: each line is a row that is not UTF-8, named so (src/skyrl/utf8.ts).
   { name: "binary garbage", file: () => gen("garbage.jsonl"), reason: /not (valid )?(JSON|UTF-8)/ },
