@@ -14,7 +14,7 @@ import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
 import { stripJsonc } from "../src/domain/json.js"
 import { Cassettes } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
-import type { CassetteEntry } from "../src/skyrl/cassettes.js"
+import type { CassetteEntry, ToolStats } from "../src/skyrl/cassettes.js"
 import { cassetteReader, cassetteStatsCollector, makeEntry } from "../src/skyrl/cassettes.js"
 import { schemaDrift } from "../src/skyrl/drift.js"
 import {
@@ -289,6 +289,21 @@ describe("cassette files", () => {
     const stats = collector.stats("f", 0, counts)
     // Was 1 entry, 1 error, mean 100 ms: the error line, which MCPToolEnv no longer replays.
     expect([stats.entries, stats.errors, stats.tools[0]!.meanMs]).toEqual([1, 0, 3])
+  })
+
+  it("stats are of the entries read back: a replaced tool error is in no figure (max ms, versions, time range)", () => {
+    const early = { server_version: "srv@0", recorded_at: "2026-11-29T00:00:00.000Z", illustrative: true }
+    const lines = [{ ...failed("a", "ENOENT"), ...early }, entry("a", "answer"), failed("b", "kept error")]
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    for (const e of lines) reader.line(JSON.stringify(e))
+    const stats = collector.stats("f", 0, reader.done(false))
+    const figures = (t: ToolStats) => [t.tool, t.entries, t.errors, t.illustrative, t.meanMs, t.maxMs]
+    // Was a's max 100 ms, versions srv@0 and srv@1, recorded from 2026-11-29: the replaced error's.
+    expect(stats.tools.map(figures)).toEqual([["a", 1, 0, 0, 3, 3], ["b", 1, 1, 0, 100, 100]])
+    expect(stats.serverVersions).toEqual({ srv: ["srv@1"] })
+    expect([stats.firstRecorded, stats.lastRecorded]).toEqual(["2026-11-30T00:00:00.000Z", "2026-11-30T00:00:00.000Z"])
+    expect([stats.entries, stats.errors, stats.illustrative]).toEqual([2, 1, 0])
   })
 
   it("the store appends a call's answer once over its stored tool error, never a second error", async () => {

@@ -154,10 +154,26 @@ export interface CassetteStats {
   readonly tools: ReadonlyArray<ToolStats>
 }
 
+/** What the stats take of an entry (a kept tool error is held so: a later answer may replace it). */
+type Counted = Pick<
+  CassetteEntry,
+  "server" | "tool" | "duration_ms" | "server_version" | "recorded_at" | "illustrative"
+>
+
+const countedOf = (e: CassetteEntry): Counted => ({
+  server: e.server,
+  tool: e.tool,
+  duration_ms: e.duration_ms,
+  server_version: e.server_version,
+  recorded_at: e.recorded_at,
+  illustrative: e.illustrative
+})
+
 /**
  * The stats of a store as its entries come (`add`, as `cassetteReader` gives them: the first entry of each
  * key, or one replacing its key's tool error): counts per tool, error and illustrative results, server
- * versions, time range.
+ * versions, time range, of the entries a reader keeps. A tool error is counted when the stats are made,
+ * if no later answer replaced it by then: a replaced one is in no figure.
  */
 export const cassetteStatsCollector = () => {
   const tools = new Map<
@@ -168,31 +184,21 @@ export const cassetteStatsCollector = () => {
   let first: string | null = null
   let last: string | null = null
   let entries = 0
-  // The kept tool errors (a later answer may replace one): what they added to their tool's counts.
-  const keptErrors = new Map<string, { readonly ill: number; readonly ms: number }>()
-  const add = (e: CassetteEntry, replaces = false): void => {
+  const keptErrors = new Map<string, Counted>()
+  const countTool = (e: Counted, error: boolean): void => {
     const id = `${e.server}\u0000${e.tool}`
     const t = tools.get(id) ?? { server: e.server, tool: e.tool, n: 0, errors: 0, ill: 0, sum: 0, max: 0 }
     const ms = typeof e.duration_ms === "number" ? e.duration_ms : 0
-    const ill = e.illustrative === true ? 1 : 0
-    const old = replaces ? keptErrors.get(e.key) : undefined
-    if (old !== undefined) {
-      keptErrors.delete(e.key)
-      t.errors--
-      t.ill -= old.ill
-      t.sum -= old.ms
-    } else {
-      entries++
-      t.n++
-      if (isErrorEntry(e)) {
-        t.errors++
-        keptErrors.set(e.key, { ill, ms })
-      }
-    }
-    t.ill += ill
+    t.n++
+    if (error) t.errors++
+    if (e.illustrative === true) t.ill++
     t.sum += ms
     t.max = Math.max(t.max, ms)
     tools.set(id, t)
+  }
+  const count = (e: Counted, error: boolean): void => {
+    entries++
+    countTool(e, error)
     const v = versions.get(e.server) ?? new Set<string>()
     if (typeof e.server_version === "string") v.add(e.server_version)
     versions.set(e.server, v)
@@ -201,7 +207,14 @@ export const cassetteStatsCollector = () => {
       if (last === null || e.recorded_at > last) last = e.recorded_at
     }
   }
+  const add = (e: CassetteEntry, replaces = false): void => {
+    if (replaces) keptErrors.delete(e.key)
+    if (isErrorEntry(e)) keptErrors.set(e.key, countedOf(e))
+    else count(e, false)
+  }
   const stats = (file: string, bytes: number, counts: CassetteCounts): CassetteStats => {
+    for (const e of keptErrors.values()) count(e, true)
+    keptErrors.clear()
     const list = [...tools.values()].sort((a, b) => a.server.localeCompare(b.server) || a.tool.localeCompare(b.tool))
     return {
       file,
