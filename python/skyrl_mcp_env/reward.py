@@ -5,14 +5,17 @@ after canonical JSON (a param one side omits may be absent or equal to the schem
 derived params are present (and the arguments valid against the tool's input schema when the row
 carries it), and every step in ``depends_on`` matched in an earlier turn (a call cannot use a result
 it has not seen: calls of one turn are sent together; ``dependencies_across_turns=False`` accepts an
-earlier call of the same turn). A call matches at most one step. A call that fits several steps takes
-the one whose literal params it matches most specifically (then the first in plan order), and a later
-call that fits only taken steps may move an earlier call to another step it fits (an augmenting path)
-when every ``depends_on`` stays satisfied (``_Matcher``): calls that fit each other's steps match the same
-steps in any order. Calls with the same name and canonical arguments match at most as many steps as the
-plan makes that very call (at least one): a repeat earns nothing twice, also where it fits a step whose
-params are derived. The call that exceeds ``limits`` (``max_tools`` distinct tools, ``max_servers``) is
-refused, not run: it and any later call match nothing and count as invalid calls.
+earlier call of the same turn). A call matches at most one step. Calls with the same name and canonical
+arguments match at most as many steps as the plan makes that very call (at least one): a repeat earns
+nothing twice, also where it fits a step whose params are derived. Under these rules the calls match as
+many steps as any assignment of them can (``_Matcher``): a call that fits several steps takes the one whose
+literal params it matches most specifically (then the first in plan order), a later call that fits only
+taken steps may move an earlier call to another step it fits (an augmenting path) when every
+``depends_on`` stays satisfied, and an exact search then gives the calls a larger assignment where one
+exists (within a node budget that only a pathological trajectory reaches: many calls that fit many
+steps). Calls that fit each other's steps match as many steps in any order. The call that exceeds
+``limits`` (``max_tools`` distinct tools, ``max_servers``) is refused, not run: it and any later call match
+nothing and count as invalid calls.
 
     recall     = steps matched / plan steps
     precision  = steps matched / calls made (malformed, unknown, repeated and unmatched calls included)
@@ -27,9 +30,10 @@ final reward as a pass). No clock, no network, no tool results: the same calls g
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import jsonschema
 
@@ -37,7 +41,9 @@ from .canonical import canonical_json
 from .plan import Plan, Step
 
 _MISSING = object()
+_DONE = object()
 INCOMPLETE_FACTOR = 0.5
+SEARCH_NODES = 20_000  # the node budget of the exact assignment search (_Matcher.maximum)
 
 
 @dataclass(frozen=True)
@@ -115,14 +121,16 @@ def score(
 def _match_calls(
     plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, refused_from: int
 ) -> dict[str, Any]:
-    """Assign calls to steps in call order; calls from ``refused_from`` on were refused by a limit.
+    """Assign calls to steps (the largest assignment, ``_Matcher.maximum``); calls from ``refused_from`` on
+    were refused by a limit.
 
-    Diagnostic counts (they do not enter the reward): of the unmatched calls, one that fits (name and
-    params) a step no call held when it was made did not match because that step's ``depends_on`` was not
-    satisfied before it. It is an order violation when one such step has every dependency matched by the
-    end of the calls (the dependency came later, in the same turn, or otherwise in the wrong order), and
-    a missing-dependency call when each such step has a dependency that no call matched (never called,
-    or never called right).
+    Diagnostic counts (they do not enter the reward), of that assignment: a call is unmatched when it holds
+    no step in it, and a repeat when an earlier call had its name and canonical arguments. Of the unmatched
+    calls, one that fits (name and params) a step no call held when it was made did not match because that
+    step's ``depends_on`` was not satisfied before it. It is an order violation when one such step has every
+    dependency matched by the end of the calls (the dependency came later, in the same turn, or otherwise in
+    the wrong order), and a missing-dependency call when each such step has a dependency that no call
+    matched (never called, or never called right).
     """
     matcher = _Matcher(plan, calls, across_turns)
     seen: set[str] = set()
@@ -133,24 +141,27 @@ def _match_calls(
         "order_violations": 0,
         "missing_dependency_calls": 0,
     }
-    waiting: list[list[Step]] = []  # per unmatched call: the free steps it fits whose dependencies were missing
+    made: list[tuple[int, bool, list[Step]]] = []  # per call added: index, repeat, free steps it was not ready for
     for i, call in enumerate(calls):
         if call.error is not None or i >= refused_from:
             counts["invalid_calls"] += 1
             continue
         text = canonical_json([call.name, call.arguments])
-        if not matcher.add(i):
-            counts["unmatched_calls"] += 1
-            counts["repeated_calls"] += text in seen
-            matched = matcher.matched  # a free step it fits and was not ready for: its dependency was missing
-            free = [s for s in matcher.fits(i) if s.step not in matched and not matcher._ready(s, i, matched)]
-            if free:
-                waiting.append(free)
+        matched = matcher.matched  # a free step it fits and was not ready for: its dependency was missing
+        free = [s for s in matcher.fits(i) if s.step not in matched and not matcher._ready(s, i, matched)]
+        made.append((i, text in seen, free))
+        matcher.add(i)
         seen.add(text)
-    matched = matcher.matched
-    for free in waiting:
-        in_order = any(all(d in matched for d in s.depends_on) for s in free)
-        counts["order_violations" if in_order else "missing_dependency_calls"] += 1
+    matched = matcher.maximum()
+    holding = set(matched.values())
+    for i, repeat, free in made:
+        if i in holding:
+            continue
+        counts["unmatched_calls"] += 1
+        counts["repeated_calls"] += repeat
+        if free:
+            in_order = any(all(d in matched for d in s.depends_on) for s in free)
+            counts["order_violations" if in_order else "missing_dependency_calls"] += 1
     return {**counts, "steps_matched": len(matched), "matched_steps": sorted(matched)}
 
 
@@ -163,15 +174,19 @@ class _Matcher:
     when a step it fits waits for an unmatched dependency, an earlier call that fits the dependency may
     move there. A step that a matched step depends on is never taken over, every changed assignment is
     checked against ``depends_on`` before it is kept, and a call is placed only if one more step matches.
-    Deterministic (plan order, then call order, breaks ties). Not an exhaustive search: with
-    ``depends_on`` a different earlier choice can, rarely, match more steps.
+    Deterministic (plan order, then call order, breaks ties). This assignment is not always the largest:
+    with ``depends_on`` or a repeated call a different earlier choice can, rarely, match more steps (59 of
+    20,000 random small cases like those of tests/test_matcher.py). ``maximum`` finds the largest, and the
+    scorer reads that one.
     """
 
     def __init__(self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool):
         self.plan, self.calls, self.across_turns = plan, calls, across_turns
         self.matched: dict[int, int] = {}
+        self.exhaustive = True  # False when ``maximum`` stopped at its node budget
         self._fits: dict[int, list[Step]] = {}
         self._callers: dict[int, list[int]] = {}  # step number -> the calls added so far that fit it
+        self._added: list[int] = []  # the calls ``add`` was given, in call order
 
     def fits(self, i: int) -> list[Step]:
         """The steps call ``i`` matches by name and params, whatever their order (cached)."""
@@ -185,11 +200,97 @@ class _Matcher:
     def add(self, i: int) -> bool:
         """Match call ``i`` to a step, moving earlier calls if that is what it takes; False if it cannot, or
         if that would match more copies of one call than the plan makes (``_repeats_allowed``)."""
+        self._added.append(i)
         assignment = self._place(i, self.matched, set())
         if assignment is None or not self._repeats_allowed(assignment):
             return False
         self.matched = assignment
         return True
+
+    def maximum(self, budget: int = SEARCH_NODES) -> dict[int, int]:
+        """An assignment of the calls added so far that matches the most steps: ``matched`` when no valid
+        assignment matches more, else the first one with the most steps that a branch and bound finds.
+
+        Valid means what ``add`` keeps: each call at most one step, and only a step it fits; every step in a
+        matched step's ``depends_on`` matched by a call made before it (``_before``); ``_repeats_allowed``.
+        The search takes the steps in dependency order (then plan order); each step is left unmatched or
+        given an unused call that fits it and comes after its dependencies' calls (``matched``'s call
+        first, then call order). A branch stops when the steps matched so far plus the later steps that can
+        still match (a step whose dependency was left unmatched cannot) is no more than the best found, which
+        starts at ``matched``. Steps that cannot match at all (a dependency on a missing step or a cycle; no
+        call that fits them after calls that fit their dependencies) are left out before it starts, and it
+        does not start when every step that can match already has. After ``budget`` nodes it stops with the
+        best assignment found, never fewer steps than ``matched`` (``exhaustive`` is then False): a turn of
+        many calls that fit many steps cannot hold up the episode.
+        """
+        self.exhaustive = True
+        numbers = list(dict.fromkeys(s.step for s in self.plan.steps))
+        deps = {  # step number -> its depends_on (of every step with that number, as ``_valid`` reads them)
+            n: tuple(dict.fromkeys(d for s in self.plan.steps if s.step == n for d in s.depends_on)) for n in numbers
+        }
+        order = _dependency_order(numbers, deps)
+        fit: dict[int, list[int]] = {n: [] for n in numbers}  # step number -> the calls that fit it, in call order
+        for i in self._added:
+            for n in dict.fromkeys(s.step for s in self.fits(i)):
+                fit[n].append(i)
+        possible: dict[int, list[int]] = {}  # step number -> the calls that fit it after a call fitting each dependency
+        for n in order:
+            earliest = [min(map(self._time, possible[d]), default=None) for d in deps[n]]
+            possible[n] = [i for i in fit[n] if all(t is not None and t < self._time(i) for t in earliest)]
+        order = [n for n in order if possible[n]]
+        best = dict(self.matched)
+        if len(best) >= len(order):
+            return best
+        texts = {i: canonical_json([self.calls[i].name, self.calls[i].arguments or {}]) for i in self._added}
+        allowed = {i: max(1, self._planned(i)) for i in self._added}
+        assignment: dict[int, int] = {}
+        used: set[int] = set()
+        copies: dict[str, int] = {}
+
+        def can_still_match(k: int) -> int:
+            """How many steps from ``order[k]`` on may still match: none of their dependencies left unmatched."""
+            alive: set[int] = set()
+            for n in order[k:]:
+                if all(d in assignment or d in alive for d in deps[n]) and any(i not in used for i in possible[n]):
+                    alive.add(n)
+            return len(alive)
+
+        def choices(k: int) -> Iterator[None]:
+            """Step ``order[k]`` given each call it can take in turn (``matched``'s first), then left unmatched;
+            each resumption undoes the last choice (a stack of these, not recursion: a long plan is no deep
+            call stack)."""
+            n = order[k]
+            if all(d in assignment for d in deps[n]):
+                first = [self.matched[n]] if self.matched.get(n) in possible[n] else []
+                for i in first + [i for i in possible[n] if i not in first]:
+                    if i in used or copies.get(texts[i], 0) >= allowed[i]:
+                        continue
+                    if not all(self._before(assignment[d], i) for d in deps[n]):
+                        continue
+                    assignment[n] = i
+                    used.add(i)
+                    copies[texts[i]] = copies.get(texts[i], 0) + 1
+                    yield
+                    del assignment[n]
+                    used.discard(i)
+                    copies[texts[i]] -= 1
+            yield
+
+        stack: list[Iterator[None]] = []
+        for nodes in itertools.count(1):  # each pass visits the node the choices on the stack lead to
+            if len(assignment) > len(best):
+                best = dict(assignment)
+            if nodes > budget:
+                self.exhaustive = False
+                break
+            k = len(stack)
+            if k < len(order) and len(assignment) + can_still_match(k) > len(best):
+                stack.append(choices(k))
+            while stack and next(stack[-1], _DONE) is _DONE:
+                stack.pop()
+            if not stack:
+                break
+        return best
 
     def _repeats_allowed(self, assignment: dict[int, int]) -> bool:
         """Each distinct call (name and canonical arguments) holds at most as many steps as the plan has steps
@@ -250,13 +351,32 @@ class _Matcher:
 
     def _before(self, j: int, i: int) -> bool:
         """Call ``j``'s result can have informed call ``i``."""
-        return self.calls[j].turn < self.calls[i].turn if self.across_turns else j < i
+        return self._time(j) < self._time(i)
+
+    def _time(self, i: int) -> int:
+        """When call ``i`` was made, as ``_before`` compares calls: its turn, or its place among the calls."""
+        return self.calls[i].turn if self.across_turns else i
 
     def _ready(self, step: Step, i: int, matched: dict[int, int]) -> bool:
         return all(d in matched and self._before(matched[d], i) for d in step.depends_on)
 
     def _valid(self, assignment: dict[int, int]) -> bool:
         return all(self._ready(s, assignment[s.step], assignment) for s in self.plan.steps if s.step in assignment)
+
+
+def _dependency_order(numbers: list[int], deps: dict[int, tuple[int, ...]]) -> list[int]:
+    """The step numbers whose dependencies come first, each as early as it can in plan order; a step that
+    depends on itself, on a step the plan lacks, or on a cycle is left out (no assignment can match it)."""
+    order: list[int] = []
+    placed: set[int] = set()
+    waiting = list(numbers)
+    while True:
+        ready = next((n for n in waiting if all(d in placed for d in deps[n])), None)
+        if ready is None:
+            return order
+        order.append(ready)
+        placed.add(ready)
+        waiting.remove(ready)
 
 
 def _specificity(step: Step, call: CallRecord) -> int:
