@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
-import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
+import { BIN, cleanEnv, runCli } from "./support/cli.js"
 import type { BatchFake } from "./support/fakeBatch.js"
 import { lineAnswer, lineServerError, lineSkip, STAGE_USAGE } from "./support/fakeBatch.js"
 import { planAnswer } from "./support/fakeEnrich.js"
@@ -27,7 +27,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       async () => {
         const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
         const out = tmpOut()
-        const r = await runCliAsync(
+        const r = await runCli(
           ["generate", "-n", "12", "--out", out, "--backend", "batch", "--batch-endpoint", endpoint, "--wait", ...FAST],
           { env: env(f) }
         )
@@ -80,12 +80,12 @@ describe("generate --backend batch against the fake Batch API", () => {
   it("puts in each line exactly the body the online backend sends", async () => {
     const online = keep(await start((ctx) => answer(validTaskFor(ctx), USAGE)))
     const onlineOut = tmpOut()
-    const a = await runCliAsync(["generate", "-n", "4", "--out", onlineOut, "--llm", "openai", "--seed", "3"], {
+    const a = await runCli(["generate", "-n", "4", "--out", onlineOut, "--llm", "openai", "--seed", "3"], {
       env: env(online)
     })
     expect(a.status, a.stderr).toBe(0)
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
-    const r = await runCliAsync(["generate", "-n", "4", "--out", tmpOut(), "--seed", "3", "--backend", "batch"], {
+    const r = await runCli(["generate", "-n", "4", "--out", tmpOut(), "--seed", "3", "--backend", "batch"], {
       env: env(f)
     })
     expect(r.status, r.stderr).toBe(0)
@@ -106,7 +106,7 @@ describe("generate --backend batch against the fake Batch API", () => {
   it("splits a run over --batch-max-requests into several batches and collects them all", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), maxRequests: 4 })
     const out = tmpOut()
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "10", "--out", out, "--backend", "batch", "--batch-max-requests", "4", "--wait", ...FAST],
       { env: env(f) }
     )
@@ -124,29 +124,29 @@ describe("generate --backend batch against the fake Batch API", () => {
     async () => {
       const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 1 })
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+      const r = await runCli(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
       expect(r.status, r.stderr).toBe(0)
       const runDir = r.stdout.trim()
       expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts[0].status).toBe("validating")
       const seen: Array<string> = []
-      const s1 = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+      const s1 = await runCli(["batch", "status", runDir], { env: env(f) })
       expect(s1.status, s1.stderr).toBe(0)
       seen.push(/part 1 {2}\S+ {2}(\S+)/.exec(s1.stdout)![1])
-      const c = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      const c = await runCli(["batch", "collect", runDir], { env: env(f) })
       expect(c.status, c.stderr).toBe(75)
       expect(c.stderr).toMatch(/still running/)
       expect(existsSync(out)).toBe(false)
       // Each retrieve moves the fake one step (the collect above polled once too).
       for (let i = 0; i < 3; i++) {
-        const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+        const s = await runCli(["batch", "status", runDir], { env: env(f) })
         expect(s.status, s.stderr).toBe(0)
         seen.push(/part 1 {2}\S+ {2}(\S+)/.exec(s.stdout)![1])
       }
       expect(seen).toEqual(["in_progress", "finalizing", "completed", "completed"])
-      const last = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+      const last = await runCli(["batch", "status", runDir], { env: env(f) })
       expect(last.stdout).toMatch(/3\/3 requests done \(0 failed\)/)
       expect(last.stdout).toMatch(/all done: collect with/)
-      const done = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      const done = await runCli(["batch", "collect", runDir], { env: env(f) })
       expect(done.status, done.stderr).toBe(0)
       expect(readJsonl(out)).toHaveLength(3)
     },
@@ -169,7 +169,7 @@ describe("generate --backend batch against the fake Batch API", () => {
         online: (ctx) => answer(validTaskFor(ctx), USAGE)
       })
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "-n", "8", "--out", out, "--backend", "batch", "--wait", ...FAST], {
+      const r = await runCli(["generate", "-n", "8", "--out", out, "--backend", "batch", "--wait", ...FAST], {
         env: env(f)
       })
       expect(r.status, r.stderr).toBe(0)
@@ -205,7 +205,7 @@ describe("generate --backend batch against the fake Batch API", () => {
         finalStatus: (no) => (no === 2 ? "expired" : "completed")
       })
       const out = tmpOut()
-      const r = await runCliAsync(
+      const r = await runCli(
         ["generate", "-n", "4", "--out", out, "--backend", "batch", "--batch-max-requests", "2", "--wait", ...FAST],
         { env: env(f) }
       )
@@ -218,7 +218,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8")).status).toBe("incomplete")
       expect(f.online.requests).toHaveLength(0)
 
-      const again = await runCliAsync(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
+      const again = await runCli(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
       expect(again.status, again.stderr).toBe(0)
       expect(f.batches).toHaveLength(3)
       expect(f.batches[2].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([3, 4])
@@ -236,7 +236,7 @@ describe("generate --backend batch against the fake Batch API", () => {
   it("a batch that fails validation is reported with its errors and no rows", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx)), finalStatus: () => "failed" })
     const out = tmpOut()
-    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--backend", "batch", "--wait", ...FAST], {
+    const r = await runCli(["generate", "-n", "2", "--out", out, "--backend", "batch", "--wait", ...FAST], {
       env: env(f)
     })
     expect(r.status).toBe(1)
@@ -252,7 +252,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       online: (ctx) => answer(validTaskFor(ctx), USAGE)
     })
     const out = tmpOut()
-    const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch", "--wait", ...FAST], {
+    const r = await runCli(["generate", "-n", "4", "--out", out, "--backend", "batch", "--wait", ...FAST], {
       env: env(f)
     })
     expect(r.status, r.stderr).toBe(0)
@@ -280,7 +280,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       lines: (ctx) => lineAnswer(sampleNumberOf(ctx.body) === 2 ? invalidTaskText(2) : validTaskFor(ctx), USAGE)
     })
     const out = tmpOut()
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch", "--wait", ...FAST],
       { env: env(f) }
     )
@@ -292,7 +292,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const final = r.stderr.trim().split("\n").at(-1)!
     expect(final).toContain(`1 samples failed after 3 attempts each; run \`skyrl batch collect ${runDir}\` again`)
     expect(final).not.toContain("--resume")
-    const rebuilt = await runCliAsync(["rebuild", runDir, "--out", `${out}.rebuilt.jsonl`])
+    const rebuilt = await runCli(["rebuild", runDir, "--out", `${out}.rebuilt.jsonl`])
     expect(rebuilt.status, rebuilt.stderr).toBe(0)
     expect(counts(rebuilt.stderr)).toEqual(counts(r.stderr))
     expect(readFileSync(`${out}.rebuilt.jsonl`, "utf8")).toBe(readFileSync(out, "utf8"))
@@ -307,7 +307,7 @@ describe("generate --backend batch against the fake Batch API", () => {
         )
     })
     const out = tmpOut()
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch", "--wait", ...FAST],
       { env: env(f) }
     )
@@ -322,7 +322,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const manifest = JSON.parse(readFileSync(join(r.stdout.trim(), "manifest.json"), "utf8"))
     expect(manifest.cost_usd).toBeCloseTo(onlineCost(USAGE, 5) / 2 + onlineCost(STAGE_USAGE, 1), 10)
     // rebuild prices the batch answers as the run did, at half (it priced them at the online rate).
-    const rebuilt = await runCliAsync(["rebuild", r.stdout.trim(), "--out", `${out}.rebuilt.jsonl`])
+    const rebuilt = await runCli(["rebuild", r.stdout.trim(), "--out", `${out}.rebuilt.jsonl`])
     expect(rebuilt.status, rebuilt.stderr).toBe(0)
     expect(rebuilt.stderr).toContain(`cost $${(onlineCost(USAGE, 5) / 2).toFixed(4)}`)
   }, 60_000)
@@ -343,11 +343,11 @@ describe("generate --backend batch against the fake Batch API", () => {
     async () => {
       const f = await sampleThreeNeedsRepair()
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch"], { env: env(f) })
+      const r = await runCli(["generate", "-n", "4", "--out", out, "--backend", "batch"], { env: env(f) })
       expect(r.status, r.stderr).toBe(0)
       const runDir = r.stdout.trim()
       f.batches[0].status = "finalizing" // done at the next retrieve
-      const first = await runCliAsync(["batch", "collect", runDir, "--repairs", "batch"], { env: env(f) })
+      const first = await runCli(["batch", "collect", runDir, "--repairs", "batch"], { env: env(f) })
       expect(first.status, first.stderr).toBe(75)
       expect(first.stderr).toMatch(
         /follow-up batch submitted: 1 requests \(1 repairs and new attempts, 0 first attempts sent again\)/
@@ -357,14 +357,14 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(readJsonl(join(runDir, "journal.jsonl")).map((e) => e.index).sort()).toEqual([0, 1, 3])
       // Collecting while the follow-up runs: sample 3 is pending, with either repair mode.
       for (const repairs of ["batch", "online"]) {
-        const meanwhile = await runCliAsync(["batch", "collect", runDir, "--repairs", repairs], { env: env(f) })
+        const meanwhile = await runCli(["batch", "collect", runDir, "--repairs", repairs], { env: env(f) })
         expect(meanwhile.status, meanwhile.stderr).toBe(75)
         expect(meanwhile.stderr).toMatch(/1 requests are in batches still running/)
       }
       expect(f.batches).toHaveLength(2)
       expect(f.online.requests).toHaveLength(0)
       expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 4])
-      const done = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+      const done = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
       expect(done.status, done.stderr).toBe(0)
       expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
       expect(f.online.requests).toHaveLength(0)
@@ -377,7 +377,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     async () => {
       const f = await sampleThreeNeedsRepair()
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch"], {
+      const r = await runCli(["generate", "-n", "4", "--out", out, "--backend", "batch", "--repairs", "batch"], {
         env: env(f)
       })
       expect(r.status, r.stderr).toBe(0)
@@ -385,17 +385,17 @@ describe("generate --backend batch against the fake Batch API", () => {
       expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).repairs).toBe("batch")
       // Without the key: said so, without the --llm replay these commands do not have.
       const { OPENAI_API_KEY: _key, ...keyless } = env(f)
-      const status = await runCliAsync(["batch", "status", runDir], { env: keyless })
+      const status = await runCli(["batch", "status", runDir], { env: keyless })
       expect(status.status).toBe(1)
       expect(status.stderr).toContain("OPENAI_API_KEY is not set: a batch run's batches are on OpenAI's Batch API")
       expect(status.stderr).not.toContain("--llm replay")
       f.batches[0].status = "finalizing"
-      const collect = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      const collect = await runCli(["batch", "collect", runDir], { env: env(f) })
       expect(collect.status, collect.stderr).toBe(75)
       expect(collect.stderr).toMatch(/follow-up batch submitted: 1 requests/)
       expect(f.online.requests).toHaveLength(0)
       // The follow-up batch answers the repair: nothing goes online.
-      const done = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+      const done = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
       expect(done.status, done.stderr).toBe(0)
       expect(f.online.requests).toHaveLength(0)
     },
@@ -454,7 +454,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(existsSync(out)).toBe(false)
     // Let the batch finish, then collect in a new process.
     f.batches[0].polls = 100
-    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(f.batches).toHaveLength(1)
     const rows = readJsonl(out)
@@ -462,7 +462,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const downloads = f.requests.filter((q) => q.path.endsWith("/content")).length
     const before = readFileSync(out, "utf8")
     const mtime = statSync(join(runDir, "journal.jsonl")).mtimeMs
-    const twice = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+    const twice = await runCli(["batch", "collect", runDir], { env: env(f) })
     expect(twice.status, twice.stderr).toBe(0)
     expect(readFileSync(out, "utf8")).toBe(before)
     expect(statSync(join(runDir, "journal.jsonl")).mtimeMs).toBe(mtime)
@@ -488,11 +488,11 @@ describe("generate --backend batch against the fake Batch API", () => {
     async () => {
       const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+      const r = await runCli(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
       expect(r.status, r.stderr).toBe(0)
       const runDir = r.stdout.trim()
       for (const force of [[], ["--force"]]) {
-        const g = await runCliAsync(["generate", "-n", "3", "--out", out, "--resume", ...force, "--llm", "openai"], {
+        const g = await runCli(["generate", "-n", "3", "--out", out, "--resume", ...force, "--llm", "openai"], {
           env: env(f)
         })
         expect(g.status).toBe(2)
@@ -513,11 +513,11 @@ describe("generate --backend batch against the fake Batch API", () => {
       const text = readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8")
       writeFileSync(inv, text)
       const args = ["generate", "-n", "3", "--out", out, "--backend", "batch", "--inventory", inv]
-      const r = await runCliAsync(args, { env: env(f) })
+      const r = await runCli(args, { env: env(f) })
       expect(r.status, r.stderr).toBe(0)
       // One word of one tool's description: built from this file, every request would differ from the one answered.
       writeFileSync(inv, text.replace("Get real-time stock quote", "Get a real-time stock quote"))
-      const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+      const c = await runCli(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
       expect(c.status, c.stderr).toBe(0)
       expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3])
       expect(f.batches).toHaveLength(1)
@@ -529,17 +529,17 @@ describe("generate --backend batch against the fake Batch API", () => {
   it("an output line that is not JSON is named (file, line); the other samples' rows are written", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
     const out = tmpOut()
-    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    const r = await runCli(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
     expect(r.status, r.stderr).toBe(0)
     const runDir = r.stdout.trim()
-    const s = await runCliAsync(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
+    const s = await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
     expect(s.status, s.stderr).toBe(0)
     const id = f.batches[0].outputFileId!
     const file = f.files.get(id)!
     const lines = file.content.split("\n")
     lines[1] = lines[1].slice(0, 40) // cut short: not JSON
     f.files.set(id, { ...file, content: lines.join("\n") })
-    const c = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+    const c = await runCli(["batch", "collect", runDir], { env: env(f) })
     expect(c.status).toBe(1)
     expect(c.stderr).toMatch(/batch_001_output\.jsonl line 2: not JSON/)
     expect(readJsonl(out)).toHaveLength(2)
@@ -548,7 +548,7 @@ describe("generate --backend batch against the fake Batch API", () => {
   it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
-    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    const r = await runCli(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/upload refused for the test/)
     expect(r.stderr).toMatch(/what was prepared is kept/)
@@ -559,11 +559,11 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(state.parts[0].batch_id).toBeNull()
     expect(f.batches).toHaveLength(0)
     allowUploads()
-    const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    const s = await runCli(["batch", "status", runDir], { env: env(f) })
     expect(s.status, s.stderr).toBe(0)
     expect(f.batches).toHaveLength(1)
     expect(f.batches[0].lines).toHaveLength(3)
-    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
   }, 60_000)
@@ -575,7 +575,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
     const args = ["generate", "-n", "6", "--out", out, "--backend", "batch", "--batch-max-requests", "2"]
-    expect((await runCliAsync(args, { env: env(f) })).status).toBe(1)
+    expect((await runCli(args, { env: env(f) })).status).toBe(1)
     allowUploads()
     const raw = join(out, "..", "raw_llm")
     const runDir = join(raw, readdirSync(raw)[0])
@@ -583,7 +583,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(state.parts).toHaveLength(3)
     writeFileSync(join(runDir, "batch.json"), JSON.stringify({ ...state, parts: state.parts.slice(0, 2) }, null, 2))
     rmSync(join(runDir, "batch_003_input.jsonl"))
-    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(c.stderr).toMatch(/2 samples were never sent/)
     expect(readJsonl(out).map(sampleOfRow).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6])
@@ -598,7 +598,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     // own copy of batch.json), so a part could get two batches: paid twice.
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()
-    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    const r = await runCli(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
     expect(r.status).toBe(1)
     allowUploads()
     const raw = join(out, "..", "raw_llm")
@@ -606,7 +606,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     const before = readFileSync(join(runDir, "batch.json"), "utf8")
     const holder = { pid: process.pid, host: hostname(), command: "collect", since: new Date().toISOString() }
     writeFileSync(join(runDir, "lock"), JSON.stringify(holder) + "\n")
-    const held = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    const held = await runCli(["batch", "status", runDir], { env: env(f) })
     expect(held.status, held.stderr).toBe(0)
     expect(held.stderr).toMatch(/in use by another skyrl process .*"command":"collect".*nothing was sent/s)
     expect(held.stdout).toMatch(/part 1 {2}\(not created\)/)
@@ -614,7 +614,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(readFileSync(join(runDir, "batch.json"), "utf8")).toBe(before)
     expect(readFileSync(join(runDir, "lock"), "utf8")).toBe(JSON.stringify(holder) + "\n")
     rmSync(join(runDir, "lock"))
-    const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    const s = await runCli(["batch", "status", runDir], { env: env(f) })
     expect(s.status, s.stderr).toBe(0)
     expect(f.batches).toHaveLength(1)
     expect(existsSync(join(runDir, "lock"))).toBe(false)
@@ -624,10 +624,10 @@ describe("generate --backend batch against the fake Batch API", () => {
     "refuses --backend batch with --llm replay, and `batch collect` on a directory that is not a batch run",
     async () => {
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--backend", "batch", "--llm", "replay"])
+      const r = await runCli(["generate", "-n", "2", "--out", out, "--backend", "batch", "--llm", "replay"])
       expect(r.status).not.toBe(0)
       expect(r.stderr).toMatch(/cannot replay/)
-      const c = await runCliAsync(["batch", "collect", join(out, "..")], { env: { OPENAI_API_KEY: "sk-x" } })
+      const c = await runCli(["batch", "collect", join(out, "..")], { env: { OPENAI_API_KEY: "sk-x" } })
       expect(c.status).toBe(2) // a usage error: the RUN_DIR given is not a batch run's
       expect(c.stderr).toMatch(/batch\.json: no such file/)
     },
@@ -649,7 +649,7 @@ describe("enrich --backend batch against the fake Batch API", () => {
     async () => {
       const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
       const out = tmpOut()
-      const r = await runCliAsync(
+      const r = await runCli(
         [
           "enrich",
           SHAREGPT,
@@ -687,10 +687,10 @@ describe("enrich --backend batch against the fake Batch API", () => {
         }
         expect(JSON.parse(row.extra_info.task_metadata).source_row).toBe(i)
       }
-      const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+      const s = await runCli(["batch", "status", runDir], { env: env(f) })
       expect(s.status, s.stderr).toBe(0)
       expect(s.stdout).toMatch(/run .*: enrich, 3 requests/)
-      const c = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+      const c = await runCli(["batch", "collect", runDir], { env: env(f) })
       expect(c.status, c.stderr).toBe(0)
       expect(readJsonl(out)).toHaveLength(3)
       expect(f.batches).toHaveLength(1)
@@ -708,7 +708,7 @@ describe("enrich --backend batch against the fake Batch API", () => {
     )
     expect(source).toHaveLength(2)
     writeFileSync(input, source.map((row) => JSON.stringify(row)).join("\n") + "\n")
-    const r = await runCliAsync(["enrich", input, "--out", out, "--backend", "batch", "--wait", ...FAST], {
+    const r = await runCli(["enrich", input, "--out", out, "--backend", "batch", "--wait", ...FAST], {
       env: env(f)
     })
     expect(r.status, r.stderr).toBe(0)
@@ -726,12 +726,12 @@ describe("enrich --backend batch against the fake Batch API", () => {
       const text = readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8")
       writeFileSync(inv, text)
       const input = join(__dirname, "fixtures", "enrich", "openai_messages.jsonl")
-      const r = await runCliAsync(["enrich", input, "--out", out, "--inventory", inv, "--backend", "batch"], {
+      const r = await runCli(["enrich", input, "--out", out, "--inventory", inv, "--backend", "batch"], {
         env: env(f)
       })
       expect(r.status, r.stderr).toBe(0)
       writeFileSync(inv, text.replace("Get real-time stock quote", "Get a real-time stock quote"))
-      const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+      const c = await runCli(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
       expect(c.status).toBe(1)
       expect(c.stderr).toContain(`${inv}: changed since the run was submitted`)
       expect(f.batches).toHaveLength(1)
@@ -747,11 +747,11 @@ describe("enrich --backend batch against the fake Batch API", () => {
     const input = join(out, "..", "chats.json")
     writeFileSync(input, JSON.stringify(sharegpt.slice(0, 2)))
     const args = ["--out", out, "--inventory-from-prompt", "--backend", "batch"]
-    const r = await runCliAsync(["enrich", input, ...args], { env: env(f) })
+    const r = await runCli(["enrich", input, ...args], { env: env(f) })
     expect(r.status, r.stderr).toBe(0)
     // Rows added to the input after the submission (its two rows still first).
     writeFileSync(input, JSON.stringify(sharegpt.slice(0, 4)))
-    const c = await runCliAsync(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
+    const c = await runCli(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
     console.log("DBG", c.stderr.slice(0, 1500))
     expect(c.status).toBe(1)
     expect(c.stderr).toContain(`${input}: changed since the run was submitted`)

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { runCliAsync } from "./support/cli.js"
+import { runCli } from "./support/cli.js"
 
 const SHAREGPT = join(__dirname, "fixtures", "sharegpt", "sample_data.json")
 const ENV = { OPENAI_API_KEY: "sk-test-batch-flags", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" }
@@ -32,7 +32,7 @@ describe("--backend batch with flags it cannot honour", () => {
         async () => {
           const dir = mkdtempSync(join(tmpdir(), "skyrl-batch-flags-"))
           const out = join(dir, "ds.jsonl")
-          const r = await runCliAsync([...commands(out)[name], ...c.flags], { env: c.env ?? ENV })
+          const r = await runCli([...commands(out)[name], ...c.flags], { env: c.env ?? ENV })
           expect(r.status, r.stderr).toBe(2)
           expect(r.stderr).toMatch(c.error)
           expect(r.stderr).not.toMatch(/starting a new run/)

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
-import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
+import { BIN, cleanEnv, runCli } from "./support/cli.js"
 import type { AcceptedEvent, BatchFake } from "./support/fakeBatch.js"
 import { failingLines, lineAnswer, lineFate, STAGE_USAGE } from "./support/fakeBatch.js"
 import { answer, hang } from "./support/fakeOpenAI.js"
@@ -42,7 +42,7 @@ describe("lines that fail", () => {
         online: (ctx) => answer(validTaskFor(ctx), USAGE)
       })
       const out = tmpOut()
-      const r = await runCliAsync(
+      const r = await runCli(
         ["generate", "-n", String(N), "--out", out, "--backend", "batch", "--wait", ...FAST],
         {
           env: env(f)
@@ -89,7 +89,7 @@ describe("lines that fail", () => {
         lines: failingLines({ ...transient, answer: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
       })
       const out = tmpOut()
-      const r = await runCliAsync(
+      const r = await runCli(
         ["generate", "-n", String(N), "--out", out, "--backend", "batch", "--repairs", "batch", "--wait", ...FAST],
         { env: env(f) }
       )
@@ -132,7 +132,7 @@ describe("lines that fail", () => {
     await new Promise((resolve) => proc.child!.on("close", resolve))
     expect(killed).toBe(true)
     const runDir = runDirOf(out)
-    const r = await runCliAsync(["batch", "collect", runDir], { env: env(f) })
+    const r = await runCli(["batch", "collect", runDir], { env: env(f) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out).map(sampleOfRow)).toEqual(range(N))
     const failed = fated(f, 1, transient, "transient")
@@ -150,7 +150,7 @@ describe("lines that fail", () => {
         online: (ctx) => answer(validTaskFor(ctx), USAGE)
       })
       const out = tmpOut()
-      const r = await runCliAsync(
+      const r = await runCli(
         ["generate", "-n", String(N), "--out", out, "--backend", "batch", "--repairs", repairs, "--wait", ...FAST],
         { env: env(f) }
       )
@@ -223,12 +223,12 @@ describe("crashes at each remote step of a submission", () => {
     expect(before.upload_started_at).not.toBeNull()
     expect(before.input_file_id).toBeNull()
     expect(f.files.size).toBe(1)
-    const s = await runCliAsync(["batch", "status", runDir], { env: env(f) })
+    const s = await runCli(["batch", "status", runDir], { env: env(f) })
     expect(s.status, s.stderr).toBe(0)
     expect(s.stderr).toMatch(/part 1: its input file file-\w+ was uploaded before; not uploading again/)
     expectNothingTwice(f, runDir, 2)
     expect(stateOf(runDir).parts.map((p: any) => p.batch_id)).toEqual(f.batches.map((b) => b.id))
-    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
     expectNothingTwice(f, runDir, 2)
@@ -243,7 +243,7 @@ describe("crashes at each remote step of a submission", () => {
     expect(before.create_started_at).not.toBeNull()
     expect(before.batch_id).toBeNull()
     expect(f.batches).toHaveLength(1)
-    const c = await runCliAsync(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+    const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(c.stderr).toMatch(/part 1: batch batch-\w+ was created before .*adopting it, not creating another/)
     expect(stateOf(runDir).parts[0].batch_id).toBe(f.batches[0].id)
@@ -262,7 +262,7 @@ describe("crashes at each remote step of a submission", () => {
       }
     })
     const out = tmpOut()
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "3", "--out", out, "--backend", "batch", "--timeout", "1", "--wait", ...FAST],
       { env: env(f) }
     )
@@ -286,12 +286,12 @@ describe("the enqueued-token queue", () => {
   it(
     "--batch-max-tokens splits the parts as the dry run says and keeps the second out of the queue until the first ends",
     async () => {
-      const whole = await runCliAsync(["generate", "--out", tmpOut(), "--dry-run", ...base])
+      const whole = await runCli(["generate", "--out", tmpOut(), "--dry-run", ...base])
       expect(whole.status, whole.stderr).toBe(0)
       const [all] = dryParts(whole.stdout)
       expect(all.requests).toBe(6)
       const limit = String(Math.floor((all.tokens / 6) * 3.5))
-      const dry = await runCliAsync(["generate", "--out", tmpOut(), "--dry-run", ...base, "--batch-max-tokens", limit])
+      const dry = await runCli(["generate", "--out", tmpOut(), "--dry-run", ...base, "--batch-max-tokens", limit])
       const planned = dryParts(dry.stdout)
       expect(planned.map((p) => p.requests)).toEqual([3, 3])
 
@@ -303,7 +303,7 @@ describe("the enqueued-token queue", () => {
         }
       })
       const out = tmpOut()
-      const r = await runCliAsync(["generate", "--out", out, ...base, "--batch-max-tokens", limit, "--wait", ...FAST], {
+      const r = await runCli(["generate", "--out", out, ...base, "--batch-max-tokens", limit, "--wait", ...FAST], {
         env: env(f)
       })
       expect(r.status, r.stderr).toBe(0)
@@ -327,7 +327,7 @@ describe("the enqueued-token queue", () => {
         queueLimit: { limit: 4_000_000, tokens: () => 1_000_000 }
       })
       const out = tmpOut()
-      const r = await runCliAsync(
+      const r = await runCli(
         ["generate", "-n", "8", "--out", out, "--backend", "batch", "--batch-max-requests", "4", "--wait", ...FAST],
         { env: env(f) }
       )
@@ -351,7 +351,7 @@ describe("the enqueued-token queue", () => {
 
 describe("--dry-run --backend batch", () => {
   it("prints the parts, their requests and token estimates, and the cost at batch prices; calls nothing", async () => {
-    const r = await runCliAsync([
+    const r = await runCli([
       "generate",
       "-n",
       "10",
@@ -383,7 +383,7 @@ describe("--dry-run --backend batch", () => {
 
   it("enrich: the same section for the rows it would plan", async () => {
     const sharegpt = join(__dirname, "fixtures", "sharegpt", "sample_data.json")
-    const r = await runCliAsync([
+    const r = await runCli([
       "enrich",
       sharegpt,
       "--out",

@@ -25,44 +25,44 @@ const task = (i: number) => ({
 })
 
 describe("skyrl CLI", () => {
-  it("--help exits 0 without OPENAI_API_KEY and lists the subcommands", () => {
-    const r = runCli(["--help"])
+  it("--help exits 0 without OPENAI_API_KEY and lists the subcommands", async () => {
+    const r = await runCli(["--help"])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("convert")
     expect(r.stderr).toBe("")
   })
-  it("convert --help describes --as-of once, with convert's default (not generate's)", () => {
-    const r = runCli(["convert", "--help"])
+  it("convert --help describes --as-of once, with convert's default (not generate's)", async () => {
+    const r = await runCli(["convert", "--help"])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("default per task: its as_of")
     expect(r.stdout).not.toContain("the run's start date")
   })
-  it("verify --help describes --out once (verify's own description)", () => {
-    const r = runCli(["verify", "--help"])
+  it("verify --help describes --out once (verify's own description)", async () => {
+    const r = await runCli(["verify", "--help"])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("Where the verified rows go")
     expect(r.stdout).not.toContain("Output dataset path")
   })
-  it("validate --max-prompt-tokens 0 is a usage error, as in convert and generate (not a budget every row fails)", () => {
+  it("validate --max-prompt-tokens 0 is a usage error, as in convert and generate (not a budget every row fails)", async () => {
     const dir = tmp()
     const input = join(dir, "rows.jsonl")
     writeFileSync(input, "")
-    const r = runCli(["validate", input, "--max-prompt-tokens", "0"])
+    const r = await runCli(["validate", input, "--max-prompt-tokens", "0"])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer, got 0")
   })
-  it("generate and rebuild --indent outside 0..10 is a usage error before anything runs (generate made its rows, then failed writing them)", () => {
+  it("generate and rebuild --indent outside 0..10 is a usage error before anything runs (generate made its rows, then failed writing them)", async () => {
     const dir = tmp()
     const out = join(dir, "x.json")
-    const r = runCli(["generate", "-n", "1", "--llm", "replay", "--out", out, "--indent", "-3"])
+    const r = await runCli(["generate", "-n", "1", "--llm", "replay", "--out", out, "--indent", "-3"])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--indent must be an integer from 0 to 10")
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
-    const rebuilt = runCli(["rebuild", dir, "--out", join(dir, "y.json"), "--indent", "11"])
+    const rebuilt = await runCli(["rebuild", dir, "--out", join(dir, "y.json"), "--indent", "11"])
     expect(rebuilt.status).toBe(2)
     expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
   })
-  it("rebuild of an enrich run's directory is refused naming the command that made it (grammatical for every command)", () => {
+  it("rebuild of an enrich run's directory is refused naming the command that made it (grammatical for every command)", async () => {
     const dir = tmp()
     const manifest = {
       run_id: "r1",
@@ -82,41 +82,62 @@ describe("skyrl CLI", () => {
       elapsed_ms: 1
     }
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest))
-    const r = runCli(["rebuild", dir, "--out", join(dir, "y.jsonl")])
+    const r = await runCli(["rebuild", dir, "--out", join(dir, "y.jsonl")])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("rebuild re-derives generate runs; this run was made by `enrich`")
     expect(existsSync(join(dir, "y.jsonl"))).toBe(false)
   })
-  it("generate --rpm / --tpm below 1 and --max-cost 0 or less are usage errors naming the setting (they paced nothing or stopped the run at once)", () => {
+  it("generate --rpm / --tpm below 1 and --max-cost 0 or less are usage errors naming the setting (they paced nothing or stopped the run at once)", async () => {
     const dir = tmp()
     const run = (flag: string, value: string) =>
       runCli(["generate", "-n", "1", "--llm", "replay", "--out", join(dir, "x.jsonl"), flag, value])
-    const rpm = run("--rpm", "0")
+    const rpm = await run("--rpm", "0")
     expect(rpm.stderr).toContain("--rpm (OPENAI_RPM): must be a positive integer, got 0")
     expect(rpm.status).toBe(2)
-    const tpm = run("--tpm", "-5")
+    const tpm = await run("--tpm", "-5")
     expect(tpm.stderr).toContain("--tpm (OPENAI_TPM): must be a positive integer, got -5")
     expect(tpm.status).toBe(2)
-    const cost = run("--max-cost", "-1")
+    const cost = await run("--max-cost", "-1")
     expect(cost.stderr).toContain("--max-cost (MAX_COST_USD): must be a positive number of USD, got -1")
     expect(cost.status).toBe(2)
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
   })
-  it("a run that makes no row leaves an existing --out as it was and says it was not written (an empty file replaced it)", () => {
+  it("a run that makes no row leaves an existing --out as it was and says it was not written (an empty file replaced it)", async () => {
     const dir = tmp()
     const out = join(dir, "out.jsonl")
     writeFileSync(out, "{\"earlier\":1}\n")
     // Offline, the recorded answers plan for the finance servers, never for the prompt's own tools: every attempt fails.
     const input = "test/fixtures/sharegpt/sample_data.json"
-    const r = runCli(["enrich", input, "--out", out, "--inventory-from-prompt", "--limit", "1", "--llm", "replay"])
+    const r = await runCli([
+      "enrich",
+      input,
+      "--out",
+      out,
+      "--inventory-from-prompt",
+      "--limit",
+      "1",
+      "--llm",
+      "replay"
+    ])
     expect(r.status).toBe(1)
     expect(r.stderr).toContain(`made 0 of 1 valid rows (${out} not written)`)
     expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
   })
-  it("generate reads --servers from SKYRL_SERVERS as every command does (and SERVERS, the wrapper script's name)", () => {
+  it("generate reads --servers from SKYRL_SERVERS as every command does (and SERVERS, the wrapper script's name)", async () => {
     const out = join(tmp(), "x.jsonl")
     for (const name of ["SKYRL_SERVERS", "SERVERS"]) {
-      const r = runCli(["generate", "-n", "2", "--out", out, "--dry-run", "--domains", "chat", "--subjects", "none"], {
+      const r = await runCli([
+        "generate",
+        "-n",
+        "2",
+        "--out",
+        out,
+        "--dry-run",
+        "--domains",
+        "chat",
+        "--subjects",
+        "none"
+      ], {
         env: { [name]: "slack" }
       })
       expect(r.status, r.stderr).toBe(0)
@@ -124,28 +145,28 @@ describe("skyrl CLI", () => {
       expect(r.stdout).not.toContain("fmp_")
     }
   })
-  it("offline, past the 12 recorded answers: the message counts the attempts of every session and does not advise --resume", () => {
+  it("offline, past the 12 recorded answers: the message counts the attempts of every session and does not advise --resume", async () => {
     const out = join(tmp(), "g.jsonl")
-    const first = runCli(["generate", "-n", "14", "--out", out])
+    const first = await runCli(["generate", "-n", "14", "--out", out])
     expect(first.status).toBe(1)
     expect(first.stderr).toContain("made 12 of 14 valid rows")
     expect(first.stderr).toContain("2 samples failed after 3 attempts each; the recorded answers cannot make more")
     expect(first.stderr).not.toContain("rerun with --resume")
-    const again = runCli(["generate", "-n", "14", "--out", out, "--resume", "--force"])
+    const again = await runCli(["generate", "-n", "14", "--out", out, "--resume", "--force"])
     expect(again.stderr).toContain("2 samples failed after 6 attempts each")
   })
-  it("help and usage errors are plain text into a pipe, with or without NO_COLOR (@effect/cli writes ANSI colours)", () => {
+  it("help and usage errors are plain text into a pipe, with or without NO_COLOR (@effect/cli writes ANSI colours)", async () => {
     for (const env of [{}, { NO_COLOR: "" }]) {
-      const help = runCli(["convert", "--help"], { env })
+      const help = await runCli(["convert", "--help"], { env })
       expect(help.status).toBe(0)
       expect(help.stdout).toContain("USAGE")
       expect(help.stdout).not.toContain("\x1b[")
-      const usage = runCli(["convert", "--no-such-flag"], { env })
+      const usage = await runCli(["convert", "--no-such-flag"], { env })
       expect(usage.status).toBe(2)
       expect(usage.stderr + usage.stdout).not.toContain("\x1b[")
     }
   })
-  it("an unknown option is named as such wherever it stands (@effect/cli named a required option instead), with a close name", () => {
+  it("an unknown option is named as such wherever it stands (@effect/cli named a required option instead), with a close name", async () => {
     const dir = tmp()
     const tasks = join(dir, "tasks.json")
     writeFileSync(tasks, JSON.stringify([task(0)]))
@@ -159,7 +180,7 @@ describe("skyrl CLI", () => {
       [["tools", "list", "--bogus"], "skyrl: tools list: unknown option '--bogus'."]
     ] as const
     for (const [args, message] of cases) {
-      const r = runCli([...args])
+      const r = await runCli([...args])
       expect(r.status, args.join(" ")).toBe(2)
       expect(r.stderr).toContain(message)
       expect(r.stderr).toContain(`Its options: \`skyrl ${args[0] === "tools" ? "tools list" : args[0]} --help\``)
@@ -167,20 +188,29 @@ describe("skyrl CLI", () => {
     }
     expect(existsSync(join(dir, "o.jsonl"))).toBe(false)
     // Options of the command, @effect/cli's own, values that start with '-' and anything after `--` are not flagged.
-    const ok = runCli(["--log-format", "json", "convert", "--log-level", "warning", "-o", join(dir, "p.jsonl"), tasks])
+    const ok = await runCli([
+      "--log-format",
+      "json",
+      "convert",
+      "--log-level",
+      "warning",
+      "-o",
+      join(dir, "p.jsonl"),
+      tasks
+    ])
     expect(ok.status, ok.stderr).toBe(0)
-    expect(runCli(["convert", "--as-of", "-1", tasks, "--out", join(dir, "q.jsonl")]).stderr).not.toContain(
+    expect((await runCli(["convert", "--as-of", "-1", tasks, "--out", join(dir, "q.jsonl")])).stderr).not.toContain(
       "unknown option"
     )
   })
-  it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", () => {
+  it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", async () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
-      const r = runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })
+      const r = await runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })
       expect(r.status, r.stderr).toBe(2)
       expect(r.stderr).toContain("skyrl: (Invalid data at SKYRL_INVENTORY: \"no such file: /no/such/inventory.json\")")
     }
   })
-  it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", () => {
+  it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", async () => {
     expect(logLevelFirst(["generate", "-n", "1", "--out", "g.jsonl", "--log-level", "debug"])).toEqual([
       "--log-level",
       "debug",
@@ -210,25 +240,25 @@ describe("skyrl CLI", () => {
     ]]
     for (const line of args) {
       const out = join(tmp(), "g.jsonl")
-      const r = runCli(line.map((a) => (a === "OUT" ? out : a)))
+      const r = await runCli(line.map((a) => (a === "OUT" ? out : a)))
       expect(r.status, r.stderr).toBe(0)
       expect(r.stderr).toMatch(/ DEBUG /)
     }
-    const bare = runCli(["tools", "list", "--log-level"])
+    const bare = await runCli(["tools", "list", "--log-level"])
     expect([bare.status, bare.stderr.trim()]).toEqual([
       2,
       "skyrl: --log-level needs a value: all, trace, debug, info, warning, error, fatal or none"
     ])
-    const list = runCli(["tools", "list", "--servers", "slack", "--log-level", "debug"])
+    const list = await runCli(["tools", "list", "--servers", "slack", "--log-level", "debug"])
     expect(list.status, list.stderr).toBe(0)
     expect(list.stderr).toMatch(/ DEBUG /)
   })
-  it("a subcommand's help gives its usage with the whole command (@effect/cli printed `$ convert`)", () => {
-    expect(runCli(["convert", "--help"]).stdout).toMatch(/^\$ skyrl convert \(-o, --out file\)/m)
-    expect(runCli(["tools", "list", "-h"]).stdout).toMatch(/^\$ skyrl tools list \[--inventory file\]/m)
-    expect(runCli(["--help"]).stdout).toMatch(/^\$ skyrl \[--log-format/m)
+  it("a subcommand's help gives its usage with the whole command (@effect/cli printed `$ convert`)", async () => {
+    expect((await runCli(["convert", "--help"])).stdout).toMatch(/^\$ skyrl convert \(-o, --out file\)/m)
+    expect((await runCli(["tools", "list", "-h"])).stdout).toMatch(/^\$ skyrl tools list \[--inventory file\]/m)
+    expect((await runCli(["--help"])).stdout).toMatch(/^\$ skyrl \[--log-format/m)
   })
-  it("a flag value or directory of the wrong kind is a usage error (exit 2): --servers naming no server, a RUN_DIR that is not one", () => {
+  it("a flag value or directory of the wrong kind is a usage error (exit 2): --servers naming no server, a RUN_DIR that is not one", async () => {
     const dir = tmp()
     for (
       const args of [["generate", "-n", "1", "--servers", "nope", "--out", join(dir, "g.jsonl")], [
@@ -238,39 +268,39 @@ describe("skyrl CLI", () => {
         "nope"
       ]]
     ) {
-      const r = runCli(args)
+      const r = await runCli(args)
       expect(r.status, args.join(" ")).toBe(2)
       expect(r.stderr).toContain(`unknown server "nope" in --servers (known: fmp, polygon`)
     }
     for (const args of [["batch", "status", dir], ["batch", "collect", dir]]) {
-      const r = runCli(args)
+      const r = await runCli(args)
       expect(r.status, args.join(" ")).toBe(2)
       expect(r.stderr).toContain("not the run directory of a `--backend batch` run")
     }
-    const r = runCli(["rebuild", dir, "--out", join(dir, "x.jsonl")])
+    const r = await runCli(["rebuild", dir, "--out", join(dir, "x.jsonl")])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(`RUN_DIR: ${dir} is not a run directory: it has no manifest.json`)
   })
-  it("--version prints the version", () => {
-    const r = runCli(["--version"])
+  it("--version prints the version", async () => {
+    const r = await runCli(["--version"])
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/\d+\.\d+\.\d+/)
   })
-  it("exits 2 on a usage error, with the message on stderr as every final error: `skyrl: ...`, JSON with --log-format json", () => {
-    const r = runCli(["convert", "--no-such-flag"])
+  it("exits 2 on a usage error, with the message on stderr as every final error: `skyrl: ...`, JSON with --log-format json", async () => {
+    const r = await runCli(["convert", "--no-such-flag"])
     expect(r.status).toBe(2)
     expect(r.stdout).toBe("")
     expect(r.stderr).not.toBe("")
-    const value = runCli(["generate", "--timeout", "0", "--out", "x.jsonl"])
+    const value = await runCli(["generate", "--timeout", "0", "--out", "x.jsonl"])
     expect([value.status, value.stderr]).toEqual([2, "skyrl: --timeout must be a positive number of seconds\n"])
-    const json = runCli(["--log-format", "json", "convert", "data/examples/recorded-tasks.jsonl"])
+    const json = await runCli(["--log-format", "json", "convert", "data/examples/recorded-tasks.jsonl"])
     expect(json.status).toBe(2)
     expect(JSON.parse(json.stderr)).toMatchObject({
       message: "skyrl: Expected to find option: '--out'",
       logLevel: "ERROR"
     })
   })
-  it("convert writes good rows, rejects bad ones with index and field, and leaves the input unchanged", () => {
+  it("convert writes good rows, rejects bad ones with index and field, and leaves the input unchanged", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     const bad = { ...task(2), tool_sequence: [{ server: "fmp", params: {} }] }
@@ -278,7 +308,7 @@ describe("skyrl CLI", () => {
     writeFileSync(input, text)
     const before = statSync(input).mtimeMs
     const out = join(dir, "rows.jsonl")
-    const r = runCli(["convert", input, "--out", out])
+    const r = await runCli(["convert", input, "--out", out])
     expect(r.status).toBe(0)
     expect(r.stdout).toBe("")
     const rows = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
@@ -289,85 +319,85 @@ describe("skyrl CLI", () => {
     expect(readFileSync(input, "utf8")).toBe(text)
     expect(statSync(input).mtimeMs).toBe(before)
   })
-  it("a missing input file is a usage error (exit 2) naming the path", () => {
-    const r = runCli(["convert", "/nonexistent/tasks.json", "--out", join(tmp(), "x.json")])
+  it("a missing input file is a usage error (exit 2) naming the path", async () => {
+    const r = await runCli(["convert", "/nonexistent/tasks.json", "--out", join(tmp(), "x.json")])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("/nonexistent/tasks.json")
     expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
   })
-  it("an --out whose parent is a file is a usage error (exit 2) naming the path, not an internal error", () => {
+  it("an --out whose parent is a file is a usage error (exit 2) naming the path, not an internal error", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     writeFileSync(input, JSON.stringify(task(1)) + "\n")
     const out = join(input, "rows.jsonl")
-    const r = runCli(["convert", input, "--out", out])
+    const r = await runCli(["convert", input, "--out", out])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(`skyrl: ${out}: `)
     expect(r.stderr).toContain("ENOTDIR")
     expect(r.stderr).not.toContain("internal error")
   })
-  it("input that is not JSON names the file and exits 1", () => {
+  it("input that is not JSON names the file and exits 1", async () => {
     const dir = tmp()
     const input = join(dir, "garbage.json")
     writeFileSync(input, "\u0000\u0001binary")
-    const r = runCli(["convert", input, "--out", join(dir, "x.json")])
+    const r = await runCli(["convert", input, "--out", join(dir, "x.json")])
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/garbage\.json: not JSON/)
     expect(r.stderr.trim().split("\n")).toHaveLength(1)
   })
-  it("an empty JSON array (convert, enrich) is an error like an empty file, not an empty dataset", () => {
+  it("an empty JSON array (convert, enrich) is an error like an empty file, not an empty dataset", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.json")
     writeFileSync(input, "[ ]\n")
     const out = join(dir, "rows.jsonl")
     for (const args of [["convert", input, "--out", out], ["enrich", input, "--out", out, "--dry-run"]]) {
-      const r = runCli(args)
+      const r = await runCli(args)
       expect(r.status).toBe(1)
       expect(r.stderr).toContain(`skyrl: ${input}: the JSON array is empty: nothing to read`)
     }
     expect(existsSync(out)).toBe(false)
   })
-  it("a gzip-compressed file (convert, validate): the error says it is gzip and to decompress it", () => {
+  it("a gzip-compressed file (convert, validate): the error says it is gzip and to decompress it", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     writeFileSync(input, gzipSync(JSON.stringify(task(1)) + "\n"))
     for (const args of [["convert", input, "--out", join(dir, "rows.jsonl")], ["validate", input]]) {
-      const r = runCli(args)
+      const r = await runCli(args)
       expect(r.status).not.toBe(0)
       expect(r.stderr).toContain(`skyrl: ${input}`)
       expect(r.stderr).toContain("it is gzip-compressed; decompress it first")
     }
   })
-  it("with a .parquet --out, input that is not JSON is the input's error, not a write failure", () => {
+  it("with a .parquet --out, input that is not JSON is the input's error, not a write failure", async () => {
     const dir = tmp()
     const input = join(dir, "garbage.json")
     writeFileSync(input, "\u0000\u0001binary")
     const out = join(dir, "x.parquet")
-    const r = runCli(["convert", input, "--out", out])
+    const r = await runCli(["convert", input, "--out", out])
     expect(r.status).toBe(1)
     expect(r.stderr.trim()).toMatch(/^skyrl: \S*garbage\.json: not JSON/)
     expect(r.stderr).not.toContain("cannot write")
   })
-  it("--log-format json writes one JSON object per log line on stderr", () => {
+  it("--log-format json writes one JSON object per log line on stderr", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.json")
     writeFileSync(input, JSON.stringify([task(0)]))
-    const r = runCli(["--log-format", "json", "convert", input, "--out", join(dir, "rows.json")])
+    const r = await runCli(["--log-format", "json", "convert", input, "--out", join(dir, "rows.json")])
     expect(r.status).toBe(0)
     const lines = r.stderr.trim().split("\n")
     expect(lines.length).toBeGreaterThan(0)
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("message")
   })
-  it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", () => {
+  it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     writeFileSync(input, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
     const out = join(dir, "rows.jsonl")
     for (
       const r of [
-        runCli(["--log-format", "json", "convert", input, "--out", out]),
-        runCli(["--log-format=json", "convert", input, "--out", out]),
-        runCli(["convert", input, "--out", out], { env: { SKYRL_LOG_FORMAT: "json" } })
+        await runCli(["--log-format", "json", "convert", input, "--out", out]),
+        await runCli(["--log-format=json", "convert", input, "--out", out]),
+        await runCli(["convert", input, "--out", out], { env: { SKYRL_LOG_FORMAT: "json" } })
       ]
     ) {
       expect(r.status).toBe(1)
@@ -380,10 +410,10 @@ describe("skyrl CLI", () => {
 })
 
 describe("convert keeps invalid plans out of the dataset", () => {
-  it("rejects the recorded answers whose plans the finance inventory refuses, naming step, tool and param", () => {
+  it("rejects the recorded answers whose plans the finance inventory refuses, naming step, tool and param", async () => {
     const dir = tmp()
     const out = join(dir, "rows.jsonl")
-    const r = runCli(["convert", "data/examples/recorded-tasks.jsonl", "--out", out])
+    const r = await runCli(["convert", "data/examples/recorded-tasks.jsonl", "--out", out])
     expect(r.status, r.stderr).toBe(0)
     const rejects = readFileSync(`${out}.rejects.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l))
     // task 0: polygon_get_aggs called with symbol/from/to instead of ticker/start_date/end_date (step 3).
@@ -399,27 +429,27 @@ describe("convert keeps invalid plans out of the dataset", () => {
 })
 
 describe("convert with nothing convertible", () => {
-  it("exits 1 naming the file when every task is rejected, and keeps the rejects", () => {
+  it("exits 1 naming the file when every task is rejected, and keeps the rejects", async () => {
     const dir = tmp()
     const input = join(dir, "bad.jsonl")
     writeFileSync(input, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
     const out = join(dir, "rows.jsonl")
-    const r = runCli(["convert", input, "--out", out])
+    const r = await runCli(["convert", input, "--out", out])
     expect(r.status).toBe(1)
     expect(r.stderr).toContain("bad.jsonl: all 1 tasks were rejected")
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
   })
 
-  it("leaves an existing --out as it was when every task is rejected (no empty dataset in its place)", () => {
+  it("leaves an existing --out as it was when every task is rejected (no empty dataset in its place)", async () => {
     const dir = tmp()
     const good = join(dir, "good.jsonl")
     writeFileSync(good, JSON.stringify(task(1)) + "\n")
     const out = join(dir, "rows.jsonl")
-    expect(runCli(["convert", good, "--out", out]).status).toBe(0)
+    expect((await runCli(["convert", good, "--out", out])).status).toBe(0)
     const before = readFileSync(out, "utf8")
     const bad = join(dir, "bad.jsonl")
     writeFileSync(bad, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
-    const r = runCli(["convert", bad, "--out", out])
+    const r = await runCli(["convert", bad, "--out", out])
     expect(r.status).toBe(1)
     expect(r.stderr).toContain("nothing to convert")
     expect(readFileSync(out, "utf8")).toBe(before)
@@ -428,38 +458,38 @@ describe("convert with nothing convertible", () => {
 })
 
 describe("convert's rejects file is this run's", () => {
-  it("a run without rejects empties the rejects file an earlier run left", () => {
+  it("a run without rejects empties the rejects file an earlier run left", async () => {
     const dir = tmp()
     const out = join(dir, "rows.jsonl")
     const mixed = join(dir, "mixed.jsonl")
     writeFileSync(mixed, [task(1), { user_prompt: "x", tool_sequence: [] }].map((t) => JSON.stringify(t)).join("\n"))
-    expect(runCli(["convert", mixed, "--out", out]).status).toBe(0)
+    expect((await runCli(["convert", mixed, "--out", out])).status).toBe(0)
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
     const good = join(dir, "good.jsonl")
     writeFileSync(good, JSON.stringify(task(2)) + "\n")
-    expect(runCli(["convert", good, "--out", out]).status).toBe(0)
+    expect((await runCli(["convert", good, "--out", out])).status).toBe(0)
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toBe("")
   })
 })
 
 describe("convert never writes over its input", () => {
-  it("--out naming the tasks file (by another spelling too) is a usage error; the input is unchanged", () => {
+  it("--out naming the tasks file (by another spelling too) is a usage error; the input is unchanged", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     const text = JSON.stringify(task(1)) + "\n"
     writeFileSync(input, text)
     for (const out of [input, `${dir}/./tasks.jsonl`]) {
-      const r = runCli(["convert", input, "--out", out])
+      const r = await runCli(["convert", input, "--out", out])
       expect(r.status).toBe(2)
       expect(r.stderr).toContain("--out: is the tasks file")
       expect(readFileSync(input, "utf8")).toBe(text)
     }
-    const r = runCli(["convert", input, "--out", join(dir, "rows.jsonl"), "--rejects", input])
+    const r = await runCli(["convert", input, "--out", join(dir, "rows.jsonl"), "--rejects", input])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--rejects: is the tasks file")
     expect(readFileSync(input, "utf8")).toBe(text)
   })
-  it("no command writes over another file it reads (--inventory, --servers-config, a list file, the cassette store, by a symlink too)", () => {
+  it("no command writes over another file it reads (--inventory, --servers-config, a list file, the cassette store, by a symlink too)", async () => {
     const dir = tmp()
     const at = (name: string) => join(dir, name)
     writeFileSync(at("tasks.jsonl"), JSON.stringify(task(1)) + "\n")
@@ -519,7 +549,7 @@ describe("convert never writes over its input", () => {
       ]
     ] as const
     for (const [args, message] of cases) {
-      const r = runCli([...args])
+      const r = await runCli([...args])
       expect(r.status, args.join(" ")).toBe(2)
       expect(r.stderr).toContain(message)
     }
@@ -528,13 +558,13 @@ describe("convert never writes over its input", () => {
     expect(readFileSync(at("personas.jsonl"), "utf8")).toBe("a trader\n")
     expect(readdirSync(at("cas"))).toEqual([])
   })
-  it("--rejects naming the --out file is a usage error (the rejects would replace the rows); an existing file is kept", () => {
+  it("--rejects naming the --out file is a usage error (the rejects would replace the rows); an existing file is kept", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     writeFileSync(input, JSON.stringify(task(1)) + "\n")
     const out = join(dir, "rows.jsonl")
     writeFileSync(out, "{\"earlier\":1}\n")
-    const r = runCli(["convert", input, "--out", out, "--rejects", `${dir}/./rows.jsonl`])
+    const r = await runCli(["convert", input, "--out", out, "--rejects", `${dir}/./rows.jsonl`])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--rejects: is the --out file")
     expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")

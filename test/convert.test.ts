@@ -255,12 +255,12 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     }
     expect(Either.getOrThrow(convertTask(base())).extra_info.task_metadata).not.toHaveProperty("max_turns_given")
   })
-  it("`skyrl convert` of tsla_daily_headline_update_001 (max_turns 3 for 3 calls) writes 4 turns and warns", () => {
+  it("`skyrl convert` of tsla_daily_headline_update_001 (max_turns 3 for 3 calls) writes 4 turns and warns", async () => {
     const file = join(FIXTURES, "openai", "chat", "20251006T010959218268Z_task_0006.json")
     const task = JSON.parse(JSON.parse(readFileSync(file, "utf8")).choices[0].message.content)
     expect([task.task_id, task.max_turns, task.tool_sequence.length]).toEqual(["tsla_daily_headline_update_001", 3, 3])
     const out = join(mkdtempSync(join(tmpdir(), "skyrl-convert-")), "rows.jsonl")
-    const r = runCli(["convert", file, "--out", out])
+    const r = await runCli(["convert", file, "--out", out])
     expect(r.status, r.stderr).toBe(0)
     const [row] = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
     expect(row.reward_spec.ground_truth.max_turns).toBe(4)

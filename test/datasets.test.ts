@@ -19,7 +19,7 @@ import { runCli } from "./support/cli.js"
 import { ROOT } from "./support/python.js"
 import { datasetsPython, loadWithDatasets } from "./support/python.js"
 
-const python = datasetsPython()
+const python = await datasetsPython()
 if (python === undefined) console.warn("datasets round-trip skipped: run scripts/setup-python.sh to create .venv")
 
 const FIXTURES = join(import.meta.dirname, "fixtures")
@@ -188,7 +188,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
         writeFileSync(input, JSON.stringify(valid))
         const outs = [join(dir, "rows.parquet"), join(dir, "rows.jsonl")]
         for (const out of outs) {
-          const r = runCli(["convert", input, "--out", out])
+          const r = await runCli(["convert", input, "--out", out])
           expect(r.stderr).not.toContain("ERROR")
           expect(r.status).toBe(0)
         }
@@ -229,7 +229,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
             r.reward_spec.ground_truth.tool_sequence.map((s) => [[...s.depends_on], [...s.derived_params]])
           )
         )
-        const report = JSON.parse(runCli(["validate", ...files, "--json"]).stdout)
+        const report = JSON.parse((await runCli(["validate", ...files, "--json"])).stdout)
         // (the date-like task id "2025-09-06" is an arrow/date-string finding; nothing about lists)
         expect(report.rules.filter((x: any) => ["arrow/type-change", "arrow/empty-list"].includes(x.id) && x.count > 0))
           .toEqual([])
@@ -267,7 +267,7 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
         expect(await loadWithDatasets(python!, [files[0]])).toEqual(asLists(plain)) // alone it loads
         // The failure skyrl's JSON text avoids (measured with datasets 5.0.1).
         await expect(loadWithDatasets(python!, files)).rejects.toThrow(/can't be aligned/)
-        const r = runCli(["validate", ...files, "--json"])
+        const r = await runCli(["validate", ...files, "--json"])
         expect(JSON.parse(r.stdout).rules.find((x: any) => x.id === "arrow/type-change").examples[0].field).toBe(
           "reward_spec.ground_truth.tool_sequence[0].depends_on"
         )

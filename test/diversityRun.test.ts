@@ -12,7 +12,7 @@ import { parseInventoryText } from "../src/domain/inventory.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 import { DEFAULT_PERSONAS, TASK_STYLES } from "../src/skyrl/personas.js"
-import { runCliAsync } from "./support/cli.js"
+import { runCli } from "./support/cli.js"
 import { planAnswer } from "./support/fakeEnrich.js"
 import type { FakeHandler, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, refusal } from "./support/fakeOpenAI.js"
@@ -60,7 +60,7 @@ describe("any inventory: generate over server-everything", () => {
       const dir = tmp()
       const invFile = join(dir, "everything.json")
       const bin = join(ROOT, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
-      const imported = await runCliAsync([
+      const imported = await runCli([
         "tools",
         "import",
         "--stdio",
@@ -87,7 +87,7 @@ describe("any inventory: generate over server-everything", () => {
 
       // --dry-run shows the domains stage's request (and calls nothing).
       const idle = await fake(() => answer("{}"))
-      const dry = await runCliAsync([...args, "--dry-run"], { env: env(idle) })
+      const dry = await runCli([...args, "--dry-run"], { env: env(idle) })
       expect(dry.status, dry.stderr).toBe(0)
       expect(idle.requests).toHaveLength(0)
       expect(dry.stdout).toContain("## domains stage")
@@ -101,7 +101,7 @@ describe("any inventory: generate over server-everything", () => {
           ? refusal("I can't help with that.")
           : answer(validTaskFor(ctx, inventory), USAGE)
       )
-      const r1 = await runCliAsync([...args, "--max-attempts", "1"], { env: env(first) })
+      const r1 = await runCli([...args, "--max-attempts", "1"], { env: env(first) })
       expect(r1.status).toBe(1)
       expect(r1.stderr).toMatch(/made 7 of 8 valid rows/)
       expect(first.requests.map((q) => schemaNameOf(q.body)).slice(0, 2)).toEqual(["skyrl_domains", "skyrl_subjects"])
@@ -120,14 +120,14 @@ describe("any inventory: generate over server-everything", () => {
       expect(manifest.counts.calls).toBe(2 + 8)
 
       // --dry-run now shows the cached domains.
-      const dry2 = await runCliAsync([...args, "--dry-run"], { env: env(idle) })
+      const dry2 = await runCli([...args, "--dry-run"], { env: env(idle) })
       expect(dry2.stdout).toContain(
         `cached in run ${manifest.run_id} (reused with --resume): ${FAKE_DOMAINS.join("; ")}`
       )
 
       // Run 2 (--resume): no stage is asked again; sample 3 is made with the run's domains.
       const second = await fake((ctx) => answer(validTaskFor(ctx, inventory), USAGE))
-      const r2 = await runCliAsync([...args, "--resume"], { env: env(second) })
+      const r2 = await runCli([...args, "--resume"], { env: env(second) })
       expect(r2.status, r2.stderr).toBe(0)
       expect(second.requests.filter((q) => isStageRequest(q.body))).toHaveLength(0)
       expect(second.requests.map((q) => sampleNumberOf(q.body))).toEqual([3])
@@ -149,7 +149,7 @@ describe("work plan with coverage", () => {
   const run = async (seed: number) => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
     const out = join(tmp(), "ds.jsonl")
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "100", "--out", out, "--llm", "openai", "--concurrency", "8", "--seed", String(seed)],
       { env: env(server) }
     )
@@ -211,7 +211,7 @@ describe("near-duplicates at generation", () => {
       const out = join(dir, "ds.jsonl")
       // The injected prompts do not state their plans' values: warned of, not repaired, so the gate alone judges them.
       const flags = "--llm openai --concurrency 1 --near-dup 0.8 --allow-unstated-literals".split(" ")
-      const r = await runCliAsync(["generate", "-n", "6", "--out", out, ...flags], { env: env(server) })
+      const r = await runCli(["generate", "-n", "6", "--out", out, ...flags], { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
       const rows = readJsonl(out)
       expect(rows).toHaveLength(6)
@@ -230,7 +230,7 @@ describe("near-duplicates at generation", () => {
       const tools1 = sample1.tool_sequence.map((s: any) => s.tool).join(" > ")
       expect(retry).toContain(`tools ${tools1})`)
       // None of the rows is a near-duplicate of another (validate's own check, MinHash and plans).
-      const v = await runCliAsync(["validate", out, "--json"])
+      const v = await runCli(["validate", out, "--json"])
       expect(v.status, v.stderr).toBe(0)
       const report = JSON.parse(v.stdout)
       expect(report.diversity.nearDuplicates.prompt.clusters).toBe(0)
@@ -244,7 +244,7 @@ describe("near-duplicates at generation", () => {
       // rebuild judges the answers again in claim order and makes the same rows (the same avoid note, so
       // the same second request, answered from the archive).
       const again = join(dir, "rebuilt.jsonl")
-      const b = await runCliAsync(["rebuild", runDirOf(out), "--out", again])
+      const b = await runCli(["rebuild", runDirOf(out), "--out", again])
       expect(b.status, b.stderr).toBe(0)
       expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
     },
@@ -272,7 +272,7 @@ describe("near-duplicates at generation", () => {
       "--subjects",
       subjects
     ]
-    const r = await runCliAsync(args, { env: env(server) })
+    const r = await runCli(args, { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     const texts = [...firstRequests(server).values()].join("\n")
     expect(texts).toMatch(/The user is (a night-shift nurse|a retired sailor);/)
@@ -281,22 +281,22 @@ describe("near-duplicates at generation", () => {
     expect(server.requests.filter((q) => isStageRequest(q.body))).toHaveLength(0)
 
     writeFileSync(personas, "a night-shift nurse\na retired pilot\n")
-    const changedPersonas = await runCliAsync([...args, "--resume"], { env: env(server) })
+    const changedPersonas = await runCli([...args, "--resume"], { env: env(server) })
     expect(changedPersonas.status).toBe(2)
     expect(changedPersonas.stderr).toMatch(/diversity\.personas\.sha256: [0-9a-f]{64} in the run, [0-9a-f]{64} now/)
     writeFileSync(personas, "# who asks\na night-shift nurse\na retired sailor\n")
-    const changedNearDup = await runCliAsync([...args, "--resume", "--near-dup", "0.9"], { env: env(server) })
+    const changedNearDup = await runCli([...args, "--resume", "--near-dup", "0.9"], { env: env(server) })
     expect(changedNearDup.status).toBe(2)
     expect(changedNearDup.stderr).toMatch(/diversity\.near_dup: 0\.8 in the run, 0\.9 now/)
     writeFileSync(subjects, "Lisbon\n")
-    const changedSubjects = await runCliAsync([...args, "--resume"], { env: env(server) })
+    const changedSubjects = await runCli([...args, "--resume"], { env: env(server) })
     expect(changedSubjects.status).toBe(2)
     expect(changedSubjects.stderr).toMatch(/diversity\.subjects\.(entries: 3 in the run, 1 now|sha256: )/)
     writeFileSync(subjects, "Lisbon\nthe 1998 World Cup\nsourdough starters\n")
     // The same contents at another path are the same settings.
     const moved = join(dir, "personas-copy.txt")
     writeFileSync(moved, readFileSync(personas))
-    const same = await runCliAsync([...args.map((a) => (a === personas ? moved : a)), "--resume"], { env: env(server) })
+    const same = await runCli([...args.map((a) => (a === personas ? moved : a)), "--resume"], { env: env(server) })
     expect(same.status, same.stderr).toBe(0)
   }, 60_000)
 })
@@ -313,7 +313,7 @@ describe("the stages", () => {
     const dir = tmp()
     const out = join(dir, "ds.jsonl")
     const args = ["generate", "-n", "3", "--out", out, "--llm", "openai"]
-    const r = await runCliAsync(args, { env: env(server) })
+    const r = await runCli(args, { env: env(server) })
     expect(r.status).toBe(1)
     expect(r.stderr).toMatch(/the subjects stage failed: .*refus.*; run again with --resume, or give --subjects FILE/)
     expect(server.requests.map((q) => schemaNameOf(q.body))).toEqual(Array(3).fill("skyrl_subjects"))
@@ -326,7 +326,7 @@ describe("the stages", () => {
     expect(readJsonl(join(runDir, "ledger.jsonl"))).toHaveLength(3)
     expect(existsSync(join(runDir, "plan_inputs.json"))).toBe(false)
     const good = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
-    const again = await runCliAsync([...args, "--resume"], { env: env(good) })
+    const again = await runCli([...args, "--resume"], { env: env(good) })
     expect(again.status, again.stderr).toBe(0)
     expect(good.requests.map((q) => schemaNameOf(q.body))).toEqual(["skyrl_subjects", ...Array(3).fill("skyrl_task")])
     expect(readdirSync(runDir).filter((f) => f.startsWith("stage_subjects"))).toHaveLength(4)
@@ -350,7 +350,7 @@ describe("enrich keeps its prompts", () => {
     const out = join(dir, "enriched.jsonl")
     // One sample at a time: accepted in plan order, so sample 2 is the one compared with sample 1 (with
     // several in flight, whichever answer comes back first is accepted first).
-    const r = await runCliAsync(["enrich", input, "--out", out, "--llm", "openai", "--concurrency", "1"], {
+    const r = await runCli(["enrich", input, "--out", out, "--llm", "openai", "--concurrency", "1"], {
       env: env(server)
     })
     expect(r.status, r.stderr).toBe(0)
@@ -409,7 +409,7 @@ describe("validate: the diversity report", () => {
     const dir = tmp()
     const file = join(dir, "known.jsonl")
     writeFileSync(file, rows.map((x) => JSON.stringify(x)).join("\n") + "\n")
-    const r = await runCliAsync(["validate", file, "--json"])
+    const r = await runCli(["validate", file, "--json"])
     expect(r.status).toBe(1) // duplicate/prompt and duplicate/near-prompt are errors
     const report = JSON.parse(r.stdout)
     const count = (id: string) => report.rules.find((x: any) => x.id === id).count
@@ -444,7 +444,7 @@ describe("validate: the diversity report", () => {
       [6, "simple", "moderate"]
     ])
     // The readable form says the same.
-    const text = await runCliAsync(["validate", file])
+    const text = await runCli(["validate", file])
     expect(text.stdout).toContain("Diversity (8 rows)")
     expect(text.stdout).toContain("tools: 4 used of 25 in the inventory; never used: ")
     expect(text.stdout).toMatch(/near-prompt cluster of 4: .*known\.jsonl:0, .*known\.jsonl:1/)

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSyn
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
-import { runCliAsync } from "./support/cli.js"
+import { runCli } from "./support/cli.js"
 import type { PlanChoice } from "./support/fakeEnrich.js"
 import { isRepair, offeredTools, planAnswer, quotedUserRequest, sourceRowOf } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
@@ -30,7 +30,7 @@ const env = (server: FakeServer) => llmEnv(server, KEY)
 const tmp = () => tempDir("skyrl-enrich-")
 
 const enrich = (args: ReadonlyArray<string>, server: FakeServer, cwd?: string) =>
-  runCliAsync(["enrich", ...args, "--llm", "openai", "--concurrency", "2"], {
+  runCli(["enrich", ...args, "--llm", "openai", "--concurrency", "2"], {
     env: env(server),
     ...(cwd === undefined ? {} : { cwd })
   })
@@ -138,7 +138,7 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
         expect(m.inventory).toBe("prompt")
       }
       // `skyrl validate` of the file: the steps on server "prompt" are checked against each row's own tools.
-      const checked = await runCliAsync(["validate", out, "--json", "--max-prompt-tokens", "100000"])
+      const checked = await runCli(["validate", out, "--json", "--max-prompt-tokens", "100000"])
       const report = JSON.parse(checked.stdout)
       // (The fixture's rows 0 and 1 share a prompt: duplicate/prompt is the file's own.)
       expect(checked.status).toBe(1)
@@ -354,7 +354,7 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
 })
 
 describe("enrich offline: an answer is replayed only for the prompt it was recorded for", () => {
-  const offline = (args: ReadonlyArray<string>) => runCliAsync(["enrich", ...args, "--llm", "replay"])
+  const offline = (args: ReadonlyArray<string>) => runCli(["enrich", ...args, "--llm", "replay"])
   const plans = (file: string) => readJsonl(file).map((r) => r.reward_spec.ground_truth.tool_sequence)
 
   it("a run's own archive plans its prompts again; the bundled answers (generate's) plan none of yours", async () => {
@@ -789,7 +789,7 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
     expect(meta(rows[0]).system_prompt_origin).toBe("source_with_tools")
     expect(meta(rows[0]).prompt_tokens_est).toBeLessThanOrEqual(1024)
     // The plan is valid and the file passes validate, which finds every offered tool named in the prompt.
-    const v = await runCliAsync(["validate", out, "--json"])
+    const v = await runCli(["validate", out, "--json"])
     expect(v.status, v.stdout + v.stderr).toBe(0)
     const report = JSON.parse(v.stdout)
     expect(report.violations).toBe(0)
@@ -839,7 +839,7 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
     expect(manifest.run_settings.input.list_offered_tools).toBeUndefined()
     expect(manifest.settings.keep_system_message).toBe(true)
     // validate warns about such a row (exit 0): its prompt names none of the tools it offers.
-    const v = await runCliAsync(["validate", out, "--json"])
+    const v = await runCli(["validate", out, "--json"])
     expect(v.status, v.stdout + v.stderr).toBe(0)
     const shownRule = JSON.parse(v.stdout).rules.find((x: any) => x.id === "prompt/tools-not-shown")
     expect(shownRule.examples.map((e: any) => e.row)).toEqual([0])

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
-import { BIN, cleanEnv, runCliAsync } from "./support/cli.js"
+import { BIN, cleanEnv, runCli } from "./support/cli.js"
 import type { FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import {
   answer,
@@ -40,7 +40,7 @@ describe("generate against the fake OpenAI server", () => {
       async () => {
         const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
         const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-        const r = await runCliAsync(
+        const r = await runCli(
           ["generate", "--n", "20", "--out", out, "--llm", "openai", "--backend", backend, "--concurrency", "4"],
           { env: env(server) }
         )
@@ -102,7 +102,7 @@ describe("generate against the fake OpenAI server", () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     // An earlier run's rejects list does not stay when this run has none.
     writeFileSync(`${out}.rejects.jsonl`, "{\"index\":0,\"reasons\":[\"an earlier run\"]}\n")
-    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
+    const r = await runCli(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toBe("")
@@ -131,17 +131,17 @@ describe("generate against the fake OpenAI server", () => {
       ))
       const dir = tempDir("skyrl-gen-")
       const out = join(dir, "ds.jsonl")
-      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--llm", "openai"], { env: env(server) })
+      const r = await runCli(["generate", "-n", "4", "--out", out, "--llm", "openai"], { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
       const repairs = server.requests.filter((q) => isTaskRequest(q.body) && isRepairRequest(q.body))
       expect(repairs.length).toBeGreaterThan(0)
       expect(JSON.stringify(repairs[0]!.body.input)).toContain("prompt/literal-not-shown")
-      const strict = await runCliAsync(["validate", out, "--json"])
+      const strict = await runCli(["validate", out, "--json"])
       expect(JSON.parse(strict.stdout).rules.find((x: any) => x.id === "prompt/literal-not-shown").count).toBe(0)
 
       const lenient = join(dir, "lenient.jsonl")
       const before = server.requests.length
-      const l = await runCliAsync([
+      const l = await runCli([
         "generate",
         "-n",
         "4",
@@ -155,7 +155,7 @@ describe("generate against the fake OpenAI server", () => {
       })
       expect(l.status, l.stderr).toBe(0)
       expect(server.requests.slice(before).filter((q) => isRepairRequest(q.body))).toHaveLength(0)
-      const warned = await runCliAsync(["validate", lenient, "--json"])
+      const warned = await runCli(["validate", lenient, "--json"])
       expect(JSON.parse(warned.stdout).rules.find((x: any) => x.id === "prompt/literal-not-shown").count)
         .toBeGreaterThan(0)
     },
@@ -176,11 +176,11 @@ describe("generate against the fake OpenAI server", () => {
       ))
       const dir = tempDir("skyrl-gen-")
       const leaks = async (file: string) =>
-        JSON.parse((await runCliAsync(["validate", file, "--json"])).stdout).rules.find((x: any) =>
+        JSON.parse((await runCli(["validate", file, "--json"])).stdout).rules.find((x: any) =>
           x.id === "prompt/user-names-tool"
         ).count
       const out = join(dir, "ds.jsonl")
-      const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--llm", "openai"], { env: env(server) })
+      const r = await runCli(["generate", "-n", "4", "--out", out, "--llm", "openai"], { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
       const repairs = server.requests.filter((q) => isTaskRequest(q.body) && isRepairRequest(q.body))
       expect(repairs).toHaveLength(4)
@@ -190,7 +190,7 @@ describe("generate against the fake OpenAI server", () => {
       const lenient = join(dir, "lenient.jsonl")
       const before = server.requests.length
       const flags = ["--llm", "openai", "--allow-tool-names-in-prompt"]
-      const l = await runCliAsync(["generate", "-n", "4", "--out", lenient, ...flags], { env: env(server) })
+      const l = await runCli(["generate", "-n", "4", "--out", lenient, ...flags], { env: env(server) })
       expect(l.status, l.stderr).toBe(0)
       expect(server.requests.slice(before).filter((q) => isRepairRequest(q.body))).toHaveLength(0)
       expect(await leaks(lenient)).toBe(4)
@@ -206,7 +206,7 @@ describe("generate against the fake OpenAI server", () => {
       return answer(invalidFor.has(k) && firstAttempt ? invalidTaskText(k) : validTaskFor(ctx), USAGE)
     }, (text) => answer(text, USAGE)))
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    const r = await runCliAsync(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
+    const r = await runCli(["generate", "-n", "3", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(3)
     const rejects = readJsonl(`${out}.rejects.jsonl`)
@@ -232,7 +232,7 @@ describe("generate against the fake OpenAI server", () => {
         return answer(JSON.stringify(task), USAGE)
       })
       const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-      const r = await runCliAsync(
+      const r = await runCli(
         ["generate", "-n", "5", "--out", out, "--llm", "openai", "--concurrency", "1", "--complexities", "simple"],
         { env: env(server) }
       )
@@ -267,7 +267,7 @@ describe("generate against the fake OpenAI server", () => {
       return answer(validTaskFor(ctx), USAGE)
     })
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "12", "--out", out, "--llm", "openai", "--timeout", "0.5", "--concurrency", "4"],
       { env: env(server) }
     )
@@ -320,7 +320,7 @@ describe("generate against the fake OpenAI server", () => {
           .map((a) => Number(/^task_(\d+)_/.exec(a.file)![1]))
       )
       const before = server.requests.length
-      const r = await runCliAsync([...args, "--resume"], { env: env(server) })
+      const r = await runCli([...args, "--resume"], { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
       const rows = readJsonl(out)
       expect(rows).toHaveLength(16)
@@ -335,7 +335,7 @@ describe("generate against the fake OpenAI server", () => {
   it("--dry-run calls no model and prints the plan, a request and the estimate", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    const r = await runCliAsync(["generate", "-n", "4", "--out", out, "--dry-run"], { env: env(server) })
+    const r = await runCli(["generate", "-n", "4", "--out", out, "--dry-run"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(server.requests).toHaveLength(0)
     expect(r.stdout).toContain("work plan (4 samples")
@@ -347,7 +347,7 @@ describe("generate against the fake OpenAI server", () => {
 
   it("--servers naming an unknown server says so (not that recorded answers cannot give domains)", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--servers", "fmp,nosuch"])
+    const r = await runCli(["generate", "-n", "2", "--out", out, "--servers", "fmp,nosuch"])
     expect(r.status).not.toBe(0)
     expect(r.stderr).toContain("unknown server \"nosuch\" in --servers")
     expect(r.stderr).not.toContain("--domains")
@@ -356,7 +356,7 @@ describe("generate against the fake OpenAI server", () => {
 
   it("runs offline with no key from the bundled recorded answers (the README's main job)", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    const r = await runCliAsync(["generate", "-n", "5", "--out", out])
+    const r = await runCli(["generate", "-n", "5", "--out", out])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/OPENAI_API_KEY is not set/)
     expect(readJsonl(out)).toHaveLength(5)
@@ -385,7 +385,7 @@ describe("rebuild", () => {
       )
       const dir = tempDir("skyrl-rebuild-")
       const out = join(dir, "ds.jsonl")
-      const r = await runCliAsync(
+      const r = await runCli(
         // Simple tasks only: the repeated prompt is then judged as a duplicate, not first as off-request.
         [
           "generate",
@@ -409,7 +409,7 @@ describe("rebuild", () => {
       ])
       const requests = server.requests.length
       const again = join(dir, "rebuilt.jsonl")
-      const b = await runCliAsync(["rebuild", runDirOf(out), "--out", again])
+      const b = await runCli(["rebuild", runDirOf(out), "--out", again])
       expect(b.status, b.stderr).toBe(0)
       expect(server.requests.length).toBe(requests) // no model call
       expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
@@ -427,14 +427,14 @@ describe("rebuild", () => {
     )
     const dir = tempDir("skyrl-rebuild-")
     const out = join(dir, "ds.jsonl")
-    const r = await runCliAsync(
+    const r = await runCli(
       ["generate", "-n", "4", "--out", out, "--llm", "openai", "--complexities", "simple", "--max-attempts", "2"],
       { env: env(server) }
     )
     expect(r.status).toBe(1)
     const counts = (stderr: string) => /(\d+) rejected attempts, (\d+) failed samples/.exec(stderr)?.slice(1)
     expect(counts(r.stderr)).toEqual(["2", "1"]) // sample 3: two attempts (each an answer and its repair)
-    const b = await runCliAsync(["rebuild", runDirOf(out), "--out", join(dir, "rebuilt.jsonl")])
+    const b = await runCli(["rebuild", runDirOf(out), "--out", join(dir, "rebuilt.jsonl")])
     expect(b.status, b.stderr).toBe(0)
     expect(counts(b.stderr)).toEqual(counts(r.stderr))
     expect(readFileSync(join(dir, "rebuilt.jsonl"), "utf8")).toBe(readFileSync(out, "utf8"))
@@ -442,19 +442,19 @@ describe("rebuild", () => {
 
   it("a run directory that lacks answers (an archive cut short or gone) fails with what it made, not exit 0", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    expect((await runCliAsync(["generate", "-n", "4", "--out", out])).status).toBe(0)
+    expect((await runCli(["generate", "-n", "4", "--out", out])).status).toBe(0)
     const runDir = runDirOf(out)
     const archive = join(runDir, "archive_01.jsonl")
     const lines = readFileSync(archive, "utf8").split("\n").filter((l) => l !== "")
     writeFileSync(archive, lines.slice(0, 3).join("\n") + "\n") // the last answer lost
     const cut = join(runDir, "..", "cut.jsonl")
-    const short = await runCliAsync(["rebuild", runDir, "--out", cut])
+    const short = await runCli(["rebuild", runDir, "--out", cut])
     expect(short.status).toBe(1)
     expect(short.stderr).toMatch(/rebuilt 3 of the 4 rows run \S+ made into .*cut\.jsonl \(kept as it is\): the run/)
     expect(readJsonl(cut)).toHaveLength(3)
     rmSync(archive)
     const none = join(runDir, "..", "none.jsonl")
-    const empty = await runCliAsync(["rebuild", runDir, "--out", none])
+    const empty = await runCli(["rebuild", runDir, "--out", none])
     expect(empty.status).toBe(1)
     expect(empty.stderr).toMatch(/rebuilt 0 of the 4 rows run \S+ made; .*none\.jsonl was not written/)
     expect(empty.stderr).not.toMatch(/rebuilt 0 rows .* into/)
@@ -463,16 +463,16 @@ describe("rebuild", () => {
 
   it("refuses an --out that is one of the run directory's own files (it wrote rows over journal.jsonl)", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    expect((await runCliAsync(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
     const runDir = runDirOf(out)
     const journal = join(runDir, "journal.jsonl")
     const before = readFileSync(journal, "utf8")
-    const r = await runCliAsync(["rebuild", runDir, "--out", join(runDir, ".", "journal.jsonl")])
+    const r = await runCli(["rebuild", runDir, "--out", join(runDir, ".", "journal.jsonl")])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--out: is a file of the run directory")
     expect(readFileSync(journal, "utf8")).toBe(before)
     // A new file there is fine.
-    const fresh = await runCliAsync(["rebuild", runDir, "--out", join(runDir, "rebuilt.jsonl")])
+    const fresh = await runCli(["rebuild", runDir, "--out", join(runDir, "rebuilt.jsonl")])
     expect(fresh.status, fresh.stderr).toBe(0)
     expect(readJsonl(join(runDir, "rebuilt.jsonl"))).toHaveLength(2)
   })
@@ -511,12 +511,12 @@ describe("--resume checks what it resumes", () => {
     const base = ["generate", "--out", out, "--llm", "openai", "--concurrency", "2"]
     const journaled = await killAfter([...base, "-n", "20"], server, dir, 4)
     const before = server.requests.length
-    const refused = await runCliAsync([...base, "-n", "10", "--resume"], { env: env(server) })
+    const refused = await runCli([...base, "-n", "10", "--resume"], { env: env(server) })
     expect(refused.status).toBe(2)
     expect(refused.stderr).toMatch(/--resume: run \S+ was made with other settings: n: 20 in the run, 10 now/)
     expect(server.requests.length).toBe(before)
     expect(existsSync(out)).toBe(false)
-    const forced = await runCliAsync([...base, "-n", "10", "--resume", "--force"], { env: env(server) })
+    const forced = await runCli([...base, "-n", "10", "--resume", "--force"], { env: env(server) })
     expect(forced.status, forced.stderr).toBe(0)
     const rows = readJsonl(out)
     expect(rows).toHaveLength(20)
@@ -531,11 +531,11 @@ describe("--resume checks what it resumes", () => {
       const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
       const dir = tempDir("skyrl-replay-cost-")
       const paid = join(dir, "paid.jsonl")
-      const first = await runCliAsync(["generate", "-n", "3", "--out", paid, "--llm", "openai"], { env: env(server) })
+      const first = await runCli(["generate", "-n", "3", "--out", paid, "--llm", "openai"], { env: env(server) })
       expect(first.status, first.stderr).toBe(0)
       expect(JSON.parse(readFileSync(join(runDirOf(paid), "manifest.json"), "utf8")).cost_usd).toBeGreaterThan(0)
       const free = join(dir, "free", "ds.jsonl")
-      const replayed = await runCliAsync([
+      const replayed = await runCli([
         "generate",
         "-n",
         "3",
@@ -568,11 +568,11 @@ describe("--resume checks what it resumes", () => {
         const server = await fake((ctx) => (ctx.index >= failFrom ? stop : answer(validTaskFor(ctx), USAGE)))
         const out = join(tempDir("skyrl-run-error-"), "ds.jsonl")
         const args = ["generate", "-n", "5", "--out", out, "--llm", "openai", "--concurrency", "1"]
-        const first = await runCliAsync(args, { env: env(server) })
+        const first = await runCli(args, { env: env(server) })
         expect(first.status).toBe(1)
         failFrom = Number.POSITIVE_INFINITY
         const before = server.requests.length
-        const resumed = await runCliAsync([...args, "--resume"], { env: env(server) })
+        const resumed = await runCli([...args, "--resume"], { env: env(server) })
         expect(resumed.status, resumed.stderr).toBe(0)
         expect(server.requests.length).toBeGreaterThan(before)
         expect(readJsonl(out)).toHaveLength(5)
@@ -592,14 +592,14 @@ describe("--resume checks what it resumes", () => {
       const first = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env(server)), stdio: "ignore" })
       while (server.requests.length < 3) await new Promise((resolve) => setTimeout(resolve, 20))
       const before = server.requests.length
-      const second = await runCliAsync([...args, "--resume"], { env: env(server) })
+      const second = await runCli([...args, "--resume"], { env: env(server) })
       expect(second.status).toBe(1)
       expect(second.stderr).toMatch(/is in use by another skyrl process \(\{"pid":\d+/)
       expect(server.requests.length).toBe(before)
       first.kill("SIGKILL")
       await new Promise((resolve) => first.on("close", resolve))
       hangFrom = Number.POSITIVE_INFINITY
-      const third = await runCliAsync([...args, "--resume"], { env: env(server) })
+      const third = await runCli([...args, "--resume"], { env: env(server) })
       expect(third.status, third.stderr).toBe(0)
       expect(readJsonl(out)).toHaveLength(4)
     },
@@ -623,7 +623,7 @@ describe("Ctrl-C", () => {
     expect(code, stderr).toBe(130)
     expect(stderr).toContain("skyrl: interrupted; the work done so far is kept: rerun the same command with --resume")
     hangFrom = Number.POSITIVE_INFINITY
-    const r = await runCliAsync([...args, "--resume"], { env: env(server) })
+    const r = await runCli([...args, "--resume"], { env: env(server) })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out)).toHaveLength(4)
   }, 60_000)
@@ -633,14 +633,14 @@ describe("settings are checked before any call", () => {
   it("an output extension it cannot write is a usage error (exit 2) and the model is never called", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE))
     const out = join(tempDir("skyrl-gen-"), "ds.txt")
-    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--llm", "openai"], { env: env(server) })
+    const r = await runCli(["generate", "-n", "2", "--out", out, "--llm", "openai"], { env: env(server) })
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(".json, .jsonl or .parquet")
     expect(server.requests).toHaveLength(0)
   })
   it("bad complexities name the setting", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    const r = await runCliAsync(["generate", "-n", "2", "--out", out, "--complexities", "hard:1"])
+    const r = await runCli(["generate", "-n", "2", "--out", out, "--complexities", "hard:1"])
     expect(r.status).toBe(2)
     expect(r.stderr).toMatch(/--complexities \(COMPLEXITIES\): unknown complexity "hard"/)
   })

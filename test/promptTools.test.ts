@@ -224,15 +224,15 @@ describe("--as-of and --max-prompt-tokens (convert; generate and enrich share th
   }
   const rowsOf = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l))
 
-  it("dates every row with --as-of and keeps the prompt within --max-prompt-tokens (or MAX_PROMPT_TOKENS)", () => {
+  it("dates every row with --as-of and keeps the prompt within --max-prompt-tokens (or MAX_PROMPT_TOKENS)", async () => {
     const { input, out } = write()
-    const r = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE, "--as-of", "2025-06-30"])
+    const r = await runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE, "--as-of", "2025-06-30"])
     expect(r.status, r.stderr).toBe(0)
     const [row] = rowsOf(out)
     expect(row.prompt[0].content).toContain("Today is 2025-06-30.")
     expect(JSON.parse(row.extra_info.task_metadata).as_of).toBe("2025-06-30")
     // A budget the whole inventory does not fit: fewer tools, still within it.
-    const small = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE], {
+    const small = await runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE], {
       env: { MAX_PROMPT_TOKENS: "400" }
     })
     expect(small.status, small.stderr).toBe(0)
@@ -241,19 +241,19 @@ describe("--as-of and --max-prompt-tokens (convert; generate and enrich share th
     expect(JSON.parse(tight.extra_info.task_metadata).prompt_tokens_est).toBeLessThanOrEqual(400)
   })
 
-  it("a date that is not YYYY-MM-DD, or a budget that is not positive, is a usage error naming the setting", () => {
+  it("a date that is not YYYY-MM-DD, or a budget that is not positive, is a usage error naming the setting", async () => {
     const { input, out } = write()
-    const bad = runCli(["convert", input, "--out", out, "--as-of", "2025-02-30"])
+    const bad = await runCli(["convert", input, "--out", out, "--as-of", "2025-02-30"])
     expect(bad.status).toBe(2)
     expect(bad.stderr).toContain("--as-of (AS_OF): must be a date YYYY-MM-DD, got \"2025-02-30\"")
     // A month or day out of range is no date at all (it was "internal error: Invalid time value", exit 1).
-    const month13 = runCli(["convert", input, "--out", out, "--as-of", "2025-13-45"])
+    const month13 = await runCli(["convert", input, "--out", out, "--as-of", "2025-13-45"])
     expect(month13.stderr).toContain("--as-of (AS_OF): must be a date YYYY-MM-DD, got \"2025-13-45\"")
     expect(month13.status).toBe(2)
-    const zero = runCli(["convert", input, "--out", out, "--max-prompt-tokens", "0"])
+    const zero = await runCli(["convert", input, "--out", out, "--max-prompt-tokens", "0"])
     expect(zero.status).toBe(2)
     expect(zero.stderr).toContain("--max-prompt-tokens (MAX_PROMPT_TOKENS): must be a positive integer")
-    const gen = runCli(["generate", "-n", "1", "--out", out, "--llm", "replay", "--as-of", "soon"])
+    const gen = await runCli(["generate", "-n", "1", "--out", out, "--llm", "replay", "--as-of", "soon"])
     expect(gen.status).toBe(2)
     expect(gen.stderr).toContain("--as-of (AS_OF)")
   })

@@ -171,7 +171,7 @@ describe("conversion and the model's answer", () => {
     })
   })
 
-  it("`skyrl convert` writes the rejects of a derived param that is not a param of the tool", () => {
+  it("`skyrl convert` writes the rejects of a derived param that is not a param of the tool", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-prov-"))
     const input = join(dir, "tasks.json")
     writeFileSync(
@@ -186,7 +186,7 @@ describe("conversion and the model's answer", () => {
       ])
     )
     const out = join(dir, "rows.jsonl")
-    const r = runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE])
+    const r = await runCli(["convert", input, "--out", out, "--inventory", INVENTORY_FILE])
     expect(r.status).toBe(0)
     expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(1)
     const rejects = readFileSync(`${out}.rejects.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l))
@@ -232,13 +232,13 @@ describe("the bundled replay answers (data/replay, scripts/make-replay-examples.
 
   it(
     "`generate -n 5 --llm replay` makes 5 valid rows offline, dated the run's start, the whole inventory offered",
-    () => {
+    async () => {
       const out = join(mkdtempSync(join(tmpdir(), "skyrl-replay-")), "x.jsonl")
-      const r = runCli(["generate", "-n", "5", "--out", out, "--llm", "replay"])
+      const r = await runCli(["generate", "-n", "5", "--out", out, "--llm", "replay"])
       expect(r.status, r.stderr).toBe(0)
       const rows = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l))
       expect(rows).toHaveLength(5)
-      const v = runCli(["validate", out, "--json"])
+      const v = await runCli(["validate", out, "--json"])
       expect(v.status, v.stdout).toBe(0)
       expect(JSON.parse(v.stdout).violations).toBe(0)
       for (const row of rows) {

@@ -3,7 +3,6 @@
  * site-packages; `-m pip` is logged, not run): an installed skyrl_mcp_env that is not this checkout's
  * python/ is reinstalled, a current one is left.
  */
-import { spawnSync } from "node:child_process"
 import {
   chmodSync,
   copyFileSync,
@@ -17,6 +16,7 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { runChild } from "./support/child.js"
 import { ROOT } from "./support/python.js"
 
 const dirs: Array<string> = []
@@ -48,21 +48,21 @@ const project = (source: string, installed: string) => {
   return dir
 }
 
-const setup = (dir: string) => spawnSync("bash", [join(dir, "scripts", "setup-python.sh")], { encoding: "utf8" })
+const setup = (dir: string) => runChild("bash", [join(dir, "scripts", "setup-python.sh")])
 
 describe("scripts/setup-python.sh", () => {
-  it("reinstalls skyrl_mcp_env when the installed copy is not this checkout's python/ (it kept the old one)", () => {
+  it("reinstalls skyrl_mcp_env when the installed copy is not this checkout's python/ (it kept the old one)", async () => {
     const dir = project("NEW = 2\n", "OLD = 1\n")
-    const r = setup(dir)
+    const r = await setup(dir)
     expect(r.status).toBe(0)
     expect(r.stderr).toContain("skyrl_mcp_env in .venv is not this checkout's python/: reinstalling it")
     expect(readFileSync(join(dir, "pip.log"), "utf8")).toContain("install")
     expect(readFileSync(join(dir, "pip.log"), "utf8")).toContain("--force-reinstall ./python")
   })
 
-  it("leaves a current install alone (no pip run)", () => {
+  it("leaves a current install alone (no pip run)", async () => {
     const dir = project("SAME = 1\n", "SAME = 1\n")
-    const r = setup(dir)
+    const r = await setup(dir)
     expect(r.status).toBe(0)
     expect(existsSync(join(dir, "pip.log"))).toBe(false)
   })

@@ -1,6 +1,6 @@
 /** Storage: dataset writers by extension (atomic) and the streaming dataset readers with their errors. */
 import { Chunk, Effect, Either, Exit, Schema, Stream } from "effect"
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as fsp from "node:fs/promises"
 import { hostname, tmpdir } from "node:os"
@@ -15,6 +15,7 @@ import { convertTask } from "../src/skyrl/convert.js"
 import { jsonLinesDecoder } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 import { utf8FaultOf } from "../src/skyrl/utf8.js"
+import { runChild } from "./support/child.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
 const run = <A, E>(effect: Effect.Effect<A, E, Storage>) => Effect.runPromise(Effect.provide(effect, StorageLive))
@@ -389,7 +390,7 @@ describe("locks", () => {
   })
 
   it("a lock left by a process that is gone (kill -9) is taken over", async () => {
-    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" })
+    const dead = await runChild(process.execPath, ["-e", "process.stdout.write(String(process.pid))"])
     const file = join(tmp(), "lock")
     writeFileSync(file, JSON.stringify({ pid: Number(dead.stdout), host: hostname() }) + "\n")
     await run(Effect.flatMap(Storage, (s) => s.acquireLock(file, owner)))
@@ -418,11 +419,7 @@ describe("locks", () => {
   )
 
   it("a written file sweeps the temp files of it that killed writers left; a live writer's and other files' stay", async () => {
-    const dead = Number(
-      spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
-        encoding: "utf8"
-      }).stdout
-    )
+    const dead = Number((await runChild(process.execPath, ["-e", "process.stdout.write(String(process.pid))"])).stdout)
     const dir = tmp()
     const left = [
       `.rows.jsonl.${dead}.0a1b2c3d.tmp`,

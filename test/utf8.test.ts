@@ -54,34 +54,34 @@ describe("files that are not UTF-8, by how they are read (the built CLI)", () =>
   }
   const task = (k: number) => JSON.parse(validTaskText(k, 0).replace("\"limit\":null", "\"limit\":3"))
 
-  it("a one-line JSON array: unreadable, naming line 1 and the byte (it was read as JSON Lines)", () => {
+  it("a one-line JSON array: unreadable, naming line 1 and the byte (it was read as JSON Lines)", async () => {
     const tasks = [task(1), { ...task(2), user_prompt: `${task(2).user_prompt} at the café` }, task(3)]
     const file = join(dir, "min.json")
     writeFileSync(file, latin1(JSON.stringify(tasks)))
     // convert: exit 1, as for any tasks file that is not JSON; validate: 2, an unreadable file.
-    const c = runCli(["convert", file, "--out", join(dir, "min-out.jsonl")])
+    const c = await runCli(["convert", file, "--out", join(dir, "min-out.jsonl")])
     expect(c.status).toBe(1)
     expect(c.stderr).toMatch(/min\.json: line 1 is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
     expect(existsSync(join(dir, "min-out.jsonl.rejects.jsonl"))).toBe(false)
-    const v = runCli(["validate", file])
+    const v = await runCli(["validate", file])
     expect(v.status).toBe(2)
     expect(v.stderr).toMatch(/line 1 is not valid UTF-8: byte 0xE9/)
   })
 
-  it("one pretty-printed object: unreadable, naming its line (it became one reject per line)", () => {
+  it("one pretty-printed object: unreadable, naming its line (it became one reject per line)", async () => {
     const file = join(dir, "pretty.json")
     writeFileSync(file, latin1(JSON.stringify({ ...task(1), user_prompt: "Quote AAPL at the café." }, null, 2)))
-    const c = runCli(["convert", file, "--out", join(dir, "pretty-out.jsonl")])
+    const c = await runCli(["convert", file, "--out", join(dir, "pretty-out.jsonl")])
     expect(c.status).toBe(1)
     expect(c.stderr).toMatch(/line 3 is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
     expect(existsSync(join(dir, "pretty-out.jsonl.rejects.jsonl"))).toBe(false)
   })
 
-  it("an inventory: refused naming the line and byte, not a JSON position in text it never held", () => {
+  it("an inventory: refused naming the line and byte, not a JSON position in text it never held", async () => {
     const inventory = readFileSync(DEFAULT_INVENTORY, "utf8").replace("Get real-time", "Get café real-time")
     const file = join(dir, "inv.json")
     writeFileSync(file, latin1(inventory))
-    const r = runCli(["tools", "list", "--inventory", file])
+    const r = await runCli(["tools", "list", "--inventory", file])
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/inv\.json: line \d+ is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
   })

@@ -3,11 +3,12 @@
  * writing fails at once (exit 1, the store and the holder's pid named) and runs and writes nothing; the
  * holder's lock goes when it ends (here by Ctrl-C); a lock left by a process that is gone is taken over.
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { runChild } from "./support/child.js"
 import { BIN, cleanEnv, runCli } from "./support/cli.js"
 import { ROOT } from "./support/python.js"
 import { rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
@@ -76,7 +77,7 @@ describe("verify: one process writes a cassette store at a time (built CLI)", ()
         await waitFor(() => existsSync(lock), 20_000)
         const held = readFileSync(lock, "utf8")
         expect(JSON.parse(held)).toMatchObject({ pid: holder.pid, host: hostname() })
-        const second = runCli(verifyArgs("sums.jsonl", "sums-out.jsonl"))
+        const second = await runCli(verifyArgs("sums.jsonl", "sums-out.jsonl"))
         expect(second.status).toBe(1)
         expect(second.stderr).toContain(
           `skyrl: the cassette store ${tapes} is in use by another skyrl process ({"pid":${holder.pid},`
@@ -96,10 +97,10 @@ describe("verify: one process writes a cassette store at a time (built CLI)", ()
     30_000
   )
 
-  it("a stale lock on the store (its process is gone) is taken over, and released when the run ends", () => {
-    const gone = spawnSync(process.execPath, ["-e", ""]).pid // exited: no process has this pid now
+  it("a stale lock on the store (its process is gone) is taken over, and released when the run ends", async () => {
+    const gone = (await runChild(process.execPath, ["-e", ""])).pid // exited: no process has this pid now
     writeFileSync(lock, JSON.stringify({ pid: gone, host: hostname(), since: "2026-11-30T00:00:00.000Z" }) + "\n")
-    const r = runCli(verifyArgs("sums.jsonl", "sums-out.jsonl"))
+    const r = await runCli(verifyArgs("sums.jsonl", "sums-out.jsonl"))
     expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.not.stringContaining("in use") })
     expect(r.stdout).toContain(`cassettes: ${join(tapes, "cassettes.jsonl")}: 2 new, 2 in all`)
     expect(readFileSync(join(tapes, "cassettes.jsonl"), "utf8").trim().split("\n")).toHaveLength(2)

@@ -36,8 +36,8 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     writeJsonl(at("rows.jsonl"), rows)
   })
 
-  it("tools import --servers-config records launch specs with variable names, never values", () => {
-    const r = runCli(["tools", "import", "--servers-config", at("mcp.json"), "--out", at("inv.json")])
+  it("tools import --servers-config records launch specs with variable names, never values", async () => {
+    const r = await runCli(["tools", "import", "--servers-config", at("mcp.json"), "--out", at("inv.json")])
     expect(r.stderr).not.toMatch(/ERROR/)
     expect(r.status).toBe(0)
     const inv = json(at("inv.json"))
@@ -61,8 +61,8 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(open.schema_hash).toMatch(/^[0-9a-f]{64}$/)
   })
 
-  it("verify starts servers from the inventory; a variable it needs that is not set is a clear reason", () => {
-    const r = runCli(["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("a.jsonl")])
+  it("verify starts servers from the inventory; a variable it needs that is not set is a clear reason", async () => {
+    const r = await runCli(["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("a.jsonl")])
     expect(r.status).toBe(0)
     expect(jsonl(at("a.jsonl")).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["sum"])
     expect(jsonl(at("a.jsonl.rejects.jsonl"))).toEqual([
@@ -77,13 +77,13 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(existsSync(join(dir, "cassettes", "cassettes.jsonl"))).toBe(true) // default: next to --out
   })
 
-  it("verify with --servers-config (the inventory has no launch specs) verifies both; cassettes stats summarises", () => {
+  it("verify with --servers-config (the inventory has no launch specs) verifies both; cassettes stats summarises", async () => {
     const inv = json(at("inv.json"))
     for (const s of inv.servers) delete s.launch
     writeFileSync(at("bare.json"), JSON.stringify(inv))
     // An earlier run's output is left as it was when no row verifies (it is not replaced by an empty file).
     writeFileSync(at("b.jsonl"), "{\"earlier\":1}\n")
-    const without = runCli(["verify", at("rows.jsonl"), "--inventory", at("bare.json"), "--out", at("b.jsonl")])
+    const without = await runCli(["verify", at("rows.jsonl"), "--inventory", at("bare.json"), "--out", at("b.jsonl")])
     expect(without.status).toBe(1)
     expect(without.stderr).toContain("none of the 2 rows verified (the output was not written)")
     expect(without.stdout).toContain(`no verified row, so ${at("b.jsonl")} was not written; 2 rejects in`)
@@ -91,7 +91,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(readFileSync(at("b.jsonl"), "utf8")).toBe("{\"earlier\":1}\n")
     expect(jsonl(at("b.jsonl.rejects.jsonl"))[0].reason).toContain("no launch spec")
 
-    const r = runCli([
+    const r = await runCli([
       "verify",
       at("rows.jsonl"),
       "--inventory",
@@ -105,31 +105,31 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     ])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("statuses: verified 2")
-    const stats = runCli(["cassettes", "stats", at("tapes")])
+    const stats = await runCli(["cassettes", "stats", at("tapes")])
     expect(stats.status).toBe(0)
     expect(stats.stdout).toContain("2 entries (distinct calls) in 2 lines")
     expect(stats.stdout).toMatch(/everything\/get-sum\s+1\s+0\s+0/)
     expect(stats.stdout).toContain("memory-server@0.6.3")
-    const asJson = JSON.parse(runCli(["cassettes", "stats", at("tapes"), "--json"]).stdout)
+    const asJson = JSON.parse((await runCli(["cassettes", "stats", at("tapes"), "--json"])).stdout)
     expect(asJson).toMatchObject({ entries: 2, errors: 0, torn: false })
     // The store's file itself, as MCPToolEnv's `cassettes` setting takes it.
-    const byFile = runCli(["cassettes", "stats", join(at("tapes"), "cassettes.jsonl")])
+    const byFile = await runCli(["cassettes", "stats", join(at("tapes"), "cassettes.jsonl")])
     expect(byFile.status).toBe(0)
     expect(byFile.stdout).toContain("2 entries (distinct calls) in 2 lines")
   })
 
-  it("a Parquet input, read whole (no --limit), verifies like its JSON Lines source", () => {
+  it("a Parquet input, read whole (no --limit), verifies like its JSON Lines source", async () => {
     // c.parquet: the rows the test before verified (failed before with "internal error: Infinity must be an integer").
     const args = ["--inventory", at("bare.json"), "--servers-config", at("mcp.json"), "--cassettes", at("tapes")]
-    const r = runCli(["verify", at("c.parquet"), ...args, "--out", at("from-parquet.jsonl")])
+    const r = await runCli(["verify", at("c.parquet"), ...args, "--out", at("from-parquet.jsonl")])
     expect(r.stderr).not.toMatch(/internal error/)
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("rows: 2 → read 2 → contract 2 → schema 2 → execution (verified) 2")
     expect(jsonl(at("from-parquet.jsonl")).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["sum", "graph"])
   })
 
-  it("--dry-run lists what would run and starts nothing; bad usage exits 2", () => {
-    const r = runCli([
+  it("--dry-run lists what would run and starts nothing; bad usage exits 2", async () => {
+    const r = await runCli([
       "verify",
       at("rows.jsonl"),
       "--inventory",
@@ -145,7 +145,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(r.stdout).toContain(`server everything: would start ${process.execPath}`)
     expect(existsSync(at("d.jsonl"))).toBe(false)
     expect(existsSync(at("dry-tapes"))).toBe(false)
-    const limited = runCli([
+    const limited = await runCli([
       "verify",
       at("rows.jsonl"),
       "--inventory",
@@ -165,7 +165,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
       ...rows,
       rowFor("make", [{ server: "memory", tool: "create_entities", params: create }])
     ])
-    const side = runCli([
+    const side = await runCli([
       "verify",
       at("side.jsonl"),
       "--inventory",
@@ -176,65 +176,67 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     ])
     expect(side.stdout).toContain("row 2: skip-side-effect: step 1 memory/create_entities")
     expect(side.stdout).toContain("skipped-side-effect 1")
-    const same = runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
+    const same = await runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out: is the input dataset; verify never modifies its input")
     // An output format it cannot write is a usage error before anything starts (as in generate and convert).
     for (const command of [["verify", at("rows.jsonl")], ["convert", "data/examples/recorded-tasks.jsonl"]]) {
-      const csv = runCli([...command, "--out", at("rows.csv")])
+      const csv = await runCli([...command, "--out", at("rows.csv")])
       expect(csv.status).toBe(2)
       expect(csv.stderr).toContain(`"${at("rows.csv")}" must end in .json, .jsonl or .parquet`)
     }
   })
 
-  it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", () => {
+  it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", async () => {
     // Every row stops at the schema stage (an inventory without the rows' servers): no call, no cassette line.
     writeFileSync(at("other.json"), JSON.stringify({ servers: [{ name: "x", tools: [] }] }))
     const args = ["--inventory", at("other.json"), "--out", at("none.jsonl"), "--cassettes", at("empty-tapes")]
-    const r = runCli(["verify", at("rows.jsonl"), ...args])
+    const r = await runCli(["verify", at("rows.jsonl"), ...args])
     expect(r.status).toBe(1)
     expect(existsSync(at("empty-tapes"))).toBe(true)
-    const stats = runCli(["cassettes", "stats", at("empty-tapes")])
+    const stats = await runCli(["cassettes", "stats", at("empty-tapes")])
     expect(stats.stderr).not.toMatch(/cannot read/)
     expect(stats.status).toBe(0)
     expect(stats.stdout).toContain("0 entries (distinct calls) in 0 lines")
-    expect(JSON.parse(runCli(["cassettes", "stats", at("empty-tapes"), "--json"]).stdout)).toMatchObject({ entries: 0 })
+    expect(JSON.parse((await runCli(["cassettes", "stats", at("empty-tapes"), "--json"])).stdout)).toMatchObject({
+      entries: 0
+    })
   })
 
-  it("cassettes stats on a store with a line that is not an entry (MCPToolEnv refuses it): the stats, then exit 1", () => {
+  it("cassettes stats on a store with a line that is not an entry (MCPToolEnv refuses it): the stats, then exit 1", async () => {
     const [first, second] = readFileSync(join(at("tapes"), "cassettes.jsonl"), "utf8").split("\n")
     writeFileSync(at("bad-tapes.jsonl"), `${first}\n{"note": "hand edit"}\n${second}\n`)
-    const bad = runCli(["cassettes", "stats", at("bad-tapes.jsonl")])
+    const bad = await runCli(["cassettes", "stats", at("bad-tapes.jsonl")])
     expect(bad.stdout).toContain("2 entries (distinct calls) in 2 lines")
     expect(bad.stderr).toContain(`${at("bad-tapes.jsonl")}, line 2: 1 line(s) are not cassette entries`)
     expect(bad.status).toBe(1)
     // A torn last line (a crash mid-append) is what readers ignore: still exit 0.
     writeFileSync(at("torn-tapes.jsonl"), `${first}\n${second}\n{"key": "ab`)
-    const torn = runCli(["cassettes", "stats", at("torn-tapes.jsonl")])
+    const torn = await runCli(["cassettes", "stats", at("torn-tapes.jsonl")])
     expect(torn.stdout).toContain("torn last line ignored")
     expect(torn.status).toBe(0)
   })
 
-  it("cassettes stats FILE reads any file it is given (as MCPToolEnv does), not only a name ending in .jsonl", () => {
+  it("cassettes stats FILE reads any file it is given (as MCPToolEnv does), not only a name ending in .jsonl", async () => {
     writeFileSync(at("tapes.bak"), readFileSync(join(at("tapes"), "cassettes.jsonl")))
-    const stats = runCli(["cassettes", "stats", at("tapes.bak")])
+    const stats = await runCli(["cassettes", "stats", at("tapes.bak")])
     // Was "tapes.bak/cassettes.jsonl: 0 entries", exit 0: the file was taken for a directory without a store.
     expect(stats.stdout).toContain(`${at("tapes.bak")}: 2 entries (distinct calls) in 2 lines`)
     expect(stats.status).toBe(0)
   })
 
-  it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", () => {
+  it("--allow-side-effects naming no tool of the inventory (a typo) is warned about, each name once", async () => {
     const args = ["verify", at("rows.jsonl"), "--inventory", at("inv.json"), "--out", at("d.jsonl"), "--dry-run"]
-    const r = runCli([...args, "--allow-side-effects", "get-sum,memory.read_grap,create_entitie"])
+    const r = await runCli([...args, "--allow-side-effects", "get-sum,memory.read_grap,create_entitie"])
     expect(r.status).toBe(0)
     expect(r.stderr).toContain(
       "--allow-side-effects: memory.read_grap, create_entitie name no tool of the inventory (TOOL or SERVER.TOOL)"
     )
-    const fine = runCli([...args, "--allow-side-effects", "get-sum,memory.create_entities,all"])
+    const fine = await runCli([...args, "--allow-side-effects", "get-sum,memory.create_entities,all"])
     expect(fine.stderr).not.toContain("name no tool")
   })
 
-  it("validate --inventory reports plan/schema-drift for a step whose schema_hash is not the inventory's", () => {
+  it("validate --inventory reports plan/schema-drift for a step whose schema_hash is not the inventory's", async () => {
     const inv = json(at("inv.json"))
     const hash = inv.servers[0].tools.find((t: any) => t.name === "get-sum").schema_hash
     const fresh = rowFor("fresh", [{ server: "everything", tool: "get-sum", params: { a: 1, b: 2 } }])
@@ -242,7 +244,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     fresh.reward_spec.ground_truth.tool_sequence[0].schema_hash = hash
     stale.reward_spec.ground_truth.tool_sequence[0].schema_hash = "0".repeat(64)
     writeJsonl(at("drift.jsonl"), [fresh, stale])
-    const r = runCli(["validate", at("drift.jsonl"), "--inventory", at("inv.json"), "--json"])
+    const r = await runCli(["validate", at("drift.jsonl"), "--inventory", at("inv.json"), "--json"])
     expect(r.status).toBe(1)
     const rule = JSON.parse(r.stdout).rules.find((x: any) => x.id === "plan/schema-drift")
     expect(rule.count).toBe(1)
@@ -253,13 +255,13 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     })
   })
 
-  it("tools import --check INV prints added, removed and changed tools (exit 1); unchanged exits 0", () => {
+  it("tools import --check INV prints added, removed and changed tools (exit 1); unchanged exits 0", async () => {
     // memory's launch spec names MEMORY_FILE_PATH, which is not set here: that server cannot be checked.
-    const unset = runCli(["tools", "import", "--check", at("inv.json")])
+    const unset = await runCli(["tools", "import", "--check", at("inv.json")])
     expect(unset.status).toBe(1)
     expect(unset.stderr).toContain("could not check every server")
     expect(unset.stderr).toContain("$MEMORY_FILE_PATH not set")
-    const same = runCli(["tools", "import", "--check", at("inv.json"), "--servers-config", at("mcp.json")])
+    const same = await runCli(["tools", "import", "--check", at("inv.json"), "--servers-config", at("mcp.json")])
     expect(same.status).toBe(0)
     expect(same.stdout).toBe("")
     const inv = json(at("inv.json"))
@@ -271,7 +273,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     everything.tools.find((t: any) => t.name === "get-env").annotations.readOnlyHint = false
     everything.tools.push({ name: "retired", inputSchema: { type: "object" } })
     writeFileSync(at("old.json"), JSON.stringify(inv))
-    const r = runCli(["tools", "import", "--check", at("old.json"), "--servers-config", at("mcp.json")])
+    const r = await runCli(["tools", "import", "--check", at("old.json"), "--servers-config", at("mcp.json")])
     expect(r.status).toBe(1)
     expect(r.stdout.split("\n").filter((l) => l !== "").sort()).toEqual([
       "+ everything/echo added",
@@ -282,11 +284,11 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(r.stderr).toContain("4 tools changed")
   })
 
-  it("tools import --check lists a --servers-config server the inventory lacks: its tools are added (exit 1)", () => {
+  it("tools import --check lists a --servers-config server the inventory lacks: its tools are added (exit 1)", async () => {
     const inv = json(at("inv.json"))
     const everything = inv.servers.find((s: any) => s.name === "everything")
     writeFileSync(at("memory-only.json"), JSON.stringify({ servers: inv.servers.filter((s: any) => s !== everything) }))
-    const r = runCli(["tools", "import", "--check", at("memory-only.json"), "--servers-config", at("mcp.json")])
+    const r = await runCli(["tools", "import", "--check", at("memory-only.json"), "--servers-config", at("mcp.json")])
     expect(r.status).toBe(1)
     // Was exit 0 and nothing printed: the server not in the inventory was never listed.
     const added = everything.tools.map((t: any) => `+ everything/${t.name} added`)
@@ -295,17 +297,17 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(r.stderr).toContain("and 1 MCP server not in it (everything)")
   })
 
-  it("tools import records its directory as cwd when a launch holds a relative path; --check elsewhere starts there", () => {
+  it("tools import records its directory as cwd when a launch holds a relative path; --check elsewhere starts there", async () => {
     const project = realpathSync(mkdtempSync(join(dir, "project-")))
     mkdirSync(join(project, "files"))
     const fs = `fs='${process.execPath}' '${serverBin("server-filesystem")}' ./files`
-    const r = runCli(["tools", "import", "--stdio", fs, "--out", "inv.json"], { cwd: project })
+    const r = await runCli(["tools", "import", "--stdio", fs, "--out", "inv.json"], { cwd: project })
     expect(r.stderr).not.toMatch(/ERROR/)
     expect(r.status).toBe(0)
     const inv = json(join(project, "inv.json"))
     expect(inv.servers[0].launch).toMatchObject({ args: [serverBin("server-filesystem"), "./files"], cwd: project })
     const elsewhere = mkdtempSync(join(dir, "elsewhere-"))
-    const check = runCli(["tools", "import", "--check", join(project, "inv.json")], { cwd: elsewhere })
+    const check = await runCli(["tools", "import", "--check", join(project, "inv.json")], { cwd: elsewhere })
     expect(check.stderr).not.toMatch(/ERROR/)
     expect(check.status).toBe(0)
   })

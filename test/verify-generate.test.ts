@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
-import { runCli, runCliAsync } from "./support/cli.js"
+import { runCli } from "./support/cli.js"
 import { isRepair, sourceRowOf } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, start } from "./support/fakeOpenAI.js"
@@ -120,8 +120,8 @@ const generateArgs = (out: string, n: number, ...extra: Array<string>) => [
 ]
 
 describe("generate --verify against server-everything (built CLI, fake model)", () => {
-  beforeAll(() => {
-    const r = runCli([
+  beforeAll(async () => {
+    const r = await runCli([
       "tools",
       "import",
       "--stdio",
@@ -144,7 +144,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
     async () => {
       const server = await fake()
       const out = at("run1", "ds.jsonl")
-      const r = await runCliAsync(generateArgs(out, 3, "--verify"), { env: env(server) })
+      const r = await runCli(generateArgs(out, 3, "--verify"), { env: env(server) })
       expect(r.status, r.stderr).toBe(0)
 
       const rows = jsonl(out)
@@ -229,7 +229,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
 
       // rebuild re-derives the same rows from the run directory, verifications included, running nothing.
       const rebuilt = at("run1", "rebuilt.jsonl")
-      const rb = runCli(["rebuild", runDir, "--out", rebuilt])
+      const rb = await runCli(["rebuild", runDir, "--out", rebuilt])
       expect(rb.status, rb.stderr).toBe(0)
       expect(readFileSync(rebuilt, "utf8")).toBe(readFileSync(out, "utf8"))
     },
@@ -241,7 +241,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
     async () => {
       const server = await fake()
       const out = at("run2", "ds.jsonl")
-      const first = await runCliAsync(generateArgs(out, 3, "--verify"), { env: env(server) })
+      const first = await runCli(generateArgs(out, 3, "--verify"), { env: env(server) })
       expect(first.status, first.stderr).toBe(0)
       const written = readFileSync(out, "utf8")
       const cassettes = readFileSync(at("run2", "cassettes", "cassettes.jsonl"), "utf8")
@@ -250,7 +250,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
       rmSync(join(runDir, "journal.jsonl"))
       rmSync(out)
       const asked = server.requests.length
-      const again = await runCliAsync(generateArgs(out, 3, "--verify", "--resume"), { env: env(server) })
+      const again = await runCli(generateArgs(out, 3, "--verify", "--resume"), { env: env(server) })
       expect(again.status, again.stderr).toBe(0)
       expect(server.requests.length).toBe(asked) // answers replayed from the archive
       // Same rows byte for byte (a verification run again would have a new verified_at), no new cassette line.
@@ -270,7 +270,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
         { id: "b", messages: [{ role: "user", content: "I need the second text resource." }] }
       ])
       const out = at("enrich", "ds.jsonl")
-      const r = await runCliAsync(
+      const r = await runCli(
         ["enrich", input, "--out", out, "--inventory", at("inv.json"), "--llm", "openai", "--verify"],
         { env: env(server) }
       )
@@ -293,20 +293,20 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
 
   it("refuses what cannot work, before anything is asked of the model", async () => {
     const server = await fake()
-    const batch = await runCliAsync(generateArgs(at("x", "b.jsonl"), 1, "--verify", "--backend", "batch"), {
+    const batch = await runCli(generateArgs(at("x", "b.jsonl"), 1, "--verify", "--backend", "batch"), {
       env: env(server)
     })
     expect(batch.status).toBe(2)
     expect(batch.stderr).toContain("--verify: cannot be combined with --backend batch")
     // The bundled finance inventory has no launch specs: every server is named with the reason.
-    const finance = await runCliAsync(
+    const finance = await runCli(
       ["generate", "--n", "1", "--llm", "openai", "--verify", "--out", at("x", "f.jsonl")],
       { env: env(server) }
     )
     expect(finance.status).toBe(1)
     expect(finance.stderr).toMatch(/--verify: 5 MCP servers of the inventory cannot start/)
     expect(finance.stderr).toMatch(/fmp: no launch spec/)
-    const fromPrompt = await runCliAsync(
+    const fromPrompt = await runCli(
       [
         "enrich",
         writeJsonl(at("x-chats.jsonl"), [{ messages: [{ role: "user", content: "hi" }] }]),
@@ -322,9 +322,9 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
     expect(server.requests).toEqual([])
     // A resumed run must keep its verification settings.
     const out = at("run3", "ds.jsonl")
-    const made = await runCliAsync(generateArgs(out, 1, "--verify"), { env: env(server) })
+    const made = await runCli(generateArgs(out, 1, "--verify"), { env: env(server) })
     expect(made.status, made.stderr).toBe(0)
-    const resumed = await runCliAsync(generateArgs(out, 1, "--resume"), { env: env(server) })
+    const resumed = await runCli(generateArgs(out, 1, "--resume"), { env: env(server) })
     expect(resumed.status).toBe(2)
     expect(resumed.stderr).toContain("verify: {\"allow_side_effects\":[]} in the run, (none) now")
   }, 120_000)

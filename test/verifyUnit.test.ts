@@ -4,7 +4,6 @@
  * Cassettes store's repair of a torn line and its lock), drift, side-effect policy and the repair text.
  */
 import { Effect, Either, Layer } from "effect"
-import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
@@ -34,6 +33,7 @@ import {
   VerificationFailed,
   verificationRepairMessage
 } from "../src/skyrl/verification.js"
+import { runChild } from "./support/child.js"
 import { streamingOnly } from "./support/memoryStorage.js"
 
 const FINANCE = join(__dirname, "..", "data", "inventory", "finance-mcp.json")
@@ -432,7 +432,7 @@ describe("cassette files", () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
     temps.push(dir)
     const lock = join(dir, "cassettes.jsonl.lock")
-    const gone = spawnSync(process.execPath, ["-e", ""]).pid // exited: no process has this pid now
+    const gone = (await runChild(process.execPath, ["-e", ""])).pid // exited: no process has this pid now
     writeFileSync(lock, JSON.stringify({ pid: gone, host: hostname(), since: "2026-11-30T00:00:00.000Z" }) + "\n")
     const counts = await Effect.runPromise(
       Effect.gen(function*() {

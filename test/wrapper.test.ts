@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "n
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { runChild } from "./support/child.js"
 import { BIN, cleanEnv } from "./support/cli.js"
 import type { FakeHandler } from "./support/fakeOpenAI.js"
 import { answer, httpError } from "./support/fakeOpenAI.js"
@@ -408,9 +409,9 @@ describe("generate_llm_dataset.sh: portability", () => {
 
   const shellcheck = spawnSync("shellcheck", ["--version"], { encoding: "utf8" })
   const haveShellcheck = shellcheck.status === 0
-  it.skipIf(!haveShellcheck && process.env.CI !== "true")("shellcheck passes (required in CI)", () => {
+  it.skipIf(!haveShellcheck && process.env.CI !== "true")("shellcheck passes (required in CI)", async () => {
     expect(haveShellcheck, "shellcheck is not installed (.ci/run installs it from Debian's packages)").toBe(true)
-    const r = spawnSync("shellcheck", ["--shell=bash", "--severity=style", SCRIPT], { encoding: "utf8" })
+    const r = await runChild("shellcheck", ["--shell=bash", "--severity=style", SCRIPT])
     expect(r.stdout + r.stderr).toBe("")
     expect(r.status).toBe(0)
   })

@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
-import { runCliAsync } from "../support/cli.js"
+import { runCli } from "../support/cli.js"
 import { planAnswer } from "../support/fakeEnrich.js"
 import { answer } from "../support/fakeOpenAI.js"
 import { validTaskFor } from "../support/fakeTasks.js"
@@ -53,7 +53,7 @@ beforeAll(() => {
 /** Runs a command on `input` and checks it is left as it was. */
 const runOn = async (input: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const before = snapshot(input)
-  const r = await runCliAsync(args, { env })
+  const r = await runCli(args, { env })
   expectUnchanged(input, before)
   return r
 }

@@ -14,7 +14,7 @@ import type { FSWatcher } from "node:fs"
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { runCliAsync } from "../support/cli.js"
+import { runCli } from "../support/cli.js"
 import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext } from "../support/fakeOpenAI.js"
 import { answer } from "../support/fakeOpenAI.js"
@@ -283,7 +283,7 @@ describe("the window between archiving an answer and journaling it", () => {
       const dir = tempDir("skyrl-crash-")
       const out = join(dir, "ds.jsonl")
       const args = ["generate", "-n", "6", "--out", out, "--llm", "openai", "--concurrency", "2"]
-      const first = await runCliAsync(args, { env: llmEnv(server) })
+      const first = await runCli(args, { env: llmEnv(server) })
       expect(first.status, first.stderr).toBe(0)
       // The tasks (the subjects stage before them is cached in the run directory and not asked again).
       const tasks = () => server.requests.filter((q) => isTaskRequest(q.body))
@@ -312,7 +312,7 @@ describe("the window between archiving an answer and journaling it", () => {
       )
       const calls = archiveRecords(runDir).map((a) => a.file)
 
-      const resumed = await runCliAsync([...args, "--resume"], { env: llmEnv(server) })
+      const resumed = await runCli([...args, "--resume"], { env: llmEnv(server) })
       expect(resumed.status, resumed.stderr).toBe(0)
       // Only sample 5 (whose archived call had failed) is asked again; 4 and 6 come from the archive.
       const again = server.requests.slice(7).map((q) => sampleNumberOf(q.body))

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { canonicalJson } from "../../src/services/llm/answer.js"
-import { runCliAsync } from "../support/cli.js"
+import { runCli } from "../support/cli.js"
 import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext, FakeReply, FakeServer } from "../support/fakeOpenAI.js"
 import {
@@ -256,7 +256,7 @@ for (const command of COMMANDS) {
           })
           const dir = tempDir()
           const out = join(dir, "ds.jsonl")
-          const r = await runCliAsync(
+          const r = await runCli(
             command.args(dir, out, N, backend, fault.status === "Timeout" ? ["--timeout", "0.5"] : []),
             { env: llmEnv(server) }
           )
@@ -329,7 +329,7 @@ for (const command of COMMANDS) {
       })
       const dir = tempDir()
       const out = join(dir, "ds.jsonl")
-      const r = await runCliAsync(
+      const r = await runCli(
         command.args(dir, out, N, "responses", ["--max-attempts", "5", "--timeout", "0.5"]),
         { env: llmEnv(server) }
       )
@@ -351,7 +351,7 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
       const server = await servers.start(() => serverError(503))
       const dir = tempDir()
       const out = join(dir, "ds.jsonl")
-      const r = await runCliAsync(
+      const r = await runCli(
         generateArgs(out, 2, "responses", ["--retries", "0", "--max-attempts", "2"]),
         { env: llmEnv(server) }
       )
@@ -377,7 +377,7 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
     const server = await servers.start((ctx) => answer(validTaskFor(ctx), USAGE), 30)
     const dir = tempDir()
     const out = join(dir, "ds.jsonl")
-    const r = await runCliAsync(
+    const r = await runCli(
       // Simple tasks only, as the fake answers: each sample is one call.
       [
         "generate",
@@ -412,7 +412,7 @@ describe("generate: a budget that runs out ends with a clear error and keeps wha
     const server = await servers.start((ctx) => answer(validTaskFor(ctx), USAGE), 200)
     const dir = tempDir()
     const out = join(dir, "ds.jsonl")
-    const r = await runCliAsync(
+    const r = await runCli(
       [
         "generate",
         ...["-n", "12", "--out", out, "--llm", "openai", "--concurrency", "4", "--max-cost", "0.004"],

@@ -8,7 +8,7 @@
 import { readdirSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { runCliAsync } from "../support/cli.js"
+import { runCli } from "../support/cli.js"
 import { planAnswer, sourceRowOf } from "../support/fakeEnrich.js"
 import type { FakeContext } from "../support/fakeOpenAI.js"
 import { answer, rateLimited, refusal, serverError } from "../support/fakeOpenAI.js"
@@ -63,7 +63,7 @@ describe("the API key never reaches a file or a log line", () => {
         const out = join(dir, "ds.jsonl")
         const outputs: Array<{ where: string; text: string }> = []
         const run = async (extra: ReadonlyArray<string>) => {
-          const r = await runCliAsync(
+          const r = await runCli(
             [
               // (@effect/cli takes its built-in --log-level only as the first argument)
               "--log-level",
@@ -141,7 +141,7 @@ describe("the API key never reaches a file or a log line", () => {
       const out = join(dir, "rows.jsonl")
       const outputs: Array<{ where: string; text: string }> = []
       for (const extra of [["--debug", "--raw-gzip"], ["--resume"], ["--dry-run"]]) {
-        const r = await runCliAsync(
+        const r = await runCli(
           [
             "--log-level",
             "debug",

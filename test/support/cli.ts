@@ -1,6 +1,6 @@
 /** Runs the built CLI (bin/skyrl.js → dist/) as a child process. `npm test` builds first. */
-import { spawn, spawnSync } from "node:child_process"
 import { join } from "node:path"
+import { runChild } from "./child.js"
 import { ROOT } from "./python.js"
 
 export const BIN = join(ROOT, "bin", "skyrl.js")
@@ -18,24 +18,21 @@ export const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, NO_COLOR: "1", ...extra }
 }
 
-export const runCli = (args: ReadonlyArray<string>, options: { env?: Record<string, string>; cwd?: string } = {}) =>
-  spawnSync(process.execPath, [BIN, ...args], {
-    encoding: "utf8",
-    env: cleanEnv(options.env),
-    cwd: options.cwd ?? ROOT,
-    timeout: 120_000
-  }) as CliResult
+/** How long one CLI run may take: past it the CLI is killed, and the result has status null and a note on stderr. */
+export const CLI_TIMEOUT_MS = 120_000
 
-/** Async variant (for tests that talk to an in-process fake server while the CLI runs). */
-export const runCliAsync = (
+/**
+ * Runs the CLI and resolves when it has exited. Asynchronous (tests await it), so the test worker stays
+ * free to answer vitest while the CLI runs, and in-process fake servers can answer the CLI.
+ */
+export const runCli = async (
   args: ReadonlyArray<string>,
   options: { env?: Record<string, string>; cwd?: string } = {}
-): Promise<CliResult> =>
-  new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(options.env), cwd: options.cwd ?? ROOT })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => (stdout += d))
-    child.stderr.on("data", (d) => (stderr += d))
-    child.on("close", (status) => resolve({ status, stdout, stderr }))
+): Promise<CliResult> => {
+  const { status, stderr, stdout } = await runChild(process.execPath, [BIN, ...args], {
+    env: cleanEnv(options.env),
+    cwd: options.cwd ?? ROOT,
+    timeoutMs: CLI_TIMEOUT_MS
   })
+  return { status, stdout, stderr }
+}

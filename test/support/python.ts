@@ -1,15 +1,18 @@
 /** Finds a Python with HuggingFace `datasets` (created by scripts/setup-python.sh into .venv). */
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
 import { join } from "node:path"
+import { runChild } from "./child.js"
 
 export const ROOT = join(import.meta.dirname, "..", "..")
 
-export const datasetsPython = (): string | undefined => {
+export const datasetsPython = async (): Promise<string | undefined> => {
   const candidates = [process.env.SKYRL_PYTHON, join(ROOT, ".venv", "bin", "python")].filter(
     (p): p is string => p !== undefined && p !== "" && existsSync(p)
   )
-  return candidates.find((p) => spawnSync(p, ["-c", "import datasets"], { stdio: "ignore" }).status === 0)
+  // Asynchronous: importing datasets takes seconds.
+  for (const p of candidates) if ((await runChild(p, ["-c", "import datasets"])).status === 0) return p
+  return undefined
 }
 
 /**
