@@ -6,6 +6,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ["default"],
-    pool: "forks"
+    pool: "forks",
+    // 3 workers, not the default (CPUs - 1: 1 on a 2-CPU machine). Tests mostly wait on child processes (the
+    // built CLI, MCP servers, Python), which the workers run asynchronously (test/support/child.ts).
+    // VITEST_MAX_FORKS overrides it.
+    poolOptions: { forks: { maxForks: 3, minForks: 1 } }
   }
 })
