@@ -1,6 +1,5 @@
 /** Live wiring of the batch commands and of `generate`/`enrich --backend batch` (loaded lazily). */
 import { Effect, Layer, Option, Schema } from "effect"
-import { createHash } from "node:crypto"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
 import { BATCH_MAX_BYTES, BatchStateError, endpointUrl } from "../domain/batch.js"
@@ -47,6 +46,7 @@ import { Storage, StorageLive } from "../services/Storage.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
+import { inputSha256 } from "./runShared.js"
 
 const MAX_POLL_MS = 600_000
 
@@ -123,8 +123,7 @@ const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateO
  */
 const sameInput = (input: string, settings: RunSettings) =>
   Effect.gen(function*() {
-    const bytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
-    const now = createHash("sha256").update(bytes).digest("hex")
+    const now = yield* inputSha256(input)
     const then = settings.input?.sha256
     if (then === undefined || then === now) return
     return yield* new InputError({

@@ -1,6 +1,5 @@
 /** Live wiring of `enrich` (loaded lazily by src/cli/enrich.ts). */
 import { Effect, Layer, Logger, LogLevel, Option } from "effect"
-import { createHash } from "node:crypto"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
@@ -23,7 +22,7 @@ import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
 import { inventoryFingerprint } from "../services/RunJournal.js"
-import { Storage, StorageLive } from "../services/Storage.js"
+import { StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
@@ -33,6 +32,7 @@ import type { RunCliOptions } from "./runShared.js"
 import {
   engineOptionsOf,
   EXPECTED_OUTPUT,
+  inputSha256,
   llmOptionsOf,
   modelSettingsOf,
   outputPathsOf,
@@ -143,7 +143,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
     // A new run fails before it is made; a resumed one once its own settings have planned the rows.
     if (!options.resume) yield* usableRows(input, plan)
 
-    const inputBytes = yield* Effect.flatMap(Storage, (st) => st.readBytes(input)).pipe(Effect.provide(StorageLive))
+    const inputHash = yield* inputSha256(input)
     const fresh = new RunSettings({
       command: "enrich",
       ...modelSettingsOf(options, settings, yield* usesOpenAI(options)),
@@ -159,7 +159,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
       data_source: options.dataSource,
       input: {
         path: path.resolve(input),
-        sha256: createHash("sha256").update(inputBytes).digest("hex"),
+        sha256: inputHash,
         format: options.inputFormat,
         limit: limit ?? null,
         overwrite: options.overwrite,

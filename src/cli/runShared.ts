@@ -1,7 +1,7 @@
 /** Pieces of the live wiring that `generate` and `enrich` share (loaded lazily with them). */
 import type { Option } from "effect"
 import { Effect, Layer, Option as O } from "effect"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import * as path from "node:path"
 import type { LlmSettings } from "../domain/llm.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
@@ -9,7 +9,7 @@ import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
-import { StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { llmLayer } from "./llmOptions.js"
@@ -282,3 +282,13 @@ export const runOf = (
       keepAsOf: O.isNone(options.asOf)
     }).pipe(Effect.provide(StorageLive))
   })
+
+/**
+ * The sha256 (hex) of an input file's bytes, as a run records it (`input.sha256`) and a batch collect
+ * compares it.
+ */
+export const inputSha256 = (file: string) =>
+  Effect.flatMap(Storage, (st) => st.readBytes(file)).pipe(
+    Effect.map((bytes) => createHash("sha256").update(bytes).digest("hex")),
+    Effect.provide(StorageLive)
+  )
