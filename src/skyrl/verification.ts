@@ -241,7 +241,11 @@ export const isFinal = (outcome: Either.Either<VerificationRecord, VerificationF
  * (`sideEffectRan`): `--resume` does not run such a plan again, which would act twice.
  */
 export const isFinalForResume = (outcome: Either.Either<VerificationRecord, VerificationFailed>): boolean =>
-  isFinal(outcome) || (Either.isLeft(outcome) && outcome.left.sideEffectRan !== undefined)
+  Either.isRight(outcome) || failureStands(outcome.left)
+
+/** A failure kept as it is: a tool error, or one after a step with side effects ran (`sideEffectRan`). */
+const failureStands = (f: Pick<FailureFields, "status" | "sideEffectRan">): boolean =>
+  f.status === "tool-error" || f.sideEffectRan !== undefined
 
 type JournaledOutcome = {
   readonly record?: VerificationRecord | undefined
@@ -267,7 +271,7 @@ export const outcomeStands = (
 ): boolean =>
   entry.record !== undefined
     ? !resultsMissing(entry, hasResult) || entry.record.steps.some(sideEffect)
-    : entry.failure?.status === "tool-error" || entry.failure?.sideEffectRan !== undefined
+    : entry.failure !== undefined && failureStands(entry.failure)
 
 /** How many of `entries` stand without their results in the cassettes: for their side effects only. */
 export const standingElsewhere = (
