@@ -211,10 +211,12 @@ const make = (settings: VerifierSettings) =>
         server.tools.filter(isReadOnly).map((t) => `${server.name}\u0000${t.name}`)
       )
     )
+    /** The server listed its tools, and not this one as read-only. */
+    const liveDenies = (step: { readonly server: string; readonly tool: string }) =>
+      servers.liveReadOnly(step.server)?.tools.has(step.tool) === false
     // Once the server listed its tools, its own annotations count too.
     const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
-      !readOnly.has(`${step.server}\u0000${step.tool}`) ||
-      servers.liveReadOnly(step.server)?.tools.has(step.tool) === false
+      !readOnly.has(`${step.server}\u0000${step.tool}`) || liveDenies(step)
 
     const verified = (
       now: number,
@@ -344,7 +346,7 @@ const make = (settings: VerifierSettings) =>
     }
     /** Fails when the live server does not list a step of `unchecked` read-only (a server still down: the call says so). */
     const liveChecked = (steps: ReadonlyArray<VerifyStep>, unchecked: ReadonlyArray<VerifyStep>) => {
-      const notLive = unchecked.filter((s) => servers.liveReadOnly(s.server)?.tools.has(s.tool) === false)
+      const notLive = unchecked.filter(liveDenies)
       if (notLive.length === 0) return runChecked(steps)
       return Effect.fail(liveSideEffectFailure(notLive, servers.liveReadOnly(notLive[0]!.server)?.error))
     }
@@ -373,15 +375,17 @@ const make = (settings: VerifierSettings) =>
         })
       )
     }
+    /** The first of the first `count` steps whose tool has side effects. */
+    const firstSideEffect = (steps: ReadonlyArray<VerifyStep>, count: number) => steps.slice(0, count).find(sideEffect)
     /** The first step up to `at` (which was sent) whose tool has side effects. */
     const ranSideEffect = (steps: ReadonlyArray<VerifyStep>, at: VerifyStep) =>
-      steps.slice(0, steps.indexOf(at) + 1).find(sideEffect)
+      firstSideEffect(steps, steps.indexOf(at) + 1)
     /** Step i's failure; a timeout or an unavailable server after a step with side effects ran (or was sent) is final. */
     const failedAt = (steps: ReadonlyArray<VerifyStep>, i: number, e: McpCallError | ServerUnavailableError) => {
       const f = failureOf(steps[i]!, e)
       if (f instanceof ConnectionLost || f.status === "tool-error") return f
       // An unavailable server never got step i's call; a timed-out call may have acted.
-      const acted = steps.slice(0, e._tag === "ServerUnavailableError" ? i : i + 1).find(sideEffect)
+      const acted = firstSideEffect(steps, e._tag === "ServerUnavailableError" ? i : i + 1)
       return acted === undefined ? f : afterSideEffect(f, acted, steps[i]!)
     }
     const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) =>
