@@ -19,7 +19,7 @@ import { hostname } from "node:os"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
-import { CASSETTE_FILE, cassetteLine, cassetteReader, isErrorEntry } from "../skyrl/cassettes.js"
+import { admit, CASSETTE_FILE, cassetteLine, cassetteReader } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
 import type { StorageApi } from "./Storage.js"
 import { forEachLine, Storage } from "./Storage.js"
@@ -87,13 +87,7 @@ const open = (dir: string) =>
     // A whole last entry without its line end: the first write starts a line of its own.
     const log = yield* makeDurableLog(file, undefined, { torn: endsOpen })
     /** Whether the entry's line is to be written: its key is new, or stored as a tool error it does not repeat. */
-    const claim = (entry: CassetteEntry) => {
-      const { key } = entry
-      if (keys.has(key)) return errors.has(key) && !isErrorEntry(entry) && errors.delete(key)
-      keys.add(key)
-      if (isErrorEntry(entry)) errors.add(key)
-      return true
-    }
+    const claim = (entry: CassetteEntry) => admit(entry, keys, errors) !== "duplicate"
     return {
       file,
       record: (entry, options) =>

@@ -67,6 +67,26 @@ const entryOf = (line: string): CassetteEntry | undefined => {
 /** Whether an entry's result is a tool error (`isError: true`): a later answer of the key replaces it. */
 export const isErrorEntry = (e: CassetteEntry): boolean => e.result.isError === true
 
+/**
+ * What a store does with an entry, given the keys it holds (`seen`) and those held as a tool error
+ * (`errors`), both updated: keeps it (`new` key), keeps it in place of its key's tool error (`replaces`: the
+ * call answered later), or ignores it (`duplicate`). The one rule of readers and of the writer.
+ */
+export const admit = (
+  entry: CassetteEntry,
+  seen: Set<string>,
+  errors: Set<string>
+): "new" | "replaces" | "duplicate" => {
+  if (!seen.has(entry.key)) {
+    seen.add(entry.key)
+    if (isErrorEntry(entry)) errors.add(entry.key)
+    return "new"
+  }
+  if (!errors.has(entry.key) || isErrorEntry(entry)) return "duplicate"
+  errors.delete(entry.key)
+  return "replaces"
+}
+
 /** The counts of a store's lines (`cassetteReader`). */
 export interface CassetteCounts {
   readonly lines: number
@@ -110,15 +130,12 @@ export const cassetteReader = (
         return
       }
       lines++
-      if (!seen.has(entry.key)) {
-        seen.add(entry.key)
-        if (isErrorEntry(entry)) errors.add(entry.key)
-        onEntry(entry, false)
-      } else if (errors.has(entry.key) && !isErrorEntry(entry)) {
-        errors.delete(entry.key)
-        replaced++
-        onEntry(entry, true)
-      } else duplicates++
+      const kept = admit(entry, seen, errors)
+      if (kept === "duplicate") duplicates++
+      else {
+        if (kept === "replaces") replaced++
+        onEntry(entry, kept === "replaces")
+      }
     },
     done: (endsOpen: boolean): CassetteCounts => {
       const torn = endsOpen && lastInvalid
