@@ -1095,17 +1095,20 @@ export class DatasetChecker {
   /** One call name for two offered tools: the policy cannot tell them apart, and MCPToolEnv runs the last. */
   private checkOfferedNames(available: unknown): void {
     if (!Array.isArray(available)) return
-    const offered = new Map<unknown, string>()
+    // The first tool offered under each call name; targets are spelled out only when a name comes again.
+    const offered = new Map<string, Json>()
+    const targetOf = (t: Json) => `${String(t.server)}.${String(t.tool)}`
     available.forEach((t: unknown, i) => {
       if (!isObject(t) || typeof t.call_name !== "string") return
-      const target = `${String(t.server)}.${String(t.tool)}`
       const first = offered.get(t.call_name)
-      if (first === undefined) offered.set(t.call_name, target)
-      else if (first !== target) {
+      if (first === undefined) offered.set(t.call_name, t)
+      else if (targetOf(first) !== targetOf(t)) {
         this.find(
           "contract/provenance",
           `${GT}.available_tools[${i}].call_name`,
-          `"${t.call_name}" also names ${first}: a call by that name is ambiguous (MCPToolEnv would run ${target})`
+          `"${t.call_name}" also names ${targetOf(first)}: a call by that name is ambiguous (MCPToolEnv would run ${
+            targetOf(t)
+          })`
         )
       }
     })
