@@ -234,7 +234,7 @@ class MCPToolEnv(BaseTextEnv):
     def _finish(self, observations: list) -> BaseTextEnvStepOutput:
         self.parts = self._score()
         reward = self.parts["reward"]
-        if self.judge is not None and reward > 0 and self.final_answer:
+        if self.judge is not None and reward > 0:
             reward = self._judged(reward)
         self.parts["reward"] = reward
         return self._output(observations, reward, done=True)
@@ -252,6 +252,11 @@ class MCPToolEnv(BaseTextEnv):
         }
 
     def _judged(self, reward: float) -> float:
+        """The reward times the judge's score of the final answer. An episode without one (empty, or ended at
+        max_turns or on a limit) scores 0 without a call: else skipping the answer would skip the judge."""
+        if not self.final_answer:
+            self.parts["judge"] = 0.0
+            return 0.0
         try:
             verdict = _verdict(self.judge(final_answer=self.final_answer, rubric=self.plan.rubric, extras=self.extras))
         except Exception as e:  # noqa: BLE001 - a failing judge leaves the rule reward, and says so

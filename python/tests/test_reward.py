@@ -480,3 +480,26 @@ def test_a_judge_verdict_that_is_not_a_finite_number_is_a_judge_error(movers, ve
     out = episode(movers, plan_calls(movers) + [FINAL], {"judge": lambda final_answer, rubric, extras: verdict})
     assert out["reward"] == 1.0 and "judge" not in out["metadata"]
     assert "not a finite number" in out["metadata"]["judge_error"]
+
+
+
+
+@pytest.mark.parametrize(
+    "ending,max_turns",
+    [
+        pytest.param(["   "], 5, id="empty answer"),
+        pytest.param(["<think>done</think>"], 5, id="reasoning only"),
+        pytest.param([], 3, id="no answer: the plan fills max_turns"),
+        pytest.param([call("fmp_get_quote", {"symbol": "NVDA"})], 5, id="a tool past max_tools"),
+    ],
+)
+def test_an_episode_without_a_final_answer_gets_no_more_than_the_judge_would_give(movers, ending, max_turns):
+    # before: the judge was called only when there was an answer, so an empty answer (0.5), the plan run
+    # into max_turns (0.5) or ended on purpose with a call past max_tools (0.375) kept the rule reward
+    # unjudged and beat the plan with an answer the judge rated 0.2
+    judge = {"judge": lambda final_answer, rubric, extras: 0.2}
+    answered = episode(movers, plan_calls(movers) + [FINAL], judge)
+    skipped = episode(movers, plan_calls(movers) + ending, judge, max_turns=max_turns)
+    assert answered["reward"] == pytest.approx(0.2)
+    assert skipped["done"] and skipped["metadata"]["final_answer"] is False
+    assert skipped["metadata"]["judge"] == 0.0 and skipped["reward"] == 0.0
