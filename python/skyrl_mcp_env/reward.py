@@ -6,8 +6,9 @@ derived params are present (and the arguments valid against the tool's input sch
 carries it), and every step in ``depends_on`` matched in an earlier turn (a call cannot use a result
 it has not seen: calls of one turn are sent together; ``dependencies_across_turns=False`` accepts an
 earlier call of the same turn). A call matches at most one step. Calls with the same name and canonical
-arguments match at most as many steps as the plan makes that very call (at least one): a repeat earns
-nothing twice, also where it fits a step whose params are derived. Under these rules the calls match as
+arguments (a param equal to its schema default counts as left out) match at most as many steps as the plan
+makes that very call (at least one): a repeat earns nothing twice, also where it fits a step whose params
+are derived. Under these rules the calls match as
 many steps as any assignment of them can (``_Matcher``): a call that fits several steps takes the one whose
 literal params it matches most specifically (then the first in plan order), a later call that fits only
 taken steps may move an earlier call to another step it fits (an augmenting path) when every
@@ -146,7 +147,7 @@ def _match_calls(
         if call.error is not None or i >= refused_from:
             counts["invalid_calls"] += 1
             continue
-        text = canonical_json([call.name, call.arguments])
+        text = matcher.identity(i)
         matched = matcher.matched  # a free step it fits and was not ready for: its dependency was missing
         free = [s for s in matcher.fits(i) if s.step not in matched and not matcher._ready(s, i, matched)]
         made.append((i, text in seen, free))
@@ -197,6 +198,14 @@ class _Matcher:
                 self._callers.setdefault(s.step, []).append(i)
         return self._fits[i]
 
+    def identity(self, i: int) -> str:
+        """Call ``i`` as repeats are told apart: its name and canonical arguments, each param equal to its
+        schema default left out (the match reads the two alike, so spelling a default out is no new call)."""
+        name, args = self.calls[i].name, self.calls[i].arguments or {}
+        defaults = _defaults(self.plan.schemas.get(name))
+        default = {k: _effective(defaults, k, {}) for k in args if k in defaults}
+        return canonical_json([name, {k: v for k, v in args.items() if default.get(k) != canonical_json(v)}])
+
     def add(self, i: int) -> bool:
         """Match call ``i`` to a step, moving earlier calls if that is what it takes; False if it cannot, or
         if that would match more copies of one call than the plan makes (``_repeats_allowed``)."""
@@ -241,7 +250,7 @@ class _Matcher:
         best = dict(self.matched)
         if len(best) >= len(order):
             return best
-        texts = {i: canonical_json([self.calls[i].name, self.calls[i].arguments or {}]) for i in self._added}
+        texts = {i: self.identity(i) for i in self._added}
         allowed = {i: max(1, self._planned(i)) for i in self._added}
         assignment: dict[int, int] = {}
         used: set[int] = set()
@@ -297,7 +306,7 @@ class _Matcher:
         that are that call, derived params at the plan's values included, and at least one."""
         copies: dict[str, list[int]] = {}
         for j in assignment.values():
-            copies.setdefault(canonical_json([self.calls[j].name, self.calls[j].arguments or {}]), []).append(j)
+            copies.setdefault(self.identity(j), []).append(j)
         return all(len(js) <= max(1, self._planned(js[0])) for js in copies.values())
 
     def _planned(self, i: int) -> int:

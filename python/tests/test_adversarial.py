@@ -226,3 +226,26 @@ def test_a_call_the_plan_itself_makes_twice_earns_both_steps():
     listing = call("list", {"path": "/"})
     assert episode(row, [listing, call("write", {"path": "/a", "text": "x"}), listing, FINAL])["reward"] == 1.0
     assert episode(row, [listing, listing, listing, FINAL])["metadata"]["matched_steps"] == [1]
+
+
+SEARCH_SCHEMA = {
+    "search": {
+        "type": "object",
+        "properties": {"query": {"type": "string"}, "limit": {"type": "integer", "default": 10}},
+        "required": ["query"],
+    }
+}
+
+
+@pytest.mark.parametrize("limit", [10, 10.0])
+def test_a_repeat_that_spells_out_a_schema_default_is_still_a_repeat(limit):
+    # before: 1.0. search(query) and search(query, limit=10) are one call to the scorer (a param equal to its
+    # schema default is the param left out), yet the repeat rule compared the raw arguments, so spelling the
+    # default out let the repeat take the derived second search
+    row = json.loads(json.dumps(SEARCH_TWICE))
+    row["reward_spec"]["ground_truth"]["tool_schemas"] = json.dumps(SEARCH_SCHEMA)
+    first = call("search", {"query": "Palantir"})
+    out = episode(row, [first, call("search", {"query": "Palantir", "limit": limit}), FINAL])
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["repeated_calls"] == 1
+    assert out["reward"] == 0.25
+    assert episode(row, [first, call("search", {"query": "Palantir Technologies", "limit": 10}), FINAL])["reward"] == 1.0
