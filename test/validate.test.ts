@@ -650,7 +650,32 @@ describe("warnings", () => {
       .toMatch(/holds step 1's params as JSON \("symbol"\)/)
     // Plain language about the same things is no leak; nor is a one-word tool name used as a word.
     expect(leak("Get the AAPL quote, then the 3 latest news; quote me the price.").count).toBe(0)
+    expect(leak("Get AAPL's get-quote-ready price (not a tool), then the 3 latest news.").count).toBe(0)
     expect(ruleOf(checkRows([rowFor(0)], { inventory }), "prompt/user-names-tool").count).toBe(0)
+  })
+
+  it("a plan tool's name behind a namespace (server.tool, functions., mcp__server__) is a name all the same", () => {
+    const leak = (user: string) =>
+      ruleOf(
+        checkRows([edited(rowFor(0), (r) => (r.prompt[1].content = user))], { inventory }),
+        "prompt/user-names-tool"
+      )
+    // skyrl's own call name of a tool two servers share is `server.tool`; OpenAI's and Claude's tool names
+    // put a namespace before the tool's. Each was missed: the whole identifier was compared with the names.
+    for (
+      const shown of [
+        "fmp.fmp_get_quote",
+        "functions.fmp_get_quote",
+        "mcp__fmp__fmp_get_quote",
+        "mcp__fmp__get_quote",
+        "functions.polygonGetNews"
+      ]
+    ) {
+      expect(leak(`Use ${shown} on AAPL, then the 3 latest news.`).examples[0]?.message, shown)
+        .toContain(`(${JSON.stringify(shown)})`)
+    }
+    // A longer identifier that begins with a plan tool's name is another name.
+    expect(leak("Use fmp_get_quote_history on AAPL, then the 3 latest news.").count).toBe(0)
   })
 
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {

@@ -152,6 +152,24 @@ const squash = (name: string): string => visibleText(name).toLowerCase().replace
 /** `squash` of the tool names of plans (few, the same on every row of a run). */
 const squashedNames = new Map<string, string>()
 
+/** Where a namespace before a tool name ends: `functions.`, `fmp.` (skyrl's `server.tool`), `mcp__fmp__`. */
+const NAMESPACE_END = /\.|__/
+
+/**
+ * The tool (its shown name, from `names`: squashed name -> shown) a run of a message names: the whole run,
+ * or what follows a namespace in it (`functions.fmp_get_quote`, `mcp__fmp__get_quote`); only names of several
+ * parts count.
+ */
+const nameIn = (run: string, names: ReadonlyMap<string, string>): string | undefined => {
+  for (let rest = run;;) {
+    const tool = MULTI_PART.test(rest.replace(INVISIBLE, "")) ? names.get(squash(rest)) : undefined
+    if (tool !== undefined) return tool
+    const end = NAMESPACE_END.exec(rest)
+    if (end === null) return undefined
+    rest = rest.slice(end.index + end[0].length)
+  }
+}
+
 /** A JSON object key followed by its colon (`"symbol":`), as a params dump holds. */
 const JSON_KEY = /"([^"\\]{1,64})"\s*:/g
 
@@ -164,8 +182,8 @@ interface UserLeakStep extends ToolRef {
 /**
  * Whether a user message gives the plan away (`prompt/user-names-tool` in checks.ts, a warning): it names a
  * plan tool (its call name or tool name, or the tool name without its server's prefix, in any casing, with any
- * of `_`, `-`, `.` or none between its parts, invisible characters ignored; only names of several parts, so
- * `echo` or `search` used as a word is none), holds the `<tool_call>` syntax, or holds a step's params as
+ * of `_`, `-`, `.` or none between its parts, invisible characters ignored, alone or behind a namespace such as
+ * `functions.` or `mcp__fmp__`; only names of several parts, so `echo` or `search` used as a word is none), holds the `<tool_call>` syntax, or holds a step's params as
  * JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
  * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none.
  */
@@ -191,7 +209,7 @@ export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): strin
     // Runs are read on the text without invisible characters, and shown as the user message writes them.
     for (const run of user.normalize("NFKC").matchAll(IDENTIFIER_RUN)) {
       const text = run[0].replace(/^[.-]+|[.-]+$/g, "")
-      const tool = MULTI_PART.test(text.replace(INVISIBLE, "")) ? names.get(squash(text)) : undefined
+      const tool = nameIn(text, names)
       if (tool !== undefined && !named.has(tool)) named.set(tool, text)
     }
   }
