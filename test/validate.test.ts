@@ -678,6 +678,26 @@ describe("warnings", () => {
     expect(leak("Use fmp_get_quote_history on AAPL, then the 3 latest news.").count).toBe(0)
   })
 
+  it("the tool-call syntax counts with a space, attributes or HTML-escaped, not only as <tool_call>", () => {
+    const leak = (user: string) =>
+      ruleOf(
+        checkRows([edited(rowFor(0), (r) => (r.prompt[1].content = user))], { inventory }),
+        "prompt/user-names-tool"
+      )
+    for (
+      const call of [
+        "<tool_call >{\"name\": \"quote\"}</tool_call >",
+        "<tool_call name=\"quote\">AAPL</tool_call>",
+        "< /tool_call>",
+        "&lt;tool_call&gt;{\"name\": \"quote\"}&lt;/tool_call&gt;"
+      ]
+    ) {
+      expect(leak(`Quote AAPL: ${call}, then the 3 latest news.`).examples[0]?.message, call)
+        .toMatch(/holds the tool-call syntax/)
+    }
+    expect(leak("Quote AAPL (my tool_calls budget is small), then the 3 latest news.").count).toBe(0)
+  })
+
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {
     const placeholder = edited(rowFor(0), (r) => {
       const step = r.reward_spec.ground_truth.tool_sequence[0]

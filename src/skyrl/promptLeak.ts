@@ -170,6 +170,9 @@ const nameIn = (run: string, names: ReadonlyMap<string, string>): string | undef
   }
 }
 
+/** A `<tool_call>` tag, opening or closing: with spaces or attributes in it, or HTML-escaped (`&lt;tool_call&gt;`). */
+const TOOL_CALL_TAG = /(?:<|&lt;)\s*\/?\s*tool_call\b/i
+
 /** A JSON object key followed by its colon (`"symbol":`), as a params dump holds. */
 const JSON_KEY = /"([^"\\]{1,64})"\s*:/g
 
@@ -183,8 +186,9 @@ interface UserLeakStep extends ToolRef {
  * Whether a user message gives the plan away (`prompt/user-names-tool` in checks.ts, a warning): it names a
  * plan tool (its call name or tool name, or the tool name without its server's prefix, in any casing, with any
  * of `_`, `-`, `.` or none between its parts, invisible characters ignored, alone or behind a namespace such as
- * `functions.` or `mcp__fmp__`; only names of several parts, so `echo` or `search` used as a word is none), holds the `<tool_call>` syntax, or holds a step's params as
- * JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
+ * `functions.` or `mcp__fmp__`; only names of several parts, so `echo` or `search` used as a word is none), holds
+ * the `<tool_call>` syntax (a tag: also with spaces or attributes in it, or HTML-escaped), or holds a step's
+ * params as JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
  * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none.
  */
 export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): string | undefined => {
@@ -214,7 +218,7 @@ export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): strin
     }
   }
   for (const [tool, text] of named) problems.push(`names the plan's ${tool} (${JSON.stringify(text)})`)
-  if (/<\/?tool_call>/i.test(visible)) problems.push("holds the tool-call syntax (<tool_call>)")
+  if (TOOL_CALL_TAG.test(visible)) problems.push("holds the tool-call syntax (<tool_call>)")
   for (const key of visible.includes("\"") ? visible.matchAll(JSON_KEY) : []) {
     const step = plan.find((s) => isObject(s.params) && Object.hasOwn(s.params, key[1]!))
     if (step !== undefined) {
