@@ -80,6 +80,22 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
       .toEqual([false, false, false, false, false])
   })
 
+  it("the month and day of an ISO date are no count: skyrl's 'Today is 2026-11-30.' line states no 11 nor 30", () => {
+    // Every row of a run carries the date line, so until 2026-12-02 a limit of 30 (or 11, or 12 in December)
+    // passed in every row of the run without the task ever asking for it.
+    const today = (steps: ReadonlyArray<PlanStep>) =>
+      unshownLiterals(new PromptFacts(["Today is 2026-11-30.", "Show the latest news on Apple."]), steps)
+        .map((u) => [u.path, u.value])
+    expect(today([step(1, "news", { limit: 30, days: 11 })])).toEqual([["limit", 30], ["days", 11]])
+    expect([statesNumber("from 2025-07-01 to 2025-09-30", 30), statesNumber("as of 2026-12-02", 12)])
+      .toEqual([false, false])
+    // A year is a number the date line does give (this year's figures), and a range or a count still states one.
+    expect([statesNumber("Today is 2026-11-30.", 2026), statesNumber("3-5 articles", 5)]).toEqual([true, true])
+    expect(statesNumber("the last 30 days (since 2026-10-31)", 30)).toBe(true)
+    // The reading of runs made before 2026-12-02 (rebuild judges them as they were) counted them.
+    expect(statesNumber("Today is 2026-11-30.", 30, "until-2026-12-01")).toBe(true)
+  })
+
   it("derived params are not literals; a declared default passes, another enum value only when stated", () => {
     const steps = [
       step(1, "quote", { name: "apple" }),

@@ -9,7 +9,7 @@
  * - a string is shown when the prompt's text (every message) contains it, both compared lowercased with
  *   runs of spaces, `_` and `-` read as one space ("New York" shows `new_york`);
  * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05, `3.0` shows 3; the
- *   3 of `Q3`, `2023` or `3.5` does not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
+ *   3 of `Q3`, `2023` or `3.5`, and the 11 or 30 of `2026-11-30`, do not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
  * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits (`dayPattern`);
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
@@ -76,6 +76,20 @@ const numberForms = (n: number): ReadonlyArray<string> => {
 
 const DIGIT = /[0-9]/
 const BEFORE_NUMBER = /[\w.]/
+/** What comes before the month (`2026-`) or the day (`2026-11-`) of an ISO date. */
+const ISO_MONTH_BEFORE = /\d{4}-$/
+const ISO_DAY_BEFORE = /\d{4}-\d{1,2}-$/
+
+/**
+ * Whether the number at `start..end` of `text` is the month or day of an ISO date (`2026-11-30`): a date's part,
+ * not a count (every skyrl prompt's date line has one).
+ */
+const inIsoDate = (text: string, start: number, end: number): boolean => {
+  if (text[start - 1] !== "-") return false
+  const before = text.slice(Math.max(0, start - 8), start)
+  return ISO_DAY_BEFORE.test(before) ||
+    (ISO_MONTH_BEFORE.test(before) && text[end] === "-" && DIGIT.test(text[end + 1] ?? ""))
+}
 
 /**
  * How a prompt states a literal. "current": as the module comment says. "until-2026-12-01": as the rule read
@@ -102,16 +116,18 @@ const afterZeros = (text: string, form: string, start: number, zeros: boolean): 
 }
 
 /**
- * Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`);
- * zeros after its decimal point write the same number (`3.0` holds 3).
+ * Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`). In
+ * the current reading (`current`) zeros after its decimal point write the same number (`3.0` holds 3), and the
+ * month or day of an ISO date is none.
  */
-const holdsNumber = (text: string, form: string, zeros: boolean): boolean => {
+const holdsNumber = (text: string, form: string, current: boolean): boolean => {
   for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
     const before = text[i - 1]
-    const end = afterZeros(text, form, i, zeros)
+    const end = afterZeros(text, form, i, current)
     const after = text[end]
     const next = text[end + 1]
     if (before !== undefined && BEFORE_NUMBER.test(before)) continue
+    if (current && inIsoDate(text, i, end)) continue
     if (
       after !== undefined &&
       (DIGIT.test(after) || ((after === "." || after === ",") && next !== undefined && DIGIT.test(next)))
