@@ -49,6 +49,19 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
     for (const prompt of ["Prices since March 11, 2025.", "Prices since May 1, 2025.", "Prices since 13/01/2025."]) {
       expect(day(prompt), prompt).toEqual([["from", "2025-03-01"]])
     }
+    // A range or a sentence that writes its year once, apart from the day, states the day too (these were
+    // reported until 2026-12-02), and September may be Sept.; a day without its year is still no day.
+    for (
+      const prompt of [
+        "Prices from March 1 to May 31, 2025.",
+        "Prices between 1 March and 31 May 2025.",
+        "In 2025, prices since March 1."
+      ]
+    ) expect(day(prompt), prompt).toEqual([])
+    expect(unshown("Prices until Sept. 30, 2025.", [step(1, "aggs", { to: "2025-09-30" })])).toEqual([])
+    for (const prompt of ["Prices since March 1.", "Prices since March 1, 2024.", "Prices since March 10, 2025."]) {
+      expect(day(prompt), prompt).toEqual([["from", "2025-03-01"]])
+    }
     // The reading of runs made before 2026-12-02 (rebuild judges them as they were): only the ISO text.
     const old = new PromptFacts(["You call tools.", "Prices since March 1, 2025."], undefined, "until-2026-12-01")
     expect(old.states("2025-03-01")).toBe(false)

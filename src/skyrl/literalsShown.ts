@@ -11,7 +11,7 @@
  * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05, `3.0` shows 3; the
  *   3 of `Q3`, `2023` or `3.5`, and the 11 or 30 of `2026-11-30`, do not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
- * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits (`dayPattern`);
+ * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits (`dayStatement`);
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
  *   param (what the tool does unasked); another of its `enum` values is a choice the prompt must state
  *   (`search_depth: "advanced"` with no word of it in the prompt is a guess the reward would require);
@@ -158,24 +158,42 @@ const MONTHS = [
   "december"
 ]
 
+/** How far (characters, on one line) the year may stand from a day written with its month's name. */
+const YEAR_REACH = 40
+
+/** Whether `text` holds `year` as a whole number within `YEAR_REACH` characters of `start..end`, on that line. */
+const yearNear = (text: string, year: RegExp, start: number, end: number): boolean => {
+  const lineEnd = text.indexOf("\n", end)
+  const from = Math.max(start - YEAR_REACH, text.lastIndexOf("\n", start) + 1)
+  const to = Math.min(end + YEAR_REACH, lineEnd < 0 ? text.length : lineEnd)
+  return year.test(text.slice(from, to))
+}
+
 /**
- * How a prompt may write the day `iso` (YYYY-MM-DD), undefined for another string: with the month's name or
- * its first three letters (`March 1, 2025`, `1st of Mar 2025`), or in digits with `/` or `.` (`2025/03/01`,
- * `03/01/2025`, `01.03.2025`: both orders of day and month pass, as the test errs on passing).
+ * Whether a message writes the day `iso` (YYYY-MM-DD), undefined for another string: with the month's name or
+ * its first three letters (`Sept` too) and the year up to `YEAR_REACH` characters after or before it on its
+ * line (`March 1, 2025`, `1st of Mar 2025`, `March 1 to May 31, 2025`, `In 2025, since March 1`), or in digits
+ * with `/` or `.` (`2025/03/01`, `03/01/2025`, `01.03.2025`: both orders of day and month pass, as the test
+ * errs on passing).
  */
-const dayPattern = (iso: string): RegExp | undefined => {
+const dayStatement = (iso: string): ((text: string) => boolean) | undefined => {
   const parts = ISO_DAY.exec(iso)
   if (parts === null) return undefined
   const [y, m, d] = [parts[1]!, Number(parts[2]), Number(parts[3])]
   if (m < 1 || m > 12 || d < 1 || d > 31) return undefined
-  const month = `(?:${MONTHS[m - 1]}|${MONTHS[m - 1]!.slice(0, 3)}\\.?)`
+  const month = `(?:${MONTHS[m - 1]}|${m === 9 ? "sept?" : MONTHS[m - 1]!.slice(0, 3)}\\.?)`
   const day = `0?${d}(?:st|nd|rd|th)?`
   const [mm, dd] = [`0?${m}`, `0?${d}`]
-  return new RegExp(
-    `(?<![\\w/.])(?:${month}\\s+${day},?\\s+${y}|${day}\\s+(?:of\\s+)?${month},?\\s+${y}|${y}/${mm}/${dd}|` +
-      `${mm}/${dd}/${y}|${dd}[/.]${mm}[/.]${y})(?![\\w/])`,
-    "i"
-  )
+  const named = new RegExp(`(?<![\\w/.])(?:${month}\\s+${day}|${day}\\s+(?:of\\s+)?${month})(?![\\w/])`, "gi")
+  const digits = new RegExp(`(?<![\\w/.])(?:${y}/${mm}/${dd}|${mm}/${dd}/${y}|${dd}[/.]${mm}[/.]${y})(?![\\w/])`)
+  const year = new RegExp(`(?<!\\d)${y}(?!\\d)`)
+  return (text) => {
+    if (digits.test(text)) return true
+    for (const match of text.matchAll(named)) {
+      if (yearNear(text, year, match.index, match.index + match[0].length)) return true
+    }
+    return false
+  }
 }
 
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
@@ -239,8 +257,8 @@ export class PromptFacts {
     for (const text of this.texts) if (text.includes(v)) return true
     const wanted = comparableText(v).trim()
     if (wanted === "" || this.messages.some((m) => m.comparable.includes(wanted))) return true
-    const day = this.reading === "current" ? dayPattern(v) : undefined
-    return day !== undefined && this.texts.some((text) => day.test(text))
+    const day = this.reading === "current" ? dayStatement(v) : undefined
+    return day !== undefined && this.texts.some(day)
   }
 }
 
