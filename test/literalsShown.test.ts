@@ -18,6 +18,11 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
     expect(unshown("Quote AAPL for me.", [step(1, "quote", { symbol: "AAPL" })])).toEqual([])
     expect(unshown("Weather in New York, please.", [step(1, "weather", { city: "new_york" })])).toEqual([])
     expect(unshown("Read the Q3-2024 report.", [step(1, "read", { name: "q3 2024 report" })])).toEqual([])
+    // Typographic quotes and apostrophes read as straight ones, either way (reported until 2026-12-02).
+    expect(unshown("Find McDonald\u2019s and \u201cbig mac\u201d news.", [
+      step(1, "search", { query: "McDonald's", phrase: "\"big mac\"" })
+    ])).toEqual([])
+    expect(unshown("Find McDonald's news.", [step(1, "search", { query: "McDonald\u2019s" })])).toEqual([])
     expect(unshown("Find news on Apple.", [step(1, "search", { query: "apple iphone sales" })]))
       .toEqual([["query", "apple iphone sales"]])
   })

@@ -7,7 +7,8 @@
  * literal the prompt never states can only be guessed: the row rewards memorizing it, not reading the task.
  * The test is a heuristic that errs on the side of passing:
  * - a string is shown when the prompt's text (every message) contains it, both compared lowercased with
- *   runs of spaces, `_` and `-` read as one space ("New York" shows `new_york`);
+ *   runs of spaces, `_` and `-` read as one space ("New York" shows `new_york`) and typographic quotes as
+ *   straight ones;
  * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05, `3.0` shows 3; the
  *   3 of `Q3`, `2023` or `3.5`, and the 11 or 30 of `2026-11-30`, do not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
@@ -38,8 +39,12 @@ export interface UnshownLiteral {
   readonly value: string | number
 }
 
-/** The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space). */
-const comparableText = (text: string): string => text.toLowerCase().replace(/[\s_-]+/g, " ")
+/**
+ * The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space;
+ * typographic quotes and apostrophes as straight ones: `McDonald’s` states `McDonald's`).
+ */
+const comparableText = (text: string): string =>
+  text.toLowerCase().replace(/[\s_-]+/g, " ").replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"")
 
 /**
  * A prompt message without its tool list: skyrl's own (the protocol line and the tool lines after it, the
