@@ -81,6 +81,20 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
     expect([states("1,000 rows", 1000), states("a 5% rate", 0.05), states("Twelve", 12), states("2.5x", 2.5)])
       .toEqual([true, true, true, true])
     expect([states("3-bullet", 3), states("the 3rd", 3), states("(3)", 3)]).toEqual([true, true, true])
+    // A percentage in words and a large number with its scale, as finance prose writes them (reported until
+    // 2026-12-02): "5 percent" states 0.05, "1.5 million" and "$1.5M" state 1500000, "$2 billion" 2e9.
+    expect([
+      states("a 5 percent move", 0.05),
+      states("50 %", 0.5),
+      states("over 1.5 million shares", 1_500_000),
+      states("a $1.5M budget", 1_500_000),
+      states("above $2 billion", 2e9),
+      states("caps over $10B", 1e10),
+      states("250K rows", 250_000)
+    ]).toEqual([true, true, true, true, true, true, true])
+    expect([states("over 1.5 million shares", 1_500), states("a 5 percent move", 0.5), states("15 million", 5e6)])
+      .toEqual([false, false, false])
+    expect(statesNumber("over 1.5 million shares", 1_500_000, "until-2026-12-01")).toBe(false)
     // Zeros after a decimal point write the same number: 3 as "3.0", 2.5 as "2.50", 1000 as "1,000.00".
     expect([states("top 3.0 losers", 3), states("a 2.50 ratio", 2.5), states("$1,000.00 cap", 1000)])
       .toEqual([true, true, true])

@@ -9,7 +9,8 @@
  * - a string is shown when the prompt's text (every message) contains it, both compared lowercased with
  *   runs of spaces, `_` and `-` read as one space ("New York" shows `new_york`) and typographic quotes as
  *   straight ones;
- * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `5%` shows 0.05, `3.0` shows 3; the
+ * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `1.5 million` or `$1.5M`
+ *   1500000, `5%` or `5 percent` shows 0.05, `3.0` shows 3; the
  *   3 of `Q3`, `2023` or `3.5`, and the 11 or 30 of `2026-11-30`, do not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
  *   flags) always pass;
  * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits (`dayStatement`);
@@ -70,12 +71,35 @@ const WORD_OF = WORDS.map((w) => new RegExp(`\\b${w}\\b`, "i"))
 const withSeparators = (n: number): string | undefined =>
   Number.isInteger(n) && Math.abs(n) >= 1000 ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",") : undefined
 
-/** The ways a prompt may write `n`: its digits, with separators, and a fraction below 1 as a percentage. */
-const numberForms = (n: number): ReadonlyArray<string> => {
+/** Scales a large number is written with, and their words and letters (`1.5 million`, `$1.5M`, `$2bn`). */
+const SCALES: ReadonlyArray<readonly [number, ReadonlyArray<string>]> = [
+  [1e3, [" thousand", "K", "k"]],
+  [1e6, [" million", "M", "mn"]],
+  [1e9, [" billion", "B", "bn"]],
+  [1e12, [" trillion", "T", "tn"]]
+]
+
+/** `n` written with each scale it is at least one of, with up to three decimals (`1.5 million`, `250K`). */
+const scaledForms = (n: number): ReadonlyArray<string> =>
+  SCALES.flatMap(([scale, names]) => {
+    const q = n / scale
+    return Math.abs(q) >= 1 && Number.isInteger(q * 1000) ? names.map((name) => `${q}${name}`) : []
+  })
+
+/**
+ * The ways a prompt may write `n`: its digits, with separators, and a fraction below 1 as a percentage (`5%`);
+ * in the current reading (`current`) also with its scale (`1.5 million`, `$2B`) and as `5 %` or `5 percent`.
+ */
+const numberForms = (n: number, current: boolean): ReadonlyArray<string> => {
   const forms = [String(n)]
   const separated = withSeparators(n)
   if (separated !== undefined) forms.push(separated)
-  if (Math.abs(n) < 1) forms.push(`${Number((n * 100).toPrecision(12))}%`)
+  if (current && Math.abs(n) >= 1000) forms.push(...scaledForms(n))
+  if (Math.abs(n) < 1) {
+    const percent = Number((n * 100).toPrecision(12))
+    forms.push(`${percent}%`)
+    if (current) forms.push(`${percent} %`, `${percent} percent`, `${percent} per cent`)
+  }
   return forms
 }
 
@@ -144,7 +168,7 @@ const holdsNumber = (text: string, form: string, current: boolean): boolean => {
 
 /** Whether `text` states `n`: as a whole number in one of its forms, or as a word from one to twelve. */
 export const statesNumber = (text: string, n: number, reading: LiteralReading = "current"): boolean =>
-  numberForms(n).some((form) => holdsNumber(text, form, reading === "current")) ||
+  numberForms(n, reading === "current").some((form) => holdsNumber(text, form, reading === "current")) ||
   (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
 
 const ISO_DAY = /^(\d{4})-(\d{2})-(\d{2})$/
