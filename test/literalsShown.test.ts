@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest"
-import { describeUnshown, PromptFacts, statesNumber, unshownLiterals } from "../src/skyrl/literalsShown.js"
+import {
+  describeUnshown,
+  PromptFacts,
+  statedTextOf,
+  statesNumber,
+  unshownLiterals
+} from "../src/skyrl/literalsShown.js"
 import type { PlanStep } from "../src/skyrl/planValidation.js"
+import { TOOL_CALL_LINE } from "../src/skyrl/prompt.js"
 
 const step = (n: number, tool: string, params: Record<string, unknown>, derived: Array<string> = []): PlanStep => ({
   step: n,
@@ -124,8 +131,32 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
     // A year is a number the date line does give (this year's figures), and a range or a count still states one.
     expect([statesNumber("Today is 2026-11-30.", 2026), statesNumber("3-5 articles", 5)]).toEqual([true, true])
     expect(statesNumber("the last 30 days (since 2026-10-31)", 30)).toBe(true)
-    // The reading of runs made before 2026-12-02 (rebuild judges them as they were) counted them.
+    // The readings of runs made before 2026-12-02 04:00 UTC (rebuild judges them as they were) counted them.
     expect(statesNumber("Today is 2026-11-30.", 30, "until-2026-12-01")).toBe(true)
+    expect(statesNumber("Today is 2026-11-30.", 30, "until-2026-12-02")).toBe(true)
+  })
+
+  it("a run made on 2026-12-02 before 04:00 UTC keeps that reading: what it stated and what it did not", () => {
+    const reading = "until-2026-12-02" as const
+    // Stated since 2026-12-02 04:00 UTC, not in that reading: scales, `percent`, days whose year stands apart,
+    // Sept., typographic quotes.
+    expect([
+      statesNumber("revenue above $1.5M", 1_500_000, reading),
+      statesNumber("a 5 percent move", 0.05, reading)
+    ]).toEqual([false, false])
+    const facts = (text: string) => new PromptFacts(["You call tools.", text], undefined, reading)
+    expect([
+      facts("Prices from March 1 to May 31, 2025.").states("2025-03-01"),
+      facts("Prices until Sept. 30, 2025.").states("2025-09-30"),
+      facts("News on McDonald’s.").states("McDonald's")
+    ]).toEqual([false, false, false])
+    // What that reading already stated: the tool list states nothing, 3.0 states 3, a day with its year after it.
+    expect([
+      statesNumber("top 3.0 losers", 3, reading),
+      facts("Prices since March 1, 2025.").states("2025-03-01"),
+      facts("Prices until Sept 30, 2025.").states("2025-09-30")
+    ]).toEqual([true, true, false])
+    expect(statedTextOf(`Today.\n${TOOL_CALL_LINE}\n- quote(period?: "annual"|"quarterly")`, reading)).toBe("Today.\n")
   })
 
   it("derived params are not literals; a declared default passes, another enum value only when stated", () => {

@@ -611,7 +611,9 @@ describe("warnings", () => {
     )
       .toBe(0)
     expect(literalReadingOf(settingsFor(1, { literals: "stated" }))).toBe("until-2026-12-01")
-    expect(literalReadingOf(settingsFor(1, { literals: "stated-outside-tool-lists" }))).toBe("current")
+    expect(literalReadingOf(settingsFor(1, { literals: "stated-outside-tool-lists" }))).toBe("until-2026-12-02")
+    expect(literalReadingOf(settingsFor(1, { user_leaks: "repaired" }))).toBe("until-2026-12-02")
+    expect(literalReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
@@ -676,6 +678,17 @@ describe("warnings", () => {
     }
     // A longer identifier that begins with a plan tool's name is another name.
     expect(leak("Use fmp_get_quote_history on AAPL, then the 3 latest news.").count).toBe(0)
+    // A generate run made on 2026-12-02 before 04:00 UTC (`user_leaks: "repaired"`) keeps its rule's reading, so
+    // that rebuild and --resume --force judge its answers as it did.
+    const reading = literalReadingOf(settingsFor(1, { user_leaks: "repaired" }))
+    const before = checkRows(
+      [edited(rowFor(0), (r) => (r.prompt[1].content = "Use functions.fmp_get_quote on AAPL."))],
+      {
+        inventory,
+        literalReading: reading
+      }
+    )
+    expect(ruleOf(before, "prompt/user-names-tool").count).toBe(0)
   })
 
   it("the tool-call syntax counts with a space, attributes or HTML-escaped, not only as <tool_call>", () => {
@@ -696,6 +709,14 @@ describe("warnings", () => {
         .toMatch(/holds the tool-call syntax/)
     }
     expect(leak("Quote AAPL (my tool_calls budget is small), then the 3 latest news.").count).toBe(0)
+    // The reading of a run made on 2026-12-02 before 04:00 UTC: the tag only as written.
+    const before = checkRows([
+      edited(rowFor(0), (r) => (r.prompt[1].content = "Quote AAPL: <tool_call >x</tool_call >"))
+    ], {
+      inventory,
+      literalReading: "until-2026-12-02"
+    })
+    expect(ruleOf(before, "prompt/user-names-tool").count).toBe(0)
   })
 
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {

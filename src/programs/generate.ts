@@ -191,12 +191,18 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
 })
 
 /**
- * How a generate run reads the values its prompts state: a run recorded with `literals: "stated"` was made
- * before 2026-12-02 and keeps that day's reading (so `rebuild` and `--resume --force` judge its answers as it
- * did); a run without the setting only warns, so the reading changes no row.
+ * How a generate run reads the values its prompts state and the leaks of its user messages: a run keeps the
+ * reading it was judged by (so `rebuild` and `--resume --force` judge its answers as it did): recorded with
+ * `literals: "stated"`, made before 2026-12-02; with `literals: "stated-outside-tool-lists"` or `user_leaks:
+ * "repaired"`, made on 2026-12-02 before 04:00 UTC. A setting that is absent only warns: its reading changes
+ * no row.
  */
 export const literalReadingOf = (settings: RunSettings): LiteralReading =>
-  settings.literals === "stated" ? "until-2026-12-01" : "current"
+  settings.literals === "stated"
+    ? "until-2026-12-01"
+    : settings.literals === "stated-outside-tool-lists" || settings.user_leaks === "repaired"
+    ? "until-2026-12-02"
+    : "current"
 
 /**
  * Near-duplicate control of a run: `--near-dup` of a diverse run (null: off); runs made before it had

@@ -95,7 +95,11 @@ const FLAG_OF_ABSENT: Readonly<Record<string, string>> = {
 
 /** How to resume a run whose setting holds a value of an older rule, by setting and value. */
 const HINT_OF_OLDER: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  literals: { stated: "a run made before 2026-12-02: resume with --force, which keeps its rule" }
+  literals: {
+    stated: "a run made before 2026-12-02: resume with --force, which keeps its rule",
+    "stated-outside-tool-lists": "a run made before 2026-12-02 04:00 UTC: resume with --force, which keeps its rule"
+  },
+  user_leaks: { repaired: "a run made before 2026-12-02 04:00 UTC: resume with --force, which keeps its rule" }
 }
 
 /** `path: A in the run, B now` for each setting that differs, objects compared field by field. */

@@ -273,7 +273,10 @@ export interface CheckOptions {
   readonly spill?: Spill | undefined
   /** Spilled records sorted in memory at once (see spill.ts; small in tests to exercise partitions). */
   readonly partitionRecords?: number | undefined
-  /** How prompt/literal-not-shown reads the prompt (default "current"; a generate run's own: `literalReadingOf`). */
+  /**
+   * How prompt/literal-not-shown and prompt/user-names-tool read the prompt (default "current"; a generate
+   * run's own: `literalReadingOf`).
+   */
   readonly literalReading?: LiteralReading | undefined
 }
 
@@ -1173,7 +1176,7 @@ export class DatasetChecker {
     const last = prompt.length - 1
     const user: unknown = prompt[last]
     if (!isObject(user) || user.role !== "user" || typeof user.content !== "string") return
-    const leak = userLeak(user.content, steps)
+    const leak = userLeak(user.content, steps, (this.options.literalReading ?? "current") === "current")
     if (leak !== undefined) this.find("prompt/user-names-tool", `prompt[${last}].content`, leak)
   }
 

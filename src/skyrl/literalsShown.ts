@@ -41,11 +41,13 @@ export interface UnshownLiteral {
 }
 
 /**
- * The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space;
- * typographic quotes and apostrophes as straight ones: `McDonald’s` states `McDonald's`).
+ * The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space; in the
+ * current reading typographic quotes and apostrophes as straight ones: `McDonald’s` states `McDonald's`).
  */
-const comparableText = (text: string): string =>
-  text.toLowerCase().replace(/[\s_-]+/g, " ").replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"")
+const comparableText = (text: string, reading: LiteralReading): string => {
+  const spaced = text.toLowerCase().replace(/[\s_-]+/g, " ")
+  return reading === "current" ? spaced.replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"") : spaced
+}
 
 /**
  * A prompt message without its tool list: skyrl's own (the protocol line and the tool lines after it, the
@@ -121,15 +123,22 @@ const inIsoDate = (text: string, start: number, end: number): boolean => {
 }
 
 /**
- * How a prompt states a literal. "current": as the module comment says. "until-2026-12-01": as the rule read
- * before 2026-12-02, for the runs it judged (`rebuild` and `--resume --force` make their rows as they were):
- * a message's tool list stated values too, and `3.0` did not state 3 nor `March 1, 2025` 2025-03-01.
+ * How a prompt states a literal, for the generate runs each reading judged (`rebuild` and `--resume --force`
+ * make their rows as they were; `literalReadingOf` in programs/generate.ts). "current": as the module comment
+ * says. "until-2026-12-02": as the rule read on 2026-12-02 until 04:00 UTC: the month and day of an ISO date
+ * stated numbers, a day written with its month's name needed its year right after it (`March 1, 2025`; not
+ * `Sept.`), scales (`1.5 million`, `$2B`) and `5 percent` stated nothing, and typographic quotes were not
+ * straight ones. "until-2026-12-01": as before 2026-12-02, besides: a message's tool list stated values
+ * too, `3.0` did not state 3, and no written-out day stated its ISO date.
  */
-export type LiteralReading = "current" | "until-2026-12-01"
+export type LiteralReading = "current" | "until-2026-12-02" | "until-2026-12-01"
+
+/** Whether `reading` has the rules of 2026-12-02 (the tool list states nothing, `3.0` states 3, written days). */
+const since1202 = (reading: LiteralReading): boolean => reading !== "until-2026-12-01"
 
 /** A message's text as `reading` looks for stated values in it. */
 export const statedTextOf = (text: string, reading: LiteralReading): string =>
-  reading === "current" ? withoutToolList(text) : text
+  since1202(reading) ? withoutToolList(text) : text
 
 /**
  * Where a number written at `start..end` of `text` ends once zeros after its decimal point (`3.0`, `2.50`) are
@@ -145,14 +154,15 @@ const afterZeros = (text: string, form: string, start: number, zeros: boolean): 
 }
 
 /**
- * Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`). In
- * the current reading (`current`) zeros after its decimal point write the same number (`3.0` holds 3), and the
+ * Whether `text` holds `form` as a whole number: not inside another number or word (`Q3`, `2023`, `3.5`). Since
+ * 2026-12-02 zeros after its decimal point write the same number (`3.0` holds 3); in the current reading the
  * month or day of an ISO date is none.
  */
-const holdsNumber = (text: string, form: string, current: boolean): boolean => {
+const holdsNumber = (text: string, form: string, reading: LiteralReading): boolean => {
+  const current = reading === "current"
   for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
     const before = text[i - 1]
-    const end = afterZeros(text, form, i, current)
+    const end = afterZeros(text, form, i, since1202(reading))
     const after = text[end]
     const next = text[end + 1]
     if (before !== undefined && BEFORE_NUMBER.test(before)) continue
@@ -168,7 +178,7 @@ const holdsNumber = (text: string, form: string, current: boolean): boolean => {
 
 /** Whether `text` states `n`: as a whole number in one of its forms, or as a word from one to twelve. */
 export const statesNumber = (text: string, n: number, reading: LiteralReading = "current"): boolean =>
-  numberForms(n, reading === "current").some((form) => holdsNumber(text, form, reading === "current")) ||
+  numberForms(n, reading === "current").some((form) => holdsNumber(text, form, reading)) ||
   (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
 
 const ISO_DAY = /^(\d{4})-(\d{2})-(\d{2})$/
@@ -203,23 +213,26 @@ const yearNear = (text: string, year: RegExp, start: number, end: number): boole
  * its first three letters (`Sept` too) and the year up to `YEAR_REACH` characters after or before it on its
  * line (`March 1, 2025`, `1st of Mar 2025`, `March 1 to May 31, 2025`, `In 2025, since March 1`), or in digits
  * with `/` or `.` (`2025/03/01`, `03/01/2025`, `01.03.2025`: both orders of day and month pass, as the test
- * errs on passing).
+ * errs on passing). Reading "until-2026-12-02": the year right after the day (`, 2025`), no `Sept`.
  */
-const dayStatement = (iso: string): ((text: string) => boolean) | undefined => {
+const dayStatement = (iso: string, reading: LiteralReading): ((text: string) => boolean) | undefined => {
   const parts = ISO_DAY.exec(iso)
   if (parts === null) return undefined
   const [y, m, d] = [parts[1]!, Number(parts[2]), Number(parts[3])]
   if (m < 1 || m > 12 || d < 1 || d > 31) return undefined
-  const month = `(?:${MONTHS[m - 1]}|${m === 9 ? "sept?" : MONTHS[m - 1]!.slice(0, 3)}\\.?)`
+  const current = reading === "current"
+  const month = `(?:${MONTHS[m - 1]}|${m === 9 && current ? "sept?" : MONTHS[m - 1]!.slice(0, 3)}\\.?)`
   const day = `0?${d}(?:st|nd|rd|th)?`
   const [mm, dd] = [`0?${m}`, `0?${d}`]
   const named = new RegExp(`(?<![\\w/.])(?:${month}\\s+${day}|${day}\\s+(?:of\\s+)?${month})(?![\\w/])`, "gi")
   const digits = new RegExp(`(?<![\\w/.])(?:${y}/${mm}/${dd}|${mm}/${dd}/${y}|${dd}[/.]${mm}[/.]${y})(?![\\w/])`)
   const year = new RegExp(`(?<!\\d)${y}(?!\\d)`)
+  const yearAfter = new RegExp(`^,?\\s+${y}(?![\\w/])`)
   return (text) => {
     if (digits.test(text)) return true
     for (const match of text.matchAll(named)) {
-      if (yearNear(text, year, match.index, match.index + match[0].length)) return true
+      const end = match.index + match[0].length
+      if (current ? yearNear(text, year, match.index, end) : yearAfter.test(text.slice(end, end + 16))) return true
     }
     return false
   }
@@ -251,7 +264,7 @@ export class MessageFacts {
   }
 
   get comparable(): string {
-    return this.comparableMade ??= comparableText(this.text)
+    return this.comparableMade ??= comparableText(this.text, this.reading)
   }
 }
 
@@ -265,12 +278,12 @@ export class PromptFacts {
 
   constructor(
     readonly texts: ReadonlyArray<string>,
-    private readonly factsOf: (text: string) => MessageFacts = (text) => new MessageFacts(text),
+    private readonly factsOf?: ((text: string) => MessageFacts) | undefined,
     private readonly reading: LiteralReading = "current"
   ) {}
 
   private get messages(): ReadonlyArray<MessageFacts> {
-    return this.messagesMade ??= this.texts.map(this.factsOf)
+    return this.messagesMade ??= this.texts.map(this.factsOf ?? ((text) => new MessageFacts(text, this.reading)))
   }
 
   /** Whether a message names `name` as a whole word (a tool's call name, e.g.). */
@@ -284,9 +297,9 @@ export class PromptFacts {
     }
     if (CODES.test(v)) return true
     for (const text of this.texts) if (text.includes(v)) return true
-    const wanted = comparableText(v).trim()
+    const wanted = comparableText(v, this.reading).trim()
     if (wanted === "" || this.messages.some((m) => m.comparable.includes(wanted))) return true
-    const day = this.reading === "current" ? dayStatement(v) : undefined
+    const day = since1202(this.reading) ? dayStatement(v, this.reading) : undefined
     return day !== undefined && this.texts.some(day)
   }
 }

@@ -160,11 +160,11 @@ const NAMESPACE_END = /\.|__/
  * or what follows a namespace in it (`functions.fmp_get_quote`, `mcp__fmp__get_quote`); only names of several
  * parts count.
  */
-const nameIn = (run: string, names: ReadonlyMap<string, string>): string | undefined => {
+const nameIn = (run: string, names: ReadonlyMap<string, string>, namespaces: boolean): string | undefined => {
   for (let rest = run;;) {
     const tool = MULTI_PART.test(rest.replace(INVISIBLE, "")) ? names.get(squash(rest)) : undefined
     if (tool !== undefined) return tool
-    const end = NAMESPACE_END.exec(rest)
+    const end = namespaces ? NAMESPACE_END.exec(rest) : null
     if (end === null) return undefined
     rest = rest.slice(end.index + end[0].length)
   }
@@ -172,6 +172,8 @@ const nameIn = (run: string, names: ReadonlyMap<string, string>): string | undef
 
 /** A `<tool_call>` tag, opening or closing: with spaces or attributes in it, or HTML-escaped (`&lt;tool_call&gt;`). */
 const TOOL_CALL_TAG = /(?:<|&lt;)\s*\/?\s*tool_call\b/i
+/** The tag as it was looked for until 2026-12-02 04:00 UTC: `<tool_call>` or `</tool_call>` only. */
+const TOOL_CALL_TAG_BEFORE = /<\/?tool_call>/i
 
 /** A JSON object key followed by its colon (`"symbol":`), as a params dump holds. */
 const JSON_KEY = /"([^"\\]{1,64})"\s*:/g
@@ -189,9 +191,11 @@ interface UserLeakStep extends ToolRef {
  * `functions.` or `mcp__fmp__`; only names of several parts, so `echo` or `search` used as a word is none), holds
  * the `<tool_call>` syntax (a tag: also with spaces or attributes in it, or HTML-escaped), or holds a step's
  * params as JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
- * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none.
+ * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none. With `current`
+ * false, as the rule read until 2026-12-02 04:00 UTC (the generate runs it judged keep it: `literalReadingOf`):
+ * no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
  */
-export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): string | undefined => {
+export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>, current = true): string | undefined => {
   const problems: Array<string> = []
   const names = new Map<string, string>()
   for (const s of plan) {
@@ -213,12 +217,14 @@ export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>): strin
     // Runs are read on the text without invisible characters, and shown as the user message writes them.
     for (const run of user.normalize("NFKC").matchAll(IDENTIFIER_RUN)) {
       const text = run[0].replace(/^[.-]+|[.-]+$/g, "")
-      const tool = nameIn(text, names)
+      const tool = nameIn(text, names, current)
       if (tool !== undefined && !named.has(tool)) named.set(tool, text)
     }
   }
   for (const [tool, text] of named) problems.push(`names the plan's ${tool} (${JSON.stringify(text)})`)
-  if (TOOL_CALL_TAG.test(visible)) problems.push("holds the tool-call syntax (<tool_call>)")
+  if ((current ? TOOL_CALL_TAG : TOOL_CALL_TAG_BEFORE).test(visible)) {
+    problems.push("holds the tool-call syntax (<tool_call>)")
+  }
   for (const key of visible.includes("\"") ? visible.matchAll(JSON_KEY) : []) {
     const step = plan.find((s) => isObject(s.params) && Object.hasOwn(s.params, key[1]!))
     if (step !== undefined) {
