@@ -4,7 +4,7 @@
  * killed between rows, and bad input (no plan, unknown server, missing command, a server that never
  * answers initialize). Inventories are imported from the live servers (launch specs, annotations).
  */
-import { Effect, Either, Layer, Schema } from "effect"
+import { Effect, Either, Fiber, Layer, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -55,11 +55,13 @@ interface RunOptions {
   readonly cassettes?: string
 }
 
-/** Verifies `rows` (written to a temp .jsonl) and returns what the run wrote. */
-const verify = async (o: RunOptions) => {
-  const dir = o.dir ?? mkdtempSync(join(tmpdir(), "skyrl-verify-"))
+/** The JSON lines of a file (none when it is not there). */
+const lines = (file: string) =>
+  existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : []
+
+/** The run `verify` makes of `rows` (written to a temp .jsonl in `dir`), its outputs in `dir`. */
+const verifyRun = (o: RunOptions, dir: string) => {
   const input = writeJsonl(join(dir, "in.jsonl"), o.rows)
-  const out = join(dir, "out.jsonl")
   const settings: VerifierLiveSettings = {
     inventory: o.inventory,
     allowSideEffects: parseAllowList(o.allow),
@@ -69,20 +71,23 @@ const verify = async (o: RunOptions) => {
     timeout: `${o.timeout ?? 20} seconds`,
     maxInFlight: o.concurrency ?? 4
   }
-  const { report, result } = await Effect.runPromise(
-    Effect.gen(function*() {
-      const result = yield* verifyDatasets({
-        files: [input],
-        out,
-        inventory: o.inventory,
-        concurrency: o.concurrency ?? 4,
-        resume: o.resume ?? false
-      })
-      return { result, report: yield* (yield* Verifier).report }
-    }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(streamedLive))
-  )
-  const lines = (file: string) =>
-    existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : []
+  return Effect.gen(function*() {
+    const result = yield* verifyDatasets({
+      files: [input],
+      out: join(dir, "out.jsonl"),
+      inventory: o.inventory,
+      concurrency: o.concurrency ?? 4,
+      resume: o.resume ?? false
+    })
+    return { result, report: yield* (yield* Verifier).report }
+  }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(streamedLive))
+}
+
+/** Verifies `rows` (written to a temp .jsonl) and returns what the run wrote. */
+const verify = async (o: RunOptions) => {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), "skyrl-verify-"))
+  const out = join(dir, "out.jsonl")
+  const { report, result } = await Effect.runPromise(verifyRun(o, dir))
   const rows = lines(out)
   return {
     dir,
@@ -106,6 +111,7 @@ const expectedKey = (server: string, tool: string, params: Record<string, unknow
 }
 
 const row = (id: string, ...steps: Array<PlanStepInput>) => rowFor(id, steps)
+
 const textOf = (entry: any) =>
   entry.result.content.filter((b: any) => b.type === "text").map((b: any) => b.text).join("\n")
 
@@ -808,6 +814,32 @@ describe("verify --resume after a side effect ran and a later step timed out", (
     expect(appended()).toEqual(["hello"]) // was ["hello", "hello"]: the timeout was tried again from step 1
     expect(again.result.summary.resumed).toBe(1)
     expect(again.rejects[0]).toMatchObject({ status: "timeout", step: 2, reason: first.rejects[0].reason })
+  }, 60_000)
+})
+
+describe("verify --resume after Ctrl-C in the middle of a plan whose side-effecting step ran", () => {
+  it("the plan runs to its outcome and is journaled before the run stops; --resume does not run it again", async () => {
+    const dir = tempDir("skyrl-verify-interrupt-se-")
+    const { spec: sideEffects, appended } = sideEffectServer(dir)
+    const inventory = await importLive([sideEffects])
+    const rows = [
+      row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
+        server: "se",
+        tool: "hang",
+        params: {}
+      })
+    ]
+    const options = { inventory, specs: [sideEffects], rows, allow: "append", dir, timeout: 2 }
+    const fiber = Effect.runFork(verifyRun(options, dir))
+    while (appended().length === 0) await new Promise((r) => setTimeout(r, 20))
+    await Effect.runPromise(Fiber.interrupt(fiber)) // Ctrl-C while step 2 is out
+    expect(lines(journalFileOf(join(dir, "out.jsonl")))).toEqual([
+      expect.objectContaining({ failure: expect.objectContaining({ status: "timeout", step: 2, sideEffectRan: 1 }) })
+    ])
+    const again = await verify({ ...options, resume: true })
+    expect(appended()).toEqual(["hello"]) // was ["hello", "hello"]: --resume ran the plan again from step 1
+    expect(again.result.summary.resumed).toBe(1)
+    expect(again.rejects[0]).toMatchObject({ status: "timeout", step: 2, tool: "hang" })
   }, 60_000)
 })
 

@@ -4,7 +4,7 @@
  * twice), and a run that stops when verification concerns every sample (a server that cannot be reached).
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Layer } from "effect"
+import { Deferred, Effect, Either, Fiber, Layer } from "effect"
 import { StorageError } from "../src/domain/errors.js"
 import type { Inventory } from "../src/domain/inventory.js"
 import type { SkyRLRow } from "../src/domain/row.js"
@@ -85,7 +85,7 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
     flush: Effect.void,
     report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0 } })
   }
-  return { runs, layer: Layer.succeed(Verifier, api) }
+  return { runs, api, layer: Layer.succeed(Verifier, api) }
 }
 
 const judgeAll = (rows: ReadonlyArray<SkyRLRow>) =>
@@ -175,6 +175,37 @@ describe("the verify hook", () => {
         (hook) => Effect.forEach(rows, (row) => hook(row, undefined))
       ).pipe(Effect.provide(storage.layer))
       expect(rebuilt).toEqual(again)
+    }))
+
+  it.effect("Ctrl-C while a plan with side effects runs: it runs to its outcome and is recorded; judged again, never run twice", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const first = scriptedVerifier()
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // Its first step (a side effect) has run when `started` is done; the plan ends when `release` is.
+      const acting: VerifierApi = {
+        ...first.api,
+        sideEffect: () => true,
+        verify: (steps, options) =>
+          Effect.zipRight(
+            Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(release)),
+            first.api.verify(steps, options)
+          )
+      }
+      const judging = yield* Effect.fork(
+        judgeAll([rowOf("AAPL")]).pipe(Effect.provide(Layer.merge(storage.layer, Layer.succeed(Verifier, acting))))
+      )
+      yield* Deferred.await(started)
+      const interrupted = yield* Effect.fork(Fiber.interrupt(judging))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(interrupted)
+      expect(first.runs).toEqual(["AAPL"])
+      // --resume replays the answer: before, nothing was recorded and the plan ran (and acted) again.
+      const second = scriptedVerifier()
+      const again = yield* judgeAll([rowOf("AAPL")]).pipe(Effect.provide(Layer.merge(storage.layer, second.layer)))
+      expect(second.runs).toEqual([])
+      expect(again).toEqual([expect.objectContaining({ ok: true })])
     }))
 
   it.effect("a verification that cannot be recorded stops the run", () =>

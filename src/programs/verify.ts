@@ -18,7 +18,7 @@ import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
-import { Verifier } from "../services/Verifier.js"
+import { toCompletion, Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
@@ -375,13 +375,13 @@ const startRecord = (
       return Effect.as(written, Effect.suspend(() => push(settled)))
     }
     // Started only when waited for, so an interruption before that never runs them; not before the journal
-    // that will record them is ready.
+    // that will record them is ready. Once started, run to the journal line even when interrupted.
     return Effect.zipRight(
       ctx.journalReady,
-      Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
+      toCompletion(Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
         onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
         onSuccess: (record) => finish(Either.right(record))
-      })
+      }))
     )
   }
   // Started now (its first call sent); the completion records the last answer in the cassettes, settles

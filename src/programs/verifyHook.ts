@@ -25,7 +25,7 @@ import type { StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
 import { Storage } from "../services/Storage.js"
-import { Verifier } from "../services/Verifier.js"
+import { toCompletion, Verifier } from "../services/Verifier.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import type { VerifyStep } from "../skyrl/verification.js"
 import {
@@ -140,11 +140,14 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
         }
         return outcome
       })
+    /** A plan with side effects runs to its recorded outcome even when interrupted (it would act twice on --resume). */
+    const verifyNow = (steps: ReadonlyArray<VerifyStep>, answer: ReturnType<typeof answerOf>) =>
+      steps.some(verifier.sideEffect) ? toCompletion(run(steps, answer)) : run(steps, answer)
     return (row: SkyRLRow) => {
       const steps = stepsOfRow(row)
       const answer = answerOf(row, steps)
       const known = answer === undefined ? undefined : recorded(keyOf(answer))
-      return (known === undefined ? run(steps, answer) : Effect.succeed(known)).pipe(
+      return (known === undefined ? verifyNow(steps, answer) : Effect.succeed(known)).pipe(
         Effect.map((outcome) => verdictOf(row, outcome, known !== undefined)),
         Effect.catchTag("StorageError", (e) =>
           Effect.succeed<VerifyOutcome>({

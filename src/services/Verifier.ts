@@ -23,7 +23,7 @@
  * - A server that goes away during a call is restarted (McpServers) and the plan runs again from its
  *   first step, once; a second loss makes it `server-unavailable`.
  */
-import { Context, Duration, Effect, Either, Layer } from "effect"
+import { Context, Duration, Effect, Either, Fiber, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { isReadOnly } from "../domain/inventory.js"
@@ -185,6 +185,15 @@ const afterSideEffect = (f: VerificationFailed, acted: VerifyStep, at: VerifySte
     reason: `${f.reason}; not retried on --resume: ${actedText(acted, at)}`,
     sideEffectRan: acted.step
   })
+
+/**
+ * Runs `plan` — a plan with side effects and the recording of its outcome (cassettes, journal) — to its end
+ * when the fiber is interrupted (Ctrl-C): cut short after a step with side effects ran, nothing would say
+ * so, and `--resume` would run the plan again (act twice). The interruption takes effect once `plan` is
+ * done; `plan` itself stays interruptible, so its own timeouts still end its calls and server starts.
+ */
+export const toCompletion = <A, E, R>(plan: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.uninterruptible(Effect.flatMap(Effect.forkDaemon(Effect.interruptible(plan)), Fiber.join))
 
 let lastMillis = NaN
 let lastIso = ""
