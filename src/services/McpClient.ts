@@ -300,8 +300,7 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
     }
     return make("protocol", e.message)
   }
-  if (!wire.open) return make("connection", `the server went away during the call (${errorText(e)})`)
-  return make("connection", errorText(e))
+  return make("connection", `the server went away during the call (${errorText(e)})`)
 }
 
 const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({

@@ -167,7 +167,7 @@ const failureOf = (step: VerifyStep, e: McpCallError | ServerUnavailableError): 
 
 /** Why a plan whose side-effecting step ran (or was in flight) is not run again after its server went away. */
 const notRunAgain = (e: ConnectionLost, acted: VerifyStep): string =>
-  `the server went away during the call (${e.error.reason}); the plan is not run again: ${actedText(acted, e.step)}` +
+  `${e.error.reason}; the plan is not run again: ${actedText(acted, e.step)}` +
   "; not retried on --resume either"
 
 /** `step N server/tool has side effects and already ran` (or `was in flight`, when it is the failed step `at`). */
