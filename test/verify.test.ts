@@ -4,7 +4,7 @@
  * killed between rows, and bad input (no plan, unknown server, missing command, a server that never
  * answers initialize). Inventories are imported from the live servers (launch specs, annotations).
  */
-import { Effect, Either, Fiber, Layer, Schema } from "effect"
+import { Effect, Either, Fiber, Layer, Logger, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -832,9 +832,14 @@ describe("verify --resume after Ctrl-C in the middle of a plan whose side-effect
       })
     ]
     const options = { inventory, specs: [sideEffects], rows, allow: "append", dir, timeout: 2 }
-    const fiber = Effect.runFork(verifyRun(options, dir))
+    const logs: Array<string> = []
+    const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
+    const fiber = Effect.runFork(verifyRun(options, dir).pipe(Effect.provide(logger)))
     while (appended().length === 0) await new Promise((r) => setTimeout(r, 20))
     await Effect.runPromise(Fiber.interrupt(fiber)) // Ctrl-C while step 2 is out
+    // The wait is said (Ctrl-C seemed to do nothing until the plan's last call timed out).
+    expect(logs.filter((l) => l.startsWith("interrupted: finishing a plan whose side effects have started")))
+      .toHaveLength(1)
     expect(lines(journalFileOf(join(dir, "out.jsonl")))).toEqual([
       expect.objectContaining({ failure: expect.objectContaining({ status: "timeout", step: 2, sideEffectRan: 1 }) })
     ])

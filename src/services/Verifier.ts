@@ -190,10 +190,19 @@ const afterSideEffect = (f: VerificationFailed, acted: VerifyStep, at: VerifySte
  * Runs `plan` — a plan with side effects and the recording of its outcome (cassettes, journal) — to its end
  * when the fiber is interrupted (Ctrl-C): cut short after a step with side effects ran, nothing would say
  * so, and `--resume` would run the plan again (act twice). The interruption takes effect once `plan` is
- * done; `plan` itself stays interruptible, so its own timeouts still end its calls and server starts.
+ * done, and says that it waits; `plan` itself stays interruptible, so its own timeouts still end its calls and
+ * server starts.
  */
 export const toCompletion = <A, E, R>(plan: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.uninterruptible(Effect.flatMap(Effect.forkDaemon(Effect.interruptible(plan)), Fiber.join))
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(Effect.forkDaemon(Effect.interruptible(plan)), (fiber) =>
+      restore(Fiber.join(fiber)).pipe(
+        Effect.onInterrupt(() => Effect.zipRight(Effect.logWarning(FINISHING), Fiber.await(fiber)))
+      ))
+  )
+
+const FINISHING = "interrupted: finishing a plan whose side effects have started, so that --resume does not " +
+  "run them again (each call within --timeout; Ctrl-C again stops at once, and --resume may then repeat them)"
 
 let lastMillis = NaN
 let lastIso = ""
