@@ -354,6 +354,22 @@ describe("generate against the fake OpenAI server", () => {
     expect(existsSync(out)).toBe(false)
   })
 
+  it("a key a header cannot carry (a .env file's \\r) is a clear error naming the character, never the key", async () => {
+    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
+    const key = "sk-test-7c1e9b2f\r"
+    const r = await runCli(["generate", "-n", "1", "--out", out, "--llm", "openai"], {
+      env: { OPENAI_API_KEY: key, OPENAI_BASE_URL: "http://127.0.0.1:9/v1" }
+    })
+    expect(r.status).toBe(1)
+    // Was: "skyrl: internal error: Invalid character in header content [\"authorization\"]" once a call was made.
+    expect(r.stderr).toContain(
+      "OPENAI_API_KEY cannot be sent in an HTTP header: it holds a line end (U+000D) at character 17 of 17 " +
+        "(a .env file saved with Windows line ends?)"
+    )
+    expect(r.stderr + r.stdout).not.toContain("7c1e9b2f")
+    expect(existsSync(out)).toBe(false)
+  })
+
   it("runs offline with no key from the bundled recorded answers (the README's main job)", async () => {
     const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
     const r = await runCli(["generate", "-n", "5", "--out", out])

@@ -229,9 +229,14 @@ export class InvalidOutput extends Schema.TaggedError<InvalidOutput>()("InvalidO
 /** `--llm openai` (or a live call) without OPENAI_API_KEY. */
 export class MissingApiKey extends Schema.TaggedError<MissingApiKey>()("MissingApiKey", {
   /** `batch`: `batch status` / `batch collect`, which have no offline way. */
-  use: Schema.optional(Schema.Literal("batch"))
+  use: Schema.optional(Schema.Literal("batch")),
+  /** Set when the key is there but cannot be sent: what is wrong with it (never the key itself). */
+  unusable: Schema.optional(Schema.String)
 }) {
   override get message(): string {
+    if (this.unusable !== undefined) {
+      return `OPENAI_API_KEY cannot be sent in an HTTP header: it ${this.unusable}; set it again without it`
+    }
     return this.use === "batch"
       ? "OPENAI_API_KEY is not set: a batch run's batches are on OpenAI's Batch API, which only the key that " +
         "submitted them can read; export OPENAI_API_KEY=..."

@@ -151,7 +151,7 @@ export const BatchClientLive = (settings: LlmSettings) =>
   Layer.effect(
     BatchClient,
     Effect.gen(function*() {
-      const key = yield* Effect.mapError(apiKeyConfig, () => new MissingApiKey({ use: "batch" }))
+      const key = yield* Effect.mapError(apiKeyConfig, (e) => new MissingApiKey({ use: "batch", unusable: e.unusable }))
       const resolved = yield* resolveBaseUrl(settings)
       return makeBatchClient(resolved, key)
     })

@@ -335,16 +335,35 @@ export const makeLiveLlm = (
   })
 }
 
-/** OPENAI_API_KEY (redacted), or MissingApiKey when absent or empty. */
+/** A character an HTTP header value cannot hold (Node's check: tab, printable ASCII and 0x80-0xff only). */
+const HEADER_UNSAFE = /[^\t\x20-\x7e\x80-\xff]/
+
+/** What makes `key` unsendable (its position, never the key), undefined when it can be sent. */
+const unsendable = (key: string): string | undefined => {
+  const at = key.search(HEADER_UNSAFE)
+  if (at === -1) return undefined
+  const code = key.codePointAt(at)!
+  const what = code === 13 || code === 10
+    ? "a line end"
+    : code < 32 || code === 127
+    ? "a control character"
+    : "a character outside Latin-1"
+  return `holds ${what} (U+${code.toString(16).toUpperCase().padStart(4, "0")}) at character ${
+    at + 1
+  } of ${key.length}` +
+    (code === 13 ? " (a .env file saved with Windows line ends?)" : "")
+}
+
+/** OPENAI_API_KEY (redacted), or MissingApiKey when absent or empty, or holding what a header cannot carry. */
 export const apiKeyConfig: Effect.Effect<Redacted.Redacted<string>, MissingApiKey> = Config.option(
   Config.redacted("OPENAI_API_KEY")
 ).pipe(
   Effect.orElseSucceed(() => Option.none()),
-  Effect.flatMap((key) =>
-    Option.isSome(key) && Redacted.value(key.value).trim() !== ""
-      ? Effect.succeed(key.value)
-      : Effect.fail(new MissingApiKey({}))
-  )
+  Effect.flatMap((key) => {
+    if (Option.isNone(key) || Redacted.value(key.value).trim() === "") return Effect.fail(new MissingApiKey({}))
+    const unusable = unsendable(Redacted.value(key.value))
+    return unusable === undefined ? Effect.succeed(key.value) : Effect.fail(new MissingApiKey({ unusable }))
+  })
 )
 
 /** Settings' base URL, else OPENAI_BASE_URL, else the SDK default. */
