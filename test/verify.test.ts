@@ -505,7 +505,10 @@ describe("verify against server-filesystem over a temporary directory", () => {
       expect(textOf(run.cassettes.find((c) => c.tool === "read_text_file" && c.params.path.endsWith("out.txt")))).toBe(
         "written by verify"
       )
+      // The write's plan has two lines: before write_file was sent, that it may act (what --resume reads if the
+      // run is killed then), and its outcome, which replaces it.
       expect(run.journal.map((j) => j.record?.status ?? j.failure.status).sort()).toEqual([
+        "interrupted",
         "tool-error",
         "verified",
         "verified"
@@ -581,13 +584,15 @@ describe("verify against server-filesystem over a temporary directory", () => {
       const dir = tempDir("skyrl-verify-torn-")
       await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, concurrency: 1 })
       const journal = journalFileOf(join(dir, "out.jsonl"))
-      const text = readFileSync(journal, "utf8")
-      writeFileSync(journal, text.slice(0, text.length - 20)) // the write row's line, cut short
+      // The read row's line last (the write's two lines, its intent and its outcome, before it), cut short.
+      const [read, ...others] = readFileSync(journal, "utf8").split("\n").filter((l) => l !== "")
+      const text = [...others, read!].join("\n") + "\n"
+      writeFileSync(journal, text.slice(0, text.length - 20))
       const second = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true })
       expect(second.result.summary.resumed).toBe(2)
       const after = readFileSync(journal, "utf8").split("\n")
-      expect(after[2]).toBe(text.split("\n")[2]!.slice(0, -19)) // the cut line stays, on a line of its own
-      expect(JSON.parse(after[3]!)).toMatchObject({ record: { status: "verified" } })
+      expect(after[3]).toBe(read!.slice(0, -19)) // the cut line stays, on a line of its own
+      expect(JSON.parse(after[4]!)).toMatchObject({ record: { status: "verified" } })
       rmSync(join(root, "out.txt"))
       const third = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true })
       expect(existsSync(join(root, "out.txt"))).toBe(false) // write_file did not run a third time
@@ -836,17 +841,34 @@ describe("verify --resume after Ctrl-C in the middle of a plan whose side-effect
     const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
     const fiber = Effect.runFork(verifyRun(options, dir).pipe(Effect.provide(logger)))
     while (appended().length === 0) await new Promise((r) => setTimeout(r, 20))
+    // What a kill -9 now would leave on disk: the journal says, before step 1 was sent, that it may act.
+    const journal = journalFileOf(join(dir, "out.jsonl"))
+    const killed = readFileSync(journal, "utf8")
+    expect(lines(journal)).toEqual([
+      expect.objectContaining({
+        failure: expect.objectContaining({ status: "interrupted", step: 1, sideEffectRan: 1 })
+      })
+    ])
     await Effect.runPromise(Fiber.interrupt(fiber)) // Ctrl-C while step 2 is out
     // The wait is said (Ctrl-C seemed to do nothing until the plan's last call timed out).
     expect(logs.filter((l) => l.startsWith("interrupted: finishing a plan whose side effects have started")))
       .toHaveLength(1)
-    expect(lines(journalFileOf(join(dir, "out.jsonl")))).toEqual([
+    // The plan's outcome follows, and replaces the first line.
+    expect(lines(journal)).toEqual([
+      expect.objectContaining({ failure: expect.objectContaining({ status: "interrupted" }) }),
       expect.objectContaining({ failure: expect.objectContaining({ status: "timeout", step: 2, sideEffectRan: 1 }) })
     ])
     const again = await verify({ ...options, resume: true })
     expect(appended()).toEqual(["hello"]) // was ["hello", "hello"]: --resume ran the plan again from step 1
     expect(again.result.summary.resumed).toBe(1)
     expect(again.rejects[0]).toMatchObject({ status: "timeout", step: 2, tool: "hang" })
+    // After a kill -9 in the middle of the plan (its journal as it was then): not run again either; before, the
+    // journal held nothing of the plan and --resume ran it again.
+    writeFileSync(journal, killed)
+    const afterKill = await verify({ ...options, resume: true })
+    expect(appended()).toEqual(["hello"])
+    expect(afterKill.rejects[0]).toMatchObject({ status: "interrupted", step: 1, tool: "append" })
+    expect(afterKill.rejects[0].reason).toContain("it may have acted, so the plan is not run again")
   }, 60_000)
 })
 

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber, Layer } from "effect"
+import * as path from "node:path"
 import { StorageError } from "../src/domain/errors.js"
 import type { Inventory } from "../src/domain/inventory.js"
 import type { SkyRLRow } from "../src/domain/row.js"
@@ -206,6 +207,46 @@ describe("the verify hook", () => {
       const again = yield* judgeAll([rowOf("AAPL")]).pipe(Effect.provide(Layer.merge(storage.layer, second.layer)))
       expect(second.runs).toEqual([])
       expect(again).toEqual([expect.objectContaining({ ok: true })])
+    }))
+
+  it.effect("killed once a plan's first step with side effects is being sent: --resume never verifies the answer again", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const first = scriptedVerifier()
+      const log = path.resolve(verificationLogOf(RUN_DIR))
+      let killedAt: string | Uint8Array | undefined
+      // The plan's first step has side effects: the hook's `beforeSideEffect` is done before it is sent, and
+      // what is on disk then is what a kill -9 leaves.
+      const acting: VerifierApi = {
+        ...first.api,
+        sideEffect: () => true,
+        verify: (steps, options) =>
+          Effect.zipRight(
+            options?.beforeSideEffect?.(steps[0]!) ?? Effect.void,
+            Effect.suspend(() => {
+              killedAt = storage.files.get(log)
+              return first.api.verify(steps, options)
+            })
+          )
+      }
+      const done = yield* judgeAll([rowOf("AAPL")]).pipe(
+        Effect.provide(Layer.merge(storage.layer, Layer.succeed(Verifier, acting)))
+      )
+      expect(done).toEqual([expect.objectContaining({ ok: true })])
+      expect(typeof killedAt === "string" ? killedAt : "").toContain("\"status\":\"interrupted\"")
+      // --resume from the log as the kill left it: the answer is rejected (its sample made again), not verified
+      // again; before, the log held nothing of it and the plan ran (and acted) again.
+      const second = scriptedVerifier()
+      const again = yield* judgeAll([rowOf("AAPL")]).pipe(
+        Effect.provide(Layer.merge(makeMemoryStorage({ [log]: killedAt as string }).layer, second.layer))
+      )
+      expect(second.runs).toEqual([])
+      expect(again).toEqual([
+        expect.objectContaining({
+          ok: false,
+          reason: expect.stringContaining("it may have acted, so the plan is not run again")
+        })
+      ])
     }))
 
   it.effect("a verification that cannot be recorded stops the run", () =>

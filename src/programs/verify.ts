@@ -28,6 +28,7 @@ import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/ve
 import {
   FailureFields,
   failureFields,
+  interruptedAt,
   isFinalForResume,
   MAX_PARAMS_DEPTH,
   nestsDeeperThan,
@@ -274,8 +275,10 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
 const readJournal = (file: string, verifier: VerifierApi) =>
   Effect.gen(function*() {
     const entries = new Map<string, JournalEntry>()
+    // A row's last line decides (an `interruptedAt` line is followed by the plan's outcome, final or not).
     const { torn } = yield* readLogEntries(file, JournalEntry, (e) => {
       if (outcomeStands(e, verifier.hasResult, verifier.sideEffect)) entries.set(e.hash, e)
+      else entries.delete(e.hash)
     })
     const elsewhere = standingElsewhere(entries.values(), verifier.hasResult, verifier.sideEffect)
     if (elsewhere > 0) {
@@ -367,10 +370,20 @@ const startRecord = (
   // A plan with side effects waits until its results and journal line are on disk, so a crash after
   // it never makes `--resume` run it twice; read-only plans are written in the background.
   if (ctx.hasSideEffects(checked.steps)) {
+    // Before the first step with side effects is sent, the journal says it may act (`interruptedAt`): a run
+    // killed after that never runs the plan again on --resume. The plan's outcome then always follows it.
+    let intent = false
+    const beforeSideEffect = (step: VerifyStep) =>
+      Effect.suspend(() => {
+        intent = true
+        return ctx.journal.append(JSON.stringify({ hash: checked.hash, failure: interruptedAt(step) }) + "\n", {
+          wait: true
+        })
+      })
     const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
       const recordJson = recordJsonOf(outcome)
       const settled = settle(located, checked, outcome, ctx, false, recordJson)
-      const line = journalLine(checked, outcome, recordJson)
+      const line = journalLine(checked, outcome, recordJson, intent)
       const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
       return Effect.as(written, Effect.suspend(() => push(settled)))
     }
@@ -378,7 +391,7 @@ const startRecord = (
     // that will record them is ready. Once started, run to the journal line even when interrupted.
     return Effect.zipRight(
       ctx.journalReady,
-      toCompletion(Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true }), {
+      toCompletion(Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true, beforeSideEffect }), {
         onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
         onSuccess: (record) => finish(Either.right(record))
       }))
@@ -408,15 +421,17 @@ const recordJsonOf = (outcome: Either.Either<VerificationRecord, VerificationFai
   Either.isRight(outcome) ? JSON.stringify(outcome.right) : undefined
 
 /**
- * The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`):
- * `JSON.stringify` of the JournalEntry, the record's part from its text `recordJson` when given.
+ * The journal line of a final outcome (undefined when it is not final: the row runs again on `--resume`;
+ * after an `interruptedAt` line (`always`) a line all the same, which replaces it): `JSON.stringify` of the
+ * JournalEntry, the record's part from its text `recordJson` when given.
  */
 const journalLine = (
   plan: Plan,
   outcome: Either.Either<VerificationRecord, VerificationFailed>,
-  recordJson?: string
+  recordJson?: string,
+  always = false
 ) => {
-  if (!isFinalForResume(outcome)) return undefined
+  if (!always && !isFinalForResume(outcome)) return undefined
   if (Either.isRight(outcome)) {
     return `{"hash":${JSON.stringify(plan.hash)},"record":${recordJson ?? JSON.stringify(outcome.right)}}\n`
   }

@@ -31,6 +31,7 @@ import type { VerifyStep } from "../skyrl/verification.js"
 import {
   FailureFields,
   failureFields,
+  interruptedAt,
   isFinalForResume,
   isRepairable,
   outcomeStands,
@@ -126,12 +127,20 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
     }
     const run = (steps: ReadonlyArray<VerifyStep>, answer: ReturnType<typeof answerOf>) =>
       Effect.gen(function*() {
-        const outcome: Outcome = yield* verifier.verify(steps).pipe(
+        // Before the first step with side effects is sent, the log says it may act (`interruptedAt`): a run
+        // killed after that never verifies the answer again on --resume. The outcome then always follows it.
+        let intent = false
+        const beforeSideEffect = answer === undefined ? undefined : (step: VerifyStep) =>
+          Effect.suspend(() => {
+            intent = true
+            return log.append(JSON.stringify({ ...answer, failure: interruptedAt(step) }) + "\n", { wait: true })
+          })
+        const outcome: Outcome = yield* verifier.verify(steps, { beforeSideEffect }).pipe(
           Effect.map(Either.right),
           Effect.catchTag("VerificationFailed", (f) => Effect.succeed(Either.left(f)))
         )
         // Final: verified, a tool error, or a failure after a side effect ran (running it again would act twice).
-        if (answer !== undefined && isFinalForResume(outcome)) {
+        if (answer !== undefined && (intent || isFinalForResume(outcome))) {
           const entry: VerificationLogEntry = Either.isRight(outcome)
             ? { ...answer, record: outcome.right }
             : { ...answer, failure: failureFields(outcome.left) }

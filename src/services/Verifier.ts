@@ -51,6 +51,11 @@ export interface VerifyOptions {
    * the background (`flush` waits for them).
    */
   readonly durable?: boolean
+  /**
+   * Done (e.g. a journal line on disk saying that the step may act: `interruptedAt`) before the call of the
+   * plan's first step with side effects is sent, and again should the plan run again on a restarted server.
+   */
+  readonly beforeSideEffect?: BeforeSideEffect
 }
 
 export interface VerifierApi {
@@ -186,6 +191,9 @@ const afterSideEffect = (f: VerificationFailed, acted: VerifyStep, at: VerifySte
     sideEffectRan: acted.step
   })
 
+/** `VerifyOptions.beforeSideEffect`, as the plan's steps pass it on. */
+type BeforeSideEffect = ((step: VerifyStep) => Effect.Effect<void, StorageError>) | undefined
+
 /**
  * Runs `plan` — a plan with side effects and the recording of its outcome (cassettes, journal) — to its end
  * when the fiber is interrupted (Ctrl-C): cut short after a step with side effects ran, nothing would say
@@ -310,29 +318,40 @@ const make = (settings: VerifierSettings) =>
     const runFrom = (
       steps: ReadonlyArray<VerifyStep>,
       i: number,
-      called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>,
+      called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | StorageError>,
       versions: Record<string, string | null>,
-      done: Array<VerificationRecord["steps"][number]>
-    ): Effect.Effect<Finish, VerificationFailed | ConnectionLost> => {
+      done: Array<VerificationRecord["steps"][number]>,
+      before: BeforeSideEffect
+    ): Effect.Effect<Finish, VerificationFailed | ConnectionLost | StorageError> => {
       const step = steps[i]!
       return Effect.matchEffect(called, {
-        onFailure: (e) => Effect.fail(failedAt(steps, i, e)),
+        onFailure: (e) => Effect.fail(e._tag === "StorageError" ? e : failedAt(steps, i, e)),
         onSuccess: (answer) => {
           if (answer.result.isError || i + 1 === steps.length) {
             return Effect.succeed(finishWith(step, answer, versions, done))
           }
-          const next = beginStep(steps[i + 1]!)
+          const next = send(steps, i + 1, before)
           const recorded = record(step, answer, clock.unsafeCurrentTimeMillis(), versions, done)
-          const rest = runFrom(steps, i + 1, next, versions, done)
+          const rest = runFrom(steps, i + 1, next, versions, done, before)
           return recorded === Effect.void ? rest : Effect.zipRight(recorded, rest)
         }
       })
     }
     const beginStep = (step: VerifyStep) => servers.begin(step.server, step.tool, step.params)
+    /** Step i's call, sent now; the plan's first step with side effects once `before` is done. */
+    const send = (steps: ReadonlyArray<VerifyStep>, i: number, before: BeforeSideEffect) => {
+      const step = steps[i]!
+      return before === undefined || step !== steps.find(sideEffect)
+        ? beginStep(step)
+        : Effect.flatMap(before(step), () => beginStep(step))
+    }
     /** The plan from its first step, that step's call sent now. */
-    const runNow = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed | ConnectionLost> =>
+    const runNow = (
+      steps: ReadonlyArray<VerifyStep>,
+      before: BeforeSideEffect
+    ): Effect.Effect<Finish, VerificationFailed | ConnectionLost | StorageError> =>
       steps.length > 0
-        ? runFrom(steps, 0, beginStep(steps[0]!), {}, [])
+        ? runFrom(steps, 0, send(steps, 0, before), {}, [], before)
         : Effect.sync(() => () => ({
           outcome: Either.right(verified(clock.unsafeCurrentTimeMillis(), {}, [])),
           kick: Effect.void
@@ -342,18 +361,24 @@ const make = (settings: VerifierSettings) =>
      * Runs only when every step is allowed or read-only by both the inventory and the live server's own
      * tools/list (listed once per start; a server not up yet is started first to list it).
      */
-    const begin = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
+    const beginWith = (
+      steps: ReadonlyArray<VerifyStep>,
+      before: BeforeSideEffect
+    ): Effect.Effect<Finish, VerificationFailed | StorageError> => {
       const stopped = blocked(steps)
       if (stopped.length > 0) return Effect.fail(sideEffectFailure(stopped))
       const unchecked = steps.filter((s) => !allowed(settings.allowSideEffects, s.server, s.tool))
-      if (unchecked.length === 0) return runChecked(steps)
+      if (unchecked.length === 0) return runChecked(steps, before)
       const down = serversDown(unchecked)
-      if (down.length === 0) return liveChecked(steps, unchecked)
+      if (down.length === 0) return liveChecked(steps, unchecked, before)
       return Effect.zipRight(
         Effect.forEach(down, (server) => Effect.ignore(servers.start(server)), { discard: true }),
-        Effect.suspend(() => liveChecked(steps, unchecked))
+        Effect.suspend(() => liveChecked(steps, unchecked, before))
       )
     }
+    // Without `before` nothing can fail with a StorageError.
+    const begin = (steps: ReadonlyArray<VerifyStep>) =>
+      beginWith(steps, undefined) as Effect.Effect<Finish, VerificationFailed>
     /** The servers of `steps` never started (so not listed yet). */
     const serversDown = (steps: ReadonlyArray<VerifyStep>): Array<string> => {
       const down: Array<string> = []
@@ -363,13 +388,20 @@ const make = (settings: VerifierSettings) =>
       return down
     }
     /** Fails when the live server does not list a step of `unchecked` read-only (a server still down: the call says so). */
-    const liveChecked = (steps: ReadonlyArray<VerifyStep>, unchecked: ReadonlyArray<VerifyStep>) => {
+    const liveChecked = (
+      steps: ReadonlyArray<VerifyStep>,
+      unchecked: ReadonlyArray<VerifyStep>,
+      before: BeforeSideEffect
+    ) => {
       const notLive = unchecked.filter(liveDenies)
-      if (notLive.length === 0) return runChecked(steps)
+      if (notLive.length === 0) return runChecked(steps, before)
       return Effect.fail(liveSideEffectFailure(notLive, servers.liveReadOnly(notLive[0]!.server)?.error))
     }
     /** The plan, run again once when its server went away (unless a step with side effects ran). */
-    const runChecked = (steps: ReadonlyArray<VerifyStep>): Effect.Effect<Finish, VerificationFailed> => {
+    const runChecked = (
+      steps: ReadonlyArray<VerifyStep>,
+      before: BeforeSideEffect
+    ): Effect.Effect<Finish, VerificationFailed | StorageError> => {
       const lost = (e: ConnectionLost, reason: string, acted = ranSideEffect(steps, e.step)) =>
         Effect.fail(
           new VerificationFailed({
@@ -382,12 +414,12 @@ const make = (settings: VerifierSettings) =>
           })
         )
       const isLost = (e: unknown): e is ConnectionLost => e instanceof ConnectionLost
-      return runNow(steps).pipe(
+      return runNow(steps, before).pipe(
         Effect.catchIf(isLost, (e) => {
           const acted = ranSideEffect(steps, e.step)
           if (acted !== undefined) return lost(e, notRunAgain(e, acted))
           return Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
-            Effect.zipRight(Effect.suspend(() => runNow(steps))),
+            Effect.zipRight(Effect.suspend(() => runNow(steps, before))),
             Effect.catchIf(isLost, (e2) => lost(e2, `the server went away during the call twice: ${e2.error.reason}`))
           )
         })
@@ -408,7 +440,7 @@ const make = (settings: VerifierSettings) =>
     }
     const verify = (steps: ReadonlyArray<VerifyStep>, options?: VerifyOptions) =>
       Effect.suspend(() => {
-        const ran = Effect.flatMap(begin(steps), (finish) => {
+        const ran = Effect.flatMap(beginWith(steps, options?.beforeSideEffect), (finish) => {
           const { kick, outcome } = finish()
           return Effect.zipRight(kick, outcome)
         })

@@ -12,7 +12,14 @@ import { Either, Schema } from "effect"
 import type { Inventory } from "../domain/inventory.js"
 import { findTool, isReadOnly } from "../domain/inventory.js"
 
-export const STATUSES = ["verified", "tool-error", "timeout", "server-unavailable", "skipped-side-effect"] as const
+export const STATUSES = [
+  "verified",
+  "tool-error",
+  "timeout",
+  "server-unavailable",
+  "skipped-side-effect",
+  "interrupted"
+] as const
 export type VerifyStatus = typeof STATUSES[number]
 export type FailureStatus = Exclude<VerifyStatus, "verified">
 
@@ -86,7 +93,7 @@ export type VerificationRecord = typeof VerificationRecord.Type
 
 /** Why a plan did not verify: the status, the step at fault (when one is), and the reason. */
 export const FailureFields = Schema.Struct({
-  status: Schema.Literal("tool-error", "timeout", "server-unavailable", "skipped-side-effect"),
+  status: Schema.Literal("tool-error", "timeout", "server-unavailable", "skipped-side-effect", "interrupted"),
   step: Schema.optional(Schema.Number),
   server: Schema.optional(Schema.String),
   tool: Schema.optional(Schema.String),
@@ -183,6 +190,22 @@ export const liveSideEffectFailure = (blocked: ReadonlyArray<VerifyStep>, listEr
       `--allow-side-effects ${names})`
   })
 }
+
+/**
+ * What a journal records before a plan's first step with side effects is sent (`VerifyOptions.beforeSideEffect`):
+ * the outcome the plan has if the run stops (killed, crashed) before the plan's own outcome is recorded after
+ * it. Final (`sideEffectRan`): the step may have acted, and running the plan again would act twice.
+ */
+export const interruptedAt = (step: VerifyStep): FailureFields => ({
+  status: "interrupted",
+  step: step.step,
+  server: step.server,
+  tool: step.tool,
+  reason: "the run stopped (killed or crashed) when this step, which has side effects, was being sent, before " +
+    "the plan's outcome was recorded: it may have acted, so the plan is not run again (it would act twice); a " +
+    "run without --resume runs it",
+  sideEffectRan: step.step
+})
 
 // ---------------------------------------------------------------------------------------------
 // Results
