@@ -210,7 +210,8 @@ export const toCompletion = <A, E, R>(plan: Effect.Effect<A, E, R>): Effect.Effe
   )
 
 const FINISHING = "interrupted: finishing a plan whose side effects have started, so that --resume does not " +
-  "run them again (each call within --timeout; Ctrl-C again stops at once, and --resume may then repeat them)"
+  "run them again (each call within --timeout; Ctrl-C again stops at once, and --resume then rejects the row as " +
+  "interrupted)"
 
 let lastMillis = NaN
 let lastIso = ""
