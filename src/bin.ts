@@ -6,12 +6,12 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
-import { fullUsage, logLevelFirst, logLevelWithoutValue, unknownOption } from "./cli/commandLine.js"
+import { fullUsage, globalOptionsFirst, globalOptionWithoutValue, unknownOption } from "./cli/commandLine.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
-const argv = [...process.argv.slice(0, 2), ...logLevelFirst(process.argv.slice(2))].map((arg, i, all) =>
+const argv = [...process.argv.slice(0, 2), ...globalOptionsFirst(process.argv.slice(2))].map((arg, i, all) =>
   all.indexOf("--") !== -1 && i > all.indexOf("--")
     ? arg
     : arg === "--n"
@@ -48,7 +48,7 @@ const finalError = (message: string) =>
   process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
 
 // An option the command lacks is a usage error named as such (@effect/cli's message names another option).
-const unknown = unknownOption(skyrl, args) ?? logLevelWithoutValue(args)
+const unknown = unknownOption(skyrl, args) ?? globalOptionWithoutValue(args)
 const run = unknown === undefined ? cli(argv) : Effect.sync(() => {
   finalError(unknown)
   process.exit(2)

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
-import { logLevelFirst } from "../src/cli/commandLine.js"
+import { globalOptionsFirst } from "../src/cli/commandLine.js"
 import { runCli } from "./support/cli.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
@@ -211,7 +211,7 @@ describe("skyrl CLI", () => {
     }
   })
   it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", async () => {
-    expect(logLevelFirst(["generate", "-n", "1", "--out", "g.jsonl", "--log-level", "debug"])).toEqual([
+    expect(globalOptionsFirst(["generate", "-n", "1", "--out", "g.jsonl", "--log-level", "debug"])).toEqual([
       "--log-level",
       "debug",
       "generate",
@@ -221,8 +221,8 @@ describe("skyrl CLI", () => {
       "g.jsonl"
     ])
     // Without a value it stays (moved, it took the subcommand as its value).
-    expect(logLevelFirst(["validate", "f.jsonl", "--log-level"])).toEqual(["validate", "f.jsonl", "--log-level"])
-    expect(logLevelFirst(["tools", "list", "--log-level=debug", "--", "--log-level"])).toEqual([
+    expect(globalOptionsFirst(["validate", "f.jsonl", "--log-level"])).toEqual(["validate", "f.jsonl", "--log-level"])
+    expect(globalOptionsFirst(["tools", "list", "--log-level=debug", "--", "--log-level"])).toEqual([
       "--log-level=debug",
       "tools",
       "list",
@@ -387,6 +387,30 @@ describe("skyrl CLI", () => {
     const lines = r.stderr.trim().split("\n")
     expect(lines.length).toBeGreaterThan(0)
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("message")
+  })
+  it("--log-format after the subcommand, wherever it stands (it was read as a file of validate, or made @effect/cli miss --out)", async () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.json")
+    writeFileSync(input, JSON.stringify([task(0)]))
+    const rows = join(dir, "rows.jsonl")
+    expect((await runCli(["convert", input, "--out", rows])).status).toBe(0)
+    const lines = [
+      ["validate", rows, "--log-format", "json"],
+      ["validate", "--log-format=json", rows],
+      ["validate", rows, "--log-format", "json", "--log-level", "warning"],
+      ["convert", "--log-format", "json", input, "--out", join(dir, "again.jsonl")],
+      ["tools", "list", "--log-format", "json", "--servers", "fmp"],
+      ["schema", "--log-format", "json", "row"]
+    ]
+    for (const line of lines) {
+      const r = await runCli(line)
+      expect(r.status, `${line.join(" ")}: ${r.stderr}`).toBe(0)
+      for (const l of r.stderr.trim().split("\n").filter((l) => l !== "")) {
+        expect(JSON.parse(l)).toHaveProperty("message")
+      }
+    }
+    const bare = await runCli(["validate", rows, "--log-format"])
+    expect([bare.status, bare.stderr.trim()]).toEqual([2, "skyrl: --log-format needs a value: pretty or json"])
   })
   it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", async () => {
     const dir = tmp()

@@ -133,23 +133,40 @@ export const fullUsage = (command: { readonly descriptor: unknown }, args: Reado
 }
 
 /**
- * `args` with `--log-level LEVEL` (or `--log-level=LEVEL`) moved to the front: @effect/cli reads this
- * option of its own only before the subcommand or right after its name, and after a subcommand's other
- * options it said "Received unknown argument: '--log-level'" or named a required option as missing.
+ * skyrl's options of the whole command line, with what a missing value should have been; moved to the
+ * front in this order, so `--log-level` ends first: @effect/cli reads its own built-in options only there.
  */
-export const logLevelFirst = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
-  const end = args.includes("--") ? args.indexOf("--") : args.length
-  const at = args.findIndex((a, i) => i < end && (a === "--log-level" || a.startsWith("--log-level=")))
-  // Left where it is without a value (last, or before `--`): @effect/cli then names it as the problem.
-  if (at <= 0 || (args[at] === "--log-level" && at + 1 >= end)) return args
-  const width = args[at] === "--log-level" ? 2 : 1
+const GLOBAL_OPTIONS = [
+  ["--log-format", "pretty or json"],
+  ["--log-level", "all, trace, debug, info, warning, error, fatal or none"]
+] as const
+
+/** Where the arguments end: at `--` (what follows it is no option), else their length. */
+const endOf = (args: ReadonlyArray<string>): number => (args.includes("--") ? args.indexOf("--") : args.length)
+
+/** `args` with `option VALUE` (or `option=VALUE`) moved to the front, when it stands later and has a value. */
+const optionFirst = (args: ReadonlyArray<string>, option: string): ReadonlyArray<string> => {
+  const end = endOf(args)
+  const at = args.findIndex((a, i) => i < end && (a === option || a.startsWith(`${option}=`)))
+  // Left where it is without a value (last, or before `--`): the usage error names it.
+  if (at <= 0 || (args[at] === option && at + 1 >= end)) return args
+  const width = args[at] === option ? 2 : 1
   return [...args.slice(at, at + width), ...args.slice(0, at), ...args.slice(at + width)]
 }
 
-/** The usage error of a `--log-level` without its value (last, or before `--`), or undefined. */
-export const logLevelWithoutValue = (args: ReadonlyArray<string>): string | undefined => {
-  const end = args.includes("--") ? args.indexOf("--") : args.length
-  return end > 0 && args[end - 1] === "--log-level"
-    ? "--log-level needs a value: all, trace, debug, info, warning, error, fatal or none"
-    : undefined
+/**
+ * `args` with `--log-level LEVEL` and `--log-format FORMAT` (or `--opt=VALUE`) moved to the front:
+ * @effect/cli reads `--log-level` (its own) and `--log-format` (the root command's) only before the
+ * subcommand or right after its name; after a subcommand's other options it said "Received unknown
+ * argument: '--log-level'" or named a required option as missing, and a command taking files (`validate
+ * FILE...`) read `--log-format` as one ("Path '--log-format' must exist").
+ */
+export const globalOptionsFirst = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
+  GLOBAL_OPTIONS.reduce((moved, [option]) => optionFirst(moved, option), args)
+
+/** The usage error of a `--log-level` or `--log-format` without its value (last, or before `--`), or undefined. */
+export const globalOptionWithoutValue = (args: ReadonlyArray<string>): string | undefined => {
+  const end = endOf(args)
+  const bare = GLOBAL_OPTIONS.find(([option]) => end > 0 && args[end - 1] === option)
+  return bare === undefined ? undefined : `${bare[0]} needs a value: ${bare[1]}`
 }
