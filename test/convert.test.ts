@@ -211,6 +211,35 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     expect(gt.tool_sequence[0].schema_hash).toMatch(/^[0-9a-f]{64}$/)
     expect(Either.getOrThrow(convertTask(base())).reward_spec.ground_truth.tool_sequence[0].schema_hash).toBe("")
   })
+  it("refuses a depends_on that renumbering would point at another step (it was silently moved to the next step)", () => {
+    const search = { server: "fmp", tool: "fmp_search_ticker", params: { query: "Palantir", limit: 3 } }
+    const derived = (tool: string, step: number, on: number) => ({
+      step,
+      server: "fmp",
+      tool,
+      params: { symbol: "PLTR" },
+      depends_on: [on],
+      derived_params: ["symbol"]
+    })
+    const task = {
+      ...base(),
+      tool_sequence: [
+        { step: 1, ...search },
+        derived("fmp_get_quote", 3, 1),
+        derived("fmp_get_company_profile", 4, 1),
+        // The step numbered 3 (the quote); renumbered, step 3 is the company profile.
+        derived("fmp_get_income_statement", 5, 3)
+      ]
+    }
+    const e = fieldOf(task)
+    expect(e.field).toBe("tool_sequence[3].depends_on")
+    expect(e.reason).toContain("names step 3, which is the plan's step 2 by the steps' own numbers (1, 3, 4, 5)")
+    // Numbered 1..n, or a depends_on naming no given number (plan positions), converts as before.
+    const numbered = { ...task, tool_sequence: task.tool_sequence.map((s, i) => ({ ...s, step: i + 1 })) }
+    expect(Either.isRight(convertTask(numbered, { inventory }))).toBe(true)
+    const byPosition = { ...task, tool_sequence: task.tool_sequence.map((s, i) => ({ ...s, step: 10 + i })) }
+    expect(Either.isRight(convertTask(byPosition, { inventory }))).toBe(true)
+  })
   it("applies defaults: complexity from the calls, max_turns, limits, must_call_tool", () => {
     const gt = Either.getOrThrow(convertTask(base())).reward_spec.ground_truth
     expect(gt.complexity).toBe("moderate") // 3 calls

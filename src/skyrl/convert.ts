@@ -218,6 +218,32 @@ const decodeTaskByHand = (input: Record<string, unknown>): Task | undefined => {
   return trusted(Task, fields as ConstructorParameters<typeof Task>[0])
 }
 
+/**
+ * A `depends_on` that renumbering the steps 1..n would point at another step: the steps carry distinct
+ * numbers of their own, not 1..n in order (gaps, another order), and it names one of them that stands
+ * elsewhere in the plan (steps 1, 3, 4, 5 with `depends_on: [3]`: the step numbered 3 is the plan's 2nd,
+ * and step 3 after renumbering is the one numbered 4). Which step it means cannot be told, so the task is
+ * refused; a `depends_on` that names no given number reads as plan positions, as before.
+ */
+const renumberingConflict = (steps: ReadonlyArray<Record<string, unknown>>) => {
+  const numbers = steps.map((s) => s.step)
+  if (numbers.every((n, i) => n === i + 1) || new Set(numbers).size !== numbers.length) return undefined
+  for (const [i, s] of steps.entries()) {
+    if (!Array.isArray(s.depends_on)) continue
+    for (const d of s.depends_on) {
+      const at = typeof d === "number" ? numbers.indexOf(d) : -1
+      if (at === -1 || at + 1 === d) continue
+      return fail(
+        `tool_sequence[${i}].depends_on`,
+        `names step ${d}, which is the plan's step ${at + 1} by the steps' own numbers (${
+          numbers.join(", ")
+        }) but step ${d} once they are renumbered 1..n in plan order: number the steps 1..n in the order they run`
+      )
+    }
+  }
+  return undefined
+}
+
 /** Decodes an unknown value (one element of a tasks file, or a model answer) into a `Task`. */
 export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> => {
   if (!isObject(raw)) return fail("(task)", `expected an object, got ${describeType(raw)}`)
@@ -248,6 +274,8 @@ export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> =
     }
   }
   // Step numbers follow plan (array) order; numbers the model wrote are not trusted.
+  const renumbered = renumberingConflict(input.tool_sequence as ReadonlyArray<Record<string, unknown>>)
+  if (renumbered !== undefined) return renumbered
   const fast = decodeTaskByHand(input)
   if (fast !== undefined) return Either.right(fast)
   const withSteps = {
