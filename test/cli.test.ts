@@ -412,6 +412,22 @@ describe("skyrl CLI", () => {
     const bare = await runCli(["validate", rows, "--log-format"])
     expect([bare.status, bare.stderr.trim()]).toEqual([2, "skyrl: --log-format needs a value: pretty or json"])
   })
+  it("an inventory or --servers-config saved with a BOM (Notepad's UTF-8) is read, as a dataset is (it was 'not valid JSON: Unexpected token')", async () => {
+    const dir = tmp()
+    const bom = "\ufeff"
+    const inventory = join(dir, "inv.json")
+    writeFileSync(inventory, bom + readFileSync(join("data", "inventory", "finance-mcp.json"), "utf8"))
+    const list = await runCli(["tools", "list", "--inventory", inventory, "--servers", "fmp"])
+    expect(list.status, list.stderr).toBe(0)
+    expect(list.stdout).toContain("fmp_get_quote(symbol: string)")
+    // A server that cannot start: the config was read, so the failure is the server's, not the file's.
+    const config = join(dir, "mcp.json")
+    writeFileSync(config, bom + JSON.stringify({ mcpServers: { gone: { command: join(dir, "no-such-server") } } }))
+    const imported = await runCli(["tools", "import", "--servers-config", config, "--out", join(dir, "out.json")])
+    expect(imported.status).toBe(1)
+    expect(imported.stderr).toContain("no MCP server could be imported")
+    expect(imported.stderr).not.toContain("not valid JSON")
+  })
   it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")

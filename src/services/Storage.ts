@@ -93,7 +93,10 @@ export const forEachLine = (
   })
 
 export interface StorageApi {
-  /** A text file (UTF-8; a line that is not is given as its fault line, see src/skyrl/utf8.ts). */
+  /**
+   * A text file (UTF-8; a line that is not is given as its fault line, see src/skyrl/utf8.ts), without a
+   * BOM at its start: a JSON file an editor saved with one (an inventory, `--servers-config`) reads as JSON.
+   */
   readonly readText: (file: string) => Effect.Effect<string, StorageError>
   readonly readBytes: (file: string) => Effect.Effect<Uint8Array, StorageError>
   /** `length` bytes of a file from byte `offset` (fewer at its end). */
@@ -1034,7 +1037,7 @@ const writeRowStreamLive = <E>(
 }
 
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
-  readText: (file) => attempt(file, "read", async () => decodeUtf8(await fs.readFile(file))),
+  readText: (file) => attempt(file, "read", async () => withoutBom(decodeUtf8(await fs.readFile(file)))),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
   readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
   size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),
