@@ -148,7 +148,7 @@ def _warn_empty_store(store: Path, why: str) -> None:
 
 
 def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
-    lines = file.read_text(encoding="utf-8").split("\n")
+    lines = file.read_text(encoding="utf-8-sig").split("\n")  # a BOM at the start dropped, as skyrl reads it
     records: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(lines, start=1):
         if line.strip() == "":
@@ -230,7 +230,7 @@ def _encodable(arguments: dict[str, Any]) -> bool:
 def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:
     """server name -> launch spec, from an inventory file (servers without one are left out)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM dropped, as skyrl reads it
     except OSError as e:
         raise ConfigError(f"inventory: cannot read {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:

@@ -241,3 +241,12 @@ def test_a_cassettes_file_that_is_not_utf8_is_a_clear_error(tmp_path):
     (tmp_path / "cassettes.jsonl").write_bytes(b'{"key": "\xff"}\n')
     with pytest.raises(ConfigError, match="cassettes: cannot read .*cassettes.jsonl: not UTF-8"):
         MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
+
+
+def test_a_store_that_starts_with_a_bom_is_read_as_skyrl_cassettes_stats_reads_it(tmp_path):
+    # skyrl (cassettes stats, verify's reader) drops a BOM at a file's start; read as plain UTF-8, the first
+    # line was "not JSON" and the env refused a store that `skyrl cassettes stats` counted with exit 0.
+    entry = line(CASE["call_key"], "AAPL 230.10 USD")
+    (tmp_path / "cassettes.jsonl").write_text("\ufeff" + entry + "\n", encoding="utf-8")
+    text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text
