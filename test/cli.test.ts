@@ -281,6 +281,23 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(`RUN_DIR: ${dir} is not a run directory: it has no manifest.json`)
   })
+  it("rebuild of a run whose manifest.json does not decode names the field (it said only 'not a readable run manifest')", async () => {
+    const dir = tmp()
+    const manifest = join(dir, "manifest.json")
+    const cases = [
+      ["{", /manifest\.json: not a readable run manifest: .*JSON/],
+      [
+        JSON.stringify({ run_id: "r", command: 7 }),
+        /manifest\.json, command: not a readable run manifest: Expected string, actual 7/
+      ]
+    ] as const
+    for (const [text, message] of cases) {
+      writeFileSync(manifest, text)
+      const r = await runCli(["rebuild", dir, "--out", join(tmp(), "x.jsonl")])
+      expect(r.status, r.stderr).toBe(1)
+      expect(r.stderr.trim()).toMatch(message)
+    }
+  })
   it("--version prints the version", async () => {
     const r = await runCli(["--version"])
     expect(r.status).toBe(0)

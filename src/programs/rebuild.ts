@@ -6,14 +6,14 @@
  * time. So the rows come out as the run wrote them (raw_output_path is relative to the new output's
  * directory). Nothing is written into the run directory.
  */
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Either, Layer, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { SettingsError } from "../domain/run.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
-import { readJournal, readManifest, RunJournal } from "../services/RunJournal.js"
+import { readJournal, readManifestOrIssue, RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { generatePlan, generateSampling } from "./generate.js"
 import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
@@ -38,11 +38,12 @@ export const rebuildProgram = (options: RebuildOptions) =>
           `${runDir} is not a run directory: it has no manifest.json (expected raw_llm/<run_id>/ of a generate run)`
       })
     }
-    const manifest = yield* readManifest(manifestFile)
-    if (Option.isNone(manifest)) {
-      return yield* new InputError({ file: manifestFile, reason: "not a readable run manifest" })
+    const manifest = yield* readManifestOrIssue(manifestFile)
+    if (Either.isLeft(manifest)) {
+      const { message, path: field } = manifest.left
+      return yield* new InputError({ file: manifestFile, field, reason: `not a readable run manifest: ${message}` })
     }
-    const m = manifest.value
+    const m = manifest.right
     if (m.command !== "generate") {
       return yield* new SettingsError({
         setting: "RUN_DIR",

@@ -23,6 +23,8 @@ import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import { toJsonText } from "../skyrl/layout.js"
+import type { Issue } from "../skyrl/parseIssues.js"
+import { parseIssues } from "../skyrl/parseIssues.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
 import type { DurableLog } from "./durableLog.js"
@@ -321,14 +323,19 @@ const checkSettings = (spec: RunSpec, paths: RunPaths) =>
     return m
   })
 
-/** The manifest of a run directory, when it is one. */
-export const readManifest = (file: string) =>
+/** The manifest of a run directory, or where and why its file is none (unreadable, not JSON, a field refused). */
+export const readManifestOrIssue = (file: string) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
-    const text = yield* storage.readText(file).pipe(Effect.option)
-    if (Option.isNone(text)) return Option.none<RunManifest>()
-    return Either.getRight(Schema.decodeUnknownEither(Schema.parseJson(RunManifest))(text.value))
+    const text = yield* (yield* Storage).readText(file).pipe(Effect.either)
+    if (Either.isLeft(text)) return Either.left<Issue>({ path: "", message: text.left.reason })
+    return Either.mapLeft(
+      Schema.decodeUnknownEither(Schema.parseJson(RunManifest))(text.right),
+      (e): Issue => parseIssues(e)[0] ?? { path: "", message: "invalid manifest" }
+    )
   })
+
+/** The manifest of a run directory, when it is one. */
+export const readManifest = (file: string) => Effect.map(readManifestOrIssue(file), Either.getRight)
 
 /** The most recent run of `command` in rawDir that wrote `output` (for --resume). */
 export const findLatestRun = (rawDir: string, output: string, command: string) =>
