@@ -128,6 +128,28 @@ describe("convertProgram", () => {
     expect(JSON.parse(rows.split("\n")[1]!).prompt[1].content).toContain(kept)
   })
 
+  it("a task with a lone surrogate (an escape such as \\ud800) is rejected naming its field; an escaped pair converts", async () => {
+    // JSON.parse accepts half a surrogate pair, but it is no Unicode text: datasets cannot load a .jsonl row
+    // holding one ("The surrogate pair in string is invalid"), and a .parquet output had U+FFFD in its place.
+    const task = (k: number) => validTaskText(k, 0).replace("\"limit\":null", "\"limit\":3")
+    const tasks = [
+      task(1).replace("headlines.", "headlines \\ud800."),
+      task(2).replace("\"symbol\":\"", "\"symbol\":\"\\udc00"),
+      task(3).replace("headlines.", "headlines \\ud83d\\ude00."),
+      task(4)
+    ]
+    for (const name of ["lone.jsonl", "lone.json"]) {
+      const text = name.endsWith(".jsonl") ? tasks.join("\n") + "\n" : `[${tasks.join(",")}]`
+      const { rows, summary } = await convert(name, text)
+      expect(summary.written).toBe(2)
+      expect(summary.rejected.map((r) => [r.index, r.field, r.reason.slice(0, 31)])).toEqual([
+        [0, "user_prompt", "holds a lone surrogate (U+D800 "],
+        [1, "tool_sequence[0].params.symbol", "holds a lone surrogate (U+DC00 "]
+      ])
+      expect(JSON.parse(rows.split("\n")[0]!).prompt[1].content).toContain("headlines \ud83d\ude00.")
+    }
+  })
+
   it("a null or array task is rejected saying so (not `got object`)", async () => {
     const { summary } = await convert(
       "odd.jsonl",

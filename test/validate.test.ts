@@ -1066,6 +1066,24 @@ describe("CLI exit codes", () => {
       [1, `line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at} of the file (re-encode it as UTF-8)`]
     ])
   })
+  it("1 for a string holding a lone surrogate (\\ud800: datasets cannot load it), in .jsonl and .json; a pair passes", async () => {
+    const dir = tmp()
+    // JSON text can escape half a surrogate pair: JSON.parse accepts it, but it is no Unicode text.
+    // datasets.load_dataset of such a .jsonl fails ("The surrogate pair in string is invalid"); of a .json
+    // array it drops the character. A pair written escaped (Python's ensure_ascii) is text like any other.
+    const lone = (i: number) => JSON.stringify(rowFor(i)).replace("then the 3", "then \\ud800 the 3")
+    const pair = JSON.stringify(rowFor(2)).replace("then the 3", "then \\ud83d\\ude00 the 3")
+    writeFileSync(join(dir, "lone.jsonl"), [lone(0), pair, lone(1)].join("\n") + "\n")
+    writeFileSync(join(dir, "lone.json"), `[${lone(0)}]`)
+    for (const [name, rows] of [["lone.jsonl", [0, 2]], ["lone.json", [0]]] as const) {
+      const r = await runCli(["validate", join(dir, name), "--json"])
+      expect(r.status, r.stderr).toBe(1)
+      const report = JSON.parse(r.stdout) as Report
+      const json = report.rules.find((x) => x.id === "contract/json")!
+      expect(json.examples.map((e) => [e.row, e.field])).toEqual(rows.map((row) => [row, "prompt[1].content"]))
+      expect(json.examples[0]!.message).toContain("a lone surrogate (U+D800")
+    }
+  })
   it("0 for a .json array starting with a BOM, as for a .jsonl file with one", async () => {
     const dir = tmp()
     writeFileSync(join(dir, "bom.json"), "\uFEFF" + JSON.stringify([rowFor(0), rowFor(1)]))

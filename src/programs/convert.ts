@@ -14,7 +14,7 @@ import type { SkyRLRow } from "../domain/row.js"
 import type { StorageApi } from "../services/Storage.js"
 import { Storage } from "../services/Storage.js"
 import type { ConversionContext } from "../skyrl/convert.js"
-import { convertTask } from "../skyrl/convert.js"
+import { convertTask, loneSurrogateIn } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
@@ -59,7 +59,13 @@ const convertRecord = (record: RecordResult, options: ConvertOptions, context: C
   }
   const converted = Either.flatMap(
     Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
-    (task) => Either.mapLeft(convertTask(task, context), (e) => ({ field: e.field, reason: e.reason }))
+    (task) => {
+      const lone = record.escapes === false ? undefined : loneSurrogateIn(task)
+      return Either.mapLeft(
+        lone === undefined ? convertTask(task, context) : Either.left(lone),
+        (e) => ({ field: e.field, reason: e.reason })
+      )
+    }
   )
   if (Either.isLeft(converted)) return { _tag: "Reject", reject: { index: record.index, ...line, ...converted.left } }
   // Plan validity is the product's promise: a plan the inventory rejects never reaches the dataset.

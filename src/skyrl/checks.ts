@@ -89,6 +89,7 @@ import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation
 import { planLeak, userLeak } from "./promptLeak.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
+import { loneSurrogateOf } from "./utf8.js"
 
 export { DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 export const DEFAULT_MAX_EXAMPLES = 5
@@ -1332,6 +1333,12 @@ export class DatasetChecker {
     node.cleanFile = this.fileIndex
   }
 
+  /** A string that is no Unicode text (a lone surrogate): no file `datasets` loads can hold it. */
+  private checkUnicode(text: string): void {
+    const lone = loneSurrogateOf(text)
+    if (lone !== undefined) this.find("contract/json", this.field(), lone)
+  }
+
   /** Arrow hazards: one pass over the on-disk value, along the abstract paths of `node`. */
   private walk(value: unknown, node: PathNode): void {
     const kind = kindOf(value)
@@ -1348,6 +1355,7 @@ export class DatasetChecker {
         if (node !== this.root && looksLikeDate(value as string)) {
           this.find("arrow/date-string", this.field(), `${JSON.stringify(value)} looks like an ISO date`)
         }
+        this.checkUnicode(value as string)
         return
       case "number": {
         const numeric = Number.isInteger(value) ? "int" : "float"

@@ -52,12 +52,13 @@ import {
 import { canonicalJson, schemaHash } from "./canonical.js"
 import { fnv1a32 } from "./hash32.js"
 import { instance } from "./layout.js"
-import { parseIssues } from "./parseIssues.js"
+import { formatPath, parseIssues } from "./parseIssues.js"
 import { literalParams, provenanceIssues } from "./planValidation.js"
 import { renderSystemPrompt } from "./prompt.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
 import { selectPromptTools } from "./promptTools.js"
 import { listsTools } from "./sources.js"
+import { loneSurrogateOf } from "./utf8.js"
 
 export interface ConversionContext {
   /** `data_source` of the row (default synthetic/llm). */
@@ -240,6 +241,27 @@ const renumberingConflict = (steps: ReadonlyArray<Record<string, unknown>>) => {
         }) but step ${d} once they are renumbered 1..n in plan order: number the steps 1..n in the order they run`
       )
     }
+  }
+  return undefined
+}
+
+/**
+ * The first string of a task that holds a lone surrogate (src/skyrl/utf8.ts), with its path: no row
+ * `datasets` loads can hold it (a .parquet output would have U+FFFD in its place). Only a `\u` escape of
+ * the JSON text makes one (`RecordResult.escapes`): a record without any need not be walked.
+ */
+export const loneSurrogateIn = (value: unknown, at: Array<PropertyKey> = []): ConversionError | undefined => {
+  if (typeof value === "string") {
+    const reason = loneSurrogateOf(value)
+    return reason === undefined ? undefined : new ConversionError({ field: formatPath(at) || "(task)", reason })
+  }
+  if (typeof value !== "object" || value === null) return undefined
+  const array = Array.isArray(value)
+  for (const key in value) {
+    at.push(array ? Number(key) : key)
+    const found = loneSurrogateIn((value as Record<string, unknown>)[key], at)
+    if (found !== undefined) return found
+    at.pop()
   }
   return undefined
 }

@@ -8,10 +8,20 @@ import { InputError } from "../domain/errors.js"
 import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, withoutBom } from "./utf8.js"
 
 export type RecordResult =
-  | { readonly _tag: "Record"; readonly index: number; readonly line?: number; readonly value: unknown }
+  | {
+    readonly _tag: "Record"
+    readonly index: number
+    readonly line?: number
+    readonly value: unknown
+    /** Whether the JSON text it was parsed from holds a `\u` escape (only these can make a lone surrogate). */
+    readonly escapes?: boolean
+  }
   | { readonly _tag: "Unparsable"; readonly index: number; readonly line: number; readonly reason: string }
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+/** Whether JSON text holds a `\u` escape. */
+const hasEscape = (text: string): boolean => text.includes("\\u")
 
 /**
  * A text that starts with neither '[' nor '{' and whose first line is no JSON value (gzip's magic byte 0x1f
@@ -48,7 +58,8 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
     if (whole !== undefined) return whole
   } else if (lead === "{") {
     try {
-      return Either.right([{ _tag: "Record" as const, index: 0, value: JSON.parse(body) as unknown }])
+      const value: unknown = JSON.parse(body)
+      return Either.right([{ _tag: "Record" as const, index: 0, value, escapes: hasEscape(body) }])
     } catch {
       // Not one object: read it as JSON Lines below, unless it is one pretty-printed object (its first line
       // no JSON value of its own) holding a line that is not UTF-8: the file is then unreadable, as an array.
@@ -80,7 +91,8 @@ const arrayRecords = (
     if (value.length === 0) {
       return Either.left(new InputError({ file, reason: "the JSON array is empty: nothing to read" }))
     }
-    return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v })))
+    const escapes = hasEscape(body)
+    return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v, escapes })))
   } catch (e) {
     if (parsesAlone(firstLineOf(trimmed))) return undefined
     return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
@@ -123,7 +135,7 @@ export const jsonLinesReader = () => {
     if (line === "") return undefined
     const at = index++
     try {
-      return { _tag: "Record", index: at, line: lineNo, value: JSON.parse(line) as unknown }
+      return { _tag: "Record", index: at, line: lineNo, value: JSON.parse(line) as unknown, escapes: hasEscape(line) }
     } catch (e) {
       const reason = unreadableLine(line, lineNo, e)
       return { _tag: "Unparsable", index: at, line: lineNo, reason }

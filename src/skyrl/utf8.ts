@@ -7,6 +7,7 @@
  * BD) is text like any other. Pure.
  */
 import { isUtf8 } from "node:buffer"
+import { isWellFormed } from "./bpeTable.js"
 
 const FAULT = "\uDC00"
 
@@ -93,3 +94,22 @@ export const firstUtf8Fault = (text: string): string | undefined => {
 
 /** `text` without a leading BOM (U+FEFF), not copied when it has none. */
 export const withoutBom = (text: string): string => text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+
+/**
+ * Where `text` holds half a surrogate pair (JSON can escape one, `"\ud800"`: no Unicode text, so it has no
+ * UTF-8), said as a finding says it, or undefined when it holds none. datasets.load_dataset fails on a JSON
+ * Lines file holding one ("The surrogate pair in string is invalid") and drops it from a JSON array.
+ */
+export const loneSurrogateOf = (text: string): string | undefined => {
+  if (isWellFormed(text)) return undefined
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0xd800 || c > 0xdfff) continue
+    if (c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
+    else {
+      return `holds a lone surrogate (U+${c.toString(16).toUpperCase()} at character ${i}): no Unicode text, ` +
+        "so no UTF-8; datasets.load_dataset fails on it (\"The surrogate pair in string is invalid\")"
+    }
+  }
+  return undefined
+}
