@@ -1230,6 +1230,17 @@ describe("skyrl schema", () => {
     const task = JSON.parse((await runCli(["schema", "task"])).stdout)
     expect(task.title).toBe("skyrl task")
     expect(Object.keys(task.$defs.Task.properties)).toContain("tool_sequence")
+    // Every contract compiles (ajv refused `task`: "reference /schemas/unknown resolves to more than one schema").
+    const validateTask = new Ajv({ strict: false }).compile(task)
+    const step = { step: 1, server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }
+    expect(validateTask({ user_prompt: "AAPL's quote", tool_sequence: [step] }), JSON.stringify(validateTask.errors))
+      .toBe(true)
+    expect(validateTask({ messages: [{ role: "user", content: 7 }], tool_sequence: [] })).toBe(true)
+    expect(validateTask({ user_prompt: "AAPL's quote", tool_sequence: [{ ...step, params: [] }] })).toBe(false)
+    for (const contract of ["row", "model-task"]) {
+      const schema = JSON.parse((await runCli(["schema", contract])).stdout)
+      expect(() => new Ajv({ strict: false }).compile(schema), contract).not.toThrow()
+    }
     expect((await runCli(["schema", "nope"])).status).toBe(2)
   })
 })

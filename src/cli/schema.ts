@@ -29,8 +29,18 @@ export const jsonSchemaOf = (contract: Contract) =>
       ? (await import("../domain/task.js")).ModelTask
       : (await import("../domain/inventory.js")).Inventory
     const { $schema, ...rest } = JSONSchema.make(schema as never) as unknown as Record<string, unknown>
-    return { $schema, title: `skyrl ${contract}`, description: DESCRIPTIONS[contract], ...rest }
+    return withoutUnknownIds({ $schema, title: `skyrl ${contract}`, description: DESCRIPTIONS[contract], ...rest })
   })
+
+/**
+ * `schema` without the `"$id": "/schemas/unknown"` Effect gives every Schema.Unknown (any value): two of
+ * them in one document made ajv refuse `skyrl schema task` ("resolves to more than one schema").
+ */
+const withoutUnknownIds = <A>(schema: A): A =>
+  JSON.parse(
+    JSON.stringify(schema),
+    (key, value) => (key === "$id" && value === "/schemas/unknown" ? undefined : value)
+  )
 
 export const schemaCommand = Command.make(
   "schema",
