@@ -445,6 +445,31 @@ describe("skyrl CLI", () => {
     expect(imported.stderr).toContain("no MCP server could be imported")
     expect(imported.stderr).not.toContain("not valid JSON")
   })
+  it("an MCP --timeout past setTimeout's limit (~24.8 days) is a usage error (it timed every server out at once)", async () => {
+    const dir = tmp()
+    const silent = join(dir, "silent.mjs")
+    writeFileSync(silent, "setTimeout(() => {}, 60_000)\n")
+    const out = join(dir, "inv.json")
+    const imported = await runCli([
+      "tools",
+      "import",
+      "--stdio",
+      `m=node ${silent}`,
+      "--out",
+      out,
+      "--timeout",
+      "3000000"
+    ])
+    expect([imported.status, imported.stderr.trim()]).toEqual([
+      2,
+      "skyrl: tools import: --timeout must be a positive number of seconds, at most 2147483 (setTimeout's limit, ~24.8 days)"
+    ])
+    const rows = join(dir, "rows.jsonl")
+    writeFileSync(rows, "{}\n")
+    const verified = await runCli(["verify", rows, "--out", join(dir, "v.jsonl"), "--timeout", "2147484"])
+    expect(verified.status, verified.stderr).toBe(2)
+    expect(verified.stderr).toContain("--timeout must be a positive number of seconds, at most 2147483")
+  })
   it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")

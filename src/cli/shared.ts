@@ -123,3 +123,12 @@ export const serversConfigOption = Options.file("servers-config").pipe(
   ),
   Options.optional
 )
+
+/** setTimeout's limit in whole seconds (2^31 - 1 ms, ~24.8 days): a longer delay fires at once. */
+export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
+
+/** Why `seconds` cannot be an MCP call's `--timeout`, or undefined. */
+export const timeoutProblem = (seconds: number): string | undefined =>
+  seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS
+    ? undefined
+    : `--timeout must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (setTimeout's limit, ~24.8 days)`

@@ -13,6 +13,7 @@ import { Storage, StorageLive } from "../services/Storage.js"
 import { formatChange } from "../skyrl/drift.js"
 import { anchorSpec, pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
 import { outputsApart } from "./outputsApart.js"
+import { timeoutProblem } from "./shared.js"
 
 /** Bad arguments found after parsing (exit code 2, like other usage errors). */
 export class ToolsUsageError extends Schema.TaggedError<ToolsUsageError>()("ToolsUsageError", {
@@ -84,7 +85,8 @@ const givenSpecs = (options: ImportOptions) =>
 
 export const runToolsImport = (options: ImportOptions) =>
   Effect.gen(function*() {
-    if (options.timeout <= 0) return yield* new ToolsUsageError({ reason: "--timeout must be a positive number" })
+    const badTimeout = timeoutProblem(options.timeout)
+    if (badTimeout !== undefined) return yield* new ToolsUsageError({ reason: badTimeout })
     const given = yield* givenSpecs(options)
     const timeout = Duration.seconds(options.timeout)
     if (Option.isSome(options.check)) return yield* runCheck(options.check.value, given, timeout)

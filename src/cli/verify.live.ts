@@ -15,6 +15,7 @@ import { specsForInventory } from "../skyrl/serverSpecs.js"
 import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
 import { outFormatProblem } from "./outFormat.js"
 import { outputsApart } from "./outputsApart.js"
+import { timeoutProblem } from "./shared.js"
 import { cassettesDirOf, warnUnknownAllowNames } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
@@ -57,7 +58,8 @@ const checkUsage = (options: VerifyCliOptions) => {
   const format = outFormatProblem(options.out)
   if (format !== undefined) return `--out: ${format}`
   if (options.concurrency < 1) return "--concurrency must be at least 1"
-  if (options.timeout <= 0) return "--timeout must be a positive number of seconds"
+  const badTimeout = timeoutProblem(options.timeout)
+  if (badTimeout !== undefined) return badTimeout
   if (Option.isSome(options.limit) && options.limit.value < 1) return "--limit must be at least 1"
   return undefined
 }
