@@ -469,6 +469,11 @@ describe("skyrl CLI", () => {
     const verified = await runCli(["verify", rows, "--out", join(dir, "v.jsonl"), "--timeout", "2147484"])
     expect(verified.status, verified.stderr).toBe(2)
     expect(verified.stderr).toContain("--timeout must be a positive number of seconds, at most 2147483")
+    // The model calls' --timeout too (their client's timer runs 1 s longer): it was taken, and every attempt
+    // timed out at once.
+    const generated = await runCli(["generate", "-n", "1", "--out", join(dir, "g.jsonl"), "--timeout", "2147483"])
+    expect(generated.status, generated.stderr).toBe(2)
+    expect(generated.stderr).toContain("--timeout must be a positive number of seconds, at most 2147482")
   })
   it("--log-format json (or SKYRL_LOG_FORMAT=json): a failure's final message is a JSON line too", async () => {
     const dir = tmp()

@@ -18,6 +18,7 @@ import type { Llm } from "../services/Llm.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import type { RateLimiter } from "../services/RateLimiter.js"
 import { DEFAULT_REPLAY_DIR } from "./paths.js"
+import { timeoutProblem } from "./shared.js"
 
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
 const nonNegative = (n: number) => (Number.isInteger(n) && n >= 0 ? Option.some(n) : Option.none<number>())
@@ -64,7 +65,10 @@ export const llmOptions = {
     Options.withDescription("Seconds per HTTP attempt before it is aborted and retried (default 600)"),
     Options.withFallbackConfig(Config.number("OPENAI_TIMEOUT")),
     Options.withDefault(defaultLlmSettings.timeoutMs / 1000),
-    Options.filterMap(positive, "--timeout must be a positive number of seconds")
+    Options.filterMap(
+      (s) => (timeoutProblem(s, 1) === undefined ? Option.some(s) : Option.none()),
+      timeoutProblem(0, 1)!
+    )
   ),
   retries: Options.integer("retries").pipe(
     Options.withDescription("Retries after a rate limit, server error, connection error or timeout (default 4)"),

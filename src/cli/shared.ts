@@ -127,8 +127,13 @@ export const serversConfigOption = Options.file("servers-config").pipe(
 /** setTimeout's limit in whole seconds (2^31 - 1 ms, ~24.8 days): a longer delay fires at once. */
 export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
 
-/** Why `seconds` cannot be an MCP call's `--timeout`, or undefined. */
-export const timeoutProblem = (seconds: number): string | undefined =>
-  seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS
+/**
+ * Why `seconds` cannot be a `--timeout`, or undefined; `slack`: seconds the caller's own timer adds (the LLM
+ * client's HTTP timer runs 1 s past the attempt's).
+ */
+export const timeoutProblem = (seconds: number, slack = 0): string | undefined =>
+  seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS - slack
     ? undefined
-    : `--timeout must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (setTimeout's limit, ~24.8 days)`
+    : `--timeout must be a positive number of seconds, at most ${
+      MAX_TIMEOUT_SECONDS - slack
+    } (setTimeout's limit, ~24.8 days)`
