@@ -309,7 +309,10 @@ describe("skyrl CLI", () => {
     expect(r.stdout).toBe("")
     expect(r.stderr).not.toBe("")
     const value = await runCli(["generate", "--timeout", "0", "--out", "x.jsonl"])
-    expect([value.status, value.stderr]).toEqual([2, "skyrl: --timeout must be a positive number of seconds\n"])
+    expect([value.status, value.stderr]).toEqual([
+      2,
+      "skyrl: --timeout must be a positive number of seconds, at most 2147482 (setTimeout's limit, ~24.8 days)\n"
+    ])
     const json = await runCli(["--log-format", "json", "convert", "data/examples/recorded-tasks.jsonl"])
     expect(json.status).toBe(2)
     expect(JSON.parse(json.stderr)).toMatchObject({

@@ -520,6 +520,21 @@ const killAfter = async (args: ReadonlyArray<string>, server: FakeServer, dir: s
 }
 
 describe("--resume checks what it resumes", () => {
+  it("a run whose manifest.json does not decode is not passed over: --resume names it and makes nothing", async () => {
+    const dir = tempDir("skyrl-resume-bad-manifest-")
+    const out = join(dir, "ds.jsonl")
+    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    const [runId] = readdirSync(join(dir, "raw_llm"))
+    const manifest = join(dir, "raw_llm", runId!, "manifest.json")
+    writeFileSync(manifest, readFileSync(manifest, "utf8").replace(/"command": ?"generate"/, "\"command\":7"))
+    const resumed = await runCli(["generate", "-n", "2", "--out", out, "--resume"])
+    expect(resumed.status).toBe(2)
+    // Was: "no earlier generate run ...; starting a new run", which made (and, with a key, paid for) both again.
+    expect(resumed.stderr).toContain(`skyrl: --resume: ${manifest}, command: `)
+    expect(resumed.stderr).toContain(`mend the file, or move its directory out of ${join(dir, "raw_llm")}`)
+    expect(readdirSync(join(dir, "raw_llm"))).toEqual([runId])
+  })
+
   it("-n 20 killed, then --resume -n 10 is refused naming the setting; with --force it writes 20", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE), 100)
     const dir = tempDir("skyrl-resume-")

@@ -218,7 +218,7 @@ export const dryRun = (input: {
     const inventory = yield* Inventory
     // A run for this output made with these settings (its date aside): what --resume would reuse.
     const latest = Option.filter(
-      yield* findLatestRun(input.rawDir, input.out, "generate"),
+      (yield* findLatestRun(input.rawDir, input.out, "generate")).latest,
       (m) =>
         m.run_settings !== undefined &&
         settingsDifferences(m.run_settings, new RunSettings({ ...settings, as_of: m.run_settings.as_of }))

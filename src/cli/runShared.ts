@@ -226,7 +226,17 @@ export const resolveRun = (input: {
       resumed: false
     }
     if (!input.resume) return fresh
-    const found = yield* findLatestRun(input.rawDir, input.out, input.command)
+    const { latest: found, unreadable } = yield* findLatestRun(input.rawDir, input.out, input.command)
+    // A run whose manifest cannot be read may be the one to resume: starting anew would pay for its work again.
+    if (unreadable.length > 0) {
+      const { file, issue } = unreadable[0]!
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}: it may be the run to ` +
+          `resume (starting anew would make, and pay for, its samples again); mend the file, or move its directory ` +
+          `out of ${input.rawDir}`
+      })
+    }
     if (O.isNone(found)) {
       yield* Effect.logWarning(
         `--resume: no earlier ${input.command} run for ${input.out} in ${input.rawDir}; starting a new run`

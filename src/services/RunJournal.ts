@@ -303,9 +303,16 @@ const checkSettings = (spec: RunSpec, paths: RunPaths) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     if (!(yield* storage.exists(paths.manifest))) return undefined
-    const manifest = yield* readManifest(paths.manifest)
-    if (manifest._tag === "None") return undefined
-    const m = manifest.value
+    const manifest = yield* readManifestOrIssue(paths.manifest)
+    if (Either.isLeft(manifest)) {
+      const { path: field, message } = manifest.left
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `${paths.manifest}${field === "" ? "" : `, ${field}`}: ${message}: the run's settings cannot be ` +
+          "checked against these; mend the file or start a new run"
+      })
+    }
+    const m = manifest.right
     if (m.fingerprint === undefined || m.run_settings === undefined) {
       return yield* new SettingsError({
         setting: "--resume",
@@ -337,17 +344,33 @@ export const readManifestOrIssue = (file: string) =>
 /** The manifest of a run directory, when it is one. */
 export const readManifest = (file: string) => Effect.map(readManifestOrIssue(file), Either.getRight)
 
-/** The most recent run of `command` in rawDir that wrote `output` (for --resume). */
+/** A run's manifest.json that is there but does not decode, and where and why. */
+export interface UnreadableManifest {
+  readonly file: string
+  readonly issue: Issue
+}
+
+/**
+ * The most recent run of `command` in rawDir that wrote `output` (for --resume), and the manifests in
+ * rawDir that are there but do not decode (whose runs cannot be told apart).
+ */
 export const findLatestRun = (rawDir: string, output: string, command: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    if (!(yield* storage.exists(rawDir))) return Option.none<RunManifest>()
     const found: Array<RunManifest> = []
-    for (const id of yield* storage.readDirectory(rawDir).pipe(Effect.orElseSucceed(() => []))) {
-      const m = yield* readManifest(path.join(rawDir, id, "manifest.json"))
-      if (Option.isSome(m) && m.value.output === output && m.value.command === command) found.push(m.value)
+    const unreadable: Array<UnreadableManifest> = []
+    const ids = (yield* storage.exists(rawDir))
+      ? yield* storage.readDirectory(rawDir).pipe(Effect.orElseSucceed(() => []))
+      : []
+    for (const id of ids) {
+      const file = path.join(rawDir, id, "manifest.json")
+      if (!(yield* storage.exists(file))) continue
+      const m = yield* readManifestOrIssue(file)
+      if (Either.isLeft(m)) unreadable.push({ file, issue: m.left })
+      else if (m.right.output === output && m.right.command === command) found.push(m.right)
     }
-    return Option.fromNullable(found.sort((a, b) => a.started_at.localeCompare(b.started_at)).at(-1))
+    const latest = Option.fromNullable(found.sort((a, b) => a.started_at.localeCompare(b.started_at)).at(-1))
+    return { latest, unreadable }
   })
 
 /**
