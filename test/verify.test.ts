@@ -799,19 +799,23 @@ describe("verify --resume after a side effect ran", () => {
   )
 })
 
+/** A row whose plan appends a line (a side effect, allowed) then calls a tool that never answers. */
+const appendThenHang = async (dir: string, timeout: number) => {
+  const { spec: sideEffects, appended } = sideEffectServer(dir)
+  const inventory = await importLive([sideEffects])
+  const rows = [
+    row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
+      server: "se",
+      tool: "hang",
+      params: {}
+    })
+  ]
+  return { options: { inventory, specs: [sideEffects], rows, allow: "append", dir, timeout }, appended }
+}
+
 describe("verify --resume after a side effect ran and a later step timed out", () => {
   it("the timed-out row is journaled and not run again", async () => {
-    const dir = tempDir("skyrl-verify-resume-timeout-")
-    const { spec: sideEffects, appended } = sideEffectServer(dir)
-    const inventory = await importLive([sideEffects])
-    const rows = [
-      row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
-        server: "se",
-        tool: "hang",
-        params: {}
-      })
-    ]
-    const options = { inventory, specs: [sideEffects], rows, allow: "append", dir, timeout: 3 }
+    const { options, appended } = await appendThenHang(tempDir("skyrl-verify-resume-timeout-"), 3)
     const first = await verify(options)
     expect(first.rejects[0]).toMatchObject({ status: "timeout", step: 2, tool: "hang" })
     expect(first.rejects[0].reason).toContain(
@@ -826,17 +830,8 @@ describe("verify --resume after a side effect ran and a later step timed out", (
 
 describe("verify --resume after Ctrl-C in the middle of a plan whose side-effecting step ran", () => {
   it("the plan runs to its outcome and is journaled before the run stops; --resume does not run it again", async () => {
-    const dir = tempDir("skyrl-verify-interrupt-se-")
-    const { spec: sideEffects, appended } = sideEffectServer(dir)
-    const inventory = await importLive([sideEffects])
-    const rows = [
-      row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
-        server: "se",
-        tool: "hang",
-        params: {}
-      })
-    ]
-    const options = { inventory, specs: [sideEffects], rows, allow: "append", dir, timeout: 2 }
+    const { options, appended } = await appendThenHang(tempDir("skyrl-verify-interrupt-se-"), 2)
+    const dir = options.dir
     const logs: Array<string> = []
     const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
     const fiber = Effect.runFork(verifyRun(options, dir).pipe(Effect.provide(logger)))
