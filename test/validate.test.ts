@@ -147,6 +147,18 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.tool_sequence[1].derived_params"
     ],
     [
+      "a step's call_name null (passed: the env would call it by its tool name, not the name the prompt shows)",
+      (r) => (r.reward_spec.ground_truth.tool_sequence[0].call_name = null),
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_sequence[0].call_name"
+    ],
+    [
+      "a step's call_name \"\" (passed)",
+      (r) => (r.reward_spec.ground_truth.tool_sequence[1].call_name = ""),
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_sequence[1].call_name"
+    ],
+    [
       "an empty available_tools",
       (r) => (r.reward_spec.ground_truth.available_tools = []),
       "contract/provenance",

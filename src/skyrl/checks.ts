@@ -920,6 +920,13 @@ export class DatasetChecker {
         params
       }
       if (typeof s.call_name === "string" && s.call_name !== "") step.call_name = s.call_name
+      else if (s.call_name !== undefined) {
+        this.find(
+          "contract/provenance",
+          `${here()}.call_name`,
+          `must be the name the prompt shows the tool by, a non-empty string (got ${JSON.stringify(s.call_name)})`
+        )
+      }
       if (dependsOn !== undefined) step.depends_on = dependsOn as ReadonlyArray<number>
       if (derived !== undefined) step.derived_params = derived as ReadonlyArray<string>
       steps.push(step)
