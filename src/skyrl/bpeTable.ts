@@ -11,6 +11,7 @@
  * test/bpeTable.test.ts holds the counts equal to the library's. A long piece (a run of one character,
  * a long word) is merged with a heap, in O(n log n), where the library's loop takes O(n²).
  */
+import { isWellFormed } from "./utf8.js"
 
 /** Ranks as gpt-tokenizer holds them: a token's text, or its bytes when they are not valid UTF-8. */
 export type Ranks = ReadonlyArray<string | ReadonlyArray<number>>
@@ -58,9 +59,6 @@ export const isValidUtf8 = (bytes: Uint8Array, start: number, end: number): bool
   }
   return true
 }
-
-/** String.prototype.isWellFormed (Node 20; not in the ES2022 lib): no lone surrogate. */
-export const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed()
 
 /** The rank of bytes[start, end), or -1. */
 export const lookup = (table: BpeTable, bytes: Uint8Array, start: number, end: number): number => {

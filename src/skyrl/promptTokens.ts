@@ -9,8 +9,9 @@
  * shares its system message), so counts are cached per content string (bounded caches).
  */
 import { O200K_TOKEN_SPLIT_REGEX } from "gpt-tokenizer/encodingParams/constants"
-import { type BpeTable, isWellFormed, lookup, mergeCount } from "./bpeTable.js"
+import { type BpeTable, lookup, mergeCount } from "./bpeTable.js"
 import { libraryCountTokens, o200kTable } from "./o200k.js"
+import { isWellFormed } from "./utf8.js"
 
 export { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 

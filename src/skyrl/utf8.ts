@@ -7,7 +7,6 @@
  * BD) is text like any other. Pure.
  */
 import { isUtf8 } from "node:buffer"
-import { isWellFormed } from "./bpeTable.js"
 
 const FAULT = "\uDC00"
 
@@ -91,6 +90,9 @@ export const firstUtf8Fault = (text: string): string | undefined => {
   const at = lines.findIndex(isUtf8Fault)
   return at < 0 ? undefined : utf8FaultOf(lines[at]!, at + 1)
 }
+
+/** String.prototype.isWellFormed (Node 20; not in the ES2022 lib): no lone surrogate. */
+export const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed()
 
 /** `text` without a leading BOM (U+FEFF), not copied when it has none. */
 export const withoutBom = (text: string): string => text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
