@@ -690,8 +690,11 @@ async function* jsonLinesRows(file: string, keep: boolean): AsyncGenerator<Reado
   }
 }
 
+/** A text file as `StorageApi.readText` gives it: UTF-8 (faults marked), without a leading BOM. */
+const readTextFile = async (file: string): Promise<string> => withoutBom(decodeUtf8(await fs.readFile(file)))
+
 async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord> {
-  const text = withoutBom(decodeUtf8(await fs.readFile(file)))
+  const text = await readTextFile(file)
   if (leadOf(text) !== "[") {
     // Like `datasets`, a .json file may also hold JSON Lines.
     let index = 0
@@ -1037,7 +1040,7 @@ const writeRowStreamLive = <E>(
 }
 
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
-  readText: (file) => attempt(file, "read", async () => withoutBom(decodeUtf8(await fs.readFile(file)))),
+  readText: (file) => attempt(file, "read", () => readTextFile(file)),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
   readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
   size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),

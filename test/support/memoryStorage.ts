@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
 import type { StorageApi } from "../../src/services/Storage.js"
 import { rowFormatOf, Storage, StorageLive, writeJsonRows } from "../../src/services/Storage.js"
+import { withoutBom } from "../../src/skyrl/utf8.js"
 
 /**
  * The live storage, except that reading a file `refused` names as one string dies: a reader that must stream
@@ -63,7 +64,7 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
   const isDir = (dir: string) => dirs.has(dir) || [...files.keys()].some((f) => f.startsWith(dir + path.sep))
 
   const api: StorageApi = {
-    readText: (file) => Effect.map(get(file, "read"), textOf),
+    readText: (file) => Effect.map(get(file, "read"), (v) => withoutBom(textOf(v))), // as the live one
     readBytes: (file) => Effect.map(get(file, "read"), bytesOf),
     readSlice: (file, offset, length) =>
       Effect.map(get(file, "read"), (v) => bytesOf(v).slice(offset, offset + length)),
