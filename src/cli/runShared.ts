@@ -8,7 +8,7 @@ import { RunSettings, SettingsError } from "../domain/run.js"
 import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { findLatestRun, settingsDifferences } from "../services/RunJournal.js"
+import { findLatestRun, manifestIssueText, settingsDifferences } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
@@ -229,12 +229,10 @@ export const resolveRun = (input: {
     const { latest: found, unreadable } = yield* findLatestRun(input.rawDir, input.out, input.command)
     // A run whose manifest cannot be read may be the one to resume: starting anew would pay for its work again.
     if (unreadable.length > 0) {
-      const { file, issue } = unreadable[0]!
       return yield* new SettingsError({
         setting: "--resume",
-        reason: `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}: it may be the run to ` +
-          `resume (starting anew would make, and pay for, its samples again); mend the file, or move its directory ` +
-          `out of ${input.rawDir}`
+        reason: `${manifestIssueText(unreadable[0]!)}: it may be the run to resume (starting anew would make, and ` +
+          `pay for, its samples again); mend the file, or move its directory out of ${input.rawDir}`
       })
     }
     if (O.isNone(found)) {

@@ -95,13 +95,13 @@ const FLAG_OF_ABSENT: Readonly<Record<string, string>> = {
   user_leaks: "--allow-tool-names-in-prompt"
 }
 
+/** The hint for a run made before `when` under an older rule. */
+const madeBefore = (when: string) => `a run made before ${when}: resume with --force, which keeps its rule`
+
 /** How to resume a run whose setting holds a value of an older rule, by setting and value. */
 const HINT_OF_OLDER: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  literals: {
-    stated: "a run made before 2026-12-02: resume with --force, which keeps its rule",
-    "stated-outside-tool-lists": "a run made before 2026-12-02 04:00 UTC: resume with --force, which keeps its rule"
-  },
-  user_leaks: { repaired: "a run made before 2026-12-02 04:00 UTC: resume with --force, which keeps its rule" }
+  literals: { stated: madeBefore("2026-12-02"), "stated-outside-tool-lists": madeBefore("2026-12-02 04:00 UTC") },
+  user_leaks: { repaired: madeBefore("2026-12-02 04:00 UTC") }
 }
 
 /** `path: A in the run, B now` for each setting that differs, objects compared field by field. */
@@ -305,11 +305,10 @@ const checkSettings = (spec: RunSpec, paths: RunPaths) =>
     if (!(yield* storage.exists(paths.manifest))) return undefined
     const manifest = yield* readManifestOrIssue(paths.manifest)
     if (Either.isLeft(manifest)) {
-      const { path: field, message } = manifest.left
       return yield* new SettingsError({
         setting: "--resume",
-        reason: `${paths.manifest}${field === "" ? "" : `, ${field}`}: ${message}: the run's settings cannot be ` +
-          "checked against these; mend the file or start a new run"
+        reason: `${manifestIssueText({ file: paths.manifest, issue: manifest.left })}: the run's settings cannot ` +
+          "be checked against these; mend the file or start a new run"
       })
     }
     const m = manifest.right
@@ -349,6 +348,10 @@ export interface UnreadableManifest {
   readonly file: string
   readonly issue: Issue
 }
+
+/** `FILE, FIELD: REASON` of a manifest that does not decode. */
+export const manifestIssueText = ({ file, issue }: UnreadableManifest): string =>
+  `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}`
 
 /**
  * The most recent run of `command` in rawDir that wrote `output` (for --resume), and the manifests in
