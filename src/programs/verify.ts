@@ -18,7 +18,7 @@ import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
-import { toCompletion, Verifier } from "../services/Verifier.js"
+import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { sha256Hex } from "../skyrl/canonical.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
@@ -28,7 +28,6 @@ import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/ve
 import {
   FailureFields,
   failureFields,
-  interruptedAt,
   isFinalForResume,
   MAX_PARAMS_DEPTH,
   nestsDeeperThan,
@@ -372,18 +371,13 @@ const startRecord = (
   if (ctx.hasSideEffects(checked.steps)) {
     // Before the first step with side effects is sent, the journal says it may act (`interruptedAt`): a run
     // killed after that never runs the plan again on --resume. The plan's outcome then always follows it.
-    let intent = false
-    const beforeSideEffect = (step: VerifyStep) =>
-      Effect.suspend(() => {
-        intent = true
-        return ctx.journal.append(JSON.stringify({ hash: checked.hash, failure: interruptedAt(step) }) + "\n", {
-          wait: true
-        })
-      })
+    const intent = sideEffectIntent((failure) =>
+      ctx.journal.append(JSON.stringify({ hash: checked.hash, failure }) + "\n", { wait: true })
+    )
     const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
       const recordJson = recordJsonOf(outcome)
       const settled = settle(located, checked, outcome, ctx, false, recordJson)
-      const line = journalLine(checked, outcome, recordJson, intent)
+      const line = journalLine(checked, outcome, recordJson, intent.written())
       const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
       return Effect.as(written, Effect.suspend(() => push(settled)))
     }
@@ -391,10 +385,15 @@ const startRecord = (
     // that will record them is ready. Once started, run to the journal line even when interrupted.
     return Effect.zipRight(
       ctx.journalReady,
-      toCompletion(Effect.matchEffect(ctx.verifier.verify(checked.steps, { durable: true, beforeSideEffect }), {
-        onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
-        onSuccess: (record) => finish(Either.right(record))
-      }))
+      toCompletion(
+        Effect.matchEffect(
+          ctx.verifier.verify(checked.steps, { durable: true, beforeSideEffect: intent.beforeSideEffect }),
+          {
+            onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
+            onSuccess: (record) => finish(Either.right(record))
+          }
+        )
+      )
     )
   }
   // Started now (its first call sent); the completion records the last answer in the cassettes, settles

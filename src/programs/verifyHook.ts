@@ -25,13 +25,12 @@ import type { StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
 import { Storage } from "../services/Storage.js"
-import { toCompletion, Verifier } from "../services/Verifier.js"
+import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import type { VerifyStep } from "../skyrl/verification.js"
 import {
   FailureFields,
   failureFields,
-  interruptedAt,
   isFinalForResume,
   isRepairable,
   outcomeStands,
@@ -129,18 +128,15 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
       Effect.gen(function*() {
         // Before the first step with side effects is sent, the log says it may act (`interruptedAt`): a run
         // killed after that never verifies the answer again on --resume. The outcome then always follows it.
-        let intent = false
-        const beforeSideEffect = answer === undefined ? undefined : (step: VerifyStep) =>
-          Effect.suspend(() => {
-            intent = true
-            return log.append(JSON.stringify({ ...answer, failure: interruptedAt(step) }) + "\n", { wait: true })
-          })
-        const outcome: Outcome = yield* verifier.verify(steps, { beforeSideEffect }).pipe(
+        const intent = answer === undefined
+          ? undefined
+          : sideEffectIntent((failure) => log.append(JSON.stringify({ ...answer, failure }) + "\n", { wait: true }))
+        const outcome: Outcome = yield* verifier.verify(steps, { beforeSideEffect: intent?.beforeSideEffect }).pipe(
           Effect.map(Either.right),
           Effect.catchTag("VerificationFailed", (f) => Effect.succeed(Either.left(f)))
         )
         // Final: verified, a tool error, or a failure after a side effect ran (running it again would act twice).
-        if (answer !== undefined && (intent || isFinalForResume(outcome))) {
+        if (answer !== undefined && (intent?.written() || isFinalForResume(outcome))) {
           const entry: VerificationLogEntry = Either.isRight(outcome)
             ? { ...answer, record: outcome.right }
             : { ...answer, failure: failureFields(outcome.left) }

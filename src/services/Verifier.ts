@@ -28,11 +28,12 @@ import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
-import type { AllowList, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
+import type { AllowList, FailureFields, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import {
   allowed,
   blockedSteps,
   failureFields,
+  interruptedAt,
   liveSideEffectFailure,
   resultText,
   sideEffectFailure,
@@ -190,6 +191,21 @@ const afterSideEffect = (f: VerificationFailed, acted: VerifyStep, at: VerifySte
     reason: `${f.reason}; not retried on --resume: ${actedText(acted, at)}`,
     sideEffectRan: acted.step
   })
+
+/**
+ * A plan's write-ahead record for its side effects: `beforeSideEffect` appends (through `append`, which waits
+ * for the disk) the outcome the plan has if the run stops before its own is recorded (`interruptedAt`), and
+ * `written` says whether it did: the plan's outcome, final or not, must then follow it.
+ */
+export const sideEffectIntent = (append: (failure: FailureFields) => Effect.Effect<void, StorageError>) => {
+  let written = false
+  const beforeSideEffect = (step: VerifyStep) =>
+    Effect.suspend(() => {
+      written = true
+      return append(interruptedAt(step))
+    })
+  return { beforeSideEffect, written: () => written }
+}
 
 /** `VerifyOptions.beforeSideEffect`, as the plan's steps pass it on. */
 type BeforeSideEffect = ((step: VerifyStep) => Effect.Effect<void, StorageError>) | undefined
