@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { Inventory } from "../src/domain/inventory.js"
 import type { EncodedRow } from "../src/domain/row.js"
-import { literalReadingOf } from "../src/programs/generate.js"
+import { promptReadingOf } from "../src/programs/generate.js"
 import { checkWrittenDataset, DatasetViolationsError, validateFiles } from "../src/programs/validate.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import type { Report, RuleId } from "../src/skyrl/checks.js"
@@ -614,7 +614,7 @@ describe("warnings", () => {
     )
     // A generate run made before 2026-12-02 (`literals: "stated"`) keeps the reading it was judged by, so that
     // rebuild and --resume --force make its rows as they were: there, the tool list stated the values.
-    const old = { inventory, literalReading: "until-2026-12-01" as const }
+    const old = { inventory, promptReading: "until-2026-12-01" as const }
     expect(
       ruleOf(
         checkRows([enumRow("IBM's income statement and a web search on IBM earnings.")], old),
@@ -622,10 +622,10 @@ describe("warnings", () => {
       ).count
     )
       .toBe(0)
-    expect(literalReadingOf(settingsFor(1, { literals: "stated" }))).toBe("until-2026-12-01")
-    expect(literalReadingOf(settingsFor(1, { literals: "stated-outside-tool-lists" }))).toBe("until-2026-12-02")
-    expect(literalReadingOf(settingsFor(1, { user_leaks: "repaired" }))).toBe("until-2026-12-02")
-    expect(literalReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated" }))).toBe("until-2026-12-01")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-outside-tool-lists" }))).toBe("until-2026-12-02")
+    expect(promptReadingOf(settingsFor(1, { user_leaks: "repaired" }))).toBe("until-2026-12-02")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
@@ -692,12 +692,12 @@ describe("warnings", () => {
     expect(leak("Use fmp_get_quote_history on AAPL, then the 3 latest news.").count).toBe(0)
     // A generate run made on 2026-12-02 before 04:00 UTC (`user_leaks: "repaired"`) keeps its rule's reading, so
     // that rebuild and --resume --force judge its answers as it did.
-    const reading = literalReadingOf(settingsFor(1, { user_leaks: "repaired" }))
+    const reading = promptReadingOf(settingsFor(1, { user_leaks: "repaired" }))
     const before = checkRows(
       [edited(rowFor(0), (r) => (r.prompt[1].content = "Use functions.fmp_get_quote on AAPL."))],
       {
         inventory,
-        literalReading: reading
+        promptReading: reading
       }
     )
     expect(ruleOf(before, "prompt/user-names-tool").count).toBe(0)
@@ -726,7 +726,7 @@ describe("warnings", () => {
       edited(rowFor(0), (r) => (r.prompt[1].content = "Quote AAPL: <tool_call >x</tool_call >"))
     ], {
       inventory,
-      literalReading: "until-2026-12-02"
+      promptReading: "until-2026-12-02"
     })
     expect(ruleOf(before, "prompt/user-names-tool").count).toBe(0)
   })

@@ -98,9 +98,9 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * generate: a literal param value no prompt message states is sent back to the model as a repair
    * (`prompt/literal-not-shown` is an error at acceptance): a policy could only guess it.
    * "stated-v3": the values a message's tool list shows (every enum member, the descriptions) state nothing,
-   * read as `LiteralReading` "current" says. "stated-outside-tool-lists": a run made on 2026-12-02 before
+   * read as `PromptReading` "current" says. "stated-outside-tool-lists": a run made on 2026-12-02 before
    * 04:00 UTC, and "stated": one made before 2026-12-02 (when the tool list stated values too), each judged
-   * again as it was (`literalReadingOf`). Absent: a warning (`--allow-unstated-literals`, and runs made before
+   * again as it was (`promptReadingOf`). Absent: a warning (`--allow-unstated-literals`, and runs made before
    * the field existed, which `rebuild` makes as they were).
    */
   literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists", "stated-v3")),
@@ -108,7 +108,7 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * generate: "repaired-v2", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
    * params as JSON is sent back to the model as a repair (`prompt/user-names-tool` is an error at
    * acceptance): it tells the policy the plan. "repaired": a run made on 2026-12-02 before 04:00 UTC, judged
-   * again as it was (no namespace before a name, the tag only as written: `literalReadingOf`). Absent: a
+   * again as it was (no namespace before a name, the tag only as written: `promptReadingOf`). Absent: a
    * warning (`--allow-tool-names-in-prompt`, and runs made before 2026-12-02, which `rebuild` makes as they were).
    */
   user_leaks: Schema.optional(Schema.Literal("repaired", "repaired-v2"))

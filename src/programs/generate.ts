@@ -12,7 +12,7 @@ import { Inventory } from "../services/Inventory.js"
 import type { FocusTool } from "../skyrl/focusTools.js"
 import { focusToolMissing, focusTools } from "../skyrl/focusTools.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
-import type { LiteralReading } from "../skyrl/literalsShown.js"
+import type { PromptReading } from "../skyrl/literalsShown.js"
 import { DEFAULT_PERSONAS, TASK_STYLES } from "../skyrl/personas.js"
 import type { TaskStyle } from "../skyrl/personas.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
@@ -187,7 +187,7 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
     ...(options.runSettings.literals === undefined ? [] : ["prompt/literal-not-shown"]),
     ...(options.runSettings.user_leaks === undefined ? [] : ["prompt/user-names-tool"])
   ],
-  literalReading: literalReadingOf(options.runSettings)
+  promptReading: promptReadingOf(options.runSettings)
 })
 
 /**
@@ -197,7 +197,7 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
  * "repaired"`, made on 2026-12-02 before 04:00 UTC. A setting that is absent only warns: its reading changes
  * no row.
  */
-export const literalReadingOf = (settings: RunSettings): LiteralReading =>
+export const promptReadingOf = (settings: RunSettings): PromptReading =>
   settings.literals === "stated"
     ? "until-2026-12-01"
     : settings.literals === "stated-outside-tool-lists" || settings.user_leaks === "repaired"

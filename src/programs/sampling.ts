@@ -32,7 +32,7 @@ import { Storage } from "../services/Storage.js"
 import type { DiversityReport } from "../skyrl/diversity.js"
 import { diversityOfRows, renderDiversityText } from "../skyrl/diversity.js"
 import { decodeRow, encodeRow } from "../skyrl/layout.js"
-import type { LiteralReading } from "../skyrl/literalsShown.js"
+import type { PromptReading } from "../skyrl/literalsShown.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { VerifyHook } from "./acceptance.js"
@@ -77,7 +77,7 @@ export interface SamplingOptions<J extends Job> {
   /** Rules that are errors at acceptance although warnings in files (a repair when the model can fix them). */
   readonly errorRules?: ReadonlyArray<string>
   /** How the row checks read a prompt's stated literals (default: the current reading). */
-  readonly literalReading?: LiteralReading | undefined
+  readonly promptReading?: PromptReading | undefined
   /** Prompt token budget of the row checks (default: checks.ts's). */
   readonly maxPromptTokens?: number | undefined
   /**
@@ -215,7 +215,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       checks: {
         inventory: options.command === "generate" ? inventory.inventory : undefined,
         ...(options.maxPromptTokens === undefined ? {} : { maxPromptTokens: options.maxPromptTokens }),
-        literalReading: options.literalReading,
+        promptReading: options.promptReading,
         // A model that labels its task's complexity is asked to make the label fit the plan (files only warn).
         severity: {
           "plan/complexity": "error",

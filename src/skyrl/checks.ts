@@ -81,7 +81,7 @@ import {
   statedTextOf,
   unshownLiterals
 } from "./literalsShown.js"
-import type { LiteralReading } from "./literalsShown.js"
+import type { PromptReading } from "./literalsShown.js"
 import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
@@ -276,9 +276,9 @@ export interface CheckOptions {
   readonly partitionRecords?: number | undefined
   /**
    * How prompt/literal-not-shown and prompt/user-names-tool read the prompt (default "current"; a generate
-   * run's own: `literalReadingOf`).
+   * run's own: `promptReadingOf`).
    */
-  readonly literalReading?: LiteralReading | undefined
+  readonly promptReading?: PromptReading | undefined
 }
 
 type Json = Record<string, unknown>
@@ -709,7 +709,7 @@ export class DatasetChecker {
       const texts = promptTexts(value.prompt)
       this.checkToolsShown(new PromptFacts(texts, this.factsOf), gt)
       if (steps !== undefined) {
-        const reading = this.options.literalReading ?? "current"
+        const reading = this.options.promptReading ?? "current"
         this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf, reading), steps)
         this.checkPlaceholders(steps)
       }
@@ -1184,7 +1184,7 @@ export class DatasetChecker {
     const last = prompt.length - 1
     const user: unknown = prompt[last]
     if (!isObject(user) || user.role !== "user" || typeof user.content !== "string") return
-    const leak = userLeak(user.content, steps, (this.options.literalReading ?? "current") === "current")
+    const leak = userLeak(user.content, steps, (this.options.promptReading ?? "current") === "current")
     if (leak !== undefined) this.find("prompt/user-names-tool", `prompt[${last}].content`, leak)
   }
 
@@ -1237,7 +1237,7 @@ export class DatasetChecker {
     remember(
       text.length < LONG_MESSAGE ? undefined : this.statedTexts,
       text,
-      () => statedTextOf(text, this.options.literalReading ?? "current")
+      () => statedTextOf(text, this.options.promptReading ?? "current")
     )
 
   /** A message's facts, remembered for long ones (a run's system message, which its rows share). */
@@ -1245,7 +1245,7 @@ export class DatasetChecker {
     remember(
       text.length < LONG_MESSAGE ? undefined : this.messageFacts,
       text,
-      () => new MessageFacts(text, this.options.literalReading ?? "current")
+      () => new MessageFacts(text, this.options.promptReading ?? "current")
     )
 
   /** A step's tool's input schema in the inventory (undefined without one, or for an unknown tool). */

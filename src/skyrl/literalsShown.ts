@@ -44,7 +44,7 @@ export interface UnshownLiteral {
  * The prompt's text as the test compares it (lowercased; spaces, `_` and `-` runs read as one space; in the
  * current reading typographic quotes and apostrophes as straight ones: `McDonald’s` states `McDonald's`).
  */
-const comparableText = (text: string, reading: LiteralReading): string => {
+const comparableText = (text: string, reading: PromptReading): string => {
   const spaced = text.toLowerCase().replace(/[\s_-]+/g, " ")
   return reading === "current" ? spaced.replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"") : spaced
 }
@@ -123,21 +123,22 @@ const inIsoDate = (text: string, start: number, end: number): boolean => {
 }
 
 /**
- * How a prompt states a literal, for the generate runs each reading judged (`rebuild` and `--resume --force`
- * make their rows as they were; `literalReadingOf` in programs/generate.ts). "current": as the module comment
+ * How the prompt rules read a prompt (what states a literal here; what names a plan tool in promptLeak.ts's
+ * `userLeak`), for the generate runs each reading judged (`rebuild` and `--resume --force`
+ * make their rows as they were; `promptReadingOf` in programs/generate.ts). "current": as the module comment
  * says. "until-2026-12-02": as the rule read on 2026-12-02 until 04:00 UTC: the month and day of an ISO date
  * stated numbers, a day written with its month's name needed its year right after it (`March 1, 2025`; not
  * `Sept.`), scales (`1.5 million`, `$2B`) and `5 percent` stated nothing, and typographic quotes were not
  * straight ones. "until-2026-12-01": as before 2026-12-02, besides: a message's tool list stated values
  * too, `3.0` did not state 3, and no written-out day stated its ISO date.
  */
-export type LiteralReading = "current" | "until-2026-12-02" | "until-2026-12-01"
+export type PromptReading = "current" | "until-2026-12-02" | "until-2026-12-01"
 
 /** Whether `reading` has the rules of 2026-12-02 (the tool list states nothing, `3.0` states 3, written days). */
-const since1202 = (reading: LiteralReading): boolean => reading !== "until-2026-12-01"
+const since1202 = (reading: PromptReading): boolean => reading !== "until-2026-12-01"
 
 /** A message's text as `reading` looks for stated values in it. */
-export const statedTextOf = (text: string, reading: LiteralReading): string =>
+export const statedTextOf = (text: string, reading: PromptReading): string =>
   since1202(reading) ? withoutToolList(text) : text
 
 /**
@@ -158,7 +159,7 @@ const afterZeros = (text: string, form: string, start: number, zeros: boolean): 
  * 2026-12-02 zeros after its decimal point write the same number (`3.0` holds 3); in the current reading the
  * month or day of an ISO date is none.
  */
-const holdsNumber = (text: string, form: string, reading: LiteralReading): boolean => {
+const holdsNumber = (text: string, form: string, reading: PromptReading): boolean => {
   const current = reading === "current"
   for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
     const before = text[i - 1]
@@ -177,7 +178,7 @@ const holdsNumber = (text: string, form: string, reading: LiteralReading): boole
 }
 
 /** Whether `text` states `n`: as a whole number in one of its forms, or as a word from one to twelve. */
-export const statesNumber = (text: string, n: number, reading: LiteralReading = "current"): boolean =>
+export const statesNumber = (text: string, n: number, reading: PromptReading = "current"): boolean =>
   numberForms(n, reading === "current").some((form) => holdsNumber(text, form, reading)) ||
   (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
 
@@ -215,7 +216,7 @@ const yearNear = (text: string, year: RegExp, start: number, end: number): boole
  * with `/` or `.` (`2025/03/01`, `03/01/2025`, `01.03.2025`: both orders of day and month pass, as the test
  * errs on passing). Reading "until-2026-12-02": the year right after the day (`, 2025`), no `Sept`.
  */
-const dayStatement = (iso: string, reading: LiteralReading): ((text: string) => boolean) | undefined => {
+const dayStatement = (iso: string, reading: PromptReading): ((text: string) => boolean) | undefined => {
   const parts = ISO_DAY.exec(iso)
   if (parts === null) return undefined
   const [y, m, d] = [parts[1]!, Number(parts[2]), Number(parts[3])]
@@ -249,7 +250,7 @@ export class MessageFacts {
   private comparableMade: string | undefined
   private readonly answers: { readonly numbers: Map<number, boolean>; readonly names: Map<string, boolean> } | undefined
 
-  constructor(readonly text: string, private readonly reading: LiteralReading = "current") {
+  constructor(readonly text: string, private readonly reading: PromptReading = "current") {
     this.answers = text.length < LONG_MESSAGE ? undefined : { numbers: new Map(), names: new Map() }
   }
 
@@ -279,7 +280,7 @@ export class PromptFacts {
   constructor(
     readonly texts: ReadonlyArray<string>,
     private readonly factsOf?: ((text: string) => MessageFacts) | undefined,
-    private readonly reading: LiteralReading = "current"
+    private readonly reading: PromptReading = "current"
   ) {}
 
   private get messages(): ReadonlyArray<MessageFacts> {

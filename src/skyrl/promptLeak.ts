@@ -192,7 +192,7 @@ interface UserLeakStep extends ToolRef {
  * the `<tool_call>` syntax (a tag: also with spaces or attributes in it, or HTML-escaped), or holds a step's
  * params as JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
  * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none. With `current`
- * false, as the rule read until 2026-12-02 04:00 UTC (the generate runs it judged keep it: `literalReadingOf`):
+ * false, as the rule read until 2026-12-02 04:00 UTC (the generate runs it judged keep it: `promptReadingOf`):
  * no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
  */
 export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>, current = true): string | undefined => {
