@@ -188,6 +188,7 @@ class _Matcher:
         self._fits: dict[int, list[Step]] = {}
         self._callers: dict[int, list[int]] = {}  # step number -> the calls added so far that fit it
         self._added: list[int] = []  # the calls ``add`` was given, in call order
+        self._identities: dict[int, str] = {}
 
     def fits(self, i: int) -> list[Step]:
         """The steps call ``i`` matches by name and params, whatever their order (cached)."""
@@ -200,11 +201,15 @@ class _Matcher:
 
     def identity(self, i: int) -> str:
         """Call ``i`` as repeats are told apart: its name and canonical arguments, each param equal to its
-        schema default left out (the match reads the two alike, so spelling a default out is no new call)."""
-        name, args = self.calls[i].name, self.calls[i].arguments or {}
-        defaults = _defaults(self.plan.schemas.get(name))
-        default = {k: _effective(defaults, k, {}) for k in args if k in defaults}
-        return canonical_json([name, {k: v for k, v in args.items() if default.get(k) != canonical_json(v)}])
+        schema default left out (the match reads the two alike, so spelling a default out is no new call;
+        cached: ``_repeats_allowed`` asks it for every matched call at each ``add``)."""
+        if i not in self._identities:
+            name, args = self.calls[i].name, self.calls[i].arguments or {}
+            defaults = _defaults(self.plan.schemas.get(name))
+            default = {k: _effective(defaults, k, {}) for k in args if k in defaults}
+            kept = {k: v for k, v in args.items() if default.get(k) != canonical_json(v)}
+            self._identities[i] = canonical_json([name, kept])
+        return self._identities[i]
 
     def add(self, i: int) -> bool:
         """Match call ``i`` to a step, moving earlier calls if that is what it takes; False if it cannot, or
