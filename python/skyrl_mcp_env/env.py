@@ -15,7 +15,7 @@ import numbers
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional
 
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
@@ -72,6 +72,7 @@ class Settings:
     startup_timeout: float = 30.0  # live: seconds for a server to start and answer initialize
     strict: bool = False  # reward 0 unless every plan step matched
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
+    ground_derived: bool = False  # a derived param matches only with a value an earlier ok result holds
     judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
     max_response_chars: int = 8000  # longer tool results are cut
     max_calls_per_turn: int = 32  # calls of one turn beyond this are not run (invalid calls)
@@ -101,6 +102,7 @@ def _is_number(value: Any) -> bool:
 _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strict": (lambda v: isinstance(v, bool), "true or false"),
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
+    "ground_derived": (lambda v: isinstance(v, bool), "true or false"),
     "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "max_calls_per_turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
@@ -223,7 +225,10 @@ class MCPToolEnv(BaseTextEnv):
             return f"Error: {breach.split(':')[1]} exceeded ({self._limit_text()}); the episode ends"
         result = self.backend.call(server, tool, item.arguments)
         self.statuses[result.status] += 1
-        return _cut(result.text, self.settings.max_response_chars)
+        seen = _cut(result.text, self.settings.max_response_chars)
+        if result.status == "ok":
+            self.calls[-1] = replace(self.calls[-1], result=seen)
+        return seen
 
     def _refuse(self) -> str:
         """A call past the turn's limit: recorded as invalid, never run (a turn of hundreds of calls, each
@@ -241,7 +246,8 @@ class MCPToolEnv(BaseTextEnv):
 
     def _score(self) -> dict[str, Any]:
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
-        parts = score(self.plan, trajectory, self.settings.strict, self.settings.dependencies_across_turns)
+        s = self.settings
+        parts = score(self.plan, trajectory, s.strict, s.dependencies_across_turns, s.ground_derived)
         return {
             **parts,
             "ended_by": self.ended_by,

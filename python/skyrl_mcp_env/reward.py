@@ -25,7 +25,9 @@ nothing and count as invalid calls.
                  (a call refused by a limit was not called)
 
 Strict mode returns 0 unless every step matched (for SkyRL's pass_at_n, which counts any positive
-final reward as a pass). No clock, no network, no tool results: the same calls give the same reward.
+final reward as a pass). With ``ground_derived`` a derived param matches only with a value an ok result of an
+earlier turn holds (``Evidence``); those results are part of the trajectory (``CallRecord.result``). No clock,
+no network: the same calls (and results) give the same reward.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -56,6 +59,7 @@ class CallRecord:
     arguments: Optional[dict[str, Any]] = None
     server: Optional[str] = None
     error: Optional[str] = None
+    result: Optional[str] = None  # the text of an ok result, as the policy saw it (``ground_derived`` reads it)
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,16 @@ def _breach(plan: Plan, calls: tuple[CallRecord, ...] | list[CallRecord]) -> tup
 
 
 def score(
-    plan: Plan, trajectory: Trajectory, strict: bool = False, dependencies_across_turns: bool = True
+    plan: Plan,
+    trajectory: Trajectory,
+    strict: bool = False,
+    dependencies_across_turns: bool = True,
+    ground_derived: bool = False,
 ) -> dict[str, Any]:
-    """The reward and its parts (all JSON-friendly), for the step metadata."""
+    """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
+    param matches only with a value an ok result received before the call holds (``grounded``)."""
     refused_from, limit = _breach(plan, trajectory.calls)
-    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from)
+    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
     breach = limit or (trajectory.ended_by if trajectory.ended_by == "max_turns" else None)
     final = bool(trajectory.final_answer and trajectory.final_answer.strip())
@@ -120,7 +129,7 @@ def score(
 
 
 def _match_calls(
-    plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, refused_from: int
+    plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, refused_from: int, ground_derived: bool = False
 ) -> dict[str, Any]:
     """Assign calls to steps (the largest assignment, ``_Matcher.maximum``); calls from ``refused_from`` on
     were refused by a limit.
@@ -131,9 +140,10 @@ def _match_calls(
     step's ``depends_on`` was not satisfied before it. It is an order violation when one such step has every
     dependency matched by the end of the calls (the dependency came later, in the same turn, or otherwise in
     the wrong order), and a missing-dependency call when each such step has a dependency that no call
-    matched (never called, or never called right).
+    matched (never called, or never called right). With ``ground_derived``, an unmatched call that fits a
+    step but for a derived value no earlier result holds is an ungrounded call.
     """
-    matcher = _Matcher(plan, calls, across_turns)
+    matcher = _Matcher(plan, calls, across_turns, ground_derived)
     seen: set[str] = set()
     counts = {
         "invalid_calls": 0,
@@ -141,6 +151,7 @@ def _match_calls(
         "repeated_calls": 0,
         "order_violations": 0,
         "missing_dependency_calls": 0,
+        "ungrounded_calls": 0,
     }
     made: list[tuple[int, bool, list[Step]]] = []  # per call added: index, repeat, free steps it was not ready for
     for i, call in enumerate(calls):
@@ -160,6 +171,7 @@ def _match_calls(
             continue
         counts["unmatched_calls"] += 1
         counts["repeated_calls"] += repeat
+        counts["ungrounded_calls"] += matcher.ungrounded(i)
         if free:
             in_order = any(all(d in matched for d in s.depends_on) for s in free)
             counts["order_violations" if in_order else "missing_dependency_calls"] += 1
@@ -181,23 +193,41 @@ class _Matcher:
     scorer reads that one.
     """
 
-    def __init__(self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool):
-        self.plan, self.calls, self.across_turns = plan, calls, across_turns
+    def __init__(self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, ground: bool = False):
+        self.plan, self.calls, self.across_turns, self.ground = plan, calls, across_turns, ground
         self.matched: dict[int, int] = {}
         self.exhaustive = True  # False when ``maximum`` stopped at its node budget
         self._fits: dict[int, list[Step]] = {}
         self._callers: dict[int, list[int]] = {}  # step number -> the calls added so far that fit it
         self._added: list[int] = []  # the calls ``add`` was given, in call order
         self._identities: dict[int, str] = {}
+        self._evidence: dict[int, Evidence] = {}
 
     def fits(self, i: int) -> list[Step]:
-        """The steps call ``i`` matches by name and params, whatever their order (cached)."""
+        """The steps call ``i`` matches by name and params, whatever their order (cached); with ``ground``,
+        only those whose derived values the results before it hold."""
         if i not in self._fits:
-            name, args = self.calls[i].name, self.calls[i].arguments or {}
-            self._fits[i] = [s for s in self.plan.steps if s.call_name == name and step_matches(self.plan, s, args)]
+            self._fits[i] = [s for s in self._param_fits(i) if self._grounded(i, s)]
             for s in self._fits[i]:
                 self._callers.setdefault(s.step, []).append(i)
         return self._fits[i]
+
+    def ungrounded(self, i: int) -> bool:
+        """Call ``i`` fits a step by name and params but for a derived value no earlier result holds."""
+        return self.ground and any(not self._grounded(i, s) for s in self._param_fits(i))
+
+    def _param_fits(self, i: int) -> list[Step]:
+        name, args = self.calls[i].name, self.calls[i].arguments or {}
+        return [s for s in self.plan.steps if s.call_name == name and step_matches(self.plan, s, args)]
+
+    def _grounded(self, i: int, step: Step) -> bool:
+        if not self.ground or not step.derived_params:
+            return True
+        if i not in self._evidence:  # results of earlier turns: a turn's calls are written before any result
+            turn = self.calls[i].turn
+            self._evidence[i] = Evidence([c.result for c in self.calls if c.result and c.turn < turn])
+        args = self.calls[i].arguments or {}
+        return all(self._evidence[i].holds(args[p]) for p in step.derived_params)
 
     def identity(self, i: int) -> str:
         """Call ``i`` as repeats are told apart: its name and canonical arguments, each param equal to its
@@ -391,6 +421,37 @@ def _dependency_order(numbers: list[int], deps: dict[int, tuple[int, ...]]) -> l
         order.append(ready)
         placed.add(ready)
         waiting.remove(ready)
+
+
+class Evidence:
+    """The results a call could read: a derived value is grounded when each string in it (non-empty) occurs
+    in one of their texts (as written, or JSON-escaped) and each number equals a number written there
+    (``1,234.5``, ``-3`` and ``1e3`` read as numbers); booleans and nulls hold nothing to find."""
+
+    _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+        self._numbers: Optional[set[float]] = None
+
+    def holds(self, value: Any) -> bool:
+        if isinstance(value, dict):
+            return all(self.holds(v) for v in value.values())
+        if isinstance(value, list):
+            return all(self.holds(v) for v in value)
+        if isinstance(value, str):
+            forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+            return not value.strip() or any(f in t for t in self.texts for f in forms)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value in self.numbers()
+        return True
+
+    def numbers(self) -> set[float]:
+        """Every number the texts write, signed and unsigned (a date's ``-05`` holds 5 as well)."""
+        if self._numbers is None:
+            found = (m.group().replace(",", "") for t in self.texts for m in self._NUMBER.finditer(t))
+            self._numbers = {v for n in found for v in (float(n), abs(float(n)))}
+        return self._numbers
 
 
 def _specificity(step: Step, call: CallRecord) -> int:

@@ -27,6 +27,7 @@ PARTS = {
     "repeated_calls",
     "order_violations",
     "missing_dependency_calls",
+    "ungrounded_calls",
     "must_call_tool_called",
     "final_answer",
     "limit_exceeded",

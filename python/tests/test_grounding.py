@@ -1,0 +1,148 @@
+"""``ground_derived``: a derived param matches only with a value the results the policy read hold.
+
+Without it a derived param matches with any schema-valid value, so a policy that invents the ticker a search
+would have given (or guesses it from the prompt one turn after the search) earns the step; the rows' system
+message says "Use real values from earlier results". Results come from cassettes written here.
+"""
+
+import json
+
+import pytest
+from conftest import call, episode, make_row, v2_row
+
+from skyrl_mcp_env.canonical import call_key
+from skyrl_mcp_env.reward import Evidence
+from skyrl_mcp_env.tools import ConfigError
+
+FINAL = "Here is the answer."
+SEARCH = call("fmp_search_ticker", {"query": "Palantir", "limit": 3})
+
+
+def quote(symbol):
+    return call("fmp_get_quote", {"symbol": symbol})
+
+
+def record(tool, params, text, is_error=False):
+    return {
+        "key": call_key("fmp", tool, params),
+        "server": "fmp",
+        "tool": tool,
+        "params": params,
+        "result": {"content": [{"type": "text", "text": text}], "structuredContent": None, "isError": is_error},
+        "duration_ms": 3,
+        "server_version": "fmp@1.0.0",
+        "recorded_at": "2026-12-02T06:00:00.000Z",
+        "illustrative": False,
+    }
+
+
+@pytest.fixture
+def palantir(v2_rows):  # search_ticker(Palantir, 3), then get_quote with the derived param "symbol"
+    return v2_row(v2_rows, "palantir-lookup-v2")
+
+
+@pytest.fixture
+def cassettes(tmp_path):
+    def write(search_text, *more):
+        lines = [record("fmp_search_ticker", {"query": "Palantir", "limit": 3}, search_text), *more]
+        (tmp_path / "cassettes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+        return {"cassettes": str(tmp_path), "ground_derived": True}
+
+    return write
+
+
+def test_a_derived_value_the_search_returned_matches(palantir, cassettes):
+    config = cassettes('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]')
+    out = episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)
+    assert out["reward"] == 1.0 and out["metadata"]["ungrounded_calls"] == 0
+
+
+def test_an_invented_derived_value_loses_the_step_only_when_grounding_is_on(palantir, cassettes):
+    config = cassettes('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]')
+    invented = [SEARCH, quote("PALANTIR"), FINAL]
+    out = episode(palantir, invented, config)
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 1
+    assert out["reward"] == 0.25
+    lenient = episode(palantir, invented, {**config, "ground_derived": False})
+    assert lenient["reward"] == 1.0 and lenient["metadata"]["ungrounded_calls"] == 0
+
+
+def test_a_search_that_returned_nothing_grounds_nothing(palantir, cassettes):
+    # the plan's illustrative value, sent after a search whose result holds no ticker: a guess
+    out = episode(palantir, [SEARCH, quote("PLTR"), FINAL], cassettes("[]"))
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 1
+
+
+def test_an_error_result_echoing_the_policys_own_value_does_not_ground_it(palantir, cassettes):
+    error = record("fmp_get_quote", {"symbol": "PALANTIR"}, "Unknown symbol PALANTIR", is_error=True)
+    config = cassettes("[]", error)
+    out = episode(palantir, [SEARCH, quote("PALANTIR"), quote("PALANTIR"), FINAL], config)
+    assert out["metadata"]["tool_results"] == {"ok": 1, "tool_error": 2}
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 2
+
+
+def test_a_result_of_the_same_turn_was_not_read_yet(palantir, cassettes):
+    config = {**cassettes('[{"symbol": "PLTR"}]'), "dependencies_across_turns": False}
+    out = episode(palantir, [SEARCH + quote("PLTR"), FINAL], config)
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 1
+    ungrounded_off = episode(palantir, [SEARCH + quote("PLTR"), FINAL], {**config, "ground_derived": False})
+    assert ungrounded_off["reward"] == 1.0
+
+
+def test_a_value_cut_from_the_result_the_policy_saw_does_not_ground(palantir, cassettes):
+    config = {**cassettes("x" * 40 + " PLTR"), "max_response_chars": 20}
+    assert episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)["metadata"]["ungrounded_calls"] == 1
+
+
+def test_numbers_and_nested_values_are_found_in_the_results(tmp_path):
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "quote", "params": {"symbol": "MSFT"}},
+            {
+                "server": "fmp",
+                "tool": "order",
+                "params": {"symbol": "MSFT", "limit_price": 1234.5, "tags": ["MSFT", 7]},
+                "depends_on": [1],
+                "derived_params": ["limit_price", "tags"],
+            },
+        ]
+    )
+    quoted = record("quote", {"symbol": "MSFT"}, "MSFT last 1,234.50 USD, rank 7 of 30")
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(quoted) + "\n", encoding="utf-8")
+    config = {"cassettes": str(tmp_path), "ground_derived": True}
+    first = call("quote", {"symbol": "MSFT"})
+    ok = call("order", {"symbol": "MSFT", "limit_price": 1234.5, "tags": ["MSFT", 7]})
+    assert episode(row, [first, ok, FINAL], config)["reward"] == 1.0
+    for wrong in ({"limit_price": 1234.0}, {"tags": ["MSFT", 8]}, {"tags": ["AAPL", 7]}):
+        bad = call("order", {"symbol": "MSFT", "limit_price": 1234.5, "tags": ["MSFT", 7], **wrong})
+        assert episode(row, [first, bad, FINAL], config)["metadata"]["ungrounded_calls"] == 1, wrong
+
+
+@pytest.mark.parametrize(
+    "value, held",
+    [
+        ("PLTR", True),
+        ("PLTX", False),
+        ('say "hi"', True),  # found JSON-escaped
+        ("Zürich", True),  # found as \u00fc and as written
+        ("", True),  # nothing to find
+        (-5, True),  # "-5" written
+        (5, True),  # the day of 2026-12-05
+        (1000, True),  # 1e3
+        (1234567, True),  # 1,234,567
+        (12, True),  # the month of 2026-12-05
+        (23, False),  # inside 2026 and 1,234,567, not a number written
+        (True, True),
+        (None, True),
+        ({"a": ["PLTR", 1000]}, True),
+        ({"a": ["PLTR", 1001]}, False),
+    ],
+)
+def test_evidence_reads_strings_and_numbers_as_written(value, held):
+    texts = ['{"q": "say \\"hi\\"", "city": "Z\\u00fcrich"} Zürich', "PLTR on 2026-12-05: -5, 1e3, 1,234,567"]
+    assert Evidence(texts).holds(value) is held
+
+
+def test_the_setting_must_be_a_boolean(palantir):
+    with pytest.raises(ConfigError, match="ground_derived: expected true or false"):
+        episode(palantir, [FINAL], {"ground_derived": "true"})
