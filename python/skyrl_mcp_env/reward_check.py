@@ -1,12 +1,14 @@
 """Gameability report: scripted policies through MCPToolEnv over skyrl datasets.
 
-    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR] [--strict] [--max-turns N] [--json]
+    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR] [--strict] [--ground-derived]
+        [--max-turns N] [--json]
 
 Policies: the plan itself; no tools; every tool the prompt offers (the plan's arguments for the plan's
-tools, ``{}`` for the others); the plan reversed; the plan with one literal param changed; the plan's
-calls each repeated; malformed calls. A policy is not applicable where it cannot be built (every tool
-on a row without ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed
-literal on a plan without literal params). A degenerate policy whose calls are a valid solution (the
+tools, ``{}`` for the others); the plan reversed; the plan with one literal param changed; with
+``--ground-derived``, the plan with every derived value changed; the plan's calls each repeated;
+malformed calls. A policy is not applicable where it cannot be built (every tool on a row without
+``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed literal on a plan
+without literal params, changed derived values on a plan without derived params). A degenerate policy whose calls are a valid solution (the
 plan's calls, each in a later turn than the steps it ``depends_on``) may tie the plan; any other tie
 or win is a leak, and so is a repeated-calls run that beats the plan. Exit 0: plan 1.0 everywhere and
 no leak; 1: otherwise; 2: unreadable input.
@@ -72,6 +74,15 @@ def policy_literal_changed(plan: Plan) -> Optional[list[Turn]]:
     return None
 
 
+def policy_derived_invented(plan: Plan) -> Optional[list[Turn]]:
+    """The plan with every derived value changed (a value no result gave): scored with ``ground_derived`` only
+    (without it a derived param takes any valid value, so this policy ties the plan by design)."""
+    calls = _plan_calls(plan)
+    for i, step in enumerate(plan.steps):
+        calls[i] = (step.call_name, {**step.params, **{k: _changed(step.params[k]) for k in step.derived_params}})
+    return [[c] for c in calls] if any(s.derived_params for s in plan.steps) else None
+
+
 def policy_repeated(plan: Plan) -> Optional[list[Turn]]:
     return [[c, c] for c in _plan_calls(plan)]
 
@@ -109,10 +120,11 @@ POLICIES: dict[str, Callable[[Plan], Optional[list[Turn]]]] = {
     "every_tool": policy_every_tool,
     "reversed": policy_reversed,
     "literal_changed": policy_literal_changed,
+    "derived_invented": policy_derived_invented,
     "repeated": policy_repeated,
     "malformed": policy_malformed,
 }
-
+OPT_IN = {"derived_invented"}  # played with ground_derived only; left out of the text report when not played
 
 # ---------------------------------------------------------------------------------------------
 # Running a policy
@@ -205,7 +217,7 @@ def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any
 def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], env_config: dict[str, Any]) -> None:
     plan_reward = None
     for name, policy in POLICIES.items():
-        turns = policy(plan)
+        turns = policy(plan) if name not in OPT_IN or env_config.get("ground_derived") else None
         if turns is None:
             continue
         reward = run_policy(extras, turns, env_config)["reward"]
@@ -258,6 +270,8 @@ def format_report(report: Report, sources: list[str]) -> str:
     ]
     for name, s in report.stats.items():
         n = len(s.rewards)
+        if name in OPT_IN and not n:
+            continue
         below = "-" if name == "plan" or not n else f"{s.below}/{n} ({100 * s.below / n:.0f}%)"
         valid = "-" if name == "plan" else s.valid
         means = f"{fmt(_mean(s.rewards)):>8}{fmt(_mean(s.invalid_rewards)):>18}"
@@ -337,14 +351,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--max-turns", type=_turns, metavar="N", help="the trainer's max_turns, N >= 1 (default: each row's own)"
     )
+    parser.add_argument(
+        "--ground-derived",
+        action="store_true",
+        help="score with ground_derived (derived values must occur in earlier results; needs --cassettes)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
+    if args.ground_derived and args.cassettes is None:
+        parser.error("--ground-derived needs --cassettes: without recorded results no derived value is grounded")
     try:
         rows = [r for path in args.datasets for r in read_rows(path)]
     except (OSError, ValueError) as e:
         print(f"reward_check: {e}", file=sys.stderr)
         return 2
-    env_config = {"tools": "cassette", "cassettes": args.cassettes, "strict": args.strict}
+    env_config = {
+        "tools": "cassette",
+        "cassettes": args.cassettes,
+        "strict": args.strict,
+        "ground_derived": args.ground_derived,
+    }
     try:
         report = check_rows(rows, env_config, args.max_turns)
     except ConfigError as e:  # --cassettes it cannot read: before any row is scored

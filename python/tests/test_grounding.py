@@ -6,10 +6,13 @@ message says "Use real values from earlier results". Results come from cassettes
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 from conftest import call, episode, make_row, v2_row
 
+from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.canonical import call_key
 from skyrl_mcp_env.reward import Evidence
 from skyrl_mcp_env.tools import ConfigError
@@ -146,3 +149,33 @@ def test_evidence_reads_strings_and_numbers_as_written(value, held):
 def test_the_setting_must_be_a_boolean(palantir):
     with pytest.raises(ConfigError, match="ground_derived: expected true or false"):
         episode(palantir, [FINAL], {"ground_derived": "true"})
+
+
+# the gameability report with --ground-derived ------------------------------------------------
+
+
+def test_the_report_plays_invented_derived_values_only_when_grounding(palantir, cassettes):
+    rows = [("rows.jsonl row 0", palantir)]
+    grounded = reward_check.check_rows(rows, cassettes('[{"symbol": "PLTR"}]'), None)
+    invented = grounded.stats["derived_invented"]
+    assert grounded.plan_failures == [] and grounded.leaks == []
+    assert (invented.rewards, invented.below) == ([0.25], 1)
+    lenient = reward_check.check_rows(rows, {"cassettes": cassettes('[{"symbol": "PLTR"}]')["cassettes"]}, None)
+    assert lenient.stats["derived_invented"].rewards == [] and lenient.leaks == []
+
+
+def test_the_report_names_a_row_whose_derived_value_the_recorded_results_lack(palantir, cassettes):
+    report = reward_check.check_rows([("rows.jsonl row 0", palantir)], cassettes("[]"), None)
+    assert report.plan_failures == ["rows.jsonl row 0 (palantir-lookup-v2): plan scores 0.250"]
+
+
+def test_the_report_cli_needs_cassettes_to_ground(tmp_path, palantir):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(palantir) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(rows), "--ground-derived"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "--ground-derived needs --cassettes" in done.stderr
