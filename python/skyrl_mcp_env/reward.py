@@ -428,7 +428,7 @@ class Evidence:
     in one of their texts (as written, or JSON-escaped) and each number equals a number written there
     (``1,234.5``, ``-3`` and ``1e3`` read as numbers); booleans and nulls hold nothing to find."""
 
-    _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+    _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
     def __init__(self, texts: list[str]):
         self.texts = texts
@@ -441,7 +441,7 @@ class Evidence:
             return all(self.holds(v) for v in value)
         if isinstance(value, str):
             forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-            return not value.strip() or any(f in t for t in self.texts for f in forms)
+            return not value or any(f in t for t in self.texts for f in forms)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value in self.numbers()
         return True

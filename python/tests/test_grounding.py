@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import call, episode, make_row, v2_row
+from conftest import REPO, call, episode, make_row, v2_row
 
 from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.canonical import call_key
@@ -121,29 +121,12 @@ def test_numbers_and_nested_values_are_found_in_the_results(tmp_path):
         assert episode(row, [first, bad, FINAL], config)["metadata"]["ungrounded_calls"] == 1, wrong
 
 
-@pytest.mark.parametrize(
-    "value, held",
-    [
-        ("PLTR", True),
-        ("PLTX", False),
-        ('say "hi"', True),  # found JSON-escaped
-        ("Zürich", True),  # found as \u00fc and as written
-        ("", True),  # nothing to find
-        (-5, True),  # "-5" written
-        (5, True),  # the day of 2026-12-05
-        (1000, True),  # 1e3
-        (1234567, True),  # 1,234,567
-        (12, True),  # the month of 2026-12-05
-        (23, False),  # inside 2026 and 1,234,567, not a number written
-        (True, True),
-        (None, True),
-        ({"a": ["PLTR", 1000]}, True),
-        ({"a": ["PLTR", 1001]}, False),
-    ],
-)
-def test_evidence_reads_strings_and_numbers_as_written(value, held):
-    texts = ['{"q": "say \\"hi\\"", "city": "Z\\u00fcrich"} Zürich', "PLTR on 2026-12-05: -5, 1e3, 1,234,567"]
-    assert Evidence(texts).holds(value) is held
+VECTORS = json.loads((REPO / "test" / "fixtures" / "grounding" / "vectors.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["why"] for c in VECTORS])
+def test_evidence_reads_strings_and_numbers_as_the_shared_vectors_say(case):
+    assert Evidence(case["texts"]).holds(case["value"]) is case["held"]
 
 
 def test_the_setting_must_be_a_boolean(palantir):
