@@ -202,6 +202,54 @@ describe("loading inventory files", () => {
     expect(leftOf(missing).message).toMatch(/\/nonexistent\/inv\.json: cannot read: no such file/)
   })
 
+  it("a server name that breaks a line or the cassette key is refused naming the file and the name's path", async () => {
+    // Before: each of these loaded; "fm\np" split the prompt's `server:` line in two and made the cassette
+    // key of (fm\np, t) that of (fm, p\nt).
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      ["fm\np", "holds a line feed (U+000A at character 2)"],
+      ["fm\rp", "holds a carriage return (U+000D at character 2)"],
+      ["fm\tp", "holds a tab (U+0009 at character 2)"],
+      ["fm\u0000p", "holds a NUL (U+0000 at character 2)"],
+      ["fm\u001bp", "holds a control character (U+001B at character 2)"],
+      ["fm\u007fp", "holds a control character (U+007F at character 2)"],
+      ["fm\u0085p", "holds a next-line character (U+0085 at character 2)"],
+      ["fm\u2028p", "holds a line separator (U+2028 at character 2)"],
+      ["fm\ud800p", "holds a lone surrogate (U+D800 at character 2)"],
+      ["", "servers[1].name: Expected a non empty string"],
+      ["   ", "servers[1].name: Expected a string with no leading or trailing whitespace"]
+    ]
+    for (const [name, expected] of cases) {
+      const { file, result } = await load({
+        servers: [{ name: "ok", tools: [tool("t")] }, { name, tools: [tool("t")] }]
+      })
+      const e = leftOf(result)
+      expect(e._tag).toBe("InventoryError")
+      expect(e.message).toContain(`${file}: servers[1].name: `)
+      expect(e.message).toContain(expected)
+      expect(e.exitCode).toBe(1)
+    }
+    // Unusual but harmless names still load: spaces, `/`, `:`, non-ASCII letters, a `.` that names no tool twice.
+    for (const name of ["fm p", "org/fmp", "fmp:v2", "Börse", "fmp.v2"]) {
+      const { result } = await load({ servers: [{ name: "ok", tools: [tool("t")] }, { name, tools: [tool("t")] }] })
+      expect(Either.getOrThrow(result).inventory.servers[1]!.name).toBe(name)
+    }
+  })
+
+  it("two tools whose server.tool names are the same text are refused (a call name or allow entry would name both)", async () => {
+    // Before: this loaded, and a prompt offering both `b.c` tools and both `c` tools called two tools "a.b.c".
+    const inv = {
+      servers: [
+        { name: "a", tools: [tool("b.c")] },
+        { name: "a.b", tools: [tool("c")] },
+        { name: "z", tools: [tool("b.c"), tool("c")] }
+      ]
+    }
+    const { file, result } = await load(inv)
+    const e = leftOf(result)
+    expect(e.message).toContain(`${file}: servers[1].name: server "a.b" and its tool "c" (servers[1].tools[0]) make`)
+    expect(e.message).toContain(`the name "a.b.c", as server "a" and its tool "b.c" (servers[0].tools[0]) do`)
+  })
+
   it("--servers keeps only the named servers and rejects unknown names", async () => {
     const { result } = await load(JSON.parse(readFileSync(FINANCE_FILE, "utf8")), ["tavily", "fmp"])
     const service = Either.getOrThrow(result)

@@ -228,28 +228,89 @@ def _encodable(arguments: dict[str, Any]) -> bool:
 
 
 def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:
-    """server name -> launch spec, from an inventory file (servers without one are left out)."""
+    """server name -> launch spec, from an inventory file (servers without one are left out).
+
+    The server names are held to skyrl's rule (``server_name_fault``; duplicates refused too), so an inventory
+    skyrl refuses to load is refused here as well, and a malformed entry is a ``ConfigError`` naming its path,
+    never a KeyError or AttributeError. The tools are not read (live mode asks the server for them).
+    """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM dropped, as skyrl reads it
     except OSError as e:
         raise ConfigError(f"inventory: cannot read {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"inventory: {path} is not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
+        raise ConfigError(f'inventory: {path}: must be a JSON object with a "servers" array')
     specs: dict[str, dict[str, Any]] = {}
-    for i, server in enumerate(data.get("servers") or [] if isinstance(data, dict) else []):
-        launch = server.get("launch") if isinstance(server, dict) else None
+    names: set[str] = set()
+    for i, server in enumerate(data["servers"]):
+        if not isinstance(server, dict):
+            raise ConfigError(f"inventory: {path}: servers[{i}]: must be an object")
+        name = server.get("name")
+        fault = server_name_fault(name)
+        if fault is None and name in names:
+            fault = f'duplicate server name "{name}"'
+        if fault is not None:
+            raise ConfigError(f"inventory: {path}: servers[{i}].name: {fault}")
+        names.add(name)
+        launch = server.get("launch")
         if launch is None:
             continue
-        transport = launch.get("transport")
-        if (transport, bool(launch.get("command")), bool(launch.get("url"))) not in (
+        transport = launch.get("transport") if isinstance(launch, dict) else None
+        if not isinstance(launch, dict) or (transport, bool(launch.get("command")), bool(launch.get("url"))) not in (
             ("stdio", True, False),
             ("http", False, True),
         ):
             raise ConfigError(
                 f"inventory: {path}: servers[{i}].launch: needs transport stdio with command, or http with url"
             )
-        specs[server["name"]] = launch
+        specs[name] = launch
     return specs
+
+
+# What JavaScript's String.prototype.trim removes (skyrl's rule for a trimmed name): Python's str.strip differs.
+_JS_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_CONTROL_NAMES = {
+    0x00: "a NUL",
+    0x09: "a tab",
+    0x0A: "a line feed",
+    0x0D: "a carriage return",
+    0x85: "a next-line character",
+    0x2028: "a line separator",
+    0x2029: "a paragraph separator",
+}
+
+
+def server_name_fault(name: Any) -> Optional[str]:
+    """Why an inventory's server name cannot be used, or None: skyrl's rule (``serverNameFault`` in
+    src/domain/inventory.ts). A name is a non-empty trimmed string without control characters (C0, DEL, C1),
+    line or paragraph separators, or lone surrogates: it is written as one line, and it is a field of the
+    cassette key (``server \\n tool \\n params``, hashed as UTF-8). Positions count UTF-16 code units, as skyrl's."""
+    if not isinstance(name, str) or name.strip(_JS_WHITESPACE) == "":
+        return f"must be a non-empty string, got {name!r}"
+    if name.strip(_JS_WHITESPACE) != name:
+        return f"has leading or trailing whitespace: {name!r}"
+    at = 0
+    for ch in name:
+        c = ord(ch)
+        if c < 0x20 or 0x7F <= c <= 0x9F or c in (0x2028, 0x2029):
+            what = _CONTROL_NAMES.get(c, "a control character")
+            return (
+                f"holds {what} (U+{c:04X} at character {at}): a server name is written as one line (the prompt's "
+                "tool listing, tools list, cassettes stats) and is a field of the cassette key "
+                "(server \\n tool \\n params)"
+            )
+        if 0xD800 <= c <= 0xDFFF:
+            return (
+                f"holds a lone surrogate (U+{c:04X} at character {at}): no Unicode text, so no UTF-8 for the "
+                "cassette key"
+            )
+        at += 2 if c > 0xFFFF else 1
+    return None
 
 
 def _describe(e: BaseException) -> str:

@@ -347,3 +347,60 @@ def test_a_large_wrong_value_is_cut_in_the_message():
         MCPToolEnv({}, _set(("available_tools",), value))
     shown = repr(value)[:200] + f"... ({len(repr(value))} characters)"
     assert str(error.value) == f"row q1: available_tools: expected a list of tools, got {shown}"
+
+
+# The inventory of live mode ----------------------------------------------------------------------------------
+
+_LAUNCH = {"transport": "stdio", "command": "true"}
+
+
+def _live_env_on(tmp_path, servers):
+    inventory = tmp_path / "inv.json"
+    inventory.write_text(json.dumps({"servers": servers}), encoding="utf-8")
+    return inventory, lambda: MCPToolEnv({"tools": "live", "inventory": str(inventory)}, extras_of(ROW, 5))
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("fm\np", r"servers\[1\]\.name: holds a line feed \(U\+000A at character 2\)"),
+        ("fm\tp", r"servers\[1\]\.name: holds a tab \(U\+0009 at character 2\)"),
+        ("fm\x00p", r"servers\[1\]\.name: holds a NUL \(U\+0000 at character 2\)"),
+        ("fm\x7fp", r"servers\[1\]\.name: holds a control character \(U\+007F at character 2\)"),
+        ("fm\u2028p", r"servers\[1\]\.name: holds a line separator \(U\+2028 at character 2\)"),
+        ("\U0001f600\ud800", r"servers\[1\]\.name: holds a lone surrogate \(U\+D800 at character 2\)"),
+        ("", r"servers\[1\]\.name: must be a non-empty string"),
+        ("  ", r"servers\[1\]\.name: must be a non-empty string"),
+        (" fmp", r"servers\[1\]\.name: has leading or trailing whitespace"),
+        (5, r"servers\[1\]\.name: must be a non-empty string, got 5"),
+    ],
+    ids=["newline", "tab", "nul", "del", "line-separator", "lone-surrogate", "empty", "blank", "untrimmed", "number"],
+)
+def test_an_inventory_server_name_skyrl_refuses_is_a_config_error_naming_the_file_and_path(tmp_path, name, message):
+    # before: each loaded (as skyrl loaded them before it refused them); a server reached by such a name would
+    # have cassette keys of other calls (a line feed) or none at all (a lone surrogate has no UTF-8)
+    inventory, build = _live_env_on(tmp_path, [{"name": "ok", "launch": _LAUNCH}, {"name": name, "launch": _LAUNCH}])
+    with pytest.raises(ConfigError, match=rf"^inventory: {re.escape(str(inventory))}: {message}"):
+        build()
+
+
+@pytest.mark.parametrize(
+    "servers,message",
+    [
+        ([{"launch": _LAUNCH}], r"servers\[0\]\.name: must be a non-empty string, got None"),  # was KeyError 'name'
+        (["fmp"], r"servers\[0\]: must be an object"),  # was skipped silently
+        ([{"name": "a", "launch": "npx x"}], r"servers\[0\]\.launch: needs transport"),  # was AttributeError
+        ([{"name": "a", "launch": _LAUNCH}, {"name": "a"}], r'servers\[1\]\.name: duplicate server name "a"'),
+    ],
+    ids=["no-name", "not-an-object", "launch-not-an-object", "duplicate"],
+)
+def test_a_malformed_inventory_server_is_a_config_error_never_a_crash(tmp_path, servers, message):
+    inventory, build = _live_env_on(tmp_path, servers)
+    with pytest.raises(ConfigError, match=rf"^inventory: {re.escape(str(inventory))}: {message}"):
+        build()
+
+
+def test_unusual_but_harmless_server_names_still_load(tmp_path):
+    names = ["fm p", "org/fmp", "fmp.v2", "Börse", "\U0001f600"]
+    _, build = _live_env_on(tmp_path, [{"name": n, "launch": _LAUNCH} for n in names])
+    assert sorted(build().backend.launch) == sorted(names)

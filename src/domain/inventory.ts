@@ -76,8 +76,60 @@ export const ServerInfo = Schema.Struct(
 )
 export type ServerInfo = typeof ServerInfo.Type
 
+/** Control characters (C0, DEL, C1) and the line and paragraph separators, by name where they have a common one. */
+const CONTROL_NAMES: Readonly<Record<number, string>> = {
+  0x00: "a NUL",
+  0x09: "a tab",
+  0x0a: "a line feed",
+  0x0d: "a carriage return",
+  0x85: "a next-line character",
+  0x2028: "a line separator",
+  0x2029: "a paragraph separator"
+}
+
+const isLineBreaking = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029
+
+const codePoint = (c: number): string => `U+${c.toString(16).toUpperCase().padStart(4, "0")}`
+
+/**
+ * Why a server name cannot be used, or undefined. A server name is one line of text wherever it is written
+ * (the prompt's tool listing, `server:`; `tools list`; `cassettes stats`; logs) and a field of the cassette
+ * key, sha256 of `server \n tool \n params` (a name holding a line feed makes two calls one key), which is
+ * hashed as UTF-8 (a lone surrogate has no UTF-8: Node hashes it as U+FFFD, MCPToolEnv cannot hash it at all).
+ * So control characters (C0, DEL, C1), the line and paragraph separators (U+2028, U+2029) and lone surrogates
+ * are refused; anything else (spaces, `.`, `/`, non-ASCII letters) is kept. Empty and untrimmed names are
+ * refused by the schema before this.
+ */
+export const serverNameFault = (name: string): string | undefined => {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (isLineBreaking(c)) {
+      return `holds ${CONTROL_NAMES[c] ?? "a control character"} (${codePoint(c)} at character ${i}): a server ` +
+        "name is written as one line (the prompt's tool listing, tools list, cassettes stats) and is a field of " +
+        "the cassette key (server \\n tool \\n params)"
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      if (c <= 0xdbff && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
+      else {
+        return `holds a lone surrogate (${codePoint(c)} at character ${i}): no Unicode text, so no UTF-8 for ` +
+          "the cassette key"
+      }
+    }
+  }
+  return undefined
+}
+
+/** A server's name: non-empty, trimmed, and usable as one line and in a cassette key (`serverNameFault`). */
+export const ServerName = Schema.NonEmptyTrimmedString.pipe(
+  Schema.filter((name) => serverNameFault(name), {
+    identifier: "ServerName",
+    description: "A server name: no control character, line or paragraph separator, or lone surrogate",
+    jsonSchema: { pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$" }
+  })
+)
+
 export class InventoryServer extends Schema.Class<InventoryServer>("InventoryServer")({
-  name: Schema.NonEmptyTrimmedString,
+  name: ServerName,
   launch: Schema.optional(LaunchSpec),
   server_info: Schema.optional(ServerInfo),
   tools: Schema.Array(InventoryTool)
@@ -388,7 +440,39 @@ const checkInventory = (inventory: Inventory, source: string): Either.Either<Inv
     }
     servers.push(new InventoryServer({ ...server, tools }, { disableValidation: true }))
   }
+  const clash = qualifiedNameClash(inventory)
+  if (clash !== undefined) return Either.left(new InventoryError({ source, ...clash }))
   return Either.right(new Inventory({ servers }, { disableValidation: true }))
+}
+
+/**
+ * Two tools whose `server.tool` names are the same text (server `a.b`'s tool `c` and server `a`'s tool `b.c`):
+ * that is a tool's call name when the prompt shows two servers' tools of its name (src/skyrl/promptTools.ts),
+ * and how `--allow-side-effects` and MCPToolEnv's `allow_side_effects` name it, so one such name would stand
+ * for both tools. Only a server name holding a `.` can make it; other dotted names are kept.
+ */
+const qualifiedNameClash = (inventory: Inventory): { entry: string; reason: string } | undefined => {
+  if (!inventory.servers.some((s) => s.name.includes("."))) return undefined
+  const seen = new Map<string, { server: string; tool: string; entry: string }>()
+  for (const [i, server] of inventory.servers.entries()) {
+    for (const [j, tool] of server.tools.entries()) {
+      const name = `${server.name}.${tool.name}`
+      const entry = `servers[${i}].tools[${j}]`
+      const other = seen.get(name)
+      if (other === undefined) {
+        seen.set(name, { server: server.name, tool: tool.name, entry })
+        continue
+      }
+      return {
+        entry: `servers[${i}].name`,
+        reason: `server "${server.name}" and its tool "${tool.name}" (${entry}) make the name "${name}", as ` +
+          `server "${other.server}" and its tool "${other.tool}" (${other.entry}) do: as a call name (a tool ` +
+          "name two servers share is shown as server.tool) or an --allow-side-effects entry it would stand for " +
+          "both tools; rename one of these servers"
+      }
+    }
+  }
+  return undefined
 }
 
 /** Parses inventory file text (JSON) and decodes it; errors name `source`. */
