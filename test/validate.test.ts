@@ -186,6 +186,19 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.available_tools[25].call_name"
     ],
     [
+      "two offered tools under one call name whose server.tool reads the same (server a.b's c, server a's b.c: passed)",
+      (r) => {
+        const offer = JSON.parse(JSON.stringify(r.reward_spec.ground_truth.available_tools))
+        r.reward_spec.ground_truth.available_tools = [
+          ...offer,
+          { call_name: "a.b.c", server: "a", tool: "b.c" },
+          { call_name: "a.b.c", server: "a.b", tool: "c" }
+        ]
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.available_tools[26].call_name"
+    ],
+    [
       "a missing rubric",
       (r) => delete r.reward_spec.ground_truth.rubric,
       "contract/schema",

@@ -1108,12 +1108,14 @@ export class DatasetChecker {
     if (!Array.isArray(available)) return
     // The first tool offered under each call name; targets are spelled out only when a name comes again.
     const offered = new Map<string, Json>()
-    const targetOf = (t: Json) => `${String(t.server)}.${String(t.tool)}`
+    // Told apart by server and tool: `server.tool` would make server a.b's tool c server a's tool b.c.
+    const same = (a: Json, b: Json) => String(a.server) === String(b.server) && String(a.tool) === String(b.tool)
+    const targetOf = (t: Json) => `${String(t.server)}/${String(t.tool)}`
     available.forEach((t: unknown, i) => {
       if (!isObject(t) || typeof t.call_name !== "string") return
       const first = offered.get(t.call_name)
       if (first === undefined) offered.set(t.call_name, t)
-      else if (targetOf(first) !== targetOf(t)) {
+      else if (!same(first, t)) {
         this.find(
           "contract/provenance",
           `${GT}.available_tools[${i}].call_name`,
