@@ -660,3 +660,36 @@ describe("convert never writes over its input", () => {
     expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
   })
 })
+
+describe("cassettes stats on a store with a line whose duration_ms is not a number", () => {
+  it("reports the line as bad, naming the file, the line and the field, and exits 1; the rest is counted", async () => {
+    const dir = tmp()
+    const file = join(dir, "cassettes.jsonl")
+    const entry = (key: string, duration: unknown) =>
+      JSON.stringify({
+        key,
+        server: "srv",
+        tool: "t",
+        params: { q: key },
+        result: { content: [{ type: "text", text: "ok" }], structuredContent: null, isError: false },
+        duration_ms: duration,
+        server_version: "srv@1",
+        recorded_at: "2026-11-30T00:00:00.000Z",
+        illustrative: false
+      })
+    const text = [entry("a", 40), entry("b", "12"), entry("c", null), entry("d", -5)].join("\n") + "\n"
+    writeFileSync(file, text)
+    const r = await runCli(["cassettes", "stats", dir])
+    // Before: "4 entries (distinct calls) in 4 lines", mean 9 ms, exit 0: the three counted as 0 and -5 ms.
+    expect(r.stdout).toContain("1 entries (distinct calls) in 1 lines")
+    expect(r.stdout).toContain("lines that are not entries: 3 (line 2, 3, 4)")
+    expect(r.stdout).toContain("line 2: duration_ms: expected a number of milliseconds ≥ 0, got \"12\"")
+    expect(r.stderr).toContain(`${file}, line 2, 3, 4: 3 line(s) are not cassette entries`)
+    expect(r.stderr).toContain("the first: line 2: duration_ms: expected a number of milliseconds ≥ 0, got \"12\"")
+    expect(r.status).toBe(1)
+    const json = JSON.parse((await runCli(["cassettes", "stats", dir, "--json"])).stdout)
+    expect(json).toMatchObject({ entries: 1, invalid: [2, 3, 4] })
+    expect(json.reasons[2]).toBe("line 4: duration_ms: expected a number of milliseconds ≥ 0, got -5")
+    expect(readFileSync(file, "utf8")).toBe(text)
+  })
+})

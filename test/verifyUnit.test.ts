@@ -265,8 +265,53 @@ describe("cassette files", () => {
     for (const line of text.split("\n")) reader.line(line)
     expect(entries.map((e) => e.tool)).toEqual(["a", "b"])
     expect(entries[0]!.result.content).toEqual([{ type: "text", text: "first" }])
-    expect(reader.done(true)).toEqual({ lines: 3, duplicates: 1, replaced: 0, invalid: [3], torn: true })
+    expect(reader.done(true)).toEqual({
+      lines: 3,
+      duplicates: 1,
+      replaced: 0,
+      invalid: [3],
+      reasons: ["line 3: not JSON"],
+      torn: true
+    })
     expect(a.key).toBe(sha("srv\na\n{\"q\":\"a\"}"))
+  })
+
+  it("a line whose duration_ms is not a number of milliseconds ≥ 0 is not an entry: counted as bad with its reason", () => {
+    // Before: each was an entry, its duration counted as 0 ms (or as -5) in the stats, with exit 0.
+    const good = entry("a", "first")
+    const { duration_ms: _ms, ...noDuration } = good
+    const bad = [
+      JSON.stringify({ ...entry("b", "x"), duration_ms: "12" }),
+      JSON.stringify({ ...entry("c", "x"), duration_ms: null }),
+      JSON.stringify({ ...entry("d", "x"), duration_ms: -5 }),
+      JSON.stringify({ ...noDuration, tool: "e", key: "ke" }),
+      JSON.stringify({ ...entry("f", "x"), duration_ms: 3 }).replace("\"duration_ms\":3", "\"duration_ms\":1e400"),
+      JSON.stringify({ ...entry("g", "x"), duration_ms: 3 }).replace("\"duration_ms\":3", "\"duration_ms\":NaN"),
+      JSON.stringify({ ...entry("h", "x"), server: 5 })
+    ]
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    for (const line of [JSON.stringify(good), ...bad, JSON.stringify({ ...entry("z", "x"), duration_ms: 0.5 })]) {
+      reader.line(line)
+    }
+    const counts = reader.done(false)
+    expect(counts).toMatchObject({ lines: 2, invalid: [2, 3, 4, 5, 6, 7, 8], torn: false })
+    expect(counts.reasons).toEqual([
+      "line 2: duration_ms: expected a number of milliseconds ≥ 0, got \"12\"",
+      "line 3: duration_ms: expected a number of milliseconds ≥ 0, got null",
+      "line 4: duration_ms: expected a number of milliseconds ≥ 0, got -5",
+      "line 5: duration_ms: is missing",
+      "line 6: duration_ms: expected a number of milliseconds ≥ 0, got Infinity",
+      "line 7: not JSON",
+      "line 8: server: expected a string, got 5"
+    ])
+    const stats = collector.stats("f", 0, counts)
+    expect(stats.tools.map((t) => [t.tool, t.entries, t.meanMs, t.maxMs])).toEqual([["a", 1, 3, 3], ["z", 1, 1, 0.5]])
+    // A torn last line (no newline) that is JSON but not an entry is still the crash's trace, not a bad line.
+    const torn = cassetteReader(() => undefined)
+    torn.line(JSON.stringify(good))
+    torn.line(bad[0]!)
+    expect(torn.done(true)).toMatchObject({ invalid: [], reasons: [], torn: true })
   })
 
   const failed = (tool: string, text: string): CassetteEntry => {
@@ -285,7 +330,7 @@ describe("cassette files", () => {
     for (const e of lines) reader.line(JSON.stringify(e))
     expect([...kept.values()].map((e) => e.result.content)).toEqual([[{ type: "text", text: "answer" }]])
     const counts = reader.done(false)
-    expect(counts).toEqual({ lines: 4, duplicates: 2, replaced: 1, invalid: [], torn: false })
+    expect(counts).toEqual({ lines: 4, duplicates: 2, replaced: 1, invalid: [], reasons: [], torn: false })
     const stats = collector.stats("f", 0, counts)
     // Was 1 entry, 1 error, mean 100 ms: the error line, which MCPToolEnv no longer replays.
     expect([stats.entries, stats.errors, stats.tools[0]!.meanMs]).toEqual([1, 0, 3])

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -154,21 +155,57 @@ def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
         if line.strip() == "":
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
+            record = json.loads(line, parse_constant=_not_json)
+            fault = _entry_fault(record)
+        except ValueError as e:  # json.JSONDecodeError too
+            record, fault = None, f"not JSON ({getattr(e, 'msg', e)})"
+        if fault is not None:
             if number == len(lines):
-                break  # a torn last line, without its newline (a writer died mid-append)
-            raise ConfigError(f"{file}:{number}: not JSON ({e.msg})") from None
-        if (
-            not isinstance(record, dict)
-            or not isinstance(record.get("key"), str)
-            or not isinstance(record.get("result"), dict)
-        ):
-            raise ConfigError(f'{file}:{number}: a cassette line needs "key" (string) and "result" (object)')
+                break  # a torn last line, without its newline (a writer died mid-append), as skyrl reads it
+            raise ConfigError(f"{file}:{number}: {fault}")
         kept = records.get(record["key"])
         if kept is None or (_is_error(kept) and not _is_error(record)):
             records[record["key"]] = record  # a later answer replaces a tool error (the call failed once)
     return records
+
+
+def _not_json(constant: str) -> Any:
+    """NaN, Infinity and -Infinity, which Python's json reads and JavaScript's JSON.parse (skyrl's) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _entry_fault(record: Any) -> Optional[str]:
+    """Why a parsed cassette line is not an entry, or None: skyrl's rule (``entryFault`` in src/skyrl/cassettes.ts),
+    so a store ``skyrl cassettes stats`` calls bad is refused here and one it accepts is read. An object with
+    ``key``, ``server`` and ``tool`` strings, a ``result`` object and ``duration_ms`` a finite number >= 0."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {_json_type(record)}"
+    for field in ("key", "server", "tool"):
+        if not isinstance(record.get(field), str):
+            return _field_fault(record, field, "a string")
+    if not isinstance(record.get("result"), dict):
+        return _field_fault(record, "result", "an object")
+    ms = record.get("duration_ms")
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
+        return _field_fault(record, "duration_ms", "a number of milliseconds ≥ 0")
+    return None
+
+
+def _field_fault(record: dict[str, Any], field: str, expected: str) -> str:
+    if field not in record:
+        return f"{field}: is missing"
+    shown = json.dumps(record[field], ensure_ascii=False)  # inf as Infinity, as JavaScript writes it
+    return f"{field}: expected {expected}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "array" if isinstance(value, list) else type(value).__name__
 
 
 def _is_error(record: dict[str, Any]) -> bool:

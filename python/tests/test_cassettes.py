@@ -250,3 +250,51 @@ def test_a_store_that_starts_with_a_bom_is_read_as_skyrl_cassettes_stats_reads_i
     (tmp_path / "cassettes.jsonl").write_text("\ufeff" + entry + "\n", encoding="utf-8")
     text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
     assert "AAPL 230.10 USD" in text
+
+
+# What a cassette line is: the same rule as skyrl's reader (`entryFault`, src/skyrl/cassettes.ts) --------------
+
+_GOOD = line(CASE["call_key"], "AAPL 230.10 USD")
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (line("k2", "x", duration_ms="12"), r'duration_ms: expected a number of milliseconds ≥ 0, got "12"'),
+        (line("k2", "x", duration_ms=None), r"duration_ms: expected a number of milliseconds ≥ 0, got null"),
+        (line("k2", "x", duration_ms=-5), r"duration_ms: expected a number of milliseconds ≥ 0, got -5"),
+        (line("k2", "x", duration_ms=True), r"duration_ms: expected a number of milliseconds ≥ 0, got true"),
+        (
+            line("k2", "x").replace('"duration_ms": 3', '"duration_ms": 1e400'),
+            r"duration_ms: expected a number of milliseconds ≥ 0, got Infinity",
+        ),
+        (line("k2", "x").replace(', "duration_ms": 3', ""), r"duration_ms: is missing"),
+        (line("k2", "x", server=None), r"server: expected a string, got null"),
+        (line("k2", "x", tool=7), r"tool: expected a string, got 7"),
+        ("[1, 2]", r"expected a JSON object, got array"),
+        # Python's json reads NaN and Infinity, JavaScript's JSON.parse does not: skyrl counts such a line as not JSON.
+        (line("k2", "x").replace('"duration_ms": 3', '"duration_ms": NaN'), r"not JSON"),
+        (line("k2", "x").replace('"duration_ms": 3', '"duration_ms": -Infinity'), r"not JSON"),
+    ],
+    ids=["string", "null", "negative", "boolean", "overflow", "missing", "server", "tool", "array", "nan", "infinity"],
+)
+def test_a_line_skyrl_cassettes_stats_calls_bad_is_refused_naming_its_line_and_field(tmp_path, bad, message):
+    # before: each was replayed (a duration_ms that is not a number, no server or tool, NaN), while skyrl
+    # cassettes stats called the store bad (server, tool, NaN) or counted the duration as 0 ms (the others)
+    (tmp_path / "cassettes.jsonl").write_text(_GOOD + "\n" + bad + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"cassettes.jsonl:2: {message}"):
+        MCPToolEnv({"cassettes": str(tmp_path)}, {**ROW, "max_turns": 5})
+
+
+def test_a_torn_last_line_that_is_json_but_not_an_entry_is_ignored_as_skyrl_ignores_it(tmp_path):
+    # skyrl calls a last line without its newline torn when it is not an entry, whatever the reason
+    (tmp_path / "cassettes.jsonl").write_text(_GOOD + "\n" + line("k2", "x", duration_ms="12"), encoding="utf-8")
+    text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text
+
+
+def test_a_duration_of_zero_or_a_fraction_is_an_entry(tmp_path):
+    lines = [line(CASE["call_key"], "AAPL 230.10 USD", duration_ms=0), line("k2", "x", duration_ms=0.5)]
+    (tmp_path / "cassettes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text

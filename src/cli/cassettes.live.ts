@@ -29,8 +29,8 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
       return yield* new InputError({
         file,
         field: `line ${stats.invalid.slice(0, 10).join(", ")}`,
-        reason: `${stats.invalid.length} line(s) are not cassette entries (JSON with key, server, tool and result); ` +
-          "MCPToolEnv refuses this store"
+        reason: `${stats.invalid.length} line(s) are not cassette entries (JSON with key, server and tool strings, ` +
+          `a result object and duration_ms a number ≥ 0), the first: ${stats.reasons[0]}; MCPToolEnv refuses this store`
       })
     }
   }).pipe(Effect.provide(StorageLive))

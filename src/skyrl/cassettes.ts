@@ -50,18 +50,45 @@ export const cassetteLine = (e: CassetteEntry): string =>
     illustrative: e.illustrative
   }) + "\n"
 
-const asEntry = (u: unknown): CassetteEntry | undefined =>
-  isObject(u) && typeof u.key === "string" && typeof u.server === "string" && typeof u.tool === "string" &&
-    isObject(u.result)
-    ? u as unknown as CassetteEntry
-    : undefined
+/** A value as a fault names it: JSON (a number as JavaScript writes it: 1e400 is Infinity), cut at 60 characters. */
+const shown = (value: unknown): string => {
+  const text = typeof value === "number" ? String(value) : JSON.stringify(value)
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+}
 
-const entryOf = (line: string): CassetteEntry | undefined => {
-  try {
-    return asEntry(JSON.parse(line))
-  } catch {
-    return undefined
+const fieldFault = (field: string, value: unknown, expected: string): string =>
+  value === undefined ? `${field}: is missing` : `${field}: expected ${expected}, got ${shown(value)}`
+
+/**
+ * Why a parsed line is not a cassette entry, or undefined when it is one: an object with `key`, `server` and
+ * `tool` strings, a `result` object and `duration_ms` a finite number ≥ 0 (what `verify` writes: a monotonic
+ * clock's milliseconds). The rule of every reader (stats, the writer's keys) and of MCPToolEnv's
+ * (python/skyrl_mcp_env/tools.py `_entry_fault`): a line one refuses, the other refuses too.
+ */
+export const entryFault = (u: unknown): string | undefined => {
+  if (!isObject(u)) {
+    return `expected a JSON object, got ${u === null ? "null" : Array.isArray(u) ? "array" : typeof u}`
   }
+  for (const field of ["key", "server", "tool"] as const) {
+    if (typeof u[field] !== "string") return fieldFault(field, u[field], "a string")
+  }
+  if (!isObject(u.result)) return fieldFault("result", u.result, "an object")
+  const ms = u.duration_ms
+  if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+    return fieldFault("duration_ms", ms, "a number of milliseconds ≥ 0")
+  }
+  return undefined
+}
+
+/** A line's entry, or why it is none. */
+const entryOf = (line: string): CassetteEntry | string => {
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch {
+    return "not JSON"
+  }
+  return entryFault(value) ?? value as CassetteEntry
 }
 
 /** Whether an entry's result is a tool error (`isError: true`): a later answer of the key replaces it. */
@@ -87,6 +114,9 @@ export const admit = (
   return "replaces"
 }
 
+/** How many bad lines' reasons a reader keeps (the stats show as many). */
+export const MAX_REASONS = 10
+
 /** The counts of a store's lines (`cassetteReader`). */
 export interface CassetteCounts {
   readonly lines: number
@@ -96,6 +126,8 @@ export interface CassetteCounts {
   readonly replaced: number
   /** 1-based numbers of lines that are not entries (a torn last line is not counted here). */
   readonly invalid: ReadonlyArray<number>
+  /** Why, for the first `MAX_REASONS` of them: `line 3: duration_ms: expected ..., got "12"`. */
+  readonly reasons: ReadonlyArray<string>
   /** The last line was cut short (no newline, not JSON). */
   readonly torn: boolean
 }
@@ -113,6 +145,7 @@ export const cassetteReader = (
   errors: Set<string> = new Set()
 ) => {
   const invalid: Array<number> = []
+  const reasons: Array<string> = []
   let duplicates = 0
   let replaced = 0
   let lines = 0
@@ -124,8 +157,10 @@ export const cassetteReader = (
       lastInvalid = false
       if (raw.trim() === "") return
       const entry = entryOf(raw)
-      if (entry === undefined) {
+      if (typeof entry === "string") {
         invalid.push(lineNo)
+        // One more than shown: the last may be a torn line, dropped at the end.
+        if (reasons.length <= MAX_REASONS) reasons.push(`line ${lineNo}: ${entry}`)
         lastInvalid = true
         return
       }
@@ -139,7 +174,15 @@ export const cassetteReader = (
     },
     done: (endsOpen: boolean): CassetteCounts => {
       const torn = endsOpen && lastInvalid
-      return { lines, duplicates, replaced, invalid: torn ? invalid.slice(0, -1) : invalid, torn }
+      const kept = torn ? invalid.slice(0, -1) : invalid
+      return {
+        lines,
+        duplicates,
+        replaced,
+        invalid: kept,
+        reasons: reasons.slice(0, Math.min(kept.length, MAX_REASONS)),
+        torn
+      }
     }
   }
 }
@@ -162,6 +205,7 @@ export interface CassetteStats {
   readonly duplicates: number
   readonly replaced: number
   readonly invalid: ReadonlyArray<number>
+  readonly reasons: ReadonlyArray<string>
   readonly torn: boolean
   readonly errors: number
   readonly illustrative: number
@@ -205,7 +249,7 @@ export const cassetteStatsCollector = () => {
   const countTool = (e: Counted, error: boolean): void => {
     const id = `${e.server}\u0000${e.tool}`
     const t = tools.get(id) ?? { server: e.server, tool: e.tool, n: 0, errors: 0, ill: 0, sum: 0, max: 0 }
-    const ms = typeof e.duration_ms === "number" ? e.duration_ms : 0
+    const ms = e.duration_ms // a number ≥ 0: a line without one is no entry (`entryFault`)
     t.n++
     if (error) t.errors++
     if (e.illustrative === true) t.ill++
@@ -241,6 +285,7 @@ export const cassetteStatsCollector = () => {
       duplicates: counts.duplicates,
       replaced: counts.replaced,
       invalid: counts.invalid,
+      reasons: counts.reasons,
       torn: counts.torn,
       errors: list.reduce((n, t) => n + t.errors, 0),
       illustrative: list.reduce((n, t) => n + t.ill, 0),
@@ -273,6 +318,7 @@ export const formatCassetteStats = (s: CassetteStats): string => {
   if (s.torn) lines.push("  torn last line ignored (a write cut short)")
   if (s.invalid.length > 0) {
     lines.push(`  lines that are not entries: ${s.invalid.length} (line ${s.invalid.slice(0, 10).join(", ")})`)
+    for (const reason of s.reasons) lines.push(`    ${reason}`)
   }
   lines.push("  servers:")
   for (const [server, versions] of Object.entries(s.serverVersions)) {
