@@ -13,7 +13,8 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { globalOptionsFirst } from "../src/cli/commandLine.js"
-import { runCli } from "./support/cli.js"
+import { runChild } from "./support/child.js"
+import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli } from "./support/cli.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
 
@@ -559,6 +560,39 @@ describe("convert's rejects file is this run's", () => {
     writeFileSync(good, JSON.stringify(task(2)) + "\n")
     expect((await runCli(["convert", good, "--out", out])).status).toBe(0)
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toBe("")
+  })
+})
+
+describe("convert replaces its rejects file only with the dataset it belongs to", () => {
+  it("a dataset that cannot be written (the file size limit, as a full disk) leaves both files as they were", async () => {
+    const dir = tmp()
+    const out = join(dir, "rows.jsonl")
+    const rejectsFile = `${out}.rejects.jsonl`
+    const bad = { user_prompt: "x", tool_sequence: [] }
+    const first = join(dir, "first.jsonl")
+    writeFileSync(first, [task(1), bad].map((t) => JSON.stringify(t)).join("\n") + "\n")
+    expect((await runCli(["convert", first, "--out", out])).status).toBe(0)
+    const [rows, rejects] = [readFileSync(out, "utf8"), readFileSync(rejectsFile, "utf8")]
+    expect(JSON.parse(rejects)).toMatchObject({ file: first, index: 1 })
+    // 40 rows of ~8 KB each against a limit of 64 KB: the rows' file cannot be written, the rejects could be.
+    const second = join(dir, "second.jsonl")
+    const tasks = [bad, ...Array.from({ length: 40 }, (_, i) => task(i + 2)), bad]
+    writeFileSync(second, tasks.map((t) => JSON.stringify(t)).join("\n") + "\n")
+    const limited = await runChild(
+      "bash",
+      ["-c", "ulimit -f 64 && exec \"$0\" \"$@\"", process.execPath, BIN, "convert", second, "--out", out],
+      { env: cleanEnv(), cwd: dir, timeoutMs: CLI_TIMEOUT_MS }
+    )
+    expect(limited.status).toBe(1)
+    expect(limited.stderr).toContain(`cannot write ${out}`)
+    expect(readFileSync(out, "utf8")).toBe(rows)
+    // Before: the rejects of the run whose rows were not written (indices 0 and 41), beside the first run's rows.
+    expect(readFileSync(rejectsFile, "utf8")).toBe(rejects)
+    expect(readdirSync(dir).sort()).toEqual(["first.jsonl", "rows.jsonl", "rows.jsonl.rejects.jsonl", "second.jsonl"])
+    // Written, both are replaced.
+    expect((await runCli(["convert", second, "--out", out])).status).toBe(0)
+    expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(40)
+    expect(readFileSync(rejectsFile, "utf8").trim().split("\n").map((l) => JSON.parse(l).index)).toEqual([0, 41])
   })
 })
 

@@ -72,6 +72,42 @@ describe("Storage.writeRowStream", () => {
     expect(readdirSync(dir)).toEqual(["out.jsonl"])
   })
 
+  it("a companion file is replaced with the dataset, never without it (.jsonl and .parquet)", async () => {
+    for (const name of ["out.jsonl", "out.parquet"]) {
+      const dir = tmp()
+      const file = join(dir, name)
+      const companion = join(dir, "rejects.jsonl")
+      writeFileSync(file, "old\n")
+      writeFileSync(companion, "old rejects\n")
+      let asked = 0
+      const text = () => (asked++, "new rejects\n")
+      const failing = Stream.concat(Stream.fromIterable(rows.slice(0, 2)), Stream.fail("the producer failed"))
+      const exit = await Effect.runPromiseExit(
+        Effect.provide(
+          Effect.flatMap(Storage, (s) => s.writeRowStream(file, failing, { companion: { file: companion, text } })),
+          StorageLive
+        )
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect([readFileSync(file, "utf8"), readFileSync(companion, "utf8"), asked]).toEqual([
+        "old\n",
+        "old rejects\n",
+        0
+      ])
+      expect(readdirSync(dir).sort()).toEqual([name, "rejects.jsonl"].sort())
+      const n = await run(
+        Effect.flatMap(
+          Storage,
+          (s) => s.writeRowStream(file, Stream.fromIterable(rows), { companion: { file: companion, text } })
+        )
+      )
+      expect(n).toBe(4)
+      expect([readFileSync(companion, "utf8"), asked]).toEqual(["new rejects\n", 1])
+      expect(readFileSync(file).subarray(0, 4).toString()).not.toBe("old\n")
+      expect(readdirSync(dir).sort()).toEqual([name, "rejects.jsonl"].sort())
+    }
+  })
+
   it("an interruption while the stream waits for rows leaves the old file as it was and no temp file", async () => {
     const dir = tmp()
     const file = join(dir, "out.jsonl")

@@ -160,36 +160,35 @@ export const convertProgram = (options: ConvertOptions) =>
     }
     const run: Run = { read: 0, rejected: [], warnings: [] }
     // A file whose every task was rejected fails the write before it commits: an existing --out stays.
+    let allRejected: InputError | undefined
     const rows = taskRows(storage, options, context, run).pipe(
-      Stream.concat(Stream.suspend(() =>
-        run.read > 0 && run.rejected.length === run.read
-          ? Stream.fail(
-            new InputError({
-              file: options.tasksFile,
-              reason: `all ${run.read} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert, ` +
-                `${options.out} not written`
-            })
-          )
-          : Stream.empty
-      ))
+      Stream.concat(Stream.suspend(() => {
+        if (run.read === 0 || run.rejected.length < run.read) return Stream.empty
+        allRejected = new InputError({
+          file: options.tasksFile,
+          reason: `all ${run.read} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert, ` +
+            `${options.out} not written`
+        })
+        return Stream.fail(allRejected)
+      }))
     )
-    // Written whenever tasks were read, empty when none was rejected: the file never lists an earlier run's.
-    const writeRejects = Effect.suspend(() =>
-      run.read === 0 ? Effect.void : storage.writeFileAtomic(
-        options.rejectsFile,
-        run.rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
-      )
-    )
+    // This run's rejects, empty when none was rejected: the file never lists an earlier run's.
+    const rejectsText = () => run.rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
     // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
     // the run (the file is kept).
     const checks = yield* checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
+    // The rejects file is replaced with the dataset (`companion`: renamed right after it), never without it: a
+    // dataset that cannot be written (a full disk) leaves the earlier run's pair as it was. Only when every
+    // task was rejected is it written alone, since it holds the reasons (--out is kept: no empty dataset).
     const written = yield* storage.writeRowStream(options.out, rows, {
       inspect: checks.inspect,
-      whileFinishing: checks.prepare
+      whileFinishing: checks.prepare,
+      companion: { file: options.rejectsFile, text: rejectsText }
     }).pipe(
-      Effect.tapError(() => writeRejects)
+      Effect.tapError((e) =>
+        e === allRejected ? storage.writeFileAtomic(options.rejectsFile, rejectsText()) : Effect.void
+      )
     )
-    yield* writeRejects
     const { read, rejected } = run
     yield* Effect.logInfo(
       `converted ${written} of ${read} tasks into ${options.out}` +

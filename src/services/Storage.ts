@@ -47,6 +47,13 @@ export interface WriteRowsOptions extends JsonTextOptions {
    * while this waits for the disk. It must not throw.
    */
   readonly whileFinishing?: (() => void) | undefined
+  /**
+   * A small file that belongs with the dataset (convert's rejects): its text, taken once every row is written,
+   * goes to a temp file beside it that is synced before the dataset replaces its target and renamed right
+   * after, so an earlier run's pair is never split by a dataset that could not be written (neither file is
+   * replaced then). A failure to rename it once the dataset was is the only way to get one without the other.
+   */
+  readonly companion?: { readonly file: string; readonly text: () => string } | undefined
 }
 
 /** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
@@ -880,6 +887,17 @@ const commitTemp = (
     await removeDeadTemps(file)
   })
 
+/** Writes and syncs a `companion`'s temp file; returns what renames it over its file (`commitTemp`). */
+const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =>
+  Effect.flatMap(tempFileFor(companion.file), (t) =>
+    Effect.as(
+      attempt(companion.file, "write", async () => {
+        await t.handle.writeFile(companion.text())
+        await t.handle.sync()
+      }),
+      commitTemp(companion.file, t, undefined)
+    ))
+
 /** Targets whose temp files left by dead processes were looked for (once per target and process). */
 const tempsSwept = new Set<string>()
 
@@ -1015,7 +1033,9 @@ const writeRowStreamLive = <E>(
               ? failed.error
               : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
+      const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
       yield* commitTemp(file, t, undefined)
+      yield* commitCompanion
       return n
     }
     const sink = new ByteSink({
@@ -1034,7 +1054,9 @@ const writeRowStreamLive = <E>(
       options.whileFinishing?.()
       return finished
     })
+    const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
     yield* commitTemp(file, t, written)
+    yield* commitCompanion
     return n
   }))
 }

@@ -121,7 +121,17 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
           const n = await writeJsonRows(handle, rows, format, options)
           return { n, text: Buffer.concat(chunks).toString("utf8") }
         }),
-        ({ n, text }) => Effect.as(write(file, "rows", () => files.set(path.resolve(file), text)), n)
+        ({ n, text }) =>
+          Effect.as(
+            Effect.zipRight(
+              write(file, "rows", () => files.set(path.resolve(file), text)),
+              // As the live one: the companion is replaced with the rows, never without them.
+              options.companion === undefined
+                ? Effect.void
+                : api.writeFileAtomic(options.companion.file, options.companion.text())
+            ),
+            n
+          )
       )
     },
     writeRowStream: (file, rows, options) =>
