@@ -35,9 +35,11 @@ import {
   failureFields,
   interruptedAt,
   liveSideEffectFailure,
+  recordStep,
   resultText,
   sideEffectFailure,
-  VerificationFailed
+  VerificationFailed,
+  verifiedRecord
 } from "../skyrl/verification.js"
 import type { CassettesLocked } from "./Cassettes.js"
 import { Cassettes } from "./Cassettes.js"
@@ -265,12 +267,7 @@ const make = (settings: VerifierSettings) =>
       now: number,
       versions: Record<string, string | null>,
       steps: Array<VerificationRecord["steps"][number]>
-    ): VerificationRecord => ({
-      status: "verified",
-      verified_at: isoTime(now),
-      servers: versions,
-      steps
-    })
+    ): VerificationRecord => verifiedRecord(isoTime(now), versions, steps)
 
     /**
      * Records step `step`'s answer in the cassettes (in the background: what it returns starts the writer
@@ -283,7 +280,6 @@ const make = (settings: VerifierSettings) =>
       versions: Record<string, string | null>,
       done: Array<VerificationRecord["steps"][number]>
     ): Effect.Effect<void> => {
-      const illustrative = step.derivedParams.length > 0
       const entry = makeEntry({
         server: step.server,
         tool: step.tool,
@@ -292,12 +288,10 @@ const make = (settings: VerifierSettings) =>
         duration_ms: answer.durationMs,
         server_version: answer.serverVersion,
         recorded_at: isoTime(now),
-        illustrative
+        illustrative: step.derivedParams.length > 0
       })
       versions[step.server] = answer.serverVersion
-      if (!answer.result.isError) {
-        done.push({ step: step.step, server: step.server, tool: step.tool, key: entry.key, illustrative })
-      }
+      if (!answer.result.isError) done.push(recordStep(step, entry.key))
       return cassettes.recordNow(entry)
     }
 

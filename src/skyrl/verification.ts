@@ -91,6 +91,22 @@ export const VerificationRecord = Schema.Struct({
 })
 export type VerificationRecord = typeof VerificationRecord.Type
 
+/** A verified record, its fields in the order they are written. */
+export const verifiedRecord = (
+  verifiedAt: string,
+  servers: VerificationRecord["servers"],
+  steps: VerificationRecord["steps"]
+): VerificationRecord => ({ status: "verified", verified_at: verifiedAt, servers, steps })
+
+/** A step's entry in a verified record: the cassette key of its call, and whether it ran with illustrative values. */
+export const recordStep = (step: VerifyStep, key: string): VerificationRecord["steps"][number] => ({
+  step: step.step,
+  server: step.server,
+  tool: step.tool,
+  key,
+  illustrative: step.derivedParams.length > 0
+})
+
 /** Why a plan did not verify: the status, the step at fault (when one is), and the reason. */
 export const FailureFields = Schema.Struct({
   status: Schema.Literal("tool-error", "timeout", "server-unavailable", "skipped-side-effect", "interrupted"),
