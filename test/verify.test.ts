@@ -655,7 +655,11 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
       server: "ghost",
       reason: expect.stringContaining("command not found")
     })
-    expect(reason(5)).toMatchObject({ status: "server-unavailable", reason: reason(4)!.reason })
+    // Row 5 is row 4 again (the same JSON text): it takes row 4's outcome, and says so.
+    expect(reason(5)).toMatchObject({
+      status: "server-unavailable",
+      reason: `the same row as ${join(run.dir, "in.jsonl")}:row 4, not run again: ${reason(4)!.reason}`
+    })
     expect(reason(6)).toMatchObject({
       status: "server-unavailable",
       reason: expect.stringContaining("no answer within 3s (initialize)")
@@ -705,11 +709,17 @@ describe("verify: params nested too deep to hash or send", () => {
 
 const SIDE_EFFECT_SERVER = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
 
-/** The side-effect fixture server "se", appending to `dir`/appended.log, and the lines appended so far. */
+/**
+ * The side-effect fixture server "se", appending to `dir`/appended.log: the lines appended so far, and the
+ * texts its read-only `echo` was called with.
+ */
 const sideEffectServer = (dir: string) => {
   const log = join(dir, "appended.log")
-  const appended = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
-  return { spec: nodeServer("se", [SIDE_EFFECT_SERVER, log]), log, appended }
+  const linesOf = (file: string) =>
+    existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "") : []
+  const appended = () => linesOf(log)
+  const echoed = () => linesOf(`${log}.calls`)
+  return { spec: nodeServer("se", [SIDE_EFFECT_SERVER, log]), log, appended, echoed }
 }
 
 describe("verify: a server that goes away mid-plan", () => {
@@ -885,5 +895,80 @@ describe("verify: read-only by the inventory and by the live server", () => {
     const allowed = await verify({ inventory, specs: [sideEffects], rows, allow: "append" })
     expect(allowed.rejects).toEqual([])
     expect(readFileSync(log, "utf8")).toBe("hello\n")
+  }, 60_000)
+})
+
+describe("verify: the same row twice in one run", () => {
+  const appendRow = (text: string) => row(`append-${text}`, { server: "se", tool: "append", params: { text } })
+  const echoRow = (text: string) => row(`echo-${text}`, { server: "se", tool: "echo", params: { text } })
+  const idsOf = (rows: ReadonlyArray<any>) => rows.map((r) => r.reward_spec.ground_truth.task_id)
+
+  it("runs the plan once: every copy gets the first copy's outcome, in input order", async () => {
+    const dir = tempDir("skyrl-verify-dup-")
+    const { spec, appended, echoed } = sideEffectServer(dir)
+    const inventory = await importLive([spec])
+    // A plan whose second step's text is derived from the first's result (recorded as illustrative).
+    const derived = row("derived", { server: "se", tool: "echo", params: { text: "b" } }, {
+      server: "se",
+      tool: "echo",
+      params: { text: "c" },
+      depends_on: [1],
+      derived_params: ["text"]
+    })
+    const rows = [
+      appendRow("once"),
+      echoRow("a"),
+      derived,
+      appendRow("once"),
+      echoRow("fail"),
+      echoRow("a"),
+      echoRow("fail"),
+      derived
+    ]
+    const run = await verify({ inventory, specs: [spec], rows, allow: "all", dir, concurrency: 2 })
+    expect(appended()).toEqual(["once"]) // was ["once", "once"]: the copy acted again
+    expect(echoed().sort()).toEqual(["a", "b", "c", "fail"]) // was 7 calls: a read-only copy was paid for again
+    expect(idsOf(run.rows)).toEqual(["append-once", "echo-a", "derived", "append-once", "echo-a", "derived"])
+    // The same record, to the byte (key order included).
+    const recordText = (i: number) => JSON.stringify(run.verification[i])
+    expect([3, 4, 5].map(recordText)).toEqual([0, 1, 2].map(recordText))
+    expect(run.verification[5].steps.map((s: any) => s.illustrative)).toEqual([false, true])
+    const input = join(dir, "in.jsonl")
+    expect(run.rejects).toEqual([
+      expect.objectContaining({ row: 4, status: "tool-error", tool: "echo", reason: "failed as asked" }),
+      expect.objectContaining({ row: 6, status: "tool-error", tool: "echo" })
+    ])
+    expect(run.rejects[1].reason).toBe(`the same row as ${input}:row 4, not run again: failed as asked`)
+    expect(run.result.summary.statuses).toMatchObject({ verified: 6, "tool-error": 2 })
+    expect(run.result.summary.copies).toBe(4)
+    // One outcome per row in the journal (the append's is preceded by its intent line); --resume gives it to
+    // every copy and runs nothing.
+    const outcomes = run.journal.filter((j) => j.failure?.status !== "interrupted")
+    expect(outcomes).toHaveLength(4)
+    expect(new Set(outcomes.map((j) => j.hash)).size).toBe(4)
+    const again = await verify({ inventory, specs: [spec], rows, allow: "all", dir, resume: true })
+    expect(again.result.summary.resumed).toBe(8)
+    expect(again.rows).toEqual(run.rows)
+    expect(appended()).toEqual(["once"])
+    expect(echoed()).toHaveLength(4)
+  }, 60_000)
+
+  it.each([8, 1])("at --concurrency %i with the copies adjacent: one call per distinct row, in input order", async (
+    concurrency
+  ) => {
+    const dir = tempDir("skyrl-verify-dup-adjacent-")
+    const { spec, appended, echoed } = sideEffectServer(dir)
+    const inventory = await importLive([spec])
+    const texts = ["t0", "t1", "t2", "t3"]
+    const rows = texts.flatMap((t) => [appendRow(t), appendRow(t), appendRow(t), echoRow(t), echoRow(t), echoRow(t)])
+    const run = await verify({ inventory, specs: [spec], rows, allow: "all", dir, concurrency })
+    expect(run.rejects).toEqual([])
+    expect(appended().sort()).toEqual(texts) // was 12 lines: each copy appended again
+    expect(echoed().sort()).toEqual(texts) // was 12 calls
+    expect(idsOf(run.rows)).toEqual(rows.map((r) => r.reward_spec.ground_truth.task_id))
+    const recordText = (i: number) => JSON.stringify(run.verification[i])
+    run.verification.forEach((_, i) => expect(recordText(i)).toBe(recordText(i - (i % 3))))
+    expect(run.result.summary.statuses.verified).toBe(24)
+    expect(run.result.summary.copies).toBe(16)
   }, 60_000)
 })

@@ -7,9 +7,11 @@
  * Rows are streamed through `concurrency` at a time; the outputs are written at the end (atomically), in
  * input order. A journal next to the output (`<out>.verify-journal.jsonl`) keeps each executed row's
  * outcome under the hash of the row, so `--resume` never runs a finished row again (verified and
- * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again).
+ * tool-error outcomes are final; timeouts, unavailable servers and skipped rows are tried again). Within a
+ * run, a row that is the same as an earlier one (the same hash) takes that row's outcome: its plan does not
+ * run twice.
  */
-import { Effect, Either, Fiber, Option, Queue, Schema, Stream } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
@@ -19,12 +21,12 @@ import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
-import { sha256Hex } from "../skyrl/canonical.js"
+import { callKey, sha256Hex } from "../skyrl/canonical.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
-import type { Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
+import type { OutcomeSource, Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
 import {
   FailureFields,
   failureFields,
@@ -32,12 +34,14 @@ import {
   MAX_PARAMS_DEPTH,
   nestsDeeperThan,
   outcomeStands,
+  recordStep,
   resultsElsewhereWarning,
   standingElsewhere,
   SummaryCounter,
   toVerifySteps,
   VerificationFailed,
-  VerificationRecord
+  VerificationRecord,
+  verifiedRecord
 } from "../skyrl/verification.js"
 import { readRecords } from "./readRecords.js"
 
@@ -206,6 +210,8 @@ export type Checked =
 interface CheckedRecord {
   readonly located: Located
   readonly checked: Checked
+  /** The earlier row of the run this one is the same as (its plan is not run again). */
+  readonly copyOf: FirstCopy | undefined
 }
 
 /** The first step whose params nest too deep to hash and send (MAX_PARAMS_DEPTH), as a reject's field and reason. */
@@ -265,6 +271,75 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   // The journal's key: the row as read (the same file text parses to the same key order).
   const text = JSON.stringify(record.value)
   return { _tag: "plan", row, value: record.value, text, steps: stepsOfRow(row), hash: sha256Hex(text) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same row twice in one run
+
+type PlanOutcome = Either.Either<VerificationRecord, VerificationFailed>
+
+/**
+ * What the copies of a row need of its plan's outcome: a failure as it is; of a verified record only what
+ * a copy's own steps do not give again (a verified plan's steps all answered, each under its call's key).
+ * One is kept per distinct row for the whole run (a copy may come last): with its hash and FirstCopy, ~250
+ * bytes a row, against ~700 keeping the record.
+ */
+type Kept = VerificationFailed | Pick<VerificationRecord, "verified_at" | "servers">
+
+const keptOf = (outcome: PlanOutcome): Kept =>
+  Either.isRight(outcome) ? { verified_at: outcome.right.verified_at, servers: outcome.right.servers } : outcome.left
+
+/** The outcome kept, made whole again for a copy's steps (the same as the first row's). */
+const outcomeAgain = (kept: Kept, steps: ReadonlyArray<VerifyStep>): PlanOutcome =>
+  kept instanceof VerificationFailed
+    ? Either.left(kept)
+    : Either.right(verifiedRecord(
+      kept.verified_at,
+      kept.servers,
+      steps.map((s) => recordStep(s, callKey(s.server, s.tool, s.params)))
+    ))
+
+/**
+ * The first row of the run with a given hash (the same JSON text as read). The rows after it with that hash
+ * are its copies: they do not run the plan again (nothing acts or is paid for twice) but take its outcome,
+ * as `--resume` gives a journaled outcome to every copy; a copy that comes while the plan runs waits.
+ */
+class FirstCopy {
+  private kept: Kept | undefined = undefined
+  private waiting: Deferred.Deferred<PlanOutcome> | undefined = undefined
+  constructor(readonly file: string, readonly row: number) {}
+
+  /** The plan's outcome for a copy of its row (`steps`: the copy's), once it is known. */
+  outcomeFor(steps: ReadonlyArray<VerifyStep>): Effect.Effect<PlanOutcome> {
+    if (this.kept !== undefined) return Effect.succeed(this.asCopy(outcomeAgain(this.kept, steps)))
+    this.waiting ??= Deferred.unsafeMake<PlanOutcome>(FiberId.none)
+    return Effect.map(Deferred.await(this.waiting), (outcome) => this.asCopy(outcome))
+  }
+
+  known(outcome: PlanOutcome): void {
+    this.kept = keptOf(outcome)
+    if (this.waiting !== undefined) Deferred.unsafeDone(this.waiting, Exit.succeed(outcome))
+  }
+
+  /** The plan's outcome as its copy's: a failure's reason says which row ran it. */
+  private asCopy(outcome: PlanOutcome): PlanOutcome {
+    return Either.mapLeft(outcome, (f) =>
+      new VerificationFailed({
+        ...failureFields(f),
+        reason: `the same row as ${this.file}:row ${this.row}, not run again: ${f.reason}`
+      }))
+  }
+}
+
+/**
+ * In input order (the feed's): the earlier row of the run `checked` is a copy of, or undefined when it is
+ * the first with its hash (then recorded as such), or has no plan to run, or the journal holds its outcome.
+ */
+const firstCopyOf = (located: Located, checked: Checked, ctx: RunContext): FirstCopy | undefined => {
+  if (checked._tag === "reject" || ctx.done.has(checked.hash)) return undefined
+  const first = ctx.firsts.get(checked.hash)
+  if (first === undefined) ctx.firsts.set(checked.hash, new FirstCopy(located.file, located.record.index))
+  return first
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,6 +415,8 @@ interface RunContext {
   /** Waits until the journal file is ready (emptied, for a fresh run). */
   readonly journalReady: Effect.Effect<void, StorageError>
   readonly done: ReadonlyMap<string, JournalEntry>
+  /** The first row of the run with each hash, for its copies (see FirstCopy). */
+  readonly firsts: Map<string, FirstCopy>
   readonly counter: SummaryCounter
   /** Whether a plan has a step whose tool is not annotated read-only. */
   readonly hasSideEffects: (steps: ReadonlyArray<VerifyStep>) => boolean
@@ -351,8 +428,7 @@ interface RunContext {
  * handing it to `push` (called when the completion runs). A plan with side effects does all of it before the wait ends.
  */
 const startRecord = (
-  located: Located,
-  checked: Checked,
+  { checked, copyOf, located }: CheckedRecord,
   ctx: RunContext,
   push: (o: Outcome) => Effect.Effect<void>
 ): Effect.Effect<Effect.Effect<void, StorageError>, StorageError> => {
@@ -366,6 +442,12 @@ const startRecord = (
   if (previous !== undefined) {
     return Effect.succeed(Effect.suspend(() => push(fromJournal(located, checked, previous, ctx))))
   }
+  if (copyOf !== undefined) {
+    return Effect.map(
+      copyOf.outcomeFor(checked.steps),
+      (outcome) => Effect.suspend(() => push(settle(located, checked, outcome, ctx, "copy")))
+    )
+  }
   // A plan with side effects waits until its results and journal line are on disk, so a crash after
   // it never makes `--resume` run it twice; read-only plans are written in the background.
   if (ctx.hasSideEffects(checked.steps)) {
@@ -376,7 +458,7 @@ const startRecord = (
     )
     const finish = (outcome: Either.Either<VerificationRecord, VerificationFailed>) => {
       const recordJson = recordJsonOf(outcome)
-      const settled = settle(located, checked, outcome, ctx, false, recordJson)
+      const settled = settleRan(located, checked, outcome, ctx, recordJson)
       const line = journalLine(checked, outcome, recordJson, intent.written())
       const written = line === undefined ? Effect.void : ctx.journal.append(line, { wait: true })
       return Effect.as(written, Effect.suspend(() => push(settled)))
@@ -403,7 +485,7 @@ const startRecord = (
     Effect.suspend(() => {
       const { kick, outcome } = finish()
       const recordJson = recordJsonOf(outcome)
-      const settled = settle(located, checked, outcome, ctx, false, recordJson)
+      const settled = settleRan(located, checked, outcome, ctx, recordJson)
       const line = journalLine(checked, outcome, recordJson)
       const logged = line === undefined ? Effect.void : ctx.journal.appendNow(line)
       const started = kick === Effect.void ? logged : logged === Effect.void ? kick : Effect.zipRight(kick, logged)
@@ -442,22 +524,35 @@ const fromJournal = (located: Located, plan: Plan, entry: JournalEntry, ctx: Run
   const outcome = entry.record !== undefined
     ? Either.right(entry.record)
     : Either.left(new VerificationFailed(entry.failure!))
-  return settle(located, plan, outcome, ctx, true)
+  return settle(located, plan, outcome, ctx, "journal")
+}
+
+/** The outcome of a plan run in this run: settled, and given to the row's copies later in the run. */
+const settleRan = (
+  located: Located,
+  plan: Plan,
+  outcome: PlanOutcome,
+  ctx: RunContext,
+  recordJson: string | undefined
+): Outcome => {
+  ctx.firsts.get(plan.hash)?.known(outcome)
+  return settle(located, plan, outcome, ctx, "run", recordJson)
 }
 
 const settle = (
   located: Located,
   plan: Plan,
-  outcome: Either.Either<VerificationRecord, VerificationFailed>,
+  outcome: PlanOutcome,
   ctx: RunContext,
-  resumed: boolean,
+  from: OutcomeSource,
   recordJson?: string
 ): Outcome => {
+  const resumed = from === "journal"
   if (Either.isRight(outcome)) {
-    ctx.counter.add({ passed: "execution", status: "verified" }, resumed)
+    ctx.counter.add({ passed: "execution", status: "verified" }, from)
     return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right, recordJson), resumed }
   }
-  ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, resumed)
+  ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, from)
   return { _tag: "rejected", order: located.order, reject: rejectOf(located, outcome.left), resumed }
 }
 
@@ -541,6 +636,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       journal: journal.log,
       journalReady: journal.ready,
       done,
+      firsts: new Map(),
       counter: new SummaryCounter(),
       hasSideEffects: (steps) => steps.some(verifier.sideEffect)
     }
@@ -549,13 +645,12 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     // the servers), so their CPU time is off the calls' path.
     const verifying = forEachConcurrently(
       (offer: (r: CheckedRecord) => Effect.Effect<void>) =>
-        eachRecord(
-          options.files,
-          options.limit,
-          (located) => offer({ located, checked: checkRecord(located, options.inventory) })
-        ),
+        eachRecord(options.files, options.limit, (located) => {
+          const checked = checkRecord(located, options.inventory)
+          return offer({ located, checked, copyOf: firstCopyOf(located, checked, ctx) })
+        }),
       options.concurrency,
-      (r) => startRecord(r.located, r.checked, ctx, outputs.push)
+      (r) => startRecord(r, ctx, outputs.push)
     )
     // Every row's cassette entries and journal line are on disk before the dataset that names them is
     // committed (the two flushes side by side: other files).

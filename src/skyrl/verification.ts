@@ -346,18 +346,24 @@ export interface VerifySummary {
   readonly toolErrors: Readonly<Record<string, Readonly<Partial<Record<FailureStatus, number>>>>>
   /** Rows whose outcome came from the journal of an earlier run (--resume). */
   readonly resumed: number
+  /** Rows the same as an earlier row of the run, whose outcome they took (their plan not run again). */
+  readonly copies: number
 }
+
+/** Where a row's outcome came from: its plan ran, the journal of an earlier run, or an earlier copy of the row. */
+export type OutcomeSource = "run" | "journal" | "copy"
 
 export class SummaryCounter {
   private readonly stages = { rows: 0, read: 0, contract: 0, schema: 0, execution: 0 }
   private readonly statuses = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<VerifyStatus, number>
   private readonly toolErrors = new Map<string, Partial<Record<FailureStatus, number>>>()
   private resumed = 0
+  private copies = 0
 
   /** A row that stopped at `stage` (failed it), or passed every stage with a status. */
   add(
     outcome: { readonly passed: Stage | "none"; readonly status?: VerifyStatus; readonly failure?: VerificationFailed },
-    resumed = false
+    from: OutcomeSource = "run"
   ): void {
     this.stages.rows++
     const order: ReadonlyArray<Stage> = ["read", "contract", "schema", "execution"]
@@ -371,7 +377,8 @@ export class SummaryCounter {
       counts[f.status] = (counts[f.status] ?? 0) + 1
       this.toolErrors.set(id, counts)
     }
-    if (resumed) this.resumed++
+    if (from === "journal") this.resumed++
+    if (from === "copy") this.copies++
   }
 
   summary(): VerifySummary {
@@ -379,7 +386,8 @@ export class SummaryCounter {
       stages: { ...this.stages },
       statuses: { ...this.statuses },
       toolErrors: Object.fromEntries([...this.toolErrors].sort((a, b) => a[0].localeCompare(b[0]))),
-      resumed: this.resumed
+      resumed: this.resumed,
+      copies: this.copies
     }
   }
 }
@@ -390,7 +398,8 @@ export const formatSummary = (s: VerifySummary): string => {
   const lines = [
     `rows: ${st.rows} → read ${st.read} → contract ${st.contract} → schema ${st.schema} → execution (verified) ${st.execution}`,
     `statuses: ${STATUSES.map((k) => `${k} ${s.statuses[k]}`).join(", ")}` +
-    (s.resumed > 0 ? ` (${s.resumed} from the journal of an earlier run)` : "")
+    (s.resumed > 0 ? ` (${s.resumed} from the journal of an earlier run)` : "") +
+    (s.copies > 0 ? ` (${s.copies} the same as an earlier row of the run, not run again)` : "")
   ]
   const tools = Object.entries(s.toolErrors)
   if (tools.length > 0) {
