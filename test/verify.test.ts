@@ -188,6 +188,31 @@ describe("verify against server-everything (stateless)", () => {
   }, 60_000)
 
   it(
+    "records whether each derived value is in the results before its step (derived_values_found); the summary counts the rows where one is not",
+    async () => {
+      const sum = (a: number, b: number): PlanStepInput => ({ server: "everything", tool: "get-sum", params: { a, b } })
+      const echoDerived = (message: string): PlanStepInput => ({
+        server: "everything",
+        tool: "echo",
+        params: { message },
+        depends_on: [1],
+        derived_params: ["message"]
+      })
+      const rows = [
+        row("found", sum(40, 2), echoDerived("42")), // "The sum of 40 and 2 is 42."
+        row("not-found", sum(40, 3), echoDerived("42")), // "... is 43.": the illustration is not what the tool gave
+        row("plain", { server: "everything", tool: "echo", params: { message: "hello" } })
+      ]
+      const run = await verify({ inventory, specs: [everything], rows: [...rows, rows[1]] })
+      expect(run.rejects).toEqual([])
+      expect(run.verification.map((v) => v.derived_values_found)).toEqual([true, false, undefined, false])
+      expect("derived_values_found" in run.verification[2]).toBe(false)
+      expect(run.result.summary).toMatchObject({ derivedNotFound: 2, copies: 1 })
+    },
+    60_000
+  )
+
+  it(
     "reads Parquet, JSON and JSON Lines datasets in input order, the first --limit rows (a bad line a row of its own; JSON Lines streamed, never read whole)",
     async () => {
       const dir = mkdtempSync(join(tmpdir(), "skyrl-verify-formats-"))

@@ -284,10 +284,16 @@ type PlanOutcome = Either.Either<VerificationRecord, VerificationFailed>
  * One is kept per distinct row for the whole run (a copy may come last): with its hash and FirstCopy, ~250
  * bytes a row, against ~700 keeping the record.
  */
-type Kept = VerificationFailed | Pick<VerificationRecord, "verified_at" | "servers">
+type Kept = VerificationFailed | Pick<VerificationRecord, "verified_at" | "servers" | "derived_values_found">
 
 const keptOf = (outcome: PlanOutcome): Kept =>
-  Either.isRight(outcome) ? { verified_at: outcome.right.verified_at, servers: outcome.right.servers } : outcome.left
+  Either.isRight(outcome)
+    ? {
+      verified_at: outcome.right.verified_at,
+      servers: outcome.right.servers,
+      derived_values_found: outcome.right.derived_values_found
+    }
+    : outcome.left
 
 /** The outcome kept, made whole again for a copy's steps (the same as the first row's). */
 const outcomeAgain = (kept: Kept, steps: ReadonlyArray<VerifyStep>): PlanOutcome =>
@@ -296,7 +302,8 @@ const outcomeAgain = (kept: Kept, steps: ReadonlyArray<VerifyStep>): PlanOutcome
     : Either.right(verifiedRecord(
       kept.verified_at,
       kept.servers,
-      steps.map((s) => recordStep(s, callKey(s.server, s.tool, s.params)))
+      steps.map((s) => recordStep(s, callKey(s.server, s.tool, s.params))),
+      kept.derived_values_found
     ))
 
 /**
@@ -549,7 +556,11 @@ const settle = (
 ): Outcome => {
   const resumed = from === "journal"
   if (Either.isRight(outcome)) {
-    ctx.counter.add({ passed: "execution", status: "verified" }, from)
+    ctx.counter.add({
+      passed: "execution",
+      status: "verified",
+      derivedNotFound: outcome.right.derived_values_found === false
+    }, from)
     return { _tag: "verified", order: located.order, row: verifiedRow(plan, outcome.right, recordJson), resumed }
   }
   ctx.counter.add({ passed: "schema", status: outcome.left.status, failure: outcome.left }, from)

@@ -28,6 +28,7 @@ import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
+import { derivedValuesFound, policyText } from "../skyrl/grounding.js"
 import type { AllowList, FailureFields, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import {
   allowed,
@@ -234,6 +235,9 @@ const FINISHING = "interrupted: finishing a plan whose side effects have started
 let lastMillis = NaN
 let lastIso = ""
 /** `new Date(ms).toISOString()`, kept for the last millisecond asked (calls answer many to a millisecond). */
+/** Whether a step of the plan has derived params (its results are then kept for `derivedValuesFound`). */
+const hasDerived = (steps: ReadonlyArray<VerifyStep>): boolean => steps.some((s) => s.derivedParams.length > 0)
+
 const isoTime = (ms: number): string => {
   if (ms !== lastMillis) {
     lastIso = new Date(ms).toISOString()
@@ -266,8 +270,9 @@ const make = (settings: VerifierSettings) =>
     const verified = (
       now: number,
       versions: Record<string, string | null>,
-      steps: Array<VerificationRecord["steps"][number]>
-    ): VerificationRecord => verifiedRecord(isoTime(now), versions, steps)
+      steps: Array<VerificationRecord["steps"][number]>,
+      derivedFound?: boolean
+    ): VerificationRecord => verifiedRecord(isoTime(now), versions, steps, derivedFound)
 
     /**
      * Records step `step`'s answer in the cassettes (in the background: what it returns starts the writer
@@ -295,12 +300,17 @@ const make = (settings: VerifierSettings) =>
       return cassettes.recordNow(entry)
     }
 
-    /** The plan's end, from its last answer (the last step's, or the first tool error): recorded when called. */
+    /**
+     * The plan's end, from its last answer (the last step's, or the first tool error): recorded when called.
+     * `texts`: the results before it, as a policy reads them, when a step has derived params.
+     */
     const finishWith = (
+      steps: ReadonlyArray<VerifyStep>,
       step: VerifyStep,
       answer: CallAnswer,
       versions: Record<string, string | null>,
-      done: Array<VerificationRecord["steps"][number]>
+      done: Array<VerificationRecord["steps"][number]>,
+      texts: Array<string> | undefined
     ): Finish =>
     () => {
       const now = clock.unsafeCurrentTimeMillis()
@@ -315,7 +325,7 @@ const make = (settings: VerifierSettings) =>
             reason: resultText(answer.result.content)
           })
         )
-        : Either.right(verified(now, versions, done))
+        : Either.right(verified(now, versions, done, texts && derivedValuesFound(steps, texts)))
       return { outcome, kick }
     }
 
@@ -332,18 +342,20 @@ const make = (settings: VerifierSettings) =>
       called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | StorageError>,
       versions: Record<string, string | null>,
       done: Array<VerificationRecord["steps"][number]>,
-      before: BeforeSideEffect
+      before: BeforeSideEffect,
+      texts: Array<string> | undefined
     ): Effect.Effect<Finish, VerificationFailed | ConnectionLost | StorageError> => {
       const step = steps[i]!
       return Effect.matchEffect(called, {
         onFailure: (e) => Effect.fail(e._tag === "StorageError" ? e : failedAt(steps, i, e)),
         onSuccess: (answer) => {
           if (answer.result.isError || i + 1 === steps.length) {
-            return Effect.succeed(finishWith(step, answer, versions, done))
+            return Effect.succeed(finishWith(steps, step, answer, versions, done, texts))
           }
           const next = send(steps, i + 1, before)
+          texts?.push(policyText(answer.result))
           const recorded = record(step, answer, clock.unsafeCurrentTimeMillis(), versions, done)
-          const rest = runFrom(steps, i + 1, next, versions, done, before)
+          const rest = runFrom(steps, i + 1, next, versions, done, before, texts)
           return recorded === Effect.void ? rest : Effect.zipRight(recorded, rest)
         }
       })
@@ -362,7 +374,7 @@ const make = (settings: VerifierSettings) =>
       before: BeforeSideEffect
     ): Effect.Effect<Finish, VerificationFailed | ConnectionLost | StorageError> =>
       steps.length > 0
-        ? runFrom(steps, 0, send(steps, 0, before), {}, [], before)
+        ? runFrom(steps, 0, send(steps, 0, before), {}, [], before, hasDerived(steps) ? [] : undefined)
         : Effect.sync(() => () => ({
           outcome: Either.right(verified(clock.unsafeCurrentTimeMillis(), {}, [])),
           kick: Effect.void

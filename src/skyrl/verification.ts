@@ -87,7 +87,12 @@ export const VerificationRecord = Schema.Struct({
     key: Schema.String,
     /** The call ran with derived params' illustrative values. */
     illustrative: Schema.Boolean
-  }))
+  })),
+  /**
+   * Present when a step has derived params: whether each derived value occurs in the results of the steps
+   * before it (`derivedValuesFound`); false means the plan's illustration is not what the tools gave.
+   */
+  derived_values_found: Schema.optional(Schema.Boolean)
 })
 export type VerificationRecord = typeof VerificationRecord.Type
 
@@ -95,8 +100,12 @@ export type VerificationRecord = typeof VerificationRecord.Type
 export const verifiedRecord = (
   verifiedAt: string,
   servers: VerificationRecord["servers"],
-  steps: VerificationRecord["steps"]
-): VerificationRecord => ({ status: "verified", verified_at: verifiedAt, servers, steps })
+  steps: VerificationRecord["steps"],
+  derivedFound?: boolean
+): VerificationRecord =>
+  derivedFound === undefined
+    ? { status: "verified", verified_at: verifiedAt, servers, steps }
+    : { status: "verified", verified_at: verifiedAt, servers, steps, derived_values_found: derivedFound }
 
 /** A step's entry in a verified record: the cassette key of its call, and whether it ran with illustrative values. */
 export const recordStep = (step: VerifyStep, key: string): VerificationRecord["steps"][number] => ({
@@ -348,6 +357,12 @@ export interface VerifySummary {
   readonly resumed: number
   /** Rows the same as an earlier row of the run, whose outcome they took (their plan not run again). */
   readonly copies: number
+  /**
+   * Verified rows with a derived value no result before its step holds (`derived_values_found: false`): a
+   * policy that copies the real value gets no cassette for its call, and MCPToolEnv's ground_derived does not
+   * match the plan's value.
+   */
+  readonly derivedNotFound: number
 }
 
 /** Where a row's outcome came from: its plan ran, the journal of an earlier run, or an earlier copy of the row. */
@@ -359,10 +374,17 @@ export class SummaryCounter {
   private readonly toolErrors = new Map<string, Partial<Record<FailureStatus, number>>>()
   private resumed = 0
   private copies = 0
+  private derivedNotFound = 0
 
   /** A row that stopped at `stage` (failed it), or passed every stage with a status. */
   add(
-    outcome: { readonly passed: Stage | "none"; readonly status?: VerifyStatus; readonly failure?: VerificationFailed },
+    outcome: {
+      readonly passed: Stage | "none"
+      readonly status?: VerifyStatus
+      readonly failure?: VerificationFailed
+      /** A verified row whose record says `derived_values_found: false`. */
+      readonly derivedNotFound?: boolean
+    },
     from: OutcomeSource = "run"
   ): void {
     this.stages.rows++
@@ -379,6 +401,7 @@ export class SummaryCounter {
     }
     if (from === "journal") this.resumed++
     if (from === "copy") this.copies++
+    if (outcome.derivedNotFound === true) this.derivedNotFound++
   }
 
   summary(): VerifySummary {
@@ -387,7 +410,8 @@ export class SummaryCounter {
       statuses: { ...this.statuses },
       toolErrors: Object.fromEntries([...this.toolErrors].sort((a, b) => a[0].localeCompare(b[0]))),
       resumed: this.resumed,
-      copies: this.copies
+      copies: this.copies,
+      derivedNotFound: this.derivedNotFound
     }
   }
 }
@@ -401,6 +425,12 @@ export const formatSummary = (s: VerifySummary): string => {
     (s.resumed > 0 ? ` (${s.resumed} from the journal of an earlier run)` : "") +
     (s.copies > 0 ? ` (${s.copies} the same as an earlier row of the run, not run again)` : "")
   ]
+  if (s.derivedNotFound > 0) {
+    lines.push(
+      `derived values: ${s.derivedNotFound} verified row(s) with a derived value no earlier result of the plan ` +
+        "holds (derived_values_found: false): the illustration is not what the tools gave"
+    )
+  }
   const tools = Object.entries(s.toolErrors)
   if (tools.length > 0) {
     lines.push("errors by tool:")

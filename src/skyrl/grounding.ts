@@ -1,0 +1,86 @@
+/**
+ * Is a derived param's value held by the results a call could read? The reading MCPToolEnv's
+ * `ground_derived` scores with (python/skyrl_mcp_env/reward.py `Evidence`; both held to
+ * test/fixtures/grounding/vectors.json): each non-empty string of the value occurs in a result's text, as
+ * written or JSON-escaped (with or without `\u` escapes of non-ASCII characters); each number equals a
+ * number a text writes (`1,234.5`, `-3`, `1e3`; the `05` of a date is 5); booleans and nulls hold nothing
+ * to find. Pure.
+ */
+
+const NUMBER = /-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?/g
+
+/** A string's JSON text without its quotes, every character outside printable ASCII as a `\u` escape (Python's `ensure_ascii`). */
+const asciiEscaped = (s: string): string =>
+  JSON.stringify(s).slice(1, -1).replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+export class Evidence {
+  private numbers: Set<number> | undefined
+
+  constructor(readonly texts: ReadonlyArray<string>) {}
+
+  holds(value: unknown): boolean {
+    if (Array.isArray(value)) return value.every((v) => this.holds(v))
+    if (typeof value === "object" && value !== null) return Object.values(value).every((v) => this.holds(v))
+    if (typeof value === "string") {
+      if (value === "") return true
+      const forms = new Set([value, JSON.stringify(value).slice(1, -1), asciiEscaped(value)])
+      return this.texts.some((t) => [...forms].some((f) => t.includes(f)))
+    }
+    if (typeof value === "number") return this.numbersWritten().has(value)
+    return true
+  }
+
+  /** Every number the texts write, signed and unsigned. */
+  private numbersWritten(): Set<number> {
+    if (this.numbers === undefined) {
+      this.numbers = new Set()
+      for (const t of this.texts) {
+        for (const m of t.matchAll(NUMBER)) {
+          const n = Number(m[0].replaceAll(",", ""))
+          this.numbers.add(n).add(Math.abs(n))
+        }
+      }
+    }
+    return this.numbers
+  }
+}
+
+/**
+ * A result's text as MCPToolEnv shows it to a policy (`result_text` in python/skyrl_mcp_env/tools.py), for an
+ * ok result; blocks other than text are JSON without the spaces Python puts after `,` and `:`.
+ */
+export const policyText = (result: { readonly content?: unknown; readonly structuredContent?: unknown }): string => {
+  const blocks = Array.isArray(result.content) ? result.content : []
+  const parts = blocks.map(blockText)
+  if (parts.length === 0 && result.structuredContent !== undefined && result.structuredContent !== null) {
+    parts.push(JSON.stringify(result.structuredContent))
+  }
+  return parts.join("\n")
+}
+
+const blockText = (block: unknown): string => {
+  if (typeof block !== "object" || block === null) return String(block)
+  const b = block as { type?: unknown; text?: unknown; mimeType?: unknown; data?: unknown }
+  if (b.type === "text") return String(b.text ?? "")
+  if (b.type === "image" || b.type === "audio") {
+    return `[${b.type} ${String(b.mimeType ?? "")}, ${typeof b.data === "string" ? b.data.length : 0} base64 chars]`
+  }
+  return JSON.stringify(block)
+}
+
+/**
+ * Whether every derived param of every step holds a value the results of the steps before it give
+ * (`Evidence`), as a policy playing the plan one call per turn would find them; undefined for a plan
+ * without derived params. `texts[i]`: step i's result as `policyText` gives it.
+ */
+export const derivedValuesFound = (
+  steps: ReadonlyArray<
+    { readonly params: Readonly<Record<string, unknown>>; readonly derivedParams: ReadonlyArray<string> }
+  >,
+  texts: ReadonlyArray<string>
+): boolean | undefined => {
+  if (!steps.some((s) => s.derivedParams.length > 0)) return undefined
+  return steps.every((s, i) =>
+    s.derivedParams.length === 0 || s.derivedParams.every((p) => new Evidence(texts.slice(0, i)).holds(s.params[p]))
+  )
+}

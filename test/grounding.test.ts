@@ -1,0 +1,48 @@
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { derivedValuesFound, Evidence, policyText } from "../src/skyrl/grounding.js"
+
+interface Case {
+  readonly texts: ReadonlyArray<string>
+  readonly value: unknown
+  readonly held: boolean
+  readonly why: string
+}
+
+const cases: ReadonlyArray<Case> = JSON.parse(
+  readFileSync(join(import.meta.dirname, "fixtures", "grounding", "vectors.json"), "utf8")
+).cases
+
+describe("derived-value grounding, shared with the Python MCPToolEnv (ground_derived)", () => {
+  it("reads every case of test/fixtures/grounding/vectors.json as the Python tests do", () => {
+    expect(cases.length).toBeGreaterThan(15)
+    for (const c of cases) expect([c.why, new Evidence(c.texts).holds(c.value)]).toEqual([c.why, c.held])
+  })
+  it("finds a string written with Python's ensure_ascii escapes and as JSON.stringify writes it", () => {
+    expect(new Evidence(["caf\\u00e9 \\u007f"]).holds("café \u007f")).toBe(true)
+    expect(new Evidence(["line\\nbreak"]).holds("line\nbreak")).toBe(true)
+    expect(new Evidence(["caf\\u00e9"]).holds("cafe")).toBe(false)
+  })
+})
+
+describe("policyText and derivedValuesFound (skyrl verify's derived_values_found)", () => {
+  it("reads a result as MCPToolEnv shows it: text blocks, other blocks as JSON, structured content when there are none", () => {
+    const image = { type: "image", mimeType: "image/png", data: "AAAA" }
+    expect(policyText({ content: [{ type: "text", text: "a" }, image] })).toBe("a\n[image image/png, 4 base64 chars]")
+    expect(policyText({ content: [{ type: "resource_link", uri: "x://1" }] })).toBe(
+      "{\"type\":\"resource_link\",\"uri\":\"x://1\"}"
+    )
+    expect(policyText({ content: [], structuredContent: { id: 7 } })).toBe("{\"id\":7}")
+  })
+  it("holds a plan's derived values to the results of the steps before each, and says nothing of a plan without", () => {
+    const step = (params: Record<string, unknown>, derivedParams: ReadonlyArray<string> = []) => ({
+      params,
+      derivedParams
+    })
+    const plan = [step({ q: "x" }), step({ id: "u-7" }, ["id"]), step({ n: 3 }, ["n"])]
+    expect(derivedValuesFound(plan, ["user u-7", "count: 3"])).toBe(true)
+    expect(derivedValuesFound(plan, ["count: 3", "user u-7"])).toBe(false) // u-7 came after step 2 needed it
+    expect(derivedValuesFound([step({ q: "x" })], [])).toBeUndefined()
+  })
+})
