@@ -8,10 +8,11 @@ tools, ``{}`` for the others); the plan reversed; the plan with one literal para
 ``--ground-derived``, the plan with every derived value changed; the plan's calls each repeated;
 malformed calls. A policy is not applicable where it cannot be built (every tool on a row without
 ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed literal on a plan
-without literal params, changed derived values on a plan without derived params). A degenerate policy whose calls are a valid solution (the
-plan's calls, each in a later turn than the steps it ``depends_on``) may tie the plan; any other tie
-or win is a leak, and so is a repeated-calls run that beats the plan. Exit 0: plan 1.0 everywhere and
-no leak; 1: otherwise; 2: unreadable input.
+without literal params, changed derived values on a plan without derived params). A degenerate policy
+whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
+``depends_on``) may tie the plan; any other tie or win is a leak, and so is a repeated-calls run that
+beats the plan (on rows where the plan scores 1.0: the others are listed as plan failures). Exit 0: plan
+1.0 everywhere and no leak; 1: otherwise; 2: unreadable input.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], e
         if not valid:
             stats.invalid_rewards.append(reward)
         leak = reward > plan_reward if name == "repeated" else (not valid and reward >= plan_reward)
-        if leak:
+        if leak and plan_reward == 1.0:  # a row whose plan fails is listed under plan_failures, not compared
             report.leaks.append(f"{where}: {name} {reward:.3f} vs plan {plan_reward:.3f}")
 
 

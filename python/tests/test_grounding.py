@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, call, episode, make_row, v2_row
+from conftest import REPO, call, episode, make_row, plan_calls, v2_row
 
 from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.canonical import call_key
@@ -162,3 +162,40 @@ def test_the_report_cli_needs_cassettes_to_ground(tmp_path, palantir):
         timeout=120,
     )
     assert done.returncode == 2 and "--ground-derived needs --cassettes" in done.stderr
+
+
+# end to end: rows skyrl converts and verifies against server-everything, replayed from its cassettes ------
+
+
+def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold(tmp_path):
+    everything = REPO / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+    rubric = {"name": "r", "criteria": [{"name": "c", "description": "d", "scoring": "s"}]}
+
+    def task(task_id, b):  # get-sum(40, b), then echo the sum: the plan's illustration says 42
+        steps = [
+            {"server": "everything", "tool": "get-sum", "params": {"a": 40, "b": b}},
+            {"server": "everything", "tool": "echo", "params": {"message": "42"}},
+        ]
+        steps[0].update(depends_on=[], derived_params=[])
+        steps[1].update(depends_on=[1], derived_params=["message"])
+        prompt = f"Add 40 and {b} with the sum tool, then echo the sum back to me."
+        return {"task_id": task_id, "user_prompt": prompt, "tool_sequence": steps, "evaluation_rubric": rubric}
+
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(task(*t)) + "\n" for t in [("right", 2), ("wrong", 3)]))
+    for args in (
+        ["tools", "import", "--stdio", f"everything=node {everything} stdio", "--out", "inv.json"],
+        ["convert", "tasks.jsonl", "--inventory", "inv.json", "--out", "rows.jsonl"],
+        ["verify", "rows.jsonl", "--inventory", "inv.json", "--out", "verified.jsonl", "--cassettes", "cas"],
+    ):
+        skyrl = ["node", str(REPO / "bin" / "skyrl.js"), *args]
+        done = subprocess.run(skyrl, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert "derived values: 1 verified row(s)" in done.stdout
+    rows = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().splitlines()]
+    found = [json.loads(r["extra_info"]["task_metadata"])["verification"]["derived_values_found"] for r in rows]
+    assert found == [True, False]
+    config = {"cassettes": str(tmp_path / "cas"), "ground_derived": True}
+    rewards = [episode(r, [*plan_calls(r), FINAL], config)["reward"] for r in rows]
+    assert rewards == [1.0, 0.25]  # the env finds "42" in "The sum of 40 and 2 is 42." only
+    right_value = episode(rows[1], [plan_calls(rows[1])[0], call("echo", {"message": "43"}), FINAL], config)
+    assert right_value["reward"] == 1.0 and right_value["metadata"]["cassette_misses"] == 1  # verify ran "42"
