@@ -576,27 +576,38 @@ const OUTPUT_BATCH = 64
 /**
  * The outputs, as outcomes come in: verified rows go to `out` in input order while the run goes on (an
  * outcome waits only for those before it, as rows finish out of order; memory holds the rows in flight,
- * not the dataset); rejects are kept (small) and written at the end. `write` is the dataset's writer, to
- * run beside the workers; `end` (after the last `push`) lets it finish.
+ * not the dataset); rejects are kept (small) and written with the dataset, as its companion (`write`).
+ * `write` is the dataset's writer, to run beside the workers; `end` (after the last `push`) lets it finish.
  */
 const orderedOutputs = (out: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const rows = yield* Queue.bounded<Option.Option<WritableRow>>(1024)
     let count = 0
-    // A run that verified no row fails its write before the commit, so an existing `out` stays as it was
-    // (the rejects say why; the command fails). The write then counts 0 rows.
+    const rejects: Array<string> = []
+    const rejectsFile = rejectsFileOf(out)
+    // This run's rejects, empty when none was rejected (the file never lists an earlier run's); taken once the
+    // last row is written, when every outcome is in.
+    const rejectsText = () => rejects.join("")
+    // The rejects file is replaced with the dataset (`companion`: written and synced beside it before its
+    // rename, renamed right after), never without it: a dataset that cannot be written (a full disk) leaves
+    // the earlier run's pair as it was. A run that verified no row fails its write before the commit, so an
+    // existing `out` stays as it was; the rejects, which say why (the command fails), are then written alone.
+    // The write then counts 0 rows.
     const write = storage.writeRowStream(
       out,
       Stream.fromQueue(rows).pipe(
         Stream.takeWhile(Option.isSome),
         Stream.map((o) => (count++, o.value)),
         Stream.concat(Stream.suspend(() => count === 0 ? Stream.fail(nothingVerified) : Stream.empty))
-      )
-    ).pipe(Effect.catchIf((e): e is typeof nothingVerified => e === nothingVerified, () => Effect.succeed(0)))
+      ),
+      { companion: { file: rejectsFile, text: rejectsText } }
+    ).pipe(Effect.catchIf(
+      (e): e is typeof nothingVerified => e === nothingVerified,
+      () => Effect.as(storage.writeFileAtomic(rejectsFile, rejectsText()), 0)
+    ))
     const lock = yield* Effect.makeSemaphore(1)
     const waiting = new Map<number, Outcome>()
-    const rejects: Array<string> = []
     let next = 0
     // Verified rows go to the writer OUTPUT_BATCH at a time (one wake-up of the writer per batch), in
     // input order: they are put in `verified` synchronously, and batches are offered under the lock.
@@ -623,9 +634,8 @@ const orderedOutputs = (out: string) =>
       },
       write,
       end: Effect.zipRight(handOver, Queue.offer(rows, Option.none())),
-      writeRejects: Effect.suspend(() =>
-        Effect.as(storage.writeFileAtomic(rejectsFileOf(out), rejects.join("")), rejects.length)
-      )
+      /** The rejects of the run (once `write` is done). */
+      rejected: () => rejects.length
     }
   })
 
@@ -670,15 +680,12 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       Effect.all([verifier.flush, journal.settle], { concurrency: 2, discard: true })
     )
     // The dataset is written beside the workers; a failure of either stops both. Once every row is settled
-    // the rejects file is written while the dataset's last rows are written and committed.
-    const [[, rejects], written] = yield* Effect.all([
-      Effect.zipRight(settled, Effect.all([outputs.end, outputs.writeRejects], { concurrency: 2 })),
-      outputs.write
-    ], { concurrency: 2 })
+    // the dataset's last rows are written and committed, and the rejects file with them (`orderedOutputs`).
+    const [, written] = yield* Effect.all([Effect.zipRight(settled, outputs.end), outputs.write], { concurrency: 2 })
     return {
       summary: ctx.counter.summary(),
       written,
-      rejects,
+      rejects: outputs.rejected(),
       rejectsFile: rejectsFileOf(options.out)
     } satisfies VerifyResult
   }))
