@@ -197,6 +197,34 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     }
   })
 
+  it("--dry-run lists a copy of an earlier row (the same JSON text) as not run again, and counts it as the run does", async () => {
+    const create = { entities: [{ name: "A", entityType: "t", observations: [] }] }
+    const make = rowFor("make", [{ server: "memory", tool: "create_entities", params: create }])
+    const other = rowFor("sum", [{ server: "everything", tool: "get-sum", params: { a: 5, b: 6 } }])
+    const unknown = rowFor("ghost", [{ server: "everything", tool: "no-such-tool", params: {} }])
+    // Rows 2 and 4 are copies (of rows 0 and 3); row 5 has other params; row 7 is rejected, as row 6 is.
+    const file = writeJsonl(at("copies.jsonl"), [...rows, rows[0], make, make, other, unknown, unknown])
+    const r = await runCli(["verify", file, "--inventory", at("inv.json"), "--out", at("d.jsonl"), "--dry-run"])
+    expect(r.status).toBe(0)
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith(`${file} row `))
+    expect(lines.map((l) => l.slice(file.length + 1))).toEqual([
+      "row 0: run: 1 steps: everything/get-sum",
+      "row 1: run: 1 steps: memory/read_graph",
+      // Was "row 2: run: 1 steps: everything/get-sum": the run gives it row 0's outcome, without a call.
+      `row 2: copy: the same row as ${file}:row 0, not run again`,
+      "row 3: skip-side-effect: step 1 memory/create_entities",
+      `row 4: copy: the same row as ${file}:row 3, not run again (skip-side-effect)`,
+      "row 5: run: 1 steps: everything/get-sum",
+      expect.stringMatching(/^row 6: reject: schema /),
+      expect.stringMatching(/^row 7: reject: schema /)
+    ])
+    // As the run counts them: row 4 skipped as row 3 is, and both among the copies (the summary said neither).
+    expect(r.stdout).toContain("rows: 8 → read 8 → contract 8 → schema 6 → execution (verified) 0")
+    expect(r.stdout).toContain(
+      "skipped-side-effect 2, interrupted 0 (2 the same as an earlier row of the run, not run again)"
+    )
+  })
+
   it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", async () => {
     // Every row stops at the schema stage (an inventory without the rows' servers): no call, no cassette line.
     writeFileSync(at("other.json"), JSON.stringify({ servers: [{ name: "x", tools: [] }] }))

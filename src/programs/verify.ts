@@ -716,7 +716,7 @@ const openJournal = (file: string, resume: boolean, torn: boolean) =>
 export interface DryRunLine {
   readonly file: string
   readonly row: number
-  readonly action: "run" | "skip-side-effect" | "reject"
+  readonly action: "run" | "skip-side-effect" | "copy" | "reject"
   readonly text: string
 }
 
@@ -728,6 +728,9 @@ export const dryRunDatasets = (
     const counter = new SummaryCounter()
     const servers = new Set<string>()
     const lines: Array<DryRunLine> = []
+    // The first row of the run with each hash, and whether it is skipped: the rows after it with that hash
+    // are its copies, which the run does not run again but gives its outcome (FirstCopy).
+    const firsts = new Map<string, { readonly file: string; readonly row: number; readonly skipped: boolean }>()
     const lineOf = (located: Located): DryRunLine => {
       const checked = checkRecord(located, options.inventory)
       const at = { file: located.file, row: located.record.index }
@@ -740,8 +743,21 @@ export const dryRunDatasets = (
           text: `${r.stage}${r.field === undefined ? "" : ` ${r.field}`}: ${r.reason}`
         }
       }
+      const first = firsts.get(checked.hash)
+      if (first !== undefined) {
+        // Counted as the run counts it: with the first row's outcome (skipped, or not known before it runs).
+        counter.add({ passed: "schema", ...(first.skipped ? { status: "skipped-side-effect" } : {}) }, "copy")
+        return {
+          ...at,
+          action: "copy",
+          text: `the same row as ${first.file}:row ${first.row}, not run again${
+            first.skipped ? " (skip-side-effect)" : ""
+          }`
+        }
+      }
       const calls = checked.steps.map((s) => `${s.server}/${s.tool}`).join(", ")
       const blocked = options.blocked(checked.steps)
+      firsts.set(checked.hash, { ...at, skipped: blocked.length > 0 })
       // A skipped row is known without running anything: counted as the run would count it.
       counter.add({ passed: "schema", ...(blocked.length > 0 ? { status: "skipped-side-effect" } : {}) })
       if (blocked.length > 0) {
