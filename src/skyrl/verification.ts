@@ -428,7 +428,8 @@ export const formatSummary = (s: VerifySummary): string => {
   if (s.derivedNotFound > 0) {
     lines.push(
       `derived values: ${s.derivedNotFound} verified row(s) with a derived value no earlier result of the plan ` +
-        "holds (derived_values_found: false): the illustration is not what the tools gave"
+        "writes (derived_values_found: false): composed or computed from the results, or an illustration the " +
+        "tools did not give"
     )
   }
   const tools = Object.entries(s.toolErrors)
