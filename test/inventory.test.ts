@@ -235,6 +235,49 @@ describe("loading inventory files", () => {
     }
   })
 
+  it("a tool name that breaks a line or the cassette key is refused as a server name is, naming servers[i].tools[j].name", async () => {
+    // Before: each of these loaded; "fmp_get\nquote" split `tools list`'s line and the prompt's `- tool(...)`
+    // line in two, and put a line feed into a field of the cassette key (server \n tool \n params).
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      ["fmp_get\nquote", "holds a line feed (U+000A at character 7): a tool name is written as one line"],
+      ["fmp_get\rquote", "holds a carriage return (U+000D at character 7)"],
+      ["fmp_get\tquote", "holds a tab (U+0009 at character 7)"],
+      ["fmp\u0000", "holds a NUL (U+0000 at character 3)"],
+      ["fmp\u007f", "holds a control character (U+007F at character 3)"],
+      ["fmp\u0085", "holds a next-line character (U+0085 at character 3)"],
+      ["fmp\u2029x", "holds a paragraph separator (U+2029 at character 3)"],
+      ["fmp\udc00x", "holds a lone surrogate (U+DC00 at character 3)"]
+    ]
+    for (const [name, expected] of cases) {
+      const { file, result } = await load({
+        servers: [{ name: "ok", tools: [tool("t")] }, { name: "fmp", tools: [tool("fine"), tool(name)] }]
+      })
+      const e = leftOf(result)
+      expect(e._tag).toBe("InventoryError")
+      expect(e.message).toContain(`${file}: servers[1].tools[1].name: ${expected}`)
+      expect(e.exitCode).toBe(1)
+    }
+    // Unusual but harmless tool names still load: a space, `/`, `.`, `:`, non-ASCII letters, a pair of surrogates.
+    for (const name of ["get quote", "fmp/get", "fmp.get", "fmp:get", "Börse", "\ud83d\ude00"]) {
+      const { result } = await load({ servers: [{ name: "fmp", tools: [tool(name)] }] })
+      expect(Either.getOrThrow(result).inventory.servers[0]!.tools[0]!.name).toBe(name)
+    }
+  })
+
+  it("skyrl schema inventory carries the name pattern for tool names as for server names", async () => {
+    const { jsonSchemaOf } = await import("../src/cli/schema.js")
+    const schema = (await Effect.runPromise(jsonSchemaOf("inventory"))) as unknown as { $defs: Record<string, any> }
+    const toolName = schema.$defs.InventoryServer.properties.tools.items.properties.name
+    expect(toolName).toEqual({ $ref: "#/$defs/ToolName" })
+    expect(schema.$defs.ToolName.pattern).toBe(schema.$defs.ServerName.pattern)
+    const validate = new Ajv({ strict: false }).compile(schema)
+    const inventoryWith = (server: string, tool: string) => ({ servers: [{ name: server, tools: [{ name: tool }] }] })
+    expect(validate(inventoryWith("fmp", "get_quote"))).toBe(true)
+    // Before: the tool's name was a NonEmptyTrimmedString: this validated.
+    expect(validate(inventoryWith("fmp", "get\nquote"))).toBe(false)
+    expect(validate(inventoryWith("fm\np", "get_quote"))).toBe(false)
+  })
+
   it("two tools whose server.tool names are the same text are refused (a call name or allow entry would name both)", async () => {
     // Before: this loaded, and a prompt offering both `b.c` tools and both `c` tools called two tools "a.b.c".
     const inv = {

@@ -17,6 +17,7 @@ import { pairServerArgs, splitCommandLine } from "../src/skyrl/serverSpecs.js"
 const ROOT = join(__dirname, "..")
 const serverBin = (pkg: string) => join(ROOT, "node_modules", "@modelcontextprotocol", pkg, "dist", "index.js")
 const FINANCE_FILE = join(ROOT, "test", "fixtures", "inventory", "finance-mcp.json")
+const PAGED_SERVER = join(ROOT, "test", "fixtures", "mcp", "paged-server.mjs")
 /** A command line for --stdio (quoted so that paths with spaces survive the word splitting). */
 const cmd = (...words: Array<string>) => words.map((w) => `'${w}'`).join(" ")
 
@@ -158,6 +159,47 @@ describe("skyrl tools import / list (in-process CLI)", () => {
     expect(r.error).toContain("cannot connect to upstream")
     const written = Either.getOrThrow(parseInventoryText(readFileSync(out, "utf8"), out))
     expect(written.servers.map((s) => s.name)).toEqual(["memory"])
+  })
+
+  it("a listed tool whose name an inventory refuses is left out with a warning naming it; the file written loads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const out = join(dir, "inventory.json")
+    const names = ["get_quote", "fmp_get\nquote", "get_profile", "tab\there"]
+    const r = await runTools([
+      "import",
+      "--stdio",
+      `named=${cmd(process.execPath, PAGED_SERVER, JSON.stringify(names))}`,
+      "--out",
+      out
+    ])
+    expect(r.error).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.logs).toContain("MCP server \"named\": 2 tools")
+    expect(r.logs).toContainEqual(
+      "MCP server \"named\": tool \"fmp_get\\nquote\" left out: name: holds a line feed (U+000A at character 7): " +
+        "a tool name is written as one line (the prompt's tool listing, tools list, cassettes stats) and is a field " +
+        "of the cassette key (server \\n tool \\n params)"
+    )
+    expect(r.logs).toContainEqual(
+      expect.stringMatching(/^MCP server "named": tool "tab\\there" left out: name: holds a tab/)
+    )
+    // Before: the file held all four tools, said nothing, and `tools list` split "fmp_get\nquote"'s line in two.
+    // With the name rule on load alone, one such tool would have failed the whole server's import.
+    const written = Either.getOrThrow(parseInventoryText(readFileSync(out, "utf8"), out))
+    expect(written.servers[0]!.tools.map((t) => t.name)).toEqual(["get_quote", "get_profile"])
+    const list = await runTools(["list", "--inventory", out])
+    expect(list.code).toBe(0)
+    expect(list.stdout).toEqual([
+      expect.stringMatching(/^named {2}get_quote\(n: integer\) {2}Tool number 1$/),
+      expect.stringMatching(/^named {2}get_profile\(n: integer\) {2}Tool number 3$/)
+    ])
+    // --check lists the server again: nothing changed, and the tools it cannot compare are named (before: silent).
+    const check = await runTools(["import", "--check", out])
+    expect(check.error).toBe("")
+    expect(check.code).toBe(0)
+    expect(check.logs).toContainEqual(
+      expect.stringMatching(/^MCP server "named": tool "fmp_get\\nquote" left out: name:/)
+    )
   })
 
   it("writes nothing when every server fails, and exits 2 on ambiguous arguments", async () => {

@@ -323,8 +323,8 @@ _CONTROL_NAMES = {
 
 
 def server_name_fault(name: Any) -> Optional[str]:
-    """Why an inventory's server name cannot be used, or None: skyrl's rule (``serverNameFault`` in
-    src/domain/inventory.ts). A name is a non-empty trimmed string without control characters (C0, DEL, C1),
+    """Why an inventory's server name cannot be used, or None: skyrl's rule (``nameFault`` in
+    src/domain/inventory.ts, which holds tool names to it too; live mode reads no tool names from an inventory). A name is a non-empty trimmed string without control characters (C0, DEL, C1),
     line or paragraph separators, or lone surrogates: it is written as one line, and it is a field of the
     cassette key (``server \\n tool \\n params``, hashed as UTF-8). Positions count UTF-16 code units, as skyrl's."""
     if not isinstance(name, str) or name.strip(_JS_WHITESPACE) == "":

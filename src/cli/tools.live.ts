@@ -109,13 +109,15 @@ export const runToolsImport = (options: ImportOptions) =>
     yield* writeImport(given.map((spec) => anchorSpec(spec, dir, existsSync)), options.out.value, timeout)
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
 
+/** A tool of a server's tools/list that an inventory cannot hold (its schema, its name), and why. */
+const logLeftOut = (server: string, left: { readonly tool: string; readonly reason: string }) =>
+  Effect.logWarning(`MCP server "${server}": tool ${JSON.stringify(left.tool)} left out: ${left.reason}`)
+
 /** What an imported server gave, and what its launch spec leaves out. */
 const logImported = (o: Extract<ImportOutcome, { _tag: "imported" }>) =>
   Effect.gen(function*() {
     yield* Effect.logInfo(`MCP server "${o.server}": ${o.tools} tools`)
-    for (const s of o.skipped) {
-      yield* Effect.logWarning(`MCP server "${o.server}": tool "${s.tool}" left out: ${s.reason}`)
-    }
+    for (const s of o.skipped) yield* logLeftOut(o.server, s)
     for (const h of o.unrecordedHeaders) {
       yield* Effect.logWarning(
         `MCP server "${o.server}": header ${h} is not recorded in the inventory (only "\${VAR}" values are); ` +
@@ -172,6 +174,7 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
         (added.length === 0 ? "" : ` and ${count(added.length)} not in it (${added.map((s) => s.name).join(", ")})`)
     )
     const result = yield* checkInventory(inventory, specs, { timeout })
+    for (const s of result.skipped) yield* logLeftOut(s.server, s)
     for (const change of result.changes) yield* Console.log(formatChange(change))
     const problems = [
       ...missing.map((n) => `MCP server "${n}": no launch spec in ${file} and none given (--servers-config)`),

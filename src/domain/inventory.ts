@@ -35,8 +35,75 @@ export const ToolAnnotations = Schema.Struct(
 )
 export type ToolAnnotations = typeof ToolAnnotations.Type
 
+/** Control characters (C0, DEL, C1) and the line and paragraph separators, by name where they have a common one. */
+const CONTROL_NAMES: Readonly<Record<number, string>> = {
+  0x00: "a NUL",
+  0x09: "a tab",
+  0x0a: "a line feed",
+  0x0d: "a carriage return",
+  0x85: "a next-line character",
+  0x2028: "a line separator",
+  0x2029: "a paragraph separator"
+}
+
+const isLineBreaking = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029
+
+const codePoint = (c: number): string => `U+${c.toString(16).toUpperCase().padStart(4, "0")}`
+
+/** What a name in an inventory names: a server, or one of its tools. */
+export type NameKind = "server" | "tool"
+
+/**
+ * Why a server's or a tool's name cannot be used, or undefined. Such a name is one line of text wherever it is
+ * written (the prompt's tool listing, `server:` and `- tool(...)`; `tools list`; `cassettes stats`; logs) and a
+ * field of the cassette key, sha256 of `server \n tool \n params` (a name holding a line feed makes two calls
+ * one key), which is hashed as UTF-8 (a lone surrogate has no UTF-8: Node hashes it as U+FFFD, MCPToolEnv
+ * cannot hash it at all). So control characters (C0, DEL, C1), the line and paragraph separators (U+2028,
+ * U+2029) and lone surrogates are refused; anything else (spaces, `.`, `/`, non-ASCII letters) is kept. Empty
+ * and untrimmed names are refused by the schema before this. The one home of the rule: `ServerName` and
+ * `ToolName` apply it on load, `tools import` to each tool a server lists, and MCPToolEnv's live mode
+ * (`name_fault` in python/skyrl_mcp_env/tools.py) to the server names it reads.
+ */
+export const nameFault = (name: string, kind: NameKind): string | undefined => {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (isLineBreaking(c)) {
+      return `holds ${CONTROL_NAMES[c] ?? "a control character"} (${codePoint(c)} at character ${i}): a ${kind} ` +
+        "name is written as one line (the prompt's tool listing, tools list, cassettes stats) and is a field of " +
+        "the cassette key (server \\n tool \\n params)"
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      if (c <= 0xdbff && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
+      else {
+        return `holds a lone surrogate (${codePoint(c)} at character ${i}): no Unicode text, so no UTF-8 for ` +
+          "the cassette key"
+      }
+    }
+  }
+  return undefined
+}
+
+/** What `nameFault` refuses that a JSON Schema pattern can say (a lone surrogate it cannot). */
+const NAME_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$"
+
+/** A name of `kind`: non-empty, trimmed, and usable as one line and in a cassette key (`nameFault`). */
+const nameSchema = (kind: NameKind, identifier: string) =>
+  Schema.NonEmptyTrimmedString.pipe(
+    Schema.filter((name) => nameFault(name, kind), {
+      identifier,
+      description: `A ${kind} name: no control character, line or paragraph separator, or lone surrogate`,
+      jsonSchema: { pattern: NAME_PATTERN }
+    })
+  )
+
+/** A server's name (`nameFault`). */
+export const ServerName = nameSchema("server", "ServerName")
+
+/** A tool's name (`nameFault`). */
+export const ToolName = nameSchema("tool", "ToolName")
+
 export class InventoryTool extends Schema.Class<InventoryTool>("InventoryTool")({
-  name: Schema.NonEmptyTrimmedString,
+  name: ToolName,
   title: Schema.optional(Schema.String),
   description: Schema.optionalWith(Schema.String, { default: () => "" }),
   inputSchema: Schema.optionalWith(JsonSchemaObject, { default: () => ({ type: "object", properties: {} }) }),
@@ -75,58 +142,6 @@ export const ServerInfo = Schema.Struct(
   Schema.Record({ key: Schema.String, value: AnyValue })
 )
 export type ServerInfo = typeof ServerInfo.Type
-
-/** Control characters (C0, DEL, C1) and the line and paragraph separators, by name where they have a common one. */
-const CONTROL_NAMES: Readonly<Record<number, string>> = {
-  0x00: "a NUL",
-  0x09: "a tab",
-  0x0a: "a line feed",
-  0x0d: "a carriage return",
-  0x85: "a next-line character",
-  0x2028: "a line separator",
-  0x2029: "a paragraph separator"
-}
-
-const isLineBreaking = (c: number): boolean => c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029
-
-const codePoint = (c: number): string => `U+${c.toString(16).toUpperCase().padStart(4, "0")}`
-
-/**
- * Why a server name cannot be used, or undefined. A server name is one line of text wherever it is written
- * (the prompt's tool listing, `server:`; `tools list`; `cassettes stats`; logs) and a field of the cassette
- * key, sha256 of `server \n tool \n params` (a name holding a line feed makes two calls one key), which is
- * hashed as UTF-8 (a lone surrogate has no UTF-8: Node hashes it as U+FFFD, MCPToolEnv cannot hash it at all).
- * So control characters (C0, DEL, C1), the line and paragraph separators (U+2028, U+2029) and lone surrogates
- * are refused; anything else (spaces, `.`, `/`, non-ASCII letters) is kept. Empty and untrimmed names are
- * refused by the schema before this.
- */
-export const serverNameFault = (name: string): string | undefined => {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i)
-    if (isLineBreaking(c)) {
-      return `holds ${CONTROL_NAMES[c] ?? "a control character"} (${codePoint(c)} at character ${i}): a server ` +
-        "name is written as one line (the prompt's tool listing, tools list, cassettes stats) and is a field of " +
-        "the cassette key (server \\n tool \\n params)"
-    }
-    if (c >= 0xd800 && c <= 0xdfff) {
-      if (c <= 0xdbff && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
-      else {
-        return `holds a lone surrogate (${codePoint(c)} at character ${i}): no Unicode text, so no UTF-8 for ` +
-          "the cassette key"
-      }
-    }
-  }
-  return undefined
-}
-
-/** A server's name: non-empty, trimmed, and usable as one line and in a cassette key (`serverNameFault`). */
-export const ServerName = Schema.NonEmptyTrimmedString.pipe(
-  Schema.filter((name) => serverNameFault(name), {
-    identifier: "ServerName",
-    description: "A server name: no control character, line or paragraph separator, or lone surrogate",
-    jsonSchema: { pattern: "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$" }
-  })
-)
 
 export class InventoryServer extends Schema.Class<InventoryServer>("InventoryServer")({
   name: ServerName,

@@ -3,17 +3,18 @@
  * tools (McpClient), its catalogue normalized and checked like an inventory file, and how it was
  * reached recorded as its launch spec (environment variable names only). One server failing does not
  * stop the others: the result lists every server's outcome, and the inventory holds the ones that
- * worked. Tools whose input schema no validator can compile are left out (and reported), since a file
- * containing them could not be loaded.
+ * worked. Tools whose input schema no validator can compile, or whose name an inventory refuses (a line
+ * feed or other control character in it: `nameFault`), are left out (and reported), since a file containing
+ * them could not be loaded; the server's other tools are kept.
  *
  * `checkInventory` lists the servers of an existing inventory again and reports added, removed and
  * changed tools (`tools import --check`); a server listed that the inventory lacks has every tool added.
  */
-import { Effect, Either } from "effect"
+import { Effect, Either, ParseResult, Schema } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { InventoryTool } from "../domain/inventory.js"
-import { decodeInventory, Inventory, InventoryServer } from "../domain/inventory.js"
-import type { ListToolsOptions, McpServerSpec } from "../services/McpClient.js"
+import { decodeInventory, Inventory, InventoryServer, ToolName } from "../domain/inventory.js"
+import type { ListedTool, ListToolsOptions, McpServerSpec } from "../services/McpClient.js"
 import { describeTarget, McpClient } from "../services/McpClient.js"
 import { Storage } from "../services/Storage.js"
 import type { ToolChange } from "../skyrl/drift.js"
@@ -42,6 +43,23 @@ export interface ImportResult {
   readonly outcomes: ReadonlyArray<ImportOutcome>
 }
 
+const decodeToolName = Schema.decodeUnknownEither(ToolName)
+
+/** The tools whose names an inventory takes, and the others with the reason (the rule of `ToolName`). */
+const byName = (tools: ReadonlyArray<ListedTool>) => {
+  const kept: Array<ListedTool> = []
+  const refused: Array<{ readonly tool: string; readonly reason: string }> = []
+  for (const tool of tools) {
+    const decoded = decodeToolName(tool.name)
+    if (Either.isRight(decoded)) kept.push(tool)
+    else {
+      const reason = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]?.message ?? "not a tool name"
+      refused.push({ tool: String(tool.name), reason: `name: ${reason}` })
+    }
+  }
+  return { kept, refused }
+}
+
 const importOne = (
   spec: McpServerSpec,
   options?: ListToolsOptions
@@ -55,7 +73,8 @@ const importOne = (
     })
     const listed = yield* Effect.either(client.listServer(spec, options))
     if (Either.isLeft(listed)) return failed(listed.left.message)
-    const { serverInfo, tools: listedTools } = listed.right
+    const { serverInfo } = listed.right
+    const { kept: listedTools, refused } = byName(listed.right.tools)
     const decoded = decodeInventory(
       {
         servers: [{
@@ -90,7 +109,7 @@ const importOne = (
         server: spec.name,
         target,
         tools: tools.length,
-        skipped: skipped.map(({ reason, tool }) => ({ tool, reason })),
+        skipped: [...refused, ...skipped.map(({ reason, tool }) => ({ tool, reason }))],
         unrecordedHeaders: unrecordedHeaders(spec),
         unrecordedEnv: unrecordedEnv(spec)
       }
@@ -117,6 +136,8 @@ export interface CheckResult {
   readonly changes: ReadonlyArray<ToolChange>
   /** Servers that could not be listed (their tools are not compared). */
   readonly failures: ReadonlyArray<string>
+  /** Tools a server listed that an inventory could not hold (not compared), by server, with the reason. */
+  readonly skipped: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly reason: string }>
   /** Servers of the inventory that have no launch spec and were not given one. */
   readonly unlaunchable: ReadonlyArray<string>
 }
@@ -136,6 +157,9 @@ export const checkInventory = (
     return {
       changes: diffInventories(inventory, listed),
       failures: result.outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : []),
+      skipped: result.outcomes.flatMap((o) =>
+        o._tag === "imported" ? o.skipped.map((s) => ({ server: o.server, ...s })) : []
+      ),
       unlaunchable: inventory.servers.map((s) => s.name).filter((n) => !specs.some((s) => s.name === n))
     }
   })
