@@ -264,6 +264,28 @@ describe("loading inventory files", () => {
     }
   })
 
+  it("a comma in a server or tool name is refused: the comma-separated --servers and --allow-side-effects could not name it", async () => {
+    // Before: both loaded, and `--servers fmp,x` failed with `unknown servers "fmp", "x"`; nothing could name them.
+    const server = await load({ servers: [{ name: "ok", tools: [tool("t")] }, { name: "fmp,x", tools: [tool("q")] }] })
+    expect(leftOf(server.result).message).toBe(
+      `${server.file}: servers[1].name: holds a comma (at character 3): --servers and --allow-side-effects take ` +
+        "comma-separated names, so no list could name this server; name it otherwise in the inventory"
+    )
+    const toolName = await load({ servers: [{ name: "fmp", tools: [tool("q"), tool("get,quote")] }] })
+    expect(leftOf(toolName.result).message).toBe(
+      `${toolName.file}: servers[0].tools[1].name: holds a comma (at character 3): --allow-side-effects takes ` +
+        "comma-separated names, so no list could name this tool (MCP asks tool names to hold none)"
+    )
+    // Named otherwise, --servers names it.
+    const renamed = await load(
+      { servers: [{ name: "ok", tools: [tool("t")] }, { name: "fmp_x", tools: [tool("q")] }] },
+      [
+        "fmp_x"
+      ]
+    )
+    expect(Either.getOrThrow(renamed.result).inventory.servers.map((s) => s.name)).toEqual(["fmp_x"])
+  })
+
   it("skyrl schema inventory carries the name pattern for tool names as for server names", async () => {
     const { jsonSchemaOf } = await import("../src/cli/schema.js")
     const schema = (await Effect.runPromise(jsonSchemaOf("inventory"))) as unknown as { $defs: Record<string, any> }
@@ -276,6 +298,8 @@ describe("loading inventory files", () => {
     // Before: the tool's name was a NonEmptyTrimmedString: this validated.
     expect(validate(inventoryWith("fmp", "get\nquote"))).toBe(false)
     expect(validate(inventoryWith("fm\np", "get_quote"))).toBe(false)
+    expect(validate(inventoryWith("fm,p", "get_quote"))).toBe(false)
+    expect(validate(inventoryWith("fmp", "get,quote"))).toBe(false)
   })
 
   it("two tools whose server.tool names are the same text are refused (a call name or allow entry would name both)", async () => {

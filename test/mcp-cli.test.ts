@@ -164,7 +164,7 @@ describe("skyrl tools import / list (in-process CLI)", () => {
   it("a listed tool whose name an inventory refuses is left out with a warning naming it; the file written loads", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
     const out = join(dir, "inventory.json")
-    const names = ["get_quote", "fmp_get\nquote", "get_profile", "tab\there"]
+    const names = ["get_quote", "fmp_get\nquote", "get_profile", "tab\there", "get,news"]
     const r = await runTools([
       "import",
       "--stdio",
@@ -183,7 +183,10 @@ describe("skyrl tools import / list (in-process CLI)", () => {
     expect(r.logs).toContainEqual(
       expect.stringMatching(/^MCP server "named": tool "tab\\there" left out: name: holds a tab/)
     )
-    // Before: the file held all four tools, said nothing, and `tools list` split "fmp_get\nquote"'s line in two.
+    expect(r.logs).toContainEqual(
+      expect.stringMatching(/^MCP server "named": tool "get,news" left out: name: holds a comma/)
+    )
+    // Before: the file held every tool listed, said nothing, and `tools list` split "fmp_get\nquote"'s line in two.
     // With the name rule on load alone, one such tool would have failed the whole server's import.
     const written = Either.getOrThrow(parseInventoryText(readFileSync(out, "utf8"), out))
     expect(written.servers[0]!.tools.map((t) => t.name)).toEqual(["get_quote", "get_profile"])

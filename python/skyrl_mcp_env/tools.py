@@ -324,9 +324,12 @@ _CONTROL_NAMES = {
 
 def server_name_fault(name: Any) -> Optional[str]:
     """Why an inventory's server name cannot be used, or None: skyrl's rule (``nameFault`` in
-    src/domain/inventory.ts, which holds tool names to it too; live mode reads no tool names from an inventory). A name is a non-empty trimmed string without control characters (C0, DEL, C1),
-    line or paragraph separators, or lone surrogates: it is written as one line, and it is a field of the
-    cassette key (``server \\n tool \\n params``, hashed as UTF-8). Positions count UTF-16 code units, as skyrl's."""
+    src/domain/inventory.ts, which holds tool names to it too; live mode reads no tool names from an inventory).
+    A name is a non-empty trimmed string without control characters (C0, DEL, C1),
+    line or paragraph separators, commas, or lone surrogates: it is written as one line, it is a field of the
+    cassette key (``server \\n tool \\n params``, hashed as UTF-8), and ``allow_side_effects`` given as a string
+    (``"fmp.get_quote,fs.write_file"``) is split at commas, as skyrl's ``--servers`` and ``--allow-side-effects``
+    are, so no such list could name a server whose name held one. Positions count UTF-16 code units, as skyrl's."""
     if not isinstance(name, str) or name.strip(_JS_WHITESPACE) == "":
         return f"must be a non-empty string, got {name!r}"
     if name.strip(_JS_WHITESPACE) != name:
@@ -340,6 +343,11 @@ def server_name_fault(name: Any) -> Optional[str]:
                 f"holds {what} (U+{c:04X} at character {at}): a server name is written as one line (the prompt's "
                 "tool listing, tools list, cassettes stats) and is a field of the cassette key "
                 "(server \\n tool \\n params)"
+            )
+        if ch == ",":
+            return (
+                f"holds a comma (at character {at}): --servers and --allow-side-effects take comma-separated names, "
+                "so no list could name this server; name it otherwise in the inventory"
             )
         if 0xD800 <= c <= 0xDFFF:
             return (

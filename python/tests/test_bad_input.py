@@ -369,12 +369,25 @@ def _live_env_on(tmp_path, servers):
         ("fm\x7fp", r"servers\[1\]\.name: holds a control character \(U\+007F at character 2\)"),
         ("fm\u2028p", r"servers\[1\]\.name: holds a line separator \(U\+2028 at character 2\)"),
         ("\U0001f600\ud800", r"servers\[1\]\.name: holds a lone surrogate \(U\+D800 at character 2\)"),
+        ("fm,p", r"servers\[1\]\.name: holds a comma \(at character 2\): --servers and --allow-side-effects"),
         ("", r"servers\[1\]\.name: must be a non-empty string"),
         ("  ", r"servers\[1\]\.name: must be a non-empty string"),
         (" fmp", r"servers\[1\]\.name: has leading or trailing whitespace"),
         (5, r"servers\[1\]\.name: must be a non-empty string, got 5"),
     ],
-    ids=["newline", "tab", "nul", "del", "line-separator", "lone-surrogate", "empty", "blank", "untrimmed", "number"],
+    ids=[
+        "newline",
+        "tab",
+        "nul",
+        "del",
+        "line-separator",
+        "lone-surrogate",
+        "comma",
+        "empty",
+        "blank",
+        "untrimmed",
+        "number",
+    ],
 )
 def test_an_inventory_server_name_skyrl_refuses_is_a_config_error_naming_the_file_and_path(tmp_path, name, message):
     # before: each loaded (as skyrl loaded them before it refused them); a server reached by such a name would

@@ -59,10 +59,13 @@ export type NameKind = "server" | "tool"
  * field of the cassette key, sha256 of `server \n tool \n params` (a name holding a line feed makes two calls
  * one key), which is hashed as UTF-8 (a lone surrogate has no UTF-8: Node hashes it as U+FFFD, MCPToolEnv
  * cannot hash it at all). So control characters (C0, DEL, C1), the line and paragraph separators (U+2028,
- * U+2029) and lone surrogates are refused; anything else (spaces, `.`, `/`, non-ASCII letters) is kept. Empty
- * and untrimmed names are refused by the schema before this. The one home of the rule: `ServerName` and
- * `ToolName` apply it on load, `tools import` to each tool a server lists, and MCPToolEnv's live mode
- * (`name_fault` in python/skyrl_mcp_env/tools.py) to the server names it reads.
+ * U+2029) and lone surrogates are refused. So is `,`: `--servers` and `--allow-side-effects` (and MCPToolEnv's
+ * `allow_side_effects` as a string) are comma-separated lists, which could not name such a server or tool (MCP
+ * allows it in a server's name, its tool-name guidance asks for none in a tool's). Anything else (spaces, `.`,
+ * `/`, non-ASCII letters) is kept. Empty and untrimmed names are refused by the schema before this.
+ * The one home of the rule: `ServerName` and `ToolName` apply it on load, `tools import` to each tool a server
+ * lists, and MCPToolEnv's live mode (`server_name_fault` in python/skyrl_mcp_env/tools.py) to the server names
+ * it reads.
  */
 export const nameFault = (name: string, kind: NameKind): string | undefined => {
   for (let i = 0; i < name.length; i++) {
@@ -71,6 +74,13 @@ export const nameFault = (name: string, kind: NameKind): string | undefined => {
       return `holds ${CONTROL_NAMES[c] ?? "a control character"} (${codePoint(c)} at character ${i}): a ${kind} ` +
         "name is written as one line (the prompt's tool listing, tools list, cassettes stats) and is a field of " +
         "the cassette key (server \\n tool \\n params)"
+    }
+    if (c === 0x2c) {
+      return `holds a comma (at character ${i}): ` + (kind === "server"
+        ? "--servers and --allow-side-effects take comma-separated names, so no list could name this server; " +
+          "name it otherwise in the inventory"
+        : "--allow-side-effects takes comma-separated names, so no list could name this tool (MCP asks tool names " +
+          "to hold none)")
     }
     if (c >= 0xd800 && c <= 0xdfff) {
       if (c <= 0xdbff && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++
@@ -84,14 +94,14 @@ export const nameFault = (name: string, kind: NameKind): string | undefined => {
 }
 
 /** What `nameFault` refuses that a JSON Schema pattern can say (a lone surrogate it cannot). */
-const NAME_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$"
+const NAME_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029,]*$"
 
-/** A name of `kind`: non-empty, trimmed, and usable as one line and in a cassette key (`nameFault`). */
+/** A name of `kind`: non-empty, trimmed, usable as one line, in a cassette key and in a comma-separated list. */
 const nameSchema = (kind: NameKind, identifier: string) =>
   Schema.NonEmptyTrimmedString.pipe(
     Schema.filter((name) => nameFault(name, kind), {
       identifier,
-      description: `A ${kind} name: no control character, line or paragraph separator, or lone surrogate`,
+      description: `A ${kind} name: no control character, line or paragraph separator, comma, or lone surrogate`,
       jsonSchema: { pattern: NAME_PATTERN }
     })
   )
