@@ -596,6 +596,32 @@ describe("convert replaces its rejects file only with the dataset it belongs to"
   })
 })
 
+describe("a dataset that cannot be written says why", () => {
+  it("a short write (the file size limit, as a full disk) is reported with its cause and where it stopped", async () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    writeFileSync(input, Array.from({ length: 40 }, (_, i) => JSON.stringify(task(i + 1))).join("\n") + "\n")
+    const convertLimited = (out: string) =>
+      runChild(
+        "bash",
+        ["-c", "ulimit -f 8 && exec \"$0\" \"$@\"", process.execPath, BIN, "convert", input, "--out", out],
+        { env: cleanEnv(), cwd: dir, timeoutMs: CLI_TIMEOUT_MS }
+      )
+    // JSON Lines: before, `the file read back (8192 bytes, CRC-32 ...) is not what was written (... bytes, ...)`.
+    const jsonl = join(dir, "rows.jsonl")
+    const lines = await convertLimited(jsonl)
+    expect(lines.status).toBe(1)
+    expect(lines.stderr).toMatch(
+      new RegExp(
+        `cannot write ${jsonl.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: file too large for the process's file size ` +
+          "limit \\(ulimit -f\\) or the file system \\(wrote 8192 of \\d+ bytes\\)"
+      )
+    )
+    expect(lines.stderr).not.toContain("read back")
+    expect(readdirSync(dir).sort()).toEqual(["tasks.jsonl"])
+  })
+})
+
 describe("convert never writes over its input", () => {
   it("--out naming the tasks file (by another spelling too) is a usage error; the input is unchanged", async () => {
     const dir = tmp()

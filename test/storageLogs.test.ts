@@ -314,15 +314,25 @@ describe("Storage's append writes every byte", () => {
   it("a write that writes part of the data is followed by more writes; one that writes nothing is an error", async () => {
     const got: Array<number> = []
     const partial = {
-      write: async (b: Uint8Array, offset: number, length: number) => {
-        const n = Math.min(length, 3)
-        for (let i = 0; i < n; i++) got.push(b[offset + i]!)
+      write: async (b: Uint8Array) => {
+        const n = Math.min(b.length, 3)
+        for (let i = 0; i < n; i++) got.push(b[i]!)
         return { bytesWritten: n, buffer: b }
       }
     }
-    await writeAll(partial as never, "héllo, world")
+    await writeAll(partial, "héllo, world")
     expect(Buffer.from(got).toString("utf8")).toBe("héllo, world")
     const stuck = { write: async (b: Uint8Array) => ({ bytesWritten: 0, buffer: b }) }
-    await expect(writeAll(stuck as never, "x")).rejects.toThrow(/short write: 0 of 1 bytes/)
+    await expect(writeAll(stuck, "x")).rejects.toThrow(/^a write wrote nothing \(wrote 0 of 1 bytes\)$/)
+    // The write after a short one fails with the cause: named as such, with where the file stopped.
+    let calls = 0
+    const full = {
+      write: async (b: Uint8Array) => {
+        if (calls++ === 0) return { bytesWritten: 4, buffer: b }
+        throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" })
+      }
+    }
+    const error = await writeAll(full, "héllo, world", 100).catch((e: unknown) => e as Error & { code?: string })
+    expect(error).toMatchObject({ message: "no space left on device (wrote 104 of 113 bytes)", code: "ENOSPC" })
   })
 })

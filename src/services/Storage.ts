@@ -26,7 +26,14 @@ import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
 import { decodeUtf8, firstUtf8Fault, leadOf, unreadableLine, withoutBom } from "../skyrl/utf8.js"
+import { writeAll } from "./diskWrites.js"
 import { SinkWorker } from "./sinkWorker.js"
+
+/**
+ * Writes all of `data` at the handle's position (append mode: the end): a short write is followed by more
+ * writes, and a write that stops is an error naming its cause and where it stopped (./diskWrites.ts).
+ */
+export { writeAll }
 
 export type RowFormat = "json" | "jsonl" | "parquet"
 
@@ -351,7 +358,8 @@ export class ByteSink {
     if (sync !== undefined) this.unsynced = 0
     const end = this.bytes
     this.inFlight = (this.inFlight ?? Promise.resolve()).then(async () => {
-      await this.out.write(bytes)
+      // Every byte (a short write is followed by more), or an error saying why not (a full disk).
+      await writeAll(this.out, bytes, end - bytes.length)
       if (sync !== undefined) {
         const synced = sync.call(this.out).then(() => this.readBackTo(end))
         this.syncing = Promise.all([this.syncing, synced.catch((e: unknown) => void (this.failure ??= e))])
@@ -892,7 +900,7 @@ const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =
   Effect.flatMap(tempFileFor(companion.file), (t) =>
     Effect.as(
       attempt(companion.file, "write", async () => {
-        await t.handle.writeFile(companion.text())
+        await writeAll(t.handle, companion.text())
         await t.handle.sync()
       }),
       commitTemp(companion.file, t, undefined)
@@ -935,21 +943,6 @@ const readSlice = async (file: string, offset: number, length: number): Promise<
     return buffer.subarray(0, got)
   } finally {
     await handle.close()
-  }
-}
-
-/**
- * Writes all of `data` at the handle's position (append mode: the end). One `write` call may write less than
- * asked without an error (a disk filling up); the rest is written by further calls, and a call that writes
- * nothing is an error, so a batch is never taken as written when part of it is missing.
- */
-export const writeAll = async (handle: Pick<fs.FileHandle, "write">, data: string | Uint8Array): Promise<void> => {
-  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data
-  let done = 0
-  while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done)
-    if (bytesWritten === 0) throw new Error(`short write: ${done} of ${bytes.length} bytes written`)
-    done += bytesWritten
   }
 }
 
@@ -1074,7 +1067,7 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
     Effect.scoped(
       Effect.flatMap(tempFileFor(file), (t) =>
         Effect.zipRight(
-          attempt(file, "write", () => t.handle.writeFile(data)),
+          attempt(file, "write", () => writeAll(t.handle, data)),
           commitTemp(file, t, undefined)
         ))
     ),

@@ -11,10 +11,12 @@
  *                  { write: id, buffer, offset, length }          buffer: an ArrayBuffer moved here (or a copy)
  *                  { finish: true } | { close: true }             then the worker ends (finish: after a
                                                                  last sync and read-back of the rest)
- *   worker → main  { ready: true }   { done: id, buffer }             buffer: the memory moved back   { error: { message, code } }
+ *   worker → main  { ready: true }   { done: id, buffer }             buffer: the memory moved back
+ *                  { error: { message, code, wrote?, of? } }      wrote / of: where a write stopped in the file
  *                  { result: { bytes, crc, readBack } }           after finish, once everything settled
  */
 import { Worker } from "node:worker_threads"
+import { writeStopped } from "./diskWrites.js"
 
 /** The worker's program (CommonJS, run with `eval`: it cannot import skyrl's modules). */
 const SOURCE = String.raw`"use strict"
@@ -34,13 +36,22 @@ let failure
 const fail = (e) => {
   if (failure !== undefined) return
   failure = e
-  parentPort.postMessage({ error: { message: String(e && e.message || e), code: e && e.code } })
+  const where = e && typeof e.wrote === "number" ? { wrote: e.wrote, of: e.of } : {}
+  parentPort.postMessage({ error: { message: String(e && e.message || e), code: e && e.code, ...where } })
 }
 const call = (f, ...args) => new Promise((resolve, reject) => f(...args, (e, r) => (e ? reject(e) : resolve(r))))
-const writeAll = async (view) => {
+// Every byte (a short write is followed by more); a write that stops says where in the file (before: its length
+// before view), for the main thread's message (writeStopped in ./diskWrites.ts).
+const writeAll = async (view, before) => {
   for (let done = 0; done < view.length;) {
-    const n = await call(fs.write, fd, view, done, view.length - done, null)
-    if (n === 0) throw new Error("short write: " + done + " of " + view.length + " bytes written")
+    const where = { wrote: before + done, of: before + view.length }
+    let n
+    try {
+      n = await call(fs.write, fd, view, done, view.length - done, null)
+    } catch (e) {
+      throw Object.assign(e, where)
+    }
+    if (n === 0) throw Object.assign(new Error("a write wrote nothing"), where)
     done += n
   }
 }
@@ -67,7 +78,7 @@ const write = (m) => {
   if (sync) unsynced = 0
   const end = bytes
   writing = writing.then(async () => {
-    if (failure === undefined) await writeAll(view)
+    if (failure === undefined) await writeAll(view, end - view.length)
     parentPort.postMessage({ done: m.write, buffer: owned[0] }, owned)
     if (sync && failure === undefined) {
       const synced = call(fs.fdatasync, fd).then(() => readBackTo(end)).catch(fail)
@@ -97,6 +108,12 @@ parentPort.on("message", (m) => {
 })
 parentPort.postMessage({ ready: true })
 `
+
+/** The worker's error as the main thread reports it: a write that stopped says its cause and where. */
+const workerError = (e: { message: string; code?: unknown; wrote?: unknown; of?: unknown }): Error => {
+  const error = Object.assign(new Error(e.message), { code: e.code })
+  return typeof e.wrote === "number" && typeof e.of === "number" ? writeStopped(error, e.wrote, e.of) : error
+}
 
 /** What the worker reports at the end: the bytes written, their CRC-32, and the prefix read back. */
 export interface OffloadResult {
@@ -129,7 +146,7 @@ export class SinkWorker {
       if (m.done !== undefined) this.on.done(m.done as number, m.buffer as ArrayBuffer | undefined)
       else if (m.ready !== undefined) this.on.ready()
       else if (m.result !== undefined) this.result?.(m.result as OffloadResult)
-      else if (m.error !== undefined) this.on.failed(Object.assign(new Error(m.error.message), { code: m.error.code }))
+      else if (m.error !== undefined) this.on.failed(workerError(m.error))
     })
     this.worker.on("error", (e) => this.on.failed(e))
   }
