@@ -619,6 +619,15 @@ describe("a dataset that cannot be written says why", () => {
     )
     expect(lines.stderr).not.toContain("read back")
     expect(readdirSync(dir).sort()).toEqual(["tasks.jsonl"])
+    // Parquet (no read-back): before, the file cut at 8192 bytes, footer and all, replaced the earlier dataset,
+    // and convert's final check then failed on it as an unreadable file (exit 2).
+    const parquet = join(dir, "rows.parquet")
+    expect((await runCli(["convert", input, "--out", parquet], { cwd: dir })).status).toBe(0)
+    const earlier = readFileSync(parquet)
+    const columns = await convertLimited(parquet)
+    expect(columns.status).toBe(1)
+    expect(columns.stderr).toMatch(/cannot write \S+rows\.parquet: file too large .* \(wrote 8192 of \d+ bytes\)/)
+    expect(readFileSync(parquet)).toEqual(earlier)
   })
 })
 

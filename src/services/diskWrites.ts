@@ -3,9 +3,9 @@
  * error (a disk filling up, the process's file size limit): the rest goes in further calls, and the call after
  * a short one is the one that fails with the cause (ENOSPC, EFBIG, EDQUOT). Taking a short write as done left a
  * file shorter than what was written, found later by a read-back that could not say why (`the file read back
- * (8192 bytes, ...) is not what was written (268340 bytes, ...)`). Shared by Storage's writers and the message
- * of the sink's worker (./sinkWorker.ts, whose program cannot import this module: it sends the error's code and
- * where it stopped).
+ * (8192 bytes, ...) is not what was written (268340 bytes, ...)`), or not at all (a Parquet file without its
+ * footer). Shared by Storage's writers, the Parquet writer and the message of the sink's worker
+ * (./sinkWorker.ts, whose program cannot import this module: it sends the error's code and where it stopped).
  */
 
 /** The causes a write into a file meets when the file cannot grow, as a person would say them. */

@@ -15,6 +15,7 @@ import type { SchemaElement } from "hyparquet"
 import { ByteWriter, parquetWriteRows } from "hyparquet-writer"
 import type * as fs from "node:fs/promises"
 import type { EncodedRow } from "../domain/row.js"
+import { writeAll } from "./diskWrites.js"
 
 /** Rows per row group: bounds the memory of writer and reader. */
 export const ROW_GROUP_SIZE = 1_000
@@ -86,16 +87,22 @@ export const ROW_PARQUET_SCHEMA: ReadonlyArray<SchemaElement> = [
   ...ROW_FIELDS.flatMap(toElements)
 ]
 
-/** A hyparquet-writer sink that appends each finished row group to an open file. */
+/**
+ * A hyparquet-writer sink that appends each finished row group to an open file: every byte, or an error naming
+ * why not (a short write was taken as done: on a full disk the file lost its end, footer and all, and was kept).
+ */
 class FileSink extends ByteWriter {
   private pending: Promise<void> = Promise.resolve()
+  private written = 0
   constructor(private readonly handle: fs.FileHandle) {
     super(1 << 20)
   }
   private drain(): Promise<void> {
     const bytes = new Uint8Array(this.buffer.slice(0, this.index))
     this.index = 0
-    this.pending = this.pending.then(() => this.handle.write(bytes).then(() => undefined))
+    const before = this.written
+    this.written += bytes.length
+    this.pending = this.pending.then(() => writeAll(this.handle, bytes, before))
     return this.pending
   }
   flush(): Promise<void> {
