@@ -98,7 +98,7 @@ def score(
     ground_derived: bool = False,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
-    param matches only with a value an ok result received before the call holds (``grounded``)."""
+    param matches only with a value an ok result of an earlier turn holds (``Evidence``)."""
     refused_from, limit = _breach(plan, trajectory.calls)
     parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
