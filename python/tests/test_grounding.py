@@ -84,6 +84,16 @@ def test_an_error_result_echoing_the_policys_own_value_does_not_ground_it(palant
     assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 2
 
 
+def test_a_value_laundered_through_an_extra_call_grounds_but_costs_that_call(palantir, cassettes):
+    # the README's figures: a search that repeats its query grounds the invented value, at a precision cost
+    laundering = call("fmp_search_ticker", {"query": "PALANTIR", "limit": 3})
+    echoed = record("fmp_search_ticker", {"query": "PALANTIR", "limit": 3}, "No ticker matches PALANTIR")
+    config = cassettes('[{"symbol": "PLTR"}]', echoed)
+    out = episode(palantir, [SEARCH, laundering, quote("PALANTIR"), FINAL], config)
+    assert out["metadata"]["matched_steps"] == [1, 2] and out["reward"] == pytest.approx(2 / 3)
+    assert episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+
+
 def test_a_result_of_the_same_turn_was_not_read_yet(palantir, cassettes):
     config = {**cassettes('[{"symbol": "PLTR"}]'), "dependencies_across_turns": False}
     out = episode(palantir, [SEARCH + quote("PLTR"), FINAL], config)
