@@ -35,14 +35,21 @@ describe("policyText and derivedValuesFound (skyrl verify's derived_values_found
     )
     expect(policyText({ content: [], structuredContent: { id: 7 } })).toBe("{\"id\":7}")
   })
-  it("holds a plan's derived values to the results of the steps before each, and says nothing of a plan without", () => {
-    const step = (params: Record<string, unknown>, derivedParams: ReadonlyArray<string> = []) => ({
-      params,
-      derivedParams
-    })
-    const plan = [step({ q: "x" }), step({ id: "u-7" }, ["id"]), step({ n: 3 }, ["n"])]
+  it("holds a plan's derived values to the results of their depends_on steps, and says nothing of a plan without", () => {
+    const step = (
+      n: number,
+      params: Record<string, unknown>,
+      derivedParams: ReadonlyArray<string> = [],
+      dependsOn: ReadonlyArray<number> = []
+    ) => ({ step: n, params, derivedParams, dependsOn })
+    const plan = [step(1, { q: "x" }), step(2, { id: "u-7" }, ["id"], [1]), step(3, { n: 3 }, ["n"], [2])]
     expect(derivedValuesFound(plan, ["user u-7", "count: 3"])).toBe(true)
     expect(derivedValuesFound(plan, ["count: 3", "user u-7"])).toBe(false) // u-7 came after step 2 needed it
-    expect(derivedValuesFound([step({ q: "x" })], [])).toBeUndefined()
+    // step 3's 3 is in step 1's result only, and step 3 depends on step 2
+    expect(derivedValuesFound(plan, ["user u-7, 3 found", "none"])).toBe(false)
+    // without depends_on every step before counts
+    const loose = [step(1, { q: "x" }), step(2, { id: "u-7" }), step(3, { n: 3 }, ["n"])]
+    expect(derivedValuesFound(loose, ["user u-7, 3 found", "none"])).toBe(true)
+    expect(derivedValuesFound([step(1, { q: "x" })], [])).toBeUndefined()
   })
 })

@@ -26,7 +26,8 @@ nothing and count as invalid calls.
 
 Strict mode returns 0 unless every step matched (for SkyRL's pass_at_n, which counts any positive
 final reward as a pass). With ``ground_derived`` a derived param matches only with a value an ok result of an
-earlier turn holds (``Evidence``); those results are part of the trajectory (``CallRecord.result``). No clock,
+earlier turn holds (``Evidence``), a result of the calls that matched the step's ``depends_on`` (of any
+earlier call for a step that has none); those results are part of the trajectory (``CallRecord.result``). No clock,
 no network: the same calls (and results) give the same reward.
 """
 
@@ -98,7 +99,7 @@ def score(
     ground_derived: bool = False,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
-    param matches only with a value an ok result of an earlier turn holds (``Evidence``)."""
+    param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``)."""
     refused_from, limit = _breach(plan, trajectory.calls)
     parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
@@ -141,7 +142,8 @@ def _match_calls(
     dependency matched by the end of the calls (the dependency came later, in the same turn, or otherwise in
     the wrong order), and a missing-dependency call when each such step has a dependency that no call
     matched (never called, or never called right). With ``ground_derived``, an unmatched call that fits a
-    step but for a derived value no earlier result holds is an ungrounded call.
+    step whose dependencies matched before it, but for a derived value their results do not hold, is an
+    ungrounded call.
     """
     matcher = _Matcher(plan, calls, across_turns, ground_derived)
     seen: set[str] = set()
@@ -160,7 +162,7 @@ def _match_calls(
             continue
         text = matcher.identity(i)
         matched = matcher.matched  # a free step it fits and was not ready for: its dependency was missing
-        free = [s for s in matcher.fits(i) if s.step not in matched and not matcher._ready(s, i, matched)]
+        free = [s for s in matcher.fits(i) if s.step not in matched and not matcher._deps_ready(s, i, matched)]
         made.append((i, text in seen, free))
         matcher.add(i)
         seen.add(text)
@@ -171,7 +173,7 @@ def _match_calls(
             continue
         counts["unmatched_calls"] += 1
         counts["repeated_calls"] += repeat
-        counts["ungrounded_calls"] += matcher.ungrounded(i)
+        counts["ungrounded_calls"] += matcher.ungrounded(i, matched)
         if free:
             in_order = any(all(d in matched for d in s.depends_on) for s in free)
             counts["order_violations" if in_order else "missing_dependency_calls"] += 1
@@ -201,33 +203,36 @@ class _Matcher:
         self._callers: dict[int, list[int]] = {}  # step number -> the calls added so far that fit it
         self._added: list[int] = []  # the calls ``add`` was given, in call order
         self._identities: dict[int, str] = {}
-        self._evidence: dict[int, Evidence] = {}
+        self._evidence: dict[tuple[int, ...], Evidence] = {}
 
     def fits(self, i: int) -> list[Step]:
-        """The steps call ``i`` matches by name and params, whatever their order (cached); with ``ground``,
-        only those whose derived values the results before it hold."""
+        """The steps call ``i`` matches by name and params, whatever their order (cached)."""
         if i not in self._fits:
-            self._fits[i] = [s for s in self._param_fits(i) if self._grounded(i, s)]
+            name, args = self.calls[i].name, self.calls[i].arguments or {}
+            self._fits[i] = [s for s in self.plan.steps if s.call_name == name and step_matches(self.plan, s, args)]
             for s in self._fits[i]:
                 self._callers.setdefault(s.step, []).append(i)
         return self._fits[i]
 
-    def ungrounded(self, i: int) -> bool:
-        """Call ``i`` fits a step by name and params but for a derived value no earlier result holds."""
-        return self.ground and any(not self._grounded(i, s) for s in self._param_fits(i))
+    def ungrounded(self, i: int, matched: dict[int, int]) -> bool:
+        """Call ``i`` fits a step whose dependencies ``matched`` holds before it, but for a derived value their
+        results do not hold (``ground`` only)."""
+        return self.ground and any(
+            self._deps_ready(s, i, matched) and not self._grounded(i, s, matched) for s in self.fits(i)
+        )
 
-    def _param_fits(self, i: int) -> list[Step]:
-        name, args = self.calls[i].name, self.calls[i].arguments or {}
-        return [s for s in self.plan.steps if s.call_name == name and step_matches(self.plan, s, args)]
-
-    def _grounded(self, i: int, step: Step) -> bool:
+    def _grounded(self, i: int, step: Step, matched: dict[int, int]) -> bool:
+        """With ``ground``: each derived value of call ``i`` for ``step`` is in an ok result of an earlier turn of
+        the calls ``matched`` gives the step's ``depends_on`` (of any earlier call for a step without one)."""
         if not self.ground or not step.derived_params:
             return True
-        if i not in self._evidence:  # results of earlier turns: a turn's calls are written before any result
-            turn = self.calls[i].turn
-            self._evidence[i] = Evidence([c.result for c in self.calls if c.result and c.turn < turn])
+        turn = self.calls[i].turn  # results of earlier turns: a turn's calls are written before any result
+        sources = [matched[d] for d in step.depends_on if d in matched] if step.depends_on else range(i)
+        read = tuple(j for j in sources if self.calls[j].result and self.calls[j].turn < turn)
+        if read not in self._evidence:
+            self._evidence[read] = Evidence([self.calls[j].result or "" for j in read])
         args = self.calls[i].arguments or {}
-        return all(self._evidence[i].holds(args[p]) for p in step.derived_params)
+        return all(self._evidence[read].holds(args[p]) for p in step.derived_params)
 
     def identity(self, i: int) -> str:
         """Call ``i`` as repeats are told apart: its name and canonical arguments, each param equal to its
@@ -310,6 +315,8 @@ class _Matcher:
                     if i in used or copies.get(texts[i], 0) >= allowed[i]:
                         continue
                     if not all(self._before(assignment[d], i) for d in deps[n]):
+                        continue
+                    if not all(self._grounded(i, s, assignment) for s in self.plan.steps if s.step == n):
                         continue
                     assignment[n] = i
                     used.add(i)
@@ -402,6 +409,9 @@ class _Matcher:
         return self.calls[i].turn if self.across_turns else i
 
     def _ready(self, step: Step, i: int, matched: dict[int, int]) -> bool:
+        return self._deps_ready(step, i, matched) and self._grounded(i, step, matched)
+
+    def _deps_ready(self, step: Step, i: int, matched: dict[int, int]) -> bool:
         return all(d in matched and self._before(matched[d], i) for d in step.depends_on)
 
     def _valid(self, assignment: dict[int, int]) -> bool:

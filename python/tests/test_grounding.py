@@ -84,14 +84,30 @@ def test_an_error_result_echoing_the_policys_own_value_does_not_ground_it(palant
     assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 2
 
 
-def test_a_value_laundered_through_an_extra_call_grounds_but_costs_that_call(palantir, cassettes):
-    # the README's figures: a search that repeats its query grounds the invented value, at a precision cost
+def test_a_value_echoed_by_a_call_outside_the_steps_dependencies_does_not_ground_it(palantir, cassettes):
+    # a search that repeats its query (not the plan's search: another query) "launders" an invented value;
+    # only the results of the calls that matched the step's depends_on count. Before (any earlier ok result
+    # grounded): matched [1, 2], reward 0.667
     laundering = call("fmp_search_ticker", {"query": "PALANTIR", "limit": 3})
     echoed = record("fmp_search_ticker", {"query": "PALANTIR", "limit": 3}, "No ticker matches PALANTIR")
     config = cassettes('[{"symbol": "PLTR"}]', echoed)
     out = episode(palantir, [SEARCH, laundering, quote("PALANTIR"), FINAL], config)
-    assert out["metadata"]["matched_steps"] == [1, 2] and out["reward"] == pytest.approx(2 / 3)
-    assert episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["ungrounded_calls"] == 1
+    assert out["reward"] == pytest.approx(1 / 6)
+    assert episode(palantir, [SEARCH, laundering, quote("PLTR"), FINAL], config)["reward"] == pytest.approx(2 / 3)
+
+
+def test_a_derived_step_without_depends_on_reads_every_earlier_result(cassettes):
+    # rows from elsewhere may mark a param derived without depends_on (skyrl's plans never do)
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "fmp_search_ticker", "params": {"query": "Palantir", "limit": 3}},
+            {"server": "fmp", "tool": "fmp_get_quote", "params": {"symbol": "PLTR"}, "derived_params": ["symbol"]},
+        ]
+    )
+    config = cassettes('[{"symbol": "PLTR"}]')
+    assert episode(row, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+    assert episode(row, [SEARCH, quote("PLTX"), FINAL], config)["metadata"]["ungrounded_calls"] == 1
 
 
 def test_a_result_of_the_same_turn_was_not_read_yet(palantir, cassettes):

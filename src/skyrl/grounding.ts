@@ -68,19 +68,29 @@ const blockText = (block: unknown): string => {
   return JSON.stringify(block)
 }
 
+interface StepOfPlan {
+  readonly step: number
+  readonly params: Readonly<Record<string, unknown>>
+  readonly derivedParams: ReadonlyArray<string>
+  readonly dependsOn?: ReadonlyArray<number> | undefined
+}
+
 /**
- * Whether every derived param of every step holds a value the results of the steps before it give
- * (`Evidence`), as a policy playing the plan one call per turn would find them; undefined for a plan
- * without derived params. `texts[i]`: step i's result as `policyText` gives it.
+ * Whether every derived param of every step holds a value the results of its `depends_on` steps give (of
+ * every step before it, for a step without `depends_on`), as MCPToolEnv's `ground_derived` reads a policy
+ * playing the plan one call per turn; undefined for a plan without derived params. `texts[i]`: step i's
+ * result as `policyText` gives it (for the steps before the last).
  */
 export const derivedValuesFound = (
-  steps: ReadonlyArray<
-    { readonly params: Readonly<Record<string, unknown>>; readonly derivedParams: ReadonlyArray<string> }
-  >,
+  steps: ReadonlyArray<StepOfPlan>,
   texts: ReadonlyArray<string>
 ): boolean | undefined => {
   if (!steps.some((s) => s.derivedParams.length > 0)) return undefined
-  return steps.every((s, i) =>
-    s.derivedParams.length === 0 || s.derivedParams.every((p) => new Evidence(texts.slice(0, i)).holds(s.params[p]))
-  )
+  return steps.every((s, i) => {
+    if (s.derivedParams.length === 0) return true
+    const deps = s.dependsOn ?? []
+    const read = texts.slice(0, i).filter((_, j) => deps.length === 0 || deps.includes(steps[j]!.step))
+    const evidence = new Evidence(read)
+    return s.derivedParams.every((p) => evidence.holds(s.params[p]))
+  })
 }

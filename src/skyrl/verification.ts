@@ -31,6 +31,8 @@ export interface VerifyStep {
   readonly params: Readonly<Record<string, unknown>>
   /** Names of params whose values come from earlier results (row field `derived_params`). */
   readonly derivedParams: ReadonlyArray<string>
+  /** The steps whose results those come from (row field `depends_on`; none when not given). */
+  readonly dependsOn?: ReadonlyArray<number> | undefined
 }
 
 /**
@@ -44,6 +46,7 @@ export const toVerifySteps = (
     readonly tool: string
     readonly params: unknown
     readonly derived_params?: ReadonlyArray<string> | undefined
+    readonly depends_on?: ReadonlyArray<number> | undefined
   }>
 ): ReadonlyArray<VerifyStep> =>
   steps.map((s) => ({
@@ -51,7 +54,8 @@ export const toVerifySteps = (
     server: s.server,
     tool: s.tool,
     params: typeof s.params === "object" && s.params !== null ? s.params as Record<string, unknown> : {},
-    derivedParams: s.derived_params ?? []
+    derivedParams: s.derived_params ?? [],
+    dependsOn: s.depends_on ?? []
   }))
 
 /**
@@ -89,8 +93,9 @@ export const VerificationRecord = Schema.Struct({
     illustrative: Schema.Boolean
   })),
   /**
-   * Present when a step has derived params: whether each derived value occurs in the results of the steps
-   * before it (`derivedValuesFound`); false means the plan's illustration is not what the tools gave.
+   * Present when a step has derived params: whether each derived value occurs in the results of the step's
+   * `depends_on` steps (`derivedValuesFound`): false when it is composed or computed from them, or an
+   * illustration the tools did not give.
    */
   derived_values_found: Schema.optional(Schema.Boolean)
 })
