@@ -225,6 +225,32 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     )
   })
 
+  it("--dry-run --resume lists a row whose outcome the journal holds as resumed, as the run takes it", async () => {
+    const done = rowFor("done", [{ server: "everything", tool: "get-sum", params: { a: 7, b: 8 } }])
+    const fresh = rowFor("fresh", [{ server: "everything", tool: "get-sum", params: { a: 9, b: 10 } }])
+    const out = ["--inventory", at("inv.json"), "--out", at("r.jsonl")]
+    expect((await runCli(["verify", writeJsonl(at("first.jsonl"), [done]), ...out])).status).toBe(0)
+    const file = writeJsonl(at("again.jsonl"), [done, done, fresh])
+    const dry = await runCli(["verify", file, ...out, "--resume", "--dry-run"])
+    expect(dry.status).toBe(0)
+    const lines = dry.stdout.split("\n").filter((l) => l.startsWith(`${file} row `))
+    // Before: rows 0 and 2 "run: 1 steps: everything/get-sum", row 1 a copy of row 0.
+    expect(lines.map((l) => l.slice(file.length + 1))).toEqual([
+      "row 0: resume: the journal's outcome, not run again: verified",
+      "row 1: resume: the journal's outcome, not run again: verified",
+      "row 2: run: 1 steps: everything/get-sum"
+    ])
+    const counts = "verified 2, tool-error 0, timeout 0, server-unavailable 0, skipped-side-effect 0, interrupted 0 " +
+      "(2 from the journal of an earlier run)"
+    expect(dry.stdout).toContain(counts)
+    const run = await runCli(["verify", file, ...out, "--resume"])
+    expect(run.status).toBe(0)
+    expect(run.stdout).toContain(counts.replace("verified 2", "verified 3"))
+    // Without --resume nothing comes from the journal.
+    const plain = await runCli(["verify", file, ...out, "--dry-run"])
+    expect(plain.stdout).toContain(`${file} row 0: run: 1 steps: everything/get-sum`)
+  })
+
   it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", async () => {
     // Every row stops at the schema stage (an inventory without the rows' servers): no call, no cassette line.
     writeFileSync(at("other.json"), JSON.stringify({ servers: [{ name: "x", tools: [] }] }))

@@ -108,7 +108,11 @@ export const runVerify = (options: VerifyCliOptions) =>
       resume: options.resume
     }
     if (options.dryRun) {
-      const plan = yield* dryRunDatasets({ ...common, blocked: (steps) => blockedSteps(inventory, steps, allow) })
+      const plan = yield* dryRunDatasets({
+        ...common,
+        blocked: (steps) => blockedSteps(inventory, steps, allow),
+        cassettesDir: cassettesDirOf(options, options.out)
+      })
       for (const l of plan.lines) yield* Console.log(`${l.file} row ${l.row}: ${l.action}: ${l.text}`)
       for (const name of plan.servers) {
         const spec = specs.find((s) => s.name === name)

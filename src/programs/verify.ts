@@ -12,16 +12,18 @@
  * run twice.
  */
 import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
+import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { formatIssue } from "../domain/inventory.js"
+import { formatIssue, isReadOnly } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
-import { rowFormatOf, Storage } from "../services/Storage.js"
+import { forEachLine, rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
+import { CASSETTE_FILE, cassetteReader } from "../skyrl/cassettes.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
@@ -716,15 +718,45 @@ const openJournal = (file: string, resume: boolean, torn: boolean) =>
 export interface DryRunLine {
   readonly file: string
   readonly row: number
-  readonly action: "run" | "skip-side-effect" | "copy" | "reject"
+  readonly action: "run" | "skip-side-effect" | "copy" | "resume" | "reject"
   readonly text: string
 }
 
 /** What `verify` would do with each row, without starting a server. */
+/**
+ * The journal's outcomes `--resume` would take, for a dry run: read as the run reads them (`readJournal`),
+ * with the store's keys read (nothing written, nothing started) and side effects by the inventory's annotations.
+ */
+const journaledForDryRun = (options: VerifyDatasetsOptions & { readonly cassettesDir?: string }) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const keys = new Set<string>()
+    const store = options.cassettesDir === undefined ? undefined : path.join(options.cassettesDir, CASSETTE_FILE)
+    if (store !== undefined && (yield* storage.exists(store))) {
+      yield* forEachLine(storage, store, cassetteReader(() => undefined, keys).line)
+    }
+    const readOnly = new Set(
+      options.inventory.servers.flatMap((sv) => sv.tools.filter(isReadOnly).map((t) => `${sv.name}\u0000${t.name}`))
+    )
+    const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
+      !readOnly.has(`${step.server}\u0000${step.tool}`)
+    const entries = new Map<string, JournalEntry>()
+    yield* readLogEntries(journalFileOf(options.out), JournalEntry, (e) => {
+      if (outcomeStands(e, (k) => keys.has(k), sideEffect)) entries.set(e.hash, e)
+      else entries.delete(e.hash)
+    })
+    return entries
+  })
+
 export const dryRunDatasets = (
-  options: VerifyDatasetsOptions & { readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep> }
+  options: VerifyDatasetsOptions & {
+    readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep>
+    /** With `resume`: the cassette store the run would use (a journaled outcome stands when it holds its results). */
+    readonly cassettesDir?: string
+  }
 ) =>
   Effect.gen(function*() {
+    const done = options.resume ? yield* journaledForDryRun(options) : new Map<string, JournalEntry>()
     const counter = new SummaryCounter()
     const servers = new Set<string>()
     const lines: Array<DryRunLine> = []
@@ -742,6 +774,19 @@ export const dryRunDatasets = (
           action: "reject",
           text: `${r.stage}${r.field === undefined ? "" : ` ${r.field}`}: ${r.reason}`
         }
+      }
+      const journaled = done.get(checked.hash)
+      if (journaled !== undefined) {
+        // As the run takes it (`fromJournal`): its outcome, counted as resumed.
+        const failure = journaled.failure
+        counter.add(
+          failure === undefined
+            ? { passed: "execution", status: "verified" }
+            : { passed: "schema", status: failure.status, failure: new VerificationFailed(failure) },
+          "journal"
+        )
+        const outcome = failure === undefined ? "verified" : `${failure.status}: ${failure.reason}`
+        return { ...at, action: "resume", text: `the journal's outcome, not run again: ${outcome}` }
       }
       const first = firsts.get(checked.hash)
       if (first !== undefined) {
