@@ -354,19 +354,27 @@ const firstCopyOf = (located: Located, checked: Checked, ctx: RunContext): First
 // ---------------------------------------------------------------------------------------------
 // Journal
 
+/**
+ * What decides whether a journaled outcome stands (`outcomeStands`): the cassette store's keys, which steps
+ * have side effects, and the store's file (for the warning about results held elsewhere).
+ */
+interface JournalJudge {
+  readonly hasResult: (key: string) => boolean
+  readonly sideEffect: (step: { readonly server: string; readonly tool: string }) => boolean
+  readonly storeFile: Effect.Effect<string>
+}
+
 /** The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be). */
-const readJournal = (file: string, verifier: VerifierApi) =>
+const readJournal = (file: string, judge: JournalJudge) =>
   Effect.gen(function*() {
     const entries = new Map<string, JournalEntry>()
     // A row's last line decides (an `interruptedAt` line is followed by the plan's outcome, final or not).
     const { torn } = yield* readLogEntries(file, JournalEntry, (e) => {
-      if (outcomeStands(e, verifier.hasResult, verifier.sideEffect)) entries.set(e.hash, e)
+      if (outcomeStands(e, judge.hasResult, judge.sideEffect)) entries.set(e.hash, e)
       else entries.delete(e.hash)
     })
-    const elsewhere = standingElsewhere(entries.values(), verifier.hasResult, verifier.sideEffect)
-    if (elsewhere > 0) {
-      yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
-    }
+    const elsewhere = standingElsewhere(entries.values(), judge.hasResult, judge.sideEffect)
+    if (elsewhere > 0) yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, yield* judge.storeFile))
     yield* logNotRetried(entries.values())
     // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
     return { entries, torn }
@@ -650,7 +658,11 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
     const { entries: done, torn } = options.resume
-      ? yield* readJournal(journalFile, verifier)
+      ? yield* readJournal(journalFile, {
+        hasResult: verifier.hasResult,
+        sideEffect: verifier.sideEffect,
+        storeFile: Effect.map(verifier.report, (r) => r.cassettes.file)
+      })
       : { entries: new Map<string, JournalEntry>(), torn: false }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
     const journal = yield* openJournal(journalFile, options.resume, torn)
@@ -740,12 +752,8 @@ const journaledForDryRun = (options: VerifyDatasetsOptions & { readonly cassette
     )
     const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
       !readOnly.has(`${step.server}\u0000${step.tool}`)
-    const entries = new Map<string, JournalEntry>()
-    yield* readLogEntries(journalFileOf(options.out), JournalEntry, (e) => {
-      if (outcomeStands(e, (k) => keys.has(k), sideEffect)) entries.set(e.hash, e)
-      else entries.delete(e.hash)
-    })
-    return entries
+    const judge = { hasResult: (k: string) => keys.has(k), sideEffect, storeFile: Effect.succeed(store ?? "") }
+    return (yield* readJournal(journalFileOf(options.out), judge)).entries
   })
 
 export const dryRunDatasets = (
