@@ -15,15 +15,16 @@ import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, 
 import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { formatIssue, isReadOnly } from "../domain/inventory.js"
+import { formatIssue } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
+import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
-import { forEachLine, rowFormatOf, Storage } from "../services/Storage.js"
+import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
-import { CASSETTE_FILE, cassetteReader } from "../skyrl/cassettes.js"
+import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
@@ -38,6 +39,7 @@ import {
   outcomeStands,
   recordStep,
   resultsElsewhereWarning,
+  sideEffectByInventory,
   standingElsewhere,
   SummaryCounter,
   toVerifySteps,
@@ -739,20 +741,15 @@ export interface DryRunLine {
  * The journal's outcomes `--resume` would take, for a dry run: read as the run reads them (`readJournal`),
  * with the store's keys read (nothing written, nothing started) and side effects by the inventory's annotations.
  */
-const journaledForDryRun = (options: VerifyDatasetsOptions & { readonly cassettesDir?: string }) =>
+const journaledForDryRun = (options: VerifyDatasetsOptions & { readonly cassettesDir: string }) =>
   Effect.gen(function*() {
-    const storage = yield* Storage
-    const keys = new Set<string>()
-    const store = options.cassettesDir === undefined ? undefined : path.join(options.cassettesDir, CASSETTE_FILE)
-    if (store !== undefined && (yield* storage.exists(store))) {
-      yield* forEachLine(storage, store, cassetteReader(() => undefined, keys).line)
+    const store = path.join(options.cassettesDir, CASSETTE_FILE)
+    const { keys } = yield* readStoreKeys(yield* Storage, store)
+    const judge = {
+      hasResult: (k: string) => keys.has(k),
+      sideEffect: sideEffectByInventory(options.inventory),
+      storeFile: Effect.succeed(store)
     }
-    const readOnly = new Set(
-      options.inventory.servers.flatMap((sv) => sv.tools.filter(isReadOnly).map((t) => `${sv.name}\u0000${t.name}`))
-    )
-    const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
-      !readOnly.has(`${step.server}\u0000${step.tool}`)
-    const judge = { hasResult: (k: string) => keys.has(k), sideEffect, storeFile: Effect.succeed(store ?? "") }
     return (yield* readJournal(journalFileOf(options.out), judge)).entries
   })
 
@@ -760,7 +757,7 @@ export const dryRunDatasets = (
   options: VerifyDatasetsOptions & {
     readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep>
     /** With `resume`: the cassette store the run would use (a journaled outcome stands when it holds its results). */
-    readonly cassettesDir?: string
+    readonly cassettesDir: string
   }
 ) =>
   Effect.gen(function*() {

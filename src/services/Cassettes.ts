@@ -105,18 +105,28 @@ const open = (dir: string) =>
   })
 
 /**
- * The keys of the entries in `file`, read a few lines at a time (`cassetteReader`). A last line cut short
- * by a crash (no line end, not an entry) is cut off: the file is written again without it. `endsOpen`:
- * the file ends without a line end.
+ * The keys of the entries in `file` (none when it is not there), read a few lines at a time (`cassetteReader`),
+ * nothing written: `errors` the keys held as a tool error, `endsOpen` the file ends without a line end,
+ * `torn` its last line was cut short (a crash in mid-write).
  */
-const storedKeys = (storage: StorageApi, file: string) =>
+export const readStoreKeys = (storage: StorageApi, file: string) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
     const errors = new Set<string>()
-    if (!(yield* storage.exists(file))) return { keys, errors, endsOpen: false }
+    if (!(yield* storage.exists(file))) return { keys, errors, endsOpen: false, torn: false }
     const reader = cassetteReader(() => undefined, keys, errors)
     const { endsOpen } = yield* forEachLine(storage, file, reader.line)
-    if (!reader.done(endsOpen).torn) return { keys, errors, endsOpen }
+    return { keys, errors, endsOpen, torn: reader.done(endsOpen).torn }
+  })
+
+/**
+ * The keys of the entries in `file` (`readStoreKeys`). A last line cut short by a crash (no line end, not an
+ * entry) is cut off: the file is written again without it.
+ */
+const storedKeys = (storage: StorageApi, file: string) =>
+  Effect.gen(function*() {
+    const { endsOpen, errors, keys, torn } = yield* readStoreKeys(storage, file)
+    if (!torn) return { keys, errors, endsOpen }
     yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
     const bytes = yield* storage.readBytes(file)
     yield* storage.writeFileAtomic(file, bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1))

@@ -26,7 +26,6 @@
 import { Context, Duration, Effect, Either, Fiber, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { isReadOnly } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
 import { derivedValuesFound, policyText } from "../skyrl/grounding.js"
 import type { AllowList, FailureFields, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
@@ -38,6 +37,7 @@ import {
   liveSideEffectFailure,
   recordStep,
   resultText,
+  sideEffectByInventory,
   sideEffectFailure,
   VerificationFailed,
   verifiedRecord
@@ -254,18 +254,14 @@ const make = (settings: VerifierSettings) =>
     const clock = yield* Effect.clock
     const blocked = (steps: ReadonlyArray<VerifyStep>) =>
       blockedSteps(settings.inventory, steps, settings.allowSideEffects)
-    // `server \0 tool` of every tool annotated `readOnlyHint: true` (asked for every row `verify` runs).
-    const readOnly = new Set(
-      settings.inventory.servers.flatMap((server) =>
-        server.tools.filter(isReadOnly).map((t) => `${server.name}\u0000${t.name}`)
-      )
-    )
+    // Asked for every row `verify` runs: the read-only tools' set is made once.
+    const byInventory = sideEffectByInventory(settings.inventory)
     /** The server listed its tools, and not this one as read-only. */
     const liveDenies = (step: { readonly server: string; readonly tool: string }) =>
       servers.liveReadOnly(step.server)?.tools.has(step.tool) === false
     // Once the server listed its tools, its own annotations count too.
     const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
-      !readOnly.has(`${step.server}\u0000${step.tool}`) || liveDenies(step)
+      byInventory(step) || liveDenies(step)
 
     const verified = (
       now: number,

@@ -176,6 +176,18 @@ export const mayRun = (inventory: Inventory, server: string, tool: string, allow
 }
 
 /** Steps that may not run: their tool is not annotated read-only (or is unknown) and was not allowed. */
+/**
+ * Whether a step's tool has side effects by the inventory's annotations (not `readOnlyHint: true`); the set of
+ * read-only tools is made once per call of this.
+ */
+export const sideEffectByInventory = (inventory: Inventory) => {
+  const readOnly = new Set(
+    inventory.servers.flatMap((server) => server.tools.filter(isReadOnly).map((t) => `${server.name}\u0000${t.name}`))
+  )
+  return (step: { readonly server: string; readonly tool: string }): boolean =>
+    !readOnly.has(`${step.server}\u0000${step.tool}`)
+}
+
 export const blockedSteps = (
   inventory: Inventory,
   steps: ReadonlyArray<VerifyStep>,
