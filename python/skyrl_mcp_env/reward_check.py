@@ -78,10 +78,9 @@ def policy_literal_changed(plan: Plan) -> Optional[list[Turn]]:
 def policy_derived_invented(plan: Plan) -> Optional[list[Turn]]:
     """The plan with every derived value changed (a value no result gave): scored with ``ground_derived`` only
     (without it a derived param takes any valid value, so this policy ties the plan by design)."""
-    calls = _plan_calls(plan)
-    for i, step in enumerate(plan.steps):
-        calls[i] = (step.call_name, {**step.params, **{k: _changed(step.params[k]) for k in step.derived_params}})
-    return [[c] for c in calls] if any(s.derived_params for s in plan.steps) else None
+    if not any(s.derived_params for s in plan.steps):
+        return None
+    return [[(s.call_name, {**s.params, **{k: _changed(s.params[k]) for k in s.derived_params}})] for s in plan.steps]
 
 
 def policy_repeated(plan: Plan) -> Optional[list[Turn]]:
