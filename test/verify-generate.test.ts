@@ -329,3 +329,85 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
     expect(resumed.stderr).toContain("verify: {\"allow_side_effects\":[]} in the run, (none) now")
   }, 120_000)
 })
+
+describe("generate --verify: the same plan in two samples at once (side-effect fixture server)", () => {
+  const SIDE_EFFECT_SERVER = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
+  const lines = (file: string) => existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "") : []
+
+  /** generate's arguments with inventory `inv` and both samples at once (--concurrency 2). */
+  const bothAtOnce = (args: ReadonlyArray<string>, inv: string) =>
+    args.map((a, i) => a === at("inv.json") ? inv : args[i - 1] === "--concurrency" ? "2" : a)
+
+  /** Sample k's task: its own prompt and task id, the same plan for every sample (an append, then an echo). */
+  const samePlanFor = (ctx: FakeContext) => {
+    const k = sampleNumberOf(ctx.body) ?? 0
+    return JSON.stringify({
+      task_id: `same-plan-${k}`,
+      user_prompt: `Request ${k}: add the line "once" to the log, then have "a" said back to me.`,
+      complexity: "simple",
+      domain: "testing",
+      assumptions: [],
+      max_turns: 4,
+      tool_sequence: [
+        { server: "se", tool: "append", params: { text: "once" } },
+        { server: "se", tool: "echo", params: { text: "a" } }
+      ],
+      evaluation_rubric: { name: "append", criteria: [{ name: "done", description: "appended", scoring: "0-1" }] }
+    })
+  }
+
+  it(
+    "runs the plan once: the side effect acts once, both samples are kept with its record, the log says whose it is",
+    async () => {
+      const log = at("same", "appended.log")
+      const inv = at("same-inv.json")
+      const imported = await runCli([
+        "tools",
+        "import",
+        "--stdio",
+        `se=${process.execPath} ${SIDE_EFFECT_SERVER} ${log}`,
+        "--out",
+        inv
+      ])
+      expect(imported.status, imported.stderr).toBe(0)
+      // Only the two tools the plan calls (each sample's focus tool is then one it calls).
+      const inventory = JSON.parse(readFileSync(inv, "utf8"))
+      for (const s of inventory.servers) s.tools = s.tools.filter((t: any) => ["append", "echo"].includes(t.name))
+      writeFileSync(inv, JSON.stringify(inventory, null, 2))
+      const server = await start((ctx) => answer(samePlanFor(ctx)))
+      servers.push(server)
+      const out = at("same", "ds.jsonl")
+      // No near-duplicate gate: it would reject the second sample's plan once the first is accepted.
+      const args = bothAtOnce(
+        generateArgs(out, 2, "--verify", "--allow-side-effects", "append", "--near-dup", "off"),
+        inv
+      )
+      const r = await runCli(args, { env: env(server) })
+      expect(r.status, r.stderr).toBe(0)
+      // Before: ["once", "once"] and two echo calls (each sample ran the plan).
+      expect(lines(log)).toEqual(["once"])
+      expect(lines(`${log}.calls`)).toEqual(["a"])
+      const rows = jsonl(out)
+      expect(rows).toHaveLength(2)
+      const records = rows.map((row) => JSON.parse(row.extra_info.task_metadata).verification)
+      expect(records[0]).toMatchObject({ status: "verified" })
+      expect(records[1]).toEqual(records[0])
+      const runDir = join(out, "..", "raw_llm", readdirSync(join(out, "..", "raw_llm"))[0])
+      const outcomes = jsonl(join(runDir, "verifications.jsonl")).filter((e) => e.failure?.status !== "interrupted")
+      expect(outcomes.map((e) => e.sample).sort()).toEqual([0, 1])
+      const [ran, copy] = outcomes[0].outcome_of === undefined ? outcomes : [outcomes[1], outcomes[0]]
+      expect(ran.outcome_of).toBeUndefined()
+      expect(copy.outcome_of).toEqual({ sample: ran.sample, attempt: 1, purpose: "task" })
+      expect(copy.record).toEqual(ran.record)
+      // --resume and rebuild run nothing again.
+      const again = await runCli([...args, "--resume"], { env: env(server) })
+      expect(again.status, again.stderr).toBe(0)
+      expect(lines(log)).toEqual(["once"])
+      const rebuilt = at("same", "rebuilt.jsonl")
+      const rb = await runCli(["rebuild", runDir, "--out", rebuilt])
+      expect(rb.status, rb.stderr).toBe(0)
+      expect(readFileSync(rebuilt, "utf8")).toBe(readFileSync(out, "utf8"))
+    },
+    120_000
+  )
+})

@@ -308,3 +308,164 @@ describe("the plan of a run with --verify", () => {
     expect(focusServers({ allow_side_effects: [] }, catalogue)).toEqual(focusServers(undefined, catalogue))
   })
 })
+
+describe("the same plan in two answers", () => {
+  /** A row of sample `sample` quoting AAPL then MSFT, then a quote whose symbol is derived from step `from`. */
+  const derivedRow = (sample: number, from: number): SkyRLRow =>
+    Either.getOrThrow(convertTask({
+      task_id: `t-derived-${sample}`,
+      user_prompt: `Quote AAPL and MSFT, then the stock named by result ${from} (sample ${sample}).`,
+      tool_sequence: [
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
+        { server: "fmp", tool: "fmp_get_quote", params: { symbol: "MSFT" } },
+        {
+          server: "fmp",
+          tool: "fmp_get_quote",
+          params: { symbol: "AAPL" },
+          depends_on: [from],
+          derived_params: ["symbol"]
+        }
+      ],
+      evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+    }, { inventory: catalogue, metadata: { sample_index: sample, attempt: 1, repaired: false } }))
+
+  /** The scripted Verifier, each plan held until `release` is done; `calls` counts the plans sent to it. */
+  const gated = () =>
+    Effect.gen(function*() {
+      const base = scriptedVerifier()
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const counted = { calls: 0 }
+      const api: VerifierApi = {
+        ...base.api,
+        verify: (steps, options) =>
+          Effect.suspend(() => {
+            counted.calls++
+            return Effect.zipRight(
+              Effect.zipRight(Deferred.succeed(started, undefined), Deferred.await(release)),
+              base.api.verify(steps, options)
+            )
+          })
+      }
+      return { counted, started, release, layer: Layer.succeed(Verifier, api) }
+    })
+
+  const logOf = (storage: ReturnType<typeof makeMemoryStorage>) =>
+    storage.text(verificationLogOf(RUN_DIR)).trim().split("\n").map((l) => JSON.parse(l))
+
+  it.effect("verified at the same time: the plan runs once; the second answer waits for it, takes its record, and its log line says whose it is", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const verifier = yield* gated()
+      const judging = yield* Effect.fork(
+        Effect.scoped(Effect.gen(function*() {
+          const hook = yield* makeVerifyHook(RUN_DIR)
+          return yield* Effect.forEach([rowOf("AAPL", 0), rowOf("AAPL", 1)], (row) => hook(row, undefined), {
+            concurrency: "unbounded"
+          })
+        })).pipe(Effect.provide(Layer.merge(storage.layer, verifier.layer)))
+      )
+      yield* Deferred.await(verifier.started)
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      expect(verifier.counted.calls).toBe(1) // before: 2, both answers ran the plan at once
+      yield* Deferred.succeed(verifier.release, undefined)
+      const [first, second] = yield* Fiber.join(judging)
+      expect(verifier.counted.calls).toBe(1)
+      const recordOf = (o: VerifyOutcome | undefined) =>
+        (o as Extract<VerifyOutcome, { ok: true }>).row!.extra_info.task_metadata.verification
+      expect(recordOf(second)).toEqual(recordOf(first))
+      const log = logOf(storage)
+      expect(log.map((e) => [e.sample, e.record?.status, e.outcome_of])).toEqual([
+        [0, "verified", undefined],
+        [1, "verified", { sample: 0, attempt: 1, purpose: "task" }]
+      ])
+      expect(log[1].outcome_key).toBe(log[0].outcome_key)
+      // rebuild gives the second answer its line, as for any answer.
+      const rebuilt = yield* Effect.flatMap(recordedVerifyHook(RUN_DIR), (hook) => hook(rowOf("AAPL", 1), undefined))
+        .pipe(Effect.provide(storage.layer))
+      expect(recordOf(rebuilt)).toEqual(recordOf(first))
+    }))
+
+  it.effect("a tool error is taken too: each answer gets its own repair with the tool's text, its reason says whose outcome it is; a timeout is not kept", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const verifier = scriptedVerifier()
+      const outcomes = yield* judgeAll([rowOf("BAD", 0), rowOf("BAD", 1), rowOf("SLOW", 2), rowOf("SLOW", 3)]).pipe(
+        Effect.provide(Layer.merge(storage.layer, verifier.layer))
+      )
+      // Before: ["BAD", "BAD", "SLOW", "SLOW"]. A timeout is not final: the same plan later runs again.
+      expect(verifier.runs).toEqual(["BAD", "SLOW", "SLOW"])
+      const [first, second] = outcomes as Array<Extract<VerifyOutcome, { ok: false }>>
+      expect(second!.repair).toBe(first!.repair)
+      expect(second!.repair).toContain("Unknown symbol BAD")
+      expect(first!.reason).not.toContain("not run again")
+      expect(second!.reason).toBe(
+        `${first!.reason} (not run again: the outcome of the same plan in sample 1, attempt 1)`
+      )
+      expect(logOf(storage).map((e) => [e.sample, e.failure.status, e.outcome_of?.sample])).toEqual([
+        [0, "tool-error", undefined],
+        [1, "tool-error", 0]
+      ])
+    }))
+
+  it.effect("--resume: a new answer takes its plan's logged outcome; plans that differ in depends_on only run each", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const first = scriptedVerifier()
+      yield* judgeAll([rowOf("AAPL", 0)]).pipe(Effect.provide(Layer.merge(storage.layer, first.layer)))
+      const second = scriptedVerifier()
+      const [again] = yield* judgeAll([rowOf("AAPL", 1)]).pipe(Effect.provide(Layer.merge(storage.layer, second.layer)))
+      expect(second.runs).toEqual([])
+      expect(again).toMatchObject({ ok: true })
+      expect(logOf(storage).at(-1)).toMatchObject({ sample: 1, outcome_of: { sample: 0, attempt: 1, purpose: "task" } })
+      // The same calls, the third one's symbol derived from step 1 or from step 2: derived_values_found may differ.
+      const third = scriptedVerifier()
+      yield* judgeAll([derivedRow(2, 1), derivedRow(3, 2), derivedRow(4, 1)]).pipe(
+        Effect.provide(Layer.merge(storage.layer, third.layer))
+      )
+      expect(third.runs).toEqual(["AAPL", "AAPL"])
+    }))
+
+  it.effect("the waiting answer is never left waiting: the run's result cannot be recorded, or the run is interrupted", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      storage.onWrite = (file) =>
+        file.endsWith("verifications.jsonl")
+          ? Effect.fail(new StorageError({ path: file, operation: "append to", reason: "no space left on device" }))
+          : Effect.void
+      const failing = yield* gated()
+      const both = yield* Effect.scoped(Effect.gen(function*() {
+        const hook = yield* makeVerifyHook(RUN_DIR)
+        const judging = yield* Effect.fork(
+          Effect.forEach([rowOf("AAPL", 0), rowOf("AAPL", 1)], (row) => hook(row, undefined), {
+            concurrency: "unbounded"
+          })
+        )
+        yield* Deferred.await(failing.started)
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        yield* Deferred.succeed(failing.release, undefined)
+        return yield* Fiber.join(judging)
+      })).pipe(Effect.provide(Layer.merge(storage.layer, failing.layer)))
+      expect(both).toEqual([0, 1].map(() => ({
+        ok: false,
+        reason: expect.stringContaining("no space left on device"),
+        stop: true
+      })))
+      expect(failing.counted.calls).toBe(1)
+      // The first answer's run is interrupted (read-only: it stops): the waiting answer runs the plan itself.
+      const verifier = yield* gated()
+      const outcome = yield* Effect.scoped(Effect.gen(function*() {
+        const hook = yield* makeVerifyHook(RUN_DIR)
+        const firstRun = yield* Effect.fork(hook(rowOf("AAPL", 0), undefined))
+        yield* Deferred.await(verifier.started)
+        const waiting = yield* Effect.fork(hook(rowOf("AAPL", 1), undefined))
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+        expect(verifier.counted.calls).toBe(1)
+        yield* Fiber.interrupt(firstRun)
+        yield* Deferred.succeed(verifier.release, undefined)
+        return yield* Fiber.join(waiting)
+      })).pipe(Effect.provide(Layer.merge(makeMemoryStorage().layer, verifier.layer)))
+      expect(verifier.counted.calls).toBe(2)
+      expect(outcome).toMatchObject({ ok: true })
+    }))
+})
