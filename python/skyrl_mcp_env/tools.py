@@ -24,7 +24,7 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -238,6 +238,12 @@ class LiveBackend:
             conn = sessions().connection(server, launch, self.startup_timeout)
         except Exception as e:  # noqa: BLE001 - any start failure is an answer, never a crash
             return ToolResult(f"Error: MCP server {server!r} could not be started: {_describe(e)}", "unavailable")
+        if tool in conn.refused:
+            return ToolResult(
+                f"Error: {server}/{tool!r} not run: MCP server {server!r} lists it under a name skyrl refuses (it "
+                f"{conn.refused[tool]}), so it is left out, as skyrl tools import leaves it out of an inventory",
+                "refused",
+            )
         if tool not in conn.tools:
             return ToolResult(f"Error: MCP server {server!r} has no tool {tool!r}", "tool_error")
         if conn.tools[tool].get("readOnlyHint") is not True and not self._allowed(server, tool):
@@ -322,14 +328,15 @@ _CONTROL_NAMES = {
 }
 
 
-def server_name_fault(name: Any) -> Optional[str]:
-    """Why an inventory's server name cannot be used, or None: skyrl's rule (``nameFault`` in
-    src/domain/inventory.ts, which holds tool names to it too; live mode reads no tool names from an inventory).
-    A name is a non-empty trimmed string without control characters (C0, DEL, C1),
+def name_fault(name: Any, kind: str = "server") -> Optional[str]:
+    """Why an inventory's server name (``kind`` "server") or the name of a tool a server lists ("tool") cannot be
+    used, or None: skyrl's rule (``nameFault`` in src/domain/inventory.ts, with ``ServerName``/``ToolName``'s
+    non-empty trimmed string). A name is a non-empty trimmed string without control characters (C0, DEL, C1),
     line or paragraph separators, commas, or lone surrogates: it is written as one line, it is a field of the
     cassette key (``server \\n tool \\n params``, hashed as UTF-8), and ``allow_side_effects`` given as a string
     (``"fmp.get_quote,fs.write_file"``) is split at commas, as skyrl's ``--servers`` and ``--allow-side-effects``
-    are, so no such list could name a server whose name held one. Positions count UTF-16 code units, as skyrl's."""
+    are, so no such list could name a server or tool whose name held one. Positions count UTF-16 code units, as
+    skyrl's."""
     if not isinstance(name, str) or name.strip(_JS_WHITESPACE) == "":
         return f"must be a non-empty string, got {name!r}"
     if name.strip(_JS_WHITESPACE) != name:
@@ -340,14 +347,19 @@ def server_name_fault(name: Any) -> Optional[str]:
         if c < 0x20 or 0x7F <= c <= 0x9F or c in (0x2028, 0x2029):
             what = _CONTROL_NAMES.get(c, "a control character")
             return (
-                f"holds {what} (U+{c:04X} at character {at}): a server name is written as one line (the prompt's "
+                f"holds {what} (U+{c:04X} at character {at}): a {kind} name is written as one line (the prompt's "
                 "tool listing, tools list, cassettes stats) and is a field of the cassette key "
                 "(server \\n tool \\n params)"
             )
         if ch == ",":
+            if kind == "server":
+                return (
+                    f"holds a comma (at character {at}): --servers and --allow-side-effects take comma-separated "
+                    "names, so no list could name this server; name it otherwise in the inventory"
+                )
             return (
-                f"holds a comma (at character {at}): --servers and --allow-side-effects take comma-separated names, "
-                "so no list could name this server; name it otherwise in the inventory"
+                f"holds a comma (at character {at}): --allow-side-effects takes comma-separated names, so no list "
+                "could name this tool (MCP asks tool names to hold none)"
             )
         if 0xD800 <= c <= 0xDFFF:
             return (
@@ -356,6 +368,11 @@ def server_name_fault(name: Any) -> Optional[str]:
             )
         at += 2 if c > 0xFFFF else 1
     return None
+
+
+def server_name_fault(name: Any) -> Optional[str]:
+    """``name_fault`` of an inventory's server name."""
+    return name_fault(name, "server")
 
 
 def _describe(e: BaseException) -> str:
@@ -374,6 +391,7 @@ class _Conn:
     stop: asyncio.Event
     task: asyncio.Task
     broken: bool = False  # a call failed at the protocol level: start a new session next time
+    refused: dict[str, str] = field(default_factory=dict)  # tool name -> why skyrl refuses it (left out of tools)
 
 
 class _Sessions:
@@ -399,6 +417,13 @@ class _Sessions:
                 self.starts += 1
                 future = asyncio.run_coroutine_threadsafe(_open(launch, startup_timeout), self.loop)
                 conn = self.conns[key] = future.result(startup_timeout + 10)
+                for tool, fault in conn.refused.items():
+                    _log.warning(
+                        "live: MCP server %r lists a tool named %r, left out (calls to it are refused): its name %s",
+                        name,
+                        tool,
+                        fault,
+                    )
             return conn
 
     def call(self, conn: _Conn, tool: str, arguments: dict[str, Any], timeout: float) -> ToolResult:
@@ -431,12 +456,12 @@ async def _open(launch: dict[str, Any], startup_timeout: float) -> _Conn:
     stop = asyncio.Event()
     task = asyncio.create_task(_serve(launch, ready, stop))
     try:
-        session, tools = await asyncio.wait_for(asyncio.shield(ready), startup_timeout)
+        session, (tools, refused) = await asyncio.wait_for(asyncio.shield(ready), startup_timeout)
     except _TIMEOUTS:
         ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         task.cancel()
         raise TimeoutError(f"no answer to initialize within {startup_timeout:g} s") from None
-    return _Conn(session, tools, stop, task)
+    return _Conn(session, tools, stop, task, refused=refused)
 
 
 async def _serve(launch: dict[str, Any], ready: asyncio.Future, stop: asyncio.Event) -> None:
@@ -457,18 +482,25 @@ async def _serve(launch: dict[str, Any], ready: asyncio.Future, stop: asyncio.Ev
             raise
 
 
-async def _list_tools(session: Any) -> dict[str, dict[str, Any]]:
+async def _list_tools(session: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The server's tools (name -> annotations), and the tools it lists under a name skyrl refuses (name -> why:
+    ``name_fault``), which are left out as ``skyrl tools import`` leaves them out of an inventory."""
     from mcp import types
 
     tools: dict[str, dict[str, Any]] = {}
+    refused: dict[str, str] = {}
     cursor = None
     while True:
         page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
         for t in page.tools:
+            fault = name_fault(t.name, "tool")
+            if fault is not None:
+                refused[t.name] = fault
+                continue
             tools[t.name] = t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else {}
         cursor = page.next_cursor
         if not cursor:
-            return tools
+            return tools, refused
 
 
 _REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")

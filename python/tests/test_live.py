@@ -2,19 +2,21 @@
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import REPO, call, episode, make_row, play
+from conftest import FIXTURES, REPO, call, episode, make_row, play
 
 from skyrl_mcp_env import MCPToolEnv
-from skyrl_mcp_env.tools import ConfigError, sessions
+from skyrl_mcp_env.tools import ConfigError, close_sessions, name_fault, server_name_fault, sessions
 
 NODE = shutil.which("node")
 
@@ -287,3 +289,39 @@ def test_an_unreadable_inventory_is_a_clear_error(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="inv.json is not JSON"):
         MCPToolEnv({"tools": "live", "inventory": str(bad)}, {**ECHO, "max_turns": 5})
+
+
+# A server (raw JSON-RPC over stdio) that lists tools whose names skyrl refuses next to a good one.
+ODD_NAMES = ["good", "a,b", "bad\nname", "x\u2028y", "tab\tx", " padded", "del\x7f"]
+
+
+@pytest.fixture(scope="module")
+def odd_inventory(tmp_path_factory):
+    script = str(FIXTURES / "odd_names_server.py")
+    launch = {"transport": "stdio", "command": sys.executable, "args": [script, json.dumps(ODD_NAMES)]}
+    path = tmp_path_factory.mktemp("odd") / "inventory.json"
+    path.write_text(json.dumps({"servers": [{"name": "odd", "launch": launch}]}), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("name", [n for n in ODD_NAMES[1:] if n.strip() == n])  # a call's name is read trimmed
+def test_a_tool_a_live_server_lists_under_a_name_skyrl_refuses_is_left_out(odd_inventory, name, caplog):
+    # before: each of these ran ('ran "a,b"', status ok); `skyrl tools import` leaves such a tool out of an
+    # inventory (nameFault), so live mode, which asks the server for its tools, leaves it out too
+    row = make_row([{"server": "odd", "tool": name, "params": {}}, {"server": "odd", "tool": "good", "params": {}}])
+    close_sessions()  # a fresh session, so its warnings are logged here
+    with caplog.at_level(logging.WARNING, logger="skyrl_mcp_env.tools"):
+        texts, out = observations(row, live(odd_inventory), [call(name, {}), call("good", {})])
+    assert texts[0].startswith("<tool_response>\nError: ") and "name skyrl refuses" in texts[0], texts[0]
+    assert texts[1] == '<tool_response>\nran "good"\n</tool_response>'
+    assert out["metadata"]["tool_results"] == {"refused": 1, "ok": 1}
+    warned = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(warned) == len(ODD_NAMES) - 1 and any(repr(name) in w for w in warned)
+
+
+def test_tool_name_faults_follow_skyrls_rule():
+    assert name_fault("fmp.get_quote", "tool") is None and name_fault("read file/ü", "tool") is None
+    assert "a tool name is written as one line" in name_fault("a\nb", "tool")
+    assert "could name this tool" in name_fault("a,b", "tool")
+    assert "could name this server" in server_name_fault("a,b")
+    assert "lone surrogate" in name_fault("a\ud800", "tool") and name_fault("😀", "tool") is None
