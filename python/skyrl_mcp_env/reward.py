@@ -41,6 +41,10 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
+from jsonschema_specifications import REGISTRY as _SPECIFICATIONS
 
 from .canonical import canonical_json
 from .plan import Plan, Step
@@ -502,23 +506,39 @@ def _effective(params: dict[str, Any], key: str, defaults: dict[str, Any]) -> An
 def _is_valid(schema: dict[str, Any], arguments: dict[str, Any]) -> bool:
     """The arguments are valid against the schema. Validation runs library code on the policy's values (the
     "regex" format check compiles the string with ``re.compile``, which raises RecursionError on thousands
-    of nested groups): a value the validator fails on is not valid, never an exception out of ``step``."""
+    of nested groups): a value the validator fails on is not valid, never an exception out of ``step``. A
+    schema part the scorer cannot read offline (a ``$ref`` to a URL, or to nowhere) holds nothing: the
+    schema is checked without it, as a schema jsonschema cannot use is not checked at all."""
     validator = _validator(canonical_json(schema))
     if validator is None:
         return True
     try:
         return validator.is_valid(arguments)
+    except referencing.exceptions.Unresolvable:  # a pointer into a document it does not have
+        return True
     except Exception:  # noqa: BLE001 - a value that cannot be checked is not valid
         return False
 
 
+def _unchecked(uri: str) -> referencing.Resource:
+    """What a ``$ref`` outside the row's schema resolves to: the schema that takes anything. jsonschema would
+    fetch the URL (urllib, no timeout): the scorer reads no network (reward.md property 7), and a server that
+    never answers would hold ``step`` forever."""
+    return referencing.jsonschema.DRAFT202012.create_resource({})
+
+
+# The meta-schemas jsonschema ships (a $ref to one resolves offline), and nothing fetched.
+_OFFLINE = _SPECIFICATIONS.combine(referencing.Registry(retrieve=_unchecked))
+
+
 @functools.lru_cache(maxsize=512)
 def _validator(schema_text: str) -> Any:
-    """A JSON Schema validator (formats checked), or None for a schema jsonschema cannot use."""
+    """A JSON Schema validator (formats checked; ``$ref`` never fetched), or None for a schema jsonschema
+    cannot use."""
     schema = json.loads(schema_text)
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError:
         return None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_OFFLINE)

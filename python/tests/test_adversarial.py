@@ -249,3 +249,50 @@ def test_a_repeat_that_spells_out_a_schema_default_is_still_a_repeat(limit):
     assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["repeated_calls"] == 1
     assert out["reward"] == 0.25
     assert episode(row, [first, call("search", {"query": "Palantir Technologies", "limit": 10}), FINAL])["reward"] == 1.0
+
+
+@pytest.fixture
+def counting_http_server():
+    """A local HTTP server that serves {"type": "integer"} at any path and records each request's path."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server name
+            hits.append(self.path)
+            body = b'{"type": "integer"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", hits
+    server.shutdown()
+
+
+def test_the_scorer_never_fetches_a_schema_ref_from_the_network(counting_http_server):
+    # before: jsonschema fetched the $ref's URL (urllib, no timeout) each time a call was checked: 4 requests
+    # for these 2 episodes, a reward that depended on the network, and a step() that a server which never
+    # answers would hold forever (reward.md 7: no network in the scorer)
+    url, hits = counting_http_server
+    schema = {
+        "type": "object",
+        "$defs": {"n": {"type": "integer"}},
+        "properties": {"x": {"$ref": f"{url}/x.json"}, "y": {"$ref": "#/$defs/n"}},
+        "required": ["x", "y"],
+    }
+    row = make_row(
+        [{"server": "s", "tool": "a", "params": {"x": 1, "y": 2}, "derived_params": ["x", "y"]}],
+        tool_schemas=json.dumps({"a": schema}),
+    )
+    assert episode(row, [call("a", {"x": 1, "y": 2}), FINAL])["reward"] == 1.0
+    assert episode(row, [call("a", {"x": 1, "y": "two"}), FINAL])["reward"] == 0.0  # the local part still checked
+    assert episode(row, [call("a", {"x": "one", "y": 2}), FINAL])["reward"] == 1.0  # the remote part: unchecked
+    assert hits == []
