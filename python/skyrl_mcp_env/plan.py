@@ -68,6 +68,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
     must_call_tool = _object_or_empty(gt.get("success"), f"{where}: success").get("must_call_tool")
     if must_call_tool is not None and not isinstance(must_call_tool, str):
         raise RowError(f"{where}: success.must_call_tool: expected a tool name (a string), got {shown(must_call_tool)}")
+    _check_plan(steps, must_call_tool, where)
     return Plan(
         task_id=str(gt.get("task_id") or ""),
         steps=steps,
@@ -80,6 +81,38 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         schemas=_schemas(gt.get("tool_schemas"), where),
         rubric=gt.get("rubric"),
     )
+
+
+def _check_plan(steps: tuple[Step, ...], must_call_tool: Optional[str], where: str) -> None:
+    """A plan the plan itself can match (reward.md property 1), as skyrl's checks require it: step numbers
+    distinct (calls are assigned to steps by number), each ``depends_on`` an earlier step of the plan (a missing
+    step, the step itself or a later one left the step unmatchable or the plan in order short of 1.0), and
+    ``success.must_call_tool`` the call name of a step (else every trajectory scores 0)."""
+    index: dict[int, int] = {}
+    for i, s in enumerate(steps):
+        if s.step in index:
+            raise RowError(
+                f"{where}: tool_sequence[{i}].step: {s.step} is also the number of tool_sequence[{index[s.step]}] "
+                "(each step needs its own number: depends_on and the score name steps by it)"
+            )
+        index[s.step] = i
+    for i, s in enumerate(steps):
+        for d in s.depends_on:
+            at = f"{where}: tool_sequence[{i}].depends_on"
+            if d not in index:
+                raise RowError(f"{at}: no step {d} in the plan (steps: {', '.join(str(t.step) for t in steps)})")
+            if index[d] >= i:
+                what = "the step itself" if d == s.step else "a later step"
+                raise RowError(
+                    f"{at}: step {d} is {what}; a step depends on earlier steps only (else the plan called in "
+                    "order cannot match it)"
+                )
+    if must_call_tool is not None and all(s.call_name != must_call_tool for s in steps):
+        names = ", ".join(dict.fromkeys(s.call_name for s in steps))
+        raise RowError(
+            f"{where}: success.must_call_tool: {shown(must_call_tool)} is not the call name of a plan step "
+            f"({names}), so every trajectory, the plan's too, would score 0"
+        )
 
 
 def _ground_truth(extras: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -97,6 +130,7 @@ def _step(raw: Any, index: int, where: str) -> Step:
     for key in ("server", "tool"):
         if not isinstance(raw.get(key), str) or raw.get(key) == "":
             raise RowError(f"{at}.{key}: is missing")
+        _hashable_name(raw[key], f"{at}.{key}")
     step = positive_int(raw.get("step"), f"{at}.step")
     return Step(
         step=index + 1 if step is None else step,
@@ -219,10 +253,27 @@ def _available_tools(raw: Any, where: str) -> Optional[dict[str, tuple[str, str]
         for key in ("server", "tool"):
             if not isinstance(t[key], str):
                 raise RowError(f"{at}.{key}: expected a string, got {shown(t[key])}")
+            _hashable_name(t[key], f"{at}.{key}")
         tools[_name(t.get("call_name"), f"{at}.call_name") or t["tool"]] = (t["server"], t["tool"])
     return tools
 
 
+def _hashable_name(name: str, where: str) -> None:
+    """A server or tool name is a field of the cassette key, hashed as UTF-8: a lone surrogate (JSON text
+    ``"\\ud800"`` reads as one) has none, and made ``step`` raise UnicodeEncodeError at the first call."""
+    bad = next((i for i, ch in enumerate(name) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if bad is not None:
+        raise RowError(
+            f"{where}: holds a lone surrogate (U+{ord(name[bad]):04X} at character {bad}): no Unicode text, so no "
+            "UTF-8 for the cassette key"
+        )
+
+
 def _schemas(raw: Any, where: str) -> dict[str, Any]:
+    """call name -> input schema; each a JSON object (a schema of another type was dropped, unchecked: the
+    derived params of its steps were then matched by presence only)."""
     schemas = json_object(raw, f"{where}: tool_schemas") if raw else {}
-    return {k: v for k, v in schemas.items() if isinstance(v, Mapping)}
+    for name, schema in schemas.items():
+        if not isinstance(schema, Mapping):
+            raise RowError(f"{where}: tool_schemas.{name}: expected a JSON Schema object, got {shown(schema)}")
+    return dict(schemas)
