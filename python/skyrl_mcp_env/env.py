@@ -19,9 +19,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Optional
 
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
+from .canonical import canonical_json
 from .plan import Plan, json_object, plan_from_extras, positive_int, shown
-from .reward import CallRecord, Trajectory, limit_breach, score
-from .tools import ConfigError, ToolBackend, make_backend
+from .reward import CallRecord, Trajectory, limit_breach, planned_params, score
+from .tools import ConfigError, ToolBackend, ToolResult, make_backend
 
 try:  # the real base class when SkyRL is installed
     from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
@@ -223,12 +224,28 @@ class MCPToolEnv(BaseTextEnv):
         if breach is not None:
             self.ended_by = breach
             return f"Error: {breach.split(':')[1]} exceeded ({self._limit_text()}); the episode ends"
-        result = self.backend.call(server, tool, item.arguments)
+        result = self._call(item.name, server, tool, item.arguments)
         self.statuses[result.status] += 1
         seen = _cut(result.text, self.settings.max_response_chars)
         if result.status == "ok":
             self.calls[-1] = replace(self.calls[-1], result=seen)
         return seen
+
+    def _call(self, name: str, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
+        """The backend's result. A cassette miss for a call the scorer reads as a plan step's call (a schema
+        default spelled out or left out where the plan did the other) replays that step's recording: the
+        call ``skyrl verify`` ran, under the key of the plan's params. Else the policy saw an error where the
+        scorer counted the right call, and with ``ground_derived`` the steps depending on it lost their credit."""
+        result = self.backend.call(server, tool, arguments)
+        if result.status != "miss":
+            return result
+        given = canonical_json(arguments)
+        for params in planned_params(self.plan, name, arguments):
+            if canonical_json(params) != given:
+                replayed = self.backend.call(server, tool, params)
+                if replayed.status != "miss":
+                    return replayed
+        return result
 
     def _refuse(self) -> str:
         """A call past the turn's limit: recorded as invalid, never run (a turn of hundreds of calls, each

@@ -483,6 +483,17 @@ def step_matches(plan: Plan, step: Step, arguments: dict[str, Any]) -> bool:
     return schema is None or _is_valid(schema, arguments)
 
 
+def planned_params(plan: Plan, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The params of each plan step that is this very call as the scorer reads it (its name, and every param,
+    derived ones included, equal after canonical JSON, a param one side omits equal to its schema default), in
+    plan order, each once: what ``skyrl verify`` ran and recorded for such a call."""
+    found: dict[str, dict[str, Any]] = {}
+    for s in plan.steps:
+        if s.call_name == name and _same_params(plan, s, arguments):
+            found.setdefault(canonical_json(s.params), s.params)
+    return list(found.values())
+
+
 def _same_params(plan: Plan, step: Step, arguments: dict[str, Any], skip: tuple[str, ...] = ()) -> bool:
     """The arguments equal the step's params but those in ``skip`` (canonical JSON; omitted ones: schema defaults)."""
     defaults = _defaults(plan.schemas.get(step.call_name))

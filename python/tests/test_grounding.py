@@ -225,3 +225,24 @@ def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold
     assert rewards == [1.0, 0.25]  # the env finds "42" in "The sum of 40 and 2 is 42." only
     right_value = episode(rows[1], [plan_calls(rows[1])[0], call("echo", {"message": "43"}), FINAL], config)
     assert right_value["reward"] == 1.0 and right_value["metadata"]["cassette_misses"] == 1  # verify ran "42"
+
+
+@pytest.mark.parametrize(
+    "plan_search,policy_search",
+    [
+        ({"query": "Palantir"}, {"query": "Palantir", "limit": 10}),  # the policy spells the default out
+        ({"query": "Palantir", "limit": 10}, {"query": "Palantir"}),  # the policy leaves it out
+    ],
+)
+def test_a_call_the_scorer_reads_as_the_plans_replays_the_plans_recording(palantir, tmp_path, plan_search, policy_search):
+    # before: a cassette miss (the key is of the arguments as written), so the policy saw an error where the
+    # scorer counted the right call, and the quote that depends on the search lost its grounding: 0.25, not 1.0
+    row = json.loads(json.dumps(palantir))
+    row["reward_spec"]["ground_truth"]["tool_sequence"][0]["params"] = json.dumps(plan_search)
+    recorded = record("fmp_search_ticker", plan_search, '[{"symbol": "PLTR"}]')
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(recorded) + "\n", encoding="utf-8")
+    config = {"cassettes": str(tmp_path), "ground_derived": True}
+    out = episode(row, [call("fmp_search_ticker", policy_search), quote("PLTR"), FINAL], config)
+    assert out["reward"] == 1.0 and out["metadata"]["tool_results"] == {"ok": 1, "miss": 1}  # the quote: no recording
+    other = episode(row, [call("fmp_search_ticker", {"query": "Palantir", "limit": 5}), quote("PLTR"), FINAL], config)
+    assert other["metadata"]["tool_results"] == {"miss": 2}  # another call is still a miss
