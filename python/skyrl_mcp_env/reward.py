@@ -236,7 +236,7 @@ class _Matcher:
         if read not in self._evidence:
             self._evidence[read] = Evidence([self.calls[j].result or "" for j in read])
         args = self.calls[i].arguments or {}
-        return all(self._evidence[read].holds(args[p]) for p in step.derived_params)
+        return all(_grounds(self._evidence[read], args[p], step.params.get(p)) for p in step.derived_params)
 
     def identity(self, i: int) -> str:
         """Call ``i`` as repeats are told apart: its name and canonical arguments, each param equal to its
@@ -466,6 +466,24 @@ class Evidence:
             found = (m.group().replace(",", "") for t in self.texts for m in self._NUMBER.finditer(t))
             self._numbers = {v for n in found for v in (float(n), abs(float(n)))}
         return self._numbers
+
+
+def _grounds(evidence: Evidence, value: Any, illustrative: Any) -> bool:
+    """A derived value is grounded when the evidence holds it, and it holds something to find (a non-empty
+    string, a number) unless the plan's illustrative value does not either: ``Evidence`` holds ``""``, ``[]``,
+    ``{}``, null and booleans anywhere, so a policy sending ``symbol: ""`` earned the step it could not ground."""
+    return evidence.holds(value) and (_findable(value) or not _findable(illustrative))
+
+
+def _findable(value: Any) -> bool:
+    """The value holds a non-empty string or a number (what ``Evidence`` looks for)."""
+    if isinstance(value, dict):
+        return any(_findable(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_findable(v) for v in value)
+    if isinstance(value, str):
+        return value != ""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _specificity(step: Step, call: CallRecord) -> int:

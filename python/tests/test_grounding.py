@@ -246,3 +246,31 @@ def test_a_call_the_scorer_reads_as_the_plans_replays_the_plans_recording(palant
     assert out["reward"] == 1.0 and out["metadata"]["tool_results"] == {"ok": 1, "miss": 1}  # the quote: no recording
     other = episode(row, [call("fmp_search_ticker", {"query": "Palantir", "limit": 5}), quote("PLTR"), FINAL], config)
     assert other["metadata"]["tool_results"] == {"miss": 2}  # another call is still a miss
+
+
+@pytest.mark.parametrize("value", ["", [], {}, None, True, [""], {"s": ""}])
+def test_a_derived_value_with_nothing_to_find_is_not_grounded(palantir, cassettes, value):
+    # before: 1.0. Evidence holds "" (and [], {}, null, booleans) in any text, so sending symbol "" for the quote
+    # earned the step that grounding exists to hold to a value the search returned (schema: any string)
+    row = json.loads(json.dumps(palantir))
+    row["reward_spec"]["ground_truth"]["tool_schemas"] = "{}"  # presence only, so null, [] and true are valid too
+    config = cassettes('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]')
+    out = episode(row, [SEARCH, quote(value), FINAL], config)
+    assert out["reward"] == 0.25 and out["metadata"]["ungrounded_calls"] == 1
+    assert episode(row, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+    assert episode(row, [SEARCH, quote(value), FINAL], {**config, "ground_derived": False})["reward"] == 1.0
+
+
+def test_a_derived_value_with_nothing_to_find_is_grounded_where_the_plans_is_alike(tmp_path):
+    # a flag the plan derives from a result (its illustration: true): booleans hold nothing to find on either side
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "quote", "params": {"symbol": "MSFT"}},
+            {"server": "fmp", "tool": "alert", "params": {"on": True}, "depends_on": [1], "derived_params": ["on"]},
+        ]
+    )
+    quoted = record("quote", {"symbol": "MSFT"}, "MSFT halted")
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(quoted) + "\n", encoding="utf-8")
+    config = {"cassettes": str(tmp_path), "ground_derived": True}
+    out = episode(row, [call("quote", {"symbol": "MSFT"}), call("alert", {"on": False}), FINAL], config)
+    assert out["reward"] == 1.0
