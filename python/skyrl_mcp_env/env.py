@@ -71,7 +71,8 @@ class Settings:
     allow_side_effects: Any = False  # live: False | True | list of tool names ("tool" or "server.tool")
     call_timeout: float = 30.0  # live: seconds per call
     startup_timeout: float = 30.0  # live: seconds for a server to start and answer initialize
-    strict: bool = False  # reward 0 unless every plan step matched
+    strict: bool = False  # reward 0 unless every plan step matched (and, with strict_finish, the episode finished)
+    strict_finish: bool = True  # strict also needs a final answer within the limits and max_turns
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     ground_derived: bool = False  # a derived param matches only with a value an earlier ok result holds
     judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
@@ -102,6 +103,7 @@ def _is_number(value: Any) -> bool:
 # "false" (truthy) never turns strict mode on.
 _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strict": (lambda v: isinstance(v, bool), "true or false"),
+    "strict_finish": (lambda v: isinstance(v, bool), "true or false"),
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
     "ground_derived": (lambda v: isinstance(v, bool), "true or false"),
     "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
@@ -264,7 +266,7 @@ class MCPToolEnv(BaseTextEnv):
     def _score(self) -> dict[str, Any]:
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
         s = self.settings
-        parts = score(self.plan, trajectory, s.strict, s.dependencies_across_turns, s.ground_derived)
+        parts = score(self.plan, trajectory, s.strict, s.dependencies_across_turns, s.ground_derived, s.strict_finish)
         return {
             **parts,
             "ended_by": self.ended_by,

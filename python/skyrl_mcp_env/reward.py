@@ -24,8 +24,9 @@ nothing and count as invalid calls.
     reward     = recall * precision * completion, and 0 when ``success.must_call_tool`` was never called
                  (a call refused by a limit was not called)
 
-Strict mode returns 0 unless every step matched (for SkyRL's pass_at_n, which counts any positive
-final reward as a pass). With ``ground_derived`` a derived param matches only with a value an ok result of an
+Strict mode returns 0 unless every step matched and the episode ended with a final answer within the limits
+and ``max_turns`` (for SkyRL's pass_at_n, which counts any positive final reward as a pass; ``strict_finish=False``
+drops the second condition). With ``ground_derived`` a derived param matches only with a value an ok result of an
 earlier turn holds (``Evidence``), a result of the calls that matched the step's ``depends_on`` (of any
 earlier call for a step that has none); those results are part of the trajectory (``CallRecord.result``). No clock,
 no network: the same calls (and results) give the same reward.
@@ -101,9 +102,12 @@ def score(
     strict: bool = False,
     dependencies_across_turns: bool = True,
     ground_derived: bool = False,
+    strict_finish: bool = True,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
-    param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``)."""
+    param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``).
+    ``strict``: 0 unless every step matched and, with ``strict_finish``, the episode ended with a final answer
+    within the limits and ``max_turns`` (completion 1)."""
     refused_from, limit = _breach(plan, trajectory.calls)
     parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
@@ -116,7 +120,7 @@ def score(
         c.error is None and c.name == plan.must_call_tool for c in trajectory.calls[:refused_from]
     )
     reward = recall * precision * completion if must else 0.0
-    if strict and n_matched < len(plan.steps):
+    if strict and (n_matched < len(plan.steps) or (strict_finish and completion < 1.0)):
         reward = 0.0
     return {
         **parts,
@@ -129,6 +133,7 @@ def score(
         "limit_exceeded": breach,
         "completion": completion,
         "strict": strict,
+        "strict_finish": strict_finish,
         "reward": reward,
     }
 

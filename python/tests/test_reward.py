@@ -33,6 +33,7 @@ PARTS = {
     "limit_exceeded",
     "completion",
     "strict",
+    "strict_finish",
     "reward",
     "ended_by",
     "turns",
@@ -419,6 +420,28 @@ def test_strict_mode_is_zero_unless_the_whole_plan_matched(movers):
     assert episode(movers, [gainers, losers, FINAL], {"strict": True})["reward"] == 0.0
     assert episode(movers, [gainers, losers, FINAL])["reward"] > 0.0
     assert episode(movers, [gainers, losers, post, FINAL], {"strict": True})["reward"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "ending,max_turns",
+    [
+        ("max_turns", 3),  # the whole plan, then calls again until max_turns: no answer
+        ("limit:max_tools", 5),  # the whole plan, then a fourth tool (max_tools 3) in the answer's place
+        ("empty", 5),  # the whole plan, then an empty answer
+    ],
+)
+def test_strict_mode_is_zero_for_the_whole_plan_without_a_finished_episode(movers, ending, max_turns):
+    # before: 0.5 x precision (0.5, 0.375, 0.5 here), positive, so SkyRL's pass_at_n counted an episode that
+    # ended at max_turns, on a limit or without an answer as solved; the gameability report's every-tool policy
+    # passed strict mode on nvda-quote-and-profile-0001 (0.333)
+    gainers, losers, post = plan_calls(movers)
+    last = {"max_turns": post, "limit:max_tools": post + call("list_slack_channels", {}), "empty": post}[ending]
+    actions = [gainers, losers, last] + ([] if ending != "empty" else ["  "])
+    out = episode(movers, actions, {"strict": True}, max_turns=max_turns)
+    assert out["metadata"]["steps_matched"] == 3 and out["metadata"]["completion"] == 0.5
+    assert out["reward"] == 0.0 and out["metadata"]["strict_finish"] is True
+    lenient = episode(movers, actions, {"strict": True, "strict_finish": False}, max_turns=max_turns)
+    assert lenient["reward"] == episode(movers, actions, max_turns=max_turns)["reward"] > 0.0
 
 
 def test_judge_is_off_by_default_and_scales_the_reward_when_given(movers):
