@@ -24,6 +24,7 @@ import math
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -236,6 +237,8 @@ class LiveBackend:
             )
         try:
             conn = sessions().connection(server, launch, self.startup_timeout)
+        except _RecentStartFailure as e:
+            return ToolResult(f"Error: MCP server {server!r} could not be started: {e}", "unavailable")
         except Exception as e:  # noqa: BLE001 - any start failure is an answer, never a crash
             return ToolResult(f"Error: MCP server {server!r} could not be started: {_describe(e)}", "unavailable")
         if tool in conn.refused:
@@ -394,6 +397,16 @@ class _Conn:
     refused: dict[str, str] = field(default_factory=dict)  # tool name -> why skyrl refuses it (left out of tools)
 
 
+# Seconds a server that failed to start is not started again: calls to it in that time get the failure at once.
+# Without it each call waited for its own start (up to startup_timeout, 30 s by default), one after another
+# behind the server's lock: a turn of 32 calls to a server that hangs on initialize held the worker 16 minutes.
+RESTART_AFTER = 60.0
+
+
+class _RecentStartFailure(Exception):
+    """The server failed to start less than ``RESTART_AFTER`` seconds ago (the message says how)."""
+
+
 class _Sessions:
     """MCP sessions of this process, one per server, on one background event loop thread."""
 
@@ -403,6 +416,7 @@ class _Sessions:
         threading.Thread(target=self.loop.run_forever, name="skyrl-mcp-sessions", daemon=True).start()
         self.conns: dict[str, _Conn] = {}
         self.locks: dict[str, threading.Lock] = {}
+        self.failed: dict[str, tuple[float, str]] = {}  # key -> when a start failed (monotonic), and why
         self.guard = threading.Lock()
         self.starts = 0  # how many servers this process started (tests check the reuse)
 
@@ -414,9 +428,20 @@ class _Sessions:
             conn = self.conns.get(key)
             if conn is None or conn.broken or conn.task.done():
                 self.conns.pop(key, None)
+                failed = self.failed.get(key)
+                if failed is not None and time.monotonic() - failed[0] < RESTART_AFTER:
+                    raise _RecentStartFailure(
+                        f"{failed[1]} ({time.monotonic() - failed[0]:.0f} s ago; a server that failed to start is "
+                        f"started again {RESTART_AFTER:g} s after the failure)"
+                    )
                 self.starts += 1
                 future = asyncio.run_coroutine_threadsafe(_open(launch, startup_timeout), self.loop)
-                conn = self.conns[key] = future.result(startup_timeout + 10)
+                try:
+                    conn = self.conns[key] = future.result(startup_timeout + 10)
+                except Exception as e:
+                    self.failed[key] = (time.monotonic(), _describe(e))
+                    raise
+                self.failed.pop(key, None)
                 for tool, fault in conn.refused.items():
                     _log.warning(
                         "live: MCP server %r lists a tool named %r, left out (calls to it are refused): its name %s",

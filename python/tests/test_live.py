@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import FIXTURES, REPO, call, episode, make_row, play
 
-from skyrl_mcp_env import MCPToolEnv
+from skyrl_mcp_env import MCPToolEnv, tools
 from skyrl_mcp_env.tools import ConfigError, close_sessions, name_fault, server_name_fault, sessions
 
 NODE = shutil.which("node")
@@ -325,3 +325,23 @@ def test_tool_name_faults_follow_skyrls_rule():
     assert "could name this tool" in name_fault("a,b", "tool")
     assert "could name this server" in server_name_fault("a,b")
     assert "lone surrogate" in name_fault("a\ud800", "tool") and name_fault("😀", "tool") is None
+
+
+def test_a_server_that_failed_to_start_is_not_started_again_for_each_call(inventory, monkeypatch):
+    # before: each call started the server again and waited startup_timeout for it, one after another behind
+    # the server's lock: 6 calls to a server that hangs on initialize took 6 s at startup_timeout 1 (a turn of
+    # 32 calls at the default 30 s held the worker 16 minutes)
+    close_sessions()
+    row = make_row([{"server": "hangs", "tool": "x", "params": {}}])
+    started = time.monotonic()
+    out = play(MCPToolEnv(live(inventory, startup_timeout=1), {**row, "max_turns": 5}), [call("x", {}) * 6])[-1]
+    assert time.monotonic() - started < 3.5
+    assert out["metadata"]["tool_results"] == {"unavailable": 6}
+    texts = [o["content"] for o in out["observations"]]
+    assert len(texts) == 6 and all("no answer to initialize within 1 s" in t for t in texts)
+    assert "started again 60 s after the failure" in texts[-1]
+    assert sessions().starts == 1
+    monkeypatch.setattr(tools, "RESTART_AFTER", 0.0)  # the window passed: the next call starts it again
+    observations(row, live(inventory, startup_timeout=1), [call("x", {})])
+    assert sessions().starts == 2
+    close_sessions()
