@@ -56,15 +56,42 @@ def _blocks(text: str, open_tag: str, close_tag: str) -> tuple[list[tuple[int, i
 
 
 def strip_thinking(action: str) -> str:
+    """The turn without its reasoning: ``<think>...</think>`` blocks, and the text before a lone ``</think>``
+    (the chat template opened the block in the prompt). A ``<tool_call>`` block that is a well-formed call is
+    read as a whole first, so a think tag inside its arguments (``{"message": "</think>"}``) is text of the call,
+    not the end of the reasoning; a call inside the reasoning is still hidden with it."""
+    masked = _mask_calls(action)
+    return "".join(action[a:b] for a, b in _visible_ranges(masked))
+
+
+def _mask_calls(text: str) -> str:
+    """``text`` with the body of each closed ``<tool_call>`` block that parses as a call blanked out (same
+    length, no tags left in it), so that reasoning is found around calls, never inside their arguments."""
+    spans, _ = _blocks(text, OPEN, CLOSE)
+    parts, pos = [], 0
+    for start, end in spans:
+        body_start, body_end = start + len(OPEN), end - len(CLOSE)
+        body = text[body_start:body_end]
+        if (THINK_OPEN in body or THINK_CLOSE in body) and isinstance(_parse_block(body), Call):
+            parts += [text[pos:body_start], " " * (body_end - body_start)]
+            pos = body_end
+    return "".join(parts) + text[pos:]
+
+
+def _visible_ranges(text: str) -> list[tuple[int, int]]:
+    """The (start, end) ranges of ``text`` left once reasoning is taken out: every closed ``<think>`` block (one
+    never closed stays), then everything up to the first ``</think>`` left, a lone one (DeepSeek-R1 distills'
+    templates end the generation prompt with ``<think>``, so the turn's reasoning has no opening tag)."""
     kept, pos = [], 0
-    for start, end in _blocks(action, THINK_OPEN, THINK_CLOSE)[0]:  # a <think> never closed stays
-        kept.append(action[pos:start])
+    for start, end in _blocks(text, THINK_OPEN, THINK_CLOSE)[0]:
+        kept.append((pos, start))
         pos = end
-    text = "".join(kept) + action[pos:]
-    # A chat template that ends the generation prompt with "<think>" (DeepSeek-R1 distills) leaves the
-    # turn's reasoning without its opening tag: everything up to a lone </think> is reasoning.
-    close = text.find(THINK_CLOSE)
-    return text if close == -1 else text[close + len(THINK_CLOSE) :]
+    kept.append((pos, len(text)))
+    for i, (a, b) in enumerate(kept):
+        close = text.find(THINK_CLOSE, a, b)
+        if close != -1:
+            return [(close + len(THINK_CLOSE), b)] + kept[i + 1 :]
+    return kept
 
 
 def parse_calls(action: str) -> list[Parsed]:

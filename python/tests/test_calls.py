@@ -54,6 +54,26 @@ def test_thinking_opened_by_the_chat_template_is_ignored():
 
 
 @pytest.mark.parametrize(
+    "message",
+    ["</think>", "a<think>b</think>c", "<think>", "x</think>y</think>"],
+)
+@pytest.mark.parametrize("reasoning", ["", "<think>I will echo it.</think>\n", "I will echo it.\n</think>\n"])
+def test_a_think_tag_inside_a_calls_arguments_is_text_of_the_call(message, reasoning):
+    # before: "</think>" in an argument was read as the end of the reasoning: the call before it was dropped and
+    # the turn became a final answer ('"}}</tool_call>'); "a<think>b</think>c" reached the tool (and the scorer)
+    # as "ac"
+    block = "<tool_call>" + json.dumps({"name": "echo", "arguments": {"message": message}}) + "</tool_call>"
+    assert parse_calls(reasoning + block) == [Call("echo", {"message": message})]
+    hidden = "<think>I could write " + block + "</think>Done."  # a call in the reasoning is still hidden
+    assert parse_calls(hidden) == [] and strip_thinking(hidden) == "Done."
+
+
+def test_a_tag_mentioned_in_template_opened_reasoning_does_not_hide_the_call_after_it():
+    text = 'I answer with <tool_call> tags.\n</think>\n<tool_call>{"name": "a", "arguments": {}}</tool_call>'
+    assert parse_calls(text) == [Call("a", {})]
+
+
+@pytest.mark.parametrize(
     "body,reason",
     [
         ('{"name": "a", "arguments": {"x": 1}', "not valid JSON"),
