@@ -59,7 +59,9 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
     gt = _ground_truth(extras)
     where = f"row {gt.get('task_id') or '(no task_id)'}"
     raw_steps = gt.get("tool_sequence")
-    if not isinstance(raw_steps, (list, tuple)) or len(raw_steps) == 0:
+    if raw_steps is not None and not isinstance(raw_steps, (list, tuple)):
+        raise RowError(f"{where}: reward_spec.ground_truth.tool_sequence: expected a list of steps, got {shown(raw_steps)}")
+    if not raw_steps:
         raise RowError(f"{where}: reward_spec.ground_truth.tool_sequence is missing or empty (a row needs a plan)")
     steps = tuple(_step(s, i, where) for i, s in enumerate(raw_steps))
     tools = {s.call_name: (s.server, s.tool) for s in steps}
@@ -117,9 +119,13 @@ def _check_plan(steps: tuple[Step, ...], must_call_tool: Optional[str], where: s
 
 def _ground_truth(extras: Mapping[str, Any]) -> Mapping[str, Any]:
     spec = extras.get("reward_spec") if isinstance(extras, Mapping) else None
+    if spec is not None and not isinstance(spec, Mapping):
+        raise RowError(f"row: reward_spec: expected an object, got {shown(spec)}")
     gt = spec.get("ground_truth") if isinstance(spec, Mapping) else None
-    if not isinstance(gt, Mapping):
+    if gt is None:
         raise RowError("row: reward_spec.ground_truth is missing (is this a skyrl row?)")
+    if not isinstance(gt, Mapping):
+        raise RowError(f"row: reward_spec.ground_truth: expected an object, got {shown(gt)}")
     return gt
 
 

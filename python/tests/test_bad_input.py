@@ -314,6 +314,26 @@ def test_a_row_whose_plan_cannot_score_is_a_row_error_naming_the_field(change, m
         MCPToolEnv({}, _two(change))
 
 
+@pytest.mark.parametrize(
+    "extras,message",
+    [
+        ({"reward_spec": "rule"}, r"^row: reward_spec: expected an object, got 'rule'$"),
+        ({"reward_spec": {"ground_truth": "{}"}}, r"^row: reward_spec.ground_truth: expected an object, got '\{\}'$"),
+        (
+            with_gt(tool_sequence='[{"step": 1}]'),
+            r"^row q1: reward_spec.ground_truth.tool_sequence: expected a list of steps, got '\[\{\"step\": 1\}\]'$",
+        ),
+        (with_gt(tool_sequence={"step": 1}), r"tool_sequence: expected a list of steps, got \{'step': 1\}"),
+    ],
+    ids=["reward_spec-string", "ground_truth-string", "tool_sequence-json-text", "tool_sequence-object"],
+)
+def test_a_field_of_the_wrong_type_is_named_as_such_not_as_missing(extras, message):
+    # before: "reward_spec.ground_truth is missing (is this a skyrl row?)" and "tool_sequence is missing or
+    # empty" for fields that were there, as a string or an object
+    with pytest.raises(RowError, match=message):
+        MCPToolEnv({}, extras)
+
+
 def test_the_plan_of_a_consistent_row_still_scores_1():
     out = play(
         MCPToolEnv({}, extras_of(TWO, 5)),
