@@ -13,6 +13,7 @@ import inspect
 import math
 import numbers
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -228,7 +229,7 @@ class MCPToolEnv(BaseTextEnv):
             return f"Error: {breach.split(':')[1]} exceeded ({self._limit_text()}); the episode ends"
         result = self._call(item.name, server, tool, item.arguments)
         self.statuses[result.status] += 1
-        seen = _cut(result.text, self.settings.max_response_chars)
+        seen = _cut(_well_formed(result.text), self.settings.max_response_chars)
         if result.status == "ok":
             self.calls[-1] = replace(self.calls[-1], result=seen)
         return seen
@@ -318,6 +319,16 @@ def _max_turns(plan: Plan, extras: Mapping[str, Any]) -> int:
 
 
 NAME_SHOWN = 200  # characters of an unknown tool's name an observation repeats (the policy wrote it: unbounded)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(text: str) -> str:
+    """``text`` with each lone surrogate (a cassette's ``"\\ud800"`` reads as one; Python joins real pairs) as
+    U+FFFD, as a UTF-8 writer replaces it: the observation is tokenized and logged by the trainer, and a string
+    that has no UTF-8 fails there, outside the env."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _cut(text: str, limit: int) -> str:

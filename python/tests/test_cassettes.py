@@ -298,3 +298,13 @@ def test_a_duration_of_zero_or_a_fraction_is_an_entry(tmp_path):
     (tmp_path / "cassettes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
     assert "AAPL 230.10 USD" in text
+
+
+def test_a_recorded_lone_surrogate_reaches_the_policy_as_a_replacement_character(tmp_path):
+    # before: the observation held the lone surrogate itself ("\ud800" in the cassette's JSON), a string with no
+    # UTF-8: the trainer's tokenizer and any JSON log of the rollout fail on it, outside the env
+    (tmp_path / "cassettes.jsonl").write_text(line(CASE["call_key"], "AAPL \ud800 230.10 \udc00") + "\n", encoding="utf-8")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert text == "<tool_response>\nAAPL \ufffd 230.10 \ufffd\n</tool_response>"
+    text.encode("utf-8")
+    assert meta["tool_results"] == {"ok": 1}
