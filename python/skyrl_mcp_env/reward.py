@@ -34,6 +34,7 @@ no network: the same calls (and results) give the same reward.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import json
@@ -575,4 +576,87 @@ def _validator(schema_text: str) -> Any:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError:
         return None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_OFFLINE)
+    return cls(schema, format_checker=_format_checker(cls), registry=_OFFLINE)
+
+
+# Formats as skyrl checks them (ajv with ajv-formats, src/skyrl/planValidation.ts), which validated the plan: a
+# format jsonschema reads more strictly would make the plan's own call invalid. "regex" is a JavaScript regular
+# expression there (``new RegExp(s)``); "uuid" may start with ``urn:uuid:``; "idn-email" and "idn-hostname" are
+# formats ajv-formats does not know, so ajv (strict: false) checks nothing. Elsewhere jsonschema's checks are
+# as lenient or more (email needs only an "@").
+_Z_ANCHOR = re.compile(r"[^\\]\\Z")
+_PYTHON_ESCAPES = set("abBdDfnrsStvwWAZ")
+
+
+def _is_js_regex(text: object) -> bool:
+    """``text`` compiles as a JavaScript regular expression without flags, as ajv-formats' "regex" asks
+    (``\\Z`` after another character refused, as there). Python's ``re`` stands in: JavaScript's own syntax
+    (named groups ``(?<y>...)``, ``\\k<y>``, ``\\cJ``, ``\\u{...}``, and every other escape of a letter, which is
+    that letter: ``\\p{Lu}``, ``\\z``) is rewritten to an equivalent for the check first. A few patterns Python
+    reads and JavaScript does not (``(?i)x``, ``a**``) pass: never stricter than skyrl."""
+    if not isinstance(text, str):
+        return True
+    if _Z_ANCHOR.search(text):
+        return False
+    re.compile(_python_form(text))
+    return True
+
+
+def _python_form(pattern: str) -> str:
+    """A Python pattern that compiles when the JavaScript one does (for the check only: not the same matches).
+    One pass over the text (no slicing of the rest: a long derived value is checked in linear time)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    named = "(?<" in pattern
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            d = pattern[i + 1]
+            close = pattern.find(">", i + 3) if d == "k" and named and pattern.startswith("<", i + 2) else -1
+            if close != -1:
+                out.append(f"(?P={pattern[i + 3 : close]})")
+                i = close + 1
+            elif d == "c" and i + 2 < n and pattern[i + 2].isascii() and pattern[i + 2].isalpha():
+                out.append("\\x01")
+                i += 3
+            elif d.isdigit():  # a back-reference, or an octal escape where the group does not exist
+                out.append("\\x01")
+                i += 2
+            elif d in "xu" and _HEX[d].match(pattern, i + 2):
+                out.append(pattern[i : _HEX[d].match(pattern, i + 2).end()])
+                i = _HEX[d].match(pattern, i + 2).end()
+            elif d.isascii() and d.isalpha() and d not in _PYTHON_ESCAPES:
+                out.append(d)  # an identity escape: the letter itself (\p, \z, \u{, \x without hex digits...)
+                i += 2
+            else:
+                out.append(pattern[i : i + 2])
+                i += 2
+        elif pattern.startswith("(?<", i) and not pattern.startswith(("(?<=", "(?<!"), i):
+            out.append("(?P<")
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+_HEX = {"x": re.compile("[0-9a-fA-F]{2}"), "u": re.compile("[0-9a-fA-F]{4}")}
+_UUID = re.compile(r"(?:urn:uuid:)?[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _is_uuid(text: object) -> bool:
+    return not isinstance(text, str) or _UUID.fullmatch(text) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _format_checker(cls: Any) -> Any:
+    """``cls``'s format checker with skyrl's readings of "regex", "uuid", "idn-email" and "idn-hostname"."""
+    checker = copy.copy(cls.FORMAT_CHECKER)
+    checker.checkers = dict(checker.checkers)
+    for name in ("idn-email", "idn-hostname"):
+        checker.checkers.pop(name, None)
+    if "regex" in checker.checkers:
+        checker.checkers["regex"] = (_is_js_regex, (re.error, RecursionError, OverflowError))
+    if "uuid" in checker.checkers:
+        checker.checkers["uuid"] = (_is_uuid, ())
+    return checker

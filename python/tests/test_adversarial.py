@@ -296,3 +296,43 @@ def test_the_scorer_never_fetches_a_schema_ref_from_the_network(counting_http_se
     assert episode(row, [call("a", {"x": 1, "y": "two"}), FINAL])["reward"] == 0.0  # the local part still checked
     assert episode(row, [call("a", {"x": "one", "y": 2}), FINAL])["reward"] == 1.0  # the remote part: unchecked
     assert hits == []
+
+
+@pytest.mark.parametrize(
+    "fmt,value",
+    [
+        ("regex", r"(?<year>\d{4})-\d{2}"),  # a named group, JavaScript's syntax
+        ("regex", r"(?<w>\w+) \k<w>"),
+        ("regex", r"\p{Lu}+"),  # without the u flag: the letters p{Lu}, as JavaScript reads it
+        ("regex", r"\cJ"),
+        ("regex", r"end\z"),
+        ("uuid", "urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+        ("idn-hostname", "not_a_host"),  # a format ajv-formats does not know: nothing checked
+    ],
+)
+def test_a_plan_value_skyrl_validated_is_valid_for_the_scorer_too(fmt, value):
+    # before: 0.0 for the plan itself. skyrl validates plans with ajv and ajv-formats ("regex": new RegExp(s);
+    # "uuid" with an optional urn:uuid: prefix; idn-* unknown, so unchecked); jsonschema's checks are Python's
+    # (re.compile, which refuses (?<y>...), \p, \c, \z) and stricter there
+    schema = {"type": "object", "properties": {"v": {"type": "string", "format": fmt}}, "required": ["v"]}
+    for derived in ([], ["v"]):
+        row = make_row(
+            [{"server": "s", "tool": "t", "params": {"v": value}, "derived_params": derived}],
+            tool_schemas=json.dumps({"t": schema}),
+        )
+        assert episode(row, [call("t", {"v": value}), FINAL])["reward"] == 1.0, derived
+
+
+@pytest.mark.parametrize(
+    "fmt,value",
+    [("regex", "(unclosed"), ("regex", "a\\Z"), ("regex", "*"), ("uuid", "6ba7b810-9dad-11d1-80b4"), ("date", "2025-13-01")],
+)
+def test_a_derived_value_both_validators_refuse_is_still_invalid(fmt, value):
+    schema = {"type": "object", "properties": {"v": {"type": "string", "format": fmt}}, "required": ["v"]}
+    good = {"regex": "a+", "uuid": "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "date": "2025-12-01"}[fmt]
+    row = make_row(
+        [{"server": "s", "tool": "t", "params": {"v": good}, "derived_params": ["v"]}],
+        tool_schemas=json.dumps({"t": schema}),
+    )
+    assert episode(row, [call("t", {"v": value}), FINAL])["reward"] == 0.0
+    assert episode(row, [call("t", {"v": good}), FINAL])["reward"] == 1.0
