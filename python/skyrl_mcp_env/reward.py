@@ -569,9 +569,11 @@ _OFFLINE = _SPECIFICATIONS.combine(referencing.Registry(retrieve=_unchecked))
 @functools.lru_cache(maxsize=512)
 def _validator(schema_text: str) -> Any:
     """A JSON Schema validator (formats checked; ``$ref`` never fetched), or None for a schema jsonschema
-    cannot use."""
+    cannot use. A schema without ``$schema`` is read as draft-07, as skyrl's plan validation (ajv's default
+    class) read it: under 2020-12, jsonschema's default, ``prefixItems`` and ``dependentRequired`` (which
+    Python MCP servers' pydantic schemas use) made a plan ajv had accepted invalid."""
     schema = json.loads(schema_text)
-    cls = jsonschema.validators.validator_for(schema)
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError:
@@ -655,8 +657,6 @@ def _format_checker(cls: Any) -> Any:
     checker.checkers = dict(checker.checkers)
     for name in ("idn-email", "idn-hostname"):
         checker.checkers.pop(name, None)
-    if "regex" in checker.checkers:
-        checker.checkers["regex"] = (_is_js_regex, (re.error, RecursionError, OverflowError))
-    if "uuid" in checker.checkers:
-        checker.checkers["uuid"] = (_is_uuid, ())
+    checker.checkers["regex"] = (_is_js_regex, (re.error, RecursionError, OverflowError))  # any draft, as ajv-formats
+    checker.checkers["uuid"] = (_is_uuid, ())  # draft-07's checker has none; ajv-formats checks it in every draft
     return checker

@@ -336,3 +336,38 @@ def test_a_derived_value_both_validators_refuse_is_still_invalid(fmt, value):
     )
     assert episode(row, [call("t", {"v": value}), FINAL])["reward"] == 0.0
     assert episode(row, [call("t", {"v": good}), FINAL])["reward"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "schema,value",
+    [
+        (  # a pydantic tuple[int, int]: prefixItems is a 2020-12 keyword, which ajv's draft-07 does not read
+            {"type": "object", "properties": {"v": {"type": "array", "prefixItems": [{"type": "integer"}] * 2}}},
+            ["3", "4"],
+        ),
+        (
+            {"type": "object", "properties": {"v": {}, "w": {}}, "dependentRequired": {"v": ["w"]}},
+            "x",
+        ),
+    ],
+    ids=["prefixItems", "dependentRequired"],
+)
+def test_a_schema_without_dollar_schema_is_read_as_draft_07_as_skyrl_validated_it(schema, value):
+    # before: 0.0 for the plan itself: jsonschema read the schema as 2020-12 (its default) and enforced keywords
+    # that skyrl's ajv (draft-07, its default) ignores when it validated the plan
+    row = make_row([{"server": "s", "tool": "t", "params": {"v": value}}], tool_schemas=json.dumps({"t": schema}))
+    assert episode(row, [call("t", {"v": value}), FINAL])["reward"] == 1.0
+
+
+def test_a_draft_07_keyword_binds_a_derived_value_as_it_bound_the_plan():
+    schema = {"type": "object", "properties": {"v": {}, "w": {}}, "dependencies": {"v": ["w"]}}
+    row = make_row(
+        [{"server": "s", "tool": "t", "params": {"v": 1, "w": 2}, "derived_params": ["v"]}],
+        tool_schemas=json.dumps({"t": schema}),
+    )
+    assert episode(row, [call("t", {"v": 5, "w": 2}), FINAL])["reward"] == 1.0
+    explicit = json.loads(json.dumps(row))  # a schema that names its draft is read as that draft
+    explicit["reward_spec"]["ground_truth"]["tool_schemas"] = json.dumps(
+        {"t": {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "dependentRequired": {"v": ["x"]}}}
+    )
+    assert episode(explicit, [call("t", {"v": 5, "w": 2}), FINAL])["reward"] == 0.0
