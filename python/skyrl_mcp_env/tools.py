@@ -276,7 +276,7 @@ def _encodable(arguments: dict[str, Any]) -> bool:
 def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:
     """server name -> launch spec, from an inventory file (servers without one are left out).
 
-    The server names are held to skyrl's rule (``server_name_fault``; duplicates refused too), so an inventory
+    The server names are held to skyrl's rule (``name_fault``; duplicates refused too), so an inventory
     skyrl refuses to load is refused here as well, and a malformed entry is a ``ConfigError`` naming its path,
     never a KeyError or AttributeError. The tools are not read (live mode asks the server for them).
     """
@@ -294,7 +294,7 @@ def load_launch_specs(path: str) -> dict[str, dict[str, Any]]:
         if not isinstance(server, dict):
             raise ConfigError(f"inventory: {path}: servers[{i}]: must be an object")
         name = server.get("name")
-        fault = server_name_fault(name)
+        fault = name_fault(name, "server")
         if fault is None and name in names:
             fault = f'duplicate server name "{name}"'
         if fault is not None:
@@ -371,11 +371,6 @@ def name_fault(name: Any, kind: str = "server") -> Optional[str]:
             )
         at += 2 if c > 0xFFFF else 1
     return None
-
-
-def server_name_fault(name: Any) -> Optional[str]:
-    """``name_fault`` of an inventory's server name."""
-    return name_fault(name, "server")
 
 
 def _describe(e: BaseException) -> str:

@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXTURES, REPO, call, episode, make_row, play
 
 from skyrl_mcp_env import MCPToolEnv, tools
-from skyrl_mcp_env.tools import ConfigError, close_sessions, name_fault, server_name_fault, sessions
+from skyrl_mcp_env.tools import ConfigError, close_sessions, name_fault, sessions
 
 NODE = shutil.which("node")
 
@@ -323,7 +323,7 @@ def test_tool_name_faults_follow_skyrls_rule():
     assert name_fault("fmp.get_quote", "tool") is None and name_fault("read file/ü", "tool") is None
     assert "a tool name is written as one line" in name_fault("a\nb", "tool")
     assert "could name this tool" in name_fault("a,b", "tool")
-    assert "could name this server" in server_name_fault("a,b")
+    assert "could name this server" in name_fault("a,b", "server")
     assert "lone surrogate" in name_fault("a\ud800", "tool") and name_fault("😀", "tool") is None
 
 

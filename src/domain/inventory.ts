@@ -64,8 +64,8 @@ export type NameKind = "server" | "tool"
  * allows it in a server's name, its tool-name guidance asks for none in a tool's). Anything else (spaces, `.`,
  * `/`, non-ASCII letters) is kept. Empty and untrimmed names are refused by the schema before this.
  * The one home of the rule: `ServerName` and `ToolName` apply it on load, `tools import` to each tool a server
- * lists, and MCPToolEnv's live mode (`server_name_fault` in python/skyrl_mcp_env/tools.py) to the server names
- * it reads.
+ * lists, and MCPToolEnv's live mode (`name_fault` in python/skyrl_mcp_env/tools.py, the same rule in Python) to
+ * the server names it reads and the tools each server lists.
  */
 export const nameFault = (name: string, kind: NameKind): string | undefined => {
   for (let i = 0; i < name.length; i++) {
