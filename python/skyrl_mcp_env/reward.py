@@ -39,6 +39,7 @@ import functools
 import itertools
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
@@ -446,7 +447,8 @@ def _dependency_order(numbers: list[int], deps: dict[int, tuple[int, ...]]) -> l
 class Evidence:
     """The results a call could read: a derived value is grounded when each string in it (non-empty) occurs
     in one of their texts (as written, or JSON-escaped) and each number equals a number written there
-    (``1,234.5``, ``-3`` and ``1e3`` read as numbers); booleans and nulls hold nothing to find."""
+    (``1,234.5``, ``-3`` and ``1e3`` read as numbers); booleans and nulls hold nothing to find. A string
+    occurs as a whole token (``_occurs_as_token``)."""
 
     _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
@@ -461,7 +463,7 @@ class Evidence:
             return all(self.holds(v) for v in value)
         if isinstance(value, str):
             forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-            return not value or any(f in t for t in self.texts for f in forms)
+            return not value or any(_occurs_as_token(t, f) for t in self.texts for f in forms)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value in self.numbers()
         return True
@@ -472,6 +474,32 @@ class Evidence:
             found = (m.group().replace(",", "") for t in self.texts for m in self._NUMBER.finditer(t))
             self._numbers = {v for n in found for v in (float(n), abs(float(n)))}
         return self._numbers
+
+
+def _kind(c: str) -> str:
+    """A character's kind for token edges: a letter (or ``_``), a digit, or anything else."""
+    category = unicodedata.category(c)
+    return "letter" if c == "_" or category[0] == "L" else "digit" if category[0] == "N" else "other"
+
+
+def _token_edge(t: str, i: int) -> bool:
+    """No run of letters or of digits goes on across index ``i`` of ``t``: the edge of a token."""
+    if i == 0 or i >= len(t):
+        return True
+    kind = _kind(t[i - 1])
+    return kind == "other" or kind != _kind(t[i])
+
+
+def _occurs_as_token(t: str, form: str) -> bool:
+    """``form`` occurs in ``t`` as a whole token: not cut out of a run of letters or of digits (``P`` is not in
+    ``PLTR``, nor ``42`` in ``420``; ``2026-12-05`` is in ``2026-12-05T10:00``). Without it a policy sending
+    one letter grounded nearly any value. skyrl verify reads it alike (src/skyrl/grounding.ts)."""
+    i = t.find(form)
+    while i >= 0:
+        if _token_edge(t, i) and _token_edge(t, i + len(form)):
+            return True
+        i = t.find(form, i + 1)
+    return False
 
 
 def _grounds(evidence: Evidence, value: Any, illustrative: Any) -> bool:

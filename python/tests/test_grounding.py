@@ -70,6 +70,15 @@ def test_an_invented_derived_value_loses_the_step_only_when_grounding_is_on(pala
     assert lenient["reward"] == 1.0 and lenient["metadata"]["ungrounded_calls"] == 0
 
 
+@pytest.mark.parametrize("cut", ["P", "PLT", "Palan", "Technologies Inc"])
+def test_a_value_cut_out_of_a_word_of_the_results_does_not_ground(palantir, cassettes, cut):
+    # Before whole tokens were asked for, one letter of the results grounded the step (1.0 for "P").
+    config = cassettes('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]')
+    out = episode(palantir, [SEARCH, quote(cut), FINAL], config)
+    held = cut == "Technologies Inc"  # whole words of the name: a value the results give
+    assert out["reward"] == (1.0 if held else 0.25) and out["metadata"]["ungrounded_calls"] == (0 if held else 1)
+
+
 def test_a_search_that_returned_nothing_grounds_nothing(palantir, cassettes):
     # the plan's illustrative value, sent after a search whose result holds no ticker: a guess
     out = episode(palantir, [SEARCH, quote("PLTR"), FINAL], cassettes("[]"))

@@ -2,7 +2,8 @@
  * Is a derived param's value held by the results a call could read? The reading MCPToolEnv's
  * `ground_derived` scores with (python/skyrl_mcp_env/reward.py `Evidence`; both held to
  * test/fixtures/grounding/vectors.json): each non-empty string of the value occurs in a result's text, as
- * written or JSON-escaped (with or without `\u` escapes of non-ASCII characters); each number equals a
+ * written or JSON-escaped (with or without `\u` escapes of non-ASCII characters), as a whole token (`occursAsToken`);
+ * each number equals a
  * number a text writes (`1,234.5`, `-3`, `1e3`; the `05` of a date is 5); booleans and nulls hold nothing
  * to find. Pure.
  */
@@ -12,6 +13,43 @@ const NUMBER = /-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 /** A string's JSON text without its quotes, every character outside printable ASCII as a `\u` escape (Python's `ensure_ascii`). */
 const asciiEscaped = (s: string): string =>
   JSON.stringify(s).slice(1, -1).replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+/** A character's kind for token edges: a letter (or `_`), a digit, or anything else. */
+const kindOf = (c: string): "letter" | "digit" | "other" =>
+  /[\p{L}_]/u.test(c) ? "letter" : /\p{N}/u.test(c) ? "digit" : "other"
+
+/** The code point of `t` just before index `i` (undefined at 0), a surrogate pair read as one. */
+const charBefore = (t: string, i: number): string | undefined => {
+  if (i === 0) return undefined
+  const low = t.charCodeAt(i - 1)
+  return i >= 2 && low >= 0xdc00 && low <= 0xdfff && (t.charCodeAt(i - 2) & 0xfc00) === 0xd800
+    ? t.slice(i - 2, i)
+    : t[i - 1]
+}
+
+/** The code point of `t` at index `i` (undefined at its end). */
+const charAt = (t: string, i: number): string | undefined =>
+  i >= t.length ? undefined : String.fromCodePoint(t.codePointAt(i)!)
+
+/** No run of letters or of digits goes on across index `i` of `t`: the edge of a token. */
+const tokenEdge = (t: string, i: number): boolean => {
+  const [before, after] = [charBefore(t, i), charAt(t, i)]
+  if (before === undefined || after === undefined) return true
+  const kind = kindOf(before)
+  return kind === "other" || kind !== kindOf(after)
+}
+
+/**
+ * Whether `form` occurs in `t` as a whole token: not cut out of a run of letters or of digits (`P` is not
+ * in `PLTR`, nor `42` in `420`; `2026-12-05` is in `2026-12-05T10:00`, `PLTR` in `"PLTR"`). Without it a
+ * policy sending one letter grounded nearly any value.
+ */
+const occursAsToken = (t: string, form: string): boolean => {
+  for (let i = t.indexOf(form); i >= 0; i = t.indexOf(form, i + 1)) {
+    if (tokenEdge(t, i) && tokenEdge(t, i + form.length)) return true
+  }
+  return false
+}
 
 export class Evidence {
   private numbers: Set<number> | undefined
@@ -24,7 +62,7 @@ export class Evidence {
     if (typeof value === "string") {
       if (value === "") return true
       const forms = new Set([value, JSON.stringify(value).slice(1, -1), asciiEscaped(value)])
-      return this.texts.some((t) => [...forms].some((f) => t.includes(f)))
+      return this.texts.some((t) => [...forms].some((f) => occursAsToken(t, f)))
     }
     if (typeof value === "number") return this.numbersWritten().has(value)
     return true
