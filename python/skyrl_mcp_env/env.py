@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
 from .canonical import canonical_json
-from .plan import Plan, json_object, plan_from_extras, positive_int, shown
+from .plan import Plan, json_object, plan_from_extras, positive_int, shown, with_plan_limits
 from .reward import CallRecord, Trajectory, limit_breach, planned_params, score
 from .tools import ConfigError, ToolBackend, ToolResult, make_backend
 
@@ -76,6 +76,7 @@ class Settings:
     strict_finish: bool = True  # strict also needs a final answer within the limits and max_turns
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     ground_derived: bool = False  # a derived param matches only with a value an earlier ok result holds
+    limits_from_plan: bool = True  # a row without limits gets the plan's own (distinct tools and servers)
     judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
     max_response_chars: int = 8000  # longer tool results are cut
     max_calls_per_turn: int = 32  # calls of one turn beyond this are not run (invalid calls)
@@ -107,6 +108,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strict_finish": (lambda v: isinstance(v, bool), "true or false"),
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
     "ground_derived": (lambda v: isinstance(v, bool), "true or false"),
+    "limits_from_plan": (lambda v: isinstance(v, bool), "true or false"),
     "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "max_calls_per_turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
@@ -166,6 +168,8 @@ class MCPToolEnv(BaseTextEnv):
         self.extras = extras or {}
         self.settings = Settings.read(env_config)
         self.plan: Plan = plan_from_extras(self.extras)
+        if self.settings.limits_from_plan:
+            self.plan = with_plan_limits(self.plan)
         self.max_turns = _max_turns(self.plan, self.extras)
         self.judge = _load_judge(self.settings.judge)
         s = self.settings

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
 
@@ -82,6 +82,17 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         tools_listed=listed is not None,
         schemas=_schemas(gt.get("tool_schemas"), where),
         rubric=gt.get("rubric"),
+    )
+
+
+def with_plan_limits(plan: Plan) -> Plan:
+    """The plan with the limits a row leaves out set to what the plan itself uses (its distinct call names and
+    servers). reward.md's property 3 (calling every tool of the prompt scores at most half the plan) holds
+    through ``limits``: without them, on a plan of 3 tools and 1 distractor, calling all 4 scored 0.75."""
+    return replace(
+        plan,
+        max_tools=plan.max_tools if plan.max_tools is not None else len({s.call_name for s in plan.steps}),
+        max_servers=plan.max_servers if plan.max_servers is not None else len({s.server for s in plan.steps}),
     )
 
 

@@ -118,6 +118,23 @@ def test_3_every_tool_of_the_prompt_scores_at_most_half(movers):
     assert out["metadata"]["limit_exceeded"] == "limit:max_tools"
 
 
+def test_3_a_row_without_limits_gets_the_plans_own():
+    # Rows from elsewhere may carry no limits. Without them, on a plan of 3 tools and 1 distractor, calling
+    # all 4 tools scored 0.75 (property 3 asks for at most half of the plan's 1.0).
+    steps = [{"server": "everything", "tool": t, "params": p} for t, p in (("echo", {"message": "hi"}),
+             ("get-sum", {"a": 1, "b": 2}), ("get-tiny-image", {}))]
+    offered = [{"server": "everything", "tool": s["tool"], "call_name": s["tool"]} for s in steps]
+    row = make_row(steps, available_tools=offered + [{"server": "everything", "tool": "toggle-simulated-logging",
+                                                      "call_name": "toggle-simulated-logging"}])
+    del row["reward_spec"]["ground_truth"]["limits"]
+    spray = [call(s["tool"], s["params"]) for s in steps] + [call("toggle-simulated-logging", {}), FINAL]
+    out = episode(row, spray)
+    assert out["metadata"]["limit_exceeded"] == "limit:max_tools" and out["reward"] == 0.375
+    assert episode(row, plan_calls(row) + [FINAL])["reward"] == 1.0
+    lenient = episode(row, spray, {"limits_from_plan": False})
+    assert lenient["metadata"]["limit_exceeded"] is None and lenient["reward"] == 0.75
+
+
 def test_3_every_tool_in_one_turn_scores_at_most_half(movers):
     first = {s["tool"]: json.loads(s["params"]) for s in movers["reward_spec"]["ground_truth"]["tool_sequence"]}
     tools = [t["call_name"] for t in movers["reward_spec"]["ground_truth"]["available_tools"]]
