@@ -19,7 +19,7 @@
 import { Clock, Duration, Effect, Either, Option, Ref, Schedule, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchPart, BatchRun } from "../domain/batch.js"
-import { BatchPending, endpointUrl, isTerminal } from "../domain/batch.js"
+import { BatchPending, BatchStateError, endpointUrl, isTerminal } from "../domain/batch.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import { IncompleteRun } from "../domain/run.js"
 import { BatchClient } from "../services/Batch.js"
@@ -226,13 +226,63 @@ const download = (runDir: string, start: BatchRun) =>
 /** A line of requests.jsonl: which part submitted a request, and the hash of its body. */
 const RequestHash = Schema.Struct({ custom_id: Schema.String, part: Schema.Number, sha256: Schema.String })
 
+/** A line of a part's input file, as far as its request hash needs it. */
+const InputLine = Schema.parseJson(Schema.Struct({ custom_id: Schema.String, body: Schema.Unknown }))
+
+/**
+ * The request hashes of the parts that requests.jsonl does not hold in full (the file deleted, cut short
+ * or edited), read from each such part's input file, which holds the very lines that were uploaded.
+ * Without them the part's samples would count as never sent and be paid for again in a follow-up batch,
+ * however many answers their batch holds; so a part whose input file cannot be read either stops the
+ * collect, naming both files.
+ */
+const restoreSubmitted = (runDir: string, run: BatchRun, answers: BatchAnswers, perPart: Map<number, number>) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const requestsFile = path.join(runDir, REQUESTS_FILE)
+    for (const part of run.parts) {
+      const listed = perPart.get(part.part) ?? 0
+      if (listed >= part.requests) continue
+      const missing = part.requests - listed
+      const inputFile = path.join(runDir, part.input)
+      const unreadable = (why: string) =>
+        new BatchStateError({
+          path: requestsFile,
+          reason: `lacks the ${missing} requests of part ${part.part}, and its input file ${inputFile} ${why}: ` +
+            "which samples the part holds is unknown, so none is sent again (that could pay for answers its batch " +
+            "already holds); restore either file, then collect again"
+        })
+      const text = yield* storage.readText(inputFile).pipe(
+        Effect.catchAll((e) => Effect.fail(unreadable(`cannot be read (${e.reason})`)))
+      )
+      const lines = text.split("\n").filter((l) => l.trim() !== "")
+      const decoded = lines.map((l) => Schema.decodeUnknownEither(InputLine)(l))
+      const bad = decoded.findIndex(Either.isLeft)
+      if (bad >= 0) return yield* unreadable(`has a line that is not a request (line ${bad + 1})`)
+      if (decoded.length !== part.requests) {
+        return yield* unreadable(`holds ${decoded.length} requests, not the ${part.requests} batch.json records`)
+      }
+      for (const d of decoded) {
+        if (Either.isRight(d)) answers.addSubmitted(d.right.custom_id, part.part, bodyHash(d.right.body))
+      }
+      yield* Effect.logWarning(
+        `${requestsFile} lacks the ${missing} requests of part ${part.part}; read from ${part.input}`
+      )
+    }
+  })
+
 /** Every collected line and submitted hash of the run. */
 const loadAnswers = (runDir: string, run: BatchRun) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const answers = new BatchAnswers()
     const requestsFile = path.join(runDir, REQUESTS_FILE)
-    yield* readLogEntries(requestsFile, RequestHash, (r) => answers.addSubmitted(r.custom_id, r.part, r.sha256))
+    const perPart = new Map<number, number>()
+    yield* readLogEntries(requestsFile, RequestHash, (r) => {
+      answers.addSubmitted(r.custom_id, r.part, r.sha256)
+      perPart.set(r.part, (perPart.get(r.part) ?? 0) + 1)
+    })
+    yield* restoreSubmitted(runDir, run, answers, perPart)
     let unreadable = 0
     const named: Array<string> = []
     for (const part of run.parts) {

@@ -1,0 +1,68 @@
+/**
+ * A batch run directory edited or partly deleted between submission and collect: the built CLI against the
+ * fake Files/Batches server (test/support/fakeBatch.ts). Whatever is missing, a collect never pays for a
+ * request the batches already answered, and says what it could not rebuild.
+ */
+import { existsSync, readFileSync, rmSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
+import { runCli } from "./support/cli.js"
+import { lineAnswer } from "./support/fakeBatch.js"
+import { validTaskFor } from "./support/fakeTasks.js"
+
+const { fake } = batchFakes()
+
+/** A generate run of 4 samples in 2 batches, submitted and finished (status --wait), not collected. */
+const finishedRun = async () => {
+  const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+  const out = tmpOut()
+  const args = ["generate", "-n", "4", "--out", out, "--backend", "batch", "--batch-max-requests", "2"]
+  const r = await runCli(args, { env: env(f) })
+  expect(r.status, r.stderr).toBe(0)
+  const runDir = r.stdout.trim()
+  const s = await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
+  expect(s.status, s.stderr).toBe(0)
+  expect(f.batches.map((b) => b.status)).toEqual(["completed", "completed"])
+  return { f, out, runDir, creates: () => f.requests.filter((q) => q.method === "POST").length }
+}
+
+describe("a batch run directory partly deleted", () => {
+  it(
+    "requests.jsonl deleted: collect reads each part's requests from its input file and sends nothing again",
+    async () => {
+      // Before: every sample counted as "never sent" (no part held it), and the collect paid for all 4 again in
+      // a follow-up batch (exit 75), though the output files of both batches held their answers.
+      const { creates, f, out, runDir } = await finishedRun()
+      const posts = creates()
+      rmSync(join(runDir, "requests.jsonl"))
+      const c = await runCli(["batch", "collect", runDir], { env: env(f) })
+      expect(c.status, c.stderr).toBe(0)
+      expect(c.stderr).toMatch(/requests\.jsonl lacks the 2 requests of part 1; read from batch_001_input\.jsonl/)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
+      expect(f.batches).toHaveLength(2)
+      expect(creates()).toBe(posts)
+      expect(f.online.requests).toHaveLength(0)
+    },
+    60_000
+  )
+
+  it(
+    "requests.jsonl and a part's input file deleted: collect stops naming both, sends and writes nothing",
+    async () => {
+      const { creates, f, out, runDir } = await finishedRun()
+      const posts = creates()
+      rmSync(join(runDir, "requests.jsonl"))
+      rmSync(join(runDir, "batch_002_input.jsonl"))
+      const c = await runCli(["batch", "collect", runDir], { env: env(f) })
+      expect(c.status).toBe(1)
+      expect(c.stderr).toContain(`${join(runDir, "requests.jsonl")}: lacks the 2 requests of part 2`)
+      expect(c.stderr).toContain("batch_002_input.jsonl")
+      expect(creates()).toBe(posts)
+      expect(f.online.requests).toHaveLength(0)
+      expect(existsSync(out)).toBe(false)
+      expect(readFileSync(join(runDir, "batch.json"), "utf8")).not.toMatch(/follow-up/)
+    },
+    60_000
+  )
+})
