@@ -3,7 +3,7 @@
  * fake Files/Batches server (test/support/fakeBatch.ts). Whatever is missing, a collect never pays for a
  * request the batches already answered, and says what it could not rebuild.
  */
-import { existsSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
@@ -65,4 +65,26 @@ describe("a batch run directory partly deleted", () => {
     },
     60_000
   )
+
+  it("a downloaded output file deleted: the next collect downloads it again instead of failing", async () => {
+    // Before: `skyrl: cannot read .../batch_001_output.jsonl: no such file or directory`, exit 1, on every
+    // collect, though the API still had the file (batch.json records its id).
+    const { f, out, runDir } = await finishedRun()
+    const c = await runCli(["batch", "collect", runDir], { env: env(f) })
+    expect(c.status, c.stderr).toBe(0)
+    const rows = readFileSync(out, "utf8")
+    const downloads = () => f.requests.filter((q) => q.path.endsWith("/content")).length
+    const before = downloads()
+    rmSync(join(runDir, "batch_001_output.jsonl"))
+    rmSync(join(runDir, "journal.jsonl"))
+    writeFileSync(out, "")
+    const again = await runCli(["batch", "collect", runDir], { env: env(f) })
+    expect(again.status, again.stderr).toBe(0)
+    expect(again.stderr).toMatch(/batch_001_output\.jsonl was downloaded before and is gone; downloading it again/)
+    expect(downloads()).toBe(before + 1)
+    expect(existsSync(join(runDir, "batch_001_output.jsonl"))).toBe(true)
+    expect(readFileSync(out, "utf8")).toBe(rows)
+    expect(f.batches).toHaveLength(2)
+    expect(f.online.requests).toHaveLength(0)
+  }, 60_000)
 })

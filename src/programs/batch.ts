@@ -201,8 +201,20 @@ const download = (runDir: string, start: BatchRun) =>
     const storage = yield* Storage
     const client = yield* BatchClient
     let run = start
-    for (const part of start.parts) {
-      if (!isTerminal(part.status)) continue
+    /** A file recorded as downloaded that is no longer in the run directory (deleted): downloaded again. */
+    const lost = (name: string | null) =>
+      name === null ? Effect.succeed(false) : Effect.map(storage.exists(path.join(runDir, name)), (here) => !here)
+    for (const original of start.parts) {
+      if (!isTerminal(original.status)) continue
+      let part = original
+      for (const [key, name] of [["output", part.output], ["error_output", part.error_output]] as const) {
+        if (yield* lost(name)) {
+          yield* Effect.logWarning(
+            `${path.join(runDir, name!)} was downloaded before and is gone; downloading it again`
+          )
+          part = { ...part, [key]: null }
+        }
+      }
       const patch: { output?: string; error_output?: string } = {}
       if (part.output_file_id !== null && part.output === null) {
         const text = yield* client.fileContent(part.output_file_id)
