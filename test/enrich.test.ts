@@ -555,6 +555,32 @@ describe("enrich: bad input", () => {
   )
 
   it(
+    "a prompt holding half a surrogate pair (an emoji cut in two) is an input reject: no model call for it",
+    async () => {
+      // Before: the row was planned, and each of --max-attempts answers (3 paid calls) was refused for the
+      // source's own text (contract/json), with `rerun with --resume to retry them` (3 more calls each time).
+      const server = await fake()
+      const dir = tmp()
+      const input = join(dir, "chats.jsonl")
+      // JSON text can escape half a pair: Python's json.dumps of a string cut inside an emoji writes "\ud83d".
+      writeFileSync(
+        input,
+        "{\"id\": \"ok-0\", \"messages\": [{\"role\": \"user\", \"content\": \"Get the AAPL quote.\"}]}\n" +
+          "{\"id\": \"cut-1\", \"messages\": [{\"role\": \"user\", \"content\": \"Get the KO quote \\ud83d\"}]}\n"
+      )
+      const out = join(dir, "rows.jsonl")
+      const r = await enrich([input, "--out", out], server)
+      expect(r.status, r.stderr).toBe(0)
+      expect(calls(server)).toHaveLength(1)
+      expect(readJsonl(out).map((x) => meta(x).source_id)).toEqual(["ok-0"])
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.stage, x.row, x.field])).toEqual([["input", 1, "messages[0].content"]])
+      expect(rejects[0].reason).toMatch(/^holds a lone surrogate \(U\+D83D at character 17\)/)
+    },
+    60_000
+  )
+
+  it(
     "--out equal to the input, or with an unwritable extension, is a usage error (exit 2) before any call",
     async () => {
       const server = await fake()

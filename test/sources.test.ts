@@ -208,6 +208,37 @@ describe("row problems name the field", () => {
     expect(problem(extractSource({ question: "?" })).reason).toMatch(/not a SkyRL row, ShareGPT conversation/)
   })
 
+  it("half a surrogate pair in the prompt or the id (no UTF-8: no dataset reader takes the row)", () => {
+    // Before: taken as a prompt; each attempt's row was refused (contract/json) after the model call.
+    const cut = "Get the quote \ud83d for AAPL"
+    expect(problem(extractSource({ messages: [{ role: "user", content: cut }] }))).toEqual({
+      field: "messages[0].content",
+      reason: expect.stringMatching(/^holds a lone surrogate \(U\+D83D at character 14\)/)
+    })
+    expect(problem(extractSource([{ from: "system", value: cut }, { from: "human", value: "q" }])).field).toBe(
+      "[0].value"
+    )
+    const badId = extractSource({ id: "row-\udc00", messages: [{ role: "user", content: "q" }] })
+    expect(problem(badId).field).toBe("id")
+    expect(badId._tag === "Invalid" && badId.id).toBeUndefined()
+    expect(
+      problem(
+        extractSource({
+          prompt: [{ role: "user", content: "q" }],
+          reward_spec: { ground_truth: { task_id: "\ud800" } }
+        })
+      )
+        .field
+    ).toBe("reward_spec.ground_truth.task_id")
+    // A whole pair (an emoji) is text like any other; so are assistant turns after the prompt.
+    expect(prompt(extractSource({ messages: [{ role: "user", content: "Get \ud83d\ude00 AAPL" }] })).user).toBe(
+      "Get \ud83d\ude00 AAPL"
+    )
+    expect(
+      prompt(extractSource({ messages: [{ role: "user", content: "q" }, { role: "assistant", content: cut }] })).user
+    ).toBe("q")
+  })
+
   it("--input-format forces a format and names the mismatch", () => {
     const row = { messages: [{ role: "user", content: "q" }] }
     expect(prompt(extractSource(row, "openai")).format).toBe("openai")

@@ -24,6 +24,7 @@
 import { Either } from "effect"
 import { describeType, isObject } from "../domain/json.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
+import { loneSurrogateOf } from "./utf8.js"
 
 export const INPUT_FORMATS = ["skyrl", "sharegpt", "openai"] as const
 export type InputFormat = (typeof INPUT_FORMATS)[number]
@@ -188,6 +189,10 @@ const textContent = (m: Message): Either.Either<string, SourceProblem> => {
     })
   }
   if (m.content.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
+  // Half a surrogate pair (JSON text can escape one, "\ud83d", e.g. an emoji cut in two): the row would be
+  // refused whatever plan came back, as no dataset reader takes it (src/skyrl/utf8.ts).
+  const surrogate = loneSurrogateOf(m.content)
+  if (surrogate !== undefined) return Either.left({ field: m.contentField, reason: surrogate })
   return Either.right(m.content)
 }
 
@@ -415,12 +420,18 @@ export const toolNamesOf = (block: ToolsBlock): ReadonlyArray<string> =>
 // ---------------------------------------------------------------------------------------------
 // Rows
 
-const idOf = (value: unknown): string | undefined => {
+/** A row's id and the field it was read from. */
+interface RowId {
+  readonly id: string
+  readonly field: string
+}
+
+const idOf = (value: unknown, base = ""): RowId | undefined => {
   if (!isObject(value)) return undefined
   for (const key of ["id", "conversation_id", "task_id"]) {
     const v = value[key]
-    if (typeof v === "string" && v.trim() !== "") return v.trim()
-    if (typeof v === "number") return String(v)
+    if (typeof v === "string" && v.trim() !== "") return { id: v.trim(), field: `${base}${key}` }
+    if (typeof v === "number") return { id: String(v), field: `${base}${key}` }
   }
   return undefined
 }
@@ -434,11 +445,13 @@ const parseMaybeJson = (u: unknown): unknown => {
   }
 }
 
-const skyrlId = (row: Json): string | undefined => {
+const skyrlId = (row: Json): RowId | undefined => {
   const gt = isObject(row.reward_spec) && isObject(row.reward_spec.ground_truth) ? row.reward_spec.ground_truth : {}
-  if (typeof gt.task_id === "string" && gt.task_id.trim() !== "") return gt.task_id.trim()
+  if (typeof gt.task_id === "string" && gt.task_id.trim() !== "") {
+    return { id: gt.task_id.trim(), field: "reward_spec.ground_truth.task_id" }
+  }
   const meta = isObject(row.extra_info) ? parseMaybeJson(row.extra_info.task_metadata) : undefined
-  return idOf(meta) ?? idOf(row)
+  return idOf(meta, "extra_info.task_metadata.") ?? idOf(row)
 }
 
 /** True when a SkyRL row carries a non-empty `reward_spec.ground_truth.tool_sequence`. */
@@ -456,7 +469,13 @@ const invalid = (id: string | undefined, problem: SourceProblem): SourceRow => (
  */
 export const extractSource = (value: unknown, format?: InputFormat): SourceRow => {
   const detected = detectFormat(value)
-  const id = isObject(value) ? (detected === "skyrl" ? skyrlId(value) : idOf(value)) : undefined
+  const rowId = isObject(value) ? (detected === "skyrl" ? skyrlId(value) : idOf(value)) : undefined
+  const id = rowId?.id
+  // The id becomes the row's task_id: one that no dataset reader takes (half a surrogate pair) rejects the row.
+  const idSurrogate = rowId === undefined ? undefined : loneSurrogateOf(rowId.id)
+  if (rowId !== undefined && idSurrogate !== undefined) {
+    return invalid(undefined, { field: rowId.field, reason: idSurrogate })
+  }
   const chosen = format ?? detected
   if (chosen === undefined) {
     return invalid(id, {
