@@ -467,6 +467,49 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(offeredTools(calls(server)[0].body).length).toBeGreaterThan(20)
   }, 60_000)
 
+  it("no two rows share a task_id: a repeated source id, or one task_id the model gives every row", async () => {
+    // Before: rows 1 and 2 were both "dup", rows 3 and 4 both "quote-lookup", and row 1 had the id of the
+    // copied row 0: enrich exited 0 and `skyrl validate` on its output failed (duplicate/task-id, 3 violations).
+    const server = await servers.start((ctx) =>
+      answer(JSON.stringify({ ...JSON.parse(planAnswer(ctx)), task_id: "quote-lookup" }), USAGE)
+    )
+    const dir = tmp()
+    const input = join(dir, "mixed.jsonl")
+    const copied = source.find((row) => row.reward_spec?.ground_truth?.task_id === "has-plan-1")
+    const chat = (id: string | undefined, user: string) =>
+      JSON.stringify({ ...(id === undefined ? {} : { id }), messages: [{ role: "user", content: user }] })
+    writeFileSync(
+      input,
+      [
+        JSON.stringify(copied),
+        chat("has-plan-1", "Get the AMD quote."),
+        chat("dup", "Get the INTC quote."),
+        chat("dup", "Get the KO quote."),
+        chat(undefined, "Get the PEP quote."),
+        chat(undefined, "Get the TSLA quote.")
+      ].join("\n") + "\n"
+    )
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([input, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    const rows = readJsonl(out)
+    expect(rows.map((x) => x.reward_spec.ground_truth.task_id)).toEqual([
+      "has-plan-1",
+      "has-plan-1-row1",
+      "dup",
+      "dup-row3",
+      "quote-lookup-row4",
+      "quote-lookup-row5"
+    ])
+    expect(rows.slice(1).map((x) => meta(x).source_id)).toEqual(["has-plan-1", "dup", "dup", null, null])
+    expect(r.stderr).toContain(
+      "row 3 (id dup): its id is also the id of another row of the file; this row's task_id is dup-row3"
+    )
+    const v = await runCli(["validate", out, "--max-prompt-tokens", "4096"])
+    expect(v.stdout).not.toMatch(/duplicate\/task-id\s+[1-9]/)
+    expect(v.stderr).not.toMatch(/duplicate\/task-id/)
+  }, 60_000)
+
   it("JSON Lines whose rows are bare message lists: one row per line", async () => {
     const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
     const dir = tmp()

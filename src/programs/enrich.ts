@@ -52,6 +52,12 @@ export interface EnrichJob {
   /** The job's own inventory (narrowed to the prompt's tools, or taken from the prompt); undefined: the run's. */
   readonly inventory: InventoryApi | undefined
   readonly offered: EnrichRequestSpec["offered"]
+  /**
+   * The row's task_id when the source gives an id: the id itself, or `<id>-row<index>` when an earlier row
+   * of the file (or any row copied as it is) has that id. Undefined: the model's task_id with `-row<index>`.
+   * Either way no two rows of the output share one (`duplicate/task-id` fails `skyrl validate`).
+   */
+  readonly taskId?: string | undefined
 }
 
 export interface InputReject {
@@ -393,8 +399,32 @@ export const planEnrichment = (options: PlanOptions) =>
         offered: { _tag: "names", tools: offered }
       })
     }
-    return { input: options.input, jobs, skipped, rejected, rowsRead, limited } satisfies EnrichPlan
+    return {
+      input: options.input,
+      jobs: withTaskIds(jobs, skipped),
+      skipped,
+      rejected,
+      rowsRead,
+      limited
+    } satisfies EnrichPlan
   })
+
+/** Jobs with their row's task_id (`EnrichJob.taskId`): copied rows keep theirs, a job yields to any earlier one. */
+const withTaskIds = (jobs: ReadonlyArray<EnrichJob>, skipped: ReadonlyArray<Skip>): Array<EnrichJob> => {
+  const used = new Set(skipped.map((s) => s.row.reward_spec.ground_truth.task_id))
+  return jobs.map((job) => {
+    const id = job.source.id
+    if (id === undefined) return job
+    let taskId = used.has(id) ? `${id}-row${job.index}` : id
+    for (let n = 2; used.has(taskId); n++) taskId = `${id}-row${job.index}-${n}`
+    used.add(taskId)
+    return { ...job, taskId }
+  })
+}
+
+/** The task_id of a planned row: the source's (made unique) or the model's with the source row. */
+export const enrichTaskId = (job: EnrichJob, modelTaskId: string): string =>
+  job.taskId ?? `${modelTaskId.trim() || "task"}-row${job.index}`
 
 export interface EnrichOptions extends
   Omit<
@@ -442,7 +472,7 @@ export const enrichRequest = (job: EnrichJob, attempt: number): string =>
 /** The task handed to conversion: the source prompt (never the model's user_prompt) and the model's plan. */
 export const enrichTaskInput =
   (maxTurns: number) => (job: EnrichJob, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
-    task_id: job.source.id ?? task.task_id,
+    task_id: enrichTaskId(job, task.task_id),
     messages: [
       ...(job.source.system === undefined ? [] : [{ role: "system", content: job.source.system }]),
       { role: "user", content: job.source.user }
@@ -493,6 +523,14 @@ export const enrichProgram = (options: EnrichOptions) =>
   Effect.gen(function*() {
     const { plan } = options
     for (const s of plan.skipped) yield* Effect.logInfo(`${rowLabel(s.index, s.id)}: skipped, ${s.reason}`)
+    for (const job of plan.jobs) {
+      if (job.taskId === undefined || job.taskId === job.source.id) continue
+      yield* Effect.logWarning(
+        `${
+          rowLabel(job.index, job.source.id)
+        }: its id is also the id of another row of the file; this row's task_id is ${job.taskId}`
+      )
+    }
     for (const r of plan.rejected) {
       yield* Effect.logWarning(
         `${rowLabel(r.index, r.id)}: rejected: ${
