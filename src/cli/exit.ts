@@ -72,9 +72,27 @@ const batchBackend = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv): bool
   return (flag ?? env.OPENAI_BACKEND) === "batch"
 }
 
+/** Options that take a value and may come before the subcommand (`skyrl --log-level debug enrich ...`). */
+const VALUED_GLOBALS = new Set(["--log-level", "--log-format"])
+
+/** The words of the command line that are not options or their values: `["batch", "collect", RUN_DIR]`. */
+const commandWords = (argv: ReadonlyArray<string>): Array<string> => {
+  const words: Array<string> = []
+  const args = argv.slice(2)
+  for (let i = 0; i < args.length; i++) {
+    if (VALUED_GLOBALS.has(args[i])) i++
+    else if (!args[i].startsWith("-")) words.push(args[i])
+  }
+  return words
+}
+
 /** What an interrupted run prints: how to continue it when the command can resume (a batch run: collect). */
 export const interruptedMessage = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): string => {
-  const command = argv.slice(2).find((a) => !a.startsWith("-"))
+  const [command, sub] = commandWords(argv)
+  if (command === "batch" && sub === "collect") {
+    return "interrupted; what was collected is kept: run `skyrl batch collect RUN_DIR` again to continue " +
+      "(collecting again never makes a sample twice)"
+  }
   if (command === undefined || !RESUMABLE.has(command)) return "interrupted"
   return batchBackend(argv, env)
     ? "interrupted; what was submitted is kept: `skyrl batch collect RUN_DIR` (the run directory printed on stdout) continues it"
