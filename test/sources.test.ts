@@ -206,6 +206,17 @@ describe("row problems name the field", () => {
     })
     expect(problem(extractSource({ messages: [{ role: "user", content: "q" }, "oops"] })).field).toBe("messages[1]")
     expect(problem(extractSource({ question: "?" })).reason).toMatch(/not a SkyRL row, ShareGPT conversation/)
+    // Before: "not a SkyRL row, ShareGPT conversation or OpenAI message list (got an object with keys id,
+    // conversations)", with no field.
+    expect(problem(extractSource({ id: "a", conversations: "hello" }))).toEqual({
+      field: "conversations",
+      reason: "must be a list of messages, got string"
+    })
+    expect(problem(extractSource({ messages: null })).field).toBe("messages")
+    expect(problem(extractSource({ prompt: { role: "user", content: "q" } }))).toEqual({
+      field: "prompt",
+      reason: "must be a list of messages, got an object"
+    })
   })
 
   it("half a surrogate pair in the prompt or the id (no UTF-8: no dataset reader takes the row)", () => {

@@ -477,6 +477,16 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
     return invalid(undefined, { field: rowId.field, reason: idSurrogate })
   }
   const chosen = format ?? detected
+  // A row that has a format's list field, but not as a list: that field is what is wrong.
+  const listField = chosen === undefined && isObject(value)
+    ? ["prompt", "conversations", "messages"].find((k) => k in value)
+    : undefined
+  if (listField !== undefined) {
+    return invalid(id, {
+      field: listField,
+      reason: `must be a list of messages, got ${describeType((value as Json)[listField])}`
+    })
+  }
   if (chosen === undefined) {
     return invalid(id, {
       field: "",
