@@ -319,6 +319,37 @@ describe("the enqueued-token queue", () => {
   )
 
   it(
+    "a request larger on its own than --batch-max-tokens goes in a batch of its own (dry run and run), one at a time",
+    async () => {
+      // Before: the dry run ended `skyrl: internal error: one request counts ~N tokens, more than
+      // --batch-max-tokens 1000 allows`, and the submission stopped (exit 1) naming batch.json, with nothing
+      // submitted and `batch status finishes it` (it did not: every collect stopped on the same error).
+      const three = ["-n", "3", ...base.slice(2), "--batch-max-tokens", "1000"]
+      const dry = await runCli(["generate", "--out", tmpOut(), "--dry-run", ...three])
+      expect(dry.status, dry.stderr).toBe(0)
+      expect(dryParts(dry.stdout).map((p) => p.requests)).toEqual([1, 1, 1])
+      expect(dry.stdout).toMatch(/^part 1: .* over --batch-max-tokens 1000 on its own: sent alone/m)
+      const previousWhenCreated: Array<string> = []
+      const f = await fake({
+        lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE),
+        accepted: (event) => {
+          if (event.kind === "create" && event.batch.no > 1) previousWhenCreated.push(f.batches.at(-2)!.status)
+        }
+      })
+      const out = tmpOut()
+      const r = await runCli(["generate", "--out", out, ...three, "--wait", ...FAST], { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stderr).toMatch(/part 1 is one request of ~\d+k tokens, more than --batch-max-tokens 1000: sent alone/)
+      expect(f.batches.map((b) => b.lines.length)).toEqual([1, 1, 1])
+      // One at a time: each batch created once the one before it ended.
+      expect(previousWhenCreated).toEqual(["completed", "completed"])
+      expect(readJsonl(out).map(sampleOfRow)).toEqual(range(3))
+      expect(f.online.requests).toHaveLength(0)
+    },
+    90_000
+  )
+
+  it(
     "a batch the API refuses for the enqueued-token limit waits, is created again when a batch ends, and the run finishes",
     async () => {
       // The fake counts 1M tokens a request and allows 4M: one part of 4 fits, two do not.

@@ -481,7 +481,10 @@ export const batchDryRun = (input: {
     for (const [i, p] of parts.entries()) {
       out.push(
         `part ${i + 1}: ${p.requests} requests, ${(p.bytes / 1e6).toFixed(2)} MB, ~${p.tokens} tokens enqueued ` +
-          `(input ~${p.inputTokens} + max output ${settings.maxOutputTokens} per request)`
+          `(input ~${p.inputTokens} + max output ${settings.maxOutputTokens} per request)` +
+          (p.tokens > limits.maxTokens
+            ? `; over --batch-max-tokens ${limits.maxTokens} on its own: sent alone, once no other batch of the run runs`
+            : "")
       )
     }
     const usage = { input: inputTokens, cached: 0, output: requests * input.expectedOutput, reasoning: 0 }

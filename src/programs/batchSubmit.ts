@@ -98,7 +98,10 @@ export interface LineSize {
 
 /**
  * Groups items into chunks within the limits, lazily: only the chunk being filled is held (a
- * 50,000-request run never has all its request texts in memory at once).
+ * 50,000-request run never has all its request texts in memory at once). An item over `maxTokens` on its
+ * own (an estimate, against the user's notion of the account's queue) is a chunk of its own: its batch
+ * waits until none of the run's others runs, and the API says whether it fits. An item over `maxBytes`
+ * cannot be uploaded at all: that throws.
  */
 export function* chunkLines<T>(
   items: Iterable<T>,
@@ -116,9 +119,12 @@ export function* chunkLines<T>(
       )
     }
     if (n.tokens > limits.maxTokens) {
-      throw new Error(
-        `one request counts ~${n.tokens} tokens, more than --batch-max-tokens ${limits.maxTokens} allows in a batch`
-      )
+      if (current.length > 0) yield current
+      yield [item]
+      current = []
+      bytes = 0
+      tokens = 0
+      continue
     }
     const full = current.length >= limits.maxRequests || bytes + n.bytes > limits.maxBytes ||
       tokens + n.tokens > limits.maxTokens
@@ -544,6 +550,12 @@ export const onQueueRefusal = (part: BatchPart, info: BatchInfo, now: string): B
   }
 }
 
+/** The warning about a part that is one request over `--batch-max-tokens` on its own. */
+export const oversizeLine = (part: Pick<BatchPart, "part" | "tokens">, maxTokens: number): string =>
+  `part ${part.part} is one request of ~${
+    tokenCount(part.tokens)
+  } tokens, more than --batch-max-tokens ${maxTokens}: sent alone, once none of this run's other batches runs`
+
 /** A part whose input file is written and nothing is done remotely yet. */
 export const newPart = (
   fields: Pick<BatchPart, "part" | "purpose" | "input" | "requests" | "bytes" | "tokens">,
@@ -610,6 +622,7 @@ export const submitParts = (
       }, yield* nowIso)
       run = { ...run, parts: [...run.parts, recorded] }
       yield* writeRun(runDir, run)
+      if (recorded.tokens > limits.maxTokens) yield* Effect.logWarning(oversizeLine(recorded, limits.maxTokens))
     }
     return yield* finishSubmission(runDir, run)
   })
