@@ -87,4 +87,27 @@ describe("a batch run directory partly deleted", () => {
     expect(f.batches).toHaveLength(2)
     expect(f.online.requests).toHaveLength(0)
   }, 60_000)
+
+  it(
+    "a batch the API does not know (batch.json edited, or another project's key): named, with the likely cause",
+    async () => {
+      // Before: `skyrl: not found at the model API (check --model and OPENAI_BASE_URL): No such batch`, naming
+      // neither the batch nor the key.
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+      const r = await runCli(["generate", "-n", "2", "--out", tmpOut(), "--backend", "batch"], { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      const file = join(runDir, "batch.json")
+      const state = JSON.parse(readFileSync(file, "utf8"))
+      state.parts[0].batch_id = "batch-unknown"
+      writeFileSync(file, JSON.stringify(state))
+      for (const command of ["status", "collect"]) {
+        const c = await runCli(["batch", command, runDir], { env: env(f) })
+        expect(c.status).toBe(1)
+        expect(c.stderr).toMatch(/batch batch-unknown: No such batch \(the run recorded it; .*OPENAI_API_KEY/)
+      }
+      expect(f.batches).toHaveLength(1)
+    },
+    60_000
+  )
 })

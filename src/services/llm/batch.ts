@@ -13,7 +13,7 @@ import { Duration, Effect, Layer, Redacted } from "effect"
 import OpenAI, { toFile } from "openai"
 import type { BatchInfo, BatchStatus, FileInfo, Page } from "../../domain/batch.js"
 import type { LlmError, LlmSettings } from "../../domain/llm.js"
-import { MissingApiKey, Timeout } from "../../domain/llm.js"
+import { MissingApiKey, NotFound, Timeout } from "../../domain/llm.js"
 import type { BatchClientApi } from "../Batch.js"
 import { BatchClient } from "../Batch.js"
 import { apiKeyConfig, classifyError, resolveBaseUrl, scrub } from "./live.js"
@@ -94,6 +94,15 @@ export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted
   const call = <A>(what: string, f: (signal: AbortSignal) => Promise<A>): Effect.Effect<A, LlmError> =>
     withRetry(once(f), settings, logRetry(what, settings.maxRetries))
   const options = (signal: AbortSignal) => ({ signal, timeout: settings.timeoutMs + 1_000 })
+  /** A 404 for a batch or file the run recorded: which one, and why the API may not know it. */
+  const recorded = (what: string) => (e: LlmError): LlmError =>
+    e._tag === "NotFound"
+      ? new NotFound({
+        code: e.code,
+        reason: `${what}: ${e.reason} (the run recorded it; a batch and its files belong to the OpenAI project ` +
+          "of the key that made them: is OPENAI_API_KEY a key of that project, and OPENAI_BASE_URL the same API?)"
+      })
+      : e
   return {
     uploadFile: (name, content) =>
       once(async (signal) => {
@@ -119,12 +128,12 @@ export const makeBatchClient = (settings: LlmSettings, apiKey: Redacted.Redacted
       call(
         `batch ${id}`,
         async (signal) => batchInfoOf(scrub(await client.batches.retrieve(id, options(signal)), secret))
-      ),
+      ).pipe(Effect.mapError(recorded(`batch ${id}`))),
     fileContent: (id) =>
       call(`file ${id}`, async (signal) => {
         const response = await client.files.content(id, options(signal))
         return scrub(await response.text(), secret)
-      }),
+      }).pipe(Effect.mapError(recorded(`file ${id}`))),
     listBatches: (after) =>
       call("list batches", async (signal) =>
         pageOf(
