@@ -718,8 +718,11 @@ describe("enrich --backend batch against the fake Batch API", () => {
   }, 60_000)
 
   it(
-    "collect refuses an inventory file changed since submission, naming it: nothing sent, nothing written",
+    "an inventory file edited between submit and collect: collect builds the requests from the run's own copy",
     async () => {
+      // Before: enrich runs kept no inventory.json, so collect refused (exit 1, `changed since the run was
+      // submitted`) and the paid batch answers could only be collected by restoring the file; with the bundled
+      // inventory changed by an upgrade of skyrl, not at all.
       const f = await fake({ lines: (ctx) => lineAnswer(planAnswer(ctx), USAGE) })
       const out = tmpOut()
       const inv = join(out, "..", "inv.json")
@@ -730,13 +733,20 @@ describe("enrich --backend batch against the fake Batch API", () => {
         env: env(f)
       })
       expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      expect(existsSync(join(runDir, "inventory.json"))).toBe(true)
       writeFileSync(inv, text.replace("Get real-time stock quote", "Get a real-time stock quote"))
-      const c = await runCli(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
-      expect(c.status).toBe(1)
-      expect(c.stderr).toContain(`${inv}: changed since the run was submitted`)
+      const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
+      expect(c.status, c.stderr).toBe(0)
+      expect(readJsonl(out)).toHaveLength(2)
       expect(f.batches).toHaveLength(1)
       expect(f.online.requests).toHaveLength(0)
-      expect(existsSync(out)).toBe(false)
+      // The run's own copy is checked too: edited, collect refuses it, naming it.
+      const kept = join(runDir, "inventory.json")
+      writeFileSync(kept, readFileSync(kept, "utf8").replace("Get real-time stock quote", "Get a stock quote"))
+      const again = await runCli(["batch", "collect", runDir], { env: env(f) })
+      expect(again.status).toBe(1)
+      expect(again.stderr).toContain(`${kept}: changed since the run was submitted`)
     },
     60_000
   )
@@ -752,7 +762,6 @@ describe("enrich --backend batch against the fake Batch API", () => {
     // Rows added to the input after the submission (its two rows still first).
     writeFileSync(input, JSON.stringify(sharegpt.slice(0, 4)))
     const c = await runCli(["batch", "collect", r.stdout.trim(), "--wait", ...FAST], { env: env(f) })
-    console.log("DBG", c.stderr.slice(0, 1500))
     expect(c.status).toBe(1)
     expect(c.stderr).toContain(`${input}: changed since the run was submitted`)
     expect(f.batches).toHaveLength(1)

@@ -5,6 +5,7 @@ import type { BatchRun } from "../domain/batch.js"
 import { BATCH_MAX_BYTES, BatchStateError, endpointUrl } from "../domain/batch.js"
 import { InputError } from "../domain/errors.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
+import * as Inv from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import type { LlmChoice } from "../domain/llm.js"
 import { emptyUsage, makeLlmSettings } from "../domain/llm.js"
@@ -41,8 +42,9 @@ import { BatchClientLive } from "../services/llm/batch.js"
 import { LlmLive } from "../services/llm/live.js"
 import { progressLayer } from "../services/Progress.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { inventoryFingerprint } from "../services/RunJournal.js"
+import { inventoryFingerprint, runPaths } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
+import { toJsonText } from "../skyrl/layout.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
@@ -348,6 +350,16 @@ export const submitGenerateBatch = (input: SubmitInput<GenerateOptions>) =>
     )
   })
 
+/** Writes `inventory.json` in a run directory, unless it is there already (`submittedInventory` reads it). */
+const keepInventory = (runDir: string, inventory: Catalogue) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const file = path.join(runDir, "inventory.json")
+    if (yield* storage.exists(file)) return
+    yield* storage.makeDirectory(runDir)
+    yield* storage.writeFileAtomic(file, toJsonText(Schema.encodeSync(Inv.Inventory)(inventory), { indent: 2 }) + "\n")
+  }).pipe(Effect.provide(StorageLive))
+
 /**
  * `enrich --backend batch`: the same as generate's. batch.json keeps the options without the plan; collect
  * reads the input again (`planEnrichment` with the stored settings) to rebuild it.
@@ -357,6 +369,11 @@ export const submitEnrichBatch = (input: SubmitInput<EnrichOptions>) =>
     const program = forBatch(input.program, input.flags.batchEndpoint)
     const { baseInventory: _base, plan: _plan, ...stored } = program
     const run = batchRunOf("enrich", input, program.runId, stored)
+    // The inventory the requests are built from, kept in the run directory before anything is sent (as a
+    // generate run keeps its own): collect builds them again from it, whatever became of the file since.
+    if (program.baseInventory !== undefined) {
+      yield* keepInventory(runPaths(program.rawDir, program.runId).runDir, program.baseInventory.inventory)
+    }
     const inventory = yield* enrichRunInventory(program)
     yield* submitAndMaybeCollect(input, run, () => enrichSampling(program), Layer.succeed(Inventory, inventory))
   })
