@@ -255,6 +255,13 @@ describe("the queue", () => {
     expect(tooLarge.errors.at(-1)).toMatch(
       /alone counts ~5000 tokens, more than the limit of 1000: .*--resubmit --batch-max-tokens 1000/
     )
+    // One request larger than the limit: no smaller batch holds it, so --resubmit would only be refused again.
+    const oneRequest = onQueueRefusal({ ...p, tokens: 5000, requests: 1 }, info([limit]), "t")!
+    expect(oneRequest.status).toBe("failed")
+    expect(oneRequest.errors.at(-1)).toMatch(
+      /^part 2 is one request of ~5000 tokens, more than the limit of 1000: no batch can hold it/
+    )
+    expect(oneRequest.errors.at(-1)).not.toMatch(/--resubmit/)
     expect(onQueueRefusal(p, info(["line 3: invalid json"]), "t")).toBeUndefined()
   })
 })

@@ -531,8 +531,13 @@ export const onQueueRefusal = (part: BatchPart, info: BatchInfo, now: string): B
       status: "failed",
       errors: [
         ...info.errors,
-        `part ${part.part} alone counts ~${part.tokens} tokens, more than the limit of ${limit}: ` +
-        `collect with --resubmit --batch-max-tokens ${limit} to send its samples again in smaller batches`
+        part.requests === 1
+          // (Sent again in a batch of its own, it would be refused again.)
+          ? `part ${part.part} is one request of ~${part.tokens} tokens, more than the limit of ${limit}: no ` +
+            "batch can hold it, so its sample stays without an answer (a smaller --max-output-tokens makes a " +
+            "smaller request, in a new run)"
+          : `part ${part.part} alone counts ~${part.tokens} tokens, more than the limit of ${limit}: ` +
+            `collect with --resubmit --batch-max-tokens ${limit} to send its samples again in smaller batches`
       ],
       updated_at: now
     }
