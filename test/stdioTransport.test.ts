@@ -8,7 +8,14 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { DIRECT_IDS, plainCallResult, StdioTransport } from "../src/services/StdioTransport.js"
+import {
+  DIRECT_IDS,
+  idAtEnds,
+  InvalidAnswer,
+  MessageTooLong,
+  plainCallResult,
+  StdioTransport
+} from "../src/services/StdioTransport.js"
 
 const fields = (r: Record<string, unknown>) =>
   JSON.stringify([r.content ?? [], r.structuredContent ?? null, r.isError === true])
@@ -55,6 +62,18 @@ describe("plainCallResult", () => {
   })
 })
 
+describe("idAtEnds", () => {
+  it("finds the id of a message at its first or last member, never a nested one's", () => {
+    expect(idAtEnds(`{"jsonrpc":"2.0","id":7,"result":{"content":`, `"}]}}`)).toBe(7)
+    expect(idAtEnds(`{ "id" : 8 , "jsonrpc": "2.0"`, "")).toBe(8)
+    expect(idAtEnds(`{"result":{"content":[`, `yy"}]},"jsonrpc":"2.0","id":1000000003}\r`)).toBe(1000000003)
+    // An "id" in the result, closed by the braces after it, or in a string, is none.
+    expect(idAtEnds(`{"result":{"id":5,`, `{"id":6}}}`)).toBeUndefined()
+    expect(idAtEnds(`{"jsonrpc":"2.0","method":"x","params":{"text":"`, `\\"id\\":4}"}}`)).toBeUndefined()
+    expect(idAtEnds(`{"jsonrpc":"2.0","method":"notifications/message",`, `"data":"yy"}}`)).toBeUndefined()
+  })
+})
+
 /** A fake server: answers each tools/call by the tool's name, and logs every line it receives. */
 const SERVER = String.raw`
 const fs = require("node:fs")
@@ -83,6 +102,13 @@ process.stdin.on("data", (chunk) => {
     if (tool === "error") out(JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32602, message: "bad params" } }) + "\n")
     if (tool === "notify") out(JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: "hi" } }) + "\n" + JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n")
     if (tool === "exit") process.exit(0)
+    // A text of n bytes: the SDK's server writes the result first and the id last, others the id first.
+    const long = "y".repeat(m.params.arguments?.n ?? 0)
+    if (tool === "long") out(JSON.stringify({ result: { content: [{ type: "text", text: long }] }, jsonrpc: "2.0", id }) + "\n")
+    if (tool === "longFirst") out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: long }] } }) + "\r\n")
+    if (tool === "longNote") out(JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: long } }) + "\n")
+    if (tool === "null") out(JSON.stringify({ jsonrpc: "2.0", id, result: null }) + "\n")
+    if (tool === "extraKey") out(JSON.stringify({ jsonrpc: "2.0", id, result: {}, extra: 1 }) + "\n")
   }
 })
 `
@@ -92,9 +118,14 @@ describe("StdioTransport's direct lane", () => {
   afterEach(async () => {
     await Promise.all(transports.map((t) => t.close()))
   })
-  const started = async () => {
+  const started = async (maxBufferSize?: number) => {
     const log = join(mkdtempSync(join(tmpdir(), "skyrl-stdio-")), "received.jsonl")
-    const t = new StdioTransport({ command: process.execPath, args: ["-e", SERVER, log], stderr: "pipe" })
+    const t = new StdioTransport({
+      command: process.execPath,
+      args: ["-e", SERVER, log],
+      stderr: "pipe",
+      ...(maxBufferSize === undefined ? {} : { maxBufferSize })
+    })
     transports.push(t)
     await t.start()
     return { t, log }
@@ -163,6 +194,68 @@ describe("StdioTransport's direct lane", () => {
     expect(messages).toEqual([
       { jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: "hi" } }
     ])
+  })
+
+  it("an answer that is no JSON-RPC response fails its call at once (the SDK drops it, and the call times out)", async () => {
+    const { t } = await started()
+    const errors: Array<Error> = []
+    t.onerror = (e) => errors.push(e)
+    const t0 = performance.now()
+    const [nul, extra] = await Promise.all([call(t, "null"), call(t, "extraKey")])
+    expect(performance.now() - t0).toBeLessThan(2_000)
+    expect(nul.error).toBeInstanceOf(InvalidAnswer)
+    expect(nul.error).toMatchObject({
+      message: "the answer is no JSON-RPC response: result: expected an object, got null"
+    })
+    expect(extra.error).toMatchObject({
+      message: "the answer is no JSON-RPC response: the key \"extra\", which a response does not have"
+    })
+    expect(errors).toEqual([])
+    expect((await call(t, "plain", { n: 1 })).result).toEqual({ content: [{ type: "text", text: "ok 1" }] })
+  })
+
+  it("a line over maxBufferSize fails the call it answers (its id at either end), and the connection goes on", async () => {
+    const { t } = await started(100_000)
+    const closed: Array<string> = []
+    t.onclose = () => closed.push("closed")
+    // Over the limit in one chunk or in many (64 KiB each), with the id last (the SDK's servers) or first.
+    const answers = await Promise.all([
+      call(t, "long", { n: 150_000 }),
+      call(t, "longFirst", { n: 2_000_000 }),
+      call(t, "long", { n: 99_000 }),
+      call(t, "plain", { n: 1 })
+    ])
+    const text = (n: number) => ({ content: [{ type: "text", text: "y".repeat(n) }] })
+    const last = JSON.stringify({ result: text(150_000), jsonrpc: "2.0", id: DIRECT_IDS }).length
+    const first = JSON.stringify({ jsonrpc: "2.0", id: DIRECT_IDS + 1, result: text(2_000_000) }).length + 1 // \r
+    expect(answers[0]!.error).toBeInstanceOf(InvalidAnswer)
+    expect(answers[0]!.error).toMatchObject({
+      message: `the answer is ${last} bytes long, over the 100000 bytes an MCP message may take`
+    })
+    expect(answers[1]!.error).toMatchObject({
+      message: `the answer is ${first} bytes long, over the 100000 bytes an MCP message may take`
+    })
+    expect(answers[2]!.result).toEqual({ content: [{ type: "text", text: "y".repeat(99_000) }] })
+    expect(answers[3]!.result).toEqual({ content: [{ type: "text", text: "ok 1" }] })
+    expect(closed).toEqual([])
+  })
+
+  it("a line over maxBufferSize that answers no call closes the connection; its calls say why", async () => {
+    const { t } = await started(100_000)
+    const pending = call(t, "silent")
+    await call(t, "longNote", { n: 200_000 })
+    const lost = await pending
+    expect(lost.error).toBeInstanceOf(MessageTooLong)
+    const note = {
+      jsonrpc: "2.0",
+      method: "notifications/message",
+      params: { level: "info", data: "y".repeat(200_000) }
+    }
+    expect(lost.error).toMatchObject({
+      message: `the server sent a message of ${JSON.stringify(note).length} bytes, over the 100000 bytes an MCP ` +
+        "message may take, " +
+        "that answers no call it was sent: the connection was closed"
+    })
   })
 
   it("no answer in time: RequestTimeout, and the request is cancelled on the server as the SDK does", async () => {

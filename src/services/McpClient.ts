@@ -22,7 +22,7 @@ import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import type { ServerInfo } from "../domain/inventory.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
-import { StdioTransport } from "./StdioTransport.js"
+import { InvalidAnswer, issuesText, MessageTooLong, StdioTransport } from "./StdioTransport.js"
 
 export interface StdioServerSpec {
   readonly _tag: "stdio"
@@ -300,8 +300,16 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
     }
     return make("protocol", e.message)
   }
+  // The server answered, with something that is no answer: its own fault, not a lost connection.
+  if (e instanceof InvalidAnswer) return make("protocol", e.message)
+  if (isZodError(e)) return make("protocol", `the result is no tool result: ${issuesText(e)}`)
+  if (e instanceof MessageTooLong) return make("connection", `${e.message}${formatTail(tailOf(wire.stderr))}`)
   return make("connection", `the server went away during the call (${errorText(e)})`)
 }
+
+/** A zod error: a result CallToolResultSchema refused (the direct lane's and `Client.callTool`'s alike). */
+const isZodError = (e: unknown): boolean =>
+  e instanceof Error && e.name === "ZodError" && Array.isArray((e as { issues?: unknown }).issues)
 
 const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({
   content: Array.isArray(r.content) ? r.content : [],

@@ -15,6 +15,14 @@
  * connection fail the call with the SDK's McpErrors (RequestTimeout, after sending
  * notifications/cancelled as the SDK does; ConnectionClosed). Every other message (initialize,
  * tools/list, the server's own requests and notifications) goes to the SDK's Protocol as before.
+ *
+ * Where the SDK would wait for the call's timeout, the direct lane fails the call at once with an
+ * InvalidAnswer: an answer to it that is no JSON-RPC response (`"result": null`, an error without its
+ * message: the SDK drops such a line), and an answer longer than `maxBufferSize` (10 MiB by default: the SDK
+ * closes the connection, failing every call on it). Such a line is skipped as it comes (memory holds its
+ * first and last bytes, where its id is), and the connection goes on; one whose call cannot be told (no id
+ * of a direct call at either end) closes the connection as the SDK's would, the calls failing with
+ * MessageTooLong.
  */
 import type { StdioServerParameters } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js"
@@ -69,6 +77,76 @@ const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
 
 /** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
 export const DIRECT_IDS = 1_000_000_000
+
+/** The server answered a direct call with something that is no answer to it: the call fails with it (a protocol error). */
+export class InvalidAnswer extends Error {
+  override readonly name = "InvalidAnswer"
+}
+
+/** The server sent a line over `maxBufferSize` that answers no call we can tell: the connection was closed. */
+export class MessageTooLong extends Error {
+  override readonly name = "MessageTooLong"
+}
+
+/** `the N bytes (M MiB) an MCP message may take`. */
+const limitText = (max: number) =>
+  `the ${max} bytes${max % 1_048_576 === 0 ? ` (${max / 1_048_576} MiB)` : ""} an MCP message may take`
+
+/** What a JSON value is, for a message: `null`, `none` (absent), `an array`, `a string`... */
+const kindOf = (v: unknown): string =>
+  v === undefined
+    ? "none"
+    : v === null
+    ? "null"
+    : Array.isArray(v)
+    ? "an array"
+    : typeof v === "object"
+    ? "an object"
+    : `a ${typeof v}`
+
+/**
+ * Why a message with the id of a call (and no method) is no JSON-RPC response, as JSONRPCMessageSchema judges
+ * it (`issues`: its first issue, when none of these checks says why).
+ */
+const responseProblem = (m: Record<string, unknown>, issues: () => string): string => {
+  if (m.jsonrpc !== "2.0") return `jsonrpc: expected "2.0", got ${kindOf(m.jsonrpc)}`
+  const extra = Object.keys(m).find((k) => k !== "jsonrpc" && k !== "id" && k !== "result" && k !== "error")
+  if (extra !== undefined) return `the key ${JSON.stringify(extra)}, which a response does not have`
+  if ("result" in m && "error" in m) return "both a result and an error"
+  if ("result" in m) return isObject(m.result) ? issues() : `result: expected an object, got ${kindOf(m.result)}`
+  if (!("error" in m)) return "neither a result nor an error"
+  const e = m.error
+  if (!isObject(e)) return `error: expected an object, got ${kindOf(e)}`
+  if (!Number.isInteger(e.code)) return `error.code: expected an integer, got ${kindOf(e.code)}`
+  if (typeof e.message !== "string") return `error.message: expected a string, got ${kindOf(e.message)}`
+  return issues()
+}
+
+/** The first issues of a zod error, as `path: message; ...` (a result or a message the schema refused). */
+export const issuesText = (error: unknown): string => {
+  const issues = (error as { issues?: unknown }).issues
+  if (!Array.isArray(issues) || issues.length === 0) return String(error)
+  const shown = issues.slice(0, 3).map((i: { path?: ReadonlyArray<PropertyKey>; message?: unknown }) => {
+    const at = (i.path ?? []).map(String).join(".")
+    return `${at === "" ? "" : `${at}: `}${String(i.message)}`
+  })
+  return shown.join("; ") + (issues.length > 3 ? `; and ${issues.length - 3} more` : "")
+}
+
+/** Bytes kept of each end of a line too long to read (its id is at one end: `{"jsonrpc":"2.0","id":N,` or `,"id":N}`). */
+const END_BYTES = 256
+
+/**
+ * The id of a JSON-RPC message from its first and last bytes: a member `"id": N` right after its opening brace
+ * (or after `"jsonrpc": "2.0"`), or right before its closing brace (the last character of the line: no nested
+ * object closes after it). Undefined when neither end shows one.
+ */
+export const idAtEnds = (head: string, tail: string): number | undefined => {
+  const first = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(\d+)\s*[,}]/.exec(head)
+  const last = first === null ? /[{,]\s*"id"\s*:\s*(\d+)\s*\}\s*$/.exec(tail) : null
+  const digits = first?.[1] ?? last?.[1]
+  return digits === undefined ? undefined : Number(digits)
+}
 
 /** Who waits for a direct call: told once, with the raw tools/call result (as CallToolResultSchema gives it) or why not. */
 export interface CallWaiter {
@@ -131,7 +209,13 @@ export class StdioTransport implements Transport {
   onmessage?: Transport["onmessage"]
 
   private process: ChildProcess | undefined
-  private buffer: Buffer | undefined
+  /** The line being read: its parts so far (no line end in them) and their length. */
+  private parts: Array<Buffer> = []
+  private partsLength = 0
+  /** A line longer than `maxBufferSize` being skipped: its length so far and its first and last bytes. */
+  private skipping: { length: number; head: Buffer; tail: Buffer } | undefined
+  /** Why the connection was closed from this side (the calls in flight fail with it). */
+  private dropped: Error | undefined
   private readonly stderrStream: PassThrough | null
   private readonly maxBufferSize: number
   private readonly pending = new Map<number, Pending>()
@@ -171,7 +255,7 @@ export class StdioTransport implements Transport {
       child.on("close", () => {
         this.process = undefined
         this.onclose?.()
-        this.failPending(McpError.fromError(ErrorCode.ConnectionClosed, "Connection closed"))
+        this.failPending(this.dropped ?? McpError.fromError(ErrorCode.ConnectionClosed, "Connection closed"))
       })
       child.stdin?.on("error", (error) => this.onerror?.(error))
       child.stdout?.on("data", (chunk: Buffer) => {
@@ -224,7 +308,9 @@ export class StdioTransport implements Transport {
       }
       if (!gone) signalAll([...tree, ...processTree(child.pid)], "SIGKILL")
     }
-    this.buffer = undefined
+    this.parts = []
+    this.partsLength = 0
+    this.skipping = undefined
   }
 
   send(message: JSONRPCMessage): Promise<void> {
@@ -317,33 +403,113 @@ export class StdioTransport implements Transport {
     for (const p of pending) p.waiter.done(error)
   }
 
+  /**
+   * Reads the lines of a chunk of the server's output: each whole line is received; the rest is kept for the
+   * next chunk (its parts: a line is joined once, when its end comes). A line longer than `maxBufferSize` is
+   * skipped as it comes (`tooLong`).
+   */
   private append(chunk: Buffer): void {
-    const size = (this.buffer?.length ?? 0) + chunk.length
-    if (size > this.maxBufferSize) {
-      this.buffer = undefined
-      throw new Error(`ReadBuffer exceeded maximum size of ${this.maxBufferSize} bytes`)
-    }
-    const buf = this.buffer === undefined ? chunk : Buffer.concat([this.buffer, chunk])
     let from = 0
-    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, from)) {
-      const end = nl > from && buf[nl - 1] === 13 ? nl - 1 : nl
-      const line = buf.toString("utf8", from, end)
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
+      const start = from
       from = nl + 1
-      try {
-        this.receive(line)
-      } catch (error) {
-        this.onerror?.(error as Error)
+      // The common case: a whole line in the chunk, read where it is.
+      if (this.partsLength === 0 && this.skipping === undefined && nl - start <= this.maxBufferSize) {
+        this.receiveLine(chunk, start, nl)
+        continue
+      }
+      const piece = chunk.subarray(start, nl)
+      if (this.skipping !== undefined) {
+        this.skip(piece)
+        this.tooLong()
+        continue
+      }
+      this.parts.push(piece)
+      const line = Buffer.concat(this.parts, this.partsLength + piece.length)
+      this.parts = []
+      this.partsLength = 0
+      if (line.length > this.maxBufferSize) {
+        this.skipping = { length: 0, head: Buffer.alloc(0), tail: Buffer.alloc(0) }
+        this.skip(line)
+        this.tooLong()
+      } else {
+        this.receiveLine(line, 0, line.length)
       }
     }
-    this.buffer = from >= buf.length ? undefined : from === 0 ? buf : buf.subarray(from)
+    if (from >= chunk.length) return
+    const rest = from === 0 ? chunk : chunk.subarray(from)
+    if (this.skipping !== undefined) return this.skip(rest)
+    this.parts.push(rest)
+    this.partsLength += rest.length
+    if (this.partsLength > this.maxBufferSize) {
+      const parts = this.parts
+      this.parts = []
+      this.partsLength = 0
+      this.skipping = { length: 0, head: Buffer.alloc(0), tail: Buffer.alloc(0) }
+      for (const part of parts) this.skip(part)
+    }
+  }
+
+  /** The line of `bytes` from `start` to its line end at `nl` (a `\r` before it left out). */
+  private receiveLine(bytes: Buffer, start: number, nl: number): void {
+    const end = nl > start && bytes[nl - 1] === 13 ? nl - 1 : nl
+    try {
+      this.receive(bytes.toString("utf8", start, end))
+    } catch (error) {
+      this.onerror?.(error as Error)
+    }
+  }
+
+  /** The next bytes of a line too long to read: counted, the first and last END_BYTES kept. */
+  private skip(bytes: Buffer): void {
+    const s = this.skipping!
+    s.length += bytes.length
+    if (s.head.length < END_BYTES) s.head = Buffer.concat([s.head, bytes.subarray(0, END_BYTES - s.head.length)])
+    s.tail = bytes.length >= END_BYTES
+      ? Buffer.from(bytes.subarray(bytes.length - END_BYTES))
+      : Buffer.concat([s.tail, bytes]).subarray(-END_BYTES)
+  }
+
+  /**
+   * The end of a line too long to read: the direct call it answers (its id at either end) fails with an
+   * InvalidAnswer, and the connection goes on. A line that answers no call we can tell closes the connection
+   * (as the SDK's transport does), its calls failing with MessageTooLong.
+   */
+  private tooLong(): void {
+    const { head, length, tail } = this.skipping!
+    this.skipping = undefined
+    const id = idAtEnds(head.toString("latin1"), tail.toString("latin1"))
+    const limit = limitText(this.maxBufferSize)
+    const p = id === undefined ? undefined : this.pending.get(id)
+    if (p !== undefined) {
+      this.pending.delete(id!)
+      p.waiter.done(new InvalidAnswer(`the answer is ${length} bytes long, over ${limit}`))
+      return
+    }
+    this.dropped = new MessageTooLong(
+      `the server sent a message of ${length} bytes, over ${limit}, that answers no call it was sent: ` +
+        "the connection was closed"
+    )
+    this.onerror?.(this.dropped)
+    this.close().catch(() => {})
   }
 
   /** One line from the server: a direct call's answer, or a message for the SDK. */
   private receive(line: string): void {
     const raw: unknown = JSON.parse(line)
-    if (isObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id) && plainResponse(raw)) {
-      this.answer(raw.id, raw)
-      return
+    if (isObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id)) {
+      if (plainResponse(raw)) return this.answer(raw.id, raw)
+      if (raw.method === undefined) {
+        // An answer to the call, checked as the SDK checks it. One the SDK would drop fails the call now.
+        const parsed = JSONRPCMessageSchema.safeParse(raw)
+        if (!parsed.success) {
+          const p = this.pending.get(raw.id)!
+          this.pending.delete(raw.id)
+          const problem = responseProblem(raw, () => issuesText(parsed.error))
+          p.waiter.done(new InvalidAnswer(`the answer is no JSON-RPC response: ${problem}`))
+          return
+        }
+      }
     }
     const message = JSONRPCMessageSchema.parse(raw)
     if ("id" in message && typeof message.id === "number" && ("result" in message || "error" in message)) {

@@ -1,0 +1,157 @@
+/**
+ * `skyrl verify` in-process against a server that misbehaves (test/fixtures/mcp/misbehaving-server.mjs, raw
+ * JSON-RPC over stdio): what one call does wrong rejects that call's row with a reason that says what it was,
+ * and neither the server nor the rows beside it pay for it.
+ */
+import { Effect, Layer } from "effect"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import type { Inventory } from "../src/domain/inventory.js"
+import { importInventory } from "../src/programs/toolsImport.js"
+import { rejectsFileOf, verifyDatasets } from "../src/programs/verify.js"
+import type { McpServerSpec } from "../src/services/McpClient.js"
+import { McpClientLive } from "../src/services/McpClient.js"
+import { StorageLive } from "../src/services/Storage.js"
+import { Verifier } from "../src/services/Verifier.js"
+import { parseAllowList } from "../src/skyrl/verification.js"
+import { nodeServer, rowFor, writeJsonl } from "./support/verifyRows.js"
+
+const live = Layer.merge(McpClientLive, StorageLive)
+const SERVER = join(import.meta.dirname, "fixtures", "mcp", "misbehaving-server.mjs")
+
+const temps: Array<string> = []
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "skyrl-verify-misbehaving-"))
+  temps.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+const lines = (file: string): Array<any> =>
+  existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)) : []
+
+/** The server as "bad", its calls logged in `dir`/calls.log (`env`: more of its settings). */
+const server = (dir: string, env: Record<string, string> = {}) => {
+  const log = join(dir, "calls.log")
+  const spec = nodeServer("bad", [SERVER], { CALLS_LOG: log, ...env })
+  const calls = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
+  return { spec, calls }
+}
+
+let imported: Inventory | undefined
+const inventoryOf = async (): Promise<Inventory> => {
+  if (imported !== undefined) return imported
+  const spec = server(tempDir()).spec
+  const result = await Effect.runPromise(importInventory([spec], { timeout: "20 seconds" }).pipe(Effect.provide(live)))
+  imported = result.inventory!
+  return imported
+}
+
+const call = (tool: string, text: string, n?: number) =>
+  rowFor(`${tool}-${text}`, [{ server: "bad", tool, params: { text, ...(n === undefined ? {} : { n }) } }])
+
+/** Verifies `rows` against `spec` in `dir`: the result, the server report, the rows written and the rejects. */
+const verify = async (
+  spec: McpServerSpec,
+  dir: string,
+  rows: ReadonlyArray<unknown>,
+  options: { readonly timeout?: number; readonly concurrency?: number } = {}
+) => {
+  const inventory = await inventoryOf()
+  const input = writeJsonl(join(dir, "in.jsonl"), rows)
+  const out = join(dir, "out.jsonl")
+  const started = performance.now()
+  const { report, result } = await Effect.runPromise(
+    Effect.gen(function*() {
+      const result = yield* verifyDatasets({
+        files: [input],
+        out,
+        inventory,
+        concurrency: options.concurrency ?? 4,
+        resume: false
+      })
+      return { result, report: yield* (yield* Verifier).report }
+    }).pipe(
+      Effect.provide(Verifier.live({
+        inventory,
+        allowSideEffects: parseAllowList(undefined),
+        specs: [spec],
+        cassettesDir: join(dir, "cassettes"),
+        timeout: `${options.timeout ?? 20} seconds`
+      })),
+      Effect.provide(live)
+    )
+  )
+  return {
+    result,
+    report,
+    ms: performance.now() - started,
+    rows: lines(out),
+    rejects: lines(rejectsFileOf(out)),
+    cassettes: lines(join(dir, "cassettes", "cassettes.jsonl"))
+  }
+}
+
+describe("verify against a server that misbehaves", () => {
+  it(
+    "a result that is no tool result is that row's tool-error, naming the field; the server is not restarted",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir)
+      const run = await verify(spec, dir, [call("invalid", "a"), call("ok", "b")], { concurrency: 1 })
+      expect(run.rejects).toEqual([
+        expect.objectContaining({ row: 0, status: "tool-error", step: 1, tool: "invalid" })
+      ])
+      // Was: server-unavailable, "the server went away during the call twice: the server went away during the
+      // call ([\n  {\n    \"expected\": \"array\", ..." (a ZodError taken for a lost connection): the server was
+      // killed, restarted and the plan run again.
+      expect(run.rejects[0].reason).toBe(
+        "protocol error: the result is no tool result: content: Invalid input: expected array, received string"
+      )
+      expect(run.rows).toHaveLength(1)
+      expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 1 })])
+      expect(calls()).toEqual(["invalid a", "ok b"])
+    },
+    60_000
+  )
+
+  it(
+    "an answer that is no JSON-RPC response fails its call at once (a protocol error), not after --timeout",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir)
+      const run = await verify(spec, dir, [call("nullresult", "a"), call("nomessage", "b"), call("ok", "c")], {
+        timeout: 20
+      })
+      // Was: both waited out --timeout and were rejected as "timeout: no answer within 20s".
+      expect(run.ms).toBeLessThan(15_000)
+      expect(run.rejects.map((r) => [r.status, r.reason])).toEqual([
+        ["tool-error", "protocol error: the answer is no JSON-RPC response: result: expected an object, got null"],
+        ["tool-error", "protocol error: the answer is no JSON-RPC response: error.message: expected a string, got none"]
+      ])
+      expect(run.rows).toHaveLength(1)
+      expect(run.report.servers).toEqual([expect.objectContaining({ starts: 1 })])
+      expect(calls().sort()).toEqual(["nomessage b", "nullresult a", "ok c"])
+    },
+    60_000
+  )
+
+  it("an answer over 10 MiB rejects its row naming its size; the server goes on serving the others", async () => {
+    const dir = tempDir()
+    const { calls, spec } = server(dir)
+    const run = await verify(spec, dir, [call("ok", "a"), call("huge", "b", 11), call("ok", "c")], { concurrency: 1 })
+    // Was: server-unavailable, "the server went away during the call twice ... Connection closed": the line
+    // went past the read buffer, the connection was closed, the server restarted and the plan run again.
+    expect(run.rejects).toEqual([expect.objectContaining({ row: 1, status: "tool-error", tool: "huge" })])
+    expect(run.rejects[0].reason).toMatch(
+      /^protocol error: the answer is 11534\d{3} bytes long, over the 10485760 bytes \(10 MiB\) an MCP message may take/
+    )
+    expect(run.rows).toHaveLength(2)
+    expect(run.report.servers).toEqual([expect.objectContaining({ starts: 1 })])
+    expect(calls()).toEqual(["ok a", "huge b", "ok c"])
+  }, 60_000)
+})
