@@ -154,4 +154,28 @@ describe("verify against a server that misbehaves", () => {
     expect(run.report.servers).toEqual([expect.objectContaining({ starts: 1 })])
     expect(calls()).toEqual(["ok a", "huge b", "ok c"])
   }, 60_000)
+
+  it(
+    "a server whose tools/list does not answer within --timeout, or that exits then, is unavailable, said so",
+    async () => {
+      const dir = tempDir()
+      const hangs = server(dir, { LIST: "hang" })
+      const hung = await verify(hangs.spec, dir, [call("ok", "a"), call("ok", "b")], { timeout: 2 })
+      // Was: 60 s (the SDK's own timeout, whatever --timeout), then both rows skipped-side-effect: "the live
+      // server's tools/list failed (tools/list failed: MCP error -32001: Request timed out), so it may change
+      // something; ... (allow it with --allow-side-effects ok)".
+      expect(hung.ms).toBeLessThan(15_000)
+      expect(hung.rejects.map((r) => r.status)).toEqual(["server-unavailable", "server-unavailable"])
+      expect(hung.rejects[0].reason).toContain("no answer within 2s (tools/list)")
+      expect(hangs.calls()).toEqual([])
+      const exits = server(tempDir(), { LIST: "exit" })
+      const exited = await verify(exits.spec, dir, [call("ok", "a"), call("ok", "b")], { timeout: 2 })
+      // Was: skipped-side-effect ("tools/list failed: the server closed the connection ...; allow it with
+      // --allow-side-effects ok"), the server started twice.
+      expect(exited.rejects.map((r) => r.status)).toEqual(["server-unavailable", "server-unavailable"])
+      expect(exited.rejects[0].reason).toContain("tools/list failed: the server closed the connection before answering")
+      expect(exited.report.servers).toEqual([expect.objectContaining({ starts: 0 })])
+    },
+    120_000
+  )
 })

@@ -77,7 +77,9 @@ export class McpServerError extends Schema.TaggedError<McpServerError>()("McpSer
   server: Schema.String,
   target: Schema.String,
   reason: Schema.String,
-  stderrTail: Schema.optional(Schema.String)
+  stderrTail: Schema.optional(Schema.String),
+  /** The server did not answer within the time allowed. */
+  timedOut: Schema.optional(Schema.Boolean)
 }) {
   override get message(): string {
     return `MCP server "${this.server}" (${this.target}): ${this.reason}${formatTail(this.stderrTail)}`
@@ -128,8 +130,9 @@ export interface McpSession {
   /**
    * Every page of tools/list, without the SDK keeping the tools' output schemas: later calls are sent and
    * checked as on a connection that never listed (over stdio, the direct lane), e.g. for the annotations.
+   * `timeout` bounds the whole listing (a McpServerError with `timedOut` past it).
    */
-  readonly listToolsOnly: Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
+  readonly listToolsOnly: (timeout: Duration.Duration) => Effect.Effect<ReadonlyArray<ListedTool>, McpServerError>
   /**
    * One tools/call and how long it took (ms), started now: the request is sent before this returns (so the
    * caller's next work overlaps the server's), and the Effect returned waits for its answer (run it once);
@@ -194,8 +197,8 @@ const toListedTool = (t: Record<string, unknown>): ListedTool => ({
 })
 
 /** One page of tools/list as a plain request (the SDK's `listTools` would keep the output schemas). */
-const plainListPage = (client: Client) => (params: { cursor?: string }) =>
-  client.request({ method: "tools/list", params }, ListToolsResultSchema)
+const plainListPage = (client: Client, timeoutMs: number) => (params: { cursor?: string }) =>
+  client.request({ method: "tools/list", params }, ListToolsResultSchema, { timeout: timeoutMs })
 
 const listAllPages = async (
   client: Client,
@@ -397,7 +400,26 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
       wire.listed = true
       return listAllPages(wire.client, maxPages)
     }),
-  listToolsOnly: listVia(spec, wire, () => listAllPages(wire.client, 1000, plainListPage(wire.client))),
+  listToolsOnly: (timeout) => {
+    // Each page within `timeout` (the SDK's default is 60 s), and the whole listing too.
+    const timedOut = () =>
+      new McpServerError({
+        server: spec.name,
+        target: describeTarget(spec),
+        reason: `no answer within ${Duration.format(timeout)} (tools/list)`,
+        timedOut: true,
+        ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
+      })
+    return listVia(
+      spec,
+      wire,
+      () => listAllPages(wire.client, 1000, plainListPage(wire.client, Duration.toMillis(timeout)))
+    )
+      .pipe(
+        Effect.catchIf((e) => /Request timed out/.test(e.reason), () => Effect.fail(timedOut())),
+        Effect.timeoutFail({ duration: timeout, onTimeout: timedOut })
+      )
+  },
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
   isOpenNow: () => wire.open,
   stderrTail: Effect.sync(() => tailOf(wire.stderr))

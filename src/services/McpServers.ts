@@ -5,16 +5,24 @@
  *   connection lives until the layer's scope closes.
  * - A connection that dies (the server exited or was killed) is restarted on the next call; after
  *   `maxRestarts` deaths in a row without a successful call in between, the server is given up.
- * - A server that cannot start (no launch spec, command not found, no answer to `initialize`,
- *   an environment variable not set) is unavailable for the rest of the run: it is tried once, and every
+ * - A server that cannot start (no launch spec, command not found, no answer to `initialize` or to the
+ *   `tools/list` after it, an environment variable not set) is unavailable for the rest of the run: it is tried once, and every
  *   later call fails at once with the same reason.
  * - At most `maxInFlight` calls are in flight per server when it is given (without it, the callers
  *   bound them: `verify` runs each row's steps one after another, so at most `--concurrency` calls).
  */
-import { Context, Duration, Effect, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
+import { Context, Duration, Effect, Either, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
 import type { ServerInfo } from "../domain/inventory.js"
 import { isReadOnly, serverVersionLabel } from "../domain/inventory.js"
-import type { McpCallError, McpServerSpec, McpSession, TimedCallResult, ToolCallResult } from "./McpClient.js"
+import type {
+  ListedTool,
+  McpCallError,
+  McpServerError,
+  McpServerSpec,
+  McpSession,
+  TimedCallResult,
+  ToolCallResult
+} from "./McpClient.js"
 import { McpClient } from "./McpClient.js"
 
 /** The server cannot be used (it could not start, or died too often). */
@@ -174,7 +182,15 @@ const make = (options: McpServersOptions) =>
           slot.unavailable = error === undefined ? "could not start" : error.message
           return yield* unavailable(server, slot.unavailable)
         }
-        slot.listed = yield* listReadOnly(opened.value)
+        // A tools/list the server does not answer (in time, or at all: it exited) fails the start, as an
+        // initialize would; one it refuses (a JSON-RPC error) leaves no tool marked read-only by it.
+        const listed = yield* Effect.either(opened.value.listToolsOnly(timeout))
+        if (Either.isLeft(listed) && (listed.left.timedOut === true || !opened.value.isOpenNow())) {
+          yield* Scope.close(child, Exit.void)
+          slot.unavailable = listed.left.message
+          return yield* unavailable(server, slot.unavailable)
+        }
+        slot.listed = readOnlyOf(listed)
         slot.current = { session: opened.value, scope: child }
         slot.info = opened.value.serverInfo
         slot.starts++
@@ -185,14 +201,11 @@ const make = (options: McpServersOptions) =>
         return opened.value
       }))
 
-    /** The tools a new session lists with `readOnlyHint: true` (one tools/list per start). */
-    const listReadOnly = (session: McpSession): Effect.Effect<LiveReadOnly> =>
-      Effect.match(session.listToolsOnly, {
-        onFailure: (e): LiveReadOnly => ({ tools: new Set(), error: e.reason }),
-        onSuccess: (tools): LiveReadOnly => ({
-          tools: new Set(tools.filter(isReadOnly).map((t) => t.name))
-        })
-      })
+    /** The tools a new session lists with `readOnlyHint: true` (one tools/list per start), or why it did not list. */
+    const readOnlyOf = (listed: Either.Either<ReadonlyArray<ListedTool>, McpServerError>): LiveReadOnly =>
+      Either.isLeft(listed)
+        ? { tools: new Set(), error: listed.left.reason }
+        : { tools: new Set(listed.right.filter(isReadOnly).map((t) => t.name)) }
 
     /** Ends a dead connection (counted as a death). */
     const retire = (slot: Slot) =>
