@@ -178,4 +178,25 @@ describe("verify against a server that misbehaves", () => {
     },
     120_000
   )
+
+  it("a row whose call makes the server exit does not take the rows in flight beside it down with it", async () => {
+    const dir = tempDir()
+    const { calls, spec } = server(dir)
+    const slow = Array.from({ length: 15 }, (_, i) => call("slow", `r${i}`, 300))
+    const rows = [...slow.slice(0, 3), call("exit", "x"), ...slow.slice(3)]
+    const run = await verify(spec, dir, rows, { concurrency: 16 })
+    // Was: 1 verified of 16 at --concurrency 16 (26 of 30 at 4): the rows in flight lost their calls with the
+    // exiting one, ran again beside it, lost them again and were server-unavailable ("went away during the
+    // call twice"), and four deaths in a row gave the server up for the rest of the run.
+    expect(run.rows).toHaveLength(15)
+    expect(run.rejects).toEqual([expect.objectContaining({ row: 3, status: "server-unavailable", tool: "exit" })])
+    expect(run.rejects[0].reason).toMatch(
+      /^the server went away during the call twice, the second time the only call on it: /
+    )
+    expect(calls().filter((c) => c.startsWith("exit"))).toEqual(["exit x", "exit x"])
+    // Each slow row ran once or twice (twice when its call was lost with the first exit), never more.
+    const slowCalls = calls().filter((c) => c.startsWith("slow"))
+    for (let i = 0; i < 15; i++) expect(slowCalls.filter((c) => c === `slow r${i}`).length).toBeLessThanOrEqual(2)
+    expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 3 })])
+  }, 60_000)
 })

@@ -145,6 +145,8 @@ export interface McpSession {
   ) => Effect.Effect<TimedCallResult, McpCallError>
   /** False once the connection has closed (the server exited or was killed). */
   readonly isOpenNow: () => boolean
+  /** Done when no tools/call of this session is in flight (answered, failed or timed out). */
+  readonly idle: Effect.Effect<void>
   /** The last lines the server wrote on stderr (stdio servers). */
   readonly stderrTail: Effect.Effect<string>
 }
@@ -233,7 +235,20 @@ interface Wire {
   stderr: string
   stderrEnded: Promise<void>
   open: boolean
+  /** tools/calls sent and not yet answered (or failed), and who waits for there to be none (`idle`). */
+  inFlight: number
+  idleWaiters: Array<() => void>
 }
+
+/** A new wire's state. */
+const fresh = () => ({
+  listed: false,
+  stderr: "",
+  stderrEnded: Promise.resolve(),
+  open: true,
+  inFlight: 0,
+  idleWaiters: []
+})
 
 /** Builds the client and its transport (nothing is started yet). */
 const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
@@ -246,7 +261,7 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
     const transport = new StreamableHTTPClientTransport(new URL(url.right.url!), {
       requestInit: { headers: headers.right }
     })
-    return Either.right({ client, transport, listed: false, stderr: "", stderrEnded: Promise.resolve(), open: true })
+    return Either.right({ client, transport, ...fresh() })
   }
   const env = resolveReferences(spec.env ?? {}, process.env)
   if (Either.isLeft(env)) return Either.left(env.left)
@@ -259,7 +274,7 @@ const makeWire = (spec: McpServerSpec): Either.Either<Wire, string> => {
     stderr: "pipe",
     ...(spec.cwd === undefined ? {} : { cwd: spec.cwd })
   })
-  const wire: Wire = { client, transport, listed: false, stderr: "", stderrEnded: Promise.resolve(), open: true }
+  const wire: Wire = { client, transport, ...fresh() }
   const stream = transport.stderr
   if (stream !== null) {
     stream.on("data", (chunk: Buffer | string) => {
@@ -339,6 +354,7 @@ const startCall = (
   timeout: Duration.Duration
 ): Effect.Effect<TimedCallResult, McpCallError> => {
   const call = new PendingCall(spec.name, tool, timeout, wire)
+  wire.inFlight++
   // Over stdio, the transport's direct lane (over HTTP there is none).
   if (wire.transport instanceof StdioTransport && !wire.listed) {
     wire.transport.call(tool, params, Duration.toMillis(timeout), call)
@@ -367,6 +383,11 @@ class PendingCall {
   ) {}
 
   done(error: unknown, result?: Record<string, unknown>): void {
+    if (--this.wire.inFlight === 0 && this.wire.idleWaiters.length > 0) {
+      const waiters = this.wire.idleWaiters
+      this.wire.idleWaiters = []
+      for (const w of waiters) w()
+    }
     const outcome = result === undefined
       ? Effect.fail(callError(this.server, this.tool, error, this.timeout, this.wire))
       : Effect.succeed({ result: toCallResult(result), durationMs: Math.round(performance.now() - this.t0) })
@@ -422,6 +443,10 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   },
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
   isOpenNow: () => wire.open,
+  idle: Effect.async<void>((resume) => {
+    if (wire.inFlight === 0) resume(Effect.void)
+    else wire.idleWaiters.push(() => resume(Effect.void))
+  }),
   stderrTail: Effect.sync(() => tailOf(wire.stderr))
 })
 

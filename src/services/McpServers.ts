@@ -11,7 +11,19 @@
  * - At most `maxInFlight` calls are in flight per server when it is given (without it, the callers
  *   bound them: `verify` runs each row's steps one after another, so at most `--concurrency` calls).
  */
-import { Context, Duration, Effect, Either, ExecutionStrategy, Exit, Layer, Schema, Scope } from "effect"
+import {
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  ExecutionStrategy,
+  Exit,
+  FiberId,
+  Layer,
+  Schema,
+  Scope
+} from "effect"
 import type { ServerInfo } from "../domain/inventory.js"
 import { isReadOnly, serverVersionLabel } from "../domain/inventory.js"
 import type {
@@ -59,7 +71,8 @@ export interface McpServersApi {
   readonly begin: (
     server: string,
     tool: string,
-    params: Readonly<Record<string, unknown>>
+    params: Readonly<Record<string, unknown>>,
+    options?: BeginOptions
   ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
   /**
    * The tools the server lists with `readOnlyHint: true` (its tools/list, asked once per start: the latest
@@ -70,6 +83,16 @@ export interface McpServersApi {
   readonly start: (server: string) => Effect.Effect<void, ServerUnavailableError>
   /** Each server that was used: its version, how often it was started, why it is unavailable. */
   readonly states: Effect.Effect<ReadonlyArray<ServerState>>
+}
+
+export interface BeginOptions {
+  /**
+   * The call is the only one on the server while it is in flight: sent once the calls in flight have ended,
+   * the calls begun meanwhile waiting until it has. A server that exits during it exits for it, not for a call
+   * beside it (a plan run again after its server went away runs so, so that a row whose call makes the server
+   * exit does not take the rows in flight beside it down with it, over and over).
+   */
+  readonly alone?: boolean
 }
 
 /** What a server's own tools/list marks read-only. */
@@ -109,6 +132,10 @@ interface Slot {
   starts: number
   deaths: number
   used: boolean
+  /** Set while a call alone waits for the calls in flight to end and runs: other calls wait until it is done. */
+  gate: Deferred.Deferred<void> | undefined
+  /** One call alone at a time. */
+  readonly alone: Effect.Semaphore
 }
 
 const make = (options: McpServersOptions) =>
@@ -137,7 +164,9 @@ const make = (options: McpServersOptions) =>
           unavailable: options.unavailable?.[server],
           starts: 0,
           deaths: 0,
-          used: false
+          used: false,
+          gate: undefined,
+          alone: yield* Effect.makeSemaphore(1)
         }
         // Another fiber may have made it meanwhile (makeSemaphore yields).
         const raced = slots.get(server)
@@ -217,10 +246,6 @@ const make = (options: McpServersOptions) =>
         yield* Scope.close(current.scope, Exit.void)
       })
 
-    /** One call on an open session; a lost connection retires it (the next call restarts the server). */
-    const callOn = (slot: Slot, session: McpSession, tool: string, params: Readonly<Record<string, unknown>>) =>
-      answerOf(slot, session, Effect.suspend(() => session.startCall(tool, params, timeout)))
-
     /** The answer of a call made on `session`. */
     const answerOf = (
       slot: Slot,
@@ -245,18 +270,73 @@ const make = (options: McpServersOptions) =>
         }
       })
 
-    const callVia = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) =>
-      Effect.flatMap(sessionOf(server, slot), (session) => callOn(slot, session, tool, params))
+    /**
+     * One call on the server's session (started or restarted when needed; a lost connection retires it), sent
+     * once no call alone holds the server (checked when it is sent: nothing comes between).
+     */
+    const callVia = (
+      server: string,
+      slot: Slot,
+      tool: string,
+      params: Readonly<Record<string, unknown>>
+    ): Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError> =>
+      Effect.suspend(() =>
+        slot.gate !== undefined
+          ? Effect.zipRight(Deferred.await(slot.gate), callVia(server, slot, tool, params))
+          : Effect.flatMap(sessionOf(server, slot), (session) =>
+            Effect.suspend(() =>
+              slot.gate !== undefined
+                ? callVia(server, slot, tool, params)
+                : answerOf(slot, session, session.startCall(tool, params, timeout))
+            ))
+      )
 
-    const begin = (server: string, tool: string, params: Readonly<Record<string, unknown>>) => {
-      // The common case, sent now: a server that is up, calls in flight not bounded here.
+    /**
+     * One call alone on the server (`BeginOptions.alone`): the gate set, so no other call is sent; sent once the
+     * session (started or restarted when needed) has no call in flight. A session that died meanwhile (a call
+     * before the gate made it exit) is restarted first.
+     */
+    const callAlone = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) => {
+      const onIdle: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError> = Effect.flatMap(
+        sessionOf(server, slot),
+        (session) =>
+          Effect.zipRight(
+            session.idle,
+            Effect.suspend(() =>
+              session.isOpenNow() ? answerOf(slot, session, session.startCall(tool, params, timeout)) : onIdle
+            )
+          )
+      )
+      return slot.alone.withPermits(1)(Effect.acquireUseRelease(
+        Effect.sync(() => (slot.gate = Deferred.unsafeMake<void>(FiberId.none))),
+        () => onIdle,
+        (gate) =>
+          Effect.sync(() => {
+            slot.gate = undefined
+            Deferred.unsafeDone(gate, Exit.void)
+          })
+      ))
+    }
+
+    const begin = (
+      server: string,
+      tool: string,
+      params: Readonly<Record<string, unknown>>,
+      options?: BeginOptions
+    ) => {
+      // The common case, sent now: a server that is up, calls in flight not bounded here, no call alone on it.
       const known = slots.get(server)
       const session = known?.current?.session
-      if (known !== undefined && known.inFlight === undefined && session !== undefined && session.isOpenNow()) {
+      if (
+        known !== undefined && known.inFlight === undefined && known.gate === undefined && options?.alone !== true &&
+        session !== undefined && session.isOpenNow()
+      ) {
         return answerOf(known, session, session.startCall(tool, params, timeout))
       }
       return Effect.flatMap(slotOf(server), (slot) =>
-        slot.inFlight === undefined
+        options?.alone === true
+          ? callAlone(server, slot, tool, params)
+          : slot.inFlight === undefined
           ? callVia(server, slot, tool, params)
           : slot.inFlight.withPermits(1)(callVia(server, slot, tool, params)))
     }

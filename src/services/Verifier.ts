@@ -210,6 +210,9 @@ export const sideEffectIntent = (append: (failure: FailureFields) => Effect.Effe
   return { beforeSideEffect, written: () => written }
 }
 
+/** A call that is the only one on its server while in flight (McpServers' BeginOptions). */
+const ALONE = { alone: true } as const
+
 /** `VerifyOptions.beforeSideEffect`, as the plan's steps pass it on. */
 type BeforeSideEffect = ((step: VerifyStep) => Effect.Effect<void, StorageError>) | undefined
 
@@ -339,7 +342,8 @@ const make = (settings: VerifierSettings) =>
       versions: Record<string, string | null>,
       done: Array<VerificationRecord["steps"][number]>,
       before: BeforeSideEffect,
-      texts: Array<string> | undefined
+      texts: Array<string> | undefined,
+      alone: boolean
     ): Effect.Effect<Finish, VerificationFailed | ConnectionLost | StorageError> => {
       const step = steps[i]!
       return Effect.matchEffect(called, {
@@ -348,29 +352,34 @@ const make = (settings: VerifierSettings) =>
           if (answer.result.isError || i + 1 === steps.length) {
             return Effect.succeed(finishWith(steps, step, answer, versions, done, texts))
           }
-          const next = send(steps, i + 1, before)
+          const next = send(steps, i + 1, before, alone)
           texts?.push(policyText(answer.result))
           const recorded = record(step, answer, clock.unsafeCurrentTimeMillis(), versions, done)
-          const rest = runFrom(steps, i + 1, next, versions, done, before, texts)
+          const rest = runFrom(steps, i + 1, next, versions, done, before, texts, alone)
           return recorded === Effect.void ? rest : Effect.zipRight(recorded, rest)
         }
       })
     }
-    const beginStep = (step: VerifyStep) => servers.begin(step.server, step.tool, step.params)
-    /** Step i's call, sent now; the plan's first step with side effects once `before` is done. */
-    const send = (steps: ReadonlyArray<VerifyStep>, i: number, before: BeforeSideEffect) => {
+    const beginStep = (step: VerifyStep, alone: boolean) =>
+      servers.begin(step.server, step.tool, step.params, alone ? ALONE : undefined)
+    /** Step i's call, sent now (`alone`: the only call on its server); the plan's first step with side effects once `before` is done. */
+    const send = (steps: ReadonlyArray<VerifyStep>, i: number, before: BeforeSideEffect, alone: boolean) => {
       const step = steps[i]!
       return before === undefined || step !== steps.find(sideEffect)
-        ? beginStep(step)
-        : Effect.flatMap(before(step), () => beginStep(step))
+        ? beginStep(step, alone)
+        : Effect.flatMap(before(step), () => beginStep(step, alone))
     }
-    /** The plan from its first step, that step's call sent now. */
+    /**
+     * The plan from its first step, that step's call sent now; with `alone`, each call the only one on its
+     * server while it is in flight (a plan run again after its server went away).
+     */
     const runNow = (
       steps: ReadonlyArray<VerifyStep>,
-      before: BeforeSideEffect
+      before: BeforeSideEffect,
+      alone = false
     ): Effect.Effect<Finish, VerificationFailed | ConnectionLost | StorageError> =>
       steps.length > 0
-        ? runFrom(steps, 0, send(steps, 0, before), {}, [], before, hasDerived(steps) ? [] : undefined)
+        ? runFrom(steps, 0, send(steps, 0, before, alone), {}, [], before, hasDerived(steps) ? [] : undefined, alone)
         : Effect.sync(() => () => ({
           outcome: Either.right(verified(clock.unsafeCurrentTimeMillis(), {}, [])),
           kick: Effect.void
@@ -437,9 +446,15 @@ const make = (settings: VerifierSettings) =>
         Effect.catchIf(isLost, (e) => {
           const acted = ranSideEffect(steps, e.step)
           if (acted !== undefined) return lost(e, notRunAgain(e, acted))
+          // Each call of the plan's second run is the only one on its server: should the server go away again,
+          // it is for this plan (the first time, it may have been for a call beside it).
           return Effect.logWarning(`${e.error.message}; running the plan again on the restarted server`).pipe(
-            Effect.zipRight(Effect.suspend(() => runNow(steps, before))),
-            Effect.catchIf(isLost, (e2) => lost(e2, `the server went away during the call twice: ${e2.error.reason}`))
+            Effect.zipRight(Effect.suspend(() => runNow(steps, before, true))),
+            Effect.catchIf(isLost, (e2) =>
+              lost(
+                e2,
+                `the server went away during the call twice, the second time the only call on it: ${e2.error.reason}`
+              ))
           )
         })
       )
