@@ -199,4 +199,35 @@ describe("verify against a server that misbehaves", () => {
     for (let i = 0; i < 15; i++) expect(slowCalls.filter((c) => c === `slow r${i}`).length).toBeLessThanOrEqual(2)
     expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 3 })])
   }, 60_000)
+
+  it(
+    "a row holding a lone surrogate (in its params or anywhere) is a contract reject naming the field; no call is made",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir)
+      const inParams = rowFor("lone", [{ server: "bad", tool: "ok", params: { text: "lone \ud800 here" } }])
+      const inPrompt = call("ok", "b")
+      inPrompt.prompt[1].content = "Say \udc00 please"
+      const run = await verify(spec, dir, [inParams, inPrompt, call("ok", "c")])
+      // Was: both verified and written to --out, a file datasets.load_dataset cannot read ("The surrogate pair in
+      // string is invalid"), the first after a call MCPToolEnv refuses to make ("no MCP transport can send").
+      expect(run.rejects).toEqual([
+        expect.objectContaining({
+          row: 0,
+          stage: "contract",
+          field: "reward_spec.ground_truth.tool_sequence[0].params.text",
+          reason: expect.stringMatching(/^holds a lone surrogate \(U\+D800 at character 5\): no Unicode text/)
+        }),
+        expect.objectContaining({
+          row: 1,
+          stage: "contract",
+          field: "prompt[1].content",
+          reason: expect.stringMatching(/^holds a lone surrogate \(U\+DC00 at character 4\)/)
+        })
+      ])
+      expect(run.rows).toHaveLength(1)
+      expect(calls()).toEqual(["ok c"])
+    },
+    60_000
+  )
 })

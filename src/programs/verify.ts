@@ -25,6 +25,7 @@ import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
 import { CASSETTE_FILE } from "../skyrl/cassettes.js"
+import { loneSurrogateIn } from "../skyrl/convert.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
@@ -228,6 +229,25 @@ const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: 
   }
 }
 
+/**
+ * The first string of a row that holds a lone surrogate, in the row as read (`value`) or in a step's params
+ * (JSON text in the row: `"\\ud800"` there is one once it is parsed), as a reject's field and reason. No file
+ * `datasets` loads can hold the row, and MCPToolEnv refuses to send such params (no MCP transport can).
+ */
+const loneSurrogateOf = (
+  value: unknown,
+  row: SkyRLRow
+): { readonly field: string; readonly reason: string } | undefined => {
+  const inRow = loneSurrogateIn(value)
+  if (inRow !== undefined) return { field: inRow.field, reason: inRow.reason }
+  const steps = row.reward_spec.ground_truth.tool_sequence
+  for (let i = 0; i < steps.length; i++) {
+    const inParams = loneSurrogateIn(steps[i]!.params, ["reward_spec", "ground_truth", "tool_sequence", i, "params"])
+    if (inParams !== undefined) return { field: inParams.field, reason: inParams.reason }
+  }
+  return undefined
+}
+
 /** read → contract → schema: the row's plan, or the stage it failed with the reason. */
 export const checkRecord = (located: Located, inventory: Inventory): Checked => {
   const { file, record } = located
@@ -245,6 +265,8 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
     }
   }
   const row = decoded.right
+  const lone = record.escapes === false ? undefined : loneSurrogateOf(record.value, row)
+  if (lone !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...lone } }
   const field = "reward_spec.ground_truth.tool_sequence"
   if (row.reward_spec.ground_truth.tool_sequence.length === 0) {
     return {
