@@ -14,6 +14,7 @@ import {
   InvalidAnswer,
   MessageTooLong,
   plainCallResult,
+  ServerStalled,
   StdioTransport
 } from "../src/services/StdioTransport.js"
 
@@ -79,7 +80,8 @@ const SERVER = String.raw`
 const fs = require("node:fs")
 const log = process.argv[1]
 let rest = ""
-const out = (s) => process.stdout.write(s)
+let held = false
+const out = (s) => held ? undefined : process.stdout.write(s)
 process.stdin.on("data", (chunk) => {
   rest += chunk
   let nl
@@ -88,6 +90,8 @@ process.stdin.on("data", (chunk) => {
     rest = rest.slice(nl + 1)
     fs.appendFileSync(log, line + "\n")
     const m = JSON.parse(line)
+    // A server that is held answers nothing from then on, not even a ping.
+    if (m.method === "ping" && !held) out(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: {} }) + "\n")
     if (m.method !== "tools/call") continue
     const id = m.id
     const tool = m.params.name
@@ -102,6 +106,7 @@ process.stdin.on("data", (chunk) => {
     if (tool === "error") out(JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32602, message: "bad params" } }) + "\n")
     if (tool === "notify") out(JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: "hi" } }) + "\n" + JSON.stringify({ jsonrpc: "2.0", id, result: {} }) + "\n")
     if (tool === "exit") process.exit(0)
+    if (tool === "hold") held = true // as a loop or a deadlock would: nothing more is answered
     // A text of n bytes: the SDK's server writes the result first and the id last, others the id first.
     const long = "y".repeat(m.params.arguments?.n ?? 0)
     if (tool === "long") out(JSON.stringify({ result: { content: [{ type: "text", text: long }] }, jsonrpc: "2.0", id }) + "\n")
@@ -262,13 +267,32 @@ describe("StdioTransport's direct lane", () => {
     const { log, t } = await started()
     const late = await call(t, "silent", {}, 100)
     expect(late.error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 100 } })
-    await call(t, "plain", { n: 3 })
+    expect((late.error as McpError).data).toEqual({ timeout: 100 }) // not held: it answered the ping
+    expect((await call(t, "plain", { n: 3 })).result).toEqual({ content: [{ type: "text", text: "ok 3" }] })
     const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
-    expect(sent[1]).toEqual({
+    // Nothing came from the server while the call waited: it was asked for a ping (and answered it).
+    expect(sent[1]).toEqual({ jsonrpc: "2.0", id: DIRECT_IDS + 1, method: "ping" })
+    expect(sent[2]).toEqual({
       jsonrpc: "2.0",
       method: "notifications/cancelled",
       params: { requestId: DIRECT_IDS, reason: "McpError: MCP error -32001: Request timed out" }
     })
+  })
+
+  it("a server that answers nothing, not even a ping, while a call waits is held: the connection closes", async () => {
+    const { t } = await started()
+    const closed: Array<string> = []
+    t.onclose = () => closed.push("closed")
+    expect((await call(t, "plain", { n: 1 })).result).toBeDefined()
+    const held = call(t, "hold", {}, 300)
+    const after = call(t, "plain", { n: 2 }, 5_000)
+    const t0 = performance.now()
+    const [holding, waiting] = await Promise.all([held, after])
+    // The held call times out (saying so), the call after it fails at once rather than after its 5 s.
+    expect(holding.error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 300, held: true } })
+    expect(waiting.error).toBeInstanceOf(ServerStalled)
+    expect(performance.now() - t0).toBeLessThan(4_000)
+    expect(closed).toEqual(["closed"])
   })
 
   it("each call times out at its own deadline, whatever the timeouts of the calls before it; answered calls never do", async () => {

@@ -38,8 +38,20 @@ const lines = (file: string): Array<any> =>
 const server = (dir: string, env: Record<string, string> = {}) => {
   const log = join(dir, "calls.log")
   const spec = nodeServer("bad", [SERVER], { CALLS_LOG: log, ...env })
-  const calls = () => existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l !== "") : []
-  return { spec, calls }
+  const linesOf = (file: string) =>
+    existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l !== "") : []
+  const calls = () => linesOf(log)
+  /** The servers started that still run (a zombie, ended and waiting to be reaped, does not). */
+  const running = () =>
+    linesOf(`${log}.pids`).filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+      } catch {
+        return false
+      }
+    })
+  return { spec, calls, running }
 }
 
 let imported: Inventory | undefined
@@ -227,6 +239,31 @@ describe("verify against a server that misbehaves", () => {
       ])
       expect(run.rows).toHaveLength(1)
       expect(calls()).toEqual(["ok c"])
+    },
+    60_000
+  )
+
+  it(
+    "a call that holds the server so that it answers nothing within --timeout: the server is restarted for the rows after it",
+    async () => {
+      const rows = [call("ok", "a"), call("block", "x"), ...Array.from({ length: 8 }, (_, i) => call("ok", `r${i}`))]
+      for (const concurrency of [1, 2]) {
+        const dir = tempDir()
+        const { calls, running, spec } = server(dir)
+        const run = await verify(spec, dir, rows, { timeout: 2, concurrency })
+        // The held server was ended before the run was (it spun on, at 100% CPU, after the run's end).
+        expect(running()).toEqual([])
+        // Was: every row after it timed out too (8 of 8, each waiting --timeout: at 30 s and 10,000 rows, a day),
+        // the server never restarted.
+        expect(run.rejects).toEqual([expect.objectContaining({ row: 1, status: "timeout", tool: "block" })])
+        // The rows sent after it waited in vain, and ran again (each call alone) on the restarted server.
+        expect(run.rejects[0].reason).toBe(
+          "no answer within 2s, nor to a ping after it: the server was held and restarted"
+        )
+        expect(run.rows).toHaveLength(9)
+        expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 2 })])
+        expect(calls().filter((c) => c === "block x")).toHaveLength(1)
+      }
     },
     60_000
   )

@@ -22,7 +22,7 @@ import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import type { ServerInfo } from "../domain/inventory.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
-import { InvalidAnswer, issuesText, MessageTooLong, StdioTransport } from "./StdioTransport.js"
+import { InvalidAnswer, issuesText, MessageTooLong, ServerStalled, StdioTransport } from "./StdioTransport.js"
 
 export interface StdioServerSpec {
   readonly _tag: "stdio"
@@ -145,6 +145,11 @@ export interface McpSession {
   ) => Effect.Effect<TimedCallResult, McpCallError>
   /** False once the connection has closed (the server exited or was killed). */
   readonly isOpenNow: () => boolean
+  /**
+   * The server answered neither a call within its timeout nor the `ping` sent after it: it is held, and the
+   * connection was closed (not open from then on). Not a server that went away by itself.
+   */
+  readonly stalled: () => boolean
   /** Done when no tools/call of this session is in flight (answered, failed or timed out). */
   readonly idle: Effect.Effect<void>
   /** The last lines the server wrote on stderr (stdio servers). */
@@ -312,7 +317,15 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
   const make = (kind: "protocol" | "timeout" | "connection", reason: string) =>
     new McpCallError({ server, tool, kind, reason })
   if (e instanceof McpError) {
-    if (e.code === ErrorCode.RequestTimeout) return make("timeout", `no answer within ${Duration.format(timeout)}`)
+    if (e.code === ErrorCode.RequestTimeout) {
+      // Nor was a ping answered after it: the server is held, and the transport closed the connection.
+      const held = (e.data as { held?: unknown } | undefined)?.held === true
+      return make(
+        "timeout",
+        `no answer within ${Duration.format(timeout)}` +
+          (held ? ", nor to a ping after it: the server was held and restarted" : "")
+      )
+    }
     if (e.code === ErrorCode.ConnectionClosed) {
       return make("connection", `the server went away during the call (${e.message})${formatTail(tailOf(wire.stderr))}`)
     }
@@ -322,6 +335,7 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
   if (e instanceof InvalidAnswer) return make("protocol", e.message)
   if (isZodError(e)) return make("protocol", `the result is no tool result: ${issuesText(e)}`)
   if (e instanceof MessageTooLong) return make("connection", `${e.message}${formatTail(tailOf(wire.stderr))}`)
+  if (e instanceof ServerStalled) return make("connection", e.message)
   return make("connection", `the server went away during the call (${errorText(e)})`)
 }
 
@@ -413,6 +427,9 @@ const listVia = (spec: McpServerSpec, wire: Wire, list: () => Promise<ReadonlyAr
       })
   })
 
+/** The stdio transport found the server held (ServerStalled). */
+const stalled = (wire: Wire): boolean => wire.transport instanceof StdioTransport && wire.transport.isStalled
+
 const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
   server: spec.name,
   serverInfo: wire.client.getServerVersion() as ServerInfo | undefined,
@@ -442,7 +459,8 @@ const session = (spec: McpServerSpec, wire: Wire): McpSession => ({
       )
   },
   startCall: (tool, params, timeout) => startCall(spec, wire, tool, params, timeout),
-  isOpenNow: () => wire.open,
+  isOpenNow: () => wire.open && !stalled(wire),
+  stalled: () => stalled(wire),
   idle: Effect.async<void>((resume) => {
     if (wire.inFlight === 0) resume(Effect.void)
     else wire.idleWaiters.push(() => resume(Effect.void))

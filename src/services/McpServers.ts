@@ -236,13 +236,16 @@ const make = (options: McpServersOptions) =>
         ? { tools: new Set(), error: listed.left.reason }
         : { tools: new Set(listed.right.filter(isReadOnly).map((t) => t.name)) }
 
-    /** Ends a dead connection (counted as a death). */
+    /**
+     * Ends a dead connection, counted as a death unless the server was held (`McpSession.stalled`: restarted for
+     * a call it did not answer within --timeout, a server that may be sound otherwise; not given up for that).
+     */
     const retire = (slot: Slot) =>
       Effect.gen(function*() {
         const current = slot.current
         if (current === undefined) return
         slot.current = undefined
-        slot.deaths++
+        if (!current.session.stalled()) slot.deaths++
         yield* Scope.close(current.scope, Exit.void)
       })
 
@@ -254,7 +257,7 @@ const make = (options: McpServersOptions) =>
     ) =>
       Effect.matchEffect(called, {
         onFailure: (e) =>
-          e.kind === "connection"
+          e.kind === "connection" || session.stalled()
             ? Effect.zipRight(
               slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void),
               Effect.fail(e)

@@ -23,6 +23,10 @@
  * first and last bytes, where its id is), and the connection goes on; one whose call cannot be told (no id
  * of a direct call at either end) closes the connection as the SDK's would, the calls failing with
  * MessageTooLong.
+ *
+ * A call that waited out its timeout may be held by a server that answers nothing more (a loop, a deadlock):
+ * the transport asks the server for a `ping`, and when that goes unanswered too, closes the connection
+ * (ServerStalled), so that the calls after it do not each wait out their timeout.
  */
 import type { StdioServerParameters } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js"
@@ -88,6 +92,14 @@ export class MessageTooLong extends Error {
   override readonly name = "MessageTooLong"
 }
 
+/**
+ * The server answered no `ping` after a call timed out: it is held (a loop, a deadlock) and would hold every
+ * later call too, so the connection was closed (the call failing with this one did not hold it).
+ */
+export class ServerStalled extends Error {
+  override readonly name = "ServerStalled"
+}
+
 /** `the N bytes (M MiB) an MCP message may take`. */
 const limitText = (max: number) =>
   `the ${max} bytes${max % 1_048_576 === 0 ? ` (${max / 1_048_576} MiB)` : ""} an MCP message may take`
@@ -132,6 +144,13 @@ export const issuesText = (error: unknown): string => {
   })
   return shown.join("; ") + (issues.length > 3 ? `; and ${issues.length - 3} more` : "")
 }
+
+/**
+ * The wait for the answer to the `ping` that learns whether a server is held (StdioTransport.probe): the call's
+ * timeout, within these bounds.
+ */
+const PROBE_MS = 5_000
+const PROBE_MIN_MS = 1_000
 
 /** Bytes kept of each end of a line too long to read (its id is at one end: `{"jsonrpc":"2.0","id":N,` or `,"id":N}`). */
 const END_BYTES = 256
@@ -216,6 +235,14 @@ export class StdioTransport implements Transport {
   private skipping: { length: number; head: Buffer; tail: Buffer } | undefined
   /** Why the connection was closed from this side (the calls in flight fail with it). */
   private dropped: Error | undefined
+  /** The shutdown, once begun (`close`). */
+  private closing: Promise<void> | undefined
+  /** Direct calls that timed out and were never answered (id → when sent): the server may still work on them. */
+  private readonly expired = new Map<number, number>()
+  /** The `ping` sent to learn whether the server is held (`startProbe`), and the calls that wait for it. */
+  private probe:
+    | { readonly id: number; readonly deadline: number; readonly waiting: Array<[number, Pending]> }
+    | undefined
   private readonly stderrStream: PassThrough | null
   private readonly maxBufferSize: number
   private readonly pending = new Map<number, Pending>()
@@ -286,7 +313,14 @@ export class StdioTransport implements Transport {
    * launcher (`npx -y ...`, a shell) is the launcher's child, and signalling the launcher alone left it
    * running, holding the pipes (and so skyrl) open until it finished on its own.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    // One shutdown, however many ask for it: a close this transport began itself (a line too long, a server held)
+    // is awaited by the caller that closes the session, so that the server is ended before skyrl exits.
+    this.closing ??= this.shutDown()
+    return this.closing
+  }
+
+  private async shutDown(): Promise<void> {
     this.disarm()
     const child = this.process
     if (child !== undefined) {
@@ -301,7 +335,8 @@ export class StdioTransport implements Transport {
       } catch {
         // already gone
       }
-      await wait()
+      // A held server reads nothing more: it is signalled at once.
+      if (!this.isStalled) await wait()
       if (!gone) {
         signalAll(tree, "SIGTERM")
         await wait()
@@ -373,23 +408,90 @@ export class StdioTransport implements Transport {
     this.armedFor = Infinity
   }
 
-  /** Times out the calls past their deadline; sets the timer for the earliest deadline left. */
+  /**
+   * The calls past their deadline wait for the `probe` (started for the first of them), then time out; sets the
+   * timer for the earliest deadline left (a call's or the probe's).
+   */
   private readonly expire = (): void => {
     this.timer = undefined
     this.armedFor = Infinity
     const now = performance.now()
-    let next = Infinity
+    if (this.probe !== undefined && this.probe.deadline <= now) return this.stalled()
+    let next = this.probe?.deadline ?? Infinity
     for (const [id, p] of [...this.pending]) {
-      if (p.deadline <= now) this.timedOut(id, p)
-      else if (p.deadline < next) next = p.deadline
+      if (p.deadline > now) {
+        if (p.deadline < next) next = p.deadline
+        continue
+      }
+      this.pending.delete(id)
+      if (this.probe === undefined) next = Math.min(next, this.startProbe(p.timeoutMs))
+      this.probe!.waiting.push([id, p])
     }
-    if (next < Infinity && this.pending.size > 0) this.arm(next)
+    if (next < Infinity) this.arm(next)
+  }
+
+  /**
+   * Asks the server for a `ping` (MCP's liveness request, which every server answers) once a call has waited
+   * out its timeout: answered (within the call's timeout, from 1 s to 5 s), the server is alive and the calls
+   * waiting for the probe time out as usual; not answered, it is held (`stalled`). Its deadline.
+   */
+  private startProbe(timeoutMs: number): number {
+    const id = this.nextId++
+    const deadline = performance.now() + Math.max(PROBE_MIN_MS, Math.min(timeoutMs, PROBE_MS))
+    this.probe = { id, deadline, waiting: [] }
+    this.flushOutgoing()
+    this.process?.stdin?.write(`{"jsonrpc":"2.0","id":${id},"method":"ping"}\n`)
+    return deadline
+  }
+
+  /** The server answered the probe: the calls that waited for it time out as any call does. */
+  private alive(): void {
+    const waiting = this.probe!.waiting
+    this.probe = undefined
+    for (const [id, p] of waiting) this.timedOut(id, p)
+  }
+
+  /**
+   * The server answered neither a call in time nor the `ping` that followed: it is held (a loop, a deadlock, a
+   * call it works on alone), and every later call would wait out its timeout too. The connection is closed (the
+   * next call starts the server again). The first call that waited for the probe (the first sent: a server takes
+   * its calls in order) holds it and times out (its error's `data.held`), unless a call sent before it timed out
+   * and was never answered: that one holds it. The other calls fail with ServerStalled (not answered for want of
+   * a server: run them again).
+   */
+  private stalled(): void {
+    const { waiting } = this.probe!
+    this.probe = undefined
+    this.dropped = new ServerStalled(
+      "the server answered no ping after a call before this one timed out (held by that call): it was restarted"
+    )
+    const [first] = waiting
+    let held = false
+    if (first !== undefined) {
+      for (const t of this.expired.values()) {
+        held ||= t < first[1].deadline - first[1].timeoutMs
+      }
+    }
+    for (const [, p] of waiting) {
+      p.waiter.done(
+        p === first?.[1] && !held
+          ? McpError.fromError(ErrorCode.RequestTimeout, "Request timed out", { timeout: p.timeoutMs, held: true })
+          : this.dropped
+      )
+    }
+    this.close().catch(() => {})
+  }
+
+  /** The server was found held (`stalled`): the connection is closing, and no call is to be sent on it. */
+  get isStalled(): boolean {
+    return this.dropped instanceof ServerStalled
   }
 
   /** As the SDK's Protocol: the request is cancelled on the server and the call fails with RequestTimeout. */
   private timedOut(id: number, p: Pending): void {
     const timeoutMs = p.timeoutMs
     this.pending.delete(id)
+    this.expired.set(id, p.deadline - timeoutMs)
     const error = McpError.fromError(ErrorCode.RequestTimeout, "Request timed out", { timeout: timeoutMs })
     this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: String(error) } })
       .catch((e) => this.onerror?.(new Error(`Failed to send cancellation: ${e}`)))
@@ -397,8 +499,9 @@ export class StdioTransport implements Transport {
   }
 
   private failPending(error: Error): void {
-    const pending = [...this.pending.values()]
+    const pending = [...this.pending.values(), ...(this.probe?.waiting ?? []).map(([, p]) => p)]
     this.pending.clear()
+    this.probe = undefined
     this.disarm()
     for (const p of pending) p.waiter.done(error)
   }
@@ -497,6 +600,8 @@ export class StdioTransport implements Transport {
   /** One line from the server: a direct call's answer, or a message for the SDK. */
   private receive(line: string): void {
     const raw: unknown = JSON.parse(line)
+    if (this.expired.size > 0 && isObject(raw) && typeof raw.id === "number") this.expired.delete(raw.id) // late
+    if (this.probe !== undefined && isObject(raw) && raw.id === this.probe.id) return this.alive()
     if (isObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id)) {
       if (plainResponse(raw)) return this.answer(raw.id, raw)
       if (raw.method === undefined) {
