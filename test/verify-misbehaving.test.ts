@@ -267,4 +267,19 @@ describe("verify against a server that misbehaves", () => {
     },
     60_000
   )
+
+  it(
+    "noise around an answer, and the answer sent twice, change nothing: the row verifies, the server kept",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir)
+      const run = await verify(spec, dir, [call("noisy", "a"), call("ok", "b"), call("noisy", "c")])
+      expect(run.rejects).toEqual([])
+      expect(run.rows).toHaveLength(3)
+      expect(run.cassettes.map((c) => c.result.content[0].text).sort()).toEqual(["noisy a", "noisy c", "ok b"])
+      expect(run.report.servers).toEqual([expect.objectContaining({ starts: 1 })])
+      expect(calls().sort()).toEqual(["noisy a", "noisy c", "ok b"])
+    },
+    60_000
+  )
 })
