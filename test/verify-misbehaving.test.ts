@@ -212,6 +212,22 @@ describe("verify against a server that misbehaves", () => {
     expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 3 })])
   }, 60_000)
 
+  it("rows whose calls make the server exit, one after another, do not get the server given up", async () => {
+    const dir = tempDir()
+    const { calls, spec } = server(dir)
+    const slow = Array.from({ length: 12 }, (_, i) => call("slow", `r${i}`, 200))
+    const exits = Array.from({ length: 4 }, (_, i) => call("exit", `x${i}`))
+    const run = await verify(spec, dir, [...slow.slice(0, 4), ...exits, ...slow.slice(4)], { concurrency: 4 })
+    // Was: a death of the server during a call run alone counted toward giving it up (3 restarts in a row
+    // without an answer between): four such rows in a row gave it up, and every row after them was
+    // server-unavailable ("the server exited 4 times in a row; given up"): 10 of 36 verified at --concurrency 4.
+    expect(run.rows).toHaveLength(12)
+    expect(run.rejects.map((r) => [r.row, r.status])).toEqual([4, 5, 6, 7].map((row) => [row, "server-unavailable"]))
+    expect(calls().filter((c) => c.startsWith("exit")).sort()).toEqual(
+      ["x0", "x0", "x1", "x1", "x2", "x2", "x3", "x3"].map((x) => `exit ${x}`)
+    )
+  }, 60_000)
+
   it(
     "a row holding a lone surrogate (in its params or anywhere) is a contract reject naming the field; no call is made",
     async () => {

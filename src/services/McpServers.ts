@@ -237,15 +237,16 @@ const make = (options: McpServersOptions) =>
         : { tools: new Set(listed.right.filter(isReadOnly).map((t) => t.name)) }
 
     /**
-     * Ends a dead connection, counted as a death unless the server was held (`McpSession.stalled`: restarted for
-     * a call it did not answer within --timeout, a server that may be sound otherwise; not given up for that).
+     * Ends a dead connection, counted as a death (toward giving the server up) unless `blamed`: lost during a call
+     * alone on it (that call made it exit, a server sound otherwise), or held (`McpSession.stalled`: restarted
+     * for a call it did not answer within --timeout).
      */
-    const retire = (slot: Slot) =>
+    const retire = (slot: Slot, blamed = false) =>
       Effect.gen(function*() {
         const current = slot.current
         if (current === undefined) return
         slot.current = undefined
-        if (!current.session.stalled()) slot.deaths++
+        if (!blamed && !current.session.stalled()) slot.deaths++
         yield* Scope.close(current.scope, Exit.void)
       })
 
@@ -253,13 +254,14 @@ const make = (options: McpServersOptions) =>
     const answerOf = (
       slot: Slot,
       session: McpSession,
-      called: Effect.Effect<TimedCallResult, McpCallError>
+      called: Effect.Effect<TimedCallResult, McpCallError>,
+      alone = false
     ) =>
       Effect.matchEffect(called, {
         onFailure: (e) =>
           e.kind === "connection" || session.stalled()
             ? Effect.zipRight(
-              slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot) : Effect.void),
+              slot.lock.withPermits(1)(slot.current?.session === session ? retire(slot, alone) : Effect.void),
               Effect.fail(e)
             )
             : Effect.fail(e),
@@ -306,7 +308,7 @@ const make = (options: McpServersOptions) =>
           Effect.zipRight(
             session.idle,
             Effect.suspend(() =>
-              session.isOpenNow() ? answerOf(slot, session, session.startCall(tool, params, timeout)) : onIdle
+              session.isOpenNow() ? answerOf(slot, session, session.startCall(tool, params, timeout), true) : onIdle
             )
           )
       )
