@@ -285,6 +285,29 @@ describe("verify against a server that misbehaves", () => {
   )
 
   it(
+    "a row whose params hold a number beyond a double's range (1e400: Infinity, sent as null) is a contract reject",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir)
+      const huge = call("ok", "a")
+      huge.reward_spec.ground_truth.tool_sequence[0].params = `{"text": "a", "n": -1e400}`
+      const run = await verify(spec, dir, [huge, call("ok", "b")])
+      // Was: verified, the server called with {"n": null} and the cassette keyed so, the row saying -1e400.
+      expect(run.rejects).toEqual([
+        expect.objectContaining({
+          row: 0,
+          stage: "contract",
+          field: "reward_spec.ground_truth.tool_sequence[0].params.n",
+          reason: "a number beyond a double's range (JSON text such as 1e400 reads as Infinity, which a call " +
+            "sends as null): write it within ±1.7976931348623157e308, or as a string"
+        })
+      ])
+      expect(calls()).toEqual(["ok b"])
+    },
+    60_000
+  )
+
+  it(
     "noise around an answer, and the answer sent twice, change nothing: the row verifies, the server kept",
     async () => {
       const dir = tempDir()

@@ -28,6 +28,7 @@ import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import { loneSurrogateIn } from "../skyrl/convert.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
+import { formatPath } from "../skyrl/parseIssues.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import type { OutcomeSource, Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
@@ -248,6 +249,39 @@ const loneSurrogateOf = (
   return undefined
 }
 
+/** The path of the first number in `value` that is not finite, or undefined. */
+const nonFiniteAt = (value: unknown, at: Array<PropertyKey>): Array<PropertyKey> | undefined => {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : at
+  if (typeof value !== "object" || value === null) return undefined
+  const array = Array.isArray(value)
+  for (const key in value) {
+    at.push(array ? Number(key) : key)
+    if (nonFiniteAt((value as Record<string, unknown>)[key], at) !== undefined) return at
+    at.pop()
+  }
+  return undefined
+}
+
+/**
+ * The first step param that is a number beyond a double's range (JSON text such as 1e400 parses to Infinity),
+ * as a reject's field and reason: the call would send it as null (JSON has no Infinity), so what ran and was
+ * recorded would not be the row's call.
+ */
+const nonFiniteParam = (row: SkyRLRow): { readonly field: string; readonly reason: string } | undefined => {
+  const steps = row.reward_spec.ground_truth.tool_sequence
+  for (let i = 0; i < steps.length; i++) {
+    const at = nonFiniteAt(steps[i]!.params, ["reward_spec", "ground_truth", "tool_sequence", i, "params"])
+    if (at !== undefined) {
+      return {
+        field: formatPath(at),
+        reason: "a number beyond a double's range (JSON text such as 1e400 reads as Infinity, which a call sends " +
+          "as null): write it within ±1.7976931348623157e308, or as a string"
+      }
+    }
+  }
+  return undefined
+}
+
 /** read → contract → schema: the row's plan, or the stage it failed with the reason. */
 export const checkRecord = (located: Located, inventory: Inventory): Checked => {
   const { file, record } = located
@@ -267,6 +301,10 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   const row = decoded.right
   const lone = record.escapes === false ? undefined : loneSurrogateOf(record.value, row)
   if (lone !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...lone } }
+  const infinite = nonFiniteParam(row)
+  if (infinite !== undefined) {
+    return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...infinite } }
+  }
   const field = "reward_spec.ground_truth.tool_sequence"
   if (row.reward_spec.ground_truth.tool_sequence.length === 0) {
     return {
