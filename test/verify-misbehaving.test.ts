@@ -223,9 +223,9 @@ describe("verify against a server that misbehaves", () => {
     // server-unavailable ("the server exited 4 times in a row; given up"): 10 of 36 verified at --concurrency 4.
     expect(run.rows).toHaveLength(12)
     expect(run.rejects.map((r) => [r.row, r.status])).toEqual([4, 5, 6, 7].map((row) => [row, "server-unavailable"]))
-    expect(calls().filter((c) => c.startsWith("exit")).sort()).toEqual(
-      ["x0", "x0", "x1", "x1", "x2", "x2", "x3", "x3"].map((x) => `exit ${x}`)
-    )
+    // Each exit call ran once or twice (once when the server had exited before it read it, the first time).
+    const exitCalls = calls().filter((c) => c.startsWith("exit"))
+    for (let i = 0; i < 4; i++) expect([1, 2]).toContain(exitCalls.filter((c) => c === `exit x${i}`).length)
   }, 60_000)
 
   it(
