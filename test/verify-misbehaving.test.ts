@@ -308,6 +308,25 @@ describe("verify against a server that misbehaves", () => {
   )
 
   it(
+    "a server that floods stderr and exits: the reason holds the tail of its stderr, each line cut short",
+    async () => {
+      const dir = tempDir()
+      const { spec } = server(dir)
+      const plan = rowFor("flood-exit", [
+        { server: "bad", tool: "noisy", params: { text: "a" } },
+        { server: "bad", tool: "exit", params: { text: "b" } }
+      ])
+      const run = await verify(spec, dir, [plan])
+      expect(run.rejects).toEqual([expect.objectContaining({ status: "server-unavailable", step: 2 })])
+      const tail = run.rejects[0].reason.split("stderr (last lines):\n")[1].split("\n")
+      // Was: 15 lines of 1,023 characters each (a 15 KB reason, and as much in the log).
+      expect(tail).toHaveLength(15)
+      expect(tail[0]).toBe(`    ${"x".repeat(300)}... (723 more characters)`)
+    },
+    60_000
+  )
+
+  it(
     "noise around an answer, and the answer sent twice, change nothing: the row verifies, the server kept",
     async () => {
       const dir = tempDir()

@@ -192,7 +192,18 @@ const childEnvironment = (): Record<string, string> => {
   return env
 }
 
-const tailOf = (text: string): string => text.trimEnd().split("\n").slice(-STDERR_TAIL_LINES).join("\n")
+/** Characters kept of each line of a stderr tail (a server's log lines may be long: a JSON record, a flood). */
+const STDERR_LINE_CHARS = 300
+
+/** A line of a stderr tail, cut at STDERR_LINE_CHARS (never between the halves of a surrogate pair). */
+const cutLine = (line: string): string => {
+  if (line.length <= STDERR_LINE_CHARS) return line
+  const high = line.charCodeAt(STDERR_LINE_CHARS - 1)
+  const end = high >= 0xd800 && high <= 0xdbff ? STDERR_LINE_CHARS - 1 : STDERR_LINE_CHARS
+  return `${line.slice(0, end)}... (${line.length - end} more characters)`
+}
+
+const tailOf = (text: string): string => text.trimEnd().split("\n").slice(-STDERR_TAIL_LINES).map(cutLine).join("\n")
 
 const toListedTool = (t: Record<string, unknown>): ListedTool => ({
   name: String(t.name),
