@@ -89,6 +89,16 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
   return { runs, api, layer: Layer.succeed(Verifier, api) }
 }
 
+/** A memory storage whose verifications.jsonl cannot be appended to (no space left on device). */
+const storageWithoutRoomForTheLog = () => {
+  const storage = makeMemoryStorage()
+  storage.onWrite = (file) =>
+    file.endsWith("verifications.jsonl")
+      ? Effect.fail(new StorageError({ path: file, operation: "append to", reason: "no space left on device" }))
+      : Effect.void
+  return storage
+}
+
 const judgeAll = (rows: ReadonlyArray<SkyRLRow>) =>
   Effect.scoped(Effect.gen(function*() {
     const hook = yield* makeVerifyHook(RUN_DIR)
@@ -251,11 +261,7 @@ describe("the verify hook", () => {
 
   it.effect("a verification that cannot be recorded stops the run", () =>
     Effect.gen(function*() {
-      const storage = makeMemoryStorage()
-      storage.onWrite = (file) =>
-        file.endsWith("verifications.jsonl")
-          ? Effect.fail(new StorageError({ path: file, operation: "append to", reason: "no space left on device" }))
-          : Effect.void
+      const storage = storageWithoutRoomForTheLog()
       const [outcome] = yield* judgeAll([rowOf("AAPL")]).pipe(
         Effect.provide(Layer.merge(storage.layer, scriptedVerifier().layer))
       )
@@ -428,11 +434,7 @@ describe("the same plan in two answers", () => {
 
   it.effect("the waiting answer is never left waiting: the run's result cannot be recorded, or the run is interrupted", () =>
     Effect.gen(function*() {
-      const storage = makeMemoryStorage()
-      storage.onWrite = (file) =>
-        file.endsWith("verifications.jsonl")
-          ? Effect.fail(new StorageError({ path: file, operation: "append to", reason: "no space left on device" }))
-          : Effect.void
+      const storage = storageWithoutRoomForTheLog()
       const failing = yield* gated()
       const both = yield* Effect.scoped(Effect.gen(function*() {
         const hook = yield* makeVerifyHook(RUN_DIR)
