@@ -331,7 +331,7 @@ _CONTROL_NAMES = {
 }
 
 
-def name_fault(name: Any, kind: str = "server") -> Optional[str]:
+def name_fault(name: Any, kind: str) -> Optional[str]:
     """Why an inventory's server name (``kind`` "server") or the name of a tool a server lists ("tool") cannot be
     used, or None: skyrl's rule (``nameFault`` in src/domain/inventory.ts, with ``ServerName``/``ToolName``'s
     non-empty trimmed string). A name is a non-empty trimmed string without control characters (C0, DEL, C1),

@@ -235,7 +235,7 @@ const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: 
  * (JSON text in the row: `"\\ud800"` there is one once it is parsed), as a reject's field and reason. No file
  * `datasets` loads can hold the row, and MCPToolEnv refuses to send such params (no MCP transport can).
  */
-const loneSurrogateOf = (
+const loneSurrogateInRow = (
   value: unknown,
   row: SkyRLRow
 ): { readonly field: string; readonly reason: string } | undefined => {
@@ -299,7 +299,7 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
     }
   }
   const row = decoded.right
-  const lone = record.escapes === false ? undefined : loneSurrogateOf(record.value, row)
+  const lone = record.escapes === false ? undefined : loneSurrogateInRow(record.value, row)
   if (lone !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...lone } }
   const infinite = nonFiniteParam(row)
   if (infinite !== undefined) {
