@@ -332,6 +332,18 @@ describe("loading inventory files", () => {
 })
 
 describe("plan validation", () => {
+  it("refuses a param number beyond a double's range (1e400 reads as Infinity), which the schema took for an integer", () => {
+    // Until 2026-12-02 only verify refused it: convert wrote the row with null in its place, validate passed it.
+    const issues = validatePlan(finance, [
+      step(1, "polygon", "polygon_get_news", { ticker: "AAPL", limit: JSON.parse("1e400") }),
+      step(2, "fmp", "fmp_get_quote", { symbol: "AAPL", extra: [1, { deep: -Infinity }] })
+    ])
+    expect(issues.map((i) => `${i.step} ${i.path}`)).toEqual(["1 params/limit", "2 params/extra/1/deep"])
+    expect(issues[0]!.message).toContain("a number beyond a double's range")
+    expect(validatePlan(finance, [step(1, "polygon", "polygon_get_news", { ticker: "AAPL", limit: 1e308 })]))
+      .toEqual([])
+  })
+
   it("checks server, tool, params type, enum, required, unknown params and numbering", () => {
     const issues = validatePlan(finance, [
       step(1, "fmp", "fmp_get_quote", { symbol: "AAPL" }),

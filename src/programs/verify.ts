@@ -29,7 +29,7 @@ import { loneSurrogateIn } from "../skyrl/convert.js"
 import type { WritableRow } from "../skyrl/layout.js"
 import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { formatPath } from "../skyrl/parseIssues.js"
-import { validatePlan } from "../skyrl/planValidation.js"
+import { NON_FINITE_REASON, nonFiniteAt, validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import type { OutcomeSource, Stage, VerifyStatus, VerifyStep, VerifySummary } from "../skyrl/verification.js"
 import {
@@ -249,19 +249,6 @@ const loneSurrogateInRow = (
   return undefined
 }
 
-/** The path of the first number in `value` that is not finite, or undefined. */
-const nonFiniteAt = (value: unknown, at: Array<PropertyKey>): Array<PropertyKey> | undefined => {
-  if (typeof value === "number") return Number.isFinite(value) ? undefined : at
-  if (typeof value !== "object" || value === null) return undefined
-  const array = Array.isArray(value)
-  for (const key in value) {
-    at.push(array ? Number(key) : key)
-    if (nonFiniteAt((value as Record<string, unknown>)[key], at) !== undefined) return at
-    at.pop()
-  }
-  return undefined
-}
-
 /**
  * The first step param that is a number beyond a double's range (JSON text such as 1e400 parses to Infinity),
  * as a reject's field and reason: the call would send it as null (JSON has no Infinity), so what ran and was
@@ -271,13 +258,7 @@ const nonFiniteParam = (row: SkyRLRow): { readonly field: string; readonly reaso
   const steps = row.reward_spec.ground_truth.tool_sequence
   for (let i = 0; i < steps.length; i++) {
     const at = nonFiniteAt(steps[i]!.params, ["reward_spec", "ground_truth", "tool_sequence", i, "params"])
-    if (at !== undefined) {
-      return {
-        field: formatPath(at),
-        reason: "a number beyond a double's range (JSON text such as 1e400 reads as Infinity, which a call sends " +
-          "as null): write it within ±1.7976931348623157e308, or as a string"
-      }
-    }
+    if (at !== undefined) return { field: formatPath(at), reason: NON_FINITE_REASON }
   }
   return undefined
 }

@@ -377,6 +377,23 @@ export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inv
  * Validates a plan. Returns one issue per problem (empty = valid). Steps must be numbered 1..n in
  * order; a plan without steps is one issue. Provenance is checked too (`provenanceIssues`).
  */
+/** The path below `at` of the first number in `value` that is not finite (JSON text such as 1e400), or undefined. */
+export const nonFiniteAt = (value: unknown, at: Array<PropertyKey> = []): Array<PropertyKey> | undefined => {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : at
+  if (typeof value !== "object" || value === null) return undefined
+  const array = Array.isArray(value)
+  for (const key in value) {
+    at.push(array ? Number(key) : key)
+    if (nonFiniteAt((value as Record<string, unknown>)[key], at) !== undefined) return at
+    at.pop()
+  }
+  return undefined
+}
+
+/** Why such a number is refused (JSON has no Infinity: a row would keep it as null, a call would send null). */
+export const NON_FINITE_REASON = "a number beyond a double's range (JSON text such as 1e400 reads as Infinity, " +
+  "which a call sends as null): write it within ±1.7976931348623157e308, or as a string"
+
 export const validatePlan = (
   inventory: Inventory,
   steps: ReadonlyArray<PlanStep>,
@@ -420,6 +437,12 @@ export const validatePlan = (
     }
     if (!isObject(step.params)) {
       issues.push({ ...base, path: "params", message: `must be an object (got ${typeOf(step.params)})` })
+      return
+    }
+    // The schema reads Infinity as a number (an integer too), but no file, request or cassette can hold it.
+    const infinite = nonFiniteAt(step.params)
+    if (infinite !== undefined) {
+      issues.push({ ...base, path: ["params", ...infinite].join("/"), message: NON_FINITE_REASON })
       return
     }
     const compiled = compiledFor(tool, mode)
