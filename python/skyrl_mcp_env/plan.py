@@ -242,7 +242,27 @@ def _offer_unknown(extras: Mapping[str, Any]) -> bool:
 
 
 def _params(raw: Any, at: str) -> dict[str, Any]:
-    return {} if raw is None else json_object(raw, f"{at}.params")
+    params = {} if raw is None else json_object(raw, f"{at}.params")
+    infinite = _non_finite_at(params)
+    if infinite is not None:
+        # No call can send it (a policy's 1e400 is a malformed call): the plan could not match itself. skyrl's
+        # plan validation refuses it too (nonFiniteAt in src/skyrl/planValidation.ts).
+        path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in infinite)
+        raise RowError(f"{at}.params{path}: a number beyond a double's range (JSON text such as 1e400 reads as "
+                       "Infinity), which no call can send")
+    return params
+
+
+def _non_finite_at(value: Any) -> Optional[list[Any]]:
+    """The path of the first number in ``value`` that is NaN or infinite, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else []
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, v in items:
+        below = _non_finite_at(v)
+        if below is not None:
+            return [key, *below]
+    return None
 
 
 def json_object(raw: Any, where: str, error: type[ValueError] = RowError) -> dict[str, Any]:

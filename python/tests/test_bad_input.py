@@ -513,3 +513,16 @@ def test_unusual_but_harmless_server_names_still_load(tmp_path):
     names = ["fm p", "org/fmp", "fmp.v2", "Börse", "\U0001f600"]
     _, build = _live_env_on(tmp_path, [{"name": n, "launch": _LAUNCH} for n in names])
     assert sorted(build().backend.launch) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [('{"a": 1e400, "b": 2}', ".params.a"), ('{"a": 1, "b": [0, {"c": -1e400}]}', ".params.b[1].c")],
+)
+def test_a_plan_param_beyond_a_doubles_range_is_refused_naming_it(params, field):
+    # Before: loaded as inf, a step no call could match (a policy's 1e400 is a malformed call); skyrl's plan
+    # validation refuses such a param too.
+    row = make_row([{"server": "everything", "tool": "get-sum", "params": {"a": 1, "b": 2}}])
+    row["reward_spec"]["ground_truth"]["tool_sequence"][0]["params"] = params
+    with pytest.raises(RowError, match=re.escape(field) + r": a number beyond a double's range"):
+        plan_from_extras(extras_of(row, None))
