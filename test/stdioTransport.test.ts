@@ -75,12 +75,16 @@ describe("idAtEnds", () => {
   })
 })
 
-/** A fake server: answers each tools/call by the tool's name, and logs every line it receives. */
+/**
+ * A fake server: answers each tools/call by the tool's name, and logs every line it receives. `queued` calls are
+ * answered one at a time, each `ms` after the one before it (as a server that takes its calls in turn).
+ */
 const SERVER = String.raw`
 const fs = require("node:fs")
 const log = process.argv[1]
 let rest = ""
 let held = false
+let queue = Promise.resolve()
 const out = (s) => held ? undefined : process.stdout.write(s)
 process.stdin.on("data", (chunk) => {
   rest += chunk
@@ -113,6 +117,11 @@ process.stdin.on("data", (chunk) => {
     if (tool === "longFirst") out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: long }] } }) + "\r\n")
     if (tool === "longNote") out(JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: long } }) + "\n")
     if (tool === "null") out(JSON.stringify({ jsonrpc: "2.0", id, result: null }) + "\n")
+    if (tool === "queued") {
+      const { ms, n } = m.params.arguments
+      const answer = () => out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "ok " + n }] } }) + "\n")
+      queue = queue.then(() => new Promise((done) => setTimeout(() => done(answer()), ms)))
+    }
     if (tool === "extraKey") out(JSON.stringify({ jsonrpc: "2.0", id, result: {}, extra: 1 }) + "\n")
   }
 })
@@ -310,6 +319,42 @@ describe("StdioTransport's direct lane", () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(1_500)
     // The plain call's deadline went by before the long one's: it had answered, so nothing came of it.
     expect((await call(t, "plain", { n: 5 })).result).toEqual({ content: [{ type: "text", text: "ok 5" }] })
+  })
+
+  it("a server that takes its calls one at a time: each call's timeout runs from when the call before it was answered", async () => {
+    const { t } = await started()
+    const t0 = performance.now()
+    // 6 calls of 150 ms in turn (900 ms in all), each with a timeout of 400 ms.
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, n) => call(t, "queued", { n, ms: 150 }, 400)))
+    // Was: the calls from the third on (answered 450 ms and more after they were sent) timed out.
+    expect(answers.map((a) => a.error)).toEqual(Array.from({ length: 6 }, () => undefined))
+    expect(answers.map((a) => a.result)).toEqual(
+      Array.from({ length: 6 }, (_, n) => ({ content: [{ type: "text", text: `ok ${n}` }] }))
+    )
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(900)
+  })
+
+  it("a call never answered times out its timeout after the call before it ended; the calls after it go on", async () => {
+    const { t } = await started()
+    const t0 = performance.now()
+    const timed = (name: string, args: Record<string, unknown>, timeoutMs: number) =>
+      call(t, name, args, timeoutMs).then((a) => ({ ...a, ms: performance.now() - t0 }))
+    const queued = [0, 1, 2].map((n) => timed("queued", { n, ms: 150 }, 1_000)) // answered at 150, 300, 450 ms
+    const first = timed("silent", {}, 300) // its clock starts at 450 ms: it times out at 750 ms
+    const second = timed("silent", {}, 300) // its clock starts when the first timed out: 1,050 ms
+    const after = timed("queued", { n: 3, ms: 150 }, 1_000) // answered at 600 ms
+    const [, , , one, two, three] = await Promise.all([...queued, first, second, after])
+    for (const silent of [one, two]) {
+      expect(silent.error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 300 } })
+      expect((silent.error as McpError).data).toEqual({ timeout: 300 }) // not held: the server answered the ping
+    }
+    // Was: both at 300 ms, while the server was busy with the calls before them.
+    expect(one.ms).toBeGreaterThanOrEqual(750)
+    expect(one.ms).toBeLessThan(1_250)
+    expect(two.ms).toBeGreaterThanOrEqual(1_050)
+    expect(two.ms).toBeLessThan(1_750)
+    expect(three.result).toEqual({ content: [{ type: "text", text: "ok 3" }] })
+    expect((await call(t, "plain", { n: 5 }, 300)).result).toEqual({ content: [{ type: "text", text: "ok 5" }] })
   })
 
   it("the server exiting fails the calls in flight with ConnectionClosed after onclose; later calls: Not connected", async () => {

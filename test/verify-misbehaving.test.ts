@@ -285,6 +285,46 @@ describe("verify against a server that misbehaves", () => {
   )
 
   it(
+    "a server that takes its calls one at a time, slow but sound: at --concurrency 8 no row waits out --timeout in the queue",
+    async () => {
+      const dir = tempDir()
+      const { spec } = server(dir, { SERIAL: "1" })
+      // 16 calls of 300 ms, one at a time: a call sent behind 7 others waits 2.1 s, over the 1 s timeout.
+      const rows = Array.from({ length: 16 }, (_, i) => call("slow", `r${i}`, 300))
+      const run = await verify(spec, dir, rows, { timeout: 1, concurrency: 8 })
+      // Was: 11 of 16 rows `timeout` (measured 2026-12-02), each rejected for the calls queued before it.
+      expect(run.rejects).toEqual([])
+      expect(run.rows).toHaveLength(16)
+      expect(run.ms).toBeGreaterThanOrEqual(16 * 300) // the server did take them one at a time
+      expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 1 })])
+    },
+    60_000
+  )
+
+  it(
+    "on a server that takes its calls one at a time, a call it never finishes is the only timeout, after its own --timeout",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir, { SERIAL: "1" })
+      const rows = [
+        ...Array.from({ length: 3 }, (_, i) => call("slow", `a${i}`, 300)),
+        call("slow", "never", 600_000),
+        ...Array.from({ length: 12 }, (_, i) => call("slow", `b${i}`, 300))
+      ]
+      const run = await verify(spec, dir, rows, { timeout: 1, concurrency: 8 })
+      expect(run.rejects).toEqual([
+        expect.objectContaining({ row: 3, status: "timeout", reason: "no answer within 1s" })
+      ])
+      expect(run.rows).toHaveLength(15)
+      // 15 calls of 300 ms and the one that never ends waited out for 1 s (then cancelled: the server goes on).
+      expect(run.ms).toBeLessThan(15 * 300 + 1_000 + 3_000)
+      expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 1 })])
+      expect(calls().filter((c) => c === "slow never")).toHaveLength(1)
+    },
+    60_000
+  )
+
+  it(
     "a row whose params hold a number beyond a double's range (1e400: Infinity, sent as null) is a contract reject",
     async () => {
       const dir = tempDir()

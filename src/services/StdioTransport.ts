@@ -11,10 +11,11 @@
  * shape checked by hand, and a result given as is when it is in a subset that CallToolResultSchema
  * gives back unchanged (`plainCallResult`, held equal to the schema by test/stdioTransport.test.ts);
  * anything else goes through the SDK's own parsing, so the outcome is what `Client.callTool` gives
- * (for a client that never listed tools: no output-schema or task checks apply). Timeouts and a closed
- * connection fail the call with the SDK's McpErrors (RequestTimeout, after sending
- * notifications/cancelled as the SDK does; ConnectionClosed). Every other message (initialize,
- * tools/list, the server's own requests and notifications) goes to the SDK's Protocol as before.
+ * (for a client that never listed tools: no output-schema or task checks apply). Timeouts (each call's from
+ * when the call sent before it ended, see `call`) and a closed connection fail the call with the SDK's
+ * McpErrors (RequestTimeout, after sending notifications/cancelled as the SDK does; ConnectionClosed). Every
+ * other message (initialize, tools/list, the server's own requests and notifications) goes to the SDK's
+ * Protocol as before.
  *
  * Where the SDK would wait for the call's timeout, the direct lane fails the call at once with an
  * InvalidAnswer: an answer to it that is no JSON-RPC response (`"result": null`, an error without its
@@ -174,9 +175,14 @@ export interface CallWaiter {
 
 interface Pending {
   readonly waiter: CallWaiter
-  /** When the call times out (performance.now() ms), and its timeout. */
-  readonly deadline: number
+  /**
+   * When the call times out (performance.now() ms): its timeout after its clock started (`call`), Infinity while
+   * the call sent before it is in flight.
+   */
+  deadline: number
   readonly timeoutMs: number
+  /** The call sent next on the connection, while this one is in flight (its clock starts when this one ends). */
+  next: Pending | undefined
 }
 
 /**
@@ -237,8 +243,8 @@ export class StdioTransport implements Transport {
   private dropped: Error | undefined
   /** The shutdown, once begun (`close`). */
   private closing: Promise<void> | undefined
-  /** Direct calls that timed out and were never answered (id → when sent): the server may still work on them. */
-  private readonly expired = new Map<number, number>()
+  /** Direct calls that timed out and were never answered (their ids): the server may still work on them. */
+  private readonly expired = new Set<number>()
   /** The `ping` sent to learn whether the server is held (`startProbe`), and the calls that wait for it. */
   private probe:
     | { readonly id: number; readonly deadline: number; readonly waiting: Array<[number, Pending]> }
@@ -246,6 +252,8 @@ export class StdioTransport implements Transport {
   private readonly stderrStream: PassThrough | null
   private readonly maxBufferSize: number
   private readonly pending = new Map<number, Pending>()
+  /** The direct call sent last, while it is in flight (`call`: the next call's clock starts when it ends). */
+  private last: Pending | undefined
   private nextId = DIRECT_IDS
   /** Requests of direct calls not written yet (see `flushOutgoing`). */
   private outgoing = ""
@@ -358,7 +366,15 @@ export class StdioTransport implements Transport {
     })
   }
 
-  /** Sends tools/call now; `waiter.done` is called once with its result or its error. */
+  /**
+   * Sends tools/call now; `waiter.done` is called once with its result or its error.
+   *
+   * The call's `timeoutMs` runs from when it is sent or when the call sent before it on the connection ended
+   * (answered, or past its own deadline), whichever is later: the time the server could have spent on it. A server
+   * that takes its calls one at a time gets each call's timeout for that call alone, not for the calls queued
+   * before it (at concurrency 8, a call behind 7 slow ones waited for them within its own timeout); on a server
+   * that takes them together, a call may wait longer than its timeout by at most the calls sent before it.
+   */
   call(name: string, args: Readonly<Record<string, unknown>>, timeoutMs: number, waiter: CallWaiter): void {
     const stdin = this.process?.stdin
     if (stdin === undefined || stdin === null) {
@@ -366,10 +382,13 @@ export class StdioTransport implements Transport {
       return
     }
     const id = this.nextId++
-    const deadline = performance.now() + timeoutMs
     const idle = this.pending.size === 0 && this.outgoing === ""
-    this.pending.set(id, { waiter, deadline, timeoutMs })
-    if (deadline < this.armedFor) this.arm(deadline)
+    const before = this.last
+    const p: Pending = { waiter, deadline: Infinity, timeoutMs, next: undefined }
+    this.pending.set(id, p)
+    this.last = p
+    if (before === undefined) this.startClock(p, performance.now())
+    else before.next = p
     const request = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${
       JSON.stringify({ name, arguments: args })
     }}\n`
@@ -394,6 +413,27 @@ export class StdioTransport implements Transport {
     const text = this.outgoing
     this.outgoing = ""
     if (text !== "") this.process?.stdin?.write(text)
+  }
+
+  /** The call's timeout starts now (`call`). */
+  private startClock(p: Pending, now: number): void {
+    p.deadline = now + p.timeoutMs
+    if (p.deadline < this.armedFor) this.arm(p.deadline)
+  }
+
+  /**
+   * The call `p` was answered, failed or went past its deadline: the clock of the call sent after it starts, when
+   * that one is in flight still and its clock has not started.
+   */
+  private ended(p: Pending): void {
+    if (p.deadline === Infinity) p.deadline = 0 // ended before its clock started: it is not to start now
+    const next = p.next
+    if (next === undefined) {
+      if (this.last === p) this.last = undefined
+      return
+    }
+    p.next = undefined
+    if (next.deadline === Infinity) this.startClock(next, performance.now())
   }
 
   private arm(deadline: number): void {
@@ -424,6 +464,7 @@ export class StdioTransport implements Transport {
         continue
       }
       this.pending.delete(id)
+      this.ended(p)
       if (this.probe === undefined) next = Math.min(next, this.startProbe(p.timeoutMs))
       this.probe!.waiting.push([id, p])
     }
@@ -468,9 +509,7 @@ export class StdioTransport implements Transport {
     const [first] = waiting
     let held = false
     if (first !== undefined) {
-      for (const t of this.expired.values()) {
-        held ||= t < first[1].deadline - first[1].timeoutMs
-      }
+      for (const id of this.expired) held ||= id < first[0] // ids count up: sent before it
     }
     for (const [, p] of waiting) {
       p.waiter.done(
@@ -491,7 +530,7 @@ export class StdioTransport implements Transport {
   private timedOut(id: number, p: Pending): void {
     const timeoutMs = p.timeoutMs
     this.pending.delete(id)
-    this.expired.set(id, p.deadline - timeoutMs)
+    this.expired.add(id)
     const error = McpError.fromError(ErrorCode.RequestTimeout, "Request timed out", { timeout: timeoutMs })
     this.send({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: id, reason: String(error) } })
       .catch((e) => this.onerror?.(new Error(`Failed to send cancellation: ${e}`)))
@@ -501,6 +540,7 @@ export class StdioTransport implements Transport {
   private failPending(error: Error): void {
     const pending = [...this.pending.values(), ...(this.probe?.waiting ?? []).map(([, p]) => p)]
     this.pending.clear()
+    this.last = undefined
     this.probe = undefined
     this.disarm()
     for (const p of pending) p.waiter.done(error)
@@ -586,6 +626,7 @@ export class StdioTransport implements Transport {
     const p = id === undefined ? undefined : this.pending.get(id)
     if (p !== undefined) {
       this.pending.delete(id!)
+      this.ended(p)
       p.waiter.done(new InvalidAnswer(`the answer is ${length} bytes long, over ${limit}`))
       return
     }
@@ -610,6 +651,7 @@ export class StdioTransport implements Transport {
         if (!parsed.success) {
           const p = this.pending.get(raw.id)!
           this.pending.delete(raw.id)
+          this.ended(p)
           const problem = responseProblem(raw, () => issuesText(parsed.error))
           p.waiter.done(new InvalidAnswer(`the answer is no JSON-RPC response: ${problem}`))
           return
@@ -629,6 +671,7 @@ export class StdioTransport implements Transport {
   private answer(id: number, response: Record<string, unknown>): void {
     const p = this.pending.get(id)!
     this.pending.delete(id)
+    this.ended(p)
     if (response.error !== undefined) {
       const e = response.error as { code: number; message: string; data?: unknown }
       p.waiter.done(McpError.fromError(e.code, e.message, e.data))
