@@ -6,9 +6,10 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
+import { archiveHolds } from "./support/archive.js"
+import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { runCli } from "./support/cli.js"
-import { lineAnswer } from "./support/fakeBatch.js"
+import { lineAnswer, STAGE_USAGE } from "./support/fakeBatch.js"
 import { validTaskFor } from "./support/fakeTasks.js"
 
 const { fake } = batchFakes()
@@ -87,6 +88,54 @@ describe("a batch run directory partly deleted", () => {
     expect(f.batches).toHaveLength(2)
     expect(f.online.requests).toHaveLength(0)
   }, 60_000)
+
+  it(
+    "journal, archive, then both (and an output file) deleted: each collect rebuilds the rows, the cost stays the one paid",
+    async () => {
+      // Before: with the archive and the journal gone, the collect archived the 4 batch answers under new call
+      // names and added them to the ledger again: the manifest said 9 calls, 13,200 input tokens and $0.0070784
+      // (4 × $0.0007723 more) for what cost 5 calls, 7,200 tokens and $0.0039892.
+      const { f, out, runDir } = await finishedRun()
+      const first = await runCli(["batch", "collect", runDir], { env: env(f) })
+      expect(first.status, first.stderr).toBe(0)
+      const prompts = readJsonl(out).map((row) => row.prompt)
+      const paid = {
+        calls: 5,
+        input: 4 * USAGE.input + STAGE_USAGE.input,
+        cost: onlineCost(USAGE, 4) / 2 + onlineCost(STAGE_USAGE, 1)
+      }
+      const manifest = () => JSON.parse(readFileSync(join(runDir, "manifest.json"), "utf8"))
+      const expectPaidOnce = () => {
+        const m = manifest()
+        expect(m.counts.calls).toBe(paid.calls)
+        expect(m.tokens.input).toBe(paid.input)
+        expect(m.cost_usd).toBeCloseTo(paid.cost, 10)
+        expect(readJsonl(join(runDir, "ledger.jsonl"))).toHaveLength(paid.calls)
+      }
+      expectPaidOnce()
+      const steps = [["journal.jsonl"], ["archive_01.jsonl"], ["journal.jsonl", "batch_001_output.jsonl"]]
+      for (const [i, files] of steps.entries()) {
+        // The third step: the archive is gone since the second (a collect that replays nothing archives nothing).
+        for (const file of files) rmSync(join(runDir, file))
+        expect(existsSync(join(runDir, "archive_01.jsonl"))).toBe(i === 0)
+        writeFileSync(out, "")
+        const again = await runCli(["batch", "collect", runDir], { env: env(f) })
+        expect(again.status, `${files.join(" + ")}: ${again.stderr}`).toBe(0)
+        expect(readJsonl(out).map((row) => row.prompt)).toEqual(prompts)
+        expectPaidOnce()
+        expect(again.stderr).toMatch(/collected: 4 rows .*; cost \$0\.0040 /)
+      }
+      // The last collect archived the answers again (new call names) and its rows point at them.
+      for (const row of readJsonl(out)) {
+        const meta = JSON.parse(row.extra_info.task_metadata)
+        expect(meta.raw_output_path).toMatch(/archive_01\.jsonl#task_000\d_c02\.json$/)
+        expect(archiveHolds(join(out, ".."), meta.raw_output_path)).toBe(true)
+      }
+      expect(f.batches).toHaveLength(2)
+      expect(f.online.requests).toHaveLength(0)
+    },
+    90_000
+  )
 
   it(
     "a batch the API does not know (batch.json edited, or another project's key): named, with the likely cause",

@@ -424,6 +424,62 @@ describe("polling and prices", () => {
       yield* unpriced.record(call("task_0001_c01.json", true, { input: 10, cached: 0, output: 5, reasoning: 0 }))
       expect((yield* unpriced.totals).costUsd).toBeUndefined()
     }))
+
+  it.effect("a batch output line is counted once under any call name; online calls and old lines each count", () =>
+    Effect.gen(function*() {
+      const usage = { input: 1_000_000, cached: 0, output: 500_000, reasoning: 0 }
+      const entry = (key: string, batchId: string | undefined) => ({
+        key,
+        sample: 3,
+        attempt: 1,
+        purpose: "task",
+        status: "ok",
+        model: "gpt-5-mini",
+        batch: batchId !== undefined,
+        ...(batchId === undefined ? {} : { batch_id: batchId }),
+        usage,
+        at: "t"
+      })
+      // gpt-5-mini: 1M in, 0.5M out = 0.25 + 1.0 online, half that as a batch answer.
+      const written: Array<LedgerEntry> = []
+      const ledger = yield* makeCostLedger("gpt-5-mini", [], (e) => Effect.sync(() => (written.push(e), Effect.void)))
+      yield* ledger.record(entry("task_0004_c01.json", "batch_1"))
+      // The same line archived again under a new name (archive and journal deleted, collected again).
+      yield* ledger.record(entry("task_0004_c02.json", "batch_1"))
+      // The same request answered by a follow-up batch: another line, another charge.
+      yield* ledger.record(entry("task_0004_c03.json", "batch_2"))
+      // Online attempts of the same request: each HTTP attempt is paid.
+      yield* ledger.record(entry("task_0004_c04.json", undefined))
+      yield* ledger.record(entry("task_0004_c05.json", undefined))
+      expect(written.map((e) => e.key)).toEqual([
+        "task_0004_c01.json",
+        "task_0004_c03.json",
+        "task_0004_c04.json",
+        "task_0004_c05.json"
+      ])
+      expect(written[0].batch_id).toBe("batch_1")
+      const totals = yield* ledger.totals
+      expect(totals.calls).toBe(4)
+      expect(totals.costUsd).toBeCloseTo(2 * 0.625 + 2 * 1.25, 10)
+      // Read back from a file holding the line twice: once. Lines without batch_id (older ledgers) read as before.
+      const withId = yield* makeCostLedger("gpt-5-mini", [
+        { ...entry("task_0004_c01.json", "batch_1"), cost_usd: 0.625 },
+        { ...entry("task_0004_c02.json", "batch_1"), cost_usd: 0.625 }
+      ], () => Effect.succeed(Effect.void))
+      expect((yield* withId.totals).calls).toBe(1)
+      expect((yield* withId.totals).costUsd).toBeCloseTo(0.625, 10)
+      const old = (key: string) => {
+        const { batch_id: _, ...e } = { ...entry(key, "batch_1"), cost_usd: 0.625 }
+        return e
+      }
+      const older = yield* makeCostLedger(
+        "gpt-5-mini",
+        [old("task_0004_c01.json"), old("task_0004_c02.json")],
+        () => Effect.succeed(Effect.void)
+      )
+      expect((yield* older.totals).calls).toBe(2)
+      expect((yield* older.totals).costUsd).toBeCloseTo(1.25, 10)
+    }))
 })
 
 describe("the live BatchClient (openai SDK) against the fake Files/Batches API", () => {

@@ -216,6 +216,11 @@ export const LedgerEntry = Schema.Struct({
   model: Schema.String,
   /** Answered by the Batch API (half price). */
   batch: Schema.Boolean,
+  /**
+   * The batch whose output line this is (a batch answer's; absent for online calls and in ledgers written
+   * before 2026-12-02): with the request key it names the line, so one line is counted once (CostLedger).
+   */
+  batch_id: Schema.optional(Schema.String),
   usage: Usage,
   cost_usd: Schema.NullOr(Schema.Number),
   at: Schema.String

@@ -129,6 +129,8 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   const onAttempt = (record: AttemptRecord) =>
     Effect.gen(function*() {
       const target = record.archived === undefined ? yield* ctx.journal.nextArchiveCall(job.index) : undefined
+      // A batch answer's line names its batch, so the ledger counts that output line once (CostLedger.ts).
+      const batchId = (record as { readonly batch_id?: unknown }).batch_id
       const ledgerLine = {
         key: target?.name ?? archiveCallNameOf(record.archived!),
         sample: job.index,
@@ -137,6 +139,7 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
         status: record.status,
         model: record.model,
         batch: "batch_id" in record,
+        ...(typeof batchId === "string" ? { batch_id: batchId } : {}),
         usage: record.usage ?? emptyUsage,
         at: record.startedAt,
         // A recorded answer (`--llm replay`) cost this run nothing. The run's own archived answers (resume,

@@ -3,7 +3,11 @@
  * across sessions and batch rounds (`ledger.jsonl` in the run directory, appended and flushed as each
  * call ends). Every summary — the progress line, the final log line, the manifest, the `--max-cost`
  * check — reads its totals. An entry's key is its archived call's name (`task_0007_c02.json`), so an
- * answer replayed from the archive (resume, rebuild, another collect round) is never counted twice.
+ * answer replayed from the archive (resume, rebuild, another collect round) is never counted twice. A batch
+ * answer is also known by its output line (`batchLineOf`: batch id and request key), so the same line
+ * recorded again under a new call name (its archive and journal deleted, then collected again) is not
+ * counted or written again either: the Batch API billed it once. Online calls have no such name: each
+ * HTTP attempt is a charge of its own.
  */
 import { Context, Effect, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
@@ -71,6 +75,14 @@ const addEntry = (t: LedgerTotals, e: LedgerEntry): LedgerTotals => ({
 })
 
 /**
+ * The Batch API output line an entry records (undefined: an online call, or a line written before ledger
+ * lines had `batch_id`): its batch and its request (`custom_id` is the run id and the request key, which
+ * sample, attempt and purpose make; one batch holds a custom_id once).
+ */
+export const batchLineOf = (e: Pick<LedgerEntry, "batch_id" | "sample" | "attempt" | "purpose">): string | undefined =>
+  e.batch_id === undefined ? undefined : `${e.batch_id}|${e.sample}|${e.attempt}|${e.purpose}`
+
+/**
  * A ledger holding `prior` entries (read from the run directory) that prices new calls at `priceModel`'s
  * rates (batch answers at half) and queues each new line with `queue`, which returns the wait for it to be
  * on disk (`record` runs that wait; `enqueue` hands it back).
@@ -82,18 +94,22 @@ export const makeCostLedger = (
 ): Effect.Effect<CostLedgerApi> =>
   Effect.gen(function*() {
     const keys = new Set<string>()
-    let start = emptyTotals
-    for (const e of prior) {
-      if (keys.has(e.key)) continue
+    const batchLines = new Set<string>()
+    /** Whether the entry was counted already (by its key, or as its batch line); else takes both. */
+    const seen = (e: LedgerCall | LedgerEntry): boolean => {
+      const line = batchLineOf(e)
+      if (keys.has(e.key) || (line !== undefined && batchLines.has(line))) return true
       keys.add(e.key)
-      start = addEntry(start, e)
+      if (line !== undefined) batchLines.add(line)
+      return false
     }
+    let start = emptyTotals
+    for (const e of prior) if (!seen(e)) start = addEntry(start, e)
     const totals = yield* Ref.make(start)
     // No lock: the key is checked and taken in one synchronous step, and lines of calls ending together
     // share one write of the ledger (its appender groups them).
     const entryOf = (call: LedgerCall): LedgerEntry | undefined => {
-      if (keys.has(call.key)) return undefined
-      keys.add(call.key)
+      if (seen(call)) return undefined
       const { replayed, ...entry } = call
       return {
         ...entry,
