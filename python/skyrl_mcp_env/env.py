@@ -77,6 +77,7 @@ class Settings:
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     ground_derived: bool = False  # a derived param matches only with a value an earlier ok result holds
     limits_from_plan: bool = True  # a row without limits gets the plan's own (distinct tools and servers)
+    pattern_guard: bool = True  # schema regexes run on the policy's strings without backtracking (reward._is_valid)
     judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
     max_response_chars: int = 8000  # longer tool results are cut
     max_calls_per_turn: int = 32  # calls of one turn beyond this are not run (invalid calls)
@@ -109,6 +110,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
     "ground_derived": (lambda v: isinstance(v, bool), "true or false"),
     "limits_from_plan": (lambda v: isinstance(v, bool), "true or false"),
+    "pattern_guard": (lambda v: isinstance(v, bool), "true or false"),
     "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "max_calls_per_turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
@@ -271,7 +273,8 @@ class MCPToolEnv(BaseTextEnv):
     def _score(self) -> dict[str, Any]:
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
         s = self.settings
-        parts = score(self.plan, trajectory, s.strict, s.dependencies_across_turns, s.ground_derived, s.strict_finish)
+        across, guard = s.dependencies_across_turns, s.pattern_guard
+        parts = score(self.plan, trajectory, s.strict, across, s.ground_derived, s.strict_finish, guard)
         return {
             **parts,
             "ended_by": self.ended_by,

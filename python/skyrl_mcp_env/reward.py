@@ -49,6 +49,7 @@ import referencing.exceptions
 import referencing.jsonschema
 from jsonschema_specifications import REGISTRY as _SPECIFICATIONS
 
+from . import patterns
 from .canonical import canonical_json
 from .plan import Plan, Step
 
@@ -105,13 +106,15 @@ def score(
     dependencies_across_turns: bool = True,
     ground_derived: bool = False,
     strict_finish: bool = True,
+    pattern_guard: bool = True,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
     param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``).
     ``strict``: 0 unless every step matched and, with ``strict_finish``, the episode ended with a final answer
-    within the limits and ``max_turns`` (completion 1)."""
+    within the limits and ``max_turns`` (completion 1). ``pattern_guard``: schema regexes run on the policy's
+    strings without backtracking (``_is_valid``)."""
     refused_from, limit = _breach(plan, trajectory.calls)
-    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived)
+    parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived, pattern_guard)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
     breach = limit or (trajectory.ended_by if trajectory.ended_by == "max_turns" else None)
     final = bool(trajectory.final_answer and trajectory.final_answer.strip())
@@ -141,7 +144,12 @@ def score(
 
 
 def _match_calls(
-    plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, refused_from: int, ground_derived: bool = False
+    plan: Plan,
+    calls: tuple[CallRecord, ...],
+    across_turns: bool,
+    refused_from: int,
+    ground_derived: bool = False,
+    pattern_guard: bool = True,
 ) -> dict[str, Any]:
     """Assign calls to steps (the largest assignment, ``_Matcher.maximum``); calls from ``refused_from`` on
     were refused by a limit.
@@ -156,7 +164,7 @@ def _match_calls(
     step whose dependencies matched before it, but for a derived value their results do not hold, is an
     ungrounded call.
     """
-    matcher = _Matcher(plan, calls, across_turns, ground_derived)
+    matcher = _Matcher(plan, calls, across_turns, ground_derived, pattern_guard)
     seen: set[str] = set()
     counts = {
         "invalid_calls": 0,
@@ -206,8 +214,10 @@ class _Matcher:
     scorer reads that one.
     """
 
-    def __init__(self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, ground: bool = False):
-        self.plan, self.calls, self.across_turns, self.ground = plan, calls, across_turns, ground
+    def __init__(
+        self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, ground: bool = False, guard: bool = True
+    ):
+        self.plan, self.calls, self.across_turns, self.ground, self.guard = plan, calls, across_turns, ground, guard
         self.matched: dict[int, int] = {}
         self.exhaustive = True  # False when ``maximum`` stopped at its node budget
         self._fits: dict[int, list[Step]] = {}
@@ -220,7 +230,8 @@ class _Matcher:
         """The steps call ``i`` matches by name and params, whatever their order (cached)."""
         if i not in self._fits:
             name, args = self.calls[i].name, self.calls[i].arguments or {}
-            self._fits[i] = [s for s in self.plan.steps if s.call_name == name and step_matches(self.plan, s, args)]
+            steps = [s for s in self.plan.steps if s.call_name == name]
+            self._fits[i] = [s for s in steps if step_matches(self.plan, s, args, self.guard)]
             for s in self._fits[i]:
                 self._callers.setdefault(s.step, []).append(i)
         return self._fits[i]
@@ -525,14 +536,32 @@ def _specificity(step: Step, call: CallRecord) -> int:
     return len((set(step.params) | set(call.arguments or {})) - set(step.derived_params))
 
 
-def step_matches(plan: Plan, step: Step, arguments: dict[str, Any]) -> bool:
+def step_matches(plan: Plan, step: Step, arguments: dict[str, Any], pattern_guard: bool = True) -> bool:
     """Literal params equal (canonical JSON, schema defaults for omitted ones), derived params present and valid."""
     if not _same_params(plan, step, arguments, skip=step.derived_params):
         return False
     if any(p not in arguments for p in step.derived_params):
         return False
     schema = plan.schemas.get(step.call_name)
-    return schema is None or _is_valid(schema, arguments)
+    cleared = _plan_strings(plan, step.call_name) if pattern_guard else None
+    return schema is None or _is_valid(schema, arguments, cleared)
+
+
+def _plan_strings(plan: Plan, name: str) -> frozenset[str]:
+    """Every string (value or key, at any depth) in the params of the plan's steps calling ``name``: what
+    skyrl's ajv validated, which the pattern guard leaves to ``re`` as before (``patterns.Guard``)."""
+    found: set[str] = set()
+    stack: list[Any] = [s.params for s in plan.steps if s.call_name == name]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, dict):
+            found.update(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return frozenset(found)
 
 
 def planned_params(plan: Plan, name: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
@@ -566,17 +595,25 @@ def _effective(params: dict[str, Any], key: str, defaults: dict[str, Any]) -> An
     return canonical_json(defaults[key]) if key in defaults else _MISSING
 
 
-def _is_valid(schema: dict[str, Any], arguments: dict[str, Any]) -> bool:
+def _is_valid(schema: dict[str, Any], arguments: dict[str, Any], cleared: Optional[frozenset[str]] = None) -> bool:
     """The arguments are valid against the schema. Validation runs library code on the policy's values (the
-    "regex" format check compiles the string with ``re.compile``, which raises RecursionError on thousands
+    "regex" format check parses the string with ``re``'s parser, which raises RecursionError on thousands
     of nested groups): a value the validator fails on is not valid, never an exception out of ``step``. A
     schema part the scorer cannot read offline (a ``$ref`` to a URL, or to nowhere) holds nothing: the
-    schema is checked without it, as a schema jsonschema cannot use is not checked at all."""
+    schema is checked without it, as a schema jsonschema cannot use is not checked at all.
+
+    The schema's regexes (``pattern``, ``patternProperties``) run on the policy's strings, and ``re`` backtracks:
+    ``^(a+)+$`` took minutes on 30 ``a`` and a ``!``, ``\\d+$`` 7 s on 20,000 digits and an ``x``. With ``cleared``
+    (the strings of the plan's own call, ``_plan_strings``) they run through ``patterns.Guard``: a linear-time
+    automaton with a step budget, no clock (the same call scores the same everywhere). A string the guard cannot
+    decide makes the arguments not valid (``patterns.Undecided``, caught below), never a pass; the plan's own
+    strings still go to ``re``, so the dataset's call scores as before. ``cleared=None``: plain ``re``."""
     validator = _validator(canonical_json(schema))
     if validator is None:
         return True
     try:
-        return validator.is_valid(arguments)
+        with patterns.guarding(cleared):
+            return validator.is_valid(arguments)
     except referencing.exceptions.Unresolvable:  # a pointer into a document it does not have
         return True
     except Exception:  # noqa: BLE001 - a value that cannot be checked is not valid
@@ -592,6 +629,8 @@ def _unchecked(uri: str) -> referencing.Resource:
 
 # The meta-schemas jsonschema ships (a $ref to one resolves offline), and nothing fetched.
 _OFFLINE = _SPECIFICATIONS.combine(referencing.Registry(retrieve=_unchecked))
+# jsonschema's regex searches go through ``patterns.guarding`` (``_is_valid``).
+patterns.hook_jsonschema()
 
 
 @functools.lru_cache(maxsize=512)
@@ -623,12 +662,14 @@ def _is_js_regex(text: object) -> bool:
     (``\\Z`` after another character refused, as there). Python's ``re`` stands in: JavaScript's own syntax
     (named groups ``(?<y>...)``, ``\\k<y>``, ``\\cJ``, ``\\u{...}``, and every other escape of a letter, which is
     that letter: ``\\p{Lu}``, ``\\z``) is rewritten to an equivalent for the check first. A few patterns Python
-    reads and JavaScript does not (``(?i)x``, ``a**``) pass: never stricter than skyrl."""
+    reads and JavaScript does not (``(?i)x``, ``a**``) pass: never stricter than skyrl. Python's parser alone reads
+    it (``patterns.check_syntax``: linear time, where compiling 200 case-insensitive classes took a second), so a
+    lookbehind of variable width, which JavaScript accepts and ``re.compile`` refused, passes too."""
     if not isinstance(text, str):
         return True
     if _Z_ANCHOR.search(text):
         return False
-    re.compile(_python_form(text))
+    patterns.check_syntax(_python_form(text))
     return True
 
 
