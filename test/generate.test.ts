@@ -2,7 +2,7 @@
  * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
@@ -491,6 +491,25 @@ describe("rebuild", () => {
     const fresh = await runCli(["rebuild", runDir, "--out", join(runDir, "rebuilt.jsonl")])
     expect(fresh.status, fresh.stderr).toBe(0)
     expect(readJsonl(join(runDir, "rebuilt.jsonl"))).toHaveLength(2)
+  })
+
+  it("a run directory copied under another name: the summary names that directory (it named <parent>/<run_id>, which does not exist)", async () => {
+    const dir = tempDir("skyrl-gen-")
+    const out = join(dir, "ds.jsonl")
+    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    const copy = join(dir, "kept-run")
+    cpSync(runDirOf(out), copy, { recursive: true })
+    const r = await runCli(["rebuild", copy, "--out", join(dir, "rebuilt.jsonl")])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toContain(`archive ${copy}\n`)
+    // The rows name the archive they were rebuilt from, relative to the output.
+    const paths = readJsonl(join(dir, "rebuilt.jsonl")).map((x) =>
+      JSON.parse(x.extra_info.task_metadata).raw_output_path
+    )
+    expect(paths).toEqual([
+      "kept-run/archive_01.jsonl#task_0001_c01.json",
+      "kept-run/archive_01.jsonl#task_0002_c01.json"
+    ])
   })
 })
 

@@ -99,7 +99,10 @@ export const rebuildProgram = (options: RebuildOptions) =>
     const made = yield* runEngine(sampling).pipe(
       Effect.map((summary) => summary.valid),
       Effect.catchTag("IncompleteRun", (e) => Effect.succeed(e.made)),
-      Effect.provide(Layer.mergeAll(archiveOnly(runDir), RunJournal.memory(runSpecOf(sampling)), progressSilent))
+      // The directory given, whatever its name (runSpecOf joins rawDir and the run id: another place for a copy).
+      Effect.provide(
+        Layer.mergeAll(archiveOnly(runDir), RunJournal.memory({ ...runSpecOf(sampling), runDir }), progressSilent)
+      )
     )
     if (made < m.counts.valid) {
       return yield* new RebuildIncomplete({ runId: m.run_id, made, expected: m.counts.valid, out: options.out })
