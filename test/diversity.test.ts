@@ -266,3 +266,20 @@ describe("diversity pieces", () => {
     })
   })
 })
+
+describe("diversity report of no rows", () => {
+  it("says (none) where a list is empty (it printed 'rows per tool: ' and 'complexity requested: ; produced: ')", () => {
+    const text = renderDiversityText(new DiversityAccumulator({}).report())
+    expect(text.split("\n")).toEqual([
+      "Diversity (0 rows)",
+      "  tools: 0 used",
+      "  rows per tool: (none)",
+      "  tool sequences: 0 distinct; most common: (none)",
+      "  subjects: 0 distinct; most common: (none)",
+      "  distinct-2 of user prompts: 0.000",
+      "  near-duplicates (threshold 0.8): 0 prompt clusters, 0 redundant rows; 0 identical-plan clusters, 0 redundant rows",
+      "  complexity requested: (none); produced: (none)",
+      "  complexity mismatches: 0"
+    ])
+  })
+})

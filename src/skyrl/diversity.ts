@@ -510,6 +510,8 @@ export const explainClusters = (
 const COMPLEXITY_ORDER = [...COMPLEXITIES, "unknown"]
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`
 const at = (r: RowRef) => `${r.file}:${r.row}`
+/** A list joined with ", ", or `(none)`: a report of no rows printed `rows per tool: ` with nothing after it. */
+const listed = (items: ReadonlyArray<string>) => (items.length === 0 ? "(none)" : items.join(", "))
 
 /** The report as text (the JSON form is the report object itself). */
 export const renderDiversityText = (report: DiversityReport): string => {
@@ -522,16 +524,19 @@ export const renderDiversityText = (report: DiversityReport): string => {
       (tools.neverUsed.length > 0 ? `; never used: ${tools.neverUsed.join(", ")}` : "") +
       (tools.notInInventory.length > 0 ? `; not in the inventory: ${tools.notInInventory.join(", ")}` : "")
   )
-  lines.push(`  rows per tool: ${tools.perTool.map((t) => `${t.tool} ${t.rows}`).join(", ")}`)
+  lines.push(`  rows per tool: ${listed(tools.perTool.map((t) => `${t.tool} ${t.rows}`))}`)
   lines.push(
     `  tool sequences: ${report.toolSequences.distinct} distinct; most common: ${
-      report.toolSequences.top.slice(0, 3).map((s) => `${s.tools.map((t) => t.split("/")[1]).join(" > ")} (${s.rows})`)
-        .join(", ")
+      listed(
+        report.toolSequences.top.slice(0, 3).map((s) =>
+          `${s.tools.map((t) => t.split("/")[1]).join(" > ")} (${s.rows})`
+        )
+      )
     }`
   )
   lines.push(
     `  subjects: ${report.subjects.distinct} distinct; most common: ${
-      report.subjects.top.slice(0, 5).map((s) => `${JSON.stringify(s.value)} (${s.rows})`).join(", ")
+      listed(report.subjects.top.slice(0, 5).map((s) => `${JSON.stringify(s.value)} (${s.rows})`))
     }`
   )
   lines.push(`  distinct-2 of user prompts: ${report.prompts.distinct2.toFixed(3)}`)
@@ -552,7 +557,7 @@ export const renderDiversityText = (report: DiversityReport): string => {
     }
   }
   const mix = (m: Readonly<Record<string, number>>) =>
-    COMPLEXITY_ORDER.filter((k) => m[k] !== undefined).map((k) => `${k} ${m[k]}`).join(", ")
+    listed(COMPLEXITY_ORDER.filter((k) => m[k] !== undefined).map((k) => `${k} ${m[k]}`))
   lines.push(`  complexity requested: ${mix(complexity.requested)}; produced: ${mix(complexity.produced)}`)
   lines.push(
     `  complexity mismatches: ${complexity.mismatches}` +
