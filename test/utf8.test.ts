@@ -6,7 +6,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { DEFAULT_INVENTORY } from "../src/cli/paths.js"
-import { decodeUtf8, firstInvalidByte, firstUtf8Fault, utf8FaultOf } from "../src/skyrl/utf8.js"
+import { decodeUtf8, firstInvalidByte, firstUtf8Fault, utf8FaultOf, wholeJsonFault } from "../src/skyrl/utf8.js"
 import { runCli } from "./support/cli.js"
 import { validTaskText } from "./support/fakeTasks.js"
 
@@ -38,6 +38,34 @@ describe("utf8", () => {
     ])
     expect(firstUtf8Fault(text)).toBe(utf8FaultOf(lines[1]!, 2))
     expect(firstUtf8Fault("ok\n")).toBeUndefined()
+  })
+})
+
+describe("wholeJsonFault: why a JSON file read whole is not JSON, on one line", () => {
+  const fault = (text: string) => {
+    try {
+      JSON.parse(text)
+    } catch (e) {
+      return wholeJsonFault(text, e)
+    }
+    throw new Error("parsed")
+  }
+  it("names the line and column where the parser gives a position (it gave the character offset in the file)", () => {
+    // Line 3 is ` {"b": 2 "c": 3}`: after `2`, a ',' or '}' was expected at its 10th character.
+    expect(fault("[\n {\"a\": 1},\n {\"b\": 2 \"c\": 3}\n]\n")).toBe(
+      "not valid JSON: Expected ',' or '}' after property value in JSON at line 3, column 10"
+    )
+  })
+  it("keeps the parser's excerpt of the text on one line (its line feeds were printed as they are)", () => {
+    const reason = fault("[\n {\"a\": 1},\n {\"b\": x}\n]\n")
+    expect(reason).not.toMatch(/[\r\n]/)
+    expect(reason).toContain("{\"b\": x}\\n]")
+  })
+  it("says a byte that is not UTF-8 first, as before", () => {
+    const text = decodeUtf8(Buffer.from([0x5b, 0x22, 0xe9, 0x22, 0x0a]))
+    expect(fault(text)).toBe(
+      "line 1 is not valid UTF-8: byte 0xE9 at byte offset 2 of the file (re-encode it as UTF-8)"
+    )
   })
 })
 

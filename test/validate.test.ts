@@ -1126,6 +1126,13 @@ describe("CLI exit codes", () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("broken.json: not valid JSON")
     expect(r.stdout).toBe("")
+    // A pretty-printed array broken on its 3rd line: the error is one line and names that line.
+    writeFileSync(array, "[\n {\"a\": 1},\n {\"b\": 2 \"c\": 3}\n]\n")
+    const pretty = await runCli(["validate", array])
+    expect(pretty.status).toBe(2)
+    expect(pretty.stderr.trimEnd().split("\n")).toEqual([
+      `skyrl: ${array}: not valid JSON: Expected ',' or '}' after property value in JSON at line 3, column 10`
+    ])
     const gzip = join(dir, "rows.jsonl")
     writeFileSync(gzip, gzipSync(JSON.stringify(rowFor(0)) + "\n"))
     const g = await runCli(["validate", gzip])

@@ -9,7 +9,7 @@ import { ScratchLive } from "../services/Scratch.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
-import { firstUtf8Fault } from "../skyrl/utf8.js"
+import { wholeJsonFault } from "../skyrl/utf8.js"
 import { checkOutFormat } from "./outFormat.js"
 import { outputsApart } from "./outputsApart.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
@@ -22,7 +22,7 @@ export const loadInventoryFile = (file: string) =>
     const text = yield* storage.readText(file).pipe(Effect.mapError((e) => new InputError({ file, reason: e.reason })))
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      catch: (e) => new InputError({ file, reason: firstUtf8Fault(text) ?? `not valid JSON: ${(e as Error).message}` })
+      catch: (e) => new InputError({ file, reason: wholeJsonFault(text, e) })
     })
     const inventory = yield* Schema.decodeUnknown(Inventory)(json).pipe(
       Effect.mapError((e) => {

@@ -13,7 +13,7 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
-import { firstUtf8Fault } from "../skyrl/utf8.js"
+import { wholeJsonFault } from "../skyrl/utf8.js"
 import { isObject } from "./json.js"
 
 /** Any JSON value; one named definition in the JSON Schema (inline copies would repeat one `$id`). */
@@ -506,7 +506,7 @@ export const parseInventoryText = (text: string, source: string): Either.Either<
   try {
     raw = JSON.parse(text)
   } catch (e) {
-    const reason = firstUtf8Fault(text) ?? `not valid JSON: ${(e as Error).message}`
+    const reason = wholeJsonFault(text, e)
     return Either.left(new InventoryError({ source, entry: "", reason }))
   }
   return decodeInventory(raw, source)

@@ -25,7 +25,7 @@ import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
-import { decodeUtf8, firstUtf8Fault, leadOf, unreadableLine, withoutBom } from "../skyrl/utf8.js"
+import { decodeUtf8, leadOf, unreadableLine, wholeJsonFault, withoutBom } from "../skyrl/utf8.js"
 import { writeAll } from "./diskWrites.js"
 import { SinkWorker } from "./sinkWorker.js"
 
@@ -726,7 +726,7 @@ async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord>
   try {
     rows = JSON.parse(text)
   } catch (e) {
-    throw new RowReadFailure(undefined, firstUtf8Fault(text) ?? `not valid JSON: ${(e as Error).message}`)
+    throw new RowReadFailure(undefined, wholeJsonFault(text, e))
   }
   for (const [index, value] of (rows as ReadonlyArray<unknown>).entries()) yield { index, value }
 }

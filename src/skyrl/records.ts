@@ -5,7 +5,7 @@
  */
 import { Either } from "effect"
 import { InputError } from "../domain/errors.js"
-import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, withoutBom } from "./utf8.js"
+import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, wholeJsonFault, withoutBom } from "./utf8.js"
 
 export type RecordResult =
   | {
@@ -95,7 +95,7 @@ const arrayRecords = (
     return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v, escapes })))
   } catch (e) {
     if (parsesAlone(firstLineOf(trimmed))) return undefined
-    return Either.left(new InputError({ file, reason: firstUtf8Fault(body) ?? `not valid JSON: ${describe(e)}` }))
+    return Either.left(new InputError({ file, reason: wholeJsonFault(body, e) }))
   }
 }
 

@@ -91,6 +91,22 @@ export const firstUtf8Fault = (text: string): string | undefined => {
   return at < 0 ? undefined : utf8FaultOf(lines[at]!, at + 1)
 }
 
+/**
+ * Why a JSON text read whole (an array, an inventory, a tasks file) is not JSON, when `JSON.parse` refused it
+ * with `error`: its first UTF-8 fault, else the parser's message on one line, its `at position N` (an offset
+ * into the whole file) given as `at line L, column C`, and the line ends of its excerpt of the text escaped
+ * (`Unexpected token 'x', ..."},\n {"b": x}..."`: printed as they were, they split the error over lines).
+ */
+export const wholeJsonFault = (text: string, error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  const located = message.replace(/ at position (\d+)/, (_, n: string) => {
+    const before = text.slice(0, Number(n))
+    const line = before.split("\n").length
+    return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`
+  })
+  return firstUtf8Fault(text) ?? `not valid JSON: ${located.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}`
+}
+
 /** String.prototype.isWellFormed (Node 20; not in the ES2022 lib): no lone surrogate. */
 export const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed()
 
