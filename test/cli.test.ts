@@ -204,6 +204,34 @@ describe("skyrl CLI", () => {
       "unknown option"
     )
   })
+  it("a mistyped command is named as such (it was blamed on the next option, or the top-level commands were listed)", async () => {
+    const cases = [
+      // Before: "skyrl: unknown option '-n'. Its options: `skyrl --help`."
+      [
+        ["genrate", "-n", "1"],
+        "skyrl: unknown command 'genrate'. Did you mean 'generate'? Its commands: `skyrl --help`."
+      ],
+      // Before: "skyrl: tools: unknown option '--out'. ..."
+      [
+        ["tools", "imprt", "--out", "x.json"],
+        "skyrl: tools: unknown command 'imprt'. Did you mean 'import'? Its commands: `skyrl tools --help`."
+      ],
+      // Before: "skyrl: Invalid subcommand for skyrl - use one of 'generate', 'enrich', ..."
+      [
+        ["cassettes", "stat", tmp()],
+        "skyrl: cassettes: unknown command 'stat'. Did you mean 'stats'? Its commands: `skyrl cassettes --help`."
+      ],
+      [["--log-format", "json", "batch", "colect", "x"], "batch: unknown command 'colect'. Did you mean 'collect'?"]
+    ] as const
+    for (const [args, message] of cases) {
+      const r = await runCli([...args])
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr, args.join(" ")).toContain(message)
+    }
+    // A global option's value is no command.
+    const listed = await runCli(["--log-level", "warning", "tools", "list", "--log-format", "json"])
+    expect(listed.status, listed.stderr).toBe(0)
+  })
   it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", async () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
       const r = await runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })

@@ -3,6 +3,9 @@
  * - an option the command does not have (`unknownOption`): @effect/cli's own message for one is right
  *   only when it comes last; placed before a required option it says "Expected to find option: '--out'",
  *   and before a path argument "Path '--bogus' must exist";
+ * - a command it does not have (`unknownOption` too): `skyrl genrate -n 1` was "unknown option '-n'",
+ *   `skyrl tools imprt --out x` "tools: unknown option '--out'", and `skyrl cassettes stat DIR` listed the
+ *   top-level commands ("Invalid subcommand for skyrl");
  * - a subcommand's help shows its usage as `$ convert ...` (`fullUsage` makes it `$ skyrl convert ...`).
  *
  * The command's options come from @effect/cli's usage of each (sub)command; the walk from a command to its
@@ -68,30 +71,45 @@ const distance = (a: string, b: string): number => {
   return row[b.length]!
 }
 
+/**
+ * The options of skyrl and of its command groups (tools, cassettes, batch) that take a value: the word after
+ * one is that value, not a command. The groups take no argument of their own, so any other word where
+ * a command is expected is one.
+ */
+const TAKES_VALUE = new Set(["--log-format", "--log-level", "--completions"])
+
 /** Looks like an option (`--x`, `-x`), not a value such as `-` or `-1`. */
 const isOptionLike = (arg: string): boolean => /^--?[A-Za-z]/.test(arg)
 
 /**
  * Walks `args` (the arguments after the program's name, up to `--`) down the command tree: `visit` sees
- * each argument with the command path so far and the options known there (those of the commands above
- * count too); returning a value stops the walk with it.
+ * each argument with the command path so far, the options known there (those of the commands above
+ * count too) and, when the argument stands where a command is expected, the commands there; returning a
+ * value stops the walk with it.
  */
 const walk = <A>(
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>,
-  visit: (arg: string, path: ReadonlyArray<string>, known: ReadonlySet<string>) => A | undefined
+  visit: (
+    arg: string,
+    path: ReadonlyArray<string>,
+    known: ReadonlySet<string>,
+    commands: ReadonlyArray<string> | undefined
+  ) => A | undefined
 ): { readonly path: ReadonlyArray<string>; readonly found: A | undefined } => {
   let node = command.descriptor as Node
   const path = [nameOf(node) ?? "skyrl"]
   const known = new Set([...BUILT_IN, ...optionsOf(node)])
+  let previous = ""
   for (const arg of args) {
     if (arg === "--") break
-    const found = visit(arg, path, known)
-    if (found !== undefined) return { path, found }
     const n = unwrap(node)
-    const child = isOptionLike(arg) || n._tag !== "Subcommands"
-      ? undefined
-      : n.children.find((c) => nameOf(c) === arg)
+    const children = n._tag !== "Subcommands" || isOptionLike(arg) || TAKES_VALUE.has(previous) ? [] : n.children
+    const commands = children.length === 0 ? undefined : children.flatMap((c) => nameOf(c) ?? [])
+    const found = visit(arg, path, known, commands)
+    if (found !== undefined) return { path, found }
+    previous = arg
+    const child = children.find((c) => nameOf(c) === arg)
     if (child === undefined) continue
     node = child
     path.push(arg)
@@ -100,24 +118,35 @@ const walk = <A>(
   return { path, found: undefined }
 }
 
+/** ` Did you mean 'x'?` for the names within 2 edits of `name`, or "". */
+const didYouMean = (name: string, names: Iterable<string>): string => {
+  const close = [...names].filter((k) => distance(k, name) <= 2).sort()
+  return close.length > 0 ? ` Did you mean ${close.map((k) => `'${k}'`).join(" or ")}?` : ""
+}
+
 /**
- * The message for the first option in `args` that the command they name does not have (`convert: unknown
- * option '--outt'. Did you mean '--out'? ...`), or undefined.
+ * The message for the first option or command in `args` that the command they name does not have
+ * (`convert: unknown option '--outt'. Did you mean '--out'? ...`, `tools: unknown command 'imprt'. Did you
+ * mean 'import'? ...`), or undefined.
  */
 export const unknownOption = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
 ): string | undefined =>
-  walk(command, args, (arg, path, known) => {
+  walk(command, args, (arg, path, known, commands) => {
+    const where = path.slice(1).join(" ")
+    const prefix = where === "" ? "" : `${where}: `
+    if (commands !== undefined) {
+      if (commands.includes(arg)) return undefined
+      return `${prefix}unknown command '${arg}'.${didYouMean(arg, commands)} Its commands: \`${
+        path.join(" ")
+      } --help\`.`
+    }
     if (!isOptionLike(arg)) return undefined
     const name = arg.split("=", 1)[0]!
     if (known.has(name)) return undefined
-    const close = [...known].filter((k) => k.startsWith("--") && distance(k, name) <= 2).sort()
-    const hint = close.length > 0 ? ` Did you mean ${close.map((k) => `'${k}'`).join(" or ")}?` : ""
-    const command = path.slice(1).join(" ")
-    return `${command === "" ? "" : `${command}: `}unknown option '${name}'.${hint} Its options: \`${
-      path.join(" ")
-    } --help\`.`
+    const hint = didYouMean(name, [...known].filter((k) => k.startsWith("--")))
+    return `${prefix}unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
   }).found
 
 /**
