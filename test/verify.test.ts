@@ -674,7 +674,11 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
       field: expect.stringContaining("tool_sequence"),
       reason: expect.stringContaining("no usable plan")
     })
-    expect(reason(3)).toMatchObject({ stage: "schema", reason: expect.stringContaining("unknown server \"unknown\"") })
+    expect(reason(3)).toMatchObject({
+      stage: "schema",
+      field: "reward_spec.ground_truth.tool_sequence[0].server",
+      reason: expect.stringContaining("unknown server \"unknown\"")
+    })
     expect(reason(4)).toMatchObject({
       status: "server-unavailable",
       server: "ghost",

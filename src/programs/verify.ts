@@ -308,7 +308,8 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
         step: first.step,
         server: first.server,
         tool: first.tool,
-        field: `${field}[${first.step - 1}]`,
+        // The first issue's own field (`...[0].server`, `...[0].params.limit`), as `validate` names it.
+        field: `${field}[${first.step - 1}].${first.path.split("/").join(".")}`,
         reason: issues.map(formatIssue).join("; ")
       }
     }
