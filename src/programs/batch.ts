@@ -434,6 +434,7 @@ const sortJobs = <J extends Job>(
  * every open sample waits for a follow-up batch (the engine is then interrupted).
  */
 const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
+  runDir: string,
   run: BatchRun,
   base: SamplingOptions<J>,
   answers: BatchAnswers,
@@ -484,7 +485,7 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     concurrency: Math.max(1, jobs.length),
     // The batch answered lines already: a refused line is about its request, not the request every sample sends.
     answered: answers.anyAnswered,
-    retryHint: `run \`skyrl batch collect ${path.join(base.rawDir, base.runId)}\` again to retry them`
+    retryHint: `run \`skyrl batch collect ${runDir}\` again to retry them`
   }).pipe(
     Effect.provideService(Llm, llm),
     Effect.provideService(Progress, progress),
@@ -542,7 +543,9 @@ export const collectRun = <J extends Job>(
   Effect.gen(function*() {
     const catalogue = yield* (yield* Inventory).get
     const base = makeSampling(catalogue)
-    const spec = runSpecOf(base, base.command === "generate" ? catalogue : undefined)
+    // The directory given, wherever it is now (runSpecOf joins the rawDir and run id recorded at submit time:
+    // a run directory renamed or copied since would have its journal, archive and ledger made there again).
+    const spec = { ...runSpecOf(base, base.command === "generate" ? catalogue : undefined), runDir }
     return yield* collectRounds(runDir, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
   })
 
@@ -600,7 +603,7 @@ const collectRounds = <J extends Job>(
             `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${runDir} --resubmit\` to send them again`
         })
       }
-      const outcome = yield* collectRound(run, base, answers, round.jobs, options).pipe(
+      const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options).pipe(
         // batch.json keeps what went online at full price (the ledger has every call).
         Effect.ensuring(Effect.gen(function*() {
           const online = (yield* ledger.totals).onlineUsage
