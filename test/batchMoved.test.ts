@@ -3,7 +3,7 @@
  * Files/Batches server (test/support/fakeBatch.ts). The collect works in the directory it is given: its
  * journal, archive, ledger and manifest go there, never to the place batch.json recorded at submit time.
  */
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync } from "node:fs"
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { basename, dirname, join, relative } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -126,4 +126,39 @@ describe("a batch run directory moved between submission and collect", () => {
     expectCollectedIn(copy, out, twin)
     expect(f.online.requests).toHaveLength(0)
   }, 90_000)
+
+  it(
+    "copied from another machine (its --out's directory not here): stops naming options.out; with it set, collected",
+    async () => {
+      // Before: the collect made the other machine's directories again (the dataset's, and the old run directory
+      // with the journal, archive and ledger in it) and exited 0.
+      const f = await answering()
+      const twin = await twinRows(f)
+      const out = tmpOut()
+      const original = await submitted(f, out)
+      const here = mkdtempSync(join(tmpdir(), "skyrl-batch-elsewhere-"))
+      const copy = join(here, "run")
+      cpSync(original, copy, { recursive: true })
+      rmSync(dirname(out), { recursive: true })
+      const stopped = await runCli(["batch", "collect", copy, "--wait", ...FAST], { env: env(f) })
+      expect(stopped.status).toBe(1)
+      expect(stopped.stderr).toContain(
+        `${join(copy, "batch.json")}, options.out: ${out}: its directory ${dirname(out)} does not exist; ` +
+          `this run directory was submitted as ${original}`
+      )
+      expect(existsSync(dirname(out))).toBe(false)
+      expect(existsSync(join(copy, "journal.jsonl"))).toBe(false)
+      // As the message says: the paths set to this machine's.
+      const file = join(copy, "batch.json")
+      const state = JSON.parse(readFileSync(file, "utf8"))
+      const mine = join(here, "ds.jsonl")
+      state.options.out = mine
+      state.options.rejectsFile = `${mine}.rejects.jsonl`
+      writeFileSync(file, JSON.stringify(state))
+      await collect(f, copy)
+      expect(existsSync(dirname(out))).toBe(false)
+      expectCollectedIn(copy, mine, twin)
+    },
+    90_000
+  )
 })

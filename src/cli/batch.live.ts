@@ -210,11 +210,41 @@ const collectFor = <J extends Job>(
     return summary
   })
 
+/**
+ * The dataset (and its rejects file) goes to the --out the run recorded (an absolute path), wherever its run
+ * directory is now. A run directory moved or copied from elsewhere (another machine) whose recorded --out has
+ * no directory here stops the collect before anything is sent or written, rather than make that other
+ * place's directories.
+ */
+const checkRecordedOut = (
+  runDir: string,
+  file: string,
+  o: Pick<GenerateOptions, "out" | "rejectsFile" | "rawDir" | "runId">
+) =>
+  Effect.gen(function*() {
+    const submittedAs = path.join(o.rawDir, o.runId)
+    if (path.resolve(submittedAs) === runDir) return
+    const storage = yield* Storage
+    for (const [field, out] of [["options.out", o.out], ["options.rejectsFile", o.rejectsFile]] as const) {
+      const dir = path.dirname(out ?? runDir)
+      if (yield* storage.exists(dir)) continue
+      return yield* new InputError({
+        file,
+        field,
+        reason: `${out}: its directory ${dir} does not exist; this run directory was submitted as ${submittedAs} ` +
+          "(moved or copied from elsewhere since), and a collect writes the dataset to the --out the run " +
+          `recorded without making another place's directories: create ${dir}, or set options.out and ` +
+          "options.rejectsFile of this batch.json to paths of this machine"
+      })
+    }
+  }).pipe(Effect.provide(StorageLive))
+
 const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
   Effect.gen(function*() {
     const file = path.join(runDir, "batch.json")
     if (run.command === "enrich") {
       const enrich = yield* enrichOptionsOf(run, file)
+      yield* checkRecordedOut(runDir, file, enrich)
       const inventory = yield* enrichRunInventory(enrich)
       return yield* collectFor(
         runDir,
@@ -226,6 +256,7 @@ const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
       )
     }
     const generate = yield* generateOptionsOf(run, file)
+    yield* checkRecordedOut(runDir, file, generate)
     const inventory = yield* submittedInventory(runDir, run, generate.runSettings.inventory_sha256)
     return yield* collectFor(
       runDir,
