@@ -35,7 +35,7 @@ describe("skyrl CLI", () => {
   it("convert --help describes --as-of once, with convert's default (not generate's)", async () => {
     const r = await runCli(["convert", "--help"])
     expect(r.status).toBe(0)
-    expect(r.stdout).toContain("default per task: its as_of")
+    expect(r.stdout).toContain("default: per task, its as_of")
     expect(r.stdout).not.toContain("the run's start date")
   })
   it("verify --help describes --out once (verify's own description)", async () => {

@@ -1,7 +1,14 @@
 /** `skyrl convert TASKS_FILE --out FILE`: task objects (JSON/JSONL) → SkyRL rows. */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { asOfOptionDescribed, dataSourceOption, inventoryOption, maxPromptTokensOption, outOption } from "./shared.js"
+import {
+  asOfOptionDescribed,
+  dataSourceOption,
+  inventoryOption,
+  maxPromptTokensOption,
+  optionalFlag,
+  outOption
+} from "./shared.js"
 
 export const convertCommand = Command.make(
   "convert",
@@ -14,13 +21,10 @@ export const convertCommand = Command.make(
     dataSource: dataSourceOption,
     maxPromptTokens: maxPromptTokensOption,
     asOf: asOfOptionDescribed(
-      "The date of every row's `Today is` line (default per task: its as_of, else the date of its generated_at, " +
-        "else today)"
+      "The date of every row's `Today is` line",
+      "per task, its as_of, else the date of its generated_at, else today"
     ),
-    rejects: Options.file("rejects").pipe(
-      Options.withDescription("Where rejected tasks go (default: <out>.rejects.jsonl)"),
-      Options.optional
-    )
+    rejects: optionalFlag(Options.file("rejects"), "Where rejected tasks go", undefined, "<out>.rejects.jsonl")
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./convert.live.js")), (m) => m.runConvert(options))
 ).pipe(Command.withDescription("Convert task objects (the model's output shape) into SkyRL rows"))

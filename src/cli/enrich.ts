@@ -4,7 +4,14 @@ import { Effect } from "effect"
 import { batchFlags } from "./batch.js"
 import { runOptions } from "./generate.js"
 import { llmOptions } from "./llmOptions.js"
-import { dataSourceOption, inventoryOption, outOption, planLimitOptions, switchFlag } from "./shared.js"
+import {
+  dataSourceOption,
+  flagWithDefault,
+  inventoryOption,
+  outOption,
+  planLimitOptions,
+  switchFlag
+} from "./shared.js"
 import { runVerifyFlags } from "./verifyFlags.js"
 
 export const enrichCommand = Command.make(
@@ -16,9 +23,11 @@ export const enrichCommand = Command.make(
       )
     ),
     out: outOption,
-    inputFormat: Options.choice("input-format", ["auto", "skyrl", "sharegpt", "openai"] as const).pipe(
-      Options.withDescription("Input format (default auto: detected per row)"),
-      Options.withDefault("auto" as const)
+    inputFormat: flagWithDefault(
+      Options.choice("input-format", ["auto", "skyrl", "sharegpt", "openai"] as const),
+      "Input format: skyrl, sharegpt, openai, or auto (detected per row)",
+      undefined,
+      "auto" as const
     ),
     limit: Options.integer("limit").pipe(
       Options.withDescription("Stop after this many rows planned (skipped and rejected rows do not count)"),

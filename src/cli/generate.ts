@@ -22,8 +22,9 @@ export const runOptions = {
   concurrency: int("concurrency", "CONCURRENCY", 4, "Samples in flight at once"),
   rawDir: optionalFlag(
     Options.directory("raw-dir"),
-    "Archive root (default: raw_llm/ next to the output); one directory per run",
-    Config.string("RAW_DIR")
+    "Archive root; one directory per run",
+    Config.string("RAW_DIR"),
+    "raw_llm/ next to the output"
   ),
   rawGzip: switchFlag("raw-gzip", "Gzip the archived model answers"),
   resume: switchFlag(
@@ -38,29 +39,33 @@ export const runOptions = {
     "dry-run",
     "Call no model: print the work plan, one full request, the output schema and the cost estimate"
   ),
-  indent: indentOption("Indentation of .json output (default 2; 0 to 10)"),
+  indent: indentOption,
   ascii: switchFlag("ascii", "Escape non-ASCII characters in JSON output"),
   servers: optionalFlag(
     Options.text("servers"),
-    "Comma list of inventory servers to offer the model (default: all)",
+    "Comma list of inventory servers to offer the model",
     // SKYRL_SERVERS as every other command reads it; SERVERS as the wrapper script passes it.
-    Config.string("SKYRL_SERVERS").pipe(Config.orElse(() => Config.string("SERVERS")))
+    Config.string("SKYRL_SERVERS").pipe(Config.orElse(() => Config.string("SERVERS"))),
+    "all"
   ),
   maxAttempts: int("max-attempts", "MAX_ATTEMPTS", 3, "Attempts per sample before it counts as failed"),
   rpm: optionalFlag(
     Options.integer("rpm"),
     "Requests per minute allowed (client-side pacing)",
-    Config.integer("OPENAI_RPM")
+    Config.integer("OPENAI_RPM"),
+    "no limit"
   ),
   tpm: optionalFlag(
     Options.integer("tpm"),
     "Tokens per minute allowed (client-side pacing; a request counts its input, output schema and --max-output-tokens)",
-    Config.integer("OPENAI_TPM")
+    Config.integer("OPENAI_TPM"),
+    "no limit"
   ),
   maxCost: optionalFlag(
     Options.float("max-cost"),
     "Stop starting calls (repairs included) once this many USD are spent; what was made is kept",
-    Config.number("MAX_COST_USD")
+    Config.number("MAX_COST_USD"),
+    "no limit"
   ),
   maxPromptTokens: maxPromptTokensOption,
   asOf: asOfOption
@@ -73,20 +78,23 @@ export const generateCommand = Command.make(
     n: int("n", "N_SAMPLES", 10, "Number of valid rows to make"),
     domains: optionalFlag(
       Options.text("domains"),
-      "Comma list of task domains (default: for the bundled inventory six domains fitting its finance catalogue; " +
-        "for any other, a first stage asks the model for domains that fit the catalogue)",
-      Config.string("DOMAINS")
+      "Comma list of task domains",
+      Config.string("DOMAINS"),
+      "six domains fitting the bundled inventory's finance catalogue, or for any other inventory the domains a " +
+        "first stage asks the model for"
     ),
     personas: optionalFlag(
       Options.file("personas"),
-      "File of personas, one per line (who writes each request; default: a built-in list of 24)",
-      Config.string("PERSONAS")
+      "File of personas, one per line (who writes each request)",
+      Config.string("PERSONAS"),
+      "a built-in list of 24"
     ),
     subjects: optionalFlag(
       Options.text("subjects"),
       "File of subjects, one per line (companies, topics, places, files...), handed out without repetition; " +
-        "`none` for no subjects (default: a first stage asks the model for subjects per domain)",
-      Config.string("SUBJECTS")
+        "`none` for no subjects",
+      Config.string("SUBJECTS"),
+      "a first stage asks the model for subjects per domain"
     ),
     nearDup: flagWithDefault(
       Options.text("near-dup"),

@@ -18,64 +18,68 @@ import type { Llm } from "../services/Llm.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import type { RateLimiter } from "../services/RateLimiter.js"
 import { DEFAULT_REPLAY_DIR } from "./paths.js"
-import { timeoutProblem } from "./shared.js"
+import { flagWithDefault, timeoutProblem } from "./shared.js"
 
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
 const nonNegative = (n: number) => (Number.isInteger(n) && n >= 0 ? Option.some(n) : Option.none<number>())
 
 export const llmOptions = {
-  llm: Options.choice("llm", ["auto", "openai", "replay"] as const).pipe(
-    Options.withDescription(
-      "Who answers: openai (needs OPENAI_API_KEY), replay (recorded answers from --replay-dir, offline), or auto: openai when OPENAI_API_KEY is set, else replay"
-    ),
-    Options.withFallbackConfig(Config.literal("auto", "openai", "replay")("SKYRL_LLM")),
-    Options.withDefault("auto" as const)
+  llm: flagWithDefault(
+    Options.choice("llm", ["auto", "openai", "replay"] as const),
+    "Who answers: openai (needs OPENAI_API_KEY), replay (recorded answers from --replay-dir, offline), or auto: " +
+      "openai when OPENAI_API_KEY is set, else replay",
+    Config.literal("auto", "openai", "replay")("SKYRL_LLM"),
+    "auto" as const
   ),
-  replayDir: Options.text("replay-dir").pipe(
-    Options.withDescription(
-      "Recorded answers for --llm replay: a directory (searched recursively) or a file of Chat/Responses bodies or skyrl archive files"
-    ),
-    Options.withFallbackConfig(Config.string("SKYRL_REPLAY_DIR")),
-    Options.withDefault("data/replay")
+  replayDir: flagWithDefault(
+    Options.text("replay-dir"),
+    "Recorded answers for --llm replay: a directory (searched recursively) or a file of Chat/Responses bodies or " +
+      "skyrl archive files",
+    Config.string("SKYRL_REPLAY_DIR"),
+    "data/replay"
   ),
-  model: Options.text("model").pipe(
-    Options.withDescription(`Model name (default ${defaultLlmSettings.model})`),
-    Options.withFallbackConfig(Config.nonEmptyString("OPENAI_MODEL")),
-    Options.withDefault(defaultLlmSettings.model)
+  model: flagWithDefault(
+    Options.text("model"),
+    "Model name",
+    Config.nonEmptyString("OPENAI_MODEL"),
+    defaultLlmSettings.model
   ),
-  backend: Options.choice("backend", ["responses", "chat", "batch"] as const).pipe(
-    Options.withDescription(
-      "OpenAI API: responses (default), chat (Chat Completions), or batch (generate, enrich: the Batch API at half price; bodies for --batch-endpoint)"
-    ),
-    Options.withFallbackConfig(Config.literal("responses", "chat", "batch")("OPENAI_BACKEND")),
-    Options.withDefault(defaultLlmSettings.backend)
+  backend: flagWithDefault(
+    Options.choice("backend", ["responses", "chat", "batch"] as const),
+    "OpenAI API: responses, chat (Chat Completions), or batch (generate, enrich: the Batch API at half price; " +
+      "bodies for --batch-endpoint)",
+    Config.literal("responses", "chat", "batch")("OPENAI_BACKEND"),
+    defaultLlmSettings.backend as "responses" | "chat" | "batch"
   ),
-  reasoningEffort: Options.choice("reasoning-effort", ["minimal", "low", "medium", "high"] as const).pipe(
-    Options.withDescription("Reasoning effort (dropped automatically for models that reject it)"),
-    Options.withFallbackConfig(Config.literal("minimal", "low", "medium", "high")("OPENAI_REASONING_EFFORT")),
-    Options.withDefault(defaultLlmSettings.reasoningEffort)
+  reasoningEffort: flagWithDefault(
+    Options.choice("reasoning-effort", ["minimal", "low", "medium", "high"] as const),
+    "Reasoning effort (dropped automatically for models that reject it)",
+    Config.literal("minimal", "low", "medium", "high")("OPENAI_REASONING_EFFORT"),
+    defaultLlmSettings.reasoningEffort
   ),
-  maxOutputTokens: Options.integer("max-output-tokens").pipe(
-    Options.withDescription("Output token limit per call, reasoning included (default 32000)"),
-    Options.withFallbackConfig(Config.integer("OPENAI_MAX_OUTPUT_TOKENS")),
-    Options.withDefault(defaultLlmSettings.maxOutputTokens),
-    Options.filterMap(positive, "--max-output-tokens must be a positive integer")
-  ),
-  timeout: Options.float("timeout").pipe(
-    Options.withDescription("Seconds per HTTP attempt before it is aborted and retried (default 600)"),
-    Options.withFallbackConfig(Config.number("OPENAI_TIMEOUT")),
-    Options.withDefault(defaultLlmSettings.timeoutMs / 1000),
+  maxOutputTokens: flagWithDefault(
+    Options.integer("max-output-tokens"),
+    "Output token limit per call, reasoning included",
+    Config.integer("OPENAI_MAX_OUTPUT_TOKENS"),
+    defaultLlmSettings.maxOutputTokens
+  ).pipe(Options.filterMap(positive, "--max-output-tokens must be a positive integer")),
+  timeout: flagWithDefault(
+    Options.float("timeout"),
+    "Seconds per HTTP attempt before it is aborted and retried",
+    Config.number("OPENAI_TIMEOUT"),
+    defaultLlmSettings.timeoutMs / 1000
+  ).pipe(
     Options.filterMap(
       (s) => (timeoutProblem(s, 1) === undefined ? Option.some(s) : Option.none()),
       timeoutProblem(0, 1)!
     )
   ),
-  retries: Options.integer("retries").pipe(
-    Options.withDescription("Retries after a rate limit, server error, connection error or timeout (default 4)"),
-    Options.withFallbackConfig(Config.integer("OPENAI_MAX_RETRIES")),
-    Options.withDefault(defaultLlmSettings.maxRetries),
-    Options.filterMap(nonNegative, "--retries must be a non-negative integer")
-  )
+  retries: flagWithDefault(
+    Options.integer("retries"),
+    "Retries after a rate limit, server error, connection error or timeout",
+    Config.integer("OPENAI_MAX_RETRIES"),
+    defaultLlmSettings.maxRetries
+  ).pipe(Options.filterMap(nonNegative, "--retries must be a non-negative integer"))
 }
 
 export interface LlmOptions {

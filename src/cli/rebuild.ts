@@ -11,7 +11,7 @@ export const rebuildCommand = Command.make(
     ),
     out: outOption,
     inventory: inventoryOption,
-    indent: indentOption("Indentation of .json output (default 2; 0 to 10)"),
+    indent: indentOption,
     ascii: Options.boolean("ascii").pipe(Options.withDescription("Escape non-ASCII characters in JSON output"))
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./rebuild.live.js")), (m) => m.runRebuild(options))

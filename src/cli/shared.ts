@@ -6,18 +6,88 @@ import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 import { SettingsError } from "../domain/run.js"
 import { isIsoDay } from "../domain/task.js"
 
-/** A flag with an environment fallback and a default (the flag wins, then the variable). */
+/** A `Config`'s shape as effect ~3.22 builds it (its internal `_tag`s; not exported as a type). */
+type ConfigNode =
+  | { readonly _tag: "Nested"; readonly name: string; readonly config: ConfigNode }
+  | { readonly _tag: "Fallback"; readonly first: ConfigNode; readonly second: ConfigNode }
+  | { readonly _tag: "Lazy"; readonly config: () => ConfigNode }
+  | { readonly _tag: "MapOrFail"; readonly original: ConfigNode }
+  | { readonly _tag: "Described"; readonly config: ConfigNode }
+
+/**
+ * The environment variables `config` reads, in order (`SKYRL_SERVERS`, then `SERVERS`), so --help names the
+ * variable the option reads. Read from the Config's shape, not by loading it: running an Effect per option
+ * at start-up cost --help 10-170 ms (37 options). A shape not known here gives no name (test/cliHelp.test.ts fails then).
+ */
+const envNamesOf = (config: unknown): ReadonlyArray<string> => {
+  const node = config as ConfigNode
+  switch (node._tag) {
+    case "Nested":
+      return [node.name]
+    case "Fallback":
+      return [...envNamesOf(node.first), ...envNamesOf(node.second)]
+    case "Lazy":
+      return envNamesOf(node.config())
+    case "MapOrFail":
+      return envNamesOf(node.original)
+    case "Described":
+      return envNamesOf(node.config)
+    default:
+      return []
+  }
+}
+
+/**
+ * `description` with what --help should say of every option that has them, in one form: ` (default: SHOWN;
+ * env: VAR)`. `shown`: the default value, or what leaving the option out means; `env`: the option's
+ * environment fallback (the flag wins, then the variable, then the default).
+ */
+export const describeSetting = (
+  description: string,
+  shown: string | undefined,
+  env?: Config.Config<unknown>
+): string => {
+  const notes = [
+    ...(shown === undefined ? [] : [`default: ${shown}`]),
+    ...(env === undefined ? [] : [`env: ${envNamesOf(env).join(" or ")}`])
+  ]
+  return notes.length === 0 ? description : `${description} (${notes.join("; ")})`
+}
+
+const withEnv = <A>(env: Config.Config<A> | undefined) => (option: Options.Options<A>): Options.Options<A> =>
+  env === undefined ? option : Options.withFallbackConfig(option, env)
+
+/**
+ * A flag with a default and, unless `env` is undefined, an environment fallback (the flag wins, then the
+ * variable); --help gives both.
+ */
 export const flagWithDefault = <A>(
   option: Options.Options<A>,
   description: string,
-  env: Config.Config<A>,
+  env: Config.Config<A> | undefined,
   fallback: A
 ): Options.Options<A> =>
-  option.pipe(Options.withDescription(description), Options.withFallbackConfig(env), Options.withDefault(fallback))
+  option.pipe(
+    Options.withDescription(describeSetting(description, String(fallback), env)),
+    withEnv(env),
+    Options.withDefault(fallback)
+  )
 
-/** A flag with an environment fallback, absent when neither is given. */
-export const optionalFlag = <A>(option: Options.Options<A>, description: string, env: Config.Config<A>) =>
-  option.pipe(Options.withDescription(description), Options.withFallbackConfig(env), Options.optional)
+/**
+ * A flag with an environment fallback (none when `env` is undefined), absent when neither is given; --help
+ * gives the variable and `absent`, what leaving it out means.
+ */
+export const optionalFlag = <A>(
+  option: Options.Options<A>,
+  description: string,
+  env: Config.Config<A> | undefined,
+  absent?: string
+) =>
+  option.pipe(
+    Options.withDescription(describeSetting(description, absent, env)),
+    withEnv(env),
+    Options.optional
+  )
 
 /** A yes/no flag (off unless given). */
 export const switchFlag = (name: string, description: string) =>
@@ -28,15 +98,14 @@ export const intFlag = (name: string, env: string, fallback: number, description
   flagWithDefault(Options.integer(name), description, Config.integer(env), fallback)
 
 /** `--indent N` of .json output, 0 to 10: JSON.stringify indents nested levels by at most 10 spaces. */
-export const indentOption = (description: string) =>
-  Options.integer("indent").pipe(
-    Options.withDescription(description),
-    Options.filterMap(
-      (n) => (n >= 0 && n <= 10 ? Option.some(n) : Option.none<number>()),
-      "--indent must be an integer from 0 to 10"
-    ),
-    Options.optional
-  )
+export const indentOption = Options.integer("indent").pipe(
+  Options.withDescription(describeSetting("Indentation of .json output, 0 to 10", "2")),
+  Options.filterMap(
+    (n) => (n >= 0 && n <= 10 ? Option.some(n) : Option.none<number>()),
+    "--indent must be an integer from 0 to 10"
+  ),
+  Options.optional
+)
 
 /** Limits of a plan, the same for every command that asks for plans. */
 export const planLimitOptions = {
@@ -44,10 +113,11 @@ export const planLimitOptions = {
   maxTurns: intFlag("max-turns", "MAX_TURNS", 8, "Most agent turns a task may take")
 }
 
-export const logFormatOption = Options.choice("log-format", ["pretty", "json"]).pipe(
-  Options.withDescription("Log format on stderr: readable lines (default) or one JSON object per line"),
-  Options.withFallbackConfig(Config.literal("pretty", "json")("SKYRL_LOG_FORMAT")),
-  Options.withDefault("pretty" as const)
+export const logFormatOption = flagWithDefault(
+  Options.choice("log-format", ["pretty", "json"] as const),
+  "Log format on stderr: pretty (readable lines) or json (one JSON object per line)",
+  Config.literal("pretty", "json")("SKYRL_LOG_FORMAT"),
+  "pretty" as const
 )
 
 export const outOption = Options.file("out").pipe(
@@ -55,44 +125,43 @@ export const outOption = Options.file("out").pipe(
   Options.withDescription("Output dataset path; the format follows the extension (.json, .jsonl, .parquet)")
 )
 
-export const inventoryOption = Options.file("inventory", { exists: "yes" }).pipe(
-  Options.withDescription("Tool inventory file (default: the bundled finance MCP inventory in data/)"),
+export const inventoryOption = optionalFlag(
+  Options.file("inventory", { exists: "yes" }),
+  "Tool inventory file",
   // The variable's file must exist as the flag's must (a usage error, exit 2, before anything runs).
-  Options.withFallbackConfig(
-    Config.string("SKYRL_INVENTORY").pipe(
-      Config.mapOrFail((file) =>
-        existsSync(file) ? Either.right(file) : Either.left(ConfigError.InvalidData([], `no such file: ${file}`))
-      )
+  Config.string("SKYRL_INVENTORY").pipe(
+    Config.mapOrFail((file) =>
+      existsSync(file) ? Either.right(file) : Either.left(ConfigError.InvalidData([], `no such file: ${file}`))
     )
   ),
-  Options.optional
+  "the bundled finance MCP inventory in data/"
 )
 
-export const dataSourceOption = Options.text("data-source").pipe(
-  Options.withDescription("Value of each row's data_source column"),
-  Options.withFallbackConfig(Config.string("DATA_SOURCE")),
-  Options.withDefault("synthetic/llm")
+export const dataSourceOption = flagWithDefault(
+  Options.text("data-source"),
+  "Value of each row's data_source column",
+  Config.string("DATA_SOURCE"),
+  "synthetic/llm"
 )
 
-export const maxPromptTokensOption = Options.integer("max-prompt-tokens").pipe(
-  Options.withDescription(
-    "Prompt budget in BPE tokens, chat template included; SkyRL's trainer.max_prompt_length must be at least this " +
-      "(longer prompts are dropped silently)"
-  ),
-  Options.withFallbackConfig(Config.integer("MAX_PROMPT_TOKENS")),
-  Options.withDefault(DEFAULT_MAX_PROMPT_TOKENS)
+export const maxPromptTokensOption = flagWithDefault(
+  Options.integer("max-prompt-tokens"),
+  "Prompt budget in BPE tokens, chat template included; SkyRL's trainer.max_prompt_length must be at least this " +
+    "(longer prompts are dropped silently)",
+  Config.integer("MAX_PROMPT_TOKENS"),
+  DEFAULT_MAX_PROMPT_TOKENS
 )
 
-/** `--as-of` (env AS_OF) described for a command (withDescription on a made option appends, it does not replace). */
-export const asOfOptionDescribed = (description: string) =>
-  Options.text("as-of").pipe(
-    Options.withDescription(description),
-    Options.withFallbackConfig(Config.string("AS_OF")),
-    Options.optional
-  )
+/**
+ * `--as-of` (env AS_OF) described for a command, with what its absence means there (withDescription on a made
+ * option appends, it does not replace).
+ */
+export const asOfOptionDescribed = (description: string, absent: string) =>
+  optionalFlag(Options.text("as-of"), description, Config.string("AS_OF"), absent)
 
 export const asOfOption = asOfOptionDescribed(
-  "The date of the prompts' `Today is YYYY-MM-DD.` line, recorded as metadata as_of (default: the run's start date)"
+  "The date of the prompts' `Today is YYYY-MM-DD.` line, recorded as metadata as_of",
+  "the run's start date"
 )
 
 /** The `--as-of` date: the one given (checked), else the UTC date of `now`. */
@@ -107,12 +176,11 @@ export const resolveAsOf = (given: Option.Option<string>, now: Date): Effect.Eff
         )
   })
 
-export const serversOption = Options.text("servers").pipe(
-  Options.withDescription(
-    "Comma-separated MCP server names: only their tools are offered/used (default: every server of the inventory)"
-  ),
-  Options.withFallbackConfig(Config.string("SKYRL_SERVERS")),
-  Options.optional
+export const serversOption = optionalFlag(
+  Options.text("servers"),
+  "Comma-separated MCP server names: only their tools are offered/used",
+  Config.string("SKYRL_SERVERS"),
+  "every server of the inventory"
 )
 
 export const serversConfigOption = Options.file("servers-config").pipe(

@@ -4,7 +4,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { inventoryOption, serversConfigOption, serversOption } from "./shared.js"
+import { flagWithDefault, inventoryOption, serversConfigOption, serversOption } from "./shared.js"
 
 const importCommand = Command.make(
   "import",
@@ -43,9 +43,11 @@ const importCommand = Command.make(
       ),
       Options.optional
     ),
-    timeout: Options.integer("timeout").pipe(
-      Options.withDescription("Seconds allowed per server (start, tools/list, close)"),
-      Options.withDefault(30)
+    timeout: flagWithDefault(
+      Options.integer("timeout"),
+      "Seconds allowed per server (start, tools/list, close)",
+      undefined,
+      30
     )
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./tools.live.js")), (m) => m.runToolsImport(options))

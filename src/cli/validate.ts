@@ -6,7 +6,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { inventoryOption, maxPromptTokensOption } from "./shared.js"
+import { flagWithDefault, inventoryOption, maxPromptTokensOption } from "./shared.js"
 
 export const validateCommand = Command.make(
   "validate",
@@ -17,12 +17,12 @@ export const validateCommand = Command.make(
     ),
     inventory: inventoryOption,
     maxPromptTokens: maxPromptTokensOption,
-    nearDup: Options.text("near-dup").pipe(
-      Options.withDescription(
-        "MinHash similarity (0-1) at which two user prompts count as near-duplicates in the report " +
-          "(duplicate/similar-prompt, a warning)"
-      ),
-      Options.withDefault("0.8")
+    nearDup: flagWithDefault(
+      Options.text("near-dup"),
+      "MinHash similarity (0-1) at which two user prompts count as near-duplicates in the report " +
+        "(duplicate/similar-prompt, a warning)",
+      undefined,
+      "0.8"
     ),
     json: Options.boolean("json").pipe(Options.withDescription("Print the report as one JSON object")),
     failOn: Options.text("fail-on").pipe(

@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
-import { inventoryOption, serversConfigOption } from "./shared.js"
+import { flagWithDefault, inventoryOption, serversConfigOption } from "./shared.js"
 import { allowSideEffectsOption, cassettesOption } from "./verifyFlags.js"
 
 export const verifyOptions = {
@@ -22,13 +22,17 @@ export const verifyOptions = {
   inventory: inventoryOption,
   serversConfig: serversConfigOption,
   cassettes: cassettesOption,
-  concurrency: Options.integer("concurrency").pipe(
-    Options.withDescription("Rows in flight at once (also the bound on calls in flight per server)"),
-    Options.withDefault(4)
+  concurrency: flagWithDefault(
+    Options.integer("concurrency"),
+    "Rows in flight at once (also the bound on calls in flight per server)",
+    undefined,
+    4
   ),
-  timeout: Options.integer("timeout").pipe(
-    Options.withDescription("Seconds allowed for one tool call, and for a server to start (initialize)"),
-    Options.withDefault(30)
+  timeout: flagWithDefault(
+    Options.integer("timeout"),
+    "Seconds allowed for one tool call, and for a server to start (initialize)",
+    undefined,
+    30
   ),
   allowSideEffects: allowSideEffectsOption,
   limit: Options.integer("limit").pipe(Options.withDescription("Verify only the first N rows"), Options.optional),

@@ -10,13 +10,13 @@ import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
 import type { AllowList } from "../skyrl/verification.js"
 import { parseAllowList, unknownAllowNames } from "../skyrl/verification.js"
-import { serversConfigOption, switchFlag } from "./shared.js"
+import { flagWithDefault, optionalFlag, serversConfigOption, switchFlag } from "./shared.js"
 
-export const cassettesOption = Options.directory("cassettes").pipe(
-  Options.withDescription(
-    "Directory of the tool-result cassettes (cassettes.jsonl); default: cassettes/ next to --out"
-  ),
-  Options.optional
+export const cassettesOption = optionalFlag(
+  Options.directory("cassettes"),
+  "Directory of the tool-result cassettes (cassettes.jsonl)",
+  undefined,
+  "cassettes/ next to --out"
 )
 
 export const allowSideEffectsOption = Options.text("allow-side-effects").pipe(
@@ -38,9 +38,11 @@ export const runVerifyFlags = {
   serversConfig: serversConfigOption,
   cassettes: cassettesOption,
   allowSideEffects: allowSideEffectsOption,
-  verifyTimeout: Options.integer("verify-timeout").pipe(
-    Options.withDescription("With --verify: seconds allowed for one tool call, and for a server to start (default 30)"),
-    Options.withDefault(30)
+  verifyTimeout: flagWithDefault(
+    Options.integer("verify-timeout"),
+    "With --verify: seconds allowed for one tool call, and for a server to start",
+    undefined,
+    30
   )
 }
 

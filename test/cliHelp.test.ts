@@ -1,0 +1,75 @@
+/** What `--help` of the built CLI says of each option (runs bin/skyrl.js: `npm run build` first). */
+import { describe, expect, it } from "vitest"
+import { runCli } from "./support/cli.js"
+
+const COMMANDS = [
+  [],
+  ["generate"],
+  ["enrich"],
+  ["rebuild"],
+  ["convert"],
+  ["validate"],
+  ["schema"],
+  ["tools", "import"],
+  ["tools", "list"],
+  ["verify"],
+  ["cassettes", "stats"],
+  ["batch", "status"],
+  ["batch", "collect"]
+]
+
+/** The help text of each option of `args --help`, by its long name (`-n` for generate's only short one). */
+const optionsHelp = async (args: ReadonlyArray<string>): Promise<Map<string, string>> => {
+  const r = await runCli([...args, "--help"])
+  expect(r.status, r.stderr).toBe(0)
+  const lines = r.stdout.split("\n")
+  const options = new Map<string, string>()
+  let current: string | undefined
+  for (const line of lines.slice(lines.indexOf("OPTIONS") + 1)) {
+    if (line === "COMMANDS") break
+    if (line.startsWith("  ")) {
+      if (current !== undefined) options.set(current, `${options.get(current)}\n${line.trim()}`)
+    } else if (line !== "") {
+      current = /--[\w-]+/.exec(line)?.[0] ?? /-\w\b/.exec(line)?.[0]
+      if (current !== undefined) options.set(current, line)
+    }
+  }
+  return options
+}
+
+describe("--help states each option's default and environment variable", () => {
+  it("names them (before: no default, and only 'This option can be set from environment variables.')", async () => {
+    const generate = await optionsHelp(["generate"])
+    const expected: ReadonlyArray<readonly [Map<string, string>, string, string]> = [
+      [generate, "-n", "(default: 10; env: N_SAMPLES)"],
+      [generate, "--concurrency", "(default: 4; env: CONCURRENCY)"],
+      [generate, "--seed", "(default: 7; env: SEED)"],
+      [generate, "--max-tools", "(default: 5; env: MAX_TOOLS)"],
+      [generate, "--max-turns", "(default: 8; env: MAX_TURNS)"],
+      [generate, "--max-prompt-tokens", "(default: 1024; env: MAX_PROMPT_TOKENS)"],
+      [generate, "--near-dup", "(default: 0.8; env: NEAR_DUP)"],
+      [generate, "--max-attempts", "(default: 3; env: MAX_ATTEMPTS)"],
+      [generate, "--model", "(default: gpt-5-mini; env: OPENAI_MODEL)"],
+      [generate, "--timeout", "(default: 600; env: OPENAI_TIMEOUT)"],
+      [generate, "--servers", "(default: all; env: SKYRL_SERVERS or SERVERS)"],
+      [generate, "--inventory", "(default: the bundled finance MCP inventory in data/; env: SKYRL_INVENTORY)"],
+      [generate, "--indent", "(default: 2)"],
+      [await optionsHelp(["verify"]), "--concurrency", "(default: 4)"],
+      [await optionsHelp(["verify"]), "--timeout", "(default: 30)"],
+      [await optionsHelp(["tools", "import"]), "--timeout", "(default: 30)"],
+      [await optionsHelp(["validate"]), "--near-dup", "(default: 0.8)"],
+      [await optionsHelp([]), "--log-format", "(default: pretty; env: SKYRL_LOG_FORMAT)"]
+    ]
+    for (const [options, flag, note] of expected) expect(options.get(flag), flag).toContain(note)
+  })
+
+  it("every option that reads an environment variable names it, in every command", async () => {
+    const helps = await Promise.all(COMMANDS.map(async (args) => [args.join(" "), await optionsHelp(args)] as const))
+    const unnamed = helps.flatMap(([command, options]) =>
+      [...options].filter(([, text]) => text.includes("environment variables") && !/\benv: [A-Z]/.test(text))
+        .map(([flag]) => `${command} ${flag}`)
+    )
+    expect(unnamed).toEqual([])
+    expect(helps.every(([, options]) => options.size > 0)).toBe(true)
+  })
+})
