@@ -73,3 +73,11 @@ describe("--help states each option's default and environment variable", () => {
     expect(helps.every(([, options]) => options.size > 0)).toBe(true)
   })
 })
+
+describe("tools import --help", () => {
+  it("shows the repeatable --stdio, --http and --name as optional (they read as required: `--stdio text...`)", async () => {
+    const r = await runCli(["tools", "import", "--help"])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain("$ skyrl tools import [--stdio text...] [--http text...] [--name text...] [")
+  })
+})

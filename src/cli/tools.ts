@@ -6,26 +6,30 @@ import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { flagWithDefault, inventoryOption, serversConfigOption, serversOption } from "./shared.js"
 
+/**
+ * A text option given any number of times. The default (none) makes @effect/cli show it optional in the usage
+ * line, `[--stdio text...]`; a bare `Options.repeated` showed `--stdio text...`, as if required.
+ */
+const repeatable = (name: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withDescription(description),
+    Options.repeated,
+    Options.withDefault<ReadonlyArray<string>>([])
+  )
+
 const importCommand = Command.make(
   "import",
   {
-    stdio: Options.text("stdio").pipe(
-      Options.withDescription(
-        "A stdio MCP server to spawn: NAME=\"COMMAND ARGS...\" (or \"COMMAND ARGS...\" followed by --name NAME). " +
-          "Repeatable. Words are split like a shell would (quotes, backslashes), without running a shell"
-      ),
-      Options.repeated
+    stdio: repeatable(
+      "stdio",
+      "A stdio MCP server to spawn: NAME=\"COMMAND ARGS...\" (or \"COMMAND ARGS...\" followed by --name NAME). " +
+        "Words are split like a shell would (quotes, backslashes), without running a shell"
     ),
-    http: Options.text("http").pipe(
-      Options.withDescription("A streamable-HTTP MCP server: NAME=URL (or URL followed by --name NAME). Repeatable"),
-      Options.repeated
-    ),
-    name: Options.text("name").pipe(
-      Options.withDescription(
-        "Names the server given just before it without NAME=. Unnamed --stdio and --http servers cannot be mixed " +
-          "in one call (the parser does not keep the order across options): use NAME=... then"
-      ),
-      Options.repeated
+    http: repeatable("http", "A streamable-HTTP MCP server: NAME=URL (or URL followed by --name NAME)"),
+    name: repeatable(
+      "name",
+      "Names the server given just before it without NAME=. Unnamed --stdio and --http servers cannot be mixed " +
+        "in one call (the parser does not keep the order across options): use NAME=... then"
     ),
     serversConfig: serversConfigOption,
     out: Options.file("out").pipe(
