@@ -6,7 +6,13 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
-import { fullUsage, globalOptionsFirst, globalOptionWithoutValue, unknownOption } from "./cli/commandLine.js"
+import {
+  fullUsage,
+  globalOptionsFirst,
+  globalOptionWithoutValue,
+  leftoverArgument,
+  unknownOption
+} from "./cli/commandLine.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
 
@@ -42,7 +48,9 @@ const plainConsole = (console: Console.Console): Console.Console => ({
   // @effect/cli's usage errors (its only use of it), as every other failure's final line: `skyrl: ...`,
   // a JSON line with --log-format json.
   error: (...parts) =>
-    Effect.sync(() => void finalError(parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd()))
+    Effect.sync(() =>
+      void finalError(leftoverArgument(skyrl, args, parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd()))
+    )
 })
 const finalError = (message: string) =>
   process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))

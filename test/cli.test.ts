@@ -232,6 +232,34 @@ describe("skyrl CLI", () => {
     const listed = await runCli(["--log-level", "warning", "tools", "list", "--log-format", "json"])
     expect(listed.status, listed.stderr).toBe(0)
   })
+  it("a word past what the command takes names the command and what it takes (was: 'Received unknown argument')", async () => {
+    const dir = tmp()
+    const [a, b] = [join(dir, "a.json"), join(dir, "b.json")]
+    for (const f of [a, b]) writeFileSync(f, JSON.stringify([task(0)]))
+    const cases = [
+      [
+        ["convert", a, b, "--out", join(dir, "x.jsonl")],
+        `skyrl: convert: unexpected argument '${b}': it takes one argument, TASKS_FILE. Its usage: \`skyrl convert --help\`.`
+      ],
+      [
+        ["tools", "list", "extra"],
+        "skyrl: tools list: unexpected argument 'extra': it takes no arguments. Its usage: `skyrl tools list --help`."
+      ],
+      [
+        ["schema", "row", "task"],
+        "skyrl: schema: unexpected argument 'task': it takes at most one argument, CONTRACT. Its usage: `skyrl schema --help`."
+      ],
+      [
+        ["convert", a, "--out", join(dir, "x.jsonl"), "--out", join(dir, "y.jsonl")],
+        "skyrl: convert: --out is given more than once. Its options: `skyrl convert --help`."
+      ]
+    ] as const
+    for (const [args, message] of cases) {
+      const r = await runCli([...args])
+      expect([r.status, r.stderr.trim()], args.join(" ")).toEqual([2, message])
+    }
+    expect(existsSync(join(dir, "x.jsonl"))).toBe(false)
+  })
   it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", async () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
       const r = await runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })

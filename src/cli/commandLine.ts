@@ -96,7 +96,7 @@ const walk = <A>(
     known: ReadonlySet<string>,
     commands: ReadonlyArray<string> | undefined
   ) => A | undefined
-): { readonly path: ReadonlyArray<string>; readonly found: A | undefined } => {
+): { readonly path: ReadonlyArray<string>; readonly node: Node; readonly found: A | undefined } => {
   let node = command.descriptor as Node
   const path = [nameOf(node) ?? "skyrl"]
   const known = new Set([...BUILT_IN, ...optionsOf(node)])
@@ -107,7 +107,7 @@ const walk = <A>(
     const children = n._tag !== "Subcommands" || isOptionLike(arg) || TAKES_VALUE.has(previous) ? [] : n.children
     const commands = children.length === 0 ? undefined : children.flatMap((c) => nameOf(c) ?? [])
     const found = visit(arg, path, known, commands)
-    if (found !== undefined) return { path, found }
+    if (found !== undefined) return { path, node, found }
     previous = arg
     const child = children.find((c) => nameOf(c) === arg)
     if (child === undefined) continue
@@ -115,7 +115,7 @@ const walk = <A>(
     path.push(arg)
     for (const option of optionsOf(child)) known.add(option)
   }
-  return { path, found: undefined }
+  return { path, node, found: undefined }
 }
 
 /** ` Did you mean 'x'?` for the names within 2 edits of `name`, or "". */
@@ -148,6 +148,55 @@ export const unknownOption = (
     const hint = didYouMean(name, [...known].filter((k) => k.startsWith("--")))
     return `${prefix}unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
   }).found
+
+/** The positional arguments in `usage` as its usage line gives them: `TASKS_FILE`, `[CONTRACT]`, `FILE...`. */
+const argumentsIn = (usage: Usage): ReadonlyArray<string> => {
+  switch (usage._tag) {
+    case "Named":
+      return usage.names.flatMap((name) => (/^<.+>$/.test(name) ? [name.slice(1, -1)] : []))
+    case "Optional":
+      return argumentsIn(usage.usage).map((name) => `[${name}]`)
+    case "Repeated":
+      return argumentsIn(usage.usage).map((name) => `${name}...`)
+    case "Alternation":
+    case "Concat":
+      return [...argumentsIn(usage.left), ...argumentsIn(usage.right)]
+    default:
+      return []
+  }
+}
+
+/** What a command takes: `no arguments`, `one argument, TASKS_FILE`, `at most one argument, CONTRACT`. */
+const takes = (names: ReadonlyArray<string>): string =>
+  names.length === 0
+    ? "no arguments"
+    : names.length > 1 || names[0]!.endsWith("...")
+    ? `the arguments ${names.join(" ")}`
+    : names[0]!.startsWith("[")
+    ? `at most one argument, ${names[0]!.slice(1, -1)}`
+    : `one argument, ${names[0]}`
+
+/**
+ * skyrl's usage error for @effect/cli's `Received unknown argument: 'X'` (`message`), which it gives for a
+ * word left over once the command named in `args` has all it takes (`convert a.json b.json`, `tools list
+ * extra`) or for an option given twice: `convert: unexpected argument 'b.json': it takes one argument,
+ * TASKS_FILE. ...`. Any other message is returned as it is.
+ */
+export const leftoverArgument = (
+  command: { readonly descriptor: unknown },
+  args: ReadonlyArray<string>,
+  message: string
+): string => {
+  const arg = /^\s*Received unknown argument: '([\s\S]*)'$/.exec(message)?.[1]
+  if (arg === undefined) return message
+  const { node, path } = walk(command, args, () => undefined)
+  const where = path.slice(1).join(" ")
+  const prefix = where === "" ? "" : `${where}: `
+  const help = `\`${path.join(" ")} --help\``
+  if (isOptionLike(arg)) return `${prefix}${arg.split("=", 1)[0]} is given more than once. Its options: ${help}.`
+  const usage = CommandDescriptor.getUsage(own(node) as never)
+  return `${prefix}unexpected argument '${arg}': it takes ${takes(argumentsIn(usage))}. Its usage: ${help}.`
+}
 
 /**
  * `text` (what @effect/cli prints) with a subcommand's usage lines, `$ list ...`, given the full command,
