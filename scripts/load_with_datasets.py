@@ -6,13 +6,13 @@ SkyRL (skyrl/train/dataset/dataset.py) picks the loader by extension (.parquet -
 (datetime objects, padded keys) are printed as they came back, so a caller can compare them with
 what was written. With --decode, each row is printed as an environment sees it after
 `plan_from_extras` (the decoding the README documents; the test suite checks the README holds this
-very function). Usage: load_with_datasets.py [--decode] FILE [FILE ...]
+very function). Usage: load_with_datasets.py [--decode] FILE [FILE ...]; bad usage exits 2.
 """
+import argparse
 import datetime
 import json
+import os
 import sys
-
-import datasets
 
 
 # --- plan_from_extras (README "Row layout") ---
@@ -43,7 +43,7 @@ def plan_from_extras(extras):
 # --- end plan_from_extras ---
 
 
-def load(path):
+def load(datasets, path):
     kind = "parquet" if path.endswith(".parquet") else "json"
     return datasets.load_dataset(kind, data_files=path, split="train")
 
@@ -64,13 +64,30 @@ def decoded(row):
             "tool_schemas": tool_schemas, "available_tools": available_tools, "metadata": metadata}
 
 
-def main(args):
-    decode = "--decode" in args
-    paths = [a for a in args if a != "--decode"]
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="load_with_datasets.py",
+        description="Load dataset files exactly as SkyRL does (HuggingFace datasets, concatenated in order) "
+        "and print the rows as JSON, one per line, on stdout.",
+    )
+    parser.add_argument("--decode", action="store_true",
+                        help="print each row as an environment sees it after plan_from_extras")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="a .json, .jsonl or .parquet dataset file")
+    args = parser.parse_args(argv)
+    missing = [f for f in args.files if not os.path.isfile(f)]
+    if missing:
+        parser.error("no such file: " + ", ".join(missing))
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    import datasets  # seconds to import: after the arguments are checked, so --help and usage errors are quick
+
     datasets.disable_progress_bars()
-    merged = datasets.concatenate_datasets([load(p) for p in paths])
+    merged = datasets.concatenate_datasets([load(datasets, p) for p in args.files])
     for row in merged:
-        value = decoded(row) if decode else row
+        value = decoded(row) if args.decode else row
         sys.stdout.write(json.dumps(plain(value), ensure_ascii=False) + "\n")
     sys.stderr.write(f"datasets {datasets.__version__}: {len(merged)} rows\n")
 

@@ -15,6 +15,7 @@ import { Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
 import { validatePlan } from "../src/skyrl/planValidation.js"
+import { runChild } from "./support/child.js"
 import { runCli } from "./support/cli.js"
 import { ROOT } from "./support/python.js"
 import { datasetsPython, loadWithDatasets } from "./support/python.js"
@@ -285,5 +286,28 @@ describe("the README's Python decoding", () => {
     const fn = /# --- plan_from_extras .*\n([\s\S]*?)# --- end plan_from_extras ---/.exec(script)![1]!.trim()
     expect(fn).toMatch(/^def plan_from_extras\(extras\):/)
     expect(readFileSync(join(ROOT, "README.md"), "utf8")).toContain(fn)
+  })
+})
+
+describe("scripts/load_with_datasets.py's command line", () => {
+  // Any Python 3: the script imports datasets only once its arguments are checked.
+  const python = process.env.SKYRL_PYTHON || "python3"
+  const script = join(ROOT, "scripts", "load_with_datasets.py")
+  it("--help prints the usage (it read --help as a file: a traceback); bad usage exits 2 with a usage line", async () => {
+    const help = await runChild(python, [script, "--help"])
+    expect(help.status, help.stderr).toBe(0)
+    expect(help.stdout).toContain("usage: load_with_datasets.py [-h] [--decode] FILE [FILE ...]")
+    for (
+      const [args, reason] of [
+        [[], "the following arguments are required: FILE"],
+        [["--decode", "/no/such/rows.jsonl"], "no such file: /no/such/rows.jsonl"],
+        [["--bogus", "x.jsonl"], "unrecognized arguments: --bogus"]
+      ] as const
+    ) {
+      const r = await runChild(python, [script, ...args])
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr).toContain(`load_with_datasets.py: error: ${reason}`)
+      expect(r.stderr).not.toContain("Traceback")
+    }
   })
 })
