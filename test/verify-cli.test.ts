@@ -271,7 +271,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const [first, second] = readFileSync(join(at("tapes"), "cassettes.jsonl"), "utf8").split("\n")
     writeFileSync(at("bad-tapes.jsonl"), `${first}\n{"note": "hand edit"}\n${second}\n`)
     const bad = await runCli(["cassettes", "stats", at("bad-tapes.jsonl")])
-    expect(bad.stdout).toContain("2 entries (distinct calls) in 2 lines")
+    expect(bad.stdout).toContain("2 entries (distinct calls) in 3 lines")
     expect(bad.stderr).toContain(`${at("bad-tapes.jsonl")}, line 2: 1 line(s) are not cassette entries`)
     expect(bad.status).toBe(1)
     // A torn last line (a crash mid-append) is what readers ignore: still exit 0.

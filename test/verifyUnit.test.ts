@@ -14,7 +14,7 @@ import { stripJsonc } from "../src/domain/json.js"
 import { Cassettes } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
 import type { CassetteEntry, ToolStats } from "../src/skyrl/cassettes.js"
-import { cassetteReader, cassetteStatsCollector, makeEntry } from "../src/skyrl/cassettes.js"
+import { cassetteReader, cassetteStatsCollector, formatCassetteStats, makeEntry } from "../src/skyrl/cassettes.js"
 import { schemaDrift } from "../src/skyrl/drift.js"
 import {
   anchorSpec,
@@ -266,7 +266,7 @@ describe("cassette files", () => {
     expect(entries.map((e) => e.tool)).toEqual(["a", "b"])
     expect(entries[0]!.result.content).toEqual([{ type: "text", text: "first" }])
     expect(reader.done(true)).toEqual({
-      lines: 3,
+      lines: 5,
       duplicates: 1,
       replaced: 0,
       invalid: [3],
@@ -295,7 +295,7 @@ describe("cassette files", () => {
       reader.line(line)
     }
     const counts = reader.done(false)
-    expect(counts).toMatchObject({ lines: 2, invalid: [2, 3, 4, 5, 6, 7, 8], torn: false })
+    expect(counts).toMatchObject({ lines: 9, invalid: [2, 3, 4, 5, 6, 7, 8], torn: false })
     expect(counts.reasons).toEqual([
       "line 2: duration_ms: expected a number of milliseconds ≥ 0, got \"12\"",
       "line 3: duration_ms: expected a number of milliseconds ≥ 0, got null",
@@ -312,6 +312,21 @@ describe("cassette files", () => {
     torn.line(JSON.stringify(good))
     torn.line(bad[0]!)
     expect(torn.done(true)).toMatchObject({ invalid: [], reasons: [], torn: true })
+  })
+
+  it("the stats count every line read: entries, bad lines, blank ones (was '6 entries ... in 6 lines' for 8 lines)", () => {
+    const entries = ["a", "b", "c", "d", "e", "f"].map((tool) => JSON.stringify(entry(tool, "x")))
+    const text = [...entries.slice(0, 2), "garbage", ...entries.slice(2, 4), "{\"note\": 1}", ...entries.slice(4)]
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    for (const line of text) reader.line(line)
+    const stats = collector.stats("tapes.jsonl", 2048, reader.done(false))
+    expect(formatCassetteStats(stats).split("\n")[0]).toBe(
+      "tapes.jsonl: 6 entries (distinct calls) in 8 lines, 2.0 KiB"
+    )
+    const blank = cassetteReader(() => undefined)
+    for (const line of [entries[0]!, "", entries[1]!]) blank.line(line)
+    expect(blank.done(false)).toMatchObject({ lines: 3, invalid: [] })
   })
 
   const failed = (tool: string, text: string): CassetteEntry => {

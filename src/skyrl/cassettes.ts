@@ -119,6 +119,7 @@ export const MAX_REASONS = 10
 
 /** The counts of a store's lines (`cassetteReader`). */
 export interface CassetteCounts {
+  /** Every line read: entries, duplicates, bad lines, blank lines and a torn last line. */
   readonly lines: number
   /** Lines whose key an earlier line already had (and that replace nothing). */
   readonly duplicates: number
@@ -148,7 +149,6 @@ export const cassetteReader = (
   const reasons: Array<string> = []
   let duplicates = 0
   let replaced = 0
-  let lines = 0
   let lineNo = 0
   let lastInvalid = false
   return {
@@ -164,7 +164,6 @@ export const cassetteReader = (
         lastInvalid = true
         return
       }
-      lines++
       const kept = admit(entry, seen, errors)
       if (kept === "duplicate") duplicates++
       else {
@@ -176,7 +175,7 @@ export const cassetteReader = (
       const torn = endsOpen && lastInvalid
       const kept = torn ? invalid.slice(0, -1) : invalid
       return {
-        lines,
+        lines: lineNo,
         duplicates,
         replaced,
         invalid: kept,
