@@ -806,7 +806,7 @@ describe("cassettes stats on a store with a line whose duration_ms is not a numb
     writeFileSync(file, text)
     const r = await runCli(["cassettes", "stats", dir])
     // Before: "4 entries (distinct calls) in 4 lines", mean 9 ms, exit 0: the three counted as 0 and -5 ms.
-    expect(r.stdout).toContain("1 entries (distinct calls) in 4 lines")
+    expect(r.stdout).toContain("1 entry (distinct call) in 4 lines")
     expect(r.stdout).toContain("lines that are not entries: 3 (line 2, 3, 4)")
     expect(r.stdout).toContain("line 2: duration_ms: expected a number of milliseconds ≥ 0, got \"12\"")
     expect(r.stderr).toContain(`${file}, line 2, 3, 4: 3 line(s) are not cassette entries`)

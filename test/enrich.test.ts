@@ -679,6 +679,15 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(r.stdout).toContain("<<<USER_REQUEST\nGet the AAPL quote.\nUSER_REQUEST>>>")
   }, 30_000)
 
+  it("--dry-run counts a row's observed tool calls in the singular too (was '1 observed tool calls')", async () => {
+    const server = await fake()
+    const out = join(tmp(), "rows.jsonl")
+    const r = await enrich([join(FIXTURES, "enrich", "openai_messages.jsonl"), "--out", out, "--dry-run"], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^row 0 \(id oa-1\): plan \(openai; all inventory tools; 2 observed tool calls\)$/m)
+    expect(r.stdout).toMatch(/^row 1: plan \(openai; all inventory tools; 1 observed tool call\)$/m)
+  }, 30_000)
+
   it(
     "--dry-run: a row that is not UTF-8 is rejected naming its line and byte offset; the others are planned",
     async () => {

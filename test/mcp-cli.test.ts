@@ -240,6 +240,8 @@ describe("skyrl tools import / list (in-process CLI)", () => {
       ),
       expect.stringMatching(/^tavily {2}tavily_qna_search\(query: string\) {2}Get direct answers/)
     ])
+    // Was "1 servers, 2 tools".
+    expect(r.logs).toContain(`${FINANCE_FILE}: 1 server, 2 tools`)
     const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
     const bad = join(dir, "bad.json")
     writeFileSync(bad, JSON.stringify({ servers: [{ name: "a", tools: [{ name: "t", inputSchema: 7 }] }] }))

@@ -256,6 +256,10 @@ describe("row problems name the field", () => {
     expect(problem(extractSource(row, "sharegpt")).reason).toBe(
       "not a ShareGPT conversation (--input-format sharegpt); it looks like an OpenAI message list"
     )
+    // Was "not a OpenAI message list".
+    expect(problem(extractSource({ conversations: [{ from: "human", value: "q" }] }, "openai")).reason).toBe(
+      "not an OpenAI message list (--input-format openai); it looks like a ShareGPT conversation"
+    )
   })
 })
 

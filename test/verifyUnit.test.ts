@@ -329,6 +329,14 @@ describe("cassette files", () => {
     expect(blank.done(false)).toMatchObject({ lines: 3, invalid: [] })
   })
 
+  it("the stats say '1 entry (distinct call) in 1 line' (was '1 entries (distinct calls) in 1 lines')", () => {
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    reader.line(JSON.stringify(entry("a", "x")))
+    const stats = collector.stats("tapes.jsonl", 512, reader.done(false))
+    expect(formatCassetteStats(stats).split("\n")[0]).toBe("tapes.jsonl: 1 entry (distinct call) in 1 line, 0.5 KiB")
+  })
+
   const failed = (tool: string, text: string): CassetteEntry => {
     const e = entry(tool, text)
     return { ...e, result: { ...e.result, isError: true }, duration_ms: 100 }

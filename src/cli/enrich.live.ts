@@ -6,6 +6,7 @@ import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
+import { plural } from "../domain/words.js"
 import type { VerifyHook } from "../programs/acceptance.js"
 import type { EnrichJob, EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
@@ -299,13 +300,13 @@ const dryRun = (
         const offered = j.offered._tag === "all"
           ? "all inventory tools"
           : j.offered._tag === "names"
-          ? `${j.offered.tools.length} tools the prompt lists`
-          : `${toolCount(j.offered.inventory)} tools from its <tools> block`
+          ? `${plural(j.offered.tools.length, "tool")} the prompt lists`
+          : `${plural(toolCount(j.offered.inventory), "tool")} from its <tools> block`
         return {
           index: j.index,
-          text: `${
-            rowLabel(j.index, j.source.id)
-          }: plan (${j.source.format}; ${offered}; ${j.source.observedToolCalls.length} observed tool calls)`
+          text: `${rowLabel(j.index, j.source.id)}: plan (${j.source.format}; ${offered}; ${
+            plural(j.source.observedToolCalls.length, "observed tool call")
+          })`
         }
       }),
       ...plan.skipped.map((s) => ({ index: s.index, text: `${rowLabel(s.index, s.id)}: skip, ${s.reason}` })),

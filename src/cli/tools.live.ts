@@ -4,6 +4,7 @@ import { existsSync } from "node:fs"
 import type { InventoryTool } from "../domain/inventory.js"
 import { Inventory as InventoryData, parseServerList } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
+import { plural } from "../domain/words.js"
 import type { ImportOutcome } from "../programs/toolsImport.js"
 import { checkInventory, importInventory, readServersConfig } from "../programs/toolsImport.js"
 import { Inventory, loadInventoryFile } from "../services/Inventory.js"
@@ -50,7 +51,7 @@ export class ToolsCheckError extends Schema.TaggedError<ToolsCheckError>()("Tool
 }) {
   override get message(): string {
     const head = this.changes > 0
-      ? `${this.inventory}: ${this.changes} tool${this.changes === 1 ? "" : "s"} changed (listed on stdout)`
+      ? `${this.inventory}: ${plural(this.changes, "tool")} changed (listed on stdout)`
       : `${this.inventory}: could not check every server`
     return [head, ...this.problems].join("\n")
   }
@@ -134,7 +135,7 @@ const logImported = (o: Extract<ImportOutcome, { _tag: "imported" }>) =>
 
 const writeImport = (specs: ReadonlyArray<McpServerSpec>, out: string, timeout: Duration.Duration) =>
   Effect.gen(function*() {
-    yield* Effect.logInfo(`importing ${specs.length} MCP server${specs.length === 1 ? "" : "s"}`)
+    yield* Effect.logInfo(`importing ${plural(specs.length, "MCP server")}`)
     const result = yield* importInventory(specs, { timeout })
     for (const o of result.outcomes) if (o._tag === "imported") yield* logImported(o)
     if (result.inventory !== undefined) {
@@ -168,10 +169,11 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
   Effect.gen(function*() {
     const inventory = yield* loadInventoryFile(file)
     const { added, missing, specs } = serversToCheck(inventory, given)
-    const count = (n: number) => `${n} MCP server${n === 1 ? "" : "s"}`
     yield* Effect.logInfo(
-      `checking ${count(specs.length - added.length)} of ${file}` +
-        (added.length === 0 ? "" : ` and ${count(added.length)} not in it (${added.map((s) => s.name).join(", ")})`)
+      `checking ${plural(specs.length - added.length, "MCP server")} of ${file}` +
+        (added.length === 0
+          ? ""
+          : ` and ${plural(added.length, "MCP server")} not in it (${added.map((s) => s.name).join(", ")})`)
     )
     const result = yield* checkInventory(inventory, specs, { timeout })
     for (const s of result.skipped) yield* logLeftOut(s.server, s)
@@ -181,7 +183,7 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
       ...result.failures
     ]
     if (result.changes.length === 0 && problems.length === 0) {
-      yield* Effect.logInfo(`${file}: no tool changed on ${count(specs.length)}`)
+      yield* Effect.logInfo(`${file}: no tool changed on ${plural(specs.length, "MCP server")}`)
       return
     }
     return yield* new ToolsCheckError({ inventory: file, changes: result.changes.length, problems })
@@ -253,7 +255,9 @@ export const runToolsList = (options: {
     const service = yield* Inventory
     for (const line of inventoryLines(service.inventory)) yield* Console.log(line)
     const tools = service.toolModes.length
-    yield* Effect.logInfo(`${service.source}: ${service.inventory.servers.length} servers, ${tools} tools`)
+    yield* Effect.logInfo(
+      `${service.source}: ${plural(service.inventory.servers.length, "server")}, ${plural(tools, "tool")}`
+    )
   }).pipe(
     Effect.provide(
       Inventory.fromFile(Option.getOrUndefined(options.inventory), {

@@ -6,6 +6,7 @@
  * failed once, then answered: the answer is kept), and ignores a torn last line (a write cut short by a crash).
  */
 import { isObject } from "../domain/json.js"
+import { noun, plural } from "../domain/words.js"
 import { callKey } from "./canonical.js"
 
 export const CASSETTE_FILE = "cassettes.jsonl"
@@ -308,7 +309,9 @@ export const cassetteStatsCollector = () => {
 /** The stats as text (`skyrl cassettes stats DIR`). */
 export const formatCassetteStats = (s: CassetteStats): string => {
   const lines = [
-    `${s.file}: ${s.entries} entries (distinct calls) in ${s.lines} lines, ${(s.bytes / 1024).toFixed(1)} KiB`,
+    `${s.file}: ${plural(s.entries, "entry", "entries")} (distinct ${noun(s.entries, "call")}) in ${
+      plural(s.lines, "line")
+    }, ${(s.bytes / 1024).toFixed(1)} KiB`,
     `  tool errors (isError): ${s.errors}; illustrative (derived params): ${s.illustrative}`,
     `  recorded: ${s.firstRecorded ?? "-"} .. ${s.lastRecorded ?? "-"}`
   ]

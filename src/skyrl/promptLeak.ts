@@ -9,6 +9,7 @@
  */
 import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
+import { plural } from "../domain/words.js"
 import { remember } from "./memo.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
 import { findToolsBlock, toolNamesOf } from "./sources.js"
@@ -48,8 +49,6 @@ export interface LeakInput {
   /** The plan's steps, in plan order. */
   readonly plan: ReadonlyArray<ToolRef>
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
 /** Each inventory tool's place in the inventory's order, by server and tool (made once per inventory). */
 const ranks = new WeakMap<Inventory, { readonly of: Map<string, Map<string, number>>; readonly size: number }>()

@@ -498,7 +498,7 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
   if (format !== undefined && detected !== format) {
     return invalid(id, {
       field: "",
-      reason: `not a ${FORMAT_LABEL[format]} (--input-format ${format})${
+      reason: `not ${FORMAT_ARTICLE[format]} ${FORMAT_LABEL[format]} (--input-format ${format})${
         detected === undefined ? "" : `; it looks like ${FORMAT_ARTICLE[detected]} ${FORMAT_LABEL[detected]}`
       }`
     })
