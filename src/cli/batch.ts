@@ -15,13 +15,13 @@ const wait = switchFlag(
 )
 const pollInterval = flagWithDefault(
   Options.float("poll-interval"),
-  "Seconds before the first poll of a batch; grows ×1.5 per poll up to 10 minutes (default 30)",
+  "Seconds before the first poll of a batch; grows ×1.5 per poll up to 10 minutes",
   Config.number("SKYRL_BATCH_POLL_INTERVAL"),
   30
 ).pipe(Options.filterMap(positive, "--poll-interval must be a positive number of seconds"))
 const repairs = flagWithDefault(
   Options.choice("repairs", ["online", "batch"] as const),
-  "Where repairs, new attempts and retries of lines that failed transiently go: online (default: the live API " +
+  "Where repairs, new attempts and retries of lines that failed transiently go: online (the live API " +
     "now, normal price) or batch (a follow-up batch at batch price; collect again when it is done, or use --wait)",
   Config.literal("online", "batch")("SKYRL_BATCH_REPAIRS"),
   "online" as const
@@ -35,7 +35,7 @@ const collectRepairs = optionalFlag(
 )
 const batchMaxRequests = flagWithDefault(
   Options.integer("batch-max-requests"),
-  "Most requests in one batch (default and API maximum 50000); a run with more is split into several batches",
+  "Most requests in one batch (API maximum 50000); a run with more is split into several batches",
   Config.integer("SKYRL_BATCH_MAX_REQUESTS"),
   50_000
 ).pipe(Options.filterMap(positive, "--batch-max-requests must be a positive integer"))
@@ -44,15 +44,16 @@ const batchMaxTokens = optionalFlag(
   Options.integer("batch-max-tokens"),
   "Most tokens one batch may enqueue (input with the output schema, plus --max-output-tokens per request, " +
     "estimated): set it to your account's enqueued-token limit for the model; larger runs are split and " +
-    "their batches submitted as room in the queue frees up (default: no limit; collect: the run's)",
-  Config.integer("SKYRL_BATCH_MAX_TOKENS")
+    "their batches submitted as room in the queue frees up",
+  Config.integer("SKYRL_BATCH_MAX_TOKENS"),
+  "no limit; collect: the run's"
 )
 
 /** Flags `generate` and `enrich` take for `--backend batch`. */
 export const batchFlags = {
   batchEndpoint: flagWithDefault(
     Options.choice("batch-endpoint", ["responses", "chat"] as const),
-    "With --backend batch: the API the request bodies are for, responses (default, /v1/responses) or chat (/v1/chat/completions)",
+    "With --backend batch: the API the request bodies are for, responses (/v1/responses) or chat (/v1/chat/completions)",
     Config.literal("responses", "chat")("SKYRL_BATCH_ENDPOINT"),
     "responses" as const
   ),
@@ -100,9 +101,11 @@ const collectCommand = Command.make(
       "Send the samples that have no line at all (a failed or cancelled batch, one that expired without " +
         "answering anything) again, as a follow-up batch (lines that failed are retried without it)"
     ),
-    concurrency: Options.integer("concurrency").pipe(
-      Options.withDescription("Online calls at once for repairs (default: the run's --concurrency)"),
-      Options.optional
+    concurrency: optionalFlag(
+      Options.integer("concurrency"),
+      "Online calls at once for repairs",
+      undefined,
+      "the run's --concurrency"
     ),
     batchMaxRequests,
     batchMaxTokens
