@@ -176,11 +176,13 @@ export interface CallWaiter {
 interface Pending {
   readonly waiter: CallWaiter
   /**
-   * When the call times out (performance.now() ms): its timeout after its clock started (`call`), Infinity while
-   * the call sent before it is in flight.
+   * When the call times out (performance.now() ms): its timeout after its clock started (`call`); until then its
+   * bound, its timeout once for itself and once for each call in flight when it was sent.
    */
   deadline: number
   readonly timeoutMs: number
+  /** Its clock started (or it ended before that): the end of the call before it no longer moves its deadline. */
+  started: boolean
   /** The call sent next on the connection, while this one is in flight (its clock starts when this one ends). */
   next: Pending | undefined
 }
@@ -384,11 +386,14 @@ export class StdioTransport implements Transport {
     const id = this.nextId++
     const idle = this.pending.size === 0 && this.outgoing === ""
     const before = this.last
-    const p: Pending = { waiter, deadline: Infinity, timeoutMs, next: undefined }
+    // Sent behind others, it waits for its clock (`ended`) within a bound: whatever happens to the calls before
+    // it, it cannot wait more than its timeout once for itself and once for each of them.
+    const bound = performance.now() + timeoutMs * (before === undefined ? 1 : this.pending.size + 1)
+    const p: Pending = { waiter, deadline: bound, timeoutMs, started: before === undefined, next: undefined }
     this.pending.set(id, p)
     this.last = p
-    if (before === undefined) this.startClock(p, performance.now())
-    else before.next = p
+    if (before !== undefined) before.next = p
+    if (bound < this.armedFor) this.arm(bound)
     const request = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${
       JSON.stringify({ name, arguments: args })
     }}\n`
@@ -415,9 +420,10 @@ export class StdioTransport implements Transport {
     if (text !== "") this.process?.stdin?.write(text)
   }
 
-  /** The call's timeout starts now (`call`). */
+  /** The call's timeout starts now (`call`), within the bound it was sent with. */
   private startClock(p: Pending, now: number): void {
-    p.deadline = now + p.timeoutMs
+    p.started = true
+    p.deadline = Math.min(p.deadline, now + p.timeoutMs)
     if (p.deadline < this.armedFor) this.arm(p.deadline)
   }
 
@@ -426,14 +432,14 @@ export class StdioTransport implements Transport {
    * that one is in flight still and its clock has not started.
    */
   private ended(p: Pending): void {
-    if (p.deadline === Infinity) p.deadline = 0 // ended before its clock started: it is not to start now
+    p.started = true // ended before its clock started: it is not to start now
     const next = p.next
     if (next === undefined) {
       if (this.last === p) this.last = undefined
       return
     }
     p.next = undefined
-    if (next.deadline === Infinity) this.startClock(next, performance.now())
+    if (!next.started) this.startClock(next, performance.now())
   }
 
   private arm(deadline: number): void {
