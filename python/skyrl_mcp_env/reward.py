@@ -607,7 +607,8 @@ def _is_valid(schema: dict[str, Any], arguments: dict[str, Any], cleared: Option
     (the strings of the plan's own call, ``_plan_strings``) they run through ``patterns.Guard``: a linear-time
     automaton with a step budget, no clock (the same call scores the same everywhere). A string the guard cannot
     decide makes the arguments not valid (``patterns.Undecided``, caught below), never a pass; the plan's own
-    strings still go to ``re``, so the dataset's call scores as before. ``cleared=None``: plain ``re``."""
+    strings are never undecided (``re`` where the automaton cannot run), so the dataset's call scores as before.
+    ``cleared=None``: plain ``re``."""
     validator = _validator(canonical_json(schema))
     if validator is None:
         return True

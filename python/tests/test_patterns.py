@@ -117,6 +117,24 @@ def test_a_string_past_the_step_budget_earns_no_credit_the_same_way_twice():
     assert timed(row, "a" * 500 + "x")[0] == 1.0
 
 
+def test_a_plan_string_sent_in_a_field_whose_pattern_backtracks_on_it_is_scored_fast():
+    # the plan's own free text (a query, a note) is a cleared string: the policy can send it in another param,
+    # one whose pattern the plan never ran on it. re took 14 s on this sentence against ^(\w+\s?)*$ (words, then
+    # the "!" that fails), minutes on a few words more; the automaton decides it like any other string.
+    sentence = "Find flights from Boston to Denver now!"
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": r"^(\w+\s?)*$"},
+                                               "note": {"type": "string"}}, "required": ["name", "note"]}
+    row = make_row(
+        [{"server": "s", "tool": "t", "params": {"name": "ACME report", "note": sentence}, "derived_params": ["name"]}],
+        tool_schemas=json.dumps({"t": schema}),
+    )
+    start = time.perf_counter()
+    out = episode(row, [call("t", {"name": sentence, "note": sentence}), FINAL])
+    seconds = time.perf_counter() - start
+    assert out["reward"] == 0.0 and seconds < FAST, seconds
+    assert episode(row, [call("t", {"name": "ACME report", "note": sentence}), FINAL])["reward"] == 1.0
+
+
 def test_pattern_guard_false_checks_with_re_as_before():
     row = row_with({"type": "string", "pattern": LOOKAHEAD}, "a1a")
     assert timed(row, "b2b", config={"pattern_guard": False})[0] == 1.0
