@@ -37,6 +37,8 @@ MAX_STATES = 10_000  # NFA states a pattern may take (``(?:a{100}){100}`` takes 
 BUDGET = 1_000_000  # NFA states the closures visit, summed over the positions of a string (and by ``Guard`` over
 # all the strings of one validation): about half a second of Python at worst, with nothing cached
 _CACHE_ENTRIES = 20_000  # cached DFA states and transitions per pattern (then cleared: only speed depends on it)
+_CACHE_INTS = 250_000  # NFA states held by those DFA states, summed (about 16 MB; ``[ab]*a[ab]{600}c`` held 710,000
+# after one 1,500-character string, and 3,000,000 (185 MB) after 60, when only entries were counted)
 _ANSWERS = 256  # strings whose answer each pattern remembers
 
 _CHAR, _SPLIT, _ASSERT, _MATCH = range(4)
@@ -222,6 +224,7 @@ class Automaton:
         """Drop the lazy DFA built so far (answers and ``BUDGET`` spending do not depend on it)."""
         self._ids: dict[frozenset[int], int] = {}
         self._sets: list[frozenset[int]] = []
+        self._held = 0
         self._closed: dict[tuple[int, tuple[bool, ...]], tuple[int, bool, int]] = {}
         self._moves: dict[tuple[int, str], int] = {}
         self._restart: dict[int, int] = {}
@@ -244,10 +247,12 @@ class Automaton:
         return answer
 
     def _walk(self, text: str) -> tuple[bool, int]:
-        if len(self._closed) + len(self._moves) > _CACHE_ENTRIES:
-            self._forget()
         spent, reached = 0, self._id(frozenset())
         for i in range(len(text) + 1):
+            if len(self._closed) + len(self._moves) > _CACHE_ENTRIES or self._held > _CACHE_INTS:
+                states = self._sets[reached]
+                self._forget()
+                reached = self._id(states)
             context = tuple(_holds(a, text, i, self._word) for a in self.anchors)
             closed, matched, visited = self._closure(self._with_start(reached), context)
             spent += visited
@@ -266,6 +271,7 @@ class Automaton:
         if states not in self._ids:
             self._ids[states] = len(self._sets)
             self._sets.append(states)
+            self._held += len(states)
         return self._ids[states]
 
     def _with_start(self, reached: int) -> int:

@@ -186,3 +186,15 @@ def test_the_automaton_answers_as_re_search_on_random_patterns():
             assert machine.search(text)[0] == (re.search(pattern, text) is not None), (pattern, text)
             checked += 1
     assert checked == 15_000
+
+
+def test_the_cached_dfa_of_a_pattern_holds_a_bounded_number_of_nfa_states():
+    # every position of a random a/b string reaches a new set of ~300 of the 600 counted states: the cache was
+    # bounded in entries only, and one 1,500-character string left 710,000 NFA states (about 45 MB) in it
+    from skyrl_mcp_env import patterns
+
+    rng = random.Random(3)
+    machine = patterns.automaton(r"[ab]*a[ab]{600}c")
+    for _ in range(2):
+        assert machine.search("".join(rng.choice("ab") for _ in range(1_500)))[0] is False
+    assert sum(map(len, machine._sets)) <= patterns._CACHE_INTS + 3 * len(machine.kind)
