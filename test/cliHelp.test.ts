@@ -40,6 +40,7 @@ const optionsHelp = async (args: ReadonlyArray<string>): Promise<Map<string, str
 describe("--help states each option's default and environment variable", () => {
   it("names them (before: no default, and only 'This option can be set from environment variables.')", async () => {
     const generate = await optionsHelp(["generate"])
+    const verify = await optionsHelp(["verify"])
     const expected: ReadonlyArray<readonly [Map<string, string>, string, string]> = [
       [generate, "-n", "(default: 10; env: N_SAMPLES)"],
       [generate, "--concurrency", "(default: 4; env: CONCURRENCY)"],
@@ -54,8 +55,8 @@ describe("--help states each option's default and environment variable", () => {
       [generate, "--servers", "(default: all; env: SKYRL_SERVERS or SERVERS)"],
       [generate, "--inventory", "(default: the bundled finance MCP inventory in data/; env: SKYRL_INVENTORY)"],
       [generate, "--indent", "(default: 2)"],
-      [await optionsHelp(["verify"]), "--concurrency", "(default: 4)"],
-      [await optionsHelp(["verify"]), "--timeout", "(default: 30)"],
+      [verify, "--concurrency", "(default: 4)"],
+      [verify, "--timeout", "(default: 30)"],
       [await optionsHelp(["tools", "import"]), "--timeout", "(default: 30)"],
       [await optionsHelp(["validate"]), "--near-dup", "(default: 0.8)"],
       [await optionsHelp([]), "--log-format", "(default: pretty; env: SKYRL_LOG_FORMAT)"]

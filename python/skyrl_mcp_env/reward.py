@@ -549,7 +549,7 @@ def step_matches(plan: Plan, step: Step, arguments: dict[str, Any], pattern_guar
 
 def _plan_strings(plan: Plan, name: str) -> frozenset[str]:
     """Every string (value or key, at any depth) in the params of the plan's steps calling ``name``: what
-    skyrl's ajv validated, which the pattern guard leaves to ``re`` as before (``patterns.Guard``)."""
+    skyrl's ajv validated, which the pattern guard never judges undecided (``patterns.Guard``)."""
     found: set[str] = set()
     stack: list[Any] = [s.params for s in plan.steps if s.call_name == name]
     while stack:

@@ -79,7 +79,7 @@ const addEntry = (t: LedgerTotals, e: LedgerEntry): LedgerTotals => ({
  * lines had `batch_id`): its batch and its request (`custom_id` is the run id and the request key, which
  * sample, attempt and purpose make; one batch holds a custom_id once).
  */
-export const batchLineOf = (e: Pick<LedgerEntry, "batch_id" | "sample" | "attempt" | "purpose">): string | undefined =>
+const batchLineOf = (e: Pick<LedgerEntry, "batch_id" | "sample" | "attempt" | "purpose">): string | undefined =>
   e.batch_id === undefined ? undefined : `${e.batch_id}|${e.sample}|${e.attempt}|${e.purpose}`
 
 /**
