@@ -529,6 +529,14 @@ describe("skyrl CLI", () => {
     const verified = await runCli(["verify", rows, "--out", join(dir, "v.jsonl"), "--timeout", "2147484"])
     expect(verified.status, verified.stderr).toBe(2)
     expect(verified.stderr).toContain("--timeout must be a positive number of seconds, at most 2147483")
+    const started = await runCli(["verify", rows, "--out", join(dir, "v.jsonl"), "--start-timeout", "0"])
+    expect(started.status, started.stderr).toBe(2)
+    expect(started.stderr).toContain("--start-timeout must be a positive number of seconds, at most 2147483")
+    const withVerify = await runCli(
+      ["generate", "-n", "1", "--out", join(dir, "g.jsonl"), "--verify", "--verify-start-timeout", "2147484"]
+    )
+    expect(withVerify.status, withVerify.stderr).toBe(2)
+    expect(withVerify.stderr).toContain("--verify-start-timeout: must be a positive number of seconds, at most 2147483")
     // The model calls' --timeout too (their client's timer runs 1 s longer): it was taken, and every attempt
     // timed out at once.
     const generated = await runCli(["generate", "-n", "1", "--out", join(dir, "g.jsonl"), "--timeout", "2147483"])

@@ -48,6 +48,8 @@ interface RunOptions {
   readonly allow?: string
   readonly unavailable?: Record<string, string>
   readonly timeout?: number
+  /** Seconds for a server's start (default: the larger of 30 and `timeout`). */
+  readonly startTimeout?: number
   readonly concurrency?: number
   readonly resume?: boolean
   readonly dir?: string
@@ -69,6 +71,7 @@ const verifyRun = (o: RunOptions, dir: string) => {
     ...(o.unavailable === undefined ? {} : { unavailable: o.unavailable }),
     cassettesDir: o.cassettes ?? join(dir, "cassettes"),
     timeout: `${o.timeout ?? 20} seconds`,
+    ...(o.startTimeout === undefined ? {} : { startTimeout: `${o.startTimeout} seconds` }),
     maxInFlight: o.concurrency ?? 4
   }
   return Effect.gen(function*() {
@@ -363,7 +366,6 @@ describe("verify against server-everything (stateless)", () => {
       params: { duration: 8, steps: 1 }
     })
     const after = row("after", { server: "everything", tool: "echo", params: { message: "still here" } })
-    // 3 s: the server's own start (initialize) must fit in it on a loaded machine (1.1 s seen at load 5).
     const run = await verify({ inventory, specs: [everything], rows: [slow, after], timeout: 3, concurrency: 1 })
     expect(run.rejects).toEqual([
       expect.objectContaining({
@@ -374,6 +376,26 @@ describe("verify against server-everything (stateless)", () => {
     ])
     expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["after"])
     expect(run.cassettes.map((c) => c.tool)).toEqual(["echo"]) // no result, nothing recorded
+  }, 60_000)
+
+  it("a server's start has its own bound: a start longer than --timeout is waited for", async () => {
+    const dir = tempDir("skyrl-verify-slow-start-")
+    const preload = join(dir, "slow.cjs")
+    // 2.5 s before the server reads its stdin, as a loaded machine or `npx -y` gives (5-7 s seen at load 6).
+    writeFileSync(preload, "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2500)\n")
+    const spec = nodeServer("everything", ["-r", preload, serverBin("server-everything"), "stdio"])
+    const echo = row("echo", { server: "everything", tool: "echo", params: { message: "late" } })
+    const run = await verify({ inventory, specs: [spec], rows: [echo], timeout: 1, dir })
+    // Was server-unavailable, "no answer within 1s (initialize)": --timeout bounded the start too.
+    expect(run.rejects).toEqual([])
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["echo"])
+    const bounded = await verify({ inventory, specs: [spec], rows: [echo], timeout: 1, startTimeout: 1 })
+    expect(bounded.rejects).toEqual([
+      expect.objectContaining({
+        status: "server-unavailable",
+        reason: expect.stringContaining("no answer within 1s (initialize)")
+      })
+    ])
   }, 60_000)
 
   it("a server killed between rows is restarted and the run completes", async () => {
@@ -663,9 +685,10 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
         echoOn("nolaunch"),
         good
       ],
-      timeout: 3 // the hanging server's wait; server-everything's start fits in it under load (1.1 s seen at load 5)
+      // The hanging server's wait; server-everything's start must fit in it (5-7 s seen at load 6).
+      startTimeout: 8
     })
-    expect(Date.now() - start).toBeLessThan(15_000)
+    expect(Date.now() - start).toBeLessThan(20_000) // the hanging server waited for once
     expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["good", "good"])
     const reason = (i: number) => run.rejects.find((r) => r.row === i)
     expect(reason(1)).toMatchObject({ stage: "contract", reason: "no plan: the row has no steps" })
@@ -691,7 +714,7 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
     })
     expect(reason(6)).toMatchObject({
       status: "server-unavailable",
-      reason: expect.stringContaining("no answer within 3s (initialize)")
+      reason: expect.stringContaining("no answer within 8s (initialize)")
     })
     expect(reason(6)!.reason).toContain("listening on nothing")
     expect(reason(7)).toMatchObject({ status: "server-unavailable", reason: "no launch spec (test)" })
@@ -874,7 +897,9 @@ describe("verify --resume after Ctrl-C in the middle of a plan whose side-effect
     const logs: Array<string> = []
     const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
     const fiber = Effect.runFork(verifyRun(options, dir).pipe(Effect.provide(logger)))
-    while (appended().length === 0) await new Promise((r) => setTimeout(r, 20))
+    // A run that ended before step 1 ran (its server did not start) fails here, not at the test's timeout.
+    while (appended().length === 0 && fiber.unsafePoll() === null) await new Promise((r) => setTimeout(r, 20))
+    expect(fiber.unsafePoll(), "the run ended before step 1 ran").toBeNull()
     // What a kill -9 now would leave on disk: the journal says, before step 1 was sent, that it may act.
     const journal = journalFileOf(join(dir, "out.jsonl"))
     const killed = readFileSync(journal, "utf8")

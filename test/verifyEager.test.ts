@@ -75,8 +75,7 @@ const runAll = (inventory: Inventory, dir: string, maxInFlight: number | undefin
         allowSideEffects: parseAllowList(undefined),
         specs: [everything, fs],
         cassettesDir: join(dir, "cassettes"),
-        // Long enough for a server's start (initialize) on a loaded machine (1.1 s seen at load 5, over 3 s at
-        // load 5.9), short of the 6 s long-running operation that is to time out.
+        // Short of the 6 s long-running operation that is to time out (a server's start has 30 s).
         timeout: "5 seconds",
         ...(maxInFlight === undefined ? {} : { maxInFlight })
       })),

@@ -199,9 +199,9 @@ export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
  * Why `seconds` cannot be a `--timeout`, or undefined; `slack`: seconds the caller's own timer adds (the LLM
  * client's HTTP timer runs 1 s past the attempt's).
  */
-export const timeoutProblem = (seconds: number, slack = 0): string | undefined =>
+export const timeoutProblem = (seconds: number, slack = 0, flag = "--timeout"): string | undefined =>
   seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS - slack
     ? undefined
-    : `--timeout must be a positive number of seconds, at most ${
+    : `${flag} must be a positive number of seconds, at most ${
       MAX_TIMEOUT_SECONDS - slack
     } (setTimeout's limit, ~24.8 days)`

@@ -48,6 +48,7 @@ export interface VerifyCliOptions {
   readonly cassettes: Option.Option<string>
   readonly concurrency: number
   readonly timeout: number
+  readonly startTimeout: Option.Option<number>
   readonly allowSideEffects: Option.Option<string>
   readonly limit: Option.Option<number>
   readonly resume: boolean
@@ -58,7 +59,11 @@ const checkUsage = (options: VerifyCliOptions) => {
   const format = outFormatProblem(options.out)
   if (format !== undefined) return `--out: ${format}`
   if (options.concurrency < 1) return "--concurrency must be at least 1"
-  const badTimeout = timeoutProblem(options.timeout)
+  const badTimeout = timeoutProblem(options.timeout) ??
+    Option.match(options.startTimeout, {
+      onNone: () => undefined,
+      onSome: (s) => timeoutProblem(s, 0, "--start-timeout")
+    })
   if (badTimeout !== undefined) return badTimeout
   if (Option.isSome(options.limit) && options.limit.value < 1) return "--limit must be at least 1"
   return undefined
@@ -132,7 +137,11 @@ export const runVerify = (options: VerifyCliOptions) =>
       specs,
       unavailable,
       cassettesDir,
-      timeout: Duration.seconds(options.timeout)
+      timeout: Duration.seconds(options.timeout),
+      ...Option.match(options.startTimeout, {
+        onNone: () => ({}),
+        onSome: (s) => ({ startTimeout: Duration.seconds(s) })
+      })
     })
     const { report, result } = yield* Effect.gen(function*() {
       const result = yield* verifyDatasets(common)

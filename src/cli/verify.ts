@@ -6,7 +6,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { flagWithDefault, inventoryOption, serversConfigOption } from "./shared.js"
-import { allowSideEffectsOption, cassettesOption } from "./verifyFlags.js"
+import { allowSideEffectsOption, cassettesOption, startTimeoutOption } from "./verifyFlags.js"
 
 export const verifyOptions = {
   files: Args.file({ name: "DATASET", exists: "yes" }).pipe(
@@ -28,12 +28,8 @@ export const verifyOptions = {
     undefined,
     4
   ),
-  timeout: flagWithDefault(
-    Options.integer("timeout"),
-    "Seconds allowed for one tool call, and for a server to start (initialize)",
-    undefined,
-    30
-  ),
+  timeout: flagWithDefault(Options.integer("timeout"), "Seconds allowed for one tool call", undefined, 30),
+  startTimeout: startTimeoutOption("start-timeout"),
   allowSideEffects: allowSideEffectsOption,
   limit: Options.integer("limit").pipe(Options.withDescription("Verify only the first N rows"), Options.optional),
   resume: Options.boolean("resume").pipe(

@@ -10,7 +10,14 @@ import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
 import type { AllowList } from "../skyrl/verification.js"
 import { parseAllowList, unknownAllowNames } from "../skyrl/verification.js"
-import { flagWithDefault, optionalFlag, serversConfigOption, switchFlag } from "./shared.js"
+import {
+  flagWithDefault,
+  MAX_TIMEOUT_SECONDS,
+  optionalFlag,
+  serversConfigOption,
+  switchFlag,
+  timeoutProblem
+} from "./shared.js"
 
 export const cassettesOption = optionalFlag(
   Options.directory("cassettes"),
@@ -27,6 +34,15 @@ export const allowSideEffectsOption = Options.text("allow-side-effects").pipe(
   Options.optional
 )
 
+/** Seconds for a server's start (initialize, tools/list); absent: 30, or the call timeout when longer. */
+export const startTimeoutOption = (name: string) =>
+  optionalFlag(
+    Options.integer(name),
+    "Seconds allowed for an MCP server to start (initialize and tools/list; `npx -y` may download first)",
+    undefined,
+    "30, or the call timeout when longer"
+  )
+
 /** `generate` / `enrich`: verify each accepted task on the live servers. */
 export const runVerifyFlags = {
   verify: switchFlag(
@@ -40,10 +56,11 @@ export const runVerifyFlags = {
   allowSideEffects: allowSideEffectsOption,
   verifyTimeout: flagWithDefault(
     Options.integer("verify-timeout"),
-    "With --verify: seconds allowed for one tool call, and for a server to start",
+    "With --verify: seconds allowed for one tool call",
     undefined,
     30
-  )
+  ),
+  verifyStartTimeout: startTimeoutOption("verify-start-timeout")
 }
 
 export interface RunVerifyFlags {
@@ -52,6 +69,7 @@ export interface RunVerifyFlags {
   readonly cassettes: Option.Option<string>
   readonly allowSideEffects: Option.Option<string>
   readonly verifyTimeout: number
+  readonly verifyStartTimeout: Option.Option<number>
 }
 
 /** The `verify` run setting from the flags (absent without --verify): what changes which rows are accepted. */
@@ -72,7 +90,8 @@ export const verifyDetailsOf = (flags: RunVerifyFlags, setting: RunSettings["ver
       ...setting,
       servers_config: Option.getOrNull(flags.serversConfig),
       cassettes: path.resolve(cassettesDirOf(flags, out)),
-      timeout_s: flags.verifyTimeout
+      timeout_s: flags.verifyTimeout,
+      start_timeout_s: Option.getOrNull(flags.verifyStartTimeout)
     }
   }
 
@@ -95,10 +114,14 @@ export const checkVerifyFlags = (flags: RunVerifyFlags & { readonly backend: str
           "batch, then run `skyrl verify` on the dataset"
       })
     }
-    if (!Number.isInteger(flags.verifyTimeout) || flags.verifyTimeout <= 0) {
+    const bad = [
+      ["--verify-timeout", flags.verifyTimeout],
+      ["--verify-start-timeout", Option.getOrUndefined(flags.verifyStartTimeout)]
+    ].find(([, s]) => s !== undefined && timeoutProblem(s as number) !== undefined)
+    if (bad !== undefined) {
       return yield* new SettingsError({
-        setting: "--verify-timeout",
-        reason: `must be a positive number of seconds, got ${flags.verifyTimeout}`
+        setting: bad[0] as string,
+        reason: `must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS}, got ${bad[1]}`
       })
     }
   })

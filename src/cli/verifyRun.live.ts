@@ -57,7 +57,11 @@ export const withVerification = <A, E, R>(
       specs,
       unavailable,
       cassettesDir,
-      timeout: Duration.seconds(v.flags.verifyTimeout)
+      timeout: Duration.seconds(v.flags.verifyTimeout),
+      ...Option.match(v.flags.verifyStartTimeout, {
+        onNone: () => ({}),
+        onSome: (s) => ({ startTimeout: Duration.seconds(s) })
+      })
     })
     return yield* Effect.scoped(Effect.gen(function*() {
       const failures = yield* (yield* Verifier).start(v.inventory.servers.map((s) => s.name))

@@ -107,8 +107,13 @@ export interface McpServersOptions {
   readonly specs: ReadonlyArray<McpServerSpec>
   /** Servers known to be unusable before anything starts (e.g. no launch spec), with the reason. */
   readonly unavailable?: Readonly<Record<string, string>>
-  /** Time for one tools/call, and for starting a server (initialize). */
+  /** Time for one tools/call. */
   readonly timeout: Duration.DurationInput
+  /**
+   * Time for a server's start: initialize, then tools/list (default: `timeout`). A start is not a call: a node
+   * server takes ~1 s to start on a quiet machine and 5-7 s on a loaded one, and `npx -y` may download first.
+   */
+  readonly startTimeout?: Duration.DurationInput
   /** Calls in flight per server (default: not bounded here). */
   readonly maxInFlight?: number | undefined
   /** Deaths in a row after which a server is given up (default 3). */
@@ -143,6 +148,7 @@ const make = (options: McpServersOptions) =>
     const client = yield* McpClient
     const scope = yield* Effect.scope
     const timeout = Duration.decode(options.timeout)
+    const startTimeout = Duration.decode(options.startTimeout ?? options.timeout)
     const maxRestarts = options.maxRestarts ?? 3
     const slots = new Map<string, Slot>()
     const slotOf = (server: string): Effect.Effect<Slot> =>
@@ -204,7 +210,7 @@ const make = (options: McpServersOptions) =>
           return yield* unavailable(server, slot.unavailable)
         }
         const child = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const opened = yield* Effect.exit(Scope.extend(client.connect(slot.spec, { timeout }), child))
+        const opened = yield* Effect.exit(Scope.extend(client.connect(slot.spec, { timeout: startTimeout }), child))
         if (Exit.isFailure(opened)) {
           yield* Scope.close(child, Exit.void)
           const error = opened.cause._tag === "Fail" ? opened.cause.error : undefined
@@ -213,7 +219,7 @@ const make = (options: McpServersOptions) =>
         }
         // A tools/list the server does not answer (in time, or at all: it exited) fails the start, as an
         // initialize would; one it refuses (a JSON-RPC error) leaves no tool marked read-only by it.
-        const listed = yield* Effect.either(opened.value.listToolsOnly(timeout))
+        const listed = yield* Effect.either(opened.value.listToolsOnly(startTimeout))
         if (Either.isLeft(listed) && (listed.left.timedOut === true || !opened.value.isOpenNow())) {
           yield* Scope.close(child, Exit.void)
           slot.unavailable = listed.left.message

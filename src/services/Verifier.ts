@@ -122,11 +122,17 @@ export interface VerifierLiveSettings extends VerifierSettings {
   /** Servers that cannot be started, with the reason (e.g. no launch spec). */
   readonly unavailable?: Readonly<Record<string, string>>
   readonly cassettesDir: string
-  /** Time for one call and for a server's start (default 30 s). */
+  /** Time for one call (default 30 s). */
   readonly timeout?: Duration.DurationInput
+  /** Time for a server's start: initialize and tools/list (default: the larger of 30 s and `timeout`). */
+  readonly startTimeout?: Duration.DurationInput
   /** Calls in flight per server (default: bounded by the callers, e.g. verify's row concurrency). */
   readonly maxInFlight?: number
 }
+
+/** A server's start: 30 s, or the call's timeout when that is longer. */
+const startTimeoutOf = (settings: VerifierLiveSettings): Duration.DurationInput =>
+  settings.startTimeout ?? Duration.max(Duration.seconds(30), Duration.decode(settings.timeout ?? Duration.seconds(30)))
 
 export class Verifier extends Context.Tag("skyrl/Verifier")<Verifier, VerifierApi>() {
   /** Over the McpServers and Cassettes of the context. */
@@ -144,6 +150,7 @@ export class Verifier extends Context.Tag("skyrl/Verifier")<Verifier, VerifierAp
             specs: settings.specs,
             ...(settings.unavailable === undefined ? {} : { unavailable: settings.unavailable }),
             timeout: settings.timeout ?? Duration.seconds(30),
+            startTimeout: startTimeoutOf(settings),
             maxInFlight: settings.maxInFlight
           }),
           Cassettes.layer(settings.cassettesDir)
