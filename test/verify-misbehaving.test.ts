@@ -71,7 +71,7 @@ const verify = async (
   spec: McpServerSpec,
   dir: string,
   rows: ReadonlyArray<unknown>,
-  options: { readonly timeout?: number; readonly concurrency?: number } = {}
+  options: { readonly timeout?: number; readonly startTimeout?: number; readonly concurrency?: number } = {}
 ) => {
   const inventory = await inventoryOf()
   const input = writeJsonl(join(dir, "in.jsonl"), rows)
@@ -93,7 +93,8 @@ const verify = async (
         allowSideEffects: parseAllowList(undefined),
         specs: [spec],
         cassettesDir: join(dir, "cassettes"),
-        timeout: `${options.timeout ?? 20} seconds`
+        timeout: `${options.timeout ?? 20} seconds`,
+        ...(options.startTimeout === undefined ? {} : { startTimeout: `${options.startTimeout} seconds` })
       })),
       Effect.provide(live)
     )
@@ -168,12 +169,12 @@ describe("verify against a server that misbehaves", () => {
   }, 60_000)
 
   it(
-    "a server whose tools/list does not answer within --timeout, or that exits then, is unavailable, said so",
+    "a server whose tools/list does not answer within --start-timeout, or that exits then, is unavailable, said so",
     async () => {
       const dir = tempDir()
       const hangs = server(dir, { LIST: "hang" })
-      const hung = await verify(hangs.spec, dir, [call("ok", "a"), call("ok", "b")], { timeout: 2 })
-      // Was: 60 s (the SDK's own timeout, whatever --timeout), then both rows skipped-side-effect: "the live
+      const hung = await verify(hangs.spec, dir, [call("ok", "a"), call("ok", "b")], { startTimeout: 2 })
+      // Was: 60 s (the SDK's own timeout, whatever --timeout, which bounded the start then), then both rows skipped-side-effect: "the live
       // server's tools/list failed (tools/list failed: MCP error -32001: Request timed out), so it may change
       // something; ... (allow it with --allow-side-effects ok)".
       expect(hung.ms).toBeLessThan(15_000)
@@ -181,7 +182,7 @@ describe("verify against a server that misbehaves", () => {
       expect(hung.rejects[0].reason).toContain("no answer within 2s (tools/list)")
       expect(hangs.calls()).toEqual([])
       const exits = server(tempDir(), { LIST: "exit" })
-      const exited = await verify(exits.spec, dir, [call("ok", "a"), call("ok", "b")], { timeout: 2 })
+      const exited = await verify(exits.spec, dir, [call("ok", "a"), call("ok", "b")], { startTimeout: 2 })
       // Was: skipped-side-effect ("tools/list failed: the server closed the connection ...; allow it with
       // --allow-side-effects ok"), the server started twice.
       expect(exited.rejects.map((r) => r.status)).toEqual(["server-unavailable", "server-unavailable"])
