@@ -127,6 +127,27 @@ describe("a batch run directory moved between submission and collect", () => {
     expect(f.online.requests).toHaveLength(0)
   }, 90_000)
 
+  it("collected, then renamed and collected again: the rows collected before name the new directory", async () => {
+    // Before: the second collect wrote the journaled rows as they were journaled, their raw_output_path still
+    // naming raw_llm/<run_id>/, which the rename had removed.
+    const f = await answering()
+    const twin = await twinRows(f)
+    const out = tmpOut()
+    const oldDir = await submitted(f, out)
+    await collect(f, oldDir)
+    const renamed = join(dirname(out), "moved-run")
+    renameSync(oldDir, renamed)
+    await collect(f, renamed)
+    expect(existsSync(oldDir)).toBe(false)
+    expectCollectedIn(renamed, out, twin)
+    expect(readJsonl(out).map((row) => JSON.parse(row.extra_info.task_metadata).raw_output_path).sort()).toEqual([
+      "moved-run/archive_01.jsonl#task_0001_c01.json",
+      "moved-run/archive_01.jsonl#task_0002_c01.json",
+      "moved-run/archive_01.jsonl#task_0003_c01.json"
+    ])
+    expect(f.online.requests).toHaveLength(0)
+  }, 90_000)
+
   it(
     "copied from another machine (its --out's directory not here): stops naming options.out; with it set, collected",
     async () => {

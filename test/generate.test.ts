@@ -2,8 +2,8 @@
  * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { basename, join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { BIN, cleanEnv, runCli } from "./support/cli.js"
@@ -655,6 +655,46 @@ describe("--resume checks what it resumes", () => {
     },
     60_000
   )
+})
+
+describe("--resume of a run whose raw directory moved (--raw-dir names the new place)", () => {
+  it("the rows and rejects journaled before the move name the new directory, as those made after it do", async () => {
+    // Before: rows 1 and 2 and the reject (journaled before the move) kept raw_llm/<run_id>/..., which no longer
+    // existed; only row 3, made after the move, named the new place.
+    let quotaFrom = 3
+    const server = await fake(withStages((ctx) => {
+      const k = sampleNumberOf(ctx.body) ?? 1
+      if (k >= quotaFrom) {
+        return httpError(429, "You exceeded your current quota", {
+          code: "insufficient_quota",
+          type: "insufficient_quota"
+        })
+      }
+      const firstAttempt = !/attempt \d+/.test(JSON.stringify(ctx.body.input ?? ctx.body.messages))
+      return answer(k === 2 && firstAttempt ? invalidTaskText(k) : validTaskFor(ctx), USAGE)
+    }, (text) => answer(text, USAGE)))
+    const dir = tempDir("skyrl-moved-raw-")
+    const out = join(dir, "ds.jsonl")
+    const args = ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1"]
+    const first = await runCli(args, { env: env(server) })
+    expect(first.status, first.stderr).toBe(1)
+    const runId = basename(runDirOf(out))
+    renameSync(join(dir, "raw_llm"), join(dir, "kept"))
+    quotaFrom = Number.POSITIVE_INFINITY
+    const resumed = await runCli([...args, "--resume", "--raw-dir", join(dir, "kept")], { env: env(server) })
+    expect(resumed.status, resumed.stderr).toBe(0)
+    expect(resumed.stderr).toContain("1 of 3 samples to make")
+    const rows = readJsonl(out).map((x) => JSON.parse(x.extra_info.task_metadata).raw_output_path)
+    expect(rows).toEqual([
+      `kept/${runId}/archive_01.jsonl#task_0001_c01.json`,
+      `kept/${runId}/archive_01.jsonl#task_0002_c03.json`,
+      `kept/${runId}/archive_02.jsonl#task_0003_c02.json`
+    ])
+    const rejects = readJsonl(`${out}.rejects.jsonl`).map((r) => r.raw_output_path)
+    expect(rejects).toEqual([`kept/${runId}/archive_01.jsonl#task_0002_c02.json`])
+    for (const ref of [...rows, ...rejects]) expect(archiveHolds(dir, ref), ref).toBe(true)
+    expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+  }, 60_000)
 })
 
 describe("Ctrl-C", () => {

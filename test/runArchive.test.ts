@@ -5,7 +5,7 @@
 import { Effect } from "effect"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
-import { encodeLogRecord, readArchivedRecord, readArchiveIndex } from "../src/services/runArchive.js"
+import { callRefInRunDir, encodeLogRecord, readArchivedRecord, readArchiveIndex } from "../src/services/runArchive.js"
 import { Storage } from "../src/services/Storage.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 
@@ -66,4 +66,29 @@ describe("archive logs", () => {
       expect(read.get("task_0010_c02.json.gz")).toEqual(record(9, 2))
     })
   }
+})
+
+describe("callRefInRunDir: a raw_output_path relative to its run directory (the writer re-bases it on the directory now)", () => {
+  it("keeps the log and call name, or the per-call file, and drops the directories before them", () => {
+    expect(callRefInRunDir("raw_llm/run-1/archive_01.jsonl#task_0007_c02.json")).toBe(
+      "archive_01.jsonl#task_0007_c02.json"
+    )
+    expect(callRefInRunDir("../elsewhere/run-1/archive_12.jsonl.gz#task_0001_c01.json")).toBe(
+      "archive_12.jsonl.gz#task_0001_c01.json"
+    )
+    expect(callRefInRunDir("archive_01.jsonl#task_0003_c04.json")).toBe("archive_01.jsonl#task_0003_c04.json")
+    expect(callRefInRunDir("raw_llm/run-1/task_0007_c02.json.gz")).toBe("task_0007_c02.json.gz")
+  })
+
+  it("names no call: a text of another form is undefined (kept as it is)", () => {
+    for (
+      const ref of [
+        "raw_llm/run-1/stage_subjects_c01.json",
+        "raw_llm/run-1/journal.jsonl#task_0007_c02.json",
+        "raw_llm/run-1/archive_01.jsonl#notes.json",
+        "raw_llm/run-1/archive_01.jsonl",
+        ""
+      ]
+    ) expect(callRefInRunDir(ref), ref).toBeUndefined()
+  })
 })

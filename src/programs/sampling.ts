@@ -15,7 +15,8 @@ import { Clock, Effect, Layer, Ref, Schema } from "effect"
 import * as path from "node:path"
 import * as Inv from "../domain/inventory.js"
 import type { Usage } from "../domain/llm.js"
-import type { EncodedRow, SkyRLRow } from "../domain/row.js"
+import type { EncodedRow } from "../domain/row.js"
+import { SkyRLRow } from "../domain/row.js"
 import type { JournalEntry, RejectRecord, RunSettings } from "../domain/run.js"
 import { IncompleteRun } from "../domain/run.js"
 import type { ModelTask } from "../domain/task.js"
@@ -26,6 +27,7 @@ import { Inventory } from "../services/Inventory.js"
 import { Llm } from "../services/Llm.js"
 import { archiveFirst } from "../services/llm/archive.js"
 import { Progress } from "../services/Progress.js"
+import { callRefInRunDir } from "../services/runArchive.js"
 import type { RunSpec } from "../services/RunJournal.js"
 import { RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
@@ -299,9 +301,32 @@ export const runEngine = Effect.fn("Run.engine")(function*<J extends Job>(option
   return yield* writeDataset(ctx)
 })
 
-const rejectsOf = (inputRejects: ReadonlyArray<RejectRecord>, latest: ReadonlyMap<number, JournalEntry>) => [
-  ...inputRejects,
-  ...[...latest.values()].sort((a, b) => a.index - b.index).flatMap((e) => e.rejects)
+/**
+ * A journaled `raw_output_path` (relative to the output as the run directory was then) as it is now: the
+ * same text for a run that stayed where it was; the run directory's current place for one renamed, copied
+ * or moved since (a batch collect of a copy, `--resume --raw-dir`), whose old place may be gone. A text
+ * that names no archived call is kept.
+ */
+const currentRef = <J extends Job>(ctx: RunContext<J>, ref: string | null | undefined) => {
+  const inRun = ref === null || ref === undefined ? undefined : callRefInRunDir(ref)
+  return inRun === undefined ? ref : ctx.relativeToOut(path.join(ctx.journal.paths.runDir, inRun))
+}
+
+/** A journaled row with its `raw_output_path` where the run directory is now (the row itself when unchanged). */
+const rowHere = <J extends Job>(ctx: RunContext<J>, row: SkyRLRow): SkyRLRow => {
+  const metadata = row.extra_info.task_metadata
+  const ref = currentRef(ctx, metadata.raw_output_path)
+  if (ref === metadata.raw_output_path) return row
+  return new SkyRLRow({ ...row, extra_info: { task_metadata: { ...metadata, raw_output_path: ref } } }, {
+    disableValidation: true
+  })
+}
+
+const rejectsOf = <J extends Job>(ctx: RunContext<J>, latest: ReadonlyMap<number, JournalEntry>) => [
+  ...(ctx.options.inputRejects ?? []),
+  ...[...latest.values()].sort((a, b) => a.index - b.index).flatMap((e) =>
+    e.rejects.map((r) => ({ ...r, raw_output_path: currentRef(ctx, r.raw_output_path) ?? null }))
+  )
 ]
 
 /** Write the dataset (every journaled row of the plan, in sample order) and the rejects; settle the run. */
@@ -317,8 +342,9 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       rows.set(e.index, { row: made, encoded: e.row })
       continue
     }
+    // Journaled in an earlier session, perhaps where the run directory was before.
     const row = decodeRow(e.row)
-    if (row._tag === "Right") rows.set(e.index, { row: row.right, encoded: e.row })
+    if (row._tag === "Right") rows.set(e.index, { row: rowHere(ctx, row.right), encoded: e.row })
   }
   for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.row, encoded: encodeRow(p.row) })
   const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
@@ -329,7 +355,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
     ascii: options.ascii,
     inspect: options.inspectWritten
   })
-  const rejects = rejectsOf(options.inputRejects ?? [], latest)
+  const rejects = rejectsOf(ctx, latest)
   // Written when there are rejects, and emptied when an earlier run's are there (never a stale list).
   if (options.rejectsFile !== undefined && (rejects.length > 0 || (yield* storage.exists(options.rejectsFile)))) {
     yield* storage.writeFileAtomic(

@@ -59,6 +59,19 @@ export interface ArchivedCall {
 /** `<log>#<name>`: a logged call's name. */
 export const loggedCallRef = (log: string, name: string): string => `${log}#${name}`
 
+/**
+ * An archived call's reference (a row's or reject's `raw_output_path`: `<dirs>/archive_01.jsonl#task_0007_c02.json`,
+ * or a per-call file `<dirs>/task_0007_c02.json`) relative to its run directory, where every log and per-call
+ * file lies: the directories before it dropped. Undefined when `ref` names no archived call.
+ */
+export const callRefInRunDir = (ref: string): string | undefined => {
+  const hash = ref.lastIndexOf("#")
+  const file = path.posix.basename(hash === -1 ? ref : ref.slice(0, hash))
+  if (hash === -1) return ARCHIVE_NAME.test(file) ? file : undefined
+  const name = ref.slice(hash + 1)
+  return LOG_NAME.test(file) && ARCHIVE_NAME.test(name) ? loggedCallRef(file, name) : undefined
+}
+
 /** The call's name (`task_0007_c02.json`) of an archived call's reference, in either layout. */
 export const archiveCallNameOf = (ref: string): string => {
   const hash = ref.lastIndexOf("#")
