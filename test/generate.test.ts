@@ -554,6 +554,32 @@ describe("--resume checks what it resumes", () => {
     expect(readdirSync(join(dir, "raw_llm"))).toEqual([runId])
   })
 
+  it("a run directory renamed inside raw_llm is not started anew under its run id: --resume names it and makes nothing", async () => {
+    // Before: --resume found the run by its manifest but continued raw_llm/<run_id>/, a new empty directory, so
+    // it made (and with a model, paid for) every sample again: "2 of 2 samples to make", exit 0.
+    const dir = tempDir("skyrl-resume-renamed-")
+    const out = join(dir, "ds.jsonl")
+    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    const runDir = runDirOf(out)
+    const runId = basename(runDir)
+    const renamed = join(dir, "raw_llm", "kept")
+    renameSync(runDir, renamed)
+    const before = readFileSync(out, "utf8")
+    const resumed = await runCli(["generate", "-n", "2", "--out", out, "--resume"])
+    expect(resumed.status).toBe(2)
+    expect(resumed.stderr).toContain(
+      `skyrl: --resume: run ${runId} for ${out} is in ${renamed}, which --resume does not continue (it continues ` +
+        `${runDir}): rename that directory back to ${runId}`
+    )
+    expect(readdirSync(join(dir, "raw_llm"))).toEqual(["kept"])
+    expect(readFileSync(out, "utf8")).toBe(before)
+    // Named back, it resumes: nothing left to make.
+    renameSync(renamed, runDir)
+    const again = await runCli(["generate", "-n", "2", "--out", out, "--resume"])
+    expect(again.status, again.stderr).toBe(0)
+    expect(again.stderr).toContain("0 of 2 samples to make")
+  })
+
   it("-n 20 killed, then --resume -n 10 is refused naming the setting; with --force it writes 20", async () => {
     const server = await fake((ctx) => answer(validTaskFor(ctx), USAGE), 100)
     const dir = tempDir("skyrl-resume-")

@@ -226,7 +226,7 @@ export const resolveRun = (input: {
       resumed: false
     }
     if (!input.resume) return fresh
-    const { latest: found, unreadable } = yield* findLatestRun(input.rawDir, input.out, input.command)
+    const { latest: found, latestDir, unreadable } = yield* findLatestRun(input.rawDir, input.out, input.command)
     // A run whose manifest cannot be read may be the one to resume: starting anew would pay for its work again.
     if (unreadable.length > 0) {
       return yield* new SettingsError({
@@ -249,8 +249,18 @@ export const resolveRun = (input: {
           `run ${run.run_id} was made by an earlier skyrl that did not record its settings; start a new run without --resume`
       })
     }
+    const foundIn = O.getOrElse(latestDir, () => path.join(input.rawDir, run.run_id))
     if (run.run_settings.backend.startsWith("batch") && !input.fresh.backend.startsWith("batch")) {
-      return yield* batchRunResumed(path.join(input.rawDir, run.run_id))
+      return yield* batchRunResumed(foundIn)
+    }
+    // The run continues in rawDir/<run_id>: from a directory renamed since, it would start there anew (and
+    // make, and pay for, every sample again).
+    if (path.basename(foundIn) !== run.run_id) {
+      return yield* new SettingsError({
+        setting: "--resume",
+        reason: `run ${run.run_id} for ${input.out} is in ${foundIn}, which --resume does not continue (it ` +
+          `continues ${path.join(input.rawDir, run.run_id)}): rename that directory back to ${run.run_id}`
+      })
     }
     const wanted = input.keepAsOf ? new RunSettings({ ...input.fresh, as_of: run.run_settings.as_of }) : input.fresh
     const differences = settingsDifferences(run.run_settings, wanted)

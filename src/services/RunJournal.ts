@@ -354,13 +354,14 @@ export const manifestIssueText = ({ file, issue }: UnreadableManifest): string =
   `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}`
 
 /**
- * The most recent run of `command` in rawDir that wrote `output` (for --resume), and the manifests in
- * rawDir that are there but do not decode (whose runs cannot be told apart).
+ * The most recent run of `command` in rawDir that wrote `output` (for --resume), the directory it was
+ * found in (its own, `<run_id>`, when a copy under another name is there too), and the manifests in rawDir
+ * that are there but do not decode (whose runs cannot be told apart).
  */
 export const findLatestRun = (rawDir: string, output: string, command: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const found: Array<RunManifest> = []
+    const found: Array<{ readonly manifest: RunManifest; readonly dir: string }> = []
     const unreadable: Array<UnreadableManifest> = []
     const ids = (yield* storage.exists(rawDir))
       ? yield* storage.readDirectory(rawDir).pipe(Effect.orElseSucceed(() => []))
@@ -370,10 +371,17 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
       if (!(yield* storage.exists(file))) continue
       const m = yield* readManifestOrIssue(file)
       if (Either.isLeft(m)) unreadable.push({ file, issue: m.left })
-      else if (m.right.output === output && m.right.command === command) found.push(m.right)
+      else if (m.right.output === output && m.right.command === command) found.push({ manifest: m.right, dir: id })
     }
-    const latest = Option.fromNullable(found.sort((a, b) => a.started_at.localeCompare(b.started_at)).at(-1))
-    return { latest, unreadable }
+    const ownName = (f: (typeof found)[number]) => (f.dir === f.manifest.run_id ? 1 : 0)
+    const last = found.sort((a, b) =>
+      a.manifest.started_at.localeCompare(b.manifest.started_at) || ownName(a) - ownName(b)
+    ).at(-1)
+    return {
+      latest: Option.fromNullable(last?.manifest),
+      latestDir: Option.fromNullable(last === undefined ? undefined : path.join(rawDir, last.dir)),
+      unreadable
+    }
   })
 
 /**
