@@ -5,6 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import {
+  commaNamed,
   decodeInventory,
   findTool,
   normalizeJsonSchema,
@@ -13,6 +14,7 @@ import {
 } from "../src/domain/inventory.js"
 import { ModelTask } from "../src/domain/task.js"
 import { Inventory } from "../src/services/Inventory.js"
+import { inventoryFingerprint } from "../src/services/RunJournal.js"
 import { StorageLive } from "../src/services/Storage.js"
 import { buildOutputSchema, decodeSteps, toStrictParams } from "../src/skyrl/outputSchema.js"
 import type { PlanStep } from "../src/skyrl/planValidation.js"
@@ -284,6 +286,29 @@ describe("loading inventory files", () => {
       ]
     )
     expect(Either.getOrThrow(renamed.result).inventory.servers.map((s) => s.name)).toEqual(["fmp_x"])
+  })
+
+  it("an inventory a run kept (commas accepted) loads a comma in a name and lists it; nothing else is eased", () => {
+    // Before: refused like any inventory, so a run made with it before 2026-12-02 could not be collected or rebuilt.
+    const raw = {
+      servers: [{ name: "ok", tools: [tool("t")] }, { name: "fmp,x", tools: [tool("q"), tool("get,quote")] }]
+    }
+    const kept = Either.getOrThrow(decodeInventory(raw, "inv.json", { commas: "accepted" }))
+    expect(kept.servers.map((s) => s.name)).toEqual(["ok", "fmp,x"])
+    expect(commaNamed(kept)).toEqual([
+      { entry: "servers[1].name", kind: "server", name: "fmp,x" },
+      { entry: "servers[1].tools[1].name", kind: "tool", name: "get,quote" }
+    ])
+    // The run's hash of it can be taken (it encodes the inventory with the name schemas).
+    expect(inventoryFingerprint(kept)).toMatch(/^[0-9a-f]{64}$/)
+    expect(leftOf(decodeInventory(raw, "inv.json")).message).toBe(
+      "inv.json: servers[1].name: holds a comma (at character 3): --servers and --allow-side-effects take " +
+        "comma-separated names, so no list could name this server; name it otherwise in the inventory"
+    )
+    const lineFeed = { servers: [{ name: "fmp,x", tools: [tool("get\nquote")] }] }
+    expect(leftOf(decodeInventory(lineFeed, "inv.json", { commas: "accepted" })).message).toMatch(
+      /^inv\.json: servers\[0\]\.tools\[0\]\.name: holds a line feed/
+    )
   })
 
   it("skyrl schema inventory carries the name pattern for tool names as for server names", async () => {

@@ -83,22 +83,26 @@ const settingsOf = (run: BatchRun): LlmSettings =>
     maxRetries: run.llm.maxRetries
   })
 
-const inventoryLayerOf = (run: BatchRun) =>
-  Inventory.fromFile(
-    run.inventory.path ?? undefined,
-    run.inventory.servers === null ? undefined : { servers: run.inventory.servers }
-  ).pipe(Layer.provide(StorageLive))
+/** The inventory a run names (its file and --servers); `keptByRun` when it is read back to go on with the run. */
+const inventoryLayerOf = (run: BatchRun, keptByRun = false) =>
+  Inventory.fromFile(run.inventory.path ?? undefined, {
+    ...(run.inventory.servers === null ? {} : { servers: run.inventory.servers }),
+    keptByRun
+  }).pipe(Layer.provide(StorageLive))
 
 /**
  * The inventory a run's requests were built with, as a collect needs it to build them again: the run's own
  * copy (inventory.json, kept by its first collect), else its file. One whose fingerprint is not the run's
- * (the file edited since the submission) is refused: every request would differ from the one answered.
+ * (the file edited since the submission) is refused: every request would differ from the one answered. Either
+ * is read as the run's own (`keptByRun`: a comma in a name accepted), the file only when its fingerprint is checked.
  */
 const submittedInventory = (runDir: string, run: BatchRun, sha256: string | null) =>
   Effect.gen(function*() {
     const kept = path.join(runDir, "inventory.json")
     const own = yield* Effect.flatMap(Storage, (st) => st.exists(kept)).pipe(Effect.provide(StorageLive))
-    const layer = own ? Inventory.fromFile(kept).pipe(Layer.provide(StorageLive)) : inventoryLayerOf(run)
+    const layer = own
+      ? Inventory.fromFile(kept, { keptByRun: true }).pipe(Layer.provide(StorageLive))
+      : inventoryLayerOf(run, sha256 !== null)
     const inventory = yield* Inventory.pipe(Effect.provide(layer))
     if (sha256 === null || inventoryFingerprint(inventory.inventory) === sha256) return inventory
     return yield* new InputError({

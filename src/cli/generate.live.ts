@@ -91,7 +91,9 @@ export const runGenerate = (options: GenerateCliOptions) =>
       ? inventory
       : yield* Inventory.pipe(
         Effect.provide(
-          Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json")).pipe(Layer.provide(StorageLive))
+          Inventory.fromFile(path.join(rawDir, run.runId, "inventory.json"), { keptByRun: true }).pipe(
+            Layer.provide(StorageLive)
+          )
         )
       )
     const llmOpts = Run.llmOptionsOf(options, s)

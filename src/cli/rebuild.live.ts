@@ -24,7 +24,7 @@ export const runRebuild = (options: {
       })
     }
     // The inventory the run kept (inventory.json in its directory), unless --inventory overrides it; runs of
-    // older versions: the inventory settings of their manifest.
+    // older versions: the inventory settings of their manifest. Either is the run's own (`keptByRun`).
     const kept = path.join(options.runDir, "inventory.json")
     const manifest = yield* readManifest(path.join(options.runDir, "manifest.json"))
     const settings = Option.match(manifest, {
@@ -34,11 +34,11 @@ export const runRebuild = (options: {
     const inventory = Option.isSome(options.inventory)
       ? Inventory.fromFile(options.inventory.value)
       : (yield* storage.exists(kept))
-      ? Inventory.fromFile(kept)
-      : Inventory.fromFile(
-        settings.inventory ?? undefined,
-        settings.servers ? { servers: settings.servers } : undefined
-      )
+      ? Inventory.fromFile(kept, { keptByRun: true })
+      : Inventory.fromFile(settings.inventory ?? undefined, {
+        ...(settings.servers ? { servers: settings.servers } : {}),
+        keptByRun: true
+      })
     return yield* rebuildProgram({
       runDir: options.runDir,
       out: options.out,

@@ -63,11 +63,16 @@ export type NameKind = "server" | "tool"
  * `allow_side_effects` as a string) are comma-separated lists, which could not name such a server or tool (MCP
  * allows it in a server's name, its tool-name guidance asks for none in a tool's). Anything else (spaces, `.`,
  * `/`, non-ASCII letters) is kept. Empty and untrimmed names are refused by the schema before this.
- * The one home of the rule: `ServerName` and `ToolName` apply it on load, `tools import` to each tool a server
+ * The one home of the rule: `ServerName` and `ToolName` apply it on load (but the comma, which `decodeInventory`
+ * refuses after them unless it reads an inventory a run kept: `commas`), `tools import` to each tool a server
  * lists, and MCPToolEnv's live mode (`name_fault` in python/skyrl_mcp_env/tools.py, the same rule in Python) to
  * the server names it reads and the tools each server lists.
  */
-export const nameFault = (name: string, kind: NameKind): string | undefined => {
+export const nameFault = (
+  name: string,
+  kind: NameKind,
+  commas: "refused" | "accepted" = "refused"
+): string | undefined => {
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i)
     if (isLineBreaking(c)) {
@@ -75,7 +80,7 @@ export const nameFault = (name: string, kind: NameKind): string | undefined => {
         "name is written as one line (the prompt's tool listing, tools list, cassettes stats) and is a field of " +
         "the cassette key (server \\n tool \\n params)"
     }
-    if (c === 0x2c) {
+    if (c === 0x2c && commas === "refused") {
       return `holds a comma (at character ${i}): ` + (kind === "server"
         ? "--servers and --allow-side-effects take comma-separated names, so no list could name this server; " +
           "name it otherwise in the inventory"
@@ -96,10 +101,15 @@ export const nameFault = (name: string, kind: NameKind): string | undefined => {
 /** What `nameFault` refuses that a JSON Schema pattern can say (a lone surrogate it cannot). */
 const NAME_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029,]*$"
 
-/** A name of `kind`: non-empty, trimmed, usable as one line, in a cassette key and in a comma-separated list. */
+/**
+ * A name of `kind`: non-empty, trimmed, usable as one line, in a cassette key and in a comma-separated list. The
+ * comma is left to `decodeInventory` (`commaNamed`): an inventory a run kept from before the rule loads with it,
+ * and the run's hash of it (`inventoryFingerprint`, which encodes it with this schema) must be computable. The JSON
+ * Schema refuses it, as every inventory given to a command does.
+ */
 const nameSchema = (kind: NameKind, identifier: string) =>
   Schema.NonEmptyTrimmedString.pipe(
-    Schema.filter((name) => nameFault(name, kind), {
+    Schema.filter((name) => nameFault(name, kind, "accepted"), {
       identifier,
       description: `A ${kind} name: no control character, line or paragraph separator, comma, or lone surrogate`,
       jsonSchema: { pattern: NAME_PATTERN }
@@ -391,11 +401,24 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
 const decodeRaw = Schema.decodeUnknownEither(Inventory, { errors: "all", onExcessProperty: "ignore" })
 
 /**
+ * How an inventory is read. `commas: "accepted"` is for an inventory a run kept (its `inventory.json`, or the file
+ * its records name): one made before 2026-12-02 may name a server or tool with a comma (`commaNamed`), and
+ * refusing it would strand the run (renamed, it is not the inventory the run hashed). Default: refused.
+ */
+export interface DecodeOptions {
+  readonly commas?: "refused" | "accepted"
+}
+
+/**
  * Normalizes then decodes an inventory value (parsed JSON), and checks what the schema cannot:
- * unique server names, unique tool names per server, object input schemas.
+ * unique server names, unique tool names per server, object input schemas, no comma in a name (`DecodeOptions`).
  * `source` names the file in errors.
  */
-export const decodeInventory = (raw: unknown, source = "inventory"): Either.Either<Inventory, InventoryError> => {
+export const decodeInventory = (
+  raw: unknown,
+  source = "inventory",
+  options?: DecodeOptions
+): Either.Either<Inventory, InventoryError> => {
   if (!isObject(raw)) {
     return Either.left(
       new InventoryError({ source, entry: "", reason: "must be a JSON object with a \"servers\" array" })
@@ -415,8 +438,31 @@ export const decodeInventory = (raw: unknown, source = "inventory"): Either.Eith
       })
     )
   }
+  const comma = options?.commas === "accepted" ? undefined : commaNamed(decoded.right)[0]
+  if (comma !== undefined) {
+    const reason = nameFault(comma.name, comma.kind) ?? "holds a comma"
+    return Either.left(new InventoryError({ source, entry: comma.entry, reason }))
+  }
   return checkInventory(decoded.right, source)
 }
+
+/** A server's or tool's name holding a comma, by its entry (`servers[1].name`, `servers[0].tools[2].name`). */
+export interface CommaName {
+  readonly entry: string
+  readonly kind: NameKind
+  readonly name: string
+}
+
+/** The names holding a comma (`nameFault`), in the file's order: each server's, then its tools'. */
+export const commaNamed = (inventory: Inventory): ReadonlyArray<CommaName> =>
+  inventory.servers.flatMap((server, i) => [
+    ...(server.name.includes(",") ? [{ entry: `servers[${i}].name`, kind: "server" as const, name: server.name }] : []),
+    ...server.tools.flatMap((tool, j) =>
+      tool.name.includes(",")
+        ? [{ entry: `servers[${i}].tools[${j}].name`, kind: "tool" as const, name: tool.name }]
+        : []
+    )
+  ])
 
 /** Unique names, object input schemas, schema hashes (set where absent, checked where stored). */
 const checkInventory = (inventory: Inventory, source: string): Either.Either<Inventory, InventoryError> => {
@@ -501,7 +547,11 @@ const qualifiedNameClash = (inventory: Inventory): { entry: string; reason: stri
 }
 
 /** Parses inventory file text (JSON) and decodes it; errors name `source`. */
-export const parseInventoryText = (text: string, source: string): Either.Either<Inventory, InventoryError> => {
+export const parseInventoryText = (
+  text: string,
+  source: string,
+  options?: DecodeOptions
+): Either.Either<Inventory, InventoryError> => {
   let raw: unknown
   try {
     raw = JSON.parse(text)
@@ -509,7 +559,7 @@ export const parseInventoryText = (text: string, source: string): Either.Either<
     const reason = wholeJsonFault(text, e)
     return Either.left(new InventoryError({ source, entry: "", reason }))
   }
-  return decodeInventory(raw, source)
+  return decodeInventory(raw, source, options)
 }
 
 /** Splits `a,b , c` into names (empty parts dropped). */

@@ -13,7 +13,7 @@
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { InventoryTool } from "../domain/inventory.js"
-import { decodeInventory, Inventory, InventoryServer, ToolName } from "../domain/inventory.js"
+import { decodeInventory, Inventory, InventoryServer, nameFault, ToolName } from "../domain/inventory.js"
 import type { ListedTool, ListToolsOptions, McpServerSpec } from "../services/McpClient.js"
 import { describeTarget, McpClient } from "../services/McpClient.js"
 import { Storage } from "../services/Storage.js"
@@ -45,17 +45,18 @@ export interface ImportResult {
 
 const decodeToolName = Schema.decodeUnknownEither(ToolName)
 
-/** The tools whose names an inventory takes, and the others with the reason (the rule of `ToolName`). */
+/** The tools whose names an inventory takes, and the others with the reason (`ToolName`, then `nameFault`). */
 const byName = (tools: ReadonlyArray<ListedTool>) => {
   const kept: Array<ListedTool> = []
   const refused: Array<{ readonly tool: string; readonly reason: string }> = []
   for (const tool of tools) {
     const decoded = decodeToolName(tool.name)
-    if (Either.isRight(decoded)) kept.push(tool)
-    else {
-      const reason = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]?.message ?? "not a tool name"
-      refused.push({ tool: String(tool.name), reason: `name: ${reason}` })
-    }
+    // The comma is refused by `decodeInventory`, not by `ToolName`: asked here, so the tool alone is left out.
+    const reason = Either.isLeft(decoded)
+      ? ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]?.message ?? "not a tool name"
+      : nameFault(decoded.right, "tool")
+    if (reason === undefined) kept.push(tool)
+    else refused.push({ tool: String(tool.name), reason: `name: ${reason}` })
   }
   return { kept, refused }
 }

@@ -23,6 +23,11 @@ export interface InventoryOptions {
   /** Keep only these servers (the `--servers a,b` filter); unknown names are an error. */
   readonly servers?: ReadonlyArray<string> | undefined
   readonly validation?: ValidateOptions
+  /**
+   * The inventory a run kept (its `inventory.json`, or the file its records name), read back to go on with the
+   * run: a comma in a name is accepted with a warning (`Inv.DecodeOptions`), as the run was made with it.
+   */
+  readonly keptByRun?: boolean
 }
 
 export interface InventoryApi {
@@ -126,21 +131,39 @@ export const makeInventory = (
 
 /**
  * Reads, normalizes and decodes an inventory file, and checks every tool's input schema compiles (errors
- * name the path and the entry).
+ * name the path and the entry). `keptByRun`: see `InventoryOptions`.
  */
-export const loadInventoryFile = (path: string): Effect.Effect<Inv.Inventory, Inv.InventoryError, Storage> =>
+export const loadInventoryFile = (
+  path: string,
+  options?: Pick<InventoryOptions, "keptByRun">
+): Effect.Effect<Inv.Inventory, Inv.InventoryError, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const text = yield* storage.readText(path).pipe(
       Effect.mapError((e) => new Inv.InventoryError({ source: path, entry: "", reason: `cannot read: ${e.reason}` }))
     )
-    const inventory = yield* Inv.parseInventoryText(text, path)
+    const kept = options?.keptByRun === true
+    const inventory = yield* Inv.parseInventoryText(text, path, kept ? { commas: "accepted" } : undefined)
     const problem = schemaProblems(inventory)[0]
     if (problem !== undefined) {
       return yield* new Inv.InventoryError({ source: path, entry: problem.entry, reason: problem.reason })
     }
+    if (kept) yield* warnCommaNames(path, inventory)
     return inventory
   })
+
+/** The warning for the names holding a comma in an inventory a run kept (none: nothing). */
+const warnCommaNames = (path: string, inventory: Inv.Inventory) => {
+  const named = Inv.commaNamed(inventory)
+  if (named.length === 0) return Effect.void
+  const names = named.map((n) => `${n.entry} ${JSON.stringify(n.name)}`).join(", ")
+  return Effect.logWarning(
+    `${path}: ${names} ${named.length === 1 ? "holds" : "hold"} a comma, which an inventory may not since ` +
+      "2026-12-02; read as the run kept it, since the run was made with it. --servers and --allow-side-effects " +
+      "are comma-separated lists and cannot name it: leave --servers out to keep every server; --allow-side-effects " +
+      "takes such a server's tool by the tool's name alone, a tool whose name holds a comma only as `all`"
+  )
+}
 
 export class Inventory extends Context.Tag("skyrl/Inventory")<Inventory, InventoryApi>() {
   /** The catalogue in a file (default: the bundled finance inventory). */
@@ -152,7 +175,7 @@ export class Inventory extends Context.Tag("skyrl/Inventory")<Inventory, Invento
       Inventory,
       Effect.gen(function*() {
         const file = path ?? defaultInventoryPath()
-        const inventory = yield* loadInventoryFile(file)
+        const inventory = yield* loadInventoryFile(file, options)
         return yield* makeInventory(inventory, file, options)
       })
     )
