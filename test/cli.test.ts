@@ -583,6 +583,28 @@ describe("convert keeps invalid plans out of the dataset", () => {
   })
 })
 
+describe("convert --inventory keeps the comma rule", () => {
+  it("an inventory naming a server with a comma is refused, naming file and entry", async () => {
+    const dir = tmp()
+    const inventory = JSON.parse(readFileSync("test/fixtures/inventory/finance-mcp.json", "utf8"))
+    inventory.servers[0].name = "fmp,x"
+    const file = join(dir, "inv.json")
+    writeFileSync(file, JSON.stringify(inventory))
+    const r = await runCli([
+      "convert",
+      "data/examples/recorded-tasks.jsonl",
+      "--inventory",
+      file,
+      "--out",
+      join(dir, "o.jsonl")
+    ])
+    // Was: exit 0 (since 5cac1dd the Schema leaves the comma to decodeInventory, which convert did not use).
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stderr).toContain(`${file}, servers[0].name: holds a comma (at character 3)`)
+    expect(existsSync(join(dir, "o.jsonl"))).toBe(false)
+  })
+})
+
 describe("convert with nothing convertible", () => {
   it("exits 1 naming the file when every task is rejected, and keeps the rejects", async () => {
     const dir = tmp()

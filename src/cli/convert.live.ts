@@ -2,7 +2,7 @@
 import { Clock, Effect, Option, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
-import { Inventory } from "../domain/inventory.js"
+import { commaNamed, Inventory, nameFault } from "../domain/inventory.js"
 import { SettingsError } from "../domain/run.js"
 import { convertProgram } from "../programs/convert.js"
 import { ScratchLive } from "../services/Scratch.js"
@@ -30,6 +30,11 @@ export const loadInventoryFile = (file: string) =>
         return new InputError({ file, field: issue?.path ?? "", reason: issue?.message ?? "invalid inventory" })
       })
     )
+    // The schema leaves the comma to decodeInventory (an inventory a run kept may hold one); one given here may not.
+    const comma = commaNamed(inventory)[0]
+    if (comma !== undefined) {
+      return yield* new InputError({ file, field: comma.entry, reason: nameFault(comma.name, comma.kind) ?? "" })
+    }
     // A tool whose input schema does not compile would make every plan using it unverifiable.
     const problem = schemaProblems(inventory)[0]
     if (problem !== undefined) return yield* new InputError({ file, field: problem.entry, reason: problem.reason })
