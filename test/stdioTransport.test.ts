@@ -77,11 +77,15 @@ describe("idAtEnds", () => {
 
 /**
  * A fake server: answers each tools/call by the tool's name, and logs every line it receives. `queued` calls are
- * answered one at a time, each `ms` after the one before it (as a server that takes its calls in turn).
+ * answered one at a time, each `ms` after the one before it (as a server that takes its calls in turn), to the end
+ * even when cancelled; one with `hold` holds the server when its turn comes (it answers nothing more). Started with
+ * "queue-pings", the server queues its pings behind those calls too (as one that reads a request only once it has
+ * answered the one before does).
  */
 const SERVER = String.raw`
 const fs = require("node:fs")
 const log = process.argv[1]
+const queuePings = process.argv[2] === "queue-pings"
 let rest = ""
 let held = false
 let queue = Promise.resolve()
@@ -95,7 +99,8 @@ process.stdin.on("data", (chunk) => {
     fs.appendFileSync(log, line + "\n")
     const m = JSON.parse(line)
     // A server that is held answers nothing from then on, not even a ping.
-    if (m.method === "ping" && !held) out(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: {} }) + "\n")
+    const pong = () => out(JSON.stringify({ jsonrpc: "2.0", id: m.id, result: {} }) + "\n")
+    if (m.method === "ping") queuePings ? (queue = queue.then(pong)) : pong()
     if (m.method !== "tools/call") continue
     const id = m.id
     const tool = m.params.name
@@ -118,8 +123,9 @@ process.stdin.on("data", (chunk) => {
     if (tool === "longNote") out(JSON.stringify({ jsonrpc: "2.0", method: "notifications/message", params: { level: "info", data: long } }) + "\n")
     if (tool === "null") out(JSON.stringify({ jsonrpc: "2.0", id, result: null }) + "\n")
     if (tool === "queued") {
-      const { ms, n } = m.params.arguments
-      const answer = () => out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "ok " + n }] } }) + "\n")
+      const { hold, ms, n } = m.params.arguments
+      const answer = () =>
+        hold ? (held = true) : out(JSON.stringify({ jsonrpc: "2.0", id, result: { content: [{ type: "text", text: "ok " + n }] } }) + "\n")
       queue = queue.then(() => new Promise((done) => setTimeout(() => done(answer()), ms)))
     }
     if (tool === "extraKey") out(JSON.stringify({ jsonrpc: "2.0", id, result: {}, extra: 1 }) + "\n")
@@ -132,11 +138,11 @@ describe("StdioTransport's direct lane", () => {
   afterEach(async () => {
     await Promise.all(transports.map((t) => t.close()))
   })
-  const started = async (maxBufferSize?: number) => {
+  const started = async (maxBufferSize?: number, mode?: "queue-pings") => {
     const log = join(mkdtempSync(join(tmpdir(), "skyrl-stdio-")), "received.jsonl")
     const t = new StdioTransport({
       command: process.execPath,
-      args: ["-e", SERVER, log],
+      args: ["-e", SERVER, log, ...(mode === undefined ? [] : [mode])],
       stderr: "pipe",
       ...(maxBufferSize === undefined ? {} : { maxBufferSize })
     })
@@ -358,6 +364,70 @@ describe("StdioTransport's direct lane", () => {
     expect(three.result).toEqual({ content: [{ type: "text", text: "ok 3" }] })
     expect((await call(t, "plain", { n: 5 }, 300)).result).toEqual({ content: [{ type: "text", text: "ok 5" }] })
   })
+
+  it(
+    "a server that takes its calls and pings in turn, each call slower than its timeout, is not held: its answers show it works",
+    async () => {
+      const { log, t } = await started(undefined, "queue-pings")
+      const closed: Array<string> = []
+      t.onclose = () => closed.push("closed")
+      const pid = t.pid
+      const messages: Array<unknown> = []
+      t.onmessage = (m) => messages.push(m)
+      await call(t, "plain", { n: 0 }) // the server has started: the calls' clocks and its work begin together
+      // 4 calls of 1,400 ms in turn (answered at 1.4, 2.8, 4.2 and 5.6 s), each with a timeout of 1,000 ms (the
+      // ping's wait too): each times out, and the ping after it waits behind the calls still queued (the first one
+      // 4.6 s), but an answer comes every 1.4 s.
+      const answers = await Promise.all([0, 1, 2, 3].map((n) => call(t, "queued", { n, ms: 1_400 }, 1_000)))
+      // Was: no answer to the ping 1 s after the first call timed out: the server was found held and ended while
+      // it worked (the first call "held", the 3 after it ServerStalled, to run again on a new server).
+      // Each times out as any call does (not held), or, on a loaded machine, is answered before its timer fires.
+      const timedOut = { code: ErrorCode.RequestTimeout, data: { timeout: 1_000 } }
+      answers.forEach((a, n) => {
+        const error = a.error as McpError | undefined
+        const outcome = error === undefined ? a.result : { code: error.code, data: error.data }
+        expect([timedOut, { content: [{ type: "text", text: `ok ${n}` }] }]).toContainEqual(outcome)
+      })
+      expect(answers.filter((a) => a.error !== undefined).length).toBeGreaterThan(0)
+      const sent = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+      expect(sent.filter((m) => m.method === "ping").length).toBeGreaterThan(0)
+      expect(closed).toEqual([])
+      expect(t.pid).toBe(pid)
+      // Answered after the late answers and the pings: no one waited for those, and none went to the SDK.
+      expect((await call(t, "queued", { n: 5, ms: 0 }, 5_000)).result).toEqual({
+        content: [{ type: "text", text: "ok 5" }]
+      })
+      expect(messages).toEqual([])
+    },
+    20_000
+  )
+
+  it(
+    "a call that holds the server after another was answered late is the one held, its timeout after the server began it",
+    async () => {
+      const { t } = await started(undefined, "queue-pings")
+      await call(t, "plain", { n: 0 }) // the server has started: the calls' clocks and its work begin together
+      const t0 = performance.now()
+      const timed = (args: Record<string, unknown>, timeoutMs: number) =>
+        call(t, "queued", args, timeoutMs).then((a) => ({ ...a, ms: performance.now() - t0 }))
+      const [late, holding, after] = await Promise.all([
+        timed({ n: 0, ms: 1_400 }, 1_000), // times out at 1 s, answered at 1.4 s
+        timed({ n: 1, ms: 0, hold: true }, 1_000), // its turn comes at 1.4 s: the server answers nothing more
+        timed({ n: 2, ms: 100 }, 5_000)
+      ])
+      // Was: the late call was found "held" at 2 s (its answer did not count, the ping waited behind the held one),
+      // and the call that held the server failed as one that had waited in vain.
+      expect((late.error as McpError).data).toEqual({ timeout: 1_000 })
+      expect(holding.error).toMatchObject({ code: ErrorCode.RequestTimeout, data: { timeout: 1_000, held: true } })
+      expect(after.error).toBeInstanceOf(ServerStalled)
+      // Found held its timeout and the ping's wait after the server began it (1.4 + 1 + 1 s), not later (a loose bound
+      // above: the suite loads the machine).
+      expect(holding.ms).toBeGreaterThanOrEqual(3_300)
+      expect(holding.ms).toBeLessThan(6_000)
+      expect(after.ms).toBeLessThan(6_000)
+    },
+    20_000
+  )
 
   it("the server exiting fails the calls in flight with ConnectionClosed after onclose; later calls: Not connected", async () => {
     const { t } = await started()

@@ -326,6 +326,29 @@ describe("verify against a server that misbehaves", () => {
   )
 
   it(
+    "a server that reads its requests one at a time, pings too, each call slower than --timeout: rows time out, the server kept",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir, { SERIAL: "lines" })
+      // 3 calls of 2.6 s, one at a time (answered at 2.6, 5.2 and 7.8 s), at --timeout 2 (1 s left the server's
+      // start little room on a loaded machine): each ping after a call that timed out waits behind the calls still
+      // queued, over its 2 s wait, but an answer comes every 2.6 s.
+      const rows = Array.from({ length: 3 }, (_, i) => call("slow", `r${i}`, 2_600))
+      const run = await verify(spec, dir, rows, { timeout: 2, concurrency: 3 })
+      // Was: "no answer within 2s, nor to a ping after it: the server was held and restarted" for the first row,
+      // the server ended while it worked, and a row after it ran again on a second server.
+      expect(run.rejects.length).toBeGreaterThan(0) // a loaded machine may see a call answered before its timer
+      for (const reject of run.rejects) {
+        expect(reject).toEqual(expect.objectContaining({ status: "timeout", reason: "no answer within 2s" }))
+      }
+      expect(run.rows.length + run.rejects.length).toBe(3)
+      expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 1 })])
+      expect(calls().sort()).toEqual(["slow r0", "slow r1", "slow r2"]) // each made once
+    },
+    60_000
+  )
+
+  it(
     "a row whose params hold a number beyond a double's range (1e400: Infinity, sent as null) is a contract reject",
     async () => {
       const dir = tempDir()

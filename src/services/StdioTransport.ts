@@ -26,8 +26,10 @@
  * MessageTooLong.
  *
  * A call that waited out its timeout may be held by a server that answers nothing more (a loop, a deadlock):
- * the transport asks the server for a `ping`, and when that goes unanswered too, closes the connection
- * (ServerStalled), so that the calls after it do not each wait out their timeout.
+ * the transport asks the server for a `ping`, and when nothing comes from it, neither the ping's answer nor any
+ * other message, closes the connection (ServerStalled), so that the calls after it do not each wait out their
+ * timeout. Any message counts, as a sign that the server works on: a server that takes its requests one at a time
+ * answers the ping only after the calls sent before it (see `startProbe`).
  */
 import type { StdioServerParameters } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js"
@@ -94,8 +96,8 @@ export class MessageTooLong extends Error {
 }
 
 /**
- * The server answered no `ping` after a call timed out: it is held (a loop, a deadlock) and would hold every
- * later call too, so the connection was closed (the call failing with this one did not hold it).
+ * The server sent nothing, not even the answer to a `ping`, after a call timed out: it is held (a loop, a deadlock)
+ * and would hold every later call too, so the connection was closed (the call failing with this one did not hold it).
  */
 export class ServerStalled extends Error {
   override readonly name = "ServerStalled"
@@ -247,6 +249,11 @@ export class StdioTransport implements Transport {
   private closing: Promise<void> | undefined
   /** Direct calls that timed out and were never answered (their ids): the server may still work on them. */
   private readonly expired = new Set<number>()
+  /**
+   * When the server last sent something (performance.now() ms) while a probe was out or a call that timed out was not
+   * answered (`heard`): it began the call it works on no earlier (`startProbe`). Not kept up otherwise.
+   */
+  private heardAt = -Infinity
   /** The `ping` sent to learn whether the server is held (`startProbe`), and the calls that wait for it. */
   private probe:
     | { readonly id: number; readonly deadline: number; readonly waiting: Array<[number, Pending]> }
@@ -296,6 +303,7 @@ export class StdioTransport implements Transport {
       })
       child.stdin?.on("error", (error) => this.onerror?.(error))
       child.stdout?.on("data", (chunk: Buffer) => {
+        if (this.probe !== undefined || this.expired.size > 0) this.heard()
         try {
           this.append(chunk)
         } catch (error) {
@@ -479,19 +487,46 @@ export class StdioTransport implements Transport {
 
   /**
    * Asks the server for a `ping` (MCP's liveness request, which every server answers) once a call has waited
-   * out its timeout: answered (within the call's timeout, from 1 s to 5 s), the server is alive and the calls
-   * waiting for the probe time out as usual; not answered, it is held (`stalled`). Its deadline.
+   * out its timeout: when anything comes from the server (`heard`) within the call's timeout, from 1 s to 5 s, the
+   * server is alive and the calls waiting for the probe time out as usual; when nothing does, it is held
+   * (`stalled`). Its deadline.
+   *
+   * Not only the ping's answer counts: a server that takes its requests one at a time answers the ping after the
+   * calls sent before it, and while those were slow it was found held as it worked on them (4 calls of 1.4 s at a
+   * timeout of 1 s: the first ping waited 4.6 s). An answer to any of them, even one that timed out, shows it works;
+   * so does one already on its way when the ping was sent (the server was not held then: a call that holds it after
+   * that is found by the probe after its own timeout).
+   *
+   * The wait runs from now, or from the call's timeout after the server last sent something (`heardAt`), whichever
+   * is later: a call sent behind one that timed out had its clock started then, but such a server begins it only
+   * once it has answered that one, and without this each probe came the more time after the last answer (the time
+   * each such call took over its timeout, added up) until one found the server silent for a whole call. A server
+   * that sent nothing after the clock of the call it holds started is found held as before, at most one timeout
+   * later in any case.
    */
   private startProbe(timeoutMs: number): number {
     const id = this.nextId++
-    const deadline = performance.now() + Math.max(PROBE_MIN_MS, Math.min(timeoutMs, PROBE_MS))
+    const start = Math.max(performance.now(), this.heardAt + timeoutMs)
+    const deadline = start + Math.max(PROBE_MIN_MS, Math.min(timeoutMs, PROBE_MS))
     this.probe = { id, deadline, waiting: [] }
     this.flushOutgoing()
     this.process?.stdin?.write(`{"jsonrpc":"2.0","id":${id},"method":"ping"}\n`)
     return deadline
   }
 
-  /** The server answered the probe: the calls that waited for it time out as any call does. */
+  /**
+   * Something came from the server while a call that timed out was not answered or a probe was out (before its lines
+   * are read): the server works on. A probe ends (`alive`).
+   */
+  private heard(): void {
+    this.heardAt = performance.now()
+    if (this.probe !== undefined) this.alive()
+  }
+
+  /**
+   * The server sent something since the probe's ping (its answer, or any other message): the calls that waited for
+   * the probe time out as any call does (and are answered late, if at all: see `receive`).
+   */
   private alive(): void {
     const waiting = this.probe!.waiting
     this.probe = undefined
@@ -499,12 +534,12 @@ export class StdioTransport implements Transport {
   }
 
   /**
-   * The server answered neither a call in time nor the `ping` that followed: it is held (a loop, a deadlock, a
-   * call it works on alone), and every later call would wait out its timeout too. The connection is closed (the
-   * next call starts the server again). The first call that waited for the probe (the first sent: a server takes
-   * its calls in order) holds it and times out (its error's `data.held`), unless a call sent before it timed out
-   * and was never answered: that one holds it. The other calls fail with ServerStalled (not answered for want of
-   * a server: run them again).
+   * The server answered no call in time and sent nothing after the `ping` that followed: it is held (a loop, a
+   * deadlock, a call it works on alone), and every later call would wait out its timeout too. The connection is
+   * closed (the next call starts the server again). The first call that waited for the probe (the first sent: a
+   * server takes its calls in order) holds it and times out (its error's `data.held`), unless a call sent before it
+   * timed out and was never answered: that one holds it. The other calls fail with ServerStalled (not answered for
+   * want of a server: run them again).
    */
   private stalled(): void {
     const { waiting } = this.probe!
@@ -648,7 +683,7 @@ export class StdioTransport implements Transport {
   private receive(line: string): void {
     const raw: unknown = JSON.parse(line)
     if (this.expired.size > 0 && isObject(raw) && typeof raw.id === "number") this.expired.delete(raw.id) // late
-    if (this.probe !== undefined && isObject(raw) && raw.id === this.probe.id) return this.alive()
+    // (A probe out when this line came ended before it was read: `heard`.)
     if (isObject(raw) && typeof raw.id === "number" && this.pending.has(raw.id)) {
       if (plainResponse(raw)) return this.answer(raw.id, raw)
       if (raw.method === undefined) {
@@ -664,6 +699,8 @@ export class StdioTransport implements Transport {
         }
       }
     }
+    // A late answer (to a call that timed out, or to a ping): no one waits for it, and the SDK's ids are below ours.
+    if (isObject(raw) && typeof raw.id === "number" && raw.id >= DIRECT_IDS && raw.method === undefined) return
     const message = JSONRPCMessageSchema.parse(raw)
     if ("id" in message && typeof message.id === "number" && ("result" in message || "error" in message)) {
       if (this.pending.has(message.id)) {
