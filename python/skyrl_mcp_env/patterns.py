@@ -24,6 +24,7 @@ import contextvars
 import functools
 import re
 import sys
+import threading
 from typing import Any, Callable, Iterator, Optional
 
 try:  # Python 3.11+
@@ -218,6 +219,7 @@ class Automaton:
         self.anchors = sorted({a for k, a in zip(self.kind, self.arg) if k == _ASSERT})  # type: ignore[type-var]
         self._words = {flag: _Predicate(r"\w", re.ASCII if flag else re.UNICODE) for flag in (False, True)}
         self._answers: dict[str, Any] = {}
+        self._lock = threading.Lock()  # one walk at a time: SkyRL steps envs in threads, and they share this cache
         self._forget()
 
     def _forget(self) -> None:
@@ -233,15 +235,18 @@ class Automaton:
         """Whether the pattern matches in ``text``, and the NFA states walked (those each position's closure
         visits): the count is the same whether the DFA states were cached or built. Raises ``Undecided`` past
         ``BUDGET``. Answers are remembered for the last ``_ANSWERS`` strings (the env scores the whole
-        trajectory again after every turn)."""
-        if text not in self._answers:
-            if len(self._answers) >= _ANSWERS:
-                self._answers.clear()
-            try:
-                self._answers[text] = self._walk(text)
-            except Undecided as e:
-                self._answers[text] = e
-        answer = self._answers[text]
+        trajectory again after every turn). Thread-safe: one automaton serves every env of the process, and
+        SkyRL calls ``step`` from a thread pool; a walk whose DFA cache another thread cleared or renumbered
+        raised IndexError or gave another string's answer."""
+        with self._lock:
+            if text not in self._answers:
+                if len(self._answers) >= _ANSWERS:
+                    self._answers.clear()
+                try:
+                    self._answers[text] = self._walk(text)
+                except Undecided as e:
+                    self._answers[text] = e
+            answer = self._answers[text]
         if isinstance(answer, Undecided):
             raise answer
         return answer

@@ -198,3 +198,43 @@ def test_the_cached_dfa_of_a_pattern_holds_a_bounded_number_of_nfa_states():
     for _ in range(2):
         assert machine.search("".join(rng.choice("ab") for _ in range(1_500)))[0] is False
     assert sum(map(len, machine._sets)) <= patterns._CACHE_INTS + 3 * len(machine.kind)
+
+
+def test_one_automaton_searched_from_many_threads_answers_as_re_search(monkeypatch):
+    # SkyRL runs env.step in a thread pool, and every env of the process shares a pattern's automaton (its lazy
+    # DFA, cached per pattern). Unlocked, a thread clearing the cache (or numbering a new state set) under
+    # another's walk gave IndexError or TypeError (a valid derived value scored as not valid) and wrong answers
+    # (wrong credit), 10 to 80 of 6,000 searches here; a small cache makes the clearing frequent, as long
+    # training runs make it with the default size.
+    import sys
+    import threading
+
+    from skyrl_mcp_env import patterns
+
+    monkeypatch.setattr(patterns, "_CACHE_ENTRIES", 50)
+    pattern = r"^(?:[a-c]+x|[b-d]*y)[0-9]{0,8}$"
+    machine = patterns.automaton(pattern)
+    rng = random.Random(1)
+    texts = ["".join(rng.choice("abcdxy0123") for _ in range(rng.randint(1, 40))) for _ in range(6000)]
+    expected = [re.search(pattern, t) is not None for t in texts]
+    faults = []
+
+    def work(k):
+        for i in range(k, len(texts), 8):
+            try:
+                if machine.search(texts[i])[0] != expected[i]:
+                    faults.append((texts[i], "wrong answer"))
+            except Exception as e:  # noqa: BLE001 - each is a fault of the test's subject
+                faults.append((texts[i], repr(e)))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # thread switches as often as the interpreter allows
+    try:
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert faults == []
