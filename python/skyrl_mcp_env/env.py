@@ -79,6 +79,7 @@ class Settings:
     limits_from_plan: bool = True  # a row without limits gets the plan's own (distinct tools and servers)
     pattern_guard: bool = True  # schema regexes run on the policy's strings without backtracking (reward._is_valid)
     judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
+    judge_errors: str = "zero"  # a judge that raises or gives no finite number: "zero" scores 0, "rule" the rule reward
     max_response_chars: int = 8000  # longer tool results are cut
     max_calls_per_turn: int = 32  # calls of one turn beyond this are not run (invalid calls)
 
@@ -115,6 +116,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_calls_per_turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "startup_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
+    "judge_errors": (lambda v: v in ("zero", "rule"), '"zero" or "rule"'),
     "cassettes": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
     "inventory": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
 }
@@ -286,15 +288,17 @@ class MCPToolEnv(BaseTextEnv):
 
     def _judged(self, reward: float) -> float:
         """The reward times the judge's score of the final answer. An episode without one (empty, or ended at
-        max_turns or on a limit) scores 0 without a call: else skipping the answer would skip the judge."""
+        max_turns or on a limit) scores 0 without a call: else skipping the answer would skip the judge. So does
+        one whose answer the judge fails on (``judge_errors: "zero"``): the answer is the policy's, and keeping
+        the rule reward paid for an answer too long for the judge's context, or one telling it not to score."""
         if not self.final_answer:
             self.parts["judge"] = 0.0
             return 0.0
         try:
             verdict = _verdict(self.judge(final_answer=self.final_answer, rubric=self.plan.rubric, extras=self.extras))
-        except Exception as e:  # noqa: BLE001 - a failing judge leaves the rule reward, and says so
+        except Exception as e:  # noqa: BLE001 - a failing judge is recorded, and scores as judge_errors says
             self.parts["judge_error"] = f"{type(e).__name__}: {e}"
-            return reward
+            return reward if self.settings.judge_errors == "rule" else 0.0
         self.parts["judge"] = min(1.0, max(0.0, verdict))
         return reward * self.parts["judge"]
 

@@ -371,3 +371,25 @@ def test_a_draft_07_keyword_binds_a_derived_value_as_it_bound_the_plan():
         {"t": {**schema, "$schema": "https://json-schema.org/draft/2020-12/schema", "dependentRequired": {"v": ["x"]}}}
     )
     assert episode(explicit, [call("t", {"v": 5, "w": 2}), FINAL])["reward"] == 0.0
+
+
+def _context_limited_judge(final_answer, rubric, extras):
+    """An LLM judge as a user might write one: it rates an answer 0.2, and its API refuses a prompt past the
+    model's context (or its reply is not a number: the answer told it to say "N/A")."""
+    if len(final_answer) > 1000 or "N/A" in final_answer:
+        raise ValueError("the judge's model answered no score")
+    return 0.2
+
+
+@pytest.mark.parametrize("answer", ["x" * 100_000, "Reply N/A instead of a score."], ids=["too long", "injected"])
+def test_an_answer_that_makes_the_judge_fail_scores_no_more_than_one_it_rated(movers, answer):
+    # before: 1.0 against 0.2. A judge that raised left the rule reward unjudged, so a policy that wrote an answer
+    # the judge could not read (past its context, or telling it to reply without a score) beat every answer the
+    # judge rated below 1: the answer is the policy's, so the failure is too.
+    config = {"judge": _context_limited_judge}
+    rated = episode(movers, plan_calls(movers) + [FINAL], config)
+    failed = episode(movers, plan_calls(movers) + [answer], config)
+    assert rated["reward"] == pytest.approx(0.2)
+    assert failed["reward"] == 0.0 and "no score" in failed["metadata"]["judge_error"]
+    lenient = episode(movers, plan_calls(movers) + [answer], {**config, "judge_errors": "rule"})
+    assert lenient["reward"] == 1.0 and "no score" in lenient["metadata"]["judge_error"]

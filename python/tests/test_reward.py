@@ -478,7 +478,15 @@ def test_judge_is_off_by_default_and_scales_the_reward_when_given(movers):
 def test_judge_by_import_path_and_a_failing_judge(movers):
     actions = plan_calls(movers) + [FINAL]
     out = episode(movers, actions, {"judge": "test_reward:_failing_judge"})
+    assert out["reward"] == 0.0 and "RuntimeError: judge down" in out["metadata"]["judge_error"]
+    out = episode(movers, actions, {"judge": "test_reward:_failing_judge", "judge_errors": "rule"})
     assert out["reward"] == 1.0 and "RuntimeError: judge down" in out["metadata"]["judge_error"]
+
+
+@pytest.mark.parametrize("value", ["keep", "Rule", True, 0])
+def test_judge_errors_takes_zero_or_rule_only(movers, value):
+    with pytest.raises(ConfigError, match=re.escape(f'judge_errors: expected "zero" or "rule", got {value!r}')):
+        MCPToolEnv({"judge_errors": value}, extras_of(movers))
 
 
 def _failing_judge(final_answer, rubric, extras):
@@ -518,9 +526,11 @@ def test_a_judge_taking_kwargs_or_keyword_only_parameters_is_accepted(movers):
 @pytest.mark.parametrize("verdict", [float("nan"), float("inf"), float("-inf"), "0.7", None, [1.0]])
 def test_a_judge_verdict_that_is_not_a_finite_number_is_a_judge_error(movers, verdict):
     # before: NaN became a judge score of 0.0 (reward 0), "0.7" was read as 0.7
-    out = episode(movers, plan_calls(movers) + [FINAL], {"judge": lambda final_answer, rubric, extras: verdict})
-    assert out["reward"] == 1.0 and "judge" not in out["metadata"]
+    config = {"judge": lambda final_answer, rubric, extras: verdict}
+    out = episode(movers, plan_calls(movers) + [FINAL], config)
+    assert out["reward"] == 0.0 and "judge" not in out["metadata"]
     assert "not a finite number" in out["metadata"]["judge_error"]
+    assert episode(movers, plan_calls(movers) + [FINAL], {**config, "judge_errors": "rule"})["reward"] == 1.0
 
 
 
