@@ -189,6 +189,13 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const same = await runCli(["verify", at("rows.jsonl"), "--out", at("rows.jsonl")])
     expect(same.status).toBe(2)
     expect(same.stderr).toContain("--out: is the input dataset; verify never modifies its input")
+    // The journal is an output too: a dataset named as --out's journal was emptied, then held the run's journal.
+    const journalNamed = at("j.jsonl.verify-journal.jsonl")
+    writeFileSync(journalNamed, readFileSync(at("rows.jsonl")))
+    const overJournal = await runCli(["verify", journalNamed, "--inventory", at("inv.json"), "--out", at("j.jsonl")])
+    expect(overJournal.stderr).toContain("--out's journal: is the input dataset; verify never modifies its input")
+    expect(overJournal.status).toBe(2)
+    expect(readFileSync(journalNamed, "utf8")).toBe(readFileSync(at("rows.jsonl"), "utf8"))
     // An output format it cannot write is a usage error before anything starts (as in generate and convert).
     for (const command of [["verify", at("rows.jsonl")], ["convert", "data/examples/recorded-tasks.jsonl"]]) {
       const csv = await runCli([...command, "--out", at("rows.csv")])

@@ -4,7 +4,7 @@ import type { Inventory } from "../domain/inventory.js"
 import { serverVersionLabel } from "../domain/inventory.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
-import { dryRunDatasets, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
+import { dryRunDatasets, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
@@ -87,7 +87,11 @@ export const runVerify = (options: VerifyCliOptions) =>
     const inventoryFile = Option.getOrElse(options.inventory, defaultInventoryPath)
     yield* outputsApart(
       "verify",
-      [{ setting: "--out", file: options.out }, { setting: "--out's rejects file", file: rejectsFileOf(options.out) }],
+      [
+        { setting: "--out", file: options.out },
+        { setting: "--out's rejects file", file: rejectsFileOf(options.out) },
+        { setting: "--out's journal", file: journalFileOf(options.out) }
+      ],
       [
         ...options.files.map((file) => ({ what: "input dataset", file })),
         { what: "--inventory file", file: inventoryFile },
