@@ -3,7 +3,7 @@
  * schema hashes, servers configs and environment references, launch specs, cassette files (and the
  * Cassettes store's repair of a torn line and its lock), drift, side-effect policy and the repair text.
  */
-import { Effect, Either, Layer } from "effect"
+import { Effect, Either, Layer, Logger } from "effect"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
@@ -422,6 +422,26 @@ describe("cassette files", () => {
       "new"
     ])
     expect(lines.at(-1)).toBe("")
+  })
+
+  it("a writer opening a store with a line that is not an entry (readers refuse the store) warns, naming the line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
+    temps.push(dir)
+    const file = join(dir, "cassettes.jsonl")
+    writeFileSync(file, JSON.stringify(entry("a", "kept")) + "\n{\"key\": 1}\n" + JSON.stringify(entry("b", "kept")))
+    const logs: Array<string> = []
+    const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
+    await Effect.runPromise(
+      Effect.gen(function*() {
+        yield* (yield* Cassettes).record(entry("c", "new"), { wait: true })
+      }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))), Effect.provide(capture))
+    )
+    // Was no warning: the run appended to a store that `cassettes stats` and MCPToolEnv then refuse.
+    expect(logs).toEqual([
+      `${file}: 1 line(s) are not cassette entries (line 2; the first: line 2: key: expected a string, got 1): ` +
+      "MCPToolEnv refuses this store and `skyrl cassettes stats` exits 1 on it; this run appends to it all the " +
+      "same (mend or remove those lines)"
+    ])
   })
 
   it("recordNow queues a new key's line when called (one line per key, as record) and the store's flush writes it", async () => {

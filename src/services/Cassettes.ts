@@ -113,19 +113,30 @@ export const readStoreKeys = (storage: StorageApi, file: string) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
     const errors = new Set<string>()
-    if (!(yield* storage.exists(file))) return { keys, errors, endsOpen: false, torn: false }
+    if (!(yield* storage.exists(file))) return { keys, errors, endsOpen: false, torn: false, invalid: [], reasons: [] }
     const reader = cassetteReader(() => undefined, keys, errors)
     const { endsOpen } = yield* forEachLine(storage, file, reader.line)
-    return { keys, errors, endsOpen, torn: reader.done(endsOpen).torn }
+    const { invalid, reasons, torn } = reader.done(endsOpen)
+    return { keys, errors, endsOpen, torn, invalid, reasons }
   })
 
 /**
- * The keys of the entries in `file` (`readStoreKeys`). A last line cut short by a crash (no line end, not an
- * entry) is cut off: the file is written again without it.
+ * Lines of a store that are not entries (other than a torn last one): readers refuse the store (`cassettes
+ * stats` exits 1, MCPToolEnv will not load it), so a writer that appends to it says so before it runs.
+ */
+const invalidLinesWarning = (file: string, invalid: ReadonlyArray<number>, reasons: ReadonlyArray<string>) =>
+  `${file}: ${invalid.length} line(s) are not cassette entries (line ${invalid.slice(0, 10).join(", ")}` +
+  `${invalid.length > 10 ? ", ..." : ""}; the first: ${reasons[0]}): MCPToolEnv refuses this store and ` +
+  "`skyrl cassettes stats` exits 1 on it; this run appends to it all the same (mend or remove those lines)"
+
+/**
+ * The keys of the entries in `file` (`readStoreKeys`), with a warning naming the lines that are not entries. A
+ * last line cut short by a crash (no line end, not an entry) is cut off: the file is written again without it.
  */
 const storedKeys = (storage: StorageApi, file: string) =>
   Effect.gen(function*() {
-    const { endsOpen, errors, keys, torn } = yield* readStoreKeys(storage, file)
+    const { endsOpen, errors, invalid, keys, reasons, torn } = yield* readStoreKeys(storage, file)
+    if (invalid.length > 0) yield* Effect.logWarning(invalidLinesWarning(file, invalid, reasons))
     if (!torn) return { keys, errors, endsOpen }
     yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
     const bytes = yield* storage.readBytes(file)
