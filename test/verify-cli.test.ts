@@ -432,3 +432,44 @@ describe("verify replaces its rejects file only with the dataset it belongs to (
     expect(jsonl(rejectsFile).map((x) => [x.file, x.row])).toEqual([[second, 0], [second, 21]])
   })
 })
+
+describe("verify --servers-config entries the inventory lacks (built CLI)", () => {
+  it("are warned about by name (a typo started the server from the inventory's launch spec, without the entry's env)", async () => {
+    const own = mkdtempSync(join(dir, "unused-"))
+    const sum = { type: "object", properties: { a: { type: "number" }, b: { type: "number" } }, required: ["a", "b"] }
+    const inv = join(own, "inv.json")
+    writeFileSync(
+      inv,
+      JSON.stringify({
+        servers: [{
+          name: "everything",
+          tools: [{ name: "get-sum", inputSchema: sum, annotations: { readOnlyHint: true } }]
+        }]
+      })
+    )
+    const mcp = join(own, "mcp.json")
+    const everything = config.mcpServers.everything
+    writeFileSync(mcp, JSON.stringify({ mcpServers: { everything, everythign: everything, memroy: everything } }))
+    const rows = writeJsonl(join(own, "rows.jsonl"), [
+      rowFor("sum", [{ server: "everything", tool: "get-sum", params: { a: 1, b: 2 } }])
+    ])
+    const args = [
+      "verify",
+      rows,
+      "--inventory",
+      inv,
+      "--servers-config",
+      mcp,
+      "--out",
+      join(own, "v.jsonl"),
+      "--dry-run"
+    ]
+    const r = await runCli(args)
+    expect(r.status).toBe(0)
+    expect(r.stdout).toContain("row 0: run: 1 steps: everything/get-sum")
+    // Before: nothing said; the entries were silently left out.
+    expect(r.stderr).toContain(
+      "--servers-config: everythign, memroy name no server of the inventory (everything); their entries are not used"
+    )
+  })
+})

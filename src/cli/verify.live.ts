@@ -16,7 +16,7 @@ import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verificati
 import { outFormatProblem } from "./outFormat.js"
 import { outputsApart } from "./outputsApart.js"
 import { timeoutProblem } from "./shared.js"
-import { cassettesDirOf, warnUnknownAllowNames } from "./verifyFlags.js"
+import { cassettesDirOf, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
 export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("VerifyUsageError", {
@@ -106,6 +106,7 @@ export const runVerify = (options: VerifyCliOptions) =>
     const inventory = yield* loadInventoryFile(inventoryFile)
     const configured = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []
     const { specs, unavailable } = launchPlan(inventory, configured)
+    yield* warnUnusedConfigured(inventory, configured)
     const allow = parseAllowList(Option.getOrUndefined(options.allowSideEffects))
     yield* warnUnknownAllowNames(inventory, allow)
     const common = {

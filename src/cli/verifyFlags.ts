@@ -8,6 +8,7 @@ import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
+import type { McpServerSpec } from "../services/McpClient.js"
 import type { AllowList } from "../skyrl/verification.js"
 import { parseAllowList, unknownAllowNames } from "../skyrl/verification.js"
 import {
@@ -132,5 +133,18 @@ export const warnUnknownAllowNames = (inventory: Inventory, allow: AllowList) =>
   return unknown.length === 0 ? Effect.void : Effect.logWarning(
     `--allow-side-effects: ${unknown.join(", ")} ${unknown.length === 1 ? "names" : "name"} no tool of the ` +
       `inventory (TOOL or SERVER.TOOL); ${unknown.length === 1 ? "it allows" : "they allow"} nothing`
+  )
+}
+
+/**
+ * Warns about `--servers-config` entries that name no server of the inventory: not used (a typo there starts the
+ * server from the inventory's launch spec, without the entry's env, cwd or args).
+ */
+export const warnUnusedConfigured = (inventory: Inventory, configured: ReadonlyArray<McpServerSpec>) => {
+  const known = inventory.servers.map((s) => s.name)
+  const unused = configured.map((s) => s.name).filter((name) => !known.includes(name))
+  return unused.length === 0 ? Effect.void : Effect.logWarning(
+    `--servers-config: ${unused.join(", ")} ${unused.length === 1 ? "names" : "name"} no server of the inventory ` +
+      `(${known.join(", ")}); ${unused.length === 1 ? "its entry is" : "their entries are"} not used`
   )
 }

@@ -16,7 +16,7 @@ import { Verifier } from "../services/Verifier.js"
 import { parseAllowList } from "../skyrl/verification.js"
 import { launchPlan } from "./verify.live.js"
 import type { RunVerifyFlags } from "./verifyFlags.js"
-import { cassettesDirOf, warnUnknownAllowNames } from "./verifyFlags.js"
+import { cassettesDirOf, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
 
 /** Servers of the inventory that cannot start: no plan could be verified, so nothing is asked of the model. */
 export class VerifyServersUnavailable extends Schema.TaggedError<VerifyServersUnavailable>()(
@@ -48,6 +48,7 @@ export const withVerification = <A, E, R>(
   Effect.gen(function*() {
     const configured = Option.isSome(v.flags.serversConfig) ? yield* readServersConfig(v.flags.serversConfig.value) : []
     const { specs, unavailable } = launchPlan(v.inventory, configured)
+    yield* warnUnusedConfigured(v.inventory, configured)
     const cassettesDir = cassettesDirOf(v.flags, v.out)
     const allowSideEffects = parseAllowList(v.setting.allow_side_effects.join(","))
     yield* warnUnknownAllowNames(v.inventory, allowSideEffects)
