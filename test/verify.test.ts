@@ -952,6 +952,32 @@ describe("verify: read-only by the inventory and by the live server", () => {
   }, 60_000)
 })
 
+describe("verify: a tool the live server does not list", () => {
+  it("is a tool-error naming the stale inventory, not a side-effect skip", async () => {
+    const dir = tempDir("skyrl-verify-live-missing-")
+    const { spec, log } = sideEffectServer(dir)
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await importLive([spec]))))
+    // A stale inventory: a read-only tool the server has since removed.
+    const echo = data.servers[0].tools.find((t: any) => t.name === "echo")
+    data.servers[0].tools.push({ ...echo, name: "ghost", annotations: { readOnlyHint: true } })
+    const inventory = Either.getOrThrow(decodeInventory(data))
+    const rows = [row("ghost", { server: "se", tool: "echo", params: { text: "a" } }, {
+      server: "se",
+      tool: "ghost",
+      params: { text: "b" }
+    })]
+    const run = await verify({ inventory, specs: [spec], rows, dir })
+    // Was skipped-side-effect: "the inventory annotates it readOnlyHint: true but the live server's tools/list does
+    // not, so it may change something ... (allow it with --allow-side-effects ghost)".
+    expect(run.rejects).toEqual([expect.objectContaining({ status: "tool-error", step: 2, tool: "ghost" })])
+    expect(run.rejects[0].reason).toBe(
+      "the live server's tools/list has no tool \"ghost\": the inventory is stale (see `skyrl tools import --check " +
+        "INV`); nothing of this plan ran"
+    )
+    expect(existsSync(`${log}.calls`)).toBe(false) // step 1 did not run either
+  }, 60_000)
+})
+
 describe("verify: the same row twice in one run", () => {
   const appendRow = (text: string) => row(`append-${text}`, { server: "se", tool: "append", params: { text } })
   const echoRow = (text: string) => row(`echo-${text}`, { server: "se", tool: "echo", params: { text } })

@@ -98,6 +98,8 @@ export interface BeginOptions {
 /** What a server's own tools/list marks read-only. */
 export interface LiveReadOnly {
   readonly tools: ReadonlySet<string>
+  /** Every tool it lists, read-only or not (empty when tools/list failed). */
+  readonly listed: ReadonlySet<string>
   /** Why tools/list failed (then `tools` is empty). */
   readonly error?: string
 }
@@ -239,8 +241,11 @@ const make = (options: McpServersOptions) =>
     /** The tools a new session lists with `readOnlyHint: true` (one tools/list per start), or why it did not list. */
     const readOnlyOf = (listed: Either.Either<ReadonlyArray<ListedTool>, McpServerError>): LiveReadOnly =>
       Either.isLeft(listed)
-        ? { tools: new Set(), error: listed.left.reason }
-        : { tools: new Set(listed.right.filter(isReadOnly).map((t) => t.name)) }
+        ? { tools: new Set(), listed: new Set(), error: listed.left.reason }
+        : {
+          tools: new Set(listed.right.filter(isReadOnly).map((t) => t.name)),
+          listed: new Set(listed.right.map((t) => t.name))
+        }
 
     /**
      * Ends a dead connection, counted as a death (toward giving the server up) unless `blamed`: lost during a call

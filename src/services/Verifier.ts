@@ -34,6 +34,7 @@ import {
   blockedSteps,
   failureFields,
   interruptedAt,
+  liveMissingToolFailure,
   liveSideEffectFailure,
   recordStep,
   resultText,
@@ -430,7 +431,10 @@ const make = (settings: VerifierSettings) =>
     ) => {
       const notLive = unchecked.filter(liveDenies)
       if (notLive.length === 0) return runChecked(steps, before)
-      return Effect.fail(liveSideEffectFailure(notLive, servers.liveReadOnly(notLive[0]!.server)?.error))
+      const live = servers.liveReadOnly(notLive[0]!.server)
+      const missing = notLive.find((s) => live?.error === undefined && live?.listed.has(s.tool) === false)
+      if (missing !== undefined) return Effect.fail(liveMissingToolFailure(missing))
+      return Effect.fail(liveSideEffectFailure(notLive, live?.error))
     }
     /** The plan, run again once when its server went away (unless a step with side effects ran). */
     const runChecked = (

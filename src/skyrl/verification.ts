@@ -234,6 +234,20 @@ export const liveSideEffectFailure = (blocked: ReadonlyArray<VerifyStep>, listEr
 }
 
 /**
+ * A step whose tool the live server does not list at all (a stale inventory: renamed or removed since it was
+ * imported): `tool-error`, as running it would be (the server answers that it has no such tool); nothing ran.
+ */
+export const liveMissingToolFailure = (step: VerifyStep): VerificationFailed =>
+  new VerificationFailed({
+    status: "tool-error",
+    step: step.step,
+    server: step.server,
+    tool: step.tool,
+    reason: `the live server's tools/list has no tool ${JSON.stringify(step.tool)}: the inventory is stale (see ` +
+      "`skyrl tools import --check INV`); nothing of this plan ran"
+  })
+
+/**
  * What a journal records before a plan's first step with side effects is sent (`VerifyOptions.beforeSideEffect`):
  * the outcome the plan has if the run stops (killed, crashed) before the plan's own outcome is recorded after
  * it. Final (`sideEffectRan`): the step may have acted, and running the plan again would act twice.
