@@ -2,7 +2,16 @@
  * `skyrl enrich` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1, with a fake
  * model that plans with the tools each request offers (test/support/fakeEnrich.ts).
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
@@ -351,6 +360,43 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(calls(server)).toHaveLength(5)
     expect(readJsonl(fromParquet)).toEqual(readJsonl(out))
   }, 90_000)
+})
+
+describe("enrich --resume of a project folder moved whole", () => {
+  for (const input of ["inside the folder", "outside it"] as const) {
+    it(`continues the run where it is now and calls the model 0 times (input file ${input})`, async () => {
+      // Before: "no earlier enrich run ...; starting a new run", and the 3 rows were planned (paid for) again;
+      // an input file moved with the folder was also a setting that differed (input.path).
+      const server = await fake()
+      const dir = tmp()
+      mkdirSync(join(dir, "proj"))
+      const source = (proj: string) => (input === "outside it" ? SHAREGPT : join(dir, proj, "in.json"))
+      if (input !== "outside it") copyFileSync(SHAREGPT, source("proj"))
+      const args = (proj: string) => [
+        source(proj),
+        "--out",
+        join(dir, proj, "enriched.jsonl"),
+        "--limit",
+        "3",
+        "--inventory-from-prompt"
+      ]
+      const first = await enrich(args("proj"), server)
+      expect(first.status, first.stderr).toBe(0)
+      expect(calls(server)).toHaveLength(3)
+      const rows = readFileSync(join(dir, "proj", "enriched.jsonl"), "utf8")
+      renameSync(join(dir, "proj"), join(dir, "proj2"))
+      const resumed = await enrich([...args("proj2"), "--resume"], server)
+      expect(resumed.status, resumed.stderr).toBe(0)
+      expect(resumed.stderr).toMatch(
+        /--resume: run \S+ was made in .*\/proj\/raw_llm\/\S+ for .*\/proj\/enriched\.jsonl; both moved/
+      )
+      expect(resumed.stderr).toMatch(/0 of 3 samples to make/)
+      expect(calls(server)).toHaveLength(3)
+      // The same rows: raw_output_path is relative to the output, which moved with its run directory.
+      expect(readFileSync(join(dir, "proj2", "enriched.jsonl"), "utf8")).toBe(rows)
+      expect(readdirSync(join(dir, "proj2", "raw_llm"))).toHaveLength(1)
+    }, 60_000)
+  }
 })
 
 describe("enrich offline: an answer is replayed only for the prompt it was recorded for", () => {

@@ -2,7 +2,7 @@
  * `skyrl generate` end to end: the built CLI against the OpenAI-compatible fake on 127.0.0.1.
  */
 import { spawn } from "node:child_process"
-import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { basename, join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
@@ -720,6 +720,115 @@ describe("--resume of a run whose raw directory moved (--raw-dir names the new p
     expect(rejects).toEqual([`kept/${runId}/archive_01.jsonl#task_0002_c02.json`])
     for (const ref of [...rows, ...rejects]) expect(archiveHolds(dir, ref), ref).toBe(true)
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
+  }, 60_000)
+})
+
+describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)", () => {
+  /** A run of 3 samples stopped by a quota error at sample 3, in dir/proj; the fake and the run's id. */
+  const stoppedRun = async (dir: string) => {
+    let quotaFrom = 3
+    const server = await fake(withStages((ctx) =>
+      (sampleNumberOf(ctx.body) ?? 1) >= quotaFrom
+        ? httpError(429, "You exceeded your current quota", { code: "insufficient_quota", type: "insufficient_quota" })
+        : answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)))
+    const out = join(dir, "proj", "ds.jsonl")
+    mkdirSync(join(dir, "proj"))
+    const first = await runCli(["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1"], {
+      env: env(server)
+    })
+    expect(first.status, first.stderr).toBe(1)
+    return { server, runId: basename(runDirOf(out)), allow: () => (quotaFrom = Number.POSITIVE_INFINITY) }
+  }
+  const taskSamples = (server: FakeServer) =>
+    server.requests.filter((q) => q.endpoint !== "other" && isTaskRequest(q.body)).map((q) => sampleNumberOf(q.body))
+
+  for (const made of ["now", "before the manifest recorded run_dir"] as const) {
+    it(`continues the run where it is now, asking only the sample left (manifest written ${made})`, async () => {
+      // Before: "no earlier generate run for <new>/ds.jsonl ...; starting a new run", and all 3 samples were made
+      // (and, with a model, paid for) again in a second run directory.
+      const dir = tempDir("skyrl-moved-proj-")
+      const { allow, runId, server } = await stoppedRun(dir)
+      const manifestFile = join(dir, "proj", "raw_llm", runId, "manifest.json")
+      if (made !== "now") {
+        const { run_dir, ...older } = JSON.parse(readFileSync(manifestFile, "utf8"))
+        expect(run_dir).toBe(join(dir, "proj", "raw_llm", runId))
+        writeFileSync(manifestFile, JSON.stringify(older, null, 2) + "\n")
+      }
+      expect(taskSamples(server)).toEqual([1, 2, 3])
+      renameSync(join(dir, "proj"), join(dir, "proj2"))
+      allow()
+      const out = join(dir, "proj2", "ds.jsonl")
+      const resumed = await runCli(
+        ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1", "--resume"],
+        { env: env(server) }
+      )
+      expect(resumed.status, resumed.stderr).toBe(0)
+      expect(resumed.stderr).toContain(
+        `--resume: run ${runId} was made in ${join(dir, "proj", "raw_llm", runId)} for ${
+          join(dir, "proj", "ds.jsonl")
+        }; ` +
+          `both moved since, to ${join(dir, "proj2", "raw_llm", runId)} and ${out}: continuing it there`
+      )
+      expect(resumed.stderr).toContain("1 of 3 samples to make")
+      // Samples 1 and 2 were not asked again: the only new task request is sample 3's.
+      expect(taskSamples(server)).toEqual([1, 2, 3, 3])
+      expect(readdirSync(join(dir, "proj2", "raw_llm"))).toEqual([runId])
+      const rows = readJsonl(out).map((x) => JSON.parse(x.extra_info.task_metadata).raw_output_path)
+      expect(rows).toEqual([
+        `raw_llm/${runId}/archive_01.jsonl#task_0001_c01.json`,
+        `raw_llm/${runId}/archive_01.jsonl#task_0002_c01.json`,
+        `raw_llm/${runId}/archive_02.jsonl#task_0003_c02.json`
+      ])
+      for (const ref of rows) expect(archiveHolds(join(dir, "proj2"), ref), ref).toBe(true)
+      const manifest = JSON.parse(readFileSync(join(dir, "proj2", "raw_llm", runId, "manifest.json"), "utf8"))
+      expect([manifest.status, manifest.output, manifest.run_dir]).toEqual([
+        "completed",
+        out,
+        join(dir, "proj2", "raw_llm", runId)
+      ])
+      expect(existsSync(join(dir, "proj"))).toBe(false)
+    }, 60_000)
+  }
+
+  it("runs of two outputs moved into one raw_llm: --resume stops naming both, and makes nothing", async () => {
+    const dir = tempDir("skyrl-moved-two-")
+    const runIds: Array<string> = []
+    for (const name of ["a", "b"]) {
+      mkdirSync(join(dir, name))
+      expect((await runCli(["generate", "-n", "2", "--out", join(dir, name, "ds.jsonl")])).status).toBe(0)
+      runIds.push(basename(runDirOf(join(dir, name, "ds.jsonl"))))
+    }
+    mkdirSync(join(dir, "c", "raw_llm"), { recursive: true })
+    for (const [i, name] of ["a", "b"].entries()) {
+      renameSync(join(dir, name, "raw_llm", runIds[i]!), join(dir, "c", "raw_llm", runIds[i]!))
+    }
+    const r = await runCli(["generate", "-n", "2", "--out", join(dir, "c", "ds.jsonl"), "--resume"])
+    expect(r.status).toBe(2)
+    const raw = join(dir, "c", "raw_llm")
+    expect(r.stderr).toContain(
+      `skyrl: --resume: no generate run in ${raw} was made for ${join(dir, "c", "ds.jsonl")}, and runs made for ` +
+        `other outputs moved here with them could each be the one to continue: ${join(raw, runIds[0]!)} (made for ` +
+        `${join(dir, "a", "ds.jsonl")}), ${join(raw, runIds[1]!)} (made for ${join(dir, "b", "ds.jsonl")}); move ` +
+        `the runs not to continue out of ${raw}, then resume again`
+    )
+    expect(readdirSync(raw).sort()).toEqual([...runIds].sort())
+    expect(existsSync(join(dir, "c", "ds.jsonl"))).toBe(false)
+  }, 60_000)
+
+  it("two runs of the one output moved together: the latest is continued, as before the move", async () => {
+    const dir = tempDir("skyrl-moved-latest-")
+    mkdirSync(join(dir, "proj"))
+    const out = join(dir, "proj", "ds.jsonl")
+    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    const older = basename(runDirOf(out))
+    expect((await runCli(["generate", "-n", "2", "--out", out, "--seed", "8"])).status).toBe(0)
+    const latest = readdirSync(join(dir, "proj", "raw_llm")).find((d) => d !== older)!
+    renameSync(join(dir, "proj"), join(dir, "proj2"))
+    const r = await runCli(["generate", "-n", "2", "--out", join(dir, "proj2", "ds.jsonl"), "--seed", "8", "--resume"])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toContain(`--resume: run ${latest} was made in ${join(dir, "proj", "raw_llm", latest)}`)
+    expect(r.stderr).toContain("0 of 2 samples to make")
+    expect(readdirSync(join(dir, "proj2", "raw_llm")).sort()).toEqual([older, latest].sort())
   }, 60_000)
 })
 

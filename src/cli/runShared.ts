@@ -8,7 +8,8 @@ import { RunSettings, SettingsError } from "../domain/run.js"
 import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
-import { findLatestRun, manifestIssueText, settingsDifferences } from "../services/RunJournal.js"
+import type { MovedRun } from "../services/RunJournal.js"
+import { findLatestRun, manifestIssueText, settingsDifferences, settingsHere } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
@@ -204,6 +205,22 @@ const batchRunResumed = (runDir: string) =>
   })
 
 /**
+ * Runs of several outputs moved here, each where this output lies relative to it: which one is to be
+ * continued cannot be told, and a guess could make (and pay for) another project's samples.
+ */
+const ambiguousMove = (
+  input: { readonly rawDir: string; readonly out: string; readonly command: string },
+  runs: ReadonlyArray<MovedRun>
+) =>
+  new SettingsError({
+    setting: "--resume",
+    reason: `no ${input.command} run in ${input.rawDir} was made for ${input.out}, and runs made for other ` +
+      `outputs moved here with them could each be the one to continue: ${
+        runs.map((r) => `${path.join(input.rawDir, r.dir)} (made for ${r.then.output})`).join(", ")
+      }; move the runs not to continue out of ${input.rawDir}, then resume again`
+  })
+
+/**
  * Which run this command works on, and with which settings. Without --resume: a new run. With it: the
  * latest run of this command for this output, refused (a usage error naming each differing setting) when
  * the settings that make the rows differ — unless --force, which continues with the run's own settings
@@ -226,7 +243,11 @@ export const resolveRun = (input: {
       resumed: false
     }
     if (!input.resume) return fresh
-    const { latest: found, latestDir, unreadable } = yield* findLatestRun(input.rawDir, input.out, input.command)
+    const { ambiguous, latest: found, latestDir, movedFrom, unreadable } = yield* findLatestRun(
+      input.rawDir,
+      input.out,
+      input.command
+    )
     // A run whose manifest cannot be read may be the one to resume: starting anew would pay for its work again.
     if (unreadable.length > 0) {
       return yield* new SettingsError({
@@ -235,6 +256,7 @@ export const resolveRun = (input: {
           `pay for, its samples again); mend the file, or move its directory out of ${input.rawDir}`
       })
     }
+    if (ambiguous.length > 0) return yield* ambiguousMove(input, ambiguous)
     if (O.isNone(found)) {
       yield* Effect.logWarning(
         `--resume: no earlier ${input.command} run for ${input.out} in ${input.rawDir}; starting a new run`
@@ -262,8 +284,15 @@ export const resolveRun = (input: {
           `continues ${path.join(input.rawDir, run.run_id)}): rename that directory back to ${run.run_id}`
       })
     }
+    if (O.isSome(movedFrom)) {
+      yield* Effect.logInfo(
+        `--resume: run ${run.run_id} was made in ${movedFrom.value.runDir} for ${movedFrom.value.output}; both ` +
+          `moved since, to ${foundIn} and ${input.out}: continuing it there`
+      )
+    }
     const wanted = input.keepAsOf ? new RunSettings({ ...input.fresh, as_of: run.run_settings.as_of }) : input.fresh
-    const differences = settingsDifferences(run.run_settings, wanted)
+    const recorded = settingsHere(run.run_settings, { then: run.output, now: input.out }, wanted)
+    const differences = settingsDifferences(recorded, wanted)
     if (differences.length > 0 && !input.force) {
       return yield* new SettingsError({
         setting: "--resume",
@@ -276,7 +305,7 @@ export const resolveRun = (input: {
         `--resume --force: continuing run ${run.run_id} with its own settings (${differences.join("; ")})`
       )
     }
-    return { runId: run.run_id, settings: run.run_settings, resumed: true } satisfies ResolvedRun
+    return { runId: run.run_id, settings: recorded, resumed: true } satisfies ResolvedRun
   })
 
 /**

@@ -136,6 +136,11 @@ export class RunManifest extends Schema.Class<RunManifest>("RunManifest")({
   command: Schema.String,
   status: RunStatus,
   output: Schema.String,
+  /**
+   * The run directory when the manifest was written (absent in manifests written before 2026-12-02): with
+   * `output`, where the two lay relative to each other, so `--resume` knows the run after both moved.
+   */
+  run_dir: Schema.optional(Schema.String),
   started_at: Schema.String,
   finished_at: Schema.NullOr(Schema.String),
   settings: Schema.Record({ key: Schema.String, value: Schema.Unknown }),

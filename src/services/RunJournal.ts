@@ -34,6 +34,7 @@ import {
   ARCHIVE_NAME,
   archiveCallName,
   archiveLogName,
+  callRefInRunDir,
   encodeLogRecord,
   loggedCallRef,
   readArchiveIndex
@@ -83,6 +84,23 @@ export const settingsDifferences = (run: RunSettings, now: RunSettings): Readonl
     Schema.encodeSync(RunSettings)(now) as Record<string, unknown>,
     ""
   )
+
+/**
+ * A run's recorded settings read where its output is now: an enrich input file recorded at a path that
+ * lies, relative to the output then, where the one given now lies relative to the output now, moved with
+ * it (a project folder moved whole) and takes the path given now. `settings` itself otherwise (the same
+ * output, or the input file elsewhere), so an unmoved run is compared as before.
+ */
+export const settingsHere = (
+  settings: RunSettings,
+  output: { readonly then: string; readonly now: string },
+  given: RunSettings
+): RunSettings => {
+  const [input, now] = [settings.input, given.input]
+  if (output.then === output.now || input === null || now === null || input.path === now.path) return settings
+  const moved = path.resolve(path.dirname(output.now), path.relative(path.dirname(output.then), input.path))
+  return moved === now.path ? new RunSettings({ ...settings, input: { ...input, path: now.path } }) : settings
+}
 
 /**
  * The flag that gives a setting's older default, which a run made before the setting existed recorded as
@@ -318,11 +336,13 @@ const checkSettings = (spec: RunSpec, paths: RunPaths) =>
         reason: `${paths.runDir} was made by an earlier skyrl that did not record its settings; start a new run`
       })
     }
-    if (m.fingerprint !== fingerprintOf(spec.settings)) {
+    // A run moved with its output: its enrich input file moved with them.
+    const recorded = settingsHere(m.run_settings, { then: m.output, now: spec.output }, spec.settings)
+    if ((recorded === m.run_settings ? m.fingerprint : fingerprintOf(recorded)) !== fingerprintOf(spec.settings)) {
       return yield* new SettingsError({
         setting: "--resume",
         reason: `${paths.runDir} was made with other settings (${
-          settingsDifferences(m.run_settings, spec.settings).join("; ")
+          settingsDifferences(recorded, spec.settings).join("; ")
         })`
       })
     }
@@ -353,15 +373,88 @@ export interface UnreadableManifest {
 export const manifestIssueText = ({ file, issue }: UnreadableManifest): string =>
   `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}`
 
+/** A run directory in rawDir and its manifest. */
+interface RunFound {
+  readonly manifest: RunManifest
+  /** Its directory's name in rawDir. */
+  readonly dir: string
+}
+
+/** Where a run's directory and output were when its manifest was written (a run moved since). */
+export interface RunPlaceThen {
+  readonly runDir: string
+  readonly output: string
+}
+
+/** A run moved with its output: found in `dir`, made where `then` says. */
+export interface MovedRun extends RunFound {
+  readonly then: RunPlaceThen
+}
+
+/** The latest of runs (by start), its own directory `<run_id>` before a copy under another name. */
+const latestOf = <F extends RunFound>(found: ReadonlyArray<F>): F | undefined => {
+  const ownName = (f: F) => (f.dir === f.manifest.run_id ? 1 : 0)
+  return [...found].sort((a, b) =>
+    a.manifest.started_at.localeCompare(b.manifest.started_at) || ownName(a) - ownName(b)
+  ).at(-1)
+}
+
+/**
+ * The run directory a journaled `raw_output_path` (relative to the output's directory then) names: the
+ * last such path of the journal (a row's or a reject's: the latest session's, as the manifest is). Undefined
+ * when no line names an archived call.
+ */
+const runDirOfJournal = (runDir: string, outputThen: string) =>
+  Effect.gen(function*() {
+    let ref: string | undefined
+    yield* readLogEntries(path.join(runDir, "journal.jsonl"), JournalEntry, (entry) => {
+      for (const r of [...entry.rejects.map((r) => r.raw_output_path), rowOutputPath(entry.row)]) {
+        if (typeof r === "string" && callRefInRunDir(r) !== undefined) ref = r
+      }
+    }).pipe(Effect.orElseSucceed(() => undefined))
+    if (ref === undefined) return undefined
+    const inRun = callRefInRunDir(ref)!
+    return path.resolve(path.dirname(outputThen), ref.slice(0, ref.length - inRun.length))
+  })
+
+/** A journaled (encoded) row's `task_metadata.raw_output_path`. */
+const rowOutputPath = (row: unknown): unknown => {
+  const meta = isObject(row) && isObject(row.extra_info) ? row.extra_info.task_metadata : undefined
+  if (typeof meta !== "string") return undefined
+  try {
+    const parsed: unknown = JSON.parse(meta)
+    return isObject(parsed) ? parsed.raw_output_path : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A run found in `rawDir/dir` that wrote another output, if it is this output's run moved with it: its
+ * output lay where `output` lies now relative to its run directory (`run_dir` recorded in the manifest,
+ * or read off its journal's last `raw_output_path` in a manifest written before that field).
+ */
+const movedWith = (rawDir: string, output: string, found: RunFound) =>
+  Effect.gen(function*() {
+    const { dir, manifest } = found
+    const now = path.join(rawDir, dir)
+    if (path.basename(manifest.output) !== path.basename(output)) return undefined
+    const runDir = manifest.run_dir ?? (yield* runDirOfJournal(now, manifest.output))
+    if (runDir === undefined || path.relative(runDir, manifest.output) !== path.relative(now, output)) return undefined
+    return { ...found, then: { runDir, output: manifest.output } } satisfies MovedRun
+  })
+
 /**
  * The most recent run of `command` in rawDir that wrote `output` (for --resume), the directory it was
  * found in (its own, `<run_id>`, when a copy under another name is there too), and the manifests in rawDir
- * that are there but do not decode (whose runs cannot be told apart).
+ * that are there but do not decode (whose runs cannot be told apart). When no run wrote `output`: the
+ * latest run moved here with its output (`movedFrom`: where both were), unless runs of several outputs
+ * moved so (`ambiguous`: which of them is meant cannot be told).
  */
 export const findLatestRun = (rawDir: string, output: string, command: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const found: Array<{ readonly manifest: RunManifest; readonly dir: string }> = []
+    const runs: Array<RunFound> = []
     const unreadable: Array<UnreadableManifest> = []
     const ids = (yield* storage.exists(rawDir))
       ? yield* storage.readDirectory(rawDir).pipe(Effect.orElseSucceed(() => []))
@@ -371,15 +464,20 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
       if (!(yield* storage.exists(file))) continue
       const m = yield* readManifestOrIssue(file)
       if (Either.isLeft(m)) unreadable.push({ file, issue: m.left })
-      else if (m.right.output === output && m.right.command === command) found.push({ manifest: m.right, dir: id })
+      else if (m.right.command === command) runs.push({ manifest: m.right, dir: id })
     }
-    const ownName = (f: (typeof found)[number]) => (f.dir === f.manifest.run_id ? 1 : 0)
-    const last = found.sort((a, b) =>
-      a.manifest.started_at.localeCompare(b.manifest.started_at) || ownName(a) - ownName(b)
-    ).at(-1)
+    const exact = runs.filter((r) => r.manifest.output === output)
+    const moved = exact.length > 0 ? [] : (yield* Effect.forEach(runs, (r) => movedWith(rawDir, output, r)))
+      .filter((r) => r !== undefined)
+    const ambiguous = new Set(moved.map((r) => r.manifest.output)).size > 1 ? moved : []
+    const last: RunFound & Partial<MovedRun> | undefined = ambiguous.length > 0
+      ? undefined
+      : latestOf<RunFound & Partial<MovedRun>>(exact.length > 0 ? exact : moved)
     return {
       latest: Option.fromNullable(last?.manifest),
       latestDir: Option.fromNullable(last === undefined ? undefined : path.join(rawDir, last.dir)),
+      movedFrom: Option.fromNullable(last?.then),
+      ambiguous: ambiguous as ReadonlyArray<MovedRun>,
       unreadable
     }
   })
@@ -570,6 +668,7 @@ const manifestWriter = (
       command: spec.command,
       status,
       output: spec.output,
+      run_dir: path.resolve(paths.runDir),
       started_at: startedAt,
       finished_at: status === "running" ? null : new Date(now).toISOString(),
       settings: spec.details,
