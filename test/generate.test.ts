@@ -758,10 +758,12 @@ describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)",
       renameSync(join(dir, "proj"), join(dir, "proj2"))
       allow()
       const out = join(dir, "proj2", "ds.jsonl")
-      const resumed = await runCli(
-        ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1", "--resume"],
-        { env: env(server) }
-      )
+      const args = ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1"]
+      // --dry-run shows what --resume reuses: the subjects the moved run's stage answered.
+      const dry = await runCli([...args, "--dry-run"], { env: env(server) })
+      expect(dry.status, dry.stderr).toBe(0)
+      expect(dry.stdout).toContain(`cached in run ${runId} (reused with --resume): equity research 4;`)
+      const resumed = await runCli([...args, "--resume"], { env: env(server) })
       expect(resumed.status, resumed.stderr).toBe(0)
       expect(resumed.stderr).toContain(
         `--resume: run ${runId} was made in ${join(dir, "proj", "raw_llm", runId)} for ${
