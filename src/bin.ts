@@ -11,6 +11,7 @@ import {
   globalOptionsFirst,
   globalOptionWithoutValue,
   leftoverArgument,
+  namingFlag,
   unknownOption
 } from "./cli/commandLine.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
@@ -49,7 +50,12 @@ const plainConsole = (console: Console.Console): Console.Console => ({
   // a JSON line with --log-format json.
   error: (...parts) =>
     Effect.sync(() =>
-      void finalError(leftoverArgument(skyrl, args, parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd()))
+      void finalError(
+        namingFlag(
+          args,
+          leftoverArgument(skyrl, args, parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd())
+        )
+      )
     )
 })
 const finalError = (message: string) =>

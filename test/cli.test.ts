@@ -260,6 +260,34 @@ describe("skyrl CLI", () => {
     }
     expect(existsSync(join(dir, "x.jsonl"))).toBe(false)
   })
+  it("a flag's value @effect/cli refuses names the flag (it named only the value)", async () => {
+    const dir = tmp()
+    const rows = join(dir, "rows.jsonl")
+    writeFileSync(rows, "{}\n")
+    mkdirSync(join(dir, "adir"))
+    const cases = [
+      [
+        ["verify", rows, "--out", join(dir, "adir")],
+        `--out: Expected path '${join(dir, "adir")}' to be a regular file`
+      ],
+      [["verify", rows, "--out", join(dir, "v.jsonl"), "--limit=1.5"], "--limit: '1.5' is not a integer"],
+      [
+        ["verify", rows, "--out", join(dir, "v.jsonl"), "--cassettes", rows],
+        `--cassettes: Expected path '${rows}' to be a directory`
+      ],
+      [["generate", "-n", "1.5", "--out", join(dir, "g.jsonl")], "-n: '1.5' is not a integer"],
+      [
+        ["convert", rows, "--out", join(dir, "c.jsonl"), "--inventory", join(dir, "no.json")],
+        `--inventory: Path '${join(dir, "no.json")}' must exist`
+      ],
+      // A positional argument's value: no flag to name.
+      [["verify", join(dir, "no.jsonl"), "--out", join(dir, "v.jsonl")], `Path '${join(dir, "no.jsonl")}' must exist`]
+    ] as const
+    for (const [args, message] of cases) {
+      const r = await runCli([...args])
+      expect([r.status, r.stderr.trim()], args.join(" ")).toEqual([2, `skyrl: ${message}`])
+    }
+  })
   it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", async () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
       const r = await runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })

@@ -199,6 +199,28 @@ export const leftoverArgument = (
 }
 
 /**
+ * @effect/cli's message for a flag's value it refuses (`Expected path 'h/adir' to be a regular file`, `'1.5' is not
+ * a integer`) names the value, not the flag: the flag in `args` that was given that value (`--out h/adir` or
+ * `--out=h/adir`) is put in front, `--out: Expected path ...`. A value no flag was given (a positional argument's)
+ * and any other message are returned as they are.
+ */
+export const namingFlag = (args: ReadonlyArray<string>, message: string): string => {
+  const value = /^(?:Expected path '([\s\S]*)' to be |Path '([\s\S]*)' must |'([\s\S]*)' is not a )/.exec(message)
+  const given = value?.[1] ?? value?.[2] ?? value?.[3]
+  if (given === undefined) return message
+  const end = endOf(args)
+  for (let i = 0; i < end; i++) {
+    const arg = args[i]!
+    if (!isOptionLike(arg)) continue
+    const eq = arg.indexOf("=")
+    if (eq === -1 ? i + 1 < end && args[i + 1] === given : arg.slice(eq + 1) === given) {
+      return `${eq === -1 ? arg : arg.slice(0, eq)}: ${message}`
+    }
+  }
+  return message
+}
+
+/**
  * `text` (what @effect/cli prints) with a subcommand's usage lines, `$ list ...`, given the full command,
  * `$ skyrl tools list ...`, for the command `args` name.
  */
