@@ -3,7 +3,17 @@
 // caches for it (dist/bin.js.<family>.cache).
 import { build } from "esbuild"
 import { spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { createHash } from "node:crypto"
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
 import { createServer } from "node:http"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
@@ -40,6 +50,36 @@ for (const name of ${JSON.stringify(Object.keys(require(args.path)))}) {
   }
 }
 const bundle = join(root, "dist", "bin.js")
+
+/**
+ * What dist/ is made from: the sources, the loader, this script, the locked packages, the data the code caches
+ * are made with, and Node itself (its V8 stamps the caches). `npm ci` builds (prepare) and `npm test` builds
+ * again: when these are what the last build was made from, the second build is skipped (~12-20 s of CI).
+ * `SKYRL_BUILD=always` builds anyway.
+ */
+const INPUTS = ["src", "bin", "scripts/build.mjs", "package.json", "package-lock.json", "data/replay", "data/examples"]
+const filesUnder = (rel) => {
+  const at = join(root, rel)
+  if (!existsSync(at)) return []
+  if (!statSync(at).isDirectory()) return [rel]
+  return readdirSync(at, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) =>
+    join(e.parentPath ?? e.path, e.name).slice(root.length + 1)
+  )
+}
+const inputsHash = () => {
+  const hash = createHash("sha256").update(`${process.version} ${process.arch}\n`)
+  for (const file of INPUTS.flatMap(filesUnder).sort()) hash.update(`${file}\n`).update(readFileSync(join(root, file)))
+  return hash.digest("hex")
+}
+const stamp = join(root, "dist", ".inputs.sha256")
+const inputs = inputsHash()
+if (
+  process.env.SKYRL_BUILD !== "always" && existsSync(bundle) && existsSync(stamp) &&
+  readFileSync(stamp, "utf8") === inputs
+) {
+  console.log("dist/ is up to date (made from these sources, packages and Node); SKYRL_BUILD=always builds anyway")
+  process.exit(0)
+}
 rmSync(join(root, "dist"), { recursive: true, force: true })
 await build({
   absWorkingDir: root,
@@ -162,3 +202,4 @@ try {
   server.close()
   rmSync(work, { recursive: true, force: true })
 }
+writeFileSync(stamp, inputs)
