@@ -759,6 +759,34 @@ describe("verify: params nested too deep to hash or send", () => {
   }, 60_000)
 })
 
+describe("verify: a step too long to send over stdio", () => {
+  const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
+
+  it("a step over 10 MiB is a contract reject naming step and size; the server is not killed", async () => {
+    const inventory = await importLive([everything])
+    const big = row("big", { server: "everything", tool: "echo", params: { message: "x".repeat(11 * 1_048_576) } })
+    const run = await verify({
+      inventory,
+      specs: [everything],
+      rows: [big, row("good", { server: "everything", tool: "echo", params: { message: "ok" } })]
+    })
+    // Was: the server refused the line and exited, twice; the row was server-unavailable, "went away ... twice".
+    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["good"])
+    // {"jsonrpc":"2.0","id":1000000000,"method":"tools/call","params":{"name":"echo","arguments":{"message":"..."}}}\n
+    const bytes = 11 * 1_048_576 + 108
+    expect(run.rejects).toEqual([
+      expect.objectContaining({
+        row: 0,
+        stage: "contract",
+        field: "reward_spec.ground_truth.tool_sequence[0].params",
+        reason: `step 1: its tools/call request is ${bytes} bytes long, over the 10485760 bytes (10 MiB) an MCP ` +
+          "message may take over stdio: too long to send (the server would refuse it and exit)"
+      })
+    ])
+    expect(run.report.servers.find((s) => s.server === "everything")!.starts).toBe(1)
+  }, 60_000)
+})
+
 const SIDE_EFFECT_SERVER = join(import.meta.dirname, "fixtures", "mcp", "side-effect-server.mjs")
 
 /**

@@ -11,6 +11,7 @@
  * run, a row that is the same as an earlier one (the same hash) takes that row's outcome: its plan does not
  * run twice.
  */
+import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js"
 import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
 import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
@@ -20,6 +21,7 @@ import { SkyRLRow } from "../domain/row.js"
 import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
+import { DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
@@ -231,6 +233,32 @@ const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: 
 }
 
 /**
+ * The first step whose tools/call request (as the stdio transport writes it, with an id of DIRECT_IDS's length)
+ * is longer than an MCP message over stdio may be (the SDK's STDIO_DEFAULT_MAX_BUFFER_SIZE, 10 MiB): the SDK's
+ * server refuses such a line and exits, so the call would only kill the server (twice, with the run again).
+ */
+const tooLongStep = (row: SkyRLRow): { readonly field: string; readonly reason: string } | undefined => {
+  const steps = row.reward_spec.ground_truth.tool_sequence
+  for (let i = 0; i < steps.length; i++) {
+    const { tool, params } = steps[i]!
+    const bytes = Buffer.byteLength(
+      `{"jsonrpc":"2.0","id":${DIRECT_IDS},"method":"tools/call","params":${
+        JSON.stringify({ name: tool, arguments: params })
+      }}\n`
+    )
+    if (bytes > STDIO_DEFAULT_MAX_BUFFER_SIZE) {
+      return {
+        field: `reward_spec.ground_truth.tool_sequence[${i}].params`,
+        reason: `step ${i + 1}: its tools/call request is ${bytes} bytes long, over ${
+          limitText(STDIO_DEFAULT_MAX_BUFFER_SIZE)
+        } over stdio: too long to send (the server would refuse it and exit)`
+      }
+    }
+  }
+  return undefined
+}
+
+/**
  * The first string of a row that holds a lone surrogate, in the row as read (`value`) or in a step's params
  * (JSON text in the row: `"\\ud800"` there is one once it is parsed), as a reject's field and reason. No file
  * `datasets` loads can hold the row, and MCPToolEnv refuses to send such params (no MCP transport can).
@@ -296,6 +324,8 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   }
   const deep = tooDeepStep(row)
   if (deep !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...deep } }
+  const long = tooLongStep(row)
+  if (long !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...long } }
   const issues = validatePlan(inventory, row.reward_spec.ground_truth.tool_sequence)
   if (issues.length > 0) {
     const first = issues[0]!

@@ -104,7 +104,7 @@ export class ServerStalled extends Error {
 }
 
 /** `the N bytes (M MiB) an MCP message may take`. */
-const limitText = (max: number) =>
+export const limitText = (max: number) =>
   `the ${max} bytes${max % 1_048_576 === 0 ? ` (${max / 1_048_576} MiB)` : ""} an MCP message may take`
 
 /** What a JSON value is, for a message: `null`, `none` (absent), `an array`, `a string`... */
