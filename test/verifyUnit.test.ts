@@ -11,7 +11,8 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
 import { stripJsonc } from "../src/domain/json.js"
-import { Cassettes } from "../src/services/Cassettes.js"
+import type { CassetteStoreCounts } from "../src/services/Cassettes.js"
+import { Cassettes, formatStoreCounts } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
 import type { CassetteEntry, ToolStats } from "../src/skyrl/cassettes.js"
 import { cassetteReader, cassetteStatsCollector, formatCassetteStats, makeEntry } from "../src/skyrl/cassettes.js"
@@ -385,11 +386,18 @@ describe("cassette files", () => {
         return [
           yield* store.record(failed("a", "again")),
           yield* store.record(entry("a", "answer")),
-          yield* store.record(entry("a", "answer twice"), { wait: true })
+          yield* store.record(entry("a", "answer twice"), { wait: true }),
+          yield* store.counts
         ]
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
     )
-    expect(results).toEqual([false, true, false]) // was [false, false, false]: the answer was never stored
+    expect(results.slice(0, 3)).toEqual([false, true, false]) // was [false, false, false]: the answer was never stored
+    // One line appended, no new entry: was { existing: 1, added: 0 }, the summary's "0 new" for the line.
+    expect(results[3]).toEqual({ existing: 1, added: 0, replaced: 1 })
+    expect(formatStoreCounts(file, results[3] as CassetteStoreCounts)).toBe(
+      `cassettes: ${file}: 0 new, 1 tool error replaced by an answer, 1 in all`
+    )
+    expect(formatStoreCounts(file, { existing: 5, added: 2, replaced: 0 })).toBe(`cassettes: ${file}: 2 new, 7 in all`)
     const texts = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
       .map((l) => JSON.parse(l).result.content[0].text)
     expect(texts).toEqual(["ENOENT", "answer"])
@@ -414,7 +422,7 @@ describe("cassette files", () => {
         return { results, counts: yield* store.counts }
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(streamedOnly))))
     )
-    expect(added).toEqual({ results: [false, true, false], counts: { existing: 1, added: 1 } })
+    expect(added).toEqual({ results: [false, true, false], counts: { existing: 1, added: 1, replaced: 0 } })
     const lines = readFileSync(file, "utf8").split("\n")
     expect(lines.slice(1, 3)).toEqual(["garbage", ""]) // a bad line before the last is left, as the reader counts it
     expect(lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l).result.content[0].text)).toEqual([
@@ -461,7 +469,7 @@ describe("cassette files", () => {
         return yield* store.counts
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
     )
-    expect(counts).toEqual({ existing: 0, added: 2 })
+    expect(counts).toEqual({ existing: 0, added: 2, replaced: 0 })
     const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
     expect(lines.map((l) => JSON.parse(l).result.content[0].text)).toEqual(["first", "new"])
     expect(lines[0]).toBe(JSON.stringify(entry("a", "first")))
@@ -530,7 +538,7 @@ describe("cassette files", () => {
         return yield* store.counts
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
     )
-    expect(counts).toEqual({ existing: 0, added: 1 })
+    expect(counts).toEqual({ existing: 0, added: 1, replaced: 0 })
     expect(existsSync(lock)).toBe(false)
   })
 })

@@ -5,6 +5,7 @@ import { serverVersionLabel } from "../domain/inventory.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
 import { dryRunDatasets, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
+import { formatStoreCounts } from "../services/Cassettes.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
@@ -176,6 +177,6 @@ const formatResult = (out: string, result: VerifyResult, report: VerifierReport)
         ? `no verified row, so ${out} was not written`
         : `wrote ${result.written} verified rows to ${out}`
     }; ${result.rejects} rejects in ${result.rejectsFile}`,
-    `cassettes: ${c.file}: ${c.added} new, ${c.existing + c.added} in all`
+    formatStoreCounts(c.file, c)
   ].join("\n")
 }

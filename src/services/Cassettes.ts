@@ -40,9 +40,23 @@ export interface CassettesApi {
   readonly has: (key: string) => boolean
   /** Waits until every recorded line is on disk. */
   readonly flush: Effect.Effect<void, StorageError>
-  /** Entries found when the store was opened, and entries added since. */
-  readonly counts: Effect.Effect<{ readonly existing: number; readonly added: number }>
+  /** Entries found when the store was opened, entries added since, and stored tool errors answered since. */
+  readonly counts: Effect.Effect<CassetteStoreCounts>
 }
+
+/** A store's entries (distinct keys) when it was opened and added since, and its tool errors a later answer replaced. */
+export interface CassetteStoreCounts {
+  readonly existing: number
+  readonly added: number
+  /** Lines appended over a stored tool error: no new entry, but a line of the file (`admit`'s "replaces"). */
+  readonly replaced: number
+}
+
+/** The summary's line for a store: `cassettes: FILE: 2 new, 1 tool error replaced by its answer, 9 in all`. */
+export const formatStoreCounts = (file: string, c: CassetteStoreCounts): string =>
+  `cassettes: ${file}: ${c.added} new, ${
+    c.replaced === 0 ? "" : `${c.replaced} tool error${c.replaced === 1 ? "" : "s"} replaced by an answer, `
+  }${c.existing + c.added} in all`
 
 /** The lock file of the store in `dir`, there while a process writes the store. */
 export const cassetteLockOf = (dir: string): string => path.join(dir, `${CASSETTE_FILE}.lock`)
@@ -86,8 +100,13 @@ const open = (dir: string) =>
     const existing = keys.size
     // A whole last entry without its line end: the first write starts a line of its own.
     const log = yield* makeDurableLog(file, undefined, { torn: endsOpen })
+    let replaced = 0
     /** Whether the entry's line is to be written: its key is new, or stored as a tool error it does not repeat. */
-    const claim = (entry: CassetteEntry) => admit(entry, keys, errors) !== "duplicate"
+    const claim = (entry: CassetteEntry) => {
+      const admitted = admit(entry, keys, errors)
+      if (admitted === "replaces") replaced++
+      return admitted !== "duplicate"
+    }
     return {
       file,
       record: (entry, options) =>
@@ -100,7 +119,7 @@ const open = (dir: string) =>
       recordNow: (entry) => claim(entry) ? log.appendNow(cassetteLine(entry)) : Effect.void,
       has: (key) => keys.has(key),
       flush: log.flush,
-      counts: Effect.sync(() => ({ existing, added: keys.size - existing }))
+      counts: Effect.sync(() => ({ existing, added: keys.size - existing, replaced }))
     } satisfies CassettesApi
   })
 

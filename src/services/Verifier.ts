@@ -43,7 +43,7 @@ import {
   VerificationFailed,
   verifiedRecord
 } from "../skyrl/verification.js"
-import type { CassettesLocked } from "./Cassettes.js"
+import type { CassettesLocked, CassetteStoreCounts } from "./Cassettes.js"
 import { Cassettes } from "./Cassettes.js"
 import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
 import type { CallAnswer, ServerState, ServerUnavailableError } from "./McpServers.js"
@@ -108,7 +108,7 @@ export type Finish = () => {
 
 export interface VerifierReport {
   readonly servers: ReadonlyArray<ServerState>
-  readonly cassettes: { readonly file: string; readonly existing: number; readonly added: number }
+  readonly cassettes: { readonly file: string } & CassetteStoreCounts
 }
 
 export interface VerifierSettings {
