@@ -226,7 +226,9 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
       expect.stringMatching(/^row 7: reject: schema /)
     ])
     // As the run counts them: row 4 skipped as row 3 is, and both among the copies (the summary said neither).
-    expect(r.stdout).toContain("rows: 8 → read 8 → contract 8 → schema 6 → execution (verified) 0")
+    expect(r.stdout).toContain(
+      "rows: 8 → read 8 → contract 8 → schema 6 → execution (dry run: verified in the journal) 0"
+    )
     expect(r.stdout).toContain(
       "skipped-side-effect 2, interrupted 0 (2 the same as an earlier row of the run, not run again)"
     )
@@ -250,6 +252,10 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const counts = "verified 2, tool-error 0, timeout 0, server-unavailable 0, skipped-side-effect 0, interrupted 0 " +
       "(2 from the journal of an earlier run)"
     expect(dry.stdout).toContain(counts)
+    // Was "execution (verified) 2", as if the dry run had verified them.
+    expect(dry.stdout).toContain(
+      "rows: 3 → read 3 → contract 3 → schema 3 → execution (dry run: verified in the journal) 2"
+    )
     const run = await runCli(["verify", file, ...out, "--resume"])
     expect(run.status).toBe(0)
     expect(run.stdout).toContain(counts.replace("verified 2", "verified 3"))

@@ -133,7 +133,7 @@ export const runVerify = (options: VerifyCliOptions) =>
           }`
         )
       }
-      yield* Console.log(formatSummary(plan.summary))
+      yield* Console.log(formatSummary(plan.summary, true))
       return
     }
     const cassettesDir = cassettesDirOf(options, options.out)

@@ -447,11 +447,15 @@ export class SummaryCounter {
   }
 }
 
-/** The summary as text: the stage funnel, the statuses, the errors per tool. */
-export const formatSummary = (s: VerifySummary): string => {
+/**
+ * The summary as text: the stage funnel, the statuses, the errors per tool. A dry run runs nothing: its execution
+ * count is the rows the journal holds as verified (`--resume`), and says so.
+ */
+export const formatSummary = (s: VerifySummary, dryRun = false): string => {
   const st = s.stages
   const lines = [
-    `rows: ${st.rows} → read ${st.read} → contract ${st.contract} → schema ${st.schema} → execution (verified) ${st.execution}`,
+    `rows: ${st.rows} → read ${st.read} → contract ${st.contract} → schema ${st.schema} → execution ` +
+    `(${dryRun ? "dry run: verified in the journal" : "verified"}) ${st.execution}`,
     `statuses: ${STATUSES.map((k) => `${k} ${s.statuses[k]}`).join(", ")}` +
     (s.resumed > 0 ? ` (${s.resumed} from the journal of an earlier run)` : "") +
     (s.copies > 0 ? ` (${s.copies} the same as an earlier row of the run, not run again)` : "")
