@@ -237,7 +237,13 @@ const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: 
  * is longer than an MCP message over stdio may be (the SDK's STDIO_DEFAULT_MAX_BUFFER_SIZE, 10 MiB): the SDK's
  * server refuses such a line and exits, so the call would only kill the server (twice, with the run again).
  */
-const tooLongStep = (row: SkyRLRow): { readonly field: string; readonly reason: string } | undefined => {
+const tooLongStep = (
+  row: SkyRLRow,
+  rowText: string
+): { readonly field: string; readonly reason: string } | undefined => {
+  // A step's name and params are text of the row's JSON (`rowText`, as JSON.stringify writes it: no shorter), and
+  // UTF-8 takes at most 3 bytes a UTF-16 unit: a row this short has no step too long (no work per row).
+  if (3 * (rowText.length + 128) <= STDIO_DEFAULT_MAX_BUFFER_SIZE) return undefined
   const steps = row.reward_spec.ground_truth.tool_sequence
   for (let i = 0; i < steps.length; i++) {
     const { tool, params } = steps[i]!
@@ -324,7 +330,9 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   }
   const deep = tooDeepStep(row)
   if (deep !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...deep } }
-  const long = tooLongStep(row)
+  // The journal's key: the row as read (the same file text parses to the same key order).
+  const text = JSON.stringify(record.value)
+  const long = tooLongStep(row, text)
   if (long !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...long } }
   const issues = validatePlan(inventory, row.reward_spec.ground_truth.tool_sequence)
   if (issues.length > 0) {
@@ -344,8 +352,6 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
       }
     }
   }
-  // The journal's key: the row as read (the same file text parses to the same key order).
-  const text = JSON.stringify(record.value)
   return { _tag: "plan", row, value: record.value, text, steps: stepsOfRow(row), hash: sha256Hex(text) }
 }
 
