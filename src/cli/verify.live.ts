@@ -17,7 +17,7 @@ import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verificati
 import { outFormatProblem } from "./outFormat.js"
 import { outputsApart } from "./outputsApart.js"
 import { timeoutProblem } from "./shared.js"
-import { cassettesDirOf, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
+import { cassettesDirOf, startTimeoutSetting, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
 export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("VerifyUsageError", {
@@ -144,10 +144,7 @@ export const runVerify = (options: VerifyCliOptions) =>
       unavailable,
       cassettesDir,
       timeout: Duration.seconds(options.timeout),
-      ...Option.match(options.startTimeout, {
-        onNone: () => ({}),
-        onSome: (s) => ({ startTimeout: Duration.seconds(s) })
-      })
+      ...startTimeoutSetting(options.startTimeout)
     })
     const { report, result } = yield* Effect.gen(function*() {
       const result = yield* verifyDatasets(common)

@@ -3,7 +3,7 @@
  * that make rows with a model (`generate`, `enrich`).
  */
 import { Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import type { RunSettings } from "../domain/run.js"
@@ -43,6 +43,10 @@ export const startTimeoutOption = (name: string) =>
     undefined,
     "30, or the call timeout when longer"
   )
+
+/** The Verifier's `startTimeout` from such a flag: absent leaves its default. */
+export const startTimeoutSetting = (seconds: Option.Option<number>): { readonly startTimeout?: Duration.Duration } =>
+  Option.match(seconds, { onNone: () => ({}), onSome: (s) => ({ startTimeout: Duration.seconds(s) }) })
 
 /** `generate` / `enrich`: verify each accepted task on the live servers. */
 export const runVerifyFlags = {

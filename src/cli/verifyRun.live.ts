@@ -16,7 +16,7 @@ import { Verifier } from "../services/Verifier.js"
 import { parseAllowList } from "../skyrl/verification.js"
 import { launchPlan } from "./verify.live.js"
 import type { RunVerifyFlags } from "./verifyFlags.js"
-import { cassettesDirOf, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
+import { cassettesDirOf, startTimeoutSetting, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
 
 /** Servers of the inventory that cannot start: no plan could be verified, so nothing is asked of the model. */
 export class VerifyServersUnavailable extends Schema.TaggedError<VerifyServersUnavailable>()(
@@ -59,10 +59,7 @@ export const withVerification = <A, E, R>(
       unavailable,
       cassettesDir,
       timeout: Duration.seconds(v.flags.verifyTimeout),
-      ...Option.match(v.flags.verifyStartTimeout, {
-        onNone: () => ({}),
-        onSome: (s) => ({ startTimeout: Duration.seconds(s) })
-      })
+      ...startTimeoutSetting(v.flags.verifyStartTimeout)
     })
     return yield* Effect.scoped(Effect.gen(function*() {
       const failures = yield* (yield* Verifier).start(v.inventory.servers.map((s) => s.name))

@@ -21,7 +21,7 @@ import { SkyRLRow } from "../domain/row.js"
 import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
-import { DIRECT_IDS, limitText } from "../services/StdioTransport.js"
+import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
@@ -247,11 +247,7 @@ const tooLongStep = (
   const steps = row.reward_spec.ground_truth.tool_sequence
   for (let i = 0; i < steps.length; i++) {
     const { tool, params } = steps[i]!
-    const bytes = Buffer.byteLength(
-      `{"jsonrpc":"2.0","id":${DIRECT_IDS},"method":"tools/call","params":${
-        JSON.stringify({ name: tool, arguments: params })
-      }}\n`
-    )
+    const bytes = Buffer.byteLength(callRequestLine(DIRECT_IDS, tool, params))
     if (bytes > STDIO_DEFAULT_MAX_BUFFER_SIZE) {
       return {
         field: `reward_spec.ground_truth.tool_sequence[${i}].params`,

@@ -18,6 +18,7 @@ import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { hostname } from "node:os"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
+import { plural } from "../domain/words.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
 import { admit, CASSETTE_FILE, cassetteLine, cassetteReader } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
@@ -55,7 +56,7 @@ export interface CassetteStoreCounts {
 /** The summary's line for a store: `cassettes: FILE: 2 new, 1 tool error replaced by its answer, 9 in all`. */
 export const formatStoreCounts = (file: string, c: CassetteStoreCounts): string =>
   `cassettes: ${file}: ${c.added} new, ${
-    c.replaced === 0 ? "" : `${c.replaced} tool error${c.replaced === 1 ? "" : "s"} replaced by an answer, `
+    c.replaced === 0 ? "" : `${plural(c.replaced, "tool error")} replaced by an answer, `
   }${c.existing + c.added} in all`
 
 /** The lock file of the store in `dir`, there while a process writes the store. */

@@ -112,10 +112,10 @@ export interface McpServersOptions {
   /** Time for one tools/call. */
   readonly timeout: Duration.DurationInput
   /**
-   * Time for a server's start: initialize, then tools/list (default: `timeout`). A start is not a call: a node
-   * server takes ~1 s to start on a quiet machine and 5-7 s on a loaded one, and `npx -y` may download first.
+   * Time for a server's start: initialize, then tools/list. A start is not a call: a node server takes ~1 s to
+   * start on a quiet machine and 5-7 s on a loaded one, and `npx -y` may download first.
    */
-  readonly startTimeout?: Duration.DurationInput
+  readonly startTimeout: Duration.DurationInput
   /** Calls in flight per server (default: not bounded here). */
   readonly maxInFlight?: number | undefined
   /** Deaths in a row after which a server is given up (default 3). */
@@ -150,7 +150,7 @@ const make = (options: McpServersOptions) =>
     const client = yield* McpClient
     const scope = yield* Effect.scope
     const timeout = Duration.decode(options.timeout)
-    const startTimeout = Duration.decode(options.startTimeout ?? options.timeout)
+    const startTimeout = Duration.decode(options.startTimeout)
     const maxRestarts = options.maxRestarts ?? 3
     const slots = new Map<string, Slot>()
     const slotOf = (server: string): Effect.Effect<Slot> =>

@@ -22,6 +22,7 @@ import { isObject } from "../domain/json.js"
 import type { RunStatus } from "../domain/run.js"
 import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, SettingsError } from "../domain/run.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
+import { metadataOf } from "../skyrl/checks.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { Issue } from "../skyrl/parseIssues.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
@@ -419,14 +420,8 @@ const runDirOfJournal = (runDir: string, outputThen: string) =>
 
 /** A journaled (encoded) row's `task_metadata.raw_output_path`. */
 const rowOutputPath = (row: unknown): unknown => {
-  const meta = isObject(row) && isObject(row.extra_info) ? row.extra_info.task_metadata : undefined
-  if (typeof meta !== "string") return undefined
-  try {
-    const parsed: unknown = JSON.parse(meta)
-    return isObject(parsed) ? parsed.raw_output_path : undefined
-  } catch {
-    return undefined
-  }
+  const meta = isObject(row) ? metadataOf(row) : undefined
+  return isObject(meta) ? meta.raw_output_path : undefined
 }
 
 /**

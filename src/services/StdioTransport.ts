@@ -85,6 +85,10 @@ const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
 /** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
 export const DIRECT_IDS = 1_000_000_000
 
+/** A tools/call request as the direct lane writes it: one JSON-RPC line. */
+export const callRequestLine = (id: number, name: string, args: unknown): string =>
+  `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
+
 /** The server answered a direct call with something that is no answer to it: the call fails with it (a protocol error). */
 export class InvalidAnswer extends Error {
   override readonly name = "InvalidAnswer"
@@ -402,9 +406,7 @@ export class StdioTransport implements Transport {
     this.last = p
     if (before !== undefined) before.next = p
     if (bound < this.armedFor) this.arm(bound)
-    const request = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${
-      JSON.stringify({ name, arguments: args })
-    }}\n`
+    const request = callRequestLine(id, name, args)
     // A server with nothing to do gets the call at once: waiting for the end of the microtasks would leave
     // it idle while the caller finishes its own work (at concurrency 1, the whole of it: the caller's work
     // and the server's then add up instead of overlapping).

@@ -376,7 +376,7 @@ const encodeForSchema = (row: Json): Json => {
 const decodeRowSchema = Schema.decodeUnknownEither(SkyRLRow)
 
 /** `extra_info.task_metadata` decoded (JSON text, or an object in an older layout); undefined when unreadable. */
-const metadataOf = (row: Json): unknown => {
+export const metadataOf = (row: Json): unknown => {
   const extra = row.extra_info
   const metadata = isObject(extra) ? extra.task_metadata : undefined
   if (typeof metadata !== "string") return metadata
