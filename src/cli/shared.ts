@@ -42,7 +42,7 @@ const envNamesOf = (config: unknown): ReadonlyArray<string> => {
  * env: VAR)`. `shown`: the default value, or what leaving the option out means; `env`: the option's
  * environment fallback (the flag wins, then the variable, then the default).
  */
-export const describeSetting = (
+const describeSetting = (
   description: string,
   shown: string | undefined,
   env?: Config.Config<unknown>
