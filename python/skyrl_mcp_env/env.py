@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Optional
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
 from .canonical import canonical_json
 from .plan import Plan, json_object, plan_from_extras, positive_int, shown, with_plan_limits
-from .reward import CallRecord, Trajectory, limit_breach, planned_params, score
+from .reward import OFF_PLAN_PENALTY, CallRecord, Trajectory, limit_breach, planned_params, score
 from .tools import ConfigError, ToolBackend, ToolResult, make_backend
 
 try:  # the real base class when SkyRL is installed
@@ -78,6 +78,7 @@ class Settings:
     ground_derived: bool = False  # a derived param matches only with a value an earlier ok result holds
     limits_from_plan: bool = True  # a row without limits gets the plan's own (distinct tools and servers)
     pattern_guard: bool = True  # schema regexes run on the policy's strings without backtracking (reward._is_valid)
+    off_plan_penalty: float = OFF_PLAN_PENALTY  # what calling every off-plan tool offered costs (reward.off_plan_tools)
     judge: Optional[Any] = None  # callable(*, final_answer, rubric, extras) -> [0, 1], or "module:function"
     judge_errors: str = "zero"  # a judge that raises or gives no finite number: "zero" scores 0, "rule" the rule reward
     max_response_chars: int = 8000  # longer tool results are cut
@@ -112,6 +113,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ground_derived": (lambda v: isinstance(v, bool), "true or false"),
     "limits_from_plan": (lambda v: isinstance(v, bool), "true or false"),
     "pattern_guard": (lambda v: isinstance(v, bool), "true or false"),
+    "off_plan_penalty": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
     "max_response_chars": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "max_calls_per_turn": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer"),
     "call_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
@@ -276,7 +278,9 @@ class MCPToolEnv(BaseTextEnv):
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
         s = self.settings
         across, guard = s.dependencies_across_turns, s.pattern_guard
-        parts = score(self.plan, trajectory, s.strict, across, s.ground_derived, s.strict_finish, guard)
+        parts = score(
+            self.plan, trajectory, s.strict, across, s.ground_derived, s.strict_finish, guard, s.off_plan_penalty
+        )
         return {
             **parts,
             "ended_by": self.ended_by,

@@ -21,8 +21,15 @@ nothing and count as invalid calls.
     recall     = steps matched / plan steps
     precision  = steps matched / calls made (malformed, unknown, repeated and unmatched calls included)
     completion = 1 when the episode ended with a final answer within the limits, else 0.5
-    reward     = recall * precision * completion, and 0 when ``success.must_call_tool`` was never called
-                 (a call refused by a limit was not called)
+    off_plan   = 1 - off_plan_penalty * (off-plan tools called / off-plan tools offered): an off-plan tool
+                 is one the row offers and no plan step calls; 1 when the row offers none
+    reward     = recall * precision * completion * off_plan, and 0 when ``success.must_call_tool`` was never
+                 called (a call refused by a limit was not called)
+
+``off_plan`` keeps reward.md's property 3 (calling every tool of the prompt scores at most half the plan)
+whatever the row's ``limits``: precision alone let a plan of 2 tools plus the 1 other tool offered score 0.667
+under limits that allowed 3 tools. It counts distinct tools, so one extra lookup among many offered tools
+costs little (1 of 22: 0.5/22), and calling them all costs ``off_plan_penalty`` (0.5) of the reward.
 
 Strict mode returns 0 unless every step matched and the episode ended with a final answer within the limits
 and ``max_turns`` (for SkyRL's pass_at_n, which counts any positive final reward as a pass; ``strict_finish=False``
@@ -56,6 +63,7 @@ from .plan import Plan, Step
 _MISSING = object()
 _DONE = object()
 INCOMPLETE_FACTOR = 0.5
+OFF_PLAN_PENALTY = 0.5  # the share of the reward that calling every off-plan tool the row offers costs
 SEARCH_NODES = 20_000  # the node budget of the exact assignment search (_Matcher.maximum)
 
 
@@ -107,13 +115,17 @@ def score(
     ground_derived: bool = False,
     strict_finish: bool = True,
     pattern_guard: bool = True,
+    off_plan_penalty: float = OFF_PLAN_PENALTY,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
     param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``).
     ``strict``: 0 unless every step matched and, with ``strict_finish``, the episode ended with a final answer
     within the limits and ``max_turns`` (completion 1). ``pattern_guard``: schema regexes run on the policy's
-    strings without backtracking (``_is_valid``)."""
+    strings without backtracking (``_is_valid``). ``off_plan_penalty``: what calling every off-plan tool costs
+    (``off_plan_tools``; 0: precision alone, as before)."""
     refused_from, limit = _breach(plan, trajectory.calls)
+    off_called, off_offered = off_plan_tools(plan, trajectory.calls[:refused_from])
+    off_plan = 1.0 - off_plan_penalty * off_called / off_offered if off_offered else 1.0
     parts = _match_calls(plan, trajectory.calls, dependencies_across_turns, refused_from, ground_derived, pattern_guard)
     n_calls, n_matched = len(trajectory.calls), parts["steps_matched"]
     breach = limit or (trajectory.ended_by if trajectory.ended_by == "max_turns" else None)
@@ -124,7 +136,7 @@ def score(
     must = plan.must_call_tool is None or any(
         c.error is None and c.name == plan.must_call_tool for c in trajectory.calls[:refused_from]
     )
-    reward = recall * precision * completion if must else 0.0
+    reward = recall * precision * completion * off_plan if must else 0.0
     if strict and (n_matched < len(plan.steps) or (strict_finish and completion < 1.0)):
         reward = 0.0
     return {
@@ -137,10 +149,23 @@ def score(
         "final_answer": final,
         "limit_exceeded": breach,
         "completion": completion,
+        "off_plan_tools_called": off_called,
+        "off_plan_tools_offered": off_offered,
+        "off_plan_factor": off_plan,
         "strict": strict,
         "strict_finish": strict_finish,
         "reward": reward,
     }
+
+
+def off_plan_tools(plan: Plan, calls: tuple[CallRecord, ...] | list[CallRecord]) -> tuple[int, int]:
+    """(distinct off-plan tools the calls ran, off-plan tools the row offers). An off-plan tool is one the row
+    offers (``available_tools``) that no plan step calls; a call that is malformed, names no offered tool or
+    was refused by a limit ran no tool. A row that does not list its prompt's tools offers none."""
+    planned = {s.call_name for s in plan.steps}
+    offered = {name for name in plan.tools if name not in planned}
+    called = {c.name for c in calls if c.error is None and c.name in offered}
+    return len(called), len(offered)
 
 
 def _match_calls(

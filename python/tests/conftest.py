@@ -145,3 +145,14 @@ def make_row(steps: list[dict[str, Any]], **ground_truth: Any) -> dict[str, Any]
         "reward_spec": {"method": "rule", "ground_truth": gt},
         "extra_info": {"task_metadata": "{}"},
     }
+
+
+def loose_row(tools: list[str], distractors: list[str]) -> dict[str, Any]:
+    """A plan of one call per tool on server-everything that offers ``distractors`` besides, under limits
+    looser than the plan (a task's limits are often the run's, 5 tools), with a turn for every offered tool
+    and the answer."""
+    params = {"echo": {"message": "hi"}, "get-sum": {"a": 1, "b": 2}, "get-tiny-image": {}}
+    steps = [{"server": "everything", "tool": t, "params": params[t]} for t in tools]
+    offered = [{"server": "everything", "tool": t, "call_name": t} for t in tools + distractors]
+    limits = {"max_tools": 5, "max_servers": 3}
+    return make_row(steps, available_tools=offered, max_turns=len(offered) + 2, limits=limits)

@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 
 import pytest
-from conftest import call, episode, extras_of, make_row, plan_calls, play, v2_row
+from conftest import call, episode, extras_of, loose_row, make_row, plan_calls, play, v2_row
 
 from skyrl_mcp_env import MCPToolEnv
 from skyrl_mcp_env.plan import plan_from_extras
@@ -39,6 +39,9 @@ PARTS = {
     "turns",
     "max_turns",
     "cassette_misses",
+    "off_plan_tools_called",
+    "off_plan_tools_offered",
+    "off_plan_factor",
 }
 
 
@@ -131,8 +134,9 @@ def test_3_a_row_without_limits_gets_the_plans_own():
     out = episode(row, spray)
     assert out["metadata"]["limit_exceeded"] == "limit:max_tools" and out["reward"] == 0.375
     assert episode(row, plan_calls(row) + [FINAL])["reward"] == 1.0
-    lenient = episode(row, spray, {"limits_from_plan": False})
-    assert lenient["metadata"]["limit_exceeded"] is None and lenient["reward"] == 0.75
+    lenient = episode(row, spray, {"limits_from_plan": False})  # no limit: the off-plan factor halves it
+    assert lenient["metadata"]["limit_exceeded"] is None and lenient["reward"] == 0.375
+    assert episode(row, spray, {"limits_from_plan": False, "off_plan_penalty": 0})["reward"] == 0.75
 
 
 def test_3_every_tool_in_one_turn_scores_at_most_half(movers):
@@ -146,6 +150,63 @@ def test_3_same_tool_many_times_scores_at_most_half(movers):
     sprays = [call("fmp_get_market_gainers", {"limit": n}) for n in range(1, 9)]
     out = episode(movers, ["".join(sprays)] + plan_calls(movers)[1:] + [FINAL])
     assert 0 < out["reward"] <= 0.5
+
+
+# limits of 5 tools and 3 servers (a task's are often the run's), looser than the 2 or 3 tools these plans use
+LOOSE_ROWS = {
+    "2 tools, 1 distractor": loose_row(["echo", "get-sum"], ["toggle-simulated-logging"]),
+    "3 tools, 1 distractor": loose_row(["echo", "get-sum", "get-tiny-image"], ["toggle-simulated-logging"]),
+    "3 tools, 2 distractors": loose_row(["echo", "get-sum", "get-tiny-image"], ["toggle-simulated-logging", "get-env"]),
+}
+
+
+def _every_offered_tool(row):
+    """Each offered tool once, the plan's params for the plan's tools and {} for the others."""
+    gt = row["reward_spec"]["ground_truth"]
+    first = {s["tool"]: json.loads(s["params"]) for s in reversed(gt["tool_sequence"])}
+    return [call(t["call_name"], first.get(t["call_name"], {})) for t in gt["available_tools"]]
+
+
+@pytest.mark.parametrize("one_turn", [False, True], ids=["a call a turn", "one turn"])
+@pytest.mark.parametrize("name", list(LOOSE_ROWS))
+def test_3_every_tool_scores_at_most_half_under_limits_looser_than_the_plan(name, one_turn):
+    # before: no limit was reached and only precision counted the distractors: 0.667, 0.75 and 0.6, in one
+    # turn or a call a turn (the plans have no depends_on)
+    row = LOOSE_ROWS[name]
+    spray = _every_offered_tool(row)
+    out = episode(row, (["".join(spray)] if one_turn else spray) + [FINAL], max_turns=10)
+    plan = episode(row, plan_calls(row) + [FINAL], max_turns=10)
+    meta = out["metadata"]
+    assert plan["reward"] == 1.0
+    assert meta["limit_exceeded"] is None and meta["steps_matched"] == meta["steps_total"]
+    assert out["reward"] <= 0.5 * plan["reward"] and out["reward"] < plan["reward"]
+    assert meta["off_plan_tools_called"] == meta["off_plan_tools_offered"] and meta["off_plan_factor"] == 0.5
+
+
+def test_3_a_few_extra_lookups_out_of_many_offered_tools_cost_little(movers):
+    # the plan, then one read-only lookup outside it (gainers, losers, market status, post), under limits
+    # that allow it: precision 3/4, and 1 of the 22 tools the plan does not use costs 0.5/22 more
+    row = copy.deepcopy(movers)
+    row["reward_spec"]["ground_truth"]["limits"] = {"max_tools": 5, "max_servers": 3}
+    gainers, losers, post = plan_calls(row)
+    out = episode(row, [gainers, losers, call("polygon_get_market_status", {}), post, FINAL], max_turns=6)
+    meta = out["metadata"]
+    assert (meta["off_plan_tools_called"], meta["off_plan_tools_offered"]) == (1, 22)
+    assert out["reward"] == pytest.approx(0.75 * (1 - 0.5 / 22))
+
+
+def test_3_off_plan_penalty_0_restores_precision_alone():
+    row = LOOSE_ROWS["2 tools, 1 distractor"]
+    out = episode(row, _every_offered_tool(row) + [FINAL], {"off_plan_penalty": 0})
+    assert out["reward"] == pytest.approx(2 / 3) and out["metadata"]["off_plan_factor"] == 1.0
+    full = episode(row, _every_offered_tool(row) + [FINAL], {"off_plan_penalty": 1})
+    assert full["reward"] == 0.0
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, True, "0.5", float("nan")])
+def test_3_off_plan_penalty_is_a_number_from_0_to_1(movers, value):
+    with pytest.raises(ConfigError, match=re.escape(f"off_plan_penalty: expected a number from 0 to 1, got {value!r}")):
+        MCPToolEnv({"off_plan_penalty": value}, extras_of(movers))
 
 
 def test_3_exceeding_max_servers_ends_the_episode(movers):
