@@ -11,8 +11,9 @@ malformed calls. A policy is not applicable where it cannot be built (every tool
 without literal params, changed derived values on a plan without derived params). A degenerate policy
 whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
 ``depends_on``) may tie the plan; any other tie or win is a leak, and so is a repeated-calls run that
-beats the plan (on rows where the plan scores 1.0: the others are listed as plan failures). Exit 0: plan
-1.0 everywhere and no leak; 1: otherwise; 2: unreadable input.
+beats the plan, and an every-tool run above half the plan (reward.md property 3; on rows where the plan
+scores 1.0: the others are listed as plan failures). Exit 0: plan 1.0 everywhere and no leak; 1: otherwise;
+2: unreadable input.
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], e
         if not valid:
             stats.invalid_rewards.append(reward)
         leak = reward > plan_reward if name == "repeated" else (not valid and reward >= plan_reward)
+        leak = leak or (name == "every_tool" and not valid and reward > plan_reward / 2)  # reward.md property 3
         if leak and plan_reward == 1.0:  # a row whose plan fails is listed under plan_failures, not compared
             report.leaks.append(f"{where}: {name} {reward:.3f} vs plan {plan_reward:.3f}")
 
@@ -278,7 +280,7 @@ def format_report(report: Report, sources: list[str]) -> str:
         lines.append(f"{name:<16}{n:>5}{means}{below:>16}{valid:>7}")
     for title, items in (
         ("plan below 1.0", report.plan_failures),
-        ("leaks (a degenerate policy ties or beats the plan)", report.leaks),
+        ("leaks (a degenerate policy ties or beats the plan, or every tool scores above half of it)", report.leaks),
         ("rows that cannot be scored", report.unscorable),
     ):
         lines += ["", f"{title}: {len(items) or 'none'}"] + [f"  {x}" for x in items]

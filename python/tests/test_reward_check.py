@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, REPO, extras_of
+from conftest import FIXTURES, REPO, extras_of, loose_row
 
 from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.plan import plan_from_extras
@@ -68,6 +68,26 @@ def test_a_leak_is_listed_with_its_row(monkeypatch, v2_rows):
     assert not any("repeated" in leak for leak in report.leaks)  # repeating may tie the plan
 
 
+def test_every_tool_under_limits_looser_than_the_plan_scores_at_most_half():
+    # before: 0.667 and 0.750 (precision alone: no limit stopped the spray), which the report did not list
+    rows = [loose_row(["echo", "get-sum"], ["toggle-simulated-logging"]),
+            loose_row(["echo", "get-sum", "get-tiny-image"], ["toggle-simulated-logging"])]
+    report = check_rows(rows_of(("loose", rows)), CONFIG, None)
+    assert report.plan_failures == [] and report.leaks == []
+    assert max(report.stats["every_tool"].rewards) <= 0.5
+
+
+def test_every_tool_above_half_the_plan_is_a_leak(monkeypatch, v2_rows):
+    # reward.md property 3: every tool scores at most half the plan; before, only a tie or a win was listed
+    def run(extras, turns, config):
+        plan = plan_from_extras(extras)
+        return {"reward": 1.0 if turns == reward_check.policy_plan(plan) else 0.6}
+
+    monkeypatch.setattr(reward_check, "run_policy", run)
+    report = check_rows(rows_of(("v2", v2_rows[:1])), CONFIG, None)
+    assert report.leaks == ["v2 row 0 (amd-vs-intc-v2): every_tool 0.600 vs plan 1.000"]
+
+
 def test_reversed_plan_is_valid_only_without_depends_on(v2_rows):
     for row in v2_rows:
         plan = plan_from_extras(extras_of(row))
@@ -113,7 +133,8 @@ def test_cli_text_report_and_bad_input(tmp_path):
     assert done.returncode == 0
     assert (
         "gameability report: 5 rows" in done.stdout
-        and "leaks (a degenerate policy ties or beats the plan): none" in done.stdout
+        and "leaks (a degenerate policy ties or beats the plan, or every tool scores above half of it): none"
+        in done.stdout
     )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"reward_spec": {}}\n{not json\n')
