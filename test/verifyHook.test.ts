@@ -34,11 +34,11 @@ import { makeMemoryStorage } from "./support/memoryStorage.js"
 
 const RUN_DIR = "/mem/raw_llm/run-1"
 
-/** A row of sample `sample`, attempt 1, whose quote step asks for `symbol`. */
-const rowOf = (symbol: string, sample = 0, repaired = false): SkyRLRow =>
+/** A row of sample `sample`, attempt 1, whose quote step asks for `symbol` (named `name` in its id and prompt). */
+const rowOf = (symbol: string, sample = 0, repaired = false, name = symbol): SkyRLRow =>
   Either.getOrThrow(convertTask({
-    task_id: `t-${symbol}`,
-    user_prompt: `Get the quote for ${symbol}.`,
+    task_id: `t-${name}`,
+    user_prompt: `Get the quote for ${name}.`,
     tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol } }],
     evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
   }, { inventory: catalogue, metadata: { sample_index: sample, attempt: 1, repaired } }))
@@ -266,6 +266,35 @@ describe("the verify hook", () => {
         Effect.provide(Layer.merge(storage.layer, scriptedVerifier().layer))
       )
       expect(outcome).toEqual({ ok: false, reason: expect.stringContaining("no space left on device"), stop: true })
+    }))
+
+  it.effect("a plan whose tools/call request is over 10 MiB is rejected unsent, as verify's contract stage; the run goes on", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const verifier = scriptedVerifier()
+      const huge = rowOf("x".repeat(10 * 1024 * 1024), 0, false, "XXL")
+      const [long, ok] = yield* judgeAll([huge, rowOf("AAPL", 1)]).pipe(
+        Effect.provide(Layer.merge(storage.layer, verifier.layer))
+      )
+      // {"jsonrpc":"2.0","id":1000000000,"method":"tools/call","params":{"name":"fmp_get_quote","arguments":{"symbol":"..."}}}\n
+      const bytes = 10 * 1_048_576 + 116
+      // Rejected, not stopped, not repaired: the sample is made again and the run goes on.
+      expect(long).toEqual({
+        ok: false,
+        reason:
+          "verification not run: reward_spec.ground_truth.tool_sequence[0].params: step 1: its tools/call request " +
+          `is ${bytes} bytes long, over the 10485760 bytes (10 MiB) an MCP message may take over stdio: too long to send ` +
+          "(the server would refuse it and exit)"
+      })
+      expect(ok).toMatchObject({ ok: true })
+      expect(verifier.runs).toEqual(["AAPL"]) // never sent
+      const log = storage.text(verificationLogOf(RUN_DIR)).trim().split("\n").map((l) => JSON.parse(l))
+      expect(log.map((e) => e.sample)).toEqual([1]) // nothing logged for it
+      // rebuild's hook refuses it with the same reason (not "no verification recorded").
+      const rebuilt = yield* Effect.flatMap(recordedVerifyHook(RUN_DIR), (hook) => hook(huge, undefined)).pipe(
+        Effect.provide(storage.layer)
+      )
+      expect(rebuilt).toEqual(long)
     }))
 })
 

@@ -236,14 +236,15 @@ const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: 
  * The first step whose tools/call request (as the stdio transport writes it, with an id of DIRECT_IDS's length)
  * is longer than an MCP message over stdio may be (the SDK's STDIO_DEFAULT_MAX_BUFFER_SIZE, 10 MiB): the SDK's
  * server refuses such a line and exits, so the call would only kill the server (twice, with the run again).
+ * The one check of it: `verify`'s contract stage and the `--verify` hook of generate and enrich.
  */
-const tooLongStep = (
+export const tooLongStep = (
   row: SkyRLRow,
-  rowText: string
+  rowText?: string
 ): { readonly field: string; readonly reason: string } | undefined => {
   // A step's name and params are text of the row's JSON (`rowText`, as JSON.stringify writes it: no shorter), and
   // UTF-8 takes at most 3 bytes a UTF-16 unit: a row this short has no step too long (no work per row).
-  if (3 * (rowText.length + 128) <= STDIO_DEFAULT_MAX_BUFFER_SIZE) return undefined
+  if (rowText !== undefined && 3 * (rowText.length + 128) <= STDIO_DEFAULT_MAX_BUFFER_SIZE) return undefined
   const steps = row.reward_spec.ground_truth.tool_sequence
   for (let i = 0; i < steps.length; i++) {
     const { tool, params } = steps[i]!

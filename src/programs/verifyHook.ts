@@ -7,6 +7,8 @@
  * - tool-error: the model gets the tool's own error text once as a repair (`verificationRepairMessage`);
  *   a repaired plan that fails again rejects the attempt, and the sample is made again;
  * - timeout, skipped-side-effect: the attempt is rejected with the reason;
+ * - a plan with a step too long to send (over the 10 MiB an MCP message may take): the attempt is rejected
+ *   before anything runs, as `skyrl verify` refuses such a row at its contract stage;
  * - server-unavailable, or a verification that cannot be recorded: the run stops (it concerns every
  *   sample; what was made is kept).
  *
@@ -48,7 +50,7 @@ import {
   verificationRepairMessage
 } from "../skyrl/verification.js"
 import type { VerifyHook, VerifyOutcome } from "./acceptance.js"
-import { stepsOfRow, withVerification } from "./verify.js"
+import { stepsOfRow, tooLongStep, withVerification } from "./verify.js"
 
 /** The run directory's log of finished verifications. */
 export const verificationLogOf = (runDir: string) => path.join(runDir, "verifications.jsonl")
@@ -127,6 +129,16 @@ const verdictOf = (row: SkyRLRow, outcome: Outcome, replayed = false, of?: Answe
 }
 
 /**
+ * An answer whose plan is not sent (`tooLongStep`, as `skyrl verify`'s contract stage refuses its row: a step's
+ * tools/call request over the 10 MiB an MCP message may take over stdio, which the server would refuse, exiting):
+ * the attempt is rejected, nothing run or logged (judged again, it is refused again); undefined for any other.
+ */
+const unsendable = (row: SkyRLRow): VerifyOutcome | undefined => {
+  const long = tooLongStep(row)
+  return long === undefined ? undefined : { ok: false, reason: `verification not run: ${long.field}: ${long.reason}` }
+}
+
+/**
  * A run's logged outcomes: the last line of each answer, and of each plan (`outcome_key`; the same objects,
  * so a distinct plan costs one map slot).
  */
@@ -190,6 +202,8 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
     }
     const judge = planJudge(verifier, log, logged)
     return (row: SkyRLRow) => {
+      const refused = unsendable(row)
+      if (refused !== undefined) return Effect.succeed(refused)
       const steps = stepsOfRow(row)
       return judge(steps, answerOf(row, steps)).pipe(
         Effect.map((judged) => verdictOf(row, judged.outcome, judged.replayed, judged.of)),
@@ -295,6 +309,8 @@ const planJudge = (verifier: VerifierApi, log: DurableLog, logged: Logged) => {
  */
 export const recordedVerifyHook = (runDir: string): Effect.Effect<VerifyHook<unknown>, StorageError, Storage> =>
   Effect.map(readLog(verificationLogOf(runDir)), ({ logged }) => (row: SkyRLRow) => {
+    const refused = unsendable(row)
+    if (refused !== undefined) return Effect.succeed(refused)
     const answer = answerOf(row, stepsOfRow(row))
     const entry = answer === undefined ? undefined : logged.byAnswer.get(keyOf(answer))
     const outcome = entry === undefined ? undefined : outcomeOfEntry(entry)
