@@ -12,7 +12,7 @@ import type { SkyRLRow } from "../src/domain/row.js"
 import { readLogEntries } from "../src/services/durableLog.js"
 import { ByteSink, lineChunks, readBackFrom, Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
-import { jsonLinesDecoder } from "../src/skyrl/jsonLines.js"
+import { jsonLinesDecoder, NAMED_LINES } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 import { utf8FaultOf } from "../src/skyrl/utf8.js"
 import { runChild } from "./support/child.js"
@@ -499,7 +499,32 @@ describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
     }
     expect(await run(readLogEntries(join(tmp(), "none.jsonl"), Entry, () => undefined))).toEqual({
       skipped: 0,
+      named: [],
       torn: false
     })
+  })
+
+  it("names the lines it skips, 1-based, with why (not JSON, a field refused); a torn last line is not named", async () => {
+    const file = join(tmp(), "named.jsonl")
+    const good = JSON.stringify(entries[0])
+    const text = [good, "", "{\"i\": 1, \"te", good, "{\"i\":\"x\",\"text\":\"y\"}", good, "{\"i\": 2"].join("\n")
+    writeFileSync(file, text)
+    const read = await run(readLogEntries(file, Entry, () => undefined))
+    expect(read).toEqual({
+      skipped: 2,
+      named: [
+        { line: 3, reason: "not JSON (Unterminated string in JSON at position 12)" },
+        { line: 5, reason: "i: Expected number, actual \"x\"" }
+      ],
+      torn: true
+    })
+    // With its line end, the last line is damage like any other.
+    writeFileSync(file, text + "\n")
+    expect((await run(readLogEntries(file, Entry, () => undefined))).named.map((n) => n.line)).toEqual([3, 5, 7])
+    // Past NAMED_LINES, the lines are counted, not named.
+    writeFileSync(file, Array.from({ length: NAMED_LINES + 3 }, () => "x").join("\n") + "\n")
+    const many = await run(readLogEntries(file, Entry, () => undefined))
+    expect(many.skipped).toBe(NAMED_LINES + 3)
+    expect(many.named.map((n) => n.line)).toEqual(Array.from({ length: NAMED_LINES }, (_, i) => i + 1))
   })
 })

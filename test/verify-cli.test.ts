@@ -264,6 +264,30 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(plain.stdout).toContain(`${file} row 0: run: 1 steps: everything/get-sum`)
   })
 
+  it("--resume with a journal line that is not readable before its last: stderr names file, line and reason; that row runs again", async () => {
+    const plans = [3, 4, 5].map((a) =>
+      rowFor(`sum-${a}`, [{ server: "everything", tool: "get-sum", params: { a, b: 1 } }])
+    )
+    const file = writeJsonl(at("three.jsonl"), plans)
+    const out = ["--inventory", at("inv.json"), "--out", at("three-out.jsonl"), "--concurrency", "1"]
+    expect((await runCli(["verify", file, ...out])).status).toBe(0)
+    const journal = at("three-out.jsonl.verify-journal.jsonl")
+    const [first, second, third] = readFileSync(journal, "utf8").split("\n")
+    writeFileSync(journal, [first, second!.slice(0, 10), third, ""].join("\n"))
+    const warning = `${journal}: 1 line(s) are not readable, skipped (line 2: not JSON (`
+    const dry = await runCli(["verify", file, ...out, "--resume", "--dry-run"])
+    expect(dry.stderr).toContain(warning)
+    expect(dry.stdout.split("\n").filter((l) => l.startsWith(`${file} row `)).map((l) => l.split(": ")[1])).toEqual(
+      ["resume", "run", "resume"]
+    )
+    const run = await runCli(["verify", file, ...out, "--resume"])
+    expect(run.status).toBe(0)
+    expect(run.stderr).toContain(warning)
+    expect(run.stderr).toContain("the rows whose outcome they held run again")
+    expect(run.stdout).toContain("verified 3, tool-error 0")
+    expect(run.stdout).toContain("(2 from the journal of an earlier run)")
+  })
+
   it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", async () => {
     // Every row stops at the schema stage (an inventory without the rows' servers): no call, no cassette line.
     writeFileSync(at("other.json"), JSON.stringify({ servers: [{ name: "x", tools: [] }] }))

@@ -55,6 +55,8 @@ interface RunOptions {
   readonly dir?: string
   /** The cassette store's directory (default: `cassettes` in `dir`). */
   readonly cassettes?: string
+  /** Gets the run's log messages, each as `LEVEL: message` (default: the default logger). */
+  readonly logs?: Array<string>
 }
 
 /** The JSON lines of a file (none when it is not there). */
@@ -83,8 +85,19 @@ const verifyRun = (o: RunOptions, dir: string) => {
       resume: o.resume ?? false
     })
     return { result, report: yield* (yield* Verifier).report }
-  }).pipe(Effect.provide(Verifier.live(settings)), Effect.provide(streamedLive))
+  }).pipe(
+    Effect.provide(Verifier.live(settings)),
+    Effect.provide(streamedLive),
+    Effect.provide(o.logs === undefined ? Layer.empty : loggingInto(o.logs))
+  )
 }
+
+/** A logger that keeps each message as `LEVEL: message`. */
+const loggingInto = (logs: Array<string>) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
+  )
 
 /** Verifies `rows` (written to a temp .jsonl) and returns what the run wrote. */
 const verify = async (o: RunOptions) => {
@@ -641,9 +654,60 @@ describe("verify against server-filesystem over a temporary directory", () => {
       expect(after[3]).toBe(read!.slice(0, -19)) // the cut line stays, on a line of its own
       expect(JSON.parse(after[4]!)).toMatchObject({ record: { status: "verified" } })
       rmSync(join(root, "out.txt"))
-      const third = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true })
+      const logs: Array<string> = []
+      const third = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true, logs })
       expect(existsSync(join(root, "out.txt"))).toBe(false) // write_file did not run a third time
       expect(third.result.summary.resumed).toBe(3)
+      // The cut line, now before others, is named; its row's later line holds the outcome.
+      expect(logs.filter((l) => l.includes("not readable"))).toEqual([
+        expect.stringMatching(
+          new RegExp(`^WARN: ${journal}: 1 line\\(s\\) are not readable, skipped \\(line 4: not JSON`)
+        )
+      ])
+    },
+    60_000
+  )
+
+  it(
+    "--resume with journal lines that are not readable before its last: a warning names them; their rows run again, no other does",
+    async () => {
+      const dir = tempDir("skyrl-verify-damaged-")
+      await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, concurrency: 1 })
+      const journal = journalFileOf(join(dir, "out.jsonl"))
+      const text = readFileSync(journal, "utf8").split("\n").filter((l) => l !== "")
+      const lineOf = (status: string) =>
+        text.findIndex((l) => (JSON.parse(l).record?.status ?? JSON.parse(l).failure.status) === status)
+      const [read, missing, intent] = [lineOf("verified"), lineOf("tool-error"), lineOf("interrupted")]
+      const outcome = intent + 1 // the write's outcome replaces its `interrupted` line
+      expect(JSON.parse(text[outcome]!).record).toMatchObject({ status: "verified", steps: [{}, {}] })
+      expect(new Set([read, missing, intent, outcome]).size).toBe(4)
+      // The read row's line is not JSON; the write's outcome line (after its `interrupted` line) has a field refused.
+      const damaged = [
+        text[read]!.slice(0, 30),
+        text[intent]!,
+        text[outcome]!.replace(/"hash":"[0-9a-f]+"/, "\"hash\":5"),
+        text[missing]!
+      ]
+      writeFileSync(journal, damaged.join("\n") + "\n")
+      rmSync(join(root, "out.txt"))
+      const logs: Array<string> = []
+      const again = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true, logs })
+      expect(logs.filter((l) => l.includes("not readable"))).toEqual([
+        `WARN: ${journal}: 2 line(s) are not readable, skipped (line 1: not JSON (Unterminated string in JSON at ` +
+        "position 30); line 3: hash: Expected string, actual 5): the rows whose outcome they held run again, unless a " +
+        "later line holds it (as for a line a crash cut short that an earlier --resume ran past: its row ran again " +
+        "then); a plan with side effects whose earlier line (interrupted, written before it acted) reads is " +
+        "rejected as interrupted, never run again"
+      ])
+      // The missing file's tool error and the write's `interrupted` line are taken; the read row ran again.
+      expect(again.result.summary.resumed).toBe(2)
+      expect(again.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["read"])
+      expect(again.rejects).toEqual([
+        expect.objectContaining({ row: 1, status: "tool-error" }),
+        expect.objectContaining({ row: 2, status: "interrupted", tool: "write_file" })
+      ])
+      expect(existsSync(join(root, "out.txt"))).toBe(false) // write_file did not run again
+      expect(again.report.servers.map((s) => s.server)).toEqual(["fs"]) // started for the read row only
     },
     60_000
   )

@@ -20,7 +20,7 @@ import { formatIssue } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog } from "../services/durableLog.js"
-import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
+import { makeDurableLog, readLogEntries, warnSkippedLines } from "../services/durableLog.js"
 import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
@@ -441,20 +441,32 @@ interface JournalJudge {
   readonly storeFile: Effect.Effect<string>
 }
 
-/** The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be). */
+/**
+ * What becomes of the rows of journal lines that are not readable: no outcome is taken from them. A plan with
+ * side effects has a line (`interrupted`) before it acts, which stands when its outcome line is lost.
+ */
+const SKIPPED_JOURNAL_LINES = "the rows whose outcome they held run again, unless a later line holds it (as for a " +
+  "line a crash cut short that an earlier --resume ran past: its row ran again then); a plan with side effects " +
+  "whose earlier line (interrupted, written before it acted) reads is rejected as interrupted, never run again"
+
+/**
+ * The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be),
+ * with a warning naming the lines that are not readable.
+ */
 const readJournal = (file: string, judge: JournalJudge) =>
   Effect.gen(function*() {
     const entries = new Map<string, JournalEntry>()
     // A row's last line decides (an `interruptedAt` line is followed by the plan's outcome, final or not).
-    const { torn } = yield* readLogEntries(file, JournalEntry, (e) => {
+    const read = yield* readLogEntries(file, JournalEntry, (e) => {
       if (outcomeStands(e, judge.hasResult, judge.sideEffect)) entries.set(e.hash, e)
       else entries.delete(e.hash)
     })
+    yield* warnSkippedLines(file, read, SKIPPED_JOURNAL_LINES)
     const elsewhere = standingElsewhere(entries.values(), judge.hasResult, judge.sideEffect)
     if (elsewhere > 0) yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, yield* judge.storeFile))
     yield* logNotRetried(entries.values())
     // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
-    return { entries, torn }
+    return { entries, torn: read.torn }
   })
 
 /** Says how many journaled timeouts and unavailable servers are not retried: a step with side effects ran. */

@@ -25,9 +25,20 @@ import type { Schema } from "effect"
 import { Cause, Effect, ExecutionStrategy, Exit, Option } from "effect"
 import * as Scope from "effect/Scope"
 import type { StorageError } from "../domain/errors.js"
+import type { SkippedLine } from "../skyrl/jsonLines.js"
 import { jsonLinesDecoder } from "../skyrl/jsonLines.js"
 import type { AppendHandle } from "./Storage.js"
 import { forEachLine, Storage } from "./Storage.js"
+
+/** What reading a log found besides its entries. */
+export interface LogRead {
+  /** Lines that are not entries, a torn last line aside (see `named` for the first of them). */
+  readonly skipped: number
+  /** The first NAMED_LINES of the skipped lines, with why. */
+  readonly named: ReadonlyArray<SkippedLine>
+  /** The file ends without a newline. */
+  readonly torn: boolean
+}
 
 /**
  * Reads a log written here a few lines at a time, by the rules of src/skyrl/jsonLines.ts,
@@ -38,17 +49,29 @@ export const readLogEntries = <A, I>(
   file: string,
   schema: Schema.Schema<A, I>,
   f: (entry: A) => void
-): Effect.Effect<{ readonly skipped: number; readonly torn: boolean }, StorageError, Storage> =>
+): Effect.Effect<LogRead, StorageError, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    if (!(yield* storage.exists(file))) return { skipped: 0, torn: false }
+    if (!(yield* storage.exists(file))) return { skipped: 0, named: [], torn: false }
     const decoder = jsonLinesDecoder(schema)
     const { endsOpen } = yield* forEachLine(storage, file, (line) => {
       const entry = decoder.line(line)
       if (entry !== undefined) f(entry)
     })
-    return { skipped: decoder.skipped(endsOpen), torn: endsOpen }
+    return { skipped: decoder.skipped(endsOpen), named: decoder.named(endsOpen), torn: endsOpen }
   })
+
+/**
+ * Says on stderr which lines of a log `readLogEntries` skipped (a torn last line aside: a crash's, not
+ * damage), with why, and what becomes of what they held (`outcome`); nothing when it skipped none. The one
+ * wording of the journals' readers (`generate`/`enrich --resume`, `verify --resume`).
+ */
+export const warnSkippedLines = (file: string, read: LogRead, outcome: string): Effect.Effect<void> =>
+  read.skipped === 0 ? Effect.void : Effect.logWarning(
+    `${file}: ${read.skipped} line(s) are not readable, skipped (${
+      read.named.map((n) => `line ${n.line}: ${n.reason}`).join("; ")
+    }${read.skipped > read.named.length ? "; ..." : ""}): ${outcome}`
+  )
 
 export interface DurableLog {
   readonly file: string
