@@ -5,7 +5,7 @@
  * (generate.test.ts, reliability/).
  */
 import { layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Logger } from "effect"
 import { expect } from "vitest"
 import { resolveRun } from "../src/cli/runShared.js"
 import { StorageError } from "../src/domain/errors.js"
@@ -452,6 +452,35 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
         expect(JSON.parse(lines.at(-1)!).index).toBe(2)
       }
       expect(calls).toHaveLength(3) // the cut sample's answer came back from the archive each time
+    }))
+
+  it.effect("journal lines that are not readable before the last: a warning names them; their samples come back from the archive", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { calls, llm } = scripted((call) => reply(task(requestOf(call).k, requestOf(call).attempt)))
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(3)))
+      const done = storage.text(OUT)
+      const file = `${RUN_DIR}/journal.jsonl`
+      const [first, second, third] = storage.text(file).split("\n")
+      storage.files.set(
+        file,
+        [first!.slice(0, 25), second!.replace(/"index":\d+/, "\"index\":\"one\""), third, ""].join("\n")
+      )
+      storage.files.delete(OUT)
+      const logs: Array<string> = []
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
+      )
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(3))).pipe(Effect.provide(logger))
+      expect(logs.filter((l) => l.includes("not readable"))).toEqual([
+        `WARN: ${file}: 2 line(s) are not readable, skipped (line 1: not JSON (Expected ',' or '}' after property ` +
+        "value in JSON at position 25); line 2: index: Expected number, actual \"one\"): the samples whose lines they were are made " +
+        "again, unless a later line holds them: the answers the run archived for them are judged again first, not " +
+        "paid again"
+      ])
+      expect(storage.text(OUT)).toBe(done)
+      expect(calls).toHaveLength(3) // their answers came back from the archive: nothing paid twice
     }))
 
   it.effect("a Responses answer with status failed: its tokens are in the run's cost", () =>

@@ -29,7 +29,7 @@ import { parseIssues } from "../skyrl/parseIssues.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
 import type { DurableLog } from "./durableLog.js"
-import { makeDurableLog, readLogEntries } from "./durableLog.js"
+import { makeDurableLog, readLogEntries, warnSkippedLines } from "./durableLog.js"
 import type { ArchivedCall } from "./runArchive.js"
 import {
   ARCHIVE_NAME,
@@ -267,6 +267,10 @@ const countsOf = (state: State): JournalCounts => {
   return { done: valid + failed, valid, failed, rejected }
 }
 
+/** What becomes of the samples of journal lines that are not readable (as of samples a crash left unjournaled). */
+const SKIPPED_JOURNAL_LINES = "the samples whose lines they were are made again, unless a later line holds them: " +
+  "the answers the run archived for them are judged again first, not paid again"
+
 /** Reads the journal, the ledger and the archive listing of a run directory (nothing when `onDisk` is false). */
 const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
   Effect.gen(function*() {
@@ -274,6 +278,7 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
     if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry>, ledgerTorn: false }
     // Read a few lines at a time: a journal holds every row made (~9 KB a line), more than one string can.
     const journal = yield* readLogEntries(paths.journal, JournalEntry, (entry) => record(state, spec.planned, entry))
+    yield* warnSkippedLines(paths.journal, journal, SKIPPED_JOURNAL_LINES)
     state.torn = journal.torn
     const archive = yield* readArchiveIndex(paths.runDir)
     state.lastLog = archive.lastLog
