@@ -496,11 +496,17 @@ describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
       expect(read.torn, `cut at byte ${cut}`).toBe(cut > 0 && bytes[cut - 1] !== 0x0a)
       // The bad line counts once its line end is there (before, it may be a line cut short).
       expect(read.skipped, `cut at byte ${cut}`).toBe(cut > notJsonEnd ? 1 : 0)
+      // A piece of a line: the file ends mid-line in a line that is no entry (a whole entry there is not one).
+      const endsInEntry = expected.length > 0 && bytes.subarray(0, cut).toString("utf8").endsWith(
+        JSON.stringify(expected.at(-1))
+      )
+      expect(read.fragment, `cut at byte ${cut}`).toBe(read.torn && !endsInEntry)
     }
     expect(await run(readLogEntries(join(tmp(), "none.jsonl"), Entry, () => undefined))).toEqual({
       skipped: 0,
       named: [],
-      torn: false
+      torn: false,
+      fragment: false
     })
   })
 
@@ -516,7 +522,8 @@ describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
         { line: 3, reason: "not JSON (Unterminated string in JSON at position 12)" },
         { line: 5, reason: "i: Expected number, actual \"x\"" }
       ],
-      torn: true
+      torn: true,
+      fragment: true
     })
     // With its line end, the last line is damage like any other.
     writeFileSync(file, text + "\n")

@@ -140,6 +140,30 @@ describe("Storage.openAppend", () => {
     )
     expect(readFileSync(file, "utf8")).toBe("one\ntwo\nthree\nfour\n")
   })
+
+  it("cutPartialLine: a last line without its line end is cut off before appending, however long; nothing else", async () => {
+    const dir = tmp()
+    const append = (file: string, text: string) =>
+      run(Effect.scoped(Effect.flatMap(
+        Effect.flatMap(Storage, (s) => s.openAppend(file, { cutPartialLine: true })),
+        (l) => l.append(text)
+      )))
+    const long = join(dir, "long.jsonl") // the piece is longer than one read from the end (64 KiB)
+    writeFileSync(long, "one\n" + "x".repeat(200_000))
+    await append(long, "two\n")
+    expect(readFileSync(long, "utf8")).toBe("one\ntwo\n")
+    const whole = join(dir, "whole.jsonl")
+    writeFileSync(whole, "one\n")
+    await append(whole, "two\n")
+    expect(readFileSync(whole, "utf8")).toBe("one\ntwo\n")
+    const noLineEnd = join(dir, "piece.jsonl")
+    writeFileSync(noLineEnd, "{\"in")
+    await append(noLineEnd, "two\n")
+    expect(readFileSync(noLineEnd, "utf8")).toBe("two\n")
+    const missing = join(dir, "new", "log.jsonl")
+    await append(missing, "one\n")
+    expect(readFileSync(missing, "utf8")).toBe("one\n")
+  })
 })
 
 const memFile = "/mem/log.jsonl"
@@ -218,6 +242,18 @@ describe("the group-commit log (durableLog)", () => {
 })
 
 describe("the group-commit log on a file a crash cut mid-line (torn)", () => {
+  it("a piece of a line (fragment) is cut off at the first write, so no reader meets it again; nothing before it", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage({ [memFile]: "{\"index\":1}\n{\"ind" })
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog(memFile, 50, { torn: true, fragment: true })
+        expect(storage.text(memFile)).toBe("{\"index\":1}\n{\"ind") // not before the first write
+        yield* log.append("{\"index\":2}\n", { wait: true })
+        yield* log.append("{\"index\":3}\n", { wait: true })
+      })).pipe(Effect.provide(storage.layer))
+      expect(storage.text(memFile)).toBe("{\"index\":1}\n{\"index\":2}\n{\"index\":3}\n")
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
+
   it("its first write starts a new line, so the cut line stays apart; later writes do not", () =>
     Effect.gen(function*() {
       const storage = makeMemoryStorage({ [memFile]: "{\"index\":1}\n{\"ind" })

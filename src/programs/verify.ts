@@ -19,8 +19,8 @@ import type { Inventory } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import { readStoreKeys } from "../services/Cassettes.js"
-import type { DurableLog } from "../services/durableLog.js"
-import { makeDurableLog, readLogEntries, warnSkippedLines } from "../services/durableLog.js"
+import type { DurableLog, LogTail } from "../services/durableLog.js"
+import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "../services/durableLog.js"
 import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
@@ -445,9 +445,9 @@ interface JournalJudge {
  * What becomes of the rows of journal lines that are not readable: no outcome is taken from them. A plan with
  * side effects has a line (`interrupted`) before it acts, which stands when its outcome line is lost.
  */
-const SKIPPED_JOURNAL_LINES = "the rows whose outcome they held run again, unless a later line holds it (as for a " +
-  "line a crash cut short that an earlier --resume ran past: its row ran again then); a plan with side effects " +
-  "whose earlier line (interrupted, written before it acted) reads is rejected as interrupted, never run again"
+const SKIPPED_JOURNAL_LINES = "the rows whose outcome they held run again, unless a later line holds it; a plan " +
+  "with side effects whose earlier line (interrupted, written before it acted) reads is rejected as interrupted, " +
+  "never run again"
 
 /**
  * The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be),
@@ -465,8 +465,9 @@ const readJournal = (file: string, judge: JournalJudge) =>
     const elsewhere = standingElsewhere(entries.values(), judge.hasResult, judge.sideEffect)
     if (elsewhere > 0) yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, yield* judge.storeFile))
     yield* logNotRetried(entries.values())
-    // A last line cut short by a crash: the journal's first write starts a line of its own (durableLog `torn`).
-    return { entries, torn: read.torn }
+    // A last line cut short by a crash: the journal's first write cuts it off, or starts a line of its own
+    // after a whole entry (durableLog's `fragment`, `torn`).
+    return { entries, tail: tailOf(read) }
   })
 
 /** Says how many journaled timeouts and unavailable servers are not retried: a step with side effects ran. */
@@ -746,15 +747,15 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
-    const { entries: done, torn } = options.resume
+    const { entries: done, tail } = options.resume
       ? yield* readJournal(journalFile, {
         hasResult: verifier.hasResult,
         sideEffect: verifier.sideEffect,
         storeFile: Effect.map(verifier.report, (r) => r.cassettes.file)
       })
-      : { entries: new Map<string, JournalEntry>(), torn: false }
+      : { entries: new Map<string, JournalEntry>(), tail: WHOLE }
     if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
-    const journal = yield* openJournal(journalFile, options.resume, torn)
+    const journal = yield* openJournal(journalFile, options.resume, tail)
     const ctx: RunContext = {
       verifier,
       journal: journal.log,
@@ -799,12 +800,12 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
  * for it. A journal that is not there needs no emptying: its first write creates it, and `settle` makes
  * an empty one for a run that wrote none. `settle` also flushes the log.
  */
-const openJournal = (file: string, resume: boolean, torn: boolean) =>
+const openJournal = (file: string, resume: boolean, tail: LogTail) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const stale = !resume && (yield* storage.exists(file))
     const ready = stale ? Fiber.join(yield* Effect.forkScoped(storage.writeFileAtomic(file, ""))) : Effect.void
-    const log = yield* makeDurableLog(file, undefined, { torn, ready })
+    const log = yield* makeDurableLog(file, undefined, { ...tail, ready })
     const settle = Effect.all([log.flush, ready], { concurrency: 2, discard: true }).pipe(
       Effect.zipRight(Effect.gen(function*() {
         if (!resume && !stale && !(yield* storage.exists(file))) yield* storage.writeFileAtomic(file, "")

@@ -31,7 +31,7 @@ import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
-import { makeDurableLog, readLogEntries } from "../services/durableLog.js"
+import { makeDurableLog, readLogEntries, tailOf } from "../services/durableLog.js"
 import { Storage } from "../services/Storage.js"
 import type { VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
@@ -159,8 +159,8 @@ class Logged {
 const readLog = (file: string) =>
   Effect.gen(function*() {
     const logged = new Logged()
-    const { torn } = yield* readLogEntries(file, VerificationLogEntry, (e) => logged.keep(e))
-    return { logged, torn }
+    const read = yield* readLogEntries(file, VerificationLogEntry, (e) => logged.keep(e))
+    return { logged, tail: tailOf(read) }
   })
 
 /** What an answer's outcome is: `of` the answer whose run gave it, when another; `replayed` when read from the log. */
@@ -194,8 +194,8 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
   Effect.gen(function*() {
     const verifier = yield* Verifier
     const file = verificationLogOf(runDir)
-    const { logged, torn } = yield* readLog(file)
-    const log = yield* makeDurableLog(file, undefined, { torn })
+    const { logged, tail } = yield* readLog(file)
+    const log = yield* makeDurableLog(file, undefined, tail)
     const elsewhere = standingElsewhere(logged.ran(), verifier.hasResult, verifier.sideEffect)
     if (elsewhere > 0) {
       yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))

@@ -11,8 +11,8 @@
  * same keys. Readers (`cassettes stats`, MCPToolEnv) take no lock.
  *
  * Opening reads the keys already there, a few lines at a time (memory holds the keys, not the file, which
- * may be larger than one string can be); a torn last line (a crash in mid-write) is cut off first, so the
- * next line starts on a line of its own.
+ * may be larger than one string can be); a torn last line (a crash in mid-write) is cut off before the first
+ * new entry is written, so the next line starts on a line of its own.
  */
 import { Clock, Context, Effect, Layer, Schema } from "effect"
 import { hostname } from "node:os"
@@ -97,10 +97,11 @@ const open = (dir: string) =>
         .pipe(Effect.catchTag("LockHeld", (e) => new CassettesLocked({ dir, holder: e.holder }))),
       () => storage.releaseLock(lock)
     )
-    const { endsOpen, errors, keys } = yield* storedKeys(storage, file)
+    const { endsOpen, errors, keys, torn } = yield* storedKeys(storage, file)
     const existing = keys.size
-    // A whole last entry without its line end: the first write starts a line of its own.
-    const log = yield* makeDurableLog(file, undefined, { torn: endsOpen })
+    // A whole last entry without its line end: the first write starts a line of its own; a piece of one (`torn`) is
+    // cut off first.
+    const log = yield* makeDurableLog(file, undefined, { torn: endsOpen, fragment: torn })
     let replaced = 0
     /** Whether the entry's line is to be written: its key is new, or stored as a tool error it does not repeat. */
     const claim = (entry: CassetteEntry) => {
@@ -150,16 +151,17 @@ const invalidLinesWarning = (file: string, invalid: ReadonlyArray<number>, reaso
   "`skyrl cassettes stats` exits 1 on it; this run appends to it all the same (mend or remove those lines)"
 
 /**
- * The keys of the entries in `file` (`readStoreKeys`), with a warning naming the lines that are not entries. A
- * last line cut short by a crash (no line end, not an entry) is cut off: the file is written again without it.
+ * The keys of the entries in `file` (`readStoreKeys`), with a warning naming the lines that are not entries, and
+ * one for a last line cut short by a crash (no line end, not an entry: `torn`), which the first write cuts off.
  */
 const storedKeys = (storage: StorageApi, file: string) =>
   Effect.gen(function*() {
     const { endsOpen, errors, invalid, keys, reasons, torn } = yield* readStoreKeys(storage, file)
     if (invalid.length > 0) yield* Effect.logWarning(invalidLinesWarning(file, invalid, reasons))
-    if (!torn) return { keys, errors, endsOpen }
-    yield* Effect.logWarning(`${file}: the last line was cut short (a crash while writing): removing it`)
-    const bytes = yield* storage.readBytes(file)
-    yield* storage.writeFileAtomic(file, bytes.subarray(0, bytes.lastIndexOf(0x0a) + 1))
-    return { keys, errors, endsOpen: false }
+    if (torn) {
+      yield* Effect.logWarning(
+        `${file}: the last line was cut short (a crash while writing): it is cut off before this run's first entry`
+      )
+    }
+    return { keys, errors, endsOpen, torn }
   })

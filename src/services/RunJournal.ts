@@ -28,8 +28,8 @@ import type { Issue } from "../skyrl/parseIssues.js"
 import { parseIssues } from "../skyrl/parseIssues.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
-import type { DurableLog } from "./durableLog.js"
-import { makeDurableLog, readLogEntries, warnSkippedLines } from "./durableLog.js"
+import type { DurableLog, LogTail } from "./durableLog.js"
+import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "./durableLog.js"
 import type { ArchivedCall } from "./runArchive.js"
 import {
   ARCHIVE_NAME,
@@ -239,7 +239,7 @@ interface State {
   readonly lastCall: Map<number, number>
   /** The highest archive log number used (this session's log is the next). */
   lastLog: number
-  torn: boolean
+  tail: LogTail
   settled:
     | { readonly status: "completed" | "incomplete"; readonly llm: string; readonly diversity?: unknown }
     | undefined
@@ -251,7 +251,7 @@ const emptyState = (): State => ({
   archive: new Map(),
   lastCall: new Map(),
   lastLog: 0,
-  torn: false,
+  tail: WHOLE,
   settled: undefined
 })
 
@@ -275,11 +275,11 @@ const SKIPPED_JOURNAL_LINES = "the samples whose lines they were are made again,
 const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
   Effect.gen(function*() {
     const state = emptyState()
-    if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry>, ledgerTorn: false }
+    if (!onDisk) return { state, ledger: [] as ReadonlyArray<LedgerEntry>, ledgerTail: WHOLE }
     // Read a few lines at a time: a journal holds every row made (~9 KB a line), more than one string can.
     const journal = yield* readLogEntries(paths.journal, JournalEntry, (entry) => record(state, spec.planned, entry))
     yield* warnSkippedLines(paths.journal, journal, SKIPPED_JOURNAL_LINES)
-    state.torn = journal.torn
+    state.tail = tailOf(journal)
     const archive = yield* readArchiveIndex(paths.runDir)
     state.lastLog = archive.lastLog
     for (const [index, calls] of archive.bySample) {
@@ -293,7 +293,7 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
       const m = ARCHIVE_NAME.exec(entry.key)
       if (m !== null) state.lastCall.set(entry.sample, Math.max(state.lastCall.get(entry.sample) ?? 0, Number(m[2])))
     })
-    return { state, ledger: entries as ReadonlyArray<LedgerEntry>, ledgerTorn: ledger.torn }
+    return { state, ledger: entries as ReadonlyArray<LedgerEntry>, ledgerTail: tailOf(ledger) }
   })
 
 /** Keeps a journal line: the latest per sample, except that nothing follows a sample's row line. */
@@ -487,10 +487,10 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
  * (synchronously, so a caller's critical section fixes their order), and one append + fsync writes every
  * line queued meanwhile. No file (`RunJournal.memory`): lines are only counted as written.
  */
-const groupAppender = (file: string | undefined, torn: boolean) =>
+const groupAppender = (file: string | undefined, tail: LogTail) =>
   file === undefined
     ? Effect.succeed({ enqueue: () => Effect.succeed(Effect.void), unwritten: Effect.succeed(0) })
-    : makeDurableLog(file, 50, { torn })
+    : makeDurableLog(file, 50, tail)
 
 const openRun = (spec: RunSpec, onDisk: boolean) =>
   Effect.gen(function*() {
@@ -506,8 +506,8 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
       )
     }
     const previous = onDisk ? yield* checkSettings(spec, paths) : undefined
-    const { ledger: priorLedger, ledgerTorn, state } = yield* readRunDirectory(spec, paths, onDisk)
-    const ledgerFile = yield* groupAppender(onDisk ? paths.ledger : undefined, ledgerTorn)
+    const { ledger: priorLedger, ledgerTail, state } = yield* readRunDirectory(spec, paths, onDisk)
+    const ledgerFile = yield* groupAppender(onDisk ? paths.ledger : undefined, ledgerTail)
     const ledger = yield* makeCostLedger(
       spec.model,
       priorLedger,
@@ -533,7 +533,7 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
         )
       ).pipe(Effect.catchAllDefect((d) => Effect.logError(`could not write ${paths.manifest}: ${String(d)}`)))
     )
-    const journalFile = yield* groupAppender(onDisk ? paths.journal : undefined, state.torn)
+    const journalFile = yield* groupAppender(onDisk ? paths.journal : undefined, state.tail)
     // Recorded when queued, so the in-memory order is the file's order.
     const enqueue = (entry: JournalEntry) =>
       Effect.tap(

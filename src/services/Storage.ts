@@ -142,9 +142,14 @@ export interface StorageApi {
   ) => Effect.Effect<number, StorageError>
   /**
    * `appendDurable` on a file kept open until the scope closes (created with its directory when missing):
-   * for logs appended to many times, without a mkdir, open and close per append.
+   * for logs appended to many times, without a mkdir, open and close per append. `cutPartialLine`: a last line
+   * without its line end (a piece of a line a crash cut short) is cut off first (the file truncated after its
+   * last line end, synced), so that the next line starts a line of its own and no reader meets the piece again.
    */
-  readonly openAppend: (file: string) => Effect.Effect<AppendHandle, StorageError, Scope.Scope>
+  readonly openAppend: (
+    file: string,
+    options?: { readonly cutPartialLine?: boolean }
+  ) => Effect.Effect<AppendHandle, StorageError, Scope.Scope>
   /** `writeRows` of rows made as a stream is consumed (memory bounded by a chunk of rows). A
    * stream that fails fails the write with its error, and an interruption stops it; either way `file` is
    * left as it was (the temp file is removed). */
@@ -955,10 +960,48 @@ const openForAppend = async (file: string): Promise<fs.FileHandle> => {
   return handle
 }
 
-const openAppend = (file: string): Effect.Effect<AppendHandle, StorageError, Scope.Scope> =>
+/**
+ * Truncates `file` after its last line end (to nothing when it has none), synced; nothing when it ends with one
+ * or is not there.
+ */
+const cutPartialLine = async (file: string): Promise<void> => {
+  const handle = await fs.open(file, "r+").catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return undefined
+    throw e
+  })
+  if (handle === undefined) return
+  try {
+    const { size } = await handle.stat()
+    const chunk = Buffer.alloc(Math.min(size, 1 << 16))
+    let end = size
+    while (end > 0) {
+      const start = Math.max(0, end - chunk.length)
+      const { bytesRead } = await handle.read(chunk, 0, end - start, start)
+      const at = chunk.subarray(0, bytesRead).lastIndexOf(0x0a)
+      if (at !== -1) {
+        end = start + at + 1
+        break
+      }
+      end = start
+    }
+    if (end === size) return
+    await handle.truncate(end)
+    await handle.datasync()
+  } finally {
+    await handle.close()
+  }
+}
+
+const openAppend = (
+  file: string,
+  options: { readonly cutPartialLine?: boolean } = {}
+): Effect.Effect<AppendHandle, StorageError, Scope.Scope> =>
   Effect.map(
     Effect.acquireRelease(
-      attempt(file, "open for appending", () => openForAppend(file)),
+      attempt(file, "open for appending", async () => {
+        if (options.cutPartialLine === true) await cutPartialLine(file)
+        return openForAppend(file)
+      }),
       (handle) => Effect.promise(() => handle.close().catch(() => undefined))
     ),
     (handle) => ({

@@ -38,7 +38,17 @@ export interface LogRead {
   readonly named: ReadonlyArray<SkippedLine>
   /** The file ends without a newline. */
   readonly torn: boolean
+  /** It ends in a line that is not an entry: a piece of a line a crash cut short (`DurableLogOptions.fragment`). */
+  readonly fragment: boolean
 }
+
+/** How a log read ends (`LogRead`), as `makeDurableLog` takes it to append after it. */
+export type LogTail = Pick<LogRead, "torn" | "fragment">
+
+/** A log that is not there, or ends with a line end. */
+export const WHOLE: LogTail = { torn: false, fragment: false }
+
+export const tailOf = (read: LogRead): LogTail => ({ torn: read.torn, fragment: read.fragment })
 
 /**
  * Reads a log written here a few lines at a time, by the rules of src/skyrl/jsonLines.ts,
@@ -52,13 +62,18 @@ export const readLogEntries = <A, I>(
 ): Effect.Effect<LogRead, StorageError, Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    if (!(yield* storage.exists(file))) return { skipped: 0, named: [], torn: false }
+    if (!(yield* storage.exists(file))) return { skipped: 0, named: [], ...WHOLE }
     const decoder = jsonLinesDecoder(schema)
     const { endsOpen } = yield* forEachLine(storage, file, (line) => {
       const entry = decoder.line(line)
       if (entry !== undefined) f(entry)
     })
-    return { skipped: decoder.skipped(endsOpen), named: decoder.named(endsOpen), torn: endsOpen }
+    return {
+      skipped: decoder.skipped(endsOpen),
+      named: decoder.named(endsOpen),
+      torn: endsOpen,
+      fragment: decoder.fragment(endsOpen)
+    }
   })
 
 /**
@@ -96,6 +111,11 @@ export interface DurableLog {
 export interface DurableLogOptions {
   /** The file ends in the middle of a line: the first write starts with a line end. */
   readonly torn?: boolean
+  /**
+   * That last line is a piece of a line a crash cut short (no entry: `LogRead.fragment`): it is cut off when the
+   * file is first opened, instead of staying as a line of its own that every later reader would skip and name.
+   */
+  readonly fragment?: boolean
   /** Waited for before the file is first opened (e.g. the old file being emptied for a fresh run). */
   readonly ready?: Effect.Effect<void, StorageError>
 }
@@ -127,7 +147,7 @@ export const makeDurableLog = (
     let scheduled = false
     // A write is in flight (the lock: one write at a time).
     let writing = false
-    let startNewLine = options.torn === true
+    let startNewLine = options.torn === true && options.fragment !== true
     // Waits parked while a write is in flight, each resumed when it ends: done, failed, or to try again.
     let waiters: Array<{ readonly upTo: number; readonly resume: (next: Effect.Effect<void, StorageError>) => void }> =
       []
@@ -136,7 +156,10 @@ export const makeDurableLog = (
         ? Effect.succeed(handle)
         : Effect.zipRight(
           options.ready ?? Effect.void,
-          Effect.tap(Scope.extend(storage.openAppend(file), handleScope), (h) => Effect.sync(() => (handle = h)))
+          Effect.tap(
+            Scope.extend(storage.openAppend(file, { cutPartialLine: options.fragment === true }), handleScope),
+            (h) => Effect.sync(() => (handle = h))
+          )
         )
     )
     /**

@@ -55,6 +55,8 @@ export const jsonLinesDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
       return undefined
     },
     skipped: (torn: boolean): number => skipped - (cut(torn) ? 1 : 0),
+    /** The file ends without a newline (`torn`) in a line that is not an entry: a piece of a line cut short. */
+    fragment: cut,
     named: (torn: boolean): ReadonlyArray<SkippedLine> =>
       named.filter((n) => !(cut(torn) && n.line === lineNo)).slice(0, NAMED_LINES)
   }

@@ -61,6 +61,17 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         apply()
       })
     )
+  /** As the live layer's: the file truncated after its last line end (recorded as an atomic write). */
+  const cutPartialLine = (file: string) =>
+    Effect.suspend(() => {
+      const v = files.get(path.resolve(file))
+      if (v === undefined) return Effect.void
+      const bytes = bytesOf(v)
+      const end = bytes.lastIndexOf(10) + 1
+      return end === bytes.length
+        ? Effect.void
+        : write(file, "atomic", () => files.set(path.resolve(file), bytes.slice(0, end)))
+    })
   const isDir = (dir: string) => dirs.has(dir) || [...files.keys()].some((f) => f.startsWith(dir + path.sep))
 
   const api: StorageApi = {
@@ -86,8 +97,8 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         const before = files.get(path.resolve(file))
         files.set(path.resolve(file), (before === undefined ? "" : textOf(before)) + text)
       }, text),
-    openAppend: (file) =>
-      Effect.succeed({
+    openAppend: (file, options) =>
+      Effect.as(options?.cutPartialLine === true ? cutPartialLine(file) : Effect.void, {
         append: (data) =>
           typeof data === "string"
             ? api.appendDurable(file, data)
