@@ -483,6 +483,30 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       expect(calls).toHaveLength(3) // their answers came back from the archive: nothing paid twice
     }))
 
+  it.effect("a ledger line that is not readable: a warning says its cost is missing from the totals", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { llm } = scripted((call) => reply(task(requestOf(call).k, requestOf(call).attempt)))
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(2)))
+      const file = `${RUN_DIR}/ledger.jsonl`
+      const [first, ...rest] = storage.text(file).split("\n")
+      storage.files.set(file, [first!.slice(0, 25), ...rest].join("\n"))
+      const logs: Array<string> = []
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
+      )
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(2))).pipe(Effect.provide(logger))
+      expect(logs.filter((l) => l.includes("not readable"))).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^WARN: ${file}: 1 line\\(s\\) are not readable, skipped \\(line 1: not JSON .*\\): the cost of the calls ` +
+              "they recorded is missing from the run's totals and from what --max-cost counts as spent$"
+          )
+        )
+      ])
+    }))
+
   it.effect("a Responses answer with status failed: its tokens are in the run's cost", () =>
     Effect.gen(function*() {
       const storage = makeMemoryStorage()

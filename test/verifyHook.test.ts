@@ -4,7 +4,7 @@
  * twice), and a run that stops when verification concerns every sample (a server that cannot be reached).
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Layer } from "effect"
+import { Deferred, Effect, Either, Fiber, Layer, Logger } from "effect"
 import * as path from "node:path"
 import { StorageError } from "../src/domain/errors.js"
 import type { Inventory } from "../src/domain/inventory.js"
@@ -160,6 +160,42 @@ describe("the verify hook", () => {
         ok: false,
         reason: expect.stringContaining("no verification of this answer recorded")
       })
+    }))
+
+  it.effect("log lines that are not readable: the run and rebuild name them and say what becomes of their answers", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const rows = [rowOf("AAPL"), rowOf("MSFT", 1)]
+      yield* judgeAll(rows).pipe(Effect.provide(Layer.merge(storage.layer, scriptedVerifier().layer)))
+      const file = verificationLogOf(RUN_DIR)
+      const [aapl, msft] = storage.text(file).split("\n")
+      storage.files.set(file, [aapl!.slice(0, 30), msft, ""].join("\n"))
+      const logs: Array<string> = []
+      const logger = Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
+      )
+      const again = scriptedVerifier()
+      yield* judgeAll(rows).pipe(Effect.provide(Layer.mergeAll(storage.layer, again.layer, logger)))
+      expect(again.runs).toEqual(["AAPL"]) // its outcome's line is not readable: verified again
+      const named = (what: string) =>
+        expect.stringMatching(
+          new RegExp(
+            `^WARN: ${file}: 1 line\\(s\\) are not readable, skipped \\(line 1: not JSON .*\\): ${what}`
+          )
+        )
+      expect(logs.filter((l) => l.includes("not readable"))).toEqual([
+        named("the answers whose outcome they held are verified again when judged")
+      ])
+      // rebuild: AAPL's new line holds its outcome (the damaged line is named all the same).
+      logs.length = 0
+      const rebuilt = yield* Effect.flatMap(recordedVerifyHook(RUN_DIR), (hook) => hook(rows[0]!, undefined)).pipe(
+        Effect.provide(Layer.merge(storage.layer, logger))
+      )
+      expect(rebuilt).toMatchObject({ ok: true })
+      expect(logs.filter((l) => l.includes("not readable"))).toEqual([
+        named("the answers whose outcome they held have none here")
+      ])
     }))
 
   it.effect("a timeout or lost server after a side effect ran is recorded: judged again, it is rejected, never run twice", () =>

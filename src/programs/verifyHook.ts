@@ -31,7 +31,7 @@ import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { DurableLog } from "../services/durableLog.js"
-import { makeDurableLog, readLogEntries, tailOf } from "../services/durableLog.js"
+import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines } from "../services/durableLog.js"
 import { Storage } from "../services/Storage.js"
 import type { VerifierApi } from "../services/Verifier.js"
 import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
@@ -155,11 +155,20 @@ class Logged {
   }
 }
 
-/** The outcomes already in a run's log. */
-const readLog = (file: string) =>
+/** What becomes of the answers of log lines that are not readable, in a run and in `rebuild`. */
+const SKIPPED_LINES = {
+  run: "the answers whose outcome they held are verified again when judged, unless a later line holds it; a plan " +
+    "with side effects whose earlier line (written before it acted) reads keeps that outcome, never run again",
+  rebuild: "the answers whose outcome they held have none here, unless a later line holds it: their rows are not " +
+    "rebuilt"
+} as const
+
+/** The outcomes already in a run's log, with a warning naming its lines that are not readable. */
+const readLog = (file: string, reader: keyof typeof SKIPPED_LINES) =>
   Effect.gen(function*() {
     const logged = new Logged()
     const read = yield* readLogEntries(file, VerificationLogEntry, (e) => logged.keep(e))
+    yield* warnSkippedLines(file, read, SKIPPED_LINES[reader])
     return { logged, tail: tailOf(read) }
   })
 
@@ -194,7 +203,7 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
   Effect.gen(function*() {
     const verifier = yield* Verifier
     const file = verificationLogOf(runDir)
-    const { logged, tail } = yield* readLog(file)
+    const { logged, tail } = yield* readLog(file, "run")
     const log = yield* makeDurableLog(file, undefined, tail)
     const elsewhere = standingElsewhere(logged.ran(), verifier.hasResult, verifier.sideEffect)
     if (elsewhere > 0) {
@@ -308,7 +317,7 @@ const planJudge = (verifier: VerifierApi, log: DurableLog, logged: Logged) => {
  * as its row cannot be re-derived).
  */
 export const recordedVerifyHook = (runDir: string): Effect.Effect<VerifyHook<unknown>, StorageError, Storage> =>
-  Effect.map(readLog(verificationLogOf(runDir)), ({ logged }) => (row: SkyRLRow) => {
+  Effect.map(readLog(verificationLogOf(runDir), "rebuild"), ({ logged }) => (row: SkyRLRow) => {
     const refused = unsendable(row)
     if (refused !== undefined) return Effect.succeed(refused)
     const answer = answerOf(row, stepsOfRow(row))

@@ -271,6 +271,10 @@ const countsOf = (state: State): JournalCounts => {
 const SKIPPED_JOURNAL_LINES = "the samples whose lines they were are made again, unless a later line holds them: " +
   "the answers the run archived for them are judged again first, not paid again"
 
+/** What becomes of the calls of ledger lines that are not readable: their cost is not known. */
+const SKIPPED_LEDGER_LINES = "the cost of the calls they recorded is missing from the run's totals and from what " +
+  "--max-cost counts as spent"
+
 /** Reads the journal, the ledger and the archive listing of a run directory (nothing when `onDisk` is false). */
 const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
   Effect.gen(function*() {
@@ -293,6 +297,7 @@ const readRunDirectory = (spec: RunSpec, paths: RunPaths, onDisk: boolean) =>
       const m = ARCHIVE_NAME.exec(entry.key)
       if (m !== null) state.lastCall.set(entry.sample, Math.max(state.lastCall.get(entry.sample) ?? 0, Number(m[2])))
     })
+    yield* warnSkippedLines(paths.ledger, ledger, SKIPPED_LEDGER_LINES)
     return { state, ledger: entries as ReadonlyArray<LedgerEntry>, ledgerTail: tailOf(ledger) }
   })
 
