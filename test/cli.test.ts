@@ -628,8 +628,42 @@ describe("convert --inventory keeps the comma rule", () => {
     ])
     // Was: exit 0 (since 5cac1dd the Schema leaves the comma to decodeInventory, which convert did not use).
     expect(r.status, r.stderr).toBe(1)
-    expect(r.stderr).toContain(`${file}, servers[0].name: holds a comma (at character 3)`)
+    expect(r.stderr).toContain(`${file}: servers[0].name: holds a comma (at character 3)`)
     expect(existsSync(join(dir, "o.jsonl"))).toBe(false)
+  })
+})
+
+describe("convert --inventory reads an inventory as every other command does", () => {
+  const recorded = "data/examples/recorded-tasks.jsonl"
+  it("takes `parameters` (an alias of inputSchema) and Hermes `\"type\": \"dict\"`, as validate and generate do", async () => {
+    const dir = tmp()
+    const inventory = JSON.parse(readFileSync("data/inventory/finance-mcp.json", "utf8"))
+    for (const server of inventory.servers) {
+      for (const tool of server.tools) {
+        tool.parameters = { ...tool.inputSchema, type: "dict" }
+        delete tool.inputSchema
+      }
+    }
+    const file = join(dir, "inv.json")
+    writeFileSync(file, JSON.stringify(inventory))
+    const out = join(dir, "o.jsonl")
+    const r = await runCli(["convert", recorded, "--inventory", file, "--out", out])
+    // Was: exit 1, every task rejected with "unknown param (none are declared)" (convert decoded without normalizing).
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(3)
+  })
+  it("refuses two servers of one name, naming file and entry", async () => {
+    const dir = tmp()
+    const inventory = JSON.parse(readFileSync("data/inventory/finance-mcp.json", "utf8"))
+    inventory.servers.push(inventory.servers[0])
+    const file = join(dir, "inv.json")
+    writeFileSync(file, JSON.stringify(inventory))
+    const out = join(dir, "o.jsonl")
+    const r = await runCli(["convert", recorded, "--inventory", file, "--out", out])
+    // Was: exit 0 (validate refused the same file).
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stderr).toContain(`${file}: servers[5].name: duplicate server name "fmp"`)
+    expect(existsSync(out)).toBe(false)
   })
 })
 
