@@ -12,13 +12,17 @@ import {
   globalOptionWithoutValue,
   leftoverArgument,
   namingFlag,
+  repeatedOptionsSplit,
   unknownOption
 } from "./cli/commandLine.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
-const argv = [...process.argv.slice(0, 2), ...globalOptionsFirst(process.argv.slice(2))].map((arg, i, all) =>
+const argv = [
+  ...process.argv.slice(0, 2),
+  ...repeatedOptionsSplit(skyrl, globalOptionsFirst(process.argv.slice(2)))
+].map((arg, i, all) =>
   all.indexOf("--") !== -1 && i > all.indexOf("--")
     ? arg
     : arg === "--n"

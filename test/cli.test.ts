@@ -204,6 +204,32 @@ describe("skyrl CLI", () => {
       "unknown option"
     )
   })
+  it("--http=NAME=URL and --stdio=... are read as --http NAME=URL (was: '--http is given more than once', exit 2)", async () => {
+    const dir = tmp()
+    const out = join(dir, "inv.json")
+    // Port 9 (discard) refuses the connection: the server is tried and fails (exit 1), not a usage error.
+    const r = await runCli(["tools", "import", "--http=docs=http://127.0.0.1:9/mcp", "--out", out, "--timeout", "5"])
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stderr).toContain("MCP server \"docs\"")
+    expect(r.stderr).not.toContain("more than once")
+  })
+  it("a --stdio command line given unquoted says to quote it (was: only 'unknown option -y' or 'unexpected argument')", async () => {
+    const hint = "A --stdio server's command line is one word: quote it, --stdio NAME=\"COMMAND ARGS\"."
+    const cases = [
+      ["tools", "import", "--stdio", "mem=npx", "-y", "@modelcontextprotocol/server-memory", "--out", "x.json"],
+      ["tools", "import", "--stdio=mem=node", "server.js", "--out", "x.json"],
+      ["tools", "import", "--stdio", "mem=node", "server.js", "--out", "x.json"]
+    ]
+    for (const args of cases) {
+      const r = await runCli(args)
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr, args.join(" ")).toContain(hint)
+    }
+    // Not after a quoted one: a mistyped option keeps its own message.
+    const typo = await runCli(["tools", "import", "--stdio", "mem=npx -y x", "--outt", "x.json"])
+    expect(typo.stderr).toContain("Did you mean '--out'?")
+    expect(typo.stderr).not.toContain(hint)
+  })
   it("a mistyped command is named as such (it was blamed on the next option, or the top-level commands were listed)", async () => {
     const cases = [
       // Before: "skyrl: unknown option '-n'. Its options: `skyrl --help`."

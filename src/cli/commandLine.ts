@@ -125,6 +125,54 @@ const didYouMean = (name: string, names: Iterable<string>): string => {
 }
 
 /**
+ * ` A --stdio server's command line is one word: ...` when `args[at]` is the word right after a `--stdio` value
+ * (`--stdio mem=npx -y pkg`: the shell passed the command's arguments as words of their own), or "".
+ */
+const unquotedStdio = (args: ReadonlyArray<string>, at: number): string =>
+  at >= 2 && args[at - 2] === "--stdio"
+    ? " A --stdio server's command line is one word: quote it, --stdio NAME=\"COMMAND ARGS\"."
+    : ""
+
+/** The long names of the options in `usage` that may be given several times (`--stdio`, `--http`, `--name`). */
+const repeatedNames = (usage: Usage, inside: boolean, into: Set<string>): Set<string> => {
+  switch (usage._tag) {
+    case "Named":
+      if (inside) { for (const name of usage.names) if (name.startsWith("--")) into.add(name) }
+      break
+    case "Optional":
+      repeatedNames(usage.usage, inside, into)
+      break
+    case "Repeated":
+      repeatedNames(usage.usage, true, into)
+      break
+    case "Alternation":
+    case "Concat":
+      repeatedNames(usage.left, inside, into)
+      repeatedNames(usage.right, inside, into)
+      break
+  }
+  return into
+}
+
+/**
+ * `args` with `--opt=VALUE` of an option the command takes several times split into `--opt VALUE`: @effect/cli
+ * reads the `=` form of the other options only, and refused `--http=docs=URL` as "--http is given more than once".
+ */
+export const repeatedOptionsSplit = (
+  command: { readonly descriptor: unknown },
+  args: ReadonlyArray<string>
+): ReadonlyArray<string> => {
+  const { node } = walk(command, args, () => undefined)
+  const repeated = repeatedNames(CommandDescriptor.getUsage(own(node) as never), false, new Set())
+  if (repeated.size === 0) return args
+  const end = endOf(args)
+  return args.flatMap((arg, i) => {
+    const eq = arg.indexOf("=")
+    return i < end && eq > 0 && repeated.has(arg.slice(0, eq)) ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg]
+  })
+}
+
+/**
  * The message for the first option or command in `args` that the command they name does not have
  * (`convert: unknown option '--outt'. Did you mean '--out'? ...`, `tools: unknown command 'imprt'. Did you
  * mean 'import'? ...`), or undefined.
@@ -132,8 +180,10 @@ const didYouMean = (name: string, names: Iterable<string>): string => {
 export const unknownOption = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
-): string | undefined =>
-  walk(command, args, (arg, path, known, commands) => {
+): string | undefined => {
+  let at = -1
+  return walk(command, args, (arg, path, known, commands) => {
+    at++
     const where = path.slice(1).join(" ")
     const prefix = where === "" ? "" : `${where}: `
     if (commands !== undefined) {
@@ -145,9 +195,10 @@ export const unknownOption = (
     if (!isOptionLike(arg)) return undefined
     const name = arg.split("=", 1)[0]!
     if (known.has(name)) return undefined
-    const hint = didYouMean(name, [...known].filter((k) => k.startsWith("--")))
+    const hint = didYouMean(name, [...known].filter((k) => k.startsWith("--"))) || unquotedStdio(args, at)
     return `${prefix}unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
   }).found
+}
 
 /** The positional arguments in `usage` as its usage line gives them: `TASKS_FILE`, `[CONTRACT]`, `FILE...`. */
 const argumentsIn = (usage: Usage): ReadonlyArray<string> => {
@@ -195,7 +246,8 @@ export const leftoverArgument = (
   const help = `\`${path.join(" ")} --help\``
   if (isOptionLike(arg)) return `${prefix}${arg.split("=", 1)[0]} is given more than once. Its options: ${help}.`
   const usage = CommandDescriptor.getUsage(own(node) as never)
-  return `${prefix}unexpected argument '${arg}': it takes ${takes(argumentsIn(usage))}. Its usage: ${help}.`
+  const quote = unquotedStdio(args, args.slice(0, endOf(args)).indexOf(arg))
+  return `${prefix}unexpected argument '${arg}': it takes ${takes(argumentsIn(usage))}.${quote} Its usage: ${help}.`
 }
 
 /**
