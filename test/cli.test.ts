@@ -659,6 +659,21 @@ describe("convert --inventory keeps the comma rule", () => {
   })
 })
 
+describe("npm run skyrl from another directory", () => {
+  it("reads and writes paths relative to the directory it was typed in (npm's INIT_CWD), not the project root", async () => {
+    const dir = tmp()
+    writeFileSync(join(dir, "tasks.json"), JSON.stringify([task(0)]))
+    const r = await runChild(
+      "npm",
+      ["--prefix", join(BIN, "..", ".."), "run", "-s", "skyrl", "--", "convert", "tasks.json", "--out", "rows.jsonl"],
+      { env: cleanEnv(), cwd: dir, timeoutMs: CLI_TIMEOUT_MS }
+    )
+    // Was: exit 2, "Path 'tasks.json' must exist" (npm runs a script in the project root).
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(join(dir, "rows.jsonl"), "utf8")).toContain("t0")
+  })
+})
+
 describe("convert --inventory reads an inventory as every other command does", () => {
   const recorded = "data/examples/recorded-tasks.jsonl"
   it("takes `parameters` (an alias of inputSchema) and Hermes `\"type\": \"dict\"`, as validate and generate do", async () => {
