@@ -1051,6 +1051,29 @@ describe("checkWrittenDataset", () => {
 })
 
 describe("CLI exit codes", () => {
+  it("1 for rows made with another inventory, saying that none of their servers is in it and to give --inventory", async () => {
+    const dir = tmp()
+    const tasks = join(dir, "tasks.jsonl")
+    const task = {
+      task_id: "echo-hello",
+      user_prompt: "Echo the word hello.",
+      tool_sequence: [{ server: "everything", tool: "echo", params: { message: "hello" } }]
+    }
+    writeFileSync(tasks, JSON.stringify(task) + "\n")
+    const rows = join(dir, "rows.jsonl")
+    const everything = "test/fixtures/inventory/everything.json"
+    expect((await runCli(["convert", tasks, "--inventory", everything, "--out", rows])).status).toBe(0)
+    const r = await runCli(["validate", rows])
+    expect(r.status, r.stderr).toBe(1)
+    // Was only: "rows.jsonl: 2 violations (plan/tool, prompt/plan-leak)".
+    expect(r.stderr).toContain(
+      "no server of the plans (everything) is in the bundled inventory (no --inventory given: fmp, polygon, " +
+        "python_execution, slack, tavily): give --inventory the inventory the rows were made with"
+    )
+    const given = await runCli(["validate", rows, "--inventory", "data/inventory/finance-mcp.json"])
+    expect(given.stderr).toContain("no server of the plans (everything) is in data/inventory/finance-mcp.json")
+    expect((await runCli(["validate", rows, "--inventory", everything])).status).toBe(0)
+  })
   it("1 for lines that are not JSON (contract/json, each named), with every other row checked", async () => {
     const file = join(tmp(), "broken.jsonl")
     const lines = [rowFor(0), "{oops", rowFor(1), "", "[1, 2", rowFor(1)]

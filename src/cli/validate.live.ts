@@ -1,5 +1,6 @@
 /** Live wiring of `skyrl validate` (loaded lazily by src/cli/validate.ts). */
 import { Console, Effect, Option } from "effect"
+import type * as Inv from "../domain/inventory.js"
 import { SettingsError } from "../domain/run.js"
 import { DatasetViolationsError, validateDatasets } from "../programs/validate.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
@@ -29,6 +30,27 @@ const parseFailOn = (text: string): Effect.Effect<ReadonlyArray<RuleId>, Setting
     )
   }
   return Effect.succeed(names as ReadonlyArray<RuleId>)
+}
+
+/**
+ * The hint for rows none of whose plan servers the inventory has (rows made with an imported inventory, checked
+ * against the bundled one): every plan then fails `plan/tool`, and the plan-leak check counts no distractor.
+ */
+const otherInventory = (
+  servers: ReadonlyArray<string>,
+  inventory: Inv.Inventory,
+  given: Option.Option<string>
+): string | undefined => {
+  const known = inventory.servers.map((s) => s.name)
+  if (servers.length === 0 || servers.some((s) => known.includes(s))) return undefined
+  const some = (names: ReadonlyArray<string>) =>
+    names.length <= 6 ? names.join(", ") : `${names.slice(0, 5).join(", ")} and ${names.length - 5} more`
+  const which = Option.match(given, {
+    onNone: () => `the bundled inventory (no --inventory given: ${some(known)})`,
+    onSome: (file) => `${file} (${some(known)})`
+  })
+  return `no server of the plans (${some(servers)}) is in ${which}: give --inventory the inventory the rows ` +
+    "were made with"
 }
 
 export const runValidate = (options: {
@@ -72,7 +94,8 @@ export const runValidate = (options: {
         files: options.files,
         violations: report.violations,
         rules: report.rules.filter((r) => r.count > 0 && r.severity === "error").map((r) => r.id),
-        written: false
+        written: false,
+        hint: otherInventory(Object.keys(report.coverage.server), inventory, options.inventory)
       })
     }
   }).pipe(Effect.provide(StorageLive), Effect.provide(ScratchLive))

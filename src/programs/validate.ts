@@ -37,7 +37,9 @@ export class DatasetViolationsError extends Schema.TaggedError<DatasetViolations
   files: Schema.Array(Schema.String),
   violations: Schema.Number,
   rules: Schema.Array(Schema.String),
-  written: Schema.Boolean
+  written: Schema.Boolean,
+  /** What the violations likely come from, when that can be told (rows of another inventory). */
+  hint: Schema.optional(Schema.String)
 }) {
   get exitCode(): number {
     return 1
@@ -45,9 +47,10 @@ export class DatasetViolationsError extends Schema.TaggedError<DatasetViolations
   override get message(): string {
     const files = this.files.join(", ")
     const what = `${this.violations} violation${this.violations === 1 ? "" : "s"} (${this.rules.join(", ")})`
+    const hint = this.hint === undefined ? "" : `; ${this.hint}`
     return this.written
-      ? `${files} was written but has ${what}; the file is kept — see \`skyrl validate ${files}\``
-      : `${files}: ${what}`
+      ? `${files} was written but has ${what}; the file is kept — see \`skyrl validate ${files}\`${hint}`
+      : `${files}: ${what}${hint}`
   }
 }
 
