@@ -659,6 +659,34 @@ describe("convert --inventory keeps the comma rule", () => {
   })
 })
 
+describe("a new run beside an unfinished one", () => {
+  it("generate without --resume warns that the last run of this --out did not complete and --resume continues it", async () => {
+    const dir = tmp()
+    const out = join(dir, "d.jsonl")
+    // 14 samples from 12 recorded answers: the run ends incomplete (12 of 14 rows).
+    const first = await runCli(["generate", "-n", "14", "--llm", "replay", "--max-attempts", "1", "--out", out])
+    expect(first.status, first.stderr).toBe(1)
+    const again = await runCli(["generate", "-n", "14", "--llm", "replay", "--max-attempts", "1", "--out", out])
+    // Was: no word of the earlier run; a live run would make (and pay for) every sample again.
+    expect(again.stderr).toMatch(
+      /run \S+ for \S+d\.jsonl did not complete \(incomplete: 12 of 14 rows\); this starts a new run, which makes every sample again: add --resume to continue it/
+    )
+    const resumed = await runCli([
+      "generate",
+      "-n",
+      "14",
+      "--llm",
+      "replay",
+      "--max-attempts",
+      "1",
+      "--out",
+      out,
+      "--resume"
+    ])
+    expect(resumed.stderr).not.toContain("did not complete")
+  })
+})
+
 describe("npm run skyrl from another directory", () => {
   it("reads and writes paths relative to the directory it was typed in (npm's INIT_CWD), not the project root", async () => {
     const dir = tmp()

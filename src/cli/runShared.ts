@@ -221,6 +221,24 @@ const ambiguousMove = (
   })
 
 /**
+ * A new run beside an unfinished one of this output (interrupted, killed, out of attempts) makes, and pays for,
+ * its samples again: a warning says so, and that `--resume` continues it. Runs that cannot be read are left to
+ * `--resume`, which names them.
+ */
+const warnUnfinished = (input: { readonly rawDir: string; readonly out: string; readonly command: string }) =>
+  findLatestRun(input.rawDir, input.out, input.command).pipe(
+    Effect.flatMap(({ latest }) => {
+      if (O.isNone(latest) || latest.value.status === "completed") return Effect.void
+      const { counts, run_id, status } = latest.value
+      return Effect.logWarning(
+        `run ${run_id} for ${input.out} did not complete (${status}: ${counts.valid} of ${counts.requested} rows); ` +
+          "this starts a new run, which makes every sample again: add --resume to continue it"
+      )
+    }),
+    Effect.catchAll(() => Effect.void)
+  )
+
+/**
  * Which run this command works on, and with which settings. Without --resume: a new run. With it: the
  * latest run of this command for this output, refused (a usage error naming each differing setting) when
  * the settings that make the rows differ — unless --force, which continues with the run's own settings
@@ -242,7 +260,10 @@ export const resolveRun = (input: {
       settings: input.fresh,
       resumed: false
     }
-    if (!input.resume) return fresh
+    if (!input.resume) {
+      yield* warnUnfinished(input)
+      return fresh
+    }
     const { ambiguous, latest: found, latestDir, movedFrom, unreadable } = yield* findLatestRun(
       input.rawDir,
       input.out,
