@@ -230,9 +230,13 @@ const warnUnfinished = (input: { readonly rawDir: string; readonly out: string; 
     Effect.flatMap(({ latest }) => {
       if (O.isNone(latest) || latest.value.status === "completed") return Effect.void
       const { counts, run_id, status } = latest.value
+      // A manifest still "running" is a run killed (its counts are those of its start) or running now.
+      const how = status === "running"
+        ? "it was killed, or is running now"
+        : `${status}: ${counts.valid} of ${counts.requested} rows`
       return Effect.logWarning(
-        `run ${run_id} for ${input.out} did not complete (${status}: ${counts.valid} of ${counts.requested} rows); ` +
-          "this starts a new run, which makes every sample again: add --resume to continue it"
+        `run ${run_id} for ${input.out} did not complete (${how}); this starts a new run, which makes every ` +
+          "sample again: add --resume to continue it"
       )
     }),
     Effect.catchAll(() => Effect.void)
