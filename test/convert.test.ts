@@ -451,6 +451,20 @@ describe("encodeRow", () => {
   })
 })
 
+describe("decodeTask of a SkyRL row", () => {
+  it("says the object is a row, not a task, and which commands take rows (was: 'user_prompt: is missing')", () => {
+    const row = encodeRow(Either.getOrThrow(convertTask(base(), { inventory })))
+    const failed = decodeTask(row)
+    expect(Either.isLeft(failed)).toBe(true)
+    const error = Either.flip(failed).pipe(Either.getOrThrow)
+    expect(error.field).toBe("user_prompt")
+    expect(error.reason).toBe(
+      "is missing: this is a SkyRL row (it has prompt and reward_spec), not a task; `skyrl validate` checks rows, " +
+        "`skyrl enrich --overwrite` plans them again"
+    )
+  })
+})
+
 describe("objects made without the Schema constructors (decodeTask by hand, trusted rows)", () => {
   const dir = join(FIXTURES, "openai", "chat")
   const tasks = [

@@ -266,12 +266,19 @@ export const loneSurrogateIn = (value: unknown, at: Array<PropertyKey> = []): Co
   return undefined
 }
 
+/** Why a SkyRL row (a file of rows given to `convert`) is no task, and what takes rows. */
+const ROW_NOT_TASK =
+  ": this is a SkyRL row (it has prompt and reward_spec), not a task; `skyrl validate` checks rows, " +
+  "`skyrl enrich --overwrite` plans them again"
+
 /** Decodes an unknown value (one element of a tasks file, or a model answer) into a `Task`. */
 export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> => {
   if (!isObject(raw)) return fail("(task)", `expected an object, got ${describeType(raw)}`)
   const input = normalizeTaskInput(raw)
   if (input.messages === undefined) {
-    if (input.user_prompt === undefined || input.user_prompt === null) return fail("user_prompt", "is missing")
+    if (input.user_prompt === undefined || input.user_prompt === null) {
+      return fail("user_prompt", `is missing${"reward_spec" in raw && "prompt" in raw ? ROW_NOT_TASK : ""}`)
+    }
     if (typeof input.user_prompt !== "string") return fail("user_prompt", "must be a string")
     if (input.user_prompt.trim() === "") return fail("user_prompt", "is empty")
   }
