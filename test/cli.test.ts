@@ -313,6 +313,14 @@ describe("skyrl CLI", () => {
       const r = await runCli([...args])
       expect([r.status, r.stderr.trim()], args.join(" ")).toEqual([2, `skyrl: ${message}`])
     }
+    // A relative path: where it was looked for (was: only "Path 'no.jsonl' must exist", from any directory).
+    const relative = await runCli(["validate", "no.jsonl", "--inventory", "inv.json"], { cwd: dir })
+    expect([relative.status, relative.stderr.trim()]).toEqual([
+      2,
+      `skyrl: --inventory: Path 'inv.json' must exist (looked for ${join(dir, "inv.json")})`
+    ])
+    const positional = await runCli(["validate", "no.jsonl"], { cwd: dir })
+    expect(positional.stderr.trim()).toBe(`skyrl: Path 'no.jsonl' must exist (looked for ${join(dir, "no.jsonl")})`)
   })
   it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", async () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {

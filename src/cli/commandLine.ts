@@ -14,6 +14,7 @@
  */
 import { CommandDescriptor } from "@effect/cli"
 import type { Usage } from "@effect/cli/Usage"
+import { isAbsolute, resolve } from "node:path"
 
 /** @effect/cli's options on every command (`--help`, `--version`, `--wizard`, `--completions`, `--log-level`). */
 const BUILT_IN = ["--help", "-h", "--version", "--wizard", "--completions", "--log-level"]
@@ -256,20 +257,24 @@ export const leftoverArgument = (
  * `--out=h/adir`) is put in front, `--out: Expected path ...`. A value no flag was given (a positional argument's)
  * and any other message are returned as they are.
  */
-export const namingFlag = (args: ReadonlyArray<string>, message: string): string => {
+export const namingFlag = (args: ReadonlyArray<string>, message: string, cwd = process.cwd()): string => {
   const value = /^(?:Expected path '([\s\S]*)' to be |Path '([\s\S]*)' must |'([\s\S]*)' is not a )/.exec(message)
   const given = value?.[1] ?? value?.[2] ?? value?.[3]
   if (given === undefined) return message
+  // A relative path that is not there: where it was looked for (the command may run in another directory).
+  const where = value?.[2] !== undefined && !isAbsolute(given) && /must exist$/.test(message)
+    ? `${message} (looked for ${resolve(cwd, given)})`
+    : message
   const end = endOf(args)
   for (let i = 0; i < end; i++) {
     const arg = args[i]!
     if (!isOptionLike(arg)) continue
     const eq = arg.indexOf("=")
     if (eq === -1 ? i + 1 < end && args[i + 1] === given : arg.slice(eq + 1) === given) {
-      return `${eq === -1 ? arg : arg.slice(0, eq)}: ${message}`
+      return `${eq === -1 ? arg : arg.slice(0, eq)}: ${where}`
     }
   }
-  return message
+  return where
 }
 
 /**
