@@ -231,6 +231,17 @@ describe("skyrl tools import / list (in-process CLI)", () => {
     expect(ambiguous.error).toContain("pairing form")
   })
 
+  it("--check with --out is a usage error: --check writes nothing (was: --out ignored, no file written, exit 0 or 1)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-tools-cli-"))
+    const out = join(dir, "refreshed.json")
+    const r = await runTools(["import", "--check", FINANCE_FILE, "--out", out])
+    expect(r.code).toBe(2)
+    expect(r.error).toContain(
+      "--check writes nothing, so --out is not used: check, then import again with --out to refresh the inventory"
+    )
+    expect(existsSync(out)).toBe(false)
+  })
+
   it("list --servers filters, and a malformed inventory names the file and the entry", async () => {
     const r = await runTools(["list", "--inventory", FINANCE_FILE, "--servers", "tavily"])
     expect(r.code).toBe(0)

@@ -90,7 +90,15 @@ export const runToolsImport = (options: ImportOptions) =>
     if (badTimeout !== undefined) return yield* new ToolsUsageError({ reason: badTimeout })
     const given = yield* givenSpecs(options)
     const timeout = Duration.seconds(options.timeout)
-    if (Option.isSome(options.check)) return yield* runCheck(options.check.value, given, timeout)
+    if (Option.isSome(options.check)) {
+      if (Option.isSome(options.out)) {
+        return yield* new ToolsUsageError({
+          reason: "--check writes nothing, so --out is not used: check, then import again with --out to refresh " +
+            "the inventory"
+        })
+      }
+      return yield* runCheck(options.check.value, given, timeout)
+    }
     if (Option.isNone(options.out)) {
       return yield* new ToolsUsageError({ reason: "--out FILE is required (or --check INV)" })
     }

@@ -35,7 +35,8 @@ const importCommand = Command.make(
     out: Options.file("out").pipe(
       Options.withAlias("o"),
       Options.withDescription(
-        "Inventory file to write (JSON: the name must end in .json); written atomically. Required unless --check"
+        "Inventory file to write (JSON: the name must end in .json); written atomically. Required unless --check, " +
+          "which writes nothing and takes no --out"
       ),
       Options.optional
     ),
