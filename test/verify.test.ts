@@ -639,6 +639,25 @@ describe("verify against server-filesystem over a temporary directory", () => {
   )
 
   it(
+    "--resume without a journal (a mistyped --out) warns that every row runs; with one it does not",
+    async () => {
+      const dir = tempDir("skyrl-verify-no-journal-")
+      const journal = journalFileOf(join(dir, "out.jsonl"))
+      const warned = (logs: ReadonlyArray<string>) => logs.filter((l) => l.includes("is not there"))
+      const logs: Array<string> = []
+      const first = await verify({ inventory, specs: [fs], rows: rows(), dir, resume: true, logs })
+      expect(first.result.summary.resumed).toBe(0)
+      expect(warned(logs)).toEqual([
+        `WARN: --resume: ${journal} is not there (no verify run of this --out to continue): every row runs`
+      ])
+      const again: Array<string> = []
+      await verify({ inventory, specs: [fs], rows: rows(), dir, resume: true, logs: again })
+      expect(warned(again)).toEqual([])
+    },
+    60_000
+  )
+
+  it(
     "--resume after a crash cut the journal's last line: the piece is cut off, that row runs again, and the next --resume reads its new line without a warning",
     async () => {
       const dir = tempDir("skyrl-verify-torn-")

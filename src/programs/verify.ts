@@ -451,10 +451,16 @@ const SKIPPED_JOURNAL_LINES = "the rows whose outcome they held run again, unles
 
 /**
  * The journal's final outcomes, read a few lines at a time (a journal may be larger than one string can be),
- * with a warning naming the lines that are not readable.
+ * with a warning naming the lines that are not readable, or saying there is no journal.
  */
 const readJournal = (file: string, judge: JournalJudge) =>
   Effect.gen(function*() {
+    if (!(yield* (yield* Storage).exists(file))) {
+      // A mistyped --out, or another directory: nothing to continue, and every row (side effects too) runs.
+      yield* Effect.logWarning(
+        `--resume: ${file} is not there (no verify run of this --out to continue): every row runs`
+      )
+    }
     const entries = new Map<string, JournalEntry>()
     // A row's last line decides (an `interruptedAt` line is followed by the plan's outcome, final or not).
     const read = yield* readLogEntries(file, JournalEntry, (e) => {
