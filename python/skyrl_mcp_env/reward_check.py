@@ -25,9 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+import jsonschema
+
 from .canonical import canonical_json
 from .env import MCPToolEnv
 from .plan import Plan, RowError, plan_from_extras
+from .reward import _validator
 from .tools import ConfigError
 
 CallSpec = tuple[str, Any]  # (name, arguments)
@@ -221,13 +224,14 @@ def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], e
         turns = policy(plan) if name not in OPT_IN or env_config.get("ground_derived") else None
         if turns is None:
             continue
-        reward = run_policy(extras, turns, env_config)["reward"]
+        parts = run_policy(extras, turns, env_config)
+        reward = parts["reward"]
         stats = report.stats[name]
         stats.rewards.append(reward)
         if name == "plan":
             plan_reward = reward
             if reward < 1.0:
-                report.plan_failures.append(f"{where}: plan scores {reward:.3f}")
+                report.plan_failures.append(f"{where}: plan scores {reward:.3f} ({why_plan_fails(plan, parts)})")
             continue
         valid = is_valid_solution(plan, turns)
         stats.valid += valid
@@ -238,6 +242,43 @@ def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], e
         leak = leak or (name == "every_tool" and not valid and reward > plan_reward / 2)  # reward.md property 3
         if leak and plan_reward == 1.0:  # a row whose plan fails is listed under plan_failures, not compared
             report.leaks.append(f"{where}: {name} {reward:.3f} vs plan {plan_reward:.3f}")
+
+
+def why_plan_fails(plan: Plan, parts: dict[str, Any]) -> str:
+    """Why the plan's own calls score below 1.0, from the score's parts: steps matched, each step whose params
+    fail its tool's input schema (the first error), a limit or ``max_turns`` reached, ``must_call_tool`` never
+    called, derived values the recorded results do not hold (``ground_derived``), order violations."""
+    why = [f"{parts.get('steps_matched', '?')}/{len(plan.steps)} steps matched"]
+    for s in plan.steps:
+        problem = _schema_problem(plan.schemas.get(s.call_name), s.params)
+        if problem is not None:
+            why.append(f"step {s.step} {s.call_name}: its params fail the tool's input schema: {problem}")
+    if parts.get("limit_exceeded"):
+        why.append(f"ended by {parts['limit_exceeded']}")
+    if parts.get("must_call_tool_called") is False:
+        why.append(f"success.must_call_tool {plan.must_call_tool} never called")
+    if parts.get("ungrounded_calls"):
+        why.append(f"{parts['ungrounded_calls']} call(s) with derived values the recorded results do not hold")
+    if parts.get("order_violations"):
+        why.append(f"{parts['order_violations']} call(s) out of depends_on order")
+    return "; ".join(why)
+
+
+def _schema_problem(schema: Any, params: dict[str, Any]) -> Optional[str]:
+    """The first error of ``params`` against ``schema`` (jsonschema's best match), or None when valid or unchecked."""
+    if not isinstance(schema, dict):
+        return None
+    validator = _validator(canonical_json(schema))
+    if validator is None:
+        return None
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    except Exception:  # noqa: BLE001 - a value the validator cannot check: the scorer's _is_valid says not valid
+        return "it cannot be checked"
+    if error is None:
+        return None
+    at = "/".join(str(p) for p in error.absolute_path)
+    return f"{at}: {error.message}" if at else error.message
 
 
 def _mean(xs: list[float]) -> Optional[float]:

@@ -184,7 +184,10 @@ def test_the_report_plays_invented_derived_values_only_when_grounding(palantir, 
 
 def test_the_report_names_a_row_whose_derived_value_the_recorded_results_lack(palantir, cassettes):
     report = reward_check.check_rows([("rows.jsonl row 0", palantir)], cassettes("[]"), None)
-    assert report.plan_failures == ["rows.jsonl row 0 (palantir-lookup-v2): plan scores 0.250"]
+    assert report.plan_failures == [
+        "rows.jsonl row 0 (palantir-lookup-v2): plan scores 0.250 (1/2 steps matched; 1 call(s) with derived values "
+        "the recorded results do not hold)"
+    ]
 
 
 def test_the_report_cli_needs_cassettes_to_ground(tmp_path, palantir):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, REPO, extras_of, loose_row
+from conftest import FIXTURES, REPO, extras_of, loose_row, make_row
 
 from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.plan import plan_from_extras
@@ -66,6 +66,18 @@ def test_a_leak_is_listed_with_its_row(monkeypatch, v2_rows):
     report = check_rows(rows_of(("v2", v2_rows[:1])), CONFIG, None)
     assert "v2 row 0 (amd-vs-intc-v2): no_tools 1.000 vs plan 1.000" in report.leaks
     assert not any("repeated" in leak for leak in report.leaks)  # repeating may tie the plan
+
+
+def test_a_plan_below_1_says_why_a_step_whose_params_fail_its_schema():
+    # before: "plan scores 0.000" alone; validate names the param, the report did not
+    schema = {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}
+    row = make_row([{"server": "everything", "tool": "get-sum", "params": {"a": 1, "b": "2"}}],
+                   tool_schemas=json.dumps({"get-sum": schema}))
+    report = check_rows(rows_of(("bad", [row])), CONFIG, None)
+    assert report.plan_failures == [
+        "bad row 0 (t): plan scores 0.000 (0/1 steps matched; step 1 get-sum: its params fail the tool's input "
+        "schema: b: '2' is not of type 'number')"
+    ]
 
 
 def test_every_tool_under_limits_looser_than_the_plan_scores_at_most_half():
