@@ -5,7 +5,7 @@
  * (generate.test.ts, reliability/).
  */
 import { layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Logger } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber } from "effect"
 import { expect } from "vitest"
 import { resolveRun } from "../src/cli/runShared.js"
 import { StorageError } from "../src/domain/errors.js"
@@ -30,6 +30,7 @@ import {
   USAGE
 } from "./support/engine.js"
 import { invalidTaskText, validTaskText } from "./support/fakeTasks.js"
+import { loggingInto } from "./support/logs.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 
 const task = (k: number, variant = 0) => JSON.parse(validTaskText(k, variant)) as Record<string, unknown>
@@ -468,10 +469,7 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       )
       storage.files.delete(OUT)
       const logs: Array<string> = []
-      const logger = Logger.replace(
-        Logger.defaultLogger,
-        Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
-      )
+      const logger = loggingInto(logs)
       yield* runGenerate(storage, llm, generateOptions(settingsFor(3))).pipe(Effect.provide(logger))
       expect(logs.filter((l) => l.includes("not readable"))).toEqual([
         `WARN: ${file}: 2 line(s) are not readable, skipped (line 1: not JSON (Expected ',' or '}' after property ` +
@@ -492,10 +490,7 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       const [first, ...rest] = storage.text(file).split("\n")
       storage.files.set(file, [first!.slice(0, 25), ...rest].join("\n"))
       const logs: Array<string> = []
-      const logger = Logger.replace(
-        Logger.defaultLogger,
-        Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
-      )
+      const logger = loggingInto(logs)
       yield* runGenerate(storage, llm, generateOptions(settingsFor(2))).pipe(Effect.provide(logger))
       expect(logs.filter((l) => l.includes("not readable"))).toEqual([
         expect.stringMatching(

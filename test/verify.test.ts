@@ -21,6 +21,7 @@ import { Verifier } from "../src/services/Verifier.js"
 import { cassetteReader } from "../src/skyrl/cassettes.js"
 import { RowJson } from "../src/skyrl/layout.js"
 import { parseAllowList } from "../src/skyrl/verification.js"
+import { loggingInto } from "./support/logs.js"
 import { makeMemoryStorage, streamingOnly } from "./support/memoryStorage.js"
 import type { PlanStepInput } from "./support/verifyRows.js"
 import { nodeServer, rowFor, serverBin, writeJsonl } from "./support/verifyRows.js"
@@ -91,13 +92,6 @@ const verifyRun = (o: RunOptions, dir: string) => {
     Effect.provide(o.logs === undefined ? Layer.empty : loggingInto(o.logs))
   )
 }
-
-/** A logger that keeps each message as `LEVEL: message`. */
-const loggingInto = (logs: Array<string>) =>
-  Logger.replace(
-    Logger.defaultLogger,
-    Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
-  )
 
 /** Verifies `rows` (written to a temp .jsonl) and returns what the run wrote. */
 const verify = async (o: RunOptions) => {

@@ -4,7 +4,7 @@
  * twice), and a run that stops when verification concerns every sample (a server that cannot be reached).
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Layer, Logger } from "effect"
+import { Deferred, Effect, Either, Fiber, Layer } from "effect"
 import * as path from "node:path"
 import { StorageError } from "../src/domain/errors.js"
 import type { Inventory } from "../src/domain/inventory.js"
@@ -30,6 +30,7 @@ import {
   settingsFor
 } from "./support/engine.js"
 import { validTaskText } from "./support/fakeTasks.js"
+import { loggingInto } from "./support/logs.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 
 const RUN_DIR = "/mem/raw_llm/run-1"
@@ -171,10 +172,7 @@ describe("the verify hook", () => {
       const [aapl, msft] = storage.text(file).split("\n")
       storage.files.set(file, [aapl!.slice(0, 30), msft, ""].join("\n"))
       const logs: Array<string> = []
-      const logger = Logger.replace(
-        Logger.defaultLogger,
-        Logger.make(({ logLevel, message }) => void logs.push(`${logLevel.label}: ${String(message)}`))
-      )
+      const logger = loggingInto(logs)
       const again = scriptedVerifier()
       yield* judgeAll(rows).pipe(Effect.provide(Layer.mergeAll(storage.layer, again.layer, logger)))
       expect(again.runs).toEqual(["AAPL"]) // its outcome's line is not readable: verified again
