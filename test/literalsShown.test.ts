@@ -119,6 +119,46 @@ describe("prompt/literal-not-shown: literal values the prompt never states", () 
       .toEqual([false, false, false, false, false])
   })
 
+  it("number words past twelve (fifteen, twenty-five, a dozen, a hundred) state their number", () => {
+    // Each was reported until this rule (the words stopped at twelve): a false warning, and a paid repair at
+    // generate acceptance for a prompt that does state its count.
+    const states = (text: string, n: number) => statesNumber(text, n)
+    expect([
+      states("the fifteen latest headlines", 15),
+      states("Twenty headlines", 20),
+      states("twenty-five gainers", 25),
+      states("ninety nine rows", 99),
+      states("a dozen headlines", 12),
+      states("one hundred rows", 100)
+    ]).toEqual([true, true, true, true, true, true])
+    // A compound states its whole number, not its tens; another word states nothing.
+    expect([states("twenty-five gainers", 20), states("fifteen headlines", 5), states("a dozen eggs", 13)])
+      .toEqual([false, false, false])
+    // Runs judged before this rule keep its reading.
+    expect([statesNumber("twenty headlines", 20, "until-2026-12-03"), statesNumber("a dozen", 12, "until-2026-12-03")])
+      .toEqual([false, false])
+  })
+
+  it("a month written with its year states its first and last day (a range over the month)", () => {
+    const range = (prompt: string, reading?: "until-2026-12-03") =>
+      unshownLiterals(
+        new PromptFacts(["You call tools.", prompt], undefined, reading),
+        [step(1, "aggs", { from: "2025-03-01", to: "2025-03-31" })]
+      ).map((u) => [u.path, u.value])
+    for (
+      const prompt of ["Daily bars for March 2025.", "Daily bars for Mar. 2025.", "In 2025, daily bars for March."]
+    ) {
+      expect(range(prompt), prompt).toEqual([])
+    }
+    // A day of the month named, another year, or no year: not the month's first and last day.
+    expect(range("Daily bars since March 5, 2025.")).toEqual([["from", "2025-03-01"], ["to", "2025-03-31"]])
+    expect(range("Daily bars for March 2024.")).toEqual([["from", "2025-03-01"], ["to", "2025-03-31"]])
+    expect(range("Daily bars for March.")).toEqual([["from", "2025-03-01"], ["to", "2025-03-31"]])
+    expect(unshownLiterals(new PromptFacts(["Daily bars for March 2025."]), [step(1, "aggs", { day: "2025-03-15" })]))
+      .toHaveLength(1)
+    expect(range("Daily bars for March 2025.", "until-2026-12-03")).toHaveLength(2)
+  })
+
   it("the month and day of an ISO date are no count: skyrl's 'Today is 2026-11-30.' line states no 11 nor 30", () => {
     // Every row of a run carries the date line, so until 2026-12-02 a limit of 30 (or 11, or 12 in December)
     // passed in every row of the run without the task ever asking for it.

@@ -638,7 +638,10 @@ describe("warnings", () => {
     expect(promptReadingOf(settingsFor(1, { literals: "stated" }))).toBe("until-2026-12-01")
     expect(promptReadingOf(settingsFor(1, { literals: "stated-outside-tool-lists" }))).toBe("until-2026-12-02")
     expect(promptReadingOf(settingsFor(1, { user_leaks: "repaired" }))).toBe("until-2026-12-02")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" })))
+      .toBe("until-2026-12-03")
+    expect(promptReadingOf(settingsFor(1, { user_leaks: "repaired-v2" }))).toBe("until-2026-12-03")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v3" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
@@ -742,6 +745,71 @@ describe("warnings", () => {
       promptReading: "until-2026-12-02"
     })
     expect(ruleOf(before, "prompt/user-names-tool").count).toBe(0)
+  })
+
+  it("look-alike letters, other dashes and invisible separators hide no name; a dict or key=value dumps params", () => {
+    const leak = (user: string, promptReading?: "until-2026-12-03") =>
+      ruleOf(
+        checkRows([edited(rowFor(0), (r) => (r.prompt[1].content = user))], { inventory, promptReading }),
+        "prompt/user-names-tool"
+      )
+    // Each was missed until this rule: NFKC folds no Cyrillic or Greek letter, no en dash, and an invisible
+    // character was no separator (a name of several parts was looked for only with _, -, . or a capital).
+    for (
+      const [user, tool, shown] of [
+        ["Use fmp_get_qu\u043ete on AAPL, then the 3 latest news.", "fmp_get_quote", "fmp_get_qu\u043ete"],
+        ["Get the AAPL quote, then \u0440olygon_get_news, 3 of them.", "polygon_get_news", "\u0440olygon_get_news"],
+        ["Use fmp\u2013get\u2013quote on AAPL, then the 3 latest news.", "fmp_get_quote", "fmp\u2013get\u2013quote"],
+        ["Use fmp\u200bget\u200bquote on AAPL, then the 3 latest news.", "fmp_get_quote", "fmp\u200bget\u200bquote"]
+      ] as const
+    ) {
+      expect(leak(user).examples[0]?.message, user).toContain(`names the plan's ${tool} (${JSON.stringify(shown)})`)
+    }
+    for (
+      const user of [
+        "Quote with {'symbol': 'AAPL'}, then the 3 latest news.",
+        "Quote with {\u201csymbol\u201d: \u201cAAPL\u201d}, then the 3 latest news.",
+        "Quote with {\"Symbol\": \"AAPL\"}, then the 3 latest news."
+      ]
+    ) expect(leak(user).examples[0]?.message, user).toMatch(/holds step 1's params as JSON \("symbol"\)/i)
+    expect(leak("Quote symbol=AAPL, then the 3 latest news.").examples[0]?.message)
+      .toMatch(/holds step 1's params as key=value \("symbol"\)/)
+    // Prose with dashes, quotes, an `=` or another script is none.
+    for (
+      const user of [
+        "Get the AAPL quote \u2014 then the 3 latest news \u2013 quickly.",
+        "Get Apple's 'quote': AAPL, then the 3 latest news (x=3).",
+        "\u041a\u043e\u0442\u0438\u0440\u043e\u0432\u043a\u0430 AAPL \u0438 3 \u043d\u043e\u0432\u043e\u0441\u0442\u0438."
+      ]
+    ) expect(leak(user).count, user).toBe(0)
+    // A run judged before this rule keeps its reading.
+    expect(leak("Use fmp_get_qu\u043ete on AAPL; symbol=AAPL.", "until-2026-12-03").count).toBe(0)
+  })
+
+  it("a system message that singles out plan tools outside its tool list gives the plan away too", () => {
+    const system = (edit: (text: string) => string, promptReading?: "until-2026-12-03") => {
+      const row = edited(rowFor(0), (r) => (r.prompt[0].content = edit(r.prompt[0].content)))
+      return ruleOf(checkRows([row], { inventory, promptReading }), "prompt/user-names-tool")
+    }
+    const hint = (text: string) =>
+      text.replace(
+        "Plan, then call tools one at a time.",
+        "Plan, then call tools one at a time. Start with fmp_get_quote."
+      )
+    expect(system(hint)).toMatchObject({
+      count: 1,
+      examples: [{
+        field: "prompt[0].content",
+        message: "the system message's own text (outside its tool list) names the plan's fmp_get_quote " +
+          "(\"fmp_get_quote\") and no other tool: the policy is told the plan instead of choosing it"
+      }]
+    })
+    // Naming other tools as well is general guidance, not the plan; the tool list itself names every tool.
+    const guidance = (text: string) =>
+      text.replace("Plan, then call tools one at a time.", "Prices: fmp_get_quote; profiles: fmp_get_company_profile.")
+    expect(system(guidance).count).toBe(0)
+    expect(system((text) => text).count).toBe(0)
+    expect(system(hint, "until-2026-12-03").count).toBe(0)
   })
 
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {

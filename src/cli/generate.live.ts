@@ -76,8 +76,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
       diversity: plan.diversity,
       input: null,
       ...verifySettingOf(options),
-      ...(options.allowUnstatedLiterals ? {} : { literals: "stated-v3" as const }),
-      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v2" as const })
+      ...(options.allowUnstatedLiterals ? {} : { literals: "stated-v4" as const }),
+      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v3" as const })
     })
     if (options.dryRun) {
       return yield* Plan.dryRun({ options, settings: fresh, catalogue, plan, rawDir, out, body: bodySettings }).pipe(

@@ -97,21 +97,24 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
   /**
    * generate: a literal param value no prompt message states is sent back to the model as a repair
    * (`prompt/literal-not-shown` is an error at acceptance): a policy could only guess it.
-   * "stated-v3": the values a message's tool list shows (every enum member, the descriptions) state nothing,
-   * read as `PromptReading` "current" says. "stated-outside-tool-lists": a run made on 2026-12-02 before
+   * "stated-v4": read as `PromptReading` "current" says (number words past twelve and a month with its year
+   * state values). "stated-v3": a run made before those (the values a message's tool list shows state nothing),
+   * judged again as it was ("until-2026-12-03"). "stated-outside-tool-lists": a run made on 2026-12-02 before
    * 04:00 UTC, and "stated": one made before 2026-12-02 (when the tool list stated values too), each judged
    * again as it was (`promptReadingOf`). Absent: a warning (`--allow-unstated-literals`, and runs made before
    * the field existed, which `rebuild` makes as they were).
    */
-  literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists", "stated-v3")),
+  literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists", "stated-v3", "stated-v4")),
   /**
-   * generate: "repaired-v2", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
-   * params as JSON is sent back to the model as a repair (`prompt/user-names-tool` is an error at
-   * acceptance): it tells the policy the plan. "repaired": a run made on 2026-12-02 before 04:00 UTC, judged
+   * generate: "repaired-v3", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
+   * params as a dump (or a system message that singles out plan tools) is sent back to the model as a repair
+   * (`prompt/user-names-tool` is an error at acceptance): it tells the policy the plan. "repaired-v2": a run
+   * made before look-alike letters, other dashes, invisible separators, quoted dict keys and `key=value` counted,
+   * judged again as it was ("until-2026-12-03"). "repaired": a run made on 2026-12-02 before 04:00 UTC, judged
    * again as it was (no namespace before a name, the tag only as written: `promptReadingOf`). Absent: a
    * warning (`--allow-tool-names-in-prompt`, and runs made before 2026-12-02, which `rebuild` makes as they were).
    */
-  user_leaks: Schema.optional(Schema.Literal("repaired", "repaired-v2"))
+  user_leaks: Schema.optional(Schema.Literal("repaired", "repaired-v2", "repaired-v3"))
 }) {}
 
 /**

@@ -12,10 +12,10 @@ import { Inventory } from "../services/Inventory.js"
 import type { FocusTool } from "../skyrl/focusTools.js"
 import { focusToolMissing, focusTools } from "../skyrl/focusTools.js"
 import { renderInstructions, renderSampleRequest } from "../skyrl/generationPrompt.js"
-import type { PromptReading } from "../skyrl/literalsShown.js"
 import { DEFAULT_PERSONAS, TASK_STYLES } from "../skyrl/personas.js"
 import type { TaskStyle } from "../skyrl/personas.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
+import type { PromptReading } from "../skyrl/promptReading.js"
 import { allocateSubjects } from "../skyrl/subjects.js"
 import { mayRun, parseAllowList } from "../skyrl/verification.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
@@ -194,14 +194,17 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
  * How a generate run reads the values its prompts state and the leaks of its user messages: a run keeps the
  * reading it was judged by (so `rebuild` and `--resume --force` judge its answers as it did): recorded with
  * `literals: "stated"`, made before 2026-12-02; with `literals: "stated-outside-tool-lists"` or `user_leaks:
- * "repaired"`, made on 2026-12-02 before 04:00 UTC. A setting that is absent only warns: its reading changes
- * no row.
+ * "repaired"`, made on 2026-12-02 before 04:00 UTC; with `literals: "stated-v3"` or `user_leaks: "repaired-v2"`,
+ * made before number words past twelve, months with their year and the wider leak reading (src/skyrl/
+ * promptReading.ts). A setting that is absent only warns: its reading changes no row.
  */
 export const promptReadingOf = (settings: RunSettings): PromptReading =>
   settings.literals === "stated"
     ? "until-2026-12-01"
     : settings.literals === "stated-outside-tool-lists" || settings.user_leaks === "repaired"
     ? "until-2026-12-02"
+    : settings.literals === "stated-v3" || settings.user_leaks === "repaired-v2"
+    ? "until-2026-12-03"
     : "current"
 
 /**

@@ -119,8 +119,12 @@ const madeBefore = (when: string) => `a run made before ${when}: resume with --f
 
 /** How to resume a run whose setting holds a value of an older rule, by setting and value. */
 const HINT_OF_OLDER: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  literals: { stated: madeBefore("2026-12-02"), "stated-outside-tool-lists": madeBefore("2026-12-02 04:00 UTC") },
-  user_leaks: { repaired: madeBefore("2026-12-02 04:00 UTC") }
+  literals: {
+    stated: madeBefore("2026-12-02"),
+    "stated-outside-tool-lists": madeBefore("2026-12-02 04:00 UTC"),
+    "stated-v3": madeBefore("2026-12-03")
+  },
+  user_leaks: { repaired: madeBefore("2026-12-02 04:00 UTC"), "repaired-v2": madeBefore("2026-12-03") }
 }
 
 /** `path: A in the run, B now` for each setting that differs, objects compared field by field. */

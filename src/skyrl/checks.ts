@@ -47,7 +47,8 @@
  *   that no prompt message states (src/skyrl/literalsShown.ts: a lenient text and number match; the tool's
  *   declared default passes): the reward matches it exactly, so the policy could only guess it.
  * - prompt/user-names-tool (a warning): the user message names a plan tool (any casing or separators), holds
- *   the <tool_call> syntax or a step's params as JSON (promptLeak.ts `userLeak`): it tells the policy the plan.
+ *   the <tool_call> syntax or a step's params as JSON or key=value (promptLeak.ts `userLeak`), or the system
+ *   message's own text names plan tools and no other (`systemLeak`): it tells the policy the plan.
  * - prompt/special-token (a warning): a message holding a chat-template control token's text (`<|im_end|>`),
  *   which the model's tokenizer reads as that token.
  * - duplicate/*: identical prompts, near-duplicate user messages (same text after normalization),
@@ -81,12 +82,12 @@ import {
   statedTextOf,
   unshownLiterals
 } from "./literalsShown.js"
-import type { PromptReading } from "./literalsShown.js"
 import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
-import { planLeak, userLeak } from "./promptLeak.js"
+import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
+import type { PromptReading } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
 import { loneSurrogateOf } from "./utf8.js"
@@ -153,7 +154,8 @@ export const RULES = [
   },
   {
     id: "prompt/user-names-tool",
-    title: "the user message names no plan tool, holds no <tool_call> syntax and no step's params as JSON",
+    title: "the user message names no plan tool, holds no <tool_call> syntax and no step's params as JSON or " +
+      "key=value; the system message singles out no plan tool",
     severity: "warning"
   },
   {
@@ -419,6 +421,16 @@ const groupByMessage = (issues: ReadonlyArray<StepIssue>): ReadonlyArray<string>
 const STEP_NAMES = ["server", "tool"] as const
 const isInteger = (d: unknown) => Number.isInteger(d)
 const isString = (d: unknown) => typeof d === "string"
+
+/** A tool as `available_tools` names it (its call name when it has one). */
+interface ToolRef {
+  readonly server: string
+  readonly tool: string
+  readonly call_name?: string | undefined
+}
+const isToolRef = (t: unknown): t is ToolRef =>
+  isObject(t) && typeof t.server === "string" && typeof t.tool === "string" &&
+  (t.call_name === undefined || typeof t.call_name === "string")
 
 /** A step as the checks read it: the plan step and its call name when the row has one. */
 type CheckedStep = PlanStep & { readonly call_name?: string }
@@ -702,7 +714,7 @@ export class DatasetChecker {
       this.checkComplexity(gt, steps)
       if (steps !== undefined) {
         this.checkPlanLeak(value.prompt, gt, steps, metadata)
-        this.checkUserLeak(value.prompt, steps)
+        this.checkUserLeak(value.prompt, gt, steps)
       }
       // The prompt's messages as the prompt checks read them (long messages' facts are remembered): whole
       // for the tools they name, without their tool lists for the values they state.
@@ -1164,11 +1176,9 @@ export class DatasetChecker {
       : undefined
     // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
     const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
-    const isTool = (t: unknown): t is { server: string; tool: string } =>
-      isObject(t) && typeof t.server === "string" && typeof t.tool === "string"
     const listed: unknown = gt.available_tools
     const availableTools = offerKnown && Array.isArray(listed)
-      ? listed.every(isTool) ? listed as ReadonlyArray<{ server: string; tool: string }> : listed.filter(isTool)
+      ? listed.every(isToolRef) ? listed as ReadonlyArray<ToolRef> : listed.filter(isToolRef)
       : undefined
     const leak = this.leakOf(this.inventory, system, availableTools, steps)
     if (leak !== undefined) {
@@ -1180,13 +1190,27 @@ export class DatasetChecker {
     }
   }
 
-  /** prompt/user-names-tool: a user message (the last message) that tells the policy which tool to call. */
-  private checkUserLeak(prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
+  /**
+   * prompt/user-names-tool: a user message (the last message) that tells the policy which tool to call, or (the
+   * current reading) a system message whose own text singles out the plan's tools.
+   */
+  private checkUserLeak(prompt: unknown, gt: Json, steps: ReadonlyArray<CheckedStep>): void {
     if (!Array.isArray(prompt) || prompt.length === 0) return
+    const reading = this.options.promptReading ?? "current"
+    const system: unknown = prompt[0]
+    if (reading === "current" && isObject(system) && system.role === "system" && typeof system.content === "string") {
+      // The tools the row offers, and the inventory's (a row whose offer is unknown lists only the plan's).
+      const offered = () => [
+        ...(Array.isArray(gt.available_tools) ? gt.available_tools.filter(isToolRef) : []),
+        ...(this.inventory?.servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name }))) ?? [])
+      ]
+      const leak = systemLeak(this.statedText(system.content), steps, offered)
+      if (leak !== undefined) this.find("prompt/user-names-tool", "prompt[0].content", leak)
+    }
     const last = prompt.length - 1
     const user: unknown = prompt[last]
     if (!isObject(user) || user.role !== "user" || typeof user.content !== "string") return
-    const leak = userLeak(user.content, steps, (this.options.promptReading ?? "current") === "current")
+    const leak = userLeak(user.content, steps, reading)
     if (leak !== undefined) this.find("prompt/user-names-tool", `prompt[${last}].content`, leak)
   }
 

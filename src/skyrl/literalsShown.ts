@@ -11,9 +11,10 @@
  *   straight ones;
  * - a number is shown when a message holds it as a whole number (`1,000` shows 1000, `1.5 million` or `$1.5M`
  *   1500000, `5%` or `5 percent` shows 0.05, `3.0` shows 3; the
- *   3 of `Q3`, `2023` or `3.5`, and the 11 or 30 of `2026-11-30`, do not count) or as a word from one to twelve; 0 and 1 (pages, offsets,
- *   flags) always pass;
- * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits (`dayStatement`);
+ *   3 of `Q3`, `2023` or `3.5`, and the 11 or 30 of `2026-11-30`, do not count) or as a word (one to ninety-nine,
+ *   `a dozen`, `a hundred`: `statesAsWord`); 0 and 1 (pages, offsets, flags) always pass;
+ * - a day (`2025-03-01`) is shown when a message writes it with its month's name or in digits, and a month's
+ *   first or last day when the month stands with its year (`March 2025`) (`dayStatement`);
  * - booleans and null always pass, and so does a value equal to the tool's declared `default` for that
  *   param (what the tool does unasked); another of its `enum` values is a choice the prompt must state
  *   (`search_depth: "advanced"` with no word of it in the prompt is a guess the reward would require);
@@ -30,6 +31,8 @@ import type { PlanStep } from "./planValidation.js"
 import { isLiteralParam } from "./planValidation.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
 import { wordIndex } from "./promptLeak.js"
+import type { PromptReading } from "./promptReading.js"
+import { readsAsOf } from "./promptReading.js"
 import { findToolsBlock } from "./sources.js"
 
 export interface UnshownLiteral {
@@ -46,7 +49,7 @@ export interface UnshownLiteral {
  */
 const comparableText = (text: string, reading: PromptReading): string => {
   const spaced = text.toLowerCase().replace(/[\s_-]+/g, " ")
-  return reading === "current" ? spaced.replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"") : spaced
+  return since1202b(reading) ? spaced.replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"") : spaced
 }
 
 /**
@@ -68,6 +71,35 @@ const CODES = new RegExp(`^${CODE}(?:, ?${CODE})*$`)
 
 const WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 const WORD_OF = WORDS.map((w) => new RegExp(`\\b${w}\\b`, "i"))
+const TEENS = ["thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+const TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+const UNIT = `(?:${WORDS.slice(0, 9).join("|")})`
+
+/**
+ * How a word writes `n` from 13 to 100 (the current reading): `fifteen`, `twenty` (not the tens of
+ * `twenty-five`), `twenty-five` or `twenty five`, `a dozen` or `one dozen` (12), `a hundred` or `one hundred`.
+ */
+const wordPattern = (n: number): string | undefined => {
+  if (n === 12) return "(?:a|one)\\s+dozen"
+  if (n === 100) return "(?:a|one)\\s+hundred"
+  if (n >= 13 && n <= 19) return TEENS[n - 13]
+  if (n < 20 || n > 99) return undefined
+  const tens = TENS[Math.floor(n / 10) - 2]!
+  return n % 10 === 0 ? `${tens}(?![-\\s]+${UNIT}\\b)` : `${tens}[-\\s]+${WORDS[(n % 10) - 1]}`
+}
+const wordsPast12 = new Map<number, RegExp | undefined>()
+
+/** Whether `text` writes the integer `n` as a word: one to twelve, and in the current reading 13 to 100. */
+const statesAsWord = (text: string, n: number, reading: PromptReading): boolean => {
+  if (!Number.isInteger(n) || n < 1) return false
+  if (n <= 12 && WORD_OF[n - 1]!.test(text)) return true
+  if (reading !== "current") return false
+  const pattern = remember(wordsPast12, n, () => {
+    const p = wordPattern(n)
+    return p === undefined ? undefined : new RegExp(`\\b${p}\\b`, "i")
+  })
+  return pattern?.test(text) === true
+}
 
 /** `n` with thousands separators (`1,000`), for an integer of 1000 or more; undefined otherwise. */
 const withSeparators = (n: number): string | undefined =>
@@ -122,20 +154,11 @@ const inIsoDate = (text: string, start: number, end: number): boolean => {
     (ISO_MONTH_BEFORE.test(before) && text[end] === "-" && DIGIT.test(text[end + 1] ?? ""))
 }
 
-/**
- * How the prompt rules read a prompt (what states a literal here; what names a plan tool in promptLeak.ts's
- * `userLeak`), for the generate runs each reading judged (`rebuild` and `--resume --force`
- * make their rows as they were; `promptReadingOf` in programs/generate.ts). "current": as the module comment
- * says. "until-2026-12-02": as the rule read on 2026-12-02 until 04:00 UTC: the month and day of an ISO date
- * stated numbers, a day written with its month's name needed its year right after it (`March 1, 2025`; not
- * `Sept.`), scales (`1.5 million`, `$2B`) and `5 percent` stated nothing, and typographic quotes were not
- * straight ones. "until-2026-12-01": as before 2026-12-02, besides: a message's tool list stated values
- * too, `3.0` did not state 3, and no written-out day stated its ISO date.
- */
-export type PromptReading = "current" | "until-2026-12-02" | "until-2026-12-01"
-
 /** Whether `reading` has the rules of 2026-12-02 (the tool list states nothing, `3.0` states 3, written days). */
-const since1202 = (reading: PromptReading): boolean => reading !== "until-2026-12-01"
+const since1202 = (reading: PromptReading): boolean => readsAsOf(reading, "until-2026-12-02")
+
+/** Whether `reading` has the rules of 2026-12-02 04:00 UTC (scales, `percent`, ISO dates no count, `Sept.`). */
+const since1202b = (reading: PromptReading): boolean => readsAsOf(reading, "until-2026-12-03")
 
 /** A message's text as `reading` looks for stated values in it. */
 export const statedTextOf = (text: string, reading: PromptReading): string =>
@@ -160,7 +183,7 @@ const afterZeros = (text: string, form: string, start: number, zeros: boolean): 
  * month or day of an ISO date is none.
  */
 const holdsNumber = (text: string, form: string, reading: PromptReading): boolean => {
-  const current = reading === "current"
+  const current = since1202b(reading)
   for (let i = text.indexOf(form); i >= 0; i = text.indexOf(form, i + 1)) {
     const before = text[i - 1]
     const end = afterZeros(text, form, i, since1202(reading))
@@ -177,10 +200,10 @@ const holdsNumber = (text: string, form: string, reading: PromptReading): boolea
   return false
 }
 
-/** Whether `text` states `n`: as a whole number in one of its forms, or as a word from one to twelve. */
+/** Whether `text` states `n`: as a whole number in one of its forms, or as a word (`statesAsWord`). */
 export const statesNumber = (text: string, n: number, reading: PromptReading = "current"): boolean =>
-  numberForms(n, reading === "current").some((form) => holdsNumber(text, form, reading)) ||
-  (Number.isInteger(n) && n >= 1 && n <= 12 && WORD_OF[n - 1]!.test(text))
+  numberForms(n, since1202b(reading)).some((form) => holdsNumber(text, form, reading)) ||
+  statesAsWord(text, n, reading)
 
 const ISO_DAY = /^(\d{4})-(\d{2})-(\d{2})$/
 const MONTHS = [
@@ -209,19 +232,27 @@ const yearNear = (text: string, year: RegExp, start: number, end: number): boole
   return year.test(text.slice(from, to))
 }
 
+/** A day's number after a month's name (`March 5`, `March 5th`), not a year's first digits (`March 2025`). */
+const DAY_NUMBER = "\\d{1,2}(?:st|nd|rd|th)?(?![\\w/])"
+
+/** The last day of month `m` (1-12) of `year`. */
+const lastDayOf = (year: number, m: number): number => new Date(Date.UTC(year, m, 0)).getUTCDate()
+
 /**
  * Whether a message writes the day `iso` (YYYY-MM-DD), undefined for another string: with the month's name or
  * its first three letters (`Sept` too) and the year up to `YEAR_REACH` characters after or before it on its
  * line (`March 1, 2025`, `1st of Mar 2025`, `March 1 to May 31, 2025`, `In 2025, since March 1`), or in digits
  * with `/` or `.` (`2025/03/01`, `03/01/2025`, `01.03.2025`: both orders of day and month pass, as the test
- * errs on passing). Reading "until-2026-12-02": the year right after the day (`, 2025`), no `Sept`.
+ * errs on passing). The month's first and last day also when the month stands with its year and no day number
+ * (`March 2025`: the month as a range; the current reading). Reading "until-2026-12-02": the year right after
+ * the day (`, 2025`), no `Sept`.
  */
 const dayStatement = (iso: string, reading: PromptReading): ((text: string) => boolean) | undefined => {
   const parts = ISO_DAY.exec(iso)
   if (parts === null) return undefined
   const [y, m, d] = [parts[1]!, Number(parts[2]), Number(parts[3])]
   if (m < 1 || m > 12 || d < 1 || d > 31) return undefined
-  const current = reading === "current"
+  const current = since1202b(reading)
   const month = `(?:${MONTHS[m - 1]}|${m === 9 && current ? "sept?" : MONTHS[m - 1]!.slice(0, 3)}\\.?)`
   const day = `0?${d}(?:st|nd|rd|th)?`
   const [mm, dd] = [`0?${m}`, `0?${d}`]
@@ -229,14 +260,17 @@ const dayStatement = (iso: string, reading: PromptReading): ((text: string) => b
   const digits = new RegExp(`(?<![\\w/.])(?:${y}/${mm}/${dd}|${mm}/${dd}/${y}|${dd}[/.]${mm}[/.]${y})(?![\\w/])`)
   const year = new RegExp(`(?<!\\d)${y}(?!\\d)`)
   const yearAfter = new RegExp(`^,?\\s+${y}(?![\\w/])`)
-  return (text) => {
-    if (digits.test(text)) return true
-    for (const match of text.matchAll(named)) {
-      const end = match.index + match[0].length
-      if (current ? yearNear(text, year, match.index, end) : yearAfter.test(text.slice(end, end + 16))) return true
-    }
-    return false
+  const wholeMonth = reading === "current" && (d === 1 || d === lastDayOf(Number(y), m))
+    ? new RegExp(`(?<![\\w/.])(?<!\\d(?:st|nd|rd|th)?\\s+(?:of\\s+)?)${month}(?!\\s*${DAY_NUMBER})(?![\\w/])`, "gi")
+    : undefined
+  // The year near a day or month written with its name (reading "until-2026-12-02": right after the day).
+  const withYear = (text: string, match: RegExpExecArray) => {
+    const end = match.index + match[0].length
+    return current ? yearNear(text, year, match.index, end) : yearAfter.test(text.slice(end, end + 16))
   }
+  return (text) =>
+    digits.test(text) ||
+    [named, wholeMonth].some((re) => re !== undefined && [...text.matchAll(re)].some((match) => withYear(text, match)))
 }
 
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */

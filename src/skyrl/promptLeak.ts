@@ -11,6 +11,8 @@ import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { plural } from "../domain/words.js"
 import { remember } from "./memo.js"
+import type { PromptReading } from "./promptReading.js"
+import { readsAsOf } from "./promptReading.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
 import { findToolsBlock, toolNamesOf } from "./sources.js"
 
@@ -142,6 +144,10 @@ const INVISIBLE = /\p{Cf}/gu
 const IDENTIFIER_RUN = /[\p{L}\p{N}_.\p{Cf}-]+/gu
 /** A name of several parts: a separator, or a lower-case letter followed by a capital (`GetQuote`). */
 const MULTI_PART = /[_.-]|\p{Ll}\p{Lu}/u
+/** The same in the current reading: an invisible character between two parts separates them too. */
+const MULTI_PART_INVISIBLE = /[_.\p{Cf}-]|\p{Ll}\p{Lu}/u
+/** Invisible characters at either end of a run (no separator there). */
+const INVISIBLE_ENDS = /^\p{Cf}+|\p{Cf}+$/gu
 /** Text without invisible characters, NFKC (an ASCII text is its own NFKC: most prompts skip the call). */
 const visibleText = (text: string): string =>
   NON_ASCII.test(text) ? text.normalize("NFKC").replace(INVISIBLE, "") : text
@@ -151,6 +157,26 @@ const squash = (name: string): string => visibleText(name).toLowerCase().replace
 /** `squash` of the tool names of plans (few, the same on every row of a run). */
 const squashedNames = new Map<string, string>()
 
+/** Cyrillic and Greek letters that look like Latin ones (NFKC keeps them apart), and the Latin letter of each. */
+const LOOKALIKE_FROM = "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u051b\u051d\u04bb\u0501" +
+  "\u04cf\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408" +
+  "\u0405\u03bf\u03bd\u03c1\u03b9\u03ba\u03c5\u0391\u0392\u0395\u0396\u0397\u0399\u039a" +
+  "\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7"
+const LOOKALIKE_TO = "aeopcyxijsqwhdlABEKMHOPCTXIJSovpikuABEZHIKMNOPTYX"
+const LOOKALIKES: ReadonlyMap<string, string> = new Map([...LOOKALIKE_FROM].map((c, i) => [c, LOOKALIKE_TO[i]!]))
+const LOOKALIKE = new RegExp(`[${LOOKALIKE_FROM}]`, "g")
+/** Dashes (en dash, em dash, hyphen, minus-like dashes): a tool name's `-` to the eye. */
+const DASH = /\p{Pd}/gu
+
+/**
+ * A text as the current reading looks for names in it: look-alike letters as the Latin ones and every dash as
+ * `-`, one UTF-16 unit for one (so a run's offsets are the original's).
+ */
+const folded = (text: string): string =>
+  NON_ASCII.test(text)
+    ? text.replace(DASH, (c) => "-".repeat(c.length)).replace(LOOKALIKE, (c) => LOOKALIKES.get(c) ?? c)
+    : text
+
 /** Where a namespace before a tool name ends: `functions.`, `fmp.` (skyrl's `server.tool`), `mcp__fmp__`. */
 const NAMESPACE_END = /\.|__/
 
@@ -159,9 +185,14 @@ const NAMESPACE_END = /\.|__/
  * or what follows a namespace in it (`functions.fmp_get_quote`, `mcp__fmp__get_quote`); only names of several
  * parts count.
  */
-const nameIn = (run: string, names: ReadonlyMap<string, string>, namespaces: boolean): string | undefined => {
+const nameIn = (run: string, names: ReadonlyMap<string, string>, reading: PromptReading): string | undefined => {
+  const namespaces = readsAsOf(reading, "until-2026-12-03")
+  const invisibleSeparates = reading === "current"
   for (let rest = run;;) {
-    const tool = MULTI_PART.test(rest.replace(INVISIBLE, "")) ? names.get(squash(rest)) : undefined
+    const multiPart = invisibleSeparates
+      ? MULTI_PART_INVISIBLE.test(rest.replace(INVISIBLE_ENDS, ""))
+      : MULTI_PART.test(rest.replace(INVISIBLE, ""))
+    const tool = multiPart ? names.get(squash(rest)) : undefined
     if (tool !== undefined) return tool
     const end = namespaces ? NAMESPACE_END.exec(rest) : null
     if (end === null) return undefined
@@ -176,6 +207,13 @@ const TOOL_CALL_TAG_BEFORE = /<\/?tool_call>/i
 
 /** A JSON object key followed by its colon (`"symbol":`), as a params dump holds. */
 const JSON_KEY = /"([^"\\]{1,64})"\s*:/g
+/** The same in the current reading: a Python dict's `'symbol':` or typographic quotes (`“symbol”:`) too. */
+const QUOTED_KEY =
+  /["'\u2018\u2019\u201c\u201d]([^"'\u2018\u2019\u201c\u201d\\]{1,64})["'\u2018\u2019\u201c\u201d]\s*:/g
+/** A closing quote before a colon: what every quoted key has (most texts have none, and skip the search). */
+const QUOTE_COLON = /["'\u2018\u2019\u201c\u201d]\s*:/
+/** A key written as a call's keyword argument or a query string's (`symbol=AAPL`, not `a == b` nor `x = 1`). */
+const KEY_VALUE = /(?<![\w.])([A-Za-z_]\w{0,63})=(?![=\s])/g
 
 interface UserLeakStep extends ToolRef {
   readonly step: number
@@ -183,19 +221,13 @@ interface UserLeakStep extends ToolRef {
   readonly params: unknown
 }
 
-/**
- * Whether a user message gives the plan away (`prompt/user-names-tool` in checks.ts, a warning): it names a
- * plan tool (its call name or tool name, or the tool name without its server's prefix, in any casing, with any
- * of `_`, `-`, `.` or none between its parts, invisible characters ignored, alone or behind a namespace such as
- * `functions.` or `mcp__fmp__`; only names of several parts, so `echo` or `search` used as a word is none), holds
- * the `<tool_call>` syntax (a tag: also with spaces or attributes in it, or HTML-escaped), or holds a step's
- * params as JSON (a quoted key of a step's params followed by a colon). A name spelled out as words ("list slack
- * channels") is not looked for: descriptive tool names are ordinary phrases. Undefined when none. With `current`
- * false, as the rule read until 2026-12-02 04:00 UTC (the generate runs it judged keep it: `promptReadingOf`):
- * no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
- */
-export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>, current = true): string | undefined => {
-  const problems: Array<string> = []
+/** `namesOf` of a plan (a row's checks ask it of the user message and the system message). */
+const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyMap<string, string>>()
+
+/** The names a text may give a plan's tools (squashed name -> call name): call name, tool name, tool name bare. */
+const namesOf = (plan: ReadonlyArray<ToolRef & { readonly call_name?: string | undefined }>) => {
+  const known = namesOfPlan.get(plan)
+  if (known !== undefined) return known
   const names = new Map<string, string>()
   for (const s of plan) {
     const display = s.call_name ?? s.tool
@@ -207,31 +239,116 @@ export const userLeak = (user: string, plan: ReadonlyArray<UserLeakStep>, curren
       if (!names.has(key)) names.set(key, display)
     }
   }
-  const visible = visibleText(user)
+  namesOfPlan.set(plan, names)
+  return names
+}
+
+/** The plan tools a text names (call name -> the text as written), in the order it names them. */
+const toolsNamed = (
+  text: string,
+  names: ReadonlyMap<string, string>,
+  reading: PromptReading
+): ReadonlyMap<string, string> => {
+  const current = reading === "current"
   const named = new Map<string, string>()
   // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
   // characters between its parts are all that squashing drops): look at the runs only when one is.
-  const squashed = visible.toLowerCase().replace(/[_.-]+/g, "")
-  if (names.size > 0 && [...names.keys()].some((name) => squashed.includes(name))) {
-    // Runs are read on the text without invisible characters, and shown as the user message writes them.
-    for (const run of user.normalize("NFKC").matchAll(IDENTIFIER_RUN)) {
-      const text = run[0].replace(/^[.-]+|[.-]+$/g, "")
-      const tool = nameIn(text, names, current)
-      if (tool !== undefined && !named.has(tool)) named.set(tool, text)
-    }
+  const visible = visibleText(text)
+  const squashed = (current ? folded(visible) : visible).toLowerCase().replace(/[_.-]+/g, "")
+  if (names.size === 0 || ![...names.keys()].some((name) => squashed.includes(name))) return named
+  // Runs are read on the text without invisible characters, and shown as the message writes them.
+  const written = text.normalize("NFKC")
+  const seen = current ? folded(written) : written
+  for (const run of seen.matchAll(IDENTIFIER_RUN)) {
+    const lead = /^[.-]*/.exec(run[0])![0].length
+    const trail = /[.-]*$/.exec(run[0])![0].length
+    const [start, end] = [run.index + lead, run.index + run[0].length - trail]
+    if (start >= end) continue
+    const tool = nameIn(seen.slice(start, end), names, reading)
+    if (tool !== undefined && !named.has(tool)) named.set(tool, written.slice(start, end))
   }
-  for (const [tool, text] of named) problems.push(`names the plan's ${tool} (${JSON.stringify(text)})`)
-  if ((current ? TOOL_CALL_TAG : TOOL_CALL_TAG_BEFORE).test(visible)) {
+  return named
+}
+
+/** The first of a step's param keys that a message writes as a params dump would: `"symbol":`, or `symbol=`. */
+const paramsDump = (
+  visible: string,
+  plan: ReadonlyArray<UserLeakStep>,
+  reading: PromptReading
+): string | undefined => {
+  const current = reading === "current"
+  const stepWith = (key: string) =>
+    plan.find((s) =>
+      isObject(s.params) &&
+      (current
+        ? Object.keys(s.params).some((k) => k.toLowerCase() === key.trim().toLowerCase())
+        : Object.hasOwn(s.params, key))
+    )
+  const keys = current ? QUOTED_KEY : JSON_KEY
+  const quoted = current ? QUOTE_COLON.test(visible) : visible.includes("\"")
+  for (const key of quoted ? visible.matchAll(keys) : []) {
+    const step = stepWith(key[1]!)
+    if (step !== undefined) return `holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`
+  }
+  for (const key of current && visible.includes("=") ? visible.matchAll(KEY_VALUE) : []) {
+    const step = stepWith(key[1]!)
+    if (step !== undefined) return `holds step ${step.step}'s params as key=value (${JSON.stringify(key[1])})`
+  }
+  return undefined
+}
+
+/**
+ * Whether a user message gives the plan away (`prompt/user-names-tool` in checks.ts, a warning): it names a
+ * plan tool (its call name or tool name, or the tool name without its server's prefix, in any casing, with any
+ * of `_`, `-` (or another dash), `.`, an invisible character or none between its parts, look-alike Cyrillic or
+ * Greek letters read as Latin, alone or behind a namespace such as `functions.` or `mcp__fmp__`; only names of
+ * several parts, so `echo` or `search` used as a word is none), holds the `<tool_call>` syntax (a tag: also with
+ * spaces or attributes in it, or HTML-escaped), or holds a step's params as a dump (a quoted key of a step's
+ * params followed by a colon, in double, single or typographic quotes and any casing, or the key followed by
+ * `=` and a value: `symbol=AAPL`). A name spelled out as words ("list slack channels") is not looked for:
+ * descriptive tool names are ordinary phrases; nor is `key: value` prose (`Ticker: TSLA`). Undefined when none.
+ * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03" reads no
+ * look-alike letter, other dash nor invisible separator, and only double-quoted keys as they are;
+ * "until-2026-12-02" besides: no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
+ */
+export const userLeak = (
+  user: string,
+  plan: ReadonlyArray<UserLeakStep>,
+  reading: PromptReading = "current"
+): string | undefined => {
+  const problems: Array<string> = []
+  for (const [tool, text] of toolsNamed(user, namesOf(plan), reading)) {
+    problems.push(`names the plan's ${tool} (${JSON.stringify(text)})`)
+  }
+  const visible = visibleText(user)
+  if ((readsAsOf(reading, "until-2026-12-03") ? TOOL_CALL_TAG : TOOL_CALL_TAG_BEFORE).test(visible)) {
     problems.push("holds the tool-call syntax (<tool_call>)")
   }
-  for (const key of visible.includes("\"") ? visible.matchAll(JSON_KEY) : []) {
-    const step = plan.find((s) => isObject(s.params) && Object.hasOwn(s.params, key[1]!))
-    if (step !== undefined) {
-      problems.push(`holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`)
-      break
-    }
-  }
+  const dump = paramsDump(visible, plan, reading)
+  if (dump !== undefined) problems.push(dump)
   return problems.length === 0
     ? undefined
     : `${problems.join("; ")}: the policy is told the plan instead of choosing it`
+}
+
+/**
+ * Whether a system message's own text (`ownText`: without its tool list, which names every tool) singles out
+ * the plan's tools (`prompt/user-names-tool`, the current reading): it names a plan tool as `userLeak` reads
+ * names, and no other tool the prompt offers (`offered`, asked only then). A text that names other tools too is general guidance
+ * ("prices: fmp_get_quote; profiles: fmp_get_company_profile"), as a catalogue in prose is. Undefined when not.
+ */
+export const systemLeak = (
+  ownText: string,
+  plan: ReadonlyArray<UserLeakStep>,
+  offered: () => ReadonlyArray<ToolRef & { readonly call_name?: string | undefined }>
+): string | undefined => {
+  const names = namesOf(plan)
+  const inPlan = toolsNamed(ownText, names, "current")
+  if (inPlan.size === 0) return undefined
+  const planCalls = new Set(names.values())
+  const others = namesOf(offered().filter((t) => !planCalls.has(t.call_name ?? t.tool)))
+  if (toolsNamed(ownText, others, "current").size > 0) return undefined
+  const shown = [...inPlan].map(([tool, text]) => `${tool} (${JSON.stringify(text)})`).join(", ")
+  return `the system message's own text (outside its tool list) names the plan's ${shown} and no other tool: ` +
+    "the policy is told the plan instead of choosing it"
 }

@@ -1,0 +1,30 @@
+/**
+ * How the prompt rules read a prompt (what states a literal in literalsShown.ts; what names a plan tool in
+ * promptLeak.ts's `userLeak`), for the generate runs each reading judged (`rebuild` and `--resume --force`
+ * make their rows as they were; `promptReadingOf` in programs/generate.ts). Each reading is named for the
+ * time its rules stopped applying to new runs:
+ * - "current": as literalsShown.ts and promptLeak.ts say.
+ * - "until-2026-12-03": runs that recorded `literals: "stated-v3"` or `user_leaks: "repaired-v2"` (made on
+ *   2026-12-02 from 04:00 UTC until the rules below were added): number words above twelve (`fifteen`,
+ *   `twenty-five`, `a dozen`) and a month with its year (`March 2025` for its first and last day) stated
+ *   nothing; a tool name with look-alike letters (Cyrillic `о`), a dash other than `-` or an invisible
+ *   character between its parts, params as a single- or typographic-quoted dict (`{'symbol': ...}`) or as
+ *   `key=value`, and a system message that singles out plan tools outside its tool list, were no leak.
+ * - "until-2026-12-02": as the rules read on 2026-12-02 until 04:00 UTC, besides: the month and day of an ISO
+ *   date stated numbers, a day written with its month's name needed its year right after it (`March 1, 2025`;
+ *   not `Sept.`), scales (`1.5 million`, `$2B`) and `5 percent` stated nothing, typographic quotes were not
+ *   straight ones, and no namespace before a tool name (`functions.`) nor a tag variant counted.
+ * - "until-2026-12-01": as before 2026-12-02, besides: a message's tool list stated values too, `3.0` did
+ *   not state 3, and no written-out day stated its ISO date.
+ */
+export type PromptReading = "current" | "until-2026-12-03" | "until-2026-12-02" | "until-2026-12-01"
+
+const ORDER: Readonly<Record<PromptReading, number>> = {
+  "until-2026-12-01": 0,
+  "until-2026-12-02": 1,
+  "until-2026-12-03": 2,
+  current: 3
+}
+
+/** Whether `reading` has the rules that `reading` `since` has (readings only add or change rules over time). */
+export const readsAsOf = (reading: PromptReading, since: PromptReading): boolean => ORDER[reading] >= ORDER[since]
