@@ -37,7 +37,7 @@ const rowFor = (i: number, overrides: Record<string, unknown> = {}, maxPromptTok
   encodeRow(Either.getOrThrow(convertTask(
     {
       task_id: `t${i}`,
-      user_prompt: `Get the AAPL quote for ticker number ${i}, then the 3 latest news.`,
+      user_prompt: `Get Apple's quote for ticker number ${i}, then the 3 latest news.`,
       domain: i % 2 === 0 ? "equities" : "macro",
       tool_sequence: [
         { server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
@@ -386,7 +386,7 @@ describe("prompt size", () => {
 describe("duplicates", () => {
   it("identical prompts, near-duplicates after normalization, and duplicate task ids", () => {
     const a = rowFor(0)
-    const sameText = rowFor(1, { user_prompt: "get the aapl QUOTE for ticker number 0 -- then the 3 latest news!!" })
+    const sameText = rowFor(1, { user_prompt: "get apple's QUOTE for ticker number 0 -- then the 3 latest news!!" })
     const exact = edited(rowFor(2), (r) => (r.prompt = a.prompt))
     const sameId = rowFor(3, { task_id: "t0" })
     const report = checkRows([a, sameText, exact, sameId], { inventory }, "f.jsonl")
@@ -810,6 +810,37 @@ describe("warnings", () => {
     expect(system(guidance).count).toBe(0)
     expect(system((text) => text).count).toBe(0)
     expect(system(hint, "until-2026-12-03").count).toBe(0)
+  })
+
+  it("a derived param whose value the user message states is a warning: the reward never compares it", () => {
+    // rowFor's plan: the quote of AAPL, then the news of a ticker marked derived from the quote, though its
+    // prompt says AAPL: MCPToolEnv takes any schema-valid ticker there (ground_derived is off by default), so
+    // the news of TSLA scores as the news of AAPL. Nothing reported it.
+    const derived = (user: string, ticker = "AAPL") =>
+      ruleOf(
+        checkRows([
+          edited(rowFor(0), (r) => {
+            r.prompt[1].content = user
+            r.reward_spec.ground_truth.tool_sequence[1].params = JSON.stringify({ ticker, limit: 3 })
+          })
+        ], { inventory }),
+        "plan/derived-stated"
+      )
+    expect(derived("Get the AAPL quote, then the 3 latest news.")).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        field: "reward_spec.ground_truth.tool_sequence[1].derived_params",
+        message: "step 2 polygon_get_news ticker = \"AAPL\" is derived, yet the user message states it: the reward " +
+          "never compares a derived param, so any schema-valid value scores (mark it literal; derived params are " +
+          "for values only an earlier result gives)"
+      }]
+    })
+    // A value the prompt does not give (the search's answer, the quote's own symbol unnamed), or gives only
+    // inside another word, or a plain word that may be prose ("general"), is none.
+    expect(derived("Quote Apple, then the 3 latest news.").count).toBe(0)
+    expect(derived("Get the AAPLX quote, then the 3 latest news.").count).toBe(0)
+    expect(derived("Get a general AAPL quote, then the 3 latest news.", "general").count).toBe(0)
   })
 
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {
@@ -1257,12 +1288,12 @@ describe("CLI exit codes", () => {
     const file = join(dir, "rows.jsonl")
     // Row 0 does not state its limit (prompt/literal-not-shown); rows 1 and 2 are near-duplicate prompts.
     const rows = [
-      rowFor(0, { user_prompt: "Get the AAPL quote for ticker number 0, then the latest news." }),
+      rowFor(0, { user_prompt: "Get Apple's quote for ticker number 0, then the latest news." }),
       rowFor(1, {
-        user_prompt: "Get the AAPL quote and then the 3 latest news items for our weekly ticker report one."
+        user_prompt: "Get Apple's quote and then the 3 latest news items for our weekly ticker report one."
       }),
       rowFor(2, {
-        user_prompt: "Get the AAPL quote and then the 3 latest news items for our weekly ticker report two."
+        user_prompt: "Get Apple's quote and then the 3 latest news items for our weekly ticker report two."
       })
     ]
     writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n")

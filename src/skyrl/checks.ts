@@ -27,7 +27,9 @@
  *   tool_schemas (with the schema of each step that has derived params). A row written before these fields existed gets one finding naming what it lacks (it is
  *   still read, with the defaults of `upgradeLegacyRow`).
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
- *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls.
+ *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls;
+ *   plan/derived-stated (a warning): a derived param whose value the user message states (literalsShown.ts
+ *   `statedDerived`): the reward never compares it, so any schema-valid value scores.
  * - prompt/plan-leak: the prompt's tools do not give the plan away: every plan tool offered, in the
  *   inventory's order, with at least min(3, available) distractors (needs an inventory; read from
  *   available_tools, or from the system message for rows whose offer is unknown: no available_tools, or
@@ -57,7 +59,7 @@
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
- * (contract/max_turns, plan/complexity, plan/placeholder, arrow/empty-list, prompt/tools-not-shown,
+ * (contract/max_turns, plan/complexity, plan/placeholder, plan/derived-stated, arrow/empty-list, prompt/tools-not-shown,
  * prompt/user-names-tool, prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
@@ -79,6 +81,7 @@ import {
   LONG_MESSAGE,
   MessageFacts,
   PromptFacts,
+  statedDerived,
   statedTextOf,
   unshownLiterals
 } from "./literalsShown.js"
@@ -135,6 +138,11 @@ export const RULES = [
   {
     id: "plan/placeholder",
     title: "no placeholder (\"<ticker>\", \"${x}\", \"TBD\") in a literal param: the reward matches literals exactly",
+    severity: "warning"
+  },
+  {
+    id: "plan/derived-stated",
+    title: "no derived param whose value the user message states (the reward never compares a derived param)",
     severity: "warning"
   },
   { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
@@ -724,6 +732,7 @@ export class DatasetChecker {
         const reading = this.options.promptReading ?? "current"
         this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf, reading), steps)
         this.checkPlaceholders(steps)
+        this.checkDerivedStated(value.prompt, steps)
       }
     }
     if (gt !== undefined && this.inventory !== undefined) {
@@ -1239,6 +1248,21 @@ export class DatasetChecker {
     if (prompt.texts.length === 0) return
     const unshown = unshownLiterals(prompt, steps, this.inputSchemaOf)
     if (unshown.length > 0) this.find("prompt/literal-not-shown", `${GT}.tool_sequence`, describeUnshown(unshown))
+  }
+
+  /** plan/derived-stated: derived params whose value the user message (the last message) states. */
+  private checkDerivedStated(prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
+    const user: unknown = Array.isArray(prompt) ? prompt[prompt.length - 1] : undefined
+    if (!isObject(user) || user.role !== "user" || typeof user.content !== "string") return
+    for (const d of statedDerived(user.content, steps)) {
+      this.find(
+        "plan/derived-stated",
+        `${GT}.tool_sequence[${d.step - 1}].derived_params`,
+        `step ${d.step} ${d.tool} ${d.param} = ${JSON.stringify(d.value)} is derived, yet the user message states ` +
+          "it: the reward never compares a derived param, so any schema-valid value scores (mark it literal; " +
+          "derived params are for values only an earlier result gives)"
+      )
+    }
   }
 
   /** plan/placeholder: literal params holding a placeholder, which the policy could only copy. */

@@ -384,6 +384,40 @@ export const unshownLiterals = (
 const isStated = (facts: PromptFacts, v: unknown): boolean =>
   typeof v === "boolean" || v === null || ((typeof v === "string" || typeof v === "number") && facts.states(v))
 
+/**
+ * A derived value a user message could state only on purpose: a code (`AAPL`), or a text with a digit, one of
+ * `_ @ / :` or several words (`C024BE91L`, `2025-03-31`, `ops_alerts`, `Palantir Technologies`). A plain
+ * word (`general`, `Apple`) may be prose that happens to spell it.
+ */
+const DISTINCT = /\d|[_@/:]|\S\s+\S/
+
+export interface StatedDerived {
+  readonly step: number
+  readonly tool: string
+  readonly param: string
+  readonly value: string
+}
+
+/**
+ * The derived params of `steps` whose string value the user message states as a whole word (a distinct value,
+ * as written): the reward never compares a derived param (docs/reward.md), so a value the policy is told
+ * should be literal; marked derived it lets any schema-valid value score.
+ */
+export const statedDerived = (user: string, steps: ReadonlyArray<PlanStep>): ReadonlyArray<StatedDerived> => {
+  const found: Array<StatedDerived> = []
+  for (const step of steps) {
+    if (!isObject(step.params)) continue
+    for (const param of step.derived_params ?? []) {
+      const v = step.params[param]
+      if (typeof v !== "string" || v.trim().length < 2) continue
+      if ((CODES.test(v) || DISTINCT.test(v)) && wordIndex(user, v) >= 0) {
+        found.push({ step: step.step, tool: step.tool, param, value: v })
+      }
+    }
+  }
+  return found
+}
+
 /** A finding's text: the first few unshown values, each with its step and tool. */
 export const describeUnshown = (unshown: ReadonlyArray<UnshownLiteral>): string => {
   const shown = unshown.slice(0, 3).map((u) => `step ${u.step} ${u.tool} ${u.path} = ${JSON.stringify(u.value)}`)
