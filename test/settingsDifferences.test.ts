@@ -54,9 +54,9 @@ describe("settingsDifferences", () => {
     ])
     // A run made on 2026-12-02 after 04:00 UTC, before number words past twelve and the wider leak reading.
     expect(settingsDifferences(settingsFor(5, { literals: "stated-v3", user_leaks: "repaired-v2" }), now)).toEqual([
-      "literals: stated-v3 in the run, stated-v4 now (a run made before 2026-12-03: resume with --force, which " +
+      "literals: stated-v3 in the run, stated-v4 now (a run made before 2026-12-02 20:30 UTC: resume with --force, which " +
       "keeps its rule)",
-      "user_leaks: repaired-v2 in the run, repaired-v3 now (a run made before 2026-12-03: resume with --force, " +
+      "user_leaks: repaired-v2 in the run, repaired-v3 now (a run made before 2026-12-02 20:30 UTC: resume with --force, " +
       "which keeps its rule)"
     ])
   })
