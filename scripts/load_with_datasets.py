@@ -80,16 +80,21 @@ def parse_args(argv):
     return args
 
 
+def loaded(datasets, files, decode):
+    """The files' rows as SkyRL loads them (concatenated in order), each as printed (or decoded with --decode)."""
+    merged = datasets.concatenate_datasets([load(datasets, p) for p in files])
+    return [plain(decoded(row) if decode else row) for row in merged]
+
+
 def main(argv):
     args = parse_args(argv)
     import datasets  # seconds to import: after the arguments are checked, so --help and usage errors are quick
 
     datasets.disable_progress_bars()
-    merged = datasets.concatenate_datasets([load(datasets, p) for p in args.files])
-    for row in merged:
-        value = decoded(row) if args.decode else row
-        sys.stdout.write(json.dumps(plain(value), ensure_ascii=False) + "\n")
-    sys.stderr.write(f"datasets {datasets.__version__}: {len(merged)} rows\n")
+    rows = loaded(datasets, args.files, args.decode)
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    sys.stderr.write(f"datasets {datasets.__version__}: {len(rows)} rows\n")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import { validatePlan } from "../src/skyrl/planValidation.js"
 import { runChild } from "./support/child.js"
 import { runCli } from "./support/cli.js"
 import { ROOT } from "./support/python.js"
-import { datasetsPython, loadWithDatasets } from "./support/python.js"
+import { datasetsPython, loadWithDatasets, loadWithDatasetsScript } from "./support/python.js"
 
 const python = await datasetsPython()
 if (python === undefined) console.warn("datasets round-trip skipped: run scripts/setup-python.sh to create .venv")
@@ -128,7 +128,8 @@ describe.skipIf(python === undefined && process.env.CI !== "true")(
           expect(paramsOf(loaded)).toEqual(expectedParams)
         }
         const all = Object.values(files)
-        const merged = await loadWithDatasets(python!, all)
+        // Through the script's own command line (its output, one JSON row per line), as the README runs it.
+        const merged = await loadWithDatasetsScript(python!, all)
         expect(merged).toEqual(all.flatMap(() => written))
 
         // The values Arrow would otherwise change survive: the date-like id, empty params, floats vs ints.
