@@ -1,5 +1,8 @@
 /** Runs the built CLI (bin/skyrl.js → dist/) as a child process. `npm test` builds first. */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { pathToFileURL } from "node:url"
 import { runChild } from "./child.js"
 import { ROOT } from "./python.js"
 
@@ -35,4 +38,28 @@ export const runCli = async (
     timeoutMs: CLI_TIMEOUT_MS
   })
   return { status, stdout, stderr }
+}
+
+/**
+ * Runs the CLI as `runCli` does, with its CPU time (user + system, seconds; scripts/cpu-on-exit.mjs,
+ * preloaded). A time bound on CPU time holds on a loaded machine, where wall time can be several times longer.
+ */
+export const runCliCpu = async (
+  args: ReadonlyArray<string>,
+  options: { env?: Record<string, string>; cwd?: string } = {}
+): Promise<CliResult & { readonly cpuSeconds: number }> => {
+  const dir = mkdtempSync(join(tmpdir(), "skyrl-cpu-"))
+  const cpuFile = join(dir, "cpu.json")
+  try {
+    const preload = pathToFileURL(join(ROOT, "scripts", "cpu-on-exit.mjs")).href
+    const { status, stderr, stdout } = await runChild(process.execPath, ["--import", preload, BIN, ...args], {
+      env: cleanEnv({ ...options.env, SKYRL_BENCH_CPU_FILE: cpuFile }),
+      cwd: options.cwd ?? ROOT,
+      timeoutMs: CLI_TIMEOUT_MS
+    })
+    const cpu = JSON.parse(readFileSync(cpuFile, "utf8")) as { user: number; system: number }
+    return { status, stdout, stderr, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
