@@ -774,13 +774,6 @@ describe("warnings", () => {
     ) expect(leak(user).examples[0]?.message, user).toMatch(/holds step 1's params as JSON \("symbol"\)/i)
     expect(leak("Quote symbol=AAPL, then the 3 latest news.").examples[0]?.message)
       .toMatch(/holds step 1's params as key=value \("symbol"\)/)
-    // A server-prefixed name of three parts or more spelled as words is no phrase of English (`fmp get quote`);
-    // the same words without the server's name are ("get quote", "search ticker": not looked for).
-    expect(leak("Run FMP get quote on AAPL, then the 3 latest news.").examples[0]?.message)
-      .toContain(`names the plan's fmp_get_quote ("FMP get quote")`)
-    expect(leak("Run fmp\u00a0get\u00a0quote on AAPL, then the 3 latest news.").count).toBe(1)
-    expect(leak("First get quote for AAPL, then get news: the 3 latest.").count).toBe(0)
-    expect(leak("Use polygon to get news after the AAPL quote, 3 of them.").count).toBe(0)
     // Prose with dashes, quotes, an `=` or another script is none.
     for (
       const user of [

@@ -221,82 +221,51 @@ interface UserLeakStep extends ToolRef {
   readonly params: unknown
 }
 
-/**
- * The names a text may give some tools: `squashed` (squashed name -> call name: call name, tool name, tool name
- * without its server's prefix), and `spaced`, a server-prefixed tool name of three parts or more written as
- * words (`fmp get quote`: no phrase of English starts with the server's name), for the current reading.
- */
-interface ToolNames {
-  readonly squashed: ReadonlyMap<string, string>
-  readonly spaced: ReadonlyArray<{ readonly server: string; readonly words: RegExp; readonly call: string }>
-}
-
 /** `namesOf` of a plan (a row's checks ask it of the user message and the system message). */
-const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ToolNames>()
-/** A tool name's parts as words: any run of spaces or separators between them. */
-const spacedWords = (parts: ReadonlyArray<string>): RegExp =>
-  new RegExp(
-    `(?<![\\p{L}\\p{N}_])${parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")}` +
-      "(?![\\p{L}\\p{N}_])",
-    "iu"
-  )
-const spacedNames = new Map<string, RegExp>()
+const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyMap<string, string>>()
 
-const namesOf = (plan: ReadonlyArray<ToolRef & { readonly call_name?: string | undefined }>): ToolNames => {
+/** The names a text may give a plan's tools (squashed name -> call name): call name, tool name, tool name bare. */
+const namesOf = (plan: ReadonlyArray<ToolRef & { readonly call_name?: string | undefined }>) => {
   const known = namesOfPlan.get(plan)
   if (known !== undefined) return known
-  const squashed = new Map<string, string>()
-  const spaced: Array<ToolNames["spaced"][number]> = []
+  const names = new Map<string, string>()
   for (const s of plan) {
     const display = s.call_name ?? s.tool
     const prefix = `${s.server}_`
-    const prefixed = s.tool.toLowerCase().startsWith(prefix.toLowerCase())
-    const bare = prefixed ? s.tool.slice(prefix.length) : undefined
+    const bare = s.tool.toLowerCase().startsWith(prefix.toLowerCase()) ? s.tool.slice(prefix.length) : undefined
     for (const name of [display, s.tool, bare]) {
       if (name === undefined || !MULTI_PART.test(name)) continue
       const key = remember(squashedNames, name, () => squash(name))
-      if (!squashed.has(key)) squashed.set(key, display)
-    }
-    const parts = s.tool.split(/[_.-]+/)
-    if (prefixed && parts.length >= 3 && !spaced.some((n) => n.call === display)) {
-      spaced.push({
-        server: s.server.toLowerCase(),
-        words: remember(spacedNames, s.tool, () => spacedWords(parts)),
-        call: display
-      })
+      if (!names.has(key)) names.set(key, display)
     }
   }
-  const names = { squashed, spaced }
   namesOfPlan.set(plan, names)
   return names
 }
 
 /** The plan tools a text names (call name -> the text as written), in the order it names them. */
-const toolsNamed = (text: string, names: ToolNames, reading: PromptReading): ReadonlyMap<string, string> => {
+const toolsNamed = (
+  text: string,
+  names: ReadonlyMap<string, string>,
+  reading: PromptReading
+): ReadonlyMap<string, string> => {
   const current = reading === "current"
   const named = new Map<string, string>()
   // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
   // characters between its parts are all that squashing drops): look at the runs only when one is.
   const visible = visibleText(text)
-  const lower = (current ? folded(visible) : visible).toLowerCase()
-  const squashed = lower.replace(/[_.-]+/g, "")
-  const inRuns = [...names.squashed.keys()].some((name) => squashed.includes(name))
-  const inWords = current && names.spaced.some((n) => lower.includes(n.server))
-  if (!inRuns && !inWords) return named
+  const squashed = (current ? folded(visible) : visible).toLowerCase().replace(/[_.-]+/g, "")
+  if (names.size === 0 || ![...names.keys()].some((name) => squashed.includes(name))) return named
   // Runs are read on the text without invisible characters, and shown as the message writes them.
   const written = text.normalize("NFKC")
   const seen = current ? folded(written) : written
-  for (const run of inRuns ? seen.matchAll(IDENTIFIER_RUN) : []) {
+  for (const run of seen.matchAll(IDENTIFIER_RUN)) {
     const lead = /^[.-]*/.exec(run[0])![0].length
     const trail = /[.-]*$/.exec(run[0])![0].length
     const [start, end] = [run.index + lead, run.index + run[0].length - trail]
     if (start >= end) continue
-    const tool = nameIn(seen.slice(start, end), names.squashed, reading)
+    const tool = nameIn(seen.slice(start, end), names, reading)
     if (tool !== undefined && !named.has(tool)) named.set(tool, written.slice(start, end))
-  }
-  for (const n of inWords ? names.spaced : []) {
-    const match = named.has(n.call) ? null : n.words.exec(seen)
-    if (match !== null) named.set(n.call, written.slice(match.index, match.index + match[0].length))
   }
   return named
 }
@@ -337,11 +306,9 @@ const paramsDump = (
  * spaces or attributes in it, or HTML-escaped), or holds a step's params as a dump (a quoted key of a step's
  * params followed by a colon, in double, single or typographic quotes and any casing, or the key followed by
  * `=` and a value: `symbol=AAPL`). A name spelled out as words ("list slack channels") is not looked for:
- * descriptive tool names are ordinary phrases; but a server-prefixed name of three parts or more is
- * (`fmp get quote`: `ToolNames.spaced`); nor is `key: value` prose (`Ticker: TSLA`). Undefined when none.
+ * descriptive tool names are ordinary phrases; nor is `key: value` prose (`Ticker: TSLA`). Undefined when none.
  * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03" reads no
- * look-alike letter, other dash, invisible separator nor spaced server-prefixed name, and only double-quoted
- * keys as they are;
+ * look-alike letter, other dash nor invisible separator, and only double-quoted keys as they are;
  * "until-2026-12-02" besides: no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
  */
 export const userLeak = (
@@ -378,7 +345,7 @@ export const systemLeak = (
   const names = namesOf(plan)
   const inPlan = toolsNamed(ownText, names, "current")
   if (inPlan.size === 0) return undefined
-  const planCalls = new Set(plan.map((s) => s.call_name ?? s.tool))
+  const planCalls = new Set(names.values())
   const others = namesOf(offered().filter((t) => !planCalls.has(t.call_name ?? t.tool)))
   if (toolsNamed(ownText, others, "current").size > 0) return undefined
   const shown = [...inPlan].map(([tool, text]) => `${tool} (${JSON.stringify(text)})`).join(", ")

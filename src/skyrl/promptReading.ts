@@ -8,9 +8,8 @@
  *   2026-12-02 from 04:00 UTC until the rules below were added): number words above twelve (`fifteen`,
  *   `twenty-five`, `a dozen`) and a month with its year (`March 2025` for its first and last day) stated
  *   nothing; a tool name with look-alike letters (Cyrillic `о`), a dash other than `-` or an invisible
- *   character between its parts, a server-prefixed name written as words (`fmp get quote`), params as a
- *   single- or typographic-quoted dict (`{'symbol': ...}`) or as `key=value`, and a system message that
- *   singles out plan tools outside its tool list, were no leak.
+ *   character between its parts, params as a single- or typographic-quoted dict (`{'symbol': ...}`) or as
+ *   `key=value`, and a system message that singles out plan tools outside its tool list, were no leak.
  * - "until-2026-12-02": as the rules read on 2026-12-02 until 04:00 UTC, besides: the month and day of an ISO
  *   date stated numbers, a day written with its month's name needed its year right after it (`March 1, 2025`;
  *   not `Sept.`), scales (`1.5 million`, `$2B`) and `5 percent` stated nothing, typographic quotes were not
