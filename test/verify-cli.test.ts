@@ -415,52 +415,58 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
 })
 
 describe("verify replaces its rejects file only with the dataset it belongs to (built CLI)", () => {
-  it("a dataset that cannot be written (the file size limit, as a full disk) leaves both files as they were", async () => {
-    const own = mkdtempSync(join(dir, "pair-"))
-    const out = join(own, "rows.jsonl")
-    const rejectsFile = `${out}.rejects.jsonl`
-    const everything = { mcpServers: { everything: config.mcpServers.everything } }
-    writeFileSync(join(own, "mcp.json"), JSON.stringify(everything))
-    const inv = join(own, "inv.json")
-    expect((await runCli(["tools", "import", "--servers-config", join(own, "mcp.json"), "--out", inv])).status).toBe(0)
-    // A verified row of ~8 KB (a note in its task_metadata, kept as read); a row whose tool the server lacks.
-    const big = (i: number) => {
-      const row = rowFor(`sum-${i}`, [{ server: "everything", tool: "get-sum", params: { a: i, b: 2 } }])
-      const metadata = JSON.parse(row.extra_info.task_metadata)
-      row.extra_info.task_metadata = JSON.stringify({ ...metadata, note: "x".repeat(8000) })
-      return row
-    }
-    const bad = (id: string) => rowFor(id, [{ server: "everything", tool: "no-such-tool", params: {} }])
-    const args = ["--inventory", inv, "--servers-config", join(own, "mcp.json"), "--out", out]
-    const first = writeJsonl(join(own, "first.jsonl"), [big(1), bad("bad-first")])
-    expect((await runCli(["verify", first, ...args])).status).toBe(0)
-    const [rowsText, rejects] = [readFileSync(out, "utf8"), readFileSync(rejectsFile, "utf8")]
-    expect(jsonl(rejectsFile)).toEqual([expect.objectContaining({ file: first, row: 1, stage: "schema" })])
-    // 20 verified rows of ~8 KB against a limit of 64 KB: the rows' file cannot be written, the rejects (and
-    // the journal and cassette lines, a few KB) could be.
-    const second = writeJsonl(join(own, "second.jsonl"), [
-      bad("bad-a"),
-      ...Array.from({ length: 20 }, (_, i) => big(i + 2)),
-      bad("bad-b")
-    ])
-    const limited = await runChild(
-      "bash",
-      ["-c", "ulimit -f 64 && exec \"$0\" \"$@\"", process.execPath, BIN, "verify", second, ...args],
-      { env: cleanEnv(), cwd: own, timeoutMs: CLI_TIMEOUT_MS }
-    )
-    expect(limited.status).toBe(1)
-    expect(limited.stderr).toContain(`cannot write ${out}`)
-    expect(readFileSync(out, "utf8")).toBe(rowsText)
-    // Before: the rejects of the run whose rows were not written (rows 0 and 21 of second.jsonl), beside the
-    // first run's rows.
-    expect(readFileSync(rejectsFile, "utf8")).toBe(rejects)
-    expect(readdirSync(own).filter((f) => f.endsWith(".tmp"))).toEqual([])
-    // Written, both are replaced.
-    const r = await runCli(["verify", second, ...args])
-    expect(r.status).toBe(0)
-    expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(20)
-    expect(jsonl(rejectsFile).map((x) => [x.file, x.row])).toEqual([[second, 0], [second, 21]])
-  })
+  it(
+    "a dataset that cannot be written (the file size limit, as a full disk) leaves both files as they were",
+    async () => {
+      const own = mkdtempSync(join(dir, "pair-"))
+      const out = join(own, "rows.jsonl")
+      const rejectsFile = `${out}.rejects.jsonl`
+      const everything = { mcpServers: { everything: config.mcpServers.everything } }
+      writeFileSync(join(own, "mcp.json"), JSON.stringify(everything))
+      const inv = join(own, "inv.json")
+      expect((await runCli(["tools", "import", "--servers-config", join(own, "mcp.json"), "--out", inv])).status).toBe(
+        0
+      )
+      // A verified row of ~8 KB (a note in its task_metadata, kept as read); a row whose tool the server lacks.
+      const big = (i: number) => {
+        const row = rowFor(`sum-${i}`, [{ server: "everything", tool: "get-sum", params: { a: i, b: 2 } }])
+        const metadata = JSON.parse(row.extra_info.task_metadata)
+        row.extra_info.task_metadata = JSON.stringify({ ...metadata, note: "x".repeat(8000) })
+        return row
+      }
+      const bad = (id: string) => rowFor(id, [{ server: "everything", tool: "no-such-tool", params: {} }])
+      const args = ["--inventory", inv, "--servers-config", join(own, "mcp.json"), "--out", out]
+      const first = writeJsonl(join(own, "first.jsonl"), [big(1), bad("bad-first")])
+      expect((await runCli(["verify", first, ...args])).status).toBe(0)
+      const [rowsText, rejects] = [readFileSync(out, "utf8"), readFileSync(rejectsFile, "utf8")]
+      expect(jsonl(rejectsFile)).toEqual([expect.objectContaining({ file: first, row: 1, stage: "schema" })])
+      // 20 verified rows of ~8 KB against a limit of 64 KB: the rows' file cannot be written, the rejects (and
+      // the journal and cassette lines, a few KB) could be.
+      const second = writeJsonl(join(own, "second.jsonl"), [
+        bad("bad-a"),
+        ...Array.from({ length: 20 }, (_, i) => big(i + 2)),
+        bad("bad-b")
+      ])
+      const limited = await runChild(
+        "bash",
+        ["-c", "ulimit -f 64 && exec \"$0\" \"$@\"", process.execPath, BIN, "verify", second, ...args],
+        { env: cleanEnv(), cwd: own, timeoutMs: CLI_TIMEOUT_MS }
+      )
+      expect(limited.status).toBe(1)
+      expect(limited.stderr).toContain(`cannot write ${out}`)
+      expect(readFileSync(out, "utf8")).toBe(rowsText)
+      // Before: the rejects of the run whose rows were not written (rows 0 and 21 of second.jsonl), beside the
+      // first run's rows.
+      expect(readFileSync(rejectsFile, "utf8")).toBe(rejects)
+      expect(readdirSync(own).filter((f) => f.endsWith(".tmp"))).toEqual([])
+      // Written, both are replaced.
+      const r = await runCli(["verify", second, ...args])
+      expect(r.status).toBe(0)
+      expect(readFileSync(out, "utf8").trim().split("\n")).toHaveLength(20)
+      expect(jsonl(rejectsFile).map((x) => [x.file, x.row])).toEqual([[second, 0], [second, 21]])
+    },
+    90_000
+  )
 })
 
 describe("verify --servers-config entries the inventory lacks (built CLI)", () => {
