@@ -248,7 +248,7 @@ def why_plan_fails(plan: Plan, parts: dict[str, Any]) -> str:
     """Why the plan's own calls score below 1.0, from the score's parts: steps matched, each step whose params
     fail its tool's input schema (the first error), a limit or ``max_turns`` reached, ``must_call_tool`` never
     called, derived values the recorded results do not hold (``ground_derived``), order violations."""
-    why = [f"{parts.get('steps_matched', '?')}/{len(plan.steps)} steps matched"]
+    why = [f"{parts['steps_matched']}/{len(plan.steps)} steps matched"]
     for s in plan.steps:
         problem = _schema_problem(plan.schemas.get(s.call_name), s.params)
         if problem is not None:

@@ -85,8 +85,8 @@ const isOptionLike = (arg: string): boolean => /^--?[A-Za-z]/.test(arg)
 /**
  * Walks `args` (the arguments after the program's name, up to `--`) down the command tree: `visit` sees
  * each argument with the command path so far, the options known there (those of the commands above
- * count too) and, when the argument stands where a command is expected, the commands there; returning a
- * value stops the walk with it.
+ * count too), when the argument stands where a command is expected the commands there, and its index in
+ * `args`; returning a value stops the walk with it.
  */
 const walk = <A>(
   command: { readonly descriptor: unknown },
@@ -95,19 +95,20 @@ const walk = <A>(
     arg: string,
     path: ReadonlyArray<string>,
     known: ReadonlySet<string>,
-    commands: ReadonlyArray<string> | undefined
+    commands: ReadonlyArray<string> | undefined,
+    at: number
   ) => A | undefined
 ): { readonly path: ReadonlyArray<string>; readonly node: Node; readonly found: A | undefined } => {
   let node = command.descriptor as Node
   const path = [nameOf(node) ?? "skyrl"]
   const known = new Set([...BUILT_IN, ...optionsOf(node)])
   let previous = ""
-  for (const arg of args) {
+  for (const [at, arg] of args.entries()) {
     if (arg === "--") break
     const n = unwrap(node)
     const children = n._tag !== "Subcommands" || isOptionLike(arg) || TAKES_VALUE.has(previous) ? [] : n.children
     const commands = children.length === 0 ? undefined : children.flatMap((c) => nameOf(c) ?? [])
-    const found = visit(arg, path, known, commands)
+    const found = visit(arg, path, known, commands, at)
     if (found !== undefined) return { path, node, found }
     previous = arg
     const child = children.find((c) => nameOf(c) === arg)
@@ -181,10 +182,8 @@ export const repeatedOptionsSplit = (
 export const unknownOption = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
-): string | undefined => {
-  let at = -1
-  return walk(command, args, (arg, path, known, commands) => {
-    at++
+): string | undefined =>
+  walk(command, args, (arg, path, known, commands, at) => {
     const where = path.slice(1).join(" ")
     const prefix = where === "" ? "" : `${where}: `
     if (commands !== undefined) {
@@ -199,7 +198,6 @@ export const unknownOption = (
     const hint = didYouMean(name, [...known].filter((k) => k.startsWith("--"))) || unquotedStdio(args, at)
     return `${prefix}unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
   }).found
-}
 
 /** The positional arguments in `usage` as its usage line gives them: `TASKS_FILE`, `[CONTRACT]`, `FILE...`. */
 const argumentsIn = (usage: Usage): ReadonlyArray<string> => {

@@ -97,11 +97,11 @@ const open = (dir: string) =>
         .pipe(Effect.catchTag("LockHeld", (e) => new CassettesLocked({ dir, holder: e.holder }))),
       () => storage.releaseLock(lock)
     )
-    const { endsOpen, errors, keys, torn } = yield* storedKeys(storage, file)
+    // The store's `torn`: its last line is a piece of one (durableLog's `fragment`), cut off before the first write;
+    // a whole last entry without its line end (`endsOpen` alone) gets one first.
+    const { endsOpen, errors, keys, torn: fragment } = yield* storedKeys(storage, file)
     const existing = keys.size
-    // A whole last entry without its line end: the first write starts a line of its own; a piece of one (`torn`) is
-    // cut off first.
-    const log = yield* makeDurableLog(file, undefined, { torn: endsOpen, fragment: torn })
+    const log = yield* makeDurableLog(file, undefined, { torn: endsOpen, fragment })
     let replaced = 0
     /** Whether the entry's line is to be written: its key is new, or stored as a tool error it does not repeat. */
     const claim = (entry: CassetteEntry) => {

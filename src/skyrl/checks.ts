@@ -89,6 +89,7 @@ import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
+import type { OfferedTool } from "./promptLeak.js"
 import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
 import type { PromptReading } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
@@ -431,12 +432,7 @@ const isInteger = (d: unknown) => Number.isInteger(d)
 const isString = (d: unknown) => typeof d === "string"
 
 /** A tool as `available_tools` names it (its call name when it has one). */
-interface ToolRef {
-  readonly server: string
-  readonly tool: string
-  readonly call_name?: string | undefined
-}
-const isToolRef = (t: unknown): t is ToolRef =>
+const isToolRef = (t: unknown): t is OfferedTool =>
   isObject(t) && typeof t.server === "string" && typeof t.tool === "string" &&
   (t.call_name === undefined || typeof t.call_name === "string")
 
@@ -1187,7 +1183,7 @@ export class DatasetChecker {
     const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
     const listed: unknown = gt.available_tools
     const availableTools = offerKnown && Array.isArray(listed)
-      ? listed.every(isToolRef) ? listed as ReadonlyArray<ToolRef> : listed.filter(isToolRef)
+      ? listed.every(isToolRef) ? listed as ReadonlyArray<OfferedTool> : listed.filter(isToolRef)
       : undefined
     const leak = this.leakOf(this.inventory, system, availableTools, steps)
     if (leak !== undefined) {

@@ -21,6 +21,11 @@ interface ToolRef {
   readonly tool: string
 }
 
+/** A tool as a row's `available_tools` or plan names it: its call name when it has one. */
+export interface OfferedTool extends ToolRef {
+  readonly call_name?: string | undefined
+}
+
 const IDENTIFIER = /[A-Za-z0-9_]/
 
 /** Index of the first whole-word occurrence of `name` in `text`, or -1. */
@@ -146,6 +151,9 @@ const IDENTIFIER_RUN = /[\p{L}\p{N}_.\p{Cf}-]+/gu
 const MULTI_PART = /[_.-]|\p{Ll}\p{Lu}/u
 /** The same in the current reading: an invisible character between two parts separates them too. */
 const MULTI_PART_INVISIBLE = /[_.\p{Cf}-]|\p{Ll}\p{Lu}/u
+/** The dots and dashes a run starts or ends with (a sentence's `.`, a list's `-`): no part of a name. */
+const LEADING_DOTS = /^[.-]*/
+const TRAILING_DOTS = /[.-]*$/
 /** Invisible characters at either end of a run (no separator there). */
 const INVISIBLE_ENDS = /^\p{Cf}+|\p{Cf}+$/gu
 /** Text without invisible characters, NFKC (an ASCII text is its own NFKC: most prompts skip the call). */
@@ -215,9 +223,8 @@ const QUOTE_COLON = /["'\u2018\u2019\u201c\u201d]\s*:/
 /** A key written as a call's keyword argument or a query string's (`symbol=AAPL`, not `a == b` nor `x = 1`). */
 const KEY_VALUE = /(?<![\w.])([A-Za-z_]\w{0,63})=(?![=\s])/g
 
-interface UserLeakStep extends ToolRef {
+interface UserLeakStep extends OfferedTool {
   readonly step: number
-  readonly call_name?: string | undefined
   readonly params: unknown
 }
 
@@ -225,7 +232,7 @@ interface UserLeakStep extends ToolRef {
 const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyMap<string, string>>()
 
 /** The names a text may give a plan's tools (squashed name -> call name): call name, tool name, tool name bare. */
-const namesOf = (plan: ReadonlyArray<ToolRef & { readonly call_name?: string | undefined }>) => {
+const namesOf = (plan: ReadonlyArray<OfferedTool>) => {
   const known = namesOfPlan.get(plan)
   if (known !== undefined) return known
   const names = new Map<string, string>()
@@ -260,8 +267,8 @@ const toolsNamed = (
   const written = text.normalize("NFKC")
   const seen = current ? folded(written) : written
   for (const run of seen.matchAll(IDENTIFIER_RUN)) {
-    const lead = /^[.-]*/.exec(run[0])![0].length
-    const trail = /[.-]*$/.exec(run[0])![0].length
+    const lead = LEADING_DOTS.exec(run[0])![0].length
+    const trail = TRAILING_DOTS.exec(run[0])![0].length
     const [start, end] = [run.index + lead, run.index + run[0].length - trail]
     if (start >= end) continue
     const tool = nameIn(seen.slice(start, end), names, reading)
@@ -340,7 +347,7 @@ export const userLeak = (
 export const systemLeak = (
   ownText: string,
   plan: ReadonlyArray<UserLeakStep>,
-  offered: () => ReadonlyArray<ToolRef & { readonly call_name?: string | undefined }>
+  offered: () => ReadonlyArray<OfferedTool>
 ): string | undefined => {
   const names = namesOf(plan)
   const inPlan = toolsNamed(ownText, names, "current")

@@ -30,9 +30,9 @@ export const CLI_TIMEOUT_MS = 120_000
  */
 export const runCli = async (
   args: ReadonlyArray<string>,
-  options: { env?: Record<string, string>; cwd?: string } = {}
+  options: { env?: Record<string, string>; cwd?: string; nodeArgs?: ReadonlyArray<string> } = {}
 ): Promise<CliResult> => {
-  const { status, stderr, stdout } = await runChild(process.execPath, [BIN, ...args], {
+  const { status, stderr, stdout } = await runChild(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
     env: cleanEnv(options.env),
     cwd: options.cwd ?? ROOT,
     timeoutMs: CLI_TIMEOUT_MS
@@ -52,13 +52,13 @@ export const runCliCpu = async (
   const cpuFile = join(dir, "cpu.json")
   try {
     const preload = pathToFileURL(join(ROOT, "scripts", "cpu-on-exit.mjs")).href
-    const { status, stderr, stdout } = await runChild(process.execPath, ["--import", preload, BIN, ...args], {
-      env: cleanEnv({ ...options.env, SKYRL_BENCH_CPU_FILE: cpuFile }),
-      cwd: options.cwd ?? ROOT,
-      timeoutMs: CLI_TIMEOUT_MS
+    const result = await runCli(args, {
+      ...options,
+      env: { ...options.env, SKYRL_BENCH_CPU_FILE: cpuFile },
+      nodeArgs: ["--import", preload]
     })
     const cpu = JSON.parse(readFileSync(cpuFile, "utf8")) as { user: number; system: number }
-    return { status, stdout, stderr, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
+    return { ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6 }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
