@@ -843,6 +843,53 @@ describe("warnings", () => {
     expect(derived("Get a general AAPL quote, then the 3 latest news.", "general").count).toBe(0)
   })
 
+  it("a derived param from a step whose tool's outputSchema declares no field is a warning (plan/derived-unproducible)", () => {
+    // rowFor's plan: the news's ticker derived from the quote (step 1). An outputSchema is MCP's promise of
+    // the result's structured content: one that declares no field at all promises nothing to take a value from.
+    const withOutput = (outputSchema: unknown) => {
+      const json = JSON.parse(readFileSync(INVENTORY_FILE, "utf8"))
+      const quote = json.servers[0].tools.find((t: any) => t.name === "fmp_get_quote")
+      if (outputSchema === undefined) delete quote.outputSchema
+      else quote.outputSchema = outputSchema
+      return Schema.decodeUnknownSync(Inventory)(json)
+    }
+    const unproducible = (outputSchema: unknown, edit: (r: any) => void = () => {}) =>
+      ruleOf(checkRows([edited(rowFor(0), edit)], { inventory: withOutput(outputSchema) }), "plan/derived-unproducible")
+    expect(unproducible({ type: "object", properties: {} })).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        row: 0,
+        field: "reward_spec.ground_truth.tool_sequence[1].derived_params",
+        message: "step 2 polygon_get_news ticker is derived from step 1 (fmp_get_quote), whose output schema " +
+          "declares no field: its result promises no value to take (mark the param literal, or name in depends_on " +
+          "the step whose result gives it)"
+      }]
+    })
+    expect(unproducible({ type: "object", additionalProperties: false }).count).toBe(1)
+    // A field to take it from, no outputSchema (unknown), or one open to any key (`{type: object}`, patterns,
+    // combinators): nothing to say.
+    expect(unproducible({ type: "object", properties: { symbol: { type: "string" } } }).count).toBe(0)
+    expect(unproducible({ type: "object", properties: { quotes: { type: "array" } } }).count).toBe(0)
+    expect(unproducible(undefined).count).toBe(0)
+    expect(unproducible({ type: "object" }).count).toBe(0)
+    expect(unproducible({ type: "object", properties: {}, additionalProperties: true }).count).toBe(0)
+    expect(unproducible({ type: "object", properties: {}, patternProperties: { "^s": {} } }).count).toBe(0)
+    expect(unproducible({ type: "object", properties: {}, anyOf: [{ properties: { symbol: {} } }] }).count).toBe(0)
+    // A step that also depends on one whose result can give it (here a third step's news is derived from the
+    // quote and the news): any of them may be the source.
+    const third = (r: any) =>
+      r.reward_spec.ground_truth.tool_sequence.push({
+        ...r.reward_spec.ground_truth.tool_sequence[1],
+        step: 3,
+        depends_on: "[1,2]"
+      })
+    expect(unproducible({ type: "object", properties: {} }, third).count).toBe(1) // step 2 only
+    // A later step in depends_on is contract/provenance's error already, not this rule's.
+    const later = (r: any) => (r.reward_spec.ground_truth.tool_sequence[1].depends_on = "[3]")
+    expect(unproducible({ type: "object", properties: {} }, later).count).toBe(0)
+  })
+
   it("a placeholder in a literal param is a warning naming step, param and value (a derived param's value is illustrative)", () => {
     const placeholder = edited(rowFor(0), (r) => {
       const step = r.reward_spec.ground_truth.tool_sequence[0]

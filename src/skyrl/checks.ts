@@ -29,7 +29,9 @@
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
  *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls;
  *   plan/derived-stated (a warning): a derived param whose value the user message states (literalsShown.ts
- *   `statedDerived`): the reward never compares it, so any schema-valid value scores.
+ *   `statedDerived`): the reward never compares it, so any schema-valid value scores; plan/derived-unproducible (a
+ *   warning, needs an inventory): a derived param whose every source step's tool has an outputSchema that declares
+ *   no field (planValidation.ts `unproducibleDerived`).
  * - prompt/plan-leak: the prompt's tools do not give the plan away: every plan tool offered, in the
  *   inventory's order, with at least min(3, available) distractors (needs an inventory; read from
  *   available_tools, or from the system message for rows whose offer is unknown: no available_tools, or
@@ -59,7 +61,7 @@
  * Plus a coverage table (rows per domain, complexity, tool, server; steps per plan).
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
- * (contract/max_turns, plan/complexity, plan/placeholder, plan/derived-stated, arrow/empty-list, prompt/tools-not-shown,
+ * (contract/max_turns, plan/complexity, plan/placeholder, plan/derived-stated, plan/derived-unproducible, arrow/empty-list, prompt/tools-not-shown,
  * prompt/user-names-tool, prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
@@ -88,7 +90,7 @@ import {
 import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
-import { placeholdersOf, provenanceIssues, validatePlan } from "./planValidation.js"
+import { placeholdersOf, provenanceIssues, unproducibleDerived, validatePlan } from "./planValidation.js"
 import type { OfferedTool } from "./promptLeak.js"
 import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
 import type { PromptReading } from "./promptReading.js"
@@ -144,6 +146,11 @@ export const RULES = [
   {
     id: "plan/derived-stated",
     title: "no derived param whose value the user message states (the reward never compares a derived param)",
+    severity: "warning"
+  },
+  {
+    id: "plan/derived-unproducible",
+    title: "no derived param from steps whose tools' outputSchema declares no field (nothing to take it from)",
     severity: "warning"
   },
   { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
@@ -729,6 +736,7 @@ export class DatasetChecker {
         this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf, reading), steps)
         this.checkPlaceholders(steps)
         this.checkDerivedStated(value.prompt, steps)
+        if (this.inventory !== undefined) this.checkDerivedProducible(this.inventory, steps)
       }
     }
     if (gt !== undefined && this.inventory !== undefined) {
@@ -1257,6 +1265,21 @@ export class DatasetChecker {
         `step ${d.step} ${d.tool} ${d.param} = ${JSON.stringify(d.value)} is derived, yet the user message states ` +
           "it: the reward never compares a derived param, so any schema-valid value scores (mark it literal; " +
           "derived params are for values only an earlier result gives)"
+      )
+    }
+  }
+
+  /** plan/derived-unproducible: derived params whose sources' outputSchemas declare no field to take them from. */
+  private checkDerivedProducible(inventory: Inventory, steps: ReadonlyArray<CheckedStep>): void {
+    for (const d of unproducibleDerived(inventory, steps)) {
+      const sources = d.sources.map((s) => `step ${s.step} (${s.tool})`).join(", ")
+      this.find(
+        "plan/derived-unproducible",
+        `${GT}.tool_sequence[${d.step - 1}].derived_params`,
+        `step ${d.step} ${d.tool} ${d.param} is derived from ${sources}, whose output schema${
+          d.sources.length === 1 ? " declares" : "s declare"
+        } no field: its result promises no value to take (mark the param literal, or name in depends_on the step ` +
+          "whose result gives it)"
       )
     }
   }

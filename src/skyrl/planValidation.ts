@@ -374,6 +374,88 @@ export const provenanceIssues = (steps: ReadonlyArray<PlanStep>, inventory?: Inv
 }
 
 /**
+ * Whether a tool's `outputSchema` promises a result without any field: an object schema whose `properties`
+ * are absent or empty and that takes no other key (`additionalProperties` absent with `properties: {}`,
+ * closed as `closeObjects` reads input schemas, or `false`), with no `patternProperties`,
+ * `unevaluatedProperties`, combinator or `$ref` that could add one. `{type: "object"}` alone takes any key:
+ * not empty. Anything else (no schema, another type) is not known to be empty.
+ */
+export const declaresNoField = (schema: unknown): boolean => {
+  if (!isObject(schema)) return false
+  if (schema.type !== undefined && schema.type !== "object") return false
+  for (const key of ["patternProperties", "unevaluatedProperties", "allOf", "anyOf", "oneOf", "if", "$ref"]) {
+    if (schema[key] !== undefined) return false
+  }
+  const properties = schema.properties
+  if (properties !== undefined && !(isObject(properties) && Object.keys(properties).length === 0)) return false
+  return schema.additionalProperties === false ||
+    (properties !== undefined && schema.additionalProperties === undefined)
+}
+
+/** The tools of an inventory whose outputSchema declares no field (`server \0 tool`), found once per inventory. */
+const noFieldCache = new WeakMap<Inventory, ReadonlySet<string>>()
+const noFieldTools = (inventory: Inventory): ReadonlySet<string> => {
+  let keys = noFieldCache.get(inventory)
+  if (keys === undefined) {
+    const found = new Set<string>()
+    for (const server of inventory.servers) {
+      for (const tool of server.tools) {
+        if (declaresNoField(tool.outputSchema)) found.add(`${server.name}\u0000${tool.name}`)
+      }
+    }
+    noFieldCache.set(inventory, keys = found)
+  }
+  return keys
+}
+
+/** A derived param no step it depends on can give (`unproducibleDerived`). */
+export interface UnproducibleDerived {
+  readonly step: number
+  readonly server: string
+  readonly tool: string
+  readonly param: string
+  /** The earlier steps of its depends_on, each with its tool: every one's outputSchema declares no field. */
+  readonly sources: ReadonlyArray<{ readonly step: number; readonly tool: string }>
+}
+
+/**
+ * Derived params whose sources cannot give them. A derived param names no field of a result, only its step's
+ * `depends_on` (any of them may give it), so the only such plan that can be told from the inventory is one
+ * where every earlier step of depends_on calls a tool whose `outputSchema` declares no field at all
+ * (`declaresNoField`). A source whose tool has no outputSchema, or is not in the inventory, may give anything.
+ * depends_on entries that are not earlier steps are `provenanceIssues`' (an error); a step with none left is
+ * not reported here.
+ */
+export const unproducibleDerived = (
+  inventory: Inventory,
+  steps: ReadonlyArray<PlanStep>
+): ReadonlyArray<UnproducibleDerived> => {
+  const empty = noFieldTools(inventory)
+  if (empty.size === 0) return NONE // nearly every inventory: no row pays more than this lookup
+  let found: Array<UnproducibleDerived> | undefined
+  for (const step of steps) {
+    const derived = step.derived_params ?? NONE
+    if (derived.length === 0) continue
+    const sources: Array<{ step: number; tool: string }> = []
+    let producible = false
+    for (const d of step.depends_on ?? NONE) {
+      if (!isEarlierStep(d, step.step)) continue
+      const source = steps[d - 1]?.step === d ? steps[d - 1] : steps.find((s) => s.step === d)
+      if (source === undefined || !empty.has(`${source.server}\u0000${source.tool}`)) {
+        producible = true
+        break
+      }
+      sources.push({ step: d, tool: source.tool })
+    }
+    if (producible || sources.length === 0) continue
+    for (const param of derived) {
+      ;(found ??= []).push({ step: step.step, server: step.server, tool: step.tool, param, sources })
+    }
+  }
+  return found ?? NONE
+}
+
+/**
  * Validates a plan. Returns one issue per problem (empty = valid). Steps must be numbered 1..n in
  * order; a plan without steps is one issue. Provenance is checked too (`provenanceIssues`).
  */
