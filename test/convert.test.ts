@@ -176,6 +176,51 @@ describe("toSkyRLSample: prompt normalization", () => {
     expect(Either.getOrThrow(convertTask(task(system), { inventory, givenSystem: "add-tools" })).prompt[0].content)
       .toBe(system)
   })
+  it("a system message with its own <tools> block offers the inventory tools it lists, as enrich does, not all", () => {
+    // The bundled ShareGPT log's row 1 lists 7 tools, 4 of them the inventory's (slack's 3, tavily_search). Its row
+    // offered all 25 inventory tools in available_tools (and prompt_tools 25), 21 of which the policy never sees.
+    const chat = JSON.parse(readFileSync(join(FIXTURES, "sharegpt", "sample_data.json"), "utf8"))[1]
+    const system: string = chat[0].value
+    const task = (plan: ReadonlyArray<Record<string, unknown>>, content = system) => ({
+      task_id: "chat-1",
+      messages: [{ role: "system", content }, { role: "user", content: chat[1].value }],
+      tool_sequence: plan,
+      evaluation_rubric: rubric
+    })
+    const search = { server: "tavily", tool: "tavily_search", params: { query: "MSFT news" } }
+    const post = {
+      server: "slack",
+      tool: "send_slack_message",
+      params: { channel: "general", message: "summary" },
+      depends_on: [1],
+      derived_params: ["message"]
+    }
+    const offered = (row: ReturnType<typeof convertTask>) =>
+      Either.getOrThrow(row).reward_spec.ground_truth.available_tools.map((t) => `${t.server}/${t.tool}`)
+    const row = Either.getOrThrow(convertTask(task([search, post]), { inventory }))
+    expect(offered(Either.right(row))).toEqual([
+      "slack/list_slack_channels",
+      "slack/send_slack_message",
+      "slack/get_slack_channel_history",
+      "tavily/tavily_search"
+    ])
+    expect(row.extra_info.task_metadata.prompt_tools).toBe(4)
+    expect(row.prompt[0].content).toBe(system.trim()) // kept as it is
+    expect(Object.keys(row.reward_spec.ground_truth.tool_schemas)).toEqual(["send_slack_message", "tavily_search"])
+    // A plan tool the block does not list is offered all the same (in the inventory's order): its call name must
+    // be among available_tools, and `validate` warns that the prompt never shows it (prompt/tools-not-shown).
+    expect(offered(convertTask(task([{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "NVDA" } }, post]), {
+      inventory
+    }))).toEqual([
+      "fmp/fmp_get_quote",
+      "slack/list_slack_channels",
+      "slack/send_slack_message",
+      "slack/get_slack_channel_history",
+      "tavily/tavily_search"
+    ])
+    // Without a <tools> block, the whole inventory as before; enrich's rows (narrowed inventory) are unchanged.
+    expect(offered(convertTask(task([search, post], "You are a research agent."), { inventory }))).toHaveLength(25)
+  })
   it("givenSystem add-tools: the budget counts the source's text; a prompt that cannot fit is refused", () => {
     const messages = [{ role: "system", content: "You are a research agent." }, { role: "user", content: "U" }]
     const tight = Either.getOrThrow(

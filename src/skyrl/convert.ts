@@ -10,6 +10,8 @@
  * - The generated system message offers the tools `selectPromptTools` picks (promptTools.ts: canonical
  *   inventory order, plan tools plus distractors within `maxPromptTokens`) under their call names, and a
  *   `Today is` line from `as_of`; steps are renumbered 1..n in plan order.
+ * - A kept system message with its own `<tools>` block offers the inventory tools it names, with the plan's
+ *   (`ownOffer`), as enrich narrows its inventory; without one, the whole inventory.
  * - Provenance: `depends_on` names earlier steps only, a step with derived params depends on something,
  *   derived params have a value in params (`provenanceIssues`).
  * - Defaults: complexity from the number of calls (`complexityOf`), `max_turns = max(steps + 2, 4)`,
@@ -22,8 +24,8 @@
  */
 import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
-import type { Inventory, InventoryTool } from "../domain/inventory.js"
-import { findTool } from "../domain/inventory.js"
+import type { InventoryTool } from "../domain/inventory.js"
+import { findTool, Inventory, InventoryServer } from "../domain/inventory.js"
 import { describeType, isObject } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
 import type { AvailableTool, SystemPromptOrigin } from "../domain/row.js"
@@ -57,7 +59,7 @@ import { literalParams, provenanceIssues } from "./planValidation.js"
 import { renderSystemPrompt } from "./prompt.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS, textTokens } from "./promptTokens.js"
 import { selectPromptTools } from "./promptTools.js"
-import { listsTools } from "./sources.js"
+import { findToolsBlock, listsTools, toolNamesOf } from "./sources.js"
 import { loneSurrogateOf } from "./utf8.js"
 
 export interface ConversionContext {
@@ -485,6 +487,51 @@ interface PromptParts {
   readonly origin?: SystemPromptOrigin | undefined
 }
 
+/** Inventories narrowed to a `<tools>` block's offer (`ownOffer`), by inventory, then by the tools they keep. */
+const ownOffers = new WeakMap<Inventory, Map<string, Inventory>>()
+const OWN_OFFERS_KEPT = 256
+
+/**
+ * The tools a kept system message offers when it lists its own (a `<tools>` block): the inventory's tools the
+ * block names (by name, on any server, as `enrich` narrows its inventory), with the plan's tools the inventory
+ * has (their call names must be among available_tools; `validate` warns when the prompt never shows one), in
+ * the inventory's order. The inventory itself when that is every tool; undefined without a block. A message
+ * without the text `<tools>` is not scanned further.
+ */
+const ownOffer = (
+  inventory: Inventory,
+  system: string,
+  plan: ReadonlyArray<{ readonly server: string; readonly tool: string }>
+): Inventory | undefined => {
+  if (!system.includes("<tools>")) return undefined
+  const block = findToolsBlock(system)
+  if (block === undefined) return undefined
+  const names = new Set(toolNamesOf(block))
+  const inPlan = (server: string, tool: string) => plan.some((s) => s.server === server && s.tool === tool)
+  const servers: Array<InventoryServer> = []
+  const keys: Array<string> = []
+  let all = true
+  for (const server of inventory.servers) {
+    const tools = server.tools.filter((t) => names.has(t.name) || inPlan(server.name, t.name))
+    if (tools.length < server.tools.length) all = false
+    if (tools.length === 0) continue
+    for (const t of tools) keys.push(`${server.name}\u0000${t.name}`)
+    servers.push(tools.length === server.tools.length ? server : trusted(InventoryServer, { ...server, tools }))
+  }
+  if (all) return inventory
+  let byTools = ownOffers.get(inventory)
+  if (byTools === undefined) ownOffers.set(inventory, byTools = new Map())
+  const key = keys.join("\u0001")
+  let narrowed = byTools.get(key)
+  if (narrowed === undefined) {
+    // The same narrowed inventory for rows that offer the same tools: selectPromptTools caches its offer by it.
+    if (byTools.size >= OWN_OFFERS_KEPT) byTools.clear()
+    narrowed = trusted(Inventory, { servers })
+    byTools.set(key, narrowed)
+  }
+  return narrowed
+}
+
 /**
  * The prompt: an existing one kept (enrich), else a generated system message with the offered tools. A
  * kept system message that lists no tool gets the offered tools after its text when `givenSystem` is
@@ -517,8 +564,12 @@ const promptFor = (
     : context.givenSystem === "add-tools" && !listsTools(givenSystem)
     ? "source_with_tools"
     : "source"
+  // A kept message that lists its own tools offers those (resolved against the inventory), not every tool.
+  const own = origin === "source" && context.inventory !== undefined && givenSystem !== undefined
+    ? ownOffer(context.inventory, givenSystem, task.tool_sequence)
+    : undefined
   const selected = selectPromptTools({
-    inventory: context.inventory,
+    inventory: own ?? context.inventory,
     plan: task.tool_sequence,
     preferred: task.tools_available,
     taskId: taskId(user),
