@@ -264,6 +264,32 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(plain.stdout).toContain(`${file} row 0: run: 1 steps: everything/get-sum`)
   })
 
+  it("--resume: the summary's servers cover the journal's rows too, an earlier session's other version beside this one's", async () => {
+    const graph = rowFor("graph-again", [{ server: "memory", tool: "read_graph", params: {} }])
+    const sum = rowFor("sum-again", [{ server: "everything", tool: "get-sum", params: { a: 11, b: 12 } }])
+    const fresh = rowFor("sum-fresh", [{ server: "everything", tool: "get-sum", params: { a: 13, b: 14 } }])
+    const out = ["--inventory", at("inv.json"), "--servers-config", at("mcp.json"), "--out", at("sv.jsonl")]
+    expect((await runCli(["verify", writeJsonl(at("sv-first.jsonl"), [graph, sum]), ...out])).status).toBe(0)
+    // The earlier session's everything answered with another version (as after an upgrade between sessions).
+    const journal = at("sv.jsonl.verify-journal.jsonl")
+    const lines = jsonl(journal).map((e) =>
+      e.record?.servers.everything === undefined
+        ? e
+        : { ...e, record: { ...e.record, servers: { everything: "mcp-servers/everything@1.9.0" } } }
+    )
+    writeJsonl(journal, lines)
+    const run = await runCli(["verify", writeJsonl(at("sv-again.jsonl"), [graph, sum, fresh]), ...out, "--resume"])
+    expect(run.status).toBe(0)
+    expect(run.stdout).toContain("(2 from the journal of an earlier run)")
+    // Was "servers:\n  everything: mcp-servers/everything@2.0.0" alone: memory's row came from the journal.
+    expect(run.stdout).toContain(
+      "servers:\n" +
+        "  everything: mcp-servers/everything@2.0.0 (this session); mcp-servers/everything@1.9.0 (an earlier " +
+        "session's rows)\n" +
+        "  memory: memory-server@0.6.3 (an earlier session's rows; not started in this session)\n"
+    )
+  })
+
   it("--resume with a journal line that is not readable before its last: stderr names file, line and reason; that row runs again", async () => {
     const plans = [3, 4, 5].map((a) =>
       rowFor(`sum-${a}`, [{ server: "everything", tool: "get-sum", params: { a, b: 1 } }])

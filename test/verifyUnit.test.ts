@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
 import { stripJsonc } from "../src/domain/json.js"
+import { formatServerLines } from "../src/programs/verify.js"
 import type { CassetteStoreCounts } from "../src/services/Cassettes.js"
 import { Cassettes, formatStoreCounts } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
@@ -611,5 +612,31 @@ describe("drift, side effects, repair text", () => {
     )
     expect(text).toContain("step 2 (fs/read_file)")
     expect(text).toContain("ENOENT: no such file '/x'")
+  })
+})
+
+describe("verify's servers: lines (formatServerLines)", () => {
+  const state = (server: string, version: string, starts = 1) => ({
+    server,
+    serverInfo: { name: server, version },
+    starts,
+    unavailable: undefined
+  })
+
+  it("lists the journal's servers with the versions its records hold; one this session also saw is listed once", () => {
+    const earlier = new Map<string, Set<string | null>>([
+      ["a", new Set(["a@1"])],
+      ["b", new Set([])],
+      ["c", new Set([null, "c@2"])]
+    ])
+    expect(formatServerLines([state("a", "1", 2)], earlier)).toEqual([
+      "  a: a@1, started 2 times",
+      "  b: version not recorded (an earlier session's rows; not started in this session)",
+      "  c: no server info, c@2 (an earlier session's rows; not started in this session)"
+    ])
+    expect(formatServerLines([state("a", "2")], earlier).slice(0, 1)).toEqual([
+      "  a: a@2 (this session); a@1 (an earlier session's rows)"
+    ])
+    expect(formatServerLines([state("z", "1"), state("a", "1")], new Map())).toEqual(["  a: a@1", "  z: z@1"])
   })
 })

@@ -1,10 +1,9 @@
 /** Live wiring of `skyrl verify` (loaded lazily by src/cli/verify.ts). */
 import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
 import type { Inventory } from "../domain/inventory.js"
-import { serverVersionLabel } from "../domain/inventory.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
-import { dryRunDatasets, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
+import { dryRunDatasets, formatServerLines, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
 import { formatStoreCounts } from "../services/Cassettes.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, McpClientLive } from "../services/McpClient.js"
@@ -157,14 +156,7 @@ export const runVerify = (options: VerifyCliOptions) =>
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
 
 const formatResult = (out: string, result: VerifyResult, report: VerifierReport): string => {
-  const servers = report.servers.map((s) =>
-    `  ${s.server}: ${
-      s.unavailable !== undefined
-        ? `unavailable (${s.unavailable.split("\n")[0]})`
-        : serverVersionLabel(s.serverInfo) ?? "no server info"
-    }` +
-    (s.starts > 1 ? `, started ${s.starts} times` : "")
-  )
+  const servers = formatServerLines(report.servers, result.earlierServers)
   const c = report.cassettes
   return [
     formatSummary(result.summary),

@@ -16,11 +16,12 @@ import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, 
 import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
-import { formatIssue } from "../domain/inventory.js"
+import { formatIssue, serverVersionLabel } from "../domain/inventory.js"
 import { SkyRLRow } from "../domain/row.js"
 import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog, LogTail } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "../services/durableLog.js"
+import type { ServerState } from "../services/McpServers.js"
 import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
@@ -78,9 +79,50 @@ export interface VerifyReject {
 
 export interface VerifyResult {
   readonly summary: VerifySummary
+  /** The servers of the rows whose outcome came from the journal (an earlier session's): see EarlierServers. */
+  readonly earlierServers: EarlierServers
   readonly written: number
   readonly rejects: number
   readonly rejectsFile: string
+}
+
+/**
+ * Server name → the versions (`name@version`, as a verification record holds them; null: the server gave no
+ * info) that an earlier session's rows (taken from the journal by `--resume`) ran on. A journaled failure
+ * records no version: the servers of the steps it sent are there with no version unless a verified row gives one.
+ */
+export type EarlierServers = ReadonlyMap<string, ReadonlySet<string | null>>
+
+/**
+ * The summary's `servers:` lines: this session's servers (`states`, as the Verifier reports them) and those of
+ * the rows taken from the journal, so every counted row's servers are listed. A version an earlier session saw
+ * that is not this session's is shown beside it; a server only the journal's rows used says so.
+ */
+export const formatServerLines = (
+  states: ReadonlyArray<ServerState>,
+  earlier: EarlierServers
+): Array<string> => {
+  const label = (v: string | null) => v ?? "no server info"
+  const lines = new Map<string, string>()
+  for (const s of states) {
+    const now = s.unavailable !== undefined
+      ? `unavailable (${s.unavailable.split("\n")[0]})`
+      : serverVersionLabel(s.serverInfo) ?? "no server info"
+    const restarts = s.starts > 1 ? `, started ${s.starts} times` : ""
+    const before = [...(earlier.get(s.server) ?? [])].map(label).filter((v) => v !== now)
+    lines.set(
+      s.server,
+      before.length === 0
+        ? `${now}${restarts}`
+        : `${now} (this session${restarts}); ${before.join(", ")} (an earlier session's rows)`
+    )
+  }
+  for (const [server, versions] of earlier) {
+    if (lines.has(server)) continue
+    const known = versions.size === 0 ? "version not recorded" : [...versions].map(label).join(", ")
+    lines.set(server, `${known} (an earlier session's rows; not started in this session)`)
+  }
+  return [...lines].sort((a, b) => a[0].localeCompare(b[0])).map(([server, text]) => `  ${server}: ${text}`)
 }
 
 export const rejectsFileOf = (out: string) => `${out}.rejects.jsonl`
@@ -531,6 +573,8 @@ interface RunContext {
   /** The first row of the run with each hash, for its copies (see FirstCopy). */
   readonly firsts: Map<string, FirstCopy>
   readonly counter: SummaryCounter
+  /** The servers of the rows taken from the journal (`fromJournal`). */
+  readonly earlierServers: Map<string, Set<string | null>>
   /** Whether a plan has a step whose tool is not annotated read-only. */
   readonly hasSideEffects: (steps: ReadonlyArray<VerifyStep>) => boolean
 }
@@ -634,10 +678,29 @@ const journalLine = (
 }
 
 const fromJournal = (located: Located, plan: Plan, entry: JournalEntry, ctx: RunContext): Outcome => {
+  noteEarlierServers(ctx.earlierServers, plan, entry)
   const outcome = entry.record !== undefined
     ? Either.right(entry.record)
     : Either.left(new VerificationFailed(entry.failure!))
   return settle(located, plan, outcome, ctx, "journal")
+}
+
+/**
+ * Adds the servers of a journaled outcome to `into`: a verified record's servers with their versions; for a
+ * failure, the servers of the steps it sent (up to its failing step; every step when it names none), no version.
+ */
+const noteEarlierServers = (into: Map<string, Set<string | null>>, plan: Plan, entry: JournalEntry) => {
+  const versionsOf = (server: string) => {
+    let set = into.get(server)
+    if (set === undefined) into.set(server, set = new Set())
+    return set
+  }
+  if (entry.record !== undefined) {
+    for (const [server, version] of Object.entries(entry.record.servers)) versionsOf(server).add(version)
+    return
+  }
+  const last = entry.failure?.step ?? Infinity
+  for (const s of plan.steps) if (s.step <= last) versionsOf(s.server)
 }
 
 /** The outcome of a plan run in this run: settled, and given to the row's copies later in the run. */
@@ -769,6 +832,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       done,
       firsts: new Map(),
       counter: new SummaryCounter(),
+      earlierServers: new Map(),
       hasSideEffects: (steps) => steps.some(verifier.sideEffect)
     }
     const outputs = yield* orderedOutputs(options.out)
@@ -794,6 +858,7 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     const [, written] = yield* Effect.all([Effect.zipRight(settled, outputs.end), outputs.write], { concurrency: 2 })
     return {
       summary: ctx.counter.summary(),
+      earlierServers: ctx.earlierServers,
       written,
       rejects: outputs.rejected(),
       rejectsFile: rejectsFileOf(options.out)
