@@ -343,13 +343,15 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(resumed.stderr).toMatch(/0 of 5 samples to make/)
 
     // Its own output as input: every row has a plan (valid against its prompt's tools), so every row is
-    // skipped and copied unchanged.
+    // kept as is (copied unchanged).
     const again = join(dir, "again.jsonl")
     const second = await enrich([out, "--out", again, "--inventory-from-prompt"], server)
     expect(second.status, second.stderr).toBe(0)
     expect(calls(server)).toHaveLength(5)
     expect(readJsonl(again)).toEqual(readJsonl(out))
-    expect(second.stderr.split("\n").filter((l) => /: skipped, already has a plan/.test(l))).toHaveLength(5)
+    expect(second.stderr.split("\n").filter((l) => /: kept as is: already has a plan/.test(l))).toHaveLength(5)
+    // The count says the same (was "5 skipped", while the 5 rows were written).
+    expect(second.stderr).toContain("enrich: 5 rows written (0 planned, 5 kept as is, 0 rejected input rows)")
 
     // The same through Parquet (SkyRL rows read from .parquet).
     const parquet = join(dir, "enriched.parquet")
@@ -470,7 +472,8 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(plan(rows[3])).toEqual(withProvenanceDefaults(source[3]).reward_spec.ground_truth.tool_sequence)
     expect(meta(rows[3])).toEqual({ ...source[3].extra_info.task_metadata, available_tools_source: "plan" })
     expect(rows[3].reward_spec.ground_truth.available_tools.length).toBeGreaterThan(0)
-    expect(r.stderr).toMatch(/row 1 \(id has-plan-1\): skipped, already has a plan \(use --overwrite/)
+    // Was "skipped, already has a plan", while the row is in the output.
+    expect(r.stderr).toMatch(/row 1 \(id has-plan-1\): kept as is: already has a plan \(use --overwrite/)
     // Row 2's made system message offers all 25 tools: over SkyRL's 512 default, within the run's budget of 1024,
     // so its line flags nothing.
     const row2 = r.stderr.split("\n").find((l) => /row 2 \(id no-plan-2\) \[sample 3\]: planned/.test(l))!
@@ -691,7 +694,7 @@ describe("enrich: bad input", () => {
 })
 
 describe("enrich: --dry-run, --limit, --debug and repair", () => {
-  /** Rows: 0 planned, 1 skipped (has a plan), 2 rejected, 3 planned, 4 planned, 5 planned. */
+  /** Rows: 0 planned, 1 kept as is (has a plan), 2 rejected, 3 planned, 4 planned, 5 planned. */
   const mixed = (dir: string): string => {
     const skyrl = readJsonl(join(FIXTURES, "enrich", "skyrl_rows.jsonl"))
     const file = join(dir, "mixed.jsonl")
@@ -707,7 +710,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     return file
   }
 
-  it("--dry-run calls no model and reports planned, skipped and rejected rows with reasons", async () => {
+  it("--dry-run calls no model and reports planned, kept-as-is and rejected rows with reasons", async () => {
     const server = await fake()
     const dir = tmp()
     const out = join(dir, "rows.jsonl")
@@ -718,10 +721,10 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
     expect(r.stdout).toMatch(/^row 0 \(id a\): plan \(openai; all inventory tools; 0 observed tool calls\)$/m)
     expect(r.stdout).toMatch(
-      /^row 1 \(id has-plan-1\): skip, already has a plan \(use --overwrite to plan it again\)$/m
+      /^row 1 \(id has-plan-1\): keep as is, already has a plan \(use --overwrite to plan it again\)$/m
     )
     expect(r.stdout).toMatch(/^row 2 \(id bad\): reject, .*mixed\.jsonl, row 2, messages\[0\]\.content: is empty$/m)
-    expect(r.stdout).toContain("planned 4, skipped 1, rejected 1")
+    expect(r.stdout).toContain("planned 4, kept as is 1, rejected 1")
     expect(r.stdout).toContain("<<<USER_REQUEST\nGet the AAPL quote.\nUSER_REQUEST>>>")
   }, 30_000)
 
@@ -751,7 +754,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
       expect(r.stdout).toContain(
         `row 1: reject, ${file}, row 1: line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at}`
       )
-      expect(r.stdout).toContain("planned 1, skipped 0, rejected 1")
+      expect(r.stdout).toContain("planned 1, kept as is 0, rejected 1")
     },
     30_000
   )
@@ -769,10 +772,10 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(r.stdout).toContain(
       `row 0: reject, ${file}, row 0: not a SkyRL row, ShareGPT conversation or OpenAI message list (got null)`
     )
-    expect(r.stdout).toContain("planned 2, skipped 0, rejected 1")
+    expect(r.stdout).toContain("planned 2, kept as is 0, rejected 1")
   }, 30_000)
 
-  it("--limit N counts planned rows only (skips and rejects before them do not count)", async () => {
+  it("--limit N counts planned rows only (rows kept as is and rejects before them do not count)", async () => {
     const server = await fake()
     const dir = tmp()
     const out = join(dir, "rows.jsonl")
@@ -783,7 +786,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(rows.map((x) => meta(x).source_id ?? x.reward_spec.ground_truth.task_id)).toEqual(["a", "has-plan-1", "b"])
     expect(readJsonl(`${out}.rejects.jsonl`).map((x) => x.row)).toEqual([2])
     const dry = await enrich([mixed(dir), "--out", out, "--limit", "3", "--dry-run"], server)
-    expect(dry.stdout).toContain("planned 3, skipped 1, rejected 1")
+    expect(dry.stdout).toContain("planned 3, kept as is 1, rejected 1")
     expect(dry.stdout).toContain("5 rows read (stopped at --limit 3)")
   }, 60_000)
 

@@ -255,7 +255,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
           out
         }, engine))
     yield* Effect.logInfo(
-      `enrich: ${summary.valid} rows written (${runPlan.jobs.length} planned, ${runPlan.skipped.length} skipped, ` +
+      `enrich: ${summary.valid} rows written (${runPlan.jobs.length} planned, ${runPlan.skipped.length} kept as is, ` +
         `${runPlan.rejected.length} rejected input rows${
           runPlan.rejected.length > 0 ? `, see ${out}.rejects.jsonl` : ""
         })`
@@ -309,7 +309,7 @@ const dryRun = (
           })`
         }
       }),
-      ...plan.skipped.map((s) => ({ index: s.index, text: `${rowLabel(s.index, s.id)}: skip, ${s.reason}` })),
+      ...plan.skipped.map((s) => ({ index: s.index, text: `${rowLabel(s.index, s.id)}: keep as is, ${s.reason}` })),
       ...plan.rejected.map((r) => ({
         index: r.index,
         text: `${rowLabel(r.index, r.id)}: reject, ${
@@ -320,7 +320,7 @@ const dryRun = (
     for (const r of rows) lines.push(r.text)
     lines.push(
       "",
-      `planned ${plan.jobs.length}, skipped ${plan.skipped.length}, rejected ${plan.rejected.length}`
+      `planned ${plan.jobs.length}, kept as is ${plan.skipped.length}, rejected ${plan.rejected.length}`
     )
     const first = plan.jobs[0]
     if (first !== undefined) {

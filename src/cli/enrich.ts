@@ -30,7 +30,7 @@ export const enrichCommand = Command.make(
       "auto" as const
     ),
     limit: Options.integer("limit").pipe(
-      Options.withDescription("Stop after this many rows planned (skipped and rejected rows do not count)"),
+      Options.withDescription("Stop after this many rows planned (rows kept as is and rejected rows do not count)"),
       Options.optional
     ),
     overwrite: switchFlag("overwrite", "Plan again SkyRL rows that already have a plan (default: copy them unchanged)"),

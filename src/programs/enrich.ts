@@ -89,7 +89,7 @@ export interface PlanOptions {
   readonly input: string
   /** Forced format; undefined = detect per row. */
   readonly inputFormat: InputFormat | undefined
-  /** Stop after this many rows to plan (skips and rejects do not count). */
+  /** Stop after this many rows to plan (rows kept as is and rejects do not count). */
   readonly limit: number | undefined
   readonly overwrite: boolean
   /** The inventory file's service; undefined = --inventory-from-prompt. */
@@ -518,11 +518,12 @@ const outcomeLine = (job: EnrichJob, outcome: SampleOutcome, budget: number): st
     (tokens > budget ? ` (over the --max-prompt-tokens budget of ${budget})` : "")
 }
 
-/** Runs the planned jobs through the sampling engine; skips are written as they are, rejects reported. */
+/** Runs the planned jobs through the sampling engine; skips (rows kept as is) are written unchanged, rejects reported. */
 export const enrichProgram = (options: EnrichOptions) =>
   Effect.gen(function*() {
     const { plan } = options
-    for (const s of plan.skipped) yield* Effect.logInfo(`${rowLabel(s.index, s.id)}: skipped, ${s.reason}`)
+    // Written to the output unchanged, so "kept as is", not "skipped" (which read as left out).
+    for (const s of plan.skipped) yield* Effect.logInfo(`${rowLabel(s.index, s.id)}: kept as is: ${s.reason}`)
     for (const job of plan.jobs) {
       if (job.taskId === undefined || job.taskId === job.source.id) continue
       yield* Effect.logWarning(
