@@ -1084,6 +1084,27 @@ describe("Arrow walk over rows of one shape", () => {
     ])
     expect(ruleOf(report, "arrow/key-sets").examples.map((e) => [e.row, e.field])).toEqual([[8, "x"]])
   })
+  it("a type change names the rows of the type with fewer values, with both counts, not the majority after a first odd row", () => {
+    // Row 0 holds a string where the 4 rows after it hold numbers: row 0 is the odd one out.
+    const rows = [{ id: "r0", x: "one" }, ...[1, 2, 3, 4].map((n) => ({ id: `r${n}`, x: n }))]
+    const report = checkRows(rows, {}, "f.jsonl")
+    const rule = ruleOf(report, "arrow/type-change")
+    // Was count 4, rows 1-4 ("number here, string at f.jsonl row 0 x").
+    expect(rule.count).toBe(1)
+    expect(rule.examples.map((e) => [e.row, e.field, e.message])).toEqual([[
+      0,
+      "x",
+      "string here, number at f.jsonl row 1 x: the load fails (values at this path: 4 number, 1 string; " +
+      "the rows of the types with fewer values are named)"
+    ]])
+    // A tie keeps the first type: the later rows are named.
+    const tie = ruleOf(checkRows([{ x: "a" }, { x: 1 }], {}, "t.jsonl"), "arrow/type-change")
+    expect(tie.examples.map((e) => [e.row, e.message])).toEqual([[
+      1,
+      "number here, string at t.jsonl row 0 x: the load fails (values at this path: 1 string, 1 number; " +
+      "the rows of the types with fewer values are named)"
+    ]])
+  })
 })
 
 describe("skyrl's own output", () => {

@@ -37,7 +37,9 @@
  *   available_tools, or from the system message for rows whose offer is unknown: no available_tools, or
  *   the plan's tools filled in with `task_metadata.available_tools_source: "plan"`).
  * - arrow/*: what Arrow (HuggingFace `datasets`, which SkyRL loads with) would pad, retype or refuse,
- *   computed on the on-disk values across all rows of all files given: a type change at one path, objects
+ *   computed on the on-disk values across all rows of all files given: a type change at one path (the
+ *   report names the values of the types with fewer values at the path, and gives every type's count: a
+ *   first row of an odd type is the offender, not the rows after it), objects
  *   whose key sets differ at one path, ISO-date-looking strings, empty objects, ints and floats mixed
  *   at one path. skyrl's own JSON-string fields (params, task_metadata) are opaque strings to Arrow.
  *   arrow/empty-list (a warning): a list field empty in every row of a JSON file is typed list<null>, and
@@ -327,10 +329,28 @@ const kindOf = (value: unknown): Kind | undefined =>
 /** A kept row: its ordinal among the rows kept so far (`where` turns it back into a file and row). */
 type Loc = number
 
+/** Where a value was: for arrow/type-change's examples, named once the report knows which type is the odd one. */
+interface Place {
+  readonly file: string
+  readonly row: number
+  readonly field: string
+}
+
+/** The values of one type at a path that holds others (arrow/type-change): how many, and the first places. */
+interface KindSeen {
+  count: number
+  readonly places: Array<Place>
+}
+
 /** A path of the on-disk values (abstract: `reward_spec.ground_truth.tool_sequence[]`), for the Arrow rules. */
 interface PathNode {
   kind?: Kind
   kindAt?: string
+  /** The values of `kind` here, and the first places of them (up to maxExamples). */
+  kindCount?: number
+  kindPlaces?: Array<Place>
+  /** The values of the other types here, in the order they came (arrow/type-change). */
+  otherKinds?: Map<Kind, KindSeen>
   numeric?: "int" | "float"
   numericAt?: string
   /** The sorted key names of the objects here (joined by NUL), and the last key order seen with that set. */
@@ -503,6 +523,8 @@ export class DatasetChecker {
   /** Lists empty in every row of a (JSON) file, and the list paths some file types (elements, or Parquet). */
   private readonly emptyLists: Array<{ file: string; row: number; field: string; key: PathNode }> = []
   private readonly typedLists = new Set<PathNode>()
+  /** The paths that hold values of more than one type, in the order found (arrow/type-change: `typeChanges`). */
+  private readonly mixedPaths: Array<PathNode> = []
   private readonly maxExamples: number
   private readonly budget: number
   private readonly countTokens: NonNullable<CheckOptions["countPromptTokens"]>
@@ -1423,9 +1445,12 @@ export class DatasetChecker {
     if (node.kind === undefined) {
       this.setStat(node, "kind", kind)
       this.setStat(node, "kindAt", this.here(this.field()))
-    } else if (node.kind !== kind) {
-      this.find("arrow/type-change", this.field(), `${kind} here, ${node.kind} at ${node.kindAt}: the load fails`)
-    }
+      this.setStat(node, "kindCount", 1)
+      this.setStat(node, "kindPlaces", [this.place()])
+    } else if (node.kind === kind) {
+      this.setStat(node, "kindCount", node.kindCount! + 1)
+      if (node.kindPlaces!.length < this.maxExamples) this.pushUndone(node.kindPlaces!, this.place())
+    } else this.typeChange(node, kind)
     switch (kind) {
       case "string":
         if (node !== this.root && looksLikeDate(value as string)) {
@@ -1503,6 +1528,83 @@ export class DatasetChecker {
       default:
         return
     }
+  }
+
+  /**
+   * A value whose type is not the type first seen at its path: a finding of the row at hand (what `check`
+   * returns: acceptance refuses a candidate that would change a kept type), and counted at the path. The
+   * report names the rows of the types with fewer values (`typeChanges`), not those after the first row.
+   */
+  private typeChange(node: PathNode, kind: Kind): void {
+    const field = this.field()
+    this.findings++
+    this.current?.push({
+      rule: "arrow/type-change",
+      file: this.files[this.fileIndex]!.file,
+      row: this.row,
+      field,
+      message: `${kind} here, ${node.kind} at ${node.kindAt}: the load fails`
+    })
+    let others = node.otherKinds
+    if (others === undefined) {
+      this.setStat(node, "otherKinds", others = new Map())
+      this.pushUndone(this.mixedPaths, node)
+    }
+    const seen = others.get(kind)
+    if (seen === undefined) this.setIn(others, kind, { count: 1, places: [this.place()] })
+    else {
+      seen.count++
+      this.undo?.push(() => void seen.count--)
+      if (seen.places.length < this.maxExamples) this.pushUndone(seen.places, this.place())
+    }
+  }
+
+  /** The place of the value being walked. */
+  private place(): Place {
+    return { file: this.files[this.fileIndex]!.file, row: this.row, field: this.field() }
+  }
+
+  /** `list.push`, undone when the row is not kept. */
+  private pushUndone<T>(list: Array<T>, item: T): void {
+    list.push(item)
+    this.undo?.push(() => void list.pop())
+  }
+
+  /**
+   * arrow/type-change at the paths holding more than one type: the values of every type but the one with the
+   * most values (the first seen on a tie) are the offenders, their first places the examples. A first row
+   * of an odd type is named, not the many rows after it. The message gives every type's count. (A repeated
+   * shared value, walked once per file (`walkedClean`), counts once there.)
+   */
+  private typeChanges(): { readonly count: number; readonly examples: ReadonlyArray<Finding> } {
+    let count = 0
+    const examples: Array<Finding> = []
+    for (const node of this.mixedPaths) {
+      const kinds: Array<KindSeen & { readonly kind: Kind }> = [
+        { kind: node.kind!, count: node.kindCount!, places: node.kindPlaces! },
+        ...[...node.otherKinds!].map(([kind, seen]) => ({ kind, ...seen }))
+      ]
+      const ranked = [...kinds].sort((a, b) => b.count - a.count) // stable: the first seen wins a tie
+      const most = ranked[0]!
+      const at = most.places[0]!
+      const counts = ranked.map((k) => `${k.count} ${k.kind}`).join(", ")
+      for (const k of kinds) {
+        if (k === most) continue
+        count += k.count
+        for (const p of k.places) {
+          if (examples.length >= this.maxExamples) break
+          examples.push({
+            rule: "arrow/type-change",
+            file: p.file,
+            row: p.row,
+            field: p.field,
+            message: `${k.kind} here, ${most.kind} at ${at.file} row ${at.row} ${at.field}: the load fails ` +
+              `(values at this path: ${counts}; the rows of the types with fewer values are named)`
+          })
+        }
+      }
+    }
+    return { count, examples }
   }
 
   /** arrow/key-sets: the objects at one path have one key set (the same order as last time needs no sort). */
@@ -1600,13 +1702,20 @@ export class DatasetChecker {
     this.settleLists()
     this.settleDeferred()
     const severityOf = (id: RuleId) => this.options.severity?.[id] ?? defaultSeverity(id)
-    const rules = RULES.map((r) => ({
-      id: r.id,
-      title: r.title,
-      severity: severityOf(r.id),
-      count: this.counts.get(r.id) ?? 0,
-      examples: this.examples.get(r.id) ?? []
-    }))
+    // arrow/type-change: the walk's (`typeChanges`) and the typed-list ones (`settleLists`, counted as found).
+    const changes = this.typeChanges()
+    const rules = RULES.map((r) => {
+      const count = this.counts.get(r.id) ?? 0
+      const examples = this.examples.get(r.id) ?? []
+      return {
+        id: r.id,
+        title: r.title,
+        severity: severityOf(r.id),
+        ...(r.id === "arrow/type-change"
+          ? { count: count + changes.count, examples: [...changes.examples, ...examples].slice(0, this.maxExamples) }
+          : { count, examples })
+      }
+    })
     const violations = rules.reduce((n, r) => n + (r.severity === "error" ? r.count : 0), 0)
     const warnings = rules.reduce((n, r) => n + (r.severity === "warning" ? r.count : 0), 0)
     return {
