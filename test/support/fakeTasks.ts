@@ -217,6 +217,43 @@ const statedValues = (steps: ReadonlyArray<FakeStep>): string => {
   return leaves.length === 0 ? "" : ` Use these values: ${[...new Set(leaves)].join("; ")}.`
 }
 
+/** Words that end a description's opening phrase ("get real-time stock quote| including price, ..."). */
+const PHRASE_END = new Set(["including", "for", "by", "using", "in", "from", "with", "along", "about", "and", "that"])
+/** Another verb for a phrase that would spell its tool's name ("get previous close" for fmp_get_previous_close). */
+const OTHER_VERB: Readonly<Record<string, string>> = {
+  get: "look up",
+  execute: "run",
+  store: "save",
+  analyze: "examine"
+}
+
+/**
+ * What a call of `tool` is for, in words that never spell its name: its description's opening phrase (up to
+ * six words, "get real-time stock quote" for fmp_get_quote), with another verb where that phrase would spell
+ * the name as words ("look up previous close price", not "get previous close price"), as a model asked not to
+ * name tools writes it. Throws for a tool whose phrase still spells its name (a new inventory needs a verb).
+ */
+export const actionOf = (inventory: Inventory, server: string, tool: string): string => {
+  const description = inventory.servers.find((s) => s.name === server)?.tools.find((t) => t.name === tool)
+    ?.description ?? ""
+  const words: Array<string> = []
+  for (const w of description.split(/[.,;:(]/)[0].trim().split(/\s+/)) {
+    const end = PHRASE_END.has(w.toLowerCase()) ? 2 : w === "to" ? 3 : 7
+    if (w === "" || words.length === 6 || words.length >= end) break
+    words.push(words.length === 0 && /^\p{Lu}\p{Ll}/u.test(w) ? w.toLowerCase() : w)
+  }
+  if (words.length === 0) return "do what the task needs"
+  // The name's words, and those after its server's prefix (`get previous close` of fmp_get_previous_close).
+  const parts = tool.toLowerCase().split(/[-_.]+/)
+  // A one-word name (`search` of tavily_search, `echo`) is an ordinary word: only the server's with it spells it.
+  const bare = parts[0] === server.toLowerCase() && parts.length > 2 ? parts.slice(1) : parts
+  const spells = (phrase: string) => ` ${phrase.toLowerCase()} `.includes(` ${bare.join(" ")} `)
+  let phrase = words.join(" ")
+  if (spells(phrase)) phrase = [OTHER_VERB[words[0]] ?? words[0], ...words.slice(1)].join(" ")
+  if (spells(phrase)) throw new Error(`fakeTasks: "${phrase}" spells ${tool}; give its verb another in OTHER_VERB`)
+  return phrase
+}
+
 export const focusTaskText = (
   inventory: Inventory,
   k: number,
@@ -264,10 +301,10 @@ export const focusTaskText = (
   }
   return JSON.stringify({
     task_id: `fake-${k}-${variant}`,
-    // A model is told to state every literal value its plan uses and never to name a tool (generate repairs
-    // both): the tools are described in words.
+    // A model is told to state every literal value its plan uses and never to name a tool, not even as words
+    // (generate repairs both): it says what each call is for, as the tool's description does.
     user_prompt: `Sample ${k} variant ${variant}: about ${about}, ${
-      steps.map((s) => s.tool.split(/[-_.]/).join(" ")).join(" then ")
+      steps.map((s) => actionOf(inventory, s.server, s.tool)).join(" then ")
     } and ` +
       `report what comes back.${statedValues(steps)}`,
     complexity,
