@@ -29,18 +29,18 @@ describe("settingsDifferences", () => {
       command: "enrich",
       input: { ...input, list_offered_tools: true, shown_schemas: "checked" },
       literals: "stated-v4",
-      user_leaks: "repaired-v3"
+      user_leaks: "repaired-v4"
     })
     expect(settingsDifferences(before, now)).toEqual([
       "input.shown_schemas: (none) in the run, checked now (resume with --allow-schema-mismatch)",
       "literals: (none) in the run, stated-v4 now (resume with --allow-unstated-literals)",
-      "user_leaks: (none) in the run, repaired-v3 now (resume with --allow-tool-names-in-prompt)"
+      "user_leaks: (none) in the run, repaired-v4 now (resume with --allow-tool-names-in-prompt)"
     ])
   })
 
   it("a setting whose value the run recorded under an older rule: how to resume it with that rule", () => {
     const before = settingsFor(5, { literals: "stated" })
-    const now = settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v3" })
+    const now = settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v4" })
     expect(settingsDifferences(before, settingsFor(5, { literals: "stated-v4" }))).toEqual([
       "literals: stated in the run, stated-v4 now (a run made before 2026-12-02: resume with " +
       "--force, which keeps its rule)"
@@ -49,14 +49,19 @@ describe("settingsDifferences", () => {
     expect(settingsDifferences(earlierToday, now)).toEqual([
       "literals: stated-outside-tool-lists in the run, stated-v4 now (a run made before 2026-12-02 04:00 UTC: " +
       "resume with --force, which keeps its rule)",
-      "user_leaks: repaired in the run, repaired-v3 now (a run made before 2026-12-02 04:00 UTC: resume with " +
+      "user_leaks: repaired in the run, repaired-v4 now (a run made before 2026-12-02 04:00 UTC: resume with " +
       "--force, which keeps its rule)"
     ])
     // A run made on 2026-12-02 after 04:00 UTC, before number words past twelve and the wider leak reading.
     expect(settingsDifferences(settingsFor(5, { literals: "stated-v3", user_leaks: "repaired-v2" }), now)).toEqual([
       "literals: stated-v3 in the run, stated-v4 now (a run made before 2026-12-02 20:30 UTC: resume with --force, which " +
       "keeps its rule)",
-      "user_leaks: repaired-v2 in the run, repaired-v3 now (a run made before 2026-12-02 20:30 UTC: resume with --force, " +
+      "user_leaks: repaired-v2 in the run, repaired-v4 now (a run made before 2026-12-02 20:30 UTC: resume with --force, " +
+      "which keeps its rule)"
+    ])
+    // A run made before a server-prefixed tool name written as words counted (its literals read as now).
+    expect(settingsDifferences(settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v3" }), now)).toEqual([
+      "user_leaks: repaired-v3 in the run, repaired-v4 now (a run made before 2026-12-03 04:00 UTC: resume with --force, " +
       "which keeps its rule)"
     ])
   })

@@ -19,6 +19,7 @@ import type { Report, RuleId } from "../src/skyrl/checks.js"
 import { checkRows, DatasetChecker, normalizeForDuplicates } from "../src/skyrl/checks.js"
 import { convertTask } from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
+import { statesNumber } from "../src/skyrl/literalsShown.js"
 import { validatePlan } from "../src/skyrl/planValidation.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { parseRecords } from "../src/skyrl/records.js"
@@ -641,7 +642,7 @@ describe("warnings", () => {
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" })))
       .toBe("until-2026-12-03")
     expect(promptReadingOf(settingsFor(1, { user_leaks: "repaired-v2" }))).toBe("until-2026-12-03")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v3" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v4" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
@@ -784,6 +785,40 @@ describe("warnings", () => {
     ) expect(leak(user).count, user).toBe(0)
     // A run judged before this rule keeps its reading.
     expect(leak("Use fmp_get_qu\u043ete on AAPL; symbol=AAPL.", "until-2026-12-03").count).toBe(0)
+  })
+
+  it("a server-prefixed tool name of three parts or more written as words is a name; the same words without it are not", () => {
+    const leak = (user: string, promptReading?: "until-2026-12-03b") =>
+      ruleOf(
+        checkRows([edited(rowFor(0), (r) => (r.prompt[1].content = user))], { inventory, promptReading }),
+        "prompt/user-names-tool"
+      )
+    // A server-prefixed name of three parts or more spelled as words is no phrase of English (`fmp get quote`);
+    // the same words without the server's name are ("get quote", "search ticker": not looked for).
+    expect(leak("Run FMP get quote on AAPL, then the 3 latest news.").examples[0]?.message)
+      .toContain(`names the plan's fmp_get_quote ("FMP get quote")`)
+    expect(leak("Run fmp\u00a0get\u00a0quote on AAPL, then the 3 latest news.").count).toBe(1)
+    expect(leak("First get quote for AAPL, then get news: the 3 latest.").count).toBe(0)
+    expect(leak("Use polygon to get news after the AAPL quote, 3 of them.").count).toBe(0)
+    expect(leak("Look up the latest quote for AAPL, then the 3 latest news.").count).toBe(0)
+    // Longer words that begin with the name's are other words.
+    expect(leak("Run fmp get quotes on AAPL, then the 3 latest news.").count).toBe(0)
+    // A system message's own text is read the same way.
+    const hinted = edited(rowFor(0), (r) => (r.prompt[0].content = r.prompt[0].content.replace(
+      "Plan, then call tools one at a time.",
+      "Plan, then call tools one at a time. Start with FMP get quote."
+    )))
+    expect(ruleOf(checkRows([hinted], { inventory }), "prompt/user-names-tool").examples[0]?.message)
+      .toContain(`names the plan's fmp_get_quote ("FMP get quote") and no other tool`)
+    // A run that recorded `user_leaks: "repaired-v3"` (made before this rule) keeps its reading: the spaced name
+    // is none there, the rules before it (a look-alike letter) still are.
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v3" })))
+      .toBe("until-2026-12-03b")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v4" }))).toBe("current")
+    expect(leak("Run FMP get quote on AAPL, then the 3 latest news.", "until-2026-12-03b").count).toBe(0)
+    expect(leak("Use fmp_get_qu\u043ete on AAPL, then the 3 latest news.", "until-2026-12-03b").count).toBe(1)
+    // That reading states values as the current one does (the spaced rule changed no literal reading).
+    expect(statesNumber("the fifteen latest headlines", 15, "until-2026-12-03b")).toBe(true)
   })
 
   it("a system message that singles out plan tools outside its tool list gives the plan away too", () => {

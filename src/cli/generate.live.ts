@@ -77,7 +77,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       input: null,
       ...verifySettingOf(options),
       ...(options.allowUnstatedLiterals ? {} : { literals: "stated-v4" as const }),
-      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v3" as const })
+      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v4" as const })
     })
     if (options.dryRun) {
       return yield* Plan.dryRun({ options, settings: fresh, catalogue, plan, rawDir, out, body: bodySettings }).pipe(

@@ -195,7 +195,8 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
  * reading it was judged by (so `rebuild` and `--resume --force` judge its answers as it did): recorded with
  * `literals: "stated"`, made before 2026-12-02; with `literals: "stated-outside-tool-lists"` or `user_leaks:
  * "repaired"`, made on 2026-12-02 before 04:00 UTC; with `literals: "stated-v3"` or `user_leaks: "repaired-v2"`,
- * made before number words past twelve, months with their year and the wider leak reading (src/skyrl/
+ * made before number words past twelve, months with their year and the wider leak reading; with `user_leaks:
+ * "repaired-v3"`, made before a server-prefixed tool name written as words counted (src/skyrl/
  * promptReading.ts). A setting that is absent only warns: its reading changes no row.
  */
 export const promptReadingOf = (settings: RunSettings): PromptReading =>
@@ -205,6 +206,8 @@ export const promptReadingOf = (settings: RunSettings): PromptReading =>
     ? "until-2026-12-02"
     : settings.literals === "stated-v3" || settings.user_leaks === "repaired-v2"
     ? "until-2026-12-03"
+    : settings.user_leaks === "repaired-v3"
+    ? "until-2026-12-03b"
     : "current"
 
 /**

@@ -124,7 +124,11 @@ const HINT_OF_OLDER: Readonly<Record<string, Readonly<Record<string, string>>>> 
     "stated-outside-tool-lists": madeBefore("2026-12-02 04:00 UTC"),
     "stated-v3": madeBefore("2026-12-02 20:30 UTC")
   },
-  user_leaks: { repaired: madeBefore("2026-12-02 04:00 UTC"), "repaired-v2": madeBefore("2026-12-02 20:30 UTC") }
+  user_leaks: {
+    repaired: madeBefore("2026-12-02 04:00 UTC"),
+    "repaired-v2": madeBefore("2026-12-02 20:30 UTC"),
+    "repaired-v3": madeBefore("2026-12-03 04:00 UTC")
+  }
 }
 
 /** `path: A in the run, B now` for each setting that differs, objects compared field by field. */

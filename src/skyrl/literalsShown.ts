@@ -93,7 +93,7 @@ const wordsPast12 = new Map<number, RegExp | undefined>()
 const statesAsWord = (text: string, n: number, reading: PromptReading): boolean => {
   if (!Number.isInteger(n) || n < 1) return false
   if (n <= 12 && WORD_OF[n - 1]!.test(text)) return true
-  if (reading !== "current") return false
+  if (!since1202c(reading)) return false
   const pattern = remember(wordsPast12, n, () => {
     const p = wordPattern(n)
     return p === undefined ? undefined : new RegExp(`\\b${p}\\b`, "i")
@@ -159,6 +159,9 @@ const since1202 = (reading: PromptReading): boolean => readsAsOf(reading, "until
 
 /** Whether `reading` has the rules of 2026-12-02 04:00 UTC (scales, `percent`, ISO dates no count, `Sept.`). */
 const since1202b = (reading: PromptReading): boolean => readsAsOf(reading, "until-2026-12-03")
+
+/** Whether `reading` has the rules of 2026-12-02 20:30 UTC (number words past twelve, `March 2025`). */
+const since1202c = (reading: PromptReading): boolean => readsAsOf(reading, "until-2026-12-03b")
 
 /** A message's text as `reading` looks for stated values in it. */
 export const statedTextOf = (text: string, reading: PromptReading): string =>
@@ -260,7 +263,7 @@ const dayStatement = (iso: string, reading: PromptReading): ((text: string) => b
   const digits = new RegExp(`(?<![\\w/.])(?:${y}/${mm}/${dd}|${mm}/${dd}/${y}|${dd}[/.]${mm}[/.]${y})(?![\\w/])`)
   const year = new RegExp(`(?<!\\d)${y}(?!\\d)`)
   const yearAfter = new RegExp(`^,?\\s+${y}(?![\\w/])`)
-  const wholeMonth = reading === "current" && (d === 1 || d === lastDayOf(Number(y), m))
+  const wholeMonth = since1202c(reading) && (d === 1 || d === lastDayOf(Number(y), m))
     ? new RegExp(`(?<![\\w/.])(?<!\\d(?:st|nd|rd|th)?\\s+(?:of\\s+)?)${month}(?!\\s*${DAY_NUMBER})(?![\\w/])`, "gi")
     : undefined
   // The year near a day or month written with its name (reading "until-2026-12-02": right after the day).

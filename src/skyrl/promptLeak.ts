@@ -195,7 +195,7 @@ const NAMESPACE_END = /\.|__/
  */
 const nameIn = (run: string, names: ReadonlyMap<string, string>, reading: PromptReading): string | undefined => {
   const namespaces = readsAsOf(reading, "until-2026-12-03")
-  const invisibleSeparates = reading === "current"
+  const invisibleSeparates = readsAsOf(reading, "until-2026-12-03b")
   for (let rest = run;;) {
     const multiPart = invisibleSeparates
       ? MULTI_PART_INVISIBLE.test(rest.replace(INVISIBLE_ENDS, ""))
@@ -228,14 +228,62 @@ interface UserLeakStep extends OfferedTool {
   readonly params: unknown
 }
 
-/** `namesOf` of a plan (a row's checks ask it of the user message and the system message). */
-const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyMap<string, string>>()
+/** A server-prefixed tool name of three parts or more as words (`fmp get quote`), and the call name it names. */
+interface SpacedName {
+  readonly words: RegExp
+  readonly call: string
+}
 
-/** The names a text may give a plan's tools (squashed name -> call name): call name, tool name, tool name bare. */
-const namesOf = (plan: ReadonlyArray<OfferedTool>) => {
+/**
+ * The names a text may give some tools (`tools`): `squashed` (squashed name -> call name: call name, tool name,
+ * tool name without its server's prefix); the current reading also reads `spacedNames` of the tools.
+ */
+interface ToolNames {
+  readonly squashed: ReadonlyMap<string, string>
+  readonly tools: ReadonlyArray<OfferedTool>
+}
+
+/** `namesOf` of a plan (a row's checks ask it of the user message and the system message). */
+const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ToolNames>()
+/** A server-prefixed tool name's separators (`fmp_get_quote`: three parts). */
+const NAME_SEPARATORS = /[_.-]+/
+/** A tool name's parts as words: any run of spaces, separators or invisible characters between them. */
+const spacedWords = (parts: ReadonlyArray<string>): RegExp =>
+  new RegExp(
+    `(?<![\\p{L}\\p{N}_])${parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")}` +
+      "(?![\\p{L}\\p{N}_])",
+    "iu"
+  )
+/** `spacedWords` of the tool names of plans (few, the same on every row of a run). */
+const spacedWordsOf = new Map<string, RegExp>()
+/** `spacedNames` of a plan (made when a text first holds a server's name: most rows never ask). */
+const spacedOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyArray<SpacedName>>()
+/** Whether a tool's name starts with its server's (`fmp_get_quote` on server `fmp`). */
+const serverPrefixed = (t: OfferedTool): boolean => t.tool.toLowerCase().startsWith(`${t.server.toLowerCase()}_`)
+
+/**
+ * The server-prefixed names of three parts or more of `tools`, written as words (`fmp get quote`: no phrase of
+ * English starts with the server's name), each with the call name it names.
+ */
+const spacedNames = (tools: ReadonlyArray<OfferedTool>): ReadonlyArray<SpacedName> => {
+  const known = spacedOfPlan.get(tools)
+  if (known !== undefined) return known
+  const spaced: Array<SpacedName> = []
+  for (const t of tools) {
+    const parts = t.tool.split(NAME_SEPARATORS)
+    const call = t.call_name ?? t.tool
+    if (!serverPrefixed(t) || parts.length < 3 || spaced.some((n) => n.call === call)) continue
+    spaced.push({ words: remember(spacedWordsOf, t.tool, () => spacedWords(parts)), call })
+  }
+  spacedOfPlan.set(tools, spaced)
+  return spaced
+}
+
+/** The names a text may give a plan's tools (`ToolNames`). */
+const namesOf = (plan: ReadonlyArray<OfferedTool>): ToolNames => {
   const known = namesOfPlan.get(plan)
   if (known !== undefined) return known
-  const names = new Map<string, string>()
+  const squashed = new Map<string, string>()
   for (const s of plan) {
     const display = s.call_name ?? s.tool
     const prefix = `${s.server}_`
@@ -243,36 +291,41 @@ const namesOf = (plan: ReadonlyArray<OfferedTool>) => {
     for (const name of [display, s.tool, bare]) {
       if (name === undefined || !MULTI_PART.test(name)) continue
       const key = remember(squashedNames, name, () => squash(name))
-      if (!names.has(key)) names.set(key, display)
+      if (!squashed.has(key)) squashed.set(key, display)
     }
   }
+  const names = { squashed, tools: plan }
   namesOfPlan.set(plan, names)
   return names
 }
 
 /** The plan tools a text names (call name -> the text as written), in the order it names them. */
-const toolsNamed = (
-  text: string,
-  names: ReadonlyMap<string, string>,
-  reading: PromptReading
-): ReadonlyMap<string, string> => {
-  const current = reading === "current"
+const toolsNamed = (text: string, names: ToolNames, reading: PromptReading): ReadonlyMap<string, string> => {
+  const fold = readsAsOf(reading, "until-2026-12-03b")
   const named = new Map<string, string>()
   // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
-  // characters between its parts are all that squashing drops): look at the runs only when one is.
+  // characters between its parts are all that squashing drops): look at the runs only when one is. A name
+  // written as words starts with its server's name: look for the words only when the message has that.
   const visible = visibleText(text)
-  const squashed = (current ? folded(visible) : visible).toLowerCase().replace(/[_.-]+/g, "")
-  if (names.size === 0 || ![...names.keys()].some((name) => squashed.includes(name))) return named
+  const lower = (fold ? folded(visible) : visible).toLowerCase()
+  const squashed = lower.replace(/[_.-]+/g, "")
+  const inRuns = [...names.squashed.keys()].some((name) => squashed.includes(name))
+  const inWords = reading === "current" && names.tools.some((t) => lower.includes(t.server.toLowerCase()))
+  if (!inRuns && !inWords) return named
   // Runs are read on the text without invisible characters, and shown as the message writes them.
   const written = text.normalize("NFKC")
-  const seen = current ? folded(written) : written
-  for (const run of seen.matchAll(IDENTIFIER_RUN)) {
+  const seen = fold ? folded(written) : written
+  for (const run of inRuns ? seen.matchAll(IDENTIFIER_RUN) : []) {
     const lead = LEADING_DOTS.exec(run[0])![0].length
     const trail = TRAILING_DOTS.exec(run[0])![0].length
     const [start, end] = [run.index + lead, run.index + run[0].length - trail]
     if (start >= end) continue
-    const tool = nameIn(seen.slice(start, end), names, reading)
+    const tool = nameIn(seen.slice(start, end), names.squashed, reading)
     if (tool !== undefined && !named.has(tool)) named.set(tool, written.slice(start, end))
+  }
+  for (const n of inWords ? spacedNames(names.tools) : []) {
+    const match = named.has(n.call) ? null : n.words.exec(seen)
+    if (match !== null) named.set(n.call, written.slice(match.index, match.index + match[0].length))
   }
   return named
 }
@@ -283,21 +336,21 @@ const paramsDump = (
   plan: ReadonlyArray<UserLeakStep>,
   reading: PromptReading
 ): string | undefined => {
-  const current = reading === "current"
+  const wider = readsAsOf(reading, "until-2026-12-03b")
   const stepWith = (key: string) =>
     plan.find((s) =>
       isObject(s.params) &&
-      (current
+      (wider
         ? Object.keys(s.params).some((k) => k.toLowerCase() === key.trim().toLowerCase())
         : Object.hasOwn(s.params, key))
     )
-  const keys = current ? QUOTED_KEY : JSON_KEY
-  const quoted = current ? QUOTE_COLON.test(visible) : visible.includes("\"")
+  const keys = wider ? QUOTED_KEY : JSON_KEY
+  const quoted = wider ? QUOTE_COLON.test(visible) : visible.includes("\"")
   for (const key of quoted ? visible.matchAll(keys) : []) {
     const step = stepWith(key[1]!)
     if (step !== undefined) return `holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`
   }
-  for (const key of current && visible.includes("=") ? visible.matchAll(KEY_VALUE) : []) {
+  for (const key of wider && visible.includes("=") ? visible.matchAll(KEY_VALUE) : []) {
     const step = stepWith(key[1]!)
     if (step !== undefined) return `holds step ${step.step}'s params as key=value (${JSON.stringify(key[1])})`
   }
@@ -313,9 +366,11 @@ const paramsDump = (
  * spaces or attributes in it, or HTML-escaped), or holds a step's params as a dump (a quoted key of a step's
  * params followed by a colon, in double, single or typographic quotes and any casing, or the key followed by
  * `=` and a value: `symbol=AAPL`). A name spelled out as words ("list slack channels") is not looked for:
- * descriptive tool names are ordinary phrases; nor is `key: value` prose (`Ticker: TSLA`). Undefined when none.
- * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03" reads no
- * look-alike letter, other dash nor invisible separator, and only double-quoted keys as they are;
+ * descriptive tool names are ordinary phrases; but a server-prefixed name of three parts or more is (`fmp get
+ * quote`, `FMP get quote`: `ToolNames.spaced`); nor is `key: value` prose (`Ticker: TSLA`). Undefined when none.
+ * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03b" reads no
+ * spaced server-prefixed name; "until-2026-12-03" besides no look-alike letter, other dash nor invisible
+ * separator, and only double-quoted keys as they are;
  * "until-2026-12-02" besides: no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
  */
 export const userLeak = (
@@ -352,7 +407,7 @@ export const systemLeak = (
   const names = namesOf(plan)
   const inPlan = toolsNamed(ownText, names, "current")
   if (inPlan.size === 0) return undefined
-  const planCalls = new Set(names.values())
+  const planCalls = new Set(plan.map((s) => s.call_name ?? s.tool))
   const others = namesOf(offered().filter((t) => !planCalls.has(t.call_name ?? t.tool)))
   if (toolsNamed(ownText, others, "current").size > 0) return undefined
   const shown = [...inPlan].map(([tool, text]) => `${tool} (${JSON.stringify(text)})`).join(", ")

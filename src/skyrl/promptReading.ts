@@ -4,6 +4,10 @@
  * make their rows as they were; `promptReadingOf` in programs/generate.ts). Each reading is named for the
  * time its rules stopped applying to new runs:
  * - "current": as literalsShown.ts and promptLeak.ts say.
+ * - "until-2026-12-03b": runs that recorded `user_leaks: "repaired-v3"` (made from 2026-12-02 20:30 UTC until
+ *   the rule below was added on 2026-12-03; the second reading to stop on that day, hence the `b`): a
+ *   server-prefixed tool name of three parts or more written as words (`fmp get quote`, `FMP get quote`) was
+ *   no leak. Values are stated as in "current" (`literals: "stated-v4"` reads the same in both).
  * - "until-2026-12-03": runs that recorded `literals: "stated-v3"` or `user_leaks: "repaired-v2"` (made on
  *   2026-12-02 from 04:00 UTC until the rules below were added): number words above twelve (`fifteen`,
  *   `twenty-five`, `a dozen`) and a month with its year (`March 2025` for its first and last day) stated
@@ -17,13 +21,19 @@
  * - "until-2026-12-01": as before 2026-12-02, besides: a message's tool list stated values too, `3.0` did
  *   not state 3, and no written-out day stated its ISO date.
  */
-export type PromptReading = "current" | "until-2026-12-03" | "until-2026-12-02" | "until-2026-12-01"
+export type PromptReading =
+  | "current"
+  | "until-2026-12-03b"
+  | "until-2026-12-03"
+  | "until-2026-12-02"
+  | "until-2026-12-01"
 
 const ORDER: Readonly<Record<PromptReading, number>> = {
   "until-2026-12-01": 0,
   "until-2026-12-02": 1,
   "until-2026-12-03": 2,
-  current: 3
+  "until-2026-12-03b": 3,
+  current: 4
 }
 
 /** Whether `reading` has the rules that `reading` `since` has (readings only add or change rules over time). */
