@@ -61,7 +61,7 @@ describe("settingsDifferences", () => {
     ])
     // A run made before a server-prefixed tool name written as words counted (its literals read as now).
     expect(settingsDifferences(settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v3" }), now)).toEqual([
-      "user_leaks: repaired-v3 in the run, repaired-v4 now (a run made before 2026-12-03 04:00 UTC: resume with --force, " +
+      "user_leaks: repaired-v3 in the run, repaired-v4 now (a run made before 2026-12-03 03:45 UTC: resume with --force, " +
       "which keeps its rule)"
     ])
   })

@@ -822,7 +822,7 @@ describe("warnings", () => {
   })
 
   it("a system message that singles out plan tools outside its tool list gives the plan away too", () => {
-    const system = (edit: (text: string) => string, promptReading?: "until-2026-12-03") => {
+    const system = (edit: (text: string) => string, promptReading?: "until-2026-12-03" | "until-2026-12-03b") => {
       const row = edited(rowFor(0), (r) => (r.prompt[0].content = edit(r.prompt[0].content)))
       return ruleOf(checkRows([row], { inventory, promptReading }), "prompt/user-names-tool")
     }
@@ -845,6 +845,8 @@ describe("warnings", () => {
     expect(system(guidance).count).toBe(0)
     expect(system((text) => text).count).toBe(0)
     expect(system(hint, "until-2026-12-03").count).toBe(0)
+    // Runs that recorded repaired-v3 were checked with this rule: rebuilt, they keep it.
+    expect(system(hint, "until-2026-12-03b").count).toBe(1)
   })
 
   it("a derived param whose value the user message states is a warning: the reward never compares it", () => {

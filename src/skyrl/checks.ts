@@ -96,6 +96,7 @@ import { placeholdersOf, provenanceIssues, unproducibleDerived, validatePlan } f
 import type { OfferedTool } from "./promptLeak.js"
 import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
 import type { PromptReading } from "./promptReading.js"
+import { readsAsOf } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import type { Spill } from "./spill.js"
 import { loneSurrogateOf } from "./utf8.js"
@@ -1233,7 +1234,10 @@ export class DatasetChecker {
     if (!Array.isArray(prompt) || prompt.length === 0) return
     const reading = this.options.promptReading ?? "current"
     const system: unknown = prompt[0]
-    if (reading === "current" && isObject(system) && system.role === "system" && typeof system.content === "string") {
+    if (
+      readsAsOf(reading, "until-2026-12-03b") && isObject(system) && system.role === "system" &&
+      typeof system.content === "string"
+    ) {
       // The tools the row offers, and the inventory's (a row whose offer is unknown lists only the plan's).
       const offered = () => [
         ...(Array.isArray(gt.available_tools) ? gt.available_tools.filter(isToolRef) : []),
