@@ -338,7 +338,9 @@ def read_rows(path: str) -> list[tuple[str, dict[str, Any]]]:
     if p.suffix == ".parquet":
         rows = _read_parquet(p)
     elif p.suffix == ".jsonl":
-        rows = [_json_line(p, i, line) for i, line in enumerate(_text(p).splitlines()) if line.strip()]
+        # "\n" ends a row (a "\r" before it is JSON whitespace): str.splitlines also cuts at U+2028, U+2029 and
+        # U+0085, which JSON writers (skyrl's JSON.stringify too) leave raw inside strings
+        rows = [_json_line(p, i, line) for i, line in enumerate(_text(p).split("\n")) if line.strip()]
     elif p.suffix == ".json":
         try:
             data = json.loads(_text(p))

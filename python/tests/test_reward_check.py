@@ -192,3 +192,17 @@ def test_cli_a_cassettes_directory_it_cannot_read_is_a_clear_error(tmp_path):
     )
     assert done.returncode == 2
     assert "reward_check: cassettes: cannot read" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_read_rows_keeps_line_separators_inside_a_jsonl_row(tmp_path):
+    # JSON writers (skyrl's JSON.stringify, json.dumps(ensure_ascii=False)) leave U+2028, U+2029 and U+0085 raw in
+    # strings; only "\n" ends a JSON Lines row. str.splitlines cut such a row in two: "row 0: not JSON", exit 2.
+    rows = [make_row([{"server": "everything", "tool": "echo", "params": {"message": "x"}}]) for _ in range(2)]
+    rows[0]["prompt"][1]["content"] = "Echo a\u2028b."
+    rows[1]["prompt"][1]["content"] = "Echo c\u0085d\u2029e."
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    read = reward_check.read_rows(str(path))
+    assert [where for where, _ in read] == ["rows.jsonl row 0", "rows.jsonl row 1"]
+    assert [r["prompt"][1]["content"] for _, r in read] == ["Echo a\u2028b.", "Echo c\u0085d\u2029e."]
