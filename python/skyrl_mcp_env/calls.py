@@ -55,6 +55,36 @@ def _blocks(text: str, open_tag: str, close_tag: str) -> tuple[list[tuple[int, i
     return spans, -1
 
 
+MAX_CLOSE_TRIED = 8  # close tags a block that is no call at its first one may run on to (bounds the parsing)
+
+
+def _call_blocks(text: str) -> tuple[list[tuple[int, int]], int]:
+    """``_blocks`` of ``<tool_call>``, except that a block whose body is no call at its first ``</tool_call>``
+    runs on to a later one (of the next ``MAX_CLOSE_TRIED``) where it is one: the tag is text of the call's
+    arguments there (``{"message": "</tool_call>"}``, as json.dumps writes it), and ending the block inside the
+    string made the plan's own call malformed. A block that is a call nowhere ends at its first close tag."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (start := text.find(OPEN, pos)) != -1:
+        body = start + len(OPEN)
+        close = text.find(CLOSE, body)
+        if close == -1:
+            return spans, start
+        end = close
+        if not isinstance(_parse_block(text[body:close]), Call):
+            later = close
+            for _ in range(MAX_CLOSE_TRIED):
+                later = text.find(CLOSE, later + len(CLOSE))
+                if later == -1:
+                    break
+                if isinstance(_parse_block(text[body:later]), Call):
+                    end = later
+                    break
+        pos = end + len(CLOSE)
+        spans.append((start, pos))
+    return spans, -1
+
+
 def strip_thinking(action: str) -> str:
     """The turn without its reasoning: ``<think>...</think>`` blocks, and the text before a lone ``</think>``
     (the chat template opened the block in the prompt). A ``<tool_call>`` block that is a well-formed call is
@@ -67,7 +97,7 @@ def strip_thinking(action: str) -> str:
 def _mask_calls(text: str) -> str:
     """``text`` with the body of each closed ``<tool_call>`` block that parses as a call blanked out (same
     length, no tags left in it), so that reasoning is found around calls, never inside their arguments."""
-    spans, _ = _blocks(text, OPEN, CLOSE)
+    spans, _ = _call_blocks(text)
     parts, pos = [], 0
     for start, end in spans:
         body_start, body_end = start + len(OPEN), end - len(CLOSE)
@@ -98,7 +128,7 @@ def parse_calls(action: str) -> list[Parsed]:
     """Every ``<tool_call>`` block of one assistant turn, in order. An empty list is a final answer. An
     unclosed ``<tool_call>`` makes one malformed entry, the text from it to the end."""
     text = strip_thinking(action)
-    spans, unclosed = _blocks(text, OPEN, CLOSE)
+    spans, unclosed = _call_blocks(text)
     out: list[Parsed] = [_parse_block(text[start + len(OPEN) : end - len(CLOSE)]) for start, end in spans]
     if unclosed != -1:
         out.append(Malformed(text[unclosed:], f"{OPEN} is never closed with {CLOSE}"))

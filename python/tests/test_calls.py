@@ -125,3 +125,26 @@ def test_an_unclosed_spray_is_one_invalid_call():
 
 def test_tool_response_format():
     assert tool_response("42") == {"role": "user", "content": "<tool_response>\n42\n</tool_response>"}
+
+
+@pytest.mark.parametrize("message", ["</tool_call>", "<tool_call>x</tool_call>", "a</tool_call>b</tool_call>c"])
+def test_a_call_tag_inside_a_calls_arguments_is_text_of_the_call(message):
+    # before: the block ended at the first </tool_call>, inside the string: the plan's own call, written as
+    # json.dumps writes it, was malformed, and a row whose echo message holds the tag scored 0 for every policy
+    block = "<tool_call>" + json.dumps({"name": "echo", "arguments": {"message": message}}) + "</tool_call>"
+    after = '<tool_call>{"name": "b", "arguments": {}}</tool_call>'
+    assert parse_calls(block) == [Call("echo", {"message": message})]
+    assert parse_calls("Sure. " + block + " then " + after) == [Call("echo", {"message": message}), Call("b", {})]
+    hidden = "<think>I could write " + block + "</think>Done."
+    assert parse_calls(hidden) == [] and strip_thinking(hidden) == "Done."
+    row = make_row([{"server": "s", "tool": "echo", "params": {"message": message}}])
+    assert episode(row, [block, "done"])["reward"] == 1.0
+
+
+def test_malformed_blocks_followed_by_many_close_tags_parse_in_linear_time():
+    unit = '<tool_call>{"name": "x", "arguments": {"m": "' + "</tool_call>" * 10
+    text = unit * 1200  # 200 KB: each block is malformed however far it runs
+    started = time.perf_counter()
+    parsed = parse_calls(text)
+    assert time.perf_counter() - started < 2.0
+    assert len(parsed) == 1200 and all(isinstance(p, Malformed) for p in parsed)
