@@ -12,8 +12,10 @@ without literal params, changed derived values on a plan without derived params)
 whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
 ``depends_on``) may tie the plan; any other tie or win is a leak, and so is a repeated-calls run that
 beats the plan, and an every-tool run above half the plan (reward.md property 3; on rows where the plan
-scores 1.0: the others are listed as plan failures). Exit 0: plan 1.0 everywhere and no leak; 1: otherwise;
-2: unreadable input.
+scores 1.0: the others are listed as plan failures). With ``--cassettes``, rows whose plan calls the store does
+not answer (a miss, a recorded tool error) are listed too: training on them shows the policy an error for the
+very call the reward asks for. Exit 0: plan 1.0 everywhere, no leak and (with ``--cassettes``) every plan call
+answered; 1: otherwise; 2: unreadable input.
 """
 
 from __future__ import annotations
@@ -197,13 +199,14 @@ class Report:
     leaks: list[str] = field(default_factory=list)
     plan_failures: list[str] = field(default_factory=list)
     unscorable: list[str] = field(default_factory=list)
+    plan_calls_unanswered: Optional[list[str]] = None  # with cassettes: rows whose plan calls the store fails
 
 
 def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any], max_turns: Optional[int]) -> Report:
     """``max_turns``: the trainer's (an integer >= 1), or None for each row's own (ValueError otherwise)."""
     if max_turns is not None and (isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1):
         raise ValueError(f"max_turns: expected an integer >= 1 or None (each row's own), got {max_turns!r}")
-    report = Report()
+    report = Report(plan_calls_unanswered=[] if env_config.get("cassettes") is not None else None)
     for where, row in rows:
         extras = {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
         try:
@@ -232,6 +235,9 @@ def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], e
             plan_reward = reward
             if reward < 1.0:
                 report.plan_failures.append(f"{where}: plan scores {reward:.3f} ({why_plan_fails(plan, parts)})")
+            unanswered = _unanswered(parts.get("tool_results") or {})
+            if unanswered and report.plan_calls_unanswered is not None:
+                report.plan_calls_unanswered.append(f"{where}: {unanswered}")
             continue
         valid = is_valid_solution(plan, turns)
         stats.valid += valid
@@ -242,6 +248,21 @@ def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], e
         leak = leak or (name == "every_tool" and not valid and reward > plan_reward / 2)  # reward.md property 3
         if leak and plan_reward == 1.0:  # a row whose plan fails is listed under plan_failures, not compared
             report.leaks.append(f"{where}: {name} {reward:.3f} vs plan {plan_reward:.3f}")
+
+
+UNANSWERED = {
+    "miss": ("cassette miss", "cassette misses"),
+    "tool_error": ("recorded tool error", "recorded tool errors"),
+}
+
+
+def _unanswered(results: dict[str, int]) -> Optional[str]:
+    """What the store answered the plan's own calls with, when not all of them ok (``tool_results`` counts)."""
+    bad = {k: n for k, n in results.items() if k != "ok" and n}
+    if not bad:
+        return None
+    said = ", ".join(f"{n} {UNANSWERED.get(k, (k, k))[n > 1]}" for k, n in bad.items())
+    return f"{sum(bad.values())} of {sum(results.values())} call(s): {said}"
 
 
 def why_plan_fails(plan: Plan, parts: dict[str, Any]) -> str:
@@ -301,7 +322,11 @@ def summary(report: Report) -> dict[str, Any]:
         "leaks": report.leaks,
         "plan_failures": report.plan_failures,
         "unscorable": report.unscorable,
+        **({} if report.plan_calls_unanswered is None else {"plan_calls_unanswered": report.plan_calls_unanswered}),
     }
+
+
+UNANSWERED_TITLE = "plan calls the cassettes do not answer"
 
 
 def format_report(report: Report, sources: list[str]) -> str:
@@ -323,6 +348,7 @@ def format_report(report: Report, sources: list[str]) -> str:
         ("plan below 1.0", report.plan_failures),
         ("leaks (a degenerate policy ties or beats the plan, or every tool scores above half of it)", report.leaks),
         ("rows that cannot be scored", report.unscorable),
+        *([] if report.plan_calls_unanswered is None else [(UNANSWERED_TITLE, report.plan_calls_unanswered)]),
     ):
         lines += ["", f"{title}: {len(items) or 'none'}"] + [f"  {x}" for x in items]
     return "\n".join(lines)
@@ -422,7 +448,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"reward_check: {e}", file=sys.stderr)
         return 2
     print(json.dumps(summary(report), indent=2) if args.json else format_report(report, args.datasets))
-    return 0 if not (report.leaks or report.plan_failures or report.unscorable) else 1
+    failed = report.leaks or report.plan_failures or report.unscorable or report.plan_calls_unanswered
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

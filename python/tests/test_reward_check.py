@@ -206,3 +206,40 @@ def test_read_rows_keeps_line_separators_inside_a_jsonl_row(tmp_path):
     read = reward_check.read_rows(str(path))
     assert [where for where, _ in read] == ["rows.jsonl row 0", "rows.jsonl row 1"]
     assert [r["prompt"][1]["content"] for _, r in read] == ["Echo a\u2028b.", "Echo c\u0085d\u2029e."]
+
+
+def test_with_cassettes_the_plan_calls_the_store_does_not_answer_are_listed(tmp_path, capsys):
+    # before: --cassettes changed nothing without --ground-derived, so rows whose plan the store does not answer
+    # (not verified, a tool error recorded, another run's store) reported "plan below 1.0: none" and exit 0, while
+    # training on them shows the policy an error for the very call the reward asks for
+    vectors = json.loads((REPO / "test" / "fixtures" / "canonical" / "vectors.json").read_text(encoding="utf-8"))
+    values = ({"symbol": "AAPL", "limit": 5}, {"b": 1, "a": [3, {"d": None, "c": True}]})
+    ok, failing = (next(c for c in vectors["cases"] if c["value"] == v) for v in values)
+
+    def entry(case, is_error):
+        result = {"content": [{"type": "text", "text": "x"}], "structuredContent": None, "isError": is_error}
+        return {"key": case["call_key"], "server": "srv", "tool": "tool", "result": result, "duration_ms": 3}
+
+    store = tmp_path / "cassettes"
+    store.mkdir()
+    lines = [json.dumps(entry(ok, False)) + "\n", json.dumps(entry(failing, True)) + "\n"]
+    (store / "cassettes.jsonl").write_text("".join(lines))
+    plans = (("answered", ok["value"]), ("tool-error", failing["value"]), ("missing", {"symbol": "MSFT"}))
+    rows = [make_row([{"server": "srv", "tool": "tool", "params": p}], task_id=t) for t, p in plans]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert reward_check.main([str(path)]) == 0  # without --cassettes: not checked
+    capsys.readouterr()
+    assert reward_check.main([str(path), "--cassettes", str(store)]) == 1
+    out = capsys.readouterr().out
+    assert "plan below 1.0: none" in out
+    assert (
+        "plan calls the cassettes do not answer: 2\n"
+        "  rows.jsonl row 1 (tool-error): 1 of 1 call(s): 1 recorded tool error\n"
+        "  rows.jsonl row 2 (missing): 1 of 1 call(s): 1 cassette miss\n"
+    ) in out + "\n"
+    assert reward_check.main([str(path), "--cassettes", str(store), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["plan_calls_unanswered"] == [
+        "rows.jsonl row 1 (tool-error): 1 of 1 call(s): 1 recorded tool error",
+        "rows.jsonl row 2 (missing): 1 of 1 call(s): 1 cassette miss",
+    ]
