@@ -33,6 +33,7 @@ from .canonical import canonical_json
 from .env import MCPToolEnv
 from .plan import Plan, RowError, plan_from_extras
 from .reward import _validator
+from . import tools
 from .tools import ConfigError
 
 CallSpec = tuple[str, Any]  # (name, arguments)
@@ -436,6 +437,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (OSError, ValueError) as e:
         print(f"reward_check: {e}", file=sys.stderr)
         return 2
+    if args.cassettes is None:
+        tools._WARNED_NO_STORE = True  # scoring without a store is what was asked: no warning that every call misses
     env_config = {
         "tools": "cassette",
         "cassettes": args.cassettes,

@@ -78,6 +78,8 @@ class CassetteBackend:
     def __init__(self, path: Optional[str]):
         self.path = path
         self.records = load_cassettes(path) if path else {}
+        if not path:
+            _warn_no_store()
 
     def call(self, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
         key = call_key(server, tool, arguments)
@@ -133,6 +135,23 @@ def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
     if not records:
         _warn_empty_store(file, "it holds no entries")
     return records
+
+
+_WARNED_NO_STORE = False  # reward_check sets it: it scores without a store on purpose when --cassettes is not given
+
+
+def _warn_no_store() -> None:
+    """Once per process: cassette mode without ``cassettes`` answers every call with a miss, as an empty store does
+    (which warns too): the key forgotten, or ``SKYRL_MCP_ENV_CONFIG`` not set in the process that builds the envs."""
+    global _WARNED_NO_STORE
+    if _WARNED_NO_STORE:
+        return
+    _WARNED_NO_STORE = True
+    _log.warning(
+        "cassettes: no cassettes configured (env_config cassettes, or SKYRL_MCP_ENV_CONFIG in the process that "
+        "builds the envs): every tool call is a cassette miss (metadata cassette_misses) and gets an error "
+        "observation; give the directory skyrl verify --cassettes filled, or set tools: live"
+    )
 
 
 def _warn_empty_store(store: Path, why: str) -> None:

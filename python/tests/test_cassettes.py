@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import FIXTURES, REPO, call, episode, make_row, play
 
-from skyrl_mcp_env import MCPToolEnv
+from skyrl_mcp_env import MCPToolEnv, reward_check, tools
 from skyrl_mcp_env.tools import ConfigError
 
 # The shared vector {"symbol": "AAPL", "limit": 5} for server "srv", tool "tool": its key is given there.
@@ -308,3 +308,29 @@ def test_a_recorded_lone_surrogate_reaches_the_policy_as_a_replacement_character
     assert text == "<tool_response>\nAAPL \ufffd 230.10 \ufffd\n</tool_response>"
     text.encode("utf-8")
     assert meta["tool_results"] == {"ok": 1}
+
+
+NO_STORE = "no cassettes configured"
+
+
+def test_cassette_mode_without_a_store_warns_once_per_process(cassettes, caplog, monkeypatch):
+    # before: an empty store warned, no store at all (the `cassettes` key forgotten, or SKYRL_MCP_ENV_CONFIG not
+    # set in the Ray task) said nothing: every call of every episode was a miss, seen only in the observations
+    monkeypatch.setattr(tools, "_WARNED_NO_STORE", False)
+    caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
+    for _ in range(3):  # SkyRL builds an env per episode
+        MCPToolEnv({}, {**ROW, "max_turns": 5})
+    warned = [r.getMessage() for r in caplog.records if r.name == "skyrl_mcp_env.tools" and NO_STORE in r.getMessage()]
+    assert len(warned) == 1 and "SKYRL_MCP_ENV_CONFIG" in warned[0]
+    assert "every tool call is a cassette miss" in warned[0]
+    monkeypatch.setattr(tools, "_WARNED_NO_STORE", False)
+    caplog.clear()
+    MCPToolEnv({"cassettes": str(cassettes)}, {**ROW, "max_turns": 5})
+    assert not [r for r in caplog.records if NO_STORE in r.getMessage()]
+
+
+def test_reward_check_without_cassettes_does_not_warn_about_the_store(caplog, monkeypatch, capsys):
+    monkeypatch.setattr(tools, "_WARNED_NO_STORE", False)
+    caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
+    assert reward_check.main([str(FIXTURES / "rows_v2.jsonl")]) == 0
+    assert not [r for r in caplog.records if NO_STORE in r.getMessage()]
