@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,7 +451,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as e:  # --cassettes it cannot read: before any row is scored
         print(f"reward_check: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(summary(report), indent=2) if args.json else format_report(report, args.datasets))
+    try:
+        print(json.dumps(summary(report), indent=2) if args.json else format_report(report, args.datasets))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped early (`| head`): no traceback, and none at exit's flush either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     failed = report.leaks or report.plan_failures or report.unscorable or report.plan_calls_unanswered
     return 0 if not failed else 1
 

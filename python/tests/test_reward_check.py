@@ -2,6 +2,7 @@
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
@@ -243,3 +244,16 @@ def test_with_cassettes_the_plan_calls_the_store_does_not_answer_are_listed(tmp_
         "rows.jsonl row 1 (tool-error): 1 of 1 call(s): 1 recorded tool error",
         "rows.jsonl row 2 (missing): 1 of 1 call(s): 1 cassette miss",
     ]
+
+
+def test_cli_piped_into_a_reader_that_stops_early_exits_without_a_traceback():
+    # `reward_check DATASET | head -1`: before, the print met a closed pipe and Python printed a BrokenPipeError
+    # traceback after the line head showed
+    rows = shlex.quote(str(FIXTURES / "rows_v2.jsonl"))
+    command = f"{shlex.quote(sys.executable)} -m skyrl_mcp_env.reward_check {rows}"
+    for _ in range(3):
+        done = subprocess.run(
+            f"{command} | head -1", shell=True, capture_output=True, text=True, cwd=REPO / "python", timeout=300
+        )
+        assert done.stdout.startswith("gameability report: 5 rows")
+        assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
