@@ -556,17 +556,31 @@ def _expand(arg: str) -> str:
     return _REFERENCE.sub(value, arg)
 
 
+def _named(names: Any) -> dict[str, str]:
+    """The values of the variables a launch spec names (stdio ``env``, HTTP ``headers_env``), as skyrl reads them
+    when it starts the server: one unset or empty fails the start, naming each (the server would run without it:
+    server-memory without MEMORY_FILE_PATH writes the graph every run shares)."""
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        unset = list(dict.fromkeys(missing))
+        shown = ", ".join(f"${n}" for n in unset)
+        raise ValueError(f"environment variable{'s' if len(unset) > 1 else ''} {shown} not set (needed by the server)")
+    return {n: os.environ[n] for n in names}
+
+
 def _transport(launch: dict[str, Any]) -> Any:
     if launch["transport"] == "stdio":
         from mcp import StdioServerParameters, stdio_client
 
-        env = {n: os.environ[n] for n in launch.get("env") or [] if n in os.environ}
+        env = _named(launch.get("env") or [])
         args = [_expand(a) for a in launch.get("args") or []]
         params = StdioServerParameters(command=launch["command"], args=args, env=env, cwd=launch.get("cwd"))
         return stdio_client(params)
     from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-    headers = {h: os.environ.get(var, "") for h, var in (launch.get("headers_env") or {}).items()}
+    headers_env = launch.get("headers_env") or {}
+    values = _named(list(headers_env.values()))
+    headers = {h: values[var] for h, var in headers_env.items()}
     return streamable_http_client(_expand(launch["url"]), http_client=create_mcp_http_client(headers=headers))
 
 

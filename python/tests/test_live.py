@@ -345,3 +345,28 @@ def test_a_server_that_failed_to_start_is_not_started_again_for_each_call(invent
     observations(row, live(inventory, startup_timeout=1), [call("x", {})])
     assert sessions().starts == 2
     close_sessions()
+
+
+def test_a_named_launch_variable_that_is_not_set_fails_the_start_naming_it(tmp_path, monkeypatch):
+    # An inventory records a server's env NAMES (server-memory's MEMORY_FILE_PATH); skyrl fails the start naming an
+    # unset one. Before, the env left it out and started the server anyway: server-memory then wrote its graph to
+    # the memory.jsonl shared by every run (in its package directory), not to the file the variable would name.
+    memory_file = tmp_path / "graph.jsonl"
+    monkeypatch.setenv("SKYRL_TEST_MEMORY_FILE", str(memory_file))
+    script = f'MEMORY_FILE_PATH="$SKYRL_TEST_MEMORY_FILE" exec "{NODE}" "{server_bin("server-memory")}"'
+    launch = {"transport": "stdio", "command": "/bin/sh", "args": ["-c", script], "env": ["SKYRL_TEST_MEMORY_FILE"]}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"servers": [{"name": "memory", "launch": launch}]}), encoding="utf-8")
+    row = make_row([{"server": "memory", "tool": "read_graph", "params": {}}])
+    texts, _ = observations(row, live(str(inventory)), [call("read_graph", {})])
+    assert "could not be started" not in texts[0] and "entities" in texts[0]
+    for unset in ("", None):  # empty is not set, as skyrl reads it
+        if unset is None:
+            monkeypatch.delenv("SKYRL_TEST_MEMORY_FILE")
+        else:
+            monkeypatch.setenv("SKYRL_TEST_MEMORY_FILE", unset)
+        launch["args"][1] += " "  # another launch: another session
+        inventory.write_text(json.dumps({"servers": [{"name": "memory", "launch": launch}]}), encoding="utf-8")
+        texts, out = observations(row, live(str(inventory)), [call("read_graph", {})])
+        assert "could not be started" in texts[0] and "$SKYRL_TEST_MEMORY_FILE not set" in texts[0], texts[0]
+        assert out["metadata"]["tool_results"] == {"unavailable": 1}
