@@ -230,7 +230,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
       "rows: 8 → read 8 → contract 8 → schema 6 → execution (dry run: verified in the journal) 0"
     )
     expect(r.stdout).toContain(
-      "skipped-side-effect 2, interrupted 0 (2 the same as an earlier row of the run, not run again)"
+      "skipped-side-effect 2, interrupted 0; of these rows, 2 the same as an earlier row of the run, not run again"
     )
   })
 
@@ -249,8 +249,8 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
       "row 1: resume: the journal's outcome, not run again: verified",
       "row 2: run: 1 steps: everything/get-sum"
     ])
-    const counts = "verified 2, tool-error 0, timeout 0, server-unavailable 0, skipped-side-effect 0, interrupted 0 " +
-      "(2 from the journal of an earlier run)"
+    const counts = "verified 2, tool-error 0, timeout 0, server-unavailable 0, skipped-side-effect 0, interrupted 0" +
+      "; of these rows, 2 from the journal of an earlier run"
     expect(dry.stdout).toContain(counts)
     // Was "execution (verified) 2", as if the dry run had verified them.
     expect(dry.stdout).toContain(
@@ -311,7 +311,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(run.stderr).toContain(warning)
     expect(run.stderr).toContain("the rows whose outcome they held run again")
     expect(run.stdout).toContain("verified 3, tool-error 0")
-    expect(run.stdout).toContain("(2 from the journal of an earlier run)")
+    expect(run.stdout).toContain("; of these rows, 2 from the journal of an earlier run")
   })
 
   it("a run that recorded nothing leaves an empty store; cassettes stats reports it empty (exit 0), not unreadable", async () => {

@@ -30,6 +30,7 @@ import {
 } from "../src/skyrl/serverSpecs.js"
 import {
   blockedSteps,
+  formatSummary,
   parseAllowList,
   sideEffectFailure,
   VerificationFailed,
@@ -638,5 +639,38 @@ describe("verify's servers: lines (formatServerLines)", () => {
       "  a: a@2 (this session); a@1 (an earlier session's rows)"
     ])
     expect(formatServerLines([state("z", "1"), state("a", "1")], new Map())).toEqual(["  a: a@1", "  z: z@1"])
+  })
+})
+
+describe("the verify summary", () => {
+  const summary = (resumed: number, copies: number) => ({
+    stages: { rows: 6, read: 6, contract: 6, schema: 6, execution: 6 },
+    statuses: {
+      verified: 6,
+      "tool-error": 0,
+      timeout: 0,
+      "server-unavailable": 0,
+      "skipped-side-effect": 0,
+      interrupted: 0
+    },
+    toolErrors: {},
+    resumed,
+    copies,
+    derivedNotFound: 0
+  })
+  const statuses = (resumed: number, copies: number) =>
+    formatSummary(summary(resumed, copies)).split("\n").find((l) => l.startsWith("statuses: ")) ?? ""
+
+  it("says which rows took their outcome from elsewhere apart from the last status's count", () => {
+    // Before: "interrupted 0 (4 from the journal of an earlier run)", read as 4 interrupted rows.
+    const counts = "statuses: verified 6, tool-error 0, timeout 0, server-unavailable 0, skipped-side-effect 0, " +
+      "interrupted 0"
+    expect(statuses(0, 0)).toBe(counts)
+    expect(statuses(4, 0)).toBe(`${counts}; of these rows, 4 from the journal of an earlier run`)
+    expect(statuses(0, 2)).toBe(`${counts}; of these rows, 2 the same as an earlier row of the run, not run again`)
+    expect(statuses(4, 2)).toBe(
+      `${counts}; of these rows, 4 from the journal of an earlier run, 2 the same as an earlier row of the run, ` +
+        "not run again"
+    )
   })
 })

@@ -451,14 +451,24 @@ export class SummaryCounter {
  * The summary as text: the stage funnel, the statuses, the errors per tool. A dry run runs nothing: its execution
  * count is the rows the journal holds as verified (`--resume`), and says so.
  */
+/**
+ * The rows among the statuses whose outcome came from elsewhere, after a `;`: in parentheses after the last count
+ * they read as that status's (`interrupted 0 (4 from the journal of an earlier run)`).
+ */
+const elsewhere = (s: VerifySummary): string => {
+  const parts = [
+    ...(s.resumed > 0 ? [`${s.resumed} from the journal of an earlier run`] : []),
+    ...(s.copies > 0 ? [`${s.copies} the same as an earlier row of the run, not run again`] : [])
+  ]
+  return parts.length === 0 ? "" : `; of these rows, ${parts.join(", ")}`
+}
+
 export const formatSummary = (s: VerifySummary, dryRun = false): string => {
   const st = s.stages
   const lines = [
     `rows: ${st.rows} → read ${st.read} → contract ${st.contract} → schema ${st.schema} → execution ` +
     `(${dryRun ? "dry run: verified in the journal" : "verified"}) ${st.execution}`,
-    `statuses: ${STATUSES.map((k) => `${k} ${s.statuses[k]}`).join(", ")}` +
-    (s.resumed > 0 ? ` (${s.resumed} from the journal of an earlier run)` : "") +
-    (s.copies > 0 ? ` (${s.copies} the same as an earlier row of the run, not run again)` : "")
+    `statuses: ${STATUSES.map((k) => `${k} ${s.statuses[k]}`).join(", ")}` + elsewhere(s)
   ]
   if (s.derivedNotFound > 0) {
     lines.push(
