@@ -280,7 +280,7 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     writeJsonl(journal, lines)
     const run = await runCli(["verify", writeJsonl(at("sv-again.jsonl"), [graph, sum, fresh]), ...out, "--resume"])
     expect(run.status).toBe(0)
-    expect(run.stdout).toContain("(2 from the journal of an earlier run)")
+    expect(run.stdout).toContain("; of these rows, 2 from the journal of an earlier run")
     // Was "servers:\n  everything: mcp-servers/everything@2.0.0" alone: memory's row came from the journal.
     expect(run.stdout).toContain(
       "servers:\n" +
