@@ -92,11 +92,14 @@ class Settings:
         values = {}
         for source, config in ((CONFIG_VARIABLE, _config_from_environment()), ("MCPToolEnv config", env_config)):
             _check_keys(source, config)
-            values.update({k: v for k in Settings.__dataclass_fields__ if (v := _setting(config, k)) is not None})
-        if "allow_side_effects" in values:
-            values["allow_side_effects"] = _allowed_tools(values["allow_side_effects"])
-        for key, value in values.items():
-            _check_type(key, value)
+            given = {k: v for k in Settings.__dataclass_fields__ if (v := _setting(config, k)) is not None}
+            # Each source checked on its own: a wrong value in the variable is an error even when the config
+            # section gives the key too (it wins, but the variable is still wrong).
+            if "allow_side_effects" in given:
+                given["allow_side_effects"] = _allowed_tools(given["allow_side_effects"], source)
+            for key, value in given.items():
+                _check_type(key, value, source)
+            values.update(given)
         return Settings(**values)
 
 
@@ -124,16 +127,16 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _check_type(key: str, value: Any) -> None:
+def _check_type(key: str, value: Any, source: str) -> None:
     check = _TYPES.get(key)
     if check is not None and not check[0](value):
-        raise ConfigError(f"{key}: expected {check[1]}, got {value!r}")
+        raise ConfigError(f"{source}: {key}: expected {check[1]}, got {value!r}")
 
 
 ALLOWED_TOOLS_FORMS = 'true, false, "all", a comma-separated string of tool names or a list of tool names'
 
 
-def _allowed_tools(value: Any) -> Any:
+def _allowed_tools(value: Any, source: str) -> Any:
     """True, False, or a list of tool names ("tool" or "server.tool"); "all" and "a,b" strings as on skyrl's
     command line. A list is any sequence of strings (omegaconf's ListConfig too); anything else (a number,
     an object, a list holding a non-string) is a ConfigError, never a name made up by ``str()``."""
@@ -144,7 +147,7 @@ def _allowed_tools(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         if all(isinstance(t, str) for t in value):
             return [t.strip() for t in value if t.strip()]
-    raise ConfigError(f"allow_side_effects: expected {ALLOWED_TOOLS_FORMS}, got {shown(value)}")
+    raise ConfigError(f"{source}: allow_side_effects: expected {ALLOWED_TOOLS_FORMS}, got {shown(value)}")
 
 
 def _config_from_environment() -> Optional[dict]:

@@ -359,7 +359,7 @@ def test_allow_side_effects_of_another_type_is_a_config_error_naming_it_and_the_
     # before: 5 and 3.0 raised a bare TypeError ('int' object is not iterable); an object became the list of its
     # keys and [None] the tool name "None"
     forms = 'true, false, "all", a comma-separated string of tool names or a list of tool names'
-    expected = rf"^allow_side_effects: expected {re.escape(forms)}, got {re.escape(repr(value))}$"
+    expected = rf"^MCPToolEnv config: allow_side_effects: expected {re.escape(forms)}, got {re.escape(repr(value))}$"
     with pytest.raises(ConfigError, match=expected):
         MCPToolEnv({"allow_side_effects": value}, extras_of(ROW, 5))
 

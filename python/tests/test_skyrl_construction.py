@@ -158,6 +158,14 @@ def test_settings_from_the_environment_variable_under_the_config_section(generat
     monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", "strict")
     with pytest.raises(ConfigError, match="SKYRL_MCP_ENV_CONFIG: is not JSON"):
         MCPToolEnv({}, extras)
+    # A wrong type in the variable is an error even when the config section gives the key too (it wins, but the
+    # variable is still wrong); before, the variable's value was replaced before any check and never looked at.
+    monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", '{"strict": "yes"}')
+    with pytest.raises(ConfigError, match=re.escape("SKYRL_MCP_ENV_CONFIG: strict: expected true or false, got 'yes'")):
+        MCPToolEnv({"strict": False}, extras)
+    monkeypatch.setenv("SKYRL_MCP_ENV_CONFIG", '{"allow_side_effects": 5}')
+    with pytest.raises(ConfigError, match="^SKYRL_MCP_ENV_CONFIG: allow_side_effects: expected"):
+        MCPToolEnv({"allow_side_effects": False}, extras)
 
 
 def test_register_needs_skyrl_gym():
