@@ -296,12 +296,12 @@ describe("skyrl CLI", () => {
         ["verify", rows, "--out", join(dir, "adir")],
         `--out: Expected path '${join(dir, "adir")}' to be a regular file`
       ],
-      [["verify", rows, "--out", join(dir, "v.jsonl"), "--limit=1.5"], "--limit: '1.5' is not a integer"],
+      [["verify", rows, "--out", join(dir, "v.jsonl"), "--limit=1.5"], "--limit: '1.5' is not an integer"],
       [
         ["verify", rows, "--out", join(dir, "v.jsonl"), "--cassettes", rows],
         `--cassettes: Expected path '${rows}' to be a directory`
       ],
-      [["generate", "-n", "1.5", "--out", join(dir, "g.jsonl")], "-n: '1.5' is not a integer"],
+      [["generate", "-n", "1.5", "--out", join(dir, "g.jsonl")], "-n: '1.5' is not an integer"],
       [
         ["convert", rows, "--out", join(dir, "c.jsonl"), "--inventory", join(dir, "no.json")],
         `--inventory: Path '${join(dir, "no.json")}' must exist`

@@ -251,7 +251,7 @@ export const leftoverArgument = (
 
 /**
  * @effect/cli's message for a flag's value it refuses (`Expected path 'h/adir' to be a regular file`, `'1.5' is not
- * a integer`) names the value, not the flag: the flag in `args` that was given that value (`--out h/adir` or
+ * a integer`, said `is not an integer` here) names the value, not the flag: the flag in `args` that was given that value (`--out h/adir` or
  * `--out=h/adir`) is put in front, `--out: Expected path ...`. A value no flag was given (a positional argument's)
  * and any other message are returned as they are.
  */
@@ -260,9 +260,11 @@ export const namingFlag = (args: ReadonlyArray<string>, message: string, cwd = p
   const given = value?.[1] ?? value?.[2] ?? value?.[3]
   if (given === undefined) return message
   // A relative path that is not there: where it was looked for (the command may run in another directory).
-  const where = value?.[2] !== undefined && !isAbsolute(given) && /must exist$/.test(message)
-    ? `${message} (looked for ${resolve(cwd, given)})`
-    : message
+  // @effect/cli says "is not a integer": English says "an".
+  const said = message.replace(/^('[\s\S]*' is not) a (?=integer$)/, "$1 an ")
+  const where = value?.[2] !== undefined && !isAbsolute(given) && /must exist$/.test(said)
+    ? `${said} (looked for ${resolve(cwd, given)})`
+    : said
   const end = endOf(args)
   for (let i = 0; i < end; i++) {
     const arg = args[i]!
