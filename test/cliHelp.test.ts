@@ -1,6 +1,6 @@
 /** What `--help` of the built CLI says of each option (runs bin/skyrl.js: `npm run build` first). */
 import { describe, expect, it } from "vitest"
-import { runCli } from "./support/cli.js"
+import { type CliResult, runCli } from "./support/cli.js"
 
 const COMMANDS = [
   [],
@@ -18,9 +18,21 @@ const COMMANDS = [
   ["batch", "collect"]
 ]
 
+/**
+ * `args --help`, run once per command for the whole file (the output does not depend on the test): each CLI start
+ * costs ~1 s of CPU.
+ */
+const helpRuns = new Map<string, Promise<CliResult>>()
+const help = (args: ReadonlyArray<string>): Promise<CliResult> => {
+  const key = args.join(" ")
+  let run = helpRuns.get(key)
+  if (run === undefined) helpRuns.set(key, run = runCli([...args, "--help"]))
+  return run
+}
+
 /** The help text of each option of `args --help`, by its long name (`-n` for generate's only short one). */
 const optionsHelp = async (args: ReadonlyArray<string>): Promise<Map<string, string>> => {
-  const r = await runCli([...args, "--help"])
+  const r = await help(args)
   expect(r.status, r.stderr).toBe(0)
   const lines = r.stdout.split("\n")
   const options = new Map<string, string>()
@@ -77,7 +89,7 @@ describe("--help states each option's default and environment variable", () => {
 
 describe("tools import --help", () => {
   it("shows the repeatable --stdio, --http and --name as optional (they read as required: `--stdio text...`)", async () => {
-    const r = await runCli(["tools", "import", "--help"])
+    const r = await help(["tools", "import"])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toContain("$ skyrl tools import [--stdio text...] [--http text...] [--name text...] [")
   })
