@@ -36,10 +36,24 @@ const streamedLive = Layer.merge(
   streamingOnly((file) => /(verify-journal|cassettes)\.jsonl$/.test(file))
 )
 
-const importLive = async (specs: ReadonlyArray<McpServerSpec>): Promise<Inventory> => {
-  const result = await Effect.runPromise(importInventory(specs, { timeout: "20 seconds" }).pipe(Effect.provide(live)))
-  expect(result.outcomes.filter((o) => o._tag === "failed")).toEqual([])
-  return result.inventory!
+/**
+ * The inventory imported from the live servers `specs`, once per file for the same specs (an import starts each
+ * server; the tests below read the inventory and do not change it).
+ */
+const imports = new Map<string, Promise<Inventory>>()
+const importLive = (specs: ReadonlyArray<McpServerSpec>): Promise<Inventory> => {
+  const key = JSON.stringify(specs)
+  let imported = imports.get(key)
+  if (imported === undefined) {
+    imported = Effect.runPromise(importInventory(specs, { timeout: "20 seconds" }).pipe(Effect.provide(live))).then(
+      (result) => {
+        expect(result.outcomes.filter((o) => o._tag === "failed")).toEqual([])
+        return result.inventory!
+      }
+    )
+    imports.set(key, imported)
+  }
+  return imported
 }
 
 interface RunOptions {
