@@ -18,6 +18,18 @@ import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli } from "./support/cli.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
 
+/**
+ * `runCli` for a command that reads and writes no file (help, a usage error): run once per file for the same
+ * arguments and environment, as several tests below check the same output (each CLI start costs ~1 s of CPU).
+ */
+const shared = new Map<string, ReturnType<typeof runCli>>()
+const runCliShared = (args: ReadonlyArray<string>, env: Record<string, string> = {}): ReturnType<typeof runCli> => {
+  const key = JSON.stringify([args, env])
+  let run = shared.get(key)
+  if (run === undefined) shared.set(key, run = runCli(args, { env }))
+  return run
+}
+
 const task = (i: number) => ({
   task_id: `t${i}`,
   user_prompt: `Quote for ticker number ${i}`,
@@ -27,13 +39,13 @@ const task = (i: number) => ({
 
 describe("skyrl CLI", () => {
   it("--help exits 0 without OPENAI_API_KEY and lists the subcommands", async () => {
-    const r = await runCli(["--help"])
+    const r = await runCliShared(["--help"])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("convert")
     expect(r.stderr).toBe("")
   })
   it("convert --help describes --as-of once, with convert's default (not generate's)", async () => {
-    const r = await runCli(["convert", "--help"])
+    const r = await runCliShared(["convert", "--help"])
     expect(r.status).toBe(0)
     expect(r.stdout).toContain("default: per task, its as_of")
     expect(r.stdout).not.toContain("the run's start date")
@@ -158,11 +170,11 @@ describe("skyrl CLI", () => {
   })
   it("help and usage errors are plain text into a pipe, with or without NO_COLOR (@effect/cli writes ANSI colours)", async () => {
     for (const env of [{}, { NO_COLOR: "" }]) {
-      const help = await runCli(["convert", "--help"], { env })
+      const help = await runCliShared(["convert", "--help"], env)
       expect(help.status).toBe(0)
       expect(help.stdout).toContain("USAGE")
       expect(help.stdout).not.toContain("\x1b[")
-      const usage = await runCli(["convert", "--no-such-flag"], { env })
+      const usage = await runCliShared(["convert", "--no-such-flag"], env)
       expect(usage.status).toBe(2)
       expect(usage.stderr + usage.stdout).not.toContain("\x1b[")
     }
@@ -373,9 +385,9 @@ describe("skyrl CLI", () => {
     expect(list.stderr).toMatch(/ DEBUG /)
   })
   it("a subcommand's help gives its usage with the whole command (@effect/cli printed `$ convert`)", async () => {
-    expect((await runCli(["convert", "--help"])).stdout).toMatch(/^\$ skyrl convert \(-o, --out file\)/m)
+    expect((await runCliShared(["convert", "--help"])).stdout).toMatch(/^\$ skyrl convert \(-o, --out file\)/m)
     expect((await runCli(["tools", "list", "-h"])).stdout).toMatch(/^\$ skyrl tools list \[--inventory file\]/m)
-    expect((await runCli(["--help"])).stdout).toMatch(/^\$ skyrl \[--log-format/m)
+    expect((await runCliShared(["--help"])).stdout).toMatch(/^\$ skyrl \[--log-format/m)
   })
   it("a flag value or directory of the wrong kind is a usage error (exit 2): --servers naming no server, a RUN_DIR that is not one", async () => {
     const dir = tmp()
@@ -423,7 +435,7 @@ describe("skyrl CLI", () => {
     expect(r.stdout).toMatch(/\d+\.\d+\.\d+/)
   })
   it("exits 2 on a usage error, with the message on stderr as every final error: `skyrl: ...`, JSON with --log-format json", async () => {
-    const r = await runCli(["convert", "--no-such-flag"])
+    const r = await runCliShared(["convert", "--no-such-flag"])
     expect(r.status).toBe(2)
     expect(r.stdout).toBe("")
     expect(r.stderr).not.toBe("")
