@@ -6,12 +6,12 @@
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { basename, dirname, join, relative } from "node:path"
-import { describe, expect, it } from "vitest"
+import { beforeAll, describe, expect, it } from "vitest"
 import { archiveHolds } from "./support/archive.js"
 import { batchFakes, env, FAST, readJsonl, tmpOut, USAGE } from "./support/batchCli.js"
 import { runCli } from "./support/cli.js"
 import type { BatchFake } from "./support/fakeBatch.js"
-import { lineAnswer } from "./support/fakeBatch.js"
+import { lineAnswer, startBatchFake } from "./support/fakeBatch.js"
 import { validTaskFor } from "./support/fakeTasks.js"
 
 const { fake } = batchFakes()
@@ -89,7 +89,22 @@ const twinRows = async (f: BatchFake) => {
   return rows
 }
 
-const answering = () => fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+const answers = { lines: (ctx: Parameters<typeof validTaskFor>[0]) => lineAnswer(validTaskFor(ctx), USAGE) }
+const answering = () => fake(answers)
+
+/**
+ * The twin run's rows, made once for the file on a fake of its own: the same seed and answers give the same
+ * rows in every test (each test's run is on a fresh fake, which its `online.requests` check then covers alone).
+ */
+let twin: Array<any>
+beforeAll(async () => {
+  const f = await startBatchFake(answers)
+  try {
+    twin = await twinRows(f)
+  } finally {
+    await f.close()
+  }
+}, 90_000)
 
 describe("a batch run directory moved between submission and collect", () => {
   it("renamed: status and collect work in it, nothing is made at the old place", async () => {
@@ -98,7 +113,6 @@ describe("a batch run directory moved between submission and collect", () => {
     // subjects stage, so the cost said $0.0023 instead of $0.0032.
     expect(USAGE.input).toBe(1500) // the figures of `paid`
     const f = await answering()
-    const twin = await twinRows(f)
     const out = tmpOut()
     const oldDir = await submitted(f, out)
     const renamed = join(dirname(out), "moved-run")
@@ -115,7 +129,6 @@ describe("a batch run directory moved between submission and collect", () => {
   it("copied to another parent directory: collected in the copy, the original left exactly as it was", async () => {
     // Before: the collect of the copy wrote its journal, archive and ledger into the original.
     const f = await answering()
-    const twin = await twinRows(f)
     const out = tmpOut()
     const original = await submitted(f, out)
     const copy = join(mkdtempSync(join(tmpdir(), "skyrl-batch-copy-")), basename(original))
@@ -131,7 +144,6 @@ describe("a batch run directory moved between submission and collect", () => {
     // Before: the second collect wrote the journaled rows as they were journaled, their raw_output_path still
     // naming raw_llm/<run_id>/, which the rename had removed.
     const f = await answering()
-    const twin = await twinRows(f)
     const out = tmpOut()
     const oldDir = await submitted(f, out)
     await collect(f, oldDir)
@@ -154,7 +166,6 @@ describe("a batch run directory moved between submission and collect", () => {
       // Before: the collect made the other machine's directories again (the dataset's, and the old run directory
       // with the journal, archive and ledger in it) and exited 0.
       const f = await answering()
-      const twin = await twinRows(f)
       const out = tmpOut()
       const original = await submitted(f, out)
       const here = mkdtempSync(join(tmpdir(), "skyrl-batch-elsewhere-"))
