@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach } from "vitest"
-import { costOfCalls, USAGE } from "./engine.js"
 import type { BatchFake, BatchFakeOptions } from "./fakeBatch.js"
 import { startBatchFake } from "./fakeBatch.js"
 import type { FakeServer } from "./fakeOpenAI.js"
+import { costOfCalls, USAGE } from "./usage.js"
 
 /** Starts fakes that are closed after each test of the file that calls this at its top. */
 export const batchFakes = () => {
@@ -29,7 +29,7 @@ export const batchFakes = () => {
 
 export { USAGE }
 
-/** The online price of `n` calls of usage `u` (gpt-5-mini, as support/engine.ts prices it). */
+/** The online price of `n` calls of usage `u` (gpt-5-mini, as support/usage.ts prices it). */
 export const onlineCost = (u: typeof USAGE, n: number) => costOfCalls(n, u)
 
 export const env = (server: { baseUrl: string }) => ({

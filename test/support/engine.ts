@@ -23,6 +23,7 @@ import { inventoryFingerprint } from "../../src/services/RunJournal.js"
 import { DEFAULT_MAX_PROMPT_TOKENS } from "../../src/skyrl/checks.js"
 import { isRepairRequest, sampleNumberOf } from "./fakeTasks.js"
 import type { MemoryStorage } from "./memoryStorage.js"
+import { USAGE } from "./usage.js"
 
 const INVENTORY_FILE = join(import.meta.dirname, "..", "fixtures", "inventory", "finance-mcp.json")
 export const catalogue: Catalogue = Either.getOrThrow(
@@ -31,10 +32,7 @@ export const catalogue: Catalogue = Either.getOrThrow(
 /** The inline inventory layer (shared by every in-process run). */
 export const InventoryTest = Inventory.fromValue(catalogue)
 
-export const USAGE = { input: 1500, cached: 1024, output: 700, reasoning: 400 }
-/** gpt-5-mini prices: $0.25 / 1M input, $0.025 cached, $2.00 output. */
-export const costOfCalls = (calls: number, u = USAGE) =>
-  (calls * ((u.input - u.cached) * 0.25 + u.cached * 0.025 + u.output * 2)) / 1e6
+export { costOfCalls, USAGE } from "./usage.js"
 
 export const RAW_DIR = "/mem/raw_llm"
 export const OUT = "/mem/ds.jsonl"
