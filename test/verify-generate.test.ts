@@ -15,7 +15,7 @@ import { isRepair, sourceRowOf } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
 import { answer, start } from "./support/fakeOpenAI.js"
 import { isRepairRequest, sampleNumberOf } from "./support/fakeTasks.js"
-import { serverBin, writeJsonl } from "./support/verifyRows.js"
+import { serverBin, writeJsonl } from "./support/mcpServers.js"
 
 const dir = mkdtempSync(join(tmpdir(), "skyrl-verify-gen-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

@@ -3,22 +3,10 @@
  * plain plans, and stdio specs of the MCP servers in node_modules.
  */
 import { Either } from "effect"
-import { writeFileSync } from "node:fs"
-import { join } from "node:path"
-import type { McpServerSpec } from "../../src/services/McpClient.js"
 import { convertTask } from "../../src/skyrl/convert.js"
 import { encodeRow } from "../../src/skyrl/layout.js"
 
-export const ROOT = join(import.meta.dirname, "..", "..")
-export const serverBin = (pkg: string) => join(ROOT, "node_modules", "@modelcontextprotocol", pkg, "dist", "index.js")
-
-export const nodeServer = (name: string, args: ReadonlyArray<string>, env?: Record<string, string>): McpServerSpec => ({
-  _tag: "stdio",
-  name,
-  command: process.execPath,
-  args,
-  ...(env === undefined ? {} : { env })
-})
+export { nodeServer, ROOT, serverBin, writeJsonl } from "./mcpServers.js"
 
 export interface PlanStepInput {
   readonly server: string
@@ -49,9 +37,4 @@ export const rowFor = (id: string, steps: ReadonlyArray<PlanStepInput>): Record<
     (e) => new Error(`rowFor ${id}: ${e.message}`)
   )
   return encodeRow(row) as Record<string, any>
-}
-
-export const writeJsonl = (file: string, rows: ReadonlyArray<unknown>): string => {
-  writeFileSync(file, rows.map((r) => typeof r === "string" ? r : JSON.stringify(r)).join("\n") + "\n")
-  return file
 }
