@@ -27,7 +27,7 @@ import {
   makeGate,
   parseBatchLines
 } from "../src/services/llm/batchReplay.js"
-import { answerBody } from "../src/services/llm/scripted.js"
+import { answerBody } from "./support/apiBodies.js"
 import type { BatchFake } from "./support/fakeBatch.js"
 import { lineAnswer, startBatchFake } from "./support/fakeBatch.js"
 

@@ -11,9 +11,9 @@ import { resolveRun } from "../src/cli/runShared.js"
 import { StorageError } from "../src/domain/errors.js"
 import { Authentication, BadRequest, NotFound } from "../src/domain/llm.js"
 import { rebuildProgram } from "../src/programs/rebuild.js"
-import { responsesBody } from "../src/services/llm/scripted.js"
 import { decodeRow, encodedRowJson, encodeRow } from "../src/skyrl/layout.js"
 import { mulberry32 } from "../src/skyrl/workPlan.js"
+import { responsesBody } from "./support/apiBodies.js"
 import {
   blockJournalWrite,
   costOfCalls,

@@ -16,8 +16,9 @@ import { makeLlmSettings } from "../src/domain/llm.js"
 import type { LlmApi, LlmRequest } from "../src/services/Llm.js"
 import { Llm } from "../src/services/Llm.js"
 import { indexForKey, LlmReplay } from "../src/services/llm/replay.js"
-import { chatCompletionBody, makeScriptedLlm, responsesBody } from "../src/services/llm/scripted.js"
 import { rateLimiterLayer } from "../src/services/RateLimiter.js"
+import { chatCompletionBody, responsesBody } from "./support/apiBodies.js"
+import { makeScriptedLlm } from "./support/scripted.js"
 
 const CHAT_FIXTURES = join(import.meta.dirname, "fixtures", "openai", "chat")
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-replay-"))

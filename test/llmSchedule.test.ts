@@ -27,8 +27,8 @@ import {
   retrySchedule,
   withRetry
 } from "../src/services/llm/retry.js"
-import type { ScriptedReply } from "../src/services/llm/scripted.js"
-import { makeScriptedLlm } from "../src/services/llm/scripted.js"
+import type { ScriptedReply } from "./support/scripted.js"
+import { makeScriptedLlm } from "./support/scripted.js"
 
 const Answer = Schema.Struct({ ok: Schema.Boolean })
 

@@ -10,8 +10,8 @@ import { makeLlmSettings } from "../src/domain/llm.js"
 import type { LlmApi, LlmRequest, LlmResult } from "../src/services/Llm.js"
 import { Llm } from "../src/services/Llm.js"
 import { LlmLive, makeLiveLlm } from "../src/services/llm/live.js"
-import { responsesBody } from "../src/services/llm/scripted.js"
 import { rateLimiterLayer } from "../src/services/RateLimiter.js"
+import { responsesBody } from "./support/apiBodies.js"
 import type { FakeHandler, FakeReply, FakeServer } from "./support/fakeOpenAI.js"
 import {
   answer,

@@ -15,7 +15,7 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Usage } from "../../src/domain/llm.js"
-import { answerBody, chatCompletionBody, responsesBody } from "../../src/services/llm/scripted.js"
+import { answerBody, chatCompletionBody, responsesBody } from "./apiBodies.js"
 
 export type Endpoint = "responses" | "chat"
 
