@@ -1,6 +1,6 @@
 /** Live wiring of `skyrl validate` (loaded lazily by src/cli/validate.ts). */
 import { Console, Effect, Option } from "effect"
-import type * as Inv from "../domain/inventory.js"
+import * as Inv from "../domain/inventory.js"
 import { SettingsError } from "../domain/run.js"
 import { DatasetViolationsError, validateDatasets } from "../programs/validate.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
@@ -35,13 +35,16 @@ const parseFailOn = (text: string): Effect.Effect<ReadonlyArray<RuleId>, Setting
 /**
  * The hint for rows none of whose plan servers the inventory has (rows made with an imported inventory, checked
  * against the bundled one): every plan then fails `plan/tool`, and the plan-leak check counts no distractor.
+ * Server `prompt` (rows of `enrich --inventory-from-prompt`, whose tools are their own prompt's `<tools>` block)
+ * is left out when the inventory lacks it: such rows are not checked against it, and no file is there to give.
  */
 const otherInventory = (
-  servers: ReadonlyArray<string>,
+  planServers: ReadonlyArray<string>,
   inventory: Inv.Inventory,
   given: Option.Option<string>
 ): string | undefined => {
   const known = inventory.servers.map((s) => s.name)
+  const servers = planServers.filter((s) => s !== Inv.PROMPT_SERVER || known.includes(s))
   if (servers.length === 0 || servers.some((s) => known.includes(s))) return undefined
   const some = (names: ReadonlyArray<string>) =>
     names.length <= 6 ? names.join(", ") : `${names.slice(0, 5).join(", ")} and ${names.length - 5} more`
