@@ -18,6 +18,18 @@ import {
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
 
+// A reader that went away (`skyrl generate --dry-run | head`, a pager quit early) makes the next write fail with
+// EPIPE, an unhandled 'error' event otherwise (a Node stack trace, exit 1). stdout carries the command's output:
+// stop as a process killed by SIGPIPE would (141), quietly. stderr carries only logs: a run whose log reader went
+// away (`2>&1 | head`) goes on to its own exit code, its rows and archive being in files.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error
+  process.exit(141)
+})
+process.stderr.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error
+})
+
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
 const argv = [
   ...process.argv.slice(0, 2),
