@@ -27,7 +27,7 @@ import { StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
-import { hasApiKey, llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
+import { hasApiKey, llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
@@ -96,7 +96,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const input = options.input
     yield* outputsApart("enrich", runOutputs(options.out), [
       { what: "input file", file: input },
-      ...runInputs(options, !options.inventoryFromPrompt)
+      ...runInputs(options, !options.inventoryFromPrompt),
+      yield* replayInput(options)
     ])
     const { out, rawDir } = yield* outputPathsOf(options)
     const servers = Option.map(options.servers, parseServerList)

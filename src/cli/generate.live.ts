@@ -12,7 +12,7 @@ import { inventoryFingerprint } from "../services/RunJournal.js"
 import { StorageLive } from "../services/Storage.js"
 import { parseComplexities } from "../skyrl/workPlan.js"
 import * as Plan from "./generatePlan.live.js"
-import { llmSettingsFromOptions, usesOpenAI } from "./llmOptions.js"
+import { llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
@@ -42,7 +42,8 @@ export const runGenerate = (options: GenerateCliOptions) =>
     yield* outputsApart("generate", Run.runOutputs(out), [
       ...Run.runInputs(options, true),
       Option.isSome(options.personas) ? { what: "--personas file", file: options.personas.value } : undefined,
-      Option.isSome(options.subjects) ? { what: "--subjects file", file: options.subjects.value } : undefined
+      Option.isSome(options.subjects) ? { what: "--subjects file", file: options.subjects.value } : undefined,
+      yield* replayInput(options)
     ])
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).

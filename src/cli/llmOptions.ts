@@ -115,6 +115,26 @@ export const hasApiKey: Effect.Effect<boolean> = Config.option(Config.redacted("
 export const usesOpenAI = (options: Pick<LlmOptions, "llm">): Effect.Effect<boolean> =>
   options.llm === "openai" ? Effect.succeed(true) : options.llm === "auto" ? hasApiKey : Effect.succeed(false)
 
+/** The directory of recorded answers: the default relative path means the bundled answers, from any working directory. */
+export const replayDirOf = (options: Pick<LlmOptions, "replayDir">): string =>
+  options.replayDir === "data/replay" && !existsSync(options.replayDir) ? DEFAULT_REPLAY_DIR : options.replayDir
+
+/**
+ * The --replay-dir as an input of a run that answers from it (`--llm replay`, or `auto` without a key): every
+ * .json and .jsonl file under it is read as a recording, so nothing of the run may be written there (an `--out`
+ * there overwrote a recorded answer, or became a recording of the next replay).
+ */
+export const replayInput = (
+  options: Pick<LlmOptions, "llm" | "replayDir">
+): Effect.Effect<{ what: string; file: string; directory: true; why: string } | undefined> =>
+  Effect.map(usesOpenAI(options), (openai) =>
+    openai ? undefined : {
+      what: "--replay-dir",
+      file: replayDirOf(options),
+      directory: true,
+      why: "whose every .json and .jsonl file a replay reads as a recorded answer"
+    })
+
 /**
  * The Llm layer the options select (see the module comment). Provide it per subcommand, with the
  * `RateLimiter` that paces the live layer's HTTP attempts. `exactOnly`: replay answers only requests it
@@ -142,10 +162,7 @@ export const llmLayer = (
         return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError, RateLimiter>
       }
       const { LlmReplay } = yield* Effect.promise(() => import("../services/llm/replay.js"))
-      // The default relative path means the bundled answers, from any working directory.
-      const replayDir = options.replayDir === "data/replay" && !existsSync(options.replayDir)
-        ? DEFAULT_REPLAY_DIR
-        : options.replayDir
+      const replayDir = replayDirOf(options)
       if (options.llm === "auto") {
         yield* Effect.logWarning(
           `OPENAI_API_KEY is not set: running offline, answering from recorded answers in ${replayDir}`

@@ -19,6 +19,8 @@ export interface Input {
   readonly file: string
   /** A directory the command reads (and may append to): nothing else is written inside it. */
   readonly directory?: boolean
+  /** Why nothing may be written inside a `directory` (default: it holds the command's own files only). */
+  readonly why?: string
 }
 
 /** One file: the same path, or (both existing) the same inode, as a symlink or hard link gives. */
@@ -49,7 +51,9 @@ export const outputsApart = (
       const within = input.directory === true && inside(output.file, input.file)
       if (!within && !sameFile(output.file, input.file)) continue
       const reason = within
-        ? `is inside the ${input.what} (${input.file}), which holds ${command}'s own files only; write elsewhere`
+        ? `is inside the ${input.what} (${input.file}), ${
+          input.why ?? `which holds ${command}'s own files only`
+        }; write elsewhere`
         : `is the ${input.what}; ${command} never modifies its input, write to another file`
       return Effect.fail(new SettingsError({ setting: output.setting, reason }))
     }
