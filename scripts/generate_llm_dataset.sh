@@ -396,11 +396,14 @@ if [ "$llm" = replay ] && [ -n "$replay_dir" ]; then args+=(--replay-dir "$repla
 [ "$resume" = 0 ] || args+=(--resume)
 [ "$dry_run" = 0 ] || args+=(--dry-run)
 
-# Nothing but the flags above configures the run: drop the generator's env fallbacks.
+# Nothing but the flags above configures the run: drop the generator's env fallbacks, also those this script
+# has no variable for (NEAR_DUP ... SKYRL_BATCH_*: they reached generate unchecked; run skyrl generate for them).
 unset N_SAMPLES OPENAI_MODEL OPENAI_BACKEND OPENAI_REASONING_EFFORT DOMAINS COMPLEXITIES MAX_TURNS \
   MAX_TOOLS SEED CONCURRENCY MAX_ATTEMPTS OPENAI_RPM OPENAI_TPM MAX_COST_USD OPENAI_MAX_OUTPUT_TOKENS \
   OPENAI_TIMEOUT OPENAI_MAX_RETRIES SKYRL_INVENTORY SERVERS SKYRL_SERVERS DATA_SOURCE RAW_DIR RESUME \
-  SKYRL_LLM SKYRL_REPLAY_DIR SKYRL_LOG_FORMAT
+  SKYRL_LLM SKYRL_REPLAY_DIR SKYRL_LOG_FORMAT \
+  NEAR_DUP PERSONAS SUBJECTS AS_OF MAX_PROMPT_TOKENS SKYRL_BATCH_ENDPOINT SKYRL_BATCH_MAX_REQUESTS \
+  SKYRL_BATCH_MAX_TOKENS SKYRL_BATCH_POLL_INTERVAL SKYRL_BATCH_REPAIRS
 [ -n "$base_url" ] || unset OPENAI_BASE_URL
 
 if [ "$verbose" = 1 ]; then
