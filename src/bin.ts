@@ -7,6 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
 import {
+  envValueMessage,
   fullUsage,
   globalOptionsFirst,
   globalOptionWithoutValue,
@@ -75,7 +76,9 @@ const plainConsole = (console: Console.Console): Console.Console => ({
     )
 })
 const finalError = (message: string) =>
-  process.stderr.write(finalErrorLine(message, jsonLogsRequested(process.argv, process.env), new Date()))
+  process.stderr.write(
+    finalErrorLine(envValueMessage(message), jsonLogsRequested(process.argv, process.env), new Date())
+  )
 
 // An option the command lacks is a usage error named as such (@effect/cli's message names another option).
 const unknown = unknownOption(skyrl, args) ?? globalOptionWithoutValue(args)

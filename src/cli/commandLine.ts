@@ -327,3 +327,19 @@ export const globalOptionWithoutValue = (args: ReadonlyArray<string>): string | 
   const bare = GLOBAL_OPTIONS.find(([option]) => end > 0 && args[end - 1] === option)
   return bare === undefined ? undefined : `${bare[0]} needs a value: ${bare[1]}`
 }
+
+/**
+ * @effect/config's message for an environment fallback's value it refuses, `(Invalid data at N_SAMPLES: "Expected
+ * an integer value but received "abc"")`, in the words a flag's gets: `N_SAMPLES: 'abc' is not an integer`
+ * (a number, one of the choices). Any other message is returned as it is.
+ */
+export const envValueMessage = (message: string): string => {
+  const invalid = /^\(Invalid data at ([A-Z][A-Z0-9_]*): "([\s\S]*)"\)$/.exec(message)
+  if (invalid === null) return message
+  const [, name, reason] = invalid
+  const typed = /^Expected (an integer|a number) value but received "([\s\S]*)"$/.exec(reason!)
+  if (typed !== null) return `${name}: '${typed[2]}' is not ${typed[1]}`
+  const choice = /^Expected one of \(([^)]*)\) but received "([\s\S]*)"$/.exec(reason!)
+  if (choice !== null) return `${name}: '${choice[2]}' is not one of ${choice[1]}`
+  return message
+}
