@@ -7,6 +7,7 @@ import { Effect, Either, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
+import { baseUrlProblem, shownUrl } from "../domain/llm.js"
 import { priceOf } from "../domain/pricing.js"
 import type { DiversitySettings, PlanInputs } from "../domain/run.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
@@ -243,7 +244,7 @@ export const dryRun = (input: {
     const request = generateRequest(plan.length)(plan[0], 1)
     const keySet = yield* hasApiKey
     const baseUrl = process.env.OPENAI_BASE_URL
-    const baseUrlProblem = baseUrl !== undefined && baseUrl !== "" && !/^https?:\/\/[^\s]+$/.test(baseUrl)
+    const urlProblem = baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
     const shared = estimateTokens(instructions) + estimateTokens(JSON.stringify(jsonSchema))
     const perCall = shared + estimateTokens(request)
     const b = input.body
@@ -254,8 +255,8 @@ export const dryRun = (input: {
       `model ${b.model}, backend ${b.backend}, reasoning effort ${b.reasoningEffort}`,
       `llm: ${options.llm}; OPENAI_API_KEY ${keySet ? "is set (not shown)" : "is not set"}` +
       (options.llm === "auto" && !keySet ? " -> would run offline from recorded answers" : ""),
-      `OPENAI_BASE_URL: ${baseUrl === undefined || baseUrl === "" ? "(default)" : baseUrl}` +
-      (baseUrlProblem ? "  <- not an http(s) URL" : ""),
+      `OPENAI_BASE_URL: ${baseUrl === undefined || baseUrl === "" ? "(default)" : shownUrl(baseUrl)}` +
+      (urlProblem === undefined ? "" : `  <- ${urlProblem}`),
       `near-duplicates: ${
         settings.diversity?.near_dup == null ? "off" : `rejected at similarity ${settings.diversity.near_dup}`
       }`,
@@ -300,10 +301,7 @@ export const dryRun = (input: {
       )
     }
     process.stdout.write(lines.join("\n") + "\n")
-    if (baseUrlProblem) {
-      return yield* new SettingsError({
-        setting: "OPENAI_BASE_URL",
-        reason: `must be an http(s) URL, got "${baseUrl}"`
-      })
+    if (urlProblem !== undefined) {
+      return yield* new SettingsError({ setting: "OPENAI_BASE_URL", reason: urlProblem })
     }
   })

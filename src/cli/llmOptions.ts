@@ -12,7 +12,7 @@ import type { Layer } from "effect"
 import { Config, Effect, Layer as L, Option, Redacted } from "effect"
 import { existsSync } from "node:fs"
 import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain/llm.js"
-import { defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
+import { baseUrlProblem, defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
 import { SettingsError } from "../domain/run.js"
 import type { Llm } from "../services/Llm.js"
 import type { ExactOnly } from "../services/llm/replay.js"
@@ -158,6 +158,9 @@ export const llmLayer = (
       const settings = llmSettingsFromOptions(options)
       const useOpenAI = yield* usesOpenAI(options)
       if (useOpenAI) {
+        const baseUrl = settings.baseUrl ?? process.env.OPENAI_BASE_URL
+        const problem = baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
+        if (problem !== undefined) return L.fail(new SettingsError({ setting: "OPENAI_BASE_URL", reason: problem }))
         const { LlmLive } = yield* Effect.promise(() => import("../services/llm/live.js"))
         return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError, RateLimiter>
       }

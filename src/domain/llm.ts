@@ -54,6 +54,32 @@ export interface LlmSettings {
   readonly baseUrl?: string | undefined
 }
 
+/**
+ * What makes an OPENAI_BASE_URL unusable, undefined when it can be used: not an http(s) URL (`localhost:8000/v1`
+ * parses with the scheme `localhost:`), or a user name or password in it, which Node's fetch refuses. Either made
+ * every request fail with "Invalid URL" as a temporary failure, retried for every sample.
+ */
+export const baseUrlProblem = (url: string): string | undefined => {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return `must be an http(s) URL, got "${url}"`
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:" || /\s/.test(url)) {
+    return `must be an http(s) URL, got "${url}"`
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    return `holds a user name or password (${shownUrl(url)}), which Node's fetch refuses; give the key as ` +
+      "OPENAI_API_KEY"
+  }
+  return undefined
+}
+
+/** A URL as it may be printed: its password as `***`. */
+export const shownUrl = (url: string): string =>
+  url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:?#\s]*:)[^/@?#\s]*@/i, "$1***@")
+
 export const defaultLlmSettings: LlmSettings = {
   model: "gpt-5-mini",
   backend: "responses",

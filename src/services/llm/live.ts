@@ -16,6 +16,7 @@
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import OpenAI from "openai"
 import type { Backend, LlmSettings } from "../../domain/llm.js"
+import { shownUrl } from "../../domain/llm.js"
 import {
   Authentication,
   BadRequest,
@@ -331,7 +332,7 @@ export const makeLiveLlm = (
     limiter,
     transportTimesOut: true,
     describe: (backend) =>
-      `openai ${backend} ${settings.model}${settings.baseUrl === undefined ? "" : ` at ${settings.baseUrl}`}`
+      `openai ${backend} ${settings.model}${settings.baseUrl === undefined ? "" : ` at ${shownUrl(settings.baseUrl)}`}`
   })
 }
 
