@@ -29,6 +29,26 @@ describe("OPENAI_BASE_URL", () => {
     expect(e.status, e.stderr).toBe(2)
     expect(e.stderr).toContain("OPENAI_BASE_URL: must be an http(s) URL")
   })
+  it("without a scheme stops a --backend batch run before its stages and submission (exit 2)", async () => {
+    const out = join(dir(), "x.jsonl")
+    const g = await runCli([
+      "generate",
+      "--backend",
+      "batch",
+      "-n",
+      "2",
+      "--subjects",
+      "none",
+      "--domains",
+      "a",
+      "--out",
+      out
+    ], {
+      env: env("localhost:8000/v1")
+    })
+    expect(g.status, g.stderr).toBe(2)
+    expect(g.stderr).toContain("skyrl: OPENAI_BASE_URL: must be an http(s) URL, got \"localhost:8000/v1\"")
+  })
   it("with a user and password: refused, the password never shown (dry run, log, manifest)", async () => {
     const d = dir()
     const url = "http://user:hunter2@127.0.0.1:9/v1"

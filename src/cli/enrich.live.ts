@@ -27,7 +27,7 @@ import { StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
-import { hasApiKey, llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
+import { baseUrlChecked, hasApiKey, llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
@@ -138,6 +138,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
     const settings = options.backend === "batch"
       ? { ...llmSettingsFromOptions(llmOpts), backend: options.batchEndpoint }
       : llmSettingsFromOptions(llmOpts)
+    if (!options.dryRun) yield* baseUrlChecked(options)
     if (options.dryRun) {
       return yield* dryRun(options, plan, baseInventory, { maxTools, maxTurns, asOf: rowSettings.asOf }, settings)
     }

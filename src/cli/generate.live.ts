@@ -12,7 +12,7 @@ import { inventoryFingerprint } from "../services/RunJournal.js"
 import { StorageLive } from "../services/Storage.js"
 import { parseComplexities } from "../skyrl/workPlan.js"
 import * as Plan from "./generatePlan.live.js"
-import { llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
+import { baseUrlChecked, llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
@@ -80,6 +80,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       ...(options.allowUnstatedLiterals ? {} : { literals: "stated-v4" as const }),
       ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v4" as const })
     })
+    if (!options.dryRun) yield* baseUrlChecked(options)
     if (options.dryRun) {
       return yield* Plan.dryRun({ options, settings: fresh, catalogue, plan, rawDir, out, body: bodySettings }).pipe(
         Effect.provide(Layer.mergeAll(Layer.succeed(Inventory, inventory), StorageLive))

@@ -136,6 +136,19 @@ export const replayInput = (
     })
 
 /**
+ * OPENAI_BASE_URL checked (`baseUrlProblem`) before a run that calls OpenAI starts anything, whatever its backend
+ * (the Batch API's client too, which `llmLayer` does not build): a SettingsError naming the variable.
+ */
+export const baseUrlChecked = (options: Pick<LlmOptions, "llm">): Effect.Effect<void, SettingsError> =>
+  Effect.flatMap(usesOpenAI(options), (openai) => {
+    const baseUrl = process.env.OPENAI_BASE_URL
+    const problem = !openai || baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
+    return problem === undefined
+      ? Effect.void
+      : Effect.fail(new SettingsError({ setting: "OPENAI_BASE_URL", reason: problem }))
+  })
+
+/**
  * The Llm layer the options select (see the module comment). Provide it per subcommand, with the
  * `RateLimiter` that paces the live layer's HTTP attempts. `exactOnly`: replay answers only requests it
  * holds a recording of (see `LlmReplay`).
