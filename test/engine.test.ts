@@ -9,7 +9,7 @@ import { Deferred, Effect, Either, Exit, Fiber } from "effect"
 import { expect } from "vitest"
 import { resolveRun } from "../src/cli/runShared.js"
 import { StorageError } from "../src/domain/errors.js"
-import { Authentication, BadRequest, NotFound } from "../src/domain/llm.js"
+import { Authentication, BadRequest, NotFound, Transient } from "../src/domain/llm.js"
 import { rebuildProgram } from "../src/programs/rebuild.js"
 import { decodeRow, encodedRowJson, encodeRow } from "../src/skyrl/layout.js"
 import { mulberry32 } from "../src/skyrl/workPlan.js"
@@ -312,6 +312,37 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       const exit = yield* Effect.exit(runGenerate(again, all.llm, generateOptions(settingsFor(6), { concurrency: 1 })))
       expect(failureOf(exit).message).toMatch(/the first 3 requests were all refused.*Something about this request/)
       expect(all.calls).toHaveLength(3)
+    }))
+
+  it.effect("no HTTP answer at all (connection refused) on the first requests stops the run; once answers came, it rejects its sample", () =>
+    Effect.gen(function*() {
+      const refused = new Transient({ reason: "connection error: connect ECONNREFUSED 127.0.0.1:9" })
+      // Before: every sample spent its attempts and their retries on it (46 s each with the live schedule).
+      const storage = makeMemoryStorage()
+      const down = scripted(() => refused)
+      const exit = yield* Effect.exit(
+        runGenerate(storage, down.llm, generateOptions(settingsFor(6), { concurrency: 1 }))
+      )
+      expect(failureOf(exit).message).toMatch(
+        /the first 3 requests got no answer from the model API after their retries \(temporary failure.*ECONNREFUSED.*check OPENAI_BASE_URL/
+      )
+      const perRequest = down.calls.length / 3
+      expect(Number.isInteger(perRequest) && perRequest >= 1).toBe(true)
+      expect(readJsonl(storage.text(`${RUN_DIR}/journal.jsonl`)).map((e) => e.index)).not.toContain(5)
+
+      // A 503 is an answer of the API (a server that is there): not counted.
+      const busy = scripted(() => new Transient({ reason: "overloaded", httpStatus: 503 }))
+      const busyExit = yield* Effect.exit(
+        runGenerate(makeMemoryStorage(), busy.llm, generateOptions(settingsFor(4), { concurrency: 1 }))
+      )
+      expect(failureOf(busyExit).message).not.toMatch(/no answer from the model API/)
+
+      // After an answer, the same failures count for their samples only.
+      const flaky = scripted((call) => {
+        const { attempt, k } = requestOf(call)
+        return k > 1 && k < 6 && attempt === 1 ? refused : reply(task(k, attempt))
+      })
+      yield* runGenerate(makeMemoryStorage(), flaky.llm, generateOptions(settingsFor(6), { concurrency: 1 }))
     }))
 
   it.effect("a run directory locked by another process: RunLocked naming the holder, nothing spent or written", () =>

@@ -40,7 +40,9 @@ export interface RunContext<J extends Job> {
   /** Why the run stopped starting calls (budget, a run-level error); undefined while it goes on. */
   readonly stop: Ref.Ref<RunStop | undefined>
   /** Whether any answer came back yet, and how many 400s of no known kind came before it. */
-  readonly refusals: Ref.Ref<{ readonly answered: boolean; readonly unexplained: number }>
+  readonly refusals: Ref.Ref<
+    { readonly answered: boolean; readonly unexplained: number; readonly unreachable: number }
+  >
   /**
    * The rows accepted in this session, by sample: the dataset is written from them instead of decoding
    * their journal lines again (a row's journal line is `encodeRow` of this very row).
@@ -192,26 +194,43 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
 
 /** 400s of no known kind before any answer: that many, and the request every sample sends is at fault. */
 export const UNEXPLAINED_400_LIMIT = 3
+/** Requests that got no HTTP answer at all after their retries, before any answer: that many, and the API is out of reach. */
+export const UNREACHABLE_LIMIT = 3
+
+/** A failure with no HTTP answer behind it (connection refused or reset, DNS, TLS), left after the retries. */
+const unreachable = (e: LlmError): boolean => e._tag === "Transient" && e.httpStatus === undefined
 
 /**
  * A 400 that names neither a per-request nor a run-level cause counts for its sample; but when the first
  * requests of a run all get one and nothing was answered yet, the request every sample sends is at fault:
- * the run stops instead of spending every sample's attempts on it.
+ * the run stops instead of spending every sample's attempts on it. Likewise when the first requests all got no
+ * HTTP answer at all after their retries (connection refused, DNS): the API is out of reach for every sample.
  */
 const noteRefusal = <J extends Job>(ctx: RunContext<J>, result: Either.Either<unknown, LlmError>) => {
   const answered = Either.isRight(result) || isAnswerError(result.left)
   const unexplained = Either.isLeft(result) && result.left._tag === "BadRequest" &&
     failureScope(result.left) === "sample" && !isRequestSpecific(result.left)
+  const unanswered = Either.isLeft(result) && unreachable(result.left)
   return Effect.flatMap(
     Ref.updateAndGet(ctx.refusals, (r) => ({
       answered: r.answered || answered,
-      unexplained: r.unexplained + (unexplained ? 1 : 0)
+      unexplained: r.unexplained + (unexplained ? 1 : 0),
+      unreachable: r.unreachable + (unanswered ? 1 : 0)
     })),
     (next) =>
-      !next.answered && unexplained && next.unexplained >= UNEXPLAINED_400_LIMIT && Either.isLeft(result)
+      next.answered || Either.isRight(result)
+        ? Effect.void
+        : unexplained && next.unexplained >= UNEXPLAINED_400_LIMIT
         ? stopRun(
           ctx,
           `the first ${next.unexplained} requests were all refused, so the request itself is at fault: ${result.left.message}`
+        )
+        : unanswered && next.unreachable >= UNREACHABLE_LIMIT
+        ? stopRun(
+          ctx,
+          `the first ${next.unreachable} requests got no answer from the model API after their retries ` +
+            `(${result.left.message}): it is out of reach from here, and every sample would wait the same way; ` +
+            "check OPENAI_BASE_URL and the network"
         )
         : Effect.void
   )

@@ -237,7 +237,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       inventoryOf,
       stop: yield* Ref.make<RunStop | undefined>(undefined),
       unanswered: { count: 0, reason: undefined },
-      refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0 }),
+      refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0, unreachable: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
       calls: yield* Effect.makeSemaphore(options.concurrency),
       made: new Map()
