@@ -75,6 +75,21 @@ describe("skyrl CLI", () => {
     expect(rebuilt.status).toBe(2)
     expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
   })
+  it("generate and rebuild --indent on a .jsonl output say it is not indented (it was ignored without a word)", async () => {
+    const dir = tmp()
+    const out = join(dir, "x.jsonl")
+    const r = await runCli(["generate", "-n", "1", "--llm", "replay", "--out", out, "--indent", "2"])
+    expect(r.status).toBe(0)
+    expect(r.stderr).toContain(`--indent applies to .json output only: ${out} is not indented`)
+    expect(readFileSync(out, "utf8").split("\n").filter((l) => l !== "")).toHaveLength(1)
+    const json = await runCli(["generate", "-n", "1", "--llm", "replay", "--out", join(dir, "y.json"), "--indent", "2"])
+    expect(json.status).toBe(0)
+    expect(json.stderr).not.toContain("--indent applies")
+    const runDir = join(dir, "raw_llm", readdirSync(join(dir, "raw_llm")).sort()[0]!)
+    const rebuilt = await runCli(["rebuild", runDir, "--out", join(dir, "z.jsonl"), "--indent", "2"])
+    expect(rebuilt.status).toBe(0)
+    expect(rebuilt.stderr).toContain("--indent applies to .json output only")
+  })
   it("rebuild of an enrich run's directory is refused naming the command that made it (grammatical for every command)", async () => {
     const dir = tmp()
     const manifest = {

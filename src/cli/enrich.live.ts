@@ -45,6 +45,7 @@ import {
   runOf,
   runOutputs
 } from "./runShared.js"
+import { warnIndentIgnored } from "./shared.js"
 import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
@@ -200,6 +201,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         checkShownSchemas: checkShownSchemasOf(s)
       }).pipe(Effect.provide(StorageLive))
     yield* usableRows(input, runPlan)
+    yield* warnIndentIgnored(out, options.indent)
     const runLlm = llmOptionsOf(llmOpts, s)
     const runSettings = llmSettingsFromOptions(runLlm)
     const program: EnrichOptions = {

@@ -16,6 +16,7 @@ import { baseUrlChecked, llmSettingsFromOptions, replayInput, usesOpenAI } from 
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
+import { warnIndentIgnored } from "./shared.js"
 import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
@@ -98,6 +99,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
           )
         )
       )
+    yield* warnIndentIgnored(out, options.indent)
     const llmOpts = Run.llmOptionsOf(options, s)
     const settings = llmSettingsFromOptions(llmOpts)
     const paced = (o: typeof llmOpts) => Run.pacedLlmLayer(options, o)

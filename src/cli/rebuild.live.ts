@@ -6,6 +6,7 @@ import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
 import { readManifest } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
+import { warnIndentIgnored } from "./shared.js"
 
 export const runRebuild = (options: {
   readonly runDir: string
@@ -39,6 +40,7 @@ export const runRebuild = (options: {
         ...(settings.servers ? { servers: settings.servers } : {}),
         keptByRun: true
       })
+    yield* warnIndentIgnored(options.out, options.indent)
     return yield* rebuildProgram({
       runDir: options.runDir,
       out: options.out,

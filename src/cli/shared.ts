@@ -2,6 +2,7 @@
 import { Options } from "@effect/cli"
 import { Config, ConfigError, Effect, Either, Option } from "effect"
 import { existsSync } from "node:fs"
+import { extname } from "node:path"
 import { DEFAULT_MAX_PROMPT_TOKENS } from "../domain/row.js"
 import { SettingsError } from "../domain/run.js"
 import { isIsoDay } from "../domain/task.js"
@@ -106,6 +107,17 @@ export const indentOption = Options.integer("indent").pipe(
   ),
   Options.optional
 )
+
+/**
+ * `--indent` given for an output it does not apply to (.jsonl: one row per line; .parquet): said once, since
+ * nothing else would show that the flag had no effect.
+ */
+export const warnIndentIgnored = (out: string, indent: Option.Option<number>): Effect.Effect<void> =>
+  Option.isSome(indent) && extname(out).toLowerCase() !== ".json"
+    ? Effect.logWarning(
+      `--indent applies to .json output only: ${out} is not indented (its rows are written as they are)`
+    )
+    : Effect.void
 
 /** Limits of a plan, the same for every command that asks for plans. */
 export const planLimitOptions = {
