@@ -141,12 +141,15 @@ export const replayInput = (
  */
 export const baseUrlChecked = (options: Pick<LlmOptions, "llm">): Effect.Effect<void, SettingsError> =>
   Effect.flatMap(usesOpenAI(options), (openai) => {
-    const baseUrl = process.env.OPENAI_BASE_URL
-    const problem = !openai || baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
-    return problem === undefined
-      ? Effect.void
-      : Effect.fail(new SettingsError({ setting: "OPENAI_BASE_URL", reason: problem }))
+    const error = openai ? baseUrlError(process.env.OPENAI_BASE_URL) : undefined
+    return error === undefined ? Effect.void : Effect.fail(error)
   })
+
+/** The SettingsError of an unusable base URL (`baseUrlProblem`); undefined when it is unset or usable. */
+const baseUrlError = (baseUrl: string | undefined): SettingsError | undefined => {
+  const problem = baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
+  return problem === undefined ? undefined : new SettingsError({ setting: "OPENAI_BASE_URL", reason: problem })
+}
 
 /**
  * The Llm layer the options select (see the module comment). Provide it per subcommand, with the
@@ -171,9 +174,8 @@ export const llmLayer = (
       const settings = llmSettingsFromOptions(options)
       const useOpenAI = yield* usesOpenAI(options)
       if (useOpenAI) {
-        const baseUrl = settings.baseUrl ?? process.env.OPENAI_BASE_URL
-        const problem = baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
-        if (problem !== undefined) return L.fail(new SettingsError({ setting: "OPENAI_BASE_URL", reason: problem }))
+        const error = baseUrlError(settings.baseUrl ?? process.env.OPENAI_BASE_URL)
+        if (error !== undefined) return L.fail(error)
         const { LlmLive } = yield* Effect.promise(() => import("../services/llm/live.js"))
         return LlmLive(settings) as Layer.Layer<Llm, MissingApiKey | ReplayUnavailable | SettingsError, RateLimiter>
       }
