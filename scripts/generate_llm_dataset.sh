@@ -84,7 +84,8 @@ Exit codes:
   0   success
   64  usage error (unknown option, missing or bad OUTPUT_PATH)
   78  missing or invalid configuration (a variable above, node, or an unbuilt project)
-  *   any other non-zero code is skyrl generate's own (1 failure, 2 usage, 130 interrupted)
+  *   any other non-zero code is skyrl generate's own (1 failure, 2 usage, 130 interrupted,
+      143 terminated by SIGTERM)
 EOF
 }
 

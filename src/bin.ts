@@ -1,6 +1,6 @@
 /**
  * Runtime wiring only: run the CLI on Node, print the final error once on stderr, map exit codes
- * (0 ok, 1 failure, 2 usage error, 130 interrupted).
+ * (0 ok, 1 failure, 2 usage error, 130 interrupted by SIGINT, 143 by SIGTERM).
  */
 import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -16,6 +16,7 @@ import {
   repeatedOptionsSplit,
   unknownOption
 } from "./cli/commandLine.js"
+import type { StopSignal } from "./cli/exit.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
 
@@ -30,6 +31,17 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 process.stderr.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code !== "EPIPE") throw error
 })
+
+// runMain interrupts the program on SIGINT and SIGTERM alike; the exit code tells them apart (130, 143). The first
+// signal removes this listener as runMain removes its own: a second one (either) ends the process at once, as before.
+let stopSignal: StopSignal | undefined
+const noteSignal = (signal: StopSignal) => {
+  stopSignal = signal
+  process.removeListener("SIGINT", noteSignal)
+  process.removeListener("SIGTERM", noteSignal)
+}
+process.on("SIGINT", noteSignal)
+process.on("SIGTERM", noteSignal)
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
 const argv = [
@@ -113,6 +125,6 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
   NodeRuntime.runMain({
     disableErrorReporting: true,
     disablePrettyLogger: true,
-    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : exitCodeOf(exit.cause))
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : exitCodeOf(exit.cause, stopSignal))
   })
 )

@@ -4,7 +4,13 @@ import { Cause, Option } from "effect"
 
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
+/** Interrupted by SIGINT (Ctrl-C): 128 + 2. */
 export const EXIT_INTERRUPTED = 130
+/** Interrupted by SIGTERM (kill, a container stop, a job scheduler): 128 + 15, as the shells report it. */
+export const EXIT_TERMINATED = 143
+
+/** The signal that interrupted the run, as @effect/platform-node's runMain takes either to interrupt it. */
+export type StopSignal = "SIGINT" | "SIGTERM"
 
 /**
  * A file-system error as a defect: @effect/cli checks path arguments with @effect/platform's FileSystem
@@ -19,8 +25,9 @@ const pathCheckFailure = (cause: Cause.Cause<unknown>): string | undefined => {
   return `${String(d.pathOrDescriptor)}: ${String(d.description ?? "cannot be used")}`
 }
 
-export const exitCodeOf = (cause: Cause.Cause<unknown>): number => {
-  if (Cause.isInterruptedOnly(cause)) return EXIT_INTERRUPTED
+/** The exit code of a failed run; an interruption's code depends on the signal that caused it (none: SIGINT's). */
+export const exitCodeOf = (cause: Cause.Cause<unknown>, signal?: StopSignal): number => {
+  if (Cause.isInterruptedOnly(cause)) return signal === "SIGTERM" ? EXIT_TERMINATED : EXIT_INTERRUPTED
   if (pathCheckFailure(cause) !== undefined) return EXIT_USAGE
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
