@@ -373,6 +373,13 @@ interface PathNode {
 
 const GT = "reward_spec.ground_truth"
 
+/**
+ * A finding's message on a field that must be `expected`: `is missing (EXPECTED)` when the row lacks the field
+ * (a message quoting the value would print "undefined"), else `wrong`, which may say what the field holds.
+ */
+const missingOr = (value: unknown, expected: string, wrong: string): string =>
+  value === undefined ? `is missing (${expected})` : wrong
+
 /** Same names in the same order (property names are interned strings: mostly pointer compares). */
 const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean => {
   if (a.length !== b.length) return false
@@ -726,14 +733,23 @@ export class DatasetChecker {
     }
     this.checkPrompt(value.prompt)
     if (value.env_class !== ENV_CLASS) {
-      this.find("contract/env_class", "env_class", `must be "${ENV_CLASS}" (got ${JSON.stringify(value.env_class)})`)
+      const must = `must be "${ENV_CLASS}"`
+      this.find(
+        "contract/env_class",
+        "env_class",
+        missingOr(value.env_class, must, `${must} (got ${JSON.stringify(value.env_class)})`)
+      )
     }
     const rs = value.reward_spec
     if (isObject(rs) && rs.method !== REWARD_METHOD) {
       this.find(
         "contract/reward_method",
         "reward_spec.method",
-        `must be "${REWARD_METHOD}" (got ${JSON.stringify(rs.method)})`
+        missingOr(
+          rs.method,
+          `must be "${REWARD_METHOD}"`,
+          `must be "${REWARD_METHOD}" (got ${JSON.stringify(rs.method)})`
+        )
       )
     }
     const gt = isObject(rs) && isObject(rs.ground_truth) ? rs.ground_truth : undefined
@@ -775,7 +791,7 @@ export class DatasetChecker {
   private checkPrompt(prompt: unknown): void {
     const rule = "contract/prompt"
     if (!Array.isArray(prompt)) {
-      this.find(rule, "prompt", "must be a list of messages")
+      this.find(rule, "prompt", missingOr(prompt, "must be a list of messages", "must be a list of messages"))
       return
     }
     let users = 0
@@ -790,10 +806,18 @@ export class DatasetChecker {
       if (m.role === "user") users++
       else if (m.role === "system") systems++
       else {
-        this.find(rule, `prompt[${i}].role`, `${JSON.stringify(m.role)} is not allowed: only system and user messages`)
+        this.find(
+          rule,
+          `prompt[${i}].role`,
+          missingOr(
+            m.role,
+            `must be "system" or "user"`,
+            `${JSON.stringify(m.role)} is not allowed: only system and user messages`
+          )
+        )
       }
       if (typeof m.content !== "string") {
-        this.find(rule, `prompt[${i}].content`, "must be a string")
+        this.find(rule, `prompt[${i}].content`, missingOr(m.content, "must be a string", "must be a string"))
         wellFormed = false
       } else if (m.content.trim() === "") this.find(rule, `prompt[${i}].content`, "is empty")
       else if (m.content.trim() !== m.content) {
@@ -918,7 +942,7 @@ export class DatasetChecker {
     const at = `${GT}.tool_sequence`
     const seq = gt.tool_sequence
     if (!Array.isArray(seq)) {
-      this.find(rule, at, "must be a list of steps")
+      this.find(rule, at, missingOr(seq, "must be a list of steps", "must be a list of steps"))
       return undefined
     }
     if (seq.length === 0) {
@@ -936,11 +960,23 @@ export class DatasetChecker {
         continue
       }
       if (s.step !== i + 1) {
-        this.find(rule, `${here()}.step`, `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`)
+        this.find(
+          rule,
+          `${here()}.step`,
+          missingOr(
+            s.step,
+            `must be ${i + 1}: steps are numbered 1..n`,
+            `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`
+          )
+        )
       }
       for (const key of STEP_NAMES) {
         if (typeof s[key] !== "string" || s[key].trim() === "") {
-          this.find(rule, `${here()}.${key}`, "must be a non-empty string")
+          this.find(
+            rule,
+            `${here()}.${key}`,
+            missingOr(s[key], "must be a non-empty string", "must be a non-empty string")
+          )
           usable = false
         }
       }
@@ -955,7 +991,11 @@ export class DatasetChecker {
         }
       }
       if (!isObject(params)) {
-        this.find(rule, `${here()}.params`, "must be an object (or the JSON text of one)")
+        this.find(
+          rule,
+          `${here()}.params`,
+          missingOr(params, "must be an object, or the JSON text of one", "must be an object (or the JSON text of one)")
+        )
         usable = false
         continue
       }
@@ -1009,7 +1049,11 @@ export class DatasetChecker {
   private checkGroundTruth(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined): void {
     const turns = gt.max_turns
     if (typeof turns !== "number" || !Number.isInteger(turns) || turns < 1) {
-      this.find("contract/schema", `${GT}.max_turns`, `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
+      this.find(
+        "contract/schema",
+        `${GT}.max_turns`,
+        missingOr(turns, "must be an integer >= 1", `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
+      )
     } else if (steps !== undefined && turns < steps.length + 1) {
       this.find(
         "contract/max_turns",
@@ -1030,7 +1074,11 @@ export class DatasetChecker {
     }
     const must = isObject(gt.success) ? gt.success.must_call_tool : undefined
     if (typeof must !== "string" || must.trim() === "") {
-      this.find("contract/must_call_tool", `${GT}.success.must_call_tool`, "must be a tool name")
+      this.find(
+        "contract/must_call_tool",
+        `${GT}.success.must_call_tool`,
+        missingOr(must, "must be a tool name", "must be a tool name")
+      )
     } else if (steps !== undefined && !steps.some((s) => (s.call_name ?? s.tool) === must)) {
       this.find(
         "contract/must_call_tool",
