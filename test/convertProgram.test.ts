@@ -156,8 +156,8 @@ describe("convertProgram", () => {
       `${validTaskText(1, 0).replace("\"limit\":null", "\"limit\":3")}\nnull\n[1]\n`
     )
     expect(summary.rejected.map((r) => [r.index, r.field, r.reason])).toEqual([
-      [1, "(task)", "expected an object, got null"],
-      [2, "(task)", "expected an object, got an array"]
+      [1, "(record)", "expected an object, got null"],
+      [2, "(record)", "expected an object, got an array"]
     ])
   })
 
@@ -167,7 +167,12 @@ describe("convertProgram", () => {
       // Was: the whole file refused, "not JSON or JSON Lines: the first character must be '[' or '{'".
       const { summary } = await convert(name, ["null", ...tasks].join("\n") + "\n")
       expect(summary.written, name).toBe(2)
-      expect(summary.rejected).toEqual([{ index: 0, line: 1, field: "(task)", reason: "expected an object, got null" }])
+      expect(summary.rejected).toEqual([{
+        index: 0,
+        line: 1,
+        field: "(record)",
+        reason: "expected an object, got null"
+      }])
     }
   })
 

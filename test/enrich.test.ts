@@ -595,7 +595,7 @@ describe("enrich: bad input", () => {
         [1, "conversations"],
         [2, "messages[0].role"],
         [3, "messages[1].content"],
-        [4, ""],
+        [4, "(record)"],
         [6, ""]
       ])
       for (const x of rejects) {
@@ -752,7 +752,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
       expect(r.status, r.stderr).toBe(0)
       const at = good.length + bad.indexOf("é")
       expect(r.stdout).toContain(
-        `row 1: reject, ${file}, row 1: line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at}`
+        `row 1: reject, ${file}, row 1, (record): line 2 is not valid UTF-8: byte 0xE9 at byte offset ${at}`
       )
       expect(r.stdout).toContain("planned 1, kept as is 0, rejected 1")
     },
@@ -770,7 +770,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     // Was exit 1: "not JSON or JSON Lines: the first character must be '[' or '{'".
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toContain(
-      `row 0: reject, ${file}, row 0: not a SkyRL row, ShareGPT conversation or OpenAI message list (got null)`
+      `row 0: reject, ${file}, row 0, (record): not a SkyRL row, ShareGPT conversation or OpenAI message list (got null)`
     )
     expect(r.stdout).toContain("planned 2, kept as is 0, rejected 1")
   }, 30_000)

@@ -10,6 +10,7 @@ import { Chunk, Effect, Either, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
+import { describeType, isObject } from "../domain/json.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { StorageApi } from "../services/Storage.js"
 import { Storage } from "../services/Storage.js"
@@ -35,6 +36,9 @@ export interface ConvertOptions {
   readonly today?: string
 }
 
+/** The `field` of a reject whose record is unusable as a whole: a line that is not JSON, a value that is not an object. */
+export const WHOLE_RECORD = "(record)"
+
 export interface Reject {
   readonly index: number
   readonly line?: number
@@ -54,8 +58,14 @@ type Converted =
 /** One record: its row (and the warning when its max_turns was raised), or why it is rejected. */
 const convertRecord = (record: RecordResult, options: ConvertOptions, context: ConversionContext): Converted => {
   const line = record.line === undefined ? {} : { line: record.line }
+  // A record unusable as a whole (a line that is not JSON, a value that is not an object) is field "(record)", as
+  // in enrich's rejects.
   if (record._tag === "Unparsable") {
-    return { _tag: "Reject", reject: { index: record.index, ...line, field: "(record)", reason: record.reason } }
+    return { _tag: "Reject", reject: { index: record.index, ...line, field: WHOLE_RECORD, reason: record.reason } }
+  }
+  if (!isObject(record.value)) {
+    const reason = `expected an object, got ${describeType(record.value)}`
+    return { _tag: "Reject", reject: { index: record.index, ...line, field: WHOLE_RECORD, reason } }
   }
   const converted = Either.flatMap(
     Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),

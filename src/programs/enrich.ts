@@ -34,6 +34,7 @@ import { parseRecords } from "../skyrl/records.js"
 import { schemaDifferences } from "../skyrl/shownSchemas.js"
 import type { InputFormat, SourcePrompt, ToolsBlock } from "../skyrl/sources.js"
 import { brokenToolsBlock, extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
+import { WHOLE_RECORD } from "./convert.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SampleOutcome, SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
@@ -250,13 +251,16 @@ export const planEnrichment = (options: PlanOptions) =>
       }
       rowsRead++
       const index = record.index
+      // A record unusable as a whole (a line that is not JSON, a value that is not an object) is field "(record)",
+      // as in convert's rejects.
       if (record._tag === "Unparsable") {
-        rejected.push({ index, id: undefined, field: "", reason: record.reason })
+        rejected.push({ index, id: undefined, field: WHOLE_RECORD, reason: record.reason })
         continue
       }
       const source = extractSource(record.value, options.inputFormat)
       if (source._tag === "Invalid") {
-        rejected.push({ index, id: source.id, field: source.field, reason: source.reason })
+        const field = source.field === "" && !isObject(record.value) ? WHOLE_RECORD : source.field
+        rejected.push({ index, id: source.id, field, reason: source.reason })
         continue
       }
       if (source.hasPlan && !options.overwrite) {
