@@ -169,19 +169,25 @@ export const convertProgram = (options: ConvertOptions) =>
       metadata: { source: `convert:${options.tasksFile}` }
     }
     const run: Run = { read: 0, rejected: [], warnings: [] }
-    // A file whose every task was rejected fails the write before it commits: an existing --out stays.
-    let allRejected: InputError | undefined
+    // A file whose every task was rejected fails the write before it commits: no empty dataset is written (SkyRL's
+    // loader fails on one; `validate` reports it as contract/empty-file), and an existing --out stays as it was.
+    const allRejected = new InputError({ file: options.tasksFile, reason: "every task was rejected" })
     const rows = taskRows(storage, options, context, run).pipe(
-      Stream.concat(Stream.suspend(() => {
-        if (run.read === 0 || run.rejected.length < run.read) return Stream.empty
-        allRejected = new InputError({
-          file: options.tasksFile,
-          reason: `all ${run.read} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert, ` +
-            `${options.out} not written`
-        })
-        return Stream.fail(allRejected)
-      }))
+      Stream.concat(
+        Stream.suspend(() => run.read === 0 || run.rejected.length < run.read ? Stream.empty : Stream.fail(allRejected))
+      )
     )
+    /** The error of a run whose every task was rejected: whether an --out there is an earlier run's, said plainly. */
+    const allRejectedError = (earlierOut: boolean) =>
+      new InputError({
+        file: options.tasksFile,
+        reason: `all ${run.read} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert, so ` +
+          (earlierOut
+            ? `no dataset was written: the ${options.out} there is an earlier run's, left as it was, and does not ` +
+              "match these rejects"
+            : `${options.out} was not written`) +
+          " (an empty dataset is never written: SkyRL's loader fails on one)"
+      })
     // This run's rejects, empty when none was rejected: the file never lists an earlier run's.
     const rejectsText = () => run.rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")
     // The same checks as `skyrl validate`, made as the rows are written: violations are logged and fail
@@ -189,15 +195,18 @@ export const convertProgram = (options: ConvertOptions) =>
     const checks = yield* checksAsWritten(options.out, options.inventory, { maxPromptTokens: options.maxPromptTokens })
     // The rejects file is replaced with the dataset (`companion`: renamed right after it), never without it: a
     // dataset that cannot be written (a full disk) leaves the earlier run's pair as it was. Only when every
-    // task was rejected is it written alone, since it holds the reasons (--out is kept: no empty dataset).
+    // task was rejected is it written alone, since it holds the reasons (--out is kept: no empty dataset), and the
+    // error says whether an --out there is an earlier run's.
     const written = yield* storage.writeRowStream(options.out, rows, {
       inspect: checks.inspect,
       whileFinishing: checks.prepare,
       companion: { file: options.rejectsFile, text: rejectsText }
     }).pipe(
-      Effect.tapError((e) =>
-        e === allRejected ? storage.writeFileAtomic(options.rejectsFile, rejectsText()) : Effect.void
-      )
+      Effect.catchIf((e) => e === allRejected, () =>
+        storage.writeFileAtomic(options.rejectsFile, rejectsText()).pipe(
+          Effect.zipRight(storage.exists(options.out)),
+          Effect.flatMap((earlier) => Effect.fail(allRejectedError(earlier)))
+        ))
     )
     const { read, rejected } = run
     yield* Effect.logInfo(
