@@ -11,8 +11,8 @@ import { baseUrlProblem, shownUrl } from "../domain/llm.js"
 import { priceOf } from "../domain/pricing.js"
 import type { DiversitySettings, PlanInputs } from "../domain/run.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
-import type { GenerateJob, GenerateOptions } from "../programs/generate.js"
-import { generatePlan, generateRequest, planDomains } from "../programs/generate.js"
+import type { GenerateJob, GenerateOptions, LazyPlan } from "../programs/generate.js"
+import { generateRequest, lazyGeneratePlan, planDomains } from "../programs/generate.js"
 import type { ListFile } from "../programs/planStages.js"
 import {
   completePlanInputs,
@@ -173,7 +173,7 @@ const stageSections = (
   catalogue: Catalogue,
   kept: PlanInputs,
   keptRun: string | undefined,
-  plan: ReadonlyArray<GenerateJob>,
+  plan: LazyPlan,
   body: LlmSettings
 ): ReadonlyArray<string> => {
   const d = settings.diversity
@@ -197,7 +197,7 @@ const stageSections = (
       lines.push("asked after the domains stage: one request naming each domain and how many subjects it needs")
     } else {
       lines.push(
-        request(SUBJECTS_KEY, SUBJECTS_SCHEMA_NAME, SubjectsAnswer, renderSubjectsRequest(subjectDemand(plan)))
+        request(SUBJECTS_KEY, SUBJECTS_SCHEMA_NAME, SubjectsAnswer, renderSubjectsRequest(subjectDemand(plan.jobs())))
       )
     }
   }
@@ -234,14 +234,16 @@ export const dryRun = (input: {
       domains: kept.domains ?? ["(from the domains stage)"]
     }
     const shownDomains = planDomains(settings, inputs)
-    const plan = generatePlan(settings, catalogue, { ...inputs, domains: shownDomains ?? [] })
+    // Made sample by sample as it is printed (and counted for the stages and batches), never held whole.
+    const plan = lazyGeneratePlan(settings, catalogue, { ...inputs, domains: shownDomains ?? [] })
+    const first = plan.at(0)
     const instructions = renderInstructions(catalogue, {
       maxTools: settings.max_tools,
       maxTurns: settings.max_turns,
       asOf: settings.as_of
     })
     const jsonSchema = inventory.outputJsonSchema({ maxSteps: settings.max_tools })
-    const request = generateRequest(plan.length)(plan[0], 1)
+    const request = generateRequest(plan.length)(first, 1)
     const keySet = yield* hasApiKey
     const baseUrl = process.env.OPENAI_BASE_URL
     const urlProblem = baseUrl === undefined || baseUrl === "" ? undefined : baseUrlProblem(baseUrl)
@@ -250,7 +252,7 @@ export const dryRun = (input: {
     const b = input.body
     const output = Run.EXPECTED_OUTPUT[b.reasoningEffort] ?? 8000
     const price = priceOf(b.model)
-    const lines: Array<string> = [
+    const head: Array<string> = [
       `# skyrl generate --dry-run (no model is called)`,
       `model ${b.model}, backend ${b.backend}, reasoning effort ${b.reasoningEffort}`,
       `llm: ${options.llm}; OPENAI_API_KEY ${keySet ? "is set (not shown)" : "is not set"}` +
@@ -261,8 +263,10 @@ export const dryRun = (input: {
         settings.diversity?.near_dup == null ? "off" : `rejected at similarity ${settings.diversity.near_dup}`
       }`,
       "",
-      `## work plan (${plan.length} samples, seed ${settings.seed})`,
-      ...plan.map(planLine),
+      `## work plan (${plan.length} samples, seed ${settings.seed})`
+    ]
+    // Everything after the plan's lines is made first (what can fail fails before anything is printed).
+    const tail: Array<string> = [
       ...stageSections(settings, catalogue, kept, keptRun, plan, b),
       "",
       "## first request body",
@@ -276,13 +280,13 @@ export const dryRun = (input: {
       "## estimate",
       `input per call ~${perCall} tokens (shared prefix ~${shared}), output per call ~${output} (effort ${b.reasoningEffort})`
     ]
-    if (price === undefined) lines.push(`no price known for ${b.model}`)
+    if (price === undefined) tail.push(`no price known for ${b.model}`)
     else {
       const cold = (plan.length * (perCall * price.input + output * price.output)) / 1e6
       const warm =
         (plan.length * ((perCall - shared) * price.input + shared * price.cachedInput + output * price.output)) /
         1e6
-      lines.push(
+      tail.push(
         `cost for ${plan.length} samples: ~$${warm.toFixed(4)} with the prompt cache, ~$${
           cold.toFixed(4)
         } without (the stages, repairs and retries add to it)`
@@ -291,16 +295,25 @@ export const dryRun = (input: {
     if (options.backend === "batch") {
       const { batchDryRun } = yield* Effect.promise(() => import("./batch.live.js"))
       const user = generateRequest(plan.length)
-      lines.push(
+      const requests = function*() {
+        for (const s of plan.jobs()) yield { index: s.index, instructions, jsonSchema, user: user(s, 1) }
+      }
+      tail.push(
         ...yield* batchDryRun({
           settings: b,
           flags: options,
           expectedOutput: output,
-          requests: plan.map((s) => ({ index: s.index, instructions, jsonSchema, user: user(s, 1) }))
+          requests: requests()
         })
       )
     }
-    process.stdout.write(lines.join("\n") + "\n")
+    yield* Run.printLines(
+      (function*() {
+        yield* head
+        for (const job of plan.jobs()) yield planLine(job)
+        yield* tail
+      })()
+    )
     if (urlProblem !== undefined) {
       return yield* new SettingsError({ setting: "OPENAI_BASE_URL", reason: urlProblem })
     }

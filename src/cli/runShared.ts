@@ -45,6 +45,47 @@ export interface RunCliOptions extends LlmOptions, BatchFlags, RunVerifyFlags {
   readonly asOf: Option.Option<string>
 }
 
+/** The size of the blocks `printLines` writes (bytes of UTF-16 code units, near enough). */
+const PRINT_BLOCK = 64 * 1024
+
+/**
+ * Writes lines to stdout, each followed by "\n" (the bytes of `lines.join("\n") + "\n"`), a block of
+ * about 64 KB at a time, waiting while the reader has not taken what was written: a dry run prints the
+ * lines of a million samples without holding them, or their text, all at once. A stdout that is closed
+ * (EPIPE: bin.ts ends the process with 141) or destroyed ends the printing.
+ */
+export const printLines = (lines: Iterable<string>) =>
+  Effect.promise(async () => {
+    const out = process.stdout
+    const settled = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          out.off("drain", done)
+          out.off("close", done)
+          out.off("error", done)
+          resolve()
+        }
+        out.on("drain", done)
+        out.on("close", done)
+        out.on("error", done)
+      })
+    let block: Array<string> = []
+    let size = 0
+    const flush = async () => {
+      const text = block.join("\n") + "\n"
+      block = []
+      size = 0
+      if (!out.write(text) && !out.destroyed && out.writableNeedDrain) await settled()
+    }
+    for (const line of lines) {
+      if (out.destroyed) return
+      block.push(line)
+      size += line.length + 1
+      if (size >= PRINT_BLOCK) await flush()
+    }
+    if (block.length > 0 && !out.destroyed) await flush()
+  })
+
 /** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106): the dry-run estimate. */
 export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
 

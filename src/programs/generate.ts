@@ -16,10 +16,10 @@ import { DEFAULT_PERSONAS, TASK_STYLES } from "../skyrl/personas.js"
 import type { TaskStyle } from "../skyrl/personas.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PromptReading } from "../skyrl/promptReading.js"
-import { allocateSubjects } from "../skyrl/subjects.js"
+import { allocateSubjectsOf } from "../skyrl/subjects.js"
 import { mayRun, parseAllowList } from "../skyrl/verification.js"
 import type { PlannedSample } from "../skyrl/workPlan.js"
-import { diverseWorkPlan, workPlan } from "../skyrl/workPlan.js"
+import { diverseWorkPlan, planDiverseSample, planSample } from "../skyrl/workPlan.js"
 import { modelTaskFields } from "./runFiles.js"
 import type { SamplingOptions } from "./sampling.js"
 import { runSampling } from "./sampling.js"
@@ -55,34 +55,73 @@ export const planDomains = (settings: RunSettings, inputs: PlanInputs): Readonly
   settings.diversity?.domains_from === "model" ? inputs.domains : settings.domains
 
 /**
- * The work plan a generate run's settings describe, over the catalogue it plans with and its plan
- * inputs (plan_inputs.json: file entries, stage answers): same inputs, same samples. Throws when the
- * domains stage has not answered yet (callers run the stages first).
+ * A work plan made sample by sample: `at(i)` is sample i (0 ≤ i < length), made when asked for and not
+ * kept, and `jobs()` goes through all of them in index order. A dry run of a million samples holds none.
  */
+export interface LazyPlan {
+  readonly length: number
+  readonly at: (index: number) => GenerateJob
+  readonly jobs: () => IterableIterator<GenerateJob>
+}
+
+const lazyPlanOf = (length: number, at: (index: number) => GenerateJob): LazyPlan => ({
+  length,
+  at,
+  jobs: function*() {
+    for (let i = 0; i < length; i++) yield at(i)
+  }
+})
+
+/**
+ * The work plan a generate run's settings describe, over the catalogue it plans with and its plan
+ * inputs (plan_inputs.json: file entries, stage answers): same inputs, same samples, each made when asked
+ * for (`generatePlan` holds them all). Throws when the domains stage has not answered yet (callers run
+ * the stages first).
+ */
+export const lazyGeneratePlan = (
+  settings: RunSettings,
+  catalogue: Catalogue,
+  inputs: PlanInputs = {}
+): LazyPlan => {
+  const seed = settings.seed ?? 0
+  const n = settings.n
+  const complexities = settings.complexities.map((c) => ({
+    complexity: c.complexity as Complexity,
+    weight: c.weight
+  }))
+  if (settings.diversity === undefined) {
+    return lazyPlanOf(n, (i) => planSample(seed, i, settings.domains, complexities))
+  }
+  const domains = planDomains(settings, inputs)
+  if (domains === undefined || domains.length === 0) throw new Error("generatePlan: the domains stage has not answered")
+  const axes = {
+    tools: focusToolsOf(settings, catalogue),
+    styles: TASK_STYLES,
+    personas: inputs.personas ?? DEFAULT_PERSONAS
+  }
+  // The axes checked as diverseWorkPlan checks them (throws on an empty one).
+  diverseWorkPlan(seed, 0, domains, complexities, axes)
+  const subjects = allocateSubjectsOf(
+    seed,
+    n,
+    (i) => planSample(seed, i, domains, complexities).domain,
+    { byDomain: inputs.subjects, shared: inputs.subjects_file }
+  )
+  return lazyPlanOf(n, (i) => ({
+    ...planDiverseSample(seed, i, domains, complexities, axes),
+    subjects: Array.from({ length: SUBJECT_ATTEMPTS }, (_, a) => subjects.subjectFor(i, a + 1))
+      .filter((x): x is string => x !== undefined)
+  }))
+}
+
+/** The whole work plan of `lazyGeneratePlan`, every sample held (what the run engine plans with). */
 export const generatePlan = (
   settings: RunSettings,
   catalogue: Catalogue,
   inputs: PlanInputs = {}
 ): ReadonlyArray<GenerateJob> => {
-  const seed = settings.seed ?? 0
-  const complexities = settings.complexities.map((c) => ({
-    complexity: c.complexity as Complexity,
-    weight: c.weight
-  }))
-  if (settings.diversity === undefined) return workPlan(seed, settings.n, settings.domains, complexities)
-  const domains = planDomains(settings, inputs)
-  if (domains === undefined || domains.length === 0) throw new Error("generatePlan: the domains stage has not answered")
-  const plan = diverseWorkPlan(seed, settings.n, domains, complexities, {
-    tools: focusToolsOf(settings, catalogue),
-    styles: TASK_STYLES,
-    personas: inputs.personas ?? DEFAULT_PERSONAS
-  })
-  const subjects = allocateSubjects(seed, plan, { byDomain: inputs.subjects, shared: inputs.subjects_file })
-  return plan.map((s) => ({
-    ...s,
-    subjects: Array.from({ length: SUBJECT_ATTEMPTS }, (_, a) => subjects.subjectFor(s.index, a + 1))
-      .filter((x): x is string => x !== undefined)
-  }))
+  const plan = lazyGeneratePlan(settings, catalogue, inputs)
+  return Array.from({ length: plan.length }, (_, i) => plan.at(i))
 }
 
 /**

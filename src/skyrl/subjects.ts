@@ -62,7 +62,7 @@ const cleanPools = (pools: SubjectPools): Map<string, ReadonlyArray<string>> => 
 
 /** How many samples draw from each pool: what a model stage should be asked for (at least). */
 export const subjectDemand = (
-  plan: ReadonlyArray<{ readonly domain: string }>
+  plan: Iterable<{ readonly domain: string }>
 ): Readonly<Record<string, number>> => {
   const out: Record<string, number> = {}
   for (const s of plan) out[s.domain] = (out[s.domain] ?? 0) + 1
@@ -74,31 +74,78 @@ export const allocateSubjects = (
   plan: ReadonlyArray<{ readonly index: number; readonly domain: string }>,
   pools: SubjectPools
 ): SubjectAllocation => {
+  const sorted = [...plan].sort((a, b) => a.index - b.index)
+  return allocateInIndexOrder(seed, sorted, sorted.length === 0 ? 0 : sorted[sorted.length - 1].index + 1, pools)
+}
+
+/**
+ * `allocateSubjects` over a plan of `n` samples given by the domain of each index (a work plan made
+ * sample by sample, never held whole): the same allocation as over the plan's array.
+ */
+export const allocateSubjectsOf = (
+  seed: number,
+  n: number,
+  domainOf: (index: number) => string,
+  pools: SubjectPools
+): SubjectAllocation =>
+  allocateInIndexOrder(
+    seed,
+    (function*() {
+      for (let index = 0; index < n; index++) yield { index, domain: domainOf(index) }
+    })(),
+    n,
+    pools
+  )
+
+/**
+ * The allocation over samples given in ascending index order, every index below `size`. Each sample's pool
+ * and rank in it are kept in typed arrays (8 bytes a sample, nothing at all without pools), not a map of
+ * objects: a plan of a million samples kept ~100 MB for them.
+ */
+const allocateInIndexOrder = (
+  seed: number,
+  samples: Iterable<{ readonly index: number; readonly domain: string }>,
+  size: number,
+  pools: SubjectPools
+): SubjectAllocation => {
   const clean = cleanPools(pools)
   const shuffled = new Map<string, ReadonlyArray<string>>()
-  const rank = new Map<number, { pool: string; rank: number }>()
   const members = new Map<string, number>()
-  for (const sample of [...plan].sort((a, b) => a.index - b.index)) {
-    // A domain's own pool, else the shared one (a domain named "*" has no pool of its own).
-    const pool = sample.domain !== SHARED_POOL && clean.has(sample.domain)
-      ? sample.domain
-      : clean.has(SHARED_POOL)
-      ? SHARED_POOL
-      : undefined
-    if (pool === undefined) continue
-    if (!shuffled.has(pool)) shuffled.set(pool, seededShuffle(clean.get(pool) ?? [], (seed ^ fnv1a32(pool)) >>> 0))
-    const r = members.get(pool) ?? 0
-    rank.set(sample.index, { pool, rank: r })
-    members.set(pool, r + 1)
+  const poolNames: Array<string> = []
+  const poolIds = new Map<string, number>()
+  // -1: no pool (the sample's domain has none, or no sample has this index).
+  const poolOf = new Int32Array(clean.size === 0 ? 0 : size).fill(-1)
+  const rankOf = new Int32Array(clean.size === 0 ? 0 : size)
+  if (clean.size > 0) {
+    for (const sample of samples) {
+      // A domain's own pool, else the shared one (a domain named "*" has no pool of its own).
+      const pool = sample.domain !== SHARED_POOL && clean.has(sample.domain)
+        ? sample.domain
+        : clean.has(SHARED_POOL)
+        ? SHARED_POOL
+        : undefined
+      if (pool === undefined) continue
+      if (!shuffled.has(pool)) {
+        shuffled.set(pool, seededShuffle(clean.get(pool) ?? [], (seed ^ fnv1a32(pool)) >>> 0))
+        poolIds.set(pool, poolNames.length)
+        poolNames.push(pool)
+      }
+      const r = members.get(pool) ?? 0
+      poolOf[sample.index] = poolIds.get(pool)!
+      rankOf[sample.index] = r
+      members.set(pool, r + 1)
+    }
   }
   const subjectFor = (index: number, attempt: number): string | undefined => {
-    const at = rank.get(index)
-    if (at === undefined) return undefined
-    const list = shuffled.get(at.pool) ?? []
-    const group = members.get(at.pool) ?? 0
-    if (attempt <= 1 || list.length <= group) return list[(at.rank + Math.max(0, attempt - 1)) % list.length]
+    const id = Number.isInteger(index) && index >= 0 && index < poolOf.length ? poolOf[index] : -1
+    if (id === -1) return undefined
+    const pool = poolNames[id]
+    const rank = rankOf[index]
+    const list = shuffled.get(pool) ?? []
+    const group = members.get(pool) ?? 0
+    if (attempt <= 1 || list.length <= group) return list[(rank + Math.max(0, attempt - 1)) % list.length]
     const spares = list.length - group
-    return list[group + ((attempt - 2) * group + at.rank) % spares]
+    return list[group + ((attempt - 2) * group + rank) % spares]
   }
   const uses: Array<PoolUse> = [...shuffled].map(([pool, list]) => {
     const samples = members.get(pool) ?? 0
