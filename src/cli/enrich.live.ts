@@ -39,6 +39,7 @@ import {
   outputPathsOf,
   pacedLlmLayer,
   positiveInt,
+  printLines,
   rowSettingsOf,
   runInputs,
   runLimitsOf,
@@ -298,49 +299,44 @@ const dryRun = (
       }`
     )
     lines.push("", "## rows")
-    type Line = { index: number; text: string }
-    const rows: Array<Line> = [
-      ...plan.jobs.map((j) => {
-        const offered = j.offered._tag === "all"
-          ? "all inventory tools"
-          : j.offered._tag === "names"
-          ? `${plural(j.offered.tools.length, "tool")} the prompt lists`
-          : `${plural(toolCount(j.offered.inventory), "tool")} from its <tools> block`
-        return {
-          index: j.index,
-          text: `${rowLabel(j.index, j.source.id)}: plan (${j.source.format}; ${offered}; ${
-            plural(j.source.observedToolCalls.length, "observed tool call")
-          })`
-        }
-      }),
-      ...plan.skipped.map((s) => ({ index: s.index, text: `${rowLabel(s.index, s.id)}: keep as is, ${s.reason}` })),
-      ...plan.rejected.map((r) => ({
-        index: r.index,
-        text: `${rowLabel(r.index, r.id)}: reject, ${
+    const jobLine = (j: EnrichJob): string => {
+      const offered = j.offered._tag === "all"
+        ? "all inventory tools"
+        : j.offered._tag === "names"
+        ? `${plural(j.offered.tools.length, "tool")} the prompt lists`
+        : `${plural(toolCount(j.offered.inventory), "tool")} from its <tools> block`
+      return `${rowLabel(j.index, j.source.id)}: plan (${j.source.format}; ${offered}; ${
+        plural(j.source.observedToolCalls.length, "observed tool call")
+      })`
+    }
+    // The rows' lines in index order, each made as it is printed (not a line per row held, then one text).
+    const rowLines = mergeByIndex<string>([
+      rowList(plan.jobs, jobLine),
+      rowList(plan.skipped, (s) => `${rowLabel(s.index, s.id)}: keep as is, ${s.reason}`),
+      rowList(plan.rejected, (r) =>
+        `${rowLabel(r.index, r.id)}: reject, ${
           new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message
-        }`
-      }))
-    ].sort((a, b) => a.index - b.index)
-    for (const r of rows) lines.push(r.text)
-    lines.push(
+        }`)
+    ])
+    const tail: Array<string> = [
       "",
       `planned ${plan.jobs.length}, kept as is ${plan.skipped.length}, rejected ${plan.rejected.length}`
-    )
+    ]
     const first = plan.jobs[0]
     if (first !== undefined) {
       const request = enrichRequest(first, 1)
-      lines.push("", "## shared instructions", instructions, "", "## first request", request)
+      tail.push("", "## shared instructions", instructions, "", "## first request", request)
       const shared = estimateTokens(instructions)
       const perCall = plan.jobs.reduce((n, j) => n + estimateTokens(enrichRequest(j, 1)), 0) / plan.jobs.length +
         shared
       const output = EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
       const price = priceOf(settings.model)
-      lines.push("", "## estimate")
-      lines.push(`input per call ~${Math.round(perCall)} tokens (shared prefix ~${shared}), output per call ~${output}`)
-      if (price === undefined) lines.push(`no price known for ${settings.model}`)
+      tail.push("", "## estimate")
+      tail.push(`input per call ~${Math.round(perCall)} tokens (shared prefix ~${shared}), output per call ~${output}`)
+      if (price === undefined) tail.push(`no price known for ${settings.model}`)
       else {
         const cold = (plan.jobs.length * (perCall * price.input + output * price.output)) / 1e6
-        lines.push(
+        tail.push(
           `cost for ${plan.jobs.length} rows: ~$${cold.toFixed(4)} without the prompt cache (repairs add to it)`
         )
       }
@@ -348,21 +344,60 @@ const dryRun = (
         const { batchDryRun } = yield* Effect.promise(() => import("./batch.live.js"))
         const schemaOf = (j: EnrichJob) =>
           (j.inventory ?? baseInventory ?? first.inventory)?.outputJsonSchema({ maxSteps: limits.maxTools }) ?? {}
-        lines.push(
+        const requests = function*() {
+          for (const j of plan.jobs) {
+            yield { index: j.index, instructions, user: enrichRequest(j, 1), jsonSchema: schemaOf(j) }
+          }
+        }
+        tail.push(
           ...yield* batchDryRun({
             settings,
             flags: options,
             expectedOutput: output,
-            requests: plan.jobs.map((j) => ({
-              index: j.index,
-              instructions,
-              user: enrichRequest(j, 1),
-              jsonSchema: schemaOf(j)
-            }))
+            requests: requests()
           })
         )
       }
     }
-    process.stdout.write(lines.join("\n") + "\n")
+    yield* printLines(
+      (function*() {
+        yield* lines
+        yield* rowLines
+        yield* tail
+      })()
+    )
     return undefined
   })
+
+/** A list of rows in index order (as the plan found them; sorted first otherwise) and the line of each. */
+interface RowList<L> {
+  readonly length: number
+  readonly indexAt: (k: number) => number
+  readonly lineAt: (k: number) => L
+}
+
+const rowList = <T extends { readonly index: number }, L>(
+  items: ReadonlyArray<T>,
+  line: (item: T) => L
+): RowList<L> => {
+  const ordered = items.every((x, i) => i === 0 || items[i - 1].index <= x.index)
+    ? items
+    : [...items].sort((a, b) => a.index - b.index)
+  return { length: ordered.length, indexAt: (k) => ordered[k].index, lineAt: (k) => line(ordered[k]) }
+}
+
+/**
+ * The lines of several lists of rows merged in index order (the earlier list first on a tie): what sorting
+ * their lines together gave, without holding them.
+ */
+function* mergeByIndex<L>(lists: ReadonlyArray<RowList<L>>): Generator<L> {
+  const at = lists.map(() => 0)
+  for (;;) {
+    let next = -1
+    for (let k = 0; k < lists.length; k++) {
+      if (at[k] < lists[k].length && (next === -1 || lists[k].indexAt(at[k]) < lists[next].indexAt(at[next]))) next = k
+    }
+    if (next === -1) return
+    yield lists[next].lineAt(at[next]++)
+  }
+}
