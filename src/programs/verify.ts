@@ -917,6 +917,11 @@ export const dryRunDatasets = (
     readonly blocked: (steps: ReadonlyArray<VerifyStep>) => ReadonlyArray<VerifyStep>
     /** With `resume`: the cassette store the run would use (a journaled outcome stands when it holds its results). */
     readonly cassettesDir: string
+    /**
+     * Takes each row's line as it is made (the CLI prints it), in row order; the result's `lines` is then
+     * empty. Without it every line is kept for the result (a dataset of a million rows, a million lines).
+     */
+    readonly onLine?: ((line: DryRunLine) => Effect.Effect<void>) | undefined
   }
 ) =>
   Effect.gen(function*() {
@@ -979,6 +984,13 @@ export const dryRunDatasets = (
       for (const s of checked.steps) servers.add(s.server)
       return { ...at, action: "run", text: `${checked.steps.length} steps: ${calls}` }
     }
-    yield* eachRecord(options.files, options.limit, (located) => Effect.sync(() => void lines.push(lineOf(located))))
+    const { onLine } = options
+    yield* eachRecord(
+      options.files,
+      options.limit,
+      onLine === undefined
+        ? (located) => Effect.sync(() => void lines.push(lineOf(located)))
+        : (located) => Effect.suspend(() => onLine(lineOf(located)))
+    )
     return { lines, servers: [...servers].sort(), summary: counter.summary() }
   })
