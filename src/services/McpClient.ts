@@ -20,6 +20,7 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import { ErrorCode, ListToolsResultSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
 import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
+import { statSync } from "node:fs"
 import type { ServerInfo } from "../domain/inventory.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
 import { InvalidAnswer, issuesText, MessageTooLong, ServerStalled, StdioTransport } from "./StdioTransport.js"
@@ -170,9 +171,26 @@ export class McpClient extends Context.Tag("skyrl/McpClient")<McpClient, McpClie
 const STDERR_TAIL_LINES = 15
 const STDERR_BUFFER = 16_384
 
-const errorText = (e: unknown): string => {
+/**
+ * Why a stdio server's `cwd` cannot be started in, or undefined when it is a directory. Node's spawn fails with
+ * ENOENT for a missing cwd (the code of a missing command) and ENOTDIR for a file: asked on that failure only.
+ */
+const cwdProblem = (cwd: string | undefined): string | undefined => {
+  if (cwd === undefined) return undefined
+  try {
+    return statSync(cwd).isDirectory() ? undefined : `its working directory (cwd) ${cwd} is not a directory`
+  } catch {
+    return `its working directory (cwd) ${cwd} does not exist`
+  }
+}
+
+const errorText = (e: unknown, cwd?: string): string => {
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      const problem = cwdProblem(cwd)
+      if (problem !== undefined) return `cannot start: ${problem}`
+    }
     if (code === "ENOENT") return `cannot start: command not found (${e.message})`
     if (code === "EACCES") return `cannot start: permission denied (${e.message})`
     if (/Connection closed/i.test(e.message)) {
@@ -494,7 +512,7 @@ const connect = (
         wire.open = false
       }
     },
-    catch: (e) => new Failure(errorText(e))
+    catch: (e) => new Failure(errorText(e, spec._tag === "stdio" ? spec.cwd : undefined))
   }).pipe(
     Effect.timeoutFail({
       duration: timeout,
