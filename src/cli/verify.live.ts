@@ -6,7 +6,7 @@ import type { VerifyResult } from "../programs/verify.js"
 import { dryRunDatasets, formatServerLines, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
 import { formatStoreCounts } from "../services/Cassettes.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
-import { describeTarget, McpClientLive } from "../services/McpClient.js"
+import { describeTarget, launchProblem, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
 import { StorageLive } from "../services/Storage.js"
 import type { VerifierReport } from "../services/Verifier.js"
@@ -127,11 +127,7 @@ export const runVerify = (options: VerifyCliOptions) =>
       })
       for (const name of plan.servers) {
         const spec = specs.find((s) => s.name === name)
-        yield* Console.log(
-          `server ${name}: ${
-            spec === undefined ? unavailable[name] ?? "unknown" : `would start ${describeTarget(spec)}`
-          }`
-        )
+        yield* Console.log(`server ${name}: ${spec === undefined ? unavailable[name] ?? "unknown" : wouldStart(spec)}`)
       }
       yield* Console.log(formatSummary(plan.summary, true))
       return
@@ -155,6 +151,17 @@ export const runVerify = (options: VerifyCliOptions) =>
       return yield* new NothingVerifiedError({ rows: result.summary.stages.rows, rejectsFile: result.rejectsFile })
     }
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+
+/**
+ * What a dry run says of a server it would start: the command (and the directory it starts in, when not this
+ * one), and what would keep it from starting (a variable not set, a cwd that is not there), as the run would find.
+ */
+const wouldStart = (spec: McpServerSpec): string => {
+  const problem = launchProblem(spec)
+  const where = spec._tag === "stdio" && spec.cwd !== undefined ? ` (in ${spec.cwd})` : ""
+  return `would start ${describeTarget(spec)}${where}` +
+    (problem === undefined ? "" : `, but cannot: ${problem} (its rows would be server-unavailable)`)
+}
 
 const formatResult = (out: string, result: VerifyResult, report: VerifierReport): string => {
   const servers = formatServerLines(report.servers, result.earlierServers)

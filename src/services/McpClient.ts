@@ -184,6 +184,21 @@ const cwdProblem = (cwd: string | undefined): string | undefined => {
   }
 }
 
+/**
+ * Why `spec` cannot start here, found without starting it (`verify --dry-run`): a variable its env, args, URL or
+ * headers reference is not set (the reason a start gives), or its cwd is not a directory. Undefined: none found.
+ */
+export const launchProblem = (spec: McpServerSpec): string | undefined => {
+  const refs = spec._tag === "http"
+    ? [spec.headers ?? {}, { url: spec.url }]
+    : [spec.env ?? {}, Object.fromEntries(spec.args.map((a, i) => [String(i), a]))]
+  for (const values of refs) {
+    const resolved = resolveReferences(values, process.env)
+    if (Either.isLeft(resolved)) return resolved.left
+  }
+  return spec._tag === "stdio" ? cwdProblem(spec.cwd) : undefined
+}
+
 const errorText = (e: unknown, cwd?: string): string => {
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code
