@@ -107,7 +107,12 @@ export const runToolsImport = (options: ImportOptions) =>
       return yield* new ToolsUsageError({ reason })
     }
     if (given.length === 0) {
-      return yield* new ToolsUsageError({ reason: "give at least one server with --stdio, --http or --servers-config" })
+      return yield* new ToolsUsageError({
+        reason: Option.isSome(options.serversConfig)
+          ? `${options.serversConfig.value} lists no server to import (its mcpServers is empty, or every entry is ` +
+            "\"disabled\": true)"
+          : "give at least one server with --stdio, --http or --servers-config"
+      })
     }
     yield* outputsApart("tools import", [{ setting: "--out", file: options.out.value }], [
       Option.isSome(options.serversConfig)
