@@ -207,6 +207,8 @@ const errorText = (e: unknown, cwd?: string): string => {
       if (problem !== undefined) return `cannot start: ${problem}`
     }
     if (code === "ENOENT") return `cannot start: command not found (${e.message})`
+    // The SDK's zod schema refused an answer (initialize, tools/list): one line naming where, not zod's JSON.
+    if (isZodError(e)) return `the answer is not valid MCP: ${issuesText(e)}`
     if (code === "EACCES") return `cannot start: permission denied (${e.message})`
     if (/Connection closed/i.test(e.message)) {
       return `the server closed the connection before answering; it probably exited (${e.message})`
@@ -383,9 +385,13 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
   return make("connection", `the server went away during the call (${errorText(e)})`)
 }
 
-/** A zod error: a result CallToolResultSchema refused (the direct lane's and `Client.callTool`'s alike). */
+/**
+ * A zod error: a result CallToolResultSchema refused (the direct lane's and `Client.callTool`'s alike), or an
+ * initialize or tools/list answer the SDK's schemas refused (zod 4's core names it `$ZodError`).
+ */
 const isZodError = (e: unknown): boolean =>
-  e instanceof Error && e.name === "ZodError" && Array.isArray((e as { issues?: unknown }).issues)
+  e instanceof Error && (e.name === "ZodError" || e.name === "$ZodError") &&
+  Array.isArray((e as { issues?: unknown }).issues)
 
 const toCallResult = (r: Record<string, unknown>): ToolCallResult => ({
   content: Array.isArray(r.content) ? r.content : [],
