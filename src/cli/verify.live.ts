@@ -1,5 +1,7 @@
 /** Live wiring of `skyrl verify` (loaded lazily by src/cli/verify.ts). */
 import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
@@ -69,6 +71,37 @@ const checkUsage = (options: VerifyCliOptions) => {
   return undefined
 }
 
+/** The same file's identity (device and inode: a link to it is the same), or its absolute path when not there. */
+const fileIdentity = (file: string): string => {
+  try {
+    const stat = fs.statSync(file)
+    return `${stat.dev}:${stat.ino}`
+  } catch {
+    return path.resolve(file)
+  }
+}
+
+/**
+ * A dataset given twice (the same path, or a link to it) is read twice: its rows are copies of themselves, and
+ * each verified one is written twice to --out. Allowed (as any repeated row is), but said.
+ */
+const warnInputsTwice = (files: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const seen = new Map<string, number>()
+    for (const [i, file] of files.entries()) {
+      const id = fileIdentity(file)
+      const first = seen.get(id)
+      if (first === undefined) {
+        seen.set(id, i)
+        continue
+      }
+      yield* Effect.logWarning(
+        `verify: ${file} is given twice (datasets ${first + 1} and ${i + 1}): its rows are read twice, and each of ` +
+          "them that verifies is written twice to --out (the second time as a copy of the first, not run again)"
+      )
+    }
+  })
+
 /** How to start each server: --servers-config entries first, then the inventory's launch specs. */
 export const launchPlan = (inventory: Inventory, configured: ReadonlyArray<McpServerSpec>) => {
   const { missing, specs } = specsForInventory(inventory.servers, configured)
@@ -103,6 +136,7 @@ export const runVerify = (options: VerifyCliOptions) =>
           : undefined
       ]
     )
+    yield* warnInputsTwice(options.files)
     const inventory = yield* loadInventoryFile(inventoryFile)
     const configured = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []
     const { specs, unavailable } = launchPlan(inventory, configured)
