@@ -199,7 +199,11 @@ export const launchProblem = (spec: McpServerSpec): string | undefined => {
   return spec._tag === "stdio" ? cwdProblem(spec.cwd) : undefined
 }
 
-const errorText = (e: unknown, cwd?: string): string => {
+/** How a stdio server's process ended, when it has (StdioTransport.exitedHow). */
+const endedOf = (wire: Wire): string | undefined =>
+  wire.transport instanceof StdioTransport ? wire.transport.exitedHow : undefined
+
+const errorText = (e: unknown, cwd?: string, ended?: string): string => {
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code
     if (code === "ENOENT" || code === "ENOTDIR") {
@@ -211,7 +215,9 @@ const errorText = (e: unknown, cwd?: string): string => {
     if (isZodError(e)) return `the answer is not valid MCP: ${issuesText(e)}`
     if (code === "EACCES") return `cannot start: permission denied (${e.message})`
     if (/Connection closed/i.test(e.message)) {
-      return `the server closed the connection before answering; it probably exited (${e.message})`
+      return ended === undefined
+        ? `the server closed the connection before answering; it probably exited (${e.message})`
+        : `the server closed the connection before answering: it ${ended} (${e.message})`
     }
     // fetch's "fetch failed" (streamable HTTP) keeps the reason in its cause: ECONNREFUSED, ENOTFOUND, ...
     const cause = (e as { cause?: unknown }).cause
@@ -472,7 +478,7 @@ const listVia = (spec: McpServerSpec, wire: Wire, list: () => Promise<ReadonlyAr
       new McpServerError({
         server: spec.name,
         target: describeTarget(spec),
-        reason: `tools/list failed: ${errorText(e)}`,
+        reason: `tools/list failed: ${errorText(e, undefined, endedOf(wire))}`,
         ...(wire.stderr.trim() === "" ? {} : { stderrTail: tailOf(wire.stderr) })
       })
   })
@@ -533,7 +539,7 @@ const connect = (
         wire.open = false
       }
     },
-    catch: (e) => new Failure(errorText(e, spec._tag === "stdio" ? spec.cwd : undefined))
+    catch: (e) => new Failure(errorText(e, spec._tag === "stdio" ? spec.cwd : undefined, endedOf(wire)))
   }).pipe(
     Effect.timeoutFail({
       duration: timeout,

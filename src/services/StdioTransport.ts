@@ -239,6 +239,8 @@ const checkedResult = (
 export class StdioTransport implements Transport {
   onclose?: (() => void) | undefined
   onerror?: ((error: Error) => void) | undefined
+  /** How the server's process ended, once it has ("exited with code 3", "was ended by SIGKILL"), for messages. */
+  exitedHow: string | undefined
   onmessage?: Transport["onmessage"]
 
   private process: ChildProcess | undefined
@@ -300,7 +302,12 @@ export class StdioTransport implements Transport {
         this.onerror?.(error)
       })
       child.on("spawn", () => resolve())
-      child.on("close", () => {
+      child.on("close", (code: number | null, signal: NodeJS.Signals | null) => {
+        this.exitedHow = signal !== null
+          ? `was ended by ${signal}`
+          : code !== null
+          ? `exited with code ${code}`
+          : undefined
         this.process = undefined
         this.onclose?.()
         this.failPending(this.dropped ?? McpError.fromError(ErrorCode.ConnectionClosed, "Connection closed"))
