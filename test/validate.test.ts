@@ -21,6 +21,7 @@ import { convertTask } from "../src/skyrl/convert.js"
 import { decodeRow, encodeRow } from "../src/skyrl/layout.js"
 import { statesNumber } from "../src/skyrl/literalsShown.js"
 import { validatePlan } from "../src/skyrl/planValidation.js"
+import { systemLeak } from "../src/skyrl/promptLeak.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { parseRecords } from "../src/skyrl/records.js"
 import { runCli } from "./support/cli.js"
@@ -642,7 +643,7 @@ describe("warnings", () => {
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" })))
       .toBe("until-2026-12-03")
     expect(promptReadingOf(settingsFor(1, { user_leaks: "repaired-v2" }))).toBe("until-2026-12-03")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v4" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v5" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
@@ -814,11 +815,102 @@ describe("warnings", () => {
     // is none there, the rules before it (a look-alike letter) still are.
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v3" })))
       .toBe("until-2026-12-03b")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v4" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v5" }))).toBe("current")
     expect(leak("Run FMP get quote on AAPL, then the 3 latest news.", "until-2026-12-03b").count).toBe(0)
     expect(leak("Use fmp_get_qu\u043ete on AAPL, then the 3 latest news.", "until-2026-12-03b").count).toBe(1)
     // That reading states values as the current one does (the spaced rule changed no literal reading).
     expect(statesNumber("the fifteen latest headlines", 15, "until-2026-12-03b")).toBe(true)
+  })
+
+  it("a plan tool's name spelled letter by letter, percent-encoded, one edit off, or after its server's name and a colon or slash is a name", () => {
+    const leak = (user: string, promptReading?: "until-2026-12-03c") =>
+      ruleOf(
+        checkRows([edited(rowFor(0), (r) => (r.prompt[1].content = user))], { inventory, promptReading }),
+        "prompt/user-names-tool"
+      )
+    // rowFor's plan: fmp_get_quote, then polygon_get_news. Each was missed until this rule.
+    const named: ReadonlyArray<readonly [string, string, string]> = [
+      // Letters one by one, with spaces or any one to three other characters between them.
+      [
+        "Call f m p _ g e t _ q u o t e for AAPL, then the 3 latest news.",
+        "fmp_get_quote",
+        "f m p _ g e t _ q u o t e"
+      ],
+      ["Call F M P G E T Q U O T E for AAPL, then the 3 latest news.", "fmp_get_quote", "F M P G E T Q U O T E"],
+      [
+        "Call f*m*p*_*g*e*t*_*q*u*o*t*e for AAPL, then the 3 latest news.",
+        "fmp_get_quote",
+        "f*m*p*_*g*e*t*_*q*u*o*t*e"
+      ],
+      [
+        "Get the AAPL quote, then p o l y g o n - g e t - n e w s, 3 of them.",
+        "polygon_get_news",
+        "p o l y g o n - g e t - n e w s"
+      ],
+      ["Call g e t / q u o t e for AAPL, then the 3 latest news.", "fmp_get_quote", "g e t / q u o t e"],
+      // Percent-encoding (any case, letters too, twice over, a space as %20).
+      ["Call fmp%5Fget%5Fquote for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp%5Fget%5Fquote"],
+      ["Call fmp%5fget%5fquote for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp%5fget%5fquote"],
+      [
+        "Call %66%6D%70%5F%67%65%74%5F%71%75%6F%74%65 for AAPL, then the 3 latest news.",
+        "fmp_get_quote",
+        "%66%6D%70%5F%67%65%74%5F%71%75%6F%74%65"
+      ],
+      ["Call fmp%255Fget%255Fquote for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp%255Fget%255Fquote"],
+      ["Get the AAPL quote, then GET /call?tool=polygon%5Fget%5Fnews&n=3.", "polygon_get_news", "polygon%5Fget%5Fnews"],
+      ["Call fmp%20get%20quote for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp%20get%20quote"],
+      // One edit (a letter changed, added, left out, or two swapped) off a long name with separators.
+      ["Call fmp_get_qoute for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp_get_qoute"],
+      ["Call fmp_get_quot for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp_get_quot"],
+      ["Call FMP-Get-Quotte for AAPL, then the 3 latest news.", "fmp_get_quote", "FMP-Get-Quotte"],
+      [
+        "Get the AAPL quote, then functions.polygon_get_nwes, 3 of them.",
+        "polygon_get_news",
+        "functions.polygon_get_nwes"
+      ],
+      // The server's name, a colon, slash or arrow, then the rest of the name as words.
+      ["FMP: get quote for AAPL, then the 3 latest news.", "fmp_get_quote", "FMP: get quote"],
+      ["Use fmp/get quote for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp/get quote"],
+      ["Use fmp :: get quote for AAPL, then the 3 latest news.", "fmp_get_quote", "fmp :: get quote"],
+      ["Get the AAPL quote, then polygon -> get news, 3 of them.", "polygon_get_news", "polygon -> get news"]
+    ]
+    for (const [user, tool, shown] of named) {
+      expect(leak(user).examples[0]?.message, user).toContain(`names the plan's ${tool} (${JSON.stringify(shown)})`)
+    }
+    // Ordinary prompts: percent signs, letters in a list, a short name one edit off (get_qoute: 9 characters),
+    // two edits off, the server's name and a comma, or words between the name's.
+    for (
+      const user of [
+        "Get a quote for AAPL, then the 3 latest news.",
+        "Quote AAPL (up 5%), then the 3 latest news, 100%25 of them from today.",
+        "Get the AAPL quote from https://example.com/q?s=AAPL%20US, then the 3 latest news.",
+        "Grade it A, B, C, D or F: the AAPL quote, then the 3 latest news.",
+        "Use get_qoute on AAPL, then the 3 latest news.",
+        "Use fmp_get_qoutes on AAPL, then the 3 latest news.",
+        "Use FMP, get quote data for AAPL, then the 3 latest news.",
+        "FMP: get the quote for AAPL, then the 3 latest news.",
+        "Save the AAPL quote to fmp_quote_log.csv, then the 3 latest news."
+      ]
+    ) expect(leak(user).count, user).toBe(0)
+    // A run that recorded `user_leaks: "repaired-v4"` (made before these rules) keeps its reading: none of them is
+    // a name there; the rule before them (a server-prefixed name as words) still is.
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v4" })))
+      .toBe("until-2026-12-03c")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v5" }))).toBe("current")
+    for (const [user] of named) expect(leak(user, "until-2026-12-03c").count, user).toBe(0)
+    // A system message's own text is read the same way; `systemLeak` reads it as a run's older reading when told.
+    const hinted = edited(rowFor(0), (r) => (r.prompt[0].content = r.prompt[0].content.replace(
+      "Plan, then call tools one at a time.",
+      "Plan, then call tools one at a time. Start with fmp_get_qoute."
+    )))
+    expect(ruleOf(checkRows([hinted], { inventory }), "prompt/user-names-tool").examples[0]?.message)
+      .toContain(`names the plan's fmp_get_quote ("fmp_get_qoute") and no other tool`)
+    const plan = [{ step: 1, server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }]
+    expect(systemLeak("Start with FMP: get quote.", plan, () => [])).toContain(`fmp_get_quote ("FMP: get quote")`)
+    expect(systemLeak("Start with FMP: get quote.", plan, () => [], "until-2026-12-03c")).toBeUndefined()
+    expect(leak("Run FMP get quote on AAPL, then the 3 latest news.", "until-2026-12-03c").count).toBe(1)
+    // That reading states values as the current one does.
+    expect(statesNumber("the fifteen latest headlines", 15, "until-2026-12-03c")).toBe(true)
   })
 
   it("a system message that singles out plan tools outside its tool list gives the plan away too", () => {

@@ -235,8 +235,10 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
  * `literals: "stated"`, made before 2026-12-02; with `literals: "stated-outside-tool-lists"` or `user_leaks:
  * "repaired"`, made on 2026-12-02 before 04:00 UTC; with `literals: "stated-v3"` or `user_leaks: "repaired-v2"`,
  * made before number words past twelve, months with their year and the wider leak reading; with `user_leaks:
- * "repaired-v3"`, made before a server-prefixed tool name written as words counted (src/skyrl/
- * promptReading.ts). A setting that is absent only warns: its reading changes no row.
+ * "repaired-v3"`, made before a server-prefixed tool name written as words counted; with `user_leaks:
+ * "repaired-v4"`, made before a name spelled letter by letter, percent-encoded, one edit off or after its server's
+ * name and a colon counted (src/skyrl/promptReading.ts). A setting that is absent only warns: its reading changes
+ * no row.
  */
 export const promptReadingOf = (settings: RunSettings): PromptReading =>
   settings.literals === "stated"
@@ -247,6 +249,8 @@ export const promptReadingOf = (settings: RunSettings): PromptReading =>
     ? "until-2026-12-03"
     : settings.user_leaks === "repaired-v3"
     ? "until-2026-12-03b"
+    : settings.user_leaks === "repaired-v4"
+    ? "until-2026-12-03c"
     : "current"
 
 /**

@@ -208,6 +208,57 @@ const nameIn = (run: string, names: ReadonlyMap<string, string>, reading: Prompt
   }
 }
 
+/**
+ * Whether `a` and `b` are at most one edit apart (Damerau: a letter changed, added or left out, or two
+ * neighbours swapped).
+ */
+const withinOneEdit = (a: string, b: string): boolean => {
+  if (Math.abs(a.length - b.length) > 1) return false
+  let i = 0
+  while (i < a.length && i < b.length && a[i] === b[i]) i++
+  if (a.length > b.length) return a.slice(i + 1) === b.slice(i)
+  if (a.length < b.length) return a.slice(i) === b.slice(i + 1)
+  return i === a.length || a.slice(i + 1) === b.slice(i + 1) ||
+    (a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2))
+}
+
+/**
+ * The tool a run of a message names with one edit (`fmp_get_qoute`, `fmp_get_quot`: `ToolNames.typos`), whole
+ * or after a namespace; only runs of several parts, as `nameIn`.
+ */
+const typoIn = (run: string, typos: ReadonlyArray<TypoName>): string | undefined => {
+  for (let rest = run;;) {
+    if (MULTI_PART_INVISIBLE.test(rest.replace(INVISIBLE_ENDS, ""))) {
+      const key = squash(rest)
+      const typo = typos.find((t) => withinOneEdit(key, t.key))
+      if (typo !== undefined) return typo.call
+    }
+    const end = NAMESPACE_END.exec(rest)
+    if (end === null) return undefined
+    rest = rest.slice(end.index + end[0].length)
+  }
+}
+
+/**
+ * A run of Latin letters, digits and a name's separators, five characters or more: where a typo of a name (six
+ * letters or more squashed: `TypoName`) may be (`typoRunIn`).
+ */
+const LATIN_RUN = /[A-Za-z0-9][A-Za-z0-9_.-]{4,}/g
+const INVISIBLE_IN = /\p{Cf}/u
+
+/**
+ * Whether a text (without invisible characters) has a run `typoIn` reads as a name: a cheap test before the
+ * text's runs are read (most texts' runs are words shorter than any such name).
+ */
+const typoRunIn = (text: string, typos: ReadonlyArray<TypoName>): boolean => {
+  const shortest = Math.min(...typos.map((t) => t.key.length)) - 1
+  for (const run of text.matchAll(LATIN_RUN)) {
+    if (run[0].length >= shortest && LATIN_MULTI_PART.test(run[0]) && typoIn(run[0], typos) !== undefined) return true
+  }
+  return false
+}
+const LATIN_MULTI_PART = /[_.-]|[a-z][A-Z]/
+
 /** A `<tool_call>` tag, opening or closing: with spaces or attributes in it, or HTML-escaped (`&lt;tool_call&gt;`). */
 const TOOL_CALL_TAG = /(?:<|&lt;)\s*\/?\s*tool_call\b/i
 /** The tag as it was looked for until 2026-12-02 04:00 UTC: `<tool_call>` or `</tool_call>` only. */
@@ -228,18 +279,43 @@ interface UserLeakStep extends OfferedTool {
   readonly params: unknown
 }
 
-/** A server-prefixed tool name of three parts or more as words (`fmp get quote`), and the call name it names. */
+/**
+ * A server-prefixed tool name of three parts or more as words (`fmp get quote`), the same after its server's
+ * name and a colon, slash or arrow (`prefixed`: `FMP: get quote`, the current reading), and the call name it
+ * names.
+ */
 interface SpacedName {
   readonly words: RegExp
+  readonly prefixed: RegExp
   readonly call: string
 }
 
 /**
+ * A name long and specific enough that a run one edit off it names it too (`fmp_get_qoute`): `key` squashed, and
+ * the halves of `key` around its middle letter, one of which any run one edit off holds (a cheap test first).
+ */
+interface TypoName {
+  readonly key: string
+  readonly call: string
+  readonly halves: readonly [string, string]
+}
+/**
+ * The names a typo of counts for: with a separator and 10 characters or more (`fmp_get_quote`, `tavily_search`;
+ * not `get_quote`, whose one-edit neighbours are too near other words and names).
+ */
+const TYPO_MIN_LENGTH = 10
+/** The `TypoName`s of the tool names of plans (few, the same on every row of a run). */
+const typoNames = new Map<string, TypoName>()
+const SEPARATED = /[_.-]/
+
+/**
  * The names a text may give some tools (`tools`): `squashed` (squashed name -> call name: call name, tool name,
- * tool name without its server's prefix); the current reading also reads `spacedNames` of the tools.
+ * tool name without its server's prefix); the current reading also reads `spacedNames` of the tools and a run
+ * one edit off a long one (`typos`).
  */
 interface ToolNames {
   readonly squashed: ReadonlyMap<string, string>
+  readonly typos: ReadonlyArray<TypoName>
   readonly tools: ReadonlyArray<OfferedTool>
 }
 
@@ -254,8 +330,23 @@ const spacedWords = (parts: ReadonlyArray<string>): RegExp =>
       "(?![\\p{L}\\p{N}_])",
     "iu"
   )
-/** `spacedWords` of the tool names of plans (few, the same on every row of a run). */
+/**
+ * The same with the server's name first, then a colon, slash, backslash, bar or arrow (`FMP: get quote`,
+ * `fmp/get quote`, `fmp -> get quote`; not a comma or a sentence's full stop).
+ */
+const prefixedWords = (server: ReadonlyArray<string>, rest: ReadonlyArray<string>): RegExp => {
+  const words = (parts: ReadonlyArray<string>) =>
+    parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")
+  return new RegExp(
+    `(?<![\\p{L}\\p{N}_])${words(server)}\\s*-?[:/\\\\|>\u2192\u00bb]+\\s*${words(rest)}(?![\\p{L}\\p{N}_])`,
+    "iu"
+  )
+}
+/** What `prefixedWords` needs between the server's name and the rest (most texts have none of them). */
+const PREFIX_MARK = /[:/\\|>\u2192\u00bb]/
+/** `spacedWords` (and `prefixedWords`) of the tool names of plans (few, the same on every row of a run). */
 const spacedWordsOf = new Map<string, RegExp>()
+const prefixedWordsOf = new Map<string, RegExp>()
 /** `spacedNames` of a plan (made when a text first holds a server's name: most rows never ask). */
 const spacedOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyArray<SpacedName>>()
 /** Whether a tool's name starts with its server's (`fmp_get_quote` on server `fmp`). */
@@ -273,7 +364,12 @@ const spacedNames = (tools: ReadonlyArray<OfferedTool>): ReadonlyArray<SpacedNam
     const parts = t.tool.split(NAME_SEPARATORS)
     const call = t.call_name ?? t.tool
     if (!serverPrefixed(t) || parts.length < 3 || spaced.some((n) => n.call === call)) continue
-    spaced.push({ words: remember(spacedWordsOf, t.tool, () => spacedWords(parts)), call })
+    const server = t.server.split(NAME_SEPARATORS)
+    spaced.push({
+      words: remember(spacedWordsOf, t.tool, () => spacedWords(parts)),
+      prefixed: remember(prefixedWordsOf, t.tool, () => prefixedWords(server, parts.slice(server.length))),
+      call
+    })
   }
   spacedOfPlan.set(tools, spaced)
   return spaced
@@ -284,6 +380,7 @@ const namesOf = (plan: ReadonlyArray<OfferedTool>): ToolNames => {
   const known = namesOfPlan.get(plan)
   if (known !== undefined) return known
   const squashed = new Map<string, string>()
+  const typos: Array<TypoName> = []
   for (const s of plan) {
     const display = s.call_name ?? s.tool
     const prefix = `${s.server}_`
@@ -292,40 +389,131 @@ const namesOf = (plan: ReadonlyArray<OfferedTool>): ToolNames => {
       if (name === undefined || !MULTI_PART.test(name)) continue
       const key = remember(squashedNames, name, () => squash(name))
       if (!squashed.has(key)) squashed.set(key, display)
+      if (
+        name.length >= TYPO_MIN_LENGTH && key.length >= 6 && SEPARATED.test(name) && !typos.some((t) => t.key === key)
+      ) {
+        typos.push(remember(typoNames, `${display}\n${key}`, () => {
+          const middle = Math.floor(key.length / 2)
+          return { key, call: display, halves: [key.slice(0, middle), key.slice(middle + 1)] }
+        }))
+      }
     }
   }
-  const names = { squashed, tools: plan }
+  const names = { squashed, typos, tools: plan }
   namesOfPlan.set(plan, names)
   return names
 }
 
-/** The plan tools a text names (call name -> the text as written), in the order it names them. */
-const toolsNamed = (text: string, names: ToolNames, reading: PromptReading): ReadonlyMap<string, string> => {
+/**
+ * Letters (or digits) one at a time with one to three other characters between them, five or more
+ * (`f m p _ g e t _ q u o t e`, `f*m*p*g*e*t`): a name spelled out so that no run of the text holds it.
+ */
+const SPELLED = /(?<![\p{L}\p{N}])[\p{L}\p{N}](?:[^\p{L}\p{N}\r\n]{1,3}[\p{L}\p{N}](?![\p{L}\p{N}])){4,}/gu
+/**
+ * `SPELLED` of Latin letters and digits, in a text lower-cased and folded (a cheap test first: most texts have
+ * none; tool names are ASCII, and letters with only invisible characters between them are a run `nameIn` reads).
+ */
+const SPELLED_LATIN = /(?:^|[^a-z0-9])[a-z0-9](?:[^a-z0-9\r\n]{1,3}[a-z0-9](?![a-z0-9])){4,}/
+const LETTER = /[\p{L}\p{N}]/gu
+/** A percent-encoded byte (`%5F`), and a run of the text with one in it (`fmp%5Fget%5Fquote`). */
+const PERCENT = /%[0-9A-Fa-f]{2}/
+const PERCENT_ALL = /%[0-9A-Fa-f]{2}/g
+/** What a percent-encoded run is made of: letters, digits, a name's separators, `%`, `+`, invisible characters. */
+const PERCENT_RUN_CHAR = /[\p{L}\p{N}_.%+\p{Cf}-]/u
+/** The runs of a text with a percent-encoded byte in them: [start, end) (grown from each `%XX` to its run). */
+const percentRuns = (text: string): Array<readonly [number, number]> => {
+  const runs: Array<readonly [number, number]> = []
+  for (const byte of text.matchAll(PERCENT_ALL)) {
+    if (runs.length > 0 && byte.index < runs[runs.length - 1]![1]) continue
+    let [start, end] = [byte.index, byte.index + 3]
+    while (start > 0 && PERCENT_RUN_CHAR.test(text[start - 1]!)) start--
+    while (end < text.length && PERCENT_RUN_CHAR.test(text[end]!)) end++
+    runs.push([start, end])
+  }
+  return runs
+}
+const PERCENT_BYTES = /(?:%[0-9A-Fa-f]{2})+/g
+const utf8 = new TextDecoder()
+/** A run with its percent-encoded bytes decoded (UTF-8, `+` a space), up to three times over (`%255F`). */
+const percentDecoded = (run: string): string => {
+  let text = run.replace(/\+/g, " ")
+  for (let i = 0; i < 3 && PERCENT.test(text); i++) {
+    text = text.replace(
+      PERCENT_BYTES,
+      (bytes) => utf8.decode(Uint8Array.from(bytes.slice(1).split("%"), (b) => parseInt(b, 16)))
+    )
+  }
+  return text
+}
+
+/**
+ * The plan tools a text names (call name -> the text as written), in the order it names them. `encoded`: also
+ * read the text's percent-encoded runs decoded (the current reading; not again inside a decoded run).
+ */
+const toolsNamed = (
+  text: string,
+  names: ToolNames,
+  reading: PromptReading,
+  encoded = true
+): ReadonlyMap<string, string> => {
   const fold = readsAsOf(reading, "until-2026-12-03b")
+  const wide = reading === "current"
   const named = new Map<string, string>()
   // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
-  // characters between its parts are all that squashing drops): look at the runs only when one is. A name
-  // written as words starts with its server's name: look for the words only when the message has that.
+  // characters between its parts are all that squashing drops): look at the runs only when one is, or when it
+  // holds half of a name a typo of counts. A name written as words starts with its server's name: look for the
+  // words only when the message has that.
   const visible = visibleText(text)
-  const lower = (fold ? folded(visible) : visible).toLowerCase()
+  const shown = fold ? folded(visible) : visible
+  const lower = shown.toLowerCase()
   const squashed = lower.replace(/[_.-]+/g, "")
-  const inRuns = [...names.squashed.keys()].some((name) => squashed.includes(name))
-  const inWords = reading === "current" && names.tools.some((t) => lower.includes(t.server.toLowerCase()))
-  if (!inRuns && !inWords) return named
+  const typos = wide && names.typos.some((t) => squashed.includes(t.halves[0]) || squashed.includes(t.halves[1])) &&
+    typoRunIn(shown, names.typos)
+  const inRuns = typos || [...names.squashed.keys()].some((name) => squashed.includes(name))
+  const inWords = readsAsOf(reading, "until-2026-12-03c") &&
+    names.tools.some((t) => lower.includes(t.server.toLowerCase()))
+  const inPercent = wide && encoded && PERCENT.test(visible)
+  const prefixed = wide && inWords && PREFIX_MARK.test(visible)
+  const spelled = wide && names.squashed.size > 0 && SPELLED_LATIN.test(lower)
+  if (!inRuns && !inWords && !inPercent && !spelled) return named
   // Runs are read on the text without invisible characters, and shown as the message writes them.
   const written = text.normalize("NFKC")
   const seen = fold ? folded(written) : written
-  for (const run of inRuns ? seen.matchAll(IDENTIFIER_RUN) : []) {
-    const lead = LEADING_DOTS.exec(run[0])![0].length
-    const trail = TRAILING_DOTS.exec(run[0])![0].length
-    const [start, end] = [run.index + lead, run.index + run[0].length - trail]
+  for (const match of inRuns ? seen.matchAll(IDENTIFIER_RUN) : []) {
+    const lead = LEADING_DOTS.exec(match[0])![0].length
+    const trail = TRAILING_DOTS.exec(match[0])![0].length
+    const [start, end] = [match.index + lead, match.index + match[0].length - trail]
     if (start >= end) continue
-    const tool = nameIn(seen.slice(start, end), names.squashed, reading)
+    const run = seen.slice(start, end)
+    const tool = nameIn(run, names.squashed, reading) ??
+      (typos && !INVISIBLE_IN.test(run) ? typoIn(run, names.typos) : undefined)
     if (tool !== undefined && !named.has(tool)) named.set(tool, written.slice(start, end))
   }
   for (const n of inWords ? spacedNames(names.tools) : []) {
-    const match = named.has(n.call) ? null : n.words.exec(seen)
+    const match = named.has(n.call) ? null : n.words.exec(seen) ?? (prefixed ? n.prefixed.exec(seen) : null)
     if (match !== null) named.set(n.call, written.slice(match.index, match.index + match[0].length))
+  }
+  for (const run of spelled ? seen.matchAll(SPELLED) : []) {
+    // The run's letters lower-cased, each with where the text has it (shown from the name's first letter to its last).
+    let letters = ""
+    const [starts, ends]: [Array<number>, Array<number>] = [[], []]
+    for (const letter of run[0].matchAll(LETTER)) {
+      const lower = letter[0].toLowerCase()
+      letters += lower
+      for (let i = 0; i < lower.length; i++) {
+        starts.push(run.index + letter.index)
+        ends.push(run.index + letter.index + letter[0].length)
+      }
+    }
+    for (const [name, tool] of names.squashed) {
+      const i = named.has(tool) ? -1 : letters.indexOf(name)
+      if (i >= 0) named.set(tool, written.slice(starts[i], ends[i + name.length - 1]))
+    }
+  }
+  for (const [start, end] of inPercent ? percentRuns(seen) : []) {
+    for (const [tool] of toolsNamed(percentDecoded(seen.slice(start, end)), names, reading, false)) {
+      if (!named.has(tool)) named.set(tool, written.slice(start, end))
+    }
   }
   return named
 }
@@ -367,9 +555,16 @@ const paramsDump = (
  * params followed by a colon, in double, single or typographic quotes and any casing, or the key followed by
  * `=` and a value: `symbol=AAPL`). A name spelled out as words ("list slack channels") is not looked for:
  * descriptive tool names are ordinary phrases; but a server-prefixed name of three parts or more is (`fmp get
- * quote`, `FMP get quote`: `ToolNames.spaced`); nor is `key: value` prose (`Ticker: TSLA`). Undefined when none.
- * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03b" reads no
- * spaced server-prefixed name; "until-2026-12-03" besides no look-alike letter, other dash nor invisible
+ * quote`, `FMP get quote`: `spacedNames`), also after its server's name and a colon, slash or arrow (`FMP: get
+ * quote`, `fmp/get quote`); nor is `key: value` prose (`Ticker: TSLA`). A name also counts spelled letter by
+ * letter (`f m p _ g e t _ q u o t e`, `F-M-P-G-E-T...`: `SPELLED`), percent-encoded (`fmp%5Fget%5Fquote`,
+ * `%66%6D%70...`, twice over), and, for a name with a separator and 10 characters or more, one edit off in a
+ * run of several parts (`fmp_get_qoute`, `fmp_get_quot`, `fmp_get_quotes`: `typoIn`; `get_qoute` is none).
+ * Undefined when none.
+ * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03c" reads no
+ * spelled, percent-encoded or one-edit-off name, nor the server's name and a colon before words;
+ * "until-2026-12-03b" besides no spaced server-prefixed name; "until-2026-12-03" besides no look-alike letter,
+ * other dash nor invisible
  * separator, and only double-quoted keys as they are;
  * "until-2026-12-02" besides: no namespace before a name, and the tag only as `<tool_call>` or `</tool_call>`.
  */
@@ -398,18 +593,21 @@ export const userLeak = (
  * the plan's tools (`prompt/user-names-tool`, the current reading): it names a plan tool as `userLeak` reads
  * names, and no other tool the prompt offers (`offered`, asked only then). A text that names other tools too is general guidance
  * ("prices: fmp_get_quote; profiles: fmp_get_company_profile"), as a catalogue in prose is. Undefined when not.
+ * `reading`: the names as that reading reads them ("current" unless told; a run judged by an older reading may
+ * pass its own, as `userLeak` takes it).
  */
 export const systemLeak = (
   ownText: string,
   plan: ReadonlyArray<UserLeakStep>,
-  offered: () => ReadonlyArray<OfferedTool>
+  offered: () => ReadonlyArray<OfferedTool>,
+  reading: PromptReading = "current"
 ): string | undefined => {
   const names = namesOf(plan)
-  const inPlan = toolsNamed(ownText, names, "current")
+  const inPlan = toolsNamed(ownText, names, reading)
   if (inPlan.size === 0) return undefined
   const planCalls = new Set(plan.map((s) => s.call_name ?? s.tool))
   const others = namesOf(offered().filter((t) => !planCalls.has(t.call_name ?? t.tool)))
-  if (toolsNamed(ownText, others, "current").size > 0) return undefined
+  if (toolsNamed(ownText, others, reading).size > 0) return undefined
   const shown = [...inPlan].map(([tool, text]) => `${tool} (${JSON.stringify(text)})`).join(", ")
   return `the system message's own text (outside its tool list) names the plan's ${shown} and no other tool: ` +
     "the policy is told the plan instead of choosing it"

@@ -4,6 +4,12 @@
  * make their rows as they were; `promptReadingOf` in programs/generate.ts). Each reading is named for the
  * time its rules stopped applying to new runs:
  * - "current": as literalsShown.ts and promptLeak.ts say.
+ * - "until-2026-12-03c": runs that recorded `user_leaks: "repaired-v4"` (made from the rule of
+ *   "until-2026-12-03b" below on 2026-12-03 until the rules here were added that day; the third reading to stop
+ *   on it, hence the `c`): a tool name spelled letter by letter (`f m p _ g e t _ q u o t e`), percent-encoded
+ *   (`fmp%5Fget%5Fquote`), one edit off a long name (`fmp_get_qoute`), or a server-prefixed name written as its
+ *   server's name, a colon, slash or arrow and the rest as words (`FMP: get quote`) was no leak. Values are
+ *   stated as in "current" (`literals: "stated-v4"` reads the same in both).
  * - "until-2026-12-03b": runs that recorded `user_leaks: "repaired-v3"` (made from 2026-12-02 20:30 UTC until
  *   the rule below was added on 2026-12-03; the second reading to stop on that day, hence the `b`): a
  *   server-prefixed tool name of three parts or more written as words (`fmp get quote`, `FMP get quote`) was
@@ -23,6 +29,7 @@
  */
 export type PromptReading =
   | "current"
+  | "until-2026-12-03c"
   | "until-2026-12-03b"
   | "until-2026-12-03"
   | "until-2026-12-02"
@@ -33,7 +40,8 @@ const ORDER: Readonly<Record<PromptReading, number>> = {
   "until-2026-12-02": 1,
   "until-2026-12-03": 2,
   "until-2026-12-03b": 3,
-  current: 4
+  "until-2026-12-03c": 4,
+  current: 5
 }
 
 /** Whether `reading` has the rules that `reading` `since` has (readings only add or change rules over time). */
