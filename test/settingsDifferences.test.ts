@@ -64,5 +64,11 @@ describe("settingsDifferences", () => {
       "user_leaks: repaired-v3 in the run, repaired-v4 now (a run made before 2026-12-03 03:45 UTC: resume with --force, " +
       "which keeps its rule)"
     ])
+    // A run made before spelled-out, percent-encoded, one-edit and `server: words` names counted.
+    const v5 = settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v5" })
+    expect(settingsDifferences(settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v4" }), v5)).toEqual([
+      "user_leaks: repaired-v4 in the run, repaired-v5 now (a run made before 2026-12-03 07:05 UTC: resume with --force, " +
+      "which keeps its rule)"
+    ])
   })
 })

@@ -914,7 +914,10 @@ describe("warnings", () => {
   })
 
   it("a system message that singles out plan tools outside its tool list gives the plan away too", () => {
-    const system = (edit: (text: string) => string, promptReading?: "until-2026-12-03" | "until-2026-12-03b") => {
+    const system = (
+      edit: (text: string) => string,
+      promptReading?: "until-2026-12-03" | "until-2026-12-03b" | "until-2026-12-03c"
+    ) => {
       const row = edited(rowFor(0), (r) => (r.prompt[0].content = edit(r.prompt[0].content)))
       return ruleOf(checkRows([row], { inventory, promptReading }), "prompt/user-names-tool")
     }
@@ -939,6 +942,14 @@ describe("warnings", () => {
     expect(system(hint, "until-2026-12-03").count).toBe(0)
     // Runs that recorded repaired-v3 were checked with this rule: rebuilt, they keep it.
     expect(system(hint, "until-2026-12-03b").count).toBe(1)
+    // A name as the 2026-12-03 07:05 UTC rules read it: rows of runs that recorded repaired-v4 keep their reading.
+    const colon = (text: string) =>
+      text.replace(
+        "Plan, then call tools one at a time.",
+        "Plan, then call tools one at a time. Start with FMP: get quote."
+      )
+    expect(system(colon).count).toBe(1)
+    expect(system(colon, "until-2026-12-03c").count).toBe(0)
   })
 
   it("a derived param whose value the user message states is a warning: the reward never compares it", () => {

@@ -1291,7 +1291,7 @@ export class DatasetChecker {
         ...(Array.isArray(gt.available_tools) ? gt.available_tools.filter(isToolRef) : []),
         ...(this.inventory?.servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name }))) ?? [])
       ]
-      const leak = systemLeak(this.statedText(system.content), steps, offered)
+      const leak = systemLeak(this.statedText(system.content), steps, offered, reading)
       if (leak !== undefined) this.find("prompt/user-names-tool", "prompt[0].content", leak)
     }
     const last = prompt.length - 1
