@@ -1,6 +1,7 @@
 /** Live wiring of `enrich` (loaded lazily by src/cli/enrich.ts). */
 import { Effect, Layer, Logger, LogLevel, Option } from "effect"
 import * as path from "node:path"
+import type { StorageError } from "../domain/errors.js"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
@@ -14,16 +15,19 @@ import {
   enrichInstructions,
   enrichProgram,
   enrichRequest,
+  inputRejectRecords,
   listOfferedToolsOf,
   planEnrichment,
   PROMPT_SERVER,
   rowLabel
 } from "../programs/enrich.js"
+import { noDatasetWritten } from "../programs/noDataset.js"
+import { rejectsFileText } from "../programs/sampling.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"
 import { progressLayer } from "../services/Progress.js"
 import { inventoryFingerprint } from "../services/RunJournal.js"
-import { StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
@@ -70,18 +74,33 @@ const ENRICH_REPLAY = {
     "--replay-dir with the archive of a run that planned these prompts"
 }
 
-/** Fails when every row the plan read was rejected (naming the first), so that no run is made for nothing. */
-const usableRows = (input: string, plan: EnrichPlan): Effect.Effect<void, InputError> => {
+/**
+ * Fails when every row the plan read was rejected (naming the first), so that no run is made for nothing. The
+ * rejects file is written first, as a run writes it (run_id null when no run was made): it holds every row's
+ * reason. No dataset is written (an empty one never is), and an --out there is left as it was; the error says
+ * whether one is there, since it is an earlier run's and does not match these rejects.
+ */
+const usableRows = (
+  input: string,
+  out: string,
+  plan: EnrichPlan,
+  runId: string | null
+): Effect.Effect<void, InputError | StorageError> => {
   if (!(plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0)) return Effect.void
   const first = plan.rejected[0]
-  return Effect.fail(
-    new InputError({
+  const rejectsFile = `${out}.rejects.jsonl`
+  return Effect.gen(function*() {
+    const storage = yield* Storage
+    yield* storage.writeFileAtomic(rejectsFile, rejectsFileText(runId, inputRejectRecords(plan)))
+    const earlierOut = yield* storage.exists(out)
+    return yield* new InputError({
       file: input,
       row: first.index,
       field: first.field,
-      reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected)`
+      reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected); reasons in ` +
+        `${rejectsFile}; nothing to enrich, so ${noDatasetWritten(out, earlierOut)}`
     })
-  )
+  }).pipe(Effect.provide(StorageLive))
 }
 
 export const runEnrich = (options: EnrichCliOptions) => {
@@ -146,7 +165,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
     }
 
     // A new run fails before it is made; a resumed one once its own settings have planned the rows.
-    if (!options.resume) yield* usableRows(input, plan)
+    if (!options.resume) yield* usableRows(input, out, plan, null)
 
     const inputHash = yield* inputSha256(input)
     const fresh = new RunSettings({
@@ -201,7 +220,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         listOfferedTools: listOfferedToolsOf(s),
         checkShownSchemas: checkShownSchemasOf(s)
       }).pipe(Effect.provide(StorageLive))
-    yield* usableRows(input, runPlan)
+    yield* usableRows(input, out, runPlan, run.runId)
     yield* warnIndentIgnored(out, options.indent)
     const runLlm = llmOptionsOf(llmOpts, s)
     const runSettings = llmSettingsFromOptions(runLlm)

@@ -20,6 +20,7 @@ import { toJsonText } from "../skyrl/layout.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { extractTaskObject } from "../skyrl/records.js"
+import { noDatasetWritten } from "./noDataset.js"
 import { readRecords } from "./readRecords.js"
 import { checksAsWritten } from "./validate.js"
 
@@ -182,11 +183,7 @@ export const convertProgram = (options: ConvertOptions) =>
       new InputError({
         file: options.tasksFile,
         reason: `all ${run.read} tasks were rejected (reasons in ${options.rejectsFile}); nothing to convert, so ` +
-          (earlierOut
-            ? `no dataset was written: the ${options.out} there is an earlier run's, left as it was, and does not ` +
-              "match these rejects"
-            : `${options.out} was not written`) +
-          " (an empty dataset is never written: SkyRL's loader fails on one)"
+          noDatasetWritten(options.out, earlierOut)
       })
     // This run's rejects, empty when none was rejected: the file never lists an earlier run's.
     const rejectsText = () => run.rejected.map((r) => toJsonText({ file: options.tasksFile, ...r }) + "\n").join("")

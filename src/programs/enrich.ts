@@ -568,17 +568,9 @@ export const enrichProgram = (options: EnrichOptions) =>
     return summary
   })
 
-/** The Inventory service of an enrich run: the inventory file's, else the first job's own (never offered as such). */
-export const enrichRunInventory = (options: Pick<EnrichOptions, "plan" | "baseInventory">) =>
-  Effect.suspend(() => {
-    const own = options.baseInventory ?? options.plan.jobs[0]?.inventory
-    return own === undefined ? placeholderInventory : Effect.succeed(own)
-  })
-
-/** The sampling-engine options of an enrich run (also what a `--backend batch` run submits and collects). */
-export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJob> => {
-  const { plan } = options
-  const inputRejects: ReadonlyArray<RejectRecord> = plan.rejected.map((r) => ({
+/** The plan's rejected input rows as the rejects file lists them (`stage: "input"`, before any attempt's). */
+export const inputRejectRecords = (plan: Pick<EnrichPlan, "input" | "rejected">): ReadonlyArray<RejectRecord> =>
+  plan.rejected.map((r) => ({
     index: r.index,
     attempt: 0,
     reasons: [new InputError({ file: plan.input, row: r.index, field: r.field, reason: r.reason }).message],
@@ -591,6 +583,18 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     reason: r.reason,
     ...(r.id === undefined ? {} : { source_id: r.id })
   } as RejectRecord))
+
+/** The Inventory service of an enrich run: the inventory file's, else the first job's own (never offered as such). */
+export const enrichRunInventory = (options: Pick<EnrichOptions, "plan" | "baseInventory">) =>
+  Effect.suspend(() => {
+    const own = options.baseInventory ?? options.plan.jobs[0]?.inventory
+    return own === undefined ? placeholderInventory : Effect.succeed(own)
+  })
+
+/** The sampling-engine options of an enrich run (also what a `--backend batch` run submits and collects). */
+export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJob> => {
+  const { plan } = options
+  const inputRejects = inputRejectRecords(plan)
   return {
     ...options,
     command: "enrich",

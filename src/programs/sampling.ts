@@ -329,6 +329,13 @@ const rejectsOf = <J extends Job>(ctx: RunContext<J>, latest: ReadonlyMap<number
   )
 ]
 
+/**
+ * The text of a run's rejects file: a line per reject, each naming the run (null: none was made, as for an
+ * `enrich` whose every input row was rejected).
+ */
+export const rejectsFileText = (runId: string | null, rejects: ReadonlyArray<RejectRecord>): string =>
+  rejects.map((r) => JSON.stringify({ run_id: runId, ...r }) + "\n").join("")
+
 /** Write the dataset (every journaled row of the plan, in sample order) and the rejects; settle the run. */
 const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunContext<J>) {
   const storage = yield* Storage
@@ -358,10 +365,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const rejects = rejectsOf(ctx, latest)
   // Written when there are rejects, and emptied when an earlier run's are there (never a stale list).
   if (options.rejectsFile !== undefined && (rejects.length > 0 || (yield* storage.exists(options.rejectsFile)))) {
-    yield* storage.writeFileAtomic(
-      options.rejectsFile,
-      rejects.map((r) => JSON.stringify({ run_id: options.runId, ...r }) + "\n").join("")
-    )
+    yield* storage.writeFileAtomic(options.rejectsFile, rejectsFileText(options.runId, rejects))
   }
   const requested = options.jobs.length + (options.passthrough?.length ?? 0)
   const complete = rows.size >= requested
