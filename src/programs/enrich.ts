@@ -30,7 +30,8 @@ import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPr
 import { decodeRow } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
-import { parseRecords } from "../skyrl/records.js"
+import type { RecordResult } from "../skyrl/records.js"
+import { recordsOf } from "../skyrl/records.js"
 import { schemaDifferences } from "../skyrl/shownSchemas.js"
 import type { InputFormat, SourcePrompt, ToolsBlock } from "../skyrl/sources.js"
 import { brokenToolsBlock, extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
@@ -138,18 +139,22 @@ const toEncodedLayout = (row: unknown): unknown => {
   return out
 }
 
-/** Every record of the input with its 0-based index (a line that is not JSON becomes a reject). */
+/**
+ * Every record of the input with its 0-based index (a line that is not JSON becomes a reject). JSON Lines are
+ * parsed as the records are iterated (`recordsOf`), so planning holds the file's text and the record in hand,
+ * not every parsed record at once.
+ */
 const readInput = (file: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     if (rowFormatOf(file) === "parquet") {
       const rows = yield* Stream.runCollect(storage.readRows(file))
-      return Chunk.toReadonlyArray(rows).map((r) => ({ _tag: "Record" as const, index: r.index, value: r.value }))
+      return Chunk.toReadonlyArray(rows).map((r): RecordResult => ({ _tag: "Record", index: r.index, value: r.value }))
     }
     const text = yield* storage.readText(file).pipe(
       Effect.mapError((e) => new InputError({ file, reason: `cannot read: ${e.reason}` }))
     )
-    return yield* Either.match(parseRecords(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
+    return yield* Either.match(recordsOf(text, file), { onLeft: Effect.fail, onRight: Effect.succeed })
   })
 
 /**
