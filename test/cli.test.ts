@@ -130,7 +130,7 @@ describe("skyrl CLI", () => {
     expect(cost.status).toBe(2)
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
   })
-  it("a run that makes no row leaves an existing --out as it was and says it was not written (an empty file replaced it)", async () => {
+  it("a run that makes no row leaves an existing --out as it was and says it is an earlier run's (an empty file replaced it)", async () => {
     const dir = tmp()
     const out = join(dir, "out.jsonl")
     writeFileSync(out, "{\"earlier\":1}\n")
@@ -148,7 +148,11 @@ describe("skyrl CLI", () => {
       "replay"
     ])
     expect(r.status).toBe(1)
-    expect(r.stderr).toContain(`made 0 of 1 valid rows (${out} not written)`)
+    expect(r.stderr).toContain("made 0 of 1 valid rows: ")
+    // Until 2026-12-03: `made 0 of 1 valid rows (${out} not written)`, beside the earlier run's --out.
+    expect(r.stderr).toContain(
+      `; no dataset was written: the ${out} there is an earlier run's, left as it was, and does not match this run`
+    )
     expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
   })
   it("generate reads --servers from SKYRL_SERVERS as every command does (and SERVERS, the wrapper script's name)", async () => {

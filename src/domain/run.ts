@@ -5,6 +5,7 @@
  * task_0001_c01.json, ...}.
  */
 import { Schema } from "effect"
+import { noDatasetWritten } from "../programs/noDataset.js"
 import { Usage } from "./llm.js"
 
 export const RunStatus = Schema.Literal("running", "completed", "incomplete", "interrupted", "failed")
@@ -269,17 +270,27 @@ export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
   }
 }
 
-/** The run stopped before N valid rows: what was made is kept. */
+/**
+ * The run stopped before N valid rows: what was made is kept. With no row, no dataset is written (an empty one
+ * never is) and an --out there is left as it was: `earlierOut` says whether one is there, and the message then says
+ * it is an earlier run's, in the words `convert` and `enrich` use (src/programs/noDataset.ts). Without `earlierOut`
+ * (not looked at), a run of no row says only that --out was not written.
+ */
 export class IncompleteRun extends Schema.TaggedError<IncompleteRun>()("IncompleteRun", {
   made: Schema.Number,
   requested: Schema.Number,
   reason: Schema.String,
-  output: Schema.String
+  output: Schema.String,
+  earlierOut: Schema.optional(Schema.Boolean)
 }) {
   get exitCode(): number {
     return 1
   }
   override get message(): string {
+    if (this.made === 0 && this.earlierOut !== undefined) {
+      return `made 0 of ${this.requested} valid rows: ${this.reason}; ` +
+        noDatasetWritten(this.output, this.earlierOut, "this run")
+    }
     const where = this.made === 0 ? `${this.output} not written` : `kept in ${this.output}`
     return `made ${this.made} of ${this.requested} valid rows (${where}): ${this.reason}`
   }

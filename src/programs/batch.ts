@@ -558,6 +558,7 @@ const collectRounds = <J extends Job>(
     const inventory = yield* Inventory
     const journal = yield* RunJournal
     const ledger = yield* CostLedger
+    const storage = yield* Storage
     let run = yield* readRun(runDir)
     // `--batch-max-tokens` given to collect replaces the run's (its queue rule and its follow-up parts).
     const maxTokens = Number.isFinite(options.limits.maxTokens) ? options.limits.maxTokens : null
@@ -595,12 +596,14 @@ const collectRounds = <J extends Job>(
         if (round.pending > 0) {
           return yield* new BatchPending({ runDir, reason: `${round.pending} requests are in batches still running` })
         }
+        // No sample journaled, so no row written: an --out there is an earlier run's (the error says so).
         return yield* new IncompleteRun({
           made: 0,
           requested: base.jobs.length,
           output: base.out,
           reason:
-            `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${runDir} --resubmit\` to send them again`
+            `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${runDir} --resubmit\` to send them again`,
+          earlierOut: yield* storage.exists(base.out)
         })
       }
       const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options).pipe(
@@ -646,7 +649,9 @@ const collectRounds = <J extends Job>(
           made,
           requested: base.jobs.length,
           output: base.out,
-          reason: reasons.join("; ")
+          reason: reasons.join("; "),
+          // No row: the round wrote none, so an --out there is an earlier run's (the error says so).
+          ...(made === 0 ? { earlierOut: yield* storage.exists(base.out) } : {})
         })
       }
       yield* checkCollected(base)

@@ -394,7 +394,9 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       output: options.out,
       reason: stop !== undefined
         ? finalStopReason(stop, options.maxCostUsd, totals)
-        : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded", options.retryHint)
+        : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded", options.retryHint),
+      // No row: nothing was written, so an --out there is an earlier run's (the error says so).
+      ...(written === 0 ? { earlierOut: yield* storage.exists(options.out) } : {})
     })
   }
   return {
