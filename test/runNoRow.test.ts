@@ -106,3 +106,31 @@ describe("batch collect that makes no row", () => {
     expect(readFileSync(out, "utf8")).toBe(EARLIER)
   }, 60_000)
 })
+
+describe("batch collect that has made no row yet, some batches still running", () => {
+  it("an earlier run's --out there: it is not said to hold what was collected", async () => {
+    // Two batches of one sample: the first answers invalidly (its online repair too), the second is still running.
+    const f = await batchFake({
+      lines: (ctx) => lineAnswer(invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE),
+      online: (ctx) => answer(invalidTaskText(sampleNumberOf(ctx.body) ?? 1), USAGE),
+      inProgressPolls: 1000
+    })
+    const out = join(tempDir("skyrl-no-row-batch-"), "ds.jsonl")
+    writeFileSync(out, EARLIER)
+    const submitted = await runCli(
+      ["generate", "-n", "2", "--out", out, "--backend", "batch", "--batch-max-requests", "1", "--max-attempts", "1"],
+      { env: batchEnv(f) }
+    )
+    expect(submitted.status, submitted.stderr).toBe(0)
+    const runDir = submitted.stdout.trim()
+    f.batches[0].status = "finalizing" // done at the next retrieve; the second batch keeps running
+    const r = await runCli(["batch", "collect", runDir, "--repairs", "online"], { env: batchEnv(f) })
+    expect(r.status, r.stderr).toBe(75)
+    // Before: `collected 0 rows into <out>; 1 requests are in batches still running`, of the earlier run's --out.
+    expect(finalLine(r.stderr)).toBe(
+      `skyrl: collected no row yet${earlierRuns(out)}; 1 requests are in batches still running; run ` +
+        `\`skyrl batch collect ${runDir}\` again when it is done (or add --wait)`
+    )
+    expect(readFileSync(out, "utf8")).toBe(EARLIER)
+  }, 60_000)
+})

@@ -60,6 +60,7 @@ import {
   writeRun
 } from "./batchSubmit.js"
 import { ENRICH_WARN_ONLY } from "./enrich.js"
+import { noDatasetWritten } from "./noDataset.js"
 import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
@@ -631,9 +632,13 @@ const collectRounds = <J extends Job>(
       if (Either.isLeft(result) && result.left._tag !== "IncompleteRun") return yield* Effect.fail(result.left)
       const made = Either.isRight(result) ? result.right.valid : (result.left as IncompleteRun).made
       if (round.pending > 0) {
+        // No row yet: nothing was written, so an --out there is an earlier run's (said so, not "collected into").
+        const collected = made === 0
+          ? `collected no row yet; ${noDatasetWritten(base.out, yield* storage.exists(base.out), "this run")}`
+          : `collected ${made} rows into ${base.out}`
         return yield* new BatchPending({
           runDir,
-          reason: `collected ${made} rows into ${base.out}; ${round.pending} requests are in batches still running`
+          reason: `${collected}; ${round.pending} requests are in batches still running`
         })
       }
       if (Either.isLeft(result) || (round.unanswered > 0 && !options.resubmit)) {
