@@ -5,6 +5,7 @@ import type { StorageError } from "../domain/errors.js"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
+import { noDatasetWritten } from "../domain/noDataset.js"
 import { priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import { plural } from "../domain/words.js"
@@ -21,7 +22,6 @@ import {
   PROMPT_SERVER,
   rowLabel
 } from "../programs/enrich.js"
-import { noDatasetWritten } from "../programs/noDataset.js"
 import { rejectsFileText } from "../programs/sampling.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory } from "../services/Inventory.js"

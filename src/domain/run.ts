@@ -5,8 +5,8 @@
  * task_0001_c01.json, ...}.
  */
 import { Schema } from "effect"
-import { noDatasetWritten } from "../programs/noDataset.js"
 import { Usage } from "./llm.js"
+import { noDatasetWritten } from "./noDataset.js"
 
 export const RunStatus = Schema.Literal("running", "completed", "incomplete", "interrupted", "failed")
 
