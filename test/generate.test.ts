@@ -475,6 +475,14 @@ describe("rebuild", () => {
     expect(empty.stderr).toMatch(/rebuilt 0 of the 4 rows run \S+ made; .*none\.jsonl was not written/)
     expect(empty.stderr).not.toMatch(/rebuilt 0 rows .* into/)
     expect(existsSync(none)).toBe(false)
+    // An --out already there (an earlier rebuild's) is left as it was, and the error says so.
+    writeFileSync(none, "{}\n")
+    const again = await runCli(["rebuild", runDir, "--out", none])
+    expect(again.status).toBe(1)
+    expect(again.stderr).toMatch(
+      /rebuilt 0 of the 4 rows run \S+ made; no dataset was written: the \S*none\.jsonl there is an earlier run's, left as it was, and does not match this rebuild \(an empty dataset is never written/
+    )
+    expect(readFileSync(none, "utf8")).toBe("{}\n")
   })
 
   it("refuses an --out that is one of the run directory's own files (it wrote rows over journal.jsonl)", async () => {

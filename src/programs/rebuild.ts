@@ -9,6 +9,7 @@
 import { Effect, Either, Layer, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
+import { noDatasetWritten } from "../domain/noDataset.js"
 import { SettingsError } from "../domain/run.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly } from "../services/llm/archive.js"
@@ -105,7 +106,14 @@ export const rebuildProgram = (options: RebuildOptions) =>
       )
     )
     if (made < m.counts.valid) {
-      return yield* new RebuildIncomplete({ runId: m.run_id, made, expected: m.counts.valid, out: options.out })
+      const earlierOut = made === 0 && (yield* (yield* Storage).exists(options.out))
+      return yield* new RebuildIncomplete({
+        runId: m.run_id,
+        made,
+        expected: m.counts.valid,
+        out: options.out,
+        earlierOut
+      })
     }
     yield* Effect.logInfo(
       `rebuilt ${made} rows of run ${m.run_id} (manifest counts ${m.counts.valid} valid) into ${options.out}`
@@ -118,10 +126,14 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
   runId: Schema.String,
   made: Schema.Number,
   expected: Schema.Number,
-  out: Schema.String
+  out: Schema.String,
+  /** Nothing rebuilt and an --out there: an earlier run's file, left as it was (`noDatasetWritten`). */
+  earlierOut: Schema.optional(Schema.Boolean)
 }) {
   override get message(): string {
-    const written = this.made === 0 ? `; ${this.out} was not written` : ` into ${this.out} (kept as it is)`
+    const written = this.made === 0
+      ? `; ${noDatasetWritten(this.out, this.earlierOut === true, "this rebuild")}`
+      : ` into ${this.out} (kept as it is)`
     return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: the run directory ` +
       "lacks what the others need (an archive file missing or cut short, or an inventory.json that changed); " +
       "rebuild reproduces a run only from its complete directory"
