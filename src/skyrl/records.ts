@@ -24,16 +24,28 @@ const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
 const hasEscape = (text: string): boolean => text.includes("\\u")
 
 /**
- * A text that starts with neither '[' nor '{' and whose first line is no JSON value (gzip's magic byte 0x1f
- * is named: a common mistake).
+ * Non-blank lines (the first and up to 7 after it) `recordsFormatOf` reads to tell JSON Lines whose first
+ * line is not JSON from a text that is no JSON at all (a CSV, a YAML or text file).
  */
-const notJson = (file: string, head: string) =>
-  new InputError({
+export const FORMAT_LINES = 8
+
+/**
+ * A text that starts with neither '[' nor '{', whose first line is no JSON value and none of whose next
+ * lines read (`heads`: at most FORMAT_LINES) is a JSON object or array (gzip's magic byte 0x1f is named: a
+ * common mistake).
+ */
+const notJson = (file: string, heads: ReadonlyArray<string>) => {
+  const after = heads.length - 1
+  const later = after === 0
+    ? " (the file's only line)"
+    : `, nor is any of the ${after} non-blank line${after === 1 ? "" : "s"} after it a JSON object or array`
+  return new InputError({
     file,
-    reason: head.charCodeAt(0) === 0x1f
+    reason: heads[0]!.charCodeAt(0) === 0x1f
       ? "not JSON or JSON Lines: it is gzip-compressed; decompress it first (gunzip)"
-      : "not JSON or JSON Lines: the first line is not a JSON value, and a JSON document starts with '[' or '{'"
+      : `not JSON or JSON Lines: the first line is not a JSON value${later}, and a JSON document starts with '[' or '{'`
   })
+}
 
 /** The first line of a text, without its line end ("\r" is JSON whitespace). */
 const firstLineOf = (text: string): string => {
@@ -68,16 +80,17 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
         return Either.left(new InputError({ file, reason: fault }))
       }
     }
-  } else if (!isJsonLine(firstLineOf(trimmed))) {
-    // A first line that is a JSON value of its own (`null`, `42`) is a JSON Lines record that is no object.
-    return Either.left(notJson(file, trimmed))
+  } else {
+    const format = recordsFormatOf(headLinesOf(body), file)
+    if (Either.isLeft(format)) return Either.left(format.left)
   }
   return Either.right({ [Symbol.iterator]: () => jsonLines(body) })
 }
 
 /**
  * The records of a text that is one JSON array (`trimmed`: the text without its leading blanks); undefined
- * when it is not JSON but its first line is a JSON value of its own (JSON Lines whose rows are lists).
+ * when it is not JSON but its first line is a JSON value of its own (JSON Lines whose rows are lists), or
+ * JSON Lines after a first line that is not JSON (`bracketedBadFirstLine`).
  */
 const arrayRecords = (
   body: string,
@@ -94,7 +107,7 @@ const arrayRecords = (
     const escapes = hasEscape(body)
     return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v, escapes })))
   } catch (e) {
-    if (parsesAlone(firstLineOf(trimmed))) return undefined
+    if (parsesAlone(firstLineOf(trimmed)) || bracketedBadFirstLine(headLinesOf(body))) return undefined
     return Either.left(new InputError({ file, reason: wholeJsonFault(body, e) }))
   }
 }
@@ -143,19 +156,58 @@ export const jsonLinesReader = () => {
   }
 }
 
+/** The first FORMAT_LINES non-blank lines of a text, trimmed: what `recordsFormatOf` decides from. */
+const headLinesOf = (body: string): Array<string> => {
+  const heads: Array<string> = []
+  for (let start = 0; start < body.length && heads.length < FORMAT_LINES;) {
+    const end = body.indexOf("\n", start)
+    const line = body.slice(start, end === -1 ? body.length : end).trim()
+    if (line !== "") heads.push(line)
+    start = end === -1 ? body.length : end + 1
+  }
+  return heads
+}
+
+/** A line that is a JSON object or array: what a later line must be to make the text JSON Lines. */
+const isRecordLine = (line: string): boolean => {
+  const lead = line.charAt(0)
+  return (lead === "{" || lead === "[") && parsesAlone(line)
+}
+
 /**
- * How `recordsOf` reads a file, decided from its first non-blank line (BOM removed): JSON Lines that can
- * be streamed line by line, or a text it must parse whole (a JSON array, a pretty-printed object).
+ * Whether `heads` (a text's first non-blank lines, the first starting with '[') are JSON Lines after a
+ * first line that is not JSON (`[INFO] starting`): the first is no JSON value and every later one is a JSON
+ * object or array. Never a JSON document: after a complete value on a line of its own, a document's next
+ * line starts with ',' or a closing bracket, and the line closing the first line's '[' is no value of its
+ * own. A broken pretty-printed array (`  {"a": 1},` lines) keeps its whole-file error.
+ */
+const bracketedBadFirstLine = (heads: ReadonlyArray<string>): boolean =>
+  heads.length > 1 && !isJsonLine(heads[0]!) && heads.slice(1).every(isRecordLine)
+
+/**
+ * How a file is read, decided from its first non-blank lines (`heads`: BOM removed, at most FORMAT_LINES;
+ * the one rule of `recordsOf` and `readRecords`): JSON Lines that can be streamed line by line, or a text
+ * that must be parsed whole (a JSON array, a pretty-printed object). JSON Lines: a first line that is a
+ * JSON value (`null`, `42`: a record that is no object) or not UTF-8 (a row of its own); or, when it is
+ * neither (a stray header or log line) and does not start with '[' or '{', a later one of `heads` that is
+ * a JSON object or array: the first line is then a line that is not JSON, a rejected record like any
+ * other. Not a JSON scalar there: a one-column CSV of numbers is no JSON Lines. A first line starting with
+ * '[' opens a JSON document unless every later one of `heads` is a record (`bracketedBadFirstLine`); one
+ * starting with '{' opens one (`recordsOf` reads it as JSON Lines when it does not parse). A text none of
+ * whose `heads` is a record is a file-level error, as is a gzip-compressed file.
  */
 export const recordsFormatOf = (
-  firstLine: string | undefined,
+  heads: ReadonlyArray<string>,
   file: string
 ): Either.Either<"lines" | "whole", InputError> => {
-  const head = firstLine?.trim() ?? ""
-  if (head === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
-  if (leadOf(head) === "[") return Either.right("whole")
+  const lines = heads.map((l) => l.trim()).filter((l) => l !== "")
+  const head = lines[0]
+  if (head === undefined) return Either.left(new InputError({ file, reason: "the file is empty" }))
+  if (leadOf(head) === "[") return Either.right(bracketedBadFirstLine(lines) ? "lines" : "whole")
   if (isJsonLine(head)) return Either.right("lines")
-  return head.startsWith("{") ? Either.right("whole") : Either.left(notJson(file, head))
+  if (head.startsWith("{")) return Either.right("whole")
+  if (head.charCodeAt(0) !== 0x1f && lines.slice(1).some(isRecordLine)) return Either.right("lines")
+  return Either.left(notJson(file, lines))
 }
 
 /**
