@@ -160,7 +160,11 @@ describe("rowJsonWithMetadata (verify's output from the text read)", () => {
         "as written",
         "the same row read twice (shared tool_schemas)",
         "metadata keys named like Object's",
-        "metadata empty"
+        "metadata empty",
+        // `__proto__` is a key like any other: such rows decode to their own keys and are written as read.
+        "params with __proto__",
+        "tool_schemas with __proto__",
+        "metadata with __proto__"
       ].sort()
     )
   })

@@ -14,7 +14,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
 import { wholeJsonFault } from "../skyrl/utf8.js"
-import { isObject } from "./json.js"
+import { isObject, setOwn } from "./json.js"
 
 /** Any JSON value; one named definition in the JSON Schema (inline copies would repeat one `$id`). */
 const AnyValue = Schema.Unknown.annotations({ identifier: "JsonValue" })
@@ -305,12 +305,12 @@ export const normalizeJsonSchema = (schema: unknown): unknown => {
       out.type = normalizeType(value)
     } else if (SCHEMA_MAP_KEYWORDS.includes(key) && isObject(value)) {
       const map: Json = {}
-      for (const [name, sub] of Object.entries(value)) map[name] = normalizeJsonSchema(sub)
+      for (const [name, sub] of Object.entries(value)) setOwn(map, name, normalizeJsonSchema(sub))
       out[key] = map
     } else if ((SCHEMA_KEYWORDS.includes(key) || SCHEMA_ARRAY_KEYWORDS.includes(key)) && typeof value === "object") {
       out[key] = normalizeJsonSchema(value)
     } else {
-      out[key] = value
+      setOwn(out, key, value)
     }
   }
   if (isObject(out.properties)) {
@@ -319,7 +319,7 @@ export const normalizeJsonSchema = (schema: unknown): unknown => {
       if (isObject(sub) && typeof sub.required === "boolean") {
         if (sub.required) lifted.push(name)
         const { required: _ignored, ...rest } = sub
-        ;(out.properties as Json)[name] = rest
+        setOwn(out.properties as Json, name, rest)
       }
     }
     if (lifted.length > 0) {

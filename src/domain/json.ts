@@ -7,6 +7,17 @@
 export const isObject = <V = unknown>(u: unknown): u is Record<string, V> =>
   typeof u === "object" && u !== null && !Array.isArray(u)
 
+/**
+ * `o[key] = value` as JSON means it: an own key, also when the key is `__proto__` (a JSON key like any other,
+ * which `JSON.parse` makes an own key), where assignment would set `o`'s prototype instead and the value would
+ * vanish from `Object.keys` and `JSON.stringify`. For copies of objects read from JSON.
+ */
+export const setOwn = (o: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__") {
+    Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true })
+  } else o[key] = value
+}
+
 /** The index just past the JSON string that starts (with its `"`) at `start`. */
 const stringEnd = (text: string, start: number): number => {
   let i = start + 1

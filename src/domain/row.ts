@@ -14,7 +14,8 @@
  * every tool the prompt offers in its canonical order (never empty); `tool_schemas` the plan tools' input
  * schemas as a JSON string.
  */
-import { Schema } from "effect"
+import { Either, JSONSchema, ParseResult, Schema } from "effect"
+import { isObject, setOwn } from "./json.js"
 import { Complexity, DependsOn, DerivedParams, JsonObject } from "./task.js"
 
 export const ENV_CLASS = "MCPToolEnv" as const
@@ -87,8 +88,8 @@ export class GroundTruth extends Schema.Class<GroundTruth>("GroundTruth")({
   tool_schemas: Schema.parseJson(JsonObject)
 }) {}
 
-/** Free-form provenance. Known keys are typed; anything else is allowed (it is JSON-encoded on disk). */
-export const TaskMetadata = Schema.Struct(
+/** The fields of `TaskMetadata`, as a Struct (it decodes an own `__proto__` key as its prototype). */
+export const TaskMetadataFields = Schema.Struct(
   {
     source: Schema.optional(Schema.String),
     model: Schema.optional(Schema.NullOr(Schema.String)),
@@ -126,7 +127,45 @@ export const TaskMetadata = Schema.Struct(
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
-export type TaskMetadata = typeof TaskMetadata.Type
+
+const DECLARED_METADATA = new Set(Object.keys(TaskMetadataFields.fields))
+
+/**
+ * What the Struct made of `input`, with `input`'s own `__proto__` key as an own key again, in the Struct's key
+ * order (declared keys first, then the others in input order): the Struct copies undeclared keys with
+ * `out[key] = value`, which makes that key the copy's prototype (its value gone from the JSON written, and its
+ * fields read through it as if they were the metadata's own).
+ */
+const withProtoKey = (input: unknown, out: TaskMetadataFields): TaskMetadataFields => {
+  if (!isObject(input) || !Object.hasOwn(input, "__proto__")) return out
+  const made = out as Record<string, unknown>
+  const fixed: Record<string, unknown> = {}
+  for (const k of DECLARED_METADATA) if (Object.hasOwn(made, k)) fixed[k] = made[k]
+  for (const k of Object.keys(input)) {
+    if (k === "__proto__") setOwn(fixed, k, input[k])
+    else if (!DECLARED_METADATA.has(k) && Object.hasOwn(made, k)) fixed[k] = made[k]
+  }
+  return fixed as TaskMetadataFields
+}
+type TaskMetadataFields = typeof TaskMetadataFields.Type
+
+const { $schema: _, ...metadataJsonSchema } = JSONSchema.make(TaskMetadataFields)
+
+/**
+ * Free-form provenance. Known keys are typed; anything else is allowed (it is JSON-encoded on disk), a
+ * `__proto__` key too, as an own key (`TaskMetadataFields` checks the values).
+ */
+export const TaskMetadata: Schema.Schema<TaskMetadataFields, typeof TaskMetadataFields.Encoded> = Schema.declare(
+  [TaskMetadataFields],
+  {
+    decode: (fields) => (u, options) =>
+      Either.map(ParseResult.decodeUnknownEither(fields)(u, options), (out) => withProtoKey(u, out)),
+    encode: (fields) => (u, options) =>
+      Either.map(ParseResult.encodeUnknownEither(fields)(u, options), (out) => withProtoKey(u, out))
+  },
+  { jsonSchema: metadataJsonSchema, arbitrary: (fields) => fields }
+)
+export type TaskMetadata = TaskMetadataFields
 export type SystemPromptOrigin = NonNullable<TaskMetadata["system_prompt_origin"]>
 
 export class SkyRLRow extends Schema.Class<SkyRLRow>("SkyRLRow")({

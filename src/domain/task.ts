@@ -5,7 +5,7 @@
  * several historical shapes (see test/fixtures/openai/chat); `TaskInput` accepts them leniently and
  * `normalizeTaskInput` maps the known aliases onto `Task` fields, so every later stage sees one shape.
  */
-import { Schema } from "effect"
+import { Either, JSONSchema, ParseResult, Schema } from "effect"
 
 /** A real calendar day written YYYY-MM-DD (not 2026-13-45 or 2026-02-30): `--as-of`, a task's `as_of`. */
 export const isIsoDay = (text: string): boolean => {
@@ -40,8 +40,28 @@ export const complexityMismatch = (label: Complexity, calls: number): string | u
     } (${actual})`
 }
 
-/** A JSON object (params of a tool call). */
-export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+/** What `JsonObject` accepts, as a Record: its messages, JSON Schema and arbitrary values are this one's. */
+const ObjectShape = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+type JsonRecord = typeof ObjectShape.Type
+const { $schema: _, ...objectJsonSchema } = JSONSchema.make(ObjectShape)
+
+/**
+ * A JSON object (params of a tool call, a row's `tool_schemas`), decoded as it is: the object given, not a
+ * copy. `Schema.Record` copies key by key (`out[key] = value`), and `JSON.parse('{"__proto__":{"a":1}}')`
+ * has an own key `__proto__` (it is data in JSON) that such a copy makes the new object's prototype: the
+ * params then read `a` through it, `Object.keys` gives none of them and `JSON.stringify` drops them, so a
+ * plan validated one call and sent another. Accepts and refuses what the Record does, with its message
+ * and JSON Schema (the output schema sent to the model is unchanged).
+ */
+export const JsonObject: Schema.Schema<{ readonly [x: string]: unknown }> = Schema.declare(
+  [ObjectShape],
+  {
+    // The Record checks the value (its issues are the Record's own); the value itself is what was given.
+    decode: (shape) => (u, options) => Either.map(ParseResult.validateEither(shape)(u, options), () => u as JsonRecord),
+    encode: (shape) => (u, options) => Either.map(ParseResult.validateEither(shape)(u, options), () => u as JsonRecord)
+  },
+  { jsonSchema: objectJsonSchema, arbitrary: (shape) => shape }
+)
 export type JsonObject = typeof JsonObject.Type
 
 /**

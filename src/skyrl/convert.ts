@@ -26,7 +26,7 @@ import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
 import type { InventoryTool } from "../domain/inventory.js"
 import { findTool, Inventory, InventoryServer } from "../domain/inventory.js"
-import { describeType, isObject } from "../domain/json.js"
+import { describeType, isObject, setOwn } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
 import type { AvailableTool, SystemPromptOrigin } from "../domain/row.js"
 import {
@@ -466,7 +466,7 @@ const toolSchemasOf = (
     const out: Record<string, unknown> = {}
     for (const t of tools) {
       const def = planTools.has(`${t.server}\u0000${t.tool}`) ? definition(t) : undefined
-      if (def !== undefined) out[t.callName] = def.inputSchema
+      if (def !== undefined) setOwn(out, t.callName, def.inputSchema)
     }
     schemas = Object.freeze(out)
     byPlan.set(key, schemas)
@@ -676,10 +676,7 @@ export const toSkyRLSample = (
   const toolSchemas = toolSchemasOf(tools, rowSteps, definition)
   const systemText = prompt[0].role === "system" ? prompt[0].content : ""
   // Assigned in this order (a key of context.metadata keeps its place): the on-disk key order.
-  const metadata: { -readonly [K in keyof TaskMetadata]: TaskMetadata[K] } = Object.assign(
-    { source: "llm" },
-    context.metadata
-  )
+  const metadata: { -readonly [K in keyof TaskMetadata]: TaskMetadata[K] } = { source: "llm", ...context.metadata }
   if (task.domain !== undefined) metadata.domain = task.domain
   if (task.assumptions !== undefined) metadata.assumptions = task.assumptions
   if (asOf.right !== undefined) metadata.as_of = asOf.right

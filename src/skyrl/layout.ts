@@ -6,7 +6,7 @@
  * one).
  */
 import { Either, Schema } from "effect"
-import { describeType, isObject } from "../domain/json.js"
+import { describeType, isObject, setOwn } from "../domain/json.js"
 import {
   ENV_CLASS,
   GroundTruth,
@@ -16,7 +16,7 @@ import {
   RowRubric,
   RowStep,
   SkyRLRow,
-  TaskMetadata
+  TaskMetadataFields
 } from "../domain/row.js"
 import type { AvailableTool, EncodedRow } from "../domain/row.js"
 import { parseIssues } from "./parseIssues.js"
@@ -96,7 +96,7 @@ const encodeAvailableTools = (tools: ReadonlyArray<AvailableTool>): ReadonlyArra
   return encoded
 }
 
-const DECLARED_METADATA = Object.keys(TaskMetadata.fields)
+const DECLARED_METADATA = Object.keys(TaskMetadataFields.fields)
 
 const DECLARED_RANK = new Map(DECLARED_METADATA.map((k, i) => [k, i]))
 
@@ -118,8 +118,8 @@ const inSchemaOrder = (metadata: Readonly<Record<string, unknown>>): boolean => 
 const orderMetadata = (metadata: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> => {
   if (inSchemaOrder(metadata)) return metadata
   const out: Record<string, unknown> = {}
-  for (const k of DECLARED_METADATA) if (k in metadata) out[k] = metadata[k]
-  for (const k of Object.keys(metadata)) if (!Object.hasOwn(out, k)) out[k] = metadata[k]
+  for (const k of DECLARED_METADATA) if (Object.hasOwn(metadata, k)) out[k] = metadata[k]
+  for (const k of Object.keys(metadata)) if (!Object.hasOwn(out, k)) setOwn(out, k, metadata[k])
   return out
 }
 
@@ -402,23 +402,18 @@ export const instance = <C extends new(props: never, options?: never) => object>
   props: ConstructorParameters<C>[0]
 ): InstanceType<C> => Object.assign(Object.create(Class.prototype as object) as object, props) as InstanceType<C>
 
-/** A parsed JSON object the Schema's Record decoding reads differently (an own `__proto__` key it cannot set). */
-const hasProtoKey = (o: object): boolean => Object.hasOwn(o, "__proto__")
-
 /**
  * What `decodeRowWithSchema` makes of a row `matchesRowSchema` accepted (test/layout.test.ts holds them
- * equal), built directly; undefined for a JSON-string field with a `__proto__` key (the Schema's path
- * then). Long `tool_schemas` texts decode to one shared frozen object per text.
+ * equal), built directly. Long `tool_schemas` texts decode to one shared frozen object per text.
  */
 const decodeByHand = (u: Json, metadata: Json): SkyRLRow | undefined => {
   const rs = u.reward_spec as Json
   const gt = rs.ground_truth as Json
   const toolSchemas = objectOfText(gt.tool_schemas)
-  if (toolSchemas === undefined || hasProtoKey(toolSchemas) || hasProtoKey(metadata)) return undefined
+  if (toolSchemas === undefined) return undefined
   const steps: Array<RowStep> = []
   for (const s of gt.tool_sequence as ReadonlyArray<Json>) {
     const params = JSON.parse(s.params as string) as Json
-    if (hasProtoKey(params)) return undefined
     steps.push(instance(RowStep, {
       step: s.step as number,
       server: s.server as string,

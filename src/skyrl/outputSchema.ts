@@ -13,7 +13,7 @@
  */
 import { Either, JSONSchema } from "effect"
 import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
-import { isObject } from "../domain/json.js"
+import { isObject, setOwn } from "../domain/json.js"
 import type { ModelStep } from "../domain/task.js"
 import { ModelTask } from "../domain/task.js"
 import type { PlanStep } from "./planValidation.js"
@@ -197,7 +197,7 @@ const cleanAnnotations = (schema: unknown): unknown => {
   for (const [key, value] of Object.entries(schema)) {
     if (key === "title" || key === "$id" || key === "$schema") continue
     if (key === "description" && schema.title !== undefined) continue
-    out[key] = key === "enum" || key === "const" ? value : cleanAnnotations(value)
+    setOwn(out, key, key === "enum" || key === "const" ? value : cleanAnnotations(value))
   }
   return out
 }
@@ -377,7 +377,10 @@ export const dropOptionalNulls = (value: unknown, schema: unknown, root: Json): 
     .map((p) => resolveRef(p, root))
     .filter(isObject)
   const properties: Json = {}
-  for (const p of parts) if (isObject(p.properties)) Object.assign(properties, p.properties)
+  for (const p of parts) {
+    if (!isObject(p.properties)) continue
+    for (const [k, v] of Object.entries(p.properties)) setOwn(properties, k, v)
+  }
   const required = new Set<unknown>([
     ...(Array.isArray(s.required) ? s.required : []),
     ...(Array.isArray(s.allOf) ?
@@ -386,9 +389,10 @@ export const dropOptionalNulls = (value: unknown, schema: unknown, root: Json): 
   ])
   const out: Json = {}
   for (const [key, v] of Object.entries(value)) {
-    if (!(key in properties)) out[key] = v
+    // Own keys only: `"constructor" in {}` is true, and `out.__proto__ = v` would set out's prototype.
+    if (!Object.hasOwn(properties, key)) setOwn(out, key, v)
     else if (v === null && !required.has(key)) continue
-    else out[key] = dropOptionalNulls(v, properties[key], root)
+    else setOwn(out, key, dropOptionalNulls(v, properties[key], root))
   }
   return out
 }

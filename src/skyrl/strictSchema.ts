@@ -21,7 +21,7 @@
  */
 import type { SchemaAST } from "effect"
 import { Either, JSONSchema, Schema } from "effect"
-import { isObject } from "../domain/json.js"
+import { isObject, setOwn } from "../domain/json.js"
 
 export type JsonSchemaObject = { readonly [key: string]: unknown }
 
@@ -232,7 +232,7 @@ const strictObject = (
   const properties: Record<string, unknown> = {}
   for (const key of keys) {
     const strict = strictNode(props[key], join(path, key), depth + 1, walk)
-    properties[key] = required.has(key) ? strict : makeNullable(strict)
+    setOwn(properties, key, required.has(key) ? strict : makeNullable(strict))
   }
   out.properties = properties
   out.required = keys
