@@ -7,6 +7,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
 import {
+  dashPath,
   envValueMessage,
   fullUsage,
   globalOptionsFirst,
@@ -92,8 +93,9 @@ const finalError = (message: string) =>
     finalErrorLine(envValueMessage(message), jsonLogsRequested(process.argv, process.env), new Date())
   )
 
-// An option the command lacks is a usage error named as such (@effect/cli's message names another option).
-const unknown = unknownOption(skyrl, args) ?? globalOptionWithoutValue(args)
+// An option the command lacks is a usage error named as such (@effect/cli's message names another option), and so
+// is a `-` given as a path (it read as an option before a required one).
+const unknown = unknownOption(skyrl, args) ?? globalOptionWithoutValue(args) ?? dashPath(skyrl, args)
 const run = unknown === undefined ? cli(argv) : Effect.sync(() => {
   finalError(unknown)
   process.exit(2)

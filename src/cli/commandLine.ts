@@ -199,6 +199,95 @@ export const unknownOption = (
     return `${prefix}unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
   }).found
 
+/** The value kinds of the options in `usage` that take one, by each of their names (`-o` and `--out`: "file"). */
+const optionValues = (usage: Usage, into: Map<string, { readonly long: string; readonly kind: string }>) => {
+  switch (usage._tag) {
+    case "Named": {
+      const long = usage.names.find((n) => n.startsWith("--"))
+      if (long !== undefined && usage.acceptedValues._tag === "Some") {
+        for (const name of usage.names) into.set(name, { long, kind: usage.acceptedValues.value })
+      }
+      break
+    }
+    case "Optional":
+    case "Repeated":
+      optionValues(usage.usage, into)
+      break
+    case "Alternation":
+    case "Concat":
+      optionValues(usage.left, into)
+      optionValues(usage.right, into)
+      break
+  }
+  return into
+}
+
+/** The positional arguments in `usage` that are paths (no fixed choices), by name. */
+const pathArguments = (usage: Usage): ReadonlyArray<string> => {
+  switch (usage._tag) {
+    case "Named":
+      return usage.names.flatMap((
+        n
+      ) => (/^<.+>$/.test(n) && usage.acceptedValues._tag === "None" ? [n.slice(1, -1)] : []))
+    case "Optional":
+    case "Repeated":
+      return pathArguments(usage.usage)
+    case "Alternation":
+    case "Concat":
+      return [...pathArguments(usage.left), ...pathArguments(usage.right)]
+    default:
+      return []
+  }
+}
+
+const PATH_KINDS = new Set(["file", "directory", "path"])
+/** Path options skyrl writes to (a `-` there would mean stdout). */
+const OUTPUT_OPTIONS = new Set(["--out", "--rejects"])
+
+/**
+ * The usage error for a bare `-` (stdin or stdout, by the usual convention) given as a path, before `--`:
+ * `verify: '-' (stdin) is not supported: give DATASET as a path (one named '-' is ./-)`, or undefined.
+ * No command reads a dataset from stdin (verify --resume, validate's row references and Parquet need a file)
+ * or writes one to stdout; @effect/cli's own messages were wrong: a `-` before a required option read as an
+ * option, "Expected to find option: '--out'" although --out was given, and elsewhere "Path '-' must exist".
+ */
+export const dashPath = (
+  command: { readonly descriptor: unknown },
+  args: ReadonlyArray<string>
+): string | undefined => {
+  const { node, path } = walk(command, args, () => undefined)
+  const usage = CommandDescriptor.getUsage(own(node) as never)
+  const options = optionValues(usage, new Map())
+  const positional = pathArguments(usage)
+  const prefix = path.length > 1 ? `${path.slice(1).join(" ")}: ` : ""
+  const end = endOf(args)
+  for (let i = 0; i < end; i++) {
+    const arg = args[i]!
+    const eq = isOptionLike(arg) ? arg.indexOf("=") : -1
+    const option = eq > 0 ? options.get(arg.slice(0, eq)) : undefined
+    if (option !== undefined && arg.slice(eq + 1) === "-" && PATH_KINDS.has(option.kind)) {
+      return dashOption(prefix, option)
+    }
+    if (arg !== "-") continue
+    const before = i > 0 ? args[i - 1]! : ""
+    const valueOf = isOptionLike(before) && !before.includes("=") ? options.get(before) : undefined
+    if (valueOf !== undefined) {
+      if (PATH_KINDS.has(valueOf.kind)) return dashOption(prefix, valueOf)
+      continue
+    }
+    if (TAKES_VALUE.has(before) || positional.length === 0) continue
+    return `${prefix}'-' (stdin) is not supported: give ${positional.join(" or ")} as a path (one named '-' is ./-).`
+  }
+  return undefined
+}
+
+const dashOption = (prefix: string, option: { readonly long: string; readonly kind: string }): string => {
+  const stream = OUTPUT_OPTIONS.has(option.long) ? " (stdout)" : option.kind === "directory" ? "" : " (stdin)"
+  const kind = option.kind === "directory" ? "directory" : "file"
+  const named = OUTPUT_OPTIONS.has(option.long) ? "" : ` (one named '-' is ./-)`
+  return `${prefix}${option.long}: '-'${stream} is not supported: give a ${kind} path${named}.`
+}
+
 /** The positional arguments in `usage` as its usage line gives them: `TASKS_FILE`, `[CONTRACT]`, `FILE...`. */
 const argumentsIn = (usage: Usage): ReadonlyArray<string> => {
   switch (usage._tag) {
