@@ -108,7 +108,8 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
       const failure = Cause.failureOption(cause)
       // @effect/cli has already printed usage errors with the help text.
       if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) return
-      finalError(describeCause(cause, process.argv.includes("debug")))
+      // A path check that failed (`--cassettes file/sub`: ENOTDIR) names the flag given that path.
+      finalError(namingFlag(args, describeCause(cause, process.argv.includes("debug"))))
     })
   ),
   // Ctrl-C interrupts the program from outside (no error to tap): say so, and how to continue.

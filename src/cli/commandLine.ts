@@ -341,12 +341,16 @@ export const leftoverArgument = (
 /**
  * @effect/cli's message for a flag's value it refuses (`Expected path 'h/adir' to be a regular file`, `'1.5' is not
  * a integer`, said `is not an integer` here) names the value, not the flag: the flag in `args` that was given that value (`--out h/adir` or
- * `--out=h/adir`) is put in front, `--out: Expected path ...`. A value no flag was given (a positional argument's)
- * and any other message are returned as they are.
+ * `--out=h/adir`) is put in front, `--out: Expected path ...`; so is it of a path check that failed (`PATH: ENOTDIR:
+ * ...`, describeCause's line for @effect/cli's defect: `--cassettes file/sub` named no flag). A value no flag was
+ * given (a positional argument's) and any other message are returned as they are.
  */
 export const namingFlag = (args: ReadonlyArray<string>, message: string, cwd = process.cwd()): string => {
-  const value = /^(?:Expected path '([\s\S]*)' to be |Path '([\s\S]*)' must |'([\s\S]*)' is not a )/.exec(message)
-  const given = value?.[1] ?? value?.[2] ?? value?.[3]
+  const value =
+    /^(?:Expected path '([\s\S]*)' to be |Path '([\s\S]*)' must |'([\s\S]*)' is not a |([^\n]*?): E[A-Z]+: )/.exec(
+      message
+    )
+  const given = value?.[1] ?? value?.[2] ?? value?.[3] ?? value?.[4]
   if (given === undefined) return message
   // A relative path that is not there: where it was looked for (the command may run in another directory).
   // @effect/cli says "is not a integer": English says "an".

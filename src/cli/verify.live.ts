@@ -187,13 +187,14 @@ export const runVerify = (options: VerifyCliOptions) =>
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
 
 /**
- * What a dry run says of a server it would start: the command (and the directory it starts in, when not this
- * one), and what would keep it from starting (a variable not set, a cwd that is not there), as the run would find.
+ * What a dry run says of a server it would start (a stdio server: the command, and the directory it starts in
+ * when not this one) or connect to (an HTTP server: its URL), and what would keep it from doing so (a variable
+ * not set, a cwd that is not there), as the run would find.
  */
 const wouldStart = (spec: McpServerSpec): string => {
   const problem = launchProblem(spec)
   const where = spec._tag === "stdio" && spec.cwd !== undefined ? ` (in ${spec.cwd})` : ""
-  return `would start ${describeTarget(spec)}${where}` +
+  return `would ${spec._tag === "stdio" ? "start" : "connect to"} ${describeTarget(spec)}${where}` +
     (problem === undefined ? "" : `, but cannot: ${problem} (its rows would be server-unavailable)`)
 }
 

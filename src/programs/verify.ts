@@ -25,7 +25,7 @@ import type { ServerState } from "../services/McpServers.js"
 import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
-import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
+import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
 import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import { loneSurrogateIn } from "../skyrl/convert.js"
@@ -133,6 +133,10 @@ interface Located {
   readonly order: number
   readonly record: RecordResult
 }
+
+/** A row as messages name it: `a.jsonl row 3 (line 4)` (rows numbered from 0, as validate and the rejects do). */
+const rowName = ({ file, record }: Located): string =>
+  `${file} row ${record.index}${record.line === undefined ? "" : ` (line ${record.line})`}`
 
 /** What one row came to. */
 type Outcome =
@@ -497,7 +501,8 @@ const SKIPPED_JOURNAL_LINES = "the rows whose outcome they held run again, unles
  */
 const readJournal = (file: string, judge: JournalJudge) =>
   Effect.gen(function*() {
-    if (!(yield* (yield* Storage).exists(file))) {
+    const found = yield* (yield* Storage).exists(file)
+    if (!found) {
       // A mistyped --out, or another directory: nothing to continue, and every row (side effects too) runs.
       yield* Effect.logWarning(
         `--resume: ${file} is not there (no verify run of this --out to continue): every row runs`
@@ -515,18 +520,25 @@ const readJournal = (file: string, judge: JournalJudge) =>
     yield* logNotRetried(entries.values())
     // A last line cut short by a crash: the journal's first write cuts it off, or starts a line of its own
     // after a whole entry (durableLog's `fragment`, `torn`).
-    return { entries, tail: tailOf(read) }
+    return { entries, tail: tailOf(read), found }
   })
 
 /** Says how many journaled timeouts and unavailable servers are not retried: a step with side effects ran. */
 const logNotRetried = (entries: Iterable<JournalEntry>) => {
-  const steps: Array<string> = []
+  // Grouped by what happened (the journal knows rows by hash only: their numbers come with the dataset's rows).
+  const counts = new Map<string, number>()
+  let rows = 0
   for (const e of entries) {
-    if (e.failure?.sideEffectRan !== undefined) steps.push(`${e.failure.status} after step ${e.failure.sideEffectRan}`)
+    if (e.failure?.sideEffectRan === undefined) continue
+    const what = `${e.failure.status} after step ${e.failure.sideEffectRan}`
+    counts.set(what, (counts.get(what) ?? 0) + 1)
+    rows++
   }
-  return steps.length === 0 ? Effect.void : Effect.logWarning(
-    `${steps.length} row(s) not retried (${steps.slice(0, 5).join(", ")}${steps.length > 5 ? ", ..." : ""}): ` +
-      "a step with side effects already ran, and running the plan again would act twice; their outcome is kept"
+  const groups = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([what, n]) => `${n} ${what}`)
+  return rows === 0 ? Effect.void : Effect.logWarning(
+    `${rows} ${rows === 1 ? "row" : "rows"} not retried (${groups.slice(0, 5).join(", ")}${
+      groups.length > 5 ? ", ..." : ""
+    }): a step with side effects already ran, and running the plan again would act twice; their outcome is kept`
   )
 }
 
@@ -577,6 +589,8 @@ interface RunContext {
   readonly earlierServers: Map<string, Set<string | null>>
   /** Whether a plan has a step whose tool is not annotated read-only. */
   readonly hasSideEffects: (steps: ReadonlyArray<VerifyStep>) => boolean
+  /** What Ctrl-C says of a plan it lets finish (`finishingNotice`): which row. */
+  readonly finishing: (plan: string) => string
 }
 
 /**
@@ -631,7 +645,8 @@ const startRecord = (
             onFailure: (e) => e._tag === "VerificationFailed" ? finish(Either.left(e)) : Effect.fail(e),
             onSuccess: (record) => finish(Either.right(record))
           }
-        )
+        ),
+        () => ctx.finishing(rowName(located))
       )
     )
   }
@@ -816,14 +831,19 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
-    const { entries: done, tail } = options.resume
+    const { entries: done, found, tail } = options.resume
       ? yield* readJournal(journalFile, {
         hasResult: verifier.hasResult,
         sideEffect: verifier.sideEffect,
         storeFile: Effect.map(verifier.report, (r) => r.cassettes.file)
       })
-      : { entries: new Map<string, JournalEntry>(), tail: WHOLE }
-    if (options.resume) yield* Effect.logInfo(`${journalFile}: ${done.size} rows already verified or failed`)
+      : { entries: new Map<string, JournalEntry>(), tail: WHOLE, found: false }
+    // Without a journal, its warning has said that every row runs.
+    if (found) {
+      yield* Effect.logInfo(
+        `${journalFile}: ${done.size} ${done.size === 1 ? "row" : "rows"} already verified or failed`
+      )
+    }
     const journal = yield* openJournal(journalFile, options.resume, tail)
     const ctx: RunContext = {
       verifier,
@@ -833,7 +853,8 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
       firsts: new Map(),
       counter: new SummaryCounter(),
       earlierServers: new Map(),
-      hasSideEffects: (steps) => steps.some(verifier.sideEffect)
+      hasSideEffects: (steps) => steps.some(verifier.sideEffect),
+      finishing: finishingNotice()
     }
     const outputs = yield* orderedOutputs(options.out)
     // The stages before execution run in the reading fiber, ahead of the workers (while they wait for

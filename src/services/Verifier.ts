@@ -231,17 +231,34 @@ type BeforeSideEffect = ((step: VerifyStep) => Effect.Effect<void, StorageError>
  * done, and says that it waits; `plan` itself stays interruptible, so its own timeouts still end its calls and
  * server starts.
  */
-export const toCompletion = <A, E, R>(plan: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+export const toCompletion = <A, E, R>(
+  plan: Effect.Effect<A, E, R>,
+  /** What the wait says (`finishingNotice`); by default, the same sentence for every plan. */
+  notice: () => string = () => FINISHING
+): Effect.Effect<A, E, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(Effect.forkDaemon(Effect.interruptible(plan)), (fiber) =>
       restore(Fiber.join(fiber)).pipe(
-        Effect.onInterrupt(() => Effect.zipRight(Effect.logWarning(FINISHING), Fiber.await(fiber)))
+        Effect.onInterrupt(() => Effect.zipRight(Effect.suspend(() => Effect.logWarning(notice())), Fiber.await(fiber)))
       ))
   )
 
-const FINISHING = "interrupted: finishing a plan whose side effects have started, so that --resume does not " +
-  "run them again (each call within --timeout; Ctrl-C again stops at once, and --resume then rejects the row as " +
-  "interrupted)"
+const WHY_FINISHING = "so that --resume does not run them again (each call within --timeout; Ctrl-C again stops " +
+  "at once, and --resume then rejects the row as interrupted)"
+const FINISHING = `interrupted: finishing a plan whose side effects have started, ${WHY_FINISHING}`
+
+/**
+ * What Ctrl-C says of the plans `toCompletion` waits for in one run, each named (`plan`: which row): the first
+ * with why, the others by name only. Before, every plan still running printed the same sentence, naming none.
+ */
+export const finishingNotice = () => {
+  let told = false
+  return (plan: string): string => {
+    if (told) return `interrupted: also finishing ${plan} (its side effects have started)`
+    told = true
+    return `interrupted: finishing ${plan}, whose side effects have started, ${WHY_FINISHING}`
+  }
+}
 
 let lastMillis = NaN
 let lastIso = ""
