@@ -3,6 +3,7 @@ import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
+import { noDatasetWritten } from "../domain/noDataset.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
 import { dryRunDatasets, formatServerLines, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
@@ -10,7 +11,7 @@ import { formatStoreCounts } from "../services/Cassettes.js"
 import { defaultInventoryPath, loadInventoryFile } from "../services/Inventory.js"
 import { describeTarget, launchProblem, McpClientLive } from "../services/McpClient.js"
 import type { McpServerSpec } from "../services/McpClient.js"
-import { StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import type { VerifierReport } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
@@ -35,10 +36,14 @@ export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("Ve
 /** Every row was rejected (exit 1); the rejects file says why. */
 export class NothingVerifiedError extends Schema.TaggedError<NothingVerifiedError>()("NothingVerifiedError", {
   rows: Schema.Number,
-  rejectsFile: Schema.String
+  rejectsFile: Schema.String,
+  out: Schema.String,
+  /** An --out already there: an earlier run's, left as it was (`noDatasetWritten`). */
+  earlierOut: Schema.Boolean
 }) {
   override get message(): string {
-    return `none of the ${this.rows} rows verified (the output was not written); the reasons are in ${this.rejectsFile}`
+    return `none of the ${this.rows} rows verified, so ${noDatasetWritten(this.out, this.earlierOut)}; the reasons ` +
+      `are in ${this.rejectsFile}`
   }
 }
 
@@ -180,9 +185,15 @@ export const runVerify = (options: VerifyCliOptions) =>
       const result = yield* verifyDatasets(common)
       return { result, report: yield* (yield* Verifier).report }
     }).pipe(Effect.provide(verifier))
-    yield* Console.log(formatResult(options.out, result, report))
+    const earlierOut = result.written === 0 && (yield* (yield* Storage).exists(options.out))
+    yield* Console.log(formatResult(options.out, earlierOut, result, report))
     if (result.written === 0 && result.summary.stages.rows > 0) {
-      return yield* new NothingVerifiedError({ rows: result.summary.stages.rows, rejectsFile: result.rejectsFile })
+      return yield* new NothingVerifiedError({
+        rows: result.summary.stages.rows,
+        rejectsFile: result.rejectsFile,
+        out: options.out,
+        earlierOut
+      })
     }
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
 
@@ -198,7 +209,7 @@ const wouldStart = (spec: McpServerSpec): string => {
     (problem === undefined ? "" : `, but cannot: ${problem} (its rows would be server-unavailable)`)
 }
 
-const formatResult = (out: string, result: VerifyResult, report: VerifierReport): string => {
+const formatResult = (out: string, earlierOut: boolean, result: VerifyResult, report: VerifierReport): string => {
   const servers = formatServerLines(report.servers, result.earlierServers)
   const c = report.cassettes
   return [
@@ -206,7 +217,7 @@ const formatResult = (out: string, result: VerifyResult, report: VerifierReport)
     ...(servers.length === 0 ? [] : ["servers:", ...servers]),
     `${
       result.written === 0
-        ? `no verified row, so ${out} was not written`
+        ? `no verified row, so ${noDatasetWritten(out, earlierOut)}`
         : `wrote ${result.written} verified rows to ${out}`
     }; ${result.rejects} rejects in ${result.rejectsFile}`,
     formatStoreCounts(c.file, c)
