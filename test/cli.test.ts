@@ -495,14 +495,14 @@ describe("skyrl CLI", () => {
     expect(r.stderr).toContain("/nonexistent/tasks.json")
     expect(r.stderr).not.toMatch(/\n\s+at /) // no stack trace
   })
-  it("an --out whose parent is a file is a usage error (exit 2) naming the path, not an internal error", async () => {
+  it("an --out whose parent is a file is a usage error (exit 2) naming the flag and path, not an internal error", async () => {
     const dir = tmp()
     const input = join(dir, "tasks.jsonl")
     writeFileSync(input, JSON.stringify(task(1)) + "\n")
     const out = join(input, "rows.jsonl")
     const r = await runCli(["convert", input, "--out", out])
     expect(r.status).toBe(2)
-    expect(r.stderr).toContain(`skyrl: ${out}: `)
+    expect(r.stderr).toContain(`skyrl: --out: ${out}: `)
     expect(r.stderr).toContain("ENOTDIR")
     expect(r.stderr).not.toContain("internal error")
   })
