@@ -37,27 +37,30 @@ const nameOf = (node: Node): string | undefined => {
   return n._tag === "Standard" || n._tag === "GetUserInput" ? n.name : undefined
 }
 
-const optionNames = (usage: Usage, into: Set<string>): Set<string> => {
+type NamedUsage = Extract<Usage, { readonly _tag: "Named" }>
+
+/** The named parts of a usage (options and positional arguments), in order, wherever they are nested. */
+const namedIn = (usage: Usage): ReadonlyArray<NamedUsage> => {
   switch (usage._tag) {
     case "Named":
-      for (const name of usage.names) if (name.startsWith("-")) into.add(name)
-      break
+      return [usage]
     case "Optional":
     case "Repeated":
-      optionNames(usage.usage, into)
-      break
+      return namedIn(usage.usage)
     case "Alternation":
     case "Concat":
-      optionNames(usage.left, into)
-      optionNames(usage.right, into)
-      break
+      return [...namedIn(usage.left), ...namedIn(usage.right)]
+    default:
+      return []
   }
-  return into
 }
+
+const optionNames = (usage: Usage): Set<string> =>
+  new Set(namedIn(usage).flatMap((u) => u.names.filter((name) => name.startsWith("-"))))
 
 const optionsOf = (
   node: Node
-): ReadonlyArray<string> => [...optionNames(CommandDescriptor.getUsage(own(node) as never), new Set())]
+): ReadonlyArray<string> => [...optionNames(CommandDescriptor.getUsage(own(node) as never))]
 
 /** Edit distance, for "did you mean". */
 const distance = (a: string, b: string): number => {
@@ -200,45 +203,21 @@ export const unknownOption = (
   }).found
 
 /** The value kinds of the options in `usage` that take one, by each of their names (`-o` and `--out`: "file"). */
-const optionValues = (usage: Usage, into: Map<string, { readonly long: string; readonly kind: string }>) => {
-  switch (usage._tag) {
-    case "Named": {
-      const long = usage.names.find((n) => n.startsWith("--"))
-      if (long !== undefined && usage.acceptedValues._tag === "Some") {
-        for (const name of usage.names) into.set(name, { long, kind: usage.acceptedValues.value })
-      }
-      break
-    }
-    case "Optional":
-    case "Repeated":
-      optionValues(usage.usage, into)
-      break
-    case "Alternation":
-    case "Concat":
-      optionValues(usage.left, into)
-      optionValues(usage.right, into)
-      break
+const optionValues = (usage: Usage): ReadonlyMap<string, { readonly long: string; readonly kind: string }> => {
+  const into = new Map<string, { readonly long: string; readonly kind: string }>()
+  for (const u of namedIn(usage)) {
+    const long = u.names.find((n) => n.startsWith("--"))
+    if (long === undefined || u.acceptedValues._tag !== "Some") continue
+    for (const name of u.names) into.set(name, { long, kind: u.acceptedValues.value })
   }
   return into
 }
 
 /** The positional arguments in `usage` that are paths (no fixed choices), by name. */
-const pathArguments = (usage: Usage): ReadonlyArray<string> => {
-  switch (usage._tag) {
-    case "Named":
-      return usage.names.flatMap((
-        n
-      ) => (/^<.+>$/.test(n) && usage.acceptedValues._tag === "None" ? [n.slice(1, -1)] : []))
-    case "Optional":
-    case "Repeated":
-      return pathArguments(usage.usage)
-    case "Alternation":
-    case "Concat":
-      return [...pathArguments(usage.left), ...pathArguments(usage.right)]
-    default:
-      return []
-  }
-}
+const pathArguments = (usage: Usage): ReadonlyArray<string> =>
+  namedIn(usage).flatMap((u) =>
+    u.acceptedValues._tag === "None" ? u.names.flatMap((n) => (/^<.+>$/.test(n) ? [n.slice(1, -1)] : [])) : []
+  )
 
 const PATH_KINDS = new Set(["file", "directory", "path"])
 /** Path options skyrl writes to (a `-` there would mean stdout). */
@@ -257,7 +236,7 @@ export const dashPath = (
 ): string | undefined => {
   const { node, path } = walk(command, args, () => undefined)
   const usage = CommandDescriptor.getUsage(own(node) as never)
-  const options = optionValues(usage, new Map())
+  const options = optionValues(usage)
   const positional = pathArguments(usage)
   const prefix = path.length > 1 ? `${path.slice(1).join(" ")}: ` : ""
   const end = endOf(args)
