@@ -59,6 +59,21 @@ writeFileSync(
 )
 
 /** An echo row whose params text (and metadata text, when given) is exactly this JSON. */
+/** `skyrl verify` of `rows` on server-everything (mcp.json), its output and cassettes in `dir`. */
+const verify = (rows: string, inv: string, out: string, tapes: string) =>
+  runCli([
+    "verify",
+    rows,
+    "--inventory",
+    inv,
+    "--servers-config",
+    at("mcp.json"),
+    "--out",
+    at(out),
+    "--cassettes",
+    at(tapes)
+  ])
+
 const echoRow = (id: string, params: string, metadata?: string) => {
   const row = rowFor(id, [{ server: "everything", tool: "echo", params: { message: id } }])
   row.reward_spec.ground_truth.tool_sequence[0].params = params
@@ -84,18 +99,7 @@ describe("__proto__ as a key of params (built CLI)", () => {
         "param (declared: message)"
     )
 
-    const verified = await runCli([
-      "verify",
-      rows,
-      "--inventory",
-      inv,
-      "--servers-config",
-      at("mcp.json"),
-      "--out",
-      at("v.jsonl"),
-      "--cassettes",
-      at("tapes")
-    ])
+    const verified = await verify(rows, inv, "v.jsonl", "tapes")
     expect(verified.status).toBe(1)
     const rejects = jsonl(at("v.jsonl.rejects.jsonl"))
     // Before: row 0 ran (the server got {} and answered an error: tool-error), row 1 named `params.x`.
@@ -122,18 +126,7 @@ describe("__proto__ as a key of params (built CLI)", () => {
     const params = "{\"message\":\"hi\",\"__proto__\":{\"x\":1}}"
     const metadata = "{\"source\":\"convert\",\"__proto__\":{\"source\":\"other\",\"a\":1},\"z\":2}"
     const rows = writeJsonl(at("open.jsonl"), [echoRow("open", params, metadata)])
-    const r = await runCli([
-      "verify",
-      rows,
-      "--inventory",
-      inv,
-      "--servers-config",
-      at("mcp.json"),
-      "--out",
-      at("ov.jsonl"),
-      "--cassettes",
-      at("otapes")
-    ])
+    const r = await verify(rows, inv, "ov.jsonl", "otapes")
     expect(r.stderr).not.toContain("skyrl:")
     expect(r.status).toBe(0)
     const [row] = jsonl(at("ov.jsonl"))
