@@ -17,9 +17,10 @@ import {
   repeatedOptionsSplit,
   unknownOption
 } from "./cli/commandLine.js"
-import type { StopSignal } from "./cli/exit.js"
 import { describeCause, exitCodeOf, finalErrorLine, interruptedMessage, jsonLogsRequested } from "./cli/exit.js"
 import { cli, skyrl } from "./cli/main.js"
+import type { StopSignal } from "./services/StopRequests.js"
+import { processStopRequests } from "./services/StopRequests.js"
 
 // A reader that went away (`skyrl generate --dry-run | head`, a pager quit early) makes the next write fail with
 // EPIPE, an unhandled 'error' event otherwise (a Node stack trace, exit 1). stdout carries the command's output:
@@ -33,16 +34,8 @@ process.stderr.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code !== "EPIPE") throw error
 })
 
-// runMain interrupts the program on SIGINT and SIGTERM alike; the exit code tells them apart (130, 143). The first
-// signal removes this listener as runMain removes its own: a second one (either) ends the process at once, as before.
+// The first signal that stopped the program: the exit code tells SIGINT and SIGTERM apart (130, 143).
 let stopSignal: StopSignal | undefined
-const noteSignal = (signal: StopSignal) => {
-  stopSignal = signal
-  process.removeListener("SIGINT", noteSignal)
-  process.removeListener("SIGTERM", noteSignal)
-}
-process.on("SIGINT", noteSignal)
-process.on("SIGTERM", noteSignal)
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
 const argv = [
@@ -131,3 +124,26 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
     teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : exitCodeOf(exit.cause, stopSignal))
   })
 )
+
+// runMain interrupts the program on the first SIGINT or SIGTERM (its listener, added just now). A run that can stop
+// gracefully (generate and enrich while they make samples: StopRequests) is asked first: it makes no new model call
+// and keeps the answers of those in flight, then ends with the signal's code; the next signal, or the first when
+// no run listens, goes to runMain's listener and interrupts at once; a third ends the process (no listener left).
+const interruptNow = process.listeners("SIGINT")
+for (const listener of interruptNow) {
+  process.removeListener("SIGINT", listener)
+  process.removeListener("SIGTERM", listener)
+}
+let stopAsked = false
+const onSignal = (signal: StopSignal) => {
+  stopSignal ??= signal
+  if (!stopAsked && processStopRequests.request(signal)) {
+    stopAsked = true
+    return
+  }
+  process.removeListener("SIGINT", onSignal)
+  process.removeListener("SIGTERM", onSignal)
+  for (const listener of interruptNow) listener(signal)
+}
+process.on("SIGINT", onSignal)
+process.on("SIGTERM", onSignal)

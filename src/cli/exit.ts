@@ -1,6 +1,7 @@
 /** How a failed run is reported: one readable line and an exit code. */
 import { ValidationError } from "@effect/cli"
 import { Cause, Option } from "effect"
+import type { StopSignal } from "../services/StopRequests.js"
 
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
@@ -9,8 +10,7 @@ export const EXIT_INTERRUPTED = 130
 /** Interrupted by SIGTERM (kill, a container stop, a job scheduler): 128 + 15, as the shells report it. */
 export const EXIT_TERMINATED = 143
 
-/** The signal that interrupted the run, as @effect/platform-node's runMain takes either to interrupt it. */
-export type StopSignal = "SIGINT" | "SIGTERM"
+export type { StopSignal } from "../services/StopRequests.js"
 
 /**
  * A file-system error as a defect: @effect/cli checks path arguments with @effect/platform's FileSystem

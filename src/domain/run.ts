@@ -281,10 +281,12 @@ export class IncompleteRun extends Schema.TaggedError<IncompleteRun>()("Incomple
   requested: Schema.Number,
   reason: Schema.String,
   output: Schema.String,
-  earlierOut: Schema.optional(Schema.Boolean)
+  earlierOut: Schema.optional(Schema.Boolean),
+  /** The run stopped on a signal (its calls in flight ended first): exit 130 (SIGINT) or 143 (SIGTERM). */
+  signal: Schema.optional(Schema.Literal("SIGINT", "SIGTERM"))
 }) {
   get exitCode(): number {
-    return 1
+    return this.signal === "SIGINT" ? 130 : this.signal === "SIGTERM" ? 143 : 1
   }
   override get message(): string {
     if (this.made === 0 && this.earlierOut !== undefined) {

@@ -59,6 +59,8 @@ export interface RunContext<J extends Job> {
    * wave that came back together are handled.
    */
   readonly calls: Effect.Semaphore
+  /** Model calls sent and not answered yet (what a stop on a signal waits for). */
+  readonly inFlight: { calls: number }
 }
 
 /** How one call ended, with the archived call (`<log>#<name>`) of its last HTTP attempt. */
@@ -180,6 +182,7 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
           }))
       )
     }).pipe(Effect.catchAll(failed))
+  ctx.inFlight.calls++
   const result = yield* ctx.llm.complete({
     name: TASK_SCHEMA_NAME,
     instructions: ctx.options.instructions,
@@ -188,7 +191,7 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
     jsonSchema: ctx.inventoryOf(job).outputJsonSchema({ maxSteps: ctx.options.maxTools }),
     key,
     onAttempt
-  }).pipe(Effect.either)
+  }).pipe(Effect.either, Effect.ensuring(Effect.sync(() => void ctx.inFlight.calls--)))
   return { state, durable, result }
 })
 

@@ -11,7 +11,7 @@
  * (a crash between archiving and journaling, an earlier batch round) is replayed instead of asked again,
  * so a paid answer is neither requested twice nor counted twice.
  */
-import { Clock, Effect, Layer, Ref, Schema } from "effect"
+import { Clock, Effect, Layer, Ref, Runtime, Schema } from "effect"
 import * as path from "node:path"
 import * as Inv from "../domain/inventory.js"
 import type { Usage } from "../domain/llm.js"
@@ -30,6 +30,7 @@ import { Progress } from "../services/Progress.js"
 import { callRefInRunDir } from "../services/runArchive.js"
 import type { RunSpec } from "../services/RunJournal.js"
 import { RunJournal } from "../services/RunJournal.js"
+import { StopRequests } from "../services/StopRequests.js"
 import { Storage } from "../services/Storage.js"
 import type { DiversityReport } from "../skyrl/diversity.js"
 import { diversityOfRows, renderDiversityText } from "../skyrl/diversity.js"
@@ -96,6 +97,12 @@ export interface SamplingOptions<J extends Job> {
   readonly answered?: boolean | undefined
   /** How failed or stopped samples are made again (default: `rerun with --resume`; a batch run collects again). */
   readonly retryHint?: string | undefined
+  /**
+   * A signal (the first Ctrl-C or SIGTERM) stops the run gracefully: no new call, the calls in flight end
+   * and are kept, the rows made are written (`StopRequests`); otherwise it interrupts at once. generate and
+   * enrich online; not rebuild or batch collect (no call in flight to wait for, or a batch's to collect).
+   */
+  readonly stopOnSignal?: boolean | undefined
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
   /**
@@ -195,7 +202,7 @@ export const runSampling = <J extends Job>(options: SamplingOptions<J>) =>
   Effect.gen(function*() {
     const catalogue = yield* (yield* Inventory).get
     const spec = runSpecOf(options, options.command === "generate" ? catalogue : undefined)
-    return yield* runEngine(options).pipe(Effect.provide(runLayer(spec)))
+    return yield* runEngine({ ...options, stopOnSignal: true }).pipe(Effect.provide(runLayer(spec)))
   })
 
 const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
@@ -240,6 +247,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0, unreachable: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
       calls: yield* Effect.makeSemaphore(options.concurrency),
+      inFlight: { calls: 0 },
       made: new Map()
     } satisfies RunContext<J>
   })
@@ -283,20 +291,48 @@ const progressOf = <J extends Job>(ctx: RunContext<J>, t0: number) =>
     }
   })
 
+/**
+ * While the run makes samples, a signal stops it gracefully (`stopOnSignal`): no call starts after it, the
+ * calls in flight end and their answers are archived, priced and judged, then the rows made are written and
+ * the run ends with the signal's exit code (IncompleteRun). Said on stderr when it comes.
+ */
+const listenForStop = <J extends Job>(ctx: RunContext<J>) =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    const stopRequests = yield* StopRequests
+    yield* stopRequests.listen((signal) =>
+      Runtime.runSync(runtime)(Effect.gen(function*() {
+        const reason = `${signal === "SIGINT" ? "interrupted (Ctrl-C)" : "terminated (SIGTERM)"}; ` +
+          "the work done so far is kept: rerun the same command with --resume to continue"
+        yield* Ref.update(ctx.stop, (s) => s ?? { reason, budget: false, signal })
+        const n = ctx.inFlight.calls
+        const again = signal === "SIGINT" ? "Ctrl-C" : "SIGTERM"
+        yield* Effect.logWarning(
+          `${signal}: stopping: no new model call is made; ` + (n === 0
+            ? "the answers being judged are kept"
+            : `waiting for the ${n} call${n === 1 ? "" : "s"} in flight, whose answers are kept ` +
+              `(${again} again stops at once and loses them)`)
+        )
+      }))
+    )
+  })
+
 /** The engine inside an opened run (RunJournal, CostLedger and the answering Llm in context). */
 export const runEngine = Effect.fn("Run.engine")(function*<J extends Job>(options: SamplingOptions<J>) {
   const ctx = yield* makeContext(options)
   const todo = yield* planWork(ctx)
   const t0 = yield* Clock.currentTimeMillis
+  // Twice as many samples as calls: while `concurrency` of them wait for answers, the others are handled
+  // (the call permits bound what is sent). One at a time stays one at a time: samples are then accepted
+  // in plan order, which rebuild relies on.
+  const work = Effect.forEach(todo, ({ before, job }) => sample(ctx, job, before), {
+    concurrency: options.concurrency === 1 ? 1 : 2 * options.concurrency,
+    discard: true
+  })
   yield* (yield* Progress).track(
     progressOf(ctx, t0),
-    // Twice as many samples as calls: while `concurrency` of them wait for answers, the others are handled
-    // (the call permits bound what is sent). One at a time stays one at a time: samples are then accepted
-    // in plan order, which rebuild relies on.
-    Effect.forEach(todo, ({ before, job }) => sample(ctx, job, before), {
-      concurrency: options.concurrency === 1 ? 1 : 2 * options.concurrency,
-      discard: true
-    })
+    // A signal stops the run gracefully while samples are made (after, writing the dataset, it interrupts).
+    options.stopOnSignal === true ? Effect.scoped(Effect.zipRight(listenForStop(ctx), work)) : work
   )
   return yield* writeDataset(ctx)
 })
@@ -395,6 +431,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       reason: stop !== undefined
         ? finalStopReason(stop, options.maxCostUsd, totals)
         : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded", options.retryHint),
+      ...(stop?.signal === undefined ? {} : { signal: stop.signal }),
       // No row: nothing was written, so an --out there is an earlier run's (the error says so).
       ...(written === 0 ? { earlierOut: yield* storage.exists(options.out) } : {})
     })

@@ -15,6 +15,7 @@ import type { Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage } from "../domain/llm.js"
 import { costOf } from "../domain/pricing.js"
 import type { LedgerEntry } from "../domain/run.js"
+import type { StopSignal } from "./StopRequests.js"
 
 export interface LedgerTotals {
   readonly calls: number
@@ -36,6 +37,8 @@ export const budgetReached = (maxCostUsd: number | undefined, totals: LedgerTota
 export interface RunStop {
   readonly reason: string
   readonly budget: boolean
+  /** A stop asked by a signal (the first Ctrl-C or SIGTERM): the run ends with that signal's exit code. */
+  readonly signal?: StopSignal | undefined
 }
 
 /**
