@@ -190,8 +190,19 @@ describe("row problems name the field", () => {
       field: "messages[0].content",
       reason: "is missing"
     })
-    expect(problem(extractSource({ messages: [{ role: "user", content: [{ type: "text", text: "q" }] }] })).reason)
-      .toMatch(/must be a string, got an array/)
+    expect(problem(extractSource({ messages: [{ role: "user", content: 7 }] })).reason)
+      .toBe("must be a string or a list of text parts, got number")
+    // A list of parts: the text parts joined by a line break; any other part is named.
+    const parts = extractSource({
+      messages: [{ role: "user", content: [{ type: "text", text: "q" }, { type: "input_text", text: "r" }] }]
+    })
+    expect(parts._tag === "Invalid" ? parts.reason : parts.user).toBe("q\nr")
+    expect(problem(extractSource({ messages: [{ role: "user", content: [{ type: "text", text: "q" }, "r"] }] })))
+      .toEqual({
+        field: "messages[0].content[1]",
+        reason:
+          "must be a text part ({\"type\": \"text\", \"text\": \"...\"}), got string (only text goes into a prompt)"
+      })
   })
 
   it("two system messages, unknown roles, non-objects and unknown shapes", () => {

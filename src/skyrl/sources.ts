@@ -180,20 +180,47 @@ const messageList = (
   return Either.right(out)
 }
 
+/** The part types whose `text` is the message's text (Chat Completions' "text", the Responses API's "input_text"). */
+const TEXT_PARTS = new Set(["text", "input_text"])
+
+/**
+ * A content given as a list of parts (`[{"type": "text", "text": "..."}]`, as OpenAI chat logs often hold it):
+ * its text parts joined by a line break; the first part that is not text is a problem (an image or audio part
+ * has no place in a text prompt).
+ */
+const partsText = (parts: ReadonlyArray<unknown>, field: string): Either.Either<string, SourceProblem> => {
+  const texts: Array<string> = []
+  for (const [i, part] of parts.entries()) {
+    const type = isObject(part) ? part.type : undefined
+    if (!isObject(part) || typeof type !== "string" || !TEXT_PARTS.has(type) || typeof part.text !== "string") {
+      return Either.left({
+        field: `${field}[${i}]`,
+        reason: `must be a text part ({"type": "text", "text": "..."}), got ${
+          typeof type === "string" ? `a part of type "${type}"` : describeType(part)
+        } (only text goes into a prompt)`
+      })
+    }
+    texts.push(part.text)
+  }
+  return Either.right(texts.join("\n"))
+}
+
 const textContent = (m: Message): Either.Either<string, SourceProblem> => {
   if (m.content === undefined || m.content === null) return Either.left({ field: m.contentField, reason: "is missing" })
-  if (typeof m.content !== "string") {
+  if (typeof m.content !== "string" && !Array.isArray(m.content)) {
     return Either.left({
       field: m.contentField,
-      reason: `must be a string, got ${describeType(m.content)} (multi-part content is not supported)`
+      reason: `must be a string or a list of text parts, got ${describeType(m.content)}`
     })
   }
-  if (m.content.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
+  const text = typeof m.content === "string" ? Either.right(m.content) : partsText(m.content, m.contentField)
+  if (Either.isLeft(text)) return text
+  if (text.right.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
   // Half a surrogate pair (JSON text can escape one, "\ud83d", e.g. an emoji cut in two): the row would be
   // refused whatever plan came back, as no dataset reader takes it (src/skyrl/utf8.ts).
-  const surrogate = loneSurrogateOf(m.content)
+  const surrogate = loneSurrogateOf(text.right)
   if (surrogate !== undefined) return Either.left({ field: m.contentField, reason: surrogate })
-  return Either.right(m.content)
+  return text
 }
 
 interface Prompt {
@@ -491,7 +518,11 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
     return invalid(id, {
       field: "",
       reason: `not a SkyRL row, ShareGPT conversation or OpenAI message list (got ${describeType(value)}${
-        isObject(value) ? ` with keys ${Object.keys(value).slice(0, 6).join(", ") || "none"}` : ""
+        !isObject(value)
+          ? ""
+          : Object.keys(value).length === 0
+          ? " with no key"
+          : ` with keys ${Object.keys(value).slice(0, 6).join(", ")}`
       })`
     })
   }
