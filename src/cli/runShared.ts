@@ -21,6 +21,14 @@ import { resolveAsOf } from "./shared.js"
 import type { RunVerifyFlags } from "./verifyFlags.js"
 import { checkVerifyFlags } from "./verifyFlags.js"
 
+/**
+ * A generate run's N is fixed (its work plan spreads domains, complexities and subjects over N samples): more
+ * rows are another run.
+ */
+const MORE_ROWS = ". For more rows than the run's N, make a second dataset (another --out, another --seed) and " +
+  "check both together with `skyrl validate FIRST SECOND` (it finds prompts and plans repeated across files); " +
+  "SkyRL trains on several files"
+
 /** The parsed options every model-calling command shares (`runOptions`, shared.ts and the LLM/batch flags). */
 export interface RunCliOptions extends LlmOptions, BatchFlags, RunVerifyFlags {
   readonly out: string
@@ -363,7 +371,8 @@ export const resolveRun = (input: {
       return yield* new SettingsError({
         setting: "--resume",
         reason: `run ${run.run_id} was made with other settings: ${differences.join("; ")}. ` +
-          "Run without --resume to start a new run, or add --force to continue it with its own settings"
+          "Run without --resume to start a new run, or add --force to continue it with its own settings" +
+          (input.command === "generate" && recorded.n < wanted.n ? MORE_ROWS : "")
       })
     }
     if (differences.length > 0) {
