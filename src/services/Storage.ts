@@ -190,6 +190,46 @@ const reason = (e: unknown): string => {
 const attempt = <A>(file: string, operation: string, f: () => Promise<A>): Effect.Effect<A, StorageError> =>
   Effect.tryPromise({ try: f, catch: (e) => new StorageError({ path: file, operation, reason: reason(e) }) })
 
+/**
+ * Makes `dir` and its missing parents one level at a time, not with Node's `fs.mkdir(dir, { recursive: true })`:
+ * Node 20's never returns for a path under /proc (it retries the level whose mkdir fails with ENOENT forever, at
+ * 100% CPU). Walks up to the first ancestor that is there (stat), which must be a directory, then makes each
+ * missing level below it (EEXIST, another process's mkdir, is fine). A level that cannot be made fails as mkdir
+ * does, with its code (ENOENT, EACCES, EROFS, ...) and a message naming that level; an ancestor that is a file is
+ * ENOTDIR naming it. Returns the levels it made, top first.
+ */
+export const makeDirectories = async (dir: string): Promise<Array<string>> => {
+  const missing: Array<string> = []
+  let at = path.resolve(dir)
+  for (;;) {
+    const stat = await fs.stat(at).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT") return undefined
+      throw e
+    })
+    if (stat !== undefined) {
+      if (stat.isDirectory()) break
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${at}'`), {
+        code: "ENOTDIR",
+        syscall: "mkdir",
+        path: at
+      })
+    }
+    missing.push(at)
+    const parent = path.dirname(at)
+    if (parent === at) break
+    at = parent
+  }
+  const made: Array<string> = []
+  for (const level of missing.reverse()) {
+    const ours = await fs.mkdir(level).then(() => true, (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EEXIST") throw e
+      return false
+    })
+    if (ours) made.push(level)
+  }
+  return made
+}
+
 const tempName = (file: string): string =>
   path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`)
 
@@ -838,7 +878,7 @@ const acquireLockFile = (
 ): Effect.Effect<void, LockHeld | StorageError> =>
   Effect.gen(function*() {
     const text = JSON.stringify(owner) + "\n"
-    yield* attempt(file, "create directory for", () => fs.mkdir(path.dirname(path.resolve(file)), { recursive: true }))
+    yield* attempt(file, "create directory for", () => makeDirectories(path.dirname(path.resolve(file))))
     for (let round = 0; round < 3; round++) {
       if (yield* attempt(file, "create lock", () => createExclusive(file, text))) return
       const holder = yield* attempt(file, "read lock", () => lockHolder(file))
@@ -861,7 +901,7 @@ const acquireLockFile = (
 const tempFileFor = (file: string) =>
   Effect.acquireRelease(
     attempt(file, "write", async () => {
-      await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+      await makeDirectories(path.dirname(path.resolve(file)))
       const tmp = tempName(path.resolve(file))
       return { tmp, handle: await fs.open(tmp, "w+"), renamed: false }
     }),
@@ -953,7 +993,7 @@ const readSlice = async (file: string, offset: number, length: number): Promise<
 
 /** Opens `file` for appending, creating it (and its directory, whose new entry is synced) when missing. */
 const openForAppend = async (file: string): Promise<fs.FileHandle> => {
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true })
+  await makeDirectories(path.dirname(path.resolve(file)))
   const created = await fs.access(file).then(() => false, () => true)
   const handle = await fs.open(file, "a")
   if (created) await syncDirectory(path.dirname(path.resolve(file)))
@@ -1103,8 +1143,7 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
   size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
-  makeDirectory: (dir) =>
-    attempt(dir, "create directory", () => fs.mkdir(dir, { recursive: true }).then(() => undefined)),
+  makeDirectory: (dir) => attempt(dir, "create directory", () => makeDirectories(dir).then(() => undefined)),
   readDirectory: (dir) => attempt(dir, "list", () => fs.readdir(dir).then((names) => names.sort())),
   writeFileAtomic: (file, data) =>
     Effect.scoped(
