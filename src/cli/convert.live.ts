@@ -7,6 +7,7 @@ import { loadInventoryFile } from "../services/Inventory.js"
 import { ScratchLive } from "../services/Scratch.js"
 import { StorageLive } from "../services/Storage.js"
 import { checkOutFormat } from "./outFormat.js"
+import { fileDirectory, outputDirectoriesMakeable } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
 import { DEFAULT_INVENTORY } from "./paths.js"
 import { positiveInt } from "./runShared.js"
@@ -39,6 +40,10 @@ export const runConvert = (options: {
         reason: "is the --out file; give the rejects a file of their own"
       })
     }
+    yield* outputDirectoriesMakeable([
+      fileDirectory("--out", options.out),
+      fileDirectory(Option.isSome(options.rejects) ? "--rejects" : "--out", rejectsFile)
+    ])
     const inventory = yield* loadInventoryFile(inventoryFile)
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const now = new Date(yield* Clock.currentTimeMillis)

@@ -32,6 +32,7 @@ import { estimateTokens } from "../skyrl/prompt.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { baseUrlChecked, hasApiKey, llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
+import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
@@ -121,6 +122,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
       yield* replayInput(options)
     ])
     const { out, rawDir } = yield* outputPathsOf(options)
+    if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories(options))
     const servers = Option.map(options.servers, parseServerList)
     if (options.inventoryFromPrompt && Option.isSome(servers)) {
       return yield* new SettingsError({

@@ -13,6 +13,7 @@ import { StorageLive } from "../services/Storage.js"
 import { parseComplexities } from "../skyrl/workPlan.js"
 import * as Plan from "./generatePlan.live.js"
 import { baseUrlChecked, llmSettingsFromOptions, replayInput, usesOpenAI } from "./llmOptions.js"
+import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
@@ -46,6 +47,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       Option.isSome(options.subjects) ? { what: "--subjects file", file: options.subjects.value } : undefined,
       yield* replayInput(options)
     ])
+    if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories(options))
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
     const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm

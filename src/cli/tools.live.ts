@@ -13,6 +13,7 @@ import { McpClientLive } from "../services/McpClient.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { formatChange } from "../skyrl/drift.js"
 import { anchorSpec, pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
+import { fileDirectory, outputDirectoriesMakeable } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
 import { timeoutProblem } from "./shared.js"
 
@@ -119,6 +120,7 @@ export const runToolsImport = (options: ImportOptions) =>
         ? { what: "--servers-config file", file: options.serversConfig.value }
         : undefined
     ])
+    yield* outputDirectoriesMakeable([fileDirectory("--out", options.out.value)])
     const dir = process.cwd()
     yield* writeImport(given.map((spec) => anchorSpec(spec, dir, existsSync)), options.out.value, timeout)
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))

@@ -17,6 +17,7 @@ import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
 import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
 import { outFormatProblem } from "./outFormat.js"
+import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
 import { timeoutProblem } from "./shared.js"
 import { cassettesDirOf, startTimeoutSetting, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
@@ -141,6 +142,8 @@ export const runVerify = (options: VerifyCliOptions) =>
           : undefined
       ]
     )
+    // A dry run writes nothing (it makes no directory either).
+    if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories({ ...options, verify: true }))
     yield* warnInputsTwice(options.files)
     const inventory = yield* loadInventoryFile(inventoryFile)
     const configured = Option.isSome(options.serversConfig) ? yield* readServersConfig(options.serversConfig.value) : []

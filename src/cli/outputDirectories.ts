@@ -1,0 +1,84 @@
+/**
+ * A command's output directories can be made, found before anything runs (before a model or MCP server is paid
+ * for or started): a directory that cannot be (`--out /proc/x/out.jsonl`: ENOENT; a read-only or foreign
+ * directory: EROFS, EACCES) is a usage error naming the flag and the path as given, in the words of the other
+ * path errors (`--out: /proc/x/out.jsonl: ENOENT: no such file or directory, mkdir '/proc/x'`).
+ *
+ * The check makes the missing levels as the run would (Storage's makeDirectories: nothing else tells that mkdir
+ * will fail under /proc, where `access` says writable) and removes those it made, so a run that stops at a later
+ * check leaves no empty directory behind. A directory that is there is not written to (its files are the run's).
+ */
+import { Effect, Option } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { SettingsError } from "../domain/run.js"
+import { makeDirectories } from "../services/Storage.js"
+import { cassettesDirOf } from "./verifyFlags.js"
+
+export interface OutputDirectory {
+  /** The flag that gave the path (`--out`, `--cassettes`, ...): a default next to --out is --out's. */
+  readonly setting: string
+  /** The flag's value as given, for the message. */
+  readonly given: string
+  /** The directory the command creates (and writes into). */
+  readonly dir: string
+}
+
+/** The directory an output file goes in, named by the flag that gave the file. */
+export const fileDirectory = (setting: string, file: string): OutputDirectory => ({
+  setting,
+  given: file,
+  dir: path.dirname(path.resolve(file))
+})
+
+/** A directory given by a flag (`--cassettes`, `--raw-dir`), else the default next to `--out`. */
+const flagDirectory = (setting: string, flag: Option.Option<string>, out: string, dir: string): OutputDirectory =>
+  Option.match(flag, {
+    onNone: () => ({ setting: "--out", given: out, dir }),
+    onSome: (given) => ({ setting, given, dir: given })
+  })
+
+/**
+ * A run's (generate, enrich; verify's with `rawDir` absent): --out's directory, the archive root (--raw-dir, else
+ * raw_llm/ next to --out) and, with --verify, the cassette store (--cassettes, else cassettes/ next to --out).
+ */
+export const runDirectories = (options: {
+  readonly out: string
+  readonly rawDir?: Option.Option<string> | undefined
+  readonly verify: boolean
+  readonly cassettes: Option.Option<string>
+}): ReadonlyArray<OutputDirectory> => {
+  const out = fileDirectory("--out", options.out)
+  return [
+    out,
+    ...(options.rawDir === undefined
+      ? []
+      : [flagDirectory("--raw-dir", options.rawDir, options.out, path.join(out.dir, "raw_llm"))]),
+    ...(options.verify
+      ? [flagDirectory("--cassettes", options.cassettes, options.out, cassettesDirOf(options, options.out))]
+      : [])
+  ]
+}
+
+const probe = async (dir: string): Promise<void> => {
+  const made = await makeDirectories(dir)
+  for (const level of made.reverse()) await fs.rmdir(level).catch(() => undefined)
+}
+
+export const outputDirectoriesMakeable = (
+  directories: ReadonlyArray<OutputDirectory | undefined>
+): Effect.Effect<void, SettingsError> =>
+  Effect.gen(function*() {
+    const seen = new Set<string>()
+    for (const d of directories) {
+      if (d === undefined) continue
+      const dir = path.resolve(d.dir)
+      if (seen.has(dir)) continue
+      seen.add(dir)
+      const failure = yield* Effect.promise(() => probe(dir).then(() => undefined, (e: unknown) => e))
+      if (failure !== undefined) {
+        const message = failure instanceof Error ? failure.message : String(failure)
+        return yield* new SettingsError({ setting: d.setting, reason: `${d.given}: ${message}` })
+      }
+    }
+  })
