@@ -34,7 +34,7 @@ import type { DurableLog } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines } from "../services/durableLog.js"
 import { Storage } from "../services/Storage.js"
 import type { VerifierApi } from "../services/Verifier.js"
-import { sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
+import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import type { VerifyStep } from "../skyrl/verification.js"
 import {
@@ -95,6 +95,12 @@ const answerOf = (row: SkyRLRow, steps: ReadonlyArray<VerifyStep>) => {
 type Answer = NonNullable<ReturnType<typeof answerOf>>
 
 const refOf = (a: AnswerRef): AnswerRef => ({ sample: a.sample, attempt: a.attempt, purpose: a.purpose })
+
+/** An answer's plan as Ctrl-C names it (`finishingNotice`). */
+const planName = (a: AnswerRef | undefined): string =>
+  a === undefined
+    ? "a plan"
+    : `the plan of sample ${a.sample + 1}, attempt ${a.attempt}${a.purpose === "repair" ? " (its repair)" : ""}`
 
 const keyOf = (a: Pick<VerificationLogEntry, "sample" | "attempt" | "purpose" | "plan">) =>
   `${a.sample}/${a.attempt}/${a.purpose}/${a.plan}`
@@ -209,7 +215,8 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
     if (elsewhere > 0) {
       yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
     }
-    const judge = planJudge(verifier, log, logged)
+    // One per run: Ctrl-C says why it lets plans with side effects finish once, then names the others.
+    const judge = planJudge(verifier, log, logged, finishingNotice("--verify-timeout"))
     return (row: SkyRLRow) => {
       const refused = unsendable(row)
       if (refused !== undefined) return Effect.succeed(refused)
@@ -232,7 +239,13 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
  * its log line; else the plan runs and its outcome is recorded. Memory: the plans running, and one map slot
  * per distinct plan logged (`Logged`).
  */
-const planJudge = (verifier: VerifierApi, log: DurableLog, logged: Logged) => {
+const planJudge = (
+  verifier: VerifierApi,
+  log: DurableLog,
+  logged: Logged,
+  /** What Ctrl-C says of a plan it lets finish: the run's `finishingNotice`. */
+  finishing: (plan: string) => string
+) => {
   const standing = (e: VerificationLogEntry | undefined) =>
     e !== undefined && outcomeStands(e, verifier.hasResult, verifier.sideEffect) ? outcomeOfEntry(e) : undefined
   /** A line on disk before it returns, and kept. */
@@ -261,7 +274,9 @@ const planJudge = (verifier: VerifierApi, log: DurableLog, logged: Logged) => {
     answer: Answer | undefined
   ): Effect.Effect<Judged, StorageError> =>
     Effect.map(
-      steps.some(verifier.sideEffect) ? toCompletion(run(steps, answer)) : run(steps, answer),
+      steps.some(verifier.sideEffect)
+        ? toCompletion(run(steps, answer), () => finishing(planName(answer)))
+        : run(steps, answer),
       (outcome) => ({ outcome, replayed: false })
     )
   const running = new Map<string, Running>()

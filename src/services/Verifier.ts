@@ -243,20 +243,23 @@ export const toCompletion = <A, E, R>(
       ))
   )
 
-const WHY_FINISHING = "so that --resume does not run them again (each call within --timeout; Ctrl-C again stops " +
-  "at once, and --resume then rejects the row as interrupted)"
-const FINISHING = `interrupted: finishing a plan whose side effects have started, ${WHY_FINISHING}`
+/** Why Ctrl-C lets plans with side effects finish; `timeoutFlag`: the flag that bounds each call. */
+const whyFinishing = (timeoutFlag: string) =>
+  `so that --resume does not run them again (each call within ${timeoutFlag}; Ctrl-C again stops at once, and ` +
+  "--resume then rejects the row as interrupted)"
+const FINISHING = `interrupted: finishing a plan whose side effects have started, ${whyFinishing("--timeout")}`
 
 /**
  * What Ctrl-C says of the plans `toCompletion` waits for in one run, each named (`plan`: which row): the first
  * with why, the others by name only. Before, every plan still running printed the same sentence, naming none.
+ * `timeoutFlag`: the flag that bounds each call (`skyrl verify`'s --timeout; --verify-timeout with --verify).
  */
-export const finishingNotice = () => {
+export const finishingNotice = (timeoutFlag = "--timeout") => {
   let told = false
   return (plan: string): string => {
     if (told) return `interrupted: also finishing ${plan} (its side effects have started)`
     told = true
-    return `interrupted: finishing ${plan}, whose side effects have started, ${WHY_FINISHING}`
+    return `interrupted: finishing ${plan}, whose side effects have started, ${whyFinishing(timeoutFlag)}`
   }
 }
 
