@@ -119,6 +119,10 @@ describe("generate --verify: Ctrl-C with several plans with side effects in flig
       await waitFor(() => intents() >= 3, 40_000).catch((e) => {
         throw new Error(`${String(e)}; stderr so far:\n${stderr}`)
       })
+      // The first Ctrl-C stops the run gracefully (no new model call; test/gracefulStop.test.ts): the plans go on.
+      // The second interrupts, and the plans with side effects are let finish.
+      child.kill("SIGINT")
+      await waitFor(() => stderr.includes("SIGINT: stopping"), 10_000)
       child.kill("SIGINT")
       expect(await exited, stderr).toBe(130)
     } finally {
