@@ -107,9 +107,12 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    */
   literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists", "stated-v3", "stated-v4")),
   /**
-   * generate: "repaired-v5", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
+   * generate: "repaired-v6", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
    * params as a dump (or a system message that singles out plan tools) is sent back to the model as a repair
-   * (`prompt/user-names-tool` is an error at acceptance): it tells the policy the plan. "repaired-v4": a run
+   * (`prompt/user-names-tool` is an error at acceptance): it tells the policy the plan. "repaired-v5": a run
+   * made while a sentence's full stop joined a server's name to the words (`Use FMP. Get quote` named
+   * `fmp_get_quote`) and a name one edit off with an invisible character in it (`fmp_get_\u200bqoute`) was none,
+   * judged again as it was ("until-2026-12-03d"). "repaired-v4": a run
    * made before a name spelled letter by letter (`f m p _ g e t _ q u o t e`), percent-encoded
    * (`fmp%5Fget%5Fquote`), one edit off a long name (`fmp_get_qoute`) or written as its server's name, a colon
    * or slash and words (`FMP: get quote`) counted, judged again as it was ("until-2026-12-03c"). "repaired-v3": a run
@@ -120,7 +123,9 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * the tag only as written: `promptReadingOf`). Absent: a
    * warning (`--allow-tool-names-in-prompt`, and runs made before 2026-12-02, which `rebuild` makes as they were).
    */
-  user_leaks: Schema.optional(Schema.Literal("repaired", "repaired-v2", "repaired-v3", "repaired-v4", "repaired-v5"))
+  user_leaks: Schema.optional(
+    Schema.Literal("repaired", "repaired-v2", "repaired-v3", "repaired-v4", "repaired-v5", "repaired-v6")
+  )
 }) {}
 
 /**

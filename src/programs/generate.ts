@@ -237,8 +237,9 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
  * made before number words past twelve, months with their year and the wider leak reading; with `user_leaks:
  * "repaired-v3"`, made before a server-prefixed tool name written as words counted; with `user_leaks:
  * "repaired-v4"`, made before a name spelled letter by letter, percent-encoded, one edit off or after its server's
- * name and a colon counted (src/skyrl/promptReading.ts). A setting that is absent only warns: its reading changes
- * no row.
+ * name and a colon counted; with `user_leaks: "repaired-v5"`, made while a sentence's full stop joined a server's
+ * name to the words and an invisible character hid a name one edit off (src/skyrl/promptReading.ts). A setting
+ * that is absent only warns: its reading changes no row.
  */
 export const promptReadingOf = (settings: RunSettings): PromptReading =>
   settings.literals === "stated"
@@ -251,6 +252,8 @@ export const promptReadingOf = (settings: RunSettings): PromptReading =>
     ? "until-2026-12-03b"
     : settings.user_leaks === "repaired-v4"
     ? "until-2026-12-03c"
+    : settings.user_leaks === "repaired-v5"
+    ? "until-2026-12-03d"
     : "current"
 
 /**

@@ -323,12 +323,15 @@ interface ToolNames {
 const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ToolNames>()
 /** A server-prefixed tool name's separators (`fmp_get_quote`: three parts). */
 const NAME_SEPARATORS = /[_.-]+/
-/** A tool name's parts as words: any run of spaces, separators or invisible characters between them. */
+/**
+ * A tool name's parts as words: any run of spaces, separators or invisible characters between them (global: the
+ * current reading passes over a match with a sentence's end in it, `SENTENCE_END`, and reads the next).
+ */
 const spacedWords = (parts: ReadonlyArray<string>): RegExp =>
   new RegExp(
     `(?<![\\p{L}\\p{N}_])${parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")}` +
       "(?![\\p{L}\\p{N}_])",
-    "iu"
+    "giu"
   )
 /**
  * The same with the server's name first, then a colon, slash, backslash, bar or arrow (`FMP: get quote`,
@@ -339,8 +342,28 @@ const prefixedWords = (server: ReadonlyArray<string>, rest: ReadonlyArray<string
     parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")
   return new RegExp(
     `(?<![\\p{L}\\p{N}_])${words(server)}\\s*-?[:/\\\\|>\u2192\u00bb]+\\s*${words(rest)}(?![\\p{L}\\p{N}_])`,
-    "iu"
+    "giu"
   )
+}
+/**
+ * A sentence's end inside a match of `spacedWords` or `prefixedWords`: a full stop, then spaces (or invisible
+ * characters), then a capital (`Use FMP. Get quote for AAPL`: two sentences, not `fmp_get_quote`). A full stop
+ * with no space after it (`FMP.Get quote`, `fmp.get_quote`) or before a small letter (`fmp. get quote`) still
+ * joins. (`!` and `?` join no words.) Case-sensitive: the words' regexes ignore case, which `\p{Lu}` would too.
+ */
+const SENTENCE_END = /\.[\s\p{Cf}]+\p{Lu}/u
+/**
+ * The first match of `words` (`spacedWords`, `prefixedWords`, global) in `text`: in the current reading the first
+ * with no sentence's end in it; "until-2026-12-03d" and before, the first.
+ */
+const wordsIn = (words: RegExp, text: string, sentences: boolean): RegExpExecArray | undefined => {
+  // exec from the start (not matchAll, which copies the regex on every call): the regexes are shared, so lastIndex
+  // is set here before each search.
+  words.lastIndex = 0
+  for (let match = words.exec(text); match !== null; match = words.exec(text)) {
+    if (!sentences || !SENTENCE_END.test(match[0])) return match
+  }
+  return undefined
 }
 /** What `prefixedWords` needs between the server's name and the rest (most texts have none of them). */
 const PREFIX_MARK = /[:/\\|>\u2192\u00bb]/
@@ -457,7 +480,10 @@ const toolsNamed = (
   encoded = true
 ): ReadonlyMap<string, string> => {
   const fold = readsAsOf(reading, "until-2026-12-03b")
-  const wide = reading === "current"
+  const wide = readsAsOf(reading, "until-2026-12-03d")
+  // The current reading: a sentence's end between a name's words parts them; invisible characters in a run do
+  // not hide a name one edit off (the run is read as `squash` makes it, without them).
+  const current = readsAsOf(reading, "current")
   const named = new Map<string, string>()
   // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
   // characters between its parts are all that squashing drops): look at the runs only when one is, or when it
@@ -467,8 +493,13 @@ const toolsNamed = (
   const shown = fold ? folded(visible) : visible
   const lower = shown.toLowerCase()
   const squashed = lower.replace(/[_.-]+/g, "")
+  // The current reading looks for a typo's run with invisible characters as separators (`fmp\u200bget\u200bqoute`,
+  // several parts as `typoIn` reads the run itself); before, without them (one part there). Most texts have none.
   const typos = wide && names.typos.some((t) => squashed.includes(t.halves[0]) || squashed.includes(t.halves[1])) &&
-    typoRunIn(shown, names.typos)
+    typoRunIn(
+      current && INVISIBLE_IN.test(text) ? folded(text.normalize("NFKC").replace(INVISIBLE, "-")) : shown,
+      names.typos
+    )
   const inRuns = typos || [...names.squashed.keys()].some((name) => squashed.includes(name))
   const inWords = readsAsOf(reading, "until-2026-12-03c") &&
     names.tools.some((t) => lower.includes(t.server.toLowerCase()))
@@ -486,12 +517,14 @@ const toolsNamed = (
     if (start >= end) continue
     const run = seen.slice(start, end)
     const tool = nameIn(run, names.squashed, reading) ??
-      (typos && !INVISIBLE_IN.test(run) ? typoIn(run, names.typos) : undefined)
+      (typos && (current || !INVISIBLE_IN.test(run)) ? typoIn(run, names.typos) : undefined)
     if (tool !== undefined && !named.has(tool)) named.set(tool, written.slice(start, end))
   }
   for (const n of inWords ? spacedNames(names.tools) : []) {
-    const match = named.has(n.call) ? null : n.words.exec(seen) ?? (prefixed ? n.prefixed.exec(seen) : null)
-    if (match !== null) named.set(n.call, written.slice(match.index, match.index + match[0].length))
+    const match = named.has(n.call)
+      ? undefined
+      : wordsIn(n.words, seen, current) ?? (prefixed ? wordsIn(n.prefixed, seen, current) : undefined)
+    if (match !== undefined) named.set(n.call, written.slice(match.index, match.index + match[0].length))
   }
   for (const run of spelled ? seen.matchAll(SPELLED) : []) {
     // The run's letters lower-cased, each with where the text has it (shown from the name's first letter to its last).
@@ -556,12 +589,15 @@ const paramsDump = (
  * `=` and a value: `symbol=AAPL`). A name spelled out as words ("list slack channels") is not looked for:
  * descriptive tool names are ordinary phrases; but a server-prefixed name of three parts or more is (`fmp get
  * quote`, `FMP get quote`: `spacedNames`), also after its server's name and a colon, slash or arrow (`FMP: get
- * quote`, `fmp/get quote`); nor is `key: value` prose (`Ticker: TSLA`). A name also counts spelled letter by
+ * quote`, `fmp/get quote`), though not across a sentence's end (`Use FMP. Get quote`: `SENTENCE_END`); nor is
+ * `key: value` prose (`Ticker: TSLA`). A name also counts spelled letter by
  * letter (`f m p _ g e t _ q u o t e`, `F-M-P-G-E-T...`: `SPELLED`), percent-encoded (`fmp%5Fget%5Fquote`,
  * `%66%6D%70...`, twice over), and, for a name with a separator and 10 characters or more, one edit off in a
- * run of several parts (`fmp_get_qoute`, `fmp_get_quot`, `fmp_get_quotes`: `typoIn`; `get_qoute` is none).
- * Undefined when none.
- * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03c" reads no
+ * run of several parts (`fmp_get_qoute`, `fmp_get_quot`, `fmp_get_quotes`: `typoIn`; `get_qoute` is none),
+ * invisible characters in it or not (`fmp_get_\u200bqoute`). Undefined when none.
+ * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03d" joins the
+ * words across a sentence's end and reads no one-edit-off name with an invisible character in it;
+ * "until-2026-12-03c" besides reads no
  * spelled, percent-encoded or one-edit-off name, nor the server's name and a colon before words;
  * "until-2026-12-03b" besides no spaced server-prefixed name; "until-2026-12-03" besides no look-alike letter,
  * other dash nor invisible

@@ -4,6 +4,11 @@
  * make their rows as they were; `promptReadingOf` in programs/generate.ts). Each reading is named for the
  * time its rules stopped applying to new runs:
  * - "current": as literalsShown.ts and promptLeak.ts say.
+ * - "until-2026-12-03d": runs that recorded `user_leaks: "repaired-v5"` (made from 2026-12-03 07:05 UTC until the
+ *   rules here changed that day; the fourth reading to stop on it, hence the `d`): a sentence's full stop joined a
+ *   server's name to the rest of a tool name's words (`Use FMP. Get quote for AAPL` named `fmp_get_quote`), and a
+ *   name one edit off with an invisible character in it (`fmp_get_\u200bqoute`) was no leak. Values are stated
+ *   as in "current" (`literals: "stated-v4"` reads the same in both).
  * - "until-2026-12-03c": runs that recorded `user_leaks: "repaired-v4"` (made from the rule of
  *   "until-2026-12-03b" below on 2026-12-03 until the rules here were added that day; the third reading to stop
  *   on it, hence the `c`): a tool name spelled letter by letter (`f m p _ g e t _ q u o t e`), percent-encoded
@@ -29,6 +34,7 @@
  */
 export type PromptReading =
   | "current"
+  | "until-2026-12-03d"
   | "until-2026-12-03c"
   | "until-2026-12-03b"
   | "until-2026-12-03"
@@ -41,7 +47,8 @@ const ORDER: Readonly<Record<PromptReading, number>> = {
   "until-2026-12-03": 2,
   "until-2026-12-03b": 3,
   "until-2026-12-03c": 4,
-  current: 5
+  "until-2026-12-03d": 5,
+  current: 6
 }
 
 /** Whether `reading` has the rules that `reading` `since` has (readings only add or change rules over time). */
