@@ -103,7 +103,7 @@ describe("prompt/user-names-tool: sentence ends and invisible characters in a ty
     // A plain --resume of such a run names --force and the time the new reading landed.
     const now = settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v6" })
     expect(settingsDifferences(settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v5" }), now)).toEqual([
-      "user_leaks: repaired-v5 in the run, repaired-v6 now (a run made before 2026-12-03 10:15 UTC: resume with --force, " +
+      "user_leaks: repaired-v5 in the run, repaired-v6 now (a run made before 2026-12-03 09:45 UTC: resume with --force, " +
       "which keeps its rule)"
     ])
   })
