@@ -134,6 +134,8 @@ describe("generate --verify: Ctrl-C with several plans with side effects in flig
     expect(stderr.split(WHY).length - 1, stderr).toBe(1)
     // generate's flag for a call's timeout (skyrl verify's is --timeout).
     expect(stderr, stderr).toContain(`${WHY} (each call within --verify-timeout;`)
+    // What --resume does with such a plan's answer here (skyrl verify rejects its row).
+    expect(stderr, stderr).toContain("--resume then rejects that answer as interrupted and makes its sample again)")
     // Each plan named once: sample 1, 2 and 3 (attempt 1), in whatever order they were interrupted.
     for (const k of [1, 2, 3]) {
       expect(finishing.filter((l) => l.includes(`sample ${k}, attempt 1`)), stderr).toHaveLength(1)

@@ -243,10 +243,15 @@ export const toCompletion = <A, E, R>(
       ))
   )
 
-/** Why Ctrl-C lets plans with side effects finish; `timeoutFlag`: the flag that bounds each call. */
+/**
+ * Why Ctrl-C lets plans with side effects finish; `timeoutFlag`: the flag that bounds each call (--verify-timeout:
+ * generate / enrich --verify, where an interrupted plan rejects its answer and the sample is made again).
+ */
 const whyFinishing = (timeoutFlag: string) =>
   `so that --resume does not run them again (each call within ${timeoutFlag}; Ctrl-C again stops at once, and ` +
-  "--resume then rejects the row as interrupted)"
+  (timeoutFlag === "--verify-timeout"
+    ? "--resume then rejects that answer as interrupted and makes its sample again)"
+    : "--resume then rejects the row as interrupted)")
 const FINISHING = `interrupted: finishing a plan whose side effects have started, ${whyFinishing("--timeout")}`
 
 /**
