@@ -179,16 +179,23 @@ export interface AppendHandle {
 
 export class Storage extends Context.Tag("skyrl/Storage")<Storage, StorageApi>() {}
 
-const reason = (e: unknown): string => {
+/**
+ * A file-system error in words; one about another path than `file` (a directory level that could not be made
+ * for it) names that path and the call (`no such file or directory (mkdir '/a/b')`).
+ */
+const reason = (e: unknown, file?: string): string => {
   const err = e as NodeJS.ErrnoException
-  if (err?.code === "ENOENT") return "no such file or directory"
-  if (err?.code === "EISDIR") return "is a directory, not a file"
-  if (err?.code === "EACCES") return "permission denied"
+  const elsewhere = typeof err?.path === "string" && file !== undefined && path.resolve(err.path) !== path.resolve(file)
+    ? ` (${err.syscall ?? "at"} '${err.path}')`
+    : ""
+  if (err?.code === "ENOENT") return `no such file or directory${elsewhere}`
+  if (err?.code === "EISDIR") return `is a directory, not a file${elsewhere}`
+  if (err?.code === "EACCES") return `permission denied${elsewhere}`
   return err?.message ?? String(e)
 }
 
 const attempt = <A>(file: string, operation: string, f: () => Promise<A>): Effect.Effect<A, StorageError> =>
-  Effect.tryPromise({ try: f, catch: (e) => new StorageError({ path: file, operation, reason: reason(e) }) })
+  Effect.tryPromise({ try: f, catch: (e) => new StorageError({ path: file, operation, reason: reason(e, file) }) })
 
 /**
  * Makes `dir` and its missing parents one level at a time, not with Node's `fs.mkdir(dir, { recursive: true })`:
