@@ -10,15 +10,26 @@ import { InputError } from "../domain/errors.js"
 import type { StorageApi } from "../services/Storage.js"
 import { rowFormatOf } from "../services/Storage.js"
 import type { RecordResult } from "../skyrl/records.js"
-import { FORMAT_LINES, jsonLinesReader, recordsFormatOf, recordsOf } from "../skyrl/records.js"
+import { documentFaultOf, FORMAT_LINES, jsonLinesReader, recordsFormatOf, recordsOf } from "../skyrl/records.js"
+import { leadOf } from "../skyrl/utf8.js"
+
+/** The first FORMAT_LINES non-blank lines of a file: what `recordsFormatOf` decides from. */
+const headsOf = (lines: Stream.Stream<string, InputError>) =>
+  lines.pipe(
+    Stream.filter((l) => l.trim() !== ""),
+    Stream.take(FORMAT_LINES),
+    Stream.runCollect,
+    Effect.map(Chunk.toReadonlyArray)
+  )
+
+const inputError = (file: string) => (e: { readonly reason: string }) => new InputError({ file, reason: e.reason })
 
 export const readRecords = (storage: StorageApi, file: string): Stream.Stream<RecordResult, InputError> =>
   Stream.unwrap(Effect.gen(function*() {
-    const asInput = (e: { readonly reason: string }) => new InputError({ file, reason: e.reason })
+    const asInput = inputError(file)
     const lines = storage.readLines(file).pipe(Stream.mapError(asInput))
     // The first few non-blank lines decide (a first line that is not JSON may open JSON Lines).
-    const heads = yield* lines.pipe(Stream.filter((l) => l.trim() !== ""), Stream.take(FORMAT_LINES), Stream.runCollect)
-    const format = yield* recordsFormatOf(Chunk.toReadonlyArray(heads), file)
+    const format = yield* recordsFormatOf(yield* headsOf(lines), file)
     if (format === "whole") {
       const text = yield* Effect.mapError(storage.readText(file), asInput)
       return Stream.fromIterable(yield* recordsOf(text, file))
@@ -49,3 +60,23 @@ export const readRecords = (storage: StorageApi, file: string): Stream.Stream<Re
       }))
     )
   }))
+
+/**
+ * Fails, as `readRecords` does, on a .json or .jsonl file it refuses whole: a text none of whose first
+ * lines is JSON or a gzip-compressed file (`recordsFormatOf`), a broken JSON document (`documentFaultOf`:
+ * a pretty-printed object or array that does not parse and is no JSON Lines). For a command that reads
+ * the rows itself (`validate`: Storage's reader reads a .jsonl file line by line, so such a file was one
+ * `contract/json` violation a line). A file without rows is not refused here: validate reports it as
+ * `contract/empty-file`. A .json file starting with '[' is not parsed here: Storage's reader parses it
+ * whole and refuses it in the same words.
+ */
+export const refuseUnreadableRecords = (storage: StorageApi, file: string): Effect.Effect<void, InputError> =>
+  Effect.gen(function*() {
+    const asInput = inputError(file)
+    const heads = yield* headsOf(storage.readLines(file).pipe(Stream.mapError(asInput)))
+    if (heads.length === 0) return
+    const format = yield* recordsFormatOf(heads, file)
+    if (format === "lines" || (rowFormatOf(file) === "json" && leadOf(heads[0]!) === "[")) return
+    const fault = documentFaultOf(yield* Effect.mapError(storage.readText(file), asInput))
+    if (fault !== undefined) return yield* new InputError({ file, reason: fault })
+  })

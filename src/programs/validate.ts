@@ -17,6 +17,7 @@ import { DatasetChecker } from "../skyrl/checks.js"
 import type { DiversityReport, DuplicateFindings, RowRef } from "../skyrl/diversity.js"
 import { DiversityAccumulator, explainClusters, readRow, refsToExplain } from "../skyrl/diversity.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD, VALIDATE_MAX_WALK } from "../skyrl/nearDup.js"
+import { refuseUnreadableRecords } from "./readRecords.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
 export class UnreadableDatasetError extends Schema.TaggedError<UnreadableDatasetError>()("UnreadableDatasetError", {
@@ -78,11 +79,19 @@ const forEachRow = (
     const storage = yield* Storage
     for (const file of files) {
       begin(file)
-      yield* storage.readRows(file, { keepUnparsable: true }).pipe(
-        Stream.runForEachChunk((chunk) =>
-          Effect.sync(() => {
-            for (const record of chunk) each(file, record)
-          })
+      // A file convert, enrich and verify refuse whole (no JSON at all, a broken JSON document) is unreadable
+      // here too, not one contract/json violation a line.
+      const format = rowFormatOf(file)
+      const refused = format === "json" || format === "jsonl" ? refuseUnreadableRecords(storage, file) : Effect.void
+      yield* refused.pipe(
+        Effect.zipRight(
+          storage.readRows(file, { keepUnparsable: true }).pipe(
+            Stream.runForEachChunk((chunk) =>
+              Effect.sync(() => {
+                for (const record of chunk) each(file, record)
+              })
+            )
+          )
         ),
         Effect.mapError((e) =>
           new UnreadableDatasetError({ file: e.file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.reason })

@@ -66,19 +66,16 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
   if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
   const lead = leadOf(trimmed)
   if (lead === "[") {
-    const whole = arrayRecords(body, file, trimmed)
+    const whole = arrayRecords(body, file)
     if (whole !== undefined) return whole
   } else if (lead === "{") {
     try {
       const value: unknown = JSON.parse(body)
       return Either.right([{ _tag: "Record" as const, index: 0, value, escapes: hasEscape(body) }])
-    } catch {
-      // Not one object: read it as JSON Lines below, unless it is one pretty-printed object (its first line
-      // no JSON value of its own) holding a line that is not UTF-8: the file is then unreadable, as an array.
-      const fault = firstUtf8Fault(body)
-      if (fault !== undefined && !isJsonLine(firstLineOf(trimmed))) {
-        return Either.left(new InputError({ file, reason: fault }))
-      }
+    } catch (e) {
+      // Not one object: JSON Lines (read below), unless it is one pretty-printed object.
+      const fault = objectDocumentFault(body, e)
+      if (fault !== undefined) return Either.left(new InputError({ file, reason: fault }))
     }
   } else {
     const format = recordsFormatOf(headLinesOf(body), file)
@@ -88,15 +85,10 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
 }
 
 /**
- * The records of a text that is one JSON array (`trimmed`: the text without its leading blanks); undefined
- * when it is not JSON but its first line is a JSON value of its own (JSON Lines whose rows are lists), or
- * JSON Lines after a first line that is not JSON (`bracketedBadFirstLine`).
+ * The records of a text that is one JSON array; undefined when it is not JSON but JSON Lines
+ * (`arrayDocumentFault`).
  */
-const arrayRecords = (
-  body: string,
-  file: string,
-  trimmed: string
-): Either.Either<Iterable<RecordResult>, InputError> | undefined => {
+const arrayRecords = (body: string, file: string): Either.Either<Iterable<RecordResult>, InputError> | undefined => {
   try {
     const value: unknown = JSON.parse(body)
     if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
@@ -107,10 +99,20 @@ const arrayRecords = (
     const escapes = hasEscape(body)
     return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v, escapes })))
   } catch (e) {
-    if (parsesAlone(firstLineOf(trimmed)) || bracketedBadFirstLine(headLinesOf(body))) return undefined
-    return Either.left(new InputError({ file, reason: wholeJsonFault(body, e) }))
+    const fault = arrayDocumentFault(body, e)
+    return fault === undefined ? undefined : Either.left(new InputError({ file, reason: fault }))
   }
 }
+
+/**
+ * Why `body`, a text starting with '[' that `JSON.parse` refused (`error`), is one broken JSON array, or
+ * undefined when it is JSON Lines: its first line is a JSON value of its own (JSON Lines whose rows are
+ * lists), or JSON Lines after a first line that is not JSON (`bracketedBadFirstLine`).
+ */
+const arrayDocumentFault = (body: string, error: unknown): string | undefined =>
+  parsesAlone(firstLineOf(body.trimStart())) || bracketedBadFirstLine(headLinesOf(body))
+    ? undefined
+    : wholeJsonFault(body, error)
 
 const parsesAlone = (line: string): boolean => {
   try {
@@ -123,6 +125,43 @@ const parsesAlone = (line: string): boolean => {
 
 /** A JSON Lines line: a JSON value, or a line that is not UTF-8 (a row of its own). */
 const isJsonLine = (line: string): boolean => isUtf8Fault(line) || parsesAlone(line)
+
+/**
+ * Why `body`, a text starting with '{' that `JSON.parse` refused (`error`), is one broken JSON document,
+ * or undefined when it is JSON Lines whose first row is broken (read line by line: that row is rejected,
+ * the rest read). One (pretty-printed) document: its first line alone is no JSON value (nor a line that
+ * is not UTF-8), and it has more non-blank lines, none of the next FORMAT_LINES - 1 of which is a JSON
+ * object or array on its own, as rows of JSON Lines are (a pretty-printed object's lines are
+ * `"key": value,` and `}`). It is then refused whole, where JSON.parse broke: `not valid JSON: ... at
+ * line 4, column 3` (`wholeJsonFault`), not read as one rejected record per line. A text of one line
+ * (`{not json`) stays a JSON Lines row that is not JSON, as does a text with such a later line, unless
+ * its first line is no JSON value and a line is not UTF-8 (a pretty-printed object holding a Latin-1 byte).
+ */
+const objectDocumentFault = (body: string, error: unknown): string | undefined => {
+  const heads = headLinesOf(body)
+  if (isJsonLine(heads[0]!)) return undefined
+  if (heads.length > 1 && !heads.slice(1).some(isRecordLine)) return wholeJsonFault(body, error)
+  return firstUtf8Fault(body)
+}
+
+/**
+ * Why a text is not one JSON document, when it starts with '[' or '{' and does not parse whole and is no
+ * JSON Lines either (the rule of `recordsOf`); undefined otherwise (it parses, is JSON Lines, or starts
+ * with neither: `recordsFormatOf` decides that from its first lines). For a reader of its own rows
+ * (`validate`, whose Storage reader reads any .jsonl file line by line) to refuse the files `readRecords`
+ * refuses, the same way.
+ */
+export const documentFaultOf = (text: string): string | undefined => {
+  const body = withoutBom(text)
+  const lead = leadOf(body)
+  if (lead !== "[" && lead !== "{") return undefined
+  try {
+    JSON.parse(body)
+    return undefined
+  } catch (e) {
+    return lead === "{" ? objectDocumentFault(body, e) : arrayDocumentFault(body, e)
+  }
+}
 
 function* jsonLines(body: string): Generator<RecordResult> {
   const read = jsonLinesReader()
@@ -193,7 +232,9 @@ const bracketedBadFirstLine = (heads: ReadonlyArray<string>): boolean =>
  * a JSON object or array: the first line is then a line that is not JSON, a rejected record like any
  * other. Not a JSON scalar there: a one-column CSV of numbers is no JSON Lines. A first line starting with
  * '[' opens a JSON document unless every later one of `heads` is a record (`bracketedBadFirstLine`); one
- * starting with '{' opens one (`recordsOf` reads it as JSON Lines when it does not parse). A text none of
+ * starting with '{' is read whole, since only the whole text tells (a hand-formatted document may hold a
+ * line that is an object of its own): `recordsOf` parses it, and when it does not parse tells a broken
+ * document, refused whole, from JSON Lines whose first row is broken (`objectDocumentFault`). A text none of
  * whose `heads` is a record is a file-level error, as is a gzip-compressed file.
  */
 export const recordsFormatOf = (
