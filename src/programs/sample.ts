@@ -9,7 +9,7 @@
  *            record in the session's archive log, or the archived one it was replayed from) and put in
  *            the cost ledger
  */
-import { Effect, Either, Ref } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Ref } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { AttemptRecord, LlmError, Usage } from "../domain/llm.js"
 import { addUsage, emptyUsage, failureScope, InvalidOutput, isAnswerError, isRequestSpecific } from "../domain/llm.js"
@@ -59,9 +59,38 @@ export interface RunContext<J extends Job> {
    * wave that came back together are handled.
    */
   readonly calls: Effect.Semaphore
-  /** Model calls sent and not answered yet (what a stop on a signal waits for). */
-  readonly inFlight: { calls: number }
+  /**
+   * The model calls not over yet, each with where it stands: a stop on a signal waits for those `sending`
+   * (a request under way) and interrupts those `waiting` (for a rate-limit slot or a retry's backoff), which
+   * then send nothing more (`stopWaitingCalls`).
+   */
+  readonly openCalls: Set<OpenCall>
 }
+
+/**
+ * A model call under way: `waiting` before its first HTTP attempt and between a retryable failure and its
+ * retry, `sending` while an HTTP attempt is under way, `ending` once an attempt came back with what the call
+ * ends with (an answer or a final error).
+ */
+export interface OpenCall {
+  state: "waiting" | "sending" | "ending"
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+}
+
+/** The calls with a request under way (what a stop on a signal waits for). */
+export const callsInFlight = <J extends Job>(ctx: RunContext<J>): number => {
+  let n = 0
+  for (const c of ctx.openCalls) if (c.state === "sending") n++
+  return n
+}
+
+/** On a stop asked by a signal: the calls waiting to send (a rate-limit slot, a retry's backoff) end now. */
+export const stopWaitingCalls = <J extends Job>(ctx: RunContext<J>): Effect.Effect<void> =>
+  Effect.forEach(
+    [...ctx.openCalls].filter((c) => c.state === "waiting" && c.fiber !== undefined),
+    (c) => Fiber.interruptFork(c.fiber!),
+    { discard: true }
+  )
 
 /** How one call ended, with the archived call (`<log>#<name>`) of its last HTTP attempt. */
 interface Called {
@@ -130,8 +159,12 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
   const failed = (e: StorageError) => Effect.sync(() => void (state.storageError ??= e))
   if (!(yield* budgetLeft(ctx))) return { state, durable, result: undefined }
   const key = sampleKey(job.index, attempt, purpose)
+  const open: OpenCall = { state: "waiting", fiber: undefined }
+  // Uninterruptible: a stop that interrupts the call (waiting for its retry) lands after both lines are queued.
   const onAttempt = (record: AttemptRecord) =>
     Effect.gen(function*() {
+      // A retryable failure may be retried after a wait; anything else is what the call ends with.
+      open.state = isRetryableStatus(record.status) ? "waiting" : "ending"
       const target = record.archived === undefined ? yield* ctx.journal.nextArchiveCall(job.index) : undefined
       // A batch answer's line names its batch, so the ledger counts that output line once (CostLedger.ts).
       const batchId = (record as { readonly batch_id?: unknown }).batch_id
@@ -181,9 +214,8 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
             })
           }))
       )
-    }).pipe(Effect.catchAll(failed))
-  ctx.inFlight.calls++
-  const result = yield* ctx.llm.complete({
+    }).pipe(Effect.catchAll(failed), Effect.uninterruptible)
+  const request = {
     name: TASK_SCHEMA_NAME,
     instructions: ctx.options.instructions,
     input,
@@ -191,9 +223,30 @@ const callUnbounded = Effect.fnUntraced(function*<J extends Job>(
     jsonSchema: ctx.inventoryOf(job).outputJsonSchema({ maxSteps: ctx.options.maxTools }),
     key,
     onAttempt
-  }).pipe(Effect.either, Effect.ensuring(Effect.sync(() => void ctx.inFlight.calls--)))
+  }
+  // A run that cannot stop on a signal (rebuild, batch collect) calls in its own fiber, as it always did.
+  if (ctx.options.stopOnSignal !== true) {
+    return { state, durable, result: yield* Effect.either(ctx.llm.complete(request)) }
+  }
+  // After a stop on a signal no HTTP attempt starts: a call about to send one (its rate-limit slot come,
+  // its retry's backoff over, a fallback's re-send) is interrupted instead, and ends having sent nothing more.
+  const beforeSend = Effect.flatMap(
+    Ref.get(ctx.stop),
+    (stop) => stop?.signal !== undefined ? Effect.interrupt : Effect.sync(() => void (open.state = "sending"))
+  )
+  const fiber = yield* Effect.fork(ctx.llm.complete({ ...request, beforeSend }))
+  open.fiber = fiber
+  ctx.openCalls.add(open)
+  const exit = yield* Fiber.await(fiber).pipe(Effect.ensuring(Effect.sync(() => void ctx.openCalls.delete(open))))
+  // Interrupted by a stop while it waited to send: what it sent before (a 429) is archived; no result.
+  if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) return { state, durable, result: undefined }
+  const result = yield* Effect.either(exit)
   return { state, durable, result }
 })
+
+/** The statuses of the errors the Llm layers retry (`isRetryable`). */
+const RETRYABLE: ReadonlySet<AttemptRecord["status"]> = new Set(["RateLimited", "Transient", "Timeout"])
+const isRetryableStatus = (status: AttemptRecord["status"]): boolean => RETRYABLE.has(status)
 
 /** 400s of no known kind before any answer: that many, and the request every sample sends is at fault. */
 export const UNEXPLAINED_400_LIMIT = 3

@@ -41,7 +41,7 @@ import type { PromptReading } from "../skyrl/promptReading.js"
 import type { VerifyHook } from "./acceptance.js"
 import { makeAcceptance } from "./acceptance.js"
 import type { RunContext } from "./sample.js"
-import { sample } from "./sample.js"
+import { callsInFlight, sample, stopWaitingCalls } from "./sample.js"
 
 export { sampleKey } from "../domain/run.js"
 export { TASK_SCHEMA_NAME } from "./sample.js"
@@ -247,7 +247,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       refusals: yield* Ref.make({ answered: options.answered === true, unexplained: 0, unreachable: 0 }),
       relativeToOut: (file) => path.relative(outDir, file).split(path.sep).join("/"),
       calls: yield* Effect.makeSemaphore(options.concurrency),
-      inFlight: { calls: 0 },
+      openCalls: new Set(),
       made: new Map()
     } satisfies RunContext<J>
   })
@@ -305,7 +305,9 @@ const listenForStop = <J extends Job>(ctx: RunContext<J>) =>
         const reason = `${signal === "SIGINT" ? "interrupted (Ctrl-C)" : "terminated (SIGTERM)"}; ` +
           "the work done so far is kept: rerun the same command with --resume to continue"
         yield* Ref.update(ctx.stop, (s) => s ?? { reason, budget: false, signal })
-        const n = ctx.inFlight.calls
+        // Calls waiting for a rate-limit slot or a retry are not in flight: they end now, sending nothing.
+        const n = callsInFlight(ctx)
+        yield* stopWaitingCalls(ctx)
         const again = signal === "SIGINT" ? "Ctrl-C" : "SIGTERM"
         yield* Effect.logWarning(
           `${signal}: stopping: no new model call is made; ` + (n === 0

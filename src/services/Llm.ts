@@ -30,6 +30,12 @@ export interface LlmRequest<A, I> {
   readonly key?: string | undefined
   /** Called after every HTTP attempt (and every replayed answer), success or failure. */
   readonly onAttempt?: ((record: AttemptRecord) => Effect.Effect<void>) | undefined
+  /**
+   * Run just before each HTTP attempt is sent (after its wait for a rate-limit slot; retries and fallback
+   * re-sends included), then `onAttempt` when it ends: what tells a caller which of its calls have a request
+   * under way. It may interrupt the call, which then sends nothing (a run stopping on a signal: sample.ts).
+   */
+  readonly beforeSend?: Effect.Effect<void> | undefined
 }
 
 export interface LlmResult<A> {

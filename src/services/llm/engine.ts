@@ -172,6 +172,7 @@ export const makeEngine = (transport: Transport, settings: LlmSettings, options:
             jsonSchema
           )
           if (options.limiter !== undefined) yield* options.limiter.acquire(tokens)
+          if (request.beforeSend !== undefined) yield* request.beforeSend
           const start = clock.unsafeCurrentTimeMillis()
           const sent = yield* Effect.either(send({ backend, body }))
           const end = clock.unsafeCurrentTimeMillis()
