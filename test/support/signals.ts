@@ -23,8 +23,17 @@ export interface StartedCli {
 }
 
 /** The CLI as a child process, its stderr collected, and its exit code once it closes. */
-export const started = (args: ReadonlyArray<string>, env: Record<string, string>): StartedCli => {
-  const child: ChildProcess = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), stdio: "pipe" })
+export const started = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string>,
+  options: { readonly group?: boolean } = {}
+): StartedCli => {
+  // group: the CLI leads a process group of its own, as a terminal's foreground job (`ctrlC` signals all of it).
+  const child: ChildProcess = spawn(process.execPath, [BIN, ...args], {
+    env: cleanEnv(env),
+    stdio: "pipe",
+    detached: options.group === true
+  })
   const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.on("close", (code, signal) => resolve([code, signal]))
   )
@@ -57,3 +66,6 @@ export const ended = async (run: StartedCli, ms = 40_000): Promise<number | null
   }
   return code
 }
+
+/** Ctrl-C at a terminal: SIGINT to the CLI's whole process group (its MCP servers too); `started` with `group`. */
+export const ctrlC = (run: StartedCli) => process.kill(-run.child.pid!, "SIGINT")
