@@ -115,6 +115,8 @@ describe("an answer that needs a repair, in flight when the signal comes", () =>
     // Only the repair: the held answer is replayed from the archive, not asked (and paid) again.
     expect(after.map((r) => [sampleNumberOf(r.body), isRepairRequest(r.body)])).toEqual([[2, true]])
     expect(readJsonl(out)).toHaveLength(2)
+    // Priced once each: the ledger has a line per request the fake got (the replayed answer's is not added again).
+    expect(ledgerLines(out)).toHaveLength(server.requests.length)
   }, 60_000)
 })
 
