@@ -294,6 +294,10 @@ export class StdioTransport implements Transport {
         env: { ...getDefaultEnvironment(), ...this.params.env },
         stdio: ["pipe", "pipe", this.params.stderr ?? "inherit"],
         shell: false,
+        // A process group of its own (POSIX): Ctrl-C at a terminal signals the whole foreground group, and a
+        // server in skyrl's died with it, failing the plans that skyrl lets finish (the graceful stop's, and
+        // those with side effects). skyrl ends it itself (close); killed outright, it leaves it its stdin's EOF.
+        detached: process.platform !== "win32",
         ...(this.params.cwd === undefined ? {} : { cwd: this.params.cwd })
       })
       this.process = child
