@@ -134,13 +134,19 @@ for (const listener of interruptNow) {
   process.removeListener("SIGINT", listener)
   process.removeListener("SIGTERM", listener)
 }
-let stopAsked = false
+// One Ctrl-C can arrive twice: at a terminal it signals the whole foreground process group, and a wrapper in it
+// that forwards the signal to its child (`npm run skyrl -- ...`, `npx`: npm forwards SIGINT and SIGTERM; with a
+// shell that execs the command, as bash does, skyrl is npm's child) sends it again a few milliseconds later. The
+// same signal within SAME_PRESS_MS of the one that asked the graceful stop is taken for that one.
+const SAME_PRESS_MS = 250
+let stopAsked: { readonly signal: StopSignal; readonly at: number } | undefined
 const onSignal = (signal: StopSignal) => {
   stopSignal ??= signal
-  if (!stopAsked && processStopRequests.request(signal)) {
-    stopAsked = true
+  if (stopAsked === undefined && processStopRequests.request(signal)) {
+    stopAsked = { signal, at: Date.now() }
     return
   }
+  if (stopAsked !== undefined && signal === stopAsked.signal && Date.now() - stopAsked.at < SAME_PRESS_MS) return
   process.removeListener("SIGINT", onSignal)
   process.removeListener("SIGTERM", onSignal)
   for (const listener of interruptNow) listener(signal)

@@ -217,6 +217,38 @@ describe("the signal before and around the samples", () => {
   }, 60_000)
 })
 
+describe("a repeated signal", () => {
+  it(
+    "the same signal again within milliseconds (a wrapper forwarding the terminal's Ctrl-C) is the same press",
+    async () => {
+      const held = gate()
+      let tasks = 0
+      const server = await servers.start(async (ctx): Promise<FakeReply> => {
+        if (++tasks > 1) await held.opened
+        return answer(planAnswer(ctx), USAGE)
+      })
+      const dir = tempDir("skyrl-stop-twice-")
+      const out = join(dir, "enriched.jsonl")
+      const run = started(
+        ["enrich", promptsFile(dir, 4), "--out", out, "--llm", "openai", "--concurrency", "2"],
+        llmEnv(server, "sk-test-graceful")
+      )
+      await until(() => tasks === 3)
+      run.child.kill("SIGINT")
+      await pause(30)
+      run.child.kill("SIGINT")
+      await until(() => run.stderr.includes("SIGINT: stopping"))
+      await pause(100)
+      held.release()
+      expect(await ended(run), run.stderr).toBe(130)
+      expect(run.stderr).not.toContain("skyrl: interrupted")
+      expect(readJsonl(out)).toHaveLength(3)
+      expect(tasks).toBe(3)
+    },
+    60_000
+  )
+})
+
 describe("calls that wait are not sent after the stop", () => {
   it("a call in a 429 backoff is not retried after the signal, and is not counted in flight", async () => {
     const held = gate()
