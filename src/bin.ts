@@ -128,7 +128,8 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
 // runMain interrupts the program on the first SIGINT or SIGTERM (its listener, added just now). A run that can stop
 // gracefully (generate and enrich while they make samples: StopRequests) is asked first: it makes no new model call
 // and keeps the answers of those in flight, then ends with the signal's code; the next signal, or the first when
-// no run listens, goes to runMain's listener and interrupts at once; a third ends the process (no listener left).
+// no run listens, goes to runMain's listener and interrupts at once; the one after ends the process (the signal's
+// default action, raised again with no listener left).
 const interruptNow = process.listeners("SIGINT")
 for (const listener of interruptNow) {
   process.removeListener("SIGINT", listener)
@@ -137,19 +138,27 @@ for (const listener of interruptNow) {
 // One Ctrl-C can arrive twice: at a terminal it signals the whole foreground process group, and a wrapper in it
 // that forwards the signal to its child (`npm run skyrl -- ...`, `npx`: npm forwards SIGINT and SIGTERM; with a
 // shell that execs the command, as bash does, skyrl is npm's child) sends it again a few milliseconds later. The
-// same signal within SAME_PRESS_MS of the one that asked the graceful stop is taken for that one.
+// same signal within SAME_PRESS_MS of the last one that took effect is taken for that one.
 const SAME_PRESS_MS = 250
-let stopAsked: { readonly signal: StopSignal; readonly at: number } | undefined
+let stage: "running" | "stopping" | "interrupting" = "running"
+let last: { readonly signal: StopSignal; readonly at: number } | undefined
 const onSignal = (signal: StopSignal) => {
+  const now = Date.now()
+  if (last !== undefined && signal === last.signal && now - last.at < SAME_PRESS_MS) return
   stopSignal ??= signal
-  if (stopAsked === undefined && processStopRequests.request(signal)) {
-    stopAsked = { signal, at: Date.now() }
+  last = { signal, at: now }
+  if (stage === "running" && processStopRequests.request(signal)) {
+    stage = "stopping"
     return
   }
-  if (stopAsked !== undefined && signal === stopAsked.signal && Date.now() - stopAsked.at < SAME_PRESS_MS) return
+  if (stage !== "interrupting") {
+    stage = "interrupting"
+    for (const listener of interruptNow) listener(signal)
+    return
+  }
   process.removeListener("SIGINT", onSignal)
   process.removeListener("SIGTERM", onSignal)
-  for (const listener of interruptNow) listener(signal)
+  process.kill(process.pid, signal)
 }
 process.on("SIGINT", onSignal)
 process.on("SIGTERM", onSignal)

@@ -249,6 +249,32 @@ describe("a repeated signal", () => {
   )
 })
 
+describe("a repeated signal that interrupts", () => {
+  it(
+    "during the stage calls, the same SIGINT twice within milliseconds interrupts once (its line, exit 130)",
+    async () => {
+      const held = gate()
+      const server = await servers.start(async (ctx): Promise<FakeReply> => {
+        if (isStageRequest(ctx.body)) await held.opened
+        return answer(validTaskFor(ctx), USAGE)
+      })
+      const out = join(tempDir("skyrl-stop-stage-twice-"), "ds.jsonl")
+      const run = started(["generate", "-n", "4", "--out", out, "--llm", "openai"], llmEnv(server, "sk-test-graceful"))
+      await until(() => server.requests.length === 1)
+      run.child.kill("SIGINT")
+      await pause(5)
+      run.child.kill("SIGINT")
+      expect(await ended(run), run.stderr).toBe(130)
+      expect(await run.signal).toBe(null)
+      expect(run.stderr.trim().split("\n").at(-1)).toBe(
+        "skyrl: interrupted; the work done so far is kept: rerun the same command with --resume to continue"
+      )
+      held.release()
+    },
+    60_000
+  )
+})
+
 describe("calls that wait are not sent after the stop", () => {
   it("a call in a 429 backoff is not retried after the signal, and is not counted in flight", async () => {
     const held = gate()

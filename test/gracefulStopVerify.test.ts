@@ -135,6 +135,7 @@ describe("generate --verify: the first signal lets the plans being verified fini
     await pause(300)
     run.child.kill("SIGINT")
     await until(() => run.stderr.includes("finishing"))
+    await pause(300)
     const t0 = Date.now()
     run.child.kill("SIGINT")
     await ended(run, 15_000)
