@@ -302,7 +302,7 @@ const listenForStop = <J extends Job>(ctx: RunContext<J>) =>
     const stopRequests = yield* StopRequests
     yield* stopRequests.listen((signal) =>
       Runtime.runSync(runtime)(Effect.gen(function*() {
-        const reason = `${signal === "SIGINT" ? "interrupted (Ctrl-C)" : "terminated (SIGTERM)"}; ` +
+        const reason = `interrupted (${signal === "SIGINT" ? "Ctrl-C" : "SIGTERM"}); ` +
           "the work done so far is kept: rerun the same command with --resume to continue"
         yield* Ref.update(ctx.stop, (s) => s ?? { reason, budget: false, signal })
         // Calls waiting for a rate-limit slot or a retry are not in flight: they end now, sending nothing.
@@ -311,7 +311,7 @@ const listenForStop = <J extends Job>(ctx: RunContext<J>) =>
         const again = signal === "SIGINT" ? "Ctrl-C" : "SIGTERM"
         yield* Effect.logWarning(
           `${signal}: stopping: no new model call is made; ` + (n === 0
-            ? "the answers being judged are kept"
+            ? "none is in flight"
             : `waiting for the ${n} call${n === 1 ? "" : "s"} in flight, whose answers are kept ` +
               `(${again} again stops at once and loses them)`)
         )
