@@ -37,31 +37,44 @@ const PROMPTS = [
   "Compare the quote of JPM with its previous close."
 ]
 
+const promptsFile = (dir: string, n: number) => {
+  const input = join(dir, "prompts.jsonl")
+  writeFileSync(
+    input,
+    PROMPTS.slice(0, n).map((p, i) => JSON.stringify({ id: `p${i}`, messages: [{ role: "user", content: p }] }) + "\n")
+      .join("")
+  )
+  return input
+}
+
+/**
+ * enrich over the first `n` prompts (`extra`: more flags) against a fake that answers the first `free` task
+ * requests and holds the others until `held.release()`; `counter.tasks`: the requests it got.
+ */
+const heldEnrich = async (name: string, n: number, free: number, extra: ReadonlyArray<string>) => {
+  const held = gate()
+  const counter = { tasks: 0 }
+  const server = await servers.start(async (ctx): Promise<FakeReply> => {
+    if (++counter.tasks > free) await held.opened
+    return answer(planAnswer(ctx), USAGE)
+  })
+  const dir = tempDir(`skyrl-stop-${name}-`)
+  const out = join(dir, "enriched.jsonl")
+  const args = ["enrich", promptsFile(dir, n), "--out", out, "--llm", "openai", ...extra]
+  const env = llmEnv(server, "sk-test-graceful")
+  return { held, counter, server, out, args, env, run: started(args, env) }
+}
+
 describe("enrich: the first signal stops gracefully", () => {
   it("SIGINT with 3 calls in flight: their rows are kept, --resume asks only the rest", async () => {
-    const held = gate()
-    let tasks = 0
-    const server = await servers.start(async (ctx): Promise<FakeReply> => {
-      if (++tasks > 2) await held.opened
-      return answer(planAnswer(ctx), USAGE)
-    })
-    const dir = tempDir("skyrl-stop-enrich-")
-    const input = join(dir, "prompts.jsonl")
-    writeFileSync(
-      input,
-      PROMPTS.map((p, i) => JSON.stringify({ id: `p${i}`, messages: [{ role: "user", content: p }] }) + "\n").join("")
-    )
-    const out = join(dir, "enriched.jsonl")
-    const args = ["enrich", input, "--out", out, "--llm", "openai", "--concurrency", "3"]
-    const env = llmEnv(server, "sk-test-graceful")
-    const run = started(args, env)
-    await until(() => tasks === 5)
+    const { args, counter, env, held, out, run, server } = await heldEnrich("enrich", 8, 2, ["--concurrency", "3"])
+    await until(() => counter.tasks === 5)
     run.child.kill("SIGINT")
     await until(() => run.stderr.includes("SIGINT: stopping"))
     expect(run.stderr).toContain("waiting for the 3 calls in flight, whose answers are kept")
     held.release()
     expect(await ended(run), run.stderr).toBe(130)
-    expect(tasks).toBe(5)
+    expect(counter.tasks).toBe(5)
     expect(readJsonl(out)).toHaveLength(5)
     expect(ledgerLines(out)).toHaveLength(5)
     const final = run.stderr.trim().split("\n").at(-1)!
@@ -120,16 +133,6 @@ describe("an answer that needs a repair, in flight when the signal comes", () =>
   }, 60_000)
 })
 
-const promptsFile = (dir: string, n: number) => {
-  const input = join(dir, "prompts.jsonl")
-  writeFileSync(
-    input,
-    PROMPTS.slice(0, n).map((p, i) => JSON.stringify({ id: `p${i}`, messages: [{ role: "user", content: p }] }) + "\n")
-      .join("")
-  )
-  return input
-}
-
 describe("the signal before and around the samples", () => {
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     it(`${signal} during generate's stage calls interrupts at once (${code})`, async () => {
@@ -157,19 +160,8 @@ describe("the signal before and around the samples", () => {
   }
 
   it("--log-format json: the stopping warning and the final line are JSON lines", async () => {
-    const held = gate()
-    let tasks = 0
-    const server = await servers.start(async (ctx): Promise<FakeReply> => {
-      if (++tasks > 1) await held.opened
-      return answer(planAnswer(ctx), USAGE)
-    })
-    const dir = tempDir("skyrl-stop-json-")
-    const out = join(dir, "enriched.jsonl")
-    const run = started(
-      ["enrich", promptsFile(dir, 4), "--out", out, "--llm", "openai", "--concurrency", "2", "--log-format", "json"],
-      llmEnv(server, "sk-test-graceful")
-    )
-    await until(() => tasks === 3)
+    const { counter, held, out, run } = await heldEnrich("json", 4, 1, ["--concurrency", "2", "--log-format", "json"])
+    await until(() => counter.tasks === 3)
     run.child.kill("SIGINT")
     await until(() => run.stderr.includes("SIGINT: stopping"))
     held.release()
@@ -186,19 +178,13 @@ describe("the signal before and around the samples", () => {
   }, 60_000)
 
   it("--max-cost reached, then a signal while the calls in flight end", async () => {
-    const held = gate()
-    let tasks = 0
-    const server = await servers.start(async (ctx): Promise<FakeReply> => {
-      if (++tasks > 1) await held.opened
-      return answer(planAnswer(ctx), USAGE)
-    })
-    const dir = tempDir("skyrl-stop-cost-")
-    const out = join(dir, "enriched.jsonl")
-    const run = started(
-      ["enrich", promptsFile(dir, 6), "--out", out, "--llm", "openai", "--concurrency", "3", "--max-cost", "0.0000001"],
-      llmEnv(server, "sk-test-graceful")
-    )
-    await until(() => tasks === 3)
+    const { counter, held, out, run } = await heldEnrich("cost", 6, 1, [
+      "--concurrency",
+      "3",
+      "--max-cost",
+      "0.0000001"
+    ])
+    await until(() => counter.tasks === 3)
     // The first answer spent the budget: the two others are in flight.
     await pause(1500)
     run.child.kill("SIGINT")
@@ -206,7 +192,7 @@ describe("the signal before and around the samples", () => {
     expect(run.stderr).toContain("waiting for the 2 calls in flight")
     held.release()
     const code = await ended(run)
-    expect(tasks).toBe(3)
+    expect(counter.tasks).toBe(3)
     expect(readJsonl(out)).toHaveLength(3)
     // The run had stopped on --max-cost before the signal, which changed nothing: it ends as it would have.
     expect(code, run.stderr).toBe(1)
@@ -221,19 +207,8 @@ describe("a repeated signal", () => {
   it(
     "the same signal again within milliseconds (a wrapper forwarding the terminal's Ctrl-C) is the same press",
     async () => {
-      const held = gate()
-      let tasks = 0
-      const server = await servers.start(async (ctx): Promise<FakeReply> => {
-        if (++tasks > 1) await held.opened
-        return answer(planAnswer(ctx), USAGE)
-      })
-      const dir = tempDir("skyrl-stop-twice-")
-      const out = join(dir, "enriched.jsonl")
-      const run = started(
-        ["enrich", promptsFile(dir, 4), "--out", out, "--llm", "openai", "--concurrency", "2"],
-        llmEnv(server, "sk-test-graceful")
-      )
-      await until(() => tasks === 3)
+      const { counter, held, out, run } = await heldEnrich("twice", 4, 1, ["--concurrency", "2"])
+      await until(() => counter.tasks === 3)
       run.child.kill("SIGINT")
       await pause(30)
       run.child.kill("SIGINT")
@@ -243,7 +218,7 @@ describe("a repeated signal", () => {
       expect(await ended(run), run.stderr).toBe(130)
       expect(run.stderr).not.toContain("skyrl: interrupted")
       expect(readJsonl(out)).toHaveLength(3)
-      expect(tasks).toBe(3)
+      expect(counter.tasks).toBe(3)
     },
     60_000
   )

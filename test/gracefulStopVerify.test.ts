@@ -1,7 +1,7 @@
 /**
  * `generate --verify` and the graceful stop: the first Ctrl-C lets the plans being verified finish (their rows
  * kept, exit 130, no model call after it); a second interrupts them (plans with side effects are let finish:
- * test/verifyHookInterrupt.test.ts); a third ends the process at once.
+ * below); a third ends the process at once.
  *
  * The built CLI against the OpenAI-compatible fake and a live server-everything (stdio): each sample's plan is
  * one trigger-long-running-operation of a few seconds (a side effect, allowed by --allow-side-effects all).
@@ -15,7 +15,7 @@ import { answer } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl } from "./support/fakeRun.js"
 import { isTaskRequest, sampleNumberOf } from "./support/fakeTasks.js"
 import { ROOT, serverBin } from "./support/mcpServers.js"
-import { ended, gate, pause, started, until } from "./support/signals.js"
+import { ctrlC, ended, gate, pause, started, until } from "./support/signals.js"
 
 const dir = mkdtempSync(join(tmpdir(), "skyrl-stop-verify-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -141,5 +141,59 @@ describe("generate --verify: the first signal lets the plans being verified fini
     await ended(run, 15_000)
     expect(Date.now() - t0).toBeLessThan(5_000)
     expect(await run.signal).toBe("SIGINT")
+  }, 60_000)
+})
+
+// Ctrl-C at a terminal signals the whole foreground process group. skyrl's stdio MCP servers were in it: they died
+// with the first Ctrl-C, so the plans being verified failed as server-unavailable ("not retried on --resume either")
+// instead of finishing; now each server has a group of its own (StdioTransport). The tests above signal the CLI alone.
+describe("generate --verify: Ctrl-C at a terminal", () => {
+  it("Ctrl-C at a terminal (the whole process group: the MCP servers too): the plans verifying finish", async () => {
+    const server = await servers.start(taskFor(3))
+    const { args, out } = setUp("group", 4)
+    const run = started(args, llmEnv(server, "sk-test-verify"), { group: true })
+    await until(() => intents(out) >= 4, 40_000).catch((e) => {
+      throw new Error(`${String(e)}; stderr so far:\n${run.stderr}`)
+    })
+    ctrlC(run)
+    await until(() => run.stderr.includes("SIGINT: stopping"))
+    const code = await ended(run, 40_000)
+    expect(existsSync(out), run.stderr).toBe(true)
+    expect(readJsonl(out), run.stderr).toHaveLength(4)
+    expect(code, run.stderr).toBe(0)
+  }, 60_000)
+})
+
+// Plans with side effects in flight at the second signal are each let finish (so that --resume does not run them
+// again), and the run says why once, as `skyrl verify` does (finishingNotice): the first plan with the reason, the
+// others by name. It printed the whole sentence once per plan in flight.
+describe("generate --verify: the second signal with several plans with side effects in flight", () => {
+  it("says why it finishes them once, and names each plan it finishes", async () => {
+    const WHY = "so that --resume does not run them again"
+    const server = await servers.start(taskFor(6))
+    const { args, out } = setUp("notice", 3)
+    const run = started(args, llmEnv(server, "sk-test-verify"))
+    await until(() => intents(out) >= 3, 40_000).catch((e) => {
+      throw new Error(`${String(e)}; stderr so far:\n${run.stderr}`)
+    })
+    run.child.kill("SIGINT")
+    await until(() => run.stderr.includes("SIGINT: stopping"))
+    // A repeat of the first signal within 0.25 s is taken for the same press (src/bin.ts): the second comes later.
+    await pause(300)
+    run.child.kill("SIGINT")
+    expect(await ended(run, 40_000), run.stderr).toBe(130)
+    const stderr = run.stderr
+    const finishing = stderr.split("\n").filter((l) => l.includes("interrupted: ") && l.includes("finishing"))
+    expect(finishing, stderr).toHaveLength(3)
+    expect(stderr.split(WHY).length - 1, stderr).toBe(1)
+    // generate's flag for a call's timeout (skyrl verify's is --timeout).
+    expect(stderr, stderr).toContain(`${WHY} (each call within --verify-timeout;`)
+    // What --resume does with such a plan's answer here (skyrl verify rejects its row).
+    expect(stderr, stderr).toContain("--resume then rejects that answer as interrupted and makes its sample again)")
+    // Each plan named once: sample 1, 2 and 3 (attempt 1), in whatever order they were interrupted.
+    for (const k of [1, 2, 3]) {
+      expect(finishing.filter((l) => l.includes(`sample ${k}, attempt 1`)), stderr).toHaveLength(1)
+    }
+    expect(stderr).toContain("skyrl: interrupted; the work done so far is kept: rerun the same command with --resume")
   }, 60_000)
 })
