@@ -61,6 +61,15 @@ describe("wholeJsonFault: why a JSON file read whole is not JSON, on one line", 
     expect(reason).not.toMatch(/[\r\n]/)
     expect(reason).toContain("{\"b\": x}\\n]")
   })
+  it("names the line and column of an unexpected token, for which the parser gives no position", () => {
+    // Line 3 is ` {"b": x}`: the `x` is its 8th character.
+    expect(fault("[\n {\"a\": 1},\n {\"b\": x}\n]\n")).toMatch(
+      /^not valid JSON: Unexpected token 'x', .* \(at line 3, column 8\)$/
+    )
+    // A pretty-printed object: `x` at line 3, column 8.
+    expect(fault("{\n  \"a\": 1,\n  \"b\": x\n}\n")).toMatch(/\(at line 3, column 8\)$/)
+    expect(fault("{\"a\": tru }")).toMatch(/\(at line 1, column 10\)$/)
+  })
   it("says a byte that is not UTF-8 first, as before", () => {
     const text = decodeUtf8(Buffer.from([0x5b, 0x22, 0xe9, 0x22, 0x0a]))
     expect(fault(text)).toBe(

@@ -99,12 +99,48 @@ export const firstUtf8Fault = (text: string): string | undefined => {
  */
 export const wholeJsonFault = (text: string, error: unknown): string => {
   const message = error instanceof Error ? error.message : String(error)
-  const located = message.replace(/ at position (\d+)/, (_, n: string) => {
-    const before = text.slice(0, Number(n))
-    const line = before.split("\n").length
-    return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`
-  })
-  return firstUtf8Fault(text) ?? `not valid JSON: ${located.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}`
+  const lineAndColumn = (at: number) => {
+    const before = text.slice(0, at)
+    return `line ${before.split("\n").length}, column ${before.length - before.lastIndexOf("\n")}`
+  }
+  const located = message.replace(/ at position (\d+)/, (_, n: string) => ` at ${lineAndColumn(Number(n))}`)
+  // Node 20 gives no position for an unexpected token (`Unexpected token 'x', "..." is not valid JSON`).
+  const token = located === message && message.startsWith("Unexpected token") ? unexpectedTokenAt(text) : undefined
+  const where = token === undefined ? "" : ` (at ${lineAndColumn(token)})`
+  return firstUtf8Fault(text) ??
+    `not valid JSON: ${located.replace(/\r/g, "\\r").replace(/\n/g, "\\n")}${where}`
+}
+
+/** Texts longer than this are not searched for an unexpected token's place (each probe parses a prefix). */
+const TOKEN_SEARCH_MAX = 32 * 1024 * 1024
+
+/**
+ * Where JSON.parse meets an unexpected token in `text` (which it refuses), for the messages that give no position:
+ * the shortest prefix JSON.parse refuses for a reason other than its end (`Unexpected end of JSON input`, or a
+ * position at the prefix's end) ends with that token. A binary search over prefixes: ~log2(length) parses, only
+ * on the error path; undefined for a text over TOKEN_SEARCH_MAX or when no prefix shows it.
+ */
+const unexpectedTokenAt = (text: string): number | undefined => {
+  if (text.length > TOKEN_SEARCH_MAX) return undefined
+  const badWithin = (length: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, length))
+      return false
+    } catch (e) {
+      const m = e instanceof Error ? e.message : ""
+      if (m.startsWith("Unexpected end of JSON input")) return false
+      const at = / at position (\d+)/.exec(m)
+      return at === null || Number(at[1]) < length
+    }
+  }
+  let [lo, hi] = [1, text.length]
+  if (!badWithin(hi)) return undefined
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (badWithin(mid)) hi = mid
+    else lo = mid + 1
+  }
+  return lo - 1
 }
 
 /** String.prototype.isWellFormed (Node 20; not in the ES2022 lib): no lone surrogate. */
