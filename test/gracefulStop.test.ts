@@ -3,36 +3,18 @@
  * the calls in flight are answered and kept (archive, ledger, journal, rows), the dataset of the rows made is
  * written, exit 130 / 143; `--resume` then asks only for what was never asked. A second signal stops at once.
  */
-import type { ChildProcess } from "node:child_process"
-import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
-import { BIN, cleanEnv, runCli } from "./support/cli.js"
+import { runCli } from "./support/cli.js"
 import type { FakeReply } from "./support/fakeOpenAI.js"
 import { answer, hang } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
 import { isTaskRequest, validTaskFor } from "./support/fakeTasks.js"
+import { askStop, gate, pressAgain, started, until } from "./support/signals.js"
 
 const servers = fakes()
 afterEach(servers.closeAll)
-
-const until = async (what: () => boolean, ms = 30_000) => {
-  const t0 = Date.now()
-  while (!what()) {
-    if (Date.now() - t0 > ms) throw new Error("timed out waiting")
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** The CLI as a child process, its stderr collected, and its exit code once it closes. */
-const started = (args: ReadonlyArray<string>, env: Record<string, string>) => {
-  const child: ChildProcess = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(env), stdio: "pipe" })
-  const run = { child, stderr: "", code: undefined as Promise<number | null> | undefined }
-  child.stderr!.on("data", (d) => (run.stderr += d))
-  run.code = new Promise<number | null>((resolve) => child.on("close", resolve))
-  return run
-}
 
 const ledgerLines = (out: string) => readFileSync(join(runDirOf(out), "ledger.jsonl"), "utf8").trim().split("\n")
 
@@ -42,11 +24,10 @@ describe("the first signal stops a run gracefully", () => {
       `${signal}: the calls in flight are answered and kept, none is sent after; --resume asks only the rest`,
       async () => {
         // Task requests from the 3rd on wait until the test lets them answer (after the signal).
-        let release!: () => void
-        const gate = new Promise<void>((resolve) => (release = resolve))
+        const held = gate()
         let tasks = 0
         const server = await servers.start(async (ctx): Promise<FakeReply> => {
-          if (isTaskRequest(ctx.body) && ++tasks > 2) await gate
+          if (isTaskRequest(ctx.body) && ++tasks > 2) await held.opened
           return answer(validTaskFor(ctx), USAGE)
         })
         const out = join(tempDir("skyrl-stop-"), "ds.jsonl")
@@ -55,10 +36,9 @@ describe("the first signal stops a run gracefully", () => {
         const run = started(args, env)
         // Two answered, three in flight (the concurrency): then the signal.
         await until(() => tasks === 5)
-        run.child.kill(signal)
-        await until(() => run.stderr.includes(`${signal}: stopping`))
+        await askStop(run, signal)
         expect(run.stderr).toContain("waiting for the 3 calls in flight, whose answers are kept")
-        release()
+        held.release()
         expect(await run.code, run.stderr).toBe(code)
         // No request after the signal; the five answers are rows, in the dataset and the ledger.
         expect(tasks).toBe(5)
@@ -89,12 +69,9 @@ describe("the first signal stops a run gracefully", () => {
       llmEnv(server, "sk-test-graceful")
     )
     await until(() => server.requests.length >= 3)
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     expect(run.stderr).toContain("waiting for the 1 call in flight")
-    // A repeat of the first signal within 0.25 s is taken for the same press (src/bin.ts): the second comes later.
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    run.child.kill("SIGINT")
+    await pressAgain(run)
     expect(await run.code, run.stderr).toBe(130)
     expect(run.stderr).toContain(
       "skyrl: interrupted; the work done so far is kept: rerun the same command with --resume"

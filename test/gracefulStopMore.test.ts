@@ -18,7 +18,7 @@ import {
   sampleNumberOf,
   validTaskFor
 } from "./support/fakeTasks.js"
-import { ended, gate, pause, started, until } from "./support/signals.js"
+import { askStop, ended, gate, pause, started, until } from "./support/signals.js"
 
 const servers = fakes()
 afterEach(servers.closeAll)
@@ -69,8 +69,7 @@ describe("enrich: the first signal stops gracefully", () => {
   it("SIGINT with 3 calls in flight: their rows are kept, --resume asks only the rest", async () => {
     const { args, counter, env, held, out, run, server } = await heldEnrich("enrich", 8, 2, ["--concurrency", "3"])
     await until(() => counter.tasks === 5)
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     expect(run.stderr).toContain("waiting for the 3 calls in flight, whose answers are kept")
     held.release()
     expect(await ended(run), run.stderr).toBe(130)
@@ -109,8 +108,7 @@ describe("an answer that needs a repair, in flight when the signal comes", () =>
     const taskRequests = () => server.requests.filter((r) => isTaskRequest(r.body))
     // Sample 1 answered, sample 2's first answer held.
     await until(() => taskRequests().length === 2)
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     held.release()
     expect(await ended(run), run.stderr).toBe(130)
     const sent = taskRequests()
@@ -162,8 +160,7 @@ describe("the signal before and around the samples", () => {
   it("--log-format json: the stopping warning and the final line are JSON lines", async () => {
     const { counter, held, out, run } = await heldEnrich("json", 4, 1, ["--concurrency", "2", "--log-format", "json"])
     await until(() => counter.tasks === 3)
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     held.release()
     expect(await ended(run), run.stderr).toBe(130)
     const lines = run.stderr.trim().split("\n").map((l) => JSON.parse(l))
@@ -187,8 +184,7 @@ describe("the signal before and around the samples", () => {
     await until(() => counter.tasks === 3)
     // The first answer spent the budget: the two others are in flight.
     await pause(1500)
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     expect(run.stderr).toContain("waiting for the 2 calls in flight")
     held.release()
     const code = await ended(run)
@@ -211,8 +207,7 @@ describe("a repeated signal", () => {
       await until(() => counter.tasks === 3)
       run.child.kill("SIGINT")
       await pause(30)
-      run.child.kill("SIGINT")
-      await until(() => run.stderr.includes("SIGINT: stopping"))
+      await askStop(run)
       await pause(100)
       held.release()
       expect(await ended(run), run.stderr).toBe(130)
@@ -273,8 +268,7 @@ describe("calls that wait are not sent after the stop", () => {
       throw new Error(`${String(e)}: ${run.stderr}`)
     })
     const t0 = Date.now()
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     expect(run.stderr).toContain("waiting for the 1 call in flight")
     held.release()
     expect(await ended(run), run.stderr).toBe(130)
@@ -305,8 +299,7 @@ describe("calls that wait are not sent after the stop", () => {
     )
     await until(() => server.requests.length === 1)
     const t0 = Date.now()
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
+    await askStop(run)
     expect(run.stderr).toContain("waiting for the 1 call in flight")
     held.release()
     expect(await ended(run), run.stderr).toBe(130)

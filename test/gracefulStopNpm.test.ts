@@ -15,8 +15,7 @@ import type { FakeReply } from "./support/fakeOpenAI.js"
 import { answer } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl, tempDir, USAGE } from "./support/fakeRun.js"
 import { ROOT } from "./support/python.js"
-import type { StartedCli } from "./support/signals.js"
-import { ctrlC, ended, gate, until } from "./support/signals.js"
+import { ctrlC, ended, gate, until, watched } from "./support/signals.js"
 
 const servers = fakes()
 afterEach(servers.closeAll)
@@ -57,16 +56,7 @@ describe("npm run skyrl at a terminal", () => {
       ],
       { env: cleanEnv(llmEnv(server, "sk-test-graceful")), cwd: ROOT, stdio: "pipe", detached: true }
     )
-    const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.on("close", (code, signal) => resolve([code, signal]))
-    )
-    const run: StartedCli = {
-      child,
-      stderr: "",
-      code: closed.then(([code]) => code),
-      signal: closed.then(([, signal]) => signal)
-    }
-    child.stderr.on("data", (d) => (run.stderr += d))
+    const run = watched(child)
     await until(() => tasks === 3)
     ctrlC(run)
     await until(() => run.stderr.includes("SIGINT: stopping"))

@@ -15,7 +15,7 @@ import { answer } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl } from "./support/fakeRun.js"
 import { isTaskRequest, sampleNumberOf } from "./support/fakeTasks.js"
 import { ROOT, serverBin } from "./support/mcpServers.js"
-import { ctrlC, ended, gate, pause, started, until } from "./support/signals.js"
+import { askStop, ctrlC, ended, gate, pressAgain, started, until } from "./support/signals.js"
 
 const dir = mkdtempSync(join(tmpdir(), "skyrl-stop-verify-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -109,8 +109,7 @@ describe("generate --verify: the first signal lets the plans being verified fini
       await until(() => intents(out) >= 3 && server.requests.length === 6, 40_000).catch((e) => {
         throw new Error(`${String(e)}; stderr so far:\n${run.stderr}`)
       })
-      run.child.kill("SIGINT")
-      await until(() => run.stderr.includes("SIGINT: stopping"))
+      await askStop(run)
       expect(run.stderr).toContain("waiting for the 3 calls in flight")
       held.release()
       expect(await ended(run, 40_000), run.stderr).toBe(130)
@@ -129,15 +128,11 @@ describe("generate --verify: the first signal lets the plans being verified fini
     await until(() => intents(out) >= 3, 40_000).catch((e) => {
       throw new Error(`${String(e)}; stderr so far:\n${run.stderr}`)
     })
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
-    // A repeat of the first signal within 0.25 s is taken for the same press (src/bin.ts): the second comes later.
-    await pause(300)
-    run.child.kill("SIGINT")
+    await askStop(run)
+    await pressAgain(run)
     await until(() => run.stderr.includes("finishing"))
-    await pause(300)
     const t0 = Date.now()
-    run.child.kill("SIGINT")
+    await pressAgain(run)
     await ended(run, 15_000)
     expect(Date.now() - t0).toBeLessThan(5_000)
     expect(await run.signal).toBe("SIGINT")
@@ -176,11 +171,8 @@ describe("generate --verify: the second signal with several plans with side effe
     await until(() => intents(out) >= 3, 40_000).catch((e) => {
       throw new Error(`${String(e)}; stderr so far:\n${run.stderr}`)
     })
-    run.child.kill("SIGINT")
-    await until(() => run.stderr.includes("SIGINT: stopping"))
-    // A repeat of the first signal within 0.25 s is taken for the same press (src/bin.ts): the second comes later.
-    await pause(300)
-    run.child.kill("SIGINT")
+    await askStop(run)
+    await pressAgain(run)
     expect(await ended(run, 40_000), run.stderr).toBe(130)
     const stderr = run.stderr
     const finishing = stderr.split("\n").filter((l) => l.includes("interrupted: ") && l.includes("finishing"))

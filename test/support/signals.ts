@@ -34,6 +34,11 @@ export const started = (
     stdio: "pipe",
     detached: options.group === true
   })
+  return watched(child)
+}
+
+/** A spawned child as a `StartedCli`: its stderr collected, its exit code and ending signal once it closes. */
+export const watched = (child: ChildProcess): StartedCli => {
   const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.on("close", (code, signal) => resolve([code, signal]))
   )
@@ -69,3 +74,18 @@ export const ended = async (run: StartedCli, ms = 40_000): Promise<number | null
 
 /** Ctrl-C at a terminal: SIGINT to the CLI's whole process group (its MCP servers too); `started` with `group`. */
 export const ctrlC = (run: StartedCli) => process.kill(-run.child.pid!, "SIGINT")
+
+/** Sends `signal` and waits for the graceful stop's warning (`SIGINT: stopping: ...`). */
+export const askStop = async (run: StartedCli, signal: NodeJS.Signals = "SIGINT") => {
+  run.child.kill(signal)
+  await until(() => run.stderr.includes(`${signal}: stopping`))
+}
+
+/**
+ * Sends `signal` as a press of its own: after the 0.25 s in which src/bin.ts takes a repeat of the last signal for
+ * the same press (a wrapper's forward of a terminal's Ctrl-C).
+ */
+export const pressAgain = async (run: StartedCli, signal: NodeJS.Signals = "SIGINT") => {
+  await pause(300)
+  run.child.kill(signal)
+}
