@@ -216,7 +216,15 @@ export const makeVerifyHook = (runDir: string): Effect.Effect<
       yield* Effect.logWarning(resultsElsewhereWarning(elsewhere, (yield* verifier.report).cassettes.file))
     }
     // One per run: Ctrl-C says why it lets plans with side effects finish once, then names the others.
-    const judge = planJudge(verifier, log, logged, finishingNotice("--verify-timeout"))
+    const judge = planJudge(
+      verifier,
+      log,
+      logged,
+      finishingNotice(
+        "--verify-timeout",
+        "rejects that answer as interrupted and makes its sample again"
+      )
+    )
     return (row: SkyRLRow) => {
       const refused = unsendable(row)
       if (refused !== undefined) return Effect.succeed(refused)

@@ -233,8 +233,8 @@ type BeforeSideEffect = ((step: VerifyStep) => Effect.Effect<void, StorageError>
  */
 export const toCompletion = <A, E, R>(
   plan: Effect.Effect<A, E, R>,
-  /** What the wait says (`finishingNotice`); by default, the same sentence for every plan. */
-  notice: () => string = () => FINISHING
+  /** What the wait says: the run's `finishingNotice` for this plan. */
+  notice: () => string
 ): Effect.Effect<A, E, R> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(Effect.forkDaemon(Effect.interruptible(plan)), (fiber) =>
@@ -244,27 +244,21 @@ export const toCompletion = <A, E, R>(
   )
 
 /**
- * Why Ctrl-C lets plans with side effects finish; `timeoutFlag`: the flag that bounds each call (--verify-timeout:
- * generate / enrich --verify, where an interrupted plan rejects its answer and the sample is made again).
- */
-const whyFinishing = (timeoutFlag: string) =>
-  `so that --resume does not run them again (each call within ${timeoutFlag}; Ctrl-C again stops at once, and ` +
-  (timeoutFlag === "--verify-timeout"
-    ? "--resume then rejects that answer as interrupted and makes its sample again)"
-    : "--resume then rejects the row as interrupted)")
-const FINISHING = `interrupted: finishing a plan whose side effects have started, ${whyFinishing("--timeout")}`
-
-/**
  * What Ctrl-C says of the plans `toCompletion` waits for in one run, each named (`plan`: which row): the first
  * with why, the others by name only. Before, every plan still running printed the same sentence, naming none.
- * `timeoutFlag`: the flag that bounds each call (`skyrl verify`'s --timeout; --verify-timeout with --verify).
+ * `timeoutFlag`: the flag that bounds each call; `onResume`: what `--resume` does with a plan cut short by a
+ * second Ctrl-C (`skyrl verify`'s defaults; generate / enrich --verify give --verify-timeout and their own).
  */
-export const finishingNotice = (timeoutFlag = "--timeout") => {
+export const finishingNotice = (
+  timeoutFlag = "--timeout",
+  onResume = "rejects the row as interrupted"
+) => {
   let told = false
   return (plan: string): string => {
     if (told) return `interrupted: also finishing ${plan} (its side effects have started)`
     told = true
-    return `interrupted: finishing ${plan}, whose side effects have started, ${whyFinishing(timeoutFlag)}`
+    return `interrupted: finishing ${plan}, whose side effects have started, so that --resume does not run them ` +
+      `again (each call within ${timeoutFlag}; Ctrl-C again stops at once, and --resume then ${onResume})`
   }
 }
 
