@@ -4,7 +4,7 @@
  * outcome on a live server and is journaled (see test/verify.test.ts for the in-process case); before, the server
  * died with the same Ctrl-C and the plan ended as server-unavailable.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -15,6 +15,22 @@ import { rowFor, writeJsonl } from "./support/verifyRows.js"
 const dir = mkdtempSync(join(tmpdir(), "skyrl-verify-group-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const at = (...parts: Array<string>) => join(dir, ...parts)
+
+/**
+ * Whether a child of `pid` runs server-everything: spawned and exec'd, so in a process group of its own (a signal
+ * to the CLI's group while the server is being spawned, between fork and setsid, reaches it: a window no spawn
+ * closes, and no test of this).
+ */
+const serverRunningUnder = (pid: number): boolean =>
+  readdirSync("/proc").filter((d) => /^\d+$/.test(d)).some((d) => {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8")
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid &&
+        readFileSync(`/proc/${d}/cmdline`, "utf8").includes("server-everything")
+    } catch {
+      return false // exited meanwhile
+    }
+  })
 
 const journalLines = (file: string): Array<any> =>
   existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []
@@ -53,8 +69,10 @@ describe("skyrl verify: Ctrl-C at a terminal (the whole process group)", () => {
       { group: true }
     )
     const journal = `${out}.verify-journal.jsonl`
-    // The intent line (written before the side-effecting call is sent): the plan is running.
-    await until(() => journalLines(journal).some((l) => l.failure?.status === "interrupted"), 30_000).catch((e) => {
+    // The intent line (written before the side-effecting call is sent) and its server up: the plan is running.
+    const running = () =>
+      journalLines(journal).some((l) => l.failure?.status === "interrupted") && serverRunningUnder(run.child.pid!)
+    await until(running, 30_000).catch((e) => {
       throw new Error(`${String(e)}; stderr so far:\n${run.stderr}`)
     })
     ctrlC(run)
