@@ -471,7 +471,12 @@ class _Sessions:
         try:
             result = future.result(timeout + 10)
         except _TIMEOUTS:
+            # The server may be stuck on it (a single-threaded server in a synchronous tool that never returns):
+            # keeping the session made every later call of every episode of the process wait out the timeout.
+            # So the session is stopped (its server with it) and the next call starts a fresh one.
             future.cancel()
+            conn.broken = True
+            self.loop.call_soon_threadsafe(conn.stop.set)
             return ToolResult(f"Error: {tool} did not answer within {timeout:g} s", "timeout")
         except Exception as e:  # noqa: BLE001 - a broken session is restarted on the next call
             conn.broken = True

@@ -198,6 +198,29 @@ def test_call_timeout_answers_instead_of_hanging(inventory):
     assert "did not answer within 1 s" in texts[0] and out["metadata"]["tool_results"] == {"timeout": 1}
 
 
+
+def test_a_server_a_call_left_stuck_is_started_again_for_the_next_call(tmp_path):
+    # before: 'ping did not answer within 1 s', here and in every later episode of the worker: a call that timed
+    # out left its server busy (a single-threaded server running a synchronous tool that never returns, e.g.
+    # execute_python on `while True: pass`), the session was kept, and each later call to that server waited out
+    # call_timeout (a turn of 32 calls: 16 minutes at the default 30 s) and answered with an error
+    launch = {"transport": "stdio", "command": sys.executable, "args": [str(FIXTURES / "stuck_server.py")]}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"servers": [{"name": "stuck", "launch": launch}]}), encoding="utf-8")
+    offered = [{"server": "stuck", "tool": t, "call_name": t} for t in ("spin", "ping")]
+    row = make_row([{"server": "stuck", "tool": "ping", "params": {}}], available_tools=offered, limits={"max_tools": 2})
+    config = live(str(inventory), call_timeout=1, startup_timeout=10)
+    texts, _ = observations(row, config, [call("spin", {}), call("ping", {})])
+    assert "spin did not answer within 1 s" in texts[0]
+    assert texts[1] == "<tool_response>\npong\n</tool_response>"
+    texts, out = observations(row, config, [call("ping", {})])  # a later episode of the worker
+    assert texts == ["<tool_response>\npong\n</tool_response>"] and out["metadata"]["tool_results"] == {"ok": 1}
+    deadline = time.monotonic() + 10  # the stuck server is stopped, not left running
+    while server_children("stuck_server.py") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(server_children("stuck_server.py")) == 1
+
+
 FS = make_row(
     [
         {"server": "fs", "tool": "read_text_file", "params": {"path": "PLACEHOLDER"}},
