@@ -539,20 +539,23 @@ def _occurs_as_token(t: str, form: str) -> bool:
 
 
 def _grounds(evidence: Evidence, value: Any, illustrative: Any) -> bool:
-    """A derived value is grounded when the evidence holds it, and it holds something to find (a non-empty
-    string, a number) unless the plan's illustrative value does not either: ``Evidence`` holds ``""``, ``[]``,
-    ``{}``, null and booleans anywhere, so a policy sending ``symbol: ""`` earned the step it could not ground."""
+    """A derived value is grounded when the evidence holds it, and it holds something to find (a string with a
+    letter or a digit, a number) unless the plan's illustrative value does not either: ``Evidence`` holds ``""``,
+    ``[]``, ``{}``, null and booleans anywhere, so a policy sending ``symbol: ""`` earned the step it could not
+    ground; and a string of no letter or digit (``" "``, ``","``, ``"{"``) is a whole token wherever it occurs,
+    which in every result it does (JSON's spaces, quotes, commas and braces): ``symbol: ","`` earned it alike."""
     return evidence.holds(value) and (_findable(value) or not _findable(illustrative))
 
 
 def _findable(value: Any) -> bool:
-    """The value holds a non-empty string or a number (what ``Evidence`` looks for)."""
+    """The value holds a string with a letter or a digit, or a number (what ``Evidence`` can tell apart from the
+    punctuation and spaces any result holds)."""
     if isinstance(value, dict):
         return any(_findable(v) for v in value.values())
     if isinstance(value, list):
         return any(_findable(v) for v in value)
     if isinstance(value, str):
-        return value != ""
+        return any(_kind(c) != "other" for c in value)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

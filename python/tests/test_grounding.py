@@ -286,3 +286,33 @@ def test_a_derived_value_with_nothing_to_find_is_grounded_where_the_plans_is_ali
     config = {"cassettes": str(tmp_path), "ground_derived": True}
     out = episode(row, [call("quote", {"symbol": "MSFT"}), call("alert", {"on": False}), FINAL], config)
     assert out["reward"] == 1.0
+
+
+@pytest.mark.parametrize("value", [" ", ",", '"', ": ", "{", "}]", ".", [" ", ","], {"s": "."}])
+def test_a_derived_value_of_punctuation_or_spaces_is_not_grounded(palantir, cassettes, value):
+    # before: 1.0. A string of no letter and no digit is a whole token wherever it occurs, and every result holds
+    # spaces, quotes, commas and braces (JSON), so symbol "," earned the step as "" did before it was refused: a
+    # value any result holds, which grounding exists to rule out
+    row = json.loads(json.dumps(palantir))
+    row["reward_spec"]["ground_truth"]["tool_schemas"] = "{}"  # presence only, so lists and objects are valid too
+    config = cassettes('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]')
+    out = episode(row, [SEARCH, quote(value), FINAL], config)
+    assert out["reward"] == 0.25 and out["metadata"]["ungrounded_calls"] == 1
+    assert episode(row, [SEARCH, quote(["PLTR", ","]), FINAL], config)["reward"] == 1.0  # a value found, beside it
+    assert episode(row, [SEARCH, quote(value), FINAL], {**config, "ground_derived": False})["reward"] == 1.0
+
+
+def test_a_derived_value_of_punctuation_is_grounded_where_the_plans_is_alike(tmp_path):
+    # a separator the plan derives from a result (its illustration: ";"): then a held one is the policy's to send
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "read", "params": {"path": "a.csv"}},
+            {"server": "fmp", "tool": "split", "params": {"sep": ";"}, "depends_on": [1], "derived_params": ["sep"]},
+        ]
+    )
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(record("read", {"path": "a.csv"}, "a,b\n1,2")) + "\n")
+    config = {"cassettes": str(tmp_path), "ground_derived": True}
+    out = episode(row, [call("read", {"path": "a.csv"}), call("split", {"sep": ","}), FINAL], config)
+    assert out["reward"] == 1.0
+    out = episode(row, [call("read", {"path": "a.csv"}), call("split", {"sep": "|"}), FINAL], config)
+    assert out["reward"] == 0.25  # not in the result
