@@ -242,10 +242,11 @@ class MCPToolEnv(BaseTextEnv):
             return f"Error: {breach.split(':')[1]} exceeded ({self._limit_text()}); the episode ends"
         result = self._call(item.name, server, tool, item.arguments)
         self.statuses[result.status] += 1
-        seen = _cut(_well_formed(result.text), self.settings.max_response_chars)
-        if result.status == "ok":
-            self.calls[-1] = replace(self.calls[-1], result=seen)
-        return seen
+        text = _well_formed(result.text)
+        if result.status == "ok":  # the evidence ``ground_derived`` reads: the tool's text the policy saw, not the
+            # env's note on a cut (its words and count grounded a derived value on any long result)
+            self.calls[-1] = replace(self.calls[-1], result=text[: self.settings.max_response_chars])
+        return _cut(text, self.settings.max_response_chars)
 
     def _call(self, name: str, server: str, tool: str, arguments: dict[str, Any]) -> ToolResult:
         """The backend's result. A cassette miss for a call the scorer reads as a plan step's call (a schema

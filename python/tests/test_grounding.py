@@ -132,6 +132,17 @@ def test_a_value_cut_from_the_result_the_policy_saw_does_not_ground(palantir, ca
     assert episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)["metadata"]["ungrounded_calls"] == 1
 
 
+
+@pytest.mark.parametrize("value", ["more", "characters", "cut", "25"])
+def test_the_envs_note_on_a_cut_result_grounds_nothing(palantir, cassettes, value):
+    # before: 1.0. The policy sees a long result cut, with the env's note "[... 25 more characters cut]"; the note
+    # was kept with the result as evidence, so its words and count grounded a derived value on any row whose
+    # result runs past max_response_chars, though no tool wrote them
+    config = {**cassettes("PLTR " + "x" * 40), "max_response_chars": 20}
+    out = episode(palantir, [SEARCH, quote(value), FINAL], config)
+    assert out["reward"] == 0.25 and out["metadata"]["ungrounded_calls"] == 1
+    assert episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0  # in what the policy saw
+
 def test_numbers_and_nested_values_are_found_in_the_results(tmp_path):
     row = make_row(
         [
