@@ -48,12 +48,12 @@ def before(calls, across: bool):
 def ungrounded(plan: Plan, calls, step: Step, i: int, assignment: dict[int, int]) -> bool:
     """``ground_derived``: a derived value of call ``i`` for ``step`` that no ok result of an earlier turn of the
     calls holding the step's ``depends_on`` (of any call, for a step without one) holds, or that holds nothing
-    to find (no non-empty string, no number) where the plan's value does."""
+    to find (no string with a letter or digit, no number) where the plan's value does."""
     sources = [assignment[d] for d in step.depends_on if d in assignment] if step.depends_on else range(len(calls))
     texts = [calls[j].result for j in sources if calls[j].result and calls[j].turn < calls[i].turn]
 
     def something(v):
-        return v != "" if isinstance(v, str) else (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
+        return any(c.isalnum() or c == "_" for c in v) if isinstance(v, str) else (isinstance(v, (int, float)) and not isinstance(v, bool)) or (
             isinstance(v, (list, dict)) and any(map(something, v.values() if isinstance(v, dict) else v))
         )
 
