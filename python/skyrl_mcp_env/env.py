@@ -75,7 +75,8 @@ class Settings:
     strict: bool = False  # reward 0 unless every plan step matched (and, with strict_finish, the episode finished)
     strict_finish: bool = True  # strict also needs a final answer within the limits and max_turns
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
-    ground_derived: bool = False  # a derived param matches only with a value an earlier ok result holds
+    ground_derived: Any = "auto"  # a derived param matches only with a value an earlier ok result holds: true, false,
+    # or "auto": on rows skyrl verify found every derived value of in the results (verification.derived_values_found)
     limits_from_plan: bool = True  # a row without limits gets the plan's own (distinct tools and servers)
     pattern_guard: bool = True  # schema regexes run on the policy's strings without backtracking (reward._is_valid)
     off_plan_penalty: float = OFF_PLAN_PENALTY  # what calling every off-plan tool offered costs (reward.off_plan_tools)
@@ -113,7 +114,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strict": (lambda v: isinstance(v, bool), "true or false"),
     "strict_finish": (lambda v: isinstance(v, bool), "true or false"),
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
-    "ground_derived": (lambda v: isinstance(v, bool), "true or false"),
+    "ground_derived": (lambda v: isinstance(v, bool) or v == "auto", 'true, false or "auto"'),
     "limits_from_plan": (lambda v: isinstance(v, bool), "true or false"),
     "pattern_guard": (lambda v: isinstance(v, bool), "true or false"),
     "off_plan_penalty": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
@@ -282,17 +283,26 @@ class MCPToolEnv(BaseTextEnv):
         trajectory = Trajectory(tuple(self.calls), self.final_answer, self.ended_by)
         s = self.settings
         across, guard = s.dependencies_across_turns, s.pattern_guard
-        parts = score(
-            self.plan, trajectory, s.strict, across, s.ground_derived, s.strict_finish, guard, s.off_plan_penalty
-        )
+        ground = self.grounding()
+        parts = score(self.plan, trajectory, s.strict, across, ground, s.strict_finish, guard, s.off_plan_penalty)
         return {
             **parts,
+            "ground_derived": ground,
             "ended_by": self.ended_by,
             "turns": self.turns,
             "max_turns": self.max_turns,
             "tool_results": dict(self.statuses),
             "cassette_misses": self.statuses["miss"],
         }
+
+    def grounding(self) -> bool:
+        """Whether derived values must be grounded on this row: ``ground_derived`` true, or "auto" on a row whose
+        verification found every derived value of the plan in its dependencies' results (copied values: ids,
+        tickers, paths). There, a value the policy invents is no value the task could have: without grounding a
+        search then ``get_quote("PALANTIR")`` scored 1.0. A row with a computed value (a sum, a summary), or never
+        verified, is not grounded: the right call would lose its step."""
+        setting = self.settings.ground_derived
+        return setting is True or (setting == "auto" and self.plan.derived_values_found)
 
     def _judged(self, reward: float) -> float:
         """The reward times the judge's score of the final answer. An episode without one (empty, or ended at

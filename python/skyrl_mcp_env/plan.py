@@ -52,6 +52,7 @@ class Plan:
     tools_listed: bool  # the row lists its prompt's tools (available_tools)
     schemas: dict[str, Any] = field(default_factory=dict)  # call_name -> inputSchema
     rubric: Any = None
+    derived_values_found: bool = False  # skyrl verify found every derived value in its dependencies' results
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -82,6 +83,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         tools_listed=listed is not None,
         schemas=_schemas(gt.get("tool_schemas"), where),
         rubric=gt.get("rubric"),
+        derived_values_found=_derived_values_found(extras),
     )
 
 
@@ -229,16 +231,30 @@ def _list(raw: Any, where: str, kind: str) -> list:
     return items
 
 
-def _offer_unknown(extras: Mapping[str, Any]) -> bool:
-    """The row's available_tools are the plan's, filled in because its prompt's offer was unknown."""
+def _task_metadata(extras: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``extra_info.task_metadata`` (an object, or its JSON text: skyrl's Arrow-safe layout); {} when absent or not
+    an object (it is skyrl's free-form record, read for two hints only)."""
     info = extras.get("extra_info") if isinstance(extras, Mapping) else None
     metadata = info.get("task_metadata") if isinstance(info, Mapping) else None
     if isinstance(metadata, str):
         try:
             metadata = json.loads(metadata)
         except json.JSONDecodeError:
-            return False
-    return isinstance(metadata, Mapping) and metadata.get("available_tools_source") == "plan"
+            return {}
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _offer_unknown(extras: Mapping[str, Any]) -> bool:
+    """The row's available_tools are the plan's, filled in because its prompt's offer was unknown."""
+    return _task_metadata(extras).get("available_tools_source") == "plan"
+
+
+def _derived_values_found(extras: Mapping[str, Any]) -> bool:
+    """``skyrl verify`` recorded ``task_metadata.verification.derived_values_found: true``: every derived value of the
+    plan is written in the results of its step's ``depends_on`` steps (copied, not computed), as ``ground_derived``
+    reads them. ``ground_derived: "auto"`` grounds such rows only."""
+    verification = _task_metadata(extras).get("verification")
+    return isinstance(verification, Mapping) and verification.get("derived_values_found") is True
 
 
 def _params(raw: Any, at: str) -> dict[str, Any]:

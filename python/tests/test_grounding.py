@@ -175,9 +175,35 @@ def test_evidence_reads_strings_and_numbers_as_the_shared_vectors_say(case):
     assert Evidence(case["texts"]).holds(case["value"]) is case["held"]
 
 
-def test_the_setting_must_be_a_boolean(palantir):
-    with pytest.raises(ConfigError, match="ground_derived: expected true or false"):
+def test_the_setting_must_be_a_boolean_or_auto(palantir):
+    with pytest.raises(ConfigError, match='ground_derived: expected true, false or "auto"'):
         episode(palantir, [FINAL], {"ground_derived": "true"})
+
+
+def verified(row, found):
+    """``row`` with the record ``skyrl verify`` writes into task_metadata, saying whether it found every derived
+    value of the plan in the results of its dependencies."""
+    row = json.loads(json.dumps(row))
+    metadata = json.loads(row["extra_info"]["task_metadata"])
+    metadata["verification"] = {"status": "verified", "derived_values_found": found}
+    row["extra_info"]["task_metadata"] = json.dumps(metadata)
+    return row
+
+
+def test_by_default_a_row_whose_derived_values_verify_found_in_the_results_is_grounded(palantir, cassettes):
+    # before: 1.0. Without grounding (the default) an invented ticker earned the quote step, on a row where skyrl
+    # verify had found the plan's own ticker in the search result: a copied value, where grounding costs the right
+    # call nothing
+    config = {"cassettes": cassettes('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]')["cassettes"]}
+    row = verified(palantir, True)
+    out = episode(row, [SEARCH, quote("PALANTIR"), FINAL], config)
+    assert out["reward"] == 0.25 and out["metadata"]["ungrounded_calls"] == 1 and out["metadata"]["ground_derived"]
+    assert episode(row, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+    assert episode(row, [SEARCH, quote("PALANTIR"), FINAL], {**config, "ground_derived": False})["reward"] == 1.0
+    for other in (verified(palantir, False), palantir):  # a computed value, or a row never verified: not grounded
+        out = episode(other, [SEARCH, quote("PALANTIR"), FINAL], config)
+        assert out["reward"] == 1.0 and not out["metadata"]["ground_derived"]
+        assert episode(other, [SEARCH, quote("PALANTIR"), FINAL], {**config, "ground_derived": True})["reward"] == 0.25
 
 
 # the gameability report with --ground-derived ------------------------------------------------
@@ -248,6 +274,11 @@ def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold
     assert rewards == [1.0, 0.25]  # the env finds "42" in "The sum of 40 and 2 is 42." only
     right_value = episode(rows[1], [plan_calls(rows[1])[0], call("echo", {"message": "43"}), FINAL], config)
     assert right_value["reward"] == 1.0 and right_value["metadata"]["cassette_misses"] == 1  # verify ran "42"
+    auto = {"cassettes": str(tmp_path / "cas")}  # the default, ground_derived "auto": the right row only
+    assert [episode(r, [*plan_calls(r), FINAL], auto)["reward"] for r in rows] == [1.0, 1.0]
+    invented = [call("get-sum", {"a": 40, "b": 2}), call("echo", {"message": "41"}), FINAL]
+    assert episode(rows[0], invented, auto)["reward"] == 0.25
+    assert episode(rows[1], [plan_calls(rows[1])[0], call("echo", {"message": "41"}), FINAL], auto)["reward"] == 1.0
 
 
 @pytest.mark.parametrize(
