@@ -415,6 +415,8 @@ class _Conn:
 # Without it each call waited for its own start (up to startup_timeout, 30 s by default), one after another
 # behind the server's lock: a turn of 32 calls to a server that hangs on initialize held the worker 16 minutes.
 RESTART_AFTER = 60.0
+# Seconds a server whose call timed out has to answer a ping (at most call_timeout); else its session is restarted.
+PING_TIMEOUT = 5.0
 
 
 class _RecentStartFailure(Exception):
@@ -472,11 +474,13 @@ class _Sessions:
             result = future.result(timeout + 10)
         except _TIMEOUTS:
             # The server may be stuck on it (a single-threaded server in a synchronous tool that never returns):
-            # keeping the session made every later call of every episode of the process wait out the timeout.
-            # So the session is stopped (its server with it) and the next call starts a fresh one.
+            # keeping its session made every later call of every episode of the process wait out the timeout. A
+            # server that does not answer a ping either is stopped, and the next call starts a fresh one; one that
+            # does (a long operation it runs asynchronously) keeps its session and the calls in flight on it.
             future.cancel()
-            conn.broken = True
-            self.loop.call_soon_threadsafe(conn.stop.set)
+            if not self._answers_ping(conn, min(timeout, PING_TIMEOUT)):
+                conn.broken = True
+                self.loop.call_soon_threadsafe(conn.stop.set)
             return ToolResult(f"Error: {tool} did not answer within {timeout:g} s", "timeout")
         except Exception as e:  # noqa: BLE001 - a broken session is restarted on the next call
             conn.broken = True
@@ -484,6 +488,24 @@ class _Sessions:
             return ToolResult(f"Error: {tool} failed: {_describe(e)}", "tool_error")
         data = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return ToolResult(result_text(data), "tool_error" if data.get("isError") else "ok")
+
+    def _answers_ping(self, conn: _Conn, wait: float) -> bool:
+        """The server answers an MCP ping within ``wait`` seconds (an error reply, from a server without ping, is
+        an answer too; a closed connection is not)."""
+        from mcp.shared.exceptions import MCPError
+        from mcp.types import CONNECTION_CLOSED
+
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(conn.session.send_ping(), wait), self.loop)
+        try:
+            future.result(wait + 10)
+        except _TIMEOUTS:
+            future.cancel()
+            return False
+        except MCPError as e:
+            return e.code != CONNECTION_CLOSED
+        except Exception:  # noqa: BLE001 - no answer
+            return False
+        return True
 
     def close(self) -> None:
         for conn in list(self.conns.values()):

@@ -199,6 +199,24 @@ def test_call_timeout_answers_instead_of_hanging(inventory):
 
 
 
+
+def test_a_server_that_still_answers_keeps_its_session_after_a_call_times_out(inventory):
+    # a long operation on a server that serves other requests meanwhile (server-everything's is asynchronous): the
+    # session is kept, so calls of other episodes in flight on it are not cut off by a restart
+    play(MCPToolEnv(live(inventory), {**ECHO, "max_turns": 5}), [call("echo", {"message": "warm up"})])
+    starts = sessions().starts
+    slow = {"duration": 10, "steps": 2}
+    row = make_row(
+        [
+            {"server": "everything", "tool": "trigger-long-running-operation", "params": slow},
+            {"server": "everything", "tool": "echo", "params": {"message": "after"}},
+        ]
+    )
+    steps = [call("trigger-long-running-operation", slow), call("echo", {"message": "after"})]
+    texts, _ = observations(row, live(inventory, call_timeout=1), steps)
+    assert "did not answer within 1 s" in texts[0] and texts[1] == "<tool_response>\nEcho: after\n</tool_response>"
+    assert sessions().starts == starts
+
 def test_a_server_a_call_left_stuck_is_started_again_for_the_next_call(tmp_path):
     # before: 'ping did not answer within 1 s', here and in every later episode of the worker: a call that timed
     # out left its server busy (a single-threaded server running a synchronous tool that never returns, e.g.
