@@ -504,6 +504,30 @@ class Evidence:
             return value in self.numbers()
         return True
 
+    def only_as_key(self, value: Any) -> bool:
+        """A string in ``value`` occurs in the texts, as a whole token, only as the key of an object (quoted, then a
+        colon: ``"symbol": ...``, or ``'symbol': ...`` as a Python repr writes it): a field name, the same in every
+        result of a tool whatever the task."""
+        if isinstance(value, dict):
+            return any(self.only_as_key(v) for v in value.values())
+        if isinstance(value, list):
+            return any(self.only_as_key(v) for v in value)
+        if not isinstance(value, str) or not value:
+            return False
+        forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+        found = False
+        for t in self.texts:
+            for f in forms:
+                i = t.find(f)
+                while i >= 0:
+                    end = i + len(f)
+                    if _token_edge(t, i) and _token_edge(t, end):
+                        if not _is_key(t, i, end):
+                            return False
+                        found = True
+                    i = t.find(f, i + 1)
+        return found
+
     def numbers(self) -> set[float]:
         """Every number the texts write, signed and unsigned (a date's ``-05`` holds 5 as well)."""
         if self._numbers is None:
@@ -538,13 +562,26 @@ def _occurs_as_token(t: str, form: str) -> bool:
     return False
 
 
+_COLON = re.compile(r"\s*:")
+
+
+def _is_key(t: str, start: int, end: int) -> bool:
+    """``t[start:end]`` is quoted and followed by a colon: the key of an object."""
+    quote = t[start - 1] if start > 0 else ""
+    return quote in ('"', "'") and t[end : end + 1] == quote and _COLON.match(t, end + 1) is not None
+
+
 def _grounds(evidence: Evidence, value: Any, illustrative: Any) -> bool:
     """A derived value is grounded when the evidence holds it, and it holds something to find (a string with a
     letter or a digit, a number) unless the plan's illustrative value does not either: ``Evidence`` holds ``""``,
     ``[]``, ``{}``, null and booleans anywhere, so a policy sending ``symbol: ""`` earned the step it could not
     ground; and a string of no letter or digit (``" "``, ``","``, ``"{"``) is a whole token wherever it occurs,
-    which in every result it does (JSON's spaces, quotes, commas and braces): ``symbol: ","`` earned it alike."""
-    return evidence.holds(value) and (_findable(value) or not _findable(illustrative))
+    which in every result it does (JSON's spaces, quotes, commas and braces): ``symbol: ","`` earned it alike. A
+    string held only as an object key (``symbol: "symbol"``, a field name of every result of the tool) grounds only
+    where the plan's value is such a key too (a field to sort by)."""
+    if not evidence.holds(value) or not (_findable(value) or not _findable(illustrative)):
+        return False
+    return not evidence.only_as_key(value) or evidence.only_as_key(illustrative)
 
 
 def _findable(value: Any) -> bool:

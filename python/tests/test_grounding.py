@@ -358,3 +358,42 @@ def test_a_derived_value_of_punctuation_is_grounded_where_the_plans_is_alike(tmp
     assert out["reward"] == 1.0
     out = episode(row, [call("read", {"path": "a.csv"}), call("split", {"sep": "|"}), FINAL], config)
     assert out["reward"] == 0.25  # not in the result
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]', "symbol"),
+        ('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]', "name"),
+        ('[{"symbol" : "PLTR"}]', "symbol"),
+        ("[{'symbol': 'PLTR'}]", "symbol"),  # a Python server's repr of a dict
+    ],
+)
+def test_a_key_of_the_results_json_does_not_ground_a_value(palantir, cassettes, text, value):
+    # before: 1.0. A field name of the result ("symbol", "name") is a whole token of it, and the same in every
+    # result of the tool, whatever the task: a constant that earned the step without reading the value
+    config = cassettes(text)
+    out = episode(palantir, [SEARCH, quote(value), FINAL], config)
+    assert out["reward"] == 0.25 and out["metadata"]["ungrounded_calls"] == 1
+    assert episode(palantir, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+
+
+def test_a_word_that_is_also_a_value_of_the_results_grounds(palantir, cassettes):
+    config = cassettes('[{"symbol": "PLTR", "name": "symbol"}]')
+    assert episode(palantir, [SEARCH, quote("symbol"), FINAL], config)["reward"] == 1.0
+
+
+def test_a_key_grounds_where_the_plans_value_is_a_key_too(tmp_path):
+    # a field to sort by, which the plan takes from the result's field names (its illustration: "price")
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "quote", "params": {"symbol": "MSFT"}},
+            {"server": "fmp", "tool": "sort", "params": {"by": "price"}, "depends_on": [1], "derived_params": ["by"]},
+        ]
+    )
+    quoted = record("quote", {"symbol": "MSFT"}, '{"price": 411.2, "volume": 9000}')
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(quoted) + "\n", encoding="utf-8")
+    config = {"cassettes": str(tmp_path), "ground_derived": True}
+    first = call("quote", {"symbol": "MSFT"})
+    assert episode(row, [first, call("sort", {"by": "volume"}), FINAL], config)["reward"] == 1.0
+    assert episode(row, [first, call("sort", {"by": "MSFT"}), FINAL], config)["reward"] == 0.25  # in no result
