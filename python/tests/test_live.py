@@ -226,7 +226,8 @@ def test_a_server_a_call_left_stuck_is_started_again_for_the_next_call(tmp_path)
     inventory = tmp_path / "inventory.json"
     inventory.write_text(json.dumps({"servers": [{"name": "stuck", "launch": launch}]}), encoding="utf-8")
     offered = [{"server": "stuck", "tool": t, "call_name": t} for t in ("spin", "ping")]
-    row = make_row([{"server": "stuck", "tool": "ping", "params": {}}], available_tools=offered, limits={"max_tools": 2})
+    steps = [{"server": "stuck", "tool": "ping", "params": {}}]
+    row = make_row(steps, available_tools=offered, limits={"max_tools": 2})
     config = live(str(inventory), call_timeout=1, startup_timeout=10)
     texts, _ = observations(row, config, [call("spin", {}), call("ping", {})])
     assert "spin did not answer within 1 s" in texts[0]
