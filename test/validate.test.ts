@@ -954,8 +954,9 @@ describe("warnings", () => {
 
   it("a derived param whose value the user message states is a warning: the reward never compares it", () => {
     // rowFor's plan: the quote of AAPL, then the news of a ticker marked derived from the quote, though its
-    // prompt says AAPL: MCPToolEnv takes any schema-valid ticker there (ground_derived is off by default), so
-    // the news of TSLA scores as the news of AAPL. Nothing reported it.
+    // prompt says AAPL: MCPToolEnv takes any schema-valid ticker there (ground_derived applies by default only to
+    // rows verify found copying their derived values), so the news of TSLA scores as the news of AAPL. Nothing
+    // reported it.
     const derived = (user: string, ticker = "AAPL") =>
       ruleOf(
         checkRows([
