@@ -129,6 +129,38 @@ describe("OpenAI message lists", () => {
     ])
   })
 
+  it("reads an assistant turn given as text parts for its tool calls, as a prompt message is read", () => {
+    // Before: only string content was read, so these calls were not observed and the image part passed.
+    const call = (symbol: string) =>
+      `<tool_call>{"name": "fmp_get_quote", "arguments": {"symbol": "${symbol}"}}</tool_call>`
+    const p = prompt(extractSource({
+      messages: [
+        { role: "user", content: "q" },
+        { role: "assistant", content: [{ type: "text", text: "first" }, { type: "text", text: call("AMD") }] },
+        { role: "assistant", content: [{ type: "output_text", text: call("INTC") }] },
+        { role: "assistant", content: null, tool_calls: [{ function: { name: "fmp_get_profile", arguments: "{}" } }] }
+      ]
+    }))
+    expect(p.observedToolCalls).toEqual([
+      { message: 1, name: "fmp_get_quote", arguments: { symbol: "AMD" } },
+      { message: 2, name: "fmp_get_quote", arguments: { symbol: "INTC" } },
+      { message: 3, name: "fmp_get_profile", arguments: {} }
+    ])
+    // A ShareGPT function_call turn given as parts is read as its text (a JSON call).
+    const f = prompt(extractSource([
+      { from: "human", value: "q" },
+      { from: "function_call", value: [{ type: "text", text: "{\"name\": \"a\", \"arguments\": {\"k\": 1}}" }] }
+    ]))
+    expect(f.observedToolCalls).toEqual([{ message: 1, name: "a", arguments: { k: 1 } }])
+    expect(problem(extractSource({
+      messages: [{ role: "user", content: "q" }, { role: "assistant", content: [{ type: "image_url", image_url: {} }] }]
+    }))).toEqual({
+      field: "messages[1].content[0]",
+      reason: "must be a text part ({\"type\": \"text\", \"text\": \"...\"}), got a part of type \"image_url\" " +
+        "(the tool calls of an assistant turn are read from its text)"
+    })
+  })
+
   it("accepts the developer role as the system message", () => {
     const p = prompt(extractSource([{ role: "developer", content: "Be brief." }, { role: "user", content: "Hi" }]))
     expect(p.system).toBe("Be brief.")

@@ -17,7 +17,7 @@
  * `messages[0].content`, `prompt[1].role`).
  *
  * The tool calls the logged agent made after the prompt are extracted in order: `<tool_call>{"name", "arguments"}
- * </tool_call>` blocks in assistant text (Hermes), OpenAI `tool_calls` / `function_call` fields, and
+ * </tool_call>` blocks in assistant text (Hermes; a string, or text parts read as a prompt message's are), OpenAI `tool_calls` / `function_call` fields, and
  * ShareGPT `function_call` messages. A Hermes `<tools>[...]</tools>` block in the system message is the
  * prompt's own tool catalogue.
  */
@@ -180,15 +180,22 @@ const messageList = (
   return Either.right(out)
 }
 
-/** The part types whose `text` is the message's text (Chat Completions' "text", the Responses API's "input_text"). */
-const TEXT_PARTS = new Set(["text", "input_text"])
+/**
+ * The part types whose `text` is the message's text: Chat Completions' "text", the Responses API's "input_text"
+ * and, for an assistant's own turns, its "output_text".
+ */
+const TEXT_PARTS = new Set(["text", "input_text", "output_text"])
 
 /**
  * A content given as a list of parts (`[{"type": "text", "text": "..."}]`, as OpenAI chat logs often hold it):
  * its text parts joined by a line break; the first part that is not text is a problem (an image or audio part
- * has no place in a text prompt).
+ * has no place in a text prompt, and no tool call can be read from it). `why` ends the problem's reason.
  */
-const partsText = (parts: ReadonlyArray<unknown>, field: string): Either.Either<string, SourceProblem> => {
+const partsText = (
+  parts: ReadonlyArray<unknown>,
+  field: string,
+  why: string
+): Either.Either<string, SourceProblem> => {
   const texts: Array<string> = []
   for (const [i, part] of parts.entries()) {
     const type = isObject(part) ? part.type : undefined
@@ -197,13 +204,24 @@ const partsText = (parts: ReadonlyArray<unknown>, field: string): Either.Either<
         field: `${field}[${i}]`,
         reason: `must be a text part ({"type": "text", "text": "..."}), got ${
           typeof type === "string" ? `a part of type "${type}"` : describeType(part)
-        } (only text goes into a prompt)`
+        } (${why})`
       })
     }
     texts.push(part.text)
   }
   return Either.right(texts.join("\n"))
 }
+
+/**
+ * The text of a message's content, the one reading of it for every role: a string as it is, a list of parts
+ * through `partsText`; undefined for any other content (missing, null as beside `tool_calls`, an object).
+ */
+const contentText = (m: Message, why: string): Either.Either<string | undefined, SourceProblem> =>
+  typeof m.content === "string"
+    ? Either.right(m.content)
+    : Array.isArray(m.content)
+    ? partsText(m.content, m.contentField, why)
+    : Either.right(undefined)
 
 const textContent = (m: Message): Either.Either<string, SourceProblem> => {
   if (m.content === undefined || m.content === null) return Either.left({ field: m.contentField, reason: "is missing" })
@@ -213,14 +231,15 @@ const textContent = (m: Message): Either.Either<string, SourceProblem> => {
       reason: `must be a string or a list of text parts, got ${describeType(m.content)}`
     })
   }
-  const text = typeof m.content === "string" ? Either.right(m.content) : partsText(m.content, m.contentField)
-  if (Either.isLeft(text)) return text
-  if (text.right.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
+  const read = contentText(m, "only text goes into a prompt")
+  if (Either.isLeft(read)) return Either.left(read.left)
+  const text = read.right ?? ""
+  if (text.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
   // Half a surrogate pair (JSON text can escape one, "\ud83d", e.g. an emoji cut in two): the row would be
   // refused whatever plan came back, as no dataset reader takes it (src/skyrl/utf8.ts).
-  const surrogate = loneSurrogateOf(text.right)
+  const surrogate = loneSurrogateOf(text)
   if (surrogate !== undefined) return Either.left({ field: m.contentField, reason: surrogate })
-  return text
+  return Either.right(text)
 }
 
 interface Prompt {
@@ -311,8 +330,17 @@ export const parseToolCallBlocks = (
   return out
 }
 
-/** Every tool call the agent made after the prompt, in order. */
-const observedCalls = (messages: ReadonlyArray<Message>, from: number) => {
+/**
+ * Every tool call the agent made after the prompt, in order. An assistant turn's text is read as a prompt
+ * message's is (`contentText`): a part that is not text is the row's problem, named.
+ */
+const observedCalls = (
+  messages: ReadonlyArray<Message>,
+  from: number
+): Either.Either<
+  { calls: ReadonlyArray<ObservedToolCall>; unreadable: ReadonlyArray<UnreadableToolCall> },
+  SourceProblem
+> => {
   const calls: Array<ObservedToolCall> = []
   const unreadable: Array<UnreadableToolCall> = []
   const add = (
@@ -326,17 +354,20 @@ const observedCalls = (messages: ReadonlyArray<Message>, from: number) => {
   for (let i = from; i < messages.length; i++) {
     const m = messages[i]
     if (m.role !== "assistant") continue
+    const read = contentText(m, "the tool calls of an assistant turn are read from its text")
+    if (Either.isLeft(read)) return Either.left(read.left)
+    const text = read.right
     const isFunctionCallMessage = m.roleName.trim().toLowerCase() === "function_call"
     if (isFunctionCallMessage) {
-      if (typeof m.content === "string" && !m.content.includes("<tool_call>")) {
+      if (text !== undefined && !text.includes("<tool_call>")) {
         let parsed: unknown
         try {
-          parsed = JSON.parse(m.content)
+          parsed = JSON.parse(text)
         } catch (e) {
-          unreadable.push({ message: i, raw: m.content, error: `not valid JSON: ${(e as Error).message}` })
+          unreadable.push({ message: i, raw: text, error: `not valid JSON: ${(e as Error).message}` })
           continue
         }
-        add(i, Either.mapLeft(readCall(parsed), (error) => ({ raw: m.content as string, error })))
+        add(i, Either.mapLeft(readCall(parsed), (error) => ({ raw: text, error })))
         continue
       }
       if (isObject(m.content)) {
@@ -344,7 +375,7 @@ const observedCalls = (messages: ReadonlyArray<Message>, from: number) => {
         continue
       }
     }
-    if (typeof m.content === "string") { for (const r of parseToolCallBlocks(m.content)) add(i, r) }
+    if (text !== undefined) { for (const r of parseToolCallBlocks(text)) add(i, r) }
     if (Array.isArray(m.raw.tool_calls)) {
       for (const c of m.raw.tool_calls) {
         add(i, Either.mapLeft(readCall(c), (error) => ({ raw: JSON.stringify(c), error })))
@@ -355,7 +386,7 @@ const observedCalls = (messages: ReadonlyArray<Message>, from: number) => {
       add(i, Either.mapLeft(readCall(c), (error) => ({ raw: JSON.stringify(c), error })))
     }
   }
-  return { calls, unreadable }
+  return Either.right({ calls, unreadable })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,7 +586,9 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
       reason: `a SkyRL prompt ends with its user message; found a "${extra.roleName}" message after it`
     })
   }
-  const { calls, unreadable } = observedCalls(messages.right, prompt.right.next)
+  const observed = observedCalls(messages.right, prompt.right.next)
+  if (Either.isLeft(observed)) return invalid(id, observed.left)
+  const { calls, unreadable } = observed.right
   return {
     _tag: "Prompt",
     format: chosen,
