@@ -87,21 +87,31 @@ const usableRows = (
   plan: EnrichPlan,
   runId: string | null
 ): Effect.Effect<void, InputError | StorageError> => {
-  if (!(plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0)) return Effect.void
-  const first = plan.rejected[0]
+  const none = noUsableRow(input, plan)
+  if (none === undefined) return Effect.void
   const rejectsFile = `${out}.rejects.jsonl`
   return Effect.gen(function*() {
     const storage = yield* Storage
     yield* storage.writeFileAtomic(rejectsFile, rejectsFileText(runId, inputRejectRecords(plan)))
     const earlierOut = yield* storage.exists(out)
-    return yield* new InputError({
+    return yield* none(`reasons in ${rejectsFile}; nothing to enrich, so ${noDatasetWritten(out, earlierOut)}`)
+  }).pipe(Effect.provide(StorageLive))
+}
+
+/**
+ * When every row the plan read was rejected: the error naming the first, with `then` (what came of it) after
+ * the count. Undefined when a row is planned or kept as is (or none was read).
+ */
+const noUsableRow = (input: string, plan: EnrichPlan): ((then: string) => InputError) | undefined => {
+  if (!(plan.jobs.length === 0 && plan.skipped.length === 0 && plan.rejected.length > 0)) return undefined
+  const first = plan.rejected[0]
+  return (then) =>
+    new InputError({
       file: input,
       row: first.index,
       field: first.field,
-      reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected); reasons in ` +
-        `${rejectsFile}; nothing to enrich, so ${noDatasetWritten(out, earlierOut)}`
+      reason: `${first.reason} (no usable row: all ${plan.rejected.length} rows read were rejected); ${then}`
     })
-  }).pipe(Effect.provide(StorageLive))
 }
 
 export const runEnrich = (options: EnrichCliOptions) => {
@@ -387,6 +397,12 @@ const dryRun = (
         yield* tail
       })()
     )
+    // A preflight: the run's exit code for this input (1 when it would fail for want of a usable row). With
+    // --resume --force the run plans with its own settings, which may take rows these flags reject.
+    const none = options.resume && options.force ? undefined : noUsableRow(options.input, plan)
+    if (none !== undefined) {
+      return yield* none("--dry-run: a run would write no dataset and exit 1 (nothing was written)")
+    }
     return undefined
   })
 

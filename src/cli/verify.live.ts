@@ -15,7 +15,8 @@ import { Storage, StorageLive } from "../services/Storage.js"
 import type { VerifierReport } from "../services/Verifier.js"
 import { Verifier } from "../services/Verifier.js"
 import { specsForInventory } from "../skyrl/serverSpecs.js"
-import { blockedSteps, formatSummary, parseAllowList } from "../skyrl/verification.js"
+import type { VerifySummary } from "../skyrl/verification.js"
+import { blockedSteps, formatSummary, parseAllowList, STATUSES } from "../skyrl/verification.js"
 import { outFormatProblem } from "./outFormat.js"
 import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
@@ -45,6 +46,29 @@ export class NothingVerifiedError extends Schema.TaggedError<NothingVerifiedErro
   override get message(): string {
     return `none of the ${this.rows} rows verified, so ${noDatasetWritten(this.out, this.earlierOut)}; the reasons ` +
       `are in ${this.rejectsFile}`
+  }
+}
+
+/**
+ * `--dry-run` found no row the run could write (exit 1, the run's code): every row rejected, skipped for its
+ * side effects, failed in the journal, or on servers that cannot start. Counts of each, as the report gives them.
+ */
+export class DryRunNothingVerified extends Schema.TaggedError<DryRunNothingVerified>()("DryRunNothingVerified", {
+  rows: Schema.Number,
+  rejected: Schema.Number,
+  skipped: Schema.Number,
+  failedInJournal: Schema.Number,
+  unstartable: Schema.Number
+}) {
+  override get message(): string {
+    const why = [
+      [this.rejected, "rejected"],
+      [this.skipped, "skipped for side effects"],
+      [this.failedInJournal, "failed in the journal"],
+      [this.unstartable, "on servers that cannot start"]
+    ].filter(([n]) => (n as number) > 0).map(([n, what]) => `${n} ${what}`).join(", ")
+    return `--dry-run: none of the ${this.rows} rows would be verified (${why}), so a run would write no dataset ` +
+      "and exit 1 (nothing was run or written)"
   }
 }
 
@@ -172,6 +196,13 @@ export const runVerify = (options: VerifyCliOptions) =>
         yield* Console.log(`server ${name}: ${spec === undefined ? unavailable[name] ?? "unknown" : wouldStart(spec)}`)
       }
       yield* Console.log(formatSummary(plan.summary, true))
+      // A preflight: the run's exit code for these rows (1 when it would verify none of them).
+      const startable = plan.servers.filter((name) => {
+        const spec = specs.find((s) => s.name === name)
+        return spec !== undefined && launchProblem(spec) === undefined
+      })
+      const nothing = nothingToVerify(plan.summary, plan.servers.length > 0 && startable.length === 0)
+      if (nothing !== undefined) return yield* nothing
       return
     }
     const cassettesDir = cassettesDirOf(options, options.out)
@@ -199,6 +230,26 @@ export const runVerify = (options: VerifyCliOptions) =>
       })
     }
   }).pipe(Effect.provide(Layer.merge(McpClientLive, StorageLive)))
+
+/**
+ * The dry run's failure when no row could be written by the run, from its summary: rows that passed the checks
+ * and have no outcome yet would run (and their copies take their outcome); when `noServerStarts` (every server
+ * they need cannot start) they would all be server-unavailable. Undefined when a row could be verified, or
+ * none was read (the run writes nothing then and exits 0).
+ */
+const nothingToVerify = (s: VerifySummary, noServerStarts: boolean): DryRunNothingVerified | undefined => {
+  const withOutcome = STATUSES.reduce((n, k) => n + s.statuses[k], 0)
+  const toRun = s.stages.schema - withOutcome
+  const failedInJournal = withOutcome - s.statuses.verified - s.statuses["skipped-side-effect"]
+  if (s.stages.rows === 0 || s.statuses.verified > 0 || (toRun > 0 && !noServerStarts)) return undefined
+  return new DryRunNothingVerified({
+    rows: s.stages.rows,
+    rejected: s.stages.rows - s.stages.schema,
+    skipped: s.statuses["skipped-side-effect"],
+    failedInJournal,
+    unstartable: toRun
+  })
+}
 
 /**
  * What a dry run says of a server it would start (a stdio server: the command, and the directory it starts in
