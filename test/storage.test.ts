@@ -308,13 +308,37 @@ describe("readRows", () => {
     }
   })
 
-  it("a .json file that is not an array is read as JSON Lines, like datasets: a pretty-printed object fails", async () => {
+  it("a .json file that is not an array is read as convert reads it: one object, whole or pretty-printed", async () => {
     const file = join(tmp(), "one.json")
     writeFileSync(file, "{\"a\": 1}\n")
     expect((await run(readAll(file))).map((r) => r.value)).toEqual([{ a: 1 }])
+    // Until 2026-12-03 read line by line: "row 0: line 1 is not valid JSON" (validate: one contract/json a line).
     writeFileSync(file, "{\n  \"a\": 1\n}\n")
-    const e = await failureOf(file)
-    expect([e.row, e.message]).toEqual([0, expect.stringMatching(/row 0: line 1 is not valid JSON/)])
+    expect((await run(readAll(file))).map((r) => [r.index, r.value])).toEqual([[0, { a: 1 }]])
+    // A broken one is refused whole, where it breaks.
+    writeFileSync(file, "{\n  \"a\": 1,\n}\n")
+    expect((await failureOf(file)).message).toMatch(/one\.json: not valid JSON: .* at line 3, column 1$/)
+  })
+
+  it("a .json file whose first line is a log line, then JSON Lines: read as the same .jsonl is (line 1 a bad row)", async () => {
+    // Until 2026-12-03 a .json text starting with '[' was parsed whole: "not valid JSON ... (at line 1, column 2)".
+    const dir = tmp()
+    for (const name of ["logged.json", "logged.jsonl"]) {
+      const file = join(dir, name)
+      writeFileSync(file, "[INFO] started\n{\"a\":1}\n{\"a\":2}\n")
+      const back = await run(
+        Effect.flatMap(Storage, (s) => Stream.runCollect(s.readRows(file, { keepUnparsable: true }))).pipe(
+          Effect.map(Chunk.toArray)
+        )
+      )
+      expect(back.map((r) => [r.index, r.line, r.value, r.unparsable])).toEqual([
+        [0, 1, undefined, "line 1 is not valid JSON: Unexpected token 'I', \"[INFO] started\" is not valid JSON"],
+        [1, 2, { a: 1 }, undefined],
+        [2, 3, { a: 2 }, undefined]
+      ])
+      const e = await failureOf(file)
+      expect([e.file, e.row]).toEqual([file, 0])
+    }
   })
 })
 

@@ -8,8 +8,10 @@
  *
  * Datasets: `writeRows` picks the format by extension — `.json` (one array, `indent` 2 by default),
  * `.jsonl` (one row a line, streamed), `.parquet` (nested columns, see ./parquet.ts); `readRows`
- * streams a dataset back as `{ index, value }` (JSON Lines line by line, Parquet row group by row
- * group, `.json` parsed whole), failing with an `InputError` that names the file and row. A .json or
+ * streams a dataset back as `{ index, value }` (Parquet row group by row group; `.json` and `.jsonl` by the
+ * records reader every command uses, src/skyrl/records.ts `recordStream`: JSON Lines line by line, a JSON
+ * array parsed whole, decided from the first lines, not the extension), failing with an `InputError` that
+ * names the file and row. A .json or
  * .jsonl file is read back before it replaces the target: its length and CRC-32 must be the bytes the
  * writer produced. `readLines` streams any text file's lines (memory bounded by one read buffer).
  */
@@ -25,7 +27,8 @@ import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
-import { decodeUtf8, leadOf, unreadableLine, wholeJsonFault, withoutBom } from "../skyrl/utf8.js"
+import { recordStream } from "../skyrl/records.js"
+import { decodeUtf8, withoutBom } from "../skyrl/utf8.js"
 import { writeAll } from "./diskWrites.js"
 import { SinkWorker } from "./sinkWorker.js"
 
@@ -633,23 +636,6 @@ class RowReadFailure extends Error {
   }
 }
 
-/**
- * A JSON Lines line as a row; one that is not JSON (or not UTF-8: a fault line of `decodeUtf8`) is a record
- * saying why with `keep`, else it throws.
- */
-const lineRecord = (text: string, index: number, line: number, keep: boolean): RowRecord => {
-  try {
-    return { index, line, value: JSON.parse(text) }
-  } catch (e) {
-    if (line === 1 && text.charCodeAt(0) === 0x1f) { // gzip's magic byte
-      throw new RowReadFailure(index, "not JSON Lines: it is gzip-compressed; decompress it first (gunzip)")
-    }
-    const reason = unreadableLine(text, line, e)
-    if (keep) return { index, line, value: undefined, unparsable: reason }
-    throw new RowReadFailure(index, reason)
-  }
-}
-
 /** Bytes read at a time when lines are streamed (the next read runs while these lines are used). */
 const READ_BUFFER = 64 * 1024
 /**
@@ -737,51 +723,54 @@ export const readTextLines = (file: string): Stream.Stream<string, StorageError>
     (e) => new StorageError({ path: file, operation: "read", reason: reason(e) })
   ).pipe(Stream.mapChunks((chunks) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(chunks).flat())))
 
-async function* jsonLinesRows(file: string, keep: boolean): AsyncGenerator<ReadonlyArray<RowRecord>> {
-  let index = 0
-  let line = 0
-  for await (const lines of lineChunks(file)) {
-    const records: Array<RowRecord> = []
-    try {
-      for (const text of lines) {
-        line++
-        if (text.trim() === "") continue
-        records.push(lineRecord(text, index, line, keep))
-        index++
-      }
-    } catch (e) {
-      yield records // the rows before the bad line
-      throw e
-    }
-    yield records
-  }
-}
-
 /** A text file as `StorageApi.readText` gives it: UTF-8 (faults marked), without a leading BOM. */
 const readTextFile = async (file: string): Promise<string> => withoutBom(decodeUtf8(await fs.readFile(file)))
 
-async function* jsonRows(file: string, keep: boolean): AsyncGenerator<RowRecord> {
-  const text = await readTextFile(file)
-  if (leadOf(text) !== "[") {
-    // Like `datasets`, a .json file may also hold JSON Lines.
-    let index = 0
-    let line = 0
-    for (const l of text.split("\n")) {
-      line++
-      if (l.trim() === "") continue
-      yield lineRecord(l, index, line, keep)
-      index++
-    }
-    return
-  }
-  let rows: unknown
-  try {
-    rows = JSON.parse(text)
-  } catch (e) {
-    throw new RowReadFailure(undefined, wholeJsonFault(text, e))
-  }
-  for (const [index, value] of (rows as ReadonlyArray<unknown>).entries()) yield { index, value }
-}
+/** Where `jsonDatasetRows` stops at a line that is not a row. */
+const STOP = Symbol("stop")
+
+/**
+ * The rows of a .json or .jsonl dataset, read by the records reader every command uses (`recordStream`,
+ * src/skyrl/records.ts), so a file is read as `convert` and `verify` read it, whatever its extension: JSON Lines
+ * (also in a .json file, and after a first line that is not JSON, such as a log line) streamed from its lines, a
+ * JSON array or pretty-printed object parsed whole. A file without rows gives none (validate reports it). A line
+ * that is not JSON (or not UTF-8) is a row saying why with `keep`; without it the stream fails there, naming the
+ * row, after the rows before it.
+ */
+const jsonDatasetRows = (file: string, keep: boolean): Stream.Stream<RowRecord, InputError> =>
+  Stream.suspend(() => {
+    const asInput = (e: unknown) => new InputError({ file, reason: reason(e) })
+    const lines = Stream.fromAsyncIterable(
+      { [Symbol.asyncIterator]: () => lineChunks(file)[Symbol.asyncIterator]() },
+      asInput
+    ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
+    const text = Effect.tryPromise({ try: () => readTextFile(file), catch: asInput })
+    let failure: InputError | undefined
+    return recordStream(file, lines, text, { emptyIsNone: true }).pipe(
+      Stream.mapChunks((chunk) => {
+        const rows: Array<RowRecord | typeof STOP> = []
+        for (const r of chunk) {
+          if (r._tag === "Record") {
+            rows.push(
+              r.line === undefined ? { index: r.index, value: r.value } : {
+                index: r.index,
+                line: r.line,
+                value: r.value
+              }
+            )
+          } else if (keep) rows.push({ index: r.index, line: r.line, value: undefined, unparsable: r.reason })
+          else {
+            failure = new InputError({ file, row: r.index, reason: r.reason })
+            rows.push(STOP)
+            break
+          }
+        }
+        return Chunk.unsafeFromArray(rows)
+      }),
+      Stream.takeWhile((r): r is RowRecord => r !== STOP),
+      Stream.concat(Stream.suspend(() => failure === undefined ? Stream.empty : Stream.fail(failure)))
+    )
+  })
 
 async function* parquetRows(file: string): AsyncGenerator<RowRecord> {
   const { readParquetRows } = await import("./parquet.js")
@@ -806,15 +795,12 @@ export const readDatasetRows = (file: string, options?: ReadRowsOptions): Stream
     e instanceof RowReadFailure
       ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
       : new InputError({ file, reason: reason(e) })
-  if (format === "jsonl") {
-    // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
-    return Stream.fromAsyncIterable(
-      { [Symbol.asyncIterator]: () => jsonLinesRows(file, keep)[Symbol.asyncIterator]() },
-      toInputError
-    ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
-  }
-  const source = () => (format === "json" ? jsonRows(file, keep) : parquetRows(file))
-  return Stream.fromAsyncIterable({ [Symbol.asyncIterator]: () => source()[Symbol.asyncIterator]() }, toInputError)
+  // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
+  if (format === "json" || format === "jsonl") return jsonDatasetRows(file, keep)
+  return Stream.fromAsyncIterable(
+    { [Symbol.asyncIterator]: () => parquetRows(file)[Symbol.asyncIterator]() },
+    toInputError
+  )
 }
 
 /** PF_EXITING in /proc/PID/stat's flags: the process is being torn down (a `kill -9` just sent). */

@@ -1,9 +1,11 @@
 /**
  * Reading records from JSON / JSONL text: a top-level array, a single object, or one JSON value per line.
  * A line that is not JSON (or not UTF-8: src/skyrl/utf8.ts) becomes a per-record error (the run goes on);
- * text that is neither form is a file-level error. Pure: the caller reads the file.
+ * text that is neither form is a file-level error. No I/O: the caller reads the file (`recordStream` takes
+ * its lines and its text as the caller reads them).
  */
-import { Either } from "effect"
+import { Chunk, Effect, Either, Stream } from "effect"
+import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, wholeJsonFault, withoutBom } from "./utf8.js"
 
@@ -56,17 +58,34 @@ const firstLineOf = (text: string): string => {
 export const parseRecords = (text: string, file: string): Either.Either<ReadonlyArray<RecordResult>, InputError> =>
   Either.map(recordsOf(text, file), (records) => [...records])
 
+export interface RecordsOptions {
+  /**
+   * A file without records (no non-blank line, an empty JSON array) gives none instead of failing: `validate`
+   * reports such a file as `contract/empty-file`; the other commands refuse it (an empty dataset written at
+   * exit 0 would hide the mistake upstream).
+   */
+  readonly emptyIsNone?: boolean | undefined
+}
+
 /**
  * The records of `text`, like `parseRecords`, but JSON Lines are parsed one line at a time as the result
  * is iterated, so a large file never has all its records in memory at once.
  */
-export const recordsOf = (text: string, file: string): Either.Either<Iterable<RecordResult>, InputError> => {
+export const recordsOf = (
+  text: string,
+  file: string,
+  options: RecordsOptions = {}
+): Either.Either<Iterable<RecordResult>, InputError> => {
   const body = withoutBom(text)
   const trimmed = body.trimStart()
-  if (trimmed === "") return Either.left(new InputError({ file, reason: "the file is empty" }))
+  if (trimmed === "") {
+    return options.emptyIsNone === true
+      ? Either.right([])
+      : Either.left(new InputError({ file, reason: "the file is empty" }))
+  }
   const lead = leadOf(trimmed)
   if (lead === "[") {
-    const whole = arrayRecords(body, file)
+    const whole = arrayRecords(body, file, options)
     if (whole !== undefined) return whole
   } else if (lead === "{") {
     try {
@@ -88,12 +107,16 @@ export const recordsOf = (text: string, file: string): Either.Either<Iterable<Re
  * The records of a text that is one JSON array; undefined when it is not JSON but JSON Lines
  * (`arrayDocumentFault`).
  */
-const arrayRecords = (body: string, file: string): Either.Either<Iterable<RecordResult>, InputError> | undefined => {
+const arrayRecords = (
+  body: string,
+  file: string,
+  options: RecordsOptions
+): Either.Either<Iterable<RecordResult>, InputError> | undefined => {
   try {
     const value: unknown = JSON.parse(body)
     if (!Array.isArray(value)) return Either.left(new InputError({ file, reason: "expected a JSON array" }))
     // Like an empty file: an empty dataset written at exit 0 would hide the mistake upstream.
-    if (value.length === 0) {
+    if (value.length === 0 && options.emptyIsNone !== true) {
       return Either.left(new InputError({ file, reason: "the JSON array is empty: nothing to read" }))
     }
     const escapes = hasEscape(body)
@@ -250,6 +273,62 @@ export const recordsFormatOf = (
   if (head.charCodeAt(0) !== 0x1f && lines.slice(1).some(isRecordLine)) return Either.right("lines")
   return Either.left(notJson(file, lines))
 }
+
+/**
+ * The records of a JSON / JSON Lines file, streamed: the one reader of every command that reads datasets or
+ * tasks (`convert`, `enrich`'s planning aside, `verify` through src/programs/readRecords.ts; `validate` through
+ * Storage's `readRows`), so a file is read the same way whatever reads it, whatever its extension says:
+ * `recordsFormatOf` decides from its first lines. JSON Lines are read from `lines` (the file's lines, without
+ * their ends, a BOM dropped, a line that is not UTF-8 given as its fault line), so memory holds the lines in
+ * flight, not the file (one string of a whole file cannot pass V8's limit of ~512 MB); a JSON array or a
+ * pretty-printed object is parsed whole from `text`, read only then. A file of one JSON object on one line
+ * is one record without a line, as `recordsOf` reads it, unless it is named `.jsonl`: a record read from a
+ * line of a .jsonl file names its line, even when it is the file's only one.
+ */
+export const recordStream = <E>(
+  file: string,
+  lines: Stream.Stream<string, E>,
+  text: Effect.Effect<string, E>,
+  options: RecordsOptions = {}
+): Stream.Stream<RecordResult, E | InputError> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const heads = yield* lines.pipe(
+      Stream.filter((l) => l.trim() !== ""),
+      Stream.take(FORMAT_LINES),
+      Stream.runCollect,
+      Effect.map(Chunk.toReadonlyArray)
+    )
+    if (heads.length === 0 && options.emptyIsNone === true) return Stream.empty
+    // The first few non-blank lines decide (a first line that is not JSON may open JSON Lines).
+    const format = yield* recordsFormatOf(heads, file)
+    if (format === "whole") return Stream.fromIterable(yield* recordsOf(yield* text, file, options))
+    // A .json file of one JSON object is one record without a line (as recordsOf reads it): its first
+    // record waits until a second one shows the file has several. A .jsonl file's records are its lines.
+    const read = jsonLinesReader()
+    const mayBeOneObject = path.extname(file).toLowerCase() !== ".jsonl"
+    let held: RecordResult | undefined
+    let count = 0
+    return lines.pipe(
+      Stream.mapChunks((chunk) => {
+        const records: Array<RecordResult> = []
+        for (const line of chunk) {
+          const record = read(line)
+          if (record === undefined) continue
+          if (held !== undefined) records.push(held)
+          held = undefined
+          if (++count === 1 && mayBeOneObject) held = record
+          else records.push(record)
+        }
+        return Chunk.unsafeFromArray(records)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        if (held === undefined) return Stream.empty
+        if (held._tag === "Unparsable") return Stream.make(held) // a line that is no object names its line
+        const { line: _line, ...whole } = held
+        return Stream.make(whole as RecordResult)
+      }))
+    )
+  }))
 
 /**
  * Accepts a task object, or a raw model answer that carries one: a Chat Completions body
