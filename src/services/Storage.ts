@@ -890,6 +890,9 @@ const acquireLockFile = (
     return yield* new LockHeld({ path: file, holder: "another process (the lock kept changing hands)" })
   })
 
+/** An open temp file and whether it was renamed over its target. */
+type TempFile = { readonly tmp: string; readonly handle: fs.FileHandle; renamed: boolean }
+
 /** A temp file beside `file`, removed when the scope closes unless it was renamed over `file`. */
 const tempFileFor = (file: string) =>
   Effect.acquireRelease(
@@ -906,13 +909,12 @@ const tempFileFor = (file: string) =>
   )
 
 /**
- * fsync, the read-back check (when the bytes are known: the file from its first byte to its end must be
- * those bytes; the prefix `written.readBack` was read back after an earlier sync), rename over `file`,
- * directory sync.
+ * fsync and the read-back check (when the bytes are known: the file from its first byte to its end must be those
+ * bytes; the prefix `written.readBack` was read back after an earlier sync). Interruptible: nothing is committed yet.
  */
-const commitTemp = (
+const checkTemp = (
   file: string,
-  t: { readonly tmp: string; readonly handle: fs.FileHandle; renamed: boolean },
+  t: TempFile,
   written: SinkResult | undefined
 ) =>
   attempt(file, "write", async () => {
@@ -926,14 +928,33 @@ const commitTemp = (
         )
       }
     }
+  })
+
+/**
+ * Renames a checked temp file over `file`, then syncs the directory. Uninterruptible: an interruption while the rename
+ * was in flight abandoned its promise, and the scope then removed the temp files (its own, a companion's) while the
+ * rename went on, which could commit a dataset without its rejects file.
+ */
+const renameTemp = (file: string, t: TempFile) =>
+  Effect.uninterruptible(attempt(file, "write", async () => {
     await t.handle.close()
     await fs.rename(t.tmp, file)
     t.renamed = true
     await syncDirectoryShared(path.dirname(path.resolve(file)))
     await removeDeadTemps(file)
-  })
+  }))
 
-/** Writes and syncs a `companion`'s temp file; returns what renames it over its file (`commitTemp`). */
+/** `checkTemp`, then `renameTemp`. */
+const commitTemp = (
+  file: string,
+  t: TempFile,
+  written: SinkResult | undefined
+) => Effect.zipRight(checkTemp(file, t, written), renameTemp(file, t))
+
+/**
+ * Writes and syncs a `companion`'s temp file; returns what renames it over its file (`renameTemp`), which the writer
+ * runs with its own rename, in one uninterruptible step (`commitPair`).
+ */
 const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =>
   Effect.flatMap(tempFileFor(companion.file), (t) =>
     Effect.as(
@@ -941,8 +962,20 @@ const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =
         await writeAll(t.handle, companion.text())
         await t.handle.sync()
       }),
-      commitTemp(companion.file, t, undefined)
+      renameTemp(companion.file, t)
     ))
+
+/**
+ * Commits a checked dataset temp file and then its companion's (convert's rows and rejects): one uninterruptible step,
+ * so that an interruption leaves both new or both as they were, never the new dataset beside the old rejects file.
+ */
+const commitPair = (
+  file: string,
+  t: TempFile,
+  written: SinkResult | undefined,
+  companion: Effect.Effect<void, StorageError>
+) =>
+  Effect.zipRight(checkTemp(file, t, written), Effect.uninterruptible(Effect.zipRight(renameTemp(file, t), companion)))
 
 /** Targets whose temp files left by dead processes were looked for (once per target and process). */
 const tempsSwept = new Set<string>()
@@ -1103,8 +1136,7 @@ const writeRowStreamLive = <E>(
               : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
       const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-      yield* commitTemp(file, t, undefined)
-      yield* commitCompanion
+      yield* commitPair(file, t, undefined, commitCompanion)
       return n
     }
     const sink = new ByteSink({
@@ -1124,8 +1156,7 @@ const writeRowStreamLive = <E>(
       return finished
     })
     const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-    yield* commitTemp(file, t, written)
-    yield* commitCompanion
+    yield* commitPair(file, t, written, commitCompanion)
     return n
   }))
 }

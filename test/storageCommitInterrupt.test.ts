@@ -1,0 +1,82 @@
+/**
+ * Storage.writeRows with a companion (convert's dataset and its rejects file): an interruption that comes while the
+ * dataset's temp file is being renamed over it must not leave a mismatched pair (the new dataset beside the old
+ * rejects file, the companion's temp removed by the scope while the dataset's rename was in flight). The dataset's
+ * rename is held here by a gate on `fs.rename` (done on disk, its promise not yet settled), so the interruption lands
+ * exactly there.
+ */
+import { Effect, Either, Fiber } from "effect"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { describe, expect, it, vi } from "vitest"
+import { Storage, StorageLive } from "../src/services/Storage.js"
+import { convertTask } from "../src/skyrl/convert.js"
+
+const gate = vi.hoisted(() => {
+  let started: (() => void) | undefined
+  let release: (() => void) | undefined
+  return {
+    /** The basename whose rename is held, until `open()`. */
+    target: "",
+    started: new Promise<void>((r) => (started = r)),
+    released: new Promise<void>((r) => (release = r)),
+    markStarted: () => started?.(),
+    open: () => release?.()
+  }
+})
+
+vi.mock("node:fs/promises", async (importOriginal) => {
+  const real = await importOriginal<typeof import("node:fs/promises")>()
+  // The rename is done on disk, and its promise held: a rename in flight whose result the caller has not seen.
+  const rename = async (from: string, to: string) => {
+    await real.rename(from, to)
+    if (gate.target !== "" && to.endsWith(gate.target)) {
+      gate.markStarted()
+      await gate.released
+    }
+  }
+  return { ...real, default: { ...real, rename }, rename }
+})
+
+const rows = [0, 1].map((i) =>
+  Either.getOrThrow(convertTask({
+    task_id: `t${i}`,
+    user_prompt: `Quote ${i} for Zürich`,
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
+    evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+  }))
+)
+
+describe("writeRows: an interruption during the commit", () => {
+  it("leaves the dataset and its companion both new or both as they were, and no temp file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-commit-"))
+    const out = join(dir, "out.jsonl")
+    const rejects = join(dir, "out.rejects.jsonl")
+    writeFileSync(out, "old dataset\n")
+    writeFileSync(rejects, "old rejects\n")
+    gate.target = "out.jsonl"
+    const write = Effect.flatMap(
+      Storage,
+      (s) => s.writeRows(out, rows, { companion: { file: rejects, text: () => "new rejects\n" } })
+    )
+    const fiber = Effect.runFork(Effect.provide(write, StorageLive))
+    await gate.started
+    // The interruption is asked while the dataset's rename is held; the rename then goes on.
+    const interrupted = Effect.runPromise(Fiber.interrupt(fiber))
+    await new Promise((r) => setTimeout(r, 50))
+    gate.open()
+    await interrupted
+    // Give a rename abandoned by the interruption (the old behaviour) time to land.
+    await new Promise((r) => setTimeout(r, 100))
+    const dataset = readFileSync(out, "utf8")
+    const companion = readFileSync(rejects, "utf8")
+    const pair = [dataset === "old dataset\n" ? "old" : "new", companion === "old rejects\n" ? "old" : "new"]
+    expect(pair[0]).toBe(pair[1])
+    if (pair[0] === "new") {
+      expect(companion).toBe("new rejects\n")
+      expect(dataset.split("\n").filter((l) => l !== "")).toHaveLength(2)
+    }
+    expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual([])
+  })
+})
