@@ -161,6 +161,29 @@ describe("OpenAI message lists", () => {
     })
   })
 
+  it("reads past a refusal part of an assistant turn (it holds no call), and rejects other non-text parts", () => {
+    // OpenAI's assistant content parts are "text" and "refusal": a refusal beside a call rejected the whole row.
+    const p = prompt(extractSource({
+      messages: [
+        { role: "user", content: "q" },
+        {
+          role: "assistant",
+          content: [
+            { type: "refusal", refusal: "I cannot give advice." },
+            { type: "text", text: `<tool_call>{"name": "fmp_get_quote", "arguments": {"symbol": "AMD"}}</tool_call>` }
+          ]
+        }
+      ]
+    }))
+    expect(p.observedToolCalls).toEqual([{ message: 1, name: "fmp_get_quote", arguments: { symbol: "AMD" } }])
+    // In a prompt message it is still a problem: the prompt's text would lose it.
+    expect(
+      problem(extractSource({
+        messages: [{ role: "user", content: [{ type: "refusal", refusal: "no" }] }]
+      }))?.field
+    ).toBe("messages[0].content[0]")
+  })
+
   it("accepts the developer role as the system message", () => {
     const p = prompt(extractSource([{ role: "developer", content: "Be brief." }, { role: "user", content: "Hi" }]))
     expect(p.system).toBe("Be brief.")

@@ -186,25 +186,44 @@ const messageList = (
  */
 const TEXT_PARTS = new Set(["text", "input_text", "output_text"])
 
+/** How a list of parts is read: why a part must be text (the end of the problem's reason), part types passed over. */
+interface PartsReading {
+  readonly why: string
+  readonly skipped: ReadonlySet<string>
+}
+
+/** A prompt message's parts: all text, or the prompt would lose what a part holds. */
+const PROMPT_PARTS: PartsReading = { why: "only text goes into a prompt", skipped: new Set() }
+
+/**
+ * An assistant turn's parts, read for its tool calls: a "refusal" part (OpenAI's other assistant part type) holds
+ * none and is passed over; any other part might (a tool use in another format), so it is a problem, named.
+ */
+const ASSISTANT_PARTS: PartsReading = {
+  why: "the tool calls of an assistant turn are read from its text",
+  skipped: new Set(["refusal"])
+}
+
 /**
  * A content given as a list of parts (`[{"type": "text", "text": "..."}]`, as OpenAI chat logs often hold it):
  * its text parts joined by a line break; the first part that is not text is a problem (an image or audio part
- * has no place in a text prompt, and no tool call can be read from it). `why` ends the problem's reason.
+ * has no place in a text prompt, and no tool call can be read from it), unless `reading` passes its type over.
  */
 const partsText = (
   parts: ReadonlyArray<unknown>,
   field: string,
-  why: string
+  reading: PartsReading
 ): Either.Either<string, SourceProblem> => {
   const texts: Array<string> = []
   for (const [i, part] of parts.entries()) {
     const type = isObject(part) ? part.type : undefined
+    if (typeof type === "string" && reading.skipped.has(type)) continue
     if (!isObject(part) || typeof type !== "string" || !TEXT_PARTS.has(type) || typeof part.text !== "string") {
       return Either.left({
         field: `${field}[${i}]`,
         reason: `must be a text part ({"type": "text", "text": "..."}), got ${
           typeof type === "string" ? `a part of type "${type}"` : describeType(part)
-        } (${why})`
+        } (${reading.why})`
       })
     }
     texts.push(part.text)
@@ -216,11 +235,11 @@ const partsText = (
  * The text of a message's content, the one reading of it for every role: a string as it is, a list of parts
  * through `partsText`; undefined for any other content (missing, null as beside `tool_calls`, an object).
  */
-const contentText = (m: Message, why: string): Either.Either<string | undefined, SourceProblem> =>
+const contentText = (m: Message, reading: PartsReading): Either.Either<string | undefined, SourceProblem> =>
   typeof m.content === "string"
     ? Either.right(m.content)
     : Array.isArray(m.content)
-    ? partsText(m.content, m.contentField, why)
+    ? partsText(m.content, m.contentField, reading)
     : Either.right(undefined)
 
 const textContent = (m: Message): Either.Either<string, SourceProblem> => {
@@ -231,7 +250,7 @@ const textContent = (m: Message): Either.Either<string, SourceProblem> => {
       reason: `must be a string or a list of text parts, got ${describeType(m.content)}`
     })
   }
-  const read = contentText(m, "only text goes into a prompt")
+  const read = contentText(m, PROMPT_PARTS)
   if (Either.isLeft(read)) return Either.left(read.left)
   const text = read.right ?? ""
   if (text.trim() === "") return Either.left({ field: m.contentField, reason: "is empty" })
@@ -354,7 +373,7 @@ const observedCalls = (
   for (let i = from; i < messages.length; i++) {
     const m = messages[i]
     if (m.role !== "assistant") continue
-    const read = contentText(m, "the tool calls of an assistant turn are read from its text")
+    const read = contentText(m, ASSISTANT_PARTS)
     if (Either.isLeft(read)) return Either.left(read.left)
     const text = read.right
     const isFunctionCallMessage = m.roleName.trim().toLowerCase() === "function_call"
