@@ -17,7 +17,6 @@ import { DatasetChecker } from "../skyrl/checks.js"
 import type { DiversityReport, DuplicateFindings, RowRef } from "../skyrl/diversity.js"
 import { DiversityAccumulator, explainClusters, readRow, refsToExplain } from "../skyrl/diversity.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD, VALIDATE_MAX_WALK } from "../skyrl/nearDup.js"
-import { refuseUnreadableRecords } from "./readRecords.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
 export class UnreadableDatasetError extends Schema.TaggedError<UnreadableDatasetError>()("UnreadableDatasetError", {
@@ -80,18 +79,12 @@ const forEachRow = (
     for (const file of files) {
       begin(file)
       // A file convert, enrich and verify refuse whole (no JSON at all, a broken JSON document) is unreadable
-      // here too, not one contract/json violation a line.
-      const format = rowFormatOf(file)
-      const refused = format === "json" || format === "jsonl" ? refuseUnreadableRecords(storage, file) : Effect.void
-      yield* refused.pipe(
-        Effect.zipRight(
-          storage.readRows(file, { keepUnparsable: true }).pipe(
-            Stream.runForEachChunk((chunk) =>
-              Effect.sync(() => {
-                for (const record of chunk) each(file, record)
-              })
-            )
-          )
+      // here too, not one contract/json violation a line: readRows reads through the same reader (recordStream).
+      yield* storage.readRows(file, { keepUnparsable: true }).pipe(
+        Stream.runForEachChunk((chunk) =>
+          Effect.sync(() => {
+            for (const record of chunk) each(file, record)
+          })
         ),
         Effect.mapError((e) =>
           new UnreadableDatasetError({ file: e.file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.reason })
