@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { derivedValuesFound, Evidence, policyText } from "../src/skyrl/grounding.js"
+import { derivedValuesFound, derivedValuesFoundBySteps, Evidence, policyText } from "../src/skyrl/grounding.js"
 
 interface Case {
   readonly texts: ReadonlyArray<string>
@@ -51,5 +51,20 @@ describe("policyText and derivedValuesFound (skyrl verify's derived_values_found
     const loose = [step(1, { q: "x" }), step(2, { id: "u-7" }), step(3, { n: 3 }, ["n"])]
     expect(derivedValuesFound(loose, ["user u-7, 3 found", "none"])).toBe(true)
     expect(derivedValuesFound([step(1, { q: "x" })], [])).toBeUndefined()
+  })
+  it("says per step whether its own derived values are in its dependencies' results (undefined for a step without)", () => {
+    const step = (
+      n: number,
+      params: Record<string, unknown>,
+      derivedParams: ReadonlyArray<string> = [],
+      dependsOn: ReadonlyArray<number> = []
+    ) => ({ step: n, params, derivedParams, dependsOn })
+    // step 2 copies the id step 1 gave; step 3 sends a total no result writes (computed): the row is false
+    const plan = [step(1, { q: "x" }), step(2, { id: "u-7" }, ["id"], [1]), step(3, { total: 10 }, ["total"], [2])]
+    const texts = ["user u-7", "items 3 and 7"]
+    expect(derivedValuesFoundBySteps(plan, texts)).toEqual([undefined, true, false])
+    expect(derivedValuesFound(plan, texts)).toBe(false)
+    expect(derivedValuesFoundBySteps(plan, ["user u-7", "total 10"])).toEqual([undefined, true, true])
+    expect(derivedValuesFoundBySteps([step(1, { q: "x" })], [])).toEqual([undefined])
   })
 })

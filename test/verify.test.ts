@@ -225,13 +225,33 @@ describe("verify against server-everything (stateless)", () => {
       const rows = [
         row("found", sum(40, 2), echoDerived("42")), // "The sum of 40 and 2 is 42."
         row("not-found", sum(40, 3), echoDerived("42")), // "... is 43.": the illustration is not what the tool gave
-        row("plain", { server: "everything", tool: "echo", params: { message: "hello" } })
+        row("plain", { server: "everything", tool: "echo", params: { message: "hello" } }),
+        // step 2 copies the sum, step 3 sends one the result does not write (computed, e.g. the sum plus one)
+        row("mixed", sum(40, 2), echoDerived("42"), echoDerived("43"))
       ]
-      const run = await verify({ inventory, specs: [everything], rows: [...rows, rows[1]] })
+      const run = await verify({ inventory, specs: [everything], rows: [...rows, rows[1], rows[3]] })
       expect(run.rejects).toEqual([])
-      expect(run.verification.map((v) => v.derived_values_found)).toEqual([true, false, undefined, false])
+      expect(run.verification.map((v) => v.derived_values_found)).toEqual([true, false, undefined, false, false, false])
       expect("derived_values_found" in run.verification[2]).toBe(false)
-      expect(run.result.summary).toMatchObject({ derivedNotFound: 2, copies: 1 })
+      expect(run.result.summary).toMatchObject({ derivedNotFound: 4, copies: 2 })
+      // Each step with derived params says whether its own were found; a step without says nothing, and a
+      // plan without derived params keeps the record's fields as before (row "plain")
+      const bySteps = (v: any) => v.steps.map((s: any) => s.derived_values_found)
+      expect(run.verification.map(bySteps)).toEqual([
+        [undefined, true],
+        [undefined, false],
+        [undefined],
+        [undefined, true, false],
+        [undefined, false], // a copy of "not-found": the first row's record
+        [undefined, true, false] // a copy of "mixed"
+      ])
+      expect(run.verification[3].steps.map((s: any) => Object.keys(s))).toEqual([
+        ["step", "server", "tool", "key", "illustrative"],
+        ["step", "server", "tool", "key", "illustrative", "derived_values_found"],
+        ["step", "server", "tool", "key", "illustrative", "derived_values_found"]
+      ])
+      expect(Object.keys(run.verification[2])).toEqual(["status", "verified_at", "servers", "steps"])
+      expect(Object.keys(run.verification[2].steps[0])).toEqual(["step", "server", "tool", "key", "illustrative"])
     },
     60_000
   )

@@ -409,14 +409,20 @@ type PlanOutcome = Either.Either<VerificationRecord, VerificationFailed>
  * One is kept per distinct row for the whole run (a copy may come last): with its hash and FirstCopy, ~250
  * bytes a row, against ~700 keeping the record.
  */
-type Kept = VerificationFailed | Pick<VerificationRecord, "verified_at" | "servers" | "derived_values_found">
+type Kept =
+  | VerificationFailed
+  | (Pick<VerificationRecord, "verified_at" | "servers" | "derived_values_found"> & {
+    /** Each step's `derived_values_found` (undefined where it has none). */
+    readonly found: ReadonlyArray<boolean | undefined>
+  })
 
 const keptOf = (outcome: PlanOutcome): Kept =>
   Either.isRight(outcome)
     ? {
       verified_at: outcome.right.verified_at,
       servers: outcome.right.servers,
-      derived_values_found: outcome.right.derived_values_found
+      derived_values_found: outcome.right.derived_values_found,
+      found: outcome.right.steps.map((s) => s.derived_values_found)
     }
     : outcome.left
 
@@ -427,7 +433,7 @@ const outcomeAgain = (kept: Kept, steps: ReadonlyArray<VerifyStep>): PlanOutcome
     : Either.right(verifiedRecord(
       kept.verified_at,
       kept.servers,
-      steps.map((s) => recordStep(s, callKey(s.server, s.tool, s.params))),
+      steps.map((s, i) => recordStep(s, callKey(s.server, s.tool, s.params), kept.found[i])),
       kept.derived_values_found
     ))
 

@@ -27,7 +27,7 @@ import { Context, Duration, Effect, Either, Fiber, Layer } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import { makeEntry } from "../skyrl/cassettes.js"
-import { derivedValuesFound, policyText } from "../skyrl/grounding.js"
+import { derivedValuesFoundBySteps, policyText, rowFound } from "../skyrl/grounding.js"
 import type { AllowList, FailureFields, VerificationRecord, VerifyStep } from "../skyrl/verification.js"
 import {
   allowed,
@@ -41,7 +41,8 @@ import {
   sideEffectByInventory,
   sideEffectFailure,
   VerificationFailed,
-  verifiedRecord
+  verifiedRecord,
+  withDerivedFound
 } from "../skyrl/verification.js"
 import type { CassettesLocked, CassetteStoreCounts } from "./Cassettes.js"
 import { Cassettes } from "./Cassettes.js"
@@ -293,12 +294,16 @@ const make = (settings: VerifierSettings) =>
     const sideEffect = (step: { readonly server: string; readonly tool: string }) =>
       byInventory(step) || liveDenies(step)
 
+    /** `found`: per step, whether its derived values are in its dependencies' results (`derivedValuesFoundBySteps`). */
     const verified = (
       now: number,
       versions: Record<string, string | null>,
       steps: Array<VerificationRecord["steps"][number]>,
-      derivedFound?: boolean
-    ): VerificationRecord => verifiedRecord(isoTime(now), versions, steps, derivedFound)
+      found?: ReadonlyArray<boolean | undefined>
+    ): VerificationRecord =>
+      found === undefined
+        ? verifiedRecord(isoTime(now), versions, steps)
+        : verifiedRecord(isoTime(now), versions, withDerivedFound(steps, found), rowFound(found))
 
     /**
      * Records step `step`'s answer in the cassettes (in the background: what it returns starts the writer
@@ -351,7 +356,7 @@ const make = (settings: VerifierSettings) =>
             reason: resultText(answer.result.content)
           })
         )
-        : Either.right(verified(now, versions, done, texts && derivedValuesFound(steps, texts)))
+        : Either.right(verified(now, versions, done, texts && derivedValuesFoundBySteps(steps, texts)))
       return { outcome, kick }
     }
 

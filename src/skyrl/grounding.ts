@@ -114,21 +114,32 @@ interface StepOfPlan {
 }
 
 /**
- * Whether every derived param of every step holds a value the results of its `depends_on` steps give (of
- * every step before it, for a step without `depends_on`), as MCPToolEnv's `ground_derived` reads a policy
- * playing the plan one call per turn; undefined for a plan without derived params. `texts[i]`: step i's
- * result as `policyText` gives it (for the steps before the last).
+ * For each step, whether every derived param of it holds a value the results of its `depends_on` steps give
+ * (of every step before it, for a step without `depends_on`), as MCPToolEnv's `ground_derived` reads a policy
+ * playing the plan one call per turn; undefined for a step without derived params. `texts[i]`: step i's result
+ * as `policyText` gives it (for the steps before the last).
  */
-export const derivedValuesFound = (
+export const derivedValuesFoundBySteps = (
   steps: ReadonlyArray<StepOfPlan>,
   texts: ReadonlyArray<string>
-): boolean | undefined => {
-  if (!steps.some((s) => s.derivedParams.length > 0)) return undefined
-  return steps.every((s, i) => {
-    if (s.derivedParams.length === 0) return true
+): ReadonlyArray<boolean | undefined> =>
+  steps.map((s, i) => {
+    if (s.derivedParams.length === 0) return undefined
     const deps = s.dependsOn ?? []
     const read = texts.slice(0, i).filter((_, j) => deps.length === 0 || deps.includes(steps[j]!.step))
     const evidence = new Evidence(read)
     return s.derivedParams.every((p) => evidence.holds(s.params[p]))
   })
-}
+
+/**
+ * Whether every derived param of every step holds a value the results of its `depends_on` steps give
+ * (`derivedValuesFoundBySteps` of each step); undefined for a plan without derived params.
+ */
+export const derivedValuesFound = (
+  steps: ReadonlyArray<StepOfPlan>,
+  texts: ReadonlyArray<string>
+): boolean | undefined => rowFound(derivedValuesFoundBySteps(steps, texts))
+
+/** The row's `derived_values_found` from its steps': undefined when no step has derived params. */
+export const rowFound = (bySteps: ReadonlyArray<boolean | undefined>): boolean | undefined =>
+  bySteps.every((f) => f === undefined) ? undefined : bySteps.every((f) => f !== false)

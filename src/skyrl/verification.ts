@@ -90,12 +90,20 @@ export const VerificationRecord = Schema.Struct({
     /** The cassette key of the call (callKey(server, tool, params)). */
     key: Schema.String,
     /** The call ran with derived params' illustrative values. */
-    illustrative: Schema.Boolean
+    illustrative: Schema.Boolean,
+    /**
+     * Present on a step with derived params (records written since 2026-12-03): whether each of its derived
+     * values occurs in the results of its `depends_on` steps (`derivedValuesFoundBySteps`). MCPToolEnv's
+     * `ground_derived: "auto"` grounds the steps where it is true: on a row with a computed value on one step
+     * and copied ones (ids, tickers) on others, the copied ones are held to the results.
+     */
+    derived_values_found: Schema.optional(Schema.Boolean)
   })),
   /**
    * Present when a step has derived params: whether each derived value occurs in the results of the step's
    * `depends_on` steps (`derivedValuesFound`): false when it is composed or computed from them, or an
-   * illustration the tools did not give.
+   * illustration the tools did not give. The steps' own fields say which step; this one is every step's
+   * (kept for readers of records written before those).
    */
   derived_values_found: Schema.optional(Schema.Boolean)
 })
@@ -112,14 +120,29 @@ export const verifiedRecord = (
     ? { status: "verified", verified_at: verifiedAt, servers, steps }
     : { status: "verified", verified_at: verifiedAt, servers, steps, derived_values_found: derivedFound }
 
-/** A step's entry in a verified record: the cassette key of its call, and whether it ran with illustrative values. */
-export const recordStep = (step: VerifyStep, key: string): VerificationRecord["steps"][number] => ({
+/**
+ * A step's entry in a verified record: the cassette key of its call, whether it ran with illustrative values,
+ * and (`found`, for a step with derived params) whether the results of its dependencies hold them.
+ */
+export const recordStep = (
+  step: VerifyStep,
+  key: string,
+  found?: boolean
+): VerificationRecord["steps"][number] => ({
   step: step.step,
   server: step.server,
   tool: step.tool,
   key,
-  illustrative: step.derivedParams.length > 0
+  illustrative: step.derivedParams.length > 0,
+  ...(found === undefined ? {} : { derived_values_found: found })
 })
+
+/** The entries of a verified record's steps with each one's `derived_values_found` (`found[i]`; none when undefined). */
+export const withDerivedFound = (
+  steps: VerificationRecord["steps"],
+  found: ReadonlyArray<boolean | undefined>
+): VerificationRecord["steps"] =>
+  steps.map((s, i) => found[i] === undefined ? s : { ...s, derived_values_found: found[i]! })
 
 /** Why a plan did not verify: the status, the step at fault (when one is), and the reason. */
 export const FailureFields = Schema.Struct({
