@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Optional
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
 from .canonical import canonical_json
 from .plan import Plan, json_object, plan_from_extras, positive_int, shown, with_plan_limits
-from .reward import OFF_PLAN_PENALTY, CallRecord, Trajectory, limit_breach, planned_params, score
+from .reward import OFF_PLAN_PENALTY, CallRecord, Grounding, Trajectory, limit_breach, planned_params, score
 from .tools import ConfigError, ToolBackend, ToolResult, make_backend
 
 try:  # the real base class when SkyRL is installed
@@ -76,7 +76,8 @@ class Settings:
     strict_finish: bool = True  # strict also needs a final answer within the limits and max_turns
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     ground_derived: Any = "auto"  # a derived param matches only with a value an earlier ok result holds: true, false,
-    # or "auto": on rows skyrl verify found every derived value of in the results (verification.derived_values_found)
+    # or "auto": on the steps skyrl verify found the derived values of in the results (verification.steps[]
+    # .derived_values_found; on a record without those, the row's verification.derived_values_found)
     limits_from_plan: bool = True  # a row without limits gets the plan's own (distinct tools and servers)
     pattern_guard: bool = True  # schema regexes run on the policy's strings without backtracking (reward._is_valid)
     off_plan_penalty: float = OFF_PLAN_PENALTY  # what calling every off-plan tool offered costs (reward.off_plan_tools)
@@ -287,7 +288,7 @@ class MCPToolEnv(BaseTextEnv):
         parts = score(self.plan, trajectory, s.strict, across, ground, s.strict_finish, guard, s.off_plan_penalty)
         return {
             **parts,
-            "ground_derived": ground,
+            "ground_derived": ground is True or bool(parts["grounded_steps"]),
             "ended_by": self.ended_by,
             "turns": self.turns,
             "max_turns": self.max_turns,
@@ -295,14 +296,9 @@ class MCPToolEnv(BaseTextEnv):
             "cassette_misses": self.statuses["miss"],
         }
 
-    def grounding(self) -> bool:
-        """Whether derived values must be grounded on this row: ``ground_derived`` true, or "auto" on a row whose
-        verification found every derived value of the plan in its dependencies' results (copied values: ids,
-        tickers, paths). There, a value the policy invents is no value the task could have: without grounding a
-        search then ``get_quote("PALANTIR")`` scored 1.0. A row with a computed value (a sum, a summary), or never
-        verified, is not grounded: the right call would lose its step."""
-        setting = self.settings.ground_derived
-        return setting is True or (setting == "auto" and self.plan.derived_values_found)
+    def grounding(self) -> Grounding:
+        """Where derived values must be grounded on this row (``grounding_of``)."""
+        return grounding_of(self.plan, self.settings.ground_derived)
 
     def _judged(self, reward: float) -> float:
         """The reward times the judge's score of the final answer. An episode without one (empty, or ended at
@@ -336,6 +332,22 @@ class MCPToolEnv(BaseTextEnv):
 
     def _limit_text(self) -> str:
         return f"at most {self.plan.max_tools} distinct tools and {self.plan.max_servers} servers per episode"
+
+
+def grounding_of(plan: Plan, setting: Any) -> Grounding:
+    """Where ``ground_derived`` (``setting``: true, false or "auto") grounds derived values on ``plan``'s row: every
+    step (True), none (False), or, under "auto", the steps whose own derived values ``skyrl verify`` found in their
+    dependencies' results (``Plan.derived_found_steps``: copied values, ids, tickers, paths), or every step on a row
+    whose record says so of the whole row only (written before the steps' field: ``derived_values_found``). There a
+    value the policy invents is no value the task could have: without grounding a search then
+    ``get_quote("PALANTIR")`` scored 1.0. A step with a computed value (a sum, a summary), or a row never verified,
+    is not grounded: the right call would lose its step. Per step since 2026-12-03: on a row with one computed value
+    and copied ones, the row's field (false) grounded nothing, so inventing the copied ones (``""`` too) scored 1.0."""
+    if setting is True or setting is False:
+        return setting
+    if plan.derived_found_steps is not None:
+        return plan.derived_found_steps
+    return plan.derived_values_found
 
 
 def _max_turns(plan: Plan, extras: Mapping[str, Any]) -> int:

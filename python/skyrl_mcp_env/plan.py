@@ -53,6 +53,9 @@ class Plan:
     schemas: dict[str, Any] = field(default_factory=dict)  # call_name -> inputSchema
     rubric: Any = None
     derived_values_found: bool = False  # skyrl verify found every derived value in its dependencies' results
+    # the steps whose own derived values skyrl verify found there (its record's steps[].derived_values_found, written
+    # since 2026-12-03); None for a record without them (older, or none): then only the row's field says
+    derived_found_steps: Optional[frozenset[int]] = None
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -84,6 +87,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         schemas=_schemas(gt.get("tool_schemas"), where),
         rubric=gt.get("rubric"),
         derived_values_found=_derived_values_found(extras),
+        derived_found_steps=_derived_found_steps(extras, steps),
     )
 
 
@@ -255,6 +259,22 @@ def _derived_values_found(extras: Mapping[str, Any]) -> bool:
     reads them. ``ground_derived: "auto"`` grounds such rows only."""
     verification = _task_metadata(extras).get("verification")
     return isinstance(verification, Mapping) and verification.get("derived_values_found") is True
+
+
+def _derived_found_steps(extras: Mapping[str, Any], steps: tuple[Step, ...]) -> Optional[frozenset[int]]:
+    """The numbers of the plan's steps with derived params whose entry in ``task_metadata.verification.steps`` says
+    ``derived_values_found: true`` (an entry names its step by number and tool: one of another tool, from a plan
+    edited since, counts for nothing); None when no entry carries the field (a record written before it existed,
+    or no record): then ``_derived_values_found`` alone says, for the whole row."""
+    verification = _task_metadata(extras).get("verification")
+    entries = verification.get("steps") if isinstance(verification, Mapping) else None
+    if not isinstance(entries, list):
+        return None
+    entries = [e for e in entries if isinstance(e, Mapping) and isinstance(e.get("derived_values_found"), bool)]
+    if not entries:
+        return None
+    found = {(e.get("step"), e.get("tool")) for e in entries if e["derived_values_found"]}
+    return frozenset(s.step for s in steps if s.derived_params and (s.step, s.tool) in found)
 
 
 def _params(raw: Any, at: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Collection, Iterator, Optional, Union
 
 import jsonschema
 import referencing
@@ -65,6 +65,8 @@ _DONE = object()
 INCOMPLETE_FACTOR = 0.5
 OFF_PLAN_PENALTY = 0.5  # the share of the reward that calling every off-plan tool the row offers costs
 SEARCH_NODES = 20_000  # the node budget of the exact assignment search (_Matcher.maximum)
+
+Grounding = Union[bool, Collection[int]]  # ground_derived as the scorer takes it: every step, none, or step numbers
 
 
 @dataclass(frozen=True)
@@ -112,13 +114,15 @@ def score(
     trajectory: Trajectory,
     strict: bool = False,
     dependencies_across_turns: bool = True,
-    ground_derived: bool = False,
+    ground_derived: Grounding = False,
     strict_finish: bool = True,
     pattern_guard: bool = True,
     off_plan_penalty: float = OFF_PLAN_PENALTY,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
-    param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``).
+    param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``), on
+    every step (True), on none (False), or on the steps whose numbers it holds; ``grounded_steps`` in the parts
+    lists the steps with derived params where it applied.
     ``strict``: 0 unless every step matched and, with ``strict_finish``, the episode ended with a final answer
     within the limits and ``max_turns`` (completion 1). ``pattern_guard``: schema regexes run on the policy's
     strings without backtracking (``_is_valid``). ``off_plan_penalty``: what calling every off-plan tool costs
@@ -141,6 +145,7 @@ def score(
         reward = 0.0
     return {
         **parts,
+        "grounded_steps": sorted(grounded_steps(plan, ground_derived)),
         "steps_total": len(plan.steps),
         "calls": n_calls,
         "recall": recall,
@@ -158,6 +163,15 @@ def score(
     }
 
 
+def grounded_steps(plan: Plan, ground_derived: Grounding) -> frozenset[int]:
+    """The numbers of the steps with derived params whose derived values ``ground_derived`` holds to the results:
+    all of them (True), none (False), or those among the numbers it holds."""
+    if ground_derived is True or ground_derived is False:
+        return frozenset(s.step for s in plan.steps if s.derived_params) if ground_derived else frozenset()
+    chosen = frozenset(ground_derived)
+    return frozenset(s.step for s in plan.steps if s.derived_params and s.step in chosen)
+
+
 def off_plan_tools(plan: Plan, calls: tuple[CallRecord, ...] | list[CallRecord]) -> tuple[int, int]:
     """(distinct off-plan tools the calls ran, off-plan tools the row offers). An off-plan tool is one the row
     offers (``available_tools``) that no plan step calls; a call that is malformed, names no offered tool or
@@ -173,7 +187,7 @@ def _match_calls(
     calls: tuple[CallRecord, ...],
     across_turns: bool,
     refused_from: int,
-    ground_derived: bool = False,
+    ground_derived: Grounding = False,
     pattern_guard: bool = True,
 ) -> dict[str, Any]:
     """Assign calls to steps (the largest assignment, ``_Matcher.maximum``); calls from ``refused_from`` on
@@ -240,9 +254,16 @@ class _Matcher:
     """
 
     def __init__(
-        self, plan: Plan, calls: tuple[CallRecord, ...], across_turns: bool, ground: bool = False, guard: bool = True
+        self,
+        plan: Plan,
+        calls: tuple[CallRecord, ...],
+        across_turns: bool,
+        ground: Grounding = False,
+        guard: bool = True,
     ):
-        self.plan, self.calls, self.across_turns, self.ground, self.guard = plan, calls, across_turns, ground, guard
+        self.plan, self.calls, self.across_turns, self.guard = plan, calls, across_turns, guard
+        self.grounded = grounded_steps(plan, ground)  # the steps whose derived values must be in the results
+        self.ground = bool(self.grounded)
         self.matched: dict[int, int] = {}
         self.exhaustive = True  # False when ``maximum`` stopped at its node budget
         self._fits: dict[int, list[Step]] = {}
@@ -269,9 +290,10 @@ class _Matcher:
         )
 
     def _grounded(self, i: int, step: Step, matched: dict[int, int]) -> bool:
-        """With ``ground``: each derived value of call ``i`` for ``step`` is in an ok result of an earlier turn of
-        the calls ``matched`` gives the step's ``depends_on`` (of any earlier call for a step without one)."""
-        if not self.ground or not step.derived_params:
+        """On a step grounding applies to (``grounded``): each derived value of call ``i`` for ``step`` is in an ok
+        result of an earlier turn of the calls ``matched`` gives the step's ``depends_on`` (of any earlier call for
+        a step without one)."""
+        if step.step not in self.grounded:
             return True
         turn = self.calls[i].turn  # results of earlier turns: a turn's calls are written before any result
         sources = [matched[d] for d in step.depends_on if d in matched] if step.depends_on else range(i)

@@ -206,6 +206,95 @@ def test_by_default_a_row_whose_derived_values_verify_found_in_the_results_is_gr
         assert episode(other, [SEARCH, quote("PALANTIR"), FINAL], {**config, "ground_derived": True})["reward"] == 0.25
 
 
+# a row with a copied derived value on one step and a computed one on another --------------------------------
+
+MIXED_SEARCH = '[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]'
+MESSAGE = "Palantir trades as PLTR, the first of 1 match"  # composed from the search result: written in no result
+
+
+def mixed_row(step_fields=True, row_found=False, tool_of_step_2="fmp_get_quote"):
+    """search -> get_quote(symbol copied from the search) and send_message(text composed from it), with the record
+    ``skyrl verify`` writes: step 2's ticker found in the search result, step 3's message not (``step_fields``
+    False: a record written before the steps' field, the row's alone)."""
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "fmp_search_ticker", "params": {"query": "Palantir", "limit": 3}},
+            {"server": "fmp", "tool": "fmp_get_quote", "params": {"symbol": "PLTR"}, "depends_on": [1],
+             "derived_params": ["symbol"]},
+            {"server": "fmp", "tool": "send_message", "params": {"text": MESSAGE}, "depends_on": [1],
+             "derived_params": ["text"]},
+        ]
+    )
+    entries = [
+        {"step": 1, "server": "fmp", "tool": "fmp_search_ticker", "key": "k1", "illustrative": False},
+        {"step": 2, "server": "fmp", "tool": tool_of_step_2, "key": "k2", "illustrative": True},
+        {"step": 3, "server": "fmp", "tool": "send_message", "key": "k3", "illustrative": True},
+    ]
+    if step_fields:
+        entries[1]["derived_values_found"], entries[2]["derived_values_found"] = True, False
+    record = {"status": "verified", "verified_at": "2026-12-03T00:00:00.000Z", "servers": {"fmp": "fmp@1.0.0"},
+              "steps": entries, "derived_values_found": row_found}
+    row["extra_info"]["task_metadata"] = json.dumps({"verification": record})
+    return row
+
+
+def message(text):
+    return call("send_message", {"text": text})
+
+
+@pytest.fixture
+def mixed_config(tmp_path):
+    lines = [
+        record("fmp_search_ticker", {"query": "Palantir", "limit": 3}, MIXED_SEARCH),
+        record("fmp_get_quote", {"symbol": "PLTR"}, '{"symbol": "PLTR", "price": 25.1}'),
+    ]
+    (tmp_path / "cassettes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    return {"cassettes": str(tmp_path)}  # ground_derived: the default, "auto"
+
+
+def test_auto_grounds_the_steps_whose_own_derived_values_verify_found(mixed_config):
+    # before: the row's derived_values_found is false (step 3's message is composed), so "auto" grounded nothing
+    # and an invented ticker (or "") earned step 2: 1.0. Now step 2 is grounded, step 3 is not
+    row = mixed_row()
+    plan = episode(row, [SEARCH, quote("PLTR"), message(MESSAGE), FINAL], mixed_config)
+    assert plan["reward"] == 1.0 and plan["metadata"]["grounded_steps"] == [2] and plan["metadata"]["ground_derived"]
+    for invented in ("PALANTIR", ""):
+        out = episode(row, [SEARCH, quote(invented), message(MESSAGE), FINAL], mixed_config)
+        assert out["metadata"]["matched_steps"] == [1, 3] and out["metadata"]["ungrounded_calls"] == 1, invented
+        assert out["reward"] == pytest.approx(4 / 9), invented  # 2 of 3 steps, 2 of 3 calls
+    # the composed message is not held to the results: the plan's and another one both match step 3
+    other = episode(row, [SEARCH, quote("PLTR"), message("PLTR: 1 match"), FINAL], mixed_config)
+    assert other["reward"] == 1.0 and other["metadata"]["ungrounded_calls"] == 0
+
+
+def test_true_and_false_ground_every_step_or_none_whatever_the_steps_record_says(mixed_config):
+    row = mixed_row()
+    plan = [SEARCH, quote("PLTR"), message(MESSAGE), FINAL]
+    grounded = episode(row, plan, {**mixed_config, "ground_derived": True})
+    assert grounded["metadata"]["matched_steps"] == [1, 2] and grounded["metadata"]["grounded_steps"] == [2, 3]
+    assert grounded["reward"] == pytest.approx(4 / 9)  # the plan's own message is in no result
+    invented = [SEARCH, quote("PALANTIR"), message(MESSAGE), FINAL]
+    lenient = episode(row, invented, {**mixed_config, "ground_derived": False})
+    assert lenient["reward"] == 1.0 and lenient["metadata"]["grounded_steps"] == []
+    assert not lenient["metadata"]["ground_derived"]
+
+
+def test_a_record_without_the_steps_field_is_read_for_the_whole_row_as_before(mixed_config):
+    invented = [SEARCH, quote("PALANTIR"), message(MESSAGE), FINAL]
+    old_false = episode(mixed_row(step_fields=False, row_found=False), invented, mixed_config)
+    assert old_false["reward"] == 1.0 and old_false["metadata"]["grounded_steps"] == []
+    old_true = episode(mixed_row(step_fields=False, row_found=True), invented, mixed_config)
+    assert old_true["metadata"]["grounded_steps"] == [2, 3] and old_true["metadata"]["matched_steps"] == [1]
+    assert old_true["reward"] == pytest.approx(1 / 9)  # the message is held to the results too (in none of them)
+
+
+def test_a_steps_entry_of_another_tool_grounds_nothing(mixed_config):
+    # a record from before the plan was edited: its step 2 ran another tool, so what it found says nothing here
+    row = mixed_row(tool_of_step_2="fmp_get_company_profile")
+    out = episode(row, [SEARCH, quote("PALANTIR"), message(MESSAGE), FINAL], mixed_config)
+    assert out["reward"] == 1.0 and out["metadata"]["grounded_steps"] == []
+
+
 # the gameability report with --ground-derived ------------------------------------------------
 
 
@@ -246,17 +335,21 @@ def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold
     everything = REPO / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
     rubric = {"name": "r", "criteria": [{"name": "c", "description": "d", "scoring": "s"}]}
 
-    def task(task_id, b):  # get-sum(40, b), then echo the sum: the plan's illustration says 42
+    def task(task_id, b, *more):  # get-sum(40, b), then echo the sum: the plan's illustration says 42
         steps = [
             {"server": "everything", "tool": "get-sum", "params": {"a": 40, "b": b}},
-            {"server": "everything", "tool": "echo", "params": {"message": "42"}},
+            *({"server": "everything", "tool": "echo", "params": {"message": m}} for m in ("42", *more)),
         ]
         steps[0].update(depends_on=[], derived_params=[])
-        steps[1].update(depends_on=[1], derived_params=["message"])
-        prompt = f"Add 40 and {b} with the sum tool, then echo the sum back to me."
+        for s in steps[1:]:
+            s.update(depends_on=[1], derived_params=["message"])
+        then = ", then the sum plus two." if more else "."
+        prompt = f"Add 40 and {b} with the sum tool, then echo the sum back to me{then}"
         return {"task_id": task_id, "user_prompt": prompt, "tool_sequence": steps, "evaluation_rubric": rubric}
 
-    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(task(*t)) + "\n" for t in [("right", 2), ("wrong", 3)]))
+    # "mixed": the sum echoed (copied), then the sum plus two (computed: 44, in no result)
+    tasks = [("right", 2), ("wrong", 3), ("mixed", 2, "44")]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(task(*t)) + "\n" for t in tasks))
     for args in (
         ["tools", "import", "--stdio", f"everything=node {everything} stdio", "--out", "inv.json"],
         ["convert", "tasks.jsonl", "--inventory", "inv.json", "--out", "rows.jsonl"],
@@ -265,10 +358,16 @@ def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold
         skyrl = ["node", str(REPO / "bin" / "skyrl.js"), *args]
         done = subprocess.run(skyrl, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-    assert "derived values: 1 verified row(s)" in done.stdout
+    assert "derived values: 2 verified row(s)" in done.stdout
     rows = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().splitlines()]
-    found = [json.loads(r["extra_info"]["task_metadata"])["verification"]["derived_values_found"] for r in rows]
-    assert found == [True, False]
+    records = [json.loads(r["extra_info"]["task_metadata"])["verification"] for r in rows]
+    assert [v["derived_values_found"] for v in records] == [True, False, False]
+    assert [[s.get("derived_values_found") for s in v["steps"]] for v in records] == [
+        [None, True],
+        [None, False],
+        [None, True, False],
+    ]
+    mixed, rows = rows[2], rows[:2]
     config = {"cassettes": str(tmp_path / "cas"), "ground_derived": True}
     rewards = [episode(r, [*plan_calls(r), FINAL], config)["reward"] for r in rows]
     assert rewards == [1.0, 0.25]  # the env finds "42" in "The sum of 40 and 2 is 42." only
@@ -279,6 +378,12 @@ def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold
     invented = [call("get-sum", {"a": 40, "b": 2}), call("echo", {"message": "41"}), FINAL]
     assert episode(rows[0], invented, auto)["reward"] == 0.25
     assert episode(rows[1], [plan_calls(rows[1])[0], call("echo", {"message": "41"}), FINAL], auto)["reward"] == 1.0
+    # the mixed row under "auto": the copied echo is grounded (before: nothing was, the row's field being false,
+    # and an invented echo scored 1.0), the computed one is not: the plan scores 1.0
+    assert episode(mixed, [*plan_calls(mixed), FINAL], auto)["reward"] == 1.0
+    out = episode(mixed, [invented[0], invented[1], call("echo", {"message": "44"}), FINAL], auto)
+    assert out["metadata"]["grounded_steps"] == [2] and out["metadata"]["matched_steps"] == [1, 3]
+    assert out["reward"] == pytest.approx(4 / 9)
 
 
 @pytest.mark.parametrize(
