@@ -1,15 +1,16 @@
 """Gameability report: scripted policies through MCPToolEnv over skyrl datasets.
 
-    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR] [--strict] [--ground-derived]
-        [--max-turns N] [--json]
+    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR] [--strict]
+        [--ground-derived | --no-ground-derived] [--max-turns N] [--json]
 
 Policies: the plan itself; no tools; every tool the prompt offers (the plan's arguments for the plan's
-tools, ``{}`` for the others); the plan reversed; the plan with one literal param changed; with
-``--ground-derived``, the plan with every derived value changed; the plan's calls each repeated;
-malformed calls. A policy is not applicable where it cannot be built (every tool on a row without
-``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed literal on a plan
-without literal params, changed derived values on a plan without derived params). A degenerate policy
-whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
+tools, ``{}`` for the others); the plan reversed; the plan with one literal param changed; on rows where
+``ground_derived`` grounds a step (with ``--cassettes``, the env's default "auto": the steps ``skyrl verify`` found
+the derived values of in the results; ``--ground-derived``: every row), the plan with every derived value changed;
+the plan's calls each repeated; malformed calls. A policy is not applicable where it cannot be built (every tool on
+a row without ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed literal on a plan
+without literal params, changed derived values on a plan without derived params or where nothing is grounded). A
+degenerate policy whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
 ``depends_on``) may tie the plan; any other tie or win is a leak, and so is a repeated-calls run that
 beats the plan, and an every-tool run above half the plan (reward.md property 3; on rows where the plan
 scores 1.0: the others are listed as plan failures). With ``--cassettes``, rows whose plan calls the store does
@@ -31,9 +32,9 @@ from typing import Any, Callable, Optional, Union
 import jsonschema
 
 from .canonical import canonical_json
-from .env import MCPToolEnv
+from .env import MCPToolEnv, grounding_of
 from .plan import Plan, RowError, plan_from_extras
-from .reward import _validator
+from .reward import _validator, grounded_steps
 from . import tools
 from .tools import ConfigError
 
@@ -84,8 +85,9 @@ def policy_literal_changed(plan: Plan) -> Optional[list[Turn]]:
 
 
 def policy_derived_invented(plan: Plan) -> Optional[list[Turn]]:
-    """The plan with every derived value changed (a value no result gave): scored with ``ground_derived`` only
-    (without it a derived param takes any valid value, so this policy ties the plan by design)."""
+    """The plan with every derived value changed (a value no result gave): played only on rows where
+    ``ground_derived`` grounds a step (elsewhere a derived param takes any valid value, so this policy ties the plan
+    by design)."""
     if not any(s.derived_params for s in plan.steps):
         return None
     return [[(s.call_name, {**s.params, **{k: _changed(s.params[k]) for k in s.derived_params}})] for s in plan.steps]
@@ -132,7 +134,7 @@ POLICIES: dict[str, Callable[[Plan], Optional[list[Turn]]]] = {
     "repeated": policy_repeated,
     "malformed": policy_malformed,
 }
-OPT_IN = {"derived_invented"}  # played with ground_derived only; left out of the text report when not played
+OPT_IN = {"derived_invented"}  # played where ground_derived grounds a step; left out of the text report when not played
 
 # ---------------------------------------------------------------------------------------------
 # Running a policy
@@ -202,13 +204,18 @@ class Report:
     plan_failures: list[str] = field(default_factory=list)
     unscorable: list[str] = field(default_factory=list)
     plan_calls_unanswered: Optional[list[str]] = None  # with cassettes: rows whose plan calls the store fails
+    ground_derived: Any = "auto"  # the env's setting the rows were scored with
+    grounded_rows: int = 0  # rows where it grounds the derived values of a step
 
 
 def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any], max_turns: Optional[int]) -> Report:
     """``max_turns``: the trainer's (an integer >= 1), or None for each row's own (ValueError otherwise)."""
     if max_turns is not None and (isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1):
         raise ValueError(f"max_turns: expected an integer >= 1 or None (each row's own), got {max_turns!r}")
-    report = Report(plan_calls_unanswered=[] if env_config.get("cassettes") is not None else None)
+    report = Report(
+        plan_calls_unanswered=[] if env_config.get("cassettes") is not None else None,
+        ground_derived=env_config.get("ground_derived", "auto"),
+    )
     for where, row in rows:
         extras = {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
         try:
@@ -225,8 +232,10 @@ def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any
 
 def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], env_config: dict[str, Any]) -> None:
     plan_reward = None
+    grounded = bool(grounded_steps(plan, grounding_of(plan, env_config.get("ground_derived", "auto"))))
+    report.grounded_rows += grounded
     for name, policy in POLICIES.items():
-        turns = policy(plan) if name not in OPT_IN or env_config.get("ground_derived") else None
+        turns = policy(plan) if name not in OPT_IN or grounded else None
         if turns is None:
             continue
         parts = run_policy(extras, turns, env_config)
@@ -311,6 +320,8 @@ def _mean(xs: list[float]) -> Optional[float]:
 def summary(report: Report) -> dict[str, Any]:
     return {
         "rows": report.rows,
+        "ground_derived": report.ground_derived,
+        "grounded_rows": report.grounded_rows,
         "policies": {
             name: {
                 "rows": len(s.rewards),
@@ -335,6 +346,8 @@ def format_report(report: Report, sources: list[str]) -> str:
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     lines = [
         f"gameability report: {report.rows} rows from {', '.join(sources)}",
+        f"ground_derived {json.dumps(report.ground_derived)}: derived values grounded on {report.grounded_rows} "
+        f"row(s)",
         "",
         f"{'policy':<16}{'rows':>5}{'mean':>8}{'mean (not valid)':>18}{'below plan':>16}{'valid':>7}",
     ]
@@ -419,20 +432,38 @@ def _turns(text: str) -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skyrl_mcp_env.reward_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("datasets", nargs="+", help=".jsonl, .json or .parquet files of skyrl rows")
-    parser.add_argument("--cassettes", help="cassette directory (results do not change the reward; default none)")
+    parser.add_argument(
+        "--cassettes",
+        help="cassette directory: the results the env replays and grounds derived values in (default: none)",
+    )
     parser.add_argument("--strict", action="store_true", help="score in strict mode (0 unless the whole plan matched)")
     parser.add_argument(
         "--max-turns", type=_turns, metavar="N", help="the trainer's max_turns, N >= 1 (default: each row's own)"
     )
-    parser.add_argument(
+    grounding = parser.add_mutually_exclusive_group()
+    grounding.add_argument(
         "--ground-derived",
-        action="store_true",
-        help="score with ground_derived (derived values must occur in earlier results; needs --cassettes)",
+        action="store_const",
+        const=True,
+        dest="ground_derived",
+        help="score with ground_derived true: derived values must occur in earlier results on every row (needs "
+        '--cassettes; the default with --cassettes is the env\'s, "auto": the steps skyrl verify found them on)',
+    )
+    grounding.add_argument(
+        "--no-ground-derived",
+        action="store_const",
+        const=False,
+        dest="ground_derived",
+        help="score with ground_derived false: no derived value grounded (the default without --cassettes; the "
+        "report before 2026-12-03)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
-    if args.ground_derived and args.cassettes is None:
+    if args.ground_derived is True and args.cassettes is None:
         parser.error("--ground-derived needs --cassettes: without recorded results no derived value is grounded")
+    # the env's default, "auto", needs the results too: without a store every call misses, and grounding would
+    # fail the plan's own calls wherever it applies
+    ground = args.ground_derived if args.ground_derived is not None else "auto" if args.cassettes is not None else False
     try:
         rows = [r for path in args.datasets for r in read_rows(path)]
     except (OSError, ValueError) as e:
@@ -444,7 +475,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "tools": "cassette",
         "cassettes": args.cassettes,
         "strict": args.strict,
-        "ground_derived": args.ground_derived,
+        "ground_derived": ground,
     }
     try:
         report = check_rows(rows, env_config, args.max_turns)

@@ -6,6 +6,7 @@ message says "Use real values from earlier results". Results come from cassettes
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -247,6 +248,7 @@ def mixed_config(tmp_path):
     lines = [
         record("fmp_search_ticker", {"query": "Palantir", "limit": 3}, MIXED_SEARCH),
         record("fmp_get_quote", {"symbol": "PLTR"}, '{"symbol": "PLTR", "price": 25.1}'),
+        record("send_message", {"text": MESSAGE}, "sent"),
     ]
     (tmp_path / "cassettes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
     return {"cassettes": str(tmp_path)}  # ground_derived: the default, "auto"
@@ -306,6 +308,39 @@ def test_the_report_plays_invented_derived_values_only_when_grounding(palantir, 
     assert (invented.rewards, invented.below) == ([0.25], 1)
     lenient = reward_check.check_rows(rows, {"cassettes": cassettes('[{"symbol": "PLTR"}]')["cassettes"]}, None)
     assert lenient.stats["derived_invented"].rewards == [] and lenient.leaks == []
+
+
+def test_the_report_plays_invented_derived_values_where_the_envs_default_grounds(mixed_config, tmp_path):
+    # before: derived_invented was played with --ground-derived only, so the report never showed what the default
+    # env ("auto") gives a policy that invents the copied ticker on this row (1.0 then; now 0.444)
+    rows = [("rows.jsonl row 0", mixed_row())]
+    report = reward_check.check_rows(rows, mixed_config, None)
+    assert report.grounded_rows == 1 and report.plan_failures == [] and report.leaks == []
+    assert report.plan_calls_unanswered == []
+    invented = report.stats["derived_invented"]
+    assert invented.rewards == [pytest.approx(4 / 9)] and invented.below == 1
+    old = reward_check.check_rows(rows, {**mixed_config, "ground_derived": False}, None)
+    assert old.grounded_rows == 0 and old.stats["derived_invented"].rewards == []
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(mixed_row()) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(path), "--cassettes", mixed_config["cassettes"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'ground_derived "auto": derived values grounded on 1 row(s)' in done.stdout
+    assert re.search(r"^derived_invented +1 +0\.444 ", done.stdout, re.M), done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "skyrl_mcp_env.reward_check", str(path), "--cassettes", mixed_config["cassettes"],
+         "--no-ground-derived"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "derived_invented" not in done.stdout, done.stdout
+    assert "ground_derived false: derived values grounded on 0 row(s)" in done.stdout
 
 
 def test_the_report_names_a_row_whose_derived_value_the_recorded_results_lack(palantir, cassettes):
