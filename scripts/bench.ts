@@ -39,13 +39,12 @@
  */
 import { spawn, spawnSync } from "node:child_process"
 import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
-import { open } from "node:fs/promises"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import type { FakeServer } from "../test/support/fakeOpenAI.js"
 import { answer, start } from "../test/support/fakeOpenAI.js"
-import { isTaskRequest, validTaskFor, validTaskText } from "../test/support/fakeTasks.js"
+import { isTaskRequest, validTaskFor, writeTasks } from "../test/support/fakeTasks.js"
 
 const ROOT = join(import.meta.dirname, "..")
 const BIN = join(ROOT, "bin", "skyrl.js")
@@ -113,20 +112,6 @@ const runNode = (argv: ReadonlyArray<string>, env: Record<string, string> = {}):
 /** Runs the CLI (bin/skyrl.js). */
 const runCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Finished> =>
   runNode([BIN, ...args], env)
-
-/** Writes `n` tasks as a model writes them (unique prompts; no null params: convert takes tasks). */
-const writeTasks = async (file: string, n: number) => {
-  const handle = await open(file, "w")
-  let lines: Array<string> = []
-  for (let k = 1; k <= n; k++) {
-    lines.push(validTaskText(k, k % 7).replace("\"limit\":null", "\"limit\":3"))
-    if (lines.length === 10_000 || k === n) {
-      await handle.write(lines.join("\n") + "\n")
-      lines = []
-    }
-  }
-  await handle.close()
-}
 
 /** Lines of a file, read a buffer at a time (the file may be larger than a string can be). */
 const countLines = async (file: string) => {

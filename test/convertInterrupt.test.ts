@@ -6,26 +6,11 @@
  * before the end (the run is checked not to have got to its summary line).
  */
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { open } from "node:fs/promises"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { tempDir } from "./support/fakeRun.js"
-import { validTaskText } from "./support/fakeTasks.js"
+import { writeTasks } from "./support/fakeTasks.js"
 import { ended, started, until } from "./support/signals.js"
-
-/** Tasks as bench.ts section 2 writes them (unique prompts; no null params). */
-const writeTasks = async (file: string, n: number) => {
-  const handle = await open(file, "w")
-  let lines: Array<string> = []
-  for (let k = 1; k <= n; k++) {
-    lines.push(validTaskText(k, k % 7).replace("\"limit\":null", "\"limit\":3"))
-    if (lines.length === 10_000 || k === n) {
-      await handle.write(lines.join("\n") + "\n")
-      lines = []
-    }
-  }
-  await handle.close()
-}
 
 /** Bytes of the output's temp file once it holds rows (~500 rows): the write is under way, far from its end. */
 const MID_WRITE_BYTES = 4 * 2 ** 20

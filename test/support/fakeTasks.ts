@@ -5,6 +5,7 @@
  * names a focus tool gets a plan that calls it (after a call that provides its inputs, when it needs
  * one), with the requested number of calls; the domains and subjects stages get lists.
  */
+import { open } from "node:fs/promises"
 import type { Inventory } from "../../src/domain/inventory.js"
 import { focusTools } from "../../src/skyrl/focusTools.js"
 import type { FakeContext } from "./fakeOpenAI.js"
@@ -344,3 +345,20 @@ export const withStages =
 
 /** A task request (not a stage's). */
 export const isTaskRequest = (body: any): boolean => schemaNameOf(body) === "skyrl_task"
+
+/**
+ * Writes `n` tasks as a model writes them, 10,000 lines a write (unique prompts; no null params: convert takes
+ * tasks): bench section 2's input, and the large inputs of tests.
+ */
+export const writeTasks = async (file: string, n: number) => {
+  const handle = await open(file, "w")
+  let lines: Array<string> = []
+  for (let k = 1; k <= n; k++) {
+    lines.push(validTaskText(k, k % 7).replace("\"limit\":null", "\"limit\":3"))
+    if (lines.length === 10_000 || k === n) {
+      await handle.write(lines.join("\n") + "\n")
+      lines = []
+    }
+  }
+  await handle.close()
+}
