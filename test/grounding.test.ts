@@ -27,6 +27,13 @@ describe("derived-value grounding, shared with the Python MCPToolEnv (ground_der
 })
 
 describe("policyText and derivedValuesFound (skyrl verify's derived_values_found)", () => {
+  /** A plan step as the grounding functions read it. */
+  const step = (
+    n: number,
+    params: Record<string, unknown>,
+    derivedParams: ReadonlyArray<string> = [],
+    dependsOn: ReadonlyArray<number> = []
+  ) => ({ step: n, params, derivedParams, dependsOn })
   it("reads a result as MCPToolEnv shows it: text blocks, other blocks as JSON, structured content when there are none", () => {
     const image = { type: "image", mimeType: "image/png", data: "AAAA" }
     expect(policyText({ content: [{ type: "text", text: "a" }, image] })).toBe("a\n[image image/png, 4 base64 chars]")
@@ -36,12 +43,6 @@ describe("policyText and derivedValuesFound (skyrl verify's derived_values_found
     expect(policyText({ content: [], structuredContent: { id: 7 } })).toBe("{\"id\":7}")
   })
   it("holds a plan's derived values to the results of their depends_on steps, and says nothing of a plan without", () => {
-    const step = (
-      n: number,
-      params: Record<string, unknown>,
-      derivedParams: ReadonlyArray<string> = [],
-      dependsOn: ReadonlyArray<number> = []
-    ) => ({ step: n, params, derivedParams, dependsOn })
     const plan = [step(1, { q: "x" }), step(2, { id: "u-7" }, ["id"], [1]), step(3, { n: 3 }, ["n"], [2])]
     expect(derivedValuesFound(plan, ["user u-7", "count: 3"])).toBe(true)
     expect(derivedValuesFound(plan, ["count: 3", "user u-7"])).toBe(false) // u-7 came after step 2 needed it
@@ -53,12 +54,6 @@ describe("policyText and derivedValuesFound (skyrl verify's derived_values_found
     expect(derivedValuesFound([step(1, { q: "x" })], [])).toBeUndefined()
   })
   it("says per step whether its own derived values are in its dependencies' results (undefined for a step without)", () => {
-    const step = (
-      n: number,
-      params: Record<string, unknown>,
-      derivedParams: ReadonlyArray<string> = [],
-      dependsOn: ReadonlyArray<number> = []
-    ) => ({ step: n, params, derivedParams, dependsOn })
     // step 2 copies the id step 1 gave; step 3 sends a total no result writes (computed): the row is false
     const plan = [step(1, { q: "x" }), step(2, { id: "u-7" }, ["id"], [1]), step(3, { total: 10 }, ["total"], [2])]
     const texts = ["user u-7", "items 3 and 7"]
