@@ -115,6 +115,26 @@ const parseRecord = (text: string): Record<string, unknown> | undefined => {
     : undefined
 }
 
+/** A log line (or gzip member) that is not a record of a call, and why. */
+export interface UnreadableRecord {
+  readonly log: string
+  /** Its line (1-based) in a plain log; a gzip log's member is named by its byte offset. */
+  readonly line?: number | undefined
+  readonly offset: number
+  readonly reason: string
+}
+
+/** Why `text` is not a record of a call (undefined: it is one). */
+const notARecord = (text: string): string | undefined => {
+  const value = Either.try(() => JSON.parse(text) as unknown)
+  if (Either.isLeft(value)) return "not JSON"
+  const record = value.right
+  if (typeof record !== "object" || record === null || Array.isArray(record)) return "not a JSON object"
+  const name = (record as Record<string, unknown>).name
+  if (typeof name !== "string") return `name: expected a call's name (task_0007_c02.json), got ${JSON.stringify(name)}`
+  return ARCHIVE_NAME.test(name) ? undefined : `name: ${JSON.stringify(name)} is not a call's name (task_0007_c02.json)`
+}
+
 /** An index entry for a logged record (undefined when it does not name a call). */
 const entryOf = (record: Record<string, unknown> | undefined, at: LogSpan) => {
   const name = typeof record?.name === "string" ? record.name : undefined
@@ -129,55 +149,102 @@ const entryOf = (record: Record<string, unknown> | undefined, at: LogSpan) => {
   return { index: Number(m[1]) - 1, call }
 }
 
-/** The records of a gzip log: one gzip member each; a member cut by a crash ends the walk. */
+type IndexEntry = NonNullable<ReturnType<typeof entryOf>>
+
+/** A gzip member's header as Node writes it: magic, deflate, no flags. */
+const isMemberStart = (buffer: Buffer, offset: number): boolean =>
+  buffer[offset] === 0x1f && buffer[offset + 1] === 0x8b && buffer[offset + 2] === 0x08 && buffer[offset + 3] === 0
+
+/**
+ * The records of a gzip log: one gzip member each. A member that does not inflate (damaged) is skipped up to
+ * the next member's header, and named in `unreadable`; one cut by a crash, the log's last, is not a record.
+ */
 const gzipEntries = (log: string, bytes: Uint8Array) => {
-  const out: Array<NonNullable<ReturnType<typeof entryOf>>> = []
+  const out: Array<IndexEntry> = []
+  const unreadable: Array<UnreadableRecord> = []
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   let offset = 0
   // A member as Node writes it: a 10-byte header without optional fields, deflate data, an 8-byte trailer.
-  while (offset + 18 <= buffer.length && buffer[offset] === 0x1f && buffer[offset + 1] === 0x8b) {
-    if (buffer[offset + 3] !== 0) break
-    const inflated = Either.try(() =>
-      inflateRawSync(buffer.subarray(offset + 10), { info: true }) as unknown as {
-        readonly buffer: Buffer
-        readonly engine: { readonly bytesWritten: number }
-      }
-    )
-    if (Either.isLeft(inflated)) break
-    const length = 10 + inflated.right.engine.bytesWritten + 8
-    if (offset + length > buffer.length) break
-    const entry = entryOf(parseRecord(inflated.right.buffer.toString("utf8")), { log, offset, length, gzip: true })
+  while (offset < buffer.length) {
+    const inflated = offset + 18 <= buffer.length && isMemberStart(buffer, offset)
+      ? Either.try(() =>
+        inflateRawSync(buffer.subarray(offset + 10), { info: true }) as unknown as {
+          readonly buffer: Buffer
+          readonly engine: { readonly bytesWritten: number }
+        }
+      )
+      : undefined
+    const length = inflated !== undefined && Either.isRight(inflated)
+      ? 10 + inflated.right.engine.bytesWritten + 8
+      : undefined
+    if (inflated === undefined || Either.isLeft(inflated) || length === undefined || offset + length > buffer.length) {
+      // Damaged: on to the next member, if there is one (none: the log's last, cut by a crash).
+      let next = offset + 1
+      while (next + 18 <= buffer.length && !isMemberStart(buffer, next)) next++
+      if (next + 18 > buffer.length) break
+      unreadable.push({ log, offset, reason: "not a gzip member (damaged)" })
+      offset = next
+      continue
+    }
+    const text = inflated.right.buffer.toString("utf8")
+    const entry = entryOf(parseRecord(text), { log, offset, length, gzip: true })
     if (entry !== undefined) out.push(entry)
+    else unreadable.push({ log, offset, reason: notARecord(text) ?? "not a record" })
     offset += length
   }
-  return out
+  return { entries: out, unreadable }
 }
 
-/** The records of a plain log, line by line (streamed): each with its byte span. */
+/** The records of a plain log, line by line (streamed): each with its byte span; the lines that are not one. */
 const plainEntries = (log: string) =>
   Effect.flatMap(Storage, (storage) => {
-    const out: Array<NonNullable<ReturnType<typeof entryOf>>> = []
+    const out: Array<IndexEntry> = []
+    const unreadable: Array<UnreadableRecord> = []
     let offset = 0
+    let line = 0
     return storage.readLines(log).pipe(
       Stream.runForEachChunk((lines) =>
         Effect.sync(() => {
-          for (const line of lines) {
-            const length = Buffer.byteLength(line, "utf8") + 1
-            const entry = line === "" ? undefined : entryOf(parseRecord(line), { log, offset, length, gzip: false })
+          for (const text of lines) {
+            line++
+            const length = Buffer.byteLength(text, "utf8") + 1
+            const entry = text === "" ? undefined : entryOf(parseRecord(text), { log, offset, length, gzip: false })
             if (entry !== undefined) out.push(entry)
+            else if (text !== "") unreadable.push({ log, line, offset, reason: notARecord(text) ?? "not a record" })
             offset += length
           }
         })
       ),
-      Effect.as(out)
+      // A last line without its line end is a piece a crash cut short, not damage.
+      Effect.zipRight(storage.size(log)),
+      Effect.map((size) => ({
+        entries: out,
+        unreadable: offset > size && unreadable.at(-1)?.line === line ? unreadable.slice(0, -1) : unreadable
+      }))
     )
   })
+
+/** How many damaged records a warning names before "...". */
+const NAMED_RECORDS = 5
+
+/** Says on stderr which records of a run's archive logs are not readable, and what becomes of their calls. */
+const warnUnreadable = (unreadable: ReadonlyArray<UnreadableRecord>): Effect.Effect<void> =>
+  unreadable.length === 0 ? Effect.void : Effect.logWarning(
+    `${unreadable.length} archive record(s) are not readable, skipped (${
+      unreadable.slice(0, NAMED_RECORDS).map((u) =>
+        `${u.log} ${u.line === undefined ? `byte ${u.offset}` : `line ${u.line}`}: ${u.reason}`
+      ).join("; ")
+    }${unreadable.length > NAMED_RECORDS ? "; ..." : ""}): the answers they held are not the run's: rebuild ` +
+      "cannot make the rows of their samples, and --resume asks for them again"
+  )
 
 export interface ArchiveIndex {
   /** Archived calls by sample (0-based), each sample's in call order. */
   readonly bySample: Map<number, Array<ArchivedCall>>
   /** The highest log number in the directory (0: none). */
   readonly lastLog: number
+  /** Log lines (gzip members) that are not records of calls, a last one cut by a crash aside (warned). */
+  readonly unreadable: ReadonlyArray<UnreadableRecord>
 }
 
 /** Every archived call of a run directory, in both layouts. */
@@ -191,6 +258,7 @@ export const readArchiveIndex = (runDir: string): Effect.Effect<ArchiveIndex, St
       else calls.push(call)
     }
     let lastLog = 0
+    const unreadable: Array<UnreadableRecord> = []
     for (const name of yield* storage.readDirectory(runDir)) {
       const file = path.join(runDir, name)
       const perCall = ARCHIVE_NAME.exec(name)
@@ -198,13 +266,15 @@ export const readArchiveIndex = (runDir: string): Effect.Effect<ArchiveIndex, St
       const log = LOG_NAME.exec(name)
       if (log === null) continue
       lastLog = Math.max(lastLog, Number(log[1]))
-      const entries = log[2] === undefined
+      const read = log[2] === undefined
         ? yield* plainEntries(file)
         : gzipEntries(file, yield* storage.readBytes(file))
-      for (const e of entries) add(e.index, e.call)
+      for (const e of read.entries) add(e.index, e.call)
+      unreadable.push(...read.unreadable)
     }
     for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
-    return { bySample, lastLog }
+    yield* warnUnreadable(unreadable)
+    return { bySample, lastLog, unreadable }
   })
 
 /** An archived call's record, parsed (undefined when it cannot be read: not an answer). */
