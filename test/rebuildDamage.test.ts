@@ -3,7 +3,7 @@
  * `running` one written at the start), archive and journal lines damaged by hand or by the disk, an --out that
  * is the run's own dataset, an inventory that is not the run's. Offline runs (`--llm replay`), the built CLI.
  */
-import { readFileSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
@@ -22,6 +22,47 @@ const offlineRun = async (extra: ReadonlyArray<string> = []) => {
 const lines = (file: string) => readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
 
 describe("rebuild of a damaged or killed run", () => {
+  it("a killed run (manifest still `running`, 0 valid): rows missing from the archive are an error, not exit 0", async () => {
+    const { dir, runDir } = await offlineRun()
+    // What `kill -9` leaves: the manifest written when the run started (no row counted yet).
+    const manifestFile = join(runDir, "manifest.json")
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8"))
+    writeFileSync(
+      manifestFile,
+      JSON.stringify({ ...manifest, status: "running", finished_at: null, counts: { ...manifest.counts, valid: 0 } })
+    )
+    const archive = join(runDir, "archive_01.jsonl")
+    writeFileSync(archive, lines(archive).slice(0, 2).join("\n") + "\n") // the last two answers lost
+    const out = join(dir, "rebuilt.jsonl")
+    const r = await runCli(["rebuild", runDir, "--out", out])
+    expect(r.status, r.stderr).toBe(1) // was 0: "rebuilt 2 rows of run ... (manifest counts 0 valid)"
+    expect(r.stderr).toMatch(/rebuilt 2 of the 4 rows run \S+ made into \S*rebuilt\.jsonl \(kept as it is\)/)
+    expect(readJsonl(out)).toHaveLength(2)
+  })
+
+  it("--out the run's own dataset: a rebuild that falls short leaves it as it was; a complete one replaces it", async () => {
+    const { dir, out, runDir } = await offlineRun()
+    const before = readFileSync(out, "utf8")
+    const archive = join(runDir, "archive_01.jsonl")
+    const whole = readFileSync(archive, "utf8")
+    writeFileSync(archive, lines(archive).slice(0, 3).join("\n") + "\n")
+    const short = await runCli(["rebuild", runDir, "--out", out])
+    expect(short.status).toBe(1)
+    expect(short.stderr).toMatch(
+      /rebuilt 3 of the 4 rows run \S+ made; they were not written: the \S*ds\.jsonl there is left as it was/
+    )
+    expect(readFileSync(out, "utf8")).toBe(before) // was: replaced by the 3 rows rebuilt
+    expect(readdirSync(dir).sort()).toEqual(["ds.jsonl", "raw_llm"]) // nothing left beside it
+    writeFileSync(archive, whole)
+    // A row deleted from the dataset by hand: the complete rebuild gives it back, byte for byte.
+    writeFileSync(out, before.split("\n").slice(1).join("\n"))
+    const full = await runCli(["rebuild", runDir, "--out", out])
+    expect(full.status, full.stderr).toBe(0)
+    expect(full.stderr).toMatch(/rebuilt 4 rows of run \S+ \(it made 4\) into \S*ds\.jsonl\n/)
+    expect(readFileSync(out, "utf8")).toBe(before)
+    expect(readdirSync(dir).sort()).toEqual(["ds.jsonl", "raw_llm"])
+  })
+
   it("an archive line that is not a record is named (file and line); a last line cut by a crash is not", async () => {
     const { dir, runDir } = await offlineRun()
     const archive = join(runDir, "archive_01.jsonl")
@@ -56,5 +97,41 @@ describe("rebuild of a damaged or killed run", () => {
     expect(r.stderr).toContain(`1 archive record(s) are not readable, skipped (${archive} byte 0: not a gzip member`)
     expect(r.stderr).toMatch(/rebuilt 3 of the 4 rows/)
     expect(readJsonl(out)).toHaveLength(3)
+  })
+
+  it("a journal line that is not readable is named (file, line, field), as --resume names it", async () => {
+    const { dir, out, runDir } = await offlineRun()
+    const journal = join(runDir, "journal.jsonl")
+    const entries = lines(journal)
+    entries[1] = JSON.stringify({ ...JSON.parse(entries[1]), index: "one" })
+    writeFileSync(journal, entries.join("\n") + "\n")
+    const again = join(dir, "rebuilt.jsonl")
+    const r = await runCli(["rebuild", runDir, "--out", again])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toContain(
+      `${journal}: 1 line(s) are not readable, skipped (line 2: index: Expected number, actual "one"): rebuild judges`
+    )
+    expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
+  })
+
+  it("an inventory that is not the run's is said at the start and named as the cause", async () => {
+    const { dir, runDir } = await offlineRun()
+    const plain = await runCli(["rebuild", runDir, "--out", join(dir, "same.jsonl")])
+    expect(plain.status, plain.stderr).toBe(0)
+    expect(plain.stderr).not.toContain("is not the inventory") // the run's own: no word
+    const inventory = JSON.parse(readFileSync(join(runDir, "inventory.json"), "utf8"))
+    const other = join(dir, "other-inventory.json")
+    writeFileSync(
+      other,
+      JSON.stringify({ ...inventory, servers: inventory.servers.filter((s: { name: string }) => s.name !== "slack") })
+    )
+    const r = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl"), "--inventory", other])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `--inventory ${other} is not the inventory run \\S+ planned with \\(inventory_sha256: [0-9a-f]{64} in the run, [0-9a-f]{64} now\\)`
+      )
+    )
+    expect(r.stderr).toContain("): the inventory is not the one the run planned with (see the warning above)")
   })
 })

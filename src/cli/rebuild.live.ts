@@ -1,11 +1,13 @@
 /** Live wiring of `rebuild` (loaded lazily by src/cli/rebuild.ts). */
 import { Effect, Layer, Option } from "effect"
+import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { StorageError } from "../domain/errors.js"
 import { SettingsError } from "../domain/run.js"
 import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
 import { readManifest } from "../services/RunJournal.js"
-import { Storage, StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive, syncDirectory } from "../services/Storage.js"
 import { warnIndentIgnored } from "./shared.js"
 
 export const runRebuild = (options: {
@@ -40,11 +42,43 @@ export const runRebuild = (options: {
         ...(settings.servers ? { servers: settings.servers } : {}),
         keptByRun: true
       })
+    const inventoryFrom = Option.isSome(options.inventory)
+      ? `--inventory ${options.inventory.value}`
+      : (yield* storage.exists(kept))
+      ? kept
+      : "the inventory of the run's settings"
     yield* warnIndentIgnored(options.out, options.indent)
-    return yield* rebuildProgram({
+    // An --out already there (the run's own dataset, an earlier rebuild) is replaced only by a complete
+    // rebuild: the rows go to a file beside it, renamed over it when none is missing.
+    const there = yield* storage.exists(out)
+    const staged = there ? besideOut(out) : undefined
+    const rebuilt = rebuildProgram({
       runDir: options.runDir,
       out: options.out,
       indent: Option.getOrUndefined(options.indent),
-      ascii: options.ascii
+      ascii: options.ascii,
+      inventoryFrom,
+      stagedAt: staged
     }).pipe(Effect.provide(inventory.pipe(Layer.provide(StorageLive))))
+    if (staged === undefined) return yield* rebuilt
+    return yield* rebuilt.pipe(
+      Effect.tap(() => replaceWith(staged, out)),
+      Effect.ensuring(Effect.promise(() => fs.rm(staged, { force: true })))
+    )
   }).pipe(Effect.provide(StorageLive))
+
+/** The file a rebuild writes beside an --out already there: hidden, the same extension (its format). */
+const besideOut = (out: string): string => {
+  const ext = path.extname(out)
+  return path.join(path.dirname(out), `.${path.basename(out, ext)}.rebuild-${process.pid}${ext}`)
+}
+
+/** Renames the rebuilt file over the --out (one directory: atomic), and syncs the directory. */
+const replaceWith = (file: string, out: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      await fs.rename(file, out)
+      await syncDirectory(path.dirname(out))
+    },
+    catch: (e) => new StorageError({ path: out, operation: "replace", reason: `with ${file}: ${String(e)}` })
+  })

@@ -11,10 +11,11 @@ import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
 import { SettingsError } from "../domain/run.js"
+import { warnSkippedLines } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
-import { readJournal, readManifestOrIssue, RunJournal } from "../services/RunJournal.js"
+import { inventoryFingerprint, readJournal, readManifestOrIssue, RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { generatePlan, generateSampling } from "./generate.js"
 import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
@@ -26,7 +27,18 @@ export interface RebuildOptions {
   readonly out: string
   readonly indent: number | undefined
   readonly ascii: boolean
+  /** Where the inventory comes from, as the drift warning names it (default: "the inventory given"). */
+  readonly inventoryFrom?: string | undefined
+  /**
+   * The file the rows are written to when `out` is already there (the caller renames it over `out` once the
+   * rebuild is complete): `out` is then left as it was by a rebuild that falls short.
+   */
+  readonly stagedAt?: string | undefined
 }
+
+/** What rebuild does with the samples of journal lines it cannot read (`warnSkippedLines`). */
+const SKIPPED_JOURNAL_LINES = "rebuild judges their samples after the rows of the readable lines, in sample " +
+  "order, not in the order the run accepted them (with a duplicate among them the rows may differ from the run's)"
 
 export const rebuildProgram = (options: RebuildOptions) =>
   Effect.gen(function*() {
@@ -59,6 +71,17 @@ export const rebuildProgram = (options: RebuildOptions) =>
     }
     const settings = m.run_settings
     const catalogue = yield* (yield* Inventory).get
+    // Another inventory than the run's (an --inventory given, an inventory.json edited) makes another work
+    // plan, whose requests the run's archive does not answer: said now, and again if rows are missing.
+    const inventoryNow = inventoryFingerprint(catalogue)
+    const inventoryChanged = settings.inventory_sha256 !== null && settings.inventory_sha256 !== inventoryNow
+    if (inventoryChanged) {
+      yield* Effect.logWarning(
+        `${options.inventoryFrom ?? "the inventory given"} is not the inventory run ${m.run_id} planned with ` +
+          `(inventory_sha256: ${settings.inventory_sha256} in the run, ${inventoryNow} now): its work plan ` +
+          "differs, and the run's archive answers only the run's own requests"
+      )
+    }
     // The plan inputs the run kept (list files, the answers of its domains and subjects stages).
     const inputs = yield* readPlanInputs(runDir)
     const missing = missingPlanInputs(settings, inputs)
@@ -69,10 +92,14 @@ export const rebuildProgram = (options: RebuildOptions) =>
       })
     }
     const plan = generatePlan(settings, catalogue, inputs)
-    const { latest, rowOrder } = yield* readJournal(runDir, new Set(plan.map((p) => p.index)))
+    const { latest, read, rowOrder } = yield* readJournal(runDir, new Set(plan.map((p) => p.index)))
+    yield* warnSkippedLines(path.join(runDir, "journal.jsonl"), read, SKIPPED_JOURNAL_LINES)
+    // The rows the run made: its journal's (a run killed before its manifest was written again counts 0
+    // there), or the manifest's count when it has more (a journal cut short or gone).
+    const expected = Math.max(m.counts.valid, rowOrder.length)
     const failedAfter = new Map([...latest].flatMap(([i, e]) => e.status === "failed" ? [[i, e.attempts]] : []))
     const sampling = generateSampling({
-      out: options.out,
+      out: options.stagedAt ?? options.out,
       plan,
       seed: settings.seed ?? 0,
       maxTools: settings.max_tools,
@@ -105,20 +132,20 @@ export const rebuildProgram = (options: RebuildOptions) =>
         Layer.mergeAll(archiveOnly(runDir), RunJournal.memory({ ...runSpecOf(sampling), runDir }), progressSilent)
       )
     )
-    if (made < m.counts.valid) {
-      const earlierOut = made === 0 && (yield* (yield* Storage).exists(options.out))
+    if (made < expected) {
+      const there = options.stagedAt !== undefined || (yield* (yield* Storage).exists(options.out))
       return yield* new RebuildIncomplete({
         runId: m.run_id,
         made,
-        expected: m.counts.valid,
+        expected,
         out: options.out,
-        earlierOut
+        earlierOut: made === 0 && there,
+        outKept: made > 0 && options.stagedAt !== undefined,
+        inventoryChanged
       })
     }
-    yield* Effect.logInfo(
-      `rebuilt ${made} rows of run ${m.run_id} (manifest counts ${m.counts.valid} valid) into ${options.out}`
-    )
-    return { written: made, expected: m.counts.valid }
+    yield* Effect.logInfo(`rebuilt ${made} rows of run ${m.run_id} (it made ${expected}) into ${options.out}`)
+    return { written: made, expected }
   })
 
 /** Fewer rows than the run made (exit 1): the run directory lacks what the others need. */
@@ -128,14 +155,28 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
   expected: Schema.Number,
   out: Schema.String,
   /** Nothing rebuilt and an --out there: an earlier run's file, left as it was (`noDatasetWritten`). */
-  earlierOut: Schema.optional(Schema.Boolean)
+  earlierOut: Schema.optional(Schema.Boolean),
+  /**
+   * Rows rebuilt, but an --out was there (the run's own dataset, perhaps): it is left as it was, not replaced
+   * by fewer rows, and the rows rebuilt are not written.
+   */
+  outKept: Schema.optional(Schema.Boolean),
+  /** The inventory is not the one the run planned with (warned at the start). */
+  inventoryChanged: Schema.optional(Schema.Boolean)
 }) {
   override get message(): string {
     const written = this.made === 0
       ? `; ${noDatasetWritten(this.out, this.earlierOut === true, "this rebuild")}`
+      : this.outKept === true
+      ? `; they were not written: the ${this.out} there is left as it was (a rebuild that falls short never ` +
+        "replaces a dataset; give a new --out to keep them)"
       : ` into ${this.out} (kept as it is)`
-    return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: the run directory ` +
-      "lacks what the others need (an archive file missing or cut short, or an inventory.json that changed); " +
-      "rebuild reproduces a run only from its complete directory"
+    const why = this.inventoryChanged === true
+      ? "the inventory is not the one the run planned with (see the warning above), so its work plan asks for " +
+        "what the run's archive does not hold; rebuild with the inventory the run planned with (its inventory.json as the run " +
+        "wrote it, or --inventory naming that inventory)"
+      : "the run directory lacks what the others need (an archive file missing or cut short, or an inventory.json " +
+        "that changed); rebuild reproduces a run only from its complete directory"
+    return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: ${why}`
   }
 }

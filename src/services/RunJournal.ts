@@ -326,14 +326,22 @@ const addArchived = (state: State, index: number, call: ArchivedCall) => {
   state.lastCall.set(index, Math.max(state.lastCall.get(index) ?? 0, call.call))
 }
 
-/** The journal of a run directory as the engine reads it: latest entry per sample, rows in claim order. */
+/**
+ * The journal of a run directory as the engine reads it: latest entry per sample, rows in claim order; and
+ * how the read went (`read`: lines skipped, with why).
+ */
 export const readJournal = (runDir: string, planned: ReadonlySet<number>) =>
   Effect.gen(function*() {
     const state = emptyState()
-    yield* readLogEntries(path.join(runDir, "journal.jsonl"), JournalEntry, (entry) => record(state, planned, entry))
+    const read = yield* readLogEntries(
+      path.join(runDir, "journal.jsonl"),
+      JournalEntry,
+      (entry) => record(state, planned, entry)
+    )
     return {
       latest: state.latest as ReadonlyMap<number, JournalEntry>,
-      rowOrder: state.rowOrder as ReadonlyArray<number>
+      rowOrder: state.rowOrder as ReadonlyArray<number>,
+      read
     }
   })
 

@@ -235,7 +235,7 @@ const warnUnreadable = (unreadable: ReadonlyArray<UnreadableRecord>): Effect.Eff
         `${u.log} ${u.line === undefined ? `byte ${u.offset}` : `line ${u.line}`}: ${u.reason}`
       ).join("; ")
     }${unreadable.length > NAMED_RECORDS ? "; ..." : ""}): the answers they held are not the run's: rebuild ` +
-      "cannot make the rows of their samples, and --resume asks for them again"
+      "cannot make the rows of their samples, and --resume asks for them again (when their samples have no row)"
   )
 
 export interface ArchiveIndex {
