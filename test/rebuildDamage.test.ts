@@ -40,6 +40,24 @@ describe("rebuild of a damaged or killed run", () => {
     expect(readJsonl(out)).toHaveLength(2)
   })
 
+  it("a journaled row not rebuilt is an error even when other samples make up the count, and is named", async () => {
+    const { dir, runDir } = await offlineRun()
+    // A run killed with sample 4 answered and archived but not journaled (its manifest counting 0 rows) ...
+    const journal = join(runDir, "journal.jsonl")
+    writeFileSync(journal, lines(journal).filter((l) => JSON.parse(l).index !== 3).join("\n") + "\n")
+    const manifestFile = join(runDir, "manifest.json")
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8"))
+    writeFileSync(manifestFile, JSON.stringify({ ...manifest, counts: { ...manifest.counts, valid: 0 } }))
+    // ... and sample 2's answer lost since: 3 rows are rebuilt (1, 3, 4), as many as the journal holds.
+    const archive = join(runDir, "archive_01.jsonl")
+    writeFileSync(archive, lines(archive).filter((l) => JSON.parse(l).sample !== 1).join("\n") + "\n")
+    const r = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
+    expect(r.status).toBe(1) // was 0
+    expect(r.stderr).toMatch(
+      /rebuilt 3 of the 3 rows run \S+ made into \S*rebuilt\.jsonl \(kept as it is\): .*; not rebuilt: sample 2 \(archive_01\.jsonl#task_0002_c01\.json\)\n/
+    )
+  })
+
   it("--out the run's own dataset: a rebuild that falls short leaves it as it was; a complete one replaces it", async () => {
     const { dir, out, runDir } = await offlineRun()
     const before = readFileSync(out, "utf8")

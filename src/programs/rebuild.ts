@@ -15,7 +15,14 @@ import { warnSkippedLines } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
-import { inventoryFingerprint, readJournal, readManifestOrIssue, RunJournal } from "../services/RunJournal.js"
+import { callRefInRunDir } from "../services/runArchive.js"
+import {
+  inventoryFingerprint,
+  readJournal,
+  readManifestOrIssue,
+  rowOutputPath,
+  RunJournal
+} from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { generatePlan, generateSampling } from "./generate.js"
 import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
@@ -35,6 +42,9 @@ export interface RebuildOptions {
    */
   readonly stagedAt?: string | undefined
 }
+
+/** How many of the samples not rebuilt the error names. */
+const NAMED_MISSING = 5
 
 /** What rebuild does with the samples of journal lines it cannot read (`warnSkippedLines`). */
 const SKIPPED_JOURNAL_LINES = "rebuild judges their samples after the rows of the readable lines, in sample " +
@@ -124,15 +134,25 @@ export const rebuildProgram = (options: RebuildOptions) =>
       // A run made with --verify: the outcomes it recorded (rebuild runs no plan).
       verify: settings.verify === undefined ? undefined : yield* recordedVerifyHook(runDir)
     }, catalogue)
-    const made = yield* runEngine(sampling).pipe(
-      Effect.map((summary) => summary.valid),
-      Effect.catchTag("IncompleteRun", (e) => Effect.succeed(e.made)),
+    const { made, rebuilt } = yield* Effect.gen(function*() {
+      const made = yield* runEngine(sampling).pipe(
+        Effect.map((summary) => summary.valid),
+        Effect.catchTag("IncompleteRun", (e) => Effect.succeed(e.made))
+      )
+      return { made, rebuilt: yield* (yield* RunJournal).latest }
+    }).pipe(
       // The directory given, whatever its name (runSpecOf joins rawDir and the run id: another place for a copy).
       Effect.provide(
         Layer.mergeAll(archiveOnly(runDir), RunJournal.memory({ ...runSpecOf(sampling), runDir }), progressSilent)
       )
     )
-    if (made < expected) {
+    // The run's rows not rebuilt, each with the call its row came from (as the run named it), in sample order.
+    const notRebuilt = rowOrder.filter((i) => rebuilt.get(i)?.status !== "row").sort((a, b) => a - b).map((i) => {
+      const ref = rowOutputPath(latest.get(i)?.row)
+      const call = typeof ref === "string" ? callRefInRunDir(ref) : undefined
+      return call === undefined ? `sample ${i + 1}` : `sample ${i + 1} (${call})`
+    })
+    if (made < expected || notRebuilt.length > 0) {
       const there = options.stagedAt !== undefined || (yield* (yield* Storage).exists(options.out))
       return yield* new RebuildIncomplete({
         runId: m.run_id,
@@ -140,6 +160,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
         expected,
         out: options.out,
         earlierOut: made === 0 && there,
+        missing: [...notRebuilt.slice(0, NAMED_MISSING), ...(notRebuilt.length > NAMED_MISSING ? ["..."] : [])],
         outKept: made > 0 && options.stagedAt !== undefined,
         inventoryChanged
       })
@@ -162,7 +183,9 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
    */
   outKept: Schema.optional(Schema.Boolean),
   /** The inventory is not the one the run planned with (warned at the start). */
-  inventoryChanged: Schema.optional(Schema.Boolean)
+  inventoryChanged: Schema.optional(Schema.Boolean),
+  /** The first samples whose rows the run made and the rebuild did not, with the call each row came from. */
+  missing: Schema.optional(Schema.Array(Schema.String))
 }) {
   override get message(): string {
     const written = this.made === 0
@@ -177,6 +200,9 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
         "wrote it, or --inventory naming that inventory)"
       : "the run directory lacks what the others need (an archive file missing or cut short, or an inventory.json " +
         "that changed); rebuild reproduces a run only from its complete directory"
-    return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: ${why}`
+    const missing = this.missing === undefined || this.missing.length === 0
+      ? ""
+      : `; not rebuilt: ${this.missing.join(", ")}`
+    return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: ${why}${missing}`
   }
 }

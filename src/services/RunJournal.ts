@@ -447,7 +447,7 @@ const runDirOfJournal = (runDir: string, outputThen: string) =>
   })
 
 /** A journaled (encoded) row's `task_metadata.raw_output_path`. */
-const rowOutputPath = (row: unknown): unknown => {
+export const rowOutputPath = (row: unknown): unknown => {
   const meta = isObject(row) ? metadataOf(row) : undefined
   return isObject(meta) ? meta.raw_output_path : undefined
 }
