@@ -3,7 +3,7 @@
  * `running` one written at the start), archive and journal lines damaged by hand or by the disk, an --out that
  * is the run's own dataset, an inventory that is not the run's. Offline runs (`--llm replay`), the built CLI.
  */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
@@ -38,6 +38,17 @@ describe("rebuild of a damaged or killed run", () => {
     expect(r.status, r.stderr).toBe(1) // was 0: "rebuilt 2 rows of run ... (manifest counts 0 valid)"
     expect(r.stderr).toMatch(/rebuilt 2 of the 4 rows run \S+ made into \S*rebuilt\.jsonl \(kept as it is\)/)
     expect(readJsonl(out)).toHaveLength(2)
+  })
+
+  it("an --out through a symbolic link to the run directory that names one of its files is refused", async () => {
+    const { dir, runDir } = await offlineRun()
+    const journal = join(runDir, "journal.jsonl")
+    const before = readFileSync(journal, "utf8")
+    symlinkSync(runDir, join(dir, "link"))
+    const r = await runCli(["rebuild", runDir, "--out", join(dir, "link", "journal.jsonl")])
+    expect(r.status).toBe(2) // was 0, and the journal replaced by the rows
+    expect(r.stderr).toContain("--out: is a file of the run directory (journal.jsonl)")
+    expect(readFileSync(journal, "utf8")).toBe(before)
   })
 
   it("a journaled row not rebuilt is an error even when other samples make up the count, and is named", async () => {

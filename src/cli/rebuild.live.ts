@@ -20,7 +20,9 @@ export const runRebuild = (options: {
   Effect.gen(function*() {
     const storage = yield* Storage
     const out = path.resolve(options.out)
-    if (path.dirname(out) === path.resolve(options.runDir) && (yield* storage.exists(out))) {
+    // Compared as real paths: through a symbolic link to the run directory, a complete rebuild replaced its journal.
+    const real = (p: string) => Effect.promise(() => fs.realpath(p).catch(() => path.resolve(p)))
+    if ((yield* real(path.dirname(out))) === (yield* real(options.runDir)) && (yield* storage.exists(out))) {
       return yield* new SettingsError({
         setting: "--out",
         reason: `is a file of the run directory (${path.basename(out)}), which rebuild only reads; write elsewhere`
