@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { gunzipSync } from "node:zlib"
+import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { runCli } from "./support/cli.js"
 import { readJsonl, runDirOf, tempDir } from "./support/fakeRun.js"
@@ -126,6 +126,27 @@ describe("rebuild of a damaged or killed run", () => {
     expect(r.stderr).toContain(`1 archive record(s) are not readable, skipped (${archive} byte 0: not a gzip member`)
     expect(r.stderr).toMatch(/rebuilt 3 of the 4 rows/)
     expect(readJsonl(out)).toHaveLength(3)
+  })
+
+  it("--raw-gzip: a member that inflates but fails its CRC check is named, not used", async () => {
+    const { dir, runDir } = await offlineRun(["--raw-gzip"])
+    const archive = join(runDir, "archive_01.jsonl.gz")
+    // The log written again member by member (as the run writes it), so where each ends is known here.
+    const members = gunzipSync(readFileSync(archive)).toString("utf8").split("\n").filter((l) => l !== "")
+      .map((l) => gzipSync(Buffer.from(l + "\n", "utf8")))
+    expect(members).toHaveLength(4)
+    const second = members[1]
+    second[second.length - 8] ^= 0xff // the CRC-32 in its trailer
+    writeFileSync(archive, Buffer.concat(members))
+    const out = join(dir, "rebuilt.jsonl")
+    const r = await runCli(["rebuild", runDir, "--out", out])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain(
+      `1 archive record(s) are not readable, skipped (${archive} byte ${members[0].length}: fails its CRC check`
+    )
+    expect(r.stderr).toMatch(
+      /rebuilt 3 of the 4 rows .*; not rebuilt: sample 2 \(archive_01\.jsonl\.gz#task_0002_c01\.json\)\n/
+    )
   })
 
   it("a journal line that is not readable is named (file, line, field), as --resume names it", async () => {

@@ -17,7 +17,7 @@
  */
 import { Effect, Either, Option, Stream } from "effect"
 import * as path from "node:path"
-import { gunzipSync, gzipSync, inflateRawSync } from "node:zlib"
+import { crc32, gunzipSync, gzipSync, inflateRawSync } from "node:zlib"
 import type { StorageError } from "../domain/errors.js"
 import { requestJson } from "./llm/answer.js"
 import { Storage } from "./Storage.js"
@@ -184,6 +184,12 @@ const gzipEntries = (log: string, bytes: Uint8Array) => {
       if (next + 18 > buffer.length) break
       unreadable.push({ log, offset, reason: "not a gzip member (damaged)" })
       offset = next
+      continue
+    }
+    // The trailer's CRC-32 of the data (a damaged member may still inflate, to other bytes).
+    if (crc32(inflated.right.buffer) !== buffer.readUInt32LE(offset + length - 8)) {
+      unreadable.push({ log, offset, reason: "fails its CRC check (damaged)" })
+      offset += length
       continue
     }
     const text = inflated.right.buffer.toString("utf8")
