@@ -65,7 +65,7 @@ describe("rebuild of a damaged or killed run", () => {
     const r = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
     expect(r.status).toBe(1) // was 0
     expect(r.stderr).toMatch(
-      /rebuilt 3 of the 3 rows run \S+ made into \S*rebuilt\.jsonl \(kept as it is\): .*; not rebuilt: sample 2 \(archive_01\.jsonl#task_0002_c01\.json\)\n/
+      /rebuilt 3 rows, not the 3 rows run \S+ made \(rows it never journaled among them\) into \S*rebuilt\.jsonl \(kept as it is\): .*; not rebuilt: sample 2 \(archive_01\.jsonl#task_0002_c01\.json\)\n/
     )
   })
 

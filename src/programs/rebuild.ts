@@ -203,6 +203,10 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
     const missing = this.missing === undefined || this.missing.length === 0
       ? ""
       : `; not rebuilt: ${this.missing.join(", ")}`
-    return `rebuilt ${this.made} of the ${this.expected} rows run ${this.runId} made${written}: ${why}${missing}`
+    // As many rows or more, yet some of the run's missing: rows it never journaled (a run killed) among them.
+    const counts = this.made < this.expected
+      ? `${this.made} of the ${this.expected} rows run ${this.runId} made`
+      : `${this.made} rows, not the ${this.expected} rows run ${this.runId} made (rows it never journaled among them)`
+    return `rebuilt ${counts}${written}: ${why}${missing}`
   }
 }
