@@ -6,7 +6,7 @@
  * put in the cost ledger like every call; its answer is saved at once, so `--resume`, `rebuild` and
  * `batch collect` reuse it instead of asking again. Texts and answer cleaning: src/skyrl/planStages.ts.
  */
-import { Effect, Either, Option, Schema } from "effect"
+import { Effect, Either, Option, type ParseResult, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
@@ -19,6 +19,7 @@ import { Llm } from "../services/Llm.js"
 import { encodeArchive, RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { toJsonText } from "../skyrl/layout.js"
+import { parseIssues } from "../skyrl/parseIssues.js"
 import {
   cleanDomains,
   cleanSubjects,
@@ -64,11 +65,16 @@ export const readPlanInputs = (runDir: string) =>
     const storage = yield* Storage
     const file = path.join(runDir, PLAN_INPUTS_FILE)
     if (!(yield* storage.exists(file))) return {} as PlanInputs
-    const decoded = Schema.decodeUnknownEither(Schema.parseJson(PlanInputs))(yield* storage.readText(file))
-    return yield* Either.mapLeft(
-      decoded,
-      (e) => new InputError({ file, reason: `not a plan inputs file: ${e.message}` })
-    )
+    const text = yield* storage.readText(file)
+    const bad = (why: string) => new InputError({ file, reason: `not a plan inputs file: ${why}` })
+    const json = Either.try({ try: () => JSON.parse(text) as unknown, catch: (e) => (e as Error).message })
+    if (Either.isLeft(json)) return yield* bad(`not valid JSON: ${json.left}`)
+    // The first problem as `field: what is wrong` (a Schema error's tree would span lines).
+    const issueOf = (e: ParseResult.ParseError) => {
+      const first = parseIssues(e)[0]
+      return first === undefined ? "invalid" : `${first.path === "" ? "(file)" : first.path}: ${first.message}`
+    }
+    return yield* Either.mapLeft(Schema.decodeUnknownEither(PlanInputs)(json.right), (e) => bad(issueOf(e)))
   })
 
 /** What a run's settings need that its plan inputs do not hold yet. */
