@@ -100,8 +100,8 @@ describe("batch collect that makes no row", () => {
     const r = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: batchEnv(f) })
     expect(r.status).toBe(1)
     expect(finalLine(r.stderr)).toBe(
-      `skyrl: made 0 of 2 valid rows: 2 samples failed after 1 attempts each; run \`skyrl batch collect ${runDir}\` ` +
-        `again to retry them${earlierRuns(out)}`
+      `skyrl: made 0 of 2 valid rows: 2 samples failed after 1 attempts each; run \`skyrl batch collect ${runDir} ` +
+        `--retry-failed\` to give them --max-attempts more attempts${earlierRuns(out)}`
     )
     expect(readFileSync(out, "utf8")).toBe(EARLIER)
   }, 60_000)

@@ -358,7 +358,8 @@ const submitAndMaybeCollect = <J extends Job>(
       wait: true,
       poll: pollOf(input.flags.pollInterval),
       limits,
-      concurrency: input.concurrency
+      concurrency: input.concurrency,
+      retryFailed: false
     })
   })
 
@@ -469,6 +470,7 @@ export const runBatchCollect = (options: {
   readonly pollInterval: number
   readonly repairs: Option.Option<"online" | "batch">
   readonly resubmit: boolean
+  readonly retryFailed: boolean
   readonly concurrency: Option.Option<number>
   readonly batchMaxRequests: number
   readonly batchMaxTokens: Option.Option<number>
@@ -480,6 +482,7 @@ export const runBatchCollect = (options: {
     yield* collectWith(runDir, run, {
       repairs: Option.getOrElse(options.repairs, () => run.repairs), // the submission's --repairs by default
       resubmit: options.resubmit,
+      retryFailed: options.retryFailed,
       wait: options.wait,
       poll: pollOf(options.pollInterval),
       limits: yield* limitsOf(options.batchMaxRequests, options.batchMaxTokens, run.max_tokens),

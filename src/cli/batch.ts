@@ -101,6 +101,11 @@ const collectCommand = Command.make(
       "Send the samples that have no line at all (a failed or cancelled batch, one that expired without " +
         "answering anything) again, as a follow-up batch (lines that failed are retried without it)"
     ),
+    retryFailed: switchFlag(
+      "retry-failed",
+      "Give the samples that failed (every attempt rejected) --max-attempts more attempts; without it a " +
+        "collect makes no new attempt for them"
+    ),
     concurrency: optionalFlag(
       Options.integer("concurrency"),
       "Online calls at once for repairs",

@@ -328,6 +328,12 @@ export interface CollectOptions {
   readonly limits: BatchLimits
   /** Online calls at once (repairs with `repairs: "online"`). */
   readonly concurrency: number
+  /**
+   * Give the samples journaled as failed when the collect starts --max-attempts more attempts (once, for
+   * the whole collect). Without it a failed sample stays failed: its attempts are replayed from the
+   * archive, and no new one is made for it by this collect or any of its rounds.
+   */
+  readonly retryFailed: boolean
 }
 
 export interface CollectSummary {
@@ -440,7 +446,8 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
   base: SamplingOptions<J>,
   answers: BatchAnswers,
   jobs: ReadonlyArray<J>,
-  options: CollectOptions
+  options: CollectOptions,
+  failedAfter: ReadonlyMap<number, number>
 ) {
   const online = yield* Effect.serviceOption(Llm)
   const outerProgress = yield* Progress
@@ -486,7 +493,8 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     concurrency: Math.max(1, jobs.length),
     // The batch answered lines already: a refused line is about its request, not the request every sample sends.
     answered: answers.anyAnswered,
-    retryHint: `run \`skyrl batch collect ${runDir}\` again to retry them`
+    failedAfter,
+    retryHint: `run \`skyrl batch collect ${runDir} --retry-failed\` to give them --max-attempts more attempts`
   }).pipe(
     Effect.provideService(Llm, llm),
     Effect.provideService(Progress, progress),
@@ -495,6 +503,28 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
   )
   return yield* Effect.raceFirst(engine, watch)
 })
+
+/**
+ * The attempts after which each sample journaled as failed fails again in this round (its attempts replayed
+ * from the archive, none made anew): its journaled attempts, or, for one failed when the collect started and
+ * given `--retry-failed`, those plus --max-attempts (the one grant of that collect, whatever its rounds).
+ * Without this, each round and each collect gave every failed sample --max-attempts more: a collect --wait
+ * whose follow-up batches kept coming made a sample refused at every attempt dozens of times.
+ */
+export const failedLimits = (
+  latest: ReadonlyMap<number, { readonly status: string; readonly attempts: number }>,
+  failedAtStart: ReadonlyMap<number, number>,
+  retryFailed: boolean,
+  maxAttempts: number
+): Map<number, number> => {
+  const limits = new Map<number, number>()
+  for (const [index, e] of latest) {
+    if (e.status !== "failed") continue
+    const before = failedAtStart.get(index)
+    limits.set(index, retryFailed && before !== undefined ? before + maxAttempts : e.attempts)
+  }
+  return limits
+}
 
 /** Sends the requests held back by a round as a follow-up batch. */
 const submitDeferred = (
@@ -567,6 +597,10 @@ const collectRounds = <J extends Job>(
       run = { ...run, max_tokens: maxTokens }
       yield* writeRun(runDir, run)
     }
+    // The samples failed before this collect (--retry-failed gives them --max-attempts more, once).
+    const failedAtStart = new Map(
+      [...(yield* journal.latest)].flatMap(([i, e]) => (e.status === "failed" ? [[i, e.attempts] as const] : []))
+    )
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
@@ -607,7 +641,13 @@ const collectRounds = <J extends Job>(
           earlierOut: yield* storage.exists(base.out)
         })
       }
-      const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options).pipe(
+      const failedAfter = failedLimits(
+        yield* journal.latest,
+        failedAtStart,
+        options.retryFailed,
+        base.maxAttemptsPerSample
+      )
+      const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options, failedAfter).pipe(
         // batch.json keeps what went online at full price (the ledger has every call).
         Effect.ensuring(Effect.gen(function*() {
           const online = (yield* ledger.totals).onlineUsage
