@@ -291,7 +291,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     // The advice is what retries a batch run's failed samples (--resume of a batch run is refused).
     const final = r.stderr.trim().split("\n").at(-1)!
     expect(final).toContain(
-      `1 samples failed after 3 attempts each; run \`skyrl batch collect ${runDir} --retry-failed\` to give them`
+      `1 samples failed after 3 attempts each; run \`skyrl batch collect ${runDir} --retry-failed\` to make them again`
     )
     expect(final).not.toContain("--resume")
     const rebuilt = await runCli(["rebuild", runDir, "--out", `${out}.rebuilt.jsonl`])

@@ -101,7 +101,7 @@ describe("batch collect that makes no row", () => {
     expect(r.status).toBe(1)
     expect(finalLine(r.stderr)).toBe(
       `skyrl: made 0 of 2 valid rows: 2 samples failed after 1 attempts each; run \`skyrl batch collect ${runDir} ` +
-        `--retry-failed\` to give them --max-attempts more attempts${earlierRuns(out)}`
+        `--retry-failed\` to make them again (--max-attempts more attempts each)${earlierRuns(out)}`
     )
     expect(readFileSync(out, "utf8")).toBe(EARLIER)
   }, 60_000)

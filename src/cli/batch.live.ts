@@ -471,6 +471,7 @@ export const runBatchCollect = (options: {
   readonly repairs: Option.Option<"online" | "batch">
   readonly resubmit: boolean
   readonly retryFailed: boolean
+  readonly maxCost: Option.Option<number>
   readonly concurrency: Option.Option<number>
   readonly batchMaxRequests: number
   readonly batchMaxTokens: Option.Option<number>
@@ -483,6 +484,7 @@ export const runBatchCollect = (options: {
       repairs: Option.getOrElse(options.repairs, () => run.repairs), // the submission's --repairs by default
       resubmit: options.resubmit,
       retryFailed: options.retryFailed,
+      maxCostUsd: Option.getOrUndefined(options.maxCost),
       wait: options.wait,
       poll: pollOf(options.pollInterval),
       limits: yield* limitsOf(options.batchMaxRequests, options.batchMaxTokens, run.max_tokens),

@@ -106,6 +106,13 @@ const collectCommand = Command.make(
       "Give the samples that failed (every attempt rejected) --max-attempts more attempts; without it a " +
         "collect makes no new attempt for them"
     ),
+    maxCost: optionalFlag(
+      Options.float("max-cost").pipe(Options.filterMap(positive, "--max-cost must be a positive number of USD")),
+      "Budget in USD of the whole run (its cost ledger): once reached, no online call or follow-up batch is " +
+        "made; batch answers, paid for as their batch ran, are always used",
+      undefined,
+      "the run's --max-cost"
+    ),
     concurrency: optionalFlag(
       Options.integer("concurrency"),
       "Online calls at once for repairs",

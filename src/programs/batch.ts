@@ -24,7 +24,7 @@ import type { Inventory as Catalogue } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
 import { IncompleteRun } from "../domain/run.js"
 import { BatchClient } from "../services/Batch.js"
-import { CostLedger } from "../services/CostLedger.js"
+import { budgetReached, CostLedger } from "../services/CostLedger.js"
 import type { LedgerTotals } from "../services/CostLedger.js"
 import { readLogEntries } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
@@ -334,6 +334,8 @@ export interface CollectOptions {
    * archive, and no new one is made for it by this collect or any of its rounds.
    */
   readonly retryFailed: boolean
+  /** `batch collect --max-cost`: replaces the run's budget (undefined: the run's). */
+  readonly maxCostUsd?: number | undefined
 }
 
 export interface CollectSummary {
@@ -453,6 +455,16 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
   const outerProgress = yield* Progress
   const journal = yield* RunJournal
   const deferred = new Map<string, DeferredRequest>()
+  const overBudget = new Set<string>()
+  const ledger = yield* CostLedger
+  const maxCostUsd = options.maxCostUsd ?? base.maxCostUsd
+  const budget = maxCostUsd === undefined ? undefined : Effect.map(ledger.totals, (totals) => {
+    const reached = budgetReached(maxCostUsd, totals)
+    return reached === undefined ? undefined : (
+      `the batches hold no answer to it, and ${reached}, the batch answers included: no online call or ` +
+      `follow-up batch is made for it; \`skyrl batch collect ${runDir} --max-cost N\` with a larger N makes it`
+    )
+  })
   const batchLlm: LlmApi = yield* makeBatchLlm({
     runId: base.runId,
     endpoint: run.endpoint,
@@ -463,6 +475,8 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     onlineConcurrency: options.concurrency,
     maxRetries: run.llm.maxRetries,
     deferred,
+    budget,
+    overBudget,
     describe: `openai batch ${endpointUrl(run.endpoint)} ${run.llm.model} (${run.parts.length} batch${
       run.parts.length === 1 ? "" : "es"
     }; repairs ${options.repairs})`
@@ -481,7 +495,7 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
       if (Option.isNone(snapshot)) continue
       const s = yield* snapshot.value
       // Ended only once every done sample's journal line is on disk: interrupting sooner would drop it.
-      if (s.done + deferred.size >= s.total && (yield* journal.unwritten) === 0) {
+      if (s.done + deferred.size + overBudget.size >= s.total && (yield* journal.unwritten) === 0) {
         return { _tag: "deferred", deferred } as const
       }
     }
@@ -494,7 +508,10 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     // The batch answered lines already: a refused line is about its request, not the request every sample sends.
     answered: answers.anyAnswered,
     failedAfter,
-    retryHint: `run \`skyrl batch collect ${runDir} --retry-failed\` to give them --max-attempts more attempts`
+    // The budget is checked by the batch Llm (budget above): batch answers are paid for, and always used.
+    maxCostUsd: undefined,
+    retryHint:
+      `run \`skyrl batch collect ${runDir} --retry-failed\` to make them again (--max-attempts more attempts each)`
   }).pipe(
     Effect.provideService(Llm, llm),
     Effect.provideService(Progress, progress),

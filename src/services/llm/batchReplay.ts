@@ -35,6 +35,7 @@ import {
   BadRequest,
   isRetryable,
   MissingApiKey,
+  NoRecordedAnswer,
   NotFound,
   RateLimited,
   Transient
@@ -292,6 +293,18 @@ export interface BatchLlmOptions {
   /** Requests held for a follow-up batch (mutated). */
   readonly deferred: Map<string, DeferredRequest>
   readonly describe: string
+  /**
+   * `--max-cost`: why no request may go online or into a follow-up batch now (undefined: it may). Checked
+   * before each one (online: once it holds its permit); batch answers, paid for as their batch ran, are
+   * never held back by it. A request refused by it fails unanswered (NoRecordedAnswer with this reason):
+   * its sample stops, kept for a later collect.
+   */
+  readonly budget?: Effect.Effect<string | undefined> | undefined
+  /**
+   * First attempts refused by `budget` (mutated): their samples spent nothing in this collect, so the
+   * engine journals nothing for them; the collect counts them as ended.
+   */
+  readonly overBudget?: Set<string> | undefined
 }
 
 export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
@@ -390,13 +403,28 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
       held: DeferredRequest,
       mode: "online" | "batch"
     ): Effect.Effect<LlmResult<A>, LlmError> => {
+      const budget = options.budget
+      const withinBudget: Effect.Effect<void, LlmError> = budget === undefined
+        ? Effect.void
+        : Effect.flatMap(budget, (reached) => {
+          if (reached === undefined) return Effect.void
+          if (isFirstAttemptKey(held.key)) options.overBudget?.add(held.customId)
+          return Effect.fail(new NoRecordedAnswer({ key: held.key, reason: reached }))
+        })
       if (mode === "batch") {
-        options.deferred.set(held.customId, held)
-        return Effect.never
+        return Effect.zipRight(
+          withinBudget,
+          Effect.suspend(() => {
+            options.deferred.set(held.customId, held)
+            return Effect.never
+          })
+        )
       }
       const live = options.online
       // Priced at the normal rate in the run's cost ledger (its records have no batch_id).
-      return live === undefined ? Effect.fail(new MissingApiKey({})) : online(live.complete(request))
+      return live === undefined
+        ? Effect.fail(new MissingApiKey({}))
+        : online(Effect.zipRight(withinBudget, live.complete(request)))
     }
 
     const complete = <A, I>(request: LlmRequest<A, I>): Effect.Effect<LlmResult<A>, LlmError> =>
