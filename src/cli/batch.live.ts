@@ -345,12 +345,14 @@ const submitAndMaybeCollect = <J extends Job>(
 ) =>
   Effect.gen(function*() {
     const limits = yield* limitsOf(input.flags.batchMaxRequests, input.flags.batchMaxTokens)
-    const submitted = yield* submitRun(run, makeSampling, limits).pipe(
+    // The run directory goes to stdout once batch.json is written, before anything is sent: a submission
+    // interrupted or failed after that point is finished by `batch status` / `batch collect` of it.
+    const announce = (runDir: string) => Effect.sync(() => void process.stdout.write(`${runDir}\n`))
+    const submitted = yield* submitRun(run, makeSampling, limits, announce).pipe(
       Effect.provide(
         Layer.mergeAll(StorageLive, inventoryLayer, BatchClientLive({ ...input.settings, backend: run.endpoint }))
       )
     )
-    process.stdout.write(`${submitted.runDir}\n`)
     if (!input.flags.wait) return
     yield* collectWith(submitted.runDir, submitted.run, {
       repairs: input.flags.repairs,

@@ -636,7 +636,9 @@ export const submitParts = (
 export const submitRun = <J extends Job>(
   initial: BatchRun,
   makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
-  limits: BatchLimits = defaultLimits
+  limits: BatchLimits = defaultLimits,
+  /** Told the run directory once its batch.json is written, before anything is sent (the CLI prints it). */
+  onRecorded: (runDir: string) => Effect.Effect<void> = () => Effect.void
 ) =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -647,7 +649,7 @@ export const submitRun = <J extends Job>(
     return yield* withRunLock(
       runDir,
       `${sampling.command} --backend batch`,
-      submitNew(initial, sampling, inventory, limits)
+      submitNew(initial, sampling, inventory, limits, onRecorded)
     )
       .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir, holder: e.holder })))
   })
@@ -656,7 +658,8 @@ const submitNew = <J extends Job>(
   initial: BatchRun,
   sampling: SamplingOptions<J>,
   inventory: InventoryApi,
-  limits: BatchLimits
+  limits: BatchLimits,
+  onRecorded: (runDir: string) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const { runDir } = runPaths(sampling.rawDir, sampling.runId)
@@ -672,6 +675,8 @@ const submitNew = <J extends Job>(
       max_tokens: Number.isFinite(limits.maxTokens) ? limits.maxTokens : null
     }
     yield* writeRun(runDir, start)
+    // From here on the run goes on with `batch status` / `batch collect` of this directory, whatever stops it.
+    yield* onRecorded(runDir)
     const run = yield* submitParts(runDir, start, lines, "initial", limits).pipe(
       Effect.tapError(() =>
         Effect.logWarning(
