@@ -547,6 +547,34 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(readJsonl(out)).toHaveLength(2)
   }, 60_000)
 
+  it(
+    "a line for a custom_id the run never submitted is named and ignored; one cut short is said unreadable",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+      const out = tmpOut()
+      const r = await runCli(["generate", "-n", "2", "--out", out, "--backend", "batch"], { env: env(f) })
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      const s = await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
+      expect(s.status, s.stderr).toBe(0)
+      const id = f.batches[0].outputFileId!
+      const file = f.files.get(id)!
+      const lines = file.content.trim().split("\n")
+      const stranger = JSON.stringify({ ...JSON.parse(lines[0]), custom_id: "another-run:sample-000009" })
+      // The second line cut short after its custom_id (as a download cut short would leave the last line).
+      f.files.set(id, { ...file, content: `${lines[0]}\n${stranger}\n${lines[1].slice(0, 150)}\n` })
+      const c = await runCli(["batch", "collect", runDir], { env: env(f) })
+      expect(c.status, c.stderr).toBe(1)
+      expect(c.stderr).toMatch(
+        /1 lines of the batch output files are for requests this run never submitted.*another-run:sample-000009/
+      )
+      expect(readJsonl(out)).toHaveLength(1)
+      // Its sample is said to have an unreadable line, not to be unanswered by a completed batch.
+      expect(c.stderr).toMatch(/1 samples have no batch answer \(1 their line in the batch output is unreadable/)
+    },
+    60_000
+  )
+
   it("an interrupted submission (upload refused) is kept, and `batch status` finishes it", async () => {
     const { f, allowUploads } = await refusingUploads()
     const out = tmpOut()

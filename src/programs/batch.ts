@@ -298,6 +298,7 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
     yield* restoreSubmitted(runDir, run, answers, perPart)
     let unreadable = 0
     const named: Array<string> = []
+    const strangers: Array<string> = []
     for (const part of run.parts) {
       for (const file of [part.output, part.error_output]) {
         if (file === null || part.batch_id === null) continue
@@ -305,8 +306,19 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
         const parsed = parseBatchLines(content, part.part, part.batch_id, part.updated_at)
         unreadable += parsed.unreadable
         named.push(...parsed.problems.map((p) => `${path.join(runDir, file)} ${p}`))
-        for (const l of parsed.lines) answers.addLine(l)
+        for (const id of parsed.unreadableIds) answers.addUnreadable(id)
+        for (const l of parsed.lines) {
+          if (answers.wasSubmitted(l.customId)) answers.addLine(l)
+          else strangers.push(`${file}: ${l.customId}`)
+        }
       }
+    }
+    if (strangers.length > 0) {
+      yield* Effect.logWarning(
+        `${strangers.length} lines of the batch output files are for requests this run never submitted; ignored: ${
+          strangers.slice(0, 5).join("; ")
+        }`
+      )
     }
     if (unreadable > 0) {
       yield* Effect.logWarning(
@@ -421,6 +433,8 @@ const sortJobs = <J extends Job>(
         : `lost: ${lineError(found.line).message}`)
       : found.kind === "mismatch"
       ? "the submitted request differs from the one asked now (inventory or settings changed)"
+      : answers.isUnreadable(customId)
+      ? "their line in the batch output is unreadable (named above)"
       : `no answer (batch ${
         run.parts.find((p) => answers.submittedHashes(customId).has(p.part))?.status ?? "not submitted"
       })`

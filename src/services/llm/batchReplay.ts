@@ -86,12 +86,17 @@ export const parseBatchLines = (
   readonly lines: ReadonlyArray<BatchLine>
   readonly unreadable: number
   readonly problems: ReadonlyArray<string>
+  /** The custom_ids still legible in unreadable lines (a line cut short keeps its start). */
+  readonly unreadableIds: ReadonlyArray<string>
 } => {
   const lines: Array<BatchLine> = []
   const problems: Array<string> = []
+  const unreadableIds: Array<string> = []
   let unreadable = 0
-  const skip = (lineNo: number, reason: string) => {
+  const skip = (lineNo: number, reason: string, raw: string) => {
     if (unreadable++ < NAMED_PROBLEMS) problems.push(`line ${lineNo}: ${reason}`)
+    const id = /"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(raw)?.[1]
+    if (id !== undefined) unreadableIds.push(id)
   }
   for (const [i, raw] of text.split("\n").entries()) {
     if (raw.trim() === "") continue
@@ -99,11 +104,11 @@ export const parseBatchLines = (
     try {
       value = JSON.parse(raw)
     } catch (e) {
-      skip(i + 1, `not JSON (${e instanceof Error ? e.message : String(e)})`)
+      skip(i + 1, `not JSON (${e instanceof Error ? e.message : String(e)})`, raw)
       continue
     }
     if (!isObject<any>(value) || typeof value.custom_id !== "string") {
-      skip(i + 1, "no custom_id")
+      skip(i + 1, "no custom_id", raw)
       continue
     }
     const response = isObject<any>(value.response) ? value.response : undefined
@@ -126,7 +131,7 @@ export const parseBatchLines = (
       answeredAt: isoOfSeconds(created) ?? fallbackTime
     })
   }
-  return { lines, unreadable, problems }
+  return { lines, unreadable, problems, unreadableIds }
 }
 
 /** The typed error of a line that is not an answer (what the same HTTP answer would be online). */
@@ -179,6 +184,22 @@ export class BatchAnswers {
   private readonly submitted = new Map<string, Map<number, string>>()
   /** Parts with at least one answered line. */
   private readonly answeredParts = new Set<number>()
+  /** custom_ids of lines that could not be read (see `parseBatchLines`). */
+  private readonly unreadableIds = new Set<string>()
+
+  addUnreadable(customId: string): void {
+    this.unreadableIds.add(customId)
+  }
+
+  /** Whether a line for this custom_id was in an output file but could not be read. */
+  isUnreadable(customId: string): boolean {
+    return this.unreadableIds.has(customId)
+  }
+
+  /** Whether this custom_id was submitted in some part (requests.jsonl, or a part's input file). */
+  wasSubmitted(customId: string): boolean {
+    return this.submitted.has(customId)
+  }
 
   addSubmitted(customId: string, part: number, hash: string): void {
     let m = this.submitted.get(customId)
