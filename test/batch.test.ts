@@ -613,6 +613,10 @@ describe("generate --backend batch against the fake Batch API", () => {
     expect(state.parts).toHaveLength(3)
     writeFileSync(join(runDir, "batch.json"), JSON.stringify({ ...state, parts: state.parts.slice(0, 2) }, null, 2))
     rmSync(join(runDir, "batch_003_input.jsonl"))
+    // status says so too (before: `4 requests ... in 2 batches`, and not a word of the 2 others).
+    const st = await runCli(["batch", "status", runDir], { env: env(f) })
+    expect(st.status, st.stderr).toBe(0)
+    expect(st.stdout).toMatch(/2 of the run's 6 samples were never sent .*`skyrl batch collect .*` sends them/)
     const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
     expect(c.status, c.stderr).toBe(0)
     expect(c.stderr).toMatch(/2 samples were never sent/)

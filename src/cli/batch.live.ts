@@ -457,6 +457,18 @@ export const runBatchStatus = (options: {
           (p.batch_id === null && p.waiting !== null ? `  waiting for the queue: ${p.waiting.reason}` : "")
       )
     }
+    // A submission stopped while it prepared its parts left samples no part holds (generate runs record
+    // their plan; an enrich run's is its input file): collect sends them, without --resubmit.
+    const plan = (run.options as { plan?: unknown }).plan
+    const initial = run.parts.filter((p) =>
+      p.purpose === "initial"
+    ).reduce((n, p) => n + p.requests, 0)
+    if (run.command === "generate" && Array.isArray(plan) && initial < plan.length) {
+      lines.push(
+        `${plan.length - initial} of the run's ${plan.length} samples were never sent (the submission stopped ` +
+          `while preparing its parts): \`skyrl batch collect ${runDir}\` sends them as a follow-up batch`
+      )
+    }
     lines.push(
       statusLine(run) +
         (allTerminal(run)
