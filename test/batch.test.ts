@@ -528,16 +528,21 @@ describe("generate --backend batch against the fake Batch API", () => {
     60_000
   )
 
-  it("an output line that is not JSON is named (file, line); the other samples' rows are written", async () => {
+  /** A generate run of `n` samples submitted as one batch, completed: its output file, to edit before collecting. */
+  const completedBatch = async (n: number) => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
     const out = tmpOut()
-    const r = await runCli(["generate", "-n", "3", "--out", out, "--backend", "batch"], { env: env(f) })
+    const r = await runCli(["generate", "-n", String(n), "--out", out, "--backend", "batch"], { env: env(f) })
     expect(r.status, r.stderr).toBe(0)
     const runDir = r.stdout.trim()
     const s = await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
     expect(s.status, s.stderr).toBe(0)
     const id = f.batches[0].outputFileId!
-    const file = f.files.get(id)!
+    return { f, out, runDir, id, file: f.files.get(id)! }
+  }
+
+  it("an output line that is not JSON is named (file, line); the other samples' rows are written", async () => {
+    const { f, out, runDir, id, file } = await completedBatch(3)
     const lines = file.content.split("\n")
     lines[1] = lines[1].slice(0, 40) // cut short: not JSON
     f.files.set(id, { ...file, content: lines.join("\n") })
@@ -550,15 +555,7 @@ describe("generate --backend batch against the fake Batch API", () => {
   it(
     "a line for a custom_id the run never submitted is named and ignored; one cut short is said unreadable",
     async () => {
-      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
-      const out = tmpOut()
-      const r = await runCli(["generate", "-n", "2", "--out", out, "--backend", "batch"], { env: env(f) })
-      expect(r.status, r.stderr).toBe(0)
-      const runDir = r.stdout.trim()
-      const s = await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
-      expect(s.status, s.stderr).toBe(0)
-      const id = f.batches[0].outputFileId!
-      const file = f.files.get(id)!
+      const { f, out, runDir, id, file } = await completedBatch(2)
       const lines = file.content.trim().split("\n")
       const stranger = JSON.stringify({ ...JSON.parse(lines[0]), custom_id: "another-run:sample-000009" })
       // The second line cut short after its custom_id (as a download cut short would leave the last line).
