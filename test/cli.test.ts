@@ -435,16 +435,16 @@ describe("skyrl CLI", () => {
     const dir = tmp()
     const manifest = join(dir, "manifest.json")
     const cases = [
-      ["{", /manifest\.json: not a readable run manifest: .*JSON/],
+      ["{", /RUN_DIR: \S*manifest\.json: .*JSON.*: not a readable run manifest/],
       [
         JSON.stringify({ run_id: "r", command: 7 }),
-        /manifest\.json, command: not a readable run manifest: Expected string, actual 7/
+        /RUN_DIR: \S*manifest\.json, command: Expected string, actual 7: not a readable run manifest/
       ]
     ] as const
     for (const [text, message] of cases) {
       writeFileSync(manifest, text)
       const r = await runCli(["rebuild", dir, "--out", join(tmp(), "x.jsonl")])
-      expect(r.status, r.stderr).toBe(1)
+      expect(r.status, r.stderr).toBe(2) // bad input, as --resume says it (was 1)
       expect(r.stderr.trim()).toMatch(message)
     }
   })

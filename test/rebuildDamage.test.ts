@@ -164,6 +164,20 @@ describe("rebuild of a damaged or killed run", () => {
     expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
   })
 
+  it("a manifest.json that does not decode is a usage error (exit 2) naming file and field, as --resume says", async () => {
+    const { dir, out, runDir } = await offlineRun()
+    const manifestFile = join(runDir, "manifest.json")
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8"))
+    writeFileSync(manifestFile, JSON.stringify({ ...manifest, counts: { ...manifest.counts, valid: "x" } }))
+    const where = `${manifestFile}, counts.valid: Expected number, actual "x"`
+    const r = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
+    expect(r.status, r.stderr).toBe(2) // was 1
+    expect(r.stderr).toContain(`skyrl: RUN_DIR: ${where}: `)
+    const resumed = await runCli(["generate", "-n", "4", "--out", out, "--llm", "replay", "--resume"])
+    expect(resumed.status, resumed.stderr).toBe(2)
+    expect(resumed.stderr).toContain(`skyrl: --resume: ${where}: `)
+  })
+
   it("an inventory that is not the run's is said at the start and named as the cause", async () => {
     const { dir, runDir } = await offlineRun()
     const plain = await runCli(["rebuild", runDir, "--out", join(dir, "same.jsonl")])

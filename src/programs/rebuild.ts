@@ -18,6 +18,7 @@ import { progressSilent } from "../services/Progress.js"
 import { callRefInRunDir } from "../services/runArchive.js"
 import {
   inventoryFingerprint,
+  manifestIssueText,
   readJournal,
   readManifestOrIssue,
   rowOutputPath,
@@ -63,8 +64,12 @@ export const rebuildProgram = (options: RebuildOptions) =>
     }
     const manifest = yield* readManifestOrIssue(manifestFile)
     if (Either.isLeft(manifest)) {
-      const { message, path: field } = manifest.left
-      return yield* new InputError({ file: manifestFile, field, reason: `not a readable run manifest: ${message}` })
+      // Bad input, exit 2, named as `--resume` names it (file, field, reason).
+      return yield* new SettingsError({
+        setting: "RUN_DIR",
+        reason: `${manifestIssueText({ file: manifestFile, issue: manifest.left })}: not a readable run manifest ` +
+          "(rebuild reads the run's settings from it); mend the file"
+      })
     }
     const m = manifest.right
     if (m.command !== "generate") {
