@@ -88,6 +88,10 @@ describe("rebuild of a damaged or killed run", () => {
     const full = await runCli(["rebuild", runDir, "--out", out])
     expect(full.status, full.stderr).toBe(0)
     expect(full.stderr).toMatch(/rebuilt 4 rows of run \S+ \(it made 4\) into \S*ds\.jsonl\n/)
+    // The logs name the --out given, never the hidden file renamed over it (was: "wrote 4 rows to
+    // .../.ds.rebuild-PID.jsonl", and the diversity report's "complexity mismatches: .../.ds.rebuild-PID.jsonl:2").
+    expect(full.stderr).toContain(`wrote 4 rows to ${out}; `)
+    expect(full.stderr).not.toContain(".rebuild-")
     expect(readFileSync(out, "utf8")).toBe(before)
     expect(readdirSync(dir).sort()).toEqual(["ds.jsonl", "raw_llm"])
   })

@@ -115,6 +115,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
     const failedAfter = new Map([...latest].flatMap(([i, e]) => e.status === "failed" ? [[i, e.attempts]] : []))
     const sampling = generateSampling({
       out: options.stagedAt ?? options.out,
+      outShownAs: options.out,
       plan,
       seed: settings.seed ?? 0,
       maxTools: settings.max_tools,

@@ -111,6 +111,11 @@ export interface SamplingOptions<J extends Job> {
    */
   readonly inspectWritten?: ((row: EncodedRow) => void) | undefined
   readonly out: string
+  /**
+   * rebuild over an --out already there: the --out, which `out` (a hidden file beside it) is renamed over once
+   * the rebuild is complete; what the summary and the diversity report name (default: `out`).
+   */
+  readonly outShownAs?: string | undefined
   readonly seed: number | null
   readonly maxTools: number
   readonly maxTurns: number
@@ -407,7 +412,8 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   }
   const requested = options.jobs.length + (options.passthrough?.length ?? 0)
   const complete = rows.size >= requested
-  const diversity = diversityOfRows(sorted.map((r) => r.encoded), options.out, {
+  const shownAs = options.outShownAs ?? options.out
+  const diversity = diversityOfRows(sorted.map((r) => r.encoded), shownAs, {
     inventory: options.command === "generate" ? (yield* Inventory).inventory : undefined,
     threshold: options.nearDuplicates?.threshold ?? DEFAULT_NEAR_DUP_THRESHOLD
   })
@@ -417,7 +423,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   yield* Effect.logInfo(
     `${
       written === 0 ? "no row, so not written:" : `wrote ${written} rows to`
-    } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
+    } ${shownAs}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
       `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
       `(reasoning ${totals.usage.reasoning})${
         totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`
