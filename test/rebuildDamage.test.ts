@@ -3,6 +3,7 @@
  * `running` one written at the start), archive and journal lines damaged by hand or by the disk, an --out that
  * is the run's own dataset, an inventory that is not the run's. Offline runs (`--llm replay`), the built CLI.
  */
+import { spawnSync } from "node:child_process"
 import { readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gunzipSync, gzipSync } from "node:zlib"
@@ -94,6 +95,24 @@ describe("rebuild of a damaged or killed run", () => {
     expect(full.stderr).not.toContain(".rebuild-")
     expect(readFileSync(out, "utf8")).toBe(before)
     expect(readdirSync(dir).sort()).toEqual(["ds.jsonl", "raw_llm"])
+  })
+
+  it("the hidden file a rebuild killed before its rename left beside --out is swept by the next rebuild of it", async () => {
+    const { dir, out, runDir } = await offlineRun()
+    const before = readFileSync(out, "utf8")
+    // What `kill -9` of a rebuild over ds.jsonl leaves: its rows in .ds.rebuild-PID.jsonl, the pid gone.
+    const gone = spawnSync(process.execPath, ["-e", ""]).pid
+    const running = process.pid // this test's: a rebuild still at work
+    writeFileSync(join(dir, `.ds.rebuild-${gone}.jsonl`), "partial")
+    writeFileSync(join(dir, `.ds.rebuild-${running}.jsonl`), "partial")
+    writeFileSync(join(dir, `.other.rebuild-${gone}.jsonl`), "not ds.jsonl's")
+    const r = await runCli(["rebuild", runDir, "--out", out])
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(out, "utf8")).toBe(before)
+    // Was: all three left, forever.
+    expect(readdirSync(dir).sort()).toEqual(
+      [`.ds.rebuild-${running}.jsonl`, `.other.rebuild-${gone}.jsonl`, "ds.jsonl", "raw_llm"].sort()
+    )
   })
 
   it("an archive line that is not a record is named (file and line); a last line cut by a crash is not", async () => {

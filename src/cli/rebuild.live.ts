@@ -7,7 +7,7 @@ import { SettingsError } from "../domain/run.js"
 import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
 import { readManifest } from "../services/RunJournal.js"
-import { Storage, StorageLive, syncDirectory } from "../services/Storage.js"
+import { removeFilesOfDeadProcesses, Storage, StorageLive, syncDirectory } from "../services/Storage.js"
 import { warnIndentIgnored } from "./shared.js"
 
 export const runRebuild = (options: {
@@ -62,18 +62,39 @@ export const runRebuild = (options: {
       inventoryFrom,
       stagedAt: staged
     }).pipe(Effect.provide(inventory.pipe(Layer.provide(StorageLive))))
-    if (staged === undefined) return yield* rebuilt
+    // A rebuild that wrote the --out sweeps the files beside it that rebuilds killed (`kill -9`) left.
+    if (staged === undefined) return yield* Effect.tap(rebuilt, () => sweepBesideOut(out))
     return yield* rebuilt.pipe(
       Effect.tap(() => replaceWith(staged, out)),
+      Effect.tap(() => sweepBesideOut(out)),
       Effect.ensuring(Effect.promise(() => fs.rm(staged, { force: true })))
     )
   }).pipe(Effect.provide(StorageLive))
 
 /** The file a rebuild writes beside an --out already there: hidden, the same extension (its format). */
 const besideOut = (out: string): string => {
-  const ext = path.extname(out)
-  return path.join(path.dirname(out), `.${path.basename(out, ext)}.rebuild-${process.pid}${ext}`)
+  const { prefix, suffix } = besideOutName(out)
+  return path.join(path.dirname(out), `${prefix}${process.pid}${suffix}`)
 }
+
+/** The name of `besideOut` around its pid: `.NAME.rebuild-` and `.EXT`. */
+const besideOutName = (out: string) => {
+  const ext = path.extname(out)
+  return { prefix: `.${path.basename(out, ext)}.rebuild-`, suffix: ext }
+}
+
+/** Removes the files `besideOut` names for `out` whose process is gone (a rebuild killed before its rename). */
+const sweepBesideOut = (out: string) =>
+  Effect.promise(() => {
+    const { prefix, suffix } = besideOutName(out)
+    return removeFilesOfDeadProcesses(
+      path.dirname(out),
+      (name) =>
+        name.startsWith(prefix) && name.endsWith(suffix)
+          ? name.slice(prefix.length, name.length - suffix.length)
+          : undefined
+    )
+  })
 
 /** Renames the rebuilt file over the --out (one directory: atomic), and syncs the directory. */
 const replaceWith = (file: string, out: string) =>

@@ -989,12 +989,27 @@ const removeDeadTemps = async (file: string): Promise<void> => {
   if (tempsSwept.has(target)) return
   tempsSwept.add(target)
   const prefix = `.${path.basename(target)}.`
-  const names = await fs.readdir(path.dirname(target)).catch(() => [] as Array<string>)
+  await removeFilesOfDeadProcesses(
+    path.dirname(target),
+    (name) => name.startsWith(prefix) && name.endsWith(".tmp") ? name.slice(prefix.length).split(".", 1)[0] : undefined
+  )
+}
+
+/**
+ * Removes the files of `dir` that processes now gone left: `pidOf` gives a name's pid (as written in it), or
+ * undefined for a name that is not such a file. Files of this process and of running ones are kept.
+ */
+export const removeFilesOfDeadProcesses = async (
+  dir: string,
+  pidOf: (name: string) => string | undefined
+): Promise<void> => {
+  const names = await fs.readdir(dir).catch(() => [] as Array<string>)
   for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue
-    const pid = Number(name.slice(prefix.length).split(".", 1)[0])
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isRunning(pid)) continue
-    await fs.rm(path.join(path.dirname(target), name), { force: true }).catch(() => undefined)
+    const written = pidOf(name)
+    if (written === undefined || !/^[0-9]+$/.test(written)) continue
+    const pid = Number(written)
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || isRunning(pid)) continue
+    await fs.rm(path.join(dir, name), { force: true }).catch(() => undefined)
   }
 }
 
