@@ -430,6 +430,8 @@ const sortJobs = <J extends Job>(
     const reason = found.kind === "error"
       ? (found.line.error?.code === "batch_expired"
         ? "expired (their batch expired without answering any request)"
+        : found.line.error?.code === "batch_cancelled"
+        ? "cancelled (their batch was cancelled before answering them; `--resubmit` sends them again)"
         : `lost: ${lineError(found.line).message}`)
       : found.kind === "mismatch"
       ? "the submitted request differs from the one asked now (inventory or settings changed)"
