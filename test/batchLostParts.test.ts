@@ -8,11 +8,51 @@ import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { runCli } from "./support/cli.js"
 import { lineAnswer, lineSkip } from "./support/fakeBatch.js"
-import { validTaskFor } from "./support/fakeTasks.js"
+import { sampleNumberOf, validTaskFor } from "./support/fakeTasks.js"
 
 const { fake } = batchFakes()
 
 describe("lost batch parts", () => {
+  it(
+    "a completed part whose output file is gone (404): the other part's rows are written, its samples resubmitted alone",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), maxRequests: 2 })
+      const out = tmpOut()
+      const r = await runCli(
+        ["generate", "-n", "4", "--out", out, "--backend", "batch", "--batch-max-requests", "2"],
+        { env: env(f) }
+      )
+      expect(r.status, r.stderr).toBe(0)
+      const runDir = r.stdout.trim()
+      const s = await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })
+      expect(s.status, s.stderr).toBe(0)
+      const gone = f.batches[1].outputFileId!
+      f.files.delete(gone)
+
+      const c = await runCli(["batch", "collect", runDir], { env: env(f) })
+      // As for any sample left without an answer: exit 1, the answered part's rows written.
+      expect(c.status, c.stderr).toBe(1)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2])
+      // Named: the part, the file id, the 404; and what to do.
+      expect(c.stderr).toMatch(new RegExp(`part 2.*${gone}.*404`))
+      expect(c.stderr).toMatch(/2 samples have no batch answer \(2 .*output file/)
+      expect(c.stderr).toMatch(/--resubmit/)
+      expect(f.online.requests).toHaveLength(0)
+
+      const again = await runCli(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
+      expect(again.status, again.stderr).toBe(0)
+      // Only the lost part's samples are sent again, as the same requests; nothing answered is paid twice.
+      expect(f.batches).toHaveLength(3)
+      expect(f.batches[2].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([3, 4])
+      for (const line of f.batches[2].lines) {
+        expect(line).toEqual(f.batches[1].lines.find((l) => l.custom_id === line.custom_id))
+      }
+      expect(f.online.requests).toHaveLength(0)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
+    },
+    90_000
+  )
+
   it(
     "a cancelled batch's samples are said cancelled (not a temporary failure), with --resubmit to send them",
     async () => {

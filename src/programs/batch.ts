@@ -196,12 +196,33 @@ export const recordedRun = (runDir: string, poll: PollOptions | undefined) =>
       Effect.zipRight(readRun(runDir))
     )
 
-/** Downloads the output and error files of finished batches (once; kept in the run directory). */
+/**
+ * Downloads the output and error files of finished batches (once; kept in the run directory). A file the
+ * API no longer has (404 for its content: deleted from the account, or another project's key) concerns its
+ * part's samples only: it is named in `gone` (by part) and its samples are reported as having no answer, kept
+ * for `--resubmit`; the other parts are collected. Any other error stops the collect (the next one tries again).
+ */
 const download = (runDir: string, start: BatchRun) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const client = yield* BatchClient
     let run = start
+    const gone = new Map<number, Array<string>>()
+    /** The file's content, or undefined (named in `gone`, warned) when the API answers 404 for it. */
+    const content = (part: BatchPart, kind: "output" | "error", id: string) =>
+      client.fileContent(id).pipe(
+        Effect.map((text): string | undefined => text),
+        Effect.catchTag("NotFound", (e) =>
+          Effect.gen(function*() {
+            gone.set(part.part, [...(gone.get(part.part) ?? []), `${kind} file ${id} not found at the API, 404`])
+            yield* Effect.logWarning(
+              `batch ${part.batch_id} (part ${part.part}) ${part.status}, but its ${kind} file ${id} is not found ` +
+                `at the API (404: ${e.reason}); its samples have no answer: \`skyrl batch collect ${runDir} ` +
+                "--resubmit` sends them again as a batch (the other parts are collected)"
+            )
+            return undefined
+          }))
+      )
     /** A file recorded as downloaded that is no longer in the run directory (deleted): downloaded again. */
     const lost = (name: string | null) =>
       name === null ? Effect.succeed(false) : Effect.map(storage.exists(path.join(runDir, name)), (here) => !here)
@@ -218,14 +239,18 @@ const download = (runDir: string, start: BatchRun) =>
       }
       const patch: { output?: string; error_output?: string } = {}
       if (part.output_file_id !== null && part.output === null) {
-        const text = yield* client.fileContent(part.output_file_id)
-        yield* storage.writeFileAtomic(path.join(runDir, partName(part.part, "output")), text)
-        patch.output = partName(part.part, "output")
+        const text = yield* content(part, "output", part.output_file_id)
+        if (text !== undefined) {
+          yield* storage.writeFileAtomic(path.join(runDir, partName(part.part, "output")), text)
+          patch.output = partName(part.part, "output")
+        }
       }
       if (part.error_file_id !== null && part.error_output === null) {
-        const text = yield* client.fileContent(part.error_file_id)
-        yield* storage.writeFileAtomic(path.join(runDir, partName(part.part, "errors")), text)
-        patch.error_output = partName(part.part, "errors")
+        const text = yield* content(part, "error", part.error_file_id)
+        if (text !== undefined) {
+          yield* storage.writeFileAtomic(path.join(runDir, partName(part.part, "errors")), text)
+          patch.error_output = partName(part.part, "errors")
+        }
       }
       if (Object.keys(patch).length > 0) {
         const updated_at = yield* nowIso
@@ -233,7 +258,7 @@ const download = (runDir: string, start: BatchRun) =>
         yield* writeRun(runDir, run)
       }
     }
-    return run
+    return { run, gone }
   })
 
 /** A line of requests.jsonl: which part submitted a request, and the hash of its body. */
@@ -388,13 +413,22 @@ const bump = (counts: Map<string, number>, reason: string) => {
   counts.set(key, (counts.get(key) ?? 0) + 1)
 }
 
+/** Why a sample its parts did not answer has no answer: a file of its part gone from the API, or its batch's state. */
+const noAnswer = (parts: ReadonlyArray<BatchPart>, gone: ReadonlyMap<number, ReadonlyArray<string>>): string => {
+  const lost = parts.find((p) => gone.has(p.part))
+  return lost !== undefined
+    ? `no answer (part ${lost.part}: ${gone.get(lost.part)!.join("; ")})`
+    : `no answer (batch ${parts[0]?.status ?? "not submitted"})`
+}
+
 const sortJobs = <J extends Job>(
   run: BatchRun,
   base: SamplingOptions<J>,
   inventory: InventoryApi,
   answers: BatchAnswers,
   journaled: ReadonlyMap<number, unknown>,
-  resubmit: boolean
+  resubmit: boolean,
+  gone: ReadonlyMap<number, ReadonlyArray<string>>
 ): RoundJobs<J> => {
   const runningParts = new Set(run.parts.filter((p) => !isTerminal(p.status)).map((p) => p.part))
   // Samples with any request (first attempt, repair, retry) in a batch still running wait for it.
@@ -437,9 +471,7 @@ const sortJobs = <J extends Job>(
       ? "the submitted request differs from the one asked now (inventory or settings changed)"
       : answers.isUnreadable(customId)
       ? "their line in the batch output is unreadable (named above)"
-      : `no answer (batch ${
-        run.parts.find((p) => answers.submittedHashes(customId).has(p.part))?.status ?? "not submitted"
-      })`
+      : noAnswer(run.parts.filter((p) => answers.submittedHashes(customId).has(p.part)), gone)
     bump(reasons, reason)
     if (resubmit) jobs.push(job)
   }
@@ -637,9 +669,10 @@ const collectRounds = <J extends Job>(
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
-      run = yield* download(runDir, run)
+      const downloaded = yield* download(runDir, run)
+      run = downloaded.run
       const answers = yield* loadAnswers(runDir, run)
-      const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit)
+      const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit, downloaded.gone)
       if (round.failedText !== "") {
         yield* Effect.logWarning(
           `batch lines failed: ${round.failedText}; transient failures are retried ${
