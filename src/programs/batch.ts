@@ -641,7 +641,11 @@ export const collectRun = <J extends Job>(
     const base = makeSampling(catalogue)
     // The directory given, wherever it is now (runSpecOf joins the rawDir and run id recorded at submit time:
     // a run directory renamed or copied since would have its journal, archive and ledger made there again).
-    const spec = { ...runSpecOf(base, base.command === "generate" ? catalogue : undefined), runDir }
+    const spec = {
+      ...runSpecOf(base, base.command === "generate" ? catalogue : undefined),
+      runDir,
+      lockCommand: "batch collect"
+    }
     return yield* collectRounds(runDir, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
   })
 

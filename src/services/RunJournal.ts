@@ -170,6 +170,11 @@ export interface RunSpec {
   readonly gzip: boolean
   /** The inventory the run plans with, kept in the run directory (`inventory.json`) for rebuild and --force. */
   readonly inventory?: unknown
+  /**
+   * The command the run's lock names while this session holds it (default: `command`): `batch collect` for a collect,
+   * so that a second one is told what holds the run as the user typed it, not the run's `generate`.
+   */
+  readonly lockCommand?: string | undefined
 }
 
 /** A call about to be made: its number in its sample and its name (`task_0007_c02.json`). */
@@ -523,7 +528,12 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
       yield* storage.makeDirectory(paths.runDir)
       const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
       yield* Effect.acquireRelease(
-        storage.acquireLock(paths.lock, { pid: process.pid, host: hostname(), command: spec.command, since: startedAt })
+        storage.acquireLock(paths.lock, {
+          pid: process.pid,
+          host: hostname(),
+          command: spec.lockCommand ?? spec.command,
+          since: startedAt
+        })
           .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir: paths.runDir, holder: e.holder }))),
         () => storage.releaseLock(paths.lock)
       )
