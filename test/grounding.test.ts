@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { derivedValuesFound, derivedValuesFoundBySteps, Evidence, policyText } from "../src/skyrl/grounding.js"
+import { derivedValuesFoundBySteps, Evidence, policyText, rowFound } from "../src/skyrl/grounding.js"
 
 interface Case {
   readonly texts: ReadonlyArray<string>
@@ -25,6 +25,10 @@ describe("derived-value grounding, shared with the Python MCPToolEnv (ground_der
     expect(new Evidence(["caf\\u00e9"]).holds("cafe")).toBe(false)
   })
 })
+
+/** The row's derived_values_found, as Verifier records it: every step's, from the per-step findings. */
+const derivedValuesFound = (...args: Parameters<typeof derivedValuesFoundBySteps>) =>
+  rowFound(derivedValuesFoundBySteps(...args))
 
 describe("policyText and derivedValuesFound (skyrl verify's derived_values_found)", () => {
   /** A plan step as the grounding functions read it. */

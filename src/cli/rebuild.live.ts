@@ -36,9 +36,10 @@ export const runRebuild = (options: {
       onNone: () => ({}) as { inventory?: string | null; servers?: Array<string> | null },
       onSome: (m) => m.settings as { inventory?: string | null; servers?: Array<string> | null }
     })
+    const keptThere = yield* storage.exists(kept)
     const inventory = Option.isSome(options.inventory)
       ? Inventory.fromFile(options.inventory.value)
-      : (yield* storage.exists(kept))
+      : keptThere
       ? Inventory.fromFile(kept, { keptByRun: true })
       : Inventory.fromFile(settings.inventory ?? undefined, {
         ...(settings.servers ? { servers: settings.servers } : {}),
@@ -46,7 +47,7 @@ export const runRebuild = (options: {
       })
     const inventoryFrom = Option.isSome(options.inventory)
       ? `--inventory ${options.inventory.value}`
-      : (yield* storage.exists(kept))
+      : keptThere
       ? kept
       : "the inventory of the run's settings"
     yield* warnIndentIgnored(options.out, options.indent)

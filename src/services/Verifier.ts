@@ -266,7 +266,7 @@ export const finishingNotice = (
 let lastMillis = NaN
 let lastIso = ""
 /** `new Date(ms).toISOString()`, kept for the last millisecond asked (calls answer many to a millisecond). */
-/** Whether a step of the plan has derived params (its results are then kept for `derivedValuesFound`). */
+/** Whether a step of the plan has derived params (its results are then kept for `derivedValuesFoundBySteps`). */
 const hasDerived = (steps: ReadonlyArray<VerifyStep>): boolean => steps.some((s) => s.derivedParams.length > 0)
 
 const isoTime = (ms: number): string => {

@@ -131,15 +131,6 @@ export const derivedValuesFoundBySteps = (
     return s.derivedParams.every((p) => evidence.holds(s.params[p]))
   })
 
-/**
- * Whether every derived param of every step holds a value the results of its `depends_on` steps give
- * (`derivedValuesFoundBySteps` of each step); undefined for a plan without derived params.
- */
-export const derivedValuesFound = (
-  steps: ReadonlyArray<StepOfPlan>,
-  texts: ReadonlyArray<string>
-): boolean | undefined => rowFound(derivedValuesFoundBySteps(steps, texts))
-
 /** The row's `derived_values_found` from its steps': undefined when no step has derived params. */
 export const rowFound = (bySteps: ReadonlyArray<boolean | undefined>): boolean | undefined =>
   bySteps.every((f) => f === undefined) ? undefined : bySteps.every((f) => f !== false)

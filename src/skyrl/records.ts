@@ -29,7 +29,7 @@ const hasEscape = (text: string): boolean => text.includes("\\u")
  * Non-blank lines (the first and up to 7 after it) `recordsFormatOf` reads to tell JSON Lines whose first
  * line is not JSON from a text that is no JSON at all (a CSV, a YAML or text file).
  */
-export const FORMAT_LINES = 8
+const FORMAT_LINES = 8
 
 /**
  * A text that starts with neither '[' nor '{', whose first line is no JSON value and none of whose next

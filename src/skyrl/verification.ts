@@ -101,7 +101,7 @@ export const VerificationRecord = Schema.Struct({
   })),
   /**
    * Present when a step has derived params: whether each derived value occurs in the results of the step's
-   * `depends_on` steps (`derivedValuesFound`): false when it is composed or computed from them, or an
+   * `depends_on` steps (`rowFound` of `derivedValuesFoundBySteps`): false when it is composed or computed from them, or an
    * illustration the tools did not give. The steps' own fields say which step; this one is every step's
    * (kept for readers of records written before those).
    */
