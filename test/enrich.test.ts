@@ -302,6 +302,40 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(fresh.stderr).toMatch(/no usable row: all 1 rows read were rejected/)
   }, 60_000)
 
+  it(
+    "--resume --force of a run made from another input file is refused; --servers with --inventory-from-prompt too",
+    async () => {
+      const input = newsLog([news])
+      const server = await fake()
+      const out = join(tmp(), "o.jsonl")
+      const made = await enrich([input, "--out", out, "--allow-schema-mismatch"], server)
+      expect(made.status, made.stderr).toBe(0)
+      const before = calls(server).length
+      // The same prompts in another file: the run planned the rows of its own input, which --force cannot swap.
+      const other = join(tmp(), "other.json")
+      writeFileSync(other, readFileSync(input))
+      const resumed = await enrich([other, "--out", out, "--resume", "--force", "--allow-schema-mismatch"], server)
+      expect(resumed.status).toBe(2)
+      expect(resumed.stderr).toMatch(
+        /--resume --force: run \S+ planned another input file or inventory; it can only go on with those \(start a new run\)/
+      )
+      const both = await enrich([
+        input,
+        "--out",
+        join(tmp(), "o2.jsonl"),
+        "--inventory-from-prompt",
+        "--servers",
+        "fmp"
+      ], server)
+      expect(both.status).toBe(2)
+      expect(both.stderr).toMatch(
+        /--servers: cannot be combined with --inventory-from-prompt \(prompt tools are all on server/
+      )
+      expect(calls(server).length).toBe(before)
+    },
+    60_000
+  )
+
   it("a <tools> block that does not read (broken JSON) rejects its row, named, in both modes", async () => {
     const input = join(tmp(), "broken.json")
     const system = "Function signatures are within <tools></tools> XML tags.\n" +

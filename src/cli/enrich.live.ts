@@ -133,28 +133,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
     ])
     const { out, rawDir } = yield* outputPathsOf(options)
     if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories(options))
-    const servers = Option.map(options.servers, parseServerList)
-    if (options.inventoryFromPrompt && Option.isSome(servers)) {
-      return yield* new SettingsError({
-        setting: "--servers",
-        reason: `cannot be combined with --inventory-from-prompt (prompt tools are all on server "${PROMPT_SERVER}")`
-      })
-    }
-    if (options.inventoryFromPrompt && Option.isSome(options.inventory)) {
-      yield* Effect.logWarning(
-        `--inventory ${options.inventory.value} is not used: --inventory-from-prompt takes each prompt's <tools> block`
-      )
-    }
-    const baseInventory: InventoryApi | undefined = options.inventoryFromPrompt
-      ? undefined
-      : yield* Inventory.pipe(
-        Effect.provide(
-          Inventory.fromFile(
-            Option.getOrUndefined(options.inventory),
-            Option.isSome(servers) ? { servers: servers.value } : undefined
-          ).pipe(Layer.provide(StorageLive))
-        )
-      )
+    const servers = yield* serversChecked(options)
+    const baseInventory = yield* baseInventoryOf(options, servers)
     const rowSettings = yield* rowSettingsOf(options)
     const plan = yield* planEnrichment({
       input,
@@ -178,7 +158,6 @@ export const runEnrich = (options: EnrichCliOptions) => {
 
     // A new run fails before it is made; a resumed one once its own settings have planned the rows.
     if (!options.resume) yield* usableRows(input, out, plan, null)
-
     const inputHash = yield* inputSha256(input)
     const fresh = new RunSettings({
       command: "enrich",
@@ -193,45 +172,12 @@ export const runEnrich = (options: EnrichCliOptions) => {
       max_prompt_tokens: rowSettings.maxPromptTokens,
       as_of: rowSettings.asOf,
       data_source: options.dataSource,
-      input: {
-        path: path.resolve(input),
-        sha256: inputHash,
-        format: options.inputFormat,
-        limit: limit ?? null,
-        overwrite: options.overwrite,
-        inventory_from_prompt: options.inventoryFromPrompt,
-        ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const }),
-        ...(options.allowSchemaMismatch ? {} : { shown_schemas: "checked" as const })
-      },
+      input: inputSettingsOf(options, limit, inputHash),
       ...verifySettingOf(options)
     })
     const run = yield* runOf("enrich", options, { rawDir, out, fresh })
     const s = run.settings
-    // --force continues with the run's settings; its plan needs the same input and inventory.
-    if (
-      s.inventory_sha256 !== fresh.inventory_sha256 || s.input?.sha256 !== fresh.input?.sha256 ||
-      s.input?.path !== fresh.input?.path || s.input?.inventory_from_prompt !== fresh.input?.inventory_from_prompt
-    ) {
-      return yield* new SettingsError({
-        setting: "--resume --force",
-        reason:
-          `run ${run.runId} planned another input file or inventory; it can only go on with those (start a new run)`
-      })
-    }
-    const runPlan = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
-        s.input?.format === fresh.input?.format && s.max_prompt_tokens === fresh.max_prompt_tokens &&
-        s.input?.list_offered_tools === fresh.input?.list_offered_tools &&
-        s.input?.shown_schemas === fresh.input?.shown_schemas
-      ? plan
-      : yield* planEnrichment({
-        input,
-        inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as InputFormat),
-        limit: s.input?.limit ?? undefined,
-        overwrite: s.input?.overwrite ?? false,
-        baseInventory,
-        listOfferedTools: listOfferedToolsOf(s),
-        checkShownSchemas: checkShownSchemasOf(s)
-      }).pipe(Effect.provide(StorageLive))
+    const runPlan = yield* planOfRun(options, { plan, fresh, run, baseInventory })
     yield* usableRows(input, out, runPlan, run.runId)
     yield* warnIndentIgnored(out, options.indent)
     const runLlm = llmOptionsOf(llmOpts, s)
@@ -269,27 +215,14 @@ export const runEnrich = (options: EnrichCliOptions) => {
         resume: options.resume
       })
     }
-    const engine = (verify: VerifyHook<unknown> | undefined) =>
-      enrichProgram({ ...program, verify }).pipe(
-        Effect.provide(
-          Layer.mergeAll(
-            StorageLive,
-            pacedLlmLayer(options, runLlm, ENRICH_REPLAY),
-            progressLayer()
-          )
-        )
-      )
-    const verifySetting = s.verify
-    const summary = verifySetting === undefined || baseInventory === undefined
-      ? yield* engine(undefined)
-      : yield* Effect.flatMap(Effect.promise(() => import("./verifyRun.live.js")), (m) =>
-        m.withVerification({
-          flags: options,
-          setting: verifySetting,
-          inventory: baseInventory.inventory,
-          runDir: path.join(rawDir, run.runId),
-          out
-        }, engine))
+    const summary = yield* runEngine(options, {
+      program,
+      runLlm,
+      verify: s.verify,
+      baseInventory,
+      runDir: path.join(rawDir, run.runId),
+      out
+    })
     yield* Effect.logInfo(
       `enrich: ${summary.valid} rows written (${runPlan.jobs.length} planned, ${runPlan.skipped.length} kept as is, ` +
         `${runPlan.rejected.length} rejected input rows${
@@ -299,6 +232,114 @@ export const runEnrich = (options: EnrichCliOptions) => {
     return summary
   })
   return options.debug ? Logger.withMinimumLogLevel(program, LogLevel.Debug) : program
+}
+
+/** --servers parsed, and --servers / --inventory beside --inventory-from-prompt (its tools are the prompts'). */
+const serversChecked = (options: EnrichCliOptions) =>
+  Effect.gen(function*() {
+    const servers = Option.map(options.servers, parseServerList)
+    if (options.inventoryFromPrompt && Option.isSome(servers)) {
+      return yield* new SettingsError({
+        setting: "--servers",
+        reason: `cannot be combined with --inventory-from-prompt (prompt tools are all on server "${PROMPT_SERVER}")`
+      })
+    }
+    if (options.inventoryFromPrompt && Option.isSome(options.inventory)) {
+      yield* Effect.logWarning(
+        `--inventory ${options.inventory.value} is not used: --inventory-from-prompt takes each prompt's <tools> block`
+      )
+    }
+    return servers
+  })
+
+/** The inventory the plans are checked against (--inventory, --servers); none with --inventory-from-prompt. */
+const baseInventoryOf = (options: EnrichCliOptions, servers: Option.Option<ReadonlyArray<string>>) =>
+  options.inventoryFromPrompt ? Effect.succeed(undefined) : Inventory.pipe(
+    Effect.provide(
+      Inventory.fromFile(
+        Option.getOrUndefined(options.inventory),
+        Option.isSome(servers) ? { servers: servers.value } : undefined
+      ).pipe(Layer.provide(StorageLive))
+    )
+  )
+
+/** The run's `input` settings: the input file (path and sha256) and how it is read. */
+const inputSettingsOf = (options: EnrichCliOptions, limit: number | undefined, sha256: string) => ({
+  path: path.resolve(options.input),
+  sha256,
+  format: options.inputFormat,
+  limit: limit ?? null,
+  overwrite: options.overwrite,
+  inventory_from_prompt: options.inventoryFromPrompt,
+  ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const }),
+  ...(options.allowSchemaMismatch ? {} : { shown_schemas: "checked" as const })
+})
+
+/**
+ * The plan of the run: the one made from the flags when the run's settings read the input alike, else made
+ * again from the run's own (`--resume --force`), which needs the same input file and inventory.
+ */
+const planOfRun = (
+  options: EnrichCliOptions,
+  { baseInventory, fresh, plan, run }: {
+    readonly plan: EnrichPlan
+    readonly fresh: RunSettings
+    readonly run: { readonly runId: string; readonly settings: RunSettings }
+    readonly baseInventory: InventoryApi | undefined
+  }
+) =>
+  Effect.gen(function*() {
+    const s = run.settings
+    if (
+      s.inventory_sha256 !== fresh.inventory_sha256 || s.input?.sha256 !== fresh.input?.sha256 ||
+      s.input?.path !== fresh.input?.path || s.input?.inventory_from_prompt !== fresh.input?.inventory_from_prompt
+    ) {
+      return yield* new SettingsError({
+        setting: "--resume --force",
+        reason:
+          `run ${run.runId} planned another input file or inventory; it can only go on with those (start a new run)`
+      })
+    }
+    const sameReading = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
+      s.input?.format === fresh.input?.format && s.max_prompt_tokens === fresh.max_prompt_tokens &&
+      s.input?.list_offered_tools === fresh.input?.list_offered_tools &&
+      s.input?.shown_schemas === fresh.input?.shown_schemas
+    if (sameReading) return plan
+    return yield* planEnrichment({
+      input: options.input,
+      inputFormat: s.input?.format === "auto" || s.input === null ? undefined : (s.input.format as InputFormat),
+      limit: s.input?.limit ?? undefined,
+      overwrite: s.input?.overwrite ?? false,
+      baseInventory,
+      listOfferedTools: listOfferedToolsOf(s),
+      checkShownSchemas: checkShownSchemasOf(s)
+    }).pipe(Effect.provide(StorageLive))
+  })
+
+/** The run engine on the run's plan, online; with the run's --verify, once the servers are up. */
+const runEngine = (
+  options: EnrichCliOptions,
+  { baseInventory, out, program, runDir, runLlm, verify }: {
+    readonly program: EnrichOptions
+    readonly runLlm: LlmOptions
+    readonly verify: RunSettings["verify"]
+    readonly baseInventory: InventoryApi | undefined
+    readonly runDir: string
+    readonly out: string
+  }
+) => {
+  const engine = (hook: VerifyHook<unknown> | undefined) =>
+    enrichProgram({ ...program, verify: hook }).pipe(
+      Effect.provide(
+        Layer.mergeAll(StorageLive, pacedLlmLayer(options, runLlm, ENRICH_REPLAY), progressLayer())
+      )
+    )
+  if (verify === undefined || baseInventory === undefined) return engine(undefined)
+  return Effect.flatMap(
+    Effect.promise(() => import("./verifyRun.live.js")),
+    (m) =>
+      m.withVerification({ flags: options, setting: verify, inventory: baseInventory.inventory, runDir, out }, engine)
+  )
 }
 
 const dryRun = (
