@@ -237,176 +237,19 @@ export const planEnrichment = (options: PlanOptions) =>
     const jobs: Array<EnrichJob> = []
     const skipped: Array<Skip> = []
     const rejected: Array<InputReject> = []
-    const cache = new Map<string, Either.Either<InventoryApi, Inv.InventoryError>>()
-    const cached = (key: string, build: () => Effect.Effect<InventoryApi, Inv.InventoryError>) =>
-      Effect.gen(function*() {
-        const hit = cache.get(key)
-        if (hit !== undefined) return hit
-        const built = yield* Effect.either(quiet(build()))
-        cache.set(key, built)
-        return built
-      })
+    const context: PlanContext = { options, cached: inventoryCache(), warned: new Set() }
     let rowsRead = 0
     let limited = false
-    const warned = new Set<string>()
     for (const record of records) {
       if (options.limit !== undefined && jobs.length >= options.limit) {
         limited = true
         break
       }
       rowsRead++
-      const index = record.index
-      // A record unusable as a whole (a line that is not JSON, a value that is not an object) is field "(record)",
-      // as in convert's rejects.
-      if (record._tag === "Unparsable") {
-        rejected.push({ index, id: undefined, field: WHOLE_RECORD, reason: record.reason })
-        continue
-      }
-      const source = extractSource(record.value, options.inputFormat)
-      if (source._tag === "Invalid") {
-        const field = source.field === "" && !isObject(record.value) ? WHOLE_RECORD : source.field
-        rejected.push({ index, id: source.id, field, reason: source.reason })
-        continue
-      }
-      if (source.hasPlan && !options.overwrite) {
-        const row = decodeRow(toEncodedLayout(record.value))
-        if (Either.isLeft(row)) {
-          rejected.push({
-            index,
-            id: source.id,
-            field: row.left.path,
-            reason: `the row has a plan but is not a valid SkyRL row: ${row.left.message}`
-          })
-        } else {
-          // A plan copied into the output must be as valid as one skyrl makes.
-          const issues = options.baseInventory === undefined
-            ? []
-            : options.baseInventory.validatePlan(row.right.reward_spec.ground_truth.tool_sequence)
-          if (issues.length > 0) {
-            rejected.push({
-              index,
-              id: source.id,
-              field: `reward_spec.ground_truth.tool_sequence[${issues[0].step - 1}].${
-                issues[0].path.replace(/\//g, ".")
-              }`,
-              reason: `the existing plan is invalid against the inventory (use --overwrite to plan it again): ${
-                issues.map(Inv.formatIssue).join("; ")
-              }`
-            })
-            continue
-          }
-          skipped.push({
-            index,
-            id: source.id,
-            row: row.right,
-            reason: "already has a plan (use --overwrite to plan it again)"
-          })
-        }
-        continue
-      }
-      const block = source.system === undefined ? undefined : findToolsBlock(source.system)
-      const broken = source.system === undefined || block !== undefined ? undefined : brokenToolsBlock(source.system)
-      if (broken !== undefined) {
-        const reason = `the system message's <tools> block does not read as its tools: ${broken}`
-        rejected.push({ index, id: source.id, field: source.systemField ?? "", reason })
-        continue
-      }
-      const base = options.baseInventory
-      if (base === undefined) {
-        if (block === undefined) {
-          rejected.push({
-            index,
-            id: source.id,
-            field: source.systemField ?? "",
-            reason: source.system === undefined
-              ? "has no system message, so no <tools> block for --inventory-from-prompt"
-              : "the system message has no <tools> block (a JSON list of tools) for --inventory-from-prompt"
-          })
-          continue
-        }
-        const raw = { servers: [{ name: PROMPT_SERVER, tools: block.tools }] }
-        const built = yield* cached(
-          JSON.stringify(block.tools),
-          () =>
-            Effect.flatMap(
-              Inv.decodeInventory(raw, "<tools> block"),
-              (inventory) => makeInventory(inventory, "<tools> block")
-            )
-        )
-        if (Either.isLeft(built)) {
-          rejected.push({
-            index,
-            id: source.id,
-            field: source.systemField ?? "",
-            reason: `unusable <tools> block: ${built.left.message}`
-          })
-          continue
-        }
-        jobs.push({
-          index,
-          source,
-          inventory: built.right,
-          offered: { _tag: "catalogue", inventory: built.right.inventory }
-        })
-        continue
-      }
-      if (block === undefined) {
-        const over = overBudgetUnlisted(source, options.listOfferedTools?.maxPromptTokens)
-        if (over !== undefined) rejected.push({ index, id: source.id, field: source.systemField ?? "", reason: over })
-        else jobs.push({ index, source, inventory: undefined, offered: { _tag: "all" } })
-        continue
-      }
-      // The prompt lists its tools: plan with the inventory's tools that it lists, as it shows them.
-      const names = new Set(toolNamesOf(block))
-      const conflicts = options.checkShownSchemas === true ? shownConflicts(block, base.inventory) : new Map()
-      const servers = base.inventory.servers
-        .map((s) =>
-          new Inv.InventoryServer({
-            name: s.name,
-            tools: s.tools.filter((t) => names.has(t.name) && !conflicts.has(`${s.name}/${t.name}`))
-          })
-        )
-        .filter((s) => s.tools.length > 0)
-      const offered = servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
-      const conflictText = [...new Set([...conflicts.values()].map((c) => `${c.tool}: ${c.diffs.join(", ")}`))]
-        .join("; ")
-      if (offered.length === 0) {
-        rejected.push({
-          index,
-          id: source.id,
-          field: source.systemField ?? "",
-          reason: conflicts.size > 0
-            ? `the system message shows the inventory's tools it lists with other schemas (${conflictText}): a plan ` +
-              "would teach params the prompt never shows; use --inventory-from-prompt to plan with the prompt's " +
-              "own schemas, or --allow-schema-mismatch"
-            : `the system message offers none of the inventory's tools (it lists ${[...names].slice(0, 8).join(", ")}${
-              names.size > 8 ? ", ..." : ""
-            }); use --inventory-from-prompt to plan with the prompt's own tools`
-        })
-        continue
-      }
-      if (conflicts.size > 0 && !warned.has(conflictText)) {
-        warned.add(conflictText)
-        yield* Effect.logWarning(
-          `${rowLabel(index, source.id)} (and rows listing the same tools): not offered to plan with, shown with ` +
-            `other schemas than the inventory's: ${conflictText}`
-        )
-      }
-      const all = Inv.toolCount(base.inventory) === offered.length
-      const narrowed = all ? Either.right(base) : yield* cached(
-        offered.map((t) => `${t.server}/${t.tool}`).join(","),
-        () => makeInventory(new Inv.Inventory({ servers }), base.source)
-      )
-      if (Either.isLeft(narrowed)) {
-        rejected.push({ index, id: source.id, field: "", reason: narrowed.left.message })
-        continue
-      }
-      jobs.push({
-        index,
-        source,
-        inventory: all ? undefined : narrowed.right,
-        offered: { _tag: "names", tools: offered }
-      })
+      const planned = yield* planRecord(record, context)
+      if (planned._tag === "job") jobs.push(planned.job)
+      else if (planned._tag === "skip") skipped.push(planned.skip)
+      else rejected.push(planned.reject)
     }
     return {
       input: options.input,
@@ -416,6 +259,191 @@ export const planEnrichment = (options: PlanOptions) =>
       rowsRead,
       limited
     } satisfies EnrichPlan
+  })
+
+/** What becomes of one input row: a job to plan, a row kept as is, or a reject. */
+type Planned =
+  | { readonly _tag: "job"; readonly job: EnrichJob }
+  | { readonly _tag: "skip"; readonly skip: Skip }
+  | { readonly _tag: "reject"; readonly reject: InputReject }
+
+const job = (j: EnrichJob): Planned => ({ _tag: "job", job: j })
+const reject = (r: InputReject): Planned => ({ _tag: "reject", reject: r })
+
+/** What planning one row reads: the options, the inventories made so far (by key), the warnings given. */
+interface PlanContext {
+  readonly options: PlanOptions
+  readonly cached: (
+    key: string,
+    build: () => Effect.Effect<InventoryApi, Inv.InventoryError>
+  ) => Effect.Effect<Either.Either<InventoryApi, Inv.InventoryError>>
+  readonly warned: Set<string>
+}
+
+/** Inventories made once per key (a <tools> block, a set of offered tools), their failure too. */
+const inventoryCache = (): PlanContext["cached"] => {
+  const cache = new Map<string, Either.Either<InventoryApi, Inv.InventoryError>>()
+  return (key, build) =>
+    Effect.gen(function*() {
+      const hit = cache.get(key)
+      if (hit !== undefined) return hit
+      const built = yield* Effect.either(quiet(build()))
+      cache.set(key, built)
+      return built
+    })
+}
+
+const planRecord = (record: RecordResult, context: PlanContext): Effect.Effect<Planned> =>
+  Effect.gen(function*() {
+    const { options } = context
+    const index = record.index
+    // A record unusable as a whole (a line that is not JSON, a value that is not an object) is field "(record)",
+    // as in convert's rejects.
+    if (record._tag === "Unparsable") {
+      return reject({ index, id: undefined, field: WHOLE_RECORD, reason: record.reason })
+    }
+    const source = extractSource(record.value, options.inputFormat)
+    if (source._tag === "Invalid") {
+      const field = source.field === "" && !isObject(record.value) ? WHOLE_RECORD : source.field
+      return reject({ index, id: source.id, field, reason: source.reason })
+    }
+    if (source.hasPlan && !options.overwrite) return existingPlan(index, source.id, record.value, options)
+    const block = source.system === undefined ? undefined : findToolsBlock(source.system)
+    const broken = source.system === undefined || block !== undefined ? undefined : brokenToolsBlock(source.system)
+    if (broken !== undefined) {
+      const reason = `the system message's <tools> block does not read as its tools: ${broken}`
+      return reject({ index, id: source.id, field: source.systemField ?? "", reason })
+    }
+    const base = options.baseInventory
+    if (base === undefined) return yield* withPromptTools(index, source, block, context)
+    if (block === undefined) {
+      const over = overBudgetUnlisted(source, options.listOfferedTools?.maxPromptTokens)
+      return over !== undefined
+        ? reject({ index, id: source.id, field: source.systemField ?? "", reason: over })
+        : job({ index, source, inventory: undefined, offered: { _tag: "all" } })
+    }
+    return yield* withListedTools(index, source, block, base, context)
+  })
+
+/** A row that has a plan, copied as it is (`--overwrite` plans it again): it must be as valid as one skyrl makes. */
+const existingPlan = (index: number, id: string | undefined, value: unknown, options: PlanOptions): Planned => {
+  const row = decodeRow(toEncodedLayout(value))
+  if (Either.isLeft(row)) {
+    return reject({
+      index,
+      id,
+      field: row.left.path,
+      reason: `the row has a plan but is not a valid SkyRL row: ${row.left.message}`
+    })
+  }
+  const issues = options.baseInventory === undefined
+    ? []
+    : options.baseInventory.validatePlan(row.right.reward_spec.ground_truth.tool_sequence)
+  if (issues.length > 0) {
+    return reject({
+      index,
+      id,
+      field: `reward_spec.ground_truth.tool_sequence[${issues[0].step - 1}].${issues[0].path.replace(/\//g, ".")}`,
+      reason: `the existing plan is invalid against the inventory (use --overwrite to plan it again): ${
+        issues.map(Inv.formatIssue).join("; ")
+      }`
+    })
+  }
+  return {
+    _tag: "skip",
+    skip: { index, id, row: row.right, reason: "already has a plan (use --overwrite to plan it again)" }
+  }
+}
+
+/** --inventory-from-prompt: the row's own <tools> block is its inventory. */
+const withPromptTools = (index: number, source: SourcePrompt, block: ToolsBlock | undefined, context: PlanContext) =>
+  Effect.gen(function*() {
+    const field = source.systemField ?? ""
+    if (block === undefined) {
+      return reject({
+        index,
+        id: source.id,
+        field,
+        reason: source.system === undefined
+          ? "has no system message, so no <tools> block for --inventory-from-prompt"
+          : "the system message has no <tools> block (a JSON list of tools) for --inventory-from-prompt"
+      })
+    }
+    const raw = { servers: [{ name: PROMPT_SERVER, tools: block.tools }] }
+    const built = yield* context.cached(
+      JSON.stringify(block.tools),
+      () =>
+        Effect.flatMap(
+          Inv.decodeInventory(raw, "<tools> block"),
+          (inventory) => makeInventory(inventory, "<tools> block")
+        )
+    )
+    if (Either.isLeft(built)) {
+      return reject({ index, id: source.id, field, reason: `unusable <tools> block: ${built.left.message}` })
+    }
+    return job({
+      index,
+      source,
+      inventory: built.right,
+      offered: { _tag: "catalogue", inventory: built.right.inventory }
+    })
+  })
+
+/** The prompt lists its tools: plan with the inventory's tools that it lists, as it shows them. */
+const withListedTools = (
+  index: number,
+  source: SourcePrompt,
+  block: ToolsBlock,
+  base: InventoryApi,
+  context: PlanContext
+) =>
+  Effect.gen(function*() {
+    const names = new Set(toolNamesOf(block))
+    const conflicts = context.options.checkShownSchemas === true ? shownConflicts(block, base.inventory) : new Map()
+    const servers = base.inventory.servers
+      .map((s) =>
+        new Inv.InventoryServer({
+          name: s.name,
+          tools: s.tools.filter((t) => names.has(t.name) && !conflicts.has(`${s.name}/${t.name}`))
+        })
+      )
+      .filter((s) => s.tools.length > 0)
+    const offered = servers.flatMap((s) => s.tools.map((t) => ({ server: s.name, tool: t.name })))
+    const conflictText = [...new Set([...conflicts.values()].map((c) => `${c.tool}: ${c.diffs.join(", ")}`))]
+      .join("; ")
+    if (offered.length === 0) {
+      return reject({
+        index,
+        id: source.id,
+        field: source.systemField ?? "",
+        reason: conflicts.size > 0
+          ? `the system message shows the inventory's tools it lists with other schemas (${conflictText}): a plan ` +
+            "would teach params the prompt never shows; use --inventory-from-prompt to plan with the prompt's " +
+            "own schemas, or --allow-schema-mismatch"
+          : `the system message offers none of the inventory's tools (it lists ${[...names].slice(0, 8).join(", ")}${
+            names.size > 8 ? ", ..." : ""
+          }); use --inventory-from-prompt to plan with the prompt's own tools`
+      })
+    }
+    if (conflicts.size > 0 && !context.warned.has(conflictText)) {
+      context.warned.add(conflictText)
+      yield* Effect.logWarning(
+        `${rowLabel(index, source.id)} (and rows listing the same tools): not offered to plan with, shown with ` +
+          `other schemas than the inventory's: ${conflictText}`
+      )
+    }
+    const all = Inv.toolCount(base.inventory) === offered.length
+    const narrowed = all ? Either.right(base) : yield* context.cached(
+      offered.map((t) => `${t.server}/${t.tool}`).join(","),
+      () => makeInventory(new Inv.Inventory({ servers }), base.source)
+    )
+    if (Either.isLeft(narrowed)) return reject({ index, id: source.id, field: "", reason: narrowed.left.message })
+    return job({
+      index,
+      source,
+      inventory: all ? undefined : narrowed.right,
+      offered: { _tag: "names", tools: offered }
+    })
   })
 
 /** Jobs with their row's task_id (`EnrichJob.taskId`): copied rows keep theirs, a job yields to any earlier one. */
