@@ -16,6 +16,7 @@ import { jsonLinesDecoder, NAMED_LINES } from "../src/skyrl/jsonLines.js"
 import { encodeRow } from "../src/skyrl/layout.js"
 import { utf8FaultOf } from "../src/skyrl/utf8.js"
 import { runChild } from "./support/child.js"
+import { ROOT } from "./support/python.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
 const run = <A, E>(effect: Effect.Effect<A, E, Storage>) => Effect.runPromise(Effect.provide(effect, StorageLive))
@@ -457,6 +458,115 @@ describe("locks", () => {
     await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, "rows.jsonl"), rows)))
     expect(readdirSync(dir).sort()).toEqual([left[2], left[1], "rows.jsonl"].sort())
   })
+})
+
+describe("writeRows with replaceIf (a file there is replaced only when the caller says so)", () => {
+  const OLD = "the file there before\n\u00e9\n" // not rows: left byte for byte, or not
+  const there = (name: string) => {
+    const dir = tmp()
+    const file = join(dir, name)
+    writeFileSync(file, OLD)
+    writeFileSync(`${file}.rejects.jsonl`, "old rejects\n")
+    return { dir, file, companion: { file: `${file}.rejects.jsonl`, text: () => "new rejects\n" } }
+  }
+  const jsonl = rows.map((r) => JSON.stringify(encodeRow(r)) + "\n").join("")
+
+  it("yes: the file and its companion are replaced, the count asked with; no temp file is left", async () => {
+    const { dir, file, companion } = there("rows.jsonl")
+    const asked: Array<number> = []
+    const n = await run(
+      Effect.flatMap(Storage, (s) =>
+        s.writeRows(file, rows, {
+          companion,
+          replaceIf: (k) => Effect.sync(() => asked.push(k)).pipe(Effect.as(true))
+        }))
+    )
+    expect(n).toBe(3)
+    expect(asked).toEqual([3])
+    expect(readFileSync(file, "utf8")).toBe(jsonl)
+    expect(readFileSync(companion.file, "utf8")).toBe("new rejects\n")
+    expect(readdirSync(dir).sort()).toEqual(["rows.jsonl", "rows.jsonl.rejects.jsonl"])
+  })
+
+  it("no: the file and its companion are left byte for byte and the temp files removed (.jsonl, .json, .parquet)", async () => {
+    for (const name of ["rows.jsonl", "rows.json", "rows.parquet"]) {
+      const { dir, file, companion } = there(name)
+      const n = await run(
+        Effect.flatMap(Storage, (s) => s.writeRows(file, rows, { companion, replaceIf: () => Effect.succeed(false) }))
+      )
+      expect(n).toBe(3)
+      expect(readFileSync(file, "utf8")).toBe(OLD)
+      expect(readFileSync(companion.file, "utf8")).toBe("old rejects\n")
+      expect(readdirSync(dir).sort()).toEqual([name, `${name}.rejects.jsonl`].sort())
+    }
+  })
+
+  it("no file there: the rows are written without asking", async () => {
+    const dir = tmp()
+    const file = join(dir, "rows.jsonl")
+    const asked: Array<number> = []
+    await run(
+      Effect.flatMap(Storage, (s) =>
+        s.writeRows(file, rows, {
+          replaceIf: (k) => Effect.sync(() => asked.push(k)).pipe(Effect.as(false))
+        }))
+    )
+    expect(asked).toEqual([])
+    expect(readFileSync(file, "utf8")).toBe(jsonl)
+  })
+
+  it("rows that fail: not asked; the file there is left byte for byte, no temp file", async () => {
+    const { dir, file } = there("rows.jsonl")
+    let asked = false
+    const failing = Stream.concat(Stream.fromIterable(rows), Stream.fail("no more rows" as const))
+    const exit = await runExit(
+      Effect.flatMap(Storage, (s) =>
+        s.writeRowStream(file, failing, {
+          replaceIf: () => Effect.sync(() => (asked = true))
+        }))
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    expect(asked).toBe(false)
+    expect(readFileSync(file, "utf8")).toBe(OLD)
+    expect(readdirSync(dir).sort()).toEqual(["rows.jsonl", "rows.jsonl.rejects.jsonl"])
+  })
+
+  it(
+    "a writer killed (kill -9) while it is asked leaves the file there as it was; the next write sweeps its temp file",
+    async () => {
+      const { dir, file } = there("rows.jsonl")
+      // A writer that is asked and never answers (rebuild's check stands for it), killed then.
+      const script = `
+      const { Effect } = await import("effect")
+      const { Storage, StorageLive } = await import(${JSON.stringify(join(ROOT, "src", "services", "Storage.ts"))})
+      const { RowJson } = await import(${JSON.stringify(join(ROOT, "src", "skyrl", "layout.ts"))})
+      const rows = ${JSON.stringify(rows.map((r) => JSON.stringify(encodeRow(r))))}.map((t) => new RowJson(t))
+      await Effect.runPromise(Effect.provide(Effect.flatMap(Storage, (s) => s.writeRows(${JSON.stringify(file)}, rows,
+        { replaceIf: () => Effect.zipRight(Effect.sync(() => process.stdout.write("asked\\n")), Effect.never) })),
+        StorageLive))
+    `
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let err = ""
+      child.stderr.setEncoding("utf8").on("data", (d: string) => (err += d))
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once("data", () => resolve())
+        child.once("exit", () => reject(new Error(`the writer ended before it was asked: ${err}`)))
+      })
+      const left = readdirSync(dir).filter((n) => n.startsWith(`.rows.jsonl.${child.pid}.`) && n.endsWith(".tmp"))
+      expect(left).toHaveLength(1)
+      expect(readFileSync(join(dir, left[0]!), "utf8")).toBe(jsonl) // the rows, written and synced, not renamed
+      child.kill("SIGKILL")
+      await new Promise((resolve) => child.once("close", resolve))
+      expect(readFileSync(file, "utf8")).toBe(OLD)
+      await run(Effect.flatMap(Storage, (s) => s.writeRows(file, rows, { replaceIf: () => Effect.succeed(true) })))
+      expect(readFileSync(file, "utf8")).toBe(jsonl)
+      expect(readdirSync(dir).sort()).toEqual(["rows.jsonl", "rows.jsonl.rejects.jsonl"]) // was left: swept
+    },
+    60_000
+  )
 })
 
 describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {

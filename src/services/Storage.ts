@@ -64,6 +64,15 @@ export interface WriteRowsOptions extends JsonTextOptions {
    * replaced then). A failure to rename it once the dataset was is the only way to get one without the other.
    */
   readonly companion?: { readonly file: string; readonly text: () => string } | undefined
+  /**
+   * Whether the rows may replace the `file` already there (rebuild: only when it is complete): asked with their
+   * count once they are written to the temp file, synced and read back, right before the rename; not asked when
+   * no `file` is there (the rows are written). false: the temp files (the dataset's, a companion's) are removed
+   * and `file` (and the companion's file) are left as they were, byte for byte; the write still returns the
+   * row count. A writer killed (`kill -9`) before the rename leaves its temp file, which the next write of
+   * `file` that commits removes (`removeDeadTemps`).
+   */
+  readonly replaceIf?: ((rows: number) => Effect.Effect<boolean>) | undefined
 }
 
 /** One row of a dataset file as read: its 0-based index and the parsed on-disk value. */
@@ -968,14 +977,32 @@ const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =
 /**
  * Commits a checked dataset temp file and then its companion's (convert's rows and rejects): one uninterruptible step,
  * so that an interruption leaves both new or both as they were, never the new dataset beside the old rejects file.
+ * Only when `confirmed` (`replaceConfirmed`) says so; otherwise neither is renamed (the scope removes both).
  */
 const commitPair = (
   file: string,
   t: TempFile,
   written: SinkResult | undefined,
-  companion: Effect.Effect<void, StorageError>
+  companion: Effect.Effect<void, StorageError>,
+  confirmed: Effect.Effect<boolean> = Effect.succeed(true)
 ) =>
-  Effect.zipRight(checkTemp(file, t, written), Effect.uninterruptible(Effect.zipRight(renameTemp(file, t), companion)))
+  Effect.zipRight(
+    checkTemp(file, t, written),
+    Effect.flatMap(confirmed, (replace) =>
+      replace ? Effect.uninterruptible(Effect.zipRight(renameTemp(file, t), companion)) : Effect.void)
+  )
+
+/**
+ * `replaceIf`'s answer for `rows` rows written: asked only when `file` is there (no file there: true). A refusal
+ * leaves the temp files to the scope, which removes them.
+ */
+const replaceConfirmed = (file: string, rows: number, replaceIf: WriteRowsOptions["replaceIf"]) =>
+  replaceIf === undefined
+    ? Effect.succeed(true)
+    : Effect.flatMap(
+      Effect.promise(() => fs.access(path.resolve(file)).then(() => true, () => false)),
+      (there) => there ? replaceIf(rows) : Effect.succeed(true)
+    )
 
 /** Targets whose temp files left by dead processes were looked for (once per target and process). */
 const tempsSwept = new Set<string>()
@@ -1151,7 +1178,7 @@ const writeRowStreamLive = <E>(
               : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
       const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-      yield* commitPair(file, t, undefined, commitCompanion)
+      yield* commitPair(file, t, undefined, commitCompanion, replaceConfirmed(file, n, options.replaceIf))
       return n
     }
     const sink = new ByteSink({
@@ -1171,7 +1198,7 @@ const writeRowStreamLive = <E>(
       return finished
     })
     const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-    yield* commitPair(file, t, written, commitCompanion)
+    yield* commitPair(file, t, written, commitCompanion, replaceConfirmed(file, n, options.replaceIf))
     return n
   }))
 }

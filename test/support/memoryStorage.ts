@@ -134,12 +134,21 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         }),
         ({ n, text }) =>
           Effect.as(
-            Effect.zipRight(
-              write(file, "rows", () => files.set(path.resolve(file), text)),
-              // As the live one: the companion is replaced with the rows, never without them.
-              options.companion === undefined
-                ? Effect.void
-                : api.writeFileAtomic(options.companion.file, options.companion.text())
+            Effect.flatMap(
+              // As the live one: a file there is replaced only when `replaceIf` says so (asked only then).
+              options.replaceIf === undefined || !files.has(path.resolve(file))
+                ? Effect.succeed(true)
+                : options.replaceIf(n),
+              (replace) =>
+                replace
+                  ? Effect.zipRight(
+                    write(file, "rows", () => files.set(path.resolve(file), text)),
+                    // As the live one: the companion is replaced with the rows, never without them.
+                    options.companion === undefined
+                      ? Effect.void
+                      : api.writeFileAtomic(options.companion.file, options.companion.text())
+                  )
+                  : Effect.void
             ),
             n
           )
