@@ -100,18 +100,19 @@ describe("rebuild of a damaged or killed run", () => {
   it("the hidden file a rebuild killed before its rename left beside --out is swept by the next rebuild of it", async () => {
     const { dir, out, runDir } = await offlineRun()
     const before = readFileSync(out, "utf8")
-    // What `kill -9` of a rebuild over ds.jsonl leaves: its rows in .ds.rebuild-PID.jsonl, the pid gone.
+    // What `kill -9` of a rebuild over ds.jsonl leaves: its rows in Storage's temp file beside it,
+    // .ds.jsonl.PID.HEX.tmp (until the rename waiting for the rebuild's check), the pid gone.
     const gone = spawnSync(process.execPath, ["-e", ""]).pid
     const running = process.pid // this test's: a rebuild still at work
-    writeFileSync(join(dir, `.ds.rebuild-${gone}.jsonl`), "partial")
-    writeFileSync(join(dir, `.ds.rebuild-${running}.jsonl`), "partial")
-    writeFileSync(join(dir, `.other.rebuild-${gone}.jsonl`), "not ds.jsonl's")
+    writeFileSync(join(dir, `.ds.jsonl.${gone}.0a1b2c3d.tmp`), "partial")
+    writeFileSync(join(dir, `.ds.jsonl.${running}.0a1b2c3d.tmp`), "partial")
+    writeFileSync(join(dir, `.other.jsonl.${gone}.0a1b2c3d.tmp`), "not ds.jsonl's")
     const r = await runCli(["rebuild", runDir, "--out", out])
     expect(r.status, r.stderr).toBe(0)
     expect(readFileSync(out, "utf8")).toBe(before)
     // Was: all three left, forever.
     expect(readdirSync(dir).sort()).toEqual(
-      [`.ds.rebuild-${running}.jsonl`, `.other.rebuild-${gone}.jsonl`, "ds.jsonl", "raw_llm"].sort()
+      [`.ds.jsonl.${running}.0a1b2c3d.tmp`, `.other.jsonl.${gone}.0a1b2c3d.tmp`, "ds.jsonl", "raw_llm"].sort()
     )
   })
 

@@ -2,12 +2,11 @@
 import { Effect, Layer, Option } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { StorageError } from "../domain/errors.js"
 import { SettingsError } from "../domain/run.js"
 import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
 import { readManifest } from "../services/RunJournal.js"
-import { removeFilesOfDeadProcesses, Storage, StorageLive, syncDirectory } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import { warnIndentIgnored } from "./shared.js"
 
 export const runRebuild = (options: {
@@ -51,58 +50,12 @@ export const runRebuild = (options: {
       ? kept
       : "the inventory of the run's settings"
     yield* warnIndentIgnored(options.out, options.indent)
-    // An --out already there (the run's own dataset, an earlier rebuild) is replaced only by a complete
-    // rebuild: the rows go to a file beside it, renamed over it when none is missing.
-    const there = yield* storage.exists(out)
-    const staged = there ? besideOut(out) : undefined
-    const rebuilt = rebuildProgram({
+    // An --out already there is replaced only by a complete rebuild (rebuildProgram asks Storage for that).
+    return yield* rebuildProgram({
       runDir: options.runDir,
       out: options.out,
       indent: Option.getOrUndefined(options.indent),
       ascii: options.ascii,
-      inventoryFrom,
-      stagedAt: staged
+      inventoryFrom
     }).pipe(Effect.provide(inventory.pipe(Layer.provide(StorageLive))))
-    // A rebuild that wrote the --out sweeps the files beside it that rebuilds killed (`kill -9`) left.
-    if (staged === undefined) return yield* Effect.tap(rebuilt, () => sweepBesideOut(out))
-    return yield* rebuilt.pipe(
-      Effect.tap(() => replaceWith(staged, out)),
-      Effect.tap(() => sweepBesideOut(out)),
-      Effect.ensuring(Effect.promise(() => fs.rm(staged, { force: true })))
-    )
   }).pipe(Effect.provide(StorageLive))
-
-/** The file a rebuild writes beside an --out already there: hidden, the same extension (its format). */
-const besideOut = (out: string): string => {
-  const { prefix, suffix } = besideOutName(out)
-  return path.join(path.dirname(out), `${prefix}${process.pid}${suffix}`)
-}
-
-/** The name of `besideOut` around its pid: `.NAME.rebuild-` and `.EXT`. */
-const besideOutName = (out: string) => {
-  const ext = path.extname(out)
-  return { prefix: `.${path.basename(out, ext)}.rebuild-`, suffix: ext }
-}
-
-/** Removes the files `besideOut` names for `out` whose process is gone (a rebuild killed before its rename). */
-const sweepBesideOut = (out: string) =>
-  Effect.promise(() => {
-    const { prefix, suffix } = besideOutName(out)
-    return removeFilesOfDeadProcesses(
-      path.dirname(out),
-      (name) =>
-        name.startsWith(prefix) && name.endsWith(suffix)
-          ? name.slice(prefix.length, name.length - suffix.length)
-          : undefined
-    )
-  })
-
-/** Renames the rebuilt file over the --out (one directory: atomic), and syncs the directory. */
-const replaceWith = (file: string, out: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      await fs.rename(file, out)
-      await syncDirectory(path.dirname(out))
-    },
-    catch: (e) => new StorageError({ path: out, operation: "replace", reason: `with ${file}: ${String(e)}` })
-  })

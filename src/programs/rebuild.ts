@@ -10,7 +10,7 @@ import { Effect, Either, Layer, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
-import { SettingsError } from "../domain/run.js"
+import { type JournalEntry, SettingsError } from "../domain/run.js"
 import { warnSkippedLines } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly } from "../services/llm/archive.js"
@@ -37,11 +37,6 @@ export interface RebuildOptions {
   readonly ascii: boolean
   /** Where the inventory comes from, as the drift warning names it (default: "the inventory given"). */
   readonly inventoryFrom?: string | undefined
-  /**
-   * The file the rows are written to when `out` is already there (the caller renames it over `out` once the
-   * rebuild is complete): `out` is then left as it was by a rebuild that falls short.
-   */
-  readonly stagedAt?: string | undefined
 }
 
 /** How many of the samples not rebuilt the error names. */
@@ -113,9 +108,19 @@ export const rebuildProgram = (options: RebuildOptions) =>
     // there), or the manifest's count when it has more (a journal cut short or gone).
     const expected = Math.max(m.counts.valid, rowOrder.length)
     const failedAfter = new Map([...latest].flatMap(([i, e]) => e.status === "failed" ? [[i, e.attempts]] : []))
+    // The run's rows the rebuild did not make (sample indices in the run's order), given its journal's entries.
+    const notMade = (rebuilt: ReadonlyMap<number, JournalEntry>) =>
+      rowOrder.filter((i) => rebuilt.get(i)?.status !== "row")
+    // An --out already there (the run's own dataset, an earlier rebuild) is replaced only by a complete rebuild:
+    // Storage asks before its rename (`replaceOutIf`), and a refusal leaves it as it was.
+    const replace = { refused: false }
     const sampling = generateSampling({
-      out: options.stagedAt ?? options.out,
-      outShownAs: options.out,
+      out: options.out,
+      replaceOutIf: (written, rebuilt) => {
+        const complete = written >= expected && notMade(rebuilt).length === 0
+        replace.refused = !complete
+        return complete
+      },
       plan,
       seed: settings.seed ?? 0,
       maxTools: settings.max_tools,
@@ -153,21 +158,21 @@ export const rebuildProgram = (options: RebuildOptions) =>
       )
     )
     // The run's rows not rebuilt, each with the call its row came from (as the run named it), in sample order.
-    const notRebuilt = rowOrder.filter((i) => rebuilt.get(i)?.status !== "row").sort((a, b) => a - b).map((i) => {
+    const notRebuilt = notMade(rebuilt).sort((a, b) => a - b).map((i) => {
       const ref = rowOutputPath(latest.get(i)?.row)
       const call = typeof ref === "string" ? callRefInRunDir(ref) : undefined
       return call === undefined ? `sample ${i + 1}` : `sample ${i + 1} (${call})`
     })
     if (made < expected || notRebuilt.length > 0) {
-      const there = options.stagedAt !== undefined || (yield* (yield* Storage).exists(options.out))
       return yield* new RebuildIncomplete({
         runId: m.run_id,
         made,
         expected,
         out: options.out,
-        earlierOut: made === 0 && there,
+        // No row: nothing was written, so an --out there is an earlier one.
+        earlierOut: made === 0 && (yield* (yield* Storage).exists(options.out)),
         missing: [...notRebuilt.slice(0, NAMED_MISSING), ...(notRebuilt.length > NAMED_MISSING ? ["..."] : [])],
-        outKept: made > 0 && options.stagedAt !== undefined,
+        outKept: made > 0 && replace.refused,
         inventoryChanged
       })
     }

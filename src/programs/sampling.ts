@@ -112,10 +112,11 @@ export interface SamplingOptions<J extends Job> {
   readonly inspectWritten?: ((row: EncodedRow) => void) | undefined
   readonly out: string
   /**
-   * rebuild over an --out already there: the --out, which `out` (a hidden file beside it) is renamed over once
-   * the rebuild is complete; what the summary and the diversity report name (default: `out`).
+   * rebuild: whether the rows may replace an `out` already there, asked with their count and the journal's
+   * entries once they are written beside it, before the rename (Storage's `replaceIf`; not asked when no `out`
+   * is there); false leaves `out` as it was. Default: they replace it.
    */
-  readonly outShownAs?: string | undefined
+  readonly replaceOutIf?: ((written: number, latest: ReadonlyMap<number, JournalEntry>) => boolean) | undefined
   readonly seed: number | null
   readonly maxTools: number
   readonly maxTurns: number
@@ -399,11 +400,13 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.row, encoded: encodeRow(p.row) })
   const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
   const ordered = sorted.map((r) => r.row)
+  const replaceOutIf = options.replaceOutIf
   // No row: an existing --out is left as it was (an empty file replaced it, and SkyRL cannot load one).
   const written = ordered.length === 0 ? 0 : yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
     ascii: options.ascii,
-    inspect: options.inspectWritten
+    inspect: options.inspectWritten,
+    replaceIf: replaceOutIf === undefined ? undefined : (n) => Effect.sync(() => replaceOutIf(n, latest))
   })
   const rejects = rejectsOf(ctx, latest)
   // Written when there are rejects, and emptied when an earlier run's are there (never a stale list).
@@ -412,8 +415,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   }
   const requested = options.jobs.length + (options.passthrough?.length ?? 0)
   const complete = rows.size >= requested
-  const shownAs = options.outShownAs ?? options.out
-  const diversity = diversityOfRows(sorted.map((r) => r.encoded), shownAs, {
+  const diversity = diversityOfRows(sorted.map((r) => r.encoded), options.out, {
     inventory: options.command === "generate" ? (yield* Inventory).inventory : undefined,
     threshold: options.nearDuplicates?.threshold ?? DEFAULT_NEAR_DUP_THRESHOLD
   })
@@ -423,7 +425,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   yield* Effect.logInfo(
     `${
       written === 0 ? "no row, so not written:" : `wrote ${written} rows to`
-    } ${shownAs}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
+    } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
       `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
       `(reasoning ${totals.usage.reasoning})${
         totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`

@@ -1026,7 +1026,7 @@ const removeDeadTemps = async (file: string): Promise<void> => {
  * Removes the files of `dir` that processes now gone left: `pidOf` gives a name's pid (as written in it), or
  * undefined for a name that is not such a file. Files of this process and of running ones are kept.
  */
-export const removeFilesOfDeadProcesses = async (
+const removeFilesOfDeadProcesses = async (
   dir: string,
   pidOf: (name: string) => string | undefined
 ): Promise<void> => {
