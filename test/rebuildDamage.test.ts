@@ -82,6 +82,9 @@ describe("rebuild of a damaged or killed run", () => {
       /rebuilt 3 of the 4 rows run \S+ made; they were not written: the \S*ds\.jsonl there is left as it was/
     )
     expect(readFileSync(out, "utf8")).toBe(before) // was: replaced by the 3 rows rebuilt
+    // The run's summary line says so too (was: "wrote 3 rows to .../ds.jsonl").
+    expect(short.stderr).toContain(`made 3 rows, not written over the file there (kept as it was): ${out}; `)
+    expect(short.stderr).not.toContain("wrote 3 rows")
     expect(readdirSync(dir).sort()).toEqual(["ds.jsonl", "raw_llm"]) // nothing left beside it
     writeFileSync(archive, whole)
     // A row deleted from the dataset by hand: the complete rebuild gives it back, byte for byte.

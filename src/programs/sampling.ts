@@ -401,12 +401,17 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
   const ordered = sorted.map((r) => r.row)
   const replaceOutIf = options.replaceOutIf
+  let kept = false // an --out there that `replaceOutIf` kept
   // No row: an existing --out is left as it was (an empty file replaced it, and SkyRL cannot load one).
   const written = ordered.length === 0 ? 0 : yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
     ascii: options.ascii,
     inspect: options.inspectWritten,
-    replaceIf: replaceOutIf === undefined ? undefined : (n) => Effect.sync(() => replaceOutIf(n, latest))
+    replaceIf: replaceOutIf === undefined ? undefined : (n) =>
+      Effect.sync(() => {
+        kept = !replaceOutIf(n, latest)
+        return !kept
+      })
   })
   const rejects = rejectsOf(ctx, latest)
   // Written when there are rejects, and emptied when an earlier run's are there (never a stale list).
@@ -424,7 +429,11 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const totals = yield* ctx.ledger.totals
   yield* Effect.logInfo(
     `${
-      written === 0 ? "no row, so not written:" : `wrote ${written} rows to`
+      written === 0
+        ? "no row, so not written:"
+        : kept
+        ? `made ${written} rows, not written over the file there (kept as it was):`
+        : `wrote ${written} rows to`
     } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
       `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
       `(reasoning ${totals.usage.reasoning})${
