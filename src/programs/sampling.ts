@@ -402,21 +402,27 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const ordered = sorted.map((r) => r.row)
   const replaceOutIf = options.replaceOutIf
   let kept = false // an --out there that `replaceOutIf` kept
+  const rejects = rejectsOf(ctx, latest)
+  // Written when there are rejects, and emptied when an earlier run's are there (never a stale list); with the
+  // dataset (`companion`: renamed right after it), so that a crash never leaves the new rows beside old rejects.
+  const rejectsFile = options.rejectsFile !== undefined &&
+      (rejects.length > 0 || (yield* storage.exists(options.rejectsFile)))
+    ? { file: options.rejectsFile, text: () => rejectsFileText(options.runId, rejects) }
+    : undefined
   // No row: an existing --out is left as it was (an empty file replaced it, and SkyRL cannot load one).
   const written = ordered.length === 0 ? 0 : yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
     ascii: options.ascii,
     inspect: options.inspectWritten,
+    companion: rejectsFile,
     replaceIf: replaceOutIf === undefined ? undefined : (n) =>
       Effect.sync(() => {
         kept = !replaceOutIf(n, latest)
         return !kept
       })
   })
-  const rejects = rejectsOf(ctx, latest)
-  // Written when there are rejects, and emptied when an earlier run's are there (never a stale list).
-  if (options.rejectsFile !== undefined && (rejects.length > 0 || (yield* storage.exists(options.rejectsFile)))) {
-    yield* storage.writeFileAtomic(options.rejectsFile, rejectsFileText(options.runId, rejects))
+  if (rejectsFile !== undefined && ordered.length === 0) {
+    yield* storage.writeFileAtomic(rejectsFile.file, rejectsFile.text())
   }
   const requested = options.jobs.length + (options.passthrough?.length ?? 0)
   const complete = rows.size >= requested
