@@ -4,7 +4,7 @@
  * retries, follow-up batches). `batch collect --max-cost` replaces the run's budget. The built CLI against
  * the fake Files/Batches API (test/support/fakeBatch.ts).
  */
-import { readdirSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
@@ -29,10 +29,12 @@ describe("--max-cost with --backend batch", () => {
     const out = tmpOut()
     // 10 answers at batch prices cost ~$0.0077 (hand-priced: half of 10 online calls), more than $0.003.
     expect(costOfCalls(10, USAGE) / 2).toBeGreaterThan(0.003)
-    const r = await runCli(
-      ["generate", "-n", "10", "--out", out, "--backend", "batch", "--max-cost", "0.003", "--wait", ...FAST],
-      { env: env(f) }
-    )
+    // Submitted without a budget (a submission holds to --max-cost: see below), collected with one.
+    const sent = await runCli(["generate", "-n", "10", "--out", out, "--backend", "batch"], { env: env(f) })
+    expect(sent.status, sent.stderr).toBe(0)
+    const r = await runCli(["batch", "collect", runDirOf(out), "--max-cost", "0.003", "--wait", ...FAST], {
+      env: env(f)
+    })
     expect(r.status, r.stderr).toBe(0)
     expect(readJsonl(out).map(sampleOfRow)).toEqual(range(10))
     expect(f.online.requests).toHaveLength(0)
@@ -50,10 +52,11 @@ describe("--max-cost with --backend batch", () => {
         online: (ctx) => answer(validTaskFor(ctx), USAGE)
       })
       const out = tmpOut()
-      const r = await runCli(
-        ["generate", "-n", "6", "--out", out, "--backend", "batch", "--max-cost", "0.003", "--wait", ...FAST],
-        { env: env(f) }
-      )
+      const sent = await runCli(["generate", "-n", "6", "--out", out, "--backend", "batch"], { env: env(f) })
+      expect(sent.status, sent.stderr).toBe(0)
+      const r = await runCli(["batch", "collect", runDirOf(out), "--max-cost", "0.003", "--wait", ...FAST], {
+        env: env(f)
+      })
       expect(r.status, r.stderr).toBe(1)
       expect(f.online.requests).toHaveLength(0)
       expect(readJsonl(out).map(sampleOfRow)).toEqual([3, 4, 5, 6])
@@ -70,4 +73,101 @@ describe("--max-cost with --backend batch", () => {
     },
     60_000
   )
+
+  // The one stage of `generate -n 6` (subjects) costs $0.0009 online (support/fakeBatch.ts STAGE_USAGE:
+  // 1200 input at $0.25/M + 300 output at $2/M), in the run's ledger before anything is submitted.
+  const STAGE_USD = 0.0009
+
+  it(
+    "a submission whose ledger already reached --max-cost submits nothing and says so; collect --max-cost sends it",
+    async () => {
+      const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+      const out = tmpOut()
+      const r = await runCli(["generate", "-n", "6", "--out", out, "--backend", "batch", "--max-cost", "0.0005"], {
+        env: env(f)
+      })
+      expect(r.status, r.stderr).toBe(1)
+      expect(f.batches).toHaveLength(0)
+      expect(f.files.size).toBe(0)
+      const runDir = runDirOf(out)
+      expect(JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts).toEqual([])
+      const final = r.stderr.trim().split("\n").at(-1)!
+      expect(final).toContain(`--max-cost $0.0005 reached ($${STAGE_USD.toFixed(4)} spent)`)
+      expect(final).toContain("0 of the 6 samples submitted")
+      expect(final).toContain(`skyrl batch collect ${runDir} --max-cost N`)
+
+      const again = await runCli(["batch", "collect", runDir, "--max-cost", "1", "--wait", ...FAST], { env: env(f) })
+      expect(again.status, again.stderr).toBe(0)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual(range(6))
+      expect(f.batches).toHaveLength(1)
+      expect(f.batches[0].lines).toHaveLength(6)
+    },
+    60_000
+  )
+
+  it("a submission holds back the requests whose estimate at batch prices would pass --max-cost", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+    const out = tmpOut()
+    // Each request is estimated at its input (~9k tokens here; checked below) at $0.125/M plus 1500 output
+    // tokens (--reasoning-effort minimal, as --dry-run estimates it) at $1/M: between $0.0025 and $0.0030 for
+    // an input of 8k to 12k tokens. Beside the stage's $0.0009, $0.0074 holds 2 of them (at most $0.0069),
+    // never 3 (at least $0.0084).
+    const r = await runCli(
+      [
+        "generate",
+        "-n",
+        "6",
+        "--out",
+        out,
+        "--backend",
+        "batch",
+        "--reasoning-effort",
+        "minimal",
+        "--max-cost",
+        "0.0074"
+      ],
+      { env: env(f) }
+    )
+    expect(r.status, r.stderr).toBe(0)
+    const runDir = runDirOf(out)
+    const parts = JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts
+    expect(parts).toHaveLength(1)
+    expect(parts[0].requests).toBe(2)
+    const inputPerRequest = parts[0].tokens / 2 - 32_000 // tokens: input + --max-output-tokens (32000) each
+    expect(inputPerRequest).toBeGreaterThan(8_000)
+    expect(inputPerRequest).toBeLessThan(12_000)
+    expect(f.batches).toHaveLength(1)
+    expect(f.batches[0].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([1, 2])
+    expect(r.stderr).toMatch(/--max-cost \$0\.0074: 4 of the 6 samples held back/)
+
+    // Collected with the run's budget: the 2 answers cost $0.0015 in all (hand-priced at batch prices), so
+    // $0.0074 - $0.0009 - $0.0015 = $0.0050 is left: one more request (at most $0.0030), not two (at least
+    // $0.0050), goes into a follow-up batch.
+    expect(costOfCalls(2, USAGE) / 2).toBeCloseTo(0.0015446, 7)
+    // (The batch ended first: while it runs, its own estimate counts against the budget, and leaves no room.)
+    expect((await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })).status).toBe(0)
+    const collect = await runCli(["batch", "collect", runDir], { env: env(f) })
+    expect(collect.status, collect.stderr).toBe(75)
+    expect(f.batches).toHaveLength(2)
+    expect(f.batches[1].lines.map((l) => sampleNumberOf(l.body))).toEqual([3])
+    expect(collect.stderr).toMatch(
+      /follow-up batch submitted: 1 requests .*--max-cost \$0\.0074: 3 of the 4 requests held back/
+    )
+
+    // With 3 answers in (~$0.0032 spent), $0.004 leaves less than one request's estimate: --wait sends nothing
+    // more and ends (exit 1) with the 3 rows, naming the budget (before, it sent every sample).
+    const short = await runCli(["batch", "collect", runDir, "--max-cost", "0.004", "--wait", ...FAST], {
+      env: env(f)
+    })
+    expect(short.status, short.stderr).toBe(1)
+    expect(f.batches).toHaveLength(2)
+    expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3])
+    expect(short.stderr.trim().split("\n").at(-1)).toMatch(
+      /3 samples with no answer: .*--max-cost \$0\.004 leaves less than one more request's estimate/
+    )
+
+    const all = await runCli(["batch", "collect", runDir, "--max-cost", "1", "--wait", ...FAST], { env: env(f) })
+    expect(all.status, all.stderr).toBe(0)
+    expect(readJsonl(out).map(sampleOfRow)).toEqual(range(6))
+  }, 60_000)
 })

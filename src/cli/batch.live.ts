@@ -48,7 +48,7 @@ import { toJsonText } from "../skyrl/layout.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
-import { inputSha256 } from "./runShared.js"
+import { EXPECTED_OUTPUT, inputSha256 } from "./runShared.js"
 
 const MAX_POLL_MS = 600_000
 
@@ -67,6 +67,9 @@ const limitsOf = (
           new SettingsError({ setting: "--batch-max-tokens", reason: `must be a positive integer, got ${n}` })
         )
   }).pipe(Effect.map((tokens) => ({ maxRequests, maxBytes: BATCH_MAX_BYTES, maxTokens: tokens })))
+
+/** Output tokens expected per request, as `--dry-run` estimates them (by reasoning effort): `--max-cost`'s estimate. */
+const expectedOutputOf = (effort: string): number => EXPECTED_OUTPUT[effort] ?? 8000
 
 const pollOf = (seconds: number): PollOptions => ({
   intervalMs: Math.max(1, Math.round(seconds * 1000)),
@@ -348,7 +351,8 @@ const submitAndMaybeCollect = <J extends Job>(
     // The run directory goes to stdout once batch.json is written, before anything is sent: a submission
     // interrupted or failed after that point is finished by `batch status` / `batch collect` of it.
     const announce = (runDir: string) => Effect.sync(() => void process.stdout.write(`${runDir}\n`))
-    const submitted = yield* submitRun(run, makeSampling, limits, announce).pipe(
+    const expectedOutput = expectedOutputOf(run.llm.reasoningEffort)
+    const submitted = yield* submitRun(run, makeSampling, limits, announce, expectedOutput).pipe(
       Effect.provide(
         Layer.mergeAll(StorageLive, inventoryLayer, BatchClientLive({ ...input.settings, backend: run.endpoint }))
       )
@@ -361,7 +365,8 @@ const submitAndMaybeCollect = <J extends Job>(
       poll: pollOf(input.flags.pollInterval),
       limits,
       concurrency: input.concurrency,
-      retryFailed: false
+      retryFailed: false,
+      expectedOutputTokens: expectedOutput
     })
   })
 
@@ -466,7 +471,8 @@ export const runBatchStatus = (options: {
     if (run.command === "generate" && Array.isArray(plan) && initial < plan.length) {
       lines.push(
         `${plan.length - initial} of the run's ${plan.length} samples were never sent (the submission stopped ` +
-          `while preparing its parts): \`skyrl batch collect ${runDir}\` sends them as a follow-up batch`
+          `while preparing its parts, or --max-cost held them back): \`skyrl batch collect ${runDir}\` sends ` +
+          "them as a follow-up batch (as far as the budget allows)"
       )
     }
     lines.push(
@@ -502,7 +508,8 @@ export const runBatchCollect = (options: {
       wait: options.wait,
       poll: pollOf(options.pollInterval),
       limits: yield* limitsOf(options.batchMaxRequests, options.batchMaxTokens, run.max_tokens),
-      concurrency: Option.getOrElse(options.concurrency, () => (typeof stored === "number" ? stored : 4))
+      concurrency: Option.getOrElse(options.concurrency, () => (typeof stored === "number" ? stored : 4)),
+      expectedOutputTokens: expectedOutputOf(run.llm.reasoningEffort)
     })
   })
 

@@ -47,17 +47,21 @@ import { Progress } from "../services/Progress.js"
 import { RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import type { BatchLimits, PreparedLine } from "./batchSubmit.js"
+import type { SubmitBudget } from "./batchSubmit.js"
 import {
   bodySettingsOf,
   finishSubmission,
   firstRequest,
+  heldBackText,
   nowIso,
   onQueueRefusal,
   partName,
   readRun,
   REQUESTS_FILE,
+  runningEstimateUsd,
   submitParts,
   waitingLine,
+  withinBudget,
   writeRun
 } from "./batchSubmit.js"
 import { ENRICH_WARN_ONLY } from "./enrich.js"
@@ -373,6 +377,8 @@ export interface CollectOptions {
   readonly retryFailed: boolean
   /** `batch collect --max-cost`: replaces the run's budget (undefined: the run's). */
   readonly maxCostUsd?: number | undefined
+  /** Output tokens expected per request of a follow-up batch, for `--max-cost` (default 8000, high effort's). */
+  readonly expectedOutputTokens?: number | undefined
 }
 
 export interface CollectSummary {
@@ -497,7 +503,9 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
   answers: BatchAnswers,
   jobs: ReadonlyArray<J>,
   options: CollectOptions,
-  failedAfter: ReadonlyMap<number, number>
+  failedAfter: ReadonlyMap<number, number>,
+  /** Why no request may go online or into a follow-up batch at all (the budget left fits none); else undefined. */
+  held: string | undefined
 ) {
   const online = yield* Effect.serviceOption(Llm)
   const outerProgress = yield* Progress
@@ -507,7 +515,7 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
   const ledger = yield* CostLedger
   const maxCostUsd = options.maxCostUsd ?? base.maxCostUsd
   const budget = maxCostUsd === undefined ? undefined : Effect.map(ledger.totals, (totals) => {
-    const reached = budgetReached(maxCostUsd, totals)
+    const reached = held ?? budgetReached(maxCostUsd, totals)
     return reached === undefined ? undefined : (
       `the batches hold no answer to it, and ${reached}, the batch answers included: no online call or ` +
       `follow-up batch is made for it; \`skyrl batch collect ${runDir} --max-cost N\` with a larger N makes it`
@@ -596,22 +604,46 @@ const submitDeferred = (
   runDir: string,
   run: BatchRun,
   deferred: ReadonlyMap<string, DeferredRequest>,
-  limits: BatchLimits
+  limits: BatchLimits,
+  budget: SubmitBudget | undefined
 ) =>
   Effect.gen(function*() {
-    const lines: Array<PreparedLine> = [...deferred.values()].map((d) => ({
+    const all: Array<PreparedLine> = [...deferred.values()].map((d) => ({
       line: { custom_id: d.customId, method: "POST", url: endpointUrl(run.endpoint), body: d.body },
       inputTokens: d.inputTokens,
       tokens: d.inputTokens + run.llm.maxOutputTokens
     }))
+    // --max-cost: the requests whose estimate fits beside what the run spent; the rest wait for a later round
+    // or collect (none fits: `held`, and the collect ends them as over the budget).
+    const { lines: taken, tally } = withinBudget(all, budget)
+    const lines = [...taken]
+    if (budget !== undefined && lines.length === 0) {
+      return { run, reason: "", held: heldBackText(budget, tally, "requests") }
+    }
     const next = yield* submitParts(runDir, run, lines, "follow-up", limits)
     const first = lines.filter((l) => isFirstAttemptKey(l.line.custom_id.slice(run.run_id.length + 1))).length
-    const reason = `follow-up batch submitted: ${lines.length} requests (${
-      lines.length - first
-    } repairs and new attempts, ${first} first attempts sent again)`
+    const kinds = `${lines.length - first} repairs and new attempts, ${first} first attempts sent again`
+    const heldBack = budget !== undefined && tally.held > 0
+      ? `; ${heldBackText(budget, tally, "requests")}: a later round or collect sends them as far as the budget allows`
+      : ""
+    const reason = `follow-up batch submitted: ${lines.length} requests (${kinds})${heldBack}`
     yield* Effect.logInfo(reason)
-    return { run: next, reason }
+    return { run: next, reason, held: undefined }
   })
+
+/** The `--max-cost` of a follow-up batch: the ledger's total and the estimate of the batches still running. */
+const followUpBudget = (run: BatchRun, maxCostUsd: number | undefined, totals: LedgerTotals, outputTokens: number) => {
+  if (maxCostUsd === undefined || totals.costUsd === undefined) return undefined
+  const running = runningEstimateUsd(run, outputTokens)
+  return {
+    maxCostUsd,
+    committedUsd: totals.costUsd + running,
+    committedText: `$${totals.costUsd.toFixed(4)} spent` +
+      (running > 0 ? `, ~$${running.toFixed(4)} estimated for the batches still running` : ""),
+    model: run.llm.model,
+    outputTokens
+  } satisfies SubmitBudget
+}
 
 /** The same checks as `skyrl validate` on what was written, as the online commands run them. */
 const checkCollected = <J extends Job>(base: SamplingOptions<J>) =>
@@ -670,6 +702,8 @@ const collectRounds = <J extends Job>(
     const failedAtStart = new Map(
       [...(yield* journal.latest)].flatMap(([i, e]) => (e.status === "failed" ? [[i, e.attempts] as const] : []))
     )
+    // Set when the budget left fits not one request of a follow-up batch: the next round makes none.
+    let held: string | undefined
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
@@ -686,7 +720,8 @@ const collectRounds = <J extends Job>(
       }
       if (round.neverSent > 0) {
         yield* Effect.logWarning(
-          `${round.neverSent} samples were never sent (the submission stopped before recording their part); sending them as a follow-up batch`
+          `${round.neverSent} samples were never sent (the submission stopped before recording their part, or ` +
+            "--max-cost held them back); sending them as a follow-up batch, as far as the budget allows"
         )
       }
       if (round.unanswered > 0) {
@@ -717,7 +752,7 @@ const collectRounds = <J extends Job>(
         options.retryFailed,
         base.maxAttemptsPerSample
       )
-      const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options, failedAfter).pipe(
+      const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options, failedAfter, held).pipe(
         // batch.json keeps what went online at full price (the ledger has every call).
         Effect.ensuring(Effect.gen(function*() {
           const online = (yield* ledger.totals).onlineUsage
@@ -727,7 +762,18 @@ const collectRounds = <J extends Job>(
         }))
       )
       if (outcome._tag === "deferred") {
-        const submitted = yield* submitDeferred(runDir, run, outcome.deferred, options.limits)
+        const budget = followUpBudget(
+          run,
+          options.maxCostUsd ?? base.maxCostUsd,
+          yield* ledger.totals,
+          options.expectedOutputTokens ?? 8000
+        )
+        const submitted = yield* submitDeferred(runDir, run, outcome.deferred, options.limits, budget)
+        if (submitted.held !== undefined) {
+          // Nothing sent: the round is made again, its requests refused by the budget, and ends as over it.
+          held = submitted.held
+          continue
+        }
         run = submitted.run
         if (options.wait) continue
         return yield* new BatchPending({ runDir, reason: submitted.reason })

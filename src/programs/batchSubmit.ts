@@ -16,6 +16,9 @@
  *   one the API refuses for the enqueued-token limit (`token_limit_exceeded`) waits too, to be tried
  *   again once one of the run's batches ends (or after `QUEUE_RETRY_MS`); both say so on the progress
  *   line. A part larger than the limit the API names fails with how to resubmit it in smaller parts.
+ * - `--max-cost`: a request is submitted only while its estimate at batch prices (`withinBudget`) fits
+ *   beside what the run's ledger spent (the stages) and the requests taken before it; the rest are held
+ *   back, never-sent samples that a collect sends as far as the budget then allows.
  */
 import { Clock, Effect, Option, Schedule, Schema } from "effect"
 import { hostname } from "node:os"
@@ -36,10 +39,13 @@ import {
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmError } from "../domain/llm.js"
 import { isRetryable } from "../domain/llm.js"
-import { RunLocked, SettingsError } from "../domain/run.js"
+import { costOf } from "../domain/pricing.js"
+import { IncompleteRun, LedgerEntry, RunLocked, SettingsError } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
 import { BatchClient } from "../services/Batch.js"
 import type { BatchClientApi } from "../services/Batch.js"
+import { makeCostLedger } from "../services/CostLedger.js"
+import { readLogEntries } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import type { LlmRequest } from "../services/Llm.js"
@@ -201,6 +207,97 @@ export const prepareLine = <A, I>(
     tokens: inputTokens + settings.maxOutputTokens
   }
 }
+
+/**
+ * `--max-cost` of a submission (the first one, or a collect's follow-up batch): what the run has committed
+ * already, and how a request is estimated. A request is submitted only when its estimate fits beside what
+ * is committed and the requests taken before it; from the first that does not, the rest are held back.
+ */
+export interface SubmitBudget {
+  readonly maxCostUsd: number
+  /** The run's ledger total, plus the estimate of its batches still running. */
+  readonly committedUsd: number
+  /** What `committedUsd` is, for the messages: `$0.0009 spent`. */
+  readonly committedText: string
+  readonly model: string
+  /** Output tokens expected per request (the `--dry-run` estimate by reasoning effort). */
+  readonly outputTokens: number
+}
+
+/** A request's estimated cost at batch prices: its input estimate and the expected output (undefined: no price). */
+export const requestEstimateUsd = (model: string, inputTokens: number, outputTokens: number): number | undefined =>
+  costOf(model, { input: inputTokens, cached: 0, output: outputTokens, reasoning: 0 }, { batch: true })
+
+/** What `withinBudget` took and held back (filled as its lines are read). */
+export interface BudgetTally {
+  taken: number
+  held: number
+  estimateUsd: number
+  /** The estimate of the first request held back. */
+  firstHeldUsd: number
+}
+
+/**
+ * The lines a budget lets through, in order: each while its estimate fits (`SubmitBudget`); every line
+ * without a budget or a price (as online, an unpriced model has no --max-cost check).
+ */
+export const withinBudget = (
+  lines: Iterable<PreparedLine>,
+  budget: SubmitBudget | undefined
+): { readonly lines: Iterable<PreparedLine>; readonly tally: BudgetTally } => {
+  const tally: BudgetTally = { taken: 0, held: 0, estimateUsd: 0, firstHeldUsd: 0 }
+  const gen = function*() {
+    for (const p of lines) {
+      const e = budget === undefined ? undefined : requestEstimateUsd(budget.model, p.inputTokens, budget.outputTokens)
+      if (budget !== undefined && e !== undefined) {
+        if (tally.held > 0 || budget.committedUsd + tally.estimateUsd + e > budget.maxCostUsd) {
+          if (tally.held === 0) tally.firstHeldUsd = e
+          tally.held++
+          continue
+        }
+        tally.estimateUsd += e
+      }
+      tally.taken++
+      yield p
+    }
+  }
+  return { lines: gen(), tally }
+}
+
+/**
+ * Why requests were held back: `--max-cost $0.0074: 4 of the 6 samples held back ($0.0009 spent, ~$0.0053
+ * estimated ...)`, or, none submitted, that the budget is reached or leaves less than one request's estimate.
+ */
+export const heldBackText = (budget: SubmitBudget, tally: BudgetTally, what: string): string => {
+  const each = `${budget.outputTokens} output tokens each, as --dry-run estimates them`
+  if (tally.taken > 0) {
+    return `--max-cost $${budget.maxCostUsd}: ${tally.held} of the ${tally.held + tally.taken} ${what} held back ` +
+      `(${budget.committedText}, ~$${tally.estimateUsd.toFixed(4)} estimated at batch prices for the ${tally.taken} ` +
+      `submitted, ${each})`
+  }
+  return budget.committedUsd >= budget.maxCostUsd
+    ? `--max-cost $${budget.maxCostUsd} reached (${budget.committedText})`
+    : `--max-cost $${budget.maxCostUsd} leaves less than one more request's estimate at batch prices ` +
+      `(${budget.committedText}; ~$${tally.firstHeldUsd.toFixed(4)} for the next, ${each})`
+}
+
+/** The cost the run's ledger holds (`ledger.jsonl`, counted as the collect counts it; undefined: a call unpriced). */
+export const ledgerSpentUsd = (ledgerFile: string, model: string) =>
+  Effect.gen(function*() {
+    const entries: Array<LedgerEntry> = []
+    yield* readLogEntries(ledgerFile, LedgerEntry, (e) => void entries.push(e))
+    const ledger = yield* makeCostLedger(model, entries, () => Effect.succeed(Effect.void))
+    return (yield* ledger.totals).costUsd
+  })
+
+/** The estimate of the run's batches still running (created, not ended): their input and the expected output. */
+export const runningEstimateUsd = (run: BatchRun, outputTokens: number): number =>
+  run.parts.filter((p) => p.batch_id !== null && !isTerminal(p.status)).reduce((n, p) => {
+    const input = Math.max(0, p.tokens - p.requests * run.llm.maxOutputTokens)
+    return n + (costOf(run.llm.model, { input, cached: 0, output: p.requests * outputTokens, reasoning: 0 }, {
+      batch: true
+    }) ?? 0)
+  }, 0)
 
 const stateError = (file: string) => (reason: string) => new BatchStateError({ path: file, reason })
 
@@ -638,7 +735,9 @@ export const submitRun = <J extends Job>(
   makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
   limits: BatchLimits = defaultLimits,
   /** Told the run directory once its batch.json is written, before anything is sent (the CLI prints it). */
-  onRecorded: (runDir: string) => Effect.Effect<void> = () => Effect.void
+  onRecorded: (runDir: string) => Effect.Effect<void> = () => Effect.void,
+  /** Output tokens expected per request, for `--max-cost` (the `--dry-run` estimate; the CLI's by effort). */
+  expectedOutputTokens = 8000
 ) =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -649,7 +748,7 @@ export const submitRun = <J extends Job>(
     return yield* withRunLock(
       runDir,
       `${sampling.command} --backend batch`,
-      submitNew(initial, sampling, inventory, limits, onRecorded)
+      submitNew(initial, sampling, inventory, limits, onRecorded, expectedOutputTokens)
     )
       .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir, holder: e.holder })))
   })
@@ -659,17 +758,30 @@ const submitNew = <J extends Job>(
   sampling: SamplingOptions<J>,
   inventory: InventoryApi,
   limits: BatchLimits,
-  onRecorded: (runDir: string) => Effect.Effect<void>
+  onRecorded: (runDir: string) => Effect.Effect<void>,
+  expectedOutputTokens: number
 ) =>
   Effect.gen(function*() {
-    const { runDir } = runPaths(sampling.rawDir, sampling.runId)
+    const { ledger, runDir } = runPaths(sampling.rawDir, sampling.runId)
     if (yield* (yield* Storage).exists(path.join(runDir, BATCH_FILE))) {
       return yield* stateError(path.join(runDir, BATCH_FILE))("this run was already submitted")
     }
     // Built lazily, part by part: a request body holds the whole shared prefix (instructions, schema).
-    const lines = (function*(): Generator<PreparedLine> {
+    const all = (function*(): Generator<PreparedLine> {
       for (const job of sampling.jobs) yield firstRequest(initial, sampling, inventory, job)
     })()
+    // --max-cost: what the stages spent (the run's ledger), and each request's estimate at batch prices.
+    const spent = sampling.maxCostUsd === undefined ? undefined : yield* ledgerSpentUsd(ledger, initial.llm.model)
+    const budget: SubmitBudget | undefined = sampling.maxCostUsd === undefined || spent === undefined
+      ? undefined
+      : {
+        maxCostUsd: sampling.maxCostUsd,
+        committedUsd: spent,
+        committedText: `$${spent.toFixed(4)} spent`,
+        model: initial.llm.model,
+        outputTokens: expectedOutputTokens
+      }
+    const { lines, tally } = withinBudget(all, budget)
     const start: BatchRun = {
       ...initial,
       max_tokens: Number.isFinite(limits.maxTokens) ? limits.maxTokens : null
@@ -684,11 +796,29 @@ const submitNew = <J extends Job>(
         )
       )
     )
+    if (budget !== undefined && tally.held > 0) {
+      const reached = heldBackText(budget, tally, "samples")
+      const raise = `\`skyrl batch collect ${runDir} --max-cost N\` with a larger N sends them`
+      if (tally.taken === 0) {
+        const storage = yield* Storage
+        return yield* new IncompleteRun({
+          made: 0,
+          requested: sampling.jobs.length,
+          output: sampling.out,
+          reason: `${reached}: 0 of the ${sampling.jobs.length} samples submitted; ${raise}`,
+          earlierOut: yield* storage.exists(sampling.out)
+        })
+      }
+      yield* Effect.logWarning(
+        `${reached}; \`skyrl batch collect ${runDir}\` sends them as a follow-up batch, once the answers are ` +
+          `in, as far as the budget then allows (${raise})`
+      )
+    }
     const waiting = run.parts.filter((p) => p.batch_id === null).length
     yield* Effect.logInfo(
-      `run ${run.run_id}: ${sampling.jobs.length} requests in ${run.parts.length} batch${
-        run.parts.length === 1 ? "" : "es"
-      } (${endpointUrl(run.endpoint)}, ${run.llm.model})${
+      `run ${run.run_id}: ${tally.taken} requests in ${run.parts.length} batch${run.parts.length === 1 ? "" : "es"} (${
+        endpointUrl(run.endpoint)
+      }, ${run.llm.model})${
         waiting > 0 ? `, ${waiting} waiting for room in the queue` : ""
       }; check with \`skyrl batch status ${runDir}\`, collect with \`skyrl batch collect ${runDir}\``
     )
