@@ -39,8 +39,13 @@ describe("lost batch parts", () => {
       expect(c.stderr).toMatch(/--resubmit/)
       expect(f.online.requests).toHaveLength(0)
 
+      const asked = f.requests.filter((q) => q.path.includes(gone)).length
       const again = await runCli(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
       expect(again.status, again.stderr).toBe(0)
+      // Said once by this collect, and asked of the API once, though its rounds (the follow-up batch waited
+      // for, then collected) each look at the part again (before, once per round).
+      expect(again.stderr.match(new RegExp(`output file ${gone} is not found`, "g"))).toHaveLength(1)
+      expect(f.requests.filter((q) => q.path.includes(gone)).length - asked).toBe(1)
       // Only the lost part's samples are sent again, as the same requests; nothing answered is paid twice.
       expect(f.batches).toHaveLength(3)
       expect(f.batches[2].lines.map((l) => sampleNumberOf(l.body)).sort()).toEqual([3, 4])

@@ -205,20 +205,29 @@ export const recordedRun = (runDir: string, poll: PollOptions | undefined) =>
  * API no longer has (404 for its content: deleted from the account, or another project's key) concerns its
  * part's samples only: it is named in `gone` (by part) and its samples are reported as having no answer, kept
  * for `--resubmit`; the other parts are collected. Any other error stops the collect (the next one tries again).
+ * `known` (kept by the collect across its rounds) holds the files found gone already: neither asked of the API
+ * nor warned about again by a later round of the same collect.
  */
-const download = (runDir: string, start: BatchRun) =>
+const download = (runDir: string, start: BatchRun, known: Set<string>) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const client = yield* BatchClient
     let run = start
     const gone = new Map<number, Array<string>>()
     /** The file's content, or undefined (named in `gone`, warned) when the API answers 404 for it. */
-    const content = (part: BatchPart, kind: "output" | "error", id: string) =>
-      client.fileContent(id).pipe(
+    const content = (part: BatchPart, kind: "output" | "error", id: string) => {
+      const isGone = () =>
+        gone.set(part.part, [...(gone.get(part.part) ?? []), `${kind} file ${id} not found at the API, 404`])
+      if (known.has(id)) {
+        isGone()
+        return Effect.succeed(undefined)
+      }
+      return client.fileContent(id).pipe(
         Effect.map((text): string | undefined => text),
         Effect.catchTag("NotFound", (e) =>
           Effect.gen(function*() {
-            gone.set(part.part, [...(gone.get(part.part) ?? []), `${kind} file ${id} not found at the API, 404`])
+            isGone()
+            known.add(id)
             yield* Effect.logWarning(
               `batch ${part.batch_id} (part ${part.part}) ${part.status}, but its ${kind} file ${id} is not found ` +
                 `at the API (404: ${e.reason}); its samples have no answer: \`skyrl batch collect ${runDir} ` +
@@ -227,6 +236,7 @@ const download = (runDir: string, start: BatchRun) =>
             return undefined
           }))
       )
+    }
     /** A file recorded as downloaded that is no longer in the run directory (deleted): downloaded again. */
     const lost = (name: string | null) =>
       name === null ? Effect.succeed(false) : Effect.map(storage.exists(path.join(runDir, name)), (here) => !here)
@@ -704,10 +714,12 @@ const collectRounds = <J extends Job>(
     )
     // Set when the budget left fits not one request of a follow-up batch: the next round makes none.
     let held: string | undefined
+    // Output and error files the API answered 404 for: warned about once per collect, not at every round.
+    const goneFiles = new Set<string>()
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
-      const downloaded = yield* download(runDir, run)
+      const downloaded = yield* download(runDir, run, goneFiles)
       run = downloaded.run
       const answers = yield* loadAnswers(runDir, run)
       const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit, downloaded.gone)
