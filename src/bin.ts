@@ -6,6 +6,7 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
+import { batchRunDir } from "./cli/batch.js"
 import {
   dashPath,
   envValueMessage,
@@ -110,7 +111,7 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
     Effect.sync(() =>
       process.stderr.write(
         finalErrorLine(
-          interruptedMessage(process.argv, process.env),
+          interruptedMessage(process.argv, process.env, batchRunDir()),
           jsonLogsRequested(process.argv, process.env),
           new Date()
         )

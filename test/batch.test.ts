@@ -412,15 +412,20 @@ describe("generate --backend batch against the fake Batch API", () => {
       const child = spawn(
         process.execPath,
         [BIN, "generate", "-n", "3", "--out", out, "--backend", "batch", "--wait", "--poll-interval", "0.05"],
-        { env: cleanEnv(env(f)), stdio: ["ignore", "ignore", "pipe"] }
+        { env: cleanEnv(env(f)), stdio: ["ignore", "pipe", "pipe"] }
       )
       let stderr = ""
+      let stdout = ""
       child.stderr.on("data", (d) => (stderr += d))
+      child.stdout.on("data", (d) => (stdout += d))
       while (!(f.batches.length === 1 && f.batches[0].polls >= 2)) await new Promise((r) => setTimeout(r, 10))
       child.kill("SIGINT")
       const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
       expect(code, stderr).toBe(130)
-      expect(stderr).toContain("skyrl: interrupted; what was submitted is kept: `skyrl batch collect RUN_DIR`")
+      // The run directory printed on stdout, named (until 2026-12-03 the words RUN_DIR).
+      expect(stderr).toContain(
+        `skyrl: interrupted; what was submitted is kept: \`skyrl batch collect ${stdout.trim()}\``
+      )
     },
     60_000
   )

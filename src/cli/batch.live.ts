@@ -47,6 +47,7 @@ import { Storage, StorageLive } from "../services/Storage.js"
 import { toJsonText } from "../skyrl/layout.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
+import { noteBatchRunDir } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
 import { EXPECTED_OUTPUT, inputSha256 } from "./runShared.js"
 
@@ -350,7 +351,11 @@ const submitAndMaybeCollect = <J extends Job>(
     const limits = yield* limitsOf(input.flags.batchMaxRequests, input.flags.batchMaxTokens)
     // The run directory goes to stdout once batch.json is written, before anything is sent: a submission
     // interrupted or failed after that point is finished by `batch status` / `batch collect` of it.
-    const announce = (runDir: string) => Effect.sync(() => void process.stdout.write(`${runDir}\n`))
+    const announce = (runDir: string) =>
+      Effect.sync(() => {
+        noteBatchRunDir(runDir)
+        process.stdout.write(`${runDir}\n`)
+      })
     const expectedOutput = expectedOutputOf(run.llm.reasoningEffort)
     const submitted = yield* submitRun(run, makeSampling, limits, announce, expectedOutput).pipe(
       Effect.provide(
@@ -498,6 +503,7 @@ export const runBatchCollect = (options: {
 }) =>
   Effect.gen(function*() {
     const runDir = path.resolve(options.runDir)
+    noteBatchRunDir(runDir)
     const run = yield* readRun(runDir).pipe(Effect.provide(StorageLive))
     const stored = (run.options as { concurrency?: unknown }).concurrency
     yield* collectWith(runDir, run, {

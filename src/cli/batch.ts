@@ -7,6 +7,17 @@ import { Args, Command, Options } from "@effect/cli"
 import { Config, Effect, Option } from "effect"
 import { flagWithDefault, optionalFlag, switchFlag } from "./shared.js"
 
+/**
+ * The run directory of the batch run this process submits or collects (absolute), once known: the line an
+ * interrupted command ends with names it (src/cli/exit.ts), rather than `RUN_DIR` (the command line cannot
+ * tell it: option values may stand between its words, and a submission prints the directory it makes).
+ */
+let runDirOfThisProcess: string | undefined
+export const noteBatchRunDir = (runDir: string): void => {
+  runDirOfThisProcess = runDir
+}
+export const batchRunDir = (): string | undefined => runDirOfThisProcess
+
 const positive = (n: number) => (n > 0 ? Option.some(n) : Option.none<number>())
 
 const wait = switchFlag(

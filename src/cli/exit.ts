@@ -93,17 +93,27 @@ const commandWords = (argv: ReadonlyArray<string>): Array<string> => {
   return words
 }
 
-/** What an interrupted run prints: how to continue it when the command can resume (a batch run: collect). */
-export const interruptedMessage = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv = {}): string => {
+/**
+ * What an interrupted run prints: how to continue it when the command can resume (a batch run: collect, naming
+ * `runDir`, the batch run's directory once the command knows it).
+ */
+export const interruptedMessage = (
+  argv: ReadonlyArray<string>,
+  env: NodeJS.ProcessEnv = {},
+  runDir?: string
+): string => {
   const [command, sub] = commandWords(argv)
   if (command === "batch" && sub === "collect") {
-    return "interrupted; what was collected is kept: run `skyrl batch collect RUN_DIR` again to continue " +
-      "(collecting again never makes a sample twice)"
+    return `interrupted; what was collected is kept: run \`skyrl batch collect ${runDir ?? "RUN_DIR"}\` again to ` +
+      "continue (collecting again never makes a sample twice)"
   }
   if (command === undefined || !RESUMABLE.has(command)) return "interrupted"
-  return batchBackend(argv, env)
+  if (!batchBackend(argv, env)) {
+    return "interrupted; the work done so far is kept: rerun the same command with --resume to continue"
+  }
+  return runDir === undefined
     ? "interrupted; what was submitted is kept: `skyrl batch collect RUN_DIR` (the run directory printed on stdout) continues it"
-    : "interrupted; the work done so far is kept: rerun the same command with --resume to continue"
+    : `interrupted; what was submitted is kept: \`skyrl batch collect ${runDir}\` continues it`
 }
 
 /** The final error line on stderr: `skyrl: MESSAGE`, or with JSON logs one object like the log lines. */
