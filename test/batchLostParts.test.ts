@@ -4,6 +4,8 @@
  * are named and kept for `batch collect --resubmit`, which sends only them.
  * The built CLI against the fake Files/Batches API (test/support/fakeBatch.ts).
  */
+import { readdirSync } from "node:fs"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
 import { runCli } from "./support/cli.js"
@@ -78,6 +80,25 @@ describe("lost batch parts", () => {
       )
       expect(r.stderr).not.toMatch(/temporary failure/)
       expect(r.stderr).toMatch(/batch collect .* --resubmit/)
+
+      // Sent again: the cancelled lines were no attempt (no answer, nothing paid), so neither the archive nor
+      // the ledger keeps them as one; before, each was archived as a "Transient" failure, "temporary failure of
+      // the model API: batch_cancelled: ...", with a $0 ledger line of that status.
+      const runDir = r.stdout.trim()
+      const again = await runCli(["batch", "collect", runDir, "--resubmit", "--wait", ...FAST], { env: env(f) })
+      expect(again.status, again.stderr).toBe(0)
+      expect(readJsonl(out).map(sampleOfRow)).toEqual([1, 2, 3, 4])
+      const archived = readdirSync(runDir).filter((n) => n.startsWith("archive_")).flatMap((n) =>
+        readJsonl(join(runDir, n))
+      )
+      expect(archived.map((a) => [a.name, a.status]).sort()).toEqual([
+        ["task_0001_c01.json", "ok"],
+        ["task_0002_c01.json", "ok"],
+        ["task_0003_c01.json", "ok"],
+        ["task_0004_c01.json", "ok"]
+      ])
+      const ledger = readJsonl(join(runDir, "ledger.jsonl")).filter((e) => e.purpose === "task")
+      expect(ledger.map((e) => e.status)).toEqual(["ok", "ok", "ok", "ok"])
     },
     60_000
   )

@@ -400,11 +400,13 @@ export const makeBatchLlm = (options: BatchLlmOptions): Effect.Effect<LlmApi> =>
         const inputTokens = paceTokens(request, jsonSchema, 0)
         if (found.kind === "error") {
           const error = lineError(found.line)
-          if (request.onAttempt !== undefined) {
-            yield* request.onAttempt(record(found.line, error._tag, undefined, error))
-          }
           const failure = options.answers.failureOf(found.line)
+          // A lost line (its batch cancelled, or expired answering nothing) was no attempt: nothing was asked
+          // or paid, so it is not archived (its Transient would read "temporary failure"); as never answered.
           if (failure !== "lost") {
+            if (request.onAttempt !== undefined) {
+              yield* request.onAttempt(record(found.line, error._tag, undefined, error))
+            }
             const tries = options.answers.failures(customId, bodyHash(body))
             return { _tag: "failed" as const, key, customId, body, inputTokens, error, failure, tries }
           }
