@@ -9,7 +9,6 @@ import { noDatasetWritten } from "../domain/noDataset.js"
 import { priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import { plural } from "../domain/words.js"
-import type { VerifyHook } from "../programs/acceptance.js"
 import type { EnrichJob, EnrichOptions, EnrichPlan } from "../programs/enrich.js"
 import {
   checkShownSchemasOf,
@@ -52,7 +51,7 @@ import {
   runOutputs
 } from "./runShared.js"
 import { warnIndentIgnored } from "./shared.js"
-import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
+import { verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -327,20 +326,16 @@ const runEngine = (
     readonly runDir: string
     readonly out: string
   }
-) => {
-  const engine = (hook: VerifyHook<unknown> | undefined) =>
-    enrichProgram({ ...program, verify: hook }).pipe(
-      Effect.provide(
-        Layer.mergeAll(StorageLive, pacedLlmLayer(options, runLlm, ENRICH_REPLAY), progressLayer())
+) =>
+  withRunVerification(
+    { flags: options, setting: verify, inventory: baseInventory?.inventory, runDir, out },
+    (hook) =>
+      enrichProgram({ ...program, verify: hook }).pipe(
+        Effect.provide(
+          Layer.mergeAll(StorageLive, pacedLlmLayer(options, runLlm, ENRICH_REPLAY), progressLayer())
+        )
       )
-    )
-  if (verify === undefined || baseInventory === undefined) return engine(undefined)
-  return Effect.flatMap(
-    Effect.promise(() => import("./verifyRun.live.js")),
-    (m) =>
-      m.withVerification({ flags: options, setting: verify, inventory: baseInventory.inventory, runDir, out }, engine)
   )
-}
 
 const dryRun = (
   options: EnrichCliOptions,

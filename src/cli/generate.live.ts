@@ -18,7 +18,7 @@ import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
 import { warnIndentIgnored } from "./shared.js"
-import { verifyDetailsOf, verifySettingOf } from "./verifyFlags.js"
+import { verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -149,11 +149,14 @@ export const runGenerate = (options: GenerateCliOptions) =>
             Layer.mergeAll(StorageLive, Layer.succeed(Inventory, runInventory), paced(llmOpts), progressLayer())
           )
         ))
-    if (s.verify === undefined) return yield* engine(undefined)
-    const { withVerification } = yield* Effect.promise(() => import("./verifyRun.live.js"))
-    const runDir = path.join(rawDir, run.runId)
-    return yield* withVerification(
-      { flags: options, setting: s.verify, inventory: runInventory.inventory, runDir, out },
+    return yield* withRunVerification(
+      {
+        flags: options,
+        setting: s.verify,
+        inventory: runInventory.inventory,
+        runDir: path.join(rawDir, run.runId),
+        out
+      },
       engine
     )
   })

@@ -8,6 +8,7 @@ import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
+import type { VerifyHook } from "../programs/acceptance.js"
 import type { McpServerSpec } from "../services/McpClient.js"
 import type { AllowList } from "../skyrl/verification.js"
 import { parseAllowList, unknownAllowNames } from "../skyrl/verification.js"
@@ -85,6 +86,29 @@ export const verifySettingOf = (flags: RunVerifyFlags): Pick<RunSettings, "verif
 }
 
 /** Where the cassettes go: --cassettes, else cassettes/ next to the output (as `skyrl verify`). */
+/**
+ * A run's engine with the run's `--verify` (its own setting with --resume --force): the servers started first
+ * (src/cli/verifyRun.live.ts, loaded only then: it loads the MCP SDK); without one, or with no inventory
+ * (enrich --inventory-from-prompt), the engine alone.
+ */
+export const withRunVerification = <A, E, R>(
+  run: {
+    readonly flags: RunVerifyFlags
+    readonly setting: RunSettings["verify"]
+    readonly inventory: Inventory | undefined
+    readonly runDir: string
+    readonly out: string
+  },
+  engine: (verify: VerifyHook<unknown> | undefined) => Effect.Effect<A, E, R>
+) => {
+  const { inventory, setting } = run
+  if (setting === undefined || inventory === undefined) return engine(undefined)
+  return Effect.flatMap(
+    Effect.promise(() => import("./verifyRun.live.js")),
+    (m) => m.withVerification({ ...run, setting, inventory }, engine)
+  )
+}
+
 export const cassettesDirOf = (flags: { readonly cassettes: Option.Option<string> }, out: string): string =>
   Option.getOrElse(flags.cassettes, () => path.join(path.dirname(out), "cassettes"))
 
