@@ -282,47 +282,39 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(calls(server)).toEqual([])
   })
 
-  it("--resume --force of a run made without the shown-schema check goes on with the run's settings", async () => {
-    // Every row is rejected by the check: before, the resumed run failed with "no usable row" before --force
-    // could plan the rows as the run did.
-    const input = newsLog([news])
-    const server = await fake()
-    const out = join(tmp(), "o.jsonl")
-    const made = await enrich([input, "--out", out, "--allow-schema-mismatch"], server)
-    expect(made.status, made.stderr).toBe(0)
-    const before = calls(server).length
-    const resumed = await enrich([input, "--out", out, "--resume", "--force"], server)
-    expect(resumed.status, resumed.stderr).toBe(0)
-    expect(resumed.stderr).not.toMatch(/no usable row/)
-    expect(resumed.stderr).toMatch(/0 of 1 samples to make/)
-    expect(calls(server).length).toBe(before)
-    // Without --resume the check applies and the input has no usable row.
-    const fresh = await enrich([input, "--out", join(tmp(), "o2.jsonl")], server)
-    expect(fresh.status).toBe(1)
-    expect(fresh.stderr).toMatch(/no usable row: all 1 rows read were rejected/)
-  }, 60_000)
-
   it(
-    "--resume --force of a run made from another input file is refused; --servers with --inventory-from-prompt too",
+    "--resume --force goes on with the run's settings (a run made without the shown-schema check), not another input",
     async () => {
+      // Every row is rejected by the check: before, the resumed run failed with "no usable row" before --force
+      // could plan the rows as the run did.
       const input = newsLog([news])
       const server = await fake()
       const out = join(tmp(), "o.jsonl")
       const made = await enrich([input, "--out", out, "--allow-schema-mismatch"], server)
       expect(made.status, made.stderr).toBe(0)
       const before = calls(server).length
+      const resumed = await enrich([input, "--out", out, "--resume", "--force"], server)
+      expect(resumed.status, resumed.stderr).toBe(0)
+      expect(resumed.stderr).not.toMatch(/no usable row/)
+      expect(resumed.stderr).toMatch(/0 of 1 samples to make/)
+      expect(calls(server).length).toBe(before)
+      // Without --resume the check applies and the input has no usable row.
+      const fresh = await enrich([input, "--out", join(tmp(), "o2.jsonl")], server)
+      expect(fresh.status).toBe(1)
+      expect(fresh.stderr).toMatch(/no usable row: all 1 rows read were rejected/)
       // The same prompts in another file: the run planned the rows of its own input, which --force cannot swap.
       const other = join(tmp(), "other.json")
       writeFileSync(other, readFileSync(input))
-      const resumed = await enrich([other, "--out", out, "--resume", "--force", "--allow-schema-mismatch"], server)
-      expect(resumed.status).toBe(2)
-      expect(resumed.stderr).toMatch(
+      const swapped = await enrich([other, "--out", out, "--resume", "--force", "--allow-schema-mismatch"], server)
+      expect(swapped.status).toBe(2)
+      expect(swapped.stderr).toMatch(
         /--resume --force: run \S+ planned another input file or inventory; it can only go on with those \(start a new run\)/
       )
+      // --servers names servers of the inventory, which --inventory-from-prompt does not read.
       const both = await enrich([
         input,
         "--out",
-        join(tmp(), "o2.jsonl"),
+        join(tmp(), "o3.jsonl"),
         "--inventory-from-prompt",
         "--servers",
         "fmp"
