@@ -4,7 +4,7 @@
  * retries, follow-up batches). `batch collect --max-cost` replaces the run's budget. The built CLI against
  * the fake Files/Batches API (test/support/fakeBatch.ts).
  */
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, rmSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { batchFakes, env, FAST, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
@@ -169,5 +169,23 @@ describe("--max-cost with --backend batch", () => {
     const all = await runCli(["batch", "collect", runDir, "--max-cost", "1", "--wait", ...FAST], { env: env(f) })
     expect(all.status, all.stderr).toBe(0)
     expect(readJsonl(out).map(sampleOfRow)).toEqual(range(6))
+  }, 60_000)
+
+  it("a collect whose rounds look at the same samples again says each warning once", async () => {
+    // 2 of 6 samples submitted (--max-cost, as above), requests.jsonl deleted; collected with a budget that fits
+    // no follow-up request: the round is made again (its requests refused by the budget). Before, that second
+    // round warned again of requests.jsonl and of the 4 samples never sent.
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
+    const out = tmpOut()
+    const args = ["generate", "-n", "6", "--out", out, "--backend", "batch", "--reasoning-effort", "minimal"]
+    expect((await runCli([...args, "--max-cost", "0.0074"], { env: env(f) })).status).toBe(0)
+    const runDir = runDirOf(out)
+    expect((await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })).status).toBe(0)
+    rmSync(join(runDir, "requests.jsonl"))
+    const c = await runCli(["batch", "collect", runDir, "--max-cost", "0.004", "--wait", ...FAST], { env: env(f) })
+    expect(c.status, c.stderr).toBe(1)
+    expect(f.batches).toHaveLength(1)
+    expect(c.stderr.match(/requests\.jsonl lacks the 2 requests of part 1/g)).toHaveLength(1)
+    expect(c.stderr.match(/4 samples were never sent/g)).toHaveLength(1)
   }, 60_000)
 })

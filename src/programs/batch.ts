@@ -286,9 +286,16 @@ const InputLine = Schema.parseJson(Schema.Struct({ custom_id: Schema.String, bod
  * or edited), read from each such part's input file, which holds the very lines that were uploaded.
  * Without them the part's samples would count as never sent and be paid for again in a follow-up batch,
  * however many answers their batch holds; so a part whose input file cannot be read either stops the
- * collect, naming both files.
+ * collect, naming both files. `told` (kept by the collect across its rounds) holds the parts warned about
+ * already: read again by each round, said once per collect.
  */
-const restoreSubmitted = (runDir: string, run: BatchRun, answers: BatchAnswers, perPart: Map<number, number>) =>
+const restoreSubmitted = (
+  runDir: string,
+  run: BatchRun,
+  answers: BatchAnswers,
+  perPart: Map<number, number>,
+  told: Set<number>
+) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const requestsFile = path.join(runDir, REQUESTS_FILE)
@@ -317,14 +324,16 @@ const restoreSubmitted = (runDir: string, run: BatchRun, answers: BatchAnswers, 
       for (const d of decoded) {
         if (Either.isRight(d)) answers.addSubmitted(d.right.custom_id, part.part, bodyHash(d.right.body))
       }
+      if (told.has(part.part)) continue
+      told.add(part.part)
       yield* Effect.logWarning(
         `${requestsFile} lacks the ${missing} requests of part ${part.part}; read from ${part.input}`
       )
     }
   })
 
-/** Every collected line and submitted hash of the run. */
-const loadAnswers = (runDir: string, run: BatchRun) =>
+/** Every collected line and submitted hash of the run (`told`: see restoreSubmitted). */
+const loadAnswers = (runDir: string, run: BatchRun, told: Set<number>) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const answers = new BatchAnswers()
@@ -334,7 +343,7 @@ const loadAnswers = (runDir: string, run: BatchRun) =>
       answers.addSubmitted(r.custom_id, r.part, r.sha256)
       perPart.set(r.part, (perPart.get(r.part) ?? 0) + 1)
     })
-    yield* restoreSubmitted(runDir, run, answers, perPart)
+    yield* restoreSubmitted(runDir, run, answers, perPart, told)
     let unreadable = 0
     const named: Array<string> = []
     const strangers: Array<string> = []
@@ -409,8 +418,9 @@ interface RoundJobs<J> {
   readonly unansweredText: string
   /** First attempts whose line failed: retried (transient) or made again (refused for the request). */
   readonly failedText: string
-  /** Samples no recorded part ever held (a submission stopped while preparing): sent now, in this round. */
-  readonly neverSent: number
+  /** Samples (indices) no recorded part ever held (a submission stopped while preparing, or --max-cost held them
+   * back): sent now, in this round. */
+  readonly neverSent: ReadonlyArray<number>
 }
 
 /** No part recorded in batch.json holds this sample's request: nothing of it was uploaded, so nothing paid. */
@@ -453,7 +463,7 @@ const sortJobs = <J extends Job>(
   const reasons = new Map<string, number>()
   const failed = new Map<string, number>()
   let pending = 0
-  let unsent = 0
+  const unsent: Array<number> = []
   for (const job of base.jobs) {
     const customId = `${base.runId}:${sampleKey(job.index, 1, "task")}`
     if (!journaled.has(job.index) && runningSamples.has(customId)) {
@@ -473,7 +483,7 @@ const sortJobs = <J extends Job>(
       continue
     }
     if (found.kind === "none" && neverSent(run, answers, customId)) {
-      unsent++
+      unsent.push(job.index)
       jobs.push(job) // its first attempt has no line: the round holds it for a follow-up batch
       continue
     }
@@ -716,12 +726,16 @@ const collectRounds = <J extends Job>(
     let held: string | undefined
     // Output and error files the API answered 404 for: warned about once per collect, not at every round.
     const goneFiles = new Set<string>()
+    // Parts whose requests requests.jsonl lacks (read from their input files) and samples never sent: the
+    // same, said once per collect.
+    const restoredParts = new Set<number>()
+    const toldNeverSent = new Set<number>()
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
       const downloaded = yield* download(runDir, run, goneFiles)
       run = downloaded.run
-      const answers = yield* loadAnswers(runDir, run)
+      const answers = yield* loadAnswers(runDir, run, restoredParts)
       const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit, downloaded.gone)
       if (round.failedText !== "") {
         yield* Effect.logWarning(
@@ -730,9 +744,11 @@ const collectRounds = <J extends Job>(
           }, samples whose request was refused are made again (up to --max-attempts)`
         )
       }
-      if (round.neverSent > 0) {
+      const newlyUnsent = round.neverSent.filter((i) => !toldNeverSent.has(i))
+      for (const i of newlyUnsent) toldNeverSent.add(i)
+      if (newlyUnsent.length > 0) {
         yield* Effect.logWarning(
-          `${round.neverSent} samples were never sent (the submission stopped before recording their part, or ` +
+          `${newlyUnsent.length} samples were never sent (the submission stopped before recording their part, or ` +
             "--max-cost held them back); sending them as a follow-up batch, as far as the budget allows"
         )
       }
