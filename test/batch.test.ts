@@ -2,10 +2,10 @@
  * `generate --backend batch`, `skyrl batch status` and `skyrl batch collect` end to end: the built CLI
  * against the fake Files/Batches server (test/support/fakeBatch.ts) on 127.0.0.1.
  */
-import { spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { execFileSync, spawn } from "node:child_process"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
-import { join } from "node:path"
+import { basename, join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
 import { batchFakes, env, FAST, onlineCost, readJsonl, sampleOfRow, tmpOut, USAGE } from "./support/batchCli.js"
@@ -669,6 +669,26 @@ describe("generate --backend batch against the fake Batch API", () => {
     },
     30_000
   )
+
+  it("a run directory with a space and a quote is named in the commands it suggests so that they paste", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 1_000_000 })
+    const base = mkdtempSync(join(tmpdir(), "skyrl-batch-")) // letters, digits and - only
+    mkdirSync(join(base, "it's my runs"))
+    const out = join(base, "it's my runs", "ds.jsonl")
+    const r = await runCli(["generate", "-n", "2", "--out", out, "--backend", "batch"], { env: env(f) })
+    expect(r.status, r.stderr).toBe(0)
+    const runDir = r.stdout.trim()
+    expect(runDir).toBe(join(base, "it's my runs", "raw_llm", basename(runDir)))
+    // Before: `skyrl batch status /tmp/skyrl-batch-X/it's my runs/raw_llm/ID`, three words and an open quote.
+    const word = `'${base}/it'\\''s my runs/raw_llm/${basename(runDir)}'`
+    expect(r.stderr).toContain(
+      `check with \`skyrl batch status ${word}\`, collect with \`skyrl batch collect ${word}\``
+    )
+    expect(execFileSync("sh", ["-c", `printf %s ${word}`], { encoding: "utf8" })).toBe(runDir)
+    const c = await runCli(["batch", "collect", runDir], { env: env(f) })
+    expect(c.status, c.stderr).toBe(75) // still running: collect again
+    expect(c.stderr).toContain(`run \`skyrl batch collect ${word}\` again when it is done`)
+  }, 30_000)
 })
 
 describe("enrich --backend batch against the fake Batch API", () => {

@@ -11,6 +11,7 @@ import type { LlmChoice } from "../domain/llm.js"
 import { emptyUsage, makeLlmSettings } from "../domain/llm.js"
 import { costOf } from "../domain/pricing.js"
 import { RunSettings, sampleKey, SettingsError } from "../domain/run.js"
+import { shellWord } from "../domain/words.js"
 import type { BatchLimits, CollectOptions, PollOptions } from "../programs/batch.js"
 import {
   allTerminal,
@@ -476,14 +477,16 @@ export const runBatchStatus = (options: {
     if (run.command === "generate" && Array.isArray(plan) && initial < plan.length) {
       lines.push(
         `${plan.length - initial} of the run's ${plan.length} samples were never sent (the submission stopped ` +
-          `while preparing its parts, or --max-cost held them back): \`skyrl batch collect ${runDir}\` sends ` +
+          `while preparing its parts, or --max-cost held them back): \`skyrl batch collect ${
+            shellWord(runDir)
+          }\` sends ` +
           "them as a follow-up batch (as far as the budget allows)"
       )
     }
     lines.push(
       statusLine(run) +
         (allTerminal(run)
-          ? `; all done: collect with \`skyrl batch collect ${runDir}\``
+          ? `; all done: collect with \`skyrl batch collect ${shellWord(runDir)}\``
           : "")
     )
     process.stdout.write(lines.join("\n") + "\n")

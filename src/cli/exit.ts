@@ -1,6 +1,7 @@
 /** How a failed run is reported: one readable line and an exit code. */
 import { ValidationError } from "@effect/cli"
 import { Cause, Option } from "effect"
+import { shellWord } from "../domain/words.js"
 import type { StopSignal } from "../services/StopRequests.js"
 
 export const EXIT_FAILURE = 1
@@ -104,7 +105,9 @@ export const interruptedMessage = (
 ): string => {
   const [command, sub] = commandWords(argv)
   if (command === "batch" && sub === "collect") {
-    return `interrupted; what was collected is kept: run \`skyrl batch collect ${runDir ?? "RUN_DIR"}\` again to ` +
+    return `interrupted; what was collected is kept: run \`skyrl batch collect ${
+      runDir === undefined ? "RUN_DIR" : shellWord(runDir)
+    }\` again to ` +
       "continue (collecting again never makes a sample twice)"
   }
   if (command === undefined || !RESUMABLE.has(command)) return "interrupted"
@@ -113,7 +116,7 @@ export const interruptedMessage = (
   }
   return runDir === undefined
     ? "interrupted; what was submitted is kept: `skyrl batch collect RUN_DIR` (the run directory printed on stdout) continues it"
-    : `interrupted; what was submitted is kept: \`skyrl batch collect ${runDir}\` continues it`
+    : `interrupted; what was submitted is kept: \`skyrl batch collect ${shellWord(runDir)}\` continues it`
 }
 
 /** The final error line on stderr: `skyrl: MESSAGE`, or with JSON logs one object like the log lines. */

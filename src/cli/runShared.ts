@@ -5,6 +5,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as path from "node:path"
 import type { LlmSettings } from "../domain/llm.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
+import { shellWord } from "../domain/words.js"
 import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
@@ -249,7 +250,7 @@ export interface ResolvedRun {
 const batchRunResumed = (runDir: string) =>
   new SettingsError({
     setting: "--resume",
-    reason: `${runDir} is a --backend batch run: it goes on with \`skyrl batch collect ${runDir}\` ` +
+    reason: `${runDir} is a --backend batch run: it goes on with \`skyrl batch collect ${shellWord(runDir)}\` ` +
       "(collecting again never duplicates rows); run without --resume to start a new run"
   })
 

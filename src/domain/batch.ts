@@ -9,6 +9,7 @@
  */
 import { Schema } from "effect"
 import { Backend, ReasoningEffort, Usage } from "./llm.js"
+import { shellWord } from "./words.js"
 
 /** OpenAI's limits for one batch input file. */
 export const BATCH_MAX_REQUESTS = 50_000
@@ -180,6 +181,6 @@ export class BatchPending extends Schema.TaggedError<BatchPending>()("BatchPendi
     return 75
   }
   override get message(): string {
-    return `${this.reason}; run \`skyrl batch collect ${this.runDir}\` again when it is done (or add --wait)`
+    return `${this.reason}; run \`skyrl batch collect ${shellWord(this.runDir)}\` again when it is done (or add --wait)`
   }
 }

@@ -23,6 +23,7 @@ import { BatchPending, BatchStateError, endpointUrl, isTerminal } from "../domai
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
 import { IncompleteRun } from "../domain/run.js"
+import { shellWord } from "../domain/words.js"
 import { BatchClient } from "../services/Batch.js"
 import { budgetReached, CostLedger } from "../services/CostLedger.js"
 import type { LedgerTotals } from "../services/CostLedger.js"
@@ -230,7 +231,9 @@ const download = (runDir: string, start: BatchRun, known: Set<string>) =>
             known.add(id)
             yield* Effect.logWarning(
               `batch ${part.batch_id} (part ${part.part}) ${part.status}, but its ${kind} file ${id} is not found ` +
-                `at the API (404: ${e.reason}); its samples have no answer: \`skyrl batch collect ${runDir} ` +
+                `at the API (404: ${e.reason}); its samples have no answer: \`skyrl batch collect ${
+                  shellWord(runDir)
+                } ` +
                 "--resubmit` sends them again as a batch (the other parts are collected)"
             )
             return undefined
@@ -538,7 +541,9 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     const reached = held ?? budgetReached(maxCostUsd, totals)
     return reached === undefined ? undefined : (
       `the batches hold no answer to it, and ${reached}, the batch answers included: no online call or ` +
-      `follow-up batch is made for it; \`skyrl batch collect ${runDir} --max-cost N\` with a larger N makes it`
+      `follow-up batch is made for it; \`skyrl batch collect ${
+        shellWord(runDir)
+      } --max-cost N\` with a larger N makes it`
     )
   })
   const batchLlm: LlmApi = yield* makeBatchLlm({
@@ -586,8 +591,9 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     failedAfter,
     // The budget is checked by the batch Llm (budget above): batch answers are paid for, and always used.
     maxCostUsd: undefined,
-    retryHint:
-      `run \`skyrl batch collect ${runDir} --retry-failed\` to make them again (--max-attempts more attempts each)`
+    retryHint: `run \`skyrl batch collect ${
+      shellWord(runDir)
+    } --retry-failed\` to make them again (--max-attempts more attempts each)`
   }).pipe(
     Effect.provideService(Llm, llm),
     Effect.provideService(Progress, progress),
@@ -769,8 +775,9 @@ const collectRounds = <J extends Job>(
           made: 0,
           requested: base.jobs.length,
           output: base.out,
-          reason:
-            `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${runDir} --resubmit\` to send them again`,
+          reason: `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${
+            shellWord(runDir)
+          } --resubmit\` to send them again`,
           earlierOut: yield* storage.exists(base.out)
         })
       }
@@ -829,7 +836,9 @@ const collectRounds = <J extends Job>(
         const reasons = [
           ...(round.unanswered > 0
             ? [
-              `${round.unanswered} samples have no batch answer (${round.unansweredText}); run \`skyrl batch collect ${runDir} --resubmit\` to send them again as a batch`
+              `${round.unanswered} samples have no batch answer (${round.unansweredText}); run \`skyrl batch collect ${
+                shellWord(runDir)
+              } --resubmit\` to send them again as a batch`
             ]
             : []),
           ...(Either.isLeft(result) ? [(result.left as IncompleteRun).reason] : [])

@@ -42,6 +42,7 @@ import { isRetryable } from "../domain/llm.js"
 import { costOf } from "../domain/pricing.js"
 import { IncompleteRun, LedgerEntry, RunLocked, SettingsError } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
+import { shellWord } from "../domain/words.js"
 import { BatchClient } from "../services/Batch.js"
 import type { BatchClientApi } from "../services/Batch.js"
 import { makeCostLedger } from "../services/CostLedger.js"
@@ -792,13 +793,15 @@ const submitNew = <J extends Job>(
     const run = yield* submitParts(runDir, start, lines, "initial", limits).pipe(
       Effect.tapError(() =>
         Effect.logWarning(
-          `the submission of ${runDir} stopped; what was prepared is kept: \`skyrl batch status ${runDir}\` finishes it`
+          `the submission of ${runDir} stopped; what was prepared is kept: \`skyrl batch status ${
+            shellWord(runDir)
+          }\` finishes it`
         )
       )
     )
     if (budget !== undefined && tally.held > 0) {
       const reached = heldBackText(budget, tally, "samples")
-      const raise = `\`skyrl batch collect ${runDir} --max-cost N\` with a larger N sends them`
+      const raise = `\`skyrl batch collect ${shellWord(runDir)} --max-cost N\` with a larger N sends them`
       if (tally.taken === 0) {
         const storage = yield* Storage
         return yield* new IncompleteRun({
@@ -810,7 +813,9 @@ const submitNew = <J extends Job>(
         })
       }
       yield* Effect.logWarning(
-        `${reached}; \`skyrl batch collect ${runDir}\` sends them as a follow-up batch, once the answers are ` +
+        `${reached}; \`skyrl batch collect ${
+          shellWord(runDir)
+        }\` sends them as a follow-up batch, once the answers are ` +
           `in, as far as the budget then allows (${raise})`
       )
     }
@@ -820,7 +825,9 @@ const submitNew = <J extends Job>(
         endpointUrl(run.endpoint)
       }, ${run.llm.model})${
         waiting > 0 ? `, ${waiting} waiting for room in the queue` : ""
-      }; check with \`skyrl batch status ${runDir}\`, collect with \`skyrl batch collect ${runDir}\``
+      }; check with \`skyrl batch status ${shellWord(runDir)}\`, collect with \`skyrl batch collect ${
+        shellWord(runDir)
+      }\``
     )
     return { run, runDir }
   })

@@ -9,6 +9,7 @@ import { Effect, Either, Schema, Stream } from "effect"
 import type { StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
+import { shellWord } from "../domain/words.js"
 import { failOnScratchError, optionalSpill } from "../services/Scratch.js"
 import type { RowRecord } from "../services/Storage.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
@@ -49,7 +50,9 @@ export class DatasetViolationsError extends Schema.TaggedError<DatasetViolations
     const what = `${this.violations} violation${this.violations === 1 ? "" : "s"} (${this.rules.join(", ")})`
     const hint = this.hint === undefined ? "" : `; ${this.hint}`
     return this.written
-      ? `${files} was written but has ${what}; the file is kept — see \`skyrl validate ${files}\`${hint}`
+      ? `${files} was written but has ${what}; the file is kept — see \`skyrl validate ${
+        this.files.map(shellWord).join(" ")
+      }\`${hint}`
       : `${files}: ${what}${hint}`
   }
 }
