@@ -105,10 +105,9 @@ export const interruptedMessage = (
 ): string => {
   const [command, sub] = commandWords(argv)
   if (command === "batch" && sub === "collect") {
-    return `interrupted; what was collected is kept: run \`skyrl batch collect ${
-      runDir === undefined ? "RUN_DIR" : shellWord(runDir)
-    }\` again to ` +
-      "continue (collecting again never makes a sample twice)"
+    const dir = runDir === undefined ? "RUN_DIR" : shellWord(runDir)
+    return `interrupted; what was collected is kept: run \`skyrl batch collect ${dir}\` again to continue ` +
+      "(collecting again never makes a sample twice)"
   }
   if (command === undefined || !RESUMABLE.has(command)) return "interrupted"
   if (!batchBackend(argv, env)) {
