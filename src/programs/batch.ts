@@ -707,6 +707,18 @@ export const collectRun = <J extends Job>(
     return yield* collectRounds(runDir, base, options).pipe(Effect.provide(RunJournal.layer(spec)))
   })
 
+/**
+ * What one collect remembers across its rounds: why the budget left fits no request of a follow-up batch (the
+ * next round then makes none), and what it has warned about already (files gone from the API, parts whose
+ * requests requests.jsonl lacks, samples never sent), each said once per collect, not at every round.
+ */
+interface CollectMemory {
+  held: string | undefined
+  readonly goneFiles: Set<string>
+  readonly restoredParts: Set<number>
+  readonly toldNeverSent: Set<number>
+}
+
 const collectRounds = <J extends Job>(
   runDir: string,
   base: SamplingOptions<J>,
@@ -716,7 +728,6 @@ const collectRounds = <J extends Job>(
     const inventory = yield* Inventory
     const journal = yield* RunJournal
     const ledger = yield* CostLedger
-    const storage = yield* Storage
     let run = yield* readRun(runDir)
     // `--batch-max-tokens` given to collect replaces the run's (its queue rule and its follow-up parts).
     const maxTokens = Number.isFinite(options.limits.maxTokens) ? options.limits.maxTokens : null
@@ -728,65 +739,29 @@ const collectRounds = <J extends Job>(
     const failedAtStart = new Map(
       [...(yield* journal.latest)].flatMap(([i, e]) => (e.status === "failed" ? [[i, e.attempts] as const] : []))
     )
-    // Set when the budget left fits not one request of a follow-up batch: the next round makes none.
-    let held: string | undefined
-    // Output and error files the API answered 404 for: warned about once per collect, not at every round.
-    const goneFiles = new Set<string>()
-    // Parts whose requests requests.jsonl lacks (read from their input files) and samples never sent: the
-    // same, said once per collect.
-    const restoredParts = new Set<number>()
-    const toldNeverSent = new Set<number>()
+    const memory: CollectMemory = {
+      held: undefined,
+      goneFiles: new Set(),
+      restoredParts: new Set(),
+      toldNeverSent: new Set()
+    }
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
       if (!options.wait) yield* Effect.logInfo(statusLine(run))
-      const downloaded = yield* download(runDir, run, goneFiles)
+      const downloaded = yield* download(runDir, run, memory.goneFiles)
       run = downloaded.run
-      const answers = yield* loadAnswers(runDir, run, restoredParts)
+      const answers = yield* loadAnswers(runDir, run, memory.restoredParts)
       const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit, downloaded.gone)
-      if (round.failedText !== "") {
-        yield* Effect.logWarning(
-          `batch lines failed: ${round.failedText}; transient failures are retried ${
-            options.repairs === "online" ? "online (normal price)" : "in a follow-up batch"
-          }, samples whose request was refused are made again (up to --max-attempts)`
-        )
-      }
-      const newlyUnsent = round.neverSent.filter((i) => !toldNeverSent.has(i))
-      for (const i of newlyUnsent) toldNeverSent.add(i)
-      if (newlyUnsent.length > 0) {
-        yield* Effect.logWarning(
-          `${newlyUnsent.length} samples were never sent (the submission stopped before recording their part, or ` +
-            "--max-cost held them back); sending them as a follow-up batch, as far as the budget allows"
-        )
-      }
-      if (round.unanswered > 0) {
-        yield* Effect.logWarning(
-          `${round.unanswered} samples have no batch answer: ${round.unansweredText}${
-            options.resubmit ? " (resubmitting them as a follow-up batch)" : ""
-          }`
-        )
-      }
+      yield* warnRound(round, options, memory)
       // A run with no sample to make (enrich rows that all have a plan) still writes the rows it copies.
-      if (round.jobs.length === 0 && base.jobs.length > 0) {
-        if (round.pending > 0) {
-          return yield* new BatchPending({ runDir, reason: `${round.pending} requests are in batches still running` })
-        }
-        // No sample journaled, so no row written: an --out there is an earlier run's (the error says so).
-        return yield* new IncompleteRun({
-          made: 0,
-          requested: base.jobs.length,
-          output: base.out,
-          reason: `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${
-            shellWord(runDir)
-          } --resubmit\` to send them again`,
-          earlierOut: yield* storage.exists(base.out)
-        })
-      }
+      if (round.jobs.length === 0 && base.jobs.length > 0) return yield* nothingToMake(runDir, base, round)
       const failedAfter = failedLimits(
         yield* journal.latest,
         failedAtStart,
         options.retryFailed,
         base.maxAttemptsPerSample
       )
+      const held = memory.held
       const outcome = yield* collectRound(runDir, run, base, answers, round.jobs, options, failedAfter, held).pipe(
         // batch.json keeps what went online at full price (the ledger has every call).
         Effect.ensuring(Effect.gen(function*() {
@@ -806,59 +781,124 @@ const collectRounds = <J extends Job>(
         const submitted = yield* submitDeferred(runDir, run, outcome.deferred, options.limits, budget)
         if (submitted.held !== undefined) {
           // Nothing sent: the round is made again, its requests refused by the budget, and ends as over it.
-          held = submitted.held
+          memory.held = submitted.held
           continue
         }
         run = submitted.run
         if (options.wait) continue
         return yield* new BatchPending({ runDir, reason: submitted.reason })
       }
-      // The manifest describes the whole run, not only this round's samples.
-      const incomplete = (round.unanswered > 0 && !options.resubmit) || round.pending > 0
-      const result = outcome.result
-      yield* journal.settle(
-        incomplete || Either.isLeft(result) ? "incomplete" : "completed",
-        `openai batch ${run.llm.model}`
-      )
-      if (Either.isLeft(result) && result.left._tag !== "IncompleteRun") return yield* Effect.fail(result.left)
-      const made = Either.isRight(result) ? result.right.valid : (result.left as IncompleteRun).made
-      if (round.pending > 0) {
-        // No row yet: nothing was written, so an --out there is an earlier run's (said so, not "collected into").
-        const collected = made === 0
-          ? `collected no row yet; ${noDatasetWritten(base.out, yield* storage.exists(base.out), "this run")}`
-          : `collected ${made} rows into ${base.out}`
-        return yield* new BatchPending({
-          runDir,
-          reason: `${collected}; ${round.pending} requests are in batches still running`
-        })
-      }
-      if (Either.isLeft(result) || (round.unanswered > 0 && !options.resubmit)) {
-        const reasons = [
-          ...(round.unanswered > 0
-            ? [
-              `${round.unanswered} samples have no batch answer (${round.unansweredText}); run \`skyrl batch collect ${
-                shellWord(runDir)
-              } --resubmit\` to send them again as a batch`
-            ]
-            : []),
-          ...(Either.isLeft(result) ? [(result.left as IncompleteRun).reason] : [])
-        ]
-        return yield* new IncompleteRun({
-          made,
-          requested: base.jobs.length,
-          output: base.out,
-          reason: reasons.join("; "),
-          // No row: the round wrote none, so an --out there is an earlier run's (the error says so).
-          ...(made === 0 ? { earlierOut: yield* storage.exists(base.out) } : {})
-        })
-      }
-      yield* checkCollected(base)
-      return {
-        run,
-        totals: yield* ledger.totals,
-        sampling: result.right,
-        unanswered: round.unanswered,
-        pending: round.pending
-      } satisfies CollectSummary
+      return yield* finishCollect(runDir, base, run, round, outcome.result, options)
     }
+  })
+
+/** A round's warnings: failed lines, samples never sent (each once per collect), samples with no answer. */
+const warnRound = <J>(round: RoundJobs<J>, options: CollectOptions, memory: CollectMemory) =>
+  Effect.gen(function*() {
+    if (round.failedText !== "") {
+      yield* Effect.logWarning(
+        `batch lines failed: ${round.failedText}; transient failures are retried ${
+          options.repairs === "online" ? "online (normal price)" : "in a follow-up batch"
+        }, samples whose request was refused are made again (up to --max-attempts)`
+      )
+    }
+    const newlyUnsent = round.neverSent.filter((i) => !memory.toldNeverSent.has(i))
+    for (const i of newlyUnsent) memory.toldNeverSent.add(i)
+    if (newlyUnsent.length > 0) {
+      yield* Effect.logWarning(
+        `${newlyUnsent.length} samples were never sent (the submission stopped before recording their part, or ` +
+          "--max-cost held them back); sending them as a follow-up batch, as far as the budget allows"
+      )
+    }
+    if (round.unanswered > 0) {
+      yield* Effect.logWarning(
+        `${round.unanswered} samples have no batch answer: ${round.unansweredText}${
+          options.resubmit ? " (resubmitting them as a follow-up batch)" : ""
+        }`
+      )
+    }
+  })
+
+/** A round with no sample to make: batches still running, or none of the samples has an answer. */
+const nothingToMake = <J extends Job>(runDir: string, base: SamplingOptions<J>, round: RoundJobs<J>) =>
+  Effect.gen(function*() {
+    if (round.pending > 0) {
+      return yield* new BatchPending({ runDir, reason: `${round.pending} requests are in batches still running` })
+    }
+    // No sample journaled, so no row written: an --out there is an earlier run's (the error says so).
+    return yield* new IncompleteRun({
+      made: 0,
+      requested: base.jobs.length,
+      output: base.out,
+      reason: `none of the ${base.jobs.length} samples has a batch answer; run \`skyrl batch collect ${
+        shellWord(runDir)
+      } --resubmit\` to send them again`,
+      earlierOut: yield* (yield* Storage).exists(base.out)
+    })
+  })
+
+const isIncompleteRun = (e: { readonly _tag: string }): e is IncompleteRun => e._tag === "IncompleteRun"
+
+/**
+ * The end of a collect whose round made its samples: the journal settled (the manifest describes the whole run),
+ * then the summary, or why the run is not complete (batches still running, samples with no answer, the engine's).
+ */
+const finishCollect = <J extends Job, E extends { readonly _tag: string }>(
+  runDir: string,
+  base: SamplingOptions<J>,
+  run: BatchRun,
+  round: RoundJobs<J>,
+  result: Either.Either<SamplingSummary, E>,
+  options: CollectOptions
+) =>
+  Effect.gen(function*() {
+    const journal = yield* RunJournal
+    const storage = yield* Storage
+    const incomplete = (round.unanswered > 0 && !options.resubmit) || round.pending > 0
+    yield* journal.settle(
+      incomplete || Either.isLeft(result) ? "incomplete" : "completed",
+      `openai batch ${run.llm.model}`
+    )
+    // The engine stopped short (IncompleteRun: reported with this round's reasons), or failed otherwise.
+    const stopped = Either.isLeft(result) ? result.left : undefined
+    if (stopped !== undefined && !isIncompleteRun(stopped)) return yield* Effect.fail(stopped)
+    const made = stopped !== undefined ? stopped.made : Either.isRight(result) ? result.right.valid : 0
+    if (round.pending > 0) {
+      // No row yet: nothing was written, so an --out there is an earlier run's (said so, not "collected into").
+      const collected = made === 0
+        ? `collected no row yet; ${noDatasetWritten(base.out, yield* storage.exists(base.out), "this run")}`
+        : `collected ${made} rows into ${base.out}`
+      return yield* new BatchPending({
+        runDir,
+        reason: `${collected}; ${round.pending} requests are in batches still running`
+      })
+    }
+    if (stopped !== undefined || (round.unanswered > 0 && !options.resubmit)) {
+      const reasons = [
+        ...(round.unanswered > 0
+          ? [
+            `${round.unanswered} samples have no batch answer (${round.unansweredText}); run \`skyrl batch collect ${
+              shellWord(runDir)
+            } --resubmit\` to send them again as a batch`
+          ]
+          : []),
+        ...(stopped !== undefined ? [stopped.reason] : [])
+      ]
+      return yield* new IncompleteRun({
+        made,
+        requested: base.jobs.length,
+        output: base.out,
+        reason: reasons.join("; "),
+        // No row: the round wrote none, so an --out there is an earlier run's (the error says so).
+        ...(made === 0 ? { earlierOut: yield* storage.exists(base.out) } : {})
+      })
+    }
+    yield* checkCollected(base)
+    return {
+      run,
+      totals: yield* (yield* CostLedger).totals,
+      sampling: Either.getOrUndefined(result),
+      unanswered: round.unanswered,
+      pending: round.pending
+    } satisfies CollectSummary
   })
