@@ -188,4 +188,41 @@ describe("--max-cost with --backend batch", () => {
     expect(c.stderr.match(/requests\.jsonl lacks the 2 requests of part 1/g)).toHaveLength(1)
     expect(c.stderr.match(/4 samples were never sent/g)).toHaveLength(1)
   }, 60_000)
+  it("a part waiting for room in the queue counts in the budget of a follow-up batch (it will be sent)", async () => {
+    const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE), inProgressPolls: 1_000_000 })
+    const out = tmpOut()
+    // As the test above: 2 of the 6 requests fit $0.0074; a 50,000-token queue holds one at a time, so the
+    // second part waits for room while the first batch runs.
+    const sent = await runCli(
+      [
+        "generate",
+        "-n",
+        "6",
+        "--out",
+        out,
+        "--backend",
+        "batch",
+        "--reasoning-effort",
+        "minimal",
+        "--max-cost",
+        "0.0074",
+        "--batch-max-tokens",
+        "50000"
+      ],
+      { env: env(f) }
+    )
+    expect(sent.status, sent.stderr).toBe(0)
+    const runDir = runDirOf(out)
+    const parts = () => JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts
+    expect(parts().map((p: any) => [p.requests, p.batch_id === null])).toEqual([[1, false], [1, true]])
+    // The collect holds the 4 samples back: the two parts' estimate and what the stage spent leave no room.
+    const r = await runCli(["batch", "collect", runDir], { env: env(f) })
+    expect(parts()).toHaveLength(2) // was: a third part, one more request (~$0.0088 committed for $0.0074)
+    expect(r.stderr).not.toMatch(/follow-up batch submitted/)
+    // Its last line says why they wait, beside the batches still running (was: only the batches).
+    expect(r.status).toBe(75)
+    expect(r.stderr).toMatch(
+      /requests are in batches still running; the samples never sent wait: --max-cost \$0\.0074 /
+    )
+  }, 60_000)
 })

@@ -788,7 +788,7 @@ const collectRounds = <J extends Job>(
         if (options.wait) continue
         return yield* new BatchPending({ runDir, reason: submitted.reason })
       }
-      return yield* finishCollect(runDir, base, run, round, outcome.result, options)
+      return yield* finishCollect(runDir, base, run, round, outcome.result, options, memory.held)
     }
   })
 
@@ -849,7 +849,9 @@ const finishCollect = <J extends Job, E extends { readonly _tag: string }>(
   run: BatchRun,
   round: RoundJobs<J>,
   result: Either.Either<SamplingSummary, E>,
-  options: CollectOptions
+  options: CollectOptions,
+  /** Why the budget let no follow-up request go (`CollectMemory.held`): said with batches still running too. */
+  held: string | undefined
 ) =>
   Effect.gen(function*() {
     const journal = yield* RunJournal
@@ -870,7 +872,9 @@ const finishCollect = <J extends Job, E extends { readonly _tag: string }>(
         : `collected ${made} rows into ${base.out}`
       return yield* new BatchPending({
         runDir,
-        reason: `${collected}; ${round.pending} requests are in batches still running`
+        reason: `${collected}; ${round.pending} requests are in batches still running${
+          held === undefined ? "" : `; the samples never sent wait: ${held}`
+        }`
       })
     }
     if (stopped !== undefined || (round.unanswered > 0 && !options.resubmit)) {

@@ -291,9 +291,12 @@ export const ledgerSpentUsd = (ledgerFile: string, model: string) =>
     return (yield* ledger.totals).costUsd
   })
 
-/** The estimate of the run's batches still running (created, not ended): their input and the expected output. */
+/**
+ * The estimate of the run's parts not ended: batches still running, and parts recorded but not created yet (waiting
+ * for room in the queue: they will be sent); their input and the expected output.
+ */
 export const runningEstimateUsd = (run: BatchRun, outputTokens: number): number =>
-  run.parts.filter((p) => p.batch_id !== null && !isTerminal(p.status)).reduce((n, p) => {
+  run.parts.filter((p) => !isTerminal(p.status)).reduce((n, p) => {
     const input = Math.max(0, p.tokens - p.requests * run.llm.maxOutputTokens)
     return n + (costOf(run.llm.model, { input, cached: 0, output: p.requests * outputTokens, reasoning: 0 }, {
       batch: true
