@@ -352,7 +352,7 @@ describe("generate --backend batch against the fake Batch API", () => {
       const first = await runCli(["batch", "collect", runDir, "--repairs", "batch"], { env: env(f) })
       expect(first.status, first.stderr).toBe(75)
       expect(first.stderr).toMatch(
-        /follow-up batch submitted: 1 requests \(1 repairs and new attempts, 0 first attempts sent again\)/
+        /follow-up batch submitted: 1 requests \(1 repairs and new attempts, 0 first attempts \(sent again, or never sent\)\)/
       )
       expect(f.batches).toHaveLength(2)
       // Three samples are journaled already; sample 3 waits for its repair.

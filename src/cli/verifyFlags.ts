@@ -85,7 +85,6 @@ export const verifySettingOf = (flags: RunVerifyFlags): Pick<RunSettings, "verif
   return { verify: { allow_side_effects: allow.all ? ["all"] : [...allow.names].sort() } }
 }
 
-/** Where the cassettes go: --cassettes, else cassettes/ next to the output (as `skyrl verify`). */
 /**
  * A run's engine with the run's `--verify` (its own setting with --resume --force): the servers started first
  * (src/cli/verifyRun.live.ts, loaded only then: it loads the MCP SDK); without one, or with no inventory
@@ -109,6 +108,7 @@ export const withRunVerification = <A, E, R>(
   )
 }
 
+/** Where the cassettes go: --cassettes, else cassettes/ next to the output (as `skyrl verify`). */
 export const cassettesDirOf = (flags: { readonly cassettes: Option.Option<string> }, out: string): string =>
   Option.getOrElse(flags.cassettes, () => path.join(path.dirname(out), "cassettes"))
 

@@ -648,7 +648,9 @@ const submitDeferred = (
     }
     const next = yield* submitParts(runDir, run, lines, "follow-up", limits)
     const first = lines.filter((l) => isFirstAttemptKey(l.line.custom_id.slice(run.run_id.length + 1))).length
-    const kinds = `${lines.length - first} repairs and new attempts, ${first} first attempts sent again`
+    const kinds = `${
+      lines.length - first
+    } repairs and new attempts, ${first} first attempts (sent again, or never sent)`
     const heldBack = budget !== undefined && tally.held > 0
       ? `; ${heldBackText(budget, tally, "requests")}: a later round or collect sends them as far as the budget allows`
       : ""

@@ -816,10 +816,8 @@ const submitNew = <J extends Job>(
         })
       }
       yield* Effect.logWarning(
-        `${reached}; \`skyrl batch collect ${
-          shellWord(runDir)
-        }\` sends them as a follow-up batch, once the answers are ` +
-          `in, as far as the budget then allows (${raise})`
+        `${reached}; \`skyrl batch collect ${shellWord(runDir)}\` sends them as a follow-up batch as far as ` +
+          `the budget then allows, counting what the run spent and the estimate of its batches not ended (${raise})`
       )
     }
     const waiting = run.parts.filter((p) => p.batch_id === null).length
