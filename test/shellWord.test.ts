@@ -19,6 +19,8 @@ describe("shellWord", () => {
     expect(shellWord("a\\b")).toBe("'a\\b'")
     expect(shellWord("line\nbreak")).toBe("'line\nbreak'")
     expect(shellWord("données")).toBe("'données'")
+    // zsh expands `=cmd` at the start of a word to the command's path.
+    expect(shellWord("=ls")).toBe("'=ls'")
   })
 
   it("writes a single quote as '\\'' and the empty word as ''", () => {
