@@ -23,6 +23,14 @@ const runDirOf = (out: string) => {
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 
+/** `generate -n 6 --backend batch --reasoning-effort minimal --max-cost 0.0074`: 2 of the 6 requests fit (below). */
+const submitSix = (f: Parameters<typeof env>[0], out: string, extra: ReadonlyArray<string> = []) =>
+  runCli(
+    ["generate", "-n", "6", "--out", out, "--backend", "batch", "--reasoning-effort", "minimal", "--max-cost", "0.0074"]
+      .concat(extra),
+    { env: env(f) }
+  )
+
 describe("--max-cost with --backend batch", () => {
   it("every answer of the batch is used though they cost more than --max-cost: they are paid for", async () => {
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
@@ -112,22 +120,7 @@ describe("--max-cost with --backend batch", () => {
     // tokens (--reasoning-effort minimal, as --dry-run estimates it) at $1/M: between $0.0025 and $0.0030 for
     // an input of 8k to 12k tokens. Beside the stage's $0.0009, $0.0074 holds 2 of them (at most $0.0069),
     // never 3 (at least $0.0084).
-    const r = await runCli(
-      [
-        "generate",
-        "-n",
-        "6",
-        "--out",
-        out,
-        "--backend",
-        "batch",
-        "--reasoning-effort",
-        "minimal",
-        "--max-cost",
-        "0.0074"
-      ],
-      { env: env(f) }
-    )
+    const r = await submitSix(f, out)
     expect(r.status, r.stderr).toBe(0)
     const runDir = runDirOf(out)
     const parts = JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts
@@ -177,8 +170,7 @@ describe("--max-cost with --backend batch", () => {
     // round warned again of requests.jsonl and of the 4 samples never sent.
     const f = await fake({ lines: (ctx) => lineAnswer(validTaskFor(ctx), USAGE) })
     const out = tmpOut()
-    const args = ["generate", "-n", "6", "--out", out, "--backend", "batch", "--reasoning-effort", "minimal"]
-    expect((await runCli([...args, "--max-cost", "0.0074"], { env: env(f) })).status).toBe(0)
+    expect((await submitSix(f, out)).status).toBe(0)
     const runDir = runDirOf(out)
     expect((await runCli(["batch", "status", runDir, "--wait", ...FAST], { env: env(f) })).status).toBe(0)
     rmSync(join(runDir, "requests.jsonl"))
@@ -193,24 +185,7 @@ describe("--max-cost with --backend batch", () => {
     const out = tmpOut()
     // As the test above: 2 of the 6 requests fit $0.0074; a 50,000-token queue holds one at a time, so the
     // second part waits for room while the first batch runs.
-    const sent = await runCli(
-      [
-        "generate",
-        "-n",
-        "6",
-        "--out",
-        out,
-        "--backend",
-        "batch",
-        "--reasoning-effort",
-        "minimal",
-        "--max-cost",
-        "0.0074",
-        "--batch-max-tokens",
-        "50000"
-      ],
-      { env: env(f) }
-    )
+    const sent = await submitSix(f, out, ["--batch-max-tokens", "50000"])
     expect(sent.status, sent.stderr).toBe(0)
     const runDir = runDirOf(out)
     const parts = () => JSON.parse(readFileSync(join(runDir, "batch.json"), "utf8")).parts
