@@ -116,7 +116,7 @@ const parseRecord = (text: string): Record<string, unknown> | undefined => {
 }
 
 /** A log line (or gzip member) that is not a record of a call, and why. */
-export interface UnreadableRecord {
+interface UnreadableRecord {
   readonly log: string
   /** Its line (1-based) in a plain log; a gzip log's member is named by its byte offset. */
   readonly line?: number | undefined
@@ -124,32 +124,32 @@ export interface UnreadableRecord {
   readonly reason: string
 }
 
-/** Why `text` is not a record of a call (undefined: it is one). */
-const notARecord = (text: string): string | undefined => {
-  const value = Either.try(() => JSON.parse(text) as unknown)
-  if (Either.isLeft(value)) return "not JSON"
-  const record = value.right
-  if (typeof record !== "object" || record === null || Array.isArray(record)) return "not a JSON object"
-  const name = (record as Record<string, unknown>).name
-  if (typeof name !== "string") return `name: expected a call's name (task_0007_c02.json), got ${JSON.stringify(name)}`
-  return ARCHIVE_NAME.test(name) ? undefined : `name: ${JSON.stringify(name)} is not a call's name (task_0007_c02.json)`
+/** An archived call as the index holds it: its sample (0-based) and where its record is. */
+interface IndexEntry {
+  readonly index: number
+  readonly call: ArchivedCall
 }
 
-/** An index entry for a logged record (undefined when it does not name a call). */
-const entryOf = (record: Record<string, unknown> | undefined, at: LogSpan) => {
-  const name = typeof record?.name === "string" ? record.name : undefined
-  const m = name === undefined ? null : ARCHIVE_NAME.exec(name)
-  if (m === null || name === undefined) return undefined
+/** The index entry of a logged record, or why `text` is not a record of a call (parsed once). */
+const entryOf = (text: string, at: LogSpan): Either.Either<IndexEntry, string> => {
+  const value = Either.try(() => JSON.parse(text) as unknown)
+  if (Either.isLeft(value)) return Either.left("not JSON")
+  const record = value.right
+  if (typeof record !== "object" || record === null || Array.isArray(record)) return Either.left("not a JSON object")
+  const { key, name } = record as Record<string, unknown>
+  if (typeof name !== "string") {
+    return Either.left(`name: expected a call's name (task_0007_c02.json), got ${JSON.stringify(name)}`)
+  }
+  const m = ARCHIVE_NAME.exec(name)
+  if (m === null) return Either.left(`name: ${JSON.stringify(name)} is not a call's name (task_0007_c02.json)`)
   const call: ArchivedCall = {
     call: Number(m[2]),
     file: loggedCallRef(at.log, name),
-    key: typeof record?.key === "string" ? record.key : undefined,
+    key: typeof key === "string" ? key : undefined,
     at
   }
-  return { index: Number(m[1]) - 1, call }
+  return Either.right({ index: Number(m[1]) - 1, call })
 }
-
-type IndexEntry = NonNullable<ReturnType<typeof entryOf>>
 
 /** A gzip member's header as Node writes it: magic, deflate, no flags. */
 const isMemberStart = (buffer: Buffer, offset: number): boolean =>
@@ -192,10 +192,9 @@ const gzipEntries = (log: string, bytes: Uint8Array) => {
       offset += length
       continue
     }
-    const text = inflated.right.buffer.toString("utf8")
-    const entry = entryOf(parseRecord(text), { log, offset, length, gzip: true })
-    if (entry !== undefined) out.push(entry)
-    else unreadable.push({ log, offset, reason: notARecord(text) ?? "not a record" })
+    const entry = entryOf(inflated.right.buffer.toString("utf8"), { log, offset, length, gzip: true })
+    if (Either.isRight(entry)) out.push(entry.right)
+    else unreadable.push({ log, offset, reason: entry.left })
     offset += length
   }
   return { entries: out, unreadable }
@@ -214,9 +213,9 @@ const plainEntries = (log: string) =>
           for (const text of lines) {
             line++
             const length = Buffer.byteLength(text, "utf8") + 1
-            const entry = text === "" ? undefined : entryOf(parseRecord(text), { log, offset, length, gzip: false })
-            if (entry !== undefined) out.push(entry)
-            else if (text !== "") unreadable.push({ log, line, offset, reason: notARecord(text) ?? "not a record" })
+            const entry = text === "" ? undefined : entryOf(text, { log, offset, length, gzip: false })
+            if (entry !== undefined && Either.isRight(entry)) out.push(entry.right)
+            else if (entry !== undefined) unreadable.push({ log, line, offset, reason: entry.left })
             offset += length
           }
         })
@@ -249,8 +248,6 @@ export interface ArchiveIndex {
   readonly bySample: Map<number, Array<ArchivedCall>>
   /** The highest log number in the directory (0: none). */
   readonly lastLog: number
-  /** Log lines (gzip members) that are not records of calls, a last one cut by a crash aside (warned). */
-  readonly unreadable: ReadonlyArray<UnreadableRecord>
 }
 
 /** Every archived call of a run directory, in both layouts. */
@@ -280,7 +277,7 @@ export const readArchiveIndex = (runDir: string): Effect.Effect<ArchiveIndex, St
     }
     for (const calls of bySample.values()) calls.sort((a, b) => a.call - b.call)
     yield* warnUnreadable(unreadable)
-    return { bySample, lastLog, unreadable }
+    return { bySample, lastLog }
   })
 
 /** An archived call's record, parsed (undefined when it cannot be read: not an answer). */
