@@ -165,6 +165,14 @@ const eachRecord = <E, R>(
   limit: number | undefined,
   f: (located: Located) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, E | InputError | StorageError, R | Storage> =>
+  eachChunk(files, limit, (chunk) => Effect.forEach(chunk, f, { discard: true }))
+
+/** `eachRecord`, the records handed to `f` a read chunk at a time (one Effect per chunk, not per record). */
+const eachChunk = <E, R>(
+  files: ReadonlyArray<string>,
+  limit: number | undefined,
+  f: (chunk: ReadonlyArray<Located>) => Effect.Effect<void, E, R>
+): Effect.Effect<void, E | InputError | StorageError, R | Storage> =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const max = limit ?? Infinity
@@ -176,65 +184,176 @@ const eachRecord = <E, R>(
         : readRecords(storage, file)
       yield* Stream.runForEachChunk(
         limit === undefined ? records : Stream.take(records, max - order), // take(Infinity) throws
-        (chunk) => Effect.forEach(chunk, (record) => f({ file, order: order++, record }), { discard: true })
+        (chunk) => {
+          const located: Array<Located> = []
+          for (const record of chunk) located.push({ file, order: order++, record })
+          return f(located)
+        }
       )
     }
   })
 
-/** Resumes after the event loop's pending I/O callbacks have run (setImmediate; Effect.yieldNow stays in the microtask queue). */
-const toEventLoop: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
+/**
+ * Elements held between the feed and the workers before a worker is free; at most `capacity` before the
+ * feed waits (`onRoom`), then until HANDOFF_ROOM have been taken.
+ */
+const handoffCapacity = (concurrency: number) => Math.max(256, 8 * concurrency)
 
-/** Elements handed from the feed to the workers in one queue operation (one suspension, not one each). */
-const HANDOFF_BATCH = 16
+/** Elements the workers take from a full queue before the feed goes on (so that it wakes once per so many, not each). */
+const HANDOFF_ROOM = 16
+
+/**
+ * The queue between the feed and the workers, plain (no Effect per element): an element offered goes to a
+ * worker waiting for one or is held; a worker takes a held element without an Effect (`poll`), and waits
+ * with one (`take`) only when none is held. After `end`, a waiting or later take gets `undefined`.
+ */
+class Handoff<A> {
+  private items: Array<A | undefined> = []
+  private head = 0
+  private ended = false
+  private readonly takers: Array<(a: A | undefined) => void> = []
+  private room: (() => void) | undefined = undefined
+  constructor(private readonly capacity: number) {}
+
+  get size(): number {
+    return this.items.length - this.head
+  }
+
+  /** The next element held, or undefined when none is. */
+  poll(): A | undefined {
+    if (this.head === this.items.length) return undefined
+    const a = this.items[this.head]
+    this.items[this.head++] = undefined
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    if (this.room !== undefined && this.size <= this.capacity - HANDOFF_ROOM) {
+      const room = this.room
+      this.room = undefined
+      room()
+    }
+    return a
+  }
+
+  /** The next element: at once when one is held, else when one is offered; undefined once the queue has ended. */
+  readonly take: Effect.Effect<A | undefined> = Effect.suspend(() => {
+    const a = this.poll()
+    if (a !== undefined || this.ended) return Effect.succeed(a)
+    return Effect.async<A | undefined>((resume) => {
+      const taker = (x: A | undefined) => resume(Effect.succeed(x))
+      this.takers.push(taker)
+      return Effect.sync(() => {
+        const i = this.takers.indexOf(taker)
+        if (i >= 0) this.takers.splice(i, 1)
+      })
+    })
+  })
+
+  get isEnded(): boolean {
+    return this.ended
+  }
+
+  /** Gives `a` to a waiting worker, or holds it; returns whether the feed may offer more without waiting. */
+  offer(a: A): boolean {
+    const taker = this.takers.shift()
+    if (taker !== undefined) taker(a)
+    else this.items.push(a)
+    return this.size < this.capacity
+  }
+
+  /** Calls `f` once the workers have taken HANDOFF_ROOM of the elements held (one waiting feed at most). */
+  onRoom(f: () => void): void {
+    this.room = f
+  }
+
+  cancelRoom(): void {
+    this.room = undefined
+  }
+
+  /** No more elements: the waiting takes get undefined, and so do the takes after the held elements. */
+  end(): void {
+    this.ended = true
+    for (const taker of this.takers.splice(0)) taker(undefined)
+  }
+}
+
+/**
+ * Offers the elements made of `items` (`make`, called for each as it is offered) in order, one Effect for
+ * them all: between two elements it lets the event loop run (setImmediate), so that an answer that came in
+ * meanwhile is taken up (and the next call sent) before the next element is made, not after a batch of
+ * them; when the queue is full it waits until the workers have made room.
+ */
+const offerEach = <B, A>(handoff: Handoff<A>, items: ReadonlyArray<B>, make: (b: B) => A): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    let i = 0
+    let stopped = false
+    let immediate: ReturnType<typeof setImmediate> | undefined = undefined
+    const later = () => {
+      immediate = setImmediate(next)
+    }
+    const next = (): void => {
+      immediate = undefined
+      if (stopped) return
+      if (i === items.length) return resume(Effect.void)
+      let a: A
+      try {
+        a = make(items[i++]!)
+      } catch (e) {
+        return resume(Effect.die(e))
+      }
+      if (handoff.offer(a)) later()
+      else handoff.onRoom(later)
+    }
+    next()
+    return Effect.sync(() => {
+      stopped = true
+      if (immediate !== undefined) clearImmediate(immediate)
+      handoff.cancelRoom()
+    })
+  })
 
 /**
  * Runs `f` on every element `feed` offers, `concurrency` at a time, as soon as a worker is free (no
- * barrier between elements; finishing order is not input order). Elements are handed over a bounded
- * queue, HANDOFF_BATCH at a time: the feed runs ahead of the workers by at most the queue's size. The
- * first failure stops everything.
+ * barrier between elements; finishing order is not input order). `feed` offers a batch of items at a time
+ * (`offerEach`: one Effect per batch, each element made from its item as it is offered), over a plain
+ * bounded queue (`Handoff`): the feed runs ahead of the workers by at most the queue's size. The first
+ * failure stops everything.
  *
  * `f(a)` is called when a worker takes the element and may start its work at once (send a request); the
  * Effect it returns waits for that work and gives the element's completion, which the worker runs once it
  * has started the next element: the completion of one element overlaps the first wait of the next.
  */
-const forEachConcurrently = <A, E, R, E2, R2>(
-  feed: (offer: (a: A) => Effect.Effect<void>) => Effect.Effect<void, E, R>,
+const forEachConcurrently = <A extends object, E, R, E2, R2>(
+  feed: (
+    offerEach: <B>(items: ReadonlyArray<B>, make: (b: B) => A) => Effect.Effect<void>
+  ) => Effect.Effect<void, E, R>,
   concurrency: number,
   f: (a: A) => Effect.Effect<Effect.Effect<void, E2, R2>, E2, R2>
 ): Effect.Effect<void, E | E2, R | R2> =>
-  Effect.gen(function*() {
-    const queue = yield* Queue.bounded<Option.Option<A>>(Math.max(256, 8 * concurrency))
-    let batch: Array<Option.Option<A>> = []
-    const handOver = Effect.suspend(() => {
-      const out = batch
-      batch = []
-      return Queue.offerAll(queue, out)
-    })
-    const handOverVoid = Effect.asVoid(handOver)
-    // Done when called (one Effect less per element): `feed` runs what it returns at once. Between two
-    // elements the feed lets the event loop run, so that an answer that came in meanwhile is taken up
-    // (and the next call sent) before the feed checks the next row, not after a batch of them.
-    const offer = (a: A) => batch.push(Option.some(a)) < HANDOFF_BATCH ? toEventLoop : handOverVoid
+  Effect.suspend(() => {
+    const handoff = new Handoff<A>(handoffCapacity(concurrency))
+    // Once the feed is done (not when it fails: then everything stops), the workers end after the elements held.
     const feeding = Effect.zipRight(
-      feed(offer),
-      Effect.suspend(() => {
-        for (let i = 0; i < concurrency; i++) batch.push(Option.none<A>())
-        return handOver
-      })
+      feed((items, make) => offerEach(handoff, items, make)),
+      Effect.sync(() => handoff.end())
     )
     const worker = Effect.gen(function*() {
       let previous: Effect.Effect<void, E2, R2> = Effect.void
-      for (let next = yield* Queue.take(queue); Option.isSome(next); next = yield* Queue.take(queue)) {
-        const started = f(next.value)
+      for (;;) {
+        // A held element without an Effect; the wait for one only when none is held.
+        const next = handoff.poll() ?? (handoff.isEnded ? undefined : yield* handoff.take)
+        if (next === undefined) break
+        const started = f(next)
         yield* previous
         previous = yield* started
       }
       yield* previous
     })
-    yield* Effect.all([feeding, ...Array.from({ length: concurrency }, () => worker)], {
+    return Effect.all([feeding, ...Array.from({ length: concurrency }, () => worker)], {
       concurrency: "unbounded",
       discard: true
     })
@@ -865,12 +984,13 @@ export const verifyDatasets = (options: VerifyDatasetsOptions) =>
     const outputs = yield* orderedOutputs(options.out)
     // The stages before execution run in the reading fiber, ahead of the workers (while they wait for
     // the servers), so their CPU time is off the calls' path.
-    const verifying = forEachConcurrently(
-      (offer: (r: CheckedRecord) => Effect.Effect<void>) =>
-        eachRecord(options.files, options.limit, (located) => {
-          const checked = checkRecord(located, options.inventory)
-          return offer({ located, checked, copyOf: firstCopyOf(located, checked, ctx) })
-        }),
+    const verifying = forEachConcurrently<CheckedRecord, InputError | StorageError, Storage, StorageError, never>(
+      (offerEach) =>
+        eachChunk(options.files, options.limit, (chunk) =>
+          offerEach(chunk, (located) => {
+            const checked = checkRecord(located, options.inventory)
+            return { located, checked, copyOf: firstCopyOf(located, checked, ctx) }
+          })),
       options.concurrency,
       (r) => startRecord(r, ctx, outputs.push)
     )
