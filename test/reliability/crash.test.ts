@@ -156,13 +156,22 @@ describe("generate and enrich survive SIGKILL at random points", () => {
         let run = 0
         let armed: number | undefined
         const kill = () => {
-          if (current !== undefined && current.child.exitCode === null && current.child.signalCode === null) {
-            current.child.kill("SIGKILL")
-          }
+          if (alive()) current!.child.kill("SIGKILL")
         }
         const answered: Array<{ run: number; k: number; repair: boolean }> = []
-        const server = await servers.start((ctx: FakeContext) => {
+        const alive = () =>
+          current !== undefined && current.child.exitCode === null && current.child.signalCode === null
+        const server = await servers.start(async (ctx: FakeContext) => {
           const k = command.sampleOf(ctx.body) ?? 0
+          if (point === "journal" && countdown <= 0) {
+            // Asked after the armed sample: held until the kill lands (10 s at most), so that the run cannot
+            // end before the test has seen the armed answer archived (on a loaded machine in CI it did: no kill
+            // landed, and the runs after it had nothing left to do).
+            const until = Date.now() + 10_000
+            while (alive() && Date.now() < until) await sleep(2)
+            // Killed while held: never answered (as the request kill point).
+            if (!alive()) return answer(command.valid(ctx), USAGE)
+          }
           if (point === "request" && --countdown === 0) {
             // Killed while this request is in flight: it is never answered.
             kill()
@@ -179,10 +188,29 @@ describe("generate and enrich survive SIGKILL at random points", () => {
         // The reader: polls the output path the whole time.
         const problems: Array<string> = []
         let polls = 0
+        // Killed once an archive log holds a call of the armed sample, a few ms later (seeded).
+        const holdsArmed = (file: string) =>
+          armed !== undefined &&
+          new RegExp(`^\\{"name":"task_0*${armed}_c\\d+\\.json"`, "m").test(readFileSync(file, "utf8"))
+        const killArmed = () => {
+          armed = undefined
+          const delay = Math.floor(random() * 4)
+          if (delay === 0) kill()
+          else setTimeout(kill, delay)
+        }
         const poller = setInterval(() => {
           polls++
           const p = readableProblem(out, N)
           if (p !== undefined) problems.push(p)
+          // The watcher below can miss the appends: Node 20's recursive watch on Linux adds a watcher for each
+          // directory made (raw_llm/, the run's) after it appears, and on a loaded machine a run's answers were
+          // all archived before (CI: no kill landed, so nothing was left to kill on --resume). The poll sees them.
+          if (point === "journal" && armed !== undefined) {
+            const logs = runDirs(dir).flatMap((d) =>
+              readdirSync(d).filter((f) => /^archive_\d+\.jsonl$/.test(f)).map((f) => join(d, f))
+            )
+            if (logs.some(holdsArmed)) killArmed()
+          }
         }, 3)
         let watcher: FSWatcher | undefined
         try {
@@ -190,15 +218,8 @@ describe("generate and enrich survive SIGKILL at random points", () => {
             if (name === null) return
             const base = name.split("/").pop()!
             if (point === "final-write" && tmpName.test(base)) kill()
-            // An append to an archive log: killed once it holds a call of the armed sample.
-            const logged = point === "journal" && armed !== undefined && /^archive_\d+\.jsonl$/.test(base) &&
-              new RegExp(`^\\{"name":"task_0*${armed}_c\\d+\\.json"`, "m").test(readFileSync(join(dir, name), "utf8"))
-            if (logged) {
-              armed = undefined
-              const delay = Math.floor(random() * 4)
-              if (delay === 0) kill()
-              else setTimeout(kill, delay)
-            }
+            // An append to an archive log (the poll above sees the ones this misses).
+            if (point === "journal" && /^archive_\d+\.jsonl$/.test(base) && holdsArmed(join(dir, name))) killArmed()
           })
           const args = command.args(dir, out, N)
           const kills: Array<
