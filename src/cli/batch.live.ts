@@ -50,7 +50,7 @@ import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { noteBatchRunDir } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
-import { EXPECTED_OUTPUT, inputSha256 } from "./runShared.js"
+import { inputSha256 } from "./runShared.js"
 
 const MAX_POLL_MS = 600_000
 
@@ -69,9 +69,6 @@ const limitsOf = (
           new SettingsError({ setting: "--batch-max-tokens", reason: `must be a positive integer, got ${n}` })
         )
   }).pipe(Effect.map((tokens) => ({ maxRequests, maxBytes: BATCH_MAX_BYTES, maxTokens: tokens })))
-
-/** Output tokens expected per request, as `--dry-run` estimates them (by reasoning effort): `--max-cost`'s estimate. */
-const expectedOutputOf = (effort: string): number => EXPECTED_OUTPUT[effort] ?? 8000
 
 const pollOf = (seconds: number): PollOptions => ({
   intervalMs: Math.max(1, Math.round(seconds * 1000)),
@@ -357,8 +354,7 @@ const submitAndMaybeCollect = <J extends Job>(
         noteBatchRunDir(runDir)
         process.stdout.write(`${runDir}\n`)
       })
-    const expectedOutput = expectedOutputOf(run.llm.reasoningEffort)
-    const submitted = yield* submitRun(run, makeSampling, limits, announce, expectedOutput).pipe(
+    const submitted = yield* submitRun(run, makeSampling, limits, announce).pipe(
       Effect.provide(
         Layer.mergeAll(StorageLive, inventoryLayer, BatchClientLive({ ...input.settings, backend: run.endpoint }))
       )
@@ -371,8 +367,7 @@ const submitAndMaybeCollect = <J extends Job>(
       poll: pollOf(input.flags.pollInterval),
       limits,
       concurrency: input.concurrency,
-      retryFailed: false,
-      expectedOutputTokens: expectedOutput
+      retryFailed: false
     })
   })
 
@@ -517,8 +512,7 @@ export const runBatchCollect = (options: {
       wait: options.wait,
       poll: pollOf(options.pollInterval),
       limits: yield* limitsOf(options.batchMaxRequests, options.batchMaxTokens, run.max_tokens),
-      concurrency: Option.getOrElse(options.concurrency, () => (typeof stored === "number" ? stored : 4)),
-      expectedOutputTokens: expectedOutputOf(run.llm.reasoningEffort)
+      concurrency: Option.getOrElse(options.concurrency, () => (typeof stored === "number" ? stored : 4))
     })
   })
 

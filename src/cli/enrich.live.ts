@@ -6,7 +6,7 @@ import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
 import { parseServerList } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
-import { priceOf } from "../domain/pricing.js"
+import { expectedOutputOf, priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import { plural } from "../domain/words.js"
 import type { EnrichJob, EnrichOptions, EnrichPlan } from "../programs/enrich.js"
@@ -36,7 +36,6 @@ import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
   engineOptionsOf,
-  EXPECTED_OUTPUT,
   inputSha256,
   llmOptionsOf,
   modelSettingsOf,
@@ -396,7 +395,7 @@ const dryRun = (
       const shared = estimateTokens(instructions)
       const perCall = plan.jobs.reduce((n, j) => n + estimateTokens(enrichRequest(j, 1)), 0) / plan.jobs.length +
         shared
-      const output = EXPECTED_OUTPUT[settings.reasoningEffort] ?? 8000
+      const output = expectedOutputOf(settings.reasoningEffort)
       const price = priceOf(settings.model)
       tail.push("", "## estimate")
       tail.push(`input per call ~${Math.round(perCall)} tokens (shared prefix ~${shared}), output per call ~${output}`)

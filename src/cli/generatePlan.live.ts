@@ -8,7 +8,7 @@ import * as path from "node:path"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmSettings } from "../domain/llm.js"
 import { baseUrlProblem, shownUrl } from "../domain/llm.js"
-import { priceOf } from "../domain/pricing.js"
+import { expectedOutputOf, priceOf } from "../domain/pricing.js"
 import type { DiversitySettings, PlanInputs } from "../domain/run.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import type { GenerateJob, GenerateOptions, LazyPlan } from "../programs/generate.js"
@@ -250,7 +250,7 @@ export const dryRun = (input: {
     const shared = estimateTokens(instructions) + estimateTokens(JSON.stringify(jsonSchema))
     const perCall = shared + estimateTokens(request)
     const b = input.body
-    const output = Run.EXPECTED_OUTPUT[b.reasoningEffort] ?? 8000
+    const output = expectedOutputOf(b.reasoningEffort)
     const price = priceOf(b.model)
     const head: Array<string> = [
       `# skyrl generate --dry-run (no model is called)`,

@@ -95,9 +95,6 @@ export const printLines = (lines: Iterable<string>) =>
     if (block.length > 0 && !out.destroyed) await flush()
   })
 
-/** Expected output tokens per call by effort (one gpt-5-mini task at high took 8,106): the dry-run estimate. */
-export const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
-
 /**
  * The prompt settings of a new run (`--max-prompt-tokens`, `--as-of`), checked; `--as-of` defaults to
  * today (the run's start date). A resumed run keeps its own date unless `--as-of` is given

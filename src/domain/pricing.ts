@@ -25,6 +25,12 @@ export const priceOf = (model: string): Price | undefined => {
   return base === undefined ? undefined : PRICES[base]
 }
 
+/** Expected output tokens per call by reasoning effort (one gpt-5-mini task at high took 8,106). */
+const EXPECTED_OUTPUT: Readonly<Record<string, number>> = { minimal: 1500, low: 3000, medium: 5000, high: 8000 }
+
+/** Output tokens expected per call at `effort`: the `--dry-run` estimate, and `--max-cost`'s at batch submission. */
+export const expectedOutputOf = (effort: string): number => EXPECTED_OUTPUT[effort] ?? 8000
+
 /** Cost in USD; `input` includes the cached tokens (as OpenAI reports it). Undefined when the model is unpriced. */
 export const costOf = (model: string, usage: Usage, options: { batch?: boolean } = {}): number | undefined => {
   const price = priceOf(model)

@@ -22,6 +22,7 @@ import type { BatchPart, BatchRun } from "../domain/batch.js"
 import { BatchPending, BatchStateError, endpointUrl, isTerminal } from "../domain/batch.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
+import { expectedOutputOf } from "../domain/pricing.js"
 import { IncompleteRun } from "../domain/run.js"
 import { shellWord } from "../domain/words.js"
 import { BatchClient } from "../services/Batch.js"
@@ -399,8 +400,6 @@ export interface CollectOptions {
   readonly retryFailed: boolean
   /** `batch collect --max-cost`: replaces the run's budget (undefined: the run's). */
   readonly maxCostUsd?: number | undefined
-  /** Output tokens expected per request of a follow-up batch, for `--max-cost` (default 8000, high effort's). */
-  readonly expectedOutputTokens?: number | undefined
 }
 
 export interface CollectSummary {
@@ -659,9 +658,13 @@ const submitDeferred = (
     return { run: next, reason, held: undefined }
   })
 
-/** The `--max-cost` of a follow-up batch: the ledger's total and the estimate of the batches still running. */
-const followUpBudget = (run: BatchRun, maxCostUsd: number | undefined, totals: LedgerTotals, outputTokens: number) => {
+/**
+ * The `--max-cost` of a follow-up batch: the ledger's total and the estimate of the batches still running, each
+ * request's output as `--dry-run` expects it at the run's reasoning effort.
+ */
+const followUpBudget = (run: BatchRun, maxCostUsd: number | undefined, totals: LedgerTotals) => {
   if (maxCostUsd === undefined || totals.costUsd === undefined) return undefined
+  const outputTokens = expectedOutputOf(run.llm.reasoningEffort)
   const running = runningEstimateUsd(run, outputTokens)
   return {
     maxCostUsd,
@@ -774,12 +777,7 @@ const collectRounds = <J extends Job>(
         }))
       )
       if (outcome._tag === "deferred") {
-        const budget = followUpBudget(
-          run,
-          options.maxCostUsd ?? base.maxCostUsd,
-          yield* ledger.totals,
-          options.expectedOutputTokens ?? 8000
-        )
+        const budget = followUpBudget(run, options.maxCostUsd ?? base.maxCostUsd, yield* ledger.totals)
         const submitted = yield* submitDeferred(runDir, run, outcome.deferred, options.limits, budget)
         if (submitted.held !== undefined) {
           // Nothing sent: the round is made again, its requests refused by the budget, and ends as over it.

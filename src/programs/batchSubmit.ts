@@ -39,7 +39,7 @@ import {
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import type { LlmError } from "../domain/llm.js"
 import { isRetryable } from "../domain/llm.js"
-import { costOf } from "../domain/pricing.js"
+import { costOf, expectedOutputOf } from "../domain/pricing.js"
 import { IncompleteRun, LedgerEntry, RunLocked, SettingsError } from "../domain/run.js"
 import { ModelTask } from "../domain/task.js"
 import { shellWord } from "../domain/words.js"
@@ -221,7 +221,7 @@ export interface SubmitBudget {
   /** What `committedUsd` is, for the messages: `$0.0009 spent`. */
   readonly committedText: string
   readonly model: string
-  /** Output tokens expected per request (the `--dry-run` estimate by reasoning effort). */
+  /** Output tokens expected per request (`expectedOutputOf` the run's reasoning effort, as `--dry-run`). */
   readonly outputTokens: number
 }
 
@@ -298,9 +298,7 @@ export const ledgerSpentUsd = (ledgerFile: string, model: string) =>
 export const runningEstimateUsd = (run: BatchRun, outputTokens: number): number =>
   run.parts.filter((p) => !isTerminal(p.status)).reduce((n, p) => {
     const input = Math.max(0, p.tokens - p.requests * run.llm.maxOutputTokens)
-    return n + (costOf(run.llm.model, { input, cached: 0, output: p.requests * outputTokens, reasoning: 0 }, {
-      batch: true
-    }) ?? 0)
+    return n + (requestEstimateUsd(run.llm.model, input, p.requests * outputTokens) ?? 0)
   }, 0)
 
 const stateError = (file: string) => (reason: string) => new BatchStateError({ path: file, reason })
@@ -739,9 +737,7 @@ export const submitRun = <J extends Job>(
   makeSampling: (catalogue: Catalogue) => SamplingOptions<J>,
   limits: BatchLimits = defaultLimits,
   /** Told the run directory once its batch.json is written, before anything is sent (the CLI prints it). */
-  onRecorded: (runDir: string) => Effect.Effect<void> = () => Effect.void,
-  /** Output tokens expected per request, for `--max-cost` (the `--dry-run` estimate; the CLI's by effort). */
-  expectedOutputTokens = 8000
+  onRecorded: (runDir: string) => Effect.Effect<void> = () => Effect.void
 ) =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -752,7 +748,7 @@ export const submitRun = <J extends Job>(
     return yield* withRunLock(
       runDir,
       `${sampling.command} --backend batch`,
-      submitNew(initial, sampling, inventory, limits, onRecorded, expectedOutputTokens)
+      submitNew(initial, sampling, inventory, limits, onRecorded)
     )
       .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir, holder: e.holder })))
   })
@@ -762,8 +758,7 @@ const submitNew = <J extends Job>(
   sampling: SamplingOptions<J>,
   inventory: InventoryApi,
   limits: BatchLimits,
-  onRecorded: (runDir: string) => Effect.Effect<void>,
-  expectedOutputTokens: number
+  onRecorded: (runDir: string) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const { ledger, runDir } = runPaths(sampling.rawDir, sampling.runId)
@@ -783,7 +778,7 @@ const submitNew = <J extends Job>(
         committedUsd: spent,
         committedText: `$${spent.toFixed(4)} spent`,
         model: initial.llm.model,
-        outputTokens: expectedOutputTokens
+        outputTokens: expectedOutputOf(initial.llm.reasoningEffort)
       }
     const { lines, tally } = withinBudget(all, budget)
     const start: BatchRun = {
