@@ -253,10 +253,6 @@ class Handoff<A> {
     })
   })
 
-  get isEnded(): boolean {
-    return this.ended
-  }
-
   /** Gives `a` to a waiting worker, or holds it; returns whether the feed may offer more without waiting. */
   offer(a: A): boolean {
     const taker = this.takers.shift()
@@ -344,8 +340,8 @@ const forEachConcurrently = <A extends object, E, R, E2, R2>(
     const worker = Effect.gen(function*() {
       let previous: Effect.Effect<void, E2, R2> = Effect.void
       for (;;) {
-        // A held element without an Effect; the wait for one only when none is held.
-        const next = handoff.poll() ?? (handoff.isEnded ? undefined : yield* handoff.take)
+        // A held element without an Effect; the wait for one only when none is held (or the queue has ended).
+        const next = handoff.poll() ?? (yield* handoff.take)
         if (next === undefined) break
         const started = f(next)
         yield* previous
