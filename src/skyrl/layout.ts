@@ -312,17 +312,38 @@ const SUCCESS_STRINGS = ["must_call_tool"]
 const CRITERION_STRINGS = ["name", "description", "scoring"]
 const TOOL_STRINGS = ["call_name", "server", "tool"]
 
-/** The steps of a row as a caller read them, their `params` text parsed (by step index). */
-type KnownSteps = ReadonlyArray<{ readonly params: unknown }> | undefined
+/**
+ * The steps of a row as a caller read them, by step index: their `params` text parsed, and their
+ * `depends_on` and `derived_params` texts where the caller parsed those too.
+ */
+interface ParsedStep {
+  readonly params: unknown
+  readonly depends_on?: unknown
+  readonly derived_params?: unknown
+}
+type KnownSteps = ReadonlyArray<ParsedStep> | undefined
 
-/** `parsed(s.params)`, taken from `known` when the caller parsed that text already. */
-const paramsOf = (s: Json, i: number, known: KnownSteps): unknown =>
-  known !== undefined && typeof s.params === "string" && known[i] !== undefined ? known[i]!.params : parsed(s.params)
+/** `parsed(s[key])`, taken from `known` when the caller parsed that text already. */
+const fieldOf = (s: Json, i: number, known: KnownSteps, key: keyof ParsedStep): unknown => {
+  const k = known?.[i]
+  return k !== undefined && typeof s[key] === "string" && key in k ? k[key] : parsed(s[key])
+}
 
 const isStepOnDisk = (s: unknown, i: number, known: KnownSteps): boolean =>
   isObject(s) && isInt(s.step) && stringFields(s, STEP_STRINGS) &&
-  isObject(paramsOf(s, i, known)) && allInts(parsed(s.depends_on)) &&
-  allStrings(parsed(s.derived_params))
+  isObject(fieldOf(s, i, known, "params")) && allInts(fieldOf(s, i, known, "depends_on")) &&
+  allStrings(fieldOf(s, i, known, "derived_params"))
+
+/** Each step's JSON texts parsed once, for the check and the decoding both (`[]` when there is no step list). */
+const parseSteps = (u: Json): ReadonlyArray<ParsedStep> => {
+  const gt = isObject(u.reward_spec) ? u.reward_spec.ground_truth : undefined
+  const steps = isObject(gt) && Array.isArray(gt.tool_sequence) ? gt.tool_sequence as ReadonlyArray<unknown> : []
+  return steps.map((s) =>
+    isObject(s)
+      ? { params: parsed(s.params), depends_on: parsed(s.depends_on), derived_params: parsed(s.derived_params) }
+      : { params: NOT_JSON }
+  )
+}
 
 /** Frozen `available_tools` lists (of frozen entries) found well-formed: rows share them. */
 const wellFormedTools = new WeakSet<object>()
@@ -382,8 +403,9 @@ export const decodeRowWithSchema = (
 export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> => {
   if (isObject(u) && isObject(u.extra_info)) {
     const metadata = parsed(u.extra_info.task_metadata)
-    if (isObject(metadata) && matchesRowSchema(u, metadata)) {
-      const row = decodeByHand(u, metadata)
+    const steps = isObject(metadata) ? parseSteps(u) : []
+    if (isObject(metadata) && matchesRowSchema(u, metadata, steps)) {
+      const row = decodeByHand(u, metadata, steps)
       if (row !== undefined) return Either.right(row)
     }
   }
@@ -406,22 +428,22 @@ export const instance = <C extends new(props: never, options?: never) => object>
  * What `decodeRowWithSchema` makes of a row `matchesRowSchema` accepted (test/layout.test.ts holds them
  * equal), built directly. Long `tool_schemas` texts decode to one shared frozen object per text.
  */
-const decodeByHand = (u: Json, metadata: Json): SkyRLRow | undefined => {
+const decodeByHand = (u: Json, metadata: Json, parsedSteps: ReadonlyArray<ParsedStep>): SkyRLRow | undefined => {
   const rs = u.reward_spec as Json
   const gt = rs.ground_truth as Json
   const toolSchemas = objectOfText(gt.tool_schemas)
   if (toolSchemas === undefined) return undefined
   const steps: Array<RowStep> = []
-  for (const s of gt.tool_sequence as ReadonlyArray<Json>) {
-    const params = JSON.parse(s.params as string) as Json
+  for (const [i, s] of (gt.tool_sequence as ReadonlyArray<Json>).entries()) {
+    const known = parsedSteps[i]!
     steps.push(instance(RowStep, {
       step: s.step as number,
       server: s.server as string,
       tool: s.tool as string,
       call_name: s.call_name as string,
-      params,
-      depends_on: JSON.parse(s.depends_on as string) as Array<number>,
-      derived_params: JSON.parse(s.derived_params as string) as Array<string>,
+      params: known.params as Json,
+      depends_on: known.depends_on as Array<number>,
+      derived_params: known.derived_params as Array<string>,
       schema_hash: s.schema_hash as string
     }))
   }
