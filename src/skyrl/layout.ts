@@ -403,9 +403,9 @@ export const decodeRowWithSchema = (
 export const decodeRow = (u: unknown): Either.Either<SkyRLRow, { readonly path: string; readonly message: string }> => {
   if (isObject(u) && isObject(u.extra_info)) {
     const metadata = parsed(u.extra_info.task_metadata)
-    const steps = isObject(metadata) ? parseSteps(u) : []
-    if (isObject(metadata) && matchesRowSchema(u, metadata, steps)) {
-      const row = decodeByHand(u, metadata, steps)
+    if (isObject(metadata)) {
+      const steps = parseSteps(u)
+      const row = matchesRowSchema(u, metadata, steps) ? decodeByHand(u, metadata, steps) : undefined
       if (row !== undefined) return Either.right(row)
     }
   }
