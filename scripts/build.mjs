@@ -96,6 +96,12 @@ await build({
   define: { "import.meta.url": "__skyrlModuleUrl" },
   banner: { js: "const __skyrlModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [lazyPackages],
+  // Whitespace and syntax minified, names kept (stack traces and profiles still name functions; the
+  // source map gives files and lines: `node --enable-source-maps bin/skyrl.js`): 6.2 → 4.2 MB, which every
+  // start reads, decodes and hands to V8 with its code cache (~35 ms less CPU a start, `--version` 0.44 →
+  // 0.40 s on 2 CPUs).
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: "warning"
 })
 
