@@ -11,7 +11,8 @@ export default tseslint.config(
       "coverage/**",
       "data/**",
       "test/fixtures/**",
-      "**/*.d.ts"
+      "**/*.d.ts",
+      "src/**/*.generated.js"
     ]
   },
   ...tseslint.configs.recommended,
