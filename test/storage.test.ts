@@ -17,6 +17,7 @@ import { encodeRow } from "../src/skyrl/layout.js"
 import { utf8FaultOf } from "../src/skyrl/utf8.js"
 import { runChild } from "./support/child.js"
 import { ROOT } from "./support/python.js"
+import { seededRandom } from "./support/schemaSample.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-storage-"))
 const run = <A, E>(effect: Effect.Effect<A, E, Storage>) => Effect.runPromise(Effect.provide(effect, StorageLive))
@@ -367,6 +368,35 @@ describe("text that is not UTF-8 (a Latin-1 é, 0xE9)", () => {
       const lines: Array<string> = []
       for await (const chunk of lineChunks(file, size)) lines.push(...chunk)
       expect(lines.map((l, i) => utf8FaultOf(l, i + 1) ?? l), `read size ${size}`).toEqual(good.map((g) => g ?? fault))
+    }
+  })
+
+  it("lineChunks cuts UTF-8 text into the lines a split of the decoded text gives, whatever the line ends and read size", async () => {
+    // Each line is decoded alone (Latin-1 when a read is ASCII): held to the plain reading of the whole file.
+    const random = seededRandom(19)
+    const pick = <A>(xs: ReadonlyArray<A>): A => xs[Math.floor(random() * xs.length)]!
+    const pieces = ["a", "{\"k\": 1}", " ", "é", "€", "😀", "\uFFFD", "\u00FF", "z".repeat(40)]
+    const ends = ["\n", "\r\n", "\r", "\n\n", "\r\r\n"]
+    const dir = tmp()
+    for (let round = 0; round < 60; round++) {
+      const ascii = round % 3 === 0
+      let text = round % 4 === 0 ? "\uFEFF" : ""
+      const lines = 1 + Math.floor(random() * 30)
+      for (let l = 0; l < lines; l++) {
+        const n = Math.floor(random() * 6)
+        for (let k = 0; k < n; k++) text += ascii ? pick(["a", " ", "{\"k\": 1}", "z".repeat(40)]) : pick(pieces)
+        if (l < lines - 1 || random() < 0.5) text += pick(ends)
+      }
+      const file = join(dir, `t${round}.txt`)
+      writeFileSync(file, text)
+      const body = text.startsWith("\uFEFF") ? text.slice(1) : text
+      const expected = body.split(/\r\n|\n|\r/)
+      if (expected.at(-1) === "") expected.pop()
+      for (const size of [1, 3, 8, 64, 64 * 1024]) {
+        const got: Array<string> = []
+        for await (const chunk of lineChunks(file, size)) got.push(...chunk)
+        expect(got, `round ${round}, read size ${size}: ${JSON.stringify(text)}`).toEqual(expected)
+      }
     }
   })
 

@@ -17,6 +17,7 @@
  */
 import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import type * as Scope from "effect/Scope"
+import { isAscii, isUtf8 } from "node:buffer"
 import { randomBytes } from "node:crypto"
 import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
@@ -660,6 +661,9 @@ const TEXT_READ_BUFFER = 512 * 1024
  */
 const LINE_BATCH = 16
 
+/** A byte-order mark in UTF-8. */
+const BOM = Buffer.from([0xef, 0xbb, 0xbf])
+
 /** The lines of a text that ends with a line end. */
 const splitLines = (text: string): Array<string> => {
   const lines = text.includes("\r") ? text.split(/\r\n|\n|\r/) : text.split("\n")
@@ -667,15 +671,53 @@ const splitLines = (text: string): Array<string> => {
   return lines
 }
 
+/** The lines of a block of a file: `take(from, to)` gives lines `from` to `to` (excluded) as text. */
+interface BlockLines {
+  readonly length: number
+  readonly take: (from: number, to: number) => Array<string>
+}
+
 /**
  * The lines of `bytes`, whole lines from byte `offset` of a file (`last`: the rest of the file, which may
  * end without a line end): decoded by `decodeUtf8` (a line that is not UTF-8 is its fault line), a BOM at
- * the file's start dropped.
+ * the file's start dropped. Bytes that are all UTF-8 (the usual case) are cut into lines first and each line
+ * decoded when it is taken (`utf8Lines`): the same lines.
  */
-const linesOf = (bytes: Buffer, offset: number, last = false): Array<string> => {
+const linesOf = (bytes: Buffer, offset: number, last = false): BlockLines => {
+  if (isUtf8(bytes)) return utf8Lines(bytes, offset === 0 && bytes.subarray(0, 3).equals(BOM) ? BOM.length : 0)
   const decoded = decodeUtf8(bytes, offset)
   const text = offset === 0 ? withoutBom(decoded) : decoded
-  return last ? (text === "" ? [] : splitLines(text + "\n")) : splitLines(text)
+  const lines = last ? (text === "" ? [] : splitLines(text + "\n")) : splitLines(text)
+  return { length: lines.length, take: (from, to) => lines.slice(from, to) }
+}
+
+/**
+ * The lines of UTF-8 `bytes` from `start`, cut at `\n`, `\r\n` and a lone `\r`, a last line without a line end
+ * kept, each decoded alone when taken (as Latin-1 when the bytes are ASCII). A read decoded whole was a string of
+ * its size (512 KiB for a tasks file, allocated in pages of its own) kept alive by every line cut from it, and
+ * lines decoded all at once outlived young-generation collections while the first ones were used.
+ */
+const utf8Lines = (bytes: Buffer, start: number): BlockLines => {
+  const encoding = isAscii(bytes) ? "latin1" : "utf8"
+  const bounds: Array<number> = [] // each line's first byte and the byte after its last
+  let lf = bytes.indexOf(0x0a, start)
+  let cr = bytes.indexOf(0x0d, start)
+  for (let at = start; at < bytes.length;) {
+    if (lf >= 0 && lf < at) lf = bytes.indexOf(0x0a, at)
+    if (cr >= 0 && cr < at) cr = bytes.indexOf(0x0d, at)
+    const end = lf < 0 ? (cr < 0 ? bytes.length : cr) : cr < 0 ? lf : Math.min(lf, cr)
+    bounds.push(at, end)
+    at = end === cr && bytes[end + 1] === 0x0a ? end + 2 : end + 1
+  }
+  const length = bounds.length / 2
+  const take = (from: number, to: number) => {
+    const lines: Array<string> = []
+    for (let i = from; i < Math.min(to, length); i++) {
+      lines.push(bytes.toString(encoding, bounds[2 * i], bounds[2 * i + 1]))
+    }
+    return lines
+  }
+  return { length, take }
 }
 
 /** The offset of the last line end (\n or \r) of `bytes`, or -1; a \r at the very end is not one. */
@@ -701,7 +743,7 @@ export async function* lineChunks(file: string, size = READ_BUFFER): AsyncGenera
       const { bytesRead } = await next
       if (bytesRead === 0) {
         const lines = linesOf(Buffer.concat(rest), offset, true)
-        if (lines.length > 0) yield lines
+        if (lines.length > 0) yield lines.take(0, lines.length)
         return
       }
       const current = buffers[which].subarray(0, bytesRead)
@@ -719,7 +761,7 @@ export async function* lineChunks(file: string, size = READ_BUFFER): AsyncGenera
       const lines = linesOf(block, offset)
       offset += block.length
       rest = [Buffer.from(current.subarray(cut + 1))]
-      for (let i = 0; i < lines.length; i += LINE_BATCH) yield lines.slice(i, i + LINE_BATCH)
+      for (let i = 0; i < lines.length; i += LINE_BATCH) yield lines.take(i, i + LINE_BATCH)
     }
   } finally {
     await handle.close()
