@@ -25,11 +25,13 @@ export const draft7MetaSource = (): string => {
   interop<(ajv: Ajv) => Ajv>(AjvFormats)(ajv)
   const validate = ajv.getSchema(DRAFT7)
   if (validate === undefined) throw new Error(`ajv has no ${DRAFT7}`)
-  // Ajv's ESM output still `require`s its runtime helpers: the one the meta-schema needs becomes an import.
-  const code = interop<(ajv: Ajv, v: unknown) => string>(standalone)(ajv, validate).replace(
-    /const (\w+) = require\("ajv\/dist\/runtime\/equal"\)\.default;/,
-    "const $1 = runtimeEqual;"
-  )
+  // Ajv's ESM output still `require`s its runtime helpers: the one the meta-schema needs becomes an import (and its
+  // "use strict", which a module does not need, would follow the imports).
+  const code = interop<(ajv: Ajv, v: unknown) => string>(standalone)(ajv, validate).replace(/^"use strict";/, "")
+    .replace(
+      /const (\w+) = require\("ajv\/dist\/runtime\/equal"\)\.default;/,
+      "const $1 = runtimeEqual;"
+    )
   if (code.includes("require(")) {
     throw new Error("ajv's standalone code needs a runtime helper this script does not import")
   }
