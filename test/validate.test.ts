@@ -201,6 +201,16 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.available_tools[26].call_name"
     ],
     [
+      "two offered tools under one call name in an offer of more than 64 tools (looked up in a map there)",
+      (r) => {
+        const offer = JSON.parse(JSON.stringify(r.reward_spec.ground_truth.available_tools))
+        const more = Array.from({ length: 50 }, (_, i) => ({ call_name: `extra_${i}`, server: "extra", tool: `t${i}` }))
+        r.reward_spec.ground_truth.available_tools = [...offer, ...more, { ...offer[3], server: "polygon" }]
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.available_tools[75].call_name"
+    ],
+    [
       "a missing rubric",
       (r) => delete r.reward_spec.ground_truth.rubric,
       "contract/schema",
@@ -1224,6 +1234,19 @@ describe("Arrow walk over rows of one shape", () => {
       [9, "x.a"]
     ])
     expect(ruleOf(report, "arrow/key-sets").examples.map((e) => [e.row, e.field])).toEqual([[8, "x"]])
+  })
+  it("values of a row checked without keeping it are not counted for the type change's majority", () => {
+    const checker = new DatasetChecker({})
+    checker.beginFile("f.jsonl")
+    checker.add(0, { id: "r0", x: 1 })
+    // Three candidates with a number at x, none kept: x holds 1 number and 2 strings, so row 0 is the odd one.
+    for (let i = 1; i <= 3; i++) checker.check(i, { id: `c${i}`, x: i }, { keep: false })
+    checker.add(1, { id: "r1", x: "s" })
+    checker.add(2, { id: "r2", x: "t" })
+    const rule = ruleOf(checker.report(), "arrow/type-change")
+    expect(rule.count).toBe(1)
+    expect(rule.examples.map((e) => [e.row, e.field])).toEqual([[0, "x"]])
+    expect(rule.examples[0]!.message).toContain("values at this path: 2 string, 1 number")
   })
   it("a type change names the rows of the type with fewer values, with both counts, not the majority after a first odd row", () => {
     // Row 0 holds a string where the 4 rows after it hold numbers: row 0 is the odd one out.

@@ -345,31 +345,55 @@ interface KindSeen {
 
 /** A path of the on-disk values (abstract: `reward_spec.ground_truth.tool_sequence[]`), for the Arrow rules. */
 interface PathNode {
-  kind?: Kind
-  kindAt?: string
+  kind?: Kind | undefined
+  kindAt?: string | undefined
   /** The values of `kind` here, and the first places of them (up to maxExamples). */
-  kindCount?: number
-  kindPlaces?: Array<Place>
+  kindCount?: number | undefined
+  kindPlaces?: Array<Place> | undefined
   /** The values of the other types here, in the order they came (arrow/type-change). */
-  otherKinds?: Map<Kind, KindSeen>
-  numeric?: "int" | "float"
-  numericAt?: string
+  otherKinds?: Map<Kind, KindSeen> | undefined
+  numeric?: "int" | "float" | undefined
+  numericAt?: string | undefined
   /** The sorted key names of the objects here (joined by NUL), and the last key order seen with that set. */
-  keys?: string
-  keysAt?: string
+  keys?: string | undefined
+  keysAt?: string | undefined
   lastNames?: ReadonlyArray<string> | undefined
-  children?: Map<string, PathNode>
+  children?: Map<string, PathNode> | undefined
   /** The child paths of `childrenOf`'s keys, in its order (set by kept rows only: never undone). */
-  childList?: ReadonlyArray<PathNode>
-  childrenOf?: ReadonlyArray<string>
-  item?: PathNode
+  childList?: ReadonlyArray<PathNode> | undefined
+  childrenOf?: ReadonlyArray<string> | undefined
+  item?: PathNode | undefined
   /**
    * The last list or object walked here without a finding, and the file it was in: the same (shared,
    * frozen) value again in that file changes nothing, so it is not walked again.
    */
   clean?: unknown
-  cleanFile?: number
+  cleanFile?: number | undefined
 }
+
+/**
+ * A path's node with every field there from the start: one hidden class for all of them. Fields added one at a
+ * time by `setStat`'s keyed stores gave nodes of many shapes, and past a dozen V8 keeps an object's properties
+ * in a dictionary (a hash lookup for each field the walk reads, at every value of every row).
+ */
+const newPathNode = (): PathNode => ({
+  kind: undefined,
+  kindAt: undefined,
+  kindCount: undefined,
+  kindPlaces: undefined,
+  otherKinds: undefined,
+  numeric: undefined,
+  numericAt: undefined,
+  keys: undefined,
+  keysAt: undefined,
+  lastNames: undefined,
+  children: undefined,
+  childList: undefined,
+  childrenOf: undefined,
+  item: undefined,
+  clean: undefined,
+  cleanFile: undefined
+})
 
 const GT = "reward_spec.ground_truth"
 
@@ -386,6 +410,21 @@ const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean 
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }
+
+/** The first tool of `list` before index `end` offered under call name `name` (`checkOfferedNames`). */
+const firstNamedBefore = (list: ReadonlyArray<unknown>, name: string, end: number): Json | undefined => {
+  for (let j = 0; j < end; j++) {
+    const t = list[j]
+    if (isObject(t) && t.call_name === name) return t
+  }
+  return undefined
+}
+
+/** Two offered tools told apart by server and tool: `server.tool` would make server a.b's tool c server a's tool b.c. */
+const sameTarget = (a: Json, b: Json): boolean =>
+  String(a.server) === String(b.server) && String(a.tool) === String(b.tool)
+
+const targetOf = (t: Json): string => `${String(t.server)}/${String(t.tool)}`
 
 /** Whether a plain object's own keys are `names`, in that order (`Object.keys(obj)` equal to `names`). */
 const hasKeysInOrder = (obj: Json, names: ReadonlyArray<string>): boolean => {
@@ -496,7 +535,7 @@ export class DatasetChecker {
   private readonly files: Array<{ file: string; rows: number }> = []
   private readonly counts = new Map<RuleId, number>()
   private readonly examples = new Map<RuleId, Array<Finding>>()
-  private readonly root: PathNode = {}
+  private readonly root: PathNode = newPathNode()
   /**
    * Prompts, as fixed-size hashes: the first row of each user message after normalization (its hash →
    * the first 32 bits of the whole prompt's hash, and the row), and the whole-prompt hashes that entry
@@ -635,6 +674,15 @@ export class DatasetChecker {
       this.undo.push(() => (had ? void map.set(key, before as V) : void map.delete(key)))
     }
     map.set(key, value)
+  }
+
+  /**
+   * `kindCount` + 1 at every value walked, undone when the row is not kept: a named store (`setStat`'s keyed
+   * store allocated ~48 bytes a call here).
+   */
+  private countKind(node: PathNode): void {
+    if (this.undo !== undefined) this.undo.push(() => void node.kindCount!--)
+    node.kindCount!++
   }
 
   /** A field of a path's statistics, undone when the row is not kept. */
@@ -1202,16 +1250,15 @@ export class DatasetChecker {
   /** One call name for two offered tools: the policy cannot tell them apart, and MCPToolEnv runs the last. */
   private checkOfferedNames(available: unknown): void {
     if (!Array.isArray(available)) return
-    // The first tool offered under each call name; targets are spelled out only when a name comes again.
-    const offered = new Map<string, Json>()
-    // Told apart by server and tool: `server.tool` would make server a.b's tool c server a's tool b.c.
-    const same = (a: Json, b: Json) => String(a.server) === String(b.server) && String(a.tool) === String(b.tool)
-    const targetOf = (t: Json) => `${String(t.server)}/${String(t.tool)}`
-    available.forEach((t: unknown, i) => {
-      if (!isObject(t) || typeof t.call_name !== "string") return
-      const first = offered.get(t.call_name)
-      if (first === undefined) offered.set(t.call_name, t)
-      else if (!same(first, t)) {
+    // The first tool offered under each call name; targets are spelled out only when a name comes again. Rows
+    // offer a few dozen tools: those are looked through without a map (one a row, for every row).
+    const offered = available.length > 64 ? new Map<string, Json>() : undefined
+    for (let i = 0; i < available.length; i++) {
+      const t: unknown = available[i]
+      if (!isObject(t) || typeof t.call_name !== "string") continue
+      const first = offered === undefined ? firstNamedBefore(available, t.call_name, i) : offered.get(t.call_name)
+      if (first === undefined) offered?.set(t.call_name, t)
+      else if (!sameTarget(first, t)) {
         this.find(
           "contract/provenance",
           `${GT}.available_tools[${i}].call_name`,
@@ -1220,7 +1267,7 @@ export class DatasetChecker {
           })`
         )
       }
-    })
+    }
   }
 
   /**
@@ -1307,7 +1354,8 @@ export class DatasetChecker {
     if (prompt.texts.length === 0 || !Array.isArray(listed) || listed.length === 0) return
     // Tools are listed in the system message, which rows of one run share: its answers are remembered.
     const missing: Array<string> = []
-    for (const t of listed) {
+    for (let i = 0; i < listed.length; i++) {
+      const t: unknown = listed[i]
       if (!isObject(t) || typeof t.call_name !== "string" || t.call_name === "") continue
       if (!prompt.namesWord(t.call_name)) missing.push(t.call_name)
     }
@@ -1500,7 +1548,7 @@ export class DatasetChecker {
       this.setStat(node, "kindCount", 1)
       this.setStat(node, "kindPlaces", [this.place()])
     } else if (node.kind === kind) {
-      this.setStat(node, "kindCount", node.kindCount! + 1)
+      this.countKind(node)
       if (node.kindPlaces!.length < this.maxExamples) this.pushUndone(node.kindPlaces!, this.place())
     } else this.typeChange(node, kind)
     switch (kind) {
@@ -1679,7 +1727,7 @@ export class DatasetChecker {
 
   /** A new path under `node`: the field `name`, or the list's items (`name` undefined); undone with the row. */
   private newChild(node: PathNode, name: string | undefined): PathNode {
-    const child: PathNode = {}
+    const child = newPathNode()
     if (name === undefined) this.setStat(node, "item", child)
     else {
       if (node.children === undefined) this.setStat(node, "children", new Map())

@@ -26,7 +26,7 @@
  *   nothing: it shows every enum member and describes every tool, whatever the task asks (`withoutToolList`).
  */
 import { isObject } from "../domain/json.js"
-import { remember } from "./memo.js"
+import { remember, rememberAnswer } from "./memo.js"
 import type { PlanStep } from "./planValidation.js"
 import { isLiteralParam } from "./planValidation.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
@@ -293,12 +293,25 @@ export class MessageFacts {
 
   /** `statesNumber` of this message. */
   statesNumber(n: number): boolean {
-    return remember(this.answers?.numbers, n, () => statesNumber(this.text, n, this.reading))
+    const numbers = this.answers?.numbers
+    const known = numbers?.get(n)
+    if (known !== undefined) return known
+    const answer = statesNumber(this.text, n, this.reading)
+    if (numbers !== undefined) rememberAnswer(numbers, n, answer)
+    return answer
   }
 
-  /** Whether this message names `name` as a whole word (not inside a longer identifier). */
+  /**
+   * Whether this message names `name` as a whole word (not inside a longer identifier). Asked for every offered
+   * tool of every row: no closure per question (as `remember` would take).
+   */
   namesWord(name: string): boolean {
-    return remember(this.answers?.names, name, () => wordIndex(this.text, name) !== -1)
+    const names = this.answers?.names
+    const known = names?.get(name)
+    if (known !== undefined) return known
+    const answer = wordIndex(this.text, name) !== -1
+    if (names !== undefined) rememberAnswer(names, name, answer)
+    return answer
   }
 
   get comparable(): string {
@@ -326,7 +339,8 @@ export class PromptFacts {
 
   /** Whether a message names `name` as a whole word (a tool's call name, e.g.). */
   namesWord(name: string): boolean {
-    return this.messages.some((m) => m.namesWord(name))
+    for (const m of this.messages) if (m.namesWord(name)) return true
+    return false
   }
 
   states(v: string | number): boolean {
