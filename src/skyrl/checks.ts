@@ -372,9 +372,8 @@ interface PathNode {
 }
 
 /**
- * A path's node with every field there from the start: one hidden class for all of them. Fields added one at a
- * time by `setStat`'s keyed stores gave nodes of many shapes, and past a dozen V8 keeps an object's properties
- * in a dictionary (a hash lookup for each field the walk reads, at every value of every row).
+ * A path's node with every field there from the start: one hidden class for all of them (added one at a time by
+ * `setStat`, in the order each path met them, they gave nodes of many shapes for the walk to read).
  */
 const newPathNode = (): PathNode => ({
   kind: undefined,
