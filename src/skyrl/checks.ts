@@ -372,8 +372,9 @@ interface PathNode {
 }
 
 /**
- * A path's node with every field there from the start: one hidden class for all of them (added one at a time by
- * `setStat`, in the order each path met them, they gave nodes of many shapes for the walk to read).
+ * A path's node with every field there from the start, in one order: one hidden class for all of them. With
+ * fields added one at a time by `setStat`, in the order each path met them, `countKind`'s store still allocated
+ * (2.2 KB a row of `convert`, measured).
  */
 const newPathNode = (): PathNode => ({
   kind: undefined,

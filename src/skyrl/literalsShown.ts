@@ -26,7 +26,7 @@
  *   nothing: it shows every enum member and describes every tool, whatever the task asks (`withoutToolList`).
  */
 import { isObject } from "../domain/json.js"
-import { remember, rememberAnswer } from "./memo.js"
+import { remember, rememberWith } from "./memo.js"
 import type { PlanStep } from "./planValidation.js"
 import { isLiteralParam } from "./planValidation.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
@@ -276,6 +276,9 @@ const dayStatement = (iso: string, reading: PromptReading): ((text: string) => b
     [named, wholeMonth].some((re) => re !== undefined && [...text.matchAll(re)].some((match) => withYear(text, match)))
 }
 
+/** Whether `text` names `name` as a whole word (`MessageFacts.namesWord`). */
+const namesWordIn = (name: string, text: string): boolean => wordIndex(text, name) !== -1
+
 /** Messages this long (a run's system message, shared by its rows) have their answers remembered. */
 export const LONG_MESSAGE = 512
 
@@ -293,25 +296,15 @@ export class MessageFacts {
 
   /** `statesNumber` of this message. */
   statesNumber(n: number): boolean {
-    const numbers = this.answers?.numbers
-    const known = numbers?.get(n)
-    if (known !== undefined) return known
-    const answer = statesNumber(this.text, n, this.reading)
-    if (numbers !== undefined) rememberAnswer(numbers, n, answer)
-    return answer
+    return remember(this.answers?.numbers, n, () => statesNumber(this.text, n, this.reading))
   }
 
   /**
    * Whether this message names `name` as a whole word (not inside a longer identifier). Asked for every offered
-   * tool of every row: no closure per question (as `remember` would take).
+   * tool of every row: no closure per question (`rememberWith`).
    */
   namesWord(name: string): boolean {
-    const names = this.answers?.names
-    const known = names?.get(name)
-    if (known !== undefined) return known
-    const answer = wordIndex(this.text, name) !== -1
-    if (names !== undefined) rememberAnswer(names, name, answer)
-    return answer
+    return rememberWith(this.answers?.names, name, namesWordIn, this.text)
   }
 
   get comparable(): string {

@@ -10,7 +10,7 @@
 import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { plural } from "../domain/words.js"
-import { remember, rememberAnswer } from "./memo.js"
+import { remember, rememberWith } from "./memo.js"
 import type { PromptReading } from "./promptReading.js"
 import { readsAsOf } from "./promptReading.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
@@ -164,12 +164,6 @@ const NON_ASCII = /[^\x00-\x7f]/
 const squash = (name: string): string => visibleText(name).toLowerCase().replace(/[_.-]+/g, "")
 /** `squash` of the tool names of plans (few, the same on every row of a run). */
 const squashedNames = new Map<string, string>()
-/** `squash(name)`, remembered in `squashedNames` (asked for every name of every row's plan: no closure). */
-const squashOf = (name: string): string => {
-  let key = squashedNames.get(name)
-  if (key === undefined) rememberAnswer(squashedNames, name, key = squash(name))
-  return key
-}
 
 /** Cyrillic and Greek letters that look like Latin ones (NFKC keeps them apart), and the Latin letter of each. */
 const LOOKALIKE_FROM = "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u051b\u051d\u04bb\u0501" +
@@ -314,19 +308,8 @@ interface TypoName {
  * not `get_quote`, whose one-edit neighbours are too near other words and names).
  */
 const TYPO_MIN_LENGTH = 10
-/** The `TypoName`s of the tool names of plans (few, the same on every row of a run), by call name and key. */
-const typoNames = new Map<string, Map<string, TypoName>>()
-/** The `TypoName` of a name squashed to `key`, shown as `call`, remembered in `typoNames`. */
-const typoNameOf = (call: string, key: string): TypoName => {
-  let ofCall = typoNames.get(call)
-  if (ofCall === undefined) rememberAnswer(typoNames, call, ofCall = new Map())
-  let typo = ofCall.get(key)
-  if (typo === undefined) {
-    const middle = Math.floor(key.length / 2)
-    rememberAnswer(ofCall, key, typo = { key, call, halves: [key.slice(0, middle), key.slice(middle + 1)] })
-  }
-  return typo
-}
+/** The `TypoName`s of the tool names of plans (few, the same on every row of a run). */
+const typoNames = new Map<string, TypoName>()
 const SEPARATED = /[_.-]/
 
 /**
@@ -425,22 +408,23 @@ const namesOf = (plan: ReadonlyArray<OfferedTool>): ToolNames => {
   if (known !== undefined) return known
   const squashed = new Map<string, string>()
   const typos: Array<TypoName> = []
-  const add = (name: string, display: string) => {
-    if (!MULTI_PART.test(name)) return
-    const key = squashOf(name)
-    if (!squashed.has(key)) squashed.set(key, display)
-    if (
-      name.length >= TYPO_MIN_LENGTH && key.length >= 6 && SEPARATED.test(name) && !typos.some((t) => t.key === key)
-    ) {
-      typos.push(typoNameOf(display, key))
-    }
-  }
   for (const s of plan) {
     const display = s.call_name ?? s.tool
-    add(display, display)
-    add(s.tool, display)
     const prefix = `${s.server}_`
-    if (s.tool.toLowerCase().startsWith(prefix.toLowerCase())) add(s.tool.slice(prefix.length), display)
+    const bare = s.tool.toLowerCase().startsWith(prefix.toLowerCase()) ? s.tool.slice(prefix.length) : undefined
+    for (const name of [display, s.tool, bare]) {
+      if (name === undefined || !MULTI_PART.test(name)) continue
+      const key = rememberWith(squashedNames, name, squash, undefined)
+      if (!squashed.has(key)) squashed.set(key, display)
+      if (
+        name.length >= TYPO_MIN_LENGTH && key.length >= 6 && SEPARATED.test(name) && !typos.some((t) => t.key === key)
+      ) {
+        typos.push(remember(typoNames, `${display}\n${key}`, () => {
+          const middle = Math.floor(key.length / 2)
+          return { key, call: display, halves: [key.slice(0, middle), key.slice(middle + 1)] }
+        }))
+      }
+    }
   }
   const names = { squashed, typos, tools: plan }
   namesOfPlan.set(plan, names)
