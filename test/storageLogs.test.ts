@@ -309,6 +309,24 @@ describe("the group-commit log when the fiber writing a batch is interrupted", (
     expect(outcome.written.join("")).toBe("A\nB\n")
   })
 
+  it("while the log is being opened, with lines queued after its batch was taken: the batch goes back first", async () => {
+    const written: Array<string> = []
+    const outcome = await Effect.runPromise(
+      Effect.scoped(Effect.gen(function*() {
+        const log = yield* makeDurableLog("/stub/log.jsonl")
+        const a = yield* Effect.fork(log.queue("A\n"))
+        yield* Effect.sleep("2 millis") // A's batch was taken; the log is being opened
+        const c = yield* Effect.fork(log.queue("C\u00e9\n"))
+        yield* Effect.sleep("2 millis")
+        yield* Fiber.interrupt(a)
+        const onDisk = yield* Effect.either(Fiber.join(c))
+        return { onDisk, written: [...written] }
+      })).pipe(Effect.provide(stub(20, (d) => Effect.sync(() => void written.push(Buffer.from(d).toString("utf8"))))))
+    )
+    expect(Either.isRight(outcome.onDisk)).toBe(true)
+    expect(outcome.written).toEqual(["A\nC\u00e9\n"])
+  })
+
   it("while its write fails: the failure is kept, so no later line is appended after the cut one", async () => {
     const written: Array<string> = []
     let calls = 0

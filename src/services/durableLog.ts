@@ -120,11 +120,77 @@ export interface DurableLogOptions {
   readonly ready?: Effect.Effect<void, StorageError>
 }
 
-/** Texts as one string, or as one byte buffer when any of them is bytes. */
-const joined = (parts: ReadonlyArray<string | Uint8Array>): string | Uint8Array =>
-  parts.every((p) => typeof p === "string")
-    ? parts.join("")
-    : Buffer.concat(parts.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : p)))
+/** What one write takes: the bytes of `count` texts. */
+interface Batch {
+  readonly bytes: Uint8Array
+  readonly count: number
+}
+
+const NEW_LINE = Buffer.from("\n")
+
+/** A batch this small is copied out of the pending buffer (`Buffer.from` takes it from Node's pool), not handed over. */
+const SMALL_BATCH = Buffer.poolSize >>> 1
+
+/**
+ * The texts waiting for a write, kept as their UTF-8 bytes in a buffer outside the JS heap. A line waits for
+ * the window and then for its write and sync: in a busy run (`verify`: thousands of rows a second, a
+ * young-generation collection every ~50 ms) longer than a collection cycle, so kept as strings the lines and
+ * their joined batch were copied by the collector, then promoted to the old generation, for every line.
+ */
+class PendingBytes {
+  private buffer: Buffer
+  private length = 0
+  count = 0
+  constructor(private readonly initial = 16 * 1024) {
+    this.buffer = Buffer.allocUnsafe(initial)
+  }
+
+  add(data: string | Uint8Array): void {
+    const room = this.buffer.length - this.length
+    const most = typeof data === "string" ? data.length * 3 : data.length
+    if (most > room) {
+      const need = typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.length
+      if (need > room) this.grow(this.length + need)
+    }
+    if (typeof data === "string") this.length += this.buffer.write(data, this.length, "utf8")
+    else {
+      this.buffer.set(data, this.length)
+      this.length += data.length
+    }
+    this.count++
+  }
+
+  /**
+   * Everything pending: a small batch copied out (from Node's shared pool: no allocation of its own), a
+   * larger one handed over (the next texts go to a new buffer about as large).
+   */
+  take(): Batch {
+    const pending = this.buffer.subarray(0, this.length)
+    const small = this.length <= SMALL_BATCH
+    const batch = { bytes: small ? Buffer.from(pending) : pending, count: this.count }
+    if (!small) this.buffer = Buffer.allocUnsafe(Math.max(this.initial, this.length + (this.length >> 2)))
+    this.length = 0
+    this.count = 0
+    return batch
+  }
+
+  /** A batch whose write never started, back before what came since. */
+  putBack(batch: Batch): void {
+    const since = this.buffer.subarray(0, this.length)
+    const count = this.count
+    this.buffer = Buffer.allocUnsafe(Math.max(this.initial, batch.bytes.length + since.length))
+    this.length = 0
+    this.add(batch.bytes)
+    this.add(since)
+    this.count = batch.count + count
+  }
+
+  private grow(atLeast: number): void {
+    const next = Buffer.allocUnsafe(Math.max(atLeast, this.buffer.length * 2))
+    this.buffer.copy(next, 0, 0, this.length)
+    this.buffer = next
+  }
+}
 
 export const makeDurableLog = (
   file: string,
@@ -138,7 +204,7 @@ export const makeDurableLog = (
     // in reverse order).
     const handleScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
     let handle: AppendHandle | undefined
-    let pending: Array<string | Uint8Array> = []
+    const pending = new PendingBytes()
     let unwritten = 0
     // Texts pushed, and texts on disk: writes go in push order, so the first `written` texts are on disk.
     let pushed = 0
@@ -177,33 +243,32 @@ export const makeDurableLog = (
         if (upTo <= written) return Effect.void
         if (failure !== undefined) return Effect.fail(failure)
         if (writing) return Effect.async<void, StorageError>((resume) => void waiters.push({ upTo, resume }))
-        if (pending.length === 0) return Effect.void
+        if (pending.count === 0) return Effect.void
         writing = true
-        const batch = pending
-        pending = []
+        const batch = pending.take()
         let started = false
-        const text = joined(startNewLine ? ["\n", ...batch] : batch)
-        return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(text)))).pipe(
+        const bytes = startNewLine ? Buffer.concat([NEW_LINE, batch.bytes]) : batch.bytes
+        return Effect.flatMap(opened, (h) => Effect.suspend(() => ((started = true), h.append(bytes)))).pipe(
           Effect.onExit((exit) => Effect.sync(() => settle(exit, batch, started)))
         )
       })
-    const settle = (exit: Exit.Exit<void, StorageError>, batch: Array<string | Uint8Array>, started: boolean) => {
+    const settle = (exit: Exit.Exit<void, StorageError>, batch: Batch, started: boolean) => {
       writing = false
       if (Exit.isSuccess(exit)) {
         startNewLine = false
-        unwritten -= batch.length
-        written += batch.length
+        unwritten -= batch.count
+        written += batch.count
       } else {
         const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
-        if (error === undefined && !started) pending = [...batch, ...pending]
+        if (error === undefined && !started) pending.putBack(batch)
         else {
           // Interrupted once the write started: the live append is uninterruptible, so it finished what it began.
           if (error !== undefined) failure ??= error
           else {
             startNewLine = false
-            written += batch.length
+            written += batch.count
           }
-          unwritten -= batch.length
+          unwritten -= batch.count
         }
       }
       const parked = waiters
@@ -216,7 +281,7 @@ export const makeDurableLog = (
     }
     // One window before each background write, so that a steady stream of lines is written in batches.
     const drain = Effect.gen(function*() {
-      while (pending.length > 0 && failure === undefined) {
+      while (pending.count > 0 && failure === undefined) {
         yield* Effect.sleep(windowMs)
         yield* Effect.ignore(writeBatch(pushed))
       }
@@ -229,7 +294,7 @@ export const makeDurableLog = (
     })
     /** Queues `data`; returns how many texts are queued so far (with it). */
     const add = (data: string | Uint8Array) => {
-      pending.push(data)
+      pending.add(data)
       unwritten++
       return ++pushed
     }

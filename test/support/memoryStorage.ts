@@ -39,6 +39,15 @@ export interface MemoryStorage {
 
 const decoder = new TextDecoder()
 const encoder = new TextEncoder()
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+/** The bytes as text, or undefined when they are not UTF-8 (a gzip member: such a file is kept as bytes). */
+const utf8Text = (bytes: Uint8Array): string | undefined => {
+  try {
+    return strictDecoder.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
 
 export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryStorage => {
   const files = new Map<string, string | Uint8Array>()
@@ -102,13 +111,18 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         append: (data) =>
           typeof data === "string"
             ? api.appendDurable(file, data)
-            : write(file, "append", () => {
-              const before = files.get(path.resolve(file))
-              files.set(
-                path.resolve(file),
-                Buffer.concat([before === undefined ? new Uint8Array() : bytesOf(before), data])
-              )
-            }, data)
+            : Effect.suspend(() =>
+              files.get(path.resolve(file)) instanceof Uint8Array || utf8Text(data) === undefined
+                ? write(file, "append", () => {
+                  const before = files.get(path.resolve(file))
+                  files.set(
+                    path.resolve(file),
+                    Buffer.concat([before === undefined ? new Uint8Array() : bytesOf(before), data])
+                  )
+                }, data)
+                // UTF-8 text appended as bytes (the group-commit log writes its lines so) to a text file stays text.
+                : api.appendDurable(file, utf8Text(data)!)
+            )
       }),
     acquireLock: (file, owner) =>
       Effect.suspend(() => {
