@@ -143,7 +143,8 @@ const collectCommand = Command.make(
 
 export const batchCommand = Command.make("batch").pipe(
   Command.withDescription(
-    "Runs through OpenAI's Batch API (half price): status and collect of `generate --backend batch`"
+    "Runs through OpenAI's Batch API (half price): status and collect of `generate --backend batch` and " +
+      "`enrich --backend batch`"
   ),
   Command.withSubcommands([statusCommand, collectCommand])
 )
