@@ -66,8 +66,22 @@ def _block_text(block: Any) -> str:
     if block.get("type") == "text":
         return str(block.get("text", ""))
     if block.get("type") in ("image", "audio"):
-        return f"[{block['type']} {block.get('mimeType', '')}, {len(block.get('data') or '')} base64 chars]"
+        data = block.get("data")
+        size = len(data) if isinstance(data, str) else 0
+        return f"[{block['type']} {block.get('mimeType', '')}, {size} base64 chars]"
     return json.dumps(block, ensure_ascii=False)
+
+
+def _result_fault(result: dict[str, Any]) -> Optional[str]:
+    """Why a recorded ``result`` is not an MCP CallToolResult ``result_text`` can show, or None. The store's line
+    rule (``_entry_fault``, skyrl's) asks only for an object, so a hand-edited store may hold one: its call is
+    answered as a miss naming the fault, never with an exception out of ``step()``."""
+    content = result.get("content")
+    if content is not None and not isinstance(content, list):
+        return f"content is {type(content).__name__}, not a list"
+    if "isError" in result and not isinstance(result["isError"], bool):
+        return f"isError is {type(result['isError']).__name__}, not a boolean"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,6 +106,13 @@ class CassetteBackend:
                 "miss",
             )
         result = record["result"]
+        fault = _result_fault(result)
+        if fault is not None:
+            return ToolResult(
+                f"Error: the recorded result for {server}/{tool} in {self.path} is not an MCP tool result ({fault}); "
+                f"mend or remove its line (key {key})",
+                "miss",
+            )
         return ToolResult(result_text(result), "tool_error" if result.get("isError") else "ok")
 
 

@@ -334,3 +334,35 @@ def test_reward_check_without_cassettes_does_not_warn_about_the_store(caplog, mo
     caplog.set_level(logging.WARNING, logger="skyrl_mcp_env.tools")
     assert reward_check.main([str(FIXTURES / "rows_v2.jsonl")]) == 0
     assert not [r for r in caplog.records if NO_STORE in r.getMessage()]
+
+
+def _entry_with(result):
+    return json.dumps(
+        {"key": CASE["call_key"], "server": "srv", "tool": "tool", "params": CASE["value"], "result": result,
+         "duration_ms": 3}
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "fault"),
+    [
+        ({"content": 5}, "content is int, not a list"),
+        ({"content": True}, "content is bool, not a list"),
+        ({"content": {"type": "text", "text": "x"}}, "content is dict, not a list"),
+        ({"content": [{"type": "text", "text": "x"}], "isError": "yes"}, "isError is str, not a boolean"),
+    ],
+    ids=["int", "bool", "object", "is-error-string"],
+)
+def test_a_recorded_result_that_is_no_tool_result_is_a_miss_naming_it_not_an_exception(tmp_path, result, fault):
+    # skyrl's line rule asks only for a result object: step() raised TypeError when such a line was replayed
+    (tmp_path / "cassettes.jsonl").write_text(_entry_with(result) + "\n", encoding="utf-8")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert f"is not an MCP tool result ({fault})" in text and CASE["call_key"] in text
+    assert meta["cassette_misses"] == 1
+
+
+def test_an_image_block_whose_data_is_not_a_string_is_shown_without_its_size(tmp_path):
+    result = {"content": [{"type": "image", "mimeType": "image/png", "data": 7}, {"type": "text", "text": "ok"}]}
+    (tmp_path / "cassettes.jsonl").write_text(_entry_with(result) + "\n", encoding="utf-8")
+    text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
+    assert "[image image/png, 0 base64 chars]\nok" in text and meta["tool_results"] == {"ok": 1}
