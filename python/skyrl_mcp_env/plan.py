@@ -224,7 +224,7 @@ def _list(raw: Any, where: str, kind: str) -> list:
     given = raw
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = json_loads(raw)
         except json.JSONDecodeError as e:
             raise RowError(f"{where}: is not JSON ({e.msg} at char {e.pos})") from None
     if raw is None:
@@ -290,7 +290,14 @@ def _params(raw: Any, at: str) -> dict[str, Any]:
 
 
 def _non_finite_at(value: Any) -> Optional[list[Any]]:
-    """The path of the first number in ``value`` that is NaN or infinite, or None."""
+    """The path of the first number in ``value`` that is NaN or infinite, or an integer beyond a double's range (JSON
+    text 1 followed by 400 zeros: JavaScript reads it as Infinity, and canonical JSON cannot write it), or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return []
+        return None
     if isinstance(value, float):
         return None if math.isfinite(value) else []
     items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
@@ -301,11 +308,23 @@ def _non_finite_at(value: Any) -> Optional[list[Any]]:
     return None
 
 
+def _json_int(text: str) -> int | float:
+    """An integer of JSON text; one of more than 400 digits, beyond any double, as infinity (as JavaScript reads it):
+    Python refuses to read one of more than 4300 digits (a bare ValueError), and the checks of what it reads name the
+    infinite ones."""
+    return float("-inf" if text.startswith("-") else "inf") if len(text) > 401 else int(text)
+
+
+def json_loads(text: str) -> Any:
+    """JSON text as ``json.loads`` reads it, but integers beyond a double's range read as infinity (``_json_int``)."""
+    return json.loads(text, parse_int=_json_int)
+
+
 def json_object(raw: Any, where: str, error: type[ValueError] = RowError) -> dict[str, Any]:
     """An object given as such or as JSON text (skyrl's Arrow-safe layout); ``error`` naming ``where`` otherwise."""
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = json_loads(raw)
         except json.JSONDecodeError as e:
             raise error(f"{where}: is not JSON ({e.msg} at char {e.pos})") from None
     if not isinstance(raw, Mapping):

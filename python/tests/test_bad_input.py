@@ -517,7 +517,15 @@ def test_unusual_but_harmless_server_names_still_load(tmp_path):
 
 @pytest.mark.parametrize(
     "params, field",
-    [('{"a": 1e400, "b": 2}', ".params.a"), ('{"a": 1, "b": [0, {"c": -1e400}]}', ".params.b[1].c")],
+    [
+        ('{"a": 1e400, "b": 2}', ".params.a"),
+        ('{"a": 1, "b": [0, {"c": -1e400}]}', ".params.b[1].c"),
+        # integers beyond a double: Python read them exactly, then step() raised OverflowError at the first call (and
+        # a row of more than 4300 digits raised a bare ValueError when read)
+        ('{"a": 1' + "0" * 400 + ', "b": 2}', ".params.a"),
+        ('{"a": 1, "b": [-1' + "0" * 5000 + "]}", ".params.b[0]"),
+    ],
+    ids=["float", "nested-float", "integer", "integer-5001-digits"],
 )
 def test_a_plan_param_beyond_a_doubles_range_is_refused_naming_it(params, field):
     # Before: loaded as inf, a step no call could match (a policy's 1e400 is a malformed call); skyrl's plan
@@ -526,3 +534,13 @@ def test_a_plan_param_beyond_a_doubles_range_is_refused_naming_it(params, field)
     row["reward_spec"]["ground_truth"]["tool_sequence"][0]["params"] = params
     with pytest.raises(RowError, match=re.escape(field) + r": a number beyond a double's range"):
         plan_from_extras(extras_of(row, None))
+
+
+def test_a_plan_param_object_holding_an_integer_beyond_a_double_is_refused_and_one_within_it_loads():
+    # params given as an object (older rows), not as JSON text
+    row = make_row([{"server": "everything", "tool": "get-sum", "params": {"a": 1, "b": 2}}])
+    row["reward_spec"]["ground_truth"]["tool_sequence"][0]["params"] = {"a": 10**400, "b": 2}
+    with pytest.raises(RowError, match=r"\.params\.a: a number beyond a double's range"):
+        plan_from_extras(extras_of(row, None))
+    row["reward_spec"]["ground_truth"]["tool_sequence"][0]["params"] = {"a": 10**308, "b": 2}
+    assert plan_from_extras(extras_of(row, None)).steps[0].params["a"] == 10**308
