@@ -13,6 +13,7 @@
  */
 import { Either, ParseResult, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
+import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "../skyrl/depth.js"
 import { wholeJsonFault } from "../skyrl/utf8.js"
 import { isObject, setOwn } from "./json.js"
 
@@ -558,6 +559,9 @@ export const parseInventoryText = (
   } catch (e) {
     const reason = wholeJsonFault(text, e)
     return Either.left(new InventoryError({ source, entry: "", reason }))
+  }
+  if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) {
+    return Either.left(new InventoryError({ source, entry: "", reason: tooDeepReason("the inventory") }))
   }
   return decodeInventory(raw, source, options)
 }

@@ -17,6 +17,7 @@ import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.
 import { DatasetChecker } from "../skyrl/checks.js"
 import type { DiversityReport, DuplicateFindings, RowRef } from "../skyrl/diversity.js"
 import { DiversityAccumulator, explainClusters, readRow, refsToExplain } from "../skyrl/diversity.js"
+import { deepJsonTextFault } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD, VALIDATE_MAX_WALK } from "../skyrl/nearDup.js"
 
 /** A dataset file that cannot be read or parsed (exit 2). */
@@ -110,9 +111,11 @@ export const validateFiles = (
     const spill = yield* optionalSpill("checks")
     const checker = new DatasetChecker({ ...options, spill })
     yield* forEachRow(options.files, (file, { index, unparsable, value }) => {
-      if (unparsable === undefined) checker.add(index, value)
-      else checker.addUnparsable(index, unparsable)
-      sink?.add(value, { file, row: index }) // an unparsable line counts as an unreadable row there
+      const fault = unparsable ?? deepJsonTextFault(value)
+      if (fault === undefined) checker.add(index, value)
+      else checker.addUnparsable(index, fault)
+      // an unparsable line, or a row too deep to check, counts as an unreadable row there
+      sink?.add(fault === undefined ? value : undefined, { file, row: index })
     }, (file) => checker.beginFile(file))
     return checker.report()
   }).pipe(Effect.scoped, failOnScratchError)

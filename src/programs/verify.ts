@@ -29,8 +29,9 @@ import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../se
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
 import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import { loneSurrogateIn } from "../skyrl/convert.js"
+import { nestsDeeperThan } from "../skyrl/depth.js"
 import type { WritableRow } from "../skyrl/layout.js"
-import { decodeRow, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
+import { decodeRow, deepJsonTextFault, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
 import { formatPath } from "../skyrl/parseIssues.js"
 import { NON_FINITE_REASON, nonFiniteAt, validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
@@ -40,7 +41,6 @@ import {
   failureFields,
   isFinalForResume,
   MAX_PARAMS_DEPTH,
-  nestsDeeperThan,
   outcomeStands,
   recordStep,
   resultsElsewhereWarning,
@@ -461,6 +461,10 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   const at = { file, row: record.index, ...(record.line === undefined ? {} : { line: record.line }) }
   if (record._tag === "Unparsable") {
     return { _tag: "reject", passed: "none", reject: { ...at, stage: "read", reason: record.reason } }
+  }
+  const tooDeep = deepJsonTextFault(record.value)
+  if (tooDeep !== undefined) {
+    return { _tag: "reject", passed: "none", reject: { ...at, stage: "read", reason: tooDeep } }
   }
   const decoded = decodeRow(record.value)
   if (Either.isLeft(decoded)) {

@@ -84,7 +84,7 @@ export interface RowRecord {
   readonly value: unknown
   /**
    * Why the line is not a row (`readRows` with `keepUnparsable`: a JSON Lines line that is not JSON, or
-   * not UTF-8);
+   * not UTF-8, or a record nested deeper than skyrl reads, `MAX_JSON_DEPTH`);
    * `value` is then undefined.
    */
   readonly unparsable?: string
@@ -809,8 +809,10 @@ const jsonDatasetRows = (file: string, keep: boolean): Stream.Stream<RowRecord, 
                 value: r.value
               }
             )
-          } else if (keep) rows.push({ index: r.index, line: r.line, value: undefined, unparsable: r.reason })
-          else {
+          } else if (keep) {
+            const at = r.line === undefined ? { index: r.index } : { index: r.index, line: r.line }
+            rows.push({ ...at, value: undefined, unparsable: r.reason })
+          } else {
             failure = new InputError({ file, row: r.index, reason: r.reason })
             rows.push(STOP)
             break

@@ -19,6 +19,7 @@ import {
   TaskMetadataFields
 } from "../domain/row.js"
 import type { AvailableTool, EncodedRow } from "../domain/row.js"
+import { jsonTextNestsDeeperThan, MAX_JSON_DEPTH, tooDeepReason } from "./depth.js"
 import { parseIssues } from "./parseIssues.js"
 
 /** The Schema-derived encoder (the reference `encodeRow` is tested against). */
@@ -343,6 +344,28 @@ const parseSteps = (u: Json): ReadonlyArray<ParsedStep> => {
       ? { params: parsed(s.params), depends_on: parsed(s.depends_on), derived_params: parsed(s.derived_params) }
       : { params: NOT_JSON }
   )
+}
+
+/**
+ * Why a row read from a dataset cannot be checked: a JSON text it holds (a step's `params`, `depends_on`,
+ * `derived_params`, `tool_schemas`, `task_metadata`) nests deeper than skyrl reads (`MAX_JSON_DEPTH`). The record
+ * itself was checked as it was read (src/skyrl/records.ts); these texts are parsed and walked by several checks.
+ */
+export const deepJsonTextFault = (u: unknown): string | undefined => {
+  if (!isObject(u)) return undefined
+  const deep = (text: unknown) => typeof text === "string" && jsonTextNestsDeeperThan(text, MAX_JSON_DEPTH)
+  const gt = isObject(u.reward_spec) ? u.reward_spec.ground_truth : undefined
+  const steps = isObject(gt) && Array.isArray(gt.tool_sequence) ? gt.tool_sequence as ReadonlyArray<unknown> : []
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]
+    if (!isObject(s)) continue
+    for (const key of ["params", "depends_on", "derived_params"] as const) {
+      if (deep(s[key])) return tooDeepReason(`reward_spec.ground_truth.tool_sequence[${i}].${key}`)
+    }
+  }
+  if (isObject(gt) && deep(gt.tool_schemas)) return tooDeepReason("reward_spec.ground_truth.tool_schemas")
+  if (isObject(u.extra_info) && deep(u.extra_info.task_metadata)) return tooDeepReason("extra_info.task_metadata")
+  return undefined
 }
 
 /** Frozen `available_tools` lists (of frozen entries) found well-formed: rows share them. */

@@ -7,6 +7,7 @@
 import { Chunk, Effect, Either, Stream } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
+import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "./depth.js"
 import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, wholeJsonFault, withoutBom } from "./utf8.js"
 
 export type RecordResult =
@@ -18,9 +19,20 @@ export type RecordResult =
     /** Whether the JSON text it was parsed from holds a `\u` escape (only these can make a lone surrogate). */
     readonly escapes?: boolean
   }
-  | { readonly _tag: "Unparsable"; readonly index: number; readonly line: number; readonly reason: string }
+  | { readonly _tag: "Unparsable"; readonly index: number; readonly line?: number; readonly reason: string }
 
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e))
+
+/**
+ * The record of a parsed value, or its fault when it nests deeper than skyrl reads (`MAX_JSON_DEPTH`): that
+ * record is refused, the others read (before, such a record overflowed the stack and ended the whole run).
+ */
+const recordOf = (index: number, line: number | undefined, value: unknown, escapes: boolean): RecordResult => {
+  const at = line === undefined ? { index } : { index, line }
+  return nestsDeeperThan(value, MAX_JSON_DEPTH)
+    ? { _tag: "Unparsable", ...at, reason: tooDeepReason(line === undefined ? `record ${index}` : `line ${line}`) }
+    : { _tag: "Record", ...at, value, escapes }
+}
 
 /** Whether JSON text holds a `\u` escape. */
 const hasEscape = (text: string): boolean => text.includes("\\u")
@@ -90,7 +102,7 @@ export const recordsOf = (
   } else if (lead === "{") {
     try {
       const value: unknown = JSON.parse(body)
-      return Either.right([{ _tag: "Record" as const, index: 0, value, escapes: hasEscape(body) }])
+      return Either.right([recordOf(0, undefined, value, hasEscape(body))])
     } catch (e) {
       // Not one object: JSON Lines (read below), unless it is one pretty-printed object.
       const fault = objectDocumentFault(body, e)
@@ -120,7 +132,7 @@ const arrayRecords = (
       return Either.left(new InputError({ file, reason: "the JSON array is empty: nothing to read" }))
     }
     const escapes = hasEscape(body)
-    return Either.right(value.map((v, index) => ({ _tag: "Record" as const, index, value: v, escapes })))
+    return Either.right(value.map((v, index) => recordOf(index, undefined, v, escapes)))
   } catch (e) {
     const fault = arrayDocumentFault(body, e)
     return fault === undefined ? undefined : Either.left(new InputError({ file, reason: fault }))
@@ -209,12 +221,14 @@ export const jsonLinesReader = () => {
     const line = raw.trim()
     if (line === "") return undefined
     const at = index++
+    let value: unknown
     try {
-      return { _tag: "Record", index: at, line: lineNo, value: JSON.parse(line) as unknown, escapes: hasEscape(line) }
+      value = JSON.parse(line)
     } catch (e) {
       const reason = unreadableLine(line, lineNo, e)
       return { _tag: "Unparsable", index: at, line: lineNo, reason }
     }
+    return recordOf(at, lineNo, value, hasEscape(line))
   }
 }
 
@@ -348,9 +362,13 @@ export const extractTaskObject = (value: unknown): Either.Either<unknown, string
     text = message?.content?.find((c: any) => c?.type === "output_text")?.text
   } else return Either.right(value)
   if (typeof text !== "string") return Either.left("the model answer has no text content")
+  let task: unknown
   try {
-    return Either.right(JSON.parse(text))
+    task = JSON.parse(text)
   } catch (e) {
     return Either.left(`the model answer is not valid JSON: ${describe(e)}`)
   }
+  return nestsDeeperThan(task, MAX_JSON_DEPTH)
+    ? Either.left(tooDeepReason("the model answer's JSON"))
+    : Either.right(task)
 }

@@ -65,18 +65,6 @@ export const toVerifySteps = (
  */
 export const MAX_PARAMS_DEPTH = 100
 
-/** Whether a value nests more than `max` levels of objects and arrays (iterative: any depth is safe). */
-export const nestsDeeperThan = (value: unknown, max: number): boolean => {
-  const pending: Array<[unknown, number]> = [[value, 0]]
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    const [v, depth] = next
-    if (typeof v !== "object" || v === null) continue
-    if (depth + 1 > max) return true
-    for (const child of Object.values(v)) pending.push([child, depth + 1])
-  }
-  return false
-}
-
 /** What a verified plan keeps (in a row: `task_metadata.verification`). */
 export const VerificationRecord = Schema.Struct({
   status: Schema.Literal("verified"),
