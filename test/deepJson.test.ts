@@ -72,33 +72,39 @@ describe("JSON nested too deep", () => {
     expect(reject.reason).toContain(tooDeep("the model answer's JSON"))
   }, 60_000)
 
-  it("validate and verify: a row whose params text or another field is too deep is reported, the others checked", async () => {
-    const dir = tmp()
-    const tasks = join(dir, "tasks.jsonl")
-    writeFileSync(tasks, [task(1), task(2)].join("\n") + "\n")
-    const rows = join(dir, "rows.jsonl")
-    expect((await runCli(["convert", tasks, "--out", rows])).status).toBe(0)
-    const [a, b] = readJsonl(rows)
-    const deepParams = structuredClone(a)
-    deepParams.reward_spec.ground_truth.tool_sequence[0].params = JSON.stringify({ symbol: "AMD", x: nest(3000) })
-    const deepField = withField(b, "extra", nestText(10_000))
-    const input = join(dir, "deep.jsonl")
-    writeFileSync(input, [JSON.stringify(b), JSON.stringify(deepParams), deepField].join("\n") + "\n")
-    const paramsReason = tooDeep("reward_spec.ground_truth.tool_sequence[0].params")
+  it(
+    "validate and verify: a row whose params text or another field is too deep is reported, the others checked",
+    async () => {
+      const dir = tmp()
+      const tasks = join(dir, "tasks.jsonl")
+      writeFileSync(tasks, [task(1), task(2)].join("\n") + "\n")
+      const rows = join(dir, "rows.jsonl")
+      expect((await runCli(["convert", tasks, "--out", rows])).status).toBe(0)
+      const [a, b] = readJsonl(rows)
+      const deepParams = structuredClone(a)
+      deepParams.reward_spec.ground_truth.tool_sequence[0].params = JSON.stringify({ symbol: "AMD", x: nest(3000) })
+      const deepField = withField(b, "extra", nestText(10_000))
+      const input = join(dir, "deep.jsonl")
+      writeFileSync(input, [JSON.stringify(b), JSON.stringify(deepParams), deepField].join("\n") + "\n")
+      const paramsReason = tooDeep("reward_spec.ground_truth.tool_sequence[0].params")
 
-    const checked = await runCli(["validate", input, "--json"])
-    expect(checked.status, checked.stderr).toBe(1)
-    expect(checked.stderr).not.toContain("call stack")
-    const json = JSON.parse(checked.stdout).rules.find((x: any) => x.id === "contract/json")
-    expect(json.examples.map((f: any) => [f.row, f.message.startsWith(f.row === 1 ? paramsReason : tooDeep("line 3"))]))
-      .toEqual([[1, true], [2, true]])
+      const checked = await runCli(["validate", input, "--json"])
+      expect(checked.status, checked.stderr).toBe(1)
+      expect(checked.stderr).not.toContain("call stack")
+      const json = JSON.parse(checked.stdout).rules.find((x: any) => x.id === "contract/json")
+      expect(
+        json.examples.map((f: any) => [f.row, f.message.startsWith(f.row === 1 ? paramsReason : tooDeep("line 3"))])
+      )
+        .toEqual([[1, true], [2, true]])
 
-    const v = await runCli(["verify", input, "--out", join(dir, "v.jsonl"), "--dry-run"])
-    expect(v.stderr).not.toContain("call stack")
-    expect(v.stdout).toContain(`${input} row 1: reject: read: ${paramsReason}`)
-    expect(v.stdout).toContain(`${input} row 2: reject: read: ${tooDeep("line 3")}`)
-    expect(v.stdout).toContain("rows: 3 → read 1 →")
-  }, 60_000)
+      const v = await runCli(["verify", input, "--out", join(dir, "v.jsonl"), "--dry-run"])
+      expect(v.stderr).not.toContain("call stack")
+      expect(v.stdout).toContain(`${input} row 1: reject: read: ${paramsReason}`)
+      expect(v.stdout).toContain(`${input} row 2: reject: read: ${tooDeep("line 3")}`)
+      expect(v.stdout).toContain("rows: 3 → read 1 →")
+    },
+    60_000
+  )
 
   it("an inventory nested too deep is an error naming the file", async () => {
     const dir = tmp()

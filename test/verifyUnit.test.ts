@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { decodeInventory, parseInventoryText } from "../src/domain/inventory.js"
 import { stripJsonc } from "../src/domain/json.js"
-import { formatServerLines } from "../src/programs/verify.js"
+import { checkRecord, formatServerLines } from "../src/programs/verify.js"
 import type { CassetteStoreCounts } from "../src/services/Cassettes.js"
 import { Cassettes, formatStoreCounts } from "../src/services/Cassettes.js"
 import { StorageLive } from "../src/services/Storage.js"
@@ -38,6 +38,7 @@ import {
 } from "../src/skyrl/verification.js"
 import { runChild } from "./support/child.js"
 import { streamingOnly } from "./support/memoryStorage.js"
+import { rowFor } from "./support/verifyRows.js"
 
 const FINANCE = join(__dirname, "..", "data", "inventory", "finance-mcp.json")
 const temps: Array<string> = []
@@ -672,5 +673,39 @@ describe("the verify summary", () => {
       `${counts}; of these rows, 4 from the journal of an earlier run, 2 the same as an earlier row of the run, ` +
         "not run again"
     )
+  })
+})
+
+describe("checkRecord's schema stage names the step's place in the list", () => {
+  // Before: the field was built from the step's number, so a single step numbered 7 was named
+  // tool_sequence[6] and a second step numbered 1 again tool_sequence[0]; validate names [0] and [1].
+  const inventory = Either.getOrThrow(decodeInventory({
+    servers: [{
+      name: "fs",
+      tools: [{ name: "read", inputSchema: { type: "object", properties: { path: { type: "string" } } } }]
+    }]
+  }))
+  const checked = (
+    numbers: ReadonlyArray<number>,
+    params: ReadonlyArray<Record<string, unknown>> = numbers.map(() => ({}))
+  ) => {
+    const row = rowFor("r", numbers.map((_, i) => ({ server: "fs", tool: "read", params: params[i]! })))
+    row.reward_spec.ground_truth.tool_sequence.forEach((s: any, i: number) => (s.step = numbers[i]))
+    const result = checkRecord(
+      { file: "f.jsonl", order: 0, record: { _tag: "Record", index: 0, value: row } },
+      inventory
+    )
+    return result._tag === "reject" ? [result.reject.field, result.reject.step] : result._tag
+  }
+
+  it.each(
+    [
+      [[7], undefined, ["reward_spec.ground_truth.tool_sequence[0].step", 7]],
+      [[1, 1], undefined, ["reward_spec.ground_truth.tool_sequence[1].step", 1]],
+      [[2, 2], undefined, ["reward_spec.ground_truth.tool_sequence[0].step", 2]],
+      [[1, 2], [{}, { path: 3 }], ["reward_spec.ground_truth.tool_sequence[1].params.path", 2]]
+    ] as const
+  )("steps numbered %j", (numbers, params, expected) => {
+    expect(checked(numbers, params)).toEqual(expected)
   })
 })

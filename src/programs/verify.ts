@@ -496,9 +496,15 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   const text = JSON.stringify(record.value)
   const long = tooLongStep(row, text)
   if (long !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...long } }
-  const issues = validatePlan(inventory, row.reward_spec.ground_truth.tool_sequence)
+  const steps = row.reward_spec.ground_truth.tool_sequence
+  const issues = validatePlan(inventory, steps)
   if (issues.length > 0) {
     const first = issues[0]!
+    // The field names the step's place in the list, not its number: a misnumbered step's first issue is its
+    // number's (`path` "step"), and the first issue belongs to the first step that has one.
+    const index = first.path === "step"
+      ? steps.findIndex((s, i) => s.step === first.step && s.step !== i + 1)
+      : first.step - 1
     return {
       _tag: "reject",
       passed: "contract",
@@ -509,7 +515,7 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
         server: first.server,
         tool: first.tool,
         // The first issue's own field (`...[0].server`, `...[0].params.limit`), as `validate` names it.
-        field: `${field}[${first.step - 1}].${first.path.split("/").join(".")}`,
+        field: `${field}[${index}].${first.path.split("/").join(".")}`,
         reason: issues.map(formatIssue).join("; ")
       }
     }
