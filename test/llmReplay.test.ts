@@ -18,6 +18,7 @@ import { Llm } from "../src/services/Llm.js"
 import { indexForKey, LlmReplay } from "../src/services/llm/replay.js"
 import { rateLimiterLayer } from "../src/services/RateLimiter.js"
 import { chatCompletionBody, responsesBody } from "./support/apiBodies.js"
+import { loggingInto } from "./support/logs.js"
 import { makeScriptedLlm } from "./support/scripted.js"
 
 const CHAT_FIXTURES = join(import.meta.dirname, "fixtures", "openai", "chat")
@@ -273,5 +274,34 @@ describe("--llm selection (src/cli/llmOptions.ts)", () => {
     const bad = await parse(["--timeout", "0"], {})
     expect(Either.isLeft(bad)).toBe(true)
     expect(parsed).toBeUndefined()
+  })
+})
+
+describe("replay files that are not JSON", () => {
+  it("are named in a warning each (before: passed over without a word), and the other files still answer", async () => {
+    const dir = tmp()
+    const files = readdirSync(CHAT_FIXTURES).filter((f) => f.endsWith(".json")).sort()
+    const good = readFileSync(join(CHAT_FIXTURES, files[0]!), "utf8")
+    writeFileSync(join(dir, "a.json"), good)
+    writeFileSync(join(dir, "b.json"), good.slice(0, 300))
+    writeFileSync(join(dir, "c.json"), "")
+    writeFileSync(join(dir, "d.json"), Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0xff, 0x00]))
+    writeFileSync(join(dir, "e.jsonl"), `${JSON.stringify(JSON.parse(good))}\n{"cut": \n`)
+    writeFileSync(join(dir, "f.json"), JSON.stringify({ other: "a run's file, not an answer" }))
+    const logs: Array<string> = []
+    const llm = await Effect.runPromise(
+      Effect.provide(Llm, LlmReplay([dir], makeLlmSettings())).pipe(Effect.provide(loggingInto(logs)))
+    )
+    expect(logs).toEqual([
+      `WARN: replay: ${
+        join(dir, "b.json")
+      }: not JSON (Unterminated string in JSON at position 300); its answers are not read`,
+      `WARN: replay: ${join(dir, "c.json")}: empty; its answers are not read`,
+      `WARN: replay: ${join(dir, "d.json")}: not JSON: binary, or not UTF-8 text; its answers are not read`,
+      `WARN: replay: ${join(dir, "e.jsonl")}: 1 line(s) that are not JSON, the first: line 2: not JSON ` +
+      `(Unexpected end of JSON input); its answers are not read`
+    ])
+    const r = await run(llm, req(FixtureTask, "sample-0001"))
+    expect(Either.isRight(r)).toBe(true)
   })
 })

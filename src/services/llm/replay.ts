@@ -78,36 +78,52 @@ const listFiles = async (target: string): Promise<Array<string>> => {
   return out
 }
 
-const recordingsOfFile = async (file: string): Promise<Array<Recording>> => {
+/** Why a text is not JSON, without echoing binary bytes (JSON.parse's message quotes the text). */
+const notJson = (text: string, e: unknown): string =>
+  /[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text.slice(0, 4096))
+    ? "not JSON: binary, or not UTF-8 text"
+    : `not JSON (${(e as Error).message})`
+
+/**
+ * The recordings of one file, and what of it is not JSON (`unreadable`: a warning names it). JSON that is no
+ * recorded answer (another file of a run directory) is passed over without a word.
+ */
+const recordingsOfFile = async (
+  file: string
+): Promise<{ readonly recordings: Array<Recording>; readonly unreadable: string | undefined }> => {
   const gzipped = /\.gz$/i.test(file)
   const bytes = await fs.readFile(file)
   // Every gzip member of the file, in order (Node's gunzip reads concatenated members).
   const text = (gzipped ? gunzipSync(bytes) : bytes).toString("utf8")
-  const out: Array<Recording> = []
+  const recordings: Array<Recording> = []
   const add = (value: unknown, source: string) => {
     const r = recordingOf(value, source)
-    if (r !== undefined) out.push(r)
+    if (r !== undefined) recordings.push(r)
   }
   if (/\.jsonl(\.gz)?$/i.test(file)) {
+    const bad: Array<string> = []
     text.split("\n").forEach((line, i) => {
       if (line.trim() === "") return
       try {
         add(JSON.parse(line), `${file}:${i + 1}`)
-      } catch {
-        // not a JSON line: not a recording
+      } catch (e) {
+        bad.push(`line ${i + 1}: ${notJson(line, e)}`)
       }
     })
-    return out
+    const unreadable = bad.length === 0
+      ? undefined
+      : `${bad.length} line(s) that are not JSON, the first: ${bad[0]}`
+    return { recordings, unreadable }
   }
   let value: unknown
   try {
     value = JSON.parse(text)
-  } catch {
-    return out
+  } catch (e) {
+    return { recordings, unreadable: text.trim() === "" ? "empty" : notJson(text, e) }
   }
   if (Array.isArray(value)) value.forEach((v, i) => add(v, `${file}[${i}]`))
   else add(value, file)
-  return out
+  return { recordings, unreadable: undefined }
 }
 
 /** Every recording under the given files/directories, in sorted path order. */
@@ -126,10 +142,14 @@ export const readRecordings = (
           })
       })
       for (const file of files) {
-        const recordings = yield* Effect.tryPromise({
+        const { recordings, unreadable } = yield* Effect.tryPromise({
           try: () => recordingsOfFile(file),
           catch: (e) => new ReplayUnavailable({ path: file, reason: (e as Error).message })
         })
+        // A cut or emptied file's answers are missing, and the others answer other samples (index modulo count).
+        if (unreadable !== undefined) {
+          yield* Effect.logWarning(`replay: ${file}: ${unreadable}; its answers are not read`)
+        }
         out.push(...recordings)
       }
     }
