@@ -285,6 +285,22 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     const byPosition = { ...task, tool_sequence: task.tool_sequence.map((s, i) => ({ ...s, step: 10 + i })) }
     expect(Either.isRight(convertTask(byPosition, { inventory }))).toBe(true)
   })
+  it("refuses steps numbered 1..n in another order than the list's (before: run in the list's order, silently)", () => {
+    const steps = base().tool_sequence
+    const permuted = { ...base(), tool_sequence: steps.map((s, i) => ({ ...s, step: [2, 1, 3][i] })) }
+    const e = fieldOf(permuted)
+    expect(e.field).toBe("tool_sequence[0].step")
+    expect(e.reason).toContain("is 2, but the list holds it as step 1: the steps' numbers (2, 1, 3) give another order")
+    // Without numbers, numbered in the list's order, with gaps or repeated numbers: the list's order, as before.
+    for (const numbers of [undefined, [1, 2, 3], [1, 5, 9], [1, 1, 2], [3, 4, 5]]) {
+      const task = {
+        ...base(),
+        tool_sequence: steps.map(({ step: _step, ...s }, i) => (numbers === undefined ? s : { ...s, step: numbers[i] }))
+      }
+      const row = Either.getOrThrow(convertTask(task, { inventory }))
+      expect(row.reward_spec.ground_truth.tool_sequence.map((s) => s.params)).toEqual(steps.map((s) => s.params))
+    }
+  })
   it("applies defaults: complexity from the calls, max_turns, limits, must_call_tool", () => {
     const gt = Either.getOrThrow(convertTask(base())).reward_spec.ground_truth
     expect(gt.complexity).toBe("moderate") // 3 calls

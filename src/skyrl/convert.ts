@@ -231,6 +231,18 @@ const decodeTaskByHand = (input: Record<string, unknown>): Task | undefined => {
 const renumberingConflict = (steps: ReadonlyArray<Record<string, unknown>>) => {
   const numbers = steps.map((s) => s.step)
   if (numbers.every((n, i) => n === i + 1) || new Set(numbers).size !== numbers.length) return undefined
+  // Numbered 1..n, but in another order than the list's (2, 1): the numbers say one order and the list, which
+  // is the plan's, another. Renumbered, the plan ran in the list's order without a word.
+  if (numbers.every((n) => typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= numbers.length)) {
+    const i = numbers.findIndex((n, at) => n !== at + 1)
+    return fail(
+      `tool_sequence[${i}].step`,
+      `is ${numbers[i]}, but the list holds it as step ${i + 1}: the steps' numbers (${
+        numbers.join(", ")
+      }) give another order than the list's, which is the plan's; list the steps in the order they run (or leave ` +
+        "their `step` out)"
+    )
+  }
   for (const [i, s] of steps.entries()) {
     if (!Array.isArray(s.depends_on)) continue
     for (const d of s.depends_on) {
