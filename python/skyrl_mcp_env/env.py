@@ -22,7 +22,16 @@ from typing import Any, Callable, Mapping, Optional
 from .calls import SYNTAX, Malformed, Parsed, parse_calls, strip_thinking, tool_response
 from .canonical import canonical_json
 from .plan import Plan, json_object, plan_from_extras, positive_int, shown, with_plan_limits
-from .reward import OFF_PLAN_PENALTY, CallRecord, Grounding, Trajectory, limit_breach, planned_params, score
+from .reward import (
+    OFF_PLAN_PENALTY,
+    STRICT_MIN_PRECISION,
+    CallRecord,
+    Grounding,
+    Trajectory,
+    limit_breach,
+    planned_params,
+    score,
+)
 from .tools import ConfigError, ToolBackend, ToolResult, make_backend
 
 try:  # the real base class when SkyRL is installed
@@ -74,6 +83,7 @@ class Settings:
     startup_timeout: float = 30.0  # live: seconds for a server to start and answer initialize
     strict: bool = False  # reward 0 unless every plan step matched (and, with strict_finish, the episode finished)
     strict_finish: bool = True  # strict also needs a final answer within the limits and max_turns
+    strict_min_precision: float = STRICT_MIN_PRECISION  # strict also needs matched steps / calls >= this (0: off)
     dependencies_across_turns: bool = True  # a dependent step matches only in a later turn than its depends_on
     ground_derived: Any = "auto"  # a derived param matches only with a value an earlier ok result holds: true, false,
     # or "auto": on the steps skyrl verify found the derived values of in the results (verification.steps[]
@@ -114,6 +124,7 @@ def _is_number(value: Any) -> bool:
 _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "strict": (lambda v: isinstance(v, bool), "true or false"),
     "strict_finish": (lambda v: isinstance(v, bool), "true or false"),
+    "strict_min_precision": (lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"),
     "dependencies_across_turns": (lambda v: isinstance(v, bool), "true or false"),
     "ground_derived": (lambda v: isinstance(v, bool) or v == "auto", 'true, false or "auto"'),
     "limits_from_plan": (lambda v: isinstance(v, bool), "true or false"),
@@ -285,7 +296,10 @@ class MCPToolEnv(BaseTextEnv):
         s = self.settings
         across, guard = s.dependencies_across_turns, s.pattern_guard
         ground = self.grounding()
-        parts = score(self.plan, trajectory, s.strict, across, ground, s.strict_finish, guard, s.off_plan_penalty)
+        parts = score(
+            self.plan, trajectory, s.strict, across, ground, s.strict_finish, guard, s.off_plan_penalty,
+            s.strict_min_precision,
+        )
         return {
             **parts,
             "ground_derived": ground is True or bool(parts["grounded_steps"]),

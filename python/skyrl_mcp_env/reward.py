@@ -64,6 +64,8 @@ _MISSING = object()
 _DONE = object()
 INCOMPLETE_FACTOR = 0.5
 OFF_PLAN_PENALTY = 0.5  # the share of the reward that calling every off-plan tool the row offers costs
+# strict mode also needs this precision (matched steps / calls): at most as many calls off the plan as on it
+STRICT_MIN_PRECISION = 0.5
 SEARCH_NODES = 20_000  # the node budget of the exact assignment search (_Matcher.maximum)
 
 Grounding = Union[bool, Collection[int]]  # ground_derived as the scorer takes it: every step, none, or step numbers
@@ -118,13 +120,16 @@ def score(
     strict_finish: bool = True,
     pattern_guard: bool = True,
     off_plan_penalty: float = OFF_PLAN_PENALTY,
+    strict_min_precision: float = STRICT_MIN_PRECISION,
 ) -> dict[str, Any]:
     """The reward and its parts (all JSON-friendly), for the step metadata. ``ground_derived``: a derived
     param matches only with a value the results of its ``depends_on`` calls hold (``_Matcher._grounded``), on
     every step (True), on none (False), or on the steps whose numbers it holds; ``grounded_steps`` in the parts
     lists the steps with derived params where it applied.
     ``strict``: 0 unless every step matched and, with ``strict_finish``, the episode ended with a final answer
-    within the limits and ``max_turns`` (completion 1). ``pattern_guard``: schema regexes run on the policy's
+    within the limits and ``max_turns`` (completion 1), and its precision is at least ``strict_min_precision`` (a
+    spray of calls that holds the plan's is no solution: 32 calls for 3 steps kept 0.094, which SkyRL's
+    pass_at_n counted as a pass). ``pattern_guard``: schema regexes run on the policy's
     strings without backtracking (``_is_valid``). ``off_plan_penalty``: what calling every off-plan tool costs
     (``off_plan_tools``; 0: precision alone, as before)."""
     refused_from, limit = _breach(plan, trajectory.calls)
@@ -141,7 +146,9 @@ def score(
         c.error is None and c.name == plan.must_call_tool for c in trajectory.calls[:refused_from]
     )
     reward = recall * precision * completion * off_plan if must else 0.0
-    if strict and (n_matched < len(plan.steps) or (strict_finish and completion < 1.0)):
+    if strict and (
+        n_matched < len(plan.steps) or (strict_finish and completion < 1.0) or precision < strict_min_precision
+    ):
         reward = 0.0
     return {
         **parts,
@@ -159,6 +166,7 @@ def score(
         "off_plan_factor": off_plan,
         "strict": strict,
         "strict_finish": strict_finish,
+        "strict_min_precision": strict_min_precision,
         "reward": reward,
     }
 

@@ -8,9 +8,10 @@ tools, ``{}`` for the others); the plan reversed; the plan with one literal para
 ``ground_derived`` grounds a step (with ``--cassettes``, the env's default "auto": the steps ``skyrl verify`` found
 the derived values of in the results; ``--ground-derived``: every row), the plan with every derived value changed,
 and (with ``--cassettes``) the plan with each derived string replaced by the whole recorded result of the step it
-depends on (pasted, not read); the plan's calls each repeated; malformed calls. A policy is not applicable where it cannot be built (every tool on
-a row without ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed literal on a plan
-without literal params, changed derived values on a plan without derived params or where nothing is grounded). A
+depends on (pasted, not read); the plan's calls each repeated; malformed calls. A policy is not applicable where it
+cannot be built (every tool on a row without ``available_tools``, reversed on a row whose steps ``depends_on``
+nothing, a changed literal on a plan without literal params, changed or pasted derived values on a plan without
+derived params or where nothing is grounded). A
 degenerate policy whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
 ``depends_on``) may tie the plan; any other tie or win is a leak, and so is a repeated-calls run that
 beats the plan, and an every-tool run above half the plan (reward.md property 3; on rows where the plan

@@ -34,6 +34,7 @@ PARTS = {
     "completion",
     "strict",
     "strict_finish",
+    "strict_min_precision",
     "reward",
     "ended_by",
     "turns",
@@ -520,6 +521,22 @@ def test_strict_mode_is_zero_for_the_whole_plan_without_a_finished_episode(mover
     assert out["reward"] == 0.0 and out["metadata"]["strict_finish"] is True
     lenient = episode(movers, actions, {"strict": True, "strict_finish": False}, max_turns=max_turns)
     assert lenient["reward"] == episode(movers, actions, max_turns=max_turns)["reward"] > 0.0
+
+
+def test_strict_mode_is_zero_for_the_whole_plan_among_many_more_calls(movers):
+    # before: a spray of calls holding the plan's kept recall x precision (3/7 here), positive, so SkyRL's pass_at_n
+    # counted it as solved
+    gainers, losers, post = plan_calls(movers)
+    extra = [call("fmp_get_market_gainers", {"limit": n}) for n in (1, 2, 3, 4)]  # off the plan: limit 5
+    spray = [gainers + losers + "".join(extra), post, FINAL]
+    out = episode(movers, spray, {"strict": True})
+    assert out["metadata"]["steps_matched"] == 3 and out["metadata"]["precision"] == pytest.approx(3 / 7)
+    assert out["reward"] == 0.0 and out["metadata"]["strict_min_precision"] == 0.5
+    lenient = episode(movers, spray, {"strict": True, "strict_min_precision": 0})
+    assert lenient["reward"] == episode(movers, spray)["reward"]
+    # at most as many calls off the plan as on it still passes (precision 0.5)
+    three = [gainers + losers + "".join(extra[:3]), post, FINAL]
+    assert episode(movers, three, {"strict": True})["reward"] == episode(movers, three)["reward"] > 0.0
 
 
 def test_judge_is_off_by_default_and_scales_the_reward_when_given(movers):
