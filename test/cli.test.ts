@@ -984,6 +984,18 @@ describe("convert never writes over its input", () => {
     expect(r.stderr).toContain("--rejects: is the --out file")
     expect(readFileSync(out, "utf8")).toBe("{\"earlier\":1}\n")
   })
+  it("--rejects not named .jsonl is a usage error (before: JSON Lines written under a .parquet name)", async () => {
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    writeFileSync(input, JSON.stringify(task(1)) + "\n")
+    for (const name of ["r.parquet", "r.json"]) {
+      const rejects = join(dir, name)
+      const r = await runCli(["convert", input, "--out", join(dir, "rows.jsonl"), "--rejects", rejects])
+      expect(r.status).toBe(2)
+      expect(r.stderr).toContain(`--rejects: "${rejects}" must end in .jsonl (the rejects are written as JSON Lines)`)
+      expect(existsSync(rejects)).toBe(false)
+    }
+  })
 })
 
 describe("cassettes stats on a store with a line whose duration_ms is not a number", () => {

@@ -33,6 +33,13 @@ export const runConvert = (options: {
       { what: "tasks file", file: options.tasks },
       { what: "--inventory file", file: inventoryFile }
     ])
+    if (Option.isSome(options.rejects) && !/\.jsonl$/i.test(rejectsFile)) {
+      // Always JSON Lines: a .parquet or .json name would hold text of another format.
+      return yield* new SettingsError({
+        setting: "--rejects",
+        reason: `"${rejectsFile}" must end in .jsonl (the rejects are written as JSON Lines)`
+      })
+    }
     if (path.resolve(rejectsFile) === path.resolve(options.out)) {
       // Written after the rows, the rejects would replace them.
       return yield* new SettingsError({

@@ -24,7 +24,12 @@ export const convertCommand = Command.make(
       "The date of every row's `Today is` line",
       "per task, its as_of, else the date of its generated_at, else today"
     ),
-    rejects: optionalFlag(Options.file("rejects"), "Where rejected tasks go", undefined, "<out>.rejects.jsonl")
+    rejects: optionalFlag(
+      Options.file("rejects"),
+      "Where rejected tasks go (JSON Lines: the name must end in .jsonl)",
+      undefined,
+      "<out>.rejects.jsonl"
+    )
   },
   (options) => Effect.flatMap(Effect.promise(() => import("./convert.live.js")), (m) => m.runConvert(options))
 ).pipe(Command.withDescription("Convert task objects (the model's output shape) into SkyRL rows"))
