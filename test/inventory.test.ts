@@ -3,6 +3,7 @@ import { Effect, Either, Layer, Logger, LogLevel, Schema } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import {
   commaNamed,
@@ -202,6 +203,15 @@ describe("loading inventory files", () => {
       )
     )
     expect(leftOf(missing).message).toMatch(/\/nonexistent\/inv\.json: cannot read: no such file/)
+    // before: "line 2 is not valid UTF-8: byte 0x8b ..." (the gzip header read as text)
+    const gzipped = join(tmp(), "inv.json")
+    writeFileSync(gzipped, gzipSync(readFileSync(FINANCE_FILE)))
+    const zipped = await Effect.runPromise(
+      Effect.either(Effect.provide(Inventory, Inventory.fromFile(gzipped).pipe(Layer.provide(StorageLive))))
+    )
+    expect(leftOf(zipped).message).toBe(
+      `${gzipped}: not valid JSON: it is gzip-compressed; decompress it first (gunzip)`
+    )
   })
 
   it("a server name that breaks a line or the cassette key is refused naming the file and the name's path", async () => {

@@ -98,6 +98,8 @@ export const firstUtf8Fault = (text: string): string | undefined => {
  * (`Unexpected token 'x', ..."},\n {"b": x}..."`: printed as they were, they split the error over lines).
  */
 export const wholeJsonFault = (text: string, error: unknown): string => {
+  // gzip's first byte (0x1f) starts no JSON text: named as the records readers name it
+  if (text.charCodeAt(0) === 0x1f) return "not valid JSON: it is gzip-compressed; decompress it first (gunzip)"
   const message = error instanceof Error ? error.message : String(error)
   const lineAndColumn = (at: number) => {
     const before = text.slice(0, at)
