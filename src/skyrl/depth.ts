@@ -1,8 +1,8 @@
 /**
  * How deep JSON values may nest (objects and arrays) anywhere skyrl reads them. JSON.parse reads any depth,
- * but the code that walks values after it is recursive (canonical JSON, the Arrow-hazard walk, Schema
- * decoding, ajv): a record ~3,000 levels deep overflowed the stack and ended a whole `convert`, `validate` or
- * `verify` run with "Maximum call stack size exceeded" and no file or row named. A record (a task, a row, a
+ * but much of the code that walks values after it is recursive (the stack overflows seen: canonical JSON in
+ * `convert`, the literal-values check's walk of params in `validate`): a record ~3,000 levels deep ended a whole
+ * `convert`, `validate` or `verify` run with "Maximum call stack size exceeded" and no file or row named. A record (a task, a row, a
  * model answer's task) or a JSON text inside a row (a step's params, task_metadata, tool_schemas) nested
  * deeper is refused as that record's fault; an inventory, as the file's. MCPToolEnv's Python reading fails
  * beyond ~500 levels too, and tool params need a few (`verify` allows 100: MAX_PARAMS_DEPTH).
