@@ -114,3 +114,37 @@ describe("verify: one process writes a cassette store at a time (built CLI)", ()
     expect(existsSync(lock)).toBe(false)
   })
 })
+
+describe("verify: one run writes an --out at a time (built CLI)", () => {
+  // Before: two runs of one --out both exited 0, their journal lines mixed, the last to finish replacing the
+  // other's rows and rejects.
+  it(
+    "a verify whose --out another live verify holds exits 1 naming it, writing nothing; a stale lock is taken over",
+    async () => {
+      const out = at("locked-out.jsonl")
+      const outLock = `${out}.verify.lock`
+      const held = JSON.stringify({
+        pid: process.pid,
+        host: hostname(),
+        command: "verify",
+        since: "2026-12-04T00:00:00Z"
+      })
+      writeFileSync(outLock, held + "\n") // this test's own process: alive
+      const args = verifyArgs("sums.jsonl", "locked-out.jsonl").map((a) => (a === tapes ? at("tapes-out") : a))
+      const second = await runCli(args)
+      expect(second.status).toBe(1)
+      expect(second.stderr).toContain(`skyrl: ${out} is being written by another skyrl verify (${held})`)
+      expect(second.stderr).toContain(`(if no such process runs, delete ${outLock})`)
+      expect(readdirSync(dir).filter((name) => name.startsWith("locked-out"))).toEqual(["locked-out.jsonl.verify.lock"])
+      expect(readFileSync(outLock, "utf8")).toBe(held + "\n")
+
+      const gone = (await runChild(process.execPath, ["-e", ""])).pid
+      writeFileSync(outLock, JSON.stringify({ pid: gone, host: hostname(), since: "2026-12-04T00:00:00Z" }) + "\n")
+      const r = await runCli(args)
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toContain("wrote 2 verified rows")
+      expect(existsSync(outLock)).toBe(false)
+    },
+    60_000
+  )
+})

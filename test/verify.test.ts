@@ -835,36 +835,56 @@ describe("verify: bad input gives a clear reason and the run goes on", () => {
 describe("verify: params nested too deep to hash or send", () => {
   const everything = nodeServer("everything", [serverBin("server-everything"), "stdio"])
 
-  it("a row whose params nest 5,000 levels deep is a contract reject naming the field; the run goes on", async () => {
-    const base = await importLive([everything])
-    // echo as a catalogue may declare it: extra params allowed, so the deep value passes the schema stage.
-    const open = { type: "object", properties: { message: { type: "string" } }, additionalProperties: true }
-    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(base)))
-    data.servers[0].tools = data.servers[0].tools
-      .filter((t: any) => t.name === "echo")
-      .map((t: any) => ({ ...t, inputSchema: open, schema_hash: undefined }))
-    const inventory = Either.getOrThrow(decodeInventory(data))
-    const deep = row("deep", { server: "everything", tool: "echo", params: { message: "hi" } })
-    // On disk params are JSON text: this row's, by hand (made by the product, it would fail the same way).
-    deep.reward_spec.ground_truth.tool_sequence[0].params = `{"message":"hi","deep":${"[".repeat(5000)}${
-      "]".repeat(5000)
-    }}`
-    const run = await verify({
-      inventory,
-      specs: [everything],
-      rows: [deep, row("good", { server: "everything", tool: "echo", params: { message: "ok" } })]
-    })
-    // Was: the whole run failed, "Maximum call stack size exceeded", nothing written.
-    expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["good"])
-    expect(run.rejects).toEqual([
-      expect.objectContaining({
-        row: 0,
-        stage: "contract",
-        field: "reward_spec.ground_truth.tool_sequence[0].params",
-        reason: expect.stringContaining("nested more than 100 levels deep")
+  it(
+    "params 150 levels deep are a contract reject naming the field, 5,000 a read reject; the run goes on",
+    async () => {
+      const base = await importLive([everything])
+      // echo as a catalogue may declare it: extra params allowed, so the deep value passes the schema stage.
+      const open = { type: "object", properties: { message: { type: "string" } }, additionalProperties: true }
+      const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(base)))
+      data.servers[0].tools = data.servers[0].tools
+        .filter((t: any) => t.name === "echo")
+        .map((t: any) => ({ ...t, inputSchema: open, schema_hash: undefined }))
+      const inventory = Either.getOrThrow(decodeInventory(data))
+      const deepRow = (levels: number) => {
+        const deep = row(`deep-${levels}`, { server: "everything", tool: "echo", params: { message: "hi" } })
+        // On disk params are JSON text: this row's, by hand (made by the product, it would fail the same way).
+        deep.reward_spec.ground_truth.tool_sequence[0].params = `{"message":"hi","deep":${"[".repeat(levels)}${
+          "]".repeat(levels)
+        }}`
+        return deep
+      }
+      const run = await verify({
+        inventory,
+        specs: [everything],
+        rows: [
+          deepRow(5000),
+          deepRow(150),
+          row("good", { server: "everything", tool: "echo", params: { message: "ok" } })
+        ]
       })
-    ])
-  }, 60_000)
+      // Was (5,000): the whole run failed, "Maximum call stack size exceeded", nothing written. Deeper than skyrl
+      // reads any JSON (512 levels, src/skyrl/depth.ts) it is refused as it is read; deeper than params may be sent
+      // (100), at the contract stage.
+      expect(run.rows.map((r) => r.reward_spec.ground_truth.task_id)).toEqual(["good"])
+      expect(run.rejects).toEqual([
+        expect.objectContaining({
+          row: 0,
+          stage: "read",
+          reason: expect.stringContaining(
+            "reward_spec.ground_truth.tool_sequence[0].params nests objects and arrays more than 512 levels deep"
+          )
+        }),
+        expect.objectContaining({
+          row: 1,
+          stage: "contract",
+          field: "reward_spec.ground_truth.tool_sequence[0].params",
+          reason: expect.stringContaining("nested more than 100 levels deep")
+        })
+      ])
+    },
+    60_000
+  )
 })
 
 describe("verify: a step too long to send over stdio", () => {

@@ -12,7 +12,8 @@
  * run twice.
  */
 import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js"
-import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
+import { Clock, Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
+import { hostname } from "node:os"
 import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
@@ -127,6 +128,35 @@ export const formatServerLines = (
 
 export const rejectsFileOf = (out: string) => `${out}.rejects.jsonl`
 export const journalFileOf = (out: string) => `${out}.verify-journal.jsonl`
+export const outLockOf = (out: string) => `${out}.verify.lock`
+
+/**
+ * `--out` is being written by another live `verify`: two runs of one output mixed their journal lines and the last
+ * to finish replaced the other's rows and rejects, both exiting 0.
+ */
+export class OutputLocked extends Schema.TaggedError<OutputLocked>()("OutputLocked", {
+  out: Schema.String,
+  holder: Schema.String
+}) {
+  override get message(): string {
+    return `${this.out} is being written by another skyrl verify (${this.holder}); one run writes an output (its ` +
+      "rows, rejects and journal) at a time: wait for it to finish or give another --out (if no such process runs, " +
+      `delete ${outLockOf(this.out)})`
+  }
+}
+
+/** Holds `--out`'s lock for the scope (`OutputLocked` when a live process holds it; a dead one's is taken over). */
+const lockOutput = (out: string) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const lock = outLockOf(out)
+    const since = new Date(yield* Clock.currentTimeMillis).toISOString()
+    yield* Effect.acquireRelease(
+      storage.acquireLock(lock, { pid: process.pid, host: hostname(), command: "verify", since })
+        .pipe(Effect.catchTag("LockHeld", (e) => new OutputLocked({ out, holder: e.holder }))),
+      () => storage.releaseLock(lock)
+    )
+  })
 
 interface Located {
   readonly file: string
@@ -960,6 +990,7 @@ const orderedOutputs = (out: string) =>
  */
 export const verifyDatasets = (options: VerifyDatasetsOptions) =>
   Effect.scoped(Effect.gen(function*() {
+    yield* lockOutput(options.out) // before the journal is read
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
     const { entries: done, found, tail } = options.resume
