@@ -19,7 +19,7 @@ import { inventoryFingerprint } from "../src/services/RunJournal.js"
 import { StorageLive } from "../src/services/Storage.js"
 import { buildOutputSchema, decodeSteps, toStrictParams } from "../src/skyrl/outputSchema.js"
 import type { PlanStep } from "../src/skyrl/planValidation.js"
-import { repairMessage, validatePlan } from "../src/skyrl/planValidation.js"
+import { repairMessage, schemaProblems, validatePlan } from "../src/skyrl/planValidation.js"
 import { checkStrict } from "./support/openaiStrict.js"
 import { sampleSchema, seededRandom } from "./support/schemaSample.js"
 
@@ -150,6 +150,28 @@ describe("loading inventory files", () => {
     }
   }
   const tool = (name: string, inputSchema: unknown = { type: "object", properties: {} }) => ({ name, inputSchema })
+
+  it("a recursive input schema ($ref to the root) loads and validates params at every level", () => {
+    // before: "inputSchema: invalid JSON Schema: can't resolve reference # from id #", the whole inventory refused
+    const schema = { type: "object", properties: { message: { type: "string" }, child: { $ref: "#" } } }
+    const inventory = Either.getOrThrow(
+      parseInventoryText(JSON.stringify({ servers: [{ name: "s", tools: [{ name: "t", inputSchema: schema }] }] }), "x")
+    )
+    expect(schemaProblems(inventory)).toEqual([])
+    expect(validatePlan(inventory, [step(1, "s", "t", { message: "a", child: { child: { message: "b" } } })])).toEqual(
+      []
+    )
+    expect(validatePlan(inventory, [step(1, "s", "t", { child: { child: { message: 3 } } })])).toEqual([
+      expect.objectContaining({
+        path: "params/child/child/message",
+        message: expect.stringContaining("must be string")
+      })
+    ])
+    // closed as any object schema is (reject mode): an unknown key deep down is named
+    expect(validatePlan(inventory, [step(1, "s", "t", { child: { mesage: "x" } })])).toEqual([
+      expect.objectContaining({ path: "params/child/mesage" })
+    ])
+  })
 
   it("loads the bundled finance inventory by default (5 servers, 25 tools)", async () => {
     const service = await Effect.runPromise(

@@ -105,11 +105,18 @@ type Compiled = { readonly validate: ValidateFunction } | { readonly error: stri
 /** Compiled validators by tool entry and mode (a tool's validator depends on its schema and the mode only). */
 const cache = new WeakMap<InventoryTool, { reject?: Compiled; allow?: Compiled }>()
 
+/**
+ * The base id a tool schema without one is compiled under: with `addUsedSchema: false` Ajv cannot resolve a `$ref`
+ * to the root (`"#"`, a recursive schema: a tree of nodes) without one ("can't resolve reference # from id #"),
+ * which failed the whole inventory. Nothing is registered under it, so every tool may use it.
+ */
+const ROOT_ID = "urn:skyrl:tool-input-schema"
+
 const compileTool = (tool: InventoryTool, mode: "reject" | "allow"): Compiled => {
   try {
     const schema = mode === "reject" ? closeObjects(tool.inputSchema) as Json : tool.inputSchema
     checkSchema(schema)
-    return { validate: ajv.compile(schema) }
+    return { validate: ajv.compile(schema.$id === undefined ? { ...schema, $id: ROOT_ID } : schema) }
   } catch (e) {
     return { error: (e as Error).message }
   }
