@@ -145,6 +145,25 @@ describe("a JSON Lines file whose first line is not JSON", () => {
 })
 
 describe("text that is no JSON Lines keeps the whole-file error; a pretty-printed JSON array is one document", () => {
+  it("UTF-16 text (a byte order mark) is refused whole, named so, by convert and validate", async () => {
+    // before: each line rejected as "not valid UTF-8: byte 0xFF" or "not valid JSON", its NUL bytes echoed
+    const dir = tmp()
+    const input = join(dir, "tasks.jsonl")
+    const bom = Buffer.from([0xff, 0xfe])
+    writeFileSync(input, Buffer.concat([bom, Buffer.from([task(1), task(2)].join("\n") + "\n", "utf16le")]))
+    const reason = `${input}: not JSON or JSON Lines: it is UTF-16 text (it starts with a UTF-16 byte order mark): ` +
+      "re-encode it as UTF-8 (iconv -f UTF-16 -t UTF-8)"
+    const out = join(dir, "rows.jsonl")
+    const converted = await runCli(["convert", input, "--out", out])
+    expect(converted.status).toBe(1)
+    expect(converted.stderr).toContain(`skyrl: ${reason}`)
+    expect(converted.stderr).not.toContain("\u0000")
+    expect(existsSync(out)).toBe(false)
+    const checked = await runCli(["validate", input])
+    expect(checked.status).toBe(2)
+    expect(checked.stderr).toContain(reason)
+  }, 60_000)
+
   it("a CSV (and a one-column CSV of numbers) is refused whole by convert and enrich, nothing written", async () => {
     const dir = tmp()
     for (const [name, text] of [["t.jsonl", "id,name\n1,AAPL\n2,TSLA\n"], ["n.jsonl", "id\n1\n2\n3\n"]] as const) {

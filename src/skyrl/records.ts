@@ -8,7 +8,16 @@ import { Chunk, Effect, Either, Stream } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "./depth.js"
-import { firstUtf8Fault, isUtf8Fault, leadOf, unreadableLine, wholeJsonFault, withoutBom } from "./utf8.js"
+import {
+  firstUtf8Fault,
+  isUtf16Fault,
+  isUtf8Fault,
+  leadOf,
+  unreadableLine,
+  UTF16_TEXT,
+  wholeJsonFault,
+  withoutBom
+} from "./utf8.js"
 
 export type RecordResult =
   | {
@@ -281,6 +290,10 @@ export const recordsFormatOf = (
   const lines = heads.map((l) => l.trim()).filter((l) => l !== "")
   const head = lines[0]
   if (head === undefined) return Either.left(new InputError({ file, reason: "the file is empty" }))
+  if (isUtf16Fault(head)) {
+    // Every line after it is a run of NUL-spaced characters: one rejected record a line, NULs echoed, said nothing.
+    return Either.left(new InputError({ file, reason: `not JSON or JSON Lines: it is ${UTF16_TEXT}` }))
+  }
   if (leadOf(head) === "[") return Either.right(bracketedBadFirstLine(lines) ? "lines" : "whole")
   if (isJsonLine(head)) return Either.right("lines")
   if (head.startsWith("{")) return Either.right("whole")

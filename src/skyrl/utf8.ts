@@ -33,6 +33,9 @@ export const firstInvalidByte = (bytes: Uint8Array): number => {
  * line starting with gzip's magic bytes is decoded as it is: the readers name a gzip-compressed file so.
  */
 const lineText = (line: Buffer, offset: number): string => {
+  if (offset === 0 && ((line[0] === 0xff && line[1] === 0xfe) || (line[0] === 0xfe && line[1] === 0xff))) {
+    return `${FAULT} ${UTF16_TEXT}`
+  }
   const at = line[0] === 0x1f && line[1] === 0x8b ? -1 : firstInvalidByte(line)
   if (at < 0) return line.toString("utf8")
   const hex = line[at]!.toString(16).toUpperCase().padStart(2, "0")
@@ -59,6 +62,13 @@ export const decodeUtf8 = (bytes: Buffer, offset = 0): string => {
   }
   return text
 }
+
+/** A file's first line that starts with a UTF-16 byte order mark, as its fault line says it. */
+export const UTF16_TEXT =
+  "UTF-16 text (it starts with a UTF-16 byte order mark): re-encode it as UTF-8 (iconv -f UTF-16 -t UTF-8)"
+
+/** Whether a (first) line is the fault line of UTF-16 text: the readers refuse such a file whole. */
+export const isUtf16Fault = (line: string): boolean => line.trimStart() === `${FAULT} ${UTF16_TEXT}`
 
 /** Whether a line (trimmed or not) is a fault line of `decodeUtf8`. */
 export const isUtf8Fault = (line: string): boolean => line.trimStart().startsWith(FAULT)
