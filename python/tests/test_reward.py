@@ -632,3 +632,24 @@ def test_an_episode_without_a_final_answer_gets_no_more_than_the_judge_would_giv
     assert answered["reward"] == pytest.approx(0.2)
     assert skipped["done"] and skipped["metadata"]["final_answer"] is False
     assert skipped["metadata"]["judge"] == 0.0 and skipped["reward"] == 0.0
+
+
+def test_a_call_is_validated_once_however_many_turns_score_it_again(movers, monkeypatch):
+    # before: the env scores the whole trajectory after every turn, validating every earlier call again, so a slow
+    # check (uniqueItems over items that do not sort: ~2 s for one 17 KB call) added up turn after turn
+    from skyrl_mcp_env import reward
+
+    checked = []
+    real = reward._check
+
+    def counted(schema, arguments, cleared):
+        checked.append((schema, arguments))
+        return real(schema, arguments, cleared)
+
+    monkeypatch.setattr(reward, "_check", counted)
+    monkeypatch.setattr(reward, "_VERDICTS", {})
+    gainers, losers, post = plan_calls(movers)
+    out = episode(movers, [gainers, losers, post, FINAL])
+    assert out["reward"] == 1.0
+    keys = [(schema, json.dumps(a, sort_keys=True)) for schema, a in checked]
+    assert len(keys) == len(set(keys)) == 3  # each of the three calls once, though scored after each of 4 turns
