@@ -295,7 +295,12 @@ describe("readRows", () => {
     const dir = tmp()
     writeFileSync(join(dir, "object.json"), "[1,")
     writeFileSync(join(dir, "garbage.parquet"), "this is not parquet at all")
+    // PAR1 at both ends, zeros between (a footer length of 0): the reader failed on it with a TypeError, which was
+    // all the message said ("Cannot read properties of undefined (reading 'map')")
+    const zeros = Buffer.concat([Buffer.from("PAR1"), Buffer.alloc(46), Buffer.from([0, 0, 0, 0]), Buffer.from("PAR1")])
+    writeFileSync(join(dir, "zeros.parquet"), zeros)
     const cases: Array<[string, RegExp]> = [
+      [join(dir, "zeros.parquet"), /not a readable Parquet file: its metadata or a data page is damaged \(the reader/],
       [join(dir, "missing.jsonl"), /no such file/],
       [join(dir, "missing.parquet"), /no such file/],
       [join(dir, "object.json"), /not valid JSON/],

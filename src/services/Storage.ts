@@ -832,7 +832,12 @@ async function* parquetRows(file: string): AsyncGenerator<RowRecord> {
     for await (const value of readParquetRows(file)) yield { index: index++, value }
   } catch (e) {
     if (e instanceof RowReadFailure || (e as NodeJS.ErrnoException)?.code !== undefined) throw e
-    throw new RowReadFailure(index === 0 ? undefined : index, `not a readable Parquet file: ${(e as Error).message}`)
+    // The reader's own TypeError or RangeError (`Cannot read properties of undefined (reading 'map')`) on bytes
+    // that pass its first checks says nothing to the user: said as damaged, with the reader's words after it.
+    const damaged = e instanceof TypeError || e instanceof RangeError
+      ? `its metadata or a data page is damaged (the reader failed: ${(e as Error).message})`
+      : (e as Error).message
+    throw new RowReadFailure(index === 0 ? undefined : index, `not a readable Parquet file: ${damaged}`)
   }
 }
 
