@@ -535,10 +535,6 @@ class Evidence:
             return value in self.numbers()
         return True
 
-    def is_whole(self, value: Any) -> bool:
-        """``value`` is a string that is the whole of one of the texts (spaces around either aside)."""
-        return isinstance(value, str) and any(value.strip() == t.strip() for t in self.texts)
-
     def only_as_key(self, value: Any) -> bool:
         """A string in ``value`` occurs in the texts, as a whole token, only as the key of an object (quoted, then a
         colon: ``"symbol": ...``, or ``'symbol': ...`` as a Python repr writes it): a field name, the same in every
@@ -613,32 +609,10 @@ def _grounds(evidence: Evidence, value: Any, illustrative: Any) -> bool:
     ground; and a string of no letter or digit (``" "``, ``","``, ``"{"``) is a whole token wherever it occurs,
     which in every result it does (JSON's spaces, quotes, commas and braces): ``symbol: ","`` earned it alike. A
     string held only as an object key (``symbol: "symbol"``, a field name of every result of the tool) grounds only
-    where the plan's value is such a key too (a field to sort by). And a value of more words than the plan's
-    (``_words``) that is a whole result, or of many more words, is not grounded: pasting an earlier result whole, or
-    a long stretch of it, into the derived param grounded it in any row (the whole text is a token of itself), a
-    policy that needs no reading of the result."""
+    where the plan's value is such a key too (a field to sort by)."""
     if not evidence.holds(value) or not (_findable(value) or not _findable(illustrative)):
         return False
-    words, planned = _words(value), _words(illustrative)
-    if words > planned and (evidence.is_whole(value) or words > WORDS_FACTOR * planned + WORDS_SLACK):
-        return False
     return not evidence.only_as_key(value) or evidence.only_as_key(illustrative)
-
-
-WORDS_FACTOR, WORDS_SLACK = 2, 4  # a derived value grounds with at most 2 × the plan value's words + 4
-
-
-def _words(value: Any) -> int:
-    """The runs of letters and of digits in the strings of ``value`` (``Palantir Technologies Inc.`` 3,
-    ``2026-12-05T10:00`` 6), numbers 1 each: the size of what a derived value says, as ``_token_edge`` cuts it."""
-    if isinstance(value, dict):
-        return sum(_words(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_words(v) for v in value)
-    if isinstance(value, str):
-        kinds = [_kind(c) for c in value]
-        return sum(1 for i, k in enumerate(kinds) if k != "other" and (i == 0 or kinds[i - 1] != k))
-    return 1 if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _findable(value: Any) -> bool:

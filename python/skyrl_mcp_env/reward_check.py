@@ -6,12 +6,10 @@
 Policies: the plan itself; no tools; every tool the prompt offers (the plan's arguments for the plan's
 tools, ``{}`` for the others); the plan reversed; the plan with one literal param changed; on rows where
 ``ground_derived`` grounds a step (with ``--cassettes``, the env's default "auto": the steps ``skyrl verify`` found
-the derived values of in the results; ``--ground-derived``: every row), the plan with every derived value changed,
-and (with ``--cassettes``) the plan with each derived string replaced by the whole recorded result of the step it
-depends on (pasted, not read); the plan's calls each repeated; malformed calls. A policy is not applicable where it
-cannot be built (every tool on a row without ``available_tools``, reversed on a row whose steps ``depends_on``
-nothing, a changed literal on a plan without literal params, changed or pasted derived values on a plan without
-derived params or where nothing is grounded). A
+the derived values of in the results; ``--ground-derived``: every row), the plan with every derived value changed;
+the plan's calls each repeated; malformed calls. A policy is not applicable where it cannot be built (every tool on
+a row without ``available_tools``, reversed on a row whose steps ``depends_on`` nothing, a changed literal on a plan
+without literal params, changed derived values on a plan without derived params or where nothing is grounded). A
 degenerate policy whose calls are a valid solution (the plan's calls, each in a later turn than the steps it
 ``depends_on``) may tie the plan; any other tie or win is a leak, and so is a repeated-calls run that
 beats the plan, and an every-tool run above half the plan (reward.md property 3; on rows where the plan
@@ -35,14 +33,13 @@ import jsonschema
 
 from .canonical import canonical_json
 from .env import MCPToolEnv, grounding_of
-from .plan import Plan, RowError, Step, plan_from_extras
+from .plan import Plan, RowError, plan_from_extras
 from .reward import _validator, grounded_steps
 from . import tools
 from .tools import ConfigError
 
 CallSpec = tuple[str, Any]  # (name, arguments)
 Turn = Union[list[CallSpec], list[str]]  # calls, or raw <tool_call> block bodies
-ResultOf = Callable[[Step], Optional[str]]  # the text the store answers a plan step's call with (ok results only)
 FINAL = "Final answer: here is what the tools returned."
 
 
@@ -96,23 +93,6 @@ def policy_derived_invented(plan: Plan) -> Optional[list[Turn]]:
     return [[(s.call_name, {**s.params, **{k: _changed(s.params[k]) for k in s.derived_params}})] for s in plan.steps]
 
 
-def policy_derived_pasted(plan: Plan, results: Optional[ResultOf] = None) -> Optional[list[Turn]]:
-    """The plan with each derived string param replaced by the whole result of the first step it depends on, as the
-    store answers it: a policy that pastes what it read instead of reading it. Played where ``derived_invented``
-    is, on rows where the store answers such a dependency."""
-    if results is None:
-        return None
-    by_step = {s.step: s for s in plan.steps}
-    turns: list[Turn] = []
-    pasted = False
-    for s in plan.steps:
-        text = results(by_step[s.depends_on[0]]) if s.depends_on and s.depends_on[0] in by_step else None
-        keys = [k for k in s.derived_params if isinstance(s.params.get(k), str)] if text else []
-        pasted = pasted or bool(keys)
-        turns.append([(s.call_name, {**s.params, **{k: text for k in keys}})])
-    return turns if pasted else None
-
-
 def policy_repeated(plan: Plan) -> Optional[list[Turn]]:
     return [[c, c] for c in _plan_calls(plan)]
 
@@ -144,20 +124,17 @@ def _changed(value: Any) -> Any:
     return "X"
 
 
-POLICIES: dict[str, Callable[..., Optional[list[Turn]]]] = {
+POLICIES: dict[str, Callable[[Plan], Optional[list[Turn]]]] = {
     "plan": policy_plan,
     "no_tools": policy_no_tools,
     "every_tool": policy_every_tool,
     "reversed": policy_reversed,
     "literal_changed": policy_literal_changed,
     "derived_invented": policy_derived_invented,
-    "derived_pasted": policy_derived_pasted,
     "repeated": policy_repeated,
     "malformed": policy_malformed,
 }
-# played where ground_derived grounds a step; left out of the text report when not played
-OPT_IN = {"derived_invented", "derived_pasted"}
-READS_RESULTS = {"derived_pasted"}  # given the store's answers to the plan's steps (``ResultOf``)
+OPT_IN = {"derived_invented"}  # played where ground_derived grounds a step; left out of the text report when not played
 
 # ---------------------------------------------------------------------------------------------
 # Running a policy
@@ -239,7 +216,6 @@ def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any
         plan_calls_unanswered=[] if env_config.get("cassettes") is not None else None,
         ground_derived=env_config.get("ground_derived", "auto"),
     )
-    results = _recorded_results(env_config)
     for where, row in rows:
         extras = {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
         try:
@@ -250,38 +226,16 @@ def check_rows(rows: list[tuple[str, dict[str, Any]]], env_config: dict[str, Any
         own = plan.max_turns if plan.max_turns is not None else len(plan.steps) + 2
         extras["max_turns"] = max_turns if max_turns is not None else own
         report.rows += 1
-        _check_row(report, f"{where} ({plan.task_id})", plan, extras, env_config, results)
+        _check_row(report, f"{where} ({plan.task_id})", plan, extras, env_config)
     return report
 
 
-def _recorded_results(env_config: dict[str, Any]) -> Optional[ResultOf]:
-    """The store's answers to plan steps (``derived_pasted``), where the env replays a store."""
-    if env_config.get("tools", "cassette") != "cassette" or env_config.get("cassettes") is None:
-        return None
-    backend = tools.CassetteBackend(env_config["cassettes"])
-
-    def result(step: Step) -> Optional[str]:
-        answer = backend.call(step.server, step.tool, step.params)
-        return answer.text if answer.status == "ok" else None
-
-    return result
-
-
-def _check_row(
-    report: Report,
-    where: str,
-    plan: Plan,
-    extras: dict[str, Any],
-    env_config: dict[str, Any],
-    results: Optional[ResultOf] = None,
-) -> None:
+def _check_row(report: Report, where: str, plan: Plan, extras: dict[str, Any], env_config: dict[str, Any]) -> None:
     plan_reward = None
     grounded = bool(grounded_steps(plan, grounding_of(plan, env_config.get("ground_derived", "auto"))))
     report.grounded_rows += grounded
     for name, policy in POLICIES.items():
-        if name in OPT_IN and not grounded:
-            continue
-        turns = policy(plan, results) if name in READS_RESULTS else policy(plan)
+        turns = policy(plan) if name not in OPT_IN or grounded else None
         if turns is None:
             continue
         parts = run_policy(extras, turns, env_config)

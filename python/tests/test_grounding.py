@@ -310,19 +310,6 @@ def test_the_report_plays_invented_derived_values_only_when_grounding(palantir, 
     assert lenient.stats["derived_invented"].rewards == [] and lenient.leaks == []
 
 
-def test_the_report_plays_the_dependencys_whole_result_pasted_and_finds_it_below_the_plan(palantir, cassettes):
-    # before the bound on a value's words, pasting the search's whole result scored as the plan: a leak
-    rows = [("rows.jsonl row 0", palantir)]
-    report = reward_check.check_rows(rows, cassettes(SEARCH_RESULT), None)
-    pasted = report.stats["derived_pasted"]
-    assert report.plan_failures == [] and report.leaks == []
-    assert (pasted.rewards, pasted.below, pasted.valid) == ([0.25], 1, 0)
-    lenient = reward_check.check_rows(rows, {"cassettes": cassettes(SEARCH_RESULT)["cassettes"]}, None)
-    assert lenient.stats["derived_pasted"].rewards == []  # the row's record grounds nothing: not played
-    missing = reward_check.check_rows(rows, {**cassettes(SEARCH_RESULT), "cassettes": None}, None)
-    assert missing.stats["derived_pasted"].rewards == []  # no store: nothing to paste
-
-
 def test_the_report_plays_invented_derived_values_where_the_envs_default_grounds(mixed_config, tmp_path):
     # before: derived_invented was played with --ground-derived only, so the report never showed what the default
     # env ("auto") gives a policy that invents the copied ticker on this row (1.0 then; now 0.444)
@@ -550,51 +537,3 @@ def test_a_key_grounds_where_the_plans_value_is_a_key_too(tmp_path):
     first = call("quote", {"symbol": "MSFT"})
     assert episode(row, [first, call("sort", {"by": "volume"}), FINAL], config)["reward"] == 1.0
     assert episode(row, [first, call("sort", {"by": "MSFT"}), FINAL], config)["reward"] == 0.25  # in no result
-
-
-SEARCH_RESULT = (
-    '[{"symbol": "PLTR", "name": "Palantir Technologies Inc.", "currency": "USD", "exchange": "NASDAQ"}, '
-    '{"symbol": "PLTR.MX", "name": "Palantir Technologies Inc.", "currency": "MXN", "exchange": "BMV"}]'
-)
-
-
-@pytest.mark.parametrize(
-    ("value", "grounded"),
-    [
-        (SEARCH_RESULT, False),  # the whole result: before, 1.0 on any row (the whole text is a token of itself)
-        (SEARCH_RESULT[2:-2], False),  # a long stretch of it
-        ('PLTR", "name": "Palantir Technologies Inc.", "currency": "USD', False),  # 7 words
-        ("PLTR", True),
-        ("Palantir Technologies Inc.", True),  # 3 words: a value the result gives, if not the right one
-        ('PLTR", "name": "Palantir Technologies', True),  # 6 words: at the bound (2 × the plan's 1 + 4)
-    ],
-    ids=["whole", "stretch", "seven-words", "ticker", "name", "six-words"],
-)
-def test_a_value_of_many_more_words_than_the_plans_does_not_ground(palantir, cassettes, value, grounded):
-    config = cassettes(SEARCH_RESULT)
-    out = episode(palantir, [SEARCH, quote(value), FINAL], config)
-    assert out["reward"] == (1.0 if grounded else 0.25)
-    assert out["metadata"]["ungrounded_calls"] == (0 if grounded else 1)
-
-
-@pytest.mark.parametrize(
-    ("result", "grounded"), [('[{"symbol": "PLTR"}]', False), ("PLTR", True), ("  PLTR\n", True)]
-)
-def test_a_short_result_pasted_whole_does_not_ground_unless_it_is_the_value(palantir, cassettes, result, grounded):
-    # 2 words, within the bound on many more words; before: 1.0, the report's derived_pasted tying the plan
-    out = episode(palantir, [SEARCH, quote(result), FINAL], cassettes(result))
-    assert out["reward"] == (1.0 if grounded else 0.25)
-
-
-def test_a_plan_value_of_many_words_grounds_when_sent_whole(cassettes):
-    # the bound is the plan's value's size: a derived text the plan itself copies whole (a note, a file's content)
-    text = "Palantir Technologies Inc. reported revenue of 726 million dollars for the third quarter of 2024"
-    row = make_row(
-        [
-            {"server": "fmp", "tool": "fmp_search_ticker", "params": {"query": "Palantir", "limit": 3}},
-            {"server": "fmp", "tool": "fmp_get_quote", "params": {"symbol": text}, "depends_on": [1],
-             "derived_params": ["symbol"]},
-        ]
-    )
-    config = cassettes(text)
-    assert episode(row, [SEARCH, quote(text), FINAL], config)["reward"] == 1.0

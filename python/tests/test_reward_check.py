@@ -15,9 +15,8 @@ from skyrl_mcp_env.plan import plan_from_extras
 from skyrl_mcp_env.reward_check import check_rows, is_valid_solution, policy_reversed, summary
 
 CONFIG = {"tools": "cassette"}
-# derived_invented and derived_pasted are played only with ground_derived (test_grounding.py): these reports run
-# without it
-DEGENERATE = [p for p in reward_check.POLICIES if p not in ("plan", "derived_invented", "derived_pasted")]
+# derived_invented is played only with ground_derived (test_grounding.py): these reports run without it
+DEGENERATE = [p for p in reward_check.POLICIES if p not in ("plan", "derived_invented")]
 
 
 def rows_of(*named_lists):
@@ -48,7 +47,7 @@ def test_acceptance_on_rows_skyrl_generates_and_converts(generated_rows, convert
     expected_rows = {"every_tool": len(real), "reversed": with_deps, "literal_changed": with_literals}
     for name in DEGENERATE:
         assert s["policies"][name]["rows"] == expected_rows.get(name, len(real)), name
-    assert s["policies"]["derived_invented"]["rows"] == 0 and s["policies"]["derived_pasted"]["rows"] == 0
+    assert s["policies"]["derived_invented"]["rows"] == 0
     # None of them is a valid solution here (the reversed plan never is where depends_on orders the steps).
     assert all(s["policies"][name]["valid_solutions"] == 0 for name in DEGENERATE)
 
