@@ -46,6 +46,7 @@ import functools
 import itertools
 import json
 import re
+import sys
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -709,24 +710,28 @@ def _is_valid(schema: dict[str, Any], arguments: dict[str, Any], cleared: Option
     Verdicts are kept (``_VERDICTS``): the env scores the whole trajectory again after every turn, so each earlier
     call was validated again each turn, and a check that is slow on some values (``uniqueItems`` over items that do
     not sort compares every pair: 2 s for one 17 KB call) added up turn after turn (2.0, 3.4, 5.9 s)."""
-    schema_text = canonical_json(schema)
-    arguments_text = canonical_json(arguments)
+    schema_text = sys.intern(canonical_json(schema))  # one copy of a schema's text for all its verdicts
+    # The arguments as Python holds them (1 and 1.0, 2**53 and 2**53 + 1 apart: canonical JSON writes each pair
+    # alike, and `maximum`, `const` or draft-04's `integer` tell them apart), keys sorted.
+    arguments_text = json.dumps(arguments, sort_keys=True, separators=(",", ":"))
     if len(arguments_text) > _MAX_KEPT_ARGUMENTS:
         return _check(schema_text, arguments, cleared)
     key = (schema_text, arguments_text, cleared)
     with _VERDICTS_LOCK:  # envs may step in threads
-        verdict = _VERDICTS.get(key)
-    if verdict is None:
-        verdict = _check(schema_text, arguments, cleared)
-        with _VERDICTS_LOCK:
-            _VERDICTS[key] = verdict
-            while len(_VERDICTS) > _MAX_VERDICTS:
-                del _VERDICTS[next(iter(_VERDICTS))]  # the oldest
+        verdict = _VERDICTS.pop(key, None)
+        if verdict is not None:
+            _VERDICTS[key] = verdict  # the most recently used last
+            return verdict
+    verdict = _check(schema_text, arguments, cleared)
+    with _VERDICTS_LOCK:
+        _VERDICTS[key] = verdict
+        while len(_VERDICTS) > _MAX_VERDICTS:
+            del _VERDICTS[next(iter(_VERDICTS))]  # the least recently used
     return verdict
 
 
-# At most 256 verdicts on arguments of at most 64 KB of canonical JSON each (~16 MB); an episode makes at most
-# max_calls_per_turn x max_turns calls.
+# At most 256 verdicts, least recently used out first, on arguments of at most 64 KB of JSON each (~16 MB); an
+# episode makes at most max_calls_per_turn x max_turns calls.
 _VERDICTS: dict[tuple[str, str, Optional[frozenset[str]]], bool] = {}
 _VERDICTS_LOCK = threading.Lock()
 _MAX_VERDICTS = 256

@@ -653,3 +653,36 @@ def test_a_call_is_validated_once_however_many_turns_score_it_again(movers, monk
     assert out["reward"] == 1.0
     keys = [(schema, json.dumps(a, sort_keys=True)) for schema, a in checked]
     assert len(keys) == len(set(keys)) == 3  # each of the three calls once, though scored after each of 4 turns
+
+
+@pytest.mark.parametrize(
+    ("schema", "first", "second"),
+    [
+        ({"type": "object", "properties": {"x": {"maximum": 2**53}}}, {"x": 2**53}, {"x": 2**53 + 1}),
+        (
+            {"$schema": "http://json-schema.org/draft-04/schema#", "properties": {"x": {"type": "integer"}}},
+            {"x": 1},
+            {"x": 1.0},
+        ),
+    ],
+    ids=["beyond-2^53", "draft-04-integer-1.0"],
+)
+def test_a_kept_verdict_is_never_another_values(schema, first, second, monkeypatch):
+    # the first cache keyed arguments by canonical JSON, which writes 2**53 and 2**53 + 1 (or 1 and 1.0) alike: the
+    # first value seen decided for both, and one rollout's verdict leaked into another's
+    from skyrl_mcp_env import reward
+
+    monkeypatch.setattr(reward, "_VERDICTS", {})
+    assert (reward._is_valid(schema, first), reward._is_valid(schema, second)) == (True, False)
+    assert (reward._is_valid(schema, second), reward._is_valid(schema, first)) == (False, True)
+
+
+def test_kept_verdicts_go_least_recently_used_first(monkeypatch):
+    from skyrl_mcp_env import reward
+
+    monkeypatch.setattr(reward, "_VERDICTS", {})
+    monkeypatch.setattr(reward, "_MAX_VERDICTS", 2)
+    schema = {"type": "object"}
+    for n in (1, 2, 1, 3):  # 1 used again after 2: 3 pushes 2 out, not 1
+        reward._is_valid(schema, {"n": n})
+    assert sorted(json.loads(k[1])["n"] for k in reward._VERDICTS) == [1, 3]
