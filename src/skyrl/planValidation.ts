@@ -112,11 +112,21 @@ const cache = new WeakMap<InventoryTool, { reject?: Compiled; allow?: Compiled }
  */
 const ROOT_ID = "urn:skyrl:tool-input-schema"
 
+/** `ajv.compile`, again under ROOT_ID when only a `$ref` to the root failed (other messages stay Ajv's own). */
+const compileWithRoot = (schema: Json): ValidateFunction => {
+  try {
+    return ajv.compile(schema)
+  } catch (e) {
+    if (schema.$id !== undefined || !(e as Error).message.includes("can't resolve reference # from id #")) throw e
+    return ajv.compile({ ...schema, $id: ROOT_ID })
+  }
+}
+
 const compileTool = (tool: InventoryTool, mode: "reject" | "allow"): Compiled => {
   try {
     const schema = mode === "reject" ? closeObjects(tool.inputSchema) as Json : tool.inputSchema
     checkSchema(schema)
-    return { validate: ajv.compile(schema.$id === undefined ? { ...schema, $id: ROOT_ID } : schema) }
+    return { validate: compileWithRoot(schema) }
   } catch (e) {
     return { error: (e as Error).message }
   }
