@@ -12,8 +12,7 @@
  * run twice.
  */
 import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js"
-import { Clock, Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
-import { hostname } from "node:os"
+import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
 import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
 import type { Inventory } from "../domain/inventory.js"
@@ -24,7 +23,7 @@ import type { DurableLog, LogTail } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "../services/durableLog.js"
 import type { ServerState } from "../services/McpServers.js"
 import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
-import { rowFormatOf, Storage } from "../services/Storage.js"
+import { holdLock, rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
@@ -147,16 +146,10 @@ export class OutputLocked extends Schema.TaggedError<OutputLocked>()("OutputLock
 
 /** Holds `--out`'s lock for the scope (`OutputLocked` when a live process holds it; a dead one's is taken over). */
 const lockOutput = (out: string) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const lock = outLockOf(out)
-    const since = new Date(yield* Clock.currentTimeMillis).toISOString()
-    yield* Effect.acquireRelease(
-      storage.acquireLock(lock, { pid: process.pid, host: hostname(), command: "verify", since })
-        .pipe(Effect.catchTag("LockHeld", (e) => new OutputLocked({ out, holder: e.holder }))),
-      () => storage.releaseLock(lock)
-    )
-  })
+  Effect.flatMap(Storage, (storage) =>
+    holdLock(storage, outLockOf(out), "verify").pipe(
+      Effect.catchTag("LockHeld", (e) => new OutputLocked({ out, holder: e.holder }))
+    ))
 
 interface Located {
   readonly file: string

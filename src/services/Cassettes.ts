@@ -14,8 +14,7 @@
  * may be larger than one string can be); a torn last line (a crash in mid-write) is cut off before the first
  * new entry is written, so the next line starts on a line of its own.
  */
-import { Clock, Context, Effect, Layer, Schema } from "effect"
-import { hostname } from "node:os"
+import { Context, Effect, Layer, Schema } from "effect"
 import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import { plural } from "../domain/words.js"
@@ -23,7 +22,7 @@ import type { CassetteEntry } from "../skyrl/cassettes.js"
 import { admit, CASSETTE_FILE, cassetteLine, cassetteReader } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
 import type { StorageApi } from "./Storage.js"
-import { forEachLine, Storage } from "./Storage.js"
+import { forEachLine, holdLock, Storage } from "./Storage.js"
 
 export interface CassettesApi {
   /** The cassette file (`DIR/cassettes.jsonl`). */
@@ -90,12 +89,8 @@ const open = (dir: string) =>
     yield* storage.makeDirectory(dir)
     // Before the keys are read (a writer's keys must include every line on disk); released after the
     // final flush (finalizers run in reverse order).
-    const lock = cassetteLockOf(dir)
-    const since = new Date(yield* Clock.currentTimeMillis).toISOString()
-    yield* Effect.acquireRelease(
-      storage.acquireLock(lock, { pid: process.pid, host: hostname(), since })
-        .pipe(Effect.catchTag("LockHeld", (e) => new CassettesLocked({ dir, holder: e.holder }))),
-      () => storage.releaseLock(lock)
+    yield* holdLock(storage, cassetteLockOf(dir)).pipe(
+      Effect.catchTag("LockHeld", (e) => new CassettesLocked({ dir, holder: e.holder }))
     )
     // The store's `torn`: its last line is a piece of one (durableLog's `fragment`), cut off before the first write;
     // a whole last entry without its line end (`endsOpen` alone) gets one first.

@@ -13,7 +13,6 @@
  */
 import { Cause, Clock, Context, Effect, Either, Layer, Option, Schema } from "effect"
 import * as Scope from "effect/Scope"
-import { hostname } from "node:os"
 import * as path from "node:path"
 import { gzipSync } from "node:zlib"
 import type { StorageError } from "../domain/errors.js"
@@ -41,7 +40,7 @@ import {
   readArchiveIndex
 } from "./runArchive.js"
 import type { StorageApi } from "./Storage.js"
-import { Storage } from "./Storage.js"
+import { holdLock, Storage } from "./Storage.js"
 
 export interface RunPaths {
   readonly runDir: string
@@ -526,16 +525,8 @@ const openRun = (spec: RunSpec, onDisk: boolean) =>
     const paths = runPaths(path.dirname(spec.runDir), path.basename(spec.runDir))
     if (onDisk) {
       yield* storage.makeDirectory(paths.runDir)
-      const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
-      yield* Effect.acquireRelease(
-        storage.acquireLock(paths.lock, {
-          pid: process.pid,
-          host: hostname(),
-          command: spec.lockCommand ?? spec.command,
-          since: startedAt
-        })
-          .pipe(Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir: paths.runDir, holder: e.holder }))),
-        () => storage.releaseLock(paths.lock)
+      yield* holdLock(storage, paths.lock, spec.lockCommand ?? spec.command).pipe(
+        Effect.catchTag("LockHeld", (e) => new RunLocked({ runDir: paths.runDir, holder: e.holder }))
       )
     }
     const previous = onDisk ? yield* checkSettings(spec, paths) : undefined

@@ -15,7 +15,7 @@
  * .jsonl file is read back before it replaces the target: its length and CRC-32 must be the bytes the
  * writer produced. `readLines` streams any text file's lines (memory bounded by one read buffer).
  */
-import { Chunk, Context, Effect, Layer, Stream } from "effect"
+import { Chunk, Clock, Context, Effect, Layer, Stream } from "effect"
 import type * as Scope from "effect/Scope"
 import { isAscii, isUtf8 } from "node:buffer"
 import { randomBytes } from "node:crypto"
@@ -922,6 +922,24 @@ const createExclusive = async (file: string, text: string): Promise<boolean> => 
     throw e
   }
 }
+
+/**
+ * Holds the lock file `file` for the scope, this process its owner (pid, host, `command` when given, when it was
+ * taken), released when the scope closes: the one way runs, cassette stores and `verify --out` are locked.
+ * `LockHeld` names a live holder; the lock of a process that is gone is taken over (`acquireLock`).
+ */
+export const holdLock = (
+  storage: StorageApi,
+  file: string,
+  command?: string
+): Effect.Effect<void, LockHeld | StorageError, Scope.Scope> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const since = new Date(now).toISOString()
+    const owner = command === undefined
+      ? { pid: process.pid, host: hostname(), since }
+      : { pid: process.pid, host: hostname(), command, since }
+    return Effect.acquireRelease(storage.acquireLock(file, owner), () => storage.releaseLock(file))
+  })
 
 const acquireLockFile = (
   file: string,
