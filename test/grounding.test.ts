@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { derivedValuesFoundBySteps, Evidence, policyText, rowFound } from "../src/skyrl/grounding.js"
+import { derivedValuesFoundBySteps, Evidence, jsonLeaves, policyText, rowFound } from "../src/skyrl/grounding.js"
 
 interface Case {
   readonly texts: ReadonlyArray<string>
@@ -10,14 +10,18 @@ interface Case {
   readonly why: string
 }
 
-const cases: ReadonlyArray<Case> = JSON.parse(
-  readFileSync(join(import.meta.dirname, "fixtures", "grounding", "vectors.json"), "utf8")
-).cases
+const vectors = JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "grounding", "vectors.json"), "utf8"))
+const cases: ReadonlyArray<Case> = vectors.cases
+const leaves: ReadonlyArray<{ text: string; leaves: Array<[string, boolean]> | null }> = vectors.leaves
 
 describe("derived-value grounding, shared with the Python MCPToolEnv (ground_derived)", () => {
   it("reads every case of test/fixtures/grounding/vectors.json as the Python tests do", () => {
     expect(cases.length).toBeGreaterThan(15)
     for (const c of cases) expect([c.why, new Evidence(c.texts).holds(c.value)]).toEqual([c.why, c.held])
+  })
+  it("reads a JSON text's strings and numbers as the vectors' leaves say (a JSON result is read a string at a time)", () => {
+    expect(leaves.length).toBeGreaterThan(10)
+    for (const c of leaves) expect([c.text, jsonLeaves(c.text) ?? null]).toEqual([c.text, c.leaves])
   })
   it("finds a string written with Python's ensure_ascii escapes and as JSON.stringify writes it", () => {
     expect(new Evidence(["caf\\u00e9 \\u007f"]).holds("café \u007f")).toBe(true)

@@ -516,12 +516,21 @@ class Evidence:
     """The results a call could read: a derived value is grounded when each string in it (non-empty) occurs
     in one of their texts (as written, or JSON-escaped) and each number equals a number written there
     (``1,234.5``, ``-3`` and ``1e3`` read as numbers); booleans and nulls hold nothing to find. A string
-    occurs as a whole token (``_occurs_as_token``)."""
+    occurs as a whole token (``_occurs_as_token``). A text that is JSON (``json_leaves``) is read a string or
+    number of it at a time for a string with a letter or a digit: it must lie inside one of them, so a stretch
+    of the JSON itself (the whole result pasted, or most of it) holds nothing. A string of neither (``","``)
+    is looked for in the texts as they are (``_grounds`` decides what it may ground)."""
 
     _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
     def __init__(self, texts: list[str]):
         self.texts = texts
+        # what a string is looked for in: (a plain text, None), or (a string or number of a JSON text, is it a key)
+        self._plain: list[tuple[str, Optional[bool]]] = [(t, None) for t in texts]
+        self._read: list[tuple[str, Optional[bool]]] = []
+        for t in texts:
+            leaves = json_leaves(t)
+            self._read.extend([(t, None)] if leaves is None else leaves)
         self._numbers: Optional[set[float]] = None
 
     def holds(self, value: Any) -> bool:
@@ -530,8 +539,7 @@ class Evidence:
         if isinstance(value, list):
             return all(self.holds(v) for v in value)
         if isinstance(value, str):
-            forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-            return not value or any(_occurs_as_token(t, f) for t in self.texts for f in forms)
+            return not value or any(_occurs_as_token(t, f) for t, _ in self._searched(value) for f in _forms(value))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value in self.numbers()
         return True
@@ -546,26 +554,87 @@ class Evidence:
             return any(self.only_as_key(v) for v in value)
         if not isinstance(value, str) or not value:
             return False
-        forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
         found = False
-        for t in self.texts:
-            for f in forms:
+        for t, key in self._searched(value):
+            for f in _forms(value):
                 i = t.find(f)
                 while i >= 0:
                     end = i + len(f)
                     if _token_edge(t, i) and _token_edge(t, end):
-                        if not _is_key(t, i, end):
+                        if not (_is_key(t, i, end) if key is None else key and t == f):
                             return False
                         found = True
                     i = t.find(f, i + 1)
         return found
 
+    def _searched(self, value: str) -> list[tuple[str, Optional[bool]]]:
+        return self._read if _findable(value) else self._plain
+
     def numbers(self) -> set[float]:
         """Every number the texts write, signed and unsigned (a date's ``-05`` holds 5 as well)."""
         if self._numbers is None:
-            found = (m.group().replace(",", "") for t in self.texts for m in self._NUMBER.finditer(t))
+            found = (m.group().replace(",", "") for t, _ in self._read for m in self._NUMBER.finditer(t))
             self._numbers = {v for n in found for v in (float(n), abs(float(n)))}
         return self._numbers
+
+
+def _forms(value: str) -> set[str]:
+    """A string as a text may write it: as it is, JSON-escaped, JSON-escaped with ``\\u`` for non-ASCII."""
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
+_JSON_START = re.compile(r'[ \t\n\r]*[\[{"]')
+_JSON_TOKEN = re.compile(
+    r'[ \t\n\r]*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![.eE0-9])|true|false|null)|([\[\]{},:]))'
+)
+_CUT_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)\\?')
+_CUT_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{0,3}\Z")
+_CUT_SCALAR = re.compile(r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?")
+
+
+def json_leaves(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
+    """The strings (decoded) and numbers of a text made of JSON tokens (one or more JSON texts, perhaps cut short,
+    as ``max_response_chars`` cuts them), each with whether it is an object's key; None for any other text. Only
+    the tokens are read, not the structure. skyrl verify reads it alike (src/skyrl/grounding.ts ``jsonLeaves``)."""
+    if not _JSON_START.match(text):
+        return None
+    leaves: list[tuple[str, Optional[bool]]] = []
+    pos, after_string = 0, False
+    while (m := _JSON_TOKEN.match(text, pos)) is not None:
+        pos = m.end()
+        string, scalar, mark = m.groups()
+        if mark == ":" and after_string:
+            leaves[-1] = (leaves[-1][0], True)
+        if string is not None and (decoded := _decoded(string)) is None:
+            return None
+        if string is not None or scalar is not None:
+            leaves.append((decoded if string is not None else scalar, False))
+        after_string = string is not None
+    rest = text[pos:].lstrip(" \t\n\r")
+    if not rest:
+        return leaves
+    cut = _cut_string(rest)
+    if cut is not None:
+        return leaves + [(cut, False)]
+    return leaves + [(rest, False)] if _CUT_SCALAR.fullmatch(rest) else None
+
+
+def _cut_string(rest: str) -> Optional[str]:
+    """The characters of a JSON string cut short at the end of a text (perhaps inside an escape), or None."""
+    cut = _CUT_STRING.fullmatch(rest)
+    if cut is None:
+        return None
+    body = cut.group(1)
+    decoded = _decoded(body)
+    return decoded if decoded is not None else _decoded(_CUT_ESCAPE.sub("", body))
+
+
+def _decoded(body: str) -> Optional[str]:
+    """A JSON string's characters from its text between the quotes, or None when JSON would not read it."""
+    try:
+        return json.loads('"' + body + '"')
+    except ValueError:
+        return None
 
 
 def _kind(c: str) -> str:

@@ -15,7 +15,7 @@ from conftest import REPO, call, episode, make_row, plan_calls, v2_row
 
 from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.canonical import call_key
-from skyrl_mcp_env.reward import Evidence
+from skyrl_mcp_env.reward import Evidence, json_leaves
 from skyrl_mcp_env.tools import ConfigError
 
 FINAL = "Here is the answer."
@@ -134,6 +134,34 @@ def test_a_value_cut_from_the_result_the_policy_saw_does_not_ground(palantir, ca
 
 
 
+SEARCH_RESULT = '[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}, {"symbol": "PLTR.MX", "name": "Palantir (MX)"}]'
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [SEARCH_RESULT, SEARCH_RESULT[1:], SEARCH_RESULT[2:-2], SEARCH_RESULT[:-1], 'PLTR", "name": "Palantir Technologies Inc.'],
+    ids=["whole", "first character dropped", "brackets dropped", "last character dropped", "across two strings"],
+)
+def test_a_json_result_pasted_whole_or_in_a_stretch_does_not_ground(palantir, cassettes, pasted):
+    # before: 1.0. The search's whole JSON (or any stretch of it) sent as the symbol occurred in the result as a
+    # whole token, so a policy that read nothing earned the quote step; a JSON result is now read a string or
+    # number at a time
+    config = cassettes(SEARCH_RESULT)
+    out = episode(palantir, [SEARCH, quote(pasted), FINAL], config)
+    assert out["reward"] == 0.25 and out["metadata"]["ungrounded_calls"] == 1
+    for read in ("PLTR", "PLTR.MX", "Palantir Technologies Inc."):  # one string of the result, or a word of one
+        assert episode(palantir, [SEARCH, quote(read), FINAL], config)["reward"] == 1.0, read
+
+
+def test_a_json_result_cut_short_is_still_read_a_string_at_a_time(palantir, cassettes):
+    config = {**cassettes(SEARCH_RESULT), "max_response_chars": 41}  # cut inside "Palantir Technologies Inc."
+    seen = SEARCH_RESULT[:41]
+    assert seen.endswith('"Palantir Tec')
+    assert episode(palantir, [SEARCH, quote(seen), FINAL], config)["reward"] == 0.25
+    assert episode(palantir, [SEARCH, quote("Palantir Tec"), FINAL], config)["reward"] == 1.0
+    assert episode(palantir, [SEARCH, quote("Palantir Technologies"), FINAL], config)["reward"] == 0.25  # not seen
+
+
 @pytest.mark.parametrize("value", ["more", "characters", "cut", "25"])
 def test_the_envs_note_on_a_cut_result_grounds_nothing(palantir, cassettes, value):
     # before: 1.0. The policy sees a long result cut, with the env's note "[... 25 more characters cut]"; the note
@@ -168,12 +196,19 @@ def test_numbers_and_nested_values_are_found_in_the_results(tmp_path):
         assert episode(row, [first, bad, FINAL], config)["metadata"]["ungrounded_calls"] == 1, wrong
 
 
-VECTORS = json.loads((REPO / "test" / "fixtures" / "grounding" / "vectors.json").read_text(encoding="utf-8"))["cases"]
+SHARED = json.loads((REPO / "test" / "fixtures" / "grounding" / "vectors.json").read_text(encoding="utf-8"))
+VECTORS = SHARED["cases"]
 
 
 @pytest.mark.parametrize("case", VECTORS, ids=[c["why"] for c in VECTORS])
 def test_evidence_reads_strings_and_numbers_as_the_shared_vectors_say(case):
     assert Evidence(case["texts"]).holds(case["value"]) is case["held"]
+
+
+@pytest.mark.parametrize("case", SHARED["leaves"], ids=[c["text"] for c in SHARED["leaves"]])
+def test_a_json_texts_strings_and_numbers_are_read_as_the_shared_vectors_say(case):
+    leaves = json_leaves(case["text"])
+    assert (None if leaves is None else [list(leaf) for leaf in leaves]) == case["leaves"]
 
 
 def test_the_setting_must_be_a_boolean_or_auto(palantir):

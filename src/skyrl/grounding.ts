@@ -5,7 +5,9 @@
  * written or JSON-escaped (with or without `\u` escapes of non-ASCII characters), as a whole token (`occursAsToken`);
  * each number equals a
  * number a text writes (`1,234.5`, `-3`, `1e3`; the `05` of a date is 5); booleans and nulls hold nothing
- * to find. Pure.
+ * to find. A text that is JSON (`jsonLeaves`) is read a string or number of it at a time for a string with a
+ * letter or a digit: it must lie inside one of them, so a stretch of the JSON itself (the whole result pasted, or
+ * most of it) holds nothing; a string of neither (`","`) is looked for in the texts as they are. Pure.
  */
 
 const NUMBER = /-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?/g
@@ -51,10 +53,66 @@ const occursAsToken = (t: string, form: string): boolean => {
   return false
 }
 
+/** A string or number of a JSON text (a string decoded), and whether it is an object's key. */
+type Leaf = readonly [text: string, key: boolean]
+
+const JSON_START = /^[ \t\n\r]*[[{"]/
+const JSON_TOKEN =
+  /[ \t\n\r]*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![.eE0-9])|true|false|null)|([[\]{},:]))/y
+const CUT_STRING = /^"([^"\\]*(?:\\.[^"\\]*)*)\\?$/
+/** A `\u` escape cut short at the end of a string. */
+const CUT_ESCAPE = /\\u[0-9a-fA-F]{0,3}$/
+const CUT_SCALAR = /^(?:-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?)$/
+
+/** A JSON string's characters from its text between the quotes, or undefined when JSON would not read it. */
+const decoded = (body: string): string | undefined => {
+  try {
+    return JSON.parse(`"${body}"`) as string
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The strings (decoded) and numbers of a text made of JSON tokens (one or more JSON texts, perhaps cut short, as
+ * MCPToolEnv's `max_response_chars` cuts them), each with whether it is an object's key; undefined for any other
+ * text. Only the tokens are read, not the structure. MCPToolEnv reads it alike (reward.py `json_leaves`).
+ */
+export const jsonLeaves = (text: string): Array<Leaf> | undefined => {
+  if (!JSON_START.test(text)) return undefined
+  const leaves: Array<Leaf> = []
+  let [pos, afterString] = [0, false]
+  JSON_TOKEN.lastIndex = 0
+  for (let m = JSON_TOKEN.exec(text); m !== null; m = JSON_TOKEN.exec(text)) {
+    pos = JSON_TOKEN.lastIndex
+    const [, string, scalar, mark] = m
+    if (mark === ":" && afterString) leaves[leaves.length - 1] = [leaves[leaves.length - 1]![0], true]
+    const leaf = string === undefined ? scalar : decoded(string)
+    if (string !== undefined && leaf === undefined) return undefined
+    if (leaf !== undefined) leaves.push([leaf, false])
+    afterString = string !== undefined
+  }
+  const rest = text.slice(pos).replace(/^[ \t\n\r]+/, "")
+  if (rest === "") return leaves
+  const cut = CUT_STRING.exec(rest)
+  const cutText = cut === null ? undefined : (decoded(cut[1]!) ?? decoded(cut[1]!.replace(CUT_ESCAPE, "")))
+  if (cutText !== undefined) return [...leaves, [cutText, false]]
+  return CUT_SCALAR.test(rest) ? [...leaves, [rest, false]] : undefined
+}
+
+/** The string holds a letter or a digit (what a JSON text's strings and numbers are searched for). */
+const findable = (s: string): boolean => [...s].some((c) => kindOf(c) !== "other")
+
 export class Evidence {
   private numbers: Set<number> | undefined
+  private leaves: ReadonlyArray<string> | undefined
 
   constructor(readonly texts: ReadonlyArray<string>) {}
+
+  /** Plain texts as they are, and the strings and numbers of JSON texts. */
+  private get read(): ReadonlyArray<string> {
+    return (this.leaves ??= this.texts.flatMap((t) => jsonLeaves(t)?.map(([leaf]) => leaf) ?? [t]))
+  }
 
   holds(value: unknown): boolean {
     if (Array.isArray(value)) return value.every((v) => this.holds(v))
@@ -62,7 +120,8 @@ export class Evidence {
     if (typeof value === "string") {
       if (value === "") return true
       const forms = new Set([value, JSON.stringify(value).slice(1, -1), asciiEscaped(value)])
-      return this.texts.some((t) => [...forms].some((f) => occursAsToken(t, f)))
+      const searched = findable(value) ? this.read : this.texts
+      return searched.some((t) => [...forms].some((f) => occursAsToken(t, f)))
     }
     if (typeof value === "number") return this.numbersWritten().has(value)
     return true
@@ -72,7 +131,7 @@ export class Evidence {
   private numbersWritten(): Set<number> {
     if (this.numbers === undefined) {
       this.numbers = new Set()
-      for (const t of this.texts) {
+      for (const t of this.read) {
         for (const m of t.matchAll(NUMBER)) {
           const n = Number(m[0].replaceAll(",", ""))
           this.numbers.add(n).add(Math.abs(n))
