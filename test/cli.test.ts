@@ -75,6 +75,39 @@ describe("skyrl CLI", () => {
     expect(rebuilt.status).toBe(2)
     expect(rebuilt.stderr).toContain("--indent must be an integer from 0 to 10")
   })
+  it("--data-source '' (or blank, or DATA_SOURCE='') is a usage error in convert, enrich and generate; the default and a given value still work", async () => {
+    const dir = tmp()
+    const tasks = join(dir, "tasks.json")
+    writeFileSync(tasks, JSON.stringify([task(0)]))
+    const message = "--data-source (DATA_SOURCE) must not be empty or blank"
+    const refused = [
+      { args: ["convert", tasks, "--out", join(dir, "c.jsonl"), "--data-source", ""], env: {} },
+      { args: ["convert", tasks, "--out", join(dir, "c.jsonl"), "--data-source", " \t "], env: {} },
+      { args: ["convert", tasks, "--out", join(dir, "c.jsonl")], env: { DATA_SOURCE: "" } },
+      {
+        args: ["enrich", "test/fixtures/enrich/skyrl_rows.jsonl", "--out", join(dir, "e.jsonl"), "--data-source", ""],
+        env: {}
+      },
+      { args: ["generate", "-n", "1", "--llm", "replay", "--out", join(dir, "g.jsonl"), "--data-source", " "], env: {} }
+    ]
+    for (const { args, env } of refused) {
+      const r = await runCli(args, { env })
+      expect(r.status, args.join(" ")).toBe(2)
+      expect(r.stderr, args.join(" ")).toContain(message)
+    }
+    expect(readdirSync(dir)).toEqual(["tasks.json"]) // nothing written, no raw_llm/ made
+    const dataSources = (file: string) =>
+      readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).data_source)
+    const byDefault = await runCli(["convert", tasks, "--out", join(dir, "d.jsonl")])
+    expect(byDefault.status, byDefault.stderr).toBe(0)
+    expect(dataSources(join(dir, "d.jsonl"))).toEqual(["synthetic/llm"])
+    const given = await runCli(["convert", tasks, "--out", join(dir, "m.jsonl"), "--data-source", "mine/v1"])
+    expect(given.status, given.stderr).toBe(0)
+    expect(dataSources(join(dir, "m.jsonl"))).toEqual(["mine/v1"])
+    const help = await runCliShared(["convert", "--help"])
+    expect(help.status).toBe(0)
+    expect(help.stdout).toContain("--data-source")
+  })
   it("generate and rebuild --indent on a .jsonl output say it is not indented (it was ignored without a word)", async () => {
     const dir = tmp()
     const out = join(dir, "x.jsonl")

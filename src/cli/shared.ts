@@ -149,11 +149,20 @@ export const inventoryOption = optionalFlag(
   "the bundled finance MCP inventory in data/"
 )
 
+/**
+ * `--data-source` (env DATA_SOURCE): SkyRL routes a row's reward by its data_source, so an empty or blank one
+ * (`--data-source ''`) is a usage error, for every command that takes it.
+ */
 export const dataSourceOption = flagWithDefault(
   Options.text("data-source"),
   "Value of each row's data_source column",
   Config.string("DATA_SOURCE"),
   "synthetic/llm"
+).pipe(
+  Options.filterMap(
+    (s) => (s.trim() === "" ? Option.none<string>() : Option.some(s)),
+    "--data-source (DATA_SOURCE) must not be empty or blank: SkyRL routes each row's reward by its data_source"
+  )
 )
 
 export const maxPromptTokensOption = flagWithDefault(
