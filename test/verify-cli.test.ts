@@ -325,6 +325,8 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(existsSync(at("empty-tapes"))).toBe(true)
     const stats = await runCli(["cassettes", "stats", at("empty-tapes")])
     expect(stats.stderr).not.toMatch(/cannot read/)
+    // said on stderr, so that a mistyped directory is not taken for an empty store without a word
+    expect(stats.stderr).toContain(`${at("empty-tapes")} holds no cassettes.jsonl: nothing recorded there yet`)
     expect(stats.status).toBe(0)
     expect(stats.stdout).toContain("0 entries (distinct calls) in 0 lines")
     expect(JSON.parse((await runCli(["cassettes", "stats", at("empty-tapes"), "--json"])).stdout)).toMatchObject({

@@ -19,9 +19,15 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
     // and the file comes with the first line recorded.
     const collector = cassetteStatsCollector()
     const reader = cassetteReader(collector.add)
-    const read = !byFile && !(yield* storage.exists(file))
-      ? { size: 0, endsOpen: false }
-      : yield* forEachLine(storage, file, reader.line)
+    const missing = !byFile && !(yield* storage.exists(file))
+    // Said on stderr, so that a mistyped directory is not taken for an empty store without a word.
+    if (missing) {
+      yield* Effect.logWarning(
+        `${options.dir} holds no ${CASSETTE_FILE}: nothing recorded there yet (a verify run that recorded no call ` +
+          `leaves none), or not a cassette directory`
+      )
+    }
+    const read = missing ? { size: 0, endsOpen: false } : yield* forEachLine(storage, file, reader.line)
     const stats = collector.stats(file, read.size, reader.done(read.endsOpen))
     yield* Console.log(options.json ? JSON.stringify(stats, null, 2) : formatCassetteStats(stats))
     // MCPToolEnv refuses a store with such a line (only a torn last one is a crash's trace), so exit 1 says so.
