@@ -13,8 +13,12 @@ from typing import Any
 
 import attrs
 import jsonschema
-from jsonschema._utils import equal, unbool, uniq
 from jsonschema.exceptions import ValidationError
+
+try:  # jsonschema's internals (4.x): without them the validator classes are left as jsonschema makes them
+    from jsonschema._utils import equal, unbool, uniq
+except ImportError:  # pragma: no cover - not on the versions pyproject.toml allows
+    equal = unbool = uniq = None
 
 _TRUE, _FALSE, _ARRAY, _OBJECT = object(), object(), object(), object()
 
@@ -80,7 +84,7 @@ def with_fast_unique_items(cls: Any) -> Any:
     names its own ``$schema`` (or a ``$ref`` to one: ``"$ref": "#"`` under a root that has it) makes jsonschema's
     ``evolve`` switch to that draft's own class, whose uniqueItems is jsonschema's (7 s for 3,000 objects): the
     class's ``evolve`` gives that draft's class with ``unique_items`` instead."""
-    if cls in _FAST:
+    if cls in _FAST or uniq is None:
         return cls
     fast = jsonschema.validators.extend(cls, {"uniqueItems": unique_items})
     evolve = fast.evolve
