@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { derivedValuesFoundBySteps, Evidence, jsonLeaves, policyText, rowFound } from "../src/skyrl/grounding.js"
+import { derivedValuesFoundBySteps, Evidence, jsonLeaves, policyText, rowFound, textPieces } from "../src/skyrl/grounding.js"
 
 interface Case {
   readonly texts: ReadonlyArray<string>
@@ -13,6 +13,7 @@ interface Case {
 const vectors = JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "grounding", "vectors.json"), "utf8"))
 const cases: ReadonlyArray<Case> = vectors.cases
 const leaves: ReadonlyArray<{ text: string; leaves: Array<[string, boolean]> | null }> = vectors.leaves
+const pieces: ReadonlyArray<{ text: string; pieces: Array<[string, boolean | null]> | null }> = vectors.pieces
 
 describe("derived-value grounding, shared with the Python MCPToolEnv (ground_derived)", () => {
   it("reads every case of test/fixtures/grounding/vectors.json as the Python tests do", () => {
@@ -22,6 +23,10 @@ describe("derived-value grounding, shared with the Python MCPToolEnv (ground_der
   it("reads a JSON text's strings and numbers as the vectors' leaves say (a JSON result is read a string at a time)", () => {
     expect(leaves.length).toBeGreaterThan(10)
     for (const c of leaves) expect([c.text, jsonLeaves(c.text) ?? null]).toEqual([c.text, c.leaves])
+  })
+  it("reads a text of prose and JSON lines as the vectors' pieces say (the JSON lines a string at a time)", () => {
+    expect(pieces.length).toBeGreaterThan(5)
+    for (const c of pieces) expect([c.text, textPieces(c.text) ?? null]).toEqual([c.text, c.pieces])
   })
   it("finds a string written with Python's ensure_ascii escapes and as JSON.stringify writes it", () => {
     expect(new Evidence(["caf\\u00e9 \\u007f"]).holds("café \u007f")).toBe(true)

@@ -233,6 +233,15 @@ describe("verify against server-everything (stateless)", () => {
       expect(run.rejects).toEqual([])
       expect(run.verification.map((v) => v.derived_values_found)).toEqual([true, false, undefined, false, false, false])
       expect("derived_values_found" in run.verification[2]).toBe(false)
+      // how the results were read for it (MCPToolEnv grounds a record without it by each result's whole text)
+      expect(run.verification.map((v) => v.derived_reading)).toEqual([
+        "json-leaves",
+        "json-leaves",
+        undefined,
+        "json-leaves",
+        "json-leaves",
+        "json-leaves"
+      ])
       expect(run.result.summary).toMatchObject({ derivedNotFound: 4, copies: 2 })
       // Each step with derived params says whether its own were found; a step without says nothing, and a
       // plan without derived params keeps the record's fields as before (row "plain")

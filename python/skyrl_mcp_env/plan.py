@@ -56,6 +56,9 @@ class Plan:
     # the steps whose own derived values skyrl verify found there (its record's steps[].derived_values_found, written
     # since 2026-12-03); None for a record without them (older, or none): then only the row's field says
     derived_found_steps: Optional[frozenset[int]] = None
+    # results read a JSON string or number at a time when grounding (reward.py Evidence); False for a record whose
+    # derived_values_found skyrl verify wrote before 2026-12-04, which read each result's text whole
+    grounding_by_leaves: bool = True
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -88,6 +91,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         rubric=gt.get("rubric"),
         derived_values_found=_derived_values_found(extras),
         derived_found_steps=_derived_found_steps(extras, steps),
+        grounding_by_leaves=_grounding_by_leaves(extras),
     )
 
 
@@ -259,6 +263,21 @@ def _derived_values_found(extras: Mapping[str, Any]) -> bool:
     reads them. ``ground_derived: "auto"`` grounds such rows only."""
     verification = _task_metadata(extras).get("verification")
     return isinstance(verification, Mapping) and verification.get("derived_values_found") is True
+
+
+def _grounding_by_leaves(extras: Mapping[str, Any]) -> bool:
+    """Ground with a JSON result read a string or number at a time, unless the row's verification record says what
+    its results hold of the derived values (``derived_values_found``) without ``derived_reading: "json-leaves"``:
+    skyrl verify read each result's text whole before 2026-12-04, so a plan value it found across a JSON result's
+    strings (a whole result copied into a file) would be refused to the plan's own call."""
+    verification = _task_metadata(extras).get("verification")
+    if not isinstance(verification, Mapping) or verification.get("derived_reading") == "json-leaves":
+        return True
+    entries = verification.get("steps")
+    stepwise = isinstance(entries, list) and any(
+        isinstance(e, Mapping) and isinstance(e.get("derived_values_found"), bool) for e in entries
+    )
+    return not (stepwise or isinstance(verification.get("derived_values_found"), bool))
 
 
 def _derived_found_steps(extras: Mapping[str, Any], steps: tuple[Step, ...]) -> Optional[frozenset[int]]:

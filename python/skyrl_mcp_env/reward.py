@@ -41,6 +41,7 @@ no network: the same calls (and results) give the same reward.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import functools
 import itertools
@@ -310,7 +311,7 @@ class _Matcher:
         sources = [matched[d] for d in step.depends_on if d in matched] if step.depends_on else range(i)
         read = tuple(j for j in sources if self.calls[j].result and self.calls[j].turn < turn)
         if read not in self._evidence:
-            self._evidence[read] = Evidence([self.calls[j].result or "" for j in read])
+            self._evidence[read] = Evidence([self.calls[j].result or "" for j in read], self.plan.grounding_by_leaves)
         args = self.calls[i].arguments or {}
         return all(_grounds(self._evidence[read], args[p], step.params.get(p)) for p in step.derived_params)
 
@@ -520,18 +521,16 @@ class Evidence:
     occurs as a whole token (``_occurs_as_token``). A text that is JSON (``json_leaves``) is read a string or
     number of it at a time for a string with a letter or a digit: it must lie inside one of them, so a stretch
     of the JSON itself (the whole result pasted, or most of it) holds nothing. A string of neither (``","``)
-    is looked for in the texts as they are (``_grounds`` decides what it may ground)."""
+    is looked for in the texts as they are (``_grounds`` decides what it may ground). ``leaves=False`` reads
+    every text as it is, as skyrl verify did before 2026-12-04 (``Plan.grounding_by_leaves``)."""
 
     _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
-    def __init__(self, texts: list[str]):
+    def __init__(self, texts: list[str], leaves: bool = True):
         self.texts = texts
-        # what a string is looked for in: (a plain text, None), or (a string or number of a JSON text, is it a key)
-        self._plain: list[tuple[str, Optional[bool]]] = [(t, None) for t in texts]
-        self._read: list[tuple[str, Optional[bool]]] = []
-        for t in texts:
-            leaves = json_leaves(t)
-            self._read.extend([(t, None)] if leaves is None else leaves)
+        self._read = [_reading(t) if leaves else _Reading(t, None) for t in texts]
+        self._held: dict[str, bool] = {}  # the matcher asks of the same values again and again
+        self._keys_only: dict[str, bool] = {}
         self._numbers: Optional[set[float]] = None
 
     def holds(self, value: Any) -> bool:
@@ -540,9 +539,13 @@ class Evidence:
         if isinstance(value, list):
             return all(self.holds(v) for v in value)
         if isinstance(value, str):
-            return not value or any(_occurs_as_token(t, f) for t, _ in self._searched(value) for f in _forms(value))
+            if not value:
+                return True
+            if value not in self._held:
+                self._held[value] = any(True for _ in self._occurrences(value))
+            return self._held[value]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value in self.numbers()
+            return _as_float(value) in self.numbers()
         return True
 
     def only_as_key(self, value: Any) -> bool:
@@ -555,28 +558,94 @@ class Evidence:
             return any(self.only_as_key(v) for v in value)
         if not isinstance(value, str) or not value:
             return False
-        found = False
-        for t, key in self._searched(value):
-            for f in _forms(value):
+        if value not in self._keys_only:
+            found = False
+            for reading, i, end in self._occurrences(value):
+                if not reading.is_key(i, end):
+                    found = False
+                    break
+                found = True
+            self._keys_only[value] = found
+        return self._keys_only[value]
+
+    def _occurrences(self, value: str) -> Iterator[tuple["_Reading", int, int]]:
+        """Where ``value`` occurs as a whole token (as written or JSON-escaped): in a JSON text's strings and numbers
+        for a value with a letter or a digit, else in the texts as they are."""
+        readings = self._read if _findable(value) else [_Reading(t, None) for t in self.texts]
+        for f in _forms(value):
+            for reading in readings:
+                t = reading.joined
                 i = t.find(f)
                 while i >= 0:
                     end = i + len(f)
-                    if _token_edge(t, i) and _token_edge(t, end):
-                        if not (_is_key(t, i, end) if key is None else key and t == f):
-                            return False
-                        found = True
+                    if _token_edge(t, i) and _token_edge(t, end) and reading.within_one(i, end):
+                        yield reading, i, end
                     i = t.find(f, i + 1)
-        return found
-
-    def _searched(self, value: str) -> list[tuple[str, Optional[bool]]]:
-        return self._read if _findable(value) else self._plain
 
     def numbers(self) -> set[float]:
         """Every number the texts write, signed and unsigned (a date's ``-05`` holds 5 as well)."""
         if self._numbers is None:
-            found = (m.group().replace(",", "") for t, _ in self._read for m in self._NUMBER.finditer(t))
+            found = (m.group().replace(",", "") for r in self._read for m in self._NUMBER.finditer(r.joined))
             self._numbers = {v for n in found for v in (float(n), abs(float(n)))}
         return self._numbers
+
+
+_SEPARATOR = "\x00"
+
+
+class _Reading:
+    """A text as grounding searches it: a plain text as it is (``leaves`` None), or its pieces (``text_pieces``: a
+    JSON text's strings and numbers) joined by a separator that is a token edge, as their own ends are, so one ``find``
+    searches them all; an occurrence across a separator (a value holding it) is no occurrence."""
+
+    __slots__ = ("joined", "_starts", "_keys")
+
+    def __init__(self, text: str, leaves: Optional[list[tuple[str, Optional[bool]]]]):
+        self.joined = text if leaves is None else _SEPARATOR.join(t for t, _ in leaves)
+        self._starts: Optional[list[int]] = None
+        self._keys: list[Optional[bool]] = []
+        if leaves is not None:
+            self._starts, at = [], 0
+            for t, key in leaves:
+                self._starts.append(at)
+                self._keys.append(key)
+                at += len(t) + 1
+
+    def _piece(self, i: int) -> int:
+        return bisect.bisect_right(self._starts or [], i) - 1
+
+    def _end(self, piece: int) -> int:
+        starts = self._starts or []
+        return starts[piece + 1] - 1 if piece + 1 < len(starts) else len(self.joined)
+
+    def within_one(self, i: int, end: int) -> bool:
+        """``joined[i:end]`` lies inside one piece (always, in a plain text)."""
+        return self._starts is None or end <= self._end(self._piece(i))
+
+    def is_key(self, i: int, end: int) -> bool:
+        """``joined[i:end]`` is an object's key: a key of the JSON text whole, or quoted then a colon in a plain text."""
+        if self._starts is None:
+            return _is_key(self.joined, i, end)
+        piece = self._piece(i)
+        if self._keys[piece] is None:  # a run of lines that are not JSON
+            return _is_key(self.joined, i, end)
+        return bool(self._keys[piece]) and self._starts[piece] == i and self._end(piece) == end
+
+
+def _as_float(value: Union[int, float]) -> Optional[float]:
+    """A number as a double, as the texts' numbers are read (and as skyrl verify's JavaScript holds every number):
+    an integer beyond 2**53 is compared as the double it rounds to; None beyond a double's range."""
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _reading(text: str) -> _Reading:
+    """``text`` read for grounding, kept for the texts seen last: the matcher builds an Evidence for each set of
+    results a call could read."""
+    return _Reading(text, text_pieces(text))
 
 
 def _forms(value: str) -> set[str]:
@@ -584,23 +653,42 @@ def _forms(value: str) -> set[str]:
     return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
 
 
-_JSON_START = re.compile(r'[ \t\n\r]*[\[{"]')
+_JSON_START = re.compile(r'\ufeff?[ \t\n\r]*[\[{"]')
+# A string, a number (NaN and Infinity too: Python's json.dumps writes them) or a literal, each followed by what
+# may follow it in JSON (so ``[2026-12-05]`` is no JSON), or a mark.
 _JSON_TOKEN = re.compile(
-    r'[ \t\n\r]*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![.eE0-9])|true|false|null)|([\[\]{},:]))'
+    r'[ \t\n\r]*(?:(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN|-?Infinity))'
+    r'(?=[ \t\n\r,:\]}]|\Z)|([\[\]{},:]))'
 )
 _CUT_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)\\?')
 _CUT_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{0,3}\Z")
-_CUT_SCALAR = re.compile(r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?")
+_CUT_SCALAR = re.compile(
+    r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?|Na?|-?I(?:n(?:f(?:i(?:n(?:i(?:ty?)?)?)?)?)?)?"
+)
 
 
-def json_leaves(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
+def json_leaves(text: str, cut: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
     """The strings (decoded) and numbers of a text made of JSON tokens (one or more JSON texts, perhaps cut short,
-    as ``max_response_chars`` cuts them), each with whether it is an object's key; None for any other text. Only
-    the tokens are read, not the structure. skyrl verify reads it alike (src/skyrl/grounding.ts ``jsonLeaves``)."""
+    as ``max_response_chars`` cuts them, unless ``cut`` is False), each with whether it is an object's key; None for
+    any other text. Only the tokens are read, not the structure. A string that is itself JSON (a result encoded
+    twice: ``{"result": "[{\\"symbol\\": ...}]"}``) gives its own strings and numbers instead. skyrl verify reads
+    it alike (src/skyrl/grounding.ts ``jsonLeaves``)."""
+    leaves = _json_tokens(text, cut)
+    if leaves is None:
+        return None
+    expanded: list[tuple[str, Optional[bool]]] = []
+    for leaf, key in leaves:
+        inner = None if key or not _JSON_START.match(leaf) else json_leaves(leaf, cut=False)
+        expanded.extend([(leaf, key)] if inner is None else inner)
+    return expanded
+
+
+def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool]]]]:
+    """``json_leaves`` without looking into its strings."""
     if not _JSON_START.match(text):
         return None
     leaves: list[tuple[str, Optional[bool]]] = []
-    pos, after_string = 0, False
+    pos, after_string = (1 if text.startswith("\ufeff") else 0), False
     while (m := _JSON_TOKEN.match(text, pos)) is not None:
         pos = m.end()
         string, scalar, mark = m.groups()
@@ -614,10 +702,36 @@ def json_leaves(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
     rest = text[pos:].lstrip(" \t\n\r")
     if not rest:
         return leaves
-    cut = _cut_string(rest)
-    if cut is not None:
-        return leaves + [(cut, False)]
-    return leaves + [(rest, False)] if _CUT_SCALAR.fullmatch(rest) else None
+    cut_string = _cut_string(rest) if cut else None
+    if cut_string is not None:
+        return leaves + [(cut_string, False)]
+    return leaves + [(rest, False)] if cut and _CUT_SCALAR.fullmatch(rest) else None
+
+
+def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
+    """What grounding searches in a text, or None to search it as it is: a JSON text's strings and numbers
+    (``json_leaves``); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON,
+    then an image's placeholder; a fenced code block), those lines' strings and numbers, and each run of the other
+    lines as one piece (key None). Lines, as JSON writes no line break inside a token. skyrl verify reads it alike
+    (src/skyrl/grounding.ts ``textPieces``)."""
+    whole = json_leaves(text)
+    if whole is not None or "\n" not in text:
+        return whole
+    pieces: list[tuple[str, Optional[bool]]] = []
+    plain: list[str] = []
+    lines = text.split("\n")
+    for n, line in enumerate(lines):
+        leaves = json_leaves(line, cut=n == len(lines) - 1)  # only the last line may have been cut short
+        if leaves is None:
+            plain.append(line)
+            continue
+        if plain:
+            pieces.append(("\n".join(plain), None))
+            plain = []
+        pieces.extend(leaves)
+    if len(plain) == len(lines):
+        return None
+    return pieces + [("\n".join(plain), None)] if plain else pieces
 
 
 def _cut_string(rest: str) -> Optional[str]:

@@ -15,7 +15,7 @@ from conftest import REPO, call, episode, make_row, plan_calls, v2_row
 
 from skyrl_mcp_env import reward_check
 from skyrl_mcp_env.canonical import call_key
-from skyrl_mcp_env.reward import Evidence, json_leaves
+from skyrl_mcp_env.reward import Evidence, json_leaves, text_pieces
 from skyrl_mcp_env.tools import ConfigError
 
 FINAL = "Here is the answer."
@@ -211,17 +211,25 @@ def test_a_json_texts_strings_and_numbers_are_read_as_the_shared_vectors_say(cas
     assert (None if leaves is None else [list(leaf) for leaf in leaves]) == case["leaves"]
 
 
+@pytest.mark.parametrize("case", SHARED["pieces"], ids=[c["text"] for c in SHARED["pieces"]])
+def test_a_text_of_prose_and_json_lines_is_read_as_the_shared_vectors_say(case):
+    pieces = text_pieces(case["text"])
+    assert (None if pieces is None else [list(piece) for piece in pieces]) == case["pieces"]
+
+
 def test_the_setting_must_be_a_boolean_or_auto(palantir):
     with pytest.raises(ConfigError, match='ground_derived: expected true, false or "auto"'):
         episode(palantir, [FINAL], {"ground_derived": "true"})
 
 
-def verified(row, found):
+def verified(row, found, reading="json-leaves"):
     """``row`` with the record ``skyrl verify`` writes into task_metadata, saying whether it found every derived
-    value of the plan in the results of its dependencies."""
+    value of the plan in the results of its dependencies (``reading`` None: a record written before 2026-12-04)."""
     row = json.loads(json.dumps(row))
     metadata = json.loads(row["extra_info"]["task_metadata"])
     metadata["verification"] = {"status": "verified", "derived_values_found": found}
+    if reading is not None:
+        metadata["verification"]["derived_reading"] = reading
     row["extra_info"]["task_metadata"] = json.dumps(metadata)
     return row
 
@@ -240,6 +248,23 @@ def test_by_default_a_row_whose_derived_values_verify_found_in_the_results_is_gr
         out = episode(other, [SEARCH, quote("PALANTIR"), FINAL], config)
         assert out["reward"] == 1.0 and not out["metadata"]["ground_derived"]
         assert episode(other, [SEARCH, quote("PALANTIR"), FINAL], {**config, "ground_derived": True})["reward"] == 0.25
+
+
+def test_a_record_verify_wrote_before_json_results_were_read_by_strings_grounds_as_it_was_found(palantir, cassettes):
+    # A plan value that spans a JSON result's strings (the whole search result, as a file's content would copy it):
+    # skyrl verify before 2026-12-04 read each result whole and said found, so "auto" grounds the step; read a
+    # string at a time, the plan's own call would lose it (0.25). Such a record is read as it was found.
+    row = json.loads(json.dumps(palantir))
+    steps = row["reward_spec"]["ground_truth"]["tool_sequence"]
+    steps[1]["params"] = json.dumps({"symbol": SEARCH_RESULT})
+    config = {"cassettes": cassettes(SEARCH_RESULT)["cassettes"]}
+    old = verified(row, True, reading=None)
+    out = episode(old, [SEARCH, quote(SEARCH_RESULT), FINAL], config)
+    assert out["reward"] == 1.0 and out["metadata"]["ground_derived"]
+    assert episode(old, [SEARCH, quote("PALANTIR"), FINAL], config)["reward"] == 0.25  # still grounded
+    now = verified(row, True)  # as verify writes it since: the JSON read a string at a time
+    assert episode(now, [SEARCH, quote(SEARCH_RESULT), FINAL], config)["reward"] == 0.25
+    assert episode(verified(palantir, True, reading=None), [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
 
 
 # a row with a copied derived value on one step and a computed one on another --------------------------------
@@ -572,3 +597,48 @@ def test_a_key_grounds_where_the_plans_value_is_a_key_too(tmp_path):
     first = call("quote", {"symbol": "MSFT"})
     assert episode(row, [first, call("sort", {"by": "volume"}), FINAL], config)["reward"] == 1.0
     assert episode(row, [first, call("sort", {"by": "MSFT"}), FINAL], config)["reward"] == 0.25  # in no result
+
+
+def test_each_result_is_read_once_however_often_the_matcher_asks(monkeypatch):
+    # The matcher builds an Evidence for each set of results a call could read, and asks of each value again and
+    # again: reading each result's JSON anew every time (and JSON-escaping each value once a piece) took 5.0 s to
+    # score 4 turns of 12 calls over 8,000-character results, 0.08 s before JSON results were read a string at a time
+    from conftest import extras_of
+
+    from skyrl_mcp_env import reward
+    from skyrl_mcp_env.plan import plan_from_extras
+
+    steps = [
+        {"server": "fmp", "tool": "search", "params": {"query": "x"}},
+        {"server": "fmp", "tool": "quote", "params": {"symbol": "PLTR"}, "derived_params": ["symbol"]},
+        {"server": "fmp", "tool": "news", "params": {"symbol": "PLTR", "day": "2026"},
+         "derived_params": ["symbol", "day"], "depends_on": [1, 2]},
+    ]
+    row = make_row(steps)
+    row["reward_spec"]["ground_truth"]["max_turns"] = 6
+    row["reward_spec"]["ground_truth"]["limits"] = {"max_tools": 3, "max_servers": 1}
+    plan = plan_from_extras(extras_of(row))
+    big = json.dumps([{"symbol": f"S{i}", "name": f"Company number {i}"} for i in range(200)])
+    texts = [big, big.replace("Company", "Firm")]
+    arguments = {"search": {"query": "x"}, "quote": {"symbol": "S1"}, "news": {"symbol": "S2", "day": "zz"}}
+    calls = tuple(
+        reward.CallRecord(t, name, arguments[name], "fmp", result=texts[k % 2])
+        for t in range(4) for k, name in enumerate(["search", "quote", "news"] * 4)
+    )
+    reads, escapes, evidences = [], [], []
+
+    class Counted(reward.Evidence):
+        def __init__(self, *args):
+            evidences.append(1)
+            super().__init__(*args)
+
+    monkeypatch.setattr(reward, "Evidence", Counted)
+    monkeypatch.setattr(reward, "text_pieces", lambda text, read=reward.text_pieces: reads.append(1) or read(text))
+    monkeypatch.setattr(reward, "_forms", lambda value, forms=reward._forms: escapes.append(value) or forms(value))
+    reward._reading.cache_clear()
+    reward.score(plan, reward.Trajectory(calls, "done", "final_answer"), ground_derived=True)
+
+    # a value's escapes made once an Evidence for holds and once for only_as_key, not once a piece of the results
+    assert len(reads) == len(texts)  # each distinct result text read once (264 times, read at each Evidence)
+    # a value escaped at most once an Evidence for holds and once for only_as_key (1,474 times, asked again and again)
+    assert len(escapes) <= 2 * len(evidences) * len(set(escapes))

@@ -56,13 +56,18 @@ const occursAsToken = (t: string, form: string): boolean => {
 /** A string or number of a JSON text (a string decoded), and whether it is an object's key. */
 type Leaf = readonly [text: string, key: boolean]
 
-const JSON_START = /^[ \t\n\r]*[[{"]/
+const JSON_START = /^\ufeff?[ \t\n\r]*[[{"]/
+/**
+ * A string, a number (NaN and Infinity too: Python's json.dumps writes them) or a literal, each followed by what may
+ * follow it in JSON (so `[2026-12-05]` is no JSON), or a mark.
+ */
 const JSON_TOKEN =
-  /[ \t\n\r]*(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![.eE0-9])|true|false|null)|([[\]{},:]))/y
+  /[ \t\n\r]*(?:(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN|-?Infinity))(?=[ \t\n\r,:\]}]|$)|([[\]{},:]))/y
 const CUT_STRING = /^"([^"\\]*(?:\\.[^"\\]*)*)\\?$/
 /** A `\u` escape cut short at the end of a string. */
 const CUT_ESCAPE = /\\u[0-9a-fA-F]{0,3}$/
-const CUT_SCALAR = /^(?:-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?)$/
+const CUT_SCALAR =
+  /^(?:-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?|Na?|-?I(?:n(?:f(?:i(?:n(?:i(?:ty?)?)?)?)?)?)?)$/
 
 /** A JSON string's characters from its text between the quotes, or undefined when JSON would not read it. */
 const decoded = (body: string): string | undefined => {
@@ -75,14 +80,22 @@ const decoded = (body: string): string | undefined => {
 
 /**
  * The strings (decoded) and numbers of a text made of JSON tokens (one or more JSON texts, perhaps cut short, as
- * MCPToolEnv's `max_response_chars` cuts them), each with whether it is an object's key; undefined for any other
- * text. Only the tokens are read, not the structure. MCPToolEnv reads it alike (reward.py `json_leaves`).
+ * MCPToolEnv's `max_response_chars` cuts them, unless `cut` is false), each with whether it is an object's key;
+ * undefined for any other text. Only the tokens are read, not the structure. A string that is itself JSON (a result
+ * encoded twice: `{"result": "[{\"symbol\": ...}]"}`) gives its own strings and numbers instead. MCPToolEnv reads
+ * it alike (reward.py `json_leaves`).
  */
-export const jsonLeaves = (text: string): Array<Leaf> | undefined => {
+export const jsonLeaves = (text: string, cut = true): Array<Leaf> | undefined =>
+  jsonTokens(text, cut)?.flatMap(([leaf, key]) =>
+    (key || !JSON_START.test(leaf) ? undefined : jsonLeaves(leaf, false)) ?? [[leaf, key] as const]
+  )
+
+/** `jsonLeaves` without looking into its strings. */
+const jsonTokens = (text: string, cut: boolean): Array<Leaf> | undefined => {
   if (!JSON_START.test(text)) return undefined
   const leaves: Array<Leaf> = []
-  let [pos, afterString] = [0, false]
-  JSON_TOKEN.lastIndex = 0
+  let [pos, afterString] = [text.startsWith("\ufeff") ? 1 : 0, false]
+  JSON_TOKEN.lastIndex = pos
   for (let m = JSON_TOKEN.exec(text); m !== null; m = JSON_TOKEN.exec(text)) {
     pos = JSON_TOKEN.lastIndex
     const [, string, scalar, mark] = m
@@ -94,10 +107,40 @@ export const jsonLeaves = (text: string): Array<Leaf> | undefined => {
   }
   const rest = text.slice(pos).replace(/^[ \t\n\r]+/, "")
   if (rest === "") return leaves
-  const cut = CUT_STRING.exec(rest)
-  const cutText = cut === null ? undefined : (decoded(cut[1]!) ?? decoded(cut[1]!.replace(CUT_ESCAPE, "")))
+  if (!cut) return undefined
+  const cutString = CUT_STRING.exec(rest)
+  const cutText = cutString === null
+    ? undefined
+    : (decoded(cutString[1]!) ?? decoded(cutString[1]!.replace(CUT_ESCAPE, "")))
   if (cutText !== undefined) return [...leaves, [cutText, false]]
   return CUT_SCALAR.test(rest) ? [...leaves, [rest, false]] : undefined
+}
+
+/** A piece of a text grounding searches: a JSON string or number (with whether it is a key), or plain lines (null). */
+type Piece = readonly [text: string, key: boolean | null]
+
+/**
+ * What grounding searches in a text, or undefined to search it as it is: a JSON text's strings and numbers
+ * (`jsonLeaves`); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON, then an
+ * image's placeholder; a fenced code block), those lines' strings and numbers, and each run of the other lines as one
+ * piece (key null). Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
+ * `text_pieces`).
+ */
+export const textPieces = (text: string): Array<Piece> | undefined => {
+  const whole = jsonLeaves(text)
+  if (whole !== undefined || !text.includes("\n")) return whole
+  const pieces: Array<Piece> = []
+  let plain: Array<string> = []
+  const lines = text.split("\n")
+  lines.forEach((line, n) => {
+    const leaves = jsonLeaves(line, n === lines.length - 1) // only the last line may have been cut short
+    if (leaves === undefined) return void plain.push(line)
+    if (plain.length > 0) pieces.push([plain.join("\n"), null])
+    plain = []
+    pieces.push(...leaves)
+  })
+  if (plain.length === lines.length) return undefined
+  return plain.length > 0 ? [...pieces, [plain.join("\n"), null]] : pieces
 }
 
 /** The string holds a letter or a digit (what a JSON text's strings and numbers are searched for). */
@@ -109,9 +152,9 @@ export class Evidence {
 
   constructor(readonly texts: ReadonlyArray<string>) {}
 
-  /** Plain texts as they are, and the strings and numbers of JSON texts. */
+  /** Plain texts as they are, and the pieces of the others (`textPieces`). */
   private get read(): ReadonlyArray<string> {
-    return (this.leaves ??= this.texts.flatMap((t) => jsonLeaves(t)?.map(([leaf]) => leaf) ?? [t]))
+    return (this.leaves ??= this.texts.flatMap((t) => textPieces(t)?.map(([piece]) => piece) ?? [t]))
   }
 
   holds(value: unknown): boolean {

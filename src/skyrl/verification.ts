@@ -66,6 +66,9 @@ export const toVerifySteps = (
 export const MAX_PARAMS_DEPTH = 100
 
 /** What a verified plan keeps (in a row: `task_metadata.verification`). */
+/** A verified record's `derived_reading`: how its `derived_values_found` read the results (grounding.ts `Evidence`). */
+export const DERIVED_READING = "json-leaves"
+
 export const VerificationRecord = Schema.Struct({
   status: Schema.Literal("verified"),
   verified_at: Schema.String,
@@ -93,7 +96,13 @@ export const VerificationRecord = Schema.Struct({
    * illustration the tools did not give. The steps' own fields say which step; this one is every step's
    * (kept for readers of records written before those).
    */
-  derived_values_found: Schema.optional(Schema.Boolean)
+  derived_values_found: Schema.optional(Schema.Boolean),
+  /**
+   * How the results were read for `derived_values_found` (records since 2026-12-04, beside it): "json-leaves", a
+   * JSON result a string or number at a time (`Evidence` in grounding.ts). MCPToolEnv grounds a record without it
+   * as it was found then: each result's text as a whole.
+   */
+  derived_reading: Schema.optional(Schema.Literal(DERIVED_READING))
 })
 export type VerificationRecord = typeof VerificationRecord.Type
 
@@ -106,7 +115,14 @@ export const verifiedRecord = (
 ): VerificationRecord =>
   derivedFound === undefined
     ? { status: "verified", verified_at: verifiedAt, servers, steps }
-    : { status: "verified", verified_at: verifiedAt, servers, steps, derived_values_found: derivedFound }
+    : {
+      status: "verified",
+      verified_at: verifiedAt,
+      servers,
+      steps,
+      derived_values_found: derivedFound,
+      derived_reading: DERIVED_READING
+    }
 
 /**
  * A step's entry in a verified record: the cassette key of its call, whether it ran with illustrative values,
