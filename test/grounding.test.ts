@@ -1,7 +1,14 @@
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { derivedValuesFoundBySteps, Evidence, jsonLeaves, policyText, rowFound, textPieces } from "../src/skyrl/grounding.js"
+import {
+  derivedValuesFoundBySteps,
+  Evidence,
+  jsonLeaves,
+  policyText,
+  rowFound,
+  textPieces
+} from "../src/skyrl/grounding.js"
 
 interface Case {
   readonly texts: ReadonlyArray<string>
