@@ -8,7 +8,7 @@ import { tmpdir } from "node:os"
 import { basename, dirname, join, relative } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { archiveHolds } from "./support/archive.js"
-import { batchFakes, env, FAST, readJsonl, tmpOut, USAGE } from "./support/batchCli.js"
+import { batchFakes, env, FAST, readJsonl, tmpOut, USAGE, withoutRun } from "./support/batchCli.js"
 import { runCli } from "./support/cli.js"
 import type { BatchFake } from "./support/fakeBatch.js"
 import { lineAnswer, startBatchFake } from "./support/fakeBatch.js"
@@ -31,12 +31,6 @@ const collect = async (f: BatchFake, runDir: string) => {
   const c = await runCli(["batch", "collect", runDir, "--wait", ...FAST], { env: env(f) })
   expect(c.status, c.stderr).toBe(0)
   return c
-}
-
-/** A row without what names its run (the run id, when it was made, where its answer is archived). */
-const withoutRun = (row: any) => {
-  const { generated_at: _at, raw_output_path: _raw, run_id: _id, ...meta } = JSON.parse(row.extra_info.task_metadata)
-  return { ...row, extra_info: { ...row.extra_info, task_metadata: meta } }
 }
 
 /** Every file under a directory with its bytes (what a collect of a copy must leave as it was). */

@@ -46,3 +46,9 @@ export const FAST = ["--poll-interval", "0.02"]
 
 /** The 1-based sample number a row was made for (the fake writes it into the prompt). */
 export const sampleOfRow = (row: any): number => Number(/Sample (\d+) /.exec(row.prompt[1].content)![1])
+
+/** A row without what names its run (the run id, when it was made, where its answer is archived). */
+export const withoutRun = (row: any) => {
+  const { generated_at: _at, raw_output_path: _raw, run_id: _id, ...meta } = JSON.parse(row.extra_info.task_metadata)
+  return { ...row, extra_info: { ...row.extra_info, task_metadata: meta } }
+}
