@@ -49,8 +49,9 @@ import { Progress } from "../services/Progress.js"
 import { RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import type { BatchLimits, PreparedLine } from "./batchSubmit.js"
-import type { SubmitBudget } from "./batchSubmit.js"
+import type { SubmitBudget, UnrecordedPart } from "./batchSubmit.js"
 import {
+  adoptUnrecorded,
   bodySettingsOf,
   finishSubmission,
   firstRequest,
@@ -334,6 +335,40 @@ const restoreSubmitted = (
         `${requestsFile} lacks the ${missing} requests of part ${part.part}; read from ${part.input}`
       )
     }
+  })
+
+/** A part's input file in the run directory: `batch_001_input.jsonl`. */
+const INPUT_FILE = /^batch_(\d+)_input\.jsonl$/
+
+/**
+ * The parts `batch.json` does not record that the run directory knows of (an older batch.json restored, a hand
+ * edit): those requests.jsonl names for these custom_ids, and those whose input file is here; each with the
+ * requests its input file holds (the lines uploaded), else those requests.jsonl lists for it.
+ */
+const unrecordedParts = (runDir: string, run: BatchRun, answers: BatchAnswers, customIds: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const recorded = new Set(run.parts.map((p) => p.part))
+    const numbers = new Set<number>()
+    for (const id of customIds) {
+      for (const n of answers.submittedHashes(id).keys()) if (!recorded.has(n)) numbers.add(n)
+    }
+    for (const name of yield* storage.readDirectory(runDir)) {
+      const m = INPUT_FILE.exec(name)
+      if (m !== null && !recorded.has(Number(m[1]))) numbers.add(Number(m[1]))
+    }
+    const known: Array<UnrecordedPart> = []
+    for (const n of [...numbers].sort((a, b) => a - b)) {
+      const input = path.join(runDir, partName(n, "input"))
+      if (yield* storage.exists(input)) {
+        const text = yield* storage.readText(input)
+        const requests = text.split("\n").filter((l) => l.trim() !== "").length
+        known.push({ part: n, requests, bytes: Buffer.byteLength(text, "utf8") })
+      } else {
+        known.push({ part: n, requests: answers.customIdsInParts(new Set([n])).length, bytes: 0 })
+      }
+    }
+    return known
   })
 
 /** Every collected line and submitted hash of the run (`told`: see restoreSubmitted). */
@@ -722,6 +757,8 @@ interface CollectMemory {
   readonly goneFiles: Set<string>
   readonly restoredParts: Set<number>
   readonly toldNeverSent: Set<number>
+  /** Whether the account's batches were looked through for parts batch.json lacks (once per collect). */
+  lookedUp: boolean
 }
 
 const collectRounds = <J extends Job>(
@@ -748,7 +785,8 @@ const collectRounds = <J extends Job>(
       held: undefined,
       goneFiles: new Set(),
       restoredParts: new Set(),
-      toldNeverSent: new Set()
+      toldNeverSent: new Set(),
+      lookedUp: false
     }
     for (;;) {
       run = options.wait ? yield* waitForRun(runDir, run, options.poll) : yield* refreshRun(runDir, run)
@@ -757,6 +795,17 @@ const collectRounds = <J extends Job>(
       run = downloaded.run
       const answers = yield* loadAnswers(runDir, run, memory.restoredParts)
       const round = sortJobs(run, base, inventory, answers, yield* journal.latest, options.resubmit, downloaded.gone)
+      if (round.neverSent.length > 0 && !memory.lookedUp) {
+        // Samples no recorded part holds: before they are sent (and paid for) again, the account's batches of
+        // this run for parts batch.json lacks are adopted, and the round made again with them.
+        memory.lookedUp = true
+        const customIds = round.neverSent.map((i) => `${base.runId}:${sampleKey(i, 1, "task")}`)
+        const adopted = yield* adoptUnrecorded(runDir, run, yield* unrecordedParts(runDir, run, answers, customIds))
+        if (adopted.parts.length > run.parts.length) {
+          run = adopted
+          continue
+        }
+      }
       yield* warnRound(round, options, memory)
       // A run with no sample to make (enrich rows that all have a plan) still writes the rows it copies.
       if (round.jobs.length === 0 && base.jobs.length > 0) return yield* nothingToMake(runDir, base, round)

@@ -11,7 +11,9 @@
  *   its input file before the upload, `upload_started_at` before the upload, the file id after it,
  *   `create_started_at` before the create, the batch after it. A part whose step was started and not
  *   recorded (a crash, a timeout after the API accepted it) looks the file / batch up on the account
- *   first and adopts it; an upload or a create is never retried before that lookup found nothing.
+ *   first and adopts it; an upload or a create is never retried before that lookup found nothing. A part
+ *   `batch.json` no longer records (an older copy restored) is found again by its metadata the same way
+ *   before its samples would be sent again as never sent (`adoptUnrecorded`, called by a collect).
  * - The queue: a part that would take this run's running batches over `maxTokens` waits for room, and
  *   one the API refuses for the enqueued-token limit (`token_limit_exceeded`) waits too, to be tried
  *   again once one of the run's batches ends (or after `QUEUE_RETRY_MS`); both say so on the progress
@@ -445,23 +447,39 @@ const remoteStep = <A>(
 /** Unix seconds from which a listing is looked through: an hour before the step started (clock skew). */
 const cutoffOf = (startedAt: string | null): number => startedAt === null ? 0 : Date.parse(startedAt) / 1000 - 3600
 
+/**
+ * Looks through the account's recent items, newest first, at most `LOOKUP_PAGES` pages and none older than
+ * `cutoff`; `visit` is told each item and returns true to stop there.
+ */
+const scanRecent = <A extends { readonly createdAt: number | null }>(
+  list: (after: string | undefined) => Effect.Effect<{ items: ReadonlyArray<A>; after: string | undefined }, LlmError>,
+  visit: (a: A) => boolean,
+  cutoff: number
+): Effect.Effect<void, LlmError> =>
+  Effect.gen(function*() {
+    let after: string | undefined
+    for (let page = 0; page < LOOKUP_PAGES; page++) {
+      const { after: next, items } = yield* list(after)
+      if (items.some(visit)) return
+      const oldest = items.at(-1)?.createdAt ?? null
+      if (next === undefined || (oldest !== null && oldest < cutoff)) return
+      after = next
+    }
+  })
+
 /** Looks through the account's recent items, newest first, for one that matches. */
 const findRecent = <A extends { readonly createdAt: number | null }>(
   list: (after: string | undefined) => Effect.Effect<{ items: ReadonlyArray<A>; after: string | undefined }, LlmError>,
   matches: (a: A) => boolean,
   cutoff: number
 ): Effect.Effect<Option.Option<A>, LlmError> =>
-  Effect.gen(function*() {
-    let after: string | undefined
-    for (let page = 0; page < LOOKUP_PAGES; page++) {
-      const { after: next, items } = yield* list(after)
-      const found = items.find(matches)
-      if (found !== undefined) return Option.some(found)
-      const oldest = items.at(-1)?.createdAt ?? null
-      if (next === undefined || (oldest !== null && oldest < cutoff)) break
-      after = next
+  Effect.suspend(() => {
+    let found: Option.Option<A> = Option.none()
+    const visit = (a: A) => {
+      if (matches(a)) found = Option.some(a)
+      return Option.isSome(found)
     }
-    return Option.none()
+    return Effect.map(scanRecent(list, visit, cutoff), () => found)
   })
 
 const findFile = (client: BatchClientApi, run: BatchRun, part: BatchPart, cutoff: number) =>
@@ -471,14 +489,18 @@ const findFile = (client: BatchClientApi, run: BatchRun, part: BatchPart, cutoff
     cutoff
   )
 
+/**
+ * Whether a batch on the account is this part's: its metadata names the run and the part, the API did not
+ * refuse it for the queue (`refused`), and it holds the part's requests (once the API counts them: 0 while
+ * it validates).
+ */
+const isBatchOf = (run: BatchRun, part: Pick<BatchPart, "part" | "requests" | "refused">) => (b: BatchInfo) =>
+  b.metadata.skyrl_run_id === run.run_id && b.metadata.skyrl_part === String(part.part) &&
+  !part.refused.includes(b.id) && !(b.requestCounts !== null && b.requestCounts.total > 0 &&
+    b.requestCounts.total !== part.requests)
+
 const findBatch = (client: BatchClientApi, run: BatchRun, part: BatchPart, cutoff: number) =>
-  findRecent<BatchInfo>(
-    client.listBatches,
-    (b) =>
-      b.metadata.skyrl_run_id === run.run_id && b.metadata.skyrl_part === String(part.part) &&
-      !part.refused.includes(b.id),
-    cutoff
-  )
+  findRecent<BatchInfo>(client.listBatches, isBatchOf(run, part), cutoff)
 
 /** The state of a run being submitted: the latest `batch.json`, written on every change of a part. */
 const partWriter = (runDir: string, start: BatchRun) => {
@@ -525,10 +547,16 @@ const ensureUploaded = (runDir: string, w: PartWriter, n: number) =>
     return file
   })
 
+/**
+ * A part's record of its batch (created now, or found again). Its output / error file ids too: a batch found
+ * again may have ended already, and `refreshRun` asks the API only about the batches not ended.
+ */
 const batchPatch = (info: BatchInfo): Partial<BatchPart> => ({
   batch_id: info.id,
   status: info.status,
   request_counts: info.requestCounts,
+  output_file_id: info.outputFileId,
+  error_file_id: info.errorFileId,
   errors: info.errors,
   waiting: null
 })
@@ -614,6 +642,79 @@ export const finishSubmission = (runDir: string, start: BatchRun) =>
       if (!(yield* ensureCreated(w, n, fileId))) break
     }
     return w.run()
+  })
+
+/** What the run directory says of a part `batch.json` does not record: the requests its input held. */
+export interface UnrecordedPart {
+  readonly part: number
+  readonly requests: number
+  /** Of its input file (0: the file is gone, its requests known from requests.jsonl only). */
+  readonly bytes: number
+}
+
+/**
+ * Finds again on the account the batches of parts `batch.json` does not record (an older copy restored, a
+ * hand edit) and records them, so that their samples are collected from them rather than sent and paid for
+ * again: one look through the account's batches since the run was made (as the lookup after a failed
+ * create: metadata naming the run and the part, `isBatchOf`), adopting for each such part its newest batch
+ * that holds as many requests as `known` says the part held. A batch of the run whose part neither
+ * `known` names nor matches stops the collect before anything is sent, naming it.
+ */
+export const adoptUnrecorded = (runDir: string, start: BatchRun, known: ReadonlyArray<UnrecordedPart>) =>
+  Effect.gen(function*() {
+    const client = yield* BatchClient
+    const recorded = new Set(start.parts.map((p) => p.part))
+    const found = new Map<number, BatchInfo>()
+    const strangers: Array<string> = []
+    const partOf = (b: BatchInfo) => Number(b.metadata.skyrl_part)
+    yield* scanRecent(client.listBatches, (b) => {
+      const n = partOf(b)
+      if (b.metadata.skyrl_run_id !== start.run_id || recorded.has(n) || found.has(n)) return false
+      // A batch refused for the queue ran nothing: the part's later batch (if any) is the one that counts.
+      if (b.status === "failed" && b.errors.some(isQueueRefusal)) return false
+      const part = known.find((k) => k.part === n)
+      if (part !== undefined && isBatchOf(start, { ...part, refused: [] })(b)) found.set(n, b)
+      else strangers.push(`${b.id} (part ${b.metadata.skyrl_part}, ${b.requestCounts?.total ?? 0} requests)`)
+      return false
+    }, cutoffOf(start.created_at))
+    let run = start
+    if (found.size > 0) {
+      const now = yield* nowIso
+      const adopted = [...found.entries()].map(([n, info]): BatchPart => {
+        const { bytes, requests } = known.find((k) => k.part === n)!
+        return {
+          ...newPart({
+            part: n,
+            purpose: info.metadata.skyrl_purpose === "initial" ? "initial" : "follow-up",
+            input: partName(n, "input"),
+            requests,
+            bytes,
+            // An estimate for the queue rule only (the batch is created): the input by its size, and the output.
+            tokens: Math.ceil(bytes / 4) + requests * start.llm.maxOutputTokens
+          }, now),
+          ...batchPatch(info),
+          input_file_id: info.inputFileId
+        }
+      })
+      run = { ...start, parts: [...start.parts, ...adopted].sort((a, b) => a.part - b.part) }
+      yield* writeRun(runDir, run)
+      for (const p of adopted) {
+        yield* Effect.logWarning(
+          `part ${p.part}: batch ${p.batch_id} (${p.status}, ${p.requests} requests) was created before (its ` +
+            "metadata names this run and part) but batch.json did not record it; adopting it, not sending its " +
+            "requests again"
+        )
+      }
+    }
+    if (strangers.length > 0) {
+      return yield* stateError(path.join(runDir, BATCH_FILE))(
+        `does not record batch${strangers.length === 1 ? "" : "es"} ${strangers.join(", ")} of this run, which ` +
+          `the account holds, and whose requests neither ${REQUESTS_FILE} nor the part's input file accounts ` +
+          "for: sending the samples no recorded part holds could pay for them twice, so none is sent; " +
+          "restore batch.json (or the part's input file), then collect again"
+      )
+    }
+    return run
   })
 
 /**
