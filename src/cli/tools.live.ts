@@ -152,14 +152,18 @@ const writeImport = (specs: ReadonlyArray<McpServerSpec>, out: string, timeout: 
   Effect.gen(function*() {
     yield* Effect.logInfo(`importing ${plural(specs.length, "MCP server")}`)
     const result = yield* importInventory(specs, { timeout })
-    for (const o of result.outcomes) if (o._tag === "imported") yield* logImported(o)
+    for (const o of result.outcomes) {
+      if (o._tag === "imported") yield* logImported(o)
+      // Its tools left out, each with a warning; the server is a failure below.
+      else if (o._tag === "noTools") yield* Effect.forEach(o.skipped, (s) => logLeftOut(o.server, s))
+    }
     if (result.inventory !== undefined) {
       const storage = yield* Storage
       const encoded = Schema.encodeSync(InventoryData)(result.inventory)
       yield* storage.writeFileAtomic(out, JSON.stringify(encoded, null, 2) + "\n")
       yield* Effect.logInfo(`wrote ${out}`)
     }
-    const failures = result.outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : [])
+    const failures = result.outcomes.flatMap((o) => o._tag === "imported" ? [] : [o.message])
     if (failures.length > 0) {
       return yield* new ToolsImportError({
         out,
@@ -192,6 +196,7 @@ const runCheck = (file: string, given: ReadonlyArray<McpServerSpec>, timeout: Du
     )
     const result = yield* checkInventory(inventory, specs, { timeout })
     for (const s of result.skipped) yield* logLeftOut(s.server, s)
+    for (const message of result.noTools) yield* Effect.logWarning(message)
     for (const change of result.changes) yield* Console.log(formatChange(change))
     const problems = [
       ...missing.map((n) => `MCP server "${n}": no launch spec in ${file} and none given (--servers-config)`),

@@ -5,7 +5,8 @@
  * stop the others: the result lists every server's outcome, and the inventory holds the ones that
  * worked. Tools whose input schema no validator can compile, or whose name an inventory refuses (a line
  * feed or other control character in it: `nameFault`), are left out (and reported), since a file containing
- * them could not be loaded; the server's other tools are kept.
+ * them could not be loaded; the server's other tools are kept. A server left with no tool is not imported
+ * (`noTools`): an inventory without tools loads nowhere.
  *
  * `checkInventory` lists the servers of an existing inventory again and reports added, removed and
  * changed tools (`tools import --check`); a server listed that the inventory lacks has every tool added.
@@ -34,6 +35,18 @@ export type ImportOutcome =
     readonly unrecordedHeaders: ReadonlyArray<string>
     /** `env` variables whose value the inventory does not record (only `KEY: "${KEY}"` is kept whole). */
     readonly unrecordedEnv: ReadonlyArray<string>
+  }
+  | {
+    /**
+     * The server answered, but no tool of its tools/list can go into an inventory: it listed none, or every
+     * one was left out (`skipped`). Not imported (an inventory without tools loads nowhere), so a failure for
+     * `tools import`; `--check` still compares it (the inventory's tools are then removed ones).
+     */
+    readonly _tag: "noTools"
+    readonly server: string
+    readonly target: string
+    readonly message: string
+    readonly skipped: ReadonlyArray<{ readonly tool: string; readonly reason: string }>
   }
   | { readonly _tag: "failed"; readonly server: string; readonly target: string; readonly message: string }
 
@@ -103,6 +116,24 @@ const importOne = (
       return { index, tool: server.tools[index]?.name ?? p.entry, reason: p.reason }
     })
     const tools: ReadonlyArray<InventoryTool> = server.tools.filter((_, i) => !skipped.some((s) => s.index === i))
+    const leftOut = [...refused, ...skipped.map(({ reason, tool }) => ({ tool, reason }))]
+    if (tools.length === 0) {
+      const listedCount = listed.right.tools.length
+      return {
+        server: new InventoryServer({ ...server, tools }),
+        outcome: {
+          _tag: "noTools" as const,
+          server: spec.name,
+          target,
+          message: `MCP server "${spec.name}" (${target}): ` + (listedCount === 0
+            ? "lists no tool (its tools/list answer is empty)"
+            : "lists no tool an inventory can hold: " + (listedCount === 1
+              ? "its one tool is left out (named in a warning)"
+              : `all ${listedCount} are left out (each named in a warning)`)),
+          skipped: leftOut
+        }
+      }
+    }
     return {
       server: new InventoryServer({ ...server, tools }),
       outcome: {
@@ -110,23 +141,30 @@ const importOne = (
         server: spec.name,
         target,
         tools: tools.length,
-        skipped: [...refused, ...skipped.map(({ reason, tool }) => ({ tool, reason }))],
+        skipped: leftOut,
         unrecordedHeaders: unrecordedHeaders(spec),
         unrecordedEnv: unrecordedEnv(spec)
       }
     }
   })
 
-/** Imports every server (a few at a time); never fails: failures are outcomes. */
+/** Lists every server (a few at a time): its outcome, and the server as listed (0 tools for `noTools`). */
+const listEach = (
+  specs: ReadonlyArray<McpServerSpec>,
+  options?: ListToolsOptions & { readonly concurrency?: number }
+) => Effect.forEach(specs, (spec) => importOne(spec, options), { concurrency: options?.concurrency ?? 4 })
+
+/**
+ * Imports every server (a few at a time); never fails: failures are outcomes. A server with no tool an
+ * inventory can hold (`noTools`) is left out of the inventory like a failed one.
+ */
 export const importInventory = (
   specs: ReadonlyArray<McpServerSpec>,
   options?: ListToolsOptions & { readonly concurrency?: number }
 ): Effect.Effect<ImportResult, never, McpClient> =>
   Effect.gen(function*() {
-    const results = yield* Effect.forEach(specs, (spec) => importOne(spec, options), {
-      concurrency: options?.concurrency ?? 4
-    })
-    const servers = results.flatMap((r) => r.server === undefined ? [] : [r.server])
+    const results = yield* listEach(specs, options)
+    const servers = results.flatMap((r) => r.server === undefined || r.outcome._tag !== "imported" ? [] : [r.server])
     return {
       inventory: servers.length === 0 ? undefined : new Inventory({ servers }),
       outcomes: results.map((r) => r.outcome)
@@ -137,6 +175,8 @@ export interface CheckResult {
   readonly changes: ReadonlyArray<ToolChange>
   /** Servers that could not be listed (their tools are not compared). */
   readonly failures: ReadonlyArray<string>
+  /** Servers listed that gave no tool an inventory can hold (compared: their inventory tools are removed ones). */
+  readonly noTools: ReadonlyArray<string>
   /** Tools a server listed that an inventory could not hold (not compared), by server, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly server: string; readonly tool: string; readonly reason: string }>
   /** Servers of the inventory that have no launch spec and were not given one. */
@@ -153,14 +193,15 @@ export const checkInventory = (
   options?: ListToolsOptions
 ): Effect.Effect<CheckResult, never, McpClient> =>
   Effect.gen(function*() {
-    const result = yield* importInventory(specs, options)
-    const listed = result.inventory ?? new Inventory({ servers: [] })
+    const results = yield* listEach(specs, options)
+    // A server that now lists no usable tool is compared too: each tool the inventory has for it is removed.
+    const listed = new Inventory({ servers: results.flatMap((r) => r.server === undefined ? [] : [r.server]) })
+    const outcomes = results.map((r) => r.outcome)
     return {
       changes: diffInventories(inventory, listed),
-      failures: result.outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : []),
-      skipped: result.outcomes.flatMap((o) =>
-        o._tag === "imported" ? o.skipped.map((s) => ({ server: o.server, ...s })) : []
-      ),
+      failures: outcomes.flatMap((o) => o._tag === "failed" ? [o.message] : []),
+      noTools: outcomes.flatMap((o) => o._tag === "noTools" ? [o.message] : []),
+      skipped: outcomes.flatMap((o) => o._tag === "failed" ? [] : o.skipped.map((s) => ({ server: o.server, ...s }))),
       unlaunchable: inventory.servers.map((s) => s.name).filter((n) => !specs.some((s) => s.name === n))
     }
   })
