@@ -250,6 +250,10 @@ const isStringRecord = (u: unknown): u is Record<string, string> =>
 
 const configEntry = (name: string, entry: unknown): Either.Either<McpServerSpec | undefined, string> => {
   if (!isObject(entry)) return Either.left("must be an object with \"command\" or \"url\"")
+  // `"disabled": "true"` read as enabled would start a server the file means to leave out.
+  if (entry.disabled !== undefined && typeof entry.disabled !== "boolean") {
+    return Either.left(`disabled: must be true or false (a JSON boolean), not ${JSON.stringify(entry.disabled)}`)
+  }
   if (entry.disabled === true) return Either.right(undefined)
   if (!NAME.test(name)) return Either.left("invalid server name (use letters, digits, _ . -)")
   const type = entry.type ?? entry.transport
@@ -259,6 +263,12 @@ const configEntry = (name: string, entry: unknown): Either.Either<McpServerSpec 
   if (entry.env !== undefined && !isStringRecord(entry.env)) return Either.left("env: must map names to strings")
   if (entry.headers !== undefined && !isStringRecord(entry.headers)) {
     return Either.left("headers: must map names to strings")
+  }
+  if (entry.command !== undefined && entry.url !== undefined) {
+    return Either.left(
+      "has both \"command\" (a stdio server) and \"url\" (a streamable-HTTP server), so which to start is " +
+        "ambiguous: keep one"
+    )
   }
   if (typeof entry.url === "string") {
     if (!isHttpUrl(entry.url)) return Either.left(`url: not an http(s) URL: ${JSON.stringify(entry.url)}`)
@@ -285,7 +295,8 @@ const configEntry = (name: string, entry: unknown): Either.Either<McpServerSpec 
  * Server specs from the `mcpServers` JSON that MCP clients use (Claude Desktop, Cursor; VS Code's
  * `servers` key too): `{"mcpServers": {"fs": {"command", "args", "env", "cwd"}, "docs": {"url",
  * "headers"}}}`. Comments and trailing commas are allowed (JSONC, as VS Code writes `mcp.json`).
- * Entries with `"disabled": true` are left out. Errors name the entry.
+ * Entries with `"disabled": true` are left out (a `disabled` that is not a boolean is an error). An entry
+ * with both `command` and `url` is an error (ambiguous). Errors name the entry.
  */
 export const parseServersConfig = (text: string): Either.Either<ReadonlyArray<McpServerSpec>, string> => {
   let raw: unknown
