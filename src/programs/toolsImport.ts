@@ -5,7 +5,8 @@
  * stop the others: the result lists every server's outcome, and the inventory holds the ones that
  * worked. Tools whose input schema no validator can compile, or whose name an inventory refuses (a line
  * feed or other control character in it: `nameFault`), are left out (and reported), since a file containing
- * them could not be loaded; the server's other tools are kept. A server left with no tool is not imported
+ * them could not be loaded; the server's other tools are kept. A tool name listed more than once keeps its
+ * first listing (each repeat is left out and reported). A server left with no tool is not imported
  * (`noTools`): an inventory without tools loads nowhere.
  *
  * `checkInventory` lists the servers of an existing inventory again and reports added, removed and
@@ -18,6 +19,7 @@ import { decodeInventory, Inventory, InventoryServer, nameFault, ToolName } from
 import type { ListedTool, ListToolsOptions, McpServerSpec } from "../services/McpClient.js"
 import { describeTarget, McpClient } from "../services/McpClient.js"
 import { Storage } from "../services/Storage.js"
+import { canonicalJson } from "../skyrl/canonical.js"
 import type { ToolChange } from "../skyrl/drift.js"
 import { diffInventories } from "../skyrl/drift.js"
 import { schemaProblems } from "../skyrl/planValidation.js"
@@ -58,18 +60,45 @@ export interface ImportResult {
 
 const decodeToolName = Schema.decodeUnknownEither(ToolName)
 
-/** The tools whose names an inventory takes, and the others with the reason (`ToolName`, then `nameFault`). */
+/** Whether two listings of one tool name say the same (title, description, schemas, annotations). */
+const sameListing = (a: ListedTool, b: ListedTool): boolean => {
+  try {
+    return canonicalJson(a) === canonicalJson(b)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The tools whose names an inventory takes, and the others with the reason (`ToolName`, then `nameFault`).
+ * A name listed again (on one page of tools/list or on a later one) keeps its first listing: each repeat is
+ * left out, so the inventory holds one definition per name and the server's other tools are kept.
+ */
 const byName = (tools: ReadonlyArray<ListedTool>) => {
   const kept: Array<ListedTool> = []
   const refused: Array<{ readonly tool: string; readonly reason: string }> = []
+  const first = new Map<string, ListedTool>()
   for (const tool of tools) {
     const decoded = decodeToolName(tool.name)
     // The comma is refused by `decodeInventory`, not by `ToolName`: asked here, so the tool alone is left out.
     const reason = Either.isLeft(decoded)
       ? ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]?.message ?? "not a tool name"
       : nameFault(decoded.right, "tool")
-    if (reason === undefined) kept.push(tool)
-    else refused.push({ tool: String(tool.name), reason: `name: ${reason}` })
+    if (reason !== undefined) {
+      refused.push({ tool: String(tool.name), reason: `name: ${reason}` })
+      continue
+    }
+    const earlier = first.get(tool.name)
+    if (earlier !== undefined) {
+      refused.push({
+        tool: tool.name,
+        reason: "listed again by tools/list (a name an earlier tool has): the first listing is kept" +
+          (sameListing(earlier, tool) ? ", and this repeat is the same" : ", and this repeat differs from it")
+      })
+      continue
+    }
+    first.set(tool.name, tool)
+    kept.push(tool)
   }
   return { kept, refused }
 }
