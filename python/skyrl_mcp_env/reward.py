@@ -711,27 +711,44 @@ def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool
 def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
     """What grounding searches in a text, or None to search it as it is: a JSON text's strings and numbers
     (``json_leaves``); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON,
-    then an image's placeholder; a fenced code block), those lines' strings and numbers, and each run of the other
-    lines as one piece (key None). Lines, as JSON writes no line break inside a token. skyrl verify reads it alike
+    then an image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those
+    lines' strings and numbers, and each run of the other lines (and words before such JSON) as one piece (key None). Lines, as JSON writes no line break inside a token. skyrl verify reads it alike
     (src/skyrl/grounding.ts ``textPieces``)."""
     whole = json_leaves(text)
-    if whole is not None or "\n" not in text:
+    if whole is not None:
         return whole
     pieces: list[tuple[str, Optional[bool]]] = []
     plain: list[str] = []
     lines = text.split("\n")
+    found = False
     for n, line in enumerate(lines):
-        leaves = json_leaves(line, cut=n == len(lines) - 1)  # only the last line may have been cut short
+        prose, leaves = _line_read(line, cut=n == len(lines) - 1)  # only the last line may have been cut short
         if leaves is None:
             plain.append(line)
             continue
+        found = True
+        if prose:
+            plain.append(prose)
         if plain:
             pieces.append(("\n".join(plain), None))
             plain = []
         pieces.extend(leaves)
-    if len(plain) == len(lines):
+    if not found:
         return None
     return pieces + [("\n".join(plain), None)] if plain else pieces
+
+
+def _line_read(line: str, cut: bool) -> tuple[str, Optional[list[tuple[str, Optional[bool]]]]]:
+    """A line's prose and JSON: the line's strings and numbers when it is JSON; else, when the line goes on in
+    JSON from its first bracket (``Found 2 results: [{...}]``), the words before it and the JSON's strings and
+    numbers; else the line as prose (None)."""
+    leaves = json_leaves(line, cut)
+    if leaves is not None:
+        return "", leaves
+    brackets = [i for i in (line.find("["), line.find("{")) if i > 0]
+    start = min(brackets, default=-1)
+    leaves = json_leaves(line[start:], cut) if start > 0 else None
+    return (line[:start], leaves) if leaves is not None else (line, None)
 
 
 def _cut_string(rest: str) -> Optional[str]:

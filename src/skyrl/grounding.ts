@@ -122,25 +122,41 @@ type Piece = readonly [text: string, key: boolean | null]
 /**
  * What grounding searches in a text, or undefined to search it as it is: a JSON text's strings and numbers
  * (`jsonLeaves`); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON, then an
- * image's placeholder; a fenced code block), those lines' strings and numbers, and each run of the other lines as one
- * piece (key null). Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
+ * image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those lines' strings
+ * and numbers, and each run of the other lines (and words before such JSON) as one piece (key null). Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
  * `text_pieces`).
  */
 export const textPieces = (text: string): Array<Piece> | undefined => {
   const whole = jsonLeaves(text)
-  if (whole !== undefined || !text.includes("\n")) return whole
+  if (whole !== undefined) return whole
   const pieces: Array<Piece> = []
   let plain: Array<string> = []
   const lines = text.split("\n")
+  let found = false
   lines.forEach((line, n) => {
-    const leaves = jsonLeaves(line, n === lines.length - 1) // only the last line may have been cut short
+    const [prose, leaves] = lineRead(line, n === lines.length - 1) // only the last line may have been cut short
     if (leaves === undefined) return void plain.push(line)
+    found = true
+    if (prose !== "") plain.push(prose)
     if (plain.length > 0) pieces.push([plain.join("\n"), null])
     plain = []
     pieces.push(...leaves)
   })
-  if (plain.length === lines.length) return undefined
+  if (!found) return undefined
   return plain.length > 0 ? [...pieces, [plain.join("\n"), null]] : pieces
+}
+
+/**
+ * A line's prose and JSON: the line's strings and numbers when it is JSON; else, when the line goes on in JSON from
+ * its first bracket (`Found 2 results: [{...}]`), the words before it and the JSON's strings and numbers; else the
+ * line as prose (undefined).
+ */
+const lineRead = (line: string, cut: boolean): readonly [string, Array<Leaf> | undefined] => {
+  const leaves = jsonLeaves(line, cut)
+  if (leaves !== undefined) return ["", leaves]
+  const start = Math.min(...[line.indexOf("["), line.indexOf("{")].filter((i) => i > 0), Infinity)
+  const rest = start === Infinity ? undefined : jsonLeaves(line.slice(start), cut)
+  return rest === undefined ? [line, undefined] : [line.slice(0, start), rest]
 }
 
 /** The string holds a letter or a digit (what a JSON text's strings and numbers are searched for). */

@@ -65,10 +65,10 @@ export const toVerifySteps = (
  */
 export const MAX_PARAMS_DEPTH = 100
 
-/** What a verified plan keeps (in a row: `task_metadata.verification`). */
 /** A verified record's `derived_reading`: how its `derived_values_found` read the results (grounding.ts `Evidence`). */
 export const DERIVED_READING = "json-leaves"
 
+/** What a verified plan keeps (in a row: `task_metadata.verification`). */
 export const VerificationRecord = Schema.Struct({
   status: Schema.Literal("verified"),
   verified_at: Schema.String,
