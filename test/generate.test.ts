@@ -493,12 +493,13 @@ describe("rebuild", () => {
     const before = readFileSync(journal, "utf8")
     const r = await runCli(["rebuild", runDir, "--out", join(runDir, ".", "journal.jsonl")])
     expect(r.status).toBe(2)
-    expect(r.stderr).toContain("--out: is a file of the run directory")
+    expect(r.stderr).toContain("is inside the run directory")
+    expect(r.stderr).toContain("(as journal.jsonl), which rebuild only reads")
     expect(readFileSync(journal, "utf8")).toBe(before)
-    // A new file there is fine.
+    // A new file there is refused too (the run reads names it does not have yet: archive_02.jsonl, ...).
     const fresh = await runCli(["rebuild", runDir, "--out", join(runDir, "rebuilt.jsonl")])
-    expect(fresh.status, fresh.stderr).toBe(0)
-    expect(readJsonl(join(runDir, "rebuilt.jsonl"))).toHaveLength(2)
+    expect(fresh.status, fresh.stderr).toBe(2)
+    expect(existsSync(join(runDir, "rebuilt.jsonl"))).toBe(false)
   })
 
   it("a run directory copied under another name: the summary names that directory (it named <parent>/<run_id>, which does not exist)", async () => {

@@ -9,6 +9,23 @@ import { readManifest } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { warnIndentIgnored } from "./shared.js"
 
+/**
+ * Where a path leads once symbolic links are followed, as a write would find it: the real path of its nearest
+ * existing ancestor (of the path resolved as Storage resolves it) with the levels not there yet after it.
+ */
+const realPathOf = async (file: string): Promise<string> => {
+  const rest: Array<string> = []
+  let at = path.resolve(file)
+  for (;;) {
+    const real = await fs.realpath(at).catch(() => undefined)
+    if (real !== undefined) return path.join(real, ...rest)
+    const parent = path.dirname(at)
+    if (parent === at) return path.resolve(file)
+    rest.unshift(path.basename(at))
+    at = parent
+  }
+}
+
 export const runRebuild = (options: {
   readonly runDir: string
   readonly out: string
@@ -18,13 +35,16 @@ export const runRebuild = (options: {
 }) =>
   Effect.gen(function*() {
     const storage = yield* Storage
-    const out = path.resolve(options.out)
-    // Compared as real paths: through a symbolic link to the run directory, a complete rebuild replaced its journal.
-    const real = (p: string) => Effect.promise(() => fs.realpath(p).catch(() => path.resolve(p)))
-    if ((yield* real(path.dirname(out))) === (yield* real(options.runDir)) && (yield* storage.exists(out))) {
+    // Compared as real paths (symbolic links, `..`): nothing is written inside the run directory, not even a new
+    // file: a name the run reads (plan_inputs.json, archive_02.jsonl) broke its --resume and rebuild.
+    const runDir = yield* Effect.promise(() => realPathOf(options.runDir))
+    const out = yield* Effect.promise(() => realPathOf(options.out))
+    const within = path.relative(runDir, out)
+    if (within === "" || !(within === ".." || within.startsWith(`..${path.sep}`) || path.isAbsolute(within))) {
       return yield* new SettingsError({
         setting: "--out",
-        reason: `is a file of the run directory (${path.basename(out)}), which rebuild only reads; write elsewhere`
+        reason: `${options.out} is inside the run directory ${runDir} (as ${within === "" ? "." : within}), which ` +
+          "rebuild only reads (a file written there is taken for one of the run's, or replaces it); write elsewhere"
       })
     }
     // The inventory the run kept (inventory.json in its directory), unless --inventory overrides it; runs of
