@@ -393,6 +393,30 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       expect(manifestOf(storage).counts.calls).toBe(4)
     }))
 
+  it.effect("a dataset that cannot be written: the error says its rows are kept and --resume writes them; --resume asks the model nothing", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const { calls, llm } = scripted((call) => reply(task(requestOf(call).k, requestOf(call).attempt)))
+      // --out's directory made read-only while the run made its rows: only the dataset's write fails.
+      storage.onWrite = (file, kind) =>
+        kind === "rows" && file === OUT
+          ? Effect.fail(new StorageError({ path: file, operation: "write", reason: "permission denied" }))
+          : Effect.void
+      const exit = yield* Effect.exit(runGenerate(storage, llm, generateOptions(settingsFor(3))))
+      const message = failureOf(exit).message
+      expect(message).toContain(`cannot write ${OUT}: permission denied; the 3 rows made are kept in the run`)
+      expect(message).toContain(
+        `directory ${RUN_DIR} (its journal and archive): once /mem can be written, rerun the same command with ` +
+          "--resume to write them (a row made is not asked for again)"
+      )
+      expect(storage.files.has(OUT)).toBe(false)
+      expect(calls).toHaveLength(3)
+      storage.onWrite = () => Effect.void
+      yield* runGenerate(storage, llm, generateOptions(settingsFor(3)))
+      expect(readJsonl(storage.text(OUT))).toHaveLength(3)
+      expect(calls).toHaveLength(3) // nothing asked again
+    }))
+
   it.effect("rebuild equals the run's output byte for byte after duplicates and repairs at concurrency 4", () =>
     Effect.gen(function*() {
       const storage = makeMemoryStorage()

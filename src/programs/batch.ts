@@ -625,6 +625,9 @@ const collectRound = Effect.fn("Batch.round")(function*<J extends Job>(
     failedAfter,
     // The budget is checked by the batch Llm (budget above): batch answers are paid for, and always used.
     maxCostUsd: undefined,
+    finishHint: `run \`skyrl batch collect ${
+      shellWord(runDir)
+    }\` again to write them (collecting again never asks for a sample twice)`,
     retryHint: `run \`skyrl batch collect ${
       shellWord(runDir)
     } --retry-failed\` to make them again (--max-attempts more attempts each)`

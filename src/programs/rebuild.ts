@@ -142,6 +142,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
       settings: m.settings,
       runSettings: settings,
       order: rowOrder,
+      finishHint: "run the rebuild again (it asks no model)",
       // A run made with --verify: the outcomes it recorded (rebuild runs no plan).
       verify: settings.verify === undefined ? undefined : yield* recordedVerifyHook(runDir)
     }, catalogue)

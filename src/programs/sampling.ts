@@ -13,6 +13,7 @@
  */
 import { Clock, Effect, Layer, Ref, Runtime, Schema } from "effect"
 import * as path from "node:path"
+import { StorageError } from "../domain/errors.js"
 import * as Inv from "../domain/inventory.js"
 import type { Usage } from "../domain/llm.js"
 import type { EncodedRow } from "../domain/row.js"
@@ -97,6 +98,12 @@ export interface SamplingOptions<J extends Job> {
   readonly answered?: boolean | undefined
   /** How failed or stopped samples are made again (default: `rerun with --resume`; a batch run collects again). */
   readonly retryHint?: string | undefined
+  /**
+   * How the rows made are written when the dataset (or its rejects file) could not be: they are journaled in
+   * the run directory, and this finishes the run without asking for them again (default: rerun the same
+   * command with `--resume`; a batch run collects again; rebuild runs again).
+   */
+  readonly finishHint?: string | undefined
   /**
    * A signal (the first Ctrl-C or SIGTERM) stops the run gracefully: no new call, the calls in flight end
    * and are kept, the rows made are written (`StopRequests`); otherwise it interrupts at once. generate and
@@ -401,7 +408,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
   const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
   const ordered = sorted.map((r) => r.row)
   const replaceOutIf = options.replaceOutIf
-  let kept = false // an --out there that `replaceOutIf` kept
+  let outKept = false // an --out there that `replaceOutIf` kept
   const rejects = rejectsOf(ctx, latest)
   // Written when there are rejects, and emptied when an earlier run's are there (never a stale list); with the
   // dataset (`companion`: renamed right after it), so that a crash never leaves the new rows beside old rejects.
@@ -409,6 +416,19 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       (rejects.length > 0 || (yield* storage.exists(options.rejectsFile)))
     ? { file: options.rejectsFile, text: () => rejectsFileText(options.runId, rejects) }
     : undefined
+  // A dataset that cannot be written (a directory made read-only, a disk full) loses nothing: the rows are
+  // journaled in the run directory, and the error says how to write them without paying for them again.
+  const kept = (e: StorageError) =>
+    new StorageError({
+      ...e,
+      reason:
+        `${e.reason}; ${
+          rows.size === 0 ? "the run's work is" : `the ${rows.size} rows made are`
+        } kept in the run directory ${journal.paths.runDir} ` +
+        `(its journal and archive): once ${path.dirname(path.resolve(e.path))} can be written, ${
+          options.finishHint ?? "rerun the same command with --resume to write them (a row made is not asked for again)"
+        }`
+    })
   // No row: an existing --out is left as it was (an empty file replaced it, and SkyRL cannot load one).
   const written = ordered.length === 0 ? 0 : yield* storage.writeRows(options.out, ordered, {
     ...(options.indent === undefined ? {} : { indent: options.indent }),
@@ -417,12 +437,12 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
     companion: rejectsFile,
     replaceIf: replaceOutIf === undefined ? undefined : (n) =>
       Effect.sync(() => {
-        kept = !replaceOutIf(n, latest)
-        return !kept
+        outKept = !replaceOutIf(n, latest)
+        return !outKept
       })
-  })
+  }).pipe(Effect.mapError(kept))
   if (rejectsFile !== undefined && ordered.length === 0) {
-    yield* storage.writeFileAtomic(rejectsFile.file, rejectsFile.text())
+    yield* storage.writeFileAtomic(rejectsFile.file, rejectsFile.text()).pipe(Effect.mapError(kept))
   }
   const requested = options.jobs.length + (options.passthrough?.length ?? 0)
   const complete = rows.size >= requested
@@ -437,7 +457,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
     `${
       written === 0
         ? "no row, so not written:"
-        : kept
+        : outKept
         ? `made ${written} rows, not written over the file there (kept as it was):`
         : `wrote ${written} rows to`
     } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
