@@ -50,6 +50,7 @@ import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { noteBatchRunDir } from "./batch.js"
 import { hasApiKey } from "./llmOptions.js"
+import { fileDirectory, outputDirectoriesMakeable } from "./outputDirectories.js"
 import { inputSha256 } from "./runShared.js"
 
 const MAX_POLL_MS = 600_000
@@ -245,12 +246,31 @@ const checkRecordedOut = (
     }
   }).pipe(Effect.provide(StorageLive))
 
+/**
+ * The directories the collect writes the dataset and its rejects file in can take them: a read-only one was
+ * found only once every answer was judged (and online repairs paid for). A usage error (exit 2) before
+ * anything is fetched or sent.
+ */
+const checkOutWritable = (o: Pick<GenerateOptions, "out" | "rejectsFile">) =>
+  outputDirectoriesMakeable([
+    fileDirectory("the run's --out", o.out),
+    o.rejectsFile === undefined ? undefined : fileDirectory("the run's rejects file", o.rejectsFile)
+  ]).pipe(
+    Effect.mapError((e) =>
+      new SettingsError({
+        ...e,
+        reason: `${e.reason}; nothing was collected: make it writable, then collect again`
+      })
+    )
+  )
+
 const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
   Effect.gen(function*() {
     const file = path.join(runDir, "batch.json")
     if (run.command === "enrich") {
       const enrich = yield* enrichOptionsOf(run, file)
       yield* checkRecordedOut(runDir, file, enrich)
+      yield* checkOutWritable(enrich)
       const inventory = yield* enrichRunInventory(enrich)
       return yield* collectFor(
         runDir,
@@ -263,6 +283,7 @@ const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
     }
     const generate = yield* generateOptionsOf(run, file)
     yield* checkRecordedOut(runDir, file, generate)
+    yield* checkOutWritable(generate)
     const inventory = yield* submittedInventory(runDir, run, generate.runSettings.inventory_sha256)
     return yield* collectFor(
       runDir,

@@ -6,9 +6,14 @@
  *
  * The check makes the missing levels as the run would (Storage's makeDirectories: nothing else tells that mkdir
  * will fail under /proc, where `access` says writable) and removes those it made, so a run that stops at a later
- * check leaves no empty directory behind. A directory that is there is not written to (its files are the run's).
+ * check leaves no empty directory behind. A directory that is there must take a new file: one that cannot (mode
+ * 0555, another user's, a read-only mount, /proc itself) was found only when the dataset was written, after every
+ * model call was paid for (`--out: rodir/o.jsonl: cannot write in rodir (EACCES: permission denied)`). It is
+ * tried as the run would write (`access` says writable to root, and under /proc): a hidden file made and removed
+ * at once; nothing else there is touched.
  */
 import { Effect, Option } from "effect"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { SettingsError } from "../domain/run.js"
@@ -60,9 +65,28 @@ export const runDirectories = (options: {
   ]
 }
 
-const probe = async (dir: string): Promise<void> => {
+/** Why a new file cannot be made in `dir` (`EACCES: permission denied`), or undefined when one can. */
+const unwritable = async (dir: string): Promise<string | undefined> => {
+  const file = path.join(dir, `.skyrl-write-check-${process.pid}-${randomBytes(4).toString("hex")}`)
+  try {
+    await (await fs.open(file, "wx")).close()
+  } catch (e) {
+    const error = e as NodeJS.ErrnoException
+    // Node's text without the probe file's name: `EACCES: permission denied, open '...'`.
+    return error.message.replace(/, open '.*'$/s, "")
+  }
+  await fs.rm(file, { force: true }).catch(() => undefined)
+  return undefined
+}
+
+const probe = async (dir: string): Promise<string | undefined> => {
   const made = await makeDirectories(dir)
-  for (const level of made.reverse()) await fs.rmdir(level).catch(() => undefined)
+  try {
+    const why = await unwritable(dir)
+    return why === undefined ? undefined : `cannot write in ${dir} (${why})`
+  } finally {
+    for (const level of made.reverse()) await fs.rmdir(level).catch(() => undefined)
+  }
 }
 
 export const outputDirectoriesMakeable = (
@@ -75,10 +99,11 @@ export const outputDirectoriesMakeable = (
       const dir = path.resolve(d.dir)
       if (seen.has(dir)) continue
       seen.add(dir)
-      const failure = yield* Effect.promise(() => probe(dir).then(() => undefined, (e: unknown) => e))
+      const failure = yield* Effect.promise(() =>
+        probe(dir).catch((e: unknown) => e instanceof Error ? e.message : String(e))
+      )
       if (failure !== undefined) {
-        const message = failure instanceof Error ? failure.message : String(failure)
-        return yield* new SettingsError({ setting: d.setting, reason: `${d.given}: ${message}` })
+        return yield* new SettingsError({ setting: d.setting, reason: `${d.given}: ${failure}` })
       }
     }
   })
