@@ -38,6 +38,7 @@ import {
   engineOptionsOf,
   inputSha256,
   llmOptionsOf,
+  lockRunOutput,
   modelSettingsOf,
   outputPathsOf,
   pacedLlmLayer,
@@ -130,7 +131,11 @@ export const runEnrich = (options: EnrichCliOptions) => {
       yield* replayInput(options)
     ])
     const { out, rawDir } = yield* outputPathsOf(options)
-    if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories(options))
+    if (!options.dryRun) {
+      yield* outputDirectoriesMakeable(runDirectories(options))
+      // One run writes an --out at a time, from before its first call to its dataset.
+      yield* lockRunOutput(out, "enrich")
+    }
     const servers = yield* serversChecked(options)
     const baseInventory = yield* baseInventoryOf(options, servers)
     const rowSettings = yield* rowSettingsOf(options)
@@ -228,7 +233,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
         })`
     )
     return summary
-  })
+  }).pipe(Effect.scoped)
   return options.debug ? Logger.withMinimumLogLevel(program, LogLevel.Debug) : program
 }
 

@@ -47,7 +47,11 @@ export const runGenerate = (options: GenerateCliOptions) =>
       Option.isSome(options.subjects) ? { what: "--subjects file", file: options.subjects.value } : undefined,
       yield* replayInput(options)
     ])
-    if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories(options))
+    if (!options.dryRun) {
+      yield* outputDirectoriesMakeable(runDirectories(options))
+      // One run writes an --out at a time, from before its first call (the stages) to its dataset.
+      yield* Run.lockRunOutput(out, "generate")
+    }
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
     const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm
@@ -159,4 +163,4 @@ export const runGenerate = (options: GenerateCliOptions) =>
       },
       engine
     )
-  })
+  }).pipe(Effect.scoped)

@@ -1,0 +1,101 @@
+/**
+ * `generate` and `enrich` hold `<out>.lock` while they run (pid, host, command), taken before any model call.
+ * Before, two fresh runs of one `--out` each paid for every sample and the last rename won without a word.
+ * A live holder makes the second run exit 1 naming it, having asked nothing; the lock of a process that is
+ * gone (`kill -9`) is taken over, so `--resume` after a crash goes on.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { hostname } from "node:os"
+import { join } from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { runChild } from "./support/child.js"
+import { runCli } from "./support/cli.js"
+import { planAnswer } from "./support/fakeEnrich.js"
+import type { FakeServer } from "./support/fakeOpenAI.js"
+import { answer } from "./support/fakeOpenAI.js"
+import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
+import { validTaskFor, withStages } from "./support/fakeTasks.js"
+import { ended, started, until } from "./support/signals.js"
+
+const SHAREGPT = join(__dirname, "fixtures", "sharegpt", "sample_data.json")
+
+const servers = fakes()
+afterEach(servers.closeAll)
+const calls = (server: FakeServer) => server.requests.filter((q) => q.endpoint !== "other")
+
+/** A pid no process has now: a child that has exited. */
+const gonePid = async () => (await runChild(process.execPath, ["-e", ""])).pid!
+
+describe("one generate or enrich writes an --out at a time", () => {
+  it("enrich while another live run holds <out>.lock: exit 1 naming the holder, no model call, nothing written; a dead holder's lock is taken over", async () => {
+    const server = await servers.start((ctx) => answer(planAnswer(ctx), USAGE))
+    const dir = tempDir("skyrl-outlock-")
+    const out = join(dir, "o.jsonl")
+    const lock = `${out}.lock`
+    // This test's own process: alive.
+    const held = JSON.stringify({
+      pid: process.pid,
+      host: hostname(),
+      command: "enrich",
+      since: "2026-12-04T00:00:00Z"
+    })
+    writeFileSync(lock, held + "\n")
+    const args = ["enrich", SHAREGPT, "--out", out, "--llm", "openai"]
+    const second = await runCli(args, { env: llmEnv(server) })
+    expect(second.status, second.stderr).toBe(1) // was 0, having paid for every sample again
+    expect(second.stderr).toContain(`skyrl: ${out} is being written by another skyrl run (${held})`)
+    expect(second.stderr).toContain(`(if no such process runs, delete ${lock})`)
+    expect(calls(server)).toHaveLength(0)
+    expect(readdirSync(dir)).toEqual(["o.jsonl.lock"])
+    expect(readFileSync(lock, "utf8")).toBe(held + "\n")
+
+    writeFileSync(lock, JSON.stringify({ pid: await gonePid(), host: hostname(), command: "enrich" }) + "\n")
+    const r = await runCli(args, { env: llmEnv(server) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(readJsonl(out).length).toBeGreaterThan(0)
+    expect(existsSync(lock)).toBe(false) // released at the end
+  })
+
+  it("two fresh generate runs of one --out at once: one makes the dataset, the other exits 1 having asked nothing", async () => {
+    const server = await servers.start(
+      withStages((ctx) => answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)),
+      150
+    )
+    const dir = tempDir("skyrl-outlock-")
+    const out = join(dir, "ds.jsonl")
+    const args = ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1"]
+    const [a, b] = await Promise.all([runCli(args, { env: llmEnv(server) }), runCli(args, { env: llmEnv(server) })])
+    const statuses = [a.status, b.status].sort()
+    expect(statuses, `${a.stderr}\n${b.stderr}`).toEqual([0, 1]) // were [0, 0], each paying for every call
+    const loser = a.status === 1 ? a : b
+    expect(loser.stderr).toMatch(
+      /skyrl: \S+ds\.jsonl is being written by another skyrl run \(\{"pid":\d+,.*"command":"generate"/
+    )
+    expect(readdirSync(join(dir, "raw_llm"))).toHaveLength(1) // one run made
+    expect(calls(server)).toHaveLength(4) // its subjects stage and 3 samples, once
+    expect(readJsonl(out)).toHaveLength(3)
+    expect(existsSync(`${out}.lock`)).toBe(false)
+  })
+
+  it("generate killed (kill -9) leaves its lock; --resume takes it over and finishes the run", async () => {
+    const server = await servers.start(
+      withStages((ctx) => answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)),
+      100
+    )
+    const dir = tempDir("skyrl-outlock-")
+    const out = join(dir, "ds.jsonl")
+    const args = ["generate", "-n", "4", "--out", out, "--llm", "openai", "--concurrency", "1"]
+    const run = started(args, llmEnv(server))
+    await until(() => calls(server).length >= 3)
+    run.child.kill("SIGKILL")
+    await ended(run)
+    expect(existsSync(`${out}.lock`)).toBe(true)
+    const runDir = runDirOf(out)
+    const r = await runCli([...args, "--resume"], { env: llmEnv(server) })
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).not.toContain("is being written by another")
+    expect(runDirOf(out)).toBe(runDir) // the same run, continued
+    expect(readJsonl(out)).toHaveLength(4)
+    expect(existsSync(`${out}.lock`)).toBe(false)
+  })
+})
