@@ -53,30 +53,34 @@ describe("rebuild of a damaged or killed run", () => {
     expect(readFileSync(journal, "utf8")).toBe(before)
   })
 
-  it("an --out naming a new file inside the run directory is refused too (exit 2, nothing written), whatever the path's way there", async () => {
-    const { dir, out, runDir } = await offlineRun()
-    const before = readdirSync(runDir).sort()
-    symlinkSync(runDir, join(dir, "link"))
-    const named = [
-      join(runDir, "plan_inputs.json"), // a name the run reads (a generate run of no list file has none)
-      join(runDir, "archive_02.jsonl"), // read as the run's next archive log
-      join(runDir, "sub", "rebuilt.jsonl"), // a directory not there yet
-      `${runDir}/sub/../rebuilt.jsonl`, // `..`
-      join(dir, "link", "rebuilt.jsonl") // a symbolic link to the run directory
-    ]
-    for (const given of named) {
-      const r = await runCli(["rebuild", runDir, "--out", given])
-      expect(r.status, `${given}: ${r.stderr}`).toBe(2) // was 0 (the run's --resume and rebuild then failed)
-      expect(r.stderr).toContain(`skyrl: --out: ${given} is inside the run directory`)
-      expect(readdirSync(runDir).sort()).toEqual(before)
-    }
-    // The run is as it was: it resumes, and rebuilds elsewhere.
-    const resumed = await runCli(["generate", "-n", "4", "--out", out, "--llm", "replay", "--resume"])
-    expect(resumed.status, resumed.stderr).toBe(0)
-    const rebuilt = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
-    expect(rebuilt.status, rebuilt.stderr).toBe(0)
-    expect(readJsonl(join(dir, "rebuilt.jsonl"))).toHaveLength(4)
-  })
+  it(
+    "an --out naming a new file inside the run directory is refused too (exit 2, nothing written), whatever the path's way there",
+    async () => {
+      const { dir, out, runDir } = await offlineRun()
+      const before = readdirSync(runDir).sort()
+      symlinkSync(runDir, join(dir, "link"))
+      const named = [
+        join(runDir, "plan_inputs.json"), // a name the run reads (a generate run of no list file has none)
+        join(runDir, "archive_02.jsonl"), // read as the run's next archive log
+        join(runDir, "sub", "rebuilt.jsonl"), // a directory not there yet
+        `${runDir}/sub/../rebuilt.jsonl`, // `..`
+        join(dir, "link", "rebuilt.jsonl") // a symbolic link to the run directory
+      ]
+      for (const given of named) {
+        const r = await runCli(["rebuild", runDir, "--out", given])
+        expect(r.status, `${given}: ${r.stderr}`).toBe(2) // was 0 (the run's --resume and rebuild then failed)
+        expect(r.stderr).toContain(`skyrl: --out: ${given} is inside the run directory`)
+        expect(readdirSync(runDir).sort()).toEqual(before)
+      }
+      // The run is as it was: it resumes, and rebuilds elsewhere.
+      const resumed = await runCli(["generate", "-n", "4", "--out", out, "--llm", "replay", "--resume"])
+      expect(resumed.status, resumed.stderr).toBe(0)
+      const rebuilt = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
+      expect(rebuilt.status, rebuilt.stderr).toBe(0)
+      expect(readJsonl(join(dir, "rebuilt.jsonl"))).toHaveLength(4)
+    },
+    90_000
+  )
 
   it("a journaled row not rebuilt is an error even when other samples make up the count, and is named", async () => {
     const { dir, runDir } = await offlineRun()

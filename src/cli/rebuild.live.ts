@@ -36,17 +36,20 @@ export const runRebuild = (options: {
   Effect.gen(function*() {
     const storage = yield* Storage
     // Compared as real paths (symbolic links, `..`): nothing is written inside the run directory, not even a new
-    // file: a name the run reads (plan_inputs.json, archive_02.jsonl) broke its --resume and rebuild.
-    const runDir = yield* Effect.promise(() => realPathOf(options.runDir))
-    const out = yield* Effect.promise(() => realPathOf(options.out))
-    const within = path.relative(runDir, out)
-    if (within === "" || !(within === ".." || within.startsWith(`..${path.sep}`) || path.isAbsolute(within))) {
-      return yield* new SettingsError({
-        setting: "--out",
-        reason: `${options.out} is inside the run directory ${runDir} (as ${within === "" ? "." : within}), which ` +
-          "rebuild only reads (a file written there is taken for one of the run's, or replaces it); write elsewhere"
-      })
-    }
+    // file: a name the run reads (plan_inputs.json, archive_02.jsonl) broke its --resume and rebuild. Checked once
+    // RUN_DIR is known to be a generate run's (rebuildProgram), which is the error to report first.
+    const outApart = Effect.gen(function*() {
+      const runDir = yield* Effect.promise(() => realPathOf(options.runDir))
+      const out = yield* Effect.promise(() => realPathOf(options.out))
+      const within = path.relative(runDir, out)
+      if (within === "" || !(within === ".." || within.startsWith(`..${path.sep}`) || path.isAbsolute(within))) {
+        return yield* new SettingsError({
+          setting: "--out",
+          reason: `${options.out} is inside the run directory ${runDir} (as ${within === "" ? "." : within}), which ` +
+            "rebuild only reads (a file written there is taken for one of the run's, or replaces it); write elsewhere"
+        })
+      }
+    })
     // The inventory the run kept (inventory.json in its directory), unless --inventory overrides it; runs of
     // older versions: the inventory settings of their manifest. Either is the run's own (`keptByRun`).
     const kept = path.join(options.runDir, "inventory.json")
@@ -76,6 +79,7 @@ export const runRebuild = (options: {
       out: options.out,
       indent: Option.getOrUndefined(options.indent),
       ascii: options.ascii,
-      inventoryFrom
+      inventoryFrom,
+      outApart
     }).pipe(Effect.provide(inventory.pipe(Layer.provide(StorageLive))))
   }).pipe(Effect.provide(StorageLive))

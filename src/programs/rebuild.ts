@@ -37,6 +37,8 @@ export interface RebuildOptions {
   readonly ascii: boolean
   /** Where the inventory comes from, as the drift warning names it (default: "the inventory given"). */
   readonly inventoryFrom?: string | undefined
+  /** The CLI's check that --out lies outside the run directory, made once RUN_DIR is known to be a generate run's. */
+  readonly outApart?: Effect.Effect<void, SettingsError> | undefined
 }
 
 /** How many of the samples not rebuilt the error names. */
@@ -79,6 +81,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
         reason: "the run was made by an earlier skyrl that did not record its settings"
       })
     }
+    if (options.outApart !== undefined) yield* options.outApart
     const settings = m.run_settings
     const catalogue = yield* (yield* Inventory).get
     // Another inventory than the run's (an --inventory given, an inventory.json edited) makes another work
