@@ -679,7 +679,8 @@ describe("--resume checks what it resumes", () => {
       const before = server.requests.length
       const second = await runCli([...args, "--resume"], { env: env(server) })
       expect(second.status).toBe(1)
-      expect(second.stderr).toMatch(/is in use by another skyrl process \(\{"pid":\d+/)
+      // The first holds its --out (`<out>.lock`, taken before the run directory's lock).
+      expect(second.stderr).toMatch(/ds\.jsonl is being written by another skyrl run \(\{"pid":\d+/)
       expect(server.requests.length).toBe(before)
       first.kill("SIGKILL")
       await new Promise((resolve) => first.on("close", resolve))
