@@ -623,7 +623,7 @@ class _Reading:
         return self._starts is None or end <= self._end(self._piece(i))
 
     def is_key(self, i: int, end: int) -> bool:
-        """``joined[i:end]`` is an object's key: a key of the JSON text whole, or quoted then a colon in a plain text."""
+        """``joined[i:end]`` is an object's key: a key of the JSON text whole, or quoted then a colon in plain text."""
         if self._starts is None:
             return _is_key(self.joined, i, end)
         piece = self._piece(i)
@@ -657,13 +657,15 @@ _JSON_START = re.compile(r'\ufeff?[ \t\n\r]*[\[{"]')
 # A string, a number (NaN and Infinity too: Python's json.dumps writes them) or a literal, each followed by what
 # may follow it in JSON (so ``[2026-12-05]`` is no JSON), or a mark.
 _JSON_TOKEN = re.compile(
-    r'[ \t\n\r]*(?:(?:"([^"\\]*(?:\\.[^"\\]*)*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN|-?Infinity))'
+    r'[ \t\n\r]*(?:(?:"([^"\\]*(?:\\.[^"\\]*)*)"'
+    r"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null|NaN|-?Infinity))"
     r'(?=[ \t\n\r,:\]}]|\Z)|([\[\]{},:]))'
 )
 _CUT_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)\\?')
 _CUT_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{0,3}\Z")
 _CUT_SCALAR = re.compile(
-    r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?|Na?|-?I(?:n(?:f(?:i(?:n(?:i(?:ty?)?)?)?)?)?)?"
+    r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|t(?:r(?:u)?)?|f(?:a(?:l(?:s)?)?)?|n(?:u(?:l)?)?"
+    r"|Na?|-?I(?:n(?:f(?:i(?:n(?:i(?:ty?)?)?)?)?)?)?"
 )
 
 
@@ -712,8 +714,9 @@ def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
     """What grounding searches in a text, or None to search it as it is: a JSON text's strings and numbers
     (``json_leaves``); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON,
     then an image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those
-    lines' strings and numbers, and each run of the other lines (and words before such JSON) as one piece (key None). Lines, as JSON writes no line break inside a token. skyrl verify reads it alike
-    (src/skyrl/grounding.ts ``textPieces``)."""
+    lines' strings and numbers, and each run of the other lines (and words before such JSON) as one piece (key
+    None). Lines, as JSON writes no line break inside a token. skyrl verify reads it alike (src/skyrl/grounding.ts
+    ``textPieces``)."""
     whole = json_leaves(text)
     if whole is not None:
         return whole

@@ -134,12 +134,20 @@ def test_a_value_cut_from_the_result_the_policy_saw_does_not_ground(palantir, ca
 
 
 
-SEARCH_RESULT = '[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}, {"symbol": "PLTR.MX", "name": "Palantir (MX)"}]'
+SEARCH_RESULT = (
+    '[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}, {"symbol": "PLTR.MX", "name": "Palantir (MX)"}]'
+)
 
 
 @pytest.mark.parametrize(
     "pasted",
-    [SEARCH_RESULT, SEARCH_RESULT[1:], SEARCH_RESULT[2:-2], SEARCH_RESULT[:-1], 'PLTR", "name": "Palantir Technologies Inc.'],
+    [
+        SEARCH_RESULT,
+        SEARCH_RESULT[1:],
+        SEARCH_RESULT[2:-2],
+        SEARCH_RESULT[:-1],
+        'PLTR", "name": "Palantir Technologies Inc.',
+    ],
     ids=["whole", "first character dropped", "brackets dropped", "last character dropped", "across two strings"],
 )
 def test_a_json_result_pasted_whole_or_in_a_stretch_does_not_ground(palantir, cassettes, pasted):
