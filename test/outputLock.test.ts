@@ -26,6 +26,18 @@ const calls = (server: FakeServer) => server.requests.filter((q) => q.endpoint !
 /** A pid no process has now: a child that has exited. */
 const gonePid = async () => (await runChild(process.execPath, ["-e", ""])).pid!
 
+/** A fake model answering `generate`'s stages after `delayMs`, and the command line of an `n`-sample run. */
+const generateRun = async (n: number, delayMs: number) => {
+  const server = await servers.start(
+    withStages((ctx) => answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)),
+    delayMs
+  )
+  const dir = tempDir("skyrl-outlock-")
+  const out = join(dir, "ds.jsonl")
+  const args = ["generate", "-n", String(n), "--out", out, "--llm", "openai", "--concurrency", "1"]
+  return { args, dir, out, server }
+}
+
 describe("one generate or enrich writes an --out at a time", () => {
   it("enrich while another live run holds <out>.lock: exit 1 naming the holder, no model call, nothing written; a dead holder's lock is taken over", async () => {
     const server = await servers.start((ctx) => answer(planAnswer(ctx), USAGE))
@@ -57,13 +69,7 @@ describe("one generate or enrich writes an --out at a time", () => {
   })
 
   it("two fresh generate runs of one --out at once: one makes the dataset, the other exits 1 having asked nothing", async () => {
-    const server = await servers.start(
-      withStages((ctx) => answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)),
-      150
-    )
-    const dir = tempDir("skyrl-outlock-")
-    const out = join(dir, "ds.jsonl")
-    const args = ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1"]
+    const { args, dir, out, server } = await generateRun(3, 150)
     const [a, b] = await Promise.all([runCli(args, { env: llmEnv(server) }), runCli(args, { env: llmEnv(server) })])
     const statuses = [a.status, b.status].sort()
     expect(statuses, `${a.stderr}\n${b.stderr}`).toEqual([0, 1]) // were [0, 0], each paying for every call
@@ -78,13 +84,7 @@ describe("one generate or enrich writes an --out at a time", () => {
   })
 
   it("generate killed (kill -9) leaves its lock; --resume takes it over and finishes the run", async () => {
-    const server = await servers.start(
-      withStages((ctx) => answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)),
-      100
-    )
-    const dir = tempDir("skyrl-outlock-")
-    const out = join(dir, "ds.jsonl")
-    const args = ["generate", "-n", "4", "--out", out, "--llm", "openai", "--concurrency", "1"]
+    const { args, out, server } = await generateRun(4, 100)
     const run = started(args, llmEnv(server))
     await until(() => calls(server).length >= 3)
     run.child.kill("SIGKILL")

@@ -528,7 +528,8 @@ class Evidence:
 
     def __init__(self, texts: list[str], leaves: bool = True):
         self.texts = texts
-        self._read = [_reading(t) if leaves else _Reading(t, None) for t in texts]
+        self._plain = [_Reading(t, None) for t in texts]  # for a value with no letter or digit, and leaves=False
+        self._read = [_reading(t) for t in texts] if leaves else self._plain
         self._held: dict[str, bool] = {}  # the matcher asks of the same values again and again
         self._keys_only: dict[str, bool] = {}
         self._numbers: Optional[set[float]] = None
@@ -571,7 +572,7 @@ class Evidence:
     def _occurrences(self, value: str) -> Iterator[tuple["_Reading", int, int]]:
         """Where ``value`` occurs as a whole token (as written or JSON-escaped): in a JSON text's strings and numbers
         for a value with a letter or a digit, else in the texts as they are."""
-        readings = self._read if _findable(value) else [_Reading(t, None) for t in self.texts]
+        readings = self._read if _findable(value) else self._plain
         for f in _forms(value):
             for reading in readings:
                 t = reading.joined

@@ -146,36 +146,31 @@ const importOne = (
     })
     const tools: ReadonlyArray<InventoryTool> = server.tools.filter((_, i) => !skipped.some((s) => s.index === i))
     const leftOut = [...refused, ...skipped.map(({ reason, tool }) => ({ tool, reason }))]
-    if (tools.length === 0) {
-      const listedCount = listed.right.tools.length
-      return {
-        server: new InventoryServer({ ...server, tools }),
-        outcome: {
-          _tag: "noTools" as const,
+    const kept = new InventoryServer({ ...server, tools })
+    const message = noToolsMessage(spec.name, target, listed.right.tools.length)
+    return {
+      server: kept,
+      outcome: tools.length === 0
+        ? { _tag: "noTools" as const, server: spec.name, target, message, skipped: leftOut }
+        : {
+          _tag: "imported" as const,
           server: spec.name,
           target,
-          message: `MCP server "${spec.name}" (${target}): ` + (listedCount === 0
-            ? "lists no tool (its tools/list answer is empty)"
-            : "lists no tool an inventory can hold: " + (listedCount === 1
-              ? "its one tool is left out (named in a warning)"
-              : `all ${listedCount} are left out (each named in a warning)`)),
-          skipped: leftOut
+          tools: tools.length,
+          skipped: leftOut,
+          unrecordedHeaders: unrecordedHeaders(spec),
+          unrecordedEnv: unrecordedEnv(spec)
         }
-      }
-    }
-    return {
-      server: new InventoryServer({ ...server, tools }),
-      outcome: {
-        _tag: "imported" as const,
-        server: spec.name,
-        target,
-        tools: tools.length,
-        skipped: leftOut,
-        unrecordedHeaders: unrecordedHeaders(spec),
-        unrecordedEnv: unrecordedEnv(spec)
-      }
     }
   })
+
+/** Why a server that answered gives no tool (`noTools`): it listed none, or every one listed was left out. */
+const noToolsMessage = (name: string, target: string, listed: number): string =>
+  `MCP server "${name}" (${target}): ` + (listed === 0
+    ? "lists no tool (its tools/list answer is empty)"
+    : "lists no tool an inventory can hold: " + (listed === 1
+      ? "its one tool is left out (named in a warning)"
+      : `all ${listed} are left out (each named in a warning)`))
 
 /** Lists every server (a few at a time): its outcome, and the server as listed (0 tools for `noTools`). */
 const listEach = (
