@@ -726,33 +726,56 @@ def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
     lines = text.split("\n")
     found = False
     for n, line in enumerate(lines):
-        prose, leaves = _line_read(line, cut=n == len(lines) - 1)  # only the last line may have been cut short
+        before, leaves, after = _line_read(line, cut=n == len(lines) - 1)  # only the last line may have been cut
         if leaves is None:
             plain.append(line)
             continue
         found = True
-        if prose:
-            plain.append(prose)
+        if before:
+            plain.append(before)
         if plain:
             pieces.append(("\n".join(plain), None))
-            plain = []
+        plain = [after] if after else []
         pieces.extend(leaves)
     if not found:
         return None
     return pieces + [("\n".join(plain), None)] if plain else pieces
 
 
-def _line_read(line: str, cut: bool) -> tuple[str, Optional[list[tuple[str, Optional[bool]]]]]:
-    """A line's prose and JSON: the line's strings and numbers when it is JSON; else, when the line goes on in
-    JSON from its first bracket (``Found 2 results: [{...}]``), the words before it and the JSON's strings and
-    numbers; else the line as prose (None)."""
+def _line_read(line: str, cut: bool) -> tuple[str, Optional[list[tuple[str, Optional[bool]]]], str]:
+    """A line's prose and JSON: the line's strings and numbers when it is JSON; else the JSON in it and the words
+    before and after it, where the line goes on in JSON from its first bracket (``Found 2 results: [{...}]``), or
+    is JSON up to a closing bracket and words after it (``[{...}] // 2 rows``; ``_closed_json_end``), from its
+    start, else from its first bracket; else the line as prose (None)."""
     leaves = json_leaves(line, cut)
     if leaves is not None:
-        return "", leaves
-    brackets = [i for i in (line.find("["), line.find("{")) if i > 0]
-    start = min(brackets, default=-1)
-    leaves = json_leaves(line[start:], cut) if start > 0 else None
-    return (line[:start], leaves) if leaves is not None else (line, None)
+        return "", leaves, ""
+    bracket = min((i for i in (line.find("["), line.find("{")) if i > 0), default=-1)
+    from_bracket = json_leaves(line[bracket:], cut) if bracket > 0 else None
+    if from_bracket is not None:
+        return line[:bracket], from_bracket, ""
+    for start in [0, bracket] if bracket > 0 else [0]:
+        end = _closed_json_end(line[start:])
+        if end is not None:
+            return line[:start], json_leaves(line[start : start + end], cut=False) or [], line[start + end :]
+    return line, None, ""
+
+
+def _closed_json_end(text: str) -> Optional[int]:
+    """Where a text that begins in JSON tokens stops being JSON, if a closing bracket came before: the end of the
+    last ``]`` or ``}`` read before the first character that is no JSON token (the structure is not read, as in
+    ``_json_tokens``)."""
+    if not _JSON_START.match(text):
+        return None
+    end, pos = None, (1 if text.startswith("\ufeff") else 0)
+    while (m := _JSON_TOKEN.match(text, pos)) is not None:
+        pos = m.end()
+        string, _, mark = m.groups()
+        if string is not None and _decoded(string) is None:
+            break
+        if mark in ("]", "}"):
+            end = pos
+    return end
 
 
 def _cut_string(rest: str) -> Optional[str]:

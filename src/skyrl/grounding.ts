@@ -134,12 +134,12 @@ export const textPieces = (text: string): Array<Piece> | undefined => {
   const lines = text.split("\n")
   let found = false
   lines.forEach((line, n) => {
-    const [prose, leaves] = lineRead(line, n === lines.length - 1) // only the last line may have been cut short
+    const [before, leaves, after] = lineRead(line, n === lines.length - 1) // only the last line may have been cut
     if (leaves === undefined) return void plain.push(line)
     found = true
-    if (prose !== "") plain.push(prose)
+    if (before !== "") plain.push(before)
     if (plain.length > 0) pieces.push([plain.join("\n"), null])
-    plain = []
+    plain = after === "" ? [] : [after]
     pieces.push(...leaves)
   })
   if (!found) return undefined
@@ -147,16 +147,39 @@ export const textPieces = (text: string): Array<Piece> | undefined => {
 }
 
 /**
- * A line's prose and JSON: the line's strings and numbers when it is JSON; else, when the line goes on in JSON from
- * its first bracket (`Found 2 results: [{...}]`), the words before it and the JSON's strings and numbers; else the
- * line as prose (undefined).
+ * A line's prose and JSON: the line's strings and numbers when it is JSON; else the JSON in it and the words before
+ * and after it, where the line goes on in JSON from its first bracket (`Found 2 results: [{...}]`), or is JSON up to
+ * a closing bracket and words after it (`[{...}] // 2 rows`; `closedJsonEnd`), from its start, else from its first
+ * bracket; else the line as prose (undefined).
  */
-const lineRead = (line: string, cut: boolean): readonly [string, Array<Leaf> | undefined] => {
+const lineRead = (line: string, cut: boolean): readonly [string, Array<Leaf> | undefined, string] => {
   const leaves = jsonLeaves(line, cut)
-  if (leaves !== undefined) return ["", leaves]
-  const start = Math.min(...[line.indexOf("["), line.indexOf("{")].filter((i) => i > 0), Infinity)
-  const rest = start === Infinity ? undefined : jsonLeaves(line.slice(start), cut)
-  return rest === undefined ? [line, undefined] : [line.slice(0, start), rest]
+  if (leaves !== undefined) return ["", leaves, ""]
+  const bracket = Math.min(...[line.indexOf("["), line.indexOf("{")].filter((i) => i > 0), Infinity)
+  const fromBracket = bracket === Infinity ? undefined : jsonLeaves(line.slice(bracket), cut)
+  if (fromBracket !== undefined) return [line.slice(0, bracket), fromBracket, ""]
+  for (const start of bracket === Infinity ? [0] : [0, bracket]) {
+    const end = closedJsonEnd(line.slice(start))
+    if (end !== undefined) {
+      return [line.slice(0, start), jsonLeaves(line.slice(start, start + end), false)!, line.slice(start + end)]
+    }
+  }
+  return [line, undefined, ""]
+}
+
+/**
+ * Where a text that begins in JSON tokens stops being JSON, if a closing bracket came before: the end of the last
+ * `]` or `}` read before the first character that is no JSON token (the structure is not read, as in `jsonTokens`).
+ */
+const closedJsonEnd = (text: string): number | undefined => {
+  if (!JSON_START.test(text)) return undefined
+  let end: number | undefined
+  JSON_TOKEN.lastIndex = text.startsWith("\ufeff") ? 1 : 0
+  for (let m = JSON_TOKEN.exec(text); m !== null; m = JSON_TOKEN.exec(text)) {
+    if (m[1] !== undefined && decoded(m[1]) === undefined) break
+    if (m[3] === "]" || m[3] === "}") end = JSON_TOKEN.lastIndex
+  }
+  return end
 }
 
 /** The string holds a letter or a digit (what a JSON text's strings and numbers are searched for). */
