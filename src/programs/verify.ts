@@ -11,7 +11,6 @@
  * run, a row that is the same as an earlier one (the same hash) takes that row's outcome: its plan does not
  * run twice.
  */
-import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js"
 import { Deferred, Effect, Either, Exit, Fiber, FiberId, Option, Queue, Schema, Stream } from "effect"
 import * as path from "node:path"
 import type { InputError, StorageError } from "../domain/errors.js"
@@ -22,10 +21,10 @@ import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog, LogTail } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "../services/durableLog.js"
 import type { ServerState } from "../services/McpServers.js"
-import { callRequestLine, DIRECT_IDS, limitText } from "../services/StdioTransport.js"
 import { holdLock, rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
+import { tooLongStep } from "../skyrl/callSize.js"
 import { callKey, sha256Hex } from "../skyrl/canonical.js"
 import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import { loneSurrogateIn } from "../skyrl/convert.js"
@@ -417,35 +416,6 @@ const tooDeepStep = (row: SkyRLRow): { readonly field: string; readonly reason: 
 }
 
 /**
- * The first step whose tools/call request (as the stdio transport writes it, with an id of DIRECT_IDS's length)
- * is longer than an MCP message over stdio may be (the SDK's STDIO_DEFAULT_MAX_BUFFER_SIZE, 10 MiB): the SDK's
- * server refuses such a line and exits, so the call would only kill the server (twice, with the run again).
- * The one check of it: `verify`'s contract stage and the `--verify` hook of generate and enrich.
- */
-export const tooLongStep = (
-  row: SkyRLRow,
-  rowText?: string
-): { readonly field: string; readonly reason: string } | undefined => {
-  // A step's name and params are text of the row's JSON (`rowText`, as JSON.stringify writes it: no shorter), and
-  // UTF-8 takes at most 3 bytes a UTF-16 unit: a row this short has no step too long (no work per row).
-  if (rowText !== undefined && 3 * (rowText.length + 128) <= STDIO_DEFAULT_MAX_BUFFER_SIZE) return undefined
-  const steps = row.reward_spec.ground_truth.tool_sequence
-  for (let i = 0; i < steps.length; i++) {
-    const { tool, params } = steps[i]!
-    const bytes = Buffer.byteLength(callRequestLine(DIRECT_IDS, tool, params))
-    if (bytes > STDIO_DEFAULT_MAX_BUFFER_SIZE) {
-      return {
-        field: `reward_spec.ground_truth.tool_sequence[${i}].params`,
-        reason: `step ${i + 1}: its tools/call request is ${bytes} bytes long, over ${
-          limitText(STDIO_DEFAULT_MAX_BUFFER_SIZE)
-        } over stdio: too long to send (the server would refuse it and exit)`
-      }
-    }
-  }
-  return undefined
-}
-
-/**
  * The first string of a row that holds a lone surrogate, in the row as read (`value`) or in a step's params
  * (JSON text in the row: `"\\ud800"` there is one once it is parsed), as a reject's field and reason. No file
  * `datasets` loads can hold the row, and MCPToolEnv refuses to send such params (no MCP transport can).
@@ -517,8 +487,15 @@ export const checkRecord = (located: Located, inventory: Inventory): Checked => 
   if (deep !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...deep } }
   // The journal's key: the row as read (the same file text parses to the same key order).
   const text = JSON.stringify(record.value)
-  const long = tooLongStep(row, text)
-  if (long !== undefined) return { _tag: "reject", passed: "read", reject: { ...at, stage: "contract", ...long } }
+  // A step's name and params are text of the row's JSON (the params' JSON text, or the values as written).
+  const long = tooLongStep(row.reward_spec.ground_truth.tool_sequence, text.length)
+  if (long !== undefined) {
+    return {
+      _tag: "reject",
+      passed: "read",
+      reject: { ...at, stage: "contract", field: long.field, reason: long.reason }
+    }
+  }
   const steps = row.reward_spec.ground_truth.tool_sequence
   const issues = validatePlan(inventory, steps)
   if (issues.length > 0) {

@@ -35,6 +35,7 @@ import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines } from "../ser
 import { Storage } from "../services/Storage.js"
 import type { VerifierApi } from "../services/Verifier.js"
 import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
+import { tooLongStep } from "../skyrl/callSize.js"
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import type { VerifyStep } from "../skyrl/verification.js"
 import {
@@ -50,7 +51,7 @@ import {
   verificationRepairMessage
 } from "../skyrl/verification.js"
 import type { VerifyHook, VerifyOutcome } from "./acceptance.js"
-import { stepsOfRow, tooLongStep, withVerification } from "./verify.js"
+import { stepsOfRow, withVerification } from "./verify.js"
 
 /** The run directory's log of finished verifications. */
 export const verificationLogOf = (runDir: string) => path.join(runDir, "verifications.jsonl")
@@ -135,12 +136,13 @@ const verdictOf = (row: SkyRLRow, outcome: Outcome, replayed = false, of?: Answe
 }
 
 /**
- * An answer whose plan is not sent (`tooLongStep`, as `skyrl verify`'s contract stage refuses its row: a step's
- * tools/call request over the 10 MiB an MCP message may take over stdio, which the server would refuse, exiting):
+ * An answer whose plan is not sent (`tooLongStep` of src/skyrl/callSize.ts, as `skyrl verify`'s contract stage
+ * refuses its row: a step's tools/call request over the 10 MiB an MCP message may take over stdio, which the server
+ * would refuse, exiting):
  * the attempt is rejected, nothing run or logged (judged again, it is refused again); undefined for any other.
  */
 const unsendable = (row: SkyRLRow): VerifyOutcome | undefined => {
-  const long = tooLongStep(row)
+  const long = tooLongStep(row.reward_spec.ground_truth.tool_sequence)
   return long === undefined ? undefined : { ok: false, reason: `verification not run: ${long.field}: ${long.reason}` }
 }
 

@@ -33,7 +33,6 @@
  */
 import type { StdioServerParameters } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js"
-import { STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js"
 import { CallToolResultSchema, ErrorCode, JSONRPCMessageSchema, McpError } from "@modelcontextprotocol/sdk/types.js"
@@ -42,6 +41,7 @@ import { spawn } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
 import { PassThrough } from "node:stream"
 import { isObject } from "../domain/json.js"
+import { callRequestLine, DIRECT_IDS, limitText, MCP_MESSAGE_LIMIT } from "../skyrl/callSize.js"
 
 /** `pid` and its descendants, from /proc (just `pid` where there is no /proc). */
 export const processTree = (pid: number | undefined): Array<number> => {
@@ -82,12 +82,8 @@ const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals) => {
   }
 }
 
-/** The first id of the direct lane (the SDK's Protocol numbers its requests from 0). */
-export const DIRECT_IDS = 1_000_000_000
-
-/** A tools/call request as the direct lane writes it: one JSON-RPC line. */
-export const callRequestLine = (id: number, name: string, args: unknown): string =>
-  `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
+// The direct lane's first id, its request line and the message limit live with the size check of a step's request.
+export { DIRECT_IDS } from "../skyrl/callSize.js"
 
 /** The server answered a direct call with something that is no answer to it: the call fails with it (a protocol error). */
 export class InvalidAnswer extends Error {
@@ -106,10 +102,6 @@ export class MessageTooLong extends Error {
 export class ServerStalled extends Error {
   override readonly name = "ServerStalled"
 }
-
-/** `the N bytes (M MiB) an MCP message may take`. */
-export const limitText = (max: number) =>
-  `the ${max} bytes${max % 1_048_576 === 0 ? ` (${max / 1_048_576} MiB)` : ""} an MCP message may take`
 
 /** What a JSON value is, for a message: `null`, `none` (absent), `an array`, `a string`... */
 const kindOf = (v: unknown): string =>
@@ -281,7 +273,7 @@ export class StdioTransport implements Transport {
   private armedFor = Infinity
 
   constructor(private readonly params: StdioServerParameters) {
-    this.maxBufferSize = params.maxBufferSize ?? STDIO_DEFAULT_MAX_BUFFER_SIZE
+    this.maxBufferSize = params.maxBufferSize ?? MCP_MESSAGE_LIMIT
     this.stderrStream = params.stderr === "pipe" || params.stderr === "overlapped" ? new PassThrough() : null
   }
 
