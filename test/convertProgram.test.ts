@@ -3,8 +3,8 @@
  * rejects do not depend on how the input is cut into batches or on its form (JSON Lines or a JSON array),
  * and a file of one task names its line when it is JSON Lines (.jsonl), none when it is one JSON object.
  */
-import { Effect, Layer, Logger } from "effect"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { Cause, Effect, Exit, Layer, Logger } from "effect"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -13,18 +13,29 @@ import { convertProgram } from "../src/programs/convert.js"
 import { loadInventoryFile } from "../src/services/Inventory.js"
 import { ScratchLive } from "../src/services/Scratch.js"
 import { StorageLive } from "../src/services/Storage.js"
+import { MCP_MESSAGE_LIMIT } from "../src/skyrl/callSize.js"
 import { validTaskText } from "./support/fakeTasks.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-convert-program-"))
 
 /** Runs convert on `tasks` (written as `name`): the rows' task ids, the rejects and the warnings logged. */
 const convert = async (name: string, text: string | Buffer, dir = tmp()) => {
+  const { exit, ...rest } = await convertExit(name, text, dir)
+  if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+  return { summary: exit.value, ...rest }
+}
+
+/** `convert`, however the run ends: its exit, the rows written, and the warnings and errors logged. */
+const convertExit = async (name: string, text: string | Buffer, dir = tmp()) => {
   const tasksFile = join(dir, name)
   writeFileSync(tasksFile, text)
   const out = join(dir, "rows.jsonl")
   const warnings: Array<string> = []
+  const errors: Array<string> = []
   const logger = Logger.make(({ logLevel, message }) => {
-    if (logLevel._tag === "Warning") warnings.push(String(Array.isArray(message) ? message[0] : message))
+    const text = String(Array.isArray(message) ? message[0] : message)
+    if (logLevel._tag === "Warning") warnings.push(text)
+    if (logLevel._tag === "Error") errors.push(text)
   })
   const program = Effect.gen(function*() {
     const inventory = yield* loadInventoryFile(DEFAULT_INVENTORY)
@@ -38,13 +49,13 @@ const convert = async (name: string, text: string | Buffer, dir = tmp()) => {
       today: "2026-01-02"
     })
   })
-  const summary = await Effect.runPromise(
+  const exit = await Effect.runPromiseExit(
     program.pipe(
       Effect.provide(Layer.mergeAll(StorageLive, ScratchLive)),
       Effect.provide(Logger.replace(Logger.defaultLogger, logger))
     )
   )
-  return { summary, rows: readFileSync(out, "utf8"), warnings, tasksFile }
+  return { exit, rows: existsSync(out) ? readFileSync(out, "utf8") : "", warnings, errors, tasksFile }
 }
 
 /** 40 tasks (more than one batch of lines), a bad one and an unparsable line among them, one max_turns raised. */
@@ -183,5 +194,20 @@ describe("convertProgram", () => {
     expect(summary.written).toBe(1)
     expect(JSON.parse(rows).prompt[1].content).toContain("<|endoftext|>")
     expect(warnings.join("\n")).toMatch(/prompt\/special-token/)
+  })
+  it("a step whose tools/call request is over 10 MiB: written with the others, a contract/call-size violation, exit 1", async () => {
+    // As every rule of the checks on what convert wrote: the row is kept (no task dropped), the run fails naming it.
+    const tasks = [1, 2].map((k) => JSON.parse(validTaskText(k, 0).replace("\"limit\":null", "\"limit\":3")))
+    tasks[1].tool_sequence[0].params.symbol = "A".repeat(MCP_MESSAGE_LIMIT)
+    const { exit, rows, errors } = await convertExit("long.jsonl", tasks.map((t) => JSON.stringify(t)).join("\n"))
+    expect(rows.split("\n").filter((l) => l !== "")).toHaveLength(2)
+    expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({
+      _tag: "DatasetViolationsError",
+      rules: ["contract/call-size"],
+      violations: 1
+    })
+    expect(errors.join("\n")).toMatch(
+      /row 1 reward_spec\.ground_truth\.tool_sequence\[0\]\.params\.symbol: step 1: its tools\/call request is \d+ bytes long, over the 10485760 bytes \(10 MiB\)/
+    )
   })
 })

@@ -15,6 +15,7 @@ import type { EncodedRow } from "../src/domain/row.js"
 import { promptReadingOf } from "../src/programs/generate.js"
 import { checkWrittenDataset, DatasetViolationsError, validateFiles } from "../src/programs/validate.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
+import { callRequestLine, DIRECT_IDS, MCP_MESSAGE_LIMIT } from "../src/skyrl/callSize.js"
 import type { Report, RuleId } from "../src/skyrl/checks.js"
 import { checkRows, DatasetChecker, normalizeForDuplicates } from "../src/skyrl/checks.js"
 import { convertTask } from "../src/skyrl/convert.js"
@@ -276,6 +277,28 @@ describe("the SkyRL contract", () => {
     })
     expect(ruleOf(limited(0, 0), "contract/limits").count).toBe(2)
     expect(failing(limited(2, 2))).toEqual([])
+  })
+  it("a step whose tools/call request is over 10 MiB is a contract/call-size violation naming step and param", () => {
+    // verify refuses such a row at its contract stage (the server would refuse the line and exit): params as JSON
+    // text (skyrl's layout) and as an object (an older one) alike; the field names the param that makes it long.
+    const symbol = "A".repeat(MCP_MESSAGE_LIMIT)
+    const text = edited(base, (r) => (r.reward_spec.ground_truth.tool_sequence[0].params = JSON.stringify({ symbol })))
+    const typed = edited(base, (r) => (r.reward_spec.ground_truth.tool_sequence[0].params = { symbol }))
+    const report = checkRows([base, text, typed], { inventory }, "f.jsonl")
+    const rule = ruleOf(report, "contract/call-size")
+    expect(rule).toMatchObject({ severity: "error", count: 2 })
+    expect(report.ok).toBe(false)
+    expect(rule.examples.map((e) => [e.file, e.row, e.field])).toEqual([1, 2].map((row) => [
+      "f.jsonl",
+      row,
+      "reward_spec.ground_truth.tool_sequence[0].params.symbol"
+    ]))
+    const bytes = Buffer.byteLength(callRequestLine(DIRECT_IDS, "fmp_get_quote", { symbol }))
+    expect(rule.examples[0]!.message).toBe(
+      `step 1: its tools/call request is ${bytes} bytes long, over the 10485760 bytes (10 MiB) an MCP message may ` +
+        `take over stdio: too long to send (the server would refuse it and exit); params.symbol alone is ` +
+        `${MCP_MESSAGE_LIMIT + 2} bytes (verify refuses the row, and no model writes a call that long)`
+    )
   })
   it("depends_on and derived_params as typed lists (rows written before they were JSON text) still read", () => {
     const lists = edited(base, (r) => {

@@ -74,6 +74,7 @@ import { describeType, isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
+import { callRequestBytes, MCP_MESSAGE_LIMIT, tooLongReason, withinLimitByLength } from "./callSize.js"
 import type { KeyDuplicate } from "./deferredKeys.js"
 import { DeferredKeys } from "./deferredKeys.js"
 import { schemaDrift } from "./drift.js"
@@ -125,6 +126,10 @@ export const RULES = [
   {
     id: "contract/limits",
     title: "limits.max_tools / max_servers at least the distinct tools / servers the plan uses"
+  },
+  {
+    id: "contract/call-size",
+    title: "each step's tools/call request fits the 10 MiB an MCP message may take over stdio (as `verify` sends it)"
   },
   {
     id: "contract/provenance",
@@ -445,16 +450,14 @@ const MEMO_LIMIT = 4096
 export const normalizeForDuplicates = (text: string): string =>
   text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
 
-const encodeForSchema = (row: Json): Json => {
+const encodeForSchema = (row: Json, textOf: (params: Json) => string): Json => {
   // Accept params as objects (an older layout) for the schema check; Arrow hazards of that layout are
   // reported by the arrow/* rules. `task_metadata` must be JSON text, as `skyrl schema row` says.
   const rs = row.reward_spec
   const gt = isObject(rs) ? rs.ground_truth : undefined
   const steps = isObject(gt) ? gt.tool_sequence : undefined
   if (!(isObject(rs) && isObject(gt) && Array.isArray(steps))) return row
-  const toolSequence = steps.map((s) =>
-    isObject(s) && isObject(s.params) ? { ...s, params: JSON.stringify(s.params) } : s
-  )
+  const toolSequence = steps.map((s) => isObject(s) && isObject(s.params) ? { ...s, params: textOf(s.params) } : s)
   return { ...row, reward_spec: { ...rs, ground_truth: { ...gt, tool_sequence: toolSequence } } }
 }
 
@@ -578,6 +581,8 @@ export class DatasetChecker {
   private readonly leaks = new WeakMap<object, Map<string, string | undefined>>()
   /** The facts of long prompt messages (`factsOf`): what prompt/tools-not-shown and prompt/literal-not-shown asked them. */
   private readonly messageFacts = new Map<string, MessageFacts>()
+  /** The JSON text of the row's params given as objects (`typedParamsText`). */
+  private readonly typedParamsTexts = new WeakMap<object, string>()
   /** Long prompt messages without their tool lists (`statedText`). */
   private readonly statedTexts = new Map<string, string>()
   /** The inventory the row being checked is checked against (`inventoryFor`). */
@@ -1047,6 +1052,7 @@ export class DatasetChecker {
         usable = false
         continue
       }
+      if (typeof s.tool === "string") this.checkCallSize(i, s.tool, s.params, params)
       const dependsOn = this.provenanceList(s, "depends_on", here, isInteger, "step numbers")
       const derived = this.provenanceList(s, "derived_params", here, isString, "param names")
       const step: { -readonly [K in keyof CheckedStep]: CheckedStep[K] } = {
@@ -1068,6 +1074,42 @@ export class DatasetChecker {
       steps.push(step)
     }
     return usable ? steps : undefined
+  }
+
+  /**
+   * contract/call-size: a step whose tools/call request is longer than an MCP message over stdio may be (as
+   * `verify` would send it; src/skyrl/callSize.ts). `raw` is the params as on disk: JSON text (skyrl's layout)
+   * bounds the request by its length, so only a step whose text is over ~1.7 million characters is measured;
+   * params as an object (an older layout) are measured from their JSON text, which the schema check makes anyway
+   * (`typedParamsText`: made once).
+   */
+  private checkCallSize(index: number, tool: string, raw: unknown, params: Json): void {
+    if (typeof raw === "string" && withinLimitByLength(raw.length + tool.length)) return
+    const bytes = callRequestBytes(
+      tool,
+      typeof raw === "string" ? JSON.stringify(params) : this.typedParamsText(params)
+    )
+    if (bytes <= MCP_MESSAGE_LIMIT) return
+    // The longest part names the field: a param (its value's JSON text), or the tool name.
+    let part: string | undefined
+    let longest = Buffer.byteLength(JSON.stringify(tool))
+    for (const key of Object.keys(params)) {
+      const size = Buffer.byteLength(JSON.stringify(params[key]) ?? "")
+      if (size > longest) [part, longest] = [`params.${key}`, size]
+    }
+    this.find(
+      "contract/call-size",
+      `${GT}.tool_sequence[${index}].${part ?? "tool"}`,
+      `${tooLongReason(index, bytes)}; ${part ?? "the tool name"} alone is ${longest} bytes (verify refuses the ` +
+        "row, and no model writes a call that long)"
+    )
+  }
+
+  /** JSON.stringify of params given as an object (an older layout), made once for the size and schema checks. */
+  private readonly typedParamsText = (params: Json): string => {
+    let text = this.typedParamsTexts.get(params)
+    if (text === undefined) this.typedParamsTexts.set(params, text = JSON.stringify(params))
+    return text
   }
 
   /**
@@ -1470,7 +1512,7 @@ export class DatasetChecker {
 
   private checkSchema(row: Json, metadata: unknown, steps: ReadonlyArray<CheckedStep> | undefined): void {
     if (matchesRowSchema(row, metadata, steps)) return
-    const decoded = decodeRowSchema(encodeForSchema(row), { errors: "all" })
+    const decoded = decodeRowSchema(encodeForSchema(row, this.typedParamsText), { errors: "all" })
     if (Either.isRight(decoded)) return
     for (const issue of parseIssues(decoded.left)) {
       if (COVERED.some((c) => issue.path === c || issue.path.startsWith(`${c}.`) || issue.path.startsWith(`${c}[`))) {
