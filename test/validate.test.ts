@@ -299,6 +299,12 @@ describe("the SkyRL contract", () => {
         `take over stdio: too long to send (the server would refuse it and exit); params.symbol alone is ` +
         `${MCP_MESSAGE_LIMIT + 2} bytes (verify refuses the row, and no model writes a call that long)`
     )
+    // A finding quoting the value (prompt/literal-not-shown: the prompt never states it) is cut, its cut said:
+    // it wrote 10 MB to the report and the log.
+    const literal = ruleOf(report, "prompt/literal-not-shown").examples.find((e) => e.row === 1)!.message
+    expect(literal).toMatch(/^the prompt never states step 1 fmp_get_quote symbol = "AAAA.*… \(\d+ more characters\)$/)
+    expect(literal.length).toBeLessThan(1100)
+    expect(Math.max(...report.rules.flatMap((r) => r.examples.map((e) => e.message.length)))).toBeLessThan(1100)
   })
   it("depends_on and derived_params as typed lists (rows written before they were JSON text) still read", () => {
     const lists = edited(base, (r) => {

@@ -450,6 +450,16 @@ const MEMO_LIMIT = 4096
 export const normalizeForDuplicates = (text: string): string =>
   text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
 
+/** The most characters of a finding's message kept: a message quoting a huge value (a 10 MB param) is cut. */
+const MESSAGE_LIMIT = 1000
+
+/** A finding's message within MESSAGE_LIMIT, its cut said (`… (N more characters)`), no surrogate pair split. */
+const cappedMessage = (message: string): string => {
+  if (message.length <= MESSAGE_LIMIT) return message
+  const end = /[\uD800-\uDBFF]/.test(message[MESSAGE_LIMIT - 1]!) ? MESSAGE_LIMIT - 1 : MESSAGE_LIMIT
+  return `${message.slice(0, end)}… (${message.length - end} more characters)`
+}
+
 const encodeForSchema = (row: Json, textOf: (params: Json) => string): Json => {
   // Accept params as objects (an older layout) for the schema check; Arrow hazards of that layout are
   // reported by the arrow/* rules. `task_metadata` must be JSON text, as `skyrl schema row` says.
@@ -655,7 +665,7 @@ export class DatasetChecker {
   }
 
   private findAt(rule: RuleId, file: string, row: number, field: string, message: string): void {
-    const finding: Finding = { rule, file, row, field, message }
+    const finding: Finding = { rule, file, row, field, message: cappedMessage(message) }
     this.findings++
     this.current?.push(finding)
     this.setIn(this.counts, rule, (this.counts.get(rule) ?? 0) + 1)
