@@ -401,6 +401,10 @@ describe("cassette files", () => {
       `cassettes: ${file}: 0 new, 1 tool error replaced by an answer, 1 in all`
     )
     expect(formatStoreCounts(file, { existing: 5, added: 2, replaced: 0 })).toBe(`cassettes: ${file}: 2 new, 7 in all`)
+    // A store that holds nothing has no file: the line named one (was `cassettes: FILE: 0 new, 0 in all`).
+    expect(formatStoreCounts(file, { existing: 0, added: 0, replaced: 0 })).toBe(
+      `cassettes: none recorded (${file} not written)`
+    )
     const texts = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
       .map((l) => JSON.parse(l).result.content[0].text)
     expect(texts).toEqual(["ENOENT", "answer"])

@@ -52,11 +52,16 @@ export interface CassetteStoreCounts {
   readonly replaced: number
 }
 
-/** The summary's line for a store: `cassettes: FILE: 2 new, 1 tool error replaced by its answer, 9 in all`. */
+/**
+ * The summary's line for a store: `cassettes: FILE: 2 new, 1 tool error replaced by its answer, 9 in all`; of a store
+ * that holds nothing, that nothing was recorded (no file is written then).
+ */
 export const formatStoreCounts = (file: string, c: CassetteStoreCounts): string =>
-  `cassettes: ${file}: ${c.added} new, ${
-    c.replaced === 0 ? "" : `${plural(c.replaced, "tool error")} replaced by an answer, `
-  }${c.existing + c.added} in all`
+  c.existing + c.added + c.replaced === 0 ?
+    `cassettes: none recorded (${file} not written)` :
+    `cassettes: ${file}: ${c.added} new, ${
+      c.replaced === 0 ? "" : `${plural(c.replaced, "tool error")} replaced by an answer, `
+    }${c.existing + c.added} in all`
 
 /** The lock file of the store in `dir`, there while a process writes the store. */
 export const cassetteLockOf = (dir: string): string => path.join(dir, `${CASSETTE_FILE}.lock`)
