@@ -1,20 +1,28 @@
 /**
- * `generate` and `enrich` hold `<out>.lock` while they run (pid, host, command), taken before any model call.
- * Before, two fresh runs of one `--out` each paid for every sample and the last rename won without a word.
- * A live holder makes the second run exit 1 naming it, having asked nothing; the lock of a process that is
- * gone (`kill -9`) is taken over, so `--resume` after a crash goes on.
+ * Every command that writes a dataset `--out` (`generate`, `enrich`, `verify`) holds `<out>.lock` while it runs
+ * (pid, host, command), taken before any model call or server start (src/programs/outputLock.ts). Before, two
+ * fresh runs of one `--out` each paid for every sample and the last rename won without a word; `verify` held
+ * `<out>.verify.lock`, so it did not meet a `generate` at all. A live holder makes the second writer exit 1 naming
+ * it, having asked nothing; the lock of a process that is gone (`kill -9`) is taken over, so `--resume` after a
+ * crash goes on.
  */
+import { Effect, Either, Layer } from "effect"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { verifyDatasets } from "../src/programs/verify.js"
+import type { VerifierApi } from "../src/services/Verifier.js"
+import { Verifier } from "../src/services/Verifier.js"
 import { runChild } from "./support/child.js"
 import { runCli } from "./support/cli.js"
+import { catalogue } from "./support/engine.js"
 import { planAnswer } from "./support/fakeEnrich.js"
 import type { FakeServer } from "./support/fakeOpenAI.js"
 import { answer } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
 import { validTaskFor, withStages } from "./support/fakeTasks.js"
+import { makeMemoryStorage } from "./support/memoryStorage.js"
 import { ended, started, until } from "./support/signals.js"
 
 const SHAREGPT = join(__dirname, "fixtures", "sharegpt", "sample_data.json")
@@ -97,5 +105,57 @@ describe("one generate or enrich writes an --out at a time", () => {
     expect(runDirOf(out)).toBe(runDir) // the same run, continued
     expect(readJsonl(out)).toHaveLength(4)
     expect(existsSync(`${out}.lock`)).toBe(false)
+  })
+})
+
+/** A live holder's lock text (this test's own process) as `command`. */
+const liveHolder = (command: string) =>
+  JSON.stringify({ pid: process.pid, host: hostname(), command, since: "2026-12-04T00:00:00Z" }) + "\n"
+
+/** A Verifier for a run whose rows are all rejected when read: `flush` (at the run's end) notes the --out lock's text then. */
+const noteLockAtFlush = (lockText: () => string | undefined) => {
+  const seen: Array<string | undefined> = []
+  const unused = () => Effect.dieMessage("no row to verify")
+  const api: VerifierApi = {
+    verify: unused,
+    begin: unused,
+    blocked: () => [],
+    start: () => Effect.succeed([]),
+    hasResult: () => false,
+    sideEffect: () => false,
+    flush: Effect.sync(() => void seen.push(lockText())),
+    report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0, replaced: 0 } })
+  }
+  return { seen, layer: Layer.succeed(Verifier, api) }
+}
+
+describe("verify takes the same --out lock (before: .verify.lock)", () => {
+  it("verify meets a generate's <out>.lock: exit 1 naming it, nothing written; its own run holds <out>.lock as verify", async () => {
+    const out = "/mem/out.jsonl"
+    const lock = `${out}.lock`
+    const storage = makeMemoryStorage({ "/mem/in.jsonl": "{not json\n", [lock]: liveHolder("generate") })
+    const verifier = noteLockAtFlush(() => storage.files.get(lock) as string | undefined)
+    const verify = verifyDatasets({
+      files: ["/mem/in.jsonl"],
+      out,
+      inventory: catalogue,
+      concurrency: 1,
+      resume: false
+    })
+      .pipe(Effect.provide(Layer.merge(storage.layer, verifier.layer)))
+    const held = await Effect.runPromise(Effect.either(verify))
+    // Before: verify took <out>.verify.lock, ran beside the generate, and the last to finish replaced the other's rows.
+    expect(Either.isLeft(held) && held.left._tag).toBe("OutputInUse")
+    const message = Either.isLeft(held) ? held.left.message : ""
+    expect(message).toContain(`${out} is being written by another skyrl run (${liveHolder("generate").trim()})`)
+    expect(message).toContain(`(if no such process runs, delete ${lock})`)
+    expect(storage.writes).toEqual([])
+    expect(verifier.seen).toEqual([])
+
+    storage.files.delete(lock)
+    await Effect.runPromise(verify)
+    expect(JSON.parse(verifier.seen[0]!)).toMatchObject({ pid: process.pid, command: "verify" })
+    expect(storage.files.has(lock)).toBe(false) // released at the end
+    expect(storage.files.has(`${out}.verify.lock`)).toBe(false)
   })
 })

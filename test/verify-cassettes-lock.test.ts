@@ -122,7 +122,7 @@ describe("verify: one run writes an --out at a time (built CLI)", () => {
     "a verify whose --out another live verify holds exits 1 naming it, writing nothing; a stale lock is taken over",
     async () => {
       const out = at("locked-out.jsonl")
-      const outLock = `${out}.verify.lock`
+      const outLock = `${out}.lock` // the --out lock every writer of a dataset takes (before 2026-12-04 evening: .verify.lock)
       const held = JSON.stringify({
         pid: process.pid,
         host: hostname(),
@@ -133,9 +133,9 @@ describe("verify: one run writes an --out at a time (built CLI)", () => {
       const args = verifyArgs("sums.jsonl", "locked-out.jsonl").map((a) => (a === tapes ? at("tapes-out") : a))
       const second = await runCli(args)
       expect(second.status).toBe(1)
-      expect(second.stderr).toContain(`skyrl: ${out} is being written by another skyrl verify (${held})`)
+      expect(second.stderr).toContain(`skyrl: ${out} is being written by another skyrl run (${held})`)
       expect(second.stderr).toContain(`(if no such process runs, delete ${outLock})`)
-      expect(readdirSync(dir).filter((name) => name.startsWith("locked-out"))).toEqual(["locked-out.jsonl.verify.lock"])
+      expect(readdirSync(dir).filter((name) => name.startsWith("locked-out"))).toEqual(["locked-out.jsonl.lock"])
       expect(readFileSync(outLock, "utf8")).toBe(held + "\n")
 
       const gone = (await runChild(process.execPath, ["-e", ""])).pid

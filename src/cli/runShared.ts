@@ -4,14 +4,15 @@ import { Effect, Layer, Option as O } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as path from "node:path"
 import type { LlmSettings } from "../domain/llm.js"
-import { OutputInUse, runOutLockOf, RunSettings, SettingsError } from "../domain/run.js"
+import { RunSettings, SettingsError } from "../domain/run.js"
 import { shellWord } from "../domain/words.js"
+import { lockOutput } from "../programs/outputLock.js"
 import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import type { MovedRun } from "../services/RunJournal.js"
 import { findLatestRun, manifestIssueText, settingsDifferences, settingsHere } from "../services/RunJournal.js"
-import { holdLock, Storage, StorageLive } from "../services/Storage.js"
+import { Storage, StorageLive } from "../services/Storage.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { llmLayer } from "./llmOptions.js"
@@ -158,15 +159,12 @@ export const outputPathsOf = (options: Pick<RunCliOptions, "out" | "rawDir">) =>
   })
 
 /**
- * Holds the run's `--out` lock for the scope (`<out>.lock`: pid, host, command), taken before any model call:
- * `OutputInUse` naming the holder when another live `generate` or `enrich` writes this `--out`; the lock of a
- * process that is gone (`kill -9`) is taken over, so `--resume` after a crash goes on.
+ * Holds the run's `--out` lock for the scope (`lockOutput`), taken before any model call: `OutputInUse` naming the
+ * holder when another live process writes this `--out`; the lock of a process that is gone (`kill -9`) is taken
+ * over, so `--resume` after a crash goes on.
  */
 export const lockRunOutput = (out: string, command: "generate" | "enrich") =>
-  Effect.flatMap(Storage, (storage) =>
-    holdLock(storage, runOutLockOf(out), command).pipe(
-      Effect.catchTag("LockHeld", (e) => new OutputInUse({ out, holder: e.holder }))
-    )).pipe(Effect.provide(StorageLive))
+  lockOutput(out, command).pipe(Effect.provide(StorageLive))
 
 /** The model layer of a run, paced by `--rpm` / `--tpm`. */
 export const pacedLlmLayer = (flags: Pick<RunCliOptions, "rpm" | "tpm">, llm: LlmOptions, exactOnly?: ExactOnly) =>

@@ -275,25 +275,6 @@ export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
   }
 }
 
-/** The lock a `generate` or `enrich` run holds on its `--out` while it runs (`verify` holds `<out>.verify.lock`). */
-export const runOutLockOf = (out: string) => `${out}.lock`
-
-/**
- * Another live `generate` or `enrich` is writing this `--out` (it holds `runOutLockOf(out)`): nothing was asked
- * of the model (exit 1). Two fresh runs of one output each paid for every sample, and the last to finish
- * replaced the other's rows without a word.
- */
-export class OutputInUse extends Schema.TaggedError<OutputInUse>()("OutputInUse", {
-  out: Schema.String,
-  holder: Schema.String
-}) {
-  override get message(): string {
-    return `${this.out} is being written by another skyrl run (${this.holder}); one run writes an --out at a ` +
-      "time (two would each pay for every sample, and the last to finish replace the other's rows): wait for it " +
-      `to finish or give another --out (if no such process runs, delete ${runOutLockOf(this.out)})`
-  }
-}
-
 /**
  * The run stopped before N valid rows: what was made is kept. With no row, no dataset is written (an empty one
  * never is) and an --out there is left as it was: `earlierOut` says whether one is there, and the message then says

@@ -21,7 +21,7 @@ import { readStoreKeys } from "../services/Cassettes.js"
 import type { DurableLog, LogTail } from "../services/durableLog.js"
 import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "../services/durableLog.js"
 import type { ServerState } from "../services/McpServers.js"
-import { holdLock, rowFormatOf, Storage } from "../services/Storage.js"
+import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { Finish, VerifierApi } from "../services/Verifier.js"
 import { finishingNotice, sideEffectIntent, toCompletion, Verifier } from "../services/Verifier.js"
 import { tooLongStep } from "../skyrl/callSize.js"
@@ -51,6 +51,7 @@ import {
   VerificationRecord,
   verifiedRecord
 } from "../skyrl/verification.js"
+import { lockOutput } from "./outputLock.js"
 import { readRecords } from "./readRecords.js"
 
 export interface VerifyDatasetsOptions {
@@ -126,30 +127,6 @@ export const formatServerLines = (
 
 export const rejectsFileOf = (out: string) => `${out}.rejects.jsonl`
 export const journalFileOf = (out: string) => `${out}.verify-journal.jsonl`
-export const outLockOf = (out: string) => `${out}.verify.lock`
-
-/**
- * `--out` is being written by another live `verify`: two runs of one output mixed their journal lines and the last
- * to finish replaced the other's rows and rejects, both exiting 0.
- */
-export class OutputLocked extends Schema.TaggedError<OutputLocked>()("OutputLocked", {
-  out: Schema.String,
-  holder: Schema.String
-}) {
-  override get message(): string {
-    return `${this.out} is being written by another skyrl verify (${this.holder}); one run writes an output (its ` +
-      "rows, rejects and journal) at a time: wait for it to finish or give another --out (if no such process runs, " +
-      `delete ${outLockOf(this.out)})`
-  }
-}
-
-/** Holds `--out`'s lock for the scope (`OutputLocked` when a live process holds it; a dead one's is taken over). */
-const lockOutput = (out: string) =>
-  Effect.flatMap(Storage, (storage) =>
-    holdLock(storage, outLockOf(out), "verify").pipe(
-      Effect.catchTag("LockHeld", (e) => new OutputLocked({ out, holder: e.holder }))
-    ))
-
 interface Located {
   readonly file: string
   readonly order: number
@@ -960,7 +937,7 @@ const orderedOutputs = (out: string) =>
  */
 export const verifyDatasets = (options: VerifyDatasetsOptions) =>
   Effect.scoped(Effect.gen(function*() {
-    yield* lockOutput(options.out) // before the journal is read
+    yield* lockOutput(options.out, "verify") // before the journal is read (and any server starts)
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
     const { entries: done, found, tail } = options.resume
