@@ -37,6 +37,7 @@ import {
 } from "../programs/enrich.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generateSampling } from "../programs/generate.js"
+import { lockOutput } from "../programs/outputLock.js"
 import type { Job, SamplingOptions } from "../programs/sampling.js"
 import { Inventory } from "../services/Inventory.js"
 import { BatchClientLive } from "../services/llm/batch.js"
@@ -264,13 +265,21 @@ const checkOutWritable = (o: Pick<GenerateOptions, "out" | "rejectsFile">) =>
     )
   )
 
-const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
+/**
+ * Collects the run into the --out it recorded. `lockOut`: the collect takes that --out's lock (`lockOutput`) once
+ * the run's options are known to be usable, before anything is fetched or sent; a collect that runs in the
+ * `generate` / `enrich --backend batch --wait` that submitted the run holds it already (from its start).
+ */
+const collectWith = (runDir: string, run: BatchRun, options: CollectOptions, lockOut: boolean) =>
   Effect.gen(function*() {
     const file = path.join(runDir, "batch.json")
+    const lock = (out: string) =>
+      lockOut ? lockOutput(out, "batch collect").pipe(Effect.provide(StorageLive)) : Effect.void
     if (run.command === "enrich") {
       const enrich = yield* enrichOptionsOf(run, file)
       yield* checkRecordedOut(runDir, file, enrich)
       yield* checkOutWritable(enrich)
+      yield* lock(enrich.out)
       const inventory = yield* enrichRunInventory(enrich)
       return yield* collectFor(
         runDir,
@@ -284,6 +293,7 @@ const collectWith = (runDir: string, run: BatchRun, options: CollectOptions) =>
     const generate = yield* generateOptionsOf(run, file)
     yield* checkRecordedOut(runDir, file, generate)
     yield* checkOutWritable(generate)
+    yield* lock(generate.out)
     const inventory = yield* submittedInventory(runDir, run, generate.runSettings.inventory_sha256)
     return yield* collectFor(
       runDir,
@@ -389,7 +399,7 @@ const submitAndMaybeCollect = <J extends Job>(
       limits,
       concurrency: input.concurrency,
       retryFailed: false
-    })
+    }, false)
   })
 
 /** A run's engine options as a batch run records them (backend and endpoint). */
@@ -534,7 +544,7 @@ export const runBatchCollect = (options: {
       poll: pollOf(options.pollInterval),
       limits: yield* limitsOf(options.batchMaxRequests, options.batchMaxTokens, run.max_tokens),
       concurrency: Option.getOrElse(options.concurrency, () => (typeof stored === "number" ? stored : 4))
-    })
+    }, true).pipe(Effect.scoped) // the --out lock, held to the collect's end
   })
 
 /** A request of a dry run: what the sample's first attempt would send. */
