@@ -1,27 +1,39 @@
 /**
- * Every command that writes a dataset `--out` (`generate`, `enrich`, `verify`) holds `<out>.lock` while it runs
- * (pid, host, command), taken before any model call or server start (src/programs/outputLock.ts). Before, two
- * fresh runs of one `--out` each paid for every sample and the last rename won without a word; `verify` held
- * `<out>.verify.lock`, so it did not meet a `generate` at all. A live holder makes the second writer exit 1 naming
- * it, having asked nothing; the lock of a process that is gone (`kill -9`) is taken over, so `--resume` after a
- * crash goes on.
+ * Every command that writes a dataset `--out` (`generate`, `enrich`, `verify`, `batch collect`, `convert`,
+ * `rebuild`) holds `<out>.lock` while it runs (pid, host, command), taken before any model call or server start
+ * (src/programs/outputLock.ts). Before, two fresh runs of one `--out` each paid for every sample and the last
+ * rename won without a word; `verify` held `<out>.verify.lock` and the others none, so they did not meet a
+ * `generate` at all. A live holder makes the second writer exit 1 naming it, having asked nothing; the lock of a
+ * process that is gone (`kill -9`) is taken over, so `--resume` after a crash goes on.
  */
-import { Effect, Either, Layer } from "effect"
+import { Effect, Either, Layer, Option } from "effect"
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
+import { runConvert } from "../src/cli/convert.live.js"
+import { rebuildProgram } from "../src/programs/rebuild.js"
 import { verifyDatasets } from "../src/programs/verify.js"
 import type { VerifierApi } from "../src/services/Verifier.js"
 import { Verifier } from "../src/services/Verifier.js"
 import { runChild } from "./support/child.js"
 import { runCli } from "./support/cli.js"
-import { catalogue } from "./support/engine.js"
+import {
+  catalogue,
+  EngineTest,
+  generateOptions,
+  OUT,
+  reply,
+  requestOf,
+  runGenerate,
+  scripted,
+  settingsFor
+} from "./support/engine.js"
 import { planAnswer } from "./support/fakeEnrich.js"
 import type { FakeServer } from "./support/fakeOpenAI.js"
 import { answer } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fakeRun.js"
-import { validTaskFor, withStages } from "./support/fakeTasks.js"
+import { validTaskFor, validTaskText, withStages } from "./support/fakeTasks.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 import { ended, started, until } from "./support/signals.js"
 
@@ -129,7 +141,7 @@ const noteLockAtFlush = (lockText: () => string | undefined) => {
   return { seen, layer: Layer.succeed(Verifier, api) }
 }
 
-describe("verify takes the same --out lock (before: .verify.lock)", () => {
+describe("verify, batch collect, convert and rebuild take the same --out lock (before: .verify.lock, or none)", () => {
   it("verify meets a generate's <out>.lock: exit 1 naming it, nothing written; its own run holds <out>.lock as verify", async () => {
     const out = "/mem/out.jsonl"
     const lock = `${out}.lock`
@@ -157,5 +169,50 @@ describe("verify takes the same --out lock (before: .verify.lock)", () => {
     expect(JSON.parse(verifier.seen[0]!)).toMatchObject({ pid: process.pid, command: "verify" })
     expect(storage.files.has(lock)).toBe(false) // released at the end
     expect(storage.files.has(`${out}.verify.lock`)).toBe(false)
+  })
+
+  it("convert beside a live writer of its --out exits 1 naming it, writing nothing; then writes and releases", async () => {
+    const dir = tempDir("skyrl-outlock-")
+    const tasks = join(dir, "tasks.json")
+    writeFileSync(tasks, JSON.stringify([JSON.parse(validTaskText(1))]))
+    const out = join(dir, "c.jsonl")
+    writeFileSync(`${out}.lock`, liveHolder("batch collect"))
+    const convert = runConvert({
+      tasks,
+      out,
+      inventory: Option.none(),
+      dataSource: "skyrl",
+      rejects: Option.none(),
+      maxPromptTokens: 4096,
+      asOf: Option.none()
+    })
+    const held = await Effect.runPromise(Effect.either(convert))
+    expect(Either.isLeft(held) && held.left.message).toContain(
+      `${out} is being written by another skyrl run (${liveHolder("batch collect").trim()})`
+    ) // before: converted, its rename replacing the collect's rows (or being replaced by them)
+    expect(readdirSync(dir).sort()).toEqual(["c.jsonl.lock", "tasks.json"])
+    writeFileSync(`${out}.lock`, JSON.stringify({ pid: await gonePid(), host: hostname(), command: "generate" }) + "\n")
+    await Effect.runPromise(convert)
+    expect(readJsonl(out)).toHaveLength(1)
+    expect(existsSync(`${out}.lock`)).toBe(false)
+  })
+
+  it("rebuild beside a live writer of its --out exits 1 naming it, writing nothing", async () => {
+    const storage = makeMemoryStorage()
+    const { llm } = scripted((call) => reply(JSON.parse(validTaskText(requestOf(call).k))))
+    await Effect.runPromise(runGenerate(storage, llm, generateOptions(settingsFor(2))).pipe(Effect.provide(EngineTest)))
+    const out = "/mem/rebuilt.jsonl"
+    storage.files.set(`${out}.lock`, liveHolder("generate"))
+    const writes = storage.writes.length
+    const rebuild = rebuildProgram({ runDir: "/mem/raw_llm/run-1", out, indent: undefined, ascii: false }).pipe(
+      Effect.provide(Layer.merge(storage.layer, EngineTest))
+    )
+    const held = await Effect.runPromise(Effect.either(rebuild))
+    expect(Either.isLeft(held) && held.left._tag).toBe("OutputInUse") // before: rebuilt beside the generate
+    expect(storage.writes.slice(writes)).toEqual([])
+    storage.files.delete(`${out}.lock`)
+    await Effect.runPromise(rebuild)
+    expect(storage.text(out)).toBe(storage.text(OUT))
+    expect(storage.files.has(`${out}.lock`)).toBe(false)
   })
 })

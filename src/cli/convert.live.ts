@@ -3,6 +3,7 @@ import { Clock, Effect, Option } from "effect"
 import * as path from "node:path"
 import { SettingsError } from "../domain/run.js"
 import { convertProgram } from "../programs/convert.js"
+import { lockOutput } from "../programs/outputLock.js"
 import { loadInventoryFile } from "../services/Inventory.js"
 import { ScratchLive } from "../services/Scratch.js"
 import { StorageLive } from "../services/Storage.js"
@@ -54,6 +55,9 @@ export const runConvert = (options: {
     const inventory = yield* loadInventoryFile(inventoryFile)
     const maxPromptTokens = yield* positiveInt(options.maxPromptTokens, "--max-prompt-tokens (MAX_PROMPT_TOKENS)")
     const now = new Date(yield* Clock.currentTimeMillis)
+    // One command writes an --out at a time (its rows and rejects), taken once the flags are judged: beside a run
+    // writing the same --out, the last rename won, and the dataset could be one command's and its rejects another's.
+    yield* lockOutput(options.out, "convert")
     yield* convertProgram({
       tasksFile: options.tasks,
       out: options.out,
@@ -64,4 +68,4 @@ export const runConvert = (options: {
       today: now.toISOString().slice(0, 10),
       ...(Option.isSome(options.asOf) ? { asOf: yield* resolveAsOf(options.asOf, now) } : {})
     })
-  }).pipe(Effect.provide(StorageLive), Effect.provide(ScratchLive))
+  }).pipe(Effect.scoped, Effect.provide(StorageLive), Effect.provide(ScratchLive))

@@ -26,6 +26,7 @@ import {
 } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { generatePlan, generateSampling } from "./generate.js"
+import { lockOutput } from "./outputLock.js"
 import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
 import { runEngine, runSpecOf } from "./sampling.js"
 import { recordedVerifyHook } from "./verifyHook.js"
@@ -49,7 +50,7 @@ const SKIPPED_JOURNAL_LINES = "rebuild judges their samples after the rows of th
   "order, not in the order the run accepted them (with a duplicate among them the rows may differ from the run's)"
 
 export const rebuildProgram = (options: RebuildOptions) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const runDir = path.resolve(options.runDir)
     const manifestFile = path.join(runDir, "manifest.json")
     if (!(yield* (yield* Storage).exists(manifestFile))) {
@@ -82,6 +83,9 @@ export const rebuildProgram = (options: RebuildOptions) =>
       })
     }
     if (options.outApart !== undefined) yield* options.outApart
+    // One command writes an --out at a time: a rebuild beside a run writing the same --out (its --resume, say)
+    // replaced that run's rows, or had its own replaced, without a word.
+    yield* lockOutput(options.out, "rebuild")
     const settings = m.run_settings
     const catalogue = yield* (yield* Inventory).get
     // Another inventory than the run's (an --inventory given, an inventory.json edited) makes another work
@@ -182,7 +186,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
     }
     yield* Effect.logInfo(`rebuilt ${made} rows of run ${m.run_id} (it made ${expected}) into ${options.out}`)
     return { written: made, expected }
-  })
+  }))
 
 /** Fewer rows than the run made (exit 1): the run directory lacks what the others need. */
 export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("RebuildIncomplete", {
