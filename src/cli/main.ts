@@ -10,6 +10,7 @@ import { generateCommand } from "./generate.js"
 import { rebuildCommand } from "./rebuild.js"
 import { schemaCommand } from "./schema.js"
 import { logFormatOption } from "./shared.js"
+import { splitCommand } from "./split.js"
 import { toolsCommand } from "./tools.js"
 import { validateCommand } from "./validate.js"
 import { verifyCommand } from "./verify.js"
@@ -33,6 +34,7 @@ export const skyrl = root.pipe(
     rebuildCommand,
     convertCommand,
     validateCommand,
+    splitCommand,
     schemaCommand,
     toolsCommand,
     verifyCommand,

@@ -24,7 +24,7 @@ export interface Input {
 }
 
 /** One file: the same path, or (both existing) the same inode, as a symlink or hard link gives. */
-const sameFile = (a: string, b: string): boolean => {
+export const sameFile = (a: string, b: string): boolean => {
   if (path.resolve(a) === path.resolve(b)) return true
   try {
     const x = fs.statSync(a)

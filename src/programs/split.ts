@@ -1,0 +1,87 @@
+/**
+ * `split`: a leak-free train/validation split of SkyRL datasets. A first pass decodes every row (the row decoder
+ * of verify and enrich, `decodeRow`; a bad row fails the run naming file, row and field, before anything is
+ * written) and keeps only each row's group key; the groups are assigned (src/skyrl/split.ts); then each output is
+ * written atomically from a pass over the inputs that keeps its rows, in input order. The inputs are only read.
+ */
+import { Chunk, Effect, Either, Stream } from "effect"
+import { InputError } from "../domain/errors.js"
+import type { SkyRLRow } from "../domain/row.js"
+import type { StorageApi } from "../services/Storage.js"
+import { Storage } from "../services/Storage.js"
+import { decodeRow } from "../skyrl/layout.js"
+import type { GroupBy, SplitAssignment, ValRule } from "../skyrl/split.js"
+import { assignSplit, groupKeyOf, splitWarnings } from "../skyrl/split.js"
+
+export interface SplitOptions {
+  readonly files: ReadonlyArray<string>
+  readonly train: string
+  readonly val: string
+  readonly rule: ValRule
+  readonly seed: number
+  readonly groupBy: GroupBy
+}
+
+/** The rows of one file, decoded; the first that does not decode fails the stream naming its file, row and field. */
+const decodedRows = (storage: StorageApi, file: string): Stream.Stream<SkyRLRow, InputError> =>
+  storage.readRows(file).pipe(Stream.mapChunksEffect((records) => {
+    const rows: Array<SkyRLRow> = []
+    for (const record of records) {
+      const decoded = decodeRow(record.value)
+      if (Either.isLeft(decoded)) {
+        const { path, message } = decoded.left
+        return Effect.fail(new InputError({ file, row: record.index, field: path, reason: message }))
+      }
+      rows.push(decoded.right)
+    }
+    return Effect.succeed(Chunk.unsafeFromArray(rows))
+  }))
+
+/** Every row of every file in input order (each run of the stream reads the files again). */
+const allRows = (storage: StorageApi, files: ReadonlyArray<string>) =>
+  Stream.flatMap(Stream.fromIterable(files), (file) => decodedRows(storage, file))
+
+/** `file, row N` of a position over all inputs, from the row count of each file. */
+const whereOf = (files: ReadonlyArray<string>, counts: ReadonlyArray<number>) => (position: number): string => {
+  let rest = position
+  for (const [i, count] of counts.entries()) {
+    if (rest < count) return `${files[i]} row ${rest}`
+    rest -= count
+  }
+  return `row ${position}`
+}
+
+/** The summary line: rows and groups on each side. */
+const summaryOf = (options: SplitOptions, split: SplitAssignment): string => {
+  const asked = options.rule._tag === "rows" && split.val.rows !== options.rule.rows
+    ? ` (${options.rule.rows} asked: a group is never cut)`
+    : ""
+  return `split ${split.train.rows + split.val.rows} rows by ${options.groupBy}: ` +
+    `${options.train} ${split.train.rows} rows in ${split.train.groups} groups, ` +
+    `${options.val} ${split.val.rows} rows in ${split.val.groups} groups${asked}`
+}
+
+export const splitProgram = (options: SplitOptions) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const keys: Array<string> = []
+    const counts: Array<number> = []
+    for (const file of options.files) {
+      const before = keys.length
+      yield* Stream.runForEachChunk(decodedRows(storage, file), (rows) =>
+        Effect.sync(() => {
+          for (const row of rows) keys.push(groupKeyOf(row, options.groupBy, keys.length))
+        }))
+      counts.push(keys.length - before)
+    }
+    const split = assignSplit(keys, options.rule, options.seed)
+    const side = (val: number) => {
+      let position = 0
+      return Stream.filter(allRows(storage, options.files), () => split.inVal[position++] === val)
+    }
+    yield* storage.writeRowStream(options.train, Stream.suspend(() => side(0)))
+    yield* storage.writeRowStream(options.val, Stream.suspend(() => side(1)))
+    yield* Effect.logInfo(summaryOf(options, split))
+    for (const warning of splitWarnings(split, whereOf(options.files, counts))) yield* Effect.logWarning(warning)
+    return split
+  })
