@@ -7,10 +7,11 @@
 import { Chunk, Effect, Either, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
+import { plural } from "../domain/words.js"
 import type { StorageApi } from "../services/Storage.js"
 import { Storage } from "../services/Storage.js"
 import { decodeRow } from "../skyrl/layout.js"
-import type { GroupBy, SplitAssignment, ValRule } from "../skyrl/split.js"
+import type { GroupBy, SideCount, SplitAssignment, ValRule } from "../skyrl/split.js"
 import { assignSplit, groupKeyOf, splitWarnings } from "../skyrl/split.js"
 
 export interface SplitOptions {
@@ -56,9 +57,10 @@ const summaryOf = (options: SplitOptions, split: SplitAssignment): string => {
   const asked = options.rule._tag === "rows" && split.val.rows !== options.rule.rows
     ? ` (${options.rule.rows} asked: a group is never cut)`
     : ""
-  return `split ${split.train.rows + split.val.rows} rows by ${options.groupBy}: ` +
-    `${options.train} ${split.train.rows} rows in ${split.train.groups} groups, ` +
-    `${options.val} ${split.val.rows} rows in ${split.val.groups} groups${asked}`
+  const side = (file: string, count: SideCount) =>
+    `${file} ${plural(count.rows, "row")} in ${plural(count.groups, "group")}`
+  return `split ${plural(split.train.rows + split.val.rows, "row")} by ${options.groupBy}: ` +
+    `${side(options.train, split.train)}, ${side(options.val, split.val)}${asked}`
 }
 
 export const splitProgram = (options: SplitOptions) =>
