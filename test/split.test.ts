@@ -85,10 +85,16 @@ describe("split: groups and assignment", () => {
       "the val split holds no row (SkyRL's loader, datasets.load_dataset, fails on an empty file)"
     ])
     expect(splitWarnings(assignSplit(["b", "a", "a", "a"], fraction(0.1), 0), where)).toEqual([
-      "one group holds 3 of the 4 rows (the group of f.jsonl row 1): it goes whole to one split, so the split " +
-      "sizes cannot follow the fraction asked"
+      "one group holds 3 of the 4 rows (the group of f.jsonl row 1): it goes whole to one split, so the split cannot " +
+      "have the sizes asked"
     ])
     expect(splitWarnings(assignSplit(["a", "b", "a", "c", "d"], fraction(0.1), 0), where)).toEqual([])
+    expect(splitWarnings(assignSplit(["a"], { _tag: "rows", rows: 1 }, 0), where)).toEqual([
+      "the train split holds no row (SkyRL's loader, datasets.load_dataset, fails on an empty file)",
+      "one group holds 1 of the 1 rows (the group of f.jsonl row 0): it goes whole to one split, so the split cannot " +
+      "have the sizes asked"
+    ])
+    expect(splitWarnings(assignSplit([], fraction(0.1), 0), where)).toHaveLength(2)
   })
 })
 

@@ -109,14 +109,14 @@ export const splitWarnings = (split: SplitAssignment, where: (position: number) 
   const total = split.train.rows + split.val.rows
   const warnings: Array<string> = []
   for (const [side, count] of [["val", split.val], ["train", split.train]] as const) {
-    if (count.rows === 0 && total > 0) {
+    if (count.rows === 0) {
       warnings.push(`the ${side} split holds no row (SkyRL's loader, datasets.load_dataset, fails on an empty file)`)
     }
   }
   if (split.largest.rows * 2 > total) {
     warnings.push(
       `one group holds ${split.largest.rows} of the ${total} rows (the group of ${where(split.largest.first)}): ` +
-        "it goes whole to one split, so the split sizes cannot follow the fraction asked"
+        "it goes whole to one split, so the split cannot have the sizes asked"
     )
   }
   return warnings
