@@ -4,8 +4,8 @@
  * bad row fails before anything is written), and the usage errors of the live wiring.
  */
 import { Effect, Either, Exit, Logger, Option } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs"
+import { hostname, tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { runSplit } from "../src/cli/split.live.js"
@@ -135,6 +135,16 @@ describe("split: the program", () => {
     expect(messages[0]).toMatch(/^split 6 rows by plan: t\.jsonl \d rows? in 2 groups, v\.jsonl \d rows? in 1 group/)
   })
 
+  it("writes each row as its input has it: columns skyrl does not know and key order kept", async () => {
+    // Written from the decoded rows, the columns were dropped (a user's `source` column lost without a word).
+    const rows = [rowWith("1", "AAPL", "p1"), rowWith("2", "MSFT", "p2")].map((r, i) => ({ source: `s${i}`, ...r }))
+    const storage = makeMemoryStorage({ "f1.jsonl": jsonl(rows), "f2.jsonl": "" })
+    const exit = await run(storage, { _tag: "rows", rows: 1 })
+    expect(Exit.isSuccess(exit)).toBe(true)
+    const written = [storage.text("t.jsonl"), storage.text("v.jsonl")].join("").split("\n").filter((l) => l !== "")
+    expect(written.sort()).toEqual(rows.map((r) => JSON.stringify(r)).sort())
+  })
+
   it("fails on a bad row naming file, row and field, writing nothing", async () => {
     const bad = { ...rowWith("2", "MSFT"), env_class: "OtherEnv" }
     const storage = makeMemoryStorage({
@@ -166,6 +176,27 @@ describe("split: usage errors (exit 2) before anything is read", () => {
     const failure = exit.cause._tag === "Fail" ? exit.cause.error : undefined
     return `${(failure as { exitCode?: number } | undefined)?.exitCode} ${String(failure)}`
   }
+  it("--val beside a live writer of that file: exit 1 naming the holder, nothing written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-split-"))
+    const [input, train, val] = ["in.jsonl", "t.jsonl", "v.jsonl"].map((f) => join(dir, f))
+    writeFileSync(input, jsonl([rowWith("1", "AAPL")]))
+    const holder = JSON.stringify({ pid: process.pid, host: hostname(), command: "verify" })
+    writeFileSync(`${val}.lock`, `${holder}\n`)
+    const exit = await Effect.runPromiseExit(runSplit({
+      files: [input],
+      train,
+      val,
+      valFraction: Option.none(),
+      valRows: Option.none(),
+      seed: 0,
+      groupBy: "plan"
+    }))
+    expect(Exit.isFailure(exit) && String(exit.cause)).toContain(
+      `${val} is being written by another skyrl run (${holder})`
+    )
+    expect(readdirSync(dir).sort()).toEqual(["in.jsonl", "v.jsonl.lock"]) // the --train lock released too
+  })
+
   it("names the flag", async () => {
     expect(await usage({ val: "same.jsonl", train: "same.jsonl" })).toMatch(/^2 .*--val: is the --train file/)
     expect(await usage({ valFraction: Option.some(0.1), valRows: Option.some(3) })).toMatch(/^2 .*--val-rows: give/)

@@ -1,6 +1,7 @@
 /** Live wiring of `skyrl split` (loaded lazily by src/cli/split.ts). */
 import { Effect, Option } from "effect"
 import { SettingsError } from "../domain/run.js"
+import { lockOutput } from "../programs/outputLock.js"
 import { splitProgram } from "../programs/split.js"
 import { StorageLive } from "../services/Storage.js"
 import type { GroupBy, ValRule } from "../skyrl/split.js"
@@ -62,5 +63,8 @@ export const runSplit = (options: {
   Effect.gen(function*() {
     const rule = yield* valRuleOf(options.valFraction, options.valRows)
     yield* outputsChecked(options.files, options.train, options.val)
+    // Each output is written by one command at a time (`lockOutput`), as every dataset writer's --out.
+    yield* lockOutput(options.train, "split")
+    yield* lockOutput(options.val, "split")
     yield* splitProgram({ ...options, rule })
-  }).pipe(Effect.provide(StorageLive))
+  }).pipe(Effect.scoped, Effect.provide(StorageLive))

@@ -1,6 +1,6 @@
 /**
  * The lock on a dataset `--out`: `<out>.lock` (pid, host, command, since), held by every command that writes a
- * dataset there (`generate`, `enrich`, `verify`, `batch collect`, `convert`, `rebuild`) from before its first
+ * dataset there (`generate`, `enrich`, `verify`, `batch collect`, `convert`, `rebuild`, `split`) from before its first
  * model call or server start to its last write. A second writer of the same `--out`, whichever command, fails
  * at once (`OutputInUse`, exit 1) having asked nothing; the lock of a process that is gone (`kill -9`) is taken
  * over (`holdLock`), so `--resume` after a crash goes on. Before 2026-12-04 (evening) `verify` held
@@ -15,7 +15,7 @@ import { holdLock, Storage } from "../services/Storage.js"
 export const outputLockOf = (out: string) => `${out}.lock`
 
 /** The commands that write a dataset `--out` (the holder's `command`). */
-export type OutputWriter = "generate" | "enrich" | "verify" | "batch collect" | "convert" | "rebuild"
+export type OutputWriter = "generate" | "enrich" | "verify" | "batch collect" | "convert" | "rebuild" | "split"
 
 /**
  * Another live skyrl process is writing this `--out` (it holds `outputLockOf(out)`; `holder` is its lock's text:

@@ -2,7 +2,7 @@
  * `split`: a leak-free train/validation split of SkyRL datasets. A first pass decodes every row (the row decoder
  * of verify and enrich, `decodeRow`; a bad row fails the run naming file, row and field, before anything is
  * written) and keeps only each row's group key; the groups are assigned (src/skyrl/split.ts); then each output is
- * written atomically from a pass over the inputs that keeps its rows, in input order. The inputs are only read.
+ * written atomically from a pass over the inputs that keeps its rows as read, in input order. The inputs are only read.
  */
 import { Chunk, Effect, Either, Stream } from "effect"
 import { InputError } from "../domain/errors.js"
@@ -10,7 +10,7 @@ import type { SkyRLRow } from "../domain/row.js"
 import { plural } from "../domain/words.js"
 import type { StorageApi } from "../services/Storage.js"
 import { Storage } from "../services/Storage.js"
-import { decodeRow } from "../skyrl/layout.js"
+import { decodeRow, RowJson } from "../skyrl/layout.js"
 import type { GroupBy, SideCount, SplitAssignment, ValRule } from "../skyrl/split.js"
 import { assignSplit, groupKeyOf, splitWarnings } from "../skyrl/split.js"
 
@@ -38,9 +38,15 @@ const decodedRows = (storage: StorageApi, file: string): Stream.Stream<SkyRLRow,
     return Effect.succeed(Chunk.unsafeFromArray(rows))
   }))
 
-/** Every row of every file in input order (each run of the stream reads the files again). */
-const allRows = (storage: StorageApi, files: ReadonlyArray<string>) =>
-  Stream.flatMap(Stream.fromIterable(files), (file) => decodedRows(storage, file))
+/**
+ * Every row of every file in input order, as read (each run of the stream reads the files again): a row is written
+ * as its input has it, columns skyrl does not know and key order included (the decoded row would drop them).
+ */
+const rowsAsRead = (storage: StorageApi, files: ReadonlyArray<string>) =>
+  Stream.flatMap(
+    Stream.fromIterable(files),
+    (file) => Stream.map(storage.readRows(file), (record) => new RowJson(JSON.stringify(record.value)))
+  )
 
 /** `file, row N` of a position over all inputs, from the row count of each file. */
 const whereOf = (files: ReadonlyArray<string>, counts: ReadonlyArray<number>) => (position: number): string => {
@@ -79,7 +85,7 @@ export const splitProgram = (options: SplitOptions) =>
     const split = assignSplit(keys, options.rule, options.seed)
     const side = (val: number) => {
       let position = 0
-      return Stream.filter(allRows(storage, options.files), () => split.inVal[position++] === val)
+      return Stream.filter(rowsAsRead(storage, options.files), () => split.inVal[position++] === val)
     }
     yield* storage.writeRowStream(options.train, Stream.suspend(() => side(0)))
     yield* storage.writeRowStream(options.val, Stream.suspend(() => side(1)))
