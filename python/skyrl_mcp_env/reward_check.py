@@ -16,7 +16,8 @@ beats the plan, and an every-tool run above half the plan (reward.md property 3;
 scores 1.0: the others are listed as plan failures). With ``--cassettes``, rows whose plan calls the store does
 not answer (a miss, a recorded tool error) are listed too: training on them shows the policy an error for the
 very call the reward asks for. Exit 0: plan 1.0 everywhere, no leak and (with ``--cassettes``) every plan call
-answered; 1: otherwise; 2: unreadable input.
+answered; 1: otherwise; 2: unreadable input, or a file without rows (as ``skyrl validate``'s ``contract/empty-file``).
+Datasets are read as ``skyrl validate`` reads them (records.py): a .json or .jsonl file (any case) by its first lines.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 import jsonschema
 
 from .canonical import canonical_json
 from .env import MCPToolEnv, grounding_of
 from .plan import Plan, RowError, plan_from_extras
+from .records import read_records
 from .reward import _validator, grounded_steps
 from . import tools
 from .tools import ConfigError
@@ -374,40 +376,29 @@ def format_report(report: Report, sources: list[str]) -> str:
 
 
 def read_rows(path: str) -> list[tuple[str, dict[str, Any]]]:
-    """(where, row) for every row of a .jsonl, .json or .parquet file."""
+    """(where, row) for every row of a .jsonl, .json or .parquet file (the extension in any case), read as ``skyrl
+    validate`` reads it (records.py): a .json or .jsonl file is JSON Lines (streamed) or a JSON array or object by
+    its first lines, whatever its extension says; a BOM at the start is dropped. A file without rows (empty, blank,
+    ``[]``) is an error, as validate's ``contract/empty-file``: SkyRL's loader fails on it."""
     p = Path(path)
-    if p.suffix == ".parquet":
-        rows = _read_parquet(p)
-    elif p.suffix == ".jsonl":
-        # "\n" ends a row (a "\r" before it is JSON whitespace): str.splitlines also cuts at U+2028, U+2029 and
-        # U+0085, which JSON writers (skyrl's JSON.stringify too) leave raw inside strings
-        rows = [_json_line(p, i, line) for i, line in enumerate(_text(p).split("\n")) if line.strip()]
-    elif p.suffix == ".json":
-        try:
-            data = json.loads(_text(p))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: not JSON ({e})") from None
-        rows = data if isinstance(data, list) else [data]
+    suffix = p.suffix.lower()
+    if suffix == ".parquet":
+        values: Iterable[Any] = _read_parquet(p)
+    elif suffix in (".jsonl", ".json"):
+        values = read_records(p)
     else:
         raise ValueError(f"{p}: unknown dataset format: use a .jsonl, .json or .parquet file (decompress it first)")
-    for i, row in enumerate(rows):
+    rows = []
+    for i, row in enumerate(values):
         if not isinstance(row, dict):
             raise ValueError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
-    return [(f"{p.name} row {i}", row) for i, row in enumerate(rows)]
-
-
-def _text(p: Path) -> str:
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{p}: not UTF-8 text (byte {e.start}); a compressed file? decompress it first") from None
-
-
-def _json_line(p: Path, i: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: row {i}: not JSON ({e.msg})") from None
+        rows.append((f"{p.name} row {i}", row))
+    if not rows:
+        raise ValueError(
+            f"{p}: the file holds no rows (empty, blank or []): nothing to check; SkyRL's loader fails on it "
+            "(skyrl validate: contract/empty-file)"
+        )
+    return rows
 
 
 def _read_parquet(p: Path) -> list[dict[str, Any]]:
@@ -431,7 +422,9 @@ def _turns(text: str) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skyrl_mcp_env.reward_check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("datasets", nargs="+", help=".jsonl, .json or .parquet files of skyrl rows")
+    parser.add_argument(
+        "datasets", nargs="+", help=".jsonl, .json or .parquet files of skyrl rows (JSON Lines or a JSON array: either)"
+    )
     parser.add_argument(
         "--cassettes",
         help="cassette directory: the results the env replays and grounds derived values in (default: none)",

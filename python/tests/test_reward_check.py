@@ -158,14 +158,14 @@ def test_cli_text_report_and_bad_input(tmp_path):
         cwd=REPO / "python",
         timeout=300,
     )
-    assert done.returncode == 2 and "bad.jsonl: row 1: not JSON" in done.stderr
+    assert done.returncode == 2 and "bad.jsonl: row 1: line 2 is not valid JSON" in done.stderr
 
 
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("rows.json", b"{not json", "rows.json: not JSON"),
-        ("rows.jsonl", b"\x1f\x8b\x08\x00binary", "rows.jsonl: not UTF-8 text"),
+        ("rows.json", b"{not json", "rows.json: row 0: line 1 is not valid JSON"),
+        ("rows.jsonl", b"\x1f\x8b\x08\x00binary", "rows.jsonl: not JSON or JSON Lines: it is gzip-compressed"),
         ("rows.jsonl.gz", b"\x1f\x8b\x08\x00binary", "rows.jsonl.gz: unknown dataset format"),
     ],
 )
