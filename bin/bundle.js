@@ -77,6 +77,20 @@ export const compileBundle = (cache) => {
   return { script, cached: cachedData !== undefined && !script.cachedDataRejected }
 }
 
+/** `compile()`, or, when the bundle is not there (a checkout never built), exit 1 saying how to build it. */
+const notBuilt = (compile) => {
+  try {
+    return compile()
+  } catch (e) {
+    if (e?.code !== "ENOENT" || e.path !== BUNDLE) throw e
+    process.stderr.write(
+      `skyrl: ${BUNDLE} is missing: the CLI is not built; run \`npm run build\` (or \`npm ci\`) in ` +
+        `${dirname(dirname(BUNDLE))}\n`
+    )
+    process.exit(1)
+  }
+}
+
 /**
  * Runs the CLI. With `SKYRL_CODE_CACHE_WRITE=<file>` (used by the build only) the code cache is written
  * there on exit: the bytecode of every function the run compiled or took from the cache it started with.
@@ -84,7 +98,7 @@ export const compileBundle = (cache) => {
 export const runBundle = () => {
   const out = process.env.SKYRL_CODE_CACHE_WRITE
   const family = familyOf(process.argv.slice(2))
-  const { script } = compileBundle(out === undefined || out === "" ? cacheFile(family) : out)
+  const { script } = notBuilt(() => compileBundle(out === undefined || out === "" ? cacheFile(family) : out))
   if (out !== undefined && out !== "") {
     process.on("exit", () => {
       // V8 stamps a cache with its flags: undo the ones set below, so that a fresh process accepts it.

@@ -1,6 +1,11 @@
 /** What `--help` of the built CLI says of each option (runs bin/skyrl.js: `npm run build` first). */
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { type CliResult, runCli } from "./support/cli.js"
+import { runChild } from "./support/child.js"
+import { cleanEnv, type CliResult, runCli } from "./support/cli.js"
+import { ROOT } from "./support/python.js"
 
 const COMMANDS = [
   [],
@@ -92,5 +97,22 @@ describe("tools import --help", () => {
     const r = await help(["tools", "import"])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toContain("$ skyrl tools import [--stdio text...] [--http text...] [--name text...] [")
+  })
+})
+
+describe("a checkout never built", () => {
+  it("says the CLI is not built and how to build it, exit 1 (was a stack trace of the missing dist/bin.js)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "skyrl-unbuilt-"))
+    mkdirSync(join(root, "bin"))
+    for (const file of ["skyrl.js", "bundle.js"]) copyFileSync(join(ROOT, "bin", file), join(root, "bin", file))
+    writeFileSync(join(root, "package.json"), JSON.stringify({ type: "module" }))
+    const r = await runChild(process.execPath, [join(root, "bin", "skyrl.js"), "--help"], { env: cleanEnv() })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toBe(
+      `skyrl: ${
+        join(root, "dist", "bin.js")
+      } is missing: the CLI is not built; run \`npm run build\` (or \`npm ci\`) in ${root}\n`
+    )
+    expect(r.stdout).toBe("")
   })
 })
