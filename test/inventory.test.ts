@@ -211,7 +211,7 @@ describe("loading inventory files", () => {
         "servers[0].tools[0].inputSchema: invalid JSON Schema"
       ],
       [{ tools: [] }, "servers: must be an array"],
-      ["{ not json", "not valid JSON"]
+      ["{ not json", "not a readable inventory: not valid JSON"] // was "not valid JSON": read as the file given being broken
     ]
     for (const [value, expected] of cases) {
       const { file: f, result: r } = await load(value)
@@ -232,7 +232,7 @@ describe("loading inventory files", () => {
       Effect.either(Effect.provide(Inventory, Inventory.fromFile(gzipped).pipe(Layer.provide(StorageLive))))
     )
     expect(leftOf(zipped).message).toBe(
-      `${gzipped}: not valid JSON: it is gzip-compressed; decompress it first (gunzip)`
+      `${gzipped}: not a readable inventory: not valid JSON: it is gzip-compressed; decompress it first (gunzip)`
     )
   })
 

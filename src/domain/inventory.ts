@@ -557,7 +557,8 @@ export const parseInventoryText = (
   try {
     raw = JSON.parse(text)
   } catch (e) {
-    const reason = wholeJsonFault(text, e)
+    // Said to be the inventory's fault: a dataset given as --inventory read as the dataset being broken.
+    const reason = `not a readable inventory: ${wholeJsonFault(text, e)}`
     return Either.left(new InventoryError({ source, entry: "", reason }))
   }
   if (nestsDeeperThan(raw, MAX_JSON_DEPTH)) {
