@@ -20,6 +20,12 @@ if [ -x .venv/bin/python ] && .venv/bin/python -c "import datasets, mcp, pytest,
   echo "skyrl_mcp_env in .venv is not this checkout's python/: reinstalling it" >&2
   exec .venv/bin/python -m pip install --quiet --retries 0 --disable-pip-version-check --no-deps --force-reinstall ./python
 fi
+# A .venv without pip (made where python3-venv was missing: `python3 -m venv --without-pip`, or a venv that failed
+# half-way) or of a Python older than 3.10 is made again: kept, it failed the same way on every run.
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import sys, pip; assert sys.version_info >= (3, 10)" 2>/dev/null; then
+  echo ".venv has no pip, or a Python older than 3.10: making it again (python3 -m venv --clear .venv)" >&2
+  python3 -m venv --clear .venv
+fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -c "import sys; assert sys.version_info >= (3, 10), 'MCPToolEnv needs Python >= 3.10'"
 .venv/bin/python -m pip install --quiet --retries 0 --disable-pip-version-check datasets pytest ./python
