@@ -5,7 +5,7 @@
  * - plan: `planKeyOf` (nearDup.ts), the key of validate's `duplicate/same-plan` and of generate's duplicate
  *   gate: the same calls in the same order with the same literal params (canonical JSON; the values of
  *   `derived_params`, illustrative, left out);
- * - prompt: the user message as near-duplicate detection normalizes it (`normalizeForDuplicates`), hashed;
+ * - prompt: the user message as near-duplicate detection normalizes it (`normalizeForDuplicates`);
  * - none: the row's position over all inputs, so each row is a group of its own.
  *
  * A group's score is `groupScore(seed, key)`, in [0, 1): it depends on the seed and the key alone, so rows
@@ -30,11 +30,16 @@ const userMessage = (row: SkyRLRow): string => {
   return users[users.length - 1]?.content ?? ""
 }
 
-/** The group of a row (`position`: its 0-based place over all inputs, the key of `none`). */
+/**
+ * The group of a row (`position`: its 0-based place over all inputs, the key of `none`); of `plan` and `prompt`,
+ * 64 bits of the text's sha256, so that the keys a split holds take a few bytes a row whatever the plans' size.
+ */
 export const groupKeyOf = (row: SkyRLRow, by: GroupBy, position: number): string => {
   if (by === "none") return `row ${position}`
-  if (by === "prompt") return sha256Hex(normalizeForDuplicates(userMessage(row))).slice(0, 16)
-  return planKeyOf(row.reward_spec.ground_truth.tool_sequence) ?? "(no plan)"
+  const text = by === "prompt"
+    ? normalizeForDuplicates(userMessage(row))
+    : planKeyOf(row.reward_spec.ground_truth.tool_sequence) ?? "(no plan)"
+  return sha256Hex(text).slice(0, 16)
 }
 
 /** The first 13 hex digits (52 bits) of sha256("<seed>\n<key>"), over 2^52: in [0, 1). */
