@@ -8,7 +8,8 @@
  * writes (every field optional, as pyarrow's defaults), integers as INT64 (what Arrow infers from
  * JSON, so a .parquet and a .json file concatenate). The skeleton has no empty struct by
  * construction. Writing goes through hyparquet-writer row group by row group; reading through
- * hyparquet one row group at a time, so memory stays bounded by the row-group size.
+ * hyparquet one row group at a time, so memory stays bounded by the row-group size. Read: uncompressed,
+ * SNAPPY (hyparquet), GZIP, BROTLI, ZSTD, LZ4_RAW and LZ4 (./parquetCodecs.ts); written: SNAPPY.
  */
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet"
 import type { SchemaElement } from "hyparquet"
@@ -16,6 +17,7 @@ import { ByteWriter, parquetWriteRows } from "hyparquet-writer"
 import type * as fs from "node:fs/promises"
 import type { EncodedRow } from "../domain/row.js"
 import { writeAll } from "./diskWrites.js"
+import { compressors } from "./parquetCodecs.js"
 
 /** Rows per row group: bounds the memory of writer and reader. */
 export const ROW_GROUP_SIZE = 1_000
@@ -181,7 +183,7 @@ export async function* readParquetRows(file: string): AsyncGenerator<unknown> {
   let start = 0
   for (const group of metadata.row_groups) {
     const end = start + Number(group.num_rows)
-    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end })
+    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end, compressors })
     for (const row of rows) yield plain(row)
     start = end
   }
