@@ -77,7 +77,9 @@ const plainConsole = (console: Console.Console): Console.Console => ({
       void finalError(
         namingFlag(
           args,
-          leftoverArgument(skyrl, args, parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd())
+          leftoverArgument(skyrl, args, parts.map((p) => String(p).replace(ANSI, "")).join(" ").trimEnd()),
+          undefined,
+          skyrl
         )
       )
     )
@@ -103,7 +105,7 @@ Effect.consoleWith((console) => Effect.withConsole(run, plainConsole(console))).
       // @effect/cli has already printed usage errors with the help text.
       if (failure._tag === "Some" && ValidationError.isValidationError(failure.value)) return
       // A path check that failed (`--cassettes file/sub`: ENOTDIR) names the flag given that path.
-      finalError(namingFlag(args, describeCause(cause, process.argv.includes("debug"))))
+      finalError(namingFlag(args, describeCause(cause, process.argv.includes("debug")), undefined, skyrl))
     })
   ),
   // Ctrl-C interrupts the program from outside (no error to tap): say so, and how to continue.

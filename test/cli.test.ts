@@ -370,8 +370,12 @@ describe("skyrl CLI", () => {
         ["convert", rows, "--out", join(dir, "c.jsonl"), "--inventory", join(dir, "no.json")],
         `--inventory: Path '${join(dir, "no.json")}' must exist`
       ],
-      // A positional argument's value: no flag to name.
-      [["verify", join(dir, "no.jsonl"), "--out", join(dir, "v.jsonl")], `Path '${join(dir, "no.jsonl")}' must exist`]
+      // A positional argument's value: its name (was: no name, read as if about any path of the command line).
+      [
+        ["verify", join(dir, "no.jsonl"), "--out", join(dir, "v.jsonl")],
+        `DATASET: Path '${join(dir, "no.jsonl")}' must exist`
+      ],
+      [["convert", dir, "--out", join(dir, "c.jsonl")], `TASKS_FILE: Expected path '${dir}' to be a regular file`]
     ] as const
     for (const [args, message] of cases) {
       const r = await runCli([...args])
@@ -384,7 +388,9 @@ describe("skyrl CLI", () => {
       `skyrl: --inventory: Path 'inv.json' must exist (looked for ${join(dir, "inv.json")})`
     ])
     const positional = await runCli(["validate", "no.jsonl"], { cwd: dir })
-    expect(positional.stderr.trim()).toBe(`skyrl: Path 'no.jsonl' must exist (looked for ${join(dir, "no.jsonl")})`)
+    expect(positional.stderr.trim()).toBe(
+      `skyrl: FILE: Path 'no.jsonl' must exist (looked for ${join(dir, "no.jsonl")})`
+    )
   })
   it("SKYRL_INVENTORY naming no file is a usage error (exit 2), as --inventory is", async () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {

@@ -322,9 +322,15 @@ export const leftoverArgument = (
  * a integer`, said `is not an integer` here) names the value, not the flag: the flag in `args` that was given that value (`--out h/adir` or
  * `--out=h/adir`) is put in front, `--out: Expected path ...`; so is it of a path check that failed (`PATH: ENOTDIR:
  * ...`, describeCause's line for @effect/cli's defect: `--cassettes file/sub` named no flag). A value no flag was
- * given (a positional argument's) and any other message are returned as they are.
+ * given is a positional argument's: named as such when `command` is given and its subcommand takes one kind of
+ * them (`TASKS_FILE: Expected path ...`, `DATASET: ...`). Any other message is returned as it is.
  */
-export const namingFlag = (args: ReadonlyArray<string>, message: string, cwd = process.cwd()): string => {
+export const namingFlag = (
+  args: ReadonlyArray<string>,
+  message: string,
+  cwd = process.cwd(),
+  command?: { readonly descriptor: unknown }
+): string => {
   const value =
     /^(?:Expected path '([\s\S]*)' to be |Path '([\s\S]*)' must |'([\s\S]*)' is not a |([^\n]*?): E[A-Z]+: )/.exec(
       message
@@ -346,7 +352,19 @@ export const namingFlag = (args: ReadonlyArray<string>, message: string, cwd = p
       return `${eq === -1 ? arg : arg.slice(0, eq)}: ${where}`
     }
   }
-  return where
+  const positional = command === undefined || !args.slice(0, end).includes(given)
+    ? undefined
+    : positionalOf(command, args)
+  return positional === undefined ? where : `${positional}: ${where}`
+}
+
+/** The name of the positional arguments the subcommand `args` name takes, when it takes one kind (`DATASET`). */
+const positionalOf = (command: { readonly descriptor: unknown }, args: ReadonlyArray<string>): string | undefined => {
+  const { node } = walk(command, args, () => undefined)
+  const names = argumentsIn(CommandDescriptor.getUsage(own(node) as never)).map((n) =>
+    n.replace(/^\[|\]$|\.\.\.$/g, "")
+  )
+  return names.length === 1 ? names[0] : undefined
 }
 
 /**
