@@ -229,8 +229,29 @@ describe("--llm selection (src/cli/llmOptions.ts)", () => {
   it("replay ignores the key; auto offline with no recordings says how to get going", async () => {
     const replayed = await build({ llm: "replay" }, { OPENAI_API_KEY: "sk-test-x" })
     expect(Either.getOrThrow(replayed.r).describe).toMatch(/^replay/)
-    const none = await build({ replayDir: join(tmp(), "nothing") }, {})
-    expect(Either.isLeft(none.r) && none.r.left.message).toMatch(/no such file or directory; set OPENAI_API_KEY/)
+    const empty = tmp()
+    const none = await build({ replayDir: empty }, {})
+    // The --replay-dir given is not what to pass again.
+    expect(Either.isLeft(none.r) && none.r.left.message).toBe(
+      `cannot replay recorded answers from ${empty}: no recorded answers found (expected Chat/Responses bodies or ` +
+        "skyrl archive files); set OPENAI_API_KEY to call OpenAI"
+    )
+  })
+
+  it("a --replay-dir that does not exist is a usage error (exit 2) naming the flag and the path", async () => {
+    const missing = join(tmp(), "nope")
+    for (const llm of ["auto", "replay"] as const) {
+      const { logs, r } = await build({ llm, replayDir: missing }, {})
+      if (Either.isRight(r)) throw new Error("expected a failure")
+      // Was: exit 1, `cannot replay recorded answers from nope: no such file or directory; set OPENAI_API_KEY to
+      // call OpenAI, or pass --replay-dir` (the flag just passed), after the offline warning.
+      expect(r.left.message).toBe(
+        `--replay-dir (SKYRL_REPLAY_DIR): ${missing} does not exist (looked for ${missing}): give a directory or ` +
+          `file of recorded answers${llm === "auto" ? ", or set OPENAI_API_KEY to call OpenAI" : ""}`
+      )
+      expect((r.left as { exitCode?: number }).exitCode).toBe(2)
+      expect(logs).toEqual([])
+    }
   })
 
   it("flags parse with environment fallbacks; the flag wins", async () => {

@@ -11,6 +11,7 @@ import { Options } from "@effect/cli"
 import type { Layer } from "effect"
 import { Config, Effect, Layer as L, Option, Redacted } from "effect"
 import { existsSync } from "node:fs"
+import * as path from "node:path"
 import type { Backend, LlmChoice, LlmSettings, ReasoningEffort } from "../domain/llm.js"
 import { baseUrlProblem, defaultLlmSettings, makeLlmSettings, MissingApiKey, ReplayUnavailable } from "../domain/llm.js"
 import { SettingsError } from "../domain/run.js"
@@ -181,17 +182,29 @@ export const llmLayer = (
       }
       const { LlmReplay } = yield* Effect.promise(() => import("../services/llm/replay.js"))
       const replayDir = replayDirOf(options)
+      // A --replay-dir (or SKYRL_REPLAY_DIR) that is not there is a missing input: a usage error, as for --inventory.
+      if (!existsSync(replayDir)) {
+        return L.fail(
+          new SettingsError({
+            setting: "--replay-dir (SKYRL_REPLAY_DIR)",
+            reason: `${replayDir} does not exist (looked for ${path.resolve(replayDir)}): give a directory or file ` +
+              `of recorded answers${options.llm === "auto" ? ", or set OPENAI_API_KEY to call OpenAI" : ""}`
+          })
+        )
+      }
       if (options.llm === "auto") {
         yield* Effect.logWarning(
           `OPENAI_API_KEY is not set: running offline, answering from recorded answers in ${replayDir}`
         )
       }
+      // The default directory, not one given, is what --replay-dir would replace.
+      const given = options.replayDir !== "data/replay"
       return L.catchAll(LlmReplay([replayDir], settings, exactOnly), (e) =>
         L.fail(
           options.llm === "auto"
             ? new ReplayUnavailable({
               path: e.path,
-              reason: `${e.reason}; set OPENAI_API_KEY to call OpenAI, or pass --replay-dir`
+              reason: `${e.reason}; set OPENAI_API_KEY to call OpenAI${given ? "" : ", or pass --replay-dir"}`
             })
             : e
         ))
