@@ -210,15 +210,22 @@ describe("skyrl CLI", () => {
       expect(r.stdout).not.toContain("fmp_")
     }
   })
-  it("offline, past the 12 recorded answers: the message counts the attempts of every session and does not advise --resume", async () => {
+  it("offline, past the 12 recorded answers: samples 13-14 are not asked, the message says why and does not advise --resume", async () => {
     const out = join(tmp(), "g.jsonl")
     const first = await runCli(["generate", "-n", "14", "--out", out])
     expect(first.status).toBe(1)
-    expect(first.stderr).toContain("made 12 of 14 valid rows")
-    expect(first.stderr).toContain("2 samples failed after 3 attempts each; the recorded answers cannot make more")
+    // Was: samples 13 and 14 asked, each attempt given an earlier sample's answer again and rejected as a
+    // duplicate: "2 samples failed after 3 attempts each" (test/replayLimit.test.ts: the limit in-process).
+    expect(first.stderr).toContain(
+      "made 12 of 14 valid rows (kept in " + out + "): the replay holds 12 recorded answers, one for each of " +
+        "samples 1-12, so it makes at most 12 rows: the other 2 samples were not asked"
+    )
     expect(first.stderr).not.toContain("rerun with --resume")
+    expect(existsSync(`${out}.rejects.jsonl`)).toBe(false)
     const again = await runCli(["generate", "-n", "14", "--out", out, "--resume", "--force"])
-    expect(again.stderr).toContain("2 samples failed after 6 attempts each")
+    expect(again.status).toBe(1)
+    expect(again.stderr).toMatch(/: 0 of 14 samples to make with replay of 12 recorded answers .* \(12 already done\)/)
+    expect(again.stderr).toContain("made 12 of 14 valid rows")
   })
   it("help and usage errors are plain text into a pipe, with or without NO_COLOR (@effect/cli writes ANSI colours)", async () => {
     for (const env of [{}, { NO_COLOR: "" }]) {

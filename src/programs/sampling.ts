@@ -275,18 +275,44 @@ const planWork = Effect.fn("Run.plan")(function*<J extends Job>(ctx: RunContext<
   for (const index of yield* ctx.journal.rowOrder) ctx.acceptance.seed(index, latest.get(index)?.row)
   for (const p of ctx.options.passthrough ?? []) ctx.acceptance.seed(p.index, encodeRow(p.row))
   const rank = new Map((ctx.options.order ?? []).map((index, i) => [index, i]))
-  const todo = ctx.options.jobs
-    .filter((job) => latest.get(job.index)?.status !== "row")
+  // A replay of R recorded answers has one for each of samples 1..R; a later sample could only get one of
+  // theirs again (its key modulo R), a duplicate at best: it is not asked (see `replayLimitText`).
+  const recorded = ctx.llm.recordedAnswers
+  const answerable = (job: J) => recorded === undefined || job.index < recorded
+  const open = ctx.options.jobs.filter((job) => latest.get(job.index)?.status !== "row")
+  const todo = open
+    .filter(answerable)
     .map((job) => ({ job, before: latest.get(job.index) }))
     .sort((a, b) =>
       (rank.get(a.job.index) ?? Infinity) - (rank.get(b.job.index) ?? Infinity) || a.job.index - b.job.index
     )
+  const unasked = open.length - todo.length
   yield* Effect.logInfo(
     `run ${ctx.journal.spec.runId}: ${todo.length} of ${ctx.options.jobs.length} samples to make with ${ctx.llm.describe}` +
-      (todo.length < ctx.options.jobs.length ? ` (${ctx.options.jobs.length - todo.length} already done)` : "")
+      (open.length < ctx.options.jobs.length ? ` (${ctx.options.jobs.length - open.length} already done)` : "")
   )
-  return todo
+  const limit = recorded === undefined || unasked === 0 ? undefined : { recorded, unasked }
+  if (limit !== undefined) {
+    yield* Effect.logWarning(
+      `${ctx.options.jobs.length} samples asked, more than the replay can make: ${replayLimitText(limit, false)}`
+    )
+  }
+  return { todo, limit }
 })
+
+/** A replay's limit: how many recorded answers it holds, and how many samples it left unasked for it. */
+interface ReplayLimit {
+  readonly recorded: number
+  readonly unasked: number
+}
+
+const replayLimitText = ({ recorded, unasked }: ReplayLimit, ended: boolean): string =>
+  `the replay holds ${recorded} recorded answer${recorded === 1 ? "" : "s"}, one for each of samples 1-${recorded}, ` +
+  `so it makes at most ${recorded} row${recorded === 1 ? "" : "s"}: the other ${unasked} sample${
+    unasked === 1 ? "" : "s"
+  } ${ended ? (unasked === 1 ? "was" : "were") : unasked === 1 ? "is" : "are"} not asked (any answer ${
+    unasked === 1 ? "it" : "they"
+  } could get is one of those again, a duplicate at best); set OPENAI_API_KEY to make more rows`
 
 const progressOf = <J extends Job>(ctx: RunContext<J>, t0: number) =>
   Effect.gen(function*() {
@@ -335,7 +361,7 @@ const listenForStop = <J extends Job>(ctx: RunContext<J>) =>
 /** The engine inside an opened run (RunJournal, CostLedger and the answering Llm in context). */
 export const runEngine = Effect.fn("Run.engine")(function*<J extends Job>(options: SamplingOptions<J>) {
   const ctx = yield* makeContext(options)
-  const todo = yield* planWork(ctx)
+  const { limit, todo } = yield* planWork(ctx)
   const t0 = yield* Clock.currentTimeMillis
   // Twice as many samples as calls: while `concurrency` of them wait for answers, the others are handled
   // (the call permits bound what is sent). One at a time stays one at a time: samples are then accepted
@@ -349,7 +375,7 @@ export const runEngine = Effect.fn("Run.engine")(function*<J extends Job>(option
     // A signal stops the run gracefully while samples are made (after, writing the dataset, it interrupts).
     options.stopOnSignal === true ? Effect.scoped(Effect.zipRight(listenForStop(ctx), work)) : work
   )
-  return yield* writeDataset(ctx)
+  return yield* writeDataset(ctx, limit)
 })
 
 /**
@@ -388,7 +414,10 @@ export const rejectsFileText = (runId: string | null, rejects: ReadonlyArray<Rej
   rejects.map((r) => JSON.stringify({ run_id: runId, ...r }) + "\n").join("")
 
 /** Write the dataset (every journaled row of the plan, in sample order) and the rejects; settle the run. */
-const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunContext<J>) {
+const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
+  ctx: RunContext<J>,
+  replayLimit: ReplayLimit | undefined
+) {
   const storage = yield* Storage
   const { journal, options } = ctx
   const latest = yield* journal.latest
@@ -475,7 +504,13 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(ctx: RunCon
       output: options.out,
       reason: stop !== undefined
         ? finalStopReason(stop, options.maxCostUsd, totals)
-        : whyIncomplete(latest, ctx.unanswered, options.runSettings.answers === "recorded", options.retryHint),
+        : whyIncomplete(
+          latest,
+          ctx.unanswered,
+          options.runSettings.answers === "recorded",
+          options.retryHint,
+          replayLimit
+        ),
       ...(stop?.signal === undefined ? {} : { signal: stop.signal }),
       // No row: nothing was written, so an --out there is an earlier run's (the error says so).
       ...(written === 0 ? { earlierOut: yield* storage.exists(options.out) } : {})
@@ -499,7 +534,8 @@ const whyIncomplete = (
   latest: ReadonlyMap<number, JournalEntry>,
   unanswered: RunContext<Job>["unanswered"],
   recorded: boolean,
-  retryHint = "rerun with --resume to retry them"
+  retryHint = "rerun with --resume to retry them",
+  replayLimit?: ReplayLimit
 ): string => {
   const entries = [...latest.values()]
   const failed = entries.filter((e) => e.status === "failed")
@@ -523,10 +559,13 @@ const whyIncomplete = (
       : [])
   ]
   // An answer source with no answer for a sample has none on a rerun either: no --resume advice for those.
-  const none = unanswered.count === 0
-    ? []
-    : [`${unanswered.count} sample${unanswered.count === 1 ? "" : "s"} with no answer: ${unanswered.reason}`]
-  if (parts.length === 0 && none.length > 0) return none[0]!
+  const none = [
+    ...(unanswered.count === 0
+      ? []
+      : [`${unanswered.count} sample${unanswered.count === 1 ? "" : "s"} with no answer: ${unanswered.reason}`]),
+    ...(replayLimit === undefined ? [] : [replayLimitText(replayLimit, true)])
+  ]
+  if (parts.length === 0 && none.length > 0) return none.join("; ")
   // Recorded answers (--llm replay) give a sample the same answer again: a rerun cannot do better.
   const retry = recorded
     ? "the recorded answers cannot make more of these rows (set OPENAI_API_KEY to ask a model)"

@@ -59,6 +59,13 @@ export interface LlmApi {
   readonly complete: <A, I>(request: LlmRequest<A, I>) => Effect.Effect<LlmResult<A>, LlmError>
   /** What answers: "openai responses gpt-5-mini", "replay data/replay (12 answers)", ... */
   readonly describe: string
+  /**
+   * A replay of recorded answers (`--llm replay`): how many it holds. Its answer for a sample is chosen by the
+   * request's key modulo this count (src/services/llm/replay.ts), so samples 1..count each have one of their
+   * own, and any later sample could only get one of theirs again (a duplicate at best): the run asks only
+   * the first `recordedAnswers` samples (sampling.ts). Undefined: no such limit (a model, a run's archive).
+   */
+  readonly recordedAnswers?: number | undefined
 }
 
 export class Llm extends Context.Tag("skyrl/Llm")<Llm, LlmApi>() {}

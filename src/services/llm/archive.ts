@@ -246,6 +246,8 @@ export const makeArchiveLlm = (
     })
   return {
     complete,
+    // The replay's limit holds on --resume too: the archive answers only what earlier sessions asked.
+    ...(fallback?.recordedAnswers === undefined ? {} : { recordedAnswers: fallback.recordedAnswers }),
     get describe() {
       return fallback === undefined
         ? "the run's archive (no model calls)"

@@ -253,7 +253,8 @@ export const makeReplayLlm = (
       } satisfies LlmResult<A>
     })
 
-  return { complete, describe }
+  // A replay that answers only requests it holds (enrich) has no count of samples it can answer.
+  return { complete, describe, ...(exactOnly === undefined ? { recordedAnswers: recordings.length } : {}) }
 }
 
 /** The replay layer over files/directories of recordings. */
