@@ -2,17 +2,19 @@
  * A replay of recorded answers (`--llm replay`, offline) makes at most as many rows as it holds answers: each
  * sample's answer is chosen by its key modulo the count, so a sample past the count could only get an answer
  * an earlier sample got (a duplicate at best). In-process: the real replay Llm over some bundled answers, memory
- * storage.
+ * storage. And a run stopped by a signal (its calls in flight answered first) is `interrupted` in its manifest.
  */
 import { layer } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { copyFileSync, mkdtempSync, readdirSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { expect } from "vitest"
+import { resolveRun } from "../src/cli/runShared.js"
 import { makeLlmSettings } from "../src/domain/llm.js"
 import type { LlmApi } from "../src/services/Llm.js"
 import { makeReplayLlm, readRecordings } from "../src/services/llm/replay.js"
+import { makeStopRequests, StopRequests } from "../src/services/StopRequests.js"
 import {
   EngineTest,
   generateOptions,
@@ -118,5 +120,54 @@ layer(EngineTest, { excludeTestServices: true })("a replay's recorded answers bo
         "answers cannot make more of these rows (set OPENAI_API_KEY to ask a model)"
       expect(failureOf(yield* run()).message).toBe(reason(3))
       expect(failureOf(yield* run()).message).toBe(reason(6))
+    }))
+
+  it.effect("a run stopped by Ctrl-C while it made samples is `interrupted` in its manifest, and the next run says so", () =>
+    Effect.gen(function*() {
+      const storage = makeMemoryStorage()
+      const stops = makeStopRequests()
+      const asked = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const { llm } = scripted((call) =>
+        Effect.gen(function*() {
+          const { attempt, k } = requestOf(call)
+          // Sample 3's call is in flight when the signal comes; it is answered and kept.
+          if (k === 3) {
+            yield* Deferred.succeed(asked, undefined)
+            yield* Deferred.await(release)
+          }
+          return reply(JSON.parse(validTaskText(k, attempt)))
+        })
+      )
+      const fiber = yield* Effect.fork(
+        runGenerate(storage, llm, generateOptions(settingsFor(6))).pipe(
+          Effect.provide(Layer.succeed(StopRequests, stops)),
+          Effect.exit
+        )
+      )
+      yield* Deferred.await(asked)
+      expect(stops.request("SIGINT")).toBe(true)
+      yield* Deferred.succeed(release, undefined)
+      const error = failureOf(yield* Fiber.join(fiber))
+      expect(error._tag).toBe("IncompleteRun")
+      expect((error as { exitCode?: number }).exitCode).toBe(130)
+      expect(readJsonl(storage.text(OUT))).toHaveLength(3)
+      const manifest = JSON.parse(storage.text(`${RUN_DIR}/manifest.json`))
+      // Was: "incomplete", as a run whose samples failed (README: `interrupted`).
+      expect([manifest.status, manifest.counts.valid, manifest.counts.requested]).toEqual(["interrupted", 3, 6])
+      const logs: Array<string> = []
+      yield* resolveRun({
+        rawDir: RAW_DIR,
+        out: OUT,
+        command: "generate",
+        fresh: settingsFor(6),
+        resume: false,
+        force: false,
+        keepAsOf: true
+      }).pipe(Effect.provide(storage.layer), Effect.provide(loggingInto(logs)))
+      expect(logs).toContainEqual(
+        `WARN: run run-1 for ${OUT} did not complete (interrupted: 3 of 6 rows); this starts a new run, which ` +
+          "makes every sample again: add --resume to continue it"
+      )
     }))
 })

@@ -479,7 +479,14 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
     inventory: options.command === "generate" ? (yield* Inventory).inventory : undefined,
     threshold: options.nearDuplicates?.threshold ?? DEFAULT_NEAR_DUP_THRESHOLD
   })
-  yield* journal.settle(complete ? "completed" : "incomplete", ctx.llm.describe, diversity)
+  const stop = yield* Ref.get(ctx.stop)
+  // A run stopped by a signal (its calls in flight ended first) is `interrupted`, as one interrupted at once
+  // is (RunJournal's finalizer): a script tells it from a run whose samples failed or ran out of answers.
+  yield* journal.settle(
+    complete ? "completed" : stop?.signal !== undefined ? "interrupted" : "incomplete",
+    ctx.llm.describe,
+    diversity
+  )
   const counts = yield* journal.counts
   const totals = yield* ctx.ledger.totals
   yield* Effect.logInfo(
@@ -497,7 +504,6 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
   )
   yield* Effect.logInfo(renderDiversityText(diversity))
   if (!complete) {
-    const stop = yield* Ref.get(ctx.stop)
     return yield* new IncompleteRun({
       made: written,
       requested,

@@ -224,7 +224,11 @@ export interface RunJournalApi {
    * Records how the run ended (its manifest status, and the diversity report of what it wrote); absent,
    * the status comes from how the scope closed.
    */
-  readonly settle: (status: "completed" | "incomplete", llm: string, diversity?: unknown) => Effect.Effect<void>
+  readonly settle: (
+    status: "completed" | "incomplete" | "interrupted",
+    llm: string,
+    diversity?: unknown
+  ) => Effect.Effect<void>
 }
 
 export class RunJournal extends Context.Tag("skyrl/RunJournal")<RunJournal, RunJournalApi>() {
@@ -255,7 +259,11 @@ interface State {
   lastLog: number
   tail: LogTail
   settled:
-    | { readonly status: "completed" | "incomplete"; readonly llm: string; readonly diversity?: unknown }
+    | {
+      readonly status: "completed" | "incomplete" | "interrupted"
+      readonly llm: string
+      readonly diversity?: unknown
+    }
     | undefined
 }
 
