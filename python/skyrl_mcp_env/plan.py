@@ -59,6 +59,9 @@ class Plan:
     # results read a JSON string or number at a time when grounding (reward.py Evidence); False for a record whose
     # derived_values_found skyrl verify wrote before 2026-12-04, which read each result's text whole
     grounding_by_leaves: bool = True
+    # a line of JSON up to a closing bracket with words after it read as JSON beside prose (reward.py _line_read);
+    # False for a record skyrl verify wrote reading results without it (``derived_reading: "json-leaves"``)
+    grounding_closed: bool = True
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -92,6 +95,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         derived_values_found=_derived_values_found(extras),
         derived_found_steps=_derived_found_steps(extras, steps),
         grounding_by_leaves=_grounding_by_leaves(extras),
+        grounding_closed=_grounding_closed(extras),
     )
 
 
@@ -265,13 +269,27 @@ def _derived_values_found(extras: Mapping[str, Any]) -> bool:
     return isinstance(verification, Mapping) and verification.get("derived_values_found") is True
 
 
+# skyrl verify's ways of reading results for derived_values_found (its record's derived_reading): "json-leaves" from
+# 2026-12-04 afternoon, "json-leaves-2" (a line of JSON with words after it read apart too) from that evening.
+READINGS = ("json-leaves", "json-leaves-2")
+
+
+def _grounding_closed(extras: Mapping[str, Any]) -> bool:
+    """Read a line of JSON up to a closing bracket with words after it as JSON beside prose, unless the row's
+    verification record says skyrl verify found its derived values reading results without that
+    (``derived_reading: "json-leaves"``): a plan value it found across such a line would be refused to the plan's
+    own call."""
+    verification = _task_metadata(extras).get("verification")
+    return not (isinstance(verification, Mapping) and verification.get("derived_reading") == "json-leaves")
+
+
 def _grounding_by_leaves(extras: Mapping[str, Any]) -> bool:
     """Ground with a JSON result read a string or number at a time, unless the row's verification record says what
     its results hold of the derived values (``derived_values_found``) without ``derived_reading: "json-leaves"``:
     skyrl verify read each result's text whole before 2026-12-04, so a plan value it found across a JSON result's
     strings (a whole result copied into a file) would be refused to the plan's own call."""
     verification = _task_metadata(extras).get("verification")
-    if not isinstance(verification, Mapping) or verification.get("derived_reading") == "json-leaves":
+    if not isinstance(verification, Mapping) or verification.get("derived_reading") in READINGS:
         return True
     entries = verification.get("steps")
     stepwise = isinstance(entries, list) and any(

@@ -311,7 +311,8 @@ class _Matcher:
         sources = [matched[d] for d in step.depends_on if d in matched] if step.depends_on else range(i)
         read = tuple(j for j in sources if self.calls[j].result and self.calls[j].turn < turn)
         if read not in self._evidence:
-            self._evidence[read] = Evidence([self.calls[j].result or "" for j in read], self.plan.grounding_by_leaves)
+            texts = [self.calls[j].result or "" for j in read]
+            self._evidence[read] = Evidence(texts, self.plan.grounding_by_leaves, self.plan.grounding_closed)
         args = self.calls[i].arguments or {}
         return all(_grounds(self._evidence[read], args[p], step.params.get(p)) for p in step.derived_params)
 
@@ -522,14 +523,15 @@ class Evidence:
     number of it at a time for a string with a letter or a digit: it must lie inside one of them, so a stretch
     of the JSON itself (the whole result pasted, or most of it) holds nothing. A string of neither (``","``)
     is looked for in the texts as they are (``_grounds`` decides what it may ground). ``leaves=False`` reads
-    every text as it is, as skyrl verify did before 2026-12-04 (``Plan.grounding_by_leaves``)."""
+    every text as it is, as skyrl verify did before 2026-12-04 (``Plan.grounding_by_leaves``); ``closed=False``
+    reads a line of JSON with words after it as prose, as it did that afternoon (``Plan.grounding_closed``)."""
 
     _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
-    def __init__(self, texts: list[str], leaves: bool = True):
+    def __init__(self, texts: list[str], leaves: bool = True, closed: bool = True):
         self.texts = texts
         self._plain = [_Reading(t, None) for t in texts]  # for a value with no letter or digit, and leaves=False
-        self._read = [_reading(t) for t in texts] if leaves else self._plain
+        self._read = [_reading(t, closed) for t in texts] if leaves else self._plain
         self._held: dict[str, bool] = {}  # the matcher asks of the same values again and again
         self._keys_only: dict[str, bool] = {}
         self._numbers: Optional[set[float]] = None
@@ -643,10 +645,10 @@ def _as_float(value: Union[int, float]) -> Optional[float]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _reading(text: str) -> _Reading:
+def _reading(text: str, closed: bool = True) -> _Reading:
     """``text`` read for grounding, kept for the texts seen last: the matcher builds an Evidence for each set of
     results a call could read."""
-    return _Reading(text, text_pieces(text))
+    return _Reading(text, text_pieces(text, closed))
 
 
 def _forms(value: str) -> set[str]:
@@ -711,7 +713,7 @@ def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool
     return leaves + [(rest, False)] if cut and _CUT_SCALAR.fullmatch(rest) else None
 
 
-def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
+def text_pieces(text: str, closed: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
     """What grounding searches in a text, or None to search it as it is: a JSON text's strings and numbers
     (``json_leaves``); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON,
     then an image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those
@@ -726,7 +728,7 @@ def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
     lines = text.split("\n")
     found = False
     for n, line in enumerate(lines):
-        before, leaves, after = _line_read(line, cut=n == len(lines) - 1)  # only the last line may have been cut
+        before, leaves, after = _line_read(line, n == len(lines) - 1, closed)  # only the last line may have been cut
         if leaves is None:
             plain.append(line)
             continue
@@ -742,11 +744,15 @@ def text_pieces(text: str) -> Optional[list[tuple[str, Optional[bool]]]]:
     return pieces + [("\n".join(plain), None)] if plain else pieces
 
 
-def _line_read(line: str, cut: bool) -> tuple[str, Optional[list[tuple[str, Optional[bool]]]], str]:
+Leaves = list[tuple[str, Optional[bool]]]
+
+
+def _line_read(line: str, cut: bool, closed: bool = True) -> tuple[str, Optional[Leaves], str]:
     """A line's prose and JSON: the line's strings and numbers when it is JSON; else the JSON in it and the words
     before and after it, where the line goes on in JSON from its first bracket (``Found 2 results: [{...}]``), or
     is JSON up to a closing bracket and words after it (``[{...}] // 2 rows``; ``_closed_json_end``), from its
-    start, else from its first bracket; else the line as prose (None)."""
+    start, else from its first bracket (not with ``closed`` False: that reading's line is prose); else the line as
+    prose (None)."""
     leaves = json_leaves(line, cut)
     if leaves is not None:
         return "", leaves, ""
@@ -754,7 +760,7 @@ def _line_read(line: str, cut: bool) -> tuple[str, Optional[list[tuple[str, Opti
     from_bracket = json_leaves(line[bracket:], cut) if bracket > 0 else None
     if from_bracket is not None:
         return line[:bracket], from_bracket, ""
-    for start in [0, bracket] if bracket > 0 else [0]:
+    for start in ([0, bracket] if bracket > 0 else [0]) if closed else []:
         end = _closed_json_end(line[start:])
         if end is not None:
             return line[:start], json_leaves(line[start : start + end], cut=False) or [], line[start + end :]
@@ -762,18 +768,20 @@ def _line_read(line: str, cut: bool) -> tuple[str, Optional[list[tuple[str, Opti
 
 
 def _closed_json_end(text: str) -> Optional[int]:
-    """Where a text that begins in JSON tokens stops being JSON, if a closing bracket came before: the end of the
-    last ``]`` or ``}`` read before the first character that is no JSON token (the structure is not read, as in
-    ``_json_tokens``)."""
+    """Where a text that begins in JSON tokens stops being JSON, if a closing bracket came before with a JSON string
+    before it: the end of the last ``]`` or ``}`` read before the first character that is no JSON token (the
+    structure is not read, as in ``_json_tokens``). Without a string it is prose: ``[10:00, 11:30] free``,
+    ``[::1]:8080``, ``[1] Apple``."""
     if not _JSON_START.match(text):
         return None
-    end, pos = None, (1 if text.startswith("\ufeff") else 0)
+    end, pos, seen_string = None, (1 if text.startswith("\ufeff") else 0), False
     while (m := _JSON_TOKEN.match(text, pos)) is not None:
         pos = m.end()
         string, _, mark = m.groups()
         if string is not None and _decoded(string) is None:
             break
-        if mark in ("]", "}"):
+        seen_string = seen_string or string is not None
+        if seen_string and mark in ("]", "}"):
             end = pos
     return end
 

@@ -168,16 +168,18 @@ const lineRead = (line: string, cut: boolean): readonly [string, Array<Leaf> | u
 }
 
 /**
- * Where a text that begins in JSON tokens stops being JSON, if a closing bracket came before: the end of the last
- * `]` or `}` read before the first character that is no JSON token (the structure is not read, as in `jsonTokens`).
+ * Where a text that begins in JSON tokens stops being JSON, if a closing bracket came before with a JSON string
+ * before it: the end of the last `]` or `}` read before the first character that is no JSON token (the structure
+ * is not read, as in `jsonTokens`). Without a string it is prose: `[10:00, 11:30] free`, `[::1]:8080`, `[1] Apple`.
  */
 const closedJsonEnd = (text: string): number | undefined => {
   if (!JSON_START.test(text)) return undefined
-  let end: number | undefined
+  let [end, string] = [undefined as number | undefined, false]
   JSON_TOKEN.lastIndex = text.startsWith("\ufeff") ? 1 : 0
   for (let m = JSON_TOKEN.exec(text); m !== null; m = JSON_TOKEN.exec(text)) {
     if (m[1] !== undefined && decoded(m[1]) === undefined) break
-    if (m[3] === "]" || m[3] === "}") end = JSON_TOKEN.lastIndex
+    string ||= m[1] !== undefined
+    if (string && (m[3] === "]" || m[3] === "}")) end = JSON_TOKEN.lastIndex
   }
   return end
 }

@@ -65,8 +65,12 @@ export const toVerifySteps = (
  */
 export const MAX_PARAMS_DEPTH = 100
 
-/** A verified record's `derived_reading`: how its `derived_values_found` read the results (grounding.ts `Evidence`). */
-export const DERIVED_READING = "json-leaves"
+/**
+ * A verified record's `derived_reading`: how its `derived_values_found` read the results (grounding.ts `Evidence`):
+ * "json-leaves-2" since 2026-12-04 (evening), when a line of JSON up to a closing bracket with words after it began
+ * to be read apart; "json-leaves" that afternoon, which MCPToolEnv still reads as it was then.
+ */
+export const DERIVED_READING = "json-leaves-2"
 
 /** What a verified plan keeps (in a row: `task_metadata.verification`). */
 export const VerificationRecord = Schema.Struct({
@@ -98,11 +102,11 @@ export const VerificationRecord = Schema.Struct({
    */
   derived_values_found: Schema.optional(Schema.Boolean),
   /**
-   * How the results were read for `derived_values_found` (records since 2026-12-04, beside it): "json-leaves", a
-   * JSON result a string or number at a time (`Evidence` in grounding.ts). MCPToolEnv grounds a record without it
-   * as it was found then: each result's text as a whole.
+   * How the results were read for `derived_values_found` (records since 2026-12-04, beside it): "json-leaves-2" (or
+   * "json-leaves", that afternoon's), a JSON result a string or number at a time (`Evidence` in grounding.ts).
+   * MCPToolEnv grounds a record without it as it was found then: each result's text as a whole.
    */
-  derived_reading: Schema.optional(Schema.Literal(DERIVED_READING))
+  derived_reading: Schema.optional(Schema.Literal("json-leaves", DERIVED_READING))
 })
 export type VerificationRecord = typeof VerificationRecord.Type
 
