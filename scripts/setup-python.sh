@@ -22,7 +22,9 @@ if [ -x .venv/bin/python ] && .venv/bin/python -c "import datasets, mcp, pytest,
 fi
 # A .venv without pip (made where python3-venv was missing: `python3 -m venv --without-pip`, or a venv that failed
 # half-way) or of a Python older than 3.10 is made again: kept, it failed the same way on every run.
-if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import sys, pip; assert sys.version_info >= (3, 10)" 2>/dev/null; then
+# (Not when python3 itself is older: a new venv would fail the same way, said below.)
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import sys, pip; assert sys.version_info >= (3, 10)" 2>/dev/null &&
+  python3 -c "import sys; assert sys.version_info >= (3, 10)" 2>/dev/null; then
   echo ".venv has no pip, or a Python older than 3.10: making it again (python3 -m venv --clear .venv)" >&2
   python3 -m venv --clear .venv
 fi

@@ -297,7 +297,7 @@ describe("the SkyRL contract", () => {
     expect(rule.examples[0]!.message).toBe(
       `step 1: its tools/call request is ${bytes} bytes long, over the 10485760 bytes (10 MiB) an MCP message may ` +
         `take over stdio: too long to send (the server would refuse it and exit); params.symbol alone is ` +
-        `${MCP_MESSAGE_LIMIT + 2} bytes (verify refuses the row, and no model writes a call that long)`
+        `${MCP_MESSAGE_LIMIT + 11} bytes (verify refuses the row, and no model writes a call that long)`
     )
     // A finding quoting the value (prompt/literal-not-shown: the prompt never states it) is cut, its cut said:
     // it wrote 10 MB to the report and the log.
@@ -305,6 +305,17 @@ describe("the SkyRL contract", () => {
     expect(literal).toMatch(/^the prompt never states step 1 fmp_get_quote symbol = "AAAA.*… \(\d+ more characters\)$/)
     expect(literal.length).toBeLessThan(1100)
     expect(Math.max(...report.rules.flatMap((r) => r.examples.map((e) => e.message.length)))).toBeLessThan(1100)
+    // A key that long is the part named (it was the tool name: only values were measured), the field cut too.
+    const key = "k".repeat(MCP_MESSAGE_LIMIT)
+    const keyed = edited(
+      base,
+      (r) => (r.reward_spec.ground_truth.tool_sequence[0].params = JSON.stringify({ [key]: 1 }))
+    )
+    const [found] = ruleOf(checkRows([keyed], { inventory }, "f.jsonl"), "contract/call-size").examples
+    expect(found!.field).toMatch(
+      /^reward_spec\.ground_truth\.tool_sequence\[0\]\.params\.kkkk+… \(\d+ more characters\)$/
+    )
+    expect(found!.field.length).toBeLessThan(1100)
   })
   it("depends_on and derived_params as typed lists (rows written before they were JSON text) still read", () => {
     const lists = edited(base, (r) => {

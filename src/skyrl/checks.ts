@@ -453,7 +453,10 @@ export const normalizeForDuplicates = (text: string): string =>
 /** The most characters of a finding's message kept: a message quoting a huge value (a 10 MB param) is cut. */
 const MESSAGE_LIMIT = 1000
 
-/** A finding's message within MESSAGE_LIMIT, its cut said (`… (N more characters)`), no surrogate pair split. */
+/**
+ * A finding's message (or field: a param's key can be as long) within MESSAGE_LIMIT, its cut said (`… (N more
+ * characters)`), no surrogate pair split.
+ */
 const cappedMessage = (message: string): string => {
   if (message.length <= MESSAGE_LIMIT) return message
   const end = /[\uD800-\uDBFF]/.test(message[MESSAGE_LIMIT - 1]!) ? MESSAGE_LIMIT - 1 : MESSAGE_LIMIT
@@ -665,7 +668,7 @@ export class DatasetChecker {
   }
 
   private findAt(rule: RuleId, file: string, row: number, field: string, message: string): void {
-    const finding: Finding = { rule, file, row, field, message: cappedMessage(message) }
+    const finding: Finding = { rule, file, row, field: cappedMessage(field), message: cappedMessage(message) }
     this.findings++
     this.current?.push(finding)
     this.setIn(this.counts, rule, (this.counts.get(rule) ?? 0) + 1)
@@ -1100,11 +1103,11 @@ export class DatasetChecker {
       typeof raw === "string" ? JSON.stringify(params) : this.typedParamsText(params)
     )
     if (bytes <= MCP_MESSAGE_LIMIT) return
-    // The longest part names the field: a param (its value's JSON text), or the tool name.
+    // The longest part names the field: a param (its key and value as JSON text, `"key":value`), or the tool name.
     let part: string | undefined
     let longest = Buffer.byteLength(JSON.stringify(tool))
     for (const key of Object.keys(params)) {
-      const size = Buffer.byteLength(JSON.stringify(params[key]) ?? "")
+      const size = Buffer.byteLength(JSON.stringify(key)) + 1 + Buffer.byteLength(JSON.stringify(params[key]) ?? "")
       if (size > longest) [part, longest] = [`params.${key}`, size]
     }
     this.find(
