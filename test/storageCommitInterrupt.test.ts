@@ -5,25 +5,31 @@
  * rename is held here by a gate on `fs.rename` (done on disk, its promise not yet settled), so the interruption lands
  * exactly there.
  */
-import { Effect, Either, Fiber } from "effect"
+import { Effect, Either, Fiber, Stream } from "effect"
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it, vi } from "vitest"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
+import { RowJson } from "../src/skyrl/layout.js"
 
 const gate = vi.hoisted(() => {
-  let started: (() => void) | undefined
-  let release: (() => void) | undefined
-  return {
+  const g = {
     /** The basename whose rename is held, until `open()`. */
     target: "",
-    started: new Promise<void>((r) => (started = r)),
-    released: new Promise<void>((r) => (release = r)),
-    markStarted: () => started?.(),
-    open: () => release?.()
+    started: Promise.resolve(),
+    released: Promise.resolve(),
+    markStarted: () => {},
+    open: () => {},
+    /** Holds the next rename onto `target`. */
+    arm: (target: string) => {
+      g.target = target
+      g.started = new Promise<void>((r) => (g.markStarted = r))
+      g.released = new Promise<void>((r) => (g.open = r))
+    }
   }
+  return g
 })
 
 vi.mock("node:fs/promises", async (importOriginal) => {
@@ -55,7 +61,7 @@ describe("writeRows: an interruption during the commit", () => {
     const rejects = join(dir, "out.rejects.jsonl")
     writeFileSync(out, "old dataset\n")
     writeFileSync(rejects, "old rejects\n")
-    gate.target = "out.jsonl"
+    gate.arm("out.jsonl")
     const write = Effect.flatMap(
       Storage,
       (s) => s.writeRows(out, rows, { companion: { file: rejects, text: () => "new rejects\n" } })
@@ -77,6 +83,31 @@ describe("writeRows: an interruption during the commit", () => {
       expect(companion).toBe("new rejects\n")
       expect(dataset.split("\n").filter((l) => l !== "")).toHaveLength(2)
     }
+    expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual([])
+  })
+
+  it("writeRowStreams (split's train and val): both new or both as they were, and no temp file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-commit-"))
+    const [train, val] = [join(dir, "t.jsonl"), join(dir, "v.jsonl")]
+    writeFileSync(train, "old train\n")
+    writeFileSync(val, "old val\n")
+    gate.arm("t.jsonl")
+    const rowsOf = (text: string) => Stream.make(new RowJson(JSON.stringify({ text })))
+    const write = Effect.flatMap(
+      Storage,
+      (s) => s.writeRowStreams([{ file: train, rows: rowsOf("new train") }, { file: val, rows: rowsOf("new val") }])
+    )
+    const fiber = Effect.runFork(Effect.provide(write, StorageLive))
+    await gate.started
+    const interrupted = Effect.runPromise(Fiber.interrupt(fiber))
+    await new Promise((r) => setTimeout(r, 50))
+    gate.open()
+    await interrupted
+    await new Promise((r) => setTimeout(r, 100))
+    expect([readFileSync(train, "utf8"), readFileSync(val, "utf8")]).toEqual([
+      JSON.stringify({ text: "new train" }) + "\n",
+      JSON.stringify({ text: "new val" }) + "\n"
+    ])
     expect(readdirSync(dir).filter((n) => n.endsWith(".tmp"))).toEqual([])
   })
 })

@@ -119,6 +119,22 @@ export const forEachLine = (
     return { size, endsOpen: (yield* storage.readSlice(file, size - 1, 1))[0] !== 0x0a }
   })
 
+/** A file's version (`identity`): equal identities, the same file unchanged (as far as size and mtime tell). */
+export interface FileIdentity {
+  readonly size: number
+  readonly mtimeMs: number
+  readonly ino: number
+}
+
+export const sameIdentity = (a: FileIdentity, b: FileIdentity): boolean =>
+  a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino
+
+/** A lock file's holder (`lockHolder`). */
+export interface LockHolder {
+  readonly text: string
+  readonly stale: boolean
+}
+
 export interface StorageApi {
   /**
    * A text file (UTF-8; a line that is not is given as its fault line, see src/skyrl/utf8.ts), without a
@@ -130,6 +146,16 @@ export interface StorageApi {
   readonly readSlice: (file: string, offset: number, length: number) => Effect.Effect<Uint8Array, StorageError>
   /** The file's length in bytes. */
   readonly size: (file: string) => Effect.Effect<number, StorageError>
+  /**
+   * What identifies a file's version (size, mtime, inode): a file rewritten or replaced (another renamed over
+   * it) has another, so a reader that reads it twice can tell it changed in between.
+   */
+  readonly identity: (file: string) => Effect.Effect<FileIdentity, StorageError>
+  /**
+   * Who holds a lock file (its text: pid, host, command, since) and whether that process is gone (`stale`: same
+   * host, pid not running); undefined when there is no such file.
+   */
+  readonly lockHolder: (file: string) => Effect.Effect<LockHolder | undefined, StorageError>
   readonly exists: (file: string) => Effect.Effect<boolean>
   readonly makeDirectory: (dir: string) => Effect.Effect<void, StorageError>
   readonly readDirectory: (dir: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
@@ -171,6 +197,17 @@ export interface StorageApi {
     rows: Stream.Stream<WritableRow, E>,
     options?: WriteRowsOptions
   ) => Effect.Effect<number, StorageError | E>
+  /**
+   * `writeRowStream` of several datasets that belong together (split's train and val): each is written to a temp
+   * file and checked, then `beforeCommit` runs (a failure there fails the write), then all are renamed over their
+   * files in one uninterruptible step, so that a failure or an interruption before it leaves every file as it was
+   * (the temp files removed) and never the new one beside the old other. A failure to rename one once another was
+   * is the only way to get a mixed set. Returns the row count of each, in order.
+   */
+  readonly writeRowStreams: <E>(
+    outputs: ReadonlyArray<{ readonly file: string; readonly rows: Stream.Stream<WritableRow, E> }>,
+    options?: { readonly beforeCommit?: Effect.Effect<void, E> | undefined }
+  ) => Effect.Effect<ReadonlyArray<number>, StorageError | E>
   /**
    * The lines of a text file, without their line ends (`\n`, `\r\n` or `\r`; a BOM at the start is
    * dropped; a line that is not UTF-8 is its fault line, see src/skyrl/utf8.ts), in chunks of many lines
@@ -890,8 +927,11 @@ const isRunning = (pid: number): boolean => {
 }
 
 /** Who holds a lock file, and whether that process is gone (same host, pid not running). */
-const lockHolder = async (file: string): Promise<{ readonly text: string; readonly stale: boolean }> => {
-  const text = await fs.readFile(file, "utf8").catch(() => "")
+const lockHolder = async (file: string): Promise<LockHolder> =>
+  lockHolderOf(await fs.readFile(file, "utf8").catch(() => ""))
+
+/** A lock file's holder from its text (`lockHolder`; the memory storage of the tests reads it so too). */
+export const lockHolderOf = (text: string): LockHolder => {
   try {
     const owner = JSON.parse(text) as { pid?: unknown; host?: unknown }
     const stale = owner.host === hostname() && typeof owner.pid === "number" && !isRunning(owner.pid)
@@ -1221,6 +1261,28 @@ const writeRowStreamLive = <E>(
     )
   }
   return Effect.scoped(Effect.gen(function*() {
+    const { n, t, written } = yield* stageRowStream(file, format, rows, options)
+    const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
+    yield* commitPair(file, t, written, commitCompanion, replaceConfirmed(file, n, options.replaceIf))
+    return n
+  }))
+}
+
+/**
+ * Writes the rows to a temp file beside `file` (removed when the scope closes unless renamed over it): its row count,
+ * the temp file and, for .json and .jsonl, what was written (for `checkTemp`'s read-back).
+ */
+const stageRowStream = <E>(
+  file: string,
+  format: RowFormat,
+  rows: Stream.Stream<WritableRow, E>,
+  options: WriteRowsOptions
+): Effect.Effect<
+  { readonly n: number; readonly t: TempFile; readonly written: SinkResult | undefined },
+  StorageError | E,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
     const t = yield* tempFileFor(file)
     if (format === "parquet") {
       const { writeParquetRows } = yield* Effect.promise(() => import("./parquet.js"))
@@ -1244,9 +1306,7 @@ const writeRowStreamLive = <E>(
               ? failed.error
               : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
-      const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-      yield* commitPair(file, t, undefined, commitCompanion, replaceConfirmed(file, n, options.replaceIf))
-      return n
+      return { n, t, written: undefined }
     }
     const sink = new ByteSink({
       write: (bytes) => t.handle.write(bytes),
@@ -1264,17 +1324,51 @@ const writeRowStreamLive = <E>(
       options.whileFinishing?.()
       return finished
     })
-    const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-    yield* commitPair(file, t, written, commitCompanion, replaceConfirmed(file, n, options.replaceIf))
-    return n
+    return { n, t, written }
+  })
+
+/** `writeRowStreams`: every output staged and checked, `beforeCommit`, then every rename in one uninterruptible step. */
+const writeRowStreamsLive = <E>(
+  outputs: ReadonlyArray<{ readonly file: string; readonly rows: Stream.Stream<WritableRow, E> }>,
+  options: { readonly beforeCommit?: Effect.Effect<void, E> | undefined } = {}
+): Effect.Effect<ReadonlyArray<number>, StorageError | E> =>
+  Effect.scoped(Effect.gen(function*() {
+    const staged: Array<{ readonly file: string; readonly n: number; readonly t: TempFile }> = []
+    for (const { file, rows } of outputs) {
+      const format = rowFormatOf(file)
+      if (format === undefined) {
+        return yield* new StorageError({
+          path: file,
+          operation: "write",
+          reason: "unknown dataset format: use a .json, .jsonl or .parquet extension"
+        })
+      }
+      const { n, t, written } = yield* stageRowStream(file, format, rows, {})
+      yield* checkTemp(file, t, written)
+      staged.push({ file, n, t })
+    }
+    if (options.beforeCommit !== undefined) yield* options.beforeCommit
+    yield* Effect.uninterruptible(Effect.forEach(staged, ({ file, t }) => renameTemp(file, t), { discard: true }))
+    return staged.map(({ n }) => n)
   }))
-}
 
 export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   readText: (file) => attempt(file, "read", () => readTextFile(file)),
   readBytes: (file) => attempt(file, "read", () => fs.readFile(file)),
   readSlice: (file, offset, length) => attempt(file, "read", () => readSlice(file, offset, length)),
   size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),
+  identity: (file) =>
+    attempt(file, "read", () => fs.stat(file).then((s) => ({ size: s.size, mtimeMs: s.mtimeMs, ino: s.ino }))),
+  lockHolder: (file) =>
+    attempt(
+      file,
+      "read lock",
+      () =>
+        fs.readFile(file, "utf8").then((text) => lockHolderOf(text), (e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return undefined
+          throw e
+        })
+    ),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
   makeDirectory: (dir) => attempt(dir, "create directory", () => makeDirectories(dir).then(() => undefined)),
   readDirectory: (dir) => attempt(dir, "list", () => fs.readdir(dir).then((names) => names.sort())),
@@ -1303,6 +1397,7 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
     return writeRowStreamLive(file, Stream.fromIterable(rows), options)
   },
   writeRowStream: (file, rows, options) => writeRowStreamLive(file, rows, options),
+  writeRowStreams: writeRowStreamsLive,
   readLines: readTextLines,
   readRows: readDatasetRows
 })

@@ -7,7 +7,8 @@ import { Chunk, Effect, Layer, Stream } from "effect"
 import * as path from "node:path"
 import { InputError, LockHeld, StorageError } from "../../src/domain/errors.js"
 import type { StorageApi } from "../../src/services/Storage.js"
-import { rowFormatOf, Storage, StorageLive, writeJsonRows } from "../../src/services/Storage.js"
+import { lockHolderOf, rowFormatOf, Storage, StorageLive, writeJsonRows } from "../../src/services/Storage.js"
+import type { WritableRow } from "../../src/skyrl/layout.js"
 import { withoutBom } from "../../src/skyrl/utf8.js"
 
 /**
@@ -81,6 +82,23 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
         ? Effect.void
         : write(file, "atomic", () => files.set(path.resolve(file), bytes.slice(0, end)))
     })
+  /** Per file, its value when last seen by `identity` and a version bumped whenever the value differs (`mtimeMs`). */
+  const versions = new Map<string, { value: string | Uint8Array; version: number }>()
+  /** The text of each output of `writeRowStreams`, rendered as `writeRows` renders it. */
+  const rendered = (file: string, rows: Iterable<WritableRow>) => {
+    const format = rowFormatOf(file)
+    if (format === undefined || format === "parquet") {
+      return Effect.fail(
+        new StorageError({ path: file, operation: "write", reason: "memory storage: json/jsonl only" })
+      )
+    }
+    return Effect.promise(async () => {
+      const chunks: Array<Uint8Array> = []
+      const handle = { write: async (bytes: Uint8Array) => void chunks.push(Uint8Array.from(bytes)) }
+      const n = await writeJsonRows(handle, rows, format, {})
+      return { file, n, text: Buffer.concat(chunks).toString("utf8") }
+    })
+  }
   const isDir = (dir: string) => dirs.has(dir) || [...files.keys()].some((f) => f.startsWith(dir + path.sep))
 
   const api: StorageApi = {
@@ -89,6 +107,19 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
     readSlice: (file, offset, length) =>
       Effect.map(get(file, "read"), (v) => bytesOf(v).slice(offset, offset + length)),
     size: (file) => Effect.map(get(file, "read"), (v) => bytesOf(v).length),
+    identity: (file) =>
+      Effect.map(get(file, "read"), (value) => {
+        const key = path.resolve(file)
+        const seen = versions.get(key)
+        const version = seen === undefined ? 0 : seen.value === value ? seen.version : seen.version + 1
+        versions.set(key, { value, version })
+        return { size: bytesOf(value).length, mtimeMs: version, ino: 1 }
+      }),
+    lockHolder: (file) =>
+      Effect.sync(() => {
+        const v = files.get(path.resolve(file))
+        return v === undefined ? undefined : lockHolderOf(textOf(v))
+      }),
     exists: (file) => Effect.sync(() => files.has(path.resolve(file)) || isDir(path.resolve(file))),
     makeDirectory: (dir) => Effect.sync(() => void dirs.add(path.resolve(dir))),
     readDirectory: (dir) =>
@@ -170,6 +201,22 @@ export const makeMemoryStorage = (initial: Record<string, string> = {}): MemoryS
     },
     writeRowStream: (file, rows, options) =>
       Effect.flatMap(Stream.runCollect(rows), (chunk) => api.writeRows(file, Chunk.toReadonlyArray(chunk), options)),
+    // As the live one: every output rendered, then `beforeCommit`, then every write hook (a failure of any
+    // writes none), then all written.
+    writeRowStreams: (outputs, options = {}) =>
+      Effect.gen(function*() {
+        const texts: Array<{ readonly file: string; readonly n: number; readonly text: string }> = []
+        for (const { file, rows } of outputs) {
+          texts.push(yield* rendered(file, Chunk.toReadonlyArray(yield* Stream.runCollect(rows))))
+        }
+        if (options.beforeCommit !== undefined) yield* options.beforeCommit
+        for (const { file, text } of texts) yield* storage.onWrite(path.resolve(file), "rows", text)
+        for (const { file, text } of texts) {
+          writes.push({ file: path.resolve(file), kind: "rows" })
+          files.set(path.resolve(file), text)
+        }
+        return texts.map(({ n }) => n)
+      }),
     readLines: (file) =>
       Stream.unwrap(
         Effect.map(api.readText(file), (text) => {
