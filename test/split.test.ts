@@ -3,16 +3,18 @@
  * with the code under test), the warnings, and the program over an in-memory storage (order kept, groups whole, a
  * bad row fails before anything is written), and the usage errors of the live wiring.
  */
-import { Effect, Either, Exit, Logger, Option } from "effect"
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs"
+import { Effect, Either, Exit, Layer, Logger, Option, Stream } from "effect"
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { hostname, tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { runSplit } from "../src/cli/split.live.js"
+import { StorageError } from "../src/domain/errors.js"
 import { splitProgram } from "../src/programs/split.js"
+import { Storage, StorageLive } from "../src/services/Storage.js"
 import { decodeRow } from "../src/skyrl/layout.js"
 import type { ValRule } from "../src/skyrl/split.js"
-import { assignSplit, groupKeyOf, groupScore, splitWarnings } from "../src/skyrl/split.js"
+import { assignSplit, emptySideProblem, groupKeyOf, groupScore, splitWarnings } from "../src/skyrl/split.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 import { rowFor } from "./support/verifyRows.js"
 
@@ -79,31 +81,55 @@ describe("split: groups and assignment", () => {
     expect([...assignSplit(keys, { _tag: "rows", rows: 2 }, 0).inVal]).toEqual([1, 0, 1, 0, 1])
   })
 
-  it("warns of an empty side and of a group of more than half the rows", () => {
+  it("warns of a group of more than half the rows; an empty side is no warning but a problem", () => {
     const where = (position: number) => `f.jsonl row ${position}`
-    expect(splitWarnings(assignSplit(["b", "c"], fraction(0.01), 0), where)).toEqual([
-      "the val split holds no row (SkyRL's loader, datasets.load_dataset, fails on an empty file)"
-    ])
     expect(splitWarnings(assignSplit(["b", "a", "a", "a"], fraction(0.1), 0), where)).toEqual([
       "one group holds 3 of the 4 rows (the group of f.jsonl row 1): it goes whole to one split, so the split cannot " +
       "have the sizes asked"
     ])
     expect(splitWarnings(assignSplit(["a", "b", "a", "c", "d"], fraction(0.1), 0), where)).toEqual([])
-    expect(splitWarnings(assignSplit(["a"], { _tag: "rows", rows: 1 }, 0), where)).toEqual([
-      "the train split holds no row (SkyRL's loader, datasets.load_dataset, fails on an empty file)",
-      "one group holds 1 of the 1 rows (the group of f.jsonl row 0): it goes whole to one split, so the split cannot " +
-      "have the sizes asked"
-    ])
-    expect(splitWarnings(assignSplit([], fraction(0.1), 0), where)).toHaveLength(2)
+    expect(splitWarnings(assignSplit(["b", "c"], fraction(0.01), 0), where)).toEqual([])
+    expect(emptySideProblem(assignSplit(["a", "b", "a", "c", "d"], fraction(0.1), 0), fraction(0.1))).toBeUndefined()
+    const loader = "(SkyRL's loader, datasets.load_dataset, fails on an empty file)"
+    expect(emptySideProblem(assignSplit(["b", "c"], fraction(0.01), 0), fraction(0.01))).toBe(
+      `the val split would hold no row ${loader}: the inputs hold 2 rows in 2 groups; give --val-rows N (1 to 1) ` +
+        "or a larger --val-fraction, or another --seed; nothing written"
+    )
+    expect(emptySideProblem(assignSplit(["a", "b"], { _tag: "rows", rows: 5 }, 0), { _tag: "rows", rows: 5 })).toBe(
+      `the train split would hold no row ${loader}: the inputs hold 2 rows in 2 groups; give a smaller --val-rows ` +
+        "or --val-fraction; nothing written"
+    )
+    expect(emptySideProblem(assignSplit(["a", "a"], { _tag: "rows", rows: 1 }, 0), { _tag: "rows", rows: 1 })).toBe(
+      `the train split would hold no row ${loader}: the inputs hold 2 rows in 1 group; the group goes whole to one ` +
+        "side; give another --group-by (none: each row alone) or more rows; nothing written"
+    )
+    expect(emptySideProblem(assignSplit([], fraction(0.1), 0), fraction(0.1))).toBe(
+      `the val split would hold no row ${loader}: the inputs hold no row; give datasets with rows; nothing written`
+    )
   })
 })
 
 const jsonl = (rows: ReadonlyArray<unknown>) => rows.map((r) => JSON.stringify(r)).join("\n") + "\n"
 const idsOf = (text: string) => text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).prompt.at(-1).content)
 
-const run = (storage: ReturnType<typeof makeMemoryStorage>, rule: ValRule, messages: Array<string> = []) =>
+const run = (
+  storage: ReturnType<typeof makeMemoryStorage> | { readonly layer: Layer.Layer<Storage> },
+  rule: ValRule,
+  messages: Array<string> = [],
+  files: { readonly train: string; readonly val: string; readonly inputs?: ReadonlyArray<string> } = {
+    train: "t.jsonl",
+    val: "v.jsonl"
+  }
+) =>
   Effect.runPromiseExit(
-    splitProgram({ files: ["f1.jsonl", "f2.jsonl"], train: "t.jsonl", val: "v.jsonl", rule, seed: 0, groupBy: "plan" })
+    splitProgram({
+      files: files.inputs ?? ["f1.jsonl", "f2.jsonl"],
+      train: files.train,
+      val: files.val,
+      rule,
+      seed: 0,
+      groupBy: "plan"
+    })
       .pipe(
         Effect.provide(storage.layer),
         Effect.provide(Logger.replace(
@@ -154,6 +180,81 @@ describe("split: the program", () => {
     const exit = await run(storage, fraction(0.5))
     expect(storage.writes).toEqual([])
     expect(Exit.isFailure(exit) && String(exit.cause)).toContain("f2.jsonl, row 1, env_class:")
+  })
+})
+
+describe("split: nothing written unless both sides can be, from the inputs as first read", () => {
+  const rows = [rowWith("1", "AAPL", "p1"), rowWith("2", "MSFT", "p2"), rowWith("3", "IBM", "p3")]
+  const inputs = () => ({ "f1.jsonl": jsonl(rows.slice(0, 2)), "f2.jsonl": jsonl(rows.slice(2)) })
+  const failure = (exit: Exit.Exit<unknown, unknown>) => Exit.isFailure(exit) ? String(exit.cause) : "succeeded"
+
+  it("an empty side: exit 1 saying how many rows and groups there are, nothing written (was: a warning)", async () => {
+    const storage = makeMemoryStorage(inputs())
+    const messages: Array<string> = []
+    const exit = await run(storage, { _tag: "rows", rows: 5 }, messages)
+    expect(failure(exit)).toContain(
+      "SplitError: the train split would hold no row (SkyRL's loader, datasets.load_dataset, fails on an empty " +
+        "file): the inputs hold 3 rows in 3 groups; give a smaller --val-rows or --val-fraction; nothing written"
+    )
+    expect(storage.writes).toEqual([])
+  })
+
+  it("the val file cannot be written: the train file is left as it was too", async () => {
+    const storage = makeMemoryStorage({ ...inputs(), "t.jsonl": "old train\n", "v.jsonl": "old val\n" })
+    storage.onWrite = (file) =>
+      file.endsWith("v.jsonl")
+        ? Effect.fail(new StorageError({ path: file, operation: "write", reason: "no space left on device" }))
+        : Effect.void
+    const exit = await run(storage, { _tag: "rows", rows: 1 })
+    expect(failure(exit)).toContain("no space left on device")
+    expect([storage.text("t.jsonl"), storage.text("v.jsonl")]).toEqual(["old train\n", "old val\n"])
+  })
+
+  it("on disk: the val file cannot be written, the old train file stays and no temp file is left", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-split-"))
+    for (const [name, text] of Object.entries(inputs())) writeFileSync(join(dir, name), text)
+    writeFileSync(join(dir, "t.jsonl"), "old train\n")
+    writeFileSync(join(dir, "notadir"), "")
+    const exit = await run({ layer: StorageLive }, { _tag: "rows", rows: 1 }, [], {
+      inputs: ["f1.jsonl", "f2.jsonl"].map((f) => join(dir, f)),
+      train: join(dir, "t.jsonl"),
+      val: join(dir, "notadir", "v.jsonl")
+    })
+    expect(failure(exit)).toContain("notadir")
+    expect(readFileSync(join(dir, "t.jsonl"), "utf8")).toBe("old train\n")
+    expect(readdirSync(dir).sort()).toEqual(["f1.jsonl", "f2.jsonl", "notadir", "t.jsonl"])
+  })
+
+  it("an input replaced between the first pass and the commit: exit 1 naming it, nothing written", async () => {
+    const storage = makeMemoryStorage(inputs())
+    let reads = 0
+    // Once the first pass has read f2.jsonl, another process renames a new version over it.
+    const replacing = Layer.succeed(Storage, {
+      ...storage.api,
+      readRows: (file, options) =>
+        Stream.ensuring(
+          storage.api.readRows(file, options),
+          Effect.sync(() => {
+            if (file === "f2.jsonl" && reads++ === 0) {
+              storage.files.set(resolve("f2.jsonl"), jsonl([rowWith("4", "TSLA", "p4"), rowWith("5", "NVDA", "p5")]))
+            }
+          })
+        )
+    })
+    const exit = await run({ layer: replacing }, { _tag: "rows", rows: 1 })
+    expect(failure(exit)).toContain("f2.jsonl: changed while it was split")
+    expect(storage.writes).toEqual([])
+  })
+
+  it("an input a live skyrl process is writing: exit 1 at the start naming the holder; a dead one's lock is no bar", async () => {
+    const holder = JSON.stringify({ pid: process.pid, host: hostname(), command: "generate" })
+    const storage = makeMemoryStorage({ ...inputs(), "f2.jsonl.lock": `${holder}\n` })
+    const exit = await run(storage, { _tag: "rows", rows: 1 })
+    expect(failure(exit)).toContain(`f2.jsonl: is being written by a skyrl run (${holder})`)
+    expect(storage.writes).toEqual([])
+    const dead = JSON.stringify({ pid: 2 ** 30, host: hostname(), command: "generate" })
+    const stale = makeMemoryStorage({ ...inputs(), "f2.jsonl.lock": `${dead}\n` })
+    expect(Exit.isSuccess(await run(stale, { _tag: "rows", rows: 1 }))).toBe(true)
   })
 })
 

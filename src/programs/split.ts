@@ -2,17 +2,32 @@
  * `split`: a leak-free train/validation split of SkyRL datasets. A first pass decodes every row (the row decoder
  * of verify and enrich, `decodeRow`; a bad row fails the run naming file, row and field, before anything is
  * written) and keeps only each row's group key; the groups are assigned (src/skyrl/split.ts); then each output is
- * written atomically from a pass over the inputs that keeps its rows as read, in input order. The inputs are only read.
+ * written to a temp file from a pass over the inputs that keeps its rows as read, in input order, and both are
+ * renamed into place together (`writeRowStreams`: both new or both as they were). The inputs are only read: one a
+ * live skyrl process is writing (its `<input>.lock`) fails the run at the start, and one that changed between the
+ * first pass and the commit (size, mtime or inode: a `generate --resume` renamed its output over it) fails it
+ * before anything is written. A side without rows fails it too (SkyRL's loader fails on an empty file).
  */
-import { Chunk, Effect, Either, Stream } from "effect"
+import { Chunk, Effect, Either, Schema, Stream } from "effect"
+import type { StorageError } from "../domain/errors.js"
 import { InputError } from "../domain/errors.js"
 import type { SkyRLRow } from "../domain/row.js"
 import { plural } from "../domain/words.js"
-import type { StorageApi } from "../services/Storage.js"
-import { Storage } from "../services/Storage.js"
+import type { FileIdentity, StorageApi } from "../services/Storage.js"
+import { sameIdentity, Storage } from "../services/Storage.js"
 import { decodeRow, RowJson } from "../skyrl/layout.js"
 import type { GroupBy, SideCount, SplitAssignment, ValRule } from "../skyrl/split.js"
-import { assignSplit, groupKeyOf, splitWarnings } from "../skyrl/split.js"
+import { assignSplit, emptySideProblem, groupKeyOf, splitWarnings } from "../skyrl/split.js"
+import { outputLockOf } from "./outputLock.js"
+
+/** The split cannot be written (a side without rows): exit 1, nothing written. */
+export class SplitError extends Schema.TaggedError<SplitError>()("SplitError", { reason: Schema.String }) {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+const toInputError = (file: string) => (e: StorageError) => new InputError({ file, reason: e.message })
 
 export interface SplitOptions {
   readonly files: ReadonlyArray<string>
@@ -72,6 +87,18 @@ const summaryOf = (options: SplitOptions, split: SplitAssignment): string => {
 export const splitProgram = (options: SplitOptions) =>
   Effect.gen(function*() {
     const storage = yield* Storage
+    const identities: Array<FileIdentity> = []
+    for (const file of options.files) {
+      const holder = yield* Effect.mapError(storage.lockHolder(outputLockOf(file)), toInputError(file))
+      if (holder !== undefined && !holder.stale) {
+        return yield* new InputError({
+          file,
+          reason: `is being written by a skyrl run (${holder.text}): split it once that run is done (if no such ` +
+            `process runs, delete ${outputLockOf(file)})`
+        })
+      }
+      identities.push(yield* Effect.mapError(storage.identity(file), toInputError(file)))
+    }
     const keys: Array<string> = []
     const counts: Array<number> = []
     for (const file of options.files) {
@@ -83,12 +110,39 @@ export const splitProgram = (options: SplitOptions) =>
       counts.push(keys.length - before)
     }
     const split = assignSplit(keys, options.rule, options.seed)
+    const empty = emptySideProblem(split, options.rule)
+    if (empty !== undefined) return yield* new SplitError({ reason: empty })
     const side = (val: number) => {
       let position = 0
       return Stream.filter(rowsAsRead(storage, options.files), () => split.inVal[position++] === val)
     }
-    yield* storage.writeRowStream(options.train, Stream.suspend(() => side(0)))
-    yield* storage.writeRowStream(options.val, Stream.suspend(() => side(1)))
+    // Each input as it was before the first pass, checked once both sides are written, before either is committed.
+    const unchanged = Effect.forEach(options.files, (file, i) =>
+      Effect.flatMap(Effect.mapError(storage.identity(file), toInputError(file)), (now) =>
+        sameIdentity(now, identities[i])
+          ? Effect.void
+          : new InputError({
+            file,
+            reason: "changed while it was split (another process wrote or replaced it between the reads); " +
+              "nothing written: split it again once it is no longer being written"
+          })), { discard: true })
+    yield* storage.writeRowStreams(
+      [
+        {
+          file: options.train,
+          rows: Stream.suspend(() =>
+            side(0)
+          )
+        },
+        {
+          file: options.val,
+          rows: Stream.suspend(() =>
+            side(1)
+          )
+        }
+      ],
+      { beforeCommit: unchanged }
+    )
     yield* Effect.logInfo(summaryOf(options, split))
     for (const warning of splitWarnings(split, whereOf(options.files, counts))) yield* Effect.logWarning(warning)
     return split

@@ -12,6 +12,7 @@
  * added later do not move a group already assigned under `--val-fraction`.
  */
 import type { SkyRLRow } from "../domain/row.js"
+import { plural } from "../domain/words.js"
 import { sha256Hex } from "./canonical.js"
 import { normalizeForDuplicates } from "./checks.js"
 import { planKeyOf } from "./nearDup.js"
@@ -107,17 +108,36 @@ export const assignSplit = (keys: ReadonlyArray<string>, rule: ValRule, seed: nu
 }
 
 /**
- * What a practitioner should hear about a split: an empty side (SkyRL's loader fails on a file without rows),
- * one group of more than half the rows (no split can balance it). `where` names a row by its position.
+ * Why the split cannot be written, when one side would hold no row (SkyRL's loader, datasets.load_dataset, fails on
+ * an empty file): the rows and groups there are and what to give instead; undefined when both sides hold rows.
+ */
+export const emptySideProblem = (split: SplitAssignment, rule: ValRule): string | undefined => {
+  const rows = split.train.rows + split.val.rows
+  const groups = split.train.groups + split.val.groups
+  const empty = split.val.rows === 0 ? "val" : split.train.rows === 0 ? "train" : undefined
+  if (empty === undefined) return undefined
+  const there = `the inputs hold ${rows === 0 ? "no row" : `${plural(rows, "row")} in ${plural(groups, "group")}`}`
+  const loader = "(SkyRL's loader, datasets.load_dataset, fails on an empty file)"
+  const more = rule._tag === "fraction" ? ", or another --seed" : ""
+  const advice = rows === 0
+    ? "give datasets with rows"
+    : groups === 1
+    ? `the group goes whole to one side; ${
+      rows > 1 ? "give another --group-by (none: each row alone) or " : "give "
+    }more rows`
+    : empty === "val"
+    ? `give --val-rows N (1 to ${rows - 1}) or a larger --val-fraction${more}`
+    : `give a smaller --val-rows or --val-fraction${more}`
+  return `the ${empty} split would hold no row ${loader}: ${there}; ${advice}; nothing written`
+}
+
+/**
+ * What a practitioner should hear about a split that can be written: one group of more than half the rows (no
+ * split can balance it). `where` names a row by its position.
  */
 export const splitWarnings = (split: SplitAssignment, where: (position: number) => string): Array<string> => {
   const total = split.train.rows + split.val.rows
   const warnings: Array<string> = []
-  for (const [side, count] of [["val", split.val], ["train", split.train]] as const) {
-    if (count.rows === 0) {
-      warnings.push(`the ${side} split holds no row (SkyRL's loader, datasets.load_dataset, fails on an empty file)`)
-    }
-  }
   if (split.largest.rows * 2 > total) {
     warnings.push(
       `one group holds ${split.largest.rows} of the ${total} rows (the group of ${where(split.largest.first)}): ` +
