@@ -57,6 +57,51 @@ describe("Parquet compression codecs", () => {
     )
   })
 
+  it("ZSTD: a page that decompresses to far more than its size is refused at once, not built first", () => {
+    // A zstd frame built by hand (RFC 8878) of RLE blocks of 128 KiB of zeros, as the zstd CLI writes zeros:
+    // 512 blocks are 64 MiB from 2 KB (`zstd -dc | wc -c` says 67108864), with or without a declared size.
+    const frame = (blocks: number, declared?: number) => {
+      const header = declared === undefined
+        ? [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58] // magic, no content size, a 2 MiB window
+        : [0x28, 0xb5, 0x2f, 0xfd, 0x80, 0x58, ...[0, 8, 16, 24].map((s) => (declared >>> s) & 255)]
+      const bytes = new Uint8Array(header.length + blocks * 4)
+      bytes.set(header)
+      for (let b = 0; b < blocks; b++) {
+        // Block header: last-block bit, type 1 (RLE), size 128 KiB; then the byte repeated.
+        const h = (131072 << 3) | (1 << 1) | (b === blocks - 1 ? 1 : 0)
+        bytes.set([h & 255, (h >>> 8) & 255, (h >>> 16) & 255, 0], header.length + b * 4)
+      }
+      return bytes
+    }
+    // Before, fzstd built all 64 MiB (0.7 s, 130 MiB of ArrayBuffers) before its size was checked; a 48 KB
+    // frame of 1.5 GB took 23 s and 3 GB.
+    for (
+      const [bomb, why] of [
+        [
+          frame(512),
+          /^a ZSTD data page is damaged \(it decompresses to more than 100 bytes, where its header says 100\)$/
+        ],
+        [
+          frame(512, 64 * 2 ** 20),
+          /^a ZSTD data page is damaged \(its frame says it decompresses to 67108864 bytes, where/
+        ]
+      ] as const
+    ) {
+      const arrayBuffers = process.memoryUsage().arrayBuffers
+      const start = performance.now()
+      expect(() => compressors.ZSTD!(bomb, 100)).toThrow(why)
+      expect(performance.now() - start).toBeLessThan(200)
+      expect(process.memoryUsage().arrayBuffers - arrayBuffers).toBeLessThan(16 * 2 ** 20)
+    }
+    // Such a frame is read when the page's size says what it decompresses to (1 MiB here), declared or not.
+    for (const good of [frame(8), frame(8, 2 ** 20)]) {
+      expect(Buffer.from(compressors.ZSTD!(good, 2 ** 20)).equals(Buffer.alloc(2 ** 20))).toBe(true)
+      expect(() => compressors.ZSTD!(good, 2 ** 20 + 1)).toThrow(
+        /it decompresses to 1048576 bytes, where its header says 1048577/
+      )
+    }
+  })
+
   it("LZ4: a bare block and Hadoop-framed blocks, with a match overlapping what it copies", () => {
     // "abcabcabcabcX": literals "abc", a match of 9 at offset 3, then the last literals "X".
     const block = Uint8Array.of(0x35, 0x61, 0x62, 0x63, 3, 0, 0x10, 0x58)
