@@ -90,7 +90,7 @@ describe("Parquet compression codecs", () => {
       const arrayBuffers = process.memoryUsage().arrayBuffers
       const start = performance.now()
       expect(() => compressors.ZSTD!(bomb, 100)).toThrow(why)
-      expect(performance.now() - start).toBeLessThan(200)
+      expect(performance.now() - start).toBeLessThan(1000) // ~5 ms here; the bound leaves room for a loaded machine (the memory bound below is the sharp one)
       expect(process.memoryUsage().arrayBuffers - arrayBuffers).toBeLessThan(16 * 2 ** 20)
     }
     // Such a frame is read when the page's size says what it decompresses to (1 MiB here), declared or not.
