@@ -54,6 +54,19 @@ const rows = [0, 1].map((i) =>
   }))
 )
 
+/**
+ * Interrupts `fiber` while the armed rename is held (the rename then goes on), then gives a rename abandoned by
+ * the interruption (the old behaviour) time to land.
+ */
+const interruptDuringRename = async (fiber: Fiber.RuntimeFiber<unknown, unknown>) => {
+  await gate.started
+  const interrupted = Effect.runPromise(Fiber.interrupt(fiber))
+  await new Promise((r) => setTimeout(r, 50))
+  gate.open()
+  await interrupted
+  await new Promise((r) => setTimeout(r, 100))
+}
+
 describe("writeRows: an interruption during the commit", () => {
   it("leaves the dataset and its companion both new or both as they were, and no temp file", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-commit-"))
@@ -66,15 +79,7 @@ describe("writeRows: an interruption during the commit", () => {
       Storage,
       (s) => s.writeRows(out, rows, { companion: { file: rejects, text: () => "new rejects\n" } })
     )
-    const fiber = Effect.runFork(Effect.provide(write, StorageLive))
-    await gate.started
-    // The interruption is asked while the dataset's rename is held; the rename then goes on.
-    const interrupted = Effect.runPromise(Fiber.interrupt(fiber))
-    await new Promise((r) => setTimeout(r, 50))
-    gate.open()
-    await interrupted
-    // Give a rename abandoned by the interruption (the old behaviour) time to land.
-    await new Promise((r) => setTimeout(r, 100))
+    await interruptDuringRename(Effect.runFork(Effect.provide(write, StorageLive)))
     const dataset = readFileSync(out, "utf8")
     const companion = readFileSync(rejects, "utf8")
     const pair = [dataset === "old dataset\n" ? "old" : "new", companion === "old rejects\n" ? "old" : "new"]
@@ -97,13 +102,7 @@ describe("writeRows: an interruption during the commit", () => {
       Storage,
       (s) => s.writeRowStreams([{ file: train, rows: rowsOf("new train") }, { file: val, rows: rowsOf("new val") }])
     )
-    const fiber = Effect.runFork(Effect.provide(write, StorageLive))
-    await gate.started
-    const interrupted = Effect.runPromise(Fiber.interrupt(fiber))
-    await new Promise((r) => setTimeout(r, 50))
-    gate.open()
-    await interrupted
-    await new Promise((r) => setTimeout(r, 100))
+    await interruptDuringRename(Effect.runFork(Effect.provide(write, StorageLive)))
     expect([readFileSync(train, "utf8"), readFileSync(val, "utf8")]).toEqual([
       JSON.stringify({ text: "new train" }) + "\n",
       JSON.stringify({ text: "new val" }) + "\n"
