@@ -84,11 +84,10 @@ const summaryOf = (options: SplitOptions, split: SplitAssignment): string => {
     `${side(options.train, split.train)}, ${side(options.val, split.val)}${asked}`
 }
 
-export const splitProgram = (options: SplitOptions) =>
-  Effect.gen(function*() {
-    const storage = yield* Storage
-    const identities: Array<FileIdentity> = []
-    for (const file of options.files) {
+/** Each input's identity before it is read; an input a live skyrl process is writing (its `<in>.lock`) fails. */
+const inputIdentities = (storage: StorageApi, files: ReadonlyArray<string>) =>
+  Effect.forEach(files, (file) =>
+    Effect.gen(function*() {
       const holder = yield* Effect.mapError(storage.lockHolder(outputLockOf(file)), toInputError(file))
       if (holder !== undefined && !holder.stale) {
         return yield* new InputError({
@@ -97,8 +96,32 @@ export const splitProgram = (options: SplitOptions) =>
             `process runs, delete ${outputLockOf(file)})`
         })
       }
-      identities.push(yield* Effect.mapError(storage.identity(file), toInputError(file)))
-    }
+      return yield* Effect.mapError(storage.identity(file), toInputError(file))
+    }))
+
+/** Each input as it was before the first pass (`identities`): checked once both sides are written, before either is committed. */
+const unchangedSince = (storage: StorageApi, files: ReadonlyArray<string>, identities: ReadonlyArray<FileIdentity>) =>
+  Effect.forEach(
+    files,
+    (file, i) =>
+      Effect.flatMap(
+        Effect.mapError(storage.identity(file), toInputError(file)),
+        (now) =>
+          sameIdentity(now, identities[i]!)
+            ? Effect.void
+            : new InputError({
+              file,
+              reason: "changed while it was split (another process wrote or replaced it between the reads); " +
+                "nothing written: split it again once it is no longer being written"
+            })
+      ),
+    { discard: true }
+  )
+
+export const splitProgram = (options: SplitOptions) =>
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const identities = yield* inputIdentities(storage, options.files)
     const keys: Array<string> = []
     const counts: Array<number> = []
     for (const file of options.files) {
@@ -112,37 +135,14 @@ export const splitProgram = (options: SplitOptions) =>
     const split = assignSplit(keys, options.rule, options.seed)
     const empty = emptySideProblem(split, options.rule)
     if (empty !== undefined) return yield* new SplitError({ reason: empty })
-    const side = (val: number) => {
-      let position = 0
-      return Stream.filter(rowsAsRead(storage, options.files), () => split.inVal[position++] === val)
-    }
-    // Each input as it was before the first pass, checked once both sides are written, before either is committed.
-    const unchanged = Effect.forEach(options.files, (file, i) =>
-      Effect.flatMap(Effect.mapError(storage.identity(file), toInputError(file)), (now) =>
-        sameIdentity(now, identities[i])
-          ? Effect.void
-          : new InputError({
-            file,
-            reason: "changed while it was split (another process wrote or replaced it between the reads); " +
-              "nothing written: split it again once it is no longer being written"
-          })), { discard: true })
-    yield* storage.writeRowStreams(
-      [
-        {
-          file: options.train,
-          rows: Stream.suspend(() =>
-            side(0)
-          )
-        },
-        {
-          file: options.val,
-          rows: Stream.suspend(() =>
-            side(1)
-          )
-        }
-      ],
-      { beforeCommit: unchanged }
-    )
+    const side = (val: number) =>
+      Stream.suspend(() => {
+        let position = 0
+        return Stream.filter(rowsAsRead(storage, options.files), () => split.inVal[position++] === val)
+      })
+    yield* storage.writeRowStreams([{ file: options.train, rows: side(0) }, { file: options.val, rows: side(1) }], {
+      beforeCommit: unchangedSince(storage, options.files, identities)
+    })
     yield* Effect.logInfo(summaryOf(options, split))
     for (const warning of splitWarnings(split, whereOf(options.files, counts))) yield* Effect.logWarning(warning)
     return split
