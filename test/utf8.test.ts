@@ -120,6 +120,8 @@ describe("files that are not UTF-8, by how they are read (the built CLI)", () =>
     writeFileSync(file, latin1(inventory))
     const r = await runCli(["tools", "list", "--inventory", file])
     expect(r.status).not.toBe(0)
-    expect(r.stderr).toMatch(/inv\.json: line \d+ is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/)
+    expect(r.stderr).toMatch(
+      /inv\.json: not a readable inventory: line \d+ is not valid UTF-8: byte 0xE9 at byte offset \d+ of the file/
+    )
   })
 })
