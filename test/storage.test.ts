@@ -465,8 +465,11 @@ describe("locks", () => {
   it(
     "a lock whose process died but is not yet reaped (a zombie, as right after a kill -9) is taken over",
     async () => {
-      // bash forks `sleep 0`, then becomes `sleep 5`, which never waits for it: a zombie for 5 s.
-      const parent = spawn("bash", ["-c", "sleep 0 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] })
+      // Python forks a child that exits at once and never waits for it (SIGCHLD left at its default): a zombie
+      // for 5 s. (bash, `sleep 0 & echo $!; exec sleep 5`, reaped the child itself when it exited before the exec,
+      // as it did under load in CI: /proc/<pid> was gone.)
+      const zombie = "import os, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nprint(pid, flush=True)\ntime.sleep(5)"
+      const parent = spawn("python3", ["-c", zombie], { stdio: ["ignore", "pipe", "ignore"] })
       try {
         const pid = await new Promise<number>((resolve) => parent.stdout.once("data", (d) => resolve(Number(d))))
         while (!readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ")) await new Promise((r) => setTimeout(r, 10))
