@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest"
+import { normalizeForDuplicates } from "../src/skyrl/checks.js"
 import {
   bandsFor,
   DuplicateIndex,
@@ -10,6 +11,7 @@ import {
   signatureOf,
   signatureSimilarity
 } from "../src/skyrl/nearDup.js"
+import { piecewise } from "../src/skyrl/piecewise.js"
 import { mulberry32 } from "../src/skyrl/workPlan.js"
 
 /** n distinct words w<offset>..; two texts from it share exactly the words they share. */
@@ -249,5 +251,48 @@ describe("MinHashIndex maxWalk (validate's bound on a bucket flooded by one temp
     expect(found.length).toBeLessThan(everyMatch.length)
     // Newest first: the latest variants are the ones found.
     expect(Math.min(...found.map((m) => m.id))).toBeGreaterThan(0)
+  })
+})
+
+describe("a long text normalized in pieces (piecewise)", () => {
+  // Characters where a cut in the wrong place changes the result: a final sigma (lower-cased by what follows),
+  // combining marks and Hangul jamo (NFKC composes them with what precedes), compatibility forms (NFKC: ﬁ,
+  // full-width Ａ, 𝐀, ㈱), astral letters (a surrogate pair), separators of every kind, typographic quotes.
+  const alphabet = [..."aZ09 Σσ\u0301\u0327\u1100\u1161ﬁＡ𝐀㈱😀é-_.,\t\n\u00a0\u2019\u201c'", "  ", " a", " 9", "ΑΣ "]
+  const texts = (count: number, seed: number): Array<string> => {
+    const random = mulberry32(seed)
+    return Array.from(
+      { length: count },
+      () =>
+        Array.from({ length: Math.floor(random() * 60) }, () => alphabet[Math.floor(random() * alphabet.length)]).join(
+          ""
+        )
+    )
+  }
+  // The formulas as they were before pieces (2026-12-04): the whole text at once.
+  const whole = (text: string) => text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
+  const comparable = (text: string) =>
+    text.toLowerCase().replace(/[\s_-]+/g, " ").replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"")
+
+  it("gives what the transform gives on the whole text, for pieces of any size", () => {
+    for (const [i, text] of texts(3000, 11).entries()) {
+      const size = 1 + (i % 9)
+      expect(piecewise(text, (p) => p.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " "), size).trim())
+        .toBe(whole(text))
+      expect(piecewise(text, comparable, size), JSON.stringify(text)).toBe(comparable(text))
+    }
+  })
+
+  it("normalizeForDuplicates of a text longer than a piece is the whole-text formula's result", () => {
+    const long = texts(8000, 12).join(" ")
+    expect(long.length).toBeGreaterThan(3 * 65536)
+    expect(normalizeForDuplicates(long)).toBe(whole(long))
+  })
+
+  it("cuts a text only between a space and an ASCII letter or digit", () => {
+    const cuts: Array<string> = []
+    piecewise("ab Σ a\u0301 c 9d", (p) => (cuts.push(p), p), 1)
+    // Not before Σ (not ASCII), nor in "ab" (no space); before "a\u0301": the mark stays with its letter.
+    expect(cuts).toEqual(["ab Σ ", "a\u0301 ", "c ", "9d"])
   })
 })

@@ -92,6 +92,7 @@ import {
 } from "./literalsShown.js"
 import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
+import { piecewise } from "./piecewise.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
 import { placeholdersOf, provenanceIssues, unproducibleDerived, validatePlan } from "./planValidation.js"
 import type { OfferedTool } from "./promptLeak.js"
@@ -446,9 +447,16 @@ const hasKeysInOrder = (obj: Json, names: ReadonlyArray<string>): boolean => {
 const MEMO_MIN_LENGTH = 256
 const MEMO_LIMIT = 4096
 
-/** Lower case, letters and digits only, single spaces: the text two near-duplicates share. */
-export const normalizeForDuplicates = (text: string): string =>
-  text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
+// `split(re).join(" ")` is `replace(re, " ")` for a pattern that matches no empty text and captures nothing: ~4 times
+// less CPU where most words are a match apart (V8's replace costs ~0.6 µs a match).
+const normalizePiece = (piece: string): string =>
+  piece.normalize("NFKC").toLowerCase().split(/[^\p{L}\p{N}]+/u).join(" ")
+
+/**
+ * Lower case, letters and digits only, single spaces: the text two near-duplicates share. A long text is done in
+ * pieces (`piecewise`: the same result, without a whole-text replace's garbage).
+ */
+export const normalizeForDuplicates = (text: string): string => piecewise(text, normalizePiece).trim()
 
 /** The most characters of a finding's message kept: a message quoting a huge value (a 10 MB param) is cut. */
 const MESSAGE_LIMIT = 1000
