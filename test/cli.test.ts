@@ -1,4 +1,5 @@
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -14,6 +15,7 @@ import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { globalOptionsFirst } from "../src/cli/commandLine.js"
 import { runChild } from "./support/child.js"
+import type { CliResult } from "./support/cli.js"
 import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli } from "./support/cli.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
@@ -36,6 +38,32 @@ const task = (i: number) => ({
   tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
   evaluation_rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
 })
+
+/** A task every check rejects (its tool_sequence is empty). */
+const rejected = { user_prompt: "x", tool_sequence: [] }
+
+/**
+ * A `convert` run several tests start from (each start costs ~0.6 s of CPU), made once per file in a directory of
+ * its own holding its tasks file, never modified after: a test asserts on its result, then copies the directory
+ * into its own (`cpSync`) before it goes on. Convert records no path but the tasks file's (in the rows' metadata
+ * and the rejects), and no command reads it back: the copy is as the dataset made in place (it writes no manifest).
+ */
+const converted = new Map<string, Promise<{ readonly dir: string; readonly result: CliResult }>>()
+const convertedOnce = (tasksFile: string, text: string) => {
+  let made = converted.get(tasksFile)
+  if (made === undefined) {
+    const dir = tmp()
+    writeFileSync(join(dir, tasksFile), text)
+    const run = runCli(["convert", join(dir, tasksFile), "--out", join(dir, "rows.jsonl")])
+    converted.set(tasksFile, made = run.then((result) => ({ dir, result })))
+  }
+  return made
+}
+/** [task(0)] converted (tasks.json → rows.jsonl, and an empty rows.jsonl.rejects.jsonl). */
+const convertedTask0 = () => convertedOnce("tasks.json", JSON.stringify([task(0)]))
+/** task(1) and a rejected task converted (first.jsonl → rows.jsonl, and rows.jsonl.rejects.jsonl with index 1). */
+const convertedMixed = () =>
+  convertedOnce("first.jsonl", [task(1), rejected].map((t) => JSON.stringify(t)).join("\n") + "\n")
 
 describe("skyrl CLI", () => {
   it("--help exits 0 without OPENAI_API_KEY and lists the subcommands", async () => {
@@ -98,9 +126,10 @@ describe("skyrl CLI", () => {
     expect(readdirSync(dir)).toEqual(["tasks.json"]) // nothing written, no raw_llm/ made
     const dataSources = (file: string) =>
       readFileSync(file, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).data_source)
-    const byDefault = await runCli(["convert", tasks, "--out", join(dir, "d.jsonl")])
-    expect(byDefault.status, byDefault.stderr).toBe(0)
-    expect(dataSources(join(dir, "d.jsonl"))).toEqual(["synthetic/llm"])
+    // The same command on the same task as `convertedTask0` (run once for this file).
+    const byDefault = await convertedTask0()
+    expect(byDefault.result.status, byDefault.result.stderr).toBe(0)
+    expect(dataSources(join(byDefault.dir, "rows.jsonl"))).toEqual(["synthetic/llm"])
     const given = await runCli(["convert", tasks, "--out", join(dir, "m.jsonl"), "--data-source", "mine/v1"])
     expect(given.status, given.stderr).toBe(0)
     expect(dataSources(join(dir, "m.jsonl"))).toEqual(["mine/v1"])
@@ -606,10 +635,11 @@ describe("skyrl CLI", () => {
   })
   it("--log-format after the subcommand, wherever it stands (it was read as a file of validate, or made @effect/cli miss --out)", async () => {
     const dir = tmp()
+    const converted = await convertedTask0()
+    expect(converted.result.status).toBe(0)
+    cpSync(converted.dir, dir, { recursive: true }) // tasks.json, its rows.jsonl (and their empty rejects)
     const input = join(dir, "tasks.json")
-    writeFileSync(input, JSON.stringify([task(0)]))
     const rows = join(dir, "rows.jsonl")
-    expect((await runCli(["convert", input, "--out", rows])).status).toBe(0)
     const lines = [
       ["validate", rows, "--log-format", "json"],
       ["validate", "--log-format=json", rows],
@@ -835,10 +865,10 @@ describe("convert with nothing convertible", () => {
 
   it("leaves an existing --out as it was when every task is rejected (no empty dataset in its place)", async () => {
     const dir = tmp()
-    const good = join(dir, "good.jsonl")
-    writeFileSync(good, JSON.stringify(task(1)) + "\n")
+    const converted = await convertedTask0()
+    expect(converted.result.status).toBe(0)
+    cpSync(converted.dir, dir, { recursive: true }) // a dataset convert wrote (rows.jsonl, and its empty rejects)
     const out = join(dir, "rows.jsonl")
-    expect((await runCli(["convert", good, "--out", out])).status).toBe(0)
     const before = readFileSync(out, "utf8")
     const bad = join(dir, "bad.jsonl")
     writeFileSync(bad, JSON.stringify({ user_prompt: "x", tool_sequence: [] }) + "\n")
@@ -854,9 +884,9 @@ describe("convert's rejects file is this run's", () => {
   it("a run without rejects empties the rejects file an earlier run left", async () => {
     const dir = tmp()
     const out = join(dir, "rows.jsonl")
-    const mixed = join(dir, "mixed.jsonl")
-    writeFileSync(mixed, [task(1), { user_prompt: "x", tool_sequence: [] }].map((t) => JSON.stringify(t)).join("\n"))
-    expect((await runCli(["convert", mixed, "--out", out])).status).toBe(0)
+    const mixed = await convertedMixed()
+    expect(mixed.result.status).toBe(0)
+    cpSync(mixed.dir, dir, { recursive: true }) // its rows.jsonl and rows.jsonl.rejects.jsonl
     expect(readFileSync(`${out}.rejects.jsonl`, "utf8")).toContain("tool_sequence")
     const good = join(dir, "good.jsonl")
     writeFileSync(good, JSON.stringify(task(2)) + "\n")
@@ -871,11 +901,11 @@ describe("convert replaces its rejects file only with the dataset it belongs to"
     const out = join(dir, "rows.jsonl")
     const rejectsFile = `${out}.rejects.jsonl`
     const bad = { user_prompt: "x", tool_sequence: [] }
-    const first = join(dir, "first.jsonl")
-    writeFileSync(first, [task(1), bad].map((t) => JSON.stringify(t)).join("\n") + "\n")
-    expect((await runCli(["convert", first, "--out", out])).status).toBe(0)
+    const mixed = await convertedMixed()
+    expect(mixed.result.status).toBe(0)
+    cpSync(mixed.dir, dir, { recursive: true }) // first.jsonl, its rows.jsonl and rows.jsonl.rejects.jsonl
     const [rows, rejects] = [readFileSync(out, "utf8"), readFileSync(rejectsFile, "utf8")]
-    expect(JSON.parse(rejects)).toMatchObject({ file: first, index: 1 })
+    expect(JSON.parse(rejects)).toMatchObject({ file: join(mixed.dir, "first.jsonl"), index: 1 })
     // 40 rows of ~8 KB each against a limit of 64 KB: the rows' file cannot be written, the rejects could be.
     const second = join(dir, "second.jsonl")
     const tasks = [bad, ...Array.from({ length: 40 }, (_, i) => task(i + 2)), bad]
