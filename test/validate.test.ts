@@ -1623,8 +1623,12 @@ describe("CLI exit codes", () => {
 })
 
 describe("skyrl schema", () => {
+  /** `skyrl schema row`, which two tests check: run once per file (it reads no input). */
+  let schemaRow: ReturnType<typeof runCli> | undefined
+  const schemaRowShared = () => schemaRow ??= runCli(["schema", "row"])
+
   it("row: the printed JSON Schema accepts rows skyrl writes and rejects the prototype's object params", async () => {
-    const r = await runCli(["schema", "row"])
+    const r = await schemaRowShared()
     expect(r.status).toBe(0)
     const schema = JSON.parse(r.stdout)
     const validate = new Ajv({ strict: false }).compile(schema)
@@ -1664,7 +1668,7 @@ describe("skyrl schema", () => {
     expect(validateTask({ messages: [{ role: "user", content: 7 }], tool_sequence: [] })).toBe(true)
     expect(validateTask({ user_prompt: "AAPL's quote", tool_sequence: [{ ...step, params: [] }] })).toBe(false)
     for (const contract of ["row", "model-task"]) {
-      const schema = JSON.parse((await runCli(["schema", contract])).stdout)
+      const schema = JSON.parse((await (contract === "row" ? schemaRowShared() : runCli(["schema", contract]))).stdout)
       expect(() => new Ajv({ strict: false }).compile(schema), contract).not.toThrow()
     }
     expect((await runCli(["schema", "nope"])).status).toBe(2)
