@@ -13,13 +13,14 @@ import {
   writeFileSync
 } from "node:fs"
 import { join } from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
+import { afterAll, afterEach, describe, expect, it } from "vitest"
 import { archiveHolds, archiveRecords } from "./support/archive.js"
+import type { CliResult } from "./support/cli.js"
 import { runCli } from "./support/cli.js"
 import type { PlanChoice } from "./support/fakeEnrich.js"
 import { isRepair, offeredTools, planAnswer, quotedUserRequest, sourceRowOf } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
-import { answer } from "./support/fakeOpenAI.js"
+import { answer, start } from "./support/fakeOpenAI.js"
 import { fakes, llmEnv, readJsonl, tempDir } from "./support/fakeRun.js"
 
 const FIXTURES = join(__dirname, "fixtures")
@@ -43,6 +44,50 @@ const enrich = (args: ReadonlyArray<string>, server: FakeServer, cwd?: string) =
     env: env(server),
     ...(cwd === undefined ? {} : { cwd })
   })
+
+const OPENAI_MESSAGES = join(FIXTURES, "enrich", "openai_messages.jsonl")
+
+interface SharedRun {
+  readonly server: FakeServer
+  readonly dir: string
+  readonly out: string
+  readonly r: CliResult
+}
+const sharedRuns = new Map<string, Promise<SharedRun>>()
+const sharedServers: Array<FakeServer> = []
+afterAll(async () => {
+  while (sharedServers.length > 0) await sharedServers.pop()!.close()
+})
+/**
+ * `enrich <input> --out <dir>/rows.jsonl` against a fake model answering as `choice`, run once per file under
+ * `key`: several tests run this identical command on identical inputs and only read what it made (output,
+ * run directory, log, the requests). Its fake stays up until the file ends (afterEach closes the others).
+ */
+const sharedEnrich = (
+  key: string,
+  input: string,
+  choice: (ctx: FakeContext) => PlanChoice = () => ({})
+): Promise<SharedRun> => {
+  let run = sharedRuns.get(key)
+  if (run === undefined) {
+    sharedRuns.set(
+      key,
+      run = (async () => {
+        const server = await start((ctx) => answer(planAnswer(ctx, choice(ctx)), USAGE))
+        sharedServers.push(server)
+        const dir = tmp()
+        const out = join(dir, "rows.jsonl")
+        return { server, dir, out, r: await enrich([input, "--out", out], server) }
+      })()
+    )
+  }
+  return run
+}
+/** `enrich openai_messages.jsonl --out <dir>/rows.jsonl`, the fake preferring fmp_get_quote: once per file. */
+const openaiPreferQuote = () =>
+  sharedEnrich("openai, prefer fmp_get_quote", OPENAI_MESSAGES, () => ({ prefer: ["fmp_get_quote"] }))
+/** `enrich openai_messages.jsonl --out <dir>/rows.jsonl`, the fake's default plans: once per file. */
+const openaiDefault = () => sharedEnrich("openai, default plans", OPENAI_MESSAGES)
 
 const meta = (row: any) => JSON.parse(row.extra_info.task_metadata)
 
@@ -84,6 +129,13 @@ const plan = (row: any) =>
 
 /** Bytes and mtime of a file, to show it was not modified. */
 const fingerprint = (file: string) => ({ bytes: readFileSync(file).toString("base64"), mtime: statSync(file).mtimeMs })
+/** The fingerprint of every file under a directory, by relative path. */
+const tree = (dir: string): Record<string, ReturnType<typeof fingerprint>> =>
+  Object.fromEntries(
+    readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => statSync(join(dir, f)).isFile()).sort().map((
+      f
+    ) => [f, fingerprint(join(dir, f))])
+  )
 
 // Independent reading of the fixture (not through src/skyrl/sources.ts): the prompt's tools and the logged calls.
 const sharegpt: Array<Array<{ from: string; value: string }>> = JSON.parse(readFileSync(SHAREGPT, "utf8"))
@@ -519,10 +571,7 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
   }, 60_000)
 
   it("OpenAI message lists: prompt verbatim, tool_calls and <tool_call> blocks as observed calls", async () => {
-    const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
-    const dir = tmp()
-    const out = join(dir, "rows.jsonl")
-    const r = await enrich([join(FIXTURES, "enrich", "openai_messages.jsonl"), "--out", out], server)
+    const { out, r, server } = await openaiPreferQuote()
     expect(r.status, r.stderr).toBe(0)
     const rows = readJsonl(out)
     expect(rows).toHaveLength(2)
@@ -820,12 +869,14 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
   it("archives keep each full request and answer, with or without --debug, and never the key", async () => {
     const server = await fake()
     for (const debug of [false, true]) {
-      const dir = tmp()
-      const out = join(dir, "rows.jsonl")
-      const r = await enrich(
-        [join(FIXTURES, "enrich", "openai_messages.jsonl"), "--out", out, ...(debug ? ["--debug"] : [])],
-        server
-      )
+      // Without --debug: the run other tests check too (made once per file).
+      const { dir, r } = debug
+        ? await (async () => {
+          const dir = tmp()
+          const out = join(dir, "rows.jsonl")
+          return { dir, r: await enrich([OPENAI_MESSAGES, "--out", out, "--debug"], server) }
+        })()
+        : await openaiDefault()
       expect(r.status, r.stderr).toBe(0)
       const runDir = join(dir, "raw_llm", readdirSync(join(dir, "raw_llm"))[0])
       const archives = archiveRecords(runDir)
@@ -923,10 +974,9 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
   }
 
   it("a system message without a <tools> block keeps its text and gets the offered tools after it", async () => {
-    const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))
-    const dir = tmp()
-    const out = join(dir, "rows.jsonl")
-    const r = await enrich([OPENAI, "--out", out], server)
+    // The run the OpenAI message list test checks too (made once per file); the --resume below is refused
+    // before it writes anything or calls the model.
+    const { dir, out, r, server } = await openaiPreferQuote()
     expect(r.status, r.stderr).toBe(0)
     const rows = readJsonl(out)
     expect(rows).toHaveLength(2)
@@ -951,18 +1001,18 @@ describe("enrich: a prompt that lists no tools is shown the tools its plan may u
     // A setting of the run: --resume with --keep-system-message is refused, naming it.
     const manifest = JSON.parse(readFileSync(join(dir, "raw_llm", meta(rows[0]).run_id, "manifest.json"), "utf8"))
     expect(manifest.run_settings.input.list_offered_tools).toBe(true)
+    const made = tree(dir)
     const resumed = await enrich([OPENAI, "--out", out, "--resume", "--keep-system-message"], server)
     expect(resumed.status).toBe(2)
     expect(resumed.stderr).toMatch(
       /was made with other settings: input\.list_offered_tools: true in the run, \(none\) now/
     )
+    // Refused before anything was written (the run is shared with another test).
+    expect(tree(dir)).toEqual(made)
   }, 60_000)
 
   it("a source without a system message gets skyrl's own system message, marked as made", async () => {
-    const server = await fake()
-    const dir = tmp()
-    const out = join(dir, "rows.jsonl")
-    const r = await enrich([OPENAI, "--out", out], server)
+    const { out, r } = await openaiDefault()
     expect(r.status, r.stderr).toBe(0)
     const row = readJsonl(out)[1]
     expect(row.prompt).toHaveLength(2)
