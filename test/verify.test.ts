@@ -939,11 +939,20 @@ const sideEffectServer = (dir: string) => {
   return { spec: nodeServer("se", [SIDE_EFFECT_SERVER, log]), log, appended, echoed }
 }
 
+/**
+ * The side-effect server's inventory, imported once for the file (from a server of its own): its tools are the same
+ * whatever file it is given, and verify starts each test's own server from the specs it is given (the inventory's
+ * launch spec is not read).
+ */
+let sideEffectImport: Promise<Inventory> | undefined
+const sideEffectInventory = () =>
+  sideEffectImport ??= importLive([sideEffectServer(tempDir("skyrl-verify-se-import-")).spec])
+
 describe("verify: a server that goes away mid-plan", () => {
   const { spec: sideEffects, appended } = sideEffectServer(tempDir("skyrl-verify-lost-"))
 
   it("a plan whose side-effecting step already ran is not run again on the restarted server", async () => {
-    const inventory = await importLive([sideEffects])
+    const inventory = await sideEffectInventory()
     const plan = row(
       "append-then-crash",
       { server: "se", tool: "append", params: { text: "hello" } },
@@ -958,7 +967,7 @@ describe("verify: a server that goes away mid-plan", () => {
   }, 60_000)
 
   it("a read-only plan still runs again once (and fails naming the second loss)", async () => {
-    const inventory = await importLive([sideEffects])
+    const inventory = await sideEffectInventory()
     const run = await verify({
       inventory,
       specs: [sideEffects],
@@ -1000,7 +1009,7 @@ describe("verify --resume after a side effect ran", () => {
     async () => {
       const dir = tempDir("skyrl-verify-resume-se-")
       const { spec: sideEffects, appended } = sideEffectServer(dir)
-      const inventory = await importLive([sideEffects])
+      const inventory = await sideEffectInventory()
       const rows = [
         row("append-then-crash", { server: "se", tool: "append", params: { text: "hello" } }, {
           server: "se",
@@ -1029,7 +1038,7 @@ describe("verify --resume after a side effect ran", () => {
 /** A row whose plan appends a line (a side effect, allowed) then calls a tool that never answers. */
 const appendThenHang = async (dir: string, timeout: number) => {
   const { spec: sideEffects, appended } = sideEffectServer(dir)
-  const inventory = await importLive([sideEffects])
+  const inventory = await sideEffectInventory()
   const rows = [
     row("append-then-hang", { server: "se", tool: "append", params: { text: "hello" } }, {
       server: "se",
@@ -1104,7 +1113,7 @@ describe("verify: read-only by the inventory and by the live server", () => {
   it("a tool the inventory marks read-only but the live server does not is skipped without the flag", async () => {
     const dir = tempDir("skyrl-verify-live-ro-")
     const { spec: sideEffects, log } = sideEffectServer(dir)
-    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await importLive([sideEffects]))))
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await sideEffectInventory())))
     // A stale or hand-edited inventory: append (readOnlyHint: false on the server) marked read-only.
     for (const t of data.servers[0].tools) if (t.name === "append") t.annotations = { readOnlyHint: true }
     const inventory = Either.getOrThrow(decodeInventory(data))
@@ -1125,7 +1134,7 @@ describe("verify: a tool the live server does not list", () => {
   it("is a tool-error naming the stale inventory, not a side-effect skip", async () => {
     const dir = tempDir("skyrl-verify-live-missing-")
     const { spec, log } = sideEffectServer(dir)
-    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await importLive([spec]))))
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await sideEffectInventory())))
     // A stale inventory: a read-only tool the server has since removed.
     const echo = data.servers[0].tools.find((t: any) => t.name === "echo")
     data.servers[0].tools.push({ ...echo, name: "ghost", annotations: { readOnlyHint: true } })
@@ -1155,7 +1164,7 @@ describe("verify: the same row twice in one run", () => {
   it("runs the plan once: every copy gets the first copy's outcome, in input order", async () => {
     const dir = tempDir("skyrl-verify-dup-")
     const { spec, appended, echoed } = sideEffectServer(dir)
-    const inventory = await importLive([spec])
+    const inventory = await sideEffectInventory()
     // A plan whose second step's text is derived from the first's result (recorded as illustrative).
     const derived = row("derived", { server: "se", tool: "echo", params: { text: "b" } }, {
       server: "se",
@@ -1207,7 +1216,7 @@ describe("verify: the same row twice in one run", () => {
   ) => {
     const dir = tempDir("skyrl-verify-dup-adjacent-")
     const { spec, appended, echoed } = sideEffectServer(dir)
-    const inventory = await importLive([spec])
+    const inventory = await sideEffectInventory()
     const texts = ["t0", "t1", "t2", "t3"]
     const rows = texts.flatMap((t) => [appendRow(t), appendRow(t), appendRow(t), echoRow(t), echoRow(t), echoRow(t)])
     const run = await verify({ inventory, specs: [spec], rows, allow: "all", dir, concurrency })
