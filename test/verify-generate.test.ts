@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
+import type { CliResult } from "./support/cli.js"
 import { runCli } from "./support/cli.js"
 import { isRepair, sourceRowOf } from "./support/fakeEnrich.js"
 import type { FakeContext, FakeServer } from "./support/fakeOpenAI.js"
@@ -90,9 +91,10 @@ const planFor = (ctx: FakeContext) => {
   })
 }
 
-const fake = async () => {
+/** The fake model; closed after the test unless `own` is false (then its maker closes it). */
+const fake = async (own = true) => {
   const s = await start((ctx) => answer(sampleNumberOf(ctx.body) === undefined ? planFor(ctx) : taskFor(ctx)))
-  servers.push(s)
+  if (own) servers.push(s)
   return s
 }
 
@@ -119,6 +121,21 @@ const generateArgs = (out: string, n: number, ...extra: Array<string>) => [
   ...extra
 ]
 
+/**
+ * `generate -n 3 --verify` into run1 with its own fake model, run once for the file (after the inventory is made):
+ * the first test checks it, the second resumes it after a crash, the last refuses to resume it without --verify.
+ */
+let firstRun: Promise<{ server: FakeServer; out: string; r: CliResult }> | undefined
+const verifiedRun = () =>
+  firstRun ??= (async () => {
+    const server = await fake(false)
+    const out = at("run1", "ds.jsonl")
+    return { server, out, r: await runCli(generateArgs(out, 3, "--verify"), { env: env(server) }) }
+  })()
+afterAll(async () => {
+  if (firstRun !== undefined) await (await firstRun).server.close()
+})
+
 describe("generate --verify against server-everything (built CLI, fake model)", () => {
   beforeAll(async () => {
     const r = await runCli([
@@ -142,9 +159,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
   it(
     "a tool error is repaired once with the tool's text; a second failure is rejected and the sample made again; N verified rows",
     async () => {
-      const server = await fake()
-      const out = at("run1", "ds.jsonl")
-      const r = await runCli(generateArgs(out, 3, "--verify"), { env: env(server) })
+      const { out, r, server } = await verifiedRun()
       expect(r.status, r.stderr).toBe(0)
 
       const rows = jsonl(out)
@@ -239,12 +254,11 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
   it(
     "--resume after a crash before the journal lines reuses the recorded verifications: no plan runs again",
     async () => {
-      const server = await fake()
-      const out = at("run2", "ds.jsonl")
-      const first = await runCli(generateArgs(out, 3, "--verify"), { env: env(server) })
+      // The file's run (the first test only read it; rebuild wrote its rows outside the run directory).
+      const { out, r: first, server } = await verifiedRun()
       expect(first.status, first.stderr).toBe(0)
       const written = readFileSync(out, "utf8")
-      const cassettes = readFileSync(at("run2", "cassettes", "cassettes.jsonl"), "utf8")
+      const cassettes = readFileSync(at("run1", "cassettes", "cassettes.jsonl"), "utf8")
       const runDir = join(out, "..", "raw_llm", readdirSync(join(out, "..", "raw_llm"))[0])
       // As if the process died after verifying every answer but before any journal line reached the disk.
       rmSync(join(runDir, "journal.jsonl"))
@@ -255,7 +269,7 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
       expect(server.requests.length).toBe(asked) // answers replayed from the archive
       // Same rows byte for byte (a verification run again would have a new verified_at), no new cassette line.
       expect(readFileSync(out, "utf8")).toBe(written)
-      expect(readFileSync(at("run2", "cassettes", "cassettes.jsonl"), "utf8")).toBe(cassettes)
+      expect(readFileSync(at("run1", "cassettes", "cassettes.jsonl"), "utf8")).toBe(cassettes)
       expect(jsonl(join(runDir, "verifications.jsonl"))).toHaveLength(6)
     },
     120_000
@@ -320,11 +334,10 @@ describe("generate --verify against server-everything (built CLI, fake model)", 
     expect(fromPrompt.status).toBe(2)
     expect(fromPrompt.stderr).toContain("--verify: needs MCP servers to run the plans on")
     expect(server.requests).toEqual([])
-    // A resumed run must keep its verification settings.
-    const out = at("run3", "ds.jsonl")
-    const made = await runCli(generateArgs(out, 1, "--verify"), { env: env(server) })
+    // A resumed run must keep its verification settings (the file's --verify run).
+    const { out, r: made } = await verifiedRun()
     expect(made.status, made.stderr).toBe(0)
-    const resumed = await runCli(generateArgs(out, 1, "--resume"), { env: env(server) })
+    const resumed = await runCli(generateArgs(out, 3, "--resume"), { env: env(server) })
     expect(resumed.status).toBe(2)
     expect(resumed.stderr).toContain("verify: {\"allow_side_effects\":[]} in the run, (none) now")
   }, 120_000)
