@@ -26,12 +26,22 @@ import {
   validTaskFor,
   withStages
 } from "./support/fakeTasks.js"
+import { restoredRun } from "./support/restoredRun.js"
 
 const servers = fakes()
 afterEach(servers.closeAll)
 const fake = servers.start
 
 const env = (server: FakeServer, extra: Record<string, string> = {}) => llmEnv(server, "sk-test-generate", extra)
+
+/**
+ * An offline run (the bundled recorded answers, no key) of 2 samples to <dir>/proj/ds.jsonl, made once for the
+ * tests that rebuild or resume such a run, and put back at that path for each: resolves <dir>.
+ */
+const offlineRun = restoredRun("skyrl-gen-offline-", async (dir) => {
+  mkdirSync(join(dir, "proj"))
+  expect((await runCli(["generate", "-n", "2", "--out", join(dir, "proj", "ds.jsonl")])).status).toBe(0)
+})
 
 describe("generate against the fake OpenAI server", () => {
   for (const backend of ["responses", "chat"] as const) {
@@ -486,8 +496,7 @@ describe("rebuild", () => {
   })
 
   it("refuses an --out that is one of the run directory's own files (it wrote rows over journal.jsonl)", async () => {
-    const out = join(tempDir("skyrl-gen-"), "ds.jsonl")
-    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
+    const out = join(await offlineRun(), "proj", "ds.jsonl")
     const runDir = runDirOf(out)
     const journal = join(runDir, "journal.jsonl")
     const before = readFileSync(journal, "utf8")
@@ -503,9 +512,8 @@ describe("rebuild", () => {
   })
 
   it("a run directory copied under another name: the summary names that directory (it named <parent>/<run_id>, which does not exist)", async () => {
-    const dir = tempDir("skyrl-gen-")
+    const dir = join(await offlineRun(), "proj")
     const out = join(dir, "ds.jsonl")
-    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
     const copy = join(dir, "kept-run")
     cpSync(runDirOf(out), copy, { recursive: true })
     const r = await runCli(["rebuild", copy, "--out", join(dir, "rebuilt.jsonl")])
@@ -549,9 +557,8 @@ const killAfter = async (args: ReadonlyArray<string>, server: FakeServer, dir: s
 
 describe("--resume checks what it resumes", () => {
   it("a run whose manifest.json does not decode is not passed over: --resume names it and makes nothing", async () => {
-    const dir = tempDir("skyrl-resume-bad-manifest-")
+    const dir = join(await offlineRun(), "proj")
     const out = join(dir, "ds.jsonl")
-    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
     const [runId] = readdirSync(join(dir, "raw_llm"))
     const manifest = join(dir, "raw_llm", runId!, "manifest.json")
     writeFileSync(manifest, readFileSync(manifest, "utf8").replace(/"command": ?"generate"/, "\"command\":7"))
@@ -566,9 +573,8 @@ describe("--resume checks what it resumes", () => {
   it("a run directory renamed inside raw_llm is not started anew under its run id: --resume names it and makes nothing", async () => {
     // Before: --resume found the run by its manifest but continued raw_llm/<run_id>/, a new empty directory, so
     // it made (and with a model, paid for) every sample again: "2 of 2 samples to make", exit 0.
-    const dir = tempDir("skyrl-resume-renamed-")
+    const dir = join(await offlineRun(), "proj")
     const out = join(dir, "ds.jsonl")
-    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
     const runDir = runDirOf(out)
     const runId = basename(runDir)
     const renamed = join(dir, "raw_llm", "kept")
@@ -803,15 +809,14 @@ describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)",
   }
 
   it("runs of two outputs moved into one raw_llm: --resume stops naming both, and makes nothing", async () => {
-    const dir = tempDir("skyrl-moved-two-")
-    const runIds: Array<string> = []
-    for (const name of ["a", "b"]) {
-      mkdirSync(join(dir, name))
-      expect((await runCli(["generate", "-n", "2", "--out", join(dir, name, "ds.jsonl")])).status).toBe(0)
-      runIds.push(basename(runDirOf(join(dir, name, "ds.jsonl"))))
-    }
+    // Output a is the offline run's <dir>/proj/ds.jsonl; b's is made the same way.
+    const dir = await offlineRun()
+    const [a, b] = ["proj", "b"]
+    mkdirSync(join(dir, b))
+    expect((await runCli(["generate", "-n", "2", "--out", join(dir, b, "ds.jsonl")])).status).toBe(0)
+    const runIds = [a, b].map((name) => basename(runDirOf(join(dir, name, "ds.jsonl"))))
     mkdirSync(join(dir, "c", "raw_llm"), { recursive: true })
-    for (const [i, name] of ["a", "b"].entries()) {
+    for (const [i, name] of [a, b].entries()) {
       renameSync(join(dir, name, "raw_llm", runIds[i]!), join(dir, "c", "raw_llm", runIds[i]!))
     }
     const r = await runCli(["generate", "-n", "2", "--out", join(dir, "c", "ds.jsonl"), "--resume"])
@@ -820,7 +825,7 @@ describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)",
     expect(r.stderr).toContain(
       `skyrl: --resume: no generate run in ${raw} was made for ${join(dir, "c", "ds.jsonl")}, and runs made for ` +
         `other outputs moved here with them could each be the one to continue: ${join(raw, runIds[0]!)} (made for ` +
-        `${join(dir, "a", "ds.jsonl")}), ${join(raw, runIds[1]!)} (made for ${join(dir, "b", "ds.jsonl")}); move ` +
+        `${join(dir, a, "ds.jsonl")}), ${join(raw, runIds[1]!)} (made for ${join(dir, b, "ds.jsonl")}); move ` +
         `the runs not to continue out of ${raw}, then resume again`
     )
     expect(readdirSync(raw).sort()).toEqual([...runIds].sort())
@@ -828,10 +833,8 @@ describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)",
   }, 60_000)
 
   it("two runs of the one output moved together: the latest is continued, as before the move", async () => {
-    const dir = tempDir("skyrl-moved-latest-")
-    mkdirSync(join(dir, "proj"))
+    const dir = await offlineRun()
     const out = join(dir, "proj", "ds.jsonl")
-    expect((await runCli(["generate", "-n", "2", "--out", out])).status).toBe(0)
     const older = basename(runDirOf(out))
     expect((await runCli(["generate", "-n", "2", "--out", out, "--seed", "8"])).status).toBe(0)
     const latest = readdirSync(join(dir, "proj", "raw_llm")).find((d) => d !== older)!
