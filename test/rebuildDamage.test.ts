@@ -12,14 +12,26 @@ import { describe, expect, it } from "vitest"
 import { runRebuild } from "../src/cli/rebuild.live.js"
 import { SettingsError } from "../src/domain/run.js"
 import { runCli } from "./support/cli.js"
-import { readJsonl, runDirOf, tempDir } from "./support/fakeRun.js"
+import { readJsonl, runDirOf } from "./support/fakeRun.js"
+import { restoredRun } from "./support/restoredRun.js"
 
-/** A 4-sample offline run in a fresh directory: its output and run directory. */
+/** The offline runs made, by their extra flags: each made once, and put back where it was made for each test. */
+const made = new Map<string, () => Promise<string>>()
+
+/** A 4-sample offline run, as made, in its directory (no other file there): its output and run directory. */
 const offlineRun = async (extra: ReadonlyArray<string> = []) => {
-  const dir = tempDir("skyrl-rebuild-damage-")
+  const key = extra.join(" ")
+  if (!made.has(key)) {
+    made.set(
+      key,
+      restoredRun("skyrl-rebuild-damage-", async (dir) => {
+        const r = await runCli(["generate", "-n", "4", "--out", join(dir, "ds.jsonl"), "--llm", "replay", ...extra])
+        expect(r.status, r.stderr).toBe(0)
+      })
+    )
+  }
+  const dir = await made.get(key)!()
   const out = join(dir, "ds.jsonl")
-  const r = await runCli(["generate", "-n", "4", "--out", out, "--llm", "replay", ...extra])
-  expect(r.status, r.stderr).toBe(0)
   return { dir, out, runDir: runDirOf(out) }
 }
 
