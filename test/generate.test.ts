@@ -740,11 +740,17 @@ describe("--resume of a run whose raw directory moved (--raw-dir names the new p
 })
 
 describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)", () => {
-  /** A run of 3 samples stopped by a quota error at sample 3, in dir/proj; the fake and the run's id. */
-  const stoppedRun = async (dir: string) => {
-    let quotaFrom = 3
+  const taskSamples = (server: FakeServer) =>
+    server.requests.filter((q) => q.endpoint !== "other" && isTaskRequest(q.body)).map((q) => sampleNumberOf(q.body))
+  /** What the stopped run asked its fake: the task requests' sample numbers. */
+  let stoppedAsked: Array<number | undefined> = []
+  /**
+   * A run of 3 samples stopped by a quota error at sample 3, in <dir>/proj, made once and put back at that path
+   * for each test: resolves <dir>.
+   */
+  const stoppedRun = restoredRun("skyrl-moved-proj-", async (dir) => {
     const server = await fake(withStages((ctx) =>
-      (sampleNumberOf(ctx.body) ?? 1) >= quotaFrom
+      (sampleNumberOf(ctx.body) ?? 1) >= 3
         ? httpError(429, "You exceeded your current quota", { code: "insufficient_quota", type: "insufficient_quota" })
         : answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)))
     const out = join(dir, "proj", "ds.jsonl")
@@ -753,26 +759,25 @@ describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)",
       env: env(server)
     })
     expect(first.status, first.stderr).toBe(1)
-    return { server, runId: basename(runDirOf(out)), allow: () => (quotaFrom = Number.POSITIVE_INFINITY) }
-  }
-  const taskSamples = (server: FakeServer) =>
-    server.requests.filter((q) => q.endpoint !== "other" && isTaskRequest(q.body)).map((q) => sampleNumberOf(q.body))
+    stoppedAsked = taskSamples(server)
+  })
 
   for (const made of ["now", "before the manifest recorded run_dir"] as const) {
     it(`continues the run where it is now, asking only the sample left (manifest written ${made})`, async () => {
       // Before: "no earlier generate run for <new>/ds.jsonl ...; starting a new run", and all 3 samples were made
       // (and, with a model, paid for) again in a second run directory.
-      const dir = tempDir("skyrl-moved-proj-")
-      const { allow, runId, server } = await stoppedRun(dir)
+      const dir = await stoppedRun()
+      const runId = basename(runDirOf(join(dir, "proj", "ds.jsonl")))
       const manifestFile = join(dir, "proj", "raw_llm", runId, "manifest.json")
       if (made !== "now") {
         const { run_dir, ...older } = JSON.parse(readFileSync(manifestFile, "utf8"))
         expect(run_dir).toBe(join(dir, "proj", "raw_llm", runId))
         writeFileSync(manifestFile, JSON.stringify(older, null, 2) + "\n")
       }
-      expect(taskSamples(server)).toEqual([1, 2, 3])
+      expect(stoppedAsked).toEqual([1, 2, 3])
       renameSync(join(dir, "proj"), join(dir, "proj2"))
-      allow()
+      // The fake, quota restored (the stopped run's answered it the same way before the quota error).
+      const server = await fake(withStages((ctx) => answer(validTaskFor(ctx), USAGE), (text) => answer(text, USAGE)))
       const out = join(dir, "proj2", "ds.jsonl")
       const args = ["generate", "-n", "3", "--out", out, "--llm", "openai", "--concurrency", "1"]
       // --dry-run shows what --resume reuses: the subjects the moved run's stage answered.
@@ -789,7 +794,7 @@ describe("--resume of a project folder moved whole (dataset, raw_llm/ and all)",
       )
       expect(resumed.stderr).toContain("1 of 3 samples to make")
       // Samples 1 and 2 were not asked again: the only new task request is sample 3's.
-      expect(taskSamples(server)).toEqual([1, 2, 3, 3])
+      expect(taskSamples(server)).toEqual([3])
       expect(readdirSync(join(dir, "proj2", "raw_llm"))).toEqual([runId])
       const rows = readJsonl(out).map((x) => JSON.parse(x.extra_info.task_metadata).raw_output_path)
       expect(rows).toEqual([
