@@ -468,7 +468,8 @@ describe("locks", () => {
       // Python forks a child that exits at once and never waits for it (SIGCHLD left at its default): a zombie
       // for 5 s. (bash, `sleep 0 & echo $!; exec sleep 5`, reaped the child itself when it exited before the exec,
       // as it did under load in CI: /proc/<pid> was gone.)
-      const zombie = "import os, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nprint(pid, flush=True)\ntime.sleep(5)"
+      const zombie =
+        "import os, time\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nprint(pid, flush=True)\ntime.sleep(5)"
       const parent = spawn("python3", ["-c", zombie], { stdio: ["ignore", "pipe", "ignore"] })
       try {
         const pid = await new Promise<number>((resolve) => parent.stdout.once("data", (d) => resolve(Number(d))))
