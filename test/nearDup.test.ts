@@ -269,16 +269,17 @@ describe("a long text normalized in pieces (piecewise)", () => {
         )
     )
   }
-  // The formulas as they were before pieces (2026-12-04): the whole text at once.
-  const whole = (text: string) => text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim()
+  // The formulas as they were before pieces (2026-12-04): the whole text at once (`whole` trimmed, as
+  // normalizeForDuplicates trims the joined pieces).
+  const normalized = (text: string) => text.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ")
+  const whole = (text: string) => normalized(text).trim()
   const comparable = (text: string) =>
     text.toLowerCase().replace(/[\s_-]+/g, " ").replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, "\"")
 
   it("gives what the transform gives on the whole text, for pieces of any size", () => {
     for (const [i, text] of texts(3000, 11).entries()) {
       const size = 1 + (i % 9)
-      expect(piecewise(text, (p) => p.normalize("NFKC").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " "), size).trim())
-        .toBe(whole(text))
+      expect(piecewise(text, normalized, size).trim()).toBe(whole(text))
       expect(piecewise(text, comparable, size), JSON.stringify(text)).toBe(comparable(text))
     }
   })

@@ -7,10 +7,10 @@
  */
 
 /** The characters of a piece, about: a piece ends at the first cut at or after this length. */
-export const PIECE = 1 << 16
+const PIECE = 1 << 16
 
-/** ASCII letter or digit. */
-const isAsciiAlnum = (c: number): boolean =>
+/** ASCII letter or digit (a char code). */
+export const isAsciiAlnum = (c: number): boolean =>
   (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
 
 /**

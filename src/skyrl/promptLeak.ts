@@ -11,6 +11,7 @@ import type { Inventory } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { plural } from "../domain/words.js"
 import { remember, rememberWith } from "./memo.js"
+import { isAsciiAlnum } from "./piecewise.js"
 import type { PromptReading } from "./promptReading.js"
 import { readsAsOf } from "./promptReading.js"
 import { MIN_DISTRACTORS } from "./promptTools.js"
@@ -243,7 +244,6 @@ const INVISIBLE_IN = /\p{Cf}/u
 
 const isLower = (c: number): boolean => c >= 0x61 && c <= 0x7a
 const isUpper = (c: number): boolean => c >= 0x41 && c <= 0x5a
-const isLatinAlnum = (c: number): boolean => isLower(c) || isUpper(c) || (c >= 0x30 && c <= 0x39)
 /** A name's separator: `_`, `.` or `-`. */
 const isNameSeparator = (c: number): boolean => c === 0x5f || c === 0x2e || c === 0x2d
 
@@ -261,7 +261,7 @@ const typoRunIn = (text: string, typos: ReadonlyArray<TypoName>): boolean => {
   for (const t of typos) shortest = Math.min(shortest, t.key.length - 1)
   const least = Math.max(5, shortest)
   for (let i = 0; i < text.length;) {
-    if (!isLatinAlnum(text.charCodeAt(i))) {
+    if (!isAsciiAlnum(text.charCodeAt(i))) {
       i++
       continue
     }
@@ -270,7 +270,7 @@ const typoRunIn = (text: string, typos: ReadonlyArray<TypoName>): boolean => {
     for (; end < text.length; end++) {
       const c = text.charCodeAt(end)
       if (isNameSeparator(c) || (isUpper(c) && isLower(text.charCodeAt(end - 1)))) parts = true
-      else if (!isLatinAlnum(c)) break
+      else if (!isAsciiAlnum(c)) break
     }
     if (parts && end - i >= least && typoIn(text.slice(i, end), typos) !== undefined) return true
     i = end
