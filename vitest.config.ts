@@ -6,8 +6,8 @@ import { BaseSequencer } from "vitest/node"
  * Test files that run in a worker whose modules are reset before each of them (vitest's isolation inside a worker:
  * its mocks and src modules made again): they mock modules (`vi.mock`, `vi.spyOn` of a module), or set
  * `process.env` or process listeners that the other files must not see; or they drive Effect's TestClock, which
- * failed in a shared worker once other files had run there (llmSchedule.test: "testClock.adjust is not a function",
- * 14 tests, in one CI run of two; the cause not found).
+ * fails in a worker where a file using @effect/vitest's `layer(..., { excludeTestServices: true })` ran before
+ * (engine.test or verifyHook.test, then llmSchedule.test: "testClock.adjust is not a function", 14 tests).
  */
 const ISOLATED = [
   "test/dryRunLazy.test.ts",
