@@ -12,6 +12,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync
 } from "node:fs"
 import { createServer } from "node:http"
@@ -19,6 +20,7 @@ import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { BUILD_INPUTS, buildStamp, cacheFile, compileBundle } from "../bin/bundle.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -55,9 +57,9 @@ const bundle = join(root, "dist", "bin.js")
  * What dist/ is made from: the sources, the loader, this script, the locked packages, the data the code caches
  * are made with, and Node itself (its V8 stamps the caches). `npm ci` builds (prepare) and `npm test` builds
  * again: when these are what the last build was made from, the second build is skipped (~12-20 s of CI).
- * `SKYRL_BUILD=always` builds anyway.
+ * `SKYRL_BUILD=always` builds anyway. The stamp's time is set to when the inputs were hashed, by a build and by a
+ * check that skips one: `npm run skyrl` builds first when an input is newer (bin/bundle.js, `buildIsStale`).
  */
-const INPUTS = ["src", "bin", "scripts/build.mjs", "package.json", "package-lock.json", "data/replay", "data/examples"]
 const filesUnder = (rel) => {
   const at = join(root, rel)
   if (!existsSync(at)) return []
@@ -68,15 +70,19 @@ const filesUnder = (rel) => {
 }
 const inputsHash = () => {
   const hash = createHash("sha256").update(`${process.version} ${process.arch}\n`)
-  for (const file of INPUTS.flatMap(filesUnder).sort()) hash.update(`${file}\n`).update(readFileSync(join(root, file)))
+  for (const file of BUILD_INPUTS.flatMap(filesUnder).sort()) {
+    hash.update(`${file}\n`).update(readFileSync(join(root, file)))
+  }
   return hash.digest("hex")
 }
-const stamp = join(root, "dist", ".inputs.sha256")
+const stamp = buildStamp(root)
+const hashedAt = new Date()
 const inputs = inputsHash()
 if (
   process.env.SKYRL_BUILD !== "always" && existsSync(bundle) && existsSync(stamp) &&
   readFileSync(stamp, "utf8") === inputs
 ) {
+  utimesSync(stamp, hashedAt, hashedAt)
   console.log("dist/ is up to date (made from these sources, packages and Node); SKYRL_BUILD=always builds anyway")
   process.exit(0)
 }
@@ -192,7 +198,6 @@ const run = (args, env, cache) =>
 // Without a cache the CLI works as well, compiling the bundle at each start (~0.25 s of CPU more): a
 // failure here is a warning, not a failed build (nor a failed `npm ci`).
 try {
-  const { cacheFile, compileBundle } = await import("../bin/bundle.js")
   for (const [family, runs] of Object.entries(families)) {
     const cache = join(work, `${family}.cache`)
     for (const [args, env = {}, mayFail = false] of runs) {
@@ -209,3 +214,4 @@ try {
   rmSync(work, { recursive: true, force: true })
 }
 writeFileSync(stamp, inputs)
+utimesSync(stamp, hashedAt, hashedAt)

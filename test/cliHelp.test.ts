@@ -1,5 +1,5 @@
 /** What `--help` of the built CLI says of each option (runs bin/skyrl.js: `npm run build` first). */
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
+import { copyFileSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -114,5 +114,86 @@ describe("a checkout never built", () => {
       } is missing: the CLI is not built; run \`npm run build\` (or \`npm ci\`) in ${root}\n`
     )
     expect(r.stdout).toBe("")
+  })
+})
+
+describe("npm run skyrl after the sources changed", () => {
+  // A checkout of bin/ with a stand-in build (scripts/build.mjs): it says how it was run, then writes a bundle
+  // that prints "bundle ran" and the stamp, or fails with exit 3 when the checkout has a file `fail`.
+  const checkout = () => {
+    const root = mkdtempSync(join(tmpdir(), "skyrl-stale-"))
+    for (const dir of ["bin", "scripts", "src"]) mkdirSync(join(root, dir))
+    for (const file of ["skyrl.js", "bundle.js"]) copyFileSync(join(ROOT, "bin", file), join(root, "bin", file))
+    writeFileSync(join(root, "package.json"), JSON.stringify({ type: "module" }))
+    writeFileSync(join(root, "src", "bin.ts"), "")
+    writeFileSync(
+      join(root, "scripts", "build.mjs"),
+      `import { existsSync, mkdirSync, writeFileSync } from "node:fs"
+console.log("build ran as " + (process.env.npm_lifecycle_event ?? "no script") + " in " + process.cwd())
+if (existsSync("fail")) process.exit(3)
+mkdirSync("dist", { recursive: true })
+writeFileSync("dist/bin.js", 'console.log("bundle ran")')
+writeFileSync("dist/.inputs.sha256", "x")
+`
+    )
+    return root
+  }
+  const npmRun = (root: string) =>
+    runChild(process.execPath, [join(root, "bin", "skyrl.js"), "--version"], {
+      env: {
+        ...cleanEnv(),
+        npm_lifecycle_event: "skyrl",
+        INIT_CWD: tmpdir(),
+        npm_package_json: join(root, "package.json")
+      }
+    })
+  const BUILDING = "skyrl: the sources changed since dist/ was built: building it first (npm run build)\n"
+
+  it("builds dist/ first when a source is newer than the last build, then runs it; not when none is", async () => {
+    const root = checkout()
+    const first = await npmRun(root)
+    expect(first.status, first.stderr).toBe(0)
+    // The build's output on stderr, and run not as the script (its code-cache runs would build again, for ever).
+    expect(first.stderr).toBe(`${BUILDING}build ran as no script in ${root}\n`)
+    expect(first.stdout).toBe("bundle ran\n")
+    const again = await npmRun(root)
+    expect(again.stderr).toBe("")
+    expect(again.stdout).toBe("bundle ran\n")
+    // A `git pull`: a source newer than the stamp.
+    const later = new Date(Date.now() + 60_000)
+    utimesSync(join(root, "src", "bin.ts"), later, later)
+    expect((await npmRun(root)).stderr).toBe(`${BUILDING}build ran as no script in ${root}\n`)
+  })
+
+  it("a file added to a source folder is a change too, a file outside the build's inputs is not", async () => {
+    const root = checkout()
+    await npmRun(root)
+    const later = new Date(Date.now() + 60_000)
+    writeFileSync(join(root, "notes.txt"), "")
+    utimesSync(join(root, "notes.txt"), later, later)
+    expect((await npmRun(root)).stderr).toBe("")
+    mkdirSync(join(root, "src", "new"))
+    writeFileSync(join(root, "src", "new", "a.ts"), "")
+    utimesSync(join(root, "src", "new"), later, later)
+    utimesSync(join(root, "src", "new", "a.ts"), new Date(0), new Date(0))
+    expect((await npmRun(root)).stderr).toBe(`${BUILDING}build ran as no script in ${root}\n`)
+  })
+
+  it("a failed build runs nothing and exits with the build's status", async () => {
+    const root = checkout()
+    writeFileSync(join(root, "fail"), "")
+    const r = await npmRun(root)
+    expect(r.status).toBe(3)
+    expect(r.stderr).toBe(
+      `${BUILDING}build ran as no script in ${root}\nskyrl: the build failed (exit 3); nothing was run\n`
+    )
+    expect(r.stdout).toBe("")
+  })
+
+  it("run directly (not as the npm script), the CLI never builds", async () => {
+    const root = checkout()
+    const r = await runChild(process.execPath, [join(root, "bin", "skyrl.js"), "--version"], { env: cleanEnv() })
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain("is missing: the CLI is not built")
   })
 })
