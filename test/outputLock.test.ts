@@ -36,6 +36,7 @@ import { fakes, llmEnv, readJsonl, runDirOf, tempDir, USAGE } from "./support/fa
 import { validTaskFor, validTaskText, withStages } from "./support/fakeTasks.js"
 import { makeMemoryStorage } from "./support/memoryStorage.js"
 import { ended, started, until } from "./support/signals.js"
+import { rowFor, writeJsonl } from "./support/verifyRows.js"
 
 const SHAREGPT = join(__dirname, "fixtures", "sharegpt", "sample_data.json")
 
@@ -169,6 +170,19 @@ describe("verify, batch collect, convert and rebuild take the same --out lock (b
     expect(JSON.parse(verifier.seen[0]!)).toMatchObject({ pid: process.pid, command: "verify" })
     expect(storage.files.has(lock)).toBe(false) // released at the end
     expect(storage.files.has(`${out}.verify.lock`)).toBe(false)
+  })
+
+  it("skyrl verify takes the --out lock before opening its cassette store: a held --out opens no store", async () => {
+    const dir = tempDir("skyrl-outlock-")
+    const rows = join(dir, "in.jsonl")
+    writeJsonl(rows, [rowFor("r1", [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }])])
+    const out = join(dir, "v.jsonl")
+    writeFileSync(`${out}.lock`, liveHolder("verify"))
+    const r = await runCli(["verify", rows, "--out", out, "--cassettes", join(dir, "tapes")])
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stderr).toContain(`${out} is being written by another skyrl run (${liveHolder("verify").trim()})`)
+    // Before: the store was opened first (the tapes folder made, its lock taken, its keys read), then the run failed.
+    expect(readdirSync(dir).sort()).toEqual(["in.jsonl", "v.jsonl.lock"])
   })
 
   it("convert beside a live writer of its --out exits 1 naming it, writing nothing; then writes and releases", async () => {

@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
+import { lockOutput } from "../programs/outputLock.js"
 import { readServersConfig } from "../programs/toolsImport.js"
 import type { VerifyResult } from "../programs/verify.js"
 import { dryRunDatasets, formatServerLines, journalFileOf, rejectsFileOf, verifyDatasets } from "../programs/verify.js"
@@ -215,10 +216,15 @@ export const runVerify = (options: VerifyCliOptions) =>
       timeout: Duration.seconds(options.timeout),
       ...startTimeoutSetting(options.startTimeout)
     })
-    const { report, result } = yield* Effect.gen(function*() {
-      const result = yield* verifyDatasets(common)
-      return { result, report: yield* (yield* Verifier).report }
-    }).pipe(Effect.provide(verifier))
+    const { report, result } = yield* Effect.scoped(Effect.gen(function*() {
+      // `--out`'s lock before the cassette store opens (its own lock, then every key read): a second verify of this
+      // --out fails naming it, having opened nothing (before, a shared --cassettes failed it naming the store).
+      yield* lockOutput(options.out, "verify")
+      return yield* Effect.gen(function*() {
+        const result = yield* verifyDatasets({ ...common, outLocked: true })
+        return { result, report: yield* (yield* Verifier).report }
+      }).pipe(Effect.provide(verifier))
+    }))
     const earlierOut = result.written === 0 && (yield* (yield* Storage).exists(options.out))
     yield* Console.log(formatResult(options.out, earlierOut, result, report))
     if (result.written === 0 && result.summary.stages.rows > 0) {

@@ -61,6 +61,8 @@ export interface VerifyDatasetsOptions {
   readonly concurrency: number
   readonly limit?: number | undefined
   readonly resume: boolean
+  /** The caller holds `out`'s lock (`lockOutput`) already: `skyrl verify` takes it before its cassette store opens. */
+  readonly outLocked?: boolean
 }
 
 /** One row that did not verify, as written to `<out>.rejects.jsonl`. */
@@ -937,7 +939,8 @@ const orderedOutputs = (out: string) =>
  */
 export const verifyDatasets = (options: VerifyDatasetsOptions) =>
   Effect.scoped(Effect.gen(function*() {
-    yield* lockOutput(options.out, "verify") // before the journal is read (and any server starts)
+    // Before the journal is read (and any server starts).
+    if (options.outLocked !== true) yield* lockOutput(options.out, "verify")
     const verifier = yield* Verifier
     const journalFile = journalFileOf(options.out)
     const { entries: done, found, tail } = options.resume
