@@ -452,11 +452,21 @@ const MEMO_LIMIT = 4096
 const normalizePiece = (piece: string): string =>
   piece.normalize("NFKC").toLowerCase().split(/[^\p{L}\p{N}]+/u).join(" ")
 
+/** The last text `normalizeForDuplicates` was given, and its result. */
+let lastText: string | undefined
+let lastNormalized = ""
+
 /**
  * Lower case, letters and digits only, single spaces: the text two near-duplicates share. A long text is done in
- * pieces (`piecewise`: the same result, without a whole-text replace's garbage).
+ * pieces (`piecewise`: the same result, without a whole-text replace's garbage). The last result is kept: the
+ * checks' near-duplicate rule and the diversity report each normalize a row's user message, one after the other.
  */
-export const normalizeForDuplicates = (text: string): string => piecewise(text, normalizePiece).trim()
+export const normalizeForDuplicates = (text: string): string => {
+  if (text === lastText) return lastNormalized
+  lastNormalized = piecewise(text, normalizePiece).trim()
+  lastText = text
+  return lastNormalized
+}
 
 /** The most characters of a finding's message kept: a message quoting a huge value (a 10 MB param) is cut. */
 const MESSAGE_LIMIT = 1000
