@@ -62,6 +62,9 @@ class Plan:
     # a line of JSON up to a closing bracket with words after it read as JSON beside prose (reward.py _line_read);
     # False for a record skyrl verify wrote reading results without it (``derived_reading: "json-leaves"``)
     grounding_closed: bool = True
+    # the words after a line's JSON read again for more JSON (``{...} and {...} done``: both read apart); False for a
+    # record skyrl verify wrote reading them as prose (``derived_reading: "json-leaves"`` or ``"json-leaves-2"``)
+    grounding_repeat: bool = True
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -96,6 +99,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         derived_found_steps=_derived_found_steps(extras, steps),
         grounding_by_leaves=_grounding_by_leaves(extras),
         grounding_closed=_grounding_closed(extras),
+        grounding_repeat=_grounding_repeat(extras),
     )
 
 
@@ -270,8 +274,9 @@ def _derived_values_found(extras: Mapping[str, Any]) -> bool:
 
 
 # skyrl verify's ways of reading results for derived_values_found (its record's derived_reading): "json-leaves" from
-# 2026-12-04 afternoon, "json-leaves-2" (a line of JSON with words after it read apart too) from that evening.
-READINGS = ("json-leaves", "json-leaves-2")
+# 2026-12-04 afternoon, "json-leaves-2" (a line of JSON with words after it read apart too) from that evening,
+# "json-leaves-3" (the words after a line's JSON read again for more JSON) from that night.
+READINGS = ("json-leaves", "json-leaves-2", "json-leaves-3")
 
 
 def _grounding_closed(extras: Mapping[str, Any]) -> bool:
@@ -281,6 +286,14 @@ def _grounding_closed(extras: Mapping[str, Any]) -> bool:
     own call."""
     verification = _task_metadata(extras).get("verification")
     return not (isinstance(verification, Mapping) and verification.get("derived_reading") == "json-leaves")
+
+
+def _grounding_repeat(extras: Mapping[str, Any]) -> bool:
+    """Read the words after a line's JSON again for more JSON, unless the row's verification record says skyrl verify
+    found its derived values reading them as prose (``derived_reading`` "json-leaves" or "json-leaves-2"): a plan value
+    it found across them would be refused to the plan's own call."""
+    verification = _task_metadata(extras).get("verification")
+    return not (isinstance(verification, Mapping) and verification.get("derived_reading") in READINGS[:2])
 
 
 def _grounding_by_leaves(extras: Mapping[str, Any]) -> bool:

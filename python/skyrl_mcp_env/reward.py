@@ -312,7 +312,8 @@ class _Matcher:
         read = tuple(j for j in sources if self.calls[j].result and self.calls[j].turn < turn)
         if read not in self._evidence:
             texts = [self.calls[j].result or "" for j in read]
-            self._evidence[read] = Evidence(texts, self.plan.grounding_by_leaves, self.plan.grounding_closed)
+            how = (self.plan.grounding_by_leaves, self.plan.grounding_closed, self.plan.grounding_repeat)
+            self._evidence[read] = Evidence(texts, *how)
         args = self.calls[i].arguments or {}
         return all(_grounds(self._evidence[read], args[p], step.params.get(p)) for p in step.derived_params)
 
@@ -524,14 +525,16 @@ class Evidence:
     of the JSON itself (the whole result pasted, or most of it) holds nothing. A string of neither (``","``)
     is looked for in the texts as they are (``_grounds`` decides what it may ground). ``leaves=False`` reads
     every text as it is, as skyrl verify did before 2026-12-04 (``Plan.grounding_by_leaves``); ``closed=False``
-    reads a line of JSON with words after it as prose, as it did that afternoon (``Plan.grounding_closed``)."""
+    reads a line of JSON with words after it as prose, as it did that afternoon (``Plan.grounding_closed``);
+    ``repeat=False`` reads the words after a line's JSON as prose, as it did that evening
+    (``Plan.grounding_repeat``)."""
 
     _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
-    def __init__(self, texts: list[str], leaves: bool = True, closed: bool = True):
+    def __init__(self, texts: list[str], leaves: bool = True, closed: bool = True, repeat: bool = True):
         self.texts = texts
         self._plain = [_Reading(t, None) for t in texts]  # for a value with no letter or digit, and leaves=False
-        self._read = [_reading(t, closed) for t in texts] if leaves else self._plain
+        self._read = [_reading(t, closed, repeat) for t in texts] if leaves else self._plain
         self._held: dict[str, bool] = {}  # the matcher asks of the same values again and again
         self._keys_only: dict[str, bool] = {}
         self._numbers: Optional[set[float]] = None
@@ -645,10 +648,10 @@ def _as_float(value: Union[int, float]) -> Optional[float]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _reading(text: str, closed: bool = True) -> _Reading:
+def _reading(text: str, closed: bool = True, repeat: bool = True) -> _Reading:
     """``text`` read for grounding, kept for the texts seen last: the matcher builds an Evidence for each set of
     results a call could read."""
-    return _Reading(text, text_pieces(text, closed))
+    return _Reading(text, text_pieces(text, closed, repeat))
 
 
 def _forms(value: str) -> set[str]:
@@ -713,13 +716,14 @@ def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool
     return leaves + [(rest, False)] if cut and _CUT_SCALAR.fullmatch(rest) else None
 
 
-def text_pieces(text: str, closed: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
+def text_pieces(text: str, closed: bool = True, repeat: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
     """What grounding searches in a text, or None to search it as it is: a JSON text's strings and numbers
     (``json_leaves``); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON,
     then an image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those
-    lines' strings and numbers, and each run of the other lines (and words before such JSON) as one piece (key
-    None). Lines, as JSON writes no line break inside a token. skyrl verify reads it alike (src/skyrl/grounding.ts
-    ``textPieces``)."""
+    lines' strings and numbers, and each run of the other lines (and words before, between and after such JSON) as
+    one piece (key None). A line may hold several JSON texts with words between them (``{...} and {...} done``; not
+    with ``repeat`` False: the words after its first JSON are prose). Lines, as JSON writes no line break inside a
+    token. skyrl verify reads it alike (src/skyrl/grounding.ts ``textPieces``)."""
     whole = json_leaves(text)
     if whole is not None:
         return whole
@@ -728,17 +732,25 @@ def text_pieces(text: str, closed: bool = True) -> Optional[list[tuple[str, Opti
     lines = text.split("\n")
     found = False
     for n, line in enumerate(lines):
-        before, leaves, after = _line_read(line, n == len(lines) - 1, closed)  # only the last line may have been cut
+        cut = n == len(lines) - 1  # only the last line may have been cut
+        before, leaves, after = _line_read(line, cut, closed)
         if leaves is None:
             plain.append(line)
             continue
         found = True
-        if before:
-            plain.append(before)
-        if plain:
-            pieces.append(("\n".join(plain), None))
-        plain = [after] if after else []
-        pieces.extend(leaves)
+        while leaves is not None:
+            if before:
+                plain.append(before)
+            if plain:
+                pieces.append(("\n".join(plain), None))
+            plain = []
+            pieces.extend(leaves)
+            rest = after
+            before, leaves, after = _line_read(rest, cut, closed) if rest and repeat else ("", None, "")
+            if leaves is None:
+                after = rest
+        if after:
+            plain.append(after)
     if not found:
         return None
     return pieces + [("\n".join(plain), None)] if plain else pieces

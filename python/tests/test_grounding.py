@@ -230,7 +230,7 @@ def test_the_setting_must_be_a_boolean_or_auto(palantir):
         episode(palantir, [FINAL], {"ground_derived": "true"})
 
 
-def verified(row, found, reading="json-leaves-2"):
+def verified(row, found, reading="json-leaves-3"):
     """``row`` with the record ``skyrl verify`` writes into task_metadata, saying whether it found every derived
     value of the plan in the results of its dependencies (``reading`` None: a record written before 2026-12-04)."""
     row = json.loads(json.dumps(row))
@@ -641,7 +641,7 @@ def test_each_result_is_read_once_however_often_the_matcher_asks(monkeypatch):
             super().__init__(*args)
 
     monkeypatch.setattr(reward, "Evidence", Counted)
-    monkeypatch.setattr(reward, "text_pieces", lambda text, closed=True, read=reward.text_pieces: reads.append(1) or read(text, closed))
+    monkeypatch.setattr(reward, "text_pieces", lambda text, *how, read=reward.text_pieces: reads.append(1) or read(text, *how))
     monkeypatch.setattr(reward, "_forms", lambda value, forms=reward._forms: escapes.append(value) or forms(value))
     reward._reading.cache_clear()
     reward.score(plan, reward.Trajectory(calls, "done", "final_answer"), ground_derived=True)
@@ -664,3 +664,17 @@ def test_a_record_of_the_first_json_reading_grounds_a_line_of_json_with_words_as
     for reading in ("json-leaves", "json-leaves-2"):
         row = verified(palantir, True, reading=reading)
         assert episode(row, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+
+
+def test_a_record_of_the_second_json_reading_grounds_the_json_after_words_as_it_was_found(palantir, cassettes):
+    # skyrl verify on the evening of 2026-12-04 ("json-leaves-2") read the words after a line's first JSON as prose,
+    # more JSON in them too, so a plan value across that JSON was found; "json-leaves-3" reads it apart.
+    second = '{"symbol": "PLTR", "name": "Palantir Technologies Inc."}'
+    line = f'[{{"query": "Palantir"}}] matched {second} (1 result)'
+    row = json.loads(json.dumps(palantir))
+    row["reward_spec"]["ground_truth"]["tool_sequence"][1]["params"] = json.dumps({"symbol": second})
+    config = {"cassettes": cassettes(line)["cassettes"]}
+    for reading in ("json-leaves", "json-leaves-2"):
+        assert episode(verified(row, True, reading=reading), [SEARCH, quote(second), FINAL], config)["reward"] == 1.0
+    assert episode(verified(row, True), [SEARCH, quote(second), FINAL], config)["reward"] == 0.25
+    assert episode(verified(palantir, True), [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0

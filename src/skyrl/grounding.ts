@@ -123,7 +123,9 @@ type Piece = readonly [text: string, key: boolean | null]
  * What grounding searches in a text, or undefined to search it as it is: a JSON text's strings and numbers
  * (`jsonLeaves`); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON, then an
  * image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those lines' strings
- * and numbers, and each run of the other lines (and words before such JSON) as one piece (key null). Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
+ * and numbers, and each run of the other lines (and words before, between and after such JSON) as one piece (key
+ * null). A line may hold several JSON texts with words between them (`{...} and {...} done`, since
+ * "json-leaves-3"). Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
  * `text_pieces`).
  */
 export const textPieces = (text: string): Array<Piece> | undefined => {
@@ -134,13 +136,21 @@ export const textPieces = (text: string): Array<Piece> | undefined => {
   const lines = text.split("\n")
   let found = false
   lines.forEach((line, n) => {
-    const [before, leaves, after] = lineRead(line, n === lines.length - 1) // only the last line may have been cut
+    const cut = n === lines.length - 1 // only the last line may have been cut
+    let [before, leaves, after] = lineRead(line, cut)
     if (leaves === undefined) return void plain.push(line)
     found = true
-    if (before !== "") plain.push(before)
-    if (plain.length > 0) pieces.push([plain.join("\n"), null])
-    plain = after === "" ? [] : [after]
-    pieces.push(...leaves)
+    // The words after a line's JSON are read again: more JSON may follow them (`{...} and {...} done`).
+    while (leaves !== undefined) {
+      if (before !== "") plain.push(before)
+      if (plain.length > 0) pieces.push([plain.join("\n"), null])
+      plain = []
+      pieces.push(...leaves)
+      const rest = after
+      ;[before, leaves, after] = rest === "" ? ["", undefined, ""] : lineRead(rest, cut)
+      if (leaves === undefined) after = rest
+    }
+    if (after !== "") plain.push(after)
   })
   if (!found) return undefined
   return plain.length > 0 ? [...pieces, [plain.join("\n"), null]] : pieces
