@@ -235,12 +235,12 @@ describe("verify against server-everything (stateless)", () => {
       expect("derived_values_found" in run.verification[2]).toBe(false)
       // how the results were read for it (MCPToolEnv grounds a record without it by each result's whole text)
       expect(run.verification.map((v) => v.derived_reading)).toEqual([
-        "json-leaves-3",
-        "json-leaves-3",
+        "json-leaves-4",
+        "json-leaves-4",
         undefined,
-        "json-leaves-3",
-        "json-leaves-3",
-        "json-leaves-3"
+        "json-leaves-4",
+        "json-leaves-4",
+        "json-leaves-4"
       ])
       expect(run.result.summary).toMatchObject({ derivedNotFound: 4, copies: 2 })
       // Each step with derived params says whether its own were found; a step without says nothing, and a

@@ -40,6 +40,13 @@ class Step:
         return {k: v for k, v in self.params.items() if k not in self.derived_params}
 
 
+# skyrl verify's ways of reading results for derived_values_found (its record's derived_reading), each reading what
+# the one before did and more: "json-leaves" from 2026-12-04 afternoon (a text of JSON, a line of JSON beside prose),
+# "json-leaves-2" (a line of JSON with words after it) from that evening, "json-leaves-3" (the words after a line's
+# JSON read again for more JSON) and "json-leaves-4" (a text that is a Python repr) from that night.
+READINGS = ("json-leaves", "json-leaves-2", "json-leaves-3", "json-leaves-4")
+
+
 @dataclass(frozen=True)
 class Plan:
     task_id: str
@@ -59,12 +66,9 @@ class Plan:
     # results read a JSON string or number at a time when grounding (reward.py Evidence); False for a record whose
     # derived_values_found skyrl verify wrote before 2026-12-04, which read each result's text whole
     grounding_by_leaves: bool = True
-    # a line of JSON up to a closing bracket with words after it read as JSON beside prose (reward.py _line_read);
-    # False for a record skyrl verify wrote reading results without it (``derived_reading: "json-leaves"``)
-    grounding_closed: bool = True
-    # the words after a line's JSON read again for more JSON (``{...} and {...} done``: both read apart); False for a
-    # record skyrl verify wrote reading them as prose (``derived_reading: "json-leaves"`` or ``"json-leaves-2"``)
-    grounding_repeat: bool = True
+    # how results are read when grounding (reward.py text_pieces): the number of the record's ``derived_reading`` in
+    # READINGS (1 for "json-leaves"), the latest for a row without one: each reading reads as skyrl verify read
+    grounding_reading: int = len(READINGS)
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -98,8 +102,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         derived_values_found=_derived_values_found(extras),
         derived_found_steps=_derived_found_steps(extras, steps),
         grounding_by_leaves=_grounding_by_leaves(extras),
-        grounding_closed=_grounding_closed(extras),
-        grounding_repeat=_grounding_repeat(extras),
+        grounding_reading=_grounding_reading(extras),
     )
 
 
@@ -273,27 +276,13 @@ def _derived_values_found(extras: Mapping[str, Any]) -> bool:
     return isinstance(verification, Mapping) and verification.get("derived_values_found") is True
 
 
-# skyrl verify's ways of reading results for derived_values_found (its record's derived_reading): "json-leaves" from
-# 2026-12-04 afternoon, "json-leaves-2" (a line of JSON with words after it read apart too) from that evening,
-# "json-leaves-3" (the words after a line's JSON read again for more JSON) from that night.
-READINGS = ("json-leaves", "json-leaves-2", "json-leaves-3")
-
-
-def _grounding_closed(extras: Mapping[str, Any]) -> bool:
-    """Read a line of JSON up to a closing bracket with words after it as JSON beside prose, unless the row's
-    verification record says skyrl verify found its derived values reading results without that
-    (``derived_reading: "json-leaves"``): a plan value it found across such a line would be refused to the plan's
-    own call."""
+def _grounding_reading(extras: Mapping[str, Any]) -> int:
+    """How to read results when grounding (``Plan.grounding_reading``): as skyrl verify read them for the row's
+    record (``derived_reading``), so a plan value it found is not refused to the plan's own call; the latest
+    reading for a row without one (or of a reading this package does not know)."""
     verification = _task_metadata(extras).get("verification")
-    return not (isinstance(verification, Mapping) and verification.get("derived_reading") == "json-leaves")
-
-
-def _grounding_repeat(extras: Mapping[str, Any]) -> bool:
-    """Read the words after a line's JSON again for more JSON, unless the row's verification record says skyrl verify
-    found its derived values reading them as prose (``derived_reading`` "json-leaves" or "json-leaves-2"): a plan value
-    it found across them would be refused to the plan's own call."""
-    verification = _task_metadata(extras).get("verification")
-    return not (isinstance(verification, Mapping) and verification.get("derived_reading") in READINGS[:2])
+    reading = verification.get("derived_reading") if isinstance(verification, Mapping) else None
+    return READINGS.index(reading) + 1 if reading in READINGS else len(READINGS)
 
 
 def _grounding_by_leaves(extras: Mapping[str, Any]) -> bool:

@@ -61,8 +61,11 @@ from jsonschema_specifications import REGISTRY as _SPECIFICATIONS
 
 from . import patterns
 from .canonical import canonical_json
-from .plan import Plan, Step
+from .plan import READINGS, Plan, Step
 from .unique import with_fast_unique_items
+
+# skyrl verify's latest way of reading results for grounding (plan.py READINGS): what a row without a record reads.
+LATEST_READING = len(READINGS)
 
 _MISSING = object()
 _DONE = object()
@@ -312,8 +315,7 @@ class _Matcher:
         read = tuple(j for j in sources if self.calls[j].result and self.calls[j].turn < turn)
         if read not in self._evidence:
             texts = [self.calls[j].result or "" for j in read]
-            how = (self.plan.grounding_by_leaves, self.plan.grounding_closed, self.plan.grounding_repeat)
-            self._evidence[read] = Evidence(texts, *how)
+            self._evidence[read] = Evidence(texts, self.plan.grounding_by_leaves, self.plan.grounding_reading)
         args = self.calls[i].arguments or {}
         return all(_grounds(self._evidence[read], args[p], step.params.get(p)) for p in step.derived_params)
 
@@ -524,17 +526,15 @@ class Evidence:
     number of it at a time for a string with a letter or a digit: it must lie inside one of them, so a stretch
     of the JSON itself (the whole result pasted, or most of it) holds nothing. A string of neither (``","``)
     is looked for in the texts as they are (``_grounds`` decides what it may ground). ``leaves=False`` reads
-    every text as it is, as skyrl verify did before 2026-12-04 (``Plan.grounding_by_leaves``); ``closed=False``
-    reads a line of JSON with words after it as prose, as it did that afternoon (``Plan.grounding_closed``);
-    ``repeat=False`` reads the words after a line's JSON as prose, as it did that evening
-    (``Plan.grounding_repeat``)."""
+    every text as it is, as skyrl verify did before 2026-12-04 (``Plan.grounding_by_leaves``); ``reading`` reads
+    the texts as one of its later readings did (``Plan.grounding_reading``, ``text_pieces``)."""
 
     _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
-    def __init__(self, texts: list[str], leaves: bool = True, closed: bool = True, repeat: bool = True):
+    def __init__(self, texts: list[str], leaves: bool = True, reading: int = LATEST_READING):
         self.texts = texts
         self._plain = [_Reading(t, None) for t in texts]  # for a value with no letter or digit, and leaves=False
-        self._read = [_reading(t, closed, repeat) for t in texts] if leaves else self._plain
+        self._read = [_reading(t, reading) for t in texts] if leaves else self._plain
         self._held: dict[str, bool] = {}  # the matcher asks of the same values again and again
         self._keys_only: dict[str, bool] = {}
         self._numbers: Optional[set[float]] = None
@@ -648,10 +648,10 @@ def _as_float(value: Union[int, float]) -> Optional[float]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _reading(text: str, closed: bool = True, repeat: bool = True) -> _Reading:
+def _reading(text: str, reading: int = LATEST_READING) -> _Reading:
     """``text`` read for grounding, kept for the texts seen last: the matcher builds an Evidence for each set of
     results a call could read."""
-    return _Reading(text, text_pieces(text, closed, repeat))
+    return _Reading(text, text_pieces(text, reading))
 
 
 def _forms(value: str) -> set[str]:
@@ -716,17 +716,23 @@ def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool
     return leaves + [(rest, False)] if cut and _CUT_SCALAR.fullmatch(rest) else None
 
 
-def text_pieces(text: str, closed: bool = True, repeat: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
+def text_pieces(text: str, reading: int = LATEST_READING) -> Optional[list[tuple[str, Optional[bool]]]]:
     """What grounding searches in a text, or None to search it as it is: a JSON text's strings and numbers
     (``json_leaves``); else, in a text of several lines of which some are JSON (a line of prose, then JSON; JSON,
     then an image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those
     lines' strings and numbers, and each run of the other lines (and words before, between and after such JSON) as
-    one piece (key None). A line may hold several JSON texts with words between them (``{...} and {...} done``; not
-    with ``repeat`` False: the words after its first JSON are prose). Lines, as JSON writes no line break inside a
-    token. skyrl verify reads it alike (src/skyrl/grounding.ts ``textPieces``)."""
+    one piece (key None). A line may hold several JSON texts with words between them (``{...} and {...} done``).
+    Lines, as JSON writes no line break inside a token. A text that is a Python repr (``python_leaves``) is read as
+    a JSON text is. skyrl verify reads it alike (src/skyrl/grounding.ts ``textPieces``). ``reading`` is one of
+    skyrl verify's readings (plan.py READINGS, counted from 1), each reading what the one before did and more:
+    1 reads a line of JSON with words after it as prose; 2 reads its JSON, the words after it as prose; 3 reads
+    those words for more JSON too; 4 reads a Python repr as JSON (1-3 read it as it is)."""
     whole = json_leaves(text)
+    if whole is None and reading >= 4:
+        whole = python_leaves(text)
     if whole is not None:
         return whole
+    closed, repeat = reading >= 2, reading >= 3
     pieces: list[tuple[str, Optional[bool]]] = []
     plain: list[str] = []
     lines = text.split("\n")
@@ -806,6 +812,86 @@ def _cut_string(rest: str) -> Optional[str]:
     body = cut.group(1)
     decoded = _decoded(body)
     return decoded if decoded is not None else _decoded(_CUT_ESCAPE.sub("", body))
+
+
+_PY_START = re.compile(r"\ufeff?[ \t\n\r]*[\[{(]")
+# A string in single or double quotes (as repr writes them), a number, True, False, None, nan or inf (as repr writes
+# floats), each followed by what may follow it in a repr, or a mark.
+_PY_TOKEN = re.compile(
+    r"""[ \t\n\r]*(?:(?:'((?:[^'\\\n]|\\[^\n])*)'|"((?:[^"\\\n]|\\[^\n])*)"|"""
+    r"""(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|True|False|None|nan|-?inf))(?=[ \t\n\r,:\])}]|\Z)|([\[\](){},:]))"""
+)
+_PY_CUT_STRING = re.compile(r"""'((?:[^'\\\n]|\\[^\n])*)\\?|"((?:[^"\\\n]|\\[^\n])*)\\?""")
+_PY_CUT_ESCAPE = re.compile(r"\\(?:x[0-9a-fA-F]?|u[0-9a-fA-F]{0,3}|U[0-9a-fA-F]{0,7})\Z")
+_PY_CUT_SCALAR = re.compile(
+    r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|T(?:ru?)?|F(?:a(?:ls?)?)?|N(?:on?)?|na?|-?in?"
+)
+_PY_ESCAPE = re.compile(r"""\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([\\'"nrt]))|\\""")
+_PY_SIMPLE = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
+
+
+def python_leaves(text: str, cut: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
+    """``json_leaves`` for a text that is a Python repr of a container (``{'symbol': 'PLTR', 'ok': True}``, a list, a
+    tuple; what ``str()`` of a tool's dict gives): its strings (in either quotes, with the escapes repr writes:
+    ``\\\\``, ``\\'``, ``\\"``, ``\\n``, ``\\r``, ``\\t``, ``\\xhh``, ``\\uhhhh``, ``\\Uhhhhhhhh``) and numbers, each with
+    whether it is a dict's key; None for any other text (another escape, a byte string, a call such as
+    ``datetime(...)``). A string that is itself JSON or a repr gives its own strings and numbers. skyrl verify reads
+    it alike (src/skyrl/grounding.ts ``pythonLeaves``)."""
+    if not _PY_START.match(text):
+        return None
+    leaves: list[tuple[str, Optional[bool]]] = []
+    pos, after_string = (1 if text.startswith("\ufeff") else 0), False
+    while (m := _PY_TOKEN.match(text, pos)) is not None:
+        pos = m.end()
+        single, double, scalar, mark = m.groups()
+        string = single if single is not None else double
+        if mark == ":" and after_string:
+            leaves[-1] = (leaves[-1][0], True)
+        if string is not None and (decoded := _py_decoded(string)) is None:
+            return None
+        if string is not None or scalar is not None:
+            leaves.append((decoded if string is not None else scalar, False))
+        after_string = string is not None
+    rest = text[pos:].lstrip(" \t\n\r")
+    if rest:
+        if not cut:
+            return None
+        cut_string = _py_cut_string(rest)
+        if cut_string is None and not _PY_CUT_SCALAR.fullmatch(rest):
+            return None
+        leaves.append((rest if cut_string is None else cut_string, False))
+    expanded: list[tuple[str, Optional[bool]]] = []
+    for leaf, key in leaves:
+        inner = None if key else json_leaves(leaf, cut=False) if _JSON_START.match(leaf) else None
+        if inner is None and not key and _PY_START.match(leaf):
+            inner = python_leaves(leaf, cut=False)
+        expanded.extend([(leaf, key)] if inner is None else inner)
+    return expanded
+
+
+def _py_cut_string(rest: str) -> Optional[str]:
+    """The characters of a repr's string cut short at the end of a text (perhaps inside an escape), or None."""
+    cut = _PY_CUT_STRING.fullmatch(rest)
+    if cut is None:
+        return None
+    body = cut.group(1) if cut.group(1) is not None else cut.group(2)
+    decoded = _py_decoded(body)
+    return decoded if decoded is not None else _py_decoded(_PY_CUT_ESCAPE.sub("", body))
+
+
+def _py_decoded(body: str) -> Optional[str]:
+    """A repr's string's characters from its text between the quotes, or None for an escape repr does not write."""
+    parts: list[str] = []
+    pos = 0
+    for m in _PY_ESCAPE.finditer(body):
+        hexes, simple = m.group(1) or m.group(2) or m.group(3), m.group(4)
+        if simple is None and (hexes is None or int(hexes, 16) > 0x10FFFF):
+            return None
+        parts.append(body[pos : m.start()])
+        parts.append(_PY_SIMPLE[simple] if simple is not None else chr(int(hexes, 16)))
+        pos = m.end()
+    parts.append(body[pos:])
+    return "".join(parts)
 
 
 def _decoded(body: str) -> Optional[str]:

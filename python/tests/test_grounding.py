@@ -230,7 +230,7 @@ def test_the_setting_must_be_a_boolean_or_auto(palantir):
         episode(palantir, [FINAL], {"ground_derived": "true"})
 
 
-def verified(row, found, reading="json-leaves-3"):
+def verified(row, found, reading="json-leaves-4"):
     """``row`` with the record ``skyrl verify`` writes into task_metadata, saying whether it found every derived
     value of the plan in the results of its dependencies (``reading`` None: a record written before 2026-12-04)."""
     row = json.loads(json.dumps(row))
@@ -678,3 +678,16 @@ def test_a_record_of_the_second_json_reading_grounds_the_json_after_words_as_it_
         assert episode(verified(row, True, reading=reading), [SEARCH, quote(second), FINAL], config)["reward"] == 1.0
     assert episode(verified(row, True), [SEARCH, quote(second), FINAL], config)["reward"] == 0.25
     assert episode(verified(palantir, True), [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+
+
+def test_a_python_repr_result_is_read_a_string_at_a_time_unless_the_record_read_it_whole(palantir, cassettes):
+    # A Python server's str() of its dict. Before json-leaves-4 it was plain text: pasted whole as the symbol, it
+    # grounded the quote step (1.0). A record of an earlier reading found its values reading it so: read as then.
+    result = "[{'symbol': 'PLTR', 'name': 'Palantir Technologies Inc.', 'exchange': 'NYSE'}]"
+    row = json.loads(json.dumps(palantir))
+    row["reward_spec"]["ground_truth"]["tool_sequence"][1]["params"] = json.dumps({"symbol": result})
+    config = {"cassettes": cassettes(result)["cassettes"]}
+    assert episode(verified(row, True), [SEARCH, quote(result), FINAL], config)["reward"] == 0.25
+    assert episode(verified(row, True, reading="json-leaves-3"), [SEARCH, quote(result), FINAL], config)["reward"] == 1.0
+    assert episode(verified(palantir, True), [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+    assert episode(verified(palantir, True), [SEARCH, quote("'PLTR', 'name'"), FINAL], config)["reward"] == 0.25

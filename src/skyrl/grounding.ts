@@ -116,6 +116,80 @@ const jsonTokens = (text: string, cut: boolean): Array<Leaf> | undefined => {
   return CUT_SCALAR.test(rest) ? [...leaves, [rest, false]] : undefined
 }
 
+const PY_START = /^\ufeff?[ \t\n\r]*[[{(]/
+/**
+ * A string in single or double quotes (as repr writes them), a number, True, False, None, nan or inf (as repr writes
+ * floats), each followed by what may follow it in a repr, or a mark.
+ */
+const PY_TOKEN =
+  /[ \t\n\r]*(?:(?:'((?:[^'\\\n]|\\[^\n])*)'|"((?:[^"\\\n]|\\[^\n])*)"|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|True|False|None|nan|-?inf))(?=[ \t\n\r,:\])}]|$)|([[\](){},:]))/y
+const PY_CUT_STRING = /^(?:'((?:[^'\\\n]|\\[^\n])*)\\?|"((?:[^"\\\n]|\\[^\n])*)\\?)$/
+/** An escape cut short at the end of a repr's string. */
+const PY_CUT_ESCAPE = /\\(?:x[0-9a-fA-F]?|u[0-9a-fA-F]{0,3}|U[0-9a-fA-F]{0,7})$/
+const PY_CUT_SCALAR = /^(?:-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?|T(?:ru?)?|F(?:a(?:ls?)?)?|N(?:on?)?|na?|-?in?)$/
+const PY_ESCAPE = /\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([\\'"nrt]))|\\/g
+const PY_SIMPLE: Readonly<Record<string, string>> = { "\\": "\\", "'": "'", "\"": "\"", n: "\n", r: "\r", t: "\t" }
+
+/**
+ * `jsonLeaves` for a text that is a Python repr of a container (`{'symbol': 'PLTR', 'ok': True}`, a list, a tuple;
+ * what `str()` of a tool's dict gives): its strings (in either quotes, with the escapes repr writes: `\\`, `\'`,
+ * `\"`, `\n`, `\r`, `\t`, `\xhh`, `\uhhhh`, `\Uhhhhhhhh`) and numbers, each with whether it is a dict's key;
+ * undefined for any other text (another escape, a byte string, a call such as `datetime(...)`). A string that is
+ * itself JSON or a repr gives its own strings and numbers. MCPToolEnv reads it alike (reward.py `python_leaves`).
+ */
+export const pythonLeaves = (text: string, cut = true): Array<Leaf> | undefined => {
+  if (!PY_START.test(text)) return undefined
+  const leaves: Array<Leaf> = []
+  let [pos, afterString] = [text.startsWith("\ufeff") ? 1 : 0, false]
+  PY_TOKEN.lastIndex = pos
+  for (let m = PY_TOKEN.exec(text); m !== null; m = PY_TOKEN.exec(text)) {
+    pos = PY_TOKEN.lastIndex
+    const [, single, double, scalar, mark] = m
+    const string = single ?? double
+    if (mark === ":" && afterString) leaves[leaves.length - 1] = [leaves[leaves.length - 1]![0], true]
+    const leaf = string === undefined ? scalar : pyDecoded(string)
+    if (string !== undefined && leaf === undefined) return undefined
+    if (leaf !== undefined) leaves.push([leaf, false])
+    afterString = string !== undefined
+  }
+  const rest = text.slice(pos).replace(/^[ \t\n\r]+/, "")
+  if (rest !== "") {
+    if (!cut) return undefined
+    const cutString = pyCutString(rest)
+    if (cutString === undefined && !PY_CUT_SCALAR.test(rest)) return undefined
+    leaves.push([cutString ?? rest, false])
+  }
+  return leaves.flatMap(([leaf, key]) => {
+    if (key) return [[leaf, key] as const]
+    const inner = (JSON_START.test(leaf) ? jsonLeaves(leaf, false) : undefined) ??
+      (PY_START.test(leaf) ? pythonLeaves(leaf, false) : undefined)
+    return inner ?? [[leaf, key] as const]
+  })
+}
+
+/** The characters of a repr's string cut short at the end of a text (perhaps inside an escape), or undefined. */
+const pyCutString = (rest: string): string | undefined => {
+  const cut = PY_CUT_STRING.exec(rest)
+  if (cut === null) return undefined
+  const body = cut[1] ?? cut[2]!
+  return pyDecoded(body) ?? pyDecoded(body.replace(PY_CUT_ESCAPE, ""))
+}
+
+/** A repr's string's characters from its text between the quotes, or undefined for an escape repr does not write. */
+const pyDecoded = (body: string): string | undefined => {
+  let bad = false
+  const text = body.replace(PY_ESCAPE, (_, x?: string, u?: string, big?: string, simple?: string) => {
+    if (simple !== undefined) return PY_SIMPLE[simple]!
+    const code = parseInt(x ?? u ?? big ?? "", 16)
+    if (Number.isNaN(code) || code > 0x10ffff) {
+      bad = true
+      return ""
+    }
+    return String.fromCodePoint(code)
+  })
+  return bad ? undefined : text
+}
+
 /** A piece of a text grounding searches: a JSON string or number (with whether it is a key), or plain lines (null). */
 type Piece = readonly [text: string, key: boolean | null]
 
@@ -125,11 +199,11 @@ type Piece = readonly [text: string, key: boolean | null]
  * image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those lines' strings
  * and numbers, and each run of the other lines (and words before, between and after such JSON) as one piece (key
  * null). A line may hold several JSON texts with words between them (`{...} and {...} done`, since
- * "json-leaves-3"). Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
+ * "json-leaves-3"). A text that is a Python repr (`pythonLeaves`, since "json-leaves-4") is read as a JSON text is. Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
  * `text_pieces`).
  */
 export const textPieces = (text: string): Array<Piece> | undefined => {
-  const whole = jsonLeaves(text)
+  const whole = jsonLeaves(text) ?? pythonLeaves(text)
   if (whole !== undefined) return whole
   const pieces: Array<Piece> = []
   let plain: Array<string> = []
