@@ -833,8 +833,8 @@ _PY_SIMPLE = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t"}
 def python_leaves(text: str, cut: bool = True) -> Optional[list[tuple[str, Optional[bool]]]]:
     """``json_leaves`` for a text that is a Python repr of a container (``{'symbol': 'PLTR', 'ok': True}``, a list, a
     tuple; what ``str()`` of a tool's dict gives): its strings (in either quotes, with the escapes repr writes:
-    ``\\\\``, ``\\'``, ``\\"``, ``\\n``, ``\\r``, ``\\t``, ``\\xhh``, ``\\uhhhh``, ``\\Uhhhhhhhh``) and numbers, each with
-    whether it is a dict's key; None for any other text (another escape, a byte string, a call such as
+    ``\\\\``, ``\\'``, ``\\"``, ``\\n``, ``\\r``, ``\\t``, ``\\xhh``, ``\\uhhhh``, ``\\Uhhhhhhhh``) and numbers,
+    each with whether it is a dict's key; None for any other text (another escape, a byte string, a call such as
     ``datetime(...)``). A string that is itself JSON or a repr gives its own strings and numbers. skyrl verify reads
     it alike (src/skyrl/grounding.ts ``pythonLeaves``)."""
     if not _PY_START.match(text):
