@@ -51,7 +51,7 @@ import sys
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Collection, Iterator, Optional, Union
+from typing import Any, Callable, Collection, Iterator, Optional, Union
 
 import jsonschema
 import referencing
@@ -693,16 +693,47 @@ def json_leaves(text: str, cut: bool = True) -> Optional[list[tuple[str, Optiona
 
 def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool]]]]:
     """``json_leaves`` without looking into its strings."""
-    if not _JSON_START.match(text):
+    return _tokens(text, cut, _JSON)
+
+
+def _cut_string(rest: str, dialect: _Dialect) -> Optional[str]:
+    """The characters of a string cut short at the end of a text (perhaps inside an escape), or None."""
+    cut = dialect.cut_string.fullmatch(rest)
+    if cut is None:
+        return None
+    body = next((g for g in cut.groups() if g is not None), "")
+    decoded = dialect.decoded(body)
+    return decoded if decoded is not None else dialect.decoded(dialect.cut_escape.sub("", body))
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """How ``_tokens`` reads a text of JSON, or of a Python repr: where it may start, a token (``parts`` gives its
+    string's text between the quotes, its scalar, its mark), a string's characters from that text, a string (perhaps
+    inside an escape) and a scalar cut short at the end."""
+
+    start: re.Pattern[str]
+    token: re.Pattern[str]
+    parts: Callable[[re.Match[str]], tuple[Optional[str], Optional[str], Optional[str]]]
+    decoded: Callable[[str], Optional[str]]
+    cut_string: re.Pattern[str]  # a string cut short: its text after the quote in a group, perhaps a last backslash
+    cut_escape: re.Pattern[str]  # an escape cut short at the end of that text
+    cut_scalar: re.Pattern[str]
+
+
+def _tokens(text: str, cut: bool, dialect: _Dialect) -> Optional[list[tuple[str, Optional[bool]]]]:
+    """The strings (decoded) and scalars of a text made of ``dialect``'s tokens, perhaps cut short (unless ``cut`` is
+    False), each with whether it is an object's key (a string followed by a colon); None for any other text."""
+    if not dialect.start.match(text):
         return None
     leaves: list[tuple[str, Optional[bool]]] = []
     pos, after_string = (1 if text.startswith("\ufeff") else 0), False
-    while (m := _JSON_TOKEN.match(text, pos)) is not None:
+    while (m := dialect.token.match(text, pos)) is not None:
         pos = m.end()
-        string, scalar, mark = m.groups()
+        string, scalar, mark = dialect.parts(m)
         if mark == ":" and after_string:
             leaves[-1] = (leaves[-1][0], True)
-        if string is not None and (decoded := _decoded(string)) is None:
+        if string is not None and (decoded := dialect.decoded(string)) is None:
             return None
         if string is not None or scalar is not None:
             leaves.append((decoded if string is not None else scalar, False))
@@ -710,10 +741,10 @@ def _json_tokens(text: str, cut: bool) -> Optional[list[tuple[str, Optional[bool
     rest = text[pos:].lstrip(" \t\n\r")
     if not rest:
         return leaves
-    cut_string = _cut_string(rest) if cut else None
+    cut_string = _cut_string(rest, dialect) if cut else None
     if cut_string is not None:
         return leaves + [(cut_string, False)]
-    return leaves + [(rest, False)] if cut and _CUT_SCALAR.fullmatch(rest) else None
+    return leaves + [(rest, False)] if cut and dialect.cut_scalar.fullmatch(rest) else None
 
 
 def text_pieces(text: str, reading: int = LATEST_READING) -> Optional[list[tuple[str, Optional[bool]]]]:
@@ -804,16 +835,6 @@ def _closed_json_end(text: str) -> Optional[int]:
     return end
 
 
-def _cut_string(rest: str) -> Optional[str]:
-    """The characters of a JSON string cut short at the end of a text (perhaps inside an escape), or None."""
-    cut = _CUT_STRING.fullmatch(rest)
-    if cut is None:
-        return None
-    body = cut.group(1)
-    decoded = _decoded(body)
-    return decoded if decoded is not None else _decoded(_CUT_ESCAPE.sub("", body))
-
-
 _PY_START = re.compile(r"\ufeff?[ \t\n\r]*[\[{(]")
 # A string in single or double quotes (as repr writes them), a number, True, False, None, nan or inf (as repr writes
 # floats), each followed by what may follow it in a repr, or a mark.
@@ -837,29 +858,9 @@ def python_leaves(text: str, cut: bool = True) -> Optional[list[tuple[str, Optio
     each with whether it is a dict's key; None for any other text (another escape, a byte string, a call such as
     ``datetime(...)``). A string that is itself JSON or a repr gives its own strings and numbers. skyrl verify reads
     it alike (src/skyrl/grounding.ts ``pythonLeaves``)."""
-    if not _PY_START.match(text):
+    leaves = _tokens(text, cut, _PYTHON)
+    if leaves is None:
         return None
-    leaves: list[tuple[str, Optional[bool]]] = []
-    pos, after_string = (1 if text.startswith("\ufeff") else 0), False
-    while (m := _PY_TOKEN.match(text, pos)) is not None:
-        pos = m.end()
-        single, double, scalar, mark = m.groups()
-        string = single if single is not None else double
-        if mark == ":" and after_string:
-            leaves[-1] = (leaves[-1][0], True)
-        if string is not None and (decoded := _py_decoded(string)) is None:
-            return None
-        if string is not None or scalar is not None:
-            leaves.append((decoded if string is not None else scalar, False))
-        after_string = string is not None
-    rest = text[pos:].lstrip(" \t\n\r")
-    if rest:
-        if not cut:
-            return None
-        cut_string = _py_cut_string(rest)
-        if cut_string is None and not _PY_CUT_SCALAR.fullmatch(rest):
-            return None
-        leaves.append((rest if cut_string is None else cut_string, False))
     expanded: list[tuple[str, Optional[bool]]] = []
     for leaf, key in leaves:
         inner = None if key else json_leaves(leaf, cut=False) if _JSON_START.match(leaf) else None
@@ -867,16 +868,6 @@ def python_leaves(text: str, cut: bool = True) -> Optional[list[tuple[str, Optio
             inner = python_leaves(leaf, cut=False)
         expanded.extend([(leaf, key)] if inner is None else inner)
     return expanded
-
-
-def _py_cut_string(rest: str) -> Optional[str]:
-    """The characters of a repr's string cut short at the end of a text (perhaps inside an escape), or None."""
-    cut = _PY_CUT_STRING.fullmatch(rest)
-    if cut is None:
-        return None
-    body = cut.group(1) if cut.group(1) is not None else cut.group(2)
-    decoded = _py_decoded(body)
-    return decoded if decoded is not None else _py_decoded(_PY_CUT_ESCAPE.sub("", body))
 
 
 def _py_decoded(body: str) -> Optional[str]:
@@ -900,6 +891,18 @@ def _decoded(body: str) -> Optional[str]:
         return json.loads('"' + body + '"')
     except ValueError:
         return None
+
+
+_JSON = _Dialect(_JSON_START, _JSON_TOKEN, lambda m: m.groups(), _decoded, _CUT_STRING, _CUT_ESCAPE, _CUT_SCALAR)
+_PYTHON = _Dialect(
+    _PY_START,
+    _PY_TOKEN,
+    lambda m: (m.group(1) if m.group(1) is not None else m.group(2), m.group(3), m.group(4)),
+    _py_decoded,
+    _PY_CUT_STRING,
+    _PY_CUT_ESCAPE,
+    _PY_CUT_SCALAR,
+)
 
 
 def _kind(c: str) -> str:

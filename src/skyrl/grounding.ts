@@ -91,16 +91,39 @@ export const jsonLeaves = (text: string, cut = true): Array<Leaf> | undefined =>
   )
 
 /** `jsonLeaves` without looking into its strings. */
-const jsonTokens = (text: string, cut: boolean): Array<Leaf> | undefined => {
-  if (!JSON_START.test(text)) return undefined
+const jsonTokens = (text: string, cut: boolean): Array<Leaf> | undefined => tokens(text, cut, JSON_DIALECT)
+
+/**
+ * How `tokens` reads a text of JSON, or of a Python repr: where it may start, a token (`parts` gives its string's
+ * text between the quotes, its scalar, its mark), a string's characters from that text, a string (its text after
+ * the quote in a group, perhaps a last backslash; an escape cut short at the end of that text) and a scalar cut
+ * short at the end.
+ */
+interface Dialect {
+  readonly start: RegExp
+  readonly token: RegExp
+  readonly parts: (m: RegExpExecArray) => readonly [string | undefined, string | undefined, string | undefined]
+  readonly decoded: (body: string) => string | undefined
+  readonly cutString: RegExp
+  readonly cutEscape: RegExp
+  readonly cutScalar: RegExp
+}
+
+/**
+ * The strings (decoded) and scalars of a text made of `dialect`'s tokens, perhaps cut short (unless `cut` is false),
+ * each with whether it is an object's key (a string followed by a colon); undefined for any other text.
+ */
+const tokens = (text: string, cut: boolean, dialect: Dialect): Array<Leaf> | undefined => {
+  if (!dialect.start.test(text)) return undefined
   const leaves: Array<Leaf> = []
+  const token = dialect.token
   let [pos, afterString] = [text.startsWith("\ufeff") ? 1 : 0, false]
-  JSON_TOKEN.lastIndex = pos
-  for (let m = JSON_TOKEN.exec(text); m !== null; m = JSON_TOKEN.exec(text)) {
-    pos = JSON_TOKEN.lastIndex
-    const [, string, scalar, mark] = m
+  token.lastIndex = pos
+  for (let m = token.exec(text); m !== null; m = token.exec(text)) {
+    pos = token.lastIndex
+    const [string, scalar, mark] = dialect.parts(m)
     if (mark === ":" && afterString) leaves[leaves.length - 1] = [leaves[leaves.length - 1]![0], true]
-    const leaf = string === undefined ? scalar : decoded(string)
+    const leaf = string === undefined ? scalar : dialect.decoded(string)
     if (string !== undefined && leaf === undefined) return undefined
     if (leaf !== undefined) leaves.push([leaf, false])
     afterString = string !== undefined
@@ -108,12 +131,27 @@ const jsonTokens = (text: string, cut: boolean): Array<Leaf> | undefined => {
   const rest = text.slice(pos).replace(/^[ \t\n\r]+/, "")
   if (rest === "") return leaves
   if (!cut) return undefined
-  const cutString = CUT_STRING.exec(rest)
-  const cutText = cutString === null
-    ? undefined
-    : (decoded(cutString[1]!) ?? decoded(cutString[1]!.replace(CUT_ESCAPE, "")))
+  const cutText = cutString(rest, dialect)
   if (cutText !== undefined) return [...leaves, [cutText, false]]
-  return CUT_SCALAR.test(rest) ? [...leaves, [rest, false]] : undefined
+  return dialect.cutScalar.test(rest) ? [...leaves, [rest, false]] : undefined
+}
+
+/** The characters of a string cut short at the end of a text (perhaps inside an escape), or undefined. */
+const cutString = (rest: string, dialect: Dialect): string | undefined => {
+  const cut = dialect.cutString.exec(rest)
+  if (cut === null) return undefined
+  const body = cut.slice(1).find((g) => g !== undefined) ?? ""
+  return dialect.decoded(body) ?? dialect.decoded(body.replace(dialect.cutEscape, ""))
+}
+
+const JSON_DIALECT: Dialect = {
+  start: JSON_START,
+  token: JSON_TOKEN,
+  parts: (m) => [m[1], m[2], m[3]],
+  decoded,
+  cutString: CUT_STRING,
+  cutEscape: CUT_ESCAPE,
+  cutScalar: CUT_SCALAR
 }
 
 const PY_START = /^\ufeff?[ \t\n\r]*[[{(]/
@@ -138,41 +176,14 @@ const PY_SIMPLE: Readonly<Record<string, string>> = { "\\": "\\", "'": "'", "\""
  * itself JSON or a repr gives its own strings and numbers. MCPToolEnv reads it alike (reward.py `python_leaves`).
  */
 export const pythonLeaves = (text: string, cut = true): Array<Leaf> | undefined => {
-  if (!PY_START.test(text)) return undefined
-  const leaves: Array<Leaf> = []
-  let [pos, afterString] = [text.startsWith("\ufeff") ? 1 : 0, false]
-  PY_TOKEN.lastIndex = pos
-  for (let m = PY_TOKEN.exec(text); m !== null; m = PY_TOKEN.exec(text)) {
-    pos = PY_TOKEN.lastIndex
-    const [, single, double, scalar, mark] = m
-    const string = single ?? double
-    if (mark === ":" && afterString) leaves[leaves.length - 1] = [leaves[leaves.length - 1]![0], true]
-    const leaf = string === undefined ? scalar : pyDecoded(string)
-    if (string !== undefined && leaf === undefined) return undefined
-    if (leaf !== undefined) leaves.push([leaf, false])
-    afterString = string !== undefined
-  }
-  const rest = text.slice(pos).replace(/^[ \t\n\r]+/, "")
-  if (rest !== "") {
-    if (!cut) return undefined
-    const cutString = pyCutString(rest)
-    if (cutString === undefined && !PY_CUT_SCALAR.test(rest)) return undefined
-    leaves.push([cutString ?? rest, false])
-  }
+  const leaves = tokens(text, cut, PYTHON_DIALECT)
+  if (leaves === undefined) return undefined
   return leaves.flatMap(([leaf, key]) => {
     if (key) return [[leaf, key] as const]
     const inner = (JSON_START.test(leaf) ? jsonLeaves(leaf, false) : undefined) ??
       (PY_START.test(leaf) ? pythonLeaves(leaf, false) : undefined)
     return inner ?? [[leaf, key] as const]
   })
-}
-
-/** The characters of a repr's string cut short at the end of a text (perhaps inside an escape), or undefined. */
-const pyCutString = (rest: string): string | undefined => {
-  const cut = PY_CUT_STRING.exec(rest)
-  if (cut === null) return undefined
-  const body = cut[1] ?? cut[2]!
-  return pyDecoded(body) ?? pyDecoded(body.replace(PY_CUT_ESCAPE, ""))
 }
 
 /** A repr's string's characters from its text between the quotes, or undefined for an escape repr does not write. */
@@ -188,6 +199,16 @@ const pyDecoded = (body: string): string | undefined => {
     return String.fromCodePoint(code)
   })
   return bad ? undefined : text
+}
+
+const PYTHON_DIALECT: Dialect = {
+  start: PY_START,
+  token: PY_TOKEN,
+  parts: (m) => [m[1] ?? m[2], m[3], m[4]],
+  decoded: pyDecoded,
+  cutString: PY_CUT_STRING,
+  cutEscape: PY_CUT_ESCAPE,
+  cutScalar: PY_CUT_SCALAR
 }
 
 /** A piece of a text grounding searches: a JSON string or number (with whether it is a key), or plain lines (null). */
