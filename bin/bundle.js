@@ -49,8 +49,8 @@ export const buildIsStale = (root) => {
  * Builds dist/ first when `buildIsStale` (for `npm run skyrl`, which runs this checkout's CLI: after a `git pull`
  * it ran the build made before it). The build's output goes to stderr; a failed build exits with its status.
  */
-export const rebuildIfStale = (root, stale = buildIsStale) => {
-  if (!stale(root)) return
+export const rebuildIfStale = (root) => {
+  if (!buildIsStale(root)) return
   process.stderr.write("skyrl: the sources changed since dist/ was built: building it first (npm run build)\n")
   const r = spawnSync(process.execPath, [join(root, "scripts", "build.mjs")], {
     cwd: root,

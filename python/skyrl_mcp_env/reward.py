@@ -522,7 +522,8 @@ class Evidence:
     """The results a call could read: a derived value is grounded when each string in it (non-empty) occurs
     in one of their texts (as written, or JSON-escaped) and each number equals a number written there
     (``1,234.5``, ``-3`` and ``1e3`` read as numbers); booleans and nulls hold nothing to find. A string
-    occurs as a whole token (``_occurs_as_token``). A text that is JSON (``json_leaves``) is read a string or
+    occurs as a whole token (``_occurs_as_token``). A text that is JSON (``json_leaves``) or a Python repr
+    (``python_leaves``), or a line of JSON (``text_pieces``), is read a string or
     number of it at a time for a string with a letter or a digit: it must lie inside one of them, so a stretch
     of the JSON itself (the whole result pasted, or most of it) holds nothing. A string of neither (``","``)
     is looked for in the texts as they are (``_grounds`` decides what it may ground). ``leaves=False`` reads

@@ -5,7 +5,8 @@
  * written or JSON-escaped (with or without `\u` escapes of non-ASCII characters), as a whole token (`occursAsToken`);
  * each number equals a
  * number a text writes (`1,234.5`, `-3`, `1e3`; the `05` of a date is 5); booleans and nulls hold nothing
- * to find. A text that is JSON (`jsonLeaves`) is read a string or number of it at a time for a string with a
+ * to find. A text that is JSON (`jsonLeaves`) or a Python repr (`pythonLeaves`), or a line of JSON
+ * (`textPieces`), is read a string or number of it at a time for a string with a
  * letter or a digit: it must lie inside one of them, so a stretch of the JSON itself (the whole result pasted, or
  * most of it) holds nothing; a string of neither (`","`) is looked for in the texts as they are. Pure.
  */
@@ -220,8 +221,8 @@ type Piece = readonly [text: string, key: boolean | null]
  * image's placeholder; a fenced code block; a line that goes on in JSON from its first bracket), those lines' strings
  * and numbers, and each run of the other lines (and words before, between and after such JSON) as one piece (key
  * null). A line may hold several JSON texts with words between them (`{...} and {...} done`, since
- * "json-leaves-3"). A text that is a Python repr (`pythonLeaves`, since "json-leaves-4") is read as a JSON text is. Lines, as JSON writes no line break inside a token. MCPToolEnv reads it alike (reward.py
- * `text_pieces`).
+ * "json-leaves-3"). Lines, as JSON writes no line break inside a token. A text that is a Python repr (`pythonLeaves`,
+ * since "json-leaves-4") is read as a JSON text is. MCPToolEnv reads it alike (reward.py `text_pieces`).
  */
 export const textPieces = (text: string): Array<Piece> | undefined => {
   const whole = jsonLeaves(text) ?? pythonLeaves(text)

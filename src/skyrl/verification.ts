@@ -69,9 +69,9 @@ export const MAX_PARAMS_DEPTH = 100
  * A verified record's `derived_reading`: how its `derived_values_found` read the results (grounding.ts `Evidence`):
  * "json-leaves-4" since 2026-12-04 (late night), when a text that is a Python repr (`{'symbol': 'PLTR'}`) began to be
  * read a string or number at a time as JSON is; "json-leaves-3" an hour before, when the words after a line's JSON
- * began to be read again for more JSON (`{...} and {...} done`: both read apart); "json-leaves-2" that evening, when a line of JSON up to a closing
- * bracket with words after it began to be read apart; "json-leaves" that afternoon. MCPToolEnv reads the older ones
- * as they were.
+ * began to be read again for more JSON (`{...} and {...} done`: both read apart); "json-leaves-2" that evening, when
+ * a line of JSON up to a closing bracket with words after it began to be read apart; "json-leaves" that afternoon.
+ * MCPToolEnv reads the older ones as they were.
  */
 export const DERIVED_READING = "json-leaves-4"
 
