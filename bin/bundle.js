@@ -4,7 +4,7 @@
 // per command family keeps what a start deserializes to what its command runs. A cache V8 rejects
 // (another Node version or V8 flags) or a missing one is ignored and the bundle compiled from source.
 import { spawnSync } from "node:child_process"
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -43,6 +43,42 @@ export const buildIsStale = (root) => {
     return s.isDirectory() && readdirSync(path).some((name) => changed(join(path, name)))
   }
   return BUILD_INPUTS.some((rel) => changed(join(root, rel)))
+}
+
+/** Whether process `pid` is alive (a signal 0 it may not receive still says it exists). */
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return e?.code === "EPERM"
+  }
+}
+
+/**
+ * Waits until this process holds the build's lock (`<root>/.build.lock`, its pid), taking over the lock of a process
+ * that is gone, and releases it when the process exits: one build at a time, as each removes dist/ first (two
+ * `npm run skyrl` started after a `git pull` each built, one removing dist/ under the other).
+ */
+export const holdBuildLock = async (root) => {
+  const lock = join(root, ".build.lock")
+  for (;;) {
+    try {
+      writeFileSync(lock, `${process.pid}\n`, { flag: "wx" })
+      process.on("exit", () => rmSync(lock, { force: true }))
+      return
+    } catch (e) {
+      if (e?.code !== "EEXIST") throw e
+    }
+    let holder
+    try {
+      holder = Number(readFileSync(lock, "utf8").trim())
+    } catch {
+      continue // released meanwhile
+    }
+    if (!alive(holder)) rmSync(lock, { force: true })
+    else await new Promise((resolve) => setTimeout(resolve, 200))
+  }
 }
 
 /**

@@ -20,7 +20,7 @@ import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { BUILD_INPUTS, buildStamp, cacheFile, compileBundle } from "../bin/bundle.js"
+import { BUILD_INPUTS, buildStamp, cacheFile, compileBundle, holdBuildLock } from "../bin/bundle.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 
@@ -75,6 +75,8 @@ const inputsHash = () => {
   }
   return hash.digest("hex")
 }
+// One build at a time (a second waits, then finds dist/ up to date).
+await holdBuildLock(root)
 const stamp = buildStamp(root)
 const hashedAt = new Date()
 const inputs = inputsHash()

@@ -1,5 +1,5 @@
 /** What `--help` of the built CLI says of each option (runs bin/skyrl.js: `npm run build` first). */
-import { copyFileSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -195,5 +195,41 @@ writeFileSync("dist/.inputs.sha256", "x")
     const r = await runChild(process.execPath, [join(root, "bin", "skyrl.js"), "--version"], { env: cleanEnv() })
     expect(r.status).toBe(1)
     expect(r.stderr).toContain("is missing: the CLI is not built")
+  })
+})
+
+describe("one build at a time (holdBuildLock, scripts/build.mjs)", () => {
+  // A process that takes the build's lock, notes when it held it, and holds it 300 ms.
+  const holder = (root: string, log: string) =>
+    runChild(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `import { appendFileSync } from "node:fs"
+import { holdBuildLock } from ${JSON.stringify(join(ROOT, "bin", "bundle.js"))}
+await holdBuildLock(process.argv[1])
+appendFileSync(process.argv[2], "start\\n")
+await new Promise((resolve) => setTimeout(resolve, 300))
+appendFileSync(process.argv[2], "end\\n")`,
+      root,
+      log
+    ], { env: cleanEnv(), timeoutMs: 20_000 }) // a holder that never gets the lock is ended
+
+  it("three builders at once hold it one after the other, and leave no lock behind", async () => {
+    const root = mkdtempSync(join(tmpdir(), "skyrl-buildlock-"))
+    const log = join(root, "log")
+    const runs = await Promise.all([holder(root, log), holder(root, log), holder(root, log)])
+    for (const r of runs) expect(r.status, r.stderr).toBe(0)
+    // Before: each removed dist/ and built at once, one under the other.
+    expect(readFileSync(log, "utf8")).toBe("start\nend\n".repeat(3))
+    expect(existsSync(join(root, ".build.lock"))).toBe(false)
+  })
+
+  it("takes over the lock of a process that is gone", async () => {
+    const root = mkdtempSync(join(tmpdir(), "skyrl-buildlock-"))
+    const gone = (await runChild(process.execPath, ["-e", ""])).pid!
+    writeFileSync(join(root, ".build.lock"), `${gone}\n`)
+    const r = await holder(root, join(root, "log"))
+    expect(r.status, r.stderr).toBe(0)
+    expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n")
   })
 })
