@@ -55,13 +55,18 @@ const alive = (pid) => {
   }
 }
 
+/** A build lock older than this is taken over even if its pid is alive (a pid used again after a restart). */
+const BUILD_LOCK_STALE_MS = 10 * 60_000
+
 /**
  * Waits until this process holds the build's lock (`<root>/.build.lock`, its pid), taking over the lock of a process
- * that is gone, and releases it when the process exits: one build at a time, as each removes dist/ first (two
- * `npm run skyrl` started after a `git pull` each built, one removing dist/ under the other).
+ * that is gone (or one older than 10 minutes: a build takes well under one), and releases it when the process exits:
+ * one build at a time, as each removes dist/ first (two `npm run skyrl` started after a `git pull` each built, one
+ * removing dist/ under the other).
  */
 export const holdBuildLock = async (root) => {
   const lock = join(root, ".build.lock")
+  let said = false
   for (;;) {
     try {
       writeFileSync(lock, `${process.pid}\n`, { flag: "wx" })
@@ -70,14 +75,20 @@ export const holdBuildLock = async (root) => {
     } catch (e) {
       if (e?.code !== "EEXIST") throw e
     }
-    let holder
+    let holder, since
     try {
       holder = Number(readFileSync(lock, "utf8").trim())
+      since = statSync(lock).mtimeMs
     } catch {
       continue // released meanwhile
     }
-    if (!alive(holder)) rmSync(lock, { force: true })
-    else await new Promise((resolve) => setTimeout(resolve, 200))
+    if (!alive(holder) || Date.now() - since > BUILD_LOCK_STALE_MS) {
+      rmSync(lock, { force: true })
+      continue
+    }
+    if (!said) process.stderr.write(`waiting for the build of process ${holder} to end (${lock})\n`)
+    said = true
+    await new Promise((resolve) => setTimeout(resolve, 200))
   }
 }
 

@@ -1,5 +1,14 @@
 /** What `--help` of the built CLI says of each option (runs bin/skyrl.js: `npm run build` first). */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -224,12 +233,33 @@ appendFileSync(process.argv[2], "end\\n")`,
     expect(existsSync(join(root, ".build.lock"))).toBe(false)
   })
 
-  it("takes over the lock of a process that is gone", async () => {
+  it("waits for a live holder, saying for whom, until it ends", async () => {
     const root = mkdtempSync(join(tmpdir(), "skyrl-buildlock-"))
+    const lock = join(root, ".build.lock")
+    writeFileSync(lock, `${process.pid}\n`) // alive: this test's own process
+    const waiting = holder(root, join(root, "log"))
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect(existsSync(join(root, "log"))).toBe(false)
+    rmSync(lock)
+    const r = await waiting
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toBe(`waiting for the build of process ${process.pid} to end (${lock})\n`)
+    expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n")
+  })
+
+  it("takes over the lock of a process that is gone, and one older than 10 minutes (its pid perhaps used again)", async () => {
+    const root = mkdtempSync(join(tmpdir(), "skyrl-buildlock-"))
+    const lock = join(root, ".build.lock")
     const gone = (await runChild(process.execPath, ["-e", ""])).pid!
-    writeFileSync(join(root, ".build.lock"), `${gone}\n`)
+    writeFileSync(lock, `${gone}\n`)
     const r = await holder(root, join(root, "log"))
     expect(r.status, r.stderr).toBe(0)
-    expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n")
+    expect(r.stderr).toBe("")
+    writeFileSync(lock, `${process.pid}\n`) // alive: this test's own process
+    const old = new Date(Date.now() - 11 * 60_000)
+    utimesSync(lock, old, old)
+    const again = await holder(root, join(root, "log"))
+    expect(again.status, again.stderr).toBe(0)
+    expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n".repeat(2))
   })
 })
