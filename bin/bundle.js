@@ -82,7 +82,9 @@ export const holdBuildLock = async (root) => {
     } catch {
       continue // released meanwhile
     }
-    if (!alive(holder) || Date.now() - since > BUILD_LOCK_STALE_MS) {
+    // A lock without a pid is being written, or was left by a builder that died between creating and writing it.
+    const gone = Number.isInteger(holder) && holder > 0 ? !alive(holder) : Date.now() - since > 2_000
+    if (gone || Date.now() - since > BUILD_LOCK_STALE_MS) {
       rmSync(lock, { force: true })
       continue
     }

@@ -247,7 +247,7 @@ appendFileSync(process.argv[2], "end\\n")`,
     expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n")
   })
 
-  it("takes over the lock of a process that is gone, and one older than 10 minutes (its pid perhaps used again)", async () => {
+  it("takes over the lock of a process that is gone, one older than 10 minutes (its pid perhaps used again), an empty one", async () => {
     const root = mkdtempSync(join(tmpdir(), "skyrl-buildlock-"))
     const lock = join(root, ".build.lock")
     const gone = (await runChild(process.execPath, ["-e", ""])).pid!
@@ -260,6 +260,12 @@ appendFileSync(process.argv[2], "end\\n")`,
     utimesSync(lock, old, old)
     const again = await holder(root, join(root, "log"))
     expect(again.status, again.stderr).toBe(0)
-    expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n".repeat(2))
+    // Empty (its builder died between making and writing it; pid 0 would name this process group, alive), 3 s old.
+    writeFileSync(lock, "")
+    const seconds = new Date(Date.now() - 3_000)
+    utimesSync(lock, seconds, seconds)
+    const third = await holder(root, join(root, "log"))
+    expect(third.status, third.stderr).toBe(0)
+    expect(readFileSync(join(root, "log"), "utf8")).toBe("start\nend\n".repeat(3))
   })
 })
