@@ -20,7 +20,8 @@ import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { BUILD_INPUTS, buildStamp, cacheFile, compileBundle, holdBuildLock } from "../bin/bundle.js"
+import { BUILD_INPUTS, buildStamp, cacheFile, compileBundle } from "../bin/bundle.js"
+import { holdBuildLock } from "./buildLock.mjs"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 

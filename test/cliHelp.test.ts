@@ -207,14 +207,14 @@ writeFileSync("dist/.inputs.sha256", "x")
   })
 })
 
-describe("one build at a time (holdBuildLock, scripts/build.mjs)", () => {
+describe("one build at a time (scripts/buildLock.mjs, taken by scripts/build.mjs)", () => {
   // A process that takes the build's lock, notes when it held it, and holds it 300 ms.
   const holder = (root: string, log: string) =>
     runChild(process.execPath, [
       "--input-type=module",
       "-e",
       `import { appendFileSync } from "node:fs"
-import { holdBuildLock } from ${JSON.stringify(join(ROOT, "bin", "bundle.js"))}
+import { holdBuildLock } from ${JSON.stringify(join(ROOT, "scripts", "buildLock.mjs"))}
 await holdBuildLock(process.argv[1])
 appendFileSync(process.argv[2], "start\\n")
 await new Promise((resolve) => setTimeout(resolve, 300))
