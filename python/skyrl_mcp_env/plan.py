@@ -45,6 +45,8 @@ class Step:
 # "json-leaves-2" (a line of JSON with words after it) from that evening, "json-leaves-3" (the words after a line's
 # JSON read again for more JSON) and "json-leaves-4" (a text that is a Python repr) from that night.
 READINGS = ("json-leaves", "json-leaves-2", "json-leaves-3", "json-leaves-4")
+# The reading of a row without a record (the latest): what every reader defaults to.
+LATEST_READING = len(READINGS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Plan:
     grounding_by_leaves: bool = True
     # how results are read when grounding (reward.py text_pieces): the number of the record's ``derived_reading`` in
     # READINGS (1 for "json-leaves"), the latest for a row without one: each reading reads as skyrl verify read
-    grounding_reading: int = len(READINGS)
+    grounding_reading: int = LATEST_READING
 
 
 def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
@@ -282,7 +284,7 @@ def _grounding_reading(extras: Mapping[str, Any]) -> int:
     reading for a row without one (or of a reading this package does not know)."""
     verification = _task_metadata(extras).get("verification")
     reading = verification.get("derived_reading") if isinstance(verification, Mapping) else None
-    return READINGS.index(reading) + 1 if reading in READINGS else len(READINGS)
+    return READINGS.index(reading) + 1 if reading in READINGS else LATEST_READING
 
 
 def _grounding_by_leaves(extras: Mapping[str, Any]) -> bool:

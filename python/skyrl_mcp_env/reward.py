@@ -61,11 +61,8 @@ from jsonschema_specifications import REGISTRY as _SPECIFICATIONS
 
 from . import patterns
 from .canonical import canonical_json
-from .plan import READINGS, Plan, Step
+from .plan import LATEST_READING, Plan, Step
 from .unique import with_fast_unique_items
-
-# skyrl verify's latest way of reading results for grounding (plan.py READINGS): what a row without a record reads.
-LATEST_READING = len(READINGS)
 
 _MISSING = object()
 _DONE = object()
