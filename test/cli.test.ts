@@ -16,21 +16,9 @@ import { describe, expect, it } from "vitest"
 import { globalOptionsFirst } from "../src/cli/commandLine.js"
 import { runChild } from "./support/child.js"
 import type { CliResult } from "./support/cli.js"
-import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli } from "./support/cli.js"
+import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli, runCliShared } from "./support/cli.js"
 
 const tmp = () => mkdtempSync(join(tmpdir(), "skyrl-cli-"))
-
-/**
- * `runCli` for a command that reads and writes no file (help, a usage error): run once per file for the same
- * arguments and environment, as several tests below check the same output (each CLI start costs ~1 s of CPU).
- */
-const shared = new Map<string, ReturnType<typeof runCli>>()
-const runCliShared = (args: ReadonlyArray<string>, env: Record<string, string> = {}): ReturnType<typeof runCli> => {
-  const key = JSON.stringify([args, env])
-  let run = shared.get(key)
-  if (run === undefined) shared.set(key, run = runCli(args, { env }))
-  return run
-}
 
 const task = (i: number) => ({
   task_id: `t${i}`,

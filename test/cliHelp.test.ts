@@ -13,7 +13,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { runChild } from "./support/child.js"
-import { cleanEnv, type CliResult, runCli } from "./support/cli.js"
+import { cleanEnv, type CliResult, runCliShared } from "./support/cli.js"
 import { ROOT } from "./support/python.js"
 
 const COMMANDS = [
@@ -32,17 +32,8 @@ const COMMANDS = [
   ["batch", "collect"]
 ]
 
-/**
- * `args --help`, run once per command for the whole file (the output does not depend on the test): each CLI start
- * costs ~1 s of CPU.
- */
-const helpRuns = new Map<string, Promise<CliResult>>()
-const help = (args: ReadonlyArray<string>): Promise<CliResult> => {
-  const key = args.join(" ")
-  let run = helpRuns.get(key)
-  if (run === undefined) helpRuns.set(key, run = runCli([...args, "--help"]))
-  return run
-}
+/** `args --help`, run once per command (`runCliShared`). */
+const help = (args: ReadonlyArray<string>): Promise<CliResult> => runCliShared([...args, "--help"])
 
 /** The help text of each option of `args --help`, by its long name (`-n` for generate's only short one). */
 const optionsHelp = async (args: ReadonlyArray<string>): Promise<Map<string, string>> => {

@@ -25,7 +25,7 @@ import { validatePlan } from "../src/skyrl/planValidation.js"
 import { systemLeak } from "../src/skyrl/promptLeak.js"
 import { chatPromptTokens } from "../src/skyrl/promptTokens.js"
 import { parseRecords } from "../src/skyrl/records.js"
-import { runCli } from "./support/cli.js"
+import { runCli, runCliShared } from "./support/cli.js"
 import { settingsFor } from "./support/engine.js"
 
 const FIXTURES = join(import.meta.dirname, "fixtures")
@@ -1623,12 +1623,8 @@ describe("CLI exit codes", () => {
 })
 
 describe("skyrl schema", () => {
-  /** `skyrl schema row`, which two tests check: run once per file (it reads no input). */
-  let schemaRow: ReturnType<typeof runCli> | undefined
-  const schemaRowShared = () => schemaRow ??= runCli(["schema", "row"])
-
   it("row: the printed JSON Schema accepts rows skyrl writes and rejects the prototype's object params", async () => {
-    const r = await schemaRowShared()
+    const r = await runCliShared(["schema", "row"])
     expect(r.status).toBe(0)
     const schema = JSON.parse(r.stdout)
     const validate = new Ajv({ strict: false }).compile(schema)
@@ -1668,7 +1664,7 @@ describe("skyrl schema", () => {
     expect(validateTask({ messages: [{ role: "user", content: 7 }], tool_sequence: [] })).toBe(true)
     expect(validateTask({ user_prompt: "AAPL's quote", tool_sequence: [{ ...step, params: [] }] })).toBe(false)
     for (const contract of ["row", "model-task"]) {
-      const schema = JSON.parse((await (contract === "row" ? schemaRowShared() : runCli(["schema", contract]))).stdout)
+      const schema = JSON.parse((await runCliShared(["schema", contract])).stdout)
       expect(() => new Ajv({ strict: false }).compile(schema), contract).not.toThrow()
     }
     expect((await runCli(["schema", "nope"])).status).toBe(2)

@@ -40,6 +40,20 @@ export const runCli = async (
   return { status, stdout, stderr }
 }
 
+const sharedRuns = new Map<string, Promise<CliResult>>()
+
+/**
+ * `runCli` for a command that reads and writes no file (help, a usage error, `schema`), run once for the same
+ * arguments and environment: several tests check the same output, and each CLI start costs ~1 s of CPU. Kept for
+ * the worker (test files share workers), as the output depends on neither the test nor the file.
+ */
+export const runCliShared = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<CliResult> => {
+  const key = JSON.stringify([args, env])
+  let run = sharedRuns.get(key)
+  if (run === undefined) sharedRuns.set(key, run = runCli(args, { env }))
+  return run
+}
+
 /**
  * Runs the CLI as `runCli` does, with its CPU time (user + system, seconds; scripts/cpu-on-exit.mjs,
  * preloaded). A time bound on CPU time holds on a loaded machine, where wall time can be several times longer.
