@@ -202,9 +202,10 @@ describe("generate and enrich survive SIGKILL at random points", () => {
           polls++
           const p = readableProblem(out, N)
           if (p !== undefined) problems.push(p)
-          // The watcher below can miss the appends: Node 20's recursive watch on Linux adds a watcher for each
-          // directory made (raw_llm/, the run's) after it appears, and on a loaded machine a run's answers were
-          // all archived before (CI: no kill landed, so nothing was left to kill on --resume). The poll sees them.
+          // The archive logs are in directories the run makes (raw_llm/, the run's): the poll reads them. A recursive
+          // fs.watch missed appends (Node 20 on Linux adds a watcher for each new directory after it appears: on a
+          // loaded machine a run's answers were all archived before, and no kill landed), and it threw an uncaught
+          // ENOENT when such a directory was gone before it scanned it (a CI run's two "unhandled errors").
           if (point === "journal" && armed !== undefined) {
             const logs = runDirs(dir).flatMap((d) =>
               readdirSync(d).filter((f) => /^archive_\d+\.jsonl$/.test(f)).map((f) => join(d, f))
@@ -214,12 +215,9 @@ describe("generate and enrich survive SIGKILL at random points", () => {
         }, 3)
         let watcher: FSWatcher | undefined
         try {
-          watcher = watch(dir, { recursive: true }, (_event, name) => {
-            if (name === null) return
-            const base = name.split("/").pop()!
-            if (point === "final-write" && tmpName.test(base)) kill()
-            // An append to an archive log (the poll above sees the ones this misses).
-            if (point === "journal" && /^archive_\d+\.jsonl$/.test(base) && holdsArmed(join(dir, name))) killArmed()
+          // The final write's temp file, beside the output: `dir` itself, not a directory the run makes.
+          watcher = watch(dir, (_event, name) => {
+            if (point === "final-write" && name !== null && tmpName.test(name)) kill()
           })
           const args = command.args(dir, out, N)
           const kills: Array<
