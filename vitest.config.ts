@@ -8,8 +8,9 @@ import { BaseSequencer } from "vitest/node"
  * `process.env` or process listeners that the other files must not see; or they drive Effect's TestClock, which
  * fails in a worker where a file using @effect/vitest's `layer(..., { excludeTestServices: true })` ran before
  * (engine.test or verifyHook.test, then llmSchedule.test: "testClock.adjust is not a function", 14 tests).
+ * test/isolatedList.test.ts fails when a file that does any of these is missing here.
  */
-const ISOLATED = [
+export const ISOLATED = [
   "test/dryRunLazy.test.ts",
   "test/llmSchedule.test.ts",
   "test/mcp-cli.test.ts",
