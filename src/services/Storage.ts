@@ -1067,10 +1067,10 @@ const commitTemp = (
   written: SinkResult | undefined
 ) => Effect.zipRight(checkTemp(file, t, written), renameTemp(file, t))
 
-/**
- * Writes and syncs a `companion`'s temp file; returns what renames it over its file (`renameTemp`), which the writer
- * runs with its own rename, in one uninterruptible step (`commitPair`).
- */
+/** A checked temp file and the file it is to replace. */
+type Staged = { readonly file: string; readonly t: TempFile }
+
+/** Writes and syncs a `companion`'s temp file, for `renameAllOrNone` with the writer's own. */
 const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =>
   Effect.flatMap(tempFileFor(companion.file), (t) =>
     Effect.as(
@@ -1078,26 +1078,99 @@ const stageCompanion = (companion: NonNullable<WriteRowsOptions["companion"]>) =
         await writeAll(t.handle, companion.text())
         await t.handle.sync()
       }),
-      renameTemp(companion.file, t)
+      { file: companion.file, t }
     ))
 
 /**
- * Commits a checked dataset temp file and then its companion's (convert's rows and rejects): one uninterruptible step,
- * so that an interruption leaves both new or both as they were, never the new dataset beside the old rejects file.
- * Only when `confirmed` (`replaceConfirmed`) says so; otherwise neither is renamed (the scope removes both).
+ * Commits a checked dataset temp file and then its companion's (convert's rows and rejects) with `renameAllOrNone`,
+ * so that an interruption or a failed rename leaves both new or both as they were, never the new dataset beside the
+ * old rejects file. Only when `confirmed` (`replaceConfirmed`) says so; otherwise neither is renamed (the scope
+ * removes both).
  */
 const commitPair = (
   file: string,
   t: TempFile,
   written: SinkResult | undefined,
-  companion: Effect.Effect<void, StorageError>,
+  companion: Staged | undefined,
   confirmed: Effect.Effect<boolean> = Effect.succeed(true)
 ) =>
   Effect.zipRight(
     checkTemp(file, t, written),
     Effect.flatMap(confirmed, (replace) =>
-      replace ? Effect.uninterruptible(Effect.zipRight(renameTemp(file, t), companion)) : Effect.void)
+      replace ? renameAllOrNone(companion === undefined ? [{ file, t }] : [{ file, t }, companion]) : Effect.void)
   )
+
+/**
+ * Renames each staged temp file over its file, in order, in one uninterruptible step, then syncs their directories.
+ * When a rename fails, the files renamed before it are put back as they were (the old file from a hard link made
+ * beside it just before its rename, `.NAME.PID.HEX.old`, or removed when there was none) and the error names the file
+ * whose rename failed: the set is all new or all as it was. A hard link that cannot be made (a file system without
+ * them) is a copy. Only a crash between two renames (SIGKILL, power) leaves the first ones new; their old files are
+ * then in the `.old` links beside them.
+ */
+const renameAllOrNone = (staged: ReadonlyArray<Staged>) =>
+  Effect.uninterruptible(Effect.tryPromise({
+    try: async () => {
+      const done: Array<{ readonly file: string; readonly old: string | undefined }> = []
+      for (const [i, { file, t }] of staged.entries()) {
+        let old: string | undefined
+        try {
+          if (i < staged.length - 1) old = await keepOld(file)
+          await t.handle.close()
+          await fs.rename(t.tmp, file)
+          t.renamed = true
+        } catch (e) {
+          if (old !== undefined) await fs.rm(old, { force: true }).catch(() => undefined)
+          throw new RenameFailure(file, e, await putBack(done))
+        }
+        done.push({ file, old })
+      }
+      for (const dir of new Set(staged.map(({ file }) => path.dirname(path.resolve(file))))) {
+        await syncDirectoryShared(dir)
+      }
+      for (const { old } of done) if (old !== undefined) await fs.rm(old, { force: true }).catch(() => undefined)
+      for (const { file } of staged) await removeDeadTemps(file)
+    },
+    catch: (e) =>
+      e instanceof RenameFailure
+        ? new StorageError({ path: e.file, operation: "write", reason: reason(e.cause, e.file) + e.notPutBack })
+        : new StorageError({ path: staged[0]?.file ?? "", operation: "write", reason: reason(e) })
+  }))
+
+/** A rename (or the link before it) of `renameAllOrNone` that failed, and what could not be put back. */
+class RenameFailure {
+  constructor(readonly file: string, readonly cause: unknown, readonly notPutBack: string) {}
+}
+
+/** A hard link (or a copy) of `file` beside it, to put back; undefined when there is no `file`. */
+const keepOld = async (file: string): Promise<string | undefined> => {
+  const old = tempName(path.resolve(file)).replace(/\.tmp$/, ".old")
+  try {
+    await fs.link(file, old)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    await fs.copyFile(file, old, fs.constants.COPYFILE_EXCL)
+  }
+  return old
+}
+
+/**
+ * Puts the files renamed by `renameAllOrNone` back as they were, last first; returns what could not be, for the error
+ * ("" when all were).
+ */
+const putBack = async (done: ReadonlyArray<{ readonly file: string; readonly old: string | undefined }>) => {
+  const left: Array<string> = []
+  for (const { file, old } of [...done].reverse()) {
+    try {
+      if (old === undefined) await fs.rm(file, { force: true })
+      else await fs.rename(old, file)
+      await syncDirectoryShared(path.dirname(path.resolve(file)))
+    } catch (e) {
+      left.push(`${file} is the new one (${reason(e, file)}${old === undefined ? "" : `; the old one is ${old}`})`)
+    }
+  }
+  return left.length === 0 ? "" : `; not put back: ${left.join("; ")}`
+}
 
 /**
  * `replaceIf`'s answer for `rows` rows written: asked only when `file` is there (no file there: true). A refusal
@@ -1262,8 +1335,8 @@ const writeRowStreamLive = <E>(
   }
   return Effect.scoped(Effect.gen(function*() {
     const { n, t, written } = yield* stageRowStream(file, format, rows, options)
-    const commitCompanion = options.companion === undefined ? Effect.void : yield* stageCompanion(options.companion)
-    yield* commitPair(file, t, written, commitCompanion, replaceConfirmed(file, n, options.replaceIf))
+    const companion = options.companion === undefined ? undefined : yield* stageCompanion(options.companion)
+    yield* commitPair(file, t, written, companion, replaceConfirmed(file, n, options.replaceIf))
     return n
   }))
 }
@@ -1327,13 +1400,13 @@ const stageRowStream = <E>(
     return { n, t, written }
   })
 
-/** `writeRowStreams`: every output staged and checked, `beforeCommit`, then every rename in one uninterruptible step. */
+/** `writeRowStreams`: every output staged and checked, `beforeCommit`, then every rename, all or none (`renameAllOrNone`). */
 const writeRowStreamsLive = <E>(
   outputs: ReadonlyArray<{ readonly file: string; readonly rows: Stream.Stream<WritableRow, E> }>,
   options: { readonly beforeCommit?: Effect.Effect<void, E> | undefined } = {}
 ): Effect.Effect<ReadonlyArray<number>, StorageError | E> =>
   Effect.scoped(Effect.gen(function*() {
-    const staged: Array<{ readonly file: string; readonly n: number; readonly t: TempFile }> = []
+    const staged: Array<Staged & { readonly n: number }> = []
     for (const { file, rows } of outputs) {
       const format = rowFormatOf(file)
       if (format === undefined) {
@@ -1348,7 +1421,7 @@ const writeRowStreamsLive = <E>(
       staged.push({ file, n, t })
     }
     if (options.beforeCommit !== undefined) yield* options.beforeCommit
-    yield* Effect.uninterruptible(Effect.forEach(staged, ({ file, t }) => renameTemp(file, t), { discard: true }))
+    yield* renameAllOrNone(staged)
     return staged.map(({ n }) => n)
   }))
 
