@@ -13,6 +13,7 @@ import { BaseSequencer } from "vitest/node"
 export const ISOLATED = [
   "test/dryRunLazy.test.ts",
   "test/llmSchedule.test.ts",
+  "test/lockRace.test.ts",
   "test/mcp-cli.test.ts",
   "test/mcp.test.ts",
   "test/stdioTransport.test.ts",

@@ -926,9 +926,15 @@ const isRunning = (pid: number): boolean => {
   return !isEnding(pid)
 }
 
-/** Who holds a lock file, and whether that process is gone (same host, pid not running). */
-const lockHolder = async (file: string): Promise<LockHolder> =>
-  lockHolderOf(await fs.readFile(file, "utf8").catch(() => ""))
+/**
+ * Who holds a lock file, and whether that process is gone (same host, pid not running); undefined when there is no
+ * lock file. The one reader of lock files: `acquireLockFile` and `Storage.lockHolder`.
+ */
+const readLockHolder = (file: string): Promise<LockHolder | undefined> =>
+  fs.readFile(file, "utf8").then(lockHolderOf, (e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return undefined
+    throw e
+  })
 
 /** A lock file's holder from its text (`lockHolder`; the memory storage of the tests reads it so too). */
 export const lockHolderOf = (text: string): LockHolder => {
@@ -990,7 +996,8 @@ const acquireLockFile = (
     yield* attempt(file, "create directory for", () => makeDirectories(path.dirname(path.resolve(file))))
     for (let round = 0; round < 3; round++) {
       if (yield* attempt(file, "create lock", () => createExclusive(file, text))) return
-      const holder = yield* attempt(file, "read lock", () => lockHolder(file))
+      const holder = yield* attempt(file, "read lock", () => readLockHolder(file))
+      if (holder === undefined) continue // released since the create failed: try again
       if (!holder.stale) return yield* new LockHeld({ path: file, holder: holder.text })
       // Left by a process that is gone (kill -9): move it aside (one taker wins the rename; the winner
       // removes it), then retry.
@@ -1432,16 +1439,7 @@ export const StorageLive: Layer.Layer<Storage> = Layer.succeed(Storage, {
   size: (file) => attempt(file, "read", () => fs.stat(file).then((s) => s.size)),
   identity: (file) =>
     attempt(file, "read", () => fs.stat(file).then((s) => ({ size: s.size, mtimeMs: s.mtimeMs, ino: s.ino }))),
-  lockHolder: (file) =>
-    attempt(
-      file,
-      "read lock",
-      () =>
-        fs.readFile(file, "utf8").then((text) => lockHolderOf(text), (e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return undefined
-          throw e
-        })
-    ),
+  lockHolder: (file) => attempt(file, "read lock", () => readLockHolder(file)),
   exists: (file) => Effect.promise(() => fs.access(file).then(() => true, () => false)),
   makeDirectory: (dir) => attempt(dir, "create directory", () => makeDirectories(dir).then(() => undefined)),
   readDirectory: (dir) => attempt(dir, "list", () => fs.readdir(dir).then((names) => names.sort())),
