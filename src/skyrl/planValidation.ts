@@ -14,7 +14,7 @@
  * illustrative value in the step's params. Derived values are never compared with anything: any
  * schema-valid value is right.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv"
+import { Ajv, type ErrorObject, MissingRefError, type ValidateFunction } from "ajv"
 import * as AjvFormats from "ajv-formats"
 import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
@@ -112,12 +112,13 @@ const cache = new WeakMap<InventoryTool, { reject?: Compiled; allow?: Compiled }
  */
 const ROOT_ID = "urn:skyrl:tool-input-schema"
 
-/** `ajv.compile`, again under ROOT_ID when only a `$ref` to the root failed (other messages stay Ajv's own). */
+/** `ajv.compile`, again under ROOT_ID when only a `$ref` to the root failed (other errors stay Ajv's own). */
 const compileWithRoot = (schema: Json): ValidateFunction => {
   try {
     return ajv.compile(schema)
   } catch (e) {
-    if (schema.$id !== undefined || !(e as Error).message.includes("can't resolve reference # from id #")) throw e
+    // Ajv's MissingRefError for "#" itself (missingRef "": the root, no fragment): "can't resolve reference # from id #"
+    if (schema.$id !== undefined || !(e instanceof MissingRefError && e.missingRef === "")) throw e
     return ajv.compile({ ...schema, $id: ROOT_ID })
   }
 }
