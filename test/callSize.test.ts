@@ -28,15 +28,20 @@ describe("callSize", () => {
     expect(tooLongStep([{ tool: "t", params: { a: 1 } }], 1_000)).toBeUndefined()
     // The limit is the SDK's, and the bytes are those of the line the stdio transport writes.
     expect(MCP_MESSAGE_LIMIT).toBe(STDIO_DEFAULT_MAX_BUFFER_SIZE)
-    for (
-      const [name, args] of [["fmp_get_quote", { symbol: "AAPL" }], ["t\u00e9\n", {
-        q: "\u00e9\u{1F600}\"",
-        n: [1e21]
-      }]]
-    ) {
-      expect(callRequestBytes(name as string, JSON.stringify(args))).toBe(
-        Buffer.byteLength(callRequestLine(DIRECT_IDS, name as string, args))
-      )
+    const cases: Array<[string, object]> = [["fmp_get_quote", { symbol: "AAPL" }], ["t\u00e9\n", {
+      q: "\u00e9\u{1F600}\"",
+      n: [1e21]
+    }]]
+    for (const [name, args] of cases) {
+      const line = callRequestLine(DIRECT_IDS, name, args)
+      expect(line.endsWith("}\n") && !line.slice(0, -1).includes("\n")).toBe(true)
+      expect(JSON.parse(line)).toEqual({
+        jsonrpc: "2.0",
+        id: DIRECT_IDS,
+        method: "tools/call",
+        params: { name, arguments: args }
+      })
+      expect(callRequestBytes(name, JSON.stringify(args))).toBe(Buffer.byteLength(line))
     }
     expect(long!.bytes).toBe(Buffer.byteLength(callRequestLine(DIRECT_IDS, "t", JSON.parse(text))))
   })

@@ -16,9 +16,14 @@ export const MCP_MESSAGE_LIMIT = 10 * 1024 * 1024
 /** The first id of the stdio transport's direct lane (the SDK's Protocol numbers its requests from 0). */
 export const DIRECT_IDS = 1_000_000_000
 
-/** A tools/call request as the direct lane writes it: one JSON-RPC line. */
-export const callRequestLine = (id: number, name: string, args: unknown): string =>
-  `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify({ name, arguments: args })}}\n`
+/** A tools/call request's line up to its arguments' JSON text, then what ends it (`callRequestLine`). */
+const requestHead = (id: number, name: string): string =>
+  `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":${JSON.stringify(name)},"arguments":`
+const REQUEST_END = "}}\n"
+
+/** A tools/call request as the direct lane writes it: one JSON-RPC line (`args` an object, as a call's are). */
+export const callRequestLine = (id: number, name: string, args: object): string =>
+  requestHead(id, name) + JSON.stringify(args) + REQUEST_END
 
 /** `the N bytes (M MiB) an MCP message may take`. */
 export const limitText = (max: number) =>
@@ -29,9 +34,7 @@ export const limitText = (max: number) =>
  * a caller that has it does not make it again, nor the whole line).
  */
 export const callRequestBytes = (name: string, argsText: string): number =>
-  Buffer.byteLength(
-    `{"jsonrpc":"2.0","id":${DIRECT_IDS},"method":"tools/call","params":{"name":${JSON.stringify(name)},"arguments":`
-  ) + Buffer.byteLength(argsText) + 3 // `}}\n`
+  Buffer.byteLength(requestHead(DIRECT_IDS, name)) + Buffer.byteLength(argsText) + REQUEST_END.length
 
 /**
  * Whether JSON text of `length` UTF-16 units that holds a step's tool name and params (the params' JSON text, a
