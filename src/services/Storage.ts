@@ -936,7 +936,7 @@ const readLockHolder = (file: string): Promise<LockHolder | undefined> =>
     throw e
   })
 
-/** A lock file's holder from its text (`lockHolder`; the memory storage of the tests reads it so too). */
+/** A lock file's holder from its text (`readLockHolder`; the memory storage of the tests reads it so too). */
 export const lockHolderOf = (text: string): LockHolder => {
   try {
     const owner = JSON.parse(text) as { pid?: unknown; host?: unknown }
