@@ -2,7 +2,7 @@
  * Parquet output: read back by an independent reader (hyparquet's own parquetReadObjects, not skyrl's
  * reader) it equals the written rows; the fixed schema matches the row contract; no empty struct.
  */
-import { Chunk, Effect, Either, JSONSchema, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, JSONSchema, Logger, Schema, Stream } from "effect"
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,7 +13,7 @@ import { SkyRLRow } from "../src/domain/row.js"
 import { ROW_FIELDS, ROW_GROUP_SIZE } from "../src/services/parquet.js"
 import { Storage, StorageLive } from "../src/services/Storage.js"
 import { convertTask } from "../src/skyrl/convert.js"
-import { encodeRow } from "../src/skyrl/layout.js"
+import { encodeRow, RowJson } from "../src/skyrl/layout.js"
 
 const inventory = Schema.decodeUnknownSync(Inventory)(
   JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "inventory", "finance-mcp.json"), "utf8"))
@@ -80,6 +80,40 @@ describe("parquet output", () => {
     )
     expect(back.map((r) => r.index)).toEqual(rows.map((_, i) => i))
     expect(back.map((r) => r.value)).toEqual(rows.map(encodeRow))
+  })
+
+  it("fields the layout has no column for are left out with one warning naming them; skyrl's own rows warn of none", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-pq-"))
+    const warnings: Array<unknown> = []
+    const logger = Logger.make(({ logLevel, message }) => {
+      if (logLevel._tag === "Warning") warnings.push(message)
+    })
+    const write = (file: string, rows: Array<RowJson>) =>
+      Effect.runPromise(
+        Effect.flatMap(Storage, (s) => s.writeRows(file, rows)).pipe(
+          Effect.provide(StorageLive),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+      )
+    const own = rowsOf(3).map((r) => new RowJson(JSON.stringify(encodeRow(r))))
+    await write(join(dir, "own.parquet"), own)
+    expect(warnings).toEqual([])
+    const extra = own.map((r, i) => {
+      const row = JSON.parse(r.text)
+      row.ability = "finance"
+      row.extra_info.index = i
+      if (i === 0) row.reward_spec.ground_truth.tool_sequence[0].note = "x"
+      return new RowJson(JSON.stringify(row))
+    })
+    const file = join(dir, "extra.parquet")
+    await write(file, extra)
+    expect(warnings.flat()).toEqual([
+      `${file}: 3 fields the rows hold are not written: skyrl's Parquet layout has no column for them: ` +
+      "ability (3 rows), reward_spec.ground_truth.tool_sequence[].note (1 row), extra_info.index (3 rows); " +
+      "a .json or .jsonl output keeps every field as read"
+    ])
+    const read = await parquetReadObjects({ file: await asyncBufferFromFile(file) })
+    expect(read.map(plain)).toEqual(own.map((r) => JSON.parse(r.text)))
   })
 
   it("an empty dataset is a valid Parquet file with zero rows", async () => {

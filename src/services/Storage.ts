@@ -1349,6 +1349,20 @@ const writeRowStreamLive = <E>(
 }
 
 /**
+ * What a .parquet output leaves out: the fields its rows hold that skyrl's Parquet layout has no column for (a
+ * column of the user's own), the first 8 by path with their row counts.
+ */
+const leftOutWarning = (file: string, leftOut: ReadonlyMap<string, number>): string => {
+  const fields = [...leftOut].slice(0, 8).map(([at, rows]) => `${at} (${rows} row${rows === 1 ? "" : "s"})`)
+  const more = leftOut.size > 8 ? ` and ${leftOut.size - 8} more` : ""
+  return `${file}: ${leftOut.size} field${leftOut.size === 1 ? "" : "s"} the rows hold ${
+    leftOut.size === 1 ? "is" : "are"
+  } not written: skyrl's Parquet layout has no column for ${leftOut.size === 1 ? "it" : "them"}: ${
+    fields.join(", ")
+  }${more}; a .json or .jsonl output keeps every field as read`
+}
+
+/**
  * Writes the rows to a temp file beside `file` (removed when the scope closes unless renamed over it): its row count,
  * the temp file and, for .json and .jsonl, what was written (for `checkTemp`'s read-back).
  */
@@ -1378,18 +1392,23 @@ const stageRowStream = <E>(
       )
       // The signal ends the iteration when the write is interrupted: a `next` waiting for a row the
       // interrupted producer will never make must not hold the write (and its temp file) open.
-      const n = yield* Effect.flatMap(Stream.toAsyncIterableEffect(encoded), (iterable) =>
+      const { leftOut, n } = yield* Effect.flatMap(Stream.toAsyncIterableEffect(encoded), (iterable) =>
         Effect.tryPromise({
-          try: (signal) => writeParquetRows(t.handle, untilAborted(iterable, signal)),
+          try: (signal) =>
+            writeParquetRows(t.handle, untilAborted(iterable, signal)),
           catch: (e): StorageError | E =>
             failed !== undefined
               ? failed.error
               : new StorageError({ path: file, operation: "write", reason: reason(e) })
         }))
+      if (leftOut.size > 0) {
+        yield* Effect.logWarning(leftOutWarning(file, leftOut))
+      }
       return { n, t, written: undefined }
     }
     const sink = new ByteSink({
-      write: (bytes) => t.handle.write(bytes),
+      write: (bytes) =>
+        t.handle.write(bytes),
       datasync: () => t.handle.datasync(),
       read: positionedRead(t.handle),
       fd: t.handle.fd

@@ -115,33 +115,60 @@ class FileSink extends ByteWriter {
   }
 }
 
-/** A row shaped for the writer: exactly the skeleton's fields, INT64 values as bigint. */
-const shape = (fields: ReadonlyArray<Field>, value: unknown): Record<string, unknown> | null => {
+/** The names of each field list's fields, to tell the keys a row holds beyond the skeleton. */
+const namesOf = new WeakMap<ReadonlyArray<Field>, ReadonlySet<string>>()
+const fieldNames = (fields: ReadonlyArray<Field>): ReadonlySet<string> => {
+  let names = namesOf.get(fields)
+  if (names === undefined) namesOf.set(fields, names = new Set(fields.map((f) => f.name)))
+  return names
+}
+
+/** Fields a row holds that the skeleton has no column for, by path (`ability`, `extra_info.index`): rows each. */
+export type LeftOut = Map<string, number>
+
+/**
+ * A row shaped for the writer: exactly the skeleton's fields, INT64 values as bigint. Each key of `value` the
+ * skeleton does not have is counted in `leftOut` under its path (`at`: the path of `value`, "" at the root).
+ */
+const shape = (
+  fields: ReadonlyArray<Field>,
+  value: unknown,
+  leftOut: LeftOut,
+  at: string
+): Record<string, unknown> | null => {
   if (typeof value !== "object" || value === null) return null
   const source = value as Record<string, unknown>
+  const names = fieldNames(fields)
+  for (const key in source) if (!names.has(key)) leftOut.set(at + key, (leftOut.get(at + key) ?? 0) + 1)
   const out: Record<string, unknown> = {}
   for (const field of fields) {
     const v = source[field.name]
     if (v === undefined || v === null) out[field.name] = null
     else if (field.kind === "int") out[field.name] = typeof v === "number" ? BigInt(v) : v
-    else if (field.kind === "struct") out[field.name] = shape(field.fields, v)
-    else if (field.kind === "list") out[field.name] = Array.isArray(v) ? v.map((e) => shape(field.element, e)) : null
-    else out[field.name] = v
+    else if (field.kind === "struct") out[field.name] = shape(field.fields, v, leftOut, `${at}${field.name}.`)
+    else if (field.kind === "list") {
+      const inner = `${at}${field.name}[].`
+      out[field.name] = Array.isArray(v) ? v.map((e) => shape(field.element, e, leftOut, inner)) : null
+    } else out[field.name] = v
   }
   return out
 }
 
-/** Writes encoded rows as Parquet into an open (temp) file, a row group at a time. Returns the row count. */
+/**
+ * Writes encoded rows as Parquet into an open (temp) file, a row group at a time. Returns the row count and the
+ * fields left out (`LeftOut`: keys the fixed skeleton has no column for, such as a column of the user's own).
+ */
 export const writeParquetRows = async (
   handle: fs.FileHandle,
   rows: Iterable<EncodedRow> | AsyncIterable<EncodedRow>
-): Promise<number> => {
+): Promise<{ readonly n: number; readonly leftOut: LeftOut }> => {
   let n = 0
+  const leftOut: LeftOut = new Map()
   // `for await` takes a plain iterable as well.
   const counted = (async function*() {
     for await (const row of rows) {
       n++
-      yield shape(ROW_FIELDS, row)!
+      yield shape(ROW_FIELDS, row, leftOut, "")!
     }
   })()
   await parquetWriteRows({
@@ -152,7 +179,7 @@ export const writeParquetRows = async (
     rowGroupSize: ROW_GROUP_SIZE,
     createdBy: "skyrl"
   })
-  return n
+  return { n, leftOut }
 }
 
 const toNumber = (value: bigint): number | string =>
