@@ -421,12 +421,20 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     expect(resumed.stderr).toMatch(/0 of 5 samples to make/)
 
     // Its own output as input: every row has a plan (valid against its prompt's tools), so every row is
-    // kept as is (copied unchanged).
+    // kept as is (copied unchanged), with the columns of the user's own that a row holds (was: left out).
+    // (On every row: a column on some rows only is an arrow/key-sets violation of the checks as written.)
+    const withOwn = readJsonl(out).map((r: any, i: number) => ({
+      ...r,
+      ability: "finance",
+      extra_info: { ...r.extra_info, index: i }
+    }))
+    const ownInput = join(dir, "own.jsonl")
+    writeFileSync(ownInput, withOwn.map((r: unknown) => JSON.stringify(r)).join("\n") + "\n")
     const again = join(dir, "again.jsonl")
-    const second = await enrich([out, "--out", again, "--inventory-from-prompt"], server)
+    const second = await enrich([ownInput, "--out", again, "--inventory-from-prompt"], server)
     expect(second.status, second.stderr).toBe(0)
     expect(calls(server)).toHaveLength(5)
-    expect(readJsonl(again)).toEqual(readJsonl(out))
+    expect(readJsonl(again)).toEqual(withOwn)
     expect(second.stderr.split("\n").filter((l) => /: kept as is: already has a plan/.test(l))).toHaveLength(5)
     // The count says the same (was "5 skipped", while the 5 rows were written).
     expect(second.stderr).toContain("enrich: 5 rows written (0 planned, 5 kept as is, 0 rejected input rows)")

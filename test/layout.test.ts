@@ -17,7 +17,9 @@ import {
   encodedRowJson,
   encodeRow,
   matchesRowSchema,
-  rowJsonWithMetadata
+  RowJson,
+  rowJsonWithMetadata,
+  withOwnColumns
 } from "../src/skyrl/layout.js"
 import { rowFor } from "./support/verifyRows.js"
 
@@ -173,5 +175,33 @@ describe("rowJsonWithMetadata (verify's output from the text read)", () => {
     const u = writtenRows()[0]!
     const row = Either.getOrThrow(decodeRow(u))
     expect(rowJsonWithMetadata(u, JSON.stringify(u), row, "source", {})).toBeUndefined()
+  })
+})
+
+describe("withOwnColumns", () => {
+  const asRead = rowFor("own", [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }])
+  const row = Either.getOrThrow(decodeRow(asRead))
+
+  it("is the row itself when the row as read holds no column of the user's own", () => {
+    expect(withOwnColumns(row, asRead)).toBe(row)
+    // Unknown keys inside skyrl's own fields are not columns of the user's.
+    const inner = { ...asRead, reward_spec: { ...asRead.reward_spec, note: "x" } }
+    expect(withOwnColumns(row, inner)).toBe(row)
+  })
+
+  it("puts top-level and extra_info keys back after skyrl's own, in the order read, as plain data", () => {
+    const text = JSON.stringify(asRead).slice(0, -2) +
+      `,"index":3,"__proto__":{"polluted":true}},"ability":"finance","__proto__":{"polluted":true}}`
+    const written = withOwnColumns(row, JSON.parse(text))
+    expect(written).toBeInstanceOf(RowJson)
+    const back = JSON.parse((written as RowJson).text)
+    expect(Object.keys(back)).toEqual([...Object.keys(encodeRow(row)), "ability", "__proto__"])
+    expect(Object.keys(back.extra_info)).toEqual(["task_metadata", "index", "__proto__"])
+    const { __proto__: _a, ability, ...known } = back
+    expect(ability).toBe("finance")
+    const { __proto__: _b, index, ...info } = known.extra_info
+    expect(index).toBe(3)
+    expect({ ...known, extra_info: info }).toEqual(encodeRow(row))
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
   })
 })

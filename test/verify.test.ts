@@ -212,6 +212,35 @@ describe("verify against server-everything (stateless)", () => {
   }, 60_000)
 
   it(
+    "keeps the columns of the user's own a row holds (top-level and extra_info keys); other rows as before",
+    async () => {
+      const sum = { server: "everything", tool: "get-sum", params: { a: 1, b: 2 } }
+      const plain = row("plain", sum)
+      const own = row("own", sum)
+      own.ability = "math"
+      own.extra_info = { ...own.extra_info, index: 7, split: "train" }
+      const run = await verify({ inventory, specs: [everything], rows: [plain, own] })
+      expect(run.rejects).toEqual([])
+      expect(Object.keys(run.rows[0])).toEqual(["data_source", "prompt", "env_class", "reward_spec", "extra_info"])
+      expect(Object.keys(run.rows[0].extra_info)).toEqual(["task_metadata"])
+      expect(Object.keys(run.rows[1])).toEqual([
+        "data_source",
+        "prompt",
+        "env_class",
+        "reward_spec",
+        "extra_info",
+        "ability"
+      ])
+      expect(run.rows[1].ability).toBe("math")
+      expect(run.rows[1].extra_info).toMatchObject({ index: 7, split: "train" })
+      expect(Object.keys(run.rows[1].extra_info)).toEqual(["task_metadata", "index", "split"])
+      expect(run.verification.map((v) => v.status)).toEqual(["verified", "verified"])
+      expect(run.rows[1].reward_spec).toEqual(own.reward_spec)
+    },
+    60_000
+  )
+
+  it(
     "records whether each derived value is in the results before its step (derived_values_found); the summary counts the rows where one is not",
     async () => {
       const sum = (a: number, b: number): PlanStepInput => ({ server: "everything", tool: "get-sum", params: { a, b } })

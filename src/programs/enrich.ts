@@ -27,7 +27,7 @@ import { rowFormatOf, Storage } from "../services/Storage.js"
 import { toolFreePromptTokens } from "../skyrl/convert.js"
 import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
-import { decodeRow } from "../skyrl/layout.js"
+import { decodeRow, withOwnColumns, type WritableRow } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
@@ -73,6 +73,8 @@ export interface Skip {
   readonly index: number
   readonly id: string | undefined
   readonly row: SkyRLRow
+  /** What is written for it: `row` with the columns of the user's own the input row holds (`withOwnColumns`). */
+  readonly written: WritableRow
   readonly reason: string
 }
 
@@ -351,7 +353,13 @@ const existingPlan = (index: number, id: string | undefined, value: unknown, opt
   }
   return {
     _tag: "skip",
-    skip: { index, id, row: row.right, reason: "already has a plan (use --overwrite to plan it again)" }
+    skip: {
+      index,
+      id,
+      row: row.right,
+      written: withOwnColumns(row.right, value),
+      reason: "already has a plan (use --overwrite to plan it again)"
+    }
   }
 }
 
@@ -642,7 +650,7 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     warnOnly: ENRICH_WARN_ONLY,
     nearDuplicates: { threshold: DEFAULT_NEAR_DUP_THRESHOLD },
     maxPromptTokens: options.runSettings.max_prompt_tokens,
-    passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
+    passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row, written: s.written })),
     jobInventory: (job) => job.inventory,
     inputRejects,
     onSampleDone: (job, outcome) => {

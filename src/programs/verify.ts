@@ -30,7 +30,14 @@ import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import { loneSurrogateIn } from "../skyrl/convert.js"
 import { nestsDeeperThan } from "../skyrl/depth.js"
 import type { WritableRow } from "../skyrl/layout.js"
-import { decodeRow, deepJsonTextFault, RowJson, rowJsonWithMetadata, toJsonText } from "../skyrl/layout.js"
+import {
+  decodeRow,
+  deepJsonTextFault,
+  RowJson,
+  rowJsonWithMetadata,
+  toJsonText,
+  withOwnColumns
+} from "../skyrl/layout.js"
 import { formatPath } from "../skyrl/parseIssues.js"
 import { NON_FINITE_REASON, nonFiniteAt, validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
@@ -664,11 +671,12 @@ export const withVerification = (row: SkyRLRow, record: VerificationRecord): Sky
 
 /**
  * `withVerification` of a row to write: its JSON text made from the text read when the row is in the form
- * skyrl writes (the same bytes, nothing encoded again), the row itself otherwise.
+ * skyrl writes (the same bytes, nothing encoded again), the row itself otherwise, with the columns of the user's own
+ * that the row as read holds (`withOwnColumns`).
  */
 const verifiedRow = (plan: Plan, record: VerificationRecord, recordJson?: string): WritableRow => {
   const text = rowJsonWithMetadata(plan.value, plan.text, plan.row, "verification", record, recordJson)
-  return text === undefined ? withVerification(plan.row, record) : new RowJson(text)
+  return text === undefined ? withOwnColumns(withVerification(plan.row, record), plan.value) : new RowJson(text)
 }
 
 const rejectOf = (

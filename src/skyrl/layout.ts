@@ -592,6 +592,25 @@ export const rowJsonWithMetadata = (
 }
 
 /**
+ * `row` to write, with the columns of the user's own that `asRead` (the row as read from disk) holds put back: its
+ * top-level keys and `extra_info` keys that skyrl's row has no place for (`ability`, `index`, `extra_info.split`, as
+ * verl-style datasets carry), after skyrl's own, in the order read. `row` itself when there are none. Unknown keys
+ * inside `prompt` or `reward_spec` are parts of skyrl's own fields and are not kept.
+ */
+export const withOwnColumns = (row: SkyRLRow, asRead: unknown): WritableRow => {
+  if (!isObject(asRead)) return row
+  const own = (o: Json, known: ReadonlyArray<string>) => Object.entries(o).filter(([k]) => !known.includes(k))
+  const top = own(asRead, ROW_KEYS)
+  const info = isObject(asRead.extra_info) ? own(asRead.extra_info, ["task_metadata"]) : []
+  if (top.length === 0 && info.length === 0) return row
+  const encoded = encodeRow(row)
+  const extraInfo = Object.fromEntries([...Object.entries(encoded.extra_info), ...info])
+  return new RowJson(
+    JSON.stringify(Object.fromEntries([...Object.entries(encoded), ...top, ["extra_info", extraInfo]]))
+  )
+}
+
+/**
  * A row as its on-disk JSON text (compact, what `encodedRowJson` writes): writers write the text as it
  * is (JSON Lines) or read it back for the other forms.
  */
