@@ -580,3 +580,28 @@ describe("objects made without the Schema constructors (decodeTask by hand, trus
     expect(compared).toBeGreaterThan(5)
   })
 })
+
+describe("convertTask: the task's fields skyrl does not read", () => {
+  const base = {
+    task_id: "own",
+    user_prompt: "Quote AAPL for me",
+    tool_sequence: [{ server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } }],
+    rubric: { name: "r", criteria: [{ name: "c", description: "d", scoring: "s" }] }
+  }
+  const metadataOf = (task: unknown) =>
+    JSON.parse(encodeRow(Either.getOrThrow(convertTask(task, { inventory }))).extra_info.task_metadata)
+
+  it("are kept in task_metadata.task_fields, last, as given; a task without any gets no such key", () => {
+    expect(Object.keys(metadataOf(base))).not.toContain("task_fields")
+    const text = JSON.stringify({ ...base, category: "quotes", difficulty: 3 }).slice(0, -1) +
+      `,"__proto__":{"polluted":true},"nested":{"a":[1,{"b":null}]}}`
+    const metadata = metadataOf(JSON.parse(text))
+    expect(Object.keys(metadata).at(-1)).toBe("task_fields")
+    expect(Object.keys(metadata.task_fields)).toEqual(["category", "difficulty", "__proto__", "nested"])
+    expect(metadata.task_fields.category).toBe("quotes")
+    expect(metadata.task_fields.difficulty).toBe(3)
+    expect(metadata.task_fields.nested).toEqual({ a: [1, { b: null }] })
+    expect(Object.getOwnPropertyDescriptor(metadata.task_fields, "__proto__")?.value).toEqual({ polluted: true })
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+  })
+})

@@ -72,6 +72,8 @@ export interface ConversionContext {
   readonly inventory?: Inventory | undefined
   /** Provenance merged into `extra_info.task_metadata` (model, backend, run_id, seed, ...). */
   readonly metadata?: Partial<TaskMetadata> & Readonly<Record<string, unknown>>
+  /** The task's fields skyrl does not read (`otherTaskFields`): kept as `task_metadata.task_fields`, last. */
+  readonly taskFields?: Readonly<Record<string, unknown>> | undefined
   /** Token budget of the whole prompt (BPE, chat template; default DEFAULT_MAX_PROMPT_TOKENS). */
   readonly maxPromptTokens?: number | undefined
   /** The `as_of` date of every row (generate/enrich `--as-of`, convert `--as-of`), YYYY-MM-DD. */
@@ -699,6 +701,7 @@ export const toSkyRLSample = (
   metadata.system_prompt_chars = systemText.length
   metadata.system_prompt_tokens_est = textTokens(systemText)
   metadata.prompt_tokens_est = chatPromptTokens(prompt)
+  if (context.taskFields !== undefined) setOwn(metadata, "task_fields", context.taskFields)
 
   return Either.right(
     trusted(SkyRLRow, {
@@ -724,9 +727,29 @@ export const toSkyRLSample = (
   )
 }
 
-/** Decode + convert in one step (what `convert`, `generate` and `enrich` use). */
+/** The keys of a task skyrl reads: the Task schema's, and the other names `normalizeTaskInput` reads them under. */
+const TASK_KEYS: ReadonlySet<string> = new Set([...Object.keys(Task.fields), "rubric", "judge_rubric"])
+
+/**
+ * The fields of a task (an object) that skyrl does not read (a `category`, a `difficulty` of the user's own), as
+ * given, in their order; undefined when there are none.
+ */
+export const otherTaskFields = (raw: unknown): Record<string, unknown> | undefined => {
+  if (!isObject(raw)) return undefined
+  let other: Array<[string, unknown]> | undefined
+  for (const key in raw) if (!TASK_KEYS.has(key)) (other ??= []).push([key, raw[key]])
+  return other === undefined ? undefined : Object.fromEntries(other)
+}
+
+/**
+ * Decode + convert in one step (what `convert`, `generate` and `enrich` use). The task's fields skyrl does not read
+ * are kept in the row's `task_metadata.task_fields` (`otherTaskFields`).
+ */
 export const convertTask = (raw: unknown, context: ConversionContext = {}): Either.Either<SkyRLRow, ConversionError> =>
-  Either.flatMap(decodeTask(raw), (task) => toSkyRLSample(task, context))
+  Either.flatMap(decodeTask(raw), (task) => {
+    const other = otherTaskFields(raw)
+    return toSkyRLSample(task, other === undefined ? context : { ...context, taskFields: other })
+  })
 
 /** The Effect form: fails with a typed `ConversionError`. */
 export const toSkyRLSampleEffect = (
