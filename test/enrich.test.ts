@@ -532,6 +532,28 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
   const SKYRL = join(FIXTURES, "enrich", "skyrl_rows.jsonl")
   const source = readJsonl(SKYRL)
 
+  it("SkyRL rows keep the columns of the user's own, planned or kept as is (one set of keys in the file)", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const input = join(dir, "own.jsonl")
+    const withOwn = source.map((row: any, i: number) => ({
+      ...row,
+      ability: "finance",
+      extra_info: { ...row.extra_info, index: i }
+    }))
+    writeFileSync(input, withOwn.map((row: unknown) => JSON.stringify(row)).join("\n") + "\n")
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([input, "--out", out], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 2])
+    const rows = readJsonl(out)
+    expect(rows.map((row: any) => [row.ability, row.extra_info.index])).toEqual([0, 1, 2, 3].map((i) => ["finance", i]))
+    expect(rows.map((row: any) => Object.keys(row).slice(5))).toEqual([0, 1, 2, 3].map(() => ["ability"]))
+    expect(rows.map((row: any) => Object.keys(row.extra_info))).toEqual(
+      [0, 1, 2, 3].map(() => ["task_metadata", "index"])
+    )
+  })
+
   it("SkyRL rows without a plan are planned; rows with one are copied unchanged unless --overwrite", async () => {
     const server = await fake()
     const dir = tmp()

@@ -27,7 +27,7 @@ import { rowFormatOf, Storage } from "../services/Storage.js"
 import { toolFreePromptTokens } from "../skyrl/convert.js"
 import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
-import { decodeRow, withOwnColumns, type WritableRow } from "../skyrl/layout.js"
+import { decodeRow, type OwnColumns, ownColumnsOf } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
@@ -73,8 +73,8 @@ export interface Skip {
   readonly index: number
   readonly id: string | undefined
   readonly row: SkyRLRow
-  /** What is written for it: `row` with the columns of the user's own the input row holds (`withOwnColumns`). */
-  readonly written: WritableRow
+  /** The columns of the user's own the input row holds (`ownColumnsOf`), written with it. */
+  readonly ownColumns: OwnColumns | undefined
   readonly reason: string
 }
 
@@ -357,7 +357,7 @@ const existingPlan = (index: number, id: string | undefined, value: unknown, opt
       index,
       id,
       row: row.right,
-      written: withOwnColumns(row.right, value),
+      ownColumns: ownColumnsOf(value),
       reason: "already has a plan (use --overwrite to plan it again)"
     }
   }
@@ -525,6 +525,17 @@ export const enrichTaskInput =
     ...modelTaskFields(task, steps, maxTurns)
   })
 
+/**
+ * The columns of the user's own each input row holds (SkyRL rows: `ownColumnsOf`), by index, for the row made from it
+ * or kept as is: a file's rows keep one set of keys whether they were planned or copied.
+ */
+const columnsByIndex = (plan: EnrichPlan) => {
+  const columns = new Map<number, OwnColumns>()
+  for (const j of plan.jobs) if (j.source.ownColumns !== undefined) columns.set(j.index, j.source.ownColumns)
+  for (const s of plan.skipped) if (s.ownColumns !== undefined) columns.set(s.index, s.ownColumns)
+  return columns.size === 0 ? undefined : (index: number) => columns.get(index)
+}
+
 /** Provenance of an enriched row (merged into task_metadata). */
 export const enrichMetadata = (input: string, inventorySource: string) => (job: EnrichJob) => ({
   source_file: input,
@@ -650,7 +661,8 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     warnOnly: ENRICH_WARN_ONLY,
     nearDuplicates: { threshold: DEFAULT_NEAR_DUP_THRESHOLD },
     maxPromptTokens: options.runSettings.max_prompt_tokens,
-    passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row, written: s.written })),
+    passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),
+    columnsOf: columnsByIndex(plan),
     jobInventory: (job) => job.inventory,
     inputRejects,
     onSampleDone: (job, outcome) => {

@@ -35,7 +35,7 @@ import { StopRequests } from "../services/StopRequests.js"
 import { Storage } from "../services/Storage.js"
 import type { DiversityReport } from "../skyrl/diversity.js"
 import { diversityOfRows, renderDiversityText } from "../skyrl/diversity.js"
-import { decodeRow, encodeRow, type WritableRow } from "../skyrl/layout.js"
+import { decodeRow, encodeRow, type OwnColumns, withColumns, type WritableRow } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PromptReading } from "../skyrl/promptReading.js"
@@ -69,12 +69,12 @@ export interface SamplingOptions<J extends Job> {
   /** Extra metadata for the row of a job's attempt. */
   readonly jobMetadata: (job: J, attempt: number) => Readonly<Record<string, unknown>>
   /** Rows that need no model call (enrich: rows that already have a plan), written in index order. */
-  readonly passthrough?: ReadonlyArray<{
-    readonly index: number
-    readonly row: SkyRLRow
-    /** What is written for it (the row with the columns of the user's own, `withOwnColumns`); else `row`. */
-    readonly written?: WritableRow
-  }>
+  readonly passthrough?: ReadonlyArray<{ readonly index: number; readonly row: SkyRLRow }>
+  /**
+   * The columns of the user's own the row of a job index keeps (enrich: those of its input row, `ownColumnsOf`),
+   * written after skyrl's own keys (`withColumns`); none by default.
+   */
+  readonly columnsOf?: ((index: number) => OwnColumns | undefined) | undefined
   /** A job's own inventory (enrich: the tools its prompt offers); default: the Inventory service's. */
   readonly jobInventory?: (job: J) => InventoryApi | undefined
   /** Rejects found before any call (enrich: unusable input rows), written to the rejects file too. */
@@ -426,7 +426,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
   const storage = yield* Storage
   const { journal, options } = ctx
   const latest = yield* journal.latest
-  const rows = new Map<number, { readonly row: WritableRow; readonly encoded: unknown }>()
+  const rows = new Map<number, { readonly row: SkyRLRow; readonly encoded: unknown }>()
   for (const e of latest.values()) {
     if (e.status !== "row") continue
     const made = ctx.made.get(e.index)
@@ -438,9 +438,13 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
     const row = decodeRow(e.row)
     if (row._tag === "Right") rows.set(e.index, { row: rowHere(ctx, row.right), encoded: e.row })
   }
-  for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.written ?? p.row, encoded: encodeRow(p.row) })
-  const sorted = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r)
-  const ordered = sorted.map((r) => r.row)
+  for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.row, encoded: encodeRow(p.row) })
+  const byIndex = [...rows.entries()].sort((a, b) => a[0] - b[0])
+  const sorted = byIndex.map(([, r]) => r)
+  const columnsOf = options.columnsOf
+  const ordered: Array<WritableRow> = columnsOf === undefined
+    ? sorted.map((r) => r.row)
+    : byIndex.map(([index, r]) => withColumns(r.row, columnsOf(index)))
   const replaceOutIf = options.replaceOutIf
   let outKept = false // an --out there that `replaceOutIf` kept
   const rejects = rejectsOf(ctx, latest)

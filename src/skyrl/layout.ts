@@ -591,24 +591,38 @@ export const rowJsonWithMetadata = (
   return `${text.slice(0, text.length - tail.length)}${JSON.stringify(next)}}}`
 }
 
+/** The columns of the user's own a row holds (`ownColumnsOf`): top-level keys and `extra_info` keys, in order. */
+export interface OwnColumns {
+  readonly top: ReadonlyArray<readonly [string, unknown]>
+  readonly info: ReadonlyArray<readonly [string, unknown]>
+}
+
 /**
- * `row` to write, with the columns of the user's own that `asRead` (the row as read from disk) holds put back: its
- * top-level keys and `extra_info` keys that skyrl's row has no place for (`ability`, `index`, `extra_info.split`, as
- * verl-style datasets carry), after skyrl's own, in the order read. `row` itself when there are none. Unknown keys
- * inside `prompt` or `reward_spec` are parts of skyrl's own fields and are not kept.
+ * The columns of the user's own that `asRead` (a row as read from disk) holds: its top-level keys and `extra_info`
+ * keys that skyrl's row has no place for (`ability`, `index`, `extra_info.split`, as verl-style datasets carry), in
+ * the order read; undefined when there are none. Unknown keys inside `prompt` or `reward_spec` are parts of skyrl's
+ * own fields, not columns.
  */
-export const withOwnColumns = (row: SkyRLRow, asRead: unknown): WritableRow => {
-  if (!isObject(asRead)) return row
+export const ownColumnsOf = (asRead: unknown): OwnColumns | undefined => {
+  if (!isObject(asRead)) return undefined
   const own = (o: Json, known: ReadonlyArray<string>) => Object.entries(o).filter(([k]) => !known.includes(k))
   const top = own(asRead, ROW_KEYS)
   const info = isObject(asRead.extra_info) ? own(asRead.extra_info, ["task_metadata"]) : []
-  if (top.length === 0 && info.length === 0) return row
+  return top.length === 0 && info.length === 0 ? undefined : { top, info }
+}
+
+/** `row` to write with `columns` (`ownColumnsOf`) after skyrl's own keys; `row` itself when there are none. */
+export const withColumns = (row: SkyRLRow, columns: OwnColumns | undefined): WritableRow => {
+  if (columns === undefined) return row
   const encoded = encodeRow(row)
-  const extraInfo = Object.fromEntries([...Object.entries(encoded.extra_info), ...info])
+  const extraInfo = Object.fromEntries([...Object.entries(encoded.extra_info), ...columns.info])
   return new RowJson(
-    JSON.stringify(Object.fromEntries([...Object.entries(encoded), ...top, ["extra_info", extraInfo]]))
+    JSON.stringify(Object.fromEntries([...Object.entries(encoded), ...columns.top, ["extra_info", extraInfo]]))
   )
 }
+
+/** `row` to write with the columns of the user's own that `asRead`, the row as read, holds. */
+export const withOwnColumns = (row: SkyRLRow, asRead: unknown): WritableRow => withColumns(row, ownColumnsOf(asRead))
 
 /**
  * A row as its on-disk JSON text (compact, what `encodedRowJson` writes): writers write the text as it

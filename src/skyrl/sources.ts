@@ -23,6 +23,8 @@
  */
 import { Either } from "effect"
 import { describeType, isObject } from "../domain/json.js"
+import type { OwnColumns } from "./layout.js"
+import { ownColumnsOf } from "./layout.js"
 import { TOOL_CALL_LINE } from "./prompt.js"
 import { loneSurrogateOf } from "./utf8.js"
 
@@ -73,6 +75,8 @@ export interface SourcePrompt {
   readonly unreadableToolCalls: ReadonlyArray<UnreadableToolCall>
   /** True for a SkyRL row that already has a plan (planned again only with --overwrite). */
   readonly hasPlan: boolean
+  /** A SkyRL row's columns of the user's own (`ownColumnsOf`), which the row made from it keeps. */
+  readonly ownColumns: OwnColumns | undefined
 }
 
 export type SourceRow = SourcePrompt | { readonly _tag: "Invalid"; readonly id: string | undefined } & SourceProblem
@@ -617,6 +621,7 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
     user: prompt.right.user,
     observedToolCalls: calls,
     unreadableToolCalls: unreadable,
-    hasPlan: chosen === "skyrl" && hasPlan(value)
+    hasPlan: chosen === "skyrl" && hasPlan(value),
+    ownColumns: chosen === "skyrl" ? ownColumnsOf(value) : undefined
   }
 }
