@@ -532,6 +532,30 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
   const SKYRL = join(FIXTURES, "enrich", "skyrl_rows.jsonl")
   const source = readJsonl(SKYRL)
 
+  it("an OpenAI fine-tuning record's `tools` are its prompt's tools: shown in the system message, planned with", async () => {
+    const server = await fake()
+    const dir = tmp()
+    const input = join(dir, "ft.jsonl")
+    const weather = {
+      type: "function",
+      function: {
+        name: "get_weather",
+        description: "Current weather for a city",
+        parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }
+      }
+    }
+    const record = { messages: [{ role: "user", content: "What is the weather in Paris?" }], tools: [weather] }
+    writeFileSync(input, JSON.stringify(record) + "\n")
+    const out = join(dir, "rows.jsonl")
+    const r = await enrich([input, "--out", out, "--inventory-from-prompt"], server)
+    expect(r.status, r.stderr).toBe(0)
+    expect(offeredTools(calls(server)[0]!.body).map((t) => t.tool)).toEqual(["get_weather"])
+    const [row] = readJsonl(out)
+    expect(row.prompt[0].content).toContain(`<tools>\n${JSON.stringify(weather)}\n</tools>`)
+    expect(plan(row).map((s: any) => s.tool)).toEqual(["get_weather"])
+    expect(row.prompt[1]).toEqual({ role: "user", content: "What is the weather in Paris?" })
+  })
+
   it("SkyRL rows keep the columns of the user's own, planned or kept as is (one set of keys in the file)", async () => {
     const server = await fake()
     const dir = tmp()

@@ -351,3 +351,56 @@ describe("parseToolCallBlocks", () => {
     expect(Either.isLeft(noName) && noName.left.error).toBe("has no \"name\"")
   })
 })
+
+describe("extractSource: a record's own system and tools fields (LLaMA-Factory, OpenAI fine-tuning files)", () => {
+  const quote = { name: "get_quote", description: "A quote", parameters: { type: "object", properties: {} } }
+  const openaiQuote = { type: "function", function: quote }
+  const user = { from: "human", value: "Quote AAPL" }
+
+  it("shows `tools` (a list or its JSON text) in the system message as a <tools> block, after `system`", () => {
+    const fromText = prompt(
+      extractSource({ conversations: [user], system: "You help traders.", tools: JSON.stringify([quote]) })
+    )
+    expect(fromText.system).toBe(
+      `You help traders.\n\n<tools>\n${JSON.stringify(quote)}\n</tools>\n` +
+        "To call a tool, reply with exactly: <tool_call>{\"name\": \"TOOL\", \"arguments\": {...}}</tool_call>"
+    )
+    expect(fromText.systemField).toBe("tools")
+    expect(fromText.user).toBe("Quote AAPL")
+    expect(toolNamesOf(findToolsBlock(fromText.system!)!)).toEqual(["get_quote"])
+    const openai = prompt(extractSource({ messages: [{ role: "user", content: "Quote AAPL" }], tools: [openaiQuote] }))
+    expect(openai.system!.startsWith("You are an agent that solves the user's task with tools.")).toBe(true)
+    expect(toolNamesOf(findToolsBlock(openai.system!)!)).toEqual(["get_quote"])
+  })
+
+  it("takes `system` where the conversation has none; empty fields change nothing", () => {
+    expect(prompt(extractSource({ conversations: [user], system: "Be brief." }))).toMatchObject({
+      system: "Be brief.",
+      systemField: "system"
+    })
+    const plain = prompt(extractSource({ conversations: [user] }))
+    expect(prompt(extractSource({ conversations: [user], system: "", tools: "" }))).toEqual(plain)
+    expect(prompt(extractSource({ conversations: [user], tools: "[]" }))).toEqual(plain)
+  })
+
+  it("refuses a record that gives either twice, or tools that are not a list of named functions", () => {
+    const withSystem = [{ from: "system", value: "Sys" }, user]
+    expect(problem(extractSource({ conversations: withSystem, system: "Other" }))).toMatchObject({
+      field: "system",
+      reason: expect.stringContaining("gives its system message twice")
+    })
+    const hermes = [{ from: "system", value: `<tools>${JSON.stringify([quote])}</tools>` }, user]
+    expect(problem(extractSource({ conversations: hermes, tools: [quote] }))).toMatchObject({
+      field: "tools",
+      reason: expect.stringContaining("lists its tools twice")
+    })
+    expect(problem(extractSource({ conversations: [user], tools: "get_quote" }))).toEqual({
+      field: "tools",
+      reason: "must be a list of tools (OpenAI or Hermes functions) or its JSON text, got text that is not JSON"
+    })
+    expect(problem(extractSource({ conversations: [user], tools: { quote } }))).toMatchObject({ field: "tools" })
+    expect(problem(extractSource({ conversations: [user], tools: [quote, { description: "x" }] }))).toMatchObject({
+      field: "tools[1]"
+    })
+  })
+})

@@ -136,6 +136,10 @@ export interface SystemPromptOptions {
   readonly preamble?: string | undefined
 }
 
+/** The opening line of skyrl's own system message. */
+export const AGENT_LINE =
+  "You are an agent that solves the user's task with tools. Plan, then call tools one at a time."
+
 /** The protocol line: how a policy calls a tool (MCPToolEnv parses exactly this). */
 export const TOOL_CALL_LINE = `To call a tool, reply with exactly: ${TOOL_CALL_SYNTAX}`
 
@@ -155,7 +159,7 @@ export const renderSystemPrompt = (tools: ReadonlyArray<PromptTool>, options: Sy
   }
   return [
     ...(options.preamble === undefined
-      ? ["You are an agent that solves the user's task with tools. Plan, then call tools one at a time."]
+      ? [AGENT_LINE]
       : [options.preamble, ""]),
     ...(options.asOf === undefined ? [] : [`Today is ${options.asOf}.`]),
     TOOL_CALL_LINE,

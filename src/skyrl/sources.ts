@@ -25,7 +25,7 @@ import { Either } from "effect"
 import { describeType, isObject } from "../domain/json.js"
 import type { OwnColumns } from "./layout.js"
 import { ownColumnsOf } from "./layout.js"
-import { TOOL_CALL_LINE } from "./prompt.js"
+import { AGENT_LINE, TOOL_CALL_LINE } from "./prompt.js"
 import { loneSurrogateOf } from "./utf8.js"
 
 export const INPUT_FORMATS = ["skyrl", "sharegpt", "openai"] as const
@@ -305,6 +305,59 @@ const extractPrompt = (messages: ReadonlyArray<Message>, base: string): Either.E
   return Either.left({
     field: base,
     reason: messages.length === 0 ? "has no messages" : "has no user message"
+  })
+}
+
+/**
+ * The prompt of a ShareGPT or OpenAI record whose system message or tools are fields of the record (LLaMA-Factory's
+ * `system` and `tools`; the OpenAI fine-tuning format's `tools`): `system` stands in for a system message the
+ * conversation lacks, and `tools` (a list, or its JSON text; each entry an OpenAI or Hermes function) is shown in
+ * the system message as a `<tools>` block, one tool a line, with skyrl's tool-call line after it, as a Hermes prompt
+ * shows them (skyrl's opening line where there is no system message). Given twice (a system message in the
+ * conversation and `system`; a `<tools>` block in the system message and `tools`), the record is refused.
+ */
+const withRecordFields = (value: unknown, prompt: Prompt): Either.Either<Prompt, SourceProblem> => {
+  if (!isObject(value)) return Either.right(prompt)
+  const given = typeof value.system === "string" && value.system.trim() !== "" ? value.system : undefined
+  if (given !== undefined && prompt.system !== undefined) {
+    return Either.left({
+      field: "system",
+      reason: `the record gives its system message twice (in the conversation, ${prompt.systemField}, and as ` +
+        "`system`): a prompt has one"
+    })
+  }
+  const base = given === undefined ? prompt : { ...prompt, system: given, systemField: "system" }
+  const tools = recordTools(value.tools)
+  if (Either.isLeft(tools)) return Either.left(tools.left)
+  if (tools.right.length === 0) return Either.right(base)
+  if (base.system !== undefined && findToolsBlock(base.system) !== undefined) {
+    return Either.left({
+      field: "tools",
+      reason: `the record lists its tools twice (a <tools> block in the system message, ${base.systemField}, and ` +
+        "`tools`): give them once"
+    })
+  }
+  const block = ["<tools>", ...tools.right.map((t) => JSON.stringify(t)), "</tools>", TOOL_CALL_LINE].join("\n")
+  return Either.right({ ...base, system: `${base.system ?? AGENT_LINE}\n\n${block}`, systemField: "tools" })
+}
+
+/** A record's `tools`: a list, or the JSON text of one (as LLaMA-Factory writes it); none when absent or empty. */
+const recordTools = (tools: unknown): Either.Either<ReadonlyArray<unknown>, SourceProblem> => {
+  if (tools === undefined || tools === null || tools === "") return Either.right([])
+  const list = typeof tools === "string" ? parseMaybeJson(tools) : tools
+  if (!Array.isArray(list)) {
+    return Either.left({
+      field: "tools",
+      reason: `must be a list of tools (OpenAI or Hermes functions) or its JSON text, got ${
+        typeof tools === "string" && list === tools ? "text that is not JSON" : describeType(list)
+      }`
+    })
+  }
+  const bad = list.findIndex((t) => toolNamesOf({ tools: [t], start: 0, end: 0 }).length === 0)
+  return bad === -1 ? Either.right(list) : Either.left({
+    field: `tools[${bad}]`,
+    reason:
+      "must be a function with a name ({\"name\": ...} or {\"type\": \"function\", \"function\": {\"name\": ...}})"
   })
 }
 
@@ -600,7 +653,8 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
   }
   const messages = messageList(chosen, list, base)
   if (Either.isLeft(messages)) return invalid(id, messages.left)
-  const prompt = extractPrompt(messages.right, base === "" ? "(conversation)" : base)
+  const extracted = extractPrompt(messages.right, base === "" ? "(conversation)" : base)
+  const prompt = chosen === "skyrl" ? extracted : Either.flatMap(extracted, (p) => withRecordFields(value, p))
   if (Either.isLeft(prompt)) return invalid(id, prompt.left)
   if (chosen === "skyrl" && prompt.right.next < messages.right.length) {
     const extra = messages.right[prompt.right.next]
