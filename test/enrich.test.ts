@@ -532,7 +532,7 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
   const SKYRL = join(FIXTURES, "enrich", "skyrl_rows.jsonl")
   const source = readJsonl(SKYRL)
 
-  it("an OpenAI fine-tuning record's `tools` are its prompt's tools: shown in the system message, planned with", async () => {
+  it("an OpenAI fine-tuning record's `tools` are its prompt's tools (shown, planned with); its other fields kept", async () => {
     const server = await fake()
     const dir = tmp()
     const input = join(dir, "ft.jsonl")
@@ -544,7 +544,12 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
         parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }
       }
     }
-    const record = { messages: [{ role: "user", content: "What is the weather in Paris?" }], tools: [weather] }
+    const record = {
+      messages: [{ role: "user", content: "What is the weather in Paris?" }],
+      tools: [weather],
+      category: "weather",
+      meta: { origin: "ft-2026" }
+    }
     writeFileSync(input, JSON.stringify(record) + "\n")
     const out = join(dir, "rows.jsonl")
     const r = await enrich([input, "--out", out, "--inventory-from-prompt"], server)
@@ -554,6 +559,8 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(row.prompt[0].content).toContain(`<tools>\n${JSON.stringify(weather)}\n</tools>`)
     expect(plan(row).map((s: any) => s.tool)).toEqual(["get_weather"])
     expect(row.prompt[1]).toEqual({ role: "user", content: "What is the weather in Paris?" })
+    // The record's other fields are kept in the metadata (was: dropped).
+    expect(meta(row).source_fields).toEqual({ category: "weather", meta: { origin: "ft-2026" } })
   })
 
   it("SkyRL rows keep the columns of the user's own, planned or kept as is (one set of keys in the file)", async () => {

@@ -373,6 +373,14 @@ describe("extractSource: a record's own system and tools fields (LLaMA-Factory, 
     expect(toolNamesOf(findToolsBlock(openai.system!)!)).toEqual(["get_quote"])
   })
 
+  it("keeps a record's other fields (not its messages, id, system or tools) as otherFields, in order", () => {
+    const source = prompt(extractSource({ id: "r1", conversations: [user], tools: [quote], category: "q", n: 2 }))
+    expect(source.otherFields).toEqual({ category: "q", n: 2 })
+    expect(Object.keys(source.otherFields!)).toEqual(["category", "n"])
+    expect(prompt(extractSource({ id: "r1", conversations: [user] })).otherFields).toBeUndefined()
+    expect(prompt(extractSource([user])).otherFields).toBeUndefined()
+  })
+
   it("takes `system` where the conversation has none; empty fields change nothing", () => {
     expect(prompt(extractSource({ conversations: [user], system: "Be brief." }))).toMatchObject({
       system: "Be brief.",

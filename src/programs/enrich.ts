@@ -552,7 +552,8 @@ export const enrichMetadata = (input: string, inventorySource: string) => (job: 
         message: c.message
       }))
     }),
-  ...(job.source.unreadableToolCalls.length === 0 ? {} : { unreadable_tool_calls: job.source.unreadableToolCalls })
+  ...(job.source.unreadableToolCalls.length === 0 ? {} : { unreadable_tool_calls: job.source.unreadableToolCalls }),
+  ...(job.source.otherFields === undefined ? {} : { source_fields: job.source.otherFields })
 })
 
 /** The row's log line; prompts over the run's `--max-prompt-tokens` budget are flagged. */

@@ -77,6 +77,8 @@ export interface SourcePrompt {
   readonly hasPlan: boolean
   /** A SkyRL row's columns of the user's own (`ownColumnsOf`), which the row made from it keeps. */
   readonly ownColumns: OwnColumns | undefined
+  /** A ShareGPT or OpenAI record's fields skyrl does not read (`otherRecordFields`), kept in the row's metadata. */
+  readonly otherFields: Readonly<Record<string, unknown>> | undefined
 }
 
 export type SourceRow = SourcePrompt | { readonly _tag: "Invalid"; readonly id: string | undefined } & SourceProblem
@@ -676,6 +678,25 @@ export const extractSource = (value: unknown, format?: InputFormat): SourceRow =
     observedToolCalls: calls,
     unreadableToolCalls: unreadable,
     hasPlan: chosen === "skyrl" && hasPlan(value),
-    ownColumns: chosen === "skyrl" ? ownColumnsOf(value) : undefined
+    ownColumns: chosen === "skyrl" ? ownColumnsOf(value) : undefined,
+    otherFields: chosen === "skyrl" ? undefined : otherRecordFields(value)
   }
+}
+
+/** The keys of a ShareGPT or OpenAI record that skyrl reads: its messages, its id, `system` and `tools`. */
+const RECORD_KEYS: ReadonlySet<string> = new Set([
+  "conversations",
+  "messages",
+  "id",
+  "conversation_id",
+  "task_id",
+  "system",
+  "tools"
+])
+
+/** A ShareGPT or OpenAI record's other fields (a `category`, a `source` of its own), in order; none: undefined. */
+const otherRecordFields = (value: unknown): Record<string, unknown> | undefined => {
+  if (!isObject(value)) return undefined
+  const other = Object.entries(value).filter(([k]) => !RECORD_KEYS.has(k))
+  return other.length === 0 ? undefined : Object.fromEntries(other)
 }
