@@ -26,20 +26,23 @@ const run = <A, E>(effect: Effect.Effect<A, E, Storage>) =>
 /** The directory's entries besides the ones named. */
 const others = (dir: string, ...names: Array<string>) => readdirSync(dir).filter((n) => !names.includes(n)).sort()
 
+/** writeRowStreams of a new train and val whose val becomes a directory before the commit. */
+const writeBlocked = (train: string, val: string) =>
+  run(
+    Effect.flatMap(Storage, (s) =>
+      s.writeRowStreams([{ file: train, rows: rowsOf("new train") }, { file: val, rows: rowsOf("new val") }], {
+        beforeCommit: Effect.sync(() =>
+          blockRename(val)
+        )
+      }))
+  )
+
 describe("two files written together: a failed second rename", () => {
   it("writeRowStreams puts the first file back byte for byte and names the file whose rename failed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-pair-"))
     const [train, val] = [join(dir, "t.jsonl"), join(dir, "v.jsonl")]
     writeFileSync(train, "old train\n")
-    const result = await run(
-      Effect.flatMap(
-        Storage,
-        (s) =>
-          s.writeRowStreams([{ file: train, rows: rowsOf("new train") }, { file: val, rows: rowsOf("new val") }], {
-            beforeCommit: Effect.sync(() => blockRename(val))
-          })
-      )
-    )
+    const result = await writeBlocked(train, val)
     expect(Either.isLeft(result)).toBe(true)
     if (Either.isLeft(result)) {
       expect(result.left).toMatchObject({ _tag: "StorageError", path: val })
@@ -53,15 +56,7 @@ describe("two files written together: a failed second rename", () => {
   it("writeRowStreams removes a first file that was not there before", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-pair-"))
     const [train, val] = [join(dir, "t.jsonl"), join(dir, "v.jsonl")]
-    const result = await run(
-      Effect.flatMap(
-        Storage,
-        (s) =>
-          s.writeRowStreams([{ file: train, rows: rowsOf("new train") }, { file: val, rows: rowsOf("new val") }], {
-            beforeCommit: Effect.sync(() => blockRename(val))
-          })
-      )
-    )
+    const result = await writeBlocked(train, val)
     expect(Either.isLeft(result)).toBe(true)
     expect(others(dir, "v.jsonl")).toEqual([])
   })
