@@ -407,6 +407,10 @@ describe("extractSource: a record's own system and tools fields (LLaMA-Factory, 
       reason: "must be a list of tools (OpenAI or Hermes functions) or its JSON text, got text that is not JSON"
     })
     expect(problem(extractSource({ conversations: [user], tools: { quote } }))).toMatchObject({ field: "tools" })
+    expect(problem(extractSource({ conversations: [user], system: ["Sys"] }))).toEqual({
+      field: "system",
+      reason: "must be text, got an array"
+    })
     expect(problem(extractSource({ conversations: [user], tools: [quote, { description: "x" }] }))).toMatchObject({
       field: "tools[1]"
     })

@@ -320,6 +320,9 @@ const extractPrompt = (messages: ReadonlyArray<Message>, base: string): Either.E
  */
 const withRecordFields = (value: unknown, prompt: Prompt): Either.Either<Prompt, SourceProblem> => {
   if (!isObject(value)) return Either.right(prompt)
+  if (value.system !== undefined && value.system !== null && typeof value.system !== "string") {
+    return Either.left({ field: "system", reason: `must be text, got ${describeType(value.system)}` })
+  }
   const given = typeof value.system === "string" && value.system.trim() !== "" ? value.system : undefined
   if (given !== undefined && prompt.system !== undefined) {
     return Either.left({
