@@ -7,6 +7,9 @@ src/skyrl/utf8.ts): the same rules, not shared code, so ``reward_check`` reads a
   streamed a line at a time, or a JSON array or pretty-printed object parsed whole (a ``.jsonl`` file too).
 - A UTF-8 BOM at the start is dropped; lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``; blank lines are skipped.
 - A line that is not UTF-8 is never read as U+FFFD: it is refused, naming its byte and offset.
+- A record nested more than 512 levels of objects and arrays deep (``MAX_JSON_DEPTH``) is refused, as skyrl refuses
+  it; a JSON document (not JSON Lines) deeper than Python's json reads (~900 levels) is refused whole, where skyrl
+  refuses that record only.
 - A file without rows gives none: the caller decides (``reward_check`` refuses it, as validate's
   ``contract/empty-file``).
 
@@ -19,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+MAX_JSON_DEPTH = 512  # the levels of objects and arrays skyrl reads (src/skyrl/depth.ts)
 FAULT = "\udc00"  # starts the text of a line that is not UTF-8 (a lone surrogate: no decoded text holds one)
 FORMAT_LINES = 8  # the non-blank lines that decide the format
 UTF16_TEXT = (
@@ -58,6 +62,27 @@ def _parses(text: str) -> bool:
         return True
     except (ValueError, RecursionError):
         return False
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether a value nests more than ``limit`` levels of objects and arrays (a scalar is 0 levels, ``{}`` and
+    ``[]`` 1), as ``nestsDeeperThan`` in src/skyrl/depth.ts counts them; without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
+def _too_deep(what: str) -> str:
+    """``tooDeepReason`` of src/skyrl/depth.ts: the reason a record nested deeper than skyrl reads is refused."""
+    return (
+        f"{what} nests objects and arrays more than {MAX_JSON_DEPTH} levels deep: too deep to read (skyrl's checks "
+        "and MCPToolEnv walk values recursively)"
+    )
 
 
 def _message(e: Exception) -> str:
@@ -223,9 +248,13 @@ def _json_lines(lines: Iterator[str]) -> Iterator[Any]:
             continue
         try:
             value = _loads(line)
-        except (ValueError, RecursionError) as e:
+        except RecursionError:  # deeper than Python's json reads (~900 levels): deeper than skyrl reads too
+            raise Unparsable(index, number, _too_deep(f"line {number}")) from None
+        except ValueError as e:
             reason = _fault_of(line, number) or f"line {number} is not valid JSON: {_message(e)}"
             raise Unparsable(index, number, reason) from None
+        if _nests_deeper_than(value, MAX_JSON_DEPTH):
+            raise Unparsable(index, number, _too_deep(f"line {number}"))
         yield value
         index += 1
 
@@ -291,7 +320,10 @@ def read_records(path: Path) -> Iterator[Any]:
             text = _text(path)
             values = _whole(text)
             if values is not None:
-                yield from values
+                for index, value in enumerate(values):
+                    if _nests_deeper_than(value, MAX_JSON_DEPTH):
+                        raise Unparsable(index, 0, _too_deep(f"record {index}"))
+                    yield value
                 return
             lines: Iterator[str] = iter(text.split("\n"))
         else:

@@ -102,3 +102,21 @@ def test_a_dataset_without_rows_is_an_error_as_validate_says_contract_empty_file
         f"reward_check: {path}: the file holds no rows (empty, blank or []): nothing to check; SkyRL's loader fails "
         "on it (skyrl validate: contract/empty-file)\n"
     )
+
+
+def nest(levels):
+    """JSON text of 1 inside ``levels`` arrays (a row's key holds it: the record is one level more)."""
+    return "[" * levels + "1" + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [511, 600, 980, 5000])
+def test_a_record_nested_deeper_than_skyrl_reads_is_refused_as_validate_refuses_it(tmp_path, levels):
+    # src/skyrl/depth.ts: more than 512 levels of objects and arrays (the record's own object is one of them)
+    row = f'{{"deep": {nest(levels)}}}'
+    if levels + 1 <= 512:
+        assert [r for _, r in read(tmp_path, "rows.jsonl", f"{A}\n{row}\n")][0] == {"id": "a", "n": 1}
+        return
+    reason = "nests objects and arrays more than 512 levels deep: too deep to read (skyrl's checks and MCPToolEnv"
+    assert f"rows.jsonl: row 1: line 2 {reason}" in refused(tmp_path, "rows.jsonl", f"{A}\n{row}\n")
+    if levels < 900:  # a JSON document deeper than Python's json reads is refused whole (validate reads the rest)
+        assert f"rows.json: row 1: record 1 {reason}" in refused(tmp_path, "rows.json", f"[{A}, {row}]")
