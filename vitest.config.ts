@@ -18,6 +18,7 @@ export const ISOLATED = [
   "test/mcp.test.ts",
   "test/stdioTransport.test.ts",
   "test/storageCommitInterrupt.test.ts",
+  "test/storageLinkFallback.test.ts",
   "test/storageLogs.test.ts",
   "test/verify.test.ts"
 ]
