@@ -171,13 +171,16 @@ def _loads(raw: str) -> Any:
         value = None
         depth_ok = False
     else:
-        depth_ok = _depth_at_most(value, MAX_DEPTH)
+        depth_ok = depth_at_most(value, MAX_DEPTH)
     if not depth_ok:  # deeper values crashed step (RecursionError in the parser, canonical JSON or jsonschema)
         raise _Refused(f"arrays and objects nested deeper than {MAX_DEPTH} levels")
     return value
 
 
-def _depth_at_most(value: Any, limit: int) -> bool:
+def depth_at_most(value: Any, limit: int) -> bool:
+    """Whether a value nests at most ``limit`` levels of lists and dicts (a scalar is 0 levels, ``{}`` and ``[]`` 1),
+    without recursion: for call arguments here, and for dataset records in records.py (src/skyrl/depth.ts counts
+    alike)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -22,6 +22,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from .calls import depth_at_most
+
 MAX_JSON_DEPTH = 512  # the levels of objects and arrays skyrl reads (src/skyrl/depth.ts)
 FAULT = "\udc00"  # starts the text of a line that is not UTF-8 (a lone surrogate: no decoded text holds one)
 FORMAT_LINES = 8  # the non-blank lines that decide the format
@@ -62,19 +64,6 @@ def _parses(text: str) -> bool:
         return True
     except (ValueError, RecursionError):
         return False
-
-
-def _nests_deeper_than(value: Any, limit: int) -> bool:
-    """Whether a value nests more than ``limit`` levels of objects and arrays (a scalar is 0 levels, ``{}`` and
-    ``[]`` 1), as ``nestsDeeperThan`` in src/skyrl/depth.ts counts them; without recursion."""
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, (dict, list)):
-            if depth > limit:
-                return True
-            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
-    return False
 
 
 def _too_deep(what: str) -> str:
@@ -253,7 +242,7 @@ def _json_lines(lines: Iterator[str]) -> Iterator[Any]:
         except ValueError as e:
             reason = _fault_of(line, number) or f"line {number} is not valid JSON: {_message(e)}"
             raise Unparsable(index, number, reason) from None
-        if _nests_deeper_than(value, MAX_JSON_DEPTH):
+        if not depth_at_most(value, MAX_JSON_DEPTH):
             raise Unparsable(index, number, _too_deep(f"line {number}"))
         yield value
         index += 1
@@ -321,7 +310,7 @@ def read_records(path: Path) -> Iterator[Any]:
             values = _whole(text)
             if values is not None:
                 for index, value in enumerate(values):
-                    if _nests_deeper_than(value, MAX_JSON_DEPTH):
+                    if not depth_at_most(value, MAX_JSON_DEPTH):
                         raise Unparsable(index, 0, _too_deep(f"record {index}"))
                     yield value
                 return
