@@ -1053,26 +1053,12 @@ const checkTemp = (
     }
   })
 
-/**
- * Renames a checked temp file over `file`, then syncs the directory. Uninterruptible: an interruption while the rename
- * was in flight abandoned its promise, and the scope then removed the temp files (its own, a companion's) while the
- * rename went on, which could commit a dataset without its rejects file.
- */
-const renameTemp = (file: string, t: TempFile) =>
-  Effect.uninterruptible(attempt(file, "write", async () => {
-    await t.handle.close()
-    await fs.rename(t.tmp, file)
-    t.renamed = true
-    await syncDirectoryShared(path.dirname(path.resolve(file)))
-    await removeDeadTemps(file)
-  }))
-
-/** `checkTemp`, then `renameTemp`. */
+/** `checkTemp`, then the rename (`renameAllOrNone` of the one file). */
 const commitTemp = (
   file: string,
   t: TempFile,
   written: SinkResult | undefined
-) => Effect.zipRight(checkTemp(file, t, written), renameTemp(file, t))
+) => Effect.zipRight(checkTemp(file, t, written), renameAllOrNone([{ file, t }]))
 
 /** A checked temp file and the file it is to replace. */
 type Staged = { readonly file: string; readonly t: TempFile }
@@ -1108,7 +1094,9 @@ const commitPair = (
   )
 
 /**
- * Renames each staged temp file over its file, in order, in one uninterruptible step, then syncs their directories.
+ * Renames each staged temp file over its file, in order, in one uninterruptible step, then syncs their directories
+ * (uninterruptible: an interruption while a rename was in flight abandoned its promise, and the scope then removed
+ * the temp files while the rename went on, which could commit a dataset without its rejects file).
  * When a rename fails, the files renamed before it are put back as they were (the old file from a hard link made
  * beside it just before its rename, `.NAME.PID.HEX.old`, or removed when there was none) and the error names the file
  * whose rename failed: the set is all new or all as it was. A hard link that cannot be made (a file system without
@@ -1141,7 +1129,7 @@ const renameAllOrNone = (staged: ReadonlyArray<Staged>) =>
     catch: (e) =>
       e instanceof RenameFailure
         ? new StorageError({ path: e.file, operation: "write", reason: reason(e.cause, e.file) + e.notPutBack })
-        : new StorageError({ path: staged[0]?.file ?? "", operation: "write", reason: reason(e) })
+        : new StorageError({ path: staged[0]?.file ?? "", operation: "write", reason: reason(e, staged[0]?.file) })
   }))
 
 /** A rename (or the link before it) of `renameAllOrNone` that failed, and what could not be put back. */
