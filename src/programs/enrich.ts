@@ -27,7 +27,7 @@ import { rowFormatOf, Storage } from "../services/Storage.js"
 import { toolFreePromptTokens } from "../skyrl/convert.js"
 import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
-import { decodeRow, type OwnColumns, ownColumnsOf } from "../skyrl/layout.js"
+import { decodeRow, type OwnColumns } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
@@ -309,7 +309,7 @@ const planRecord = (record: RecordResult, context: PlanContext): Effect.Effect<P
       const field = source.field === "" && !isObject(record.value) ? WHOLE_RECORD : source.field
       return reject({ index, id: source.id, field, reason: source.reason })
     }
-    if (source.hasPlan && !options.overwrite) return existingPlan(index, source.id, record.value, options)
+    if (source.hasPlan && !options.overwrite) return existingPlan(index, source, record.value, options)
     const block = source.system === undefined ? undefined : findToolsBlock(source.system)
     const broken = source.system === undefined || block !== undefined ? undefined : brokenToolsBlock(source.system)
     if (broken !== undefined) {
@@ -328,7 +328,8 @@ const planRecord = (record: RecordResult, context: PlanContext): Effect.Effect<P
   })
 
 /** A row that has a plan, copied as it is (`--overwrite` plans it again): it must be as valid as one skyrl makes. */
-const existingPlan = (index: number, id: string | undefined, value: unknown, options: PlanOptions): Planned => {
+const existingPlan = (index: number, source: SourcePrompt, value: unknown, options: PlanOptions): Planned => {
+  const id = source.id
   const row = decodeRow(toEncodedLayout(value))
   if (Either.isLeft(row)) {
     return reject({
@@ -357,7 +358,7 @@ const existingPlan = (index: number, id: string | undefined, value: unknown, opt
       index,
       id,
       row: row.right,
-      ownColumns: ownColumnsOf(value),
+      ownColumns: source.ownColumns,
       reason: "already has a plan (use --overwrite to plan it again)"
     }
   }
