@@ -35,7 +35,7 @@ import { StopRequests } from "../services/StopRequests.js"
 import { Storage } from "../services/Storage.js"
 import type { DiversityReport } from "../skyrl/diversity.js"
 import { diversityOfRows, renderDiversityText } from "../skyrl/diversity.js"
-import { decodeRow, encodeRow, type OwnColumns, withColumns, type WritableRow } from "../skyrl/layout.js"
+import { decodeRow, encodeRow, type OwnColumns, withColumns } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PromptReading } from "../skyrl/promptReading.js"
@@ -441,10 +441,7 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
   for (const p of options.passthrough ?? []) rows.set(p.index, { row: p.row, encoded: encodeRow(p.row) })
   const byIndex = [...rows.entries()].sort((a, b) => a[0] - b[0])
   const sorted = byIndex.map(([, r]) => r)
-  const columnsOf = options.columnsOf
-  const ordered: Array<WritableRow> = columnsOf === undefined
-    ? sorted.map((r) => r.row)
-    : byIndex.map(([index, r]) => withColumns(r.row, columnsOf(index)))
+  const ordered = byIndex.map(([index, r]) => withColumns(r.row, options.columnsOf?.(index)))
   const replaceOutIf = options.replaceOutIf
   let outKept = false // an --out there that `replaceOutIf` kept
   const rejects = rejectsOf(ctx, latest)
