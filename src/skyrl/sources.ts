@@ -358,7 +358,7 @@ const recordTools = (tools: unknown): Either.Either<ReadonlyArray<unknown>, Sour
       }`
     })
   }
-  const bad = list.findIndex((t) => toolNamesOf({ tools: [t], start: 0, end: 0 }).length === 0)
+  const bad = list.findIndex((t) => toolNameOf(t) === undefined)
   return bad === -1 ? Either.right(list) : Either.left({
     field: `tools[${bad}]`,
     reason:
@@ -548,13 +548,15 @@ export const brokenToolsBlock = (system: string): string | undefined => {
 export const listsTools = (system: string): boolean =>
   system.includes(TOOL_CALL_LINE) || findToolsBlock(system) !== undefined
 
+/** A tool entry's name (a Hermes `{name}` or an OpenAI `{type: "function", function: {name}}`); none: undefined. */
+const toolNameOf = (t: unknown): string | undefined => {
+  if (!isObject(t)) return undefined
+  const fn = t.type === "function" && isObject(t.function) ? t.function : t
+  return typeof fn.name === "string" && fn.name.trim() !== "" ? fn.name.trim() : undefined
+}
+
 /** Tool names listed in a `<tools>` block (entries without a name are ignored). */
-export const toolNamesOf = (block: ToolsBlock): ReadonlyArray<string> =>
-  block.tools.flatMap((t) => {
-    if (!isObject(t)) return []
-    const fn = t.type === "function" && isObject(t.function) ? t.function : t
-    return typeof fn.name === "string" && fn.name.trim() !== "" ? [fn.name.trim()] : []
-  })
+export const toolNamesOf = (block: ToolsBlock): ReadonlyArray<string> => block.tools.flatMap((t) => toolNameOf(t) ?? [])
 
 // ---------------------------------------------------------------------------------------------
 // Rows
