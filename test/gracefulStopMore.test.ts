@@ -18,7 +18,7 @@ import {
   sampleNumberOf,
   validTaskFor
 } from "./support/fakeTasks.js"
-import { askStop, ended, gate, pause, started, until } from "./support/signals.js"
+import { askStop, ended, gate, pause, signalTwice, started, until } from "./support/signals.js"
 
 const servers = fakes()
 afterEach(servers.closeAll)
@@ -205,9 +205,8 @@ describe("a repeated signal", () => {
     async () => {
       const { counter, held, out, run } = await heldEnrich("twice", 4, 1, ["--concurrency", "2"])
       await until(() => counter.tasks === 3)
-      run.child.kill("SIGINT")
-      await pause(30)
-      await askStop(run)
+      signalTwice(run, "SIGINT", 30)
+      await until(() => run.stderr.includes("SIGINT: stopping"))
       await pause(100)
       held.release()
       expect(await ended(run), run.stderr).toBe(130)
@@ -231,9 +230,7 @@ describe("a repeated signal that interrupts", () => {
       const out = join(tempDir("skyrl-stop-stage-twice-"), "ds.jsonl")
       const run = started(["generate", "-n", "4", "--out", out, "--llm", "openai"], llmEnv(server, "sk-test-graceful"))
       await until(() => server.requests.length === 1)
-      run.child.kill("SIGINT")
-      await pause(5)
-      run.child.kill("SIGINT")
+      signalTwice(run, "SIGINT", 5)
       expect(await ended(run), run.stderr).toBe(130)
       expect(await run.signal).toBe(null)
       expect(run.stderr.trim().split("\n").at(-1)).toBe(
