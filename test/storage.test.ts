@@ -485,17 +485,20 @@ describe("locks", () => {
     }
   )
 
-  it("a written file sweeps the temp files of it that killed writers left; a live writer's and other files' stay", async () => {
+  it("a written file sweeps the temp and old files of it that killed writers left; a live writer's and other files' stay", async () => {
     const dead = Number((await runChild(process.execPath, ["-e", "process.stdout.write(String(process.pid))"])).stdout)
     const dir = tmp()
-    const left = [
-      `.rows.jsonl.${dead}.0a1b2c3d.tmp`,
+    const swept = [`.rows.jsonl.${dead}.0a1b2c3d.tmp`, `.rows.jsonl.${dead}.0a1b2c3d.old`]
+    const kept = [
       `.rows.jsonl.${process.pid}.0a1b2c3d.tmp`,
-      `.other.jsonl.${dead}.aa.tmp`
+      `.rows.jsonl.${process.pid}.0a1b2c3d.old`,
+      `.other.jsonl.${dead}.aa.tmp`,
+      `.other.jsonl.${dead}.aa.old`,
+      `.rows.jsonl.${dead}.0a1b2c3d.bak`
     ]
-    for (const name of left) writeFileSync(join(dir, name), "partial")
+    for (const name of [...swept, ...kept]) writeFileSync(join(dir, name), "partial")
     await run(Effect.flatMap(Storage, (s) => s.writeRows(join(dir, "rows.jsonl"), rows)))
-    expect(readdirSync(dir).sort()).toEqual([left[2], left[1], "rows.jsonl"].sort())
+    expect(readdirSync(dir).sort()).toEqual([...kept, "rows.jsonl"].sort())
   })
 })
 

@@ -1101,7 +1101,7 @@ const commitPair = (
  * beside it just before its rename, `.NAME.PID.HEX.old`, or removed when there was none) and the error names the file
  * whose rename failed: the set is all new or all as it was. A hard link that cannot be made (a file system without
  * them) is a copy. Only a crash between two renames (SIGKILL, power) leaves the first ones new; their old files are
- * then in the `.old` links beside them.
+ * then in the `.old` links beside them, until the next write of the same file sweeps them (`removeDeadTemps`).
  */
 const renameAllOrNone = (staged: ReadonlyArray<Staged>) =>
   Effect.uninterruptible(Effect.tryPromise({
@@ -1183,8 +1183,9 @@ const replaceConfirmed = (file: string, rows: number, replaceIf: WriteRowsOption
 const tempsSwept = new Set<string>()
 
 /**
- * Removes the temp files of `file` that a process killed in mid-write left (`.<name>.<pid>.<hex>.tmp`
- * whose pid is not running): the next successful write of the same file sweeps them.
+ * Removes the temp files of `file` that a process killed in mid-write left (`.<name>.<pid>.<hex>.tmp` whose pid is
+ * not running), and the old version `renameAllOrNone` kept of it when the process died between two renames
+ * (`.<name>.<pid>.<hex>.old`): the next successful write of the same file sweeps them, as it replaces what they held.
  */
 const removeDeadTemps = async (file: string): Promise<void> => {
   const target = path.resolve(file)
@@ -1193,7 +1194,10 @@ const removeDeadTemps = async (file: string): Promise<void> => {
   const prefix = `.${path.basename(target)}.`
   await removeFilesOfDeadProcesses(
     path.dirname(target),
-    (name) => name.startsWith(prefix) && name.endsWith(".tmp") ? name.slice(prefix.length).split(".", 1)[0] : undefined
+    (name) =>
+      name.startsWith(prefix) && (name.endsWith(".tmp") || name.endsWith(".old"))
+        ? name.slice(prefix.length).split(".", 1)[0]
+        : undefined
   )
 }
 
