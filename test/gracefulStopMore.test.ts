@@ -2,7 +2,7 @@
  * The graceful stop (test/gracefulStop.test.ts) in more places: enrich, an answer that needs a repair, the
  * stage calls before the samples, --max-cost, --log-format json, --rpm pacing and 429 backoffs, --verify.
  */
-import { readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { runCli } from "./support/cli.js"
@@ -182,7 +182,10 @@ describe("the signal before and around the samples", () => {
       "0.0000001"
     ])
     await until(() => counter.tasks === 3)
-    // The first answer spent the budget: the two others are in flight.
+    // The first answer spent the budget (its ledger line is written as it is counted): the two others are in flight.
+    // Waited for from the ledger, not from the requests: a loaded machine may take long to read the answer.
+    const ledger = join(runDirOf(out), "ledger.jsonl")
+    await until(() => existsSync(ledger) && readFileSync(ledger, "utf8").includes("\n"))
     await pause(1500)
     await askStop(run)
     expect(run.stderr).toContain("waiting for the 2 calls in flight")
