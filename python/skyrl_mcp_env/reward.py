@@ -318,14 +318,15 @@ class _Matcher:
 
     def identity(self, i: int) -> str:
         """Call ``i`` as repeats are told apart: its name and canonical arguments, each param equal to its
-        schema default left out (the match reads the two alike, so spelling a default out is no new call;
-        cached: ``_repeats_allowed`` asks it for every matched call at each ``add``)."""
+        schema default left out (the match reads the two alike, so spelling a default out is no new call), and
+        each string without the whitespace around it (``_trimmed``; cached: ``_repeats_allowed`` asks it for
+        every matched call at each ``add``)."""
         if i not in self._identities:
             name, args = self.calls[i].name, self.calls[i].arguments or {}
             defaults = _defaults(self.plan.schemas.get(name))
             default = {k: _effective(defaults, k, {}) for k in args if k in defaults}
             kept = {k: v for k, v in args.items() if default.get(k) != canonical_json(v)}
-            self._identities[i] = canonical_json([name, kept])
+            self._identities[i] = canonical_json([name, _trimmed(kept)])
         return self._identities[i]
 
     def add(self, i: int) -> bool:
@@ -498,6 +499,20 @@ class _Matcher:
 
     def _valid(self, assignment: dict[int, int]) -> bool:
         return all(self._ready(s, assignment[s.step], assignment) for s in self.plan.steps if s.step in assignment)
+
+
+def _trimmed(value: Any) -> Any:
+    """``value`` with each string (at any depth; keys as they are) stripped of the whitespace around it, for telling
+    repeats apart: a derived value need only be held by a result, so ``search("Palantir ")`` after
+    ``search("Palantir")`` took the derived second search that the verbatim repeat may not (a result that names
+    Palantir holds ``"Palantir "`` as a whole token): 1.0 where the repeat scores 0.25."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        return {k: _trimmed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trimmed(v) for v in value]
+    return value
 
 
 def _dependency_order(numbers: list[int], deps: dict[int, tuple[int, ...]]) -> list[int]:

@@ -251,6 +251,27 @@ def test_a_repeat_that_spells_out_a_schema_default_is_still_a_repeat(limit):
     assert episode(row, [first, call("search", {"query": "Palantir Technologies", "limit": 10}), FINAL])["reward"] == 1.0
 
 
+@pytest.mark.parametrize("variant", ["Palantir ", " Palantir", "Palantir\n", "\tPalantir  "])
+def test_a_repeat_with_whitespace_around_a_string_is_still_a_repeat(tmp_path, variant):
+    # before: 1.0. Grounded, the derived second search needs a query a result of the first holds as a whole token, and
+    # one that names Palantir holds "Palantir " too, so the first query with a space (no result read) took the step
+    # that the verbatim repeat may not (0.25)
+    from skyrl_mcp_env.canonical import call_key
+
+    params, text = {"query": "Palantir"}, "1 match for Palantir\n\tPalantir  Inc\nPalantir Technologies Inc. (PLTR)"
+    result = {"content": [{"type": "text", "text": text}], "isError": False}
+    line = {"key": call_key("s", "search", params), "server": "s", "tool": "search", "params": params}
+    line.update(result=result, duration_ms=3)
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    config = {"cassettes": str(tmp_path), "ground_derived": True}
+    first = call("search", params)
+    out = episode(SEARCH_TWICE, [first, call("search", {"query": variant}), FINAL], config)
+    assert out["metadata"]["matched_steps"] == [1] and out["metadata"]["repeated_calls"] == 1
+    assert out["reward"] == 0.25
+    read = episode(SEARCH_TWICE, [first, call("search", {"query": "Palantir Technologies"}), FINAL], config)
+    assert read["reward"] == 1.0 and read["metadata"]["ungrounded_calls"] == 0
+
+
 @pytest.fixture
 def counting_http_server():
     """A local HTTP server that serves {"type": "integer"} at any path and records each request's path."""
