@@ -270,6 +270,17 @@ describe("row problems name the field", () => {
       field: "[0].from",
       reason: "unknown role \"narrator\""
     })
+    // Before: looked up on the roles' prototype ("[object Object] message", "function Object() ..."), and a
+    // "constructor" message after the prompt was taken.
+    for (const role of ["__proto__", "constructor", "toString"]) {
+      expect(problem(extractSource(JSON.parse(`{"messages": [{"role": "${role}", "content": "x"}]}`)))).toEqual({
+        field: "messages[0].role",
+        reason: `unknown role "${role}"`
+      })
+      expect(
+        problem(extractSource({ messages: [{ role: "user", content: "Get the TSLA quote." }, { role, content: "x" }] }))
+      ).toEqual({ field: "messages[1].role", reason: `unknown role "${role}"` })
+    }
     expect(problem(extractSource({ messages: [{ role: "user", content: "q" }, "oops"] })).field).toBe("messages[1]")
     expect(problem(extractSource({ question: "?" })).reason).toMatch(/not a SkyRL row, ShareGPT conversation/)
     // Before: "not a SkyRL row, ShareGPT conversation or OpenAI message list (got an object with keys id,

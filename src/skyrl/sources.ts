@@ -170,7 +170,10 @@ const messageList = (
     if (typeof name !== "string") {
       return Either.left({ field: `${at}.${roleKey}`, reason: name === undefined ? "is missing" : "must be a string" })
     }
-    const role = ROLES[format][name.trim().toLowerCase()]
+    const roles = ROLES[format]
+    const key = name.trim().toLowerCase()
+    // Own keys only: "constructor" or "__proto__" is no role (an object's prototype would answer for them).
+    const role = Object.hasOwn(roles, key) ? roles[key] : undefined
     if (role === undefined) {
       return Either.left({ field: `${at}.${roleKey}`, reason: `unknown role "${name}"` })
     }
