@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { focusTools } from "../src/skyrl/focusTools.js"
 import { DEFAULT_PERSONAS, parseLineList, TASK_STYLES } from "../src/skyrl/personas.js"
+import { decodeUtf8 } from "../src/skyrl/utf8.js"
 import type { PlanAxes } from "../src/skyrl/workPlan.js"
 import {
   balancedPick,
@@ -117,5 +118,14 @@ describe("personas file", () => {
     expect(parseLineList("ok\n" + "x".repeat(301), "p.txt")).toBe("p.txt:2: longer than 300 characters")
     expect(parseLineList("ok\nbad\u0007bell", "p.txt")).toBe("p.txt:2: contains a control character")
     expect(parseLineList("# only a comment\n\n", "p.txt")).toMatch(/^p\.txt: no entries/)
+    // Before: a line that is not UTF-8 was an entry: its fault line ("\udc00 byte 0xFF ...") became a persona.
+    const bytes = Buffer.from("a day trader\n\xff\xfe bad bytes\nan analyst\n", "latin1")
+    expect(parseLineList(decodeUtf8(bytes), "p.txt")).toBe(
+      "p.txt: line 2 is not valid UTF-8: byte 0xFF at byte offset 13 of the file (re-encode it as UTF-8)"
+    )
+    // UTF-16 (was: "p.txt:2: contains a control character")
+    expect(parseLineList(decodeUtf8(Buffer.from("\ufeffa chef\nan analyst\n", "utf16le")), "p.txt")).toMatch(
+      /^p\.txt: line 1 is not valid UTF-8: UTF-16 text/
+    )
   })
 })

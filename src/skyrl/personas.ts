@@ -2,6 +2,7 @@
  * Built-in axes of variety for the work plan: task styles (what kind of request) and personas (who
  * asks). Both are domain-free, so they fit any inventory; `--personas FILE` replaces the personas.
  */
+import { utf8FaultOf } from "./utf8.js"
 
 export interface TaskStyle {
   readonly name: string
@@ -61,6 +62,9 @@ export const parseLineList = (text: string, source: string): ReadonlyArray<strin
   const seen = new Set<string>()
   const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/)
   for (let i = 0; i < lines.length; i++) {
+    // A line that is not UTF-8 (`decodeUtf8`'s fault line) is refused, not taken as an entry.
+    const fault = utf8FaultOf(lines[i], i + 1)
+    if (fault !== undefined) return `${source}: ${fault}`
     const line = lines[i].trim()
     if (line === "" || line.startsWith("#")) continue
     if (line.length > MAX_LINE_CHARS) return `${source}:${i + 1}: longer than ${MAX_LINE_CHARS} characters`
