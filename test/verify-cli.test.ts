@@ -346,6 +346,19 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     })
   })
 
+  it("cassettes stats on a FIFO or a device: exit 2 naming it (was: an empty store, exit 0)", async () => {
+    const fifo = at("tapes.fifo")
+    expect((await runChild("mkfifo", [fifo])).status).toBe(0)
+    for (const path of [fifo, "/dev/null"]) {
+      const r = await runCli(["cassettes", "stats", path])
+      expect(r.stderr.trim(), path).toBe(
+        `skyrl: DIR: ${path} is neither a cassette directory nor a regular file (a FIFO, a device or a socket)`
+      )
+      expect(r.status).toBe(2)
+      expect(r.stdout).toBe("")
+    }
+  })
+
   it("cassettes stats on a store with a line that is not an entry (MCPToolEnv refuses it): the stats, then exit 1", async () => {
     const [first, second] = readFileSync(join(at("tapes"), "cassettes.jsonl"), "utf8").split("\n")
     writeFileSync(at("bad-tapes.jsonl"), `${first}\n{"note": "hand edit"}\n${second}\n`)

@@ -3,17 +3,30 @@ import { Console, Effect } from "effect"
 import { statSync } from "node:fs"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
+import { SettingsError } from "../domain/run.js"
 import { forEachLine, Storage, StorageLive } from "../services/Storage.js"
 import { CASSETTE_FILE, cassetteReader, cassetteStatsCollector, formatCassetteStats } from "../skyrl/cassettes.js"
 
-const isDirectory = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true
+/** What the path is: a directory, a regular file, or something else (a FIFO, a device, a socket). */
+const kindOf = (p: string): "directory" | "file" | "other" => {
+  const st = statSync(p, { throwIfNoEntry: false })
+  return st?.isDirectory() === true ? "directory" : st?.isFile() === true ? "file" : "other"
+}
 
 export const runCassetteStats = (options: { readonly dir: string; readonly json: boolean }) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     // The store's directory, or any other path as the store's file itself (as MCPToolEnv's `cassettes`
     // setting takes it: a file named otherwise is read, not taken for a directory without a store).
-    const byFile = !(yield* Effect.sync(() => isDirectory(options.dir)))
+    const kind = yield* Effect.sync(() => kindOf(options.dir))
+    // A FIFO or a device was read as an empty store (0 entries, exit 0).
+    if (kind === "other") {
+      return yield* new SettingsError({
+        setting: "DIR",
+        reason: `${options.dir} is neither a cassette directory nor a regular file (a FIFO, a device or a socket)`
+      })
+    }
+    const byFile = kind === "file"
     const file = byFile ? options.dir : path.join(options.dir, CASSETTE_FILE)
     // A store directory without its file is an empty store: verify makes the directory before its first call,
     // and the file comes with the first line recorded.
