@@ -21,6 +21,7 @@ import { formatIssue } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { AJV_OPTIONS, DRAFT7 } from "./ajvOptions.js"
 import { validate as validateDraft7 } from "./draft7Meta.generated.js"
+import { refLoopOf } from "./refLoop.js"
 
 export type { StepIssue } from "../domain/inventory.js"
 
@@ -127,6 +128,10 @@ const compileTool = (tool: InventoryTool, mode: "reject" | "allow"): Compiled =>
   try {
     const schema = mode === "reject" ? closeObjects(tool.inputSchema) as Json : tool.inputSchema
     checkSchema(schema)
+    const loop = refLoopOf(schema)
+    if (loop !== undefined) {
+      throw new Error(`a $ref loop that enters no property or item (${loop}): no value's validation would end`)
+    }
     return { validate: compileWithRoot(schema) }
   } catch (e) {
     return { error: (e as Error).message }
