@@ -7,6 +7,7 @@ import { rebuildProgram } from "../programs/rebuild.js"
 import { Inventory } from "../services/Inventory.js"
 import { readManifest } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
+import { checkOutFormat } from "./outFormat.js"
 import { warnIndentIgnored } from "./shared.js"
 
 /**
@@ -35,6 +36,9 @@ export const runRebuild = (options: {
 }) =>
   Effect.gen(function*() {
     const storage = yield* Storage
+    // Before: found when the rows were written ("cannot write r.txt: unknown dataset format ... once DIR can be
+    // written, run the rebuild again"), and "r.jsonl/" made a directory there.
+    yield* checkOutFormat(options.out)
     // Compared as real paths (symbolic links, `..`): nothing is written inside the run directory, not even a new
     // file: a name the run reads (plan_inputs.json, archive_02.jsonl) broke its --resume and rebuild. Checked once
     // RUN_DIR is known to be a generate run's (rebuildProgram), which is the error to report first.
