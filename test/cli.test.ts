@@ -485,6 +485,24 @@ describe("skyrl CLI", () => {
       expect(r.status, args.join(" ")).toBe(2)
       expect(r.stderr).toContain(`unknown server "nope" in --servers (known: fmp, polygon`)
     }
+    // A value that names no server. Before: taken for every server (generate then asked for --domains, as for
+    // another inventory, without naming --servers).
+    const empty = [
+      ["generate", "-n", "1", "--servers", "", "--out", join(dir, "g.jsonl")],
+      ["enrich", join(dir, "p.jsonl"), "--servers", " , ", "--out", join(dir, "e.jsonl")],
+      ["tools", "list", "--servers", ","]
+    ]
+    writeFileSync(join(dir, "p.jsonl"), JSON.stringify({ messages: [{ role: "user", content: "Quote AAPL." }] }) + "\n")
+    for (const args of empty) {
+      const r = await runCli(args)
+      expect(r.status, args.join(" ")).toBe(2)
+      const value = args[args.indexOf("--servers") + 1]!
+      expect(r.stderr.trim()).toBe(
+        `skyrl: --servers (SKYRL_SERVERS): names no server (${JSON.stringify(value)}): give a comma-separated list ` +
+          "of the inventory's servers, or leave it out for all of them"
+      )
+    }
+    expect(readdirSync(dir)).toEqual(["p.jsonl"])
     for (const args of [["batch", "status", dir], ["batch", "collect", dir]]) {
       const r = await runCli(args)
       expect(r.status, args.join(" ")).toBe(2)

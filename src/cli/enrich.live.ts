@@ -4,7 +4,6 @@ import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import { InputError } from "../domain/errors.js"
 import { toolCount } from "../domain/inventory.js"
-import { parseServerList } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
 import { expectedOutputOf, priceOf } from "../domain/pricing.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
@@ -50,6 +49,7 @@ import {
   runOf,
   runOutputs
 } from "./runShared.js"
+import { serverListOf } from "./serverList.js"
 import { warnIndentIgnored } from "./shared.js"
 import { verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
 
@@ -240,7 +240,7 @@ export const runEnrich = (options: EnrichCliOptions) => {
 /** --servers parsed, and --servers / --inventory beside --inventory-from-prompt (its tools are the prompts'). */
 const serversChecked = (options: EnrichCliOptions) =>
   Effect.gen(function*() {
-    const servers = Option.map(options.servers, parseServerList)
+    const servers = yield* serverListOf(options.servers)
     if (options.inventoryFromPrompt && Option.isSome(servers)) {
       return yield* new SettingsError({
         setting: "--servers",

@@ -1,7 +1,6 @@
 /** Live wiring of `generate` (loaded lazily by src/cli/generate.ts). */
 import { Effect, Layer, Option } from "effect"
 import * as path from "node:path"
-import { parseServerList } from "../domain/inventory.js"
 import { RunSettings, SettingsError } from "../domain/run.js"
 import type { VerifyHook } from "../programs/acceptance.js"
 import type { GenerateOptions } from "../programs/generate.js"
@@ -17,6 +16,7 @@ import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.j
 import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
+import { serverListOf } from "./serverList.js"
 import { warnIndentIgnored } from "./shared.js"
 import { verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
 
@@ -55,7 +55,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
     const flagLlm = llmSettingsFromOptions(options)
     // --backend batch: the bodies are for --batch-endpoint (so --dry-run shows the body each batch line carries).
     const bodySettings = options.backend === "batch" ? { ...flagLlm, backend: options.batchEndpoint } : flagLlm
-    const servers = Option.map(options.servers, parseServerList)
+    const servers = yield* serverListOf(options.servers)
     const inventoryLayer = Inventory.fromFile(
       Option.getOrUndefined(options.inventory),
       Option.isSome(servers) ? { servers: servers.value } : undefined

@@ -2,7 +2,7 @@
 import { Console, Duration, Effect, Either, Layer, Option, Schema } from "effect"
 import { existsSync } from "node:fs"
 import type { InventoryTool } from "../domain/inventory.js"
-import { Inventory as InventoryData, parseServerList } from "../domain/inventory.js"
+import { Inventory as InventoryData } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { plural } from "../domain/words.js"
 import type { ImportOutcome } from "../programs/toolsImport.js"
@@ -15,6 +15,7 @@ import { formatChange } from "../skyrl/drift.js"
 import { anchorSpec, pairServerArgs, specsForInventory } from "../skyrl/serverSpecs.js"
 import { fileDirectory, outputDirectoriesMakeable } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
+import { serverListOf } from "./serverList.js"
 import { timeoutProblem } from "./shared.js"
 
 /** Bad arguments found after parsing (exit code 2, like other usage errors). */
@@ -279,9 +280,11 @@ export const runToolsList = (options: {
       `${service.source}: ${plural(service.inventory.servers.length, "server")}, ${plural(tools, "tool")}`
     )
   }).pipe(
-    Effect.provide(
-      Inventory.fromFile(Option.getOrUndefined(options.inventory), {
-        servers: Option.getOrUndefined(Option.map(options.servers, parseServerList))
-      }).pipe(Layer.provide(StorageLive))
-    )
+    (list) =>
+      Effect.flatMap(serverListOf(options.servers), (servers) =>
+        Effect.provide(
+          list,
+          Inventory.fromFile(Option.getOrUndefined(options.inventory), { servers: Option.getOrUndefined(servers) })
+            .pipe(Layer.provide(StorageLive))
+        ))
   )
