@@ -512,6 +512,18 @@ describe("skyrl CLI", () => {
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(`RUN_DIR: ${dir} is not a run directory: it has no manifest.json`)
   })
+  it("generate -n over 1,000,000 is a usage error at once (it built its work plan for minutes, then 'Invalid array length')", async () => {
+    const dir = tmp()
+    for (const n of ["1000001", "4294967296"]) {
+      const r = await runCli(["generate", "-n", n, "--out", join(dir, "g.jsonl")])
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr.trim()).toBe(
+        `skyrl: --n (N_SAMPLES): ${n} is more than one run makes (at most 1,000,000: a run holds its work plan in ` +
+          "memory); make several runs, each with its own --out and --seed, and concatenate them"
+      )
+    }
+    expect(readdirSync(dir)).toEqual([])
+  })
   it("rebuild of a run whose manifest.json does not decode names the field (it said only 'not a readable run manifest')", async () => {
     const dir = tmp()
     const manifest = join(dir, "manifest.json")
