@@ -202,6 +202,11 @@ describe("loading inventory files", () => {
 
     const cases: ReadonlyArray<readonly [unknown, string]> = [
       [{ servers: [{ name: "a", tools: [tool("t"), tool("u", "oops")] }] }, "servers[0].tools[1].inputSchema"],
+      // was: "Expected { readonly [x: string]: JsonValue }, actual true"
+      [
+        { servers: [{ name: "a", tools: [tool("t", true)] }] },
+        "servers[0].tools[0].inputSchema: must be a JSON Schema object, got boolean"
+      ],
       [{ servers: [{ name: "a", tools: [{ description: "no name" }] }] }, "servers[0].tools[0].name"],
       [{ servers: [{ name: "a", tools: [tool("t"), tool("t")] }] }, "servers[0].tools[1].name: duplicate tool name"],
       [{ servers: [{ name: "a", tools: [] }, { name: "a", tools: [] }] }, "servers[1].name: duplicate server name"],

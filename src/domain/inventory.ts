@@ -15,12 +15,15 @@ import { Either, ParseResult, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
 import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "../skyrl/depth.js"
 import { wholeJsonFault } from "../skyrl/utf8.js"
-import { isObject, setOwn } from "./json.js"
+import { describeType, isObject, setOwn } from "./json.js"
 
 /** Any JSON value; one named definition in the JSON Schema (inline copies would repeat one `$id`). */
 const AnyValue = Schema.Unknown.annotations({ identifier: "JsonValue" })
 
-export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: AnyValue })
+export const JsonSchemaObject = Schema.Record({ key: Schema.String, value: AnyValue }).annotations({
+  // Not Effect's "Expected { readonly [x: string]: JsonValue }, actual true".
+  message: (issue) => `must be a JSON Schema object, got ${describeType(issue.actual)}`
+})
 export type JsonSchemaObject = typeof JsonSchemaObject.Type
 
 /** MCP tool annotations (hints from the server; `readOnlyHint: true` is what lets `verify` run a tool). */
