@@ -524,6 +524,22 @@ describe("skyrl CLI", () => {
     }
     expect(readdirSync(dir)).toEqual([])
   })
+  it("a --servers-config that does not exist is a usage error (exit 2), as a missing --inventory is (was: exit 1)", async () => {
+    const dir = tmp()
+    const missing = join(dir, "nosuch.json")
+    writeFileSync(join(dir, "ds.jsonl"), "")
+    for (
+      const args of [
+        ["verify", join(dir, "ds.jsonl"), "--out", join(dir, "v.jsonl"), "--servers-config", missing],
+        ["tools", "import", "--servers-config", missing, "--out", join(dir, "i.json")]
+      ]
+    ) {
+      const r = await runCli(args)
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr.trim()).toBe(`skyrl: --servers-config: Path '${missing}' must exist`)
+    }
+    expect(readdirSync(dir)).toEqual(["ds.jsonl"])
+  })
   it("rebuild of a run whose manifest.json does not decode names the field (it said only 'not a readable run manifest')", async () => {
     const dir = tmp()
     const manifest = join(dir, "manifest.json")

@@ -204,7 +204,7 @@ export const serversOption = optionalFlag(
   "every server of the inventory"
 )
 
-export const serversConfigOption = Options.file("servers-config").pipe(
+export const serversConfigOption = Options.file("servers-config", { exists: "yes" }).pipe(
   Options.withDescription(
     "MCP servers config (the `mcpServers` JSON of MCP clients: {\"mcpServers\": {\"name\": {\"command\", \"args\", " +
       "\"env\", \"cwd\"} | {\"url\", \"headers\"}}}; comments and trailing commas allowed): how to start servers; " +
