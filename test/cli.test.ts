@@ -502,6 +502,12 @@ describe("skyrl CLI", () => {
           "of the inventory's servers, or leave it out for all of them"
       )
     }
+    // An empty file name. Before: "cannot read : no such file or directory".
+    for (const [flag, setting] of [["--subjects", "--subjects (SUBJECTS)"], ["--personas", "--personas (PERSONAS)"]]) {
+      const r = await runCli(["generate", "-n", "1", flag, " ", "--out", join(dir, "g.jsonl")])
+      expect(r.status, r.stderr).toBe(2)
+      expect(r.stderr.trim()).toBe(`skyrl: ${setting}: is empty: give a file, one entry a line`)
+    }
     expect(readdirSync(dir)).toEqual(["p.jsonl"])
     for (const args of [["batch", "status", dir], ["batch", "collect", dir]]) {
       const r = await runCli(args)

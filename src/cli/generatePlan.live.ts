@@ -58,6 +58,10 @@ export interface PlanFlags {
 /** A one-entry-per-line file (`--personas`, `--subjects`), read and checked. */
 const readListFile = (file: string, setting: string) =>
   Effect.gen(function*() {
+    // Was: "cannot read : no such file or directory".
+    if (file.trim() === "") {
+      return yield* new SettingsError({ setting, reason: "is empty: give a file, one entry a line" })
+    }
     const storage = yield* Storage
     const text = yield* storage.readText(file).pipe(
       Effect.mapError((e) => new SettingsError({ setting, reason: e.message }))
