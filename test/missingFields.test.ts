@@ -116,6 +116,18 @@ describe("a missing field is named missing", () => {
     )
   })
 
+  it("a number beyond a double's range (1e999 reads as Infinity) is quoted as Infinity, not as JSON's null", () => {
+    const r = row()
+    r.reward_spec.ground_truth.max_turns = JSON.parse("1e999")
+    r.reward_spec.ground_truth.tool_sequence[0].step = JSON.parse("-1e999")
+    const messages = findingsOf(r).map((f) => `${f.field}: ${f.message}`)
+    // was: "(got null)", beside a report line on the same row saying "float Infinity"
+    expect(messages).toContain("reward_spec.ground_truth.max_turns: must be an integer >= 1 (got Infinity)")
+    expect(messages).toContain(
+      "reward_spec.ground_truth.tool_sequence[0].step: must be 1 (steps are numbered 1..n), got -Infinity"
+    )
+  })
+
   it("no field of the row, taken away, gives a message with \"undefined\" in it", () => {
     const paths: Array<Array<string | number>> = []
     const walk = (v: unknown, path: Array<string | number>) => {

@@ -410,6 +410,10 @@ const GT = "reward_spec.ground_truth"
 const missingOr = (value: unknown, expected: string, wrong: string): string =>
   value === undefined ? `is missing (${expected})` : wrong
 
+/** A value as a message quotes it: JSON, but a number beyond a double's range as JavaScript reads it (JSON: null). */
+const quoted = (value: unknown): string =>
+  typeof value === "number" && !Number.isFinite(value) ? String(value) : JSON.stringify(value)
+
 /** Same names in the same order (property names are interned strings: mostly pointer compares). */
 const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean => {
   if (a.length !== b.length) return false
@@ -821,7 +825,7 @@ export class DatasetChecker {
       this.find(
         "contract/env_class",
         "env_class",
-        missingOr(value.env_class, must, `${must} (got ${JSON.stringify(value.env_class)})`)
+        missingOr(value.env_class, must, `${must} (got ${quoted(value.env_class)})`)
       )
     }
     const rs = value.reward_spec
@@ -832,7 +836,7 @@ export class DatasetChecker {
         missingOr(
           rs.method,
           `must be "${REWARD_METHOD}"`,
-          `must be "${REWARD_METHOD}" (got ${JSON.stringify(rs.method)})`
+          `must be "${REWARD_METHOD}" (got ${quoted(rs.method)})`
         )
       )
     }
@@ -1050,7 +1054,7 @@ export class DatasetChecker {
           missingOr(
             s.step,
             `must be ${i + 1}: steps are numbered 1..n`,
-            `must be ${i + 1} (steps are numbered 1..n), got ${JSON.stringify(s.step)}`
+            `must be ${i + 1} (steps are numbered 1..n), got ${quoted(s.step)}`
           )
         )
       }
@@ -1097,7 +1101,7 @@ export class DatasetChecker {
         this.find(
           "contract/provenance",
           `${here()}.call_name`,
-          `must be the name the prompt shows the tool by, a non-empty string (got ${JSON.stringify(s.call_name)})`
+          `must be the name the prompt shows the tool by, a non-empty string (got ${quoted(s.call_name)})`
         )
       }
       if (dependsOn !== undefined) step.depends_on = dependsOn as ReadonlyArray<number>
@@ -1162,7 +1166,7 @@ export class DatasetChecker {
       "contract/provenance",
       `${here()}.${key}`,
       `must be the JSON text of a list of ${what} (e.g. ${JSON.stringify(JSON.stringify(example))}), ` +
-        `got ${JSON.stringify(step[key])}`
+        `got ${quoted(step[key])}`
     )
     return undefined
   }
@@ -1173,7 +1177,7 @@ export class DatasetChecker {
       this.find(
         "contract/schema",
         `${GT}.max_turns`,
-        missingOr(turns, "must be an integer >= 1", `must be an integer >= 1 (got ${JSON.stringify(turns)})`)
+        missingOr(turns, "must be an integer >= 1", `must be an integer >= 1 (got ${quoted(turns)})`)
       )
     } else if (steps !== undefined && turns < steps.length + 1) {
       this.find(
