@@ -16,6 +16,15 @@ describe("parseIssues", () => {
       { path: "n", message: "Expected number, actual \"x\"" }
     ])
   })
+  it("where an object was expected it says so, not the object's type written out (a journal line \"str\")", () => {
+    const Entry = Schema.Struct({ index: Schema.Number, status: Schema.Literal("row", "failed") })
+    expect(issuesOf(Entry, "str")).toEqual([{ path: "", message: "must be an object, got \"str\"" }])
+    class Manifest extends Schema.Class<Manifest>("Manifest")({ id: Schema.String }) {}
+    expect(issuesOf(Manifest, [])).toEqual([{ path: "", message: "must be an object, got []" }])
+    expect(issuesOf(Schema.Struct({ params: Schema.Record({ key: Schema.String, value: Schema.Unknown }) }), {
+      params: 5
+    })).toEqual([{ path: "params", message: "must be an object, got 5" }])
+  })
   it("issues of different paths or other kinds stay apart", () => {
     const Pair = Schema.Struct({ a: Schema.Literal("x", "y"), b: Schema.Literal("x", "y") })
     expect(issuesOf(Pair, { a: "z" })).toEqual([

@@ -14,10 +14,14 @@ export interface Issue {
 
 const EXPECTED = /^Expected (.+), actual (.+)$/s
 
+/** What Effect says it expected where an object is (a struct or record type written out, a class's encoded side). */
+const OBJECT_TYPE = /^(\{ readonly |\w+ \(Encoded side\)$)/
+
 /**
  * The issues of a parse error, one per path and problem: a union's members each say what they expected
  * (`Expected "simple", actual "super"`, then `"moderate"`, ...), merged into one line naming them all
- * (`Expected "simple" | "moderate" | "complex", actual "super"`).
+ * (`Expected "simple" | "moderate" | "complex", actual "super"`). Where an object was expected, the message says so
+ * (`must be an object, got "str"`) instead of writing the object's type out.
  */
 export const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<Issue> => {
   const issues: Array<Issue & { expected?: Array<string>; actual?: string }> = []
@@ -35,7 +39,10 @@ export const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<Issue>
   }
   return issues.map(({ actual, expected, message, path }) => ({
     path,
-    message: expected === undefined || expected.length === 1
+    message: expected?.length === 1 && OBJECT_TYPE.test(expected[0]!)
+      // Not "Expected { readonly index: number; readonly status: ...; ... }, actual "str"" (a journal line).
+      ? `must be an object, got ${actual}`
+      : expected === undefined || expected.length === 1
       ? message
       : `Expected ${expected.join(" | ")}, actual ${actual}`
   }))
