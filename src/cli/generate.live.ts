@@ -37,7 +37,7 @@ export interface GenerateCliOptions extends RunCliOptions {
  * for 1,000,000 samples): `-n 100000000` took minutes and ~4 GB before any call, deaf to SIGTERM, and
  * `-n 4294967296` failed with "internal error: Invalid array length".
  */
-export const MAX_SAMPLES = 1_000_000
+const MAX_SAMPLES = 1_000_000
 
 export const runGenerate = (options: GenerateCliOptions) =>
   Effect.gen(function*() {

@@ -12,6 +12,20 @@ export const isObject = <V = unknown>(u: unknown): u is Record<string, V> =>
  * which `JSON.parse` makes an own key), where assignment would set `o`'s prototype instead and the value would
  * vanish from `Object.keys` and `JSON.stringify`. For copies of objects read from JSON.
  */
+/** The entries of `o` whose keys `known` lacks, in the object's order (an own `__proto__` too, as data). */
+export const entriesOtherThan = (o: Record<string, unknown>, known: ReadonlySet<string>): Array<[string, unknown]> => {
+  const other: Array<[string, unknown]> = []
+  for (const key in o) if (!known.has(key)) other.push([key, o[key]])
+  return other
+}
+
+/** The fields of `value` (an object) whose keys `known` lacks, as given, in order; undefined when there are none. */
+export const fieldsOtherThan = (value: unknown, known: ReadonlySet<string>): Record<string, unknown> | undefined => {
+  if (!isObject(value)) return undefined
+  const other = entriesOtherThan(value, known)
+  return other.length === 0 ? undefined : Object.fromEntries(other)
+}
+
 export const setOwn = (o: Record<string, unknown>, key: string, value: unknown): void => {
   if (key === "__proto__") {
     Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true })

@@ -26,7 +26,7 @@ import { Effect, Either, Schema } from "effect"
 import { ConversionError } from "../domain/errors.js"
 import type { InventoryTool } from "../domain/inventory.js"
 import { findTool, Inventory, InventoryServer } from "../domain/inventory.js"
-import { describeType, isObject, setOwn } from "../domain/json.js"
+import { describeType, fieldsOtherThan, isObject, setOwn } from "../domain/json.js"
 import type { TaskMetadata } from "../domain/row.js"
 import type { AvailableTool, SystemPromptOrigin } from "../domain/row.js"
 import {
@@ -734,12 +734,7 @@ const TASK_KEYS: ReadonlySet<string> = new Set([...Object.keys(Task.fields), "ru
  * The fields of a task (an object) that skyrl does not read (a `category`, a `difficulty` of the user's own), as
  * given, in their order; undefined when there are none.
  */
-export const otherTaskFields = (raw: unknown): Record<string, unknown> | undefined => {
-  if (!isObject(raw)) return undefined
-  let other: Array<[string, unknown]> | undefined
-  for (const key in raw) if (!TASK_KEYS.has(key)) (other ??= []).push([key, raw[key]])
-  return other === undefined ? undefined : Object.fromEntries(other)
-}
+export const otherTaskFields = (raw: unknown): Record<string, unknown> | undefined => fieldsOtherThan(raw, TASK_KEYS)
 
 /**
  * Decode + convert in one step (what `convert`, `generate` and `enrich` use). The task's fields skyrl does not read

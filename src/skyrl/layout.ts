@@ -6,7 +6,7 @@
  * one).
  */
 import { Either, Schema } from "effect"
-import { describeType, isObject, setOwn } from "../domain/json.js"
+import { describeType, entriesOtherThan, isObject, setOwn } from "../domain/json.js"
 import {
   ENV_CLASS,
   GroundTruth,
@@ -591,6 +591,9 @@ export const rowJsonWithMetadata = (
   return `${text.slice(0, text.length - tail.length)}${JSON.stringify(next)}}}`
 }
 
+const ROW_KEY_SET: ReadonlySet<string> = new Set(ROW_KEYS)
+const INFO_KEYS: ReadonlySet<string> = new Set(["task_metadata"])
+
 /** The columns of the user's own a row holds (`ownColumnsOf`): top-level keys and `extra_info` keys, in order. */
 export interface OwnColumns {
   readonly top: ReadonlyArray<readonly [string, unknown]>
@@ -605,9 +608,8 @@ export interface OwnColumns {
  */
 export const ownColumnsOf = (asRead: unknown): OwnColumns | undefined => {
   if (!isObject(asRead)) return undefined
-  const own = (o: Json, known: ReadonlyArray<string>) => Object.entries(o).filter(([k]) => !known.includes(k))
-  const top = own(asRead, ROW_KEYS)
-  const info = isObject(asRead.extra_info) ? own(asRead.extra_info, ["task_metadata"]) : []
+  const top = entriesOtherThan(asRead, ROW_KEY_SET)
+  const info = isObject(asRead.extra_info) ? entriesOtherThan(asRead.extra_info, INFO_KEYS) : []
   return top.length === 0 && info.length === 0 ? undefined : { top, info }
 }
 

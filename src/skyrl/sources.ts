@@ -22,7 +22,7 @@
  * prompt's own tool catalogue.
  */
 import { Either } from "effect"
-import { describeType, isObject } from "../domain/json.js"
+import { describeType, fieldsOtherThan, isObject } from "../domain/json.js"
 import type { OwnColumns } from "./layout.js"
 import { ownColumnsOf } from "./layout.js"
 import { AGENT_LINE, TOOL_CALL_LINE } from "./prompt.js"
@@ -703,8 +703,4 @@ const RECORD_KEYS: ReadonlySet<string> = new Set([
 ])
 
 /** A ShareGPT or OpenAI record's other fields (a `category`, a `source` of its own), in order; none: undefined. */
-const otherRecordFields = (value: unknown): Record<string, unknown> | undefined => {
-  if (!isObject(value)) return undefined
-  const other = Object.entries(value).filter(([k]) => !RECORD_KEYS.has(k))
-  return other.length === 0 ? undefined : Object.fromEntries(other)
-}
+const otherRecordFields = (value: unknown): Record<string, unknown> | undefined => fieldsOtherThan(value, RECORD_KEYS)
