@@ -11,6 +11,7 @@ import {
   dashPath,
   envValueMessage,
   fullUsage,
+  givenTwice,
   globalOptionsFirst,
   globalOptionWithoutValue,
   leftoverArgument,
@@ -39,18 +40,16 @@ process.stderr.on("error", (error: NodeJS.ErrnoException) => {
 let stopSignal: StopSignal | undefined
 
 /** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
+const dashN = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const end = args.includes("--") ? args.indexOf("--") : args.length
+  const spelled = (arg: string) => (arg === "--n" ? "-n" : arg.startsWith("--n=") ? `-n=${arg.slice(4)}` : arg)
+  return args.map((arg, i) => (i < end ? spelled(arg) : arg))
+}
+
 const argv = [
   ...process.argv.slice(0, 2),
-  ...repeatedOptionsSplit(skyrl, globalOptionsFirst(process.argv.slice(2)))
-].map((arg, i, all) =>
-  all.indexOf("--") !== -1 && i > all.indexOf("--")
-    ? arg
-    : arg === "--n"
-    ? "-n"
-    : arg.startsWith("--n=")
-    ? `-n=${arg.slice(4)}`
-    : arg
-)
+  ...repeatedOptionsSplit(skyrl, globalOptionsFirst(dashN(process.argv.slice(2))))
+]
 
 /** @effect/cli writes its help and usage errors in ANSI colours: plain text under NO_COLOR or into a pipe or file. */
 // @effect/printer-ansi's codes all start by resetting (0): other text on stdout (a report quoting a row) stays as it is.
@@ -90,8 +89,9 @@ const finalError = (message: string) =>
   )
 
 // An option the command lacks is a usage error named as such (@effect/cli's message names another option), and so
-// is a `-` given as a path (it read as an option before a required one).
-const unknown = unknownOption(skyrl, args) ?? globalOptionWithoutValue(args) ?? dashPath(skyrl, args)
+// is a `-` given as a path (it read as an option before a required one), and an option given twice.
+const unknown = unknownOption(skyrl, args) ?? globalOptionWithoutValue(args) ?? dashPath(skyrl, args) ??
+  givenTwice(skyrl, args)
 const run = unknown === undefined ? cli(argv) : Effect.sync(() => {
   finalError(unknown)
   process.exit(2)

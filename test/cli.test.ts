@@ -374,6 +374,42 @@ describe("skyrl CLI", () => {
     }
     expect(existsSync(join(dir, "x.jsonl"))).toBe(false)
   })
+  it("an option given twice before a positional argument, or given as `--opt=` with nothing after =, is a usage error naming it", async () => {
+    const dir = tmp()
+    const tasks = join(dir, "t.json")
+    writeFileSync(tasks, JSON.stringify([task(0)]))
+    const [x, y] = [join(dir, "x.jsonl"), join(dir, "y.jsonl")]
+    const twice = (option: string) =>
+      `skyrl: convert: ${option} is given more than once. Its options: \`skyrl convert --help\`.`
+    const cases = [
+      // @effect/cli read the second --out as TASKS_FILE: "TASKS_FILE: Path '--out' must exist".
+      [["convert", "--out", x, "--out", y, tasks], twice("--out")],
+      [["convert", "-o", x, `--out=${y}`, tasks], twice("--out")],
+      [["convert", "--inventory", tasks, "--out", x, "--inventory", tasks, tasks], twice("--inventory")],
+      [
+        ["generate", "-n", "1", "--n", "2", "--out", x],
+        "skyrl: generate: -n is given more than once. Its options: `skyrl generate --help`."
+      ],
+      [
+        ["generate", "--dry-run", "-n", "1", "--dry-run", "--out", x],
+        "skyrl: generate: --dry-run is given more than once. Its options: `skyrl generate --help`."
+      ],
+      // `--out=` was "Expected to find option: '--out'", `--servers=` "not recognized", `--n=` an empty message.
+      [["convert", "--out=", tasks], `skyrl: --out: "" must end in .json, .jsonl or .parquet`],
+      [["generate", "--n=", "--out", x], "skyrl: -n: '' is not an integer"],
+      [["convert", "--log-format=", tasks, "--out", x], "skyrl: --log-format needs a value: pretty or json"]
+    ] as const
+    for (const [args, message] of cases) {
+      const r = await runCli([...args])
+      expect([r.status, r.stderr.trim()], args.join(" ")).toEqual([2, message])
+    }
+    const servers = await runCli(["generate", "-n", "1", "--servers=", "--out", x])
+    expect([servers.status, servers.stderr], "--servers=").toEqual([
+      2,
+      expect.stringMatching(/--servers .*names no server/)
+    ])
+    expect(existsSync(x) || existsSync(y)).toBe(false)
+  })
   it("a flag's value @effect/cli refuses names the flag (it named only the value)", async () => {
     const dir = tmp()
     const rows = join(dir, "rows.jsonl")

@@ -160,20 +160,26 @@ const repeatedNames = (usage: Usage, inside: boolean, into: Set<string>): Set<st
 }
 
 /**
- * `args` with `--opt=VALUE` of an option the command takes several times split into `--opt VALUE`: @effect/cli
- * reads the `=` form of the other options only, and refused `--http=docs=URL` as "--http is given more than once".
+ * `args` with `--opt=VALUE` split into `--opt VALUE` where @effect/cli misreads the `=` form: for an option the
+ * command takes several times (it refused `--http=docs=URL` as "--http is given more than once"), and for any
+ * option that takes a value when VALUE is empty (`--out=` was "Expected to find option: '--out'", `--servers=`
+ * "not recognized"): split, the empty value gets the option's own usage error (`--out: "" must end in ...`).
  */
 export const repeatedOptionsSplit = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
 ): ReadonlyArray<string> => {
   const { node } = walk(command, args, () => undefined)
-  const repeated = repeatedNames(CommandDescriptor.getUsage(own(node) as never), false, new Set())
-  if (repeated.size === 0) return args
+  const usage = CommandDescriptor.getUsage(own(node) as never)
+  const repeated = repeatedNames(usage, false, new Set())
+  const valued = optionValues(usage)
   const end = endOf(args)
   return args.flatMap((arg, i) => {
-    const eq = arg.indexOf("=")
-    return i < end && eq > 0 && repeated.has(arg.slice(0, eq)) ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg]
+    const eq = isOptionLike(arg) ? arg.indexOf("=") : -1
+    if (i >= end || eq <= 0) return [arg]
+    const name = arg.slice(0, eq)
+    const split = repeated.has(name) || (eq === arg.length - 1 && valued.has(name))
+    return split ? [name, arg.slice(eq + 1)] : [arg]
   })
 }
 
@@ -202,11 +208,55 @@ export const unknownOption = (
     return `${prefix}unknown option '${name}'.${hint} Its options: \`${path.join(" ")} --help\`.`
   }).found
 
-/** The value kinds of the options in `usage` that take one, by each of their names (`-o` and `--out`: "file"). */
+/**
+ * The usage error for an option given twice that the command takes once (`convert: --out is given more than once`),
+ * under either of its names (`-o` and `--out`), or undefined. @effect/cli read the second one before a positional
+ * argument as that argument: `convert --out a --out b T` said "TASKS_FILE: Path '--out' must exist".
+ */
+export const givenTwice = (
+  command: { readonly descriptor: unknown },
+  args: ReadonlyArray<string>
+): string | undefined => {
+  const { node, path } = walk(command, args, () => undefined)
+  const usage = CommandDescriptor.getUsage(own(node) as never)
+  const repeated = repeatedNames(usage, false, new Set())
+  const valued = optionValues(usage)
+  const canonical = new Map(
+    namedIn(usage).flatMap((u) => {
+      const names = u.names.filter((n) => n.startsWith("-"))
+      const long = names.find((n) => n.startsWith("--")) ?? names[0]
+      return names.map((n) => [n, long!] as const)
+    })
+  )
+  const seen = new Set<string>()
+  const end = endOf(args)
+  for (let i = 0; i < end; i++) {
+    const arg = args[i]!
+    if (!isOptionLike(arg)) continue
+    const eq = arg.indexOf("=")
+    const given = eq > 0 ? arg.slice(0, eq) : arg
+    const name = canonical.get(given)
+    if (name === undefined || repeated.has(name)) continue
+    if (eq === -1 && valued.has(given)) i++
+    if (seen.has(name)) {
+      const where = path.slice(1).join(" ")
+      return `${where === "" ? "" : `${where}: `}${name} is given more than once. Its options: \`${
+        path.join(" ")
+      } --help\`.`
+    }
+    seen.add(name)
+  }
+  return undefined
+}
+
+/**
+ * The value kinds of the options in `usage` that take one, by each of their names (`-o` and `--out`: "file"), with
+ * the long name (`-n`, which has none: its own).
+ */
 const optionValues = (usage: Usage): ReadonlyMap<string, { readonly long: string; readonly kind: string }> => {
   const into = new Map<string, { readonly long: string; readonly kind: string }>()
   for (const u of namedIn(usage)) {
-    const long = u.names.find((n) => n.startsWith("--"))
+    const long = u.names.find((n) => n.startsWith("--")) ?? u.names.find((n) => n.startsWith("-"))
     if (long === undefined || u.acceptedValues._tag !== "Some") continue
     for (const name of u.names) into.set(name, { long, kind: u.acceptedValues.value })
   }
@@ -411,10 +461,14 @@ const optionFirst = (args: ReadonlyArray<string>, option: string): ReadonlyArray
 export const globalOptionsFirst = (args: ReadonlyArray<string>): ReadonlyArray<string> =>
   GLOBAL_OPTIONS.reduce((moved, [option]) => optionFirst(moved, option), args)
 
-/** The usage error of a `--log-level` or `--log-format` without its value (last, or before `--`), or undefined. */
+/**
+ * The usage error of a `--log-level` or `--log-format` without its value (last, or before `--`, or `--log-level=`),
+ * or undefined.
+ */
 export const globalOptionWithoutValue = (args: ReadonlyArray<string>): string | undefined => {
   const end = endOf(args)
-  const bare = GLOBAL_OPTIONS.find(([option]) => end > 0 && args[end - 1] === option)
+  const given = args.slice(0, end)
+  const bare = GLOBAL_OPTIONS.find(([option]) => given.at(-1) === option || given.includes(`${option}=`))
   return bare === undefined ? undefined : `${bare[0]} needs a value: ${bare[1]}`
 }
 
