@@ -89,6 +89,26 @@ const probe = async (dir: string): Promise<string | undefined> => {
   }
 }
 
+/**
+ * Why the part of `given` before a `..` is no directory (`./nosub does not exist` of `./nosub/../o.jsonl`), or
+ * undefined. The
+ * system walks a path as written, so the run could not open it, though the path shortened (`./o.jsonl`, what
+ * the other checks see) is fine: the lock was refused, "cannot create lock ./nosub/../o.jsonl.lock", naming no flag.
+ */
+const missingBeforeUp = async (given: string): Promise<string | undefined> => {
+  const parts = given.split(path.sep)
+  for (let i = 1; i < parts.length; i++) {
+    if (parts[i] !== "..") continue
+    const before = parts.slice(0, i).join(path.sep) || path.sep
+    const why = await fs.stat(before).then(
+      (s) => (s.isDirectory() ? undefined : "is not a directory"),
+      (e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? "does not exist" : e.code ?? "cannot be read")
+    )
+    if (why !== undefined) return `${before} ${why}`
+  }
+  return undefined
+}
+
 export const outputDirectoriesMakeable = (
   directories: ReadonlyArray<OutputDirectory | undefined>
 ): Effect.Effect<void, SettingsError> =>
@@ -96,6 +116,11 @@ export const outputDirectoriesMakeable = (
     const seen = new Set<string>()
     for (const d of directories) {
       if (d === undefined) continue
+      const before = yield* Effect.promise(() => missingBeforeUp(d.given))
+      if (before !== undefined) {
+        const reason = `${d.given}: ${before} (the path goes through it before '..')`
+        return yield* new SettingsError({ setting: d.setting, reason })
+      }
       const dir = path.resolve(d.dir)
       if (seen.has(dir)) continue
       seen.add(dir)
