@@ -366,6 +366,11 @@ describe("skyrl CLI", () => {
       [
         ["convert", a, "--out", join(dir, "x.jsonl"), "--out", join(dir, "y.jsonl")],
         "skyrl: convert: --out is given more than once. Its options: `skyrl convert --help`."
+      ],
+      // After `--` a word is an argument: it was "--out is given more than once".
+      [
+        ["convert", a, "--out", join(dir, "x.jsonl"), "--", "--out"],
+        "skyrl: convert: unexpected argument '--out': it takes one argument, TASKS_FILE. Its usage: `skyrl convert --help`."
       ]
     ] as const
     for (const [args, message] of cases) {

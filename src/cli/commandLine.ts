@@ -361,9 +361,14 @@ export const leftoverArgument = (
   const where = path.slice(1).join(" ")
   const prefix = where === "" ? "" : `${where}: `
   const help = `\`${path.join(" ")} --help\``
-  if (isOptionLike(arg)) return `${prefix}${arg.split("=", 1)[0]} is given more than once. Its options: ${help}.`
+  const end = endOf(args)
+  // After `--` a word is an argument, whatever it looks like (`convert T --out o -- --out`: a second TASKS_FILE).
+  const name = arg.split("=", 1)[0]!
+  const given = args.slice(0, end).filter((a) => a === name || a.startsWith(`${name}=`)).length
+  const argument = !isOptionLike(arg) || given < 2
+  if (!argument) return `${prefix}${name} is given more than once. Its options: ${help}.`
   const usage = CommandDescriptor.getUsage(own(node) as never)
-  const quote = unquotedStdio(args, args.slice(0, endOf(args)).indexOf(arg))
+  const quote = unquotedStdio(args, args.slice(0, end).indexOf(arg))
   return `${prefix}unexpected argument '${arg}': it takes ${takes(argumentsIn(usage))}.${quote} Its usage: ${help}.`
 }
 
