@@ -42,7 +42,6 @@ no network: the same calls (and results) give the same reward.
 from __future__ import annotations
 
 import bisect
-import copy
 import functools
 import itertools
 import json
@@ -59,7 +58,7 @@ import referencing.exceptions
 import referencing.jsonschema
 from jsonschema_specifications import REGISTRY as _SPECIFICATIONS
 
-from . import patterns
+from . import formats, patterns
 from .canonical import canonical_json
 from .plan import LATEST_READING, Plan, Step
 from .unique import with_fast_unique_items
@@ -1128,14 +1127,14 @@ def _validator(schema_text: str) -> Any:
     except jsonschema.exceptions.SchemaError:
         return None
     # uniqueItems in O(n log n) (unique.py): jsonschema's own compares every pair of items that do not sort
-    return with_fast_unique_items(cls)(schema, format_checker=_format_checker(cls), registry=_OFFLINE)
+    return with_fast_unique_items(cls)(schema, format_checker=_FORMAT_CHECKER, registry=_OFFLINE)
 
 
 # Formats as skyrl checks them (ajv with ajv-formats, src/skyrl/planValidation.ts), which validated the plan: a
-# format jsonschema reads more strictly would make the plan's own call invalid. "regex" is a JavaScript regular
-# expression there (``new RegExp(s)``); "uuid" may start with ``urn:uuid:``; "idn-email" and "idn-hostname" are
-# formats ajv-formats does not know, so ajv (strict: false) checks nothing. Elsewhere jsonschema's checks are
-# as lenient or more (email needs only an "@").
+# format read more strictly would make the plan's own call invalid, one read more leniently would take a value
+# skyrl refuses (jsonschema without its optional libraries checked no "date-time", "uri" or "hostname": any string
+# passed). formats.py ports ajv-formats' formats; "regex" is a JavaScript regular expression there
+# (``new RegExp(s)``), read here with ``re``'s parser; "uuid" may start with ``urn:uuid:``.
 _Z_ANCHOR = re.compile(r"[^\\]\\Z")
 _PYTHON_ESCAPES = set("abBdDfnrsStvwWAZ")
 
@@ -1202,13 +1201,18 @@ def _is_uuid(text: object) -> bool:
     return not isinstance(text, str) or _UUID.fullmatch(text) is not None
 
 
-@functools.lru_cache(maxsize=None)
-def _format_checker(cls: Any) -> Any:
-    """``cls``'s format checker with skyrl's readings of "regex", "uuid", "idn-email" and "idn-hostname"."""
-    checker = copy.copy(cls.FORMAT_CHECKER)
-    checker.checkers = dict(checker.checkers)
-    for name in ("idn-email", "idn-hostname"):
-        checker.checkers.pop(name, None)
-    checker.checkers["regex"] = (_is_js_regex, (re.error, RecursionError, OverflowError))  # any draft, as ajv-formats
-    checker.checkers["uuid"] = (_is_uuid, ())  # draft-07's checker has none; ajv-formats checks it in every draft
+def _format_checker() -> Any:
+    """The formats skyrl's plan validation checks (ajv-formats' full formats: formats.py), with skyrl's readings
+    of "regex" and "uuid"; no other (jsonschema's own "idn-email", "iri", ... are formats ajv-formats does not
+    know, which ajv does not check). The same in every draft, as there."""
+    checker = jsonschema.FormatChecker(formats=())
+    for name, check in formats.STRING_FORMATS.items():
+        checker.checks(name)(formats.string_format(check))
+    for name, number_check in formats.NUMBER_FORMATS.items():
+        checker.checks(name)(formats.number_format(number_check))
+    checker.checkers["regex"] = (_is_js_regex, (re.error, RecursionError, OverflowError))
+    checker.checkers["uuid"] = (_is_uuid, ())
     return checker
+
+
+_FORMAT_CHECKER = _format_checker()
