@@ -18,6 +18,7 @@ import { Storage } from "../services/Storage.js"
 import type { ConversionContext } from "../skyrl/convert.js"
 import { convertTask, loneSurrogateIn } from "../skyrl/convert.js"
 import { toJsonText } from "../skyrl/layout.js"
+import { withModelParams } from "../skyrl/outputSchema.js"
 import { validatePlan } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { extractTaskObject } from "../skyrl/records.js"
@@ -68,8 +69,12 @@ const convertRecord = (record: RecordResult, options: ConvertOptions, context: C
     const reason = `expected an object, got ${describeType(record.value)}`
     return { _tag: "Reject", reject: { index: record.index, ...line, field: WHOLE_RECORD, reason } }
   }
+  const extracted = Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason }))
+  // Params as generate reads the model's (a JSON string, the nulls of optional params): the same answer converts.
+  const inventory = options.inventory
+  const read = inventory === undefined ? extracted : Either.flatMap(extracted, (t) => withModelParams(inventory, t))
   const converted = Either.flatMap(
-    Either.mapLeft(extractTaskObject(record.value), (reason) => ({ field: "(answer)", reason })),
+    read,
     (task) => {
       const lone = record.escapes === false ? undefined : loneSurrogateIn(task)
       return Either.mapLeft(

@@ -440,3 +440,48 @@ export const decodeSteps = (
   })
   return issues.length > 0 ? Either.left(issues) : Either.right(steps)
 }
+
+/** Whether `value` holds a `null` anywhere (no allocation: convert asks it of every step's params). */
+const holdsNull = (value: unknown): boolean => {
+  if (value === null) return true
+  if (typeof value !== "object") return false
+  if (Array.isArray(value)) return value.some(holdsNull)
+  for (const key in value) if (Object.hasOwn(value, key) && holdsNull((value as Json)[key])) return true
+  return false
+}
+
+/**
+ * A task object (`convert`'s input: the model's output shape) with each step's params read as generate reads the
+ * model's (`decodeSteps`): a JSON string parsed, the nulls of optional params dropped. Before, convert refused
+ * what generate had accepted from the same answer (`params/limit: must be integer (got null)`, `params: must be an
+ * object, got string`). The task itself when no step has either (no copy); a string that is no JSON object is
+ * the step's `params` field and reason.
+ */
+export const withModelParams = (
+  inventory: Inventory,
+  task: unknown
+): Either.Either<unknown, { readonly field: string; readonly reason: string }> => {
+  if (!isObject(task) || !Array.isArray(task.tool_sequence)) return Either.right(task)
+  const steps: ReadonlyArray<unknown> = task.tool_sequence
+  const modelShaped = (s: unknown): s is Json & { server: string; tool: string } =>
+    isObject(s) && typeof s.server === "string" && typeof s.tool === "string" &&
+    (typeof s.params === "string" || (isObject(s.params) && holdsNull(s.params)))
+  if (!steps.some(modelShaped)) return Either.right(task)
+  const out: Array<unknown> = []
+  for (const [i, s] of steps.entries()) {
+    if (!modelShaped(s)) {
+      out.push(s)
+      continue
+    }
+    const decoded = decodeSteps(inventory, [{
+      server: s.server,
+      tool: s.tool,
+      params: s.params as ModelStep["params"]
+    }])
+    if (Either.isLeft(decoded)) {
+      return Either.left({ field: `tool_sequence[${i}].params`, reason: decoded.left[0]!.message })
+    }
+    out.push({ ...s, params: decoded.right[0]!.params })
+  }
+  return Either.right({ ...task, tool_sequence: out })
+}

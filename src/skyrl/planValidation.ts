@@ -232,7 +232,10 @@ const describeError = (
     case "type":
       return {
         segments,
-        message: `must be ${String((error.params as { type: unknown }).type)} (got ${typeOf(value)} ${show(value)})`
+        // A null is its own type: `(got null)`, not `(got null null)`.
+        message: `must be ${String((error.params as { type: unknown }).type)} (got ${
+          value === null ? "null" : `${typeOf(value)} ${show(value)}`
+        })`
       }
     case "format":
       return {
