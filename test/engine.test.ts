@@ -528,7 +528,7 @@ layer(EngineTest, { excludeTestServices: true })("the run engine, in-process", (
       yield* runGenerate(storage, llm, generateOptions(settingsFor(3))).pipe(Effect.provide(logger))
       expect(logs.filter((l) => l.includes("not readable"))).toEqual([
         `WARN: ${file}: 2 line(s) are not readable, skipped (line 1: not JSON (Expected ',' or '}' after property ` +
-        "value in JSON at position 25); line 2: index: Expected number, actual \"one\"): the samples whose lines they were are made " +
+        "value in JSON at position 25); line 2: index: must be a number, got \"one\"): the samples whose lines they were are made " +
         "again, unless a later line holds them: the answers the run archived for them are judged again first, not " +
         "paid again"
       ])

@@ -254,8 +254,8 @@ describe("loading inventory files", () => {
       ["fm\u0085p", "holds a next-line character (U+0085 at character 2)"],
       ["fm\u2028p", "holds a line separator (U+2028 at character 2)"],
       ["fm\ud800p", "holds a lone surrogate (U+D800 at character 2)"],
-      ["", "servers[1].name: Expected a non empty string"],
-      ["   ", "servers[1].name: Expected a string with no leading or trailing whitespace"]
+      ["", "servers[1].name: must be a non empty string, got \"\""],
+      ["   ", "servers[1].name: must be a string with no leading or trailing whitespace, got \"   \""]
     ]
     for (const [name, expected] of cases) {
       const { file, result } = await load({

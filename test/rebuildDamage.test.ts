@@ -193,6 +193,21 @@ describe("rebuild of a damaged or killed run", () => {
     expect(r.stderr).toMatch(/rebuilt 1 of the 4 rows/)
   })
 
+  it("an archive record without its response is named in the error (it said only 'an archive file missing or cut short')", async () => {
+    const { dir, runDir } = await offlineRun()
+    const archive = join(runDir, "archive_01.jsonl")
+    const kept = lines(archive)
+    const { response: _response, ...record } = JSON.parse(kept[1])
+    writeFileSync(archive, [kept[0], JSON.stringify(record), ...kept.slice(2)].join("\n") + "\n")
+    const r = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/rebuilt 3 of the 4 rows/)
+    expect(r.stderr).toContain(
+      `(1 sample with no answer: no recorded answer for sample-000001: ${archive}#${record.name} holds an "ok" record ` +
+        "without its response)\n"
+    )
+  })
+
   it("--raw-gzip: a damaged gzip member costs its own record only, and is named by its byte offset", async () => {
     const { dir, runDir } = await offlineRun(["--raw-gzip"])
     const archive = join(runDir, "archive_01.jsonl.gz")
@@ -240,7 +255,7 @@ describe("rebuild of a damaged or killed run", () => {
     const r = await runCli(["rebuild", runDir, "--out", again])
     expect(r.status, r.stderr).toBe(0)
     expect(r.stderr).toContain(
-      `${journal}: 1 line(s) are not readable, skipped (line 2: index: Expected number, actual "one"): rebuild judges`
+      `${journal}: 1 line(s) are not readable, skipped (line 2: index: must be a number, got "one"): rebuild judges`
     )
     expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
   })
@@ -250,7 +265,7 @@ describe("rebuild of a damaged or killed run", () => {
     const manifestFile = join(runDir, "manifest.json")
     const manifest = JSON.parse(readFileSync(manifestFile, "utf8"))
     writeFileSync(manifestFile, JSON.stringify({ ...manifest, counts: { ...manifest.counts, valid: "x" } }))
-    const where = `${manifestFile}, counts.valid: Expected number, actual "x"`
+    const where = `${manifestFile}, counts.valid: must be a number, got "x"`
     const r = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
     expect(r.status, r.stderr).toBe(2) // was 1
     expect(r.stderr).toContain(`skyrl: RUN_DIR: ${where}: `)

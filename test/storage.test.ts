@@ -696,7 +696,7 @@ describe("JSON Lines that a crash may have cut (journals, ledgers)", () => {
       skipped: 2,
       named: [
         { line: 3, reason: "not JSON (Unterminated string in JSON at position 12)" },
-        { line: 5, reason: "i: Expected number, actual \"x\"" }
+        { line: 5, reason: "i: must be a number, got \"x\"" }
       ],
       torn: true,
       fragment: true

@@ -777,7 +777,7 @@ describe("verify against server-filesystem over a temporary directory", () => {
       const again = await verify({ inventory, specs: [fs], rows: rows(), allow: "write_file", dir, resume: true, logs })
       expect(logs.filter((l) => l.includes("not readable"))).toEqual([
         `WARN: ${journal}: 2 line(s) are not readable, skipped (line 1: not JSON (Unterminated string in JSON at ` +
-        "position 30); line 3: hash: Expected string, actual 5): the rows whose outcome they held run again, unless a " +
+        "position 30); line 3: hash: must be a string, got 5): the rows whose outcome they held run again, unless a " +
         "later line holds it; a plan with side effects whose earlier line (interrupted, written before it acted) reads is " +
         "rejected as interrupted, never run again"
       ])

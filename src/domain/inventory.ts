@@ -11,9 +11,10 @@
  * `normalizeJsonSchema` and `normalizeToolInput`) and then reports a malformed entry by its path,
  * e.g. `servers[2].tools[4].inputSchema: must be an object`. Pure: no I/O, no JSON Schema validator.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { schemaHash } from "../skyrl/canonical.js"
 import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "../skyrl/depth.js"
+import { parseIssues } from "../skyrl/parseIssues.js"
 import { wholeJsonFault } from "../skyrl/utf8.js"
 import { describeType, isObject, setOwn } from "./json.js"
 
@@ -396,12 +397,6 @@ const withSchemaHash = (tool: InventoryTool): Either.Either<InventoryTool, strin
   return Either.right(new InventoryTool({ ...tool, schema_hash: hash }, { disableValidation: true }))
 }
 
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (acc, key) => typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
-    ""
-  )
-
 const decodeRaw = Schema.decodeUnknownEither(Inventory, { errors: "all", onExcessProperty: "ignore" })
 
 /**
@@ -433,13 +428,9 @@ export const decodeInventory = (
   }
   const decoded = decodeRaw(normalizeInventoryInput(raw))
   if (Either.isLeft(decoded)) {
-    const first = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+    const first = parseIssues(decoded.left)[0]
     return Either.left(
-      new InventoryError({
-        source,
-        entry: first === undefined ? "" : formatPath(first.path),
-        reason: first?.message ?? "invalid inventory"
-      })
+      new InventoryError({ source, entry: first?.path ?? "", reason: first?.message ?? "invalid inventory" })
     )
   }
   const comma = options?.commas === "accepted" ? undefined : commaNamed(decoded.right)[0]

@@ -13,7 +13,7 @@ import { noDatasetWritten } from "../domain/noDataset.js"
 import { type JournalEntry, SettingsError } from "../domain/run.js"
 import { warnSkippedLines } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
-import { archiveOnly } from "../services/llm/archive.js"
+import { archiveOnly, NO_ARCHIVED_ANSWER } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
 import { callRefInRunDir } from "../services/runArchive.js"
 import {
@@ -153,12 +153,15 @@ export const rebuildProgram = (options: RebuildOptions) =>
       // A run made with --verify: the outcomes it recorded (rebuild runs no plan).
       verify: settings.verify === undefined ? undefined : yield* recordedVerifyHook(runDir)
     }, catalogue)
-    const { made, rebuilt } = yield* Effect.gen(function*() {
-      const made = yield* runEngine(sampling).pipe(
-        Effect.map((summary) => summary.valid),
-        Effect.catchTag("IncompleteRun", (e) => Effect.succeed(e.made))
+    const { engineReason, made, rebuilt } = yield* Effect.gen(function*() {
+      const { engineReason, made } = yield* runEngine(sampling).pipe(
+        Effect.map((summary) => ({ made: summary.valid, engineReason: undefined })),
+        // Why the engine fell short, for the error below, when it says more than that the archive lacks an answer
+        // (which the error says): an archived record it could not use, named by file.
+        Effect.catchTag("IncompleteRun", (e) =>
+          Effect.succeed({ made: e.made, engineReason: e.reason.endsWith(NO_ARCHIVED_ANSWER) ? undefined : e.reason }))
       )
-      return { made, rebuilt: yield* (yield* RunJournal).latest }
+      return { engineReason, made, rebuilt: yield* (yield* RunJournal).latest }
     }).pipe(
       // The directory given, whatever its name (runSpecOf joins rawDir and the run id: another place for a copy).
       Effect.provide(
@@ -166,7 +169,9 @@ export const rebuildProgram = (options: RebuildOptions) =>
       )
     )
     // The run's rows not rebuilt, each with the call its row came from (as the run named it), in sample order.
-    const notRebuilt = notMade(rebuilt).sort((a, b) => a - b).map((i) => {
+    const notRebuilt = notMade(rebuilt).sort((a, b) =>
+      a - b
+    ).map((i) => {
       const ref = rowOutputPath(latest.get(i)?.row)
       const call = typeof ref === "string" ? callRefInRunDir(ref) : undefined
       return call === undefined ? `sample ${i + 1}` : `sample ${i + 1} (${call})`
@@ -181,7 +186,8 @@ export const rebuildProgram = (options: RebuildOptions) =>
         earlierOut: made === 0 && (yield* (yield* Storage).exists(options.out)),
         missing: [...notRebuilt.slice(0, NAMED_MISSING), ...(notRebuilt.length > NAMED_MISSING ? ["..."] : [])],
         outKept: made > 0 && replace.refused,
-        inventoryChanged
+        inventoryChanged,
+        engineReason
       })
     }
     yield* Effect.logInfo(`rebuilt ${made} rows of run ${m.run_id} (it made ${expected}) into ${options.out}`)
@@ -204,7 +210,9 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
   /** The inventory is not the one the run planned with (warned at the start). */
   inventoryChanged: Schema.optional(Schema.Boolean),
   /** The first samples whose rows the run made and the rebuild did not, with the call each row came from. */
-  missing: Schema.optional(Schema.Array(Schema.String))
+  missing: Schema.optional(Schema.Array(Schema.String)),
+  /** What the run engine said of the samples it did not finish (`1 sample with no answer: archive_01.jsonl ...`). */
+  engineReason: Schema.optional(Schema.String)
 }) {
   override get message(): string {
     const written = this.made === 0
@@ -226,6 +234,7 @@ export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("
     const counts = this.made < this.expected
       ? `${this.made} of the ${this.expected} rows run ${this.runId} made`
       : `${this.made} rows, not the ${this.expected} rows run ${this.runId} made (rows it never journaled among them)`
-    return `rebuilt ${counts}${written}: ${why}${missing}`
+    const engine = this.engineReason === undefined ? "" : ` (${this.engineReason})`
+    return `rebuilt ${counts}${written}: ${why}${missing}${engine}`
   }
 }

@@ -15,13 +15,69 @@ export interface Issue {
 const EXPECTED = /^Expected (.+), actual (.+)$/s
 
 /** What Effect says it expected where an object is (a struct or record type written out, a class's encoded side). */
-const OBJECT_TYPE = /^(\{ readonly |\w+ \(Encoded side\)$)/
+const OBJECT_TYPE = /^(\{ readonly |\{ \}$|\w+ \(Encoded side\)$|Readonly(Record|Map)<|\w+ \(Type side\)$)/
+const ARRAY_TYPE = /^(ReadonlyArray<|Array<|readonly \[|\[)/
+const LITERAL = /^("(?:[^"\\]|\\.)*"|-?\d[\d.e+-]*|true|false|null)$/
+/** Effect's type names, in words. */
+const NAMED: Readonly<Record<string, string>> = {
+  number: "a number",
+  string: "a string",
+  boolean: "true or false",
+  bigint: "an integer",
+  object: "an object",
+  unknown: "a value"
+}
+
+/** The members of a union Effect wrote (`"a" | { readonly b: 1 | 2 } | undefined`), split at its top level only. */
+const unionMembers = (type: string): Array<string> => {
+  const members: Array<string> = []
+  let depth = 0
+  let quoted = false
+  let from = 0
+  for (let i = 0; i < type.length; i++) {
+    const c = type[i]!
+    if (quoted) {
+      if (c === "\\") i++
+      else if (c === "\"") quoted = false
+    } else if (c === "\"") quoted = true
+    else if ("{[(<".includes(c)) depth++
+    else if ("}])>".includes(c)) depth--
+    else if (depth === 0 && type.startsWith(" | ", i)) {
+      members.push(type.slice(from, i))
+      from = i + 3
+      i += 2
+    }
+  }
+  members.push(type.slice(from))
+  return members
+}
+
+const inWords = (member: string): string =>
+  NAMED[member] ?? (OBJECT_TYPE.test(member) ? "an object" : ARRAY_TYPE.test(member) ? "an array" : member)
 
 /**
- * The issues of a parse error, one per path and problem: a union's members each say what they expected
- * (`Expected "simple", actual "super"`, then `"moderate"`, ...), merged into one line naming them all
- * (`Expected "simple" | "moderate" | "complex", actual "super"`). Where an object was expected, the message says so
- * (`must be an object, got "str"`) instead of writing the object's type out.
+ * `must be X, got Y` for Effect's `Expected X, actual Y`, X in words: `must be one of "simple", "moderate",
+ * "complex", got null`, `must be an integer, got Infinity`, `must be an object, got []` (not the object's type written
+ * out), `must be an array, got "x"`. `undefined` among the members is an optional field's absence, which a value
+ * given is not: left out. An integer too large for a double to hold exactly says so.
+ */
+const mustBe = (expected: ReadonlyArray<string>, actual: string): string => {
+  const members = expected.flatMap(unionMembers).filter((m) => m !== "undefined")
+  const words = [...new Set(members.map(inWords))]
+  if (words.length === 0) return `must be left out, got ${actual}`
+  if (words.every((w) => LITERAL.test(w)) && words.length > 1) {
+    return `must be one of ${words.join(", ")}, got ${actual}`
+  }
+  const unsafe = words.includes("an integer") && /^-?\d{16,}$/.test(actual) && !Number.isSafeInteger(Number(actual))
+  const range = unsafe ? " within ±9007199254740991 (a larger one is not held exactly)" : ""
+  return `must be ${words.join(" or ")}${range}, got ${actual}`
+}
+
+/**
+ * The issues of a parse error, one per path and problem, in words: a union's members each say what they expected
+ * (`Expected "simple", actual "super"`, then `"moderate"`, ...), merged into one line naming them all (`must be one
+ * of "simple", "moderate", "complex", got "super"`); Effect's `Expected X, actual Y` is `must be X, got Y` with X
+ * in words (`mustBe`). Other messages (`is missing`, a refinement's own) are kept as they are.
  */
 export const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<Issue> => {
   const issues: Array<Issue & { expected?: Array<string>; actual?: string }> = []
@@ -39,11 +95,6 @@ export const parseIssues = (error: ParseResult.ParseError): ReadonlyArray<Issue>
   }
   return issues.map(({ actual, expected, message, path }) => ({
     path,
-    message: expected?.length === 1 && OBJECT_TYPE.test(expected[0]!)
-      // Not "Expected { readonly index: number; readonly status: ...; ... }, actual "str"" (a journal line).
-      ? `must be an object, got ${actual}`
-      : expected === undefined || expected.length === 1
-      ? message
-      : `Expected ${expected.join(" | ")}, actual ${actual}`
+    message: expected === undefined || actual === undefined ? message : mustBe(expected, actual)
   }))
 }

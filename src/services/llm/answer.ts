@@ -8,6 +8,7 @@ import { isObject } from "../../domain/json.js"
 import type { Backend, OutputIssue, ReasoningEffort, Usage } from "../../domain/llm.js"
 import { BadRequest, InvalidOutput, Refusal, Transient, Truncated } from "../../domain/llm.js"
 import { ModelTask } from "../../domain/task.js"
+import { formatPath } from "../../skyrl/parseIssues.js"
 import { dropOptionalNulls, formatStrictProblem, strictJsonSchema } from "../../skyrl/strictSchema.js"
 import type { LlmRequest } from "../Llm.js"
 import { decodeModelTaskByHand } from "./taskAnswer.js"
@@ -210,12 +211,6 @@ export const extractText = (backend: Backend, body: unknown): Either.Either<stri
   if (typeof message.content !== "string") return Either.left(none("the answer has no message content"))
   return Either.right(text)
 }
-
-const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
-  path.reduce<string>(
-    (acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`),
-    ""
-  )
 
 export const issuesOf = (issue: ParseResult.ParseIssue): ReadonlyArray<OutputIssue> =>
   ParseResult.ArrayFormatter.formatIssueSync(issue).map((i) => ({ path: formatPath(i.path), message: i.message }))

@@ -150,7 +150,7 @@ const outcomeOf = <A, I>(
   if (detail !== undefined && !ANSWERS.has(r.status)) return Either.left(detail)
   if (r.response === undefined) {
     return Either.left(
-      new NoRecordedAnswer({ key: last.key, reason: `${last.file} holds a ${r.status} without its details` })
+      new NoRecordedAnswer({ key: last.key, reason: `${last.file} holds an "${r.status}" record without its response` })
     )
   }
   const backend: Backend = backendOfBody(r.response) ?? (r.backend === "chat" ? "chat" : "responses")
@@ -167,6 +167,9 @@ const outcomeOf = <A, I>(
     request: r.request
   }))
 }
+
+/** Why a request the archive holds nothing for is unanswered (rebuild's error says that in its own words). */
+export const NO_ARCHIVED_ANSWER = "the run's archive has no answer for it"
 
 /** Answers from the run's archive; what it does not hold goes to `fallback` (none: NoRecordedAnswer). */
 export const makeArchiveLlm = (
@@ -241,7 +244,7 @@ export const makeArchiveLlm = (
       if (fallback !== undefined) return yield* fallback.complete(yield* withoutArchivedLines(request, calls))
       return yield* new NoRecordedAnswer({
         key: request.key ?? "(no key)",
-        reason: "the run's archive has no answer for it"
+        reason: NO_ARCHIVED_ANSWER
       })
     })
   return {
