@@ -402,7 +402,9 @@ describe("skyrl CLI", () => {
       // `--out=` was "Expected to find option: '--out'", `--servers=` "not recognized", `--n=` an empty message.
       [["convert", "--out=", tasks], `skyrl: --out: "" must end in .json, .jsonl or .parquet`],
       [["generate", "--n=", "--out", x], "skyrl: -n: '' is not an integer"],
-      [["convert", "--log-format=", tasks, "--out", x], "skyrl: --log-format needs a value: pretty or json"]
+      [["convert", "--log-format=", tasks, "--out", x], "skyrl: --log-format needs a value: pretty or json"],
+      // `--model ""` was taken, and every request then refused by the API.
+      [["generate", "-n", "1", "--model", "", "--out", x], "skyrl: --model must name a model"]
     ] as const
     for (const [args, message] of cases) {
       const r = await runCli([...args])
@@ -594,7 +596,7 @@ describe("skyrl CLI", () => {
       ["{", /RUN_DIR: \S*manifest\.json: .*JSON.*: not a readable run manifest/],
       [
         JSON.stringify({ run_id: "r", command: 7 }),
-        /RUN_DIR: \S*manifest\.json, command: Expected string, actual 7: not a readable run manifest/
+        /RUN_DIR: \S*manifest\.json, command: must be a string, got 7: not a readable run manifest/
       ]
     ] as const
     for (const [text, message] of cases) {
@@ -1059,6 +1061,14 @@ describe("convert never writes over its input", () => {
     const r = await runCli(["convert", input, "--out", join(dir, "rows.jsonl"), "--rejects", input])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain("--rejects: is the tasks file")
+    expect(readFileSync(input, "utf8")).toBe(text)
+    // The default rejects file (`<out>.rejects.jsonl`, here a symlink to the tasks) is --out's: no --rejects was given.
+    symlinkSync(input, join(dir, "q.jsonl.rejects.jsonl"))
+    const byDefault = await runCli(["convert", input, "--out", join(dir, "q.jsonl")])
+    expect([byDefault.status, byDefault.stderr]).toEqual([
+      2,
+      "skyrl: --out's rejects file: is the tasks file; convert never modifies its input, write to another file\n"
+    ])
     expect(readFileSync(input, "utf8")).toBe(text)
   })
   it("no command writes over another file it reads (--inventory, --servers-config, a list file, the cassette store, by a symlink too)", async () => {

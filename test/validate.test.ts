@@ -1608,8 +1608,20 @@ describe("CLI exit codes", () => {
     const all = await runCli(["validate", file, "--inventory", INVENTORY_FILE, "--json", "--fail-on", "warnings"])
     expect(all.status).toBe(1)
     expect(JSON.parse(all.stdout) as Report).toMatchObject({ violations: warnings, warnings: 0 })
+    // `warnings` beside a rule it already holds: all of them (it was "not a warning rule: warnings").
+    const mixed = await runCli([
+      "validate",
+      file,
+      "--inventory",
+      INVENTORY_FILE,
+      "--json",
+      "--fail-on",
+      "warnings,plan/complexity"
+    ])
+    expect([mixed.status, mixed.stderr]).toEqual([1, expect.not.stringContaining("--fail-on")])
+    expect(JSON.parse(mixed.stdout) as Report).toMatchObject({ violations: warnings, warnings: 0 })
 
-    for (const bad of ["contract/prompt", "prompt/nope", ""]) {
+    for (const bad of ["contract/prompt", "prompt/nope", "", "warnings,prompt/nope"]) {
       const r = await runCli(["validate", file, "--fail-on", bad])
       expect(r.status, bad).toBe(2)
       expect(r.stderr).toMatch(/--fail-on: .*the warning rules are contract\/max_turns, plan\/complexity, /)

@@ -27,8 +27,10 @@ export const runConvert = (options: {
     const rejectsFile = Option.getOrElse(options.rejects, () => `${options.out}.rejects.jsonl`)
     yield* checkOutFormat(options.out)
     const inventoryFile = Option.getOrElse(options.inventory, () => DEFAULT_INVENTORY)
+    // The rejects file by default is --out's (`<out>.rejects.jsonl`), named as generate and enrich name it.
+    const rejectsSetting = Option.isSome(options.rejects) ? "--rejects" : "--out's rejects file"
     yield* outputsApart("convert", [{ setting: "--out", file: options.out }, {
-      setting: "--rejects",
+      setting: rejectsSetting,
       file: rejectsFile
     }], [
       { what: "tasks file", file: options.tasks },

@@ -44,6 +44,9 @@ export const llmOptions = {
     "Model name",
     Config.nonEmptyString("OPENAI_MODEL"),
     defaultLlmSettings.model
+  ).pipe(
+    // `--model ""` was taken, and every request then refused by the API (OPENAI_MODEL="" already was refused).
+    Options.filterMap((m) => (m.trim() === "" ? Option.none() : Option.some(m)), "--model must name a model")
   ),
   backend: flagWithDefault(
     Options.choice("backend", ["responses", "chat", "batch"] as const),

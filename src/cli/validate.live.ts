@@ -15,11 +15,11 @@ import { positiveInt } from "./runShared.js"
 /** The warning rules a run may make fail it (`--fail-on`). */
 const WARNING_RULES: ReadonlyArray<RuleId> = RULES.filter((r) => defaultSeverity(r.id) === "warning").map((r) => r.id)
 
-/** `--fail-on`: warning rule ids, comma-separated, or `warnings` for all of them. */
+/** `--fail-on`: warning rule ids, comma-separated, `warnings` among them for all of them. */
 const parseFailOn = (text: string): Effect.Effect<ReadonlyArray<RuleId>, SettingsError> => {
   const names = text.split(",").map((n) => n.trim()).filter((n) => n !== "")
-  if (names.length === 1 && names[0] === "warnings") return Effect.succeed(WARNING_RULES)
-  const unknown = names.filter((n) => !(WARNING_RULES as ReadonlyArray<string>).includes(n))
+  // `warnings` is every warning rule, alone or beside some (`warnings,plan/complexity`: the same).
+  const unknown = names.filter((n) => n !== "warnings" && !(WARNING_RULES as ReadonlyArray<string>).includes(n))
   if (names.length === 0 || unknown.length > 0) {
     return Effect.fail(
       new SettingsError({
@@ -29,7 +29,7 @@ const parseFailOn = (text: string): Effect.Effect<ReadonlyArray<RuleId>, Setting
       })
     )
   }
-  return Effect.succeed(names as ReadonlyArray<RuleId>)
+  return Effect.succeed(names.includes("warnings") ? WARNING_RULES : names as ReadonlyArray<RuleId>)
 }
 
 /**
