@@ -918,9 +918,10 @@ _PYTHON = _Dialect(
 
 
 def _kind(c: str) -> str:
-    """A character's kind for token edges: a letter (or ``_``), a digit, or anything else."""
+    """A character's kind for token edges: a letter (or ``_``, or a combining mark: a vowel sign of Devanagari or
+    Thai, the accent of a decomposed ``é``, which are inside a word, not its edge), a digit, or anything else."""
     category = unicodedata.category(c)
-    return "letter" if c == "_" or category[0] == "L" else "digit" if category[0] == "N" else "other"
+    return "letter" if c == "_" or category[0] in "LM" else "digit" if category[0] == "N" else "other"
 
 
 def _token_edge(t: str, i: int) -> bool:

@@ -17,9 +17,12 @@ const NUMBER = /-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][+-]?\d+)?/g
 const asciiEscaped = (s: string): string =>
   JSON.stringify(s).slice(1, -1).replace(/[^ -~]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
 
-/** A character's kind for token edges: a letter (or `_`), a digit, or anything else. */
+/**
+ * A character's kind for token edges: a letter (or `_`, or a combining mark: a vowel sign of Devanagari or Thai,
+ * the accent of a decomposed `é`, which are inside a word, not its edge), a digit, or anything else.
+ */
 const kindOf = (c: string): "letter" | "digit" | "other" =>
-  /[\p{L}_]/u.test(c) ? "letter" : /\p{N}/u.test(c) ? "digit" : "other"
+  /[\p{L}\p{M}_]/u.test(c) ? "letter" : /\p{N}/u.test(c) ? "digit" : "other"
 
 /** The code point of `t` just before index `i` (undefined at 0), a surrogate pair read as one. */
 const charBefore = (t: string, i: number): string | undefined => {
