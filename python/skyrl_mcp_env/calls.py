@@ -203,6 +203,11 @@ def _parse_block(raw: str) -> Parsed:
     name = value.get("name")
     if not isinstance(name, str) or name.strip() == "":
         return Malformed(raw, 'has no "name" (a non-empty string)')
+    if "arguments" not in value and len(value) > 1:
+        # {"name": ..., "parameters": {...}} (another format's key): a call with no arguments it was not meant to be
+        others = ", ".join(json.dumps(k) for k in value if k != "name")
+        shape = '{"name": ..., "arguments": {...}}'
+        return Malformed(raw, f'has no "arguments" (its other keys: {others}): a call is {shape}')
     arguments = value.get("arguments", {})
     if not isinstance(arguments, dict):
         return Malformed(raw, f'"arguments" must be an object, got {type(arguments).__name__}')

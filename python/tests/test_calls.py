@@ -82,11 +82,19 @@ def test_a_tag_mentioned_in_template_opened_reasoning_does_not_hide_the_call_aft
         ('{"name": "", "arguments": {}}', 'has no "name"'),
         ('{"name": "a", "arguments": "{\\"x\\": 1}"}', '"arguments" must be an object'),
         ('{"name": "a", "arguments": [1]}', '"arguments" must be an object'),
+        # another format's key: was a call with no arguments (a cassette miss, not the grammar hint)
+        ('{"name": "a", "parameters": {"x": 1}}', 'has no "arguments" (its other keys: "parameters")'),
     ],
 )
 def test_malformed_blocks_say_why(body, reason):
     [parsed] = parse_calls(f"<tool_call>{body}</tool_call>")
     assert isinstance(parsed, Malformed) and reason in parsed.error
+
+
+def test_a_call_with_no_arguments_is_a_call_and_extra_keys_beside_arguments_are_read_past():
+    assert parse_calls('<tool_call>{"name": "a"}</tool_call>') == [Call("a", {})]
+    extra = '<tool_call>{"name": "a", "arguments": {"x": 1}, "id": "c1"}</tool_call>'
+    assert parse_calls(extra) == [Call("a", {"x": 1})]
 
 
 def test_unclosed_block_is_malformed():
