@@ -378,6 +378,20 @@ describe("cassette files", () => {
     expect([stats.entries, stats.errors, stats.illustrative]).toEqual([2, 1, 0])
   })
 
+  it("the time range is of the entries' ISO times: another recorded_at is left out of it (it was shown as the last)", () => {
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    for (const [tool, at] of [["a", "garbage"], ["b", "2026-11-29T10:00:00Z"], ["c", "2026-13-45T99:00:00Z"]]) {
+      reader.line(JSON.stringify({ ...entry(tool!, "answer"), recorded_at: at }))
+    }
+    const stats = collector.stats("f", 0, reader.done(false))
+    expect([stats.entries, stats.firstRecorded, stats.lastRecorded]).toEqual([
+      3,
+      "2026-11-29T10:00:00Z",
+      "2026-11-29T10:00:00Z"
+    ])
+  })
+
   it("the store appends a call's answer once over its stored tool error, never a second error", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
     temps.push(dir)

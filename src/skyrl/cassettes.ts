@@ -230,6 +230,10 @@ const countedOf = (e: CassetteEntry): Counted => ({
   illustrative: e.illustrative
 })
 
+/** `2026-11-30T00:00:00.000Z` (UTC, as skyrl writes it) or with an offset: a time the range can compare. */
+const isIsoTime = (text: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text))
+
 /**
  * The stats of a store as its entries come (`add`, as `cassetteReader` gives them: the first entry of each
  * key, or one replacing its key's tool error): counts per tool, error and illustrative results, server
@@ -263,7 +267,8 @@ export const cassetteStatsCollector = () => {
     const v = versions.get(e.server) ?? new Set<string>()
     if (typeof e.server_version === "string") v.add(e.server_version)
     versions.set(e.server, v)
-    if (typeof e.recorded_at === "string") {
+    // An ISO time only: the range compares them as text (`"garbage"` was shown as the last recorded).
+    if (typeof e.recorded_at === "string" && isIsoTime(e.recorded_at)) {
       if (first === null || e.recorded_at < first) first = e.recorded_at
       if (last === null || e.recorded_at > last) last = e.recorded_at
     }
