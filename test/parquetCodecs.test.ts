@@ -57,6 +57,19 @@ describe("Parquet compression codecs", () => {
     )
   })
 
+  it("an empty .parquet file is said to be empty (it was 'damaged ... Offset is outside the bounds of the DataView')", async () => {
+    const empty = join(mkdtempSync(join(tmpdir(), "skyrl-pq-codec-")), "empty.parquet")
+    writeFileSync(empty, "")
+    const read = await Effect.runPromise(Effect.either(Effect.provide(
+      Effect.flatMap(Storage, (s) => Stream.runDrain(s.readRows(empty))),
+      StorageLive
+    )))
+    expect(Either.isLeft(read) && [read.left.file, read.left.reason]).toEqual([
+      empty,
+      "not a Parquet file: it is empty"
+    ])
+  })
+
   it("ZSTD: a page that decompresses to far more than its size is refused at once, not built first", () => {
     // A zstd frame built by hand (RFC 8878) of RLE blocks of 128 KiB of zeros, as the zstd CLI writes zeros:
     // 512 blocks are 64 MiB from 2 KB (`zstd -dc | wc -c` says 67108864), with or without a declared size.

@@ -272,6 +272,13 @@ describe("rebuild of a damaged or killed run", () => {
     const resumed = await runCli(["generate", "-n", "4", "--out", out, "--llm", "replay", "--resume"])
     expect(resumed.status, resumed.stderr).toBe(2)
     expect(resumed.stderr).toContain(`skyrl: --resume: ${where}: `)
+    // An emptied manifest says so (it was JSON's "Unexpected end of JSON input").
+    writeFileSync(manifestFile, "")
+    const emptied = await runCli(["rebuild", runDir, "--out", join(dir, "rebuilt.jsonl")])
+    expect([emptied.status, emptied.stderr]).toEqual([
+      2,
+      expect.stringContaining(`skyrl: RUN_DIR: ${manifestFile}: is empty: `)
+    ])
   })
 
   it("an inventory that is not the run's is said at the start and named as the cause", async () => {

@@ -395,6 +395,8 @@ export const readManifestOrIssue = (file: string) =>
   Effect.gen(function*() {
     const text = yield* (yield* Storage).readText(file).pipe(Effect.either)
     if (Either.isLeft(text)) return Either.left<Issue>({ path: "", message: text.left.reason })
+    // Not JSON's "Unexpected end of JSON input": a file emptied (a disk that filled, an editor) says so.
+    if (text.right.trim() === "") return Either.left<Issue>({ path: "", message: "is empty" })
     return Either.mapLeft(
       Schema.decodeUnknownEither(Schema.parseJson(RunManifest))(text.right),
       (e): Issue => parseIssues(e)[0] ?? { path: "", message: "invalid manifest" }

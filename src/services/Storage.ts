@@ -863,6 +863,8 @@ const jsonDatasetRows = (file: string, keep: boolean): Stream.Stream<RowRecord, 
   })
 
 async function* parquetRows(file: string): AsyncGenerator<RowRecord> {
+  // An empty file said "its metadata or a data page is damaged (... Offset is outside the bounds of the DataView)".
+  if ((await fs.stat(file)).size === 0) throw new RowReadFailure(undefined, "not a Parquet file: it is empty")
   const { readParquetRows } = await import("./parquet.js")
   let index = 0
   try {
