@@ -123,6 +123,12 @@ const walk = <A>(
   return { path, node, found: undefined }
 }
 
+/** The command `args` name (its path from skyrl) and its usage: its options and arguments. */
+const commandOf = (command: { readonly descriptor: unknown }, args: ReadonlyArray<string>) => {
+  const { node, path } = walk(command, args, () => undefined)
+  return { path, usage: CommandDescriptor.getUsage(own(node) as never) }
+}
+
 /** ` Did you mean 'x'?` for the names within 2 edits of `name`, or "". */
 const didYouMean = (name: string, names: Iterable<string>): string => {
   const close = [...names].filter((k) => distance(k, name) <= 2).sort()
@@ -169,8 +175,7 @@ export const repeatedOptionsSplit = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
 ): ReadonlyArray<string> => {
-  const { node } = walk(command, args, () => undefined)
-  const usage = CommandDescriptor.getUsage(own(node) as never)
+  const { usage } = commandOf(command, args)
   const repeated = repeatedNames(usage, false, new Set())
   const valued = optionValues(usage)
   const end = endOf(args)
@@ -217,8 +222,7 @@ export const givenTwice = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
 ): string | undefined => {
-  const { node, path } = walk(command, args, () => undefined)
-  const usage = CommandDescriptor.getUsage(own(node) as never)
+  const { path, usage } = commandOf(command, args)
   const repeated = repeatedNames(usage, false, new Set())
   const valued = optionValues(usage)
   const canonical = new Map(
@@ -284,8 +288,7 @@ export const dashPath = (
   command: { readonly descriptor: unknown },
   args: ReadonlyArray<string>
 ): string | undefined => {
-  const { node, path } = walk(command, args, () => undefined)
-  const usage = CommandDescriptor.getUsage(own(node) as never)
+  const { path, usage } = commandOf(command, args)
   const options = optionValues(usage)
   const positional = pathArguments(usage)
   const prefix = path.length > 1 ? `${path.slice(1).join(" ")}: ` : ""
@@ -357,7 +360,7 @@ export const leftoverArgument = (
 ): string => {
   const arg = /^\s*Received unknown argument: '([\s\S]*)'$/.exec(message)?.[1]
   if (arg === undefined) return message
-  const { node, path } = walk(command, args, () => undefined)
+  const { path, usage } = commandOf(command, args)
   const where = path.slice(1).join(" ")
   const prefix = where === "" ? "" : `${where}: `
   const help = `\`${path.join(" ")} --help\``
@@ -367,7 +370,6 @@ export const leftoverArgument = (
   const given = args.slice(0, end).filter((a) => a === name || a.startsWith(`${name}=`)).length
   const argument = !isOptionLike(arg) || given < 2
   if (!argument) return `${prefix}${name} is given more than once. Its options: ${help}.`
-  const usage = CommandDescriptor.getUsage(own(node) as never)
   const quote = unquotedStdio(args, args.slice(0, end).indexOf(arg))
   return `${prefix}unexpected argument '${arg}': it takes ${takes(argumentsIn(usage))}.${quote} Its usage: ${help}.`
 }
@@ -415,10 +417,7 @@ export const namingFlag = (
 
 /** The name of the positional arguments the subcommand `args` name takes, when it takes one kind (`DATASET`). */
 const positionalOf = (command: { readonly descriptor: unknown }, args: ReadonlyArray<string>): string | undefined => {
-  const { node } = walk(command, args, () => undefined)
-  const names = argumentsIn(CommandDescriptor.getUsage(own(node) as never)).map((n) =>
-    n.replace(/^\[|\]$|\.\.\.$/g, "")
-  )
+  const names = argumentsIn(commandOf(command, args).usage).map((n) => n.replace(/^\[|\]$|\.\.\.$/g, ""))
   return names.length === 1 ? names[0] : undefined
 }
 
