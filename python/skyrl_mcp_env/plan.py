@@ -18,7 +18,7 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 
 class RowError(ValueError):
@@ -83,7 +83,7 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
     if not raw_steps:
         raise RowError(f"{where}: reward_spec.ground_truth.tool_sequence is missing or empty (a row needs a plan)")
     steps = tuple(_step(s, i, where) for i, s in enumerate(raw_steps))
-    tools = {s.call_name: (s.server, s.tool) for s in steps}
+    tools = _call_names(steps, where)
     listed = None if _offer_unknown(extras) else _available_tools(gt.get("available_tools"), where)
     limits = _object_or_empty(gt.get("limits"), f"{where}: limits")
     must_call_tool = _object_or_empty(gt.get("success"), f"{where}: success").get("must_call_tool")
@@ -99,13 +99,32 @@ def plan_from_extras(extras: Mapping[str, Any]) -> Plan:
         max_servers=positive_int(limits.get("max_servers"), f"{where}: limits.max_servers"),
         tools={**(listed or {}), **tools},
         tools_listed=listed is not None,
-        schemas=_schemas(gt.get("tool_schemas"), where),
+        schemas=_schemas(gt.get("tool_schemas"), where, {**(listed or {}), **tools}),
         rubric=gt.get("rubric"),
         derived_values_found=_derived_values_found(extras),
         derived_found_steps=_derived_found_steps(extras, steps),
         grounding_by_leaves=_grounding_by_leaves(extras),
         grounding_reading=_grounding_reading(extras),
     )
+
+
+def _call_names(steps: tuple[Step, ...], where: str) -> dict[str, tuple[str, str]]:
+    """call name -> (server, tool) of the plan's steps; one name for two tools (steps of servers ``a`` and ``b``
+    both naming ``search``, with no ``call_name``: rows of another tool) is refused: every call of it went to the
+    last, so the plan's own call of the first found no recording (0.444 for the plan itself)."""
+    tools: dict[str, tuple[str, str]] = {}
+    first: dict[str, int] = {}
+    for i, s in enumerate(steps):
+        if s.call_name in tools and tools[s.call_name] != (s.server, s.tool):
+            a, b = tools[s.call_name], (s.server, s.tool)
+            raise RowError(
+                f"{where}: tool_sequence[{i}].call_name: {shown(s.call_name)} is also the call name of "
+                f"tool_sequence[{first[s.call_name]}], another tool ({a[0]}/{a[1]}, {b[0]}/{b[1]}): the policy "
+                "could not tell them apart; give each tool a call name of its own"
+            )
+        tools.setdefault(s.call_name, (s.server, s.tool))
+        first.setdefault(s.call_name, i)
+    return tools
 
 
 def with_plan_limits(plan: Plan) -> Plan:
@@ -320,6 +339,7 @@ def _derived_found_steps(extras: Mapping[str, Any], steps: tuple[Step, ...]) -> 
 
 def _params(raw: Any, at: str) -> dict[str, Any]:
     params = {} if raw is None else json_object(raw, f"{at}.params")
+    _json_values_only(params, f"{at}.params")
     infinite = _non_finite_at(params)
     if infinite is not None:
         # No call can send it (a policy's 1e400 is a malformed call): the plan could not match itself. skyrl's
@@ -328,6 +348,24 @@ def _params(raw: Any, at: str) -> dict[str, Any]:
         raise RowError(f"{at}.params{path}: a number beyond a double's range (JSON text such as 1e400 reads as "
                        "Infinity), which no call can send")
     return params
+
+
+def _json_values_only(value: Any, where: str) -> None:
+    """``value`` holds JSON values only (what canonical JSON, the match and the cassette key can write): a row's
+    object given as such (not as JSON text) may hold a ``datetime`` or a numpy number, which passed construction
+    and made ``step`` raise (``TypeError: not a JSON value``) at the first call."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if item is None or isinstance(item, (str, bool, int, float)):
+            continue
+        if isinstance(item, (list, tuple)):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, dict) and all(isinstance(k, str) for k in item):
+            stack.extend((v, f"{path}.{k}") for k, v in item.items())
+        else:
+            raise RowError(f"{where}{path}: not a JSON value ({type(item).__name__}): write it as JSON (a string for a "
+                           "date, a plain number)")
 
 
 def _non_finite_at(value: Any) -> Optional[list[Any]]:
@@ -387,7 +425,11 @@ def _available_tools(raw: Any, where: str) -> Optional[dict[str, tuple[str, str]
             if not isinstance(t[key], str):
                 raise RowError(f"{at}.{key}: expected a string, got {shown(t[key])}")
             _hashable_name(t[key], f"{at}.{key}")
-        tools[_name(t.get("call_name"), f"{at}.call_name") or t["tool"]] = (t["server"], t["tool"])
+        name = _name(t.get("call_name"), f"{at}.call_name") or t["tool"]
+        if tools.get(name, (t["server"], t["tool"])) != (t["server"], t["tool"]):
+            raise RowError(f"{at}: call name {shown(name)} is also another tool's ({'/'.join(tools[name])}): give each "
+                           "tool a call name of its own")
+        tools[name] = (t["server"], t["tool"])
     return tools
 
 
@@ -402,11 +444,16 @@ def _hashable_name(name: str, where: str) -> None:
         )
 
 
-def _schemas(raw: Any, where: str) -> dict[str, Any]:
+def _schemas(raw: Any, where: str, own: Collection[str]) -> dict[str, Any]:
     """call name -> input schema; each a JSON object (a schema of another type was dropped, unchecked: the
     derived params of its steps were then matched by presence only)."""
     schemas = json_object(raw, f"{where}: tool_schemas") if raw else {}
+    # A null for a name this row does not call: another row's tool (Arrow fills the keys an object column's other
+    # rows have with nulls). For one of the row's own tools it is refused below: its derived params would go
+    # unchecked.
+    schemas = {name: schema for name, schema in schemas.items() if schema is not None or name in own}
     for name, schema in schemas.items():
         if not isinstance(schema, Mapping):
             raise RowError(f"{where}: tool_schemas.{name}: expected a JSON Schema object, got {shown(schema)}")
+        _json_values_only(schema, f"{where}: tool_schemas.{name}")
     return dict(schemas)

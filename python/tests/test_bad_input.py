@@ -2,6 +2,7 @@
 
 import collections.abc
 import copy
+import datetime
 import json
 import re
 
@@ -291,6 +292,26 @@ def _step_field(i, key, value):
             lambda gt: gt.__setitem__("tool_schemas", {"fmp_get_quote": None}),
             r"tool_schemas.fmp_get_quote: expected a JSON Schema object, got None",
         ),
+        (
+            lambda gt: gt["tool_sequence"][1].update(server="polygon", tool="fmp_search_ticker"),
+            r"tool_sequence\[1\].call_name: 'fmp_search_ticker' is also the call name of tool_sequence\[0\], another "
+            r"tool \(fmp/fmp_search_ticker, polygon/fmp_search_ticker\)",
+        ),
+        (
+            lambda gt: gt.__setitem__("available_tools", [{"server": s, "tool": "x"} for s in ("fmp", "polygon")]),
+            r"available_tools\[1\]: call name 'x' is also another tool's \(fmp/x\)",
+        ),
+        (
+            _step_field(0, "params", {"query": "Palantir", "since": datetime.date(2025, 1, 2)}),
+            r"row q2: tool_sequence\[0\].params.since: not a JSON value \(date\)",
+        ),
+        (
+            lambda gt: gt.__setitem__(
+                "tool_schemas",
+                {"fmp_get_quote": {"type": "object", "properties": {"at": {"default": datetime.datetime(2025, 1, 2)}}}},
+            ),
+            r"tool_schemas.fmp_get_quote.properties.at.default: not a JSON value \(datetime\)",
+        ),
     ],
     ids=[
         "depends_on-missing-step",
@@ -303,15 +324,29 @@ def _step_field(i, key, value):
         "available_tools-lone-surrogate",
         "tool_schemas-value-string",
         "tool_schemas-value-null",
+        "call-name-of-two-tools",
+        "available-call-name-of-two-tools",
+        "params-date-object",
+        "schema-datetime-default",
     ],
 )
 def test_a_row_whose_plan_cannot_score_is_a_row_error_naming_the_field(change, message):
     # before: each was built and played: the depends_on and step-number rows capped every trajectory, the plan's
     # too, at 0.25 (a step that cannot match), must_call_tool at 0, a lone surrogate in a server or tool name
     # raised UnicodeEncodeError out of step() at the first call (cassette key), and a schema given as a string
-    # (or null) was dropped: a derived param was then matched by presence only ("zzz" for an integer)
+    # (or null) was dropped: a derived param was then matched by presence only ("zzz" for an integer); one call
+    # name for two tools sent every call of it to the last (the plan itself scored 0.444); a date object in params
+    # or a schema (a row built in Python, not read from JSON) raised TypeError out of step() at the first call
     with pytest.raises(RowError, match=message):
         MCPToolEnv({}, _two(change))
+
+
+def test_a_null_schema_of_a_tool_the_row_does_not_call_is_no_schema():
+    # Arrow gives an object column the keys of every row, the others' as null: was "tool_schemas.other: expected a
+    # JSON Schema object, got None" for a row of a dataset loaded with datasets 4
+    schema = {"type": "object", "properties": {"symbol": {"type": "string"}}}
+    plan = plan_from_extras(_two(lambda gt: gt.__setitem__("tool_schemas", {"fmp_get_quote": schema, "other": None})))
+    assert plan.schemas == {"fmp_get_quote": schema}
 
 
 @pytest.mark.parametrize(
