@@ -152,6 +152,10 @@ def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"cassettes: cannot read {file}: {e.strerror}") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"cassettes: cannot read {file}: not UTF-8 ({e.reason})") from None
+        # The store's earlier versions (a store that fills while training): an env built on one keeps its own
+        # reference; the cache held every version, its memory growing with the square of the store.
+        for old in [k for k in list(_CASSETTE_CACHE) if k[0] == cache_key[0] and k != cache_key]:
+            _CASSETTE_CACHE.pop(old, None)
     records = _CASSETTE_CACHE[cache_key]
     if not records:
         _warn_empty_store(file, "it holds no entries")

@@ -184,6 +184,19 @@ def test_the_store_is_read_again_once_the_file_appears(tmp_path):
     assert "AAPL 230.10 USD" in text and meta["cassette_misses"] == 0
 
 
+def test_a_store_that_grows_is_cached_once_its_latest_version(tmp_path):
+    # before: each version (mtime, size) stayed cached: 200 appends held 200 copies and 20,100 entries
+    store = tmp_path / "cassettes.jsonl"
+    store.write_text(line(CASE["call_key"], "AAPL 230.10 USD") + "\n")
+    for i in range(5):
+        tools.load_cassettes(str(tmp_path))
+        with store.open("a") as f:
+            f.write(line(f"{i:064x}", f"answer {i}") + "\n")
+    records = tools.load_cassettes(str(tmp_path))
+    cached = [k for k in tools._CASSETTE_CACHE if k[0] == str(store.resolve())]
+    assert len(cached) == 1 and len(records) == 6 and tools._CASSETTE_CACHE[cached[0]] is records
+
+
 def test_the_writer_lock_next_to_a_store_is_ignored(cassettes):
     (cassettes / "cassettes.jsonl.lock").write_text('{"pid": 4242, "host": "h", "command": "verify"}\n')
     text, meta = first_observation({"cassettes": str(cassettes)}, call("tool", CASE["value"]))
