@@ -198,6 +198,12 @@ class MCPToolEnv(BaseTextEnv):
         self.backend: ToolBackend = make_backend(
             s.tools, s.cassettes, s.inventory, s.allow_side_effects, s.call_timeout, s.startup_timeout
         )
+        self._new_episode()
+
+    def _new_episode(self) -> None:
+        """Nothing of an earlier episode: SkyRL makes an env per trajectory, but an env whose ``init`` is called again
+        (reused) began its second episode ended, at turn 2 with the first one's calls."""
+        self.turns = 0
         self.calls: list[CallRecord] = []
         self.statuses: Counter = Counter()
         self.final_answer: Optional[str] = None
@@ -205,6 +211,7 @@ class MCPToolEnv(BaseTextEnv):
         self.parts: dict[str, Any] = {}
 
     def init(self, prompt: list) -> tuple[list, dict]:
+        self._new_episode()
         return prompt, {"task_id": self.plan.task_id, "max_turns": self.max_turns, "tools": self.settings.tools}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:

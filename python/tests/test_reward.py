@@ -94,6 +94,15 @@ def test_1_reward_comes_with_the_last_step_only(movers):
     assert [o["done"] for o in outs] == [False, False, False, True]
 
 
+def test_an_env_whose_init_is_called_again_plays_a_new_episode(movers):
+    # before: the second episode began ended (its first step 0.0 and done, at turn 2, with the first one's calls)
+    env = MCPToolEnv({}, extras_of(movers))
+    first = play(env, plan_calls(movers) + [FINAL])
+    second = play(env, plan_calls(movers) + [FINAL])
+    assert [(o["reward"], o["done"]) for o in second] == [(o["reward"], o["done"]) for o in first]
+    assert second[-1]["metadata"] == first[-1]["metadata"]
+
+
 # 2. no tool call ----------------------------------------------------------------------------
 
 
