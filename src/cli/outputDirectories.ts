@@ -91,9 +91,9 @@ const probe = async (dir: string): Promise<string | undefined> => {
 
 /**
  * Why the part of `given` before a `..` is no directory (`./nosub does not exist` of `./nosub/../o.jsonl`), or
- * undefined. The
- * system walks a path as written, so the run could not open it, though the path shortened (`./o.jsonl`, what
- * the other checks see) is fine: the lock was refused, "cannot create lock ./nosub/../o.jsonl.lock", naming no flag.
+ * undefined. The system walks a path as written, so the run could not open it, though the path shortened
+ * (`./o.jsonl`, what the other checks see) is fine: the lock was refused, "cannot create lock
+ * ./nosub/../o.jsonl.lock", naming no flag.
  */
 const missingBeforeUp = async (given: string): Promise<string | undefined> => {
   const parts = given.split(path.sep)

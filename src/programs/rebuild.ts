@@ -10,7 +10,7 @@ import { Effect, Either, Layer, Schema } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
-import { type JournalEntry, SettingsError } from "../domain/run.js"
+import { type IncompleteRun, type JournalEntry, SettingsError } from "../domain/run.js"
 import { warnSkippedLines } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly, NO_ARCHIVED_ANSWER } from "../services/llm/archive.js"
@@ -158,8 +158,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
         Effect.map((summary) => ({ made: summary.valid, engineReason: undefined })),
         // Why the engine fell short, for the error below, when it says more than that the archive lacks an answer
         // (which the error says): an archived record it could not use, named by file.
-        Effect.catchTag("IncompleteRun", (e) =>
-          Effect.succeed({ made: e.made, engineReason: e.reason.endsWith(NO_ARCHIVED_ANSWER) ? undefined : e.reason }))
+        Effect.catchTag("IncompleteRun", (e) => Effect.succeed({ made: e.made, engineReason: moreThanNoAnswer(e) }))
       )
       return { engineReason, made, rebuilt: yield* (yield* RunJournal).latest }
     }).pipe(
@@ -169,9 +168,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
       )
     )
     // The run's rows not rebuilt, each with the call its row came from (as the run named it), in sample order.
-    const notRebuilt = notMade(rebuilt).sort((a, b) =>
-      a - b
-    ).map((i) => {
+    const notRebuilt = notMade(rebuilt).sort((a, b) => a - b).map((i) => {
       const ref = rowOutputPath(latest.get(i)?.row)
       const call = typeof ref === "string" ? callRefInRunDir(ref) : undefined
       return call === undefined ? `sample ${i + 1}` : `sample ${i + 1} (${call})`
@@ -193,6 +190,10 @@ export const rebuildProgram = (options: RebuildOptions) =>
     yield* Effect.logInfo(`rebuilt ${made} rows of run ${m.run_id} (it made ${expected}) into ${options.out}`)
     return { written: made, expected }
   }))
+
+/** The engine's reason for the samples it did not finish, unless it only says the archive has no answer. */
+const moreThanNoAnswer = (e: IncompleteRun): string | undefined =>
+  e.reason.endsWith(NO_ARCHIVED_ANSWER) ? undefined : e.reason
 
 /** Fewer rows than the run made (exit 1): the run directory lacks what the others need. */
 export class RebuildIncomplete extends Schema.TaggedError<RebuildIncomplete>()("RebuildIncomplete", {
