@@ -111,6 +111,25 @@ const verify = async (
 
 describe("verify against a server that misbehaves", () => {
   it(
+    "an error the server answers with -32000 or -32001 is that row's tool-error: no restart, nothing sent twice",
+    async () => {
+      const dir = tempDir()
+      const { calls, spec } = server(dir)
+      const run = await verify(spec, dir, [call("busy", "a"), call("late", "b"), call("ok", "c")], { concurrency: 1 })
+      // Was: "the server went away during the call (MCP error -32000: backend busy)", the server restarted and the
+      // call sent again, the row server-unavailable; and -32001 a `timeout`, "no answer within 20s", at once.
+      expect(run.rejects.map((r) => [r.row, r.status, r.reason])).toEqual([
+        [0, "tool-error", "protocol error: MCP error -32000: backend busy"],
+        [1, "tool-error", "protocol error: MCP error -32001: the backend timed out"]
+      ])
+      expect(run.rows).toHaveLength(1)
+      expect(run.report.servers).toEqual([expect.objectContaining({ server: "bad", starts: 1 })])
+      expect(calls()).toEqual(["busy a", "late b", "ok c"])
+    },
+    60_000
+  )
+
+  it(
     "a result that is no tool result is that row's tool-error, naming the field; the server is not restarted",
     async () => {
       const dir = tempDir()

@@ -23,7 +23,14 @@ import type * as Scope from "effect/Scope"
 import { statSync } from "node:fs"
 import type { ServerInfo } from "../domain/inventory.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
-import { InvalidAnswer, issuesText, MessageTooLong, ServerStalled, StdioTransport } from "./StdioTransport.js"
+import {
+  InvalidAnswer,
+  issuesText,
+  MessageTooLong,
+  ServerErrorAnswer,
+  ServerStalled,
+  StdioTransport
+} from "./StdioTransport.js"
 
 export interface StdioServerSpec {
   readonly _tag: "stdio"
@@ -368,6 +375,9 @@ const failWithStderr = (spec: McpServerSpec, wire: Wire | undefined, reason: str
 const callError = (server: string, tool: string, e: unknown, timeout: Duration.Duration, wire: Wire): McpCallError => {
   const make = (kind: "protocol" | "timeout" | "connection", reason: string) =>
     new McpCallError({ server, tool, kind, reason })
+  // The server's own error answer, whatever its code (-32000 and -32001 are the SDK's codes for a closed connection
+  // and a timeout, too: a server's "backend busy" was taken for a lost server, restarted and its call sent again).
+  if (e instanceof ServerErrorAnswer || (e instanceof McpError && !madeHere(e))) return make("protocol", e.message)
   if (e instanceof McpError) {
     if (e.code === ErrorCode.RequestTimeout) {
       // Nor was a ping answered after it: the server is held, and the transport closed the connection.
@@ -390,6 +400,18 @@ const callError = (server: string, tool: string, e: unknown, timeout: Duration.D
   if (e instanceof ServerStalled) return make("connection", e.message)
   return make("connection", `the server went away during the call (${errorText(e)})`)
 }
+
+/**
+ * An McpError the client side made (the SDK's Protocol over HTTP, or StdioTransport): a closed connection
+ * ("Connection closed") or a request timed out (its data holds the `timeout`); any other with those codes is the
+ * server's answer.
+ */
+const madeHere = (e: McpError): boolean =>
+  e.code === ErrorCode.ConnectionClosed
+    ? e.message === "MCP error -32000: Connection closed"
+    : e.code === ErrorCode.RequestTimeout
+    ? typeof (e.data as { timeout?: unknown } | undefined)?.timeout === "number"
+    : true
 
 /**
  * A zod error: a result CallToolResultSchema refused (the direct lane's and `Client.callTool`'s alike), or an

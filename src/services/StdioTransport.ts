@@ -43,6 +43,13 @@ import { PassThrough } from "node:stream"
 import { isObject } from "../domain/json.js"
 import { callRequestLine, DIRECT_IDS, limitText, MCP_MESSAGE_LIMIT } from "../skyrl/callSize.js"
 
+/**
+ * An error the server answered a request with (a JSON-RPC `error` response): its code is the server's, so a server's
+ * own -32000 ("backend busy") or -32001 is not the connection closing or the request timing out, which the SDK and
+ * this transport report with those codes (McpClient's `callError` tells them apart by this class).
+ */
+export class ServerErrorAnswer extends McpError {}
+
 /** `pid` and its descendants, from /proc (just `pid` where there is no /proc). */
 export const processTree = (pid: number | undefined): Array<number> => {
   if (pid === undefined) return []
@@ -722,7 +729,7 @@ export class StdioTransport implements Transport {
     this.ended(p)
     if (response.error !== undefined) {
       const e = response.error as { code: number; message: string; data?: unknown }
-      p.waiter.done(McpError.fromError(e.code, e.message, e.data))
+      p.waiter.done(new ServerErrorAnswer(e.code, e.message, e.data))
       return
     }
     const checked = checkedResult(response.result)
