@@ -110,6 +110,25 @@ const verify = async (
 }
 
 describe("verify against a server that misbehaves", () => {
+  it("a result nested deeper than skyrl reads is that row's tool-error, not recorded; the run goes on", async () => {
+    const dir = tempDir()
+    const { calls, spec } = server(dir)
+    const rows = [call("deep", "a"), call("deep", "b", 600), call("ok", "c")]
+    const run = await verify(spec, dir, rows, { concurrency: 1 })
+    // Was: "internal error: Maximum call stack size exceeded" (the cassette line's JSON.stringify), exit 1, no row
+    // written, and the same on --resume; at 600 levels, a cassette line MCPToolEnv's reader raised RecursionError on.
+    const reason = "protocol error: the result nests objects and arrays more than 512 levels deep: too deep to read " +
+      "(skyrl's checks and MCPToolEnv walk values recursively)"
+    expect(run.rejects.map((r) => [r.row, r.status, r.reason])).toEqual([[0, "tool-error", reason], [
+      1,
+      "tool-error",
+      reason
+    ]])
+    expect(run.rows).toHaveLength(1)
+    expect(run.cassettes.map((c) => c.tool)).toEqual(["ok"])
+    expect(calls()).toEqual(["deep a", "deep b", "ok c"])
+  }, 60_000)
+
   it(
     "an error the server answers with -32000 or -32001 is that row's tool-error: no restart, nothing sent twice",
     async () => {

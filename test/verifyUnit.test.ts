@@ -378,6 +378,24 @@ describe("cassette files", () => {
     expect([stats.entries, stats.errors, stats.illustrative]).toEqual([2, 1, 0])
   })
 
+  it("an entry whose result nests deeper than skyrl reads (512 levels) is a bad line, as MCPToolEnv's reader says", () => {
+    // `depth` levels in all: the result and the objects nested in its structuredContent.
+    const nested = (depth: number) => {
+      const inner = "{\"a\":".repeat(depth - 1) + "1" + "}".repeat(depth - 1)
+      return JSON.stringify(entry("a", "answer")).replace(/"structuredContent":null/, `"structuredContent":${inner}`)
+    }
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    for (const depth of [512, 513, 20_000]) reader.line(nested(depth))
+    const counts = reader.done(false)
+    expect([counts.invalid, counts.reasons]).toEqual([[2, 3], [
+      "line 2: result: the result nests objects and arrays more than 512 levels deep: too deep to read (skyrl's checks " +
+      "and MCPToolEnv walk values recursively)",
+      "line 3: result: the result nests objects and arrays more than 512 levels deep: too deep to read (skyrl's checks " +
+      "and MCPToolEnv walk values recursively)"
+    ]])
+  })
+
   it("the time range is of the entries' ISO times: another recorded_at is left out of it (it was shown as the last)", () => {
     const collector = cassetteStatsCollector()
     const reader = cassetteReader(collector.add)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from .calls import depth_at_most
 from .canonical import call_key, canonical_json
 
 
@@ -204,6 +205,8 @@ def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
             fault = _entry_fault(record)
         except ValueError as e:  # json.JSONDecodeError too
             record, fault = None, f"not JSON ({getattr(e, 'msg', e)})"
+        except RecursionError:  # a line of thousands of levels: the parser's own limit (was raised out of the env)
+            record, fault = None, _TOO_DEEP
         if fault is not None:
             if number == len(lines):
                 break  # a torn last line, without its newline (a writer died mid-append), as skyrl reads it
@@ -233,7 +236,16 @@ def _entry_fault(record: Any) -> Optional[str]:
     ms = record.get("duration_ms")
     if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
         return _field_fault(record, "duration_ms", "a number of milliseconds ≥ 0")
+    if not depth_at_most(record["result"], MAX_RESULT_DEPTH):
+        return _TOO_DEEP
     return None
+
+
+MAX_RESULT_DEPTH = 512  # skyrl's MAX_JSON_DEPTH (src/skyrl/depth.ts): verify refuses a deeper result, stats a line
+_TOO_DEEP = (
+    f"result: the result nests objects and arrays more than {MAX_RESULT_DEPTH} levels deep: too deep to read "
+    "(skyrl's checks and MCPToolEnv walk values recursively)"
+)
 
 
 def _field_fault(record: dict[str, Any], field: str, expected: str) -> str:

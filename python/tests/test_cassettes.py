@@ -17,6 +17,12 @@ CASE = next(c for c in VECTORS if c["value"] == {"symbol": "AAPL", "limit": 5})
 ROW = make_row([{"server": "srv", "tool": "tool", "params": {"symbol": "AAPL", "limit": 5}}])
 
 
+def _nested(levels):
+    """A line whose result's structuredContent nests ``levels`` objects (the result itself one more)."""
+    nested = '{"a": ' * levels + "1" + "}" * levels
+    return line("k2", "x").replace('"structuredContent": null', f'"structuredContent": {nested}')
+
+
 def line(key, text, is_error=False, **extra):
     return json.dumps(
         {
@@ -288,8 +294,14 @@ _GOOD = line(CASE["call_key"], "AAPL 230.10 USD")
         # Python's json reads NaN and Infinity, JavaScript's JSON.parse does not: skyrl counts such a line as not JSON.
         (line("k2", "x").replace('"duration_ms": 3', '"duration_ms": NaN'), r"not JSON"),
         (line("k2", "x").replace('"duration_ms": 3', '"duration_ms": -Infinity'), r"not JSON"),
+        # A result deeper than skyrl reads (its rule: 512 levels): before, 5,000 levels raised RecursionError here.
+        (_nested(512), r"result: the result nests objects and arrays more than 512 levels deep"),
+        (_nested(5000), r"result: the result nests objects and arrays more than 512 levels deep"),
     ],
-    ids=["string", "null", "negative", "boolean", "overflow", "missing", "server", "tool", "array", "nan", "infinity"],
+    ids=[
+        "string", "null", "negative", "boolean", "overflow", "missing", "server", "tool", "array", "nan", "infinity",
+        "deep", "deeper-than-the-parser",
+    ],
 )
 def test_a_line_skyrl_cassettes_stats_calls_bad_is_refused_naming_its_line_and_field(tmp_path, bad, message):
     # before: each was replayed (a duration_ms that is not a number, no server or tool, NaN), while skyrl

@@ -22,6 +22,7 @@ import { Context, Duration, Effect, Either, Layer, Schema } from "effect"
 import type * as Scope from "effect/Scope"
 import { statSync } from "node:fs"
 import type { ServerInfo } from "../domain/inventory.js"
+import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "../skyrl/depth.js"
 import { resolveReferences } from "../skyrl/serverSpecs.js"
 import {
   InvalidAnswer,
@@ -461,6 +462,9 @@ const startCall = (
   return Effect.async<TimedCallResult, McpCallError>((resume) => call.wait(resume))
 }
 
+const tooDeep = (server: string, tool: string) =>
+  new McpCallError({ server, tool, kind: "protocol", reason: tooDeepReason("the result") })
+
 /** One call's outcome, kept until it is waited for (or handed to the waiter at once). */
 class PendingCall {
   private outcome: Effect.Effect<TimedCallResult, McpCallError> | undefined
@@ -482,6 +486,10 @@ class PendingCall {
     }
     const outcome = result === undefined
       ? Effect.fail(callError(this.server, this.tool, error, this.timeout, this.wire))
+      : nestsDeeperThan(result, MAX_JSON_DEPTH)
+      // Its row's tool-error: the cassette line, the policy's text and MCPToolEnv's reader walk it recursively (12,000
+      // levels stopped the whole run: "internal error: Maximum call stack size exceeded", and again on --resume).
+      ? Effect.fail(tooDeep(this.server, this.tool))
       : Effect.succeed({ result: toCallResult(result), durationMs: Math.round(performance.now() - this.t0) })
     if (this.waiter === undefined) this.outcome = outcome
     else this.waiter(outcome)

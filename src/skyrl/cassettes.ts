@@ -8,6 +8,7 @@
 import { isObject } from "../domain/json.js"
 import { noun, plural } from "../domain/words.js"
 import { callKey } from "./canonical.js"
+import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "./depth.js"
 
 export const CASSETTE_FILE = "cassettes.jsonl"
 
@@ -78,6 +79,8 @@ export const entryFault = (u: unknown): string | undefined => {
   if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
     return fieldFault("duration_ms", ms, "a number of milliseconds ≥ 0")
   }
+  // verify never records one (McpClient refuses such a result); MCPToolEnv's reader raised RecursionError on it.
+  if (nestsDeeperThan(u.result, MAX_JSON_DEPTH)) return `result: ${tooDeepReason("the result")}`
   return undefined
 }
 
