@@ -1157,6 +1157,20 @@ describe("verify: read-only by the inventory and by the live server", () => {
     expect(allowed.rejects).toEqual([])
     expect(readFileSync(log, "utf8")).toBe("hello\n")
   }, 60_000)
+
+  it("a tool the live server lists twice, once without readOnlyHint, is skipped without the flag", async () => {
+    const dir = tempDir("skyrl-verify-live-dup-")
+    const { log, spec } = sideEffectServer(dir)
+    const twice = { ...spec, env: { DUP_APPEND: "1" } }
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await sideEffectInventory())))
+    for (const t of data.servers[0].tools) if (t.name === "append") t.annotations = { readOnlyHint: true }
+    const inventory = Either.getOrThrow(decodeInventory(data))
+    const rows = [row("append", { server: "se", tool: "append", params: { text: "hello" } })]
+    const run = await verify({ inventory, specs: [twice], rows, dir })
+    // Was: the second listing (read-only) counted, and the line was appended without --allow-side-effects.
+    expect(existsSync(log)).toBe(false)
+    expect(run.rejects).toEqual([expect.objectContaining({ status: "skipped-side-effect", step: 1, tool: "append" })])
+  }, 60_000)
 })
 
 describe("verify: a tool the live server does not list", () => {

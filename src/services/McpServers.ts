@@ -238,14 +238,19 @@ const make = (options: McpServersOptions) =>
         return opened.value
       }))
 
-    /** The tools a new session lists with `readOnlyHint: true` (one tools/list per start), or why it did not list. */
-    const readOnlyOf = (listed: Either.Either<ReadonlyArray<ListedTool>, McpServerError>): LiveReadOnly =>
-      Either.isLeft(listed)
-        ? { tools: new Set(), listed: new Set(), error: listed.left.reason }
-        : {
-          tools: new Set(listed.right.filter(isReadOnly).map((t) => t.name)),
-          listed: new Set(listed.right.map((t) => t.name))
-        }
+    /**
+     * The tools a new session lists with `readOnlyHint: true` (one tools/list per start), or why it did not list. A
+     * tool listed twice is read-only only when every listing says so: one listing without the hint, then one with it,
+     * ran the tool without --allow-side-effects (`tools import` keeps the first listing).
+     */
+    const readOnlyOf = (listed: Either.Either<ReadonlyArray<ListedTool>, McpServerError>): LiveReadOnly => {
+      if (Either.isLeft(listed)) return { tools: new Set(), listed: new Set(), error: listed.left.reason }
+      const notReadOnly = new Set(listed.right.filter((t) => !isReadOnly(t)).map((t) => t.name))
+      return {
+        tools: new Set(listed.right.filter((t) => isReadOnly(t) && !notReadOnly.has(t.name)).map((t) => t.name)),
+        listed: new Set(listed.right.map((t) => t.name))
+      }
+    }
 
     /**
      * Ends a dead connection, counted as a death (toward giving the server up) unless `blamed`: lost during a call
