@@ -442,7 +442,12 @@ describe("skyrl CLI", () => {
         ["verify", join(dir, "no.jsonl"), "--out", join(dir, "v.jsonl")],
         `DATASET: Path '${join(dir, "no.jsonl")}' must exist`
       ],
-      [["convert", dir, "--out", join(dir, "c.jsonl")], `TASKS_FILE: Expected path '${dir}' to be a regular file`]
+      [["convert", dir, "--out", join(dir, "c.jsonl")], `TASKS_FILE: Expected path '${dir}' to be a regular file`],
+      // The same file given to two flags: the one whose kind it is not (it named --inventory, which took it).
+      [
+        ["verify", rows, "--inventory", rows, "--out", join(dir, "v.jsonl"), "--cassettes", rows],
+        `--cassettes: Expected path '${rows}' to be a directory`
+      ]
     ] as const
     for (const [args, message] of cases) {
       const r = await runCli([...args])

@@ -401,14 +401,21 @@ export const namingFlag = (
     ? `${said} (looked for ${resolve(cwd, given)})`
     : said
   const end = endOf(args)
+  const flags: Array<string> = []
   for (let i = 0; i < end; i++) {
     const arg = args[i]!
     if (!isOptionLike(arg)) continue
     const eq = arg.indexOf("=")
     if (eq === -1 ? i + 1 < end && args[i + 1] === given : arg.slice(eq + 1) === given) {
-      return `${eq === -1 ? arg : arg.slice(0, eq)}: ${where}`
+      flags.push(eq === -1 ? arg : arg.slice(0, eq))
     }
   }
+  // The same value given to two flags (`--inventory inv.json --cassettes inv.json`): the one of the kind the message
+  // expected (`to be a directory`), not the first (it named --inventory).
+  const kind = /^Expected path '[\s\S]*' to be a (directory|regular file)/.exec(message)?.[1]
+  const kinds = command === undefined || kind === undefined ? undefined : optionValues(commandOf(command, args).usage)
+  const flag = flags.find((f) => kinds?.get(f)?.kind === (kind === "directory" ? "directory" : "file")) ?? flags[0]
+  if (flag !== undefined) return `${flag}: ${where}`
   const positional = command === undefined || !args.slice(0, end).includes(given)
     ? undefined
     : positionalOf(command, args)
