@@ -949,26 +949,27 @@ export const lockHolderOf = (text: string): LockHolder => {
   }
 }
 
-/** Opens `file` with `flags`, writes `text` and flushes it to disk. */
-const writeSynced = async (file: string, flags: "a" | "wx", text: string): Promise<void> => {
-  const handle = await fs.open(file, flags)
-  try {
-    await writeAll(handle, text)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-}
-
 const createExclusive = async (file: string, text: string): Promise<boolean> => {
+  let handle: fs.FileHandle
   try {
-    await writeSynced(file, "wx", text)
-    await syncDirectory(path.dirname(path.resolve(file)))
-    return true
+    handle = await fs.open(file, "wx")
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") return false
     throw e
   }
+  try {
+    await writeAll(handle, text)
+    await handle.sync()
+  } catch (e) {
+    // Made but not written (a full disk, a file size limit): removed, or every later run found an empty lock it
+    // could not read the holder of ("(an unreadable lock file)") and never took it over.
+    await handle.close().catch(() => undefined)
+    await fs.rm(file, { force: true })
+    throw e
+  }
+  await handle.close()
+  await syncDirectory(path.dirname(path.resolve(file)))
+  return true
 }
 
 /**
