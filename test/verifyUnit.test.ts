@@ -410,6 +410,16 @@ describe("cassette files", () => {
     ])
   })
 
+  it("the time range is ordered by instant, offsets read (as text, 04:00-05:00 came before 10:00+09:00)", () => {
+    const collector = cassetteStatsCollector()
+    const reader = cassetteReader(collector.add)
+    const times = ["2026-11-30T04:00:00.000-05:00", "2026-11-30T10:00:00+09:00", "2026-11-30T05:00:00Z"]
+    times.forEach((at, i) => reader.line(JSON.stringify({ ...entry(`t${i}`, "answer"), recorded_at: at })))
+    const stats = collector.stats("f", 0, reader.done(false))
+    // 09:00Z, 01:00Z and 05:00Z: the second is the first recorded, the first the last.
+    expect([stats.firstRecorded, stats.lastRecorded]).toEqual([times[1], times[0]])
+  })
+
   it("the store appends a call's answer once over its stored tool error, never a second error", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-cassettes-"))
     temps.push(dir)

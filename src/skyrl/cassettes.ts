@@ -235,7 +235,7 @@ const countedOf = (e: CassetteEntry): Counted => ({
 
 /** `2026-11-30T00:00:00.000Z` (UTC, as skyrl writes it) or with an offset: a time the range can compare. */
 const isIsoTime = (text: string): boolean =>
-  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && !Number.isNaN(Date.parse(text))
+  /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) && Number.isFinite(Date.parse(text))
 
 /**
  * The stats of a store as its entries come (`add`, as `cassetteReader` gives them: the first entry of each
@@ -249,8 +249,8 @@ export const cassetteStatsCollector = () => {
     { server: string; tool: string; n: number; errors: number; ill: number; sum: number; max: number }
   >()
   const versions = new Map<string, Set<string>>()
-  let first: string | null = null
-  let last: string | null = null
+  let first: { readonly text: string; readonly at: number } | null = null
+  let last: { readonly text: string; readonly at: number } | null = null
   let entries = 0
   const keptErrors = new Map<string, Counted>()
   const countTool = (e: Counted, error: boolean): void => {
@@ -270,10 +270,12 @@ export const cassetteStatsCollector = () => {
     const v = versions.get(e.server) ?? new Set<string>()
     if (typeof e.server_version === "string") v.add(e.server_version)
     versions.set(e.server, v)
-    // An ISO time only: the range compares them as text (`"garbage"` was shown as the last recorded).
-    if (typeof e.recorded_at === "string" && isIsoTime(e.recorded_at)) {
-      if (first === null || e.recorded_at < first) first = e.recorded_at
-      if (last === null || e.recorded_at > last) last = e.recorded_at
+    // An ISO time only (`"garbage"` was shown as the last recorded), compared as the instant it names: as text,
+    // `04:00:00-05:00` (09:00 UTC) came before `10:00:00+09:00` (01:00 UTC).
+    const at = typeof e.recorded_at === "string" && isIsoTime(e.recorded_at) ? Date.parse(e.recorded_at) : undefined
+    if (at !== undefined) {
+      if (first === null || at < first.at) first = { text: e.recorded_at!, at }
+      if (last === null || at > last.at) last = { text: e.recorded_at!, at }
     }
   }
   const add = (e: CassetteEntry, replaces = false): void => {
@@ -298,8 +300,8 @@ export const cassetteStatsCollector = () => {
       errors: list.reduce((n, t) => n + t.errors, 0),
       illustrative: list.reduce((n, t) => n + t.ill, 0),
       serverVersions: Object.fromEntries([...versions].map(([s, v]) => [s, [...v].sort()])),
-      firstRecorded: first,
-      lastRecorded: last,
+      firstRecorded: first?.text ?? null,
+      lastRecorded: last?.text ?? null,
       tools: list.map((t) => ({
         server: t.server,
         tool: t.tool,
