@@ -1580,44 +1580,22 @@ describe("CLI exit codes", () => {
     ])
     const warnings = (JSON.parse(plain.stdout) as Report).warnings
 
-    const literal = await runCli([
-      "validate",
-      file,
-      "--inventory",
-      INVENTORY_FILE,
-      "--json",
-      "--fail-on",
-      "prompt/literal-not-shown"
-    ])
+    const failingOn = (rules: string) =>
+      runCli(["validate", file, "--inventory", INVENTORY_FILE, "--json", "--fail-on", rules])
+    const literal = await failingOn("prompt/literal-not-shown")
     expect(literal.status).toBe(1)
     const report = JSON.parse(literal.stdout) as Report
     expect([report.ok, report.violations, report.warnings]).toEqual([false, 1, warnings - 1])
     expect(literal.stderr).toMatch(/prompt\/literal-not-shown/)
     // The diversity pass's rules too: their counts go to violations when they fail the run.
-    const similar = await runCli([
-      "validate",
-      file,
-      "--inventory",
-      INVENTORY_FILE,
-      "--json",
-      "--fail-on",
-      "duplicate/similar-prompt"
-    ])
+    const similar = await failingOn("duplicate/similar-prompt")
     expect(similar.status).toBe(1)
     expect((JSON.parse(similar.stdout) as Report).violations).toBe(1)
-    const all = await runCli(["validate", file, "--inventory", INVENTORY_FILE, "--json", "--fail-on", "warnings"])
+    const all = await failingOn("warnings")
     expect(all.status).toBe(1)
     expect(JSON.parse(all.stdout) as Report).toMatchObject({ violations: warnings, warnings: 0 })
     // `warnings` beside a rule it already holds: all of them (it was "not a warning rule: warnings").
-    const mixed = await runCli([
-      "validate",
-      file,
-      "--inventory",
-      INVENTORY_FILE,
-      "--json",
-      "--fail-on",
-      "warnings,plan/complexity"
-    ])
+    const mixed = await failingOn("warnings,plan/complexity")
     expect([mixed.status, mixed.stderr]).toEqual([1, expect.not.stringContaining("--fail-on")])
     expect(JSON.parse(mixed.stdout) as Report).toMatchObject({ violations: warnings, warnings: 0 })
 
