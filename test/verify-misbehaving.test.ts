@@ -119,11 +119,9 @@ describe("verify against a server that misbehaves", () => {
     // written, and the same on --resume; at 600 levels, a cassette line MCPToolEnv's reader raised RecursionError on.
     const reason = "protocol error: the result nests objects and arrays more than 512 levels deep: too deep to read " +
       "(skyrl's checks and MCPToolEnv walk values recursively)"
-    expect(run.rejects.map((r) => [r.row, r.status, r.reason])).toEqual([[0, "tool-error", reason], [
-      1,
-      "tool-error",
-      reason
-    ]])
+    expect(run.rejects.map((r) => [r.row, r.status, r.reason])).toEqual(
+      [0, 1].map((row) => [row, "tool-error", reason])
+    )
     expect(run.rows).toHaveLength(1)
     expect(run.cassettes.map((c) => c.tool)).toEqual(["ok"])
     expect(calls()).toEqual(["deep a", "deep b", "ok c"])
