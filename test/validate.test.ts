@@ -1466,6 +1466,24 @@ describe("CLI exit codes", () => {
     expect(text.status).toBe(1)
     expect(text.stdout).toContain(`${file} row 3 (row): line 5 is not valid JSON`)
   })
+  it("1 for a JSON Lines row naming a key twice (arrow/repeated-key: pyarrow refuses the file), the rest checked", async () => {
+    const dir = tmp()
+    const file = join(dir, "twice.jsonl")
+    const twice = JSON.stringify(rowFor(1)).replace(`"max_turns":`, `"max_turns":2,"max_turns":`)
+    writeFileSync(file, [JSON.stringify(rowFor(0)), twice, JSON.stringify(rowFor(2))].join("\n") + "\n")
+    const r = await runCli(["validate", file, "--inventory", INVENTORY_FILE])
+    expect(r.status, r.stderr).toBe(1)
+    expect(r.stdout).toContain(
+      `${file} row 1 reward_spec.ground_truth.max_turns: this key is given twice in one object`
+    )
+    expect(r.stdout).toMatch(/VIOLATIONS: 1 in 1 rule/)
+    // The checks read the last max_turns (the row's own), not 2 (below steps + 1: a contract/max_turns warning).
+    expect(r.stdout).not.toContain("contract/max_turns")
+    // A JSON array file is read whole by Python's json (the last value wins; datasets loads it): not reported.
+    const array = join(dir, "twice.json")
+    writeFileSync(array, `[${twice}]`)
+    expect((await runCli(["validate", array, "--inventory", INVENTORY_FILE])).status).toBe(0)
+  })
   it("1 for a line that is not UTF-8 (contract/json naming line and byte offset); a U+FFFD written as UTF-8 passes", async () => {
     const file = join(tmp(), "latin1.jsonl")
     const kept = edited(rowFor(0), (r) => (r.prompt[1].content += " \uFFFD"))

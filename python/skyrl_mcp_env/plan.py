@@ -310,9 +310,10 @@ def _grounding_by_leaves(extras: Mapping[str, Any]) -> bool:
     """Ground with a JSON result read a string or number at a time, unless the row's verification record says what
     its results hold of the derived values (``derived_values_found``) without ``derived_reading: "json-leaves"``:
     skyrl verify read each result's text whole before 2026-12-04, so a plan value it found across a JSON result's
-    strings (a whole result copied into a file) would be refused to the plan's own call."""
+    strings (a whole result copied into a file) would be refused to the plan's own call. A reading this package does
+    not know (a later skyrl's) reads by leaves too, as the latest does: it once turned the leaves off."""
     verification = _task_metadata(extras).get("verification")
-    if not isinstance(verification, Mapping) or verification.get("derived_reading") in READINGS:
+    if not isinstance(verification, Mapping) or isinstance(verification.get("derived_reading"), str):
         return True
     entries = verification.get("steps")
     stepwise = isinstance(entries, list) and any(

@@ -567,9 +567,10 @@ class Evidence:
         return True
 
     def only_as_key(self, value: Any) -> bool:
-        """A string in ``value`` occurs in the texts, as a whole token, only as the key of an object (quoted, then a
-        colon: ``"symbol": ...``, or ``'symbol': ...`` as a Python repr writes it): a field name, the same in every
-        result of a tool whatever the task."""
+        """A string in ``value`` occurs in the texts, as a whole token, only in the syntax of the results, the same
+        in every result of a tool whatever the task: in the key of an object (quoted, then a colon: ``"symbol": ...``,
+        or ``'symbol': ...`` as a Python repr writes it; or a word of one: ``"1. symbol": ...``), or as one of JSON's
+        or a repr's literals (``null``, ``true``, ``None``: ``_LITERALS``)."""
         if isinstance(value, dict):
             return any(self.only_as_key(v) for v in value.values())
         if isinstance(value, list):
@@ -579,7 +580,7 @@ class Evidence:
         if value not in self._keys_only:
             found = False
             for reading, i, end in self._occurrences(value):
-                if not reading.is_key(i, end):
+                if not reading.is_syntax(i, end):
                     found = False
                     break
                 found = True
@@ -609,6 +610,10 @@ class Evidence:
 
 
 _SEPARATOR = "\x00"
+# The literals of JSON (Python's json.dumps writes NaN and Infinity) and of a Python repr: syntax, in every result.
+_LITERALS = frozenset(
+    ("true", "false", "null", "NaN", "Infinity", "-Infinity", "True", "False", "None", "nan", "inf", "-inf")
+)
 
 
 class _Reading:
@@ -640,14 +645,15 @@ class _Reading:
         """``joined[i:end]`` lies inside one piece (always, in a plain text)."""
         return self._starts is None or end <= self._end(self._piece(i))
 
-    def is_key(self, i: int, end: int) -> bool:
-        """``joined[i:end]`` is an object's key: a key of the JSON text whole, or quoted then a colon in plain text."""
+    def is_syntax(self, i: int, end: int) -> bool:
+        """``joined[i:end]`` is the results' syntax, not their data: inside a key of the JSON text, or of a literal of
+        it (``null``, ``true``, ``None``; a string ``"true"`` is read alike), or quoted then a colon in plain text."""
         if self._starts is None:
             return _is_key(self.joined, i, end)
         piece = self._piece(i)
         if self._keys[piece] is None:  # a run of lines that are not JSON
             return _is_key(self.joined, i, end)
-        return bool(self._keys[piece]) and self._starts[piece] == i and self._end(piece) == end
+        return bool(self._keys[piece]) or self.joined[self._starts[piece] : self._end(piece)] in _LITERALS
 
 
 def _as_float(value: Union[int, float]) -> Optional[float]:
@@ -959,8 +965,9 @@ def _grounds(evidence: Evidence, value: Any, illustrative: Any) -> bool:
     ``[]``, ``{}``, null and booleans anywhere, so a policy sending ``symbol: ""`` earned the step it could not
     ground; and a string of no letter or digit (``" "``, ``","``, ``"{"``) is a whole token wherever it occurs,
     which in every result it does (JSON's spaces, quotes, commas and braces): ``symbol: ","`` earned it alike. A
-    string held only as an object key (``symbol: "symbol"``, a field name of every result of the tool) grounds only
-    where the plan's value is such a key too (a field to sort by)."""
+    string held only in the results' syntax (``symbol: "symbol"``, a field name of every result of the tool, or a word
+    of one; ``"null"``, a literal of nearly every JSON result: ``Evidence.only_as_key``) grounds only where the plan's
+    value is so held too (a field to sort by)."""
     if not evidence.holds(value) or not (_findable(value) or not _findable(illustrative)):
         return False
     return not evidence.only_as_key(value) or evidence.only_as_key(illustrative)

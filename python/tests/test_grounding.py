@@ -258,6 +258,16 @@ def test_by_default_a_row_whose_derived_values_verify_found_in_the_results_is_gr
         assert episode(other, [SEARCH, quote("PALANTIR"), FINAL], {**config, "ground_derived": True})["reward"] == 0.25
 
 
+def test_a_record_of_a_reading_this_package_does_not_know_reads_results_by_leaves(palantir, cassettes):
+    # before: 1.0 for the whole search result pasted. A later skyrl's reading name turned the leaves off (the
+    # whole-text reading of records written before 2026-12-04), where the latest reading was meant
+    row = json.loads(json.dumps(palantir))
+    config = {"cassettes": cassettes(SEARCH_RESULT)["cassettes"]}
+    later = verified(row, True, reading="json-leaves-9")
+    assert episode(later, [SEARCH, quote(SEARCH_RESULT), FINAL], config)["reward"] == 0.25
+    assert episode(later, [SEARCH, quote("PLTR"), FINAL], config)["reward"] == 1.0
+
+
 def test_a_record_verify_wrote_before_json_results_were_read_by_strings_grounds_as_it_was_found(palantir, cassettes):
     # A plan value that spans a JSON result's strings (the whole search result, as a file's content would copy it):
     # skyrl verify before 2026-12-04 read each result whole and said found, so "auto" grounds the step; read a
@@ -575,6 +585,15 @@ def test_a_derived_value_of_punctuation_is_grounded_where_the_plans_is_alike(tmp
         ('[{"symbol": "PLTR", "name": "Palantir Technologies Inc."}]', "name"),
         ('[{"symbol" : "PLTR"}]', "symbol"),
         ("[{'symbol': 'PLTR'}]", "symbol"),  # a Python server's repr of a dict
+        # a word of a key (Alpha Vantage's layout): before, 1.0 even under strict, though the whole key was refused
+        ('{"bestMatches": [{"1. symbol": "PLTR", "4. region": "United States"}]}', "symbol"),
+        ('{"bestMatches": [{"1. symbol": "PLTR", "4. region": "United States"}]}', "region"),
+        # a literal of JSON or of a repr, in nearly every result: before, 1.0 even under strict
+        ('[{"symbol": "PLTR", "exchange": null, "isActivelyTrading": true}]', "null"),
+        ('[{"symbol": "PLTR", "exchange": null, "isActivelyTrading": true}]', "true"),
+        ('[{"symbol": "PLTR", "changes": -Infinity}]', "Infinity"),
+        ("[{'symbol': 'PLTR', 'exchange': None, 'active': True}]", "None"),
+        ("[{'symbol': 'PLTR', 'exchange': None, 'active': True}]", "True"),
     ],
 )
 def test_a_key_of_the_results_json_does_not_ground_a_value(palantir, cassettes, text, value):
@@ -589,6 +608,8 @@ def test_a_key_of_the_results_json_does_not_ground_a_value(palantir, cassettes, 
 def test_a_word_that_is_also_a_value_of_the_results_grounds(palantir, cassettes):
     config = cassettes('[{"symbol": "PLTR", "name": "symbol"}]')
     assert episode(palantir, [SEARCH, quote("symbol"), FINAL], config)["reward"] == 1.0
+    config = cassettes('[{"1. symbol": "PLTR", "note": "null pointer", "flag": true}]')  # in a string: data
+    assert episode(palantir, [SEARCH, quote("null"), FINAL], config)["reward"] == 1.0
 
 
 def test_a_key_grounds_where_the_plans_value_is_a_key_too(tmp_path):
@@ -605,6 +626,23 @@ def test_a_key_grounds_where_the_plans_value_is_a_key_too(tmp_path):
     first = call("quote", {"symbol": "MSFT"})
     assert episode(row, [first, call("sort", {"by": "volume"}), FINAL], config)["reward"] == 1.0
     assert episode(row, [first, call("sort", {"by": "MSFT"}), FINAL], config)["reward"] == 0.25  # in no result
+
+
+def test_a_literal_or_a_word_of_a_key_grounds_where_the_plans_value_is_one_too(tmp_path):
+    # the plan's own call is never refused for it: a flag a later tool takes as text ("true"), a field by its word
+    row = make_row(
+        [
+            {"server": "fmp", "tool": "quote", "params": {"symbol": "MSFT"}},
+            {"server": "fmp", "tool": "note", "params": {"open": "true", "field": "price"}, "depends_on": [1],
+             "derived_params": ["open", "field"]},
+        ]
+    )
+    quoted = record("quote", {"symbol": "MSFT"}, '{"1. price": 411.2, "2. volume": 9000, "open": true, "x": null}')
+    (tmp_path / "cassettes.jsonl").write_text(json.dumps(quoted) + "\n", encoding="utf-8")
+    config = {"cassettes": str(tmp_path), "ground_derived": True, "strict": True}
+    first = call("quote", {"symbol": "MSFT"})
+    assert episode(row, [first, call("note", {"open": "true", "field": "price"}), FINAL], config)["reward"] == 1.0
+    assert episode(row, [first, call("note", {"open": "null", "field": "volume"}), FINAL], config)["reward"] == 1.0
 
 
 def test_each_result_is_read_once_however_often_the_matcher_asks(monkeypatch):

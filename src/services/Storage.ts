@@ -82,6 +82,8 @@ export interface RowRecord {
   /** 1-based line of the row (JSON Lines only). */
   readonly line?: number
   readonly value: unknown
+  /** The field of the first key an object of the row's line names twice (`ReadRowsOptions.repeatedKeys`). */
+  readonly repeatedKey?: string
   /**
    * Why the line is not a row (`readRows` with `keepUnparsable`: a JSON Lines line that is not JSON, or
    * not UTF-8, or a record nested deeper than skyrl reads, `MAX_JSON_DEPTH`);
@@ -97,6 +99,8 @@ export interface ReadRowsOptions {
    * fails either way.
    */
   readonly keepUnparsable?: boolean
+  /** A JSON Lines row names the first key one of its objects gives twice (`RowRecord.repeatedKey`). */
+  readonly repeatedKeys?: boolean
 }
 
 /**
@@ -825,7 +829,7 @@ const STOP = Symbol("stop")
  * that is not JSON (or not UTF-8) is a row saying why with `keep`; without it the stream fails there, naming the
  * row, after the rows before it.
  */
-const jsonDatasetRows = (file: string, keep: boolean): Stream.Stream<RowRecord, InputError> =>
+const jsonDatasetRows = (file: string, keep: boolean, repeatedKeys: boolean): Stream.Stream<RowRecord, InputError> =>
   Stream.suspend(() => {
     const asInput = (e: unknown) => new InputError({ file, reason: reason(e) })
     const lines = Stream.fromAsyncIterable(
@@ -834,18 +838,15 @@ const jsonDatasetRows = (file: string, keep: boolean): Stream.Stream<RowRecord, 
     ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
     const text = Effect.tryPromise({ try: () => readTextFile(file), catch: asInput })
     let failure: InputError | undefined
-    return recordStream(file, lines, text, { emptyIsNone: true }).pipe(
+    return recordStream(file, lines, text, { emptyIsNone: true, repeatedKeys }).pipe(
       Stream.mapChunks((chunk) => {
         const rows: Array<RowRecord | typeof STOP> = []
         for (const r of chunk) {
           if (r._tag === "Record") {
-            rows.push(
-              r.line === undefined ? { index: r.index, value: r.value } : {
-                index: r.index,
-                line: r.line,
-                value: r.value
-              }
-            )
+            const row: RowRecord = r.line === undefined
+              ? { index: r.index, value: r.value }
+              : { index: r.index, line: r.line, value: r.value }
+            rows.push(r.repeatedKey === undefined ? row : { ...row, repeatedKey: r.repeatedKey })
           } else if (keep) {
             const at = r.line === undefined ? { index: r.index } : { index: r.index, line: r.line }
             rows.push({ ...at, value: undefined, unparsable: r.reason })
@@ -893,7 +894,7 @@ export const readDatasetRows = (file: string, options?: ReadRowsOptions): Stream
       ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
       : new InputError({ file, reason: reason(e) })
   // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
-  if (format === "json" || format === "jsonl") return jsonDatasetRows(file, keep)
+  if (format === "json" || format === "jsonl") return jsonDatasetRows(file, keep, options?.repeatedKeys === true)
   return Stream.fromAsyncIterable(
     { [Symbol.asyncIterator]: () => parquetRows(file)[Symbol.asyncIterator]() },
     toInputError

@@ -106,6 +106,10 @@ import { loneSurrogateOf } from "./utf8.js"
 export { DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 export const DEFAULT_MAX_EXAMPLES = 5
 
+const REPEATED_KEY = "this key is given twice in one object: pyarrow refuses the whole file, and " +
+  "datasets.load_dataset falls back to pandas, which fails or loads other values (the checks read the last, " +
+  "as Python's json does); keep one"
+
 export type Severity = "error" | "warning"
 
 export const RULES = [
@@ -167,6 +171,10 @@ export const RULES = [
   { id: "arrow/date-string", title: "Arrow: ISO-date-looking strings in typed fields (may load as datetime)" },
   { id: "arrow/empty-object", title: "Arrow: empty objects (an empty struct; Parquet cannot store it)" },
   { id: "arrow/int-float", title: "Arrow: ints and floats mixed at one path (ints come back as floats)" },
+  {
+    id: "arrow/repeated-key",
+    title: "Arrow: no object of a JSON Lines row names a key twice (pyarrow refuses the file)"
+  },
   {
     id: "arrow/empty-list",
     title: "Arrow: a list empty in every row of a JSON file is list<null> (no concatenation with typed files)",
@@ -765,8 +773,9 @@ export class DatasetChecker {
   }
 
   /** Checks one on-disk row (`index` is its 0-based position in the current file) and keeps it. */
-  add(index: number, value: unknown): ReadonlyArray<Finding> {
-    return this.check(index, value, { keep: true })
+  /** `check` of a row that is kept; `repeatedKey`: the field of a key its JSON Lines line names twice. */
+  add(index: number, value: unknown, repeatedKey?: string): ReadonlyArray<Finding> {
+    return this.check(index, value, { keep: true, repeatedKey })
   }
 
   /**
@@ -777,7 +786,10 @@ export class DatasetChecker {
   check(
     index: number,
     value: unknown,
-    options: { readonly keep: boolean | ((findings: ReadonlyArray<Finding>) => boolean) }
+    options: {
+      readonly keep: boolean | ((findings: ReadonlyArray<Finding>) => boolean)
+      readonly repeatedKey?: string | undefined
+    }
   ): ReadonlyArray<Finding> {
     if (this.fileIndex < 0) this.beginFile("(rows)")
     const found: Array<Finding> = []
@@ -789,6 +801,7 @@ export class DatasetChecker {
     let keep = options.keep === true
     try {
       this.addRow(index, value)
+      if (options.repeatedKey !== undefined) this.find("arrow/repeated-key", options.repeatedKey, REPEATED_KEY)
       if (typeof options.keep === "function") keep = options.keep(found)
       if (keep) this.keepRow(index)
     } finally {

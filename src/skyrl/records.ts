@@ -8,6 +8,7 @@ import { Chunk, Effect, Either, Stream } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "./depth.js"
+import { repeatedKeyOf } from "./repeatedKeys.js"
 import {
   firstUtf8Fault,
   isUtf16Fault,
@@ -27,6 +28,8 @@ export type RecordResult =
     readonly value: unknown
     /** Whether the JSON text it was parsed from holds a `\u` escape (only these can make a lone surrogate). */
     readonly escapes?: boolean
+    /** The field of the first key an object of its line names twice (`RecordsOptions.repeatedKeys`). */
+    readonly repeatedKey?: string
   }
   | { readonly _tag: "Unparsable"; readonly index: number; readonly line?: number; readonly reason: string }
 
@@ -86,6 +89,11 @@ export interface RecordsOptions {
    * exit 0 would hide the mistake upstream).
    */
   readonly emptyIsNone?: boolean | undefined
+  /**
+   * A JSON Lines record names the first key one of its objects gives twice (`repeatedKeyOf`: pyarrow refuses such a
+   * file): `validate` reports it.
+   */
+  readonly repeatedKeys?: boolean | undefined
 }
 
 /**
@@ -222,7 +230,7 @@ function* jsonLines(body: string): Generator<RecordResult> {
  * Reads JSON Lines one line at a time (the lines of a file in order, without their line ends): the record
  * of a line, or undefined for a blank one. Records are numbered 0.. and lines 1.., as `recordsOf` does.
  */
-export const jsonLinesReader = () => {
+export const jsonLinesReader = (options: RecordsOptions = {}) => {
   let index = 0
   let lineNo = 0
   return (raw: string): RecordResult | undefined => {
@@ -237,7 +245,10 @@ export const jsonLinesReader = () => {
       const reason = unreadableLine(line, lineNo, e)
       return { _tag: "Unparsable", index: at, line: lineNo, reason }
     }
-    return recordOf(at, lineNo, value, hasEscape(line))
+    const record = recordOf(at, lineNo, value, hasEscape(line))
+    if (options.repeatedKeys !== true || record._tag !== "Record") return record
+    const repeatedKey = repeatedKeyOf(line)
+    return repeatedKey === undefined ? record : { ...record, repeatedKey }
   }
 }
 
@@ -331,7 +342,7 @@ export const recordStream = <E>(
     if (format === "whole") return Stream.fromIterable(yield* recordsOf(yield* text, file, options))
     // A .json file of one JSON object is one record without a line (as recordsOf reads it): its first
     // record waits until a second one shows the file has several. A .jsonl file's records are its lines.
-    const read = jsonLinesReader()
+    const read = jsonLinesReader(options)
     const mayBeOneObject = path.extname(file).toLowerCase() !== ".jsonl"
     let held: RecordResult | undefined
     let count = 0
