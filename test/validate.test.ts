@@ -407,6 +407,27 @@ describe("Arrow hazards, across rows and files", () => {
       expect(Exit.isSuccess(alone) && ruleOf(alone.value, "arrow/type-change").count).toBe(0)
     }
   })
+  it("a whole number written as a float (4.0) or beyond int64 is a float: datasets can't concatenate its file", async () => {
+    const dir = tmp()
+    const [ints, floats, huge] = ["ints.jsonl", "floats.jsonl", "huge.jsonl"].map((f) => join(dir, f))
+    writeFileSync(ints, JSON.stringify(rowFor(0)) + "\n")
+    const text = JSON.stringify(rowFor(1))
+    writeFileSync(floats, text.replace(/"max_turns":(\d+)/, `"max_turns":$1.0`) + "\n")
+    writeFileSync(huge, text.replace(/"max_turns":(\d+)/, `"max_turns":10000000000000000000`) + "\n")
+    const intFloat = async (files: Array<string>) => {
+      const exit = await run(validateFiles({ files, inventory }))
+      return Exit.isSuccess(exit) ? ruleOf(exit.value, "arrow/int-float").examples : undefined
+    }
+    // before: no finding (JSON.parse gives 4 for 4.0), and concatenate_datasets failed on float64 against int64
+    expect(await intFloat([ints, floats])).toEqual([expect.objectContaining({
+      file: floats,
+      field: "reward_spec.ground_truth.max_turns",
+      message: expect.stringMatching(/^float \d+ \(written as a float\) here, int at .*ints\.jsonl row 0/)
+    })])
+    expect((await intFloat([ints, huge]))![0]!.message).toMatch(/^float 10000000000000000000 \(beyond int64\) here/)
+    for (const f of [ints, floats, huge]) expect(await intFloat([f])).toEqual([]) // each file alone is one type
+    expect(await intFloat([floats, huge])).toEqual([])
+  })
   it("JSON-encoded params and metadata are opaque: dates and differing keys inside them are no hazard", () => {
     const rows = [
       rowFor(0, {

@@ -84,7 +84,7 @@ const forEachRow = (
       begin(file)
       // A file convert, enrich and verify refuse whole (no JSON at all, a broken JSON document) is unreadable
       // here too, not one contract/json violation a line: readRows reads through the same reader (recordStream).
-      yield* storage.readRows(file, { keepUnparsable: true, repeatedKeys: true }).pipe(
+      yield* storage.readRows(file, { keepUnparsable: true, textFacts: true }).pipe(
         Stream.runForEachChunk((chunk) =>
           Effect.sync(() => {
             for (const record of chunk) each(file, record)
@@ -110,9 +110,9 @@ export const validateFiles = (
   Effect.gen(function*() {
     const spill = yield* optionalSpill("checks")
     const checker = new DatasetChecker({ ...options, spill })
-    yield* forEachRow(options.files, (file, { index, repeatedKey, unparsable, value }) => {
+    yield* forEachRow(options.files, (file, { facts, index, unparsable, value }) => {
       const fault = unparsable ?? deepJsonTextFault(value)
-      if (fault === undefined) checker.add(index, value, repeatedKey)
+      if (fault === undefined) checker.add(index, value, facts)
       else checker.addUnparsable(index, fault)
       // an unparsable line, or a row too deep to check, counts as an unreadable row there
       sink?.add(fault === undefined ? value : undefined, { file, row: index })

@@ -26,6 +26,7 @@ import * as path from "node:path"
 import { crc32 } from "node:zlib"
 import { InputError, LockHeld, StorageError } from "../domain/errors.js"
 import type { EncodedRow } from "../domain/row.js"
+import type { JsonTextFacts } from "../skyrl/jsonTextFacts.js"
 import type { JsonTextOptions, WritableRow } from "../skyrl/layout.js"
 import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } from "../skyrl/layout.js"
 import { recordStream } from "../skyrl/records.js"
@@ -82,8 +83,8 @@ export interface RowRecord {
   /** 1-based line of the row (JSON Lines only). */
   readonly line?: number
   readonly value: unknown
-  /** The field of the first key an object of the row's line names twice (`ReadRowsOptions.repeatedKeys`). */
-  readonly repeatedKey?: string
+  /** What the row's JSON Lines text says to Arrow that its value does not (`ReadRowsOptions.textFacts`). */
+  readonly facts?: JsonTextFacts
   /**
    * Why the line is not a row (`readRows` with `keepUnparsable`: a JSON Lines line that is not JSON, or
    * not UTF-8, or a record nested deeper than skyrl reads, `MAX_JSON_DEPTH`);
@@ -99,8 +100,8 @@ export interface ReadRowsOptions {
    * fails either way.
    */
   readonly keepUnparsable?: boolean
-  /** A JSON Lines row names the first key one of its objects gives twice (`RowRecord.repeatedKey`). */
-  readonly repeatedKeys?: boolean
+  /** A JSON Lines row carries what its text says to Arrow that its value does not (`RowRecord.facts`). */
+  readonly textFacts?: boolean
 }
 
 /**
@@ -829,7 +830,7 @@ const STOP = Symbol("stop")
  * that is not JSON (or not UTF-8) is a row saying why with `keep`; without it the stream fails there, naming the
  * row, after the rows before it.
  */
-const jsonDatasetRows = (file: string, keep: boolean, repeatedKeys: boolean): Stream.Stream<RowRecord, InputError> =>
+const jsonDatasetRows = (file: string, keep: boolean, textFacts: boolean): Stream.Stream<RowRecord, InputError> =>
   Stream.suspend(() => {
     const asInput = (e: unknown) => new InputError({ file, reason: reason(e) })
     const lines = Stream.fromAsyncIterable(
@@ -838,7 +839,7 @@ const jsonDatasetRows = (file: string, keep: boolean, repeatedKeys: boolean): St
     ).pipe(Stream.mapChunks((batches) => Chunk.unsafeFromArray(Chunk.toReadonlyArray(batches).flat())))
     const text = Effect.tryPromise({ try: () => readTextFile(file), catch: asInput })
     let failure: InputError | undefined
-    return recordStream(file, lines, text, { emptyIsNone: true, repeatedKeys }).pipe(
+    return recordStream(file, lines, text, { emptyIsNone: true, textFacts }).pipe(
       Stream.mapChunks((chunk) => {
         const rows: Array<RowRecord | typeof STOP> = []
         for (const r of chunk) {
@@ -846,7 +847,7 @@ const jsonDatasetRows = (file: string, keep: boolean, repeatedKeys: boolean): St
             const row: RowRecord = r.line === undefined
               ? { index: r.index, value: r.value }
               : { index: r.index, line: r.line, value: r.value }
-            rows.push(r.repeatedKey === undefined ? row : { ...row, repeatedKey: r.repeatedKey })
+            rows.push(r.facts === undefined ? row : { ...row, facts: r.facts })
           } else if (keep) {
             const at = r.line === undefined ? { index: r.index } : { index: r.index, line: r.line }
             rows.push({ ...at, value: undefined, unparsable: r.reason })
@@ -894,7 +895,7 @@ export const readDatasetRows = (file: string, options?: ReadRowsOptions): Stream
       ? new InputError({ file, ...(e.row === undefined ? {} : { row: e.row }), reason: e.message })
       : new InputError({ file, reason: reason(e) })
   // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
-  if (format === "json" || format === "jsonl") return jsonDatasetRows(file, keep, options?.repeatedKeys === true)
+  if (format === "json" || format === "jsonl") return jsonDatasetRows(file, keep, options?.textFacts === true)
   return Stream.fromAsyncIterable(
     { [Symbol.asyncIterator]: () => parquetRows(file)[Symbol.asyncIterator]() },
     toInputError

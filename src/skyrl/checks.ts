@@ -74,11 +74,13 @@ import { describeType, isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
+import { readsAsTimestamp } from "./arrowDates.js"
 import { callRequestBytes, MCP_MESSAGE_LIMIT, tooLongReason, withinLimitByLength } from "./callSize.js"
 import type { KeyDuplicate } from "./deferredKeys.js"
 import { DeferredKeys } from "./deferredKeys.js"
 import { schemaDrift } from "./drift.js"
 import { combine32 } from "./hash32.js"
+import type { JsonTextFacts } from "./jsonTextFacts.js"
 import { hash64, KeyTable } from "./keyTable.js"
 import { matchesRowSchema, objectOfText, stepListOnDisk, upgradeLegacyRow } from "./layout.js"
 import {
@@ -105,6 +107,14 @@ import { loneSurrogateOf } from "./utf8.js"
 
 export { DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 export const DEFAULT_MAX_EXAMPLES = 5
+
+/** A number as `arrow/int-float` names it: an integer Arrow reads as a float says why. */
+const numberShown = (value: number, numeric: "int" | "float"): string =>
+  numeric === "int" || !Number.isInteger(value)
+    ? String(value)
+    : Math.abs(value) >= 2 ** 63
+    ? `${value} (beyond int64)`
+    : `${value} (written as a float)`
 
 const REPEATED_KEY = "this key is given twice in one object: pyarrow refuses the whole file, and " +
   "datasets.load_dataset falls back to pandas, which fails or loads other values (the checks read the last, " +
@@ -168,9 +178,15 @@ export const RULES = [
   },
   { id: "arrow/type-change", title: "Arrow: one type per path across rows and files (else the load fails)" },
   { id: "arrow/key-sets", title: "Arrow: objects at one path have the same keys (else padded with nulls)" },
-  { id: "arrow/date-string", title: "Arrow: ISO-date-looking strings in typed fields (may load as datetime)" },
+  {
+    id: "arrow/date-string",
+    title: "Arrow: strings pyarrow reads as timestamps (ISO dates and times) in typed fields (they load as datetime)"
+  },
   { id: "arrow/empty-object", title: "Arrow: empty objects (an empty struct; Parquet cannot store it)" },
-  { id: "arrow/int-float", title: "Arrow: ints and floats mixed at one path (ints come back as floats)" },
+  {
+    id: "arrow/int-float",
+    title: "Arrow: ints and floats mixed at one path (ints come back as floats; across files the concatenation fails)"
+  },
   {
     id: "arrow/repeated-key",
     title: "Arrow: no object of a JSON Lines row names a key twice (pyarrow refuses the file)"
@@ -317,15 +333,6 @@ export interface CheckOptions {
 }
 
 type Json = Record<string, unknown>
-
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/
-
-/** ISO_DATE, with a cheap look at the first and fifth characters first (most strings are not dates). */
-const looksLikeDate = (text: string): boolean => {
-  if (text.length < 10 || text.length > 35 || text.charCodeAt(4) !== 45) return false
-  const c = text.charCodeAt(0)
-  return c >= 48 && c <= 57 && ISO_DATE.test(text)
-}
 
 type Kind = "string" | "number" | "boolean" | "object" | "array"
 const kindOf = (value: unknown): Kind | undefined =>
@@ -644,6 +651,8 @@ export class DatasetChecker {
   private current: Array<Finding> | undefined
   /** While a row is checked without keeping it: how to undo each change it made. */
   private undo: Array<() => void> | undefined
+  /** The fields of the row being checked whose whole numbers its text writes as floats (`JsonTextFacts`). */
+  private wholeFloats: ReadonlySet<string> | undefined
 
   constructor(private readonly options: CheckOptions = {}) {
     this.maxExamples = options.maxExamples ?? DEFAULT_MAX_EXAMPLES
@@ -773,9 +782,9 @@ export class DatasetChecker {
   }
 
   /** Checks one on-disk row (`index` is its 0-based position in the current file) and keeps it. */
-  /** `check` of a row that is kept; `repeatedKey`: the field of a key its JSON Lines line names twice. */
-  add(index: number, value: unknown, repeatedKey?: string): ReadonlyArray<Finding> {
-    return this.check(index, value, { keep: true, repeatedKey })
+  /** `check` of a row that is kept; `facts`: what its JSON Lines text says to Arrow that `value` does not. */
+  add(index: number, value: unknown, facts?: JsonTextFacts): ReadonlyArray<Finding> {
+    return this.check(index, value, { keep: true, facts })
   }
 
   /**
@@ -788,7 +797,7 @@ export class DatasetChecker {
     value: unknown,
     options: {
       readonly keep: boolean | ((findings: ReadonlyArray<Finding>) => boolean)
-      readonly repeatedKey?: string | undefined
+      readonly facts?: JsonTextFacts | undefined
     }
   ): ReadonlyArray<Finding> {
     if (this.fileIndex < 0) this.beginFile("(rows)")
@@ -800,8 +809,10 @@ export class DatasetChecker {
     this.pending = []
     let keep = options.keep === true
     try {
+      const facts = options.facts
+      this.wholeFloats = facts?.wholeFloats === undefined ? undefined : new Set(facts.wholeFloats)
       this.addRow(index, value)
-      if (options.repeatedKey !== undefined) this.find("arrow/repeated-key", options.repeatedKey, REPEATED_KEY)
+      if (facts?.repeatedKey !== undefined) this.find("arrow/repeated-key", facts.repeatedKey, REPEATED_KEY)
       if (typeof options.keep === "function") keep = options.keep(found)
       if (keep) this.keepRow(index)
     } finally {
@@ -811,6 +822,7 @@ export class DatasetChecker {
       }
       this.current = undefined
       this.undo = undefined
+      this.wholeFloats = undefined
     }
     return found
   }
@@ -1609,6 +1621,15 @@ export class DatasetChecker {
     return out === "" ? "(row)" : out
   }
 
+  /**
+   * Whether Arrow reads a number of the row being walked, at the current field, as an int64: an integer within int64
+   * (a larger one is a double) that the row's text does not write as a float (`3.0`).
+   */
+  private isArrowInt(value: number): boolean {
+    if (!Number.isInteger(value) || Math.abs(value) >= 2 ** 63) return false
+    return this.wholeFloats === undefined || !this.wholeFloats.has(this.field())
+  }
+
   /** Whether `value` is the frozen list or object last walked at `node` in this file without a finding. */
   private walkedClean(value: unknown, node: PathNode): boolean {
     return node.clean === value && node.cleanFile === this.fileIndex
@@ -1643,13 +1664,17 @@ export class DatasetChecker {
     } else this.typeChange(node, kind)
     switch (kind) {
       case "string":
-        if (node !== this.root && looksLikeDate(value as string)) {
-          this.find("arrow/date-string", this.field(), `${JSON.stringify(value)} looks like an ISO date`)
+        if (node !== this.root && readsAsTimestamp(value as string)) {
+          this.find(
+            "arrow/date-string",
+            this.field(),
+            `${JSON.stringify(value)} loads as a timestamp (pyarrow reads it as an ISO date)`
+          )
         }
         this.checkUnicode(value as string)
         return
       case "number": {
-        const numeric = Number.isInteger(value) ? "int" : "float"
+        const numeric = this.isArrowInt(value as number) ? "int" : "float"
         if (node.numeric === undefined) {
           this.setStat(node, "numeric", numeric)
           this.setStat(node, "numericAt", this.here(this.field()))
@@ -1657,7 +1682,8 @@ export class DatasetChecker {
           this.find(
             "arrow/int-float",
             this.field(),
-            `${numeric} ${String(value)} here, ${node.numeric} at ${node.numericAt}: ints come back as floats`
+            `${numeric} ${numberShown(value as number, numeric)} here, ${node.numeric} at ${node.numericAt}: ` +
+              "ints come back as floats (across files, datasets.concatenate_datasets fails)"
           )
         }
         return

@@ -8,7 +8,8 @@ import { Chunk, Effect, Either, Stream } from "effect"
 import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "./depth.js"
-import { repeatedKeyOf } from "./repeatedKeys.js"
+import type { JsonTextFacts } from "./jsonTextFacts.js"
+import { jsonTextFacts } from "./jsonTextFacts.js"
 import {
   firstUtf8Fault,
   isUtf16Fault,
@@ -28,8 +29,8 @@ export type RecordResult =
     readonly value: unknown
     /** Whether the JSON text it was parsed from holds a `\u` escape (only these can make a lone surrogate). */
     readonly escapes?: boolean
-    /** The field of the first key an object of its line names twice (`RecordsOptions.repeatedKeys`). */
-    readonly repeatedKey?: string
+    /** What its line's text says to Arrow that the value does not (`RecordsOptions.textFacts`). */
+    readonly facts?: JsonTextFacts
   }
   | { readonly _tag: "Unparsable"; readonly index: number; readonly line?: number; readonly reason: string }
 
@@ -90,10 +91,10 @@ export interface RecordsOptions {
    */
   readonly emptyIsNone?: boolean | undefined
   /**
-   * A JSON Lines record names the first key one of its objects gives twice (`repeatedKeyOf`: pyarrow refuses such a
-   * file): `validate` reports it.
+   * A JSON Lines record carries what its line's text says to Arrow that its value does not (`jsonTextFacts`: a key
+   * given twice, a whole number written as a float): `validate` reports them.
    */
-  readonly repeatedKeys?: boolean | undefined
+  readonly textFacts?: boolean | undefined
 }
 
 /**
@@ -246,9 +247,9 @@ export const jsonLinesReader = (options: RecordsOptions = {}) => {
       return { _tag: "Unparsable", index: at, line: lineNo, reason }
     }
     const record = recordOf(at, lineNo, value, hasEscape(line))
-    if (options.repeatedKeys !== true || record._tag !== "Record") return record
-    const repeatedKey = repeatedKeyOf(line)
-    return repeatedKey === undefined ? record : { ...record, repeatedKey }
+    if (options.textFacts !== true || record._tag !== "Record") return record
+    const facts = jsonTextFacts(line)
+    return facts === undefined ? record : { ...record, facts }
   }
 }
 
