@@ -22,7 +22,8 @@ import { compressors } from "./parquetCodecs.js"
 /** Rows per row group: bounds the memory of writer and reader. */
 export const ROW_GROUP_SIZE = 1_000
 
-type Field =
+/** A field of the skeleton: its name and kind, a struct's fields, a list's element's fields. */
+export type Field =
   | { readonly name: string; readonly kind: "string" | "int" }
   | { readonly name: string; readonly kind: "struct"; readonly fields: ReadonlyArray<Field> }
   | { readonly name: string; readonly kind: "list"; readonly element: ReadonlyArray<Field> }
