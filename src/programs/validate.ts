@@ -11,7 +11,7 @@ import type { Inventory } from "../domain/inventory.js"
 import type { EncodedRow } from "../domain/row.js"
 import { shellWord } from "../domain/words.js"
 import { failOnScratchError, optionalSpill } from "../services/Scratch.js"
-import type { RowRecord } from "../services/Storage.js"
+import type { ReadRowsOptions, RowRecord } from "../services/Storage.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
 import type { CheckOptions, Finding, Report, RuleReport } from "../skyrl/checks.js"
 import { DatasetChecker } from "../skyrl/checks.js"
@@ -69,14 +69,15 @@ export interface RowSink {
 }
 
 /**
- * Streams every row of every file to `each` (0-based row index per file), after `begin` of its file. A
- * JSON Lines line that is not JSON is a record of its own (`RowRecord.unparsable`): the rows after it
- * are read too.
+ * Streams every row of every file to `each` (0-based row index per file), after `begin` of its file and, for a
+ * Parquet file, `columnTypes` of its columns typed otherwise than skyrl types them. A JSON Lines line that is
+ * not JSON is a record of its own (`RowRecord.unparsable`): the rows after it are read too.
  */
 const forEachRow = (
   files: ReadonlyArray<string>,
   each: (file: string, record: RowRecord) => void,
-  begin: (file: string) => void = () => undefined
+  begin: (file: string) => void = () => undefined,
+  columnTypes?: ReadRowsOptions["columnTypes"]
 ) =>
   Effect.gen(function*() {
     const storage = yield* Storage
@@ -84,7 +85,7 @@ const forEachRow = (
       begin(file)
       // A file convert, enrich and verify refuse whole (no JSON at all, a broken JSON document) is unreadable
       // here too, not one contract/json violation a line: readRows reads through the same reader (recordStream).
-      yield* storage.readRows(file, { keepUnparsable: true, textFacts: true }).pipe(
+      yield* storage.readRows(file, { keepUnparsable: true, textFacts: true, columnTypes }).pipe(
         Stream.runForEachChunk((chunk) =>
           Effect.sync(() => {
             for (const record of chunk) each(file, record)
@@ -112,11 +113,14 @@ export const validateFiles = (
     const checker = new DatasetChecker({ ...options, spill })
     yield* forEachRow(options.files, (file, { facts, index, unparsable, value }) => {
       const fault = unparsable ?? deepJsonTextFault(value)
-      if (fault === undefined) checker.add(index, value, facts)
-      else checker.addUnparsable(index, fault)
+      if (fault === undefined) {
+        checker.add(index, value, facts)
+      } else checker.addUnparsable(index, fault)
       // an unparsable line, or a row too deep to check, counts as an unreadable row there
       sink?.add(fault === undefined ? value : undefined, { file, row: index })
-    }, (file) => checker.beginFile(file))
+    }, (file) =>
+      checker.beginFile(file), (issues) =>
+      checker.columnTypes(issues))
     return checker.report()
   }).pipe(Effect.scoped, failOnScratchError)
 

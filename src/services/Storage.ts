@@ -32,6 +32,7 @@ import { encodedOf, encodedRowJson, RowJson, toJsonText, writeEncodedRowJson } f
 import { recordStream } from "../skyrl/records.js"
 import { decodeUtf8, withoutBom } from "../skyrl/utf8.js"
 import { writeAll } from "./diskWrites.js"
+import type { ColumnTypeIssue } from "./parquetTypes.js"
 import { SinkWorker } from "./sinkWorker.js"
 
 /**
@@ -102,6 +103,11 @@ export interface ReadRowsOptions {
   readonly keepUnparsable?: boolean
   /** A JSON Lines row carries what its text says to Arrow that its value does not (`RowRecord.facts`). */
   readonly textFacts?: boolean
+  /**
+   * Called once for a .parquet file, before its rows, with the columns of skyrl's row skeleton that the file
+   * types otherwise than skyrl writes them (./parquetTypes.ts: none, for skyrl's own files); never for JSON.
+   */
+  readonly columnTypes?: ((issues: ReadonlyArray<ColumnTypeIssue>) => void) | undefined
 }
 
 /**
@@ -864,13 +870,13 @@ const jsonDatasetRows = (file: string, keep: boolean, textFacts: boolean): Strea
     )
   })
 
-async function* parquetRows(file: string): AsyncGenerator<RowRecord> {
+async function* parquetRows(file: string, columnTypes: ReadRowsOptions["columnTypes"]): AsyncGenerator<RowRecord> {
   // An empty file said "its metadata or a data page is damaged (... Offset is outside the bounds of the DataView)".
   if ((await fs.stat(file)).size === 0) throw new RowReadFailure(undefined, "not a Parquet file: it is empty")
   const { readParquetRows } = await import("./parquet.js")
   let index = 0
   try {
-    for await (const value of readParquetRows(file)) yield { index: index++, value }
+    for await (const value of readParquetRows(file, columnTypes)) yield { index: index++, value }
   } catch (e) {
     if (e instanceof RowReadFailure || (e as NodeJS.ErrnoException)?.code !== undefined) throw e
     // The reader's own TypeError or RangeError (`Cannot read properties of undefined (reading 'map')`) on bytes
@@ -897,7 +903,7 @@ export const readDatasetRows = (file: string, options?: ReadRowsOptions): Stream
   // Rows in chunks of a read buffer's lines (a Stream element per row costs more than parsing it).
   if (format === "json" || format === "jsonl") return jsonDatasetRows(file, keep, options?.textFacts === true)
   return Stream.fromAsyncIterable(
-    { [Symbol.asyncIterator]: () => parquetRows(file)[Symbol.asyncIterator]() },
+    { [Symbol.asyncIterator]: () => parquetRows(file, options?.columnTypes)[Symbol.asyncIterator]() },
     toInputError
   )
 }

@@ -18,6 +18,8 @@ import type * as fs from "node:fs/promises"
 import type { EncodedRow } from "../domain/row.js"
 import { writeAll } from "./diskWrites.js"
 import { compressors } from "./parquetCodecs.js"
+import type { ColumnTypeIssue } from "./parquetTypes.js"
+import { columnTypeIssues } from "./parquetTypes.js"
 
 /** Rows per row group: bounds the memory of writer and reader. */
 export const ROW_GROUP_SIZE = 1_000
@@ -204,10 +206,18 @@ const plain = (value: unknown): unknown => {
   return obj
 }
 
-/** Reads any Parquet file's rows as plain JSON values, one row group at a time. */
-export async function* readParquetRows(file: string): AsyncGenerator<unknown> {
+/**
+ * Reads any Parquet file's rows as plain JSON values, one row group at a time. `columnTypes`, when given, is
+ * called first with the columns of the skeleton typed otherwise than skyrl types them (./parquetTypes.ts), from
+ * the metadata the rows are read with.
+ */
+export async function* readParquetRows(
+  file: string,
+  columnTypes?: (issues: ReadonlyArray<ColumnTypeIssue>) => void
+): AsyncGenerator<unknown> {
   const buffer = await asyncBufferFromFile(file)
   const metadata = await parquetMetadataAsync(buffer)
+  columnTypes?.(columnTypeIssues(metadata, ROW_FIELDS))
   let start = 0
   for (const group of metadata.row_groups) {
     const end = start + Number(group.num_rows)

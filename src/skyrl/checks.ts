@@ -45,6 +45,9 @@
  *   arrow/empty-list (a warning): a list field empty in every row of a JSON file is typed list<null>, and
  *   such a file cannot be concatenated with one where the list has values (that case, across the files
  *   given, is an arrow/type-change).
+ *   arrow/parquet-type: a Parquet file's column at a path of skyrl's row skeleton typed otherwise than skyrl writes
+ *   it (large_string, int32, binary, a map: src/services/parquetTypes.ts), one finding of the file per column,
+ *   reported through `columnTypes` before the file's rows (the values alone cannot tell).
  * - prompt/too-long: the chat-templated prompt over the token budget (SkyRL drops such rows silently).
  * - prompt/tools-not-shown (a warning): a tool of available_tools whose call name the prompt's text never
  *   names (a word match), e.g. a chat log's system message kept as it was while its tools went through an
@@ -74,6 +77,7 @@ import { describeType, isObject } from "../domain/json.js"
 import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
+import type { ColumnTypeIssue } from "../services/parquetTypes.js"
 import { readsAsTimestamp } from "./arrowDates.js"
 import { callRequestBytes, MCP_MESSAGE_LIMIT, tooLongReason, withinLimitByLength } from "./callSize.js"
 import type { KeyDuplicate } from "./deferredKeys.js"
@@ -190,6 +194,11 @@ export const RULES = [
   {
     id: "arrow/repeated-key",
     title: "Arrow: no object of a JSON Lines row names a key twice (pyarrow refuses the file)"
+  },
+  {
+    id: "arrow/parquet-type",
+    title: "Arrow: a Parquet file's columns have the types skyrl writes and JSON Lines gives (string, int64, " +
+      "struct, list), else the files cannot be concatenated"
   },
   {
     id: "arrow/empty-list",
@@ -563,6 +572,28 @@ const isToolRef = (t: unknown): t is OfferedTool =>
   isObject(t) && typeof t.server === "string" && typeof t.tool === "string" &&
   (t.call_name === undefined || typeof t.call_name === "string")
 
+/**
+ * arrow/parquet-type: what datasets does with a Parquet column typed otherwise than skyrl writes it (every
+ * message checked with datasets 5 and pyarrow 25: test/fixtures/parquet-types/README.md).
+ */
+const parquetTypeMessage = ({ effect, found, needed }: ColumnTypeIssue): string => {
+  if (effect === "load") {
+    return `typed ${found}, not ${needed}: datasets.load_dataset cannot load the file at all ("Arrow type ` +
+      `${found} ... does not have a datasets dtype equivalent"); write it as ${
+        needed === "struct" ? "a struct (a dict in each row)" : needed
+      }`
+  }
+  const concat = "datasets cannot concatenate this file with JSON Lines files or skyrl-written Parquet " +
+    `(${needed} there): "The features can't be aligned"`
+  if (effect === "bytes") {
+    return `typed ${found}, not ${needed}: its values load as Python bytes, so MCPToolEnv refuses a row whose ` +
+      `params are bytes ("expected a JSON object, got bytes"), and ${concat}; write str values ` +
+      "(orjson.dumps(...).decode())"
+  }
+  const source = found.includes("large_string") ? " (pandas 3 and Polars write large_string)" : ""
+  return `typed ${found}, not ${needed}: ${concat}; cast the column to ${needed} before writing${source}`
+}
+
 /** A step as the checks read it: the plan step and its call name when the row has one. */
 type CheckedStep = PlanStep & { readonly call_name?: string }
 
@@ -667,6 +698,15 @@ export class DatasetChecker {
     this.files.push({ file, rows: 0 })
     this.fileStarts.push(this.kept)
     this.fileIndex = this.files.length - 1
+  }
+
+  /**
+   * arrow/parquet-type: the columns of the file being read that datasets types otherwise than skyrl writes them
+   * (Storage's `ReadRowsOptions.columnTypes`), each a finding of the file: row 0, the column's path as field.
+   */
+  columnTypes(issues: ReadonlyArray<ColumnTypeIssue>): void {
+    const file = this.files[this.fileIndex]!.file
+    for (const issue of issues) this.findAt("arrow/parquet-type", file, 0, issue.path, parquetTypeMessage(issue))
   }
 
   /** Settles the list paths of the file just read (see arrow/empty-list). */
