@@ -14,7 +14,10 @@
 /** A field as Arrow types it: pyarrow's name of the type, whether dictionary-encoded, and its children. */
 export interface ArrowField {
   readonly name: string
-  /** pyarrow's name of the type without its parameters (`list`, `struct`, `map`), or with them for ints. */
+  /**
+   * pyarrow's name of the type: `string`, `large_string`, `int32`, `uint64`, `double`; `list`, `struct`, `map`
+   * without their parameters (see `children`); an extension type as `extension<arrow.json>`.
+   */
   readonly type: string
   /** Dictionary-encoded: `type` is the type of its values (datasets reads such a column as its values' type). */
   readonly dictionary: boolean
