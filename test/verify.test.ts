@@ -1173,6 +1173,27 @@ describe("verify: read-only by the inventory and by the live server", () => {
   }, 60_000)
 })
 
+describe("verify: a server that lists otherwise after it restarts", () => {
+  it("a step sent after the restart runs only if the restarted server lists it read-only", async () => {
+    const dir = tempDir("skyrl-verify-live-flip-")
+    const { log, spec } = sideEffectServer(dir)
+    const flipping = { ...spec, env: { FLIP: join(dir, "started") } }
+    const data = JSON.parse(JSON.stringify(Schema.encodeSync(Inventory)(await sideEffectInventory())))
+    for (const t of data.servers[0].tools) if (t.name === "append") t.annotations = { readOnlyHint: true }
+    const inventory = Either.getOrThrow(decodeInventory(data))
+    // crash makes the first start exit; the plan runs again on the restarted server, which lists append as it is
+    const rows = [row("flip", { server: "se", tool: "crash", params: {} }, {
+      server: "se",
+      tool: "append",
+      params: { text: "hello" }
+    })]
+    const run = await verify({ inventory, specs: [flipping], rows, dir })
+    expect(existsSync(log)).toBe(false) // was: appended, and the row verified (the first start's listing counted)
+    expect(run.rejects).toEqual([expect.objectContaining({ status: "skipped-side-effect", step: 2, tool: "append" })])
+    expect(run.rejects[0].reason).toContain("the live server's tools/list does not")
+  }, 60_000)
+})
+
 describe("verify: a tool the live server does not list", () => {
   it("is a tool-error naming the stale inventory, not a side-effect skip", async () => {
     const dir = tempDir("skyrl-verify-live-missing-")

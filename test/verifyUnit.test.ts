@@ -29,6 +29,7 @@ import {
   unrecordedHeaders
 } from "../src/skyrl/serverSpecs.js"
 import {
+  allowed,
   blockedSteps,
   formatSummary,
   parseAllowList,
@@ -603,6 +604,16 @@ describe("drift, side effects, repair text", () => {
       "skipped-side-effect: step 1 fs/write_file: (and step 3 fs/move_file) not annotated readOnlyHint: true, so " +
         "they may change something; nothing of this plan ran (allow them with --allow-side-effects write_file,move_file)"
     )
+  })
+
+  it("a tool whose name holds a dot is allowed as SERVER.TOOL only (a plain name would name two tools)", () => {
+    // before: mem.create_entities also allowed server proxy's tool named "mem.create_entities", which then ran
+    const allow = parseAllowList("mem.create_entities,write_file,fs.a.b")
+    expect(allowed(allow, "mem", "create_entities") && allowed(allow, "fs", "write_file")).toBe(true)
+    expect(allowed(allow, "proxy", "mem.create_entities")).toBe(false)
+    expect([allowed(allow, "fs", "a.b"), allowed(allow, "other", "a.b")]).toEqual([true, false])
+    const step = { step: 1, server: "proxy", tool: "mem.create_entities", params: {}, derivedParams: [] }
+    expect(sideEffectFailure([step]).message).toContain("--allow-side-effects proxy.mem.create_entities)")
   })
 
   const inventory = Either.getOrThrow(parseInventoryText(readFileSync(FINANCE, "utf8"), FINANCE))

@@ -314,9 +314,13 @@ class LiveBackend:
         return sessions().call(conn, tool, arguments, self.call_timeout)
 
     def _allowed(self, server: str, tool: str) -> bool:
+        """Named by ``allow_side_effects`` as ``server.tool``, or as ``tool`` for a name without a dot: a plain
+        ``mem.create_entities`` would also name a tool so named on another server (skyrl verify reads it alike)."""
         if self.allow is True:
             return True
-        return isinstance(self.allow, (list, tuple)) and (tool in self.allow or f"{server}.{tool}" in self.allow)
+        if not isinstance(self.allow, (list, tuple)):
+            return False
+        return f"{server}.{tool}" in self.allow or ("." not in tool and tool in self.allow)
 
 
 def _encodable(arguments: dict[str, Any]) -> bool:
@@ -600,6 +604,8 @@ async def _list_tools(session: Any) -> tuple[dict[str, dict[str, Any]], dict[str
             if fault is not None:
                 refused[t.name] = fault
                 continue
+            if t.name in tools and tools[t.name].get("readOnlyHint") is not True:
+                continue  # a tool listed twice is read-only only when every listing says so, as skyrl verify reads it
             tools[t.name] = t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else {}
         cursor = page.next_cursor
         if not cursor:

@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXTURES, REPO, call, episode, make_row, play
 
 from skyrl_mcp_env import MCPToolEnv, tools
-from skyrl_mcp_env.tools import ConfigError, close_sessions, name_fault, sessions
+from skyrl_mcp_env.tools import ConfigError, LiveBackend, close_sessions, name_fault, sessions
 
 NODE = shutil.which("node")
 
@@ -275,6 +275,28 @@ def test_side_effect_tool_runs_when_the_config_allows_it(inventory, fs_root):
     )
     assert "Error" not in texts[0]
     assert target.read_text(encoding="utf-8") == "written by the env"
+
+
+def test_a_tool_the_server_lists_twice_once_without_read_only_is_refused(tmp_path, monkeypatch):
+    # before: the last listing won, and `append` (listed again with readOnlyHint: true) ran: the log got its line
+    log = tmp_path / "appended.log"
+    server = str(REPO / "test" / "fixtures" / "mcp" / "side-effect-server.mjs")
+    launch = {"transport": "stdio", "command": NODE, "args": [server, str(log)], "env": ["DUP_APPEND"]}
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps({"servers": [{"name": "se", "launch": launch}]}), encoding="utf-8")
+    monkeypatch.setenv("DUP_APPEND", "1")
+    row = make_row([{"server": "se", "tool": "append", "params": {"text": "side effect"}}])
+    texts, out = observations(row, live(str(inventory)), [call("append", {"text": "side effect"})])
+    assert "may have side effects" in texts[0] and not log.exists()
+    assert out["metadata"]["tool_results"] == {"refused": 1}
+
+
+def test_allow_side_effects_names_a_dotted_tool_as_server_dot_tool_only(inventory):
+    # before: "mem.create_entities" also allowed a tool named "mem.create_entities" on another server (proxy)
+    backend = LiveBackend(inventory, ["mem.create_entities", "write_file", "fs.a.b"], 20, 20)
+    assert backend._allowed("mem", "create_entities") and backend._allowed("fs", "write_file")
+    assert not backend._allowed("proxy", "mem.create_entities")
+    assert backend._allowed("fs", "a.b") and not backend._allowed("other", "a.b")
 
 
 def test_launch_args_referencing_the_environment_are_expanded(tmp_path, fs_root, monkeypatch):

@@ -73,7 +73,7 @@ export interface McpServersApi {
     tool: string,
     params: Readonly<Record<string, unknown>>,
     options?: BeginOptions
-  ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError>
+  ) => Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | NotListedReadOnly>
   /**
    * The tools the server lists with `readOnlyHint: true` (its tools/list, asked once per start: the latest
    * start's), or why the listing failed; undefined when it never started (`start` lists it).
@@ -93,7 +93,21 @@ export interface BeginOptions {
    * exit does not take the rows in flight beside it down with it, over and over).
    */
   readonly alone?: boolean
+  /**
+   * The call is sent only on a session whose own tools/list marks the tool read-only, checked as it is sent (after
+   * any restart): else it fails with `NotListedReadOnly`, not sent. For a tool no --allow-side-effects names: a
+   * server may list otherwise after it restarts, and a check made before the plan ran saw the listing before.
+   */
+  readonly readOnly?: boolean
 }
+
+/** A call `BeginOptions.readOnly` did not send: the session's tools/list does not mark the tool read-only. */
+export class NotListedReadOnly extends Schema.TaggedError<NotListedReadOnly>()("NotListedReadOnly", {
+  server: Schema.String,
+  tool: Schema.String,
+  /** Why that tools/list failed, when it did. */
+  listError: Schema.optional(Schema.String)
+}) {}
 
 /** What a server's own tools/list marks read-only. */
 export interface LiveReadOnly {
@@ -243,6 +257,9 @@ const make = (options: McpServersOptions) =>
      * tool listed twice is read-only only when every listing says so: one listing without the hint, then one with it,
      * ran the tool without --allow-side-effects (`tools import` keeps the first listing).
      */
+    const listErrorOf = (listed: LiveReadOnly | undefined) =>
+      listed?.error === undefined ? {} : { listError: listed.error }
+
     const readOnlyOf = (listed: Either.Either<ReadonlyArray<ListedTool>, McpServerError>): LiveReadOnly => {
       if (Either.isLeft(listed)) return { tools: new Set(), listed: new Set(), error: listed.left.reason }
       const notReadOnly = new Set(listed.right.filter((t) => !isReadOnly(t)).map((t) => t.name))
@@ -267,6 +284,23 @@ const make = (options: McpServersOptions) =>
       })
 
     /** The answer of a call made on `session`. */
+    /**
+     * The call sent on `session` (`alone`: the only one on it), unless `readOnly` and the session's tools/list
+     * (`slot.listed`: the latest start's, which is the session's) does not mark the tool read-only.
+     */
+    const sendOn = (
+      server: string,
+      slot: Slot,
+      session: McpSession,
+      tool: string,
+      params: Readonly<Record<string, unknown>>,
+      options: BeginOptions | undefined,
+      alone = false
+    ): Effect.Effect<CallAnswer, McpCallError | NotListedReadOnly> =>
+      options?.readOnly === true && slot.listed?.tools.has(tool) !== true
+        ? Effect.fail(new NotListedReadOnly({ server, tool, ...listErrorOf(slot.listed) }))
+        : answerOf(slot, session, session.startCall(tool, params, timeout), alone)
+
     const answerOf = (
       slot: Slot,
       session: McpSession,
@@ -299,16 +333,17 @@ const make = (options: McpServersOptions) =>
       server: string,
       slot: Slot,
       tool: string,
-      params: Readonly<Record<string, unknown>>
-    ): Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError> =>
+      params: Readonly<Record<string, unknown>>,
+      options: BeginOptions | undefined
+    ): Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | NotListedReadOnly> =>
       Effect.suspend(() =>
         slot.gate !== undefined
-          ? Effect.zipRight(Deferred.await(slot.gate), callVia(server, slot, tool, params))
+          ? Effect.zipRight(Deferred.await(slot.gate), callVia(server, slot, tool, params, options))
           : Effect.flatMap(sessionOf(server, slot), (session) =>
             Effect.suspend(() =>
               slot.gate !== undefined
-                ? callVia(server, slot, tool, params)
-                : answerOf(slot, session, session.startCall(tool, params, timeout))
+                ? callVia(server, slot, tool, params, options)
+                : sendOn(server, slot, session, tool, params, options)
             ))
       )
 
@@ -317,17 +352,24 @@ const make = (options: McpServersOptions) =>
      * session (started or restarted when needed) has no call in flight. A session that died meanwhile (a call
      * before the gate made it exit) is restarted first.
      */
-    const callAlone = (server: string, slot: Slot, tool: string, params: Readonly<Record<string, unknown>>) => {
-      const onIdle: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError> = Effect.flatMap(
-        sessionOf(server, slot),
-        (session) =>
-          Effect.zipRight(
-            session.idle,
-            Effect.suspend(() =>
-              session.isOpenNow() ? answerOf(slot, session, session.startCall(tool, params, timeout), true) : onIdle
+    const callAlone = (
+      server: string,
+      slot: Slot,
+      tool: string,
+      params: Readonly<Record<string, unknown>>,
+      options: BeginOptions | undefined
+    ) => {
+      const onIdle: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | NotListedReadOnly> = Effect
+        .flatMap(
+          sessionOf(server, slot),
+          (session) =>
+            Effect.zipRight(
+              session.idle,
+              Effect.suspend(() =>
+                session.isOpenNow() ? sendOn(server, slot, session, tool, params, options, true) : onIdle
+              )
             )
-          )
-      )
+        )
       return slot.alone.withPermits(1)(Effect.acquireUseRelease(
         Effect.sync(() => (slot.gate = Deferred.unsafeMake<void>(FiberId.none))),
         () => onIdle,
@@ -352,14 +394,14 @@ const make = (options: McpServersOptions) =>
         known !== undefined && known.inFlight === undefined && known.gate === undefined && options?.alone !== true &&
         session !== undefined && session.isOpenNow()
       ) {
-        return answerOf(known, session, session.startCall(tool, params, timeout))
+        return sendOn(server, known, session, tool, params, options)
       }
       return Effect.flatMap(slotOf(server), (slot) =>
         options?.alone === true
-          ? callAlone(server, slot, tool, params)
+          ? callAlone(server, slot, tool, params, options)
           : slot.inFlight === undefined
-          ? callVia(server, slot, tool, params)
-          : slot.inFlight.withPermits(1)(callVia(server, slot, tool, params)))
+          ? callVia(server, slot, tool, params, options)
+          : slot.inFlight.withPermits(1)(callVia(server, slot, tool, params, options)))
     }
 
     const states = Effect.sync(() =>

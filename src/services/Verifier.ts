@@ -36,6 +36,7 @@ import {
   interruptedAt,
   liveMissingToolFailure,
   liveSideEffectFailure,
+  notListedNowFailure,
   recordStep,
   resultText,
   sideEffectByInventory,
@@ -47,7 +48,7 @@ import {
 import type { CassettesLocked, CassetteStoreCounts } from "./Cassettes.js"
 import { Cassettes } from "./Cassettes.js"
 import type { McpCallError, McpClient, McpServerSpec } from "./McpClient.js"
-import type { CallAnswer, ServerState, ServerUnavailableError } from "./McpServers.js"
+import type { BeginOptions, CallAnswer, NotListedReadOnly, ServerState, ServerUnavailableError } from "./McpServers.js"
 import { McpServers } from "./McpServers.js"
 import type { Storage } from "./Storage.js"
 
@@ -220,7 +221,11 @@ export const sideEffectIntent = (append: (failure: FailureFields) => Effect.Effe
 }
 
 /** A call that is the only one on its server while in flight (McpServers' BeginOptions). */
-const ALONE = { alone: true } as const
+/** How a step's call is begun: alone on its server or not, and whether it must be listed read-only as it is sent. */
+const BEGIN: Readonly<Record<"shared" | "alone", Readonly<Record<"free" | "readOnly", BeginOptions>>>> = {
+  shared: { free: {}, readOnly: { readOnly: true } },
+  alone: { free: { alone: true }, readOnly: { alone: true, readOnly: true } }
+}
 
 /** `VerifyOptions.beforeSideEffect`, as the plan's steps pass it on. */
 type BeforeSideEffect = ((step: VerifyStep) => Effect.Effect<void, StorageError>) | undefined
@@ -370,7 +375,7 @@ const make = (settings: VerifierSettings) =>
     const runFrom = (
       steps: ReadonlyArray<VerifyStep>,
       i: number,
-      called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | StorageError>,
+      called: Effect.Effect<CallAnswer, McpCallError | ServerUnavailableError | NotListedReadOnly | StorageError>,
       versions: Record<string, string | null>,
       done: Array<VerificationRecord["steps"][number]>,
       before: BeforeSideEffect,
@@ -393,7 +398,16 @@ const make = (settings: VerifierSettings) =>
       })
     }
     const beginStep = (step: VerifyStep, alone: boolean) =>
-      servers.begin(step.server, step.tool, step.params, alone ? ALONE : undefined)
+      servers.begin(
+        step.server,
+        step.tool,
+        step.params,
+        BEGIN[alone ? "alone" : "shared"][
+          allowed(settings.allowSideEffects, step.server, step.tool)
+            ? "free"
+            : "readOnly"
+        ]
+      )
     /** Step i's call, sent now (`alone`: the only call on its server); the plan's first step with side effects once `before` is done. */
     const send = (steps: ReadonlyArray<VerifyStep>, i: number, before: BeforeSideEffect, alone: boolean) => {
       const step = steps[i]!
@@ -500,7 +514,12 @@ const make = (settings: VerifierSettings) =>
     const ranSideEffect = (steps: ReadonlyArray<VerifyStep>, at: VerifyStep) =>
       firstSideEffect(steps, steps.indexOf(at) + 1)
     /** Step i's failure; a timeout or an unavailable server after a step with side effects ran (or was sent) is final. */
-    const failedAt = (steps: ReadonlyArray<VerifyStep>, i: number, e: McpCallError | ServerUnavailableError) => {
+    const failedAt = (
+      steps: ReadonlyArray<VerifyStep>,
+      i: number,
+      e: McpCallError | ServerUnavailableError | NotListedReadOnly
+    ) => {
+      if (e._tag === "NotListedReadOnly") return notListedNowFailure(steps[i]!, e.listError)
       const f = failureOf(steps[i]!, e)
       if (f instanceof ConnectionLost || f.status === "tool-error") return f
       // An unavailable server never got step i's call; a timed-out call may have acted.

@@ -192,16 +192,27 @@ export const parseAllowList = (text: string | undefined): AllowList => {
   return names.includes("all") ? { all: true } : { all: false, names: new Set(names) }
 }
 
-/** The names of an allow list that match no tool of the inventory (as `tool` or `server.tool`): typos. */
+/** The names of an allow list that match no tool of the inventory (`allowNamesOf`): typos. */
 export const unknownAllowNames = (inventory: Inventory, allow: AllowList): ReadonlyArray<string> => {
   if (allow.all) return []
-  const known = new Set(inventory.servers.flatMap((s) => s.tools.flatMap((t) => [t.name, `${s.name}.${t.name}`])))
+  const known = new Set(inventory.servers.flatMap((s) => s.tools.flatMap((t) => allowNamesOf(s.name, t.name))))
   return [...allow.names].filter((name) => !known.has(name))
 }
 
-/** Whether `--allow-side-effects` names the tool (as `tool` or `server.tool`, or `all`). */
+/**
+ * How `--allow-side-effects` names a tool: `server.tool`, and `tool` for a name without a dot. A plain
+ * `mem.create_entities` named both server mem's create_entities and a tool so named on another server, which then
+ * ran (MCPToolEnv's `allow_side_effects` reads names alike).
+ */
+const allowNamesOf = (server: string, tool: string): ReadonlyArray<string> =>
+  tool.includes(".") ? [`${server}.${tool}`] : [tool, `${server}.${tool}`]
+
+/** The name of a tool a message suggests for `--allow-side-effects` (`tool`, or `server.tool` for a dotted one). */
+const allowNameOf = (step: VerifyStep): string => allowNamesOf(step.server, step.tool)[0]!
+
+/** Whether `--allow-side-effects` names the tool (`allowNamesOf`, or `all`). */
 export const allowed = (allow: AllowList, server: string, tool: string) =>
-  allow.all || allow.names.has(tool) || allow.names.has(`${server}.${tool}`)
+  allow.all || allow.names.has(`${server}.${tool}`) || (!tool.includes(".") && allow.names.has(tool))
 
 /** Whether verification may run a tool: it is annotated read-only, or it was allowed. */
 export const mayRun = (inventory: Inventory, server: string, tool: string, allow: AllowList): boolean => {
@@ -232,7 +243,7 @@ export const sideEffectFailure = (blocked: ReadonlyArray<VerifyStep>): Verificat
   const [first, ...others] = blocked as readonly [VerifyStep, ...Array<VerifyStep>]
   // The message names the first step already (`step N server/tool: ...`): the reason names the others.
   const also = others.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
-  const names = [...new Set(blocked.map((s) => s.tool))].join(",")
+  const names = [...new Set(blocked.map(allowNameOf))].join(",")
   return new VerificationFailed({
     status: "skipped-side-effect",
     step: first.step,
@@ -253,7 +264,7 @@ export const sideEffectFailure = (blocked: ReadonlyArray<VerifyStep>): Verificat
 export const liveSideEffectFailure = (blocked: ReadonlyArray<VerifyStep>, listError?: string): VerificationFailed => {
   const [first, ...others] = blocked as readonly [VerifyStep, ...Array<VerifyStep>]
   const also = others.map((s) => `step ${s.step} ${s.server}/${s.tool}`).join(", ")
-  const names = [...new Set(blocked.map((s) => s.tool))].join(",")
+  const names = [...new Set(blocked.map(allowNameOf))].join(",")
   const [it, they] = others.length === 0 ? ["it", "it"] : ["them", "they"]
   const live = listError === undefined ? "does not" : `failed (${listError})`
   return new VerificationFailed({
@@ -266,6 +277,24 @@ export const liveSideEffectFailure = (blocked: ReadonlyArray<VerifyStep>, listEr
       `--allow-side-effects ${names})`
   })
 }
+
+/**
+ * A step not sent because the session it was to go on does not list its tool read-only (`NotListedReadOnly`: the
+ * server restarted during the plan and lists otherwise now, or its tools/list failed), though the listing the
+ * plan was checked against did: `skipped-side-effect`; only the read-only steps before it ran.
+ */
+export const notListedNowFailure = (step: VerifyStep, listError?: string): VerificationFailed =>
+  new VerificationFailed({
+    status: "skipped-side-effect",
+    step: step.step,
+    server: step.server,
+    tool: step.tool,
+    reason:
+      `the live server's tools/list ${
+        listError === undefined ? "does not annotate it" : `failed (${listError}) to annotate it`
+      } readOnlyHint: true since the server restarted during the plan, so it may change something; it was not sent ` +
+      `(allow it with --allow-side-effects ${allowNameOf(step)})`
+  })
 
 /**
  * A step whose tool the live server does not list at all (a stale inventory: renamed or removed since it was
