@@ -137,7 +137,7 @@ const noteLockAtFlush = (lockText: () => string | undefined) => {
     hasResult: () => false,
     sideEffect: () => false,
     flush: Effect.sync(() => void seen.push(lockText())),
-    report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0, replaced: 0 } })
+    report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0, replaced: 0, differed: 0 } })
   }
   return { seen, layer: Layer.succeed(Verifier, api) }
 }

@@ -586,6 +586,31 @@ describe("verify against server-memory (stateful)", () => {
   }, 60_000)
 })
 
+describe("verify against server-memory: one call's key, two answers", () => {
+  it("a read that answers otherwise after this row's write is marked stored_answer_differs and counted", async () => {
+    const dir = tempDir("skyrl-verify-memory-state-")
+    const memory = nodeServer("memory", [serverBin("server-memory")], { MEMORY_FILE_PATH: join(dir, "memory.jsonl") })
+    const inventory = await importLive([memory])
+    const open = { server: "memory", tool: "open_nodes", params: { names: ["Grace"] } }
+    const create = {
+      server: "memory",
+      tool: "create_entities",
+      params: { entities: [{ name: "Grace", entityType: "person", observations: ["wrote a compiler"] }] }
+    }
+    const rows = [row("read-first", open), row("create-read", create, open)]
+    const run = await verify({ inventory, specs: [memory], rows, allow: "create_entities", concurrency: 1, dir })
+    // Before: both verified, no word; the store held row 0's empty answer under the key row 1 recorded, and replay
+    // gave row 1 an empty graph where it had read Grace.
+    expect(run.verification.map((v) => v.steps.map((s: any) => s.stored_answer_differs))).toEqual([
+      [undefined],
+      [undefined, true]
+    ])
+    const stored = run.cassettes.filter((c) => c.tool === "open_nodes")
+    expect(stored.map((c) => c.result.structuredContent.entities)).toEqual([[]])
+    expect(run.report.cassettes).toMatchObject({ added: 2, differed: 1 })
+  }, 60_000)
+})
+
 describe("verify against server-filesystem over a temporary directory", () => {
   const root = tempDir("skyrl-verify-fs-")
   const fs = nodeServer("fs", [serverBin("server-filesystem"), root])

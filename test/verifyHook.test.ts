@@ -85,7 +85,7 @@ const scriptedVerifier = (known: Set<string> = new Set(["key-AAPL", "key-MSFT"])
     hasResult: (key) => known.has(key),
     sideEffect: () => false,
     flush: Effect.void,
-    report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0, replaced: 0 } })
+    report: Effect.succeed({ servers: [], cassettes: { file: "", existing: 0, added: 0, replaced: 0, differed: 0 } })
   }
   return { runs, api, layer: Layer.succeed(Verifier, api) }
 }

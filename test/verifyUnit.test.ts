@@ -439,13 +439,21 @@ describe("cassette files", () => {
     )
     expect(results.slice(0, 3)).toEqual([false, true, false]) // was [false, false, false]: the answer was never stored
     // One line appended, no new entry: was { existing: 1, added: 0 }, the summary's "0 new" for the line.
-    expect(results[3]).toEqual({ existing: 1, added: 0, replaced: 1 })
-    expect(formatStoreCounts(file, results[3] as CassetteStoreCounts)).toBe(
-      `cassettes: ${file}: 0 new, 1 tool error replaced by an answer, 1 in all`
+    // ("answer twice" after "answer": the key answered otherwise, not written.)
+    expect(results[3]).toEqual({ existing: 1, added: 0, replaced: 1, differed: 1 })
+    expect(formatStoreCounts(file, results[3] as CassetteStoreCounts)).toMatch(
+      new RegExp(`^cassettes: ${file}: 0 new, 1 tool error replaced by an answer, 1 in all; 1 call answered otherwise`)
     )
-    expect(formatStoreCounts(file, { existing: 5, added: 2, replaced: 0 })).toBe(`cassettes: ${file}: 2 new, 7 in all`)
+    expect(formatStoreCounts(file, { existing: 5, added: 2, replaced: 0, differed: 0 })).toBe(
+      `cassettes: ${file}: 2 new, 7 in all`
+    )
+    expect(formatStoreCounts(file, { existing: 5, added: 2, replaced: 0, differed: 2 })).toBe(
+      `cassettes: ${file}: 2 new, 7 in all; 2 calls answered otherwise than the entry stored under their key (a ` +
+        "stateful tool, or a server that changed): replay gives the stored answer (their rows' steps say " +
+        "stored_answer_differs)"
+    )
     // A store that holds nothing has no file: the line named one (was `cassettes: FILE: 0 new, 0 in all`).
-    expect(formatStoreCounts(file, { existing: 0, added: 0, replaced: 0 })).toBe(
+    expect(formatStoreCounts(file, { existing: 0, added: 0, replaced: 0, differed: 0 })).toBe(
       `cassettes: none recorded (${file} not written)`
     )
     const texts = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
@@ -472,7 +480,10 @@ describe("cassette files", () => {
         return { results, counts: yield* store.counts }
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(streamedOnly))))
     )
-    expect(added).toEqual({ results: [false, true, false], counts: { existing: 1, added: 1, replaced: 0 } })
+    expect(added).toEqual({
+      results: [false, true, false],
+      counts: { existing: 1, added: 1, replaced: 0, differed: 2 } // "again" after "kept", "twice" after "new"
+    })
     const lines = readFileSync(file, "utf8").split("\n")
     expect(lines.slice(1, 3)).toEqual(["garbage", ""]) // a bad line before the last is left, as the reader counts it
     expect(lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l).result.content[0].text)).toEqual([
@@ -512,14 +523,17 @@ describe("cassette files", () => {
         const kick = store.recordNow(entry("a", "first"))
         // Known at once, before what recordNow returned has run.
         expect(store.has(entry("a", "").key)).toBe(true)
-        yield* kick
-        yield* store.recordNow(entry("a", "again"))
+        expect(kick.differs).toBe(false)
+        yield* kick.start
+        // The same answer again is kept; another one (a stateful tool) is not written, and said to differ.
+        expect(store.recordNow(entry("a", "first")).differs).toBe(false)
+        expect(store.recordNow(entry("a", "again")).differs).toBe(true)
         yield* store.record(entry("b", "new"))
         yield* store.flush
         return yield* store.counts
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
     )
-    expect(counts).toEqual({ existing: 0, added: 2, replaced: 0 })
+    expect(counts).toEqual({ existing: 0, added: 2, replaced: 0, differed: 1 })
     const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
     expect(lines.map((l) => JSON.parse(l).result.content[0].text)).toEqual(["first", "new"])
     expect(lines[0]).toBe(JSON.stringify(entry("a", "first")))
@@ -588,7 +602,7 @@ describe("cassette files", () => {
         return yield* store.counts
       }).pipe(Effect.provide(Cassettes.layer(dir).pipe(Layer.provide(StorageLive))))
     )
-    expect(counts).toEqual({ existing: 0, added: 1, replaced: 0 })
+    expect(counts).toEqual({ existing: 0, added: 1, replaced: 0, differed: 0 })
     expect(existsSync(lock)).toBe(false)
   })
 })

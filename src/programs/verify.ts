@@ -525,6 +525,8 @@ type Kept =
   | (Pick<VerificationRecord, "verified_at" | "servers" | "derived_values_found"> & {
     /** Each step's `derived_values_found` (undefined where it has none). */
     readonly found: ReadonlyArray<boolean | undefined>
+    /** The indexes of the steps with `stored_answer_differs`, when any has it. */
+    readonly differs?: ReadonlyArray<number>
   })
 
 const keptOf = (outcome: PlanOutcome): Kept =>
@@ -533,9 +535,15 @@ const keptOf = (outcome: PlanOutcome): Kept =>
       verified_at: outcome.right.verified_at,
       servers: outcome.right.servers,
       derived_values_found: outcome.right.derived_values_found,
-      found: outcome.right.steps.map((s) => s.derived_values_found)
+      found: outcome.right.steps.map((s) => s.derived_values_found),
+      ...differsOf(outcome.right.steps)
     }
     : outcome.left
+
+const differsOf = (steps: VerificationRecord["steps"]): { readonly differs?: ReadonlyArray<number> } => {
+  const differs = steps.flatMap((s, i) => s.stored_answer_differs === true ? [i] : [])
+  return differs.length === 0 ? {} : { differs }
+}
 
 /** The outcome kept, made whole again for a copy's steps (the same as the first row's). */
 const outcomeAgain = (kept: Kept, steps: ReadonlyArray<VerifyStep>): PlanOutcome =>
@@ -544,7 +552,9 @@ const outcomeAgain = (kept: Kept, steps: ReadonlyArray<VerifyStep>): PlanOutcome
     : Either.right(verifiedRecord(
       kept.verified_at,
       kept.servers,
-      steps.map((s, i) => recordStep(s, callKey(s.server, s.tool, s.params), kept.found[i])),
+      steps.map((s, i) =>
+        recordStep(s, callKey(s.server, s.tool, s.params), kept.found[i], kept.differs?.includes(i) === true)
+      ),
       kept.derived_values_found
     ))
 

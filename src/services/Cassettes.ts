@@ -19,7 +19,7 @@ import * as path from "node:path"
 import type { StorageError } from "../domain/errors.js"
 import { plural } from "../domain/words.js"
 import type { CassetteEntry } from "../skyrl/cassettes.js"
-import { admit, CASSETTE_FILE, cassetteLine, cassetteReader } from "../skyrl/cassettes.js"
+import { admit, CASSETTE_FILE, cassetteLine, cassetteReader, isErrorEntry, resultDigest } from "../skyrl/cassettes.js"
 import { makeDurableLog } from "./durableLog.js"
 import type { StorageApi } from "./Storage.js"
 import { forEachLine, holdLock, Storage } from "./Storage.js"
@@ -33,10 +33,11 @@ export interface CassettesApi {
    */
   readonly record: (entry: CassetteEntry, options?: { readonly wait?: boolean }) => Effect.Effect<boolean, StorageError>
   /**
-   * `record(entry)` without `wait`, done when called (no Effect per call): returns what starts the
-   * background writer when it is not running (`Effect.void` otherwise): run it.
+   * `record(entry)` without `wait`, done when called (no Effect per call): `start` starts the background writer
+   * when it is not running (`Effect.void` otherwise): run it. `differs`: the key is stored already with another
+   * answer (`resultDigest`; tool errors aside), which replay gives instead of this one.
    */
-  readonly recordNow: (entry: CassetteEntry) => Effect.Effect<void>
+  readonly recordNow: (entry: CassetteEntry) => RecordedNow
   readonly has: (key: string) => boolean
   /** Waits until every recorded line is on disk. */
   readonly flush: Effect.Effect<void, StorageError>
@@ -44,12 +45,23 @@ export interface CassettesApi {
   readonly counts: Effect.Effect<CassetteStoreCounts>
 }
 
+/** What `recordNow` did with an entry. */
+export interface RecordedNow {
+  readonly differs: boolean
+  readonly start: Effect.Effect<void>
+}
+
+const KEPT: RecordedNow = { differs: false, start: Effect.void }
+const OTHERWISE: RecordedNow = { differs: true, start: Effect.void }
+
 /** A store's entries (distinct keys) when it was opened and added since, and its tool errors a later answer replaced. */
 export interface CassetteStoreCounts {
   readonly existing: number
   readonly added: number
   /** Lines appended over a stored tool error: no new entry, but a line of the file (`admit`'s "replaces"). */
   readonly replaced: number
+  /** Calls answered otherwise than the entry stored under their key (`RecordedNow.differs`): not written. */
+  readonly differed: number
 }
 
 /**
@@ -61,7 +73,11 @@ export const formatStoreCounts = (file: string, c: CassetteStoreCounts): string 
     `cassettes: none recorded (${file} not written)` :
     `cassettes: ${file}: ${c.added} new, ${
       c.replaced === 0 ? "" : `${plural(c.replaced, "tool error")} replaced by an answer, `
-    }${c.existing + c.added} in all`
+    }${c.existing + c.added} in all${
+      c.differed === 0 ? "" : `; ${plural(c.differed, "call")} answered otherwise than the entry stored under ` +
+        "their key (a stateful tool, or a server that changed): replay gives the stored answer (their rows' steps " +
+        "say stored_answer_differs)"
+    }`
 
 /** The lock file of the store in `dir`, there while a process writes the store. */
 export const cassetteLockOf = (dir: string): string => path.join(dir, `${CASSETTE_FILE}.lock`)
@@ -99,29 +115,44 @@ const open = (dir: string) =>
     )
     // The store's `torn`: its last line is a piece of one (durableLog's `fragment`), cut off before the first write;
     // a whole last entry without its line end (`endsOpen` alone) gets one first.
-    const { endsOpen, errors, keys, torn: fragment } = yield* storedKeys(storage, file)
+    const digests = new Map<string, number>()
+    const { endsOpen, errors, keys, torn: fragment } = yield* storedKeys(storage, file, digests)
     const existing = keys.size
     const log = yield* makeDurableLog(file, undefined, { torn: endsOpen, fragment })
     let replaced = 0
-    /** Whether the entry's line is to be written: its key is new, or stored as a tool error it does not repeat. */
-    const claim = (entry: CassetteEntry) => {
+    let differed = 0
+    /**
+     * Whether the entry's line is to be written (its key is new, or stored as a tool error it does not repeat), or
+     * its key is stored with another answer ("differs": an ok answer against an ok one, by `resultDigest`).
+     */
+    const claim = (entry: CassetteEntry): "write" | "kept" | "differs" => {
       const admitted = admit(entry, keys, errors)
       if (admitted === "replaces") replaced++
-      return admitted !== "duplicate"
+      if (admitted !== "duplicate") {
+        if (!isErrorEntry(entry)) digests.set(entry.key, resultDigest(entry))
+        return "write"
+      }
+      if (isErrorEntry(entry) || errors.has(entry.key) || digests.get(entry.key) === resultDigest(entry)) return "kept"
+      differed++
+      return "differs"
     }
     return {
       file,
       record: (entry, options) =>
         Effect.suspend(() =>
-          claim(entry)
+          claim(entry) === "write"
             ? Effect.as(log.append(cassetteLine(entry), options), true)
             // Already stored: with `wait`, make sure the earlier line (maybe still in flight) is on disk.
             : Effect.as(options?.wait === true ? log.flush : Effect.void, false)
         ),
-      recordNow: (entry) => claim(entry) ? log.appendNow(cassetteLine(entry)) : Effect.void,
+      recordNow: (entry) => {
+        const claimed = claim(entry)
+        if (claimed !== "write") return claimed === "differs" ? OTHERWISE : KEPT
+        return { differs: false, start: log.appendNow(cassetteLine(entry)) }
+      },
       has: (key) => keys.has(key),
       flush: log.flush,
-      counts: Effect.sync(() => ({ existing, added: keys.size - existing, replaced }))
+      counts: Effect.sync(() => ({ existing, added: keys.size - existing, replaced, differed }))
     } satisfies CassettesApi
   })
 
@@ -130,12 +161,15 @@ const open = (dir: string) =>
  * nothing written: `errors` the keys held as a tool error, `endsOpen` the file ends without a line end,
  * `torn` its last line was cut short (a crash in mid-write).
  */
-export const readStoreKeys = (storage: StorageApi, file: string) =>
+export const readStoreKeys = (storage: StorageApi, file: string, digests?: Map<string, number>) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
     const errors = new Set<string>()
     if (!(yield* storage.exists(file))) return { keys, errors, endsOpen: false, torn: false, invalid: [], reasons: [] }
-    const reader = cassetteReader(() => undefined, keys, errors)
+    const onEntry = digests === undefined
+      ? () => undefined
+      : (entry: CassetteEntry) => void (!isErrorEntry(entry) && digests.set(entry.key, resultDigest(entry)))
+    const reader = cassetteReader(onEntry, keys, errors)
     const { endsOpen } = yield* forEachLine(storage, file, reader.line)
     const { invalid, reasons, torn } = reader.done(endsOpen)
     return { keys, errors, endsOpen, torn, invalid, reasons }
@@ -154,9 +188,9 @@ const invalidLinesWarning = (file: string, invalid: ReadonlyArray<number>, reaso
  * The keys of the entries in `file` (`readStoreKeys`), with a warning naming the lines that are not entries, and
  * one for a last line cut short by a crash (no line end, not an entry: `torn`), which the first write cuts off.
  */
-const storedKeys = (storage: StorageApi, file: string) =>
+const storedKeys = (storage: StorageApi, file: string, digests: Map<string, number>) =>
   Effect.gen(function*() {
-    const { endsOpen, errors, invalid, keys, reasons, torn } = yield* readStoreKeys(storage, file)
+    const { endsOpen, errors, invalid, keys, reasons, torn } = yield* readStoreKeys(storage, file, digests)
     if (invalid.length > 0) yield* Effect.logWarning(invalidLinesWarning(file, invalid, reasons))
     if (torn) {
       yield* Effect.logWarning(

@@ -332,8 +332,9 @@ const make = (settings: VerifierSettings) =>
         illustrative: step.derivedParams.length > 0
       })
       versions[step.server] = answer.serverVersion
-      if (!answer.result.isError) done.push(recordStep(step, entry.key))
-      return cassettes.recordNow(entry)
+      const recorded = cassettes.recordNow(entry)
+      if (!answer.result.isError) done.push(recordStep(step, entry.key, undefined, recorded.differs))
+      return recorded.start
     }
 
     /**

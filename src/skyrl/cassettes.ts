@@ -9,6 +9,7 @@ import { isObject } from "../domain/json.js"
 import { noun, plural } from "../domain/words.js"
 import { callKey } from "./canonical.js"
 import { MAX_JSON_DEPTH, nestsDeeperThan, tooDeepReason } from "./depth.js"
+import { fnv1a32 } from "./hash32.js"
 
 export const CASSETTE_FILE = "cassettes.jsonl"
 
@@ -97,6 +98,13 @@ const entryOf = (line: string): CassetteEntry | string => {
 
 /** Whether an entry's result is a tool error (`isError: true`): a later answer of the key replaces it. */
 export const isErrorEntry = (e: CassetteEntry): boolean => e.result.isError === true
+
+/**
+ * A 32-bit digest of an entry's result (its JSON text), to tell a call answered otherwise than the entry already
+ * stored under its key: a stateful tool (server-memory's `open_nodes` after a row's `create_entities`), or a
+ * server that changed. Replay gives the stored answer whatever the row's own was.
+ */
+export const resultDigest = (e: CassetteEntry): number => fnv1a32(JSON.stringify(e.result))
 
 /**
  * What a store does with an entry, given the keys it holds (`seen`) and those held as a tool error

@@ -95,7 +95,14 @@ export const VerificationRecord = Schema.Struct({
      * `ground_derived: "auto"` grounds the steps where it is true: on a row with a computed value on one step
      * and copied ones (ids, tickers) on others, the copied ones are held to the results.
      */
-    derived_values_found: Schema.optional(Schema.Boolean)
+    derived_values_found: Schema.optional(Schema.Boolean),
+    /**
+     * Present (true) when the cassette store held this call's key already with another answer (records since
+     * 2026-12-05): a stateful tool (server-memory's `open_nodes` after this row's `create_entities`, where an earlier
+     * row read it empty) or a server that changed. Replay gives the stored answer, not the one this row verified
+     * with; verify such rows into a store of their own (`--cassettes`) to keep theirs.
+     */
+    stored_answer_differs: Schema.optional(Schema.Literal(true))
   })),
   /**
    * Present when a step has derived params: whether each derived value occurs in the results of the step's
@@ -138,14 +145,16 @@ export const verifiedRecord = (
 export const recordStep = (
   step: VerifyStep,
   key: string,
-  found?: boolean
+  found?: boolean,
+  storedAnswerDiffers = false
 ): VerificationRecord["steps"][number] => ({
   step: step.step,
   server: step.server,
   tool: step.tool,
   key,
   illustrative: step.derivedParams.length > 0,
-  ...(found === undefined ? {} : { derived_values_found: found })
+  ...(found === undefined ? {} : { derived_values_found: found }),
+  ...(storedAnswerDiffers ? { stored_answer_differs: true } : {})
 })
 
 /** The entries of a verified record's steps with each one's `derived_values_found` (`found[i]`; none when undefined). */
