@@ -1053,6 +1053,26 @@ describe("warnings", () => {
     expect(derived("Quote Apple, then the 3 latest news.").count).toBe(0)
     expect(derived("Get the AAPLX quote, then the 3 latest news.").count).toBe(0)
     expect(derived("Get a general AAPL quote, then the 3 latest news.", "general").count).toBe(0)
+    // A day or a number written another way is stated too (before: no warning, and any day or limit scored).
+    expect(derived("Get the quote as of March 31, 2025, then the 3 latest news.", "2025-03-31").count).toBe(1)
+    expect(derived("Get the quote as of 2025-04-30, then the 3 latest news.", "2025-03-31").count).toBe(0)
+    const derivedLimit = (user: string, limit: number) =>
+      ruleOf(
+        checkRows([
+          edited(rowFor(0), (r) => {
+            r.prompt[1].content = user
+            const news = r.reward_spec.ground_truth.tool_sequence[1]
+            news.params = JSON.stringify({ ticker: "AAPL", limit })
+            news.derived_params = JSON.stringify(["limit"])
+          })
+        ], { inventory }),
+        "plan/derived-stated"
+      )
+    expect(derivedLimit("Quote Apple, then fetch the 25 latest news.", 25).examples[0]?.message).toMatch(
+      /^step 2 polygon_get_news limit = 25 is derived, yet the user message states it/
+    )
+    expect(derivedLimit("Quote Apple, then fetch the latest news.", 25).count).toBe(0)
+    expect(derivedLimit("Quote Apple for Q3, then fetch the 1 latest news.", 3).count).toBe(0) // Q3 is no 3
   })
 
   it("a derived param from a step whose tool's outputSchema declares no field is a warning (plan/derived-unproducible)", () => {

@@ -411,13 +411,24 @@ export interface StatedDerived {
   readonly step: number
   readonly tool: string
   readonly param: string
-  readonly value: string
+  readonly value: string | number
 }
 
 /**
- * The derived params of `steps` whose string value the user message states as a whole word (a distinct value,
- * as written): the reward never compares a derived param (docs/reward.md), so a value the policy is told
- * should be literal; marked derived it lets any schema-valid value score.
+ * Whether the user message states a derived value: a distinct string as a whole word, as written; a day
+ * (`2025-03-31`) also as `literal-not-shown` reads it (`March 31, 2025`: `dayStatement`); a number other than 0
+ * and 1 as a whole number or a word (`the 25 latest`: `statesNumber`).
+ */
+const statesDerivedValue = (user: string, v: unknown): boolean => {
+  if (typeof v === "number") return Number.isFinite(v) && Math.abs(v) >= 2 && statesNumber(user, v)
+  if (typeof v !== "string" || v.trim().length < 2) return false
+  return ((CODES.test(v) || DISTINCT.test(v)) && wordIndex(user, v) >= 0) || dayStatement(v, "current")?.(user) === true
+}
+
+/**
+ * The derived params of `steps` whose value the user message states (`statesDerivedValue`): the reward never
+ * compares a derived param (docs/reward.md), so a value the policy is told should be literal; marked derived it
+ * lets any schema-valid value score.
  */
 export const statedDerived = (user: string, steps: ReadonlyArray<PlanStep>): ReadonlyArray<StatedDerived> => {
   const found: Array<StatedDerived> = []
@@ -425,9 +436,8 @@ export const statedDerived = (user: string, steps: ReadonlyArray<PlanStep>): Rea
     if (!isObject(step.params)) continue
     for (const param of step.derived_params ?? []) {
       const v = step.params[param]
-      if (typeof v !== "string" || v.trim().length < 2) continue
-      if ((CODES.test(v) || DISTINCT.test(v)) && wordIndex(user, v) >= 0) {
-        found.push({ step: step.step, tool: step.tool, param, value: v })
+      if (statesDerivedValue(user, v)) {
+        found.push({ step: step.step, tool: step.tool, param, value: v as string | number })
       }
     }
   }
