@@ -1075,6 +1075,43 @@ describe("warnings", () => {
     expect(derivedLimit("Quote Apple for Q3, then fetch the 1 latest news.", 3).count).toBe(0) // Q3 is no 3
   })
 
+  it("a plan tool a system message's <tools> block shows with other params is a warning (prompt/tools-shown-otherwise)", () => {
+    // A chat log's system message kept as it was: it shows fmp_get_quote(ticker), the plan calls it with symbol
+    // (the inventory's), so a policy calling it as shown scored 0.0. Before: no finding.
+    const quote = inventory.servers[0]!.tools.find((t) => t.name === "fmp_get_quote")!
+    const shown = (parameters: unknown) =>
+      ruleOf(
+        checkRows([
+          edited(rowFor(0), (r) => {
+            const tools = [{ name: "fmp_get_quote", description: "A quote", parameters }]
+            r.prompt[0].content = `You may call these tools:\n<tools>\n${JSON.stringify(tools)}\n</tools>`
+          })
+        ], { inventory }),
+        "prompt/tools-shown-otherwise"
+      )
+    const ticker = { type: "object", properties: { ticker: { type: "string" } }, required: ["ticker"] }
+    expect(shown(ticker)).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        field: "prompt[0].content",
+        message: expect.stringMatching(
+          /^its <tools> block shows the plan's fmp_get_quote otherwise than the inventory \(params ticker shown, symbol in the inventory\): a policy calls it as shown/
+        )
+      }]
+    })
+    expect(shown(quote.inputSchema).count).toBe(0) // shown as the inventory has it
+    expect(ruleOf(checkRows([rowFor(0)], { inventory }), "prompt/tools-shown-otherwise").count).toBe(0)
+    expect(
+      ruleOf(
+        checkRows([edited(rowFor(0), (r) => {
+          r.prompt[0].content = `<tools>\n${JSON.stringify([{ name: "fmp_get_quote", parameters: ticker }])}\n</tools>`
+        })]),
+        "prompt/tools-shown-otherwise"
+      ).count
+    ).toBe(0) // no inventory: nothing to compare with
+  })
+
   it("a derived param from a step whose tool's outputSchema declares no field is a warning (plan/derived-unproducible)", () => {
     // rowFor's plan: the news's ticker derived from the quote (step 1). An outputSchema is MCP's promise of
     // the result's structured content: one that declares no field at all promises nothing to take a value from.

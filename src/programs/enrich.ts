@@ -32,7 +32,7 @@ import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
-import { schemaDifferences } from "../skyrl/shownSchemas.js"
+import { shownConflicts } from "../skyrl/shownSchemas.js"
 import type { InputFormat, SourcePrompt, ToolsBlock } from "../skyrl/sources.js"
 import { brokenToolsBlock, extractSource, findToolsBlock, listsTools, toolNamesOf } from "../skyrl/sources.js"
 import { WHOLE_RECORD } from "./convert.js"
@@ -173,61 +173,6 @@ const overBudgetUnlisted = (source: SourcePrompt, budget: number | undefined): s
     ? `the user message with skyrl's system message takes ${over} (raise it)`
     : `the system message lists no tools, and with skyrl's tool-call lines and the user message it takes ${over} ` +
       "(raise it, or keep the message as it is with --keep-system-message)"
-}
-
-/** A `<tools>` entry as an inventory reads it (Hermes `dict` schemas normalized), or why it does not read. */
-type ShownTool =
-  & { readonly name: string }
-  & (
-    | { readonly schema: Inv.InventoryTool["inputSchema"] }
-    | { readonly problem: string }
-  )
-
-/** The entries of `<tools>` blocks, each read on its own (one that does not read spoils no other), by text. */
-const shownToolsCache = new Map<string, ReadonlyArray<ShownTool>>()
-
-const shownToolsOf = (block: ToolsBlock): ReadonlyArray<ShownTool> => {
-  const key = JSON.stringify(block.tools)
-  let shown = shownToolsCache.get(key)
-  if (shown === undefined) {
-    shown = block.tools.flatMap((entry): Array<ShownTool> => {
-      const name = toolNamesOf({ ...block, tools: [entry] })[0]
-      if (name === undefined) return []
-      const decoded = Inv.decodeInventory({ servers: [{ name: PROMPT_SERVER, tools: [entry] }] }, "<tools> block")
-      const tool = Either.isRight(decoded) ? decoded.right.servers[0]?.tools[0] : undefined
-      return [
-        tool !== undefined
-          ? { name, schema: tool.inputSchema }
-          : { name, problem: Either.isLeft(decoded) ? decoded.left.reason : "no tool" }
-      ]
-    })
-    if (shownToolsCache.size >= 256) shownToolsCache.clear()
-    shownToolsCache.set(key, shown)
-  }
-  return shown
-}
-
-/**
- * The inventory tools a `<tools>` block lists with another schema than the inventory's, by `server/tool`,
- * with the tool's name and how they differ (src/skyrl/shownSchemas.ts). A listed entry whose schema does not
- * read conflicts with every inventory tool of its name: what the prompt shows of it is unknown.
- */
-const shownConflicts = (
-  block: ToolsBlock,
-  inventory: Inv.Inventory
-): Map<string, { readonly tool: string; readonly diffs: ReadonlyArray<string> }> => {
-  const out = new Map<string, { readonly tool: string; readonly diffs: ReadonlyArray<string> }>()
-  for (const shown of shownToolsOf(block)) {
-    for (const server of inventory.servers) {
-      const own = server.tools.find((x) => x.name === shown.name)
-      if (own === undefined) continue
-      const diffs = "problem" in shown
-        ? [`its shown schema does not read (${shown.problem})`]
-        : schemaDifferences(shown.schema, own.inputSchema)
-      if (diffs.length > 0) out.set(`${server.name}/${shown.name}`, { tool: shown.name, diffs })
-    }
-  }
-  return out
 }
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Logger.withMinimumLogLevel(effect, LogLevel.Warning)

@@ -106,6 +106,8 @@ import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
 import type { PromptReading } from "./promptReading.js"
 import { readsAsOf } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
+import { shownConflicts } from "./shownSchemas.js"
+import { findToolsBlock } from "./sources.js"
 import type { Spill } from "./spill.js"
 import { loneSurrogateOf } from "./utf8.js"
 
@@ -219,6 +221,11 @@ export const RULES = [
   {
     id: "prompt/tools-not-shown",
     title: "the prompt names every tool available_tools offers (SkyRL trains on the prompt messages only)",
+    severity: "warning"
+  },
+  {
+    id: "prompt/tools-shown-otherwise",
+    title: "a plan tool a system message's <tools> block shows has the inventory's params there (with an inventory)",
     severity: "warning"
   },
   {
@@ -928,7 +935,10 @@ export class DatasetChecker {
         this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf, reading), steps)
         this.checkPlaceholders(steps)
         this.checkDerivedStated(value.prompt, steps)
-        if (this.inventory !== undefined) this.checkDerivedProducible(this.inventory, steps)
+        if (this.inventory !== undefined) {
+          this.checkDerivedProducible(this.inventory, steps)
+          this.checkShownSchemas(this.inventory, value.prompt, steps)
+        }
       }
     }
     if (gt !== undefined && this.inventory !== undefined) {
@@ -1509,6 +1519,33 @@ export class DatasetChecker {
         missing.slice(0, 5).join(", ")
       }${missing.length > 5 ? ", ..." : ""}): SkyRL trains on the prompt only, so the policy is never shown them`
     )
+  }
+
+  /**
+   * prompt/tools-shown-otherwise: the plan's tools a system message's `<tools>` block (a chat log's, kept as it was)
+   * shows with other params than the inventory's (`shownConflicts`): a policy calls them as shown, with params the
+   * reward does not match (`fmp_get_quote(ticker)` shown, `{"symbol": ...}` planned: 0.0 for the call as shown).
+   */
+  private checkShownSchemas(inventory: Inventory, prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
+    const system: unknown = Array.isArray(prompt) ? prompt[0] : undefined
+    if (!isObject(system) || system.role !== "system" || typeof system.content !== "string") return
+    if (!system.content.includes("<tools>")) return
+    const block = findToolsBlock(system.content)
+    if (block === undefined) return
+    const conflicts = shownConflicts(block, inventory)
+    const named = new Set<string>()
+    for (const s of steps) {
+      const conflict = conflicts.get(`${s.server}/${s.tool}`)
+      if (conflict === undefined || named.has(s.tool)) continue
+      named.add(s.tool)
+      this.find(
+        "prompt/tools-shown-otherwise",
+        "prompt[0].content",
+        `its <tools> block shows the plan's ${s.tool} otherwise than the inventory (${conflict.diffs.join("; ")}): ` +
+          "a policy calls it as shown, with params the reward does not match (enrich refuses such a plan; show the " +
+          "inventory's schema, or plan with the prompt's own: enrich --inventory-from-prompt)"
+      )
+    }
   }
 
   /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */

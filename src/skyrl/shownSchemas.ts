@@ -3,10 +3,16 @@
  * inventory's, as far as a plan depends on it: the params, which are required, and each param's type,
  * default and allowed values. A plan made on the inventory's schema of a tool the prompt shows otherwise
  * (`symbol` shown, `tickers` planned; a default of 20 shown, 10 assumed by the reward) teaches params the
- * policy never sees. Descriptions may differ.
+ * policy never sees. Descriptions may differ. `enrich` plans only with tools shown as the inventory has them;
+ * `validate` warns of a plan tool shown otherwise (`prompt/tools-shown-otherwise`). Pure but for a small cache.
  */
+import { Either } from "effect"
+import type { Inventory, InventoryTool } from "../domain/inventory.js"
+import { decodeInventory, PROMPT_SERVER } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import { canonicalJson } from "./canonical.js"
+import type { ToolsBlock } from "./sources.js"
+import { toolNamesOf } from "./sources.js"
 
 type Json = Record<string, unknown>
 
@@ -60,6 +66,61 @@ export const schemaDifferences = (shown: Json, inventory: Json): ReadonlyArray<s
   for (const k of ks) {
     const diff = isObject(ps[k]) && isObject(pi[k]) ? paramDifference(k, ps[k], pi[k]) : undefined
     if (diff !== undefined) out.push(diff)
+  }
+  return out
+}
+
+/** A `<tools>` entry as an inventory reads it (Hermes `dict` schemas normalized), or why it does not read. */
+type ShownTool =
+  & { readonly name: string }
+  & (
+    | { readonly schema: InventoryTool["inputSchema"] }
+    | { readonly problem: string }
+  )
+
+/** The entries of `<tools>` blocks, each read on its own (one that does not read spoils no other), by text. */
+const shownToolsCache = new Map<string, ReadonlyArray<ShownTool>>()
+
+const shownToolsOf = (block: ToolsBlock): ReadonlyArray<ShownTool> => {
+  const key = JSON.stringify(block.tools)
+  let shown = shownToolsCache.get(key)
+  if (shown === undefined) {
+    shown = block.tools.flatMap((entry): Array<ShownTool> => {
+      const name = toolNamesOf({ ...block, tools: [entry] })[0]
+      if (name === undefined) return []
+      const decoded = decodeInventory({ servers: [{ name: PROMPT_SERVER, tools: [entry] }] }, "<tools> block")
+      const tool = Either.isRight(decoded) ? decoded.right.servers[0]?.tools[0] : undefined
+      return [
+        tool !== undefined
+          ? { name, schema: tool.inputSchema }
+          : { name, problem: Either.isLeft(decoded) ? decoded.left.reason : "no tool" }
+      ]
+    })
+    if (shownToolsCache.size >= 256) shownToolsCache.clear()
+    shownToolsCache.set(key, shown)
+  }
+  return shown
+}
+
+/**
+ * The inventory tools a `<tools>` block lists with another schema than the inventory's, by `server/tool`,
+ * with the tool's name and how they differ (src/skyrl/shownSchemas.ts). A listed entry whose schema does not
+ * read conflicts with every inventory tool of its name: what the prompt shows of it is unknown.
+ */
+export const shownConflicts = (
+  block: ToolsBlock,
+  inventory: Inventory
+): Map<string, { readonly tool: string; readonly diffs: ReadonlyArray<string> }> => {
+  const out = new Map<string, { readonly tool: string; readonly diffs: ReadonlyArray<string> }>()
+  for (const shown of shownToolsOf(block)) {
+    for (const server of inventory.servers) {
+      const own = server.tools.find((x) => x.name === shown.name)
+      if (own === undefined) continue
+      const diffs = "problem" in shown
+        ? [`its shown schema does not read (${shown.problem})`]
+        : schemaDifferences(shown.schema, own.inputSchema)
+      if (diffs.length > 0) out.set(`${server.name}/${shown.name}`, { tool: shown.name, diffs })
+    }
   }
   return out
 }
