@@ -210,6 +210,29 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     expect(overJournal.stderr).toContain("--out's journal: is the input dataset; verify never modifies its input")
     expect(overJournal.status).toBe(2)
     expect(readFileSync(journalNamed, "utf8")).toBe(readFileSync(at("rows.jsonl"), "utf8"))
+    // The cassette store too: a dataset (or an inventory) at --cassettes DIR/cassettes.jsonl was appended to, with a
+    // warning that its lines "are not cassette entries", and exit 0.
+    const storeDir = at("store")
+    mkdirSync(storeDir, { recursive: true })
+    const asStore = join(storeDir, "cassettes.jsonl")
+    writeFileSync(asStore, readFileSync(at("rows.jsonl")))
+    for (const args of [[asStore, "--inventory", at("inv.json")], [at("rows.jsonl"), "--inventory", asStore]]) {
+      const overStore = await runCli(["verify", ...args, "--out", at("s.jsonl"), "--cassettes", storeDir])
+      expect(overStore.status, overStore.stderr).toBe(2)
+      expect(overStore.stderr).toContain(`--cassettes' store ${asStore}: is the `)
+      expect(readFileSync(asStore, "utf8")).toBe(readFileSync(at("rows.jsonl"), "utf8"))
+    }
+    // generate --verify and enrich --verify alike, before anything runs.
+    const inventoryStore = join(at("inv-store"), "cassettes.jsonl")
+    mkdirSync(at("inv-store"), { recursive: true })
+    writeFileSync(inventoryStore, readFileSync(at("inv.json")))
+    for (const command of [["generate", "-n", "1"], ["enrich", at("rows.jsonl")]]) {
+      const flags = ["--verify", "--inventory", inventoryStore, "--cassettes", at("inv-store"), "--out", at("g.jsonl")]
+      const run = await runCli([...command, ...flags])
+      expect(run.status, run.stderr).toBe(2)
+      expect(run.stderr).toContain(`--cassettes' store ${inventoryStore}: is the --inventory file; ${command[0]} never`)
+    }
+    expect(readFileSync(inventoryStore, "utf8")).toBe(readFileSync(at("inv.json"), "utf8"))
     // An output format it cannot write is a usage error before anything starts (as in generate and convert).
     for (const command of [["verify", at("rows.jsonl")], ["convert", "data/examples/recorded-tasks.jsonl"]]) {
       const csv = await runCli([...command, "--out", at("rows.csv")])

@@ -35,6 +35,7 @@ import { outputsApart } from "./outputsApart.js"
 import type { RunCliOptions } from "./runShared.js"
 import {
   engineOptionsOf,
+  filesOnly,
   inputSha256,
   llmOptionsOf,
   lockRunOutput,
@@ -51,7 +52,7 @@ import {
 } from "./runShared.js"
 import { serverListOf } from "./serverList.js"
 import { warnIndentIgnored } from "./shared.js"
-import { verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
+import { cassetteStoreOutput, verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
 
 export interface EnrichCliOptions extends RunCliOptions {
   readonly input: string
@@ -125,11 +126,15 @@ export const runEnrich = (options: EnrichCliOptions) => {
       })
     }
     const input = options.input
-    yield* outputsApart("enrich", runOutputs(options.out), [
+    const inputs = [
       { what: "input file", file: input },
       ...runInputs(options, !options.inventoryFromPrompt),
       yield* replayInput(options)
-    ])
+    ]
+    yield* outputsApart("enrich", runOutputs(options.out), inputs)
+    if (options.verify && !options.dryRun) {
+      yield* outputsApart("enrich", [cassetteStoreOutput(options, options.out)], filesOnly(inputs))
+    }
     const { out, rawDir } = yield* outputPathsOf(options)
     if (!options.dryRun) {
       yield* outputDirectoriesMakeable(runDirectories(options))

@@ -18,7 +18,7 @@ import type { RunCliOptions } from "./runShared.js"
 import * as Run from "./runShared.js"
 import { serverListOf } from "./serverList.js"
 import { warnIndentIgnored } from "./shared.js"
-import { verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
+import { cassetteStoreOutput, verifyDetailsOf, verifySettingOf, withRunVerification } from "./verifyFlags.js"
 
 export interface GenerateCliOptions extends RunCliOptions {
   readonly n: number
@@ -55,12 +55,16 @@ export const runGenerate = (options: GenerateCliOptions) =>
       return yield* new SettingsError({ setting: "--complexities (COMPLEXITIES)", reason: complexities })
     }
     const { out, rawDir } = yield* Run.outputPathsOf(options)
-    yield* outputsApart("generate", Run.runOutputs(out), [
+    const inputs = [
       ...Run.runInputs(options, true),
       Option.isSome(options.personas) ? { what: "--personas file", file: options.personas.value } : undefined,
       Option.isSome(options.subjects) ? { what: "--subjects file", file: options.subjects.value } : undefined,
       yield* replayInput(options)
-    ])
+    ]
+    yield* outputsApart("generate", Run.runOutputs(out), inputs)
+    if (options.verify && !options.dryRun) {
+      yield* outputsApart("generate", [cassetteStoreOutput(options, out)], Run.filesOnly(inputs))
+    }
     if (!options.dryRun) {
       yield* outputDirectoriesMakeable(runDirectories(options))
       // One run writes an --out at a time, from before its first call (the stages) to its dataset.

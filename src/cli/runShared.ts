@@ -130,6 +130,13 @@ export const runInputs = (
   O.isSome(options.cassettes) ? { what: "cassette store", file: options.cassettes.value, directory: true } : undefined
 ]
 
+/**
+ * The inputs that are files (not the cassette directory): what `--verify`'s cassette store, appended to inside its
+ * own directory, must be none of.
+ */
+export const filesOnly = (inputs: ReadonlyArray<Input | undefined>): ReadonlyArray<Input | undefined> =>
+  inputs.filter((i) => i?.directory !== true)
+
 /** The session limits every run command checks first (positive integers, two turns at least), and the --verify flags. */
 export const runLimitsOf = (options: RunCliOptions) =>
   Effect.gen(function*() {

@@ -22,7 +22,13 @@ import { outFormatProblem } from "./outFormat.js"
 import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.js"
 import { outputsApart } from "./outputsApart.js"
 import { timeoutProblem } from "./shared.js"
-import { cassettesDirOf, startTimeoutSetting, warnUnknownAllowNames, warnUnusedConfigured } from "./verifyFlags.js"
+import {
+  cassettesDirOf,
+  cassetteStoreOutput,
+  startTimeoutSetting,
+  warnUnknownAllowNames,
+  warnUnusedConfigured
+} from "./verifyFlags.js"
 
 /** Bad arguments found after parsing (exit 2). */
 export class VerifyUsageError extends Schema.TaggedError<VerifyUsageError>()("VerifyUsageError", {
@@ -149,6 +155,13 @@ export const runVerify = (options: VerifyCliOptions) =>
     const usage = checkUsage(options)
     if (usage !== undefined) return yield* new VerifyUsageError({ reason: usage })
     const inventoryFile = Option.getOrElse(options.inventory, defaultInventoryPath)
+    const read = [
+      ...options.files.map((file) => ({ what: "input dataset", file })),
+      { what: "--inventory file", file: inventoryFile },
+      Option.isSome(options.serversConfig)
+        ? { what: "--servers-config file", file: options.serversConfig.value }
+        : undefined
+    ]
     yield* outputsApart(
       "verify",
       [
@@ -157,16 +170,14 @@ export const runVerify = (options: VerifyCliOptions) =>
         { setting: "--out's journal", file: journalFileOf(options.out) }
       ],
       [
-        ...options.files.map((file) => ({ what: "input dataset", file })),
-        { what: "--inventory file", file: inventoryFile },
-        Option.isSome(options.serversConfig)
-          ? { what: "--servers-config file", file: options.serversConfig.value }
-          : undefined,
+        ...read,
         Option.isSome(options.cassettes)
           ? { what: "cassette store", file: options.cassettes.value, directory: true }
           : undefined
       ]
     )
+    // The store itself is appended to (inside its own directory, as meant): it must be none of the files read.
+    if (!options.dryRun) yield* outputsApart("verify", [cassetteStoreOutput(options, options.out)], read)
     // A dry run writes nothing (it makes no directory either).
     if (!options.dryRun) yield* outputDirectoriesMakeable(runDirectories({ ...options, verify: true }))
     yield* warnInputsTwice(options.files)

@@ -10,8 +10,10 @@ import type { RunSettings } from "../domain/run.js"
 import { SettingsError } from "../domain/run.js"
 import type { VerifyHook } from "../programs/acceptance.js"
 import type { McpServerSpec } from "../services/McpClient.js"
+import { CASSETTE_FILE } from "../skyrl/cassettes.js"
 import type { AllowList } from "../skyrl/verification.js"
 import { parseAllowList, unknownAllowNames } from "../skyrl/verification.js"
+import type { Output } from "./outputsApart.js"
 import {
   flagWithDefault,
   MAX_TIMEOUT_SECONDS,
@@ -111,6 +113,15 @@ export const withRunVerification = <A, E, R>(
 /** Where the cassettes go: --cassettes, else cassettes/ next to the output (as `skyrl verify`). */
 export const cassettesDirOf = (flags: { readonly cassettes: Option.Option<string> }, out: string): string =>
   Option.getOrElse(flags.cassettes, () => path.join(path.dirname(out), "cassettes"))
+
+/**
+ * The cassette store a verifying run appends to, as an output `outputsApart` keeps off the inputs: a dataset or an
+ * inventory at `--cassettes DIR/cassettes.jsonl` was appended to (its lines "not cassette entries", with a warning).
+ */
+export const cassetteStoreOutput = (flags: { readonly cassettes: Option.Option<string> }, out: string): Output => {
+  const file = path.join(cassettesDirOf(flags, out), CASSETTE_FILE)
+  return { setting: `--cassettes' store ${file}`, file }
+}
 
 /** The session's verification flags for the manifest (not compared on --resume). */
 export const verifyDetailsOf = (flags: RunVerifyFlags, setting: RunSettings["verify"], out: string) =>
