@@ -31,6 +31,18 @@ describe("skyrl split (CLI)", () => {
     expect(r.stderr).not.toContain("WARN")
   })
 
+  it("a file given twice (by another spelling too): exit 2, nothing written (before: every row split twice)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skyrl-split-cli-"))
+    const input = join(dir, "a.jsonl")
+    writeFileSync(input, [0, 1, 2].map((n) => JSON.stringify(rowOf(n)) + "\n").join(""))
+    const [train, val] = [join(dir, "t.jsonl"), join(dir, "v.jsonl")]
+    const twice = `${dir}/./a.jsonl`
+    const r = await runCli(["split", input, twice, "--train", train, "--val", val, "--val-rows", "1"])
+    expect(r.status, r.stderr).toBe(2)
+    expect(r.stderr).toContain(`${twice}: is given twice (files 1 and 2): each of its rows would be split twice`)
+    expect([existsSync(train), existsSync(val)]).toEqual([false, false])
+  })
+
   it("a bad row: exit 1 naming file, row and field, no output written", async () => {
     const dir = mkdtempSync(join(tmpdir(), "skyrl-split-cli-"))
     const input = join(dir, "in.jsonl")

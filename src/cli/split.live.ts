@@ -31,6 +31,26 @@ const valRuleOf = (
     : Effect.fail(new SettingsError({ setting: "--val-fraction", reason: `must be above 0 and below 1, got ${f}` }))
 }
 
+/**
+ * No dataset file given twice (the same path, or one file by a symlink or hard link): its rows would each be split
+ * twice, into --train and --val alike, or twice into one (before: exit 0, and validate failed the train file on
+ * duplicate/prompt and duplicate/task-id).
+ */
+const inputsOnce = (files: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    for (const [i, file] of files.entries()) {
+      const first = files.findIndex((f) => sameFile(f, file))
+      if (first < i) {
+        return yield* new SettingsError({
+          setting: file,
+          reason: `is given twice (files ${first + 1} and ${
+            i + 1
+          }): each of its rows would be split twice; give it once`
+        })
+      }
+    }
+  })
+
 /** Each output a dataset file of its own: a known format, not an input, not the other output. */
 const outputsChecked = (files: ReadonlyArray<string>, train: string, val: string) =>
   Effect.gen(function*() {
@@ -62,6 +82,7 @@ export const runSplit = (options: {
 }) =>
   Effect.gen(function*() {
     const rule = yield* valRuleOf(options.valFraction, options.valRows)
+    yield* inputsOnce(options.files)
     yield* outputsChecked(options.files, options.train, options.val)
     // Each output is written by one command at a time (`lockOutput`), as every dataset writer's --out.
     yield* lockOutput(options.train, "split")
