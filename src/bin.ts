@@ -26,15 +26,16 @@ import { processStopRequests } from "./services/StopRequests.js"
 
 // A reader that went away (`skyrl generate --dry-run | head`, a pager quit early) makes the next write fail with
 // EPIPE, an unhandled 'error' event otherwise (a Node stack trace, exit 1). stdout carries the command's output:
-// stop as a process killed by SIGPIPE would (141), quietly. stderr carries only logs: a run whose log reader went
-// away (`2>&1 | head`) goes on to its own exit code, its rows and archive being in files.
+// stop as a process killed by SIGPIPE would (141), quietly; another failure (`> /dev/full`: ENOSPC) lost output,
+// said in one line (it was a 25 KB stack trace of the bundle). stderr carries only logs: a run whose logs cannot be
+// written (a reader gone, `2>&1 | head`; a full disk, `2>/dev/full`) goes on to its own exit code, its rows and
+// archive being in files (a full disk there ended the run at once, exit 1, nothing said, its lock left behind).
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code !== "EPIPE") throw error
-  process.exit(141)
+  if (error.code === "EPIPE") process.exit(141)
+  process.stderr.write(`skyrl: cannot write to stdout: ${error.message} (the output is lost)\n`)
+  process.exit(1)
 })
-process.stderr.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code !== "EPIPE") throw error
-})
+process.stderr.on("error", () => undefined)
 
 // The first signal that stopped the program: the exit code tells SIGINT and SIGTERM apart (130, 143).
 let stopSignal: StopSignal | undefined
