@@ -291,8 +291,8 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     const e = fieldOf(permuted)
     expect(e.field).toBe("tool_sequence[0].step")
     expect(e.reason).toContain("is 2, but the list holds it as step 1: the steps' numbers (2, 1, 3) give another order")
-    // Without numbers, numbered in the list's order, with gaps or repeated numbers: the list's order, as before.
-    for (const numbers of [undefined, [1, 2, 3], [1, 5, 9], [1, 1, 2], [3, 4, 5]]) {
+    // Without numbers, numbered in the list's order, with gaps or some left out: the list's order, as before.
+    for (const numbers of [undefined, [1, 2, 3], [1, 5, 9], [3, 4, 5], [1, undefined, 3]]) {
       const task = {
         ...base(),
         tool_sequence: steps.map(({ step: _step, ...s }, i) => (numbers === undefined ? s : { ...s, step: numbers[i] }))
@@ -300,6 +300,38 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
       const row = Either.getOrThrow(convertTask(task, { inventory }))
       expect(row.reward_spec.ground_truth.tool_sequence.map((s) => s.params)).toEqual(steps.map((s) => s.params))
     }
+  })
+  it("refuses a step number that is not a positive integer, naming the step (before: passed over)", () => {
+    for (
+      const [value, shown] of [
+        ["abc", "\"abc\""],
+        [{}, "an object"],
+        [true, "true"],
+        [-1, "-1"],
+        [1.5, "1.5"],
+        [
+          0,
+          "0"
+        ],
+        [null, "null"],
+        [Infinity, "Infinity"]
+      ] as const
+    ) {
+      const t = base()
+      const e = fieldOf({ ...t, tool_sequence: [t.tool_sequence[0], { ...t.tool_sequence[1], step: value }] })
+      expect([e.field, e.reason]).toEqual([
+        "tool_sequence[1].step",
+        `must be a positive integer (the step's number: 1..n in plan order; or leave it out), got ${shown}`
+      ])
+    }
+  })
+  it("refuses two steps of one number, naming both (before: renumbered without a word)", () => {
+    const t = base()
+    const e = fieldOf({ ...t, tool_sequence: t.tool_sequence.map((s, i) => ({ ...s, step: [1, 2, 1][i] })) })
+    expect([e.field, e.reason]).toEqual([
+      "tool_sequence[2].step",
+      "is 1, as is tool_sequence[0].step: each step has a number of its own (1..n in plan order), which depends_on names"
+    ])
   })
   it("applies defaults: complexity from the calls, max_turns, limits, must_call_tool", () => {
     const gt = Either.getOrThrow(convertTask(base())).reward_spec.ground_truth

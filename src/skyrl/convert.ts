@@ -9,7 +9,8 @@
  *   Content is trimmed, empty content is rejected, exactly one user message, and it comes last.
  * - The generated system message offers the tools `selectPromptTools` picks (promptTools.ts: canonical
  *   inventory order, plan tools plus distractors within `maxPromptTokens`) under their call names, and a
- *   `Today is` line from `as_of`; steps are renumbered 1..n in plan order.
+ *   `Today is` line from `as_of`; steps are renumbered 1..n in plan order. A step's own `step` may be left out;
+ *   given, it is a positive integer no other step carries (`stepNumberProblem`).
  * - A kept system message with its own `<tools>` block offers the inventory tools it names, with the plan's
  *   (`ownOffer`), as enrich narrows its inventory; without one, the whole inventory.
  * - Provenance: `depends_on` names earlier steps only, a step with derived params depends on something,
@@ -223,6 +224,42 @@ const decodeTaskByHand = (input: Record<string, unknown>): Task | undefined => {
   return trusted(Task, fields as ConstructorParameters<typeof Task>[0])
 }
 
+/** A value as a message quotes it: a number or string as JSON writes it (a long string cut), else its type. */
+const quoted = (u: unknown): string => {
+  if (typeof u === "number" || typeof u === "boolean" || u === null) return String(u)
+  if (typeof u !== "string") return describeType(u)
+  return JSON.stringify(u.length > 40 ? `${u.slice(0, 40)}…` : u)
+}
+
+/**
+ * A step's own `step` that is no step number, or a number two steps carry. A step may leave it out (steps are
+ * renumbered 1..n in plan order), but one given names the step for `depends_on` (`renumberingConflict`), so a
+ * number that is not a positive integer (`"abc"`, `0`, `1.5`), or one two steps share (which of them would a
+ * `depends_on: [1]` mean?), is a mistake in the plan: before, it was passed over without a word.
+ */
+const stepNumberProblem = (steps: ReadonlyArray<Record<string, unknown>>) => {
+  const seen = new Map<unknown, number>()
+  for (const [i, s] of steps.entries()) {
+    if (s.step === undefined) continue
+    if (!isPositiveInt(s.step)) {
+      return fail(
+        `tool_sequence[${i}].step`,
+        `must be a positive integer (the step's number: 1..n in plan order; or leave it out), got ${quoted(s.step)}`
+      )
+    }
+    const first = seen.get(s.step)
+    if (first !== undefined) {
+      return fail(
+        `tool_sequence[${i}].step`,
+        `is ${s.step}, as is tool_sequence[${first}].step: each step has a number of its own (1..n in plan ` +
+          "order), which depends_on names"
+      )
+    }
+    seen.set(s.step, i)
+  }
+  return undefined
+}
+
 /**
  * A `depends_on` that renumbering the steps 1..n would point at another step: the steps carry distinct
  * numbers of their own, not 1..n in order (gaps, another order), and it names one of them that stands
@@ -318,8 +355,9 @@ export const decodeTask = (raw: unknown): Either.Either<Task, ConversionError> =
       )
     }
   }
-  // Step numbers follow plan (array) order; numbers the model wrote are not trusted.
-  const renumbered = renumberingConflict(input.tool_sequence as ReadonlyArray<Record<string, unknown>>)
+  // Step numbers follow plan (array) order: a number given must be one, and say the same order as the list.
+  const steps = input.tool_sequence as ReadonlyArray<Record<string, unknown>>
+  const renumbered = stepNumberProblem(steps) ?? renumberingConflict(steps)
   if (renumbered !== undefined) return renumbered
   const fast = decodeTaskByHand(input)
   if (fast !== undefined) return Either.right(fast)
