@@ -439,7 +439,18 @@ describe("toSkyRLSample: plan, defaults and layout", () => {
     // No such day: rejected (it was written as "Today is 2025-13-45." in the prompt).
     expect(fieldOf({ ...base(), as_of: "2025-13-45" }).field).toBe("as_of")
     expect(fieldOf({ ...base(), as_of: "2025-02-30" }).field).toBe("as_of")
-    expect(asOf({ generated_at: "2025-99-01T00:00:00Z" }, { today: "2027-01-01" })).toBe("2027-01-01")
+    // A generated_at whose date is no day is refused when its date is read (before: passed over for today).
+    for (
+      const [generated_at, shown] of [["2025-99-01T00:00:00Z", "\"2025-99-01T00:00:00Z\""], ["garbage", "\"garbage\""]]
+    ) {
+      const e = fieldOf({ ...base(), generated_at })
+      expect([e.field, e.reason]).toEqual([
+        "generated_at",
+        `must be an ISO date or timestamp starting with a real day YYYY-MM-DD (its date is the prompt's as_of), got ${shown}`
+      ])
+      expect(asOf({ generated_at, as_of: "2025-01-02" }, { today: "2027-01-01" })).toBe("2025-01-02")
+      expect(asOf({ generated_at }, { asOf: "2026-11-30", today: "2027-01-01" })).toBe("2026-11-30")
+    }
   })
   it("encodes params and task_metadata as JSON strings and decodes them back", () => {
     const row = Either.getOrThrow(convertTask(base(), { metadata: { generated_at: "2025-09-06" } }))

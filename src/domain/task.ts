@@ -129,8 +129,15 @@ export class Task extends Schema.Class<Task>("Task")({
   tools_available: Schema.optional(Schema.Array(Schema.String)),
   /** The date relative dates in the task resolve against (`Today is ...` in the prompt), YYYY-MM-DD. */
   as_of: Schema.optional(Schema.String),
-  /** When the task was made (ISO timestamp); `convert` takes its date as the default `as_of`. */
-  generated_at: Schema.optional(Schema.String)
+  /**
+   * When the task was made (ISO timestamp); `convert` takes its date as the default `as_of`, and refuses one that
+   * does not start with a real day.
+   */
+  generated_at: Schema.optional(
+    Schema.String.annotations({
+      description: "when the task was made: an ISO date or timestamp (YYYY-MM-DD...); its date is the default as_of"
+    })
+  )
 }) {}
 
 /**

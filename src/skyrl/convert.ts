@@ -431,8 +431,18 @@ const asOfFor = (task: Task, context: ConversionContext): Either.Either<string |
       ? Either.right(task.as_of)
       : fail("as_of", `must be a date YYYY-MM-DD, got "${task.as_of}"`)
   }
-  const made = task.generated_at === undefined ? undefined : /^(\d{4}-\d{2}-\d{2})/.exec(task.generated_at)?.[1]
-  return Either.right(made !== undefined && isIsoDay(made) ? made : context.today)
+  if (task.generated_at === undefined) return Either.right(context.today)
+  // Read only here, for its date: one that gives none would date the row's prompt the day it was converted, as an
+  // `as_of` that is no day would (before, "garbage" was passed over for today without a word).
+  const made = /^(\d{4}-\d{2}-\d{2})/.exec(task.generated_at)?.[1]
+  return made !== undefined && isIsoDay(made)
+    ? Either.right(made)
+    : fail(
+      "generated_at",
+      `must be an ISO date or timestamp starting with a real day YYYY-MM-DD (its date is the prompt's as_of), got ${
+        quoted(task.generated_at)
+      }`
+    )
 }
 
 /**
