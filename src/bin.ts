@@ -40,11 +40,20 @@ process.stderr.on("error", () => undefined)
 // The first signal that stopped the program: the exit code tells SIGINT and SIGTERM apart (130, 143).
 let stopSignal: StopSignal | undefined
 
-/** `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. */
+/**
+ * `--n 5` as the docs spell it: @effect/cli names one-letter options `-n`, so accept both. A one-letter option with
+ * `=` (`-n=2`, `--n=2`, `-o=out.jsonl`), which @effect/cli does not read (it said `skyrl: ` and nothing else), is
+ * given as the option and its value.
+ */
 const dashN = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
   const end = args.includes("--") ? args.indexOf("--") : args.length
-  const spelled = (arg: string) => (arg === "--n" ? "-n" : arg.startsWith("--n=") ? `-n=${arg.slice(4)}` : arg)
-  return args.map((arg, i) => (i < end ? spelled(arg) : arg))
+  const spelled = (arg: string): ReadonlyArray<string> => {
+    if (arg === "--n") return ["-n"]
+    const short = /^--?([A-Za-z])=([\s\S]*)$/.exec(arg)
+    if (short === null || (arg.startsWith("--") && short[1] !== "n")) return [arg]
+    return [`-${short[1]}`, short[2]!]
+  }
+  return args.flatMap((arg, i) => (i < end ? spelled(arg) : [arg]))
 }
 
 const argv = [

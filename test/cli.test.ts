@@ -468,7 +468,21 @@ describe("skyrl CLI", () => {
     for (const args of [["tools", "list"], ["generate", "-n", "1", "--out", join(tmp(), "g.jsonl")]]) {
       const r = await runCli(args, { env: { SKYRL_INVENTORY: "/no/such/inventory.json" } })
       expect(r.status, r.stderr).toBe(2)
-      expect(r.stderr).toContain("skyrl: (Invalid data at SKYRL_INVENTORY: \"no such file: /no/such/inventory.json\")")
+      // Was Effect's own wrapping: `skyrl: (Invalid data at SKYRL_INVENTORY: "no such file: ...")`.
+      expect(r.stderr.trim()).toBe("skyrl: SKYRL_INVENTORY: no such file: /no/such/inventory.json")
+    }
+    const empty = await runCli(["tools", "list"], { env: { SKYRL_INVENTORY: "" } })
+    expect([empty.status, empty.stderr.trim()]).toEqual([
+      2,
+      "skyrl: SKYRL_INVENTORY: is empty (unset it, or name a file)"
+    ])
+  })
+  it("a one-letter option with = (-n=2, --n=2, -o=FILE) is the option and its value (it said `skyrl: ` alone)", async () => {
+    const out = join(tmp(), "g.jsonl")
+    for (const args of [["-n=2", "--out", out], ["--n=2", "--out", out], ["-n", "2", `-o=${out}`]]) {
+      const r = await runCli(["generate", ...args, "--dry-run"])
+      expect(r.status, `${args.join(" ")}: ${r.stderr}`).toBe(0)
+      expect(r.stdout, args.join(" ")).toContain("## work plan (2 samples,")
     }
   })
   it("--log-level anywhere before `--` (@effect/cli refused it after a subcommand's options)", async () => {

@@ -496,5 +496,6 @@ export const envValueMessage = (message: string): string => {
   if (typed !== null) return `${name}: '${typed[2]}' is not ${typed[1]}`
   const choice = /^Expected one of \(([^)]*)\) but received "([\s\S]*)"$/.exec(reason!)
   if (choice !== null) return `${name}: '${choice[2]}' is not one of ${choice[1]}`
-  return message
+  // A variable's own check (`SKYRL_INVENTORY`'s file must exist): its reason, without Effect's wrapping.
+  return `${name}: ${reason}`
 }

@@ -143,7 +143,11 @@ export const inventoryOption = optionalFlag(
   // The variable's file must exist as the flag's must (a usage error, exit 2, before anything runs).
   Config.string("SKYRL_INVENTORY").pipe(
     Config.mapOrFail((file) =>
-      existsSync(file) ? Either.right(file) : Either.left(ConfigError.InvalidData([], `no such file: ${file}`))
+      existsSync(file)
+        ? Either.right(file)
+        : Either.left(
+          ConfigError.InvalidData([], file === "" ? "is empty (unset it, or name a file)" : `no such file: ${file}`)
+        )
     )
   ),
   "the bundled finance MCP inventory in data/"
