@@ -477,6 +477,23 @@ describe("skyrl CLI", () => {
       "skyrl: SKYRL_INVENTORY: is empty (unset it, or name a file)"
     ])
   })
+  it("a rejects file's path that is a directory is a usage error before anything runs (it failed at the end)", async () => {
+    const dir = tmp()
+    const out = join(dir, "o.jsonl")
+    mkdirSync(`${out}.rejects.jsonl`)
+    const tasks = "data/examples/recorded-tasks.jsonl"
+    for (const args of [["convert", tasks, "--out", out], ["generate", "-n", "1", "--llm", "replay", "--out", out]]) {
+      const r = await runCli(args)
+      expect([r.status, r.stderr.trim()], args[0]).toEqual([
+        2,
+        `skyrl: --out's rejects file: ${out}.rejects.jsonl is a directory, where ${
+          args[0]
+        } writes a file: move it, or ` +
+        "write elsewhere"
+      ])
+    }
+    expect(readdirSync(dir)).toEqual(["o.jsonl.rejects.jsonl"]) // before: generate made its row and its run directory
+  })
   it("a one-letter option with = (-n=2, --n=2, -o=FILE) is the option and its value (it said `skyrl: ` alone)", async () => {
     const out = join(tmp(), "g.jsonl")
     for (const args of [["-n=2", "--out", out], ["--n=2", "--out", out], ["-n", "2", `-o=${out}`]]) {

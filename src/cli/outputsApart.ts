@@ -1,7 +1,8 @@
 /**
  * A command never writes over what it reads: an output (`--out`, `--rejects`, the rejects file next to
  * `--out`) naming one of its inputs (the dataset or tasks, `--inventory`, `--servers-config`, ...) or lying in
- * an input directory (the cassette store) is a usage error, found before anything runs.
+ * an input directory (the cassette store) is a usage error, found before anything runs; so is an output that is
+ * a directory.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
@@ -40,12 +41,26 @@ const inside = (file: string, dir: string): boolean => {
   return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative)
 }
 
+/** Whether `file` is a directory now (a rejects file's path, made by mkdir by mistake). */
+const isDirectory = (file: string): boolean => {
+  try {
+    return fs.statSync(file).isDirectory()
+  } catch {
+    return false
+  }
+}
+
 export const outputsApart = (
   command: string,
   outputs: ReadonlyArray<Output>,
   inputs: ReadonlyArray<Input | undefined>
 ): Effect.Effect<void, SettingsError> => {
   for (const output of outputs) {
+    // Found at the end before: generate and enrich had made (and paid for) their rows, then failed to write them.
+    if (isDirectory(output.file)) {
+      const reason = `${output.file} is a directory, where ${command} writes a file: move it, or write elsewhere`
+      return Effect.fail(new SettingsError({ setting: output.setting, reason }))
+    }
     for (const input of inputs) {
       if (input === undefined) continue
       const within = input.directory === true && inside(output.file, input.file)
