@@ -36,6 +36,16 @@ export const sameFile = (a: string, b: string): boolean => {
   }
 }
 
+/**
+ * The files of `files` given again (the same path, or a link to it), each with the index of its first mention:
+ * `[first, again]` pairs, in order.
+ */
+export const filesGivenTwice = (files: ReadonlyArray<string>): ReadonlyArray<readonly [number, number]> =>
+  files.flatMap((file, i) => {
+    const first = files.findIndex((f) => sameFile(f, file))
+    return first < i ? [[first, i] as const] : []
+  })
+
 const inside = (file: string, dir: string): boolean => {
   const relative = path.relative(path.resolve(dir), path.resolve(file))
   return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative)

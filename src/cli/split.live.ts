@@ -7,7 +7,7 @@ import { StorageLive } from "../services/Storage.js"
 import type { GroupBy, ValRule } from "../skyrl/split.js"
 import { outFormatProblem } from "./outFormat.js"
 import { fileDirectory, outputDirectoriesMakeable } from "./outputDirectories.js"
-import { outputsApart, sameFile } from "./outputsApart.js"
+import { filesGivenTwice, outputsApart, sameFile } from "./outputsApart.js"
 import { positiveInt } from "./runShared.js"
 
 const DEFAULT_VAL_FRACTION = 0.1
@@ -36,20 +36,13 @@ const valRuleOf = (
  * twice, into --train and --val alike, or twice into one (before: exit 0, and validate failed the train file on
  * duplicate/prompt and duplicate/task-id).
  */
-const inputsOnce = (files: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    for (const [i, file] of files.entries()) {
-      const first = files.findIndex((f) => sameFile(f, file))
-      if (first < i) {
-        return yield* new SettingsError({
-          setting: file,
-          reason: `is given twice (files ${first + 1} and ${
-            i + 1
-          }): each of its rows would be split twice; give it once`
-        })
-      }
-    }
-  })
+const inputsOnce = (files: ReadonlyArray<string>): Effect.Effect<void, SettingsError> => {
+  const twice = filesGivenTwice(files)[0]
+  if (twice === undefined) return Effect.void
+  const [first, i] = twice
+  const reason = `is given twice (files ${first + 1} and ${i + 1}): each of its rows would be split twice; give it once`
+  return Effect.fail(new SettingsError({ setting: files[i]!, reason }))
+}
 
 /** Each output a dataset file of its own: a known format, not an input, not the other output. */
 const outputsChecked = (files: ReadonlyArray<string>, train: string, val: string) =>

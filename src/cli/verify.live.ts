@@ -1,7 +1,5 @@
 /** Live wiring of `skyrl verify` (loaded lazily by src/cli/verify.ts). */
 import { Console, Duration, Effect, Layer, Option, Schema } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
 import type { Inventory } from "../domain/inventory.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
 import { lockOutput } from "../programs/outputLock.js"
@@ -20,7 +18,7 @@ import type { VerifySummary } from "../skyrl/verification.js"
 import { blockedSteps, formatSummary, parseAllowList, STATUSES } from "../skyrl/verification.js"
 import { outFormatProblem } from "./outFormat.js"
 import { outputDirectoriesMakeable, runDirectories } from "./outputDirectories.js"
-import { outputsApart } from "./outputsApart.js"
+import { filesGivenTwice, outputsApart } from "./outputsApart.js"
 import { timeoutProblem } from "./shared.js"
 import {
   cassettesDirOf,
@@ -108,36 +106,16 @@ const checkUsage = (options: VerifyCliOptions) => {
   return undefined
 }
 
-/** The same file's identity (device and inode: a link to it is the same), or its absolute path when not there. */
-const fileIdentity = (file: string): string => {
-  try {
-    const stat = fs.statSync(file)
-    return `${stat.dev}:${stat.ino}`
-  } catch {
-    return path.resolve(file)
-  }
-}
-
 /**
  * A dataset given twice (the same path, or a link to it) is read twice: its rows are copies of themselves, and
  * each verified one is written twice to --out. Allowed (as any repeated row is), but said.
  */
 const warnInputsTwice = (files: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const seen = new Map<string, number>()
-    for (const [i, file] of files.entries()) {
-      const id = fileIdentity(file)
-      const first = seen.get(id)
-      if (first === undefined) {
-        seen.set(id, i)
-        continue
-      }
-      yield* Effect.logWarning(
-        `verify: ${file} is given twice (datasets ${first + 1} and ${i + 1}): its rows are read twice, and each of ` +
-          "them that verifies is written twice to --out (the second time as a copy of the first, not run again)"
-      )
-    }
-  })
+  Effect.forEach(filesGivenTwice(files), ([first, i]) =>
+    Effect.logWarning(
+      `verify: ${files[i]} is given twice (datasets ${first + 1} and ${i + 1}): its rows are read twice, and each ` +
+        "of them that verifies is written twice to --out (the second time as a copy of the first, not run again)"
+    ), { discard: true })
 
 /** How to start each server: --servers-config entries first, then the inventory's launch specs. */
 export const launchPlan = (inventory: Inventory, configured: ReadonlyArray<McpServerSpec>) => {

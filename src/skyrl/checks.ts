@@ -1530,9 +1530,7 @@ export class DatasetChecker {
     const system: unknown = Array.isArray(prompt) ? prompt[0] : undefined
     if (!isObject(system) || system.role !== "system" || typeof system.content !== "string") return
     if (!system.content.includes("<tools>")) return
-    const block = findToolsBlock(system.content)
-    if (block === undefined) return
-    const conflicts = shownConflicts(block, inventory)
+    const conflicts = this.shownConflictsOf(system.content, inventory)
     const named = new Set<string>()
     for (const s of steps) {
       const conflict = conflicts.get(`${s.server}/${s.tool}`)
@@ -1546,6 +1544,21 @@ export class DatasetChecker {
           "inventory's schema, or plan with the prompt's own: enrich --inventory-from-prompt)"
       )
     }
+  }
+
+  /** Conflicts of system messages' `<tools>` blocks, by message text: the rows of a chat log share one message. */
+  private readonly conflictsBySystem = new Map<string, ReturnType<typeof shownConflicts>>()
+
+  /** `shownConflicts` of a system message's `<tools>` block (none without one), once per message text. */
+  private shownConflictsOf(system: string, inventory: Inventory): ReturnType<typeof shownConflicts> {
+    let conflicts = this.conflictsBySystem.get(system)
+    if (conflicts === undefined) {
+      const block = findToolsBlock(system)
+      conflicts = block === undefined ? new Map() : shownConflicts(block, inventory)
+      if (this.conflictsBySystem.size >= 64) this.conflictsBySystem.clear()
+      this.conflictsBySystem.set(system, conflicts)
+    }
+    return conflicts
   }
 
   /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */
