@@ -83,10 +83,10 @@ describe("prompt/user-names-tool: sentence ends and invisible characters in a ty
       .toContain(`names the plan's fmp_get_quote ("fmp_get_\u200bqoute")`)
   })
 
-  it("runs that recorded repaired-v5 keep their reading; new runs record repaired-v6", () => {
+  it("runs that recorded repaired-v5 keep their reading; new runs record a later setting", () => {
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v5" })))
       .toBe("until-2026-12-03d")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v6" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v7" }))).toBe("current")
     // Read as then: the full stop joined the words, and an invisible character hid a typo.
     expect(named("Use FMP. Get quote for AAPL and summarise it.", "until-2026-12-03d"))
       .toBe(`names the plan's fmp_get_quote ("FMP. Get quote")`)

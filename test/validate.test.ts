@@ -714,7 +714,7 @@ describe("warnings", () => {
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v3", user_leaks: "repaired-v2" })))
       .toBe("until-2026-12-03")
     expect(promptReadingOf(settingsFor(1, { user_leaks: "repaired-v2" }))).toBe("until-2026-12-03")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v6" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v7" }))).toBe("current")
   })
 
   it("a user message that names a plan tool, holds the call syntax or dumps a step's params is a warning", () => {
@@ -886,7 +886,7 @@ describe("warnings", () => {
     // is none there, the rules before it (a look-alike letter) still are.
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v3" })))
       .toBe("until-2026-12-03b")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v6" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v7" }))).toBe("current")
     expect(leak("Run FMP get quote on AAPL, then the 3 latest news.", "until-2026-12-03b").count).toBe(0)
     expect(leak("Use fmp_get_qu\u043ete on AAPL, then the 3 latest news.", "until-2026-12-03b").count).toBe(1)
     // That reading states values as the current one does (the spaced rule changed no literal reading).
@@ -967,7 +967,7 @@ describe("warnings", () => {
     // a name there; the rule before them (a server-prefixed name as words) still is.
     expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v4" })))
       .toBe("until-2026-12-03c")
-    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v6" }))).toBe("current")
+    expect(promptReadingOf(settingsFor(1, { literals: "stated-v4", user_leaks: "repaired-v7" }))).toBe("current")
     for (const [user] of named) expect(leak(user, "until-2026-12-03c").count, user).toBe(0)
     // A system message's own text is read the same way; `systemLeak` reads it as a run's older reading when told.
     const hinted = edited(rowFor(0), (r) => (r.prompt[0].content = r.prompt[0].content.replace(

@@ -103,7 +103,7 @@ export const runGenerate = (options: GenerateCliOptions) =>
       input: null,
       ...verifySettingOf(options),
       ...(options.allowUnstatedLiterals ? {} : { literals: "stated-v4" as const }),
-      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v6" as const })
+      ...(options.allowToolNamesInPrompt ? {} : { user_leaks: "repaired-v7" as const })
     })
     if (!options.dryRun) yield* baseUrlChecked(options)
     if (options.dryRun) {

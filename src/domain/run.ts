@@ -107,9 +107,12 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    */
   literals: Schema.optional(Schema.Literal("stated", "stated-outside-tool-lists", "stated-v3", "stated-v4")),
   /**
-   * generate: "repaired-v6", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
+   * generate: "repaired-v7", a user message that names a plan tool, holds the `<tool_call>` syntax or a step's
    * params as a dump (or a system message that singles out plan tools) is sent back to the model as a repair
-   * (`prompt/user-names-tool` is an error at acceptance): it tells the policy the plan. "repaired-v5": a run
+   * (`prompt/user-names-tool` is an error at acceptance): it tells the policy the plan. "repaired-v6": a run made
+   * before a Markdown-escaped name (`fmp\_get\_quote`), one written with HTML character references and a server's
+   * name possessive before the words (`FMP's get quote`) counted, judged again as it was ("until-2026-12-05").
+   * "repaired-v5": a run
    * made while a sentence's full stop joined a server's name to the words (`Use FMP. Get quote` named
    * `fmp_get_quote`) and a name one edit off with an invisible character in it (`fmp_get_\u200bqoute`) was none,
    * judged again as it was ("until-2026-12-03d"). "repaired-v4": a run
@@ -124,7 +127,15 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * warning (`--allow-tool-names-in-prompt`, and runs made before 2026-12-02, which `rebuild` makes as they were).
    */
   user_leaks: Schema.optional(
-    Schema.Literal("repaired", "repaired-v2", "repaired-v3", "repaired-v4", "repaired-v5", "repaired-v6")
+    Schema.Literal(
+      "repaired",
+      "repaired-v2",
+      "repaired-v3",
+      "repaired-v4",
+      "repaired-v5",
+      "repaired-v6",
+      "repaired-v7"
+    )
   )
 }) {}
 

@@ -238,7 +238,9 @@ export const generateSampling = (options: GenerateOptions, catalogue: Catalogue)
  * "repaired-v3"`, made before a server-prefixed tool name written as words counted; with `user_leaks:
  * "repaired-v4"`, made before a name spelled letter by letter, percent-encoded, one edit off or after its server's
  * name and a colon counted; with `user_leaks: "repaired-v5"`, made while a sentence's full stop joined a server's
- * name to the words and an invisible character hid a name one edit off (src/skyrl/promptReading.ts). A setting
+ * name to the words and an invisible character hid a name one edit off; with `user_leaks: "repaired-v6"`, made
+ * before a Markdown-escaped name, character references and a possessive server's name counted
+ * (src/skyrl/promptReading.ts). A setting
  * that is absent only warns: its reading changes no row.
  */
 export const promptReadingOf = (settings: RunSettings): PromptReading =>
@@ -254,6 +256,8 @@ export const promptReadingOf = (settings: RunSettings): PromptReading =>
     ? "until-2026-12-03c"
     : settings.user_leaks === "repaired-v5"
     ? "until-2026-12-03d"
+    : settings.user_leaks === "repaired-v6"
+    ? "until-2026-12-05"
     : "current"
 
 /**

@@ -306,6 +306,8 @@ interface UserLeakStep extends OfferedTool {
 interface SpacedName {
   readonly words: RegExp
   readonly prefixed: RegExp
+  /** The same with the server's name possessive (`FMP's get quote`, `fmp’s get quote`: the current reading). */
+  readonly possessive: RegExp
   readonly call: string
 }
 
@@ -342,28 +344,37 @@ interface ToolNames {
 const namesOfPlan = new WeakMap<ReadonlyArray<unknown>, ToolNames>()
 /** A server-prefixed tool name's separators (`fmp_get_quote`: three parts). */
 const NAME_SEPARATORS = /[_.-]+/
+/** A name's parts as a regex's words: any run of spaces, separators or invisible characters between them. */
+const escapedWords = (parts: ReadonlyArray<string>): string =>
+  parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")
 /**
  * A tool name's parts as words: any run of spaces, separators or invisible characters between them (global: the
  * current reading passes over a match with a sentence's end in it, `SENTENCE_END`, and reads the next).
  */
 const spacedWords = (parts: ReadonlyArray<string>): RegExp =>
   new RegExp(
-    `(?<![\\p{L}\\p{N}_])${parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")}` +
-      "(?![\\p{L}\\p{N}_])",
+    `(?<![\\p{L}\\p{N}_])${escapedWords(parts)}(?![\\p{L}\\p{N}_])`,
     "giu"
   )
 /**
  * The same with the server's name first, then a colon, slash, backslash, bar or arrow (`FMP: get quote`,
  * `fmp/get quote`, `fmp -> get quote`; not a comma or a sentence's full stop).
  */
-const prefixedWords = (server: ReadonlyArray<string>, rest: ReadonlyArray<string>): RegExp => {
-  const words = (parts: ReadonlyArray<string>) =>
-    parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("[\\s_.\\p{Cf}-]+")
-  return new RegExp(
-    `(?<![\\p{L}\\p{N}_])${words(server)}\\s*-?[:/\\\\|>\u2192\u00bb]+\\s*${words(rest)}(?![\\p{L}\\p{N}_])`,
+const prefixedWords = (server: ReadonlyArray<string>, rest: ReadonlyArray<string>): RegExp =>
+  new RegExp(
+    `(?<![\\p{L}\\p{N}_])${escapedWords(server)}\\s*-?[:/\\\\|>\u2192\u00bb]+\\s*${escapedWords(rest)}` +
+      "(?![\\p{L}\\p{N}_])",
     "giu"
   )
-}
+/** The same with the server's name possessive: `'s` (or `’s`, `ʼs`) after it, then the words (`FMP's get quote`). */
+const possessiveWords = (server: ReadonlyArray<string>, rest: ReadonlyArray<string>): RegExp =>
+  new RegExp(
+    `(?<![\\p{L}\\p{N}_])${escapedWords(server)}['\u2019\u02bc]s[\\s_.\\p{Cf}-]+${escapedWords(rest)}` +
+      "(?![\\p{L}\\p{N}_])",
+    "giu"
+  )
+/** What `possessiveWords` needs after the server's name (most texts have none). */
+const POSSESSIVE_MARK = /['\u2019\u02bc]s/
 /**
  * A sentence's end inside a match of `spacedWords` or `prefixedWords`: a full stop, then spaces (or invisible
  * characters), then a capital (`Use FMP. Get quote for AAPL`: two sentences, not `fmp_get_quote`). A full stop
@@ -389,6 +400,7 @@ const PREFIX_MARK = /[:/\\|>\u2192\u00bb]/
 /** `spacedWords` (and `prefixedWords`) of the tool names of plans (few, the same on every row of a run). */
 const spacedWordsOf = new Map<string, RegExp>()
 const prefixedWordsOf = new Map<string, RegExp>()
+const possessiveWordsOf = new Map<string, RegExp>()
 /** `spacedNames` of a plan (made when a text first holds a server's name: most rows never ask). */
 const spacedOfPlan = new WeakMap<ReadonlyArray<unknown>, ReadonlyArray<SpacedName>>()
 /** Whether a tool's name starts with its server's (`fmp_get_quote` on server `fmp`). */
@@ -410,6 +422,7 @@ const spacedNames = (tools: ReadonlyArray<OfferedTool>): ReadonlyArray<SpacedNam
     spaced.push({
       words: remember(spacedWordsOf, t.tool, () => spacedWords(parts)),
       prefixed: remember(prefixedWordsOf, t.tool, () => prefixedWords(server, parts.slice(server.length))),
+      possessive: remember(possessiveWordsOf, t.tool, () => possessiveWords(server, parts.slice(server.length))),
       call
     })
   }
@@ -457,40 +470,121 @@ const SPELLED = /(?<![\p{L}\p{N}])[\p{L}\p{N}](?:[^\p{L}\p{N}\r\n]{1,3}[\p{L}\p{
  */
 const SPELLED_LATIN = /(?:^|[^a-z0-9])[a-z0-9](?:[^a-z0-9\r\n]{1,3}[a-z0-9](?![a-z0-9])){4,}/
 const LETTER = /[\p{L}\p{N}]/gu
-/** A percent-encoded byte (`%5F`), and a run of the text with one in it (`fmp%5Fget%5Fquote`). */
+/** A percent-encoded byte (`%5F`). */
 const PERCENT = /%[0-9A-Fa-f]{2}/
-const PERCENT_ALL = /%[0-9A-Fa-f]{2}/g
-/** What a percent-encoded run is made of: letters, digits, a name's separators, `%`, `+`, invisible characters. */
-const PERCENT_RUN_CHAR = /[\p{L}\p{N}_.%+\p{Cf}-]/u
-/** The runs of a text with a percent-encoded byte in them: [start, end) (grown from each `%XX` to its run). */
-const percentRuns = (text: string): Array<readonly [number, number]> => {
+const PERCENT_BYTES = /(?:%[0-9A-Fa-f]{2})+/g
+const utf8 = new TextDecoder()
+/** A run's percent-encoded bytes decoded (UTF-8). */
+const bytesDecoded = (text: string): string =>
+  text.replace(
+    PERCENT_BYTES,
+    (bytes) => utf8.decode(Uint8Array.from(bytes.slice(1).split("%"), (b) => parseInt(b, 16)))
+  )
+/** A Markdown backslash escape (`\_`: a backslash before ASCII punctuation). */
+const BACKSLASH_ESCAPE = /\\([!-/:-@[-`{-~])/g
+/** An HTML character reference: decimal, hexadecimal or named (`&#95;`, `&#x5F;`, `&lowbar;`). */
+const CHARACTER_REFERENCE = /&(?:#([0-9]{1,7})|#[xX]([0-9A-Fa-f]{1,6})|([A-Za-z][A-Za-z0-9]{1,31}));/g
+/** The named references of the characters a name or its markup holds (HTML's names; others are left as written). */
+const NAMED_CHARACTERS: Readonly<Record<string, string>> = {
+  lowbar: "_",
+  UnderBar: "_",
+  hyphen: "-",
+  dash: "-",
+  period: ".",
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: "\"",
+  apos: "'",
+  colon: ":",
+  sol: "/",
+  bsol: "\\",
+  ast: "*",
+  num: "#",
+  percnt: "%",
+  nbsp: "\u00a0",
+  ZeroWidthSpace: "\u200b",
+  zwnj: "\u200c",
+  zwj: "\u200d",
+  shy: "\u00ad"
+}
+/** A run's character references decoded (one that names no character, or an unknown name, as written). */
+const referencesDecoded = (text: string): string =>
+  text.replace(CHARACTER_REFERENCE, (whole, decimal?: string, hex?: string, name?: string) => {
+    if (name !== undefined) return Object.hasOwn(NAMED_CHARACTERS, name) ? NAMED_CHARACTERS[name]! : whole
+    const code = decimal !== undefined ? parseInt(decimal, 10) : parseInt(hex!, 16)
+    return code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff) ? whole : String.fromCodePoint(code)
+  })
+
+/**
+ * How a reading reads a name written encoded: `mark`, what an encoded run holds (`marks`: the same, global);
+ * `runChar`, what the run around a mark is made of besides marks (letters, digits, a name's separators, `%`, `+`,
+ * invisible characters); `decoded`, the run decoded (up to three times over: `%255F`).
+ * "until-2026-12-05" and before read percent-encoded bytes (`fmp%5Fget%5Fquote`, `+` a space); the current reading
+ * also a Markdown backslash escape (`fmp\_get\_quote`, which Markdown renders as the name) and an HTML character
+ * reference (`fmp&#95;get&lowbar;quote`).
+ */
+interface Encoding {
+  readonly mark: RegExp
+  readonly marks: RegExp
+  /** `mark` where it is tried (sticky: a run grows over a mark after it, `a\_b&#95;c`, and not over a bare `&`). */
+  readonly markAt: RegExp
+  readonly runChar: RegExp
+  readonly decoded: (run: string) => string
+  /** Whether a run ends before the dots and dashes it ends with (a sentence's full stop; the current reading). */
+  readonly trimsEnd: boolean
+}
+const PERCENT_ENCODING: Encoding = {
+  mark: PERCENT,
+  marks: /%[0-9A-Fa-f]{2}/g,
+  markAt: /%[0-9A-Fa-f]{2}/y,
+  runChar: /[\p{L}\p{N}_.%+\p{Cf}-]/u,
+  decoded: (run) => {
+    let text = run.replace(/\+/g, " ")
+    for (let i = 0; i < 3 && PERCENT.test(text); i++) text = bytesDecoded(text)
+    return text
+  },
+  trimsEnd: false
+}
+const ESCAPE_MARK = /%[0-9A-Fa-f]{2}|\\[!-/:-@[-`{-~]|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});/
+const ESCAPE_ENCODING: Encoding = {
+  mark: ESCAPE_MARK,
+  marks: new RegExp(ESCAPE_MARK.source, "g"),
+  markAt: new RegExp(ESCAPE_MARK.source, "y"),
+  runChar: PERCENT_ENCODING.runChar,
+  decoded: (run) => {
+    let text = run.replace(/\+/g, " ")
+    for (let i = 0; i < 3 && ESCAPE_MARK.test(text); i++) {
+      text = referencesDecoded(bytesDecoded(text).replace(BACKSLASH_ESCAPE, "$1"))
+    }
+    return text
+  },
+  trimsEnd: true
+}
+/** The runs of a text with an encoded character in them: [start, end) (grown from each mark to its run). */
+const encodedRuns = (text: string, encoding: Encoding): Array<readonly [number, number]> => {
   const runs: Array<readonly [number, number]> = []
-  for (const byte of text.matchAll(PERCENT_ALL)) {
-    if (runs.length > 0 && byte.index < runs[runs.length - 1]![1]) continue
-    let [start, end] = [byte.index, byte.index + 3]
-    while (start > 0 && PERCENT_RUN_CHAR.test(text[start - 1]!)) start--
-    while (end < text.length && PERCENT_RUN_CHAR.test(text[end]!)) end++
+  for (const mark of text.matchAll(encoding.marks)) {
+    if (runs.length > 0 && mark.index < runs[runs.length - 1]![1]) continue
+    let [start, end] = [mark.index, mark.index + mark[0].length]
+    while (start > 0 && encoding.runChar.test(text[start - 1]!)) start--
+    for (let more = 1; more > 0; end += more) {
+      encoding.markAt.lastIndex = end
+      more = end >= text.length
+        ? 0
+        : encoding.runChar.test(text[end]!)
+        ? 1
+        : encoding.markAt.exec(text)?.[0].length ?? 0
+    }
+    if (encoding.trimsEnd) end -= TRAILING_DOTS.exec(text.slice(start, end))![0].length
     runs.push([start, end])
   }
   return runs
 }
-const PERCENT_BYTES = /(?:%[0-9A-Fa-f]{2})+/g
-const utf8 = new TextDecoder()
-/** A run with its percent-encoded bytes decoded (UTF-8, `+` a space), up to three times over (`%255F`). */
-const percentDecoded = (run: string): string => {
-  let text = run.replace(/\+/g, " ")
-  for (let i = 0; i < 3 && PERCENT.test(text); i++) {
-    text = text.replace(
-      PERCENT_BYTES,
-      (bytes) => utf8.decode(Uint8Array.from(bytes.slice(1).split("%"), (b) => parseInt(b, 16)))
-    )
-  }
-  return text
-}
 
 /**
  * The plan tools a text names (call name -> the text as written), in the order it names them. `encoded`: also
- * read the text's percent-encoded runs decoded (the current reading; not again inside a decoded run).
+ * read the text's encoded runs decoded (`Encoding`; from "until-2026-12-03d"; not again inside a decoded run).
  */
 const toolsNamed = (
   text: string,
@@ -500,9 +594,11 @@ const toolsNamed = (
 ): ReadonlyMap<string, string> => {
   const fold = readsAsOf(reading, "until-2026-12-03b")
   const wide = readsAsOf(reading, "until-2026-12-03d")
-  // The current reading: a sentence's end between a name's words parts them; invisible characters in a run do
-  // not hide a name one edit off (the run is read as `squash` makes it, without them).
-  const current = readsAsOf(reading, "current")
+  // From "until-2026-12-05": a sentence's end between a name's words parts them; invisible characters in a run do
+  // not hide a name one edit off (the run is read as `squash` makes it, without them). The current reading: a
+  // name Markdown-escaped or written with character references, or after its server's name possessive.
+  const current = readsAsOf(reading, "until-2026-12-05")
+  const escapes = readsAsOf(reading, "current")
   const named = new Map<string, string>()
   // A name a run of the message squashes to is in the whole message squashed (the separators and invisible
   // characters between its parts are all that squashing drops): look at the runs only when one is, or when it
@@ -522,10 +618,12 @@ const toolsNamed = (
   const inRuns = typos || [...names.squashed.keys()].some((name) => squashed.includes(name))
   const inWords = readsAsOf(reading, "until-2026-12-03c") &&
     names.tools.some((t) => lower.includes(t.server.toLowerCase()))
-  const inPercent = wide && encoded && PERCENT.test(visible)
+  const encoding = escapes ? ESCAPE_ENCODING : PERCENT_ENCODING
+  const inEncoded = wide && encoded && encoding.mark.test(visible)
   const prefixed = wide && inWords && PREFIX_MARK.test(visible)
+  const possessive = escapes && inWords && POSSESSIVE_MARK.test(visible)
   const spelled = wide && names.squashed.size > 0 && SPELLED_LATIN.test(lower)
-  if (!inRuns && !inWords && !inPercent && !spelled) return named
+  if (!inRuns && !inWords && !inEncoded && !spelled) return named
   // Runs are read on the text without invisible characters, and shown as the message writes them.
   const written = text.normalize("NFKC")
   const seen = fold ? folded(written) : written
@@ -542,7 +640,8 @@ const toolsNamed = (
   for (const n of inWords ? spacedNames(names.tools) : []) {
     const match = named.has(n.call)
       ? undefined
-      : wordsIn(n.words, seen, current) ?? (prefixed ? wordsIn(n.prefixed, seen, current) : undefined)
+      : wordsIn(n.words, seen, current) ?? (prefixed ? wordsIn(n.prefixed, seen, current) : undefined) ??
+        (possessive ? wordsIn(n.possessive, seen, current) : undefined)
     if (match !== undefined) named.set(n.call, written.slice(match.index, match.index + match[0].length))
   }
   for (const run of spelled ? seen.matchAll(SPELLED) : []) {
@@ -562,8 +661,8 @@ const toolsNamed = (
       if (i >= 0) named.set(tool, written.slice(starts[i], ends[i + name.length - 1]))
     }
   }
-  for (const [start, end] of inPercent ? percentRuns(seen) : []) {
-    for (const [tool] of toolsNamed(percentDecoded(seen.slice(start, end)), names, reading, false)) {
+  for (const [start, end] of inEncoded ? encodedRuns(seen, encoding) : []) {
+    for (const [tool] of toolsNamed(encoding.decoded(seen.slice(start, end)), names, reading, false)) {
       if (!named.has(tool)) named.set(tool, written.slice(start, end))
     }
   }
@@ -611,10 +710,13 @@ const paramsDump = (
  * quote`, `fmp/get quote`), though not across a sentence's end (`Use FMP. Get quote`: `SENTENCE_END`); nor is
  * `key: value` prose (`Ticker: TSLA`). A name also counts spelled letter by
  * letter (`f m p _ g e t _ q u o t e`, `F-M-P-G-E-T...`: `SPELLED`), percent-encoded (`fmp%5Fget%5Fquote`,
- * `%66%6D%70...`, twice over), and, for a name with a separator and 10 characters or more, one edit off in a
+ * `%66%6D%70...`, twice over), Markdown-escaped or with HTML character references (`fmp\_get\_quote`,
+ * `fmp&#95;get_quote`: `Encoding`), after its server's name possessive (`FMP's get quote`: `possessiveWords`),
+ * and, for a name with a separator and 10 characters or more, one edit off in a
  * run of several parts (`fmp_get_qoute`, `fmp_get_quot`, `fmp_get_quotes`: `typoIn`; `get_qoute` is none),
  * invisible characters in it or not (`fmp_get_\u200bqoute`). Undefined when none.
- * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-03d" joins the
+ * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-05" reads no
+ * Markdown escape, character reference nor possessive server's name; "until-2026-12-03d" besides joins the
  * words across a sentence's end and reads no one-edit-off name with an invisible character in it;
  * "until-2026-12-03c" besides reads no
  * spelled, percent-encoded or one-edit-off name, nor the server's name and a colon before words;

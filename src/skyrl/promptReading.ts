@@ -4,6 +4,11 @@
  * make their rows as they were; `promptReadingOf` in programs/generate.ts). Each reading is named for the
  * time its rules stopped applying to new runs:
  * - "current": as literalsShown.ts and promptLeak.ts say.
+ * - "until-2026-12-05": runs that recorded `user_leaks: "repaired-v6"` (made from 2026-12-03 09:45 UTC until the
+ *   rules here changed on 2026-12-05): a tool name Markdown-escaped (`fmp\_get\_quote`) or written with HTML
+ *   character references (`fmp&#95;get&lowbar;quote`), and a server-prefixed name written as words after its
+ *   server's name possessive (`FMP's get quote`), were no leak. Values are stated as in "current"
+ *   (`literals: "stated-v4"` reads the same in both).
  * - "until-2026-12-03d": runs that recorded `user_leaks: "repaired-v5"` (made from 2026-12-03 07:05 UTC until the
  *   rules here changed that day; the fourth reading to stop on it, hence the `d`): a sentence's full stop joined a
  *   server's name to the rest of a tool name's words (`Use FMP. Get quote for AAPL` named `fmp_get_quote`), and a
@@ -34,6 +39,7 @@
  */
 export type PromptReading =
   | "current"
+  | "until-2026-12-05"
   | "until-2026-12-03d"
   | "until-2026-12-03c"
   | "until-2026-12-03b"
@@ -48,7 +54,8 @@ const ORDER: Readonly<Record<PromptReading, number>> = {
   "until-2026-12-03b": 3,
   "until-2026-12-03c": 4,
   "until-2026-12-03d": 5,
-  current: 6
+  "until-2026-12-05": 6,
+  current: 7
 }
 
 /** Whether `reading` has the rules that `reading` `since` has (readings only add or change rules over time). */
