@@ -83,7 +83,7 @@ describe("prompt/user-names-tool: Markdown escapes, character references, a poss
     // A plain --resume of such a run names --force and the time the new reading landed.
     const now = settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v7" })
     expect(settingsDifferences(settingsFor(5, { literals: "stated-v4", user_leaks: "repaired-v6" }), now)).toEqual([
-      "user_leaks: repaired-v6 in the run, repaired-v7 now (a run made before 2026-12-05 11:00 UTC: resume with --force, " +
+      "user_leaks: repaired-v6 in the run, repaired-v7 now (a run made before 2026-12-05 10:00 UTC: resume with --force, " +
       "which keeps its rule)"
     ])
   })

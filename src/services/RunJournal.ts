@@ -129,7 +129,7 @@ const HINT_OF_OLDER: Readonly<Record<string, Readonly<Record<string, string>>>> 
     "repaired-v3": madeBefore("2026-12-03 03:45 UTC"),
     "repaired-v4": madeBefore("2026-12-03 07:05 UTC"),
     "repaired-v5": madeBefore("2026-12-03 09:45 UTC"),
-    "repaired-v6": madeBefore("2026-12-05 11:00 UTC")
+    "repaired-v6": madeBefore("2026-12-05 10:00 UTC")
   }
 }
 
