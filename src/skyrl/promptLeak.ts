@@ -583,6 +583,30 @@ const encodedRuns = (text: string, encoding: Encoding): Array<readonly [number, 
 }
 
 /**
+ * Adds to `named` the plan tools `seen` (the text as read) spells letter by letter (`SPELLED`), each shown as
+ * `written` has it from the name's first letter to its last.
+ */
+const spelledNamed = (seen: string, written: string, names: ToolNames, named: Map<string, string>): void => {
+  for (const run of seen.matchAll(SPELLED)) {
+    // The run's letters lower-cased, each with where the text has it.
+    let letters = ""
+    const [starts, ends]: [Array<number>, Array<number>] = [[], []]
+    for (const letter of run[0].matchAll(LETTER)) {
+      const lower = letter[0].toLowerCase()
+      letters += lower
+      for (let i = 0; i < lower.length; i++) {
+        starts.push(run.index + letter.index)
+        ends.push(run.index + letter.index + letter[0].length)
+      }
+    }
+    for (const [name, tool] of names.squashed) {
+      const i = named.has(tool) ? -1 : letters.indexOf(name)
+      if (i >= 0) named.set(tool, written.slice(starts[i], ends[i + name.length - 1]))
+    }
+  }
+}
+
+/**
  * The plan tools a text names (call name -> the text as written), in the order it names them. `encoded`: also
  * read the text's encoded runs decoded (`Encoding`; from "until-2026-12-03d"; not again inside a decoded run).
  */
@@ -644,23 +668,7 @@ const toolsNamed = (
         (possessive ? wordsIn(n.possessive, seen, current) : undefined)
     if (match !== undefined) named.set(n.call, written.slice(match.index, match.index + match[0].length))
   }
-  for (const run of spelled ? seen.matchAll(SPELLED) : []) {
-    // The run's letters lower-cased, each with where the text has it (shown from the name's first letter to its last).
-    let letters = ""
-    const [starts, ends]: [Array<number>, Array<number>] = [[], []]
-    for (const letter of run[0].matchAll(LETTER)) {
-      const lower = letter[0].toLowerCase()
-      letters += lower
-      for (let i = 0; i < lower.length; i++) {
-        starts.push(run.index + letter.index)
-        ends.push(run.index + letter.index + letter[0].length)
-      }
-    }
-    for (const [name, tool] of names.squashed) {
-      const i = named.has(tool) ? -1 : letters.indexOf(name)
-      if (i >= 0) named.set(tool, written.slice(starts[i], ends[i + name.length - 1]))
-    }
-  }
+  if (spelled) spelledNamed(seen, written, names, named)
   for (const [start, end] of inEncoded ? encodedRuns(seen, encoding) : []) {
     for (const [tool] of toolsNamed(encoding.decoded(seen.slice(start, end)), names, reading, false)) {
       if (!named.has(tool)) named.set(tool, written.slice(start, end))
