@@ -183,3 +183,21 @@ export class SkyRLRow extends Schema.Class<SkyRLRow>("SkyRLRow")({
 
 /** The on-disk (JSON) form of a row. */
 export type EncodedRow = typeof SkyRLRow.Encoded
+
+/**
+ * A column of a Parquet file's row layout typed otherwise than skyrl writes it, and what datasets then does with the
+ * file (found by src/services/parquetTypes.ts, reported by checks.ts as `arrow/parquet-type`).
+ */
+export interface ColumnTypeIssue {
+  /** The column's path in LeftOut's form: `reward_spec.ground_truth.tool_sequence[].params`. */
+  readonly path: string
+  /** pyarrow's name of the column's type (`large_string`, `int32`, `map<string, int64>`). */
+  readonly found: string
+  readonly needed: "string" | "int64" | "struct" | "list"
+  /**
+   * `concat`: the file loads, but cannot be concatenated with JSON Lines files or skyrl-written Parquet ("The
+   * features can't be aligned"); `bytes`: besides, the values load as Python bytes; `load`: the file does not
+   * load at all (a map: "does not have a datasets dtype equivalent").
+   */
+  readonly effect: "concat" | "bytes" | "load"
+}

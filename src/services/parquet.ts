@@ -16,9 +16,9 @@ import type { SchemaElement } from "hyparquet"
 import { ByteWriter, parquetWriteRows } from "hyparquet-writer"
 import type * as fs from "node:fs/promises"
 import type { EncodedRow } from "../domain/row.js"
+import type { ColumnTypeIssue } from "../domain/row.js"
 import { writeAll } from "./diskWrites.js"
 import { compressors } from "./parquetCodecs.js"
-import type { ColumnTypeIssue } from "./parquetTypes.js"
 import { columnTypeIssues } from "./parquetTypes.js"
 
 /** Rows per row group: bounds the memory of writer and reader. */

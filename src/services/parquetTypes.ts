@@ -11,24 +11,10 @@
  * (cpp/src/parquet/arrow/schema_internal.cc in apache/arrow, with Arrow extensions on, pyarrow's default).
  */
 import type { FileMetaData, SchemaElement } from "hyparquet"
+import type { ColumnTypeIssue } from "../domain/row.js"
 import type { ArrowField } from "./arrowSchema.js"
 import { readArrowSchema } from "./arrowSchema.js"
 import type { Field } from "./parquet.js"
-
-/** A column of the skeleton typed otherwise, and what datasets then does with the file. */
-export interface ColumnTypeIssue {
-  /** The column's path in LeftOut's form: `reward_spec.ground_truth.tool_sequence[].params`. */
-  readonly path: string
-  /** pyarrow's name of the column's type (`large_string`, `int32`, `map<string, int64>`). */
-  readonly found: string
-  readonly needed: "string" | "int64" | "struct" | "list"
-  /**
-   * `concat`: the file loads, but cannot be concatenated with JSON Lines files or skyrl-written Parquet ("The
-   * features can't be aligned"); `bytes`: besides, the values load as Python bytes; `load`: the file does not
-   * load at all (a map: "does not have a datasets dtype equivalent").
-   */
-  readonly effect: "concat" | "bytes" | "load"
-}
 
 // ---------------------------------------------------------------------------------------------
 // The Parquet schema as pyarrow reads it (a file without a stored Arrow schema)
