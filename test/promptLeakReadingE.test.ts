@@ -3,7 +3,8 @@
  * "until-2026-12-05" reading (runs that recorded `user_leaks: "repaired-v6"`) passed: a tool name Markdown-escaped
  * (`fmp\_get\_quote`, which Markdown renders as `fmp_get_quote`: models escape underscores in Markdown), one written
  * with HTML character references (`fmp&#95;get&lowbar;quote`), and a server-prefixed name written as words after its
- * server's name possessive (`FMP's get quote`). Older runs keep their reading: `promptReadingOf`, and a plain
+ * server's name possessive (`FMP's get quote`); and one it reads otherwise: a JSON object pasted as data (a key no
+ * step's params have beside a param's key) is no params dump. Older runs keep their reading: `promptReadingOf`, and a plain
  * `--resume` names `--force` (`settingsDifferences`).
  */
 import { describe, expect, it } from "vitest"
@@ -62,6 +63,37 @@ describe("prompt/user-names-tool: Markdown escapes, character references, a poss
         "Get the AAPL quote, then GET /news?q=polygon&n=3 &amp; more."
       ]
     ) expect(named(user), user).toBeUndefined()
+  })
+
+  it("a JSON object pasted as data, with keys no step's params have, is no params dump; one of params keys is", () => {
+    const dump = (user: string, reading?: PromptReading) =>
+      userLeak(user, plan, reading)?.split("; ").find((p) => p.startsWith("holds step"))
+        ?.replace(/: the policy is told the plan instead of choosing it$/, "")
+    const data = [
+      "My position: {\"symbol\": \"AAPL\", \"shares\": 10, \"cost_basis\": 150.5}. How is it doing, with 3 news items?",
+      "Watchlist: {\"watchlist\": [{\"symbol\": \"AAPL\"}], \"owner\": \"me\"}. Quote it, and 3 news items.",
+      "Row: {\"Symbol\": \"AAPL\", \"note\": \"a } in a string\", \"limit\": 3}. Quote and news, please."
+    ]
+    for (const user of data) {
+      expect(dump(user), user).toBeUndefined()
+      expect(dump(user, "until-2026-12-05"), user).toMatch(/^holds step [12]'s params as JSON/)
+    }
+    const dumps: ReadonlyArray<readonly [string, string]> = [
+      ["Params: {\"symbol\": \"AAPL\", \"limit\": 3}", "holds step 1's params as JSON (\"symbol\")"],
+      [
+        "Use {\"symbol\": \"AAPL\"}, then {\"ticker\": \"AAPL\", \"limit\": 3}.",
+        "holds step 1's params as JSON (\"symbol\")"
+      ],
+      // A Python dict, and JSON cut short, are read as before: no JSON to call data.
+      ["Use {'symbol': 'AAPL', 'shares': 10}.", "holds step 1's params as JSON (\"symbol\")"],
+      ["Use {\"symbol\": \"AAPL\", \"shares\": 10 and the news.", "holds step 1's params as JSON (\"symbol\")"],
+      // A key outside the data object is a dump still.
+      [
+        "Data {\"symbol\": \"AAPL\", \"shares\": 10}, then \"limit\": 3 news.",
+        "holds step 2's params as JSON (\"limit\")"
+      ]
+    ]
+    for (const [user, shown] of dumps) expect(dump(user), user).toBe(shown)
   })
 
   it("a system message's own text is read the same way", () => {

@@ -111,7 +111,8 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
    * params as a dump (or a system message that singles out plan tools) is sent back to the model as a repair
    * (`prompt/user-names-tool` is an error at acceptance): it tells the policy the plan. "repaired-v6": a run made
    * before a Markdown-escaped name (`fmp\_get\_quote`), one written with HTML character references and a server's
-   * name possessive before the words (`FMP's get quote`) counted, judged again as it was ("until-2026-12-05").
+   * name possessive before the words (`FMP's get quote`) counted and while JSON pasted as data was a params dump,
+   * judged again as it was ("until-2026-12-05").
    * "repaired-v5": a run
    * made while a sentence's full stop joined a server's name to the words (`Use FMP. Get quote` named
    * `fmp_get_quote`) and a name one edit off with an invisible character in it (`fmp_get_\u200bqoute`) was none,

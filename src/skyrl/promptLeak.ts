@@ -677,6 +677,49 @@ const toolsNamed = (
   return named
 }
 
+/**
+ * Whether a place of `text` lies inside a JSON object the text pastes as data (the current reading): one that
+ * parses and holds, at any depth, a key no step's params hold at any depth (`{"symbol": "AAPL", "shares": 10}`
+ * beside `fmp_get_quote`'s `{symbol}`: a portfolio, not a call's params). An object of the params' keys alone
+ * (`{"symbol": "AAPL", "limit": 5}`) is a dump still, and so is any text that is no JSON (`'symbol': ...`).
+ */
+const inDataObject = (text: string, plan: ReadonlyArray<UserLeakStep>): (at: number) => boolean => {
+  const planKeys = new Set<string>()
+  const keysOf = (v: unknown, into: Set<string>): Set<string> => {
+    if (Array.isArray(v)) { for (const x of v) keysOf(x, into) }
+    else if (isObject(v)) { for (const [k, x] of Object.entries(v)) keysOf(x, into.add(k.toLowerCase())) }
+    return into
+  }
+  for (const s of plan) keysOf(s.params, planKeys)
+  const objects: Array<readonly [number, number]> = []
+  for (let i = text.indexOf("{"); i >= 0; i = text.indexOf("{", i + 1)) {
+    const end = balancedEnd(text, i)
+    if (end === undefined) continue
+    let value: unknown
+    try {
+      value = JSON.parse(text.slice(i, end))
+    } catch {
+      continue
+    }
+    if ([...keysOf(value, new Set())].some((k) => !planKeys.has(k))) objects.push([i, end])
+    i = end - 1
+  }
+  return (at) => objects.some(([start, end]) => start < at && at < end)
+}
+
+/** Where the JSON object or array opened at `start` closes (after its bracket), strings read; undefined if never. */
+const balancedEnd = (text: string, start: number): number | undefined => {
+  let depth = 0
+  for (let i = start; i < text.length; i++) {
+    const c = text[i]
+    if (c === "\"") {
+      for (i++; i < text.length && text[i] !== "\""; i++) if (text[i] === "\\") i++
+    } else if (c === "{" || c === "[") depth++
+    else if ((c === "}" || c === "]") && --depth === 0) return i + 1
+  }
+  return undefined
+}
+
 /** The first of a step's param keys that a message writes as a params dump would: `"symbol":`, or `symbol=`. */
 const paramsDump = (
   visible: string,
@@ -693,9 +736,12 @@ const paramsDump = (
     )
   const keys = wider ? QUOTED_KEY : JSON_KEY
   const quoted = wider ? QUOTE_COLON.test(visible) : visible.includes("\"")
+  let data: ((at: number) => boolean) | undefined
   for (const key of quoted ? visible.matchAll(keys) : []) {
     const step = stepWith(key[1]!)
-    if (step !== undefined) return `holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`
+    if (step === undefined) continue
+    data ??= readsAsOf(reading, "current") ? inDataObject(visible, plan) : () => false
+    if (!data(key.index)) return `holds step ${step.step}'s params as JSON (${JSON.stringify(key[1])})`
   }
   for (const key of wider && visible.includes("=") ? visible.matchAll(KEY_VALUE) : []) {
     const step = stepWith(key[1]!)
@@ -723,8 +769,9 @@ const paramsDump = (
  * and, for a name with a separator and 10 characters or more, one edit off in a
  * run of several parts (`fmp_get_qoute`, `fmp_get_quot`, `fmp_get_quotes`: `typoIn`; `get_qoute` is none),
  * invisible characters in it or not (`fmp_get_\u200bqoute`). Undefined when none.
+ * A param key inside a JSON object pasted as data is no dump (`inDataObject`).
  * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-05" reads no
- * Markdown escape, character reference nor possessive server's name; "until-2026-12-03d" besides joins the
+ * Markdown escape, character reference nor possessive server's name, and reads a key in pasted JSON as a dump; "until-2026-12-03d" besides joins the
  * words across a sentence's end and reads no one-edit-off name with an invisible character in it;
  * "until-2026-12-03c" besides reads no
  * spelled, percent-encoded or one-edit-off name, nor the server's name and a colon before words;

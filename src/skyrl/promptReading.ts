@@ -7,7 +7,8 @@
  * - "until-2026-12-05": runs that recorded `user_leaks: "repaired-v6"` (made from 2026-12-03 09:45 UTC until the
  *   rules here changed on 2026-12-05): a tool name Markdown-escaped (`fmp\_get\_quote`) or written with HTML
  *   character references (`fmp&#95;get&lowbar;quote`), and a server-prefixed name written as words after its
- *   server's name possessive (`FMP's get quote`), were no leak. Values are stated as in "current"
+ *   server's name possessive (`FMP's get quote`), were no leak, and a step's param key inside a JSON object pasted as
+ *   data (`{"symbol": "AAPL", "shares": 10}`) was a params dump. Values are stated as in "current"
  *   (`literals: "stated-v4"` reads the same in both).
  * - "until-2026-12-03d": runs that recorded `user_leaks: "repaired-v5"` (made from 2026-12-03 07:05 UTC until the
  *   rules here changed that day; the fourth reading to stop on it, hence the `d`): a sentence's full stop joined a
