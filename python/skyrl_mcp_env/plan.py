@@ -14,11 +14,14 @@ naming the field and the value, never coerced.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any, Collection, Mapping, Optional
+
+from .refs import schema_fault
 
 
 class RowError(ValueError):
@@ -447,7 +450,9 @@ def _hashable_name(name: str, where: str) -> None:
 
 def _schemas(raw: Any, where: str, own: Collection[str]) -> dict[str, Any]:
     """call name -> input schema; each a JSON object (a schema of another type was dropped, unchecked: the
-    derived params of its steps were then matched by presence only)."""
+    derived params of its steps were then matched by presence only) whose ``$ref``s a validator can follow
+    (``refs.schema_fault``: none into the schema at nothing, no loop that enters no property or item), as skyrl's
+    plan validation has it (until 2026-12-05 such a schema took any value once a call reached its ``$ref``)."""
     schemas = json_object(raw, f"{where}: tool_schemas") if raw else {}
     # A null for a name this row does not call: another row's tool (Arrow fills the keys an object column's other
     # rows have with nulls). For one of the row's own tools it is refused below: its derived params would go
@@ -457,4 +462,19 @@ def _schemas(raw: Any, where: str, own: Collection[str]) -> dict[str, Any]:
         if not isinstance(schema, Mapping):
             raise RowError(f"{where}: tool_schemas.{name}: expected a JSON Schema object, got {shown(schema)}")
         _json_values_only(schema, f"{where}: tool_schemas.{name}")
+        fault = _schema_fault(schema)
+        if fault is not None:
+            raise RowError(f"{where}: tool_schemas.{name}: {fault} (skyrl refuses such a tool schema, and skyrl "
+                           "validate flags it): fix the schema")
     return dict(schemas)
+
+
+def _schema_fault(schema: Mapping[str, Any]) -> Optional[str]:
+    """``refs.schema_fault`` of the schema, kept by its text (an env is made for every episode, and rows of one offer
+    share their schemas): 6 us a schema of rows_v2.jsonl, where walking it took 50 us."""
+    return _fault_of_text(json.dumps(schema, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fault_of_text(text: str) -> Optional[str]:
+    return schema_fault(json.loads(text))

@@ -53,12 +53,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Collection, Iterator, Optional, Union
 
 import jsonschema
-import referencing
-import referencing.exceptions
-import referencing.jsonschema
-from jsonschema_specifications import REGISTRY as _SPECIFICATIONS
 
-from . import formats, patterns
+from . import formats, patterns, refs
 from .canonical import canonical_json
 from .plan import LATEST_READING, Plan, Step
 from .unique import with_fast_unique_items
@@ -1053,8 +1049,10 @@ def _is_valid(schema: dict[str, Any], arguments: dict[str, Any], cleared: Option
     """The arguments are valid against the schema. Validation runs library code on the policy's values (the
     "regex" format check parses the string with ``re``'s parser, which raises RecursionError on thousands
     of nested groups): a value the validator fails on is not valid, never an exception out of ``step``. A
-    schema part the scorer cannot read offline (a ``$ref`` to a URL, or to nowhere) holds nothing: the
-    schema is checked without it, as a schema jsonschema cannot use is not checked at all.
+    ``$ref`` outside the schema (a URL, another file: never fetched) holds nothing: the schema is checked without
+    it. A ``$ref`` into the schema that points at nothing (``#/definitions/Missing``; plan.py refuses a row with one,
+    a Plan made otherwise may hold one) fails its part: a value there is not valid, the rest is checked (refs.py;
+    until 2026-12-05 reaching it made the whole call valid). A schema jsonschema cannot use is not checked at all.
 
     The schema's regexes (``pattern``, ``patternProperties``) run on the policy's strings, and ``re`` backtracks:
     ``^(a+)+$`` took minutes on 30 ``a`` and a ``!``, ``\\d+$`` 7 s on 20,000 digits and an ``x``. With ``cleared``
@@ -1103,21 +1101,12 @@ def _check(schema_text: str, arguments: dict[str, Any], cleared: Optional[frozen
     try:
         with patterns.guarding(cleared):
             return validator.is_valid(arguments)
-    except referencing.exceptions.Unresolvable:  # a pointer into a document it does not have
-        return True
     except Exception:  # noqa: BLE001 - a value that cannot be checked is not valid
+        # (a reference jsonschema could not resolve where refs.ref does not answer for it, a $dynamicRef to
+        # nothing: until 2026-12-05 an unresolvable reference answered True, and any arguments passed)
         return False
 
 
-def _unchecked(uri: str) -> referencing.Resource:
-    """What a ``$ref`` outside the row's schema resolves to: the schema that takes anything. jsonschema would
-    fetch the URL (urllib, no timeout): the scorer reads no network (reward.md property 7), and a server that
-    never answers would hold ``step`` forever."""
-    return referencing.jsonschema.DRAFT202012.create_resource({})
-
-
-# The meta-schemas jsonschema ships (a $ref to one resolves offline), and nothing fetched.
-_OFFLINE = _SPECIFICATIONS.combine(referencing.Registry(retrieve=_unchecked))
 # jsonschema's regex searches go through ``patterns.guarding`` (``_is_valid``).
 patterns.hook_jsonschema()
 
@@ -1134,8 +1123,10 @@ def _validator(schema_text: str) -> Any:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError:
         return None
-    # uniqueItems in O(n log n) (unique.py): jsonschema's own compares every pair of items that do not sort
-    return with_fast_unique_items(cls)(schema, format_checker=_FORMAT_CHECKER, registry=_OFFLINE)
+    # uniqueItems in O(n log n) (unique.py): jsonschema's own compares every pair of items that do not sort; $ref
+    # resolved offline (refs.py: one outside the schema holds nothing, one into it at nothing fails its part)
+    fast = with_fast_unique_items(cls, (("$ref", refs.ref),))
+    return fast(schema, format_checker=_FORMAT_CHECKER, registry=refs.OFFLINE)
 
 
 # Formats as skyrl checks them (ajv with ajv-formats, src/skyrl/planValidation.ts), which validated the plan: a

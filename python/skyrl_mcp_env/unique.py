@@ -79,14 +79,20 @@ def unique_items(validator: Any, uI: Any, instance: Any, schema: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def with_fast_unique_items(cls: Any) -> Any:
-    """``cls`` (a jsonschema validator class, any draft) with ``unique_items`` for ``uniqueItems``. A subschema that
+def with_fast_unique_items(cls: Any, keywords: tuple[tuple[str, Any], ...] = ()) -> Any:
+    """``cls`` (a jsonschema validator class, any draft) with ``unique_items`` for ``uniqueItems``, and the other
+    keyword functions ``keywords`` gives (name, function: reward.py's ``$ref``, refs.py). A subschema that
     names its own ``$schema`` (or a ``$ref`` to one: ``"$ref": "#"`` under a root that has it) makes jsonschema's
     ``evolve`` switch to that draft's own class, whose uniqueItems is jsonschema's (7 s for 3,000 objects): the
-    class's ``evolve`` gives that draft's class with ``unique_items`` instead."""
-    if cls in _FAST or uniq is None:
+    class's ``evolve`` gives that draft's class with ``unique_items`` (and ``keywords``) instead."""
+    if cls in _FAST:
         return cls
-    fast = jsonschema.validators.extend(cls, {"uniqueItems": unique_items})
+    own = dict(keywords)
+    if uniq is not None:
+        own["uniqueItems"] = unique_items
+    if not own:
+        return cls
+    fast = jsonschema.validators.extend(cls, own)
     evolve = fast.evolve
 
     def evolve_keeping_unique_items(self: Any, **changes: Any) -> Any:
@@ -94,7 +100,8 @@ def with_fast_unique_items(cls: Any) -> Any:
         if type(evolved) in _FAST:
             return evolved
         fields = attrs.fields(type(evolved))
-        return with_fast_unique_items(type(evolved))(**{f.alias: getattr(evolved, f.name) for f in fields if f.init})
+        kept = with_fast_unique_items(type(evolved), keywords)
+        return kept(**{f.alias: getattr(evolved, f.name) for f in fields if f.init})
 
     fast.evolve = evolve_keeping_unique_items
     _FAST.add(fast)
