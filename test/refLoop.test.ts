@@ -1,9 +1,30 @@
-/** `refLoopOf`: $ref loops that no value can end (src/skyrl/refLoop.ts), and the inventory that holds one. */
+/**
+ * `refLoopOf`: $ref loops that no value can end (src/skyrl/refLoop.ts), and the inventory that holds one;
+ * `danglingRefOf`: a $ref into the schema that points at nothing. Both as MCPToolEnv reads them
+ * (test/fixtures/schema-refs/vectors.json, shared with python/tests/test_schema_refs.py).
+ */
 import { Either } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { parseInventoryText } from "../src/domain/inventory.js"
 import { schemaProblems } from "../src/skyrl/planValidation.js"
-import { refLoopOf } from "../src/skyrl/refLoop.js"
+import { danglingRefOf, refLoopOf } from "../src/skyrl/refLoop.js"
+
+interface RefCase {
+  readonly name: string
+  readonly schema: Record<string, unknown>
+  readonly fault: "dangling" | "loop" | null
+  readonly inventory: boolean
+}
+const VECTORS: { readonly cases: ReadonlyArray<RefCase> } = JSON.parse(
+  readFileSync(join(import.meta.dirname, "fixtures", "schema-refs", "vectors.json"), "utf8")
+)
+const inventoryOf = (inputSchema: unknown) =>
+  Either.getOrThrow(parseInventoryText(
+    JSON.stringify({ servers: [{ name: "s", tools: [{ name: "t", inputSchema }] }] }),
+    "inv.json"
+  ))
 
 const LOOP_AB = { $defs: { A: { $ref: "#/$defs/B" }, B: { $ref: "#/$defs/A" } } }
 
@@ -44,5 +65,40 @@ describe("refLoopOf", () => {
       reason:
         "invalid JSON Schema: a $ref loop that enters no property or item (# → #): no value's validation would end"
     }])
+  })
+})
+
+describe("danglingRefOf", () => {
+  it("names the $ref, where it is, and why", () => {
+    expect(danglingRefOf({ type: "object", properties: { a: { $ref: "#/definitions/Missing" } } })).toBe(
+      "$ref \"#/definitions/Missing\" (at #/properties/a) resolves to nothing in the schema: no value there can be " +
+        "checked"
+    )
+    expect(danglingRefOf({ definitions: { A: { properties: { b: { $ref: "#/$defs/x" } } } }, $ref: "#/definitions/A" }))
+      .toBe(
+        "$ref \"#/$defs/x\" (at #/definitions/A/properties/b) resolves to nothing in the schema: no value there " +
+          "can be checked"
+      )
+  })
+
+  it("judges no $ref under a subschema with an $id of its own (another base: MCPToolEnv resolves it there)", () => {
+    const scoped = {
+      $id: "https://example.com/a.json",
+      definitions: { d: { type: "integer" } },
+      properties: { b: { $ref: "#/definitions/d" } }
+    }
+    expect(danglingRefOf({ type: "object", properties: { a: scoped } })).toBeUndefined()
+  })
+
+  it("reads every case of test/fixtures/schema-refs/vectors.json as MCPToolEnv does; skyrl's inventory agrees", () => {
+    for (const c of VECTORS.cases) {
+      const dangling = danglingRefOf(c.schema)
+      const loop = refLoopOf(c.schema)
+      const found = dangling !== undefined ? "dangling" : loop !== undefined ? "loop" : null
+      expect([c.name, found]).toEqual([c.name, c.fault])
+      // Before: an inventory already refused each faulty schema (Ajv, refLoopOf), while a row's tool_schemas
+      // holding one passed skyrl validate and MCPToolEnv read it as valid for any value reaching the $ref.
+      expect([c.name, schemaProblems(inventoryOf(c.schema)).length === 0]).toEqual([c.name, c.inventory])
+    }
   })
 })

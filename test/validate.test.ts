@@ -180,6 +180,26 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.tool_schemas"
     ],
     [
+      "a tool schema whose $ref points into it at nothing (passed, and MCPToolEnv took any value reaching it)",
+      (r) => {
+        const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+        schemas.polygon_get_news.properties.ticker = { $ref: "#/definitions/Missing" }
+        r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
+      "a tool schema with a $ref loop no value can end (passed)",
+      (r) => {
+        const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+        schemas.polygon_get_news.properties.ticker = { $ref: "#/properties/ticker" }
+        r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
       "two offered tools under one call name (a call by it is ambiguous)",
       (r) => {
         const offer = JSON.parse(JSON.stringify(r.reward_spec.ground_truth.available_tools))
@@ -244,6 +264,33 @@ describe("the SkyRL contract", () => {
       if (rule !== "contract/schema") expect(failing(report)).not.toContain("contract/schema")
     })
   }
+  it("a tool schema of tool_schemas MCPToolEnv refuses is named with its $ref, also on a row made before provenance", () => {
+    const dangling = (r: any) => {
+      const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+      schemas.fmp_get_quote.properties.symbol = { $ref: "#/$defs/x" }
+      r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+    }
+    const message = "\"fmp_get_quote\": $ref \"#/$defs/x\" (at #/properties/symbol) resolves to nothing in the " +
+      "schema: no value there can be checked; MCPToolEnv refuses the row, as skyrl refuses such a schema in an inventory"
+    const legacy = (r: any) => {
+      dangling(r)
+      for (const s of r.reward_spec.ground_truth.tool_sequence) delete s.call_name
+    }
+    for (const edit of [dangling, legacy]) {
+      const report = checkRows([edited(base, edit)], { inventory }, "f.jsonl")
+      expect(ruleOf(report, "contract/provenance").examples).toContainEqual(
+        expect.objectContaining({ field: "reward_spec.ground_truth.tool_schemas", message })
+      )
+    }
+    // A schema whose definitions nobody uses holds a $ref to nothing: never read, by Ajv nor MCPToolEnv.
+    const unused = edited(base, (r) => {
+      const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+      schemas.fmp_get_quote.definitions = { unused: { $ref: "#/definitions/Missing" } }
+      r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+    })
+    expect(failing(checkRows([unused], { inventory }))).toEqual([])
+  })
+
   it("fewer turns than steps + 1 is a warning under contract/max_turns (the plan cannot finish one call per turn)", () => {
     for (const turns of [1, 2]) {
       const report = checkRows([edited(base, (r) => (r.reward_spec.ground_truth.max_turns = turns))], { inventory })

@@ -12,7 +12,7 @@ import dataclasses
 import json
 
 import pytest
-from conftest import call, episode, make_row
+from conftest import REPO, call, episode, make_row
 
 from skyrl_mcp_env import MCPToolEnv
 from skyrl_mcp_env.plan import RowError, plan_from_extras
@@ -20,6 +20,7 @@ from skyrl_mcp_env.refs import schema_fault
 from skyrl_mcp_env.reward import step_matches
 
 FINAL = "Here is the answer."
+VECTORS = json.loads((REPO / "test" / "fixtures" / "schema-refs" / "vectors.json").read_text(encoding="utf-8"))["cases"]
 
 
 def row_with(schema, params=None, derived=("a",)):
@@ -34,6 +35,7 @@ def extras(row):
     return {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
 
 
+# More cases, shared with skyrl validate's reader: test/fixtures/schema-refs/vectors.json (the last test)
 DANGLING = {
     "definitions": {"type": "object", "properties": {"a": {"$ref": "#/definitions/Missing"}, "n": {"type": "integer"}}},
     "$defs": {
@@ -41,26 +43,12 @@ DANGLING = {
         "$defs": {"y": {"type": "integer"}},
         "properties": {"a": {"$ref": "#/$defs/x"}, "n": {"type": "integer"}},
     },
-    "properties": {"type": "object", "properties": {"a": {"$ref": "#/properties/zz"}, "n": {"type": "integer"}}},
     "anchor": {"type": "object", "properties": {"a": {"$ref": "#nope"}, "n": {"type": "integer"}}},
-    "under $id": {
-        "$id": "https://example.com/tool.json",
-        "type": "object",
-        "properties": {"a": {"$ref": "#/definitions/Missing"}, "n": {"type": "integer"}},
-    },
     "the root's own URI": {
         "$id": "https://example.com/tool.json",
         "type": "object",
         "properties": {"a": {"$ref": "https://example.com/tool.json#/definitions/Missing"}, "n": {"type": "integer"}},
     },
-    "in allOf": {"type": "object", "allOf": [{"properties": {"a": {"$ref": "#/definitions/Missing"}}}],
-                 "properties": {"n": {"type": "integer"}}},
-    "in a definition used": {
-        "type": "object",
-        "definitions": {"A": {"type": "object", "properties": {"b": {"$ref": "#/definitions/Missing"}}}},
-        "properties": {"a": {"$ref": "#/definitions/A"}, "n": {"type": "integer"}},
-    },
-    "percent-encoded": {"type": "object", "properties": {"a": {"$ref": "#/%24defs/x"}, "n": {"type": "integer"}}},
 }
 
 
@@ -180,3 +168,17 @@ def test_a_dangling_ref_in_a_schema_no_step_calls_is_refused_too():
     )
     with pytest.raises(RowError, match=r"tool_schemas\.other: .*\"#/\$defs/x\""):
         plan_from_extras(extras(row))
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["name"] for c in VECTORS])
+def test_each_shared_case_reads_as_skyrl_validate_reads_it(case):
+    # test/refLoop.test.ts reads the same cases with danglingRefOf / refLoopOf (and skyrl's inventory loading)
+    fault = schema_fault(case["schema"])
+    found = None if fault is None else "loop" if fault.startswith("a $ref loop") else "dangling"
+    assert found == case["fault"], fault
+    row = row_with(case["schema"])
+    if case["fault"] is None:
+        plan_from_extras(extras(row))
+    else:
+        with pytest.raises(RowError, match=r"^row t: tool_schemas\.t: "):
+            plan_from_extras(extras(row))

@@ -106,6 +106,7 @@ import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
 import type { PromptReading } from "./promptReading.js"
 import { readsAsOf } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
+import { danglingRefOf, refLoopOf } from "./refLoop.js"
 import { shownConflicts } from "./shownSchemas.js"
 import { findToolsBlock } from "./sources.js"
 import type { Spill } from "./spill.js"
@@ -618,6 +619,26 @@ const describeMissing = (missing: ReadonlyArray<string>): string => {
   const steps = [...stepFields].map(([field, at]) => `${field} (step${at.length === 1 ? "" : "s"} ${at.join(", ")})`)
   return `lacks ${[...steps, ...rowFields].join(", ")}`
 }
+
+/**
+ * The tool schemas of a row's `tool_schemas` whose `$ref`s no validator can follow, each as [call name, why]
+ * (`danglingRefOf`, `refLoopOf`): what MCPToolEnv refuses (python/skyrl_mcp_env/refs.py `schema_fault`).
+ */
+const refFaultsOf = (schemas: Readonly<Json>): ReadonlyArray<readonly [string, string]> => {
+  const faults: Array<readonly [string, string]> = []
+  for (const [name, schema] of Object.entries(schemas)) {
+    if (!isObject(schema)) continue
+    const dangling = danglingRefOf(schema)
+    const loop = dangling === undefined ? refLoopOf(schema) : undefined
+    if (dangling !== undefined) faults.push([name, dangling])
+    else if (loop !== undefined) {
+      faults.push([name, `a $ref loop that enters no property or item (${loop}): no value's validation would end`])
+    }
+  }
+  return faults
+}
+/** `refFaultsOf` by parsed `tool_schemas` (objectOfText shares the object of a long text among rows). */
+const schemaRefFaults = new WeakMap<object, ReadonlyArray<readonly [string, string]>>()
 
 const sortedRecord = (map: Map<string, number>): Record<string, number> =>
   Object.fromEntries([...map.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
@@ -1345,6 +1366,7 @@ export class DatasetChecker {
   /** Provenance fields: a legacy row gets one finding naming what it lacks; a current one, their meaning. */
   private checkProvenance(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined, missing: ReadonlyArray<string>) {
     const rule = "contract/provenance"
+    this.checkSchemaRefs(gt.tool_schemas)
     const offerOnly = missing.length === 1 && missing[0] === `${GT}.available_tools`
     if (offerOnly && Array.isArray(gt.available_tools)) {
       this.find(
@@ -1441,6 +1463,28 @@ export class DatasetChecker {
         `${GT}.tool_schemas`,
         `has no input schema for "${name}", whose derived params (step ${s.step}: ${s.derived_params.join(", ")}) ` +
           "MCPToolEnv checks against it: without it any value of them scores"
+      )
+    }
+  }
+
+  /**
+   * Each schema of `tool_schemas` whose `$ref`s a validator cannot follow: one into the schema that points at
+   * nothing, or a loop that enters no property or item (refLoop.ts). skyrl refuses such a schema in an inventory
+   * (Ajv: "can't resolve reference ..."), and MCPToolEnv refuses the row (until 2026-12-05 it took any value of the
+   * call once its validation reached such a `$ref`). Found once per parsed text (rows of one offer share it).
+   */
+  private checkSchemaRefs(text: unknown): void {
+    // A text without "ref" (nor a \u escape that could spell it) holds no $ref: nothing to walk (7 us a schema).
+    if (typeof text === "string" && !text.includes("ref") && !text.includes("\\u")) return
+    const schemas = typeof text === "string" ? objectOfText(text) : isObject(text) ? text : undefined
+    if (schemas === undefined) return // contract/schema's
+    let faults = schemaRefFaults.get(schemas)
+    if (faults === undefined) schemaRefFaults.set(schemas, faults = refFaultsOf(schemas))
+    for (const [name, fault] of faults) {
+      this.find(
+        "contract/provenance",
+        `${GT}.tool_schemas`,
+        `"${name}": ${fault}; MCPToolEnv refuses the row, as skyrl refuses such a schema in an inventory`
       )
     }
   }
