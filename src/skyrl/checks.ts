@@ -24,7 +24,8 @@
  * - contract/provenance: each step's call_name, depends_on (earlier steps only), derived_params (params
  *   with a value; a step with derived params depends on something; with an inventory, params of the tool),
  *   both as JSON text or typed lists, schema_hash, and the row's available_tools (non-empty) and
- *   tool_schemas (with the schema of each step that has derived params). A row written before these fields existed gets one finding naming what it lacks (it is
+ *   tool_schemas (with the schema of each step that has derived params; no schema whose $ref points into it at
+ *   nothing, or loops: MCPToolEnv refuses the row). A row written before these fields existed gets one finding naming what it lacks (it is
  *   still read, with the defaults of `upgradeLegacyRow`).
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
  *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls;
