@@ -553,6 +553,34 @@ describe("LlmLive layer", () => {
     }
   })
 
+  it("a key pasted with spaces or a tab around it is sent without them, and scrubbed as sent", async () => {
+    // HTTP drops a header value's padding: a server that echoes the key quotes it without the space, which a
+    // scrub of the key as written (with it) did not find, so the key reached the log, the rejects and the archive.
+    const sent: Array<string | undefined> = []
+    const server = await serve((ctx) => {
+      sent.push(ctx.authorization)
+      return httpError(401, `Incorrect API key provided: ${ctx.authorization?.slice(7)}.`)
+    })
+    const captured = capture()
+    const exit = await Effect.runPromise(
+      Effect.either(
+        Effect.flatMap(Llm, (llm) => llm.complete(request(captured))).pipe(
+          Effect.provide(LlmLive(makeLlmSettings({ maxRetries: 0 })).pipe(Layer.provide(rateLimiterLayer({}))))
+        )
+      ).pipe(
+        Effect.withConfigProvider(
+          ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", ` ${KEY} \t`], ["OPENAI_BASE_URL", server.baseUrl]]))
+        )
+      )
+    )
+    const e = err(exit)
+    expect(e._tag).toBe("Authentication")
+    const everything = JSON.stringify({ e: { ...e, message: e.message, string: String(e) }, ...captured })
+    expect(everything).toContain("[redacted]")
+    expect(everything).not.toContain(KEY.slice(8))
+    expect(sent).toEqual([`Bearer ${KEY}`])
+  })
+
   it("reads OPENAI_API_KEY and OPENAI_BASE_URL from the configuration", async () => {
     const server = await serve([answer(PLAN_TEXT)])
     const result = await Effect.runPromise(

@@ -355,15 +355,25 @@ const unsendable = (key: string): string | undefined => {
     (code === 13 ? " (a .env file saved with Windows line ends?)" : "")
 }
 
-/** OPENAI_API_KEY (redacted), or MissingApiKey when absent or empty, or holding what a header cannot carry. */
+/** Spaces and tabs around a header's value: HTTP drops them, so the server gets the key without them. */
+const HEADER_PADDING = /^[ \t]+|[ \t]+$/g
+
+/**
+ * OPENAI_API_KEY (redacted) without the spaces and tabs around it (a key pasted with a trailing space is sent, and
+ * echoed by a server that quotes it, without the space: the key scrubbed is the key sent), or MissingApiKey when
+ * absent or empty, or holding what a header cannot carry.
+ */
 export const apiKeyConfig: Effect.Effect<Redacted.Redacted<string>, MissingApiKey> = Config.option(
   Config.redacted("OPENAI_API_KEY")
 ).pipe(
   Effect.orElseSucceed(() => Option.none()),
   Effect.flatMap((key) => {
     if (Option.isNone(key) || Redacted.value(key.value).trim() === "") return Effect.fail(new MissingApiKey({}))
-    const unusable = unsendable(Redacted.value(key.value))
-    return unusable === undefined ? Effect.succeed(key.value) : Effect.fail(new MissingApiKey({ unusable }))
+    const value = Redacted.value(key.value)
+    const sent = value.replace(HEADER_PADDING, "")
+    const unusable = unsendable(sent)
+    if (unusable !== undefined) return Effect.fail(new MissingApiKey({ unusable }))
+    return Effect.succeed(sent === value ? key.value : Redacted.make(sent))
   })
 )
 
