@@ -55,7 +55,10 @@ def _string(s: str) -> str:
 def _number(x: int | float) -> str:
     if isinstance(x, int) and abs(x) <= _MAX_SAFE_INTEGER:
         return str(x)
-    x = float(x)
+    try:
+        x = float(x)
+    except OverflowError:  # an integer beyond a double (JSON text of 310+ digits): JavaScript reads it as Infinity
+        return "null"
     if math.isnan(x) or math.isinf(x):
         return "null"
     if x == 0:
@@ -87,7 +90,14 @@ def _es_digits(x: float) -> str:
 
 
 def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 hex of the UTF-8 text, as Node hashes a string: a lone surrogate (JSON text ``"\\ud800"`` reads as
+    one; canonical JSON escapes those of params, not a server's or tool's name) as U+FFFD, where Python's encoder
+    raises."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace").encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
 
 
 def call_key(server: str, tool: str, params: Any) -> str:
