@@ -14,6 +14,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { describe, expect, it } from "vitest"
 import { globalOptionsFirst } from "../src/cli/commandLine.js"
+import { callKey } from "../src/skyrl/canonical.js"
 import { runChild } from "./support/child.js"
 import type { CliResult } from "./support/cli.js"
 import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli, runCliShared } from "./support/cli.js"
@@ -1207,7 +1208,7 @@ describe("cassettes stats on a store with a line whose duration_ms is not a numb
     const file = join(dir, "cassettes.jsonl")
     const entry = (key: string, duration: unknown) =>
       JSON.stringify({
-        key,
+        key: callKey("srv", "t", { q: key }),
         server: "srv",
         tool: "t",
         params: { q: key },

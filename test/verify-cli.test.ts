@@ -16,6 +16,7 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { callKey } from "../src/skyrl/canonical.js"
 import { runChild } from "./support/child.js"
 import type { CliResult } from "./support/cli.js"
 import { BIN, cleanEnv, CLI_TIMEOUT_MS, runCli } from "./support/cli.js"
@@ -394,6 +395,29 @@ describe("skyrl tools import / verify / cassettes (built CLI)", () => {
     const torn = await runCli(["cassettes", "stats", at("torn-tapes.jsonl")])
     expect(torn.stdout).toContain("torn last line ignored")
     expect(torn.status).toBe(0)
+  })
+
+  it("cassettes stats on a recorded store whose line's params were edited since: exit 1 naming both keys", async () => {
+    const lines = readFileSync(join(at("tapes"), "cassettes.jsonl"), "utf8").split("\n").filter((l) => l !== "")
+    // everything/get-sum's line as verify recorded it (the other is memory/read_graph's), first in the copy.
+    const sum = lines.find((l) => JSON.parse(l).tool === "get-sum")!
+    expect(JSON.parse(sum).params).toEqual({ a: 1, b: 2 })
+    // Before: exit 0, "2 entries", and MCPToolEnv answered get-sum(1, 5) with the sum of 1 and 2.
+    const edited = sum.replace("\"b\":2", "\"b\":5")
+    writeFileSync(at("edited-tapes.jsonl"), `${edited}\n${lines.find((l) => l !== sum)}\n`)
+    const r = await runCli(["cassettes", "stats", at("edited-tapes.jsonl")])
+    const recorded = JSON.parse(sum).key
+    const asEdited = callKey("everything", "get-sum", { a: 1, b: 5 })
+    const reason = `line 1: key: "${recorded}" is not the key of its server, tool and params ("${asEdited}")`
+    expect(r.stdout).toContain("1 entry (distinct call) in 2 lines")
+    expect(r.stdout).toContain(reason)
+    expect(r.stderr).toContain(`${at("edited-tapes.jsonl")}, line 1: 1 line(s) are not cassette entries`)
+    expect(r.stderr).toContain(`the key that of the server, tool and params), the first: ${reason}`)
+    expect(r.status).toBe(1)
+    // --trust-keys: the key as written, as before 2026-12-05 (a store another program wrote without params).
+    const trusting = await runCli(["cassettes", "stats", at("edited-tapes.jsonl"), "--trust-keys"])
+    expect(trusting.stdout).toContain("2 entries (distinct calls) in 2 lines")
+    expect(trusting.status).toBe(0)
   })
 
   it("cassettes stats FILE reads any file it is given (as MCPToolEnv does), not only a name ending in .jsonl", async () => {

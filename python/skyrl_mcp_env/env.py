@@ -77,6 +77,7 @@ class Settings:
 
     tools: str = "cassette"  # "cassette" | "live"
     cassettes: Optional[str] = None  # directory holding cassettes.jsonl, or the file
+    cassette_keys: str = "checked"  # "checked": a line's key must be that of its server, tool and params; "trusted"
     inventory: Optional[str] = None  # live: inventory file with launch specs
     allow_side_effects: Any = False  # live: False | True | list of tool names ("tool" or "server.tool")
     call_timeout: float = 30.0  # live: seconds per call
@@ -136,6 +137,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "startup_timeout": (lambda v: _is_number(v) and v > 0, "a positive number of seconds"),
     "judge_errors": (lambda v: v in ("zero", "rule"), '"zero" or "rule"'),
     "cassettes": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
+    "cassette_keys": (lambda v: v in ("checked", "trusted"), '"checked" or "trusted"'),
     "inventory": (lambda v: isinstance(v, (str, os.PathLike)), "a path"),
 }
 
@@ -196,7 +198,7 @@ class MCPToolEnv(BaseTextEnv):
         self.judge = _load_judge(self.settings.judge)
         s = self.settings
         self.backend: ToolBackend = make_backend(
-            s.tools, s.cassettes, s.inventory, s.allow_side_effects, s.call_timeout, s.startup_timeout
+            s.tools, s.cassettes, s.inventory, s.allow_side_effects, s.call_timeout, s.startup_timeout, s.cassette_keys
         )
         self._new_episode()
 

@@ -1,6 +1,6 @@
 """Gameability report: scripted policies through MCPToolEnv over skyrl datasets.
 
-    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR] [--strict]
+    python -m skyrl_mcp_env.reward_check DATASET... [--cassettes DIR [--trust-cassette-keys]] [--strict]
         [--ground-derived | --no-ground-derived] [--max-turns N] [--json]
 
 Policies: the plan itself; no tools; every tool the prompt offers (the plan's arguments for the plan's
@@ -429,6 +429,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--cassettes",
         help="cassette directory: the results the env replays and grounds derived values in (default: none)",
     )
+    parser.add_argument(
+        "--trust-cassette-keys",
+        action="store_true",
+        help="take each cassette line's key as written, params not read (the env's cassette_keys: trusted; the rule "
+        "before 2026-12-05): for a store another program wrote without params",
+    )
     parser.add_argument("--strict", action="store_true", help="score in strict mode (0 unless the whole plan matched)")
     parser.add_argument(
         "--max-turns", type=_turns, metavar="N", help="the trainer's max_turns, N >= 1 (default: each row's own)"
@@ -452,6 +458,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
+    if args.trust_cassette_keys and args.cassettes is None:
+        parser.error("--trust-cassette-keys needs --cassettes: it says how the store's lines are read")
     if args.ground_derived is True and args.cassettes is None:
         parser.error("--ground-derived needs --cassettes: without recorded results no derived value is grounded")
     # the env's default, "auto", needs the results too: without a store every call misses, and grounding would
@@ -467,6 +475,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     env_config = {
         "tools": "cassette",
         "cassettes": args.cassettes,
+        "cassette_keys": "trusted" if args.trust_cassette_keys else None,  # None: the env's (or the variable's)
         "strict": args.strict,
         "ground_derived": ground,
     }

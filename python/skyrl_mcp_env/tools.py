@@ -90,9 +90,9 @@ def _result_fault(result: dict[str, Any]) -> Optional[str]:
 
 
 class CassetteBackend:
-    def __init__(self, path: Optional[str]):
+    def __init__(self, path: Optional[str], keys: str = "checked"):
         self.path = path
-        self.records = load_cassettes(path) if path else {}
+        self.records = load_cassettes(path, keys) if path else {}
         if not path:
             _warn_no_store()
 
@@ -119,13 +119,14 @@ class CassetteBackend:
 
 CASSETTE_FILE = "cassettes.jsonl"  # the store's file in its directory (next to the writer's cassettes.jsonl.lock)
 
-_CASSETTE_CACHE: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+_CASSETTE_CACHE: dict[tuple[str, int, int, str], dict[str, dict[str, Any]]] = {}
 _WARNED_EMPTY: set[str] = set()
 
 
-def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
+def load_cassettes(path: str, keys: str = "checked") -> dict[str, dict[str, Any]]:
     """key -> cassette line; the first line per key wins (unless it is a tool error and a later one is not: the
-    call answered later, and that answer wins), a torn last line is ignored.
+    call answered later, and that answer wins), a torn last line is ignored. ``keys``: ``"checked"``, a line's key
+    must be the key of its server, tool and params; ``"trusted"``, taken as written (``_entry_fault``).
 
     ``path`` is a store directory or its ``cassettes.jsonl``. A directory without the file is an empty store
     (what ``skyrl verify`` leaves when it recorded no call yet); the file is looked for again on every load,
@@ -145,17 +146,17 @@ def load_cassettes(path: str) -> dict[str, dict[str, Any]]:
         stat = file.stat()
     except OSError as e:
         raise ConfigError(f"cassettes: cannot read {file}: {e.strerror}") from None
-    cache_key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    cache_key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size, keys)
     if cache_key not in _CASSETTE_CACHE:
         try:
-            _CASSETTE_CACHE[cache_key] = _read_cassettes(file)
+            _CASSETTE_CACHE[cache_key] = _read_cassettes(file, keys)
         except OSError as e:  # a directory named cassettes.jsonl, no permission...
             raise ConfigError(f"cassettes: cannot read {file}: {e.strerror}") from None
         except UnicodeDecodeError as e:
             raise ConfigError(f"cassettes: cannot read {file}: not UTF-8 ({e.reason})") from None
         # The store's earlier versions (a store that fills while training): an env built on one keeps its own
         # reference; the cache held every version, its memory growing with the square of the store.
-        for old in [k for k in list(_CASSETTE_CACHE) if k[0] == cache_key[0] and k != cache_key]:
+        for old in [k for k in list(_CASSETTE_CACHE) if k[0] == cache_key[0] and k[1:3] != cache_key[1:3]]:
             _CASSETTE_CACHE.pop(old, None)
     records = _CASSETTE_CACHE[cache_key]
     if not records:
@@ -194,7 +195,7 @@ def _warn_empty_store(store: Path, why: str) -> None:
     )
 
 
-def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
+def _read_cassettes(file: Path, keys: str = "checked") -> dict[str, dict[str, Any]]:
     lines = file.read_text(encoding="utf-8-sig").split("\n")  # a BOM at the start dropped, as skyrl reads it
     records: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(lines, start=1):
@@ -202,7 +203,7 @@ def _read_cassettes(file: Path) -> dict[str, dict[str, Any]]:
             continue
         try:
             record = json.loads(line, parse_constant=_not_json)
-            fault = _entry_fault(record)
+            fault = _entry_fault(record, keys)
         except ValueError as e:  # json.JSONDecodeError too
             record, fault = None, f"not JSON ({getattr(e, 'msg', e)})"
         except RecursionError:  # a line of thousands of levels: the parser's own limit (was raised out of the env)
@@ -222,15 +223,22 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
-def _entry_fault(record: Any) -> Optional[str]:
+def _entry_fault(record: Any, keys: str = "checked") -> Optional[str]:
     """Why a parsed cassette line is not an entry, or None: skyrl's rule (``entryFault`` in src/skyrl/cassettes.ts),
     so a store ``skyrl cassettes stats`` calls bad is refused here and one it accepts is read. An object with
-    ``key``, ``server`` and ``tool`` strings, a ``result`` object and ``duration_ms`` a finite number >= 0."""
+    ``key``, ``server`` and ``tool`` strings, a ``params`` object, a ``result`` object and ``duration_ms`` a finite
+    number >= 0, whose ``key`` is ``call_key(server, tool, params)``: replay answers a call with the line stored under
+    the call's key, so a line keyed otherwise (hand-edited, or copied and its params changed) answered a call it is
+    not the result of. With ``keys="trusted"`` (``cassette_keys: trusted``), ``params`` and the key's match are not
+    checked (the rule before 2026-12-05)."""
     if not isinstance(record, dict):
         return f"expected a JSON object, got {_json_type(record)}"
     for field in ("key", "server", "tool"):
         if not isinstance(record.get(field), str):
             return _field_fault(record, field, "a string")
+    checked = keys != "trusted"
+    if checked and not isinstance(record.get("params"), dict):
+        return _field_fault(record, "params", "an object")
     if not isinstance(record.get("result"), dict):
         return _field_fault(record, "result", "an object")
     ms = record.get("duration_ms")
@@ -238,21 +246,41 @@ def _entry_fault(record: Any) -> Optional[str]:
         return _field_fault(record, "duration_ms", "a number of milliseconds ≥ 0")
     if not depth_at_most(record["result"], MAX_RESULT_DEPTH):
         return _TOO_DEEP
+    if not checked:
+        return None
+    if not depth_at_most(record["params"], MAX_RESULT_DEPTH):  # before canonical JSON, which is recursive
+        return _PARAMS_TOO_DEEP
+    key = call_key(record["server"], record["tool"], record["params"])
+    if record["key"] != key:
+        return f'key: {_shown(record["key"], 66)} is not the key of its server, tool and params ("{key}")'
     return None
 
 
 MAX_RESULT_DEPTH = 512  # skyrl's MAX_JSON_DEPTH (src/skyrl/depth.ts): verify refuses a deeper result, stats a line
-_TOO_DEEP = (
-    f"result: the result nests objects and arrays more than {MAX_RESULT_DEPTH} levels deep: too deep to read "
+_TOO_DEEP_REASON = (
+    f"nests objects and arrays more than {MAX_RESULT_DEPTH} levels deep: too deep to read "
     "(skyrl's checks and MCPToolEnv walk values recursively)"
 )
+_TOO_DEEP = f"result: the result {_TOO_DEEP_REASON}"
+_PARAMS_TOO_DEEP = f"params: the params object {_TOO_DEEP_REASON}"
 
 
 def _field_fault(record: dict[str, Any], field: str, expected: str) -> str:
     if field not in record:
         return f"{field}: is missing"
-    shown = json.dumps(record[field], ensure_ascii=False)  # inf as Infinity, as JavaScript writes it
-    return f"{field}: expected {expected}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return f"{field}: expected {expected}, got {_shown(record[field])}"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as a fault names it, as skyrl does: JSON (inf as Infinity, as JavaScript writes it), cut at ``limit``
+    characters (a key is shown whole up to 66, a sha256 hex key in its quotes)."""
+    if isinstance(value, float) and math.isinf(value):
+        shown = "Infinity" if value > 0 else "-Infinity"  # 1e400: String(Infinity)
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        shown = canonical_json(value)  # as JSON.stringify writes it: 1.0 as 1, a lone surrogate escaped
+    else:  # without spaces, as JSON.stringify writes it
+        shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _json_type(value: Any) -> str:
@@ -686,9 +714,10 @@ def make_backend(
     allow_side_effects: Any,
     call_timeout: float,
     startup_timeout: float,
+    cassette_keys: str = "checked",
 ) -> ToolBackend:
     if mode == "cassette":
-        return CassetteBackend(cassettes)
+        return CassetteBackend(cassettes, cassette_keys)
     if mode == "live":
         if not inventory:
             raise ConfigError("tools: live needs inventory (an inventory file with launch specs)")

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FIXTURES, REPO, call, episode, make_row, play
+from conftest import FIXTURES, REPO, call, episode, make_row, plan_calls, play
 
 from skyrl_mcp_env import MCPToolEnv, reward_check, tools
+from skyrl_mcp_env.canonical import call_key, schema_hash
 from skyrl_mcp_env.tools import ConfigError
 
 # The shared vector {"symbol": "AAPL", "limit": 5} for server "srv", tool "tool": its key is given there.
@@ -38,6 +39,15 @@ def line(key, text, is_error=False, **extra):
             **extra,
         }
     )
+
+
+MSFT = {"symbol": "MSFT", "limit": 5}  # another call of srv/tool
+MSFT_KEY = call_key("srv", "tool", MSFT)
+
+
+def line_of(params, text, **extra):
+    """A line of another call of srv/tool (``params``), under its own key."""
+    return line(call_key("srv", "tool", params), text, params=params, **extra)
 
 
 @pytest.fixture
@@ -197,7 +207,7 @@ def test_a_store_that_grows_is_cached_once_its_latest_version(tmp_path):
     for i in range(5):
         tools.load_cassettes(str(tmp_path))
         with store.open("a") as f:
-            f.write(line(f"{i:064x}", f"answer {i}") + "\n")
+            f.write(line_of({"symbol": f"S{i}"}, f"answer {i}") + "\n")
     records = tools.load_cassettes(str(tmp_path))
     cached = [k for k in tools._CASSETTE_CACHE if k[0] == str(store.resolve())]
     assert len(cached) == 1 and len(records) == 6 and tools._CASSETTE_CACHE[cached[0]] is records
@@ -319,7 +329,7 @@ def test_a_torn_last_line_that_is_json_but_not_an_entry_is_ignored_as_skyrl_igno
 
 
 def test_a_duration_of_zero_or_a_fraction_is_an_entry(tmp_path):
-    lines = [line(CASE["call_key"], "AAPL 230.10 USD", duration_ms=0), line("k2", "x", duration_ms=0.5)]
+    lines = [line(CASE["call_key"], "AAPL 230.10 USD", duration_ms=0), line_of(MSFT, "x", duration_ms=0.5)]
     (tmp_path / "cassettes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     text, _ = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
     assert "AAPL 230.10 USD" in text
@@ -391,3 +401,153 @@ def test_an_image_block_whose_data_is_not_a_string_is_shown_without_its_size(tmp
     (tmp_path / "cassettes.jsonl").write_text(_entry_with(result) + "\n", encoding="utf-8")
     text, meta = first_observation({"cassettes": str(tmp_path)}, call("tool", CASE["value"]))
     assert "[image image/png, 0 base64 chars]\nok" in text and meta["tool_results"] == {"ok": 1}
+
+
+# A line's key is the key of its own server, tool and params (skyrl's rule since 2026-12-05) ---------------------
+
+LINES = json.loads((REPO / "test" / "fixtures" / "cassettes" / "lines.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", LINES, ids=[c["name"][:50] for c in LINES])
+def test_each_shared_line_is_read_as_skyrl_reads_it(case, tmp_path):
+    # test/fixtures/cassettes/lines.json, which skyrl's reader checks too (test/cassetteLines.test.ts)
+    record = json.loads(case["line"], parse_constant=tools._not_json)
+    assert tools._entry_fault(record) == case["fault"]
+    assert tools._entry_fault(record, "trusted") == case["trusted_fault"]
+    store = tmp_path / "cassettes.jsonl"
+    store.write_text(_GOOD + "\n" + case["line"] + "\n", encoding="utf-8")
+    if case["fault"] is None:
+        assert record["key"] in tools.load_cassettes(str(store))
+    else:
+        with pytest.raises(ConfigError) as refused:
+            tools.load_cassettes(str(store))
+        assert str(refused.value) == f"{store}:2: {case['fault']}"
+
+
+def _stored(tmp_path, *lines):
+    (tmp_path / "cassettes.jsonl").write_text("".join(lin + "\n" for lin in lines), encoding="utf-8")
+    return str(tmp_path)
+
+
+
+
+def test_a_line_under_another_calls_key_is_refused_not_replayed_for_that_call(tmp_path):
+    # before: the line (MSFT's params and result, AAPL's key) answered the AAPL call with MSFT's quote
+    forged = line(CASE["call_key"], "MSFT 410.00 USD", params=MSFT)
+    store = _stored(tmp_path, forged)
+    with pytest.raises(ConfigError) as refused:
+        MCPToolEnv({"cassettes": store}, {**ROW, "max_turns": 5})
+    assert str(refused.value).endswith(
+        f'cassettes.jsonl:1: key: "{CASE["call_key"]}" is not the key of its server, tool and params ("{MSFT_KEY}")'
+    )
+    # cassette_keys: trusted, the rule before: the key as written
+    text, _ = first_observation({"cassettes": store, "cassette_keys": "trusted"}, call("tool", CASE["value"]))
+    assert "MSFT 410.00 USD" in text
+
+
+def test_a_line_whose_params_were_edited_after_recording_is_refused(tmp_path):
+    edited = line(CASE["call_key"], "AAPL 230.10 USD", params={**CASE["value"], "limit": 50})
+    with pytest.raises(ConfigError, match=r'cassettes.jsonl:2: key: "e2e4e2ed.*" is not the key of its server, tool'):
+        MCPToolEnv({"cassettes": _stored(tmp_path, line_of(MSFT, "x"), edited)}, {**ROW, "max_turns": 5})
+
+
+@pytest.mark.parametrize(
+    ("params", "fault"),
+    [
+        (None, "params: is missing"),
+        ("null", "params: expected an object, got null"),
+        (
+            json.dumps('{"limit":5,"symbol":"AAPL"}'),  # params as the JSON text a row holds
+            r'params: expected an object, got "{\"limit\":5,\"symbol\":\"AAPL\"}"',
+        ),
+        ("[5]", "params: expected an object, got [5]"),
+    ],
+    ids=["missing", "null", "json-text", "array"],
+)
+def test_a_line_without_params_is_refused_and_trusted_keys_read_it_as_before(tmp_path, params, fault):
+    good = json.loads(line(CASE["call_key"], "AAPL 230.10 USD"))
+    del good["params"]
+    text = json.dumps(good) if params is None else json.dumps(good)[:-1] + f', "params": {params}' + "}"
+    with pytest.raises(ConfigError) as refused:
+        MCPToolEnv({"cassettes": _stored(tmp_path, text)}, {**ROW, "max_turns": 5})
+    assert str(refused.value).endswith(f"cassettes.jsonl:1: {fault}")
+    out, meta = first_observation({"cassettes": str(tmp_path), "cassette_keys": "trusted"}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in out and meta["tool_results"] == {"ok": 1}
+
+
+def test_cassette_keys_takes_checked_or_trusted(tmp_path):
+    with pytest.raises(ConfigError, match="""cassette_keys: expected "checked" or "trusted", got 'yes'"""):
+        MCPToolEnv({"cassettes": _stored(tmp_path, _GOOD), "cassette_keys": "yes"}, {**ROW, "max_turns": 5})
+    text, _ = first_observation({"cassettes": str(tmp_path), "cassette_keys": "checked"}, call("tool", CASE["value"]))
+    assert "AAPL 230.10 USD" in text
+
+
+def test_reward_check_refuses_a_store_keyed_otherwise_unless_told_to_trust_its_keys(tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(ROW) + "\n")
+    store = _stored(tmp_path, line(CASE["call_key"], "AAPL 230.10 USD", params=MSFT))
+    assert reward_check.main([str(rows), "--cassettes", store]) == 2
+    assert "is not the key of its server, tool and params" in capsys.readouterr().err
+    assert reward_check.main([str(rows), "--cassettes", store, "--trust-cassette-keys"]) == 0
+    with pytest.raises(SystemExit):
+        reward_check.main([str(rows), "--trust-cassette-keys"])
+    assert "--trust-cassette-keys needs --cassettes" in capsys.readouterr().err
+
+
+NO_DERIVED = {"derived_params": []}
+
+
+def test_a_store_skyrl_verify_records_is_read_whole_and_a_line_edited_since_is_refused_by_both_readers(tmp_path):
+    # Params as verify sends them, JavaScript's parse of the row (1.0 is 1, -0.0 is 0, a 20-digit integer a double,
+    # keys in UTF-16 order, escapes read): the key verify wrote must be the one this reader computes from the line.
+    everything = REPO / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+    odd = {"message": "h\u00e9llo \U0001f600 \u65e5\u672c \u2028 ~", "\u00e9": 1.0, "10": 2,
+           "9": [1e21, 0.1, -0.0, 12345678901234567890], "\U0001f600": {"z": 1e-7, "\uff5e": True, "": None}}
+    plans = [("odd", "echo", odd), ("one", "get-sum", {"a": 1.0, "b": 2.5}), ("big", "get-sum", {"b": 0.1, "a": 1e20})]
+    rubric = {"name": "r", "criteria": [{"name": "c", "description": "d", "scoring": "s"}]}
+    tasks = [
+        {"task_id": task_id, "user_prompt": f"Task {task_id}: use {tool}.", "evaluation_rubric": rubric,
+         "tool_sequence": [{"server": "everything", "tool": tool, "params": params, "depends_on": [], **NO_DERIVED}]}
+        for task_id, tool, params in plans
+    ]
+    # ensure_ascii: the file holds \\u escapes (a surrogate pair for the emoji), which skyrl reads as the characters
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks), encoding="utf-8")
+
+    def run(*args):
+        skyrl = ["node", str(REPO / "bin" / "skyrl.js"), *args]
+        return subprocess.run(skyrl, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    imported = run("tools", "import", "--stdio", f"everything=node {everything} stdio", "--out", "inv.json")
+    assert imported.returncode == 0, imported.stderr
+    inventory = json.loads((tmp_path / "inv.json").read_text(encoding="utf-8"))
+    echo = next(t for t in inventory["servers"][0]["tools"] if t["name"] == "echo")
+    # echo declares a message only, and skyrl refuses undeclared params: the inventory declares the odd keys too
+    echo["inputSchema"]["properties"].update({k: {} for k in odd if k != "message"})
+    echo["schema_hash"] = schema_hash(echo["inputSchema"])
+    (tmp_path / "inv.json").write_text(json.dumps(inventory), encoding="utf-8")
+    converted = run("convert", "tasks.jsonl", "--inventory", "inv.json", "--out", "rows.jsonl")
+    assert converted.returncode == 0, converted.stderr
+    verified = run("verify", "rows.jsonl", "--inventory", "inv.json", "--out", "verified.jsonl", "--cassettes", "cas")
+    assert verified.returncode == 0, verified.stderr
+    assert "cassettes: cas/cassettes.jsonl: 3 new, 3 in all" in verified.stdout
+    assert run("cassettes", "stats", "cas").returncode == 0
+    # each row's plan call replays its recording: the env computes the key verify wrote
+    # split at line ends only: str.splitlines also splits at the U+2028 the echo's message holds
+    rows = [json.loads(r) for r in (tmp_path / "verified.jsonl").read_text(encoding="utf-8").split("\n") if r]
+    assert len(rows) == 3
+    for row in rows:
+        out = episode(row, [*plan_calls(row), "done"], {"cassettes": str(tmp_path / "cas")})
+        assert out["metadata"]["tool_results"] == {"ok": 1}
+    # the echo's line with its message edited since: both readers refuse it, with the same words
+    store = tmp_path / "cas" / "cassettes.jsonl"
+    lines = [text for text in store.read_text(encoding="utf-8").split("\n") if text]
+    n = next(i for i, text in enumerate(lines) if '"tool":"echo"' in text)
+    lines[n] = lines[n].replace("~", "!")
+    store.write_text("".join(text + "\n" for text in lines), encoding="utf-8")
+    stats = run("cassettes", "stats", "cas")
+    assert stats.returncode == 1
+    reason = next(r for r in stats.stdout.splitlines() if "is not the key of its server, tool and params" in r)
+    assert reason.strip().startswith(f"line {n + 1}: key: ")
+    with pytest.raises(ConfigError) as refused:
+        tools.load_cassettes(str(tmp_path / "cas"))
+    assert str(refused.value) == f"{store}:{n + 1}: {reason.strip().split(': ', 1)[1]}"

@@ -219,7 +219,8 @@ def test_with_cassettes_the_plan_calls_the_store_does_not_answer_are_listed(tmp_
 
     def entry(case, is_error):
         result = {"content": [{"type": "text", "text": "x"}], "structuredContent": None, "isError": is_error}
-        return {"key": case["call_key"], "server": "srv", "tool": "tool", "result": result, "duration_ms": 3}
+        return {"key": case["call_key"], "server": "srv", "tool": "tool", "params": case["value"], "result": result,
+                "duration_ms": 3}
 
     store = tmp_path / "cassettes"
     store.mkdir()

@@ -13,7 +13,9 @@ const kindOf = (p: string): "directory" | "file" | "other" => {
   return st?.isDirectory() === true ? "directory" : st?.isFile() === true ? "file" : "other"
 }
 
-export const runCassetteStats = (options: { readonly dir: string; readonly json: boolean }) =>
+export const runCassetteStats = (
+  options: { readonly dir: string; readonly json: boolean; readonly trustKeys: boolean }
+) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     // The store's directory, or any other path as the store's file itself (as MCPToolEnv's `cassettes`
@@ -31,7 +33,8 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
     // A store directory without its file is an empty store: verify makes the directory before its first call,
     // and the file comes with the first line recorded.
     const collector = cassetteStatsCollector()
-    const reader = cassetteReader(collector.add)
+    const keys = options.trustKeys ? "trusted" : "checked"
+    const reader = cassetteReader(collector.add, undefined, undefined, keys)
     const missing = !byFile && !(yield* storage.exists(file))
     // Said on stderr, so that a mistyped directory is not taken for an empty store without a word.
     if (missing) {
@@ -49,7 +52,9 @@ export const runCassetteStats = (options: { readonly dir: string; readonly json:
         file,
         field: `line ${stats.invalid.slice(0, 10).join(", ")}`,
         reason: `${stats.invalid.length} line(s) are not cassette entries (JSON with key, server and tool strings, ` +
-          `a result object and duration_ms a number ≥ 0), the first: ${stats.reasons[0]}; MCPToolEnv refuses this store`
+          `${options.trustKeys ? "" : "a params object, "}a result object and duration_ms a number ≥ 0${
+            options.trustKeys ? "" : ", the key that of the server, tool and params"
+          }), the first: ${stats.reasons[0]}; MCPToolEnv refuses this store`
       })
     }
   }).pipe(Effect.provide(StorageLive))

@@ -4,6 +4,8 @@
  * one tool call's result under `callKey(server, tool, params)` (src/skyrl/canonical.ts). A reader keeps
  * the first line of each key, unless that line is a tool error and a later line of the key is not (the call
  * failed once, then answered: the answer is kept), and ignores a torn last line (a write cut short by a crash).
+ * A line's key must be the key of its own server, tool and params (`entryFault`): replay answers a call with the
+ * result stored under the call's key, so a line keyed otherwise would answer another call.
  */
 import { isObject } from "../domain/json.js"
 import { noun, plural } from "../domain/words.js"
@@ -53,28 +55,43 @@ export const cassetteLine = (e: CassetteEntry): string =>
     illustrative: e.illustrative
   }) + "\n"
 
-/** A value as a fault names it: JSON (a number as JavaScript writes it: 1e400 is Infinity), cut at 60 characters. */
-const shown = (value: unknown): string => {
+/**
+ * A value as a fault names it: JSON (a number as JavaScript writes it: 1e400 is Infinity), cut at `max` characters
+ * (60; a key is shown whole up to 66, a sha256 hex key in its quotes).
+ */
+const shown = (value: unknown, max = 60): string => {
   const text = typeof value === "number" ? String(value) : JSON.stringify(value)
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text
 }
+
+/**
+ * How a reader takes a line's key: `checked` (the default), the key of its server, tool and params, which the line
+ * must hold (an object); `trusted`, as written, params not read (the rule before 2026-12-05: `cassettes stats
+ * --trust-keys`, MCPToolEnv's `cassette_keys: trusted`), for a store another program wrote without params.
+ */
+export type KeyCheck = "checked" | "trusted"
 
 const fieldFault = (field: string, value: unknown, expected: string): string =>
   value === undefined ? `${field}: is missing` : `${field}: expected ${expected}, got ${shown(value)}`
 
 /**
  * Why a parsed line is not a cassette entry, or undefined when it is one: an object with `key`, `server` and
- * `tool` strings, a `result` object and `duration_ms` a finite number ≥ 0 (what `verify` writes: a monotonic
- * clock's milliseconds). The rule of every reader (stats, the writer's keys) and of MCPToolEnv's
+ * `tool` strings, a `params` object, a `result` object and `duration_ms` a finite number ≥ 0 (what `verify`
+ * writes: a monotonic clock's milliseconds), whose `key` is `callKey(server, tool, params)`: a line keyed
+ * otherwise (hand-edited, or copied and its params changed) answered, on replay, a call it is not the result of.
+ * With `keys: "trusted"`, `params` and the key's match are not checked (the rule before 2026-12-05).
+ * The rule of every reader (stats, the writer's keys) and of MCPToolEnv's
  * (python/skyrl_mcp_env/tools.py `_entry_fault`): a line one refuses, the other refuses too.
  */
-export const entryFault = (u: unknown): string | undefined => {
+export const entryFault = (u: unknown, keys: KeyCheck = "checked"): string | undefined => {
   if (!isObject(u)) {
     return `expected a JSON object, got ${u === null ? "null" : Array.isArray(u) ? "array" : typeof u}`
   }
   for (const field of ["key", "server", "tool"] as const) {
     if (typeof u[field] !== "string") return fieldFault(field, u[field], "a string")
   }
+  const checked = keys === "checked"
+  if (checked && !isObject(u.params)) return fieldFault("params", u.params, "an object")
   if (!isObject(u.result)) return fieldFault("result", u.result, "an object")
   const ms = u.duration_ms
   if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
@@ -82,18 +99,23 @@ export const entryFault = (u: unknown): string | undefined => {
   }
   // verify never records one (McpClient refuses such a result); MCPToolEnv's reader raised RecursionError on it.
   if (nestsDeeperThan(u.result, MAX_JSON_DEPTH)) return `result: ${tooDeepReason("the result")}`
+  if (!checked) return undefined
+  // Before the key is computed: canonical JSON is recursive (verify sends params of at most 100 levels).
+  if (nestsDeeperThan(u.params, MAX_JSON_DEPTH)) return `params: ${tooDeepReason("the params object")}`
+  const key = callKey(u.server as string, u.tool as string, u.params)
+  if (u.key !== key) return `key: ${shown(u.key, 66)} is not the key of its server, tool and params ("${key}")`
   return undefined
 }
 
 /** A line's entry, or why it is none. */
-const entryOf = (line: string): CassetteEntry | string => {
+const entryOf = (line: string, keys: KeyCheck): CassetteEntry | string => {
   let value: unknown
   try {
     value = JSON.parse(line)
   } catch {
     return "not JSON"
   }
-  return entryFault(value) ?? value as CassetteEntry
+  return entryFault(value, keys) ?? value as CassetteEntry
 }
 
 /** Whether an entry's result is a tool error (`isError: true`): a later answer of the key replaces it. */
@@ -150,12 +172,14 @@ export interface CassetteCounts {
  * `onEntry` gets the first entry of each key, in file order, and its key is added to `seen` (and to
  * `errors` while the entry kept is a tool error); a later entry that is not a tool error for a key kept
  * as one replaces it: `onEntry(entry, true)`. `done(endsOpen)` gives the counts (`endsOpen`: the text ends
- * without a newline, so a last line that is not an entry was cut short: `torn`, not `invalid`).
+ * without a newline, so a last line that is not an entry was cut short: `torn`, not `invalid`). `keys`: how a
+ * line's key is taken (`entryFault`).
  */
 export const cassetteReader = (
   onEntry: (entry: CassetteEntry, replaces: boolean) => void,
   seen: Set<string> = new Set(),
-  errors: Set<string> = new Set()
+  errors: Set<string> = new Set(),
+  keys: KeyCheck = "checked"
 ) => {
   const invalid: Array<number> = []
   const reasons: Array<string> = []
@@ -168,7 +192,7 @@ export const cassetteReader = (
       lineNo++
       lastInvalid = false
       if (raw.trim() === "") return
-      const entry = entryOf(raw)
+      const entry = entryOf(raw, keys)
       if (typeof entry === "string") {
         invalid.push(lineNo)
         // One more than shown: the last may be a torn line, dropped at the end.
