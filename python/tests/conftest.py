@@ -31,7 +31,8 @@ def skyrl(*args: str) -> subprocess.CompletedProcess:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # Only "\n" ends a JSON Lines row: str.splitlines also splits at U+2028, which a row's strings may hold raw.
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 @pytest.fixture(scope="session")

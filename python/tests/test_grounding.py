@@ -472,7 +472,7 @@ def test_skyrl_verify_and_the_env_agree_on_which_derived_values_the_results_hold
         done = subprocess.run(skyrl, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
     assert "derived values: 2 verified row(s)" in done.stdout
-    rows = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().split("\n") if line]
     records = [json.loads(r["extra_info"]["task_metadata"])["verification"] for r in rows]
     assert [v["derived_values_found"] for v in records] == [True, False, False]
     assert [[s.get("derived_values_found") for s in v["steps"]] for v in records] == [
