@@ -692,7 +692,10 @@ const inDataObject = (text: string, plan: ReadonlyArray<UserLeakStep>): (at: num
   }
   for (const s of plan) keysOf(s.params, planKeys)
   const objects: Array<readonly [number, number]> = []
-  for (let i = text.indexOf("{"); i >= 0; i = text.indexOf("{", i + 1)) {
+  // The first MAX_DATA_OBJECTS braces only: each is a scan to its close (a text of many unclosed braces would
+  // cost its length times theirs); a key past them reads as before.
+  let tries = 0
+  for (let i = text.indexOf("{"); i >= 0 && tries++ < MAX_DATA_OBJECTS; i = text.indexOf("{", i + 1)) {
     const end = balancedEnd(text, i)
     if (end === undefined) continue
     let value: unknown
@@ -706,6 +709,8 @@ const inDataObject = (text: string, plan: ReadonlyArray<UserLeakStep>): (at: num
   }
   return (at) => objects.some(([start, end]) => start < at && at < end)
 }
+
+const MAX_DATA_OBJECTS = 32
 
 /** Where the JSON object or array opened at `start` closes (after its bracket), strings read; undefined if never. */
 const balancedEnd = (text: string, start: number): number | undefined => {
@@ -771,8 +776,9 @@ const paramsDump = (
  * invisible characters in it or not (`fmp_get_\u200bqoute`). Undefined when none.
  * A param key inside a JSON object pasted as data is no dump (`inDataObject`).
  * Older readings (the generate runs they judged keep them: `promptReadingOf`): "until-2026-12-05" reads no
- * Markdown escape, character reference nor possessive server's name, and reads a key in pasted JSON as a dump; "until-2026-12-03d" besides joins the
- * words across a sentence's end and reads no one-edit-off name with an invisible character in it;
+ * Markdown escape, character reference nor possessive server's name, and reads a key in pasted JSON as a dump;
+ * "until-2026-12-03d" besides joins the words across a sentence's end and reads no one-edit-off name with an
+ * invisible character in it;
  * "until-2026-12-03c" besides reads no
  * spelled, percent-encoded or one-edit-off name, nor the server's name and a colon before words;
  * "until-2026-12-03b" besides no spaced server-prefixed name; "until-2026-12-03" besides no look-alike letter,
