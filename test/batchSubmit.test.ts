@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted, Schema } from "effect"
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach } from "vitest"
@@ -21,7 +21,8 @@ import {
   QUEUE_RETRY_MS,
   queueWait,
   readRun,
-  submitParts
+  submitParts,
+  writeRun
 } from "../src/programs/batchSubmit.js"
 import { BatchClient } from "../src/services/Batch.js"
 import { makeBatchClient } from "../src/services/llm/batch.js"
@@ -263,5 +264,47 @@ describe("the queue", () => {
     )
     expect(oneRequest.errors.at(-1)).not.toMatch(/--resubmit/)
     expect(onQueueRefusal(p, info(["line 3: invalid json"]), "t")).toBeUndefined()
+  })
+})
+
+describe("a batch.json that does not decode", () => {
+  /** readRun's failure on the run's batch.json after `damage` (its text, parsed when it is JSON). */
+  const failureOf = async (damage: (text: string) => string) => {
+    const runDir = mkdtempSync(join(tmpdir(), "skyrl-batchjson-"))
+    const part = newPart(
+      { part: 1, purpose: "initial", input: "batch_001_input.jsonl", requests: 2, bytes: 10, tokens: 5 },
+      "2026-01-01T00:00:00.000Z"
+    )
+    await Effect.runPromise(writeRun(runDir, runOf([part])).pipe(Effect.provide(StorageLive)))
+    const file = join(runDir, "batch.json")
+    writeFileSync(file, damage(readFileSync(file, "utf8")))
+    const exit = await Effect.runPromiseExit(readRun(runDir).pipe(Effect.provide(StorageLive)))
+    if (Exit.isSuccess(exit) || exit.cause._tag !== "Fail" || exit.cause.error._tag !== "SettingsError") {
+      throw new Error(`expected a SettingsError, got ${JSON.stringify(exit)}`)
+    }
+    return { file, error: exit.cause.error }
+  }
+  const edit = (patch: (run: { parts: Array<Record<string, unknown>> }) => void) => (text: string) => {
+    const run = JSON.parse(text)
+    patch(run)
+    return JSON.stringify(run)
+  }
+  const WHY = ": not a readable batch run (batch status and collect read the run's parts and options from it); " +
+    "mend the file"
+
+  it("names the file and the field in one line, as a bad manifest.json is named, exit 2 (was a 14-line Schema tree, exit 1)", async () => {
+    const bad = await failureOf(edit((run) => void (run.parts[0]!.part = "one")))
+    expect(bad.error.message).toBe(`RUN_DIR: ${bad.file}, parts[0].part: must be a number, got "one"${WHY}`)
+    expect(bad.error.exitCode).toBe(2)
+    const missing = await failureOf(edit((run) => void delete run.parts[0]!.batch_id))
+    expect(missing.error.message).toBe(`RUN_DIR: ${missing.file}, parts[0].batch_id: is missing${WHY}`)
+  })
+  it("a file emptied or cut short says so in one line", async () => {
+    const empty = await failureOf(() => "")
+    expect(empty.error.message).toBe(`RUN_DIR: ${empty.file}: is empty${WHY}`)
+    const cut = await failureOf((text) => text.slice(0, 40))
+    // Where the parser stopped, as a line and column (not `at position 40`).
+    expect(cut.error.message).toMatch(/^RUN_DIR: \S+batch\.json: not valid JSON: [^\n]* at line 3, column 10: not a /)
+    expect(cut.error.exitCode).toBe(2)
   })
 })

@@ -597,6 +597,35 @@ describe("skyrl CLI", () => {
     const r = await runCli(["rebuild", dir, "--out", join(dir, "x.jsonl")])
     expect(r.status).toBe(2)
     expect(r.stderr).toContain(`RUN_DIR: ${dir} is not a run directory: it has no manifest.json`)
+    // A batch.json that does not decode: one line naming the file and the field, exit 2, as a bad manifest.json
+    // (before: `not a skyrl batch run:` and Effect's 14-line decode tree, exit 1; a bad `options` field said only
+    // `options: not the options of a generate run`).
+    const batchJson = join(dir, "batch.json")
+    const run = {
+      format: "skyrl-batch/1",
+      run_id: "r1",
+      command: "generate",
+      created_at: "2026-01-01T00:00:00.000Z",
+      endpoint: "responses",
+      llm: { model: "gpt-5-mini", reasoningEffort: "high", maxOutputTokens: 1000, timeoutMs: 5000, maxRetries: 2 },
+      inventory: { path: null, servers: null },
+      options: {},
+      parts: [] as Array<unknown>,
+      online_usage: { input: 0, cached: 0, output: 0, reasoning: 0 }
+    }
+    const why = "(batch status and collect read the run's parts and options from it); mend the file"
+    writeFileSync(batchJson, JSON.stringify({ ...run, parts: [{ part: "one" }] }))
+    const status = await runCli(["batch", "status", dir])
+    expect([status.status, status.stderr]).toEqual([
+      2,
+      `skyrl: RUN_DIR: ${batchJson}, parts[0].part: must be a number, got "one": not a readable batch run ${why}\n`
+    ])
+    writeFileSync(batchJson, JSON.stringify(run))
+    const collect = await runCli(["batch", "collect", dir])
+    expect([collect.status, collect.stderr]).toEqual([
+      2,
+      `skyrl: RUN_DIR: ${batchJson}, options.out: is missing: not the options of a generate run ${why}\n`
+    ])
   })
   it("generate -n over 1,000,000 is a usage error at once (it built its work plan for minutes, then 'Invalid array length')", async () => {
     const dir = tmp()

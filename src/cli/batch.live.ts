@@ -1,8 +1,8 @@
 /** Live wiring of the batch commands and of `generate`/`enrich --backend batch` (loaded lazily). */
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Either, Layer, Option, Schema } from "effect"
 import * as path from "node:path"
 import type { BatchRun } from "../domain/batch.js"
-import { BATCH_MAX_BYTES, BatchStateError, endpointUrl } from "../domain/batch.js"
+import { BATCH_MAX_BYTES, endpointUrl } from "../domain/batch.js"
 import { InputError } from "../domain/errors.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import * as Inv from "../domain/inventory.js"
@@ -24,6 +24,7 @@ import {
   statusLine,
   submitRun,
   totalsOf,
+  unreadableBatchRun,
   waitForRun,
   withRunLock
 } from "../programs/batch.js"
@@ -47,6 +48,7 @@ import { rateLimiterLayer } from "../services/RateLimiter.js"
 import { inventoryFingerprint, runPaths } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
 import { toJsonText } from "../skyrl/layout.js"
+import { parseIssues } from "../skyrl/parseIssues.js"
 import type { InputFormat } from "../skyrl/sources.js"
 import type { BatchFlags } from "./batch.js"
 import { noteBatchRunDir } from "./batch.js"
@@ -116,16 +118,47 @@ const submittedInventory = (runDir: string, run: BatchRun, sha256: string | null
     })
   })
 
-/** The generate options stored in batch.json (checked enough to fail readably on a hand-edited file). */
-const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateOptions, BatchStateError> => {
-  const o = run.options as Record<string, unknown>
-  const ok = Array.isArray(o.plan) && typeof o.out === "string" && typeof o.rawDir === "string" &&
-    typeof o.runId === "string" && typeof o.maxTools === "number" && typeof o.maxTurns === "number"
-  const runSettings = Schema.decodeUnknownOption(RunSettings)(o.runSettings)
-  return ok && Option.isSome(runSettings)
-    ? Effect.succeed({ ...(o as unknown as GenerateOptions), runSettings: runSettings.value })
-    : Effect.fail(new BatchStateError({ path: file, reason: "options: not the options of a generate run" }))
+/** What a collect relies on of the options batch.json stores (checked to fail readably on a hand-edited file). */
+const StoredOptions = {
+  out: Schema.String,
+  rawDir: Schema.String,
+  runId: Schema.String,
+  maxTools: Schema.Number,
+  maxTurns: Schema.Number,
+  runSettings: RunSettings
 }
+const StoredGenerateOptions = Schema.Struct({ ...StoredOptions, plan: Schema.Array(Schema.Unknown) })
+const StoredEnrichOptions = Schema.Struct({
+  ...StoredOptions,
+  settings: Schema.Struct({
+    input: Schema.String,
+    input_format: Schema.String,
+    overwrite: Schema.Boolean,
+    inventory_from_prompt: Schema.Boolean,
+    limit: Schema.NullOr(Schema.Number)
+  })
+})
+
+/**
+ * The options stored in batch.json as `schema` checks them, or the first field it refuses, named as every field
+ * of a run directory's files is (`batch.json, options.runSettings.seed: must be a number, got "x": ...`, exit 2).
+ */
+const storedOptions = <A, I>(run: BatchRun, file: string, schema: Schema.Schema<A, I>, command: string) =>
+  Either.match(Schema.decodeUnknownEither(schema)(run.options), {
+    onRight: (stored) => Effect.succeed(stored),
+    onLeft: (e) => {
+      const issue = parseIssues(e)[0] ?? { path: "", message: "does not decode" }
+      const at = issue.path === "" ? "options" : `options.${issue.path}`
+      return Effect.fail(unreadableBatchRun(file, { ...issue, path: at }, `not the options of ${command} run`))
+    }
+  })
+
+/** The generate options stored in batch.json. */
+const generateOptionsOf = (run: BatchRun, file: string): Effect.Effect<GenerateOptions, SettingsError> =>
+  Effect.map(storedOptions(run, file, StoredGenerateOptions, "a generate"), (stored) => ({
+    ...(run.options as unknown as GenerateOptions),
+    runSettings: stored.runSettings
+  }))
 
 /**
  * The input file as the run read it (its sha256): collect plans the samples again from it, and a file
@@ -147,32 +180,23 @@ const sameInput = (input: string, settings: RunSettings) =>
 /** The enrich options stored in batch.json, with the plan made again from the input (as at submit time). */
 const enrichOptionsOf = (run: BatchRun, file: string) =>
   Effect.gen(function*() {
-    const o = run.options as Record<string, unknown>
-    const st = (typeof o.settings === "object" && o.settings !== null ? o.settings : {}) as Record<string, unknown>
-    const ok = typeof o.out === "string" && typeof o.rawDir === "string" && typeof o.runId === "string" &&
-      typeof o.maxTools === "number" && typeof o.maxTurns === "number" && typeof st.input === "string" &&
-      typeof st.input_format === "string" && typeof st.overwrite === "boolean" &&
-      typeof st.inventory_from_prompt === "boolean" && (st.limit === null || typeof st.limit === "number")
-    const runSettings = Schema.decodeUnknownOption(RunSettings)(o.runSettings)
-    if (!ok || Option.isNone(runSettings)) {
-      return yield* new BatchStateError({ path: file, reason: "options: not the options of an enrich run" })
-    }
-    yield* sameInput(st.input as string, runSettings.value)
+    const { runSettings, settings: st } = yield* storedOptions(run, file, StoredEnrichOptions, "an enrich")
+    yield* sameInput(st.input, runSettings)
     const baseInventory = st.inventory_from_prompt
       ? undefined
-      : yield* submittedInventory(path.dirname(file), run, runSettings.value.inventory_sha256)
+      : yield* submittedInventory(path.dirname(file), run, runSettings.inventory_sha256)
     const plan = yield* planEnrichment({
-      input: st.input as string,
+      input: st.input,
       inputFormat: st.input_format === "auto" ? undefined : (st.input_format as InputFormat),
-      limit: (st.limit as number | null) ?? undefined,
-      overwrite: st.overwrite as boolean,
+      limit: st.limit ?? undefined,
+      overwrite: st.overwrite,
       baseInventory,
-      listOfferedTools: listOfferedToolsOf(runSettings.value),
-      checkShownSchemas: checkShownSchemasOf(runSettings.value)
+      listOfferedTools: listOfferedToolsOf(runSettings),
+      checkShownSchemas: checkShownSchemasOf(runSettings)
     }).pipe(Effect.provide(StorageLive))
     return {
-      ...(o as unknown as EnrichOptions),
-      runSettings: runSettings.value,
+      ...(run.options as unknown as EnrichOptions),
+      runSettings,
       plan,
       baseInventory,
       debug: false

@@ -141,7 +141,7 @@ export const planInputsOf = (input: {
   Effect.gen(function*() {
     const settings = input.base.runSettings
     const runDir = path.join(input.base.rawDir, input.base.runId)
-    const kept = yield* readPlanInputs(runDir)
+    const kept = yield* readPlanInputs(runDir, "--resume")
     if (missingPlanInputs(settings, kept).length === 0) return kept
     const jobs = Array.from({ length: settings.n }, (_, index) => ({ index }))
     const spec = runSpecOf({ ...input.base, command: "generate", jobs }, input.catalogue)

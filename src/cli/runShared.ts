@@ -11,8 +11,9 @@ import { makeRunId } from "../programs/runFiles.js"
 import type { ExactOnly } from "../services/llm/replay.js"
 import { rateLimiterLayer } from "../services/RateLimiter.js"
 import type { MovedRun } from "../services/RunJournal.js"
-import { findLatestRun, manifestIssueText, settingsDifferences, settingsHere } from "../services/RunJournal.js"
+import { findLatestRun, settingsDifferences, settingsHere } from "../services/RunJournal.js"
 import { Storage, StorageLive } from "../services/Storage.js"
+import { fileIssueText } from "../skyrl/parseIssues.js"
 import type { BatchFlags } from "./batch.js"
 import type { LlmOptions } from "./llmOptions.js"
 import { llmLayer } from "./llmOptions.js"
@@ -340,7 +341,7 @@ export const resolveRun = (input: {
     if (unreadable.length > 0) {
       return yield* new SettingsError({
         setting: "--resume",
-        reason: `${manifestIssueText(unreadable[0]!)}: it may be the run to resume (starting anew would make, and ` +
+        reason: `${fileIssueText(unreadable[0]!)}: it may be the run to resume (starting anew would make, and ` +
           `pay for, its samples again); mend the file, or move its directory out of ${input.rawDir}`
       })
     }

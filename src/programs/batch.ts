@@ -72,7 +72,15 @@ import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
 
-export { planParts, prepareLine, readRun, splitLines, submitRun, withRunLock } from "./batchSubmit.js"
+export {
+  planParts,
+  prepareLine,
+  readRun,
+  splitLines,
+  submitRun,
+  unreadableBatchRun,
+  withRunLock
+} from "./batchSubmit.js"
 export type { BatchLimits } from "./batchSubmit.js"
 
 export interface PollOptions {

@@ -22,7 +22,7 @@
  *   beside what the run's ledger spent (the stages) and the requests taken before it; the rest are held
  *   back, never-sent samples that a collect sends as far as the budget then allows.
  */
-import { Clock, Effect, Option, Schedule, Schema } from "effect"
+import { Clock, Effect, Either, Option, Schedule, Schema } from "effect"
 import { hostname } from "node:os"
 import * as path from "node:path"
 import type { BatchInfo, BatchPart, BatchRun, FileInfo } from "../domain/batch.js"
@@ -51,6 +51,7 @@ import { makeCostLedger } from "../services/CostLedger.js"
 import { readLogEntries } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import type { InventoryApi } from "../services/Inventory.js"
+import { readJsonFileOrIssue } from "../services/jsonFile.js"
 import type { LlmRequest } from "../services/Llm.js"
 import type { BodySettings } from "../services/llm/batchReplay.js"
 import { bodyHash, requestBody } from "../services/llm/batchReplay.js"
@@ -59,6 +60,8 @@ import { logRetry, retrySchedule } from "../services/llm/retry.js"
 import { runPaths } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { toJsonText } from "../skyrl/layout.js"
+import type { Issue } from "../skyrl/parseIssues.js"
+import { fileIssueText } from "../skyrl/parseIssues.js"
 import type { Job, SamplingOptions } from "./sampling.js"
 import { sampleKey, TASK_SCHEMA_NAME } from "./sampling.js"
 
@@ -307,6 +310,17 @@ const stateError = (file: string) => (reason: string) => new BatchStateError({ p
 
 export const nowIso = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
+/**
+ * A batch run's batch.json, or a part of it a command reads (its `options`), that does not decode: bad input
+ * (exit 2), named in one line as a bad manifest.json is (`FILE, FIELD: REASON`), never Effect's decode tree.
+ */
+export const unreadableBatchRun = (file: string, issue: Issue, what = "not a readable batch run") =>
+  new SettingsError({
+    setting: "RUN_DIR",
+    reason: `${fileIssueText({ file, issue })}: ${what} (batch status and collect read the run's parts and ` +
+      "options from it); mend the file"
+  })
+
 /** Reads and checks `batch.json` of a run directory. */
 export const readRun = (runDir: string) =>
   Effect.gen(function*() {
@@ -318,14 +332,8 @@ export const readRun = (runDir: string) =>
         reason: `${file}: no such file: not the run directory of a \`--backend batch\` run (expected raw_llm/<run_id>/)`
       })
     }
-    const text = yield* storage.readText(file).pipe(Effect.mapError((e) => stateError(file)(e.message)))
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      catch: (e) => stateError(file)(`not valid JSON: ${(e as Error).message}`)
-    })
-    return yield* Schema.decodeUnknown(BatchRunSchema)(json).pipe(
-      Effect.mapError((e) => stateError(file)(`not a skyrl batch run: ${e.message}`))
-    )
+    const run = yield* readJsonFileOrIssue(file, BatchRunSchema)
+    return Either.isRight(run) ? run.right : yield* unreadableBatchRun(file, run.left)
   })
 
 /** Writes `batch.json` atomically (temp file, fsync, rename, directory fsync): the old state or the new. */

@@ -6,20 +6,20 @@
  * put in the cost ledger like every call; its answer is saved at once, so `--resume`, `rebuild` and
  * `batch collect` reuse it instead of asking again. Texts and answer cleaning: src/skyrl/planStages.ts.
  */
-import { Effect, Either, Option, type ParseResult, Schema } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 import * as path from "node:path"
-import { InputError } from "../domain/errors.js"
 import type { Inventory as Catalogue } from "../domain/inventory.js"
 import { emptyUsage, isAnswerError } from "../domain/llm.js"
 import type { AttemptRecord } from "../domain/llm.js"
 import type { ListFileSettings, RunSettings } from "../domain/run.js"
 import { PlanInputs, SettingsError } from "../domain/run.js"
 import { budgetReached, CostLedger } from "../services/CostLedger.js"
+import { readJsonFileOrIssue } from "../services/jsonFile.js"
 import { Llm } from "../services/Llm.js"
 import { encodeArchive, RunJournal } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
 import { toJsonText } from "../skyrl/layout.js"
-import { parseIssues } from "../skyrl/parseIssues.js"
+import { fileIssueText } from "../skyrl/parseIssues.js"
 import {
   cleanDomains,
   cleanSubjects,
@@ -59,22 +59,23 @@ export interface ListFile {
   readonly entries: ReadonlyArray<string>
 }
 
-/** The plan inputs kept in a run directory (none when it has no such file). */
-export const readPlanInputs = (runDir: string) =>
+/**
+ * The plan inputs kept in a run directory (none when it has no such file). A file there that does not decode is
+ * bad input (exit 2), named in one line as a bad manifest.json is (`FILE, FIELD: REASON`); `setting` is what led
+ * to the run directory (rebuild's RUN_DIR, generate's --resume).
+ */
+export const readPlanInputs = (runDir: string, setting: string) =>
   Effect.gen(function*() {
     const storage = yield* Storage
     const file = path.join(runDir, PLAN_INPUTS_FILE)
     if (!(yield* storage.exists(file))) return {} as PlanInputs
-    const text = yield* storage.readText(file)
-    const bad = (why: string) => new InputError({ file, reason: `not a plan inputs file: ${why}` })
-    const json = Either.try({ try: () => JSON.parse(text) as unknown, catch: (e) => (e as Error).message })
-    if (Either.isLeft(json)) return yield* bad(`not valid JSON: ${json.left}`)
-    // The first problem as `field: what is wrong` (a Schema error's tree would span lines).
-    const issueOf = (e: ParseResult.ParseError) => {
-      const first = parseIssues(e)[0]
-      return first === undefined ? "invalid" : `${first.path === "" ? "(file)" : first.path}: ${first.message}`
-    }
-    return yield* Either.mapLeft(Schema.decodeUnknownEither(PlanInputs)(json.right), (e) => bad(issueOf(e)))
+    const inputs = yield* readJsonFileOrIssue(file, PlanInputs)
+    if (Either.isRight(inputs)) return inputs.right
+    return yield* new SettingsError({
+      setting,
+      reason: `${fileIssueText({ file, issue: inputs.left })}: not a readable plan inputs file (the run's domains, ` +
+        "subjects and list files: its work plan is made from them); mend the file"
+    })
   })
 
 /** What a run's settings need that its plan inputs do not hold yet. */
@@ -274,5 +275,5 @@ const stageCall = <A, I>(run: StageRun, spec: StageSpec<A, I>, key: string, text
 export const keptPlanInputs = (runDir: Option.Option<string>) =>
   Option.match(runDir, {
     onNone: () => Effect.succeed({} as PlanInputs),
-    onSome: (dir) => readPlanInputs(dir).pipe(Effect.orElseSucceed(() => ({}) as PlanInputs))
+    onSome: (dir) => readPlanInputs(dir, "--resume").pipe(Effect.orElseSucceed(() => ({}) as PlanInputs))
   })

@@ -18,13 +18,13 @@ import { progressSilent } from "../services/Progress.js"
 import { callRefInRunDir } from "../services/runArchive.js"
 import {
   inventoryFingerprint,
-  manifestIssueText,
   readJournal,
   readManifestOrIssue,
   rowOutputPath,
   RunJournal
 } from "../services/RunJournal.js"
 import { Storage } from "../services/Storage.js"
+import { fileIssueText } from "../skyrl/parseIssues.js"
 import { generatePlan, generateSampling } from "./generate.js"
 import { lockOutput } from "./outputLock.js"
 import { missingPlanInputs, PLAN_INPUTS_FILE, readPlanInputs } from "./planStages.js"
@@ -65,7 +65,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
       // Bad input, exit 2, named as `--resume` names it (file, field, reason).
       return yield* new SettingsError({
         setting: "RUN_DIR",
-        reason: `${manifestIssueText({ file: manifestFile, issue: manifest.left })}: not a readable run manifest ` +
+        reason: `${fileIssueText({ file: manifestFile, issue: manifest.left })}: not a readable run manifest ` +
           "(rebuild reads the run's settings from it); mend the file"
       })
     }
@@ -100,7 +100,7 @@ export const rebuildProgram = (options: RebuildOptions) =>
       )
     }
     // The plan inputs the run kept (list files, the answers of its domains and subjects stages).
-    const inputs = yield* readPlanInputs(runDir)
+    const inputs = yield* readPlanInputs(runDir, "RUN_DIR")
     const missing = missingPlanInputs(settings, inputs)
     if (missing.length > 0) {
       return yield* new InputError({

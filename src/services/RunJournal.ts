@@ -23,12 +23,13 @@ import { JournalEntry, LedgerEntry, RunLocked, RunManifest, RunSettings, Setting
 import { canonicalJson, sha256Hex } from "../skyrl/canonical.js"
 import { metadataOf } from "../skyrl/checks.js"
 import { toJsonText } from "../skyrl/layout.js"
-import type { Issue } from "../skyrl/parseIssues.js"
-import { parseIssues } from "../skyrl/parseIssues.js"
+import type { FileIssue } from "../skyrl/parseIssues.js"
+import { fileIssueText } from "../skyrl/parseIssues.js"
 import type { CostLedgerApi } from "./CostLedger.js"
 import { CostLedger, makeCostLedger } from "./CostLedger.js"
 import type { DurableLog, LogTail } from "./durableLog.js"
 import { makeDurableLog, readLogEntries, tailOf, warnSkippedLines, WHOLE } from "./durableLog.js"
+import { readJsonFileOrIssue } from "./jsonFile.js"
 import type { ArchivedCall } from "./runArchive.js"
 import {
   ARCHIVE_NAME,
@@ -367,7 +368,7 @@ const checkSettings = (spec: RunSpec, paths: RunPaths) =>
     if (Either.isLeft(manifest)) {
       return yield* new SettingsError({
         setting: "--resume",
-        reason: `${manifestIssueText({ file: paths.manifest, issue: manifest.left })}: the run's settings cannot ` +
+        reason: `${fileIssueText({ file: paths.manifest, issue: manifest.left })}: the run's settings cannot ` +
           "be checked against these; mend the file or start a new run"
       })
     }
@@ -391,31 +392,11 @@ const checkSettings = (spec: RunSpec, paths: RunPaths) =>
     return m
   })
 
-/** The manifest of a run directory, or where and why its file is none (unreadable, not JSON, a field refused). */
-export const readManifestOrIssue = (file: string) =>
-  Effect.gen(function*() {
-    const text = yield* (yield* Storage).readText(file).pipe(Effect.either)
-    if (Either.isLeft(text)) return Either.left<Issue>({ path: "", message: text.left.reason })
-    // Not JSON's "Unexpected end of JSON input": a file emptied (a disk that filled, an editor) says so.
-    if (text.right.trim() === "") return Either.left<Issue>({ path: "", message: "is empty" })
-    return Either.mapLeft(
-      Schema.decodeUnknownEither(Schema.parseJson(RunManifest))(text.right),
-      (e): Issue => parseIssues(e)[0] ?? { path: "", message: "invalid manifest" }
-    )
-  })
+/** The manifest of a run directory, or where and why its file is none (unreadable, empty, not JSON, a field refused). */
+export const readManifestOrIssue = (file: string) => readJsonFileOrIssue(file, RunManifest)
 
 /** The manifest of a run directory, when it is one. */
 export const readManifest = (file: string) => Effect.map(readManifestOrIssue(file), Either.getRight)
-
-/** A run's manifest.json that is there but does not decode, and where and why. */
-export interface UnreadableManifest {
-  readonly file: string
-  readonly issue: Issue
-}
-
-/** `FILE, FIELD: REASON` of a manifest that does not decode. */
-export const manifestIssueText = ({ file, issue }: UnreadableManifest): string =>
-  `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}`
 
 /** A run directory in rawDir and its manifest. */
 interface RunFound {
@@ -493,7 +474,7 @@ export const findLatestRun = (rawDir: string, output: string, command: string) =
   Effect.gen(function*() {
     const storage = yield* Storage
     const runs: Array<RunFound> = []
-    const unreadable: Array<UnreadableManifest> = []
+    const unreadable: Array<FileIssue> = []
     const ids = (yield* storage.exists(rawDir))
       ? yield* storage.readDirectory(rawDir).pipe(Effect.orElseSucceed(() => []))
       : []

@@ -12,6 +12,20 @@ export interface Issue {
   readonly message: string
 }
 
+/** A file that is there but is not what it should be (does not decode, is not JSON, cannot be read), and where and why. */
+export interface FileIssue {
+  readonly file: string
+  readonly issue: Issue
+}
+
+/**
+ * `FILE, FIELD: REASON` (`FILE: REASON` for the whole file): how every JSON file a run directory keeps and skyrl reads
+ * back (manifest.json, batch.json and its options, plan_inputs.json) is named when it does not decode, e.g.
+ * `raw_llm/R/manifest.json, counts.valid: must be a number, got "x"`.
+ */
+export const fileIssueText = ({ file, issue }: FileIssue): string =>
+  `${file}${issue.path === "" ? "" : `, ${issue.path}`}: ${issue.message}`
+
 const EXPECTED = /^Expected (.+), actual (.+)$/s
 
 /** What Effect says it expected where an object is (a struct or record type written out, a class's encoded side). */
