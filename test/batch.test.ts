@@ -326,7 +326,7 @@ describe("generate --backend batch against the fake Batch API", () => {
     // rebuild prices the batch answers as the run did, at half (it priced them at the online rate).
     const rebuilt = await runCli(["rebuild", r.stdout.trim(), "--out", `${out}.rebuilt.jsonl`])
     expect(rebuilt.status, rebuilt.stderr).toBe(0)
-    expect(rebuilt.stderr).toContain(`cost $${(onlineCost(USAGE, 5) / 2).toFixed(4)}`)
+    expect(rebuilt.stderr).toContain(`(they cost the run $${(onlineCost(USAGE, 5) / 2).toFixed(4)})`)
   }, 60_000)
 
   /** A fake whose batch answers sample 3 with an invalid plan first (one repair); online calls answer validly. */

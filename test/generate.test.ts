@@ -439,6 +439,19 @@ describe("rebuild", () => {
       expect(b.status, b.stderr).toBe(0)
       expect(server.requests.length).toBe(requests) // no model call
       expect(readFileSync(again, "utf8")).toBe(readFileSync(out, "utf8"))
+      // Its summary says what it did: the run's task answers judged again from the archive, what they cost the run,
+      // and that the rejected attempt is not written. Was the engine's line, `wrote 8 rows to ...; 1 rejected
+      // attempts, 0 failed samples; 13 calls, tokens ..., cost $...`: calls it never made, rejects it never wrote.
+      const answers = server.requests.filter((q) => isTaskRequest(q.body)).length
+      expect(b.stderr).toMatch(
+        new RegExp(
+          `rebuilt 8 rows of run \\S+ \\(it made 8\\) into \\S*rebuilt\\.jsonl, calling no model: ${answers} archived ` +
+            "answers judged again \\(they cost the run \\$\\d+\\.\\d{4}\\), 1 rejected attempts, 0 failed samples " +
+            "\\(rebuild writes no rejects file\\); archive "
+        )
+      )
+      expect(b.stderr).not.toMatch(/ calls, tokens in /)
+      expect(existsSync(`${again}.rejects.jsonl`)).toBe(false)
     },
     60_000
   )

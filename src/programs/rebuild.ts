@@ -11,11 +11,14 @@ import * as path from "node:path"
 import { InputError } from "../domain/errors.js"
 import { noDatasetWritten } from "../domain/noDataset.js"
 import { type IncompleteRun, type JournalEntry, SettingsError } from "../domain/run.js"
+import type { LedgerTotals } from "../services/CostLedger.js"
+import { CostLedger } from "../services/CostLedger.js"
 import { warnSkippedLines } from "../services/durableLog.js"
 import { Inventory } from "../services/Inventory.js"
 import { archiveOnly, NO_ARCHIVED_ANSWER } from "../services/llm/archive.js"
 import { progressSilent } from "../services/Progress.js"
 import { callRefInRunDir } from "../services/runArchive.js"
+import type { JournalCounts } from "../services/RunJournal.js"
 import {
   inventoryFingerprint,
   readJournal,
@@ -149,18 +152,23 @@ export const rebuildProgram = (options: RebuildOptions) =>
       settings: m.settings,
       runSettings: settings,
       order: rowOrder,
+      // Its own line says what it did (`rebuiltLine`): the engine's would count the archived answers as calls.
+      ownSummary: true,
       finishHint: "run the rebuild again (it asks no model)",
       // A run made with --verify: the outcomes it recorded (rebuild runs no plan).
       verify: settings.verify === undefined ? undefined : yield* recordedVerifyHook(runDir)
     }, catalogue)
-    const { engineReason, made, rebuilt } = yield* Effect.gen(function*() {
+    const { answers, engineReason, made, rebuilt } = yield* Effect.gen(function*() {
       const { engineReason, made } = yield* runEngine(sampling).pipe(
         Effect.map((summary) => ({ made: summary.valid, engineReason: undefined })),
         // Why the engine fell short, for the error below, when it says more than that the archive lacks an answer
         // (which the error says): an archived record it could not use, named by file.
         Effect.catchTag("IncompleteRun", (e) => Effect.succeed({ made: e.made, engineReason: moreThanNoAnswer(e) }))
       )
-      return { engineReason, made, rebuilt: yield* (yield* RunJournal).latest }
+      const journal = yield* RunJournal
+      // The archived answers judged (each as a call of the in-memory ledger, priced as the run priced it).
+      const answers = { counts: yield* journal.counts, totals: yield* (yield* CostLedger).totals }
+      return { answers, engineReason, made, rebuilt: yield* journal.latest }
     }).pipe(
       // The directory given, whatever its name (runSpecOf joins rawDir and the run id: another place for a copy).
       Effect.provide(
@@ -187,9 +195,33 @@ export const rebuildProgram = (options: RebuildOptions) =>
         engineReason
       })
     }
-    yield* Effect.logInfo(`rebuilt ${made} rows of run ${m.run_id} (it made ${expected}) into ${options.out}`)
+    yield* Effect.logInfo(rebuiltLine({ runId: m.run_id, made, expected, out: options.out, runDir, ...answers }))
     return { written: made, expected }
   }))
+
+/**
+ * What a rebuild did, in one line: the rows remade from how many archived answers, with no model call; what those
+ * answers cost the run that made them (the archive's usage, priced as the run priced it: batch answers at half);
+ * the attempts rejected and samples failed again, which it does not write (it writes the dataset only, no rejects
+ * file: the run's rejects are its own, in its journal and its `<out>.rejects.jsonl`). Before, the engine's line
+ * (`... 3 rejected attempts, 0 failed samples; 21 calls, tokens ..., cost $0.0324`) read as calls made and
+ * rejects written by the rebuild.
+ */
+const rebuiltLine = (r: {
+  readonly runId: string
+  readonly made: number
+  readonly expected: number
+  readonly out: string
+  readonly runDir: string
+  readonly counts: Pick<JournalCounts, "rejected" | "failed">
+  readonly totals: Pick<LedgerTotals, "calls" | "costUsd">
+}): string => {
+  const { calls, costUsd } = r.totals
+  const cost = costUsd === undefined ? "" : ` (they cost the run $${costUsd.toFixed(4)})`
+  return `rebuilt ${r.made} rows of run ${r.runId} (it made ${r.expected}) into ${r.out}, calling no model: ` +
+    `${calls} archived answer${calls === 1 ? "" : "s"} judged again${cost}, ${r.counts.rejected} rejected attempts, ` +
+    `${r.counts.failed} failed samples (rebuild writes no rejects file); archive ${r.runDir}`
+}
 
 /** The engine's reason for the samples it did not finish, unless it only says the archive has no answer. */
 const moreThanNoAnswer = (e: IncompleteRun): string | undefined =>

@@ -118,6 +118,12 @@ export interface SamplingOptions<J extends Job> {
   /** Samples to make first, in this order (rebuild: the order the run claimed them). */
   readonly order?: ReadonlyArray<number> | undefined
   /**
+   * The caller says what was written (rebuild: rows remade from archived answers, no model called, no rejects
+   * file), so the engine's summary line (`wrote N rows to OUT; R rejected attempts, ...; C calls, ..., cost $X`),
+   * which would say otherwise, is not logged. Default: it is.
+   */
+  readonly ownSummary?: boolean | undefined
+  /**
    * Sees each row of the dataset as it is encoded for disk (generate: the final checks, made as the file
    * is written with `checksAsWritten` instead of reading the file back).
    */
@@ -495,19 +501,21 @@ const writeDataset = Effect.fn("Run.write")(function*<J extends Job>(
   )
   const counts = yield* journal.counts
   const totals = yield* ctx.ledger.totals
-  yield* Effect.logInfo(
-    `${
-      written === 0
-        ? "no row, so not written:"
-        : outKept
-        ? `made ${written} rows, not written over the file there (kept as it was):`
-        : `wrote ${written} rows to`
-    } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
-      `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
-      `(reasoning ${totals.usage.reasoning})${
-        totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`
-      }; archive ${journal.paths.runDir}`
-  )
+  if (options.ownSummary !== true) {
+    yield* Effect.logInfo(
+      `${
+        written === 0
+          ? "no row, so not written:"
+          : outKept
+          ? `made ${written} rows, not written over the file there (kept as it was):`
+          : `wrote ${written} rows to`
+      } ${options.out}; ${counts.rejected} rejected attempts, ${counts.failed} failed samples; ` +
+        `${totals.calls} calls, tokens in ${totals.usage.input} (cached ${totals.usage.cached}) out ${totals.usage.output} ` +
+        `(reasoning ${totals.usage.reasoning})${
+          totals.costUsd === undefined ? "" : `, cost $${totals.costUsd.toFixed(4)}`
+        }; archive ${journal.paths.runDir}`
+    )
+  }
   yield* Effect.logInfo(renderDiversityText(diversity))
   if (!complete) {
     return yield* new IncompleteRun({
