@@ -21,6 +21,7 @@ import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any, Collection, Mapping, Optional
 
+from . import metaschema
 from .refs import schema_fault
 
 
@@ -450,9 +451,11 @@ def _hashable_name(name: str, where: str) -> None:
 
 def _schemas(raw: Any, where: str, own: Collection[str]) -> dict[str, Any]:
     """call name -> input schema; each a JSON object (a schema of another type was dropped, unchecked: the
-    derived params of its steps were then matched by presence only) whose ``$ref``s a validator can follow
-    (``refs.schema_fault``: none into the schema at nothing, no loop that enters no property or item), as skyrl's
-    plan validation has it (until 2026-12-05 such a schema took any value once a call reached its ``$ref``)."""
+    derived params of its steps were then matched by presence only), valid against its draft's meta-schema
+    (``metaschema.fault``: until 2026-12-05 the scorer checked nothing of one that was not, and any arguments passed),
+    whose ``$ref``s a validator can follow (``refs.schema_fault``: none into the schema at nothing, no loop that enters
+    no property or item), as skyrl's plan validation has it (until 2026-12-05 such a schema took any value once a
+    call reached its ``$ref``)."""
     schemas = json_object(raw, f"{where}: tool_schemas") if raw else {}
     # A null for a name this row does not call: another row's tool (Arrow fills the keys an object column's other
     # rows have with nulls). For one of the row's own tools it is refused below: its derived params would go
@@ -470,11 +473,13 @@ def _schemas(raw: Any, where: str, own: Collection[str]) -> dict[str, Any]:
 
 
 def _schema_fault(schema: Mapping[str, Any]) -> Optional[str]:
-    """``refs.schema_fault`` of the schema, kept by its text (an env is made for every episode, and rows of one offer
-    share their schemas): 6 us a schema of rows_v2.jsonl, where walking it took 50 us."""
+    """``metaschema.fault``, then ``refs.schema_fault`` (which reads a valid schema only: ``"$id": 5`` made its walk
+    raise AttributeError) of the schema, kept by its text (an env is made for every episode, and rows of one offer share
+    their schemas): 6 us a schema of rows_v2.jsonl, where walking it took 50 us."""
     return _fault_of_text(json.dumps(schema, separators=(",", ":")))
 
 
 @functools.lru_cache(maxsize=1024)
 def _fault_of_text(text: str) -> Optional[str]:
-    return schema_fault(json.loads(text))
+    schema = json.loads(text)
+    return metaschema.fault(schema) or schema_fault(schema)

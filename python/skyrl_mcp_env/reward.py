@@ -54,7 +54,7 @@ from typing import Any, Callable, Collection, Iterator, Optional, Union
 
 import jsonschema
 
-from . import formats, patterns, refs
+from . import formats, metaschema, patterns, refs
 from .canonical import canonical_json
 from .plan import LATEST_READING, Plan, Step
 from .unique import with_fast_unique_items
@@ -1052,7 +1052,9 @@ def _is_valid(schema: dict[str, Any], arguments: dict[str, Any], cleared: Option
     ``$ref`` outside the schema (a URL, another file: never fetched) holds nothing: the schema is checked without
     it. A ``$ref`` into the schema that points at nothing (``#/definitions/Missing``; plan.py refuses a row with one,
     a Plan made otherwise may hold one) fails its part: a value there is not valid, the rest is checked (refs.py;
-    until 2026-12-05 reaching it made the whole call valid). A schema jsonschema cannot use is not checked at all.
+    until 2026-12-05 reaching it made the whole call valid). A schema that is not valid against its draft's
+    meta-schema (``{"type": "strng"}``; plan.py refuses a row with one) makes the call not valid (``_validator``;
+    until 2026-12-05 it was not checked at all, and any arguments passed).
 
     The schema's regexes (``pattern``, ``patternProperties``) run on the policy's strings, and ``re`` backtracks:
     ``^(a+)+$`` took minutes on 30 ``a`` and a ``!``, ``\\d+$`` 7 s on 20,000 digits and an ``x``. With ``cleared``
@@ -1096,8 +1098,8 @@ _MAX_KEPT_ARGUMENTS = 65536
 
 def _check(schema_text: str, arguments: dict[str, Any], cleared: Optional[frozenset[str]]) -> bool:
     validator = _validator(schema_text)
-    if validator is None:
-        return True
+    if validator is None:  # no JSON Schema (plan.py refuses a row with one; a Plan made otherwise may hold one):
+        return False  # nothing of the call can be checked, so it is not valid (until 2026-12-05: any arguments were)
     try:
         with patterns.guarding(cleared):
             return validator.is_valid(arguments)
@@ -1113,16 +1115,16 @@ patterns.hook_jsonschema()
 
 @functools.lru_cache(maxsize=512)
 def _validator(schema_text: str) -> Any:
-    """A JSON Schema validator (formats checked; ``$ref`` never fetched), or None for a schema jsonschema
-    cannot use. A schema without ``$schema`` is read as draft-07, as skyrl's plan validation (ajv's default
-    class) read it: under 2020-12, jsonschema's default, ``prefixItems`` and ``dependentRequired`` (which
-    Python MCP servers' pydantic schemas use) made a plan ajv had accepted invalid."""
+    """A JSON Schema validator (formats checked; ``$ref`` never fetched), or None for a schema that is not valid
+    against its draft's meta-schema (``metaschema.fault``, as skyrl's plan validation reads it: a ``pattern`` only
+    JavaScript reads is valid there, and fails the part it is in when a value reaches it). A schema without
+    ``$schema`` is read as draft-07, as skyrl's plan validation (ajv's default class) read it: under 2020-12,
+    jsonschema's default, ``prefixItems`` and ``dependentRequired`` (which Python MCP servers' pydantic schemas use)
+    made a plan ajv had accepted invalid."""
     schema = json.loads(schema_text)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    try:
-        cls.check_schema(schema)
-    except jsonschema.exceptions.SchemaError:
+    if metaschema.fault(schema) is not None:
         return None
+    cls = metaschema.validator_class(schema)
     # uniqueItems in O(n log n) (unique.py): jsonschema's own compares every pair of items that do not sort; $ref
     # resolved offline (refs.py: one outside the schema holds nothing, one into it at nothing fails its part)
     fast = with_fast_unique_items(cls, (("$ref", refs.ref),))

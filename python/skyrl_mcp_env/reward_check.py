@@ -37,7 +37,7 @@ from .env import MCPToolEnv, grounding_of
 from .plan import Plan, RowError, plan_from_extras
 from .records import read_records
 from .reward import _validator, grounded_steps
-from . import tools
+from . import metaschema, tools
 from .tools import ConfigError
 
 CallSpec = tuple[str, Any]  # (name, arguments)
@@ -299,12 +299,12 @@ def why_plan_fails(plan: Plan, parts: dict[str, Any]) -> str:
 
 
 def _schema_problem(schema: Any, params: dict[str, Any]) -> Optional[str]:
-    """The first error of ``params`` against ``schema`` (jsonschema's best match), or None when valid or unchecked."""
+    """The first error of ``params`` against ``schema`` (jsonschema's best match), or None when valid (or no schema)."""
     if not isinstance(schema, dict):
         return None
     validator = _validator(canonical_json(schema))
-    if validator is None:
-        return None
+    if validator is None:  # the scorer's _is_valid: not valid (until 2026-12-05 such a schema was not checked)
+        return f"the schema itself is {metaschema.fault(schema) or 'not a JSON Schema'}"
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     except Exception:  # noqa: BLE001 - a value the validator cannot check: the scorer's _is_valid says not valid
