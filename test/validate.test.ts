@@ -200,6 +200,36 @@ describe("the SkyRL contract", () => {
       "reward_spec.ground_truth.tool_schemas"
     ],
     [
+      "a tool schema that is no JSON Schema (a property's type 5: passed, and MCPToolEnv took any arguments of the call)",
+      (r) => {
+        const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+        schemas.polygon_get_news.properties.limit = { type: 5 }
+        r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
+      "a tool schema whose required is a string (passed)",
+      (r) => {
+        const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+        schemas.fmp_get_quote.required = "symbol"
+        r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
+      "a tool schema that is no object (true: passed, and MCPToolEnv refuses the row)",
+      (r) => {
+        const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+        schemas.fmp_get_quote = true
+        r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+      },
+      "contract/provenance",
+      "reward_spec.ground_truth.tool_schemas"
+    ],
+    [
       "two offered tools under one call name (a call by it is ambiguous)",
       (r) => {
         const offer = JSON.parse(JSON.stringify(r.reward_spec.ground_truth.available_tools))
@@ -289,6 +319,42 @@ describe("the SkyRL contract", () => {
       r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
     })
     expect(failing(checkRows([unused], { inventory }))).toEqual([])
+  })
+
+  it("a tool schema of tool_schemas no meta-schema takes is named with the fault, also on a row made before provenance", () => {
+    const withSchema = (schema: unknown) => (r: any) => {
+      const schemas = JSON.parse(r.reward_spec.ground_truth.tool_schemas)
+      schemas.fmp_get_quote = schema
+      r.reward_spec.ground_truth.tool_schemas = JSON.stringify(schemas)
+    }
+    const invalid = withSchema({ type: "object", properties: { symbol: { type: "string", minimum: "x" } } })
+    const message = "\"fmp_get_quote\": not a valid JSON Schema (draft-07 meta-schema): #/properties/symbol/minimum " +
+      "must be number; MCPToolEnv refuses the row, as skyrl refuses such a schema in an inventory"
+    const legacy = (r: any) => {
+      invalid(r)
+      for (const s of r.reward_spec.ground_truth.tool_sequence) delete s.call_name
+    }
+    for (const edit of [invalid, legacy]) {
+      const report = checkRows([edited(base, edit)], { inventory }, "f.jsonl")
+      expect(ruleOf(report, "contract/provenance").examples).toContainEqual(
+        expect.objectContaining({ field: "reward_spec.ground_truth.tool_schemas", message })
+      )
+    }
+    const notObject = checkRows([edited(base, withSchema(true))], { inventory })
+    expect(ruleOf(notObject, "contract/provenance").examples).toContainEqual(expect.objectContaining({
+      message: "\"fmp_get_quote\": is not a JSON Schema object (got true); MCPToolEnv refuses the row, as skyrl " +
+        "refuses such a schema in an inventory"
+    }))
+    // Valid schemas both readers take: a draft named, unknown keywords, a pattern only JavaScript reads.
+    for (
+      const schema of [
+        { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object", properties: { symbol: {} } },
+        { type: "object", properties: { symbol: { type: ["string", "null"], nullable: true, "x-foo": 1 } } },
+        { type: "object", properties: { symbol: { type: "string", pattern: "^\\p{Lu}+$", format: "unknown" } } }
+      ]
+    ) {
+      expect(failing(checkRows([edited(base, withSchema(schema))], { inventory }))).toEqual([])
+    }
   })
 
   it("fewer turns than steps + 1 is a warning under contract/max_turns (the plan cannot finish one call per turn)", () => {

@@ -24,9 +24,10 @@
  * - contract/provenance: each step's call_name, depends_on (earlier steps only), derived_params (params
  *   with a value; a step with derived params depends on something; with an inventory, params of the tool),
  *   both as JSON text or typed lists, schema_hash, and the row's available_tools (non-empty) and
- *   tool_schemas (with the schema of each step that has derived params; no schema whose $ref points into it at
- *   nothing, or loops: MCPToolEnv refuses the row). A row written before these fields existed gets one finding naming what it lacks (it is
- *   still read, with the defaults of `upgradeLegacyRow`).
+ *   tool_schemas (with the schema of each step that has derived params; each an object valid against its draft's
+ *   meta-schema, none whose $ref points into it at nothing, or loops: MCPToolEnv refuses the row). A row written
+ *   before these fields existed gets one finding naming what it lacks (it is still read, with the defaults of
+ *   `upgradeLegacyRow`).
  * - plan/*: each step against the inventory (tool exists on that server; params valid against its
  *   input schema), through `validatePlan`; plan/complexity (a warning): the label fits the number of calls;
  *   plan/derived-stated (a warning): a derived param whose value the user message states (literalsShown.ts
@@ -101,7 +102,13 @@ import { remember } from "./memo.js"
 import { parseIssues } from "./parseIssues.js"
 import { piecewise } from "./piecewise.js"
 import type { PlanStep, StepIssue } from "./planValidation.js"
-import { placeholdersOf, provenanceIssues, unproducibleDerived, validatePlan } from "./planValidation.js"
+import {
+  placeholdersOf,
+  provenanceIssues,
+  toolSchemaFault,
+  unproducibleDerived,
+  validatePlan
+} from "./planValidation.js"
 import type { OfferedTool } from "./promptLeak.js"
 import { planLeak, systemLeak, userLeak } from "./promptLeak.js"
 import type { PromptReading } from "./promptReading.js"
@@ -622,24 +629,33 @@ const describeMissing = (missing: ReadonlyArray<string>): string => {
 }
 
 /**
- * The tool schemas of a row's `tool_schemas` whose `$ref`s no validator can follow, each as [call name, why]
- * (`danglingRefOf`, `refLoopOf`): what MCPToolEnv refuses (python/skyrl_mcp_env/refs.py `schema_fault`).
+ * The tool schemas of a row's `tool_schemas` MCPToolEnv refuses, each as [call name, why] (python/skyrl_mcp_env
+ * plan.py `_schemas`): a value that is not an object (null aside: a tool another row offers, Arrow's filling), a
+ * schema not valid against its draft's meta-schema (`toolSchemaFault`, the check skyrl's inventory loading makes;
+ * metaschema.py `fault`), or, in a valid one, a `$ref` no validator can follow (`danglingRefOf`, `refLoopOf`;
+ * refs.py `schema_fault`), looked for where the text may hold one (`mayRef`).
  */
-const refFaultsOf = (schemas: Readonly<Json>): ReadonlyArray<readonly [string, string]> => {
+const schemaFaultsOf = (schemas: Readonly<Json>, mayRef: boolean): ReadonlyArray<readonly [string, string]> => {
   const faults: Array<readonly [string, string]> = []
   for (const [name, schema] of Object.entries(schemas)) {
-    if (!isObject(schema)) continue
-    const dangling = danglingRefOf(schema)
-    const loop = dangling === undefined ? refLoopOf(schema) : undefined
-    if (dangling !== undefined) faults.push([name, dangling])
+    if (schema === null) continue
+    if (!isObject(schema)) {
+      faults.push([name, `is not a JSON Schema object (got ${JSON.stringify(schema).slice(0, 60)})`])
+      continue
+    }
+    const invalid = toolSchemaFault(schema)
+    const dangling = invalid === undefined && mayRef ? danglingRefOf(schema) : undefined
+    const loop = invalid === undefined && dangling === undefined && mayRef ? refLoopOf(schema) : undefined
+    if (invalid !== undefined) faults.push([name, invalid])
+    else if (dangling !== undefined) faults.push([name, dangling])
     else if (loop !== undefined) {
       faults.push([name, `a $ref loop that enters no property or item (${loop}): no value's validation would end`])
     }
   }
   return faults
 }
-/** `refFaultsOf` by parsed `tool_schemas` (objectOfText shares the object of a long text among rows). */
-const schemaRefFaults = new WeakMap<object, ReadonlyArray<readonly [string, string]>>()
+/** `schemaFaultsOf` by parsed `tool_schemas` (objectOfText shares the object of a long text among rows). */
+const toolSchemaFaults = new WeakMap<object, ReadonlyArray<readonly [string, string]>>()
 
 const sortedRecord = (map: Map<string, number>): Record<string, number> =>
   Object.fromEntries([...map.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
@@ -1367,7 +1383,7 @@ export class DatasetChecker {
   /** Provenance fields: a legacy row gets one finding naming what it lacks; a current one, their meaning. */
   private checkProvenance(gt: Json, steps: ReadonlyArray<CheckedStep> | undefined, missing: ReadonlyArray<string>) {
     const rule = "contract/provenance"
-    this.checkSchemaRefs(gt.tool_schemas)
+    this.checkToolSchemas(gt.tool_schemas)
     const offerOnly = missing.length === 1 && missing[0] === `${GT}.available_tools`
     if (offerOnly && Array.isArray(gt.available_tools)) {
       this.find(
@@ -1469,18 +1485,22 @@ export class DatasetChecker {
   }
 
   /**
-   * Each schema of `tool_schemas` whose `$ref`s a validator cannot follow: one into the schema that points at
-   * nothing, or a loop that enters no property or item (refLoop.ts). skyrl refuses such a schema in an inventory
-   * (Ajv: "can't resolve reference ..."), and MCPToolEnv refuses the row (until 2026-12-05 it took any value of the
-   * call once its validation reached such a `$ref`). Found once per parsed text (rows of one offer share it).
+   * Each schema of `tool_schemas` MCPToolEnv refuses (`schemaFaultsOf`): not an object; not valid against its
+   * draft's meta-schema (`{"type": "strng"}`, `{"required": "a"}`: until 2026-12-05 MCPToolEnv checked nothing of
+   * it, and any arguments of the call passed); a `$ref` into the schema that points at nothing, or a loop that
+   * enters no property or item (refLoop.ts: until 2026-12-05 any value of the call once its validation reached
+   * it). skyrl refuses each in an inventory (Ajv: "schema is invalid: ...", "can't resolve reference ..."). Found
+   * once per parsed text (rows of one offer share it).
    */
-  private checkSchemaRefs(text: unknown): void {
-    // A text without "ref" (nor a \u escape that could spell it) holds no $ref: nothing to walk (7 us a schema).
-    if (typeof text === "string" && !text.includes("ref") && !text.includes("\\u")) return
+  private checkToolSchemas(text: unknown): void {
     const schemas = typeof text === "string" ? objectOfText(text) : isObject(text) ? text : undefined
     if (schemas === undefined) return // contract/schema's
-    let faults = schemaRefFaults.get(schemas)
-    if (faults === undefined) schemaRefFaults.set(schemas, faults = refFaultsOf(schemas))
+    let faults = toolSchemaFaults.get(schemas)
+    if (faults === undefined) {
+      // A text without "ref" (nor a \u escape that could spell it) holds no $ref: nothing to walk (7 us a schema).
+      const mayRef = typeof text !== "string" || text.includes("ref") || text.includes("\\u")
+      toolSchemaFaults.set(schemas, faults = schemaFaultsOf(schemas, mayRef))
+    }
     for (const [name, fault] of faults) {
       this.find(
         "contract/provenance",

@@ -16,6 +16,8 @@
  */
 import { Ajv, type ErrorObject, MissingRefError, type ValidateFunction } from "ajv"
 import * as AjvFormats from "ajv-formats"
+import { Ajv2019 } from "ajv/dist/2019.js"
+import { Ajv2020 } from "ajv/dist/2020.js"
 import type { Inventory, InventoryTool, StepIssue } from "../domain/inventory.js"
 import { formatIssue } from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
@@ -65,10 +67,87 @@ const ajv = makeAjv()
 const checkSchema = (schema: Json): void => {
   const $schema = schema.$schema
   if ($schema === undefined || $schema === "" || $schema === DRAFT7 || $schema === `${DRAFT7}#`) {
-    if (!validateDraft7(schema)) throw new Error(`schema is invalid: ${ajv.errorsText(validateDraft7.errors)}`)
+    const errors = metaErrors(validateDraft7, schema)
+    if (errors !== undefined) throw new Error(`schema is invalid: ${ajv.errorsText(errors)}`)
   } else {
     ajv.validateSchema(schema, true)
   }
+}
+
+type MetaValidate = ((schema: unknown) => boolean) & { errors?: Array<ErrorObject> | null }
+
+/** Ajv's errors of a schema against a meta-schema (`checkSchema`, `toolSchemaFault`), or undefined: none. */
+const metaErrors = (meta: MetaValidate, schema: Json): Array<ErrorObject> | undefined =>
+  meta(schema) ? undefined : meta.errors ?? []
+
+/**
+ * Ajv's validators of the meta-schemas of the drafts besides draft-07 a row's tool schema may name, made when first
+ * asked for (~0.2-0.3 s each: Ajv2019/Ajv2020 compile their meta-schemas). Draft-06's (Ajv ships it) would compare
+ * every pair of an `enum`'s values (its `uniqueItems` over untyped items: the loop draft7Meta.generated.js has
+ * replaced, ~90 s for 200,000 values), and draft-04's and draft-03's Ajv does not ship: those drafts have none.
+ */
+const otherMetas = new Map<string, MetaValidate | undefined>()
+const metaOfDraft = (draft: string): MetaValidate | undefined => {
+  if (draft === "draft-07") return validateDraft7
+  if (otherMetas.has(draft)) return otherMetas.get(draft)
+  const validate = draft === "2020-12"
+    ? new Ajv2020({ ...AJV_OPTIONS }).getSchema(DRAFT2020)
+    : draft === "2019-09"
+    ? new Ajv2019({ ...AJV_OPTIONS }).getSchema(DRAFT2019)
+    : undefined
+  otherMetas.set(draft, validate)
+  return validate
+}
+
+const DRAFT2019 = "https://json-schema.org/draft/2019-09/schema"
+const DRAFT2020 = "https://json-schema.org/draft/2020-12/schema"
+
+/** The drafts jsonschema knows (MCPToolEnv's reader: `validator_for`), by the `$schema` that names each. */
+const DRAFTS: Readonly<Record<string, string>> = {
+  "http://json-schema.org/draft-03/schema": "draft-03",
+  "http://json-schema.org/draft-04/schema": "draft-04",
+  "http://json-schema.org/draft-06/schema": "draft-06",
+  [DRAFT7]: "draft-07",
+  [DRAFT2019]: "2019-09",
+  [DRAFT2020]: "2020-12"
+}
+
+/**
+ * The draft a `$schema` names as MCPToolEnv reads it (jsonschema's `validator_for`, whose URIs are looked up as
+ * `urlsplit(uri).geturl()` gives them: leading controls and spaces and every tab and newline dropped, the scheme in
+ * lower case, an empty fragment dropped); draft-07, Ajv's default, for a URI that names none of them.
+ */
+export const draftNamed = ($schema: string): string => {
+  const uri = $schema.replace(/^[\u0000-\u0020]+/, "").replace(/[\t\r\n]/g, "")
+    .replace(/^[A-Za-z][A-Za-z0-9+.-]*:/, (scheme) => scheme.toLowerCase()).replace(/#$/, "")
+  return DRAFTS[uri] ?? "draft-07"
+}
+
+const MAX_META_ERRORS = 3
+
+/**
+ * Why a tool's input schema is not a valid JSON Schema, or undefined: the schema against the meta-schema of the
+ * draft it is read as, with Ajv's errors (at most 3) — the check skyrl's inventory loading makes before it compiles
+ * a tool's schema (`checkSchema`: draft-07's meta-schema, the validator generated ahead), for a row's `tool_schemas`
+ * (`skyrl validate`), which MCPToolEnv reads (python/skyrl_mcp_env/metaschema.py `fault`: the same verdicts,
+ * test/fixtures/schema-meta/vectors.json). A schema without `$schema`, or naming draft-07 or no draft jsonschema
+ * knows, is read as draft-07; one naming 2019-09 or 2020-12 as that draft (Ajv's meta-schema of it), as MCPToolEnv
+ * reads it (an inventory's loading drops `$schema`: `normalizeJsonSchema`); one naming draft-06, draft-04 or draft-03
+ * is not judged (`metaOfDraft`; MCPToolEnv judges it with jsonschema's meta-schema). No format is asserted (Ajv's
+ * meta-schema validation checks none: a `pattern` is compiled afterwards, see `compileTool`).
+ */
+export const toolSchemaFault = (schema: Json): string | undefined => {
+  const $schema = schema.$schema
+  if ($schema !== undefined && typeof $schema !== "string") {
+    return `not a valid JSON Schema: $schema must be a string (got ${show($schema)})`
+  }
+  const draft = $schema === undefined ? "draft-07" : draftNamed($schema)
+  const meta = metaOfDraft(draft)
+  const errors = meta === undefined ? undefined : metaErrors(meta, schema)
+  if (errors === undefined) return undefined
+  const shown = ajv.errorsText(errors.slice(0, MAX_META_ERRORS), { dataVar: "#" })
+  const more = errors.length > MAX_META_ERRORS ? ` (and ${errors.length - MAX_META_ERRORS} more)` : ""
+  return `not a valid JSON Schema (${draft} meta-schema): ${shown}${more}`
 }
 
 /**
