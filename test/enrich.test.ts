@@ -273,6 +273,13 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
       expect(r.stderr).toMatch(
         /WARN .*row 0 \(and rows listing the same tools\): not offered to plan with, shown with other schemas than the inventory's: .*fmp_get_stock_news: params limit, symbol shown, limit, tickers in the inventory/
       )
+      // The chat log's system message is kept byte for byte, so its <tools> block still shows the tools left out of
+      // the offer (the inventory lacks them, or shows them otherwise): MCPToolEnv answers their calls "unknown
+      // tool". The final check says so (before: nothing).
+      expect(r.stderr).toMatch(/WARN {2}prompt\/tools-shown-unoffered: 5 — /)
+      expect(r.stderr).toMatch(
+        /enriched\.json row 1 prompt\[0\]\.content: its <tools> block shows 5 tools the row does not offer \(get_slack_channel_history; get_slack_user_info; tavily_search; tavily_search_news; tavily_extract\)/
+      )
       for (const [i, row] of rows.entries()) {
         expect(row.prompt).toEqual([
           { role: "system", content: sharegpt[i][0].value.trim() },
@@ -409,6 +416,8 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     const first = await enrich([SHAREGPT, "--out", out, "--limit", "5", "--inventory-from-prompt"], server)
     expect(first.status, first.stderr).toBe(0)
     expect(calls(server)).toHaveLength(5)
+    // Each row offers its prompt's own tools: its <tools> block shows none it does not offer.
+    expect(first.stderr).not.toMatch(/tools-shown-unoffered/)
     const firstRows = readFileSync(out, "utf8")
 
     const resumed = await enrich(

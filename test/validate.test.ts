@@ -1225,6 +1225,108 @@ describe("warnings", () => {
     ).toBe(0) // no inventory: nothing to compare with
   })
 
+  it("a tool a system message's <tools> block shows that the row does not offer is a warning (prompt/tools-shown-unoffered)", () => {
+    // A chat log's system message kept as it was shows web_search, which the inventory lacks, so the row's
+    // available_tools (what MCPToolEnv serves) leave it out: a policy calling it as the prompt invites gets "unknown
+    // tool" and a lower reward. Before: no finding.
+    const block = (tools: ReadonlyArray<unknown>) =>
+      `You may call these tools:\n<tools>\n${tools.map((t) => JSON.stringify(t)).join("\n")}\n</tools>`
+    const tool = (name: string) => ({ name, description: "d", parameters: { type: "dict", properties: {} } })
+    const unoffered = (edit: (r: any) => void, options: { inventory?: typeof inventory } = { inventory }) =>
+      ruleOf(checkRows([edited(rowFor(0), edit)], options), "prompt/tools-shown-unoffered")
+    const withBlock = (...names: Array<string>) => (r: any) => {
+      r.prompt[0].content = block(names.map(tool))
+    }
+    expect(unoffered(withBlock("fmp_get_quote", "web_search", "polygon_get_news", "web_search"))).toMatchObject({
+      severity: "warning",
+      count: 1,
+      examples: [{
+        row: 0,
+        field: "prompt[0].content",
+        message: "its <tools> block shows 1 tool the row does not offer (web_search): MCPToolEnv serves " +
+          "available_tools by call name only, so a policy that calls it as the prompt shows gets \"unknown tool\" and a " +
+          "lower reward (offer it: an inventory that has it as shown, or enrich --inventory-from-prompt, which plans with the " +
+          "block's own tools; or leave it out of the block)"
+      }]
+    })
+    expect(unoffered(withBlock("web_search", "get_weather")).examples[0]?.message).toMatch(
+      /^its <tools> block shows 2 tools the row does not offer \(web_search; get_weather\): .* a policy that calls one /
+    )
+    // Only the row's own offer counts: the tools its available_tools list (and its plan's), not the rest of the
+    // inventory.
+    const offered = (rowFor(0) as any).reward_spec.ground_truth.available_tools.map((t: any) => t.call_name)
+    expect(offered).toContain("tavily_search")
+    expect(unoffered(withBlock("fmp_get_quote", "polygon_get_news")).count).toBe(0)
+    expect(unoffered(withBlock(...offered)).count).toBe(0)
+    const withoutSearch = (r: any) => {
+      const gt = r.reward_spec.ground_truth
+      gt.available_tools = gt.available_tools.filter((t: any) => t.tool !== "tavily_search")
+    }
+    expect(
+      unoffered((r) => {
+        withBlock(...offered)(r)
+        withoutSearch(r)
+      }).examples[0]?.message
+    ).toMatch(/^its <tools> block shows 1 tool the row does not offer \(tavily_search\)/)
+    // The OpenAI shape of an entry names its tool as the Hermes one does.
+    expect(
+      unoffered((r) => {
+        r.prompt[0].content = block([{ type: "function", function: { name: "web_search", parameters: {} } }])
+      }).count
+    ).toBe(1)
+    // Names as MCPToolEnv compares them, exactly: a tool offered under another call name is called by that name.
+    expect(unoffered(withBlock("functions.fmp_get_quote")).examples[0]?.message).toContain(
+      "(functions.fmp_get_quote, offered as fmp_get_quote)"
+    )
+    const prefixed = (r: any) => {
+      const gt = r.reward_spec.ground_truth
+      for (const t of [...gt.available_tools, ...gt.tool_sequence]) {
+        if (t.tool === "fmp_get_quote") t.call_name = "fmp.fmp_get_quote"
+      }
+    }
+    expect(
+      unoffered((r) => {
+        prefixed(r)
+        withBlock("fmp_get_quote")(r)
+      }).examples[0]?.message
+    ).toContain("(fmp_get_quote, offered as fmp.fmp_get_quote)")
+    expect(
+      unoffered((r) => {
+        prefixed(r)
+        withBlock("fmp.fmp_get_quote", "polygon_get_news")(r)
+      }).count
+    ).toBe(0)
+    // No inventory is needed: the row's own offer is compared.
+    expect(unoffered(withBlock("web_search"), {}).count).toBe(1)
+    // Rows whose offer is unknown are not judged: no available_tools (tools read from the system message), or the
+    // plan's tools filled in for it.
+    expect(
+      unoffered((r) => {
+        withBlock("web_search")(r)
+        delete r.reward_spec.ground_truth.available_tools
+      }).count
+    ).toBe(0)
+    expect(
+      unoffered((r) => {
+        withBlock("web_search")(r)
+        r.reward_spec.ground_truth.available_tools = []
+      }).count
+    ).toBe(0)
+    expect(
+      unoffered((r) => {
+        withBlock("web_search")(r)
+        const meta = JSON.parse(r.extra_info.task_metadata)
+        r.extra_info.task_metadata = JSON.stringify({ ...meta, available_tools_source: "plan" })
+      }).count
+    ).toBe(0)
+    // skyrl's own tool listing, a user message's block, and prose about <tools> tags show no block.
+    expect(ruleOf(checkRows([rowFor(0)], { inventory }), "prompt/tools-shown-unoffered").count).toBe(0)
+    expect(unoffered((r) => (r.prompt[1].content = `${r.prompt[1].content}\n${block([tool("web_search")])}`)).count)
+      .toBe(0)
+    expect(unoffered((r) => (r.prompt[0].content += "\nTools are given within <tools> </tools> XML tags.")).count)
+      .toBe(0)
+  })
+
   it("a derived param from a step whose tool's outputSchema declares no field is a warning (plan/derived-unproducible)", () => {
     // rowFor's plan: the news's ticker derived from the quote (step 1). An outputSchema is MCP's promise of
     // the result's structured content: one that declares no field at all promises nothing to take a value from.

@@ -54,6 +54,11 @@
  * - prompt/tools-not-shown (a warning): a tool of available_tools whose call name the prompt's text never
  *   names (a word match), e.g. a chat log's system message kept as it was while its tools went through an
  *   API field: the policy would be trained to call tools it was never shown.
+ * - prompt/tools-shown-otherwise (a warning, needs an inventory): a plan tool that a system message's `<tools>` block
+ *   shows with other params than the inventory's (shownSchemas.ts `shownConflicts`): the policy calls it as shown.
+ * - prompt/tools-shown-unoffered (a warning): a tool a system message's `<tools>` block shows whose name is the call
+ *   name of no tool of available_tools (nor of the plan; shownSchemas.ts `shownUnoffered`), e.g. a chat log's tool the
+ *   inventory lacks: MCPToolEnv answers its call "unknown tool". Not for rows whose offer is unknown.
  * - prompt/literal-not-shown (a warning): a literal param value of the plan (not in the step's derived_params)
  *   that no prompt message states (src/skyrl/literalsShown.ts: a lenient text and number match; the tool's
  *   declared default passes): the reward matches it exactly, so the policy could only guess it.
@@ -69,7 +74,7 @@
  *
  * Severity: rules are errors (they count as violations and fail a run) except the warnings
  * (contract/max_turns, plan/complexity, plan/placeholder, plan/derived-stated, plan/derived-unproducible, arrow/empty-list, prompt/tools-not-shown,
- * prompt/user-names-tool, prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
+ * prompt/tools-shown-otherwise, prompt/tools-shown-unoffered, prompt/user-names-tool, prompt/special-token, prompt/literal-not-shown); `CheckOptions.severity` changes a rule's severity (generate and
  * enrich treat plan/complexity as a problem the model repairs).
  */
 import { Either, Schema } from "effect"
@@ -80,6 +85,7 @@ import { ENV_CLASS, REWARD_METHOD, SkyRLRow } from "../domain/row.js"
 import type { ColumnTypeIssue } from "../domain/row.js"
 import type { Complexity } from "../domain/task.js"
 import { COMPLEXITIES, complexityMismatch } from "../domain/task.js"
+import { plural } from "../domain/words.js"
 import { readsAsTimestamp } from "./arrowDates.js"
 import { callRequestBytes, MCP_MESSAGE_LIMIT, tooLongReason, withinLimitByLength } from "./callSize.js"
 import type { KeyDuplicate } from "./deferredKeys.js"
@@ -115,8 +121,10 @@ import type { PromptReading } from "./promptReading.js"
 import { readsAsOf } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import { danglingRefOf, refLoopOf } from "./refLoop.js"
-import { shownConflicts } from "./shownSchemas.js"
-import { findToolsBlock } from "./sources.js"
+import type { OfferedName } from "./shownSchemas.js"
+import { shownConflicts, shownUnoffered } from "./shownSchemas.js"
+import type { ToolsBlock } from "./sources.js"
+import { findToolsBlock, toolNamesOf } from "./sources.js"
 import type { Spill } from "./spill.js"
 import { loneSurrogateOf } from "./utf8.js"
 
@@ -235,6 +243,11 @@ export const RULES = [
   {
     id: "prompt/tools-shown-otherwise",
     title: "a plan tool a system message's <tools> block shows has the inventory's params there (with an inventory)",
+    severity: "warning"
+  },
+  {
+    id: "prompt/tools-shown-unoffered",
+    title: "a system message's <tools> block shows only tools the row offers (MCPToolEnv serves available_tools only)",
     severity: "warning"
   },
   {
@@ -613,6 +626,16 @@ const parquetTypeMessage = ({ effect, found, needed }: ColumnTypeIssue): string 
 /** A step as the checks read it: the plan step and its call name when the row has one. */
 type CheckedStep = PlanStep & { readonly call_name?: string }
 
+/**
+ * A system message's `<tools>` block as the prompt rules read it: the names it shows, and (with an inventory, when
+ * first asked: the checker's inventory is one) the inventory tools it shows otherwise.
+ */
+interface ShownBlock {
+  readonly block: ToolsBlock | undefined
+  readonly names: ReadonlyArray<string>
+  conflicts: ReturnType<typeof shownConflicts> | undefined
+}
+
 const isProvenancePath = (path: string) => path === "depends_on" || path.startsWith("derived_params")
 
 /** `call_name, depends_on on steps 1-3; available_tools, tool_schemas`: what a legacy row lacks. */
@@ -968,6 +991,9 @@ export class DatasetChecker {
       // for the tools they name, without their tool lists for the values they state.
       const texts = promptTexts(value.prompt)
       this.checkToolsShown(new PromptFacts(texts, this.factsOf), gt)
+      // The system message's <tools> block, read once per message text (the rows of a chat log share one).
+      const shown = this.shownBlockOf(value.prompt)
+      if (shown !== undefined) this.checkShownOffered(shown, gt, steps, metadata)
       if (steps !== undefined) {
         const reading = this.options.promptReading ?? "current"
         this.checkLiteralsShown(new PromptFacts(texts.map(this.statedText), this.factsOf, reading), steps)
@@ -975,7 +1001,7 @@ export class DatasetChecker {
         this.checkDerivedStated(value.prompt, steps)
         if (this.inventory !== undefined) {
           this.checkDerivedProducible(this.inventory, steps)
-          this.checkShownSchemas(this.inventory, value.prompt, steps)
+          if (shown !== undefined) this.checkShownSchemas(this.inventory, shown, steps)
         }
       }
     }
@@ -1591,11 +1617,9 @@ export class DatasetChecker {
    * shows with other params than the inventory's (`shownConflicts`): a policy calls them as shown, with params the
    * reward does not match (`fmp_get_quote(ticker)` shown, `{"symbol": ...}` planned: 0.0 for the call as shown).
    */
-  private checkShownSchemas(inventory: Inventory, prompt: unknown, steps: ReadonlyArray<CheckedStep>): void {
-    const system: unknown = Array.isArray(prompt) ? prompt[0] : undefined
-    if (!isObject(system) || system.role !== "system" || typeof system.content !== "string") return
-    if (!system.content.includes("<tools>")) return
-    const conflicts = this.shownConflictsOf(system.content, inventory)
+  private checkShownSchemas(inventory: Inventory, shown: ShownBlock, steps: ReadonlyArray<CheckedStep>): void {
+    if (shown.block === undefined) return
+    const conflicts = shown.conflicts ??= shownConflicts(shown.block, inventory)
     const named = new Set<string>()
     for (const s of steps) {
       const conflict = conflicts.get(`${s.server}/${s.tool}`)
@@ -1611,19 +1635,62 @@ export class DatasetChecker {
     }
   }
 
-  /** Conflicts of system messages' `<tools>` blocks, by message text: the rows of a chat log share one message. */
-  private readonly conflictsBySystem = new Map<string, ReturnType<typeof shownConflicts>>()
+  /**
+   * prompt/tools-shown-unoffered: the names a system message's `<tools>` block shows that no tool of the row's
+   * available_tools (or plan) is called by (`shownUnoffered`): MCPToolEnv answers such a call "unknown tool", so the
+   * row teaches the policy to call what its prompt offers and be marked down for it (an enrich or convert row of a
+   * chat log whose tools the inventory lacks). Rows whose offer is unknown (no available_tools, or the plan's tools
+   * filled in: `available_tools_source: "plan"`) are not judged: what they offer is not written down.
+   */
+  private checkShownOffered(
+    shown: ShownBlock,
+    gt: Json,
+    steps: ReadonlyArray<CheckedStep> | undefined,
+    metadata: unknown
+  ): void {
+    const names = shown.names
+    if (names.length === 0) return
+    const listed: unknown = gt.available_tools
+    if (!Array.isArray(listed) || listed.length === 0) return
+    if (isObject(metadata) && metadata.available_tools_source === "plan") return
+    const offered: ReadonlyArray<OfferedName> = listed.every(isToolRef) ? listed : listed.filter(isToolRef)
+    const unoffered = shownUnoffered(names, offered, steps ?? [])
+    if (unoffered.length === 0) return
+    const listedNames = unoffered.slice(0, 5).map((u) =>
+      u.offeredAs === undefined ? u.name : `${u.name}, offered as ${u.offeredAs}`
+    )
+    this.find(
+      "prompt/tools-shown-unoffered",
+      "prompt[0].content",
+      `its <tools> block shows ${plural(unoffered.length, "tool")} the row does not offer (${listedNames.join("; ")}${
+        unoffered.length > 5 ? "; ..." : ""
+      }): MCPToolEnv serves available_tools by call name only, so a policy that calls ${
+        unoffered.length === 1 ? "it" : "one"
+      } as the prompt shows gets "unknown tool" and a lower reward (offer it: an inventory that has it as shown, or enrich ` +
+        "--inventory-from-prompt, which plans with the block's own tools; or leave it out of the block)"
+    )
+  }
 
-  /** `shownConflicts` of a system message's `<tools>` block (none without one), once per message text. */
-  private shownConflictsOf(system: string, inventory: Inventory): ReturnType<typeof shownConflicts> {
-    let conflicts = this.conflictsBySystem.get(system)
-    if (conflicts === undefined) {
-      const block = findToolsBlock(system)
-      conflicts = block === undefined ? new Map() : shownConflicts(block, inventory)
-      if (this.conflictsBySystem.size >= 64) this.conflictsBySystem.clear()
-      this.conflictsBySystem.set(system, conflicts)
+  /** What system messages' `<tools>` blocks show, by message text: the rows of a chat log share one message. */
+  private readonly shownBySystem = new Map<string, ShownBlock>()
+
+  /**
+   * The `<tools>` block of a prompt's system message, read once per message text (64 texts kept): undefined when
+   * the prompt has no system message or its text has no `<tools>` (most rows: skyrl's own listing).
+   */
+  private shownBlockOf(prompt: unknown): ShownBlock | undefined {
+    const system: unknown = Array.isArray(prompt) ? prompt[0] : undefined
+    if (!isObject(system) || system.role !== "system" || typeof system.content !== "string") return undefined
+    const text = system.content
+    if (!text.includes("<tools>")) return undefined
+    let shown = this.shownBySystem.get(text)
+    if (shown === undefined) {
+      const block = findToolsBlock(text)
+      shown = { block, names: block === undefined ? [] : toolNamesOf(block), conflicts: undefined }
+      if (this.shownBySystem.size >= 64) this.shownBySystem.clear()
+      this.shownBySystem.set(text, shown)
     }
-    return conflicts
+    return shown
   }
 
   /** prompt/literal-not-shown: literal param values of the plan that no prompt message states. */

@@ -4,7 +4,8 @@
  * default and allowed values. A plan made on the inventory's schema of a tool the prompt shows otherwise
  * (`symbol` shown, `tickers` planned; a default of 20 shown, 10 assumed by the reward) teaches params the
  * policy never sees. Descriptions may differ. `enrich` plans only with tools shown as the inventory has them;
- * `validate` warns of a plan tool shown otherwise (`prompt/tools-shown-otherwise`). Pure but for a small cache.
+ * `validate` warns of a plan tool shown otherwise (`prompt/tools-shown-otherwise`), and of a tool shown that the
+ * row does not offer (`shownUnoffered`: `prompt/tools-shown-unoffered`). Pure but for a small cache.
  */
 import { Either } from "effect"
 import type { Inventory, InventoryTool } from "../domain/inventory.js"
@@ -123,4 +124,63 @@ export const shownConflicts = (
     }
   }
   return out
+}
+
+/** A tool a row offers (an `available_tools` entry, or a plan step): MCPToolEnv serves it by its call name. */
+export interface OfferedName {
+  readonly tool: string
+  /** The name a policy calls it by; the tool's name when none is given (as MCPToolEnv reads a row). */
+  readonly call_name?: string | undefined
+}
+
+/** A name a `<tools>` block shows that no offered tool is called by, with the call name of the tool it may mean. */
+export interface UnofferedName {
+  readonly name: string
+  /** The call name of an offered tool of that tool name (`fmp.get_quote` for `get_quote`), or of that name's last
+   * `.` part (`get_quote` for `fmp.get_quote`, `functions.get_quote`): the block spells it otherwise. */
+  readonly offeredAs?: string | undefined
+}
+
+const callNameOf = (t: OfferedName): string =>
+  typeof t.call_name === "string" && t.call_name !== "" ? t.call_name : t.tool
+
+/** Whether one of `lists`' tools is called `name`. */
+const isCalled = (lists: ReadonlyArray<ReadonlyArray<OfferedName>>, name: string): boolean => {
+  for (const list of lists) {
+    for (let i = 0; i < list.length; i++) if (callNameOf(list[i]!) === name) return true
+  }
+  return false
+}
+
+/** The first of `lists`' tools that `test` holds for (loops, not closures: a row's check asks it of every name). */
+const findOffered = (
+  lists: ReadonlyArray<ReadonlyArray<OfferedName>>,
+  test: (t: OfferedName) => boolean
+): OfferedName | undefined => {
+  for (const list of lists) {
+    for (let i = 0; i < list.length; i++) if (test(list[i]!)) return list[i]
+  }
+  return undefined
+}
+
+/**
+ * The names a `<tools>` block shows (`names`: `toolNamesOf`, as enrich and convert read a block) that no offered tool
+ * is called by (`offered`: a row's available_tools, its plan's steps), each once, in the block's order. MCPToolEnv
+ * serves them by call name, compared exactly: a policy that calls a tool as the block shows it, under any other
+ * name, gets "unknown tool". A name whose tool is offered under another call name (a server prefix, a `functions.`
+ * namespace) is among them, with that call name (`offeredAs`).
+ */
+export const shownUnoffered = (
+  names: ReadonlyArray<string>,
+  ...offered: ReadonlyArray<ReadonlyArray<OfferedName>>
+): ReadonlyArray<UnofferedName> => {
+  let out: Array<UnofferedName> | undefined
+  for (const name of names) {
+    if (isCalled(offered, name) || out?.some((u) => u.name === name) === true) continue
+    const tail = name.slice(name.lastIndexOf(".") + 1)
+    const meant = findOffered(offered, (t) => t.tool === name) ??
+      (tail === name ? undefined : findOffered(offered, (t) => callNameOf(t) === tail || t.tool === tail))
+    ;(out ??= []).push(meant === undefined ? { name } : { name, offeredAs: callNameOf(meant) })
+  }
+  return out ?? []
 }
