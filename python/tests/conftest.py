@@ -83,6 +83,15 @@ def extras_of(row: dict[str, Any], max_turns: int | None = None) -> dict[str, An
     return extras
 
 
+def schema_row(schema: Any, params: Any = None, derived: tuple[str, ...] = ("a",)) -> dict[str, Any]:
+    """A one-step row of tool `t` on server `s` whose `tool_schemas` holds `schema` for it."""
+    params = {"a": 1, "n": 1} if params is None else params
+    return make_row(
+        [{"server": "s", "tool": "t", "params": params, "derived_params": list(derived)}],
+        tool_schemas=json.dumps({"t": schema}),
+    )
+
+
 def call(name: str, arguments: Any) -> str:
     return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
 

@@ -11,7 +11,7 @@ import dataclasses
 import json
 
 import pytest
-from conftest import REPO, call, episode, make_row
+from conftest import REPO, call, episode, extras_of, schema_row
 
 from skyrl_mcp_env import MCPToolEnv, metaschema
 from skyrl_mcp_env.plan import RowError, plan_from_extras
@@ -21,18 +21,6 @@ from skyrl_mcp_env.reward_check import _schema_problem
 FINAL = "Here is the answer."
 SHARED = json.loads((REPO / "test" / "fixtures" / "schema-meta" / "vectors.json").read_text(encoding="utf-8"))
 VECTORS = SHARED["cases"]
-
-
-def row_with(schema, params=None, derived=("a",)):
-    params = {"a": 1, "n": 1} if params is None else params
-    return make_row(
-        [{"server": "s", "tool": "t", "params": params, "derived_params": list(derived)}],
-        tool_schemas=json.dumps({"t": schema}),
-    )
-
-
-def extras(row):
-    return {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
 
 
 INVALID = {
@@ -47,36 +35,36 @@ INVALID = {
 def test_a_tool_schema_no_meta_schema_takes_is_a_row_error_naming_row_tool_and_where(name):
     # before: the row loaded, and every call of the tool was valid whatever its arguments held
     schema, at = INVALID[name]
-    row = row_with(schema)
+    row = schema_row(schema)
     with pytest.raises(RowError) as e:
-        plan_from_extras(extras(row))
+        plan_from_extras(extras_of(row))
     assert str(e.value).startswith(f"row t: tool_schemas.t: not a valid JSON Schema (draft-07 meta-schema): at {at}, ")
     assert "skyrl validate flags it" in str(e.value)
     with pytest.raises(RowError, match=r"tool_schemas\.t: not a valid JSON Schema"):
-        MCPToolEnv({}, {**extras(row), "max_turns": 3})
+        MCPToolEnv({}, {**extras_of(row), "max_turns": 3})
 
 
 def test_the_error_says_what_is_invalid():
     with pytest.raises(RowError, match=r"at #/properties/n/type, 5 is not valid under any of the given schemas"):
-        plan_from_extras(extras(row_with(INVALID["type 5"][0])))
+        plan_from_extras(extras_of(schema_row(INVALID["type 5"][0])))
     with pytest.raises(RowError, match=r"at #/required, 'a' is not of type 'array'"):
-        plan_from_extras(extras(row_with(INVALID["required a string"][0])))
+        plan_from_extras(extras_of(schema_row(INVALID["required a string"][0])))
     with pytest.raises(RowError, match=r"\$schema must be a string, got 5"):
-        plan_from_extras(extras(row_with({"type": "object", "$schema": 5})))
+        plan_from_extras(extras_of(schema_row({"type": "object", "$schema": 5})))
 
 
 def test_an_invalid_schema_of_a_tool_no_step_calls_is_refused_too():
-    row = row_with({"type": "object"})
+    row = schema_row({"type": "object"})
     row["reward_spec"]["ground_truth"]["tool_schemas"] = json.dumps({"t": {"type": "object"}, "other": {"type": 5}})
     with pytest.raises(RowError, match=r"tool_schemas\.other: not a valid JSON Schema"):
-        plan_from_extras(extras(row))
+        plan_from_extras(extras_of(row))
 
 
 def test_the_scorer_alone_grants_no_validity_for_a_schema_it_cannot_compile():
     # A Plan made without plan_from_extras (the scorer's own API): a schema that is no JSON Schema makes the call
     # not valid. Before: True for both (nothing was checked), and a non-string $schema raised AttributeError out of
     # step_matches (jsonschema's validator_for).
-    plan = plan_from_extras(extras(row_with({"type": "object"}, derived=("a", "n"))))
+    plan = plan_from_extras(extras_of(schema_row({"type": "object"}, derived=("a", "n"))))
     bad = {"type": "object", "properties": {"n": {"type": "integer"}, "b": {"type": 5}}}
     for schema in (bad, {**bad["properties"]["n"], "required": "a"}, {"type": "object", "$schema": 5}):
         held = dataclasses.replace(plan, schemas={"t": schema})
@@ -101,10 +89,10 @@ def test_each_shared_case_reads_as_skyrl_validate_reads_it(case):
     # test/toolSchemaFault.test.ts reads the same cases with toolSchemaFault (and skyrl's inventory loading)
     fault = metaschema.fault(case["schema"])
     assert (fault is not None) == case["invalid"], fault
-    row = row_with(case["schema"])
+    row = schema_row(case["schema"])
     if case["invalid"]:
         with pytest.raises(RowError, match=r"^row t: tool_schemas\.t: not a valid JSON Schema"):
-            plan_from_extras(extras(row))
+            plan_from_extras(extras_of(row))
     else:  # the scorer reads it: the plan's own call scores
         assert episode(row, [call("t", {"a": 1, "n": 1}), FINAL])["reward"] == 1.0
 
@@ -122,6 +110,6 @@ def test_the_real_inventories_tool_schemas_stay_valid():
         schemas = {t["name"]: t["inputSchema"] for t in tools}
         assert len(schemas) > 10
         assert {name: metaschema.fault(s) for name, s in schemas.items() if metaschema.fault(s)} == {}
-        row = row_with({"type": "object"})
+        row = schema_row({"type": "object"})
         row["reward_spec"]["ground_truth"]["tool_schemas"] = json.dumps({**schemas, "t": {"type": "object"}})
-        assert set(plan_from_extras(extras(row)).schemas) == {*schemas, "t"}
+        assert set(plan_from_extras(extras_of(row)).schemas) == {*schemas, "t"}

@@ -12,7 +12,7 @@ import dataclasses
 import json
 
 import pytest
-from conftest import REPO, call, episode, make_row
+from conftest import REPO, call, episode, extras_of, schema_row
 
 from skyrl_mcp_env import MCPToolEnv
 from skyrl_mcp_env.plan import RowError, plan_from_extras
@@ -21,18 +21,6 @@ from skyrl_mcp_env.reward import step_matches
 
 FINAL = "Here is the answer."
 VECTORS = json.loads((REPO / "test" / "fixtures" / "schema-refs" / "vectors.json").read_text(encoding="utf-8"))["cases"]
-
-
-def row_with(schema, params=None, derived=("a",)):
-    params = {"a": 1, "n": 1} if params is None else params
-    return make_row(
-        [{"server": "s", "tool": "t", "params": params, "derived_params": list(derived)}],
-        tool_schemas=json.dumps({"t": schema}),
-    )
-
-
-def extras(row):
-    return {k: v for k, v in row.items() if k not in ("prompt", "env_class")}
 
 
 # More cases, shared with skyrl validate's reader: test/fixtures/schema-refs/vectors.json (the last test)
@@ -55,23 +43,23 @@ DANGLING = {
 @pytest.mark.parametrize("name", list(DANGLING))
 def test_a_ref_into_the_schema_at_nothing_is_a_row_error_naming_row_tool_and_ref(name):
     # before: the row loaded, and a call whose arguments reached the $ref was valid whatever they held
-    row = row_with(DANGLING[name])
+    row = schema_row(DANGLING[name])
     with pytest.raises(RowError, match=r"^row t: tool_schemas\.t: .*\$ref .* resolves to nothing"):
-        plan_from_extras(extras(row))
+        plan_from_extras(extras_of(row))
     with pytest.raises(RowError, match=r"tool_schemas\.t"):
-        MCPToolEnv({}, {**extras(row), "max_turns": 3})
+        MCPToolEnv({}, {**extras_of(row), "max_turns": 3})
 
 
 def test_the_error_says_which_ref_and_where():
     with pytest.raises(RowError) as e:
-        plan_from_extras(extras(row_with(DANGLING["definitions"])))
+        plan_from_extras(extras_of(schema_row(DANGLING["definitions"])))
     assert '"#/definitions/Missing"' in str(e.value) and "#/properties/a" in str(e.value)
 
 
 def test_the_scorer_alone_fails_a_dangling_ref_closed_and_checks_the_rest():
     # A Plan made without plan_from_extras (the scorer's own API) still grants nothing through the $ref: the part
     # it points at fails, the rest is checked as before. Before: both True (n "x" too).
-    plan = plan_from_extras(extras(row_with({"type": "object"}, derived=("a", "n"))))
+    plan = plan_from_extras(extras_of(schema_row({"type": "object"}, derived=("a", "n"))))
     plan = dataclasses.replace(plan, schemas={"t": DANGLING["definitions"]})
     assert step_matches(plan, plan.steps[0], {"a": 1, "n": "x"}) is False
     assert step_matches(plan, plan.steps[0], {"a": 1, "n": 1}) is False
@@ -97,7 +85,7 @@ def test_a_ref_loop_no_value_can_end_is_a_row_error(name):
     # skyrl refuses such a schema (refLoop.ts, same words); before, the row loaded and every call reaching the loop
     # was not valid (jsonschema's RecursionError), the plan's own call too
     with pytest.raises(RowError, match=r"^row t: tool_schemas\.t: a \$ref loop that enters no property or item \("):
-        plan_from_extras(extras(row_with(LOOPS[name])))
+        plan_from_extras(extras_of(schema_row(LOOPS[name])))
 
 
 LEGAL = {
@@ -138,7 +126,7 @@ LEGAL = {
 def test_legal_refs_load_and_check_as_before(name):
     schema, good, bad = LEGAL[name]
     assert schema_fault(schema) is None
-    row = row_with(schema, params=good)
+    row = schema_row(schema, params=good)
     assert episode(row, [call("t", good), FINAL])["reward"] == 1.0
     assert episode(row, [call("t", bad), FINAL])["reward"] == 0.0
 
@@ -154,7 +142,7 @@ def test_an_external_ref_with_a_pointer_holds_nothing_and_the_rest_is_still_chec
         "required": ["x", "y"],
     }
     assert schema_fault(schema) is None
-    row = row_with(schema, params={"x": 1, "y": 2}, derived=("x", "y"))
+    row = schema_row(schema, params={"x": 1, "y": 2}, derived=("x", "y"))
     assert episode(row, [call("t", {"x": 1, "y": 2}), FINAL])["reward"] == 1.0
     assert episode(row, [call("t", {"x": "one", "y": 2}), FINAL])["reward"] == 1.0  # the remote part: unchecked
     assert episode(row, [call("t", {"x": 1, "y": "two"}), FINAL])["reward"] == 0.0  # the local part: checked
@@ -162,12 +150,12 @@ def test_an_external_ref_with_a_pointer_holds_nothing_and_the_rest_is_still_chec
 
 def test_a_dangling_ref_in_a_schema_no_step_calls_is_refused_too():
     # Every tool schema of the row is one skyrl would have refused (its inventory would not load)
-    row = row_with({"type": "object"})
+    row = schema_row({"type": "object"})
     row["reward_spec"]["ground_truth"]["tool_schemas"] = json.dumps(
         {"t": {"type": "object"}, "other": DANGLING["$defs"]}
     )
     with pytest.raises(RowError, match=r"tool_schemas\.other: .*\"#/\$defs/x\""):
-        plan_from_extras(extras(row))
+        plan_from_extras(extras_of(row))
 
 
 @pytest.mark.parametrize("case", VECTORS, ids=[c["name"] for c in VECTORS])
@@ -176,9 +164,9 @@ def test_each_shared_case_reads_as_skyrl_validate_reads_it(case):
     fault = schema_fault(case["schema"])
     found = None if fault is None else "loop" if fault.startswith("a $ref loop") else "dangling"
     assert found == case["fault"], fault
-    row = row_with(case["schema"])
+    row = schema_row(case["schema"])
     if case["fault"] is None:
-        plan_from_extras(extras(row))
+        plan_from_extras(extras_of(row))
     else:
         with pytest.raises(RowError, match=r"^row t: tool_schemas\.t: "):
-            plan_from_extras(extras(row))
+            plan_from_extras(extras_of(row))
