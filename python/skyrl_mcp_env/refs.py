@@ -13,7 +13,7 @@ anything (reward.md property 7: no network in the scorer; jsonschema would fetch
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import referencing
 import referencing.exceptions
@@ -117,11 +117,16 @@ def schema_fault(schema: Mapping[str, Any]) -> Optional[str]:
             else:
                 if isinstance(resolved.contents, Mapping):
                     yield _Node(resolved.contents, target, resolved.resolver)
-        for key in _IN_PLACE_ONE:
+        yield from under(node, _IN_PLACE_ONE, _IN_PLACE_MANY)
+
+    def under(node: _Node, ones: Iterable[str], manies: Iterable[str]) -> Iterator[_Node]:
+        """The subschemas of ``node`` under the keywords of one subschema (``ones``) and of a list (``manies``)."""
+        s, at = node.schema, node.at
+        for key in ones:
             found = child(node, s.get(key), f"{at}/{key}")
             if found is not None:
                 yield found
-        for key in _IN_PLACE_MANY:
+        for key in manies:
             subs = s.get(key)
             if isinstance(subs, list):
                 for i, sub in enumerate(subs):
@@ -131,17 +136,7 @@ def schema_fault(schema: Mapping[str, Any]) -> Optional[str]:
 
     def parts(node: _Node) -> Iterator[_Node]:
         s, at = node.schema, node.at
-        for key in _PART_ONE:
-            found = child(node, s.get(key), f"{at}/{key}")
-            if found is not None:
-                yield found
-        for key in _PART_MANY:
-            subs = s.get(key)
-            if isinstance(subs, list):
-                for i, sub in enumerate(subs):
-                    found = child(node, sub, f"{at}/{key}/{i}")
-                    if found is not None:
-                        yield found
+        yield from under(node, _PART_ONE, _PART_MANY)
         for key in _PART_MAP:
             subs = s.get(key)
             if isinstance(subs, Mapping):
