@@ -602,6 +602,30 @@ const isToolRef = (t: unknown): t is OfferedTool =>
   (t.call_name === undefined || typeof t.call_name === "string")
 
 /**
+ * What `prompt/plan-leak` reads of a row besides its plan (`planLeak`'s input): the system message, and the
+ * tools the row offers (`available_tools`; undefined when unknown, so the system message is read instead:
+ * none listed, or the plan's tools filled in for an older row, `available_tools_source: "plan"`). `metadata`
+ * is the row's parsed task_metadata (`metadataOf`). Also enrich's, for a row it would copy as it is.
+ */
+export const leakInputOf = (
+  prompt: unknown,
+  gt: Json,
+  metadata: unknown
+): { readonly system: string | undefined; readonly availableTools: ReadonlyArray<OfferedTool> | undefined } => {
+  const first = Array.isArray(prompt) ? prompt[0] : undefined
+  const system = isObject(first) && first.role === "system" && typeof first.content === "string"
+    ? first.content
+    : undefined
+  // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
+  const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
+  const listed: unknown = gt.available_tools
+  const availableTools = offerKnown && Array.isArray(listed)
+    ? listed.every(isToolRef) ? listed as ReadonlyArray<OfferedTool> : listed.filter(isToolRef)
+    : undefined
+  return { system, availableTools }
+}
+
+/**
  * arrow/parquet-type: what datasets does with a Parquet column typed otherwise than skyrl writes it (every
  * message checked with datasets 5 and pyarrow 25: test/fixtures/parquet-types/README.md).
  */
@@ -1544,16 +1568,7 @@ export class DatasetChecker {
 
   private checkPlanLeak(prompt: unknown, gt: Json, steps: ReadonlyArray<CheckedStep>, metadata: unknown): void {
     if (this.inventory === undefined) return
-    const first = Array.isArray(prompt) ? prompt[0] : undefined
-    const system = isObject(first) && first.role === "system" && typeof first.content === "string"
-      ? first.content
-      : undefined
-    // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
-    const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
-    const listed: unknown = gt.available_tools
-    const availableTools = offerKnown && Array.isArray(listed)
-      ? listed.every(isToolRef) ? listed as ReadonlyArray<OfferedTool> : listed.filter(isToolRef)
-      : undefined
+    const { availableTools, system } = leakInputOf(prompt, gt, metadata)
     const leak = this.leakOf(this.inventory, system, availableTools, steps)
     if (leak !== undefined) {
       this.find(
