@@ -662,48 +662,78 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     expect(offeredTools(calls(server)[0].body).length).toBeGreaterThan(20)
   }, 60_000)
 
-  it("no two rows share a task_id: a repeated source id, or one task_id the model gives every row", async () => {
-    // Before: rows 1 and 2 were both "dup", rows 3 and 4 both "quote-lookup", and row 1 had the id of the
-    // copied row 0: enrich exited 0 and `skyrl validate` on its output failed (duplicate/task-id, 3 violations).
-    const server = await servers.start((ctx) =>
-      answer(JSON.stringify({ ...JSON.parse(planAnswer(ctx)), task_id: "quote-lookup" }), USAGE)
-    )
-    const dir = tmp()
-    const input = join(dir, "mixed.jsonl")
-    const copied = source.find((row) => row.reward_spec?.ground_truth?.task_id === "has-plan-1")
-    const chat = (id: string | undefined, user: string) =>
-      JSON.stringify({ ...(id === undefined ? {} : { id }), messages: [{ role: "user", content: user }] })
-    writeFileSync(
-      input,
-      [
-        JSON.stringify(copied),
-        chat("has-plan-1", "Get the AMD quote."),
-        chat("dup", "Get the INTC quote."),
-        chat("dup", "Get the KO quote."),
-        chat(undefined, "Get the PEP quote."),
-        chat(undefined, "Get the TSLA quote.")
-      ].join("\n") + "\n"
-    )
-    const out = join(dir, "rows.jsonl")
-    const r = await enrich([input, "--out", out], server)
-    expect(r.status, r.stderr).toBe(0)
-    const rows = readJsonl(out)
-    expect(rows.map((x) => x.reward_spec.ground_truth.task_id)).toEqual([
-      "has-plan-1",
-      "has-plan-1-row1",
-      "dup",
-      "dup-row3",
-      "quote-lookup-row4",
-      "quote-lookup-row5"
-    ])
-    expect(rows.slice(1).map((x) => meta(x).source_id)).toEqual(["has-plan-1", "dup", "dup", null, null])
-    expect(r.stderr).toContain(
-      "row 3 (id dup): its id is also the id of another row of the file; this row's task_id is dup-row3"
-    )
-    const v = await runCli(["validate", out, "--max-prompt-tokens", "4096"])
-    expect(v.stdout).not.toMatch(/duplicate\/task-id\s+[1-9]/)
-    expect(v.stderr).not.toMatch(/duplicate\/task-id/)
-  }, 60_000)
+  it(
+    "no two rows share a task_id: a repeated source id, one the model gives every row, one a made id equals",
+    async () => {
+      // Before: rows 1 and 2 were both "dup", rows 3 and 4 both "quote-lookup", and row 1 had the id of the
+      // copied row 0: enrich exited 0 and `skyrl validate` on its output failed (duplicate/task-id, 3 violations).
+      // Until 2026-12-05 a made id was not checked against the source's: row 4's was "quote-lookup-row4", row 6's
+      // own; and row 7, a second copy of row 0, was copied too (both exit 0, duplicate/task-id in validate).
+      // Row 4 fails in the first session (its answers plan a tool no prompt offers) and is made by --resume: its id
+      // is the one an uninterrupted run gives.
+      let firstSession = true
+      const server = await servers.start((ctx) => {
+        const failing = firstSession && sourceRowOf(ctx.body) === 4
+        const choice = failing ? { force: { server: "fmp", tool: "no_such_tool", params: {} } } : {}
+        return answer(JSON.stringify({ ...JSON.parse(planAnswer(ctx, choice)), task_id: "quote-lookup" }), USAGE)
+      })
+      const dir = tmp()
+      const input = join(dir, "mixed.jsonl")
+      const copied = source.find((row) => row.reward_spec?.ground_truth?.task_id === "has-plan-3")
+      const chat = (id: string | undefined, user: string) =>
+        JSON.stringify({ ...(id === undefined ? {} : { id }), messages: [{ role: "user", content: user }] })
+      writeFileSync(
+        input,
+        [
+          JSON.stringify(copied),
+          chat("has-plan-3", "Get the AMD quote."),
+          chat("dup", "Get the INTC quote."),
+          chat("dup", "Get the KO quote."),
+          chat(undefined, "Get the PEP quote."),
+          chat(undefined, "Get the TSLA quote."),
+          chat("quote-lookup-row4", "Get the MSFT quote."),
+          JSON.stringify(copied)
+        ].join("\n") + "\n"
+      )
+      const out = join(dir, "rows.jsonl")
+      const first = await enrich([input, "--out", out, "--max-attempts", "1"], server)
+      expect(first.status, first.stderr).toBe(1)
+      expect(first.stderr).toMatch(/made 6 of 7 valid rows/)
+      firstSession = false
+      const r = await enrich([input, "--out", out, "--resume"], server)
+      expect(r.status, r.stderr).toBe(0)
+      const rows = readJsonl(out)
+      expect(rows.map((x) => x.reward_spec.ground_truth.task_id)).toEqual([
+        "has-plan-3",
+        "has-plan-3-row1",
+        "dup",
+        "dup-row3",
+        "quote-lookup-row4-2",
+        "quote-lookup-row5",
+        "quote-lookup-row4"
+      ])
+      expect(rows.slice(1).map((x) => meta(x).source_id)).toEqual([
+        "has-plan-3",
+        "dup",
+        "dup",
+        null,
+        null,
+        "quote-lookup-row4"
+      ])
+      expect(first.stderr).toContain(
+        "row 3 (id dup): its id is also the id of another row of the file; this row's task_id is dup-row3"
+      )
+      const inputRejects = readJsonl(`${out}.rejects.jsonl`).filter((x) => x.stage === "input")
+      expect(inputRejects.map((x) => [x.row, x.field])).toEqual([[7, "reward_spec.ground_truth.task_id"]])
+      expect(inputRejects[0].reason).toMatch(
+        /^the row has a plan, and its task_id "has-plan-3" is also the task_id of row 0, kept as is: .*use --overwrite to plan both again/
+      )
+      const v = await runCli(["validate", out, "--max-prompt-tokens", "4096"])
+      expect(v.stdout).not.toMatch(/duplicate\/task-id\s+[1-9]/)
+      expect(v.stderr).not.toMatch(/duplicate\/task-id/)
+    },
+    60_000
+  )
 
   it("JSON Lines whose rows are bare message lists: one row per line", async () => {
     const server = await fake(() => ({ prefer: ["fmp_get_quote"] }))

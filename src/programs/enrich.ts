@@ -20,7 +20,6 @@ import * as Inv from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { RejectRecord, RunSettings } from "../domain/run.js"
-import type { ModelTask } from "../domain/task.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory, makeInventory } from "../services/Inventory.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
@@ -29,7 +28,6 @@ import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
 import { decodeRow, type OwnColumns } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
-import type { PlanStep } from "../skyrl/planValidation.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
 import { shownConflicts } from "../skyrl/shownSchemas.js"
@@ -87,6 +85,11 @@ export interface EnrichPlan {
   readonly rowsRead: number
   /** True when --limit stopped the reading before the end of the file. */
   readonly limited: boolean
+  /**
+   * Every task_id the plan gives a row: those of the rows kept as is and the jobs' own (`EnrichJob.taskId`). A
+   * task_id made from the model's answer yields to them (`enrichTaskId`), so no two rows of the output share one.
+   */
+  readonly taskIds: ReadonlySet<string>
 }
 
 export interface PlanOptions {
@@ -185,6 +188,8 @@ export const planEnrichment = (options: PlanOptions) =>
     const skipped: Array<Skip> = []
     const rejected: Array<InputReject> = []
     const context: PlanContext = { options, cached: inventoryCache(), warned: new Set() }
+    // The task_ids of the rows kept as is so far, with the row of each: a copy cannot take another id.
+    const keptIds = new Map<string, number>()
     let rowsRead = 0
     let limited = false
     for (const record of records) {
@@ -195,16 +200,36 @@ export const planEnrichment = (options: PlanOptions) =>
       rowsRead++
       const planned = yield* planRecord(record, context)
       if (planned._tag === "job") jobs.push(planned.job)
-      else if (planned._tag === "skip") skipped.push(planned.skip)
-      else rejected.push(planned.reject)
+      else if (planned._tag === "reject") rejected.push(planned.reject)
+      else {
+        const { skip } = planned
+        const taskId = skip.row.reward_spec.ground_truth.task_id
+        const first = keptIds.get(taskId)
+        if (first === undefined) {
+          keptIds.set(taskId, skip.index)
+          skipped.push(skip)
+        } else {
+          rejected.push({
+            index: skip.index,
+            id: skip.id,
+            field: "reward_spec.ground_truth.task_id",
+            reason:
+              `the row has a plan, and its task_id ${JSON.stringify(taskId)} is also the task_id of row ${first}, ` +
+              "kept as is: a copy would be a second row with that task_id (duplicate/task-id fails `skyrl validate`); " +
+              "use --overwrite to plan both again, each with a task_id of its own"
+          })
+        }
+      }
     }
+    const { taskIds, withIds } = withTaskIds(jobs, skipped)
     return {
       input: options.input,
-      jobs: withTaskIds(jobs, skipped),
+      jobs: withIds,
       skipped,
       rejected,
       rowsRead,
-      limited
+      limited,
+      taskIds
     } satisfies EnrichPlan
   })
 
@@ -400,10 +425,16 @@ const withListedTools = (
     })
   })
 
-/** Jobs with their row's task_id (`EnrichJob.taskId`): copied rows keep theirs, a job yields to any earlier one. */
-const withTaskIds = (jobs: ReadonlyArray<EnrichJob>, skipped: ReadonlyArray<Skip>): Array<EnrichJob> => {
+/**
+ * Jobs with their row's task_id (`EnrichJob.taskId`): copied rows keep theirs, a job yields to any earlier one;
+ * and every task_id so given (`EnrichPlan.taskIds`).
+ */
+const withTaskIds = (
+  jobs: ReadonlyArray<EnrichJob>,
+  skipped: ReadonlyArray<Skip>
+): { readonly withIds: Array<EnrichJob>; readonly taskIds: ReadonlySet<string> } => {
   const used = new Set(skipped.map((s) => s.row.reward_spec.ground_truth.task_id))
-  return jobs.map((job) => {
+  const withIds = jobs.map((job) => {
     const id = job.source.id
     if (id === undefined) return job
     let taskId = used.has(id) ? `${id}-row${job.index}` : id
@@ -411,11 +442,23 @@ const withTaskIds = (jobs: ReadonlyArray<EnrichJob>, skipped: ReadonlyArray<Skip
     used.add(taskId)
     return { ...job, taskId }
   })
+  return { withIds, taskIds: used }
 }
 
-/** The task_id of a planned row: the source's (made unique) or the model's with the source row. */
-export const enrichTaskId = (job: EnrichJob, modelTaskId: string): string =>
-  job.taskId ?? `${modelTaskId.trim() || "task"}-row${job.index}`
+/**
+ * The task_id of a planned row: the source's (made unique) or the model's with the source row, `<id>-row<N>`,
+ * or `<id>-row<N>-2` (-3, ...) when a row of the plan has that id (`taken`: `EnrichPlan.taskIds`), e.g. a
+ * source row whose own id is `enriched-0-row0`. Two such ids never meet: each ends in its own row number (N
+ * is the last digits after `-row`, before any `-<n>`), so the id depends on the plan and the answer only, and
+ * a resumed run or a batch collect gives the id an uninterrupted run gives.
+ */
+export const enrichTaskId = (job: EnrichJob, modelTaskId: string, taken: ReadonlySet<string>): string => {
+  if (job.taskId !== undefined) return job.taskId
+  const base = `${modelTaskId.trim() || "task"}-row${job.index}`
+  let taskId = base
+  for (let n = 2; taken.has(taskId); n++) taskId = `${base}-${n}`
+  return taskId
+}
 
 export interface EnrichOptions extends
   Omit<
@@ -460,16 +503,17 @@ export const enrichRequest = (job: EnrichJob, attempt: number): string =>
     attempt
   })
 
+type TaskInput = SamplingOptions<EnrichJob>["taskInput"]
+
 /** The task handed to conversion: the source prompt (never the model's user_prompt) and the model's plan. */
-export const enrichTaskInput =
-  (maxTurns: number) => (job: EnrichJob, task: ModelTask, steps: ReadonlyArray<PlanStep>) => ({
-    task_id: enrichTaskId(job, task.task_id),
-    messages: [
-      ...(job.source.system === undefined ? [] : [{ role: "system", content: job.source.system }]),
-      { role: "user", content: job.source.user }
-    ],
-    ...modelTaskFields(task, steps, maxTurns)
-  })
+export const enrichTaskInput = (maxTurns: number, taken: ReadonlySet<string>): TaskInput => (job, task, steps) => ({
+  task_id: enrichTaskId(job, task.task_id, taken),
+  messages: [
+    ...(job.source.system === undefined ? [] : [{ role: "system", content: job.source.system }]),
+    { role: "user", content: job.source.user }
+  ],
+  ...modelTaskFields(task, steps, maxTurns)
+})
 
 /**
  * The columns of the user's own each input row holds (SkyRL rows: `ownColumnsOf`), by index, for the row made from it
@@ -601,7 +645,7 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     jobs: plan.jobs,
     instructions: enrichInstructions(options.baseInventory, { ...options, asOf: options.runSettings.as_of }),
     requestText: enrichRequest,
-    taskInput: enrichTaskInput(options.maxTurns),
+    taskInput: enrichTaskInput(options.maxTurns, plan.taskIds),
     jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
     // The prompts are the source's, which enrich must not change: their size and duplicates only warn
     // (near-duplicates too: the gate logs them, the prompt stays as given).
