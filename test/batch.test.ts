@@ -768,7 +768,9 @@ describe("enrich --backend batch against the fake Batch API", () => {
       env: env(f)
     })
     expect(r.status, r.stderr).toBe(0)
-    expect(readJsonl(out).map((row) => row.prompt)).toEqual(source.map((row) => row.prompt))
+    // The first gives its plan away (prompt/plan-leak): rejected as an online enrich rejects it.
+    expect(readJsonl(out).map((row) => row.prompt)).toEqual([source[1].prompt])
+    expect(readJsonl(`${out}.rejects.jsonl`).map((x) => [x.row, x.stage])).toEqual([[0, "input"]])
     expect(f.batches).toHaveLength(0)
     expect(f.online.requests).toHaveLength(0)
   }, 60_000)

@@ -47,7 +47,8 @@ describe("enrich --dry-run exits as the run would", () => {
 
     // A row kept as is is written: the run exits 0, and so does its dry run.
     const kept = join(dir, "kept.jsonl")
-    const withPlan = readFileSync(join(FIXTURES, "enrich", "skyrl_rows.jsonl"), "utf8").split("\n")[1]
+    // Row 3 of the fixture (row 1's prompt gives its plan away, so a run rejects it too).
+    const withPlan = readFileSync(join(FIXTURES, "enrich", "skyrl_rows.jsonl"), "utf8").split("\n")[3]
     expect(JSON.parse(withPlan).reward_spec.ground_truth.tool_sequence.length).toBeGreaterThan(0)
     writeFileSync(kept, [chat("e1", "  "), withPlan].join("\n") + "\n")
     const out2 = join(dir, "kept-rows.jsonl")

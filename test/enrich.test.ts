@@ -126,6 +126,12 @@ const withProvenanceDefaults = (row: any) => {
 }
 const plan = (row: any) =>
   row.reward_spec.ground_truth.tool_sequence.map((s: any) => ({ ...s, params: JSON.parse(s.params) }))
+/** A bundled inventory tool as an OpenAI fine-tuning record's `tools` entry gives it (its schema as the inventory's). */
+const inventoryFunction = (name: string) => {
+  const inventory = JSON.parse(readFileSync(join(__dirname, "..", "data", "inventory", "finance-mcp.json"), "utf8"))
+  const tool = inventory.servers.flatMap((s: any) => s.tools).find((t: any) => t.name === name)
+  return { type: "function", function: { name, description: tool.description, parameters: tool.inputSchema } }
+}
 
 /** Bytes and mtime of a file, to show it was not modified. */
 const fingerprint = (file: string) => ({ bytes: readFileSync(file).toString("base64"), mtime: statSync(file).mtimeMs })
@@ -345,11 +351,12 @@ describe("enrich: ShareGPT chat logs (the repo copy of sample_data.json)", () =>
     "--resume --force goes on with the run's settings (a run made without the shown-schema check), not another input",
     async () => {
       // Every row is rejected by the check: before, the resumed run failed with "no usable row" before --force
-      // could plan the rows as the run did.
+      // could plan the rows as the run did. The made run's settings lack `shown_schemas` and `plan_leak`, as a run
+      // made before either existed (its one listed tool leaves a plan no distractor: --allow-plan-leak plans it).
       const input = newsLog([news])
       const server = await fake()
       const out = join(tmp(), "o.jsonl")
-      const made = await enrich([input, "--out", out, "--allow-schema-mismatch"], server)
+      const made = await enrich([input, "--out", out, "--allow-schema-mismatch", "--allow-plan-leak"], server)
       expect(made.status, made.stderr).toBe(0)
       const before = calls(server).length
       const resumed = await enrich([input, "--out", out, "--resume", "--force"], server)
@@ -586,11 +593,12 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     const r = await enrich([input, "--out", out], server)
     expect(r.status, r.stderr).toBe(0)
     expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 2])
+    // Row 1, kept as is, gives its plan away (its system message names only its plan's tool): not copied.
     const rows = readJsonl(out)
-    expect(rows.map((row: any) => [row.ability, row.extra_info.index])).toEqual([0, 1, 2, 3].map((i) => ["finance", i]))
-    expect(rows.map((row: any) => Object.keys(row).slice(5))).toEqual([0, 1, 2, 3].map(() => ["ability"]))
+    expect(rows.map((row: any) => [row.ability, row.extra_info.index])).toEqual([0, 2, 3].map((i) => ["finance", i]))
+    expect(rows.map((row: any) => Object.keys(row).slice(5))).toEqual([0, 2, 3].map(() => ["ability"]))
     expect(rows.map((row: any) => Object.keys(row.extra_info))).toEqual(
-      [0, 1, 2, 3].map(() => ["task_metadata", "index"])
+      [0, 2, 3].map(() => ["task_metadata", "index"])
     )
   })
 
@@ -598,8 +606,11 @@ describe("enrich: SkyRL rows and OpenAI message lists", () => {
     const server = await fake()
     const dir = tmp()
     const out = join(dir, "rows.jsonl")
-    const r = await enrich([SKYRL, "--out", out], server)
+    // Row 1's prompt gives its plan away (prompt/plan-leak): --allow-plan-leak copies it, with a warning (by
+    // default it is rejected: "enrich: a row whose prompt would give its plan away", below).
+    const r = await enrich([SKYRL, "--out", out, "--allow-plan-leak"], server)
     expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/WARN .*prompt\/plan-leak: 1 /)
     expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 2])
     const rows = readJsonl(out)
     expect(rows).toHaveLength(4)
@@ -870,17 +881,25 @@ describe("enrich: bad input", () => {
 })
 
 describe("enrich: --dry-run, --limit, --debug and repair", () => {
-  /** Rows: 0 planned, 1 kept as is (has a plan), 2 rejected, 3 planned, 4 planned, 5 planned. */
+  /**
+   * Rows: 0 planned, 1 kept as is (has a plan), 2 rejected, 3 planned, 4 planned, 5 planned, 6 rejected (its
+   * tools, two inventory tools, are too few for any plan that its prompt does not give away).
+   */
   const mixed = (dir: string): string => {
     const skyrl = readJsonl(join(FIXTURES, "enrich", "skyrl_rows.jsonl"))
     const file = join(dir, "mixed.jsonl")
     const rows = [
       { id: "a", messages: [{ role: "user", content: "Get the AAPL quote." }] },
-      skyrl[1],
+      skyrl[3],
       { id: "bad", messages: [{ role: "user", content: "" }] },
       { id: "b", messages: [{ role: "user", content: "Get the MSFT quote." }] },
       { id: "c", messages: [{ role: "user", content: "Get the AMZN quote." }] },
-      { id: "d", messages: [{ role: "user", content: "Get the META quote." }] }
+      { id: "d", messages: [{ role: "user", content: "Get the META quote." }] },
+      {
+        id: "few",
+        messages: [{ role: "user", content: "What is AAPL trading at, and what does the company do?" }],
+        tools: ["fmp_get_quote", "fmp_get_company_profile"].map(inventoryFunction)
+      }
     ]
     writeFileSync(file, rows.map((x) => JSON.stringify(x)).join("\n") + "\n")
     return file
@@ -897,10 +916,14 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(existsSync(join(dir, "raw_llm"))).toBe(false)
     expect(r.stdout).toMatch(/^row 0 \(id a\): plan \(openai; all inventory tools; 0 observed tool calls\)$/m)
     expect(r.stdout).toMatch(
-      /^row 1 \(id has-plan-1\): keep as is, already has a plan \(use --overwrite to plan it again\)$/m
+      /^row 1 \(id has-plan-3\): keep as is, already has a plan \(use --overwrite to plan it again\)$/m
     )
     expect(r.stdout).toMatch(/^row 2 \(id bad\): reject, .*mixed\.jsonl, row 2, messages\[0\]\.content: is empty$/m)
-    expect(r.stdout).toContain("planned 4, kept as is 1, rejected 1")
+    // Before (2026-12-05) it was planned, and its row written though `skyrl validate` fails it (prompt/plan-leak).
+    expect(r.stdout).toMatch(
+      /^row 6 \(id few\): reject, .*mixed\.jsonl, row 6, tools: the prompt's <tools> block lists too few tools for a prompt that does not give its plan away: even a plan of one of the 2 inventory tools it lists would fail `skyrl validate` \(prompt\/plan-leak: 1 distractor offered, at least 3 needed\); .*; use --allow-plan-leak to plan it anyway$/m
+    )
+    expect(r.stdout).toContain("planned 4, kept as is 1, rejected 2")
     expect(r.stdout).toContain("<<<USER_REQUEST\nGet the AAPL quote.\nUSER_REQUEST>>>")
   }, 30_000)
 
@@ -959,7 +982,7 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
     expect(r.status, r.stderr).toBe(0)
     expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 3])
     const rows = readJsonl(out)
-    expect(rows.map((x) => meta(x).source_id ?? x.reward_spec.ground_truth.task_id)).toEqual(["a", "has-plan-1", "b"])
+    expect(rows.map((x) => meta(x).source_id ?? x.reward_spec.ground_truth.task_id)).toEqual(["a", "has-plan-3", "b"])
     expect(readJsonl(`${out}.rejects.jsonl`).map((x) => x.row)).toEqual([2])
     const dry = await enrich([mixed(dir), "--out", out, "--limit", "3", "--dry-run"], server)
     expect(dry.stdout).toContain("planned 3, kept as is 1, rejected 1")
@@ -1038,22 +1061,79 @@ describe("enrich: --dry-run, --limit, --debug and repair", () => {
   }, 60_000)
 })
 
+describe("enrich: a row whose prompt would give its plan away is not written (prompt/plan-leak)", () => {
+  it(
+    "its sample fails at its first answer, with the reason in the rejects file; --allow-plan-leak writes it",
+    async () => {
+      // Before (2026-12-05): ENRICH_WARN_ONLY made every prompt/* finding a warning: row 0 was written, exit 0, and
+      // `skyrl validate` failed it (prompt/plan-leak: 2 distractors offered, at least 3 needed). Its record's tools,
+      // four inventory tools, are the source's: enrich cannot offer more, and the fake's plan uses two.
+      const server = await fake()
+      const dir = tmp()
+      const input = join(dir, "tools.jsonl")
+      const four = ["fmp_get_quote", "fmp_get_company_profile", "fmp_search_ticker", "fmp_get_market_gainers"]
+      const records = [
+        {
+          id: "tf-1",
+          messages: [{ role: "user", content: "What is AAPL trading at, and what does the company do?" }],
+          tools: four.map(inventoryFunction)
+        },
+        { id: "ok", messages: [{ role: "user", content: "Get the NVDA quote." }] }
+      ]
+      writeFileSync(input, records.map((x) => JSON.stringify(x)).join("\n") + "\n")
+      const out = join(dir, "rows.jsonl")
+      const r = await enrich([input, "--out", out], server)
+      expect(r.status, r.stderr).toBe(1)
+      expect(r.stderr).toMatch(/made 1 of 2 valid rows/)
+      // One call: no repair, no second attempt (another answer could only be a plan of fewer tools).
+      expect(calls(server).map((q) => sourceRowOf(q.body)).sort()).toEqual([0, 1])
+      expect(readJsonl(out).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["ok"])
+      const rejects = readJsonl(`${out}.rejects.jsonl`)
+      expect(rejects.map((x) => [x.index, x.attempt])).toEqual([[0, 1]])
+      expect(rejects[0].reasons).toEqual([
+        "prompt/plan-leak reward_spec.ground_truth.available_tools: 2 distractors offered, at least 3 needed",
+        "the prompt's tool list is the source's (enrich cannot offer more tools), and another answer could only be a " +
+        "plan of fewer tools than the model found the request needs; --allow-plan-leak writes such a row with a warning"
+      ])
+      const v = await runCli(["validate", out])
+      expect(v.status, v.stdout + v.stderr).toBe(0)
+
+      const lenient = join(dir, "lenient.jsonl")
+      const l = await enrich([input, "--out", lenient, "--allow-plan-leak"], server)
+      expect(l.status, l.stderr).toBe(0)
+      expect(readJsonl(lenient).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["tf-1", "ok"])
+      expect(l.stderr).toMatch(/WARN .*prompt\/plan-leak: 1 /)
+    },
+    60_000
+  )
+})
+
 describe("enrich: existing plans are checked before they are copied", () => {
-  it("a row whose plan the inventory refuses goes to the rejects file, not the output", async () => {
+  it("a row whose plan the inventory refuses, or whose prompt gives its plan away, goes to the rejects file", async () => {
     const server = await fake()
     const dir = tmp()
     const input = join(dir, "rows.jsonl")
     const rows = readJsonl(join(FIXTURES, "enrich", "skyrl_rows.jsonl"))
     const bad = JSON.parse(JSON.stringify(rows[1]))
     bad.reward_spec.ground_truth.tool_sequence[0].tool = "fmp_get_quote_v9"
-    writeFileSync(input, [rows[1], bad].map((r) => JSON.stringify(r)).join("\n") + "\n")
+    writeFileSync(input, [rows[1], bad, rows[3]].map((r) => JSON.stringify(r)).join("\n") + "\n")
     const out = join(dir, "out.jsonl")
     const r = await enrich([input, "--out", out], server)
     expect(r.status, r.stderr).toBe(0)
-    expect(readJsonl(out)).toEqual([withProvenanceDefaults(rows[1])])
+    expect(readJsonl(out).map((x) => x.reward_spec.ground_truth.task_id)).toEqual(["has-plan-3"])
     const rejects = readJsonl(`${out}.rejects.jsonl`)
-    expect(rejects).toHaveLength(1)
-    expect(JSON.stringify(rejects[0])).toContain("fmp_get_quote_v9")
+    expect(rejects.map((x) => [x.row, x.field])).toEqual([
+      [0, "prompt[0].content"],
+      [1, "reward_spec.ground_truth.tool_sequence[0].tool"]
+    ])
+    // Row 0's system message names its plan's one tool and no other (an old row: its offer is unknown). Before
+    // (2026-12-05) it was copied, exit 0, and `skyrl validate` failed the output (prompt/plan-leak).
+    expect(rejects[0].reason).toBe(
+      "the row has a plan, but its prompt gives it away (prompt/plan-leak: only the plan's 1 tool is offered (the " +
+        "inventory has 24 more) (tools read from the system message: the row has no available_tools)), which fails " +
+        "`skyrl validate`; use --overwrite to plan it again, or --allow-plan-leak to keep it as it is"
+    )
+    expect(JSON.stringify(rejects[1])).toContain("fmp_get_quote_v9")
     expect(calls(server)).toHaveLength(0)
   })
 })

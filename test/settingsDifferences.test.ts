@@ -27,12 +27,13 @@ describe("settingsDifferences", () => {
     const before = settingsFor(5, { command: "enrich", input: { ...input, list_offered_tools: true } })
     const now = settingsFor(5, {
       command: "enrich",
-      input: { ...input, list_offered_tools: true, shown_schemas: "checked" },
+      input: { ...input, list_offered_tools: true, shown_schemas: "checked", plan_leak: "rejected" },
       literals: "stated-v4",
       user_leaks: "repaired-v4"
     })
     expect(settingsDifferences(before, now)).toEqual([
       "input.shown_schemas: (none) in the run, checked now (resume with --allow-schema-mismatch)",
+      "input.plan_leak: (none) in the run, rejected now (resume with --allow-plan-leak)",
       "literals: (none) in the run, stated-v4 now (resume with --allow-unstated-literals)",
       "user_leaks: (none) in the run, repaired-v4 now (resume with --allow-tool-names-in-prompt)"
     ])

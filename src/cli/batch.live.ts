@@ -34,7 +34,8 @@ import {
   enrichRunInventory,
   enrichSampling,
   listOfferedToolsOf,
-  planEnrichment
+  planEnrichment,
+  rejectsPlanLeaksOf
 } from "../programs/enrich.js"
 import type { GenerateOptions } from "../programs/generate.js"
 import { generateSampling } from "../programs/generate.js"
@@ -192,7 +193,8 @@ const enrichOptionsOf = (run: BatchRun, file: string) =>
       overwrite: st.overwrite,
       baseInventory,
       listOfferedTools: listOfferedToolsOf(runSettings),
-      checkShownSchemas: checkShownSchemasOf(runSettings)
+      checkShownSchemas: checkShownSchemasOf(runSettings),
+      rejectPlanLeaks: rejectsPlanLeaksOf(runSettings)
     }).pipe(Effect.provide(StorageLive))
     return {
       ...(run.options as unknown as EnrichOptions),

@@ -18,6 +18,7 @@ import {
   listOfferedToolsOf,
   planEnrichment,
   PROMPT_SERVER,
+  rejectsPlanLeaksOf,
   rowLabel
 } from "../programs/enrich.js"
 import { rejectsFileText } from "../programs/sampling.js"
@@ -62,6 +63,7 @@ export interface EnrichCliOptions extends RunCliOptions {
   readonly inventoryFromPrompt: boolean
   readonly keepSystemMessage: boolean
   readonly allowSchemaMismatch: boolean
+  readonly allowPlanLeak: boolean
   readonly debug: boolean
 }
 
@@ -151,7 +153,8 @@ export const runEnrich = (options: EnrichCliOptions) => {
       overwrite: options.overwrite,
       baseInventory,
       listOfferedTools: options.keepSystemMessage ? undefined : { maxPromptTokens: rowSettings.maxPromptTokens },
-      checkShownSchemas: !options.allowSchemaMismatch
+      checkShownSchemas: !options.allowSchemaMismatch,
+      rejectPlanLeaks: !options.allowPlanLeak
     }).pipe(Effect.provide(StorageLive))
 
     const llmOpts: LlmOptions = options
@@ -280,7 +283,8 @@ const inputSettingsOf = (options: EnrichCliOptions, limit: number | undefined, s
   overwrite: options.overwrite,
   inventory_from_prompt: options.inventoryFromPrompt,
   ...(options.keepSystemMessage ? {} : { list_offered_tools: true as const }),
-  ...(options.allowSchemaMismatch ? {} : { shown_schemas: "checked" as const })
+  ...(options.allowSchemaMismatch ? {} : { shown_schemas: "checked" as const }),
+  ...(options.allowPlanLeak ? {} : { plan_leak: "rejected" as const })
 })
 
 /**
@@ -311,7 +315,7 @@ const planOfRun = (
     const sameReading = s.input?.limit === fresh.input?.limit && s.input?.overwrite === fresh.input?.overwrite &&
       s.input?.format === fresh.input?.format && s.max_prompt_tokens === fresh.max_prompt_tokens &&
       s.input?.list_offered_tools === fresh.input?.list_offered_tools &&
-      s.input?.shown_schemas === fresh.input?.shown_schemas
+      s.input?.shown_schemas === fresh.input?.shown_schemas && s.input?.plan_leak === fresh.input?.plan_leak
     if (sameReading) return plan
     return yield* planEnrichment({
       input: options.input,
@@ -320,7 +324,8 @@ const planOfRun = (
       overwrite: s.input?.overwrite ?? false,
       baseInventory,
       listOfferedTools: listOfferedToolsOf(s),
-      checkShownSchemas: checkShownSchemasOf(s)
+      checkShownSchemas: checkShownSchemasOf(s),
+      rejectPlanLeaks: rejectsPlanLeaksOf(s)
     }).pipe(Effect.provide(StorageLive))
   })
 

@@ -49,6 +49,12 @@ export const enrichCommand = Command.make(
         "types, defaults or allowed values (default: such a tool is not offered to plan with, so no plan teaches " +
         "params the prompt never shows)"
     ),
+    allowPlanLeak: switchFlag(
+      "allow-plan-leak",
+      "Plan and keep rows whose prompt gives the plan away (prompt/plan-leak: e.g. a <tools> block listing fewer " +
+        "than 3 tools besides the plan's), with a warning, as runs before 2026-12-05 did (default: reject them, " +
+        "since `skyrl validate` fails them)"
+    ),
     debug: switchFlag(
       "debug",
       "Debug logs for this run (per-row inventory and request size); the archive always keeps each full request and answer"

@@ -87,7 +87,15 @@ export class RunSettings extends Schema.Class<RunSettings>("RunSettings")({
      * types, defaults, allowed values) is not offered to plan with (the default). Absent: listed tools are
      * matched by name only (`--allow-schema-mismatch`, and runs made before the field existed).
      */
-    shown_schemas: Schema.optional(Schema.Literal("checked"))
+    shown_schemas: Schema.optional(Schema.Literal("checked")),
+    /**
+     * "rejected": a row whose prompt would give its plan away (`prompt/plan-leak` against the inventory file,
+     * e.g. a `<tools>` block that lists fewer than 3 tools besides the plan's) is not written: rejected before
+     * planning when no plan could avoid it, its sample failed when the plan made does not, and a row with a plan
+     * not copied (the default). Absent: such rows are written with a warning (`--allow-plan-leak`, and runs made
+     * before the field existed, whose fingerprint is unchanged).
+     */
+    plan_leak: Schema.optional(Schema.Literal("rejected"))
   })),
   /**
    * `--verify`: each accepted task's plan runs on the live MCP servers before it counts, and the tools

@@ -14,7 +14,8 @@
  *     line, in one atomic step, so two samples racing with the same prompt cannot both be accepted.
  * A failure the model can fix (a plan problem, a prompt over the token budget, a verification failure
  * with a repair message) is a `Repair`; one it cannot (a duplicate) is a `Reject`, which for a duplicate
- * carries what the sample's next request should avoid (the earliest accepted task it duplicates).
+ * carries what the sample's next request should avoid (the earliest accepted task it duplicates); one no
+ * other answer to the same request would escape (`finalRules`: enrich's plan leak) is a `final` Reject.
  */
 import { Effect, Either } from "effect"
 import { formatIssue } from "../domain/inventory.js"
@@ -60,6 +61,8 @@ export type Verdict =
     readonly avoid?: AvoidNote | undefined
     /** The reason concerns every sample (the run stops). */
     readonly stop?: boolean | undefined
+    /** No other answer to this request would do (`AcceptanceOptions.finalRules`): the sample fails now. */
+    readonly final?: boolean | undefined
   }
 
 export interface AcceptanceOptions<J> {
@@ -75,6 +78,12 @@ export interface AcceptanceOptions<J> {
   readonly checks: CheckOptions
   /** Rule-id prefixes that only warn (enrich keeps the source's prompts: their size and duplicates). */
   readonly warnOnly: ReadonlyArray<string>
+  /**
+   * Rule-id prefixes whose failure no answer to the same request can fix (enrich: `prompt/plan-leak`, where the
+   * tools a row offers are its source prompt's): the attempt is rejected with `hint` after its reasons, and the
+   * sample fails without a repair or another attempt. Undefined: none.
+   */
+  readonly finalRules?: { readonly prefixes: ReadonlyArray<string>; readonly hint: string } | undefined
   readonly verify?: VerifyHook<J> | undefined
   /** The near-duplicate gate's threshold (undefined: no gate). */
   readonly nearDuplicates?: { readonly threshold: number } | undefined
@@ -153,6 +162,10 @@ export const makeAcceptance = <J>(options: AcceptanceOptions<J>): Effect.Effect<
       const failing = blocking(findings)
       if (failing.length === 0) return undefined
       const reasons = failing.map(describeFinding)
+      const final = options.finalRules
+      if (final !== undefined && failing.some((f) => final.prefixes.some((p) => f.rule.startsWith(p)))) {
+        return { _tag: "Reject", reasons: [...reasons, final.hint], final: true }
+      }
       return failing.some((f) => NOT_REPAIRABLE.some((p) => f.rule.startsWith(p)))
         ? { _tag: "Reject", reasons }
         : { _tag: "Repair", reasons, message: checksRepair(failing) }

@@ -67,7 +67,7 @@ import {
   withinBudget,
   writeRun
 } from "./batchSubmit.js"
-import { ENRICH_WARN_ONLY } from "./enrich.js"
+import { enrichWarnOnly } from "./enrich.js"
 import type { Job, SamplingOptions, SamplingSummary } from "./sampling.js"
 import { runEngine, runSpecOf, sampleKey } from "./sampling.js"
 import { checkWrittenDataset } from "./validate.js"
@@ -726,10 +726,17 @@ const followUpBudget = (run: BatchRun, maxCostUsd: number | undefined, totals: L
 const checkCollected = <J extends Job>(base: SamplingOptions<J>) =>
   Effect.gen(function*() {
     const maxPromptTokens = base.runSettings.max_prompt_tokens
-    // Enrich keeps the source prompts verbatim (their size and duplicates are warnings); its plans were
-    // validated against each row's own inventory.
+    // Enrich keeps the source prompts verbatim (their size and duplicates are warnings); its plans are checked
+    // against the inventory file as the online run checks them (its Inventory service), none with
+    // --inventory-from-prompt (each row's own tools, validated at acceptance).
     if (base.command === "enrich") {
-      return yield* checkWrittenDataset(base.out, undefined, { warnOnly: ENRICH_WARN_ONLY, maxPromptTokens })
+      const inventory = base.runSettings.input?.inventory_from_prompt === true
+        ? undefined
+        : yield* (yield* Inventory).get
+      return yield* checkWrittenDataset(base.out, inventory, {
+        warnOnly: enrichWarnOnly(base.runSettings),
+        maxPromptTokens
+      })
     }
     return yield* checkWrittenDataset(base.out, yield* (yield* Inventory).get, { maxPromptTokens })
   })

@@ -20,14 +20,17 @@ import * as Inv from "../domain/inventory.js"
 import { isObject } from "../domain/json.js"
 import type { SkyRLRow } from "../domain/row.js"
 import type { RejectRecord, RunSettings } from "../domain/run.js"
+import { plural } from "../domain/words.js"
 import type { InventoryApi } from "../services/Inventory.js"
 import { Inventory, makeInventory } from "../services/Inventory.js"
 import { rowFormatOf, Storage } from "../services/Storage.js"
+import { leakInputOf } from "../skyrl/checks.js"
 import { toolFreePromptTokens } from "../skyrl/convert.js"
 import type { EnrichRequestSpec } from "../skyrl/enrichPrompt.js"
 import { renderEnrichInstructions, renderEnrichRequest } from "../skyrl/enrichPrompt.js"
 import { decodeRow, type OwnColumns } from "../skyrl/layout.js"
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
+import { planLeak } from "../skyrl/promptLeak.js"
 import type { RecordResult } from "../skyrl/records.js"
 import { recordsOf } from "../skyrl/records.js"
 import { shownConflicts } from "../skyrl/shownSchemas.js"
@@ -42,8 +45,33 @@ import { checkWrittenDataset } from "./validate.js"
 /** The server name of tools taken from a prompt's `<tools>` block (--inventory-from-prompt). */
 export const PROMPT_SERVER = Inv.PROMPT_SERVER
 
-/** Row checks that only warn for enrich: the prompts are the source's (their size, duplicates among them). */
-export const ENRICH_WARN_ONLY: ReadonlyArray<string> = ["prompt/", "duplicate/"]
+/**
+ * Row checks that only warn for enrich: they judge the source's prompt text, which enrich keeps as it is (its
+ * size; identical, normalized-identical and near-duplicate prompts, and so the same plan for them). What enrich
+ * decides itself, the plan, the tools a row offers and its task_id (`prompt/plan-leak`, `duplicate/task-id`), is
+ * judged as `skyrl validate` judges it (`enrichWarnOnly`: `--allow-plan-leak` makes a leak a warning again).
+ */
+export const ENRICH_WARN_ONLY: ReadonlyArray<string> = [
+  "prompt/too-long",
+  "duplicate/prompt",
+  "duplicate/near-prompt",
+  "duplicate/similar-prompt",
+  "duplicate/same-plan"
+]
+
+/** The rule an enrich run rejects rows for unless `--allow-plan-leak`: the prompt gives the plan away. */
+const PLAN_LEAK = "prompt/plan-leak"
+
+/**
+ * Whether a run's rows must not give their plan away (`input.plan_leak: "rejected"`, the default): absent in
+ * runs made with `--allow-plan-leak` and before the setting existed, which wrote such rows with a warning.
+ */
+export const rejectsPlanLeaksOf = (settings: Pick<RunSettings, "input">): boolean =>
+  settings.input?.plan_leak === "rejected"
+
+/** The rules that only warn in an enrich run with these settings (`ENRICH_WARN_ONLY`, and a leak when allowed). */
+export const enrichWarnOnly = (settings: Pick<RunSettings, "input">): ReadonlyArray<string> =>
+  rejectsPlanLeaksOf(settings) ? ENRICH_WARN_ONLY : [...ENRICH_WARN_ONLY, PLAN_LEAK]
 
 export interface EnrichJob {
   /** The 0-based row index in the source file (also the sample index of the run). */
@@ -108,6 +136,12 @@ export interface PlanOptions {
   readonly listOfferedTools?: { readonly maxPromptTokens: number } | undefined
   /** Offer no listed tool whose shown schema differs from the inventory's (false: match by name only). */
   readonly checkShownSchemas?: boolean | undefined
+  /**
+   * Reject a row whose prompt would give its plan away (`prompt/plan-leak` against the inventory file): one
+   * whose `<tools>` block lists too few tools for any plan, and a row with a plan that would be kept as is.
+   * False (`--allow-plan-leak`): such rows are planned and kept, and the leak is a warning.
+   */
+  readonly rejectPlanLeaks?: boolean | undefined
 }
 
 /** `PlanOptions.checkShownSchemas` of a run's settings. */
@@ -322,6 +356,18 @@ const existingPlan = (index: number, source: SourcePrompt, value: unknown, optio
       }`
     })
   }
+  const leak = options.baseInventory === undefined || options.rejectPlanLeaks !== true
+    ? undefined
+    : keptRowLeak(options.baseInventory.inventory, row.right)
+  if (leak !== undefined) {
+    return reject({
+      index,
+      id,
+      field: leak.field,
+      reason: `the row has a plan, but its prompt gives it away (${PLAN_LEAK}: ${leak.message}), which fails ` +
+        "`skyrl validate`; use --overwrite to plan it again, or --allow-plan-leak to keep it as it is"
+    })
+  }
   return {
     _tag: "skip",
     skip: {
@@ -332,6 +378,23 @@ const existingPlan = (index: number, source: SourcePrompt, value: unknown, optio
       reason: "already has a plan (use --overwrite to plan it again)"
     }
   }
+}
+
+/**
+ * `prompt/plan-leak` of a row as it would be copied, read as `skyrl validate` reads the row on disk
+ * (`leakInputOf`; the decoded row holds the same values, its task_metadata parsed), with the field validate
+ * names; undefined when its prompt does not give the plan away.
+ */
+const keptRowLeak = (
+  inventory: Inv.Inventory,
+  row: SkyRLRow
+): { readonly field: string; readonly message: string } | undefined => {
+  const gt = row.reward_spec.ground_truth
+  const input = leakInputOf(row.prompt, { available_tools: gt.available_tools }, row.extra_info.task_metadata)
+  const message = planLeak(inventory, { ...input, plan: gt.tool_sequence })
+  if (message === undefined) return undefined
+  const known = input.availableTools !== undefined && input.availableTools.length > 0
+  return { field: known ? "reward_spec.ground_truth.available_tools" : "prompt[0].content", message }
 }
 
 /** --inventory-from-prompt: the row's own <tools> block is its inventory. */
@@ -417,6 +480,22 @@ const withListedTools = (
       () => makeInventory(new Inv.Inventory({ servers }), base.source)
     )
     if (Either.isLeft(narrowed)) return reject({ index, id: source.id, field: "", reason: narrowed.left.message })
+    const leak = all || context.options.rejectPlanLeaks !== true
+      ? undefined
+      : planLeak(base.inventory, { system: source.system, availableTools: offered, plan: offered.slice(0, 1) })
+    if (leak !== undefined) {
+      // The fewer tools a plan uses, the more distractors its row offers: a plan of one listed tool is the best
+      // case, so when it leaks every plan does, and no model call is paid for the row.
+      return reject({
+        index,
+        id: source.id,
+        field: source.systemField ?? "",
+        reason: `the prompt's <tools> block lists too few tools for a prompt that does not give its plan away: even ` +
+          `a plan of one of the ${plural(offered.length, "inventory tool")} it lists would fail \`skyrl validate\` ` +
+          `(${PLAN_LEAK}: ${leak}); enrich keeps the tools a source lists as they are, so it cannot offer more; ` +
+          "use --allow-plan-leak to plan it anyway"
+      })
+    }
     return job({
       index,
       source,
@@ -603,9 +682,9 @@ export const enrichProgram = (options: EnrichOptions) =>
     )
     // The same checks as `skyrl validate` on what was written (plans against the inventory file when there
     // is one). Prompt size and duplicate prompts come from the source text, which enrich must not change:
-    // they are warned about, not failed on.
+    // they are warned about, not failed on (and a leak, in a run that allows it).
     yield* checkWrittenDataset(options.out, options.baseInventory?.inventory, {
-      warnOnly: ENRICH_WARN_ONLY,
+      warnOnly: enrichWarnOnly(options.runSettings),
       maxPromptTokens: options.runSettings.max_prompt_tokens
     })
     return summary
@@ -649,7 +728,20 @@ export const enrichSampling = (options: EnrichOptions): SamplingOptions<EnrichJo
     jobMetadata: enrichMetadata(plan.input, options.baseInventory?.source ?? PROMPT_SERVER),
     // The prompts are the source's, which enrich must not change: their size and duplicates only warn
     // (near-duplicates too: the gate logs them, the prompt stays as given).
-    warnOnly: ENRICH_WARN_ONLY,
+    warnOnly: enrichWarnOnly(options.runSettings),
+    // Plans are judged against the inventory file as `skyrl validate` judges them (the job's own inventory
+    // is narrowed to the tools its prompt lists: a leak is counted against the whole).
+    checksInventory: options.baseInventory?.inventory,
+    // A row whose prompt's tools (the source's) are too few for its plan: a repair or another attempt could
+    // only pick a plan of fewer tools than the model judged the task needs, so the sample fails at once.
+    finalRules: rejectsPlanLeaksOf(options.runSettings)
+      ? {
+        prefixes: [PLAN_LEAK],
+        hint: "the prompt's tool list is the source's (enrich cannot offer more tools), and another answer could " +
+          "only be a plan of fewer tools than the model found the request needs; --allow-plan-leak writes such a " +
+          "row with a warning"
+      }
+      : undefined,
     nearDuplicates: { threshold: DEFAULT_NEAR_DUP_THRESHOLD },
     maxPromptTokens: options.runSettings.max_prompt_tokens,
     passthrough: plan.skipped.map((s) => ({ index: s.index, row: s.row })),

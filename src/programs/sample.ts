@@ -411,7 +411,8 @@ export const attempt = Effect.fnUntraced(function*<J extends Job>(
     }
     return {
       _tag: "Rejected",
-      reject: reject(verdict.reasons, called.file, verdict._tag === "Reject" ? verdict.avoid : undefined)
+      reject: reject(verdict.reasons, called.file, verdict._tag === "Reject" ? verdict.avoid : undefined),
+      final: verdict._tag === "Reject" && verdict.final === true
     } as const
   }
   return yield* Effect.dieMessage("unreachable: an attempt ends within two rounds")
@@ -476,6 +477,8 @@ export const sample = Effect.fnUntraced(function*<J extends Job>(
       tally.current = { ...tally.current, rejects: [...tally.current.rejects, r] }
       yield* Effect.logWarning(`sample ${job.index + 1} attempt ${r.attempt} rejected: ${r.reasons.join("; ")}`)
     }
+    // A reject no other answer to the request would escape (AcceptanceOptions.finalRules): no further attempt.
+    if (outcome._tag === "Rejected" && "final" in outcome && outcome.final) break
     if (outcome._tag === "Stopped") {
       stopped = outcome.reason
       if (outcome.unanswered === true) {

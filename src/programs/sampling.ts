@@ -39,7 +39,7 @@ import { decodeRow, encodeRow, type OwnColumns, withColumns } from "../skyrl/lay
 import { DEFAULT_NEAR_DUP_THRESHOLD } from "../skyrl/nearDup.js"
 import type { PlanStep } from "../skyrl/planValidation.js"
 import type { PromptReading } from "../skyrl/promptReading.js"
-import type { VerifyHook } from "./acceptance.js"
+import type { AcceptanceOptions, VerifyHook } from "./acceptance.js"
 import { makeAcceptance } from "./acceptance.js"
 import type { RunContext } from "./sample.js"
 import { callsInFlight, sample, stopWaitingCalls } from "./sample.js"
@@ -83,6 +83,14 @@ export interface SamplingOptions<J extends Job> {
   readonly onSampleDone?: (job: J, outcome: SampleOutcome) => Effect.Effect<void>
   /** Row-check rule prefixes that only warn (enrich: the source's prompt size and duplicates). */
   readonly warnOnly?: ReadonlyArray<string>
+  /**
+   * The inventory the row checks judge plans against (the plan rules, `prompt/plan-leak`) where it is not the
+   * Inventory service's: enrich's inventory file (undefined: none, as with --inventory-from-prompt). generate
+   * judges against its catalogue.
+   */
+  readonly checksInventory?: Inv.Inventory | undefined
+  /** Rules whose failure ends the sample at once, without a repair or another attempt (`AcceptanceOptions`). */
+  readonly finalRules?: AcceptanceOptions<J>["finalRules"]
   /** Rules that are errors at acceptance although warnings in files (a repair when the model can fix them). */
   readonly errorRules?: ReadonlyArray<string>
   /** How the row checks read a prompt's stated literals (default: the current reading). */
@@ -246,7 +254,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
       },
       maxTools: options.maxTools,
       checks: {
-        inventory: options.command === "generate" ? inventory.inventory : undefined,
+        inventory: options.command === "generate" ? inventory.inventory : options.checksInventory,
         ...(options.maxPromptTokens === undefined ? {} : { maxPromptTokens: options.maxPromptTokens }),
         promptReading: options.promptReading,
         // A model that labels its task's complexity is asked to make the label fit the plan (files only warn).
@@ -256,6 +264,7 @@ const makeContext = <J extends Job>(options: SamplingOptions<J>) =>
         }
       },
       warnOnly: options.warnOnly ?? [],
+      finalRules: options.finalRules,
       verify: options.verify,
       nearDuplicates: options.nearDuplicates
     })

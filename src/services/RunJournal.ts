@@ -109,6 +109,7 @@ export const settingsHere = (
  */
 const FLAG_OF_ABSENT: Readonly<Record<string, string>> = {
   "input.shown_schemas": "--allow-schema-mismatch",
+  "input.plan_leak": "--allow-plan-leak",
   "input.list_offered_tools": "--keep-system-message",
   literals: "--allow-unstated-literals",
   user_leaks: "--allow-tool-names-in-prompt"
