@@ -121,7 +121,6 @@ import type { PromptReading } from "./promptReading.js"
 import { readsAsOf } from "./promptReading.js"
 import { chatPromptTokens, DEFAULT_MAX_PROMPT_TOKENS } from "./promptTokens.js"
 import { danglingRefOf, refLoopOf } from "./refLoop.js"
-import type { OfferedName } from "./shownSchemas.js"
 import { shownConflicts, shownUnoffered } from "./shownSchemas.js"
 import type { ToolsBlock } from "./sources.js"
 import { findToolsBlock, toolNamesOf } from "./sources.js"
@@ -617,12 +616,18 @@ export const leakInputOf = (
     ? first.content
     : undefined
   // The plan's tools filled in for an unknown offer say nothing about the prompt: read the system message.
-  const offerKnown = !(isObject(metadata) && metadata.available_tools_source === "plan")
+  return { system, availableTools: offeredToolsOf(gt, metadata) }
+}
+
+/**
+ * The tools a row offers (`available_tools`, its entries that are tool references), or undefined when the offer is
+ * unknown: none listed, or the plan's tools filled in for an older row (`available_tools_source: "plan"`).
+ */
+const offeredToolsOf = (gt: Json, metadata: unknown): ReadonlyArray<OfferedTool> | undefined => {
+  if (isObject(metadata) && metadata.available_tools_source === "plan") return undefined
   const listed: unknown = gt.available_tools
-  const availableTools = offerKnown && Array.isArray(listed)
-    ? listed.every(isToolRef) ? listed as ReadonlyArray<OfferedTool> : listed.filter(isToolRef)
-    : undefined
-  return { system, availableTools }
+  if (!Array.isArray(listed)) return undefined
+  return listed.every(isToolRef) ? listed as ReadonlyArray<OfferedTool> : listed.filter(isToolRef)
 }
 
 /**
@@ -1665,10 +1670,8 @@ export class DatasetChecker {
   ): void {
     const names = shown.names
     if (names.length === 0) return
-    const listed: unknown = gt.available_tools
-    if (!Array.isArray(listed) || listed.length === 0) return
-    if (isObject(metadata) && metadata.available_tools_source === "plan") return
-    const offered: ReadonlyArray<OfferedName> = listed.every(isToolRef) ? listed : listed.filter(isToolRef)
+    const offered = offeredToolsOf(gt, metadata)
+    if (offered === undefined || offered.length === 0) return
     const unoffered = shownUnoffered(names, offered, steps ?? [])
     if (unoffered.length === 0) return
     const listedNames = unoffered.slice(0, 5).map((u) =>
