@@ -8,18 +8,9 @@
 import { describe, expect, it } from "vitest"
 import { promptReadingOf } from "../src/programs/generate.js"
 import { settingsDifferences } from "../src/services/RunJournal.js"
-import { systemLeak, userLeak } from "../src/skyrl/promptLeak.js"
-import type { PromptReading } from "../src/skyrl/promptReading.js"
+import { systemLeak } from "../src/skyrl/promptLeak.js"
 import { settingsFor } from "./support/engine.js"
-
-const plan = [
-  { step: 1, server: "fmp", tool: "fmp_get_quote", params: { symbol: "AAPL" } },
-  { step: 2, server: "polygon", tool: "polygon_get_news", params: { ticker: "AAPL", limit: 3 } }
-]
-/** The part of `userLeak`'s answer that names tools, or undefined. */
-const named = (user: string, reading?: PromptReading): string | undefined =>
-  userLeak(user, plan, reading)?.replace(/: the policy is told the plan instead of choosing it$/, "").split("; ")
-    .filter((p) => p.startsWith("names the plan's")).join("; ") || undefined
+import { named, plan } from "./support/userLeak.js"
 
 describe("prompt/user-names-tool: sentence ends and invisible characters in a typo", () => {
   it("a sentence's end between the server's name and the words does not join them", () => {
